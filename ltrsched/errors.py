@@ -1,0 +1,14 @@
+"""Errors that the CLI reports as one line with exit code 2."""
+
+
+class UserError(Exception):
+    """Bad input from the user (file, option, name). The CLI prints ``error: <message>`` and exits 2."""
+
+
+class MissingDependencyError(UserError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+    def __init__(self, package: str, extra: str):
+        super().__init__(f"{package} is not installed; install it with: pip install 'ltrsched[{extra}]'")
+        self.package = package
+        self.extra = extra

@@ -1,0 +1,15 @@
+"""Scheduling policies (pure Python + numpy; no simulator or vLLM imports).
+
+Public API: :class:`Policy`, :class:`LiveView`, :class:`RequestState`, :func:`make_policy`,
+:func:`register`, :func:`available`, and the one batch-forming rule set :func:`form_batch`.
+"""
+
+from ltrsched.policies.base import LIVE_COLUMNS, LiveView, Policy, RequestState, order_by
+from ltrsched.policies.batching import BatchLimits, BatchPlan, form_batch
+from ltrsched.policies.registry import available, load_plugin, make_policy, register
+
+__all__ = [
+    "LIVE_COLUMNS", "LiveView", "Policy", "RequestState", "order_by",
+    "BatchLimits", "BatchPlan", "form_batch",
+    "available", "load_plugin", "make_policy", "register",
+]

@@ -1,0 +1,152 @@
+"""The policy interface: what a scheduling policy sees each step and what it returns.
+
+A policy is pure Python (+ numpy). It never imports the simulator or vLLM, so the same object runs in
+``ltrsched.sim`` and inside the vLLM engine adapter (``ltrsched.engine``).
+
+Every scheduling step the host (simulator or engine) builds a :class:`LiveView` of the live requests
+(arrived, not finished) and calls :meth:`Policy.rank`. The returned order is the *competition order*:
+``ltrsched.policies.batching.form_batch`` takes the longest prefix of it that fits the token budget,
+the sequence cap and the KV cache, and preempts from the tail of it under memory pressure.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+
+
+class RequestState(IntEnum):
+    """Where a live request is, as seen at the start of a step."""
+
+    WAITING = 0  # no KV on the GPU (new, or preempted by recompute)
+    RUNNING = 1  # ran in the previous step; its KV is on the GPU
+    PAUSED = 2  # KV kept on the GPU but left out of the previous step's batch
+    SWAPPED = 3  # KV moved to host memory (preempted by swap)
+
+
+#: Columns every LiveView holds (one entry per live request). Units in brackets.
+LIVE_COLUMNS: dict[str, str] = {
+    "request_id": "int64: stable id of the request (workload row id)",
+    "arrival_time": "float64 [s]: when the request arrived",
+    "prompt_tokens": "int64 [tokens]: prompt length",
+    "output_tokens": "int64 [tokens]: true output length (oracle policies only!)",
+    "generated_tokens": "int64 [tokens]: output tokens produced so far",
+    "computed_tokens": "int64 [tokens]: tokens whose KV is computed (prompt + output)",
+    "state": "int8: RequestState",
+    "idle_steps": "int64 [steps]: consecutive steps left out of the batch (0 if it ran last step)",
+    "run_time": "float64 [s]: sum of the durations of the steps it ran in",
+    "score": "float64: predictor score, higher = shorter expected output (NaN if none)",
+    "po_estimate": "float64 [tokens]: the model's own output-length estimate (NaN if none)",
+    "predicted_length": "float64 [tokens]: a predicted output length, e.g. a class bucket (NaN if none)",
+}
+
+
+class LiveView:
+    """Public state of the live requests at one scheduling step.
+
+    Columns (see :data:`LIVE_COLUMNS`) are numpy arrays aligned with each other, one entry per live
+    request, in no particular order. ``view.score`` etc. index the host's arrays lazily, so a policy
+    pays only for the columns it reads.
+
+    Args:
+        columns: column name -> array over *all* requests the host tracks.
+        index: positions of the live requests in those arrays (None: all of them).
+        now: simulated or wall time of the step [s].
+        step: index of the scheduling step (0, 1, ...).
+    """
+
+    __slots__ = ("_columns", "_index", "_cache", "now", "step")
+
+    def __init__(self, columns: Mapping[str, np.ndarray], index: np.ndarray | None, now: float, step: int):
+        self._columns = columns
+        self._index = index
+        self._cache: dict[str, np.ndarray] = {}
+        self.now = float(now)
+        self.step = int(step)
+
+    def __len__(self) -> int:
+        if self._index is None:
+            return len(next(iter(self._columns.values())))
+        return len(self._index)
+
+    def column(self, name: str) -> np.ndarray:
+        """The named column for the live requests (read-only by convention)."""
+        arr = self._cache.get(name)
+        if arr is None:
+            try:
+                full = self._columns[name]
+            except KeyError:
+                raise AttributeError(f"LiveView has no column {name!r}; columns: {sorted(self._columns)}") from None
+            arr = full if self._index is None else full[self._index]
+            self._cache[name] = arr
+        return arr
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self.column(name)
+
+    @property
+    def remaining_tokens(self) -> np.ndarray:
+        """True output tokens still to generate (oracle information)."""
+        return self.column("output_tokens") - self.column("generated_tokens")
+
+
+def order_by(*keys: np.ndarray) -> np.ndarray:
+    """Positions sorted by ``keys`` ascending, the *first* key most significant (stable).
+
+    ``order_by(bucket, arrival)`` sorts by bucket, ties by arrival. Unlike ``np.lexsort`` the primary key
+    comes first.
+    """
+    return np.lexsort(keys[::-1])
+
+
+class Policy:
+    """Base class of scheduling policies.
+
+    Subclasses implement :meth:`rank`. Optional hooks receive the host's events. A policy keeps any
+    per-request memory keyed by ``request_id``; it must not assume ids are dense or small.
+
+    Class attributes:
+        name: registry name (spec strings are ``name`` or ``name:key=value,...``).
+        needs: LiveView columns that must hold real values (not NaN) for the policy to work, e.g.
+            ``("score",)``. Hosts check this before a run and say which command produces them.
+        extra_output_tokens: tokens the policy adds to every request's output (PO's self-estimate).
+    """
+
+    name: ClassVar[str] = "policy"
+    needs: ClassVar[tuple[str, ...]] = ()
+    extra_output_tokens: ClassVar[int] = 0
+
+    def rank(self, view: LiveView) -> np.ndarray:
+        """Return the competition order: a permutation of ``range(len(view))``, best first."""
+        raise NotImplementedError
+
+    def prepare(self, requests: Mapping[str, np.ndarray]) -> None:
+        """Called once before a run with the whole workload (columns ``request_id``, ``arrival_time``,
+        ``prompt_tokens``, ``output_tokens`` and any of ``score``/``po_estimate``/``predicted_length``),
+        e.g. to derive scores. Must reset any state from an earlier run."""
+
+    def on_arrival(self, request_ids: np.ndarray, now: float) -> None:
+        """Requests ``request_ids`` arrived at ``now`` [s] (called before the step that first sees them)."""
+
+    def on_step(self, view: LiveView, scheduled: np.ndarray, step_time: float) -> None:
+        """A step ran. ``scheduled`` is a bool mask aligned with ``view`` (the view ``rank`` got) of the
+        requests in the batch; ``step_time`` is the step's duration [s]."""
+
+    def on_finish(self, request_ids: np.ndarray, now: float) -> None:
+        """Requests ``request_ids`` finished at ``now`` [s]."""
+
+    def describe(self) -> dict[str, Any]:
+        """Name and parameters, for result files."""
+        params = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        return {"policy": self.name, **params}
+
+    def spec(self) -> str:
+        """A spec string that recreates this policy."""
+        params = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        if not params:
+            return self.name
+        return self.name + ":" + ",".join(f"{k}={v}" for k, v in params.items())

@@ -1,0 +1,166 @@
+"""The batch-forming rules: the one place where a ranking becomes a step's batch.
+
+Both the simulator (``ltrsched.sim``) and the vLLM adapter (``ltrsched.engine``) call
+:func:`form_batch`; neither re-implements any part of it.
+
+Semantics (the paper's reference implementation, iteration-level like vLLM with chunked prefill):
+
+1. All live requests (waiting, running, paused, swapped) compete in the policy's order.
+2. The batch is the longest prefix of that order that fits ``max_num_seqs`` sequences and
+   ``max_num_batched_tokens`` tokens. A decode costs 1 token; a prompt (or a recompute) costs its
+   uncomputed tokens, chunked to the budget left (with chunked prefill) so the request at the edge of
+   the prefix may run a partial chunk. Without chunked prefill a prompt that does not fit ends the prefix.
+3. KV memory, in blocks of ``block_size`` tokens: a batch member needs
+   ``ceil((computed + new) / block_size)`` blocks after the step; a resident request left out of the
+   batch (paused) keeps its blocks. If that is more than the GPU holds, the prefix is first cut where
+   its own blocks no longer fit, then the lowest-ranked residents outside the batch are preempted
+   (swapped out or recomputed, the host decides) until the rest fits.
+4. Watermark: when the batch admits a request without KV on the GPU (waiting or swapped), at least
+   ``watermark_blocks`` blocks must stay free, as vLLM keeps them to avoid thrashing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    """Per-step limits.
+
+    Attributes:
+        max_num_batched_tokens: token budget of one step [tokens] (paper: 768 with chunked prefill).
+        max_num_seqs: sequence cap of one step [sequences] (paper: 256).
+        num_gpu_blocks: KV-cache capacity [blocks].
+        block_size: tokens per KV block [tokens].
+        watermark_blocks: blocks kept free when admitting a request without KV on the GPU [blocks].
+        chunked_prefill: split prompts across steps to fill the token budget.
+    """
+
+    max_num_batched_tokens: int = 768
+    max_num_seqs: int = 256
+    num_gpu_blocks: int = 1 << 30
+    block_size: int = 16
+    watermark_blocks: int = 0
+    chunked_prefill: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("max_num_batched_tokens", "max_num_seqs", "num_gpu_blocks", "block_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.watermark_blocks < 0 or self.watermark_blocks >= self.num_gpu_blocks:
+            raise ValueError(f"watermark_blocks must be in [0, num_gpu_blocks), got {self.watermark_blocks}")
+
+    def blocks_for(self, tokens: np.ndarray | int) -> np.ndarray | int:
+        """KV blocks that hold ``tokens`` tokens."""
+        return -(-np.asarray(tokens) // self.block_size) if isinstance(tokens, np.ndarray) else -(-tokens // self.block_size)
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """The outcome of one step's batch formation. Positions index the arrays given to :func:`form_batch`.
+
+    Attributes:
+        batch: positions of the requests that run this step, in rank order.
+        num_new_tokens: tokens each batch member computes this step (aligned with ``batch``).
+        evict: positions of resident requests to preempt before the step, lowest-ranked first.
+        blocks_in_use: GPU KV blocks held after the step (batch members + residents kept) [blocks].
+    """
+
+    batch: np.ndarray
+    num_new_tokens: np.ndarray
+    evict: np.ndarray
+    blocks_in_use: int
+
+    @property
+    def num_batched_tokens(self) -> int:
+        return int(self.num_new_tokens.sum())
+
+
+_EMPTY = np.zeros(0, dtype=np.int64)
+
+
+def form_batch(
+    order: np.ndarray,
+    pending_tokens: np.ndarray,
+    computed_tokens: np.ndarray,
+    resident: np.ndarray,
+    limits: BatchLimits,
+) -> BatchPlan:
+    """Form one step's batch from a competition order.
+
+    Args:
+        order: positions of the live requests, best first (a permutation, as ``Policy.rank`` returns).
+        pending_tokens: tokens each request would compute if scheduled: its uncomputed prompt (or
+            recompute) tokens, or 1 for a decode [tokens]; >= 1.
+        computed_tokens: tokens whose KV the request has (on GPU or host) [tokens].
+        resident: whether the request's KV is on the GPU now (running or paused).
+        limits: the step's limits.
+
+    Returns:
+        The :class:`BatchPlan`. It is empty only if ``order`` is empty.
+
+    Raises:
+        ValueError: if the best-ranked request alone can never fit the KV cache (hosts reject such
+        requests before a run, so this signals a bug rather than a slow step).
+    """
+    n = len(order)
+    if n == 0:
+        return BatchPlan(_EMPTY, _EMPTY, _EMPTY, 0)
+    order = np.asarray(order, dtype=np.int64)
+    bs = limits.block_size
+    budget = limits.max_num_batched_tokens
+
+    # --- 2. token budget and sequence cap: the longest prefix that fits --------------------------------
+    wanted = pending_tokens[order]
+    cum = np.cumsum(wanted)
+    before = cum - wanted  # tokens used by better-ranked requests
+    if limits.chunked_prefill:
+        k = int(np.searchsorted(before, budget, side="left"))  # members start with budget left
+        k = min(k, limits.max_num_seqs)
+        take = wanted[:k].copy()
+        if k:
+            take[-1] = min(take[-1], budget - before[k - 1])
+    else:
+        k = int(np.searchsorted(cum, budget, side="right"))  # members fit whole
+        k = min(k, limits.max_num_seqs)
+        take = wanted[:k]
+    batch = order[:k]
+
+    # --- 3./4. KV blocks: cut the prefix where it cannot fit, then evict from the tail -----------------
+    cap = limits.num_gpu_blocks
+    wm = limits.watermark_blocks
+    is_res = resident[batch]
+    need = -(-(computed_tokens[batch] + take) // bs)
+    need_cum = np.cumsum(need)
+    admits_new = np.maximum.accumulate(~is_res) if k else is_res
+    limit = np.where(admits_new, cap - wm, cap)
+    over = np.flatnonzero(need_cum > limit)
+    if len(over):
+        k = int(over[0])
+        if k == 0:
+            raise ValueError(
+                f"request at position {int(batch[0])} needs {int(need[0])} KV blocks, more than the "
+                f"{cap - wm} usable; it can never run"
+            )
+        batch, take, need_cum, admits_new = batch[:k], take[:k], need_cum[:k], admits_new[:k]
+    used_by_batch = int(need_cum[-1]) if k else 0
+    target = cap - wm if (k and admits_new[-1]) else cap
+
+    in_batch = np.zeros(len(pending_tokens), dtype=bool)
+    in_batch[batch] = True
+    rest = order[k:]
+    others = rest[resident[rest] & ~in_batch[rest]][::-1]  # residents outside the batch, lowest-ranked first
+    held = -(-computed_tokens[others] // bs)
+    held_cum = np.cumsum(held)
+    total_held = int(held_cum[-1]) if len(others) else 0
+    deficit = used_by_batch + total_held - target
+    if deficit > 0:
+        n_evict = int(np.searchsorted(held_cum, deficit, side="left")) + 1
+        evict = others[:n_evict]
+        total_held -= int(held_cum[n_evict - 1])
+    else:
+        evict = _EMPTY
+    return BatchPlan(batch, np.asarray(take, dtype=np.int64), evict, used_by_batch + total_held)

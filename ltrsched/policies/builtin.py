@@ -1,0 +1,3 @@
+"""Imports every built-in policy module so that each registers itself."""
+
+from ltrsched.policies import fcfs, srtf  # noqa: F401

@@ -1,0 +1,16 @@
+"""First come, first served: order by arrival time (ties by request id)."""
+
+import numpy as np
+
+from ltrsched.policies.base import LiveView, Policy, order_by
+from ltrsched.policies.registry import register
+
+
+@register
+class FCFS(Policy):
+    """Earliest arrival first. With the host's batch rules this is vLLM's default behaviour."""
+
+    name = "fcfs"
+
+    def rank(self, view: LiveView) -> np.ndarray:
+        return order_by(view.arrival_time, view.request_id)

@@ -1,0 +1,156 @@
+"""Policy registry and spec strings (``name`` or ``name:key=value,key=value``).
+
+Register a policy with the :func:`register` decorator. Constructor keyword arguments are the spec's
+parameters; their annotations (int, float, bool, str) say how a value is parsed. Policies in other
+files are found through the ``ltrsched.policies`` entry-point group, or by naming a module / ``.py``
+file in the ``LTRSCHED_PLUGINS`` environment variable (``os.pathsep``-separated) or ``--plugin``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+import typing
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+from ltrsched.errors import UserError
+from ltrsched.policies.base import Policy
+
+_REGISTRY: dict[str, type[Policy]] = {}
+_BUILTINS_LOADED = False
+_PLUGINS_LOADED: set[str] = set()
+
+
+def register(cls: type[Policy]) -> type[Policy]:
+    """Class decorator: make ``cls`` available under ``cls.name``."""
+    if not (isinstance(cls, type) and issubclass(cls, Policy)):
+        raise TypeError("register() takes a Policy subclass")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_builtins() -> None:
+    global _BUILTINS_LOADED
+    if _BUILTINS_LOADED:
+        return
+    _BUILTINS_LOADED = True
+    importlib.import_module("ltrsched.policies.builtin")
+    try:
+        eps = metadata.entry_points(group="ltrsched.policies")
+    except Exception:  # pragma: no cover - broken metadata
+        eps = ()
+    for ep in eps:
+        try:
+            ep.load()
+        except Exception as exc:  # a broken third-party plugin must not break the CLI
+            print(f"warning: policy plugin {ep.name!r} failed to load: {exc}", file=sys.stderr)
+    for item in filter(None, os.environ.get("LTRSCHED_PLUGINS", "").split(os.pathsep)):
+        load_plugin(item)
+
+
+def load_plugin(module_or_path: str) -> None:
+    """Import a module name or a ``.py`` file so that its ``@register`` policies appear."""
+    if module_or_path in _PLUGINS_LOADED:
+        return
+    path = Path(module_or_path)
+    try:
+        if module_or_path.endswith(".py"):
+            if not path.is_file():
+                raise UserError(f"policy plugin file not found: {module_or_path}")
+            spec = importlib.util.spec_from_file_location(f"ltrsched_plugin_{path.stem}", path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+        else:
+            importlib.import_module(module_or_path)
+    except UserError:
+        raise
+    except Exception as exc:
+        raise UserError(f"cannot load policy plugin {module_or_path}: {type(exc).__name__}: {exc}") from None
+    _PLUGINS_LOADED.add(module_or_path)
+
+
+def available() -> dict[str, type[Policy]]:
+    """Registered policies by name."""
+    _load_builtins()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def _parameters(cls: type[Policy]) -> dict[str, inspect.Parameter]:
+    sig = inspect.signature(cls.__init__)
+    return {n: p for n, p in list(sig.parameters.items())[1:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def _converter(cls: type[Policy], param: inspect.Parameter) -> Callable[[str], object]:
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except Exception:
+        hints = {}
+    hint = hints.get(param.name, type(param.default) if param.default is not inspect.Parameter.empty else str)
+    args = typing.get_args(hint)
+    if args:  # Optional[X] / X | None
+        hint = next((a for a in args if a is not type(None)), str)
+    if hint is bool:
+        def to_bool(text: str) -> bool:
+            low = text.lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"not a boolean: {text!r}")
+        return to_bool
+    if hint in (int, float, str):
+        return hint
+    return str
+
+
+def signature_text(cls: type[Policy]) -> str:
+    """``name:key=default,...`` for help texts."""
+    params = _parameters(cls)
+    if not params:
+        return cls.name
+    parts = [f"{n}={p.default}" if p.default is not inspect.Parameter.empty else f"{n}=?" for n, p in params.items()]
+    return f"{cls.name}:" + ",".join(parts)
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """Split ``name:key=value,...`` into the name and raw parameter strings."""
+    spec = spec.strip()
+    name, _, rest = spec.partition(":")
+    name = name.strip()
+    params: dict[str, str] = {}
+    if rest.strip():
+        for item in rest.split(","):
+            key, eq, value = item.partition("=")
+            if not eq or not key.strip():
+                raise UserError(f"bad policy spec {spec!r}: expected name:key=value,... (got {item!r})")
+            params[key.strip()] = value.strip()
+    return name, params
+
+
+def make_policy(spec: str) -> Policy:
+    """Build a policy from a spec string; bad names or parameters raise :class:`UserError`."""
+    name, raw = parse_spec(spec)
+    registry = available()
+    if name not in registry:
+        listing = ", ".join(signature_text(c) for c in registry.values())
+        raise UserError(f"unknown policy {name!r}; available: {listing}")
+    cls = registry[name]
+    params = _parameters(cls)
+    kwargs: dict[str, object] = {}
+    for key, text in raw.items():
+        if key not in params:
+            raise UserError(f"policy {name!r} has no parameter {key!r}; usage: {signature_text(cls)}")
+        try:
+            kwargs[key] = _converter(cls, params[key])(text)
+        except ValueError as exc:
+            raise UserError(f"policy {name!r}: bad value for {key}: {exc}") from None
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"policy {name!r}: {exc}") from None

@@ -1,0 +1,16 @@
+"""Oracle shortest-remaining-time-first: order by the *true* remaining output tokens."""
+
+import numpy as np
+
+from ltrsched.policies.base import LiveView, Policy, order_by
+from ltrsched.policies.registry import register
+
+
+@register
+class SRTF(Policy):
+    """Fewest true remaining output tokens first; ties by arrival. An oracle: real systems can't know it."""
+
+    name = "srtf"
+
+    def rank(self, view: LiveView) -> np.ndarray:
+        return order_by(view.remaining_tokens, view.arrival_time, view.request_id)

@@ -1,0 +1,117 @@
+"""The workload: a table of request records (polars), saved and loaded as parquet.
+
+One row per request. Required columns:
+
+======================  =========  ==========================================================
+column                  dtype      meaning [unit]
+======================  =========  ==========================================================
+request_id              Int64      stable id, unique within the workload
+prompt_tokens           Int64      prompt length [tokens], >= 1
+output_tokens           Int64      output length to generate [tokens], >= 1
+arrival_time            Float64    arrival [s] from the start of the run, >= 0
+======================  =========  ==========================================================
+
+Optional columns: ``prompt`` (Utf8, the prompt text), ``score`` (Float64, predictor score, higher =
+shorter expected output), ``po_estimate`` (Float64, the served model's own length estimate [tokens]),
+``predicted_length`` (Float64, a predicted output length [tokens], e.g. a classifier's bucket).
+Other columns (e.g. ``source_id``, ``score_<name>``) travel along untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from ltrsched.errors import UserError
+
+REQUIRED_COLUMNS: dict[str, pl.DataType] = {
+    "request_id": pl.Int64,
+    "prompt_tokens": pl.Int64,
+    "output_tokens": pl.Int64,
+    "arrival_time": pl.Float64,
+}
+OPTIONAL_COLUMNS: dict[str, pl.DataType] = {
+    "prompt": pl.Utf8,
+    "score": pl.Float64,
+    "po_estimate": pl.Float64,
+    "predicted_length": pl.Float64,
+}
+
+
+@dataclass
+class Workload:
+    """A validated request table plus a name and free-form provenance notes."""
+
+    df: pl.DataFrame
+    name: str = "workload"
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.df = validate(self.df, self.name)
+
+    def __len__(self) -> int:
+        return self.df.height
+
+    @property
+    def has_text(self) -> bool:
+        return "prompt" in self.df.columns and self.df["prompt"].null_count() < self.df.height
+
+    def has_column(self, name: str) -> bool:
+        """True if ``name`` exists and holds at least one non-null value."""
+        return name in self.df.columns and self.df[name].null_count() < self.df.height
+
+    def save(self, path: str | Path) -> Path:
+        """Write as parquet (atomically: a temp file renamed into place)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        self.df.write_parquet(tmp)
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, name: str | None = None) -> "Workload":
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"workload file not found: {path}")
+        try:
+            df = pl.read_parquet(path)
+        except Exception as exc:
+            raise UserError(f"cannot read workload {path}: {type(exc).__name__}: {exc}") from None
+        return cls(df, name or path.stem)
+
+    def with_df(self, df: pl.DataFrame, **meta) -> "Workload":
+        return Workload(df, self.name, {**self.meta, **meta})
+
+
+def validate(df: pl.DataFrame, name: str = "workload") -> pl.DataFrame:
+    """Check and normalise a request table; raise :class:`UserError` naming the first problem."""
+    if df.height == 0:
+        raise UserError(f"{name}: the workload is empty")
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise UserError(f"{name}: missing column(s) {', '.join(missing)}; have {', '.join(df.columns)}")
+    casts = []
+    for col, dtype in {**REQUIRED_COLUMNS, **OPTIONAL_COLUMNS}.items():
+        if col in df.columns and df.schema[col] != dtype:
+            casts.append(pl.col(col).cast(dtype, strict=True))
+    if casts:
+        try:
+            df = df.with_columns(casts)
+        except Exception as exc:
+            raise UserError(f"{name}: a column has the wrong type: {exc}".splitlines()[0]) from None
+    for col in REQUIRED_COLUMNS:
+        if df[col].null_count():
+            raise UserError(f"{name}: column {col} has {df[col].null_count()} missing value(s)")
+    for col in ("prompt_tokens", "output_tokens"):
+        bad = df.filter(pl.col(col) < 1)
+        if bad.height:
+            raise UserError(f"{name}: {bad.height} request(s) with {col} < 1 (first: request {bad['request_id'][0]})")
+    bad = df.filter(~pl.col("arrival_time").is_finite() | (pl.col("arrival_time") < 0))
+    if bad.height:
+        raise UserError(f"{name}: {bad.height} request(s) with a negative or non-finite arrival_time")
+    if df["request_id"].n_unique() != df.height:
+        raise UserError(f"{name}: request_id values are not unique")
+    return df
