@@ -1,0 +1,72 @@
+"""The ``ltrsched`` command line. Sub-commands live beside the code they drive and load lazily, so
+``ltrsched --help`` stays fast and works without optional dependencies (torch, vLLM)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from ltrsched import __version__
+from ltrsched.errors import UserError
+
+#: command name -> "module:attribute" of its click command.
+COMMANDS: dict[str, str] = {
+    "simulate": "ltrsched.sim.commands:simulate",
+    "profiles": "ltrsched.sim.profiles.commands:profiles",
+    "policies": "ltrsched.policies.commands:policies",
+    "workloads": "ltrsched.workloads.commands:workloads",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.commands:
+            return self.commands[name]
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise click.ClickException(f"command {name!r} is unavailable: {exc}") from None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="ltrsched")
+def cli() -> None:
+    """Design, simulate and validate request schedulers for LLM serving.
+
+    Start with `ltrsched reproduce table1 --quick` or `ltrsched simulate --help`.
+    """
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: bad input prints one line and exits 2."""
+    try:
+        cli.main(args=argv, prog_name="ltrsched", standalone_mode=False)
+    except UserError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code if exc.exit_code else 2)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

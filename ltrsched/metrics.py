@@ -1,0 +1,88 @@
+"""Per-request and per-run serving metrics, shared by the simulator and the engine runner.
+
+Both hosts produce a table of per-request timestamps (seconds, same clock as ``arrival_time``); this
+module turns it into the metrics every report uses, so the two are computed identically.
+
+Per request:
+    ttft                 first_token_time - arrival_time [s]
+    tpot                 (finish_time - first_token_time) / (served_output_tokens - 1) [s/token]; null if 1 token
+    e2e_latency          finish_time - arrival_time [s]
+    latency_per_token    e2e_latency / output_tokens [s/token] (the paper's main metric; output_tokens is
+                         the workload's length, without any policy overhead tokens)
+    max_waiting_time     max(ttft, largest gap between two consecutive output tokens) [s]
+    queueing_delay       first_scheduled_time - arrival_time [s]
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import numpy as np
+import polars as pl
+
+#: Timestamp columns a host must provide (besides request_id, arrival_time, prompt_tokens, output_tokens).
+TIMESTAMP_COLUMNS = ("first_scheduled_time", "first_token_time", "finish_time", "max_token_gap")
+SUMMARY_METRICS = ("latency_per_token", "e2e_latency", "ttft", "tpot", "max_waiting_time", "queueing_delay")
+QUANTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
+
+
+def request_metrics(df: pl.DataFrame) -> pl.DataFrame:
+    """Add the derived per-request metric columns to a table of timestamps."""
+    served = pl.col("served_output_tokens") if "served_output_tokens" in df.columns else pl.col("output_tokens")
+    ttft = pl.col("first_token_time") - pl.col("arrival_time")
+    return df.with_columns(
+        ttft=ttft,
+        tpot=pl.when(served > 1)
+        .then((pl.col("finish_time") - pl.col("first_token_time")) / (served - 1))
+        .otherwise(None),
+        e2e_latency=pl.col("finish_time") - pl.col("arrival_time"),
+        latency_per_token=(pl.col("finish_time") - pl.col("arrival_time")) / pl.col("output_tokens"),
+        max_waiting_time=pl.max_horizontal(ttft, pl.col("max_token_gap")),
+        queueing_delay=pl.col("first_scheduled_time") - pl.col("arrival_time"),
+    )
+
+
+def summarize(requests: pl.DataFrame, metrics: Iterable[str] = SUMMARY_METRICS) -> dict[str, float]:
+    """Run-level summary: makespan [s], throughput (req/s, output tok/s), mean and P50/P90/P99 per metric."""
+    first = float(requests["arrival_time"].min())
+    last = float(requests["finish_time"].max())
+    makespan = last - first
+    out: dict[str, float] = {
+        "num_requests": requests.height,
+        "makespan": makespan,
+        "throughput_rps": requests.height / makespan if makespan > 0 else math.nan,
+        "throughput_tok_s": float(requests["output_tokens"].sum()) / makespan if makespan > 0 else math.nan,
+    }
+    for m in metrics:
+        if m not in requests.columns:
+            continue
+        values = requests[m].drop_nulls().to_numpy().astype(np.float64)
+        values = values[~np.isnan(values)]
+        if not len(values):
+            continue
+        out[f"{m}_mean"] = float(values.mean())
+        for label, q in QUANTILES.items():
+            out[f"{m}_{label}"] = float(np.quantile(values, q))
+    return out
+
+
+def format_summary(summary: dict, title: str = "") -> str:
+    """A readable terminal table of a summary."""
+    lines = [title] if title else []
+    lines.append(
+        f"requests {int(summary['num_requests'])}  makespan {summary['makespan']:.2f} s  "
+        f"throughput {summary['throughput_rps']:.3f} req/s, {summary['throughput_tok_s']:.1f} tok/s"
+    )
+    header = f"{'metric':<30}{'mean':>12}{'p50':>12}{'p90':>12}{'p99':>12}"
+    lines.append(header)
+    lines.append("-" * len(header))
+    for m in SUMMARY_METRICS:
+        if f"{m}_mean" not in summary:
+            continue
+        unit = "s/token" if m in ("latency_per_token", "tpot") else "s"
+        row = f"{m + ' [' + unit + ']':<30}"
+        for k in ("mean", "p50", "p90", "p99"):
+            row += f"{summary[f'{m}_{k}']:>12.4f}"
+        lines.append(row)
+    return "\n".join(lines)

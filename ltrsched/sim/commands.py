@@ -1,0 +1,119 @@
+"""``ltrsched simulate``: one workload, one policy, one simulated replica."""
+
+from __future__ import annotations
+
+import functools
+import math
+import sys
+from pathlib import Path
+
+import click
+
+from ltrsched.errors import UserError
+
+ARRIVALS = ("burst", "poisson", "gamma", "replay")
+
+
+def workload_options(fn):
+    """Options that pick a workload and its arrival process (shared by simulate and sweep)."""
+    options = [
+        click.option("--workload", "-w", default="sharegpt", show_default=True,
+                     help="Built-in name (see `ltrsched workloads`) or a file: .parquet, .jsonl "
+                          "({prompt, generated}), ShareGPT .json, or a length-only .csv trace."),
+        click.option("--num-requests", "-n", type=int, default=None,
+                     help="Requests to sample from the workload (seeded); default: all."),
+        click.option("--arrival", type=click.Choice(ARRIVALS), default="burst", show_default=True,
+                     help="burst: all at t=0; poisson/gamma: at --rate; replay: the file's timestamps "
+                          "(scaled to --rate if given)."),
+        click.option("--rate", type=float, default=None, help="Mean arrival rate [req/s]."),
+        click.option("--cv", type=float, default=1.0, show_default=True,
+                     help="Coefficient of variation of gamma inter-arrival times."),
+        click.option("--duration", type=float, default=None,
+                     help="Keep only requests arriving in the first DURATION seconds."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed for sampling and arrivals."),
+    ]
+    return functools.reduce(lambda f, opt: opt(f), reversed(options), fn)
+
+
+def engine_options(fn):
+    """Options of the simulated engine (shared by simulate and sweep)."""
+    options = [
+        click.option("--profile", "-p", default="a100-llama3-8b", show_default=True,
+                     help="Step-time profile: built-in name (see `ltrsched profiles`) or a profile JSON file."),
+        click.option("--max-num-batched-tokens", type=int, default=768, show_default=True,
+                     help="Token budget per step [tokens]."),
+        click.option("--max-num-seqs", type=int, default=256, show_default=True, help="Sequence cap per step."),
+        click.option("--num-gpu-blocks", type=int, default=None,
+                     help="KV-cache capacity [blocks of 16 tokens]; default: derived from the profile."),
+        click.option("--gpu-memory-utilization", type=float, default=0.9, show_default=True),
+        click.option("--preemption", type=click.Choice(["swap", "recompute"]), default="swap", show_default=True),
+        click.option("--chunked-prefill/--no-chunked-prefill", default=True, show_default=True),
+        click.option("--plugin", multiple=True, help="Module or .py file registering extra policies."),
+    ]
+    return functools.reduce(lambda f, opt: opt(f), reversed(options), fn)
+
+
+def build_workload(workload, num_requests, arrival, rate, cv, duration, seed):
+    """Load a workload and apply its arrival process, validating the numbers first."""
+    from ltrsched.workloads import apply_arrivals, load_workload
+
+    if num_requests is not None and num_requests <= 0:
+        raise UserError(f"--num-requests must be positive, got {num_requests}")
+    if rate is not None and not (math.isfinite(rate) and rate > 0):
+        raise UserError(f"--rate must be a positive number of requests per second, got {rate}")
+    if arrival in ("poisson", "gamma") and rate is None:
+        raise UserError(f"--arrival {arrival} needs --rate")
+    if duration is not None and not (math.isfinite(duration) and duration > 0):
+        raise UserError(f"--duration must be positive, got {duration}")
+    if not (math.isfinite(cv) and cv > 0):
+        raise UserError(f"--cv must be positive, got {cv}")
+    wl = load_workload(workload, num_requests=num_requests, seed=seed)
+    return apply_arrivals(wl, arrival, rate=rate, cv=cv, seed=seed, duration=duration)
+
+
+def build_config(profile, max_num_batched_tokens, max_num_seqs, num_gpu_blocks, gpu_memory_utilization,
+                 preemption, chunked_prefill, record_steps=False):
+    from ltrsched.sim.config import SimConfig
+
+    try:
+        return SimConfig(
+            profile=profile, max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
+            num_gpu_blocks=num_gpu_blocks, gpu_memory_utilization=gpu_memory_utilization,
+            preemption=preemption, chunked_prefill=chunked_prefill, record_steps=record_steps,
+        )
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+@click.command()
+@workload_options
+@click.option("--policy", "-P", default="fcfs", show_default=True,
+              help="Policy spec, e.g. fcfs, srtf, ltr, ltr:starve=200,quantum=10 (see `ltrsched policies`).")
+@engine_options
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory for requests.parquet and summary.json (+ steps.parquet).")
+@click.option("--record-steps", is_flag=True, help="Also write a per-step trace.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, profile,
+             max_num_batched_tokens, max_num_seqs, num_gpu_blocks, gpu_memory_utilization, preemption,
+             chunked_prefill, plugin, out, record_steps, progress):
+    """Simulate one policy serving one workload on one replica."""
+    from ltrsched.policies import load_plugin, make_policy
+    from ltrsched.sim.simulate import simulate as run
+
+    for p in plugin:
+        load_plugin(p)
+    pol = make_policy(policy)
+    config = build_config(profile, max_num_batched_tokens, max_num_seqs, num_gpu_blocks,
+                          gpu_memory_utilization, preemption, chunked_prefill, record_steps)
+    wl = build_workload(workload, num_requests, arrival, rate, cv, duration, seed)
+    if progress is None:
+        progress = sys.stderr.isatty()
+    result = run(wl, pol, config, progress=progress)
+    result.meta.update(arrival=arrival, rate=rate, seed=seed)
+    click.echo(result.table())
+    click.echo(f"simulated {result.summary['makespan']:.1f} s in {result.summary['wall_time_s']:.2f} s wall "
+               f"({result.summary['steps']} steps, {result.summary['num_preemptions']} preemptions)")
+    if out is not None:
+        result.save(out)
+        click.echo(f"wrote {out}/requests.parquet, {out}/summary.json")

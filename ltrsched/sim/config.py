@@ -1,0 +1,63 @@
+"""Simulation settings (the engine configuration being simulated)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+PREEMPTION_MODES = ("swap", "recompute")
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """One simulated replica's configuration.
+
+    Attributes:
+        profile: built-in profile name, a path to a profile JSON file, or a profile object.
+        max_num_batched_tokens: token budget per step [tokens] (paper: 768 with chunked prefill).
+        max_num_seqs: sequence cap per step [sequences] (paper: 256).
+        block_size: tokens per KV block [tokens].
+        num_gpu_blocks: KV capacity [blocks]; None derives it from the profile's GPU memory.
+        gpu_memory_utilization: fraction of GPU memory vLLM may use (for the derived capacity).
+        watermark: fraction of KV blocks kept free when admitting requests without KV on the GPU.
+        preemption: "swap" (KV to host memory over the host link) or "recompute" (drop KV, prefill again).
+        swap_space_gib: host memory for swapped KV per GPU [GiB]; when full, preemption falls back to
+            recompute (as vLLM does).
+        chunked_prefill: split prompts across steps to fill the token budget.
+        max_model_len: longest prompt + output a request may have [tokens]; None: the profile's.
+        record_steps: keep a per-step trace in the result.
+    """
+
+    profile: Any = "a100-llama3-8b"
+    max_num_batched_tokens: int = 768
+    max_num_seqs: int = 256
+    block_size: int = 16
+    num_gpu_blocks: int | None = None
+    gpu_memory_utilization: float = 0.9
+    watermark: float = 0.01
+    preemption: str = "swap"
+    swap_space_gib: float = 4.0
+    chunked_prefill: bool = True
+    max_model_len: int | None = None
+    record_steps: bool = False
+
+    def __post_init__(self) -> None:
+        if self.preemption not in PREEMPTION_MODES:
+            raise ValueError(f"preemption must be one of {PREEMPTION_MODES}, got {self.preemption!r}")
+        for name in ("max_num_batched_tokens", "max_num_seqs", "block_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.num_gpu_blocks is not None and self.num_gpu_blocks <= 0:
+            raise ValueError(f"num_gpu_blocks must be positive, got {self.num_gpu_blocks}")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ValueError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
+        if not 0 <= self.watermark < 1:
+            raise ValueError(f"watermark must be in [0, 1), got {self.watermark}")
+        if self.swap_space_gib < 0:
+            raise ValueError(f"swap_space_gib must be >= 0, got {self.swap_space_gib}")
+
+    def describe(self) -> dict[str, Any]:
+        d = asdict(self)
+        if not isinstance(self.profile, str):
+            d["profile"] = getattr(self.profile, "name", type(self.profile).__name__)
+        return d

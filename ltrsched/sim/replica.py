@@ -1,0 +1,235 @@
+"""One simulated serving replica: vLLM-style iteration-level batching as a SimPy process.
+
+Each step: admit arrivals, ask the policy for the competition order, form the batch with
+:func:`ltrsched.policies.form_batch` (the one place batch rules live), preempt what it says (swap or
+recompute), time the step with the step-time profile (+ swap transfer time), then advance every batch
+member's tokens. A request whose known tokens are all computed at the end of a step samples one output
+token (the last prefill chunk yields the first token, as in vLLM).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import simpy
+
+from ltrsched.policies.base import LiveView, Policy, RequestState
+from ltrsched.policies.batching import BatchLimits, form_batch
+from ltrsched.sim.request_table import FINISHED, RequestTable
+from ltrsched.sim.step_shape import StepShape
+
+WAITING = int(RequestState.WAITING)
+RUNNING = int(RequestState.RUNNING)
+PAUSED = int(RequestState.PAUSED)
+SWAPPED = int(RequestState.SWAPPED)
+
+
+@dataclass
+class StepTrace:
+    """Per-step records (filled only when asked for); times in seconds, sizes in tokens/blocks."""
+
+    start: list = field(default_factory=list)
+    duration: list = field(default_factory=list)
+    num_seqs: list = field(default_factory=list)
+    num_prefill_tokens: list = field(default_factory=list)
+    num_decode_seqs: list = field(default_factory=list)
+    num_live: list = field(default_factory=list)
+    blocks_in_use: list = field(default_factory=list)
+    host_blocks_in_use: list = field(default_factory=list)
+    num_evicted: list = field(default_factory=list)
+    swap_blocks: list = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, list]:
+        return dict(vars(self))
+
+
+class Replica:
+    """Serves the requests of a :class:`RequestTable` under a policy.
+
+    Args:
+        env: the SimPy environment (its clock is the simulated time [s]).
+        table: request state arrays (mutated in place).
+        policy: the scheduling policy.
+        limits: batch limits (token budget, sequence cap, KV blocks, watermark).
+        step_time: StepShape -> step duration [s].
+        swap_seconds_per_block: host-link transfer time of one KV block [s].
+        host_blocks: host swap capacity [blocks]; evictions beyond it recompute.
+        preemption: "swap" or "recompute".
+        trace: a StepTrace to fill, or None.
+        on_progress: called with the number of requests finished in a step (for progress bars).
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        table: RequestTable,
+        policy: Policy,
+        limits: BatchLimits,
+        step_time: Callable[[StepShape], float],
+        swap_seconds_per_block: float,
+        host_blocks: int,
+        preemption: str = "swap",
+        trace: StepTrace | None = None,
+        on_progress: Callable[[int], None] | None = None,
+    ):
+        self.env = env
+        self.t = table
+        self.policy = policy
+        self.limits = limits
+        self.step_time = step_time
+        self.swap_seconds_per_block = swap_seconds_per_block
+        self.host_blocks = host_blocks
+        self.swap = preemption == "swap"
+        self.trace = trace
+        self.on_progress = on_progress
+        self.steps = 0
+        self.host_blocks_in_use = 0
+        self.blocks_in_use = 0
+        self.peak_blocks_in_use = 0
+        self.num_preemptions = 0
+        self.swapped_blocks_total = 0
+        self.busy_time = 0.0
+
+    # ------------------------------------------------------------------ the process
+    def run(self):
+        """SimPy process: serve until every request has finished."""
+        t = self.t
+        env = self.env
+        arrival_order = np.argsort(t.arrival_time, kind="stable")
+        arrivals = t.arrival_time[arrival_order]
+        n = len(arrival_order)
+        next_arrival = 0
+        live = np.zeros(0, dtype=np.int64)
+        columns = t.live_columns()
+        bs = self.limits.block_size
+
+        while next_arrival < n or len(live):
+            # -- admit arrivals up to now
+            if next_arrival < n and arrivals[next_arrival] <= env.now:
+                end = int(np.searchsorted(arrivals, env.now, side="right"))
+                new = arrival_order[next_arrival:end]
+                next_arrival = end
+                t.state[new] = WAITING
+                live = np.concatenate((live, new))
+                self.policy.on_arrival(t.request_id[new], env.now)
+            if not len(live):
+                yield env.timeout(arrivals[next_arrival] - env.now)
+                continue
+
+            # -- rank and form the batch
+            view = LiveView(columns, live, env.now, self.steps)
+            order = self.policy.rank(view)
+            computed = t.computed_tokens[live]
+            known = t.prompt_tokens[live] + t.generated_tokens[live]
+            state = t.state[live]
+            resident = (state == RUNNING) | (state == PAUSED)
+            plan = form_batch(order, known - computed, computed, resident, self.limits)
+
+            # -- preemption
+            swap_blocks = 0
+            if len(plan.evict):
+                ev = live[plan.evict]
+                ev_blocks = -(-t.computed_tokens[ev] // bs)
+                self.num_preemptions += len(ev)
+                t.num_preemptions[ev] += 1
+                if self.swap:
+                    room = self.host_blocks - self.host_blocks_in_use
+                    fits = np.cumsum(ev_blocks) <= room
+                    to_host = ev[fits]
+                    moved = int(ev_blocks[fits].sum())
+                    t.state[to_host] = SWAPPED
+                    self.host_blocks_in_use += moved
+                    swap_blocks += moved
+                    recompute = ev[~fits]
+                else:
+                    recompute = ev
+                t.state[recompute] = WAITING
+                t.computed_tokens[recompute] = 0
+
+            # -- the batch and its shape
+            batch = live[plan.batch]
+            take = plan.num_new_tokens
+            b_state = t.state[batch]
+            swapped_in = batch[b_state == SWAPPED]
+            if len(swapped_in):
+                in_blocks = int((-(-t.computed_tokens[swapped_in] // bs)).sum())
+                self.host_blocks_in_use -= in_blocks
+                swap_blocks += in_blocks
+            b_computed = t.computed_tokens[batch]
+            b_gen = t.generated_tokens[batch]
+            is_decode = (take == 1) & (b_gen > 0) & (b_computed == t.prompt_tokens[batch] + b_gen - 1)
+            n_decode = int(is_decode.sum())
+            prefill = ~is_decode
+            p_take = take[prefill]
+            shape = StepShape(
+                num_prefill_tokens=int(p_take.sum()),
+                num_prefill_seqs=len(p_take),
+                num_decode_seqs=n_decode,
+                decode_context_tokens=int(b_computed[is_decode].sum()) + n_decode,
+                prefill_attention_pairs=float((p_take * (b_computed[prefill] + (p_take + 1) * 0.5)).sum()),
+            )
+            dt = self.step_time(shape) + swap_blocks * self.swap_seconds_per_block
+            start = float(env.now)
+            yield env.timeout(dt)
+            end = env.now
+            self.busy_time += dt
+
+            # -- advance the batch
+            new_computed = b_computed + take
+            t.computed_tokens[batch] = new_computed
+            sampled = batch[new_computed == t.prompt_tokens[batch] + b_gen]
+            t.generated_tokens[sampled] += 1
+            first = sampled[np.isnan(t.first_token_time[sampled])]
+            t.first_token_time[first] = end
+            gaps = end - t.last_token_time[sampled]  # NaN for first tokens
+            gaps[np.isnan(gaps)] = 0.0
+            t.max_token_gap[sampled] = np.maximum(t.max_token_gap[sampled], gaps)
+            t.last_token_time[sampled] = end
+            unscheduled = t.first_scheduled_time[batch]
+            t.first_scheduled_time[batch[np.isnan(unscheduled)]] = start
+            t.run_time[batch] += dt
+
+            # -- states and idle counters
+            t.state[live[(t.state[live] == RUNNING)]] = PAUSED
+            t.state[batch] = RUNNING
+            t.idle_steps[live] += 1
+            t.idle_steps[batch] = 0
+            idle_live = t.idle_steps[live]
+            t.max_idle_steps[live] = np.maximum(t.max_idle_steps[live], idle_live)
+
+            scheduled = np.zeros(len(live), dtype=bool)
+            scheduled[plan.batch] = True
+            self.policy.on_step(view, scheduled, dt)
+
+            # -- finishes
+            done_mask = t.generated_tokens[batch] >= t.output_tokens[batch]
+            blocks_now = plan.blocks_in_use
+            if done_mask.any():
+                done = batch[done_mask]
+                blocks_now -= int((-(-t.computed_tokens[done] // bs)).sum())
+                t.state[done] = FINISHED
+                t.finish_time[done] = end
+                live = live[t.state[live] != FINISHED]
+                self.policy.on_finish(t.request_id[done], end)
+                if self.on_progress is not None:
+                    self.on_progress(len(done))
+            self.blocks_in_use = blocks_now
+            if blocks_now > self.peak_blocks_in_use:
+                self.peak_blocks_in_use = blocks_now
+            self.swapped_blocks_total += swap_blocks
+
+            if self.trace is not None:
+                tr = self.trace
+                tr.start.append(start)
+                tr.duration.append(dt)
+                tr.num_seqs.append(len(batch))
+                tr.num_prefill_tokens.append(shape.num_prefill_tokens)
+                tr.num_decode_seqs.append(n_decode)
+                tr.num_live.append(len(scheduled))
+                tr.blocks_in_use.append(blocks_now)
+                tr.host_blocks_in_use.append(self.host_blocks_in_use)
+                tr.num_evicted.append(len(plan.evict))
+                tr.swap_blocks.append(swap_blocks)
+            self.steps += 1

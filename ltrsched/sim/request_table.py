@@ -1,0 +1,112 @@
+"""Per-request simulator state as a struct of numpy arrays (one entry per request of the workload)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from ltrsched.policies.base import RequestState
+
+#: Simulator-only states beyond :class:`RequestState` (never shown to a policy).
+NOT_ARRIVED = -1
+FINISHED = 4
+
+
+@dataclass
+class RequestTable:
+    """Arrays over all requests, indexed by workload row (0..N-1).
+
+    Token counts are in tokens, times in seconds (NaN until the event happens).
+    ``output_tokens`` is what the replica serves (the workload's length plus any policy overhead such
+    as PO's self-estimate); ``requested_output_tokens`` is the workload's own length.
+    """
+
+    request_id: np.ndarray
+    arrival_time: np.ndarray
+    prompt_tokens: np.ndarray
+    output_tokens: np.ndarray
+    requested_output_tokens: np.ndarray
+    score: np.ndarray
+    po_estimate: np.ndarray
+    predicted_length: np.ndarray
+    generated_tokens: np.ndarray
+    computed_tokens: np.ndarray
+    state: np.ndarray
+    idle_steps: np.ndarray
+    max_idle_steps: np.ndarray
+    run_time: np.ndarray
+    num_preemptions: np.ndarray
+    first_scheduled_time: np.ndarray
+    first_token_time: np.ndarray
+    last_token_time: np.ndarray
+    max_token_gap: np.ndarray
+    finish_time: np.ndarray
+
+    @classmethod
+    def from_frame(cls, df: pl.DataFrame, extra_output_tokens: int = 0) -> "RequestTable":
+        n = df.height
+
+        def opt(col: str) -> np.ndarray:
+            if col in df.columns:
+                return df[col].cast(pl.Float64).fill_null(float("nan")).to_numpy().astype(np.float64, copy=True)
+            return np.full(n, np.nan)
+
+        out = df["output_tokens"].to_numpy().astype(np.int64)
+        nan = lambda: np.full(n, np.nan)  # noqa: E731
+        zeros = lambda: np.zeros(n, dtype=np.int64)  # noqa: E731
+        return cls(
+            request_id=df["request_id"].to_numpy().astype(np.int64),
+            arrival_time=df["arrival_time"].to_numpy().astype(np.float64),
+            prompt_tokens=df["prompt_tokens"].to_numpy().astype(np.int64),
+            output_tokens=out + int(extra_output_tokens),
+            requested_output_tokens=out,
+            score=opt("score"),
+            po_estimate=opt("po_estimate"),
+            predicted_length=opt("predicted_length"),
+            generated_tokens=zeros(),
+            computed_tokens=zeros(),
+            state=np.full(n, NOT_ARRIVED, dtype=np.int8),
+            idle_steps=zeros(),
+            max_idle_steps=zeros(),
+            run_time=np.zeros(n),
+            num_preemptions=zeros(),
+            first_scheduled_time=nan(),
+            first_token_time=nan(),
+            last_token_time=nan(),
+            max_token_gap=np.zeros(n),
+            finish_time=nan(),
+        )
+
+    def live_columns(self) -> dict[str, np.ndarray]:
+        """The arrays a policy may read, under their :data:`ltrsched.policies.LIVE_COLUMNS` names."""
+        return {
+            "request_id": self.request_id,
+            "arrival_time": self.arrival_time,
+            "prompt_tokens": self.prompt_tokens,
+            "output_tokens": self.output_tokens,
+            "generated_tokens": self.generated_tokens,
+            "computed_tokens": self.computed_tokens,
+            "state": self.state,
+            "idle_steps": self.idle_steps,
+            "run_time": self.run_time,
+            "score": self.score,
+            "po_estimate": self.po_estimate,
+            "predicted_length": self.predicted_length,
+        }
+
+    def workload_columns(self) -> dict[str, np.ndarray]:
+        """What :meth:`Policy.prepare` receives."""
+        return {
+            "request_id": self.request_id,
+            "arrival_time": self.arrival_time,
+            "prompt_tokens": self.prompt_tokens,
+            "output_tokens": self.output_tokens,
+            "score": self.score,
+            "po_estimate": self.po_estimate,
+            "predicted_length": self.predicted_length,
+        }
+
+
+RESIDENT_STATES = (int(RequestState.RUNNING), int(RequestState.PAUSED))

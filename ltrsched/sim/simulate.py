@@ -1,0 +1,192 @@
+"""Run a workload through one simulated replica: :func:`simulate` and its :class:`SimResult`."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import simpy
+
+from ltrsched.errors import UserError
+from ltrsched.metrics import format_summary, request_metrics, summarize
+from ltrsched.policies.base import Policy
+from ltrsched.policies.batching import BatchLimits
+from ltrsched.sim.config import SimConfig
+from ltrsched.sim.replica import Replica, StepTrace
+from ltrsched.sim.request_table import FINISHED, RequestTable
+from ltrsched.workloads.schema import Workload
+
+GIB = 1 << 30
+
+
+@dataclass
+class SimResult:
+    """Outcome of one simulation.
+
+    Attributes:
+        requests: one row per request (workload columns, timestamps [s], derived metrics; see
+            :mod:`ltrsched.metrics`, plus ``max_idle_steps`` and ``num_preemptions``).
+        summary: run-level summary (makespan, throughput, mean/P50/P90/P99 of each metric, steps...).
+        steps: per-step trace if ``SimConfig.record_steps`` (start, duration [s], batch sizes, blocks).
+        meta: workload name, policy spec and parameters, configuration.
+    """
+
+    requests: pl.DataFrame
+    summary: dict[str, Any]
+    steps: pl.DataFrame | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def table(self) -> str:
+        title = f"{self.meta.get('workload', '')} | {self.meta.get('policy', '')} | {self.meta.get('profile', '')}"
+        return format_summary(self.summary, title)
+
+    def save(self, out_dir: str | Path) -> Path:
+        """Write ``requests.parquet``, ``summary.json`` (+ ``steps.parquet``); each file appears whole."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        files: list[tuple[Path, Path]] = []
+
+        def stage(name: str) -> Path:
+            tmp = out / f".{name}.tmp{os.getpid()}"
+            files.append((tmp, out / name))
+            return tmp
+
+        self.requests.write_parquet(stage("requests.parquet"))
+        if self.steps is not None:
+            self.steps.write_parquet(stage("steps.parquet"))
+        with open(stage("summary.json"), "w") as fh:
+            json.dump({"summary": self.summary, "meta": self.meta}, fh, indent=2, default=str)
+        for tmp, final in files:
+            tmp.replace(final)
+        return out
+
+
+def resolve_profile(profile: Any):
+    """A profile object from a name, a path, or an object with ``step_time``."""
+    if not isinstance(profile, (str, os.PathLike)):
+        return profile
+    from ltrsched.sim.profiles import load_profile
+
+    return load_profile(str(profile))
+
+
+def check_policy_needs(policy: Policy, workload: Workload) -> None:
+    """Fail early, naming the command that produces what the policy needs."""
+    for col in policy.needs:
+        if not workload.has_column(col):
+            raise UserError(
+                f"policy {policy.name!r} needs a {col!r} column, which workload {workload.name!r} lacks; "
+                f"add it with `ltrsched predict --model DIR --workload FILE --out FILE`"
+                + (" or use approximate-oracle scores, e.g. `ltr:tau=0.62`" if col == "score" else "")
+            )
+
+
+def _check_fits(table: RequestTable, limits: BatchLimits, max_model_len: int, chunked: bool) -> None:
+    total = table.prompt_tokens + table.output_tokens
+    too_long = np.flatnonzero(total > max_model_len)
+    if len(too_long):
+        i = too_long[0]
+        raise UserError(
+            f"{len(too_long)} request(s) exceed max_model_len {max_model_len} tokens "
+            f"(first: request {table.request_id[i]}, prompt {table.prompt_tokens[i]} + output {table.output_tokens[i]})"
+        )
+    usable = limits.num_gpu_blocks - limits.watermark_blocks
+    blocks = -(-total // limits.block_size)
+    too_big = np.flatnonzero(blocks > usable)
+    if len(too_big):
+        i = too_big[0]
+        raise UserError(
+            f"{len(too_big)} request(s) can never fit the KV cache of {usable} usable blocks "
+            f"(first: request {table.request_id[i]} needs {blocks[i]} blocks)"
+        )
+    if not chunked and (table.prompt_tokens + table.output_tokens).max() > limits.max_num_batched_tokens:
+        raise UserError(
+            "without chunked prefill, max_num_batched_tokens must cover the longest prompt + output "
+            f"({int(total.max())} tokens); raise it or enable chunked prefill"
+        )
+
+
+def simulate(workload: Workload, policy: Policy, config: SimConfig | None = None, progress: bool = False) -> SimResult:
+    """Simulate serving ``workload`` under ``policy``; see :class:`SimResult`."""
+    config = config or SimConfig()
+    profile = resolve_profile(config.profile)
+    check_policy_needs(policy, workload)
+    num_blocks = config.num_gpu_blocks or profile.num_gpu_blocks(
+        block_size=config.block_size, gpu_memory_utilization=config.gpu_memory_utilization
+    )
+    if num_blocks <= 0:
+        raise UserError(f"profile {profile.name!r} leaves no GPU memory for the KV cache")
+    limits = BatchLimits(
+        max_num_batched_tokens=config.max_num_batched_tokens,
+        max_num_seqs=config.max_num_seqs,
+        num_gpu_blocks=num_blocks,
+        block_size=config.block_size,
+        watermark_blocks=int(config.watermark * num_blocks),
+        chunked_prefill=config.chunked_prefill,
+    )
+    table = RequestTable.from_frame(workload.df, extra_output_tokens=policy.extra_output_tokens)
+    max_model_len = config.max_model_len or profile.max_model_len
+    _check_fits(table, limits, max_model_len, config.chunked_prefill)
+
+    block_bytes = profile.kv_bytes_per_token * config.block_size
+    host_blocks = int(config.swap_space_gib * GIB // block_bytes)
+    swap_s_per_block = block_bytes / profile.host_link_bytes_per_s
+
+    policy.prepare(table.workload_columns())
+    env = simpy.Environment()
+    trace = StepTrace() if config.record_steps else None
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(workload), unit="req", desc=f"simulate {policy.name}", leave=False)
+    replica = Replica(
+        env, table, policy, limits, profile.step_time, swap_s_per_block, host_blocks,
+        preemption=config.preemption, trace=trace, on_progress=bar.update if bar else None,
+    )
+    wall = time.perf_counter()
+    env.process(replica.run())
+    env.run()
+    wall = time.perf_counter() - wall
+    if bar is not None:
+        bar.close()
+    if not (table.state == FINISHED).all():  # pragma: no cover - would be a simulator bug
+        raise RuntimeError("simulation ended with unfinished requests")
+
+    df = workload.df.drop([c for c in ("prompt",) if c in workload.df.columns]).with_columns(
+        served_output_tokens=pl.Series(table.output_tokens),
+        first_scheduled_time=pl.Series(table.first_scheduled_time),
+        first_token_time=pl.Series(table.first_token_time),
+        finish_time=pl.Series(table.finish_time),
+        max_token_gap=pl.Series(table.max_token_gap),
+        max_idle_steps=pl.Series(table.max_idle_steps),
+        num_preemptions=pl.Series(table.num_preemptions),
+        run_time=pl.Series(table.run_time),
+    )
+    requests = request_metrics(df)
+    summary = summarize(requests)
+    summary.update(
+        steps=replica.steps,
+        busy_time=replica.busy_time,
+        num_preemptions=replica.num_preemptions,
+        swapped_blocks=replica.swapped_blocks_total,
+        peak_blocks_in_use=replica.peak_blocks_in_use,
+        num_gpu_blocks=num_blocks,
+        wall_time_s=wall,
+        speedup_vs_real_time=summary["makespan"] / wall if wall > 0 else float("inf"),
+    )
+    meta = {
+        "workload": workload.name,
+        "policy": policy.spec(),
+        "policy_params": policy.describe(),
+        "profile": getattr(profile, "name", str(config.profile)),
+        "config": config.describe(),
+    }
+    steps = pl.DataFrame(trace.as_dict()) if trace is not None else None
+    return SimResult(requests, summary, steps, meta)

@@ -1,0 +1,51 @@
+"""Shared test fixtures: a hand-computable step-time profile and small workloads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import pytest
+
+from ltrsched.sim.step_shape import StepShape
+from ltrsched.workloads.schema import Workload
+
+
+@dataclass(frozen=True)
+class LinearProfile:
+    """step_time = overhead + per_token * tokens + per_kv * decode KV tokens + per_pair * prefill pairs [s]."""
+
+    overhead: float = 0.01
+    per_token: float = 0.001
+    per_kv: float = 0.0
+    per_pair: float = 0.0
+    blocks: int = 10_000
+    kv_bytes_per_token: int = 1024
+    host_link_bytes_per_s: float = 1e12
+    max_model_len: int = 100_000
+    name: str = "linear-test"
+
+    def step_time(self, s: StepShape) -> float:
+        return (self.overhead + self.per_token * s.num_tokens + self.per_kv * s.decode_context_tokens
+                + self.per_pair * s.prefill_attention_pairs)
+
+    def num_gpu_blocks(self, block_size: int = 16, gpu_memory_utilization: float = 0.9) -> int:
+        return self.blocks
+
+
+@pytest.fixture
+def linear_profile() -> LinearProfile:
+    return LinearProfile()
+
+
+def make_workload(prompts, outputs, arrivals=None, **extra) -> Workload:
+    n = len(prompts)
+    cols = {
+        "request_id": np.arange(n, dtype=np.int64),
+        "prompt_tokens": np.asarray(prompts, dtype=np.int64),
+        "output_tokens": np.asarray(outputs, dtype=np.int64),
+        "arrival_time": np.zeros(n) if arrivals is None else np.asarray(arrivals, dtype=np.float64),
+    }
+    cols.update({k: np.asarray(v, dtype=np.float64) for k, v in extra.items()})
+    return Workload(pl.DataFrame(cols), "test")
