@@ -40,6 +40,9 @@ class StepTrace:
     host_blocks_in_use: list = field(default_factory=list)
     num_evicted: list = field(default_factory=list)
     swap_blocks: list = field(default_factory=list)
+    num_batched_tokens: list = field(default_factory=list)
+    num_finished: list = field(default_factory=list)
+    resident_blocks: list = field(default_factory=list)  # recounted from request states (a check)
 
     def as_dict(self) -> dict[str, list]:
         return dict(vars(self))
@@ -232,4 +235,8 @@ class Replica:
                 tr.host_blocks_in_use.append(self.host_blocks_in_use)
                 tr.num_evicted.append(len(plan.evict))
                 tr.swap_blocks.append(swap_blocks)
+                tr.num_batched_tokens.append(int(take.sum()))
+                tr.num_finished.append(int(done_mask.sum()))
+                res = (t.state == RUNNING) | (t.state == PAUSED)
+                tr.resident_blocks.append(int((-(-t.computed_tokens[res] // bs)).sum()))
             self.steps += 1

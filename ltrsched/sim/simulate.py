@@ -156,11 +156,12 @@ def simulate(workload: Workload, policy: Policy, config: SimConfig | None = None
     wall = time.perf_counter() - wall
     if bar is not None:
         bar.close()
-    if not (table.state == FINISHED).all():  # pragma: no cover - would be a simulator bug
-        raise RuntimeError("simulation ended with unfinished requests")
+    if not (table.state == FINISHED).all() or (table.generated_tokens != table.output_tokens).any():
+        raise RuntimeError("simulation ended with unfinished requests")  # pragma: no cover - a simulator bug
 
     df = workload.df.drop([c for c in ("prompt",) if c in workload.df.columns]).with_columns(
         served_output_tokens=pl.Series(table.output_tokens),
+        generated_tokens=pl.Series(table.generated_tokens),
         first_scheduled_time=pl.Series(table.first_scheduled_time),
         first_token_time=pl.Series(table.first_token_time),
         finish_time=pl.Series(table.finish_time),
@@ -178,6 +179,7 @@ def simulate(workload: Workload, policy: Policy, config: SimConfig | None = None
         swapped_blocks=replica.swapped_blocks_total,
         peak_blocks_in_use=replica.peak_blocks_in_use,
         num_gpu_blocks=num_blocks,
+        host_blocks=host_blocks,
         wall_time_s=wall,
         speedup_vs_real_time=summary["makespan"] / wall if wall > 0 else float("inf"),
     )

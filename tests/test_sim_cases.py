@@ -1,0 +1,83 @@
+"""Hand-computed simulator cases: step timing, TTFT/TPOT, pausing, swap and recompute preemption."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import LinearProfile, make_workload
+from ltrsched.errors import UserError
+from ltrsched.policies import make_policy
+from ltrsched.sim import SimConfig, simulate
+
+
+def test_chunked_prefill_timing_and_ttft_tpot():
+    # budget 16: step1 = A's 10 prompt tokens + 6 of B's (A samples its 1st token),
+    # step2 = A decode + B's last 14 (B's 1st token), step3 = two decodes. 10 ms + 1 ms/token.
+    wl = make_workload([10, 20], [3, 2])
+    cfg = SimConfig(profile=LinearProfile(), max_num_batched_tokens=16, watermark=0, record_steps=True)
+    r = simulate(wl, make_policy("fcfs"), cfg)
+    assert r.steps["duration"].to_list() == pytest.approx([0.026, 0.025, 0.012])
+    a, b = r.requests.sort("request_id").iter_rows(named=True)
+    assert a["ttft"] == pytest.approx(0.026) and b["ttft"] == pytest.approx(0.051)
+    assert a["finish_time"] == pytest.approx(0.063) and b["finish_time"] == pytest.approx(0.063)
+    assert a["tpot"] == pytest.approx((0.063 - 0.026) / 2)  # 3 tokens: 2 gaps
+    assert b["tpot"] == pytest.approx(0.063 - 0.051)
+    assert a["latency_per_token"] == pytest.approx(0.063 / 3)
+    assert a["max_waiting_time"] == pytest.approx(max(0.026, 0.025))
+
+
+def test_pause_then_swap_then_swap_in():
+    # 4 blocks of 4 tokens; swap 1 ms per block (4 tokens * 1000 B / 4e6 B/s).
+    # A (prompt 8, out 6) runs alone; B (prompt 8, out 2) arrives, SRTF puts it first.
+    # step2: B's prefill fits, A's next decode would need a 3rd block -> A pauses (keeps 2 blocks).
+    # step3: B's decode needs 3 blocks -> A (2 blocks) is swapped out: +2 ms. B finishes.
+    # step4: A swapped in (+2 ms) and decodes; then 4 plain decodes.
+    wl = make_workload([8, 8], [6, 2], arrivals=[0.0, 0.015])
+    prof = LinearProfile(blocks=4, kv_bytes_per_token=1000, host_link_bytes_per_s=4e6)
+    cfg = SimConfig(profile=prof, block_size=4, watermark=0, record_steps=True, preemption="swap")
+    r = simulate(wl, make_policy("srtf"), cfg)
+    steps = r.steps
+    assert steps["duration"].to_list() == pytest.approx([0.018, 0.018, 0.013, 0.013, 0.011, 0.011, 0.011, 0.011])
+    assert steps["num_evicted"].to_list() == [0, 0, 1, 0, 0, 0, 0, 0]
+    a, b = r.requests.sort("request_id").iter_rows(named=True)
+    assert b["first_token_time"] == pytest.approx(0.036) and b["finish_time"] == pytest.approx(0.049)
+    assert a["num_preemptions"] == 1 and b["num_preemptions"] == 0
+    assert a["finish_time"] == pytest.approx(0.106)
+    assert a["max_waiting_time"] == pytest.approx(0.062 - 0.018)  # the gap while paused and swapped
+    assert a["max_idle_steps"] == 2
+
+
+def test_recompute_preemption_redoes_the_prefill():
+    # Same scenario with recompute: A loses its KV and must prefill prompt + 1 generated token again
+    # (9 tokens), which samples its next token.
+    wl = make_workload([8, 8], [6, 2], arrivals=[0.0, 0.015])
+    prof = LinearProfile(blocks=4)
+    cfg = SimConfig(profile=prof, block_size=4, watermark=0, record_steps=True, preemption="recompute")
+    r = simulate(wl, make_policy("srtf"), cfg)
+    assert r.steps["duration"].to_list() == pytest.approx([0.018, 0.018, 0.011, 0.019, 0.011, 0.011, 0.011, 0.011])
+    assert r.steps["num_prefill_tokens"].to_list()[3] == 9
+
+
+def test_idle_gap_waits_for_next_arrival():
+    wl = make_workload([4, 4], [1, 1], arrivals=[0.0, 5.0])
+    r = simulate(wl, make_policy("fcfs"), SimConfig(profile=LinearProfile(), watermark=0))
+    a, b = r.requests.sort("request_id").iter_rows(named=True)
+    assert a["finish_time"] == pytest.approx(0.014)
+    assert b["first_scheduled_time"] == pytest.approx(5.0) and b["finish_time"] == pytest.approx(5.014)
+    assert r.summary["makespan"] == pytest.approx(5.014)
+
+
+def test_rejects_requests_that_can_never_fit():
+    wl = make_workload([100, 4], [100, 4])
+    with pytest.raises(UserError, match="never fit the KV cache"):
+        simulate(wl, make_policy("fcfs"), SimConfig(profile=LinearProfile(blocks=10), watermark=0))
+    with pytest.raises(UserError, match="max_model_len"):
+        simulate(wl, make_policy("fcfs"), SimConfig(profile=LinearProfile(), max_model_len=150))
+
+
+def test_save_writes_whole_files(tmp_path):
+    wl = make_workload([10, 20], [3, 2])
+    r = simulate(wl, make_policy("fcfs"), SimConfig(profile=LinearProfile(), record_steps=True))
+    r.save(tmp_path / "out")
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["requests.parquet", "steps.parquet", "summary.json"]

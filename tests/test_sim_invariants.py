@@ -1,0 +1,93 @@
+"""Property tests of the simulator on random workloads (hypothesis)."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import LinearProfile, make_workload
+from ltrsched.policies import Policy, make_policy, register
+from ltrsched.sim import SimConfig, simulate
+
+
+class RandomOrder(Policy):
+    """Adversarial policy: a fresh random order every step (exercises preemption paths)."""
+
+    name = "random-test"
+
+    def __init__(self, seed: int = 0):
+        self._rng = np.random.default_rng(seed)
+
+    def rank(self, view):
+        return self._rng.permutation(len(view))
+
+
+workloads = st.integers(min_value=1, max_value=40).flatmap(
+    lambda n: st.tuples(
+        st.lists(st.integers(1, 120), min_size=n, max_size=n),
+        st.lists(st.integers(1, 60), min_size=n, max_size=n),
+        st.lists(st.floats(0, 2.0, allow_nan=False), min_size=n, max_size=n),
+    )
+)
+
+
+def _check(result, workload, config, blocks):
+    req = result.requests
+    steps = result.steps
+    # every request finishes exactly once, with exactly its output tokens
+    assert req["finish_time"].is_not_null().all() and not req["finish_time"].is_nan().any()
+    assert (req["generated_tokens"] == req["served_output_tokens"]).all()
+    assert int(steps["num_finished"].sum()) == req.height
+    assert (req["finish_time"] >= req["first_token_time"]).all()
+    assert (req["first_token_time"] > req["arrival_time"]).all()
+    assert (req["first_scheduled_time"] >= req["arrival_time"]).all()
+    # limits hold every step
+    assert steps["num_batched_tokens"].max() <= config.max_num_batched_tokens
+    assert steps["num_seqs"].max() <= config.max_num_seqs
+    assert steps["resident_blocks"].max() <= blocks
+    assert (steps["resident_blocks"] == steps["blocks_in_use"]).all()
+    assert steps["host_blocks_in_use"].max() <= result.summary["host_blocks"]
+    # memory returns to zero
+    assert steps["resident_blocks"][-1] == 0 and steps["host_blocks_in_use"][-1] == 0
+    # time moves forward
+    assert (steps["duration"] > 0).all()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    wl=workloads,
+    policy=st.sampled_from(["fcfs", "srtf", "random"]),
+    budget=st.integers(8, 200),
+    seqs=st.integers(1, 16),
+    blocks=st.integers(12, 60),
+    preemption=st.sampled_from(["swap", "recompute"]),
+    swap_gib=st.sampled_from([0.0, 1e-4, 1.0]),
+    chunked=st.booleans(),
+)
+def test_invariants_random_workloads(wl, policy, budget, seqs, blocks, preemption, swap_gib, chunked):
+    prompts, outputs, arrivals = wl
+    if not chunked:
+        budget = max(budget, max(p + o for p, o in zip(prompts, outputs)))
+    workload = make_workload(prompts, outputs, arrivals)
+    blocks = max(blocks, -(-max(p + o for p, o in zip(prompts, outputs)) // 4))  # the largest must fit
+    profile = LinearProfile(blocks=blocks, kv_bytes_per_token=64)
+    config = SimConfig(profile=profile, max_num_batched_tokens=budget, max_num_seqs=seqs, block_size=4,
+                       watermark=0.0, preemption=preemption, swap_space_gib=swap_gib,
+                       chunked_prefill=chunked, record_steps=True)
+    pol = RandomOrder(seed=len(prompts)) if policy == "random" else make_policy(policy)
+    result = simulate(workload, pol, config)
+    _check(result, workload, config, blocks)
+
+
+@settings(max_examples=15, deadline=None)
+@given(wl=workloads, policy=st.sampled_from(["fcfs", "srtf"]))
+def test_same_seed_same_result(wl, policy):
+    prompts, outputs, arrivals = wl
+    workload = make_workload(prompts, outputs, arrivals)
+    config = SimConfig(profile=LinearProfile(blocks=48), max_num_batched_tokens=64, max_num_seqs=8,
+                       block_size=4, watermark=0.0)
+    a = simulate(workload, make_policy(policy), config).requests
+    b = simulate(workload, make_policy(policy), config).requests
+    assert a.equals(b)
