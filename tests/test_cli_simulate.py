@@ -1,0 +1,81 @@
+"""The CLI: one-line errors with exit code 2, --help everywhere, simulate end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import polars as pl
+import pytest
+
+from conftest import make_workload
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "ltrsched.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+@pytest.fixture
+def small_workload(tmp_path):
+    path = tmp_path / "wl.parquet"
+    make_workload([10, 50, 200, 30], [5, 40, 3, 80], arrivals=[0, 0.1, 0.2, 0.3]).save(path)
+    return path
+
+
+def test_help_lists_commands():
+    r = run_cli("--help")
+    assert r.returncode == 0
+    assert "simulate" in r.stdout
+    r = run_cli("simulate", "--help")
+    assert r.returncode == 0 and "--policy" in r.stdout
+
+
+def test_simulate_writes_results(small_workload, tmp_path):
+    out = tmp_path / "out"
+    r = run_cli("simulate", "-w", str(small_workload), "--arrival", "replay", "--policy", "srtf",
+                "--num-gpu-blocks", "500", "--profile", "a100-llama3-8b", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "latency_per_token" in r.stdout
+    req = pl.read_parquet(out / "requests.parquet")
+    assert req.height == 4 and (req["finish_time"] > req["arrival_time"]).all()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["meta"]["policy"] == "srtf" and summary["summary"]["num_requests"] == 4
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--policy", "nosuch"], "unknown policy 'nosuch'"),
+        (["--policy", "fcfs:x=1"], "has no parameter 'x'"),
+        (["--profile", "nosuch-gpu"], "nosuch-gpu"),
+        (["--arrival", "poisson", "--rate", "0"], "--rate must be a positive"),
+        (["--arrival", "poisson", "--rate", "-3"], "--rate must be a positive"),
+        (["--arrival", "poisson"], "needs --rate"),
+        (["--num-requests", "0"], "--num-requests must be positive"),
+        (["--num-gpu-blocks", "2"], "never fit the KV cache"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(small_workload, tmp_path, args, message):
+    out = tmp_path / "out"
+    r = run_cli("simulate", "-w", str(small_workload), *args, "--out", str(out))
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+    assert not out.exists()  # nothing half-written
+
+
+@pytest.mark.parametrize("content, message", [("", "empty"), ("not a parquet file", "cannot read")])
+def test_bad_workload_files(tmp_path, content, message):
+    bad = tmp_path / "bad.parquet"
+    bad.write_text(content)
+    r = run_cli("simulate", "-w", str(bad))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_missing_workload_file(tmp_path):
+    r = run_cli("simulate", "-w", str(tmp_path / "nope.parquet"))
+    assert r.returncode == 2 and "not found" in r.stderr
