@@ -1,0 +1,223 @@
+"""KV-cache capacity from a Hugging Face style model config (``config.json`` as a dict).
+
+The arithmetic vLLM 0.4 does at start-up, written out so the simulator can derive the number of KV
+blocks for a model, a GPU and a tensor-parallel degree:
+
+    blocks = floor((gpu_memory * utilization - weights_per_gpu - activation_reserve)
+                   / (kv_bytes_per_token_per_gpu * block_size))
+
+Units: bytes, tokens, blocks (of ``block_size`` tokens). Tensor parallelism shards attention heads,
+MLP columns/rows and the (vocab-parallel) embedding and LM head across GPUs; RMSNorm weights are
+replicated; KV heads are sharded while ``num_key_value_heads >= tp`` and replicated (one per GPU)
+beyond that, as in vLLM.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from ltrsched.errors import UserError
+
+#: bytes per element of the ``torch_dtype`` names found in HF configs.
+DTYPE_BYTES: dict[str, int] = {
+    "float32": 4,
+    "float": 4,
+    "bfloat16": 2,
+    "float16": 2,
+    "half": 2,
+    "float8_e4m3fn": 1,
+    "float8_e5m2": 1,
+    "int8": 1,
+}
+
+#: memory a GPU process holds outside PyTorch tensors (CUDA context, cuBLAS workspace) [bytes].
+NON_TORCH_BYTES = 768 * 2**20
+#: extra non-torch memory with tensor parallelism (NCCL buffers, custom all-reduce buffers) [bytes].
+NON_TORCH_BYTES_TP = 512 * 2**20
+
+REQUIRED_KEYS = (
+    "num_hidden_layers",
+    "hidden_size",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "vocab_size",
+    "intermediate_size",
+    "torch_dtype",
+)
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The sizes of a Llama-style decoder that memory arithmetic needs.
+
+    Attributes:
+        num_layers: decoder layers.
+        hidden_size: model width [elements].
+        num_heads: query heads.
+        num_kv_heads: key/value heads (grouped-query attention when < num_heads).
+        head_dim: elements per head.
+        vocab_size: tokens in the vocabulary.
+        intermediate_size: MLP width [elements] (gated MLP: gate, up and down projections).
+        dtype_bytes: bytes per weight and per KV element.
+        tie_word_embeddings: the LM head shares the embedding matrix.
+    """
+
+    num_layers: int
+    hidden_size: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    vocab_size: int
+    intermediate_size: int
+    dtype_bytes: int
+    tie_word_embeddings: bool = False
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], source: str = "model config") -> "ModelShape":
+        """Read and check the keys of an HF-style config; a missing or bad key raises UserError."""
+        if not isinstance(config, Mapping):
+            raise UserError(f"{source}: model config must be a JSON object, got {type(config).__name__}")
+        for key in REQUIRED_KEYS:
+            if key not in config:
+                raise UserError(f"{source}: model config lacks key {key!r}")
+        ints = {}
+        for key in REQUIRED_KEYS[:-1] + ("head_dim",):
+            if key not in config:
+                continue
+            value = config[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise UserError(f"{source}: model config key {key!r} must be a positive integer, got {value!r}")
+            ints[key] = value
+        dtype = config["torch_dtype"]
+        if dtype not in DTYPE_BYTES:
+            raise UserError(f"{source}: model config key 'torch_dtype' must be one of {sorted(DTYPE_BYTES)}, "
+                            f"got {dtype!r}")
+        heads = ints["num_attention_heads"]
+        head_dim = ints.get("head_dim")
+        if head_dim is None:
+            if ints["hidden_size"] % heads:
+                raise UserError(f"{source}: hidden_size {ints['hidden_size']} is not a multiple of "
+                                f"num_attention_heads {heads}; give head_dim")
+            head_dim = ints["hidden_size"] // heads
+        if heads % ints["num_key_value_heads"]:
+            raise UserError(f"{source}: num_attention_heads {heads} is not a multiple of "
+                            f"num_key_value_heads {ints['num_key_value_heads']}")
+        return cls(
+            num_layers=ints["num_hidden_layers"],
+            hidden_size=ints["hidden_size"],
+            num_heads=heads,
+            num_kv_heads=ints["num_key_value_heads"],
+            head_dim=head_dim,
+            vocab_size=ints["vocab_size"],
+            intermediate_size=ints["intermediate_size"],
+            dtype_bytes=DTYPE_BYTES[dtype],
+            tie_word_embeddings=bool(config.get("tie_word_embeddings", False)),
+        )
+
+    def check_tp(self, tp: int) -> None:
+        """Raise UserError unless ``tp`` GPUs can shard this model evenly."""
+        if isinstance(tp, bool) or not isinstance(tp, int) or tp <= 0:
+            raise UserError(f"tensor-parallel size must be a positive integer, got {tp!r}")
+        if self.num_heads % tp or self.intermediate_size % tp:
+            raise UserError(f"tensor-parallel size {tp} does not divide num_attention_heads {self.num_heads} "
+                            f"and intermediate_size {self.intermediate_size}")
+
+    def kv_heads_per_gpu(self, tp: int) -> int:
+        """KV heads each GPU stores: sharded, or replicated once there are more GPUs than KV heads."""
+        return max(1, self.num_kv_heads // tp)
+
+
+def _shape(config: Mapping[str, Any] | ModelShape) -> ModelShape:
+    return config if isinstance(config, ModelShape) else ModelShape.from_config(config)
+
+
+def parameter_count(config: Mapping[str, Any] | ModelShape) -> int:
+    """Parameters of a Llama-style decoder (embedding, layers, final norm, LM head) [parameters]."""
+    m = _shape(config)
+    q = m.num_heads * m.head_dim
+    kv = m.num_kv_heads * m.head_dim
+    per_layer = (m.hidden_size * q + 2 * m.hidden_size * kv + q * m.hidden_size  # q, k, v, o projections
+                 + 3 * m.hidden_size * m.intermediate_size                    # gate, up, down
+                 + 2 * m.hidden_size)                                          # two RMSNorms
+    embeddings = m.vocab_size * m.hidden_size * (1 if m.tie_word_embeddings else 2)
+    return embeddings + m.num_layers * per_layer + m.hidden_size
+
+
+def weight_bytes(config: Mapping[str, Any] | ModelShape) -> int:
+    """All weights of the model [bytes]."""
+    m = _shape(config)
+    return parameter_count(m) * m.dtype_bytes
+
+
+def weight_bytes_per_gpu(config: Mapping[str, Any] | ModelShape, tp: int = 1) -> int:
+    """Weights one GPU holds under ``tp``-way tensor parallelism [bytes]."""
+    m = _shape(config)
+    m.check_tp(tp)
+    q = m.num_heads * m.head_dim // tp
+    kv = m.kv_heads_per_gpu(tp) * m.head_dim
+    per_layer = (2 * m.hidden_size * q + 2 * m.hidden_size * kv
+                 + 3 * m.hidden_size * m.intermediate_size // tp + 2 * m.hidden_size)
+    vocab_shard = -(-m.vocab_size // tp)
+    embeddings = vocab_shard * m.hidden_size * (1 if m.tie_word_embeddings else 2)
+    return (embeddings + m.num_layers * per_layer + m.hidden_size) * m.dtype_bytes
+
+
+def kv_bytes_per_token(config: Mapping[str, Any] | ModelShape, tp: int = 1) -> int:
+    """Key + value cache of one token on one GPU, all layers [bytes/token]."""
+    m = _shape(config)
+    m.check_tp(tp)
+    return 2 * m.num_layers * m.kv_heads_per_gpu(tp) * m.head_dim * m.dtype_bytes
+
+
+def activation_reserve_bytes(config: Mapping[str, Any] | ModelShape, tp: int = 1,
+                             max_num_batched_tokens: int = 8192, max_num_seqs: int = 256) -> int:
+    """Memory vLLM's start-up profiling pass finds in use besides weights, per GPU [bytes].
+
+    vLLM 0.4 runs a dummy batch of ``max_num_batched_tokens`` tokens over ``max_num_seqs`` sequences
+    and subtracts the peak. Estimate: non-torch memory (CUDA context, cuBLAS workspace; NCCL buffers
+    under TP) + per-token activations at the MLP peak (gate/up output 2·I/tp, activation output I/tp,
+    q/k/v output, and ~4 hidden-size buffers: residual, normed input, attention output, MLP output)
+    + float32 logits and probabilities of ``max_num_seqs`` sampled rows over the full vocabulary.
+    """
+    m = _shape(config)
+    m.check_tp(tp)
+    per_token = (3 * m.intermediate_size // tp
+                 + (m.num_heads // tp + 2 * m.kv_heads_per_gpu(tp)) * m.head_dim
+                 + 4 * m.hidden_size) * m.dtype_bytes
+    logits = max_num_seqs * m.vocab_size * 4 * 2
+    non_torch = NON_TORCH_BYTES + (NON_TORCH_BYTES_TP if tp > 1 else 0)
+    return non_torch + max_num_batched_tokens * per_token + logits
+
+
+def kv_blocks_from_config(config: Mapping[str, Any] | ModelShape, gpu_memory_bytes: int, tp: int = 1,
+                          util: float = 0.9, block_size: int = 16,
+                          reserve_bytes: int | None = None) -> int:
+    """KV blocks per GPU (each holding ``block_size`` tokens) that fit beside weights and activations.
+
+    Args:
+        config: HF-style model config dict (or a ModelShape).
+        gpu_memory_bytes: total memory of one GPU [bytes].
+        tp: tensor-parallel size (GPUs sharing the model).
+        util: fraction of GPU memory the engine may use (vLLM's ``gpu_memory_utilization``).
+        block_size: tokens per KV block.
+        reserve_bytes: activation + non-torch reserve [bytes]; None estimates it with
+            :func:`activation_reserve_bytes`.
+
+    Returns:
+        the number of blocks, 0 when nothing is left for the KV cache.
+    """
+    m = _shape(config)
+    if not (isinstance(gpu_memory_bytes, (int, float)) and gpu_memory_bytes > 0):
+        raise UserError(f"gpu_memory_bytes must be positive, got {gpu_memory_bytes!r}")
+    if not (isinstance(util, (int, float)) and 0 < util <= 1):
+        raise UserError(f"gpu_memory_utilization must be in (0, 1], got {util!r}")
+    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size <= 0:
+        raise UserError(f"block_size must be a positive integer, got {block_size!r}")
+    if reserve_bytes is None:
+        reserve_bytes = activation_reserve_bytes(m, tp)
+    free = gpu_memory_bytes * util - weight_bytes_per_gpu(m, tp) - reserve_bytes
+    if free <= 0:
+        return 0
+    return int(math.floor(free / (kv_bytes_per_token(m, tp) * block_size)))

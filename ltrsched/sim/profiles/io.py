@@ -1,0 +1,253 @@
+"""Profile files: JSON with unit-bearing keys, validated on load; the built-in profiles ship as such files.
+
+See PROFILES.md for the format. Every problem with a file raises :class:`ltrsched.errors.UserError`
+naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+from ltrsched.errors import UserError
+from ltrsched.sim.kv_capacity import ModelShape
+from ltrsched.sim.profiles.model import StepTimeProfile
+
+FORMAT = "ltrsched-step-time-profile"
+FORMAT_VERSION = 1
+_PACKAGE = "ltrsched.sim.profiles"
+
+#: top-level scalar key -> (accepted python types, rule: text / positive / non-negative)
+_SCALARS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "name": (str, "text"),
+    "description": (str, "text"),
+    "gpu": (str, "text"),
+    "model": (str, "text"),
+    "tensor_parallel": (int, "positive"),
+    "max_model_len": (int, "positive"),
+    "gpu_memory_bytes": (int, "positive"),
+    "activation_reserve_bytes": (int, "non-negative"),
+    "host_link_bytes_per_s": ((int, float), "positive"),
+    "decode_attention_s_per_kv_token": ((int, float), "non-negative"),
+    "prefill_attention_s_per_pair": ((int, float), "non-negative"),
+    "overhead_s_per_step": ((int, float), "non-negative"),
+    "overhead_s_per_seq": ((int, float), "non-negative"),
+}
+#: table key -> (x column, y column)
+_TABLES = {
+    "non_attention": ("num_tokens", "non_attention_s"),
+    "sampling": ("num_seqs", "sampling_s"),
+}
+_KNOWN = {"format", "format_version", "model_config", "provenance", *_SCALARS, *_TABLES}
+
+
+# ---------------------------------------------------------------------------- dict <-> profile
+def profile_to_dict(profile: StepTimeProfile) -> dict[str, Any]:
+    """The JSON-ready dict of a profile (the file format, version 1)."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": profile.name,
+        "description": profile.description,
+        "gpu": profile.gpu,
+        "model": profile.model,
+        "tensor_parallel": profile.tensor_parallel,
+        "max_model_len": profile.max_model_len,
+        "gpu_memory_bytes": profile.gpu_memory_bytes,
+        "activation_reserve_bytes": profile.activation_reserve_bytes,
+        "host_link_bytes_per_s": profile.host_link_bytes_per_s,
+        "overhead_s_per_step": profile.overhead_s_per_step,
+        "overhead_s_per_seq": profile.overhead_s_per_seq,
+        "decode_attention_s_per_kv_token": profile.decode_attention_s_per_kv_token,
+        "prefill_attention_s_per_pair": profile.prefill_attention_s_per_pair,
+        "non_attention": {"num_tokens": _counts(profile.non_attention_num_tokens),
+                          "non_attention_s": list(profile.non_attention_s)},
+        "sampling": {"num_seqs": _counts(profile.sampling_num_seqs), "sampling_s": list(profile.sampling_s)},
+        "model_config": dict(profile.model_config),
+        "provenance": dict(profile.provenance),
+    }
+
+
+def _counts(values) -> list:
+    """Table x values as ints where they are whole numbers (token and sequence counts)."""
+    return [int(v) if float(v).is_integer() else v for v in values]
+
+
+def dumps_profile(profile: StepTimeProfile) -> str:
+    """The profile file's text: indented JSON with each table column on one line."""
+    text = json.dumps(profile_to_dict(profile), indent=1)
+    # json puts one list item per line; fold lists of numbers back onto one line
+    return re.sub(r"\[\n\s*([-0-9.e+,\s]*?)\n\s*\]",
+                  lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text) + "\n"
+
+
+def _check_number(source: str, key: str, value: Any, types, rule: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, types):
+        kind = "an integer" if types is int else ("text" if types is str else "a number")
+        raise UserError(f"{source}: key {key!r} must be {kind}, got {value!r}")
+    if rule == "text":
+        if not value.strip():
+            raise UserError(f"{source}: key {key!r} must not be empty")
+        return
+    if not math.isfinite(value):
+        raise UserError(f"{source}: key {key!r} must be finite, got {value!r}")
+    if rule == "positive" and value <= 0:
+        raise UserError(f"{source}: key {key!r} must be positive, got {value!r}")
+    if rule == "non-negative" and value < 0:
+        raise UserError(f"{source}: key {key!r} must be >= 0, got {value!r}")
+
+
+def _read_table(source: str, data: Mapping[str, Any], key: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    xname, yname = _TABLES[key]
+    table = data[key]
+    if not isinstance(table, Mapping):
+        raise UserError(f"{source}: key {key!r} must be an object with {xname!r} and {yname!r} lists")
+    cols = []
+    for col in (xname, yname):
+        full = f"{key}.{col}"
+        if col not in table:
+            raise UserError(f"{source}: key {full!r} is missing")
+        values = table[col]
+        if not isinstance(values, list) or not values:
+            raise UserError(f"{source}: key {full!r} must be a non-empty list of numbers")
+        for v in values:
+            _check_number(source, full, v, (int, float), "non-negative")
+        cols.append(tuple(float(v) for v in values))
+    extra = set(table) - {xname, yname}
+    if extra:
+        raise UserError(f"{source}: unknown key {key}.{sorted(extra)[0]!r}")
+    xs, ys = cols
+    if len(xs) != len(ys):
+        raise UserError(f"{source}: keys '{key}.{xname}' and '{key}.{yname}' differ in length "
+                        f"({len(xs)} vs {len(ys)})")
+    if xs[0] < 1:
+        raise UserError(f"{source}: key '{key}.{xname}' must start at >= 1, got {xs[0]}")
+    if any(b <= a for a, b in zip(xs, xs[1:])):
+        raise UserError(f"{source}: key '{key}.{xname}' must be strictly increasing")
+    if any(b < a for a, b in zip(ys, ys[1:])):
+        raise UserError(f"{source}: key '{key}.{yname}' must be non-decreasing (more work is never "
+                        f"faster); fit noisy timings with ltrsched.sim.profiles.fit.isotonic")
+    return xs, ys
+
+
+def profile_from_dict(data: Any, source: str = "profile") -> StepTimeProfile:
+    """Validate a profile dict (the file format) and build the profile; problems raise UserError."""
+    if not isinstance(data, Mapping):
+        raise UserError(f"{source}: a profile must be a JSON object, got {type(data).__name__}")
+    if data.get("format") != FORMAT:
+        raise UserError(f"{source}: key 'format' must be {FORMAT!r}, got {data.get('format')!r}")
+    if data.get("format_version") != FORMAT_VERSION:
+        raise UserError(f"{source}: key 'format_version' must be {FORMAT_VERSION}, "
+                        f"got {data.get('format_version')!r}")
+    unknown = sorted(set(data) - _KNOWN)
+    if unknown:
+        raise UserError(f"{source}: unknown key {unknown[0]!r}")
+    for key in (*_SCALARS, *_TABLES, "model_config"):
+        if key not in data:
+            raise UserError(f"{source}: key {key!r} is missing")
+    for key, (types, rule) in _SCALARS.items():
+        _check_number(source, key, data[key], types, rule)
+    non_attention = _read_table(source, data, "non_attention")
+    sampling = _read_table(source, data, "sampling")
+    shape = ModelShape.from_config(data["model_config"], source=f"{source}: key 'model_config'")
+    try:
+        shape.check_tp(data["tensor_parallel"])
+    except UserError as exc:
+        raise UserError(f"{source}: key 'tensor_parallel': {exc}") from None
+    provenance = data.get("provenance", {})
+    if not isinstance(provenance, Mapping):
+        raise UserError(f"{source}: key 'provenance' must be an object")
+    return StepTimeProfile(
+        name=data["name"],
+        description=data["description"],
+        gpu=data["gpu"],
+        model=data["model"],
+        tensor_parallel=data["tensor_parallel"],
+        max_model_len=data["max_model_len"],
+        gpu_memory_bytes=data["gpu_memory_bytes"],
+        activation_reserve_bytes=data["activation_reserve_bytes"],
+        host_link_bytes_per_s=float(data["host_link_bytes_per_s"]),
+        non_attention_num_tokens=non_attention[0],
+        non_attention_s=non_attention[1],
+        sampling_num_seqs=sampling[0],
+        sampling_s=sampling[1],
+        decode_attention_s_per_kv_token=float(data["decode_attention_s_per_kv_token"]),
+        prefill_attention_s_per_pair=float(data["prefill_attention_s_per_pair"]),
+        overhead_s_per_step=float(data["overhead_s_per_step"]),
+        overhead_s_per_seq=float(data["overhead_s_per_seq"]),
+        model_config=dict(data["model_config"]),
+        provenance=dict(provenance),
+    )
+
+
+# ---------------------------------------------------------------------------- files
+def read_profile_file(path: str | os.PathLike) -> StepTimeProfile:
+    """Load and validate one profile JSON file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"profile file not found: {path}") from None
+    except IsADirectoryError:
+        raise UserError(f"profile path is a directory, not a JSON file: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read profile file {path}: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    return profile_from_dict(data, source=str(path))
+
+
+def save_profile(profile: StepTimeProfile, path: str | os.PathLike) -> Path:
+    """Write ``profile`` as a profile JSON file (atomically: temp file, then rename)."""
+    path = Path(path)
+    text = dumps_profile(profile)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise UserError(f"cannot write profile file {path}: {exc}") from None
+    return path
+
+
+# ---------------------------------------------------------------------------- built-ins
+@lru_cache(maxsize=1)
+def _builtin_files() -> dict[str, Any]:
+    root = resources.files(_PACKAGE)
+    return {entry.name[: -len(".json")]: entry for entry in root.iterdir()
+            if entry.name.endswith(".json") and entry.is_file()}
+
+
+@lru_cache(maxsize=None)
+def _load_builtin(name: str) -> StepTimeProfile:
+    entry = _builtin_files()[name]
+    data = json.loads(entry.read_text(encoding="utf-8"))
+    return profile_from_dict(data, source=f"built-in profile {name!r}")
+
+
+def builtin_profiles() -> dict[str, str]:
+    """Built-in profile name -> one-line description, sorted by name."""
+    return {name: _load_builtin(name).description for name in sorted(_builtin_files())}
+
+
+def load_profile(name_or_path: str | os.PathLike | StepTimeProfile) -> StepTimeProfile:
+    """A built-in profile by name, or a profile JSON file by path; anything else raises UserError."""
+    if isinstance(name_or_path, StepTimeProfile):
+        return name_or_path
+    text = os.fspath(name_or_path)
+    builtins = _builtin_files()
+    if text in builtins:
+        return _load_builtin(text)
+    path = Path(text)
+    if path.exists() or text.endswith(".json") or os.sep in text or (os.altsep and os.altsep in text):
+        return read_profile_file(path)
+    raise UserError(f"unknown profile {text!r}; built-in profiles: {', '.join(sorted(builtins))} "
+                    f"(or give a path to a profile JSON file)")
