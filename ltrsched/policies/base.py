@@ -51,7 +51,8 @@ class LiveView:
     pays only for the columns it reads.
 
     Args:
-        columns: column name -> array over *all* requests the host tracks.
+        columns: column name -> array over *all* requests the host tracks, or a function mapping an
+            index array to the column's values there (for derived columns).
         index: positions of the live requests in those arrays (None: all of them).
         now: simulated or wall time of the step [s].
         step: index of the scheduling step (0, 1, ...).
@@ -79,7 +80,10 @@ class LiveView:
                 full = self._columns[name]
             except KeyError:
                 raise AttributeError(f"LiveView has no column {name!r}; columns: {sorted(self._columns)}") from None
-            arr = full if self._index is None else full[self._index]
+            if callable(full):
+                arr = full(self._index)
+            else:
+                arr = full if self._index is None else full[self._index]
             self._cache[name] = arr
         return arr
 

@@ -132,8 +132,14 @@ def form_batch(
     # --- 3./4. KV blocks: cut the prefix where it cannot fit, then evict from the tail -----------------
     cap = limits.num_gpu_blocks
     wm = limits.watermark_blocks
-    is_res = resident[batch]
+    held_all = np.where(resident, -(-computed_tokens // bs), 0)  # blocks each request holds on the GPU
     need = -(-(computed_tokens[batch] + take) // bs)
+    resident_total = int(held_all.sum())
+    after = resident_total + int(need.sum()) - int(held_all[batch].sum())
+    if after <= cap - wm:  # fast path: everything fits, even under the watermark
+        return BatchPlan(batch, np.asarray(take, dtype=np.int64), _EMPTY, after)
+
+    is_res = resident[batch]
     need_cum = np.cumsum(need)
     admits_new = np.maximum.accumulate(~is_res) if k else is_res
     limit = np.where(admits_new, cap - wm, cap)
@@ -153,7 +159,7 @@ def form_batch(
     in_batch[batch] = True
     rest = order[k:]
     others = rest[resident[rest] & ~in_batch[rest]][::-1]  # residents outside the batch, lowest-ranked first
-    held = -(-computed_tokens[others] // bs)
+    held = held_all[others]
     held_cum = np.cumsum(held)
     total_held = int(held_cum[-1]) if len(others) else 0
     deficit = used_by_batch + total_held - target

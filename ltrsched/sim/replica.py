@@ -105,7 +105,8 @@ class Replica:
         n = len(arrival_order)
         next_arrival = 0
         live = np.zeros(0, dtype=np.int64)
-        columns = t.live_columns()
+        columns = t.live_columns(lambda idx: self.steps - 1 - t.last_run_step[idx])
+        prev_batch = np.zeros(0, dtype=np.int64)
         bs = self.limits.block_size
 
         while next_arrival < n or len(live):
@@ -115,6 +116,7 @@ class Replica:
                 new = arrival_order[next_arrival:end]
                 next_arrival = end
                 t.state[new] = WAITING
+                t.last_run_step[new] = self.steps - 1
                 live = np.concatenate((live, new))
                 self.policy.on_arrival(t.request_id[new], env.now)
             if not len(live):
@@ -161,8 +163,9 @@ class Replica:
                 self.host_blocks_in_use -= in_blocks
                 swap_blocks += in_blocks
             b_computed = t.computed_tokens[batch]
-            b_gen = t.generated_tokens[batch]
-            is_decode = (take == 1) & (b_gen > 0) & (b_computed == t.prompt_tokens[batch] + b_gen - 1)
+            b_known = t.prompt_tokens[batch] + t.generated_tokens[batch]
+            # a decode computes the one token not yet in the KV (a 1-token last prompt chunk counts too)
+            is_decode = (take == 1) & (b_computed + 1 == b_known)
             n_decode = int(is_decode.sum())
             prefill = ~is_decode
             p_take = take[prefill]
@@ -182,25 +185,22 @@ class Replica:
             # -- advance the batch
             new_computed = b_computed + take
             t.computed_tokens[batch] = new_computed
-            sampled = batch[new_computed == t.prompt_tokens[batch] + b_gen]
+            sampled = batch[new_computed == b_known]
             t.generated_tokens[sampled] += 1
-            first = sampled[np.isnan(t.first_token_time[sampled])]
-            t.first_token_time[first] = end
-            gaps = end - t.last_token_time[sampled]  # NaN for first tokens
-            gaps[np.isnan(gaps)] = 0.0
-            t.max_token_gap[sampled] = np.maximum(t.max_token_gap[sampled], gaps)
+            t.first_token_time[sampled] = np.fmin(t.first_token_time[sampled], end)  # NaN -> end
+            gaps = end - t.last_token_time[sampled]  # NaN for first tokens: fmax ignores them
+            t.max_token_gap[sampled] = np.fmax(t.max_token_gap[sampled], gaps)
             t.last_token_time[sampled] = end
-            unscheduled = t.first_scheduled_time[batch]
-            t.first_scheduled_time[batch[np.isnan(unscheduled)]] = start
+            t.first_scheduled_time[batch] = np.fmin(t.first_scheduled_time[batch], start)
             t.run_time[batch] += dt
 
-            # -- states and idle counters
-            t.state[live[(t.state[live] == RUNNING)]] = PAUSED
+            # -- states and idle runs (O(batch): a run of idle steps ends when the request runs again)
+            t.state[prev_batch[t.state[prev_batch] == RUNNING]] = PAUSED
             t.state[batch] = RUNNING
-            t.idle_steps[live] += 1
-            t.idle_steps[batch] = 0
-            idle_live = t.idle_steps[live]
-            t.max_idle_steps[live] = np.maximum(t.max_idle_steps[live], idle_live)
+            prev_batch = batch
+            idle_run = self.steps - 1 - t.last_run_step[batch]
+            t.max_idle_steps[batch] = np.maximum(t.max_idle_steps[batch], idle_run)
+            t.last_run_step[batch] = self.steps
 
             scheduled = np.zeros(len(live), dtype=bool)
             scheduled[plan.batch] = True

@@ -19,6 +19,8 @@ class RequestTable:
     """Arrays over all requests, indexed by workload row (0..N-1).
 
     Token counts are in tokens, times in seconds (NaN until the event happens).
+    ``last_run_step`` is the last step a request ran in (its admission step - 1 before it first runs), so
+    its idle steps at step s are ``s - 1 - last_run_step``.
     ``output_tokens`` is what the replica serves (the workload's length plus any policy overhead such
     as PO's self-estimate); ``requested_output_tokens`` is the workload's own length.
     """
@@ -34,7 +36,7 @@ class RequestTable:
     generated_tokens: np.ndarray
     computed_tokens: np.ndarray
     state: np.ndarray
-    idle_steps: np.ndarray
+    last_run_step: np.ndarray
     max_idle_steps: np.ndarray
     run_time: np.ndarray
     num_preemptions: np.ndarray
@@ -68,7 +70,7 @@ class RequestTable:
             generated_tokens=zeros(),
             computed_tokens=zeros(),
             state=np.full(n, NOT_ARRIVED, dtype=np.int8),
-            idle_steps=zeros(),
+            last_run_step=zeros(),
             max_idle_steps=zeros(),
             run_time=np.zeros(n),
             num_preemptions=zeros(),
@@ -79,8 +81,10 @@ class RequestTable:
             finish_time=nan(),
         )
 
-    def live_columns(self) -> dict[str, np.ndarray]:
-        """The arrays a policy may read, under their :data:`ltrsched.policies.LIVE_COLUMNS` names."""
+    def live_columns(self, idle_steps) -> dict[str, np.ndarray]:
+        """The arrays a policy may read, under their :data:`ltrsched.policies.LIVE_COLUMNS` names.
+
+        ``idle_steps`` is a function index -> idle steps (derived from ``last_run_step`` and the step)."""
         return {
             "request_id": self.request_id,
             "arrival_time": self.arrival_time,
@@ -89,7 +93,7 @@ class RequestTable:
             "generated_tokens": self.generated_tokens,
             "computed_tokens": self.computed_tokens,
             "state": self.state,
-            "idle_steps": self.idle_steps,
+            "idle_steps": idle_steps,
             "run_time": self.run_time,
             "score": self.score,
             "po_estimate": self.po_estimate,
