@@ -11,12 +11,12 @@ import click
 from ltrsched import __version__
 from ltrsched.errors import UserError
 
-#: command name -> "module:attribute" of its click command.
-COMMANDS: dict[str, str] = {
-    "simulate": "ltrsched.sim.commands:simulate",
-    "profiles": "ltrsched.sim.profiles.commands:profiles",
-    "policies": "ltrsched.policies.commands:policies",
-    "workloads": "ltrsched.workloads.commands:workloads",
+#: command name -> ("module:attribute" of its click command, one-line help for `ltrsched --help`).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "simulate": ("ltrsched.sim.commands:simulate", "Simulate one policy serving one workload."),
+    "profiles": ("ltrsched.sim.profiles.commands:profiles", "List step-time profiles."),
+    "policies": ("ltrsched.policies.commands:policies", "List scheduling policies and their parameters."),
+    "workloads": ("ltrsched.workloads.commands:workloads", "List built-in workloads."),
 }
 
 
@@ -27,14 +27,19 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in self.commands:
             return self.commands[name]
-        target = COMMANDS.get(name)
-        if target is None:
+        if name not in COMMANDS:
             return None
-        module, attr = target.split(":")
+        module, attr = COMMANDS[name][0].split(":")
         try:
             return getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as exc:
             raise click.ClickException(f"command {name!r} is unavailable: {exc}") from None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List commands from the static table, without importing them."""
+        rows = [(name, COMMANDS[name][1]) for name in sorted(COMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -1,0 +1,82 @@
+"""Arrival processes: when each request of a workload arrives [s].
+
+- ``burst``: every request at t = 0.
+- ``poisson``: exponential inter-arrival times at ``rate`` [req/s]; the first request at t = 0.
+- ``gamma``: gamma inter-arrival times with mean 1/rate and coefficient of variation ``cv``
+  (cv = 1 is Poisson; larger is burstier).
+- ``replay``: the workload's own ``arrival_time`` shifted to start at 0; with ``rate``, scaled so that
+  the mean rate (requests - 1) / span equals ``rate``.
+
+``duration`` keeps only requests arriving in ``[0, duration)`` (e.g. "60 s of requests at 16 req/s").
+Requests receive times in table order.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+
+from ltrsched.errors import UserError
+from ltrsched.workloads.schema import Workload
+
+PROCESSES = ("burst", "poisson", "gamma", "replay")
+
+
+def arrival_times(n: int, process: str, rate: float | None = None, cv: float = 1.0, seed: int = 0) -> np.ndarray:
+    """``n`` arrival times [s] of a generative process (burst, poisson, gamma)."""
+    if process == "burst":
+        return np.zeros(n)
+    _check_rate(rate, process)
+    if not (math.isfinite(cv) and cv > 0):
+        raise UserError(f"the coefficient of variation must be positive, got {cv}")
+    rng = np.random.default_rng(seed)
+    if process == "poisson":
+        gaps = rng.exponential(1.0 / rate, n)
+    elif process == "gamma":
+        shape = 1.0 / (cv * cv)
+        gaps = rng.gamma(shape, 1.0 / (rate * shape), n)
+    else:
+        raise UserError(f"unknown arrival process {process!r}; use one of {', '.join(PROCESSES)}")
+    gaps[0] = 0.0
+    return np.cumsum(gaps)
+
+
+def _check_rate(rate, process):
+    if rate is None:
+        raise UserError(f"arrival process {process!r} needs a rate [req/s]")
+    if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
+        raise UserError(f"the arrival rate must be a positive number of requests per second, got {rate}")
+
+
+def apply_arrivals(
+    workload: Workload, process: str, rate: float | None = None, cv: float = 1.0, seed: int = 0,
+    duration: float | None = None,
+) -> Workload:
+    """A copy of ``workload`` with arrival times from ``process``; see the module docstring."""
+    if process not in PROCESSES:
+        raise UserError(f"unknown arrival process {process!r}; use one of {', '.join(PROCESSES)}")
+    n = len(workload)
+    if process == "replay":
+        t = workload.df["arrival_time"].to_numpy().astype(np.float64)
+        t = t - t.min()
+        if rate is not None:
+            _check_rate(rate, process)
+            span = t.max()
+            if n < 2 or span <= 0:
+                raise UserError("cannot scale the rate of a trace whose requests all arrive at once")
+            t = t * (((n - 1) / span) / rate)
+    else:
+        t = arrival_times(n, process, rate, cv, seed)
+    df = workload.df.with_columns(arrival_time=pl.Series(t, dtype=pl.Float64))
+    if duration is not None:
+        if not (math.isfinite(duration) and duration > 0):
+            raise UserError(f"the duration must be positive, got {duration}")
+        if process != "burst" and t.max() < duration and n > 1:
+            raise UserError(
+                f"the workload has only {n} requests, which all arrive within {t.max():.1f} s; "
+                f"{duration:g} s of arrivals needs more (about rate x duration)"
+            )
+        df = df.filter(pl.col("arrival_time") < duration)
+    return workload.with_df(df, arrival=process, rate=rate, cv=cv, arrival_seed=seed, duration=duration)

@@ -1,0 +1,133 @@
+"""Loading workloads from files and built-in names: one entry point, :func:`load_workload`.
+
+Files, by suffix:
+- ``.parquet``: our own workload table (see :mod:`ltrsched.workloads.schema`).
+- ``.jsonl``: one ``{"prompt": ..., "generated": ...}`` object per line (the seed's traces); lengths are
+  re-tokenized with the Llama-3 tokenizer; an optional ``arrival_time`` [s] is kept.
+- ``.json``: ShareGPT conversations (complete or truncated), first turns, the paper's selection rules.
+- ``.csv``: length-only traces with arrival times: ``arrived_at``/``arrival_time``,
+  ``num_prefill_tokens``/``prompt_tokens``, ``num_decode_tokens``/``output_tokens``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from ltrsched.errors import UserError
+from ltrsched.workloads.builtin import BUILTIN, builtin_workload
+from ltrsched.workloads.schema import Workload
+from ltrsched.workloads.selection import paper_selection
+from ltrsched.workloads.sharegpt import load_sharegpt_records
+from ltrsched.workloads.tokenizer import count_tokens
+
+CSV_COLUMNS = {
+    "arrival_time": ("arrival_time", "arrived_at", "arrival", "timestamp"),
+    "prompt_tokens": ("prompt_tokens", "num_prefill_tokens", "prompt_len", "input_tokens"),
+    "output_tokens": ("output_tokens", "num_decode_tokens", "output_len", "generated_tokens"),
+}
+
+
+def _numbered(df: pl.DataFrame) -> pl.DataFrame:
+    return df.with_columns(request_id=pl.arange(0, df.height, dtype=pl.Int64))
+
+
+def _sample(df: pl.DataFrame, n: int | None, seed: int, source: str) -> pl.DataFrame:
+    if n is None:
+        return df
+    if n <= 0:
+        raise UserError(f"the number of requests must be positive, got {n}")
+    if n > df.height:
+        raise UserError(f"asked for {n} requests but {source} has only {df.height}")
+    return df.sample(n=n, shuffle=True, seed=seed)
+
+
+def load_jsonl(path: Path) -> pl.DataFrame:
+    prompts, generated, arrivals = [], [], []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+            if not isinstance(rec, dict) or not isinstance(rec.get("prompt"), str) or not isinstance(rec.get("generated"), str):
+                raise UserError(f"{path}:{lineno}: expected an object with string fields 'prompt' and 'generated'")
+            prompts.append(rec["prompt"])
+            generated.append(rec["generated"])
+            arrivals.append(float(rec.get("arrival_time", 0.0)))
+    if not prompts:
+        raise UserError(f"{path}: no requests (empty file)")
+    return pl.DataFrame(
+        {
+            "prompt": prompts,
+            "prompt_tokens": count_tokens(prompts),
+            "output_tokens": count_tokens(generated),
+            "arrival_time": np.asarray(arrivals, dtype=np.float64),
+        }
+    )
+
+
+def load_csv(path: Path) -> pl.DataFrame:
+    try:
+        raw = pl.read_csv(path, infer_schema_length=10_000)
+    except Exception as exc:
+        raise UserError(f"{path}: cannot parse CSV ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    if raw.height == 0:
+        raise UserError(f"{path}: no requests (empty file)")
+    cols = {}
+    for ours, names in CSV_COLUMNS.items():
+        found = next((c for c in names if c in raw.columns), None)
+        if found is None:
+            raise UserError(f"{path}: no column for {ours} (looked for {', '.join(names)}); have {', '.join(raw.columns)}")
+        cols[ours] = raw[found]
+    try:
+        return pl.DataFrame(
+            {
+                "prompt_tokens": cols["prompt_tokens"].cast(pl.Int64, strict=True),
+                "output_tokens": cols["output_tokens"].cast(pl.Int64, strict=True),
+                "arrival_time": cols["arrival_time"].cast(pl.Float64, strict=True),
+            }
+        )
+    except Exception:
+        raise UserError(f"{path}: non-numeric values in the length or arrival columns") from None
+
+
+def load_workload(source: str, num_requests: int | None = None, seed: int = 0, split: str = "eval") -> Workload:
+    """A workload from a built-in name or a file path; ``num_requests`` samples (seeded) from it.
+
+    ``split`` applies to ShareGPT data ("eval" or "train"; see :mod:`ltrsched.workloads.selection`).
+    """
+    if source in BUILTIN:
+        return builtin_workload(source, num_requests, seed, split)
+    path = Path(source)
+    if not path.exists():
+        known = ", ".join(BUILTIN)
+        raise UserError(f"workload not found: {source!r} is neither a file nor a built-in ({known})")
+    if path.is_dir():
+        raise UserError(f"workload {source!r} is a directory, not a file")
+    suffix = path.suffix.lower()
+    if path.stat().st_size == 0:
+        raise UserError(f"{path}: the file is empty")
+    if suffix == ".parquet":
+        try:
+            df = pl.read_parquet(path)
+        except Exception as exc:
+            raise UserError(f"cannot read workload {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+        if "request_id" not in df.columns:
+            df = _numbered(df)
+        return Workload(_sample(df, num_requests, seed, str(path)), path.stem, {"source": str(path)})
+    if suffix == ".jsonl":
+        df = _sample(load_jsonl(path), num_requests, seed, str(path))
+    elif suffix == ".json":
+        df = paper_selection(load_sharegpt_records(path), split="all", n=num_requests, seed=seed)
+        df = df.drop("response").with_columns(arrival_time=pl.lit(0.0))
+    elif suffix == ".csv":
+        df = _sample(load_csv(path), num_requests, seed, str(path))
+    else:
+        raise UserError(f"{path}: unknown workload format {suffix!r}; use .parquet, .jsonl, .json or .csv")
+    return Workload(_numbered(df), path.stem, {"source": str(path)})

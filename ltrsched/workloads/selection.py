@@ -1,0 +1,65 @@
+"""The paper's prompt selection rules and disjoint train / eval splits.
+
+Rules (paper, section 5): the first user turn of each conversation; keep prompts of 4..1024 Llama-3
+tokens and outputs of >= 4 tokens; outputs are capped at 8,192 tokens (the paper's generation limit).
+Identical prompts are kept once, so a prompt can never be in both splits.
+
+Splits: the eligible prompts are shuffled once with a fixed seed (0); the **eval** window is the first
+``EVAL_SIZE`` (6,000) of that order and the **train** window is everything after it. The paper used
+windows of 10,000 at offsets 0 and 20,000 of LMSYS / ShareGPT; the packaged ShareGPT has only ~14,400
+eligible first turns, so the windows are 6,000 / ~8,400 here. A ``seed`` then samples ``n`` requests
+within a window.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from ltrsched.errors import UserError
+
+MIN_PROMPT_TOKENS = 4
+MAX_PROMPT_TOKENS = 1024
+MIN_OUTPUT_TOKENS = 4
+MAX_OUTPUT_TOKENS = 8192
+EVAL_SIZE = 6000
+SPLIT_SEED = 0
+SPLITS = ("eval", "train", "all")
+
+
+def eligible(df: pl.DataFrame) -> pl.DataFrame:
+    """Apply the length rules, cap outputs, and keep the first occurrence of each prompt."""
+    out = df.filter(
+        pl.col("prompt_tokens").is_between(MIN_PROMPT_TOKENS, MAX_PROMPT_TOKENS)
+        & (pl.col("output_tokens") >= MIN_OUTPUT_TOKENS)
+    ).with_columns(pl.col("output_tokens").clip(upper_bound=MAX_OUTPUT_TOKENS))
+    if "prompt" in out.columns:
+        out = out.unique(subset="prompt", keep="first", maintain_order=True)
+    return out
+
+
+def paper_selection(df: pl.DataFrame, split: str = "eval", n: int | None = None, seed: int = 0) -> pl.DataFrame:
+    """The paper's selection: eligible first turns, split window, then a seeded sample of ``n``.
+
+    Args:
+        df: first turns with ``prompt_tokens``, ``output_tokens`` (and ``prompt`` for de-duplication).
+        split: "eval", "train" (disjoint windows) or "all".
+        n: requests to sample from the window (None: the whole window, in window order).
+        seed: sampling seed.
+    """
+    if split not in SPLITS:
+        raise UserError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    pool = eligible(df)
+    pool = pool.sample(fraction=1.0, shuffle=True, seed=SPLIT_SEED) if pool.height else pool
+    if split == "eval":
+        pool = pool.head(EVAL_SIZE)
+    elif split == "train":
+        pool = pool.slice(EVAL_SIZE)
+    if pool.height == 0:
+        raise UserError(f"no eligible requests in the {split} split")
+    if n is None:
+        return pool
+    if n <= 0:
+        raise UserError(f"the number of requests must be positive, got {n}")
+    if n > pool.height:
+        raise UserError(f"asked for {n} requests but the {split} split has only {pool.height}")
+    return pool.sample(n=n, shuffle=True, seed=seed)

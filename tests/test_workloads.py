@@ -1,0 +1,157 @@
+"""Workloads: loaders, selection rules, built-ins, arrival processes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from conftest import make_workload
+from ltrsched.errors import UserError
+from ltrsched.workloads import (
+    apply_arrivals, count_tokens, load_sharegpt_records, load_workload, paper_selection,
+)
+from ltrsched.workloads.selection import EVAL_SIZE
+
+
+def test_count_tokens_llama3():
+    # "Hello world, how are you?" is 7 Llama-3 tokens (Hello| world|,| how| are| you|?)
+    assert count_tokens(["Hello world, how are you?", ""]).tolist() == [7, 0]
+
+
+def test_jsonl_loader_retokenizes(tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps({"prompt": "Hello world, how are you?", "generated": "Fine thanks"}) + "\n\n"
+                    + json.dumps({"prompt": "Hi", "generated": "Hello world, how are you?"}) + "\n")
+    wl = load_workload(str(path))
+    assert wl.df["prompt_tokens"].to_list() == [7, 1]
+    assert wl.df["output_tokens"].to_list() == [2, 7]
+    assert wl.df["request_id"].to_list() == [0, 1]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [("", "empty"), ("{bad json\n", ":1: not valid JSON"), ('{"prompt": "x"}\n', "'generated'")],
+)
+def test_jsonl_errors(tmp_path, content, message):
+    path = tmp_path / "t.jsonl"
+    path.write_text(content)
+    with pytest.raises(UserError, match=message):
+        load_workload(str(path))
+
+
+def test_truncated_sharegpt_json(tmp_path):
+    recs = [
+        {"id": "a", "conversations": [{"from": "human", "value": "Tell me a story please"},
+                                      {"from": "gpt", "value": "Once upon a time there was a fox."}]},
+        {"id": "b", "conversations": [{"from": "gpt", "value": "orphan"}]},  # no user turn: skipped
+        {"id": "c", "conversations": [{"from": "human", "value": "What is two plus two?"},
+                                      {"from": "gpt", "value": "Four, of course my friend."}]},
+    ]
+    text = json.dumps(recs, indent=1)
+    text = text[: text.rindex("Four") + 3]  # truncated inside the last record
+    path = tmp_path / "sg.json"
+    path.write_text(text)
+    df = load_sharegpt_records(path)
+    assert df["source_id"].to_list() == ["a"]
+    assert df["output_tokens"][0] == count_tokens(["Once upon a time there was a fox."])[0]
+    wl = load_workload(str(path))
+    assert len(wl) == 1 and wl.df["prompt"][0] == "Tell me a story please"
+
+
+def test_csv_trace_loader_real_file():
+    wl = load_workload("../shared/data/traces/azure-2023-code.csv")
+    assert len(wl) == 8819
+    assert wl.df["arrival_time"][0] == 0.0 and wl.df["arrival_time"].is_sorted()
+    assert wl.df["prompt_tokens"].min() >= 1
+
+
+@pytest.mark.parametrize("content, message", [("a,b\n1,2\n", "no column for"), ("arrived_at,num_prefill_tokens,num_decode_tokens\n", "empty"),
+                                              ("arrived_at,num_prefill_tokens,num_decode_tokens\n0,x,3\n", "non-numeric")])
+def test_csv_errors(tmp_path, content, message):
+    path = tmp_path / "t.csv"
+    path.write_text(content)
+    with pytest.raises(UserError, match=message):
+        load_workload(str(path))
+
+
+def test_unknown_source_and_format(tmp_path):
+    with pytest.raises(UserError, match="neither a file nor a built-in"):
+        load_workload("no-such-workload")
+    path = tmp_path / "x.txt"
+    path.write_text("hello")
+    with pytest.raises(UserError, match="unknown workload format"):
+        load_workload(str(path))
+
+
+def test_selection_rules_and_disjoint_splits():
+    rng = np.random.default_rng(1)
+    n = 20000
+    df = pl.DataFrame({
+        "prompt": [f"p{i % 18000}" for i in range(n)],  # 2,000 duplicate prompts
+        "prompt_tokens": rng.integers(1, 1500, n),
+        "output_tokens": rng.integers(1, 10000, n),
+    })
+    ev = paper_selection(df, "eval")
+    tr = paper_selection(df, "train")
+    for part in (ev, tr):
+        assert part["prompt_tokens"].min() >= 4 and part["prompt_tokens"].max() <= 1024
+        assert part["output_tokens"].min() >= 4 and part["output_tokens"].max() <= 8192
+        assert part["prompt"].n_unique() == part.height
+    assert ev.height == min(EVAL_SIZE, ev.height)
+    assert not set(ev["prompt"]) & set(tr["prompt"])
+    a = paper_selection(df, "eval", n=100, seed=3)
+    b = paper_selection(df, "eval", n=100, seed=3)
+    assert a.equals(b) and set(a["prompt"]) <= set(ev["prompt"])
+    with pytest.raises(UserError, match="only"):
+        paper_selection(df, "eval", n=10**6)
+
+
+def test_builtin_sharegpt_is_real_data():
+    wl = load_workload("sharegpt", num_requests=2000, seed=0)
+    df = wl.df
+    assert len(wl) == 2000 and wl.has_text
+    print("sharegpt means", df["prompt_tokens"].mean(), df["output_tokens"].mean())
+    assert 60 < df["prompt_tokens"].mean() < 150   # ChatGPT-era first turns (paper's own: 240)
+    assert 250 < df["output_tokens"].mean() < 400  # ChatGPT responses (paper's Llama-3: 412)
+    train = load_workload("sharegpt", split="train")
+    assert not set(train.df["prompt"]) & set(load_workload("sharegpt").df["prompt"])
+
+
+@pytest.mark.parametrize("name, prompt_mean, output_mean", [("lmsys-like", 85, 293), ("lmsys-like-70b", 85, 307),
+                                                            ("sharegpt-like", 240, 412)])
+def test_synthetic_means(name, prompt_mean, output_mean):
+    df = load_workload(name, num_requests=20000, seed=0).df
+    assert df["prompt_tokens"].mean() == pytest.approx(prompt_mean, rel=0.05)
+    assert df["output_tokens"].mean() == pytest.approx(output_mean, rel=0.05)
+    assert df["output_tokens"].quantile(0.99) > 5 * output_mean  # heavy tail
+    assert load_workload(name, num_requests=50, seed=1).df.equals(load_workload(name, num_requests=50, seed=1).df)
+
+
+def test_poisson_and_gamma_arrivals():
+    wl = make_workload([4] * 5000, [4] * 5000)
+    p = apply_arrivals(wl, "poisson", rate=10.0, seed=0).df["arrival_time"].to_numpy()
+    gaps = np.diff(p)
+    assert p[0] == 0 and gaps.mean() == pytest.approx(0.1, rel=0.05)
+    assert gaps.std() / gaps.mean() == pytest.approx(1.0, rel=0.08)
+    g = np.diff(apply_arrivals(wl, "gamma", rate=10.0, cv=3.0, seed=0).df["arrival_time"].to_numpy())
+    assert g.mean() == pytest.approx(0.1, rel=0.15) and g.std() / g.mean() == pytest.approx(3.0, rel=0.15)
+    assert np.array_equal(p, apply_arrivals(wl, "poisson", rate=10.0, seed=0).df["arrival_time"].to_numpy())
+    assert (apply_arrivals(wl, "burst").df["arrival_time"] == 0).all()
+
+
+def test_replay_scaling_and_duration():
+    wl = make_workload([4] * 5, [4] * 5, arrivals=[10, 11, 12, 14, 18])
+    r = apply_arrivals(wl, "replay").df["arrival_time"].to_list()
+    assert r == [0, 1, 2, 4, 8]
+    s = apply_arrivals(wl, "replay", rate=0.25).df["arrival_time"].to_list()  # observed: 4 gaps over 8 s = 0.5/s
+    assert s == pytest.approx([0, 2, 4, 8, 16])
+    d = apply_arrivals(wl, "replay", duration=3.0)
+    assert len(d) == 3
+    with pytest.raises(UserError, match="only 5 requests"):
+        apply_arrivals(wl, "replay", duration=100.0)
+    for bad in (0.0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(UserError, match="positive"):
+            apply_arrivals(wl, "poisson", rate=bad)
