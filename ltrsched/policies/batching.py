@@ -88,6 +88,7 @@ def form_batch(
     computed_tokens: np.ndarray,
     resident: np.ndarray,
     limits: BatchLimits,
+    resident_blocks: int | None = None,
 ) -> BatchPlan:
     """Form one step's batch from a competition order.
 
@@ -98,6 +99,7 @@ def form_batch(
         computed_tokens: tokens whose KV the request has (on GPU or host) [tokens].
         resident: whether the request's KV is on the GPU now (running or paused).
         limits: the step's limits.
+        resident_blocks: blocks the resident requests hold now, if the host tracks it (saves a pass).
 
     Returns:
         The :class:`BatchPlan`. It is empty only if ``order`` is empty.
@@ -114,7 +116,8 @@ def form_batch(
     budget = limits.max_num_batched_tokens
 
     # --- 2. token budget and sequence cap: the longest prefix that fits --------------------------------
-    wanted = pending_tokens[order]
+    head = order[: limits.max_num_seqs]  # the batch can be no longer than this
+    wanted = pending_tokens[head]
     cum = np.cumsum(wanted)
     before = cum - wanted  # tokens used by better-ranked requests
     if limits.chunked_prefill:
@@ -127,17 +130,19 @@ def form_batch(
         k = int(np.searchsorted(cum, budget, side="right"))  # members fit whole
         k = min(k, limits.max_num_seqs)
         take = wanted[:k]
-    batch = order[:k]
+    batch = head[:k]
 
     # --- 3./4. KV blocks: cut the prefix where it cannot fit, then evict from the tail -----------------
     cap = limits.num_gpu_blocks
     wm = limits.watermark_blocks
-    held_all = np.where(resident, -(-computed_tokens // bs), 0)  # blocks each request holds on the GPU
-    need = -(-(computed_tokens[batch] + take) // bs)
-    resident_total = int(held_all.sum())
-    after = resident_total + int(need.sum()) - int(held_all[batch].sum())
+    b_computed = computed_tokens[batch]
+    need = -(-(b_computed + take) // bs)
+    if resident_blocks is None:
+        resident_blocks = int((-(-computed_tokens[resident] // bs)).sum())
+    after = resident_blocks + int(need.sum()) - int((-(-b_computed[resident[batch]] // bs)).sum())
     if after <= cap - wm:  # fast path: everything fits, even under the watermark
         return BatchPlan(batch, np.asarray(take, dtype=np.int64), _EMPTY, after)
+    held_all = np.where(resident, -(-computed_tokens // bs), 0)  # blocks each request holds on the GPU
 
     is_res = resident[batch]
     need_cum = np.cumsum(need)

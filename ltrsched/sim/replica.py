@@ -130,7 +130,7 @@ class Replica:
             known = t.prompt_tokens[live] + t.generated_tokens[live]
             state = t.state[live]
             resident = (state == RUNNING) | (state == PAUSED)
-            plan = form_batch(order, known - computed, computed, resident, self.limits)
+            plan = form_batch(order, known - computed, computed, resident, self.limits, self.blocks_in_use)
 
             # -- preemption
             swap_blocks = 0
