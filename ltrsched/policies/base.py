@@ -11,6 +11,7 @@ the sequence cap and the KV cache, and preempts from the tail of it under memory
 
 from __future__ import annotations
 
+import inspect
 from enum import IntEnum
 from typing import Any, ClassVar, Mapping
 
@@ -143,14 +144,18 @@ class Policy:
     def on_finish(self, request_ids: np.ndarray, now: float) -> None:
         """Requests ``request_ids`` finished at ``now`` [s]."""
 
+    def parameters(self) -> dict[str, Any]:
+        """Constructor parameters and their current values (a policy stores each as an attribute)."""
+        sig = inspect.signature(type(self).__init__)
+        return {n: getattr(self, n) for n in list(sig.parameters)[1:] if hasattr(self, n)}
+
     def describe(self) -> dict[str, Any]:
         """Name and parameters, for result files."""
-        params = {k: v for k, v in vars(self).items() if not k.startswith("_")}
-        return {"policy": self.name, **params}
+        return {"policy": self.name, **self.parameters()}
 
     def spec(self) -> str:
         """A spec string that recreates this policy."""
-        params = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        params = {k: v for k, v in self.parameters().items() if v is not None}
         if not params:
             return self.name
         return self.name + ":" + ",".join(f"{k}={v}" for k, v in params.items())

@@ -112,9 +112,8 @@ def _converter(cls: type[Policy], param: inspect.Parameter) -> Callable[[str], o
 def signature_text(cls: type[Policy]) -> str:
     """``name:key=default,...`` for help texts."""
     params = _parameters(cls)
-    if not params:
-        return cls.name
     parts = [f"{n}={p.default}" if p.default is not inspect.Parameter.empty else f"{n}=?" for n, p in params.items()]
+    parts.append("starve=T," + ("starve_quantum=Q" if "quantum" in params else "quantum=Q"))
     return f"{cls.name}:" + ",".join(parts)
 
 
@@ -133,8 +132,16 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
     return name, params
 
 
+#: Spec parameters that wrap any policy in starvation prevention (``quantum`` only where the policy has none).
+STARVATION_PARAMS = ("starve", "starve_quantum", "quantum")
+
+
 def make_policy(spec: str) -> Policy:
-    """Build a policy from a spec string; bad names or parameters raise :class:`UserError`."""
+    """Build a policy from a spec string; bad names or parameters raise :class:`UserError`.
+
+    Any policy takes ``starve=T`` (and ``quantum=Q``, or ``starve_quantum=Q`` for policies with their own
+    ``quantum``) to add starvation prevention, e.g. ``ltr:starve=200,quantum=10``.
+    """
     name, raw = parse_spec(spec)
     registry = available()
     if name not in registry:
@@ -142,6 +149,7 @@ def make_policy(spec: str) -> Policy:
         raise UserError(f"unknown policy {name!r}; available: {listing}")
     cls = registry[name]
     params = _parameters(cls)
+    starve = _pop_starvation(raw, params, name)
     kwargs: dict[str, object] = {}
     for key, text in raw.items():
         if key not in params:
@@ -151,6 +159,26 @@ def make_policy(spec: str) -> Policy:
         except ValueError as exc:
             raise UserError(f"policy {name!r}: bad value for {key}: {exc}") from None
     try:
-        return cls(**kwargs)
+        policy = cls(**kwargs)
+        if starve is not None:
+            from ltrsched.policies.starvation import StarvationPrevention
+
+            policy = StarvationPrevention(policy, *starve)
+        return policy
     except (TypeError, ValueError) as exc:
         raise UserError(f"policy {name!r}: {exc}") from None
+
+
+def _pop_starvation(raw: dict[str, str], params: dict, name: str) -> tuple[int, int] | None:
+    """Take the starvation-prevention parameters out of ``raw``: (threshold, quantum) or None."""
+    if "starve" not in raw:
+        if "starve_quantum" in raw:
+            raise UserError(f"policy {name!r}: starve_quantum needs starve=T")
+        return None
+    keys = ["starve_quantum"] if "quantum" in params else ["starve_quantum", "quantum"]
+    try:
+        threshold = int(raw.pop("starve"))
+        quantum = next((int(raw.pop(k)) for k in keys if k in raw), 10)
+    except ValueError as exc:
+        raise UserError(f"policy {name!r}: starve/quantum must be integers (steps): {exc}") from None
+    return threshold, quantum

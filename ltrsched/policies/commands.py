@@ -1,0 +1,21 @@
+"""``ltrsched policies``: list the registered policies and their spec parameters."""
+
+from __future__ import annotations
+
+import inspect
+
+import click
+
+
+@click.command()
+@click.option("--plugin", multiple=True, help="Module or .py file registering extra policies.")
+def policies(plugin) -> None:
+    """List scheduling policies. Any policy takes starve=T[,quantum=Q] for starvation prevention."""
+    from ltrsched.policies import available, load_plugin
+    from ltrsched.policies.registry import signature_text
+
+    for p in plugin:
+        load_plugin(p)
+    for name, cls in available().items():
+        doc = (inspect.getdoc(cls) or "").splitlines()[0]
+        click.echo(f"{signature_text(cls):<48} {doc}")

@@ -1,0 +1,52 @@
+"""Learning to rank (the paper's policy) and the approximate oracle built on it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ltrsched.policies.approx_oracle import approx_oracle_scores
+from ltrsched.policies.base import LiveView, Policy, order_by
+from ltrsched.policies.id_array import IdArray
+from ltrsched.policies.registry import register
+
+
+@register
+class LTR(Policy):
+    """Rank every live request by its predictor score (higher = shorter expected output), ties by arrival.
+
+    The score is fixed at arrival (a ``score`` column from ``ltrsched predict``). Preemptive: each step all
+    live requests compete, so a better-ranked arrival displaces running requests from the batch.
+    With ``tau`` set, scores come from the approximate oracle at that Kendall tau instead (no column needed).
+    """
+
+    name = "ltr"
+
+    def __init__(self, tau: float | None = None, seed: int = 0):
+        self.tau = tau
+        self.seed = seed
+        self._oracle = IdArray(np.nan)
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return () if self.tau is not None else ("score",)
+
+    def prepare(self, requests) -> None:
+        self._oracle.reset()
+        if self.tau is not None:
+            self._oracle[requests["request_id"]] = approx_oracle_scores(requests["output_tokens"], self.tau, self.seed)
+
+    def scores(self, view: LiveView) -> np.ndarray:
+        return self._oracle[view.request_id] if self.tau is not None else view.score
+
+    def rank(self, view: LiveView) -> np.ndarray:
+        return order_by(-self.scores(view), view.arrival_time, view.request_id)
+
+
+@register
+class ApproxOracle(LTR):
+    """LTR on approximate-oracle scores: true lengths perturbed to Kendall tau ``tau`` (1 = exact order)."""
+
+    name = "oracle"
+
+    def __init__(self, tau: float = 1.0, seed: int = 0):
+        super().__init__(tau=tau, seed=seed)
