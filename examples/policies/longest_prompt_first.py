@@ -1,0 +1,27 @@
+"""Example plugin: shortest prompt first with aging — a complete policy in one small file.
+
+Use it anywhere a policy spec goes:
+    ltrsched simulate --plugin examples/policies/longest_prompt_first.py --policy short-prompt:age=0.5
+The same object runs unchanged in the simulator and in the vLLM engine adapter.
+"""
+
+import numpy as np
+
+from ltrsched.policies import LiveView, Policy, order_by, register
+
+
+@register
+class ShortPromptAging(Policy):
+    """Shortest prompt first; every second of waiting counts as ``age`` tokens less (no starvation)."""
+
+    name = "short-prompt"
+
+    def __init__(self, age: float = 0.5):
+        if age < 0:
+            raise ValueError(f"age must be >= 0, got {age}")
+        self.age = age
+
+    def rank(self, view: LiveView) -> np.ndarray:
+        waited = view.now - view.arrival_time  # seconds since arrival
+        effective = view.prompt_tokens - self.age * waited
+        return order_by(effective, view.arrival_time, view.request_id)
