@@ -17,6 +17,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "profiles": ("ltrsched.sim.profiles.commands:profiles", "List step-time profiles."),
     "policies": ("ltrsched.policies.commands:policies", "List scheduling policies and their parameters."),
     "workloads": ("ltrsched.workloads.commands:workloads", "List built-in workloads."),
+    "train": ("ltrsched.predictors.commands:train", "Train an output-length predictor (ListMLE / classes)."),
+    "predict": ("ltrsched.predictors.commands:predict", "Add predictor scores to a workload file."),
+    "evaluate": ("ltrsched.predictors.commands:evaluate", "Kendall tau / accuracy of a predictor."),
 }
 
 

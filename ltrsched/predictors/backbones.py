@@ -1,0 +1,97 @@
+"""Backbones: how prompts become model inputs and outputs. One interface, two implementations.
+
+- :class:`NgramBackbone` (default): hashed Llama-3 token n-grams -> EmbeddingBag + MLP. Fast on CPU.
+- :class:`HFBackbone`: any Hugging Face ``AutoModelForSequenceClassification`` from a local directory
+  (weights optional: a config-only directory gives a randomly initialised model), e.g. OPT-125M as in
+  the paper (a linear head on the last token; prompts truncated to 2,048 tokens). Uses the directory's
+  tokenizer when it has one, else Llama-3 token ids folded into the model's vocabulary.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ltrsched.errors import MissingDependencyError, UserError
+from ltrsched.predictors.config import PredictorConfig
+from ltrsched.predictors.features import ngram_bags
+from ltrsched.predictors.model import build_ngram_model, subset
+
+
+class NgramBackbone:
+    def __init__(self, config: PredictorConfig, outputs: int):
+        self.config = config
+        self.model = build_ngram_model(config.dim, config.hidden, outputs)
+
+    def prepare(self, prompts: list[str]):
+        return ngram_bags(prompts, self.config.dim)
+
+    def forward(self, data, rows):
+        return self.model(subset(data, rows))
+
+
+class HFBackbone:
+    def __init__(self, config: PredictorConfig, outputs: int):
+        try:
+            import transformers  # noqa: F401
+        except ImportError:
+            raise MissingDependencyError("transformers", "predict") from None
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+        path = Path(config.hf_path or "")
+        if not (path / "config.json").is_file():
+            raise UserError(f"--hf-model {config.hf_path!r} is not a local Hugging Face model directory (no config.json)")
+        self.config = config
+        has_weights = any(path.glob("*.safetensors")) or any(path.glob("*.bin"))
+        try:
+            hf_config = AutoConfig.from_pretrained(path, num_labels=outputs, local_files_only=True)
+            self.vocab = hf_config.vocab_size
+            if hf_config.pad_token_id is None:
+                hf_config.pad_token_id = self.vocab - 1  # reserved: prompt ids are folded below it
+            if has_weights:
+                self.model = AutoModelForSequenceClassification.from_pretrained(
+                    path, config=hf_config, local_files_only=True, ignore_mismatched_sizes=True)
+            else:
+                self.model = AutoModelForSequenceClassification.from_config(hf_config)
+        except (OSError, ValueError, KeyError) as exc:
+            raise UserError(f"cannot load Hugging Face model from {path}: {str(exc).splitlines()[0]}") from None
+        self.pad = hf_config.pad_token_id
+        self.tokenizer = None
+        if (path / "tokenizer.json").is_file() or (path / "tokenizer_config.json").is_file():
+            try:
+                self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            except (OSError, ValueError):
+                self.tokenizer = None
+        self.outputs = outputs
+
+    def prepare(self, prompts: list[str]):
+        n = self.config.max_prompt_tokens
+        if self.tokenizer is not None:
+            return [ids[:n] for ids in self.tokenizer(list(prompts), add_special_tokens=True)["input_ids"]]
+        from ltrsched.workloads.tokenizer import _encoding
+
+        toks, offs = _encoding().encode_batch(list(prompts), 0, False)
+        toks = np.asarray(toks, dtype=np.int64) % (self.vocab - 1)
+        return [toks[a:b][:n] if b > a else toks[:0] for a, b in zip(offs[:-1], offs[1:])]
+
+    def forward(self, data, rows):
+        import torch
+
+        seqs = [data[i] if len(data[i]) else np.array([0]) for i in rows]
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), self.pad, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for k, s in enumerate(seqs):
+            ids[k, : len(s)] = torch.as_tensor(np.asarray(s), dtype=torch.long)
+            mask[k, : len(s)] = 1
+        logits = self.model(input_ids=ids, attention_mask=mask).logits
+        return logits[:, 0] if self.outputs == 1 else logits
+
+
+def make_backbone(config: PredictorConfig, outputs: int):
+    if config.backbone == "ngram":
+        return NgramBackbone(config, outputs)
+    if config.backbone == "hf":
+        return HFBackbone(config, outputs)
+    raise UserError(f"unknown backbone {config.backbone!r}; use ngram or hf")

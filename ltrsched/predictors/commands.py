@@ -1,0 +1,123 @@
+"""``ltrsched train | predict | evaluate``: length predictors from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ltrsched.errors import UserError
+
+
+@click.command()
+@click.option("--kind", type=click.Choice(["rank", "class"]), default="rank", show_default=True,
+              help="rank: a score (ListMLE/pairwise); class: a length bucket (cross-entropy).")
+@click.option("--data", default="sharegpt", show_default=True,
+              help="Training prompts: built-in 'sharegpt' (train split) or a workload file with prompt text.")
+@click.option("--eval-data", default=None, help="Held-out prompts (default: the same source's eval split).")
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Checkpoint directory to write.")
+@click.option("--backbone", type=click.Choice(["ngram", "hf"]), default="ngram", show_default=True)
+@click.option("--hf-model", default=None, help="Local Hugging Face model directory (with --backbone hf).")
+@click.option("--loss", type=click.Choice(["listmle", "pairwise"]), default="listmle", show_default=True)
+@click.option("--bucket", type=int, default=820, show_default=True, help="Class bucket width [tokens].")
+@click.option("--label-bucket", type=int, default=1, show_default=True, help="Rank labels: length // this.")
+@click.option("--epochs", type=int, default=None, help="Default: 4 (ngram), 5 (hf).")
+@click.option("--lr", type=float, default=None, help="Default: 1e-2 (ngram), 2e-5 (hf).")
+@click.option("--list-size", type=int, default=32, show_default=True, help="Prompts per ListMLE list.")
+@click.option("--limit", type=int, default=None, help="Use at most this many training prompts.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def train(kind, data, eval_data, out, backbone, hf_model, loss, bucket, label_bucket, epochs, lr, list_size, limit, seed):
+    """Train a length predictor and write a checkpoint directory (weights + predictor.json with metrics)."""
+    from tqdm import tqdm
+
+    from ltrsched.predictors.config import PredictorConfig
+    from ltrsched.predictors.data import prompts_and_lengths
+    from ltrsched.predictors.predictor import Predictor
+
+    if backbone == "hf" and not hf_model:
+        raise UserError("--backbone hf needs --hf-model DIR (a local Hugging Face model directory)")
+    hf = backbone == "hf"
+    if (epochs is not None and epochs < 1) or list_size < 2:
+        raise UserError("--epochs must be >= 1 and --list-size >= 2")
+    config = PredictorConfig(
+        kind=kind, backbone=backbone, loss=loss if kind == "rank" else "ce", bucket=bucket,
+        num_classes=-(-8192 // bucket), label_bucket=label_bucket, list_size=list_size,
+        epochs=epochs or (5 if hf else 4), lr=lr or (2e-5 if hf else 1e-2), weight_decay=0.01 if hf else 0.0,
+        seed=seed, hf_path=hf_model,
+    )
+    prompts, lengths = prompts_and_lengths(data, "train", limit, seed)
+    ev_prompts, ev_lengths = prompts_and_lengths(eval_data or data, "eval" if eval_data is None else "all")
+    predictor = Predictor(config)
+    bar = tqdm(total=config.epochs, unit="epoch", desc=f"train {kind}")
+
+    def report(record):
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k in ("loss", "tau", "accuracy")})
+
+    predictor.fit(prompts, lengths, ev_prompts, ev_lengths, on_epoch=report)
+    bar.close()
+    predictor.save(out)
+    last = config.metrics[-1]
+    click.echo(f"trained on {len(prompts)} prompts; held-out ({len(ev_prompts)}) Kendall tau {last['tau']:.4f}"
+               + (f", accuracy {last['accuracy']:.3f}" if "accuracy" in last else "") + f"; wrote {out}")
+
+
+@click.command()
+@click.option("--model", "-m", "model_dir", type=click.Path(path_type=Path), required=True, help="Checkpoint directory.")
+@click.option("--workload", "-w", required=True, help="Workload with prompt text (file or built-in name).")
+@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output parquet.")
+@click.option("--column", default="score", show_default=True, help="Score column to write.")
+def predict(model_dir, workload, out, column):
+    """Add predictor output to a workload: a score column (and predicted_length for class models)."""
+    import polars as pl
+
+    from ltrsched.predictors.data import texts_of
+    from ltrsched.predictors.predictor import Predictor
+    from ltrsched.workloads import load_workload
+
+    predictor = Predictor.load(model_dir)
+    wl = load_workload(workload)
+    prompts = texts_of(wl)
+    cols = {column: pl.Series(predictor.scores(prompts))}
+    if predictor.config.kind == "class":
+        cols["predicted_length"] = pl.Series(predictor.predicted_lengths(prompts))
+    wl.with_df(wl.df.with_columns(**cols)).save(out)
+    click.echo(f"wrote {out} ({len(wl)} requests, columns {', '.join(cols)})")
+
+
+@click.command()
+@click.option("--model", "-m", "model_dir", type=click.Path(path_type=Path), required=True, help="Checkpoint directory.")
+@click.option("--data", default="sharegpt", show_default=True, help="Built-in name or workload file with prompt text.")
+@click.option("--split", type=click.Choice(["eval", "train", "all"]), default="eval", show_default=True)
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a calibration plot (true length by score decile) as PNG.")
+def evaluate(model_dir, data, split, plot):
+    """Kendall tau (and bucket accuracy) of a predictor on held-out prompts, plus a calibration plot."""
+    import numpy as np
+
+    from ltrsched.predictors.data import prompts_and_lengths
+    from ltrsched.predictors.predictor import Predictor
+
+    predictor = Predictor.load(model_dir)
+    prompts, lengths = prompts_and_lengths(data, split)
+    result = predictor.evaluate(prompts, lengths)
+    click.echo(json.dumps({"num_prompts": len(prompts), **result}, indent=2))
+    if plot is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        scores = predictor.scores(prompts)
+        deciles = np.minimum((np.argsort(np.argsort(-scores)) * 10) // len(scores), 9)
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        ax.boxplot([lengths[deciles == d] for d in range(10)], showfliers=False)
+        ax.set_xlabel("predicted-length decile (1 = shortest score)")
+        ax.set_ylabel("true output tokens")
+        ax.set_title(f"calibration, Kendall tau {result['tau']:.3f}")
+        fig.tight_layout()
+        plot.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(plot, dpi=120)
+        click.echo(f"wrote {plot}")

@@ -1,0 +1,52 @@
+"""The fast default backbone: hashed n-gram EmbeddingBag + length features + a small MLP head."""
+
+from __future__ import annotations
+
+from ltrsched.predictors.features import NgramBags
+
+
+def build_ngram_model(dim: int, hidden: int, outputs: int):
+    """A torch module mapping :class:`NgramBags` to ``outputs`` values per prompt (1 = ranking score,
+    k = class logits). ``hidden = 0`` makes it linear in the features."""
+    import torch
+    from torch import nn
+
+    class _LinearSum(nn.Module):
+        def __init__(self, outputs: int) -> None:
+            super().__init__()
+            self.dense = nn.Linear(2, outputs)
+
+        def forward(self, x):
+            return x[:, :-2] + self.dense(x[:, -2:])
+
+    class NgramModel(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            width = hidden if hidden > 0 else outputs
+            self.bag = nn.EmbeddingBag(dim, width, mode="sum")
+            nn.init.normal_(self.bag.weight, std=0.01)
+            if hidden > 0:
+                self.head = nn.Sequential(nn.Linear(hidden + 2, hidden), nn.ReLU(), nn.Linear(hidden, outputs))
+            else:  # linear: n-gram weights + a linear term in the length features
+                self.head = _LinearSum(outputs)
+
+        def forward(self, bags: NgramBags):
+            emb = self.bag(torch.from_numpy(bags.indices), torch.from_numpy(bags.offsets),
+                           per_sample_weights=torch.from_numpy(bags.weights))
+            x = torch.cat([emb, torch.from_numpy(bags.dense)], dim=1)
+            out = self.head(x)
+            return out[:, 0] if outputs == 1 else out
+
+    return NgramModel()
+
+
+def subset(bags: NgramBags, rows) -> NgramBags:
+    """The bags of the given rows (a minibatch)."""
+    import numpy as np
+
+    ends = np.append(bags.offsets[1:], len(bags.indices))
+    starts = bags.offsets[rows]
+    stops = ends[rows]
+    take = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops)]) if len(rows) else np.zeros(0, np.int64)
+    offsets = np.concatenate([[0], np.cumsum(stops - starts)[:-1]]).astype(np.int64)
+    return NgramBags(bags.indices[take], offsets, bags.weights[take], bags.dense[rows])

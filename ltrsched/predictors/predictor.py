@@ -1,0 +1,170 @@
+"""A trained length predictor: train, save/load a checkpoint directory, score prompts."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from scipy.stats import kendalltau
+
+from ltrsched.errors import MissingDependencyError, UserError
+from ltrsched.predictors.backbones import make_backbone
+from ltrsched.predictors.config import KINDS, WEIGHTS_FILE, PredictorConfig
+from ltrsched.predictors.losses import LOSSES
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        raise MissingDependencyError("torch", "predict") from None
+    return torch
+
+
+def kendall_tau(scores: np.ndarray, lengths: np.ndarray) -> float:
+    """Kendall's tau-b between predicted shortness (score) and true shortness (-length)."""
+    return float(kendalltau(scores, -np.asarray(lengths, dtype=np.float64)).statistic)
+
+
+class Predictor:
+    """A length predictor: ``scores(prompts)`` (higher = shorter); class models also give
+    ``predicted_lengths(prompts)`` [tokens] (the predicted bucket's midpoint)."""
+
+    def __init__(self, config: PredictorConfig):
+        if config.kind not in KINDS:
+            raise UserError(f"unknown predictor kind {config.kind!r}; use rank or class")
+        _torch()
+        self.config = config
+        self.outputs = 1 if config.kind == "rank" else config.num_classes
+        self.backbone = make_backbone(config, self.outputs)
+
+    # ------------------------------------------------------------------ inference
+    def _raw(self, prompts: list[str], batch_size: int = 1024) -> np.ndarray:
+        torch = _torch()
+        data = self.backbone.prepare(list(prompts))
+        model = self.backbone.model
+        model.eval()
+        outs = []
+        with torch.inference_mode():
+            for start in range(0, len(prompts), batch_size):
+                rows = np.arange(start, min(start + batch_size, len(prompts)))
+                outs.append(self.backbone.forward(data, rows).float().numpy())
+        if not outs:
+            return np.zeros((0,) if self.outputs == 1 else (0, self.outputs))
+        return np.concatenate(outs)
+
+    def scores(self, prompts: list[str], batch_size: int = 1024) -> np.ndarray:
+        raw = self._raw(prompts, batch_size)
+        if self.outputs == 1:
+            return raw.astype(np.float64)
+        return -self._expected_bucket(raw)
+
+    def predicted_lengths(self, prompts: list[str], batch_size: int = 1024) -> np.ndarray:
+        """Predicted output length [tokens]: the midpoint of the most likely bucket (class models)."""
+        if self.outputs == 1:
+            raise UserError("a ranking model predicts scores, not lengths; train --kind class for lengths")
+        raw = self._raw(prompts, batch_size)
+        return (raw.argmax(axis=1) + 0.5) * self.config.bucket
+
+    @staticmethod
+    def _expected_bucket(logits: np.ndarray) -> np.ndarray:
+        # order by the argmax bucket, ties broken by the expected bucket (keeps tau informative)
+        z = logits - logits.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(axis=1, keepdims=True)
+        return logits.argmax(axis=1) + 1e-3 * (p * np.arange(logits.shape[1])).sum(axis=1)
+
+    def labels(self, lengths: np.ndarray) -> np.ndarray:
+        lengths = np.asarray(lengths, dtype=np.int64)
+        if self.config.kind == "class":
+            return np.minimum(lengths // self.config.bucket, self.config.num_classes - 1)
+        return lengths // max(1, self.config.label_bucket)
+
+    # ------------------------------------------------------------------ training
+    def fit(self, prompts: list[str], lengths: np.ndarray, eval_prompts: list[str] | None = None,
+            eval_lengths: np.ndarray | None = None, on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
+        """Train; after each epoch record loss, eval Kendall tau (and accuracy) into ``config.metrics``."""
+        torch = _torch()
+        cfg = self.config
+        if len(prompts) < 2:
+            raise UserError(f"need at least 2 training prompts, got {len(prompts)}")
+        lengths = np.asarray(lengths)
+        if lengths.shape != (len(prompts),) or (lengths < 1).any():
+            raise UserError("training labels must be one positive output length per prompt")
+        torch.manual_seed(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        data = self.backbone.prepare(list(prompts))
+        y = torch.as_tensor(self.labels(lengths), dtype=torch.float32 if cfg.kind == "rank" else torch.long)
+        model = self.backbone.model
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if cfg.kind == "rank":
+            if cfg.loss not in LOSSES:
+                raise UserError(f"unknown loss {cfg.loss!r}; use {', '.join(LOSSES)}")
+            loss_fn = LOSSES[cfg.loss]
+        else:
+            ce = torch.nn.CrossEntropyLoss()
+        cfg.metrics = []
+        for epoch in range(1, cfg.epochs + 1):
+            model.train()
+            t0 = time.perf_counter()
+            perm = rng.permutation(len(prompts))
+            total = 0.0
+            lists = [perm[i: i + cfg.list_size] for i in range(0, len(perm), cfg.list_size)]
+            for rows in lists:
+                if len(rows) < 2:
+                    continue
+                out = self.backbone.forward(data, rows)
+                target = y[torch.as_tensor(rows)]
+                loss = loss_fn(out, target) if cfg.kind == "rank" else ce(out, target)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(rows)
+            record = {"epoch": epoch, "loss": total / len(prompts), "seconds": time.perf_counter() - t0}
+            if eval_prompts is not None and len(eval_prompts) > 1:
+                record.update(self.evaluate(eval_prompts, eval_lengths))
+            cfg.metrics.append(record)
+            if on_epoch is not None:
+                on_epoch(record)
+        return cfg.metrics
+
+    def evaluate(self, prompts: list[str], lengths: np.ndarray) -> dict:
+        """Kendall tau (and, for class models, bucket accuracy) on held-out prompts."""
+        scores = self.scores(prompts)
+        out = {"tau": kendall_tau(scores, lengths)}
+        if self.config.kind == "class":
+            pred = np.floor(self.predicted_lengths(prompts) / self.config.bucket)
+            out["accuracy"] = float((pred == self.labels(lengths)).mean())
+        return out
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | Path) -> Path:
+        torch = _torch()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = directory / (WEIGHTS_FILE + ".tmp")
+        torch.save(self.backbone.model.state_dict(), tmp)
+        tmp.replace(directory / WEIGHTS_FILE)
+        self.config.save(directory)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "Predictor":
+        torch = _torch()
+        directory = Path(directory)
+        config = PredictorConfig.load(directory)
+        pred = cls(config)
+        weights = directory / WEIGHTS_FILE
+        if not weights.is_file():
+            raise UserError(f"{directory}: missing {WEIGHTS_FILE}")
+        try:
+            pred.backbone.model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        except RuntimeError as exc:
+            raise UserError(f"{directory}: weights do not match its {config.backbone} config ({str(exc).splitlines()[0]})") from None
+        return pred
+
+    def describe(self) -> dict:
+        return asdict(self.config)
