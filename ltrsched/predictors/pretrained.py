@@ -1,0 +1,54 @@
+"""The default ShareGPT predictors, trained on first use and cached (no weights ship in the repo).
+
+``sharegpt_predictor("rank")`` is the default ranker (hashed n-grams, ListMLE) trained on the ShareGPT
+train split; ``sharegpt_predictor("class", bucket=820)`` a classifier of that bucket width. Training is
+deterministic (seeded) and takes seconds on 2 cores; the checkpoint is kept under the user cache
+directory (``$LTRSCHED_CACHE``, ``$XDG_CACHE_HOME/ltrsched`` or ``~/.cache/ltrsched``) keyed by its
+configuration, so later runs load it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+from ltrsched.predictors.config import PredictorConfig
+
+CACHE_VERSION = 1
+
+
+def default_config(kind: str = "rank", bucket: int = 820) -> PredictorConfig:
+    if kind == "rank":
+        return PredictorConfig()
+    return PredictorConfig(kind="class", bucket=bucket, num_classes=-(-8192 // bucket))
+
+
+def sharegpt_predictor(kind: str = "rank", bucket: int = 820):
+    """The cached default predictor trained on the ShareGPT train split (evaluated on the eval split)."""
+    from ltrsched.predictors.data import prompts_and_lengths
+    from ltrsched.predictors.predictor import Predictor
+    from ltrsched.workloads.sharegpt import cache_dir
+
+    config = default_config(kind, bucket)
+    key = hashlib.sha256(json.dumps({**asdict(config), "v": CACHE_VERSION}, sort_keys=True).encode()).hexdigest()[:16]
+    directory = cache_dir() / "predictors" / f"sharegpt-{kind}-{key}"
+    if (directory / "predictor.json").is_file():
+        try:
+            return Predictor.load(directory)
+        except Exception:
+            shutil.rmtree(directory, ignore_errors=True)  # a damaged cache is rebuilt
+    train_p, train_l = prompts_and_lengths("sharegpt", "train")
+    eval_p, eval_l = prompts_and_lengths("sharegpt", "eval")
+    predictor = Predictor(config)
+    predictor.fit(train_p, train_l, eval_p, eval_l)
+    tmp = directory.with_name(directory.name + f".tmp{os.getpid()}")
+    predictor.save(tmp)
+    try:
+        tmp.replace(directory)
+    except OSError:  # another process won the race
+        shutil.rmtree(tmp, ignore_errors=True)
+    return predictor
