@@ -98,7 +98,8 @@ def test_selection_rules_and_disjoint_splits():
     tr = paper_selection(df, "train")
     for part in (ev, tr):
         assert part["prompt_tokens"].min() >= 4 and part["prompt_tokens"].max() <= 1024
-        assert part["output_tokens"].min() >= 4 and part["output_tokens"].max() <= 8192
+        assert part["output_tokens"].min() >= 4
+        assert (part["output_tokens"] + part["prompt_tokens"]).max() <= 8192
         assert part["prompt"].n_unique() == part.height
     assert ev.height == min(EVAL_SIZE, ev.height)
     assert not set(ev["prompt"]) & set(tr["prompt"])
@@ -127,6 +128,7 @@ def test_synthetic_means(name, prompt_mean, output_mean):
     assert df["prompt_tokens"].mean() == pytest.approx(prompt_mean, rel=0.05)
     assert df["output_tokens"].mean() == pytest.approx(output_mean, rel=0.05)
     assert df["output_tokens"].quantile(0.99) > 5 * output_mean  # heavy tail
+    assert (df["output_tokens"] + df["prompt_tokens"]).max() <= 8192
     assert load_workload(name, num_requests=50, seed=1).df.equals(load_workload(name, num_requests=50, seed=1).df)
 
 

@@ -123,22 +123,20 @@ class Replica:
                 yield env.timeout(arrivals[next_arrival] - env.now)
                 continue
 
-            # -- rank and form the batch
+            # -- rank and form the batch (form_batch gets global request indices and arrays)
             view = LiveView(columns, live, env.now, self.steps)
             order = self.policy.rank(view)
-            computed = t.computed_tokens[live]
-            known = t.prompt_tokens[live] + t.generated_tokens[live]
-            state = t.state[live]
-            resident = (state == RUNNING) | (state == PAUSED)
-            plan = form_batch(order, known - computed, computed, resident, self.limits, self.blocks_in_use)
+            plan = form_batch(live[order], t.pending_tokens, t.computed_tokens, t.resident, self.limits,
+                              self.blocks_in_use)
 
             # -- preemption
             swap_blocks = 0
             if len(plan.evict):
-                ev = live[plan.evict]
+                ev = plan.evict
                 ev_blocks = -(-t.computed_tokens[ev] // bs)
                 self.num_preemptions += len(ev)
                 t.num_preemptions[ev] += 1
+                t.resident[ev] = False
                 if self.swap:
                     room = self.host_blocks - self.host_blocks_in_use
                     fits = np.cumsum(ev_blocks) <= room
@@ -152,9 +150,10 @@ class Replica:
                     recompute = ev
                 t.state[recompute] = WAITING
                 t.computed_tokens[recompute] = 0
+                t.pending_tokens[recompute] = t.prompt_tokens[recompute] + t.generated_tokens[recompute]
 
             # -- the batch and its shape
-            batch = live[plan.batch]
+            batch = plan.batch
             take = plan.num_new_tokens
             b_state = t.state[batch]
             swapped_in = batch[b_state == SWAPPED]
@@ -185,8 +184,11 @@ class Replica:
             # -- advance the batch
             new_computed = b_computed + take
             t.computed_tokens[batch] = new_computed
+            t.pending_tokens[batch] -= take
+            t.resident[batch] = True
             sampled = batch[new_computed == b_known]
             t.generated_tokens[sampled] += 1
+            t.pending_tokens[sampled] += 1  # the new token's KV is computed next step
             t.first_token_time[sampled] = np.fmin(t.first_token_time[sampled], end)  # NaN -> end
             gaps = end - t.last_token_time[sampled]  # NaN for first tokens: fmax ignores them
             t.max_token_gap[sampled] = np.fmax(t.max_token_gap[sampled], gaps)
@@ -203,7 +205,7 @@ class Replica:
             t.last_run_step[batch] = self.steps
 
             scheduled = np.zeros(len(live), dtype=bool)
-            scheduled[plan.batch] = True
+            scheduled[order[: len(batch)]] = True  # the batch is a prefix of the order
             self.policy.on_step(view, scheduled, dt)
 
             # -- finishes
@@ -213,6 +215,7 @@ class Replica:
                 done = batch[done_mask]
                 blocks_now -= int((-(-t.computed_tokens[done] // bs)).sum())
                 t.state[done] = FINISHED
+                t.resident[done] = False
                 t.finish_time[done] = end
                 live = live[t.state[live] != FINISHED]
                 self.policy.on_finish(t.request_id[done], end)
@@ -231,6 +234,8 @@ class Replica:
                 tr.num_prefill_tokens.append(shape.num_prefill_tokens)
                 tr.num_decode_seqs.append(n_decode)
                 tr.num_live.append(len(scheduled))
+                assert (t.pending_tokens[live] == t.prompt_tokens[live] + t.generated_tokens[live]
+                        - t.computed_tokens[live]).all()
                 tr.blocks_in_use.append(blocks_now)
                 tr.host_blocks_in_use.append(self.host_blocks_in_use)
                 tr.num_evicted.append(len(plan.evict))

@@ -19,6 +19,8 @@ class RequestTable:
     """Arrays over all requests, indexed by workload row (0..N-1).
 
     Token counts are in tokens, times in seconds (NaN until the event happens).
+    ``pending_tokens`` (= prompt + generated - computed: what the request would compute if scheduled) and
+    ``resident`` (KV on the GPU) are kept up to date incrementally for the batch former.
     ``last_run_step`` is the last step a request ran in (its admission step - 1 before it first runs), so
     its idle steps at step s are ``s - 1 - last_run_step``.
     ``output_tokens`` is what the replica serves (the workload's length plus any policy overhead such
@@ -35,6 +37,8 @@ class RequestTable:
     predicted_length: np.ndarray
     generated_tokens: np.ndarray
     computed_tokens: np.ndarray
+    pending_tokens: np.ndarray
+    resident: np.ndarray
     state: np.ndarray
     last_run_step: np.ndarray
     max_idle_steps: np.ndarray
@@ -69,6 +73,8 @@ class RequestTable:
             predicted_length=opt("predicted_length"),
             generated_tokens=zeros(),
             computed_tokens=zeros(),
+            pending_tokens=df["prompt_tokens"].to_numpy().astype(np.int64),
+            resident=np.zeros(n, dtype=bool),
             state=np.full(n, NOT_ARRIVED, dtype=np.int8),
             last_run_step=zeros(),
             max_idle_steps=zeros(),

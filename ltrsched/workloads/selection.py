@@ -1,7 +1,8 @@
 """The paper's prompt selection rules and disjoint train / eval splits.
 
 Rules (paper, section 5): the first user turn of each conversation; keep prompts of 4..1024 Llama-3
-tokens and outputs of >= 4 tokens; outputs are capped at 8,192 tokens (the paper's generation limit).
+tokens and outputs of >= 4 tokens; prompt + output is capped at 8,192 tokens (Llama-3's context, the
+paper's generation limit): longer outputs are truncated, as the model would have stopped there.
 Identical prompts are kept once, so a prompt can never be in both splits.
 
 Splits: the eligible prompts are shuffled once with a fixed seed (0); the **eval** window is the first
@@ -31,7 +32,7 @@ def eligible(df: pl.DataFrame) -> pl.DataFrame:
     out = df.filter(
         pl.col("prompt_tokens").is_between(MIN_PROMPT_TOKENS, MAX_PROMPT_TOKENS)
         & (pl.col("output_tokens") >= MIN_OUTPUT_TOKENS)
-    ).with_columns(pl.col("output_tokens").clip(upper_bound=MAX_OUTPUT_TOKENS))
+    ).with_columns(pl.min_horizontal("output_tokens", MAX_OUTPUT_TOKENS - pl.col("prompt_tokens")).alias("output_tokens"))
     if "prompt" in out.columns:
         out = out.unique(subset="prompt", keep="first", maintain_order=True)
     return out

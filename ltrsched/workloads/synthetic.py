@@ -3,7 +3,7 @@
 ``lmsys-like``: the paper's LMSYS-Chat-1M statistics for Llama-3-8B (mean prompt 85, mean output 293
 tokens); ``lmsys-like-70b`` the same with the 70B mean output (307); ``sharegpt-like``: the paper's
 ShareGPT statistics (mean prompt 240, output 412 tokens). Lengths are independent log-normals
-(heavy-tailed), clipped to prompt 4..1024 and output 4..8192 tokens, with the log-mean solved so that the
+(heavy-tailed), clipped to prompt 4..1024 and output 4..8192 - prompt tokens, with the log-mean solved so that the
 *clipped* distribution has the target mean.
 """
 
@@ -74,11 +74,13 @@ def synthetic_workload_frame(name: str, n: int, seed: int = 0) -> pl.DataFrame:
     """``n`` synthetic requests of the named spec (no prompt text), deterministic given ``seed``."""
     spec = SYNTHETIC[name]
     rng = np.random.default_rng(seed)
+    prompt = spec.prompt.sample(n, rng)
+    output = np.minimum(spec.output.sample(n, rng), MAX_OUTPUT_TOKENS - prompt)  # prompt + output <= context
     return pl.DataFrame(
         {
             "request_id": np.arange(n, dtype=np.int64),
-            "prompt_tokens": spec.prompt.sample(n, rng),
-            "output_tokens": spec.output.sample(n, rng),
+            "prompt_tokens": prompt,
+            "output_tokens": output,
             "arrival_time": np.zeros(n),
         }
     )
