@@ -107,6 +107,8 @@ class Replica:
         live = np.zeros(0, dtype=np.int64)
         columns = t.live_columns(lambda idx: self.steps - 1 - t.last_run_step[idx])
         prev_batch = np.zeros(0, dtype=np.int64)
+        wants_on_step = getattr(type(self.policy), "on_step", Policy.on_step) is not Policy.on_step or not isinstance(
+            self.policy, Policy)
         bs = self.limits.block_size
 
         while next_arrival < n or len(live):
@@ -129,7 +131,8 @@ class Replica:
             plan = form_batch(live[order], t.pending_tokens, t.computed_tokens, t.resident, self.limits,
                               self.blocks_in_use)
 
-            # -- preemption
+            # -- last step's batch (finished ones removed) pauses unless it runs again; then preemption
+            t.state[prev_batch] = PAUSED
             swap_blocks = 0
             if len(plan.evict):
                 ev = plan.evict
@@ -155,26 +158,31 @@ class Replica:
             # -- the batch and its shape
             batch = plan.batch
             take = plan.num_new_tokens
-            b_state = t.state[batch]
-            swapped_in = batch[b_state == SWAPPED]
-            if len(swapped_in):
-                in_blocks = int((-(-t.computed_tokens[swapped_in] // bs)).sum())
-                self.host_blocks_in_use -= in_blocks
-                swap_blocks += in_blocks
+            if self.host_blocks_in_use:  # swap-ins (nothing can be swapped while host memory is empty)
+                swapped_in = batch[t.state[batch] == SWAPPED]
+                if len(swapped_in):
+                    in_blocks = int((-(-t.computed_tokens[swapped_in] // bs)).sum())
+                    self.host_blocks_in_use -= in_blocks
+                    swap_blocks += in_blocks
             b_computed = t.computed_tokens[batch]
-            b_known = t.prompt_tokens[batch] + t.generated_tokens[batch]
+            b_gen = t.generated_tokens[batch]
+            b_known = t.prompt_tokens[batch] + b_gen
             # a decode computes the one token not yet in the KV (a 1-token last prompt chunk counts too)
             is_decode = (take == 1) & (b_computed + 1 == b_known)
             n_decode = int(is_decode.sum())
-            prefill = ~is_decode
-            p_take = take[prefill]
-            shape = StepShape(
-                num_prefill_tokens=int(p_take.sum()),
-                num_prefill_seqs=len(p_take),
-                num_decode_seqs=n_decode,
-                decode_context_tokens=int(b_computed[is_decode].sum()) + n_decode,
-                prefill_attention_pairs=float((p_take * (b_computed[prefill] + (p_take + 1) * 0.5)).sum()),
-            )
+            all_decode = n_decode == len(batch)
+            if all_decode:
+                shape = StepShape(num_decode_seqs=n_decode, decode_context_tokens=int(b_computed.sum()) + n_decode)
+            else:
+                prefill = ~is_decode
+                p_take = take[prefill]
+                shape = StepShape(
+                    num_prefill_tokens=int(p_take.sum()),
+                    num_prefill_seqs=len(p_take),
+                    num_decode_seqs=n_decode,
+                    decode_context_tokens=int(b_computed[is_decode].sum()) + n_decode,
+                    prefill_attention_pairs=float((p_take * (b_computed[prefill] + (p_take + 1) * 0.5)).sum()),
+                )
             dt = self.step_time(shape) + swap_blocks * self.swap_seconds_per_block
             start = float(env.now)
             yield env.timeout(dt)
@@ -184,35 +192,38 @@ class Replica:
             # -- advance the batch
             new_computed = b_computed + take
             t.computed_tokens[batch] = new_computed
-            t.pending_tokens[batch] -= take
+            sampled_mask = new_computed == b_known
+            new_gen = b_gen + sampled_mask
+            t.generated_tokens[batch] = new_gen
+            t.pending_tokens[batch] = b_known + sampled_mask - new_computed  # a new token's KV is next
             t.resident[batch] = True
-            sampled = batch[new_computed == b_known]
-            t.generated_tokens[sampled] += 1
-            t.pending_tokens[sampled] += 1  # the new token's KV is computed next step
+            sampled = batch[sampled_mask]
             t.first_token_time[sampled] = np.fmin(t.first_token_time[sampled], end)  # NaN -> end
             gaps = end - t.last_token_time[sampled]  # NaN for first tokens: fmax ignores them
             t.max_token_gap[sampled] = np.fmax(t.max_token_gap[sampled], gaps)
             t.last_token_time[sampled] = end
-            t.first_scheduled_time[batch] = np.fmin(t.first_scheduled_time[batch], start)
+            if not all_decode:  # a decoding request has been scheduled before
+                t.first_scheduled_time[batch] = np.fmin(t.first_scheduled_time[batch], start)
             t.run_time[batch] += dt
 
             # -- states and idle runs (O(batch): a run of idle steps ends when the request runs again)
-            t.state[prev_batch[t.state[prev_batch] == RUNNING]] = PAUSED
             t.state[batch] = RUNNING
             prev_batch = batch
             idle_run = self.steps - 1 - t.last_run_step[batch]
             t.max_idle_steps[batch] = np.maximum(t.max_idle_steps[batch], idle_run)
             t.last_run_step[batch] = self.steps
 
-            scheduled = np.zeros(len(live), dtype=bool)
-            scheduled[order[: len(batch)]] = True  # the batch is a prefix of the order
-            self.policy.on_step(view, scheduled, dt)
+            if wants_on_step:
+                scheduled = np.zeros(len(live), dtype=bool)
+                scheduled[order[: len(batch)]] = True  # the batch is a prefix of the order
+                self.policy.on_step(view, scheduled, dt)
 
             # -- finishes
-            done_mask = t.generated_tokens[batch] >= t.output_tokens[batch]
+            done_mask = new_gen >= t.output_tokens[batch]
             blocks_now = plan.blocks_in_use
             if done_mask.any():
                 done = batch[done_mask]
+                prev_batch = batch[~done_mask]
                 blocks_now -= int((-(-t.computed_tokens[done] // bs)).sum())
                 t.state[done] = FINISHED
                 t.resident[done] = False
@@ -233,7 +244,7 @@ class Replica:
                 tr.num_seqs.append(len(batch))
                 tr.num_prefill_tokens.append(shape.num_prefill_tokens)
                 tr.num_decode_seqs.append(n_decode)
-                tr.num_live.append(len(scheduled))
+                tr.num_live.append(len(view))
                 assert (t.pending_tokens[live] == t.prompt_tokens[live] + t.generated_tokens[live]
                         - t.computed_tokens[live]).all()
                 tr.blocks_in_use.append(blocks_now)
