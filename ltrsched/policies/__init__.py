@@ -4,12 +4,13 @@ Public API: :class:`Policy`, :class:`LiveView`, :class:`RequestState`, :func:`ma
 :func:`register`, :func:`available`, and the one batch-forming rule set :func:`form_batch`.
 """
 
+from ltrsched.policies.approx_oracle import approx_oracle_scores, noisy_lengths
 from ltrsched.policies.base import LIVE_COLUMNS, LiveView, Policy, RequestState, order_by
 from ltrsched.policies.batching import BatchLimits, BatchPlan, form_batch
 from ltrsched.policies.registry import available, load_plugin, make_policy, register
 
 __all__ = [
-    "LIVE_COLUMNS", "LiveView", "Policy", "RequestState", "order_by",
+    "approx_oracle_scores", "noisy_lengths", "LIVE_COLUMNS", "LiveView", "Policy", "RequestState", "order_by",
     "BatchLimits", "BatchPlan", "form_batch",
     "available", "load_plugin", "make_policy", "register",
 ]

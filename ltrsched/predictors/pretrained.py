@@ -52,3 +52,33 @@ def sharegpt_predictor(kind: str = "rank", bucket: int = 820):
     except OSError:  # another process won the race
         shutil.rmtree(tmp, ignore_errors=True)
     return predictor
+
+
+def _check_name(name: str) -> None:
+    from ltrsched.errors import UserError
+
+    if name not in ("", "sharegpt"):
+        raise UserError(f"no trained predictor named {name!r}; the built-in one is 'sharegpt'")
+
+
+def score_workload(workload, name: str = "sharegpt"):
+    """``workload`` with a ``score`` column from the default ShareGPT ranker (needs prompt text)."""
+    import polars as pl
+
+    from ltrsched.predictors.data import texts_of
+
+    _check_name(name)
+    scores = sharegpt_predictor("rank").scores(texts_of(workload))
+    return workload.with_df(workload.df.with_columns(score=pl.Series(scores, dtype=pl.Float64)), predictor="sharegpt-rank")
+
+
+def classify_workload(workload, name: str = "sharegpt", bucket: int = 820):
+    """``workload`` with a ``predicted_length`` column from the default ShareGPT classifier."""
+    import polars as pl
+
+    from ltrsched.predictors.data import texts_of
+
+    _check_name(name)
+    lengths = sharegpt_predictor("class", bucket).predicted_lengths(texts_of(workload))
+    return workload.with_df(workload.df.with_columns(predicted_length=pl.Series(lengths, dtype=pl.Float64)),
+                            predictor=f"sharegpt-class-{bucket}", bucket=bucket)
