@@ -55,3 +55,12 @@ def approx_oracle_scores(lengths: np.ndarray, tau: float, seed: int = 0, toleran
 def noisy_lengths(lengths: np.ndarray, tau: float, seed: int = 0) -> np.ndarray:
     """Predicted lengths [tokens] with Kendall tau ``tau`` against the truth (a length-valued oracle)."""
     return np.exp(-approx_oracle_scores(lengths, tau, seed))
+
+
+def fill_missing_lengths(values, lengths, tau: float, seed: int = 0) -> np.ndarray:
+    """``values`` [tokens] with NaNs replaced by :func:`noisy_lengths` of the true ``lengths`` at ``tau``."""
+    out = np.asarray(values, dtype=np.float64).copy()
+    missing = np.isnan(out)
+    if missing.any():
+        out[missing] = noisy_lengths(np.asarray(lengths)[missing], tau, seed)
+    return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ltrsched.policies.approx_oracle import noisy_lengths
+from ltrsched.policies.approx_oracle import fill_missing_lengths
 from ltrsched.policies.base import LiveView, Policy, order_by
 from ltrsched.policies.id_array import IdArray
 from ltrsched.policies.registry import register
@@ -33,10 +33,7 @@ class Classification(Policy):
 
     def prepare(self, requests) -> None:
         self._bucket_of.reset()
-        predicted = np.asarray(requests["predicted_length"], dtype=np.float64).copy()
-        missing = np.isnan(predicted)
-        if missing.any():
-            predicted[missing] = noisy_lengths(np.asarray(requests["output_tokens"])[missing], self.tau, self.seed)
+        predicted = fill_missing_lengths(requests["predicted_length"], requests["output_tokens"], self.tau, self.seed)
         self._bucket_of[requests["request_id"]] = np.floor(predicted / self.bucket)
 
     def rank(self, view: LiveView) -> np.ndarray:

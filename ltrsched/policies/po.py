@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ltrsched.policies.approx_oracle import noisy_lengths
+from ltrsched.policies.approx_oracle import fill_missing_lengths
 from ltrsched.policies.base import LiveView, Policy, order_by
 from ltrsched.policies.id_array import IdArray
 from ltrsched.policies.registry import register
@@ -40,11 +40,7 @@ class PO(Policy):
 
     def prepare(self, requests) -> None:
         self._estimate.reset()
-        est = np.asarray(requests["po_estimate"], dtype=np.float64).copy()
-        missing = np.isnan(est)
-        if missing.any():
-            noisy = noisy_lengths(np.asarray(requests["output_tokens"])[missing], self.tau, self.seed)
-            est[missing] = noisy
+        est = fill_missing_lengths(requests["po_estimate"], requests["output_tokens"], self.tau, self.seed)
         self._estimate[requests["request_id"]] = est
 
     def rank(self, view: LiveView) -> np.ndarray:

@@ -20,7 +20,7 @@ import polars as pl
 from ltrsched.errors import UserError
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
 from ltrsched.workloads.schema import Workload
-from ltrsched.workloads.selection import paper_selection
+from ltrsched.workloads.selection import paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import load_sharegpt_records
 from ltrsched.workloads.tokenizer import count_tokens
 
@@ -33,16 +33,6 @@ CSV_COLUMNS = {
 
 def _numbered(df: pl.DataFrame) -> pl.DataFrame:
     return df.with_columns(request_id=pl.arange(0, df.height, dtype=pl.Int64))
-
-
-def _sample(df: pl.DataFrame, n: int | None, seed: int, source: str) -> pl.DataFrame:
-    if n is None:
-        return df
-    if n <= 0:
-        raise UserError(f"the number of requests must be positive, got {n}")
-    if n > df.height:
-        raise UserError(f"asked for {n} requests but {source} has only {df.height}")
-    return df.sample(n=n, shuffle=True, seed=seed)
 
 
 def load_jsonl(path: Path) -> pl.DataFrame:
@@ -120,14 +110,14 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
             raise UserError(f"cannot read workload {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
         if "request_id" not in df.columns:
             df = _numbered(df)
-        return Workload(_sample(df, num_requests, seed, str(path)), path.stem, {"source": str(path)})
+        return Workload(sample_rows(df, num_requests, seed, str(path)), path.stem, {"source": str(path)})
     if suffix == ".jsonl":
-        df = _sample(load_jsonl(path), num_requests, seed, str(path))
+        df = sample_rows(load_jsonl(path), num_requests, seed, str(path))
     elif suffix == ".json":
         df = paper_selection(load_sharegpt_records(path), split="all", n=num_requests, seed=seed)
         df = df.drop("response").with_columns(arrival_time=pl.lit(0.0))
     elif suffix == ".csv":
-        df = _sample(load_csv(path), num_requests, seed, str(path))
+        df = sample_rows(load_csv(path), num_requests, seed, str(path))
     else:
         raise UserError(f"{path}: unknown workload format {suffix!r}; use .parquet, .jsonl, .json or .csv")
     return Workload(_numbered(df), path.stem, {"source": str(path)})

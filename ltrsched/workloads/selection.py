@@ -57,10 +57,15 @@ def paper_selection(df: pl.DataFrame, split: str = "eval", n: int | None = None,
         pool = pool.slice(EVAL_SIZE)
     if pool.height == 0:
         raise UserError(f"no eligible requests in the {split} split")
+    return sample_rows(pool, n, seed, f"the {split} split")
+
+
+def sample_rows(df: pl.DataFrame, n: int | None, seed: int, source: str) -> pl.DataFrame:
+    """A seeded sample of ``n`` rows without replacement (all rows, in order, if ``n`` is None)."""
     if n is None:
-        return pool
+        return df
     if n <= 0:
         raise UserError(f"the number of requests must be positive, got {n}")
-    if n > pool.height:
-        raise UserError(f"asked for {n} requests but the {split} split has only {pool.height}")
-    return pool.sample(n=n, shuffle=True, seed=seed)
+    if n > df.height:
+        raise UserError(f"asked for {n} requests but {source} has only {df.height}")
+    return df.sample(n=n, shuffle=True, seed=seed)
