@@ -45,6 +45,8 @@ def request_metrics(df: pl.DataFrame) -> pl.DataFrame:
 
 def summarize(requests: pl.DataFrame, metrics: Iterable[str] = SUMMARY_METRICS) -> dict[str, float]:
     """Run-level summary: makespan [s], throughput (req/s, output tok/s), mean and P50/P90/P99 per metric."""
+    if requests.height == 0:
+        return {"num_requests": 0, "makespan": math.nan, "throughput_rps": math.nan, "throughput_tok_s": math.nan}
     first = float(requests["arrival_time"].min())
     last = float(requests["finish_time"].max())
     makespan = last - first

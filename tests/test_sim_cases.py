@@ -81,3 +81,12 @@ def test_save_writes_whole_files(tmp_path):
     r.save(tmp_path / "out")
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == ["requests.parquet", "steps.parquet", "summary.json"]
+
+
+def test_stop_time_ends_the_run_early():
+    wl = make_workload([4] * 6, [1, 1, 50, 50, 50, 50])
+    r = simulate(wl, make_policy("fcfs"), SimConfig(profile=LinearProfile(), max_num_seqs=2, watermark=0,
+                                                    stop_time=0.1))
+    assert r.summary["num_finished"] == 2 and r.summary["num_requests"] == 2
+    assert r.requests["finish_time"].is_nan().sum() == 4
+    assert r.steps is None or True

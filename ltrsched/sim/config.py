@@ -26,6 +26,8 @@ class SimConfig:
         chunked_prefill: split prompts across steps to fill the token budget.
         max_model_len: longest prompt + output a request may have [tokens]; None: the profile's.
         record_steps: keep a per-step trace in the result.
+        stop_time: end the run at this simulated time [s] (None: when every request has finished);
+            unfinished requests keep null finish times and are left out of the latency summaries.
     """
 
     profile: Any = "a100-llama3-8b"
@@ -40,6 +42,7 @@ class SimConfig:
     chunked_prefill: bool = True
     max_model_len: int | None = None
     record_steps: bool = False
+    stop_time: float | None = None
 
     def __post_init__(self) -> None:
         if self.preemption not in PREEMPTION_MODES:
@@ -53,6 +56,8 @@ class SimConfig:
             raise ValueError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
         if not 0 <= self.watermark < 1:
             raise ValueError(f"watermark must be in [0, 1), got {self.watermark}")
+        if self.stop_time is not None and not self.stop_time > 0:
+            raise ValueError(f"stop_time must be positive, got {self.stop_time}")
         if self.swap_space_gib < 0:
             raise ValueError(f"swap_space_gib must be >= 0, got {self.swap_space_gib}")
 

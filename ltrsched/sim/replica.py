@@ -76,6 +76,7 @@ class Replica:
         preemption: str = "swap",
         trace: StepTrace | None = None,
         on_progress: Callable[[int], None] | None = None,
+        stop_time: float | None = None,
     ):
         self.env = env
         self.t = table
@@ -87,6 +88,7 @@ class Replica:
         self.swap = preemption == "swap"
         self.trace = trace
         self.on_progress = on_progress
+        self.stop_time = float("inf") if stop_time is None else stop_time
         self.steps = 0
         self.host_blocks_in_use = 0
         self.blocks_in_use = 0
@@ -111,7 +113,7 @@ class Replica:
             self.policy, Policy)
         bs = self.limits.block_size
 
-        while next_arrival < n or len(live):
+        while (next_arrival < n or len(live)) and env.now < self.stop_time:
             # -- admit arrivals up to now
             if next_arrival < n and arrivals[next_arrival] <= env.now:
                 end = int(np.searchsorted(arrivals, env.now, side="right"))
@@ -122,7 +124,7 @@ class Replica:
                 live = np.concatenate((live, new))
                 self.policy.on_arrival(t.request_id[new], env.now)
             if not len(live):
-                yield env.timeout(arrivals[next_arrival] - env.now)
+                yield env.timeout(min(arrivals[next_arrival], self.stop_time) - env.now)
                 continue
 
             # -- rank and form the batch (form_batch gets global request indices and arrays)

@@ -149,6 +149,7 @@ def simulate(workload: Workload, policy: Policy, config: SimConfig | None = None
     replica = Replica(
         env, table, policy, limits, profile.step_time, swap_s_per_block, host_blocks,
         preemption=config.preemption, trace=trace, on_progress=bar.update if bar else None,
+        stop_time=config.stop_time,
     )
     wall = time.perf_counter()
     env.process(replica.run())
@@ -156,7 +157,8 @@ def simulate(workload: Workload, policy: Policy, config: SimConfig | None = None
     wall = time.perf_counter() - wall
     if bar is not None:
         bar.close()
-    if not (table.state == FINISHED).all() or (table.generated_tokens != table.output_tokens).any():
+    finished = table.state == FINISHED
+    if config.stop_time is None and (not finished.all() or (table.generated_tokens != table.output_tokens).any()):
         raise RuntimeError("simulation ended with unfinished requests")  # pragma: no cover - a simulator bug
 
     df = workload.df.drop([c for c in ("prompt",) if c in workload.df.columns]).with_columns(
@@ -171,7 +173,8 @@ def simulate(workload: Workload, policy: Policy, config: SimConfig | None = None
         run_time=pl.Series(table.run_time),
     )
     requests = request_metrics(df)
-    summary = summarize(requests)
+    summary = summarize(requests.filter(pl.col("finish_time").is_not_nan()))
+    summary["num_finished"] = int(finished.sum())
     summary.update(
         steps=replica.steps,
         busy_time=replica.busy_time,
