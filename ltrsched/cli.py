@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("ltrsched.predictors.commands:train", "Train an output-length predictor (ListMLE / classes)."),
     "predict": ("ltrsched.predictors.commands:predict", "Add predictor scores to a workload file."),
     "evaluate": ("ltrsched.predictors.commands:evaluate", "Kendall tau / accuracy of a predictor."),
+    "reproduce": ("ltrsched.experiments.commands:reproduce", "The paper's tables and figures, simulated, beside the paper's."),
+    "sweep": ("ltrsched.experiments.commands:sweep", "Policies x workloads x rates x profiles from a TOML/JSON file."),
 }
 
 

@@ -1,0 +1,130 @@
+"""``ltrsched reproduce`` (the paper's tables and figures in simulation) and ``ltrsched sweep``."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from ltrsched.errors import UserError
+
+EXPERIMENT_NAMES = ("table1", "fig3", "fig4-5", "table2", "table3", "table4")
+
+
+def _modules():
+    from ltrsched.experiments import fig3, fig45, table1, table2, table3, table4
+
+    return {"table1": table1, "fig3": fig3, "fig4-5": fig45, "table2": table2, "table3": table3, "table4": table4}
+
+
+@click.command()
+@click.argument("experiment", type=click.Choice([*EXPERIMENT_NAMES, "all"]))
+@click.option("--quick", is_flag=True, help="A reduced but faithful version (about a minute on 2 cores).")
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
+              show_default=True, help="Output directory (runs/, tables/, figures/, REPRODUCTION.md).")
+@click.option("--jobs", "-j", type=int, default=None, help="Parallel runs (default: all cores).")
+def reproduce(experiment, quick, out, jobs):
+    """Run the paper's experiments in the simulator and compare with the paper's numbers.
+
+    Finished runs are cached under OUT/runs and skipped on a rerun.
+    """
+    from ltrsched.experiments.report import write_report
+    from ltrsched.experiments.runner import run_all
+
+    if jobs is not None and jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {jobs}")
+    modules = _modules()
+    names = EXPERIMENT_NAMES if experiment == "all" else (experiment,)
+    if quick and experiment == "all":
+        names = ("table1", "fig3", "fig4-5")
+    t0 = time.perf_counter()
+    specs = [s for n in names for s in modules[n].specs(quick)]
+    stats = run_all(specs, out, jobs=jobs, progress=sys.stderr.isatty(), desc=f"reproduce {experiment}")
+    sections = [modules[n].build(out, quick) for n in names]
+    elapsed = time.perf_counter() - t0
+    cmd = "ltrsched reproduce " + experiment + (" --quick" if quick else "")
+    report = write_report(sections, out, cmd, elapsed)
+    for sec in sections:
+        click.echo(f"\n{sec.title}")
+        for caption, table in sec.tables[:1]:
+            with __import__("polars").Config(tbl_rows=60, tbl_cols=12, tbl_width_chars=160, float_precision=3):
+                click.echo(table)
+        for c in sec.checks:
+            click.echo(("  [ok]   " if c.passed else "  [MISS] ") + c.claim + (f" ({c.detail})" if c.detail else ""))
+    click.echo(f"\n{len(stats.ran)} runs simulated, {len(stats.skipped)} reused; {elapsed:.1f} s. Report: {report}")
+
+
+SWEEP_KEYS = {"workloads", "policies", "profiles", "arrival", "rates", "num_requests", "duration", "seeds", "scoring",
+              "max_num_batched_tokens", "max_num_seqs", "preemption"}
+
+
+def _load_sweep(path: Path) -> dict:
+    if not path.is_file():
+        raise UserError(f"sweep file not found: {path}")
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text)
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: cannot parse ({exc})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a table of sweep settings")
+    unknown = sorted(set(data) - SWEEP_KEYS)
+    if unknown:
+        raise UserError(f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(SWEEP_KEYS))}")
+    if not data.get("policies"):
+        raise UserError(f"{path}: 'policies' must list at least one policy spec")
+    return data
+
+
+@click.command()
+@click.argument("sweep_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("sweep"), show_default=True)
+@click.option("--jobs", "-j", type=int, default=None, help="Parallel runs (default: all cores).")
+def sweep(sweep_file, out, jobs):
+    """Run policies x workloads x rates x profiles from a TOML/JSON file; write OUT/sweep.csv.
+
+    Keys: policies (list, required), workloads, profiles, arrival, rates, num_requests, duration, seeds,
+    scoring (e.g. "approx-score:tau=0.6" for LTR), max_num_batched_tokens, max_num_seqs, preemption.
+    """
+    import polars as pl
+
+    from ltrsched.experiments.runner import load_summary, run_all
+    from ltrsched.experiments.runspec import RunSpec
+    from ltrsched.policies import make_policy
+
+    data = _load_sweep(sweep_file)
+    for spec in data["policies"]:
+        make_policy(spec)  # fail early on a bad spec
+    arrival = data.get("arrival", "burst")
+    rates = data.get("rates", [None]) if arrival != "burst" else [None]
+    specs = [
+        RunSpec(experiment="sweep", setting=f"{w} @ {r}", label=p, workload=w, policy=p, profile=prof,
+                num_requests=data.get("num_requests"), arrival=arrival, rate=r, duration=data.get("duration"),
+                scoring=data.get("scoring", "none"), seed=seed,
+                max_num_batched_tokens=data.get("max_num_batched_tokens", 768), max_num_seqs=data.get("max_num_seqs", 256),
+                preemption=data.get("preemption", "swap"))
+        for w, p, prof, r, seed in itertools.product(data.get("workloads", ["sharegpt"]), data["policies"],
+                                                     data.get("profiles", ["a100-llama3-8b"]), rates, data.get("seeds", [0]))
+    ]
+    stats = run_all(specs, out, jobs=jobs, progress=sys.stderr.isatty(), desc="sweep")
+    rows = []
+    for s in specs:
+        summ = load_summary(out, s)
+        rows.append({"workload": s.workload, "policy": s.policy, "profile": s.profile, "arrival": s.arrival,
+                     "rate": s.rate, "seed": s.seed, **{k: v for k, v in summ.items() if isinstance(v, (int, float))}})
+    table = pl.DataFrame(rows)
+    out.mkdir(parents=True, exist_ok=True)
+    table.write_csv(out / "sweep.csv")
+    with pl.Config(tbl_rows=100, tbl_width_chars=160, float_precision=3):
+        click.echo(table.select("workload", "policy", "profile", "rate", "latency_per_token_mean",
+                                "latency_per_token_p90", "ttft_mean", "throughput_rps"))
+    click.echo(f"{len(stats.ran)} runs simulated, {len(stats.skipped)} reused; wrote {out / 'sweep.csv'}")

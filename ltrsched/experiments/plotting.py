@@ -1,0 +1,87 @@
+"""PNG figures in the paper's style: one panel per setting, a line with markers per policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+#: Consistent colour and marker per policy label across figures.
+STYLE = {
+    "FCFS": ("tab:blue", "o"),
+    "MLFQ": ("tab:orange", "s"),
+    "PO": ("tab:green", "^"),
+    "Classification": ("tab:purple", "D"),
+    "LTR": ("tab:red", "*"),
+    "LTR + starvation prevention": ("tab:brown", "v"),
+    "Oracle": ("tab:gray", "x"),
+}
+
+Series = Mapping[str, tuple[Sequence[float], Sequence[float]]]  # label -> (x, y)
+
+
+def line_panels(panels: Mapping[str, Series], path: Path, xlabel: str, ylabel: str | Sequence[str],
+                logy: bool = True, logx: bool = True, ncols: int | None = None, title: str = "") -> Path:
+    """One subplot per panel (title -> series), shared legend; writes ``path`` (PNG)."""
+    names = list(panels)
+    ncols = ncols or len(names)
+    nrows = -(-len(names) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.0 * nrows), squeeze=False)
+    ylabels = [ylabel] * len(names) if isinstance(ylabel, str) else list(ylabel)
+    handles = {}
+    for ax, name, yl in zip(axes.flat, names, ylabels):
+        for label, (x, y) in panels[name].items():
+            color, marker = STYLE.get(label, (None, "."))
+            (h,) = ax.plot(x, y, marker=marker, color=color, label=label, linewidth=1.5, markersize=6)
+            handles.setdefault(label, h)
+        if logy:
+            ax.set_yscale("log")
+        if logx:
+            ax.set_xscale("log", base=2)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(yl)
+        ax.grid(True, which="both", alpha=0.3)
+    for ax in list(axes.flat)[len(names):]:
+        ax.set_visible(False)
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=min(len(handles), 6), frameon=False,
+               fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout(rect=(0, 0.08, 1, 0.95 if title else 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence[float]], path: Path, ylabel: str,
+                 title: str = "", hatched: Sequence[str] = ()) -> Path:
+    """Grouped bar chart: one group per setting, one bar per series (``hatched`` series drawn hatched)."""
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(groups) * max(1, len(series)) / 4), 3.4))
+    n = len(series)
+    width = 0.8 / max(n, 1)
+    x = np.arange(len(groups))
+    for i, (label, values) in enumerate(series.items()):
+        base = label.split(" (")[0]
+        color = STYLE.get(base, (None, ""))[0]
+        ax.bar(x + (i - (n - 1) / 2) * width, values, width, label=label, color=color,
+               hatch="//" if label in hatched else None, alpha=0.55 if label in hatched else 1.0,
+               edgecolor="black", linewidth=0.4)
+    ax.set_xticks(x, groups)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=11)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, frameon=False)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

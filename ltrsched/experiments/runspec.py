@@ -1,0 +1,90 @@
+"""One simulation run of an experiment, and its stable content hash (the run-cache key)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from ltrsched.errors import UserError
+
+#: Fields that label a run for tables but do not change its result (left out of the hash).
+LABEL_FIELDS = ("experiment", "setting", "label", "note")
+#: Bump when the meaning of a run changes (metrics added to summaries, scoring semantics), so that
+#: old cached results are not reused.
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that determines one simulated run.
+
+    Attributes:
+        experiment: experiment name (``table1``, ``fig3``, ... or ``sweep``); a label.
+        setting: row/panel label, e.g. ``"8B ShareGPT"``; a label.
+        label: policy label in tables and figures, e.g. ``"LTR"``; a label.
+        note: free text shown in tables (e.g. which scores stand in for a predictor); a label.
+        workload: built-in workload name or a file path.
+        num_requests: requests drawn from the workload (seeded); None: all.
+        arrival: ``burst``, ``poisson``, ``gamma`` or ``replay``.
+        rate: mean arrival rate [req/s] (poisson/gamma/replay).
+        duration: keep only requests arriving in the first ``duration`` seconds [s].
+        cv: coefficient of variation of gamma inter-arrival times.
+        policy: policy spec string, e.g. ``ltr:starve=200,quantum=10``.
+        scoring: how predictor columns are attached before simulation (see ``scoring.py``).
+        profile: step-time profile name or file.
+        seed: seed of sampling, arrivals and scoring noise.
+        max_num_batched_tokens: token budget per step [tokens].
+        max_num_seqs: sequence cap per step.
+        preemption: ``swap`` or ``recompute``.
+        chunked_prefill: split prompts across steps.
+        record_steps: also write ``steps.parquet`` (needed for prefill-time accounting).
+        stop_time: end the simulation at this time [s] (synthetic data generation horizons).
+    """
+
+    experiment: str
+    setting: str
+    label: str
+    workload: str
+    policy: str
+    profile: str
+    num_requests: int | None = None
+    arrival: str = "burst"
+    rate: float | None = None
+    duration: float | None = None
+    cv: float = 1.0
+    scoring: str = "none"
+    seed: int = 0
+    max_num_batched_tokens: int = 768
+    max_num_seqs: int = 256
+    preemption: str = "swap"
+    chunked_prefill: bool = True
+    record_steps: bool = False
+    stop_time: float | None = None
+    note: str = ""
+
+    def key(self) -> dict[str, Any]:
+        """The result-determining fields (what the hash covers)."""
+        d = {k: v for k, v in asdict(self).items() if k not in LABEL_FIELDS}
+        d["cache_version"] = CACHE_VERSION
+        return d
+
+    def run_hash(self) -> str:
+        """Stable 16-hex-digit content hash of :meth:`key` (same spec -> same hash across processes)."""
+        text = json.dumps(self.key(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunSpec":
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise UserError(f"unknown run field(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        try:
+            return cls(**d)
+        except TypeError as exc:
+            raise UserError(f"bad run specification: {exc}") from None

@@ -1,0 +1,120 @@
+"""The scoring step: attach predictor columns (``score``, ``po_estimate``, ``predicted_length``) to a
+workload before it is simulated, as a run's ``scoring`` string says.
+
+Scoring strings:
+
+* ``none`` - nothing attached (FCFS, MLFQ, SRTF).
+* ``approx-score:tau=T`` - LTR scores from the approximate oracle at Kendall tau ``T``.
+* ``approx-po:tau=T`` - PO self-estimates [tokens] at tau ``T``.
+* ``approx-class:bucket=W,tau=T`` - a length classifier with bucket width ``W`` [tokens] at tau ``T``.
+* ``trained-ltr:NAME`` / ``trained-class:NAME`` - a trained predictor (``ltrsched.predictors``) by name.
+
+Each returns the scored workload and a record of what was attached (achieved Kendall tau-b, bucket
+accuracy), which the runner stores in the run's summary.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from ltrsched.errors import UserError
+from ltrsched.experiments import approx
+from ltrsched.workloads.schema import Workload
+
+#: Where the trained predictors live ("module:function"). The function takes
+#: ``(workload: Workload, name: str) -> Workload`` and returns the workload with a ``score`` column
+#: (kind "ltr") or a ``predicted_length`` column (kind "class"). Until ``ltrsched.predictors`` ships a
+#: checkpoint for a dataset, experiments fall back to the approximate oracle (and say so).
+TRAINED_PREDICTORS: dict[str, str] = {
+    "ltr": "ltrsched.predictors.pretrained:score_workload",
+    "class": "ltrsched.predictors.pretrained:classify_workload",
+}
+#: Which datasets have a trained predictor shipped: name passed to the functions above.
+TRAINED_FOR: dict[str, str] = {"sharegpt": "sharegpt"}
+
+
+def _parse(scoring: str) -> tuple[str, dict[str, str]]:
+    kind, _, rest = scoring.partition(":")
+    params: dict[str, str] = {}
+    if kind.startswith("approx-") and rest:
+        for item in rest.split(","):
+            k, eq, v = item.partition("=")
+            if not eq:
+                raise UserError(f"bad scoring {scoring!r}: expected key=value, got {item!r}")
+            params[k.strip()] = v.strip()
+    elif rest:
+        params["name"] = rest
+    return kind, params
+
+
+def _float(params: dict[str, str], key: str, scoring: str) -> float:
+    try:
+        return float(params[key])
+    except (KeyError, ValueError):
+        raise UserError(f"scoring {scoring!r} needs a numeric {key}=") from None
+
+
+def _trained(kind: str) -> Any | None:
+    """The trained-predictor function for ``kind``, or None if ``ltrsched.predictors`` lacks it."""
+    module, _, attr = TRAINED_PREDICTORS[kind].partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError):
+        return None
+
+
+def trained_available(kind: str, workload: str) -> str | None:
+    """Name of the trained predictor of ``kind`` ("ltr"/"class") for a workload, or None."""
+    name = TRAINED_FOR.get(workload)
+    return name if name is not None and _trained(kind) is not None else None
+
+
+def _oracle_scores(out: np.ndarray, tau: float, seed: int) -> tuple[np.ndarray, str]:
+    """Prefer the policies package's approximate oracle; else the local calibrated one."""
+    try:
+        from ltrsched.policies import approx_oracle_scores  # type: ignore[attr-defined]
+    except ImportError:
+        return approx.approx_scores(out, tau, seed)[0], "ltrsched.experiments.approx"
+    return np.asarray(approx_oracle_scores(out, tau, seed), dtype=np.float64), "ltrsched.policies.approx_oracle_scores"
+
+
+def attach_scores(workload: Workload, scoring: str, seed: int = 0) -> tuple[Workload, dict[str, Any]]:
+    """Return the workload with the columns ``scoring`` asks for, and a record of them."""
+    kind, params = _parse(scoring)
+    if kind == "none":
+        return workload, {}
+    out = workload.df["output_tokens"].to_numpy()
+    info: dict[str, Any] = {"scoring": scoring}
+    if kind == "approx-score":
+        scores, source = _oracle_scores(out, _float(params, "tau", scoring), seed)
+        df = workload.df.with_columns(score=pl.Series(scores, dtype=pl.Float64))
+        info.update(kendall_tau=approx.kendall_tau_b(-scores, out), source=source)
+    elif kind == "approx-po":
+        est, tau = approx.approx_lengths(out, _float(params, "tau", scoring), seed)
+        df = workload.df.with_columns(po_estimate=pl.Series(est, dtype=pl.Float64))
+        info.update(kendall_tau=tau)
+    elif kind == "approx-class":
+        bucket = int(_float(params, "bucket", scoring))
+        pred, tau, acc = approx.approx_class_lengths(out, bucket, _float(params, "tau", scoring), seed)
+        df = workload.df.with_columns(predicted_length=pl.Series(pred, dtype=pl.Float64))
+        info.update(kendall_tau=tau, accuracy=acc, bucket=bucket)
+    elif kind in ("trained-ltr", "trained-class"):
+        sub = kind.split("-", 1)[1]
+        fn = _trained(sub)
+        if fn is None:
+            raise UserError(f"scoring {scoring!r}: no trained {sub} predictor installed ({TRAINED_PREDICTORS[sub]})")
+        scored = fn(workload, params.get("name", ""))
+        col = "score" if sub == "ltr" else "predicted_length"
+        values = scored.df[col].to_numpy()
+        df = scored.df
+        info.update(kendall_tau=approx.kendall_tau_b(-values if sub == "ltr" else values, out))
+        if sub == "class" and "bucket" in scored.meta:
+            info["accuracy"] = float(np.mean(values == approx.bucket_midpoints(out, int(scored.meta["bucket"]))))
+    else:
+        raise UserError(f"unknown scoring {scoring!r}; use none, approx-score:tau=T, approx-po:tau=T, "
+                        "approx-class:bucket=W,tau=T, trained-ltr:NAME or trained-class:NAME")
+    return workload.with_df(df, scoring=scoring), info
