@@ -88,14 +88,16 @@ def check_policy_needs(policy: Policy, workload: Workload) -> None:
 
 
 def _check_fits(table: RequestTable, limits: BatchLimits, max_model_len: int, chunked: bool) -> None:
-    total = table.prompt_tokens + table.output_tokens
-    too_long = np.flatnonzero(total > max_model_len)
+    # the context limit applies to the workload's own lengths; a policy's extra tokens (PO's length
+    # estimate) model a separate short generation and only count toward KV memory
+    too_long = np.flatnonzero(table.prompt_tokens + table.requested_output_tokens > max_model_len)
     if len(too_long):
         i = too_long[0]
         raise UserError(
-            f"{len(too_long)} request(s) exceed max_model_len {max_model_len} tokens "
-            f"(first: request {table.request_id[i]}, prompt {table.prompt_tokens[i]} + output {table.output_tokens[i]})"
+            f"{len(too_long)} request(s) exceed max_model_len {max_model_len} tokens (first: request "
+            f"{table.request_id[i]}, prompt {table.prompt_tokens[i]} + output {table.requested_output_tokens[i]})"
         )
+    total = table.prompt_tokens + table.output_tokens
     usable = limits.num_gpu_blocks - limits.watermark_blocks
     blocks = -(-total // limits.block_size)
     too_big = np.flatnonzero(blocks > usable)
