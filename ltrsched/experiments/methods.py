@@ -59,6 +59,11 @@ def _ltr_scoring(setting: str) -> tuple[str, str]:
     return f"approx-score:tau={tau}", f"LTR scores: approximate oracle at the paper's tau {tau} (no trained predictor for this workload)"
 
 
+def _ltr_paper_tau_scoring(setting: str) -> tuple[str, str]:
+    tau = _ltr_tau(setting)
+    return f"approx-score:tau={tau}", f"LTR (paper's tau): approximate oracle at the paper's LTR tau {tau}"
+
+
 def _oracle_scoring(setting: str) -> tuple[str, str]:
     tau = float(paper_value("kendall_tau", "oracle", dataset_of(setting)))
     return f"approx-score:tau={tau}", f"Oracle: approximate oracle at the paper's tau {tau}"
@@ -97,6 +102,7 @@ METHODS: dict[str, Method] = {
         Method("class-10", "Class (bucket 10)", "class:bucket=10", _class_scoring(10)),
         Method("class-1", "Class (bucket 1)", "class:bucket=1", _class_scoring(1)),
         Method("ltr", "LTR", "ltr", _ltr_scoring),
+        Method("ltr-paper-tau", "LTR at the paper's tau", "ltr", _ltr_paper_tau_scoring),
         Method("ltr-sp", "LTR + starvation prevention", "ltr:starve=200,quantum=10", _ltr_scoring),
         Method("oracle", "Oracle", "ltr", _oracle_scoring),
         Method("srtf", "SRTF (true lengths)", "srtf", _none),

@@ -20,7 +20,10 @@ KNOWN_REASONS = """\
 - **Predictor.** On ShareGPT the LTR scores come from our CPU ranker trained on ChatGPT lengths
   (held-out Kendall tau ~0.30, against the paper's 0.52-0.55). Where no text exists (LMSYS-like), and
   for the oracle, PO and the classifiers, scores come from an approximate oracle at the paper's
-  measured tau. Each table says which.
+  measured tau. Each table says which. For ShareGPT, Table 1 shows LTR twice: on our trained
+  predictor, and on approximate-oracle scores at the paper's tau. Compare the two LTR/FCFS ratios
+  with the paper's to separate predictor quality from the workload and profile. The same predictor
+  gap explains where a simulated classifier or PO (at the paper's tau) beats LTR on ShareGPT.
 - **Step times are derived, not measured.** The A100 profiles come from vidur's per-operator timings
   plus first-principles attention and an estimated CPU overhead (PROFILES.md). The paper's vLLM 0.4.1
   ran in eager mode with more per-step CPU time: its 1,000-request ShareGPT run took 254 s (Table 4),

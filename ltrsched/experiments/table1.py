@@ -24,9 +24,15 @@ def settings(quick: bool) -> tuple[str, ...]:
     return ALL_SETTINGS[:2] if quick else ALL_SETTINGS
 
 
+def extra(setting: str) -> tuple[str, ...]:
+    """Where LTR runs on our trained predictor (ShareGPT), also LTR at the paper's tau: separates the
+    predictor's quality from the rest of the comparison."""
+    return ("ltr-paper-tau",) if "ShareGPT" in setting else ()
+
+
 def specs(quick: bool) -> list[RunSpec]:
     return [make_spec(NAME, s, p, num_requests=NUM_REQUESTS, arrival="burst")
-            for s in settings(quick) for p in POLICIES]
+            for s in settings(quick) for p in (*POLICIES, *extra(s))]
 
 
 def build(out: Path, quick: bool) -> Section:
@@ -46,6 +52,18 @@ def build(out: Path, quick: bool) -> Section:
                 "ours_p90": s["latency_per_token_p90"], "paper_p90": paper_value(NAME, setting, p, "p90"),
                 "kendall_tau": s.get("scoring_kendall_tau"),
             })
+        for p in extra(setting):
+            spec = make_spec(NAME, setting, p, num_requests=NUM_REQUESTS, arrival="burst")
+            s = ours[p] = load_summary(out, spec)
+            rows.append({
+                "setting": setting, "policy": METHODS[p].label,
+                "ours_mean": s["latency_per_token_mean"], "paper_mean": paper_value(NAME, setting, "ltr", "mean"),
+                "ours_p90": s["latency_per_token_p90"], "paper_p90": paper_value(NAME, setting, "ltr", "p90"),
+                "kendall_tau": s.get("scoring_kendall_tau"),
+            })
+            ours_r = ratio(s["latency_per_token_mean"], ours["fcfs"]["latency_per_token_mean"])
+            paper_r = ratio(paper_value(NAME, setting, "ltr", "mean"), paper_value(NAME, setting, "fcfs", "mean"))
+            ratios.append(ratio_row(setting, "LTR at the paper's tau / FCFS mean", ours_r, paper_r, False))
         for stat in ("mean", "p90"):
             for base, gated in (("fcfs", stat == "mean"), ("po", False)):
                 ours_r = ratio(ours["ltr"][f"latency_per_token_{stat}"], ours[base][f"latency_per_token_{stat}"])
