@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import LinearProfile, make_workload
-from ltrsched.policies import Policy, make_policy, register
+from ltrsched.policies import Policy, make_policy
 from ltrsched.sim import SimConfig, simulate
 
 

@@ -6,7 +6,6 @@ that predictor. All three stand-ins share one construction: a Gaussian latent
 ``rho * z + sqrt(1 - rho^2) * eps`` (``z`` the normal scores of the true lengths, ``eps`` seeded
 noise), with ``rho`` found by bisection so that tau-b of the final prediction hits the target.
 
-* :func:`approx_scores` - LTR-style scores (higher = shorter), continuous.
 * :func:`approx_lengths` - length estimates [tokens] with the workload's length distribution (PO).
 * :func:`approx_class_lengths` - bucket predictions [tokens, bucket midpoints] of a length classifier
   with bucket width ``bucket``; tau-b counts the ties that coarse buckets create, so a perfect
@@ -68,17 +67,6 @@ def _calibrate(
         if abs(best_tau - tau) < 0.002:
             break
     return best, best_tau
-
-
-def approx_scores(output_tokens: np.ndarray, tau: float, seed: int = 0) -> tuple[np.ndarray, float]:
-    """Scores (higher = shorter expected output) with Kendall tau-b ~= ``tau`` against the true lengths.
-
-    Returns ``(scores, achieved_tau)``; the tau is of the implied length ranking ``-score``.
-    """
-    out = np.asarray(output_tokens, dtype=np.float64)
-    z, eps = _latent_parts(out, seed, _SALT["score"])
-    latent, achieved = _calibrate(z, eps, out, tau, lambda x: x)
-    return -latent, achieved
 
 
 def _to_length_quantiles(output_tokens: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:

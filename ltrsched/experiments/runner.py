@@ -48,18 +48,10 @@ def load_requests(out: str | Path, spec: RunSpec) -> pl.DataFrame:
     return pl.read_parquet(run_dir(out, spec) / "requests.parquet")
 
 
-def _workload_api():
-    """``(load_workload, apply_arrivals)`` from ``ltrsched.workloads``, or the development fallback."""
-    try:
-        from ltrsched.workloads import apply_arrivals, load_workload  # type: ignore[attr-defined]
-    except ImportError:
-        from ltrsched.experiments._dev_fallback import apply_arrivals, load_workload
-    return load_workload, apply_arrivals
-
-
 @lru_cache(maxsize=16)
 def _base_workload(name: str, num_requests: int | None, seed: int) -> Workload:
-    load_workload, _ = _workload_api()
+    from ltrsched.workloads import load_workload
+
     return load_workload(name, num_requests=num_requests, seed=seed)
 
 
@@ -67,17 +59,10 @@ def _base_workload(name: str, num_requests: int | None, seed: int) -> Workload:
 def build_workload(name: str, num_requests: int | None, seed: int, arrival: str, rate: float | None,
                    cv: float, duration: float | None) -> Workload:
     """The spec's workload with its arrival process applied (cached per process)."""
-    _, apply_arrivals = _workload_api()
+    from ltrsched.workloads import apply_arrivals
+
     return apply_arrivals(_base_workload(name, num_requests, seed), arrival, rate=rate, cv=cv, seed=seed,
                           duration=duration)
-
-
-def _ensure_policies() -> None:
-    try:
-        from ltrsched.experiments._dev_fallback import ensure_policies
-    except ImportError:  # the fallback was removed: the real policies are in place
-        return
-    ensure_policies()
 
 
 def experiment_metrics(requests: pl.DataFrame, steps: pl.DataFrame | None) -> dict[str, float]:
@@ -111,7 +96,6 @@ def execute_run(spec: RunSpec, out: str | Path) -> dict[str, Any]:
     from ltrsched.policies import make_policy
     from ltrsched.sim import SimConfig, simulate
 
-    _ensure_policies()
     policy = make_policy(spec.policy)
     wl = build_workload(spec.workload, spec.num_requests, spec.seed, spec.arrival, spec.rate, spec.cv,
                         spec.duration)
@@ -127,12 +111,7 @@ def execute_run(spec: RunSpec, out: str | Path) -> dict[str, Any]:
             result.summary[f"scoring_{k}"] = v
     result.summary["mean_output_tokens"] = float(result.requests["output_tokens"].mean())
     result.summary["mean_prompt_tokens"] = float(result.requests["prompt_tokens"].mean())
-    try:
-        from ltrsched.experiments._dev_fallback import FALLBACKS_USED
-    except ImportError:
-        FALLBACKS_USED = set()
-    result.meta.update(run_spec=spec.to_dict(), run_hash=spec.run_hash(), scoring_info=scoring_info,
-                       dev_fallbacks=sorted(FALLBACKS_USED))
+    result.meta.update(run_spec=spec.to_dict(), run_hash=spec.run_hash(), scoring_info=scoring_info)
     result.save(run_dir(out, spec))
     return result.summary
 

@@ -74,11 +74,9 @@ def trained_available(kind: str, workload: str) -> str | None:
 
 
 def _oracle_scores(out: np.ndarray, tau: float, seed: int) -> tuple[np.ndarray, str]:
-    """Prefer the policies package's approximate oracle; else the local calibrated one."""
-    try:
-        from ltrsched.policies import approx_oracle_scores  # type: ignore[attr-defined]
-    except ImportError:
-        return approx.approx_scores(out, tau, seed)[0], "ltrsched.experiments.approx"
+    """LTR scores from the policies package's approximate oracle (the one used everywhere)."""
+    from ltrsched.policies import approx_oracle_scores
+
     return np.asarray(approx_oracle_scores(out, tau, seed), dtype=np.float64), "ltrsched.policies.approx_oracle_scores"
 
 

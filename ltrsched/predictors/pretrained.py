@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 from dataclasses import asdict
-from pathlib import Path
 
 from ltrsched.predictors.config import PredictorConfig
 
