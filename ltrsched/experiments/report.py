@@ -28,6 +28,10 @@ KNOWN_REASONS = """\
   plus first-principles attention and an estimated CPU overhead (PROFILES.md). The paper's vLLM 0.4.1
   ran in eager mode with more per-step CPU time: its 1,000-request ShareGPT run took 254 s (Table 4),
   and absolute latencies are larger than ours.
+- **Not yet explained: absolute synthetic data generation times (Table 2) are 3-5x shorter than the
+  paper's.** The orderings and the FCFS/LTR speedups are reproduced, and for LMSYS-like the overall
+  time of 1,000 requests (Table 4) is close to the paper's. So the gap is specific to the paper's SDG
+  runs (their configuration or engine state), not to the step-time profile as a whole.
 - **Policy semantics.** All policies rank every live request each step and batch by the same rules
   (ltrsched/policies/batching.py). The paper's PO and MLFQ implementations may differ in details: how
   the estimate phase is interleaved, and MLFQ's quanta.
