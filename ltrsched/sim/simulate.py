@@ -17,6 +17,7 @@ from ltrsched.errors import UserError
 from ltrsched.metrics import format_summary, request_metrics, summarize
 from ltrsched.policies.base import Policy
 from ltrsched.policies.batching import BatchLimits
+from ltrsched.policies.needs import check_needs
 from ltrsched.sim.config import SimConfig
 from ltrsched.sim.replica import Replica, StepTrace
 from ltrsched.sim.request_table import FINISHED, RequestTable
@@ -76,17 +77,6 @@ def resolve_profile(profile: Any):
     return load_profile(str(profile))
 
 
-def check_policy_needs(policy: Policy, workload: Workload) -> None:
-    """Fail early, naming the command that produces what the policy needs."""
-    for col in policy.needs:
-        if not workload.has_column(col):
-            raise UserError(
-                f"policy {policy.name!r} needs a {col!r} column, which workload {workload.name!r} lacks; "
-                f"add it with `ltrsched predict --model DIR --workload FILE --out FILE`"
-                + (" or use approximate-oracle scores, e.g. `ltr:tau=0.62`" if col == "score" else "")
-            )
-
-
 def _check_fits(table: RequestTable, limits: BatchLimits, max_model_len: int, chunked: bool) -> None:
     # the context limit applies to the workload's own lengths; a policy's extra tokens (PO's length
     # estimate) model a separate short generation and only count toward KV memory
@@ -118,7 +108,7 @@ def simulate(workload: Workload, policy: Policy, config: SimConfig | None = None
     """Simulate serving ``workload`` under ``policy``; see :class:`SimResult`."""
     config = config or SimConfig()
     profile = resolve_profile(config.profile)
-    check_policy_needs(policy, workload)
+    check_needs(policy, workload.has_column, f"workload {workload.name!r}")
     num_blocks = config.num_gpu_blocks or profile.num_gpu_blocks(
         block_size=config.block_size, gpu_memory_utilization=config.gpu_memory_utilization
     )

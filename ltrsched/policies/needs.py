@@ -1,0 +1,24 @@
+"""Checking, before a run, that a workload has the columns a policy needs (shared by every host)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ltrsched.errors import UserError
+from ltrsched.policies.base import Policy
+
+#: How to produce each column a policy may need.
+PRODUCED_BY = {
+    "score": "add it with `ltrsched predict --model DIR --workload FILE --out FILE` "
+             "or use approximate-oracle scores, e.g. `ltr:tau=0.62`",
+    "predicted_length": "add it with `ltrsched predict` using a `ltrsched train --kind class` model",
+    "po_estimate": "add a po_estimate column to the workload, or let `po` draw estimates (po:tau=...)",
+}
+
+
+def check_needs(policy: Policy, has_column: Callable[[str], bool], workload_name: str = "the workload") -> None:
+    """Raise :class:`UserError` naming the missing column and the command that produces it."""
+    for col in policy.needs:
+        if not has_column(col):
+            how = PRODUCED_BY.get(col, "add it to the workload")
+            raise UserError(f"policy {policy.name!r} needs a {col!r} column, which {workload_name} lacks; {how}")
