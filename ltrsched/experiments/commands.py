@@ -43,6 +43,7 @@ def reproduce(experiment, quick, out, jobs):
         names = ("table1", "fig3", "fig4-5")
     t0 = time.perf_counter()
     specs = [s for n in names for s in modules[n].specs(quick)]
+    _prepare_predictors(specs)
     stats = run_all(specs, out, jobs=jobs, progress=sys.stderr.isatty(), desc=f"reproduce {experiment}")
     sections = [modules[n].build(out, quick) for n in names]
     elapsed = time.perf_counter() - t0
@@ -56,6 +57,18 @@ def reproduce(experiment, quick, out, jobs):
         for c in sec.checks:
             click.echo(("  [ok]   " if c.passed else "  [MISS] ") + c.claim + (f" ({c.detail})" if c.detail else ""))
     click.echo(f"\n{len(stats.ran)} runs simulated, {len(stats.skipped)} reused; {elapsed:.1f} s. Report: {report}")
+
+
+def _prepare_predictors(specs) -> None:
+    """Train (or load) the trained predictors the runs use once, here, before the worker processes."""
+    scorings = {s.scoring for s in specs}
+    if any(sc.startswith("trained-") for sc in scorings):
+        from ltrsched.predictors.pretrained import sharegpt_predictor
+
+        if any(sc.startswith("trained-ltr") for sc in scorings):
+            sharegpt_predictor("rank")
+        if any(sc.startswith("trained-class") for sc in scorings):
+            sharegpt_predictor("class", 820)
 
 
 SWEEP_KEYS = {"workloads", "policies", "profiles", "arrival", "rates", "num_requests", "duration", "seeds", "scoring",
