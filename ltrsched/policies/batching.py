@@ -119,13 +119,12 @@ def form_batch(
     head = order[: limits.max_num_seqs]  # the batch can be no longer than this
     wanted = pending_tokens[head]
     cum = np.cumsum(wanted)
-    before = cum - wanted  # tokens used by better-ranked requests
     if limits.chunked_prefill:
-        k = int(np.searchsorted(before, budget, side="left"))  # members start with budget left
-        k = min(k, limits.max_num_seqs)
+        # members are those starting with budget left: cum[i-1] < budget, i.e. i <= (first cum >= budget)
+        k = min(int(np.searchsorted(cum, budget, side="left")) + 1, len(head))
         take = wanted[:k].copy()
         if k:
-            take[-1] = min(take[-1], budget - before[k - 1])
+            take[-1] = min(take[-1], budget - (int(cum[k - 2]) if k > 1 else 0))
     else:
         k = int(np.searchsorted(cum, budget, side="right"))  # members fit whole
         k = min(k, limits.max_num_seqs)
@@ -136,10 +135,10 @@ def form_batch(
     cap = limits.num_gpu_blocks
     wm = limits.watermark_blocks
     b_computed = computed_tokens[batch]
-    need = -(-(b_computed + take) // bs)
+    need = (b_computed + take + (bs - 1)) // bs
     if resident_blocks is None:
         resident_blocks = int((-(-computed_tokens[resident] // bs)).sum())
-    after = resident_blocks + int(need.sum()) - int((-(-b_computed[resident[batch]] // bs)).sum())
+    after = resident_blocks + int(need.sum()) - int(np.dot((b_computed + (bs - 1)) // bs, resident[batch]))
     if after <= cap - wm:  # fast path: everything fits, even under the watermark
         return BatchPlan(batch, np.asarray(take, dtype=np.int64), _EMPTY, after)
     held_all = np.where(resident, -(-computed_tokens // bs), 0)  # blocks each request holds on the GPU

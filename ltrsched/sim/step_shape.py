@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is built per simulated step, frozen __init__ is slower
 class StepShape:
     """The work of one engine step, as a step-time profile needs it.
 
