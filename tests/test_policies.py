@@ -162,3 +162,30 @@ def test_plugin_policy_runs_in_the_simulator(tmp_path):
     assert r.returncode == 0, r.stderr
     req = pl.read_parquet(tmp_path / "o" / "requests.parquet").sort("request_id")
     assert req["first_token_time"][0] < req["first_token_time"][2] < req["first_token_time"][1]
+
+
+def test_ltr_better_ranked_arrival_displaces_a_running_request():
+    # one sequence per step: A (worst score) runs alone until B (best score) arrives, then B runs and A pauses
+    wl = make_workload([4, 4], [30, 3], arrivals=[0.0, 0.05], score=[0.0, 1.0])
+    cfg = SimConfig(profile=LinearProfile(), max_num_seqs=1, watermark=0, record_steps=True)
+    r = simulate(wl, make_policy("ltr"), cfg).requests.sort("request_id")
+    a, b = r.iter_rows(named=True)
+    assert b["finish_time"] < a["finish_time"]
+    assert a["first_token_time"] < b["arrival_time"] < b["finish_time"]
+    assert a["max_idle_steps"] == 3  # paused for B's prefill + 2 decodes
+
+
+def test_mlfq_periodic_promotion():
+    v = view(run_time=[0.5, 0.5], idle_steps=[0, 50], arrival_time=[0.0, 1.0])
+    plain = prepared("mlfq:quantum=0.03,threshold=2", v)
+    promo = prepared("mlfq:quantum=0.03,threshold=2,promote=40", v)
+    assert plain.levels(v).tolist()[0] == plain.levels(v).tolist()[1] > 0
+    assert promo.levels(v).tolist()[1] == 0 and promo.rank(v).tolist() == [1, 0]
+
+
+def test_po_serves_its_estimate_tokens():
+    wl = make_workload([4, 4], [10, 20], po_estimate=[10, 20])
+    r = simulate(wl, make_policy("po"), SimConfig(profile=LinearProfile(), watermark=0)).requests.sort("request_id")
+    assert r["served_output_tokens"].to_list() == [25, 35]
+    assert r["output_tokens"].to_list() == [10, 20]  # s/token divides by the workload's own length
+    assert r["latency_per_token"][0] == pytest.approx(r["e2e_latency"][0] / 10)
