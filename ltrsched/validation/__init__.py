@@ -1,0 +1,1 @@
+"""Simulator-vs-engine validation (issue 6): not built yet."""
