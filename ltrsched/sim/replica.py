@@ -168,14 +168,18 @@ class Replica:
                     swap_blocks += in_blocks
             b_computed = t.computed_tokens[batch]
             b_gen = t.generated_tokens[batch]
-            b_known = t.prompt_tokens[batch] + b_gen
-            # a decode computes the one token not yet in the KV (a 1-token last prompt chunk counts too)
-            is_decode = (take == 1) & (b_computed + 1 == b_known)
-            n_decode = int(is_decode.sum())
-            all_decode = n_decode == len(batch)
-            if all_decode:
-                shape = StepShape(num_decode_seqs=n_decode, decode_context_tokens=int(b_computed.sum()) + n_decode)
+            # decode-only step: every member computes exactly its one pending token (members before the
+            # last take all they need, so tokens == members and a last pending of 1 imply it) and has
+            # produced a token before (else its first token / first scheduling must be recorded)
+            steady = (int(take.sum()) == len(batch) and t.pending_tokens[batch[-1]] == 1
+                      and int(b_gen.min()) > 0)
+            if steady:
+                shape = StepShape(num_decode_seqs=len(batch), decode_context_tokens=int(b_computed.sum()) + len(batch))
             else:
+                b_known = t.prompt_tokens[batch] + b_gen
+                # a decode computes the one token not yet in the KV (a 1-token last prompt chunk counts too)
+                is_decode = (take == 1) & (b_computed + 1 == b_known)
+                n_decode = int(is_decode.sum())
                 prefill = ~is_decode
                 p_take = take[prefill]
                 shape = StepShape(
@@ -192,20 +196,26 @@ class Replica:
             self.busy_time += dt
 
             # -- advance the batch
-            new_computed = b_computed + take
-            t.computed_tokens[batch] = new_computed
-            sampled_mask = new_computed == b_known
-            new_gen = b_gen + sampled_mask
-            t.generated_tokens[batch] = new_gen
-            t.pending_tokens[batch] = b_known + sampled_mask - new_computed  # a new token's KV is next
+            if steady:  # every member samples a token; none is new
+                t.computed_tokens[batch] = b_computed + 1
+                new_gen = b_gen + 1
+                t.generated_tokens[batch] = new_gen
+                t.pending_tokens[batch] = 1
+                sampled = batch
+            else:
+                new_computed = b_computed + take
+                t.computed_tokens[batch] = new_computed
+                sampled_mask = new_computed == b_known
+                new_gen = b_gen + sampled_mask
+                t.generated_tokens[batch] = new_gen
+                t.pending_tokens[batch] = b_known + sampled_mask - new_computed  # a new token's KV is next
+                sampled = batch[sampled_mask]
+                t.first_token_time[sampled] = np.fmin(t.first_token_time[sampled], end)  # NaN -> end
+                t.first_scheduled_time[batch] = np.fmin(t.first_scheduled_time[batch], start)
             t.resident[batch] = True
-            sampled = batch[sampled_mask]
-            t.first_token_time[sampled] = np.fmin(t.first_token_time[sampled], end)  # NaN -> end
             gaps = end - t.last_token_time[sampled]  # NaN for first tokens: fmax ignores them
             t.max_token_gap[sampled] = np.fmax(t.max_token_gap[sampled], gaps)
             t.last_token_time[sampled] = end
-            if not all_decode:  # a decoding request has been scheduled before
-                t.first_scheduled_time[batch] = np.fmin(t.first_scheduled_time[batch], start)
             t.run_time[batch] += dt
 
             # -- states and idle runs (O(batch): a run of idle steps ends when the request runs again)
