@@ -157,7 +157,7 @@ def test_plugin_policy_runs_in_the_simulator(tmp_path):
     wlp = tmp_path / "wl.parquet"
     make_workload([10, 300, 60], [5, 5, 5]).save(wlp)
     r = subprocess.run([sys.executable, "-m", "ltrsched.cli", "simulate", "-w", str(wlp), "--plugin",
-                        "examples/policies/longest_prompt_first.py", "--policy", "short-prompt:age=0.5",
+                        "examples/policies/short_prompt_aging.py", "--policy", "short-prompt:age=0.5",
                         "--num-gpu-blocks", "100", "--max-num-batched-tokens", "64", "--out", str(tmp_path / "o")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     req = pl.read_parquet(tmp_path / "o" / "requests.parquet").sort("request_id")
@@ -189,3 +189,9 @@ def test_po_serves_its_estimate_tokens():
     assert r["served_output_tokens"].to_list() == [25, 35]
     assert r["output_tokens"].to_list() == [10, 20]  # s/token divides by the workload's own length
     assert r["latency_per_token"][0] == pytest.approx(r["e2e_latency"][0] / 10)
+
+
+@pytest.mark.parametrize("spec", ["oracle:tau=0", "ltr:tau=1.5", "po:tau=-0.1", "class:tau=2"])
+def test_bad_tau_is_rejected_when_the_spec_is_parsed(spec):
+    with pytest.raises(UserError, match=r"tau must be in \(0, 1\]"):
+        make_policy(spec)

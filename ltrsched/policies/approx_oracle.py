@@ -14,6 +14,12 @@ from scipy.stats import kendalltau
 from ltrsched.errors import UserError
 
 
+def check_tau(tau: float | None) -> None:
+    """Raise ValueError unless ``tau`` is None or in (0, 1] (spec parameters call this at construction)."""
+    if tau is not None and not 0 < tau <= 1:
+        raise ValueError(f"tau must be in (0, 1], got {tau}")
+
+
 def _tau(score: np.ndarray, lengths: np.ndarray) -> float:
     return float(kendalltau(score, -lengths).statistic)
 

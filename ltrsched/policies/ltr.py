@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ltrsched.policies.approx_oracle import approx_oracle_scores
+from ltrsched.policies.approx_oracle import approx_oracle_scores, check_tau
 from ltrsched.policies.base import LiveView, Policy, order_by
 from ltrsched.policies.id_array import IdArray
 from ltrsched.policies.registry import register
@@ -22,6 +22,7 @@ class LTR(Policy):
     name = "ltr"
 
     def __init__(self, tau: float | None = None, seed: int = 0):
+        check_tau(tau)
         self.tau = tau
         self.seed = seed
         self._oracle = IdArray(np.nan)

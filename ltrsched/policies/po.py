@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ltrsched.policies.approx_oracle import fill_missing_lengths
+from ltrsched.policies.approx_oracle import check_tau, fill_missing_lengths
 from ltrsched.policies.base import LiveView, Policy, order_by
 from ltrsched.policies.id_array import IdArray
 from ltrsched.policies.registry import register
@@ -29,6 +29,7 @@ class PO(Policy):
     def __init__(self, tau: float = 0.51, seed: int = 0, tokens: int = 15):
         if tokens < 0:
             raise ValueError(f"tokens must be >= 0, got {tokens}")
+        check_tau(tau)
         self.tau = tau
         self.seed = seed
         self.tokens = tokens

@@ -1,7 +1,7 @@
 """Example plugin: shortest prompt first with aging — a complete policy in one small file.
 
 Use it anywhere a policy spec goes:
-    ltrsched simulate --plugin examples/policies/longest_prompt_first.py --policy short-prompt:age=0.5
+    ltrsched simulate --plugin examples/policies/short_prompt_aging.py --policy short-prompt:age=0.5
 The same object runs unchanged in the simulator and in the vLLM engine adapter.
 """
 
