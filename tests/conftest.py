@@ -49,3 +49,14 @@ def make_workload(prompts, outputs, arrivals=None, **extra) -> Workload:
     }
     cols.update({k: np.asarray(v, dtype=np.float64) for k, v in extra.items()})
     return Workload(pl.DataFrame(cols), "test")
+
+
+@pytest.fixture
+def vllm_scheduler_code():
+    """vLLM's V1 scheduler must import (the README's test command installs requirements/engine-cpu.txt);
+    a missing install fails the test rather than skipping it."""
+    try:
+        import vllm.v1.core.sched.scheduler  # noqa: F401
+    except ImportError as exc:
+        pytest.fail(f"vLLM's scheduler does not import ({exc}); install it with "
+                    "`pip install --no-deps -r requirements/engine-cpu.txt` or deselect with -m 'not vllm'")

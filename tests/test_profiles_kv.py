@@ -14,7 +14,7 @@ from ltrsched.sim.kv_capacity import (
     weight_bytes_per_gpu,
 )
 from ltrsched.sim.profiles import load_profile
-from ltrsched.sim.profiles.model_configs import LLAMA3_8B, LLAMA3_70B
+from ltrsched.models import LLAMA3_8B, LLAMA3_70B
 
 GIB = 2**30
 A100_40GB = 40_536 * 2**20  # bytes CUDA reports for an A100-SXM4-40GB

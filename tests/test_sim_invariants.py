@@ -46,6 +46,7 @@ def _check(result, workload, config, blocks):
     # limits hold every step
     assert steps["num_batched_tokens"].max() <= config.max_num_batched_tokens
     assert steps["num_seqs"].max() <= config.max_num_seqs
+    assert (steps["num_decode_seqs"] <= steps["num_seqs"]).all()
     assert steps["resident_blocks"].max() <= blocks
     assert (steps["resident_blocks"] == steps["blocks_in_use"]).all()
     assert steps["host_blocks_in_use"].max() <= result.summary["host_blocks"]
@@ -65,9 +66,12 @@ def _check(result, workload, config, blocks):
     preemption=st.sampled_from(["swap", "recompute"]),
     swap_gib=st.sampled_from([0.0, 1e-4, 1.0]),
     chunked=st.booleans(),
+    semantics=st.sampled_from(["paper", "vllm-v1"]),
 )
-def test_invariants_random_workloads(wl, policy, budget, seqs, blocks, preemption, swap_gib, chunked):
+def test_invariants_random_workloads(wl, policy, budget, seqs, blocks, preemption, swap_gib, chunked, semantics):
     prompts, outputs, arrivals = wl
+    if semantics == "vllm-v1":
+        preemption = "recompute"
     if not chunked:
         budget = max(budget, max(p + o for p, o in zip(prompts, outputs)))
     workload = make_workload(prompts, outputs, arrivals)
@@ -75,7 +79,7 @@ def test_invariants_random_workloads(wl, policy, budget, seqs, blocks, preemptio
     profile = LinearProfile(blocks=blocks, kv_bytes_per_token=64)
     config = SimConfig(profile=profile, max_num_batched_tokens=budget, max_num_seqs=seqs, block_size=4,
                        watermark=0.0, preemption=preemption, swap_space_gib=swap_gib,
-                       chunked_prefill=chunked, record_steps=True)
+                       chunked_prefill=chunked, record_steps=True, semantics=semantics)
     pol = RandomOrder(seed=len(prompts)) if policy == "random" else make_policy(policy)
     result = simulate(workload, pol, config)
     _check(result, workload, config, blocks)

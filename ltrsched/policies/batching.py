@@ -17,6 +17,16 @@ Semantics (the paper's reference implementation, iteration-level like vLLM with 
    (swapped out or recomputed, the host decides) until the rest fits.
 4. Watermark: when the batch admits a request without KV on the GPU (waiting or swapped), at least
    ``watermark_blocks`` blocks must stay free, as vLLM keeps them to avoid thrashing.
+
+Two options express what vLLM V1's scheduler forces on a plug-in that reuses its ``schedule()`` (the
+engine adapter, ``ltrsched.engine``), so the simulator can model the engine exactly:
+
+5. ``resident_first``: vLLM serves its running queue before it admits waiting requests, so the token
+   budget goes to the batch's resident members first (in rank order), then to the admitted ones (in rank
+   order). Membership is still the rank-order prefix of rule 2, but the chunk cut at the budget edge falls
+   on the last member in that engine order, and a member left with no budget drops out of the batch.
+6. ``max_resident_seqs``: vLLM caps the requests holding KV on the GPU (running + paused), not only the
+   batch. Beyond the cap the lowest-ranked residents outside the batch are preempted.
 """
 
 from __future__ import annotations
@@ -37,6 +47,10 @@ class BatchLimits:
         block_size: tokens per KV block [tokens].
         watermark_blocks: blocks kept free when admitting a request without KV on the GPU [blocks].
         chunked_prefill: split prompts across steps to fill the token budget.
+        resident_first: give the token budget to resident batch members before admitted ones (rule 5;
+            vLLM V1's running-queue-first loop).
+        max_resident_seqs: most requests with KV on the GPU after the step [sequences] (rule 6; vLLM V1
+            caps its running queue, paused requests included, at ``max_num_seqs``); None: no cap.
     """
 
     max_num_batched_tokens: int = 768
@@ -45,6 +59,8 @@ class BatchLimits:
     block_size: int = 16
     watermark_blocks: int = 0
     chunked_prefill: bool = True
+    resident_first: bool = False
+    max_resident_seqs: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_num_batched_tokens", "max_num_seqs", "num_gpu_blocks", "block_size"):
@@ -52,6 +68,8 @@ class BatchLimits:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.watermark_blocks < 0 or self.watermark_blocks >= self.num_gpu_blocks:
             raise ValueError(f"watermark_blocks must be in [0, num_gpu_blocks), got {self.watermark_blocks}")
+        if self.max_resident_seqs is not None and self.max_resident_seqs < self.max_num_seqs:
+            raise ValueError(f"max_resident_seqs ({self.max_resident_seqs}) must be >= max_num_seqs ({self.max_num_seqs})")
 
     def blocks_for(self, tokens: np.ndarray | int) -> np.ndarray | int:
         """KV blocks that hold ``tokens`` tokens."""
@@ -67,12 +85,15 @@ class BatchPlan:
         num_new_tokens: tokens each batch member computes this step (aligned with ``batch``).
         evict: positions of resident requests to preempt before the step, lowest-ranked first.
         blocks_in_use: GPU KV blocks held after the step (batch members + residents kept) [blocks].
+        ranks: positions in ``order`` of the batch members, ascending; None when the batch is the prefix
+            ``order[:len(batch)]`` (always, unless ``resident_first`` dropped a member).
     """
 
     batch: np.ndarray
     num_new_tokens: np.ndarray
     evict: np.ndarray
     blocks_in_use: int
+    ranks: np.ndarray | None = None
 
     @property
     def num_batched_tokens(self) -> int:
@@ -129,9 +150,12 @@ def form_batch(
         k = int(np.searchsorted(cum, budget, side="right"))  # members fit whole
         k = min(k, limits.max_num_seqs)
         take = wanted[:k]
-    batch = head[:k]
+    ranks = None  # the batch is head[:k]
+    if limits.resident_first and k and take[-1] < wanted[k - 1]:  # 5. the chunk cut moves to the engine order
+        ranks, take = _resident_first_tokens(np.arange(k), wanted[:k], resident[head[:k]], budget)
+    batch = head[:k] if ranks is None else head[ranks]
 
-    # --- 3./4. KV blocks: cut the prefix where it cannot fit, then evict from the tail -----------------
+    # --- 3./4./6. KV blocks and resident slots ---------------------------------------------------------
     cap = limits.num_gpu_blocks
     wm = limits.watermark_blocks
     b_computed = computed_tokens[batch]
@@ -139,38 +163,66 @@ def form_batch(
     if resident_blocks is None:
         resident_blocks = int((-(-computed_tokens[resident] // bs)).sum())
     after = resident_blocks + int(need.sum()) - int(np.dot((b_computed + (bs - 1)) // bs, resident[batch]))
-    if after <= cap - wm:  # fast path: everything fits, even under the watermark
-        return BatchPlan(batch, np.asarray(take, dtype=np.int64), _EMPTY, after)
+    slots_over = 0
+    if limits.max_resident_seqs is not None:
+        residents_out = int(np.count_nonzero(resident[order])) - int(np.count_nonzero(resident[batch]))
+        slots_over = residents_out + len(batch) - limits.max_resident_seqs
+    if after <= cap - wm and slots_over <= 0:  # fast path: everything fits, even under the watermark
+        return BatchPlan(batch, np.asarray(take, dtype=np.int64), _EMPTY, after, ranks)
     held_all = np.where(resident, -(-computed_tokens // bs), 0)  # blocks each request holds on the GPU
 
-    is_res = resident[batch]
-    need_cum = np.cumsum(need)
-    admits_new = np.maximum.accumulate(~is_res) if k else is_res
-    limit = np.where(admits_new, cap - wm, cap)
-    over = np.flatnonzero(need_cum > limit)
-    if len(over):
-        k = int(over[0])
-        if k == 0:
+    # 3. cut the prefix where its own blocks no longer fit (admitting a request without KV on the GPU
+    # must leave the watermark free); with resident_first a cut can move the chunk edge, so repeat
+    while True:
+        need_cum = np.cumsum(need)
+        admits_new = np.maximum.accumulate(~resident[batch]) if len(batch) else np.zeros(0, dtype=bool)
+        over = np.flatnonzero(need_cum > np.where(admits_new, cap - wm, cap))
+        if not len(over):
+            break
+        cut = int(over[0])
+        if cut == 0:
             raise ValueError(
                 f"request at position {int(batch[0])} needs {int(need[0])} KV blocks, more than the "
                 f"{cap - wm} usable; it can never run"
             )
-        batch, take, need_cum, admits_new = batch[:k], take[:k], need_cum[:k], admits_new[:k]
-    used_by_batch = int(need_cum[-1]) if k else 0
-    target = cap - wm if (k and admits_new[-1]) else cap
+        kept = np.arange(cut) if ranks is None else ranks[:cut]
+        if limits.resident_first:
+            ranks, take = _resident_first_tokens(kept, pending_tokens[head[kept]], resident[head[kept]], budget)
+        else:
+            ranks, take = None, take[:cut]
+        batch = head[:cut] if ranks is None else head[ranks]
+        need = (computed_tokens[batch] + take + (bs - 1)) // bs
+    used_by_batch = int(need_cum[-1]) if len(batch) else 0
+    target = cap - wm if (len(batch) and admits_new[-1]) else cap
 
+    # 3./6. preempt the lowest-ranked residents outside the batch until the rest fits
     in_batch = np.zeros(len(pending_tokens), dtype=bool)
     in_batch[batch] = True
-    rest = order[k:]
-    others = rest[resident[rest] & ~in_batch[rest]][::-1]  # residents outside the batch, lowest-ranked first
-    held = held_all[others]
-    held_cum = np.cumsum(held)
+    others = order[resident[order] & ~in_batch[order]][::-1]  # residents outside the batch, lowest first
+    held_cum = np.cumsum(held_all[others])
     total_held = int(held_cum[-1]) if len(others) else 0
     deficit = used_by_batch + total_held - target
-    if deficit > 0:
-        n_evict = int(np.searchsorted(held_cum, deficit, side="left")) + 1
+    n_evict = int(np.searchsorted(held_cum, deficit, side="left")) + 1 if deficit > 0 else 0
+    if limits.max_resident_seqs is not None:
+        n_evict = max(n_evict, len(others) + len(batch) - limits.max_resident_seqs)
+    if n_evict:
         evict = others[:n_evict]
         total_held -= int(held_cum[n_evict - 1])
     else:
         evict = _EMPTY
-    return BatchPlan(batch, np.asarray(take, dtype=np.int64), evict, used_by_batch + total_held)
+    return BatchPlan(batch, np.asarray(take, dtype=np.int64), evict, used_by_batch + total_held, ranks)
+
+
+def _resident_first_tokens(
+    ranks: np.ndarray, wanted: np.ndarray, is_resident: np.ndarray, budget: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rule 5: the budget goes to the members ``ranks`` (ascending, with their ``wanted`` tokens) residents
+    first, then the others, each group in rank order. Returns the members that get tokens and their tokens."""
+    engine_order = np.concatenate((np.flatnonzero(is_resident), np.flatnonzero(~is_resident)))
+    w = wanted[engine_order]
+    take = np.empty_like(wanted)
+    take[engine_order] = np.minimum(w, budget - (np.cumsum(w) - w))
+    kept = take > 0
+    if kept.all():
+        return ranks, take
+    return ranks[kept], take[kept]

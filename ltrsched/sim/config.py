@@ -6,6 +6,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 PREEMPTION_MODES = ("swap", "recompute")
+#: Batch-forming semantics: the paper's reference rules, or what the vLLM 0.26 adapter realises
+#: (``ltrsched.engine``; rules 5 and 6 of ``ltrsched.policies.batching``, recompute preemption).
+SEMANTICS = ("paper", "vllm-v1")
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,9 @@ class SimConfig:
         record_steps: keep a per-step trace in the result.
         stop_time: end the run at this simulated time [s] (None: when every request has finished);
             unfinished requests keep null finish times and are left out of the latency summaries.
+        semantics: "paper" (all live requests compete; the chunk cut falls on the last-ranked member) or
+            "vllm-v1" (exactly what the engine adapter makes vLLM 0.26 do: resident members get the token
+            budget first, at most ``max_num_seqs`` requests hold KV, preemption by recompute).
     """
 
     profile: Any = "a100-llama3-8b"
@@ -43,6 +49,7 @@ class SimConfig:
     max_model_len: int | None = None
     record_steps: bool = False
     stop_time: float | None = None
+    semantics: str = "paper"
 
     def __post_init__(self) -> None:
         if self.preemption not in PREEMPTION_MODES:
@@ -58,6 +65,10 @@ class SimConfig:
             raise ValueError(f"watermark must be in [0, 1), got {self.watermark}")
         if self.stop_time is not None and not self.stop_time > 0:
             raise ValueError(f"stop_time must be positive, got {self.stop_time}")
+        if self.semantics not in SEMANTICS:
+            raise ValueError(f"semantics must be one of {SEMANTICS}, got {self.semantics!r}")
+        if self.semantics == "vllm-v1" and self.preemption != "recompute":
+            raise ValueError("semantics 'vllm-v1' models vLLM V1, which preempts by recompute: set preemption='recompute'")
         if self.swap_space_gib < 0:
             raise ValueError(f"swap_space_gib must be >= 0, got {self.swap_space_gib}")
 

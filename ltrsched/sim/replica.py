@@ -18,7 +18,7 @@ import simpy
 from ltrsched.policies.base import LiveView, Policy, RequestState
 from ltrsched.policies.batching import BatchLimits, form_batch
 from ltrsched.sim.request_table import FINISHED, RequestTable
-from ltrsched.sim.step_shape import StepShape
+from ltrsched.policies.step_shape import StepShape, batch_step_shape
 
 WAITING = int(RequestState.WAITING)
 RUNNING = int(RequestState.RUNNING)
@@ -171,24 +171,15 @@ class Replica:
             # decode-only step: every member computes exactly its one pending token (members before the
             # last take all they need, so tokens == members and a last pending of 1 imply it) and has
             # produced a token before (else its first token / first scheduling must be recorded)
-            steady = (int(take.sum()) == len(batch) and t.pending_tokens[batch[-1]] == 1
-                      and int(b_gen.min()) > 0)
+            # (with resident_first the chunk cut can fall on any member: check them all)
+            steady = (int(take.sum()) == len(batch) and int(b_gen.min()) > 0
+                      and (bool((t.pending_tokens[batch] == 1).all()) if self.limits.resident_first
+                           else t.pending_tokens[batch[-1]] == 1))
             if steady:
                 shape = StepShape(num_decode_seqs=len(batch), decode_context_tokens=int(b_computed.sum()) + len(batch))
             else:
                 b_known = t.prompt_tokens[batch] + b_gen
-                # a decode computes the one token not yet in the KV (a 1-token last prompt chunk counts too)
-                is_decode = (take == 1) & (b_computed + 1 == b_known)
-                n_decode = int(is_decode.sum())
-                prefill = ~is_decode
-                p_take = take[prefill]
-                shape = StepShape(
-                    num_prefill_tokens=int(p_take.sum()),
-                    num_prefill_seqs=len(p_take),
-                    num_decode_seqs=n_decode,
-                    decode_context_tokens=int(b_computed[is_decode].sum()) + n_decode,
-                    prefill_attention_pairs=float((p_take * (b_computed[prefill] + (p_take + 1) * 0.5)).sum()),
-                )
+                shape = batch_step_shape(take, b_computed, b_known)
             dt = self.step_time(shape) + swap_blocks * self.swap_seconds_per_block
             start = float(env.now)
             yield env.timeout(dt)
@@ -227,7 +218,7 @@ class Replica:
 
             if wants_on_step:
                 scheduled = np.zeros(len(live), dtype=bool)
-                scheduled[order[: len(batch)]] = True  # the batch is a prefix of the order
+                scheduled[order[: len(batch)] if plan.ranks is None else order[plan.ranks]] = True
                 self.policy.on_step(view, scheduled, dt)
 
             # -- finishes
@@ -255,7 +246,7 @@ class Replica:
                 tr.duration.append(dt)
                 tr.num_seqs.append(len(batch))
                 tr.num_prefill_tokens.append(shape.num_prefill_tokens)
-                tr.num_decode_seqs.append(n_decode)
+                tr.num_decode_seqs.append(shape.num_decode_seqs)
                 tr.num_live.append(len(view))
                 assert (t.pending_tokens[live] == t.prompt_tokens[live] + t.generated_tokens[live]
                         - t.computed_tokens[live]).all()

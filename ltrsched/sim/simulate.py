@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,10 +11,11 @@ import polars as pl
 import simpy
 
 from ltrsched.errors import UserError
-from ltrsched.metrics import format_summary, request_metrics, summarize
+from ltrsched.metrics import request_metrics, summarize
 from ltrsched.policies.base import Policy
 from ltrsched.policies.batching import BatchLimits
 from ltrsched.policies.needs import check_needs
+from ltrsched.results import RunResult
 from ltrsched.sim.config import SimConfig
 from ltrsched.sim.replica import Replica, StepTrace
 from ltrsched.sim.request_table import FINISHED, RequestTable
@@ -26,46 +24,8 @@ from ltrsched.workloads.schema import Workload
 GIB = 1 << 30
 
 
-@dataclass
-class SimResult:
-    """Outcome of one simulation.
-
-    Attributes:
-        requests: one row per request (workload columns, timestamps [s], derived metrics; see
-            :mod:`ltrsched.metrics`, plus ``max_idle_steps`` and ``num_preemptions``).
-        summary: run-level summary (makespan, throughput, mean/P50/P90/P99 of each metric, steps...).
-        steps: per-step trace if ``SimConfig.record_steps`` (start, duration [s], batch sizes, blocks).
-        meta: workload name, policy spec and parameters, configuration.
-    """
-
-    requests: pl.DataFrame
-    summary: dict[str, Any]
-    steps: pl.DataFrame | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def table(self) -> str:
-        title = f"{self.meta.get('workload', '')} | {self.meta.get('policy', '')} | {self.meta.get('profile', '')}"
-        return format_summary(self.summary, title)
-
-    def save(self, out_dir: str | Path) -> Path:
-        """Write ``requests.parquet``, ``summary.json`` (+ ``steps.parquet``); each file appears whole."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        files: list[tuple[Path, Path]] = []
-
-        def stage(name: str) -> Path:
-            tmp = out / f".{name}.tmp{os.getpid()}"
-            files.append((tmp, out / name))
-            return tmp
-
-        self.requests.write_parquet(stage("requests.parquet"))
-        if self.steps is not None:
-            self.steps.write_parquet(stage("steps.parquet"))
-        with open(stage("summary.json"), "w") as fh:
-            json.dump({"summary": self.summary, "meta": self.meta}, fh, indent=2, default=str)
-        for tmp, final in files:
-            tmp.replace(final)
-        return out
+#: Simulator results share the engine runner's result type (same files, same schema).
+SimResult = RunResult
 
 
 def resolve_profile(profile: Any):
@@ -121,6 +81,8 @@ def simulate(workload: Workload, policy: Policy, config: SimConfig | None = None
         block_size=config.block_size,
         watermark_blocks=int(config.watermark * num_blocks),
         chunked_prefill=config.chunked_prefill,
+        resident_first=config.semantics == "vllm-v1",
+        max_resident_seqs=config.max_num_seqs if config.semantics == "vllm-v1" else None,
     )
     table = RequestTable.from_frame(workload.df, extra_output_tokens=policy.extra_output_tokens)
     max_model_len = config.max_model_len or profile.max_model_len

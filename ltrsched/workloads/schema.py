@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from ltrsched.errors import UserError
@@ -81,6 +82,27 @@ class Workload:
         except Exception as exc:
             raise UserError(f"cannot read workload {path}: {type(exc).__name__}: {exc}") from None
         return cls(df, name or path.stem)
+
+    def policy_columns(self, extra_output_tokens: int = 0) -> dict[str, np.ndarray]:
+        """What :meth:`ltrsched.policies.Policy.prepare` receives: ``request_id``, ``arrival_time`` [s],
+        ``prompt_tokens``, ``output_tokens`` (served: the workload's plus ``extra_output_tokens``) [tokens],
+        and ``score``, ``po_estimate``, ``predicted_length`` (NaN where missing)."""
+        df = self.df
+
+        def opt(col: str) -> np.ndarray:
+            if col not in df.columns:
+                return np.full(df.height, np.nan)
+            return df[col].cast(pl.Float64).fill_null(float("nan")).to_numpy().astype(np.float64, copy=True)
+
+        return {
+            "request_id": df["request_id"].to_numpy().astype(np.int64),
+            "arrival_time": df["arrival_time"].to_numpy().astype(np.float64),
+            "prompt_tokens": df["prompt_tokens"].to_numpy().astype(np.int64),
+            "output_tokens": df["output_tokens"].to_numpy().astype(np.int64) + int(extra_output_tokens),
+            "score": opt("score"),
+            "po_estimate": opt("po_estimate"),
+            "predicted_length": opt("predicted_length"),
+        }
 
     def with_df(self, df: pl.DataFrame, **meta) -> "Workload":
         return Workload(df, self.name, {**self.meta, **meta})

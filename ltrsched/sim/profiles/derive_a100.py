@@ -41,7 +41,7 @@ from ltrsched.sim.profiles.fit import isotonic
 from ltrsched.sim.profiles.interp import PiecewiseLinear
 from ltrsched.sim.profiles.io import dumps_profile
 from ltrsched.sim.profiles.model import StepTimeProfile
-from ltrsched.sim.profiles.model_configs import LLAMA3_8B, LLAMA3_70B
+from ltrsched.models import LLAMA3_8B, LLAMA3_70B
 
 PROFILE_DIR = Path(__file__).resolve().parent
 MS = 1e-3

@@ -1,10 +1,13 @@
-"""Public Hugging Face model configs of the models the built-in profiles serve.
+"""Public Hugging Face model configs of the models the built-in profiles serve (shared by the simulator's
+KV-capacity derivation and the engine runner, which serves them with random weights).
 
 Numbers copied by hand from the models' published ``config.json`` (sizes only; no weights needed).
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from types import MappingProxyType
 
 _LLAMA3_COMMON = {
@@ -37,3 +40,18 @@ LLAMA3_70B = MappingProxyType({
     "num_attention_heads": 64,
     "num_hidden_layers": 80,
 })
+
+
+#: Built-in model names -> config.
+MODELS = MappingProxyType({"llama-3-8b": LLAMA3_8B, "llama-3-70b": LLAMA3_70B})
+
+
+def write_model_dir(name: str, directory: str | Path) -> Path:
+    """Write ``config.json`` of the built-in model ``name`` into ``directory`` (a model vLLM can load with
+    ``load_format="dummy"``: the architecture and sizes of the real one, random weights); returns it."""
+    if name not in MODELS:
+        raise KeyError(f"unknown model {name!r}; built-in: {', '.join(MODELS)}")
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text(json.dumps(dict(MODELS[name]), indent=2))
+    return path

@@ -1,0 +1,54 @@
+"""Turn the adapter's per-request arrays and step log into a :class:`RunResult` (the simulator's schema)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, is_dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from ltrsched.engine.live_table import RESULT_COLUMNS
+from ltrsched.metrics import request_metrics, summarize
+from ltrsched.policies.base import Policy
+from ltrsched.results import RunResult
+from ltrsched.workloads.schema import Workload
+
+
+def engine_result(workload: Workload, policy: Policy, scheduler: Any, host: str, config: Any,
+                  wall_time_s: float, **meta: Any) -> RunResult:
+    """The run's :class:`RunResult`: one row per workload request (in workload order), as the simulator
+    writes it, plus the adapter's step log as ``steps``."""
+    cols = scheduler.table.results()
+    got = pl.DataFrame({"request_id": cols["request_id"], "served_output_tokens": cols["served_output_tokens"],
+                        **{c: cols[c] for c in RESULT_COLUMNS}})
+    df = workload.df.drop([c for c in ("prompt",) if c in workload.df.columns]).join(got, on="request_id", how="left")
+    df = df.select(workload.df.drop([c for c in ("prompt",) if c in workload.df.columns]).columns
+                   + ["served_output_tokens", "generated_tokens", "first_scheduled_time", "first_token_time",
+                      "finish_time", "max_token_gap", "max_idle_steps", "num_preemptions", "run_time"])
+    requests = request_metrics(df)
+    finished = requests.filter(pl.col("finish_time").is_not_null() & pl.col("finish_time").is_not_nan())
+    summary: dict[str, Any] = summarize(finished)
+    steps = scheduler.log.frame()
+    plugin = steps["plugin_s"].to_numpy() if steps.height else np.zeros(1)
+    summary.update(
+        num_finished=finished.height,
+        steps=steps.height,
+        busy_time=float(steps["duration"].sum()) if steps.height else 0.0,
+        num_preemptions=int(requests["num_preemptions"].fill_null(0).sum()),
+        peak_blocks_in_use=int(steps["blocks_in_use"].max()) if steps.height else 0,
+        num_gpu_blocks=scheduler.limits.num_gpu_blocks,
+        mismatched_steps=int((steps["mismatches"] > 0).sum()) if steps.height else 0,
+        plugin_overhead_mean_s=float(plugin.mean()),
+        plugin_overhead_p99_s=float(np.quantile(plugin, 0.99)),
+        wall_time_s=wall_time_s,
+    )
+    meta_out = {
+        "workload": workload.name,
+        "policy": policy.spec(),
+        "policy_params": policy.describe(),
+        "host": host,
+        "config": asdict(config) if is_dataclass(config) else config,
+        **meta,
+    }
+    return RunResult(requests, summary, steps, meta_out)

@@ -1,0 +1,256 @@
+"""``PolicyScheduler``: vLLM 0.26's V1 scheduler, ordered by an ltrsched policy every step.
+
+Load it with ``LLM(..., scheduler_cls=PolicyScheduler, async_scheduling=False,
+enable_prefix_caching=False)`` (the runner does) or ``--scheduler-cls
+ltrsched.engine.scheduler.PolicyScheduler``. Each step:
+
+1. the policy ranks every live request (waiting, running, paused) from a :class:`LiveView` of the
+   adapter's own arrays (:mod:`ltrsched.engine.live_table`);
+2. :func:`ltrsched.policies.form_batch` (the batch rules, shared with the simulator) turns the ranking
+   into a plan: the batch, its tokens, and which residents to preempt;
+3. the plan is handed to vLLM's own ``Scheduler.schedule()``: the preempted requests are preempted
+   first (vLLM's ``_preempt_request``: KV freed, recomputed later); for the duration of the call the
+   running queue holds only the batch's resident members and the waiting queue only the members to
+   admit, both in rank order; paused residents are set aside and put back afterwards, keeping their KV;
+4. the step vLLM scheduled is checked against the plan (tokens per request, preemptions); a difference
+   raises :class:`EngineMismatchError` (``strict``) or is counted in the step log.
+
+Where vLLM V1 forces a difference from the paper's semantics (the simulator models each of them with
+``SimConfig(semantics="vllm-v1")``; see ``ltrsched.policies.batching``):
+
+* vLLM serves its running queue before admitting waiting requests: the token budget goes to resident
+  batch members first, so the chunk cut at the budget edge can fall on a better-ranked admitted request
+  (rule 5).
+* vLLM caps requests holding KV (running + paused) at ``max_num_seqs`` (its model runner keeps a slot per
+  resident request): beyond it the lowest-ranked paused residents are preempted (rule 6).
+* V1 has no swap: preemption always recomputes.
+* one KV block is vLLM's null block: the usable capacity is ``num_gpu_blocks - 1``.
+* async scheduling, prefix caching, speculative decoding and pipeline parallelism are refused: each
+  would make a step's work differ from the plan.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from vllm.v1.core.sched.request_queue import SchedulingPolicy, create_request_queue
+from vllm.v1.core.sched.scheduler import Scheduler
+
+from ltrsched.engine.live_table import LiveTable
+from ltrsched.engine.setup import take_setup, request_info
+from ltrsched.engine.step_log import StepLog
+from ltrsched.policies.base import LiveView, Policy
+from ltrsched.policies.batching import BatchLimits, form_batch
+from ltrsched.policies.step_shape import batch_step_shape
+
+
+class EngineMismatchError(RuntimeError):
+    """vLLM scheduled a step that differs from the plan (a bug in the adapter's model of vLLM)."""
+
+
+def unsupported_settings(vllm_config) -> list[str]:
+    """Engine settings the adapter cannot realise exactly (empty if none)."""
+    sc, cc = vllm_config.scheduler_config, vllm_config.cache_config
+    problems = []
+    if sc.async_scheduling:
+        problems.append("async scheduling (use async_scheduling=False / --no-async-scheduling)")
+    if cc.enable_prefix_caching:
+        problems.append("prefix caching (use enable_prefix_caching=False / --no-enable-prefix-caching)")
+    if vllm_config.speculative_config is not None:
+        problems.append("speculative decoding")
+    if vllm_config.parallel_config.pipeline_parallel_size > 1:
+        problems.append("pipeline parallelism")
+    if vllm_config.kv_transfer_config is not None:
+        problems.append("KV connectors")
+    if sc.policy != "fcfs":
+        problems.append(f"scheduling policy {sc.policy!r} (the ltrsched policy replaces it; leave vLLM's at fcfs)")
+    if sc.long_prefill_token_threshold:
+        problems.append("long_prefill_token_threshold")
+    return problems
+
+
+class PolicyScheduler(Scheduler):
+    """vLLM's V1 scheduler with the competition order from an ltrsched :class:`Policy`.
+
+    Attributes (beyond vLLM's):
+        ranking_policy: the policy (``self.policy`` is vLLM's own FCFS/priority setting).
+        limits: the batch limits handed to :func:`form_batch` (vLLM's, in blocks and tokens).
+        table: the per-request arrays policies read and results come from.
+        log: the per-step record (shape, times, plan, plug-in overhead).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        problems = unsupported_settings(self.vllm_config)
+        if problems:
+            raise ValueError("ltrsched's PolicyScheduler cannot run with: " + "; ".join(problems))
+        setup = take_setup(self.vllm_config.additional_config)
+        self.ranking_policy: Policy = setup.policy
+        self.clock = setup.clock
+        self.strict = setup.strict
+        # Admission is the plan's decision: rule 3 checks the blocks of the chunk a request computes
+        # this step (as the simulator does), not the whole prompt.
+        self.scheduler_reserve_full_isl = False
+        self.limits = BatchLimits(
+            max_num_batched_tokens=self.max_num_scheduled_tokens,
+            max_num_seqs=self.max_num_running_reqs,
+            num_gpu_blocks=self.kv_cache_manager.block_pool.get_num_free_blocks(),  # the null block excluded
+            block_size=self.block_size,
+            watermark_blocks=self.kv_cache_manager.watermark_blocks,
+            chunked_prefill=self.scheduler_config.enable_chunked_prefill,
+            resident_first=True,
+            max_resident_seqs=self.max_num_running_reqs,
+        )
+        self.table = LiveTable()
+        self.log = StepLog()
+        self.num_steps = 0
+        self.blocks_in_use = 0
+        self._requests: list = []  # slot -> vLLM Request (None once finished)
+        self._slot: dict[str, int] = {}
+        self._prev_batch = np.zeros(0, dtype=np.int64)
+        self._step: tuple | None = None  # (view, order, plan, start, end of the previous step)
+        self._prev_end = float("nan")
+        self._wants_on_step = type(self.ranking_policy).on_step is not Policy.on_step
+
+    @property
+    def planned_shape(self):
+        """The :class:`StepShape` of the step the last ``schedule()`` planned (until its output is processed)."""
+        return self._step[4] if self._step is not None else None
+
+    # ------------------------------------------------------------------ arrivals and aborts
+    def add_request(self, request) -> None:
+        super().add_request(request)
+        now = self.clock()
+        params = request.sampling_params
+        info = request_info(params.extra_args if params is not None else None, request.num_prompt_tokens,
+                            request.max_tokens, now, fallback_id=self.table.size)
+        self._slot[request.request_id] = self.table.add(info, self.num_steps)
+        self._requests.append(request)
+        self.ranking_policy.on_arrival(np.array([info.request_id], dtype=np.int64), now)
+
+    def finish_requests(self, request_ids, finished_status):
+        """Aborts from outside: the requests leave the live set without a finish time."""
+        done = super().finish_requests(request_ids, finished_status)
+        slots = np.array([self._slot.pop(r.request_id) for r in done if r.request_id in self._slot], dtype=np.int64)
+        if len(slots):
+            t = self.table
+            self.blocks_in_use -= int(self.limits.blocks_for(t.computed_tokens[slots][t.resident[slots]]).sum())
+            t.finished(slots, float("nan"))
+            self._prev_batch = self._prev_batch[~np.isin(self._prev_batch, slots)]
+            self.ranking_policy.on_finish(t.request_id[slots], self.clock())
+        return done
+
+    # ------------------------------------------------------------------ one step
+    def schedule(self, *args: Any, **kwargs: Any):
+        t = self.table
+        if not len(t.live):
+            return super().schedule(*args, **kwargs)
+        wall0 = time.perf_counter()
+        now = self.clock()
+        step = self.num_steps
+        view = LiveView(t.live_columns(step), t.live, now, step)
+        order = self.ranking_policy.rank(view)
+        plan = form_batch(t.live[order], t.pending_tokens, t.computed_tokens, t.resident, self.limits,
+                          self.blocks_in_use)
+        reqs = self._requests
+
+        # preempt what the plan says (vLLM frees the KV and puts the request at the head of its waiting queue)
+        if len(plan.evict):
+            evicted = [reqs[s] for s in plan.evict]
+            gone = {id(r) for r in evicted}
+            self.running = [r for r in self.running if id(r) not in gone]
+            stamp = time.monotonic()
+            for r in evicted:
+                self._preempt_request(r, stamp)
+            t.preempted(plan.evict)
+
+        # vLLM's queues for this call: the batch's residents, then the members to admit, in rank order
+        batch_reqs = [reqs[s] for s in plan.batch]
+        is_res = t.resident[plan.batch]
+        running_now = [r for r, res in zip(batch_reqs, is_res) if res]
+        to_admit = [r for r, res in zip(batch_reqs, is_res) if not res]
+        in_batch = {id(r) for r in running_now}
+        paused = [r for r in self.running if id(r) not in in_batch]
+        waiting_all = self.waiting
+        self.running = list(running_now)  # vLLM appends the admitted requests to it
+        self.waiting = create_request_queue(SchedulingPolicy.FCFS)
+        for r in to_admit:
+            self.waiting.add_request(r)
+        wall1 = time.perf_counter()
+        try:
+            out = super().schedule(*args, **kwargs)
+        finally:
+            wall2 = time.perf_counter()
+            admitted = self.running[len(running_now):]
+            self.running = self.running + paused
+            if admitted:
+                waiting_all.remove_requests(admitted)
+            self.waiting = waiting_all
+
+        mismatch = self._check(out, batch_reqs, plan)
+        b_computed = t.computed_tokens[plan.batch]
+        shape = batch_step_shape(plan.num_new_tokens, b_computed, t.prompt_tokens[plan.batch]
+                                 + t.generated_tokens[plan.batch])
+        t.scheduled(plan.batch, plan.num_new_tokens, self._prev_batch, step, now)
+        self.blocks_in_use = plan.blocks_in_use
+        plugin_s = (wall1 - wall0) + (time.perf_counter() - wall2)
+        self._step = (view, order, plan, now, shape, mismatch, wall2 - wall1, plugin_s)
+        return out
+
+    def _check(self, out, batch_reqs: list, plan) -> int:
+        """Tokens per request and preemptions vLLM scheduled vs the plan; the number of differences."""
+        got = out.num_scheduled_tokens
+        wrong = [r.request_id for r, n in zip(batch_reqs, plan.num_new_tokens.tolist()) if got.get(r.request_id) != n]
+        extra = len(got) - (len(batch_reqs) - len(wrong))
+        evicted = {self._requests[s].request_id for s in plan.evict}
+        if out.preempted_req_ids != evicted:
+            wrong.append(f"preempted {sorted(out.preempted_req_ids ^ evicted)}")
+        n = len(wrong) + max(extra, 0)
+        if n and self.strict:
+            raise EngineMismatchError(
+                f"step {self.num_steps}: vLLM scheduled {dict(got)} but the plan was "
+                f"{ {r.request_id: int(k) for r, k in zip(batch_reqs, plan.num_new_tokens)} } (differences: {wrong})"
+            )
+        return n
+
+    def update_from_output(self, scheduler_output, model_runner_output):
+        outputs = super().update_from_output(scheduler_output, model_runner_output)
+        if self._step is None:
+            return outputs
+        wall0 = time.perf_counter()
+        view, order, plan, start, shape, mismatch, vllm_s, plugin_s = self._step
+        self._step = None
+        now = self.clock()
+        dt = now - start
+        t = self.table
+        batch = plan.batch
+        reqs = [self._requests[s] for s in batch]
+        generated = np.fromiter((r.num_output_tokens for r in reqs), dtype=np.int64, count=len(reqs))
+        sampled = generated > t.generated_tokens[batch]
+        t.sampled(batch[sampled], generated[sampled], now)
+        t.run_time[batch] += dt
+        if self._wants_on_step:
+            scheduled = np.zeros(len(view), dtype=bool)
+            scheduled[order[: len(batch)] if plan.ranks is None else order[plan.ranks]] = True
+            self.ranking_policy.on_step(view, scheduled, dt)
+        done = np.fromiter((r.is_finished() for r in reqs), dtype=bool, count=len(reqs))
+        if done.any():
+            finished = batch[done]
+            self.blocks_in_use -= int(self.limits.blocks_for(t.computed_tokens[finished]).sum())
+            t.finished(finished, now)
+            for s in finished.tolist():
+                self._slot.pop(self._requests[s].request_id, None)
+                self._requests[s] = None
+            self.ranking_policy.on_finish(t.request_id[finished], now)
+        self._prev_batch = batch[~done]
+        self.log.record(
+            start=start, end=now, cycle=now - self._prev_end, shape=shape, num_live=len(view),
+            num_evicted=len(plan.evict), num_finished=int(done.sum()), blocks_in_use=self.blocks_in_use,
+            mismatches=mismatch, vllm_schedule_s=vllm_s, plugin_s=plugin_s + time.perf_counter() - wall0,
+        )
+        # the next step follows back to back if requests are left (else it waits for an arrival)
+        self._prev_end = now if len(t.live) else float("nan")
+        self.num_steps += 1
+        return outputs

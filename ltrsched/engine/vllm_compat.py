@@ -1,0 +1,40 @@
+"""Checks that vLLM is importable at the version the adapter is written against (0.26.0)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+
+from ltrsched.errors import MissingDependencyError, UserError
+
+VLLM_VERSION = "0.26.0"
+
+
+def vllm_version() -> str | None:
+    """The installed vLLM version, or None."""
+    try:
+        return importlib.metadata.version("vllm")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def require_vllm() -> None:
+    """Raise a one-line :class:`UserError` unless vLLM 0.26.0 can be imported."""
+    found = vllm_version()
+    if found is None:
+        raise MissingDependencyError("vLLM", "engine")
+    if found != VLLM_VERSION:
+        raise UserError(f"the engine adapter needs vLLM {VLLM_VERSION}, found {found}: pip install 'ltrsched[engine]'")
+    os.environ.setdefault("VLLM_USE_FLASHINFER_SAMPLER", "0")
+    try:
+        import vllm.v1.core.sched.scheduler  # noqa: F401
+    except Exception as exc:  # a broken install: name it in one line
+        raise UserError(f"vLLM {found} is installed but does not import: {type(exc).__name__}: {exc}") from None
+
+
+def require_gpu() -> None:
+    """Raise a one-line :class:`UserError` unless a CUDA GPU is visible."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise UserError("no CUDA GPU is visible: the real engine needs one (the simulator does not: `ltrsched simulate`)")

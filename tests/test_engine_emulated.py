@@ -1,0 +1,163 @@
+"""The adapter inside vLLM 0.26's real V1 scheduler, on the CPU (no GPU: steps are timed by a profile).
+
+The central check: with the same step times, vLLM + the adapter produce exactly the simulator's results
+under ``semantics="vllm-v1"`` -- same batches, chunks, preemptions, and so the same timestamps.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import LinearProfile, make_workload
+from ltrsched.policies import Policy, make_policy
+from ltrsched.sim import SimConfig, simulate
+
+pytestmark = [pytest.mark.vllm, pytest.mark.usefixtures("vllm_scheduler_code")]
+
+COMPARED = ("first_scheduled_time", "first_token_time", "finish_time", "max_token_gap", "num_preemptions",
+            "max_idle_steps", "generated_tokens")
+
+
+class RandomOrder(Policy):
+    """A fresh random order every step: stresses preemption, pauses and the resident cap."""
+
+    name = "random-test"
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+
+    def prepare(self, requests) -> None:
+        self._rng = np.random.default_rng(self.seed)
+
+    def rank(self, view):
+        return self._rng.permutation(len(view))
+
+
+def _policy(spec: str) -> Policy:
+    return RandomOrder(3) if spec == "random" else make_policy(spec)
+
+
+def _both(workload, spec, blocks, budget, seqs, profile=None):
+    from ltrsched.engine.emulate import EngineConfig, emulate
+
+    profile = profile or LinearProfile(overhead=0.01, per_token=0.001, per_kv=1e-5, blocks=blocks - 1)
+    engine = emulate(workload, _policy(spec), profile.step_time,
+                     EngineConfig(num_gpu_blocks=blocks, max_num_batched_tokens=budget, max_num_seqs=seqs))
+    sim = simulate(workload, _policy(spec), SimConfig(
+        profile=profile, max_num_batched_tokens=budget, max_num_seqs=seqs, num_gpu_blocks=blocks - 1,
+        watermark=0.0, preemption="recompute", semantics="vllm-v1"))
+    return engine, sim
+
+
+@pytest.mark.parametrize("spec,seed,blocks,budget,seqs", [
+    ("fcfs", 0, 400, 256, 16),
+    ("srtf", 1, 40, 64, 8),          # KV pressure: preemption by recompute
+    ("ltr:tau=0.5,starve=8,quantum=3", 2, 30, 48, 4),
+    ("mlfq:quantum=0.02,threshold=2", 3, 60, 40, 6),
+    ("po", 4, 50, 96, 5),
+    ("random", 5, 25, 32, 3),        # adversarial order: pauses, the resident cap, chunk edges
+    ("random", 6, 200, 20, 12),
+])
+def test_emulated_engine_equals_simulator(spec, seed, blocks, budget, seqs):
+    rng = np.random.default_rng(seed)
+    n = 40
+    prompts = rng.integers(1, 90, n)
+    outputs = rng.integers(1, 40, n)
+    arrivals = np.sort(rng.exponential(0.05, n).cumsum() * (seed % 2))  # odd seeds: Poisson, even: burst
+    workload = make_workload(prompts, outputs, arrivals)
+    engine, sim = _both(workload, spec, blocks, budget, seqs)
+    e = engine.requests.sort("request_id")
+    s = sim.requests.sort("request_id")
+    for col in COMPARED:
+        np.testing.assert_allclose(e[col].to_numpy(), s[col].to_numpy(), rtol=0, atol=1e-9, err_msg=col)
+    assert engine.summary["steps"] == sim.summary["steps"]
+    assert engine.summary["mismatched_steps"] == 0
+    assert (e["generated_tokens"] == e["served_output_tokens"]).all()
+    if blocks <= 60:
+        assert engine.summary["num_preemptions"] > 0  # the case exercises preemption
+
+
+def test_engine_result_has_the_simulators_schema():
+    workload = make_workload([10, 20, 30], [5, 4, 3])
+    engine, sim = _both(workload, "fcfs", 100, 64, 4)
+    assert engine.requests.columns == sim.requests.columns
+    steps = engine.steps
+    assert steps.height == engine.summary["steps"]
+    assert (steps["plugin_s"] > 0).all() and (steps["duration"] > 0).all()
+
+
+def test_a_plan_vllm_does_not_follow_is_caught():
+    """Without rule 5 the plan cuts the chunk where vLLM does not: the adapter must notice."""
+    from ltrsched.engine import scheduler as sched_mod
+    from ltrsched.engine.emulate import EngineConfig, emulate
+
+    original = sched_mod.PolicyScheduler.__init__
+
+    def paper_rules(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        from dataclasses import replace
+
+        self.limits = replace(self.limits, resident_first=False)
+
+    sched_mod.PolicyScheduler.__init__ = paper_rules
+    try:
+        # a resident prefill (10 tokens left) ranked behind a new shorter request (45): the paper cuts the
+        # resident to 5, vLLM serves it whole first and cuts the new prompt to 40
+        workload = make_workload([60, 45], [3, 1], [0.0, 0.011])  # step 1: new 45-token prompt first, then 10 left
+        with pytest.raises(sched_mod.EngineMismatchError, match="vLLM scheduled"):
+            emulate(workload, make_policy("srtf"), LinearProfile(overhead=0.01).step_time,
+                    EngineConfig(num_gpu_blocks=100, max_num_batched_tokens=50, max_num_seqs=4))
+    finally:
+        sched_mod.PolicyScheduler.__init__ = original
+
+
+def test_unsupported_engine_settings_are_refused():
+    from ltrsched.engine.emulate import EngineConfig, build_scheduler
+    from ltrsched.engine.setup import EngineSetup
+
+    config = EngineConfig(num_gpu_blocks=100)
+    scheduler = build_scheduler(config, EngineSetup(make_policy("fcfs")))
+    from ltrsched.engine.scheduler import unsupported_settings
+
+    vllm_config = scheduler.vllm_config
+    assert unsupported_settings(vllm_config) == []
+    vllm_config.scheduler_config.async_scheduling = True
+    vllm_config.cache_config.enable_prefix_caching = True
+    problems = unsupported_settings(vllm_config)
+    assert any("async scheduling" in p for p in problems) and any("prefix caching" in p for p in problems)
+
+
+def test_policy_from_additional_config_and_request_extra_round_trip():
+    from ltrsched.engine.live_table import RequestInfo
+    from ltrsched.engine.setup import request_extra, request_info, take_setup
+
+    setup = take_setup({"ltrsched": {"policy": "ltr:starve=200,quantum=10"}})
+    assert setup.policy.spec().startswith("ltr") and "starve=200" in setup.policy.spec()
+    with pytest.raises(ValueError, match="additional_config"):
+        take_setup({})
+    info = RequestInfo(7, 1.5, 30, 12, 10, 0.25, float("nan"), 40.0)
+    back = request_info(request_extra(info), 30, 99, now=3.0, fallback_id=0)
+    assert back.request_id == 7 and back.arrival_time == 1.5 and back.output_tokens == 12
+    assert back.requested_output_tokens == 10 and back.score == 0.25 and np.isnan(back.po_estimate)
+    # without extra_args the scheduler uses what vLLM knows
+    bare = request_info(None, 30, 99, now=3.0, fallback_id=4)
+    assert (bare.request_id, bare.arrival_time, bare.output_tokens) == (4, 3.0, 99)
+
+
+def test_an_aborted_request_leaves_the_live_set():
+    from vllm.sampling_params import SamplingParams
+    from vllm.v1.request import Request, RequestStatus
+
+    from ltrsched.engine.emulate import EngineConfig, VirtualClock, build_scheduler
+    from ltrsched.engine.setup import EngineSetup
+
+    scheduler = build_scheduler(EngineConfig(num_gpu_blocks=100), EngineSetup(make_policy("fcfs"), VirtualClock()))
+    for i in range(3):
+        scheduler.add_request(Request(request_id=str(i), prompt_token_ids=[0] * 20, pooling_params=None,
+                                      sampling_params=SamplingParams(max_tokens=5, ignore_eos=True)))
+    scheduler.schedule()
+    scheduler.finish_requests(["1"], RequestStatus.FINISHED_ABORTED)
+    assert sorted(scheduler.table.request_id[scheduler.table.live].tolist()) == [0, 2]
+    assert scheduler.blocks_in_use == 4  # requests 0 and 2 hold two 16-token blocks each
