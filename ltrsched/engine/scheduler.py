@@ -39,7 +39,7 @@ from vllm.v1.core.sched.request_queue import SchedulingPolicy, create_request_qu
 from vllm.v1.core.sched.scheduler import Scheduler
 
 from ltrsched.engine.live_table import LiveTable
-from ltrsched.engine.setup import take_setup, request_info
+from ltrsched.engine.setup import EngineSetup, request_info, take_setup
 from ltrsched.engine.step_log import StepLog
 from ltrsched.policies.base import LiveView, Policy
 from ltrsched.policies.batching import BatchLimits, form_batch
@@ -86,10 +86,6 @@ class PolicyScheduler(Scheduler):
         problems = unsupported_settings(self.vllm_config)
         if problems:
             raise ValueError("ltrsched's PolicyScheduler cannot run with: " + "; ".join(problems))
-        setup = take_setup(self.vllm_config.additional_config)
-        self.ranking_policy: Policy = setup.policy
-        self.clock = setup.clock
-        self.strict = setup.strict
         # Admission is the plan's decision: rule 3 checks the blocks of the chunk a request computes
         # this step (as the simulator does), not the whole prompt.
         self.scheduler_reserve_full_isl = False
@@ -103,6 +99,16 @@ class PolicyScheduler(Scheduler):
             resident_first=True,
             max_resident_seqs=self.max_num_running_reqs,
         )
+        self.begin_run(take_setup(self.vllm_config.additional_config))
+
+    def begin_run(self, setup: EngineSetup) -> None:
+        """Start a new run (fresh arrays, step log and step count) with ``setup``'s policy and clock.
+        The engine must be idle: one engine serves several runs without a restart."""
+        if self.get_num_unfinished_requests():
+            raise RuntimeError("begin_run needs an idle engine")
+        self.ranking_policy: Policy = setup.policy
+        self.clock = setup.clock
+        self.strict = setup.strict
         self.table = LiveTable()
         self.log = StepLog()
         self.num_steps = 0
@@ -110,7 +116,7 @@ class PolicyScheduler(Scheduler):
         self._requests: list = []  # slot -> vLLM Request (None once finished)
         self._slot: dict[str, int] = {}
         self._prev_batch = np.zeros(0, dtype=np.int64)
-        self._step: tuple | None = None  # (view, order, plan, start, end of the previous step)
+        self._step: tuple | None = None  # what schedule() planned, until update_from_output
         self._prev_end = float("nan")
         self._wants_on_step = type(self.ranking_policy).on_step is not Policy.on_step
 

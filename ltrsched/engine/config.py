@@ -1,0 +1,46 @@
+"""The engine settings of a run on vLLM (what the simulator's ``SimConfig`` mirrors)."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ltrsched.errors import UserError
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """The vLLM engine settings a run uses (what the simulator's ``SimConfig`` mirrors).
+
+    Attributes:
+        model: built-in model name (``ltrsched.models``) or a local model directory.
+        num_gpu_blocks: KV blocks vLLM allocates (None: vLLM profiles the GPU); one is vLLM's null block.
+        max_num_batched_tokens, max_num_seqs: the step's token budget and sequence cap.
+        block_size: tokens per KV block.
+        watermark: vLLM's watermark fraction (0 in vLLM 0.26 by default).
+        max_model_len: longest prompt + output [tokens] (None: the model's).
+        gpu_memory_utilization, tensor_parallel_size, enforce_eager: passed to vLLM (real engine only).
+    """
+
+    model: str = "llama-3-8b"
+    num_gpu_blocks: int | None = None
+    max_num_batched_tokens: int = 768
+    max_num_seqs: int = 256
+    block_size: int = 16
+    watermark: float = 0.0
+    max_model_len: int | None = None
+    gpu_memory_utilization: float = 0.9
+    tensor_parallel_size: int = 1
+    enforce_eager: bool = False
+
+
+def model_dir(model: str, cache: str | None = None) -> str:
+    """A directory vLLM can load ``model`` from: a local path as is, or a built-in name's config.json."""
+    from ltrsched.models import MODELS, write_model_dir
+
+    if model in MODELS:
+        return str(write_model_dir(model, Path(cache or tempfile.mkdtemp(prefix="ltrsched-model-")) / model))
+    if not (Path(model) / "config.json").is_file():
+        raise UserError(f"model {model!r} is neither a built-in name ({', '.join(MODELS)}) nor a directory with config.json")
+    return model

@@ -1,0 +1,169 @@
+"""Replay a workload on an engine: add each request when its arrival time comes, step the engine.
+
+One loop serves both drivers, so what the tests check on the CPU is what runs on the GPU:
+
+* :class:`EmulatedDriver`: vLLM's scheduler + the adapter, answered by a step-time model, virtual clock;
+* :class:`ltrsched.engine.runner.VllmDriver`: vLLM's offline engine (``LLMEngine``) on a GPU, wall clock.
+
+Every request is served with ``ignore_eos`` and ``max_tokens`` = its output length (plus any policy
+overhead tokens), so every policy serves identical work.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from ltrsched.engine.live_table import RequestInfo
+from ltrsched.engine.results import engine_result
+from ltrsched.errors import UserError
+from ltrsched.policies.base import Policy
+from ltrsched.policies.needs import check_needs
+from ltrsched.policies.step_shape import StepShape
+from ltrsched.results import RunResult
+from ltrsched.workloads.schema import Workload
+
+
+class Driver(Protocol):
+    """An engine the replay loop can feed and step. One driver serves several runs, one at a time."""
+
+    scheduler: Any  # the PolicyScheduler inside the engine
+
+    def begin(self, policy: Policy) -> None: ...  # a new run under ``policy`` (the engine is idle)
+
+    def now(self) -> float: ...  # the run's clock [s]
+
+    def start(self) -> None: ...  # t = 0 of the run (after the requests arriving at 0 were added)
+
+    def add(self, info: RequestInfo) -> None: ...
+
+    def has_unfinished(self) -> bool: ...
+
+    def step(self) -> None: ...
+
+    def wait_until(self, t: float) -> None: ...
+
+
+def request_infos(workload: Workload, extra_output_tokens: int) -> list[RequestInfo]:
+    """One :class:`RequestInfo` per workload row, by arrival (the engine serves ``output + extra`` tokens)."""
+    cols = workload.policy_columns(extra_output_tokens)
+    requested = workload.df["output_tokens"].to_numpy()
+    infos = [
+        RequestInfo(int(cols["request_id"][i]), float(cols["arrival_time"][i]), int(cols["prompt_tokens"][i]),
+                    int(cols["output_tokens"][i]), int(requested[i]), float(cols["score"][i]),
+                    float(cols["po_estimate"][i]), float(cols["predicted_length"][i]))
+        for i in range(workload.df.height)
+    ]
+    return sorted(infos, key=lambda r: r.arrival_time)
+
+
+def check_fits(workload: Workload, scheduler: Any, extra_output_tokens: int = 0) -> None:
+    """Reject, before a run, requests longer than the engine's ``max_model_len`` or its KV cache."""
+    prompt = workload.df["prompt_tokens"].to_numpy()
+    total = prompt + workload.df["output_tokens"].to_numpy()
+    too_long = np.flatnonzero(total > scheduler.max_model_len)
+    if len(too_long):
+        i = int(too_long[0])
+        raise UserError(f"{len(too_long)} request(s) exceed the engine's max_model_len {scheduler.max_model_len} "
+                        f"tokens (first: request {int(workload.df['request_id'][i])}, {int(total[i])} tokens)")
+    limits = scheduler.limits
+    blocks = limits.blocks_for(total + extra_output_tokens)
+    too_big = np.flatnonzero(blocks > limits.num_gpu_blocks - limits.watermark_blocks)
+    if len(too_big):
+        i = int(too_big[0])
+        raise UserError(f"{len(too_big)} request(s) can never fit the engine's KV cache of "
+                        f"{limits.num_gpu_blocks - limits.watermark_blocks} usable blocks (first: request "
+                        f"{int(workload.df['request_id'][i])} needs {int(blocks[i])} blocks)")
+
+
+def replay(workload: Workload, policy: Policy, driver: Driver, config: Any, host: str,
+           progress: bool = False) -> RunResult:
+    """Serve ``workload`` under ``policy`` on ``driver``; the result has the simulator's schema
+    (``ltrsched.results.RunResult``) and the adapter's step log."""
+    check_needs(policy, workload.has_column, f"workload {workload.name!r}")
+    check_fits(workload, driver.scheduler, policy.extra_output_tokens)
+    policy.prepare(workload.policy_columns(policy.extra_output_tokens))
+    infos = request_infos(workload, policy.extra_output_tokens)
+    driver.begin(policy)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(infos), unit="req", desc=f"engine {policy.name}", leave=False)
+    wall = time.perf_counter()
+    i = 0
+    while i < len(infos) and infos[i].arrival_time <= 0:  # a burst is in the queue before the clock starts
+        driver.add(infos[i])
+        i += 1
+    driver.start()
+    finished = 0
+    while True:
+        now = driver.now()
+        while i < len(infos) and infos[i].arrival_time <= now:
+            driver.add(infos[i])
+            i += 1
+        if not driver.has_unfinished():
+            if i == len(infos):
+                break
+            driver.wait_until(infos[i].arrival_time)
+            continue
+        driver.step()
+        if bar is not None:
+            done = len(infos) - len(driver.scheduler.table.live) - (len(infos) - i)
+            bar.update(done - finished)
+            finished = done
+    wall = time.perf_counter() - wall
+    if bar is not None:
+        bar.close()
+    return engine_result(workload, policy, driver.scheduler, host=host, config=config, wall_time_s=wall)
+
+
+class EmulatedDriver:
+    """vLLM's scheduler + the adapter on the CPU; a step takes ``step_time(shape)`` seconds of virtual time."""
+
+    def __init__(self, scheduler: Any, clock: Any, step_time: Callable[[StepShape], float]):
+        self.scheduler = scheduler
+        self.clock = clock
+        self.step_time = step_time
+
+    def begin(self, policy: Policy) -> None:
+        from ltrsched.engine.setup import EngineSetup
+
+        self.clock.now = 0.0
+        self.scheduler.begin_run(EngineSetup(policy=policy, clock=self.clock, strict=True))
+
+    def now(self) -> float:
+        return self.clock.now
+
+    def start(self) -> None:
+        self.clock.now = 0.0
+
+    def add(self, info: RequestInfo) -> None:
+        from vllm.sampling_params import SamplingParams
+        from vllm.v1.request import Request
+
+        from ltrsched.engine.setup import request_extra
+
+        params = SamplingParams(max_tokens=info.output_tokens, ignore_eos=True, extra_args=request_extra(info))
+        self.scheduler.add_request(Request(request_id=str(info.request_id), prompt_token_ids=[0] * info.prompt_tokens,
+                                           sampling_params=params, pooling_params=None, arrival_time=info.arrival_time))
+
+    def has_unfinished(self) -> bool:
+        return self.scheduler.get_num_unfinished_requests() > 0
+
+    def wait_until(self, t: float) -> None:
+        self.clock.now = max(self.clock.now, t)
+
+    def step(self) -> None:
+        """One engine step: schedule, 'run' it for its modelled time, report a token per finished prompt."""
+        from vllm.v1.outputs import ModelRunnerOutput
+
+        out = self.scheduler.schedule()
+        self.clock.now += self.step_time(self.scheduler.planned_shape)
+        ids = list(out.num_scheduled_tokens)
+        requests = self.scheduler.requests
+        sampled = [[] if requests[r].is_prefill_chunk else [0] for r in ids]
+        self.scheduler.update_from_output(out, ModelRunnerOutput(
+            req_ids=ids, req_id_to_index={r: k for k, r in enumerate(ids)}, sampled_token_ids=sampled))

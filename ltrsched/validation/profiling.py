@@ -1,0 +1,183 @@
+"""Measure a step-time profile on an engine: probe workloads, the engine's step log, a least-squares fit.
+
+``ltrsched profile`` serves a fixed set of *probes* through the engine with FCFS, one after another:
+
+* decode probes: B requests with L-token prompts and D-token outputs in a burst. After their prefill,
+  the engine runs D - 1 decode-only steps of batch B over contexts L..L+D: decode time by batch size and
+  context length. Their prefill steps are full-budget chunks at growing offsets (prefill attention).
+* prefill probes: one request with a P-token prompt and one output token: a prefill step of P tokens.
+
+Every step is logged with its shape (:class:`ltrsched.policies.step_shape.StepShape`) and its *cycle*
+time (end of the previous step to the end of this one, CPU overhead included; the simulator's step
+time). :func:`fit_profile` then fits the simulator's step-time model (``ltrsched.sim.profiles.model``)
+by non-negative least squares::
+
+    cycle = non_attention(num_tokens) + sampling(num_seqs) + a * decode_context_tokens
+            + p * prefill_attention_pairs + overhead_s_per_step
+
+with the tables piecewise linear on fixed knots (hat-function bases), ``sampling(1) = 0`` (its constant
+is the non-attention table's), and ``overhead_s_per_step`` the measured median CPU time of the adapter's
+and vLLM's scheduling per step (so the tables hold GPU time plus the rest of the loop).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+from scipy.optimize import nnls
+
+from ltrsched.workloads.schema import Workload
+
+#: Knots of the fitted tables (tokens per step / sequences per step).
+TOKEN_KNOTS = (1, 2, 4, 8, 16, 32, 64, 96, 128, 192, 256, 384, 512, 640, 768, 1024, 1536, 2048)
+SEQ_KNOTS = (1, 8, 32, 64, 128, 256, 512)
+#: Seconds between probes on the run's clock (each probe finishes long before the next arrives).
+PROBE_GAP_S = 10_000.0
+
+
+@dataclass(frozen=True)
+class ProbePlan:
+    """Which probes to run. Sizes in tokens; ``max_tokens_in_flight`` bounds B * (L + D) (KV memory)."""
+
+    decode_batches: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+    decode_prompts: tuple[int, ...] = (128, 1024, 3072)
+    decode_outputs: int = 32
+    prefill_prompts: tuple[int, ...] = (16, 32, 64, 128, 256, 384, 512, 640, 768, 4096)
+    max_tokens_in_flight: int = 140_000
+    repeats: int = 2
+
+    def probes(self, max_num_seqs: int) -> list[list[tuple[int, int]]]:
+        """Each probe as its requests' (prompt tokens, output tokens); the first probe warms the engine up."""
+        out: list[list[tuple[int, int]]] = [[(64, 8)] * 4]
+        for _ in range(self.repeats):
+            for length in self.decode_prompts:
+                for batch in self.decode_batches:
+                    if batch <= max_num_seqs and batch * (length + self.decode_outputs) <= self.max_tokens_in_flight:
+                        out.append([(length, self.decode_outputs)] * batch)
+            out.extend([[(p, 1)] for p in self.prefill_prompts])
+        return out
+
+
+def probe_workload(plan: ProbePlan, max_num_seqs: int) -> Workload:
+    """The probes as one workload: probe k arrives at ``k * PROBE_GAP_S`` [s]."""
+    rows = [(k * PROBE_GAP_S, p, o) for k, probe in enumerate(plan.probes(max_num_seqs)) for p, o in probe]
+    arrival, prompt, output = (np.array(c) for c in zip(*rows))
+    df = pl.DataFrame({"request_id": np.arange(len(rows), dtype=np.int64), "prompt_tokens": prompt.astype(np.int64),
+                       "output_tokens": output.astype(np.int64), "arrival_time": arrival.astype(np.float64)})
+    return Workload(df, "profile-probes")
+
+
+def _hats(x: np.ndarray, knots: tuple[int, ...]) -> np.ndarray:
+    """Hat-function basis on ``knots`` (linear interpolation weights; beyond the last knot, its slope)."""
+    k = np.asarray(knots, dtype=np.float64)
+    x = np.clip(np.asarray(x, dtype=np.float64), k[0], None)
+    basis = np.zeros((len(x), len(k)))
+    idx = np.clip(np.searchsorted(k, x, side="right") - 1, 0, len(k) - 2)
+    w = (x - k[idx]) / (k[idx + 1] - k[idx])
+    rows = np.arange(len(x))
+    basis[rows, idx] = 1 - w
+    basis[rows, idx + 1] = w
+    return basis
+
+
+@dataclass
+class ProfileFit:
+    """The fitted step-time terms and how well they fit.
+
+    Attributes:
+        token_knots, non_attention_s: the non-attention table [tokens] -> [s].
+        seq_knots, sampling_s: the sampling table [sequences] -> [s].
+        decode_attention_s_per_kv_token [s/token], prefill_attention_s_per_pair [s/pair].
+        overhead_s_per_step: measured CPU scheduling time per step [s].
+        num_samples: steps used; relative_errors: |fit - measured| / measured per step.
+    """
+
+    token_knots: tuple[float, ...]
+    non_attention_s: tuple[float, ...]
+    seq_knots: tuple[float, ...]
+    sampling_s: tuple[float, ...]
+    decode_attention_s_per_kv_token: float
+    prefill_attention_s_per_pair: float
+    overhead_s_per_step: float
+    num_samples: int
+    relative_errors: np.ndarray
+
+    def summary(self) -> dict[str, float]:
+        e = self.relative_errors
+        return {"num_samples": self.num_samples, "median_rel_error": float(np.median(e)),
+                "p90_rel_error": float(np.quantile(e, 0.9)), "mean_rel_error": float(e.mean())}
+
+
+def usable_steps(steps: pl.DataFrame) -> pl.DataFrame:
+    """Steps run back to back (a cycle time), with work, out of the warm-up probe."""
+    return steps.filter(pl.col("cycle").is_not_nan() & (pl.col("num_prefill_tokens") + pl.col("num_decode_seqs") > 0)
+                        & (pl.col("start") >= PROBE_GAP_S))
+
+
+def fit_steps(steps: pl.DataFrame, token_knots=TOKEN_KNOTS, seq_knots=SEQ_KNOTS, trim: float = 0.02) -> ProfileFit:
+    """Fit the step-time model to an engine step log (see the module docstring)."""
+    s = usable_steps(steps)
+    if s.height < 50:
+        raise ValueError(f"too few usable steps to fit a profile ({s.height})")
+    overhead = float(np.median(s["vllm_schedule_s"].to_numpy() + s["plugin_s"].to_numpy()))
+    tokens = (s["num_prefill_tokens"] + s["num_decode_seqs"]).to_numpy()
+    seqs = (s["num_prefill_seqs"] + s["num_decode_seqs"]).to_numpy()
+    knots_t = tuple(k for k in token_knots if k <= max(2 * tokens.max(), token_knots[1]))
+    knots_s = tuple(k for k in seq_knots if k <= max(2 * seqs.max(), seq_knots[1]))
+    design = np.hstack([
+        _hats(tokens, knots_t),
+        _hats(seqs, knots_s)[:, 1:],  # sampling(first knot) = 0
+        s["decode_context_tokens"].to_numpy()[:, None].astype(np.float64),
+        s["prefill_attention_pairs"].to_numpy()[:, None].astype(np.float64),
+    ])
+    y = s["cycle"].to_numpy() - overhead
+    scale = np.maximum(design.max(axis=0), 1e-30)  # columns of comparable size for the solver
+    keep = np.ones(len(y), dtype=bool)
+    for _ in range(2):  # fit, drop the worst-fitting trim fraction (GC pauses, warm-up), refit
+        coef, _ = nnls(design[keep] / scale / y[keep, None], np.ones(keep.sum()))  # relative error
+        coef = coef / scale
+        rel = np.abs(design @ coef - y) / y
+        keep = rel <= np.quantile(rel, 1 - trim)
+    nt = len(knots_t)
+    na = np.maximum.accumulate(coef[:nt])
+    samp = np.concatenate(([0.0], np.maximum.accumulate(coef[nt:nt + len(knots_s) - 1])))
+    fitted = design @ np.concatenate((na, samp[1:], coef[-2:])) + overhead
+    return ProfileFit(
+        token_knots=knots_t, non_attention_s=tuple(float(v) for v in na),
+        seq_knots=knots_s, sampling_s=tuple(float(v) for v in samp),
+        decode_attention_s_per_kv_token=float(coef[-2]), prefill_attention_s_per_pair=float(coef[-1]),
+        overhead_s_per_step=overhead, num_samples=s.height,
+        relative_errors=np.abs(fitted - s["cycle"].to_numpy()) / s["cycle"].to_numpy(),
+    )
+
+
+def fitted_profile(fit: ProfileFit, name: str, description: str, gpu: str, model: str, model_config: dict,
+                   gpu_memory_bytes: int, engine_num_gpu_blocks: int, gpu_memory_utilization: float,
+                   tensor_parallel: int = 1, block_size: int = 16, max_model_len: int = 8192,
+                   host_link_bytes_per_s: float = 50e9, provenance: dict[str, Any] | None = None):
+    """A simulator profile from a fit; its KV capacity reproduces the engine's block count (its null
+    block excluded) at ``gpu_memory_utilization``."""
+    from ltrsched.sim.kv_capacity import ModelShape, kv_bytes_per_token, weight_bytes_per_gpu
+    from ltrsched.sim.profiles.model import StepTimeProfile
+
+    shape = ModelShape.from_config(model_config, source=name)
+    block_bytes = kv_bytes_per_token(shape, tensor_parallel) * block_size
+    usable = engine_num_gpu_blocks - 1
+    reserve = int(gpu_memory_bytes * gpu_memory_utilization - weight_bytes_per_gpu(shape, tensor_parallel)
+                  - (usable + 0.5) * block_bytes)
+    return StepTimeProfile(
+        name=name, description=description, gpu=gpu, model=model, tensor_parallel=tensor_parallel,
+        max_model_len=max_model_len, gpu_memory_bytes=int(gpu_memory_bytes), activation_reserve_bytes=max(reserve, 0),
+        host_link_bytes_per_s=host_link_bytes_per_s,
+        non_attention_num_tokens=tuple(float(k) for k in fit.token_knots), non_attention_s=fit.non_attention_s,
+        sampling_num_seqs=tuple(float(k) for k in fit.seq_knots), sampling_s=fit.sampling_s,
+        decode_attention_s_per_kv_token=fit.decode_attention_s_per_kv_token,
+        prefill_attention_s_per_pair=fit.prefill_attention_s_per_pair,
+        overhead_s_per_step=fit.overhead_s_per_step, overhead_s_per_seq=0.0,
+        model_config=dict(model_config),
+        provenance={**(provenance or {}), "fit": fit.summary(), "engine_num_gpu_blocks": engine_num_gpu_blocks,
+                    "gpu_memory_utilization": gpu_memory_utilization},
+    )
