@@ -22,6 +22,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("ltrsched.predictors.commands:evaluate", "Kendall tau / accuracy of a predictor."),
     "reproduce": ("ltrsched.experiments.commands:reproduce", "The paper's tables and figures, simulated, beside the paper's."),
     "sweep": ("ltrsched.experiments.commands:sweep", "Policies x workloads x rates x profiles from a TOML/JSON file."),
+    "replay": ("ltrsched.validation.commands:replay", "Serve a workload on real vLLM (GPU) with a policy."),
+    "profile": ("ltrsched.validation.commands:profile", "Measure a GPU's step times on vLLM into a simulator profile."),
+    "validate": ("ltrsched.validation.commands:validate", "Simulator vs real vLLM on the same workload and policies."),
 }
 
 

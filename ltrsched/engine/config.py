@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,12 +34,14 @@ class EngineConfig:
     enforce_eager: bool = False
 
 
-def model_dir(model: str, cache: str | None = None) -> str:
-    """A directory vLLM can load ``model`` from: a local path as is, or a built-in name's config.json."""
+def model_dir(model: str) -> str:
+    """A directory vLLM can load ``model`` from: a local path as is, or a built-in name's config.json
+    (written to the user cache, ``ltrsched.workloads.sharegpt.cache_dir()``)."""
     from ltrsched.models import MODELS, write_model_dir
+    from ltrsched.workloads.sharegpt import cache_dir
 
     if model in MODELS:
-        return str(write_model_dir(model, Path(cache or tempfile.mkdtemp(prefix="ltrsched-model-")) / model))
+        return str(write_model_dir(model, cache_dir() / "models" / model))
     if not (Path(model) / "config.json").is_file():
         raise UserError(f"model {model!r} is neither a built-in name ({', '.join(MODELS)}) nor a directory with config.json")
     return model

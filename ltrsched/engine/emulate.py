@@ -36,7 +36,7 @@ class VirtualClock:
 
 def build_scheduler(config: EngineConfig, setup: EngineSetup):
     """A :class:`PolicyScheduler` built the way vLLM's engine core builds one, on the CPU."""
-    require_vllm()
+    require_vllm(cpu_only=True)
     import torch
     from vllm.config import CacheConfig, DeviceConfig, ModelConfig, SchedulerConfig, VllmConfig
     from vllm.v1.kv_cache_interface import FullAttentionSpec, KVCacheConfig, KVCacheGroupSpec

@@ -2,9 +2,11 @@
 
 ``ltrsched profile`` serves a fixed set of *probes* through the engine with FCFS, one after another:
 
-* decode probes: B requests with L-token prompts and D-token outputs in a burst. After their prefill,
-  the engine runs D - 1 decode-only steps of batch B over contexts L..L+D: decode time by batch size and
-  context length. Their prefill steps are full-budget chunks at growing offsets (prefill attention).
+* decode probes: B requests with L-token prompts in a burst. Their prefill takes about B * L / budget
+  steps, mixing prompt chunks with the decodes of requests already through; each request then decodes
+  for that long plus D more tokens, so the engine runs about D decode-only steps of batch B over
+  contexts near L: decode time by batch size and context length. The prefill steps are full-budget
+  chunks at growing offsets (prefill attention) beside decodes (mixed steps).
 * prefill probes: one request with a P-token prompt and one output token: a prefill step of P tokens.
 
 Every step is logged with its shape (:class:`ltrsched.policies.step_shape.StepShape`) and its *cycle*
@@ -49,21 +51,23 @@ class ProbePlan:
     max_tokens_in_flight: int = 140_000
     repeats: int = 2
 
-    def probes(self, max_num_seqs: int) -> list[list[tuple[int, int]]]:
-        """Each probe as its requests' (prompt tokens, output tokens); the first probe warms the engine up."""
+    def probes(self, max_num_seqs: int, budget: int) -> list[list[tuple[int, int]]]:
+        """Each probe as its requests' (prompt tokens, output tokens); the first probe warms the engine up.
+        ``budget`` is the engine's token budget per step [tokens]."""
         out: list[list[tuple[int, int]]] = [[(64, 8)] * 4]
         for _ in range(self.repeats):
             for length in self.decode_prompts:
                 for batch in self.decode_batches:
-                    if batch <= max_num_seqs and batch * (length + self.decode_outputs) <= self.max_tokens_in_flight:
-                        out.append([(length, self.decode_outputs)] * batch)
+                    outputs = -(-batch * length // budget) + self.decode_outputs  # outlast the batch's prefill
+                    if batch <= max_num_seqs and batch * (length + outputs) <= self.max_tokens_in_flight:
+                        out.append([(length, outputs)] * batch)
             out.extend([[(p, 1)] for p in self.prefill_prompts])
         return out
 
 
-def probe_workload(plan: ProbePlan, max_num_seqs: int) -> Workload:
+def probe_workload(plan: ProbePlan, max_num_seqs: int, budget: int) -> Workload:
     """The probes as one workload: probe k arrives at ``k * PROBE_GAP_S`` [s]."""
-    rows = [(k * PROBE_GAP_S, p, o) for k, probe in enumerate(plan.probes(max_num_seqs)) for p, o in probe]
+    rows = [(k * PROBE_GAP_S, p, o) for k, probe in enumerate(plan.probes(max_num_seqs, budget)) for p, o in probe]
     arrival, prompt, output = (np.array(c) for c in zip(*rows))
     df = pl.DataFrame({"request_id": np.arange(len(rows), dtype=np.int64), "prompt_tokens": prompt.astype(np.int64),
                        "output_tokens": output.astype(np.int64), "arrival_time": arrival.astype(np.float64)})
@@ -117,12 +121,16 @@ def usable_steps(steps: pl.DataFrame) -> pl.DataFrame:
                         & (pl.col("start") >= PROBE_GAP_S))
 
 
-def fit_steps(steps: pl.DataFrame, token_knots=TOKEN_KNOTS, seq_knots=SEQ_KNOTS, trim: float = 0.02) -> ProfileFit:
-    """Fit the step-time model to an engine step log (see the module docstring)."""
+def fit_steps(steps: pl.DataFrame, token_knots=TOKEN_KNOTS, seq_knots=SEQ_KNOTS, trim: float = 0.02,
+              overhead_from_log: bool = True) -> ProfileFit:
+    """Fit the step-time model to an engine step log (see the module docstring).
+
+    ``overhead_from_log``: take ``overhead_s_per_step`` from the logged scheduling times (a real engine,
+    whose cycle times include them); False for an emulated engine, whose virtual clock does not."""
     s = usable_steps(steps)
     if s.height < 50:
         raise ValueError(f"too few usable steps to fit a profile ({s.height})")
-    overhead = float(np.median(s["vllm_schedule_s"].to_numpy() + s["plugin_s"].to_numpy()))
+    overhead = float(np.median(s["vllm_schedule_s"].to_numpy() + s["plugin_s"].to_numpy())) if overhead_from_log else 0.0
     tokens = (s["num_prefill_tokens"] + s["num_decode_seqs"]).to_numpy()
     seqs = (s["num_prefill_seqs"] + s["num_decode_seqs"]).to_numpy()
     knots_t = tuple(k for k in token_knots if k <= max(2 * tokens.max(), token_knots[1]))

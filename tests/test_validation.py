@@ -1,0 +1,159 @@
+"""Profiles measured from an engine's step log, simulator-vs-engine reports, and the engine commands
+(run here on the emulated engine: vLLM's real scheduler on the CPU, no GPU)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from conftest import make_workload
+from test_cli_simulate import run_cli
+from ltrsched.policies.step_shape import StepShape
+from ltrsched.sim.profiles import load_profile
+from ltrsched.validation.profiling import PROBE_GAP_S, ProbePlan, fit_steps, probe_workload
+
+
+def _synthetic_log(profile, n=3000, seed=0):
+    """Steps with random shapes, timed by ``profile`` (what an engine's step log holds)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n):
+        decodes = int(rng.integers(0, 257))
+        prefill = int(rng.choice([0, 0, int(rng.integers(1, 769))]))
+        if decodes + prefill == 0:
+            decodes = 1
+        p_seqs = int(prefill > 0) * int(rng.integers(1, 4))
+        shape = StepShape(num_prefill_tokens=prefill, num_prefill_seqs=p_seqs, num_decode_seqs=decodes,
+                          decode_context_tokens=decodes * int(rng.integers(16, 3000)),
+                          prefill_attention_pairs=prefill * float(rng.integers(0, 3000)))
+        rows.append({"start": PROBE_GAP_S, "cycle": profile.step_time(shape), "vllm_schedule_s": 0.0,
+                     "plugin_s": 0.0, **{f: getattr(shape, f) for f in ("num_prefill_tokens", "num_prefill_seqs",
+                     "num_decode_seqs", "decode_context_tokens", "prefill_attention_pairs")}})
+    return pl.DataFrame(rows)
+
+
+def test_fit_recovers_the_attention_coefficients_of_a_known_profile():
+    truth = load_profile("a100-llama3-8b")
+    fit = fit_steps(_synthetic_log(truth), overhead_from_log=False)
+    assert fit.decode_attention_s_per_kv_token == pytest.approx(truth.decode_attention_s_per_kv_token, rel=0.03)
+    assert fit.prefill_attention_s_per_pair == pytest.approx(truth.prefill_attention_s_per_pair, rel=0.03)
+    assert fit.summary()["median_rel_error"] < 0.02
+    assert list(fit.non_attention_s) == sorted(fit.non_attention_s)  # tables are non-decreasing
+
+
+def test_fit_refuses_too_few_steps():
+    with pytest.raises(ValueError, match="too few"):
+        fit_steps(_synthetic_log(load_profile("a100-llama3-8b"), n=10))
+
+
+def test_probe_plan_outlasts_each_prefill_and_bounds_memory():
+    plan = ProbePlan()
+    for probe in plan.probes(max_num_seqs=256, budget=768)[1:]:
+        (prompt, output), batch = probe[0], len(probe)
+        if output > 1:  # a decode probe
+            assert output >= batch * prompt / 768 + plan.decode_outputs
+            assert batch * (prompt + output) <= plan.max_tokens_in_flight
+    wl = probe_workload(plan, 256, 768)
+    assert wl.df["arrival_time"].n_unique() == len(plan.probes(256, 768))
+
+
+@pytest.mark.vllm
+@pytest.mark.usefixtures("vllm_scheduler_code")
+def test_profile_measured_on_the_emulated_engine_predicts_the_true_one(tmp_path):
+    out = tmp_path / "measured.json"
+    r = run_cli("profile", "--emulate", "a100-llama3-8b", "--quick", "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    measured, truth = load_profile(str(out)), load_profile("a100-llama3-8b")
+    data = json.loads(out.read_text())
+    assert data["provenance"]["fit"]["num_samples"] > 200 and out.with_suffix(".steps.parquet").is_file()
+    # held-out shapes: a burst's decode batch, a mixed chunked-prefill step, a small decode batch
+    for shape in (StepShape(num_decode_seqs=200, decode_context_tokens=200 * 600),
+                  StepShape(num_prefill_tokens=500, num_prefill_seqs=2, num_decode_seqs=100,
+                            decode_context_tokens=100 * 300, prefill_attention_pairs=500 * 200.0),
+                  StepShape(num_decode_seqs=12, decode_context_tokens=12 * 900)):
+        assert measured.step_time(shape) == pytest.approx(truth.step_time(shape), rel=0.08)
+    # the KV capacity reproduces the engine's block count (less vLLM's null block)
+    assert measured.num_gpu_blocks(gpu_memory_utilization=0.9) == truth.num_gpu_blocks(gpu_memory_utilization=0.9)
+
+
+@pytest.mark.vllm
+@pytest.mark.usefixtures("vllm_scheduler_code")
+def test_validate_on_the_emulated_engine_reports_zero_error(tmp_path):
+    wl = tmp_path / "wl.parquet"
+    rng = np.random.default_rng(0)
+    make_workload(rng.integers(5, 300, 60), rng.integers(1, 120, 60)).save(wl)
+    out = tmp_path / "val"
+    r = run_cli("validate", "-w", str(wl), "--policies", "fcfs;ltr:tau=0.6,starve=20,quantum=3", "--rates", "5",
+                "--emulate", "a100-llama3-8b", "--num-gpu-blocks", "60", "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    table = pl.read_csv(out / "validation.csv")
+    assert set(table["case"]) == {"burst", "poisson@5/s"} and table.height >= 2 * 2 * 12
+    assert table["rel_error"].abs().max() < 1e-9  # same scheduling, same step times: same results
+    md = (out / "validation.md").read_text()
+    assert "24 of 24 gated values" in md  # 2 cases x 2 policies x (E2E, TTFT, TPOT) x (mean, P90)
+    assert "ranking by mean s/token matches" in md and (out / "validation.png").stat().st_size > 0
+    engine_run = pl.read_parquet(out / "runs" / "burst" / "fcfs" / "engine" / "requests.parquet")
+    sim_run = pl.read_parquet(out / "runs" / "burst" / "fcfs" / "sim" / "requests.parquet")
+    assert engine_run.columns == sim_run.columns
+
+
+@pytest.mark.vllm
+@pytest.mark.usefixtures("vllm_scheduler_code")
+def test_replay_on_the_emulated_engine_writes_the_simulators_files(tmp_path):
+    out = tmp_path / "run"
+    r = run_cli("replay", "-n", "50", "--policy", "srtf", "--emulate", "a100-llama3-8b", "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "plug-in overhead" in r.stdout
+    for name in ("requests.parquet", "summary.json", "steps.parquet"):
+        assert (out / name).is_file()
+    assert json.loads((out / "summary.json").read_text())["summary"]["num_finished"] == 50
+
+
+@pytest.mark.parametrize("args,message", [
+    (["profile", "--emulate", "a100-llama3-8b", "--out", "x.txt"], "must be a .json file"),
+    (["validate", "-n", "5", "--rates", "-1", "--emulate", "a100-llama3-8b"], "--rates must be positive"),
+    (["validate", "-n", "5", "--policies", "nope", "--emulate", "a100-llama3-8b"], "unknown policy"),
+    (["replay", "-n", "5", "--max-num-seqs", "0", "--emulate", "a100-llama3-8b"], "--max-num-seqs must be positive"),
+    (["replay", "-n", "5", "--model", "/nonexistent", "--emulate", "a100-llama3-8b"], "neither a built-in name"),
+])
+def test_engine_commands_reject_bad_input_in_one_line(args, message):
+    r = run_cli(*args)
+    assert r.returncode == 2, (r.stdout, r.stderr[-2000:])
+    assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+@pytest.mark.vllm
+@pytest.mark.usefixtures("vllm_scheduler_code")
+def test_replay_rejects_requests_longer_than_the_engine_allows(tmp_path):
+    wl = tmp_path / "long.parquet"
+    make_workload([8000, 10], [500, 5]).save(wl)
+    r = run_cli("replay", "-w", str(wl), "--emulate", "a100-llama3-8b")
+    assert r.returncode == 2 and "max_model_len 8192" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_real_engine_without_a_gpu_says_so():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    from ltrsched.engine.vllm_compat import vllm_version
+
+    r = run_cli("replay", "-n", "5")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    expected = "no CUDA GPU" if vllm_version() == "0.26.0" else "pip install 'ltrsched[engine]'"
+    assert expected in r.stderr
+
+
+def test_missing_vllm_names_the_extra(monkeypatch):
+    from ltrsched.engine import vllm_compat
+    from ltrsched.errors import UserError
+
+    monkeypatch.setattr(vllm_compat, "vllm_version", lambda: None)
+    with pytest.raises(UserError, match=r"pip install 'ltrsched\[engine\]'"):
+        vllm_compat.require_vllm()
+    monkeypatch.setattr(vllm_compat, "vllm_version", lambda: "0.11.0")
+    with pytest.raises(UserError, match="needs vLLM 0.26.0, found 0.11.0"):
+        vllm_compat.require_vllm()
