@@ -39,6 +39,7 @@ from vllm.v1.core.sched.request_queue import SchedulingPolicy, create_request_qu
 from vllm.v1.core.sched.scheduler import Scheduler
 
 from ltrsched.engine.live_table import LiveTable
+from ltrsched.engine.queues import HeldRequests
 from ltrsched.engine.setup import EngineSetup, request_info, take_setup
 from ltrsched.engine.step_log import StepLog
 from ltrsched.policies.base import LiveView, Policy
@@ -99,6 +100,7 @@ class PolicyScheduler(Scheduler):
             resident_first=True,
             max_resident_seqs=self.max_num_running_reqs,
         )
+        self.waiting = HeldRequests(self.waiting)
         self.begin_run(take_setup(self.vllm_config.additional_config))
 
     def begin_run(self, setup: EngineSetup) -> None:
@@ -164,16 +166,16 @@ class PolicyScheduler(Scheduler):
 
         # preempt what the plan says (vLLM frees the KV and puts the request at the head of its waiting queue)
         if len(plan.evict):
-            evicted = [reqs[s] for s in plan.evict]
+            evicted = [reqs[s] for s in plan.evict.tolist()]
             gone = {id(r) for r in evicted}
             self.running = [r for r in self.running if id(r) not in gone]
             stamp = time.monotonic()
             for r in evicted:
-                self._preempt_request(r, stamp)
+                self._preempt_request(r, stamp)  # prepends r to self.waiting: O(1) (HeldRequests)
             t.preempted(plan.evict)
 
         # vLLM's queues for this call: the batch's residents, then the members to admit, in rank order
-        batch_reqs = [reqs[s] for s in plan.batch]
+        batch_reqs = [reqs[s] for s in plan.batch.tolist()]
         is_res = t.resident[plan.batch]
         running_now = [r for r, res in zip(batch_reqs, is_res) if res]
         to_admit = [r for r, res in zip(batch_reqs, is_res) if not res]
@@ -232,8 +234,10 @@ class PolicyScheduler(Scheduler):
         dt = now - start
         t = self.table
         batch = plan.batch
-        reqs = [self._requests[s] for s in batch]
-        generated = np.fromiter((r.num_output_tokens for r in reqs), dtype=np.int64, count=len(reqs))
+        reqs = [self._requests[s] for s in batch.tolist()]
+        # vLLM's own account of each member (a request may stop early, e.g. at EOS without ignore_eos)
+        generated = np.fromiter((len(r._output_token_ids) for r in reqs), dtype=np.int64, count=len(reqs))
+        done = np.fromiter((r.is_finished() for r in reqs), dtype=bool, count=len(reqs))
         sampled = generated > t.generated_tokens[batch]
         t.sampled(batch[sampled], generated[sampled], now)
         t.run_time[batch] += dt
@@ -241,7 +245,6 @@ class PolicyScheduler(Scheduler):
             scheduled = np.zeros(len(view), dtype=bool)
             scheduled[order[: len(batch)] if plan.ranks is None else order[plan.ranks]] = True
             self.ranking_policy.on_step(view, scheduled, dt)
-        done = np.fromiter((r.is_finished() for r in reqs), dtype=bool, count=len(reqs))
         if done.any():
             finished = batch[done]
             self.blocks_in_use -= int(self.limits.blocks_for(t.computed_tokens[finished]).sum())

@@ -49,6 +49,10 @@ def batch_step_shape(num_new_tokens: np.ndarray, computed_tokens: np.ndarray, kn
     A member is a decode when it computes the one token not yet in its KV (a 1-token last prompt chunk
     counts too); every other member is a prefill (or recompute) chunk.
     """
+    n = len(num_new_tokens)
+    if int(num_new_tokens.sum()) == n and int((known_tokens - computed_tokens).max(initial=1)) == 1:
+        # decode-only (every member computes the one token not yet in its KV): the common step
+        return StepShape(num_decode_seqs=n, decode_context_tokens=int(computed_tokens.sum()) + n)
     is_decode = (num_new_tokens == 1) & (computed_tokens + 1 == known_tokens)
     n_decode = int(is_decode.sum())
     prefill = ~is_decode
