@@ -24,7 +24,8 @@ from ltrsched.sim.profiles.fit import isotonic
 from ltrsched.sim.profiles.interp import PiecewiseLinear
 from ltrsched.sim.step_shape import StepShape
 
-BUILTINS = ("a100-llama3-8b", "a100-llama3-70b-tp8", "h100-llama3-8b")
+BUILTINS = ("a100-llama3-8b", "a100-llama3-70b-tp8", "h100-llama3-8b",
+            "a100-llama3-8b-vllm041-eager", "a100-llama3-70b-tp8-vllm041-eager")
 MS = 1e-3
 
 

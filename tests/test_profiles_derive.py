@@ -90,3 +90,21 @@ def test_retarget_gemm_roofline():
     assert slower_hbm[2] == 20.0  # compute-bound: unaffected by bandwidth
     faster = retarget_gemm(tokens, measured, 4096, 4096, 2, 0.5, 2.5)
     assert faster[0] == pytest.approx(0.5) and faster[2] == pytest.approx(8.0)
+
+
+@pytest.mark.parametrize("base", ["a100-llama3-8b", "a100-llama3-70b-tp8"])
+def test_vllm041_eager_variant_differs_only_in_cpu_time_per_sequence(base):
+    """The paper's-engine variant keeps every GPU time and memory fact of its base profile; only the
+    per-sequence CPU time changes, to the measured vLLM 0.4.1 value (PROFILES.md)."""
+    b, v = load_profile(base), load_profile(f"{base}-vllm041-eager")
+    for f in dataclasses.fields(b):
+        if f.name in ("name", "description", "provenance", "overhead_s_per_seq") or f.name.startswith("_"):
+            continue
+        assert getattr(v, f.name) == getattr(b, f.name), f.name
+    assert b.overhead_s_per_seq == hw.VLLM04_EAGER_ESTIMATE.s_per_seq
+    assert v.overhead_s_per_seq == hw.VLLM041_EAGER_MEASURED.s_per_seq > b.overhead_s_per_seq
+    assert v.provenance["engine_cpu"]["name"] == hw.VLLM041_EAGER_MEASURED.name
+    assert "engine_cpu" not in b.provenance
+    # a full decode step of 256 sequences pays 256 x the difference, nothing else
+    shape = decode_shape(256)
+    assert v.step_time(shape) - b.step_time(shape) == pytest.approx(256 * (v.overhead_s_per_seq - b.overhead_s_per_seq))

@@ -18,11 +18,13 @@ Method (constants and reasons in PROFILES.md):
   width, same retargeting), logits gather under TP, sampler passes over float32 logits.
 * attention from first principles: decode reads KV bytes at a derated HBM bandwidth; prefill does
   ``4 * heads * head_dim`` FLOPs per query-key pair per layer at a derated tensor-core throughput.
-* CPU overhead per step and per sequence (vLLM 0.4, eager mode).
+* CPU overhead per step and per sequence: vLLM 0.4 eager, estimated (the base profiles), or the paper's
+  vLLM 0.4.1 eager with the per-sequence time measured on the published code (``*-vllm041-eager``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import sys
@@ -57,7 +59,8 @@ LAYER_OPS = GEMM_OPS + ELEMENTWISE_OPS
 
 @dataclass(frozen=True)
 class ProfileRecipe:
-    """What to derive: a model on a GPU at a TP degree, from which vidur file."""
+    """What to derive: a model on a GPU at a TP degree, from which vidur file, with which engine's CPU
+    time per step (``engine``)."""
 
     name: str
     description: str
@@ -67,6 +70,7 @@ class ProfileRecipe:
     gpu: hw.GpuSpec
     mlp_csv: str
     gemm_speedup: float = 1.0
+    engine: hw.EngineCpu = hw.VLLM04_EAGER_ESTIMATE
 
 
 RECIPES: tuple[ProfileRecipe, ...] = (
@@ -102,6 +106,19 @@ RECIPES: tuple[ProfileRecipe, ...] = (
         gemm_speedup=hw.H100_OVER_A100_GEMM_SPEEDUP,
     ),
 )
+
+
+def _vllm041_eager(base: ProfileRecipe) -> ProfileRecipe:
+    """``base`` with the CPU time of the paper's engine (vLLM 0.4.1 eager, measured) instead of the estimate."""
+    return dataclasses.replace(
+        base, name=f"{base.name}-vllm041-eager", engine=hw.VLLM041_EAGER_MEASURED,
+        description=base.description.split(", vLLM 0.4 eager")[0]
+        + ", vLLM 0.4.1 eager as in the paper: the base profile's GPU times + per-sequence CPU time from a "
+          "measurement of the published vllm-ltr code (100 us/seq instead of the estimated 30)")
+
+
+#: The paper's setting: the A100 profiles with vLLM 0.4.1's measured CPU time (PROFILES.md).
+RECIPES = RECIPES + tuple(_vllm041_eager(r) for r in RECIPES if r.name.startswith("a100-"))
 ALL_REDUCE_CSV = "a100-dgx-all-reduce.csv"
 SOURCE_GPU = hw.A100_SXM4_80GB
 
@@ -247,7 +264,8 @@ def derive_profile(recipe: ProfileRecipe, data_dir: Path | None = None) -> StepT
     flops_per_pair = m.num_layers * 4 * (m.num_heads // tp) * m.head_dim
     prefill_s_per_pair = flops_per_pair / (gpu.bf16_flops_per_s * gpu.prefill_attention_flops_efficiency)
 
-    overhead_step = hw.OVERHEAD_S_PER_STEP + (hw.TP_BROADCAST_S_PER_STEP if tp > 1 else 0.0)
+    engine = recipe.engine
+    overhead_step = engine.s_per_step + (engine.tp_broadcast_s_per_step if tp > 1 else 0.0)
     provenance = {
         "derived_by": "python -m ltrsched.sim.profiles.derive_a100",
         "source": "microsoft/vidur data/profiling (MIT): per-operator medians on A100-SXM4-80GB; "
@@ -264,14 +282,16 @@ def derive_profile(recipe: ProfileRecipe, data_dir: Path | None = None) -> StepT
             "sampler_hbm_efficiency": gpu.sampler_hbm_efficiency,
             "sampler_fixed_s": hw.SAMPLER_FIXED_S,
             "sampler_logit_passes": hw.SAMPLER_LOGIT_PASSES,
-            "overhead_s_per_step": hw.OVERHEAD_S_PER_STEP,
-            "tp_broadcast_s_per_step": hw.TP_BROADCAST_S_PER_STEP if tp > 1 else 0.0,
-            "overhead_s_per_seq": hw.OVERHEAD_S_PER_SEQ,
+            "overhead_s_per_step": engine.s_per_step,
+            "tp_broadcast_s_per_step": engine.tp_broadcast_s_per_step if tp > 1 else 0.0,
+            "overhead_s_per_seq": engine.s_per_seq,
             "all_reduces_per_step": 2 * m.num_layers + 1 if tp > 1 else 0,
             "activation_reserve": "kv_capacity.activation_reserve_bytes(max_num_batched_tokens=8192, "
                                   "max_num_seqs=256)",
         },
     }
+    if engine != hw.VLLM04_EAGER_ESTIMATE:  # the estimate's profiles predate this record; keep them as they were
+        provenance["engine_cpu"] = {"name": engine.name, "source": engine.source}
     return StepTimeProfile(
         name=recipe.name,
         description=recipe.description,
@@ -289,7 +309,7 @@ def derive_profile(recipe: ProfileRecipe, data_dir: Path | None = None) -> StepT
         decode_attention_s_per_kv_token=_round(decode_s_per_kv_token),
         prefill_attention_s_per_pair=_round(prefill_s_per_pair),
         overhead_s_per_step=_round(overhead_step),
-        overhead_s_per_seq=_round(hw.OVERHEAD_S_PER_SEQ),
+        overhead_s_per_seq=_round(engine.s_per_seq),
         model_config=dict(recipe.model_config),
         provenance=provenance,
     )

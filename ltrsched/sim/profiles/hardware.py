@@ -68,15 +68,56 @@ H100_SXM5_80GB = GpuSpec(
 #: reaches ~600-700 vs ~250-280 TFLOP/s in practice): PROVISIONAL until measured.
 H100_OVER_A100_GEMM_SPEEDUP = 2.5
 
-# ---------------------------------------------------------------------------- CPU side (vLLM 0.4, eager)
-#: CPU time per step not hidden behind GPU work: scheduling, building input tensors, the device->host
-#: sync for sampled tokens, output processing [s].
-OVERHEAD_S_PER_STEP = 2.0e-3
-#: extra per step with tensor parallelism: the driver broadcasts the step's metadata to the workers [s].
-TP_BROADCAST_S_PER_STEP = 1.5e-3
-#: CPU time per scheduled sequence: block-table updates, input preparation, detokenising, stop
-#: checks [s/sequence].
-OVERHEAD_S_PER_SEQ = 30e-6
+# ---------------------------------------------------------------------------- CPU side (the engine)
+@dataclass(frozen=True)
+class EngineCpu:
+    """CPU time of one engine step that the GPU waits for (vLLM 0.4 runs it between GPU steps, with no
+    overlap): scheduling, building input tensors, the sampler's bookkeeping, output processing.
+
+    Attributes:
+        name: short label recorded in a profile's provenance.
+        s_per_step: fixed CPU time per step [s].
+        s_per_seq: CPU time per scheduled sequence [s/sequence].
+        tp_broadcast_s_per_step: extra per step with tensor parallelism (the driver broadcasts the
+            step's metadata to the workers) [s].
+        source: where the numbers come from (PROFILES.md has the derivation).
+    """
+
+    name: str
+    s_per_step: float
+    s_per_seq: float
+    tp_broadcast_s_per_step: float
+    source: str
+
+
+#: The built-in A100 profiles' CPU overhead: first-principles estimates for vLLM 0.4 in eager mode.
+VLLM04_EAGER_ESTIMATE = EngineCpu(
+    name="vllm-0.4-eager-estimate",
+    s_per_step=2.0e-3,
+    s_per_seq=30e-6,
+    tp_broadcast_s_per_step=1.5e-3,
+    source="estimate: block-table updates, input preparation, detokenising, stop checks (PROFILES.md)",
+)
+
+#: The paper's engine (vLLM 0.4.1, the published vllm-ltr fork, eager): the per-sequence CPU time of its
+#: scheduler and output bookkeeping MEASURED on the published code (46 us/sequence, CPU time, at 256
+#: sequences per step), plus ~54 us/sequence ESTIMATED for the parts that need a GPU or the Llama-3
+#: tokenizer to run (input tensors, the sampler's Python, incremental detokenising). PROFILES.md,
+#: "vLLM 0.4.1 eager CPU time (measured)".
+VLLM041_EAGER_MEASURED = EngineCpu(
+    name="vllm-0.4.1-eager-measured",
+    s_per_step=2.0e-3,
+    s_per_seq=100e-6,
+    tp_broadcast_s_per_step=1.5e-3,
+    source="hao-ai-lab/vllm-ltr@13bbf6f (vLLM 0.4.1 fork): scheduler + output bookkeeping measured "
+           "46 us/sequence (CPU time, Python 3.11); input preparation, sampler bookkeeping and "
+           "detokenising estimated 54 us/sequence (PROFILES.md)",
+)
+
+#: The estimate's constants under their historical names.
+OVERHEAD_S_PER_STEP = VLLM04_EAGER_ESTIMATE.s_per_step
+TP_BROADCAST_S_PER_STEP = VLLM04_EAGER_ESTIMATE.tp_broadcast_s_per_step
+OVERHEAD_S_PER_SEQ = VLLM04_EAGER_ESTIMATE.s_per_seq
 
 # ---------------------------------------------------------------------------- sampler (GPU)
 #: fixed sampler time per step: ~20 small kernels (temperature, softmax, log-softmax, exponential race
