@@ -39,35 +39,36 @@ def _policy(spec: str) -> Policy:
     return RandomOrder(3) if spec == "random" else make_policy(spec)
 
 
-def _both(workload, spec, blocks, budget, seqs, profile=None):
+def _both(workload, spec, blocks, budget, seqs, resident=None, profile=None):
     from ltrsched.engine.emulate import EngineConfig, emulate
 
     profile = profile or LinearProfile(overhead=0.01, per_token=0.001, per_kv=1e-5, blocks=blocks - 1)
     engine = emulate(workload, _policy(spec), profile.step_time,
-                     EngineConfig(num_gpu_blocks=blocks, max_num_batched_tokens=budget, max_num_seqs=seqs))
+                     EngineConfig(num_gpu_blocks=blocks, max_num_batched_tokens=budget, max_num_seqs=seqs,
+                                  max_resident_seqs=resident))
     sim = simulate(workload, _policy(spec), SimConfig(
         profile=profile, max_num_batched_tokens=budget, max_num_seqs=seqs, num_gpu_blocks=blocks - 1,
-        watermark=0.0, preemption="recompute", semantics="vllm-v1"))
+        max_resident_seqs=resident, watermark=0.0, preemption="recompute", semantics="vllm-v1"))
     return engine, sim
 
 
-@pytest.mark.parametrize("spec,seed,blocks,budget,seqs", [
-    ("fcfs", 0, 400, 256, 16),
-    ("srtf", 1, 40, 64, 8),          # KV pressure: preemption by recompute
-    ("ltr:tau=0.5,starve=8,quantum=3", 2, 30, 48, 4),
-    ("mlfq:quantum=0.02,threshold=2", 3, 60, 40, 6),
-    ("po", 4, 50, 96, 5),
-    ("random", 5, 25, 32, 3),        # adversarial order: pauses, the resident cap, chunk edges
-    ("random", 6, 200, 20, 12),
+@pytest.mark.parametrize("spec,seed,blocks,budget,seqs,resident", [
+    ("fcfs", 0, 400, 256, 16, None),
+    ("srtf", 1, 40, 64, 8, None),          # KV pressure: preemption by recompute
+    ("ltr:tau=0.5,starve=8,quantum=3", 2, 30, 48, 4, None),
+    ("mlfq:quantum=0.02,threshold=2", 3, 60, 40, 6, 24),  # more requests may pause than run
+    ("po", 4, 50, 96, 5, None),
+    ("random", 5, 25, 32, 3, None),        # adversarial order: pauses, the resident cap, chunk edges
+    ("random", 6, 200, 20, 12, 16),
 ])
-def test_emulated_engine_equals_simulator(spec, seed, blocks, budget, seqs):
+def test_emulated_engine_equals_simulator(spec, seed, blocks, budget, seqs, resident):
     rng = np.random.default_rng(seed)
     n = 40
     prompts = rng.integers(1, 90, n)
     outputs = rng.integers(1, 40, n)
     arrivals = np.sort(rng.exponential(0.05, n).cumsum() * (seed % 2))  # odd seeds: Poisson, even: burst
     workload = make_workload(prompts, outputs, arrivals)
-    engine, sim = _both(workload, spec, blocks, budget, seqs)
+    engine, sim = _both(workload, spec, blocks, budget, seqs, resident)
     e = engine.requests.sort("request_id")
     s = sim.requests.sort("request_id")
     for col in COMPARED:
@@ -93,7 +94,7 @@ def test_a_plan_vllm_does_not_follow_is_caught():
     from ltrsched.engine import scheduler as sched_mod
     from ltrsched.engine.emulate import EngineConfig, emulate
 
-    original = sched_mod.PolicyScheduler.__init__
+    original = sched_mod.PolicyScheduler.begin_run
 
     def paper_rules(self, *args, **kwargs):
         original(self, *args, **kwargs)
@@ -101,7 +102,7 @@ def test_a_plan_vllm_does_not_follow_is_caught():
 
         self.limits = replace(self.limits, resident_first=False)
 
-    sched_mod.PolicyScheduler.__init__ = paper_rules
+    sched_mod.PolicyScheduler.begin_run = paper_rules
     try:
         # a resident prefill (10 tokens left) ranked behind a new shorter request (45): the paper cuts the
         # resident to 5, vLLM serves it whole first and cuts the new prompt to 40
@@ -110,7 +111,7 @@ def test_a_plan_vllm_does_not_follow_is_caught():
             emulate(workload, make_policy("srtf"), LinearProfile(overhead=0.01).step_time,
                     EngineConfig(num_gpu_blocks=100, max_num_batched_tokens=50, max_num_seqs=4))
     finally:
-        sched_mod.PolicyScheduler.__init__ = original
+        sched_mod.PolicyScheduler.begin_run = original
 
 
 def test_unsupported_engine_settings_are_refused():

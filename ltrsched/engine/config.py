@@ -15,7 +15,10 @@ class EngineConfig:
     Attributes:
         model: built-in model name (``ltrsched.models``) or a local model directory.
         num_gpu_blocks: KV blocks vLLM allocates (None: vLLM profiles the GPU); one is vLLM's null block.
-        max_num_batched_tokens, max_num_seqs: the step's token budget and sequence cap.
+        max_num_batched_tokens, max_num_seqs: the step's token budget and sequence cap (the batch).
+        max_resident_seqs: vLLM's own ``max_num_seqs``: its cap on requests holding KV (running +
+            paused) and its model runner's request slots (None: ``max_num_seqs``, vLLM's usual setting).
+            Raising it lets more requests pause with their KV kept instead of being preempted.
         block_size: tokens per KV block.
         watermark: vLLM's watermark fraction (0 in vLLM 0.26 by default).
         max_model_len: longest prompt + output [tokens] (None: the model's).
@@ -26,12 +29,19 @@ class EngineConfig:
     num_gpu_blocks: int | None = None
     max_num_batched_tokens: int = 768
     max_num_seqs: int = 256
+    max_resident_seqs: int | None = None
     block_size: int = 16
     watermark: float = 0.0
     max_model_len: int | None = None
     gpu_memory_utilization: float = 0.9
     tensor_parallel_size: int = 1
     enforce_eager: bool = False
+
+
+    @property
+    def vllm_max_num_seqs(self) -> int:
+        """What vLLM is configured with as ``max_num_seqs`` (the resident cap)."""
+        return self.max_resident_seqs or self.max_num_seqs
 
 
 def model_dir(model: str) -> str:

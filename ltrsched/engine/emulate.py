@@ -48,7 +48,7 @@ def build_scheduler(config: EngineConfig, setup: EngineSetup):
         raise ValueError("the emulated engine needs num_gpu_blocks")
     model = ModelConfig(model=model_dir(config.model), dtype="bfloat16", seed=0, skip_tokenizer_init=True,
                         max_model_len=config.max_model_len)
-    sched = SchedulerConfig(max_num_seqs=config.max_num_seqs, max_num_batched_tokens=config.max_num_batched_tokens,
+    sched = SchedulerConfig(max_num_seqs=config.vllm_max_num_seqs, max_num_batched_tokens=config.max_num_batched_tokens,
                             max_model_len=model.max_model_len, enable_chunked_prefill=True, async_scheduling=False,
                             is_encoder_decoder=False, watermark=config.watermark)
     cache = CacheConfig(block_size=config.block_size, enable_prefix_caching=False)
@@ -68,7 +68,8 @@ def emulated_driver(config: EngineConfig, step_time: Callable[[StepShape], float
     from ltrsched.policies import make_policy
 
     clock = VirtualClock()
-    return EmulatedDriver(build_scheduler(config, EngineSetup(policy=make_policy("fcfs"), clock=clock)), clock, step_time)
+    setup = EngineSetup(policy=make_policy("fcfs"), clock=clock, max_batch_seqs=config.max_num_seqs)
+    return EmulatedDriver(build_scheduler(config, setup), clock, step_time)
 
 
 def emulate(workload: Workload, policy: Policy, step_time: Callable[[StepShape], float],

@@ -132,7 +132,8 @@ class EmulatedDriver:
         from ltrsched.engine.setup import EngineSetup
 
         self.clock.now = 0.0
-        self.scheduler.begin_run(EngineSetup(policy=policy, clock=self.clock, strict=True))
+        self.scheduler.begin_run(EngineSetup(policy=policy, clock=self.clock, strict=True,
+                                             max_batch_seqs=self.scheduler.limits.max_num_seqs))
 
     def now(self) -> float:
         return self.clock.now

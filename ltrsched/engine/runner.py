@@ -42,7 +42,7 @@ def engine_kwargs(config: EngineConfig, load_format: str) -> dict[str, Any]:
         enable_prefix_caching=False,
         enable_chunked_prefill=True,
         max_num_batched_tokens=config.max_num_batched_tokens,
-        max_num_seqs=config.max_num_seqs,
+        max_num_seqs=config.vllm_max_num_seqs,
         block_size=config.block_size,
         gpu_memory_utilization=config.gpu_memory_utilization,
         tensor_parallel_size=config.tensor_parallel_size,
@@ -76,7 +76,7 @@ class VllmDriver:
         self.config = config
         self.clock = MonotonicClock()
         self.skip_idle = skip_idle
-        install(EngineSetup(policy=make_policy("fcfs"), clock=self.clock))
+        install(EngineSetup(policy=make_policy("fcfs"), clock=self.clock, max_batch_seqs=config.max_num_seqs))
         self.llm = LLM(**engine_kwargs(config, load_format))
         self.engine = self.llm.llm_engine
         self.scheduler = self.engine.engine_core.engine_core.scheduler
@@ -85,7 +85,8 @@ class VllmDriver:
 
     def begin(self, policy: Policy) -> None:
         self.rng = np.random.default_rng(0)
-        self.scheduler.begin_run(EngineSetup(policy=policy, clock=self.clock, strict=True))
+        self.scheduler.begin_run(EngineSetup(policy=policy, clock=self.clock, strict=True,
+                                             max_batch_seqs=self.config.max_num_seqs))
 
     def now(self) -> float:
         return self.clock()

@@ -21,8 +21,10 @@ Where vLLM V1 forces a difference from the paper's semantics (the simulator mode
 * vLLM serves its running queue before admitting waiting requests: the token budget goes to resident
   batch members first, so the chunk cut at the budget edge can fall on a better-ranked admitted request
   (rule 5).
-* vLLM caps requests holding KV (running + paused) at ``max_num_seqs`` (its model runner keeps a slot per
-  resident request): beyond it the lowest-ranked paused residents are preempted (rule 6).
+* vLLM caps requests holding KV (running + paused) at its ``max_num_seqs`` (its model runner keeps a slot
+  per resident request): beyond it the lowest-ranked paused residents are preempted (rule 6). The batch
+  cap can be set below it (``EngineSetup.max_batch_seqs``, the runner's ``max_num_seqs``) so that more
+  requests pause with their KV kept.
 * V1 has no swap: preemption always recomputes.
 * one KV block is vLLM's null block: the usable capacity is ``num_gpu_blocks - 1``.
 * async scheduling, prefix caching, speculative decoding and pipeline parallelism are refused: each
@@ -90,16 +92,6 @@ class PolicyScheduler(Scheduler):
         # Admission is the plan's decision: rule 3 checks the blocks of the chunk a request computes
         # this step (as the simulator does), not the whole prompt.
         self.scheduler_reserve_full_isl = False
-        self.limits = BatchLimits(
-            max_num_batched_tokens=self.max_num_scheduled_tokens,
-            max_num_seqs=self.max_num_running_reqs,
-            num_gpu_blocks=self.kv_cache_manager.block_pool.get_num_free_blocks(),  # the null block excluded
-            block_size=self.block_size,
-            watermark_blocks=self.kv_cache_manager.watermark_blocks,
-            chunked_prefill=self.scheduler_config.enable_chunked_prefill,
-            resident_first=True,
-            max_resident_seqs=self.max_num_running_reqs,
-        )
         self.waiting = HeldRequests(self.waiting)
         self.begin_run(take_setup(self.vllm_config.additional_config))
 
@@ -108,6 +100,19 @@ class PolicyScheduler(Scheduler):
         The engine must be idle: one engine serves several runs without a restart."""
         if self.get_num_unfinished_requests():
             raise RuntimeError("begin_run needs an idle engine")
+        batch_seqs = setup.max_batch_seqs or self.max_num_running_reqs
+        if not 0 < batch_seqs <= self.max_num_running_reqs:
+            raise ValueError(f"max_batch_seqs must be in [1, vLLM's max_num_seqs={self.max_num_running_reqs}], got {batch_seqs}")
+        self.limits = BatchLimits(
+            max_num_batched_tokens=self.max_num_scheduled_tokens,
+            max_num_seqs=batch_seqs,
+            num_gpu_blocks=self.kv_cache_manager.block_pool.get_num_free_blocks(),  # the null block excluded
+            block_size=self.block_size,
+            watermark_blocks=self.kv_cache_manager.watermark_blocks,
+            chunked_prefill=self.scheduler_config.enable_chunked_prefill,
+            resident_first=True,
+            max_resident_seqs=self.max_num_running_reqs,
+        )
         self.ranking_policy: Policy = setup.policy
         self.clock = setup.clock
         self.strict = setup.strict

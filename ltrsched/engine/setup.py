@@ -49,11 +49,14 @@ class EngineSetup:
         clock: the run's clock, seconds; arrival times in ``extra_args`` use it too.
         strict: raise :class:`EngineMismatchError` if vLLM does not realise a planned step exactly
             (otherwise count it in the step log).
+        max_batch_seqs: the batch's sequence cap [sequences], if below vLLM's ``max_num_seqs`` (which
+            then only caps the requests holding KV); None: vLLM's.
     """
 
     policy: Policy
     clock: Callable[[], float] = field(default_factory=MonotonicClock)
     strict: bool = True
+    max_batch_seqs: int | None = None
 
 
 _PENDING: list[EngineSetup] = []
@@ -80,7 +83,8 @@ def take_setup(additional_config: Mapping[str, Any] | None) -> EngineSetup:
     policy = make_policy(str(spec))
     policy.prepare({name: _EMPTY for name in ("request_id", "arrival_time", "prompt_tokens", "output_tokens",
                                               "score", "po_estimate", "predicted_length")})
-    return EngineSetup(policy=policy, strict=bool(additional_config[EXTRA_KEY].get("strict", False)))
+    extra = additional_config[EXTRA_KEY]
+    return EngineSetup(policy=policy, strict=bool(extra.get("strict", False)), max_batch_seqs=extra.get("max_batch_seqs"))
 
 
 def request_extra(info: RequestInfo) -> dict[str, Any]:

@@ -49,6 +49,9 @@ def engine_options(fn):
         click.option("--semantics", type=click.Choice(["paper", "vllm-v1"]), default="paper", show_default=True,
                      help="Batch rules: the paper's, or exactly what the vLLM 0.26 adapter does (resident "
                           "requests get the budget first, max-num-seqs caps requests holding KV, recompute)."),
+        click.option("--max-resident-seqs", type=int, default=None,
+                     help="Cap on requests holding KV (running + paused) [default: none; max-num-seqs with "
+                          "--semantics vllm-v1]."),
         click.option("--preemption", type=click.Choice(["swap", "recompute"]), default=None,
                      help="Preemption under KV pressure [default: swap; recompute with --semantics vllm-v1]."),
         click.option("--chunked-prefill/--no-chunked-prefill", default=True, show_default=True),
@@ -76,7 +79,7 @@ def build_workload(workload, num_requests, arrival, rate, cv, duration, seed):
 
 
 def build_config(profile, max_num_batched_tokens, max_num_seqs, num_gpu_blocks, gpu_memory_utilization,
-                 semantics, preemption, chunked_prefill, record_steps=False):
+                 semantics, max_resident_seqs, preemption, chunked_prefill, record_steps=False):
     from ltrsched.sim.config import SimConfig
 
     if preemption is None:
@@ -85,6 +88,7 @@ def build_config(profile, max_num_batched_tokens, max_num_seqs, num_gpu_blocks, 
         return SimConfig(
             profile=profile, max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
             num_gpu_blocks=num_gpu_blocks, gpu_memory_utilization=gpu_memory_utilization, semantics=semantics,
+            max_resident_seqs=max_resident_seqs,
             preemption=preemption, chunked_prefill=chunked_prefill, record_steps=record_steps,
         )
     except ValueError as exc:
@@ -102,7 +106,7 @@ def build_config(profile, max_num_batched_tokens, max_num_seqs, num_gpu_blocks, 
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, profile,
              max_num_batched_tokens, max_num_seqs, num_gpu_blocks, gpu_memory_utilization, semantics,
-             preemption, chunked_prefill, plugin, out, record_steps, progress):
+             max_resident_seqs, preemption, chunked_prefill, plugin, out, record_steps, progress):
     """Simulate one policy serving one workload on one replica."""
     from ltrsched.policies import load_plugin, make_policy
     from ltrsched.sim.simulate import simulate as run
@@ -111,7 +115,8 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
         load_plugin(p)
     pol = make_policy(policy)
     config = build_config(profile, max_num_batched_tokens, max_num_seqs, num_gpu_blocks,
-                          gpu_memory_utilization, semantics, preemption, chunked_prefill, record_steps)
+                          gpu_memory_utilization, semantics, max_resident_seqs, preemption, chunked_prefill,
+                          record_steps)
     wl = build_workload(workload, num_requests, arrival, rate, cv, duration, seed)
     if progress is None:
         progress = sys.stderr.isatty()

@@ -31,6 +31,9 @@ class SimConfig:
         record_steps: keep a per-step trace in the result.
         stop_time: end the run at this simulated time [s] (None: when every request has finished);
             unfinished requests keep null finish times and are left out of the latency summaries.
+        max_resident_seqs: most requests holding KV on the GPU (running + paused) [sequences]; beyond it the
+            lowest-ranked paused requests are preempted. None: no cap ("paper"), ``max_num_seqs``
+            ("vllm-v1": vLLM's running-queue cap, unless the engine ran with a larger one).
         semantics: "paper" (all live requests compete; the chunk cut falls on the last-ranked member) or
             "vllm-v1" (exactly what the engine adapter makes vLLM 0.26 do: resident members get the token
             budget first, at most ``max_num_seqs`` requests hold KV, preemption by recompute).
@@ -50,6 +53,7 @@ class SimConfig:
     record_steps: bool = False
     stop_time: float | None = None
     semantics: str = "paper"
+    max_resident_seqs: int | None = None
 
     def __post_init__(self) -> None:
         if self.preemption not in PREEMPTION_MODES:
@@ -69,6 +73,8 @@ class SimConfig:
             raise ValueError(f"semantics must be one of {SEMANTICS}, got {self.semantics!r}")
         if self.semantics == "vllm-v1" and self.preemption != "recompute":
             raise ValueError("semantics 'vllm-v1' models vLLM V1, which preempts by recompute: set preemption='recompute'")
+        if self.max_resident_seqs is not None and self.max_resident_seqs < self.max_num_seqs:
+            raise ValueError(f"max_resident_seqs ({self.max_resident_seqs}) must be >= max_num_seqs ({self.max_num_seqs})")
         if self.swap_space_gib < 0:
             raise ValueError(f"swap_space_gib must be >= 0, got {self.swap_space_gib}")
 

@@ -82,7 +82,7 @@ def simulate(workload: Workload, policy: Policy, config: SimConfig | None = None
         watermark_blocks=int(config.watermark * num_blocks),
         chunked_prefill=config.chunked_prefill,
         resident_first=config.semantics == "vllm-v1",
-        max_resident_seqs=config.max_num_seqs if config.semantics == "vllm-v1" else None,
+        max_resident_seqs=config.max_resident_seqs or (config.max_num_seqs if config.semantics == "vllm-v1" else None),
     )
     table = RequestTable.from_frame(workload.df, extra_output_tokens=policy.extra_output_tokens)
     max_model_len = config.max_model_len or profile.max_model_len

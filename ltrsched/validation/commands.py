@@ -149,6 +149,7 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
             e = eng.run(wl, make_policy(spec), progress=sys.stderr.isatty())
             config = SimConfig(profile=sim_profile, max_num_batched_tokens=engine["max_num_batched_tokens"],
                                max_num_seqs=engine["max_num_seqs"], num_gpu_blocks=eng.num_gpu_blocks() - 1,
+                               max_resident_seqs=eng.config.vllm_max_num_seqs,
                                watermark=0.0, preemption="recompute", semantics="vllm-v1")
             s = simulate(wl, make_policy(spec), config)
             run_dir = out / "runs" / case.replace("/", "_") / spec.replace(":", "_").replace(",", "_")
@@ -188,9 +189,9 @@ def _rates(text: str, workload, num_requests, seed, sim_profile, engine) -> list
         from ltrsched.sim import SimConfig, simulate
 
         wl = build_workload(workload, num_requests, "burst", None, 1.0, None, seed)
-        burst = simulate(wl, make_policy("fcfs"), SimConfig(profile=sim_profile, semantics="vllm-v1", preemption="recompute",
-                                                            max_num_batched_tokens=engine["max_num_batched_tokens"],
-                                                            max_num_seqs=engine["max_num_seqs"]))
+        burst = simulate(wl, make_policy("fcfs"), SimConfig(
+            profile=sim_profile, semantics="vllm-v1", preemption="recompute", max_num_seqs=engine["max_num_seqs"],
+            max_num_batched_tokens=engine["max_num_batched_tokens"], max_resident_seqs=engine["max_resident_seqs"]))
         capacity = burst.summary["throughput_rps"]
         return [round(0.5 * capacity, 2), round(capacity, 2)]
     try:

@@ -25,7 +25,10 @@ def engine_options(fn):
         click.option("--load-format", default="dummy", show_default=True,
                      help="vLLM load format: dummy (random weights) or auto (the directory's weights)."),
         click.option("--max-num-batched-tokens", type=int, default=768, show_default=True),
-        click.option("--max-num-seqs", type=int, default=256, show_default=True),
+        click.option("--max-num-seqs", type=int, default=256, show_default=True, help="Sequence cap of a step."),
+        click.option("--max-resident-seqs", type=int, default=None,
+                     help="vLLM's max_num_seqs: cap on requests holding KV, running or paused (default: "
+                          "--max-num-seqs). Larger lets more requests pause instead of being preempted."),
         click.option("--num-gpu-blocks", type=int, default=None,
                      help="KV blocks for vLLM to allocate (default: what vLLM's memory profiling finds)."),
         click.option("--gpu-memory-utilization", type=float, default=0.9, show_default=True),
@@ -65,13 +68,16 @@ class Engine:
         return int(self.config.num_gpu_blocks) if self.emulated else self.driver.num_gpu_blocks()
 
 
-def start_engine(model, load_format, max_num_batched_tokens, max_num_seqs, num_gpu_blocks, gpu_memory_utilization,
-                 tensor_parallel_size, enforce_eager, emulate_profile, skip_idle: bool = False) -> Engine:
+def start_engine(model, load_format, max_num_batched_tokens, max_num_seqs, max_resident_seqs, num_gpu_blocks,
+                 gpu_memory_utilization, tensor_parallel_size, enforce_eager, emulate_profile,
+                 skip_idle: bool = False) -> Engine:
     """Start the engine the options describe (validating them first)."""
     for name, value in (("--max-num-batched-tokens", max_num_batched_tokens), ("--max-num-seqs", max_num_seqs),
                         ("--tensor-parallel-size", tensor_parallel_size)):
         if value <= 0:
             raise UserError(f"{name} must be positive, got {value}")
+    if max_resident_seqs is not None and max_resident_seqs < max_num_seqs:
+        raise UserError(f"--max-resident-seqs ({max_resident_seqs}) must be >= --max-num-seqs ({max_num_seqs})")
     if num_gpu_blocks is not None and num_gpu_blocks < 2:
         raise UserError(f"--num-gpu-blocks must be >= 2 (one is vLLM's null block), got {num_gpu_blocks}")
     if not 0 < gpu_memory_utilization <= 1:
@@ -80,7 +86,8 @@ def start_engine(model, load_format, max_num_batched_tokens, max_num_seqs, num_g
 
     model_dir(model)  # a bad model fails before the engine starts
     config = EngineConfig(model=model, num_gpu_blocks=num_gpu_blocks, max_num_batched_tokens=max_num_batched_tokens,
-                          max_num_seqs=max_num_seqs, gpu_memory_utilization=gpu_memory_utilization,
+                          max_num_seqs=max_num_seqs, max_resident_seqs=max_resident_seqs,
+                          gpu_memory_utilization=gpu_memory_utilization,
                           tensor_parallel_size=tensor_parallel_size, enforce_eager=enforce_eager)
     if emulate_profile is not None:
         from dataclasses import replace
