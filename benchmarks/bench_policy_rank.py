@@ -16,7 +16,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from ltrsched.policies import LiveView, RequestState, make_policy  # noqa: E402
+from ltrsched.policies import LiveView, make_policy  # noqa: E402
 
 SPECS = ["fcfs", "srtf", "ltr", "ltr:starve=200,quantum=10", "oracle:tau=0.62", "mlfq:quantum=0.03,threshold=2",
          "po", "class:bucket=820"]

@@ -12,10 +12,11 @@ real-engine validation finds is timing, not scheduling.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from ltrsched.engine.config import EngineConfig, model_dir
-from ltrsched.engine.replay import EmulatedDriver, replay
+from ltrsched.engine.live_table import RequestInfo
+from ltrsched.engine.replay import replay
 from ltrsched.engine.setup import EngineSetup, install
 from ltrsched.engine.vllm_compat import require_vllm
 from ltrsched.policies.base import Policy
@@ -32,6 +33,56 @@ class VirtualClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+class EmulatedDriver:
+    """vLLM's scheduler + the adapter on the CPU; a step takes ``step_time(shape)`` seconds of virtual time."""
+
+    def __init__(self, scheduler: Any, clock: Any, step_time: Callable[[StepShape], float]):
+        self.scheduler = scheduler
+        self.clock = clock
+        self.step_time = step_time
+
+    def begin(self, policy: Policy) -> None:
+        from ltrsched.engine.setup import EngineSetup
+
+        self.clock.now = 0.0
+        self.scheduler.begin_run(EngineSetup(policy=policy, clock=self.clock, strict=True,
+                                             max_batch_seqs=self.scheduler.limits.max_num_seqs))
+
+    def now(self) -> float:
+        return self.clock.now
+
+    def start(self) -> None:
+        self.clock.now = 0.0
+
+    def add(self, info: RequestInfo) -> None:
+        from vllm.sampling_params import SamplingParams
+        from vllm.v1.request import Request
+
+        from ltrsched.engine.setup import request_extra
+
+        params = SamplingParams(max_tokens=info.output_tokens, ignore_eos=True, extra_args=request_extra(info))
+        self.scheduler.add_request(Request(request_id=str(info.request_id), prompt_token_ids=[0] * info.prompt_tokens,
+                                           sampling_params=params, pooling_params=None, arrival_time=info.arrival_time))
+
+    def has_unfinished(self) -> bool:
+        return self.scheduler.get_num_unfinished_requests() > 0
+
+    def wait_until(self, t: float) -> None:
+        self.clock.now = max(self.clock.now, t)
+
+    def step(self) -> None:
+        """One engine step: schedule, 'run' it for its modelled time, report a token per finished prompt."""
+        from vllm.v1.outputs import ModelRunnerOutput
+
+        out = self.scheduler.schedule()
+        self.clock.now += self.step_time(self.scheduler.planned_shape)
+        ids = list(out.num_scheduled_tokens)
+        requests = self.scheduler.requests
+        sampled = [[] if requests[r].is_prefill_chunk else [0] for r in ids]
+        self.scheduler.update_from_output(out, ModelRunnerOutput(
+            req_ids=ids, req_id_to_index={r: k for k, r in enumerate(ids)}, sampled_token_ids=sampled))
 
 
 def build_scheduler(config: EngineConfig, setup: EngineSetup):

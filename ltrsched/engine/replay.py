@@ -2,7 +2,8 @@
 
 One loop serves both drivers, so what the tests check on the CPU is what runs on the GPU:
 
-* :class:`EmulatedDriver`: vLLM's scheduler + the adapter, answered by a step-time model, virtual clock;
+* :class:`ltrsched.engine.emulate.EmulatedDriver`: vLLM's scheduler + the adapter, answered by a
+  step-time model, on a virtual clock;
 * :class:`ltrsched.engine.runner.VllmDriver`: vLLM's offline engine (``LLMEngine``) on a GPU, wall clock.
 
 Every request is served with ``ignore_eos`` and ``max_tokens`` = its output length (plus any policy
@@ -12,7 +13,7 @@ overhead tokens), so every policy serves identical work.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -21,7 +22,6 @@ from ltrsched.engine.results import engine_result
 from ltrsched.errors import UserError
 from ltrsched.policies.base import Policy
 from ltrsched.policies.needs import check_needs
-from ltrsched.policies.step_shape import StepShape
 from ltrsched.results import RunResult
 from ltrsched.workloads.schema import Workload
 
@@ -118,53 +118,3 @@ def replay(workload: Workload, policy: Policy, driver: Driver, config: Any, host
     if bar is not None:
         bar.close()
     return engine_result(workload, policy, driver.scheduler, host=host, config=config, wall_time_s=wall)
-
-
-class EmulatedDriver:
-    """vLLM's scheduler + the adapter on the CPU; a step takes ``step_time(shape)`` seconds of virtual time."""
-
-    def __init__(self, scheduler: Any, clock: Any, step_time: Callable[[StepShape], float]):
-        self.scheduler = scheduler
-        self.clock = clock
-        self.step_time = step_time
-
-    def begin(self, policy: Policy) -> None:
-        from ltrsched.engine.setup import EngineSetup
-
-        self.clock.now = 0.0
-        self.scheduler.begin_run(EngineSetup(policy=policy, clock=self.clock, strict=True,
-                                             max_batch_seqs=self.scheduler.limits.max_num_seqs))
-
-    def now(self) -> float:
-        return self.clock.now
-
-    def start(self) -> None:
-        self.clock.now = 0.0
-
-    def add(self, info: RequestInfo) -> None:
-        from vllm.sampling_params import SamplingParams
-        from vllm.v1.request import Request
-
-        from ltrsched.engine.setup import request_extra
-
-        params = SamplingParams(max_tokens=info.output_tokens, ignore_eos=True, extra_args=request_extra(info))
-        self.scheduler.add_request(Request(request_id=str(info.request_id), prompt_token_ids=[0] * info.prompt_tokens,
-                                           sampling_params=params, pooling_params=None, arrival_time=info.arrival_time))
-
-    def has_unfinished(self) -> bool:
-        return self.scheduler.get_num_unfinished_requests() > 0
-
-    def wait_until(self, t: float) -> None:
-        self.clock.now = max(self.clock.now, t)
-
-    def step(self) -> None:
-        """One engine step: schedule, 'run' it for its modelled time, report a token per finished prompt."""
-        from vllm.v1.outputs import ModelRunnerOutput
-
-        out = self.scheduler.schedule()
-        self.clock.now += self.step_time(self.scheduler.planned_shape)
-        ids = list(out.num_scheduled_tokens)
-        requests = self.scheduler.requests
-        sampled = [[] if requests[r].is_prefill_chunk else [0] for r in ids]
-        self.scheduler.update_from_output(out, ModelRunnerOutput(
-            req_ids=ids, req_id_to_index={r: k for k, r in enumerate(ids)}, sampled_token_ids=sampled))

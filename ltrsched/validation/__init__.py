@@ -1,1 +1,2 @@
-"""Simulator-vs-engine validation (issue 6): not built yet."""
+"""Simulator vs engine: measured step-time profiles (:mod:`ltrsched.validation.profiling`), comparison
+reports (:mod:`ltrsched.validation.compare`), and the ``replay`` / ``profile`` / ``validate`` commands."""
