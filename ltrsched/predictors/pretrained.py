@@ -33,8 +33,13 @@ def sharegpt_predictor(kind: str = "rank", bucket: int = 820):
     from ltrsched.predictors.predictor import Predictor
     from ltrsched.workloads.sharegpt import cache_dir
 
+    from ltrsched.workloads import selection, sharegpt
+
     config = default_config(kind, bucket)
-    key = hashlib.sha256(json.dumps({**asdict(config), "v": CACHE_VERSION}, sort_keys=True).encode()).hexdigest()[:16]
+    # the key covers the model config and the training data's definition (parser version, split sizes)
+    data = {"sharegpt": sharegpt.CACHE_VERSION, "eval_size": selection.EVAL_SIZE, "split_seed": selection.SPLIT_SEED}
+    key = hashlib.sha256(json.dumps({**asdict(config), "v": CACHE_VERSION, "data": data},
+                                    sort_keys=True).encode()).hexdigest()[:16]
     directory = cache_dir() / "predictors" / f"sharegpt-{kind}-{key}"
     if (directory / "predictor.json").is_file():
         try:
