@@ -17,9 +17,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "profiles": ("ltrsched.sim.profiles.commands:profiles", "List step-time profiles."),
     "policies": ("ltrsched.policies.commands:policies", "List scheduling policies and their parameters."),
     "workloads": ("ltrsched.workloads.commands:workloads", "List built-in workloads."),
-    "train": ("ltrsched.predictors.commands:train", "Train an output-length predictor (ListMLE / classes)."),
+    "train": ("ltrsched.predictors.commands:train", "Train an output-length predictor (pairwise / ListMLE / classes)."),
     "predict": ("ltrsched.predictors.commands:predict", "Add predictor scores to a workload file."),
     "evaluate": ("ltrsched.predictors.commands:evaluate", "Kendall tau / accuracy of a predictor."),
+    "ensemble": ("ltrsched.predictors.commands:ensemble", "Combine rank predictors (z-scored scores, weighted)."),
     "reproduce": ("ltrsched.experiments.commands:reproduce", "The paper's tables and figures, simulated, beside the paper's."),
     "sweep": ("ltrsched.experiments.commands:sweep", "Policies x workloads x rates x profiles from a TOML/JSON file."),
 }

@@ -206,3 +206,38 @@ def test_default_ranker_on_real_sharegpt():
     ep, el = prompts_and_lengths("sharegpt", "eval")
     metrics = Predictor(PredictorConfig()).fit(tp, tl, ep, el)
     assert metrics[-1]["tau"] > 0.33
+
+
+def test_ensemble_of_rank_predictors_round_trip(tmp_path):
+    from ltrsched.predictors.ensemble import Ensemble
+
+    prompts, lengths = synthetic(600, 0)
+    ev_p, ev_l = synthetic(200, 1)
+    dirs = []
+    for i, cfg in enumerate([PredictorConfig(dim=1 << 12, epochs=3), PredictorConfig(ngrams="tokens", loss="listmle", dim=1 << 12, epochs=3)]):
+        p = Predictor(cfg)
+        p.fit(prompts, lengths)
+        dirs.append(p.save(tmp_path / f"m{i}"))
+    members = [Predictor.load(d) for d in dirs]
+    ens = Ensemble.calibrate(members, prompts, [1.0, 3.0])
+    s = ens.scores(ev_p)
+    z = [(m.scores(ev_p) - m.scores(prompts).mean()) / m.scores(prompts).std() for m in members]
+    assert np.allclose(s, z[0] + 3.0 * z[1])
+    assert ens.evaluate(ev_p, ev_l)["tau"] > 0.6  # two short-trained members (each ~0.7)
+    ens.save(tmp_path / "ens", dirs)
+    again = Predictor.load(tmp_path / "ens")
+    assert isinstance(again, Ensemble) and np.allclose(again.scores(ev_p), s)
+    with pytest.raises(UserError, match="at least 2"):
+        Ensemble(members[:1], [1.0], [0.0], [1.0])
+    cls = Predictor(PredictorConfig(kind="class", dim=64, epochs=1))
+    with pytest.raises(UserError, match="rank predictors"):
+        Ensemble([members[0], cls], [1, 1], [0, 0], [1, 1])
+
+
+def test_cli_ensemble_bad_input_is_one_line(tmp_path):
+    Predictor(PredictorConfig(dim=64, epochs=1)).save(tmp_path / "a")
+    for args, message in [(["-m", str(tmp_path / "a")], "at least two"),
+                          (["-m", str(tmp_path / "a"), "-m", str(tmp_path / "a"), "-w", "1"], "1 --weight values for 2")]:
+        r = subprocess.run([sys.executable, "-m", "ltrsched.cli", "ensemble", *args, "-o", str(tmp_path / "e")],
+                           capture_output=True, text=True)
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr

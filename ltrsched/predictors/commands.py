@@ -127,3 +127,38 @@ def evaluate(model_dir, data, split, plot):
         plot.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(plot, dpi=120)
         click.echo(f"wrote {plot}")
+
+
+@click.command()
+@click.option("--model", "-m", "models", type=click.Path(path_type=Path), multiple=True, required=True,
+              help="A rank checkpoint directory; give two or more.")
+@click.option("--weight", "-w", "weights", type=float, multiple=True,
+              help="One weight per --model, in order (default: equal weights).")
+@click.option("--data", default="sharegpt", show_default=True,
+              help="Prompts whose member scores set each member's mean / std: the built-in name's train split or a file.")
+@click.option("--eval-data", default=None, help="Held-out prompts to report tau on (default: the same source's eval split).")
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), required=True, help="Checkpoint directory to write.")
+def ensemble(models, weights, data, eval_data, out):
+    """Combine rank predictors: the weighted sum of their z-scored scores (copies the members into --out)."""
+    from ltrsched.predictors.data import prompts_and_lengths
+    from ltrsched.predictors.ensemble import Ensemble
+    from ltrsched.predictors.predictor import Predictor
+
+    if len(models) < 2:
+        raise UserError("give at least two --model checkpoints")
+    if weights and len(weights) != len(models):
+        raise UserError(f"{len(weights)} --weight values for {len(models)} --model checkpoints")
+    members = [Predictor.load(m) for m in models]
+    if any(isinstance(m, Ensemble) for m in members):
+        raise UserError("ensemble members must be single predictors, not ensembles")
+    prompts, _ = prompts_and_lengths(data, "train")
+    ens = Ensemble.calibrate(members, prompts, list(weights) or None)
+    from ltrsched.predictors.predictor import kendall_tau
+
+    ev_prompts, ev_lengths = prompts_and_lengths(eval_data or data, "eval" if eval_data is None else "all")
+    ev_scores = [m.scores(ev_prompts) for m in members]
+    ens.save(out, list(models))
+    for m, s in zip(models, ev_scores):
+        click.echo(f"member {m}: held-out Kendall tau {kendall_tau(s, ev_lengths):.4f}")
+    click.echo(f"ensemble of {len(models)}: held-out ({len(ev_prompts)}) Kendall tau "
+               f"{kendall_tau(ens.combine(ev_scores), ev_lengths):.4f}; wrote {out}")
