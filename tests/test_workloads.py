@@ -61,6 +61,27 @@ def test_truncated_sharegpt_json(tmp_path):
     assert len(wl) == 1 and wl.df["prompt"][0] == "Tell me a story please"
 
 
+def test_sharegpt_keeps_only_conversation_openings(tmp_path):
+    """FastChat's split file cuts long conversations into chunks ``<id>_<n>``: only ``_0`` (or no
+    suffix) opens a conversation; a later chunk's first user turn is mid-conversation."""
+    def conv(*turns):
+        return [{"from": f, "value": v} for f, v in turns]
+
+    recs = [
+        {"id": "x_0", "conversations": conv(("human", "Write a poem about autumn"), ("gpt", "Leaves fall softly."))},
+        {"id": "x_2", "conversations": conv(("human", "continue"), ("gpt", "And winter comes."))},
+        {"id": "y_0", "conversations": conv(("gpt", "Hello, how can I help?"), ("human", "Now shorter"),
+                                            ("gpt", "Hi."))},  # opens with a reply: no first user turn
+        {"id": "z", "conversations": conv(("system", "Be brief."), ("human", "Name a colour"), ("gpt", "Blue."))},
+        {"id": "w_10", "conversations": conv(("gpt", "...as I said"), ("human", "more please"), ("gpt", "More."))},
+    ]
+    path = tmp_path / "split.json"
+    path.write_text(json.dumps(recs))
+    df = load_sharegpt_records(path)
+    assert df["source_id"].to_list() == ["x_0", "z"]
+    assert df["prompt"].to_list() == ["Write a poem about autumn", "Name a colour"]
+
+
 def test_csv_trace_loader_real_file():
     wl = load_workload("../shared/data/traces/azure-2023-code.csv")
     assert len(wl) == 8819
@@ -119,6 +140,9 @@ def test_builtin_sharegpt_is_real_data():
     assert 250 < df["output_tokens"].mean() < 400  # ChatGPT responses (paper's Llama-3: 412)
     train = load_workload("sharegpt", split="train")
     assert not set(train.df["prompt"]) & set(load_workload("sharegpt").df["prompt"])
+    assert len(load_workload("sharegpt")) == EVAL_SIZE and len(train) > 4000
+    # only conversation openings: no later chunk of a split conversation
+    assert not train.df["source_id"].str.contains(r"_[1-9][0-9]*$").any()
 
 
 @pytest.mark.parametrize("name, prompt_mean, output_mean", [("lmsys-like", 85, 293), ("lmsys-like-70b", 85, 307),

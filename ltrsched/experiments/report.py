@@ -13,12 +13,12 @@ KNOWN_REASONS = """\
 ## Known reasons for differences
 
 - **Workloads are stand-ins.** ShareGPT: real ShareGPT prompts, but the response lengths are ChatGPT's
-  (mean prompt 90 / output 309 tokens), not Llama-3's own generations (the paper's 240 / 412 for 8B,
+  (mean prompt 81 / output 273 tokens), not Llama-3's own generations (the paper's 240 / 412 for 8B,
   429 for 70B). LMSYS: synthetic log-normal lengths matched to the paper's means (85 / 293 and 307),
   not LMSYS-Chat-1M. Shorter, less heavy-tailed ShareGPT lengths shrink every latency and change how
   much ordering matters.
 - **Predictor.** On ShareGPT the LTR scores come from our CPU ranker trained on ChatGPT lengths
-  (held-out Kendall tau ~0.30, against the paper's 0.52-0.55). Where no text exists (LMSYS-like), and
+  (held-out Kendall tau ~0.35, against the paper's 0.52-0.55). Where no text exists (LMSYS-like), and
   for the oracle, PO and the classifiers, scores come from an approximate oracle at the paper's
   measured tau. Each table says which. For ShareGPT, Table 1 shows LTR twice: on our trained
   predictor, and on approximate-oracle scores at the paper's tau. Compare the two LTR/FCFS ratios

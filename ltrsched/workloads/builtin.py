@@ -20,7 +20,7 @@ SYNTHETIC_DEFAULT_SIZE = 10_000
 
 BUILTIN: dict[str, str] = {
     "sharegpt": "REAL ShareGPT first-turn prompts + ChatGPT response lengths (Llama-3 tokens), paper's "
-                "selection rules; eval split 6,000, train split ~8,400",
+                "selection rules; eval split 4,000, train split 4,242",
     **{name: spec.description for name, spec in SYNTHETIC.items()},
 }
 

