@@ -78,3 +78,14 @@ def test_sweep_file(tmp_path):
     bad.write_text('policies = ["nope"]\n')
     r = run_cli("sweep", str(bad))
     assert r.returncode == 2 and "unknown policy" in r.stderr
+
+
+def test_full_reproduction_never_asks_more_sharegpt_prompts_than_the_eval_split_holds():
+    from ltrsched.experiments.commands import _modules
+    from ltrsched.workloads.selection import EVAL_SIZE
+
+    specs = [s for m in _modules().values() for s in m.specs(False)]
+    assert specs
+    for s in specs:
+        if s.workload == "sharegpt":
+            assert s.num_requests is None or s.num_requests <= EVAL_SIZE, (s.experiment, s.rate, s.num_requests)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ltrsched.experiments.methods import METHODS, make_spec
+from ltrsched.experiments.methods import METHODS, poisson_window_spec
 from ltrsched.experiments.plotting import line_panels
 from ltrsched.experiments.reference import paper_value
 from ltrsched.experiments.runner import load_summary
@@ -26,8 +26,7 @@ def rates(quick: bool) -> list[float]:
 
 
 def _spec(setting: str, policy: str, rate: float) -> RunSpec:
-    return make_spec(NAME, setting, policy, num_requests=int(rate * DURATION_S * 1.3) + 20, arrival="poisson",
-                     rate=float(rate), duration=DURATION_S)
+    return poisson_window_spec(NAME, setting, policy, rate, DURATION_S)
 
 
 def specs(quick: bool) -> list[RunSpec]:
