@@ -67,8 +67,9 @@ def _prepare_predictors(specs) -> None:
 
         if any(sc.startswith("trained-ltr") for sc in scorings):
             sharegpt_predictor("rank")
-        if any(sc.startswith("trained-class") for sc in scorings):
-            sharegpt_predictor("class", 820)
+        for sc in sorted(s for s in scorings if s.startswith("trained-class")):
+            _, _, bucket = sc.partition("bucket=")
+            sharegpt_predictor("class", int(bucket) if bucket else 820)
 
 
 SWEEP_KEYS = {"workloads", "policies", "profiles", "arrival", "rates", "num_requests", "duration", "seeds", "scoring",

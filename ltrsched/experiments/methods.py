@@ -81,10 +81,9 @@ def _class_scoring(bucket: int) -> Callable[[str], tuple[str, str]]:
     key = CLASS_BUCKETS[bucket]
 
     def scoring(setting: str) -> tuple[str, str]:
-        if bucket == 820:
-            name = trained_available("class", SETTINGS[setting][1])
-            if name is not None:
-                return f"trained-class:{name}", ""
+        name = trained_available("class", SETTINGS[setting][1])
+        if name is not None:  # a classifier of this bucket width trained on the workload's real text
+            return (f"trained-class:{name}", "") if bucket == 820 else (f"trained-class:{name},bucket={bucket}", "")
         # Table 3 gives the classifiers' measured tau for 70B; the 8B settings reuse the same dataset's value.
         tau = float(paper_value("table3", dataset_of(setting), "class-820" if key == "class" else key, "kendall_tau"))
         src = "" if model_of(setting) == "70B" else " (70B value, Table 3)"
@@ -134,6 +133,12 @@ def poisson_window_spec(experiment: str, setting: str, method: str, rate: float,
     return make_spec(experiment, setting, method, num_requests=n, arrival="poisson", rate=float(rate), duration=duration)
 
 
+def paper_tau_twin(setting: str) -> tuple[str, ...]:
+    """Where LTR runs on our trained predictor (ShareGPT), also LTR at the paper's tau: separates the
+    predictor's quality from the rest of the comparison (PO stands in at the paper's tau everywhere)."""
+    return ("ltr-paper-tau",) if trained_available("ltr", SETTINGS[setting][1]) else ()
+
+
 def with_method_key(spec: RunSpec) -> str:
     """The method key of a spec made by :func:`make_spec` (by its label)."""
     for m in METHODS.values():
@@ -142,4 +147,5 @@ def with_method_key(spec: RunSpec) -> str:
     return spec.label
 
 
-__all__ = ["CLASS_BUCKETS", "METHODS", "Method", "SETTINGS", "make_spec", "poisson_window_spec", "with_method_key"]
+__all__ = ["CLASS_BUCKETS", "METHODS", "Method", "SETTINGS", "make_spec", "paper_tau_twin", "poisson_window_spec",
+           "with_method_key"]

@@ -7,7 +7,8 @@ Scoring strings:
 * ``approx-score:tau=T`` - LTR scores from the approximate oracle at Kendall tau ``T``.
 * ``approx-po:tau=T`` - PO self-estimates [tokens] at tau ``T``.
 * ``approx-class:bucket=W,tau=T`` - a length classifier with bucket width ``W`` [tokens] at tau ``T``.
-* ``trained-ltr:NAME`` / ``trained-class:NAME`` - a trained predictor (``ltrsched.predictors``) by name.
+* ``trained-ltr:NAME`` / ``trained-class:NAME[,bucket=W]`` - a trained predictor (``ltrsched.predictors``)
+  by name; a classifier of bucket width ``W`` [tokens] (default 820).
 
 Each returns the scored workload and a record of what was attached (achieved Kendall tau-b, bucket
 accuracy), which the runner stores in the run's summary.
@@ -47,7 +48,13 @@ def _parse(scoring: str) -> tuple[str, dict[str, str]]:
                 raise UserError(f"bad scoring {scoring!r}: expected key=value, got {item!r}")
             params[k.strip()] = v.strip()
     elif rest:
-        params["name"] = rest
+        name, _, opts = rest.partition(",")
+        params["name"] = name
+        for item in filter(None, opts.split(",")):
+            k, eq, v = item.partition("=")
+            if not eq:
+                raise UserError(f"bad scoring {scoring!r}: expected key=value, got {item!r}")
+            params[k.strip()] = v.strip()
     return kind, params
 
 
@@ -105,7 +112,8 @@ def attach_scores(workload: Workload, scoring: str, seed: int = 0) -> tuple[Work
         fn = _trained(sub)
         if fn is None:
             raise UserError(f"scoring {scoring!r}: no trained {sub} predictor installed ({TRAINED_PREDICTORS[sub]})")
-        scored = fn(workload, params.get("name", ""))
+        extra = {"bucket": int(_float(params, "bucket", scoring))} if "bucket" in params else {}
+        scored = fn(workload, params.get("name", ""), **extra)
         col = "score" if sub == "ltr" else "predicted_length"
         values = scored.df[col].to_numpy()
         df = scored.df

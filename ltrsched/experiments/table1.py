@@ -6,7 +6,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ltrsched.experiments.methods import METHODS, make_spec
+from ltrsched.experiments.methods import METHODS, make_spec, paper_tau_twin
 from ltrsched.experiments.plotting import grouped_bars
 from ltrsched.experiments.reference import SETTINGS as ALL_SETTINGS, paper_value
 from ltrsched.experiments.runner import load_summary
@@ -24,15 +24,9 @@ def settings(quick: bool) -> tuple[str, ...]:
     return ALL_SETTINGS[:2] if quick else ALL_SETTINGS
 
 
-def extra(setting: str) -> tuple[str, ...]:
-    """Where LTR runs on our trained predictor (ShareGPT), also LTR at the paper's tau: separates the
-    predictor's quality from the rest of the comparison."""
-    return ("ltr-paper-tau",) if "ShareGPT" in setting else ()
-
-
 def specs(quick: bool) -> list[RunSpec]:
     return [make_spec(NAME, s, p, num_requests=NUM_REQUESTS, arrival="burst")
-            for s in settings(quick) for p in (*POLICIES, *extra(s))]
+            for s in settings(quick) for p in (*POLICIES, *paper_tau_twin(s))]
 
 
 def build(out: Path, quick: bool) -> Section:
@@ -52,7 +46,7 @@ def build(out: Path, quick: bool) -> Section:
                 "ours_p90": s["latency_per_token_p90"], "paper_p90": paper_value(NAME, setting, p, "p90"),
                 "kendall_tau": s.get("scoring_kendall_tau"),
             })
-        for p in extra(setting):
+        for p in paper_tau_twin(setting):
             spec = make_spec(NAME, setting, p, num_requests=NUM_REQUESTS, arrival="burst")
             s = ours[p] = load_summary(out, spec)
             rows.append({
