@@ -242,7 +242,8 @@ class PolicyScheduler(Scheduler):
         reqs = [self._requests[s] for s in batch.tolist()]
         # vLLM's own account of each member (a request may stop early, e.g. at EOS without ignore_eos)
         generated = np.fromiter((len(r._output_token_ids) for r in reqs), dtype=np.int64, count=len(reqs))
-        done = np.fromiter((r.is_finished() for r in reqs), dtype=bool, count=len(reqs))
+        live = self.requests  # vLLM drops a request from it when it finishes (no KV connectors here)
+        done = np.fromiter((r.request_id not in live for r in reqs), dtype=bool, count=len(reqs))
         sampled = generated > t.generated_tokens[batch]
         t.sampled(batch[sampled], generated[sampled], now)
         t.run_time[batch] += dt
