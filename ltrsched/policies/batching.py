@@ -116,18 +116,20 @@ def form_batch(
     budget = limits.max_num_batched_tokens
 
     # --- 2. token budget and sequence cap: the longest prefix that fits --------------------------------
+    # (methods, not np.* functions: on arrays this small the call overhead is most of the cost)
     head = order[: limits.max_num_seqs]  # the batch can be no longer than this
     wanted = pending_tokens[head]
-    cum = np.cumsum(wanted)
+    cum = wanted.cumsum()
     if limits.chunked_prefill:
         # members are those starting with budget left: cum[i-1] < budget, i.e. i <= (first cum >= budget)
-        k = min(int(np.searchsorted(cum, budget, side="left")) + 1, len(head))
-        take = wanted[:k].copy()
-        if k:
-            take[-1] = min(take[-1], budget - (int(cum[k - 2]) if k > 1 else 0))
+        k = min(int(cum.searchsorted(budget, side="left")) + 1, len(head))
+        take = wanted[:k]
+        over = int(cum[k - 1]) - budget
+        if over > 0:  # the last member runs the chunk that fills the budget
+            take = take.copy()
+            take[-1] -= over
     else:
-        k = int(np.searchsorted(cum, budget, side="right"))  # members fit whole
-        k = min(k, limits.max_num_seqs)
+        k = int(cum.searchsorted(budget, side="right"))  # members fit whole
         take = wanted[:k]
     batch = head[:k]
 
@@ -135,10 +137,12 @@ def form_batch(
     cap = limits.num_gpu_blocks
     wm = limits.watermark_blocks
     b_computed = computed_tokens[batch]
-    need = (b_computed + take + (bs - 1)) // bs
+    rounded = b_computed + (bs - 1)
+    need = (rounded + take) // bs  # blocks each member holds after the step
     if resident_blocks is None:
         resident_blocks = int((-(-computed_tokens[resident] // bs)).sum())
-    after = resident_blocks + int(need.sum()) - int(np.dot((b_computed + (bs - 1)) // bs, resident[batch]))
+    # residents in the batch already hold ceil(computed / bs) blocks of that
+    after = resident_blocks + int(need.sum()) - int((rounded // bs).dot(resident[batch]))
     if after <= cap - wm:  # fast path: everything fits, even under the watermark
         return BatchPlan(batch, np.asarray(take, dtype=np.int64), _EMPTY, after)
     held_all = np.where(resident, -(-computed_tokens // bs), 0)  # blocks each request holds on the GPU
