@@ -5,6 +5,10 @@ Each step: admit arrivals, ask the policy for the competition order, form the ba
 recompute), time the step with the step-time profile (+ swap transfer time), then advance every batch
 member's tokens. A request whose known tokens are all computed at the end of a step samples one output
 token (the last prefill chunk yields the first token, as in vLLM).
+
+Speed: a step costs a few dozen numpy calls on arrays of at most ``max_num_seqs`` entries, so the per-call
+overhead dominates and the loop is written to make few calls: O(batch) bookkeeping only, a fast path for
+decode-only steps, and no SimPy event for a step while no other event is due before it ends.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import simpy
 from ltrsched.policies.base import LiveView, Policy, RequestState
 from ltrsched.policies.batching import BatchLimits, form_batch
 from ltrsched.sim.request_table import FINISHED, RequestTable
+
+count_nonzero = np.count_nonzero  # the cheapest numpy reduction: any()/all()/sum() of a mask cost ~4x more
 from ltrsched.sim.step_shape import StepShape
 
 WAITING = int(RequestState.WAITING)
@@ -99,9 +105,17 @@ class Replica:
 
     # ------------------------------------------------------------------ the process
     def run(self):
-        """SimPy process: serve until every request has finished."""
+        """SimPy process: serve until every request has finished.
+
+        The replica keeps its own clock, ``now``. A step that ends before any other scheduled event
+        runs without handing control to SimPy: nothing else could run in between, so this is the same as
+        one Timeout per step, without its cost. When another event is due first (another process, or
+        ``env.run(until=...)``), the step ends with a real Timeout and SimPy's clock catches up.
+        """
         t = self.t
         env = self.env
+        policy = self.policy
+        limits = self.limits
         arrival_order = np.argsort(t.arrival_time, kind="stable")
         arrivals = t.arrival_time[arrival_order]
         n = len(arrival_order)
@@ -111,160 +125,212 @@ class Replica:
         prev_batch = np.zeros(0, dtype=np.int64)
         wants_on_step = getattr(type(self.policy), "on_step", Policy.on_step) is not Policy.on_step or not isinstance(
             self.policy, Policy)
-        bs = self.limits.block_size
+        # arrays touched every step
+        computed, generated, pending, resident = t.computed_tokens, t.generated_tokens, t.pending_tokens, t.resident
+        state, output_tokens, run_time = t.state, t.output_tokens, t.run_time
+        last_token_time, max_token_gap = t.last_token_time, t.max_token_gap
+        last_run_step, max_idle_steps = t.last_run_step, t.max_idle_steps
+        now = env.now
 
-        while (next_arrival < n or len(live)) and env.now < self.stop_time:
+        while (next_arrival < n or len(live)) and now < self.stop_time:
             # -- admit arrivals up to now
-            if next_arrival < n and arrivals[next_arrival] <= env.now:
-                end = int(np.searchsorted(arrivals, env.now, side="right"))
-                new = arrival_order[next_arrival:end]
+            if next_arrival < n and arrivals[next_arrival] <= now:
+                end = int(arrivals.searchsorted(now, side="right"))
+                live = self._admit(live, arrival_order[next_arrival:end], now)
                 next_arrival = end
-                t.state[new] = WAITING
-                t.last_run_step[new] = self.steps - 1
-                live = np.concatenate((live, new))
-                self.policy.on_arrival(t.request_id[new], env.now)
             if not len(live):
-                yield env.timeout(min(arrivals[next_arrival], self.stop_time) - env.now)
+                wake = min(arrivals[next_arrival], self.stop_time)
+                now = now + (wake - now)  # what a SimPy timeout of (wake - now) ends at
+                if env.peek() <= now:
+                    yield env.timeout(now - env.now)
                 continue
 
             # -- rank and form the batch (form_batch gets global request indices and arrays)
-            view = LiveView(columns, live, env.now, self.steps)
-            order = self.policy.rank(view)
-            plan = form_batch(live[order], t.pending_tokens, t.computed_tokens, t.resident, self.limits,
-                              self.blocks_in_use)
+            view = LiveView(columns, live, now, self.steps)
+            order = policy.rank(view)
+            plan = form_batch(live[order], pending, computed, resident, limits, self.blocks_in_use)
 
             # -- last step's batch (finished ones removed) pauses unless it runs again; then preemption
-            t.state[prev_batch] = PAUSED
-            swap_blocks = 0
-            if len(plan.evict):
-                ev = plan.evict
-                ev_blocks = -(-t.computed_tokens[ev] // bs)
-                self.num_preemptions += len(ev)
-                t.num_preemptions[ev] += 1
-                t.resident[ev] = False
-                if self.swap:
-                    room = self.host_blocks - self.host_blocks_in_use
-                    fits = np.cumsum(ev_blocks) <= room
-                    to_host = ev[fits]
-                    moved = int(ev_blocks[fits].sum())
-                    t.state[to_host] = SWAPPED
-                    self.host_blocks_in_use += moved
-                    swap_blocks += moved
-                    recompute = ev[~fits]
-                else:
-                    recompute = ev
-                t.state[recompute] = WAITING
-                t.computed_tokens[recompute] = 0
-                t.pending_tokens[recompute] = t.prompt_tokens[recompute] + t.generated_tokens[recompute]
+            state[prev_batch] = PAUSED
+            swap_blocks = self._preempt(plan.evict) if len(plan.evict) else 0
 
             # -- the batch and its shape
             batch = plan.batch
             take = plan.num_new_tokens
+            k = len(batch)
             if self.host_blocks_in_use:  # swap-ins (nothing can be swapped while host memory is empty)
-                swapped_in = batch[t.state[batch] == SWAPPED]
-                if len(swapped_in):
-                    in_blocks = int((-(-t.computed_tokens[swapped_in] // bs)).sum())
-                    self.host_blocks_in_use -= in_blocks
-                    swap_blocks += in_blocks
-            b_computed = t.computed_tokens[batch]
-            b_gen = t.generated_tokens[batch]
-            # decode-only step: every member computes exactly its one pending token (members before the
-            # last take all they need, so tokens == members and a last pending of 1 imply it) and has
-            # produced a token before (else its first token / first scheduling must be recorded)
-            steady = (int(take.sum()) == len(batch) and t.pending_tokens[batch[-1]] == 1
-                      and int(b_gen.min()) > 0)
+                swap_blocks += self._swap_in(batch)
+            b_computed = computed[batch]
+            b_gen = generated[batch]
+            # decode-only step: every member computes exactly its one pending token (each takes >= 1 token,
+            # so all take 1; the last, possibly cut to the budget, has 1 pending) and has produced a token
+            # before (else its first token / first scheduling must be recorded)
+            steady = pending[batch[-1]] == 1 and count_nonzero(b_gen) == k and not count_nonzero(take != 1)
             if steady:
-                shape = StepShape(num_decode_seqs=len(batch), decode_context_tokens=int(b_computed.sum()) + len(batch))
+                shape = StepShape(num_decode_seqs=k, decode_context_tokens=int(b_computed.sum()) + k)
             else:
-                b_known = t.prompt_tokens[batch] + b_gen
-                # a decode computes the one token not yet in the KV (a 1-token last prompt chunk counts too)
-                is_decode = (take == 1) & (b_computed + 1 == b_known)
-                n_decode = int(is_decode.sum())
-                prefill = ~is_decode
-                p_take = take[prefill]
-                shape = StepShape(
-                    num_prefill_tokens=int(p_take.sum()),
-                    num_prefill_seqs=len(p_take),
-                    num_decode_seqs=n_decode,
-                    decode_context_tokens=int(b_computed[is_decode].sum()) + n_decode,
-                    prefill_attention_pairs=float((p_take * (b_computed[prefill] + (p_take + 1) * 0.5)).sum()),
-                )
+                shape, b_known = self._mixed_shape(batch, take, b_computed, b_gen)
             dt = self.step_time(shape) + swap_blocks * self.swap_seconds_per_block
-            start = float(env.now)
-            yield env.timeout(dt)
-            end = env.now
+            start = float(now)
+            end = now + dt  # what a SimPy timeout of dt ends at
+            if env.peek() <= end:  # another event is due first: let SimPy run it
+                yield env.timeout(end - env.now)
+            now = end
             self.busy_time += dt
 
             # -- advance the batch
-            if steady:  # every member samples a token; none is new
-                t.computed_tokens[batch] = b_computed + 1
-                new_gen = b_gen + 1
-                t.generated_tokens[batch] = new_gen
-                t.pending_tokens[batch] = 1
+            if steady:  # every member samples a token; none is new; pending stays 1 and all are resident
+                b_computed += 1
+                computed[batch] = b_computed
+                b_gen += 1
+                generated[batch] = b_gen
                 sampled = batch
             else:
-                new_computed = b_computed + take
-                t.computed_tokens[batch] = new_computed
-                sampled_mask = new_computed == b_known
-                new_gen = b_gen + sampled_mask
-                t.generated_tokens[batch] = new_gen
-                t.pending_tokens[batch] = b_known + sampled_mask - new_computed  # a new token's KV is next
-                sampled = batch[sampled_mask]
-                t.first_token_time[sampled] = np.fmin(t.first_token_time[sampled], end)  # NaN -> end
-                t.first_scheduled_time[batch] = np.fmin(t.first_scheduled_time[batch], start)
-            t.resident[batch] = True
-            gaps = end - t.last_token_time[sampled]  # NaN for first tokens: fmax ignores them
-            t.max_token_gap[sampled] = np.fmax(t.max_token_gap[sampled], gaps)
-            t.last_token_time[sampled] = end
-            t.run_time[batch] += dt
+                sampled = self._advance_mixed(batch, take, b_computed, b_gen, b_known, start, end)
+            gaps = end - last_token_time[sampled]  # NaN for first tokens: fmax ignores them
+            max_token_gap[sampled] = np.fmax(max_token_gap[sampled], gaps)
+            last_token_time[sampled] = end
+            run_time[batch] += dt
 
             # -- states and idle runs (O(batch): a run of idle steps ends when the request runs again)
-            t.state[batch] = RUNNING
+            state[batch] = RUNNING
             prev_batch = batch
-            idle_run = self.steps - 1 - t.last_run_step[batch]
-            t.max_idle_steps[batch] = np.maximum(t.max_idle_steps[batch], idle_run)
-            t.last_run_step[batch] = self.steps
+            idle_run = (self.steps - 1) - last_run_step[batch]
+            if count_nonzero(idle_run):  # else every member also ran last step
+                max_idle_steps[batch] = np.maximum(max_idle_steps[batch], idle_run)
+            last_run_step[batch] = self.steps
 
             if wants_on_step:
                 scheduled = np.zeros(len(live), dtype=bool)
-                scheduled[order[: len(batch)]] = True  # the batch is a prefix of the order
-                self.policy.on_step(view, scheduled, dt)
+                scheduled[order[:k]] = True  # the batch is a prefix of the order
+                policy.on_step(view, scheduled, dt)
 
             # -- finishes
-            done_mask = new_gen >= t.output_tokens[batch]
+            done_mask = b_gen >= output_tokens[batch]  # b_gen holds the new counts
             blocks_now = plan.blocks_in_use
-            if done_mask.any():
+            if count_nonzero(done_mask):
                 done = batch[done_mask]
                 prev_batch = batch[~done_mask]
-                blocks_now -= int((-(-t.computed_tokens[done] // bs)).sum())
-                t.state[done] = FINISHED
-                t.resident[done] = False
-                t.finish_time[done] = end
-                live = live[t.state[live] != FINISHED]
-                self.policy.on_finish(t.request_id[done], end)
-                if self.on_progress is not None:
-                    self.on_progress(len(done))
+                blocks_now -= self._finish(done, end)
+                live = live[state[live] != FINISHED]
             self.blocks_in_use = blocks_now
             if blocks_now > self.peak_blocks_in_use:
                 self.peak_blocks_in_use = blocks_now
             self.swapped_blocks_total += swap_blocks
 
             if self.trace is not None:
-                tr = self.trace
-                tr.start.append(start)
-                tr.duration.append(dt)
-                tr.num_seqs.append(len(batch))
-                tr.num_prefill_tokens.append(shape.num_prefill_tokens)
-                tr.num_decode_seqs.append(n_decode)
-                tr.num_live.append(len(view))
-                assert (t.pending_tokens[live] == t.prompt_tokens[live] + t.generated_tokens[live]
-                        - t.computed_tokens[live]).all()
-                tr.blocks_in_use.append(blocks_now)
-                tr.host_blocks_in_use.append(self.host_blocks_in_use)
-                tr.num_evicted.append(len(plan.evict))
-                tr.swap_blocks.append(swap_blocks)
-                tr.num_batched_tokens.append(int(take.sum()))
-                tr.num_finished.append(int(done_mask.sum()))
-                res = (t.state == RUNNING) | (t.state == PAUSED)
-                tr.resident_blocks.append(int((-(-t.computed_tokens[res] // bs)).sum()))
+                self._record(start, dt, shape, plan, swap_blocks, int(count_nonzero(done_mask)), len(view), live)
             self.steps += 1
+
+        if now > env.now:  # SimPy's clock ends where the last step did
+            yield env.timeout(now - env.now)
+
+    # ------------------------------------------------------------------ parts of a step
+    def _admit(self, live: np.ndarray, new: np.ndarray, now) -> np.ndarray:
+        """Arrivals ``new`` join the live requests (a new array: LiveGather caches by identity)."""
+        t = self.t
+        t.state[new] = WAITING
+        t.last_run_step[new] = self.steps - 1
+        self.policy.on_arrival(t.request_id[new], now)
+        return np.concatenate((live, new))
+
+    def _preempt(self, ev: np.ndarray) -> int:
+        """Preempt residents ``ev`` (lowest-ranked first): swap to host while it has room, else recompute.
+        Returns the blocks moved to the host."""
+        t = self.t
+        ev_blocks = -(-t.computed_tokens[ev] // self.limits.block_size)
+        self.num_preemptions += len(ev)
+        t.num_preemptions[ev] += 1
+        t.resident[ev] = False
+        moved = 0
+        if self.swap:
+            room = self.host_blocks - self.host_blocks_in_use
+            fits = np.cumsum(ev_blocks) <= room
+            to_host = ev[fits]
+            moved = int(ev_blocks[fits].sum())
+            t.state[to_host] = SWAPPED
+            self.host_blocks_in_use += moved
+            recompute = ev[~fits]
+        else:
+            recompute = ev
+        t.state[recompute] = WAITING
+        t.computed_tokens[recompute] = 0
+        t.pending_tokens[recompute] = t.prompt_tokens[recompute] + t.generated_tokens[recompute]
+        return moved
+
+    def _swap_in(self, batch: np.ndarray) -> int:
+        """Bring swapped batch members back to the GPU; returns the blocks moved."""
+        t = self.t
+        swapped_in = batch[t.state[batch] == SWAPPED]
+        if not len(swapped_in):
+            return 0
+        in_blocks = int((-(-t.computed_tokens[swapped_in] // self.limits.block_size)).sum())
+        self.host_blocks_in_use -= in_blocks
+        t.resident[swapped_in] = True
+        return in_blocks
+
+    def _mixed_shape(self, batch, take, b_computed, b_gen) -> tuple[StepShape, np.ndarray]:
+        """Shape of a step with prefill work; also returns the members' known tokens (prompt + generated)."""
+        b_known = self.t.prompt_tokens[batch] + b_gen
+        # a decode computes the one token not yet in the KV (a 1-token last prompt chunk counts too)
+        is_decode = (take == 1) & (b_computed + 1 == b_known)
+        n_decode = int(count_nonzero(is_decode))
+        prefill = ~is_decode
+        p_take = take[prefill]
+        shape = StepShape(
+            num_prefill_tokens=int(p_take.sum()),
+            num_prefill_seqs=len(p_take),
+            num_decode_seqs=n_decode,
+            decode_context_tokens=int(b_computed[is_decode].sum()) + n_decode,
+            prefill_attention_pairs=float((p_take * (b_computed[prefill] + (p_take + 1) * 0.5)).sum()),
+        )
+        return shape, b_known
+
+    def _advance_mixed(self, batch, take, b_computed, b_gen, b_known, start, end) -> np.ndarray:
+        """Advance a batch with prefill work by ``take`` tokens; members that computed all their known
+        tokens sample one. Updates ``b_gen`` in place to the new counts; returns the members that sampled."""
+        t = self.t
+        new_computed = b_computed + take
+        t.computed_tokens[batch] = new_computed
+        sampled_mask = new_computed == b_known
+        b_gen += sampled_mask
+        t.generated_tokens[batch] = b_gen
+        t.pending_tokens[batch] = b_known + sampled_mask - new_computed  # a new token's KV is next
+        sampled = batch[sampled_mask]
+        t.first_token_time[sampled] = np.fmin(t.first_token_time[sampled], end)  # NaN -> end
+        t.first_scheduled_time[batch] = np.fmin(t.first_scheduled_time[batch], start)
+        t.resident[batch] = True
+        return sampled
+
+    def _finish(self, done: np.ndarray, end) -> int:
+        """Requests ``done`` finished at ``end``; returns the KV blocks they free."""
+        t = self.t
+        freed = int((-(-t.computed_tokens[done] // self.limits.block_size)).sum())
+        t.state[done] = FINISHED
+        t.resident[done] = False
+        t.finish_time[done] = end
+        self.policy.on_finish(t.request_id[done], end)
+        if self.on_progress is not None:
+            self.on_progress(len(done))
+        return freed
+
+    def _record(self, start, dt, shape, plan, swap_blocks, num_finished, num_live, live) -> None:
+        """Append one step to the trace (with consistency checks: this path is for tests and analysis)."""
+        t = self.t
+        tr = self.trace
+        tr.start.append(start)
+        tr.duration.append(dt)
+        tr.num_seqs.append(len(plan.batch))
+        tr.num_prefill_tokens.append(shape.num_prefill_tokens)
+        tr.num_decode_seqs.append(shape.num_decode_seqs)
+        tr.num_live.append(num_live)
+        assert (t.pending_tokens[live] == t.prompt_tokens[live] + t.generated_tokens[live]
+                - t.computed_tokens[live]).all()
+        tr.blocks_in_use.append(self.blocks_in_use)
+        tr.host_blocks_in_use.append(self.host_blocks_in_use)
+        tr.num_evicted.append(len(plan.evict))
+        tr.swap_blocks.append(swap_blocks)
+        tr.num_batched_tokens.append(plan.num_batched_tokens)
+        tr.num_finished.append(num_finished)
+        res = (t.state == RUNNING) | (t.state == PAUSED)
+        tr.resident_blocks.append(int((-(-t.computed_tokens[res] // self.limits.block_size)).sum()))
