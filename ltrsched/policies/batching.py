@@ -114,13 +114,22 @@ def form_batch(
     order = np.asarray(order, dtype=np.int64)
     bs = limits.block_size
     budget = limits.max_num_batched_tokens
+    if resident_blocks is None:
+        resident_blocks = int((-(-computed_tokens[resident] // bs)).sum())
+    if n == 1:
+        plan = _form_single(order, pending_tokens, computed_tokens, resident, limits, resident_blocks)
+        if plan is not None:
+            return plan
 
     # --- 2. token budget and sequence cap: the longest prefix that fits --------------------------------
     # (methods, not np.* functions: on arrays this small the call overhead is most of the cost)
     head = order[: limits.max_num_seqs]  # the batch can be no longer than this
     wanted = pending_tokens[head]
     cum = wanted.cumsum()
-    if limits.chunked_prefill:
+    if cum[-1] <= budget:  # all of the head fits whole
+        k = len(head)
+        take = wanted
+    elif limits.chunked_prefill:
         # members are those starting with budget left: cum[i-1] < budget, i.e. i <= (first cum >= budget)
         k = min(int(cum.searchsorted(budget, side="left")) + 1, len(head))
         take = wanted[:k]
@@ -139,8 +148,6 @@ def form_batch(
     b_computed = computed_tokens[batch]
     rounded = b_computed + (bs - 1)
     need = (rounded + take) // bs  # blocks each member holds after the step
-    if resident_blocks is None:
-        resident_blocks = int((-(-computed_tokens[resident] // bs)).sum())
     # residents in the batch already hold ceil(computed / bs) blocks of that
     after = resident_blocks + int(need.sum()) - int((rounded // bs).dot(resident[batch]))
     if after <= cap - wm:  # fast path: everything fits, even under the watermark
@@ -178,3 +185,22 @@ def form_batch(
     else:
         evict = _EMPTY
     return BatchPlan(batch, np.asarray(take, dtype=np.int64), evict, used_by_batch + total_held)
+
+
+def _form_single(order, pending_tokens, computed_tokens, resident, limits, resident_blocks) -> BatchPlan | None:
+    """:func:`form_batch` for a single live request that fits without preemption, in scalar arithmetic
+    (a burst's last requests often run alone for thousands of steps; numpy calls cost ~10x more here).
+    None when it does not fit: the general path then cuts or raises."""
+    i = order[0]
+    take = int(pending_tokens[i])
+    if take > limits.max_num_batched_tokens:
+        if not limits.chunked_prefill:
+            return None
+        take = limits.max_num_batched_tokens
+    bs = limits.block_size
+    computed = int(computed_tokens[i])
+    held = -(-computed // bs) if resident[i] else 0
+    after = resident_blocks + (computed + take + bs - 1) // bs - held
+    if after > limits.num_gpu_blocks - limits.watermark_blocks:
+        return None
+    return BatchPlan(order, np.array([take], dtype=np.int64), _EMPTY, after)
