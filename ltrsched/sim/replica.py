@@ -154,22 +154,28 @@ class Replica:
             state[prev_batch] = PAUSED
             swap_blocks = self._preempt(plan.evict) if len(plan.evict) else 0
 
-            # -- the batch and its shape
+            # -- the batch and its shape. A lone decoding member (a burst's last requests run alone for
+            # thousands of steps) takes scalar arithmetic: numpy calls cost ~10x more for one element.
             batch = plan.batch
             take = plan.num_new_tokens
             k = len(batch)
             if self.host_blocks_in_use:  # swap-ins (nothing can be swapped while host memory is empty)
                 swap_blocks += self._swap_in(batch)
-            b_computed = computed[batch]
-            b_gen = generated[batch]
-            # decode-only step: every member computes exactly its one pending token (each takes >= 1 token,
-            # so all take 1; the last, possibly cut to the budget, has 1 pending) and has produced a token
-            # before (else its first token / first scheduling must be recorded)
-            steady = pending[batch[-1]] == 1 and count_nonzero(b_gen) == k and not count_nonzero(take != 1)
-            if steady:
-                shape = StepShape(num_decode_seqs=k, decode_context_tokens=int(b_computed.sum()) + k)
+            solo = k == 1 and pending[batch[0]] == 1 and generated[batch[0]] > 0
+            if solo:
+                i = int(batch[0])
+                shape = StepShape(num_decode_seqs=1, decode_context_tokens=int(computed[i]) + 1)
             else:
-                shape, b_known = self._mixed_shape(batch, take, b_computed, b_gen)
+                b_computed = computed[batch]
+                b_gen = generated[batch]
+                # decode-only step: every member computes exactly its one pending token (each takes >= 1
+                # token, so all take 1; the last, possibly cut to the budget, has 1 pending) and has produced
+                # a token before (else its first token / first scheduling must be recorded)
+                steady = pending[batch[-1]] == 1 and count_nonzero(b_gen) == k and not count_nonzero(take != 1)
+                if steady:
+                    shape = StepShape(num_decode_seqs=k, decode_context_tokens=int(b_computed.sum()) + k)
+                else:
+                    shape, b_pending = self._mixed_shape(batch, take, b_computed)
             dt = self.step_time(shape) + swap_blocks * self.swap_seconds_per_block
             start = float(now)
             end = now + dt  # what a SimPy timeout of dt ends at
@@ -179,26 +185,30 @@ class Replica:
             self.busy_time += dt
 
             # -- advance the batch
-            if steady:  # every member samples a token; none is new; pending stays 1 and all are resident
-                b_computed += 1
-                computed[batch] = b_computed
-                b_gen += 1
-                generated[batch] = b_gen
-                sampled = batch
+            if solo:
+                num_done = self._advance_solo(i, dt, end)
             else:
-                sampled = self._advance_mixed(batch, take, b_computed, b_gen, b_known, start, end)
-            gaps = end - last_token_time[sampled]  # NaN for first tokens: fmax ignores them
-            max_token_gap[sampled] = np.fmax(max_token_gap[sampled], gaps)
-            last_token_time[sampled] = end
-            run_time[batch] += dt
-
-            # -- states and idle runs (O(batch): a run of idle steps ends when the request runs again)
-            state[batch] = RUNNING
+                if steady:  # every member samples a token; none is new; pending stays 1 and all are resident
+                    b_computed += 1
+                    computed[batch] = b_computed
+                    b_gen += 1
+                    generated[batch] = b_gen
+                    sampled = batch
+                else:
+                    sampled = self._advance_mixed(batch, take, b_computed, b_gen, b_pending, start, end)
+                gaps = end - last_token_time[sampled]  # NaN for first tokens: fmax ignores them
+                max_token_gap[sampled] = np.fmax(max_token_gap[sampled], gaps)
+                last_token_time[sampled] = end
+                run_time[batch] += dt
+                # states and idle runs (O(batch): a run of idle steps ends when the request runs again)
+                state[batch] = RUNNING
+                idle_run = (self.steps - 1) - last_run_step[batch]
+                if count_nonzero(idle_run):  # else every member also ran last step
+                    max_idle_steps[batch] = np.maximum(max_idle_steps[batch], idle_run)
+                last_run_step[batch] = self.steps
+                done_mask = b_gen >= output_tokens[batch]  # b_gen holds the new counts
+                num_done = count_nonzero(done_mask)
             prev_batch = batch
-            idle_run = (self.steps - 1) - last_run_step[batch]
-            if count_nonzero(idle_run):  # else every member also ran last step
-                max_idle_steps[batch] = np.maximum(max_idle_steps[batch], idle_run)
-            last_run_step[batch] = self.steps
 
             if wants_on_step:
                 scheduled = np.zeros(len(live), dtype=bool)
@@ -206,11 +216,12 @@ class Replica:
                 policy.on_step(view, scheduled, dt)
 
             # -- finishes
-            done_mask = b_gen >= output_tokens[batch]  # b_gen holds the new counts
             blocks_now = plan.blocks_in_use
-            if count_nonzero(done_mask):
-                done = batch[done_mask]
-                prev_batch = batch[~done_mask]
+            if num_done:
+                if solo:
+                    done, prev_batch = batch, batch[:0]
+                else:
+                    done, prev_batch = batch[done_mask], batch[~done_mask]
                 blocks_now -= self._finish(done, end)
                 live = live[state[live] != FINISHED]
             self.blocks_in_use = blocks_now
@@ -219,7 +230,7 @@ class Replica:
             self.swapped_blocks_total += swap_blocks
 
             if self.trace is not None:
-                self._record(start, dt, shape, plan, swap_blocks, int(count_nonzero(done_mask)), len(view), live)
+                self._record(start, dt, shape, plan, swap_blocks, int(num_done), len(view), live)
             self.steps += 1
 
         if now > env.now:  # SimPy's clock ends where the last step did
@@ -269,33 +280,54 @@ class Replica:
         t.resident[swapped_in] = True
         return in_blocks
 
-    def _mixed_shape(self, batch, take, b_computed, b_gen) -> tuple[StepShape, np.ndarray]:
-        """Shape of a step with prefill work; also returns the members' known tokens (prompt + generated)."""
-        b_known = self.t.prompt_tokens[batch] + b_gen
-        # a decode computes the one token not yet in the KV (a 1-token last prompt chunk counts too)
-        is_decode = (take == 1) & (b_computed + 1 == b_known)
+    def _advance_solo(self, i: int, dt: float, end) -> bool:
+        """The decode-only step for a lone member ``i``, in scalar arithmetic (the same operations as the
+        array path, element by element). Returns whether it finished."""
+        t = self.t
+        t.computed_tokens[i] += 1
+        generated = t.generated_tokens[i] + 1
+        t.generated_tokens[i] = generated
+        gap = end - t.last_token_time[i]
+        if gap > t.max_token_gap[i]:  # np.fmax: a NaN gap (no token before) never wins
+            t.max_token_gap[i] = gap
+        t.last_token_time[i] = end
+        t.run_time[i] += dt
+        t.state[i] = RUNNING
+        idle_run = self.steps - 1 - t.last_run_step[i]
+        if idle_run > t.max_idle_steps[i]:
+            t.max_idle_steps[i] = idle_run
+        t.last_run_step[i] = self.steps
+        return generated >= t.output_tokens[i]
+
+    def _mixed_shape(self, batch, take, b_computed) -> tuple[StepShape, np.ndarray]:
+        """Shape of a step with prefill work; also returns the members' pending tokens."""
+        b_pending = self.t.pending_tokens[batch]
+        # a decode computes the one token not yet in the KV (a 1-token last prompt chunk counts too):
+        # pending = known - computed = 1, so it takes 1
+        is_decode = b_pending == 1
         n_decode = int(count_nonzero(is_decode))
-        prefill = ~is_decode
+        prefill = (~is_decode).nonzero()[0]
         p_take = take[prefill]
+        p_computed = b_computed[prefill]
         shape = StepShape(
             num_prefill_tokens=int(p_take.sum()),
-            num_prefill_seqs=len(p_take),
+            num_prefill_seqs=len(prefill),
             num_decode_seqs=n_decode,
-            decode_context_tokens=int(b_computed[is_decode].sum()) + n_decode,
-            prefill_attention_pairs=float((p_take * (b_computed[prefill] + (p_take + 1) * 0.5)).sum()),
+            decode_context_tokens=int(b_computed.sum() - p_computed.sum()) + n_decode,
+            prefill_attention_pairs=float((p_take * (p_computed + (p_take + 1) * 0.5)).sum()),
         )
-        return shape, b_known
+        return shape, b_pending
 
-    def _advance_mixed(self, batch, take, b_computed, b_gen, b_known, start, end) -> np.ndarray:
+    def _advance_mixed(self, batch, take, b_computed, b_gen, b_pending, start, end) -> np.ndarray:
         """Advance a batch with prefill work by ``take`` tokens; members that computed all their known
         tokens sample one. Updates ``b_gen`` in place to the new counts; returns the members that sampled."""
         t = self.t
-        new_computed = b_computed + take
-        t.computed_tokens[batch] = new_computed
-        sampled_mask = new_computed == b_known
+        t.computed_tokens[batch] = b_computed + take
+        left = b_pending - take  # known tokens still without KV after the step
+        sampled_mask = left == 0
         b_gen += sampled_mask
         t.generated_tokens[batch] = b_gen
-        t.pending_tokens[batch] = b_known + sampled_mask - new_computed  # a new token's KV is next
+        t.pending_tokens[batch] = left + sampled_mask  # a sampled token's KV is next
         sampled = batch[sampled_mask]
         t.first_token_time[sampled] = np.fmin(t.first_token_time[sampled], end)  # NaN -> end
         t.first_scheduled_time[batch] = np.fmin(t.first_scheduled_time[batch], start)
