@@ -307,13 +307,19 @@ class Replica:
         is_decode = b_pending == 1
         n_decode = int(count_nonzero(is_decode))
         prefill = (~is_decode).nonzero()[0]
+        decode_context_tokens = int(b_computed.sum()) + n_decode
+        if len(prefill) == 1:  # the usual case (one request admitted): the same arithmetic on scalars
+            chunk, before = int(take[prefill[0]]), int(b_computed[prefill[0]])
+            return StepShape(num_prefill_tokens=chunk, num_prefill_seqs=1, num_decode_seqs=n_decode,
+                             decode_context_tokens=decode_context_tokens - before,
+                             prefill_attention_pairs=chunk * (before + (chunk + 1) * 0.5)), b_pending
         p_take = take[prefill]
         p_computed = b_computed[prefill]
         shape = StepShape(
             num_prefill_tokens=int(p_take.sum()),
             num_prefill_seqs=len(prefill),
             num_decode_seqs=n_decode,
-            decode_context_tokens=int(b_computed.sum() - p_computed.sum()) + n_decode,
+            decode_context_tokens=decode_context_tokens - int(p_computed.sum()),
             prefill_attention_pairs=float((p_take * (p_computed + (p_take + 1) * 0.5)).sum()),
         )
         return shape, b_pending
