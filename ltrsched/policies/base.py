@@ -118,19 +118,22 @@ def order_by(*keys: np.ndarray) -> np.ndarray:
     """Positions sorted by ``keys`` ascending, the *first* key most significant (stable).
 
     ``order_by(bucket, arrival)`` sorts by bucket, ties by arrival. Unlike ``np.lexsort`` the primary key
-    comes first. The result is always ``np.lexsort(keys[::-1])``; when the tie-breaking keys are already
-    ascending along the positions (a host that lists requests by arrival, and ties broken by arrival
-    and id), only the primary key is sorted, with numpy's radix sort if it is a small integer.
+    comes first. The result is always ``np.lexsort(keys[::-1])``. When the primary key is a small
+    non-negative integer (e.g. SRTF's remaining tokens) and the tie-breaking keys are already ascending
+    along the positions (a host that lists requests by arrival, ties broken by arrival and id), only the
+    primary key is sorted, with numpy's radix sort: several times faster than lexsort's merge sort.
     """
     n = len(keys[0])
     if n < 2:  # nothing to sort (a burst's last request runs alone for thousands of steps)
         return np.zeros(n, dtype=np.intp)
-    if n >= _SHORTCUT_MIN and all(_ascending(key) for key in keys[1:]):
-        return _stable_argsort(keys[0])
+    if n >= _RADIX_MIN:
+        primary = _as_uint16(keys[0])
+        if primary is not None and all(_ascending(key) for key in keys[1:]):
+            return primary.argsort(kind="stable")
     return np.lexsort(keys[::-1])
 
 
-_SHORTCUT_MIN = 256  # below this lexsort is as fast as checking
+_RADIX_MIN = 256  # below this lexsort is as fast as the checks
 
 
 def _ascending(key: np.ndarray) -> bool:
@@ -139,12 +142,13 @@ def _ascending(key: np.ndarray) -> bool:
     return key.dtype.kind in "biuf" and np.count_nonzero(key[1:] >= key[:-1]) == len(key) - 1
 
 
-def _stable_argsort(key: np.ndarray) -> np.ndarray:
-    """``np.argsort(key, kind="stable")``; integers in [0, 2**16) as uint16, which numpy radix-sorts."""
+def _as_uint16(key: np.ndarray) -> np.ndarray | None:
+    """An integer ``key`` with all values in [0, 2**16) as uint16 (numpy radix-sorts 16-bit integers),
+    else None."""
     key = np.asarray(key)
-    if key.dtype.kind in "iu" and key.dtype.itemsize > 2 and not np.count_nonzero(key >> 16):
-        key = key.astype(np.uint16)
-    return key.argsort(kind="stable")
+    if key.dtype.kind not in "iu" or np.count_nonzero(key >> 16):
+        return None
+    return key.astype(np.uint16, copy=False)
 
 
 class Policy:
