@@ -43,7 +43,8 @@ KEY_KINDS = {  # key generators: (rng, n) -> array; sorted ones make order_by ta
     "float": lambda r, n: r.random(n).round(2), "nan": lambda r, n: np.where(r.random(n) < 0.2, np.nan, r.random(n)),
     "bool": lambda r, n: r.random(n) < 0.5, "zeros": lambda r, n: np.zeros(n), "signed_zero": lambda r, n: -np.zeros(n),
     "ascending": lambda r, n: np.sort(r.integers(0, 30, n)), "ascending_float": lambda r, n: np.sort(r.random(n)),
-    "ids": lambda r, n: np.arange(n), "nan_tail": lambda r, n: np.r_[np.sort(r.random(n - n // 3)), np.full(n // 3, np.nan)],
+    "ids": lambda r, n: np.arange(n),
+    "nan_tail": lambda r, n: np.r_[np.sort(r.random(n - n // 3)), np.full(n // 3, np.nan)],
     "ascending_with_nans": lambda r, n: np.where(r.random(n) < 0.2, np.nan, np.sort(r.random(n))),
 }
 

@@ -8,7 +8,9 @@ token (the last prefill chunk yields the first token, as in vLLM).
 
 Speed: a step costs a few dozen numpy calls on arrays of at most ``max_num_seqs`` entries, so the per-call
 overhead dominates and the loop is written to make few calls: O(batch) bookkeeping only, a fast path for
-decode-only steps, and no SimPy event for a step while no other event is due before it ends.
+decode-only steps, scalar arithmetic for a lone decoding request (a burst's last requests run alone for
+thousands of steps), and no SimPy event for a step while no other event is due before it ends. Every
+path does the same arithmetic in the same order, so results do not depend on which one a step takes.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ import simpy
 from ltrsched.policies.base import LiveView, Policy, RequestState
 from ltrsched.policies.batching import BatchLimits, form_batch
 from ltrsched.sim.request_table import FINISHED, RequestTable
+from ltrsched.sim.step_shape import StepShape
 
 count_nonzero = np.count_nonzero  # the cheapest numpy reduction: any()/all()/sum() of a mask cost ~4x more
-from ltrsched.sim.step_shape import StepShape
 
 WAITING = int(RequestState.WAITING)
 RUNNING = int(RequestState.RUNNING)
