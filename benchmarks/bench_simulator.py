@@ -31,7 +31,8 @@ def main() -> None:
     args = ap.parse_args()
 
     wl = apply_arrivals(load_workload(args.workload, num_requests=args.num_requests, seed=0), "burst")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
+          f"load average {os.getloadavg()[0]:.2f} (other processes slow the wall times)")
     print(f"workload {args.workload} n={len(wl)} burst, profile {args.profile}")
     print(f"{'policy':<10}{'makespan [s]':>14}{'wall [s]':>10}{'steps':>8}{'us/step':>9}{'speedup':>10}")
     for spec in args.policies.split(","):
@@ -40,7 +41,7 @@ def main() -> None:
             t0 = time.perf_counter()
             r = simulate(wl, make_policy(spec), SimConfig(profile=args.profile))
             walls.append(time.perf_counter() - t0)
-        wall = min(walls)
+        wall = min(walls)  # the least disturbed run
         s = r.summary
         print(f"{spec:<10}{s['makespan']:>14.1f}{wall:>10.3f}{s['steps']:>8}{wall / s['steps'] * 1e6:>9.0f}"
               f"{s['makespan'] / wall:>9.0f}x")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from ltrsched.policies import BatchLimits, form_batch
+from ltrsched.policies import BatchLimits, batching, form_batch
 from ltrsched.policies.step_shape import batch_step_shape
 
 
@@ -81,3 +85,59 @@ def test_batch_step_shape_by_hand():
     assert shape.num_prefill_tokens == 6 and shape.num_prefill_seqs == 1
     assert shape.decode_context_tokens == (9 + 4) + 2
     assert shape.prefill_attention_pairs == 6 * (0 + 3.5)
+
+
+# --- form_batch's scalar path for a single live request agrees with its general path ---------------
+
+@st.composite
+def limits_strategy(draw) -> BatchLimits:
+    """Any BatchLimits: every int field drawn small (so limits bind), every bool field both ways."""
+    values = {}
+    for f in dataclasses.fields(BatchLimits):
+        if f.type in ("bool", bool):
+            values[f.name] = draw(st.booleans())
+        elif f.name not in ("watermark_blocks", "max_resident_seqs"):
+            values[f.name] = draw(st.integers(1, 64))
+    values["watermark_blocks"] = draw(st.integers(0, values["num_gpu_blocks"] - 1))
+    values["max_resident_seqs"] = draw(st.none() | st.integers(values["max_num_seqs"], 80))
+    return BatchLimits(**values)
+
+
+@st.composite
+def single_request(draw):
+    n = draw(st.integers(1, 6))  # requests the host tracks; one is live
+    pending = np.array(draw(st.lists(st.integers(1, 200), min_size=n, max_size=n)), dtype=np.int64)
+    computed = np.array(draw(st.lists(st.integers(0, 200), min_size=n, max_size=n)), dtype=np.int64)
+    resident = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    live = draw(st.integers(0, n - 1))
+    return np.array([live], dtype=np.int64), pending, computed, resident
+
+
+def _plan(order, pending, computed, resident, limits, resident_blocks):
+    try:
+        return form_batch(order, pending, computed, resident, limits, resident_blocks)
+    except ValueError as e:
+        return str(e)
+
+
+@settings(max_examples=400, deadline=None)
+@given(req=single_request(), limits=limits_strategy(), pass_blocks=st.booleans())
+def test_single_request_path_matches_the_general_path(req, limits, pass_blocks):
+    order, pending, computed, resident = req
+    blocks = int((-(-computed[resident] // limits.block_size)).sum()) if pass_blocks else None
+    fast = _plan(order, pending, computed, resident, limits, blocks)
+    original = batching._form_single
+    batching._form_single = lambda *args: None  # force the general path
+    try:
+        general = _plan(order, pending, computed, resident, limits, blocks)
+    finally:
+        batching._form_single = original
+    if isinstance(general, str):
+        assert fast == general
+        return
+    assert np.array_equal(fast.batch, general.batch) and fast.batch.dtype == general.batch.dtype
+    assert np.array_equal(fast.num_new_tokens, general.num_new_tokens)
+    assert fast.num_new_tokens.dtype == general.num_new_tokens.dtype
+    assert np.array_equal(fast.evict, general.evict)
+    assert fast.blocks_in_use == general.blocks_in_use
+    assert (fast.ranks is None or list(fast.ranks) == [0]) and (general.ranks is None or list(general.ranks) == [0])

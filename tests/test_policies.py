@@ -11,7 +11,7 @@ from scipy.stats import kendalltau
 
 from conftest import LinearProfile, make_workload
 from ltrsched.errors import UserError
-from ltrsched.policies import LiveView, RequestState, make_policy
+from ltrsched.policies import LiveView, RequestState, make_policy, order_by
 from ltrsched.policies.approx_oracle import approx_oracle_scores
 from ltrsched.sim import SimConfig, simulate
 from ltrsched.workloads import load_workload
@@ -35,6 +35,28 @@ def prepared(spec, v):
     p.prepare({k: v.column(k) for k in ("request_id", "arrival_time", "prompt_tokens", "output_tokens",
                                         "score", "po_estimate", "predicted_length")})
     return p
+
+
+KEY_KINDS = {  # key generators: (rng, n) -> array; sorted ones make order_by take its shortcut
+    "small_int": lambda r, n: r.integers(0, 300, n), "wide_int": lambda r, n: r.integers(-(2**40), 2**40, n),
+    "negative_int": lambda r, n: r.integers(-5, 5, n), "int32": lambda r, n: r.integers(0, 9, n).astype(np.int32),
+    "float": lambda r, n: r.random(n).round(2), "nan": lambda r, n: np.where(r.random(n) < 0.2, np.nan, r.random(n)),
+    "bool": lambda r, n: r.random(n) < 0.5, "zeros": lambda r, n: np.zeros(n), "signed_zero": lambda r, n: -np.zeros(n),
+    "ascending": lambda r, n: np.sort(r.integers(0, 30, n)), "ascending_float": lambda r, n: np.sort(r.random(n)),
+    "ids": lambda r, n: np.arange(n),
+    "nan_tail": lambda r, n: np.r_[np.sort(r.random(n - n // 3)), np.full(n // 3, np.nan)],
+    "ascending_with_nans": lambda r, n: np.where(r.random(n) < 0.2, np.nan, np.sort(r.random(n))),
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(n=st.sampled_from([0, 1, 2, 5, 255, 256, 700]), kinds=st.lists(st.sampled_from(sorted(KEY_KINDS)), min_size=1,
+                                                                      max_size=4), seed=st.integers(0, 2**32 - 1))
+def test_order_by_is_lexsort(n, kinds, seed):
+    rng = np.random.default_rng(seed)
+    keys = [KEY_KINDS[k](rng, n) for k in kinds]
+    got, want = order_by(*keys), np.lexsort(keys[::-1])
+    assert got.dtype == want.dtype and np.array_equal(got, want)
 
 
 def test_fcfs_srtf_ltr_orders():

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import simpy
 
 from conftest import LinearProfile, make_workload
 from ltrsched.errors import UserError
 from ltrsched.policies import make_policy
+from ltrsched.policies.batching import BatchLimits
 from ltrsched.sim import SimConfig, simulate
+from ltrsched.sim.replica import Replica
+from ltrsched.sim.request_table import RequestTable
 
 
 def test_chunked_prefill_timing_and_ttft_tpot():
@@ -17,6 +22,7 @@ def test_chunked_prefill_timing_and_ttft_tpot():
     cfg = SimConfig(profile=LinearProfile(), max_num_batched_tokens=16, watermark=0, record_steps=True)
     r = simulate(wl, make_policy("fcfs"), cfg)
     assert r.steps["duration"].to_list() == pytest.approx([0.026, 0.025, 0.012])
+    assert r.steps["num_decode_seqs"].to_list() == [0, 1, 2]  # step 3 is decode-only
     a, b = r.requests.sort("request_id").iter_rows(named=True)
     assert a["ttft"] == pytest.approx(0.026) and b["ttft"] == pytest.approx(0.051)
     assert a["finish_time"] == pytest.approx(0.063) and b["finish_time"] == pytest.approx(0.063)
@@ -89,3 +95,37 @@ def test_stop_time_ends_the_run_early():
                                                     stop_time=0.1))
     assert r.summary["num_finished"] == 2 and r.summary["num_requests"] == 2
     assert r.requests["finish_time"].is_nan().sum() == 4
+
+
+def test_replica_shares_the_simpy_clock_with_other_processes():
+    # The replica runs steps without SimPy events while nothing else is due; with another process
+    # waking every 7 ms it must yield to it and still produce the same run, and each process must see
+    # SimPy's clock at its own event times.
+    wl = make_workload([30, 5, 12, 40], [20, 9, 15, 4], arrivals=[0.0, 0.01, 0.05, 0.3])
+    profile = LinearProfile(blocks=16)
+    alone = simulate(wl, make_policy("srtf"), SimConfig(profile=profile, block_size=4, watermark=0,
+                                                        max_num_batched_tokens=16)).requests
+
+    table = RequestTable.from_frame(wl.df)
+    env = simpy.Environment()
+    limits = BatchLimits(max_num_batched_tokens=16, num_gpu_blocks=16, block_size=4)
+    policy = make_policy("srtf")
+    policy.prepare(table.workload_columns())
+    block_bytes = profile.kv_bytes_per_token * 4  # as simulate() derives the swap cost and host capacity
+    replica = Replica(env, table, policy, limits, profile.step_time, block_bytes / profile.host_link_bytes_per_s,
+                      int(4 * (1 << 30) // block_bytes))
+    ticks = []
+
+    def ticker():
+        while True:
+            yield env.timeout(0.007)
+            ticks.append((env.now, replica.steps))
+
+    env.process(ticker())
+    env.run(until=env.process(replica.run()))
+    assert np.array_equal(table.finish_time, alone["finish_time"].to_numpy())
+    assert np.array_equal(table.first_token_time, alone["first_token_time"].to_numpy())
+    assert env.now == pytest.approx(np.nanmax(table.finish_time))
+    times = [t for t, _ in ticks]
+    assert times == pytest.approx(np.arange(1, len(times) + 1) * 0.007)
+    assert [s for _, s in ticks] == sorted(s for _, s in ticks) and ticks[-1][1] > ticks[0][1]

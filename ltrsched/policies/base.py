@@ -99,13 +99,56 @@ class LiveView:
         return self.column("output_tokens") - self.column("generated_tokens")
 
 
+def _column_property(name: str, doc: str) -> property:
+    def get(view: LiveView) -> np.ndarray:
+        arr = view._cache.get(name)
+        return view.column(name) if arr is None else arr
+
+    return property(get, doc=doc)
+
+
+# The standard columns as properties: a plain attribute lookup that fails first and falls back to
+# __getattr__ costs more than the rest of a cached column read.
+for _name, _doc in LIVE_COLUMNS.items():
+    setattr(LiveView, _name, _column_property(_name, _doc))
+del _name, _doc
+
+
 def order_by(*keys: np.ndarray) -> np.ndarray:
     """Positions sorted by ``keys`` ascending, the *first* key most significant (stable).
 
     ``order_by(bucket, arrival)`` sorts by bucket, ties by arrival. Unlike ``np.lexsort`` the primary key
-    comes first.
+    comes first. The result is always ``np.lexsort(keys[::-1])``. When the primary key is a small
+    non-negative integer (e.g. SRTF's remaining tokens) and the tie-breaking keys are already ascending
+    along the positions (a host that lists requests by arrival, ties broken by arrival and id), only the
+    primary key is sorted, with numpy's radix sort: several times faster than lexsort's merge sort.
     """
+    n = len(keys[0])
+    if n < 2:  # nothing to sort (a burst's last request runs alone for thousands of steps)
+        return np.zeros(n, dtype=np.intp)
+    if n >= _RADIX_MIN:
+        primary = _as_uint16(keys[0])
+        if primary is not None and all(_ascending(key) for key in keys[1:]):
+            return primary.argsort(kind="stable")
     return np.lexsort(keys[::-1])
+
+
+_RADIX_MIN = 256  # below this lexsort is as fast as the checks
+
+
+def _ascending(key: np.ndarray) -> bool:
+    """Whether a numeric ``key`` never decreases along the positions (False with any NaN)."""
+    key = np.asarray(key)
+    return key.dtype.kind in "biuf" and np.count_nonzero(key[1:] >= key[:-1]) == len(key) - 1
+
+
+def _as_uint16(key: np.ndarray) -> np.ndarray | None:
+    """An integer ``key`` with all values in [0, 2**16) as uint16 (numpy radix-sorts 16-bit integers),
+    else None."""
+    key = np.asarray(key)
+    if key.dtype.kind not in "iu" or np.count_nonzero(key >> 16):
+        return None
+    return key.astype(np.uint16, copy=False)
 
 
 class Policy:

@@ -135,20 +135,31 @@ def form_batch(
     order = np.asarray(order, dtype=np.int64)
     bs = limits.block_size
     budget = limits.max_num_batched_tokens
+    if resident_blocks is None:
+        resident_blocks = int((-(-computed_tokens[resident] // bs)).sum())
+    if n == 1:
+        plan = _form_single(order, pending_tokens, computed_tokens, resident, limits, resident_blocks)
+        if plan is not None:
+            return plan
 
     # --- 2. token budget and sequence cap: the longest prefix that fits --------------------------------
+    # (methods, not np.* functions: on arrays this small the call overhead is most of the cost)
     head = order[: limits.max_num_seqs]  # the batch can be no longer than this
     wanted = pending_tokens[head]
-    cum = np.cumsum(wanted)
-    if limits.chunked_prefill:
+    cum = wanted.cumsum()
+    if cum[-1] <= budget:  # all of the head fits whole
+        k = len(head)
+        take = wanted
+    elif limits.chunked_prefill:
         # members are those starting with budget left: cum[i-1] < budget, i.e. i <= (first cum >= budget)
-        k = min(int(np.searchsorted(cum, budget, side="left")) + 1, len(head))
-        take = wanted[:k].copy()
-        if k:
-            take[-1] = min(take[-1], budget - (int(cum[k - 2]) if k > 1 else 0))
+        k = min(int(cum.searchsorted(budget, side="left")) + 1, len(head))
+        take = wanted[:k]
+        over = int(cum[k - 1]) - budget
+        if over > 0:  # the last member runs the chunk that fills the budget
+            take = take.copy()
+            take[-1] -= over
     else:
-        k = int(np.searchsorted(cum, budget, side="right"))  # members fit whole
-        k = min(k, limits.max_num_seqs)
+        k = int(cum.searchsorted(budget, side="right"))  # members fit whole
         take = wanted[:k]
     ranks = None  # the batch is head[:k]
     if limits.resident_first and k and take[-1] < wanted[k - 1]:  # 5. the chunk cut moves to the engine order
@@ -159,10 +170,10 @@ def form_batch(
     cap = limits.num_gpu_blocks
     wm = limits.watermark_blocks
     b_computed = computed_tokens[batch]
-    need = (b_computed + take + (bs - 1)) // bs
-    if resident_blocks is None:
-        resident_blocks = int((-(-computed_tokens[resident] // bs)).sum())
-    after = resident_blocks + int(need.sum()) - int(np.dot((b_computed + (bs - 1)) // bs, resident[batch]))
+    rounded = b_computed + (bs - 1)
+    need = (rounded + take) // bs  # blocks each member holds after the step
+    # residents in the batch already hold ceil(computed / bs) blocks of that
+    after = resident_blocks + int(need.sum()) - int((rounded // bs).dot(resident[batch]))
     slots_over = 0
     if limits.max_resident_seqs is not None:
         residents_out = int(np.count_nonzero(resident[order])) - int(np.count_nonzero(resident[batch]))
@@ -226,3 +237,22 @@ def _resident_first_tokens(
     if kept.all():
         return ranks, take
     return ranks[kept], take[kept]
+
+
+def _form_single(order, pending_tokens, computed_tokens, resident, limits, resident_blocks) -> BatchPlan | None:
+    """:func:`form_batch` for a single live request that fits without preemption, in scalar arithmetic
+    (a burst's last requests often run alone for thousands of steps; numpy calls cost ~10x more here).
+    None when it does not fit: the general path then cuts or raises."""
+    i = order[0]
+    take = int(pending_tokens[i])
+    if take > limits.max_num_batched_tokens:
+        if not limits.chunked_prefill:
+            return None
+        take = limits.max_num_batched_tokens
+    bs = limits.block_size
+    computed = int(computed_tokens[i])
+    held = -(-computed // bs) if resident[i] else 0
+    after = resident_blocks + (computed + take + bs - 1) // bs - held
+    if after > limits.num_gpu_blocks - limits.watermark_blocks:
+        return None
+    return BatchPlan(order, np.array([take], dtype=np.int64), _EMPTY, after)

@@ -5,6 +5,12 @@ Each step: admit arrivals, ask the policy for the competition order, form the ba
 recompute), time the step with the step-time profile (+ swap transfer time), then advance every batch
 member's tokens. A request whose known tokens are all computed at the end of a step samples one output
 token (the last prefill chunk yields the first token, as in vLLM).
+
+Speed: a step costs a few dozen numpy calls on arrays of at most ``max_num_seqs`` entries, so the per-call
+overhead dominates and the loop is written to make few calls: O(batch) bookkeeping only, a fast path for
+decode-only steps, scalar arithmetic for a lone decoding request (a burst's last requests run alone for
+thousands of steps), and no SimPy event for a step while no other event is due before it ends. Every
+path does the same arithmetic in the same order, so results do not depend on which one a step takes.
 """
 
 from __future__ import annotations
@@ -17,8 +23,10 @@ import simpy
 
 from ltrsched.policies.base import LiveView, Policy, RequestState
 from ltrsched.policies.batching import BatchLimits, form_batch
+from ltrsched.policies.step_shape import StepShape
 from ltrsched.sim.request_table import FINISHED, RequestTable
-from ltrsched.policies.step_shape import StepShape, batch_step_shape
+
+count_nonzero = np.count_nonzero  # the cheapest numpy reduction: any()/all()/sum() of a mask cost ~4x more
 
 WAITING = int(RequestState.WAITING)
 RUNNING = int(RequestState.RUNNING)
@@ -99,9 +107,17 @@ class Replica:
 
     # ------------------------------------------------------------------ the process
     def run(self):
-        """SimPy process: serve until every request has finished."""
+        """SimPy process: serve until every request has finished.
+
+        The replica keeps its own clock, ``now``. A step that ends before any other scheduled event
+        runs without handing control to SimPy: nothing else could run in between, so this is the same as
+        one Timeout per step, without its cost. When another event is due first (another process, or
+        ``env.run(until=...)``), the step ends with a real Timeout and SimPy's clock catches up.
+        """
         t = self.t
         env = self.env
+        policy = self.policy
+        limits = self.limits
         arrival_order = np.argsort(t.arrival_time, kind="stable")
         arrivals = t.arrival_time[arrival_order]
         n = len(arrival_order)
@@ -111,151 +127,253 @@ class Replica:
         prev_batch = np.zeros(0, dtype=np.int64)
         wants_on_step = getattr(type(self.policy), "on_step", Policy.on_step) is not Policy.on_step or not isinstance(
             self.policy, Policy)
-        bs = self.limits.block_size
+        # arrays touched every step
+        computed, generated, pending, resident = t.computed_tokens, t.generated_tokens, t.pending_tokens, t.resident
+        state, output_tokens, run_time = t.state, t.output_tokens, t.run_time
+        last_token_time, max_token_gap = t.last_token_time, t.max_token_gap
+        last_run_step, max_idle_steps = t.last_run_step, t.max_idle_steps
+        resident_first = limits.resident_first
+        now = env.now
 
-        while (next_arrival < n or len(live)) and env.now < self.stop_time:
+        while (next_arrival < n or len(live)) and now < self.stop_time:
             # -- admit arrivals up to now
-            if next_arrival < n and arrivals[next_arrival] <= env.now:
-                end = int(np.searchsorted(arrivals, env.now, side="right"))
-                new = arrival_order[next_arrival:end]
+            if next_arrival < n and arrivals[next_arrival] <= now:
+                end = int(arrivals.searchsorted(now, side="right"))
+                live = self._admit(live, arrival_order[next_arrival:end], now)
                 next_arrival = end
-                t.state[new] = WAITING
-                t.last_run_step[new] = self.steps - 1
-                live = np.concatenate((live, new))
-                self.policy.on_arrival(t.request_id[new], env.now)
             if not len(live):
-                yield env.timeout(min(arrivals[next_arrival], self.stop_time) - env.now)
+                wake = min(arrivals[next_arrival], self.stop_time)
+                now = now + (wake - now)  # what a SimPy timeout of (wake - now) ends at
+                if env.peek() <= now:
+                    yield env.timeout(now - env.now)
                 continue
 
             # -- rank and form the batch (form_batch gets global request indices and arrays)
-            view = LiveView(columns, live, env.now, self.steps)
-            order = self.policy.rank(view)
-            plan = form_batch(live[order], t.pending_tokens, t.computed_tokens, t.resident, self.limits,
-                              self.blocks_in_use)
+            view = LiveView(columns, live, now, self.steps)
+            order = policy.rank(view)
+            plan = form_batch(live[order], pending, computed, resident, limits, self.blocks_in_use)
 
             # -- last step's batch (finished ones removed) pauses unless it runs again; then preemption
-            t.state[prev_batch] = PAUSED
-            swap_blocks = 0
-            if len(plan.evict):
-                ev = plan.evict
-                ev_blocks = -(-t.computed_tokens[ev] // bs)
-                self.num_preemptions += len(ev)
-                t.num_preemptions[ev] += 1
-                t.resident[ev] = False
-                if self.swap:
-                    room = self.host_blocks - self.host_blocks_in_use
-                    fits = np.cumsum(ev_blocks) <= room
-                    to_host = ev[fits]
-                    moved = int(ev_blocks[fits].sum())
-                    t.state[to_host] = SWAPPED
-                    self.host_blocks_in_use += moved
-                    swap_blocks += moved
-                    recompute = ev[~fits]
-                else:
-                    recompute = ev
-                t.state[recompute] = WAITING
-                t.computed_tokens[recompute] = 0
-                t.pending_tokens[recompute] = t.prompt_tokens[recompute] + t.generated_tokens[recompute]
+            state[prev_batch] = PAUSED
+            swap_blocks = self._preempt(plan.evict) if len(plan.evict) else 0
 
-            # -- the batch and its shape
+            # -- the batch and its shape. A lone decoding member (a burst's last requests run alone for
+            # thousands of steps) takes scalar arithmetic: numpy calls cost ~10x more for one element.
             batch = plan.batch
             take = plan.num_new_tokens
+            k = len(batch)
             if self.host_blocks_in_use:  # swap-ins (nothing can be swapped while host memory is empty)
-                swapped_in = batch[t.state[batch] == SWAPPED]
-                if len(swapped_in):
-                    in_blocks = int((-(-t.computed_tokens[swapped_in] // bs)).sum())
-                    self.host_blocks_in_use -= in_blocks
-                    swap_blocks += in_blocks
-            b_computed = t.computed_tokens[batch]
-            b_gen = t.generated_tokens[batch]
-            # decode-only step: every member computes exactly its one pending token (members before the
-            # last take all they need, so tokens == members and a last pending of 1 imply it) and has
-            # produced a token before (else its first token / first scheduling must be recorded)
-            # (with resident_first the chunk cut can fall on any member: check them all)
-            steady = (int(take.sum()) == len(batch) and int(b_gen.min()) > 0
-                      and (bool((t.pending_tokens[batch] == 1).all()) if self.limits.resident_first
-                           else t.pending_tokens[batch[-1]] == 1))
-            if steady:
-                shape = StepShape(num_decode_seqs=len(batch), decode_context_tokens=int(b_computed.sum()) + len(batch))
+                swap_blocks += self._swap_in(batch)
+            solo = k == 1 and pending[batch[0]] == 1 and generated[batch[0]] > 0
+            if solo:
+                i = int(batch[0])
+                shape = StepShape(num_decode_seqs=1, decode_context_tokens=int(computed[i]) + 1)
             else:
-                b_known = t.prompt_tokens[batch] + b_gen
-                shape = batch_step_shape(take, b_computed, b_known)
+                b_computed = computed[batch]
+                b_gen = generated[batch]
+                # decode-only step: every member computes exactly its one pending token (each takes >= 1
+                # token, so all take 1; the last, possibly cut to the budget, has 1 pending) and has produced
+                # a token before (else its first token / first scheduling must be recorded)
+                # (with resident_first the chunk cut can fall on any member: check them all)
+                steady = (count_nonzero(b_gen) == k and not count_nonzero(take != 1)
+                          and (not count_nonzero(pending[batch] != 1) if resident_first else pending[batch[-1]] == 1))
+                if steady:
+                    shape = StepShape(num_decode_seqs=k, decode_context_tokens=int(b_computed.sum()) + k)
+                else:
+                    shape, b_pending = self._mixed_shape(batch, take, b_computed)
             dt = self.step_time(shape) + swap_blocks * self.swap_seconds_per_block
-            start = float(env.now)
-            yield env.timeout(dt)
-            end = env.now
+            start = float(now)
+            end = now + dt  # what a SimPy timeout of dt ends at
+            if env.peek() <= end:  # another event is due first: let SimPy run it
+                yield env.timeout(end - env.now)
+            now = end
             self.busy_time += dt
 
             # -- advance the batch
-            if steady:  # every member samples a token; none is new
-                t.computed_tokens[batch] = b_computed + 1
-                new_gen = b_gen + 1
-                t.generated_tokens[batch] = new_gen
-                t.pending_tokens[batch] = 1
-                sampled = batch
+            if solo:
+                num_done = self._advance_solo(i, dt, end)
             else:
-                new_computed = b_computed + take
-                t.computed_tokens[batch] = new_computed
-                sampled_mask = new_computed == b_known
-                new_gen = b_gen + sampled_mask
-                t.generated_tokens[batch] = new_gen
-                t.pending_tokens[batch] = b_known + sampled_mask - new_computed  # a new token's KV is next
-                sampled = batch[sampled_mask]
-                t.first_token_time[sampled] = np.fmin(t.first_token_time[sampled], end)  # NaN -> end
-                t.first_scheduled_time[batch] = np.fmin(t.first_scheduled_time[batch], start)
-            t.resident[batch] = True
-            gaps = end - t.last_token_time[sampled]  # NaN for first tokens: fmax ignores them
-            t.max_token_gap[sampled] = np.fmax(t.max_token_gap[sampled], gaps)
-            t.last_token_time[sampled] = end
-            t.run_time[batch] += dt
-
-            # -- states and idle runs (O(batch): a run of idle steps ends when the request runs again)
-            t.state[batch] = RUNNING
+                if steady:  # every member samples a token; none is new; pending stays 1 and all are resident
+                    b_computed += 1
+                    computed[batch] = b_computed
+                    b_gen += 1
+                    generated[batch] = b_gen
+                    sampled = batch
+                else:
+                    sampled = self._advance_mixed(batch, take, b_computed, b_gen, b_pending, start, end)
+                gaps = end - last_token_time[sampled]  # NaN for first tokens: fmax ignores them
+                max_token_gap[sampled] = np.fmax(max_token_gap[sampled], gaps)
+                last_token_time[sampled] = end
+                run_time[batch] += dt
+                # states and idle runs (O(batch): a run of idle steps ends when the request runs again)
+                state[batch] = RUNNING
+                idle_run = (self.steps - 1) - last_run_step[batch]
+                if count_nonzero(idle_run):  # else every member also ran last step
+                    max_idle_steps[batch] = np.maximum(max_idle_steps[batch], idle_run)
+                last_run_step[batch] = self.steps
+                done_mask = b_gen >= output_tokens[batch]  # b_gen holds the new counts
+                num_done = count_nonzero(done_mask)
             prev_batch = batch
-            idle_run = self.steps - 1 - t.last_run_step[batch]
-            t.max_idle_steps[batch] = np.maximum(t.max_idle_steps[batch], idle_run)
-            t.last_run_step[batch] = self.steps
 
             if wants_on_step:
                 scheduled = np.zeros(len(live), dtype=bool)
-                scheduled[order[: len(batch)] if plan.ranks is None else order[plan.ranks]] = True
-                self.policy.on_step(view, scheduled, dt)
+                scheduled[order[:k] if plan.ranks is None else order[plan.ranks]] = True
+                policy.on_step(view, scheduled, dt)
 
             # -- finishes
-            done_mask = new_gen >= t.output_tokens[batch]
             blocks_now = plan.blocks_in_use
-            if done_mask.any():
-                done = batch[done_mask]
-                prev_batch = batch[~done_mask]
-                blocks_now -= int((-(-t.computed_tokens[done] // bs)).sum())
-                t.state[done] = FINISHED
-                t.resident[done] = False
-                t.finish_time[done] = end
-                live = live[t.state[live] != FINISHED]
-                self.policy.on_finish(t.request_id[done], end)
-                if self.on_progress is not None:
-                    self.on_progress(len(done))
+            if num_done:
+                if solo:
+                    done, prev_batch = batch, batch[:0]
+                else:
+                    done, prev_batch = batch[done_mask], batch[~done_mask]
+                blocks_now -= self._finish(done, end)
+                live = live[state[live] != FINISHED]
             self.blocks_in_use = blocks_now
             if blocks_now > self.peak_blocks_in_use:
                 self.peak_blocks_in_use = blocks_now
             self.swapped_blocks_total += swap_blocks
 
             if self.trace is not None:
-                tr = self.trace
-                tr.start.append(start)
-                tr.duration.append(dt)
-                tr.num_seqs.append(len(batch))
-                tr.num_prefill_tokens.append(shape.num_prefill_tokens)
-                tr.num_decode_seqs.append(shape.num_decode_seqs)
-                tr.num_live.append(len(view))
-                assert (t.pending_tokens[live] == t.prompt_tokens[live] + t.generated_tokens[live]
-                        - t.computed_tokens[live]).all()
-                tr.blocks_in_use.append(blocks_now)
-                tr.host_blocks_in_use.append(self.host_blocks_in_use)
-                tr.num_evicted.append(len(plan.evict))
-                tr.swap_blocks.append(swap_blocks)
-                tr.num_batched_tokens.append(int(take.sum()))
-                tr.num_finished.append(int(done_mask.sum()))
-                res = (t.state == RUNNING) | (t.state == PAUSED)
-                tr.resident_blocks.append(int((-(-t.computed_tokens[res] // bs)).sum()))
+                self._record(start, dt, shape, plan, swap_blocks, int(num_done), len(view), live)
             self.steps += 1
+
+        if now > env.now:  # SimPy's clock ends where the last step did
+            yield env.timeout(now - env.now)
+
+    # ------------------------------------------------------------------ parts of a step
+    def _admit(self, live: np.ndarray, new: np.ndarray, now) -> np.ndarray:
+        """Arrivals ``new`` join the live requests (a new array: LiveGather caches by identity)."""
+        t = self.t
+        t.state[new] = WAITING
+        t.last_run_step[new] = self.steps - 1
+        self.policy.on_arrival(t.request_id[new], now)
+        return np.concatenate((live, new))
+
+    def _preempt(self, ev: np.ndarray) -> int:
+        """Preempt residents ``ev`` (lowest-ranked first): swap to host while it has room, else recompute.
+        Returns the blocks moved to the host."""
+        t = self.t
+        ev_blocks = -(-t.computed_tokens[ev] // self.limits.block_size)
+        self.num_preemptions += len(ev)
+        t.num_preemptions[ev] += 1
+        t.resident[ev] = False
+        moved = 0
+        if self.swap:
+            room = self.host_blocks - self.host_blocks_in_use
+            fits = np.cumsum(ev_blocks) <= room
+            to_host = ev[fits]
+            moved = int(ev_blocks[fits].sum())
+            t.state[to_host] = SWAPPED
+            self.host_blocks_in_use += moved
+            recompute = ev[~fits]
+        else:
+            recompute = ev
+        t.state[recompute] = WAITING
+        t.computed_tokens[recompute] = 0
+        t.pending_tokens[recompute] = t.prompt_tokens[recompute] + t.generated_tokens[recompute]
+        return moved
+
+    def _swap_in(self, batch: np.ndarray) -> int:
+        """Bring swapped batch members back to the GPU; returns the blocks moved."""
+        t = self.t
+        swapped_in = batch[t.state[batch] == SWAPPED]
+        if not len(swapped_in):
+            return 0
+        in_blocks = int((-(-t.computed_tokens[swapped_in] // self.limits.block_size)).sum())
+        self.host_blocks_in_use -= in_blocks
+        t.resident[swapped_in] = True
+        return in_blocks
+
+    def _advance_solo(self, i: int, dt: float, end) -> bool:
+        """The decode-only step for a lone member ``i``, in scalar arithmetic (the same operations as the
+        array path, element by element). Returns whether it finished."""
+        t = self.t
+        t.computed_tokens[i] += 1
+        generated = t.generated_tokens[i] + 1
+        t.generated_tokens[i] = generated
+        gap = end - t.last_token_time[i]
+        if gap > t.max_token_gap[i]:  # np.fmax: a NaN gap (no token before) never wins
+            t.max_token_gap[i] = gap
+        t.last_token_time[i] = end
+        t.run_time[i] += dt
+        t.state[i] = RUNNING
+        idle_run = self.steps - 1 - t.last_run_step[i]
+        if idle_run > t.max_idle_steps[i]:
+            t.max_idle_steps[i] = idle_run
+        t.last_run_step[i] = self.steps
+        return generated >= t.output_tokens[i]
+
+    def _mixed_shape(self, batch, take, b_computed) -> tuple[StepShape, np.ndarray]:
+        """Shape of a step with prefill work; also returns the members' pending tokens."""
+        b_pending = self.t.pending_tokens[batch]
+        # a decode computes the one token not yet in the KV (a 1-token last prompt chunk counts too):
+        # pending = known - computed = 1, so it takes 1
+        is_decode = b_pending == 1
+        n_decode = int(count_nonzero(is_decode))
+        prefill = (~is_decode).nonzero()[0]
+        decode_context_tokens = int(b_computed.sum()) + n_decode
+        if len(prefill) == 1:  # the usual case (one request admitted): the same arithmetic on scalars
+            chunk, before = int(take[prefill[0]]), int(b_computed[prefill[0]])
+            return StepShape(num_prefill_tokens=chunk, num_prefill_seqs=1, num_decode_seqs=n_decode,
+                             decode_context_tokens=decode_context_tokens - before,
+                             prefill_attention_pairs=chunk * (before + (chunk + 1) * 0.5)), b_pending
+        p_take = take[prefill]
+        p_computed = b_computed[prefill]
+        shape = StepShape(
+            num_prefill_tokens=int(p_take.sum()),
+            num_prefill_seqs=len(prefill),
+            num_decode_seqs=n_decode,
+            decode_context_tokens=decode_context_tokens - int(p_computed.sum()),
+            prefill_attention_pairs=float((p_take * (p_computed + (p_take + 1) * 0.5)).sum()),
+        )
+        return shape, b_pending
+
+    def _advance_mixed(self, batch, take, b_computed, b_gen, b_pending, start, end) -> np.ndarray:
+        """Advance a batch with prefill work by ``take`` tokens; members that computed all their known
+        tokens sample one. Updates ``b_gen`` in place to the new counts; returns the members that sampled."""
+        t = self.t
+        t.computed_tokens[batch] = b_computed + take
+        left = b_pending - take  # known tokens still without KV after the step
+        sampled_mask = left == 0
+        b_gen += sampled_mask
+        t.generated_tokens[batch] = b_gen
+        t.pending_tokens[batch] = left + sampled_mask  # a sampled token's KV is next
+        sampled = batch[sampled_mask]
+        t.first_token_time[sampled] = np.fmin(t.first_token_time[sampled], end)  # NaN -> end
+        t.first_scheduled_time[batch] = np.fmin(t.first_scheduled_time[batch], start)
+        t.resident[batch] = True
+        return sampled
+
+    def _finish(self, done: np.ndarray, end) -> int:
+        """Requests ``done`` finished at ``end``; returns the KV blocks they free."""
+        t = self.t
+        freed = int((-(-t.computed_tokens[done] // self.limits.block_size)).sum())
+        t.state[done] = FINISHED
+        t.resident[done] = False
+        t.finish_time[done] = end
+        self.policy.on_finish(t.request_id[done], end)
+        if self.on_progress is not None:
+            self.on_progress(len(done))
+        return freed
+
+    def _record(self, start, dt, shape, plan, swap_blocks, num_finished, num_live, live) -> None:
+        """Append one step to the trace (with consistency checks: this path is for tests and analysis)."""
+        t = self.t
+        tr = self.trace
+        tr.start.append(start)
+        tr.duration.append(dt)
+        tr.num_seqs.append(len(plan.batch))
+        tr.num_prefill_tokens.append(shape.num_prefill_tokens)
+        tr.num_decode_seqs.append(shape.num_decode_seqs)
+        tr.num_live.append(num_live)
+        assert (t.pending_tokens[live] == t.prompt_tokens[live] + t.generated_tokens[live]
+                - t.computed_tokens[live]).all()
+        tr.blocks_in_use.append(self.blocks_in_use)
+        tr.host_blocks_in_use.append(self.host_blocks_in_use)
+        tr.num_evicted.append(len(plan.evict))
+        tr.swap_blocks.append(swap_blocks)
+        tr.num_batched_tokens.append(plan.num_batched_tokens)
+        tr.num_finished.append(num_finished)
+        res = (t.state == RUNNING) | (t.state == PAUSED)
+        tr.resident_blocks.append(int((-(-t.computed_tokens[res] // self.limits.block_size)).sum()))

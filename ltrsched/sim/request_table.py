@@ -90,20 +90,21 @@ class RequestTable:
     def live_columns(self, idle_steps) -> dict[str, np.ndarray]:
         """The arrays a policy may read, under their :data:`ltrsched.policies.LIVE_COLUMNS` names.
 
-        ``idle_steps`` is a function index -> idle steps (derived from ``last_run_step`` and the step)."""
+        ``idle_steps`` is a function index -> idle steps (derived from ``last_run_step`` and the step).
+        Columns fixed for a run are gathered once per live set (see :class:`LiveGather`)."""
         return {
-            "request_id": self.request_id,
-            "arrival_time": self.arrival_time,
-            "prompt_tokens": self.prompt_tokens,
-            "output_tokens": self.output_tokens,
+            "request_id": LiveGather(self.request_id),
+            "arrival_time": LiveGather(self.arrival_time),
+            "prompt_tokens": LiveGather(self.prompt_tokens),
+            "output_tokens": LiveGather(self.output_tokens),
             "generated_tokens": self.generated_tokens,
             "computed_tokens": self.computed_tokens,
             "state": self.state,
             "idle_steps": idle_steps,
             "run_time": self.run_time,
-            "score": self.score,
-            "po_estimate": self.po_estimate,
-            "predicted_length": self.predicted_length,
+            "score": LiveGather(self.score),
+            "po_estimate": LiveGather(self.po_estimate),
+            "predicted_length": LiveGather(self.predicted_length),
         }
 
     def workload_columns(self) -> dict[str, np.ndarray]:
@@ -120,3 +121,28 @@ class RequestTable:
 
 
 RESIDENT_STATES = (int(RequestState.RUNNING), int(RequestState.PAUSED))
+
+
+class LiveGather:
+    """``values[index]`` for a column that does not change during a run (a LiveView column function).
+
+    The live set changes only on arrivals and finishes, and the replica then makes a new index array, so
+    the gather is redone only when it gets a different index object; steps in between share the result.
+    The result is read-only, so a policy cannot change what later steps see.
+    """
+
+    __slots__ = ("values", "_index", "_out")
+
+    def __init__(self, values: np.ndarray):
+        self.values = values
+        self._index: np.ndarray | None = None
+        self._out: np.ndarray | None = None
+
+    def __call__(self, index: np.ndarray | None) -> np.ndarray:
+        if index is None:
+            return self.values
+        if index is not self._index:
+            out = self.values[index]
+            out.flags.writeable = False
+            self._index, self._out = index, out
+        return self._out
