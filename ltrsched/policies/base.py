@@ -118,34 +118,50 @@ def order_by(*keys: np.ndarray) -> np.ndarray:
     """Positions sorted by ``keys`` ascending, the *first* key most significant (stable).
 
     ``order_by(bucket, arrival)`` sorts by bucket, ties by arrival. Unlike ``np.lexsort`` the primary key
-    comes first. The result is always ``np.lexsort(keys[::-1])``. When the primary key is a small
-    non-negative integer (e.g. SRTF's remaining tokens) and the tie-breaking keys are already ascending
-    along the positions (a host that lists requests by arrival, ties broken by arrival and id), only the
-    primary key is sorted, with numpy's radix sort: several times faster than lexsort's merge sort.
+    comes first. The result is always ``np.lexsort(keys[::-1])``. When the tie-breaking keys are already
+    ascending along the positions (a host that lists requests by arrival, ties broken by arrival and id),
+    only the primary key is sorted (one stable sort instead of one per key), with numpy's radix sort when it
+    is a small non-negative integer (e.g. SRTF's remaining tokens): several times faster than lexsort.
     """
     n = len(keys[0])
     if n < 2:  # nothing to sort (a burst's last request runs alone for thousands of steps)
         return np.zeros(n, dtype=np.intp)
-    if n >= _RADIX_MIN:
-        primary = _as_uint16(keys[0])
-        if primary is not None and all(_ascending(key) for key in keys[1:]):
-            return primary.argsort(kind="stable")
+    if n >= _SHORTCUT_MIN and all(_ascending(key) for key in keys[1:]):
+        primary = np.asarray(keys[0])
+        if primary.dtype.kind in "biuf":
+            small = _as_uint16(primary)
+            return (primary if small is None else small).argsort(kind="stable")
     return np.lexsort(keys[::-1])
 
 
-_RADIX_MIN = 256  # below this lexsort is as fast as the checks
+_SHORTCUT_MIN = 256  # below this lexsort is as fast as the checks
+
+#: ``_ascending`` answers for read-only arrays that own their data (a host's columns fixed for a live set,
+#: e.g. arrival time and id), by identity: such an array cannot change, and the entry holds a reference so
+#: its id is not reused. A few entries suffice: a host makes new arrays when its live set changes.
+_ASCENDING_MEMO: dict[int, tuple[np.ndarray, bool]] = {}
+_ASCENDING_MEMO_SIZE = 8
 
 
 def _ascending(key: np.ndarray) -> bool:
     """Whether a numeric ``key`` never decreases along the positions (False with any NaN)."""
     key = np.asarray(key)
-    return key.dtype.kind in "biuf" and np.count_nonzero(key[1:] >= key[:-1]) == len(key) - 1
+    frozen = not key.flags.writeable and key.base is None
+    if frozen:
+        hit = _ASCENDING_MEMO.get(id(key))
+        if hit is not None and hit[0] is key:
+            return hit[1]
+    ascending = key.dtype.kind in "biuf" and np.count_nonzero(key[1:] >= key[:-1]) == len(key) - 1
+    if frozen:
+        if len(_ASCENDING_MEMO) >= _ASCENDING_MEMO_SIZE:
+            _ASCENDING_MEMO.clear()
+        _ASCENDING_MEMO[id(key)] = (key, ascending)
+    return ascending
 
 
 def _as_uint16(key: np.ndarray) -> np.ndarray | None:
     """An integer ``key`` with all values in [0, 2**16) as uint16 (numpy radix-sorts 16-bit integers),
     else None."""
-    key = np.asarray(key)
     if key.dtype.kind not in "iu" or np.count_nonzero(key >> 16):
         return None
     return key.astype(np.uint16, copy=False)

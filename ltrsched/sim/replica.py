@@ -56,6 +56,52 @@ class StepTrace:
         return dict(vars(self))
 
 
+class _OddMember:
+    """The one member of a step that is not a plain decode: a prompt (or recompute) chunk, or the first token
+    of a prompt whose last token was its one pending token. A step with one such member (the usual mixed
+    step: a request was admitted) advances every member as a decode, then sets this one right in scalar
+    arithmetic: the same operations as :meth:`Replica._advance_mixed` does on arrays, element by element.
+
+    Holds its values from before the step (those the decode pass overwrites included)."""
+
+    __slots__ = ("p", "i", "take", "computed", "pending", "generated", "last_token_time", "max_token_gap", "t")
+
+    def __init__(self, p: int, batch, take, b_computed, b_pending, b_gen, t: RequestTable):
+        i = int(batch[p])
+        self.p, self.i, self.t = p, i, t
+        self.take, self.computed = int(take[p]), int(b_computed[p])
+        self.pending, self.generated = int(b_pending[p]), int(b_gen[p])
+        self.last_token_time, self.max_token_gap = t.last_token_time[i], t.max_token_gap[i]
+
+    def shape(self, k: int, b_computed) -> StepShape:
+        """The step's shape (``k`` members, ``b_computed`` before the step)."""
+        if self.pending == 1:  # a first token: a decode, as far as the step's shape goes
+            return StepShape(num_decode_seqs=k, decode_context_tokens=int(b_computed.sum()) + k)
+        chunk, before, n_decode = self.take, self.computed, k - 1
+        return StepShape(num_prefill_tokens=chunk, num_prefill_seqs=1, num_decode_seqs=n_decode,
+                         decode_context_tokens=int(b_computed.sum()) + n_decode - before,
+                         prefill_attention_pairs=chunk * (before + (chunk + 1) * 0.5))
+
+    def advance(self, b_gen, start, end) -> None:
+        """After the decode pass: the member computed ``take`` tokens and samples one only if they were all
+        its known tokens. Sets its entry of ``b_gen`` (the batch's new generated counts) too."""
+        t, i = self.t, self.i
+        left = self.pending - self.take  # known tokens still without KV after the step
+        sampled = left == 0
+        t.computed_tokens[i] = self.computed + self.take
+        b_gen[self.p] = t.generated_tokens[i] = self.generated + sampled
+        t.pending_tokens[i] = left + sampled  # a sampled token's KV is next
+        if sampled:
+            if not t.first_token_time[i] <= end:  # np.fmin: NaN (no token yet) -> end
+                t.first_token_time[i] = end
+        else:  # it sampled nothing: undo the decode pass's token time and gap
+            t.last_token_time[i] = self.last_token_time
+            t.max_token_gap[i] = self.max_token_gap
+        if not t.first_scheduled_time[i] <= start:
+            t.first_scheduled_time[i] = start
+        t.resident[i] = True
+
+
 class Replica:
     """Serves the requests of a :class:`RequestTable` under a policy.
 
@@ -165,22 +211,24 @@ class Replica:
             if self.host_blocks_in_use:  # swap-ins (nothing can be swapped while host memory is empty)
                 swap_blocks += self._swap_in(batch)
             solo = k == 1 and pending[batch[0]] == 1 and generated[batch[0]] > 0
+            odd = None  # the one member that is not a plain decode, if just one (see _OddMember)
             if solo:
                 i = int(batch[0])
                 shape = StepShape(num_decode_seqs=1, decode_context_tokens=int(computed[i]) + 1)
             else:
                 b_computed = computed[batch]
                 b_gen = generated[batch]
-                # decode-only step: every member computes exactly its one pending token (each takes >= 1
-                # token, so all take 1; the last, possibly cut to the budget, has 1 pending) and has produced
-                # a token before (else its first token / first scheduling must be recorded)
-                # (with resident_first the chunk cut can fall on any member: check them all)
-                steady = (count_nonzero(b_gen) == k and not count_nonzero(take != 1)
-                          and (not count_nonzero(pending[batch] != 1) if resident_first else pending[batch[-1]] == 1))
-                if steady:
+                b_pending = pending[batch]
+                # members that are not plain decodes (1 token pending and a token produced before): prompt
+                # chunks and first tokens. pending >= 1, so that is pending > 1, or pending > 0 where gen == 0.
+                odd_pos = (b_pending > (b_gen != 0)).nonzero()[0]
+                if not len(odd_pos):  # decode-only: every member computes its one pending token
                     shape = StepShape(num_decode_seqs=k, decode_context_tokens=int(b_computed.sum()) + k)
+                elif len(odd_pos) == 1:  # the usual mixed step: one request admitted
+                    odd = _OddMember(int(odd_pos[0]), batch, take, b_computed, b_pending, b_gen, t)
+                    shape = odd.shape(k, b_computed)
                 else:
-                    shape, b_pending = self._mixed_shape(batch, take, b_computed)
+                    shape = self._mixed_shape(batch, take, b_computed, b_pending)
             dt = self.step_time(shape) + swap_blocks * self.swap_seconds_per_block
             start = float(now)
             end = now + dt  # what a SimPy timeout of dt ends at
@@ -193,17 +241,23 @@ class Replica:
             if solo:
                 num_done = self._advance_solo(i, dt, end)
             else:
-                if steady:  # every member samples a token; none is new; pending stays 1 and all are resident
+                if len(odd_pos) < 2:
+                    # every member as a decode (one token computed, one sampled); then the odd one, if any,
+                    # is set right in scalar arithmetic
                     b_computed += 1
                     computed[batch] = b_computed
                     b_gen += 1
                     generated[batch] = b_gen
-                    sampled = batch
+                    gaps = end - last_token_time[batch]  # NaN for first tokens: fmax ignores them
+                    max_token_gap[batch] = np.fmax(max_token_gap[batch], gaps)
+                    last_token_time[batch] = end
+                    if odd is not None:
+                        odd.advance(b_gen, start, end)
                 else:
                     sampled = self._advance_mixed(batch, take, b_computed, b_gen, b_pending, start, end)
-                gaps = end - last_token_time[sampled]  # NaN for first tokens: fmax ignores them
-                max_token_gap[sampled] = np.fmax(max_token_gap[sampled], gaps)
-                last_token_time[sampled] = end
+                    gaps = end - last_token_time[sampled]  # NaN for first tokens: fmax ignores them
+                    max_token_gap[sampled] = np.fmax(max_token_gap[sampled], gaps)
+                    last_token_time[sampled] = end
                 run_time[batch] += dt
                 # states and idle runs (O(batch): a run of idle steps ends when the request runs again)
                 state[batch] = RUNNING
@@ -304,30 +358,22 @@ class Replica:
         t.last_run_step[i] = self.steps
         return generated >= t.output_tokens[i]
 
-    def _mixed_shape(self, batch, take, b_computed) -> tuple[StepShape, np.ndarray]:
-        """Shape of a step with prefill work; also returns the members' pending tokens."""
-        b_pending = self.t.pending_tokens[batch]
+    def _mixed_shape(self, batch, take, b_computed, b_pending) -> StepShape:
+        """Shape of a step with several prefill members (prompt chunks)."""
         # a decode computes the one token not yet in the KV (a 1-token last prompt chunk counts too):
         # pending = known - computed = 1, so it takes 1
         is_decode = b_pending == 1
         n_decode = int(count_nonzero(is_decode))
         prefill = (~is_decode).nonzero()[0]
-        decode_context_tokens = int(b_computed.sum()) + n_decode
-        if len(prefill) == 1:  # the usual case (one request admitted): the same arithmetic on scalars
-            chunk, before = int(take[prefill[0]]), int(b_computed[prefill[0]])
-            return StepShape(num_prefill_tokens=chunk, num_prefill_seqs=1, num_decode_seqs=n_decode,
-                             decode_context_tokens=decode_context_tokens - before,
-                             prefill_attention_pairs=chunk * (before + (chunk + 1) * 0.5)), b_pending
         p_take = take[prefill]
         p_computed = b_computed[prefill]
-        shape = StepShape(
+        return StepShape(
             num_prefill_tokens=int(p_take.sum()),
             num_prefill_seqs=len(prefill),
             num_decode_seqs=n_decode,
-            decode_context_tokens=decode_context_tokens - int(p_computed.sum()),
+            decode_context_tokens=int(b_computed.sum()) + n_decode - int(p_computed.sum()),
             prefill_attention_pairs=float((p_take * (p_computed + (p_take + 1) * 0.5)).sum()),
         )
-        return shape, b_pending
 
     def _advance_mixed(self, batch, take, b_computed, b_gen, b_pending, start, end) -> np.ndarray:
         """Advance a batch with prefill work by ``take`` tokens; members that computed all their known
