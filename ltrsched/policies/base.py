@@ -128,6 +128,8 @@ def order_by(*keys: np.ndarray) -> np.ndarray:
         return np.zeros(n, dtype=np.intp)
     if n >= _SHORTCUT_MIN and all(_ascending(key) for key in keys[1:]):
         primary = np.asarray(keys[0])
+        if _ascending_frozen(primary):  # already in order (FCFS on a host that lists requests by arrival)
+            return np.arange(n)
         if primary.dtype.kind in "biuf":
             small = _as_uint16(primary)
             return (primary if small is None else small).argsort(kind="stable")
@@ -157,6 +159,12 @@ def _ascending(key: np.ndarray) -> bool:
             _ASCENDING_MEMO.clear()
         _ASCENDING_MEMO[id(key)] = (key, ascending)
     return ascending
+
+
+def _ascending_frozen(key: np.ndarray) -> bool:
+    """Whether ``key`` is a read-only array that owns its data and never decreases (answered from the memo
+    after the first call for the same array); False for any other array, without looking at its values."""
+    return not key.flags.writeable and key.base is None and _ascending(key)
 
 
 def _as_uint16(key: np.ndarray) -> np.ndarray | None:

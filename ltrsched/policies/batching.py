@@ -235,6 +235,8 @@ def _blocks_added(b_computed: np.ndarray, take: np.ndarray, b_resident: np.ndarr
     after the step, of which a resident one holds ``ceil(computed / bs)`` already. ``decode_only``: every
     member is resident and takes one token, so it adds a block exactly when its blocks are full."""
     if decode_only:
+        if bs & (bs - 1) == 0:  # a power of two (vLLM's block sizes are): a bit mask costs half a modulo
+            return len(b_computed) - int(np.count_nonzero(b_computed & (bs - 1)))
         return int(np.count_nonzero(b_computed % bs == 0))
     rounded = b_computed + (bs - 1)
     return int(((rounded + take) // bs).sum()) - int((rounded // bs).dot(b_resident))
