@@ -32,6 +32,7 @@ WAITING = int(RequestState.WAITING)
 RUNNING = int(RequestState.RUNNING)
 PAUSED = int(RequestState.PAUSED)
 SWAPPED = int(RequestState.SWAPPED)
+_NONE = np.zeros(0, dtype=np.intp)  # no positions
 
 
 @dataclass
@@ -197,7 +198,7 @@ class Replica:
             # -- rank and form the batch (form_batch gets global request indices and arrays)
             view = LiveView(columns, live, now, self.steps)
             order = policy.rank(view)
-            plan = form_batch(live[order], pending, computed, resident, limits, self.blocks_in_use)
+            plan = form_batch(order, pending, computed, resident, limits, self.blocks_in_use, live)
 
             # -- last step's batch (finished ones removed) pauses unless it runs again; then preemption
             state[prev_batch] = PAUSED
@@ -216,12 +217,19 @@ class Replica:
                 i = int(batch[0])
                 shape = StepShape(num_decode_seqs=1, decode_context_tokens=int(computed[i]) + 1)
             else:
-                b_computed = computed[batch]
+                # the batch's counts before the step (form_batch's, when it kept them: preemption and swap-in
+                # change neither for batch members)
+                b_computed, b_pending = plan.computed_tokens, plan.pending_tokens
+                if b_computed is None or b_pending is None:
+                    b_computed, b_pending = computed[batch], pending[batch]
                 b_gen = generated[batch]
-                b_pending = pending[batch]
                 # members that are not plain decodes (1 token pending and a token produced before): prompt
                 # chunks and first tokens. pending >= 1, so that is pending > 1, or pending > 0 where gen == 0.
-                odd_pos = (b_pending > (b_gen != 0)).nonzero()[0]
+                # When form_batch saw one pending token each, only first tokens (gen == 0) can be odd.
+                if plan.one_token_each and count_nonzero(b_gen) == k:
+                    odd_pos = _NONE
+                else:
+                    odd_pos = (b_pending > (b_gen != 0)).nonzero()[0]
                 if not len(odd_pos):  # decode-only: every member computes its one pending token
                     shape = StepShape(num_decode_seqs=k, decode_context_tokens=int(b_computed.sum()) + k)
                 elif len(odd_pos) == 1:  # the usual mixed step: one request admitted
@@ -244,8 +252,7 @@ class Replica:
                 if len(odd_pos) < 2:
                     # every member as a decode (one token computed, one sampled); then the odd one, if any,
                     # is set right in scalar arithmetic
-                    b_computed += 1
-                    computed[batch] = b_computed
+                    computed[batch] = b_computed + 1  # (b_computed is the plan's: not in place)
                     b_gen += 1
                     generated[batch] = b_gen
                     gaps = end - last_token_time[batch]  # NaN for first tokens: fmax ignores them
