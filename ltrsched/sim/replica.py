@@ -83,9 +83,10 @@ class _OddMember:
                          decode_context_tokens=int(b_computed.sum()) + n_decode - before,
                          prefill_attention_pairs=chunk * (before + (chunk + 1) * 0.5))
 
-    def advance(self, b_gen, start, end) -> None:
+    def advance(self, b_gen, start, end) -> bool:
         """After the decode pass: the member computed ``take`` tokens and samples one only if they were all
-        its known tokens. Sets its entry of ``b_gen`` (the batch's new generated counts) too."""
+        its known tokens. Sets its entry of ``b_gen`` (the batch's new generated counts) too. Returns whether
+        it sampled."""
         t, i = self.t, self.i
         left = self.pending - self.take  # known tokens still without KV after the step
         sampled = left == 0
@@ -101,6 +102,7 @@ class _OddMember:
         if not t.first_scheduled_time[i] <= start:
             t.first_scheduled_time[i] = start
         t.resident[i] = True
+        return sampled
 
 
 class Replica:
@@ -181,10 +183,13 @@ class Replica:
         last_run_step, max_idle_steps = t.last_run_step, t.max_idle_steps
         resident_first = limits.resident_first
         now = env.now
+        prev_end = now  # when the last step ended [s]
+        prev_all_sampled = False  # every member of the last step's batch sampled a token at prev_end
 
         while (next_arrival < n or len(live)) and now < self.stop_time:
             # -- admit arrivals up to now
-            if next_arrival < n and arrivals[next_arrival] <= now:
+            admitted = next_arrival < n and arrivals[next_arrival] <= now
+            if admitted:
                 end = int(arrivals.searchsorted(now, side="right"))
                 live = self._admit(live, arrival_order[next_arrival:end], now)
                 next_arrival = end
@@ -200,18 +205,29 @@ class Replica:
             order = policy.rank(view)
             plan = form_batch(order, pending, computed, resident, limits, self.blocks_in_use, live)
 
-            # -- last step's batch (finished ones removed) pauses unless it runs again; then preemption
-            state[prev_batch] = PAUSED
-            swap_blocks = self._preempt(plan.evict) if len(plan.evict) else 0
-
-            # -- the batch and its shape. A lone decoding member (a burst's last requests run alone for
-            # thousands of steps) takes scalar arithmetic: numpy calls cost ~10x more for one element.
+            # -- the batch. A lone decoding member (a burst's last requests run alone for thousands of
+            # steps) takes scalar arithmetic: numpy calls cost ~10x more for one element.
             batch = plan.batch
             take = plan.num_new_tokens
             k = len(batch)
+            solo = k == 1 and pending[batch[0]] == 1 and generated[batch[0]] > 0
+            # rerun: every member ran last step and there are as many members as the last step left
+            # unfinished, so the batch is that same set. Its members are RUNNING already: pausing them and
+            # setting them running again would leave the same states, so neither is written. A member ran
+            # last step when no idle run ends now, unless it was admitted now (its last_run_step is the step
+            # before its admission), hence no rerun in a step that admits.
+            rerun = False
+            if not solo:
+                idle_run = (self.steps - 1) - last_run_step[batch]  # idle steps each member ends now
+                num_idle = count_nonzero(idle_run)
+                rerun = not num_idle and k == len(prev_batch) and not admitted
+
+            # -- last step's batch (finished ones removed) pauses unless it runs again; then preemption
+            if not rerun:  # (a rerun's members stay RUNNING)
+                state[prev_batch] = PAUSED
+            swap_blocks = self._preempt(plan.evict) if len(plan.evict) else 0
             if self.host_blocks_in_use:  # swap-ins (nothing can be swapped while host memory is empty)
                 swap_blocks += self._swap_in(batch)
-            solo = k == 1 and pending[batch[0]] == 1 and generated[batch[0]] > 0
             odd = None  # the one member that is not a plain decode, if just one (see _OddMember)
             if solo:
                 i = int(batch[0])
@@ -248,6 +264,7 @@ class Replica:
             # -- advance the batch
             if solo:
                 num_done = self._advance_solo(i, dt, end)
+                prev_all_sampled = True
             else:
                 if len(odd_pos) < 2:
                     # every member as a decode (one token computed, one sampled); then the odd one, if any,
@@ -255,26 +272,32 @@ class Replica:
                     computed[batch] = b_computed + 1  # (b_computed is the plan's: not in place)
                     b_gen += 1
                     generated[batch] = b_gen
-                    gaps = end - last_token_time[batch]  # NaN for first tokens: fmax ignores them
+                    if rerun and prev_all_sampled:
+                        # every member's last token came at prev_end (the value last_token_time holds), so each
+                        # gap is the same float subtraction: do it once (no gather, no NaN)
+                        gaps = np.array(end - prev_end)
+                    else:
+                        gaps = end - last_token_time[batch]  # NaN for first tokens: fmax ignores them
                     max_token_gap[batch] = np.fmax(max_token_gap[batch], gaps)
                     last_token_time[batch] = end
-                    if odd is not None:
-                        odd.advance(b_gen, start, end)
+                    prev_all_sampled = odd is None or odd.advance(b_gen, start, end)
                 else:
                     sampled = self._advance_mixed(batch, take, b_computed, b_gen, b_pending, start, end)
                     gaps = end - last_token_time[sampled]  # NaN for first tokens: fmax ignores them
                     max_token_gap[sampled] = np.fmax(max_token_gap[sampled], gaps)
                     last_token_time[sampled] = end
+                    prev_all_sampled = len(sampled) == k
                 run_time[batch] += dt
                 # states and idle runs (O(batch): a run of idle steps ends when the request runs again)
-                state[batch] = RUNNING
-                idle_run = (self.steps - 1) - last_run_step[batch]
-                if count_nonzero(idle_run):  # else every member also ran last step
+                if not rerun:
+                    state[batch] = RUNNING
+                if num_idle:  # else every member also ran last step
                     max_idle_steps[batch] = np.maximum(max_idle_steps[batch], idle_run)
                 last_run_step[batch] = self.steps
                 done_mask = b_gen >= output_tokens[batch]  # b_gen holds the new counts
                 num_done = count_nonzero(done_mask)
             prev_batch = batch
+            prev_end = end
 
             if wants_on_step:
                 scheduled = np.zeros(len(live), dtype=bool)
