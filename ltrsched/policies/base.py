@@ -170,9 +170,15 @@ def _ascending_frozen(key: np.ndarray) -> bool:
 def _as_uint16(key: np.ndarray) -> np.ndarray | None:
     """An integer ``key`` with all values in [0, 2**16) as uint16 (numpy radix-sorts 16-bit integers),
     else None."""
-    if key.dtype.kind not in "iu" or np.count_nonzero(key >> 16):
+    # The bitwise OR of all values is in [0, 2**16) exactly when every value is: a negative value makes it
+    # negative (two's complement), and a value >= 2**16 sets a bit above 15. One reduction, ~0.6 us less
+    # than shifting every value and counting.
+    if key.dtype.kind not in "iu" or int(_bitwise_or_all(key)) >> 16:
         return None
     return key.astype(np.uint16, copy=False)
+
+
+_bitwise_or_all = np.bitwise_or.reduce
 
 
 class Policy:

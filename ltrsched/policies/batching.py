@@ -109,6 +109,18 @@ class BatchPlan:
 
 
 _EMPTY = np.zeros(0, dtype=np.int64)
+_ONES = np.ones(1024, dtype=np.int64)
+_ONES.flags.writeable = False
+
+
+def ones(n: int) -> np.ndarray:
+    """``n`` int64 ones (a read-only view of a shared array): ``x.dot(ones(len(x)))`` sums an int64 ``x``
+    exactly, in about half the time of ``x.sum()`` on a few hundred values."""
+    global _ONES
+    if n > len(_ONES):
+        _ONES = np.ones(2 * n, dtype=np.int64)
+        _ONES.flags.writeable = False
+    return _ONES[:n]
 
 
 def form_batch(
@@ -163,13 +175,13 @@ def form_batch(
     # the batch can be no longer than the head
     head = order[: limits.max_num_seqs] if live is None else live[order[: limits.max_num_seqs]]
     wanted = pending_tokens[head]
-    cum = wanted.cumsum()
-    tokens = int(cum[-1])  # tokens of the batch
+    tokens = int(wanted.dot(ones(len(head))))  # tokens of the head (an integer dot: half a sum()'s cost)
     if tokens <= budget:  # all of the head fits whole
         k = len(head)
         take = wanted
         one_each = tokens == k  # pending >= 1, so a sum of k means every one is 1
     elif limits.chunked_prefill:
+        cum = wanted.cumsum()
         # members are those starting with budget left: cum[i-1] < budget, i.e. i <= (first cum >= budget)
         k = min(int(cum.searchsorted(budget, side="left")) + 1, len(head))
         take = wanted[:k]
@@ -180,6 +192,7 @@ def form_batch(
             take[-1] -= tokens - budget
             tokens = budget
     else:
+        cum = wanted.cumsum()
         k = int(cum.searchsorted(budget, side="right"))  # members fit whole
         take = wanted[:k]
         tokens = int(cum[k - 1]) if k else 0

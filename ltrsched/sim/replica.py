@@ -22,7 +22,7 @@ import numpy as np
 import simpy
 
 from ltrsched.policies.base import LiveView, Policy, RequestState
-from ltrsched.policies.batching import BatchLimits, form_batch
+from ltrsched.policies.batching import BatchLimits, form_batch, ones  # ones(k): exact int64 sums by dot
 from ltrsched.policies.step_shape import StepShape
 from ltrsched.sim.request_table import FINISHED, RequestTable
 
@@ -77,10 +77,10 @@ class _OddMember:
     def shape(self, k: int, b_computed) -> StepShape:
         """The step's shape (``k`` members, ``b_computed`` before the step)."""
         if self.pending == 1:  # a first token: a decode, as far as the step's shape goes
-            return StepShape(num_decode_seqs=k, decode_context_tokens=int(b_computed.sum()) + k)
+            return StepShape(num_decode_seqs=k, decode_context_tokens=int(b_computed.dot(ones(k))) + k)
         chunk, before, n_decode = self.take, self.computed, k - 1
         return StepShape(num_prefill_tokens=chunk, num_prefill_seqs=1, num_decode_seqs=n_decode,
-                         decode_context_tokens=int(b_computed.sum()) + n_decode - before,
+                         decode_context_tokens=int(b_computed.dot(ones(k))) + n_decode - before,
                          prefill_attention_pairs=chunk * (before + (chunk + 1) * 0.5))
 
     def advance(self, b_gen, start, end) -> bool:
@@ -247,7 +247,7 @@ class Replica:
                 else:
                     odd_pos = (b_pending > (b_gen != 0)).nonzero()[0]
                 if not len(odd_pos):  # decode-only: every member computes its one pending token
-                    shape = StepShape(num_decode_seqs=k, decode_context_tokens=int(b_computed.sum()) + k)
+                    shape = StepShape(num_decode_seqs=k, decode_context_tokens=int(b_computed.dot(ones(k))) + k)
                 elif len(odd_pos) == 1:  # the usual mixed step: one request admitted
                     odd = _OddMember(int(odd_pos[0]), batch, take, b_computed, b_pending, b_gen, t)
                     shape = odd.shape(k, b_computed)
