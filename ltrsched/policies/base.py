@@ -17,6 +17,8 @@ from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
+from ltrsched.policies.fastops import count_nonzero
+
 
 class RequestState(IntEnum):
     """Where a live request is, as seen at the start of a step."""
@@ -142,7 +144,7 @@ _SHORTCUT_MIN = 256  # below this lexsort is as fast as the checks
 #: e.g. arrival time and id), by identity: such an array cannot change, and the entry holds a reference so
 #: its id is not reused. A few entries suffice: a host makes new arrays when its live set changes.
 _ASCENDING_MEMO: dict[int, tuple[np.ndarray, bool]] = {}
-_ASCENDING_MEMO_SIZE = 8
+_ASCENDING_MEMO_SIZE = 16
 
 
 def _ascending(key: np.ndarray) -> bool:
@@ -153,12 +155,26 @@ def _ascending(key: np.ndarray) -> bool:
         hit = _ASCENDING_MEMO.get(id(key))
         if hit is not None and hit[0] is key:
             return hit[1]
-    ascending = key.dtype.kind in "biuf" and np.count_nonzero(key[1:] >= key[:-1]) == len(key) - 1
+    ascending = key.dtype.kind in "biuf" and count_nonzero(key[1:] >= key[:-1]) == len(key) - 1
     if frozen:
-        if len(_ASCENDING_MEMO) >= _ASCENDING_MEMO_SIZE:
-            _ASCENDING_MEMO.clear()
-        _ASCENDING_MEMO[id(key)] = (key, ascending)
+        _remember(key, ascending)
     return ascending
+
+
+def _remember(key: np.ndarray, ascending: bool) -> None:
+    """Memoise the answer for a frozen ``key``, dropping the oldest entry when full (FIFO: a host's newest
+    arrays are the ones asked about next)."""
+    if len(_ASCENDING_MEMO) >= _ASCENDING_MEMO_SIZE:
+        del _ASCENDING_MEMO[next(iter(_ASCENDING_MEMO))]
+    _ASCENDING_MEMO[id(key)] = (key, ascending)
+
+
+def note_ascending(key: np.ndarray) -> None:
+    """Tell :func:`order_by` that ``key``, a read-only array that owns its data, never decreases, so that it
+    need not check (a host that knows it by construction, e.g. a gather of an ascending column at increasing
+    positions). The caller vouches for the fact; arrays that are not frozen are ignored."""
+    if not key.flags.writeable and key.base is None:
+        _remember(key, True)
 
 
 def _ascending_frozen(key: np.ndarray) -> bool:

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ltrsched.policies.fastops import count_nonzero, ones
+
 
 @dataclass(frozen=True)
 class BatchLimits:
@@ -109,18 +111,6 @@ class BatchPlan:
 
 
 _EMPTY = np.zeros(0, dtype=np.int64)
-_ONES = np.ones(1024, dtype=np.int64)
-_ONES.flags.writeable = False
-
-
-def ones(n: int) -> np.ndarray:
-    """``n`` int64 ones (a read-only view of a shared array): ``x.dot(ones(len(x)))`` sums an int64 ``x``
-    exactly, in about half the time of ``x.sum()`` on a few hundred values."""
-    global _ONES
-    if n > len(_ONES):
-        _ONES = np.ones(2 * n, dtype=np.int64)
-        _ONES.flags.writeable = False
-    return _ONES[:n]
 
 
 def form_batch(
@@ -208,12 +198,12 @@ def form_batch(
     wm = limits.watermark_blocks
     b_computed = computed_tokens[batch]
     b_resident = resident[batch]
-    num_resident = int(np.count_nonzero(b_resident))
+    num_resident = int(count_nonzero(b_resident))
     after = resident_blocks + _blocks_added(b_computed, take, b_resident, bs,
                                             decode_only=tokens == len(batch) == num_resident)
     slots_over = 0
     if limits.max_resident_seqs is not None:
-        residents_out = int(np.count_nonzero(resident[order if live is None else live])) - num_resident
+        residents_out = int(count_nonzero(resident[order if live is None else live])) - num_resident
         slots_over = residents_out + len(batch) - limits.max_resident_seqs
     if after <= cap - wm and slots_over <= 0:  # fast path: everything fits, even under the watermark
         return BatchPlan(batch, np.asarray(take, dtype=np.int64), _EMPTY, after, ranks,
@@ -273,8 +263,8 @@ def _blocks_added(b_computed: np.ndarray, take: np.ndarray, b_resident: np.ndarr
     member is resident and takes one token, so it adds a block exactly when its blocks are full."""
     if decode_only:
         if bs & (bs - 1) == 0:  # a power of two (vLLM's block sizes are): a bit mask costs half a modulo
-            return len(b_computed) - int(np.count_nonzero(b_computed & (bs - 1)))
-        return int(np.count_nonzero(b_computed % bs == 0))
+            return len(b_computed) - int(count_nonzero(b_computed & (bs - 1)))
+        return int(count_nonzero(b_computed % bs == 0))
     rounded = b_computed + (bs - 1)
     return int(((rounded + take) // bs).sum()) - int((rounded // bs).dot(b_resident))
 
