@@ -128,7 +128,7 @@ def order_by(*keys: np.ndarray) -> np.ndarray:
     n = len(keys[0])
     if n < 2:  # nothing to sort (a burst's last request runs alone for thousands of steps)
         return np.zeros(n, dtype=np.intp)
-    if n >= _SHORTCUT_MIN and all(_ascending(key) for key in keys[1:]):
+    if n >= _SHORTCUT_MIN and _all_ascending(keys[1:]):
         primary = np.asarray(keys[0])
         if _ascending_frozen(primary):  # already in order (FCFS on a host that lists requests by arrival)
             return np.arange(n)
@@ -139,6 +139,14 @@ def order_by(*keys: np.ndarray) -> np.ndarray:
 
 
 _SHORTCUT_MIN = 256  # below this lexsort is as fast as the checks
+
+
+def _all_ascending(keys) -> bool:
+    """Whether every key never decreases (a loop: a generator in all() costs more than the memo lookups)."""
+    for key in keys:
+        if not _ascending(key):
+            return False
+    return True
 
 #: ``_ascending`` answers for read-only arrays that own their data (a host's columns fixed for a live set,
 #: e.g. arrival time and id), by identity: such an array cannot change, and the entry holds a reference so

@@ -263,10 +263,22 @@ def _blocks_added(b_computed: np.ndarray, take: np.ndarray, b_resident: np.ndarr
     member is resident and takes one token, so it adds a block exactly when its blocks are full."""
     if decode_only:
         if bs & (bs - 1) == 0:  # a power of two (vLLM's block sizes are): a bit mask costs half a modulo
-            return len(b_computed) - int(count_nonzero(b_computed & (bs - 1)))
+            return len(b_computed) - int(count_nonzero(b_computed & _low_bits(bs)))
         return int(count_nonzero(b_computed % bs == 0))
     rounded = b_computed + (bs - 1)
     return int(((rounded + take) // bs).sum()) - int((rounded // bs).dot(b_resident))
+
+
+_LOW_BITS: dict[int, np.ndarray] = {}
+
+
+def _low_bits(bs: int) -> np.ndarray:
+    """``bs - 1`` as a 0-d int64 array: an array operand spares numpy converting a Python int every call
+    (~0.25 us of a ~0.6 us operation); the result is the same."""
+    mask = _LOW_BITS.get(bs)
+    if mask is None:
+        mask = _LOW_BITS[bs] = np.array(bs - 1, dtype=np.int64)
+    return mask
 
 
 def _resident_first_tokens(
