@@ -23,7 +23,10 @@ import simpy
 
 from ltrsched.policies.base import LiveView, Policy, RequestState, note_ascending
 from ltrsched.policies.batching import BatchLimits, form_batch
-from ltrsched.policies.fastops import count_nonzero, ones  # ones(k): exact int64 sums by dot
+from ltrsched.policies.fastops import (  # ones(k): exact int64 sums by dot
+    count_nonzero,
+    ones,
+)
 from ltrsched.policies.step_shape import StepShape
 from ltrsched.sim.request_table import FINISHED, RequestTable
 

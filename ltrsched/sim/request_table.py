@@ -7,7 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from ltrsched.policies.base import RequestState, _ascending, _ascending_frozen, note_ascending
+from ltrsched.policies.base import (
+    RequestState,
+    _ascending,
+    _ascending_frozen,
+    note_ascending,
+)
 
 #: Simulator-only states beyond :class:`RequestState` (never shown to a policy).
 NOT_ARRIVED = -1
