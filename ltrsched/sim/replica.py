@@ -21,17 +21,23 @@ from typing import Callable
 import numpy as np
 import simpy
 
-from ltrsched.policies.base import LiveView, Policy, RequestState
+from ltrsched.policies.base import LiveView, Policy, RequestState, note_ascending
 from ltrsched.policies.batching import BatchLimits, form_batch
+from ltrsched.policies.fastops import (  # ones(k): exact int64 sums by dot
+    count_nonzero,
+    ones,
+)
 from ltrsched.policies.step_shape import StepShape
 from ltrsched.sim.request_table import FINISHED, RequestTable
-
-count_nonzero = np.count_nonzero  # the cheapest numpy reduction: any()/all()/sum() of a mask cost ~4x more
 
 WAITING = int(RequestState.WAITING)
 RUNNING = int(RequestState.RUNNING)
 PAUSED = int(RequestState.PAUSED)
 SWAPPED = int(RequestState.SWAPPED)
+_NONE = np.zeros(0, dtype=np.intp)  # no positions
+# 0-d array operands: numpy converts a Python scalar operand on every call (~0.25 us of a ~0.6 us operation on
+# a few hundred values); an array operand of the same value and dtype gives the same result without that
+_ONE = np.array(1, dtype=np.int64)
 
 
 @dataclass
@@ -54,6 +60,54 @@ class StepTrace:
 
     def as_dict(self) -> dict[str, list]:
         return dict(vars(self))
+
+
+class _OddMember:
+    """The one member of a step that is not a plain decode: a prompt (or recompute) chunk, or the first token
+    of a prompt whose last token was its one pending token. A step with one such member (the usual mixed
+    step: a request was admitted) advances every member as a decode, then sets this one right in scalar
+    arithmetic: the same operations as :meth:`Replica._advance_mixed` does on arrays, element by element.
+
+    Holds its values from before the step (those the decode pass overwrites included)."""
+
+    __slots__ = ("p", "i", "take", "computed", "pending", "generated", "last_token_time", "max_token_gap", "t")
+
+    def __init__(self, p: int, batch, take, b_computed, b_pending, b_gen, t: RequestTable):
+        i = int(batch[p])
+        self.p, self.i, self.t = p, i, t
+        self.take, self.computed = int(take[p]), int(b_computed[p])
+        self.pending, self.generated = int(b_pending[p]), int(b_gen[p])
+        self.last_token_time, self.max_token_gap = t.last_token_time[i], t.max_token_gap[i]
+
+    def shape(self, k: int, b_computed) -> StepShape:
+        """The step's shape (``k`` members, ``b_computed`` before the step)."""
+        if self.pending == 1:  # a first token: a decode, as far as the step's shape goes
+            return StepShape(num_decode_seqs=k, decode_context_tokens=int(b_computed.dot(ones(k))) + k)
+        chunk, before, n_decode = self.take, self.computed, k - 1
+        return StepShape(num_prefill_tokens=chunk, num_prefill_seqs=1, num_decode_seqs=n_decode,
+                         decode_context_tokens=int(b_computed.dot(ones(k))) + n_decode - before,
+                         prefill_attention_pairs=chunk * (before + (chunk + 1) * 0.5))
+
+    def advance(self, b_gen, start, end) -> bool:
+        """After the decode pass: the member computed ``take`` tokens and samples one only if they were all
+        its known tokens. Sets its entry of ``b_gen`` (the batch's new generated counts) too. Returns whether
+        it sampled."""
+        t, i = self.t, self.i
+        left = self.pending - self.take  # known tokens still without KV after the step
+        sampled = left == 0
+        t.computed_tokens[i] = self.computed + self.take
+        b_gen[self.p] = t.generated_tokens[i] = self.generated + sampled
+        t.pending_tokens[i] = left + sampled  # a sampled token's KV is next
+        if sampled:
+            if not t.first_token_time[i] <= end:  # np.fmin: NaN (no token yet) -> end
+                t.first_token_time[i] = end
+        else:  # it sampled nothing: undo the decode pass's token time and gap
+            t.last_token_time[i] = self.last_token_time
+            t.max_token_gap[i] = self.max_token_gap
+        if not t.first_scheduled_time[i] <= start:
+            t.first_scheduled_time[i] = start
+        t.resident[i] = True
+        return sampled
 
 
 class Replica:
@@ -121,6 +175,8 @@ class Replica:
         arrival_order = np.argsort(t.arrival_time, kind="stable")
         arrivals = t.arrival_time[arrival_order]
         n = len(arrival_order)
+        # arrivals in row order (arrival_order is the identity): every live set is increasing (see _new_live)
+        self._live_increasing = bool(count_nonzero(arrival_order != np.arange(n)) == 0)
         next_arrival = 0
         live = np.zeros(0, dtype=np.int64)
         columns = t.live_columns(lambda idx: self.steps - 1 - t.last_run_step[idx])
@@ -134,10 +190,13 @@ class Replica:
         last_run_step, max_idle_steps = t.last_run_step, t.max_idle_steps
         resident_first = limits.resident_first
         now = env.now
+        prev_end = now  # when the last step ended [s]
+        prev_all_sampled = False  # every member of the last step's batch sampled a token at prev_end
 
         while (next_arrival < n or len(live)) and now < self.stop_time:
             # -- admit arrivals up to now
-            if next_arrival < n and arrivals[next_arrival] <= now:
+            admitted = next_arrival < n and arrivals[next_arrival] <= now
+            if admitted:
                 end = int(arrivals.searchsorted(now, side="right"))
                 live = self._admit(live, arrival_order[next_arrival:end], now)
                 next_arrival = end
@@ -151,36 +210,56 @@ class Replica:
             # -- rank and form the batch (form_batch gets global request indices and arrays)
             view = LiveView(columns, live, now, self.steps)
             order = policy.rank(view)
-            plan = form_batch(live[order], pending, computed, resident, limits, self.blocks_in_use)
+            plan = form_batch(order, pending, computed, resident, limits, self.blocks_in_use, live)
 
-            # -- last step's batch (finished ones removed) pauses unless it runs again; then preemption
-            state[prev_batch] = PAUSED
-            swap_blocks = self._preempt(plan.evict) if len(plan.evict) else 0
-
-            # -- the batch and its shape. A lone decoding member (a burst's last requests run alone for
-            # thousands of steps) takes scalar arithmetic: numpy calls cost ~10x more for one element.
+            # -- the batch. A lone decoding member (a burst's last requests run alone for thousands of
+            # steps) takes scalar arithmetic: numpy calls cost ~10x more for one element.
             batch = plan.batch
             take = plan.num_new_tokens
             k = len(batch)
+            solo = k == 1 and pending[batch[0]] == 1 and generated[batch[0]] > 0
+            # rerun: every member ran last step and there are as many members as the last step left
+            # unfinished, so the batch is that same set. Its members are RUNNING already: pausing them and
+            # setting them running again would leave the same states, so neither is written. A member ran
+            # last step when no idle run ends now, unless it was admitted now (its last_run_step is the step
+            # before its admission), hence no rerun in a step that admits.
+            rerun = False
+            if not solo:
+                idle_run = np.array(self.steps - 1) - last_run_step[batch]  # idle steps each member ends now
+                num_idle = count_nonzero(idle_run)
+                rerun = not num_idle and k == len(prev_batch) and not admitted
+
+            # -- last step's batch (finished ones removed) pauses unless it runs again; then preemption
+            if not rerun:  # (a rerun's members stay RUNNING)
+                state[prev_batch] = PAUSED
+            swap_blocks = self._preempt(plan.evict) if len(plan.evict) else 0
             if self.host_blocks_in_use:  # swap-ins (nothing can be swapped while host memory is empty)
                 swap_blocks += self._swap_in(batch)
-            solo = k == 1 and pending[batch[0]] == 1 and generated[batch[0]] > 0
+            odd = None  # the one member that is not a plain decode, if just one (see _OddMember)
             if solo:
                 i = int(batch[0])
                 shape = StepShape(num_decode_seqs=1, decode_context_tokens=int(computed[i]) + 1)
             else:
-                b_computed = computed[batch]
+                # the batch's counts before the step (form_batch's, when it kept them: preemption and swap-in
+                # change neither for batch members)
+                b_computed, b_pending = plan.computed_tokens, plan.pending_tokens
+                if b_computed is None or b_pending is None:
+                    b_computed, b_pending = computed[batch], pending[batch]
                 b_gen = generated[batch]
-                # decode-only step: every member computes exactly its one pending token (each takes >= 1
-                # token, so all take 1; the last, possibly cut to the budget, has 1 pending) and has produced
-                # a token before (else its first token / first scheduling must be recorded)
-                # (with resident_first the chunk cut can fall on any member: check them all)
-                steady = (count_nonzero(b_gen) == k and not count_nonzero(take != 1)
-                          and (not count_nonzero(pending[batch] != 1) if resident_first else pending[batch[-1]] == 1))
-                if steady:
-                    shape = StepShape(num_decode_seqs=k, decode_context_tokens=int(b_computed.sum()) + k)
+                # members that are not plain decodes (1 token pending and a token produced before): prompt
+                # chunks and first tokens. pending >= 1, so that is pending > 1, or pending > 0 where gen == 0.
+                # When form_batch saw one pending token each, only first tokens (gen == 0) can be odd.
+                if plan.one_token_each and count_nonzero(b_gen) == k:
+                    odd_pos = _NONE
                 else:
-                    shape, b_pending = self._mixed_shape(batch, take, b_computed)
+                    odd_pos = (b_pending > (b_gen != 0)).nonzero()[0]
+                if not len(odd_pos):  # decode-only: every member computes its one pending token
+                    shape = StepShape(num_decode_seqs=k, decode_context_tokens=int(b_computed.dot(ones(k))) + k)
+                elif len(odd_pos) == 1:  # the usual mixed step: one request admitted
+                    odd = _OddMember(int(odd_pos[0]), batch, take, b_computed, b_pending, b_gen, t)
+                    shape = odd.shape(k, b_computed)
+                else:
+                    shape = self._mixed_shape(batch, take, b_computed, b_pending)
             dt = self.step_time(shape) + swap_blocks * self.swap_seconds_per_block
             start = float(now)
             end = now + dt  # what a SimPy timeout of dt ends at
@@ -192,28 +271,40 @@ class Replica:
             # -- advance the batch
             if solo:
                 num_done = self._advance_solo(i, dt, end)
+                prev_all_sampled = True
             else:
-                if steady:  # every member samples a token; none is new; pending stays 1 and all are resident
-                    b_computed += 1
-                    computed[batch] = b_computed
-                    b_gen += 1
+                if len(odd_pos) < 2:
+                    # every member as a decode (one token computed, one sampled); then the odd one, if any,
+                    # is set right in scalar arithmetic
+                    computed[batch] = b_computed + _ONE  # (b_computed is the plan's: not in place)
+                    b_gen += _ONE
                     generated[batch] = b_gen
-                    sampled = batch
+                    if rerun and prev_all_sampled:
+                        # every member's last token came at prev_end (the value last_token_time holds), so each
+                        # gap is the same float subtraction: do it once (no gather, no NaN)
+                        gaps = np.array(end - prev_end)
+                    else:
+                        gaps = end - last_token_time[batch]  # NaN for first tokens: fmax ignores them
+                    max_token_gap[batch] = np.fmax(max_token_gap[batch], gaps)
+                    last_token_time[batch] = end
+                    prev_all_sampled = odd is None or odd.advance(b_gen, start, end)
                 else:
                     sampled = self._advance_mixed(batch, take, b_computed, b_gen, b_pending, start, end)
-                gaps = end - last_token_time[sampled]  # NaN for first tokens: fmax ignores them
-                max_token_gap[sampled] = np.fmax(max_token_gap[sampled], gaps)
-                last_token_time[sampled] = end
+                    gaps = end - last_token_time[sampled]  # NaN for first tokens: fmax ignores them
+                    max_token_gap[sampled] = np.fmax(max_token_gap[sampled], gaps)
+                    last_token_time[sampled] = end
+                    prev_all_sampled = len(sampled) == k
                 run_time[batch] += dt
                 # states and idle runs (O(batch): a run of idle steps ends when the request runs again)
-                state[batch] = RUNNING
-                idle_run = (self.steps - 1) - last_run_step[batch]
-                if count_nonzero(idle_run):  # else every member also ran last step
+                if not rerun:
+                    state[batch] = RUNNING
+                if num_idle:  # else every member also ran last step
                     max_idle_steps[batch] = np.maximum(max_idle_steps[batch], idle_run)
                 last_run_step[batch] = self.steps
                 done_mask = b_gen >= output_tokens[batch]  # b_gen holds the new counts
                 num_done = count_nonzero(done_mask)
             prev_batch = batch
+            prev_end = end
 
             if wants_on_step:
                 scheduled = np.zeros(len(live), dtype=bool)
@@ -228,7 +319,7 @@ class Replica:
                 else:
                     done, prev_batch = batch[done_mask], batch[~done_mask]
                 blocks_now -= self._finish(done, end)
-                live = live[state[live] != FINISHED]
+                live = self._new_live(live[state[live] != FINISHED])
             self.blocks_in_use = blocks_now
             if blocks_now > self.peak_blocks_in_use:
                 self.peak_blocks_in_use = blocks_now
@@ -248,7 +339,17 @@ class Replica:
         t.state[new] = WAITING
         t.last_run_step[new] = self.steps - 1
         self.policy.on_arrival(t.request_id[new], now)
-        return np.concatenate((live, new))
+        return self._new_live(np.concatenate((live, new)))
+
+    def _new_live(self, live: np.ndarray) -> np.ndarray:
+        """Freeze a new live set (LiveGather caches by identity). When arrivals come in row order it is
+        increasing: admissions append slices of ``arrival_order`` (the identity), each above all before, and
+        finishes keep a subsequence. Noting that spares order_by's checks of the tie-breaking keys gathered at
+        it (see LiveGather)."""
+        live.flags.writeable = False
+        if self._live_increasing:
+            note_ascending(live)
+        return live
 
     def _preempt(self, ev: np.ndarray) -> int:
         """Preempt residents ``ev`` (lowest-ranked first): swap to host while it has room, else recompute.
@@ -304,30 +405,22 @@ class Replica:
         t.last_run_step[i] = self.steps
         return generated >= t.output_tokens[i]
 
-    def _mixed_shape(self, batch, take, b_computed) -> tuple[StepShape, np.ndarray]:
-        """Shape of a step with prefill work; also returns the members' pending tokens."""
-        b_pending = self.t.pending_tokens[batch]
+    def _mixed_shape(self, batch, take, b_computed, b_pending) -> StepShape:
+        """Shape of a step with several prefill members (prompt chunks)."""
         # a decode computes the one token not yet in the KV (a 1-token last prompt chunk counts too):
         # pending = known - computed = 1, so it takes 1
         is_decode = b_pending == 1
         n_decode = int(count_nonzero(is_decode))
         prefill = (~is_decode).nonzero()[0]
-        decode_context_tokens = int(b_computed.sum()) + n_decode
-        if len(prefill) == 1:  # the usual case (one request admitted): the same arithmetic on scalars
-            chunk, before = int(take[prefill[0]]), int(b_computed[prefill[0]])
-            return StepShape(num_prefill_tokens=chunk, num_prefill_seqs=1, num_decode_seqs=n_decode,
-                             decode_context_tokens=decode_context_tokens - before,
-                             prefill_attention_pairs=chunk * (before + (chunk + 1) * 0.5)), b_pending
         p_take = take[prefill]
         p_computed = b_computed[prefill]
-        shape = StepShape(
+        return StepShape(
             num_prefill_tokens=int(p_take.sum()),
             num_prefill_seqs=len(prefill),
             num_decode_seqs=n_decode,
-            decode_context_tokens=decode_context_tokens - int(p_computed.sum()),
+            decode_context_tokens=int(b_computed.sum()) + n_decode - int(p_computed.sum()),
             prefill_attention_pairs=float((p_take * (p_computed + (p_take + 1) * 0.5)).sum()),
         )
-        return shape, b_pending
 
     def _advance_mixed(self, batch, take, b_computed, b_gen, b_pending, start, end) -> np.ndarray:
         """Advance a batch with prefill work by ``take`` tokens; members that computed all their known
@@ -348,7 +441,12 @@ class Replica:
     def _finish(self, done: np.ndarray, end) -> int:
         """Requests ``done`` finished at ``end``; returns the KV blocks they free."""
         t = self.t
-        freed = int((-(-t.computed_tokens[done] // self.limits.block_size)).sum())
+        bs = self.limits.block_size
+        done_computed = t.computed_tokens[done]
+        if len(done) <= 4:  # usually one or two: Python integers cost less than four numpy calls
+            freed = sum([-(-c // bs) for c in done_computed.tolist()])
+        else:
+            freed = int((-(-done_computed // bs)).sum())
         t.state[done] = FINISHED
         t.resident[done] = False
         t.finish_time[done] = end

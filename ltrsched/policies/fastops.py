@@ -1,0 +1,28 @@
+"""Cheaper spellings of a few numpy operations, for loops that make dozens of numpy calls per simulated step
+on arrays of a few hundred values, where a call's fixed overhead (~0.2-0.6 us) is most of its cost.
+Each gives exactly the result of the plain numpy spelling it replaces."""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: ``count_nonzero(a)``: the number of nonzero (True) entries of an array, ``np.count_nonzero(a)`` without an
+#: axis: the cheapest numpy reduction (any()/all()/sum() of a mask cost ~4x more). numpy's C function, without
+#: its Python wrapper (array-function dispatch, axis handling): ~0.13 us less per call.
+try:
+    from numpy._core.multiarray import count_nonzero
+except ImportError:  # pragma: no cover - another numpy layout
+    count_nonzero = np.count_nonzero
+
+_ONES = np.ones(1024, dtype=np.int64)
+_ONES.flags.writeable = False
+
+
+def ones(n: int) -> np.ndarray:
+    """``n`` int64 ones (a read-only view of a shared array): ``int(x.dot(ones(len(x))))`` is ``int(x.sum())``
+    for an integer ``x`` (exact), in about half the time on a few hundred values."""
+    global _ONES
+    if n > len(_ONES):
+        _ONES = np.ones(2 * n, dtype=np.int64)
+        _ONES.flags.writeable = False
+    return _ONES[:n]
