@@ -188,7 +188,6 @@ class Replica:
         state, output_tokens, run_time = t.state, t.output_tokens, t.run_time
         last_token_time, max_token_gap = t.last_token_time, t.max_token_gap
         last_run_step, max_idle_steps = t.last_run_step, t.max_idle_steps
-        resident_first = limits.resident_first
         now = env.now
         prev_end = now  # when the last step ended [s]
         prev_all_sampled = False  # every member of the last step's batch sampled a token at prev_end
