@@ -59,6 +59,41 @@ def test_order_by_is_lexsort(n, kinds, seed):
     assert got.dtype == want.dtype and np.array_equal(got, want)
 
 
+@settings(max_examples=200, deadline=None)
+@given(n=st.sampled_from([0, 1, 2, 5, 300]), kinds=st.lists(st.sampled_from(sorted(KEY_KINDS)), max_size=3),
+       seed=st.integers(0, 2**32 - 1))
+def test_view_order_by_breaks_ties_by_arrival_then_id(n, kinds, seed):
+    """Listed by arrival (the host vouches) or not, LiveView.order_by is order_by(*keys, arrival, id)."""
+    rng = np.random.default_rng(seed)
+    keys = [KEY_KINDS[k](rng, n) for k in kinds]
+    arrival, ids = rng.integers(0, 4, n).astype(float), rng.permutation(n) * 7
+    rows = np.lexsort((ids, arrival))  # the rows of a host that lists requests by arrival, ties by id
+    for listed, pos in ((True, rows), (False, rng.permutation(n))):
+        v = view(arrival_time=arrival[pos], request_id=ids[pos])
+        v.arrival_ordered = listed
+        ks = [k[pos] for k in keys]
+        assert np.array_equal(v.order_by(*ks), order_by(*ks, arrival[pos], ids[pos])), listed
+
+
+@pytest.mark.parametrize("arrival", ["burst", "poisson"])
+@pytest.mark.parametrize("spec", ["fcfs", "srtf", "mlfq", "srtf:starve=20,quantum=5"])
+def test_row_order_of_the_workload_does_not_change_results(spec, arrival):
+    """A workload listed out of arrival order (the simulator then cannot vouch for the order of its live
+    requests) gives every request the same timestamps as the same workload sorted by arrival. (Policies
+    whose scores are drawn per row, e.g. the approximate oracle, draw other scores for other rows.)"""
+    from ltrsched.workloads import apply_arrivals
+    from ltrsched.workloads.schema import Workload
+
+    wl = apply_arrivals(load_workload("sharegpt", num_requests=300, seed=0), arrival, rate=20, seed=0)
+    shuffled = Workload(wl.df.sample(fraction=1.0, shuffle=True, seed=1), wl.name, wl.meta)
+    assert not shuffled.df["request_id"].equals(wl.df["request_id"])
+    cfg = SimConfig(num_gpu_blocks=600)
+    cols = ["request_id", "first_scheduled_time", "first_token_time", "finish_time", "num_preemptions"]
+    a = simulate(wl, make_policy(spec), cfg).requests.select(cols).sort("request_id")
+    b = simulate(shuffled, make_policy(spec), cfg).requests.select(cols).sort("request_id")
+    assert a.equals(b)
+
+
 def test_fcfs_srtf_ltr_orders():
     v = view(arrival_time=[3.0, 1.0, 2.0, 1.0], output_tokens=[5, 50, 10, 50],
              generated_tokens=[0, 45, 0, 0], score=[0.1, 0.9, 0.5, 0.9])

@@ -7,7 +7,7 @@ The same object runs unchanged in the simulator and in the vLLM engine adapter.
 
 import numpy as np
 
-from ltrsched.policies import LiveView, Policy, order_by, register
+from ltrsched.policies import LiveView, Policy, register
 
 
 @register
@@ -24,4 +24,4 @@ class ShortPromptAging(Policy):
     def rank(self, view: LiveView) -> np.ndarray:
         waited = view.now - view.arrival_time  # seconds since arrival
         effective = view.prompt_tokens - self.age * waited
-        return order_by(effective, view.arrival_time, view.request_id)
+        return view.order_by(effective)  # ties by arrival, then request id

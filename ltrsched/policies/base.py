@@ -59,16 +59,39 @@ class LiveView:
         index: positions of the live requests in those arrays (None: all of them).
         now: simulated or wall time of the step [s].
         step: index of the scheduling step (0, 1, ...).
+        arrival_ordered: the host vouches that the live requests are listed by arrival time, ties by
+            request id, so that :meth:`order_by` need not sort by them (False: nothing is assumed).
     """
 
-    __slots__ = ("_columns", "_index", "_cache", "now", "step")
+    __slots__ = ("_columns", "_index", "_cache", "now", "step", "arrival_ordered")
 
-    def __init__(self, columns: Mapping[str, np.ndarray], index: np.ndarray | None, now: float, step: int):
+    def __init__(self, columns: Mapping[str, np.ndarray], index: np.ndarray | None, now: float, step: int,
+                 arrival_ordered: bool = False):
         self._columns = columns
         self._index = index
         self._cache: dict[str, np.ndarray] = {}
         self.now = float(now)
         self.step = int(step)
+        self.arrival_ordered = arrival_ordered
+
+    def order_by(self, *keys: np.ndarray) -> np.ndarray:
+        """Positions sorted by ``keys`` ascending (the first most significant), ties by arrival time, then
+        by request id: the usual competition order. ``view.order_by()`` is first come, first served.
+
+        Always ``order_by(*keys, view.arrival_time, view.request_id)``. When the host lists requests by
+        arrival (``arrival_ordered``), ties keep their positions, so only ``keys`` are sorted (stably),
+        without reading or checking the arrival and id columns.
+        """
+        n = len(self)
+        if n < 2:
+            return np.zeros(n, dtype=np.intp)
+        if not self.arrival_ordered:
+            return order_by(*keys, self.arrival_time, self.request_id)
+        if not keys:
+            return np.arange(n)
+        if len(keys) == 1:
+            return _stable_argsort(np.asarray(keys[0]))
+        return np.lexsort(keys[::-1])
 
     def __len__(self) -> int:
         if self._index is None:
@@ -189,6 +212,15 @@ def _ascending_frozen(key: np.ndarray) -> bool:
     """Whether ``key`` is a read-only array that owns its data and never decreases (answered from the memo
     after the first call for the same array); False for any other array, without looking at its values."""
     return not key.flags.writeable and key.base is None and _ascending(key)
+
+
+def _stable_argsort(key: np.ndarray) -> np.ndarray:
+    """``np.lexsort((key,))``: positions by ``key``, ties in position order; numpy's radix sort for a small
+    non-negative integer key."""
+    if key.dtype.kind not in "biuf":
+        return np.lexsort((key,))
+    small = _as_uint16(key)
+    return (key if small is None else small).argsort(kind="stable")
 
 
 def _as_uint16(key: np.ndarray) -> np.ndarray | None:

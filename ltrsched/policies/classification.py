@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ltrsched.policies.approx_oracle import check_tau, fill_missing_lengths
-from ltrsched.policies.base import LiveView, Policy, order_by
+from ltrsched.policies.base import LiveView, Policy
 from ltrsched.policies.id_array import IdArray
 from ltrsched.policies.registry import register
 
@@ -43,4 +43,4 @@ class Classification(Policy):
         self._bucket_of[requests["request_id"]] = np.floor(predicted / self.bucket)
 
     def rank(self, view: LiveView) -> np.ndarray:
-        return order_by(self._bucket_of[view.request_id], view.arrival_time, view.request_id)
+        return view.order_by(self._bucket_of[view.request_id])

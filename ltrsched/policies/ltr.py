@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ltrsched.policies.approx_oracle import approx_oracle_scores, check_tau
-from ltrsched.policies.base import LiveView, Policy, order_by
+from ltrsched.policies.base import LiveView, Policy
 from ltrsched.policies.id_array import IdArray
 from ltrsched.policies.registry import register
 
@@ -40,7 +40,7 @@ class LTR(Policy):
         return self._oracle[view.request_id] if self.tau is not None else view.score
 
     def rank(self, view: LiveView) -> np.ndarray:
-        return order_by(-self.scores(view), view.arrival_time, view.request_id)
+        return view.order_by(-self.scores(view))
 
 
 @register

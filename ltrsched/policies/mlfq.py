@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ltrsched.policies.base import LiveView, Policy, order_by
+from ltrsched.policies.base import LiveView, Policy
 from ltrsched.policies.id_array import IdArray
 from ltrsched.policies.registry import register
 
@@ -53,7 +53,7 @@ class MLFQ(Policy):
         return np.searchsorted(self._bounds, executed, side="right")
 
     def rank(self, view: LiveView) -> np.ndarray:
-        return order_by(self.levels(view), -self._last_run[view.request_id], view.arrival_time, view.request_id)
+        return view.order_by(self.levels(view), -self._last_run[view.request_id])
 
     def on_step(self, view: LiveView, scheduled: np.ndarray, step_time: float) -> None:
         self._last_run[view.request_id[scheduled]] = view.step

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ltrsched.policies.approx_oracle import check_tau, fill_missing_lengths
-from ltrsched.policies.base import LiveView, Policy, order_by
+from ltrsched.policies.base import LiveView, Policy
 from ltrsched.policies.id_array import IdArray
 from ltrsched.policies.registry import register
 
@@ -47,4 +47,4 @@ class PO(Policy):
     def rank(self, view: LiveView) -> np.ndarray:
         phase = view.generated_tokens < self.tokens
         estimate = np.where(phase, 0.0, self._estimate[view.request_id])
-        return order_by(~phase, estimate, view.arrival_time, view.request_id)
+        return view.order_by(~phase, estimate)

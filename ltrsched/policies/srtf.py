@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ltrsched.policies.base import LiveView, Policy, order_by
+from ltrsched.policies.base import LiveView, Policy
 from ltrsched.policies.registry import register
 
 
@@ -15,4 +15,4 @@ class SRTF(Policy):
     def rank(self, view: LiveView) -> np.ndarray:
         if len(view) < 2:  # one request (a burst's tail runs alone for thousands of steps): skip the keys
             return np.zeros(len(view), dtype=np.intp)
-        return order_by(view.remaining_tokens, view.arrival_time, view.request_id)
+        return view.order_by(view.remaining_tokens)

@@ -177,6 +177,10 @@ class Replica:
         n = len(arrival_order)
         # arrivals in row order (arrival_order is the identity): every live set is increasing (see _new_live)
         self._live_increasing = bool(count_nonzero(arrival_order != np.arange(n)) == 0)
+        # rows sorted by arrival, ties by request id: every live set (increasing rows) lists its requests in
+        # the competition order's tie-break, which LiveView.order_by then need not sort by
+        arrival_ordered = self._live_increasing and bool(
+            count_nonzero(np.lexsort((t.request_id, t.arrival_time)) != np.arange(n)) == 0)
         next_arrival = 0
         live = np.zeros(0, dtype=np.int64)
         columns = t.live_columns(lambda idx: self.steps - 1 - t.last_run_step[idx])
@@ -207,7 +211,7 @@ class Replica:
                 continue
 
             # -- rank and form the batch (form_batch gets global request indices and arrays)
-            view = LiveView(columns, live, now, self.steps)
+            view = LiveView(columns, live, now, self.steps, arrival_ordered)
             order = policy.rank(view)
             plan = form_batch(order, pending, computed, resident, limits, self.blocks_in_use, live)
 
