@@ -155,9 +155,7 @@ def order_by(*keys: np.ndarray) -> np.ndarray:
         primary = np.asarray(keys[0])
         if _ascending_frozen(primary):  # already in order (FCFS on a host that lists requests by arrival)
             return np.arange(n)
-        if primary.dtype.kind in "biuf":
-            small = _as_uint16(primary)
-            return (primary if small is None else small).argsort(kind="stable")
+        return _stable_argsort(primary)
     return np.lexsort(keys[::-1])
 
 
@@ -170,6 +168,7 @@ def _all_ascending(keys) -> bool:
         if not _ascending(key):
             return False
     return True
+
 
 #: ``_ascending`` answers for read-only arrays that own their data (a host's columns fixed for a live set,
 #: e.g. arrival time and id), by identity: such an array cannot change, and the entry holds a reference so
@@ -198,14 +197,6 @@ def _remember(key: np.ndarray, ascending: bool) -> None:
     if len(_ASCENDING_MEMO) >= _ASCENDING_MEMO_SIZE:
         del _ASCENDING_MEMO[next(iter(_ASCENDING_MEMO))]
     _ASCENDING_MEMO[id(key)] = (key, ascending)
-
-
-def note_ascending(key: np.ndarray) -> None:
-    """Tell :func:`order_by` that ``key``, a read-only array that owns its data, never decreases, so that it
-    need not check (a host that knows it by construction, e.g. a gather of an ascending column at increasing
-    positions). The caller vouches for the fact; arrays that are not frozen are ignored."""
-    if not key.flags.writeable and key.base is None:
-        _remember(key, True)
 
 
 def _ascending_frozen(key: np.ndarray) -> bool:

@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 import simpy
 
-from ltrsched.policies.base import LiveView, Policy, RequestState, note_ascending
+from ltrsched.policies.base import LiveView, Policy, RequestState
 from ltrsched.policies.batching import BatchLimits, form_batch
 from ltrsched.policies.fastops import (  # ones(k): exact int64 sums by dot
     count_nonzero,
@@ -175,12 +175,10 @@ class Replica:
         arrival_order = np.argsort(t.arrival_time, kind="stable")
         arrivals = t.arrival_time[arrival_order]
         n = len(arrival_order)
-        # arrivals in row order (arrival_order is the identity): every live set is increasing (see _new_live)
-        self._live_increasing = bool(count_nonzero(arrival_order != np.arange(n)) == 0)
-        # rows sorted by arrival, ties by request id: every live set (increasing rows) lists its requests in
-        # the competition order's tie-break, which LiveView.order_by then need not sort by
-        arrival_ordered = self._live_increasing and bool(
-            count_nonzero(np.lexsort((t.request_id, t.arrival_time)) != np.arange(n)) == 0)
+        # rows sorted by arrival, ties by request id: every live set lists its requests in the competition
+        # order's tie-break (admissions append later rows, finishes keep a subsequence), which
+        # LiveView.order_by then need not sort by
+        arrival_ordered = bool(count_nonzero(np.lexsort((t.request_id, t.arrival_time)) != np.arange(n)) == 0)
         next_arrival = 0
         live = np.zeros(0, dtype=np.int64)
         columns = t.live_columns(lambda idx: self.steps - 1 - t.last_run_step[idx])
@@ -344,14 +342,10 @@ class Replica:
         self.policy.on_arrival(t.request_id[new], now)
         return self._new_live(np.concatenate((live, new)))
 
-    def _new_live(self, live: np.ndarray) -> np.ndarray:
-        """Freeze a new live set (LiveGather caches by identity). When arrivals come in row order it is
-        increasing: admissions append slices of ``arrival_order`` (the identity), each above all before, and
-        finishes keep a subsequence. Noting that spares order_by's checks of the tie-breaking keys gathered at
-        it (see LiveGather)."""
+    @staticmethod
+    def _new_live(live: np.ndarray) -> np.ndarray:
+        """Freeze a new live set: LiveGather caches its gathers by the identity of this array."""
         live.flags.writeable = False
-        if self._live_increasing:
-            note_ascending(live)
         return live
 
     def _preempt(self, ev: np.ndarray) -> int:

@@ -7,12 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from ltrsched.policies.base import (
-    RequestState,
-    _ascending,
-    _ascending_frozen,
-    note_ascending,
-)
+from ltrsched.policies.base import RequestState
 
 #: Simulator-only states beyond :class:`RequestState` (never shown to a policy).
 NOT_ARRIVED = -1
@@ -134,20 +129,14 @@ class LiveGather:
     The live set changes only on arrivals and finishes, and the replica then makes a new index array, so
     the gather is redone only when it gets a different index object; steps in between share the result.
     The result is read-only, so a policy cannot change what later steps see.
-
-    When ``values`` never decreases and the index is known to (a frozen index that :func:`order_by` knows
-    ascending, as the replica notes its live sets), the result never decreases either and is noted so: the
-    usual tie-breaking keys of ``order_by`` (arrival time, id) then need no check per live set (~1.3 us each
-    on 2,000 requests, and a live set changes in about every other step of a burst).
     """
 
-    __slots__ = ("values", "_index", "_out", "_ascending")
+    __slots__ = ("_index", "_out", "values")
 
     def __init__(self, values: np.ndarray):
         self.values = values
         self._index: np.ndarray | None = None
         self._out: np.ndarray | None = None
-        self._ascending: bool | None = None  # whether ``values`` never decreases (checked on first use)
 
     def __call__(self, index: np.ndarray | None) -> np.ndarray:
         if index is None:
@@ -155,9 +144,5 @@ class LiveGather:
         if index is not self._index:
             out = self.values[index]
             out.flags.writeable = False
-            if self._ascending is None:
-                self._ascending = _ascending(self.values)
-            if self._ascending and _ascending_frozen(index):  # a memo lookup for a noted index
-                note_ascending(out)
             self._index, self._out = index, out
         return self._out
