@@ -162,3 +162,14 @@ def test_an_aborted_request_leaves_the_live_set():
     scheduler.finish_requests(["1"], RequestStatus.FINISHED_ABORTED)
     assert sorted(scheduler.table.request_id[scheduler.table.live].tolist()) == [0, 2]
     assert scheduler.blocks_in_use == 4  # requests 0 and 2 hold two 16-token blocks each
+
+
+def test_an_engine_that_cannot_progress_stops_with_an_error(monkeypatch):
+    """Should a bug make engine steps compute nothing, the replay ends with an error, not a spin."""
+    from ltrsched.engine import replay as replay_mod
+    from ltrsched.engine.emulate import EmulatedDriver
+
+    monkeypatch.setattr(EmulatedDriver, "step", lambda self: None)  # a step that schedules nothing
+    monkeypatch.setattr(replay_mod, "MAX_STALLED_STEPS", 20)
+    with pytest.raises(RuntimeError, match="no progress for 20 consecutive steps"):
+        _both(make_workload([10, 20], [3, 4]), "fcfs", 100, 64, 4)

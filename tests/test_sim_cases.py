@@ -129,3 +129,15 @@ def test_replica_shares_the_simpy_clock_with_other_processes():
     times = [t for t, _ in ticks]
     assert times == pytest.approx(np.arange(1, len(times) + 1) * 0.007)
     assert [s for _, s in ticks] == sorted(s for _, s in ticks) and ticks[-1][1] > ticks[0][1]
+
+
+def test_a_run_that_cannot_progress_stops_with_an_error(monkeypatch):
+    """Should a bug leave every live request out of the batch, the run ends with an error, not a spin."""
+    import ltrsched.sim.replica as replica_mod
+    from ltrsched.policies.batching import BatchPlan
+
+    empty = np.zeros(0, dtype=np.int64)
+    monkeypatch.setattr(replica_mod, "form_batch", lambda *a, **k: BatchPlan(empty, empty, empty, 0))
+    monkeypatch.setattr(replica_mod, "MAX_STALLED_STEPS", 50)
+    with pytest.raises(RuntimeError, match="no progress for 50 consecutive steps"):
+        simulate(make_workload([10, 20], [3, 4]), make_policy("fcfs"), SimConfig(profile=LinearProfile()))

@@ -78,6 +78,18 @@ def check_fits(workload: Workload, scheduler: Any, extra_output_tokens: int = 0)
                         f"{int(workload.df['request_id'][i])} needs {int(blocks[i])} blocks)")
 
 
+#: Consecutive engine steps without a computed token after which a replay stops with an error instead of
+#: spinning (every step should run at least the best-ranked live request).
+MAX_STALLED_STEPS = 1000
+
+
+def _computed_tokens(log, logged_before: int) -> int:
+    """Tokens the step logged after entry ``logged_before`` computed (0 if it logged none)."""
+    if len(log) <= logged_before:
+        return 0
+    return int(log.columns["num_prefill_tokens"][-1]) + int(log.columns["num_decode_seqs"][-1])
+
+
 def replay(workload: Workload, policy: Policy, driver: Driver, config: Any, host: str,
            progress: bool = False) -> RunResult:
     """Serve ``workload`` under ``policy`` on ``driver``; the result has the simulator's schema
@@ -99,6 +111,7 @@ def replay(workload: Workload, policy: Policy, driver: Driver, config: Any, host
         i += 1
     driver.start()
     finished = 0
+    stalled = 0  # consecutive engine steps that computed no token
     while True:
         now = driver.now()
         while i < len(infos) and infos[i].arrival_time <= now:
@@ -109,7 +122,14 @@ def replay(workload: Workload, policy: Policy, driver: Driver, config: Any, host
                 break
             driver.wait_until(infos[i].arrival_time)
             continue
+        logged = len(driver.scheduler.log)
         driver.step()
+        stalled = 0 if _computed_tokens(driver.scheduler.log, logged) else stalled + 1
+        if stalled >= MAX_STALLED_STEPS:
+            raise RuntimeError(
+                f"the engine made no progress for {stalled} consecutive steps at t={driver.now():.3f} s with "
+                f"{len(driver.scheduler.table.live)} live requests (a bug in the adapter or the policy "
+                f"{type(policy).__name__}; please report it with the workload and configuration)")
         if bar is not None:
             done = len(infos) - len(driver.scheduler.table.live) - (len(infos) - i)
             bar.update(done - finished)

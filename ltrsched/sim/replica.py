@@ -38,6 +38,9 @@ _NONE = np.zeros(0, dtype=np.intp)  # no positions
 # 0-d array operands: numpy converts a Python scalar operand on every call (~0.25 us of a ~0.6 us operation on
 # a few hundred values); an array operand of the same value and dtype gives the same result without that
 _ONE = np.array(1, dtype=np.int64)
+#: Consecutive empty batches after which a run stops with an error instead of spinning (a legal step always
+#: runs at least the best-ranked live request, so even one is a bug; a margin costs nothing).
+MAX_STALLED_STEPS = 1000
 
 
 @dataclass
@@ -193,6 +196,7 @@ class Replica:
         now = env.now
         prev_end = now  # when the last step ended [s]
         prev_all_sampled = False  # every member of the last step's batch sampled a token at prev_end
+        stalled = 0  # consecutive steps with an empty batch
 
         while (next_arrival < n or len(live)) and now < self.stop_time:
             # -- admit arrivals up to now
@@ -218,6 +222,15 @@ class Replica:
             batch = plan.batch
             take = plan.num_new_tokens
             k = len(batch)
+            if k:
+                stalled = 0
+            else:  # nothing can run: only a bug could get here, and it must not spin forever
+                stalled += 1
+                if stalled >= MAX_STALLED_STEPS:
+                    raise RuntimeError(
+                        f"the simulator made no progress for {stalled} consecutive steps at t={now:.3f} s: "
+                        f"none of the {len(live)} live requests could run (a bug in the batch rules or the "
+                        f"policy {type(policy).__name__}; please report it with the workload and configuration)")
             solo = k == 1 and pending[batch[0]] == 1 and generated[batch[0]] > 0
             # rerun: every member ran last step and there are as many members as the last step left
             # unfinished, so the batch is that same set. Its members are RUNNING already: pausing them and
