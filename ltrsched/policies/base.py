@@ -151,58 +151,18 @@ def order_by(*keys: np.ndarray) -> np.ndarray:
     n = len(keys[0])
     if n < 2:  # nothing to sort (a burst's last request runs alone for thousands of steps)
         return np.zeros(n, dtype=np.intp)
-    if n >= _SHORTCUT_MIN and _all_ascending(keys[1:]):
-        primary = np.asarray(keys[0])
-        if _ascending_frozen(primary):  # already in order (FCFS on a host that lists requests by arrival)
-            return np.arange(n)
-        return _stable_argsort(primary)
+    if n >= _SHORTCUT_MIN and all(_ascending(key) for key in keys[1:]):
+        return _stable_argsort(np.asarray(keys[0]))
     return np.lexsort(keys[::-1])
 
 
 _SHORTCUT_MIN = 256  # below this lexsort is as fast as the checks
 
 
-def _all_ascending(keys) -> bool:
-    """Whether every key never decreases (a loop: a generator in all() costs more than the memo lookups)."""
-    for key in keys:
-        if not _ascending(key):
-            return False
-    return True
-
-
-#: ``_ascending`` answers for read-only arrays that own their data (a host's columns fixed for a live set,
-#: e.g. arrival time and id), by identity: such an array cannot change, and the entry holds a reference so
-#: its id is not reused. A few entries suffice: a host makes new arrays when its live set changes.
-_ASCENDING_MEMO: dict[int, tuple[np.ndarray, bool]] = {}
-_ASCENDING_MEMO_SIZE = 16
-
-
 def _ascending(key: np.ndarray) -> bool:
     """Whether a numeric ``key`` never decreases along the positions (False with any NaN)."""
     key = np.asarray(key)
-    frozen = not key.flags.writeable and key.base is None
-    if frozen:
-        hit = _ASCENDING_MEMO.get(id(key))
-        if hit is not None and hit[0] is key:
-            return hit[1]
-    ascending = key.dtype.kind in "biuf" and count_nonzero(key[1:] >= key[:-1]) == len(key) - 1
-    if frozen:
-        _remember(key, ascending)
-    return ascending
-
-
-def _remember(key: np.ndarray, ascending: bool) -> None:
-    """Memoise the answer for a frozen ``key``, dropping the oldest entry when full (FIFO: a host's newest
-    arrays are the ones asked about next)."""
-    if len(_ASCENDING_MEMO) >= _ASCENDING_MEMO_SIZE:
-        del _ASCENDING_MEMO[next(iter(_ASCENDING_MEMO))]
-    _ASCENDING_MEMO[id(key)] = (key, ascending)
-
-
-def _ascending_frozen(key: np.ndarray) -> bool:
-    """Whether ``key`` is a read-only array that owns its data and never decreases (answered from the memo
-    after the first call for the same array); False for any other array, without looking at its values."""
-    return not key.flags.writeable and key.base is None and _ascending(key)
+    return key.dtype.kind in "biuf" and count_nonzero(key[1:] >= key[:-1]) == len(key) - 1
 
 
 def _stable_argsort(key: np.ndarray) -> np.ndarray:
