@@ -17,6 +17,14 @@ def run_cli(*args, cwd=None):
                           cwd=cwd, timeout=300)
 
 
+def assert_one_line_error(r, message):
+    """Bad input: exit code 2 and one stderr line, ``error: ...`` containing ``message``, no traceback."""
+    assert r.returncode == 2, (r.stdout, r.stderr[-2000:])
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+
+
 @pytest.fixture
 def small_workload(tmp_path):
     path = tmp_path / "wl.parquet"
@@ -79,3 +87,21 @@ def test_bad_workload_files(tmp_path, content, message):
 def test_missing_workload_file(tmp_path):
     r = run_cli("simulate", "-w", str(tmp_path / "nope.parquet"))
     assert r.returncode == 2 and "not found" in r.stderr
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("t.jsonl", '{"prompt": "a", "generated": "b", "arrival_time": "x"}\n', ":1: 'arrival_time' must be a number"),
+    ("t.jsonl", '{"prompt": "a", "generated": "b", "arrival_time": null}\n', ":1: 'arrival_time' must be a number"),
+    ("t.csv", "arrival_time,prompt_tokens,output_tokens\n0,5.5,3\n", "prompt_tokens has 1 non-integer value"),
+])
+def test_bad_workload_values(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_text(content)
+    assert_one_line_error(run_cli("simulate", "-w", str(path)), message)
+
+
+def test_fractional_token_counts_in_parquet(tmp_path):
+    path = tmp_path / "wl.parquet"
+    pl.DataFrame({"request_id": [0, 1], "prompt_tokens": [10.0, 20.5], "output_tokens": [5, 6],
+                  "arrival_time": [0.0, 0.1]}).write_parquet(path)
+    assert_one_line_error(run_cli("simulate", "-w", str(path)), "prompt_tokens has 1 non-integer value(s) (first: 20.5)")

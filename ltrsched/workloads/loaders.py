@@ -47,9 +47,12 @@ def load_jsonl(path: Path) -> pl.DataFrame:
                 raise UserError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
             if not isinstance(rec, dict) or not isinstance(rec.get("prompt"), str) or not isinstance(rec.get("generated"), str):
                 raise UserError(f"{path}:{lineno}: expected an object with string fields 'prompt' and 'generated'")
+            arrival = rec.get("arrival_time", 0.0)
+            if isinstance(arrival, bool) or not isinstance(arrival, (int, float)):
+                raise UserError(f"{path}:{lineno}: 'arrival_time' must be a number of seconds, got {arrival!r}")
             prompts.append(rec["prompt"])
             generated.append(rec["generated"])
-            arrivals.append(float(rec.get("arrival_time", 0.0)))
+            arrivals.append(float(arrival))
     if not prompts:
         raise UserError(f"{path}: no requests (empty file)")
     return pl.DataFrame(
@@ -78,8 +81,9 @@ def load_csv(path: Path) -> pl.DataFrame:
     try:
         return pl.DataFrame(
             {
-                "prompt_tokens": cols["prompt_tokens"].cast(pl.Int64, strict=True),
-                "output_tokens": cols["output_tokens"].cast(pl.Int64, strict=True),
+                # floats here: validate() rejects fractional token counts rather than truncating them
+                "prompt_tokens": cols["prompt_tokens"].cast(pl.Float64, strict=True),
+                "output_tokens": cols["output_tokens"].cast(pl.Float64, strict=True),
                 "arrival_time": cols["arrival_time"].cast(pl.Float64, strict=True),
             }
         )

@@ -33,6 +33,8 @@ REQUIRED_COLUMNS: dict[str, pl.DataType] = {
     "output_tokens": pl.Int64,
     "arrival_time": pl.Float64,
 }
+#: Required columns holding whole numbers (ids, token counts); a float column must hold integral values.
+INTEGER_COLUMNS = ("request_id", "prompt_tokens", "output_tokens")
 OPTIONAL_COLUMNS: dict[str, pl.DataType] = {
     "prompt": pl.Utf8,
     "score": pl.Float64,
@@ -115,6 +117,11 @@ def validate(df: pl.DataFrame, name: str = "workload") -> pl.DataFrame:
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise UserError(f"{name}: missing column(s) {', '.join(missing)}; have {', '.join(df.columns)}")
+    for col in INTEGER_COLUMNS:
+        if col in df.columns and df.schema[col].is_float():
+            bad = df.filter(pl.col(col).is_not_null() & (pl.col(col) != pl.col(col).floor()))
+            if bad.height:
+                raise UserError(f"{name}: column {col} has {bad.height} non-integer value(s) (first: {bad[col][0]})")
     casts = []
     for col, dtype in {**REQUIRED_COLUMNS, **OPTIONAL_COLUMNS}.items():
         if col in df.columns and df.schema[col] != dtype:
