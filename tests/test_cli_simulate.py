@@ -63,6 +63,9 @@ def test_simulate_writes_results(small_workload, tmp_path):
         (["--arrival", "poisson"], "needs --rate"),
         (["--num-requests", "0"], "--num-requests must be positive"),
         (["--num-gpu-blocks", "2"], "never fit the KV cache"),
+        (["--seed", "-1"], "--seed must be >= 0"),
+        (["--policy", "ltr:tau=0.5,seed=-1"], "policy 'ltr': seed must be >= 0"),
+        (["--policy", "class:seed=-2"], "policy 'class': seed must be >= 0"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(small_workload, tmp_path, args, message):

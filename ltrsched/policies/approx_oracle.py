@@ -20,6 +20,12 @@ def check_tau(tau: float | None) -> None:
         raise ValueError(f"tau must be in (0, 1], got {tau}")
 
 
+def check_seed(seed: int) -> None:
+    """Raise ValueError unless ``seed`` is a non-negative integer (numpy's generators take no others)."""
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+
+
 def _tau(score: np.ndarray, lengths: np.ndarray) -> float:
     return float(kendalltau(score, -lengths).statistic)
 

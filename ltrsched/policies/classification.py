@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ltrsched.policies.approx_oracle import check_tau, fill_missing_lengths
+from ltrsched.policies.approx_oracle import check_seed, check_tau, fill_missing_lengths
 from ltrsched.policies.base import LiveView, Policy
 from ltrsched.policies.id_array import IdArray
 from ltrsched.policies.registry import register
@@ -33,6 +33,7 @@ class Classification(Policy):
             raise ValueError(f"bucket must be >= 1 token, got {bucket}")
         self.bucket = bucket
         check_tau(tau)
+        check_seed(seed)
         self.tau = tau
         self.seed = seed
         self._bucket_of = IdArray(np.nan)

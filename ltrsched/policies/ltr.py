@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ltrsched.policies.approx_oracle import approx_oracle_scores, check_tau
+from ltrsched.policies.approx_oracle import approx_oracle_scores, check_seed, check_tau
 from ltrsched.policies.base import LiveView, Policy
 from ltrsched.policies.id_array import IdArray
 from ltrsched.policies.registry import register
@@ -23,6 +23,7 @@ class LTR(Policy):
 
     def __init__(self, tau: float | None = None, seed: int = 0):
         check_tau(tau)
+        check_seed(seed)
         self.tau = tau
         self.seed = seed
         self._oracle = IdArray(np.nan)

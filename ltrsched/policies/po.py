@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ltrsched.policies.approx_oracle import check_tau, fill_missing_lengths
+from ltrsched.policies.approx_oracle import check_seed, check_tau, fill_missing_lengths
 from ltrsched.policies.base import LiveView, Policy
 from ltrsched.policies.id_array import IdArray
 from ltrsched.policies.registry import register
@@ -30,6 +30,7 @@ class PO(Policy):
         if tokens < 0:
             raise ValueError(f"tokens must be >= 0, got {tokens}")
         check_tau(tau)
+        check_seed(seed)
         self.tau = tau
         self.seed = seed
         self.tokens = tokens

@@ -74,6 +74,8 @@ def build_workload(workload, num_requests, arrival, rate, cv, duration, seed):
         raise UserError(f"--duration must be positive, got {duration}")
     if not (math.isfinite(cv) and cv > 0):
         raise UserError(f"--cv must be positive, got {cv}")
+    if seed < 0:
+        raise UserError(f"--seed must be >= 0, got {seed}")
     wl = load_workload(workload, num_requests=num_requests, seed=seed)
     return apply_arrivals(wl, arrival, rate=rate, cv=cv, seed=seed, duration=duration)
 
