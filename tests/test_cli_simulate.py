@@ -64,6 +64,8 @@ def test_simulate_writes_results(small_workload, tmp_path):
         (["--num-requests", "0"], "--num-requests must be positive"),
         (["--num-gpu-blocks", "2"], "never fit the KV cache"),
         (["--seed", "-1"], "--seed must be >= 0"),
+        (["--arrival", "gamma", "--rate", "1", "--cv", "1e-200"], "out of range for gamma inter-arrival times"),
+        (["--arrival", "gamma", "--rate", "1", "--cv", "1e200"], "out of range for gamma inter-arrival times"),
         (["--policy", "ltr:tau=0.5,seed=-1"], "policy 'ltr': seed must be >= 0"),
         (["--policy", "class:seed=-2"], "policy 'class': seed must be >= 0"),
     ],

@@ -35,12 +35,22 @@ def arrival_times(n: int, process: str, rate: float | None = None, cv: float = 1
     if process == "poisson":
         gaps = rng.exponential(1.0 / rate, n)
     elif process == "gamma":
-        shape = 1.0 / (cv * cv)
-        gaps = rng.gamma(shape, 1.0 / (rate * shape), n)
+        shape, scale = _gamma_parameters(rate, cv)
+        gaps = rng.gamma(shape, scale, n)
     else:
         raise UserError(f"unknown arrival process {process!r}; use one of {', '.join(PROCESSES)}")
     gaps[0] = 0.0
     return np.cumsum(gaps)
+
+
+def _gamma_parameters(rate: float, cv: float) -> tuple[float, float]:
+    """Shape and scale [s] of gamma inter-arrival times with mean 1/rate [s] and coefficient of variation cv."""
+    shape = 1.0 / (cv * cv) if cv * cv > 0 else math.inf
+    scale = 1.0 / (rate * shape) if rate * shape > 0 else math.inf
+    if not (0 < shape < math.inf and 0 < scale < math.inf):
+        raise UserError(f"the coefficient of variation {cv:g} is out of range for gamma inter-arrival times "
+                        f"at {rate:g} req/s (1/cv^2 and cv^2/rate must be positive finite numbers)")
+    return shape, scale
 
 
 def _check_rate(rate, process):
