@@ -252,3 +252,12 @@ def test_po_serves_its_estimate_tokens():
 def test_bad_tau_is_rejected_when_the_spec_is_parsed(spec):
     with pytest.raises(UserError, match=r"tau must be in \(0, 1\]"):
         make_policy(spec)
+
+
+def test_mlfq_with_a_huge_threshold_builds_without_overflow_warnings():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        policy = make_policy("mlfq:threshold=1e10")
+    assert np.isinf(policy._bounds[-1]) and policy._bounds[0] == pytest.approx(0.03)

@@ -26,15 +26,16 @@ class MLFQ(Policy):
     name = "mlfq"
 
     def __init__(self, quantum: float = 0.03, threshold: float = 2.0, promote: int = 0):
-        if quantum <= 0 or threshold < 1:
-            raise ValueError(f"need quantum > 0 and threshold >= 1, got quantum={quantum}, threshold={threshold}")
+        if not (0 < quantum < np.inf and 1 <= threshold < np.inf):
+            raise ValueError(f"need finite quantum > 0 and threshold >= 1, got quantum={quantum}, threshold={threshold}")
         if promote < 0:
             raise ValueError(f"promote must be >= 0 steps, got {promote}")
         self.quantum = quantum
         self.threshold = threshold
         self.promote = promote
         # cumulative execution time [s] after which a request leaves level L
-        self._bounds = quantum * np.cumsum(threshold ** np.arange(MAX_LEVELS, dtype=np.float64))
+        with np.errstate(over="ignore"):  # a huge threshold: the deep levels' bounds are infinite
+            self._bounds = quantum * np.cumsum(threshold ** np.arange(MAX_LEVELS, dtype=np.float64))
         self._last_run = IdArray(-1, np.int64)  # last step a request ran in
         self._time_base = IdArray(0.0)  # run_time at the last promotion to the top
 

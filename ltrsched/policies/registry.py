@@ -128,6 +128,8 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
             key, eq, value = item.partition("=")
             if not eq or not key.strip():
                 raise UserError(f"bad policy spec {spec!r}: expected name:key=value,... (got {item!r})")
+            if key.strip() in params:
+                raise UserError(f"bad policy spec {spec!r}: {key.strip()} is given twice")
             params[key.strip()] = value.strip()
     return name, params
 
@@ -171,11 +173,12 @@ def make_policy(spec: str) -> Policy:
 
 def _pop_starvation(raw: dict[str, str], params: dict, name: str) -> tuple[int, int] | None:
     """Take the starvation-prevention parameters out of ``raw``: (threshold, quantum) or None."""
-    if "starve" not in raw:
-        if "starve_quantum" in raw:
-            raise UserError(f"policy {name!r}: starve_quantum needs starve=T")
-        return None
     keys = ["starve_quantum"] if "quantum" in params else ["starve_quantum", "quantum"]
+    if "starve" not in raw:
+        given = next((k for k in keys if k in raw), None)
+        if given is not None:
+            raise UserError(f"policy {name!r}: {given} needs starve=T")
+        return None
     try:
         threshold = int(raw.pop("starve"))
         quantum = next((int(raw.pop(k)) for k in keys if k in raw), 10)
