@@ -221,6 +221,18 @@ def test_plugin_policy_runs_in_the_simulator(tmp_path):
     assert req["first_token_time"][0] < req["first_token_time"][2] < req["first_token_time"][1]
 
 
+@pytest.mark.parametrize("name, content, message", [
+    ("exits.py", "import sys\nsys.exit(3)\n", "cannot load policy plugin"),
+    ("plugin.json", "{}", "is neither a module name nor a .py file"),
+])
+def test_bad_plugin_is_one_line(tmp_path, name, content, message):
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    plugin = tmp_path / name
+    plugin.write_text(content)
+    assert_one_line_error(run_cli("policies", "--plugin", str(plugin)), message)
+
+
 def test_ltr_better_ranked_arrival_displaces_a_running_request():
     # one sequence per step: A (worst score) runs alone until B (best score) arrives, then B runs and A pauses
     wl = make_workload([4, 4], [30, 3], arrivals=[0.0, 0.05], score=[0.0, 1.0])

@@ -66,11 +66,13 @@ def load_plugin(module_or_path: str) -> None:
             module = importlib.util.module_from_spec(spec)
             sys.modules[spec.name] = module
             spec.loader.exec_module(module)
+        elif "/" in module_or_path or os.sep in module_or_path:
+            raise UserError(f"policy plugin {module_or_path} is neither a module name nor a .py file")
         else:
             importlib.import_module(module_or_path)
     except UserError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a plugin that calls sys.exit() is a broken plugin too
         raise UserError(f"cannot load policy plugin {module_or_path}: {type(exc).__name__}: {exc}") from None
     _PLUGINS_LOADED.add(module_or_path)
 
