@@ -114,3 +114,33 @@ def test_fractional_token_counts_in_parquet(tmp_path):
     pl.DataFrame({"request_id": [0, 1], "prompt_tokens": [10.0, 20.5], "output_tokens": [5, 6],
                   "arrival_time": [0.0, 0.1]}).write_parquet(path)
     assert_one_line_error(run_cli("simulate", "-w", str(path)), "prompt_tokens has 1 non-integer value(s) (first: 20.5)")
+
+
+@pytest.mark.parametrize("args", [
+    ["simulate", "-w", "lmsys-like", "-n", "5", "--out", "{file}/run"],
+    ["replay", "-n", "5", "--emulate", "a100-llama3-8b", "--out", "{file}/run"],
+    ["profile", "--emulate", "a100-llama3-8b", "--out", "{file}/p.json"],
+    ["validate", "-n", "5", "--emulate", "a100-llama3-8b", "--out", "{file}/report"],
+    ["reproduce", "table1", "--quick", "--out", "{file}/results"],
+    ["sweep", "{sweep}", "--out", "{file}/sweep"],
+    ["train", "--out", "{file}/ck"],
+    ["ensemble", "-m", "a", "-m", "b", "--out", "{file}/ens"],
+    ["predict", "-m", "ck", "-w", "sharegpt", "--out", "{file}/scored.parquet"],
+    ["evaluate", "-m", "ck", "--plot", "{file}/calibration.png"],
+])
+def test_output_path_under_a_file_fails_before_any_work(tmp_path, args):
+    """An output path whose parent is a file is reported before anything runs (was a traceback at the end)."""
+    blocker = tmp_path / "plain.txt"
+    blocker.write_text("x")
+    sweep = tmp_path / "s.toml"
+    sweep.write_text('policies = ["fcfs"]\nworkloads = ["lmsys-like"]\nnum_requests = 5\n')
+    args = [a.format(file=blocker, sweep=sweep) for a in args]
+    assert_one_line_error(run_cli(*args), f"{blocker} is a file, not a directory")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["predict", "-m", "ck", "-w", "sharegpt", "--out", "{tmp}/scored.csv"], "--out must be a .parquet file"),
+    (["evaluate", "-m", "ck", "--plot", "{tmp}/calibration.txt"], "unknown image format '.txt'"),
+])
+def test_output_file_formats_are_checked_first(tmp_path, args, message):
+    assert_one_line_error(run_cli(*[a.format(tmp=tmp_path) for a in args]), message)

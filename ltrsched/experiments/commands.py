@@ -35,8 +35,11 @@ def reproduce(experiment, quick, out, jobs):
     from ltrsched.experiments.report import write_report
     from ltrsched.experiments.runner import run_all
 
+    from ltrsched.outputs import check_out_dir
+
     if jobs is not None and jobs < 1:
         raise UserError(f"--jobs must be >= 1, got {jobs}")
+    check_out_dir(out)
     modules = _modules()
     names = EXPERIMENT_NAMES if experiment == "all" else (experiment,)
     if quick and experiment == "all":
@@ -113,8 +116,10 @@ def sweep(sweep_file, out, jobs):
 
     from ltrsched.experiments.runner import load_summary, run_all
     from ltrsched.experiments.runspec import RunSpec
+    from ltrsched.outputs import check_out_dir
     from ltrsched.policies import make_policy
 
+    check_out_dir(out)
     data = _load_sweep(sweep_file)
     for spec in data["policies"]:
         make_policy(spec)  # fail early on a bad spec

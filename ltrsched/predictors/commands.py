@@ -38,10 +38,12 @@ def train(kind, data, eval_data, out, backbone, hf_model, max_prompt_tokens, los
     """Train a length predictor and write a checkpoint directory (weights + predictor.json with metrics)."""
     from tqdm import tqdm
 
+    from ltrsched.outputs import check_out_dir
     from ltrsched.predictors.config import PredictorConfig
     from ltrsched.predictors.data import prompts_and_lengths
     from ltrsched.predictors.predictor import Predictor
 
+    check_out_dir(out)
     if backbone == "hf" and not hf_model:
         raise UserError("--backbone hf needs --hf-model DIR (a local Hugging Face model directory)")
     hf = backbone == "hf"
@@ -79,10 +81,12 @@ def predict(model_dir, workload, out, column):
     """Add predictor output to a workload: a score column (and predicted_length for class models)."""
     import polars as pl
 
+    from ltrsched.outputs import check_out_file
     from ltrsched.predictors.data import texts_of
     from ltrsched.predictors.predictor import Predictor
     from ltrsched.workloads import load_workload
 
+    check_out_file(out, "--out", ".parquet")
     predictor = Predictor.load(model_dir)
     wl = load_workload(workload)
     prompts = texts_of(wl)
@@ -103,9 +107,13 @@ def evaluate(model_dir, data, split, plot):
     """Kendall tau (and bucket accuracy) of a predictor on held-out prompts, plus a calibration plot."""
     import numpy as np
 
+    from ltrsched.outputs import check_out_file
     from ltrsched.predictors.data import prompts_and_lengths
     from ltrsched.predictors.predictor import Predictor
 
+    if plot is not None:
+        check_out_file(plot, "--plot")
+        _check_plot_format(plot)
     predictor = Predictor.load(model_dir)
     prompts, lengths = prompts_and_lengths(data, split)
     result = predictor.evaluate(prompts, lengths)
@@ -129,6 +137,15 @@ def evaluate(model_dir, data, split, plot):
         click.echo(f"wrote {plot}")
 
 
+def _check_plot_format(path: Path) -> None:
+    """Raise :class:`UserError` unless matplotlib can write ``path``'s format (PNG when it has no suffix)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if path.suffix and path.suffix[1:].lower() not in formats:
+        raise UserError(f"--plot {path}: unknown image format {path.suffix!r}; use .png or one of {', '.join(sorted(formats))}")
+
+
 @click.command()
 @click.option("--model", "-m", "models", type=click.Path(path_type=Path), multiple=True, required=True,
               help="A rank checkpoint directory; give two or more.")
@@ -140,10 +157,12 @@ def evaluate(model_dir, data, split, plot):
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), required=True, help="Checkpoint directory to write.")
 def ensemble(models, weights, data, eval_data, out):
     """Combine rank predictors: the weighted sum of their z-scored scores (copies the members into --out)."""
+    from ltrsched.outputs import check_out_dir
     from ltrsched.predictors.data import prompts_and_lengths
     from ltrsched.predictors.ensemble import Ensemble
     from ltrsched.predictors.predictor import Predictor
 
+    check_out_dir(out)
     if len(models) < 2:
         raise UserError("give at least two --model checkpoints")
     if weights and len(weights) != len(models):

@@ -110,9 +110,12 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
              max_num_batched_tokens, max_num_seqs, num_gpu_blocks, gpu_memory_utilization, semantics,
              max_resident_seqs, preemption, chunked_prefill, plugin, out, record_steps, progress):
     """Simulate one policy serving one workload on one replica."""
+    from ltrsched.outputs import check_out_dir
     from ltrsched.policies import load_plugin, make_policy
     from ltrsched.sim.simulate import simulate as run
 
+    if out is not None:
+        check_out_dir(out)
     for p in plugin:
         load_plugin(p)
     pol = make_policy(policy)

@@ -31,8 +31,11 @@ def replay(workload, num_requests, arrival, rate, cv, duration, seed, policy, pl
 
     Writes the simulator's files, so runs compare directly with `ltrsched simulate`.
     """
+    from ltrsched.outputs import check_out_dir
     from ltrsched.policies import load_plugin, make_policy
 
+    if out is not None:
+        check_out_dir(out)
     for p in plugin:
         load_plugin(p)
     pol = make_policy(policy)
@@ -63,12 +66,12 @@ def profile(name, out, quick, **engine):
     every step's shape and cycle time, and fits the simulator's step-time model (see PROFILES.md).
     """
     from ltrsched.models import MODELS
+    from ltrsched.outputs import check_out_file
     from ltrsched.policies import make_policy
     from ltrsched.sim.profiles.io import save_profile
     from ltrsched.validation.profiling import ProbePlan, fit_steps, fitted_profile, probe_workload
 
-    if out.suffix != ".json":
-        raise UserError(f"--out must be a .json file, got {out}")
+    check_out_file(out, "--out", ".json")
     plan = ProbePlan(decode_batches=(1, 4, 16, 64, 256), decode_prompts=(128, 2048), repeats=1,
                      prefill_prompts=(16, 64, 256, 512, 768, 2048)) if quick else ProbePlan()
     eng = start_engine(skip_idle=True, **engine)
@@ -128,10 +131,12 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     """
     import polars as pl
 
+    from ltrsched.outputs import check_out_dir
     from ltrsched.policies import make_policy
     from ltrsched.sim import SimConfig, simulate
     from ltrsched.validation.compare import compare_runs, policy_ranking, write_report
 
+    check_out_dir(out)
     specs = _split_policies(policies)
     for s in specs:
         make_policy(s)  # bad specs fail before the engine starts

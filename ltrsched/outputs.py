@@ -1,0 +1,41 @@
+"""Output paths of the commands, checked before any long work starts (nothing is created here)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ltrsched.errors import UserError
+
+
+def _blocker(directory: Path) -> str | None:
+    """Why ``directory`` cannot be used or created as a writable directory, or None if it can."""
+    path = directory.absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        return f"{existing} is a file, not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None
+
+
+def check_out_dir(path: str | Path, option: str = "--out") -> Path:
+    """Raise :class:`UserError` unless ``path`` is, or can be created as, a writable directory."""
+    path = Path(path)
+    problem = _blocker(path)
+    if problem:
+        raise UserError(f"{option} {path}: {problem}")
+    return path
+
+
+def check_out_file(path: str | Path, option: str = "--out", suffix: str | None = None) -> Path:
+    """Raise :class:`UserError` unless ``path`` can be written as a file (ending in ``suffix``, e.g. ".json")."""
+    path = Path(path)
+    if suffix is not None and path.suffix != suffix:
+        raise UserError(f"{option} must be a {suffix} file, got {path}")
+    if path.is_dir():
+        raise UserError(f"{option} {path}: a directory, not a file")
+    problem = _blocker(path.parent)
+    if problem:
+        raise UserError(f"{option} {path}: {problem}")
+    return path
