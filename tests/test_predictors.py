@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -175,6 +176,30 @@ def test_cli_train_bad_hf_model_is_one_line(tmp_path):
                         str(tmp_path / "nothing"), "--out", str(tmp_path / "ck"), "--data", "no-such-data"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lr", "0"], "--lr must be a positive number, got 0.0"),
+    (["--lr", "-1"], "--lr must be a positive number"),
+    (["--lr", "nan"], "--lr must be a positive number"),
+    (["--bucket", "0"], "--bucket and --label-bucket must be >= 1 token"),
+    (["--kind", "class", "--bucket", "8192"], "needs at least 2 classes"),
+    (["--seed", "-1"], "--seed must be >= 0"),
+    (["--hf-model", "minilm"], "--hf-model needs --backbone hf"),
+    (["--limit", "1"], "need at least 2 training prompts, got 1"),
+    (["--eval-data", "{one}"], "need at least 2 held-out prompts, got 1"),
+])
+def test_cli_train_bad_numbers_and_data_are_one_line(tmp_path, args, message):
+    """Checked before training starts; the progress bar is not drawn (stderr holds only the error)."""
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    data, one = tmp_path / "d.jsonl", tmp_path / "one.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"p {i}", "generated": "x " * (i + 1)}) + "\n" for i in range(8)))
+    one.write_text(json.dumps({"prompt": "p", "generated": "x y"}) + "\n")
+    args = [a.format(one=one) for a in args]
+    assert_one_line_error(run_cli("train", "--data", str(data), "--epochs", "1", "--out", str(tmp_path / "ck"), *args),
+                          message)
+    assert not (tmp_path / "ck").exists()
 
 
 @pytest.mark.slow

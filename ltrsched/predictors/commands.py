@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import click
@@ -41,22 +42,25 @@ def train(kind, data, eval_data, out, backbone, hf_model, max_prompt_tokens, los
     from ltrsched.outputs import check_out_dir
     from ltrsched.predictors.config import PredictorConfig
     from ltrsched.predictors.data import prompts_and_lengths
-    from ltrsched.predictors.predictor import Predictor
+    from ltrsched.predictors.predictor import Predictor, check_labelled
 
     check_out_dir(out)
     if backbone == "hf" and not hf_model:
         raise UserError("--backbone hf needs --hf-model DIR (a local Hugging Face model directory)")
+    if hf_model and backbone != "hf":
+        raise UserError("--hf-model needs --backbone hf")
     hf = backbone == "hf"
-    if (epochs is not None and epochs < 1) or list_size < 2 or max_prompt_tokens < 1:
-        raise UserError("--epochs and --max-prompt-tokens must be >= 1 and --list-size >= 2")
+    _check_train_numbers(epochs, list_size, max_prompt_tokens, bucket, label_bucket, lr, seed)
     config = PredictorConfig(
         kind=kind, backbone=backbone, loss=loss if kind == "rank" else "ce", bucket=bucket,
         num_classes=-(-8192 // bucket), label_bucket=label_bucket, list_size=list_size,
-        epochs=epochs or 5, lr=lr or (2e-5 if hf else 1e-2), weight_decay=0.01 if hf else 0.0,
+        epochs=epochs or 5, lr=lr if lr is not None else (2e-5 if hf else 1e-2), weight_decay=0.01 if hf else 0.0,
         seed=seed, hf_path=hf_model, max_prompt_tokens=max_prompt_tokens,
     )
     prompts, lengths = prompts_and_lengths(data, "train", limit, seed)
     ev_prompts, ev_lengths = prompts_and_lengths(eval_data or data, "eval" if eval_data is None else "all")
+    check_labelled(prompts, lengths)
+    check_labelled(ev_prompts, ev_lengths, "held-out")
     predictor = Predictor(config)
     bar = tqdm(total=config.epochs, unit="epoch", desc=f"train {kind}")
 
@@ -70,6 +74,18 @@ def train(kind, data, eval_data, out, backbone, hf_model, max_prompt_tokens, los
     last = config.metrics[-1]
     click.echo(f"trained on {len(prompts)} prompts; held-out ({len(ev_prompts)}) Kendall tau {last['tau']:.4f}"
                + (f", accuracy {last['accuracy']:.3f}" if "accuracy" in last else "") + f"; wrote {out}")
+
+
+def _check_train_numbers(epochs, list_size, max_prompt_tokens, bucket, label_bucket, lr, seed) -> None:
+    """Raise :class:`UserError` for a training option out of range (before any data is loaded)."""
+    if (epochs is not None and epochs < 1) or list_size < 2 or max_prompt_tokens < 1:
+        raise UserError("--epochs and --max-prompt-tokens must be >= 1 and --list-size >= 2")
+    if bucket < 1 or label_bucket < 1:
+        raise UserError(f"--bucket and --label-bucket must be >= 1 token, got {bucket} and {label_bucket}")
+    if lr is not None and not (math.isfinite(lr) and lr > 0):
+        raise UserError(f"--lr must be a positive number, got {lr}")
+    if seed < 0:
+        raise UserError(f"--seed must be >= 0, got {seed}")
 
 
 @click.command()

@@ -58,6 +58,9 @@ class PredictorConfig:
             raise UserError(f"unknown predictor kind {self.kind!r}; use rank or class")
         if self.bucket < 1 or self.label_bucket < 1:
             raise UserError("bucket widths must be >= 1 token")
+        if self.kind == "class" and self.num_classes < 2:
+            raise UserError(f"a length classifier needs at least 2 classes, got {self.num_classes} "
+                            f"(a class bucket of {self.bucket} tokens: use --bucket below 8192)")
         from ltrsched.predictors.features import NGRAM_SETS
 
         if self.ngrams not in NGRAM_SETS:

@@ -29,6 +29,16 @@ def kendall_tau(scores: np.ndarray, lengths: np.ndarray) -> float:
     return float(kendalltau(scores, -np.asarray(lengths, dtype=np.float64)).statistic)
 
 
+def check_labelled(prompts: list[str], lengths: np.ndarray, what: str = "training") -> None:
+    """Raise :class:`UserError` unless there are >= 2 prompts, each with one positive output length [tokens]
+    (training needs pairs; Kendall tau needs two prompts)."""
+    if len(prompts) < 2:
+        raise UserError(f"need at least 2 {what} prompts, got {len(prompts)}")
+    lengths = np.asarray(lengths)
+    if lengths.shape != (len(prompts),) or (lengths < 1).any():
+        raise UserError(f"{what} labels must be one positive output length per prompt")
+
+
 class Predictor:
     """A length predictor: ``scores(prompts)`` (higher = shorter); class models also give
     ``predicted_lengths(prompts)`` [tokens] (the predicted bucket's midpoint)."""
@@ -89,11 +99,8 @@ class Predictor:
         """Train; after each epoch record loss, eval Kendall tau (and accuracy) into ``config.metrics``."""
         torch = _torch()
         cfg = self.config
-        if len(prompts) < 2:
-            raise UserError(f"need at least 2 training prompts, got {len(prompts)}")
+        check_labelled(prompts, lengths)
         lengths = np.asarray(lengths)
-        if lengths.shape != (len(prompts),) or (lengths < 1).any():
-            raise UserError("training labels must be one positive output length per prompt")
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         data = self.backbone.prepare(list(prompts))
