@@ -115,6 +115,33 @@ def test_cli_predict_needs_prompt_text(tmp_path):
     assert not (tmp_path / "out.parquet").exists()
 
 
+@pytest.mark.parametrize("damage, message", [
+    ("empty-weights", "weights.pt: not a readable torch weights file (EOFError"),
+    ("truncated-weights", "weights.pt: not a readable torch weights file"),
+    ("list-weights", "weights do not match its ngram config"),
+    ("list-config", "not a valid predictor config (expected a JSON object, got list)"),
+])
+def test_cli_damaged_checkpoint_is_one_line(tmp_path, damage, message):
+    """A damaged checkpoint was 'aborted' (exit 130, an EOFError), a traceback, or a misleading mismatch."""
+    import torch
+
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    ck = Predictor(PredictorConfig(dim=64, epochs=1)).save(tmp_path / "ck")
+    weights = ck / "weights.pt"
+    if damage == "empty-weights":
+        weights.write_bytes(b"")
+    elif damage == "truncated-weights":
+        weights.write_bytes(weights.read_bytes()[:200])
+    elif damage == "list-weights":
+        torch.save([1, 2], weights)
+    else:
+        (ck / "predictor.json").write_text("[1]")
+    wl = tmp_path / "wl.jsonl"
+    wl.write_text(json.dumps({"prompt": "hello", "generated": "a b c"}) + "\n")
+    assert_one_line_error(run_cli("predict", "-m", str(ck), "-w", str(wl), "-o", str(tmp_path / "o.parquet")), message)
+
+
 def test_word_ngrams_are_deterministic_and_case_insensitive():
     from ltrsched.predictors.features import ngram_bags
 

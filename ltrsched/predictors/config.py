@@ -80,6 +80,8 @@ class PredictorConfig:
             raise UserError(f"{directory} is not a predictor checkpoint (no {CONFIG_FILE}); train one with `ltrsched train`")
         try:
             data = json.loads(path.read_text())
+            if not isinstance(data, dict):
+                raise TypeError(f"expected a JSON object, got {type(data).__name__}")
             data.setdefault("ngrams", "tokens")  # written before word n-grams existed
             return cls(**data)
         except (json.JSONDecodeError, TypeError) as exc:

@@ -173,8 +173,13 @@ class Predictor:
         if not weights.is_file():
             raise UserError(f"{directory}: missing {WEIGHTS_FILE}")
         try:
-            pred.backbone.model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        except RuntimeError as exc:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+        except Exception as exc:  # empty, truncated or not a torch file (EOFError, UnpicklingError, KeyError...)
+            raise UserError(f"{weights}: not a readable torch weights file ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else 'no details'})") from None
+        try:
+            pred.backbone.model.load_state_dict(state)
+        except (RuntimeError, TypeError) as exc:  # other tensors, or not a state dict at all
             raise UserError(f"{directory}: weights do not match its {config.backbone} config ({str(exc).splitlines()[0]})") from None
         return pred
 
