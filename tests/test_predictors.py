@@ -142,6 +142,17 @@ def test_cli_damaged_checkpoint_is_one_line(tmp_path, damage, message):
     assert_one_line_error(run_cli("predict", "-m", str(ck), "-w", str(wl), "-o", str(tmp_path / "o.parquet")), message)
 
 
+@pytest.mark.parametrize("column", ["", "prompt", "prompt_tokens", "predicted_length"])
+def test_cli_predict_column_must_not_clobber_workload_columns(tmp_path, column):
+    """--column prompt overwrote the prompt text with scores; prompt_tokens gave a misleading 'tokens < 1'."""
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    wl = tmp_path / "wl.jsonl"
+    wl.write_text(json.dumps({"prompt": "hello", "generated": "a b c"}) + "\n")
+    r = run_cli("predict", "-m", str(tmp_path / "ck"), "-w", str(wl), "-o", str(tmp_path / "o.parquet"), "--column", column)
+    assert_one_line_error(r, f"--column {column!r} cannot hold scores")
+
+
 def test_word_ngrams_are_deterministic_and_case_insensitive():
     from ltrsched.predictors.features import ngram_bags
 

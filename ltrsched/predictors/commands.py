@@ -103,6 +103,7 @@ def predict(model_dir, workload, out, column):
     from ltrsched.workloads import load_workload
 
     check_out_file(out, "--out", ".parquet")
+    _check_score_column(column)
     predictor = Predictor.load(model_dir)
     wl = load_workload(workload)
     prompts = texts_of(wl)
@@ -151,6 +152,16 @@ def evaluate(model_dir, data, split, plot):
         plot.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(plot, dpi=120)
         click.echo(f"wrote {plot}")
+
+
+def _check_score_column(column: str) -> None:
+    """Raise :class:`UserError` unless ``column`` may hold scores: not empty, not a column with another meaning."""
+    from ltrsched.workloads.schema import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+
+    reserved = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c != "score"]
+    if not column.strip() or column in reserved:
+        raise UserError(f"--column {column!r} cannot hold scores; use 'score' or a new name such as 'score_mymodel' "
+                        f"(not {', '.join(reserved)})")
 
 
 def _check_plot_format(path: Path) -> None:
