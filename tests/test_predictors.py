@@ -297,6 +297,25 @@ def test_ensemble_of_rank_predictors_round_trip(tmp_path):
         Ensemble([members[0], cls], [1, 1], [0, 0], [1, 1])
 
 
+def test_cli_ensemble_and_evaluate_bad_input_is_one_line(tmp_path):
+    """--out inside a member rewrote that member as an ensemble; NaN weights and a single held-out prompt ran on."""
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    a = Predictor(PredictorConfig(dim=64, epochs=1)).save(tmp_path / "a")
+    b = Predictor(PredictorConfig(dim=64, epochs=1, seed=1)).save(tmp_path / "b")
+    data, one = tmp_path / "d.jsonl", tmp_path / "one.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"p {i}", "generated": "x " * (i + 1)}) + "\n" for i in range(8)))
+    one.write_text(json.dumps({"prompt": "p", "generated": "x y"}) + "\n")
+    members = ["-m", str(a), "-m", str(b), "--data", str(data)]
+    for args, message in [(["-o", str(a)], f"would overwrite the member checkpoint {a}"),
+                          (["-o", str(b / "ens")], f"would overwrite the member checkpoint {b}"),
+                          (["-w", "1", "-w", "nan", "-o", str(tmp_path / "e")], "weights must be finite and >= 0"),
+                          (["--eval-data", str(one), "-o", str(tmp_path / "e")], "need at least 2 held-out prompts")]:
+        assert_one_line_error(run_cli("ensemble", *members, *args), message)
+    assert not (a / "ensemble.json").exists() and not (tmp_path / "e").exists()
+    assert_one_line_error(run_cli("evaluate", "-m", str(a), "--data", str(one)), "need at least 2 held-out prompts")
+
+
 def test_cli_ensemble_bad_input_is_one_line(tmp_path):
     Predictor(PredictorConfig(dim=64, epochs=1)).save(tmp_path / "a")
     for args, message in [(["-m", str(tmp_path / "a")], "at least two"),

@@ -126,13 +126,14 @@ def evaluate(model_dir, data, split, plot):
 
     from ltrsched.outputs import check_out_file
     from ltrsched.predictors.data import prompts_and_lengths
-    from ltrsched.predictors.predictor import Predictor
+    from ltrsched.predictors.predictor import Predictor, check_labelled
 
     if plot is not None:
         check_out_file(plot, "--plot")
         _check_plot_format(plot)
     predictor = Predictor.load(model_dir)
     prompts, lengths = prompts_and_lengths(data, split)
+    check_labelled(prompts, lengths, "held-out")
     result = predictor.evaluate(prompts, lengths)
     click.echo(json.dumps({"num_prompts": len(prompts), **result}, indent=2))
     if plot is not None:
@@ -187,21 +188,25 @@ def ensemble(models, weights, data, eval_data, out):
     from ltrsched.outputs import check_out_dir
     from ltrsched.predictors.data import prompts_and_lengths
     from ltrsched.predictors.ensemble import Ensemble
-    from ltrsched.predictors.predictor import Predictor
+    from ltrsched.predictors.predictor import Predictor, check_labelled
 
     check_out_dir(out)
     if len(models) < 2:
         raise UserError("give at least two --model checkpoints")
     if weights and len(weights) != len(models):
         raise UserError(f"{len(weights)} --weight values for {len(models)} --model checkpoints")
+    for m in models:
+        if out.resolve() == m.resolve() or m.resolve() in out.resolve().parents:
+            raise UserError(f"--out {out} would overwrite the member checkpoint {m}; write the ensemble elsewhere")
     members = [Predictor.load(m) for m in models]
     if any(isinstance(m, Ensemble) for m in members):
         raise UserError("ensemble members must be single predictors, not ensembles")
     prompts, _ = prompts_and_lengths(data, "train")
+    ev_prompts, ev_lengths = prompts_and_lengths(eval_data or data, "eval" if eval_data is None else "all")
+    check_labelled(ev_prompts, ev_lengths, "held-out")
     ens = Ensemble.calibrate(members, prompts, list(weights) or None)
     from ltrsched.predictors.predictor import kendall_tau
 
-    ev_prompts, ev_lengths = prompts_and_lengths(eval_data or data, "eval" if eval_data is None else "all")
     ev_scores = [m.scores(ev_prompts) for m in members]
     ens.save(out, list(models))
     for m, s in zip(models, ev_scores):

@@ -28,8 +28,10 @@ class Ensemble:
             raise UserError("an ensemble needs at least 2 members, with one weight each")
         if any(m.config.kind != "rank" for m in members):
             raise UserError("ensemble members must be rank predictors (--kind rank)")
-        if any(s <= 0 for s in stds) or any(w < 0 for w in weights) or sum(weights) <= 0:
-            raise UserError("ensemble weights must be >= 0 (not all 0) and member scores must vary")
+        if not all(0 <= w < np.inf for w in weights) or sum(weights) <= 0:
+            raise UserError(f"ensemble weights must be finite and >= 0, not all 0; got {list(weights)}")
+        if not all(0 < s < np.inf for s in stds):
+            raise UserError("member scores must vary on the calibration prompts (--data): give more than one prompt")
         self.members, self.weights, self.means, self.stds = members, list(weights), list(means), list(stds)
         self.config = PredictorConfig(kind="rank")  # what the commands read (kind); members keep their own
 
