@@ -80,6 +80,40 @@ def test_sweep_file(tmp_path):
     assert r.returncode == 2 and "unknown policy" in r.stderr
 
 
+_SWEEP_BASE = 'policies = ["fcfs"]\nworkloads = ["lmsys-like"]\nnum_requests = 20\n'
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("s.toml", 'policies = "fcfs"\n', "'policies' must be a non-empty list, each item text; got 'fcfs'"),
+    ("s.toml", "policies = [1]\n", "'policies' must be a non-empty list"),
+    ("s.toml", _SWEEP_BASE + 'arrival = "poisson"\nrates = 4.0\n', "'rates' must be a non-empty list"),
+    ("s.toml", _SWEEP_BASE + 'arrival = "poisson"\n', "arrival 'poisson' needs 'rates'"),
+    ("s.toml", 'policies = ["fcfs"]\nnum_requests = "ten"\n', "'num_requests' must be an integer, got 'ten'"),
+    ("s.toml", _SWEEP_BASE + "seeds = [-1]\n", "'seeds' must be >= 0"),
+    ("s.toml", _SWEEP_BASE + "max_num_batched_tokens = 0\n", "'max_num_batched_tokens' must be >= 1"),
+    ("s.toml", _SWEEP_BASE + 'preemption = "kill"\n', "'preemption' must be swap or recompute"),
+    ("s.toml", _SWEEP_BASE + 'scoring = "approx-po:tau=2"\n', "tau must be in (0, 1], got 2.0"),
+    ("s.toml", _SWEEP_BASE + 'profiles = ["nosuch"]\n', "unknown profile 'nosuch'"),
+    ("s.yaml", "policies: [fcfs]\n", "unknown sweep file format '.yaml'"),
+    ("s.toml", b"\x8e\xff\x00", "cannot parse ('utf-8' codec can't decode"),
+])
+def test_sweep_file_errors_are_one_line_before_any_run(tmp_path, name, content, message):
+    from test_cli_simulate import assert_one_line_error
+
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    assert_one_line_error(run_cli("sweep", str(path), "--out", str(tmp_path / "o"), "--jobs", "1"), message)
+    assert not (tmp_path / "o").exists()
+
+
+def test_sweep_jobs_must_be_positive(tmp_path):
+    from test_cli_simulate import assert_one_line_error
+
+    path = tmp_path / "s.toml"
+    path.write_text(_SWEEP_BASE)
+    assert_one_line_error(run_cli("sweep", str(path), "--out", str(tmp_path / "o"), "--jobs", "0"), "--jobs must be >= 1")
+
+
 def test_full_reproduction_never_asks_more_sharegpt_prompts_than_the_eval_split_holds():
     from ltrsched.experiments.commands import _modules
     from ltrsched.workloads.selection import EVAL_SIZE

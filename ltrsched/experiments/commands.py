@@ -75,22 +75,32 @@ def _prepare_predictors(specs) -> None:
             sharegpt_predictor("class", int(bucket) if bucket else 820)
 
 
-SWEEP_KEYS = {"workloads", "policies", "profiles", "arrival", "rates", "num_requests", "duration", "seeds", "scoring",
-              "max_num_batched_tokens", "max_num_seqs", "preemption"}
+#: Sweep keys holding a list, and the type of its items.
+SWEEP_LISTS: dict[str, type | tuple[type, ...]] = {
+    "workloads": str, "policies": str, "profiles": str, "rates": (int, float), "seeds": int,
+}
+#: Sweep keys holding one value, and its type.
+SWEEP_SCALARS: dict[str, type | tuple[type, ...]] = {
+    "arrival": str, "num_requests": int, "duration": (int, float), "scoring": str,
+    "max_num_batched_tokens": int, "max_num_seqs": int, "preemption": str,
+}
+SWEEP_KEYS = set(SWEEP_LISTS) | set(SWEEP_SCALARS)
 
 
 def _load_sweep(path: Path) -> dict:
     if not path.is_file():
         raise UserError(f"sweep file not found: {path}")
-    text = path.read_text()
+    if path.suffix not in (".toml", ".json"):
+        raise UserError(f"{path}: unknown sweep file format {path.suffix!r}; use .toml or .json")
     try:
+        text = path.read_text(encoding="utf-8")
         if path.suffix == ".toml":
             import tomllib
 
             data = tomllib.loads(text)
         else:
             data = json.loads(text)
-    except (ValueError, json.JSONDecodeError) as exc:
+    except (ValueError, json.JSONDecodeError) as exc:  # UnicodeDecodeError is a ValueError
         raise UserError(f"{path}: cannot parse ({exc})") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a table of sweep settings")
@@ -99,7 +109,54 @@ def _load_sweep(path: Path) -> dict:
         raise UserError(f"{path}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(SWEEP_KEYS))}")
     if not data.get("policies"):
         raise UserError(f"{path}: 'policies' must list at least one policy spec")
+    _check_sweep_types(data, path)
+    _check_sweep_values(data, path)
     return data
+
+
+def _type_name(types) -> str:
+    return {str: "text", int: "an integer"}.get(types, "a number")
+
+
+def _check_sweep_types(data: dict, path: Path) -> None:
+    """Raise :class:`UserError` for a key whose value has the wrong type (e.g. a string where a list goes)."""
+    for key, value in data.items():
+        if key in SWEEP_LISTS:
+            types = SWEEP_LISTS[key]
+            if not isinstance(value, list) or not value or any(isinstance(v, bool) or not isinstance(v, types) for v in value):
+                raise UserError(f"{path}: {key!r} must be a non-empty list, each item {_type_name(types)}; got {value!r}")
+        elif isinstance(value, bool) or not isinstance(value, SWEEP_SCALARS[key]):
+            raise UserError(f"{path}: {key!r} must be {_type_name(SWEEP_SCALARS[key])}, got {value!r}")
+
+
+def _check_sweep_values(data: dict, path: Path) -> None:
+    """Raise :class:`UserError` for names and numbers the runs would reject (rates [req/s], duration [s])."""
+    import math
+
+    from ltrsched.experiments.scoring import check_scoring
+    from ltrsched.sim.commands import ARRIVALS
+    from ltrsched.workloads.builtin import BUILTIN
+
+    arrival = data.get("arrival", "burst")
+    if arrival not in ARRIVALS:
+        raise UserError(f"{path}: 'arrival' must be one of {', '.join(ARRIVALS)}, got {arrival!r}")
+    if arrival in ("poisson", "gamma") and "rates" not in data:
+        raise UserError(f"{path}: arrival {arrival!r} needs 'rates' [req/s]")
+    for key in ("rates", "duration"):
+        values = data.get(key, [])
+        if not all(math.isfinite(v) and v > 0 for v in (values if isinstance(values, list) else [values])):
+            raise UserError(f"{path}: {key!r} must be positive, got {values!r}")
+    for key in ("num_requests", "max_num_batched_tokens", "max_num_seqs"):
+        if data.get(key, 1) < 1:
+            raise UserError(f"{path}: {key!r} must be >= 1, got {data[key]}")
+    if any(s < 0 for s in data.get("seeds", [])):
+        raise UserError(f"{path}: 'seeds' must be >= 0, got {data['seeds']}")
+    if data.get("preemption", "swap") not in ("swap", "recompute"):
+        raise UserError(f"{path}: 'preemption' must be swap or recompute, got {data['preemption']!r}")
+    for w in data.get("workloads", []):
+        if w not in BUILTIN and not Path(w).is_file():
+            raise UserError(f"{path}: workload {w!r} is neither a file nor a built-in ({', '.join(BUILTIN)})")
+    check_scoring(data.get("scoring", "none"))
 
 
 @click.command()
@@ -119,10 +176,16 @@ def sweep(sweep_file, out, jobs):
     from ltrsched.outputs import check_out_dir
     from ltrsched.policies import make_policy
 
+    from ltrsched.sim.profiles import load_profile
+
+    if jobs is not None and jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {jobs}")
     check_out_dir(out)
     data = _load_sweep(sweep_file)
     for spec in data["policies"]:
         make_policy(spec)  # fail early on a bad spec
+    for prof in data.get("profiles", []):
+        load_profile(prof)
     arrival = data.get("arrival", "burst")
     rates = data.get("rates", [None]) if arrival != "burst" else [None]
     specs = [

@@ -58,6 +58,27 @@ def _parse(scoring: str) -> tuple[str, dict[str, str]]:
     return kind, params
 
 
+#: The scoring kinds (the part before ':').
+KINDS = ("none", "approx-score", "approx-po", "approx-class", "trained-ltr", "trained-class")
+
+
+def check_scoring(scoring: str) -> None:
+    """Raise :class:`UserError` for a scoring string of unknown kind or with numbers out of range (cheap: no
+    workload, no predictor)."""
+    kind, params = _parse(scoring)
+    if kind not in KINDS:
+        raise UserError(f"unknown scoring {scoring!r}; use none, approx-score:tau=T, approx-po:tau=T, "
+                        "approx-class:bucket=W,tau=T, trained-ltr:NAME or trained-class:NAME")
+    if kind.startswith("approx-"):
+        tau = _float(params, "tau", scoring)
+        if not 0 < tau <= 1:
+            raise UserError(f"scoring {scoring!r}: tau must be in (0, 1], got {tau}")
+    if kind == "approx-class" or "bucket" in params:
+        bucket = _float(params, "bucket", scoring)
+        if not (bucket >= 1 and bucket == int(bucket)):
+            raise UserError(f"scoring {scoring!r}: bucket must be a whole number of tokens >= 1, got {params['bucket']}")
+
+
 def _float(params: dict[str, str], key: str, scoring: str) -> float:
     try:
         return float(params[key])
@@ -89,6 +110,7 @@ def _oracle_scores(out: np.ndarray, tau: float, seed: int) -> tuple[np.ndarray, 
 
 def attach_scores(workload: Workload, scoring: str, seed: int = 0) -> tuple[Workload, dict[str, Any]]:
     """Return the workload with the columns ``scoring`` asks for, and a record of them."""
+    check_scoring(scoring)
     kind, params = _parse(scoring)
     if kind == "none":
         return workload, {}
@@ -120,7 +142,4 @@ def attach_scores(workload: Workload, scoring: str, seed: int = 0) -> tuple[Work
         info.update(kendall_tau=approx.kendall_tau_b(-values if sub == "ltr" else values, out))
         if sub == "class" and "bucket" in scored.meta:
             info["accuracy"] = float(np.mean(values == approx.bucket_midpoints(out, int(scored.meta["bucket"]))))
-    else:
-        raise UserError(f"unknown scoring {scoring!r}; use none, approx-score:tau=T, approx-po:tau=T, "
-                        "approx-class:bucket=W,tau=T, trained-ltr:NAME or trained-class:NAME")
     return workload.with_df(df, scoring=scoring), info
