@@ -118,6 +118,14 @@ def test_replay_on_the_emulated_engine_writes_the_simulators_files(tmp_path):
     (["validate", "-n", "5", "--policies", "nope", "--emulate", "a100-llama3-8b"], "unknown policy"),
     (["replay", "-n", "5", "--max-num-seqs", "0", "--emulate", "a100-llama3-8b"], "--max-num-seqs must be positive"),
     (["replay", "-n", "5", "--model", "/nonexistent", "--emulate", "a100-llama3-8b"], "neither a built-in name"),
+    # checked before the engine starts (without a GPU these said "no CUDA GPU"; with one, after minutes)
+    (["validate", "-n", "5", "--policies", ";"], "--policies is empty"),
+    (["validate", "-n", "5", "--rates", "inf"], "--rates must be positive"),
+    (["validate", "-n", "5", "--tolerance", "-1"], "--tolerance must be a relative error >= 0"),
+    (["validate", "-n", "5", "--profile", "nosuch"], "unknown profile 'nosuch'"),
+    (["validate", "-w", "lmsys-like", "-n", "5", "--policies", "fcfs;ltr"], "policy 'ltr' needs a 'score' column"),
+    (["replay", "-w", "lmsys-like", "-n", "5", "--policy", "ltr"], "policy 'ltr' needs a 'score' column"),
+    (["replay", "-n", "5", "--seed", "-1"], "--seed must be >= 0"),
 ])
 def test_engine_commands_reject_bad_input_in_one_line(args, message):
     r = run_cli(*args)
@@ -143,6 +151,7 @@ def test_real_engine_without_a_gpu_says_so():
 
     r = run_cli("replay", "-n", "5")
     assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr  # no import-time warnings around the error
     expected = "no CUDA GPU" if vllm_version() == "0.26.0" else "pip install 'ltrsched[engine]'"
     assert expected in r.stderr
 

@@ -22,18 +22,19 @@ def require_vllm(cpu_only: bool = False) -> None:
     """Raise a one-line :class:`UserError` unless vLLM 0.26.0 can be imported.
 
     ``cpu_only``: only vLLM's scheduler will run (the emulated engine), so its import-time complaints
-    about missing GPU kernels (Triton, ``vllm._C``) are noise and are silenced."""
+    about missing GPU kernels (Triton, ``vllm._C``) are noise and are silenced. The warning ``requests``
+    gives on import without a character-detection package is always noise (an error stays one line)."""
+    import warnings
+
     found = vllm_version()
     if found is None:
         raise MissingDependencyError("vLLM", "engine")
     if found != VLLM_VERSION:
         raise UserError(f"the engine adapter needs vLLM {VLLM_VERSION}, found {found}: pip install 'ltrsched[engine]'")
     os.environ.setdefault("VLLM_USE_FLASHINFER_SAMPLER", "0")
+    warnings.filterwarnings("ignore", module="requests")
     if cpu_only:
-        import warnings
-
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "CRITICAL")
-        warnings.filterwarnings("ignore", module="requests")
     try:
         import vllm.v1.core.sched.scheduler  # noqa: F401
     except Exception as exc:  # a broken install: name it in one line

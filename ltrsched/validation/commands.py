@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import click
 
 from ltrsched.errors import UserError
+from ltrsched.policies.needs import check_needs
 from ltrsched.sim.commands import build_workload, workload_options
 from ltrsched.validation.engines import engine_options, start_engine
 
@@ -40,6 +42,7 @@ def replay(workload, num_requests, arrival, rate, cv, duration, seed, policy, pl
         load_plugin(p)
     pol = make_policy(policy)
     wl = build_workload(workload, num_requests, arrival, rate, cv, duration, seed)
+    check_needs(pol, wl.has_column, f"workload {wl.name!r}")  # before the engine starts (minutes on a GPU)
     eng = start_engine(**engine)
     result = eng.run(wl, pol, progress=sys.stderr.isatty())
     result.meta.update(arrival=arrival, rate=rate, seed=seed, command=_command_line())
@@ -136,19 +139,25 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     from ltrsched.sim import SimConfig, simulate
     from ltrsched.validation.compare import compare_runs, policy_ranking, write_report
 
+    from ltrsched.sim.profiles import load_profile
+
     check_out_dir(out)
+    if not (math.isfinite(tolerance) and tolerance >= 0):
+        raise UserError(f"--tolerance must be a relative error >= 0, got {tolerance}")
     specs = _split_policies(policies)
-    for s in specs:
-        make_policy(s)  # bad specs fail before the engine starts
     sim_profile = sim_profile or engine["emulate_profile"] or "h100-llama3-8b"
+    load_profile(sim_profile)
+    first = build_workload(workload, num_requests, arrival, rate, cv, duration, seed)
+    for s in specs:  # bad specs, and columns a policy needs, fail before the engine starts
+        check_needs(make_policy(s), first.has_column, f"workload {first.name!r}")
     cases = [(arrival, rate)]
     if rates:
         cases += [("poisson", r) for r in _rates(rates, workload, num_requests, seed, sim_profile, engine)]
     eng = start_engine(**engine)
     rows, rankings = [], []
-    for arr, r in cases:
+    for i, (arr, r) in enumerate(cases):
         case = arr if r is None else f"{arr}@{r:g}/s"
-        wl = build_workload(workload, num_requests, arr, r, cv, duration, seed)
+        wl = first if i == 0 else build_workload(workload, num_requests, arr, r, cv, duration, seed)
         sims, engs = {}, {}
         for spec in specs:
             e = eng.run(wl, make_policy(spec), progress=sys.stderr.isatty())
@@ -174,7 +183,10 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
 def _split_policies(text: str) -> list[str]:
     """``a;b:x=1,y=2`` -> [a, b:x=1,y=2]; without ';', commas split specs that have no parameters."""
     if ";" in text:
-        return [s.strip() for s in text.split(";") if s.strip()]
+        specs = [s.strip() for s in text.split(";") if s.strip()]
+        if not specs:
+            raise UserError("--policies is empty")
+        return specs
     specs: list[str] = []
     for part in text.split(","):
         part = part.strip()
@@ -203,6 +215,6 @@ def _rates(text: str, workload, num_requests, seed, sim_profile, engine) -> list
         values = [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise UserError(f"--rates must be numbers separated by ',' or 'auto', got {text!r}") from None
-    if not values or any(not v > 0 for v in values):
+    if not values or any(not (math.isfinite(v) and v > 0) for v in values):
         raise UserError(f"--rates must be positive, got {text!r}")
     return values
