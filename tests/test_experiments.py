@@ -93,7 +93,7 @@ _SWEEP_BASE = 'policies = ["fcfs"]\nworkloads = ["lmsys-like"]\nnum_requests = 2
     ("s.toml", _SWEEP_BASE + "max_num_batched_tokens = 0\n", "'max_num_batched_tokens' must be >= 1"),
     ("s.toml", _SWEEP_BASE + 'preemption = "kill"\n', "'preemption' must be swap or recompute"),
     ("s.toml", _SWEEP_BASE + 'scoring = "approx-po:tau=2"\n', "tau must be in (0, 1], got 2.0"),
-    ("s.toml", _SWEEP_BASE + 'profiles = ["nosuch"]\n', "unknown profile 'nosuch'"),
+    ("s.toml", _SWEEP_BASE + 'profiles = ["a100-llama3-8b", "nosuch"]\n', "unknown profile 'nosuch'"),
     ("s.yaml", "policies: [fcfs]\n", "unknown sweep file format '.yaml'"),
     ("s.toml", b"\x8e\xff\x00", "cannot parse ('utf-8' codec can't decode"),
 ])
