@@ -73,8 +73,10 @@ def _oracle_scoring(setting: str) -> tuple[str, str]:
 
 
 def _po_scoring(setting: str) -> tuple[str, str]:
+    # The paper measured PO's tau only for 70B (Table 3); the 8B settings reuse the same dataset's value.
     tau = float(paper_value("kendall_tau", "po", dataset_of(setting)))
-    return f"approx-po:tau={tau}", f"PO self-estimates: simulated at the paper's tau {tau}"
+    src = "" if model_of(setting) == "70B" else " (70B value, Table 3)"
+    return f"approx-po:tau={tau}", f"PO self-estimates: simulated at the paper's tau {tau}{src}"
 
 
 def _class_scoring(bucket: int) -> Callable[[str], tuple[str, str]]:
