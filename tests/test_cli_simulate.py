@@ -109,6 +109,31 @@ def test_bad_workload_values(tmp_path, name, content, message):
     assert_one_line_error(run_cli("simulate", "-w", str(path)), message)
 
 
+@pytest.mark.parametrize("column, values, message", [
+    ("score", [1.0, float("inf")], "column score has 1 non-finite value(s) (first: inf)"),
+    ("po_estimate", [-3.0, 40.0], "column po_estimate has 1 negative or non-finite value(s) (first: -3.0)"),
+    ("predicted_length", [float("-inf"), 40.0], "column predicted_length has 1 negative or non-finite value(s)"),
+])
+def test_bad_predictor_columns(tmp_path, column, values, message):
+    path = tmp_path / "wl.parquet"
+    pl.DataFrame({"request_id": [0, 1], "prompt_tokens": [10, 20], "output_tokens": [5, 6],
+                  "arrival_time": [0.0, 0.1], column: values}).write_parquet(path)
+    assert_one_line_error(run_cli("simulate", "-w", str(path)), message)
+
+
+def test_missing_predictor_values_are_allowed(tmp_path):
+    path = tmp_path / "wl.parquet"
+    pl.DataFrame({"request_id": [0, 1], "prompt_tokens": [10, 20], "output_tokens": [5, 6],
+                  "arrival_time": [0.0, 0.1], "score": [float("nan"), -2.0]}).write_parquet(path)
+    r = run_cli("simulate", "-w", str(path), "--policy", "ltr")
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_synthetic_workload_size_is_capped():
+    assert_one_line_error(run_cli("simulate", "-w", "lmsys-like", "-n", "2000000000"),
+                          "at most 10,000,000 requests per synthetic workload, got 2,000,000,000")
+
+
 def test_fractional_token_counts_in_parquet(tmp_path):
     path = tmp_path / "wl.parquet"
     pl.DataFrame({"request_id": [0, 1], "prompt_tokens": [10.0, 20.5], "output_tokens": [5, 6],

@@ -17,10 +17,12 @@ from ltrsched.workloads.sharegpt import load_sharegpt_records
 from ltrsched.workloads.synthetic import SYNTHETIC, synthetic_workload_frame
 
 SYNTHETIC_DEFAULT_SIZE = 10_000
+#: Most requests a synthetic workload makes: far beyond any sweep, well inside memory (~1 GB of columns).
+SYNTHETIC_MAX_SIZE = 10_000_000
 
 BUILTIN: dict[str, str] = {
     "sharegpt": "REAL ShareGPT first-turn prompts + ChatGPT response lengths (Llama-3 tokens), paper's "
-                "selection rules; eval split 4,000, train split 4,242",
+                "selection rules; eval split 4,000, train split 4,230",
     **{name: spec.description for name, spec in SYNTHETIC.items()},
 }
 
@@ -42,4 +44,6 @@ def builtin_workload(name: str, num_requests: int | None = None, seed: int = 0, 
 
     if n <= 0:
         raise UserError(f"the number of requests must be positive, got {n}")
+    if n > SYNTHETIC_MAX_SIZE:
+        raise UserError(f"{name}: at most {SYNTHETIC_MAX_SIZE:,} requests per synthetic workload, got {n:,}")
     return Workload(synthetic_workload_frame(name, n, seed), name, {"synthetic": True, "seed": seed})

@@ -143,4 +143,18 @@ def validate(df: pl.DataFrame, name: str = "workload") -> pl.DataFrame:
         raise UserError(f"{name}: {bad.height} request(s) with a negative or non-finite arrival_time")
     if df["request_id"].n_unique() != df.height:
         raise UserError(f"{name}: request_id values are not unique")
+    _check_predictor_columns(df, name)
     return df
+
+
+def _check_predictor_columns(df: pl.DataFrame, name: str) -> None:
+    """Predictor columns may be missing (null/NaN: the policy fills them) but not infinite; the length
+    estimates (``po_estimate``, ``predicted_length`` [tokens]) may not be negative."""
+    for col in ("score", "po_estimate", "predicted_length"):
+        if col not in df.columns:
+            continue
+        values = df[col].drop_nulls().drop_nans()
+        bad = values.filter(~values.is_finite() | ((values < 0) if col != "score" else False))
+        if bad.len():
+            what = "non-finite" if col == "score" else "negative or non-finite"
+            raise UserError(f"{name}: column {col} has {bad.len()} {what} value(s) (first: {bad[0]})")

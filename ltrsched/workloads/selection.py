@@ -7,9 +7,9 @@ Identical prompts are kept once, so a prompt can never be in both splits.
 
 Splits: the eligible prompts are shuffled once with a fixed seed (0); the **eval** window is the first
 ``EVAL_SIZE`` (4,000) of that order and the **train** window is everything after it. The paper used
-windows of 10,000 at offsets 0 and 20,000 of LMSYS / ShareGPT; the packaged ShareGPT has only 8,242
-eligible first turns, so the windows are 4,000 / 4,242 here (as in the paper, about half each). A ``seed`` then samples ``n`` requests
-within a window.
+windows of 10,000 at offsets 0 and 20,000 of LMSYS / ShareGPT; the packaged ShareGPT has only 8,230
+eligible first turns, so the windows are 4,000 / 4,230 here (as in the paper, about half each). A
+``seed`` then samples ``n`` requests within a window.
 """
 
 from __future__ import annotations
