@@ -226,6 +226,7 @@ def test_cli_train_bad_hf_model_is_one_line(tmp_path):
     (["--hf-model", "minilm"], "--hf-model needs --backbone hf"),
     (["--limit", "1"], "need at least 2 training prompts, got 1"),
     (["--eval-data", "{one}"], "need at least 2 held-out prompts, got 1"),
+    (["--eval-data", "{same}"], "all 3 held-out prompts have the same output length (2)"),
 ])
 def test_cli_train_bad_numbers_and_data_are_one_line(tmp_path, args, message):
     """Checked before training starts; the progress bar is not drawn (stderr holds only the error)."""
@@ -234,7 +235,9 @@ def test_cli_train_bad_numbers_and_data_are_one_line(tmp_path, args, message):
     data, one = tmp_path / "d.jsonl", tmp_path / "one.jsonl"
     data.write_text("".join(json.dumps({"prompt": f"p {i}", "generated": "x " * (i + 1)}) + "\n" for i in range(8)))
     one.write_text(json.dumps({"prompt": "p", "generated": "x y"}) + "\n")
-    args = [a.format(one=one) for a in args]
+    same = tmp_path / "same.jsonl"
+    same.write_text("".join(json.dumps({"prompt": f"q {i}", "generated": "x y"}) + "\n" for i in range(3)))
+    args = [a.format(one=one, same=same) for a in args]
     assert_one_line_error(run_cli("train", "--data", str(data), "--epochs", "1", "--out", str(tmp_path / "ck"), *args),
                           message)
     assert not (tmp_path / "ck").exists()

@@ -30,13 +30,16 @@ def kendall_tau(scores: np.ndarray, lengths: np.ndarray) -> float:
 
 
 def check_labelled(prompts: list[str], lengths: np.ndarray, what: str = "training") -> None:
-    """Raise :class:`UserError` unless there are >= 2 prompts, each with one positive output length [tokens]
-    (training needs pairs; Kendall tau needs two prompts)."""
+    """Raise :class:`UserError` unless there are >= 2 prompts, each with one positive output length [tokens],
+    not all equal (training needs ordered pairs; Kendall tau needs two different lengths)."""
     if len(prompts) < 2:
         raise UserError(f"need at least 2 {what} prompts, got {len(prompts)}")
     lengths = np.asarray(lengths)
     if lengths.shape != (len(prompts),) or (lengths < 1).any():
         raise UserError(f"{what} labels must be one positive output length per prompt")
+    if (lengths == lengths[0]).all():
+        raise UserError(f"all {len(prompts)} {what} prompts have the same output length ({lengths[0]}): "
+                        "nothing to rank, Kendall tau is undefined")
 
 
 class Predictor:
