@@ -40,6 +40,7 @@ import polars as pl
 from ltrsched.experiments.reference import SETTINGS as SETTING_NAMES, paper_value
 from ltrsched.experiments.runner import run_all, run_dir
 from ltrsched.experiments.runspec import RunSpec
+from ltrsched.workloads.selection import EVAL_SIZE
 
 #: Extra CPU time per step of the published LTR scheduler (hao-ai-lab/vllm-ltr@13bbf6f,
 #: ``Scheduler._general_schedule``) over vLLM's stock one, per live request per scheduled sequence [s].
@@ -68,7 +69,7 @@ def stage_specs(setting: str) -> dict[str, dict[str, RunSpec]]:
     for stage in STAGES[:3]:
         wl = workload if stage == "committed" or workload != "sharegpt" else "sharegpt-like"
         prof = ENGINE_PROFILE[profile] if stage == "+ engine CPU" else profile
-        n2 = 6000 if wl == "sharegpt" else T2_N  # the built-in ShareGPT eval split has 6,000 prompts
+        n2 = EVAL_SIZE if wl == "sharegpt" else T2_N  # the built-in ShareGPT eval split: all its prompts
 
         def spec(key, policy, n, stop=None):
             scoring = f"approx-score:tau={_tau(setting)}" if policy == "ltr" else "none"
