@@ -152,7 +152,7 @@ def test_real_engine_without_a_gpu_says_so():
     r = run_cli("replay", "-n", "5")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr  # no import-time warnings around the error
-    expected = "no CUDA GPU" if vllm_version() == "0.26.0" else "pip install 'ltrsched[engine]'"
+    expected = "no CUDA GPU is visible: the real engine needs one; without a GPU add --emulate" if vllm_version() == "0.26.0" else "pip install 'ltrsched[engine]'"
     assert expected in r.stderr
 
 

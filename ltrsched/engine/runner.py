@@ -20,7 +20,7 @@ from ltrsched.engine.config import EngineConfig, model_dir
 from ltrsched.engine.live_table import RequestInfo
 from ltrsched.engine.replay import replay
 from ltrsched.engine.setup import EngineSetup, MonotonicClock, install, request_extra
-from ltrsched.engine.vllm_compat import require_gpu, require_vllm
+from ltrsched.engine.vllm_compat import require_gpu, require_vllm, require_vllm_installed
 from ltrsched.policies.base import Policy
 from ltrsched.results import RunResult
 from ltrsched.workloads.schema import Workload
@@ -66,8 +66,9 @@ class VllmDriver:
     jumps over idle time instead of sleeping (profiling probes, where only step times matter)."""
 
     def __init__(self, config: EngineConfig, load_format: str = "dummy", seed: int = 0, skip_idle: bool = False):
-        require_vllm()
+        require_vllm_installed()  # cheap checks first: importing vLLM takes seconds
         require_gpu()
+        require_vllm()
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # the scheduler lives in this process
         from vllm import LLM
 

@@ -18,6 +18,17 @@ def vllm_version() -> str | None:
         return None
 
 
+def require_vllm_installed() -> str:
+    """Raise a one-line :class:`UserError` unless vLLM 0.26.0 is installed (metadata only: no import, fast);
+    return its version."""
+    found = vllm_version()
+    if found is None:
+        raise MissingDependencyError("vLLM", "engine")
+    if found != VLLM_VERSION:
+        raise UserError(f"the engine adapter needs vLLM {VLLM_VERSION}, found {found}: pip install 'ltrsched[engine]'")
+    return found
+
+
 def require_vllm(cpu_only: bool = False) -> None:
     """Raise a one-line :class:`UserError` unless vLLM 0.26.0 can be imported.
 
@@ -26,11 +37,7 @@ def require_vllm(cpu_only: bool = False) -> None:
     gives on import without a character-detection package is always noise (an error stays one line)."""
     import warnings
 
-    found = vllm_version()
-    if found is None:
-        raise MissingDependencyError("vLLM", "engine")
-    if found != VLLM_VERSION:
-        raise UserError(f"the engine adapter needs vLLM {VLLM_VERSION}, found {found}: pip install 'ltrsched[engine]'")
+    found = require_vllm_installed()
     os.environ.setdefault("VLLM_USE_FLASHINFER_SAMPLER", "0")
     warnings.filterwarnings("ignore", module="requests")
     if cpu_only:
@@ -46,4 +53,5 @@ def require_gpu() -> None:
     import torch
 
     if not torch.cuda.is_available():
-        raise UserError("no CUDA GPU is visible: the real engine needs one (the simulator does not: `ltrsched simulate`)")
+        raise UserError("no CUDA GPU is visible: the real engine needs one; without a GPU add --emulate PROFILE "
+                        "(vLLM's scheduler on the CPU) or use `ltrsched simulate`")
