@@ -34,7 +34,6 @@ def reproduce(experiment, quick, out, jobs):
     """
     from ltrsched.experiments.report import write_report
     from ltrsched.experiments.runner import run_all
-
     from ltrsched.outputs import check_out_dir
 
     if jobs is not None and jobs < 1:
@@ -175,7 +174,6 @@ def sweep(sweep_file, out, jobs):
     from ltrsched.experiments.runspec import RunSpec
     from ltrsched.outputs import check_out_dir
     from ltrsched.policies import make_policy
-
     from ltrsched.sim.profiles import load_profile
 
     if jobs is not None and jobs < 1:
