@@ -169,3 +169,15 @@ def test_output_path_under_a_file_fails_before_any_work(tmp_path, args):
 ])
 def test_output_file_formats_are_checked_first(tmp_path, args, message):
     assert_one_line_error(run_cli(*[a.format(tmp=tmp_path) for a in args]), message)
+
+
+def test_max_model_len_option(tmp_path):
+    """A request longer than the profile's context is refused with a hint; --max-model-len admits it."""
+    path = tmp_path / "long.csv"
+    path.write_text("arrival_time,prompt_tokens,output_tokens\n0,10000,5\n0.5,20,5\n")
+    assert_one_line_error(run_cli("simulate", "-w", str(path)),
+                          "1 request(s) exceed max_model_len 8192 tokens (first: request 0, prompt 10000 + output 5); "
+                          "raise max_model_len (--max-model-len)")
+    r = run_cli("simulate", "-w", str(path), "--max-model-len", "16384", "--arrival", "replay")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert_one_line_error(run_cli("simulate", "-w", str(path), "--max-model-len", "0"), "max_model_len must be positive")

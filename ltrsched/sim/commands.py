@@ -46,6 +46,9 @@ def engine_options(fn):
         click.option("--num-gpu-blocks", type=int, default=None,
                      help="KV-cache capacity [blocks of 16 tokens]; default: derived from the profile."),
         click.option("--gpu-memory-utilization", type=float, default=0.9, show_default=True),
+        click.option("--max-model-len", type=int, default=None,
+                     help="Longest prompt + output a request may have [tokens]; default: the profile's "
+                          "(8,192 for the Llama-3 profiles)."),
         click.option("--semantics", type=click.Choice(["paper", "vllm-v1"]), default="paper", show_default=True,
                      help="Batch rules: the paper's, or exactly what the vLLM 0.26 adapter does (resident "
                           "requests get the budget first, max-num-seqs caps requests holding KV, recompute)."),
@@ -81,7 +84,7 @@ def build_workload(workload, num_requests, arrival, rate, cv, duration, seed):
 
 
 def build_config(profile, max_num_batched_tokens, max_num_seqs, num_gpu_blocks, gpu_memory_utilization,
-                 semantics, max_resident_seqs, preemption, chunked_prefill, record_steps=False):
+                 max_model_len, semantics, max_resident_seqs, preemption, chunked_prefill, record_steps=False):
     from ltrsched.sim.config import SimConfig
 
     if preemption is None:
@@ -89,7 +92,8 @@ def build_config(profile, max_num_batched_tokens, max_num_seqs, num_gpu_blocks, 
     try:
         return SimConfig(
             profile=profile, max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
-            num_gpu_blocks=num_gpu_blocks, gpu_memory_utilization=gpu_memory_utilization, semantics=semantics,
+            num_gpu_blocks=num_gpu_blocks, gpu_memory_utilization=gpu_memory_utilization,
+            max_model_len=max_model_len, semantics=semantics,
             max_resident_seqs=max_resident_seqs,
             preemption=preemption, chunked_prefill=chunked_prefill, record_steps=record_steps,
         )
@@ -107,8 +111,8 @@ def build_config(profile, max_num_batched_tokens, max_num_seqs, num_gpu_blocks, 
 @click.option("--record-steps", is_flag=True, help="Also write a per-step trace.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, profile,
-             max_num_batched_tokens, max_num_seqs, num_gpu_blocks, gpu_memory_utilization, semantics,
-             max_resident_seqs, preemption, chunked_prefill, plugin, out, record_steps, progress):
+             max_num_batched_tokens, max_num_seqs, num_gpu_blocks, gpu_memory_utilization, max_model_len,
+             semantics, max_resident_seqs, preemption, chunked_prefill, plugin, out, record_steps, progress):
     """Simulate one policy serving one workload on one replica."""
     from ltrsched.outputs import check_out_dir
     from ltrsched.policies import load_plugin, make_policy
@@ -120,8 +124,8 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
         load_plugin(p)
     pol = make_policy(policy)
     config = build_config(profile, max_num_batched_tokens, max_num_seqs, num_gpu_blocks,
-                          gpu_memory_utilization, semantics, max_resident_seqs, preemption, chunked_prefill,
-                          record_steps)
+                          gpu_memory_utilization, max_model_len, semantics, max_resident_seqs, preemption,
+                          chunked_prefill, record_steps)
     wl = build_workload(workload, num_requests, arrival, rate, cv, duration, seed)
     if progress is None:
         progress = sys.stderr.isatty()

@@ -45,7 +45,8 @@ def _check_fits(table: RequestTable, limits: BatchLimits, max_model_len: int, ch
         i = too_long[0]
         raise UserError(
             f"{len(too_long)} request(s) exceed max_model_len {max_model_len} tokens (first: request "
-            f"{table.request_id[i]}, prompt {table.prompt_tokens[i]} + output {table.requested_output_tokens[i]})"
+            f"{table.request_id[i]}, prompt {table.prompt_tokens[i]} + output {table.requested_output_tokens[i]}); "
+            "raise max_model_len (--max-model-len) if the model takes longer contexts, or leave them out"
         )
     total = table.prompt_tokens + table.output_tokens
     usable = limits.num_gpu_blocks - limits.watermark_blocks
