@@ -12,15 +12,20 @@ from ltrsched.sim import SimConfig, simulate
 
 
 class RandomOrder(Policy):
-    """Adversarial policy: a fresh random order every step (exercises preemption paths)."""
+    """Adversarial policy: a random order of the live requests, redrawn every ``period`` steps (exercises
+    pausing, preemption and swapping). Redrawn every step under recompute it can evict requests faster than
+    they finish: a livelock the simulator stops with a "preemption thrash" error (tested below)."""
 
     name = "random-test"
 
-    def __init__(self, seed: int = 0):
-        self._rng = np.random.default_rng(seed)
+    def __init__(self, seed: int = 0, period: int = 8):
+        self.seed, self.period = seed, period
 
     def rank(self, view):
-        return self._rng.permutation(len(view))
+        if not len(view):
+            return np.zeros(0, dtype=np.int64)
+        keys = np.random.default_rng([self.seed, view.step // self.period]).random(int(view.request_id.max()) + 1)
+        return view.order_by(keys[view.request_id])
 
 
 workloads = st.integers(min_value=1, max_value=40).flatmap(
@@ -95,3 +100,22 @@ def test_same_seed_same_result(wl, policy):
     a = simulate(workload, make_policy(policy), config).requests
     b = simulate(workload, make_policy(policy), config).requests
     assert a.equals(b)
+
+
+def test_preemption_thrash_stops_with_an_error():
+    """A random order redrawn every step, recompute, little KV: requests are evicted faster than they finish.
+    The run stops with a one-line error instead of computing for hours."""
+    import pytest
+
+    from ltrsched.errors import UserError
+
+    rng = np.random.default_rng(1)
+    n = 12
+    prompts, outputs, arrivals = rng.integers(60, 120, n), rng.integers(40, 60, n), rng.uniform(0, 0.1, n)
+    config = SimConfig(profile=LinearProfile(blocks=48, kv_bytes_per_token=64), max_num_batched_tokens=16,
+                       max_num_seqs=12, block_size=4, watermark=0.0, preemption="recompute", semantics="vllm-v1")
+    with pytest.raises(UserError, match=r"preemption thrash: [0-9,]+ preemptions of 12 requests"):
+        simulate(make_workload(prompts, outputs, arrivals), RandomOrder(seed=n, period=1), config)
+    # the same order redrawn every 8 steps finishes
+    result = simulate(make_workload(prompts, outputs, arrivals), RandomOrder(seed=n, period=8), config)
+    assert result.summary["num_finished"] == n
