@@ -173,3 +173,21 @@ def test_an_engine_that_cannot_progress_stops_with_an_error(monkeypatch):
     monkeypatch.setattr(replay_mod, "MAX_STALLED_STEPS", 20)
     with pytest.raises(RuntimeError, match="no progress for 20 consecutive steps"):
         _both(make_workload([10, 20], [3, 4]), "fcfs", 100, 64, 4)
+
+
+
+def test_preemption_thrash_stops_the_engine_replay_too():
+    """A fresh random order every step with little KV evicts requests faster than they finish: the engine
+    replay stops with the simulator's one-line error instead of running for hours."""
+    from ltrsched.errors import UserError
+
+    rng = np.random.default_rng(1)
+    n = 8
+    workload = make_workload(rng.integers(60, 120, n), rng.integers(40, 60, n), rng.uniform(0, 0.1, n))
+    thrash = r"preemption thrash: [0-9,]+ preemptions of 8 requests"
+    with pytest.raises(UserError, match=thrash):
+        simulate(workload, RandomOrder(3), SimConfig(profile=LinearProfile(blocks=11), max_num_batched_tokens=16,
+                                                     max_num_seqs=4, watermark=0.0, preemption="recompute",
+                                                     semantics="vllm-v1"))
+    with pytest.raises(UserError, match=thrash):
+        _both(workload, "random", 12, 16, 4)

@@ -21,6 +21,7 @@ from ltrsched.engine.live_table import RequestInfo
 from ltrsched.engine.results import engine_result
 from ltrsched.errors import UserError
 from ltrsched.policies.base import Policy
+from ltrsched.policies.batching import MAX_PREEMPTIONS_PER_REQUEST, thrash_message
 from ltrsched.policies.needs import check_needs
 from ltrsched.results import RunResult
 from ltrsched.workloads.schema import Workload
@@ -112,6 +113,7 @@ def replay(workload: Workload, policy: Policy, driver: Driver, config: Any, host
     driver.start()
     finished = 0
     stalled = 0  # consecutive engine steps that computed no token
+    preempted = 0  # requests preempted so far
     while True:
         now = driver.now()
         while i < len(infos) and infos[i].arrival_time <= now:
@@ -125,6 +127,10 @@ def replay(workload: Workload, policy: Policy, driver: Driver, config: Any, host
         logged = len(driver.scheduler.log)
         driver.step()
         stalled = 0 if _computed_tokens(driver.scheduler.log, logged) else stalled + 1
+        if len(driver.scheduler.log) > logged:
+            preempted += int(driver.scheduler.log.columns["num_evicted"][-1])
+            if preempted > MAX_PREEMPTIONS_PER_REQUEST * len(infos):
+                raise UserError(thrash_message(preempted, len(infos), driver.scheduler.num_steps, policy))
         if stalled >= MAX_STALLED_STEPS:
             raise RuntimeError(
                 f"the engine made no progress for {stalled} consecutive steps at t={driver.now():.3f} s with "

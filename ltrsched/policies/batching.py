@@ -112,6 +112,19 @@ class BatchPlan:
 
 _EMPTY = np.zeros(0, dtype=np.int64)
 
+#: Preemptions per request after which a host (simulator, engine replay) stops a run with an error: a policy
+#: that keeps reordering the requests holding KV under memory pressure can evict them faster than they finish
+#: (with recompute each eviction throws their progress away), a livelock that still computes tokens. Real
+#: runs preempt a request a few times.
+MAX_PREEMPTIONS_PER_REQUEST = 1000
+
+
+def thrash_message(num_preemptions: int, num_requests: int, step: int, policy: object) -> str:
+    """The one-line error for a run past :data:`MAX_PREEMPTIONS_PER_REQUEST`."""
+    return (f"preemption thrash: {num_preemptions:,} preemptions of {num_requests:,} requests by step {step:,}; "
+            f"the policy {type(policy).__name__} keeps evicting requests before they finish (rank the requests "
+            "holding KV more stably, or give the run more KV blocks or swap space)")
+
 
 def form_batch(
     order: np.ndarray,

@@ -23,7 +23,7 @@ import simpy
 
 from ltrsched.errors import UserError
 from ltrsched.policies.base import LiveView, Policy, RequestState
-from ltrsched.policies.batching import BatchLimits, form_batch
+from ltrsched.policies.batching import MAX_PREEMPTIONS_PER_REQUEST, BatchLimits, form_batch, thrash_message
 from ltrsched.policies.fastops import (  # ones(k): exact int64 sums by dot
     count_nonzero,
     ones,
@@ -42,10 +42,6 @@ _ONE = np.array(1, dtype=np.int64)
 #: Consecutive empty batches after which a run stops with an error instead of spinning (a legal step always
 #: runs at least the best-ranked live request, so even one is a bug; a margin costs nothing).
 MAX_STALLED_STEPS = 1000
-#: Preemptions per request after which a run stops with an error: a policy that keeps reordering the requests
-#: holding KV under memory pressure can evict them faster than they finish (with recompute each eviction
-#: throws their progress away), a livelock that still computes tokens. Real runs preempt a request a few times.
-MAX_PREEMPTIONS_PER_REQUEST = 1000
 
 
 @dataclass
@@ -374,10 +370,7 @@ class Replica:
         self.num_preemptions += len(ev)
         t.num_preemptions[ev] += 1
         if self.num_preemptions > MAX_PREEMPTIONS_PER_REQUEST * len(t.request_id):
-            raise UserError(
-                f"preemption thrash: {self.num_preemptions:,} preemptions of {len(t.request_id):,} requests by step "
-                f"{self.steps:,}; the policy {type(self.policy).__name__} keeps evicting requests before they finish "
-                "(rank the requests holding KV more stably, or give the run more KV blocks or swap space)")
+            raise UserError(thrash_message(self.num_preemptions, len(t.request_id), self.steps, self.policy))
         t.resident[ev] = False
         moved = 0
         if self.swap:
