@@ -84,13 +84,6 @@ def check_fits(workload: Workload, scheduler: Any, extra_output_tokens: int = 0)
 MAX_STALLED_STEPS = 1000
 
 
-def _computed_tokens(log, logged_before: int) -> int:
-    """Tokens the step logged after entry ``logged_before`` computed (0 if it logged none)."""
-    if len(log) <= logged_before:
-        return 0
-    return int(log.columns["num_prefill_tokens"][-1]) + int(log.columns["num_decode_seqs"][-1])
-
-
 def replay(workload: Workload, policy: Policy, driver: Driver, config: Any, host: str,
            progress: bool = False) -> RunResult:
     """Serve ``workload`` under ``policy`` on ``driver``; the result has the simulator's schema
@@ -124,13 +117,17 @@ def replay(workload: Workload, policy: Policy, driver: Driver, config: Any, host
                 break
             driver.wait_until(infos[i].arrival_time)
             continue
-        logged = len(driver.scheduler.log)
+        log = driver.scheduler.log
+        logged = len(log)
         driver.step()
-        stalled = 0 if _computed_tokens(driver.scheduler.log, logged) else stalled + 1
-        if len(driver.scheduler.log) > logged:
-            preempted += int(driver.scheduler.log.columns["num_evicted"][-1])
+        computed = 0  # tokens the step computed (0 when it logged no step)
+        if len(log) > logged:
+            step = log.columns
+            computed = int(step["num_prefill_tokens"][-1]) + int(step["num_decode_seqs"][-1])
+            preempted += int(step["num_evicted"][-1])
             if preempted > MAX_PREEMPTIONS_PER_REQUEST * len(infos):
                 raise UserError(thrash_message(preempted, len(infos), driver.scheduler.num_steps, policy))
+        stalled = 0 if computed else stalled + 1
         if stalled >= MAX_STALLED_STEPS:
             raise RuntimeError(
                 f"the engine made no progress for {stalled} consecutive steps at t={driver.now():.3f} s with "

@@ -137,9 +137,8 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     from ltrsched.outputs import check_out_dir
     from ltrsched.policies import make_policy
     from ltrsched.sim import SimConfig, simulate
-    from ltrsched.validation.compare import compare_runs, policy_ranking, write_report
-
     from ltrsched.sim.profiles import load_profile
+    from ltrsched.validation.compare import compare_runs, policy_ranking, write_report
 
     check_out_dir(out)
     if not (math.isfinite(tolerance) and tolerance >= 0):
