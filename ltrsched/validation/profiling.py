@@ -24,7 +24,7 @@ and vLLM's scheduling per step (so the tables hold GPU time plus the rest of the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -63,6 +63,37 @@ class ProbePlan:
                         out.append([(length, outputs)] * batch)
             out.extend([[(p, 1)] for p in self.prefill_prompts])
         return out
+
+
+def probe_plan(config, usable_blocks: int, max_model_len: int, quick: bool = False,
+               repeats: int | None = None) -> ProbePlan:
+    """The probes for an engine (an :class:`ltrsched.engine.config.EngineConfig`) holding ``usable_blocks``
+    KV blocks and contexts up to ``max_model_len`` tokens.
+
+    A GPU gets the full plan (batches to 256, contexts to 3,072 tokens). A CPU computes one to two orders
+    of magnitude slower, so its plan keeps the same shape coverage at the sizes a CPU engine serves
+    (batches to 64, contexts to 2,048) and repeats each probe 3 times instead of 2: its step times are
+    noisier. Every probe fits the KV cache (90% of it) and the context limit."""
+    from ltrsched.engine.platform import CPU
+
+    cpu = config.platform == CPU
+    if quick:
+        plan = ProbePlan(decode_batches=(1, 4, 16, 64) if cpu else (1, 4, 16, 64, 256),
+                         decode_prompts=(128, 1024) if cpu else (128, 2048), repeats=1,
+                         prefill_prompts=(16, 64, 256, 512, 768, 2048))
+    elif cpu:
+        plan = ProbePlan(decode_batches=(1, 2, 4, 8, 16, 32, 64), decode_prompts=(64, 512, 2048), repeats=3,
+                         prefill_prompts=(16, 32, 64, 128, 256, 384, 512, 640, 768, 2048))
+    else:
+        plan = ProbePlan()
+    limit = max_model_len - plan.decode_outputs - 1
+    return replace(
+        plan,
+        repeats=repeats or plan.repeats,
+        decode_prompts=tuple(p for p in plan.decode_prompts if p <= limit) or (min(128, limit),),
+        prefill_prompts=tuple(p for p in plan.prefill_prompts if p < max_model_len),
+        max_tokens_in_flight=min(plan.max_tokens_in_flight, int(0.9 * usable_blocks * config.block_size)),
+    )
 
 
 def probe_workload(plan: ProbePlan, max_num_seqs: int, budget: int) -> Workload:
