@@ -23,8 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ensemble": ("ltrsched.predictors.commands:ensemble", "Combine rank predictors (z-scored scores, weighted)."),
     "reproduce": ("ltrsched.experiments.commands:reproduce", "The paper's tables and figures, simulated, beside the paper's."),
     "sweep": ("ltrsched.experiments.commands:sweep", "Policies x workloads x rates x profiles from a TOML/JSON file."),
-    "replay": ("ltrsched.validation.commands:replay", "Serve a workload on real vLLM (GPU) with a policy."),
-    "profile": ("ltrsched.validation.commands:profile", "Measure a GPU's step times on vLLM into a simulator profile."),
+    "replay": ("ltrsched.validation.commands:replay", "Serve a workload on real vLLM (CPU build or GPU) with a policy."),
+    "profile": ("ltrsched.validation.commands:profile", "Measure the engine's step times (CPU or GPU) into a simulator profile."),
     "validate": ("ltrsched.validation.commands:validate", "Simulator vs real vLLM on the same workload and policies."),
 }
 

@@ -1,10 +1,10 @@
 """Replay a workload on an engine: add each request when its arrival time comes, step the engine.
 
-One loop serves both drivers, so what the tests check on the CPU is what runs on the GPU:
+One loop serves both drivers, so what the tests check with the emulated engine is what the real one runs:
 
 * :class:`ltrsched.engine.emulate.EmulatedDriver`: vLLM's scheduler + the adapter, answered by a
   step-time model, on a virtual clock;
-* :class:`ltrsched.engine.runner.VllmDriver`: vLLM's offline engine (``LLMEngine``) on a GPU, wall clock.
+* :class:`ltrsched.engine.runner.VllmDriver`: vLLM's offline engine (``LLMEngine``) on a CPU or GPU, wall clock.
 
 Every request is served with ``ignore_eos`` and ``max_tokens`` = its output length (plus any policy
 overhead tokens), so every policy serves identical work.

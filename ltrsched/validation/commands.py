@@ -116,20 +116,24 @@ def profile(name, out, quick, repeats, **engine):
 @click.option("--policies", default="fcfs,srtf,ltr:tau=0.6,ltr:tau=0.6,starve=200,quantum=10,mlfq",
               show_default=True, help="Policy specs separated by ';' (or ',' between specs without parameters).")
 @click.option("--rates", default=None,
-              help="Poisson rates [req/s] separated by ','; 'auto' = 50% and 100% of the simulated capacity. "
-                   "Each rate is a case besides the --arrival one.")
+              help="Poisson rates [req/s] separated by ','; 'auto' = 50%, 100% and 150% of the capacity the "
+                   "simulator predicts (its burst throughput). Each rate is a case besides the --arrival one.")
 @click.option("--profile", "-p", "sim_profile", default=None,
-              help="Simulator profile (default: the --emulate profile, else h100-llama3-8b).")
+              help="Simulator profile (default: the --emulate profile; on a CPU the built-in cpu-<model> "
+                   "profile measured on our machine; on a GPU h100-llama3-8b).")
 @engine_options
+@click.option("--repeats", type=int, default=1, show_default=True,
+              help="Engine runs per case and policy: with 2 or more, the report gives the engine's own "
+                   "run-to-run noise beside each simulator error, and gates by max(tolerance, 2x noise).")
 @click.option("--tolerance", type=float, default=0.05, show_default=True, help="Gate for the report's count.")
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("validation"),
               show_default=True, help="Report directory (validation.md/.csv/.png, runs/).")
-def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies, rates, sim_profile, tolerance,
-             out, **engine):
+def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies, rates, sim_profile, repeats,
+             tolerance, out, **engine):
     """Run the same workload and policies on the engine and in the simulator; report the differences.
 
     The simulator models the engine exactly as the adapter drives it (--semantics vllm-v1, recompute,
-    the engine's own KV block count); the remaining difference is step timing (the profile).
+    the engine's own KV block count and block size); the remaining difference is step timing (the profile).
     """
     import polars as pl
 
@@ -137,45 +141,82 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     from ltrsched.policies import make_policy
     from ltrsched.sim import SimConfig, simulate
     from ltrsched.sim.profiles import load_profile
-    from ltrsched.validation.compare import compare_runs, policy_ranking, write_report
+    from ltrsched.validation.compare import compare_runs, ranking_check, write_report
+    from ltrsched.validation.engines import engine_config
 
     check_out_dir(out)
     if not (math.isfinite(tolerance) and tolerance >= 0):
         raise UserError(f"--tolerance must be a relative error >= 0, got {tolerance}")
+    if not 1 <= repeats <= 100:
+        raise UserError(f"--repeats must be in [1, 100], got {repeats}")
     specs = _split_policies(policies)
-    sim_profile = sim_profile or engine["emulate_profile"] or "h100-llama3-8b"
+    rate_values = _parse_rates(rates) if rates and rates.strip() != "auto" else None
+    config = engine_config(**engine)  # bad engine options and the platform, before anything runs
+    sim_profile = sim_profile or _default_profile(config, engine["emulate_profile"])
     load_profile(sim_profile)
     first = build_workload(workload, num_requests, arrival, rate, cv, duration, seed)
     for s in specs:  # bad specs, and columns a policy needs, fail before the engine starts
         check_needs(make_policy(s), first.has_column, f"workload {first.name!r}")
     cases = [(arrival, rate)]
     if rates:
-        cases += [("poisson", r) for r in _rates(rates, workload, num_requests, seed, sim_profile, engine)]
+        rate_values = rate_values or _auto_rates(workload, num_requests, seed, sim_profile, config)
+        cases += [("poisson", r) for r in rate_values]
     eng = start_engine(**engine)
+    host = eng.describe()
+    click.echo(f"engine: {host}")
     rows, rankings = [], []
     for i, (arr, r) in enumerate(cases):
         case = arr if r is None else f"{arr}@{r:g}/s"
         wl = first if i == 0 else build_workload(workload, num_requests, arr, r, cv, duration, seed)
-        sims, engs = {}, {}
+        engs: dict[str, list] = {spec: [] for spec in specs}
+        for k in range(repeats):  # repeats interleave the policies, so drift on the machine hits each alike
+            for spec in specs:
+                e = eng.run(wl, make_policy(spec), progress=sys.stderr.isatty())
+                e.meta.update(case=case, repeat=k, command=_command_line())
+                e.save(_run_dir(out, case, spec) / (f"engine-{k}" if repeats > 1 else "engine"))
+                engs[spec].append(e)
+        sim_config = SimConfig(profile=sim_profile, max_num_batched_tokens=config.max_num_batched_tokens,
+                               max_num_seqs=config.max_num_seqs, block_size=eng.config.block_size,
+                               num_gpu_blocks=eng.num_gpu_blocks() - 1, max_resident_seqs=eng.config.vllm_max_num_seqs,
+                               max_model_len=eng.max_model_len(), watermark=0.0, preemption="recompute",
+                               semantics="vllm-v1")
+        sims = {}
         for spec in specs:
-            e = eng.run(wl, make_policy(spec), progress=sys.stderr.isatty())
-            config = SimConfig(profile=sim_profile, max_num_batched_tokens=engine["max_num_batched_tokens"],
-                               max_num_seqs=engine["max_num_seqs"], num_gpu_blocks=eng.num_gpu_blocks() - 1,
-                               max_resident_seqs=eng.config.vllm_max_num_seqs,
-                               watermark=0.0, preemption="recompute", semantics="vllm-v1")
-            s = simulate(wl, make_policy(spec), config)
-            run_dir = out / "runs" / case.replace("/", "_") / spec.replace(":", "_").replace(",", "_")
-            e.save(run_dir / "engine")
-            s.save(run_dir / "sim")
-            rows.append(compare_runs(s, e).with_columns(case=pl.lit(case), policy=pl.lit(spec)))
-            sims[spec], engs[spec] = s, e
+            s = simulate(wl, make_policy(spec), sim_config)
+            s.save(_run_dir(out, case, spec) / "sim")
+            sims[spec] = s
+            rows.append(compare_runs(s, engs[spec]).with_columns(case=pl.lit(case), policy=pl.lit(spec)))
+            e_mean = sum(e.summary["e2e_latency_mean"] for e in engs[spec]) / repeats
             click.echo(f"{case:>16}  {spec:<40} sim/engine mean E2E {s.summary['e2e_latency_mean']:.3f} / "
-                       f"{e.summary['e2e_latency_mean']:.3f} s")
-        rankings.append({"case": case, "sim": policy_ranking(sims), "engine": policy_ranking(engs)})
-    table = pl.concat(rows).select("case", "policy", "metric", "stat", "sim", "engine", "rel_error")
-    host = "emulated engine (CPU)" if eng.emulated else "vLLM on GPU"
-    md = write_report(table, rankings, out, f"Simulator ({sim_profile}) vs {host}", _command_line(), tolerance)
+                       f"{e_mean:.3f} s")
+        rankings.append({"case": case, **ranking_check(sims, engs)})
+    table = pl.concat(rows).select("case", "policy", "metric", "stat", "sim", "engine", "rel_error", "noise")
+    md = write_report(table, rankings, out, f"Simulator ({sim_profile}) vs {'the emulated engine' if eng.emulated else 'vLLM'}",
+                      _command_line(), tolerance, host=host, repeats=repeats)
     click.echo(f"report: {md}")
+
+
+def _run_dir(out: Path, case: str, spec: str) -> Path:
+    return out / "runs" / case.replace("/", "_") / spec.replace(":", "_").replace(",", "_")
+
+
+def _default_profile(config, emulate_profile: str | None) -> str:
+    """The simulator profile that models the engine: the emulated one, a built-in profile measured for the
+    CPU model served, or the H100 profile on a GPU."""
+    from pathlib import Path as _Path
+
+    from ltrsched.engine.platform import CPU
+    from ltrsched.sim.profiles import builtin_profiles
+
+    if emulate_profile:
+        return emulate_profile
+    if config.platform == CPU:
+        name = f"cpu-{_Path(config.model).name}"
+        if name in builtin_profiles():
+            return name
+        raise UserError(f"no built-in profile for model {config.model!r} on a CPU: measure one with "
+                        f"`ltrsched profile --model {config.model} --out cpu.json` and pass --profile cpu.json")
+    return "h100-llama3-8b"
 
 
 def _split_policies(text: str) -> list[str]:
@@ -197,18 +238,23 @@ def _split_policies(text: str) -> list[str]:
     return specs
 
 
-def _rates(text: str, workload, num_requests, seed, sim_profile, engine) -> list[float]:
-    """The Poisson rates of --rates; 'auto': 50% and 100% of the burst throughput the simulator predicts."""
-    if text.strip() == "auto":
-        from ltrsched.policies import make_policy
-        from ltrsched.sim import SimConfig, simulate
+def _auto_rates(workload, num_requests, seed, sim_profile, config) -> list[float]:
+    """--rates auto: 50%, 100% and 150% of the burst throughput the simulator predicts for the engine's
+    settings (``config``, an EngineConfig)."""
+    from ltrsched.policies import make_policy
+    from ltrsched.sim import SimConfig, simulate
 
-        wl = build_workload(workload, num_requests, "burst", None, 1.0, None, seed)
-        burst = simulate(wl, make_policy("fcfs"), SimConfig(
-            profile=sim_profile, semantics="vllm-v1", preemption="recompute", max_num_seqs=engine["max_num_seqs"],
-            max_num_batched_tokens=engine["max_num_batched_tokens"], max_resident_seqs=engine["max_resident_seqs"]))
-        capacity = burst.summary["throughput_rps"]
-        return [round(0.5 * capacity, 2), round(capacity, 2)]
+    wl = build_workload(workload, num_requests, "burst", None, 1.0, None, seed)
+    burst = simulate(wl, make_policy("fcfs"), SimConfig(
+        profile=sim_profile, semantics="vllm-v1", preemption="recompute", max_num_seqs=config.max_num_seqs,
+        max_num_batched_tokens=config.max_num_batched_tokens, max_resident_seqs=config.max_resident_seqs,
+        block_size=config.block_size, num_gpu_blocks=config.num_gpu_blocks and config.num_gpu_blocks - 1))
+    capacity = burst.summary["throughput_rps"]
+    return [round(f * capacity, 2) for f in (0.5, 1.0, 1.5)]
+
+
+def _parse_rates(text: str) -> list[float]:
+    """The Poisson rates of --rates [req/s]."""
     try:
         values = [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
