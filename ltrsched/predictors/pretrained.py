@@ -17,6 +17,8 @@ import os
 import shutil
 from dataclasses import asdict
 
+from ltrsched.atomic import fsync_dir
+from ltrsched.errors import UserError
 from ltrsched.predictors.config import PredictorConfig
 
 CACHE_VERSION = 1
@@ -52,17 +54,16 @@ def sharegpt_predictor(kind: str = "rank", bucket: int = 820):
     predictor = Predictor(config)
     predictor.fit(train_p, train_l, eval_p, eval_l)
     tmp = directory.with_name(directory.name + f".tmp{os.getpid()}")
-    predictor.save(tmp)
     try:
+        predictor.save(tmp)
         tmp.replace(directory)
-    except OSError:  # another process won the race
+        fsync_dir(directory.parent)
+    except (UserError, OSError):  # cache not writable, or another process won the race
         shutil.rmtree(tmp, ignore_errors=True)
     return predictor
 
 
 def _check_name(name: str) -> None:
-    from ltrsched.errors import UserError
-
     if name not in ("", "sharegpt"):
         raise UserError(f"no trained predictor named {name!r}; the built-in one is 'sharegpt'")
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from ltrsched import atomic
 from ltrsched.results import RunResult
 
 METRICS = ("e2e_latency", "ttft", "tpot", "latency_per_token")
@@ -36,8 +37,7 @@ def policy_ranking(results: dict[str, RunResult], metric: str = "latency_per_tok
 def write_report(cases: pl.DataFrame, rankings: list[dict], out: Path, title: str, command: str,
                  tolerance: float) -> Path:
     """``validation.md`` + ``validation.csv`` + ``validation.png`` in ``out``; returns the markdown path."""
-    out.mkdir(parents=True, exist_ok=True)
-    cases.write_csv(out / "validation.csv")
+    atomic.write_csv(out / "validation.csv", cases)
     gated = cases.filter(pl.col("metric").is_in(["e2e_latency", "ttft", "tpot"]) & pl.col("stat").is_in(["mean", "p90"]))
     worst = gated.with_columns(abs_err=pl.col("rel_error").abs()).sort("abs_err", descending=True)
     within = int((worst["abs_err"] <= tolerance).sum())
@@ -53,7 +53,7 @@ def write_report(cases: pl.DataFrame, rankings: list[dict], out: Path, title: st
         lines.append(f"| {row['case']} | {row['policy']} | {row['metric']} | {row['stat']} | {row['sim']:.4g} | "
                      f"{row['engine']:.4g} | {row['rel_error']:+.1%} |")
     md = out / "validation.md"
-    md.write_text("\n".join(lines) + "\n")
+    atomic.write_text(md, "\n".join(lines) + "\n")
     _plot(cases, out / "validation.png", tolerance)
     return md
 
@@ -82,5 +82,7 @@ def _plot(cases: pl.DataFrame, path: Path, tolerance: float) -> None:
     ax.set_ylabel("simulator vs engine [%]")
     ax.legend(fontsize=6, ncol=4)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        atomic.write_figure(path, fig, dpi=120)
+    finally:
+        plt.close(fig)

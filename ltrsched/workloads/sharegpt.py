@@ -25,6 +25,7 @@ from pathlib import Path
 
 import polars as pl
 
+from ltrsched import atomic
 from ltrsched.errors import UserError
 from ltrsched.workloads.tokenizer import count_tokens
 
@@ -142,10 +143,7 @@ def load_sharegpt_records(path: str | Path | None = None) -> pl.DataFrame:
             pass  # a damaged cache is rebuilt
     df = parse_sharegpt(src)
     try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
-        df.write_parquet(tmp)
-        tmp.replace(cached)
-    except OSError:
+        atomic.write_parquet(cached, df)
+    except UserError:
         pass  # caching is an optimisation only
     return df
