@@ -99,6 +99,35 @@ def test_an_atomic_write_that_fails_keeps_the_old_file_and_no_temp_file(tmp_path
 
 
 # ------------------------------------------------------------------------------------------ damaged results
+SWEEP = 'workloads = ["lmsys-like"]\npolicies = ["fcfs"]\nnum_requests = 50\n'
+
+
+@pytest.mark.parametrize("damage", ["empty summary", "truncated summary", "no requests", "empty requests"])
+def test_a_damaged_cached_run_is_recomputed(tmp_path, damage):
+    """A power loss can leave an empty or partial file: that run is not finished, never a JSONDecodeError."""
+    (tmp_path / "s.toml").write_text(SWEEP)
+    args = ("sweep", "s.toml", "--out", "out", "--jobs", "1")
+    first = run_cli(*args, cwd=tmp_path)
+    assert first.returncode == 0 and counts(first.stdout) == (1, 0), first.stderr[-2000:]
+    fresh = pl.read_csv(tmp_path / "out" / "sweep.csv")
+    (run,) = (tmp_path / "out" / "runs").iterdir()
+    summary, requests = run / "summary.json", run / "requests.parquet"
+    if damage == "empty summary":
+        summary.write_bytes(b"")
+    elif damage == "truncated summary":
+        summary.write_bytes(summary.read_bytes()[:100])
+    elif damage == "no requests":
+        requests.unlink()
+    else:
+        requests.write_bytes(b"")
+    second = run_cli(*args, cwd=tmp_path)
+    assert second.returncode == 0 and counts(second.stdout) == (1, 0), second.stderr[-2000:]
+    third = run_cli(*args, cwd=tmp_path)
+    assert counts(third.stdout) == (0, 1)
+    timing = ["wall_time_s", "speedup_vs_real_time"]
+    assert pl.read_csv(tmp_path / "out" / "sweep.csv").drop(timing).equals(fresh.drop(timing))
+
+
 def test_loading_a_damaged_run_is_a_user_error(tmp_path):
     from conftest import make_workload
     from ltrsched.policies import make_policy
@@ -111,3 +140,95 @@ def test_loading_a_damaged_run_is_a_user_error(tmp_path):
         type(result).load(tmp_path)
 
 
+# ------------------------------------------------------------------------------------------ killed parent
+def _workers(parent: psutil.Process) -> list[psutil.Process]:
+    return [c for c in parent.children() if "spawn_main" in " ".join(c.cmdline())]
+
+
+def _alive(p: psutil.Process) -> bool:
+    try:
+        return p.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_sweep_workers_end_when_the_main_process_is_killed(tmp_path):
+    """Runs of ~30 s each: without a lifeline, the workers would compute on for half a minute."""
+    (tmp_path / "s.toml").write_text('workloads = ["lmsys-like"]\npolicies = ["fcfs", "srtf"]\n'
+                                     "num_requests = 100000\n")
+    proc = subprocess.Popen([sys.executable, "-m", "ltrsched.cli", "sweep", "s.toml", "--out", "out", "--jobs", "2"],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: list[psutil.Process] = []
+    try:
+        parent = psutil.Process(proc.pid)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # until both workers are computing
+            workers = _workers(parent)
+            if len(workers) == 2 and all(w.cpu_times().user > 1.0 for w in workers):
+                break
+            assert proc.poll() is None, "the sweep ended before its workers started"
+            time.sleep(0.2)
+        assert len(workers) == 2
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        gone_by = time.monotonic() + 5
+        while any(_alive(w) for w in workers) and time.monotonic() < gone_by:
+            time.sleep(0.1)
+        assert not any(_alive(w) for w in workers), "sweep workers outlived their killed parent"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for w in workers:  # only the workers this test started
+            try:
+                w.kill()
+            except psutil.NoSuchProcess:
+                pass
+
+
+# ------------------------------------------------------------------------------------------ shared --out
+def test_two_sweeps_on_one_out_dir_compute_each_run_once(tmp_path):
+    (tmp_path / "s.toml").write_text('workloads = ["lmsys-like"]\npolicies = ["fcfs", "srtf", "ltr:tau=0.5", "mlfq"]\n'
+                                     "num_requests = 3000\n")
+    results = {}
+
+    def go(name, jobs):
+        results[name] = run_cli("sweep", "s.toml", "--out", "out", "--jobs", str(jobs), cwd=tmp_path)
+
+    threads = [threading.Thread(target=go, args=("a", 1)), threading.Thread(target=go, args=("b", 2))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in results.values():
+        assert r.returncode == 0, r.stderr[-2000:]
+    (ran_a, reused_a), (ran_b, reused_b) = counts(results["a"].stdout), counts(results["b"].stdout)
+    assert ran_a + ran_b == 4 and ran_a + reused_a == ran_b + reused_b == 4
+    runs = [d for d in (tmp_path / "out" / "runs").iterdir() if d.is_dir()]
+    assert len(runs) == 4 and temp_files(tmp_path) == []
+    from ltrsched.results import RunResult
+
+    for d in runs:
+        assert RunResult.load(d).requests.height == 3000
+    assert pl.read_csv(tmp_path / "out" / "sweep.csv").height == 4
+
+
+def test_run_one_leaves_or_waits_for_a_run_another_process_holds(tmp_path):
+    from ltrsched.experiments import runner
+    from ltrsched.experiments.runlock import run_lock
+    from ltrsched.experiments.runspec import RunSpec
+
+    spec = RunSpec("sweep", "s", "l", workload="lmsys-like", policy="fcfs", profile="a100-llama3-8b", num_requests=30)
+    lock = runner.run_dir(tmp_path, spec) / runner.LOCK_FILE
+    with run_lock(lock) as held:
+        assert held
+        assert runner.run_one(spec, tmp_path, wait=False) == runner.BUSY
+        assert not runner.is_done(tmp_path, spec)
+        waiter = threading.Thread(target=lambda: results.append(runner.run_one(spec, tmp_path, wait=True)))
+        results: list[str] = []
+        waiter.start()
+        time.sleep(0.5)
+        assert waiter.is_alive() and results == []  # waits while the lock is held
+    waiter.join(60)
+    assert results == [runner.RAN] and runner.is_done(tmp_path, spec)
+    assert runner.run_one(spec, tmp_path, wait=False) == runner.REUSED
