@@ -2,7 +2,8 @@
 
 Every :class:`RunSpec` has a result directory ``<out>/runs/<hash>/`` holding ``requests.parquet``
 (+ ``steps.parquet``) and ``summary.json``, each written atomically and durably, ``summary.json`` last.
-A run is finished when its
+The hash covers the run's fields and the content of what it reads (:meth:`RunSpec.inputs`), so an
+edited workload, profile or plugin file gives a new directory. A run is finished when its
 ``summary.json`` parses and its parquet files are readable (:func:`is_done`); a missing, empty or
 damaged file (a crash, a power loss) means it is computed again.
 
@@ -16,6 +17,7 @@ when the main process dies (:mod:`lifeline`), and write results as each run fini
 from __future__ import annotations
 
 import concurrent.futures as cf
+import json
 import multiprocessing
 import os
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from typing import Any, Iterable
 import numpy as np
 import polars as pl
 
+from ltrsched.errors import UserError
 from ltrsched.experiments.runspec import RunSpec
 from ltrsched.results import read_summary_file
 from ltrsched.workloads.schema import Workload
@@ -67,20 +70,29 @@ def load_requests(out: str | Path, spec: RunSpec) -> pl.DataFrame:
 
 
 @lru_cache(maxsize=16)
-def _base_workload(name: str, num_requests: int | None, seed: int) -> Workload:
+def _base_workload(name: str, fingerprint: str, num_requests: int | None, seed: int) -> Workload:
     from ltrsched.workloads import load_workload
 
     return load_workload(name, num_requests=num_requests, seed=seed)
 
 
 @lru_cache(maxsize=32)
-def build_workload(name: str, num_requests: int | None, seed: int, arrival: str, rate: float | None,
-                   cv: float, duration: float | None) -> Workload:
-    """The spec's workload with its arrival process applied (cached per process)."""
+def _arrived_workload(name: str, fingerprint: str, num_requests: int | None, seed: int, arrival: str,
+                      rate: float | None, cv: float, duration: float | None) -> Workload:
     from ltrsched.workloads import apply_arrivals
 
-    return apply_arrivals(_base_workload(name, num_requests, seed), arrival, rate=rate, cv=cv, seed=seed,
-                          duration=duration)
+    return apply_arrivals(_base_workload(name, fingerprint, num_requests, seed), arrival, rate=rate, cv=cv,
+                          seed=seed, duration=duration)
+
+
+def build_workload(spec: RunSpec) -> Workload:
+    """The spec's workload with its arrival process applied (cached per process by the workload's
+    content fingerprint, so an edited file is read again)."""
+    from ltrsched.workloads.loaders import workload_fingerprint
+
+    fingerprint = json.dumps(workload_fingerprint(spec.workload), sort_keys=True)
+    return _arrived_workload(spec.workload, fingerprint, spec.num_requests, spec.seed, spec.arrival, spec.rate,
+                             spec.cv, spec.duration)
 
 
 def experiment_metrics(requests: pl.DataFrame, steps: pl.DataFrame | None) -> dict[str, float]:
@@ -110,20 +122,23 @@ def experiment_metrics(requests: pl.DataFrame, steps: pl.DataFrame | None) -> di
 
 def execute_run(spec: RunSpec, out: str | Path, run_hash: str | None = None) -> dict[str, Any]:
     """Build, score, simulate and save one run (no cache check, no lock: see :func:`run_one`); returns its
-    summary. ``run_hash``: the spec's hash, if the caller has it."""
+    summary. ``run_hash``: the hash the caller expects; an input file that changed since (or while the
+    run read it) raises :class:`UserError` instead of filing new results under the old hash."""
     from ltrsched.experiments.scoring import attach_scores
     from ltrsched.policies import make_policy
     from ltrsched.sim import SimConfig, simulate
 
     run_hash = run_hash or spec.run_hash()
     policy = make_policy(spec.policy)
-    wl = build_workload(spec.workload, spec.num_requests, spec.seed, spec.arrival, spec.rate, spec.cv,
-                        spec.duration)
+    wl = build_workload(spec)
     wl, scoring_info = attach_scores(wl, spec.scoring, spec.seed)
     config = SimConfig(profile=spec.profile, max_num_batched_tokens=spec.max_num_batched_tokens,
                        max_num_seqs=spec.max_num_seqs, preemption=spec.preemption,
                        chunked_prefill=spec.chunked_prefill, record_steps=spec.record_steps,
                        stop_time=spec.stop_time)
+    if spec.run_hash() != run_hash:  # the inputs are read by now: they must still be those hashed
+        raise UserError(f"an input of run {run_hash} ({spec.workload}, {spec.profile}, {spec.policy}) changed "
+                        "while the runs were under way; run the command again")
     result = simulate(wl, policy, config)
     result.summary.update(experiment_metrics(result.requests, result.steps))
     for k, v in scoring_info.items():
@@ -157,11 +172,13 @@ def run_one(spec: RunSpec, out: str | Path, run_hash: str | None = None, wait: b
         return RAN
 
 
-def _init_worker(parent_pid: int) -> None:
-    """Pool worker setup: end with the parent, one OpenMP thread."""
+def _init_worker(parent_pid: int, digests: dict[tuple, str]) -> None:
+    """Pool worker setup: end with the parent, reuse the parent's file digests, one OpenMP thread."""
     from ltrsched.experiments.lifeline import bind_to_parent
+    from ltrsched.fingerprint import remember_digests
 
     bind_to_parent(parent_pid)
+    remember_digests(digests)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
@@ -241,9 +258,11 @@ def _run_here(pending: list[tuple[RunSpec, str]], out: Path, stats: RunStats, ba
 
 
 def _run_pool(pending: list[tuple[RunSpec, str]], out: Path, workers: int, stats: RunStats, bar) -> None:
+    from ltrsched.fingerprint import known_digests
+
     ctx = multiprocessing.get_context("spawn")
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                                initargs=(os.getpid(),)) as pool:
+                                initargs=(os.getpid(), known_digests())) as pool:
         specs = dict((h, s) for s, h in pending)
         futures = {pool.submit(_pool_task, s.to_dict(), str(out), h, False) for s, h in pending}
         error: BaseException | None = None

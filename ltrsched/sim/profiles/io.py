@@ -232,6 +232,12 @@ def builtin_profiles() -> dict[str, str]:
     return {name: _load_builtin(name).description for name in sorted(_builtin_files())}
 
 
+def profile_file(name_or_path: str | os.PathLike) -> Path | None:
+    """The file :func:`load_profile` reads for ``name_or_path``, or None for a built-in profile name."""
+    text = os.fspath(name_or_path)
+    return None if text in _builtin_files() else Path(text)
+
+
 def load_profile(name_or_path: str | os.PathLike | StepTimeProfile) -> StepTimeProfile:
     """A built-in profile by name, or a profile JSON file by path; anything else raises UserError."""
     if isinstance(name_or_path, StepTimeProfile):
