@@ -213,6 +213,18 @@ def test_two_sweeps_on_one_out_dir_compute_each_run_once(tmp_path):
     assert pl.read_csv(tmp_path / "out" / "sweep.csv").height == 4
 
 
+def test_errors_raised_in_a_pool_worker_reach_the_main_process():
+    """Workers send their exception back pickled: a UserError that cannot be unpickled would break the
+    pool instead of printing its one line."""
+    import pickle
+
+    from ltrsched.errors import MissingDependencyError
+
+    err = pickle.loads(pickle.dumps(MissingDependencyError("torch", "predict")))
+    assert isinstance(err, UserError) and "pip install 'ltrsched[predict]'" in str(err) and err.extra == "predict"
+    assert str(pickle.loads(pickle.dumps(UserError("bad input")))) == "bad input"
+
+
 def test_run_one_leaves_or_waits_for_a_run_another_process_holds(tmp_path):
     from ltrsched.experiments import runner
     from ltrsched.experiments.runlock import run_lock
