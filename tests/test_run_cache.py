@@ -167,3 +167,19 @@ def test_the_trained_predictors_key_covers_its_data_and_how_it_was_trained(monke
     monkeypatch.undo()
     monkeypatch.setattr("ltrsched.__version__", "99.0")  # other training code
     assert pretrained.cache_key("rank") != key
+
+
+def test_a_run_whose_input_changed_under_way_is_not_filed_under_the_old_hash(tmp_path):
+    """The main process hashed the inputs before a worker read them: results of other bytes must not be
+    stored under that hash (a later rerun would reuse them as the old file's)."""
+    from ltrsched.errors import UserError
+    from ltrsched.experiments import runner
+
+    path = tmp_path / "w.csv"
+    write_csv(path, 50)
+    spec = RunSpec("sweep", "s", "l", workload=str(path), policy="fcfs", profile="a100-llama3-8b")
+    hashed = spec.run_hash()
+    write_csv(path, 2000)
+    with pytest.raises(UserError, match="changed while the runs were under way"):
+        runner.execute_run(spec, tmp_path / "out", hashed)
+    assert not runner.is_done(tmp_path / "out", spec, hashed) and not runner.is_done(tmp_path / "out", spec)

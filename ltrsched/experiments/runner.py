@@ -136,10 +136,10 @@ def execute_run(spec: RunSpec, out: str | Path, run_hash: str | None = None) -> 
                        max_num_seqs=spec.max_num_seqs, preemption=spec.preemption,
                        chunked_prefill=spec.chunked_prefill, record_steps=spec.record_steps,
                        stop_time=spec.stop_time)
-    if spec.run_hash() != run_hash:  # the inputs are read by now: they must still be those hashed
+    result = simulate(wl, policy, config)
+    if spec.run_hash() != run_hash:  # every input has been read by now: it must still be what was hashed
         raise UserError(f"an input of run {run_hash} ({spec.workload}, {spec.profile}, {spec.policy}) changed "
                         "while the runs were under way; run the command again")
-    result = simulate(wl, policy, config)
     result.summary.update(experiment_metrics(result.requests, result.steps))
     for k, v in scoring_info.items():
         if k in ("kendall_tau", "accuracy"):
