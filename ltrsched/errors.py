@@ -12,3 +12,6 @@ class MissingDependencyError(UserError):
         super().__init__(f"{package} is not installed; install it with: pip install 'ltrsched[{extra}]'")
         self.package = package
         self.extra = extra
+
+    def __reduce__(self):  # picklable, so that a sweep worker can report it to the main process
+        return type(self), (self.package, self.extra)

@@ -14,6 +14,8 @@ import json
 from pathlib import Path
 from types import MappingProxyType
 
+from ltrsched import atomic
+
 _LLAMA3_COMMON = {
     "architectures": ["LlamaForCausalLM"],
     "model_type": "llama",
@@ -99,8 +101,7 @@ def write_model_dir(name: str, directory: str | Path) -> Path:
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; built-in: {', '.join(MODELS)}")
     path = Path(directory)
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "config.json").write_text(json.dumps(dict(MODELS[name]), indent=2))
+    atomic.write_text(path / "config.json", json.dumps(dict(MODELS[name]), indent=2))
     return path
 
 

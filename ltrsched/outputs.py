@@ -1,8 +1,14 @@
-"""Output paths of the commands, checked before any long work starts (nothing is created here)."""
+"""Output paths of the commands, checked before any long work starts.
+
+Writability is tested by creating (and removing) a temp file in the nearest existing directory:
+``os.access`` answers yes for root even where every write fails (``/sys``, ``/proc``, read-only mounts).
+Nothing else is created here.
+"""
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from ltrsched.errors import UserError
@@ -14,8 +20,15 @@ def _blocker(directory: Path) -> str | None:
     existing = next(p for p in (path, *path.parents) if p.exists())
     if not existing.is_dir():
         return f"{existing} is a file, not a directory"
-    if not os.access(existing, os.W_OK | os.X_OK):
-        return f"{existing} is not writable"
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".ltrsched-write-test-", dir=existing)
+    except OSError as exc:
+        return f"{existing} is not writable ({exc.strerror or exc})"
+    os.close(fd)
+    try:
+        os.unlink(probe)
+    except OSError:
+        pass
     return None
 
 

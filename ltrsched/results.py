@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from ltrsched import atomic
+from ltrsched.errors import UserError
 from ltrsched.metrics import format_summary
 
 
@@ -35,30 +36,35 @@ class RunResult:
         return format_summary(self.summary, title)
 
     def save(self, out_dir: str | Path) -> Path:
-        """Write ``requests.parquet``, ``summary.json`` (+ ``steps.parquet``); each file appears whole."""
+        """Write ``requests.parquet`` (+ ``steps.parquet``), then ``summary.json``; each file appears whole
+        and durable (:mod:`ltrsched.atomic`), ``summary.json`` last, so its presence marks a finished run.
+        A failed write raises :class:`UserError` and leaves no temp file."""
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        files: list[tuple[Path, Path]] = []
-
-        def stage(name: str) -> Path:
-            tmp = out / f".{name}.tmp{os.getpid()}"
-            files.append((tmp, out / name))
-            return tmp
-
-        self.requests.write_parquet(stage("requests.parquet"))
+        atomic.write_parquet(out / "requests.parquet", self.requests)
         if self.steps is not None:
-            self.steps.write_parquet(stage("steps.parquet"))
-        with open(stage("summary.json"), "w") as fh:
-            json.dump({"summary": self.summary, "meta": self.meta}, fh, indent=2, default=str)
-        for tmp, final in files:
-            tmp.replace(final)
+            atomic.write_parquet(out / "steps.parquet", self.steps)
+        text = json.dumps({"summary": self.summary, "meta": self.meta}, indent=2, default=str)
+        atomic.write_text(out / "summary.json", text)
         return out
 
     @classmethod
     def load(cls, out_dir: str | Path) -> "RunResult":
-        """Read a directory written by :meth:`save`."""
+        """Read a directory written by :meth:`save`; a missing or damaged file raises :class:`UserError`."""
         out = Path(out_dir)
-        with open(out / "summary.json") as fh:
-            data = json.load(fh)
-        steps = pl.read_parquet(out / "steps.parquet") if (out / "steps.parquet").exists() else None
-        return cls(pl.read_parquet(out / "requests.parquet"), data["summary"], steps, data.get("meta", {}))
+        try:
+            data = read_summary_file(out / "summary.json")
+            steps = pl.read_parquet(out / "steps.parquet") if (out / "steps.parquet").exists() else None
+            requests = pl.read_parquet(out / "requests.parquet")
+        except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
+            raise UserError(f"cannot read the run in {out}: {str(exc).splitlines()[0]}") from None
+        return cls(requests, data["summary"], steps, data.get("meta", {}))
+
+
+def read_summary_file(path: str | Path) -> dict[str, Any]:
+    """The ``{"summary": {...}, "meta": {...}}`` of a ``summary.json``; raises ValueError if it is empty,
+    not JSON or not that shape (a damaged file), OSError if it cannot be read."""
+    with open(path, "rb") as fh:
+        data = json.loads(fh.read())  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+    if not isinstance(data, dict) or not isinstance(data.get("summary"), dict):
+        raise ValueError(f"{path}: not a run summary")
+    return data

@@ -170,6 +170,7 @@ def sweep(sweep_file, out, jobs):
     """
     import polars as pl
 
+    from ltrsched import atomic
     from ltrsched.experiments.runner import load_summary, run_all
     from ltrsched.experiments.runspec import RunSpec
     from ltrsched.outputs import check_out_dir
@@ -202,8 +203,7 @@ def sweep(sweep_file, out, jobs):
         rows.append({"workload": s.workload, "policy": s.policy, "profile": s.profile, "arrival": s.arrival,
                      "rate": s.rate, "seed": s.seed, **{k: v for k, v in summ.items() if isinstance(v, (int, float))}})
     table = pl.DataFrame(rows)
-    out.mkdir(parents=True, exist_ok=True)
-    table.write_csv(out / "sweep.csv")
+    atomic.write_csv(out / "sweep.csv", table)
     with pl.Config(tbl_rows=100, tbl_width_chars=160, float_precision=3):
         click.echo(table.select("workload", "policy", "profile", "rate", "latency_per_token_mean",
                                 "latency_per_token_p90", "ttft_mean", "throughput_rps"))

@@ -10,6 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ltrsched import atomic  # noqa: E402
+
 #: Consistent colour and marker per policy label across figures.
 STYLE = {
     "FCFS": ("tab:blue", "o"),
@@ -53,9 +55,10 @@ def line_panels(panels: Mapping[str, Series], path: Path, xlabel: str, ylabel: s
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout(rect=(0, 0.08, 1, 0.95 if title else 1))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        atomic.write_figure(path, fig, dpi=120)
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -81,7 +84,8 @@ def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence[float]], p
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=7, ncol=2, frameon=False)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        atomic.write_figure(path, fig, dpi=120)
+    finally:
+        plt.close(fig)
     return path

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from ltrsched import atomic
 from ltrsched.experiments.tables import Section, to_markdown
 
 KNOWN_REASONS = """\
@@ -103,5 +104,5 @@ def write_report(sections: Sequence[Section], out: Path, command: str, seconds: 
             lines += [f"![{fig.stem}]({fig.relative_to(out)})", ""]
     lines.append(KNOWN_REASONS)
     path = out / "REPRODUCTION.md"
-    path.write_text("\n".join(lines))
+    atomic.write_text(path, "\n".join(lines))
     return path

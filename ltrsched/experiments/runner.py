@@ -1,10 +1,17 @@
 """The run cache and the parallel runner.
 
-Every :class:`RunSpec` has a result directory ``<out>/runs/<hash>/`` holding ``requests.parquet``,
-``summary.json`` (+ ``steps.parquet``), written atomically by ``SimResult.save`` with ``summary.json``
-last: a run whose ``summary.json`` exists is finished and a rerun skips it. Pending runs execute in a
-``ProcessPoolExecutor`` (spawn context) over the local cores; each worker rebuilds workloads from the
-spec and caches them per process. Results are written as each run finishes.
+Every :class:`RunSpec` has a result directory ``<out>/runs/<hash>/`` holding ``requests.parquet``
+(+ ``steps.parquet``) and ``summary.json``, each written atomically and durably, ``summary.json`` last.
+The hash covers the run's fields and the content of what it reads (:meth:`RunSpec.inputs`), so an
+edited workload, profile or plugin file gives a new directory. A run is finished when its
+``summary.json`` parses and its parquet files are readable (:func:`is_done`); a missing, empty or
+damaged file (a crash, a power loss) means it is computed again.
+
+:func:`run_one` is the unit of work: it computes one run under the run's lock (:mod:`runlock`), unless
+it is finished, so that two invocations on the same ``--out`` never compute a run twice or interleave
+its files. :func:`run_all` runs the pending ones in this process or in a ``ProcessPoolExecutor`` (spawn
+context) over the local cores; workers rebuild workloads from the spec, cache them per process, end
+when the main process dies (:mod:`lifeline`), and write results as each run finishes.
 """
 
 from __future__ import annotations
@@ -21,7 +28,9 @@ from typing import Any, Iterable
 import numpy as np
 import polars as pl
 
+from ltrsched.errors import UserError
 from ltrsched.experiments.runspec import RunSpec
+from ltrsched.results import read_summary_file
 from ltrsched.workloads.schema import Workload
 
 #: SDG (Table 2) thresholds: finished samples counted, and the time window [s].
@@ -29,19 +38,31 @@ SDG_SAMPLES = 1000
 SDG_WINDOW_S = 300.0
 
 
-def run_dir(out: str | Path, spec: RunSpec) -> Path:
+def run_dir(out: str | Path, spec: RunSpec, run_hash: str | None = None) -> Path:
     """Result directory of a run: ``<out>/runs/<hash>``."""
-    return Path(out) / "runs" / spec.run_hash()
+    return Path(out) / "runs" / (run_hash or spec.run_hash())
 
 
-def is_done(out: str | Path, spec: RunSpec) -> bool:
-    return (run_dir(out, spec) / "summary.json").is_file()
+#: The lock file inside a run's directory (:mod:`ltrsched.experiments.runlock`).
+LOCK_FILE = ".lock"
+
+
+def is_done(out: str | Path, spec: RunSpec, run_hash: str | None = None) -> bool:
+    """True if the run's results are complete: ``summary.json`` parses, the parquet files are readable."""
+    d = run_dir(out, spec, run_hash)
+    try:
+        read_summary_file(d / "summary.json")
+        pl.read_parquet_schema(d / "requests.parquet")
+        if spec.record_steps:
+            pl.read_parquet_schema(d / "steps.parquet")
+    except (OSError, ValueError, pl.exceptions.PolarsError):
+        return False
+    return True
 
 
 def load_summary(out: str | Path, spec: RunSpec) -> dict[str, Any]:
     """The run's summary dict (metrics, extra experiment metrics); raises FileNotFoundError if not run."""
-    with open(run_dir(out, spec) / "summary.json") as fh:
-        return json.load(fh)["summary"]
+    return read_summary_file(run_dir(out, spec) / "summary.json")["summary"]
 
 
 def load_requests(out: str | Path, spec: RunSpec) -> pl.DataFrame:
@@ -49,20 +70,29 @@ def load_requests(out: str | Path, spec: RunSpec) -> pl.DataFrame:
 
 
 @lru_cache(maxsize=16)
-def _base_workload(name: str, num_requests: int | None, seed: int) -> Workload:
+def _base_workload(name: str, fingerprint: str, num_requests: int | None, seed: int) -> Workload:
     from ltrsched.workloads import load_workload
 
     return load_workload(name, num_requests=num_requests, seed=seed)
 
 
 @lru_cache(maxsize=32)
-def build_workload(name: str, num_requests: int | None, seed: int, arrival: str, rate: float | None,
-                   cv: float, duration: float | None) -> Workload:
-    """The spec's workload with its arrival process applied (cached per process)."""
+def _arrived_workload(name: str, fingerprint: str, num_requests: int | None, seed: int, arrival: str,
+                      rate: float | None, cv: float, duration: float | None) -> Workload:
     from ltrsched.workloads import apply_arrivals
 
-    return apply_arrivals(_base_workload(name, num_requests, seed), arrival, rate=rate, cv=cv, seed=seed,
-                          duration=duration)
+    return apply_arrivals(_base_workload(name, fingerprint, num_requests, seed), arrival, rate=rate, cv=cv,
+                          seed=seed, duration=duration)
+
+
+def build_workload(spec: RunSpec) -> Workload:
+    """The spec's workload with its arrival process applied (cached per process by the workload's
+    content fingerprint, so an edited file is read again)."""
+    from ltrsched.workloads.loaders import workload_fingerprint
+
+    fingerprint = json.dumps(workload_fingerprint(spec.workload), sort_keys=True)
+    return _arrived_workload(spec.workload, fingerprint, spec.num_requests, spec.seed, spec.arrival, spec.rate,
+                             spec.cv, spec.duration)
 
 
 def experiment_metrics(requests: pl.DataFrame, steps: pl.DataFrame | None) -> dict[str, float]:
@@ -90,41 +120,76 @@ def experiment_metrics(requests: pl.DataFrame, steps: pl.DataFrame | None) -> di
     return out
 
 
-def execute_run(spec: RunSpec, out: str | Path) -> dict[str, Any]:
-    """Build, score, simulate and save one run; returns its summary."""
+def execute_run(spec: RunSpec, out: str | Path, run_hash: str | None = None) -> dict[str, Any]:
+    """Build, score, simulate and save one run (no cache check, no lock: see :func:`run_one`); returns its
+    summary. ``run_hash``: the hash the caller expects; an input file that changed since (or while the
+    run read it) raises :class:`UserError` instead of filing new results under the old hash."""
     from ltrsched.experiments.scoring import attach_scores
     from ltrsched.policies import make_policy
     from ltrsched.sim import SimConfig, simulate
 
+    run_hash = run_hash or spec.run_hash()
     policy = make_policy(spec.policy)
-    wl = build_workload(spec.workload, spec.num_requests, spec.seed, spec.arrival, spec.rate, spec.cv,
-                        spec.duration)
+    wl = build_workload(spec)
     wl, scoring_info = attach_scores(wl, spec.scoring, spec.seed)
     config = SimConfig(profile=spec.profile, max_num_batched_tokens=spec.max_num_batched_tokens,
                        max_num_seqs=spec.max_num_seqs, preemption=spec.preemption,
                        chunked_prefill=spec.chunked_prefill, record_steps=spec.record_steps,
                        stop_time=spec.stop_time)
     result = simulate(wl, policy, config)
+    if spec.run_hash() != run_hash:  # every input has been read by now: it must still be what was hashed
+        raise UserError(f"an input of run {run_hash} ({spec.workload}, {spec.profile}, {spec.policy}) changed "
+                        "while the runs were under way; run the command again")
     result.summary.update(experiment_metrics(result.requests, result.steps))
     for k, v in scoring_info.items():
         if k in ("kendall_tau", "accuracy"):
             result.summary[f"scoring_{k}"] = v
     result.summary["mean_output_tokens"] = float(result.requests["output_tokens"].mean())
     result.summary["mean_prompt_tokens"] = float(result.requests["prompt_tokens"].mean())
-    result.meta.update(run_spec=spec.to_dict(), run_hash=spec.run_hash(), scoring_info=scoring_info)
-    result.save(run_dir(out, spec))
+    result.meta.update(run_spec=spec.to_dict(), run_hash=run_hash, scoring_info=scoring_info)
+    result.save(run_dir(out, spec, run_hash))
     return result.summary
 
 
-def _worker(spec_dict: dict[str, Any], out: str) -> tuple[str, dict[str, Any]]:
+#: What :func:`run_one` did: computed the run, found it finished (by another process meanwhile), or
+#: found it locked by another process (only with ``wait=False``).
+RAN, REUSED, BUSY = "ran", "reused", "busy"
+
+
+def run_one(spec: RunSpec, out: str | Path, run_hash: str | None = None, wait: bool = True) -> str:
+    """Compute one run unless it is finished, under its lock; returns :data:`RAN`, :data:`REUSED` or
+    :data:`BUSY`. Another process computing the same run is waited for (``wait``) and its result reused,
+    or, with ``wait=False``, left to it (:data:`BUSY`). Safe to call from any process on this machine."""
+    run_hash = run_hash or spec.run_hash()
+    from ltrsched.experiments.runlock import run_lock
+
+    with run_lock(run_dir(out, spec, run_hash) / LOCK_FILE, wait=wait) as held:
+        if not held:
+            return BUSY
+        if is_done(out, spec, run_hash):
+            return REUSED
+        execute_run(spec, out, run_hash)
+        return RAN
+
+
+def _init_worker(parent_pid: int, digests: dict[tuple, str]) -> None:
+    """Pool worker setup: end with the parent, reuse the parent's file digests, one OpenMP thread."""
+    from ltrsched.experiments.lifeline import bind_to_parent
+    from ltrsched.fingerprint import remember_digests
+
+    bind_to_parent(parent_pid)
+    remember_digests(digests)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    spec = RunSpec.from_dict(spec_dict)
-    return spec.run_hash(), execute_run(spec, out)
+
+
+def _pool_task(spec_dict: dict[str, Any], out: str, run_hash: str, wait: bool) -> tuple[str, str]:
+    return run_hash, run_one(RunSpec.from_dict(spec_dict), out, run_hash, wait)
 
 
 @dataclass
 class RunStats:
-    """What a call to :func:`run_all` did."""
+    """What a call to :func:`run_all` did: hashes of the runs computed here, and of those found finished
+    (before, or meanwhile by another process sharing the output directory)."""
 
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -132,6 +197,9 @@ class RunStats:
     @property
     def total(self) -> int:
         return len(self.ran) + len(self.skipped)
+
+    def count(self, run_hash: str, status: str) -> None:
+        (self.ran if status == RAN else self.skipped).append(run_hash)
 
 
 def unique_specs(specs: Iterable[RunSpec]) -> list[RunSpec]:
@@ -146,47 +214,76 @@ def run_all(specs: Iterable[RunSpec], out: str | Path, jobs: int | None = None, 
             desc: str = "runs") -> RunStats:
     """Run every spec not already finished under ``out``; ``jobs`` worker processes (default: all cores).
 
-    With one job (or one pending run) runs execute in this process. A failing run raises its error
-    after the runs already under way have finished and been written.
+    With one job (or one pending run) runs execute in this process. A run another process is computing
+    is put last, then waited for and reused. A failing run raises its error after the runs already under
+    way have finished and been written.
     """
     from tqdm import tqdm
 
     out = Path(out)
     stats = RunStats()
-    pending: list[RunSpec] = []
+    pending: list[tuple[RunSpec, str]] = []
     for s in unique_specs(specs):
-        if is_done(out, s):
-            stats.skipped.append(s.run_hash())
+        h = s.run_hash()
+        if is_done(out, s, h):
+            stats.skipped.append(h)
         else:
-            pending.append(s)
+            pending.append((s, h))
     # group runs sharing a workload so that each worker's workload cache hits
-    pending.sort(key=lambda s: (s.workload, s.num_requests or 0, s.arrival, s.rate or 0.0, s.policy))
+    pending.sort(key=lambda p: (p[0].workload, p[0].num_requests or 0, p[0].arrival, p[0].rate or 0.0, p[0].policy))
     jobs = max(1, jobs or os.cpu_count() or 1)
     bar = tqdm(total=len(pending), desc=desc, unit="run", disable=not progress or not pending)
     try:
         if jobs == 1 or len(pending) <= 1:
-            for s in pending:
-                execute_run(s, out)
-                stats.ran.append(s.run_hash())
-                bar.update(1)
+            _run_here(pending, out, stats, bar)
         else:
-            ctx = multiprocessing.get_context("spawn")
-            with cf.ProcessPoolExecutor(max_workers=min(jobs, len(pending)), mp_context=ctx) as pool:
-                futures = [pool.submit(_worker, s.to_dict(), str(out)) for s in pending]
-                error: BaseException | None = None
-                for fut in cf.as_completed(futures):
-                    try:
-                        run_hash, _ = fut.result()
-                    except Exception as exc:  # re-raised below, after the others are written
-                        if error is None:
-                            error = exc
-                            for f in futures:
-                                f.cancel()
-                        continue
-                    stats.ran.append(run_hash)
-                    bar.update(1)
-                if error is not None:
-                    raise error
+            _run_pool(pending, out, min(jobs, len(pending)), stats, bar)
     finally:
         bar.close()
     return stats
+
+
+def _run_here(pending: list[tuple[RunSpec, str]], out: Path, stats: RunStats, bar) -> None:
+    busy = []
+    for s, h in pending:
+        status = run_one(s, out, h, wait=False)
+        if status == BUSY:
+            busy.append((s, h))
+            continue
+        stats.count(h, status)
+        bar.update(1)
+    for s, h in busy:  # computed by another process: wait for it (or compute it if that process failed)
+        stats.count(h, run_one(s, out, h, wait=True))
+        bar.update(1)
+
+
+def _run_pool(pending: list[tuple[RunSpec, str]], out: Path, workers: int, stats: RunStats, bar) -> None:
+    from ltrsched.fingerprint import known_digests
+
+    ctx = multiprocessing.get_context("spawn")
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                                initargs=(os.getpid(), known_digests())) as pool:
+        specs = dict((h, s) for s, h in pending)
+        futures = {pool.submit(_pool_task, s.to_dict(), str(out), h, False) for s, h in pending}
+        error: BaseException | None = None
+        while futures:
+            done, futures = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
+            for fut in done:
+                if fut.cancelled():
+                    continue
+                try:
+                    run_hash, status = fut.result()
+                except Exception as exc:  # re-raised below, after the others are written
+                    if error is None:
+                        error = exc
+                        for f in futures:
+                            f.cancel()
+                    continue
+                if status == BUSY:  # another process is computing it: wait for it, last
+                    if error is None:
+                        futures.add(pool.submit(_pool_task, specs[run_hash].to_dict(), str(out), run_hash, True))
+                    continue
+                stats.count(run_hash, status)
+                bar.update(1)
+        if error is not None:
+            raise error

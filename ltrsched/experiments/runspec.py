@@ -12,8 +12,8 @@ from ltrsched.errors import UserError
 #: Fields that label a run for tables but do not change its result (left out of the hash).
 LABEL_FIELDS = ("experiment", "setting", "label", "note")
 #: Bump when the meaning of a run changes (metrics added to summaries, scoring semantics), so that
-#: old cached results are not reused.
-CACHE_VERSION = 1
+#: old cached results are not reused. 2: keys cover the content of input files and plugin code.
+CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -65,13 +65,39 @@ class RunSpec:
     note: str = ""
 
     def key(self) -> dict[str, Any]:
-        """The result-determining fields (what the hash covers)."""
+        """The result-determining fields (what the hash covers): every field but the labels, plus what
+        the run reads (:meth:`inputs`), this package's version and :data:`CACHE_VERSION`."""
         d = {k: v for k, v in asdict(self).items() if k not in LABEL_FIELDS}
         d["cache_version"] = CACHE_VERSION
+        d["inputs"] = self.inputs()
         return d
 
+    def inputs(self) -> dict[str, Any]:
+        """Content fingerprints of what the run reads besides its fields: the workload file's and the
+        profile file's bytes (SHA-256; built-in names stand for themselves), a plugin policy's code, a
+        trained predictor's cache key, and this package's version. Files are hashed once per version and
+        process (:mod:`ltrsched.fingerprint`)."""
+        from ltrsched import __version__
+        from ltrsched.experiments.scoring import scoring_fingerprint
+        from ltrsched.fingerprint import file_digest
+        from ltrsched.policies.registry import policy_source
+        from ltrsched.sim.profiles.io import load_profile, profile_file
+        from ltrsched.workloads.loaders import workload_fingerprint
+
+        profile = profile_file(self.profile)
+        if profile is not None and not profile.is_file():
+            load_profile(self.profile)  # raises the loader's one-line error
+        return {
+            "ltrsched": __version__,
+            "workload": workload_fingerprint(self.workload),
+            "profile": {"sha256": file_digest(profile)} if profile is not None else {"builtin": self.profile},
+            "policy": policy_source(self.policy),
+            "scoring": scoring_fingerprint(self.scoring),
+        }
+
     def run_hash(self) -> str:
-        """Stable 16-hex-digit content hash of :meth:`key` (same spec -> same hash across processes)."""
+        """Stable 16-hex-digit hash of :meth:`key`: the same spec over the same input bytes gives the same
+        hash in any process; an edited workload, profile or plugin file gives a new one."""
         text = json.dumps(self.key(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

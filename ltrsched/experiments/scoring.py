@@ -101,6 +101,22 @@ def trained_available(kind: str, workload: str) -> str | None:
     return name if name is not None and _trained(kind) is not None else None
 
 
+def scoring_fingerprint(scoring: str) -> str | None:
+    """For a trained-predictor scoring, the predictor's cache key (what it was trained on and how: see
+    :func:`ltrsched.predictors.pretrained.cache_key`); None for the others (their scores are a function of
+    the workload, the seed and this package's code)."""
+    kind, params = _parse(scoring)
+    if kind not in ("trained-ltr", "trained-class"):
+        return None
+    try:
+        from ltrsched.predictors.pretrained import cache_key
+    except ImportError:
+        return None
+    if kind == "trained-ltr":
+        return cache_key("rank")
+    return cache_key("class", int(_float(params, "bucket", scoring)) if "bucket" in params else 820)
+
+
 def _oracle_scores(out: np.ndarray, tau: float, seed: int) -> tuple[np.ndarray, str]:
     """LTR scores from the policies package's approximate oracle (the one used everywhere)."""
     from ltrsched.policies import approx_oracle_scores

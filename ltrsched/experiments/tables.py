@@ -9,6 +9,7 @@ from typing import Any, Sequence
 
 import polars as pl
 
+from ltrsched import atomic
 #: LTR/FCFS latency ratios should land within this relative distance of the paper's.
 RATIO_TOLERANCE = 0.15
 
@@ -64,14 +65,13 @@ def to_markdown(df: pl.DataFrame, digits: int = 2) -> str:
 def write_table(df: pl.DataFrame, out_dir: Path, stem: str, title: str, notes: Sequence[str] = (),
                 digits: int = 2) -> list[Path]:
     """Write ``<stem>.md`` (title, table, notes) and ``<stem>.csv``; returns both paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     md = out_dir / f"{stem}.md"
     csv = out_dir / f"{stem}.csv"
     text = f"# {title}\n\n{to_markdown(df, digits)}\n"
     if notes:
         text += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
-    md.write_text(text)
-    df.write_csv(csv)
+    atomic.write_text(md, text)
+    atomic.write_csv(csv, df)
     return [md, csv]
 
 

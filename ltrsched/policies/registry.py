@@ -22,6 +22,8 @@ from ltrsched.errors import UserError
 from ltrsched.policies.base import Policy
 
 _REGISTRY: dict[str, type[Policy]] = {}
+#: Policy name -> where its code came from, for policies outside this package (see :func:`policy_source`).
+_SOURCES: dict[str, dict[str, str | None]] = {}
 _BUILTINS_LOADED = False
 _PLUGINS_LOADED: set[str] = set()
 
@@ -31,7 +33,32 @@ def register(cls: type[Policy]) -> type[Policy]:
     if not (isinstance(cls, type) and issubclass(cls, Policy)):
         raise TypeError("register() takes a Policy subclass")
     _REGISTRY[cls.name] = cls
+    _SOURCES.pop(cls.name, None)
+    if cls.__module__.partition(".")[0] != "ltrsched":  # a plugin: the code run is part of a result's key
+        _SOURCES[cls.name] = _code_digest(cls.__module__)
     return cls
+
+
+def _code_digest(module_name: str) -> dict[str, str | None]:
+    """The module's name and the SHA-256 of its file as it is when the class registers (the code that runs)."""
+    from ltrsched.fingerprint import file_digest
+
+    file = getattr(sys.modules.get(module_name), "__file__", None)
+    try:
+        digest = file_digest(file) if file and os.path.isfile(file) else None
+    except UserError:
+        digest = None
+    return {"module": module_name, "sha256": digest}
+
+
+def policy_source(spec: str) -> dict[str, str | None] | None:
+    """For a spec whose policy comes from a plugin (``--plugin``, ``LTRSCHED_PLUGINS``, an entry point):
+    its module and the SHA-256 of the module's file when it was loaded; None for a built-in policy (this
+    package's version covers it) or an unknown name. Only the file that defines the class is covered, not
+    other modules it imports."""
+    name, _ = parse_spec(spec)
+    _load_builtins()
+    return _SOURCES.get(name)
 
 
 def _load_builtins() -> None:

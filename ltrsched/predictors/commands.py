@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ltrsched import atomic
 from ltrsched.errors import UserError
 
 
@@ -150,8 +151,10 @@ def evaluate(model_dir, data, split, plot):
         ax.set_ylabel("true output tokens")
         ax.set_title(f"calibration, Kendall tau {result['tau']:.3f}")
         fig.tight_layout()
-        plot.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(plot, dpi=120)
+        try:
+            atomic.write_figure(plot, fig, dpi=120)
+        finally:
+            plt.close(fig)
         click.echo(f"wrote {plot}")
 
 

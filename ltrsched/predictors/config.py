@@ -71,7 +71,9 @@ class PredictorConfig:
             self.dim = 1 << 20 if self.hidden == 0 else 1 << 17
 
     def save(self, directory: Path) -> None:
-        (directory / CONFIG_FILE).write_text(json.dumps(asdict(self), indent=2))
+        from ltrsched import atomic
+
+        atomic.write_text(Path(directory) / CONFIG_FILE, json.dumps(asdict(self), indent=2))
 
     @classmethod
     def load(cls, directory: Path) -> "PredictorConfig":

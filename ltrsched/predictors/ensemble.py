@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ltrsched import atomic
 from ltrsched.errors import UserError
 from ltrsched.predictors.config import PredictorConfig
 
@@ -61,13 +62,15 @@ class Ensemble:
     def save(self, directory: str | Path, sources: list[str | Path]) -> Path:
         """Write the ensemble, copying each member's checkpoint directory (``sources``) inside it."""
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         for i, src in enumerate(sources):
             dst = directory / f"member{i}"
-            if dst.exists():
-                shutil.rmtree(dst)
-            shutil.copytree(src, dst)
-        (directory / ENSEMBLE_FILE).write_text(json.dumps(
+            try:
+                if dst.exists():
+                    shutil.rmtree(dst)
+                shutil.copytree(src, dst)
+            except OSError as exc:
+                raise UserError(f"cannot write {dst}: {exc.strerror or str(exc).splitlines()[0]}") from None
+        atomic.write_text(directory / ENSEMBLE_FILE, json.dumps(
             {"members": [f"member{i}" for i in range(len(sources))], "weights": self.weights,
              "means": self.means, "stds": self.stds}, indent=2))
         return directory

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Callable
 import numpy as np
 from scipy.stats import kendalltau
 
+from ltrsched import atomic
 from ltrsched.errors import MissingDependencyError, UserError
 from ltrsched.predictors.backbones import make_backbone
 from ltrsched.predictors.config import KINDS, WEIGHTS_FILE, PredictorConfig
@@ -154,10 +156,9 @@ class Predictor:
     def save(self, directory: str | Path) -> Path:
         torch = _torch()
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / (WEIGHTS_FILE + ".tmp")
-        torch.save(self.backbone.model.state_dict(), tmp)
-        tmp.replace(directory / WEIGHTS_FILE)
+        buf = io.BytesIO()
+        torch.save(self.backbone.model.state_dict(), buf)
+        atomic.write_bytes(directory / WEIGHTS_FILE, buf.getvalue())
         self.config.save(directory)
         return directory
 

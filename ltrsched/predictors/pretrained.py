@@ -4,9 +4,11 @@
 RankNet loss) trained on the ShareGPT train split; ``sharegpt_predictor("class", bucket=820)`` a
 classifier of that bucket width. Training is deterministic (seeded) and takes well under a minute on 2
 cores; the checkpoint is kept under the user cache directory (``$LTRSCHED_CACHE``,
-``$XDG_CACHE_HOME/ltrsched`` or ``~/.cache/ltrsched``) keyed by its configuration and by the definition
-of the training data (ShareGPT parser version, split sizes), so later runs load it. The same seed gives the same model on the same machine and
-torch thread count; across those, float reductions may differ in the last digits (tau ~ +-0.001).
+``$XDG_CACHE_HOME/ltrsched`` or ``~/.cache/ltrsched``) keyed by what it was trained on and how
+(:func:`cache_key`: the ShareGPT file's content hash, parser and tokenizer versions, split sizes and
+seed; the model configuration, this package's and torch's versions), so later runs load it. The same
+seed gives the same model on the same machine and torch thread count; across those, float reductions
+may differ in the last digits (tau ~ +-0.001).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import os
 import shutil
 from dataclasses import asdict
 
+from ltrsched.atomic import fsync_dir
+from ltrsched.errors import UserError
 from ltrsched.predictors.config import PredictorConfig
 
 CACHE_VERSION = 1
@@ -28,20 +32,28 @@ def default_config(kind: str = "rank", bucket: int = 820) -> PredictorConfig:
     return PredictorConfig(kind="class", loss="ce", bucket=bucket, num_classes=-(-8192 // bucket))
 
 
+def cache_key(kind: str = "rank", bucket: int = 820) -> str:
+    """16 hex digits covering what the default predictor is trained on (the ShareGPT records' content key,
+    split sizes and seed) and how (model configuration, training code = this package's version, torch's
+    version)."""
+    from ltrsched import __version__
+    from ltrsched.fingerprint import dist_version
+    from ltrsched.workloads import selection, sharegpt
+
+    data = {"records": sharegpt.records_key(), "eval_size": selection.EVAL_SIZE, "split_seed": selection.SPLIT_SEED}
+    how = {"config": asdict(default_config(kind, bucket)), "v": CACHE_VERSION, "ltrsched": __version__,
+           "torch": dist_version("torch")}
+    return hashlib.sha256(json.dumps({"data": data, "how": how}, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def sharegpt_predictor(kind: str = "rank", bucket: int = 820):
     """The cached default predictor trained on the ShareGPT train split (evaluated on the eval split)."""
     from ltrsched.predictors.data import prompts_and_lengths
     from ltrsched.predictors.predictor import Predictor
     from ltrsched.workloads.sharegpt import cache_dir
 
-    from ltrsched.workloads import selection, sharegpt
-
     config = default_config(kind, bucket)
-    # the key covers the model config and the training data's definition (parser version, split sizes)
-    data = {"sharegpt": sharegpt.CACHE_VERSION, "eval_size": selection.EVAL_SIZE, "split_seed": selection.SPLIT_SEED}
-    key = hashlib.sha256(json.dumps({**asdict(config), "v": CACHE_VERSION, "data": data},
-                                    sort_keys=True).encode()).hexdigest()[:16]
-    directory = cache_dir() / "predictors" / f"sharegpt-{kind}-{key}"
+    directory = cache_dir() / "predictors" / f"sharegpt-{kind}-{cache_key(kind, bucket)}"
     if (directory / "predictor.json").is_file():
         try:
             return Predictor.load(directory)
@@ -52,17 +64,16 @@ def sharegpt_predictor(kind: str = "rank", bucket: int = 820):
     predictor = Predictor(config)
     predictor.fit(train_p, train_l, eval_p, eval_l)
     tmp = directory.with_name(directory.name + f".tmp{os.getpid()}")
-    predictor.save(tmp)
     try:
+        predictor.save(tmp)
         tmp.replace(directory)
-    except OSError:  # another process won the race
+        fsync_dir(directory.parent)
+    except (UserError, OSError):  # cache not writable, or another process won the race
         shutil.rmtree(tmp, ignore_errors=True)
     return predictor
 
 
 def _check_name(name: str) -> None:
-    from ltrsched.errors import UserError
-
     if name not in ("", "sharegpt"):
         raise UserError(f"no trained predictor named {name!r}; the built-in one is 'sharegpt'")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from ltrsched import atomic
 from ltrsched.errors import UserError
 from ltrsched.policies.needs import check_needs
 from ltrsched.sim.commands import build_workload, workload_options
@@ -105,7 +106,7 @@ def profile(name, out, quick, repeats, **engine):
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     save_profile(prof, out)
-    steps.write_parquet(out.with_suffix(".steps.parquet"))
+    atomic.write_parquet(out.with_suffix(".steps.parquet"), steps)
     f = fit.summary()
     click.echo(f"wrote {out} ({fit.num_samples} steps fitted: median error {f['median_rel_error']:.1%}, "
                f"P90 {f['p90_rel_error']:.1%}; CPU overhead {fit.overhead_s_per_step * 1e3:.2f} ms/step)")

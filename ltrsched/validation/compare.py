@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from ltrsched import atomic
 from ltrsched.results import RunResult
 
 METRICS = ("e2e_latency", "ttft", "tpot", "latency_per_token")
@@ -88,8 +89,7 @@ def ranking_check(sims: dict[str, RunResult], engines: dict[str, list[RunResult]
 def write_report(cases: pl.DataFrame, rankings: list[dict], out: Path, title: str, command: str,
                  tolerance: float, host: str | None = None, repeats: int = 1) -> Path:
     """``validation.md`` + ``validation.csv`` + ``validation.png`` in ``out``; returns the markdown path."""
-    out.mkdir(parents=True, exist_ok=True)
-    cases.write_csv(out / "validation.csv")
+    atomic.write_csv(out / "validation.csv", cases)
     gated = gate(cases, tolerance)
     within = int(gated["passed"].sum())
     within_tol = int((gated["rel_error"].abs() <= tolerance).sum())
@@ -116,7 +116,7 @@ def write_report(cases: pl.DataFrame, rankings: list[dict], out: Path, title: st
                      f"{row['engine']:.4g} | {row['rel_error']:+.1%}{flag} | "
                      f"{'' if noise is None or np.isnan(noise) else f'{noise:.1%}'} |")
     md = out / "validation.md"
-    md.write_text("\n".join(lines) + "\n")
+    atomic.write_text(md, "\n".join(lines) + "\n")
     _plot(cases, out / "validation.png", tolerance)
     return md
 
@@ -145,5 +145,7 @@ def _plot(cases: pl.DataFrame, path: Path, tolerance: float) -> None:
     ax.set_ylabel("simulator vs engine [%]")
     ax.legend(fontsize=6, ncol=4)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        atomic.write_figure(path, fig, dpi=120)
+    finally:
+        plt.close(fig)

@@ -18,10 +18,11 @@ import numpy as np
 import polars as pl
 
 from ltrsched.errors import UserError
+from ltrsched.fingerprint import file_digest
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
 from ltrsched.workloads.schema import Workload
 from ltrsched.workloads.selection import paper_selection, sample_rows
-from ltrsched.workloads.sharegpt import load_sharegpt_records
+from ltrsched.workloads.sharegpt import load_sharegpt_records, records_key
 from ltrsched.workloads.tokenizer import count_tokens
 
 CSV_COLUMNS = {
@@ -89,6 +90,19 @@ def load_csv(path: Path) -> pl.DataFrame:
         )
     except Exception:
         raise UserError(f"{path}: non-numeric values in the length or arrival columns") from None
+
+
+def workload_fingerprint(source: str) -> dict[str, str]:
+    """What :func:`load_workload` reads for ``source``, as part of a cache key: a built-in's name (plus
+    the ShareGPT records' content key for ``sharegpt``), or a file's content hash (SHA-256 of its bytes).
+    Raises :class:`UserError` if ``source`` is neither."""
+    if source in BUILTIN:
+        return {"builtin": source, **({"records": records_key()} if source == "sharegpt" else {})}
+    path = Path(source)
+    if not path.is_file():
+        known = ", ".join(BUILTIN)
+        raise UserError(f"workload not found: {source!r} is neither a file nor a built-in ({known})")
+    return {"sha256": file_digest(path)}
 
 
 def load_workload(source: str, num_requests: int | None = None, seed: int = 0, split: str = "eval") -> Workload:

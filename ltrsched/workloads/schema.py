@@ -66,13 +66,10 @@ class Workload:
         return name in self.df.columns and self.df[name].null_count() < self.df.height
 
     def save(self, path: str | Path) -> Path:
-        """Write as parquet (atomically: a temp file renamed into place)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        self.df.write_parquet(tmp)
-        tmp.replace(path)
-        return path
+        """Write as parquet, atomically and durably (:mod:`ltrsched.atomic`); :class:`UserError` on failure."""
+        from ltrsched import atomic
+
+        return atomic.write_parquet(path, self.df)
 
     @classmethod
     def load(cls, path: str | Path, name: str | None = None) -> "Workload":

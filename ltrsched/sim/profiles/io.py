@@ -206,16 +206,10 @@ def read_profile_file(path: str | os.PathLike) -> StepTimeProfile:
 
 
 def save_profile(profile: StepTimeProfile, path: str | os.PathLike) -> Path:
-    """Write ``profile`` as a profile JSON file (atomically: temp file, then rename)."""
-    path = Path(path)
-    text = dumps_profile(profile)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
-        raise UserError(f"cannot write profile file {path}: {exc}") from None
-    return path
+    """Write ``profile`` as a profile JSON file, atomically and durably; :class:`UserError` on failure."""
+    from ltrsched import atomic
+
+    return atomic.write_text(path, dumps_profile(profile))
 
 
 # ---------------------------------------------------------------------------- built-ins
@@ -236,6 +230,12 @@ def _load_builtin(name: str) -> StepTimeProfile:
 def builtin_profiles() -> dict[str, str]:
     """Built-in profile name -> one-line description, sorted by name."""
     return {name: _load_builtin(name).description for name in sorted(_builtin_files())}
+
+
+def profile_file(name_or_path: str | os.PathLike) -> Path | None:
+    """The file :func:`load_profile` reads for ``name_or_path``, or None for a built-in profile name."""
+    text = os.fspath(name_or_path)
+    return None if text in _builtin_files() else Path(text)
 
 
 def load_profile(name_or_path: str | os.PathLike | StepTimeProfile) -> StepTimeProfile:

@@ -1,0 +1,92 @@
+"""Atomic, durable file writes: a file appears whole or not at all, and stays whole after a power loss.
+
+Every write goes to a temp file beside the target (``.<name>.tmp<pid>``), is flushed and fsynced, renamed
+over the target, and the directory is fsynced so that the rename itself is on disk. A write that fails
+(disk full, file size limit, no permission) removes its temp file and raises :class:`UserError` naming
+the file, which the CLI prints as one line.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+from ltrsched.errors import UserError
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def fsync_dir(directory: str | os.PathLike) -> None:
+    """Make a rename or a new entry in ``directory`` durable (no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # e.g. Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems do not sync directories; the rename is still atomic
+    finally:
+        os.close(fd)
+
+
+def temp_path(path: str | os.PathLike) -> Path:
+    """The temp file a write of ``path`` goes through (this process)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically and durably (parents created); :class:`UserError` on failure."""
+    path = Path(path)
+    tmp = temp_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write {path}: {_reason(exc)}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+    return path
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) atomically and durably."""
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_parquet(path: str | os.PathLike, df: Any) -> Path:
+    """Write a polars DataFrame as parquet atomically and durably (serialised in memory first)."""
+    buf = io.BytesIO()
+    df.write_parquet(buf)
+    return write_bytes(path, buf.getvalue())
+
+
+def write_csv(path: str | os.PathLike, df: Any) -> Path:
+    """Write a polars DataFrame as CSV atomically and durably."""
+    return write_text(path, df.write_csv())
+
+
+def write_figure(path: str | os.PathLike, fig: Any, **savefig_kwargs: Any) -> Path:
+    """Save a matplotlib figure atomically and durably (format from the file suffix)."""
+    path = Path(path)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=path.suffix.lstrip(".") or "png", **savefig_kwargs)
+    return write_bytes(path, buf.getvalue())

@@ -1,0 +1,246 @@
+"""Writes and crashes (issue 12, section 6): output checks that really write, one-line errors on failed
+writes with no temp file left, durable results (a damaged cached run is recomputed), sweep workers that
+die with their parent, and one computation per run when two invocations share an output directory."""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import polars as pl
+import psutil
+import pytest
+
+from ltrsched.errors import UserError
+
+
+def run_cli(*args, cwd=None, env=None, prefix=(), timeout=300):
+    return subprocess.run([*prefix, sys.executable, "-m", "ltrsched.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=timeout)
+
+
+def assert_one_line_error(r, message):
+    assert r.returncode == 2, (r.stdout[-1000:], r.stderr[-2000:])
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], r.stderr[-2000:]
+
+
+def counts(stdout: str) -> tuple[int, int]:
+    m = re.search(r"(\d+) runs simulated, (\d+) reused", stdout)
+    assert m, stdout[-2000:]
+    return int(m.group(1)), int(m.group(2))
+
+
+def temp_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if ".tmp" in p.name]
+
+
+# ------------------------------------------------------------------------------------------ output checks
+@pytest.mark.skipif(not os.path.isdir("/sys/kernel"), reason="needs Linux sysfs")
+def test_output_check_creates_a_file_instead_of_trusting_os_access(tmp_path):
+    """os.access says yes to root for /sys/kernel, where every write fails: the check must try one."""
+    from ltrsched.outputs import check_out_dir, check_out_file
+
+    with pytest.raises(UserError, match="/sys/kernel is not writable"):
+        check_out_dir("/sys/kernel/x")
+    with pytest.raises(UserError, match="not writable"):
+        check_out_file("/sys/kernel/x.json", suffix=".json")
+    assert check_out_dir(tmp_path / "new" / "dir") == tmp_path / "new" / "dir"
+    assert list(tmp_path.iterdir()) == []  # the probe file is gone, nothing created
+    r = run_cli("simulate", "-w", "lmsys-like", "-n", "20", "--policy", "fcfs", "--out", "/sys/kernel/x")
+    assert_one_line_error(r, "--out /sys/kernel/x: /sys/kernel is not writable")
+
+
+# ------------------------------------------------------------------------------------------ failed writes
+def _limited(tmp_path):
+    """Run under a 2 KiB file-size limit (``ulimit -f 2``): the result files cannot be written."""
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    return dict(prefix=("bash", "-c", 'ulimit -f 2 && exec "$@"', "bash"), env=env, cwd=tmp_path)
+
+
+def test_a_failed_result_write_is_one_line_and_leaves_no_temp_file(tmp_path):
+    out = tmp_path / "sim"
+    r = run_cli("simulate", "-w", "lmsys-like", "-n", "300", "--policy", "fcfs", "--out", str(out), **_limited(tmp_path))
+    assert_one_line_error(r, f"cannot write {out / 'requests.parquet'}: File too large")
+    assert temp_files(tmp_path) == []
+
+
+def test_a_failed_write_in_a_sweep_worker_is_one_line_and_leaves_no_temp_file(tmp_path):
+    (tmp_path / "s.toml").write_text('workloads = ["lmsys-like"]\npolicies = ["fcfs", "srtf"]\nnum_requests = 300\n')
+    r = run_cli("sweep", "s.toml", "--out", "out", "--jobs", "2", **_limited(tmp_path))
+    assert_one_line_error(r, "File too large")
+    assert temp_files(tmp_path) == []
+    assert not list((tmp_path / "out").rglob("summary.json"))
+
+
+def test_an_atomic_write_that_fails_keeps_the_old_file_and_no_temp_file(tmp_path, monkeypatch):
+    from ltrsched import atomic
+
+    target = tmp_path / "summary.json"
+    atomic.write_text(target, "old")
+    real_write = os.write
+
+    def full_disk(fd, data):
+        real_write(fd, bytes(data[:3]))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "write", full_disk)
+    with pytest.raises(UserError, match=f"cannot write {re.escape(str(target))}: No space left on device"):
+        atomic.write_text(target, "new content")
+    monkeypatch.undo()
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
+
+
+# ------------------------------------------------------------------------------------------ damaged results
+SWEEP = 'workloads = ["lmsys-like"]\npolicies = ["fcfs"]\nnum_requests = 50\n'
+
+
+@pytest.mark.parametrize("damage", ["empty summary", "truncated summary", "no requests", "empty requests"])
+def test_a_damaged_cached_run_is_recomputed(tmp_path, damage):
+    """A power loss can leave an empty or partial file: that run is not finished, never a JSONDecodeError."""
+    (tmp_path / "s.toml").write_text(SWEEP)
+    args = ("sweep", "s.toml", "--out", "out", "--jobs", "1")
+    first = run_cli(*args, cwd=tmp_path)
+    assert first.returncode == 0 and counts(first.stdout) == (1, 0), first.stderr[-2000:]
+    fresh = pl.read_csv(tmp_path / "out" / "sweep.csv")
+    (run,) = (tmp_path / "out" / "runs").iterdir()
+    summary, requests = run / "summary.json", run / "requests.parquet"
+    if damage == "empty summary":
+        summary.write_bytes(b"")
+    elif damage == "truncated summary":
+        summary.write_bytes(summary.read_bytes()[:100])
+    elif damage == "no requests":
+        requests.unlink()
+    else:
+        requests.write_bytes(b"")
+    second = run_cli(*args, cwd=tmp_path)
+    assert second.returncode == 0 and counts(second.stdout) == (1, 0), second.stderr[-2000:]
+    third = run_cli(*args, cwd=tmp_path)
+    assert counts(third.stdout) == (0, 1)
+    timing = ["wall_time_s", "speedup_vs_real_time"]
+    assert pl.read_csv(tmp_path / "out" / "sweep.csv").drop(timing).equals(fresh.drop(timing))
+
+
+def test_loading_a_damaged_run_is_a_user_error(tmp_path):
+    from conftest import make_workload
+    from ltrsched.policies import make_policy
+    from ltrsched.sim import simulate
+
+    result = simulate(make_workload([10, 20], [5, 5]), make_policy("fcfs"))
+    result.save(tmp_path)
+    (tmp_path / "summary.json").write_text("{")
+    with pytest.raises(UserError, match="cannot read the run in"):
+        type(result).load(tmp_path)
+
+
+# ------------------------------------------------------------------------------------------ killed parent
+def _workers(parent: psutil.Process) -> list[psutil.Process]:
+    return [c for c in parent.children() if "spawn_main" in " ".join(c.cmdline())]
+
+
+def _alive(p: psutil.Process) -> bool:
+    try:
+        return p.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_sweep_workers_end_when_the_main_process_is_killed(tmp_path):
+    """Runs of ~30 s each: without a lifeline, the workers would compute on for half a minute."""
+    (tmp_path / "s.toml").write_text('workloads = ["lmsys-like"]\npolicies = ["fcfs", "srtf"]\n'
+                                     "num_requests = 100000\n")
+    proc = subprocess.Popen([sys.executable, "-m", "ltrsched.cli", "sweep", "s.toml", "--out", "out", "--jobs", "2"],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: list[psutil.Process] = []
+    try:
+        parent = psutil.Process(proc.pid)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # until both workers are computing
+            workers = _workers(parent)
+            if len(workers) == 2 and all(w.cpu_times().user > 1.0 for w in workers):
+                break
+            assert proc.poll() is None, "the sweep ended before its workers started"
+            time.sleep(0.2)
+        assert len(workers) == 2
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        gone_by = time.monotonic() + 5
+        while any(_alive(w) for w in workers) and time.monotonic() < gone_by:
+            time.sleep(0.1)
+        assert not any(_alive(w) for w in workers), "sweep workers outlived their killed parent"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for w in workers:  # only the workers this test started
+            try:
+                w.kill()
+            except psutil.NoSuchProcess:
+                pass
+
+
+# ------------------------------------------------------------------------------------------ shared --out
+def test_two_sweeps_on_one_out_dir_compute_each_run_once(tmp_path):
+    (tmp_path / "s.toml").write_text('workloads = ["lmsys-like"]\npolicies = ["fcfs", "srtf", "ltr:tau=0.5", "mlfq"]\n'
+                                     "num_requests = 3000\n")
+    results = {}
+
+    def go(name, jobs):
+        results[name] = run_cli("sweep", "s.toml", "--out", "out", "--jobs", str(jobs), cwd=tmp_path)
+
+    threads = [threading.Thread(target=go, args=("a", 1)), threading.Thread(target=go, args=("b", 2))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in results.values():
+        assert r.returncode == 0, r.stderr[-2000:]
+    (ran_a, reused_a), (ran_b, reused_b) = counts(results["a"].stdout), counts(results["b"].stdout)
+    assert ran_a + ran_b == 4 and ran_a + reused_a == ran_b + reused_b == 4
+    runs = [d for d in (tmp_path / "out" / "runs").iterdir() if d.is_dir()]
+    assert len(runs) == 4 and temp_files(tmp_path) == []
+    from ltrsched.results import RunResult
+
+    for d in runs:
+        assert RunResult.load(d).requests.height == 3000
+    assert pl.read_csv(tmp_path / "out" / "sweep.csv").height == 4
+
+
+def test_errors_raised_in_a_pool_worker_reach_the_main_process():
+    """Workers send their exception back pickled: a UserError that cannot be unpickled would break the
+    pool instead of printing its one line."""
+    import pickle
+
+    from ltrsched.errors import MissingDependencyError
+
+    err = pickle.loads(pickle.dumps(MissingDependencyError("torch", "predict")))
+    assert isinstance(err, UserError) and "pip install 'ltrsched[predict]'" in str(err) and err.extra == "predict"
+    assert str(pickle.loads(pickle.dumps(UserError("bad input")))) == "bad input"
+
+
+def test_run_one_leaves_or_waits_for_a_run_another_process_holds(tmp_path):
+    from ltrsched.experiments import runner
+    from ltrsched.experiments.runlock import run_lock
+    from ltrsched.experiments.runspec import RunSpec
+
+    spec = RunSpec("sweep", "s", "l", workload="lmsys-like", policy="fcfs", profile="a100-llama3-8b", num_requests=30)
+    lock = runner.run_dir(tmp_path, spec) / runner.LOCK_FILE
+    with run_lock(lock) as held:
+        assert held
+        assert runner.run_one(spec, tmp_path, wait=False) == runner.BUSY
+        assert not runner.is_done(tmp_path, spec)
+        waiter = threading.Thread(target=lambda: results.append(runner.run_one(spec, tmp_path, wait=True)))
+        results: list[str] = []
+        waiter.start()
+        time.sleep(0.5)
+        assert waiter.is_alive() and results == []  # waits while the lock is held
+    waiter.join(60)
+    assert results == [runner.RAN] and runner.is_done(tmp_path, spec)
+    assert runner.run_one(spec, tmp_path, wait=False) == runner.REUSED
