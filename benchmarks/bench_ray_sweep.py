@@ -2,8 +2,11 @@
 
 Runs ``ltrsched sweep`` on a 200-run sweep (5 policies x 8 Poisson rates x 5 seeds, ``--requests``
 requests each) with ``--backend process`` and ``--backend ray`` on the same machine, alternating which
-goes first in each repeat, each into a fresh output directory, and reports every wall time, the median
-of each, and the Ray/pool ratio per pair. Every output file of every invocation is compared with the
+goes first in each repeat, each into a fresh output directory, and reports every wall time and the CPU
+time of the command's whole process tree (workers and Ray's daemons included), the median of each, and
+the Ray/pool ratios per pair. On a machine shared with other jobs, wall time depends on the CPU share
+each invocation wins (Ray's extra busy processes win more of a contended machine); the CPU time is the
+cost that does not depend on the machine's other load. Every output file of every invocation is compared with the
 first pool invocation's, byte for byte, except the summaries' wall-clock fields (``wall_time_s``,
 ``speedup_vs_real_time``: the simulator's own timing of itself), which are left out of ``summary.json``
 and ``sweep.csv`` before comparing. It also times a bare local ``ray.init()`` + ``ray.shutdown()``
@@ -55,14 +58,34 @@ def files(root: Path) -> dict[str, bytes]:
     return out
 
 
-def sweep(work: Path, backend: str, out: str, jobs: int) -> float:
+def sweep(work: Path, backend: str, out: str, jobs: int) -> tuple[float, float]:
+    """Wall time [s] of one ``ltrsched sweep``, and the CPU time [s] (user + system) of its whole process
+    tree: the command, its pool workers or its Ray daemons and workers (sampled every 0.1 s, so a process
+    that ends between samples loses at most 0.1 s)."""
+    import psutil
+
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "ltrsched.cli", "sweep", "s.toml", "--out", out, "--backend", backend,
-                        "--jobs", str(jobs)], cwd=work, capture_output=True, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "ltrsched.cli", "sweep", "s.toml", "--out", out, "--backend", backend,
+                             "--jobs", str(jobs)], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    root = psutil.Process(proc.pid)
+    cpu: dict[tuple[int, float], float] = {}
+    while proc.poll() is None:
+        try:
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            break
+        for p in tree:
+            try:
+                t = p.cpu_times()
+                cpu[(p.pid, p.create_time())] = t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+        time.sleep(0.1)
+    stdout, stderr = proc.communicate()
     wall = time.perf_counter() - t0
-    if r.returncode != 0 or "200 runs simulated, 0 reused" not in r.stdout:
-        sys.exit(f"{backend} sweep failed:\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}")
-    return wall
+    if proc.returncode != 0 or "200 runs simulated, 0 reused" not in stdout:
+        sys.exit(f"{backend} sweep failed:\n{stdout[-2000:]}\n{stderr[-3000:]}")
+    return wall, sum(cpu.values())
 
 
 def ray_fixed_cost(jobs: int) -> float:
@@ -85,25 +108,32 @@ def main() -> None:
         (work / "s.toml").write_text(SWEEP.format(requests=args.requests))
         os.environ["LTRSCHED_CACHE"] = str(work / "cache")
         walls: dict[str, list[float]] = {"process": [], "ray": []}
+        cpus: dict[str, list[float]] = {"process": [], "ray": []}
         reference: dict[str, bytes] | None = None
         differing = 0
         for i in range(args.repeat):
             order = ("process", "ray") if i % 2 == 0 else ("ray", "process")
             for backend in order:
                 out = f"{backend}-{i}"
-                walls[backend].append(sweep(work, backend, out, args.jobs))
+                wall, cpu = sweep(work, backend, out, args.jobs)
+                walls[backend].append(wall)
+                cpus[backend].append(cpu)
                 got = files(work / out)
                 if reference is None:
                     reference = got
                 differing += sum(got.get(k) != v for k, v in reference.items()) + len(got.keys() - reference.keys())
-                print(f"repeat {i} {backend:<8} {walls[backend][-1]:6.1f} s  (load {os.getloadavg()[0]:.1f})",
+                print(f"repeat {i} {backend:<8} wall {wall:6.1f} s  cpu {cpu:6.1f} s  (load {os.getloadavg()[0]:.1f})",
                       flush=True)
         fixed = [ray_fixed_cost(args.jobs) for _ in range(2)]
     ratios = [r / p for r, p in zip(walls["ray"], walls["process"])]
     print(f"\n200 runs x {args.requests} requests, --jobs {args.jobs}, {args.repeat} interleaved repeats")
+    cpu_ratios = [r / p for r, p in zip(cpus["ray"], cpus["process"])]
     for b, w in walls.items():
-        print(f"  {b:<8} median {statistics.median(w):6.1f} s  all {', '.join(f'{x:.1f}' for x in w)}")
-    print(f"  ray/process per pair: {', '.join(f'{x:.2f}' for x in ratios)}; median {statistics.median(ratios):.2f}")
+        print(f"  {b:<8} wall median {statistics.median(w):6.1f} s (all {', '.join(f'{x:.1f}' for x in w)}); "
+              f"cpu median {statistics.median(cpus[b]):6.1f} s (all {', '.join(f'{x:.1f}' for x in cpus[b])})")
+    print(f"  ray/process wall per pair: {', '.join(f'{x:.2f}' for x in ratios)}; median {statistics.median(ratios):.2f}")
+    print(f"  ray/process cpu per pair: {', '.join(f'{x:.2f}' for x in cpu_ratios)}; "
+          f"median {statistics.median(cpu_ratios):.2f}")
     print(f"  bare local ray.init + shutdown: {', '.join(f'{x:.1f}' for x in fixed)} s")
     print(f"  files compared: {len(reference)} per invocation; differing (wall-clock fields aside): {differing}")
 

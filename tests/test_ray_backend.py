@@ -108,6 +108,36 @@ def test_capacity_on_ray_finds_the_same_capacities_from_the_same_runs(tmp_path):
     assert pl.read_csv(tmp_path / "ray" / "capacity.csv")["status"].to_list() == ["found"]
 
 
+def test_joining_a_running_ray_instance_by_address_and_from_a_library_session(tmp_path):
+    """--address joins a running instance (here one this test starts) and leaves it running; a library
+    caller's own Ray session is used as it is and left open."""
+    import logging
+
+    import ray
+
+    from ltrsched.experiments.runner import open_backend, run_all
+    from ltrsched.experiments.runspec import RunSpec
+
+    (tmp_path / "s.toml").write_text(SWEEP)
+    context = ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.ERROR,
+                       log_to_driver=False, object_store_memory=100 * 2**20)
+    try:
+        address = context.address_info["gcs_address"]
+        r = run_cli("sweep", "s.toml", "--out", "joined", "--backend", "ray", "--address", address, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert counts(r.stdout) == (8, 0)
+        local = run_cli("sweep", "s.toml", "--out", "pool", "--jobs", "2", cwd=tmp_path)
+        assert output_files(tmp_path / "joined") == output_files(tmp_path / "pool")
+        specs = [RunSpec("sweep", "s", "fcfs", workload="lmsys-like", policy=p, profile="a100-llama3-8b",
+                         num_requests=60) for p in ("fcfs", "srtf")]
+        with open_backend("ray") as backend:
+            stats = run_all(specs, tmp_path / "lib", backend=backend, progress=False)
+        assert len(stats.ran) == 2 and ray.is_initialized()  # the caller's session is still open
+        assert local.returncode == 0
+    finally:
+        ray.shutdown()
+
+
 DYING_POLICIES = '''
 import os, signal
 from pathlib import Path
@@ -163,6 +193,22 @@ def test_a_run_whose_ray_worker_dies_is_retried_once_then_reported_failed(tmp_pa
 
     done = [d for d in (tmp_path / "out2" / "runs").iterdir() if (d / "summary.json").exists()]
     assert sorted(RunResult.load(d).meta["policy"] for d in done) == ["fcfs", "srtf"]  # the others are written
+
+
+def test_a_pool_worker_that_dies_is_a_one_line_error_and_the_finished_runs_stay(tmp_path):
+    """The process pool cannot tell which run killed its worker (every run under way fails with it), so it
+    reports the death in one line instead of a traceback, and a rerun resumes."""
+    (tmp_path / "dying.py").write_text(DYING_POLICIES.format(marker=str(tmp_path / "killed")))
+    env = {**os.environ, "LTRSCHED_PLUGINS": str(tmp_path / "dying.py")}
+    (tmp_path / "s.toml").write_text('workloads = ["lmsys-like"]\npolicies = ["fcfs", "srtf", "die-once"]\n'
+                                     'num_requests = 50\n')
+    r = run_cli("sweep", "s.toml", "--out", "out", "--jobs", "2", cwd=tmp_path, env=env)
+    assert_one_line_error(r, "a worker process died (killed, out of memory or a crash) with runs under way", code=1)
+    assert "run the command again to resume" in r.stderr
+    again = run_cli("sweep", "s.toml", "--out", "out", "--jobs", "2", cwd=tmp_path, env=env)  # dies only once
+    assert again.returncode == 0, again.stderr[-2000:]
+    ran, reused = counts(again.stdout)
+    assert ran + reused == 3 and ran >= 1
 
 
 def test_a_bad_ray_address_is_a_one_line_error_not_a_hang(tmp_path):

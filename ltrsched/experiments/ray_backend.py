@@ -155,6 +155,7 @@ class RayBackend(Backend):
         self._ray = import_ray()  # fail before any work if Ray is missing
         self._remote = None
         self._slots = 1
+        self._owns_session = True
         if address is not None:
             check_address(address, connect_timeout())
 
@@ -165,7 +166,10 @@ class RayBackend(Backend):
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # offline tool: no usage reports
         _route_pushed_errors(ray)
         quiet = dict(logging_level=logging.ERROR, log_to_driver=False)
-        if self.address is None:
+        if ray.is_initialized():  # a library caller's own Ray session: use it, leave it open
+            self._owns_session = False
+            cpus = self._cluster_cpus()
+        elif self.address is None:
             cpus = self.jobs or os.cpu_count() or 1
             ray.init(address="local", num_cpus=cpus, include_dashboard=False, object_store_memory=OBJECT_STORE_BYTES,
                      **quiet)
@@ -174,10 +178,14 @@ class RayBackend(Backend):
                 ray.init(address=self.address, **quiet)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise UserError(f"--address {self.address}: cannot join a Ray cluster there ({exc})") from None
-            cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-            cpus = min(cpus, self.jobs) if self.jobs else cpus
+            cpus = self._cluster_cpus()
         self._slots = cpus
         self._remote = ray.remote(num_cpus=1, max_retries=0)(_task)
+
+    def _cluster_cpus(self) -> int:
+        """Runs in flight on a joined cluster: its CPUs, at most ``jobs``."""
+        cpus = max(1, int(self._ray.cluster_resources().get("CPU", 1)))
+        return min(cpus, self.jobs) if self.jobs else cpus
 
     def run(self, pending: list[Pending], out: Path, stats: RunStats, bar) -> None:
         self._connect()
@@ -231,4 +239,5 @@ class RayBackend(Backend):
     def close(self) -> None:
         if self._remote is not None:
             self._remote = None
-            self._ray.shutdown()
+            if self._owns_session:
+                self._ray.shutdown()

@@ -24,6 +24,7 @@ import contextlib
 import json
 import multiprocessing
 import os
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -400,5 +401,9 @@ def _run_pool(pool: cf.ProcessPoolExecutor, pending: list[Pending], out: Path, s
                 continue
             stats.count(run_hash, status)
             bar.update(1)
+    if isinstance(error, BrokenProcessPool):  # a worker was killed: every run under way is lost
+        raise RunFailedError(f"a worker process died (killed, out of memory or a crash) with runs under way; "
+                             f"the {stats.total} finished runs are saved under {out / 'runs'}: run the command "
+                             "again to resume (--backend ray runs a run whose worker died once more)")
     if error is not None:
         raise error
