@@ -156,7 +156,7 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     rows, rankings = [], []
     for i, (arr, r) in enumerate(cases):
         case = arr if r is None else f"{arr}@{r:g}/s"
-        wl = first if i == 0 else build_workload(workload, num_requests, arr, r, cv, duration, seed)
+        wl = first if i == 0 else build_workload(workload, num_requests, arr, r, 1.0, duration, seed)  # Poisson
         sims, engs = {}, {}
         for spec in specs:
             e = eng.run(wl, make_policy(spec), progress=sys.stderr.isatty())
