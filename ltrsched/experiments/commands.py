@@ -141,6 +141,11 @@ def _check_sweep_values(data: dict, path: Path) -> None:
         raise UserError(f"{path}: 'arrival' must be one of {', '.join(ARRIVALS)}, got {arrival!r}")
     if arrival in ("poisson", "gamma") and "rates" not in data:
         raise UserError(f"{path}: arrival {arrival!r} needs 'rates' [req/s]")
+    for key in ("rates", "duration"):  # nothing is silently ignored
+        if arrival == "burst" and key in data:
+            raise UserError(f"{path}: {key!r} = {data[key]!r} has no effect with arrival \"burst\""
+                            f"{'' if 'arrival' in data else ' (the default)'}, where every request arrives at "
+                            "t = 0; add arrival = \"poisson\" (or \"gamma\", or \"replay\" for a trace)")
     for key in ("rates", "duration"):
         values = data.get(key, [])
         if not all(math.isfinite(v) and v > 0 for v in (values if isinstance(values, list) else [values])):
@@ -167,6 +172,8 @@ def sweep(sweep_file, out, jobs):
 
     Keys: policies (list, required), workloads, profiles, arrival, rates, num_requests, duration, seeds,
     scoring (e.g. "approx-score:tau=0.6" for LTR), max_num_batched_tokens, max_num_seqs, preemption.
+    rates and duration need arrival = "poisson", "gamma" or "replay" (burst, the default, puts every
+    request at t = 0; a sweep that sets them with burst is refused).
     """
     import polars as pl
 
@@ -186,7 +193,7 @@ def sweep(sweep_file, out, jobs):
     for prof in data.get("profiles", []):
         load_profile(prof)
     arrival = data.get("arrival", "burst")
-    rates = data.get("rates", [None]) if arrival != "burst" else [None]
+    rates = data.get("rates", [None])  # (none with burst arrivals: refused above)
     specs = [
         RunSpec(experiment="sweep", setting=f"{w} @ {r}", label=p, workload=w, policy=p, profile=prof,
                 num_requests=data.get("num_requests"), arrival=arrival, rate=r, duration=data.get("duration"),

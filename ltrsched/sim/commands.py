@@ -23,13 +23,16 @@ def workload_options(fn):
         click.option("--num-requests", "-n", type=int, default=None,
                      help="Requests to sample from the workload (seeded); default: all."),
         click.option("--arrival", type=click.Choice(ARRIVALS), default="burst", show_default=True,
-                     help="burst: all at t=0; poisson/gamma: at --rate; replay: the file's timestamps "
-                          "(scaled to --rate if given)."),
-        click.option("--rate", type=float, default=None, help="Mean arrival rate [req/s]."),
+                     help="burst: all at t=0 (takes no --rate or --duration); poisson/gamma: at --rate; "
+                          "replay: the file's timestamps (scaled to --rate if given)."),
+        click.option("--rate", type=float, default=None,
+                     help="Mean arrival rate [req/s] of poisson/gamma arrivals, or of a replayed trace; refused "
+                          "with burst arrivals (add --arrival poisson)."),
         click.option("--cv", type=float, default=1.0, show_default=True,
-                     help="Coefficient of variation of gamma inter-arrival times."),
+                     help="Coefficient of variation of gamma inter-arrival times (--arrival gamma only; "
+                          "1 is Poisson)."),
         click.option("--duration", type=float, default=None,
-                     help="Keep only requests arriving in the first DURATION seconds."),
+                     help="Keep only requests arriving in the first DURATION seconds (not with burst arrivals)."),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed for sampling and arrivals."),
     ]
     return functools.reduce(lambda f, opt: opt(f), reversed(options), fn)
@@ -79,8 +82,24 @@ def build_workload(workload, num_requests, arrival, rate, cv, duration, seed):
         raise UserError(f"--cv must be positive, got {cv}")
     if seed < 0:
         raise UserError(f"--seed must be >= 0, got {seed}")
+    check_arrival_options(arrival, rate, cv, duration)
     wl = load_workload(workload, num_requests=num_requests, seed=seed)
     return apply_arrivals(wl, arrival, rate=rate, cv=cv, seed=seed, duration=duration)
+
+
+def check_arrival_options(arrival, rate, cv, duration) -> None:
+    """Refuse an arrival option that ``arrival`` would ignore, naming the fix (one line)."""
+    from ltrsched.workloads.arrivals import ignored_parameters
+
+    ignored = ignored_parameters(arrival, rate, cv, duration)
+    if "rate" in ignored:
+        raise UserError(f"--rate {rate:g} has no effect with --arrival {arrival} (every request arrives at t = 0); "
+                        "add --arrival poisson (or gamma, or replay for a trace's own timestamps)")
+    if "duration" in ignored:
+        raise UserError(f"--duration {duration:g} has no effect with --arrival {arrival} (every request arrives at "
+                        "t = 0); add --arrival poisson --rate R, or pick the size with --num-requests")
+    if "cv" in ignored:
+        raise UserError(f"--cv {cv:g} applies only to --arrival gamma, not --arrival {arrival}")
 
 
 def build_config(profile, max_num_batched_tokens, max_num_seqs, num_gpu_blocks, gpu_memory_utilization,

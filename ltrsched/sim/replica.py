@@ -28,6 +28,7 @@ from ltrsched.policies.fastops import (  # ones(k): exact int64 sums by dot
     count_nonzero,
     ones,
 )
+from ltrsched.policies.order_check import check_order
 from ltrsched.policies.step_shape import StepShape
 from ltrsched.sim.request_table import FINISHED, RequestTable
 
@@ -215,7 +216,7 @@ class Replica:
 
             # -- rank and form the batch (form_batch gets global request indices and arrays)
             view = LiveView(columns, live, now, self.steps, arrival_ordered)
-            order = policy.rank(view)
+            order = check_order(policy.rank(view), view, policy)  # a permutation of the live positions
             plan = form_batch(order, pending, computed, resident, limits, self.blocks_in_use, live)
 
             # -- the batch. A lone decoding member (a burst's last requests run alone for thousands of

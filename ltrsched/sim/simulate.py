@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from typing import Any
@@ -17,8 +18,11 @@ from ltrsched.policies.batching import BatchLimits
 from ltrsched.policies.needs import check_needs
 from ltrsched.results import RunResult
 from ltrsched.sim.config import SimConfig
+from ltrsched.sim.profiles.model import MIN_STEP_S
 from ltrsched.sim.replica import Replica, StepTrace
 from ltrsched.sim.request_table import FINISHED, RequestTable
+from ltrsched.sim.step_shape import StepShape
+from ltrsched.workloads.arrivals import check_arrival_span
 from ltrsched.workloads.schema import Workload
 
 GIB = 1 << 30
@@ -65,6 +69,15 @@ def _check_fits(table: RequestTable, limits: BatchLimits, max_model_len: int, ch
         )
 
 
+def _check_step_time(profile) -> None:
+    """The lightest step (one decode of a one-token context) must take a finite time of at least
+    :data:`MIN_STEP_S`: zero-time steps make every latency 0 (profile files are checked in full on load)."""
+    dt = profile.step_time(StepShape(num_decode_seqs=1, decode_context_tokens=1))
+    if not (math.isfinite(dt) and dt >= MIN_STEP_S):
+        raise UserError(f"profile {getattr(profile, 'name', type(profile).__name__)!r}: a one-token decode step "
+                        f"takes {dt:.3g} s; a step must take a finite time of at least {MIN_STEP_S:g} s")
+
+
 def simulate(workload: Workload, policy: Policy, config: SimConfig | None = None, progress: bool = False) -> SimResult:
     """Simulate serving ``workload`` under ``policy``; see :class:`SimResult`."""
     config = config or SimConfig()
@@ -88,6 +101,8 @@ def simulate(workload: Workload, policy: Policy, config: SimConfig | None = None
     table = RequestTable.from_frame(workload.df, extra_output_tokens=policy.extra_output_tokens)
     max_model_len = config.max_model_len or profile.max_model_len
     _check_fits(table, limits, max_model_len, config.chunked_prefill)
+    check_arrival_span(table.arrival_time, f"workload {workload.name!r}")
+    _check_step_time(profile)
 
     block_bytes = profile.kv_bytes_per_token * config.block_size
     host_blocks = int(config.swap_space_gib * GIB // block_bytes)
