@@ -14,10 +14,12 @@ import sys
 from importlib import metadata
 
 from ltrsched.errors import UserError
-from ltrsched.policies.registry import _converter, _parameters, load_plugin, parse_spec
+from ltrsched.policies.registry import _code_digest, _converter, _parameters, load_plugin, parse_spec
 from ltrsched.routers.base import Router
 
 _REGISTRY: dict[str, type[Router]] = {}
+#: Router name -> where its code came from, for routers outside this package (see :func:`router_source`).
+_SOURCES: dict[str, dict[str, str | None]] = {}
 _BUILTINS_LOADED = False
 
 
@@ -26,7 +28,18 @@ def register(cls: type[Router]) -> type[Router]:
     if not (isinstance(cls, type) and issubclass(cls, Router)):
         raise TypeError("register() takes a Router subclass")
     _REGISTRY[cls.name] = cls
+    _SOURCES.pop(cls.name, None)
+    if cls.__module__.partition(".")[0] != "ltrsched":  # a plugin: the code run is part of a result's key
+        _SOURCES[cls.name] = _code_digest(cls.__module__)
     return cls
+
+
+def router_source(spec: str) -> dict[str, str | None] | None:
+    """For a spec whose router comes from a plugin: its module and the SHA-256 of the module's file when it
+    was loaded (a run's cache key covers it, as for policies); None for a built-in router."""
+    name, _ = parse_spec(spec, kind="router")
+    _load_builtins()
+    return _SOURCES.get(name)
 
 
 def _load_builtins() -> None:

@@ -16,7 +16,7 @@ path does the same arithmetic in the same order, so results do not depend on whi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import simpy
@@ -30,6 +30,9 @@ from ltrsched.policies.fastops import (  # ones(k): exact int64 sums by dot
 )
 from ltrsched.policies.step_shape import StepShape
 from ltrsched.sim.request_table import FINISHED, RequestTable
+
+if TYPE_CHECKING:
+    from ltrsched.sim.inbox import Inbox
 
 WAITING = int(RequestState.WAITING)
 RUNNING = int(RequestState.RUNNING)
@@ -128,6 +131,13 @@ class Replica:
         preemption: "swap" or "recompute".
         trace: a StepTrace to fill, or None.
         on_progress: called with the number of requests finished in a step (for progress bars).
+        stop_time: end the run at this simulated time [s] (None: when every request has finished).
+        inbox: in a cluster, where the router queues this replica's requests (see :class:`Inbox`);
+            None: the replica serves every request of the table at its arrival time.
+
+    Read by a cluster's router between steps (see ``ltrsched.sim.cluster``): ``live`` (the live requests'
+    table rows), ``num_admitted``, ``num_finished``, ``blocks_in_use`` (a step under way counts its
+    allocation).
     """
 
     def __init__(
@@ -143,6 +153,7 @@ class Replica:
         trace: StepTrace | None = None,
         on_progress: Callable[[int], None] | None = None,
         stop_time: float | None = None,
+        inbox: "Inbox | None" = None,
     ):
         self.env = env
         self.t = table
@@ -155,6 +166,10 @@ class Replica:
         self.trace = trace
         self.on_progress = on_progress
         self.stop_time = float("inf") if stop_time is None else stop_time
+        self.inbox = inbox
+        self.live = np.zeros(0, dtype=np.int64)
+        self.num_admitted = 0
+        self.num_finished = 0
         self.steps = 0
         self.host_blocks_in_use = 0
         self.blocks_in_use = 0
@@ -170,14 +185,21 @@ class Replica:
         The replica keeps its own clock, ``now``. A step that ends before any other scheduled event
         runs without handing control to SimPy: nothing else could run in between, so this is the same as
         one Timeout per step, without its cost. When another event is due first (another process, or
-        ``env.run(until=...)``), the step ends with a real Timeout and SimPy's clock catches up.
+        ``env.run(until=...)``), the step ends with a real Timeout and SimPy's clock catches up. (A
+        Timeout of ``end - env.now`` ends exactly at ``end``: for 0 <= a <= b, a + (b - a) == b in
+        floating point.) So in a cluster, a replica never runs a step that starts after an event still
+        due (an arrival to route, another replica's step end).
         """
         t = self.t
         env = self.env
         policy = self.policy
         limits = self.limits
-        arrival_order = np.argsort(t.arrival_time, kind="stable")
-        arrivals = t.arrival_time[arrival_order]
+        inbox = self.inbox
+        if inbox is None:
+            arrival_order = np.argsort(t.arrival_time, kind="stable")
+            arrivals = t.arrival_time[arrival_order]
+        else:  # filled by the router as requests arrive (rows in arrival order; +inf where none yet)
+            arrival_order, arrivals = inbox.rows, inbox.times
         n = len(arrival_order)
         # rows sorted by arrival, ties by request id: every live set lists its requests in the competition
         # order's tie-break (admissions append later rows, finishes keep a subsequence), which
@@ -205,8 +227,13 @@ class Replica:
             if admitted:
                 end = int(arrivals.searchsorted(now, side="right"))
                 live = self._admit(live, arrival_order[next_arrival:end], now)
-                next_arrival = end
+                next_arrival = self.num_admitted = end
             if not len(live):
+                if inbox is not None and next_arrival >= inbox.count:  # idle until the router sends one
+                    if inbox.closed:
+                        break
+                    yield inbox.wait()
+                    continue
                 wake = min(arrivals[next_arrival], self.stop_time)
                 now = now + (wake - now)  # what a SimPy timeout of (wake - now) ends at
                 if env.peek() <= now:
@@ -279,6 +306,7 @@ class Replica:
             start = float(now)
             end = now + dt  # what a SimPy timeout of dt ends at
             if env.peek() <= end:  # another event is due first: let SimPy run it
+                self.blocks_in_use = plan.blocks_in_use  # (what a router sees in the meantime)
                 yield env.timeout(end - env.now)
             now = end
             self.busy_time += dt
@@ -356,10 +384,10 @@ class Replica:
         self.policy.on_arrival(t.request_id[new], now)
         return self._new_live(np.concatenate((live, new)))
 
-    @staticmethod
-    def _new_live(live: np.ndarray) -> np.ndarray:
+    def _new_live(self, live: np.ndarray) -> np.ndarray:
         """Freeze a new live set: LiveGather caches its gathers by the identity of this array."""
         live.flags.writeable = False
+        self.live = live
         return live
 
     def _preempt(self, ev: np.ndarray) -> int:
@@ -463,6 +491,7 @@ class Replica:
         t.state[done] = FINISHED
         t.resident[done] = False
         t.finish_time[done] = end
+        self.num_finished += len(done)
         self.policy.on_finish(t.request_id[done], end)
         if self.on_progress is not None:
             self.on_progress(len(done))
@@ -487,4 +516,6 @@ class Replica:
         tr.num_batched_tokens.append(plan.num_batched_tokens)
         tr.num_finished.append(num_finished)
         res = (t.state == RUNNING) | (t.state == PAUSED)
+        if self.inbox is not None:  # a cluster's table: this replica's requests only
+            res[~self.inbox.owned(len(res))] = False
         tr.resident_blocks.append(int((-(-t.computed_tokens[res] // self.limits.block_size)).sum()))
