@@ -60,11 +60,13 @@ def test_one_replica_is_the_lone_simulator(sharegpt_poisson, policy, config):
     _same_run(lone, cluster)
 
 
-def test_one_replica_burst_and_gamma():
+@pytest.mark.parametrize("router", ["round-robin", "least-kv"])  # routed before the run / at each arrival
+def test_one_replica_burst_and_gamma(router):
     base = load_workload("lmsys-like", num_requests=200, seed=0)
     for wl in (apply_arrivals(base, "burst"), apply_arrivals(base, "gamma", rate=8.0, cv=2.0, seed=0)):
         cfg = SimConfig(record_steps=True, num_gpu_blocks=400, preemption="recompute")
-        _same_run(simulate(wl, make_policy("srtf"), cfg), simulate_cluster(wl, make_policy("srtf"), cfg, replicas=1))
+        _same_run(simulate(wl, make_policy("srtf"), cfg),
+                  simulate_cluster(wl, make_policy("srtf"), cfg, replicas=1, router=make_router(router)))
 
 
 @pytest.mark.parametrize("policy", ["fcfs", "srtf", "mlfq", "ltr", "ltr:starve=20,quantum=4"])
@@ -219,6 +221,26 @@ class BadRouter(Router):
 
     def route(self, request, now, replicas):
         return len(replicas)
+
+
+class Peeker(Router):
+    """Declares that it reads no state, then reads it."""
+
+    name = "peeker-test"
+    reads_state = False
+
+    def route(self, request, now, replicas):
+        return min(replicas, key=lambda r: r.outstanding_requests).index
+
+
+def test_stateless_routers_route_before_the_run():
+    """round-robin and random never read the replicas' state: every request is routed before the run, and
+    a router that says so but reads the state gets a one-line error."""
+    assert not make_router("round-robin").reads_state and not make_router("random").reads_state
+    assert make_router("least-outstanding").reads_state
+    wl = make_workload([20] * 6, [10] * 6, np.arange(6) * 0.5)
+    with pytest.raises(UserError, match="declares reads_state = False"):
+        simulate_cluster(wl, make_policy("fcfs"), SimConfig(profile=LinearProfile()), replicas=2, router=Peeker())
 
 
 def test_bad_router_answer_and_missing_columns_are_user_errors():

@@ -102,10 +102,14 @@ class Router:
     Class attributes:
         name: registry name (spec strings are ``name`` or ``name:key=value,...``).
         needs: workload columns that must hold real values, e.g. ``("score",)`` (checked before a run).
+        reads_state: False for a router that never reads the replicas' state (only their number and
+            indices): the host may then route every request, in arrival order, before the run starts, and
+            the replicas run without pausing at each arrival (faster). Reading the state anyway is an error.
     """
 
     name: ClassVar[str] = "router"
     needs: ClassVar[tuple[str, ...]] = ()
+    reads_state: ClassVar[bool] = True
 
     def prepare(self, requests: Mapping[str, np.ndarray], num_replicas: int) -> None:
         """Called once before a run with the whole workload (the columns a policy's ``prepare`` gets:

@@ -13,6 +13,7 @@ class RoundRobin(Router):
     """Replicas in turn: request k (in arrival order) goes to replica k mod N."""
 
     name = "round-robin"
+    reads_state = False
 
     def __init__(self):
         self._next = 0
@@ -31,6 +32,7 @@ class Random(Router):
     """A uniformly random replica, seeded: the same workload and seed give the same assignment."""
 
     name = "random"
+    reads_state = False
 
     def __init__(self, seed: int = 0):
         if seed < 0:

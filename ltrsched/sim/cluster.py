@@ -1,17 +1,21 @@
 """A cluster: N identical replicas behind a router, in one SimPy environment.
 
 Each replica (same profile, configuration and policy spec; a policy object of its own) runs the lone
-replica's loop (:class:`ltrsched.sim.replica.Replica`), fed through an :class:`Inbox`. An arrival
+replica's loop (:class:`ltrsched.sim.replica.Replica`) on a request table of its own, fed through an
+:class:`Inbox`. An arrival
 process walks the requests in arrival order; at each arrival time it asks the router for a replica,
 given a :class:`ReplicaState` view of every replica at that instant, and queues the request there.
 
-Consistent views: a replica runs a step without a SimPy event only while no other event is due before the
-step ends, so no replica has started a step after a pending arrival when that arrival is routed. A replica
-in the middle of a step shows the state the step started from (its batch formed, its KV allocated).
-Arrivals are processed before any other event of the same instant (SimPy's URGENT priority), so a request
-arriving at ``t`` is on its replica before that replica forms a batch at ``t``, as with a lone replica; a
-step that ends exactly at ``t`` shows its state from before it ended. With one replica the result is
-bit-identical to :func:`ltrsched.sim.simulate` (tested on the whole golden grid).
+Consistent views: a replica runs its steps without SimPy events until the next arrival to be routed (the
+shared :class:`Horizon`; other replicas' steps cannot affect it), and ends the step that spans it with a
+SimPy Timeout, so no replica has started a step after an arrival when that arrival is routed. A replica in
+the middle of a step shows the state the step started from (its batch formed, its KV allocated). Arrivals
+are processed before any other event of the same instant (SimPy's URGENT priority), so a request arriving
+at ``t`` is on its replica before that replica forms a batch at ``t``, as with a lone replica; a step that
+ends exactly at ``t`` shows its state from before it ended. A router that never reads the state
+(``Router.reads_state = False``: round-robin, random) routes every request before the run instead, and
+each replica then runs without pausing. With one replica the result is bit-identical to
+:func:`ltrsched.sim.simulate` (tested on the whole golden grid).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from ltrsched.policies.base import Policy
 from ltrsched.policies.needs import check_needs
 from ltrsched.routers.base import ReplicaView, Router
 from ltrsched.sim.config import SimConfig
-from ltrsched.sim.inbox import Inbox
+from ltrsched.sim.inbox import Horizon, Inbox
 from ltrsched.sim.replica import Replica, StepTrace
 from ltrsched.sim.request_table import RequestTable
 from ltrsched.sim.simulate import (
@@ -52,14 +56,13 @@ MAX_REPLICAS = 4096
 class ReplicaState(ReplicaView):
     """A router's view of one simulated replica (read live from the replica, see :class:`ReplicaView`)."""
 
-    __slots__ = ("index", "num_gpu_blocks", "_replica", "_inbox", "_table")
+    __slots__ = ("index", "num_gpu_blocks", "_replica", "_inbox")
 
-    def __init__(self, index: int, replica: Replica, inbox: Inbox, table: RequestTable):
+    def __init__(self, index: int, replica: Replica, inbox: Inbox):
         self.index = index
         self.num_gpu_blocks = replica.limits.num_gpu_blocks
         self._replica = replica
         self._inbox = inbox
-        self._table = table
 
     @property
     def outstanding_requests(self) -> int:
@@ -69,20 +72,23 @@ class ReplicaState(ReplicaView):
     def kv_blocks_in_use(self) -> int:
         return self._replica.blocks_in_use
 
+    def _local(self) -> np.ndarray:
+        """The outstanding requests' rows in the replica's table: live, then routed and not yet admitted."""
+        live, admitted, count = self._replica.live, self._replica.num_admitted, self._inbox.count
+        return np.concatenate((live, np.arange(admitted, count))) if count > admitted else live
+
     @property
     def requests(self) -> np.ndarray:
-        live = self._replica.live
-        queued = self._inbox.rows[self._replica.num_admitted:self._inbox.count]  # routed, not yet admitted
-        return np.concatenate((live, queued)) if len(queued) else live
+        return self._inbox.rows[self._local()]
 
     @property
     def generated_tokens(self) -> np.ndarray:
-        return self._table.generated_tokens[self.requests]
+        return self._inbox.table.generated_tokens[self._local()]
 
     @property
     def context_tokens(self) -> int:
-        rows = self.requests
-        return int(self._table.prompt_tokens[rows].sum() + self._table.generated_tokens[rows].sum())
+        rows, table = self._local(), self._inbox.table
+        return int(table.prompt_tokens[rows].sum() + table.generated_tokens[rows].sum())
 
 
 class _ArrivalTimeout(Timeout):
@@ -97,31 +103,78 @@ class _ArrivalTimeout(Timeout):
         env.schedule(self, URGENT, delay)
 
 
-def _route_arrivals(env: simpy.Environment, table: RequestTable, router: Router, views: Sequence[ReplicaState],
-                    inboxes: Sequence[Inbox], assigned: np.ndarray, stop_time: float | None):
-    """SimPy process: route every request at its arrival time (same-instant arrivals in row order), then
-    close the inboxes. Requests arriving at or after ``stop_time`` are not routed (no replica would admit
-    them)."""
+def _arrival_ordered(table: RequestTable) -> bool:
+    """Whether the arrival order (arrival time, ties by row) lists requests by arrival, ties by request id."""
     order = np.argsort(table.arrival_time, kind="stable")
-    rows = order.tolist()
-    times = table.arrival_time[order].tolist()
-    horizon = float("inf") if stop_time is None else stop_time
-    n_replicas = len(views)
-    for row, at in zip(rows, times):
-        if at >= horizon:
-            break
+    return bool((np.lexsort((table.request_id[order], table.arrival_time[order])) == np.arange(len(order))).all())
+
+
+class _BlindView(ReplicaView):
+    """What a router that declares ``reads_state = False`` gets: the replica's index, no state."""
+
+    __slots__ = ("index", "num_gpu_blocks", "_router")
+
+    def __init__(self, index: int, num_gpu_blocks: int, router: Router):
+        self.index, self.num_gpu_blocks, self._router = index, num_gpu_blocks, router
+
+    def __getattribute__(self, name: str):
+        if name in ("outstanding_requests", "kv_blocks_in_use", "requests", "generated_tokens", "context_tokens",
+                    "kv_utilization"):
+            router = object.__getattribute__(self, "_router")
+            raise UserError(f"router {router.spec()!r} read the replicas' state ({name}) but declares "
+                            "reads_state = False; remove that declaration")
+        return object.__getattribute__(self, name)
+
+
+def _arrivals(table: RequestTable, stop_time: float | None) -> tuple[list[int], list[float]]:
+    """Rows and arrival times [s] in arrival order (ties by row), those arriving at or after ``stop_time``
+    left out (no replica would admit them)."""
+    order = np.argsort(table.arrival_time, kind="stable")
+    times = table.arrival_time[order]
+    if stop_time is not None:
+        order = order[times < stop_time]
+        times = times[: len(order)]
+    return order.tolist(), times.tolist()
+
+
+def _route_one(router: Router, row: int, at: float, views, table: RequestTable) -> int:
+    choice = router.route(row, at, views)
+    try:
+        k = operator.index(choice)
+    except TypeError:
+        k = -1
+    if not 0 <= k < len(views):
+        raise UserError(f"router {router.spec()!r} returned {choice!r} for request {table.request_id[row]}; "
+                        f"expected a replica index in 0..{len(views) - 1}")
+    return k
+
+
+def _route_arrivals(env: simpy.Environment, table: RequestTable, router: Router, views: Sequence[ReplicaState],
+                    inboxes: Sequence[Inbox], horizon: Horizon, assigned: np.ndarray, stop_time: float | None):
+    """SimPy process: route every request at its arrival time (same-instant arrivals in row order), then
+    close the inboxes. ``horizon`` always holds the next arrival still to be routed."""
+    rows, times = _arrivals(table, stop_time)
+    horizon.time = times[0] if times else float("inf")
+    for j, (row, at) in enumerate(zip(rows, times)):
         if at > env.now:
             yield _ArrivalTimeout(env, at - env.now)
-        choice = router.route(row, at, views)
-        try:
-            k = operator.index(choice)
-        except TypeError:
-            k = -1
-        if not 0 <= k < n_replicas:
-            raise UserError(f"router {router.spec()!r} returned {choice!r} for request {table.request_id[row]}; "
-                            f"expected a replica index in 0..{n_replicas - 1}")
+        k = _route_one(router, row, at, views, table)
         assigned[row] = k
-        inboxes[k].put(row, at)
+        inboxes[k].put(row)
+        horizon.time = times[j + 1] if j + 1 < len(times) else float("inf")
+    for inbox in inboxes:
+        inbox.close()
+
+
+def _route_up_front(table: RequestTable, router: Router, inboxes: Sequence[Inbox], num_gpu_blocks: int,
+                    assigned: np.ndarray, stop_time: float | None) -> None:
+    """Route every request before the run (a router that never reads the replicas' state), so that the
+    replicas need not pause at each other's arrivals."""
+    views = [_BlindView(k, num_gpu_blocks, router) for k in range(len(inboxes))]
+    for row, at in zip(*_arrivals(table, stop_time)):
+        k = _route_one(router, row, at, views, table)
+        assigned[row] = k
+        inboxes[k].put(row)
     for inbox in inboxes:
         inbox.close()
 
@@ -158,20 +211,26 @@ def simulate_cluster(workload: Workload, policy: Policy, config: SimConfig | Non
         from tqdm import tqdm
 
         bar = tqdm(total=n, unit="req", desc=f"simulate {policy.name} x{replicas}", leave=False)
-    inboxes = [Inbox(env, n) for _ in range(replicas)]
+    horizon, ordered = Horizon(), _arrival_ordered(table)
+    inboxes = [Inbox(env, table, ordered, horizon) for _ in range(replicas)]
     traces = [StepTrace() if config.record_steps else None for _ in range(replicas)]
-    fleet = [make_replica(env, setup, policies[k], config, trace=traces[k], inbox=inboxes[k],
-                          on_progress=bar.update if bar else None) for k in range(replicas)]
-    views = [ReplicaState(k, fleet[k], inboxes[k], table) for k in range(replicas)]
+    fleet = [make_replica(env, setup, policies[k], config, table=inboxes[k].table, trace=traces[k],
+                          inbox=inboxes[k], on_progress=bar.update if bar else None) for k in range(replicas)]
+    views = [ReplicaState(k, fleet[k], inboxes[k]) for k in range(replicas)]
     assigned = np.full(n, -1, dtype=np.int64)
     wall = time.perf_counter()
-    env.process(_route_arrivals(env, table, router, views, inboxes, assigned, config.stop_time))  # first: t=0
+    if router.reads_state:
+        env.process(_route_arrivals(env, table, router, views, inboxes, horizon, assigned, config.stop_time))  # first
+    else:
+        _route_up_front(table, router, inboxes, setup.limits.num_gpu_blocks, assigned, config.stop_time)
     for replica in fleet:
         env.process(replica.run())
     env.run()
     wall = time.perf_counter() - wall
     if bar is not None:
         bar.close()
+    for inbox in inboxes:
+        inbox.scatter()
     finished = check_finished(table, config)
 
     replica_col = pl.Series("replica", assigned, dtype=pl.Int64)

@@ -132,12 +132,13 @@ class Replica:
         trace: a StepTrace to fill, or None.
         on_progress: called with the number of requests finished in a step (for progress bars).
         stop_time: end the run at this simulated time [s] (None: when every request has finished).
-        inbox: in a cluster, where the router queues this replica's requests (see :class:`Inbox`);
-            None: the replica serves every request of the table at its arrival time.
+        inbox: in a cluster, where the router queues this replica's requests, in the inbox's own table
+            (``table`` is then ``inbox.table``; see :class:`Inbox`); None: the replica serves every request
+            of the table at its arrival time.
 
     Read by a cluster's router between steps (see ``ltrsched.sim.cluster``): ``live`` (the live requests'
-    table rows), ``num_admitted``, ``num_finished``, ``blocks_in_use`` (a step under way counts its
-    allocation).
+    table rows), ``num_admitted`` (rows admitted: 0..num_admitted-1 in a cluster), ``num_finished``,
+    ``blocks_in_use`` (a step under way counts its allocation).
     """
 
     def __init__(
@@ -187,8 +188,9 @@ class Replica:
         one Timeout per step, without its cost. When another event is due first (another process, or
         ``env.run(until=...)``), the step ends with a real Timeout and SimPy's clock catches up. (A
         Timeout of ``end - env.now`` ends exactly at ``end``: for 0 <= a <= b, a + (b - a) == b in
-        floating point.) So in a cluster, a replica never runs a step that starts after an event still
-        due (an arrival to route, another replica's step end).
+        floating point.) In a cluster the only other events that matter are the router's: the replica
+        runs ahead of SimPy's clock up to the next arrival (``inbox.horizon``), so it never runs a step
+        that starts after an arrival still to be routed, and other replicas' steps do not interrupt it.
         """
         t = self.t
         env = self.env
@@ -198,13 +200,19 @@ class Replica:
         if inbox is None:
             arrival_order = np.argsort(t.arrival_time, kind="stable")
             arrivals = t.arrival_time[arrival_order]
-        else:  # filled by the router as requests arrive (rows in arrival order; +inf where none yet)
-            arrival_order, arrivals = inbox.rows, inbox.times
-        n = len(arrival_order)
-        # rows sorted by arrival, ties by request id: every live set lists its requests in the competition
-        # order's tie-break (admissions append later rows, finishes keep a subsequence), which
-        # LiveView.order_by then need not sort by
-        arrival_ordered = bool(count_nonzero(np.lexsort((t.request_id, t.arrival_time)) != np.arange(n)) == 0)
+            n = len(arrival_order)
+            # rows sorted by arrival, ties by request id: every live set lists its requests in the competition
+            # order's tie-break (admissions append later rows, finishes keep a subsequence), which
+            # LiveView.order_by then need not sort by
+            arrival_ordered = bool(count_nonzero(np.lexsort((t.request_id, t.arrival_time)) != np.arange(n)) == 0)
+        else:  # the router fills the inbox's table in arrival order (+inf arrival times where not yet)
+            if t is not inbox.table:
+                raise ValueError("a replica with an inbox serves the inbox's table")
+            arrival_order = np.arange(len(t.arrival_time))
+            arrivals = t.arrival_time
+            n = len(arrival_order)
+            arrival_ordered = inbox.arrival_ordered
+        peek = env.peek if inbox is None else inbox.horizon.peek  # when the next event that matters is due
         next_arrival = 0
         live = np.zeros(0, dtype=np.int64)
         columns = t.live_columns(lambda idx: self.steps - 1 - t.last_run_step[idx])
@@ -236,7 +244,7 @@ class Replica:
                     continue
                 wake = min(arrivals[next_arrival], self.stop_time)
                 now = now + (wake - now)  # what a SimPy timeout of (wake - now) ends at
-                if env.peek() <= now:
+                if peek() <= now:
                     yield env.timeout(now - env.now)
                 continue
 
@@ -305,7 +313,7 @@ class Replica:
             dt = self.step_time(shape) + swap_blocks * self.swap_seconds_per_block
             start = float(now)
             end = now + dt  # what a SimPy timeout of dt ends at
-            if env.peek() <= end:  # another event is due first: let SimPy run it
+            if peek() <= end:  # another event is due first: let SimPy run it
                 self.blocks_in_use = plan.blocks_in_use  # (what a router sees in the meantime)
                 yield env.timeout(end - env.now)
             now = end
@@ -516,6 +524,4 @@ class Replica:
         tr.num_batched_tokens.append(plan.num_batched_tokens)
         tr.num_finished.append(num_finished)
         res = (t.state == RUNNING) | (t.state == PAUSED)
-        if self.inbox is not None:  # a cluster's table: this replica's requests only
-            res[~self.inbox.owned(len(res))] = False
         tr.resident_blocks.append(int((-(-t.computed_tokens[res] // self.limits.block_size)).sum()))

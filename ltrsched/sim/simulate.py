@@ -114,11 +114,14 @@ def setup_run(workload: Workload, policy: Policy, config: SimConfig) -> RunSetup
     return RunSetup(profile, limits, table, host_blocks, swap_s_per_block)
 
 
-def make_replica(env: simpy.Environment, setup: RunSetup, policy: Policy, config: SimConfig, **kwargs) -> Replica:
-    """A replica serving ``setup``'s table under ``policy`` (``kwargs``: trace, on_progress, inbox)."""
+def make_replica(env: simpy.Environment, setup: RunSetup, policy: Policy, config: SimConfig,
+                 table: RequestTable | None = None, **kwargs) -> Replica:
+    """A replica serving ``table`` (default: ``setup``'s) under ``policy`` (``kwargs``: trace, on_progress,
+    inbox)."""
     return Replica(
-        env, setup.table, policy, setup.limits, setup.profile.step_time, setup.swap_s_per_block,
-        setup.host_blocks, preemption=config.preemption, stop_time=config.stop_time, **kwargs,
+        env, setup.table if table is None else table, policy, setup.limits, setup.profile.step_time,
+        setup.swap_s_per_block, setup.host_blocks, preemption=config.preemption, stop_time=config.stop_time,
+        **kwargs,
     )
 
 
