@@ -6,8 +6,12 @@ fleet's capacity simulates >= 500x faster than real time (simulated makespan / w
     python benchmarks/bench_cluster.py [--replicas 8] [--num-requests 16000] [--rate 144] [--repeat 3]
 
 The built-in ShareGPT workload has 4,000 evaluation requests; more are made by repeating them (each
-copy a new request id, arrivals drawn afresh by the Poisson process). Also prints, for scale, one replica
-serving 1/N of the requests at 1/N of the rate (the lone simulator: the cost of a replica-second).
+copy a new request id, arrivals drawn afresh by the Poisson process). For scale, the last line simulates
+the round-robin cluster's N request subsets one after the other on the lone simulator (the same steps as
+the round-robin cluster, without a cluster): "vs lone" is a cluster's cost over that.
+
+Each case runs ``--repeat`` times, the cases interleaved; the best wall time and the best CPU time of this
+process (``time.process_time``: on a shared machine, what the simulation itself cost one core) are kept.
 """
 
 from __future__ import annotations
@@ -40,15 +44,6 @@ def workload(name: str, n: int, rate: float, seed: int = 0):
     return apply_arrivals(wl, "poisson", rate=rate, seed=seed)
 
 
-def best_of(repeat: int, fn):
-    walls, result = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = fn()
-        walls.append(time.perf_counter() - t0)
-    return min(walls), result
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workload", default="sharegpt")
@@ -57,30 +52,45 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=144.0, help="fleet arrival rate [req/s]")
     ap.add_argument("--profile", default="a100-llama3-8b")
     ap.add_argument("--policy", default="fcfs")
-    ap.add_argument("--routers", default="least-outstanding,round-robin")
+    ap.add_argument("--routers", default="round-robin,least-outstanding")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, python "
           f"{platform.python_version()}, load average {os.getloadavg()[0]:.2f} (other processes slow the wall times)")
     wl = workload(args.workload, args.num_requests, args.rate)
+    subsets = [wl.with_df(wl.df.filter(pl.int_range(pl.len()) % args.replicas == k)) for k in range(args.replicas)]
     config = SimConfig(profile=args.profile)
     print(f"workload {args.workload} n={len(wl)} poisson {args.rate} req/s, profile {args.profile}, "
-          f"policy {args.policy}, {args.replicas} replicas")
-    print(f"{'router':<22}{'makespan [s]':>13}{'wall [s]':>10}{'speedup':>9}{'steps':>8}{'us/step':>9}"
-          f"{'ttft p90':>10}{'lat/tok':>9}")
-    for spec in args.routers.split(","):
-        wall, r = best_of(args.repeat, lambda: simulate_cluster(wl, make_policy(args.policy), config, args.replicas,
-                                                                 make_router(spec)))
-        s = r.summary
-        print(f"{spec:<22}{s['makespan']:>13.1f}{wall:>10.3f}{s['makespan'] / wall:>8.0f}x{s['steps']:>8}"
-              f"{wall / s['steps'] * 1e6:>9.1f}{s['ttft_p90']:>10.3f}{s['latency_per_token_mean']:>9.4f}")
-    # for scale: one replica's share, on the lone simulator
-    share = workload(args.workload, args.num_requests // args.replicas, args.rate / args.replicas)
-    wall, r = best_of(args.repeat, lambda: simulate(share, make_policy(args.policy), config))
-    s = r.summary
-    print(f"{'lone replica, 1/N':<22}{s['makespan']:>13.1f}{wall:>10.3f}{s['makespan'] / wall:>8.0f}x{s['steps']:>8}"
-          f"{wall / s['steps'] * 1e6:>9.1f}{s['ttft_p90']:>10.3f}{s['latency_per_token_mean']:>9.4f}")
+          f"policy {args.policy}, {args.replicas} replicas; wall: best of {args.repeat}, cases interleaved")
+    cases = {spec: (lambda spec=spec: simulate_cluster(wl, make_policy(args.policy), config, args.replicas,
+                                                       make_router(spec))) for spec in args.routers.split(",")}
+    lone = f"{args.replicas} lone replicas"
+    cases[lone] = lambda: [simulate(sub, make_policy(args.policy), config) for sub in subsets]
+    walls: dict[str, list[float]] = {name: [] for name in cases}
+    cpus: dict[str, list[float]] = {name: [] for name in cases}
+    results = {}
+    for _ in range(args.repeat):
+        for name, fn in cases.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            results[name] = fn()
+            walls[name].append(time.perf_counter() - t0)
+            cpus[name].append(time.process_time() - c0)
+    print(f"{'case':<22}{'makespan [s]':>13}{'steps':>8}{'ttft p90':>10}{'lat/tok':>9}"
+          f"{'wall [s]':>10}{'speedup':>9}{'cpu [s]':>9}{'speedup':>9}{'us/step':>9}{'cpu vs lone':>13}")
+    lone_cpu = min(cpus[lone])
+    runs = results.pop(lone)  # the subsets' runs, summarised as one fleet
+    every = pl.concat([r.requests for r in runs])
+    results[lone] = runs[0].__class__(every, {
+        "makespan": float(every["finish_time"].max() - every["arrival_time"].min()),
+        "steps": sum(r.summary["steps"] for r in runs), "ttft_p90": float(every["ttft"].quantile(0.9, "linear")),
+        "latency_per_token_mean": float(every["latency_per_token"].mean())})
+    for name, r in results.items():
+        s, wall, cpu = r.summary, min(walls[name]), min(cpus[name])
+        vs = f"{cpu / lone_cpu:>12.2f}x" if name != lone else f"{'':>13}"
+        print(f"{name:<22}{s['makespan']:>13.1f}{s['steps']:>8}{s['ttft_p90']:>10.3f}{s['latency_per_token_mean']:>9.4f}"
+              f"{wall:>10.3f}{s['makespan'] / wall:>8.0f}x{cpu:>9.3f}{s['makespan'] / cpu:>8.0f}x"
+              f"{cpu / s['steps'] * 1e6:>9.1f}{vs}")
 
 
 if __name__ == "__main__":

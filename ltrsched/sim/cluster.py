@@ -171,11 +171,12 @@ def _route_up_front(table: RequestTable, router: Router, inboxes: Sequence[Inbox
     """Route every request before the run (a router that never reads the replicas' state), so that the
     replicas need not pause at each other's arrivals."""
     views = [_BlindView(k, num_gpu_blocks, router) for k in range(len(inboxes))]
-    for row, at in zip(*_arrivals(table, stop_time)):
-        k = _route_one(router, row, at, views, table)
-        assigned[row] = k
-        inboxes[k].put(row)
-    for inbox in inboxes:
+    rows, times = _arrivals(table, stop_time)
+    for row, at in zip(rows, times):
+        assigned[row] = _route_one(router, row, at, views, table)
+    rows = np.asarray(rows, dtype=np.int64)
+    for k, inbox in enumerate(inboxes):
+        inbox.put_many(rows[assigned[rows] == k])  # (still in arrival order)
         inbox.close()
 
 

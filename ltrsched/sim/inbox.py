@@ -66,6 +66,15 @@ class Inbox:
         self.count = k + 1
         self._notify()
 
+    def put_many(self, rows: np.ndarray) -> None:
+        """Queue the cluster table's rows ``rows`` (in arrival order, none before the last one queued)."""
+        k, m = self.count, len(rows)
+        for local, shared in self._pairs:
+            local[k:k + m] = shared[rows]
+        self.rows[k:k + m] = rows
+        self.count = k + m
+        self._notify()
+
     def close(self) -> None:
         """No more requests will come; an idle replica ends its run."""
         self.closed = True
