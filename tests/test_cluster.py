@@ -315,8 +315,8 @@ def test_run_keys_of_lone_replicas_are_unchanged():
     """Runs cached before clusters existed keep their hashes: a lone replica's key has no cluster fields."""
     from ltrsched.experiments.runspec import RunSpec
 
-    lone = RunSpec(experiment="sweep", setting="s", label="l", workload="sharegpt", policy="fcfs", profile="p")
+    lone = RunSpec(experiment="sweep", setting="s", label="l", workload="sharegpt", policy="fcfs", profile="a100-llama3-8b")
     assert "replicas" not in lone.key() and "router" not in lone.key()
-    two = RunSpec(experiment="sweep", setting="s", label="l", workload="sharegpt", policy="fcfs", profile="p",
+    two = RunSpec(experiment="sweep", setting="s", label="l", workload="sharegpt", policy="fcfs", profile="a100-llama3-8b",
                   replicas=2, router="round-robin")
     assert two.key()["replicas"] == 2 and two.run_hash() != lone.run_hash()

@@ -122,3 +122,20 @@ def test_router_plugin_file(tmp_path):
     picks = {r.route(i, 0.0, v) for i in range(50)}
     assert picks <= {0, 1, 2} and 1 in picks  # never the busiest replica; the idlest when sampled
     assert r.spec() == "power-of-two:seed=1"
+
+
+def test_a_plugin_routers_code_is_part_of_a_cluster_runs_key():
+    """As for plugin policies: editing a plugin router's file must not reuse cached cluster runs."""
+    from pathlib import Path
+
+    from ltrsched.experiments.runspec import RunSpec
+    from ltrsched.policies import load_plugin
+    from ltrsched.routers.registry import router_source
+
+    load_plugin(str(Path(__file__).resolve().parents[1] / "examples" / "routers" / "power_of_two.py"))
+    assert router_source("round-robin") is None
+    source = router_source("power-of-two:seed=2")
+    assert source is not None and len(source["sha256"]) == 64
+    spec = RunSpec(experiment="sweep", setting="s", label="l", workload="sharegpt", policy="fcfs",
+                   profile="a100-llama3-8b", replicas=2, router="power-of-two")
+    assert spec.key()["inputs"]["router"] == source

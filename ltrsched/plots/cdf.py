@@ -8,6 +8,7 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
+from ltrsched import atomic
 from ltrsched.errors import UserError
 from ltrsched.outputs import check_out_file
 
@@ -77,11 +78,10 @@ def plot_cdf_grid(groups: Sequence[tuple[str, Lines]], path: str | Path, title: 
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    try:
+        return atomic.write_figure(path, fig, dpi=120)
+    finally:
+        plt.close(fig)
 
 
 def plot_cdfs(lines: Lines, path: str | Path, title: str = "") -> Path:

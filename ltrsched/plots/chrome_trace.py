@@ -9,12 +9,12 @@ microseconds (the trace-event format's unit). Counters drop to zero while a repl
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from ltrsched import atomic
 from ltrsched.errors import UserError
 
 US = 1e6  # microseconds per second
@@ -83,15 +83,9 @@ def _replica_events(pid: int, steps: pl.DataFrame) -> list[dict[str, Any]]:
 
 
 def write_chrome_trace(result, path: str | Path) -> Path:
-    """Write ``result``'s step trace (a :class:`ltrsched.results.RunResult` with steps) as trace-event JSON;
-    the file appears whole."""
+    """Write ``result``'s step trace (a :class:`ltrsched.results.RunResult` with steps) as trace-event JSON,
+    atomically and durably (:mod:`ltrsched.atomic`)."""
     if result.steps is None:
         raise UserError("the run has no step trace; simulate with --record-steps (or --trace)")
     doc = chrome_trace(result.steps, result.meta)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as fh:
-        json.dump(doc, fh, separators=(",", ":"))
-    tmp.replace(path)
-    return path
+    return atomic.write_text(path, json.dumps(doc, separators=(",", ":")))

@@ -22,9 +22,10 @@ class LeastOutstanding(Router):
 class LeastKV(Router):
     """The replica with the least KV load (blocks in use, or tokens of its requests).
 
-    Ties by outstanding requests, then the lowest index. ``by=blocks``: KV blocks in use on the GPU now (what a real router reads from the engine's metrics;
-    queued requests hold none yet). ``by=tokens``: prompt + generated tokens of the outstanding
-    requests, queued ones included (the KV they hold or will need).
+    Ties by outstanding requests, then the lowest index. ``by=blocks``: KV blocks in use on the GPU now
+    (what a real router reads from the engine's metrics; queued requests hold none yet). ``by=tokens``:
+    prompt + generated tokens of the outstanding requests, queued ones included (the KV they hold or will
+    need).
     """
 
     name = "least-kv"
