@@ -77,6 +77,7 @@ def _prepare_predictors(specs) -> None:
 #: Sweep keys holding a list, and the type of its items.
 SWEEP_LISTS: dict[str, type | tuple[type, ...]] = {
     "workloads": str, "policies": str, "profiles": str, "rates": (int, float), "seeds": int,
+    "replicas": int, "routers": str,
 }
 #: Sweep keys holding one value, and its type.
 SWEEP_SCALARS: dict[str, type | tuple[type, ...]] = {
@@ -153,6 +154,8 @@ def _check_sweep_values(data: dict, path: Path) -> None:
     for key in ("num_requests", "max_num_batched_tokens", "max_num_seqs"):
         if data.get(key, 1) < 1:
             raise UserError(f"{path}: {key!r} must be >= 1, got {data[key]}")
+    if any(r < 1 for r in data.get("replicas", [])):
+        raise UserError(f"{path}: 'replicas' must be >= 1, got {data['replicas']}")
     if any(s < 0 for s in data.get("seeds", [])):
         raise UserError(f"{path}: 'seeds' must be >= 0, got {data['seeds']}")
     if data.get("preemption", "swap") not in ("swap", "recompute"):
@@ -163,6 +166,19 @@ def _check_sweep_values(data: dict, path: Path) -> None:
     check_scoring(data.get("scoring", "none"))
 
 
+def _clusters(data: dict) -> list[tuple[int, str | None]]:
+    """(replicas, router) pairs of a sweep: a lone replica has no router; routers are checked here."""
+    from ltrsched.routers import make_router
+
+    routers = data.get("routers", ["round-robin"])
+    for spec in routers:
+        make_router(spec)  # fail early on a bad spec
+    pairs = []
+    for n in data.get("replicas", [1]):
+        pairs.extend([(n, None)] if n == 1 else [(n, r) for r in routers])
+    return list(dict.fromkeys(pairs))
+
+
 @click.command()
 @click.argument("sweep_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("sweep"), show_default=True)
@@ -171,7 +187,8 @@ def sweep(sweep_file, out, jobs):
     """Run policies x workloads x rates x profiles from a TOML/JSON file; write OUT/sweep.csv.
 
     Keys: policies (list, required), workloads, profiles, arrival, rates, num_requests, duration, seeds,
-    scoring (e.g. "approx-score:tau=0.6" for LTR), max_num_batched_tokens, max_num_seqs, preemption.
+    scoring (e.g. "approx-score:tau=0.6" for LTR), max_num_batched_tokens, max_num_seqs, preemption,
+    replicas (e.g. [1, 8]) and routers (e.g. ["round-robin", "least-outstanding"]; used where replicas > 1).
     rates and duration need arrival = "poisson", "gamma" or "replay" (burst, the default, puts every
     request at t = 0; a sweep that sets them with burst is refused).
     """
@@ -192,6 +209,7 @@ def sweep(sweep_file, out, jobs):
         make_policy(spec)  # fail early on a bad spec
     for prof in data.get("profiles", []):
         load_profile(prof)
+    clusters = _clusters(data)
     arrival = data.get("arrival", "burst")
     rates = data.get("rates", [None])  # (none with burst arrivals: refused above)
     specs = [
@@ -199,16 +217,19 @@ def sweep(sweep_file, out, jobs):
                 num_requests=data.get("num_requests"), arrival=arrival, rate=r, duration=data.get("duration"),
                 scoring=data.get("scoring", "none"), seed=seed,
                 max_num_batched_tokens=data.get("max_num_batched_tokens", 768), max_num_seqs=data.get("max_num_seqs", 256),
-                preemption=data.get("preemption", "swap"))
-        for w, p, prof, r, seed in itertools.product(data.get("workloads", ["sharegpt"]), data["policies"],
-                                                     data.get("profiles", ["a100-llama3-8b"]), rates, data.get("seeds", [0]))
+                preemption=data.get("preemption", "swap"), replicas=n, router=router)
+        for w, p, prof, r, seed, (n, router) in itertools.product(
+            data.get("workloads", ["sharegpt"]), data["policies"], data.get("profiles", ["a100-llama3-8b"]), rates,
+            data.get("seeds", [0]), clusters)
     ]
     stats = run_all(specs, out, jobs=jobs, progress=sys.stderr.isatty(), desc="sweep")
     rows = []
     for s in specs:
         summ = load_summary(out, s)
+        cluster = {"replicas": s.replicas, "router": s.router} if clusters != [(1, None)] else {}
         rows.append({"workload": s.workload, "policy": s.policy, "profile": s.profile, "arrival": s.arrival,
-                     "rate": s.rate, "seed": s.seed, **{k: v for k, v in summ.items() if isinstance(v, (int, float))}})
+                     "rate": s.rate, "seed": s.seed, **cluster,
+                     **{k: v for k, v in summ.items() if isinstance(v, (int, float)) and k != "num_replicas"}})
     table = pl.DataFrame(rows)
     atomic.write_csv(out / "sweep.csv", table)
     with pl.Config(tbl_rows=100, tbl_width_chars=160, float_precision=3):
