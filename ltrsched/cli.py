@@ -13,9 +13,11 @@ from ltrsched.errors import RunFailedError, UserError
 
 #: command name -> ("module:attribute" of its click command, one-line help for `ltrsched --help`).
 COMMANDS: dict[str, tuple[str, str]] = {
-    "simulate": ("ltrsched.sim.commands:simulate", "Simulate one policy serving one workload."),
+    "simulate": ("ltrsched.sim.commands:simulate", "Simulate one policy serving one workload (one replica or a cluster)."),
     "profiles": ("ltrsched.sim.profiles.commands:profiles", "List step-time profiles."),
     "policies": ("ltrsched.policies.commands:policies", "List scheduling policies and their parameters."),
+    "routers": ("ltrsched.routers.commands:routers", "List cluster routers and their parameters."),
+    "plot": ("ltrsched.plots.commands:plot", "CDF plots of runs and sweeps; Perfetto traces of runs."),
     "workloads": ("ltrsched.workloads.commands:workloads", "List built-in workloads."),
     "train": ("ltrsched.predictors.commands:train", "Train an output-length predictor (pairwise / ListMLE / classes)."),
     "predict": ("ltrsched.predictors.commands:predict", "Add predictor scores to a workload file."),

@@ -88,3 +88,19 @@ def format_summary(summary: dict, title: str = "") -> str:
             row += f"{summary[f'{m}_{k}']:>12.4f}"
         lines.append(row)
     return "\n".join(lines)
+
+
+def format_replicas(replicas: list[dict]) -> str:
+    """One line per replica of a cluster run: requests, latency per token, TTFT, TPOT, steps, busy time."""
+    header = (f"{'replica':>7}{'routed':>8}{'finished':>10}{'lat/tok mean':>14}{'ttft p90':>10}{'tpot mean':>11}"
+              f"{'steps':>8}{'busy [s]':>10}{'peak KV':>9}")
+    lines = [header, "-" * len(header)]
+    for r in replicas:
+        def num(key: str) -> str:
+            value = r.get(key, math.nan)
+            return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
+
+        lines.append(f"{r['replica']:>7}{r['num_routed']:>8}{r['num_finished']:>10}{num('latency_per_token_mean'):>14}"
+                     f"{num('ttft_p90'):>10}{num('tpot_mean'):>11}{r['steps']:>8}{r['busy_time']:>10.1f}"
+                     f"{r['peak_blocks_in_use']:>9}")
+    return "\n".join(lines)

@@ -11,7 +11,7 @@ import polars as pl
 
 from ltrsched import atomic
 from ltrsched.errors import UserError
-from ltrsched.metrics import format_summary
+from ltrsched.metrics import format_replicas, format_summary
 
 
 @dataclass
@@ -24,16 +24,21 @@ class RunResult:
         summary: run-level summary (makespan, throughput, mean/P50/P90/P99 of each metric, steps...).
         steps: per-step trace, if recorded (start, duration [s], batch sizes, blocks).
         meta: workload name, policy spec and parameters, configuration, host.
+        replicas: a cluster run's per-replica summaries (``ltrsched.sim.cluster``), else None.
     """
 
     requests: pl.DataFrame
     summary: dict[str, Any]
     steps: pl.DataFrame | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    replicas: list[dict[str, Any]] | None = None
 
     def table(self) -> str:
         title = f"{self.meta.get('workload', '')} | {self.meta.get('policy', '')} | {self.meta.get('profile', '')}"
-        return format_summary(self.summary, title)
+        if self.replicas is None:
+            return format_summary(self.summary, title)
+        title += f" | {len(self.replicas)} replicas, router {self.meta.get('router', '')}"
+        return format_summary(self.summary, title) + "\n\n" + format_replicas(self.replicas)
 
     def save(self, out_dir: str | Path) -> Path:
         """Write ``requests.parquet`` (+ ``steps.parquet``), then ``summary.json``; each file appears whole
@@ -43,7 +48,10 @@ class RunResult:
         atomic.write_parquet(out / "requests.parquet", self.requests)
         if self.steps is not None:
             atomic.write_parquet(out / "steps.parquet", self.steps)
-        text = json.dumps({"summary": self.summary, "meta": self.meta}, indent=2, default=str)
+        record = {"summary": self.summary, "meta": self.meta}
+        if self.replicas is not None:
+            record["replicas"] = self.replicas
+        text = json.dumps(record, indent=2, default=str)
         atomic.write_text(out / "summary.json", text)
         return out
 
@@ -57,7 +65,7 @@ class RunResult:
             requests = pl.read_parquet(out / "requests.parquet")
         except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
             raise UserError(f"cannot read the run in {out}: {str(exc).splitlines()[0]}") from None
-        return cls(requests, data["summary"], steps, data.get("meta", {}))
+        return cls(requests, data["summary"], steps, data.get("meta", {}), data.get("replicas"))
 
 
 def read_summary_file(path: str | Path) -> dict[str, Any]:

@@ -98,6 +98,9 @@ def test_the_search_varies_only_rate_and_seed():
     (["--slo", "ttft_p90=2", "--scoring", "approx-po:tau=2"], "tau must be in (0, 1], got 2.0"),
     (["--slo", "ttft_p90=2", "--address", "127.0.0.1:1"], "--address needs --backend ray"),
     (["--slo", "ttft_p90=2", "-n", "4001"], "asked for 4001 requests but the eval split has only 4000"),
+    (["--slo", "ttft_p90=2", "--quick", "--replicas", "4"], "asked for 8000 requests but the eval split has only 4000"),
+    (["--slo", "ttft_p90=2", "--replicas", "0"], "--replicas must be >= 1, got 0"),
+    (["--slo", "ttft_p90=2", "--replicas", "2", "--router", "nope"], "unknown router"),
 ])
 def test_bad_capacity_input_is_one_line_before_any_run(tmp_path, capsys, args, message):
     from ltrsched.cli import main
@@ -194,3 +197,26 @@ def test_parse_slo_accepts_every_summary_latency_metric():
 
     result = simulate(make_workload([10, 20, 30], [5, 6, 7]), make_policy("fcfs"), SimConfig(profile="a100-llama3-8b"))
     assert set(SLO_METRICS) <= set(result.summary) and set(SLO_METRICS) <= set(summarize(result.requests))
+
+
+def test_a_capacity_per_replica_count_and_router(tmp_path):
+    """--replicas / --router make templates like any other field: the runs are cluster runs (their keys
+    and summaries say so), and the table gets replicas and router columns."""
+    from ltrsched.experiments.runner import run_dir
+    from ltrsched.results import read_summary_file
+
+    out = tmp_path / "cap"
+    r = run_cli("capacity", "-w", "lmsys-like", "-n", "200", "--seeds", "1", "-p", "fcfs", "--max-num-seqs", "8",
+                "--replicas", "1", "--replicas", "2", "--router", "least-outstanding", "--slo", "ttft_p90=1.5",
+                "--tolerance", "0.2", "--start-rate", "2", "--out", str(out), "--jobs", "2")
+    assert r.returncode == 0, r.stderr[-2000:]
+    table = pl.read_csv(out / "capacity.csv")
+    assert table.columns[:4] == ["policy", "profile", "replicas", "router"]
+    assert table["replicas"].to_list() == [1, 2] and table["router"].to_list() == [None, "least-outstanding"]
+    lone, pair = table["capacity_rps"].to_list()
+    assert pair > lone  # two replicas serve more
+    template = RunSpec("capacity", "lmsys-like", "fcfs", workload="lmsys-like", policy="fcfs", profile="a100-llama3-8b",
+                       num_requests=200, arrival="poisson", max_num_seqs=8, replicas=2, router="least-outstanding")
+    doc = read_summary_file(run_dir(out, specs_at(template, pair, [0])[0]) / "summary.json")
+    assert doc["meta"]["run_spec"]["replicas"] == 2 and doc["summary"]["num_replicas"] == 2  # a cluster run
+    assert doc["meta"]["router"] == "least-outstanding"

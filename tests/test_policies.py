@@ -84,7 +84,8 @@ def test_row_order_of_the_workload_does_not_change_results(spec, arrival):
     from ltrsched.workloads import apply_arrivals
     from ltrsched.workloads.schema import Workload
 
-    wl = apply_arrivals(load_workload("sharegpt", num_requests=300, seed=0), arrival, rate=20, seed=0)
+    wl = apply_arrivals(load_workload("sharegpt", num_requests=300, seed=0), arrival,
+                        rate=None if arrival == "burst" else 20, seed=0)
     shuffled = Workload(wl.df.sample(fraction=1.0, shuffle=True, seed=1), wl.name, wl.meta)
     assert not shuffled.df["request_id"].equals(wl.df["request_id"])
     cfg = SimConfig(num_gpu_blocks=600)

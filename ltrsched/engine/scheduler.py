@@ -46,6 +46,7 @@ from ltrsched.engine.setup import EngineSetup, request_info, take_setup
 from ltrsched.engine.step_log import StepLog
 from ltrsched.policies.base import LiveView, Policy
 from ltrsched.policies.batching import BatchLimits, form_batch
+from ltrsched.policies.order_check import check_order
 from ltrsched.policies.step_shape import batch_step_shape
 
 
@@ -164,7 +165,7 @@ class PolicyScheduler(Scheduler):
         now = self.clock()
         step = self.num_steps
         view = LiveView(t.live_columns(step), t.live, now, step)
-        order = self.ranking_policy.rank(view)
+        order = check_order(self.ranking_policy.rank(view), view, self.ranking_policy)
         plan = form_batch(t.live[order], t.pending_tokens, t.computed_tokens, t.resident, self.limits,
                           self.blocks_in_use)
         reqs = self._requests

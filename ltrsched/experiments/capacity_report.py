@@ -20,10 +20,13 @@ SEARCH_FIELDS = {"rate", "seed", "arrival", *LABEL_FIELDS}
 
 def varying_fields(templates: Sequence[RunSpec]) -> list[str]:
     """``policy`` and ``profile``, then every other field whose value differs between templates (a
-    workload, a batch limit, a replica count, ...), in the dataclass's order."""
+    workload, a batch limit, a replica count, ...), in the dataclass's order; a cluster's fields also
+    when they are the same for all (a table of 8-replica capacities says so)."""
     names = [f.name for f in dataclasses.fields(RunSpec) if f.name not in SEARCH_FIELDS]
-    varying = [n for n in names if len({repr(getattr(t, n)) for t in templates}) > 1]
-    return ["policy", "profile", *(n for n in varying if n not in ("policy", "profile"))]
+    cluster = any(t.replicas > 1 for t in templates)
+    shown = [n for n in names if len({repr(getattr(t, n)) for t in templates}) > 1
+             or (cluster and n in ("replicas", "router"))]
+    return ["policy", "profile", *(n for n in shown if n not in ("policy", "profile"))]
 
 
 def capacity_table(searches: Sequence[Search], seeds: int) -> pl.DataFrame:

@@ -89,6 +89,7 @@ def _prepare_predictors(specs) -> None:
 #: Sweep keys holding a list, and the type of its items.
 SWEEP_LISTS: dict[str, type | tuple[type, ...]] = {
     "workloads": str, "policies": str, "profiles": str, "rates": (int, float), "seeds": int,
+    "replicas": int, "routers": str,
 }
 #: Sweep keys holding one value, and its type.
 SWEEP_SCALARS: dict[str, type | tuple[type, ...]] = {
@@ -153,6 +154,11 @@ def _check_sweep_values(data: dict, path: Path) -> None:
         raise UserError(f"{path}: 'arrival' must be one of {', '.join(ARRIVALS)}, got {arrival!r}")
     if arrival in ("poisson", "gamma") and "rates" not in data:
         raise UserError(f"{path}: arrival {arrival!r} needs 'rates' [req/s]")
+    for key in ("rates", "duration"):  # nothing is silently ignored
+        if arrival == "burst" and key in data:
+            raise UserError(f"{path}: {key!r} = {data[key]!r} has no effect with arrival \"burst\""
+                            f"{'' if 'arrival' in data else ' (the default)'}, where every request arrives at "
+                            "t = 0; add arrival = \"poisson\" (or \"gamma\", or \"replay\" for a trace)")
     for key in ("rates", "duration"):
         values = data.get(key, [])
         if not all(math.isfinite(v) and v > 0 for v in (values if isinstance(values, list) else [values])):
@@ -160,6 +166,8 @@ def _check_sweep_values(data: dict, path: Path) -> None:
     for key in ("num_requests", "max_num_batched_tokens", "max_num_seqs"):
         if data.get(key, 1) < 1:
             raise UserError(f"{path}: {key!r} must be >= 1, got {data[key]}")
+    if any(r < 1 for r in data.get("replicas", [])):
+        raise UserError(f"{path}: 'replicas' must be >= 1, got {data['replicas']}")
     if any(s < 0 for s in data.get("seeds", [])):
         raise UserError(f"{path}: 'seeds' must be >= 0, got {data['seeds']}")
     if data.get("preemption", "swap") not in ("swap", "recompute"):
@@ -170,6 +178,19 @@ def _check_sweep_values(data: dict, path: Path) -> None:
     check_scoring(data.get("scoring", "none"))
 
 
+def _clusters(data: dict) -> list[tuple[int, str | None]]:
+    """(replicas, router) pairs of a sweep: a lone replica has no router; routers are checked here."""
+    from ltrsched.routers import make_router
+
+    routers = data.get("routers", ["round-robin"])
+    for spec in routers:
+        make_router(spec)  # fail early on a bad spec
+    pairs = []
+    for n in data.get("replicas", [1]):
+        pairs.extend([(n, None)] if n == 1 else [(n, r) for r in routers])
+    return list(dict.fromkeys(pairs))
+
+
 @click.command()
 @click.argument("sweep_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("sweep"), show_default=True)
@@ -178,7 +199,10 @@ def sweep(sweep_file, out, jobs, backend, address):
     """Run policies x workloads x rates x profiles from a TOML/JSON file; write OUT/sweep.csv.
 
     Keys: policies (list, required), workloads, profiles, arrival, rates, num_requests, duration, seeds,
-    scoring (e.g. "approx-score:tau=0.6" for LTR), max_num_batched_tokens, max_num_seqs, preemption.
+    scoring (e.g. "approx-score:tau=0.6" for LTR), max_num_batched_tokens, max_num_seqs, preemption,
+    replicas (e.g. [1, 8]) and routers (e.g. ["round-robin", "least-outstanding"]; used where replicas > 1).
+    rates and duration need arrival = "poisson", "gamma" or "replay" (burst, the default, puts every
+    request at t = 0; a sweep that sets them with burst is refused).
     """
     import polars as pl
 
@@ -197,24 +221,28 @@ def sweep(sweep_file, out, jobs, backend, address):
         make_policy(spec)  # fail early on a bad spec
     for prof in data.get("profiles", []):
         load_profile(prof)
+    clusters = _clusters(data)
     arrival = data.get("arrival", "burst")
-    rates = data.get("rates", [None]) if arrival != "burst" else [None]
+    rates = data.get("rates", [None])  # (none with burst arrivals: refused above)
     specs = [
         RunSpec(experiment="sweep", setting=f"{w} @ {r}", label=p, workload=w, policy=p, profile=prof,
                 num_requests=data.get("num_requests"), arrival=arrival, rate=r, duration=data.get("duration"),
                 scoring=data.get("scoring", "none"), seed=seed,
                 max_num_batched_tokens=data.get("max_num_batched_tokens", 768), max_num_seqs=data.get("max_num_seqs", 256),
-                preemption=data.get("preemption", "swap"))
-        for w, p, prof, r, seed in itertools.product(data.get("workloads", ["sharegpt"]), data["policies"],
-                                                     data.get("profiles", ["a100-llama3-8b"]), rates, data.get("seeds", [0]))
+                preemption=data.get("preemption", "swap"), replicas=n, router=router)
+        for w, p, prof, r, seed, (n, router) in itertools.product(
+            data.get("workloads", ["sharegpt"]), data["policies"], data.get("profiles", ["a100-llama3-8b"]), rates,
+            data.get("seeds", [0]), clusters)
     ]
     with open_backend(backend, jobs, address) as runner:
         stats = run_all(specs, out, progress=sys.stderr.isatty(), desc="sweep", backend=runner)
     rows = []
     for s in specs:
         summ = load_summary(out, s)
+        cluster = {"replicas": s.replicas, "router": s.router} if clusters != [(1, None)] else {}
         rows.append({"workload": s.workload, "policy": s.policy, "profile": s.profile, "arrival": s.arrival,
-                     "rate": s.rate, "seed": s.seed, **{k: v for k, v in summ.items() if isinstance(v, (int, float))}})
+                     "rate": s.rate, "seed": s.seed, **cluster,
+                     **{k: v for k, v in summ.items() if isinstance(v, (int, float)) and k != "num_replicas"}})
     table = pl.DataFrame(rows)
     atomic.write_csv(out / "sweep.csv", table)
     with pl.Config(tbl_rows=100, tbl_width_chars=160, float_precision=3):
@@ -239,9 +267,14 @@ CAPACITY_SIZES = {False: (4000, 3), True: (2000, 2)}
 @click.option("--policy", "-p", "policies", multiple=True,
               help=f"Policy spec (repeat; default: {', '.join(CAPACITY_POLICIES)}).")
 @click.option("--profile", "profiles", multiple=True, help="Step-time profile (repeat; default: a100-llama3-8b).")
+@click.option("--replicas", "replica_counts", type=int, multiple=True,
+              help="Replicas behind a router (repeat for a capacity per count; default: 1).")
+@click.option("--router", "routers", multiple=True,
+              help="Router spec where --replicas > 1 (repeat; default: round-robin; `ltrsched routers`).")
 @click.option("--workload", "-w", default="sharegpt", show_default=True, help="Built-in workload or file.")
 @click.option("--num-requests", "-n", type=int, default=None,
-              help=f"Requests per run (default: {CAPACITY_SIZES[False][0]}; --quick: {CAPACITY_SIZES[True][0]}).")
+              help=f"Requests per run (default: {CAPACITY_SIZES[False][0]} per replica; --quick: "
+                   f"{CAPACITY_SIZES[True][0]} per replica).")
 @click.option("--seeds", "num_seeds", type=int, default=None,
               help=f"Seeded runs per rate (default: {CAPACITY_SIZES[False][1]}; --quick: {CAPACITY_SIZES[True][1]}).")
 @click.option("--seed", "first_seed", type=int, default=0, show_default=True,
@@ -259,9 +292,10 @@ CAPACITY_SIZES = {False: (4000, 3), True: (2000, 2)}
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("capacity"),
               show_default=True, help="Output directory (runs/, capacity.md|csv, capacity-rates.csv, figures/).")
 @backend_options
-def capacity(slo_texts, policies, profiles, workload, num_requests, num_seeds, first_seed, tolerance, start_rate,
+def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, num_requests, num_seeds, first_seed,
+             tolerance, start_rate,
              max_rate, scoring, max_num_batched_tokens, max_num_seqs, quick, out, jobs, backend, address):
-    """Find, per policy (and profile), the highest Poisson rate [req/s] that meets every --slo.
+    """Find, per policy (and profile, replica count), the highest Poisson rate [req/s] that meets every --slo.
 
     A rate meets an SLO when the metric's mean over the seeds' runs is at most the limit. The search
     doubles the rate from --start-rate until the SLOs fail (or halves it until they hold), then bisects
@@ -284,10 +318,11 @@ def capacity(slo_texts, policies, profiles, workload, num_requests, num_seeds, f
 
     slos = parse_slos(slo_texts)
     default_n, default_seeds = CAPACITY_SIZES[quick]
-    n = default_n if num_requests is None else num_requests
     k = default_seeds if num_seeds is None else num_seeds
-    if n < 1:
-        raise UserError(f"--num-requests must be >= 1, got {n}")
+    if num_requests is not None and num_requests < 1:
+        raise UserError(f"--num-requests must be >= 1, got {num_requests}")
+    if any(r < 1 for r in replica_counts):
+        raise UserError(f"--replicas must be >= 1, got {min(replica_counts)}")
     if k < 1:
         raise UserError(f"--seeds must be >= 1, got {k}")
     for name, value in (("--max-num-batched-tokens", max_num_batched_tokens), ("--max-num-seqs", max_num_seqs)):
@@ -311,14 +346,18 @@ def capacity(slo_texts, policies, profiles, workload, num_requests, num_seeds, f
     for prof in profiles:
         load_profile(prof)
     check_scoring(scoring)
+    clusters = _clusters({"replicas": list(replica_counts or [1]), "routers": list(routers or ["round-robin"])})
     check_out_dir(out)
     from ltrsched.workloads import load_workload
 
-    load_workload(workload, num_requests=n, seed=first_seed)  # e.g. more requests than the workload holds
+    sizes = {n: num_requests or default_n * n for n, _ in clusters}  # replicas -> requests per run
+    for size in sorted(set(sizes.values())):
+        load_workload(workload, num_requests=size, seed=first_seed)  # e.g. more requests than the workload holds
     templates = [RunSpec(experiment="capacity", setting=workload, label=p, workload=workload, policy=p, profile=prof,
-                         num_requests=n, arrival="poisson", scoring=scoring,
-                         max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs)
-                 for prof in profiles for p in policies]
+                         num_requests=sizes[n], arrival="poisson", scoring=scoring,
+                         max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
+                         replicas=n, router=router)
+                 for prof in profiles for n, router in clusters for p in policies]
     seeds = list(range(first_seed, first_seed + k))
 
     from tqdm import tqdm
@@ -332,8 +371,9 @@ def capacity(slo_texts, policies, profiles, workload, num_requests, num_seeds, f
     elapsed = time.perf_counter() - t0
     table = capacity_table(searches, len(seeds))
     slo_text = ", ".join(str(s) for s in slos)
+    sizes_text = "/".join(str(v) for v in sorted(set(sizes.values())))
     notes = [f"SLOs: {slo_text} (a rate meets one when the metric's mean over {len(seeds)} seeded runs "
-             f"(seeds {seeds[0]}-{seeds[-1]}) of {n} {workload} requests is at most the limit)",
+             f"(seeds {seeds[0]}-{seeds[-1]}) of {sizes_text} {workload} requests is at most the limit)",
              f"capacity = the highest rate [req/s] seen to meet every SLO; bracket_high = the lowest seen to miss "
              f"one, at most {tolerance:.0%} above it; limiting_slo = what bracket_high missed"]
     write_table(table, out, "capacity", "Capacity under SLOs", notes, digits=3)
@@ -344,6 +384,6 @@ def capacity(slo_texts, policies, profiles, workload, num_requests, num_seeds, f
     with pl.Config(tbl_rows=100, tbl_cols=20, tbl_width_chars=160, float_precision=3, fmt_str_lengths=40,
                    tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
         click.echo(table)
-    click.echo(f"SLOs: {slo_text}; tolerance {tolerance:.0%}; {len(seeds)} seeds x {n} requests per rate")
+    click.echo(f"SLOs: {slo_text}; tolerance {tolerance:.0%}; {len(seeds)} seeds x {sizes_text} requests per rate")
     click.echo(f"{stats.line()}; {elapsed:.1f} s. Wrote {out / 'capacity.md'}, {out / 'capacity.csv'}, "
                f"{out / 'capacity-rates.csv'} and {len(figures)} figure(s) in {out / 'figures'}")

@@ -141,7 +141,13 @@ def execute_run(spec: RunSpec, out: str | Path, run_hash: str | None = None) -> 
                        max_num_seqs=spec.max_num_seqs, preemption=spec.preemption,
                        chunked_prefill=spec.chunked_prefill, record_steps=spec.record_steps,
                        stop_time=spec.stop_time)
-    result = simulate(wl, policy, config)
+    if spec.replicas > 1 or spec.router is not None:
+        from ltrsched.routers import make_router
+        from ltrsched.sim.cluster import simulate_cluster
+
+        result = simulate_cluster(wl, policy, config, spec.replicas, make_router(spec.router or "round-robin"))
+    else:
+        result = simulate(wl, policy, config)
     if spec.run_hash() != run_hash:  # every input has been read by now: it must still be what was hashed
         raise UserError(f"an input of run {run_hash} ({spec.workload}, {spec.profile}, {spec.policy}) changed "
                         "while the runs were under way; run the command again")

@@ -41,6 +41,8 @@ class RunSpec:
         chunked_prefill: split prompts across steps.
         record_steps: also write ``steps.parquet`` (needed for prefill-time accounting).
         stop_time: end the simulation at this time [s] (synthetic data generation horizons).
+        replicas: identical replicas serving the workload behind ``router`` (1: the lone simulator).
+        router: router spec (``ltrsched routers``) when ``replicas`` > 1; None: a lone replica.
     """
 
     experiment: str
@@ -63,11 +65,16 @@ class RunSpec:
     record_steps: bool = False
     stop_time: float | None = None
     note: str = ""
+    replicas: int = 1
+    router: str | None = None
 
     def key(self) -> dict[str, Any]:
         """The result-determining fields (what the hash covers): every field but the labels, plus what
-        the run reads (:meth:`inputs`), this package's version and :data:`CACHE_VERSION`."""
+        the run reads (:meth:`inputs`), this package's version and :data:`CACHE_VERSION`. A lone replica's
+        key has no cluster fields, so runs cached before clusters existed keep their hashes."""
         d = {k: v for k, v in asdict(self).items() if k not in LABEL_FIELDS}
+        if self.replicas == 1 and self.router is None:
+            del d["replicas"], d["router"]
         d["cache_version"] = CACHE_VERSION
         d["inputs"] = self.inputs()
         return d
@@ -75,12 +82,13 @@ class RunSpec:
     def inputs(self) -> dict[str, Any]:
         """Content fingerprints of what the run reads besides its fields: the workload file's and the
         profile file's bytes (SHA-256; built-in names stand for themselves), a plugin policy's code, a
-        trained predictor's cache key, and this package's version. Files are hashed once per version and
+        trained predictor's cache key, a plugin router's code, and this package's version. Files are hashed once per version and
         process (:mod:`ltrsched.fingerprint`)."""
         from ltrsched import __version__
         from ltrsched.experiments.scoring import scoring_fingerprint
         from ltrsched.fingerprint import file_digest
         from ltrsched.policies.registry import policy_source
+        from ltrsched.routers.registry import router_source
         from ltrsched.sim.profiles.io import load_profile, profile_file
         from ltrsched.workloads.loaders import workload_fingerprint
 
@@ -93,6 +101,7 @@ class RunSpec:
             "profile": {"sha256": file_digest(profile)} if profile is not None else {"builtin": self.profile},
             "policy": policy_source(self.policy),
             "scoring": scoring_fingerprint(self.scoring),
+            **({"router": router_source(self.router)} if self.router is not None else {}),
         }
 
     def run_hash(self) -> str:

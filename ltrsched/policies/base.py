@@ -63,7 +63,7 @@ class LiveView:
             request id, so that :meth:`order_by` need not sort by them (False: nothing is assumed).
     """
 
-    __slots__ = ("_columns", "_index", "_cache", "now", "step", "arrival_ordered")
+    __slots__ = ("_columns", "_index", "_cache", "now", "step", "arrival_ordered", "_ranked")
 
     def __init__(self, columns: Mapping[str, np.ndarray], index: np.ndarray | None, now: float, step: int,
                  arrival_ordered: bool = False):
@@ -73,6 +73,9 @@ class LiveView:
         self.now = float(now)
         self.step = int(step)
         self.arrival_ordered = arrival_ordered
+        #: the last order :meth:`order_by` returned, if it has one position per live request (a permutation by
+        #: construction, read-only): hosts accept it without checking its values (see ``order_check``)
+        self._ranked: np.ndarray | None = None
 
     def order_by(self, *keys: np.ndarray) -> np.ndarray:
         """Positions sorted by ``keys`` ascending (the first most significant), ties by arrival time, then
@@ -81,17 +84,25 @@ class LiveView:
         Always ``order_by(*keys, view.arrival_time, view.request_id)``. When the host lists requests by
         arrival (``arrival_ordered``), ties keep their positions, so only ``keys`` are sorted (stably),
         without reading or checking the arrival and id columns.
+
+        The result is read-only (copy it to change it): an unchanged order from here is a permutation by
+        construction, which the host need not check position by position.
         """
         n = len(self)
         if n < 2:
-            return np.zeros(n, dtype=np.intp)
-        if not self.arrival_ordered:
-            return order_by(*keys, self.arrival_time, self.request_id)
-        if not keys:
-            return np.arange(n)
-        if len(keys) == 1:
-            return _stable_argsort(np.asarray(keys[0]))
-        return np.lexsort(keys[::-1])
+            order = np.zeros(n, dtype=np.intp)
+        elif not self.arrival_ordered:
+            order = order_by(*keys, self.arrival_time, self.request_id)
+        elif not keys:
+            order = np.arange(n)
+        elif len(keys) == 1:
+            order = _stable_argsort(np.asarray(keys[0]))
+        else:
+            order = np.lexsort(keys[::-1])
+        if order.ndim == 1 and len(order) == n:  # (keys of another length give another length)
+            order.setflags(write=False)
+            self._ranked = order
+        return order
 
     def __len__(self) -> int:
         if self._index is None:
@@ -206,7 +217,8 @@ class Policy:
     extra_output_tokens: ClassVar[int] = 0
 
     def rank(self, view: LiveView) -> np.ndarray:
-        """Return the competition order: a permutation of ``range(len(view))``, best first."""
+        """Return the competition order: a permutation of ``range(len(view))`` (a 1-D integer array), best
+        first. Hosts check it (:func:`ltrsched.policies.order_check.check_order`) and stop the run otherwise."""
         raise NotImplementedError
 
     def prepare(self, requests: Mapping[str, np.ndarray]) -> None:

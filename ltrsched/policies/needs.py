@@ -10,15 +10,18 @@ from ltrsched.policies.base import Policy
 #: How to produce each column a policy may need.
 PRODUCED_BY = {
     "score": "add it with `ltrsched predict --model DIR --workload FILE --out FILE` "
-             "or use approximate-oracle scores, e.g. `ltr:tau=0.62`",
+             "or use approximate-oracle scores with a tau parameter, e.g. `ltr:tau=0.62`",
     "predicted_length": "add it with `ltrsched predict` using a `ltrsched train --kind class` model",
     "po_estimate": "add a po_estimate column to the workload, or let `po` draw estimates (po:tau=...)",
 }
 
 
-def check_needs(policy: Policy, has_column: Callable[[str], bool], workload_name: str = "the workload") -> None:
-    """Raise :class:`UserError` naming the missing column and the command that produces it."""
+def check_needs(policy: Policy, has_column: Callable[[str], bool], workload_name: str = "the workload",
+                kind: str = "policy") -> None:
+    """Raise :class:`UserError` naming the missing column and the command that produces it.
+
+    ``policy`` is anything with ``name`` and ``needs`` (a router too: ``kind="router"``)."""
     for col in policy.needs:
         if not has_column(col):
             how = PRODUCED_BY.get(col, "add it to the workload")
-            raise UserError(f"policy {policy.name!r} needs a {col!r} column, which {workload_name} lacks; {how}")
+            raise UserError(f"{kind} {policy.name!r} needs a {col!r} column, which {workload_name} lacks; {how}")

@@ -110,12 +110,12 @@ def available() -> dict[str, type[Policy]]:
     return dict(sorted(_REGISTRY.items()))
 
 
-def _parameters(cls: type[Policy]) -> dict[str, inspect.Parameter]:
+def _parameters(cls: type) -> dict[str, inspect.Parameter]:
     sig = inspect.signature(cls.__init__)
     return {n: p for n, p in list(sig.parameters.items())[1:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
-def _converter(cls: type[Policy], param: inspect.Parameter) -> Callable[[str], object]:
+def _converter(cls: type, param: inspect.Parameter) -> Callable[[str], object]:
     try:
         hints = typing.get_type_hints(cls.__init__)
     except Exception:
@@ -146,8 +146,9 @@ def signature_text(cls: type[Policy]) -> str:
     return f"{cls.name}:" + ",".join(parts)
 
 
-def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
-    """Split ``name:key=value,...`` into the name and raw parameter strings."""
+def parse_spec(spec: str, kind: str = "policy") -> tuple[str, dict[str, str]]:
+    """Split ``name:key=value,...`` into the name and raw parameter strings (``kind`` names the thing
+    specified in error messages: "policy", "router")."""
     spec = spec.strip()
     name, _, rest = spec.partition(":")
     name = name.strip()
@@ -156,9 +157,9 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
         for item in rest.split(","):
             key, eq, value = item.partition("=")
             if not eq or not key.strip():
-                raise UserError(f"bad policy spec {spec!r}: expected name:key=value,... (got {item!r})")
+                raise UserError(f"bad {kind} spec {spec!r}: expected name:key=value,... (got {item!r})")
             if key.strip() in params:
-                raise UserError(f"bad policy spec {spec!r}: {key.strip()} is given twice")
+                raise UserError(f"bad {kind} spec {spec!r}: {key.strip()} is given twice")
             params[key.strip()] = value.strip()
     return name, params
 

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ltrsched.errors import UserError
 
 KINDS = ("rank", "class")
+BACKBONES = ("ngram", "hf")
+LOSSES = ("pairwise", "listmle", "ce")
 CONFIG_FILE = "predictor.json"
 WEIGHTS_FILE = "weights.pt"
+
+#: Size limits, checked before any tensor is allocated: a damaged predictor.json (``dim: 2**36``) fails with
+#: one line instead of an allocation of terabytes. The defaults are 2^20 buckets (linear) and 2^17 x 32.
+MAX_DIM = 1 << 24  # n-gram hash buckets
+MAX_HIDDEN = 4096  # hidden width
+MAX_CLASSES = 1 << 16  # length classes
+MAX_EMBEDDING_PARAMS = 1 << 28  # dim x (hidden, or outputs when linear): 1 GiB of float32
+MAX_PROMPT_TOKENS = 1 << 20
+MAX_EPOCHS = 10_000
+_INTS = ("label_bucket", "bucket", "num_classes", "dim", "hidden", "list_size", "epochs", "seed", "max_prompt_tokens")
 
 
 @dataclass
@@ -54,10 +67,37 @@ class PredictorConfig:
     metrics: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        for name in _INTS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise UserError(f"{name} must be an integer, got {value!r}")
+        for name in ("lr", "weight_decay"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise UserError(f"{name} must be a finite number, got {value!r}")
+        for name in ("kind", "backbone", "loss", "ngrams"):
+            if not isinstance(getattr(self, name), str):
+                raise UserError(f"{name} must be text, got {getattr(self, name)!r}")
+        if self.hf_path is not None and not isinstance(self.hf_path, str):
+            raise UserError(f"hf_path must be text or null, got {self.hf_path!r}")
+        if not isinstance(self.metrics, list):
+            raise UserError(f"metrics must be a list, got {type(self.metrics).__name__}")
         if self.kind not in KINDS:
             raise UserError(f"unknown predictor kind {self.kind!r}; use rank or class")
+        if self.backbone not in BACKBONES:
+            raise UserError(f"unknown backbone {self.backbone!r}; use {' or '.join(BACKBONES)}")
+        if self.loss not in LOSSES:
+            raise UserError(f"unknown loss {self.loss!r}; use one of {', '.join(LOSSES)}")
         if self.bucket < 1 or self.label_bucket < 1:
             raise UserError("bucket widths must be >= 1 token")
+        for name, low, high in (("num_classes", 1, MAX_CLASSES), ("dim", 0, MAX_DIM), ("hidden", 0, MAX_HIDDEN),
+                                ("list_size", 2, 1 << 20), ("epochs", 1, MAX_EPOCHS), ("seed", 0, (1 << 63) - 1),
+                                ("max_prompt_tokens", 1, MAX_PROMPT_TOKENS)):
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise UserError(f"{name} must be in [{low}, {high}], got {value}")
+        if not self.lr > 0 or self.weight_decay < 0:
+            raise UserError(f"lr must be > 0 and weight_decay >= 0, got {self.lr} and {self.weight_decay}")
         if self.kind == "class" and self.num_classes < 2:
             raise UserError(f"a length classifier needs at least 2 classes, got {self.num_classes} "
                             f"(a class bucket of {self.bucket} tokens: use --bucket below 8192)")
@@ -69,6 +109,10 @@ class PredictorConfig:
             self.hidden = 32
         if self.dim <= 0:  # linear rankers: 2^20 buckets (fewer word collisions); hidden layers: 2^17 x hidden
             self.dim = 1 << 20 if self.hidden == 0 else 1 << 17
+        width = self.hidden or (1 if self.kind == "rank" else self.num_classes)
+        if self.dim * width > MAX_EMBEDDING_PARAMS:
+            raise UserError(f"dim x width = {self.dim} x {width} n-gram weights exceed {MAX_EMBEDDING_PARAMS:,} "
+                            f"(1 GiB); lower dim or hidden")
 
     def save(self, directory: Path) -> None:
         from ltrsched import atomic
@@ -86,5 +130,7 @@ class PredictorConfig:
                 raise TypeError(f"expected a JSON object, got {type(data).__name__}")
             data.setdefault("ngrams", "tokens")  # written before word n-grams existed
             return cls(**data)
-        except (json.JSONDecodeError, TypeError) as exc:
+        except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
             raise UserError(f"{path}: not a valid predictor config ({exc})") from None
+        except UserError as exc:
+            raise UserError(f"{path}: {exc}") from None

@@ -1,4 +1,4 @@
-"""``ltrsched simulate``: one workload, one policy, one simulated replica."""
+"""``ltrsched simulate``: one workload, one policy, one simulated replica or a cluster of them."""
 
 from __future__ import annotations
 
@@ -23,13 +23,16 @@ def workload_options(fn):
         click.option("--num-requests", "-n", type=int, default=None,
                      help="Requests to sample from the workload (seeded); default: all."),
         click.option("--arrival", type=click.Choice(ARRIVALS), default="burst", show_default=True,
-                     help="burst: all at t=0; poisson/gamma: at --rate; replay: the file's timestamps "
-                          "(scaled to --rate if given)."),
-        click.option("--rate", type=float, default=None, help="Mean arrival rate [req/s]."),
+                     help="burst: all at t=0 (takes no --rate or --duration); poisson/gamma: at --rate; "
+                          "replay: the file's timestamps (scaled to --rate if given)."),
+        click.option("--rate", type=float, default=None,
+                     help="Mean arrival rate [req/s] of poisson/gamma arrivals, or of a replayed trace; refused "
+                          "with burst arrivals (add --arrival poisson)."),
         click.option("--cv", type=float, default=1.0, show_default=True,
-                     help="Coefficient of variation of gamma inter-arrival times."),
+                     help="Coefficient of variation of gamma inter-arrival times (--arrival gamma only; "
+                          "1 is Poisson)."),
         click.option("--duration", type=float, default=None,
-                     help="Keep only requests arriving in the first DURATION seconds."),
+                     help="Keep only requests arriving in the first DURATION seconds (not with burst arrivals)."),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed for sampling and arrivals."),
     ]
     return functools.reduce(lambda f, opt: opt(f), reversed(options), fn)
@@ -79,8 +82,24 @@ def build_workload(workload, num_requests, arrival, rate, cv, duration, seed):
         raise UserError(f"--cv must be positive, got {cv}")
     if seed < 0:
         raise UserError(f"--seed must be >= 0, got {seed}")
+    check_arrival_options(arrival, rate, cv, duration)
     wl = load_workload(workload, num_requests=num_requests, seed=seed)
     return apply_arrivals(wl, arrival, rate=rate, cv=cv, seed=seed, duration=duration)
+
+
+def check_arrival_options(arrival, rate, cv, duration) -> None:
+    """Refuse an arrival option that ``arrival`` would ignore, naming the fix (one line)."""
+    from ltrsched.workloads.arrivals import ignored_parameters
+
+    ignored = ignored_parameters(arrival, rate, cv, duration)
+    if "rate" in ignored:
+        raise UserError(f"--rate {rate:g} has no effect with --arrival {arrival} (every request arrives at t = 0); "
+                        "add --arrival poisson (or gamma, or replay for a trace's own timestamps)")
+    if "duration" in ignored:
+        raise UserError(f"--duration {duration:g} has no effect with --arrival {arrival} (every request arrives at "
+                        "t = 0); add --arrival poisson --rate R, or pick the size with --num-requests")
+    if "cv" in ignored:
+        raise UserError(f"--cv {cv:g} applies only to --arrival gamma, not --arrival {arrival}")
 
 
 def build_config(profile, max_num_batched_tokens, max_num_seqs, num_gpu_blocks, gpu_memory_utilization,
@@ -109,31 +128,71 @@ def build_config(profile, max_num_batched_tokens, max_num_seqs, num_gpu_blocks, 
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Directory for requests.parquet and summary.json (+ steps.parquet).")
 @click.option("--record-steps", is_flag=True, help="Also write a per-step trace.")
+@click.option("--replicas", type=int, default=1, show_default=True,
+              help="Identical replicas (same profile and options) behind a router.")
+@click.option("--router", default=None,
+              help="Router spec for --replicas, e.g. least-outstanding, least-kv:by=tokens, rank:tau=0.6 (see "
+                   "`ltrsched routers`) [default: round-robin].")
+@click.option("--trace", "trace_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the run's steps as a Chrome trace-event JSON file (open it in Perfetto or "
+                   "chrome://tracing); records steps.")
+@click.option("--cdf", "cdf_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Plot the CDFs of latency per token, TTFT and TPOT to this image (.png, .pdf or .svg).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, profile,
              max_num_batched_tokens, max_num_seqs, num_gpu_blocks, gpu_memory_utilization, max_model_len,
-             semantics, max_resident_seqs, preemption, chunked_prefill, plugin, out, record_steps, progress):
-    """Simulate one policy serving one workload on one replica."""
-    from ltrsched.outputs import check_out_dir
+             semantics, max_resident_seqs, preemption, chunked_prefill, plugin, out, record_steps, replicas, router,
+             trace_file, cdf_file, progress):
+    """Simulate one policy serving one workload on one replica, or on --replicas behind a --router."""
+    from ltrsched.outputs import check_out_dir, check_out_file
+    from ltrsched.plots.cdf import check_image_path
     from ltrsched.policies import load_plugin, make_policy
-    from ltrsched.sim.simulate import simulate as run
 
     if out is not None:
         check_out_dir(out)
+    if trace_file is not None:
+        check_out_file(trace_file, "--trace", ".json")
+    if cdf_file is not None:
+        check_image_path(cdf_file, "--cdf")
+    if replicas < 1:
+        raise UserError(f"--replicas must be >= 1, got {replicas}")
     for p in plugin:
         load_plugin(p)
     pol = make_policy(policy)
+    cluster = replicas > 1 or router is not None
+    if cluster:
+        from ltrsched.routers import make_router
+
+        rtr = make_router(router or "round-robin")
     config = build_config(profile, max_num_batched_tokens, max_num_seqs, num_gpu_blocks,
                           gpu_memory_utilization, max_model_len, semantics, max_resident_seqs, preemption,
-                          chunked_prefill, record_steps)
+                          chunked_prefill, record_steps or trace_file is not None)
     wl = build_workload(workload, num_requests, arrival, rate, cv, duration, seed)
     if progress is None:
         progress = sys.stderr.isatty()
-    result = run(wl, pol, config, progress=progress)
+    if cluster:
+        from ltrsched.sim.cluster import simulate_cluster
+
+        result = simulate_cluster(wl, pol, config, replicas, rtr, progress=progress)
+    else:
+        from ltrsched.sim.simulate import simulate as run
+
+        result = run(wl, pol, config, progress=progress)
     result.meta.update(arrival=arrival, rate=rate, seed=seed)
     click.echo(result.table())
     click.echo(f"simulated {result.summary['makespan']:.1f} s in {result.summary['wall_time_s']:.2f} s wall "
                f"({result.summary['steps']} steps, {result.summary['num_preemptions']} preemptions)")
     if out is not None:
         result.save(out)
-        click.echo(f"wrote {out}/requests.parquet, {out}/summary.json")
+        click.echo(f"wrote {out}/requests.parquet, {out}/summary.json" + (", steps.parquet" if result.steps is not None else ""))
+    if trace_file is not None:
+        from ltrsched.plots.chrome_trace import write_chrome_trace
+
+        write_chrome_trace(result, trace_file)
+        click.echo(f"wrote {trace_file} (open in https://ui.perfetto.dev)")
+    if cdf_file is not None:
+        from ltrsched.plots.cdf import plot_cdfs
+        from ltrsched.plots.runs import run_label
+
+        plot_cdfs([(run_label(result.meta), result.requests)], cdf_file)
+        click.echo(f"wrote {cdf_file}")

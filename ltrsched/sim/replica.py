@@ -16,7 +16,7 @@ path does the same arithmetic in the same order, so results do not depend on whi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import simpy
@@ -28,8 +28,12 @@ from ltrsched.policies.fastops import (  # ones(k): exact int64 sums by dot
     count_nonzero,
     ones,
 )
+from ltrsched.policies.order_check import check_order
 from ltrsched.policies.step_shape import StepShape
 from ltrsched.sim.request_table import FINISHED, RequestTable
+
+if TYPE_CHECKING:
+    from ltrsched.sim.inbox import Inbox
 
 WAITING = int(RequestState.WAITING)
 RUNNING = int(RequestState.RUNNING)
@@ -128,6 +132,14 @@ class Replica:
         preemption: "swap" or "recompute".
         trace: a StepTrace to fill, or None.
         on_progress: called with the number of requests finished in a step (for progress bars).
+        stop_time: end the run at this simulated time [s] (None: when every request has finished).
+        inbox: in a cluster, where the router queues this replica's requests, in the inbox's own table
+            (``table`` is then ``inbox.table``; see :class:`Inbox`); None: the replica serves every request
+            of the table at its arrival time.
+
+    Read by a cluster's router between steps (see ``ltrsched.sim.cluster``): ``live`` (the live requests'
+    table rows), ``num_admitted`` (rows admitted: 0..num_admitted-1 in a cluster), ``num_finished``,
+    ``blocks_in_use`` (a step under way counts its allocation).
     """
 
     def __init__(
@@ -143,6 +155,7 @@ class Replica:
         trace: StepTrace | None = None,
         on_progress: Callable[[int], None] | None = None,
         stop_time: float | None = None,
+        inbox: "Inbox | None" = None,
     ):
         self.env = env
         self.t = table
@@ -155,6 +168,10 @@ class Replica:
         self.trace = trace
         self.on_progress = on_progress
         self.stop_time = float("inf") if stop_time is None else stop_time
+        self.inbox = inbox
+        self.live = np.zeros(0, dtype=np.int64)
+        self.num_admitted = 0
+        self.num_finished = 0
         self.steps = 0
         self.host_blocks_in_use = 0
         self.blocks_in_use = 0
@@ -170,19 +187,33 @@ class Replica:
         The replica keeps its own clock, ``now``. A step that ends before any other scheduled event
         runs without handing control to SimPy: nothing else could run in between, so this is the same as
         one Timeout per step, without its cost. When another event is due first (another process, or
-        ``env.run(until=...)``), the step ends with a real Timeout and SimPy's clock catches up.
+        ``env.run(until=...)``), the step ends with a real Timeout and SimPy's clock catches up. (A
+        Timeout of ``end - env.now`` ends exactly at ``end``: for 0 <= a <= b, a + (b - a) == b in
+        floating point.) In a cluster the only other events that matter are the router's: the replica
+        runs ahead of SimPy's clock up to the next arrival (``inbox.horizon``), so it never runs a step
+        that starts after an arrival still to be routed, and other replicas' steps do not interrupt it.
         """
         t = self.t
         env = self.env
         policy = self.policy
         limits = self.limits
-        arrival_order = np.argsort(t.arrival_time, kind="stable")
-        arrivals = t.arrival_time[arrival_order]
-        n = len(arrival_order)
-        # rows sorted by arrival, ties by request id: every live set lists its requests in the competition
-        # order's tie-break (admissions append later rows, finishes keep a subsequence), which
-        # LiveView.order_by then need not sort by
-        arrival_ordered = bool(count_nonzero(np.lexsort((t.request_id, t.arrival_time)) != np.arange(n)) == 0)
+        inbox = self.inbox
+        if inbox is None:
+            arrival_order = np.argsort(t.arrival_time, kind="stable")
+            arrivals = t.arrival_time[arrival_order]
+            n = len(arrival_order)
+            # rows sorted by arrival, ties by request id: every live set lists its requests in the competition
+            # order's tie-break (admissions append later rows, finishes keep a subsequence), which
+            # LiveView.order_by then need not sort by
+            arrival_ordered = bool(count_nonzero(np.lexsort((t.request_id, t.arrival_time)) != np.arange(n)) == 0)
+        else:  # the router fills the inbox's table in arrival order (+inf arrival times where not yet)
+            if t is not inbox.table:
+                raise ValueError("a replica with an inbox serves the inbox's table")
+            arrival_order = np.arange(len(t.arrival_time))
+            arrivals = t.arrival_time
+            n = len(arrival_order)
+            arrival_ordered = inbox.arrival_ordered
+        peek = env.peek if inbox is None else inbox.horizon.peek  # when the next event that matters is due
         next_arrival = 0
         live = np.zeros(0, dtype=np.int64)
         columns = t.live_columns(lambda idx: self.steps - 1 - t.last_run_step[idx])
@@ -205,17 +236,22 @@ class Replica:
             if admitted:
                 end = int(arrivals.searchsorted(now, side="right"))
                 live = self._admit(live, arrival_order[next_arrival:end], now)
-                next_arrival = end
+                next_arrival = self.num_admitted = end
             if not len(live):
+                if inbox is not None and next_arrival >= inbox.count:  # idle until the router sends one
+                    if inbox.closed:
+                        break
+                    yield inbox.wait()
+                    continue
                 wake = min(arrivals[next_arrival], self.stop_time)
                 now = now + (wake - now)  # what a SimPy timeout of (wake - now) ends at
-                if env.peek() <= now:
+                if peek() <= now:
                     yield env.timeout(now - env.now)
                 continue
 
             # -- rank and form the batch (form_batch gets global request indices and arrays)
             view = LiveView(columns, live, now, self.steps, arrival_ordered)
-            order = policy.rank(view)
+            order = check_order(policy.rank(view), view, policy)  # a permutation of the live positions
             plan = form_batch(order, pending, computed, resident, limits, self.blocks_in_use, live)
 
             # -- the batch. A lone decoding member (a burst's last requests run alone for thousands of
@@ -278,7 +314,8 @@ class Replica:
             dt = self.step_time(shape) + swap_blocks * self.swap_seconds_per_block
             start = float(now)
             end = now + dt  # what a SimPy timeout of dt ends at
-            if env.peek() <= end:  # another event is due first: let SimPy run it
+            if peek() <= end:  # another event is due first: let SimPy run it
+                self.blocks_in_use = plan.blocks_in_use  # (what a router sees in the meantime)
                 yield env.timeout(end - env.now)
             now = end
             self.busy_time += dt
@@ -356,10 +393,10 @@ class Replica:
         self.policy.on_arrival(t.request_id[new], now)
         return self._new_live(np.concatenate((live, new)))
 
-    @staticmethod
-    def _new_live(live: np.ndarray) -> np.ndarray:
+    def _new_live(self, live: np.ndarray) -> np.ndarray:
         """Freeze a new live set: LiveGather caches its gathers by the identity of this array."""
         live.flags.writeable = False
+        self.live = live
         return live
 
     def _preempt(self, ev: np.ndarray) -> int:
@@ -463,6 +500,7 @@ class Replica:
         t.state[done] = FINISHED
         t.resident[done] = False
         t.finish_time[done] = end
+        self.num_finished += len(done)
         self.policy.on_finish(t.request_id[done], end)
         if self.on_progress is not None:
             self.on_progress(len(done))

@@ -87,6 +87,21 @@ class RequestTable:
             finish_time=nan(),
         )
 
+    @classmethod
+    def allocate(cls, n: int) -> "RequestTable":
+        """Room for ``n`` requests, none filled in (``arrival_time`` +inf), run state as :meth:`from_frame`
+        starts it. A cluster replica's table: the router fills its rows in arrival order (:data:`STATIC`)."""
+        nan = lambda: np.full(n, np.nan)  # noqa: E731
+        zeros = lambda: np.zeros(n, dtype=np.int64)  # noqa: E731
+        return cls(
+            request_id=zeros(), arrival_time=np.full(n, np.inf), prompt_tokens=zeros(), output_tokens=zeros(),
+            requested_output_tokens=zeros(), score=nan(), po_estimate=nan(), predicted_length=nan(),
+            generated_tokens=zeros(), computed_tokens=zeros(), pending_tokens=zeros(),
+            resident=np.zeros(n, dtype=bool), state=np.full(n, NOT_ARRIVED, dtype=np.int8), last_run_step=zeros(),
+            max_idle_steps=zeros(), run_time=np.zeros(n), num_preemptions=zeros(), first_scheduled_time=nan(),
+            first_token_time=nan(), last_token_time=nan(), max_token_gap=np.zeros(n), finish_time=nan(),
+        )
+
     def live_columns(self, idle_steps) -> dict[str, np.ndarray]:
         """The arrays a policy may read, under their :data:`ltrsched.policies.LIVE_COLUMNS` names.
 
@@ -119,6 +134,14 @@ class RequestTable:
             "predicted_length": self.predicted_length,
         }
 
+
+#: Fields fixed before a request arrives (its description); the others are the run's state.
+STATIC = ("request_id", "arrival_time", "prompt_tokens", "output_tokens", "requested_output_tokens", "score",
+          "po_estimate", "predicted_length", "pending_tokens")
+#: Fields the run changes.
+DYNAMIC = ("generated_tokens", "computed_tokens", "pending_tokens", "resident", "state", "last_run_step",
+           "max_idle_steps", "run_time", "num_preemptions", "first_scheduled_time", "first_token_time",
+           "last_token_time", "max_token_gap", "finish_time")
 
 RESIDENT_STATES = (int(RequestState.RUNNING), int(RequestState.PAUSED))
 

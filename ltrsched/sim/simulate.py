@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,8 +19,11 @@ from ltrsched.policies.batching import BatchLimits
 from ltrsched.policies.needs import check_needs
 from ltrsched.results import RunResult
 from ltrsched.sim.config import SimConfig
+from ltrsched.sim.profiles.model import MIN_STEP_S
 from ltrsched.sim.replica import Replica, StepTrace
 from ltrsched.sim.request_table import FINISHED, RequestTable
+from ltrsched.sim.step_shape import StepShape
+from ltrsched.workloads.arrivals import check_arrival_span
 from ltrsched.workloads.schema import Workload
 
 GIB = 1 << 30
@@ -65,9 +70,36 @@ def _check_fits(table: RequestTable, limits: BatchLimits, max_model_len: int, ch
         )
 
 
-def simulate(workload: Workload, policy: Policy, config: SimConfig | None = None, progress: bool = False) -> SimResult:
-    """Simulate serving ``workload`` under ``policy``; see :class:`SimResult`."""
-    config = config or SimConfig()
+def _check_step_time(profile) -> None:
+    """The lightest step (one decode of a one-token context) must take a finite time of at least
+    :data:`MIN_STEP_S`: zero-time steps make every latency 0 (profile files are checked in full on load)."""
+    dt = profile.step_time(StepShape(num_decode_seqs=1, decode_context_tokens=1))
+    if not (math.isfinite(dt) and dt >= MIN_STEP_S):
+        raise UserError(f"profile {getattr(profile, 'name', type(profile).__name__)!r}: a one-token decode step "
+                        f"takes {dt:.3g} s; a step must take a finite time of at least {MIN_STEP_S:g} s")
+
+
+@dataclass
+class RunSetup:
+    """What a run needs before its first step, checked (shared by :func:`simulate` and the cluster).
+
+    Attributes:
+        profile: the step-time profile object.
+        limits: batch limits of one replica (KV capacity in blocks included).
+        table: the request state arrays (policy overhead tokens included).
+        host_blocks: host swap capacity of one replica [blocks].
+        swap_s_per_block: host-link time of one KV block [s].
+    """
+
+    profile: Any
+    limits: BatchLimits
+    table: RequestTable
+    host_blocks: int
+    swap_s_per_block: float
+
+
+def setup_run(workload: Workload, policy: Policy, config: SimConfig) -> RunSetup:
+    """Check that the workload suits the policy and fits the replica, and build the request table."""
     profile = resolve_profile(config.profile)
     check_needs(policy, workload.has_column, f"workload {workload.name!r}")
     num_blocks = config.num_gpu_blocks or profile.num_gpu_blocks(
@@ -88,34 +120,37 @@ def simulate(workload: Workload, policy: Policy, config: SimConfig | None = None
     table = RequestTable.from_frame(workload.df, extra_output_tokens=policy.extra_output_tokens)
     max_model_len = config.max_model_len or profile.max_model_len
     _check_fits(table, limits, max_model_len, config.chunked_prefill)
+    check_arrival_span(table.arrival_time, f"workload {workload.name!r}")
+    _check_step_time(profile)
 
     block_bytes = profile.kv_bytes_per_token * config.block_size
     host_blocks = int(config.swap_space_gib * GIB // block_bytes)
     swap_s_per_block = block_bytes / profile.host_link_bytes_per_s
+    return RunSetup(profile, limits, table, host_blocks, swap_s_per_block)
 
-    policy.prepare(table.workload_columns())
-    env = simpy.Environment()
-    trace = StepTrace() if config.record_steps else None
-    bar = None
-    if progress:
-        from tqdm import tqdm
 
-        bar = tqdm(total=len(workload), unit="req", desc=f"simulate {policy.name}", leave=False)
-    replica = Replica(
-        env, table, policy, limits, profile.step_time, swap_s_per_block, host_blocks,
-        preemption=config.preemption, trace=trace, on_progress=bar.update if bar else None,
-        stop_time=config.stop_time,
+def make_replica(env: simpy.Environment, setup: RunSetup, policy: Policy, config: SimConfig,
+                 table: RequestTable | None = None, **kwargs) -> Replica:
+    """A replica serving ``table`` (default: ``setup``'s) under ``policy`` (``kwargs``: trace, on_progress,
+    inbox)."""
+    return Replica(
+        env, setup.table if table is None else table, policy, setup.limits, setup.profile.step_time,
+        setup.swap_s_per_block, setup.host_blocks, preemption=config.preemption, stop_time=config.stop_time,
+        **kwargs,
     )
-    wall = time.perf_counter()
-    env.process(replica.run())
-    env.run()
-    wall = time.perf_counter() - wall
-    if bar is not None:
-        bar.close()
+
+
+def check_finished(table: RequestTable, config: SimConfig) -> np.ndarray:
+    """The finished mask; without a stop time every request must have finished (else a simulator bug)."""
     finished = table.state == FINISHED
     if config.stop_time is None and (not finished.all() or (table.generated_tokens != table.output_tokens).any()):
         raise RuntimeError("simulation ended with unfinished requests")  # pragma: no cover - a simulator bug
+    return finished
 
+
+def request_frame(workload: Workload, table: RequestTable, **extra: pl.Series) -> pl.DataFrame:
+    """One row per request: the workload's columns, the run's timestamps and counts, ``extra`` columns,
+    and the derived metrics (:func:`ltrsched.metrics.request_metrics`)."""
     df = workload.df.drop([c for c in ("prompt",) if c in workload.df.columns]).with_columns(
         served_output_tokens=pl.Series(table.output_tokens),
         generated_tokens=pl.Series(table.generated_tokens),
@@ -126,18 +161,51 @@ def simulate(workload: Workload, policy: Policy, config: SimConfig | None = None
         max_idle_steps=pl.Series(table.max_idle_steps),
         num_preemptions=pl.Series(table.num_preemptions),
         run_time=pl.Series(table.run_time),
+        **extra,
     )
-    requests = request_metrics(df)
-    summary = summarize(requests.filter(pl.col("finish_time").is_not_nan()))
-    summary["num_finished"] = int(finished.sum())
-    summary.update(
+    return request_metrics(df)
+
+
+def replica_counters(replica: Replica) -> dict[str, Any]:
+    """A replica's run counters (steps, busy time [s], preemptions, swapped and peak KV blocks)."""
+    return dict(
         steps=replica.steps,
         busy_time=replica.busy_time,
         num_preemptions=replica.num_preemptions,
         swapped_blocks=replica.swapped_blocks_total,
         peak_blocks_in_use=replica.peak_blocks_in_use,
-        num_gpu_blocks=num_blocks,
-        host_blocks=host_blocks,
+    )
+
+
+def simulate(workload: Workload, policy: Policy, config: SimConfig | None = None, progress: bool = False) -> SimResult:
+    """Simulate serving ``workload`` under ``policy``; see :class:`SimResult`."""
+    config = config or SimConfig()
+    setup = setup_run(workload, policy, config)
+    table = setup.table
+    policy.prepare(table.workload_columns())
+    env = simpy.Environment()
+    trace = StepTrace() if config.record_steps else None
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(workload), unit="req", desc=f"simulate {policy.name}", leave=False)
+    replica = make_replica(env, setup, policy, config, trace=trace, on_progress=bar.update if bar else None)
+    wall = time.perf_counter()
+    env.process(replica.run())
+    env.run()
+    wall = time.perf_counter() - wall
+    if bar is not None:
+        bar.close()
+    finished = check_finished(table, config)
+
+    requests = request_frame(workload, table)
+    summary = summarize(requests.filter(pl.col("finish_time").is_not_nan()))
+    summary["num_finished"] = int(finished.sum())
+    summary.update(
+        **replica_counters(replica),
+        num_gpu_blocks=setup.limits.num_gpu_blocks,
+        host_blocks=setup.host_blocks,
         wall_time_s=wall,
         speedup_vs_real_time=summary["makespan"] / wall if wall > 0 else float("inf"),
     )
@@ -145,7 +213,7 @@ def simulate(workload: Workload, policy: Policy, config: SimConfig | None = None
         "workload": workload.name,
         "policy": policy.spec(),
         "policy_params": policy.describe(),
-        "profile": getattr(profile, "name", str(config.profile)),
+        "profile": getattr(setup.profile, "name", str(config.profile)),
         "config": config.describe(),
     }
     steps = pl.DataFrame(trace.as_dict()) if trace is not None else None

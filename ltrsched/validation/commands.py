@@ -169,7 +169,7 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     rows, rankings = [], []
     for i, (arr, r) in enumerate(cases):
         case = arr if r is None else f"{arr}@{r:g}/s"
-        wl = first if i == 0 else build_workload(workload, num_requests, arr, r, cv, duration, seed)
+        wl = first if i == 0 else build_workload(workload, num_requests, arr, r, 1.0, duration, seed)  # Poisson
         engs: dict[str, list] = {spec: [] for spec in specs}
         for k in range(repeats):  # repeats interleave the policies, so drift on the machine hits each alike
             for spec in specs:

@@ -9,6 +9,15 @@
 
 ``duration`` keeps only requests arriving in ``[0, duration)`` (e.g. "60 s of requests at 16 req/s").
 Requests receive times in table order.
+
+No parameter is silently ignored: a rate or a duration with ``burst`` arrivals (every request at t = 0),
+or a coefficient of variation other than 1 with anything but ``gamma``, is refused
+(:func:`ignored_parameters`).
+
+Arrival times must stay below :data:`MAX_ARRIVAL_TIME_S` (1e8 s, about 3 years): float64 time has a
+resolution of 1.5e-8 s there, so a step of 1 us (the shortest a profile may have) still advances the
+clock by that step to within 1.5%, and a realistic step of milliseconds to within 1e-5. Much later times
+would swallow step times (e.g. every latency 0 at t = 1e300 s, from ``rate=1e-300``).
 """
 
 from __future__ import annotations
@@ -22,6 +31,30 @@ from ltrsched.errors import UserError
 from ltrsched.workloads.schema import Workload
 
 PROCESSES = ("burst", "poisson", "gamma", "replay")
+#: Latest arrival time a run may have [s]; see the module docstring.
+MAX_ARRIVAL_TIME_S = 1e8
+
+
+def ignored_parameters(process: str, rate: float | None, cv: float | None, duration: float | None) -> list[str]:
+    """The parameters given that ``process`` would ignore: ``rate`` and ``duration`` with ``burst`` (all
+    requests arrive at t = 0), ``cv`` other than 1 (None: not given) with anything but ``gamma``."""
+    ignored = []
+    if process == "burst" and rate is not None:
+        ignored.append("rate")
+    if process != "gamma" and cv is not None and cv != 1.0:
+        ignored.append("cv")
+    if process == "burst" and duration is not None:
+        ignored.append("duration")
+    return ignored
+
+
+def check_arrival_span(t: np.ndarray, what: str = "the workload") -> None:
+    """Raise :class:`UserError` if an arrival time [s] reaches :data:`MAX_ARRIVAL_TIME_S`."""
+    last = float(t.max()) if len(t) else 0.0
+    if not last < MAX_ARRIVAL_TIME_S:
+        raise UserError(
+            f"{what} has arrival times up to {last:.3g} s; they must stay below {MAX_ARRIVAL_TIME_S:.0e} s "
+            "(about 3 years), where float64 time still resolves a step (raise the rate, or use fewer requests)")
 
 
 def arrival_times(n: int, process: str, rate: float | None = None, cv: float = 1.0, seed: int = 0) -> np.ndarray:
@@ -67,6 +100,10 @@ def apply_arrivals(
     """A copy of ``workload`` with arrival times from ``process``; see the module docstring."""
     if process not in PROCESSES:
         raise UserError(f"unknown arrival process {process!r}; use one of {', '.join(PROCESSES)}")
+    ignored = ignored_parameters(process, rate, cv, duration)
+    if ignored:
+        raise UserError(f"{process} arrivals take no {' or '.join(ignored)} (given: "
+                        f"{', '.join(f'{k}={v}' for k, v in (('rate', rate), ('cv', cv), ('duration', duration)) if k in ignored)})")
     n = len(workload)
     if process == "replay":
         t = workload.df["arrival_time"].to_numpy().astype(np.float64)
@@ -89,4 +126,6 @@ def apply_arrivals(
                 f"{duration:g} s of arrivals needs more (about rate x duration)"
             )
         df = df.filter(pl.col("arrival_time") < duration)
+    check_arrival_span(df["arrival_time"].to_numpy(), f"{workload.name} with {process} arrivals"
+                       + (f" at {rate:g} req/s" if rate is not None else ""))
     return workload.with_df(df, arrival=process, rate=rate, cv=cv, arrival_seed=seed, duration=duration)

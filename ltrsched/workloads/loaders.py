@@ -78,7 +78,12 @@ def load_csv(path: Path) -> pl.DataFrame:
         found = next((c for c in names if c in raw.columns), None)
         if found is None:
             raise UserError(f"{path}: no column for {ours} (looked for {', '.join(names)}); have {', '.join(raw.columns)}")
-        cols[ours] = raw[found]
+        col = raw[found]
+        if not col.dtype.is_numeric():  # e.g. true/false (a Boolean column would cast to 1/0 tokens) or text
+            first = col.drop_nulls().head(1).to_list()
+            raise UserError(f"{path}: column {found!r} has non-numeric values ({col.dtype}"
+                            + (f", first: {first[0]!r}" if first else "") + "); it must hold numbers")
+        cols[ours] = col
     try:
         return pl.DataFrame(
             {

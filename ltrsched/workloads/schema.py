@@ -41,6 +41,7 @@ OPTIONAL_COLUMNS: dict[str, pl.DataType] = {
     "po_estimate": pl.Float64,
     "predicted_length": pl.Float64,
 }
+NUMERIC_OPTIONAL_COLUMNS = ("score", "po_estimate", "predicted_length")
 
 
 @dataclass
@@ -114,6 +115,12 @@ def validate(df: pl.DataFrame, name: str = "workload") -> pl.DataFrame:
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise UserError(f"{name}: missing column(s) {', '.join(missing)}; have {', '.join(df.columns)}")
+    for col in (*REQUIRED_COLUMNS, *NUMERIC_OPTIONAL_COLUMNS):  # a Boolean column would cast to 1/0
+        dtype = df.schema.get(col)
+        if dtype is not None and dtype != pl.Null and not dtype.is_numeric():
+            first = df[col].drop_nulls().head(1).to_list()
+            raise UserError(f"{name}: column {col} has non-numeric values ({dtype}"
+                            + (f", first: {first[0]!r}" if first else "") + "); it must hold numbers")
     for col in INTEGER_COLUMNS:
         if col in df.columns and df.schema[col].is_float():
             bad = df.filter(pl.col(col).is_not_null() & (pl.col(col) != pl.col(col).floor()))

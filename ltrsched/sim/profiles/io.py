@@ -17,28 +17,36 @@ from typing import Any, Mapping
 
 from ltrsched.errors import UserError
 from ltrsched.sim.kv_capacity import ModelShape
-from ltrsched.sim.profiles.model import StepTimeProfile
+from ltrsched.sim.profiles.model import MIN_STEP_S, StepTimeProfile
 
 FORMAT = "ltrsched-step-time-profile"
 FORMAT_VERSION = 1
 _PACKAGE = "ltrsched.sim.profiles"
 
-#: top-level scalar key -> (accepted python types, rule: text / positive / non-negative)
-_SCALARS: dict[str, tuple[type | tuple[type, ...], str]] = {
-    "name": (str, "text"),
-    "description": (str, "text"),
-    "gpu": (str, "text"),
-    "model": (str, "text"),
-    "tensor_parallel": (int, "positive"),
-    "max_model_len": (int, "positive"),
-    "gpu_memory_bytes": (int, "positive"),
-    "activation_reserve_bytes": (int, "non-negative"),
-    "host_link_bytes_per_s": ((int, float), "positive"),
-    "decode_attention_s_per_kv_token": ((int, float), "non-negative"),
-    "prefill_attention_s_per_pair": ((int, float), "non-negative"),
-    "overhead_s_per_step": ((int, float), "non-negative"),
-    "overhead_s_per_seq": ((int, float), "non-negative"),
+#: Largest time a profile may give one term of a step [s] (a step of minutes is no GPU's), and per unit of
+#: work [s per token, pair or sequence]; real values are milliseconds and nanoseconds.
+MAX_STEP_TERM_S = 1e3
+MAX_S_PER_UNIT = 1.0
+#: top-level scalar key -> (accepted python types, rule: text / positive / non-negative, largest value or None)
+_SCALARS: dict[str, tuple[type | tuple[type, ...], str, float | None]] = {
+    "name": (str, "text", None),
+    "description": (str, "text", None),
+    "gpu": (str, "text", None),
+    "model": (str, "text", None),
+    "tensor_parallel": (int, "positive", 4096),
+    "max_model_len": (int, "positive", 1 << 24),  # tokens
+    "gpu_memory_bytes": (int, "positive", 1 << 50),  # 1 PiB
+    "activation_reserve_bytes": (int, "non-negative", 1 << 50),
+    "host_link_bytes_per_s": ((int, float), "positive", 1e15),
+    "decode_attention_s_per_kv_token": ((int, float), "non-negative", MAX_S_PER_UNIT),
+    "prefill_attention_s_per_pair": ((int, float), "non-negative", MAX_S_PER_UNIT),
+    "overhead_s_per_step": ((int, float), "non-negative", MAX_STEP_TERM_S),
+    "overhead_s_per_seq": ((int, float), "non-negative", MAX_S_PER_UNIT),
 }
+#: Slowest host link [bytes/s]: swapping one KV block (a few MB) must not take hours.
+MIN_HOST_LINK_BYTES_PER_S = 1e6
+#: Largest table x value [tokens or sequences].
+MAX_TABLE_X = 1 << 24
 #: table key -> (x column, y column)
 _TABLES = {
     "non_attention": ("num_tokens", "non_attention_s"),
@@ -87,7 +95,7 @@ def dumps_profile(profile: StepTimeProfile) -> str:
                   lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text) + "\n"
 
 
-def _check_number(source: str, key: str, value: Any, types, rule: str) -> None:
+def _check_number(source: str, key: str, value: Any, types, rule: str, largest: float | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, types):
         kind = "an integer" if types is int else ("text" if types is str else "a number")
         raise UserError(f"{source}: key {key!r} must be {kind}, got {value!r}")
@@ -101,6 +109,8 @@ def _check_number(source: str, key: str, value: Any, types, rule: str) -> None:
         raise UserError(f"{source}: key {key!r} must be positive, got {value!r}")
     if rule == "non-negative" and value < 0:
         raise UserError(f"{source}: key {key!r} must be >= 0, got {value!r}")
+    if largest is not None and value > largest:
+        raise UserError(f"{source}: key {key!r} is {value!r}, more than the largest plausible value {largest:g}")
 
 
 def _read_table(source: str, data: Mapping[str, Any], key: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -117,7 +127,8 @@ def _read_table(source: str, data: Mapping[str, Any], key: str) -> tuple[tuple[f
         if not isinstance(values, list) or not values:
             raise UserError(f"{source}: key {full!r} must be a non-empty list of numbers")
         for v in values:
-            _check_number(source, full, v, (int, float), "non-negative")
+            _check_number(source, full, v, (int, float), "non-negative",
+                          MAX_TABLE_X if col == xname else MAX_STEP_TERM_S)
         cols.append(tuple(float(v) for v in values))
     extra = set(table) - {xname, yname}
     if extra:
@@ -151,10 +162,24 @@ def profile_from_dict(data: Any, source: str = "profile") -> StepTimeProfile:
     for key in (*_SCALARS, *_TABLES, "model_config"):
         if key not in data:
             raise UserError(f"{source}: key {key!r} is missing")
-    for key, (types, rule) in _SCALARS.items():
-        _check_number(source, key, data[key], types, rule)
+    for key, (types, rule, largest) in _SCALARS.items():
+        _check_number(source, key, data[key], types, rule, largest)
+    if data["host_link_bytes_per_s"] < MIN_HOST_LINK_BYTES_PER_S:
+        raise UserError(f"{source}: key 'host_link_bytes_per_s' is {data['host_link_bytes_per_s']!r}, less than the "
+                        f"slowest plausible link {MIN_HOST_LINK_BYTES_PER_S:g} bytes/s")
+    if data["activation_reserve_bytes"] >= data["gpu_memory_bytes"]:
+        raise UserError(f"{source}: key 'activation_reserve_bytes' ({data['activation_reserve_bytes']}) must be less "
+                        f"than 'gpu_memory_bytes' ({data['gpu_memory_bytes']})")
     non_attention = _read_table(source, data, "non_attention")
     sampling = _read_table(source, data, "sampling")
+    # the lightest step (one token, one sequence) takes the tables' first values (they never decrease) plus the
+    # overheads; attention adds >= 0
+    shortest = non_attention[1][0] + sampling[1][0] + data["overhead_s_per_step"] + data["overhead_s_per_seq"]
+    if not shortest >= MIN_STEP_S:
+        raise UserError(
+            f"{source}: the shortest step takes {shortest:.3g} s (non_attention.non_attention_s[0] + "
+            f"sampling.sampling_s[0] + overhead_s_per_step + overhead_s_per_seq); a step must take at least "
+            f"{MIN_STEP_S:g} s (are the step times all zero?)")
     shape = ModelShape.from_config(data["model_config"], source=f"{source}: key 'model_config'")
     try:
         shape.check_tp(data["tensor_parallel"])

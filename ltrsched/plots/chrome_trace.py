@@ -1,0 +1,91 @@
+"""A run's steps as a Chrome trace-event JSON file (loads in Perfetto, ui.perfetto.dev, and chrome://tracing).
+
+One process per replica ("replica k"); its "steps" thread has one complete slice (``"ph": "X"``) per step,
+and counter tracks (``"ph": "C"``) follow the batch (sequences, batched and prefill tokens), the KV cache
+(GPU and host blocks in use), preemptions per step and live requests. Timestamps are simulated time in
+microseconds (the trace-event format's unit). Counters drop to zero while a replica is idle.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from ltrsched import atomic
+from ltrsched.errors import UserError
+
+US = 1e6  # microseconds per second
+
+#: counter track -> {series name: step-trace column}; sampled at the step's start
+START_COUNTERS = {
+    "batch size [seqs]": {"seqs": "num_seqs", "decode seqs": "num_decode_seqs"},
+    "batched tokens": {"total": "num_batched_tokens", "prefill": "num_prefill_tokens"},
+    "preemptions": {"evicted": "num_evicted"},
+    "live requests": {"live": "num_live"},
+}
+#: sampled at the step's end (the state it leaves)
+END_COUNTERS = {"KV blocks in use": {"gpu": "blocks_in_use", "host": "host_blocks_in_use"}}
+#: step-trace columns a trace needs
+REQUIRED = ("start", "duration", "num_seqs", "num_decode_seqs", "num_batched_tokens", "num_prefill_tokens",
+            "num_evicted", "num_live", "blocks_in_use", "host_blocks_in_use", "num_finished")
+
+
+def chrome_trace(steps: pl.DataFrame, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The trace-event document of a step trace (a ``replica`` column gives one process per replica)."""
+    missing = [c for c in REQUIRED if c not in steps.columns]
+    if missing:
+        raise UserError(f"the step trace lacks {', '.join(missing)}; record it with simulate --record-steps")
+    meta = meta or {}
+    if "replica" not in steps.columns:
+        steps = steps.with_columns(replica=pl.lit(0, dtype=pl.Int64))
+    events: list[dict[str, Any]] = []
+    for (k,), part in steps.sort("replica", "start", maintain_order=True).group_by("replica", maintain_order=True):
+        pid = int(k)
+        events.append({"name": "process_name", "ph": "M", "pid": pid, "tid": 0, "args": {"name": f"replica {pid}"}})
+        events.append({"name": "process_sort_index", "ph": "M", "pid": pid, "tid": 0, "args": {"sort_index": pid}})
+        events.append({"name": "thread_name", "ph": "M", "pid": pid, "tid": 0, "args": {"name": "steps"}})
+        events.extend(_replica_events(pid, part))
+    return {
+        "traceEvents": events,
+        "displayTimeUnit": "ms",
+        "otherData": {k: str(v) for k, v in meta.items() if k in ("workload", "policy", "profile", "router", "replicas")},
+    }
+
+
+def _replica_events(pid: int, steps: pl.DataFrame) -> list[dict[str, Any]]:
+    cols = {c: steps[c].to_list() for c in REQUIRED}
+    events: list[dict[str, Any]] = []
+    n = steps.height
+    for j in range(n):
+        start, dur = cols["start"][j], cols["duration"][j]
+        ts, end = start * US, (start + dur) * US
+        prefill = cols["num_prefill_tokens"][j]
+        events.append({
+            "name": "prefill+decode" if prefill else "decode", "cat": "step", "ph": "X", "pid": pid, "tid": 0,
+            "ts": ts, "dur": dur * US,
+            "args": {"step": j, "seqs": cols["num_seqs"][j], "batched_tokens": cols["num_batched_tokens"][j],
+                     "prefill_tokens": prefill, "evicted": cols["num_evicted"][j], "finished": cols["num_finished"][j]},
+        })
+        for name, series in START_COUNTERS.items():
+            events.append({"name": name, "ph": "C", "pid": pid, "ts": ts,
+                           "args": {s: cols[c][j] for s, c in series.items()}})
+        for name, series in END_COUNTERS.items():
+            events.append({"name": name, "ph": "C", "pid": pid, "ts": end,
+                           "args": {s: cols[c][j] for s, c in series.items()}})
+        idle = j + 1 == n or cols["start"][j + 1] > start + dur  # no step starts where this one ends
+        if idle:
+            for name, series in START_COUNTERS.items():
+                events.append({"name": name, "ph": "C", "pid": pid, "ts": end, "args": {s: 0 for s in series}})
+    return events
+
+
+def write_chrome_trace(result, path: str | Path) -> Path:
+    """Write ``result``'s step trace (a :class:`ltrsched.results.RunResult` with steps) as trace-event JSON,
+    atomically and durably (:mod:`ltrsched.atomic`)."""
+    if result.steps is None:
+        raise UserError("the run has no step trace; simulate with --record-steps (or --trace)")
+    doc = chrome_trace(result.steps, result.meta)
+    return atomic.write_text(path, json.dumps(doc, separators=(",", ":")))

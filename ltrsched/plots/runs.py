@@ -1,0 +1,97 @@
+"""Finding saved runs (``simulate --out``, ``sweep``/``reproduce`` directories) and labelling them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from ltrsched.errors import UserError
+
+#: What distinguishes one run's line in a plot (varying ones only are shown), by kind.
+LINE_FIELDS = ("policy", "replicas", "router")
+#: What distinguishes one panel row (the setting the lines are compared in).
+SETTING_FIELDS = ("workload", "profile", "arrival", "rate", "seed", "scoring")
+
+
+@dataclass
+class SavedRun:
+    """One run on disk: its directory, descriptive fields (policy, workload, rate...) and requests table."""
+
+    path: Path
+    fields: dict[str, Any]
+    requests: pl.DataFrame
+
+
+def run_fields(meta: dict[str, Any]) -> dict[str, Any]:
+    """Policy, cluster and setting fields of a run from its ``meta`` (a sweep run's spec first)."""
+    spec = meta.get("run_spec") or {}
+    fields = {k: spec.get(k, meta.get(k)) for k in ("workload", "profile", "arrival", "rate", "seed", "scoring")}
+    fields["policy"] = spec.get("label") or spec.get("policy") or meta.get("policy", "?")
+    fields["replicas"] = spec.get("replicas", meta.get("replicas")) or 1
+    fields["router"] = spec.get("router", meta.get("router")) if fields["replicas"] > 1 else None
+    return fields
+
+
+def run_label(meta: dict[str, Any]) -> str:
+    """A short label of a run: its policy, and its cluster if it has several replicas."""
+    f = run_fields(meta)
+    return f["policy"] + (f" x{f['replicas']} {f['router']}" if f["replicas"] > 1 else "")
+
+
+def _run_dirs(path: Path) -> list[Path]:
+    if (path / "summary.json").is_file() and (path / "requests.parquet").is_file():
+        return [path]
+    runs = path / "runs"
+    if runs.is_dir():
+        found = sorted(d for d in runs.iterdir() if (d / "summary.json").is_file() and (d / "requests.parquet").is_file())
+        if found:
+            return found
+    raise UserError(f"{path}: neither a run directory (summary.json + requests.parquet) nor a sweep/reproduce "
+                    "directory with finished runs under runs/")
+
+
+def load_runs(paths: list[Path]) -> list[SavedRun]:
+    """Every run under ``paths`` (run directories, or sweep/reproduce output directories)."""
+    out = []
+    for path in paths:
+        path = Path(path)
+        if not path.exists():
+            raise UserError(f"{path}: no such directory")
+        for d in _run_dirs(path):
+            try:
+                meta = json.loads((d / "summary.json").read_text()).get("meta", {})
+                requests = pl.read_parquet(d / "requests.parquet")
+            except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
+                raise UserError(f"{d}: cannot read the run ({type(exc).__name__}: {exc})") from None
+            out.append(SavedRun(d, run_fields(meta), requests))
+    return out
+
+
+def varying(runs: list[SavedRun], names: tuple[str, ...]) -> list[str]:
+    """The fields among ``names`` whose values differ between runs."""
+    return [n for n in names if len({repr(r.fields.get(n)) for r in runs}) > 1]
+
+
+def _text(name: str, value: Any) -> str:
+    if name == "policy":
+        return str(value)
+    if name == "replicas":
+        return f"x{value}"
+    return f"{name} {value}"
+
+
+def group_for_plot(runs: list[SavedRun]) -> list[tuple[str, list[tuple[str, pl.DataFrame]]]]:
+    """Runs grouped by setting (one panel row each; the settings that vary name it), each a list of
+    (line label, requests); lines are labelled by the policy and whatever cluster fields vary."""
+    row_keys = varying(runs, SETTING_FIELDS)
+    line_keys = ["policy"] + [k for k in varying(runs, LINE_FIELDS) if k != "policy"]
+    groups: dict[str, list[tuple[str, pl.DataFrame]]] = {}
+    for r in runs:
+        title = ", ".join(_text(k, r.fields.get(k)) for k in row_keys)
+        label = " ".join(_text(k, r.fields.get(k)) for k in line_keys)
+        groups.setdefault(title, []).append((label, r.requests))
+    return list(groups.items())

@@ -1,0 +1,134 @@
+"""The router interface: which replica of a cluster serves an arriving request.
+
+A router is pure Python (+ numpy), like a policy: it never imports the simulator. The host (the cluster
+simulator, ``ltrsched.sim.cluster``) calls :meth:`Router.route` once per request, at its arrival time, with
+a :class:`ReplicaView` of every replica's state at that instant, and queues the request on the replica
+it returns. The replica's own policy then schedules it like any other request.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping, Sequence
+
+import numpy as np
+
+
+class ReplicaView:
+    """Read-only state of one replica at the instant a request arrives (what a router may read).
+
+    The host implements it (counts are read when asked, so a router pays only for what it reads). A
+    replica in the middle of a step shows the state the step started from, with the step's KV allocation;
+    requests routed to it earlier in the same instant count as outstanding.
+
+    Attributes:
+        index: the replica's position in the cluster (0..N-1).
+        num_gpu_blocks: KV-cache capacity [blocks].
+    """
+
+    index: int
+    num_gpu_blocks: int
+
+    @property
+    def outstanding_requests(self) -> int:
+        """Requests routed here and not finished (queued, running, paused or swapped out)."""
+        raise NotImplementedError
+
+    @property
+    def kv_blocks_in_use(self) -> int:
+        """KV blocks held on the GPU [blocks]."""
+        raise NotImplementedError
+
+    @property
+    def requests(self) -> np.ndarray:
+        """Positions of the outstanding requests in the columns :meth:`Router.prepare` received."""
+        raise NotImplementedError
+
+    @property
+    def generated_tokens(self) -> np.ndarray:
+        """Output tokens each of :attr:`requests` has produced so far [tokens] (aligned with it)."""
+        raise NotImplementedError
+
+    @property
+    def context_tokens(self) -> int:
+        """Prompt + generated tokens of the outstanding requests [tokens]: the KV they hold or will need."""
+        raise NotImplementedError
+
+    @property
+    def kv_utilization(self) -> float:
+        """Fraction of the KV cache in use."""
+        return self.kv_blocks_in_use / self.num_gpu_blocks
+
+
+@dataclass
+class ReplicaSnapshot(ReplicaView):
+    """A :class:`ReplicaView` holding fixed values (tests, or hosts that copy the state)."""
+
+    index: int = 0
+    num_gpu_blocks: int = 1
+    outstanding: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    generated: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    prompt_tokens: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    blocks_in_use: int = 0
+
+    @property
+    def outstanding_requests(self) -> int:
+        return len(self.outstanding)
+
+    @property
+    def kv_blocks_in_use(self) -> int:
+        return self.blocks_in_use
+
+    @property
+    def requests(self) -> np.ndarray:
+        return self.outstanding
+
+    @property
+    def generated_tokens(self) -> np.ndarray:
+        return self.generated
+
+    @property
+    def context_tokens(self) -> int:
+        return int(self.prompt_tokens.sum() + self.generated.sum())
+
+
+class Router:
+    """Base class of routers.
+
+    Subclasses implement :meth:`route`; constructor keyword arguments are the spec's parameters (stored
+    as attributes of the same name), as for policies.
+
+    Class attributes:
+        name: registry name (spec strings are ``name`` or ``name:key=value,...``).
+        needs: workload columns that must hold real values, e.g. ``("score",)`` (checked before a run).
+        reads_state: False for a router that never reads the replicas' state (only their number and
+            indices): the host may then route every request, in arrival order, before the run starts, and
+            the replicas run without pausing at each arrival (faster). Reading the state anyway is an error.
+    """
+
+    name: ClassVar[str] = "router"
+    needs: ClassVar[tuple[str, ...]] = ()
+    reads_state: ClassVar[bool] = True
+
+    def prepare(self, requests: Mapping[str, np.ndarray], num_replicas: int) -> None:
+        """Called once before a run with the whole workload (the columns a policy's ``prepare`` gets:
+        ``request_id``, ``arrival_time``, ``prompt_tokens``, ``output_tokens``, ``score``,
+        ``po_estimate``, ``predicted_length``) and the number of replicas. Must reset any state."""
+
+    def route(self, request: int, now: float, replicas: Sequence[ReplicaView]) -> int:
+        """The replica (0..N-1) that serves request ``request`` (its position in the prepared columns),
+        arriving at ``now`` [s]."""
+        raise NotImplementedError
+
+    def parameters(self) -> dict[str, Any]:
+        sig = inspect.signature(type(self).__init__)
+        return {n: getattr(self, n) for n in list(sig.parameters)[1:] if hasattr(self, n)}
+
+    def describe(self) -> dict[str, Any]:
+        return {"router": self.name, **self.parameters()}
+
+    def spec(self) -> str:
+        """A spec string that recreates this router."""
+        params = {k: v for k, v in self.parameters().items() if v is not None}
+        return self.name + (":" + ",".join(f"{k}={v}" for k, v in params.items()) if params else "")

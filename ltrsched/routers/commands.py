@@ -1,0 +1,22 @@
+"""``ltrsched routers``: list the registered routers and their spec parameters."""
+
+from __future__ import annotations
+
+import inspect
+
+import click
+
+
+@click.command()
+@click.option("--plugin", multiple=True, help="Module or .py file registering extra routers (or policies).")
+def routers(plugin) -> None:
+    """List cluster routers (use with `simulate --replicas N --router SPEC`)."""
+    from ltrsched.policies import load_plugin
+    from ltrsched.routers import available
+    from ltrsched.routers.registry import signature_text
+
+    for p in plugin:
+        load_plugin(p)
+    for name, cls in available().items():
+        doc = (inspect.getdoc(cls) or "").splitlines()[0]
+        click.echo(f"{signature_text(cls):<36} {doc}")

@@ -1,0 +1,41 @@
+"""Routers that balance the replicas' load: outstanding requests, or KV use."""
+
+from __future__ import annotations
+
+from ltrsched.routers.base import Router
+from ltrsched.routers.registry import register
+
+KV_MEASURES = ("blocks", "tokens")
+
+
+@register
+class LeastOutstanding(Router):
+    """The replica with the fewest outstanding requests (routed, not finished); ties: the lowest index."""
+
+    name = "least-outstanding"
+
+    def route(self, request, now, replicas) -> int:
+        return min(replicas, key=lambda r: (r.outstanding_requests, r.index)).index
+
+
+@register
+class LeastKV(Router):
+    """The replica with the least KV load (blocks in use, or tokens of its requests).
+
+    Ties by outstanding requests, then the lowest index. ``by=blocks``: KV blocks in use on the GPU now
+    (what a real router reads from the engine's metrics; queued requests hold none yet). ``by=tokens``:
+    prompt + generated tokens of the outstanding requests, queued ones included (the KV they hold or will
+    need).
+    """
+
+    name = "least-kv"
+
+    def __init__(self, by: str = "blocks"):
+        if by not in KV_MEASURES:
+            raise ValueError(f"by must be one of {', '.join(KV_MEASURES)}, got {by!r}")
+        self.by = by
+
+    def route(self, request, now, replicas) -> int:
+        if self.by == "blocks":
+            return min(replicas, key=lambda r: (r.kv_blocks_in_use, r.outstanding_requests, r.index)).index
+        return min(replicas, key=lambda r: (r.context_tokens, r.outstanding_requests, r.index)).index

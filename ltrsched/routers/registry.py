@@ -1,0 +1,97 @@
+"""Router registry and spec strings (``name`` or ``name:key=value,...``), the policies' mechanism.
+
+Register a router with :func:`register`. Routers in other files are found like policies: the
+``ltrsched.routers`` entry-point group, a module or ``.py`` file named in ``LTRSCHED_PLUGINS``, or
+``--plugin`` (one plugin file may register policies and routers).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import sys
+from importlib import metadata
+
+from ltrsched.errors import UserError
+from ltrsched.policies.registry import _code_digest, _converter, _parameters, load_plugin, parse_spec
+from ltrsched.routers.base import Router
+
+_REGISTRY: dict[str, type[Router]] = {}
+#: Router name -> where its code came from, for routers outside this package (see :func:`router_source`).
+_SOURCES: dict[str, dict[str, str | None]] = {}
+_BUILTINS_LOADED = False
+
+
+def register(cls: type[Router]) -> type[Router]:
+    """Class decorator: make ``cls`` available under ``cls.name``."""
+    if not (isinstance(cls, type) and issubclass(cls, Router)):
+        raise TypeError("register() takes a Router subclass")
+    _REGISTRY[cls.name] = cls
+    _SOURCES.pop(cls.name, None)
+    if cls.__module__.partition(".")[0] != "ltrsched":  # a plugin: the code run is part of a result's key
+        _SOURCES[cls.name] = _code_digest(cls.__module__)
+    return cls
+
+
+def router_source(spec: str) -> dict[str, str | None] | None:
+    """For a spec whose router comes from a plugin: its module and the SHA-256 of the module's file when it
+    was loaded (a run's cache key covers it, as for policies); None for a built-in router."""
+    name, _ = parse_spec(spec, kind="router")
+    _load_builtins()
+    return _SOURCES.get(name)
+
+
+def _load_builtins() -> None:
+    global _BUILTINS_LOADED
+    if _BUILTINS_LOADED:
+        return
+    _BUILTINS_LOADED = True
+    importlib.import_module("ltrsched.routers.builtin")
+    try:
+        eps = metadata.entry_points(group="ltrsched.routers")
+    except Exception:  # pragma: no cover - broken metadata
+        eps = ()
+    for ep in eps:
+        try:
+            ep.load()
+        except Exception as exc:  # a broken third-party plugin must not break the CLI
+            print(f"warning: router plugin {ep.name!r} failed to load: {exc}", file=sys.stderr)
+    for item in filter(None, os.environ.get("LTRSCHED_PLUGINS", "").split(os.pathsep)):
+        load_plugin(item)
+
+
+def available() -> dict[str, type[Router]]:
+    """Registered routers by name."""
+    _load_builtins()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def signature_text(cls: type[Router]) -> str:
+    """``name:key=default,...`` for help texts."""
+    params = _parameters(cls)
+    parts = [f"{n}={p.default}" if p.default is not inspect.Parameter.empty else f"{n}=?" for n, p in params.items()]
+    return cls.name + (":" + ",".join(parts) if parts else "")
+
+
+def make_router(spec: str) -> Router:
+    """Build a router from a spec string; bad names or parameters raise :class:`UserError`."""
+    name, raw = parse_spec(spec, kind="router")
+    registry = available()
+    if name not in registry:
+        listing = ", ".join(signature_text(c) for c in registry.values())
+        raise UserError(f"unknown router {name!r}; available: {listing}")
+    cls = registry[name]
+    params = _parameters(cls)
+    kwargs: dict[str, object] = {}
+    for key, text in raw.items():
+        if key not in params:
+            raise UserError(f"router {name!r} has no parameter {key!r}; usage: {signature_text(cls)}")
+        try:
+            kwargs[key] = _converter(cls, params[key])(text)
+        except ValueError as exc:
+            raise UserError(f"router {name!r}: bad value for {key}: {exc}") from None
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"router {name!r}: {exc}") from None

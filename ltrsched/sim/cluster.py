@@ -1,0 +1,275 @@
+"""A cluster: N identical replicas behind a router, in one SimPy environment.
+
+Each replica (same profile, configuration and policy spec; a policy object of its own) runs the lone
+replica's loop (:class:`ltrsched.sim.replica.Replica`) on a request table of its own, fed through an
+:class:`Inbox`. An arrival
+process walks the requests in arrival order; at each arrival time it asks the router for a replica,
+given a :class:`ReplicaState` view of every replica at that instant, and queues the request there.
+
+Consistent views: a replica runs its steps without SimPy events until the next arrival to be routed (the
+shared :class:`Horizon`; other replicas' steps cannot affect it), and ends the step that spans it with a
+SimPy Timeout, so no replica has started a step after an arrival when that arrival is routed. A replica in
+the middle of a step shows the state the step started from (its batch formed, its KV allocated). Arrivals
+are processed before any other event of the same instant (SimPy's URGENT priority), so a request arriving
+at ``t`` is on its replica before that replica forms a batch at ``t``, as with a lone replica; a step that
+ends exactly at ``t`` shows its state from before it ended. A router that never reads the state
+(``Router.reads_state = False``: round-robin, random) routes every request before the run instead, and
+each replica then runs without pausing. With one replica the result is bit-identical to
+:func:`ltrsched.sim.simulate` (tested on the whole golden grid).
+"""
+
+from __future__ import annotations
+
+import copy
+import operator
+import time
+from typing import Any, Sequence
+
+import numpy as np
+import polars as pl
+import simpy
+from simpy.events import URGENT, Timeout
+
+from ltrsched.errors import UserError
+from ltrsched.metrics import summarize
+from ltrsched.policies.base import Policy
+from ltrsched.policies.needs import check_needs
+from ltrsched.routers.base import ReplicaView, Router
+from ltrsched.sim.config import SimConfig
+from ltrsched.sim.inbox import Horizon, Inbox
+from ltrsched.sim.replica import Replica, StepTrace
+from ltrsched.sim.request_table import RequestTable
+from ltrsched.sim.simulate import (
+    SimResult,
+    check_finished,
+    make_replica,
+    replica_counters,
+    request_frame,
+    setup_run,
+)
+from ltrsched.workloads.schema import Workload
+
+#: Most replicas in one simulated cluster (a typo guard; the simulator has no hard limit).
+MAX_REPLICAS = 4096
+
+
+class ReplicaState(ReplicaView):
+    """A router's view of one simulated replica (read live from the replica, see :class:`ReplicaView`)."""
+
+    __slots__ = ("index", "num_gpu_blocks", "_replica", "_inbox")
+
+    def __init__(self, index: int, replica: Replica, inbox: Inbox):
+        self.index = index
+        self.num_gpu_blocks = replica.limits.num_gpu_blocks
+        self._replica = replica
+        self._inbox = inbox
+
+    @property
+    def outstanding_requests(self) -> int:
+        return self._inbox.count - self._replica.num_finished
+
+    @property
+    def kv_blocks_in_use(self) -> int:
+        return self._replica.blocks_in_use
+
+    def _local(self) -> np.ndarray:
+        """The outstanding requests' rows in the replica's table: live, then routed and not yet admitted."""
+        live, admitted, count = self._replica.live, self._replica.num_admitted, self._inbox.count
+        return np.concatenate((live, np.arange(admitted, count))) if count > admitted else live
+
+    @property
+    def requests(self) -> np.ndarray:
+        return self._inbox.rows[self._local()]
+
+    @property
+    def generated_tokens(self) -> np.ndarray:
+        return self._inbox.table.generated_tokens[self._local()]
+
+    @property
+    def context_tokens(self) -> int:
+        rows, table = self._local(), self._inbox.table
+        return int(table.prompt_tokens[rows].sum() + table.generated_tokens[rows].sum())
+
+
+class _ArrivalTimeout(Timeout):
+    """A Timeout processed before the other events of its instant (SimPy's URGENT priority)."""
+
+    def __init__(self, env: simpy.Environment, delay: float):  # Timeout.__init__, but URGENT
+        self.env = env
+        self.callbacks = []
+        self._value = None
+        self._delay = delay
+        self._ok = True
+        env.schedule(self, URGENT, delay)
+
+
+def _arrival_ordered(table: RequestTable) -> bool:
+    """Whether the arrival order (arrival time, ties by row) lists requests by arrival, ties by request id."""
+    order = np.argsort(table.arrival_time, kind="stable")
+    return bool((np.lexsort((table.request_id[order], table.arrival_time[order])) == np.arange(len(order))).all())
+
+
+class _BlindView(ReplicaView):
+    """What a router that declares ``reads_state = False`` gets: the replica's index, no state."""
+
+    __slots__ = ("index", "num_gpu_blocks", "_router")
+
+    def __init__(self, index: int, num_gpu_blocks: int, router: Router):
+        self.index, self.num_gpu_blocks, self._router = index, num_gpu_blocks, router
+
+    def __getattribute__(self, name: str):
+        if name in ("outstanding_requests", "kv_blocks_in_use", "requests", "generated_tokens", "context_tokens",
+                    "kv_utilization"):
+            router = object.__getattribute__(self, "_router")
+            raise UserError(f"router {router.spec()!r} read the replicas' state ({name}) but declares "
+                            "reads_state = False; remove that declaration")
+        return object.__getattribute__(self, name)
+
+
+def _arrivals(table: RequestTable, stop_time: float | None) -> tuple[list[int], list[float]]:
+    """Rows and arrival times [s] in arrival order (ties by row), those arriving at or after ``stop_time``
+    left out (no replica would admit them)."""
+    order = np.argsort(table.arrival_time, kind="stable")
+    times = table.arrival_time[order]
+    if stop_time is not None:
+        order = order[times < stop_time]
+        times = times[: len(order)]
+    return order.tolist(), times.tolist()
+
+
+def _route_one(router: Router, row: int, at: float, views, table: RequestTable) -> int:
+    choice = router.route(row, at, views)
+    try:
+        k = operator.index(choice)
+    except TypeError:
+        k = -1
+    if not 0 <= k < len(views):
+        raise UserError(f"router {router.spec()!r} returned {choice!r} for request {table.request_id[row]}; "
+                        f"expected a replica index in 0..{len(views) - 1}")
+    return k
+
+
+def _route_arrivals(env: simpy.Environment, table: RequestTable, router: Router, views: Sequence[ReplicaState],
+                    inboxes: Sequence[Inbox], horizon: Horizon, assigned: np.ndarray, stop_time: float | None):
+    """SimPy process: route every request at its arrival time (same-instant arrivals in row order), then
+    close the inboxes. ``horizon`` always holds the next arrival still to be routed."""
+    rows, times = _arrivals(table, stop_time)
+    horizon.time = times[0] if times else float("inf")
+    for j, (row, at) in enumerate(zip(rows, times)):
+        if at > env.now:
+            yield _ArrivalTimeout(env, at - env.now)
+        k = _route_one(router, row, at, views, table)
+        assigned[row] = k
+        inboxes[k].put(row)
+        horizon.time = times[j + 1] if j + 1 < len(times) else float("inf")
+    for inbox in inboxes:
+        inbox.close()
+
+
+def _route_up_front(table: RequestTable, router: Router, inboxes: Sequence[Inbox], num_gpu_blocks: int,
+                    assigned: np.ndarray, stop_time: float | None) -> None:
+    """Route every request before the run (a router that never reads the replicas' state), so that the
+    replicas need not pause at each other's arrivals."""
+    views = [_BlindView(k, num_gpu_blocks, router) for k in range(len(inboxes))]
+    rows, times = _arrivals(table, stop_time)
+    for row, at in zip(rows, times):
+        assigned[row] = _route_one(router, row, at, views, table)
+    rows = np.asarray(rows, dtype=np.int64)
+    for k, inbox in enumerate(inboxes):
+        inbox.put_many(rows[assigned[rows] == k])  # (still in arrival order)
+        inbox.close()
+
+
+def simulate_cluster(workload: Workload, policy: Policy, config: SimConfig | None = None, replicas: int = 1,
+                     router: Router | None = None, progress: bool = False) -> SimResult:
+    """Simulate ``replicas`` identical replicas behind ``router`` serving ``workload``.
+
+    Every replica has ``config`` and a copy of ``policy`` (prepared once on the whole workload). The
+    result's ``requests`` has a ``replica`` column (null for a request never routed: one arriving after
+    ``config.stop_time``); ``summary`` is the fleet's (metrics over all requests; steps, busy time,
+    preemptions and swapped blocks summed over replicas, peak KV blocks the largest replica's);
+    ``replicas`` holds one summary per replica; ``steps`` (with ``config.record_steps``) has a
+    ``replica`` column.
+    """
+    from ltrsched.routers import make_router
+
+    config = config or SimConfig()
+    if isinstance(replicas, bool) or not isinstance(replicas, (int, np.integer)) or not 1 <= replicas <= MAX_REPLICAS:
+        raise UserError(f"replicas must be an integer in 1..{MAX_REPLICAS}, got {replicas!r}")
+    router = router or make_router("round-robin")
+    setup = setup_run(workload, policy, config)
+    check_needs(router, workload.has_column, f"workload {workload.name!r}", kind="router")
+    table = setup.table
+    n = len(workload)
+    columns = table.workload_columns()
+    policy.prepare(columns)
+    policies = [policy] + [copy.deepcopy(policy) for _ in range(replicas - 1)]  # prepared state included
+    router.prepare(columns, replicas)
+
+    env = simpy.Environment()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n, unit="req", desc=f"simulate {policy.name} x{replicas}", leave=False)
+    horizon, ordered = Horizon(), _arrival_ordered(table)
+    inboxes = [Inbox(env, table, ordered, horizon) for _ in range(replicas)]
+    traces = [StepTrace() if config.record_steps else None for _ in range(replicas)]
+    fleet = [make_replica(env, setup, policies[k], config, table=inboxes[k].table, trace=traces[k],
+                          inbox=inboxes[k], on_progress=bar.update if bar else None) for k in range(replicas)]
+    views = [ReplicaState(k, fleet[k], inboxes[k]) for k in range(replicas)]
+    assigned = np.full(n, -1, dtype=np.int64)
+    wall = time.perf_counter()
+    if router.reads_state:
+        env.process(_route_arrivals(env, table, router, views, inboxes, horizon, assigned, config.stop_time))  # first
+    else:
+        _route_up_front(table, router, inboxes, setup.limits.num_gpu_blocks, assigned, config.stop_time)
+    for replica in fleet:
+        env.process(replica.run())
+    env.run()
+    wall = time.perf_counter() - wall
+    if bar is not None:
+        bar.close()
+    for inbox in inboxes:
+        inbox.scatter()
+    finished = check_finished(table, config)
+
+    replica_col = pl.Series("replica", assigned, dtype=pl.Int64)
+    requests = request_frame(workload, table, replica=pl.when(replica_col >= 0).then(replica_col).otherwise(None))
+    done = requests.filter(pl.col("finish_time").is_not_nan())
+    summary = summarize(done)
+    summary["num_finished"] = int(finished.sum())
+    counters = [replica_counters(r) for r in fleet]
+    summary.update(
+        steps=sum(c["steps"] for c in counters),
+        busy_time=sum(c["busy_time"] for c in counters),
+        num_preemptions=sum(c["num_preemptions"] for c in counters),
+        swapped_blocks=sum(c["swapped_blocks"] for c in counters),
+        peak_blocks_in_use=max(c["peak_blocks_in_use"] for c in counters),
+        num_gpu_blocks=setup.limits.num_gpu_blocks,
+        host_blocks=setup.host_blocks,
+        num_replicas=replicas,
+        wall_time_s=wall,
+        speedup_vs_real_time=summary["makespan"] / wall if wall > 0 else float("inf"),
+    )
+    per_replica = []
+    for k in range(replicas):
+        mine = done.filter(pl.col("replica") == k)
+        entry: dict[str, Any] = {"replica": k, **summarize(mine)}
+        entry.update(num_routed=inboxes[k].count, num_finished=fleet[k].num_finished, **counters[k])
+        per_replica.append(entry)
+    meta = {
+        "workload": workload.name,
+        "policy": policy.spec(),
+        "policy_params": policy.describe(),
+        "profile": getattr(setup.profile, "name", str(config.profile)),
+        "config": config.describe(),
+        "replicas": replicas,
+        "router": router.spec(),
+        "router_params": router.describe(),
+    }
+    steps = None
+    if config.record_steps:
+        steps = pl.concat([pl.DataFrame(tr.as_dict()).with_columns(replica=pl.lit(k, dtype=pl.Int64))
+                           for k, tr in enumerate(traces)], how="vertical_relaxed")
+    return SimResult(requests, summary, steps, meta, replicas=per_replica)

@@ -1,0 +1,322 @@
+"""Clusters: N replicas behind a router (ltrsched.sim.cluster).
+
+One replica through the cluster path is bit-identical to the lone simulator; round-robin replicas equal
+their request subsets simulated alone; every request finishes once, on one replica; a router sees each
+replica's state as of the arrival instant.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import LinearProfile, make_workload
+from ltrsched.errors import UserError
+from ltrsched.policies import make_policy
+from ltrsched.routers import Router, make_router
+from ltrsched.sim import SimConfig, simulate
+from ltrsched.sim.cluster import simulate_cluster
+from ltrsched.workloads import apply_arrivals, load_workload
+from test_sim_invariants import RandomOrder, _check, workloads
+
+WALL = ("wall_time_s", "speedup_vs_real_time")
+
+
+def _same_run(lone, cluster):
+    """Every request column, step-trace column and summary value (but wall-clock ones) is identical."""
+    routed = cluster.requests["replica"].drop_nulls()
+    assert routed.to_list() == [0] * len(routed)
+    stop = lone.meta["config"]["stop_time"]  # arrivals from then on are not routed
+    late = cluster.requests.filter(pl.col("arrival_time") >= (stop if stop is not None else float("inf"))).height
+    assert cluster.requests["replica"].null_count() == late
+    assert lone.requests.equals(cluster.requests.drop("replica"))
+    if lone.steps is not None:
+        assert lone.steps.equals(cluster.steps.drop("replica"))
+    for key, value in lone.summary.items():
+        if key not in WALL:
+            assert cluster.summary[key] == value or (value != value and cluster.summary[key] != cluster.summary[key]), key
+
+
+@pytest.fixture(scope="module")
+def sharegpt_poisson():
+    return apply_arrivals(load_workload("sharegpt", num_requests=240, seed=0), "poisson", rate=12.0, seed=0)
+
+
+@pytest.mark.parametrize("policy", ["fcfs", "srtf", "ltr:tau=0.6,starve=200,quantum=10", "mlfq", "po"])
+@pytest.mark.parametrize("config", [
+    {},
+    {"num_gpu_blocks": 300, "swap_space_gib": 0.25},
+    {"num_gpu_blocks": 600, "semantics": "vllm-v1", "preemption": "recompute", "max_num_seqs": 32},
+    {"stop_time": 9.0},
+])
+def test_one_replica_is_the_lone_simulator(sharegpt_poisson, policy, config):
+    cfg = SimConfig(record_steps=True, **config)
+    lone = simulate(sharegpt_poisson, make_policy(policy), cfg)
+    cluster = simulate_cluster(sharegpt_poisson, make_policy(policy), cfg, replicas=1,
+                               router=make_router("least-outstanding"))
+    _same_run(lone, cluster)
+
+
+@pytest.mark.parametrize("router", ["round-robin", "least-kv"])  # routed before the run / at each arrival
+def test_one_replica_burst_and_gamma(router):
+    base = load_workload("lmsys-like", num_requests=200, seed=0)
+    for wl in (apply_arrivals(base, "burst"), apply_arrivals(base, "gamma", rate=8.0, cv=2.0, seed=0)):
+        cfg = SimConfig(record_steps=True, num_gpu_blocks=400, preemption="recompute")
+        _same_run(simulate(wl, make_policy("srtf"), cfg),
+                  simulate_cluster(wl, make_policy("srtf"), cfg, replicas=1, router=make_router(router)))
+
+
+@pytest.mark.parametrize("policy", ["fcfs", "srtf", "mlfq", "ltr", "ltr:starve=20,quantum=4"])
+@pytest.mark.parametrize("spread", [False, True])
+def test_round_robin_replicas_equal_their_subsets_alone(policy, spread):
+    """Replica k of N round-robin replicas serves requests k, k+N, ...: exactly what a lone replica does
+    with that subset (overlapping Poisson arrivals, or arrivals spread so each request runs alone)."""
+    rng = np.random.default_rng(3)
+    n, replicas = 90, 3
+    prompts, outputs = rng.integers(5, 300, n), rng.integers(1, 200, n)
+    arrivals = np.arange(n) * 20.0 if spread else np.cumsum(rng.exponential(0.05, n))
+    wl = make_workload(prompts, outputs, arrivals, score=rng.normal(size=n))
+    cfg = SimConfig(profile=LinearProfile(blocks=120), block_size=16, max_num_batched_tokens=256,
+                    max_num_seqs=16, record_steps=True)
+    cluster = simulate_cluster(wl, make_policy(policy), cfg, replicas=replicas, router=make_router("round-robin"))
+    req = cluster.requests
+    assert req["replica"].to_list() == [i % replicas for i in range(n)]
+    for k in range(replicas):
+        subset = wl.with_df(wl.df.filter(pl.int_range(pl.len()) % replicas == k))
+        alone = simulate(subset, make_policy(policy), cfg)
+        mine = req.filter(pl.col("replica") == k).drop("replica")
+        assert alone.requests.equals(mine)
+        assert alone.steps.equals(cluster.steps.filter(pl.col("replica") == k).drop("replica"))
+        assert cluster.replicas[k]["steps"] == alone.summary["steps"]
+        assert cluster.replicas[k]["latency_per_token_mean"] == alone.summary["latency_per_token_mean"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    wl=workloads,
+    replicas=st.integers(1, 4),
+    router=st.sampled_from(["round-robin", "random:seed=3", "least-outstanding", "least-kv", "least-kv:by=tokens",
+                            "rank:tau=0.5", "least-work:tau=0.5"]),
+    policy=st.sampled_from(["fcfs", "srtf", "random"]),
+    blocks=st.integers(12, 60),
+    preemption=st.sampled_from(["swap", "recompute"]),
+)
+def test_invariants_random_clusters(wl, replicas, router, policy, blocks, preemption):
+    """Every request finishes exactly once, on one replica; each replica's steps keep every limit."""
+    prompts, outputs, arrivals = wl
+    workload = make_workload(prompts, outputs, arrivals)
+    blocks = max(blocks, -(-max(p + o for p, o in zip(prompts, outputs)) // 4))
+    config = SimConfig(profile=LinearProfile(blocks=blocks, kv_bytes_per_token=64), max_num_batched_tokens=64,
+                       max_num_seqs=6, block_size=4, watermark=0.0, preemption=preemption, swap_space_gib=1e-4,
+                       record_steps=True)
+    pol = RandomOrder(seed=len(prompts)) if policy == "random" else make_policy(policy)
+    result = simulate_cluster(workload, pol, config, replicas=replicas, router=make_router(router))
+    req = result.requests
+    assert req["replica"].null_count() == 0 and req["replica"].is_between(0, replicas - 1).all()
+    assert sum(r["num_finished"] for r in result.replicas) == len(prompts) == result.summary["num_finished"]
+    for k, rep in enumerate(result.replicas):
+        mine = req.filter(pl.col("replica") == k)
+        steps = result.steps.filter(pl.col("replica") == k)
+        assert rep["num_routed"] == mine.height and rep["steps"] == steps.height
+        assert int(steps["num_finished"].sum()) == mine.height
+        if mine.height:
+            # the lone simulator's invariants hold for each replica's own requests and steps
+            sub = result.__class__(mine.drop("replica"), {"host_blocks": result.summary["host_blocks"]},
+                                   steps.drop("replica"), {})
+            _check(sub, workload, config, blocks)
+            assert (steps["start"].diff().drop_nulls() > 0).all()  # a replica's steps never overlap
+            assert (steps["start"].shift(-1) >= steps["start"] + steps["duration"]).drop_nulls().all()
+    assert result.summary["steps"] == result.steps.height
+
+
+class Recorder(Router):
+    """Routes by least outstanding requests and records what each replica's view showed."""
+
+    name = "recorder-test"
+
+    def __init__(self):
+        self.seen = []
+
+    def prepare(self, requests, num_replicas):
+        self.ids = requests["request_id"]
+        self.seen = []
+
+    def route(self, request, now, replicas):
+        for r in replicas:
+            rows = r.requests
+            assert r.outstanding_requests == len(rows)
+            assert 0 <= r.kv_blocks_in_use <= r.num_gpu_blocks
+            gen = r.generated_tokens
+            assert r.context_tokens >= int(gen.sum())
+            self.seen.append((now, r.index, set(self.ids[rows].tolist()), dict(zip(self.ids[rows].tolist(), gen.tolist())),
+                              r.kv_blocks_in_use))
+        return min(replicas, key=lambda r: (r.outstanding_requests, r.index)).index
+
+
+def test_router_sees_the_state_at_the_arrival_instant():
+    """At each arrival, a replica's outstanding requests are exactly those routed to it before and not
+    finished: finished after the instant, or at it (events of an instant come after its arrivals, so a
+    step ending then shows the state it started from). Their token counts are below the final ones."""
+    rng = np.random.default_rng(7)
+    n = 160
+    wl = make_workload(rng.integers(5, 200, n), rng.integers(1, 120, n), np.cumsum(rng.exponential(0.02, n)))
+    cfg = SimConfig(profile=LinearProfile(blocks=90), block_size=16, max_num_batched_tokens=128, max_num_seqs=8,
+                    preemption="recompute")
+    rec = Recorder()
+    result = simulate_cluster(wl, make_policy("srtf"), cfg, replicas=3, router=rec)
+    req = result.requests
+    ids = req["request_id"].to_list()
+    arrival = dict(zip(ids, req["arrival_time"].to_list()))
+    finish = dict(zip(ids, req["finish_time"].to_list()))
+    replica = dict(zip(ids, req["replica"].to_list()))
+    served = dict(zip(ids, req["served_output_tokens"].to_list()))
+    nonempty = 0
+    for now, k, seen, gen, blocks in rec.seen:
+        mine = [i for i in ids if replica[i] == k and finish[i] >= now]
+        before = {i for i in mine if arrival[i] < now}
+        by_now = {i for i in mine if arrival[i] <= now}  # same-instant arrivals: those routed before this one
+        assert before <= seen <= by_now
+        assert all(0 <= gen[i] < served[i] for i in seen)
+        nonempty += bool(seen)
+        if not seen:
+            assert blocks == 0
+    assert nonempty > len(rec.seen) // 2  # the check had something to look at
+
+
+def test_least_outstanding_spreads_a_burst():
+    wl = make_workload([50] * 40, [30] * 40)
+    result = simulate_cluster(wl, make_policy("fcfs"), SimConfig(profile=LinearProfile()), replicas=4,
+                              router=make_router("least-outstanding"))
+    counts = result.requests["replica"].value_counts()["count"].to_list()
+    assert sorted(counts) == [10, 10, 10, 10]
+
+
+def test_random_router_is_seeded():
+    wl = make_workload([20] * 50, [10] * 50, np.arange(50) * 0.01)
+    cfg = SimConfig(profile=LinearProfile())
+
+    def assignment(spec):
+        return simulate_cluster(wl, make_policy("fcfs"), cfg, replicas=3, router=make_router(spec)).requests["replica"]
+
+    assert assignment("random:seed=1").equals(assignment("random:seed=1"))
+    assert not assignment("random:seed=1").equals(assignment("random:seed=2"))
+    assert set(assignment("random:seed=1").to_list()) == {0, 1, 2}
+
+
+def test_stop_time_leaves_late_requests_unrouted():
+    wl = make_workload([20] * 30, [200] * 30, np.arange(30) * 0.5)
+    result = simulate_cluster(wl, make_policy("fcfs"), SimConfig(profile=LinearProfile(), stop_time=5.0),
+                              replicas=2, router=make_router("round-robin"))
+    req = result.requests
+    assert req.filter(pl.col("arrival_time") >= 5.0)["replica"].null_count() == 20
+    assert req.filter(pl.col("arrival_time") < 5.0)["replica"].null_count() == 0
+    assert result.summary["num_finished"] < 30
+
+
+class BadRouter(Router):
+    name = "bad-test"
+
+    def route(self, request, now, replicas):
+        return len(replicas)
+
+
+class Peeker(Router):
+    """Declares that it reads no state, then reads it."""
+
+    name = "peeker-test"
+    reads_state = False
+
+    def route(self, request, now, replicas):
+        return min(replicas, key=lambda r: r.outstanding_requests).index
+
+
+def test_stateless_routers_route_before_the_run():
+    """round-robin and random never read the replicas' state: every request is routed before the run, and
+    a router that says so but reads the state gets a one-line error."""
+    assert not make_router("round-robin").reads_state and not make_router("random").reads_state
+    assert make_router("least-outstanding").reads_state
+    wl = make_workload([20] * 6, [10] * 6, np.arange(6) * 0.5)
+    with pytest.raises(UserError, match="declares reads_state = False"):
+        simulate_cluster(wl, make_policy("fcfs"), SimConfig(profile=LinearProfile()), replicas=2, router=Peeker())
+
+
+def test_bad_router_answer_and_missing_columns_are_user_errors():
+    wl = make_workload([20] * 4, [10] * 4)
+    cfg = SimConfig(profile=LinearProfile())
+    with pytest.raises(UserError, match="expected a replica index in 0..1"):
+        simulate_cluster(wl, make_policy("fcfs"), cfg, replicas=2, router=BadRouter())
+    with pytest.raises(UserError, match="router 'rank' needs a 'score' column"):
+        simulate_cluster(wl, make_policy("fcfs"), cfg, replicas=2, router=make_router("rank"))
+    with pytest.raises(UserError, match="replicas must be an integer"):
+        simulate_cluster(wl, make_policy("fcfs"), cfg, replicas=0)
+
+
+# ---------------------------------------------------------------- commands
+from test_cli_simulate import assert_one_line_error, run_cli  # noqa: E402
+
+
+@pytest.fixture
+def workload_file(tmp_path):
+    path = tmp_path / "wl.parquet"
+    rng = np.random.default_rng(2)
+    make_workload(rng.integers(5, 100, 30), rng.integers(1, 50, 30), np.sort(rng.uniform(0, 2, 30))).save(path)
+    return path
+
+
+def test_simulate_command_cluster(workload_file, tmp_path):
+    out = tmp_path / "run"
+    r = run_cli("simulate", "-w", str(workload_file), "--arrival", "replay", "--replicas", "2", "--router",
+                "least-outstanding", "--out", str(out), "--trace", str(tmp_path / "t.json"), "--cdf",
+                str(tmp_path / "cdf.png"))
+    assert r.returncode == 0, r.stderr
+    assert "2 replicas, router least-outstanding" in r.stdout
+    req = pl.read_parquet(out / "requests.parquet")
+    assert set(req["replica"].to_list()) == {0, 1}
+    saved = __import__("json").loads((out / "summary.json").read_text())
+    assert [s["replica"] for s in saved["replicas"]] == [0, 1]
+    assert sum(s["num_finished"] for s in saved["replicas"]) == 30 == saved["summary"]["num_finished"]
+    assert saved["meta"]["router"] == "least-outstanding" and saved["meta"]["replicas"] == 2
+    assert (tmp_path / "t.json").is_file() and (tmp_path / "cdf.png").is_file() and (out / "steps.parquet").is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--replicas", "0"], "--replicas must be >= 1"),
+    (["--replicas", "2", "--router", "nosuch"], "unknown router 'nosuch'"),
+    (["--replicas", "2", "--router", "rank"], "router 'rank' needs a 'score' column"),
+    (["--trace", "trace.txt"], "--trace must be a .json file"),
+    (["--cdf", "cdf.txt"], "--cdf must end in .png"),
+])
+def test_simulate_command_cluster_errors(workload_file, tmp_path, args, message):
+    r = run_cli("simulate", "-w", str(workload_file), *args, cwd=tmp_path)
+    assert_one_line_error(r, message)
+    assert not (tmp_path / "trace.txt").exists()
+
+
+def test_sweep_over_replicas_and_routers(workload_file, tmp_path):
+    sweep = tmp_path / "s.toml"
+    sweep.write_text(f'workloads = ["{workload_file}"]\npolicies = ["fcfs"]\narrival = "replay"\nrates = [20.0]\n'
+                     'replicas = [1, 2]\nrouters = ["round-robin", "least-kv:by=tokens"]\n')
+    r = run_cli("sweep", str(sweep), "--out", str(tmp_path / "out"), "--jobs", "1")
+    assert r.returncode == 0, r.stderr
+    table = pl.read_csv(tmp_path / "out" / "sweep.csv")
+    assert table.select("replicas", "router").rows() == [(1, None), (2, "round-robin"), (2, "least-kv:by=tokens")]
+    assert table["num_finished"].to_list() == [30, 30, 30]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('policies = ["fcfs"]\nreplicas = [0]\n')
+    assert_one_line_error(run_cli("sweep", str(bad), "--out", str(tmp_path / "o2")), "'replicas' must be >= 1")
+    bad.write_text('policies = ["fcfs"]\nreplicas = [2]\nrouters = ["nosuch"]\n')
+    assert_one_line_error(run_cli("sweep", str(bad), "--out", str(tmp_path / "o2")), "unknown router 'nosuch'")
+
+
+def test_run_keys_of_lone_replicas_are_unchanged():
+    """Runs cached before clusters existed keep their hashes: a lone replica's key has no cluster fields."""
+    from ltrsched.experiments.runspec import RunSpec
+
+    lone = RunSpec(experiment="sweep", setting="s", label="l", workload="sharegpt", policy="fcfs", profile="a100-llama3-8b")
+    assert "replicas" not in lone.key() and "router" not in lone.key()
+    two = RunSpec(experiment="sweep", setting="s", label="l", workload="sharegpt", policy="fcfs", profile="a100-llama3-8b",
+                  replicas=2, router="round-robin")
+    assert two.key()["replicas"] == 2 and two.run_hash() != lone.run_hash()
