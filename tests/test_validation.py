@@ -13,7 +13,7 @@ from conftest import make_workload
 from test_cli_simulate import run_cli
 from ltrsched.policies.step_shape import StepShape
 from ltrsched.sim.profiles import load_profile
-from ltrsched.validation.profiling import PROBE_GAP_S, ProbePlan, fit_steps, probe_workload
+from ltrsched.validation.profiling import PROBE_GAP_S, ProbePlan, fit_steps, probe_plan, probe_workload
 
 
 def _synthetic_log(profile, n=3000, seed=0):
@@ -58,6 +58,20 @@ def test_probe_plan_outlasts_each_prefill_and_bounds_memory():
             assert batch * (prompt + output) <= plan.max_tokens_in_flight
     wl = probe_workload(plan, 256, 768)
     assert wl.df["arrival_time"].n_unique() == len(plan.probes(256, 768))
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_cpu_probe_plan_reaches_the_sequence_cap(quick):
+    """A profile's tables are flat beyond the largest probed batch: a CPU plan probing batches only to 64
+    under-predicted the 65-100-sequence steps of a 100-request burst by 18%. Every plan probes decode
+    batches up to the engine's default sequence cap (256) where the KV cache holds them."""
+    from ltrsched.engine.config import EngineConfig
+
+    config = EngineConfig(model="llama-tiny", platform="cpu", block_size=128)
+    plan = probe_plan(config, usable_blocks=2047, max_model_len=4096, quick=quick)
+    batches = {len(p) for p in plan.probes(max_num_seqs=256, budget=768)[1:] if p[0][1] > 1}
+    assert max(batches) == 256
+    assert {1, 64, 256} <= batches
 
 
 @pytest.mark.vllm

@@ -71,18 +71,19 @@ def probe_plan(config, usable_blocks: int, max_model_len: int, quick: bool = Fal
     KV blocks and contexts up to ``max_model_len`` tokens.
 
     A GPU gets the full plan (batches to 256, contexts to 3,072 tokens). A CPU computes one to two orders
-    of magnitude slower, so its plan keeps the same shape coverage at the sizes a CPU engine serves
-    (batches to 64, contexts to 2,048) and repeats each probe 3 times instead of 2: its step times are
-    noisier. Every probe fits the KV cache (90% of it) and the context limit."""
+    of magnitude slower, so its plan keeps the same batch coverage (to 256, the default sequence cap: a
+    table extrapolated beyond its largest probed batch under-predicted 65-100-sequence steps by 18%,
+    VALIDATION.md) with shorter contexts (to 2,048) and repeats each probe 3 times instead of 2: its step
+    times are noisier. Every probe fits the KV cache (90% of it) and the context limit."""
     from ltrsched.engine.platform import CPU
 
     cpu = config.platform == CPU
     if quick:
-        plan = ProbePlan(decode_batches=(1, 4, 16, 64) if cpu else (1, 4, 16, 64, 256),
+        plan = ProbePlan(decode_batches=(1, 4, 16, 64, 256),
                          decode_prompts=(128, 1024) if cpu else (128, 2048), repeats=1,
                          prefill_prompts=(16, 64, 256, 512, 768, 2048))
     elif cpu:
-        plan = ProbePlan(decode_batches=(1, 2, 4, 8, 16, 32, 64), decode_prompts=(64, 512, 2048), repeats=3,
+        plan = ProbePlan(decode_batches=(1, 2, 4, 8, 16, 32, 64, 128, 256), decode_prompts=(64, 512, 2048), repeats=3,
                          prefill_prompts=(16, 32, 64, 128, 256, 384, 512, 640, 768, 2048))
     else:
         plan = ProbePlan()
