@@ -26,6 +26,8 @@ from ltrsched.sim.step_shape import StepShape
 
 BUILTINS = ("a100-llama3-8b", "a100-llama3-70b-tp8", "h100-llama3-8b",
             "a100-llama3-8b-vllm041-eager", "a100-llama3-70b-tp8-vllm041-eager")
+#: Profiles measured with `ltrsched profile` on our machines (the CPU engine).
+MEASURED = ("cpu-llama-tiny",)
 MS = 1e-3
 
 
@@ -37,10 +39,26 @@ def a100_8b() -> StepTimeProfile:
 # ---------------------------------------------------------------------------- contract
 def test_builtins_listed_with_one_line_descriptions():
     listed = builtin_profiles()
-    assert set(listed) == set(BUILTINS)
+    assert set(listed) == set(BUILTINS) | set(MEASURED)
     for name, desc in listed.items():
         assert desc and "\n" not in desc
     assert "PROVISIONAL" in listed["h100-llama3-8b"]
+
+
+@pytest.mark.parametrize("name", MEASURED)
+def test_measured_profiles_record_how_they_were_measured(name):
+    """A measured profile carries its command, host, fit error and the engine's KV block count, and
+    reproduces that block count (less vLLM's null block) at the engine's block size."""
+    p = load_profile(name)
+    prov = p.provenance
+    assert prov["command"].startswith("ltrsched profile") and prov["host_info"]["platform"] == "cpu"
+    assert 0 < prov["fit"]["median_rel_error"] < prov["fit"]["p90_rel_error"] < 1
+    assert prov["fit"]["num_samples"] > 1000
+    assert list(p.non_attention_s) == sorted(p.non_attention_s) and list(p.sampling_s) == sorted(p.sampling_s)
+    engine = prov["engine"]
+    assert max(p.sampling_num_seqs) >= engine["max_num_seqs"]  # probed up to the sequence cap
+    assert p.num_gpu_blocks(block_size=engine["block_size"], gpu_memory_utilization=prov["gpu_memory_utilization"]) \
+        == prov["engine_num_gpu_blocks"] - 1
 
 
 @pytest.mark.parametrize("name", BUILTINS)
@@ -278,7 +296,7 @@ def test_profiles_command_lists_builtins():
     lines = result.output.strip().splitlines()
     assert lines[0].split()[:6] == ["name", "gpu", "model", "tp", "kv_blocks", "kv_gib"]
     rows = {line.split()[0]: line for line in lines[1:]}
-    assert set(rows) == set(BUILTINS)
+    assert set(rows) == set(BUILTINS) | set(MEASURED)
     p = load_profile("a100-llama3-8b")
     assert f" {p.num_gpu_blocks()} " in rows["a100-llama3-8b"]
     assert "PROVISIONAL" in rows["h100-llama3-8b"]
