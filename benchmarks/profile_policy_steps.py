@@ -1,18 +1,53 @@
 """Where does a policy's engine step spend its time? cProfile one burst per policy on the real CPU engine
-(llama-tiny, 32 sequences per step; FCFS and MLFQ twice, alternating) and list the functions whose
-cumulative time differs most between the last FCFS and the last MLFQ run (VALIDATION.md section 1)."""
-import cProfile, pstats, io, sys
-from ltrsched.validation.engines import start_engine
-from ltrsched.policies import make_policy
-from ltrsched.workloads import load_workload
-eng = start_engine(model="llama-tiny", max_num_seqs=32)
-wl = load_workload("sharegpt", num_requests=100, seed=0)
-stats = {}
-for spec in ["fcfs", "mlfq", "fcfs", "mlfq"]:
-    pr = cProfile.Profile(); pr.enable(); r = eng.run(wl, make_policy(spec)); pr.disable()
-    st = pstats.Stats(pr); stats[spec] = {f"{k[0].split('site-packages/')[-1]}:{k[1]}:{k[2]}": (v[1], v[3]) for k, v in st.stats.items()}
-    print(spec, "steps", r.summary.get("steps"), "makespan", r.summary["makespan"], flush=True)
-f, m = stats["fcfs"], stats["mlfq"]
-rows = sorted(((m.get(k, (0, 0))[1] - f.get(k, (0, 0))[1], k, f.get(k, (0, 0)), m.get(k, (0, 0))) for k in set(f) | set(m)), reverse=True)
-for d, k, a, b in rows[:45]:
-    print(f"{d:+8.3f}s cum  fcfs {a[1]:8.3f}s/{a[0]:>7} calls  mlfq {b[1]:8.3f}s/{b[0]:>7} calls  {k}")
+(llama-tiny, 32 sequences per step, each policy twice, alternating) and list the functions whose cumulative
+time differs most between the last run of the first and of the second policy (VALIDATION.md section 1).
+
+    python benchmarks/profile_policy_steps.py [--policies fcfs,mlfq] [--num-requests 100] [--top 45]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+
+
+def _cumulative(profile: cProfile.Profile) -> dict[str, tuple[int, float]]:
+    """function -> (calls, cumulative seconds)."""
+    stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    return {f"{k[0].split('site-packages/')[-1]}:{k[1]}:{k[2]}": (v[1], v[3]) for k, v in stats.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--policies", default="fcfs,mlfq", help="two policy specs separated by ';'")
+    ap.add_argument("--num-requests", type=int, default=100)
+    ap.add_argument("--max-num-seqs", type=int, default=32)
+    ap.add_argument("--top", type=int, default=45)
+    args = ap.parse_args()
+    first, second = args.policies.split(";") if ";" in args.policies else args.policies.split(",")
+
+    from ltrsched.policies import make_policy
+    from ltrsched.validation.engines import start_engine
+    from ltrsched.workloads import load_workload
+
+    eng = start_engine(model="llama-tiny", max_num_seqs=args.max_num_seqs)
+    wl = load_workload("sharegpt", num_requests=args.num_requests, seed=0)
+    last: dict[str, dict[str, tuple[int, float]]] = {}
+    for spec in (first, second, first, second):
+        prof = cProfile.Profile()
+        prof.enable()
+        result = eng.run(wl, make_policy(spec))
+        prof.disable()
+        last[spec] = _cumulative(prof)
+        print(f"{spec}: {result.summary.get('steps')} steps, makespan {result.summary['makespan']:.2f} s", flush=True)
+    a, b = last[first], last[second]
+    zero = (0, 0.0)
+    rows = sorted(((b.get(k, zero)[1] - a.get(k, zero)[1], k) for k in set(a) | set(b)), reverse=True)
+    for diff, k in rows[:args.top]:
+        (ca, ta), (cb, tb) = a.get(k, zero), b.get(k, zero)
+        print(f"{diff:+8.3f} s  {first} {ta:8.3f} s / {ca:>7} calls  {second} {tb:8.3f} s / {cb:>7} calls  {k}")
+
+
+if __name__ == "__main__":
+    main()
