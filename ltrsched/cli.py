@@ -9,7 +9,7 @@ import sys
 import click
 
 from ltrsched import __version__
-from ltrsched.errors import UserError
+from ltrsched.errors import RunFailedError, UserError
 
 #: command name -> ("module:attribute" of its click command, one-line help for `ltrsched --help`).
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ensemble": ("ltrsched.predictors.commands:ensemble", "Combine rank predictors (z-scored scores, weighted)."),
     "reproduce": ("ltrsched.experiments.commands:reproduce", "The paper's tables and figures, simulated, beside the paper's."),
     "sweep": ("ltrsched.experiments.commands:sweep", "Policies x workloads x rates x profiles from a TOML/JSON file."),
+    "capacity": ("ltrsched.experiments.commands:capacity", "Highest Poisson rate per policy that meets given SLOs."),
     "replay": ("ltrsched.validation.commands:replay", "Serve a workload on real vLLM (CPU build or GPU) with a policy."),
     "profile": ("ltrsched.validation.commands:profile", "Measure the engine's step times (CPU or GPU) into a simulator profile."),
     "validate": ("ltrsched.validation.commands:validate", "Simulator vs real vLLM on the same workload and policies."),
@@ -71,6 +72,9 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except RunFailedError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

@@ -15,3 +15,9 @@ class MissingDependencyError(UserError):
 
     def __reduce__(self):  # picklable, so that a sweep worker can report it to the main process
         return type(self), (self.package, self.extra)
+
+
+class RunFailedError(Exception):
+    """Runs that could not be computed although their input is fine: their worker process died twice
+    (killed, out of memory, a crash in native code). The other runs' results are saved; the CLI prints
+    ``error: <message>`` as one line and exits 1."""

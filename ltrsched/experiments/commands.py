@@ -15,6 +15,17 @@ from ltrsched.errors import UserError
 EXPERIMENT_NAMES = ("table1", "fig3", "fig4-5", "table2", "table3", "table4")
 
 
+def backend_options(command):
+    """``--jobs``, ``--backend`` and ``--address``: where a command's runs execute."""
+    command = click.option("--address", default=None, metavar="ADDR",
+                           help="Join the Ray cluster at ADDR (host:port, ray://host:port or auto) instead of "
+                                "starting a local Ray instance (--backend ray).")(command)
+    command = click.option("--backend", type=click.Choice(["process", "ray"]), default="process", show_default=True,
+                           help="Run on a local process pool, or as Ray tasks (pip install 'ltrsched[ray]').")(command)
+    return click.option("--jobs", "-j", type=int, default=None,
+                        help="Parallel runs (default: all cores; with --address: the cluster's CPUs).")(command)
+
+
 def _modules():
     from ltrsched.experiments import fig3, fig45, table1, table2, table3, table4
 
@@ -26,14 +37,14 @@ def _modules():
 @click.option("--quick", is_flag=True, help="A reduced but faithful version (about a minute on 2 cores).")
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
               show_default=True, help="Output directory (runs/, tables/, figures/, REPRODUCTION.md).")
-@click.option("--jobs", "-j", type=int, default=None, help="Parallel runs (default: all cores).")
-def reproduce(experiment, quick, out, jobs):
+@backend_options
+def reproduce(experiment, quick, out, jobs, backend, address):
     """Run the paper's experiments in the simulator and compare with the paper's numbers.
 
     Finished runs are cached under OUT/runs and skipped on a rerun.
     """
     from ltrsched.experiments.report import write_report
-    from ltrsched.experiments.runner import run_all
+    from ltrsched.experiments.runner import open_backend, run_all
     from ltrsched.outputs import check_out_dir
 
     if jobs is not None and jobs < 1:
@@ -45,8 +56,9 @@ def reproduce(experiment, quick, out, jobs):
         names = ("table1", "fig3", "fig4-5")
     t0 = time.perf_counter()
     specs = [s for n in names for s in modules[n].specs(quick)]
-    _prepare_predictors(specs)
-    stats = run_all(specs, out, jobs=jobs, progress=sys.stderr.isatty(), desc=f"reproduce {experiment}")
+    with open_backend(backend, jobs, address) as runner:  # a bad --address or a missing Ray fails here, first
+        _prepare_predictors(specs)
+        stats = run_all(specs, out, progress=sys.stderr.isatty(), desc=f"reproduce {experiment}", backend=runner)
     sections = [modules[n].build(out, quick) for n in names]
     elapsed = time.perf_counter() - t0
     cmd = "ltrsched reproduce " + experiment + (" --quick" if quick else "")
@@ -58,7 +70,7 @@ def reproduce(experiment, quick, out, jobs):
                 click.echo(table)
         for c in sec.checks:
             click.echo(("  [ok]   " if c.passed else "  [MISS] ") + c.claim + (f" ({c.detail})" if c.detail else ""))
-    click.echo(f"\n{len(stats.ran)} runs simulated, {len(stats.skipped)} reused; {elapsed:.1f} s. Report: {report}")
+    click.echo(f"\n{stats.line()}; {elapsed:.1f} s. Report: {report}")
 
 
 def _prepare_predictors(specs) -> None:
@@ -182,8 +194,8 @@ def _clusters(data: dict) -> list[tuple[int, str | None]]:
 @click.command()
 @click.argument("sweep_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("sweep"), show_default=True)
-@click.option("--jobs", "-j", type=int, default=None, help="Parallel runs (default: all cores).")
-def sweep(sweep_file, out, jobs):
+@backend_options
+def sweep(sweep_file, out, jobs, backend, address):
     """Run policies x workloads x rates x profiles from a TOML/JSON file; write OUT/sweep.csv.
 
     Keys: policies (list, required), workloads, profiles, arrival, rates, num_requests, duration, seeds,
@@ -195,7 +207,7 @@ def sweep(sweep_file, out, jobs):
     import polars as pl
 
     from ltrsched import atomic
-    from ltrsched.experiments.runner import load_summary, run_all
+    from ltrsched.experiments.runner import load_summary, open_backend, run_all
     from ltrsched.experiments.runspec import RunSpec
     from ltrsched.outputs import check_out_dir
     from ltrsched.policies import make_policy
@@ -222,7 +234,8 @@ def sweep(sweep_file, out, jobs):
             data.get("workloads", ["sharegpt"]), data["policies"], data.get("profiles", ["a100-llama3-8b"]), rates,
             data.get("seeds", [0]), clusters)
     ]
-    stats = run_all(specs, out, jobs=jobs, progress=sys.stderr.isatty(), desc="sweep")
+    with open_backend(backend, jobs, address) as runner:
+        stats = run_all(specs, out, progress=sys.stderr.isatty(), desc="sweep", backend=runner)
     rows = []
     for s in specs:
         summ = load_summary(out, s)
@@ -235,4 +248,142 @@ def sweep(sweep_file, out, jobs):
     with pl.Config(tbl_rows=100, tbl_width_chars=160, float_precision=3):
         click.echo(table.select("workload", "policy", "profile", "rate", "latency_per_token_mean",
                                 "latency_per_token_p90", "ttft_mean", "throughput_rps"))
-    click.echo(f"{len(stats.ran)} runs simulated, {len(stats.skipped)} reused; wrote {out / 'sweep.csv'}")
+    click.echo(f"{stats.line()}; wrote {out / 'sweep.csv'}")
+
+
+#: ``ltrsched capacity``'s default policies: FCFS, the oracle, LTR (approximate-oracle scores at the
+#: paper's tau), LTR with starvation prevention, and MLFQ.
+CAPACITY_POLICIES = ("fcfs", "srtf", "ltr:tau=0.62", "ltr:tau=0.62,starve=200,quantum=10", "mlfq")
+#: (requests per run, seeds per rate): full and ``--quick``. A run must be long enough for a queue to build
+#: above capacity (far more requests than ``max_num_seqs``); with 2,000 x 2 the capacities of the default
+#: policies move by at most one 5% bisection step between seed sets (BENCHMARKS.md), with 1,000 x 2 by two.
+CAPACITY_SIZES = {False: (4000, 3), True: (2000, 2)}
+
+
+@click.command()
+@click.option("--slo", "slo_texts", multiple=True, metavar="METRIC=SECONDS",
+              help="An upper limit on a run summary's metric, e.g. ttft_p90=2, tpot_p90=0.1, "
+                   "latency_per_token_mean=0.2, max_waiting_time_p99=10 (repeat; all must hold).")
+@click.option("--policy", "-p", "policies", multiple=True,
+              help=f"Policy spec (repeat; default: {', '.join(CAPACITY_POLICIES)}).")
+@click.option("--profile", "profiles", multiple=True, help="Step-time profile (repeat; default: a100-llama3-8b).")
+@click.option("--replicas", "replica_counts", type=int, multiple=True,
+              help="Replicas behind a router (repeat for a capacity per count; default: 1).")
+@click.option("--router", "routers", multiple=True,
+              help="Router spec where --replicas > 1 (repeat; default: round-robin; `ltrsched routers`).")
+@click.option("--workload", "-w", default="sharegpt", show_default=True, help="Built-in workload or file.")
+@click.option("--num-requests", "-n", type=int, default=None,
+              help=f"Requests per run (default: {CAPACITY_SIZES[False][0]} per replica; --quick: "
+                   f"{CAPACITY_SIZES[True][0]} per replica).")
+@click.option("--seeds", "num_seeds", type=int, default=None,
+              help=f"Seeded runs per rate (default: {CAPACITY_SIZES[False][1]}; --quick: {CAPACITY_SIZES[True][1]}).")
+@click.option("--seed", "first_seed", type=int, default=0, show_default=True,
+              help="First seed (runs use SEED, SEED+1, ...).")
+@click.option("--tolerance", type=float, default=0.05, show_default=True,
+              help="Relative width of the final bracket: the capacity is within this of the lowest failing rate.")
+@click.option("--start-rate", type=float, default=4.0, show_default=True, help="First rate tried [req/s].")
+@click.option("--max-rate", type=float, default=1024.0, show_default=True, help="Highest rate tried [req/s].")
+@click.option("--scoring", default="none", show_default=True,
+              help='How predictor columns are attached, e.g. "approx-score:tau=0.6" (as in sweep files).')
+@click.option("--max-num-batched-tokens", type=int, default=768, show_default=True, help="Token budget per step.")
+@click.option("--max-num-seqs", type=int, default=256, show_default=True,
+              help="Sequence cap per step (keep --num-requests well above it: a run must queue to show overload).")
+@click.option("--quick", is_flag=True, help="Fewer requests per run and fewer seeds (5 policies: ~1.5 min on 2 cores).")
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("capacity"),
+              show_default=True, help="Output directory (runs/, capacity.md|csv, capacity-rates.csv, figures/).")
+@backend_options
+def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, num_requests, num_seeds, first_seed,
+             tolerance, start_rate,
+             max_rate, scoring, max_num_batched_tokens, max_num_seqs, quick, out, jobs, backend, address):
+    """Find, per policy (and profile, replica count), the highest Poisson rate [req/s] that meets every --slo.
+
+    A rate meets an SLO when the metric's mean over the seeds' runs is at most the limit. The search
+    doubles the rate from --start-rate until the SLOs fail (or halves it until they hold), then bisects
+    until the bracket is within --tolerance. Runs are cached under OUT/runs like a sweep's.
+    """
+    import math
+
+    import polars as pl
+
+    from ltrsched.experiments.capacity import parse_slos, search_capacity
+    from ltrsched.experiments.capacity_report import capacity_figures, capacity_table, rates_table
+    from ltrsched.experiments.runner import open_backend
+    from ltrsched.experiments.runspec import RunSpec
+    from ltrsched.experiments.scoring import check_scoring
+    from ltrsched.experiments.tables import write_table
+    from ltrsched.outputs import check_out_dir
+    from ltrsched.policies import make_policy
+    from ltrsched.sim.profiles import load_profile
+    from ltrsched.workloads.builtin import BUILTIN
+
+    slos = parse_slos(slo_texts)
+    default_n, default_seeds = CAPACITY_SIZES[quick]
+    k = default_seeds if num_seeds is None else num_seeds
+    if num_requests is not None and num_requests < 1:
+        raise UserError(f"--num-requests must be >= 1, got {num_requests}")
+    if any(r < 1 for r in replica_counts):
+        raise UserError(f"--replicas must be >= 1, got {min(replica_counts)}")
+    if k < 1:
+        raise UserError(f"--seeds must be >= 1, got {k}")
+    for name, value in (("--max-num-batched-tokens", max_num_batched_tokens), ("--max-num-seqs", max_num_seqs)):
+        if value < 1:
+            raise UserError(f"{name} must be >= 1, got {value}")
+    if first_seed < 0:
+        raise UserError(f"--seed must be >= 0, got {first_seed}")
+    if not (math.isfinite(tolerance) and 0.001 <= tolerance <= 1):
+        raise UserError(f"--tolerance must be between 0.001 and 1 (relative), got {tolerance}")
+    for name, value in (("--start-rate", start_rate), ("--max-rate", max_rate)):
+        if not (math.isfinite(value) and value > 0):
+            raise UserError(f"{name} must be a positive number of requests per second, got {value}")
+    if start_rate > max_rate:
+        raise UserError(f"--start-rate {start_rate:g} is above --max-rate {max_rate:g}")
+    if workload not in BUILTIN and not Path(workload).is_file():
+        raise UserError(f"workload {workload!r} is neither a file nor a built-in ({', '.join(BUILTIN)})")
+    policies = policies or CAPACITY_POLICIES
+    profiles = profiles or ("a100-llama3-8b",)
+    for spec in policies:
+        make_policy(spec)  # fail early on a bad spec
+    for prof in profiles:
+        load_profile(prof)
+    check_scoring(scoring)
+    clusters = _clusters({"replicas": list(replica_counts or [1]), "routers": list(routers or ["round-robin"])})
+    check_out_dir(out)
+    from ltrsched.workloads import load_workload
+
+    sizes = {n: num_requests or default_n * n for n, _ in clusters}  # replicas -> requests per run
+    for size in sorted(set(sizes.values())):
+        load_workload(workload, num_requests=size, seed=first_seed)  # e.g. more requests than the workload holds
+    templates = [RunSpec(experiment="capacity", setting=workload, label=p, workload=workload, policy=p, profile=prof,
+                         num_requests=sizes[n], arrival="poisson", scoring=scoring,
+                         max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
+                         replicas=n, router=router)
+                 for prof in profiles for n, router in clusters for p in policies]
+    seeds = list(range(first_seed, first_seed + k))
+
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    with open_backend(backend, jobs, address) as runner:
+        _prepare_predictors(templates)
+        with tqdm(total=0, desc="capacity", unit="run", disable=not sys.stderr.isatty()) as bar:
+            searches, stats = search_capacity(templates, slos, seeds, out, runner, start_rate=start_rate,
+                                              tolerance=tolerance, max_rate=max_rate, bar=bar)
+    elapsed = time.perf_counter() - t0
+    table = capacity_table(searches, len(seeds))
+    slo_text = ", ".join(str(s) for s in slos)
+    sizes_text = "/".join(str(v) for v in sorted(set(sizes.values())))
+    notes = [f"SLOs: {slo_text} (a rate meets one when the metric's mean over {len(seeds)} seeded runs "
+             f"(seeds {seeds[0]}-{seeds[-1]}) of {sizes_text} {workload} requests is at most the limit)",
+             f"capacity = the highest rate [req/s] seen to meet every SLO; bracket_high = the lowest seen to miss "
+             f"one, at most {tolerance:.0%} above it; limiting_slo = what bracket_high missed"]
+    write_table(table, out, "capacity", "Capacity under SLOs", notes, digits=3)
+    from ltrsched import atomic
+
+    atomic.write_csv(out / "capacity-rates.csv", rates_table(searches, slos))
+    figures = capacity_figures(searches, slos, out / "figures")
+    with pl.Config(tbl_rows=100, tbl_cols=20, tbl_width_chars=160, float_precision=3, fmt_str_lengths=40,
+                   tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
+        click.echo(table)
+    click.echo(f"SLOs: {slo_text}; tolerance {tolerance:.0%}; {len(seeds)} seeds x {sizes_text} requests per rate")
+    click.echo(f"{stats.line()}; {elapsed:.1f} s. Wrote {out / 'capacity.md'}, {out / 'capacity.csv'}, "
+               f"{out / 'capacity-rates.csv'} and {len(figures)} figure(s) in {out / 'figures'}")

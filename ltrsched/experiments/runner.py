@@ -9,26 +9,31 @@ damaged file (a crash, a power loss) means it is computed again.
 
 :func:`run_one` is the unit of work: it computes one run under the run's lock (:mod:`runlock`), unless
 it is finished, so that two invocations on the same ``--out`` never compute a run twice or interleave
-its files. :func:`run_all` runs the pending ones in this process or in a ``ProcessPoolExecutor`` (spawn
-context) over the local cores; workers rebuild workloads from the spec, cache them per process, end
-when the main process dies (:mod:`lifeline`), and write results as each run finishes.
+its files. :func:`run_all` hands the pending ones to a :class:`Backend`, which calls :func:`run_one` for
+each: :class:`ProcessBackend` runs them in this process or in a ``ProcessPoolExecutor`` (spawn context)
+over the local cores, whose workers end when the main process dies (:mod:`lifeline`);
+:class:`~ltrsched.experiments.ray_backend.RayBackend` runs them as Ray tasks, on a local Ray instance or
+a cluster. Workers rebuild workloads from the spec, cache them per process, and write results as each
+run finishes, so the files are the same whichever backend ran them.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import json
 import multiprocessing
 import os
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import polars as pl
 
-from ltrsched.errors import UserError
+from ltrsched.errors import RunFailedError, UserError
 from ltrsched.experiments.runspec import RunSpec
 from ltrsched.results import read_summary_file
 from ltrsched.workloads.schema import Workload
@@ -194,11 +199,15 @@ def _pool_task(spec_dict: dict[str, Any], out: str, run_hash: str, wait: bool) -
 
 @dataclass
 class RunStats:
-    """What a call to :func:`run_all` did: hashes of the runs computed here, and of those found finished
-    (before, or meanwhile by another process sharing the output directory)."""
+    """What a call to :func:`run_all` did: hashes of the runs computed here, of those found finished
+    (before, or meanwhile by another process sharing the output directory), of those whose worker died
+    once and were run again (:attr:`retried`, with why), and of those whose worker died twice
+    (:attr:`failed`, with why)."""
 
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    retried: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -206,6 +215,26 @@ class RunStats:
 
     def count(self, run_hash: str, status: str) -> None:
         (self.ran if status == RAN else self.skipped).append(run_hash)
+
+    def merge(self, other: "RunStats") -> None:
+        """Add what another call did (e.g. the next round of a capacity search)."""
+        self.ran += other.ran
+        self.skipped += other.skipped
+        self.retried.update(other.retried)
+        self.failed.update(other.failed)
+
+    def line(self) -> str:
+        """``"N runs simulated, M reused"`` (+ how many were retried after their worker died)."""
+        text = f"{len(self.ran)} runs simulated, {len(self.skipped)} reused"
+        if self.retried:
+            text += f", {len(self.retried)} retried after their worker died"
+        return text
+
+
+def describe_run(spec: RunSpec, run_hash: str) -> str:
+    """A run in one short phrase, e.g. ``fcfs on sharegpt @ 4.0 req/s seed 0 (runs/1a2b...)``."""
+    rate = f" @ {spec.rate:g} req/s" if spec.rate is not None else ""
+    return f"{spec.policy} on {spec.workload}{rate} seed {spec.seed} (runs/{run_hash})"
 
 
 def unique_specs(specs: Iterable[RunSpec]) -> list[RunSpec]:
@@ -216,19 +245,99 @@ def unique_specs(specs: Iterable[RunSpec]) -> list[RunSpec]:
     return list(seen.values())
 
 
-def run_all(specs: Iterable[RunSpec], out: str | Path, jobs: int | None = None, progress: bool = True,
-            desc: str = "runs") -> RunStats:
-    """Run every spec not already finished under ``out``; ``jobs`` worker processes (default: all cores).
+#: Where runs execute: a local process pool (the default) or Ray (``ltrsched[ray]``).
+BACKENDS = ("process", "ray")
 
-    With one job (or one pending run) runs execute in this process. A run another process is computing
-    is put last, then waited for and reused. A failing run raises its error after the runs already under
-    way have finished and been written.
+#: A run waiting to execute: its spec and its hash.
+Pending = tuple[RunSpec, str]
+
+
+class Backend:
+    """Executes pending runs, each through :func:`run_one` (the one unit of work every backend calls),
+    and records what happened in a :class:`RunStats`. Open one with :func:`open_backend`; it may be used
+    for several :func:`run_all` calls (e.g. the rounds of a capacity search) and starts its workers on
+    the first run it has to compute, so a fully cached invocation starts none."""
+
+    name = "base"
+
+    def run(self, pending: list[Pending], out: Path, stats: RunStats, bar) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop the workers (idempotent)."""
+
+
+class ProcessBackend(Backend):
+    """Runs in this process (one job, or one pending run) or in a ``ProcessPoolExecutor`` of ``jobs``
+    spawned workers (default: all cores) that end when this process dies (:mod:`lifeline`)."""
+
+    name = "process"
+
+    def __init__(self, jobs: int | None = None):
+        self.jobs = max(1, jobs or os.cpu_count() or 1)
+        self._pool: cf.ProcessPoolExecutor | None = None
+
+    def run(self, pending: list[Pending], out: Path, stats: RunStats, bar) -> None:
+        if self.jobs == 1 or len(pending) <= 1:
+            _run_here(pending, out, stats, bar)
+        else:
+            _run_pool(self._executor(), pending, out, stats, bar)
+
+    def _executor(self) -> cf.ProcessPoolExecutor:
+        if self._pool is None:
+            from ltrsched.fingerprint import known_digests
+
+            # spawn starts workers as tasks arrive, never more than there are runs to compute
+            self._pool = cf.ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=_init_worker, initargs=(os.getpid(), known_digests()))
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+@contextlib.contextmanager
+def open_backend(name: str = "process", jobs: int | None = None, address: str | None = None) -> Iterator[Backend]:
+    """A :class:`Backend` for the ``with`` block, closed after it.
+
+    ``name``: ``process`` (local pool of ``jobs`` processes) or ``ray`` (a local Ray instance with
+    ``jobs`` CPUs, or the Ray cluster at ``address``; needs ``ltrsched[ray]``).
+    """
+    if name not in BACKENDS:
+        raise UserError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
+    if jobs is not None and jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {jobs}")
+    if address is not None and name != "ray":
+        raise UserError("--address needs --backend ray")
+    if name == "ray":
+        from ltrsched.experiments.ray_backend import RayBackend
+
+        backend: Backend = RayBackend(jobs, address)
+    else:
+        backend = ProcessBackend(jobs)
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+def run_all(specs: Iterable[RunSpec], out: str | Path, jobs: int | None = None, progress: bool = True,
+            desc: str = "runs", backend: Backend | None = None, bar=None) -> RunStats:
+    """Run every spec not already finished under ``out``, on ``backend`` (default: a process pool of
+    ``jobs`` workers, all cores by default, opened and closed here).
+
+    A run another process is computing is put last, then waited for and reused. A failing run raises its
+    error after the runs already under way have finished and been written. A run whose worker died twice
+    (Ray backend) raises :class:`RunFailedError` after every other run has been written. ``bar``: a tqdm
+    bar to advance instead of one made here.
     """
     from tqdm import tqdm
 
     out = Path(out)
     stats = RunStats()
-    pending: list[tuple[RunSpec, str]] = []
+    pending: list[Pending] = []
     for s in unique_specs(specs):
         h = s.run_hash()
         if is_done(out, s, h):
@@ -237,19 +346,31 @@ def run_all(specs: Iterable[RunSpec], out: str | Path, jobs: int | None = None, 
             pending.append((s, h))
     # group runs sharing a workload so that each worker's workload cache hits
     pending.sort(key=lambda p: (p[0].workload, p[0].num_requests or 0, p[0].arrival, p[0].rate or 0.0, p[0].policy))
-    jobs = max(1, jobs or os.cpu_count() or 1)
-    bar = tqdm(total=len(pending), desc=desc, unit="run", disable=not progress or not pending)
+    own_bar = bar is None
+    if own_bar:
+        bar = tqdm(total=len(pending), desc=desc, unit="run", disable=not progress or not pending)
+    else:
+        bar.total = (bar.total or 0) + len(pending)
+        bar.refresh()
     try:
-        if jobs == 1 or len(pending) <= 1:
-            _run_here(pending, out, stats, bar)
-        else:
-            _run_pool(pending, out, min(jobs, len(pending)), stats, bar)
+        if pending:
+            if backend is None:
+                with open_backend("process", jobs) as local:
+                    local.run(pending, out, stats, bar)
+            else:
+                backend.run(pending, out, stats, bar)
     finally:
-        bar.close()
+        if own_bar:
+            bar.close()
+    if stats.failed:
+        specs_by_hash = dict((h, s) for s, h in pending)
+        runs = "; ".join(f"{describe_run(specs_by_hash[h], h)}: {why}" for h, why in stats.failed.items())
+        raise RunFailedError(f"{len(stats.failed)} run(s) failed, their worker died twice: {runs}. The other "
+                             f"{stats.total} runs are saved under {out / 'runs'}; run the command again to retry")
     return stats
 
 
-def _run_here(pending: list[tuple[RunSpec, str]], out: Path, stats: RunStats, bar) -> None:
+def _run_here(pending: list[Pending], out: Path, stats: RunStats, bar) -> None:
     busy = []
     for s, h in pending:
         status = run_one(s, out, h, wait=False)
@@ -263,33 +384,32 @@ def _run_here(pending: list[tuple[RunSpec, str]], out: Path, stats: RunStats, ba
         bar.update(1)
 
 
-def _run_pool(pending: list[tuple[RunSpec, str]], out: Path, workers: int, stats: RunStats, bar) -> None:
-    from ltrsched.fingerprint import known_digests
-
-    ctx = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                                initargs=(os.getpid(), known_digests())) as pool:
-        specs = dict((h, s) for s, h in pending)
-        futures = {pool.submit(_pool_task, s.to_dict(), str(out), h, False) for s, h in pending}
-        error: BaseException | None = None
-        while futures:
-            done, futures = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
-            for fut in done:
-                if fut.cancelled():
-                    continue
-                try:
-                    run_hash, status = fut.result()
-                except Exception as exc:  # re-raised below, after the others are written
-                    if error is None:
-                        error = exc
-                        for f in futures:
-                            f.cancel()
-                    continue
-                if status == BUSY:  # another process is computing it: wait for it, last
-                    if error is None:
-                        futures.add(pool.submit(_pool_task, specs[run_hash].to_dict(), str(out), run_hash, True))
-                    continue
-                stats.count(run_hash, status)
-                bar.update(1)
-        if error is not None:
-            raise error
+def _run_pool(pool: cf.ProcessPoolExecutor, pending: list[Pending], out: Path, stats: RunStats, bar) -> None:
+    specs = dict((h, s) for s, h in pending)
+    futures = {pool.submit(_pool_task, s.to_dict(), str(out), h, False) for s, h in pending}
+    error: BaseException | None = None
+    while futures:
+        done, futures = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
+        for fut in done:
+            if fut.cancelled():
+                continue
+            try:
+                run_hash, status = fut.result()
+            except Exception as exc:  # re-raised below, after the others are written
+                if error is None:
+                    error = exc
+                    for f in futures:
+                        f.cancel()
+                continue
+            if status == BUSY:  # another process is computing it: wait for it, last
+                if error is None:
+                    futures.add(pool.submit(_pool_task, specs[run_hash].to_dict(), str(out), run_hash, True))
+                continue
+            stats.count(run_hash, status)
+            bar.update(1)
+    if isinstance(error, BrokenProcessPool):  # a worker was killed: every run under way is lost
+        raise RunFailedError(f"a worker process died (killed, out of memory or a crash) with runs under way; "
+                             f"the {stats.total} finished runs are saved under {out / 'runs'}: run the command "
+                             "again to resume (--backend ray runs a run whose worker died once more)")
+    if error is not None:
+        raise error

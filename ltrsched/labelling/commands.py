@@ -46,7 +46,8 @@ from ltrsched.validation.engines import DEFAULT_MAX_TOKENS
 @click.option("--block-size", type=int, default=None, help="Tokens per KV block [default: 128 on a CPU, 16 on a GPU].")
 @click.option("--gpu-memory-utilization", type=float, default=0.9, show_default=True)
 @click.option("--tensor-parallel-size", type=int, default=1, show_default=True)
-@click.option("--enforce-eager", is_flag=True, help="No CUDA graphs / torch.compile (faster start).")
+@click.option("--enforce-eager/--no-enforce-eager", default=None,
+              help="Run without CUDA graphs / torch.compile [default: eager on a CPU, compiled on a GPU].")
 def label(model, splits, limit, max_tokens, temperature, top_p, seed, sample_subset, sample_temperature, sample_top_p,
           sample_seed, chunk, out, **engine):
     """Serve a model on the engine (CPU by default, a GPU if vLLM's CUDA build is installed) and record the

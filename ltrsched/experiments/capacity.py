@@ -1,0 +1,209 @@
+"""Capacity search: the highest Poisson arrival rate [req/s] at which a configuration meets its SLOs.
+
+A configuration is a :class:`RunSpec` template (policy, workload, profile, batch limits, and any other
+field, e.g. a cluster's replica count): the search varies only ``rate`` and ``seed``, so every other
+field passes through to the runs and their keys. At each rate it runs the template under ``seeds``
+seeds; a rate **meets** an SLO when the mean over the seeds of the run summaries' metric (e.g. each
+seed's P90 TTFT) is at most the SLO's limit, and meets the SLO set when it meets every SLO. The mean
+over seeds, rather than every seed, is used because it is the less noisy estimate of the metric at that
+rate: a capacity found from it moves less from one seed set to the next.
+
+The search brackets the capacity by doubling the rate from ``start_rate`` while it meets the SLOs (or
+halving it while it does not), then bisects the bracket geometrically until its ends are within the
+relative ``tolerance`` (``high / low <= 1 + tolerance``). The capacity is the bracket's low end: the
+highest rate seen to meet the SLOs, with ``high``, a rate seen to miss them, at most ``tolerance``
+above it. Rates are rounded to 4 significant digits (so reruns and neighbouring searches share runs).
+
+Searches for several templates advance in lockstep: each round runs every open search's next rate
+(all its seeds) as one batch on the sweep backend, through the run cache (``<out>/runs/<hash>``, the
+same layout and keys as ``ltrsched sweep``), so a rerun, or a wider search over the same out
+directory, reuses every run it has seen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from ltrsched.errors import UserError
+from ltrsched.experiments.runner import RunStats
+from ltrsched.experiments.runspec import RunSpec
+from ltrsched.metrics import QUANTILES, SUMMARY_METRICS
+
+#: Summary keys an SLO may name: each per-request metric's mean and quantiles ([s] or [s/token]).
+SLO_METRICS = tuple(f"{m}_{stat}" for m in SUMMARY_METRICS for stat in ("mean", *QUANTILES))
+#: Significant digits of the rates tried.
+RATE_DIGITS = 4
+#: Halvings below the start rate before a search reports that no rate meets the SLOs.
+MAX_HALVINGS = 10
+
+
+@dataclass(frozen=True)
+class Slo:
+    """An upper limit on a summary metric: ``metric`` (e.g. ``ttft_p90``) <= ``limit`` [s or s/token]."""
+
+    metric: str
+    limit: float
+
+    def __str__(self) -> str:
+        return f"{self.metric}<={self.limit:g}"
+
+
+def parse_slo(text: str) -> Slo:
+    """``"ttft_p90=2"`` -> ``Slo("ttft_p90", 2.0)``; :class:`UserError` for an unknown metric or a limit
+    that is not a positive number."""
+    metric, sep, value = text.partition("=")
+    metric = metric.strip()
+    if not sep or not metric or not value.strip():
+        raise UserError(f"--slo {text!r}: expected METRIC=SECONDS, e.g. ttft_p90=2")
+    if metric not in SLO_METRICS:
+        raise UserError(f"--slo {text!r}: unknown metric {metric!r}; known: {', '.join(SLO_METRICS)}")
+    try:
+        limit = float(value)
+    except ValueError:
+        raise UserError(f"--slo {text!r}: {value.strip()!r} is not a number of seconds") from None
+    if not (math.isfinite(limit) and limit > 0):
+        raise UserError(f"--slo {text!r}: the limit must be a positive number of seconds, got {value.strip()}")
+    return Slo(metric, limit)
+
+
+def parse_slos(texts: Sequence[str]) -> list[Slo]:
+    """Every ``--slo`` parsed; at least one, each metric once."""
+    if not texts:
+        raise UserError("give at least one --slo METRIC=SECONDS, e.g. --slo ttft_p90=2")
+    slos = [parse_slo(t) for t in texts]
+    seen = set()
+    for slo in slos:
+        if slo.metric in seen:
+            raise UserError(f"--slo: {slo.metric} is given twice")
+        seen.add(slo.metric)
+    return slos
+
+
+def round_rate(rate: float) -> float:
+    """``rate`` rounded to :data:`RATE_DIGITS` significant digits."""
+    return float(f"{rate:.{RATE_DIGITS - 1}e}")
+
+
+@dataclass
+class RatePoint:
+    """What the runs at one rate showed: each SLO metric's mean over the seeds and per seed."""
+
+    rate: float
+    means: dict[str, float]
+    per_seed: dict[str, list[float]]
+    violated: tuple[str, ...]  # metrics whose mean exceeds their SLO
+
+    @property
+    def meets(self) -> bool:
+        return not self.violated
+
+
+def evaluate(slos: Sequence[Slo], rate: float, summaries: Sequence[dict]) -> RatePoint:
+    """Judge one rate from its seeds' run summaries (a metric missing from a summary, e.g. no request
+    finished, counts as infinitely late)."""
+    per_seed = {s.metric: [float(summ.get(s.metric, math.inf)) for summ in summaries] for s in slos}
+    means = {m: (math.fsum(v) / len(v) if all(math.isfinite(x) for x in v) else math.inf) for m, v in per_seed.items()}
+    violated = tuple(s.metric for s in slos if not means[s.metric] <= s.limit)
+    return RatePoint(rate, means, per_seed, violated)
+
+
+@dataclass
+class Search:
+    """The bracketing-and-bisection search for one template (see the module's docstring).
+
+    After :attr:`done`: ``low`` is the capacity (None: even the lowest rate tried missed the SLOs),
+    ``high`` the lowest rate seen to miss them (None: every rate up to ``max_rate`` met them).
+    """
+
+    template: RunSpec
+    start_rate: float
+    tolerance: float
+    max_rate: float
+    low: float | None = None
+    high: float | None = None
+    points: dict[float, RatePoint] = field(default_factory=dict)
+    done: bool = False
+    _next: float | None = None
+
+    def __post_init__(self) -> None:
+        self._next = round_rate(self.start_rate)
+
+    @property
+    def next_rate(self) -> float | None:
+        """The rate to run next; None once the search is done."""
+        return None if self.done else self._next
+
+    def record(self, point: RatePoint) -> None:
+        """Take the result at :attr:`next_rate` and choose the next rate (or finish)."""
+        assert not self.done and point.rate == self._next
+        self.points[point.rate] = point
+        r = point.rate
+        if point.meets:
+            self.low = r
+        else:
+            self.high = r
+        if self.high is None:  # every rate so far met the SLOs: double, up to max_rate
+            nxt = round_rate(r * 2)
+            self._finish_or(nxt if r < self.max_rate else None, cap=self.max_rate)
+        elif self.low is None:  # every rate so far missed: halve, at most MAX_HALVINGS times
+            self._finish_or(round_rate(r / 2) if len(self.points) <= MAX_HALVINGS else None)
+        elif self.high / self.low <= 1 + self.tolerance:
+            self.done = True
+        else:
+            mid = round_rate(math.sqrt(self.low * self.high))
+            self._finish_or(mid if self.low < mid < self.high else None)
+
+    def _finish_or(self, rate: float | None, cap: float | None = None) -> None:
+        if rate is None:
+            self.done = True
+        else:
+            self._next = min(rate, round_rate(cap)) if cap is not None else rate
+
+    @property
+    def capacity(self) -> float | None:
+        return self.low
+
+    @property
+    def status(self) -> str:
+        """``found`` (a bracket within the tolerance), ``above max`` (every rate up to the cap met the
+        SLOs), ``none`` (no rate tried met them) or ``open`` (still running)."""
+        if not self.done:
+            return "open"
+        if self.low is None:
+            return "none"
+        if self.high is None:
+            return "above max"
+        return "found"
+
+
+def specs_at(template: RunSpec, rate: float, seeds: Sequence[int]) -> list[RunSpec]:
+    """The runs of ``template`` at ``rate`` [req/s], one per seed (Poisson arrivals)."""
+    return [dataclasses.replace(template, experiment="capacity", setting=f"{template.workload} @ {rate:g}",
+                                arrival=template.arrival if template.arrival in ("poisson", "gamma") else "poisson",
+                                rate=rate, seed=seed)
+            for seed in seeds]
+
+
+def search_capacity(templates: Sequence[RunSpec], slos: Sequence[Slo], seeds: Sequence[int], out: str | Path,
+                    backend, start_rate: float = 4.0, tolerance: float = 0.05, max_rate: float = 1024.0,
+                    bar=None) -> tuple[list[Search], RunStats]:
+    """Run one :class:`Search` per template to the end; returns them and what the runner did over all
+    rounds. ``backend``: an open :class:`~ltrsched.experiments.runner.Backend`; ``bar``: a tqdm bar."""
+    from ltrsched.experiments.runner import load_summary, run_all
+
+    searches = [Search(t, start_rate, tolerance, max_rate) for t in templates]
+    tally = RunStats()
+    while True:
+        open_ = [(s, s.next_rate) for s in searches if s.next_rate is not None]
+        if not open_:
+            return searches, tally
+        batch = {id(s): specs_at(s.template, rate, seeds) for s, rate in open_}
+        stats = run_all([spec for specs in batch.values() for spec in specs], out, backend=backend, bar=bar,
+                        progress=False)
+        tally.merge(stats)
+        for s, rate in open_:
+            s.record(evaluate(slos, rate, [load_summary(out, spec) for spec in batch[id(s)]]))

@@ -1,0 +1,110 @@
+"""What ``ltrsched capacity`` writes: the capacity table (``capacity.md|csv``), every rate tried
+(``capacity-rates.csv``) and one figure per SLO metric (``figures/capacity-<metric>.png``: the metric's
+mean over seeds vs rate, one line per configuration, the SLO as a dashed line, each capacity starred)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Sequence
+
+import polars as pl
+
+from ltrsched.experiments.capacity import Search, Slo
+from ltrsched.experiments.runspec import LABEL_FIELDS, RunSpec
+
+#: Template fields that the search sets itself, never shown as a configuration's columns.
+SEARCH_FIELDS = {"rate", "seed", "arrival", *LABEL_FIELDS}
+
+
+def varying_fields(templates: Sequence[RunSpec]) -> list[str]:
+    """``policy`` and ``profile``, then every other field whose value differs between templates (a
+    workload, a batch limit, a replica count, ...), in the dataclass's order; a cluster's fields also
+    when they are the same for all (a table of 8-replica capacities says so)."""
+    names = [f.name for f in dataclasses.fields(RunSpec) if f.name not in SEARCH_FIELDS]
+    cluster = any(t.replicas > 1 for t in templates)
+    shown = [n for n in names if len({repr(getattr(t, n)) for t in templates}) > 1
+             or (cluster and n in ("replicas", "router"))]
+    return ["policy", "profile", *(n for n in shown if n not in ("policy", "profile"))]
+
+
+def capacity_table(searches: Sequence[Search], seeds: int) -> pl.DataFrame:
+    """One row per configuration: its fields, ``capacity_rps`` (None if no rate met the SLOs), the
+    bracket [req/s], the SLOs missed at the bracket's top, rates tried, runs used, status."""
+    columns = varying_fields([s.template for s in searches])
+    rows = []
+    for s in searches:
+        top = s.points.get(s.high) if s.high is not None else None
+        rows.append({
+            **{c: getattr(s.template, c) for c in columns},
+            "capacity_rps": s.capacity,
+            "bracket_low": s.low,
+            "bracket_high": s.high,
+            "limiting_slo": ", ".join(top.violated) if top else "",
+            "rates_tried": len(s.points),
+            "runs": len(s.points) * seeds,
+            "status": s.status,
+        })
+    return pl.DataFrame(rows, schema_overrides={"capacity_rps": pl.Float64, "bracket_low": pl.Float64,
+                                                "bracket_high": pl.Float64})
+
+
+def rates_table(searches: Sequence[Search], slos: Sequence[Slo]) -> pl.DataFrame:
+    """Every rate tried per configuration: each SLO metric's mean over seeds, and whether it met the SLOs."""
+    columns = varying_fields([s.template for s in searches])
+    rows = []
+    for s in searches:
+        for rate in sorted(s.points):
+            p = s.points[rate]
+            rows.append({**{c: getattr(s.template, c) for c in columns}, "rate": rate,
+                         **{slo.metric: p.means[slo.metric] for slo in slos}, "meets_slos": p.meets})
+    return pl.DataFrame(rows)
+
+
+def capacity_figures(searches: Sequence[Search], slos: Sequence[Slo], out_dir: Path) -> list[Path]:
+    """One PNG per SLO metric under ``out_dir``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib import ticker
+
+    from ltrsched import atomic
+
+    columns = varying_fields([s.template for s in searches])
+    shown = [c for c in columns if c != "profile" or len({s.template.profile for s in searches}) > 1]
+    paths = []
+    for slo in slos:
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        for i, s in enumerate(searches):
+            rates = sorted(s.points)
+            values = [s.points[r].means[slo.metric] for r in rates]
+            color = f"C{i % 10}"
+            name = " | ".join(str(getattr(s.template, c)) for c in shown)
+            ax.plot(rates, values, marker="o", markersize=4, linewidth=1.3, color=color, label=name)
+            if s.capacity is not None:
+                y = s.points[s.capacity].means[slo.metric]
+                ax.plot([s.capacity], [y], marker="*", markersize=14, color=color, markeredgecolor="black",
+                        linestyle="none")
+                ax.axvline(s.capacity, color=color, linestyle=":", linewidth=1)
+        ax.axhline(slo.limit, color="black", linestyle="--", linewidth=1.2, label=f"SLO {slo.metric} = {slo.limit:g}")
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        finite = [v for s in searches for p in s.points.values() for v in [p.means[slo.metric]]
+                  if math.isfinite(v) and v > 0]
+        if finite and max(finite) / min(finite) > 20:
+            ax.set_yscale("log")
+        ax.set_xlabel("Poisson arrival rate [req/s]")
+        ax.set_ylabel(f"{slo.metric} (mean over seeds)")
+        ax.set_title(f"{slo.metric} vs rate; * = capacity (every SLO met)", fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, frameon=False)
+        fig.tight_layout()
+        path = out_dir / f"capacity-{slo.metric}.png"
+        try:
+            atomic.write_figure(path, fig, dpi=110)
+        finally:
+            plt.close(fig)
+        paths.append(path)
+    return paths

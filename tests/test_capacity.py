@@ -1,0 +1,222 @@
+"""Capacity search (issue 15, item 2): the bracketing-and-bisection logic on known curves, one-line errors
+for bad input, and an end-to-end search whose answer is checked against its own cached runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import subprocess
+import sys
+
+import polars as pl
+import pytest
+
+from ltrsched.experiments.capacity import Search, Slo, evaluate, parse_slo, round_rate, specs_at
+from ltrsched.experiments.runspec import RunSpec
+
+TEMPLATE = RunSpec("capacity", "s", "fcfs", workload="lmsys-like", policy="fcfs", profile="a100-llama3-8b",
+                   num_requests=300, arrival="poisson")
+
+
+def run_cli(*args, cwd=None, timeout=600):
+    return subprocess.run([sys.executable, "-m", "ltrsched.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=timeout)
+
+
+def assert_one_line_error(r, message):
+    assert r.returncode == 2, (r.stdout[-1000:], r.stderr[-2000:])
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], r.stderr[-2000:]
+
+
+def drive(search: Search, metric) -> Search:
+    """Run a search against ``metric(rate)`` (one seed) until it is done."""
+    slo = Slo("ttft_p90", 1.0)
+    for _ in range(200):
+        rate = search.next_rate
+        if rate is None:
+            return search
+        search.record(evaluate([slo], rate, [{"ttft_p90": metric(rate)}]))
+    raise AssertionError("the search did not end")
+
+
+@pytest.mark.parametrize("threshold", [0.37, 3.0, 13.3, 20.0, 100.0, 777.0])
+@pytest.mark.parametrize("tolerance", [0.02, 0.05, 0.2])
+def test_the_search_brackets_a_monotone_threshold_within_its_tolerance(threshold, tolerance):
+    s = drive(Search(TEMPLATE, start_rate=4.0, tolerance=tolerance, max_rate=1024.0), lambda r: r / threshold)
+    assert s.status == "found"
+    assert s.low <= threshold < s.high and s.high / s.low <= 1 + tolerance
+    assert s.points[s.low].meets and not s.points[s.high].meets
+    assert s.capacity == s.low
+    assert all(p.meets == (r <= threshold) for r, p in s.points.items())
+    assert len(s.points) <= 2 + abs(math.log2(threshold / 4)) + math.log2(math.log(4) / math.log1p(tolerance)) + 1
+
+
+def test_a_search_that_never_fails_stops_at_max_rate_and_one_that_never_meets_reports_none():
+    up = drive(Search(TEMPLATE, start_rate=4.0, tolerance=0.05, max_rate=100.0), lambda r: 0.0)
+    assert up.status == "above max" and up.capacity == 100.0 and up.high is None
+    assert sorted(up.points) == [4.0, 8.0, 16.0, 32.0, 64.0, 100.0]
+    down = drive(Search(TEMPLATE, start_rate=4.0, tolerance=0.05, max_rate=100.0), lambda r: 2.0)
+    assert down.status == "none" and down.capacity is None
+    assert min(down.points) == pytest.approx(4.0 / 1024, rel=1e-3)
+
+
+def test_a_rate_meets_an_slo_by_the_mean_over_seeds():
+    slos = [Slo("ttft_p90", 2.0), Slo("tpot_p90", 0.1)]
+    p = evaluate(slos, 8.0, [{"ttft_p90": 1.0, "tpot_p90": 0.05}, {"ttft_p90": 2.9, "tpot_p90": 0.05}])
+    assert p.means["ttft_p90"] == pytest.approx(1.95) and p.meets  # one seed above the limit, the mean below
+    p = evaluate(slos, 8.0, [{"ttft_p90": 1.0, "tpot_p90": 0.05}, {"ttft_p90": 3.1}])  # a metric missing: late
+    assert p.violated == ("ttft_p90", "tpot_p90")
+
+
+def test_the_search_varies_only_rate_and_seed():
+    template = dataclasses.replace(TEMPLATE, max_num_seqs=8, scoring="approx-score:tau=0.6")
+    specs = specs_at(template, 12.5, [3, 4])
+    assert [(s.rate, s.seed) for s in specs] == [(12.5, 3), (12.5, 4)]
+    for s in specs:
+        assert dataclasses.replace(s, rate=None, seed=0).key() == dataclasses.replace(template, rate=None, seed=0).key()
+    assert round_rate(math.sqrt(16 * 32)) == 22.63
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "give at least one --slo METRIC=SECONDS"),
+    (["--slo", "ttft_p90"], "--slo 'ttft_p90': expected METRIC=SECONDS"),
+    (["--slo", "ttft_p95=2"], "unknown metric 'ttft_p95'; known: latency_per_token_mean"),
+    (["--slo", "throughput_rps=2"], "unknown metric 'throughput_rps'"),
+    (["--slo", "ttft_p90=-1"], "the limit must be a positive number of seconds, got -1"),
+    (["--slo", "ttft_p90=nan"], "the limit must be a positive number of seconds, got nan"),
+    (["--slo", "ttft_p90=fast"], "'fast' is not a number of seconds"),
+    (["--slo", "ttft_p90=2", "--slo", "ttft_p90=3"], "--slo: ttft_p90 is given twice"),
+    (["--slo", "ttft_p90=2", "--tolerance", "0"], "--tolerance must be between 0.001 and 1"),
+    (["--slo", "ttft_p90=2", "--start-rate", "-4"], "--start-rate must be a positive number"),
+    (["--slo", "ttft_p90=2", "--start-rate", "64", "--max-rate", "32"], "--start-rate 64 is above --max-rate 32"),
+    (["--slo", "ttft_p90=2", "--seeds", "0"], "--seeds must be >= 1"),
+    (["--slo", "ttft_p90=2", "-n", "0"], "--num-requests must be >= 1"),
+    (["--slo", "ttft_p90=2", "-p", "nope"], "unknown policy"),
+    (["--slo", "ttft_p90=2", "--profile", "nosuch"], "unknown profile 'nosuch'"),
+    (["--slo", "ttft_p90=2", "-w", "nosuch.csv"], "workload 'nosuch.csv' is neither a file nor a built-in"),
+    (["--slo", "ttft_p90=2", "--scoring", "approx-po:tau=2"], "tau must be in (0, 1], got 2.0"),
+    (["--slo", "ttft_p90=2", "--address", "127.0.0.1:1"], "--address needs --backend ray"),
+    (["--slo", "ttft_p90=2", "-n", "4001"], "asked for 4001 requests but the eval split has only 4000"),
+    (["--slo", "ttft_p90=2", "--quick", "--replicas", "4"], "asked for 8000 requests but the eval split has only 4000"),
+    (["--slo", "ttft_p90=2", "--replicas", "0"], "--replicas must be >= 1, got 0"),
+    (["--slo", "ttft_p90=2", "--replicas", "2", "--router", "nope"], "unknown router"),
+])
+def test_bad_capacity_input_is_one_line_before_any_run(tmp_path, capsys, args, message):
+    from ltrsched.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["capacity", *args, "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
+    assert not (tmp_path / "o").exists()
+
+
+def mean_metric(out, template: RunSpec, rate: float, seeds, metric: str) -> float:
+    from ltrsched.experiments.runner import load_summary
+
+    return sum(load_summary(out, s)[metric] for s in specs_at(template, rate, seeds)) / len(seeds)
+
+
+def test_found_capacity_meets_the_slo_and_a_rate_tolerance_above_it_does_not(tmp_path):
+    """Checked from the cached runs, not from the search's own bookkeeping."""
+    out = tmp_path / "cap"
+    args = ["capacity", "-w", "lmsys-like", "-n", "300", "--seeds", "2", "-p", "fcfs", "-p", "ltr:tau=0.8",
+            "--max-num-seqs", "16", "--slo", "ttft_p90=1.5", "--slo", "latency_per_token_mean=0.5",
+            "--tolerance", "0.1", "--start-rate", "2", "--out", str(out), "--jobs", "2"]
+    r = run_cli(*args)
+    assert r.returncode == 0, r.stderr[-2000:]
+    table = pl.read_csv(out / "capacity.csv")
+    assert table["policy"].to_list() == ["fcfs", "ltr:tau=0.8"] and set(table["status"]) == {"found"}
+    from ltrsched.experiments.runner import run_all
+
+    for row in table.iter_rows(named=True):
+        template = RunSpec("capacity", "lmsys-like", row["policy"], workload="lmsys-like", policy=row["policy"],
+                           profile="a100-llama3-8b", num_requests=300, arrival="poisson", max_num_seqs=16)
+        c, high = row["capacity_rps"], row["bracket_high"]
+        assert high <= c * 1.1 * (1 + 1e-3)
+        assert mean_metric(out, template, c, [0, 1], "ttft_p90") <= 1.5
+        assert mean_metric(out, template, c, [0, 1], "latency_per_token_mean") <= 0.5
+        above = round_rate(c * 1.1)
+        stats = run_all(specs_at(template, above, [0, 1]), out, jobs=2, progress=False)
+        assert len(stats.ran) + len(stats.skipped) == 2
+        assert (mean_metric(out, template, above, [0, 1], "ttft_p90") > 1.5
+                or mean_metric(out, template, above, [0, 1], "latency_per_token_mean") > 0.5)
+        assert row["runs"] == 2 * row["rates_tried"]
+        assert row["limiting_slo"] in ("ttft_p90", "latency_per_token_mean", "ttft_p90, latency_per_token_mean")
+    rates = pl.read_csv(out / "capacity-rates.csv")
+    assert rates.height == table["rates_tried"].sum()
+    for metric in ("ttft_p90", "latency_per_token_mean"):
+        png = out / "figures" / f"capacity-{metric}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (out / "capacity.md").read_text()
+    assert "| policy | profile | capacity_rps | bracket_low | bracket_high |" in md and "SLOs: ttft_p90<=1.5" in md
+    # a rerun reuses every run and finds the same capacities
+    again = run_cli(*args)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"0 runs simulated, {table['runs'].sum()} reused" in again.stdout
+    assert pl.read_csv(out / "capacity.csv").equals(table)
+
+
+def test_template_fields_pass_through_to_the_runs_and_the_table(tmp_path):
+    """Any RunSpec field (here max_num_seqs; a cluster's replica count likewise) reaches the runs' keys
+    and becomes a column of the table when it varies."""
+    from ltrsched.experiments.capacity import search_capacity
+    from ltrsched.experiments.capacity_report import capacity_table
+    from ltrsched.experiments.runner import load_summary, open_backend, run_dir
+    from ltrsched.results import read_summary_file
+
+    templates = [dataclasses.replace(TEMPLATE, num_requests=150, max_num_seqs=m) for m in (4, 64)]
+    slos = [Slo("ttft_p90", 1.0)]
+    with open_backend("process", 1) as backend:
+        searches, stats = search_capacity(templates, slos, [0], tmp_path, backend, start_rate=2.0, tolerance=0.2)
+    table = capacity_table(searches, 1)
+    assert table.columns[:3] == ["policy", "profile", "max_num_seqs"] and table["max_num_seqs"].to_list() == [4, 64]
+    assert stats.total == sum(len(s.points) for s in searches)
+    for s in searches:
+        for rate in s.points:
+            spec = specs_at(s.template, rate, [0])[0]
+            meta = read_summary_file(run_dir(tmp_path, spec) / "summary.json")["meta"]
+            assert meta["run_spec"]["max_num_seqs"] == s.template.max_num_seqs and meta["run_spec"]["rate"] == rate
+            assert load_summary(tmp_path, spec)["ttft_p90"] == s.points[rate].means["ttft_p90"]
+    assert searches[0].capacity < searches[1].capacity  # 4 sequences at a time saturate sooner
+
+
+def test_parse_slo_accepts_every_summary_latency_metric():
+    from ltrsched.experiments.capacity import SLO_METRICS
+    from ltrsched.metrics import summarize
+    from conftest import make_workload
+
+    assert parse_slo("max_waiting_time_p99=10") == Slo("max_waiting_time_p99", 10.0)
+    assert parse_slo(" tpot_p90 = 0.1") == Slo("tpot_p90", 0.1)
+    # every name is a key of a real run's summary
+    from ltrsched.policies import make_policy
+    from ltrsched.sim import SimConfig, simulate
+
+    result = simulate(make_workload([10, 20, 30], [5, 6, 7]), make_policy("fcfs"), SimConfig(profile="a100-llama3-8b"))
+    assert set(SLO_METRICS) <= set(result.summary) and set(SLO_METRICS) <= set(summarize(result.requests))
+
+
+def test_a_capacity_per_replica_count_and_router(tmp_path):
+    """--replicas / --router make templates like any other field: the runs are cluster runs (their keys
+    and summaries say so), and the table gets replicas and router columns."""
+    from ltrsched.experiments.runner import run_dir
+    from ltrsched.results import read_summary_file
+
+    out = tmp_path / "cap"
+    r = run_cli("capacity", "-w", "lmsys-like", "-n", "200", "--seeds", "1", "-p", "fcfs", "--max-num-seqs", "8",
+                "--replicas", "1", "--replicas", "2", "--router", "least-outstanding", "--slo", "ttft_p90=1.5",
+                "--tolerance", "0.2", "--start-rate", "2", "--out", str(out), "--jobs", "2")
+    assert r.returncode == 0, r.stderr[-2000:]
+    table = pl.read_csv(out / "capacity.csv")
+    assert table.columns[:4] == ["policy", "profile", "replicas", "router"]
+    assert table["replicas"].to_list() == [1, 2] and table["router"].to_list() == [None, "least-outstanding"]
+    lone, pair = table["capacity_rps"].to_list()
+    assert pair > lone  # two replicas serve more
+    template = RunSpec("capacity", "lmsys-like", "fcfs", workload="lmsys-like", policy="fcfs", profile="a100-llama3-8b",
+                       num_requests=200, arrival="poisson", max_num_seqs=8, replicas=2, router="least-outstanding")
+    doc = read_summary_file(run_dir(out, specs_at(template, pair, [0])[0]) / "summary.json")
+    assert doc["meta"]["run_spec"]["replicas"] == 2 and doc["summary"]["num_replicas"] == 2  # a cluster run
+    assert doc["meta"]["router"] == "least-outstanding"

@@ -1,0 +1,256 @@
+"""Sweeps on Ray (issue 15, item 1): the same files as the process pool, resumable, workers that die are
+run again once and then reported, and bad setups (no Ray, a bad --address) are one-line errors.
+
+These start a local Ray instance (``ltrsched[ray]``, part of the ``dev`` extra): CI tests Ray here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+#: Summary fields that hold wall-clock time, the only things allowed to differ between two computations
+#: of the same run: ``wall_time_s`` and ``speedup_vs_real_time`` (makespan / wall time).
+WALL_CLOCK_FIELDS = ("wall_time_s", "speedup_vs_real_time")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_installed():
+    """Ray must import (the README's test command installs it with the dev extra): fail, don't skip."""
+    try:
+        import ray  # noqa: F401
+    except ImportError as exc:
+        pytest.fail(f"Ray does not import ({exc}); install it with pip install -e '.[dev]'")
+
+
+def run_cli(*args, cwd=None, env=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "ltrsched.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=timeout)
+
+
+def counts(stdout: str) -> tuple[int, int]:
+    m = re.search(r"(\d+) runs simulated, (\d+) reused", stdout)
+    assert m, stdout[-2000:]
+    return int(m.group(1)), int(m.group(2))
+
+
+def assert_one_line_error(r, message, code=2):
+    assert r.returncode == code, (r.stdout[-1000:], r.stderr[-2000:])
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], r.stderr[-2000:]
+
+
+def output_files(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` by relative path (lock files aside: they hold nothing), with the
+    wall-clock fields taken out of ``summary.json`` and ``sweep.csv``."""
+    files = {}
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or path.name == ".lock":
+            continue
+        data = path.read_bytes()
+        if path.name == "summary.json":
+            doc = json.loads(data)
+            assert all(k in doc["summary"] for k in WALL_CLOCK_FIELDS)  # the fields left out exist
+            for k in WALL_CLOCK_FIELDS:
+                del doc["summary"][k]
+            data = json.dumps(doc, sort_keys=True).encode()
+        elif path.name == "sweep.csv":
+            data = pl.read_csv(path).drop(WALL_CLOCK_FIELDS).write_csv().encode()
+        files[str(path.relative_to(root))] = data
+    return files
+
+
+SWEEP = ('workloads = ["lmsys-like"]\npolicies = ["fcfs", "ltr:tau=0.6,starve=200,quantum=10"]\n'
+         'arrival = "poisson"\nrates = [8.0, 24.0]\nseeds = [0, 1]\nnum_requests = 120\n')
+
+
+def test_ray_sweep_writes_the_same_files_as_the_process_pool_and_resumes(tmp_path):
+    (tmp_path / "s.toml").write_text(SWEEP)
+    local = run_cli("sweep", "s.toml", "--out", "pool", "--jobs", "2", cwd=tmp_path)
+    assert local.returncode == 0, local.stderr[-2000:]
+    ray = run_cli("sweep", "s.toml", "--out", "ray", "--backend", "ray", "--jobs", "2", cwd=tmp_path)
+    assert ray.returncode == 0, ray.stderr[-2000:]
+    assert counts(local.stdout) == counts(ray.stdout) == (8, 0)
+    pool_files, ray_files = output_files(tmp_path / "pool"), output_files(tmp_path / "ray")
+    assert len(pool_files) == 8 * 2 + 1  # requests.parquet + summary.json per run, sweep.csv
+    assert pool_files.keys() == ray_files.keys()  # the same run keys
+    assert [k for k in pool_files if pool_files[k] != ray_files[k]] == []  # the same bytes
+    assert ray.stdout.splitlines()[-1] == local.stdout.splitlines()[-1].replace("pool", "ray")
+
+    # resumable: a finished run is skipped, a missing one is computed
+    run = next((tmp_path / "ray" / "runs").iterdir())
+    (run / "summary.json").unlink()
+    again = run_cli("sweep", "s.toml", "--out", "ray", "--backend", "ray", "--jobs", "2", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert counts(again.stdout) == (1, 7)
+    assert output_files(tmp_path / "ray") == ray_files
+
+
+def test_capacity_on_ray_finds_the_same_capacities_from_the_same_runs(tmp_path):
+    args = ["capacity", "-w", "lmsys-like", "-n", "200", "--seeds", "1", "-p", "fcfs", "--max-num-seqs", "16",
+            "--slo", "ttft_p90=1", "--tolerance", "0.2", "--start-rate", "2", "--jobs", "2"]
+    local = run_cli(*args, "--out", "pool", cwd=tmp_path)
+    assert local.returncode == 0, local.stderr[-2000:]
+    ray = run_cli(*args, "--out", "ray", "--backend", "ray", cwd=tmp_path)
+    assert ray.returncode == 0, ray.stderr[-2000:]
+    pool_files, ray_files = output_files(tmp_path / "pool"), output_files(tmp_path / "ray")
+    assert pool_files.keys() == ray_files.keys()
+    assert [k for k in pool_files if pool_files[k] != ray_files[k]] == []  # figures included
+    assert pl.read_csv(tmp_path / "ray" / "capacity.csv")["status"].to_list() == ["found"]
+
+
+def test_joining_a_running_ray_instance_by_address_and_from_a_library_session(tmp_path):
+    """--address joins a running instance (here one this test starts) and leaves it running; a library
+    caller's own Ray session is used as it is and left open."""
+    import logging
+
+    import ray
+
+    from ltrsched.experiments.runner import open_backend, run_all
+    from ltrsched.experiments.runspec import RunSpec
+
+    (tmp_path / "s.toml").write_text(SWEEP)
+    context = ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.ERROR,
+                       log_to_driver=False, object_store_memory=100 * 2**20)
+    try:
+        address = context.address_info["gcs_address"]
+        r = run_cli("sweep", "s.toml", "--out", "joined", "--backend", "ray", "--address", address, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert counts(r.stdout) == (8, 0)
+        local = run_cli("sweep", "s.toml", "--out", "pool", "--jobs", "2", cwd=tmp_path)
+        assert output_files(tmp_path / "joined") == output_files(tmp_path / "pool")
+        specs = [RunSpec("sweep", "s", "fcfs", workload="lmsys-like", policy=p, profile="a100-llama3-8b",
+                         num_requests=60) for p in ("fcfs", "srtf")]
+        with open_backend("ray") as backend:
+            stats = run_all(specs, tmp_path / "lib", backend=backend, progress=False)
+        assert len(stats.ran) == 2 and ray.is_initialized()  # the caller's session is still open
+        assert local.returncode == 0
+    finally:
+        ray.shutdown()
+
+
+DYING_POLICIES = '''
+import os, signal
+from pathlib import Path
+from ltrsched.policies import LiveView, Policy, register
+
+MARKER = Path({marker!r})
+
+
+@register
+class DieOnce(Policy):
+    """FCFS; the first worker to rank with it is killed (SIGKILL), once per marker file."""
+    name = "die-once"
+
+    def rank(self, view: LiveView):
+        if not MARKER.exists():
+            MARKER.write_text("killed once")
+            os.kill(os.getpid(), signal.SIGKILL)
+        return view.order_by(view.arrival_time)
+
+
+@register
+class DieAlways(Policy):
+    """Every worker that ranks with it exits at once."""
+    name = "die-always"
+
+    def rank(self, view: LiveView):
+        os._exit(3)
+'''
+
+
+def test_a_run_whose_ray_worker_dies_is_retried_once_then_reported_failed(tmp_path):
+    (tmp_path / "dying.py").write_text(DYING_POLICIES.format(marker=str(tmp_path / "killed")))
+    env = {**os.environ, "LTRSCHED_PLUGINS": str(tmp_path / "dying.py")}
+    (tmp_path / "once.toml").write_text('workloads = ["lmsys-like"]\npolicies = ["fcfs", "die-once"]\n'
+                                        'num_requests = 50\n')
+    r = run_cli("sweep", "once.toml", "--out", "out", "--backend", "ray", "--jobs", "2", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "killed").exists()  # the worker was killed once ...
+    assert re.search(r"warning: run die-once on lmsys-like seed 0 \(runs/\w+\): its worker died "
+                     r"\(WorkerCrashedError.*\); running it again", r.stderr), r.stderr[-2000:]
+    assert "2 runs simulated, 0 reused, 1 retried after their worker died" in r.stdout  # ... and reported
+    assert pl.read_csv(tmp_path / "out" / "sweep.csv").height == 2
+
+    (tmp_path / "always.toml").write_text('workloads = ["lmsys-like"]\npolicies = ["fcfs", "die-always", "srtf"]\n'
+                                          'num_requests = 50\n')
+    r = run_cli("sweep", "always.toml", "--out", "out2", "--backend", "ray", "--jobs", "2", cwd=tmp_path, env=env)
+    assert r.returncode == 1, (r.stdout[-1000:], r.stderr[-2000:])
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 1 and "1 run(s) failed, their worker died twice: die-always on lmsys-like" in errors[0]
+    assert "The other 2 runs are saved under out2/runs; run the command again to retry" in errors[0]
+    assert len(re.findall(r"^warning: run die-always", r.stderr, re.M)) == 2  # died, retried, died again
+    from ltrsched.results import RunResult
+
+    done = [d for d in (tmp_path / "out2" / "runs").iterdir() if (d / "summary.json").exists()]
+    assert sorted(RunResult.load(d).meta["policy"] for d in done) == ["fcfs", "srtf"]  # the others are written
+
+
+def test_a_pool_worker_that_dies_is_a_one_line_error_and_the_finished_runs_stay(tmp_path):
+    """The process pool cannot tell which run killed its worker (every run under way fails with it), so it
+    reports the death in one line instead of a traceback, and a rerun resumes."""
+    (tmp_path / "dying.py").write_text(DYING_POLICIES.format(marker=str(tmp_path / "killed")))
+    env = {**os.environ, "LTRSCHED_PLUGINS": str(tmp_path / "dying.py")}
+    (tmp_path / "s.toml").write_text('workloads = ["lmsys-like"]\npolicies = ["fcfs", "srtf", "die-once"]\n'
+                                     'num_requests = 50\n')
+    r = run_cli("sweep", "s.toml", "--out", "out", "--jobs", "2", cwd=tmp_path, env=env)
+    assert_one_line_error(r, "a worker process died (killed, out of memory or a crash) with runs under way", code=1)
+    assert "run the command again to resume" in r.stderr
+    again = run_cli("sweep", "s.toml", "--out", "out", "--jobs", "2", cwd=tmp_path, env=env)  # dies only once
+    assert again.returncode == 0, again.stderr[-2000:]
+    ran, reused = counts(again.stdout)
+    assert ran + reused == 3 and ran >= 1
+
+
+def test_a_bad_ray_address_is_a_one_line_error_not_a_hang(tmp_path):
+    (tmp_path / "s.toml").write_text('workloads = ["lmsys-like"]\npolicies = ["fcfs"]\nnum_requests = 20\n')
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    t0 = time.monotonic()
+    r = run_cli("sweep", "s.toml", "--backend", "ray", "--address", f"127.0.0.1:{port}", cwd=tmp_path)
+    assert_one_line_error(r, f"--address 127.0.0.1:{port}: cannot reach a Ray cluster there (Connection refused)")
+    assert time.monotonic() - t0 < 30
+
+    with socket.socket() as silent:  # listens, never answers: ray.init alone would retry for ever
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        address = "127.0.0.1:%d" % silent.getsockname()[1]
+        t0 = time.monotonic()
+        r = run_cli("reproduce", "table1", "--quick", "--backend", "ray", "--address", address, cwd=tmp_path,
+                    env={**os.environ, "LTRSCHED_RAY_TIMEOUT": "4"})
+        assert_one_line_error(r, f"--address {address}: no Ray cluster answered within 4 s")
+        assert time.monotonic() - t0 < 60
+    for args, message in [(["--backend", "ray", "--address", "nonsense"], "expected host:port, ray://host:port or auto"),
+                          (["--address", "127.0.0.1:6379"], "--address needs --backend ray")]:
+        assert_one_line_error(run_cli("sweep", "s.toml", *args, cwd=tmp_path), message)
+    assert not (tmp_path / "sweep").exists() and not (tmp_path / "results").exists()  # nothing started
+
+
+def test_missing_ray_is_a_one_line_error_naming_the_extra(monkeypatch):
+    from ltrsched.errors import MissingDependencyError
+    from ltrsched.experiments.runner import open_backend
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    with pytest.raises(MissingDependencyError, match=r"ray is not installed; install it with: pip install 'ltrsched\[ray\]'"):
+        with open_backend("ray"):
+            pass
+
+
+def test_the_cli_and_the_process_backend_never_import_ray(tmp_path):
+    (tmp_path / "s.toml").write_text('workloads = ["lmsys-like"]\npolicies = ["fcfs"]\nnum_requests = 20\n')
+    code = ("import sys\nfrom ltrsched.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "assert 'ray' not in sys.modules, 'ray was imported'\n")
+    for args in (["--help"], ["sweep", "--help"], ["capacity", "--help"], ["sweep", "s.toml", "--jobs", "1"]):
+        r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+        assert r.returncode == 0, (args, r.stderr[-2000:])
