@@ -271,3 +271,24 @@ def test_replay_with_prompt_text_needs_text_before_the_engine_starts(tmp_path):
     make_workload([10, 20], [5, 6]).save(tmp_path / "wl.parquet")
     r = run_cli("replay", "-w", str(tmp_path / "wl.parquet"), "--prompts", "text")
     assert_one_line_error(r, "--prompts text needs the prompt text of every request")
+
+
+def test_label_report_lines_count_capped_and_skipped_prompts(tmp_path):
+    """The summary `ltrsched label` prints: per run and split, labels and how many hit the cap; the prompts
+    skipped as too long for the context, counted."""
+    from ltrsched.labelling.jobs import LabelJob
+    from ltrsched.labelling.run import _report, _Stats
+
+    labels = synthetic_labels(tmp_path / "l.parquet", num_train=10, num_eval=6, num_sample=3)
+    stats = _Stats()
+    stats.labelled, stats.output_tokens, stats.seconds, stats.context = 5, 1000, 2.0, 600
+    stats.host = {"cpu_model": "test cpu"}
+    stats.skipped = [LabelJob("main", "eval", "k1", "p"), LabelJob("sample", "eval", "k1", "p")]
+    lines = _report(labels, stats, [], 400, tmp_path / "l.parquet")
+    for run, split in (("main", "train"), ("main", "eval"), ("sample", "eval")):
+        g = labels.filter((pl.col("run") == run) & (pl.col("split") == split))
+        capped = int((g["finish_reason"] == "length").sum())
+        assert f"{run} {split}: {g.height} labels, {capped} hit the 400-token cap ({capped / g.height:.1%})" in lines
+    assert "labelled 5 prompt(s) in 2.0 s (1000 output tokens, 500 tok/s) on test cpu" in lines
+    assert any(line.startswith("skipped 2 prompt(s) longer than the context allows (600 - 400 = 200 tokens); first: k1")
+               for line in lines)
