@@ -31,6 +31,13 @@ class EngineConfig:
         max_model_len: longest prompt + output [tokens] (None: the model's).
         gpu_memory_utilization, tensor_parallel_size, enforce_eager: passed to vLLM (real engine only;
             on a CPU ``gpu_memory_utilization`` is not used: the KV size is ``kv_cache_gib`` or the blocks).
+        prompts: what a request's prompt is: ``random`` (random token ids of the workload's prompt length:
+            timing only) or ``text`` (the workload's prompt text through the served model's chat template;
+            the engine's prompt lengths are then the model's token counts).
+        eos: how a request ends: ``ignore`` (exactly the workload's output length, EOS ignored: every
+            policy serves identical work) or ``model`` (greedy decoding until the model's own EOS token, at
+            most ``max_tokens``: real stopping; needs real weights).
+        max_tokens: the output cap of ``eos="model"`` [tokens], as a server sets it.
     """
 
     model: str = "llama-3-8b"
@@ -48,6 +55,14 @@ class EngineConfig:
     gpu_memory_utilization: float = 0.9
     tensor_parallel_size: int = 1
     enforce_eager: bool = False
+    prompts: str = "random"
+    eos: str = "ignore"
+    max_tokens: int | None = None
+
+    @property
+    def needs_tokenizer(self) -> bool:
+        """True if vLLM must load the model's tokenizer (prompt text, or stopping at its EOS token)."""
+        return self.prompts == "text" or self.eos == "model"
 
     @property
     def vllm_max_num_seqs(self) -> int:
@@ -56,13 +71,26 @@ class EngineConfig:
 
 
 def model_dir(model: str) -> str:
-    """A directory vLLM can load ``model`` from: a local path as is, or a built-in name's config.json
-    (written to the user cache, ``ltrsched.workloads.sharegpt.cache_dir()``)."""
+    """A directory vLLM can load ``model`` from: a local path as is, a built-in name's config.json
+    (written to the user cache, ``ltrsched.workloads.sharegpt.cache_dir()``), or a packaged model with real
+    weights (``smollm2``: converted once from its GGUF file, :mod:`ltrsched.engine.served_models`)."""
+    from ltrsched.engine.served_models import SERVED, converted_dir
     from ltrsched.models import MODELS, write_model_dir
     from ltrsched.workloads.sharegpt import cache_dir
 
     if model in MODELS:
         return str(write_model_dir(model, cache_dir() / "models" / model))
+    if model in SERVED:
+        return str(converted_dir(model))
     if not (Path(model) / "config.json").is_file():
-        raise UserError(f"model {model!r} is neither a built-in name ({', '.join(MODELS)}) nor a directory with config.json")
+        raise UserError(f"model {model!r} is neither a built-in name ({', '.join((*MODELS, *SERVED))}) nor a "
+                        "directory with config.json")
     return model
+
+
+def has_real_weights(model: str) -> bool:
+    """True for a packaged model served with its weights (``smollm2``); built-in names are configs only,
+    and a local directory's weights are used with ``load_format="auto"``."""
+    from ltrsched.engine.served_models import SERVED
+
+    return model in SERVED

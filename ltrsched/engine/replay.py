@@ -6,8 +6,9 @@ One loop serves both drivers, so what the tests check with the emulated engine i
   step-time model, on a virtual clock;
 * :class:`ltrsched.engine.runner.VllmDriver`: vLLM's offline engine (``LLMEngine``) on a CPU or GPU, wall clock.
 
-Every request is served with ``ignore_eos`` and ``max_tokens`` = its output length (plus any policy
-overhead tokens), so every policy serves identical work.
+By default every request is served with ``ignore_eos`` and ``max_tokens`` = its output length (plus any
+policy overhead tokens), so every policy serves identical work. A driver whose ``output_cap`` is set (the
+real engine with ``eos="model"``) lets the model stop at its own EOS, at most ``output_cap`` tokens.
 """
 
 from __future__ import annotations
@@ -60,10 +61,11 @@ def request_infos(workload: Workload, extra_output_tokens: int) -> list[RequestI
     return sorted(infos, key=lambda r: r.arrival_time)
 
 
-def check_fits(workload: Workload, scheduler: Any, extra_output_tokens: int = 0) -> None:
-    """Reject, before a run, requests longer than the engine's ``max_model_len`` or its KV cache."""
+def check_fits(workload: Workload, scheduler: Any, extra_output_tokens: int = 0, output_cap: int | None = None) -> None:
+    """Reject, before a run, requests longer than the engine's ``max_model_len`` or its KV cache. With
+    ``output_cap`` (requests stop at the model's EOS) a request may generate up to that many tokens."""
     prompt = workload.df["prompt_tokens"].to_numpy()
-    total = prompt + workload.df["output_tokens"].to_numpy()
+    total = prompt + (workload.df["output_tokens"].to_numpy() if output_cap is None else output_cap)
     too_long = np.flatnonzero(total > scheduler.max_model_len)
     if len(too_long):
         i = int(too_long[0])
@@ -89,7 +91,8 @@ def replay(workload: Workload, policy: Policy, driver: Driver, config: Any, host
     """Serve ``workload`` under ``policy`` on ``driver``; the result has the simulator's schema
     (``ltrsched.results.RunResult``) and the adapter's step log."""
     check_needs(policy, workload.has_column, f"workload {workload.name!r}")
-    check_fits(workload, driver.scheduler, policy.extra_output_tokens)
+    output_cap = getattr(driver, "output_cap", None)
+    check_fits(workload, driver.scheduler, policy.extra_output_tokens, output_cap)
     policy.prepare(workload.policy_columns(policy.extra_output_tokens))
     infos = request_infos(workload, policy.extra_output_tokens)
     driver.begin(policy)
@@ -140,4 +143,5 @@ def replay(workload: Workload, policy: Policy, driver: Driver, config: Any, host
     wall = time.perf_counter() - wall
     if bar is not None:
         bar.close()
-    return engine_result(workload, policy, driver.scheduler, host=host, config=config, wall_time_s=wall)
+    return engine_result(workload, policy, driver.scheduler, host=host, config=config, wall_time_s=wall,
+                         output_cap=output_cap)

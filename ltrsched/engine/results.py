@@ -16,9 +16,14 @@ from ltrsched.workloads.schema import Workload
 
 
 def engine_result(workload: Workload, policy: Policy, scheduler: Any, host: str, config: Any,
-                  wall_time_s: float, **meta: Any) -> RunResult:
+                  wall_time_s: float, output_cap: int | None = None, **meta: Any) -> RunResult:
     """The run's :class:`RunResult`: one row per workload request (in workload order), as the simulator
-    writes it, plus the adapter's step log as ``steps``."""
+    writes it, plus the adapter's step log as ``steps``.
+
+    With ``output_cap`` the model stopped at its own EOS (at most ``output_cap`` tokens): ``output_tokens``
+    (and ``served_output_tokens``) are then what the engine generated, the workload's lengths are kept as
+    ``label_output_tokens``, and the summary counts ``num_capped`` (requests that generated ``output_cap``
+    tokens) and ``num_label_mismatches`` (finished requests whose length differs from the label)."""
     cols = scheduler.table.results()
     got = pl.DataFrame({"request_id": cols["request_id"], "served_output_tokens": cols["served_output_tokens"],
                         **{c: cols[c] for c in RESULT_COLUMNS}})
@@ -26,6 +31,9 @@ def engine_result(workload: Workload, policy: Policy, scheduler: Any, host: str,
     df = df.select(workload.df.drop([c for c in ("prompt",) if c in workload.df.columns]).columns
                    + ["served_output_tokens", "generated_tokens", "first_scheduled_time", "first_token_time",
                       "finish_time", "max_token_gap", "max_idle_steps", "num_preemptions", "run_time"])
+    if output_cap is not None:
+        df = df.with_columns(label_output_tokens=pl.col("output_tokens"),
+                             output_tokens=pl.col("generated_tokens"), served_output_tokens=pl.col("generated_tokens"))
     requests = request_metrics(df)
     finished = requests.filter(pl.col("finish_time").is_not_null() & pl.col("finish_time").is_not_nan())
     summary: dict[str, Any] = summarize(finished)
@@ -43,6 +51,12 @@ def engine_result(workload: Workload, policy: Policy, scheduler: Any, host: str,
         plugin_overhead_p99_s=float(np.quantile(plugin, 0.99)),
         wall_time_s=wall_time_s,
     )
+    if output_cap is not None:
+        summary.update(
+            output_cap=output_cap,
+            num_capped=int((finished["output_tokens"] >= output_cap).sum()),
+            num_label_mismatches=int((finished["output_tokens"] != finished["label_output_tokens"]).sum()),
+        )
     meta_out = {
         "workload": workload.name,
         "policy": policy.spec(),

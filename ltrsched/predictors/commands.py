@@ -216,3 +216,45 @@ def ensemble(models, weights, data, eval_data, out):
         click.echo(f"member {m}: held-out Kendall tau {kendall_tau(s, ev_lengths):.4f}")
     click.echo(f"ensemble of {len(models)}: held-out ({len(ev_prompts)}) Kendall tau "
                f"{kendall_tau(ens.combine(ev_scores), ev_lengths):.4f}; wrote {out}")
+
+
+@click.command("label-report")
+@click.argument("labels", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Directory for report.md, report.json and learning_curve.csv.")
+@click.option("--sizes", default="250,500,1000,2000,all", show_default=True,
+              help="Learning curve: training-set sizes (nested seeded subsets of the train prompts), 'all' = every one.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the rankers and of the curve's subsets.")
+@click.option("--epochs", type=int, default=None, help="Epochs of every ranker (default: the default ranker's, 5).")
+def label_report(labels, out, sizes, seed, epochs):
+    """Held-out Kendall tau on a served model's labels (`ltrsched label`): a ranker trained on them, one trained
+    on ChatGPT's lengths of the same prompts, the another-seed ceiling, prompt length alone, a learning curve."""
+    import polars as pl
+
+    from ltrsched.outputs import check_out_dir
+    from ltrsched.predictors.label_report import label_report as make_report
+    from ltrsched.predictors.label_report import parse_sizes
+    from ltrsched.workloads.labels import is_labels
+
+    check_out_dir(out)
+    size_list = parse_sizes(sizes)
+    if seed < 0:
+        raise UserError(f"--seed must be >= 0, got {seed}")
+    if epochs is not None and epochs < 1:
+        raise UserError(f"--epochs must be >= 1, got {epochs}")
+    if not labels.is_file():
+        raise UserError(f"labels file not found: {labels}")
+    try:
+        df = pl.read_parquet(labels)
+    except Exception as exc:
+        raise UserError(f"cannot read {labels}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+    if not is_labels(df):
+        raise UserError(f"{labels} is not a labels file from `ltrsched label` (no key/run/model_sha256/prompt_sha256 columns)")
+    report = make_report(df, labels.name, size_list, seed=seed, epochs=epochs,
+                         on_progress=lambda m: click.echo(m, err=True))
+    md = report.markdown(str(labels))
+    atomic.write_text(out / "report.md", md)
+    atomic.write_text(out / "report.json", json.dumps(report.to_dict(), indent=2) + "\n")
+    atomic.write_csv(out / "learning_curve.csv", pl.DataFrame(report.learning_curve, schema={"num_train": pl.Int64, "tau": pl.Float64}))
+    click.echo(md)
+    click.echo(f"wrote {out}/report.md, report.json, learning_curve.csv")

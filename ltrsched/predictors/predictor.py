@@ -51,9 +51,10 @@ class Predictor:
     def __init__(self, config: PredictorConfig):
         if config.kind not in KINDS:
             raise UserError(f"unknown predictor kind {config.kind!r}; use rank or class")
-        _torch()
+        torch = _torch()
         self.config = config
         self.outputs = 1 if config.kind == "rank" else config.num_classes
+        torch.manual_seed(config.seed)  # the initial weights too: one seed, one model
         self.backbone = make_backbone(config, self.outputs)
 
     # ------------------------------------------------------------------ inference

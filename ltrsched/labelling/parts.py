@@ -1,0 +1,88 @@
+"""Resumable labelling: each chunk's labels go to a part file in a directory beside ``--out``.
+
+``OUT.parquet`` gets the part directory ``OUT.parquet.parts/``: a ``settings.json``
+(:class:`~ltrsched.labelling.settings.LabelSettings`) and ``part-*.parquet`` files, each written
+atomically (:mod:`ltrsched.atomic`) as soon as its chunk of prompts is labelled. A run that dies keeps
+every finished chunk; a rerun with the same settings labels only the prompts no part holds, and the final
+file is the concatenation. An exclusive lock (``.lock``) keeps two ``ltrsched label`` processes out of
+one part directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Iterator
+
+import polars as pl
+
+from ltrsched import atomic
+from ltrsched.errors import UserError
+from ltrsched.labelling.settings import LabelSettings
+from ltrsched.workloads.labels import LABEL_COLUMNS, check_labels
+
+SETTINGS_FILE = "settings.json"
+
+
+def parts_dir(out: str | os.PathLike) -> Path:
+    """The part directory of the labels file ``out``."""
+    out = Path(out)
+    return out.with_name(out.name + ".parts")
+
+
+class PartStore:
+    """The part files of one labels file, opened with :func:`open_parts`."""
+
+    def __init__(self, directory: Path, settings: LabelSettings):
+        self.directory = directory
+        self.settings = settings
+        self._prefix = f"part-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        self._count = 0
+        self.damaged: list[str] = []  # unreadable part files found (and removed: their prompts are labelled again)
+
+    def labelled(self) -> pl.DataFrame:
+        """Every row the parts hold (one per run and key, the first part's if two hold it)."""
+        frames = []
+        for path in sorted(self.directory.glob("part-*.parquet")):
+            try:
+                frames.append(check_labels(pl.read_parquet(path), str(path)).select(list(LABEL_COLUMNS)))
+            except Exception:  # damaged (cannot happen with atomic writes, but a disk can lose it)
+                self.damaged.append(path.name)
+                path.unlink(missing_ok=True)
+        if not frames:
+            return pl.DataFrame(schema=LABEL_COLUMNS)
+        return pl.concat(frames).unique(subset=["run", "key"], keep="first", maintain_order=True)
+
+    def write(self, rows: list[dict]) -> Path:
+        """Write one chunk's rows as a new part file (atomic, durable)."""
+        self._count += 1
+        path = self.directory / f"{self._prefix}-{self._count:05d}.parquet"
+        return atomic.write_parquet(path, pl.DataFrame(rows, schema=LABEL_COLUMNS))
+
+
+@contextlib.contextmanager
+def open_parts(out: str | os.PathLike, settings: LabelSettings) -> Iterator[PartStore]:
+    """The part directory of ``out``, locked for this process, checked to hold labels of ``settings`` (a
+    new one records them). One-line :class:`UserError` if another process holds it or its settings differ."""
+    from ltrsched.experiments.runlock import run_lock
+
+    directory = parts_dir(out)
+    with run_lock(directory / ".lock", wait=False) as held:
+        if not held:
+            raise UserError(f"another `ltrsched label` is writing {directory}; wait for it or use another --out")
+        recorded = directory / SETTINGS_FILE
+        if recorded.is_file():
+            try:
+                theirs = LabelSettings.from_dict(json.loads(recorded.read_text()))
+            except (ValueError, KeyError, TypeError):
+                raise UserError(f"{recorded} is not a labels settings file; delete {directory} to start over") from None
+            diff = settings.differences(theirs)
+            if diff:
+                raise UserError(f"{directory} holds labels made with other settings ({'; '.join(diff)}): use the same "
+                                f"settings to resume, or another --out (or delete {directory}) to start over")
+        else:
+            atomic.write_text(recorded, json.dumps(settings.to_dict(), indent=2) + "\n")
+        yield PartStore(directory, settings)

@@ -1,0 +1,213 @@
+"""One labelling run: render the prompts with the model's chat template, skip what a resumed run already
+holds and what cannot fit the context, serve the rest on the engine chunk by chunk into part files, then
+write the labels file (the parts' rows for the requested prompts, in prompt order) and its description.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from ltrsched import atomic
+from ltrsched.errors import UserError
+from ltrsched.labelling.jobs import LabelJob
+from ltrsched.labelling.settings import LabelSettings, Sampling
+from ltrsched.workloads.labels import LABEL_COLUMNS, MAIN_RUN, prompt_digest
+
+#: The engine's defaults for labelling: a batch of 64 and 2 GiB of KV (64 requests of ~700 tokens).
+LABEL_MAX_NUM_SEQS = 64
+LABEL_KV_CACHE_GIB = 2.0
+
+
+def model_name(model: str) -> str:
+    """The name labels record for ``--model``: a packaged name as is, a directory by its own name."""
+    from ltrsched.engine.served_models import is_served_by_name
+
+    return model if is_served_by_name(model) else Path(model).resolve().name
+
+
+def model_context(model_path: str) -> int:
+    """The model's own context [tokens] (``max_position_embeddings`` of its config.json)."""
+    config = json.loads((Path(model_path) / "config.json").read_text())
+    context = config.get("max_position_embeddings")
+    if not isinstance(context, int) or context < 2:
+        raise UserError(f"{model_path}/config.json gives no max_position_embeddings: pass --max-model-len")
+    return context
+
+
+def engine_settings(model: str, max_tokens: int, engine: dict[str, Any]):
+    """The checked :class:`~ltrsched.engine.config.EngineConfig` of a labelling engine: real weights, prompt
+    text through the chat template, stopping at the model's EOS (at most ``max_tokens``)."""
+    from ltrsched.engine.platform import CPU, engine_platform
+    from ltrsched.validation.engines import engine_config
+
+    options = dict(engine)
+    platform = engine_platform()
+    if platform == CPU and options.get("kv_cache_gib") is None and options.get("num_gpu_blocks") is None:
+        options["kv_cache_gib"] = LABEL_KV_CACHE_GIB
+    return engine_config(model=model, load_format="auto", prompts="text", eos="model", max_tokens=max_tokens,
+                         platform=platform, **options)
+
+
+def label_prompts(jobs: list[LabelJob], out: Path, model: str, max_tokens: int, main: Sampling, sample: Sampling,
+                  chunk: int, engine: dict[str, Any], command: str = "") -> list[str]:
+    """Label ``jobs`` into ``out`` (resuming from its part directory); returns the report's lines."""
+    from ltrsched.engine.config import model_dir
+    from ltrsched.engine.served_models import ChatPrompts, model_fingerprint
+    from ltrsched.labelling.parts import open_parts, parts_dir
+
+    config = engine_settings(model, max_tokens, engine)  # converts smollm2 the first time
+    path = model_dir(config.model)
+    chat = ChatPrompts(path)
+    settings = LabelSettings(model=model_name(model), model_sha256=model_fingerprint(path), max_tokens=max_tokens,
+                             main=main, sample=sample)
+    context = config.max_model_len or model_context(path)
+    if context <= max_tokens:
+        raise UserError(f"--max-tokens {max_tokens} leaves no room for a prompt in the {context}-token context")
+    with open_parts(out, settings) as store:
+        done = store.labelled()
+        held = set(zip(done["run"].to_list(), done["key"].to_list()))
+        todo = [j for j in jobs if (j.run, j.key) not in held]
+        ids = chat.encode([j.prompt for j in todo])
+        stats = _Stats()
+        stats.context = context
+        todo, ids = _fitting(todo, ids, context - max_tokens, stats)
+        if todo:
+            _serve(todo, ids, config, settings, store, chunk, stats)
+        final = _final_labels(store.labelled(), jobs)
+        atomic.write_parquet(out, final)
+        description = _describe(final, jobs, settings, config, stats, command, parts_dir(out))
+        atomic.write_text(out.with_suffix(".json"), json.dumps(description, indent=2) + "\n")
+    return _report(final, stats, store.damaged, max_tokens, out)
+
+
+class _Stats:
+    """This invocation's work: prompts labelled and skipped, tokens generated, seconds, the engine's host."""
+
+    def __init__(self) -> None:
+        self.labelled = 0
+        self.skipped: list[LabelJob] = []
+        self.output_tokens = 0
+        self.seconds = 0.0
+        self.host: dict | None = None
+        self.context: int | None = None
+
+
+def _fitting(todo: list[LabelJob], ids: list[list[int]], longest: int, stats: _Stats):
+    """The jobs whose prompt has at most ``longest`` tokens (and their ids); the others go to ``stats.skipped``."""
+    fits = [len(i) <= longest for i in ids]
+    stats.skipped += [j for j, ok in zip(todo, fits) if not ok]
+    return [j for j, ok in zip(todo, fits) if ok], [i for i, ok in zip(ids, fits) if ok]
+
+
+def _serve(todo: list[LabelJob], ids: list[list[int]], config, settings: LabelSettings, store, chunk: int,
+           stats: _Stats) -> None:
+    """Serve ``todo`` (token ids ``ids``) on a fresh engine, writing a part per ``chunk`` finished prompts."""
+    from tqdm import tqdm
+
+    from ltrsched.engine.runner import VllmDriver
+    from ltrsched.labelling.generate import Request, serve_requests
+
+    driver = VllmDriver(config, load_format="auto")
+    stats.host = driver.host.to_dict()
+    if driver.max_model_len < stats.context:  # vLLM bounded the context (a small KV cache)
+        stats.context = driver.max_model_len
+        todo, ids = _fitting(todo, ids, stats.context - settings.max_tokens, stats)
+    requests = []
+    for job, prompt_ids in zip(todo, ids):
+        s = settings.sampling(job.run)
+        requests.append(Request(prompt_ids, settings.max_tokens, s.temperature, s.top_p, s.request_seed(job.key)))
+    rows: dict[int, list[dict]] = {}
+    left = {c: min(chunk, len(todo) - c * chunk) for c in range(-(-len(todo) // chunk))}
+    bar = tqdm(total=len(todo), unit="prompt", desc="label", disable=not sys.stderr.isatty())
+    capped = 0
+
+    def done(i: int, g) -> None:
+        nonlocal capped
+        job = todo[i]
+        s = settings.sampling(job.run)
+        if g.prompt_tokens != len(ids[i]):
+            raise RuntimeError(f"the engine saw {g.prompt_tokens} prompt tokens of key {job.key}, not {len(ids[i])}")
+        c = i // chunk
+        rows.setdefault(c, []).append(dict(
+            key=job.key, split=job.split, run=job.run, prompt_sha256=prompt_digest(job.prompt),
+            prompt_tokens=g.prompt_tokens, output_tokens=g.output_tokens, finish_reason=g.finish_reason,
+            model=settings.model, model_sha256=settings.model_sha256, temperature=s.temperature, top_p=s.top_p,
+            max_tokens=settings.max_tokens, seed=s.seed))
+        stats.labelled += 1
+        stats.output_tokens += g.output_tokens
+        capped += g.finish_reason == "length"
+        left[c] -= 1
+        if left[c] == 0:
+            store.write(rows.pop(c))
+        bar.update(1)
+        bar.set_postfix(capped=capped, tok_s=f"{stats.output_tokens / max(time.perf_counter() - t0, 1e-9):.0f}")
+
+    t0 = time.perf_counter()
+    try:
+        serve_requests(driver, requests, done, window=2 * config.vllm_max_num_seqs)
+    finally:
+        bar.close()
+        stats.seconds = time.perf_counter() - t0
+
+
+def _final_labels(held: pl.DataFrame, jobs: list[LabelJob]) -> pl.DataFrame:
+    """The rows of ``held`` for ``jobs``, in job order (prompts skipped as too long are absent)."""
+    order = pl.DataFrame({"run": [j.run for j in jobs], "key": [j.key for j in jobs],
+                          "_order": list(range(len(jobs)))}, schema={"run": pl.Utf8, "key": pl.Utf8, "_order": pl.Int64})
+    return held.join(order, on=["run", "key"], how="inner").sort("_order").select(list(LABEL_COLUMNS))
+
+
+def _counts(final: pl.DataFrame) -> dict[str, dict[str, dict[str, int]]]:
+    """run -> split -> {labelled, capped}."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for (run, split), g in final.group_by(["run", "split"], maintain_order=True):
+        out.setdefault(run, {})[split] = {"labelled": g.height, "capped": int((g["finish_reason"] == "length").sum())}
+    return out
+
+
+def _describe(final: pl.DataFrame, jobs: list[LabelJob], settings: LabelSettings, config, stats: _Stats,
+              command: str, parts: Path) -> dict:
+    from ltrsched import __version__
+
+    return {
+        "command": command,
+        "ltrsched": __version__,
+        "settings": settings.to_dict(),
+        "counts": _counts(final),
+        "requested": len(jobs),
+        "missing": len(jobs) - final.height,
+        "skipped_too_long": sorted({j.key for j in stats.skipped}),
+        "this_invocation": {"labelled": stats.labelled,
+                            "output_tokens": stats.output_tokens, "seconds": round(stats.seconds, 3),
+                            "context_tokens": stats.context, "host": stats.host, "engine": asdict(config)},
+        "parts": str(parts),
+    }
+
+
+def _report(final: pl.DataFrame, stats: _Stats, damaged: list[str], max_tokens: int, out: Path) -> list[str]:
+    lines = []
+    if damaged:
+        lines.append(f"relabelled the prompts of {len(damaged)} unreadable part file(s): {', '.join(damaged)}")
+    if stats.labelled:
+        rate = stats.output_tokens / stats.seconds if stats.seconds > 0 else float("nan")
+        lines.append(f"labelled {stats.labelled} prompt(s) in {stats.seconds:.1f} s ({stats.output_tokens} output "
+                     f"tokens, {rate:.0f} tok/s) on {stats.host and stats.host.get('cpu_model')}")
+    else:
+        lines.append("nothing to serve: every requested prompt is already labelled")
+    for run, splits in _counts(final).items():
+        for split, c in splits.items():
+            share = c["capped"] / c["labelled"] if c["labelled"] else 0.0
+            lines.append(f"{run} {split}: {c['labelled']} labels, {c['capped']} hit the {max_tokens}-token cap ({share:.1%})")
+    if stats.skipped:
+        lines.append(f"skipped {len(stats.skipped)} prompt(s) longer than the context allows "
+                     f"({stats.context} - {max_tokens} = {stats.context - max_tokens} tokens); first: {stats.skipped[0].key}")
+    main = final.filter(pl.col("run") == MAIN_RUN)
+    lines.append(f"wrote {out} ({final.height} rows, {main.height} main) and {out.with_suffix('.json')}")
+    return lines

@@ -1,0 +1,83 @@
+"""What a set of labels depends on: the served model (by content) and the sampling settings of each run.
+
+A part directory records the settings it was made with; a rerun with other settings is refused (its
+labels would mix two models or two samplers). Engine settings (threads, KV size, batch caps) are not
+part of it: they change how fast labels come, not what they are. (Greedy decoding in float32 can still
+differ in the last bits between batch compositions, so a resumed run reproduces a label exactly only up
+to such ties.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass
+
+from ltrsched.errors import UserError
+from ltrsched.workloads.labels import MAIN_RUN, SAMPLE_RUN
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """One run's sampling: ``temperature`` (0: greedy), ``top_p`` (1: off) and ``seed``."""
+
+    temperature: float
+    top_p: float
+    seed: int
+
+    def check(self, prefix: str) -> None:
+        """One-line :class:`UserError` for a value out of range; ``prefix`` names the options (``--`` or ``--sample-``)."""
+        if not (math.isfinite(self.temperature) and 0 <= self.temperature <= 100):
+            raise UserError(f"{prefix}temperature must be in [0, 100], got {self.temperature}")
+        if not (math.isfinite(self.top_p) and 0 < self.top_p <= 1):
+            raise UserError(f"{prefix}top-p must be in (0, 1], got {self.top_p}")
+        if not 0 <= self.seed < 2**31:
+            raise UserError(f"{prefix}seed must be in [0, 2^31), got {self.seed}")
+
+    def request_seed(self, key: str) -> int | None:
+        """vLLM's per-request seed of prompt ``key`` (None when greedy): the same sample whatever the batch."""
+        if self.temperature == 0:
+            return None
+        return int.from_bytes(hashlib.sha256(f"{self.seed}\0{key}".encode()).digest()[:4], "little")
+
+
+@dataclass(frozen=True)
+class LabelSettings:
+    """The settings labels depend on.
+
+    Attributes:
+        model: the served model's name (``smollm2`` or the directory's name).
+        model_sha256: the content hash of its directory (:func:`ltrsched.engine.served_models.model_fingerprint`).
+        max_tokens: the output cap [tokens].
+        main, sample: the sampling of the main run and of the sampled run.
+    """
+
+    model: str
+    model_sha256: str
+    max_tokens: int
+    main: Sampling
+    sample: Sampling
+
+    def sampling(self, run: str) -> Sampling:
+        return {MAIN_RUN: self.main, SAMPLE_RUN: self.sample}[run]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LabelSettings":
+        return cls(model=d["model"], model_sha256=d["model_sha256"], max_tokens=int(d["max_tokens"]),
+                   main=Sampling(**d["main"]), sample=Sampling(**d["sample"]))
+
+    def differences(self, other: "LabelSettings") -> list[str]:
+        """``name: theirs -> ours`` for each setting that differs (flattened names, e.g. ``sample.seed``)."""
+
+        def flat(d: dict, prefix: str = "") -> dict:
+            out = {}
+            for k, v in d.items():
+                out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+            return out
+
+        mine, theirs = flat(self.to_dict()), flat(other.to_dict())
+        return [f"{k} {json.dumps(theirs.get(k))} there, {json.dumps(v)} here" for k, v in mine.items() if theirs.get(k) != v]

@@ -1,0 +1,166 @@
+"""How well a ranker learns a served model's lengths: the numbers of ``ltrsched label-report``.
+
+On the held-out (eval) prompts of a labels file (``ltrsched label``), all Kendall's tau-b against the
+served model's lengths (the ``main`` run's):
+
+* ``served_ranker``: the default ranker trained on the served model's lengths of the train prompts;
+* ``chatgpt_ranker``: the same ranker trained on ChatGPT's lengths of the same train prompts (the built-in
+  data's labels), scored against the served model's lengths (and, for reference, against ChatGPT's);
+* ``ceiling``: the served model against itself with another seed: greedy lengths vs the sampled run's
+  lengths of the same prompts (the paper's "another seed" bound, its 0.74);
+* ``prompt_length``: the prompt's length alone as the predictor (tau of prompt tokens vs output tokens);
+* ``chatgpt_length``: ChatGPT's true length of each prompt as the predictor;
+* ``learning_curve``: the served-label ranker trained on the first n of a seeded shuffle of the train
+  prompts (nested sets), for each n.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+import polars as pl
+
+from ltrsched.errors import UserError
+from ltrsched.predictors.predictor import kendall_tau
+from ltrsched.workloads.labels import MAIN_RUN, SAMPLE_RUN, attach_prompts, check_labels
+
+#: Training-set sizes of the learning curve by default ("all": every train prompt).
+DEFAULT_SIZES = (250, 500, 1000, 2000, "all")
+
+
+@dataclass
+class LabelReport:
+    """The report's numbers (taus are Kendall's tau-b; None where the labels lack what a number needs)."""
+
+    model: str
+    num_train: int
+    num_eval: int
+    capped_share: dict[str, float]
+    served_ranker: float
+    chatgpt_ranker: float
+    chatgpt_ranker_on_chatgpt: float
+    ceiling: float | None
+    num_ceiling: int
+    prompt_length: float
+    chatgpt_length: float
+    learning_curve: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def markdown(self, source: str) -> str:
+        def f(x):
+            return "n/a" if x is None else f"{x:.3f}"
+
+        lines = [
+            f"# Ranking the served model's output lengths ({self.model})",
+            "",
+            f"Labels: `{source}`; {self.num_train} train and {self.num_eval} held-out (eval) prompts; responses at "
+            f"the output cap: {self.capped_share.get('train', 0):.1%} of train, {self.capped_share.get('eval', 0):.1%} of eval.",
+            "All numbers are Kendall's tau-b against the served model's lengths on the held-out prompts.",
+            "",
+            "| predictor | tau |",
+            "|---|---:|",
+            f"| ranker trained on the served model's lengths | {f(self.served_ranker)} |",
+            f"| ranker trained on ChatGPT's lengths (same prompts) | {f(self.chatgpt_ranker)} |",
+            f"| the served model with another seed (ceiling, {self.num_ceiling} prompts) | {f(self.ceiling)} |",
+            f"| prompt length alone | {f(self.prompt_length)} |",
+            f"| ChatGPT's true length | {f(self.chatgpt_length)} |",
+            "",
+            f"The ChatGPT-label ranker against ChatGPT's own lengths on the same prompts: {f(self.chatgpt_ranker_on_chatgpt)}.",
+            "Paper (Llama-3-8B on ShareGPT/LMSYS): 0.52-0.64 for its OPT-125M ranker, 0.74 for another seed.",
+            "",
+            "## Learning curve (ranker on the served model's lengths)",
+            "",
+            "| train prompts | tau |",
+            "|---:|---:|",
+            *[f"| {p['num_train']} | {f(p['tau'])} |" for p in self.learning_curve],
+            "",
+        ]
+        return "\n".join(lines)
+
+
+def parse_sizes(text: str) -> list[int | str]:
+    """``250,500,all`` -> [250, 500, "all"]; one-line error for anything but integers >= 2 and ``all``."""
+    sizes: list[int | str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if part == "all":
+            sizes.append("all")
+            continue
+        try:
+            n = int(part)
+        except ValueError:
+            raise UserError(f"--sizes takes training-set sizes (integers >= 2) and 'all' separated by ',', got {text!r}") from None
+        if n < 2:
+            raise UserError(f"--sizes: a ranker needs at least 2 training prompts, got {n}")
+        sizes.append(n)
+    if not sizes:
+        raise UserError("--sizes is empty")
+    return sizes
+
+
+def label_report(labels: pl.DataFrame, name: str, sizes=DEFAULT_SIZES, seed: int = 0, epochs: int | None = None,
+                 on_progress: Callable[[str], None] | None = None) -> LabelReport:
+    """The report's numbers for a labels table (see the module docstring); ``epochs`` overrides the default
+    ranker's; ``on_progress(message)`` hears of each ranker trained."""
+    from ltrsched.predictors.config import PredictorConfig
+    from ltrsched.predictors.predictor import Predictor, check_labelled
+
+    labels = attach_prompts(check_labels(labels, name), name)
+    main = labels.filter(pl.col("run") == MAIN_RUN)
+    train = main.filter(pl.col("split") == "train")
+    ev = main.filter(pl.col("split") == "eval")
+    tp, tl, tc = train["prompt"].to_list(), train["output_tokens"].to_numpy(), train["chatgpt_output_tokens"].to_numpy()
+    ep, el, ec = ev["prompt"].to_list(), ev["output_tokens"].to_numpy(), ev["chatgpt_output_tokens"].to_numpy()
+    check_labelled(tp, tl, "training")
+    check_labelled(ep, el, "held-out")
+    note = on_progress or (lambda message: None)
+
+    def ranker(prompts, lengths, what: str) -> Predictor:
+        note(f"training the ranker on {what} ({len(prompts)} prompts)")
+        config = PredictorConfig(seed=seed) if epochs is None else PredictorConfig(seed=seed, epochs=epochs)
+        p = Predictor(config)
+        p.fit(prompts, lengths)
+        return p
+
+    served = ranker(tp, tl, "the served model's lengths")
+    served_scores = served.scores(ep)
+    chatgpt = ranker(tp, tc, "ChatGPT's lengths")
+    chatgpt_scores = chatgpt.scores(ep)
+
+    curve = []
+    order = np.random.default_rng(seed).permutation(len(tp))
+    for n in sizes:
+        if n == "all" or n >= len(tp):
+            curve.append({"num_train": len(tp), "tau": kendall_tau(served_scores, el)})
+            continue
+        rows = order[:n]
+        lengths = tl[rows]
+        if (lengths == lengths[0]).all():
+            curve.append({"num_train": int(n), "tau": None})
+            continue
+        p = ranker([tp[i] for i in rows], lengths, "the served model's lengths, learning curve")
+        curve.append({"num_train": int(n), "tau": kendall_tau(p.scores(ep), el)})
+    curve = list({c["num_train"]: c for c in curve}.values())  # sizes past the train set collapse into "all"
+
+    ceiling, num_ceiling = _ceiling(labels)
+    capped = {s: float((g["finish_reason"] == "length").mean()) for s, g in (("train", train), ("eval", ev))}
+    return LabelReport(
+        model=str(main["model"][0]), num_train=len(tp), num_eval=len(ep), capped_share=capped,
+        served_ranker=kendall_tau(served_scores, el), chatgpt_ranker=kendall_tau(chatgpt_scores, el),
+        chatgpt_ranker_on_chatgpt=kendall_tau(chatgpt_scores, ec), ceiling=ceiling, num_ceiling=num_ceiling,
+        prompt_length=kendall_tau(-ev["prompt_tokens"].to_numpy().astype(np.float64), el),
+        chatgpt_length=kendall_tau(-ec.astype(np.float64), el), learning_curve=curve,
+    )
+
+
+def _ceiling(labels: pl.DataFrame) -> tuple[float | None, int]:
+    """Tau between the main run's and the sampled run's lengths of the prompts both served (None if < 2)."""
+    main = labels.filter(pl.col("run") == MAIN_RUN).select("key", pl.col("output_tokens").alias("main"))
+    sample = labels.filter(pl.col("run") == SAMPLE_RUN).select("key", pl.col("output_tokens").alias("sample"))
+    both = main.join(sample, on="key", how="inner")
+    if both.height < 2:
+        return None, both.height
+    return kendall_tau(-both["main"].to_numpy().astype(np.float64), both["sample"].to_numpy()), both.height

@@ -1,0 +1,139 @@
+"""Served-model labels: the output lengths a served model generated for ShareGPT prompts (``ltrsched label``).
+
+A labels file is a parquet table with one row per (run, prompt). It stores no prompt text, so that the
+committed file stays small: ``key`` (the ShareGPT record id, ``source_id``) names the prompt, whose text is
+joined from the ShareGPT package when the file is loaded (:func:`attach_prompts`), checked against the
+stored ``prompt_sha256``.
+
+=================  =======  ==================================================================
+column             dtype    meaning [unit]
+=================  =======  ==================================================================
+key                Utf8     the ShareGPT record id of the prompt (``source_id``)
+split              Utf8     ``train`` or ``eval`` (``ltrsched.workloads.selection``'s windows)
+run                Utf8     ``main`` (the labels: greedy by default) or ``sample`` (a second,
+                            sampled run on a subset of the eval prompts: the another-seed ceiling)
+prompt_sha256      Utf8     first 16 hex digits of the SHA-256 of the prompt text (UTF-8)
+prompt_tokens      Int64    prompt length in the served model's tokens, chat template applied
+output_tokens      Int64    tokens the model generated, its EOS token included [tokens]
+finish_reason      Utf8     ``stop`` (the model's EOS) or ``length`` (hit ``max_tokens``)
+model              Utf8     the served model's name (``smollm2``, or the directory's name)
+model_sha256       Utf8     SHA-256 of the model directory's files (weights, config, tokenizer, template)
+temperature        Float64  sampling temperature (0: greedy)
+top_p              Float64  nucleus sampling threshold (1: off)
+max_tokens         Int64    the output cap [tokens]
+seed               Int64    the run's seed (a sampled request's vLLM seed derives from it and ``key``)
+=================  =======  ==================================================================
+
+Loaded as a workload (``load_workload("labels.parquet", split=...)``, so every command that takes ``-w`` or
+``--data``), a labels file gives the ``main`` run's rows of the split (``eval`` by default, ``train``, or
+``all``), with the prompt text joined, ``request_id`` numbered and every arrival at t = 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import polars as pl
+
+from ltrsched.errors import UserError
+
+MAIN_RUN = "main"
+SAMPLE_RUN = "sample"
+LABEL_COLUMNS: dict[str, pl.DataType] = {
+    "key": pl.Utf8,
+    "split": pl.Utf8,
+    "run": pl.Utf8,
+    "prompt_sha256": pl.Utf8,
+    "prompt_tokens": pl.Int64,
+    "output_tokens": pl.Int64,
+    "finish_reason": pl.Utf8,
+    "model": pl.Utf8,
+    "model_sha256": pl.Utf8,
+    "temperature": pl.Float64,
+    "top_p": pl.Float64,
+    "max_tokens": pl.Int64,
+    "seed": pl.Int64,
+}
+#: The columns that make a parquet table a labels file.
+_MARKERS = ("key", "run", "model_sha256", "prompt_sha256")
+
+
+def is_labels(df: pl.DataFrame) -> bool:
+    """True if ``df`` is a labels table (``ltrsched label``'s output) rather than a workload."""
+    return all(c in df.columns for c in _MARKERS)
+
+
+def prompt_digest(text: str) -> str:
+    """The ``prompt_sha256`` of a prompt: the first 16 hex digits of the SHA-256 of its UTF-8 bytes."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def check_labels(df: pl.DataFrame, name: str) -> pl.DataFrame:
+    """Check a labels table's columns, types and values; raise :class:`UserError` naming the first problem."""
+    missing = [c for c in LABEL_COLUMNS if c not in df.columns]
+    if missing:
+        raise UserError(f"{name}: not a complete labels file, missing column(s) {', '.join(missing)}")
+    try:
+        df = df.with_columns([pl.col(c).cast(t, strict=True) for c, t in LABEL_COLUMNS.items() if df.schema[c] != t])
+    except Exception as exc:
+        raise UserError(f"{name}: a labels column has the wrong type: {str(exc).splitlines()[0]}") from None
+    nulls = [c for c in LABEL_COLUMNS if df[c].null_count()]
+    if nulls:
+        raise UserError(f"{name}: column {nulls[0]} has {df[nulls[0]].null_count()} missing value(s)")
+    bad = df.filter((pl.col("prompt_tokens") < 1) | (pl.col("output_tokens") < 1))
+    if bad.height:
+        raise UserError(f"{name}: {bad.height} row(s) with prompt_tokens or output_tokens < 1 (first: key {bad['key'][0]})")
+    for col, allowed in (("run", (MAIN_RUN, SAMPLE_RUN)), ("split", ("train", "eval")), ("finish_reason", ("stop", "length"))):
+        wrong = df.filter(~pl.col(col).is_in(list(allowed)))
+        if wrong.height:
+            raise UserError(f"{name}: column {col} has the value {wrong[col][0]!r}; allowed: {', '.join(allowed)}")
+    if df.select("run", "key").is_duplicated().any():
+        raise UserError(f"{name}: a prompt key appears twice in one run")
+    return df
+
+
+def sharegpt_prompts() -> pl.DataFrame:
+    """The ShareGPT first turns by key: ``key``, ``prompt``, ``chatgpt_output_tokens`` (the length of
+    ChatGPT's reply in Llama-3 tokens, the built-in workload's label)."""
+    from ltrsched.workloads.sharegpt import load_sharegpt_records
+
+    return load_sharegpt_records().select(
+        pl.col("source_id").alias("key"), "prompt", pl.col("output_tokens").alias("chatgpt_output_tokens"))
+
+
+def attach_prompts(df: pl.DataFrame, name: str) -> pl.DataFrame:
+    """``df`` (labels rows) with ``prompt`` and ``chatgpt_output_tokens`` joined from the ShareGPT package by
+    ``key``; every key must be found and its text must hash to the row's ``prompt_sha256``."""
+    text = sharegpt_prompts()
+    out = df.drop([c for c in ("prompt", "chatgpt_output_tokens") if c in df.columns]).join(text, on="key", how="left")
+    lost = out.filter(pl.col("prompt").is_null())
+    if lost.height:
+        raise UserError(f"{name}: {lost.height} prompt key(s) are not in the installed ShareGPT package "
+                        f"(first: {lost['key'][0]!r}); labels need the package they were made from")
+    digests = pl.Series([prompt_digest(t) for t in out["prompt"].to_list()], dtype=pl.Utf8)
+    changed = out.filter(digests != out["prompt_sha256"])
+    if changed.height:
+        raise UserError(f"{name}: the text of {changed.height} prompt(s) differs from what was labelled "
+                        f"(first: key {changed['key'][0]!r}); the installed ShareGPT package is not the one labelled")
+    return out
+
+
+def labels_workload(df: pl.DataFrame, name: str, split: str = "eval", run: str = MAIN_RUN,
+                    num_requests: int | None = None, seed: int = 0, meta: dict | None = None):
+    """A :class:`~ltrsched.workloads.schema.Workload` of one run's rows of a labels table in ``split``
+    (``eval``, ``train`` or ``all``), in file order, with the prompt text joined; ``num_requests`` samples."""
+    from ltrsched.workloads.schema import Workload
+    from ltrsched.workloads.selection import SPLITS, sample_rows
+
+    if split not in SPLITS:
+        raise UserError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    df = check_labels(df, name)
+    rows = df.filter(pl.col("run") == run)
+    if split != "all":
+        rows = rows.filter(pl.col("split") == split)
+    if rows.height == 0:
+        raise UserError(f"{name}: no {run!r} labels in the {split} split")
+    rows = sample_rows(rows, num_requests, seed, f"{name} ({split} split)")
+    rows = attach_prompts(rows, name).with_columns(
+        request_id=pl.arange(0, rows.height, dtype=pl.Int64), arrival_time=pl.lit(0.0))
+    return Workload(rows, name, {**(meta or {}), "labels": True, "split": split, "run": run})

@@ -1,0 +1,294 @@
+"""Served-model labels without an engine: the labels file as a workload (prompt text joined by key), training
+and the label report on it, the prompts `ltrsched label` sends, its settings check and part files, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+from scipy.stats import kendalltau
+
+from ltrsched.errors import UserError
+from ltrsched.workloads.labels import LABEL_COLUMNS, prompt_digest
+from test_cli_simulate import assert_one_line_error, run_cli
+
+
+def _window(split: str, n: int) -> pl.DataFrame:
+    from ltrsched.workloads import load_workload
+
+    return load_workload("sharegpt", split=split).df.head(n)
+
+
+def synthetic_labels(path, num_train=120, num_eval=50, num_sample=20, seed=0, lengths=None) -> pl.DataFrame:
+    """A labels file on real ShareGPT keys (the first prompts of each window) with made-up lengths:
+    ``lengths(split, chatgpt_lengths, rng)`` (default: ChatGPT's lengths plus noise), a sampled run on the first
+    ``num_sample`` eval prompts, and every response over 400 tokens marked as capped."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for split, n in (("train", num_train), ("eval", num_eval)):
+        w = _window(split, n)
+        out = (lengths or (lambda s, c, r: np.maximum(1, c + r.integers(-40, 40, len(c)))))(split, w["output_tokens"].to_numpy(), rng)
+        frames.append(pl.DataFrame({
+            "key": w["source_id"], "split": split, "run": "main",
+            "prompt_sha256": [prompt_digest(p) for p in w["prompt"].to_list()],
+            "prompt_tokens": w["prompt_tokens"] + 30, "output_tokens": np.asarray(out, dtype=np.int64),
+        }))
+    main = pl.concat(frames)
+    sample = main.filter(pl.col("split") == "eval").head(num_sample).with_columns(
+        run=pl.lit("sample"), output_tokens=pl.Series(rng.integers(1, 600, num_sample), dtype=pl.Int64))
+    df = pl.concat([main, sample]).with_columns(
+        finish_reason=pl.when(pl.col("output_tokens") >= 400).then(pl.lit("length")).otherwise(pl.lit("stop")),
+        model=pl.lit("synthetic"), model_sha256=pl.lit("0" * 64),
+        temperature=pl.when(pl.col("run") == "main").then(0.0).otherwise(0.8), top_p=pl.lit(1.0),
+        max_tokens=pl.lit(400, dtype=pl.Int64), seed=pl.when(pl.col("run") == "main").then(0).otherwise(1),
+    ).select(list(LABEL_COLUMNS))
+    df.write_parquet(path)
+    return df
+
+
+# ---------------------------------------------------------------- the labels file as a workload
+def test_labels_file_loads_as_a_workload_with_text_joined_by_key(tmp_path):
+    from ltrsched.workloads import load_workload
+
+    labels = synthetic_labels(tmp_path / "l.parquet", num_train=30, num_eval=10, num_sample=4)
+    ev = load_workload(str(tmp_path / "l.parquet"))  # default: the eval split of the main run
+    assert ev.df.height == 10 and ev.has_text
+    assert ev.df["key"].to_list() == _window("eval", 10)["source_id"].to_list()
+    assert ev.df["prompt"].to_list() == _window("eval", 10)["prompt"].to_list()
+    main_eval = labels.filter((pl.col("run") == "main") & (pl.col("split") == "eval"))
+    assert ev.df["output_tokens"].to_list() == main_eval["output_tokens"].to_list()  # the served lengths, not the sample's
+    assert ev.df["prompt_tokens"].to_list() == main_eval["prompt_tokens"].to_list()
+    assert (ev.df["arrival_time"] == 0).all() and ev.df["request_id"].to_list() == list(range(10))
+    train = load_workload(str(tmp_path / "l.parquet"), split="train")
+    assert train.df["key"].to_list() == _window("train", 30)["source_id"].to_list()
+    assert load_workload(str(tmp_path / "l.parquet"), split="all").df.height == 40
+    assert load_workload(str(tmp_path / "l.parquet"), num_requests=5, seed=3).df.height == 5
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda df: df.with_columns(key=pl.col("key") + "-gone"), "10 prompt key(s) are not in the installed ShareGPT package"),
+    (lambda df: df.with_columns(prompt_sha256=pl.lit("0123456789abcdef")), "differs from what was labelled"),
+    (lambda df: df.drop("finish_reason"), "missing column(s) finish_reason"),
+    (lambda df: df.with_columns(run=pl.lit("other")), "column run has the value 'other'"),
+    (lambda df: df.with_columns(output_tokens=pl.lit(0, dtype=pl.Int64)), "output_tokens < 1"),
+    (lambda df: pl.concat([df, df.head(1)]), "a prompt key appears twice in one run"),
+])
+def test_damaged_labels_file_is_one_line(tmp_path, edit, message):
+    labels = synthetic_labels(tmp_path / "l.parquet", num_train=10, num_eval=10, num_sample=2)
+    edit(labels).write_parquet(tmp_path / "bad.parquet")
+    assert_one_line_error(run_cli("simulate", "-w", str(tmp_path / "bad.parquet")), message)
+
+
+def test_train_and_evaluate_on_a_labels_file_without_prompt_text(tmp_path):
+    """`train --data LABELS` trains on the train split's served lengths and reports tau on the eval split's."""
+    labels = synthetic_labels(tmp_path / "l.parquet", num_train=60, num_eval=25)
+    assert "prompt" not in labels.columns
+    r = run_cli("train", "--data", str(tmp_path / "l.parquet"), "--epochs", "1", "--out", str(tmp_path / "ck"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "trained on 60 prompts; held-out (25) Kendall tau" in r.stdout
+    r = run_cli("evaluate", "-m", str(tmp_path / "ck"), "--data", str(tmp_path / "l.parquet"))
+    assert r.returncode == 0 and json.loads(r.stdout)["num_prompts"] == 25
+
+
+# ---------------------------------------------------------------- the report
+def test_label_report_numbers_on_synthetic_labels(tmp_path):
+    from ltrsched.predictors.config import PredictorConfig
+    from ltrsched.predictors.label_report import label_report
+    from ltrsched.predictors.predictor import Predictor, kendall_tau
+
+    labels = synthetic_labels(tmp_path / "l.parquet", num_train=80, num_eval=40, num_sample=15)
+    report = label_report(labels, "l.parquet", sizes=[20, 50, 1000, "all"], seed=0, epochs=1)
+    main = labels.filter(pl.col("run") == "main")
+    ev = main.filter(pl.col("split") == "eval")
+    chatgpt_eval = _window("eval", 40)["output_tokens"].to_numpy()
+    assert (report.num_train, report.num_eval, report.num_ceiling) == (80, 40, 15)
+    # the numbers that need no training, computed here independently (scipy's tau-b)
+    sample = labels.filter(pl.col("run") == "sample")
+    assert report.ceiling == pytest.approx(kendalltau(ev.head(15)["output_tokens"], sample["output_tokens"]).statistic)
+    assert report.prompt_length == pytest.approx(kendalltau(ev["prompt_tokens"], ev["output_tokens"]).statistic)
+    assert report.chatgpt_length == pytest.approx(kendalltau(chatgpt_eval, ev["output_tokens"]).statistic)
+    assert report.capped_share["eval"] == pytest.approx(float((ev["output_tokens"] >= 400).mean()))
+    # the rankers: trained on the train split's served lengths, and on ChatGPT's lengths of the same prompts
+    train_prompts = _window("train", 80)["prompt"].to_list()
+    served = Predictor(PredictorConfig(seed=0, epochs=1))
+    served.fit(train_prompts, main.filter(pl.col("split") == "train")["output_tokens"].to_numpy())
+    eval_prompts = _window("eval", 40)["prompt"].to_list()
+    assert report.served_ranker == pytest.approx(kendall_tau(served.scores(eval_prompts), ev["output_tokens"].to_numpy()))
+    chatgpt = Predictor(PredictorConfig(seed=0, epochs=1))
+    chatgpt.fit(train_prompts, _window("train", 80)["output_tokens"].to_numpy())
+    assert report.chatgpt_ranker == pytest.approx(kendall_tau(chatgpt.scores(eval_prompts), ev["output_tokens"].to_numpy()))
+    assert report.chatgpt_ranker_on_chatgpt == pytest.approx(kendall_tau(chatgpt.scores(eval_prompts), chatgpt_eval))
+    # the curve: one point per size, sizes past the train set collapse into "all", which is the served ranker
+    assert [p["num_train"] for p in report.learning_curve] == [20, 50, 80]
+    assert report.learning_curve[-1]["tau"] == report.served_ranker
+    assert all(-1 <= p["tau"] <= 1 for p in report.learning_curve)
+
+
+def test_label_report_command_writes_its_files(tmp_path):
+    synthetic_labels(tmp_path / "l.parquet", num_train=40, num_eval=20, num_sample=0)
+    r = run_cli("label-report", str(tmp_path / "l.parquet"), "--out", str(tmp_path / "rep"), "--sizes", "10,all",
+                "--epochs", "1")
+    assert r.returncode == 0, r.stderr[-2000:]
+    data = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert data["ceiling"] is None and data["num_ceiling"] == 0  # no sampled run: no ceiling, said so
+    assert "| ranker trained on the served model's lengths |" in (tmp_path / "rep" / "report.md").read_text()
+    curve = pl.read_csv(tmp_path / "rep" / "learning_curve.csv")
+    assert curve["num_train"].to_list() == [10, 40]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--sizes", "10,x"], "--sizes takes training-set sizes"),
+    (["--sizes", "1"], "at least 2 training prompts"),
+    (["--epochs", "0"], "--epochs must be >= 1"),
+])
+def test_label_report_bad_options_are_one_line(tmp_path, args, message):
+    synthetic_labels(tmp_path / "l.parquet", num_train=10, num_eval=10, num_sample=0)
+    assert_one_line_error(run_cli("label-report", str(tmp_path / "l.parquet"), "--out", str(tmp_path / "r"), *args), message)
+
+
+def test_label_report_refuses_a_plain_workload(tmp_path):
+    from conftest import make_workload
+
+    make_workload([10, 20], [5, 6]).save(tmp_path / "wl.parquet")
+    assert_one_line_error(run_cli("label-report", str(tmp_path / "wl.parquet"), "--out", str(tmp_path / "r")),
+                          "is not a labels file")
+
+
+# ---------------------------------------------------------------- what `ltrsched label` sends
+def test_label_jobs_are_the_selection_windows_nested_by_limit():
+    from ltrsched.labelling.jobs import parse_splits, select_jobs
+
+    assert parse_splits("train, eval,train") == ("train", "eval")
+    jobs = select_jobs(("train", "eval"), 5, 3)
+    assert [(j.run, j.split) for j in jobs] == [("main", "train")] * 5 + [("main", "eval")] * 5 + [("sample", "eval")] * 3
+    assert [j.key for j in jobs[:5]] == _window("train", 5)["source_id"].to_list()
+    assert [j.key for j in jobs[10:]] == [j.key for j in jobs[5:8]]  # the sampled prompts have main labels too
+    more = select_jobs(("eval",), 8, 0)
+    assert [j.key for j in more[:5]] == [j.key for j in jobs[5:10]]  # a larger limit extends a smaller one
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--splits", "test"], "--splits takes train and/or eval"),
+    (["--limit", "0"], "--limit must be >= 1"),
+    (["--chunk", "0"], "--chunk must be >= 1"),
+    (["--max-tokens", "0"], "--max-tokens must be >= 1"),
+    (["--temperature", "-1"], "--temperature must be in [0, 100]"),
+    (["--top-p", "0"], "--top-p must be in (0, 1]"),
+    (["--sample-subset", "2", "--sample-temperature", "0"], "--sample-temperature 0 is greedy"),
+    (["--sample-subset", "5", "--splits", "train"], "add eval to --splits"),
+    (["--sample-subset", "5", "--limit", "2"], "--sample-subset 5 exceeds --limit 2"),
+    (["--model", "/no/such/dir"], "is neither a built-in name"),
+])
+def test_label_bad_input_is_one_line_before_any_engine(tmp_path, args, message):
+    r = run_cli("label", "--out", str(tmp_path / "l.parquet"), *args)
+    assert_one_line_error(r, message)
+    assert not (tmp_path / "l.parquet").exists() and not (tmp_path / "l.parquet.parts").exists()
+
+
+def test_label_out_must_be_parquet(tmp_path):
+    assert_one_line_error(run_cli("label", "--out", str(tmp_path / "l.csv")), "--out must be a .parquet file")
+
+
+# ---------------------------------------------------------------- settings and part files
+def _settings(**changes):
+    from ltrsched.labelling.settings import LabelSettings, Sampling
+
+    base = dict(model="m", model_sha256="a" * 64, max_tokens=8, main=Sampling(0.0, 1.0, 0), sample=Sampling(0.8, 1.0, 1))
+    return LabelSettings(**{**base, **changes})
+
+
+def test_parts_resume_with_the_same_settings_and_refuse_others(tmp_path):
+    from ltrsched.labelling.parts import open_parts, parts_dir
+    from ltrsched.labelling.settings import Sampling
+
+    out = tmp_path / "l.parquet"
+    rows = synthetic_labels(tmp_path / "src.parquet", num_train=3, num_eval=3, num_sample=0)
+    with open_parts(out, _settings()) as store:
+        assert store.labelled().height == 0
+        store.write(rows.head(2).to_dicts())
+        store.write(rows.slice(2, 3).to_dicts())
+    with open_parts(out, _settings()) as store:  # resumed: both parts' rows
+        assert store.labelled()["key"].to_list() == rows.head(5)["key"].to_list()
+    assert len(list(parts_dir(out).glob("part-*.parquet"))) == 2
+    with pytest.raises(UserError, match=r"other settings \(max_tokens 8 there, 9 here\)"):
+        with open_parts(out, _settings(max_tokens=9)):
+            pass
+    with pytest.raises(UserError, match=r"sample.seed 1 there, 2 here"):
+        with open_parts(out, _settings(sample=Sampling(0.8, 1.0, 2))):
+            pass
+
+
+def test_parts_are_locked_against_a_second_labeller(tmp_path):
+    from ltrsched.labelling.parts import open_parts
+
+    with open_parts(tmp_path / "l.parquet", _settings()):
+        with pytest.raises(UserError, match="another `ltrsched label` is writing"):
+            with open_parts(tmp_path / "l.parquet", _settings()):
+                pass
+
+
+def test_an_unreadable_part_is_dropped_and_its_prompts_relabelled(tmp_path):
+    from ltrsched.labelling.parts import open_parts, parts_dir
+
+    rows = synthetic_labels(tmp_path / "src.parquet", num_train=2, num_eval=2, num_sample=0)
+    with open_parts(tmp_path / "l.parquet", _settings()) as store:
+        store.write(rows.to_dicts())
+    (parts_dir(tmp_path / "l.parquet") / "part-x-00001.parquet").write_bytes(b"PAR1 truncated")
+    with open_parts(tmp_path / "l.parquet", _settings()) as store:
+        assert store.labelled().height == 4 and store.damaged == ["part-x-00001.parquet"]
+    assert not (parts_dir(tmp_path / "l.parquet") / "part-x-00001.parquet").exists()
+
+
+def test_sampled_requests_get_a_seed_per_prompt_and_greedy_none():
+    from ltrsched.labelling.settings import Sampling
+
+    s = Sampling(0.8, 1.0, 1)
+    assert s.request_seed("a") == s.request_seed("a") != s.request_seed("b")
+    assert s.request_seed("a") != Sampling(0.8, 1.0, 2).request_seed("a")
+    assert Sampling(0.0, 1.0, 1).request_seed("a") is None
+
+
+# ---------------------------------------------------------------- engine options of real stopping
+@pytest.mark.parametrize("options, message", [
+    (dict(max_tokens=8), "--max-tokens caps requests that stop at the model's EOS: add --eos model"),
+    (dict(eos="model"), "--eos model needs real weights"),
+    (dict(eos="model", load_format="dummy", model="smollm2"), "--eos model needs real weights"),
+    (dict(prompts="text", emulate_profile="a100-llama3-8b"), "the emulated engine (--emulate) runs no model"),
+    (dict(eos="model", load_format="auto", max_tokens=0), "--max-tokens must be >= 1"),
+])
+def test_real_stopping_options_are_checked(options, message):
+    from ltrsched.validation.engines import engine_config
+
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        engine_config(**options)
+
+
+def test_replay_with_prompt_text_needs_text_before_the_engine_starts(tmp_path):
+    from conftest import make_workload
+
+    make_workload([10, 20], [5, 6]).save(tmp_path / "wl.parquet")
+    r = run_cli("replay", "-w", str(tmp_path / "wl.parquet"), "--prompts", "text")
+    assert_one_line_error(r, "--prompts text needs the prompt text of every request")
+
+
+def test_label_report_lines_count_capped_and_skipped_prompts(tmp_path):
+    """The summary `ltrsched label` prints: per run and split, labels and how many hit the cap; the prompts
+    skipped as too long for the context, counted."""
+    from ltrsched.labelling.jobs import LabelJob
+    from ltrsched.labelling.run import _report, _Stats
+
+    labels = synthetic_labels(tmp_path / "l.parquet", num_train=10, num_eval=6, num_sample=3)
+    stats = _Stats()
+    stats.labelled, stats.output_tokens, stats.seconds, stats.context = 5, 1000, 2.0, 600
+    stats.host = {"cpu_model": "test cpu"}
+    stats.skipped = [LabelJob("main", "eval", "k1", "p"), LabelJob("sample", "eval", "k1", "p")]
+    lines = _report(labels, stats, [], 400, tmp_path / "l.parquet")
+    for run, split in (("main", "train"), ("main", "eval"), ("sample", "eval")):
+        g = labels.filter((pl.col("run") == run) & (pl.col("split") == split))
+        capped = int((g["finish_reason"] == "length").sum())
+        assert f"{run} {split}: {g.height} labels, {capped} hit the 400-token cap ({capped / g.height:.1%})" in lines
+    assert "labelled 5 prompt(s) in 2.0 s (1000 output tokens, 500 tok/s) on test cpu" in lines
+    assert any(line.startswith("skipped 2 prompt(s) longer than the context allows (600 - 400 = 200 tokens); first: k1")
+               for line in lines)
