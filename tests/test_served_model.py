@@ -59,7 +59,7 @@ def _chat_lengths(model_dir, prompts: list[str]) -> list[int]:
 def _label_args(out, max_model_len: int) -> list[str]:
     return ["label", "--limit", str(LIMIT), "--max-tokens", str(MAX_TOKENS), "--sample-subset", str(SAMPLED),
             "--chunk", str(CHUNK), "--max-model-len", str(max_model_len), "--kv-cache-gib", "0.25",
-            "--max-num-seqs", "8", "--out", str(out)]
+            "--max-num-seqs", "8", "--max-num-batched-tokens", "32", "--out", str(out)]  # prompts cut by the budget
 
 
 PREWRITTEN = 2  # main-run prompts whose labels a part file already holds (a run that died after a chunk)

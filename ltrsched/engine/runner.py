@@ -47,8 +47,9 @@ from ltrsched.workloads.schema import Workload
 _SPECIAL_TOKENS = 256
 
 
-def engine_kwargs(config: EngineConfig, load_format: str) -> dict[str, Any]:
-    """``vllm.LLM`` keyword arguments for ``config`` with the adapter loaded."""
+def engine_kwargs(config: EngineConfig, load_format: str, seed: int = 0) -> dict[str, Any]:
+    """``vllm.LLM`` keyword arguments for ``config`` with the adapter loaded; ``seed`` seeds vLLM's own
+    generators (random weights, sampling without a per-request seed)."""
     from ltrsched.engine.scheduler import PolicyScheduler
 
     kwargs: dict[str, Any] = dict(
@@ -67,7 +68,7 @@ def engine_kwargs(config: EngineConfig, load_format: str) -> dict[str, Any]:
         tensor_parallel_size=config.tensor_parallel_size,
         enforce_eager=config.enforce_eager,
         disable_log_stats=True,
-        seed=0,
+        seed=seed,
     )
     if config.num_gpu_blocks is not None:
         kwargs["num_gpu_blocks_override"] = config.num_gpu_blocks
@@ -119,7 +120,8 @@ class VllmDriver:
     """vLLM's ``LLMEngine`` in this process, with the adapter as its scheduler; the run's wall clock.
 
     One driver (one engine start: weights, compiled graphs) serves several runs. With ``skip_idle`` the clock
-    jumps over idle time instead of sleeping (profiling probes, where only step times matter)."""
+    jumps over idle time instead of sleeping (profiling probes, where only step times matter). ``seed`` seeds
+    random prompt token ids and vLLM's own generators."""
 
     def __init__(self, config: EngineConfig, load_format: str = "dummy", seed: int = 0, skip_idle: bool = False):
         version = require_vllm_installed()  # cheap checks first: importing vLLM takes seconds
@@ -136,7 +138,7 @@ class VllmDriver:
         self.skip_idle = skip_idle
         install(EngineSetup(policy=make_policy("fcfs"), clock=self.clock, max_batch_seqs=config.max_num_seqs))
         try:
-            self.llm = LLM(**engine_kwargs(config, load_format))
+            self.llm = LLM(**engine_kwargs(config, load_format, seed))
         except ValueError as exc:  # vLLM's checks of the settings (memory, lengths): one line
             raise UserError(f"vLLM refused the engine settings: {str(exc).splitlines()[0]}") from None
         self.engine = self.llm.llm_engine

@@ -114,7 +114,14 @@ def _serve(todo: list[LabelJob], ids: list[list[int]], config, settings: LabelSe
     from ltrsched.engine.runner import VllmDriver
     from ltrsched.labelling.generate import Request, serve_requests
 
-    driver = VllmDriver(config, load_format="auto")
+    from ltrsched.engine.platform import CPU
+
+    # vLLM's CPU build cannot rewind a per-request generator (its sampler does when a prompt is cut by the
+    # token budget: "CPU Generator does not use offset"), so on a CPU the sampled run draws from the engine's
+    # generator, seeded with the run's seed: the same command reproduces it, but a sample then depends on
+    # the batch it ran in (a resumed run's batches differ). On a GPU each request has its own seed.
+    per_request_seeds = config.platform != CPU
+    driver = VllmDriver(config, load_format="auto", seed=settings.sample.seed)
     stats.host = driver.host.to_dict()
     if driver.max_model_len < stats.context:  # vLLM bounded the context (a small KV cache)
         stats.context = driver.max_model_len
@@ -122,7 +129,8 @@ def _serve(todo: list[LabelJob], ids: list[list[int]], config, settings: LabelSe
     requests = []
     for job, prompt_ids in zip(todo, ids):
         s = settings.sampling(job.run)
-        requests.append(Request(prompt_ids, settings.max_tokens, s.temperature, s.top_p, s.request_seed(job.key)))
+        requests.append(Request(prompt_ids, settings.max_tokens, s.temperature, s.top_p,
+                                s.request_seed(job.key) if per_request_seeds else None))
     rows: dict[int, list[dict]] = {}
     left = {c: min(chunk, len(todo) - c * chunk) for c in range(-(-len(todo) // chunk))}
     bar = tqdm(total=len(todo), unit="prompt", desc="label", disable=not sys.stderr.isatty())
