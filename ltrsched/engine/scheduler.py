@@ -41,6 +41,7 @@ import numpy as np
 from vllm.v1.core.sched.request_queue import SchedulingPolicy, create_request_queue
 from vllm.v1.core.sched.scheduler import Scheduler
 
+from ltrsched.engine.batch_shape import planned_step_shape
 from ltrsched.engine.live_table import LiveTable
 from ltrsched.engine.queues import HeldRequests
 from ltrsched.engine.request_slots import RequestSlots
@@ -48,8 +49,8 @@ from ltrsched.engine.setup import EngineSetup, request_info, take_setup
 from ltrsched.engine.step_log import StepLog
 from ltrsched.policies.base import LiveView, Policy
 from ltrsched.policies.batching import BatchLimits, form_batch
+from ltrsched.policies.fastops import count_nonzero
 from ltrsched.policies.order_check import check_order
-from ltrsched.policies.step_shape import batch_step_shape
 
 
 #: A vLLM request's output tokens so far (a C-level attribute read; ``Request.num_output_tokens`` is a property).
@@ -134,6 +135,7 @@ class PolicyScheduler(Scheduler):
         self._prev_end = float("nan")
         self._wants_on_step = type(self.ranking_policy).on_step is not Policy.on_step
         self._in_sync = True  # no step has differed from its plan: vLLM's running list mirrors the table
+        self._held_mark = 0  # len(self.requests) - table.size after the last schedule()
 
     @property
     def planned_shape(self):
@@ -191,7 +193,7 @@ class PolicyScheduler(Scheduler):
         # vLLM's queues for this call: the batch's residents, then the members to admit, in rank order
         batch_reqs = slots.gather(batch)
         is_res = t.resident[batch]
-        num_res = int(np.count_nonzero(is_res))
+        num_res = int(count_nonzero(is_res))
         if num_res == len(batch):
             running_now, to_admit = batch_reqs, []
         else:
@@ -220,10 +222,12 @@ class PolicyScheduler(Scheduler):
                 waiting_all.remove_requests(admitted)
             self.waiting = waiting_all
 
+        # requests vLLM holds less those the table ever added: only a request leaving vLLM lowers it
+        self._held_mark = len(self.requests) - t.size
         batch_ids = slots.gather_ids(batch)
         mismatch = self._check(out, batch_ids, plan)
         b_computed = t.computed_tokens[batch] if plan.computed_tokens is None else plan.computed_tokens
-        shape = batch_step_shape(plan.num_new_tokens, b_computed, t.prompt_tokens[batch] + t.generated_tokens[batch])
+        shape = planned_step_shape(plan.num_new_tokens, b_computed, t.prompt_tokens[batch] + t.generated_tokens[batch])
         t.scheduled(batch, plan.num_new_tokens, self._prev_batch, step, now)
         self.blocks_in_use = plan.blocks_in_use
         plugin_s = (wall1 - wall0) + (time.perf_counter() - wall2)
@@ -233,7 +237,7 @@ class PolicyScheduler(Scheduler):
     def _check(self, out, batch_ids: list[str], plan) -> int:
         """Tokens per request and preemptions vLLM scheduled vs the plan; the number of differences."""
         got = out.num_scheduled_tokens
-        planned = plan.num_new_tokens.tolist()
+        planned = [1] * len(batch_ids) if plan.one_token_each else plan.num_new_tokens.tolist()
         evicted = set(self.slots.gather_ids(plan.evict)) if len(plan.evict) else set()
         if len(got) == len(batch_ids) and list(map(got.get, batch_ids)) == planned and out.preempted_req_ids == evicted:
             return 0  # the common case, checked in C loops
@@ -264,8 +268,12 @@ class PolicyScheduler(Scheduler):
         batch = plan.batch
         # vLLM's own account of each member (a request may stop early, e.g. at EOS without ignore_eos)
         generated = np.fromiter(map(len, map(_OUTPUT_TOKEN_IDS, reqs)), dtype=np.int64, count=len(reqs))
-        # vLLM drops a request from self.requests when it finishes (no KV connectors here)
-        done = ~np.fromiter(map(self.requests.__contains__, ids), dtype=bool, count=len(ids))
+        # vLLM drops a request from self.requests when it finishes (no KV connectors here): if none left
+        # since schedule() (the mark is unchanged), no member finished
+        if len(self.requests) - t.size == self._held_mark:
+            done = None
+        else:
+            done = ~np.fromiter(map(self.requests.__contains__, ids), dtype=bool, count=len(ids))
         sampled = generated > t.generated_tokens[batch]
         t.sampled(batch[sampled], generated[sampled], now)
         t.run_time[batch] += dt
@@ -273,7 +281,8 @@ class PolicyScheduler(Scheduler):
             scheduled = np.zeros(len(view), dtype=bool)
             scheduled[order[: len(batch)] if plan.ranks is None else order[plan.ranks]] = True
             self.ranking_policy.on_step(view, scheduled, dt)
-        if done.any():
+        num_finished = 0 if done is None else int(count_nonzero(done))
+        if num_finished:
             finished = batch[done]
             self.blocks_in_use -= int(self.limits.blocks_for(t.computed_tokens[finished]).sum())
             t.finished(finished, now)
@@ -281,10 +290,10 @@ class PolicyScheduler(Scheduler):
                 self._slot.pop(rid, None)
             self.slots.release(finished)
             self.ranking_policy.on_finish(t.request_id[finished], now)
-        self._prev_batch = batch[~done]
+        self._prev_batch = batch[~done] if num_finished else batch
         self.log.record(
             start=start, end=now, cycle=now - self._prev_end, shape=shape, num_live=len(view),
-            num_evicted=len(plan.evict), num_finished=int(done.sum()), blocks_in_use=self.blocks_in_use,
+            num_evicted=len(plan.evict), num_finished=num_finished, blocks_in_use=self.blocks_in_use,
             mismatches=mismatch, vllm_schedule_s=vllm_s, plugin_s=plugin_s + time.perf_counter() - wall0,
         )
         # the next step follows back to back if requests are left (else it waits for an arrival)
