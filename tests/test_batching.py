@@ -141,3 +141,39 @@ def test_single_request_path_matches_the_general_path(req, limits, pass_blocks):
     assert np.array_equal(fast.evict, general.evict)
     assert fast.blocks_in_use == general.blocks_in_use
     assert (fast.ranks is None or list(fast.ranks) == [0]) and (general.ranks is None or list(general.ranks) == [0])
+
+
+# --- the engine adapter's fast step shape equals batch_step_shape ----------------------------------
+
+@st.composite
+def planned_batch(draw):
+    """A batch as the adapter plans one: mostly decodes, with 0, 1 or several prompt/recompute chunks
+    (a 1-token last chunk among them), each member taking 1 <= take <= known - computed tokens."""
+    n = draw(st.integers(1, 40))
+    num_chunks = draw(st.sampled_from([0, 0, 1, 1, 2, 5]))
+    computed = np.array(draw(st.lists(st.integers(0, 5000), min_size=n, max_size=n)), dtype=np.int64)
+    pending = np.ones(n, dtype=np.int64)
+    take = np.ones(n, dtype=np.int64)
+    for j in draw(st.lists(st.integers(0, n - 1), min_size=min(num_chunks, n), max_size=min(num_chunks, n), unique=True)):
+        pending[j] = draw(st.integers(1, 3000))
+        take[j] = draw(st.integers(1, int(pending[j])))
+    return take, computed, computed + pending
+
+
+@given(planned_batch())
+@settings(max_examples=300, deadline=None)
+def test_planned_step_shape_equals_batch_step_shape(batch):
+    from ltrsched.engine.batch_shape import planned_step_shape
+
+    take, computed, known = batch
+    assert planned_step_shape(take, computed, known) == batch_step_shape(take, computed, known)
+
+
+def test_planned_step_shape_by_hand():
+    from ltrsched.engine.batch_shape import planned_step_shape
+
+    # two decodes (contexts 9 and 4+1) and one prompt chunk of 6 after 10 computed tokens
+    shape = planned_step_shape(np.array([1, 6, 1]), np.array([9, 10, 4]), np.array([10, 30, 5]))
+    assert (shape.num_decode_seqs, shape.decode_context_tokens) == (2, 9 + 4 + 2)
+    assert (shape.num_prefill_seqs, shape.num_prefill_tokens) == (1, 6)
+    assert shape.prefill_attention_pairs == 6 * (10 + 3.5)

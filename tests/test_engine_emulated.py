@@ -191,3 +191,52 @@ def test_preemption_thrash_stops_the_engine_replay_too():
                                                      semantics="vllm-v1"))
     with pytest.raises(UserError, match=thrash):
         _both(workload, "random", 12, 16, 4)
+
+
+def test_a_member_aborted_mid_step_with_an_arrival_in_between_is_finished_not_paused():
+    """update_from_output skips looking for finished members when no request left vLLM since schedule();
+    an abort plus an arrival in between (vLLM's request count unchanged) must still be seen."""
+    from vllm.sampling_params import SamplingParams
+    from vllm.v1.outputs import ModelRunnerOutput
+    from vllm.v1.request import Request, RequestStatus
+
+    from ltrsched.engine.emulate import EngineConfig, VirtualClock, build_scheduler
+    from ltrsched.engine.live_table import FINISHED
+    from ltrsched.engine.setup import EngineSetup
+
+    def request(i: int) -> Request:
+        return Request(request_id=str(i), prompt_token_ids=[0] * 20, pooling_params=None,
+                       sampling_params=SamplingParams(max_tokens=5, ignore_eos=True))
+
+    scheduler = build_scheduler(EngineConfig(num_gpu_blocks=100), EngineSetup(make_policy("fcfs"), VirtualClock()))
+    for i in range(3):
+        scheduler.add_request(request(i))
+    out = scheduler.schedule()
+    scheduler.finish_requests(["1"], RequestStatus.FINISHED_ABORTED)
+    scheduler.add_request(request(3))
+    ids = [r for r in out.num_scheduled_tokens if r != "1"]
+    scheduler.update_from_output(out, ModelRunnerOutput(req_ids=ids, req_id_to_index={r: k for k, r in enumerate(ids)},
+                                                        sampled_token_ids=[[0] for _ in ids]))
+    assert scheduler.log.columns["num_finished"] == [1]
+    scheduler.schedule()  # last step's batch pauses unless it runs again: the aborted request must not
+    t = scheduler.table
+    assert t.state[1] == FINISHED and not t.resident[1]
+    assert sorted(t.request_id[t.live].tolist()) == [0, 2, 3]
+
+
+def test_request_slots_grow_past_their_capacity():
+    from ltrsched.engine.request_slots import RequestSlots
+
+    class Req:
+        def __init__(self, i: int):
+            self.request_id = f"r{i}"
+
+    slots = RequestSlots(capacity=4)
+    reqs = [Req(i) for i in range(11)]
+    for i, r in enumerate(reqs):
+        slots.put(i, r)
+    picked = np.array([10, 0, 5])
+    assert slots.gather(picked) == [reqs[10], reqs[0], reqs[5]]
+    assert slots.gather_ids(picked) == ["r10", "r0", "r5"]
+    slots.release(np.array([0]))
+    assert slots.gather(np.array([0, 1])) == [None, reqs[1]] and slots.gather_ids(np.array([0])) == ["r0"]

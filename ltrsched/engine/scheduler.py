@@ -34,20 +34,27 @@ Where vLLM V1 forces a difference from the paper's semantics (the simulator mode
 from __future__ import annotations
 
 import time
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
 from vllm.v1.core.sched.request_queue import SchedulingPolicy, create_request_queue
 from vllm.v1.core.sched.scheduler import Scheduler
 
+from ltrsched.engine.batch_shape import planned_step_shape
 from ltrsched.engine.live_table import LiveTable
 from ltrsched.engine.queues import HeldRequests
+from ltrsched.engine.request_slots import RequestSlots
 from ltrsched.engine.setup import EngineSetup, request_info, take_setup
 from ltrsched.engine.step_log import StepLog
 from ltrsched.policies.base import LiveView, Policy
 from ltrsched.policies.batching import BatchLimits, form_batch
+from ltrsched.policies.fastops import count_nonzero
 from ltrsched.policies.order_check import check_order
-from ltrsched.policies.step_shape import batch_step_shape
+
+
+#: A vLLM request's output tokens so far (a C-level attribute read; ``Request.num_output_tokens`` is a property).
+_OUTPUT_TOKEN_IDS = attrgetter("_output_token_ids")
 
 
 class EngineMismatchError(RuntimeError):
@@ -121,12 +128,14 @@ class PolicyScheduler(Scheduler):
         self.log = StepLog()
         self.num_steps = 0
         self.blocks_in_use = 0
-        self._requests: list = []  # slot -> vLLM Request (None once finished)
+        self.slots = RequestSlots()  # slot -> vLLM Request (None once finished) and its request id
         self._slot: dict[str, int] = {}
         self._prev_batch = np.zeros(0, dtype=np.int64)
         self._step: tuple | None = None  # what schedule() planned, until update_from_output
         self._prev_end = float("nan")
         self._wants_on_step = type(self.ranking_policy).on_step is not Policy.on_step
+        self._in_sync = True  # no step has differed from its plan: vLLM's running list mirrors the table
+        self._held_mark = 0  # len(self.requests) - table.size after the last schedule()
 
     @property
     def planned_shape(self):
@@ -140,8 +149,8 @@ class PolicyScheduler(Scheduler):
         params = request.sampling_params
         info = request_info(params.extra_args if params is not None else None, request.num_prompt_tokens,
                             request.max_tokens, now, fallback_id=self.table.size)
-        self._slot[request.request_id] = self.table.add(info, self.num_steps)
-        self._requests.append(request)
+        slot = self._slot[request.request_id] = self.table.add(info, self.num_steps)
+        self.slots.put(slot, request)
         self.ranking_policy.on_arrival(np.array([info.request_id], dtype=np.int64), now)
 
     def finish_requests(self, request_ids, finished_status):
@@ -166,14 +175,15 @@ class PolicyScheduler(Scheduler):
         step = self.num_steps
         view = LiveView(t.live_columns(step), t.live, now, step)
         order = check_order(self.ranking_policy.rank(view), view, self.ranking_policy)
-        plan = form_batch(t.live[order], t.pending_tokens, t.computed_tokens, t.resident, self.limits,
-                          self.blocks_in_use)
-        reqs = self._requests
+        plan = form_batch(order, t.pending_tokens, t.computed_tokens, t.resident, self.limits,
+                          self.blocks_in_use, live=t.live)
+        batch = plan.batch
+        slots = self.slots
 
         # preempt what the plan says (vLLM frees the KV and puts the request at the head of its waiting queue)
         if len(plan.evict):
-            evicted = [reqs[s] for s in plan.evict.tolist()]
-            gone = {id(r) for r in evicted}
+            evicted = slots.gather(plan.evict)
+            gone = set(map(id, evicted))
             self.running = [r for r in self.running if id(r) not in gone]
             stamp = time.monotonic()
             for r in evicted:
@@ -181,12 +191,20 @@ class PolicyScheduler(Scheduler):
             t.preempted(plan.evict)
 
         # vLLM's queues for this call: the batch's residents, then the members to admit, in rank order
-        batch_reqs = [reqs[s] for s in plan.batch.tolist()]
-        is_res = t.resident[plan.batch]
-        running_now = [r for r, res in zip(batch_reqs, is_res) if res]
-        to_admit = [r for r, res in zip(batch_reqs, is_res) if not res]
-        in_batch = {id(r) for r in running_now}
-        paused = [r for r in self.running if id(r) not in in_batch]
+        batch_reqs = slots.gather(batch)
+        is_res = t.resident[batch]
+        num_res = int(count_nonzero(is_res))
+        if num_res == len(batch):
+            running_now, to_admit = batch_reqs, []
+        else:
+            running_now, to_admit = slots.gather(batch[is_res]), slots.gather(batch[~is_res])
+        # residents outside the batch are set aside (paused, KV kept). vLLM's running list holds exactly the
+        # resident requests, so when it is no longer than the batch's residents nothing pauses
+        if len(self.running) == num_res and self._in_sync:
+            paused = []
+        else:
+            in_batch = set(map(id, running_now))
+            paused = [r for r in self.running if id(r) not in in_batch]
         waiting_all = self.waiting
         self.running = list(running_now)  # vLLM appends the admitted requests to it
         self.waiting = create_request_queue(SchedulingPolicy.FCFS)
@@ -198,34 +216,42 @@ class PolicyScheduler(Scheduler):
         finally:
             wall2 = time.perf_counter()
             admitted = self.running[len(running_now):]
-            self.running = self.running + paused
+            if paused:
+                self.running = self.running + paused
             if admitted:
                 waiting_all.remove_requests(admitted)
             self.waiting = waiting_all
 
-        mismatch = self._check(out, batch_reqs, plan)
-        b_computed = t.computed_tokens[plan.batch]
-        shape = batch_step_shape(plan.num_new_tokens, b_computed, t.prompt_tokens[plan.batch]
-                                 + t.generated_tokens[plan.batch])
-        t.scheduled(plan.batch, plan.num_new_tokens, self._prev_batch, step, now)
+        # requests vLLM holds less those the table ever added: only a request leaving vLLM lowers it
+        self._held_mark = len(self.requests) - t.size
+        batch_ids = slots.gather_ids(batch)
+        mismatch = self._check(out, batch_ids, plan)
+        b_computed = t.computed_tokens[batch] if plan.computed_tokens is None else plan.computed_tokens
+        shape = planned_step_shape(plan.num_new_tokens, b_computed, t.prompt_tokens[batch] + t.generated_tokens[batch])
+        t.scheduled(batch, plan.num_new_tokens, self._prev_batch, step, now)
         self.blocks_in_use = plan.blocks_in_use
         plugin_s = (wall1 - wall0) + (time.perf_counter() - wall2)
-        self._step = (view, order, plan, now, shape, mismatch, wall2 - wall1, plugin_s)
+        self._step = (view, order, plan, now, shape, mismatch, wall2 - wall1, plugin_s, batch_reqs, batch_ids)
         return out
 
-    def _check(self, out, batch_reqs: list, plan) -> int:
+    def _check(self, out, batch_ids: list[str], plan) -> int:
         """Tokens per request and preemptions vLLM scheduled vs the plan; the number of differences."""
         got = out.num_scheduled_tokens
-        wrong = [r.request_id for r, n in zip(batch_reqs, plan.num_new_tokens.tolist()) if got.get(r.request_id) != n]
-        extra = len(got) - (len(batch_reqs) - len(wrong))
-        evicted = {self._requests[s].request_id for s in plan.evict}
+        planned = [1] * len(batch_ids) if plan.one_token_each else plan.num_new_tokens.tolist()
+        evicted = set(self.slots.gather_ids(plan.evict)) if len(plan.evict) else set()
+        if len(got) == len(batch_ids) and list(map(got.get, batch_ids)) == planned and out.preempted_req_ids == evicted:
+            return 0  # the common case, checked in C loops
+        wrong = [r for r, n in zip(batch_ids, planned) if got.get(r) != n]
+        extra = len(got) - (len(batch_ids) - len(wrong))
         if out.preempted_req_ids != evicted:
             wrong.append(f"preempted {sorted(out.preempted_req_ids ^ evicted)}")
         n = len(wrong) + max(extra, 0)
+        if n:
+            self._in_sync = False
         if n and self.strict:
             raise EngineMismatchError(
                 f"step {self.num_steps}: vLLM scheduled {dict(got)} but the plan was "
-                f"{ {r.request_id: int(k) for r, k in zip(batch_reqs, plan.num_new_tokens)} } (differences: {wrong})"
+                f"{ dict(zip(batch_ids, planned)) } (differences: {wrong})"
             )
         return n
 
@@ -234,17 +260,20 @@ class PolicyScheduler(Scheduler):
         if self._step is None:
             return outputs
         wall0 = time.perf_counter()
-        view, order, plan, start, shape, mismatch, vllm_s, plugin_s = self._step
+        view, order, plan, start, shape, mismatch, vllm_s, plugin_s, reqs, ids = self._step
         self._step = None
         now = self.clock()
         dt = now - start
         t = self.table
         batch = plan.batch
-        reqs = [self._requests[s] for s in batch.tolist()]
         # vLLM's own account of each member (a request may stop early, e.g. at EOS without ignore_eos)
-        generated = np.fromiter((len(r._output_token_ids) for r in reqs), dtype=np.int64, count=len(reqs))
-        live = self.requests  # vLLM drops a request from it when it finishes (no KV connectors here)
-        done = np.fromiter((r.request_id not in live for r in reqs), dtype=bool, count=len(reqs))
+        generated = np.fromiter(map(len, map(_OUTPUT_TOKEN_IDS, reqs)), dtype=np.int64, count=len(reqs))
+        # vLLM drops a request from self.requests when it finishes (no KV connectors here): if none left
+        # since schedule() (the mark is unchanged), no member finished
+        if len(self.requests) - t.size == self._held_mark:
+            done = None
+        else:
+            done = ~np.fromiter(map(self.requests.__contains__, ids), dtype=bool, count=len(ids))
         sampled = generated > t.generated_tokens[batch]
         t.sampled(batch[sampled], generated[sampled], now)
         t.run_time[batch] += dt
@@ -252,18 +281,19 @@ class PolicyScheduler(Scheduler):
             scheduled = np.zeros(len(view), dtype=bool)
             scheduled[order[: len(batch)] if plan.ranks is None else order[plan.ranks]] = True
             self.ranking_policy.on_step(view, scheduled, dt)
-        if done.any():
+        num_finished = 0 if done is None else int(count_nonzero(done))
+        if num_finished:
             finished = batch[done]
             self.blocks_in_use -= int(self.limits.blocks_for(t.computed_tokens[finished]).sum())
             t.finished(finished, now)
-            for s in finished.tolist():
-                self._slot.pop(self._requests[s].request_id, None)
-                self._requests[s] = None
+            for rid in self.slots.gather_ids(finished):
+                self._slot.pop(rid, None)
+            self.slots.release(finished)
             self.ranking_policy.on_finish(t.request_id[finished], now)
-        self._prev_batch = batch[~done]
+        self._prev_batch = batch[~done] if num_finished else batch
         self.log.record(
             start=start, end=now, cycle=now - self._prev_end, shape=shape, num_live=len(view),
-            num_evicted=len(plan.evict), num_finished=int(done.sum()), blocks_in_use=self.blocks_in_use,
+            num_evicted=len(plan.evict), num_finished=num_finished, blocks_in_use=self.blocks_in_use,
             mismatches=mismatch, vllm_schedule_s=vllm_s, plugin_s=plugin_s + time.perf_counter() - wall0,
         )
         # the next step follows back to back if requests are left (else it waits for an arrival)

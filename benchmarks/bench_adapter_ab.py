@@ -1,0 +1,110 @@
+"""Plug-in time per step of two versions of the adapter, stepped alternately in one process.
+
+Timings on a shared 2-core VM swing by 2x between runs, so comparing two runs of
+``bench_engine_overhead.py`` says little about a change of a few tens of percent. This script builds
+two emulated engines (vLLM's real V1 scheduler, a fake model runner, steps timed by a profile) over the
+same burst of ShareGPT requests: one with ``ltrsched/engine/scheduler.py`` as it is at ``--old-ref``
+(the rest of the package as checked out: only the scheduler module is swapped), one with the current
+code; each loop iteration steps the old engine, then the new one. It reports the step log's plug-in
+time (``plugin_s``) over the steps with at least ``--min-live`` live requests, measured in thread CPU
+time (robust to other processes on the core; ``--wall`` for wall time), and checks that both engines
+logged the same steps.
+
+    python benchmarks/bench_adapter_ab.py [--old-ref main] [--max-output 64] [--policies "fcfs;ltr:tau=0.6,starve=200,quantum=10"]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import subprocess
+import tempfile
+import time
+import types
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import polars as pl  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--old-ref", default="main", help="git ref of the old ltrsched/engine/scheduler.py")
+    ap.add_argument("--policies", default="fcfs;ltr:tau=0.6,starve=200,quantum=10")
+    ap.add_argument("--num-requests", type=int, default=2000)
+    ap.add_argument("--max-output", type=int, default=0, help="cap output lengths [tokens] (0: ShareGPT's own)")
+    ap.add_argument("--min-live", type=int, default=1500)
+    ap.add_argument("--profile", default="a100-llama3-8b")
+    ap.add_argument("--wall", action="store_true", help="wall time instead of thread CPU time")
+    args = ap.parse_args()
+
+    from ltrsched.engine.vllm_compat import require_vllm
+
+    require_vllm(cpu_only=True)
+    import ltrsched.engine.scheduler as new_mod
+    from ltrsched.engine import emulate as emulate_mod
+    from ltrsched.engine.config import EngineConfig
+    from ltrsched.engine.replay import request_infos
+    from ltrsched.policies import make_policy
+    from ltrsched.sim.profiles import load_profile
+    from ltrsched.workloads import apply_arrivals, load_workload
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    source = subprocess.run(["git", "show", f"{args.old_ref}:ltrsched/engine/scheduler.py"], cwd=root,
+                            capture_output=True, text=True, check=True).stdout
+    with tempfile.NamedTemporaryFile("w", suffix="_old_scheduler.py", delete=False) as f:
+        f.write(source)
+    spec = importlib.util.spec_from_file_location("old_scheduler", f.name)
+    old_mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(old_mod)
+    os.unlink(f.name)
+    clock = time.perf_counter if args.wall else time.thread_time
+    for mod in (old_mod, new_mod):  # plugin_s is measured with the module's time.perf_counter
+        mod.time = types.SimpleNamespace(perf_counter=clock, monotonic=time.monotonic)
+
+    wl = apply_arrivals(load_workload("sharegpt", num_requests=args.num_requests, seed=0), "burst")
+    if args.max_output:
+        wl = type(wl)(wl.df.with_columns(pl.col("output_tokens").clip(upper_bound=args.max_output)), wl.name)
+    profile = load_profile(args.profile)
+    config = EngineConfig(num_gpu_blocks=profile.num_gpu_blocks() + 1)
+
+    def driver(mod):
+        current = new_mod.PolicyScheduler
+        new_mod.PolicyScheduler = mod.PolicyScheduler  # build_scheduler takes the class from this module
+        try:
+            return emulate_mod.emulated_driver(config, profile.step_time)
+        finally:
+            new_mod.PolicyScheduler = current
+
+    drivers = {"old": driver(old_mod), "new": driver(new_mod)}
+    print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, {time.strftime('%Y-%m-%d %H:%M')}; "
+          f"{args.num_requests} ShareGPT requests, burst, outputs <= {args.max_output or 'as drawn'}; old = "
+          f"{args.old_ref}'s scheduler.py; {'wall' if args.wall else 'thread CPU'} time")
+    for pspec in args.policies.split(";"):
+        for d in drivers.values():
+            policy = make_policy(pspec)
+            policy.prepare(wl.policy_columns(policy.extra_output_tokens))
+            d.begin(policy)
+            for info in request_infos(wl, policy.extra_output_tokens):
+                d.add(info)
+            d.start()
+        active = list(drivers.values())
+        while active:
+            for d in active:
+                d.step()
+            active = [d for d in active if d.has_unfinished()]
+        old, new = (d.scheduler.log.frame() for d in drivers.values())
+        timing = ["plugin_s", "vllm_schedule_s"]
+        same = old.drop(timing).equals(new.drop(timing))
+        sel = old["num_live"].to_numpy() >= args.min_live
+        po, pn = old["plugin_s"].to_numpy()[sel] * 1e3, new["plugin_s"].to_numpy()[sel] * 1e3
+        print(f"{pspec:<36} {int(sel.sum()):>5} steps: old mean {po.mean():.3f} / median {np.median(po):.3f} ms, "
+              f"new mean {pn.mean():.3f} / median {np.median(pn):.3f} ms, new/old {pn.mean() / po.mean():.2f}; "
+              f"same steps: {same}; plan mismatches old {int(old['mismatches'].sum())}, new {int(new['mismatches'].sum())}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
