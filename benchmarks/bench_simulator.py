@@ -1,10 +1,27 @@
-"""Simulator speed: wall time vs simulated time.
+"""Simulator speed: wall time vs simulated time, and each policy's per-step cost relative to FCFS.
 
 Target (issue 2): the paper's burst of 2,000 ShareGPT requests on the A100 Llama-3-8B profile simulates
 >= 1000x faster than its simulated makespan on one core, with the policy re-ranking every live request
 every step.
 
+Target (issue 15): the paper's own policies (LTR with starvation prevention, MLFQ) cost <= 1.3x FCFS per
+step on that burst. Runs are interleaved (round r runs every policy once), so a change in the machine's
+load hits every policy alike; "x fcfs" is the policy's us/step over FCFS's, both the best of the rounds.
+Per-step costs are CPU time (``time.process_time``: a shared machine's other jobs stretch wall time far more
+than they stretch the process's own CPU time); the wall column is for the speedup over real time.
+
     python benchmarks/bench_simulator.py [--num-requests 2000] [--repeat 3]
+    python benchmarks/bench_simulator.py --policies fcfs,srtf,ltr:tau=0.5,ltr:tau=0.5,starve=200,quantum=10,mlfq
+
+``--policies`` is a comma-separated list of policy specs; an item ``key=value`` without a ``:`` continues
+the spec before it (so ``ltr:tau=0.5,starve=200,quantum=10`` is one spec).
+
+On a loaded machine count instructions instead (load does not change them): ``--simulate-only SPEC`` runs
+one warm-up ``simulate()`` of every policy in ``--policies``, then one of SPEC (none for ``""``), and prints
+nothing, so that one ``simulate()``'s count is the difference of
+
+    PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        python benchmarks/bench_simulator.py --policies fcfs,mlfq --simulate-only mlfq    # minus ... ""
 """
 
 from __future__ import annotations
@@ -12,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core
@@ -21,30 +39,60 @@ from ltrsched.sim import SimConfig, simulate  # noqa: E402
 from ltrsched.workloads import apply_arrivals, load_workload  # noqa: E402
 
 
+def split_specs(text: str) -> list[str]:
+    """``"fcfs,ltr:tau=0.5,starve=200,mlfq"`` -> ``["fcfs", "ltr:tau=0.5,starve=200", "mlfq"]``."""
+    specs: list[str] = []
+    for item in text.split(","):
+        if specs and "=" in item and ":" not in item:
+            specs[-1] += "," + item
+        else:
+            specs.append(item)
+    return specs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workload", default="sharegpt")
     ap.add_argument("--num-requests", type=int, default=2000)
     ap.add_argument("--profile", default="a100-llama3-8b")
     ap.add_argument("--policies", default="fcfs,srtf")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=3, help="rounds; each runs every policy once")
+    ap.add_argument("--simulate-only", default=None, metavar="SPEC",
+                    help="warm up every policy, then one simulate() of SPEC ('': none); nothing printed")
     args = ap.parse_args()
+    specs = split_specs(args.policies)
 
     wl = apply_arrivals(load_workload(args.workload, num_requests=args.num_requests, seed=0), "burst")
+    if args.simulate_only is not None:
+        for spec in specs + ([args.simulate_only] if args.simulate_only else []):
+            simulate(wl, make_policy(spec), SimConfig(profile=args.profile))
+        return
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
           f"load average {os.getloadavg()[0]:.2f} (other processes slow the wall times)")
-    print(f"workload {args.workload} n={len(wl)} burst, profile {args.profile}")
-    print(f"{'policy':<10}{'makespan [s]':>14}{'wall [s]':>10}{'steps':>8}{'us/step':>9}{'speedup':>10}")
-    for spec in args.policies.split(","):
-        walls = []
-        for _ in range(args.repeat):
-            t0 = time.perf_counter()
-            r = simulate(wl, make_policy(spec), SimConfig(profile=args.profile))
-            walls.append(time.perf_counter() - t0)
-        wall = min(walls)  # the least disturbed run
-        s = r.summary
-        print(f"{spec:<10}{s['makespan']:>14.1f}{wall:>10.3f}{s['steps']:>8}{wall / s['steps'] * 1e6:>9.0f}"
-              f"{s['makespan'] / wall:>9.0f}x")
+    print(f"workload {args.workload} n={len(wl)} burst, profile {args.profile}, {args.repeat} interleaved rounds")
+    walls: dict[str, list[float]] = {spec: [] for spec in specs}
+    cpus: dict[str, list[float]] = {spec: [] for spec in specs}
+    summaries = {}
+    for _ in range(args.repeat):
+        for spec in specs:
+            policy = make_policy(spec)
+            t0, c0 = time.perf_counter(), time.process_time()
+            r = simulate(wl, policy, SimConfig(profile=args.profile))
+            cpus[spec].append(time.process_time() - c0)
+            walls[spec].append(time.perf_counter() - t0)
+            summaries[spec] = r.summary
+    base = specs[0]
+    base_us = min(cpus[base]) / summaries[base]["steps"] * 1e6
+    print(f"{'policy':<36}{'makespan [s]':>13}{'wall [s]':>10}{'steps':>7}{'us/step':>9}{'median':>8}"
+          f"{'x ' + base:>9}{'speedup':>9}")
+    for spec in specs:
+        s = summaries[spec]
+        wall = min(walls[spec])  # the least disturbed run
+        us = min(cpus[spec]) / s["steps"] * 1e6
+        med = statistics.median(cpus[spec]) / s["steps"] * 1e6
+        print(f"{spec:<36}{s['makespan']:>13.1f}{wall:>10.3f}{s['steps']:>7}{us:>9.1f}{med:>8.1f}"
+              f"{us / base_us:>9.2f}{s['makespan'] / wall:>8.0f}x")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
