@@ -169,3 +169,65 @@ def test_live_view_at_reads_the_positions_only():
     assert view.at("run_time", np.array([3])).tolist() == [2.0]
     with pytest.raises(AttributeError):
         view.at("nope", np.array([0]))
+
+
+@pytest.mark.parametrize("spec", ["ltr:tau=0.5,starve=6,quantum=2", "mlfq:quantum=0.01,promote=5", "ltr:tau=0.5"])
+@pytest.mark.parametrize("router", ["round-robin", "least-outstanding", "rank:tau=0.5"])
+def test_same_order_as_the_stateless_reference_in_a_cluster(spec, router):
+    """Each replica ranks with its own copy of the policy (its own arrivals, finishes and steps)."""
+    from ltrsched.routers import make_router
+    from ltrsched.sim.cluster import simulate_cluster
+
+    wl = apply_arrivals(load_workload("sharegpt", num_requests=200, seed=0), "poisson", rate=60.0, seed=2)
+    policy = Lockstep(make_policy(spec))
+    result = simulate_cluster(wl, policy, SimConfig(num_gpu_blocks=500, stop_time=30.0), replicas=3,
+                              router=make_router(router))
+    assert result.summary["num_preemptions"] > 0  # (the case exercises preemption)
+    # the copies ranked (the object passed in is replica 0's)
+    assert policy.steps > 50
+
+
+@pytest.mark.vllm
+@pytest.mark.usefixtures("vllm_scheduler_code")
+@pytest.mark.parametrize("spec", ["ltr:tau=0.5,starve=5,quantum=2", "mlfq:quantum=0.02", "mlfq:quantum=0.01,promote=4"])
+def test_same_order_as_the_stateless_reference_in_the_engine(spec):
+    """The engine adapter lists requests by slot without vouching for arrival order and announces one arrival at
+    a time; aborts from outside remove requests that ran and requests that never did (on_finish without a
+    step)."""
+    from vllm.v1.request import RequestStatus
+
+    from ltrsched.engine.emulate import EngineConfig, emulate, emulated_driver
+
+    rng = np.random.default_rng(7)
+    n = 40
+    workload = make_workload(rng.integers(1, 90, n), rng.integers(1, 40, n), np.sort(rng.exponential(0.02, n).cumsum()))
+    policy = Lockstep(make_policy(spec))
+    result = emulate(workload, policy, LinearProfile(overhead=0.01, per_token=0.001, per_kv=1e-5, blocks=59).step_time,
+                     EngineConfig(num_gpu_blocks=60, max_num_batched_tokens=40, max_num_seqs=6, max_resident_seqs=24))
+    assert policy.steps > 50 and result.summary["num_preemptions"] > 0
+
+    # aborts mid-run: of requests that ran and of requests still waiting (on_finish without a step)
+    from ltrsched.engine.replay import request_infos
+
+    policy = Lockstep(make_policy(spec))
+    profile = LinearProfile(overhead=0.01, per_token=0.001, per_kv=1e-5, blocks=59)
+    driver = emulated_driver(EngineConfig(num_gpu_blocks=60, max_num_batched_tokens=40, max_num_seqs=4),
+                             profile.step_time)
+    policy.prepare(workload.policy_columns(0))
+    driver.begin(policy)
+    for info in request_infos(workload, 0)[:20]:
+        driver.add(info)
+    driver.start()
+    aborted = 0
+    while driver.has_unfinished():
+        driver.step()
+        if policy.steps % 7 == 3:
+            table = driver.scheduler.table
+            live = table.request_id[table.live]
+            if len(live) > 2:
+                ran = table.generated_tokens[table.live] > 0
+                pick = [str(live[ran][0])] if ran.any() else []
+                pick += [str(live[~ran][-1])] if (~ran).any() else []
+                driver.scheduler.finish_requests(pick, RequestStatus.FINISHED_ABORTED)
+                aborted += len(pick)
+    assert aborted >= 4 and policy.steps > 20
