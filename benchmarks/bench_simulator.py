@@ -16,12 +16,13 @@ than they stretch the process's own CPU time); the wall column is for the speedu
 ``--policies`` is a comma-separated list of policy specs; an item ``key=value`` without a ``:`` continues
 the spec before it (so ``ltr:tau=0.5,starve=200,quantum=10`` is one spec).
 
-On a loaded machine count instructions instead (load does not change them): ``--simulate-only SPEC`` runs
-one warm-up ``simulate()`` of every policy in ``--policies``, then one of SPEC (none for ``""``), and prints
-nothing, so that one ``simulate()``'s count is the difference of
+On a loaded machine count instructions instead (load does not change them): run it under callgrind with
+``--callgrind PREFIX`` (the same as valgrind's out-file prefix): after a warm-up run of every policy, each
+policy's ``simulate()`` is bracketed by ``callgrind_control`` (zero the counters, dump them), and the
+instructions between are read back from the dump (less those of an empty bracket):
 
-    PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-        python benchmarks/bench_simulator.py --policies fcfs,mlfq --simulate-only mlfq    # minus ... ""
+    PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p \
+        python benchmarks/bench_simulator.py --policies fcfs,mlfq --callgrind /tmp/cg
 """
 
 from __future__ import annotations
@@ -50,6 +51,41 @@ def split_specs(text: str) -> list[str]:
     return specs
 
 
+def count_instructions(wl, specs: list[str], profile: str, prefix: str) -> None:
+    """Instructions of one ``simulate()`` per policy, counted by the callgrind this process runs under."""
+    import glob
+    import subprocess
+
+    pid = os.getpid()
+
+    def counted(run) -> int:
+        subprocess.run(["callgrind_control", "--zero", str(pid)], check=True, capture_output=True)
+        run()
+        before = set(glob.glob(f"{prefix}.{pid}.*"))
+        subprocess.run(["callgrind_control", "--dump", str(pid)], check=True, capture_output=True)
+        (dump,) = set(glob.glob(f"{prefix}.{pid}.*")) - before
+        with open(dump) as f:
+            total = next(int(line.split()[1]) for line in f if line.startswith("summary:"))
+        os.remove(dump)
+        return total
+
+    for spec in specs:  # warm-up (imports, memoised step times)
+        simulate(wl, make_policy(spec), SimConfig(profile=profile))
+    bracket = counted(lambda: None)
+    rows = []
+    for spec in specs:
+        policy = make_policy(spec)
+        out = {}
+        n = counted(lambda: out.setdefault("r", simulate(wl, policy, SimConfig(profile=profile)))) - bracket
+        rows.append((spec, n, out["r"].summary["steps"]))
+    base = rows[0][1] / rows[0][2]
+    print(f"workload {wl.name} n={len(wl)} burst, profile {profile}; instructions of one simulate() (callgrind, "
+          f"less {bracket:,} for the bracket)")
+    print(f"{'policy':<36}{'M instr.':>10}{'steps':>7}{'k instr./step':>15}{'x ' + specs[0]:>9}")
+    for spec, n, steps in rows:
+        print(f"{spec:<36}{n / 1e6:>10.1f}{steps:>7}{n / steps / 1e3:>15.1f}{n / steps / base:>9.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workload", default="sharegpt")
@@ -57,15 +93,14 @@ def main() -> None:
     ap.add_argument("--profile", default="a100-llama3-8b")
     ap.add_argument("--policies", default="fcfs,srtf")
     ap.add_argument("--repeat", type=int, default=3, help="rounds; each runs every policy once")
-    ap.add_argument("--simulate-only", default=None, metavar="SPEC",
-                    help="warm up every policy, then one simulate() of SPEC ('': none); nothing printed")
+    ap.add_argument("--callgrind", default=None, metavar="PREFIX",
+                    help="count instructions (run under callgrind with --callgrind-out-file=PREFIX.%%p)")
     args = ap.parse_args()
     specs = split_specs(args.policies)
 
     wl = apply_arrivals(load_workload(args.workload, num_requests=args.num_requests, seed=0), "burst")
-    if args.simulate_only is not None:
-        for spec in specs + ([args.simulate_only] if args.simulate_only else []):
-            simulate(wl, make_policy(spec), SimConfig(profile=args.profile))
+    if args.callgrind is not None:
+        count_instructions(wl, specs, args.profile, args.callgrind)
         return
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
           f"load average {os.getloadavg()[0]:.2f} (other processes slow the wall times)")
