@@ -10,8 +10,8 @@ consecutive steps returns to the top level (its accumulated time restarts).
 Only the requests that ran change level or recency, so the order is kept from step to step: the last
 step's batch is taken out, its members' levels are read again (their ``run_time`` only), and they go back in
 front of their levels (they ran last), by arrival among themselves; newcomers join the end of the top level
-(they never ran). Within each level that is the batch, then the others as they were, then the newcomers: a
-stable radix sort by level of that concatenation. When the policy cannot follow the host step by step (see
+(they never ran). Within each level that is the batch, then the others as they were, then the newcomers: the
+others stay sorted by level, so the batch and the newcomers are merged in where their levels start. When the policy cannot follow the host step by step (see
 :mod:`ltrsched.policies.tracking`), or a promotion is due, it sorts every live request instead. The order is
 the same either way.
 """
@@ -228,13 +228,25 @@ class MLFQ(Policy):
             self._settled = len(batch)  # the batch leads, by (level, position), all run at the same step
         else:
             # within a level: the batch (ran last), then the others as they were, then newcomers (never ran,
-            # listed last): a stable sort by level of that concatenation (a radix sort: levels are small)
-            items = [batch, rest] if not m else [batch, rest, np.arange(n - m, n)]
-            item_levels = [new_levels, rest_levels] if not m else [new_levels, rest_levels, np.zeros(m, np.intp)]
-            out_levels = np.concatenate(item_levels)
-            by = out_levels.astype(np.uint8).argsort(kind="stable")
-            out, out_levels = np.concatenate(items)[by], out_levels[by]
+            # listed last; top level). The others are sorted by level: each batch member goes in front of its
+            # level among them, newcomers after the top level's others (a merge, no sort)
+            ins = rest_levels.searchsorted(new_levels)
+            if m:
+                top = int(new_levels.searchsorted(1))  # batch members at the top level
+                batch = np.concatenate((batch[:top], np.arange(n - m, n), batch[top:]))
+                new_levels = np.concatenate((new_levels[:top], np.zeros(m, dtype=new_levels.dtype), new_levels[top:]))
+                ins = np.concatenate((ins[:top], np.full(m, rest_levels.searchsorted(1)), ins[top:]))
+            dest = ins + np.arange(len(ins))  # where each goes in the order
+            out = np.empty(n, dtype=rest.dtype)
+            out_levels = np.empty(n, dtype=rest_levels.dtype)
+            out[dest] = batch
+            out_levels[dest] = new_levels
+            others = np.ones(n, dtype=bool)
+            others[dest] = False
+            out[others] = rest
+            out_levels[others] = rest_levels
             self._settled = 0
+        out.flags.writeable = False  # (returned again while nothing changes: see order_check)
         self._order_levels = out_levels
         return out
 
