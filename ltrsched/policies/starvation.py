@@ -71,6 +71,7 @@ class StarvationPrevention(Policy):
         self._num_live = 0  # live requests, by the hooks (a view with another count is read whole)
         self._announced = False  # the view being ranked has as many requests as the hooks announced
         self._spent_at: int | None = None  # the step whose rank last counted the promoted requests' runs
+        self._gapless = True  # no step number was skipped since the last read
         self._index: LiveIndex | None = None  # request id -> position
         self._last: tuple | None = None  # (inner order, head, order returned) of the last rank
 
@@ -116,6 +117,8 @@ class StarvationPrevention(Policy):
             head = self._listed_promoted(view)
             if step != self._spent_at:
                 head = self._spend(view, head)
+        if self._spent_at is not None and step > self._spent_at + 1:
+            self._gapless = False
         self._spent_at = step
         if self._read_at is None or step >= self._read_at or not self._announced:
             head = self._read_all(view, head)
@@ -190,6 +193,7 @@ class StarvationPrevention(Policy):
         self._due_steps, self._due_ids, self._due_next = due[by], view.request_id[waiting[by]], 0
         self._next_due = int(self._due_steps[0]) if len(due) else _NEVER
         self._read_at = step + self.threshold + 1
+        self._gapless = True
         self._num_live = len(view)
         return head
 
@@ -210,11 +214,12 @@ class StarvationPrevention(Policy):
             if count_nonzero(starving):
                 new = at[starving]
                 head = self._promote(view, np.sort(new) if len(new) > 1 else new, head)
-            # a request idle fewer steps than the steps since the read (a host whose step numbers skip) reaches
-            # the threshold later than filed: read every request again by then
-            soonest = view.step + self.threshold - int(_max(np.where(starving, _UNSET, idle)))
-            if soonest < self._read_at:
-                self._read_at = soonest
+            if not self._gapless:
+                # a request idle fewer steps than the steps since the read (the host skipped step numbers)
+                # reaches the threshold later than filed: read every request again by then
+                soonest = view.step + self.threshold - int(_max(np.where(starving, _UNSET, idle)))
+                if soonest < self._read_at:
+                    self._read_at = soonest
         return head
 
     def _promote(self, view: LiveView, new: np.ndarray, head: np.ndarray) -> np.ndarray:
