@@ -24,10 +24,11 @@ the check of its orders).
 On a loaded machine count instructions instead (load does not change them): run it under callgrind with
 ``--callgrind PREFIX`` (the same as valgrind's out-file prefix): after a warm-up run of every policy, each
 policy's ``simulate()`` is bracketed by ``callgrind_control`` (zero the counters, dump them), and the
-instructions between are read back from the dump (less those of an empty bracket):
+instructions between are read back from the dump (less those of an empty bracket). The dumps stay, as
+PREFIX.I (the I-th policy) and PREFIX.I-replay, for ``callgrind_annotate --inclusive=no``:
 
     PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p \
-        python benchmarks/bench_simulator.py --policies fcfs,mlfq --callgrind /tmp/cg
+        python benchmarks/bench_simulator.py --policies fcfs,mlfq --replay --callgrind /tmp/cg
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ def count_instructions(wl, specs: list[str], profile: str, prefix: str, replay: 
 
     pid = os.getpid()
 
-    def counted(run) -> int:
+    def counted(run, name: str | None = None) -> int:
+        """Instructions of ``run()``; its dump is kept as PREFIX.NAME (for callgrind_annotate) if named."""
         subprocess.run(["callgrind_control", "--zero", str(pid)], check=True, capture_output=True)
         run()
         before = set(glob.glob(f"{prefix}.{pid}.*"))
@@ -107,7 +109,10 @@ def count_instructions(wl, specs: list[str], profile: str, prefix: str, replay: 
         (dump,) = set(glob.glob(f"{prefix}.{pid}.*")) - before
         with open(dump) as f:
             total = next(int(line.split()[1]) for line in f if line.startswith("summary:"))
-        os.remove(dump)
+        if name is None:
+            os.remove(dump)
+        else:
+            os.replace(dump, f"{prefix}.{name}")
         return total
 
     orders = {spec: recorded_orders(wl, spec, profile) for spec in specs} if replay else {}
@@ -115,13 +120,14 @@ def count_instructions(wl, specs: list[str], profile: str, prefix: str, replay: 
         simulate(wl, make_policy(spec), SimConfig(profile=profile))
     bracket = counted(lambda: None)
     rows = []
-    for spec in specs:
+    for i, spec in enumerate(specs):
         policy = make_policy(spec)
         out = {}
-        n = counted(lambda: out.setdefault("r", simulate(wl, policy, SimConfig(profile=profile)))) - bracket
+        n = counted(lambda: out.setdefault("r", simulate(wl, policy, SimConfig(profile=profile))), f"{i}") - bracket
         host = None
         if replay:
-            host = counted(lambda: simulate(wl, Replay(orders[spec]), SimConfig(profile=profile))) - bracket
+            host = counted(lambda: simulate(wl, Replay(orders[spec]), SimConfig(profile=profile)),
+                           f"{i}-replay") - bracket
         rows.append((spec, n, out["r"].summary["steps"], host))
     base = rows[0][1] / rows[0][2]
     print(f"workload {wl.name} n={len(wl)} burst, profile {profile}; instructions of one simulate() (callgrind, "
