@@ -92,16 +92,16 @@ def recorded_orders(wl, spec: str, profile: str) -> list:
     return orders
 
 
-def count_instructions(wl, specs: list[str], profile: str, prefix: str, replay: bool) -> None:
-    """Instructions of one ``simulate()`` per policy (and of its replay), counted by the callgrind this process
-    runs under."""
+def callgrind_counter(prefix: str):
+    """``counted(run, name=None)``: the instructions ``run()`` takes, counted by the callgrind this process runs
+    under (``--callgrind-out-file=PREFIX.%p``), less those of an empty bracket; the dump is kept as PREFIX.NAME
+    (for callgrind_annotate) if named."""
     import glob
     import subprocess
 
     pid = os.getpid()
 
-    def counted(run, name: str | None = None) -> int:
-        """Instructions of ``run()``; its dump is kept as PREFIX.NAME (for callgrind_annotate) if named."""
+    def bracketed(run, name):
         subprocess.run(["callgrind_control", "--zero", str(pid)], check=True, capture_output=True)
         run()
         before = set(glob.glob(f"{prefix}.{pid}.*"))
@@ -115,19 +115,31 @@ def count_instructions(wl, specs: list[str], profile: str, prefix: str, replay: 
             os.replace(dump, f"{prefix}.{name}")
         return total
 
+    bracket = bracketed(lambda: None, None)
+
+    def counted(run, name: str | None = None) -> int:
+        return bracketed(run, name) - bracket
+
+    counted.bracket = bracket
+    return counted
+
+
+def count_instructions(wl, specs: list[str], profile: str, prefix: str, replay: bool) -> None:
+    """Instructions of one ``simulate()`` per policy (and of its replay), counted by the callgrind this process
+    runs under."""
     orders = {spec: recorded_orders(wl, spec, profile) for spec in specs} if replay else {}
     for spec in specs:  # warm-up (imports, memoised step times)
         simulate(wl, make_policy(spec), SimConfig(profile=profile))
-    bracket = counted(lambda: None)
+    counted = callgrind_counter(prefix)
+    bracket = counted.bracket
     rows = []
     for i, spec in enumerate(specs):
         policy = make_policy(spec)
         out = {}
-        n = counted(lambda: out.setdefault("r", simulate(wl, policy, SimConfig(profile=profile))), f"{i}") - bracket
+        n = counted(lambda: out.setdefault("r", simulate(wl, policy, SimConfig(profile=profile))), f"{i}")
         host = None
         if replay:
-            host = counted(lambda: simulate(wl, Replay(orders[spec]), SimConfig(profile=profile)),
-                           f"{i}-replay") - bracket
+            host = counted(lambda: simulate(wl, Replay(orders[spec]), SimConfig(profile=profile)), f"{i}-replay")
         rows.append((spec, n, out["r"].summary["steps"], host))
     base = rows[0][1] / rows[0][2]
     print(f"workload {wl.name} n={len(wl)} burst, profile {profile}; instructions of one simulate() (callgrind, "
