@@ -49,6 +49,7 @@ def main() -> None:
             cols = columns(n, rng)
             policy = make_policy(spec)
             policy.prepare(cols)
+            policy.on_arrival(cols["request_id"], 0.0)  # (hosts announce every request before it is ranked)
             scheduled = np.zeros(n, dtype=bool)
             scheduled[:256] = True
             t0 = time.perf_counter()

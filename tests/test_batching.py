@@ -177,3 +177,45 @@ def test_planned_step_shape_by_hand():
     assert (shape.num_decode_seqs, shape.decode_context_tokens) == (2, 9 + 4 + 2)
     assert (shape.num_prefill_seqs, shape.num_prefill_tokens) == (1, 6)
     assert shape.prefill_attention_pairs == 6 * (10 + 3.5)
+
+
+@st.composite
+def live_requests(draw):
+    n = draw(st.integers(2, 40))  # requests the host tracks
+    pending = np.array(draw(st.lists(st.integers(1, 120), min_size=n, max_size=n)), dtype=np.int64)
+    computed = np.array(draw(st.lists(st.integers(0, 160), min_size=n, max_size=n)), dtype=np.int64)
+    resident = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    live = np.array(draw(st.permutations(range(n)))[: draw(st.integers(2, n))], dtype=np.int64)
+    resident[np.setdiff1d(np.arange(n), live)] = False  # only live requests hold KV
+    order = np.array(draw(st.permutations(range(len(live)))), dtype=np.int64)
+    return order, live, pending, computed, resident
+
+
+@settings(max_examples=600, deadline=None)
+@given(req=live_requests(), limits=limits_strategy(), pass_live=st.booleans(), pass_blocks=st.booleans())
+def test_form_batch_matches_the_reference_bit_for_bit(req, limits, pass_live, pass_blocks):
+    """The cheaper preemption path (and the fast path for batches that admit nobody) changes no plan."""
+    from reference_batching import reference_form_batch
+
+    order, live, pending, computed, resident = req
+    blocks = int((-(-computed[resident] // limits.block_size)).sum()) if pass_blocks else None
+    args = (order, pending, computed, resident, limits, blocks, live) if pass_live else \
+        (live[order], pending, computed, resident, limits, blocks)
+    results = []
+    for fn in (form_batch, reference_form_batch):
+        try:
+            results.append(fn(*args))
+        except ValueError as e:
+            results.append(str(e))
+    got, want = results
+    if isinstance(want, str):
+        assert got == want
+        return
+    assert np.array_equal(got.batch, want.batch) and got.batch.dtype == want.batch.dtype
+    assert np.array_equal(got.num_new_tokens, want.num_new_tokens) and got.num_new_tokens.dtype == want.num_new_tokens.dtype
+    assert np.array_equal(got.evict, want.evict)
+    assert got.blocks_in_use == want.blocks_in_use
+    assert (got.ranks is None) == (want.ranks is None) and (got.ranks is None or np.array_equal(got.ranks, want.ranks))
+    for name in ("pending_tokens", "computed_tokens"):  # values the host would otherwise gather: the same
+        if getattr(got, name) is not None:
+            assert np.array_equal(getattr(got, name), {"pending_tokens": pending, "computed_tokens": computed}[name][got.batch])

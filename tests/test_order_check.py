@@ -61,6 +61,38 @@ def test_a_changed_copy_of_order_by_is_checked():
         check_order(order, view, make_policy("fcfs"))
 
 
+def test_an_accepted_order_returned_again_unchanged_is_not_checked_again(monkeypatch):
+    import ltrsched.policies.order_check as oc
+
+    checks = []
+    real = oc._is_permutation
+    monkeypatch.setattr(oc, "_is_permutation", lambda order, n: checks.append(n) or real(order, n))
+    view = view_of(300)
+    kept = np.random.default_rng(0).permutation(300)
+    kept.flags.writeable = False  # (a policy keeps it between steps)
+    for _ in range(3):
+        assert check_order(kept, view_of(300), make_policy("ltr")) is kept
+    assert checks == [300]
+    with pytest.raises(UserError, match="4 positions for 3 live requests"):  # not for a view of another size
+        check_order(kept[:4].copy(), view_of(3), make_policy("ltr"))
+    # changed behind the flag: checked again
+    kept.flags.writeable = True
+    kept[0] = kept[1]
+    with pytest.raises(UserError, match="repeated"):
+        check_order(kept, view, make_policy("ltr"))
+    # a writeable order, or a read-only view of a writeable array, is checked every time
+    mutable = np.arange(300)
+    frozen_view = mutable[:]
+    frozen_view.flags.writeable = False
+    checks.clear()
+    for order in (mutable, mutable, frozen_view, frozen_view):
+        check_order(order, view, make_policy("ltr"))
+    assert checks == [300] * 4
+    mutable[0] = 1
+    with pytest.raises(UserError, match="repeated"):
+        check_order(frozen_view, view, make_policy("ltr"))
+
+
 def test_an_order_by_of_an_older_view_is_checked():
     old, view = view_of(4), view_of(3)
     with pytest.raises(UserError, match="4 positions for 3 live requests"):

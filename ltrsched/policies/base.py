@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 from enum import IntEnum
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 
@@ -124,6 +124,28 @@ class LiveView:
             self._cache[name] = arr
         return arr
 
+    def at(self, name: str, positions: np.ndarray) -> np.ndarray:
+        """The named column at ``positions`` only: ``view.column(name)[positions]`` without gathering or
+        computing the column for every live request (a policy that updates a few requests per step reads only
+        theirs). Nothing is cached: a column read whole later is gathered then."""
+        arr = self._cache.get(name)
+        if arr is not None:
+            return arr[positions]
+        full = self._columns.get(name)
+        if full is None:
+            return self.column(name)[positions]  # (the error naming the columns there are)
+        index = positions if self._index is None else self._index[positions]
+        return full(index) if callable(full) else full[index]
+
+    def shared(self, key: str, make: Callable[[], Any]) -> Any:
+        """``make()``, called once per view: what one policy derives from the view is there for the others that
+        rank the same view (a wrapper and the policy it wraps). ``key`` names it; it starts with ``#`` (no
+        column name does)."""
+        value = self._cache.get(key)
+        if value is None:
+            value = self._cache[key] = make()
+        return value
+
     def __getattr__(self, name: str) -> np.ndarray:
         if name.startswith("_"):
             raise AttributeError(name)
@@ -227,14 +249,17 @@ class Policy:
         e.g. to derive scores. Must reset any state from an earlier run."""
 
     def on_arrival(self, request_ids: np.ndarray, now: float) -> None:
-        """Requests ``request_ids`` arrived at ``now`` [s] (called before the step that first sees them)."""
+        """Requests ``request_ids`` arrived at ``now`` [s] (called before the step that first sees them).
+
+        Hosts announce every request here and every departure in :meth:`on_finish`; a policy that keeps state
+        from step to step may rely on that (and re-derives it from a view that does not add up)."""
 
     def on_step(self, view: LiveView, scheduled: np.ndarray, step_time: float) -> None:
         """A step ran. ``scheduled`` is a bool mask aligned with ``view`` (the view ``rank`` got) of the
         requests in the batch; ``step_time`` is the step's duration [s]."""
 
     def on_finish(self, request_ids: np.ndarray, now: float) -> None:
-        """Requests ``request_ids`` finished at ``now`` [s]."""
+        """Requests ``request_ids`` finished (or were aborted) at ``now`` [s] and left the live set."""
 
     def parameters(self) -> dict[str, Any]:
         """Constructor parameters and their current values (a policy stores each as an attribute)."""

@@ -218,14 +218,15 @@ def form_batch(
     if limits.max_resident_seqs is not None:
         residents_out = int(count_nonzero(resident[order if live is None else live])) - num_resident
         slots_over = residents_out + len(batch) - limits.max_resident_seqs
-    if after <= cap - wm and slots_over <= 0:  # fast path: everything fits, even under the watermark
+    # fast path: everything fits, under the watermark, or under the capacity when the batch admits no request
+    # (the watermark only guards admissions): then nothing is cut or preempted
+    if slots_over <= 0 and (after <= cap - wm or (after <= cap and num_resident == len(batch))):
         return BatchPlan(batch, np.asarray(take, dtype=np.int64), _EMPTY, after, ranks,
                          wanted[:len(batch)] if ranks is None else wanted[ranks], b_computed,
                          one_each and ranks is None)
     if live is not None:  # preemption looks at the whole order
         order = live[order]
     need = (b_computed + take + (bs - 1)) // bs  # blocks each member holds after the step
-    held_all = np.where(resident, -(-computed_tokens // bs), 0)  # blocks each request holds on the GPU
 
     # 3. cut the prefix where its own blocks no longer fit (admitting a request without KV on the GPU
     # must leave the watermark free); with resident_first a cut can move the chunk edge, so repeat
@@ -252,10 +253,14 @@ def form_batch(
     target = cap - wm if (len(batch) and admits_new[-1]) else cap
 
     # 3./6. preempt the lowest-ranked residents outside the batch until the rest fits
-    in_batch = np.zeros(len(pending_tokens), dtype=bool)
-    in_batch[batch] = True
-    others = order[resident[order] & ~in_batch[order]][::-1]  # residents outside the batch, lowest first
-    held_cum = np.cumsum(held_all[others])
+    # (batch members are order[:len(batch)], or order[ranks]: marked by rank, no pass over every request)
+    outside = resident[order]
+    if ranks is None:
+        outside[:len(batch)] = False
+    else:
+        outside[ranks] = False
+    others = order[outside][::-1]  # residents outside the batch, lowest first
+    held_cum = np.cumsum(-(-computed_tokens[others] // bs))  # the GPU blocks each holds
     total_held = int(held_cum[-1]) if len(others) else 0
     deficit = used_by_batch + total_held - target
     n_evict = int(np.searchsorted(held_cum, deficit, side="left")) + 1 if deficit > 0 else 0

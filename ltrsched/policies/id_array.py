@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+_max = np.maximum.reduce  # (ndarray.max() goes through a Python wrapper: ~1 us more per call)
+
 
 class IdArray:
     """A numpy array indexed by non-negative integer request ids, grown on demand.
@@ -19,7 +21,7 @@ class IdArray:
     def _grow(self, ids: np.ndarray) -> None:
         if len(ids) == 0:
             return
-        top = int(ids.max())
+        top = int(_max(ids))
         if top >= len(self.data):
             new = np.full(max(top + 1, 2 * len(self.data)), self.fill, dtype=self.dtype)
             new[: len(self.data)] = self.data
@@ -32,6 +34,10 @@ class IdArray:
     def __setitem__(self, ids: np.ndarray, values) -> None:
         self._grow(ids)
         self.data[ids] = values
+
+    def reserve(self, ids: np.ndarray) -> None:
+        """Grow so that ``self.data[ids]`` can be read and written directly (no check per access)."""
+        self._grow(ids)
 
     def reset(self) -> None:
         self.data[:] = self.fill

@@ -6,6 +6,7 @@ import numpy as np
 
 from ltrsched.policies.approx_oracle import approx_oracle_scores, check_seed, check_tau
 from ltrsched.policies.base import LiveView, Policy
+from ltrsched.policies.fixed_order import FixedKeyOrder
 from ltrsched.policies.id_array import IdArray
 from ltrsched.policies.registry import register
 
@@ -17,6 +18,8 @@ class LTR(Policy):
     The score is fixed at arrival (a ``score`` column from ``ltrsched predict``). Preemptive: each step all
     live requests compete, so a better-ranked arrival displaces running requests from the batch.
     With ``tau`` set, scores come from the approximate oracle at that Kendall tau instead (no column needed).
+    Since scores never change, the order is kept between steps and updated only when requests arrive or
+    finish (:class:`~ltrsched.policies.fixed_order.FixedKeyOrder`).
     """
 
     name = "ltr"
@@ -27,6 +30,7 @@ class LTR(Policy):
         self.tau = tau
         self.seed = seed
         self._oracle = IdArray(np.nan)
+        self._order = FixedKeyOrder()
 
     @property
     def needs(self) -> tuple[str, ...]:
@@ -34,14 +38,24 @@ class LTR(Policy):
 
     def prepare(self, requests) -> None:
         self._oracle.reset()
+        self._order.reset()
         if self.tau is not None:
             self._oracle[requests["request_id"]] = approx_oracle_scores(requests["output_tokens"], self.tau, self.seed)
+
+    def on_arrival(self, request_ids, now) -> None:
+        self._order.arrived(request_ids)
+
+    def on_finish(self, request_ids, now) -> None:
+        self._order.departed(request_ids)
 
     def scores(self, view: LiveView) -> np.ndarray:
         return self._oracle[view.request_id] if self.tau is not None else view.score
 
     def rank(self, view: LiveView) -> np.ndarray:
-        return view.order_by(-self.scores(view))
+        return self._order.order(view, self._keys)
+
+    def _keys(self, view: LiveView) -> np.ndarray:
+        return -self.scores(view)
 
 
 @register

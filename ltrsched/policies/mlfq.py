@@ -6,6 +6,14 @@ are ``quantum * (1 + threshold + ... + threshold**L)``. Execution time is the su
 steps the request ran in (the host's ``run_time``). Levels are served top first; within a level the most
 recently run requests stay in front (then by arrival). With ``promote=N``, a request idle for N
 consecutive steps returns to the top level (its accumulated time restarts).
+
+Only the requests that ran change level or recency, so the order is kept from step to step: the last
+step's batch is taken out, its members' levels are read again (their ``run_time`` only), and they go back in
+front of their levels (they ran last), by arrival among themselves; newcomers join the end of the top level
+(they never ran). Within each level that is the batch, then the others as they were, then the newcomers: the
+others stay sorted by level, so the batch and the newcomers are merged in where their levels start. When the policy cannot follow the host step by step (see
+:mod:`ltrsched.policies.tracking`), or a promotion is due, it sorts every live request instead. The order is
+the same either way.
 """
 
 from __future__ import annotations
@@ -13,10 +21,14 @@ from __future__ import annotations
 import numpy as np
 
 from ltrsched.policies.base import LiveView, Policy
+from ltrsched.policies.fastops import count_nonzero
 from ltrsched.policies.id_array import IdArray
 from ltrsched.policies.registry import register
+from ltrsched.policies.tracking import DueSteps, batch_positions, same_ids, snapshot_ids, split_by_tail
 
 MAX_LEVELS = 32
+
+_NEW = -(1 << 62)  # idle-run start of a request announced by on_arrival and not yet seen in a view
 
 
 @register
@@ -38,10 +50,32 @@ class MLFQ(Policy):
             self._bounds = quantum * np.cumsum(threshold ** np.arange(MAX_LEVELS, dtype=np.float64))
         self._last_run = IdArray(-1, np.int64)  # last step a request ran in
         self._time_base = IdArray(0.0)  # run_time at the last promotion to the top
+        self._idle_from = IdArray(_NEW, np.int64)  # promote: last step it ran (its first step - 1 before)
+        self._due = DueSteps()  # promote: step -> requests that will have been idle `promote` steps by then
+        self._flag = IdArray(False, np.bool_)  # scratch: marks finished requests
+        self._forget()
+
+    def _forget(self) -> None:
+        """Drop what was kept from the last step (the next rank sorts every live request)."""
+        self._view: LiveView | None = None  # the view last ranked
+        self._ids: np.ndarray | None = None  # its request ids (a snapshot)
+        self._order: np.ndarray | None = None  # the order returned for it
+        self._order_levels: np.ndarray | None = None  # the levels along that order
+        self._batch: np.ndarray | None = None  # positions of the requests that ran in its step
+        self._batch_ids: np.ndarray | None = None
+        self._batch_is_head = False  # the batch is order[:len(batch)]
+        self._settled = 0  # the order's first this many requests ran at the same step, listed by (level, position)
+        self._scheduled: np.ndarray | None = None  # the step's scheduled mask (when not the head)
+        self._next_step: int | None = None  # the step the next view must have for the kept order to hold
+        self._arrived: list[np.ndarray] = []  # announced since the last rank
+        self._finished: list[np.ndarray] = []  # and finished
 
     def prepare(self, requests) -> None:
         self._last_run.reset()
         self._time_base.reset()
+        self._idle_from.reset()
+        self._due.clear()
+        self._forget()
 
     def levels(self, view: LiveView) -> np.ndarray:
         """Current level of each live request."""
@@ -53,8 +87,169 @@ class MLFQ(Policy):
         executed = view.run_time - self._time_base[ids]
         return np.searchsorted(self._bounds, executed, side="right")
 
-    def rank(self, view: LiveView) -> np.ndarray:
-        return view.order_by(self.levels(view), -self._last_run[view.request_id])
+    # ------------------------------------------------------------------ hooks
+    def on_arrival(self, request_ids, now) -> None:
+        for arr in (self._last_run, self._time_base, self._idle_from, self._flag):
+            arr.reserve(request_ids)
+        if self.promote:
+            self._idle_from.data[request_ids] = _NEW
+        self._arrived.append(request_ids)
+
+    def on_finish(self, request_ids, now) -> None:
+        if self.promote:
+            self._idle_from[request_ids] = _NEW + 1  # never due again
+        self._finished.append(request_ids)
 
     def on_step(self, view: LiveView, scheduled: np.ndarray, step_time: float) -> None:
-        self._last_run[view.request_id[scheduled]] = view.step
+        followed = view is self._view
+        batch, is_head = batch_positions(self._order if followed else None, scheduled)
+        ids = view.request_id[batch]
+        try:  # (arrivals reserved their ids)
+            self._last_run.data[ids] = view.step
+        except IndexError:
+            self._last_run[ids] = view.step
+        if followed:
+            self._batch, self._batch_ids, self._batch_is_head = batch, ids, is_head
+            self._scheduled = None if is_head else scheduled
+            self._next_step = view.step + 1
+            if self.promote:
+                self._idle_from.data[ids] = view.step
+                self._due.add(view.step + 1 + self.promote, ids)
+
+    # ------------------------------------------------------------------ ranking
+    def rank(self, view: LiveView) -> np.ndarray:
+        order = None
+        if view.step == self._next_step:
+            order = self._follow(view)
+        if order is None:
+            if self.promote and view.step != self._next_step:
+                self._recount_idle(view)
+            levels = self.levels(view)
+            order = view.order_by(levels, -self._last_run[view.request_id])
+            self._order_levels = levels[order]
+            self._settled = 0
+        self._view, self._ids, self._order = view, snapshot_ids(view.request_id), order
+        self._next_step, self._batch = None, None
+        self._arrived.clear()
+        self._finished.clear()
+        return order
+
+    def _recount_idle(self, view: LiveView) -> None:
+        """promote: file every live request under the step it will have been idle ``promote`` steps."""
+        ids = view.request_id
+        idle = view.idle_steps
+        self._idle_from[ids] = view.step - 1 - idle
+        self._due.clear()
+        waiting = idle < self.promote  # the others are promoted while they wait (levels())
+        self._due.fill(ids[waiting], view.step + self.promote - idle[waiting])
+
+    def _promotions_due(self, view: LiveView) -> bool:
+        """promote: file newcomers; whether a request reaches ``promote`` idle steps now."""
+        step = view.step
+        idle_from = self._idle_from.data
+        for ids in self._arrived:
+            ids = ids[idle_from[ids] == _NEW]  # (not finished since)
+            idle_from[ids] = step - 1
+            self._due.add(step + self.promote, ids)
+        due = self._due.pop(step)
+        return due is not None and bool(count_nonzero(idle_from[due] == step - 1 - self.promote))
+
+    def _follow(self, view: LiveView) -> np.ndarray | None:
+        """The kept order updated for the step that ran (None: sort instead)."""
+        if self.promote and self._promotions_due(view):
+            return None  # a promotion moves a request that did not run: sort
+        ids = view.request_id
+        n = len(ids)
+        if n < 2:
+            return None
+        batch, batch_ids, order, levels = self._batch, self._batch_ids, self._order, self._order_levels
+        # the kept order without the batch: its members' keys did not change, nor did their relative order
+        if self._batch_is_head:
+            k = len(batch)
+            if k <= self._settled and not (self._arrived or self._finished) and same_ids(ids, self._ids):
+                # the batch is the head of the order, which it already led in (level, position) order: unless
+                # a member changed level, the order stands
+                new_levels = self._levels_of(view, batch, batch_ids)
+                if not count_nonzero(new_levels != levels[:k]):
+                    self._settled = k
+                    return order
+            rest, rest_levels = order[k:], levels[k:]
+        else:
+            out = ~self._scheduled[order]
+            rest, rest_levels = order[out], levels[out]
+        m = 0
+        if not (self._arrived or self._finished):
+            if not same_ids(ids, self._ids):
+                return None  # the live set changed unannounced
+        elif not (view.arrival_ordered and self._view.arrival_ordered):
+            return None  # where the others are listed now, and newcomers go, is unknown without a sort
+        else:
+            # requests finish after a step they ran in: the batch members that finished leave, the others
+            # keep their order (listed by arrival), and newcomers are listed after all of them
+            gone = 0
+            if self._finished:
+                finished = np.concatenate(self._finished) if len(self._finished) > 1 else self._finished[0]
+                flag = self._flag.data
+                try:  # (arrivals reserved their ids)
+                    flag[finished] = True
+                except IndexError:  # a finished request that never arrived: sort
+                    self._flag.reset()
+                    return None
+                done = flag[batch_ids]
+                flag[finished] = False
+                gone = int(count_nonzero(done))
+                if gone != len(finished):
+                    return None  # a request left that did not run (an abort): sort
+                left_at = np.sort(batch[done])  # positions in the last view
+                batch, batch_ids = batch[~done], batch_ids[~done]
+                if gone == 1:
+                    rest = rest - (rest > left_at[0])
+                    batch = batch - (batch > left_at[0])
+                else:
+                    rest = rest - left_at.searchsorted(rest)
+                    batch = batch - left_at.searchsorted(batch)
+            arrived = np.concatenate(self._arrived) if self._arrived else batch_ids[:0]
+            if not split_by_tail(len(self._ids) - gone, ids, arrived):
+                return None
+            m = len(arrived)
+        # the batch back in: new levels, in front of their levels (they ran last), by arrival among themselves
+        new_levels = self._levels_of(view, batch, batch_ids)
+        if view.arrival_ordered:
+            width = np.array(n)  # (a 0-d operand)
+            packed = new_levels * width
+            packed += batch
+            packed.sort()  # by (level, position): positions < n
+            new_levels, batch = np.divmod(packed, width)
+        else:
+            by = np.lexsort((batch_ids, view.at("arrival_time", batch), new_levels))
+            batch, new_levels = batch[by], new_levels[by]
+        if not m and (not len(rest) or not len(batch) or new_levels[-1] <= rest_levels[0]):
+            out, out_levels = np.concatenate((batch, rest)), np.concatenate((new_levels, rest_levels))
+            self._settled = len(batch)  # the batch leads, by (level, position), all run at the same step
+        else:
+            # within a level: the batch (ran last), then the others as they were, then newcomers (never ran,
+            # listed last; top level). The others are sorted by level: each batch member goes in front of its
+            # level among them, newcomers after the top level's others (a merge, no sort)
+            ins = rest_levels.searchsorted(new_levels)
+            if m:
+                top = int(new_levels.searchsorted(1))  # batch members at the top level
+                batch = np.concatenate((batch[:top], np.arange(n - m, n), batch[top:]))
+                new_levels = np.concatenate((new_levels[:top], np.zeros(m, dtype=new_levels.dtype), new_levels[top:]))
+                ins = np.concatenate((ins[:top], np.full(m, rest_levels.searchsorted(1)), ins[top:]))
+            dest = ins + np.arange(len(ins))  # where each goes in the order
+            out = np.empty(n, dtype=rest.dtype)
+            out_levels = np.empty(n, dtype=rest_levels.dtype)
+            out[dest] = batch
+            out_levels[dest] = new_levels
+            others = np.ones(n, dtype=bool)
+            others[dest] = False
+            out[others] = rest
+            out_levels[others] = rest_levels
+            self._settled = 0
+        out.flags.writeable = False  # (returned again while nothing changes: see order_check)
+        self._order_levels = out_levels
+        return out
+
+    def _levels_of(self, view: LiveView, positions: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """The current levels of the requests at ``positions`` (ids ``ids``), from their ``run_time``."""
+        return self._bounds.searchsorted(view.at("run_time", positions) - self._time_base.data[ids], side="right")

@@ -1,0 +1,163 @@
+"""The competition order under a key fixed for each request (LTR's score), kept from step to step.
+
+``view.order_by(key)`` sorts every live request every step. When each request's key never changes, the order
+changes only when the live set does: between arrivals and finishes it is the same array, and after them it is
+the last order without the requests that left, with the newcomers merged in. A stable sort of a few
+thousand float keys costs tens of microseconds; reusing the order costs nothing, and updating it a few
+passes over the live requests. The result is always ``view.order_by(key)``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ltrsched.policies.base import LiveView, order_by
+from ltrsched.policies.fastops import count_nonzero
+from ltrsched.policies.tracking import LiveIndex, is_ascending, same_ids, snapshot_ids
+
+#: Merge newcomers one by one only while they are at most this share of the live requests; past it a sort is
+#: cheaper (a burst's first step, say).
+_MERGE_MAX_SHARE = 0.25
+_ZERO = np.array(0)  # (a 0-d array operand spares numpy converting a Python int every call)
+
+
+class FixedKeyOrder:
+    """``view.order_by(key(view))`` for a ``key`` that is fixed per request, updated incrementally.
+
+    It works from the views alone, in any host and whatever order the host lists requests in (ties are broken
+    by arrival time, then request id, as :meth:`LiveView.order_by` does), finding where the requests of the
+    last order are listed now with a :class:`~ltrsched.policies.tracking.LiveIndex`. Told which requests left
+    and arrived (:meth:`departed`, :meth:`arrived`, from the policy's hooks), it takes a shortcut when the host
+    lists requests by arrival and their ids ascend (the simulator with the usual workloads): the requests that
+    stayed keep their order and move up by the number of requests listed before them that left.
+    """
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self._index: LiveIndex | None = None  # request id -> position, shared with a wrapper
+        self._ids: np.ndarray | None = None  # the listing the order is for (a snapshot)
+        self._ascending = False  # whether that listing's ids ascend
+        self._by_arrival = False  # whether it was listed by arrival
+        self._order: np.ndarray | None = None  # the order returned for it (read-only)
+        self._departed: list[np.ndarray] = []  # requests that left since (their ids)
+        self._arrived: list[np.ndarray] = []  # and arrived
+
+    def departed(self, request_ids: np.ndarray) -> None:
+        self._departed.append(request_ids)
+
+    def arrived(self, request_ids: np.ndarray) -> None:
+        self._arrived.append(request_ids)
+
+    def order(self, view: LiveView, key: Callable[[LiveView], np.ndarray]) -> np.ndarray:
+        """The competition order of ``view`` by ``key(view)`` (ascending), ties by arrival time, then id."""
+        ids = view.request_id
+        if same_ids(ids, self._ids):
+            self._departed.clear()
+            self._arrived.clear()
+            return self._order
+        n = len(ids)
+        order = None
+        ascending = False
+        if self._order is not None and n >= 2:
+            if self._ascending and self._by_arrival and view.arrival_ordered and (self._departed or self._arrived):
+                order, ascending = self._shift(view, ids, key)
+            if order is None:
+                order = self._update(view, key)
+        if order is None:
+            order = view.order_by(key(view))
+        if order is not self._order:
+            order.flags.writeable = False
+        self._ids, self._order = snapshot_ids(ids), order
+        self._ascending = ascending or is_ascending(ids)
+        self._by_arrival = view.arrival_ordered
+        self._departed.clear()
+        self._arrived.clear()
+        return order
+
+    def _shift(self, view: LiveView, ids: np.ndarray, key) -> tuple[np.ndarray | None, bool]:
+        """The last order for a listing that lost the departed requests and has the newcomers after the others;
+        and whether its ids still ascend. (None: not that listing.)"""
+        old = self._ids
+        n_old, n = len(old), len(ids)
+        left_at = old[:0]
+        if self._departed:
+            gone = np.concatenate(self._departed) if len(self._departed) > 1 else self._departed[0]
+            if len(gone) > 1:
+                gone = np.sort(gone)
+            # (the old listing's ids ascend; that every departed request was listed, once, the counts below
+            # check as far as the hooks' contract goes)
+            left_at = old.searchsorted(gone)
+            if left_at[-1] >= n_old:
+                return None, False  # a departed request that was not listed
+        n_kept = n_old - len(left_at)
+        m = n - n_kept
+        if self._arrived:
+            new = np.concatenate(self._arrived) if len(self._arrived) > 1 else self._arrived[0]
+            if m != len(new) or count_nonzero(ids[n_kept:] != np.sort(new)) or (
+                    n_kept and ids[n_kept] <= ids[n_kept - 1]):
+                return None, False  # newcomers not listed after the others, by id
+        elif m:
+            return None, False
+        kept = self._order
+        if len(left_at) == 1:
+            f = left_at.reshape(())  # (a 0-d operand)
+            kept = kept[kept != f]
+            kept -= kept > f
+        elif len(left_at):
+            out = np.zeros(n_old, dtype=bool)
+            out[left_at] = True
+            kept = kept[~out[kept]]
+            kept -= left_at.searchsorted(kept)
+        if not m:
+            return kept, True
+        if m > _MERGE_MAX_SHARE * n:
+            return None, False
+        return _merge(view, kept, np.arange(n_kept, n), key), True
+
+    def _update(self, view: LiveView, key) -> np.ndarray | None:
+        """The last order without the requests that left, with the newcomers merged in, for any listing (None:
+        sort instead)."""
+        self._index = index = LiveIndex.of(view, self._index)
+        n = len(view)
+        at = index.positions(self._ids[self._order])  # the last order's requests, positions now (-1: left)
+        kept = at[at >= _ZERO]
+        m = n - len(kept)
+        if not m:
+            return kept
+        if m > _MERGE_MAX_SHARE * n:
+            return None
+        listed = np.zeros(n, dtype=bool)
+        listed[kept] = True
+        return _merge(view, kept, (~listed).nonzero()[0], key)
+
+
+def _merge(view: LiveView, kept: np.ndarray, new: np.ndarray, key) -> np.ndarray:
+    """``kept`` (positions in order) with the positions ``new`` merged in by (key, arrival, id)."""
+    n = len(kept) + len(new)
+    keys = np.asarray(key(view))
+    arrival, rid = view.arrival_time, view.request_id
+    new = new[order_by(keys[new], arrival[new], rid[new])]
+    # where each newcomer goes: past every kept request with a smaller (key, arrival, id)
+    kept_keys = keys[kept]
+    new_keys = keys[new]
+    ins = kept_keys.searchsorted(new_keys, side="left")
+    ends = kept_keys.searchsorted(new_keys, side="right")
+    for j in (ends > ins).nonzero()[0].tolist():  # equal keys: then by arrival, then by id
+        lo, hi = int(ins[j]), int(ends[j])
+        seg = kept[lo:hi]
+        a, r = arrival[new[j]], rid[new[j]]
+        seg_arrival = arrival[seg]
+        a_lo = int(seg_arrival.searchsorted(a, side="left"))
+        a_hi = int(seg_arrival.searchsorted(a, side="right"))
+        ins[j] = lo + a_lo + int(rid[seg[a_lo:a_hi]].searchsorted(r, side="left"))
+    dest = ins + np.arange(len(new))
+    out = np.empty(n, dtype=np.intp)
+    out[dest] = new
+    rest = np.ones(n, dtype=bool)
+    rest[dest] = False
+    out[rest] = kept
+    return out

@@ -1,0 +1,170 @@
+"""Helpers for policies that keep state from step to step instead of recounting every live request.
+
+A policy that follows its host step by step (``rank`` on the view of step s, ``on_step`` on that same view,
+``on_finish``/``on_arrival``, then ``rank`` on the view of step s + 1) knows from the hooks what changed: which
+requests ran, finished or arrived. It can then update a few requests' state per step and re-derive the rest
+only when it loses track (a rank without ``on_step`` in between, a live set it cannot explain), by
+recounting from the view's columns as a stateless policy would. Results are the same either way.
+
+Here: comparing two views' listings (:func:`same_ids`), request id -> position (:class:`LiveIndex`), where
+a step's batch sits in the order (:func:`batch_positions`), and requests filed by the step at which something
+becomes due for them (:class:`DueSteps`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ltrsched.policies.base import LiveView
+from ltrsched.policies.fastops import count_nonzero
+
+
+def snapshot_ids(ids: np.ndarray) -> np.ndarray:
+    """``ids`` (a view's ``request_id`` column) kept for comparing with a later view's: the array itself when
+    nothing can change it (read-only and owning its memory, as the simulator's gathered columns are), else a copy."""
+    if ids.flags.writeable or ids.base is not None:
+        return ids.copy()
+    return ids
+
+
+def same_ids(ids: np.ndarray, snapshot: np.ndarray | None) -> bool:
+    """Whether a view lists the same requests in the same order as the one ``snapshot`` was taken from."""
+    if snapshot is None:
+        return False
+    return ids is snapshot or (len(ids) == len(snapshot) and not count_nonzero(ids != snapshot))
+
+
+_UNSET = np.array(-1)  # (0-d array operands spare numpy converting a Python int every call)
+
+
+class LiveIndex:
+    """Request id -> position in the latest view, kept from view to view; one per host, shared by a wrapper and
+    the policy it wraps (:meth:`of`). When the view lists ids in ascending order (a workload whose ids follow
+    arrival order, listed by arrival) a position is a binary search; otherwise an id -> position table is
+    rebuilt, only when the listing changed and someone asks.
+
+    Attributes:
+        version: bumped whenever the listing changes, so a policy that kept something per position knows
+            whether it still holds.
+    """
+
+    __slots__ = ("_pos", "_marked", "_ids", "_ascending", "version")
+
+    def __init__(self):
+        self._pos = np.full(1024, -1, dtype=np.intp)
+        self._marked: np.ndarray | None = None  # the listing whose positions _pos holds
+        self._ids: np.ndarray | None = None  # the listing followed (a snapshot)
+        self._ascending: bool | None = None  # whether it lists ids in ascending order (None: not checked)
+        self.version = 0
+
+    @classmethod
+    def of(cls, view: LiveView, last: "LiveIndex | None") -> "LiveIndex":
+        """The index for ``view``: the one another policy already brought up to date for it, else ``last`` (the
+        caller's from earlier steps, or a new one) brought up to date."""
+        return view.shared("#live_index", lambda: (cls() if last is None else last)._follow(view.request_id))
+
+    def _follow(self, ids: np.ndarray) -> "LiveIndex":
+        if not same_ids(ids, self._ids):
+            self._ids = snapshot_ids(ids)
+            self._ascending = None
+            self.version += 1
+        return self
+
+    @property
+    def ascending(self) -> bool:
+        """Whether the view lists request ids in ascending order."""
+        if self._ascending is None:
+            self._ascending = is_ascending(self._ids)
+        return self._ascending
+
+    def positions(self, ids: np.ndarray, listed: bool = False) -> np.ndarray:
+        """Positions of ``ids`` in the view; -1 for an id it does not list, unless the caller knows every one is
+        ``listed`` (then nothing is checked). Ids are non-negative."""
+        listing = self._ids
+        if self.ascending:
+            at = listing.searchsorted(ids)
+            if listed:
+                return at
+            found = listing[np.minimum(at, len(listing) - 1)] == ids if len(listing) else np.zeros(len(ids), bool)
+            return np.where(found, at, _UNSET)
+        pos = self._pos
+        if self._marked is not listing:
+            if self._marked is not None:
+                pos[self._marked] = _UNSET
+            self._marked = listing
+            try:
+                pos[listing] = np.arange(len(listing))
+            except IndexError:  # an id beyond the table: grow it
+                self._pos = pos = np.full(max(2 * len(pos), int(listing.max()) + 1), -1, dtype=np.intp)
+                pos[listing] = np.arange(len(listing))
+        try:
+            return pos[ids]
+        except IndexError:  # ids beyond the table are listed nowhere
+            return np.where(ids < len(pos), pos[np.minimum(ids, len(pos) - 1)], _UNSET)
+
+
+def is_ascending(ids: np.ndarray) -> bool:
+    """Whether ``ids`` strictly ascend."""
+    return len(ids) < 2 or not count_nonzero(ids[1:] <= ids[:-1])
+
+
+def batch_positions(order: np.ndarray | None, scheduled: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The positions of the ``scheduled`` requests, and whether they are the head of ``order`` (the order the
+    policy returned for the view). Hosts form the batch as a prefix of the order, so that is usually a slice
+    (no pass over every live request); else the positions in ascending order."""
+    k = int(count_nonzero(scheduled))
+    if order is not None and k <= len(order):
+        head = order[:k]
+        if count_nonzero(scheduled[head]) == k:
+            return head, True
+    return scheduled.nonzero()[0], False
+
+
+def split_by_tail(before: int, after: np.ndarray, arrived: np.ndarray) -> bool:
+    """Whether the last ``len(arrived)`` entries of ``after`` (a view's ids) are exactly ``arrived`` (in any
+    order), with ``before`` entries ahead of them: newcomers listed after every request that stayed."""
+    m = len(arrived)
+    if before + m != len(after):
+        return False
+    if not m:
+        return True
+    tail = after[before:]
+    return bool(np.array_equal(np.sort(tail), np.sort(arrived)))
+
+
+class DueSteps:
+    """Requests keyed by the step at which something becomes due for them (e.g. a promotion after T idle
+    steps). Entries are never removed early: whoever pops a step checks that each request is still due."""
+
+    __slots__ = ("_due",)
+
+    def __init__(self):
+        self._due: dict[int, list[np.ndarray]] = {}
+
+    def clear(self) -> None:
+        self._due.clear()
+
+    def add(self, step: int, ids: np.ndarray) -> None:
+        if len(ids):
+            got = self._due.get(step)
+            if got is None:
+                self._due[step] = [ids]
+            else:
+                got.append(ids)
+
+    def pop(self, step: int) -> np.ndarray | None:
+        """The requests filed under ``step`` (None if none), forgotten here."""
+        got = self._due.pop(step, None)
+        if got is None:
+            return None
+        return got[0] if len(got) == 1 else np.concatenate(got)
+
+    def fill(self, ids: np.ndarray, steps: np.ndarray) -> None:
+        """File every ``ids[i]`` under ``steps[i]`` (after a recount)."""
+        if not len(ids):
+            return
+        order = steps.argsort(kind="stable")
+        steps, ids = steps[order], ids[order]
+        cuts = np.flatnonzero(steps[1:] != steps[:-1]) + 1
+        for part_ids, step in zip(np.split(ids, cuts), steps[np.r_[0, cuts]].tolist()):
+            self.add(int(step), part_ids)

@@ -1,0 +1,233 @@
+"""Policies that keep state from step to step (LTR's kept order, starvation prevention's due steps, MLFQ's
+kept order) rank exactly as their stateless references, which recount every live request from the view's
+columns each step (tests/reference_policies.py): in the simulator under memory pressure, swap and recompute,
+vLLM V1 semantics, and with a scripted host that lists requests in any order, skips hooks, ranks a step twice
+or jumps steps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import LinearProfile, make_workload
+from ltrsched.policies import LiveView, RequestState, make_policy
+from ltrsched.sim import SimConfig, simulate
+from ltrsched.workloads import apply_arrivals, load_workload
+from reference_policies import Lockstep
+
+STATEFUL = [
+    "ltr:tau=0.5", "oracle:tau=0.8", "ltr:tau=0.5,starve=20,quantum=3", "ltr:tau=0.7,starve=1,quantum=1",
+    "fcfs:starve=10,quantum=2", "srtf:starve=5,quantum=4", "class:bucket=100,starve=8,quantum=2",
+    "mlfq", "mlfq:quantum=0.01,threshold=1.5", "mlfq:quantum=0.005,threshold=1", "mlfq:quantum=0.01,promote=6",
+    "mlfq:quantum=0.02,threshold=3,promote=1", "mlfq:starve=15,starve_quantum=2",
+    "mlfq:quantum=0.01,promote=9,starve=4,starve_quantum=3",
+]
+
+
+@pytest.mark.parametrize("spec", STATEFUL)
+@pytest.mark.parametrize("config", [
+    dict(), dict(num_gpu_blocks=700), dict(num_gpu_blocks=600, preemption="recompute"),
+    dict(num_gpu_blocks=800, preemption="recompute", semantics="vllm-v1", max_num_seqs=24),
+], ids=["roomy", "swap", "recompute", "vllm-v1"])
+def test_same_order_as_the_stateless_reference_in_the_simulator(spec, config):
+    wl = apply_arrivals(load_workload("sharegpt", num_requests=150, seed=0), "poisson", rate=40.0, seed=1)
+    policy = Lockstep(make_policy(spec))
+    simulate(wl, policy, SimConfig(stop_time=60.0, **config))
+    assert policy.steps > 100
+
+
+workloads = st.integers(min_value=1, max_value=30).flatmap(
+    lambda n: st.tuples(
+        st.lists(st.integers(1, 120), min_size=n, max_size=n),
+        st.lists(st.integers(1, 60), min_size=n, max_size=n),
+        st.lists(st.floats(0, 1.0, allow_nan=False).map(lambda t: round(t, 1)), min_size=n, max_size=n),
+        st.lists(st.sampled_from([0.1, 0.5, 0.5, 0.9, float("nan")]), min_size=n, max_size=n),
+    )
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(wl=workloads, spec=st.sampled_from(["ltr", "ltr:starve=3,quantum=2", "mlfq:quantum=0.02",
+                                           "mlfq:quantum=0.02,promote=4", "mlfq:quantum=0.01,starve=3,starve_quantum=1"]),
+       seqs=st.integers(1, 8), blocks=st.integers(12, 60), preemption=st.sampled_from(["swap", "recompute"]),
+       semantics=st.sampled_from(["paper", "vllm-v1"]), shuffle=st.booleans())
+def test_same_order_on_random_workloads(wl, spec, seqs, blocks, preemption, semantics, shuffle):
+    """Ties in scores (and NaN scores), arrivals at equal times, rows out of arrival order (the simulator
+    then does not vouch for its listing), tiny KV caches."""
+    prompts, outputs, arrivals, scores = wl
+    workload = make_workload(prompts, outputs, arrivals, score=scores)
+    if shuffle:
+        from ltrsched.workloads.schema import Workload
+
+        workload = Workload(workload.df.reverse(), workload.name, workload.meta)
+    blocks = max(blocks, -(-max(p + o for p, o in zip(prompts, outputs)) // 4))
+    config = SimConfig(profile=LinearProfile(blocks=blocks, kv_bytes_per_token=64), max_num_batched_tokens=64,
+                       max_num_seqs=seqs, block_size=4, watermark=0.0, semantics=semantics,
+                       preemption="recompute" if semantics == "vllm-v1" else preemption,
+                       stop_time=15.0)  # (a policy may thrash a tiny cache for a long time)
+    policy = Lockstep(make_policy(spec))
+    simulate(workload, policy, config)
+    assert policy.steps > 0
+
+
+class ScriptedHost:
+    """A host driven by a random script: it lists live requests in arrival order or shuffled, forms batches
+    that are a prefix of the order or not, and may skip ``on_step``, rank a step twice or number steps with
+    gaps. Its columns follow their definitions (idle_steps counts the steps a request was left out)."""
+
+    def __init__(self, rng: np.random.Generator, n: int, skip_steps: bool = True):
+        self.rng = rng
+        self.skip_steps = skip_steps
+        self.arrival = np.round(rng.uniform(0, 3, n), 1)
+        self.rid = rng.permutation(n) * 3 + 1  # ids neither dense nor in arrival order
+        self.score = np.where(rng.random(n) < 0.2, np.nan, np.round(rng.random(n), 1))
+        self.output = rng.integers(1, 40, n)
+        self.generated = np.zeros(n, dtype=np.int64)
+        self.run_time = np.zeros(n)
+        self.idle = np.zeros(n, dtype=np.int64)  # steps left out since it last ran (or arrived)
+        self.live: list[int] = []
+        self.waiting = list(np.lexsort((self.rid, self.arrival)))  # not yet arrived, by arrival
+        self.step = 0
+
+    def columns(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        return {
+            "request_id": self.rid[rows], "arrival_time": self.arrival[rows], "prompt_tokens": np.full(len(rows), 8),
+            "output_tokens": self.output[rows], "generated_tokens": self.generated[rows],
+            "computed_tokens": self.generated[rows], "state": np.full(len(rows), int(RequestState.WAITING), np.int8),
+            "idle_steps": self.idle[rows].copy(), "run_time": self.run_time[rows].copy(),
+            "score": self.score[rows], "po_estimate": np.full(len(rows), np.nan),
+            "predicted_length": np.full(len(rows), np.nan),
+        }
+
+    def run(self, policy, steps: int) -> None:
+        rng = self.rng
+        policy.prepare({"request_id": self.rid, "arrival_time": self.arrival, "prompt_tokens": np.full(len(self.rid), 8),
+                        "output_tokens": self.output, "score": self.score,
+                        "po_estimate": np.full(len(self.rid), np.nan), "predicted_length": np.full(len(self.rid), np.nan)})
+        for _ in range(steps):
+            k = int(rng.integers(0, 4)) if self.waiting else 0
+            new, self.waiting = self.waiting[:k], self.waiting[k:]
+            if new:
+                self.idle[new] = 0
+                self.live += new
+                policy.on_arrival(self.rid[new], float(self.step))
+            if not self.live:
+                if not self.waiting:
+                    return
+                continue
+            listed = rng.random() < 0.7
+            rows = np.array(sorted(self.live, key=lambda i: (self.arrival[i], self.rid[i])) if listed
+                            else rng.permutation(self.live), dtype=np.int64)
+            view = LiveView(self.columns(rows), None, now=float(self.step), step=self.step, arrival_ordered=listed)
+            order = policy.rank(view)
+            if rng.random() < 0.05:  # rank the same step again (no on_step in between)
+                order = policy.rank(view)
+            size = int(rng.integers(1, len(rows) + 1))
+            if rng.random() < 0.8:
+                chosen = order[:size]
+            else:
+                chosen = rng.choice(len(rows), size=size, replace=False)
+            scheduled = np.zeros(len(rows), dtype=bool)
+            scheduled[chosen] = True
+            ran = rows[scheduled]
+            dt = float(rng.choice([0.004, 0.01, 0.03]))
+            self.run_time[ran] += dt
+            self.generated[ran] += 1
+            self.idle[rows[~scheduled]] += 1
+            self.idle[ran] = 0
+            if rng.random() < 0.95 or not self.skip_steps:  # (a host that skips on_step breaks the contract)
+                policy.on_step(view, scheduled, dt)
+            done = ran[self.generated[ran] >= self.output[ran]]
+            if len(done):
+                self.live = [i for i in self.live if i not in set(done.tolist())]
+                policy.on_finish(self.rid[done], float(self.step))
+            self.step += 1 if rng.random() < 0.97 else int(rng.integers(2, 5))
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("spec", ["ltr", "ltr:starve=4,quantum=2", "srtf:starve=2,quantum=1", "mlfq:quantum=0.02",
+                                  "mlfq:quantum=0.01,threshold=1.5,promote=5",
+                                  "mlfq:quantum=0.02,starve=3,starve_quantum=2"])
+def test_same_order_under_a_scripted_host(spec, seed):
+    policy = Lockstep(make_policy(spec))
+    # skipping on_step tests MLFQ's fallback; starvation prevention counts quantum steps from idle_steps
+    # instead (0 exactly when a request ran the step before), which a host that skips on_step still keeps
+    ScriptedHost(np.random.default_rng(seed), 60, skip_steps="starve" not in spec).run(policy, 400)
+    assert policy.steps > 50
+
+
+def test_live_view_at_reads_the_positions_only():
+    full = np.arange(10.0) * 2
+    index = np.array([7, 3, 5, 1])
+    view = LiveView({"run_time": full, "idle_steps": lambda idx: idx + 100}, index, now=0.0, step=0)
+    assert view.at("run_time", np.array([2, 0])).tolist() == [10.0, 14.0]
+    assert view.at("idle_steps", np.array([1])).tolist() == [103]
+    assert "run_time" not in view._cache  # nothing gathered for every live request
+    view.column("run_time")
+    assert view.at("run_time", np.array([3])).tolist() == [2.0]
+    with pytest.raises(AttributeError):
+        view.at("nope", np.array([0]))
+
+
+@pytest.mark.parametrize("spec", ["ltr:tau=0.5,starve=6,quantum=2", "mlfq:quantum=0.01,promote=5", "ltr:tau=0.5"])
+@pytest.mark.parametrize("router", ["round-robin", "least-outstanding", "rank:tau=0.5"])
+def test_same_order_as_the_stateless_reference_in_a_cluster(spec, router):
+    """Each replica ranks with its own copy of the policy (its own arrivals, finishes and steps)."""
+    from ltrsched.routers import make_router
+    from ltrsched.sim.cluster import simulate_cluster
+
+    wl = apply_arrivals(load_workload("sharegpt", num_requests=200, seed=0), "poisson", rate=60.0, seed=2)
+    policy = Lockstep(make_policy(spec))
+    result = simulate_cluster(wl, policy, SimConfig(num_gpu_blocks=500, stop_time=30.0), replicas=3,
+                              router=make_router(router))
+    assert result.summary["num_preemptions"] > 0  # (the case exercises preemption)
+    # the copies ranked (the object passed in is replica 0's)
+    assert policy.steps > 50
+
+
+@pytest.mark.vllm
+@pytest.mark.usefixtures("vllm_scheduler_code")
+@pytest.mark.parametrize("spec", ["ltr:tau=0.5,starve=5,quantum=2", "mlfq:quantum=0.02", "mlfq:quantum=0.01,promote=4"])
+def test_same_order_as_the_stateless_reference_in_the_engine(spec):
+    """The engine adapter lists requests by slot without vouching for arrival order and announces one arrival at
+    a time; aborts from outside remove requests that ran and requests that never did (on_finish without a
+    step)."""
+    from vllm.v1.request import RequestStatus
+
+    from ltrsched.engine.emulate import EngineConfig, emulate, emulated_driver
+
+    rng = np.random.default_rng(7)
+    n = 40
+    workload = make_workload(rng.integers(1, 90, n), rng.integers(1, 40, n), np.sort(rng.exponential(0.02, n).cumsum()))
+    policy = Lockstep(make_policy(spec))
+    result = emulate(workload, policy, LinearProfile(overhead=0.01, per_token=0.001, per_kv=1e-5, blocks=59).step_time,
+                     EngineConfig(num_gpu_blocks=60, max_num_batched_tokens=40, max_num_seqs=6, max_resident_seqs=24))
+    assert policy.steps > 50 and result.summary["num_preemptions"] > 0
+
+    # aborts mid-run: of requests that ran and of requests still waiting (on_finish without a step)
+    from ltrsched.engine.replay import request_infos
+
+    policy = Lockstep(make_policy(spec))
+    profile = LinearProfile(overhead=0.01, per_token=0.001, per_kv=1e-5, blocks=59)
+    driver = emulated_driver(EngineConfig(num_gpu_blocks=60, max_num_batched_tokens=40, max_num_seqs=4),
+                             profile.step_time)
+    policy.prepare(workload.policy_columns(0))
+    driver.begin(policy)
+    for info in request_infos(workload, 0)[:20]:
+        driver.add(info)
+    driver.start()
+    aborted = 0
+    while driver.has_unfinished():
+        driver.step()
+        if policy.steps % 7 == 3:
+            table = driver.scheduler.table
+            live = table.request_id[table.live]
+            if len(live) > 2:
+                ran = table.generated_tokens[table.live] > 0
+                pick = [str(live[ran][0])] if ran.any() else []
+                pick += [str(live[~ran][-1])] if (~ran).any() else []
+                driver.scheduler.finish_requests(pick, RequestStatus.FINISHED_ABORTED)
+                aborted += len(pick)
+    assert aborted >= 4 and policy.steps > 20
