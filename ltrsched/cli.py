@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "label-report": ("ltrsched.predictors.commands:label_report", "Held-out tau on a served model's labels: rankers, ceiling, learning curve."),
     "ensemble": ("ltrsched.predictors.commands:ensemble", "Combine rank predictors (z-scored scores, weighted)."),
     "reproduce": ("ltrsched.experiments.commands:reproduce", "The paper's tables and figures, simulated, beside the paper's."),
+    "real-model-results": ("ltrsched.experiments.real_model_collect:real_model_results",
+                           "Gather a real-model validate run, label report and ranker for reproduce's real-engine section."),
     "sweep": ("ltrsched.experiments.commands:sweep", "Policies x workloads x rates x profiles from a TOML/JSON file."),
     "capacity": ("ltrsched.experiments.commands:capacity", "Highest Poisson rate per policy that meets given SLOs."),
     "replay": ("ltrsched.validation.commands:replay", "Serve a workload on real vLLM (CPU build or GPU) with a policy."),

