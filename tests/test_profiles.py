@@ -27,7 +27,7 @@ from ltrsched.sim.step_shape import StepShape
 BUILTINS = ("a100-llama3-8b", "a100-llama3-70b-tp8", "h100-llama3-8b",
             "a100-llama3-8b-vllm041-eager", "a100-llama3-70b-tp8-vllm041-eager")
 #: Profiles measured with `ltrsched profile` on our machines (the CPU engine).
-MEASURED = ("cpu-llama-tiny",)
+MEASURED = ("cpu-llama-tiny", "cpu-smollm2")
 MS = 1e-3
 
 
