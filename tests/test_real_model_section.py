@@ -77,6 +77,21 @@ def test_collect_then_render(validation_dir, tmp_path):
     assert (tmp_path / "rendered" / "tables" / "real-model-ratios.md").is_file()
 
 
+def test_one_repeat_is_engine_without_a_number(tmp_path):
+    """validate writes a single repeat to engine/, not engine-0/."""
+    root = tmp_path / "val"
+    for policy, lpt in (("fcfs", 1.0), ("ltr", 0.5)):
+        _run(root / "runs" / "burst" / policy / "engine", "burst", policy, lpt, repeat=0)
+        _run(root / "runs" / "burst" / policy / "sim", "burst", policy, lpt)
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps(LABELS))
+    out = tmp_path / "results.json"
+    r = run_cli("real-model-results", str(root), "--labels-report", str(report), "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    engine = json.loads(out.read_text())["cases"]["burst"]["policies"]["ltr"]["engine"]
+    assert engine["repeats"] == 1 and engine["latency_per_token_mean"] == 0.5
+
+
 def test_starvation_check_fails_when_the_mean_moves(validation_dir, tmp_path):
     root, report = validation_dir
     summary = root / "runs" / "burst" / "ltr_starve=200_quantum=10" / "engine-0" / "summary.json"

@@ -67,7 +67,8 @@ def collect_validation(directory: Path) -> tuple[dict, list[str], str | None]:
     host = None
     for case_dir in sorted(p for p in runs.iterdir() if p.is_dir()):
         for policy_dir in sorted(p for p in case_dir.iterdir() if p.is_dir()):
-            engine_runs = sorted(policy_dir.glob("engine-*"))
+            # validate writes engine/ for one repeat, engine-0/, engine-1/, ... for several
+            engine_runs = sorted(p for p in policy_dir.glob("engine*") if p.is_dir())
             if not engine_runs or not (policy_dir / "sim").is_dir():
                 continue
             repeats, meta = [], {}
