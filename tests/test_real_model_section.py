@@ -92,6 +92,20 @@ def test_one_repeat_is_engine_without_a_number(tmp_path):
     assert engine["repeats"] == 1 and engine["latency_per_token_mean"] == 0.5
 
 
+def test_two_directories_pool_their_repeats(validation_dir, tmp_path):
+    root, report = validation_dir
+    more = tmp_path / "val2"
+    _run(more / "runs" / "burst" / "ltr" / "engine-0", "burst", "ltr", 0.85, repeat=0)
+    _run(more / "runs" / "burst" / "ltr" / "sim", "burst", "ltr", 0.99)  # the first directory's sim run stays
+    out = tmp_path / "results.json"
+    r = run_cli("real-model-results", str(root), str(more), "--labels-report", str(report), "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    ltr = json.loads(out.read_text())["cases"]["burst"]["policies"]["ltr"]
+    assert ltr["engine"]["repeats"] == 3
+    assert ltr["engine"]["latency_per_token_mean"] == pytest.approx((0.55 * 0.9 + 0.55 * 1.1 + 0.85) / 3)
+    assert ltr["sim"]["latency_per_token_mean"] == 0.54
+
+
 def test_starvation_check_fails_when_the_mean_moves(validation_dir, tmp_path):
     root, report = validation_dir
     summary = root / "runs" / "burst" / "ltr_starve=200_quantum=10" / "engine-0" / "summary.json"

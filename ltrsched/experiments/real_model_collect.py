@@ -57,35 +57,42 @@ def _mean_over(repeats: list[dict]) -> dict:
     return out
 
 
-def collect_validation(directory: Path) -> tuple[dict, list[str], str | None]:
-    """Cases -> policies -> {"engine": mean over repeats (and each repeat), "sim": ...}; the commands; the host."""
-    runs = directory / "runs"
-    if not runs.is_dir():
-        raise UserError(f"{directory}: not a validate directory (no runs/)")
-    cases: dict = {}
+def collect_validation(directories: list[Path]) -> tuple[dict, list[str], str | None]:
+    """Cases -> policies -> {"engine": mean over repeats (and each repeat), "sim": ...}; the commands; the host.
+
+    Several directories pool their engine repeats of the same case and policy (e.g. a later run adding
+    repeats); the simulator's run of a case and policy is taken from the first directory that has it."""
+    repeats_of: dict[tuple[str, str], list[dict]] = {}
+    sims: dict[tuple[str, str], dict] = {}
     commands: list[str] = []
     host = None
-    for case_dir in sorted(p for p in runs.iterdir() if p.is_dir()):
-        for policy_dir in sorted(p for p in case_dir.iterdir() if p.is_dir()):
-            # validate writes engine/ for one repeat, engine-0/, engine-1/, ... for several
-            engine_runs = sorted(p for p in policy_dir.glob("engine*") if p.is_dir())
-            if not engine_runs or not (policy_dir / "sim").is_dir():
-                continue
-            repeats, meta = [], {}
-            for run in engine_runs:
-                got, meta = side_metrics(run)
-                repeats.append(got)
-            sim, _ = side_metrics(policy_dir / "sim")
-            case = meta.get("case", case_dir.name)
-            policy = meta.get("policy", policy_dir.name)
-            host = host or meta.get("host")
-            if meta.get("command") and meta["command"] not in commands:
-                commands.append(meta["command"])
-            engine = _mean_over(repeats)
-            engine["each_repeat"] = repeats
-            cases.setdefault(case, {"policies": {}})["policies"][policy] = {"engine": engine, "sim": sim}
-    if not cases:
-        raise UserError(f"{directory}: no finished engine + simulator runs under runs/")
+    for directory in directories:
+        runs = directory / "runs"
+        if not runs.is_dir():
+            raise UserError(f"{directory}: not a validate directory (no runs/)")
+        for case_dir in sorted(p for p in runs.iterdir() if p.is_dir()):
+            for policy_dir in sorted(p for p in case_dir.iterdir() if p.is_dir()):
+                # validate writes engine/ for one repeat, engine-0/, engine-1/, ... for several
+                engine_runs = sorted(p for p in policy_dir.glob("engine*") if p.is_dir())
+                if not engine_runs or not (policy_dir / "sim").is_dir():
+                    continue
+                repeats, meta = [], {}
+                for run in engine_runs:
+                    got, meta = side_metrics(run)
+                    repeats.append(got)
+                key = (meta.get("case", case_dir.name), meta.get("policy", policy_dir.name))
+                repeats_of.setdefault(key, []).extend(repeats)
+                sims.setdefault(key, side_metrics(policy_dir / "sim")[0])
+                host = host or meta.get("host")
+                if meta.get("command") and meta["command"] not in commands:
+                    commands.append(meta["command"])
+    if not repeats_of:
+        raise UserError(f"{', '.join(map(str, directories))}: no finished engine + simulator runs under runs/")
+    cases: dict = {}
+    for (case, policy), repeats in repeats_of.items():
+        engine = _mean_over(repeats)
+        engine["each_repeat"] = repeats
+        cases.setdefault(case, {"policies": {}})["policies"][policy] = {"engine": engine, "sim": sims[(case, policy)]}
     return cases, commands, host
 
 
@@ -109,7 +116,7 @@ def predictor_share(ranker: Path, workload: str, num_requests: int | None, seed:
 
 
 @click.command("real-model-results")
-@click.argument("validation", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("validation", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--labels-report", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="report.json written by `ltrsched label-report`.")
 @click.option("--ranker", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -120,7 +127,8 @@ def predictor_share(ranker: Path, workload: str, num_requests: int | None, seed:
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=RESULTS, show_default=True,
               help="Results JSON (the default is the file `reproduce` renders).")
 def real_model_results(validation, labels_report, ranker, workload, num_requests, seed, out):
-    """Gather a real-model validate run, its label report and ranker into reproduce's real-engine section."""
+    """Gather real-model validate runs (VALIDATION directories: repeats of a case and policy pool), the label
+    report and the ranker into reproduce's real-engine section."""
     if ranker is not None and workload is None:
         raise UserError("--ranker needs --workload (and -n/--seed as given to validate): the prompts it scores")
     labels = _read_json(labels_report)
