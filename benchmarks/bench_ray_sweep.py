@@ -2,18 +2,23 @@
 
 Runs ``ltrsched sweep`` on a 200-run sweep (5 policies x 8 Poisson rates x 5 seeds, ``--requests``
 requests each) with ``--backend process`` and ``--backend ray`` on the same machine, alternating which
-goes first in each repeat, each into a fresh output directory, and reports every wall time and the CPU
+goes first in each repeat, each into a fresh output directory (after an untimed one-run sweep that
+builds the workload's cache, which would otherwise be charged to the first invocation), and reports every wall time and the CPU
 time of the command's whole process tree (workers and Ray's daemons included), the median of each, and
 the Ray/pool ratios per pair. On a machine shared with other jobs, wall time depends on the CPU share
 each invocation wins (Ray's extra busy processes win more of a contended machine); the CPU time is the
-cost that does not depend on the machine's other load. Every output file of every invocation is compared with the
+cost that depends least on the machine's other load. It is exact where the benchmark may create a
+cgroup of its own (as root: each command runs in a fresh one, cgroup v1 ``cpuacct`` or v2), and sampled
+with psutil otherwise (see :func:`measure`). Every output file of every invocation is compared with the
 first pool invocation's, byte for byte, except the summaries' wall-clock fields (``wall_time_s``,
 ``speedup_vs_real_time``: the simulator's own timing of itself), which are left out of ``summary.json``
-and ``sweep.csv`` before comparing. It also times a bare local ``ray.init()`` + ``ray.shutdown()``
-(Ray's fixed cost) in a child process.
+and ``sweep.csv`` before comparing. It also measures a bare local Ray start (the backend's ``ray.init``
+arguments, ``--jobs`` trivial tasks, ``ray.shutdown()``: Ray's fixed cost) in a child process;
+``bench_ray_start.py`` does that for other ``ray.init`` options.
 
     python benchmarks/bench_ray_sweep.py --repeat 3                  # 200 runs x 200 requests
     python benchmarks/bench_ray_sweep.py --repeat 3 --requests 1000  # 200 runs x 1000 requests
+    taskset -c 0 python benchmarks/bench_ray_sweep.py --repeat 1 [--ray-first]  # on one core (children inherit it)
 """
 
 from __future__ import annotations
@@ -39,6 +44,14 @@ seeds = [0, 1, 2, 3, 4]
 num_requests = {requests}
 """
 
+WARM_UP = """workloads = ["sharegpt"]
+policies = ["fcfs"]
+arrival = "poisson"
+rates = [2.0]
+seeds = [0]
+num_requests = {requests}
+"""
+
 
 def files(root: Path) -> dict[str, bytes]:
     """Every output file (lock files aside) with the wall-clock fields left out."""
@@ -58,17 +71,59 @@ def files(root: Path) -> dict[str, bytes]:
     return out
 
 
-def sweep(work: Path, backend: str, out: str, jobs: int) -> tuple[float, float]:
-    """Wall time [s] of one ``ltrsched sweep``, and the CPU time [s] (user + system) of its whole process
-    tree: the command, its pool workers or its Ray daemons and workers (sampled every 0.1 s, so a process
-    that ends between samples loses at most 0.1 s)."""
+def _cgroup() -> tuple[Path, str] | None:
+    """A fresh cgroup of this benchmark's own and the file holding its CPU time, where this user may create one
+    (cgroup v1 ``cpuacct``: ``cpuacct.usage`` [ns]; v2: ``cpu.stat``'s ``usage_usec``); None otherwise."""
+    for root, usage in ((Path("/sys/fs/cgroup/cpuacct"), "cpuacct.usage"), (Path("/sys/fs/cgroup"), "cpu.stat")):
+        if (root / usage).exists() or (root / "cgroup.controllers").exists():
+            group = root / f"bench-ray-{os.getpid()}-{time.monotonic_ns()}"
+            try:
+                group.mkdir()
+            except OSError:
+                continue
+            return group, usage
+    return None
+
+
+def _cgroup_seconds(group: Path, usage: str) -> float:
+    text = (group / usage).read_text()
+    if usage == "cpu.stat":
+        return int(next(ln.split()[1] for ln in text.splitlines() if ln.startswith("usage_usec"))) / 1e6
+    return int(text) / 1e9
+
+
+def measure(cmd: list[str], cwd: Path | None = None) -> tuple[float, float, str, str, int, str]:
+    """Run ``cmd``: its wall time [s], the CPU time [s] (user + system) of its whole process tree (pool
+    workers, Ray's daemons and workers, orphans included), its stdout, stderr and exit code, and how the CPU
+    time was counted: ``cgroup`` (exact: a cgroup of its own, where one may be created; processes the command
+    left behind are waited for, up to 10 s) or ``sampled`` (psutil, every 0.1 s: a process that ends between
+    samples loses at most 0.1 s, and one that lives less is missed)."""
     import psutil
 
+    cg = _cgroup()
+    enter = None
+    if cg is not None:
+        procs = cg[0] / "cgroup.procs"
+
+        def enter():
+            procs.write_text(str(os.getpid()))
+
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "ltrsched.cli", "sweep", "s.toml", "--out", out, "--backend", backend,
-                             "--jobs", str(jobs)], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=enter)
+    if cg is not None:
+        stdout, stderr = proc.communicate()
+        wall = time.perf_counter() - t0
+        deadline = time.monotonic() + 10
+        while (cg[0] / "cgroup.procs").read_text().strip() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        cpu = _cgroup_seconds(*cg)
+        try:
+            cg[0].rmdir()
+        except OSError:
+            pass
+        return wall, cpu, stdout, stderr, proc.returncode, "cgroup"
     root = psutil.Process(proc.pid)
-    cpu: dict[tuple[int, float], float] = {}
+    cpu_of: dict[tuple[int, float], float] = {}
     while proc.poll() is None:
         try:
             tree = [root, *root.children(recursive=True)]
@@ -77,24 +132,45 @@ def sweep(work: Path, backend: str, out: str, jobs: int) -> tuple[float, float]:
         for p in tree:
             try:
                 t = p.cpu_times()
-                cpu[(p.pid, p.create_time())] = t.user + t.system
+                cpu_of[(p.pid, p.create_time())] = t.user + t.system
             except psutil.NoSuchProcess:
                 pass
         time.sleep(0.1)
     stdout, stderr = proc.communicate()
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0 or "200 runs simulated, 0 reused" not in stdout:
+    return time.perf_counter() - t0, sum(cpu_of.values()), stdout, stderr, proc.returncode, "sampled"
+
+
+def sweep(work: Path, backend: str, out: str, jobs: int) -> tuple[float, float, str]:
+    """Wall time [s] of one ``ltrsched sweep``, the CPU time [s] of its whole process tree and how that was
+    counted (see :func:`measure`)."""
+    wall, cpu, stdout, stderr, rc, how = measure(
+        [sys.executable, "-m", "ltrsched.cli", "sweep", "s.toml", "--out", out, "--backend", backend, "--jobs", str(jobs)],
+        cwd=work)
+    if rc != 0 or "200 runs simulated, 0 reused" not in stdout:
         sys.exit(f"{backend} sweep failed:\n{stdout[-2000:]}\n{stderr[-3000:]}")
-    return wall, sum(cpu.values())
+    return wall, cpu, how
 
 
-def ray_fixed_cost(jobs: int) -> float:
-    code = ("import logging, time; t = time.perf_counter(); import ray\n"
-            f"ray.init(address='local', num_cpus={jobs}, include_dashboard=False, logging_level=logging.ERROR,"
-            " log_to_driver=False, object_store_memory=128 * 2**20)\n"
-            "ray.shutdown(); print(time.perf_counter() - t)\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return float(r.stdout.strip().splitlines()[-1])
+def ray_fixed_cost(jobs: int, options: str = "", env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Wall and CPU time [s] of a bare local Ray start with the backend's ``ray.init`` arguments (updated
+    with ``options``, Python keyword arguments), ``jobs`` trivial tasks (so that the workers Ray prestarts
+    are up) and ``ray.shutdown()``, in a child process: Ray's fixed cost."""
+    code = ("import ray\n"
+            "from ltrsched.experiments.ray_backend import local_init_options\n"
+            f"ray.init(**{{**local_init_options({jobs}), **dict({options})}})\n"
+            "f = ray.remote(num_cpus=1)(lambda: 1)\n"
+            f"ray.get([f.remote() for _ in range({jobs})])\n"
+            "ray.shutdown()\n")
+    old = {k: os.environ.get(k) for k in env or {}}
+    os.environ.update(env or {})
+    try:
+        wall, cpu, stdout, stderr, rc, _ = measure([sys.executable, "-c", code])
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    if rc != 0:
+        sys.exit(f"ray.init({options}) failed:\n{stderr[-3000:]}")
+    return wall, cpu
 
 
 def main() -> None:
@@ -102,27 +178,34 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="pairs of invocations (order alternates)")
     ap.add_argument("--requests", type=int, default=200, help="requests per run")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--ray-first", action="store_true", help="Ray first in even repeats (default: the pool)")
     args = ap.parse_args()
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # as the backend sets it
     with tempfile.TemporaryDirectory(prefix="bench-ray-") as tmp:
         work = Path(tmp)
         (work / "s.toml").write_text(SWEEP.format(requests=args.requests))
         os.environ["LTRSCHED_CACHE"] = str(work / "cache")
+        # the first run of a workload builds its cache (tokenized requests) under LTRSCHED_CACHE: a one-run sweep
+        # of the same workload, untimed, so that no timed invocation pays for it
+        (work / "warm.toml").write_text(WARM_UP.format(requests=args.requests))
+        subprocess.run([sys.executable, "-m", "ltrsched.cli", "sweep", "warm.toml", "--out", "warm-up", "--jobs", "1"],
+                       cwd=work, check=True, capture_output=True)
         walls: dict[str, list[float]] = {"process": [], "ray": []}
         cpus: dict[str, list[float]] = {"process": [], "ray": []}
         reference: dict[str, bytes] | None = None
         differing = 0
         for i in range(args.repeat):
-            order = ("process", "ray") if i % 2 == 0 else ("ray", "process")
+            order = ("process", "ray") if (i % 2 == 0) != args.ray_first else ("ray", "process")
             for backend in order:
                 out = f"{backend}-{i}"
-                wall, cpu = sweep(work, backend, out, args.jobs)
+                wall, cpu, how = sweep(work, backend, out, args.jobs)
                 walls[backend].append(wall)
                 cpus[backend].append(cpu)
                 got = files(work / out)
                 if reference is None:
                     reference = got
                 differing += sum(got.get(k) != v for k, v in reference.items()) + len(got.keys() - reference.keys())
-                print(f"repeat {i} {backend:<8} wall {wall:6.1f} s  cpu {cpu:6.1f} s  (load {os.getloadavg()[0]:.1f})",
+                print(f"repeat {i} {backend:<8} wall {wall:6.1f} s  cpu {cpu:6.1f} s ({how})  (load {os.getloadavg()[0]:.1f})",
                       flush=True)
         fixed = [ray_fixed_cost(args.jobs) for _ in range(2)]
     ratios = [r / p for r, p in zip(walls["ray"], walls["process"])]
@@ -134,7 +217,8 @@ def main() -> None:
     print(f"  ray/process wall per pair: {', '.join(f'{x:.2f}' for x in ratios)}; median {statistics.median(ratios):.2f}")
     print(f"  ray/process cpu per pair: {', '.join(f'{x:.2f}' for x in cpu_ratios)}; "
           f"median {statistics.median(cpu_ratios):.2f}")
-    print(f"  bare local ray.init + shutdown: {', '.join(f'{x:.1f}' for x in fixed)} s")
+    print(f"  bare local Ray start + {args.jobs} tasks + shutdown: wall {', '.join(f'{w:.1f}' for w, _ in fixed)} s, "
+          f"cpu {', '.join(f'{c:.1f}' for _, c in fixed)} s")
     print(f"  files compared: {len(reference)} per invocation; differing (wall-clock fields aside): {differing}")
 
 

@@ -95,6 +95,15 @@ def check_address(address: str, timeout: float) -> None:
         raise UserError(f"--address {address}: cannot join a Ray cluster there ({reason.split('. ')[0]})")
 
 
+def local_init_options(cpus: int) -> dict[str, Any]:
+    """``ray.init`` arguments of the local instance the backend starts itself (``cpus`` CPUs): no dashboard,
+    a small object store, Ray's logging at ERROR and workers' output not forwarded. Ray's fixed start-up
+    cost (its daemons: GCS, raylet, the API server, the autoscaler monitor, the log monitor, the dashboard
+    and runtime-env agents) is the same with or without these; see BENCHMARKS.md, "Sweeps on Ray"."""
+    return dict(address="local", num_cpus=cpus, include_dashboard=False, object_store_memory=OBJECT_STORE_BYTES,
+                logging_level=logging.ERROR, log_to_driver=False)
+
+
 #: Ray's own text for a worker that died; such deaths are reported by :meth:`RayBackend.run` instead.
 _WORKER_DIED = "worker died or was killed"
 
@@ -171,8 +180,7 @@ class RayBackend(Backend):
             cpus = self._cluster_cpus()
         elif self.address is None:
             cpus = self.jobs or os.cpu_count() or 1
-            ray.init(address="local", num_cpus=cpus, include_dashboard=False, object_store_memory=OBJECT_STORE_BYTES,
-                     **quiet)
+            ray.init(**local_init_options(cpus))
         else:
             try:
                 ray.init(address=self.address, **quiet)
