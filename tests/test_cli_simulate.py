@@ -181,3 +181,16 @@ def test_max_model_len_option(tmp_path):
     r = run_cli("simulate", "-w", str(path), "--max-model-len", "16384", "--arrival", "replay")
     assert r.returncode == 0, r.stderr[-2000:]
     assert_one_line_error(run_cli("simulate", "-w", str(path), "--max-model-len", "0"), "max_model_len must be positive")
+
+
+def test_block_size_defaults_to_the_measured_profiles_engine(small_workload, tmp_path):
+    """A CPU profile was measured with 128-token blocks: simulate models the same KV blocks unless told
+    otherwise (with 16-token blocks a --num-gpu-blocks taken from that engine would be 8x too small)."""
+    sizes = {}
+    for name, extra in (("cpu", ["-p", "cpu-smollm2"]), ("cpu32", ["-p", "cpu-smollm2", "--block-size", "32"]),
+                        ("gpu", [])):
+        r = run_cli("simulate", "-w", str(small_workload), *extra, "--out", str(tmp_path / name))
+        assert r.returncode == 0, r.stderr[-2000:]
+        sizes[name] = json.loads((tmp_path / name / "summary.json").read_text())["meta"]["config"]["block_size"]
+    assert sizes == {"cpu": 128, "cpu32": 32, "gpu": 16}
+    assert_one_line_error(run_cli("simulate", "-w", str(small_workload), "--block-size", "0"), "block_size")

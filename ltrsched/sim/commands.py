@@ -47,7 +47,7 @@ def engine_options(fn):
                      help="Token budget per step [tokens]."),
         click.option("--max-num-seqs", type=int, default=256, show_default=True, help="Sequence cap per step."),
         click.option("--num-gpu-blocks", type=int, default=None,
-                     help="KV-cache capacity [blocks of 16 tokens]; default: derived from the profile."),
+                     help="KV-cache capacity [blocks of --block-size tokens; 16 for sweep]; default: derived from the profile."),
         click.option("--gpu-memory-utilization", type=float, default=0.9, show_default=True),
         click.option("--max-model-len", type=int, default=None,
                      help="Longest prompt + output a request may have [tokens]; default: the profile's "
@@ -102,10 +102,22 @@ def check_arrival_options(arrival, rate, cv, duration) -> None:
         raise UserError(f"--cv {cv:g} applies only to --arrival gamma, not --arrival {arrival}")
 
 
+def measured_block_size(profile) -> int | None:
+    """The KV block size [tokens] a measured profile's engine used (``ltrsched profile`` records it), else None."""
+    from ltrsched.sim.profiles import load_profile
+
+    engine = load_profile(profile).provenance.get("engine") if isinstance(profile, str) else None
+    size = engine.get("block_size") if isinstance(engine, dict) else None
+    return size if isinstance(size, int) and size > 0 else None
+
+
 def build_config(profile, max_num_batched_tokens, max_num_seqs, num_gpu_blocks, gpu_memory_utilization,
-                 max_model_len, semantics, max_resident_seqs, preemption, chunked_prefill, record_steps=False):
+                 max_model_len, semantics, max_resident_seqs, preemption, chunked_prefill, record_steps=False,
+                 block_size=None):
     from ltrsched.sim.config import SimConfig
 
+    if block_size is None:
+        block_size = measured_block_size(profile) or SimConfig.block_size
     if preemption is None:
         preemption = "recompute" if semantics == "vllm-v1" else "swap"
     try:
@@ -114,7 +126,7 @@ def build_config(profile, max_num_batched_tokens, max_num_seqs, num_gpu_blocks, 
             num_gpu_blocks=num_gpu_blocks, gpu_memory_utilization=gpu_memory_utilization,
             max_model_len=max_model_len, semantics=semantics,
             max_resident_seqs=max_resident_seqs,
-            preemption=preemption, chunked_prefill=chunked_prefill, record_steps=record_steps,
+            preemption=preemption, chunked_prefill=chunked_prefill, record_steps=record_steps, block_size=block_size,
         )
     except ValueError as exc:
         raise UserError(str(exc)) from None
@@ -139,10 +151,13 @@ def build_config(profile, max_num_batched_tokens, max_num_seqs, num_gpu_blocks, 
 @click.option("--cdf", "cdf_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Plot the CDFs of latency per token, TTFT and TPOT to this image (.png, .pdf or .svg).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@click.option("--block-size", type=int, default=None,
+              help="Tokens per KV block [default: the block size a measured profile's engine used (128 for the "
+                   "cpu-* profiles: vLLM's CPU attention takes multiples of 32), else 16].")
 def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, profile,
              max_num_batched_tokens, max_num_seqs, num_gpu_blocks, gpu_memory_utilization, max_model_len,
              semantics, max_resident_seqs, preemption, chunked_prefill, plugin, out, record_steps, replicas, router,
-             trace_file, cdf_file, progress):
+             trace_file, cdf_file, progress, block_size):
     """Simulate one policy serving one workload on one replica, or on --replicas behind a --router."""
     from ltrsched.outputs import check_out_dir, check_out_file
     from ltrsched.plots.cdf import check_image_path
@@ -166,7 +181,7 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
         rtr = make_router(router or "round-robin")
     config = build_config(profile, max_num_batched_tokens, max_num_seqs, num_gpu_blocks,
                           gpu_memory_utilization, max_model_len, semantics, max_resident_seqs, preemption,
-                          chunked_prefill, record_steps or trace_file is not None)
+                          chunked_prefill, record_steps or trace_file is not None, block_size)
     wl = build_workload(workload, num_requests, arrival, rate, cv, duration, seed)
     if progress is None:
         progress = sys.stderr.isatty()
