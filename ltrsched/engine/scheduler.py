@@ -41,7 +41,6 @@ import numpy as np
 from vllm.v1.core.sched.request_queue import SchedulingPolicy, create_request_queue
 from vllm.v1.core.sched.scheduler import Scheduler
 
-from ltrsched.engine.batch_shape import planned_step_shape
 from ltrsched.engine.live_table import LiveTable
 from ltrsched.engine.queues import HeldRequests
 from ltrsched.engine.request_slots import RequestSlots
@@ -51,6 +50,7 @@ from ltrsched.policies.base import LiveView, Policy
 from ltrsched.policies.batching import BatchLimits, form_batch
 from ltrsched.policies.fastops import count_nonzero
 from ltrsched.policies.order_check import check_order
+from ltrsched.policies.step_shape import split_step_shape
 
 
 #: A vLLM request's output tokens so far (a C-level attribute read; ``Request.num_output_tokens`` is a property).
@@ -226,8 +226,11 @@ class PolicyScheduler(Scheduler):
         self._held_mark = len(self.requests) - t.size
         batch_ids = slots.gather_ids(batch)
         mismatch = self._check(out, batch_ids, plan)
+        # the batch's counts before the step (form_batch's, when it kept them; preemption changes neither for
+        # batch members). The table keeps pending = prompt + generated - computed for every request
         b_computed = t.computed_tokens[batch] if plan.computed_tokens is None else plan.computed_tokens
-        shape = planned_step_shape(plan.num_new_tokens, b_computed, t.prompt_tokens[batch] + t.generated_tokens[batch])
+        b_pending = t.pending_tokens[batch] if plan.pending_tokens is None else plan.pending_tokens
+        shape = split_step_shape(plan.num_new_tokens, b_computed, b_pending)
         t.scheduled(batch, plan.num_new_tokens, self._prev_batch, step, now)
         self.blocks_in_use = plan.blocks_in_use
         plugin_s = (wall1 - wall0) + (time.perf_counter() - wall2)

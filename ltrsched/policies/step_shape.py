@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ltrsched.policies.fastops import count_nonzero, ones
+
 
 @dataclass(slots=True)  # not frozen: one is built per simulated step, frozen __init__ is slower
 class StepShape:
@@ -47,20 +49,36 @@ def batch_step_shape(num_new_tokens: np.ndarray, computed_tokens: np.ndarray, kn
         known_tokens: prompt + generated tokens of each member [tokens].
 
     A member is a decode when it computes the one token not yet in its KV (a 1-token last prompt chunk
-    counts too); every other member is a prefill (or recompute) chunk.
+    counts too); every other member is a prefill (or recompute) chunk. Each member computes
+    ``1 <= num_new_tokens <= known - computed`` tokens.
+    """
+    return split_step_shape(num_new_tokens, computed_tokens, known_tokens - computed_tokens)
+
+
+def split_step_shape(num_new_tokens: np.ndarray, computed_tokens: np.ndarray, pending_tokens: np.ndarray) -> StepShape:
+    """:func:`batch_step_shape` from the members' pending tokens (``known - computed``, the KV they lack
+    before the step) [tokens], arrays aligned with the batch; each member computes
+    ``1 <= num_new_tokens <= pending_tokens`` tokens.
+
+    The one implementation of the decode/chunk split, shared by the simulator (steps with several prompt
+    chunks) and the engine adapter (every step). A member with one token pending computes it (it takes at
+    least one): a decode. At thousands of live requests nearly every member is a decode and a few are
+    prompt chunks (requests admitted this step), so the decodes are found with a few calls on the whole
+    batch and the chunks are worked on alone.
     """
     n = len(num_new_tokens)
-    if int(num_new_tokens.sum()) == n and int((known_tokens - computed_tokens).max(initial=1)) == 1:
-        # decode-only (every member computes the one token not yet in its KV): the common step
-        return StepShape(num_decode_seqs=n, decode_context_tokens=int(computed_tokens.sum()) + n)
-    is_decode = (num_new_tokens == 1) & (computed_tokens + 1 == known_tokens)
-    n_decode = int(is_decode.sum())
-    prefill = ~is_decode
-    p_take = num_new_tokens[prefill]
+    is_decode = pending_tokens == 1
+    n_decode = int(count_nonzero(is_decode))
+    context = int(computed_tokens.dot(ones(n)))  # KV tokens of the batch before the step
+    if n_decode == n:  # decode-only: the common step
+        return StepShape(num_decode_seqs=n, decode_context_tokens=context + n)
+    chunks = (~is_decode).nonzero()[0]  # prompt (or recompute) chunks, in batch order
+    p_take = num_new_tokens[chunks]
+    p_computed = computed_tokens[chunks]
     return StepShape(
         num_prefill_tokens=int(p_take.sum()),
-        num_prefill_seqs=len(p_take),
+        num_prefill_seqs=len(chunks),
         num_decode_seqs=n_decode,
-        decode_context_tokens=int(computed_tokens[is_decode].sum()) + n_decode,
-        prefill_attention_pairs=float((p_take * (computed_tokens[prefill] + (p_take + 1) * 0.5)).sum()),
+        decode_context_tokens=context - int(p_computed.sum()) + n_decode,
+        prefill_attention_pairs=float((p_take * (p_computed + (p_take + 1) * 0.5)).sum()),
     )
