@@ -165,7 +165,7 @@ def planned_batch(draw):
     """A batch as a host plans one: mostly decodes, with 0, 1 or several prompt/recompute chunks
     (a 1-token last chunk among them), each member taking 1 <= take <= known - computed tokens."""
     n = draw(st.integers(1, 40))
-    num_chunks = draw(st.sampled_from([0, 0, 1, 1, 2, 5]))
+    num_chunks = draw(st.sampled_from([0, 0, 1, 1, 2, 5, 30]))  # (more than 16: the array path)
     computed = np.array(draw(st.lists(st.integers(0, 5000), min_size=n, max_size=n)), dtype=np.int64)
     pending = np.ones(n, dtype=np.int64)
     take = np.ones(n, dtype=np.int64)

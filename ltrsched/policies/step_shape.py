@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ltrsched.policies.fastops import count_nonzero, ones
+from ltrsched.policies.fastops import ones
 
 
 @dataclass(slots=True)  # not frozen: one is built per simulated step, frozen __init__ is slower
@@ -67,18 +67,29 @@ def split_step_shape(num_new_tokens: np.ndarray, computed_tokens: np.ndarray, pe
     batch and the chunks are worked on alone.
     """
     n = len(num_new_tokens)
-    is_decode = pending_tokens == 1
-    n_decode = int(count_nonzero(is_decode))
+    chunks = (pending_tokens != 1).nonzero()[0]  # prompt (or recompute) chunks, in batch order
     context = int(computed_tokens.dot(ones(n)))  # KV tokens of the batch before the step
-    if n_decode == n:  # decode-only: the common step
+    k = len(chunks)
+    if not k:  # decode-only: the common step
         return StepShape(num_decode_seqs=n, decode_context_tokens=context + n)
-    chunks = (~is_decode).nonzero()[0]  # prompt (or recompute) chunks, in batch order
-    p_take = num_new_tokens[chunks]
-    p_computed = computed_tokens[chunks]
-    return StepShape(
-        num_prefill_tokens=int(p_take.sum()),
-        num_prefill_seqs=len(chunks),
-        num_decode_seqs=n_decode,
-        decode_context_tokens=context - int(p_computed.sum()) + n_decode,
-        prefill_attention_pairs=float((p_take * (p_computed + (p_take + 1) * 0.5)).sum()),
-    )
+    n_decode = n - k
+    if k <= _FEW_CHUNKS:  # scalar arithmetic: a numpy call costs more than a few elements
+        tokens = before = 0
+        pairs = 0.0
+        for take, computed in zip(num_new_tokens[chunks].tolist(), computed_tokens[chunks].tolist()):
+            tokens += take
+            before += computed
+            pairs += take * (computed + (take + 1) * 0.5)
+    else:
+        p_take = num_new_tokens[chunks]
+        p_computed = computed_tokens[chunks]
+        tokens, before = int(p_take.dot(ones(k))), int(p_computed.dot(ones(k)))
+        pairs = float((p_take * (p_computed + (p_take + 1) * 0.5)).sum())
+    # each chunk's pairs, take * computed + take * (take + 1) / 2, is an integer: every partial sum is exact
+    # (below 2**53), so the scalar and the array sums are the same float
+    return StepShape(num_prefill_tokens=tokens, num_prefill_seqs=k, num_decode_seqs=n_decode,
+                     decode_context_tokens=context - before + n_decode, prefill_attention_pairs=pairs)
+
+
+#: at most this many prompt chunks are summed in scalar arithmetic (a burst's first steps have hundreds)
+_FEW_CHUNKS = 16
