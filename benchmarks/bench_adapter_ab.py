@@ -3,8 +3,9 @@
 Timings on a shared 2-core VM swing by 2x between runs, so comparing two runs of
 ``bench_engine_overhead.py`` says little about a change of a few tens of percent. This script builds
 two emulated engines (vLLM's real V1 scheduler, a fake model runner, steps timed by a profile) over the
-same burst of ShareGPT requests: one with ``ltrsched/engine/scheduler.py`` as it is at ``--old-ref``
-(the rest of the package as checked out: only the scheduler module is swapped), one with the current
+same burst of ShareGPT requests: one with the adapter (``ltrsched/engine/scheduler.py``) as it is at ``--old-ref``
+(the adapter's own modules as they are there, ``OLD_MODULES``; the rest of the package, policies and
+batch rules included, as checked out), one with the current
 code; each loop iteration steps the old engine, then the new one. It reports the step log's plug-in
 time (``plugin_s``) over the steps with at least ``--min-live`` live requests, measured in thread CPU
 time (robust to other processes on the core; ``--wall`` for wall time), and checks that both engines
@@ -29,9 +30,44 @@ import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
 
+#: The adapter's modules taken from ``--old-ref`` (those that exist there), in import order: the old
+#: scheduler sees the old versions of the others (the rest of the package is shared).
+OLD_MODULES = ("batch_shape", "live_table", "queues", "request_slots", "step_log", "scheduler")
+
+
+def _old_modules(ref: str):
+    """``ltrsched/engine/scheduler.py`` as it is at git ``ref``, importing the ``OLD_MODULES`` of ``ref``."""
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    saved = {name: sys.modules.get(f"ltrsched.engine.{name}") for name in OLD_MODULES}
+    mod = None
+    try:
+        for name in OLD_MODULES:
+            shown = subprocess.run(["git", "show", f"{ref}:ltrsched/engine/{name}.py"], cwd=root,
+                                   capture_output=True, text=True)
+            if shown.returncode:
+                continue  # not in that version
+            with tempfile.NamedTemporaryFile("w", suffix=f"_old_{name}.py", delete=False) as f:
+                f.write(shown.stdout)
+            spec = importlib.util.spec_from_file_location(f"old_{name}", f.name)
+            mod = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = mod  # (dataclasses look their module up)
+            spec.loader.exec_module(mod)
+            os.unlink(f.name)
+            sys.modules[f"ltrsched.engine.{name}"] = mod  # what the next old module imports
+    finally:
+        for name, m in saved.items():
+            if m is None:
+                sys.modules.pop(f"ltrsched.engine.{name}", None)
+            else:
+                sys.modules[f"ltrsched.engine.{name}"] = m
+    return mod
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--old-ref", default="main", help="git ref of the old ltrsched/engine/scheduler.py")
+    ap.add_argument("--old-ref", default="main", help="git ref of the old adapter (ltrsched/engine/)")
     ap.add_argument("--policies", default="fcfs;ltr:tau=0.6,starve=200,quantum=10")
     ap.add_argument("--num-requests", type=int, default=2000)
     ap.add_argument("--max-output", type=int, default=0, help="cap output lengths [tokens] (0: ShareGPT's own)")
@@ -51,15 +87,7 @@ def main() -> None:
     from ltrsched.sim.profiles import load_profile
     from ltrsched.workloads import apply_arrivals, load_workload
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    source = subprocess.run(["git", "show", f"{args.old_ref}:ltrsched/engine/scheduler.py"], cwd=root,
-                            capture_output=True, text=True, check=True).stdout
-    with tempfile.NamedTemporaryFile("w", suffix="_old_scheduler.py", delete=False) as f:
-        f.write(source)
-    spec = importlib.util.spec_from_file_location("old_scheduler", f.name)
-    old_mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(old_mod)
-    os.unlink(f.name)
+    old_mod = _old_modules(args.old_ref)
     clock = time.perf_counter if args.wall else time.thread_time
     for mod in (old_mod, new_mod):  # plugin_s is measured with the module's time.perf_counter
         mod.time = types.SimpleNamespace(perf_counter=clock, monotonic=time.monotonic)
@@ -81,7 +109,7 @@ def main() -> None:
     drivers = {"old": driver(old_mod), "new": driver(new_mod)}
     print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, {time.strftime('%Y-%m-%d %H:%M')}; "
           f"{args.num_requests} ShareGPT requests, burst, outputs <= {args.max_output or 'as drawn'}; old = "
-          f"{args.old_ref}'s scheduler.py; {'wall' if args.wall else 'thread CPU'} time")
+          f"{args.old_ref}'s adapter; {'wall' if args.wall else 'thread CPU'} time")
     for pspec in args.policies.split(";"):
         for d in drivers.values():
             policy = make_policy(pspec)

@@ -25,26 +25,14 @@ import sys
 import time
 
 
-def _workload(n: int, max_output: int | None, seed: int = 0):
-    import polars as pl
-
-    from ltrsched.workloads import load_workload
-
-    wl = load_workload("sharegpt", num_requests=n, seed=seed)
-    if max_output:
-        wl = type(wl)(wl.df.with_columns(pl.col("output_tokens").clip(upper_bound=max_output)), wl.name)
-    return wl
-
-
 def overhead(args) -> None:
     import numpy as np
 
+    from cpu_engine_burst import cpu_engine_and_burst
     from ltrsched.policies import make_policy
-    from ltrsched.validation.engines import start_engine
 
-    eng = start_engine(model=args.model, max_num_seqs=256, max_resident_seqs=256, kv_cache_gib=args.kv_gib,
-                       enforce_eager=True)
-    wl = _workload(args.live, args.max_output)
+    eng, wl = cpu_engine_and_burst(args.live, args.max_output, model=args.model, max_num_seqs=256,
+                                   max_resident_seqs=256, kv_cache_gib=args.kv_gib, enforce_eager=True)
     print(f"engine: {eng.describe()}; {wl.df.height} requests, outputs <= {args.max_output}")
     for spec in args.policies.split(";"):
         r = eng.run(wl, make_policy(spec))
@@ -65,7 +53,7 @@ variant, model, n, max_output, kv_gib = sys.argv[1], sys.argv[2], int(sys.argv[3
 from ltrsched.engine.platform import pin_threads
 pin_threads(1)
 sys.path.insert(0, os.path.dirname(sys.argv[6]))
-from bench_engine_cpu import _workload
+from cpu_engine_burst import sharegpt_burst
 from ltrsched.engine.config import model_dir
 from ltrsched.engine.vllm_compat import require_vllm
 require_vllm()
@@ -83,7 +71,7 @@ if variant == "plugin":
     install(EngineSetup(policy=make_policy("fcfs"), strict=True))
     kwargs["scheduler_cls"] = PolicyScheduler
 llm = LLM(**kwargs)
-wl = _workload(n, max_output)
+wl = sharegpt_burst(n, max_output)
 rng = np.random.default_rng(0)
 vocab = llm.llm_engine.model_config.get_vocab_size() - 256
 prompts = [TokensPrompt(prompt_token_ids=rng.integers(1, vocab, p).tolist()) for p in wl.df["prompt_tokens"]]

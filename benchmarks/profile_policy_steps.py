@@ -27,12 +27,10 @@ def main() -> None:
     args = ap.parse_args()
     first, second = args.policies.split(";") if ";" in args.policies else args.policies.split(",")
 
+    from cpu_engine_burst import cpu_engine_and_burst
     from ltrsched.policies import make_policy
-    from ltrsched.validation.engines import start_engine
-    from ltrsched.workloads import load_workload
 
-    eng = start_engine(model="llama-tiny", max_num_seqs=args.max_num_seqs)
-    wl = load_workload("sharegpt", num_requests=args.num_requests, seed=0)
+    eng, wl = cpu_engine_and_burst(args.num_requests, model="llama-tiny", max_num_seqs=args.max_num_seqs)
     last: dict[str, dict[str, tuple[int, float]]] = {}
     for spec in (first, second, first, second):
         prof = cProfile.Profile()

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ltrsched.policies import BatchLimits, batching, form_batch
-from ltrsched.policies.step_shape import batch_step_shape
+from ltrsched.policies.step_shape import StepShape, batch_step_shape, split_step_shape
 
 
 def arrays(pending, computed, resident):
@@ -143,14 +143,29 @@ def test_single_request_path_matches_the_general_path(req, limits, pass_blocks):
     assert (fast.ranks is None or list(fast.ranks) == [0]) and (general.ranks is None or list(general.ranks) == [0])
 
 
-# --- the engine adapter's fast step shape equals batch_step_shape ----------------------------------
+# --- the shared step shape (simulator and engine adapter) against its definition, member by member ----
+
+def step_shape_by_definition(take, computed, known) -> StepShape:
+    """The step shape member by member: a member computing the one token not yet in its KV is a decode
+    (context = computed + 1), every other member a prompt (or recompute) chunk."""
+    shape = StepShape()
+    for n, c, k in zip(take.tolist(), computed.tolist(), known.tolist()):
+        if n == 1 and c + 1 == k:
+            shape.num_decode_seqs += 1
+            shape.decode_context_tokens += c + 1
+        else:
+            shape.num_prefill_seqs += 1
+            shape.num_prefill_tokens += n
+            shape.prefill_attention_pairs += n * (c + (n + 1) / 2)  # half-integers: exact in any order
+    return shape
+
 
 @st.composite
 def planned_batch(draw):
-    """A batch as the adapter plans one: mostly decodes, with 0, 1 or several prompt/recompute chunks
+    """A batch as a host plans one: mostly decodes, with 0, 1 or several prompt/recompute chunks
     (a 1-token last chunk among them), each member taking 1 <= take <= known - computed tokens."""
     n = draw(st.integers(1, 40))
-    num_chunks = draw(st.sampled_from([0, 0, 1, 1, 2, 5]))
+    num_chunks = draw(st.sampled_from([0, 0, 1, 1, 2, 5, 30]))  # (more than 16: the array path)
     computed = np.array(draw(st.lists(st.integers(0, 5000), min_size=n, max_size=n)), dtype=np.int64)
     pending = np.ones(n, dtype=np.int64)
     take = np.ones(n, dtype=np.int64)
@@ -162,21 +177,22 @@ def planned_batch(draw):
 
 @given(planned_batch())
 @settings(max_examples=300, deadline=None)
-def test_planned_step_shape_equals_batch_step_shape(batch):
-    from ltrsched.engine.batch_shape import planned_step_shape
-
+def test_split_step_shape_follows_the_definition(batch):
     take, computed, known = batch
-    assert planned_step_shape(take, computed, known) == batch_step_shape(take, computed, known)
+    expected = step_shape_by_definition(take, computed, known)
+    assert split_step_shape(take, computed, known - computed) == expected
+    assert batch_step_shape(take, computed, known) == expected
 
 
-def test_planned_step_shape_by_hand():
-    from ltrsched.engine.batch_shape import planned_step_shape
-
-    # two decodes (contexts 9 and 4+1) and one prompt chunk of 6 after 10 computed tokens
-    shape = planned_step_shape(np.array([1, 6, 1]), np.array([9, 10, 4]), np.array([10, 30, 5]))
+def test_split_step_shape_by_hand():
+    # two decodes (contexts 9 and 4+1) and one prompt chunk of 6 after 10 computed tokens (20 pending)
+    shape = split_step_shape(np.array([1, 6, 1]), np.array([9, 10, 4]), np.array([1, 20, 1]))
     assert (shape.num_decode_seqs, shape.decode_context_tokens) == (2, 9 + 4 + 2)
     assert (shape.num_prefill_seqs, shape.num_prefill_tokens) == (1, 6)
     assert shape.prefill_attention_pairs == 6 * (10 + 3.5)
+    # decode-only
+    shape = split_step_shape(np.array([1, 1]), np.array([7, 0]), np.array([1, 1]))
+    assert shape == StepShape(num_decode_seqs=2, decode_context_tokens=7 + 1 + 0 + 1)
 
 
 @st.composite

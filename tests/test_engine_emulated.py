@@ -240,3 +240,37 @@ def test_request_slots_grow_past_their_capacity():
     assert slots.gather_ids(picked) == ["r10", "r0", "r5"]
     slots.release(np.array([0]))
     assert slots.gather(np.array([0, 1])) == [None, reqs[1]] and slots.gather_ids(np.array([0])) == ["r0"]
+
+
+@pytest.mark.parametrize("strict", [True, False])
+@pytest.mark.parametrize("step", [0, 1])  # the prompts' step (prompt chunks), a decode-only step
+def test_a_member_that_did_not_produce_its_planned_token_is_caught(strict, step):
+    """The adapter takes each member's new token from the plan; vLLM's outputs must confirm it."""
+    from vllm.sampling_params import SamplingParams
+    from vllm.v1.outputs import ModelRunnerOutput
+    from vllm.v1.request import Request
+
+    from ltrsched.engine.emulate import EngineConfig, VirtualClock, build_scheduler
+    from ltrsched.engine.scheduler import EngineMismatchError
+    from ltrsched.engine.setup import EngineSetup
+
+    scheduler = build_scheduler(EngineConfig(num_gpu_blocks=100),
+                                EngineSetup(make_policy("fcfs"), VirtualClock(), strict=strict))
+    for i in range(3):
+        scheduler.add_request(Request(request_id=str(i), prompt_token_ids=[0] * 20, pooling_params=None,
+                                      sampling_params=SamplingParams(max_tokens=5, ignore_eos=True)))
+    for k in range(step + 1):
+        out = scheduler.schedule()
+        ids = list(out.num_scheduled_tokens)
+        tokens = [[0] for _ in ids]
+        if k == step:
+            tokens[1] = []  # the second member's token is lost
+        result = ModelRunnerOutput(req_ids=ids, req_id_to_index={r: j for j, r in enumerate(ids)},
+                                   sampled_token_ids=tokens)
+        if k == step and strict:
+            with pytest.raises(EngineMismatchError, match="outputs differ from the plan for 1 request"):
+                scheduler.update_from_output(out, result)
+            return
+        scheduler.update_from_output(out, result)
+    assert scheduler.log.columns["mismatches"] == [0] * step + [1]
+    assert scheduler.table.generated_tokens[:3].tolist() == [step + 1, step, step + 1]  # vLLM's counts

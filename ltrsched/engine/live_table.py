@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ltrsched.policies.base import RequestState
+from ltrsched.policies.fastops import count_nonzero
 
 WAITING = int(RequestState.WAITING)
 RUNNING = int(RequestState.RUNNING)
@@ -82,7 +83,11 @@ class LiveTable:
     def __init__(self, capacity: int = 1024):
         self.size = 0
         self._cols = {name: np.full(capacity, fill, dtype=dtype) for name, (dtype, fill) in _COLUMNS.items()}
-        self.live = np.zeros(0, dtype=np.int64)  # slots of arrived, unfinished requests (arrival order)
+        self.live = np.zeros(0, dtype=np.int64)  # slots of arrived, unfinished requests (in slot order)
+        #: every request so far was added in (arrival time, request id) order, so the live slots are listed by
+        #: arrival, ties by id (what ``LiveView.arrival_ordered`` vouches for); False from the first that was not
+        self.arrival_ordered = True
+        self._last_key = (-np.inf, -np.inf)
 
     def __getattr__(self, name: str) -> np.ndarray:
         try:
@@ -98,6 +103,10 @@ class LiveTable:
                 grown = np.full(2 * slot, fill, dtype=dtype)
                 grown[:slot] = self._cols[name]
                 self._cols[name] = grown
+        key = (info.arrival_time, info.request_id)
+        if not key >= self._last_key:  # (a NaN arrival time compares False: unordered from then on)
+            self.arrival_ordered = False
+        self._last_key = key
         c = self._cols
         c["request_id"][slot] = info.request_id
         c["arrival_time"][slot] = info.arrival_time
@@ -141,30 +150,65 @@ class LiveTable:
         c["pending_tokens"][slots] = c["prompt_tokens"][slots] + c["generated_tokens"][slots]
         c["num_preemptions"][slots] += 1
 
-    def scheduled(self, batch: np.ndarray, num_new_tokens: np.ndarray, prev_batch: np.ndarray, step: int,
-                  now: float) -> None:
-        """The step ``step`` starting at ``now`` [s] computes ``num_new_tokens`` for ``batch``; the last
-        step's batch members left out pause."""
-        c = self._cols
-        c["state"][prev_batch] = PAUSED
-        c["state"][batch] = RUNNING
-        c["resident"][batch] = True
-        c["computed_tokens"][batch] += num_new_tokens
-        c["pending_tokens"][batch] -= num_new_tokens
-        c["first_scheduled_time"][batch] = np.fmin(c["first_scheduled_time"][batch], now)
-        idle_run = step - 1 - c["last_run_step"][batch]
-        c["max_idle_steps"][batch] = np.maximum(c["max_idle_steps"][batch], idle_run)
-        c["last_run_step"][batch] = step
+    def scheduled(self, batch: np.ndarray, num_new_tokens: np.ndarray, computed_before: np.ndarray,
+                  prev_batch: np.ndarray, step: int, now: float, admits: bool) -> bool:
+        """The step ``step`` starting at ``now`` [s] computes ``num_new_tokens`` for ``batch`` (whose
+        ``computed_tokens`` were ``computed_before``); the last step's batch members left out pause. ``admits``:
+        some member holds no KV yet. Pending tokens change when the step ends (:meth:`stepped`).
 
-    def sampled(self, slots: np.ndarray, generated: np.ndarray, now: float) -> None:
-        """``slots`` produced their next output token at ``now`` [s]; ``generated`` is their new count."""
+        Returns whether the step reruns the last step's batch (the same requests, each of which ran last
+        step): then their states, residency, first scheduling and idle runs are already what they would be set
+        to, and are not written."""
         c = self._cols
-        c["generated_tokens"][slots] = generated
-        c["pending_tokens"][slots] += 1  # the new token's KV is computed next step
-        c["first_token_time"][slots] = np.fmin(c["first_token_time"][slots], now)
-        gaps = now - c["last_token_time"][slots]  # NaN for first tokens: fmax ignores them
-        c["max_token_gap"][slots] = np.fmax(c["max_token_gap"][slots], gaps)
-        c["last_token_time"][slots] = now
+        last_run = c["last_run_step"]
+        idle_run = (step - 1) - last_run[batch]  # idle steps each member ends now
+        num_idle = count_nonzero(idle_run)
+        # every member ran last step (no idle run ends) and none is admitted, so the batch is a subset of the
+        # last one; as many members as the last step left unfinished make it the same set
+        rerun = not num_idle and not admits and len(batch) == len(prev_batch)
+        if not rerun:
+            c["state"][prev_batch] = PAUSED
+            c["state"][batch] = RUNNING
+            c["resident"][batch] = True
+            first = c["first_scheduled_time"]
+            first[batch] = np.fmin(first[batch], now)
+            if num_idle:
+                c["max_idle_steps"][batch] = np.maximum(c["max_idle_steps"][batch], idle_run)
+        last_run[batch] = step
+        c["computed_tokens"][batch] = computed_before + num_new_tokens
+        return rerun
+
+    def stepped(self, batch: np.ndarray, num_new_tokens: np.ndarray, pending_before: np.ndarray,
+                generated_before: np.ndarray, sampled: np.ndarray | None, now: float, dt: float,
+                one_token_each: bool = False, last_token_at: float | None = None) -> None:
+        """The step of ``batch`` ended at ``now`` [s] after ``dt`` [s]: each member computed
+        ``num_new_tokens`` of its ``pending_before`` tokens and produced ``sampled`` output tokens (0 or 1, bool
+        or int; None: one each), having had ``generated_before``.
+
+        ``one_token_each``: every member had one token pending (pending counts are unchanged when all
+        sampled). ``last_token_at``: the time [s] every member's last token came (a rerun of a step in which
+        every member sampled), or None: each member's gap is then one scalar subtraction."""
+        c = self._cols
+        c["run_time"][batch] += dt
+        if sampled is None:
+            got = batch
+            c["generated_tokens"][batch] = generated_before + 1
+            if not one_token_each:  # each computed all its known tokens: the new token's KV is next
+                c["pending_tokens"][batch] = 1
+            # first tokens (none in a rerun of a step in which every member sampled)
+            if last_token_at is None and count_nonzero(generated_before) != len(batch):
+                firsts = batch[generated_before == 0]
+                c["first_token_time"][firsts] = np.fmin(c["first_token_time"][firsts], now)
+        else:
+            got = batch[sampled.astype(bool, copy=False)]
+            c["generated_tokens"][batch] = generated_before + sampled
+            c["pending_tokens"][batch] = pending_before - num_new_tokens + sampled  # a new token's KV is next
+            c["first_token_time"][got] = np.fmin(c["first_token_time"][got], now)
+            last_token_at = None
+        last = c["last_token_time"]
+        gaps = np.array(now - last_token_at) if last_token_at is not None else now - last[got]  # NaN: no token before
+        c["max_token_gap"][got] = np.fmax(c["max_token_gap"][got], gaps)  # (fmax ignores NaN)
+        last[got] = now
 
     def finished(self, slots: np.ndarray, now: float) -> None:
         """``slots`` finished at ``now`` [s] and left the GPU."""

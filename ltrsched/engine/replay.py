@@ -125,9 +125,8 @@ def replay(workload: Workload, policy: Policy, driver: Driver, config: Any, host
         driver.step()
         computed = 0  # tokens the step computed (0 when it logged no step)
         if len(log) > logged:
-            step = log.columns
-            computed = int(step["num_prefill_tokens"][-1]) + int(step["num_decode_seqs"][-1])
-            preempted += int(step["num_evicted"][-1])
+            computed = int(log.last("num_prefill_tokens")) + int(log.last("num_decode_seqs"))
+            preempted += int(log.last("num_evicted"))
             if preempted > MAX_PREEMPTIONS_PER_REQUEST * len(infos):
                 raise UserError(thrash_message(preempted, len(infos), driver.scheduler.num_steps, policy))
         stalled = 0 if computed else stalled + 1

@@ -41,8 +41,7 @@ import numpy as np
 from vllm.v1.core.sched.request_queue import SchedulingPolicy, create_request_queue
 from vllm.v1.core.sched.scheduler import Scheduler
 
-from ltrsched.engine.batch_shape import planned_step_shape
-from ltrsched.engine.live_table import LiveTable
+from ltrsched.engine.live_table import FINISHED, LiveTable
 from ltrsched.engine.queues import HeldRequests
 from ltrsched.engine.request_slots import RequestSlots
 from ltrsched.engine.setup import EngineSetup, request_info, take_setup
@@ -51,10 +50,15 @@ from ltrsched.policies.base import LiveView, Policy
 from ltrsched.policies.batching import BatchLimits, form_batch
 from ltrsched.policies.fastops import count_nonzero
 from ltrsched.policies.order_check import check_order
+from ltrsched.policies.step_shape import split_step_shape
 
 
 #: A vLLM request's output tokens so far (a C-level attribute read; ``Request.num_output_tokens`` is a property).
 _OUTPUT_TOKEN_IDS = attrgetter("_output_token_ids")
+#: An ``EngineCoreOutputs``' list of outputs (one per request with news for that client).
+_OUTPUTS = attrgetter("outputs")
+#: Steps with at most this many prompt chunks read only the chunks' output counts from vLLM (see ``_sampled``).
+_FEW_CHUNKS = 16
 
 
 class EngineMismatchError(RuntimeError):
@@ -101,6 +105,8 @@ class PolicyScheduler(Scheduler):
         # this step (as the simulator does), not the whole prompt.
         self.scheduler_reserve_full_isl = False
         self.waiting = HeldRequests(self.waiting)
+        # outputs from update_from_output are one per request that got tokens, less the failures (see there)
+        self._plain_outputs = not (getattr(self, "is_mm_encoder_only", False) or getattr(self, "ec_connector", None))
         self.begin_run(take_setup(self.vllm_config.additional_config))
 
     def begin_run(self, setup: EngineSetup) -> None:
@@ -133,6 +139,7 @@ class PolicyScheduler(Scheduler):
         self._prev_batch = np.zeros(0, dtype=np.int64)
         self._step: tuple | None = None  # what schedule() planned, until update_from_output
         self._prev_end = float("nan")
+        self._all_sampled_at: float | None = None  # the end of the last step if every member sampled in it
         self._wants_on_step = type(self.ranking_policy).on_step is not Policy.on_step
         self._in_sync = True  # no step has differed from its plan: vLLM's running list mirrors the table
         self._held_mark = 0  # len(self.requests) - table.size after the last schedule()
@@ -173,7 +180,7 @@ class PolicyScheduler(Scheduler):
         wall0 = time.perf_counter()
         now = self.clock()
         step = self.num_steps
-        view = LiveView(t.live_columns(step), t.live, now, step)
+        view = LiveView(t.live_columns(step), t.live, now, step, t.arrival_ordered)
         order = check_order(self.ranking_policy.rank(view), view, self.ranking_policy)
         plan = form_batch(order, t.pending_tokens, t.computed_tokens, t.resident, self.limits,
                           self.blocks_in_use, live=t.live)
@@ -226,12 +233,16 @@ class PolicyScheduler(Scheduler):
         self._held_mark = len(self.requests) - t.size
         batch_ids = slots.gather_ids(batch)
         mismatch = self._check(out, batch_ids, plan)
+        # the batch's counts before the step (form_batch's, when it kept them; preemption changes neither for
+        # batch members). The table keeps pending = prompt + generated - computed for every request
         b_computed = t.computed_tokens[batch] if plan.computed_tokens is None else plan.computed_tokens
-        shape = planned_step_shape(plan.num_new_tokens, b_computed, t.prompt_tokens[batch] + t.generated_tokens[batch])
-        t.scheduled(batch, plan.num_new_tokens, self._prev_batch, step, now)
+        b_pending = t.pending_tokens[batch] if plan.pending_tokens is None else plan.pending_tokens
+        shape = split_step_shape(plan.num_new_tokens, b_computed, b_pending)
+        rerun = t.scheduled(batch, plan.num_new_tokens, b_computed, self._prev_batch, step, now, num_res < len(batch))
         self.blocks_in_use = plan.blocks_in_use
         plugin_s = (wall1 - wall0) + (time.perf_counter() - wall2)
-        self._step = (view, order, plan, now, shape, mismatch, wall2 - wall1, plugin_s, batch_reqs, batch_ids)
+        self._step = (view, order, plan, now, shape, mismatch, wall2 - wall1, plugin_s, batch_reqs, batch_ids,
+                      b_pending, rerun)
         return out
 
     def _check(self, out, batch_ids: list[str], plan) -> int:
@@ -255,28 +266,81 @@ class PolicyScheduler(Scheduler):
             )
         return n
 
+    def _sampled(self, emitted: int, reqs: list, plan, b_pending: np.ndarray, b_gen: np.ndarray):
+        """Which batch members produced a token this step, from the plan, checked against what vLLM did:
+        ``(sampled, differences)``, ``sampled`` None when every member did, else the tokens each produced.
+
+        A member samples when it computes all its pending tokens (each decode: one pending, one taken).
+        ``emitted`` is the number of outputs vLLM's ``update_from_output`` returned (-1: unknown). For a
+        generating model with no error outputs (see ``update_from_output``) vLLM emits one output for each
+        scheduled request that it appended tokens to, and appends at most one token per request per step
+        (speculative decoding is refused). So when the outputs number the decodes plus the tokens the few
+        prompt chunks produced (read from their requests), every decode produced its token: each decode is
+        checked without touching its request. Otherwise, or with many chunks, each member's count is read from
+        vLLM's request objects (one pass over the batch) and the differences from the plan are counted."""
+        take = plan.num_new_tokens
+        if plan.one_token_each:
+            chunks = None
+            k_chunks = 0
+        else:
+            chunks = (b_pending != 1).nonzero()[0]  # prompt chunks (and first tokens of 1-token prompts)
+            k_chunks = len(chunks)
+        if k_chunks <= _FEW_CHUNKS and emitted >= 0:
+            if not k_chunks:
+                if emitted == len(reqs):
+                    return None, 0
+            else:
+                pos = chunks.tolist()
+                got = [len(reqs[j]._output_token_ids) for j in pos]
+                got_chunks = [g - b for g, b in zip(got, b_gen[chunks].tolist())]
+                planned = (take[chunks] == b_pending[chunks]).tolist()
+                if got_chunks == planned and emitted == len(reqs) - k_chunks + sum(got_chunks):
+                    if all(planned):
+                        return None, 0
+                    return take == b_pending, 0
+        # many chunks, or a difference: each member's count as vLLM has it. A member aborted since schedule()
+        # (finish_requests) produces nothing
+        got = np.fromiter(map(len, map(_OUTPUT_TOKEN_IDS, reqs)), dtype=np.int64, count=len(reqs)) - b_gen
+        planned = (take == b_pending) & (self.table.state[plan.batch] != FINISHED)
+        diff = int(count_nonzero(got != planned))
+        if diff:
+            self._in_sync = False
+            if self.strict:
+                raise EngineMismatchError(
+                    f"step {self.num_steps}: vLLM's outputs differ from the plan for {diff} requests (tokens "
+                    f"produced {got.tolist()}, planned {planned.astype(int).tolist()})")
+        return got, diff
+
     def update_from_output(self, scheduler_output, model_runner_output):
+        # vLLM adds outputs without tokens only for requests it fails (grammar compile errors, encoder cache
+        # mismatches, connectors) or for pooling and encoder-only models
+        plain = self._plain_outputs and not (self.grammar_compile_error_reqs or self.encoder_cache_mismatch_reqs)
         outputs = super().update_from_output(scheduler_output, model_runner_output)
         if self._step is None:
             return outputs
         wall0 = time.perf_counter()
-        view, order, plan, start, shape, mismatch, vllm_s, plugin_s, reqs, ids = self._step
+        view, order, plan, start, shape, mismatch, vllm_s, plugin_s, reqs, ids, b_pending, rerun = self._step
         self._step = None
         now = self.clock()
         dt = now - start
         t = self.table
         batch = plan.batch
-        # vLLM's own account of each member (a request may stop early, e.g. at EOS without ignore_eos)
-        generated = np.fromiter(map(len, map(_OUTPUT_TOKEN_IDS, reqs)), dtype=np.int64, count=len(reqs))
+        b_gen = t.generated_tokens[batch]
+        if mismatch:  # vLLM scheduled another step than the plan: its own account of each member
+            got = np.fromiter(map(len, map(_OUTPUT_TOKEN_IDS, reqs)), dtype=np.int64, count=len(reqs))
+            sampled, wrong = got - b_gen, 0
+        else:
+            emitted = sum(map(len, map(_OUTPUTS, outputs.values()))) if plain else -1
+            sampled, wrong = self._sampled(emitted, reqs, plan, b_pending, b_gen)
+        t.stepped(batch, plan.num_new_tokens, b_pending, b_gen, sampled, now, dt, plan.one_token_each,
+                  self._all_sampled_at if rerun and sampled is None else None)
+        self._all_sampled_at = now if sampled is None else None
         # vLLM drops a request from self.requests when it finishes (no KV connectors here): if none left
         # since schedule() (the mark is unchanged), no member finished
         if len(self.requests) - t.size == self._held_mark:
             done = None
         else:
             done = ~np.fromiter(map(self.requests.__contains__, ids), dtype=bool, count=len(ids))
-        sampled = generated > t.generated_tokens[batch]
-        t.sampled(batch[sampled], generated[sampled], now)
-        t.run_time[batch] += dt
         if self._wants_on_step:
             scheduled = np.zeros(len(view), dtype=bool)
             scheduled[order[: len(batch)] if plan.ranks is None else order[plan.ranks]] = True
@@ -294,7 +358,7 @@ class PolicyScheduler(Scheduler):
         self.log.record(
             start=start, end=now, cycle=now - self._prev_end, shape=shape, num_live=len(view),
             num_evicted=len(plan.evict), num_finished=num_finished, blocks_in_use=self.blocks_in_use,
-            mismatches=mismatch, vllm_schedule_s=vllm_s, plugin_s=plugin_s + time.perf_counter() - wall0,
+            mismatches=mismatch + wrong, vllm_schedule_s=vllm_s, plugin_s=plugin_s + time.perf_counter() - wall0,
         )
         # the next step follows back to back if requests are left (else it waits for an arrival)
         self._prev_end = now if len(t.live) else float("nan")

@@ -19,21 +19,37 @@ OTHER_FIELDS = ("start", "end", "cycle", "num_live", "num_evicted", "num_finishe
 
 
 class StepLog:
-    """Columns of per-step values, appended once per step."""
+    """Per-step values, one row appended per step (a tuple: the engine's hot path), as columns on demand."""
 
     def __init__(self) -> None:
-        self.columns: dict[str, list] = {name: [] for name in OTHER_FIELDS + SHAPE_FIELDS}
+        self._rows: list[tuple] = []  # OTHER_FIELDS' values, then the StepShape
 
     def __len__(self) -> int:
-        return len(self.columns["start"])
+        return len(self._rows)
 
-    def record(self, shape: StepShape, **values: float) -> None:
-        cols = self.columns
-        for name in OTHER_FIELDS:
-            cols[name].append(values[name])
+    def record(self, shape: StepShape, start: float, end: float, cycle: float, num_live: int, num_evicted: int,
+               num_finished: int, blocks_in_use: int, mismatches: int, vllm_schedule_s: float,
+               plugin_s: float) -> None:
+        """Append a step (the values of ``OTHER_FIELDS``, in that order)."""
+        self._rows.append((start, end, cycle, num_live, num_evicted, num_finished, blocks_in_use, mismatches,
+                           vllm_schedule_s, plugin_s, shape))
+
+    def last(self, name: str):
+        """The last step's value of field ``name`` (one of ``OTHER_FIELDS`` or ``SHAPE_FIELDS``)."""
+        row = self._rows[-1]
+        return getattr(row[-1], name) if name in SHAPE_FIELDS else row[_POSITION[name]]
+
+    @property
+    def columns(self) -> dict[str, list]:
+        """Field name -> its values, one per step."""
+        cols: dict[str, list] = {name: [row[k] for row in self._rows] for name, k in _POSITION.items()}
         for name in SHAPE_FIELDS:
-            cols[name].append(getattr(shape, name))
+            cols[name] = [getattr(row[-1], name) for row in self._rows]
+        return cols
 
     def frame(self) -> pl.DataFrame:
         df = pl.DataFrame(self.columns, strict=False)
         return df.with_columns(duration=pl.col("end") - pl.col("start"))
+
+
+_POSITION = {name: k for k, name in enumerate(OTHER_FIELDS)}

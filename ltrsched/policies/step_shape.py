@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ltrsched.policies.fastops import ones
+
 
 @dataclass(slots=True)  # not frozen: one is built per simulated step, frozen __init__ is slower
 class StepShape:
@@ -47,20 +49,47 @@ def batch_step_shape(num_new_tokens: np.ndarray, computed_tokens: np.ndarray, kn
         known_tokens: prompt + generated tokens of each member [tokens].
 
     A member is a decode when it computes the one token not yet in its KV (a 1-token last prompt chunk
-    counts too); every other member is a prefill (or recompute) chunk.
+    counts too); every other member is a prefill (or recompute) chunk. Each member computes
+    ``1 <= num_new_tokens <= known - computed`` tokens.
+    """
+    return split_step_shape(num_new_tokens, computed_tokens, known_tokens - computed_tokens)
+
+
+def split_step_shape(num_new_tokens: np.ndarray, computed_tokens: np.ndarray, pending_tokens: np.ndarray) -> StepShape:
+    """:func:`batch_step_shape` from the members' pending tokens (``known - computed``, the KV they lack
+    before the step) [tokens], arrays aligned with the batch; each member computes
+    ``1 <= num_new_tokens <= pending_tokens`` tokens.
+
+    The one implementation of the decode/chunk split, shared by the simulator (steps with several prompt
+    chunks) and the engine adapter (every step). A member with one token pending computes it (it takes at
+    least one): a decode. At thousands of live requests nearly every member is a decode and a few are
+    prompt chunks (requests admitted this step), so the decodes are found with a few calls on the whole
+    batch and the chunks are worked on alone.
     """
     n = len(num_new_tokens)
-    if int(num_new_tokens.sum()) == n and int((known_tokens - computed_tokens).max(initial=1)) == 1:
-        # decode-only (every member computes the one token not yet in its KV): the common step
-        return StepShape(num_decode_seqs=n, decode_context_tokens=int(computed_tokens.sum()) + n)
-    is_decode = (num_new_tokens == 1) & (computed_tokens + 1 == known_tokens)
-    n_decode = int(is_decode.sum())
-    prefill = ~is_decode
-    p_take = num_new_tokens[prefill]
-    return StepShape(
-        num_prefill_tokens=int(p_take.sum()),
-        num_prefill_seqs=len(p_take),
-        num_decode_seqs=n_decode,
-        decode_context_tokens=int(computed_tokens[is_decode].sum()) + n_decode,
-        prefill_attention_pairs=float((p_take * (computed_tokens[prefill] + (p_take + 1) * 0.5)).sum()),
-    )
+    chunks = (pending_tokens != 1).nonzero()[0]  # prompt (or recompute) chunks, in batch order
+    context = int(computed_tokens.dot(ones(n)))  # KV tokens of the batch before the step
+    k = len(chunks)
+    if not k:  # decode-only: the common step
+        return StepShape(num_decode_seqs=n, decode_context_tokens=context + n)
+    n_decode = n - k
+    if k <= _FEW_CHUNKS:  # scalar arithmetic: a numpy call costs more than a few elements
+        tokens = before = 0
+        pairs = 0.0
+        for take, computed in zip(num_new_tokens[chunks].tolist(), computed_tokens[chunks].tolist()):
+            tokens += take
+            before += computed
+            pairs += take * (computed + (take + 1) * 0.5)
+    else:
+        p_take = num_new_tokens[chunks]
+        p_computed = computed_tokens[chunks]
+        tokens, before = int(p_take.dot(ones(k))), int(p_computed.dot(ones(k)))
+        pairs = float((p_take * (p_computed + (p_take + 1) * 0.5)).sum())
+    # each chunk's pairs, take * computed + take * (take + 1) / 2, is an integer: every partial sum is exact
+    # (below 2**53), so the scalar and the array sums are the same float
+    return StepShape(num_prefill_tokens=tokens, num_prefill_seqs=k, num_decode_seqs=n_decode,
+                     decode_context_tokens=context - before + n_decode, prefill_attention_pairs=pairs)
+
+
+#: at most this many prompt chunks are summed in scalar arithmetic (a burst's first steps have hundreds)
+_FEW_CHUNKS = 16

@@ -29,7 +29,7 @@ from ltrsched.policies.fastops import (  # ones(k): exact int64 sums by dot
     ones,
 )
 from ltrsched.policies.order_check import check_order
-from ltrsched.policies.step_shape import StepShape
+from ltrsched.policies.step_shape import StepShape, split_step_shape
 from ltrsched.sim.request_table import FINISHED, RequestTable
 
 if TYPE_CHECKING:
@@ -310,7 +310,7 @@ class Replica:
                     odd = _OddMember(int(odd_pos[0]), batch, take, b_computed, b_pending, b_gen, t)
                     shape = odd.shape(k, b_computed)
                 else:
-                    shape = self._mixed_shape(batch, take, b_computed, b_pending)
+                    shape = split_step_shape(take, b_computed, b_pending)  # several prompt chunks
             dt = self.step_time(shape) + swap_blocks * self.swap_seconds_per_block
             start = float(now)
             end = now + dt  # what a SimPy timeout of dt ends at
@@ -454,23 +454,6 @@ class Replica:
             t.max_idle_steps[i] = idle_run
         t.last_run_step[i] = self.steps
         return generated >= t.output_tokens[i]
-
-    def _mixed_shape(self, batch, take, b_computed, b_pending) -> StepShape:
-        """Shape of a step with several prefill members (prompt chunks)."""
-        # a decode computes the one token not yet in the KV (a 1-token last prompt chunk counts too):
-        # pending = known - computed = 1, so it takes 1
-        is_decode = b_pending == 1
-        n_decode = int(count_nonzero(is_decode))
-        prefill = (~is_decode).nonzero()[0]
-        p_take = take[prefill]
-        p_computed = b_computed[prefill]
-        return StepShape(
-            num_prefill_tokens=int(p_take.sum()),
-            num_prefill_seqs=len(prefill),
-            num_decode_seqs=n_decode,
-            decode_context_tokens=int(b_computed.sum()) + n_decode - int(p_computed.sum()),
-            prefill_attention_pairs=float((p_take * (p_computed + (p_take + 1) * 0.5)).sum()),
-        )
 
     def _advance_mixed(self, batch, take, b_computed, b_gen, b_pending, start, end) -> np.ndarray:
         """Advance a batch with prefill work by ``take`` tokens; members that computed all their known
