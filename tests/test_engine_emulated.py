@@ -274,3 +274,34 @@ def test_a_member_that_did_not_produce_its_planned_token_is_caught(strict, step)
         scheduler.update_from_output(out, result)
     assert scheduler.log.columns["mismatches"] == [0] * step + [1]
     assert scheduler.table.generated_tokens[:3].tolist() == [step + 1, step, step + 1]  # vLLM's counts
+
+
+class StateRecorder(RandomOrder):
+    """RandomOrder that records the state of every live request it is shown, step by step."""
+
+    def prepare(self, requests) -> None:
+        super().prepare(requests)
+        self.seen = []
+
+    def rank(self, view):
+        self.seen.append(dict(zip(view.request_id.tolist(), view.state.tolist())))
+        return super().rank(view)
+
+
+def test_policies_see_the_simulators_request_states():
+    """A member of the last batch evicted by recompute waits (no KV), as in the simulator, not PAUSED."""
+    from ltrsched.engine.emulate import EngineConfig, emulate
+
+    rng = np.random.default_rng(5)
+    workload = make_workload(rng.integers(1, 90, 40), rng.integers(1, 40, 40))
+    profile = LinearProfile(overhead=0.01, per_token=0.001, per_kv=1e-5, blocks=24)
+    on_engine, in_sim = StateRecorder(5), StateRecorder(5)
+    engine = emulate(workload, on_engine, profile.step_time,
+                     EngineConfig(num_gpu_blocks=25, max_num_batched_tokens=32, max_num_seqs=3))
+    sim = simulate(workload, in_sim, SimConfig(profile=profile, max_num_batched_tokens=32, max_num_seqs=3,
+                                               num_gpu_blocks=24, watermark=0.0, preemption="recompute",
+                                               semantics="vllm-v1"))
+    assert engine.summary["num_preemptions"] > 0 and engine.summary["mismatched_steps"] == 0
+    assert len(on_engine.seen) == len(in_sim.seen)
+    for step, (e, s) in enumerate(zip(on_engine.seen, in_sim.seen)):
+        assert e == s, f"step {step}: " + str({k: (e.get(k), s.get(k)) for k in set(e) | set(s) if e.get(k) != s.get(k)})

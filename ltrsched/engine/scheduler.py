@@ -196,6 +196,8 @@ class PolicyScheduler(Scheduler):
             for r in evicted:
                 self._preempt_request(r, stamp)  # prepends r to self.waiting: O(1) (HeldRequests)
             t.preempted(plan.evict)
+            # an evicted member of the last batch has no KV now: it waits, it must not be marked paused below
+            self._prev_batch = self._prev_batch[~np.isin(self._prev_batch, plan.evict)]
 
         # vLLM's queues for this call: the batch's residents, then the members to admit, in rank order
         batch_reqs = slots.gather(batch)
