@@ -139,7 +139,7 @@ def build(out: Path, quick: bool, results: Path = RESULTS) -> Section:
         roles = policy_roles(list(body["policies"]))
         if case.startswith("burst (") and roles["starve"] is not None and roles["ltr"] is None and burst_ltr:
             sec.checks.append(_starvation_check(case, body["policies"][roles["starve"]]["engine"], burst_ltr["engine"],
-                                                " (LTR: the burst's run)"))
+                                                " (LTR: the burst's LTR runs)"))
         if roles["fcfs"] is None or roles["ltr"] is None:
             continue
 
