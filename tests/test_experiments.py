@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -92,6 +93,8 @@ _SWEEP_BASE = 'policies = ["fcfs"]\nworkloads = ["lmsys-like"]\nnum_requests = 2
     ("s.toml", _SWEEP_BASE + "seeds = [-1]\n", "'seeds' must be >= 0"),
     ("s.toml", _SWEEP_BASE + "max_num_batched_tokens = 0\n", "'max_num_batched_tokens' must be >= 1"),
     ("s.toml", _SWEEP_BASE + 'preemption = "kill"\n', "'preemption' must be swap or recompute"),
+    ("s.toml", _SWEEP_BASE + "block_size = 0\n", "'block_size' must be >= 1"),
+    ("s.toml", _SWEEP_BASE + "block_size = 12.5\n", "'block_size' must be an integer"),
     ("s.toml", _SWEEP_BASE + 'scoring = "approx-po:tau=2"\n', "tau must be in (0, 1], got 2.0"),
     ("s.toml", _SWEEP_BASE + 'profiles = ["a100-llama3-8b", "nosuch"]\n', "unknown profile 'nosuch'"),
     ("s.yaml", "policies: [fcfs]\n", "unknown sweep file format '.yaml'"),
@@ -104,6 +107,33 @@ def test_sweep_file_errors_are_one_line_before_any_run(tmp_path, name, content, 
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
     assert_one_line_error(run_cli("sweep", str(path), "--out", str(tmp_path / "o"), "--jobs", "1"), message)
     assert not (tmp_path / "o").exists()
+
+
+def test_sweep_block_size_follows_the_measured_profile(tmp_path):
+    """A sweep models the KV blocks of the engine a measured profile came from (128 tokens for cpu-*), 16
+    for the others, unless the file sets block_size; the cache key follows the block size actually used."""
+    from ltrsched.experiments.runspec import RunSpec
+
+    def sizes(content, out):
+        path = tmp_path / f"{out}.toml"
+        path.write_text(_SWEEP_BASE + 'profiles = ["cpu-smollm2", "a100-llama3-8b"]\n' + content)
+        r = run_cli("sweep", str(path), "--out", str(tmp_path / out), "--jobs", "1")
+        assert r.returncode == 0, r.stderr[-2000:]
+        found = {}
+        for f in (tmp_path / out).rglob("summary.json"):
+            meta = json.loads(f.read_text())["meta"]
+            found[meta["run_spec"]["profile"]] = meta["config"]["block_size"]
+        return found
+
+    assert sizes("", "default") == {"cpu-smollm2": 128, "a100-llama3-8b": 16}
+    assert sizes("block_size = 32\n", "b32") == {"cpu-smollm2": 32, "a100-llama3-8b": 32}
+    base = dict(experiment="sweep", setting="", label="", workload="lmsys-like", policy="fcfs")
+    gpu, cpu = RunSpec(**base, profile="a100-llama3-8b"), RunSpec(**base, profile="cpu-smollm2")
+    # runs cached before the field existed keep their hash; the size a run uses decides its key
+    assert gpu.run_hash() == RunSpec(**base, profile="a100-llama3-8b", block_size=16).run_hash()
+    assert "block_size" not in gpu.key()
+    assert cpu.run_hash() == RunSpec(**base, profile="cpu-smollm2", block_size=128).run_hash()
+    assert cpu.run_hash() != RunSpec(**base, profile="cpu-smollm2", block_size=16).run_hash()
 
 
 def test_sweep_jobs_must_be_positive(tmp_path):

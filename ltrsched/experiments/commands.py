@@ -95,7 +95,7 @@ SWEEP_LISTS: dict[str, type | tuple[type, ...]] = {
 #: Sweep keys holding one value, and its type.
 SWEEP_SCALARS: dict[str, type | tuple[type, ...]] = {
     "arrival": str, "num_requests": int, "duration": (int, float), "scoring": str,
-    "max_num_batched_tokens": int, "max_num_seqs": int, "preemption": str,
+    "max_num_batched_tokens": int, "max_num_seqs": int, "preemption": str, "block_size": int,
 }
 SWEEP_KEYS = set(SWEEP_LISTS) | set(SWEEP_SCALARS)
 
@@ -164,7 +164,7 @@ def _check_sweep_values(data: dict, path: Path) -> None:
         values = data.get(key, [])
         if not all(math.isfinite(v) and v > 0 for v in (values if isinstance(values, list) else [values])):
             raise UserError(f"{path}: {key!r} must be positive, got {values!r}")
-    for key in ("num_requests", "max_num_batched_tokens", "max_num_seqs"):
+    for key in ("num_requests", "max_num_batched_tokens", "max_num_seqs", "block_size"):
         if data.get(key, 1) < 1:
             raise UserError(f"{path}: {key!r} must be >= 1, got {data[key]}")
     if any(r < 1 for r in data.get("replicas", [])):
@@ -201,7 +201,8 @@ def sweep(sweep_file, out, jobs, backend, address):
 
     Keys: policies (list, required), workloads, profiles, arrival, rates, num_requests, duration, seeds,
     scoring (e.g. "approx-score:tau=0.6" for LTR), max_num_batched_tokens, max_num_seqs, preemption,
-    replicas (e.g. [1, 8]) and routers (e.g. ["round-robin", "least-outstanding"]; used where replicas > 1).
+    block_size (tokens per KV block; default: the block size a measured profile's engine used, 128 for
+    the cpu-* profiles, else 16), replicas (e.g. [1, 8]) and routers (e.g. ["round-robin", "least-outstanding"]; used where replicas > 1).
     rates and duration need arrival = "poisson", "gamma" or "replay" (burst, the default, puts every
     request at t = 0; a sweep that sets them with burst is refused).
     """
@@ -230,7 +231,8 @@ def sweep(sweep_file, out, jobs, backend, address):
                 num_requests=data.get("num_requests"), arrival=arrival, rate=r, duration=data.get("duration"),
                 scoring=data.get("scoring", "none"), seed=seed,
                 max_num_batched_tokens=data.get("max_num_batched_tokens", 768), max_num_seqs=data.get("max_num_seqs", 256),
-                preemption=data.get("preemption", "swap"), replicas=n, router=router)
+                preemption=data.get("preemption", "swap"), replicas=n, router=router,
+                block_size=data.get("block_size"))
         for w, p, prof, r, seed, (n, router) in itertools.product(
             data.get("workloads", ["sharegpt"]), data["policies"], data.get("profiles", ["a100-llama3-8b"]), rates,
             data.get("seeds", [0]), clusters)

@@ -140,7 +140,7 @@ def execute_run(spec: RunSpec, out: str | Path, run_hash: str | None = None) -> 
     config = SimConfig(profile=spec.profile, max_num_batched_tokens=spec.max_num_batched_tokens,
                        max_num_seqs=spec.max_num_seqs, preemption=spec.preemption,
                        chunked_prefill=spec.chunked_prefill, record_steps=spec.record_steps,
-                       stop_time=spec.stop_time)
+                       stop_time=spec.stop_time, block_size=spec.resolved_block_size())
     if spec.replicas > 1 or spec.router is not None:
         from ltrsched.routers import make_router
         from ltrsched.sim.cluster import simulate_cluster

@@ -14,6 +14,8 @@ LABEL_FIELDS = ("experiment", "setting", "label", "note")
 #: Bump when the meaning of a run changes (metrics added to summaries, scoring semantics), so that
 #: old cached results are not reused. 2: keys cover the content of input files and plugin code.
 CACHE_VERSION = 2
+#: ``SimConfig.block_size``'s default [tokens] (kept here so that hashing a spec imports no simulator).
+DEFAULT_BLOCK_SIZE = 16
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class RunSpec:
         stop_time: end the simulation at this time [s] (synthetic data generation horizons).
         replicas: identical replicas serving the workload behind ``router`` (1: the lone simulator).
         router: router spec (``ltrsched routers``) when ``replicas`` > 1; None: a lone replica.
+        block_size: tokens per KV block [tokens]; None: the block size the profile's engine used if the
+            profile was measured (``ltrsched profile``: 128 for the built-in ``cpu-*``), else 16.
     """
 
     experiment: str
@@ -67,6 +71,7 @@ class RunSpec:
     note: str = ""
     replicas: int = 1
     router: str | None = None
+    block_size: int | None = None
 
     def key(self) -> dict[str, Any]:
         """The result-determining fields (what the hash covers): every field but the labels, plus what
@@ -75,9 +80,23 @@ class RunSpec:
         d = {k: v for k, v in asdict(self).items() if k not in LABEL_FIELDS}
         if self.replicas == 1 and self.router is None:
             del d["replicas"], d["router"]
+        # the block size the run uses, and only where it is not the simulator's default: runs cached before
+        # the field existed keep their hashes, and None or the value it stands for hash alike
+        del d["block_size"]
+        block_size = self.resolved_block_size()
+        if block_size != DEFAULT_BLOCK_SIZE:
+            d["block_size"] = block_size
         d["cache_version"] = CACHE_VERSION
         d["inputs"] = self.inputs()
         return d
+
+    def resolved_block_size(self) -> int:
+        """The KV block size the run simulates [tokens]: ``block_size``, or the profile's engine's, or 16."""
+        if self.block_size is not None:
+            return self.block_size
+        from ltrsched.sim.profiles import engine_block_size
+
+        return engine_block_size(self.profile) or DEFAULT_BLOCK_SIZE
 
     def inputs(self) -> dict[str, Any]:
         """Content fingerprints of what the run reads besides its fields: the workload file's and the

@@ -47,7 +47,7 @@ def engine_options(fn):
                      help="Token budget per step [tokens]."),
         click.option("--max-num-seqs", type=int, default=256, show_default=True, help="Sequence cap per step."),
         click.option("--num-gpu-blocks", type=int, default=None,
-                     help="KV-cache capacity [blocks of --block-size tokens; 16 for sweep]; default: derived from the profile."),
+                     help="KV-cache capacity [blocks of --block-size tokens]; default: derived from the profile."),
         click.option("--gpu-memory-utilization", type=float, default=0.9, show_default=True),
         click.option("--max-model-len", type=int, default=None,
                      help="Longest prompt + output a request may have [tokens]; default: the profile's "
@@ -102,22 +102,14 @@ def check_arrival_options(arrival, rate, cv, duration) -> None:
         raise UserError(f"--cv {cv:g} applies only to --arrival gamma, not --arrival {arrival}")
 
 
-def measured_block_size(profile) -> int | None:
-    """The KV block size [tokens] a measured profile's engine used (``ltrsched profile`` records it), else None."""
-    from ltrsched.sim.profiles import load_profile
-
-    engine = load_profile(profile).provenance.get("engine") if isinstance(profile, str) else None
-    size = engine.get("block_size") if isinstance(engine, dict) else None
-    return size if isinstance(size, int) and size > 0 else None
-
-
 def build_config(profile, max_num_batched_tokens, max_num_seqs, num_gpu_blocks, gpu_memory_utilization,
                  max_model_len, semantics, max_resident_seqs, preemption, chunked_prefill, record_steps=False,
                  block_size=None):
     from ltrsched.sim.config import SimConfig
+    from ltrsched.sim.profiles import engine_block_size
 
     if block_size is None:
-        block_size = measured_block_size(profile) or SimConfig.block_size
+        block_size = engine_block_size(profile) or SimConfig.block_size
     if preemption is None:
         preemption = "recompute" if semantics == "vllm-v1" else "swap"
     try:

@@ -10,6 +10,7 @@ Built-in profiles are JSON files in this package, derived by ``derive_a100`` (se
 
 from ltrsched.sim.profiles.io import (
     builtin_profiles,
+    engine_block_size,
     load_profile,
     profile_from_dict,
     profile_to_dict,
@@ -21,6 +22,7 @@ from ltrsched.sim.profiles.model import StepTimeProfile
 __all__ = [
     "StepTimeProfile",
     "builtin_profiles",
+    "engine_block_size",
     "load_profile",
     "profile_from_dict",
     "profile_to_dict",

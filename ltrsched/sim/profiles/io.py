@@ -276,3 +276,11 @@ def load_profile(name_or_path: str | os.PathLike | StepTimeProfile) -> StepTimeP
         return read_profile_file(path)
     raise UserError(f"unknown profile {text!r}; built-in profiles: {', '.join(sorted(builtins))} "
                     f"(or give a path to a profile JSON file)")
+
+
+def engine_block_size(name_or_path: str | os.PathLike | StepTimeProfile) -> int | None:
+    """The KV block size [tokens] the engine of a measured profile used (``ltrsched profile`` records it in
+    the profile's provenance), else None (the A100/H100 profiles derived from operator timings)."""
+    engine = load_profile(name_or_path).provenance.get("engine")
+    size = engine.get("block_size") if isinstance(engine, dict) else None
+    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
