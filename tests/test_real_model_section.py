@@ -125,6 +125,27 @@ def test_runs_of_other_engine_settings_are_their_own_case(validation_dir, tmp_pa
     assert check.passed and "max waiting 40.0 s vs 89.0 s" in check.detail  # against the burst's LTR runs
 
 
+def test_a_case_with_its_own_ltr_runs_is_checked_against_them(validation_dir, tmp_path):
+    """The resident-cap case repeats LTR under its own settings: starvation prevention compares with those runs
+    (0.70 vs 0.69: +1.4%), not with the first burst case's LTR (0.55: +27%)."""
+    root, report = validation_dir
+    more = tmp_path / "val4"
+    config = {"max_num_seqs": 16, "max_resident_seqs": 48}
+    for policy, lpt, waits in (("ltr", 0.69, (1.0, 180.0)), ("ltr:starve=200,quantum=10", 0.70, (1.0, 50.0))):
+        pdir = more / "runs" / "burst" / policy.replace(":", "_").replace(",", "_")
+        _run(pdir / "engine-0", "burst", policy, lpt, repeat=0, waits=waits, config=config)
+        _run(pdir / "sim", "burst", policy, lpt, config=config)
+    out = tmp_path / "results.json"
+    assert run_cli("real-model-results", str(root), str(more), "--labels-report", str(report),
+                   "--out", str(out)).returncode == 0
+    sec = real_model.build(tmp_path / "r", quick=False, results=out)
+    checks = {c.claim.split(":")[0]: c for c in sec.checks if "starvation" in c.claim}
+    assert set(checks) == {"burst", "burst (max_resident_seqs=48)"}
+    own = checks["burst (max_resident_seqs=48)"]
+    assert own.passed and "+1.4%" in own.detail and "50.0 s vs 180.0 s" in own.detail
+    assert "the burst's LTR runs" not in own.claim
+
+
 def test_starvation_check_fails_when_the_mean_moves(validation_dir, tmp_path):
     root, report = validation_dir
     summary = root / "runs" / "burst" / "ltr_starve=200_quantum=10" / "engine-0" / "summary.json"

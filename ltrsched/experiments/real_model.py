@@ -137,7 +137,11 @@ def build(out: Path, quick: bool, results: Path = RESULTS) -> Section:
     ratio_rows = []
     for case, body in cases.items():
         roles = policy_roles(list(body["policies"]))
-        if case.startswith("burst (") and roles["starve"] is not None and roles["ltr"] is None and burst_ltr:
+        is_burst = case == "burst" or case.startswith("burst (")  # the starvation target is a burst's
+        if is_burst and roles["starve"] is not None and roles["ltr"] is not None:
+            sec.checks.append(_starvation_check(case, body["policies"][roles["starve"]]["engine"],
+                                                body["policies"][roles["ltr"]]["engine"]))
+        elif case.startswith("burst (") and roles["starve"] is not None and burst_ltr:
             sec.checks.append(_starvation_check(case, body["policies"][roles["starve"]]["engine"], burst_ltr["engine"],
                                                 " (LTR: the burst's LTR runs)"))
         if roles["fcfs"] is None or roles["ltr"] is None:
@@ -153,9 +157,6 @@ def build(out: Path, quick: bool, results: Path = RESULTS) -> Section:
         if case == "burst":
             sec.checks.append(Check(f"burst on the real engine: LTR/FCFS mean latency per token <= {LTR_FCFS_TARGET}",
                                     eng <= LTR_FCFS_TARGET, f"{eng:.3f}; paper {paper:.3f}"))
-            if roles["starve"] is not None:
-                sec.checks.append(_starvation_check(case, body["policies"][roles["starve"]]["engine"],
-                                                    body["policies"][roles["ltr"]]["engine"]))
         if not (math.isnan(eng) or math.isnan(sim)):
             sec.checks.append(Check(f"{case}: simulator's LTR/FCFS within {SIM_RATIO_WITHIN:.0%} of the real engine's",
                                     abs(sim / eng - 1) <= SIM_RATIO_WITHIN, f"sim {sim:.3f} vs engine {eng:.3f}"))
