@@ -1,0 +1,70 @@
+"""How fast the engine ran each validate run's steps, relative to the profile the simulator used.
+
+For every engine run of a ``ltrsched validate`` directory, the sum of the steps' measured cycles (back-to-back
+steps only) over the sum of the profile's step times for the same shapes: 1.0 means the engine ran those steps
+exactly as fast as the profile says; below 1 faster. Split into decode-only steps and steps with prompt
+tokens, with the plug-in's and vLLM's scheduling time per step [ms]. ``--tenths`` adds the ratio over each
+tenth of a run's steps (drift within a run). Two runs of one policy on one case execute identical steps (the
+adapter follows the plan), so their ratios differ only by the machine's speed at the time.
+
+    python benchmarks/step_time_drift.py PROFILE VALIDATION_DIR [--tenths]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import polars as pl
+
+from ltrsched.errors import UserError
+from ltrsched.policies.step_shape import StepShape
+from ltrsched.sim.profiles.io import load_profile
+
+SHAPE = ("num_prefill_tokens", "num_prefill_seqs", "num_decode_seqs", "decode_context_tokens",
+         "prefill_attention_pairs")
+
+
+def with_prediction(steps: pl.DataFrame, profile) -> pl.DataFrame:
+    """The back-to-back steps with the profile's step time for each shape (column ``pred``) [s]."""
+    steps = steps.filter(pl.col("cycle").is_not_nan())
+    pred = [profile.step_time(StepShape(*row)) for row in steps.select(SHAPE).iter_rows()]
+    return steps.with_columns(pred=pl.Series(pred, dtype=pl.Float64))
+
+
+def ratio(steps: pl.DataFrame) -> float:
+    return steps["cycle"].sum() / steps["pred"].sum() if len(steps) else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("profile", help="the profile the simulator used (built-in name or JSON)")
+    ap.add_argument("validation", type=Path, help="a `ltrsched validate --out` directory")
+    ap.add_argument("--tenths", action="store_true", help="also the ratio over each tenth of a run's steps")
+    args = ap.parse_args()
+    try:
+        profile = load_profile(args.profile)
+    except UserError as e:
+        raise SystemExit(f"error: {e}") from None
+    runs = sorted(args.validation.glob("runs/*/*/engine*/steps.parquet"))
+    if not runs:
+        raise SystemExit(f"error: no engine step logs under {args.validation}/runs")
+    print(f"{'engine run':58s} {'steps':>6s} {'eng/pred':>8s} {'decode':>7s} {'prefill':>7s} {'plug-in':>7s} {'vLLM':>6s}")
+    ratios = []
+    for path in runs:
+        d = with_prediction(pl.read_parquet(path), profile)
+        name = str(path.parent.relative_to(args.validation / "runs"))
+        ratios.append(ratio(d))
+        print(f"{name:58s} {len(d):6d} {ratios[-1]:8.3f} {ratio(d.filter(pl.col('num_prefill_tokens') == 0)):7.3f} "
+              f"{ratio(d.filter(pl.col('num_prefill_tokens') > 0)):7.3f} {1e3 * d['plugin_s'].mean():7.3f} "
+              f"{1e3 * d['vllm_schedule_s'].mean():6.3f}")
+        if args.tenths and len(d) >= 10:
+            d = d.with_columns(tenth=pl.int_range(pl.len()) * 10 // pl.len())
+            by = d.group_by("tenth").agg(r=pl.col("cycle").sum() / pl.col("pred").sum()).sort("tenth")
+            print(f"{'':58s} tenths: " + " ".join(f"{r:.2f}" for r in by["r"]))
+    s = sorted(ratios)
+    print(f"{len(s)} runs: eng/pred min {s[0]:.3f}, median {s[len(s) // 2]:.3f}, max {s[-1]:.3f}")
+
+
+if __name__ == "__main__":
+    main()
