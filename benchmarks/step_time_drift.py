@@ -1,4 +1,5 @@
-"""How fast the engine ran each validate run's steps, relative to the profile the simulator used.
+"""How fast the engine ran each validate run's steps, relative to the profile the simulator used (the
+report's "engine step times vs the simulator's profile", split further).
 
 For every engine run of a ``ltrsched validate`` directory, the sum of the steps' measured cycles (back-to-back
 steps only) over the sum of the profile's step times for the same shapes: 1.0 means the engine ran those steps
@@ -18,18 +19,13 @@ from pathlib import Path
 import polars as pl
 
 from ltrsched.errors import UserError
-from ltrsched.policies.step_shape import StepShape
 from ltrsched.sim.profiles.io import load_profile
-
-SHAPE = ("num_prefill_tokens", "num_prefill_seqs", "num_decode_seqs", "decode_context_tokens",
-         "prefill_attention_pairs")
-
+from ltrsched.validation.step_time_ratio import back_to_back, predicted_step_times
 
 def with_prediction(steps: pl.DataFrame, profile) -> pl.DataFrame:
     """The back-to-back steps with the profile's step time for each shape (column ``pred``) [s]."""
-    steps = steps.filter(pl.col("cycle").is_not_nan())
-    pred = [profile.step_time(StepShape(*row)) for row in steps.select(SHAPE).iter_rows()]
-    return steps.with_columns(pred=pl.Series(pred, dtype=pl.Float64))
+    steps = back_to_back(steps)
+    return steps.with_columns(pred=pl.Series(predicted_step_times(steps, profile)))
 
 
 def ratio(steps: pl.DataFrame) -> float:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import polars as pl
@@ -14,6 +15,7 @@ from test_cli_simulate import run_cli
 from ltrsched.policies.step_shape import StepShape
 from ltrsched.sim.profiles import load_profile
 from ltrsched.validation.profiling import PROBE_GAP_S, ProbePlan, fit_steps, probe_plan, probe_workload
+from ltrsched.validation.step_time_ratio import ratio_lines, step_time_ratio
 
 
 def _synthetic_log(profile, n=3000, seed=0):
@@ -42,6 +44,24 @@ def test_fit_recovers_the_attention_coefficients_of_a_known_profile():
     assert fit.prefill_attention_s_per_pair == pytest.approx(truth.prefill_attention_s_per_pair, rel=0.03)
     assert fit.summary()["median_rel_error"] < 0.02
     assert list(fit.non_attention_s) == sorted(fit.non_attention_s)  # tables are non-decreasing
+
+
+def test_step_time_ratio_is_the_runs_time_over_the_profiles():
+    profile = load_profile("a100-llama3-8b")
+    log = _synthetic_log(profile, n=300)
+    assert step_time_ratio(log, profile) == pytest.approx(1.0)
+    slow = log.with_columns(pl.col("cycle") * 1.1)
+    assert step_time_ratio(slow, profile) == pytest.approx(1.1)
+    # a step after an idle gap has no cycle (NaN): it is left out, not counted as zero or as NaN
+    gaps = slow.with_columns(cycle=pl.when(pl.int_range(pl.len()) % 3 == 0).then(float("nan")).otherwise(pl.col("cycle")))
+    assert step_time_ratio(gaps, profile) == pytest.approx(1.1)
+    for nothing in (None, log.head(0), log.drop("cycle"), gaps.filter(pl.col("cycle").is_nan())):
+        assert math.isnan(step_time_ratio(nothing, profile))
+    table = pl.DataFrame({"case": ["burst"] * 3, "policy": ["fcfs", "fcfs", "ltr"], "repeat": [1, 0, 0],
+                          "step_time_ratio": [0.86, 1.02, float("nan")]})
+    md = "\n".join(ratio_lines(table))
+    assert "took 0.86-1.02x the profile's time for its steps (median" in md and "over 2 run(s)" in md
+    assert "| burst | fcfs | 1.020, 0.860 |" in md and "| burst | ltr | n/a |" in md
 
 
 def test_fit_refuses_too_few_steps():
@@ -109,6 +129,10 @@ def test_validate_on_the_emulated_engine_reports_zero_error(tmp_path):
     md = (out / "validation.md").read_text()
     assert "24 of 24 gated values" in md  # 2 cases x 2 policies x (E2E, TTFT, TPOT) x (mean, P90)
     assert "ranking by mean s/token matches" in md and (out / "validation.png").stat().st_size > 0
+    # the emulated engine times its steps by the profile: each run took exactly the profile's time
+    ratios = pl.read_csv(out / "step_time_ratio.csv")
+    assert ratios.height == 4 and (ratios["step_time_ratio"] - 1).abs().max() < 1e-9
+    assert "took 1.00-1.00x the profile's time for its steps" in md
     engine_run = pl.read_parquet(out / "runs" / "burst" / "fcfs" / "engine" / "requests.parquet")
     sim_run = pl.read_parquet(out / "runs" / "burst" / "fcfs" / "sim" / "requests.parquet")
     assert engine_run.columns == sim_run.columns

@@ -151,6 +151,7 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     from ltrsched.sim.profiles import load_profile
     from ltrsched.validation.compare import compare_runs, ranking_check, write_report
     from ltrsched.validation.engines import engine_config
+    from ltrsched.validation.step_time_ratio import step_time_ratio
 
     check_out_dir(out)
     if not (math.isfinite(tolerance) and tolerance >= 0):
@@ -171,11 +172,12 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     if rates:
         rate_values = rate_values or _auto_rates(workload, num_requests, seed, sim_profile, config)
         cases += [("poisson", r) for r in rate_values]
+    step_profile = load_profile(sim_profile)
     eng = start_engine(**engine)
     host = eng.describe()
     click.echo(f"engine: {host}")
     first = eng.prepare(first)  # --prompts text: the served model's prompt lengths, for the simulator too
-    rows, rankings = [], []
+    rows, rankings, ratios = [], [], []
     for i, (arr, r) in enumerate(cases):
         case = arr if r is None else f"{arr}@{r:g}/s"
         wl = first if i == 0 else eng.prepare(build_workload(workload, num_requests, arr, r, 1.0, duration, seed))
@@ -186,6 +188,7 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
                 e.meta.update(case=case, repeat=k, command=_command_line())
                 e.save(_run_dir(out, case, spec) / (f"engine-{k}" if repeats > 1 else "engine"))
                 engs[spec].append(e)
+                ratios.append((case, spec, k, step_time_ratio(e.steps, step_profile)))
         sim_config = SimConfig(profile=sim_profile, max_num_batched_tokens=config.max_num_batched_tokens,
                                max_num_seqs=config.max_num_seqs, block_size=eng.config.block_size,
                                num_gpu_blocks=eng.num_gpu_blocks() - 1, max_resident_seqs=eng.config.vllm_max_num_seqs,
@@ -203,7 +206,9 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
         rankings.append({"case": case, **ranking_check(sims, engs)})
     table = pl.concat(rows).select("case", "policy", "metric", "stat", "sim", "engine", "rel_error", "noise")
     md = write_report(table, rankings, out, f"Simulator ({sim_profile}) vs {'the emulated engine' if eng.emulated else 'vLLM'}",
-                      _command_line(), tolerance, host=host, repeats=repeats)
+                      _command_line(), tolerance, host=host, repeats=repeats,
+                      step_time_ratios=pl.DataFrame(ratios, schema=["case", "policy", "repeat", "step_time_ratio"],
+                                                    orient="row"))
     click.echo(f"report: {md}")
 
 

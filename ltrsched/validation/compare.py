@@ -18,6 +18,7 @@ import polars as pl
 
 from ltrsched import atomic
 from ltrsched.results import RunResult
+from ltrsched.validation.step_time_ratio import ratio_lines
 
 METRICS = ("e2e_latency", "ttft", "tpot", "latency_per_token")
 STATS = ("mean", "p50", "p90")
@@ -87,9 +88,14 @@ def ranking_check(sims: dict[str, RunResult], engines: dict[str, list[RunResult]
 
 
 def write_report(cases: pl.DataFrame, rankings: list[dict], out: Path, title: str, command: str,
-                 tolerance: float, host: str | None = None, repeats: int = 1) -> Path:
-    """``validation.md`` + ``validation.csv`` + ``validation.png`` in ``out``; returns the markdown path."""
+                 tolerance: float, host: str | None = None, repeats: int = 1,
+                 step_time_ratios: pl.DataFrame | None = None) -> Path:
+    """``validation.md`` + ``validation.csv`` + ``validation.png`` in ``out`` (+ ``step_time_ratio.csv``: each
+    engine run's step time over the profile's, see :mod:`ltrsched.validation.step_time_ratio`); returns the
+    markdown path."""
     atomic.write_csv(out / "validation.csv", cases)
+    if step_time_ratios is not None:
+        atomic.write_csv(out / "step_time_ratio.csv", step_time_ratios)
     gated = gate(cases, tolerance)
     within = int(gated["passed"].sum())
     within_tol = int((gated["rel_error"].abs() <= tolerance).sum())
@@ -115,6 +121,8 @@ def write_report(cases: pl.DataFrame, rankings: list[dict], out: Path, title: st
         lines.append(f"| {row['case']} | {row['policy']} | {row['metric']} | {row['stat']} | {row['sim']:.4g} | "
                      f"{row['engine']:.4g} | {row['rel_error']:+.1%}{flag} | "
                      f"{'' if noise is None or np.isnan(noise) else f'{noise:.1%}'} |")
+    if step_time_ratios is not None:
+        lines += ratio_lines(step_time_ratios)
     md = out / "validation.md"
     atomic.write_text(md, "\n".join(lines) + "\n")
     _plot(cases, out / "validation.png", tolerance)
