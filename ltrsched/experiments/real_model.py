@@ -85,7 +85,8 @@ def _runs_table(cases: dict) -> pl.DataFrame:
     for case, body in cases.items():
         for policy, sides in body["policies"].items():
             eng, sim = sides.get("engine", {}), sides.get("sim", {})
-            rows.append({"case": case, "policy": policy,
+            requests = eng.get("num_requests")
+            rows.append({"case": case, "policy": policy, "requests": None if requests is None else int(requests),
                          "engine s/token mean": eng.get("latency_per_token_mean"),
                          "engine s/token p90": eng.get("latency_per_token_p90"),
                          "engine TTFT mean [s]": eng.get("ttft_mean"),

@@ -20,7 +20,8 @@ from ltrsched.errors import UserError
 from ltrsched.experiments.real_model import FORMAT, FORMAT_VERSION, METRICS, RESULTS, policy_roles
 
 #: Engine-only counts copied from an engine run's summary (real stopping).
-ENGINE_COUNTS = ("num_capped", "num_label_mismatches", "num_finished", "num_preemptions", "mismatched_steps")
+ENGINE_COUNTS = ("num_requests", "num_capped", "num_label_mismatches", "num_finished", "num_preemptions",
+                 "mismatched_steps")
 
 
 def _read_json(path: Path) -> dict:
@@ -58,8 +59,8 @@ def _mean_over(repeats: list[dict]) -> dict:
 
 
 def _case_name(case: str, config: dict, configs: dict[str, dict]) -> str:
-    """``case``, or ``case (key=value, ...)`` naming the engine settings where a run's differ from the first
-    run of that case: only runs of the same engine settings pool."""
+    """``case``, or ``case (key=value, ...)`` naming the engine settings (and the number of requests) where a
+    run's differ from the first run of that case: only runs of the same settings and workload size pool."""
     first = configs.setdefault(case, config)
     differ = [f"{k}={config.get(k)}" for k in sorted(set(first) | set(config)) if first.get(k) != config.get(k)]
     return f"{case} ({', '.join(differ)})" if differ else case
@@ -89,7 +90,9 @@ def collect_validation(directories: list[Path]) -> tuple[dict, list[str], str | 
                 for run in engine_runs:
                     got, meta = side_metrics(run)
                     repeats.append(got)
-                key = (_case_name(meta.get("case", case_dir.name), meta.get("config") or {}, configs),
+                config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+                settings = {**config, "num_requests": repeats[-1].get("num_requests")}
+                key = (_case_name(meta.get("case", case_dir.name), settings, configs),
                        meta.get("policy", policy_dir.name))
                 repeats_of.setdefault(key, []).extend(repeats)
                 sims.setdefault(key, side_metrics(policy_dir / "sim")[0])
