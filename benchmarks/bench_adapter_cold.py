@@ -25,7 +25,6 @@ import types
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
-import polars as pl  # noqa: E402
 
 #: The plug-in's parts timed with ``--sections``: (module or class path, attribute names).
 SECTIONS = (
@@ -123,16 +122,16 @@ def main() -> None:
     import ltrsched.engine.scheduler as scheduler_mod
     from ltrsched.engine.config import EngineConfig
     from ltrsched.sim.profiles import load_profile
-    from ltrsched.workloads import apply_arrivals, load_workload
+    from ltrsched.workloads import apply_arrivals
+
+    from cpu_engine_burst import sharegpt_burst
 
     # plugin_s is measured with the module's time.perf_counter: thread CPU time instead
     scheduler_mod.time = types.SimpleNamespace(perf_counter=time.thread_time, monotonic=time.monotonic)
     timer = SectionTimer() if args.sections else None
     if timer is not None:
         timer.install()
-    wl = apply_arrivals(load_workload("sharegpt", num_requests=args.num_requests, seed=0), "burst")
-    if args.max_output:
-        wl = type(wl)(wl.df.with_columns(pl.col("output_tokens").clip(upper_bound=args.max_output)), wl.name)
+    wl = apply_arrivals(sharegpt_burst(args.num_requests, args.max_output or None), "burst")
     profile = load_profile(args.profile)
     config = EngineConfig(num_gpu_blocks=profile.num_gpu_blocks() + 1)
     buf = np.ones(max(1, int(args.thrash_mib * 2**20) // 8))

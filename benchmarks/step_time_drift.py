@@ -22,6 +22,7 @@ from ltrsched.errors import UserError
 from ltrsched.sim.profiles.io import load_profile
 from ltrsched.validation.step_time_ratio import back_to_back, predicted_step_times
 
+
 def with_prediction(steps: pl.DataFrame, profile) -> pl.DataFrame:
     """The back-to-back steps with the profile's step time for each shape (column ``pred``) [s]."""
     steps = back_to_back(steps)
@@ -41,10 +42,10 @@ def main() -> None:
     try:
         profile = load_profile(args.profile)
     except UserError as e:
-        raise SystemExit(f"error: {e}") from None
+        ap.error(str(e))  # one line, exit code 2
     runs = sorted(args.validation.glob("runs/*/*/engine*/steps.parquet"))
     if not runs:
-        raise SystemExit(f"error: no engine step logs under {args.validation}/runs")
+        ap.error(f"no engine step logs under {args.validation}/runs")
     print(f"{'engine run':58s} {'steps':>6s} {'eng/pred':>8s} {'decode':>7s} {'prefill':>7s} {'plug-in':>7s} {'vLLM':>6s}")
     ratios = []
     for path in runs:

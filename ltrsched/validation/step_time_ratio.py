@@ -10,16 +10,13 @@ speed at the time (its drift), which no step-time model can follow.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
 import polars as pl
 
+from ltrsched.engine.step_log import SHAPE_FIELDS
 from ltrsched.policies.step_shape import StepShape
-
-#: The step log's columns that make a :class:`StepShape`, in its field order.
-SHAPE_COLUMNS = tuple(f.name for f in dataclasses.fields(StepShape))
 
 
 def back_to_back(steps: pl.DataFrame) -> pl.DataFrame:
@@ -29,14 +26,14 @@ def back_to_back(steps: pl.DataFrame) -> pl.DataFrame:
 
 def predicted_step_times(steps: pl.DataFrame, profile) -> np.ndarray:
     """The profile's time for each step's shape [s], aligned with ``steps``."""
-    rows = steps.select(SHAPE_COLUMNS).iter_rows()
+    rows = steps.select(SHAPE_FIELDS).iter_rows()
     return np.fromiter((profile.step_time(StepShape(*row)) for row in rows), dtype=np.float64, count=steps.height)
 
 
 def step_time_ratio(steps: pl.DataFrame | None, profile) -> float:
     """Measured time of a run's back-to-back steps over the profile's time for them [ratio]; NaN when the run
     logged no such step (or no step log)."""
-    if steps is None or "cycle" not in steps.columns or any(c not in steps.columns for c in SHAPE_COLUMNS):
+    if steps is None or "cycle" not in steps.columns or any(c not in steps.columns for c in SHAPE_FIELDS):
         return math.nan
     steps = back_to_back(steps)
     if steps.height == 0:
