@@ -19,6 +19,14 @@ arguments, ``--jobs`` trivial tasks, ``ray.shutdown()``: Ray's fixed cost) in a 
     python benchmarks/bench_ray_sweep.py --repeat 3                  # 200 runs x 200 requests
     python benchmarks/bench_ray_sweep.py --repeat 3 --requests 1000  # 200 runs x 1000 requests
     taskset -c 0 python benchmarks/bench_ray_sweep.py --repeat 1 [--ray-first]  # on one core (children inherit it)
+    python benchmarks/bench_ray_sweep.py --repeat 3 --ray-head       # Ray sweeps join a running local head
+
+With ``--ray-head`` each Ray invocation joins a local head started before it with ``ray start --head``
+(``--jobs`` CPUs, no dashboard, the backend's object store size, Ray's token authentication), untimed, and
+stopped after it: what a user who keeps a Ray instance up (or has a cluster) pays per sweep, without Ray's
+start. The sweep is then ``ltrsched sweep --backend ray --address 127.0.0.1:PORT``. The pool's invocations
+run with no Ray daemons on the machine. The head's start is timed apart (wall time). The Ray invocations' CPU
+time then leaves out the head's daemons and the workers they start (outside the command's process tree).
 """
 
 from __future__ import annotations
@@ -140,12 +148,13 @@ def measure(cmd: list[str], cwd: Path | None = None) -> tuple[float, float, str,
     return time.perf_counter() - t0, sum(cpu_of.values()), stdout, stderr, proc.returncode, "sampled"
 
 
-def sweep(work: Path, backend: str, out: str, jobs: int) -> tuple[float, float, str]:
+def sweep(work: Path, backend: str, out: str, jobs: int, address: str | None = None) -> tuple[float, float, str]:
     """Wall time [s] of one ``ltrsched sweep``, the CPU time [s] of its whole process tree and how that was
-    counted (see :func:`measure`)."""
+    counted (see :func:`measure`); ``address``: a running Ray instance to join."""
+    extra = ["--address", address] if address else []
     wall, cpu, stdout, stderr, rc, how = measure(
-        [sys.executable, "-m", "ltrsched.cli", "sweep", "s.toml", "--out", out, "--backend", backend, "--jobs", str(jobs)],
-        cwd=work)
+        [sys.executable, "-m", "ltrsched.cli", "sweep", "s.toml", "--out", out, "--backend", backend, "--jobs", str(jobs),
+         *extra], cwd=work)
     if rc != 0 or "200 runs simulated, 0 reused" not in stdout:
         sys.exit(f"{backend} sweep failed:\n{stdout[-2000:]}\n{stderr[-3000:]}")
     return wall, cpu, how
@@ -173,14 +182,39 @@ def ray_fixed_cost(jobs: int, options: str = "", env: dict[str, str] | None = No
     return wall, cpu
 
 
+HEAD_PORT = 6391  # (not Ray's default 6379, so that a user's own instance is left alone)
+
+
+def _ray_cli() -> str:
+    """The ``ray`` command of this interpreter's environment."""
+    return str(Path(sys.executable).with_name("ray"))
+
+
+def start_head(jobs: int) -> float:
+    """Start a local Ray head (``jobs`` CPUs, the backend's settings) and return the wall time [s] until it
+    answers."""
+    t0 = time.perf_counter()
+    subprocess.run([_ray_cli(), "start", "--head", f"--port={HEAD_PORT}", "--node-ip-address=127.0.0.1", f"--num-cpus={jobs}", "--include-dashboard=false",
+                    "--object-store-memory=134217728", "--disable-usage-stats"], check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def stop_head() -> None:
+    subprocess.run([_ray_cli(), "stop", "--force"], check=True, capture_output=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3, help="pairs of invocations (order alternates)")
     ap.add_argument("--requests", type=int, default=200, help="requests per run")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--ray-first", action="store_true", help="Ray first in even repeats (default: the pool)")
+    ap.add_argument("--ray-head", action="store_true",
+                    help="Ray sweeps join a local head started (untimed) before each with `ray start --head`")
     args = ap.parse_args()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # as the backend sets it
+    if args.ray_head:  # the head requires Ray's token (its default); a client joining an address sends it when told
+        os.environ["RAY_AUTH_MODE"] = "token"
     with tempfile.TemporaryDirectory(prefix="bench-ray-") as tmp:
         work = Path(tmp)
         (work / "s.toml").write_text(SWEEP.format(requests=args.requests))
@@ -193,12 +227,22 @@ def main() -> None:
         walls: dict[str, list[float]] = {"process": [], "ray": []}
         cpus: dict[str, list[float]] = {"process": [], "ray": []}
         reference: dict[str, bytes] | None = None
+        head_starts: list[float] = []
         differing = 0
         for i in range(args.repeat):
             order = ("process", "ray") if (i % 2 == 0) != args.ray_first else ("ray", "process")
             for backend in order:
                 out = f"{backend}-{i}"
-                wall, cpu, how = sweep(work, backend, out, args.jobs)
+                address = None
+                if backend == "ray" and args.ray_head:
+                    head_starts.append(start_head(args.jobs))
+                    time.sleep(5)  # (the head's daemons settle: their start is not the sweep's)
+                    address = f"127.0.0.1:{HEAD_PORT}"
+                try:
+                    wall, cpu, how = sweep(work, backend, out, args.jobs, address)
+                finally:
+                    if address:
+                        stop_head()
                 walls[backend].append(wall)
                 cpus[backend].append(cpu)
                 got = files(work / out)
@@ -207,7 +251,7 @@ def main() -> None:
                 differing += sum(got.get(k) != v for k, v in reference.items()) + len(got.keys() - reference.keys())
                 print(f"repeat {i} {backend:<8} wall {wall:6.1f} s  cpu {cpu:6.1f} s ({how})  (load {os.getloadavg()[0]:.1f})",
                       flush=True)
-        fixed = [ray_fixed_cost(args.jobs) for _ in range(2)]
+        fixed = [] if args.ray_head else [ray_fixed_cost(args.jobs) for _ in range(2)]
     ratios = [r / p for r, p in zip(walls["ray"], walls["process"])]
     print(f"\n200 runs x {args.requests} requests, --jobs {args.jobs}, {args.repeat} interleaved repeats")
     cpu_ratios = [r / p for r, p in zip(cpus["ray"], cpus["process"])]
@@ -216,9 +260,13 @@ def main() -> None:
               f"cpu median {statistics.median(cpus[b]):6.1f} s (all {', '.join(f'{x:.1f}' for x in cpus[b])})")
     print(f"  ray/process wall per pair: {', '.join(f'{x:.2f}' for x in ratios)}; median {statistics.median(ratios):.2f}")
     print(f"  ray/process cpu per pair: {', '.join(f'{x:.2f}' for x in cpu_ratios)}; "
-          f"median {statistics.median(cpu_ratios):.2f}")
-    print(f"  bare local Ray start + {args.jobs} tasks + shutdown: wall {', '.join(f'{w:.1f}' for w, _ in fixed)} s, "
-          f"cpu {', '.join(f'{c:.1f}' for _, c in fixed)} s")
+          f"median {statistics.median(cpu_ratios):.2f}" + (" (Ray's: the driver only)" if args.ray_head else ""))
+    if fixed:
+        print(f"  bare local Ray start + {args.jobs} tasks + shutdown: wall {', '.join(f'{w:.1f}' for w, _ in fixed)} s, "
+              f"cpu {', '.join(f'{c:.1f}' for _, c in fixed)} s")
+    if head_starts:
+        print(f"  Ray sweeps joined a running local head (`ray start --head`, untimed: "
+              f"{', '.join(f'{w:.1f}' for w in head_starts)} s of wall time each)")
     print(f"  files compared: {len(reference)} per invocation; differing (wall-clock fields aside): {differing}")
 
 

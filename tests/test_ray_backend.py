@@ -108,9 +108,10 @@ def test_capacity_on_ray_finds_the_same_capacities_from_the_same_runs(tmp_path):
     assert pl.read_csv(tmp_path / "ray" / "capacity.csv")["status"].to_list() == ["found"]
 
 
-def test_joining_a_running_ray_instance_by_address_and_from_a_library_session(tmp_path):
-    """--address joins a running instance (here one this test starts) and leaves it running; a library
-    caller's own Ray session is used as it is and left open."""
+def test_joining_a_running_ray_instance_by_address_and_from_a_library_session(tmp_path, monkeypatch):
+    """--address joins a running instance (here one this test starts, with Ray's token authentication) and
+    leaves it running; without the token setting the refusal is a one-line error within seconds (Ray alone
+    retries for 20 s); a library caller's own Ray session is used as it is and left open."""
     import logging
 
     import ray
@@ -119,10 +120,18 @@ def test_joining_a_running_ray_instance_by_address_and_from_a_library_session(tm
     from ltrsched.experiments.runspec import RunSpec
 
     (tmp_path / "s.toml").write_text(SWEEP)
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)  # Ray's default for a new local instance: token auth
     context = ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.ERROR,
                        log_to_driver=False, object_store_memory=100 * 2**20)
     try:
         address = context.address_info["gcs_address"]
+        assert os.environ.get("RAY_AUTH_MODE") == "token"  # (set by ray.init for this process and its children)
+        t0 = time.monotonic()
+        r = run_cli("sweep", "s.toml", "--out", "refused", "--backend", "ray", "--address", address, cwd=tmp_path,
+                    env={k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"})
+        assert_one_line_error(r, f"--address {address}: the Ray cluster there requires token authentication; "
+                                 "set RAY_AUTH_MODE=token")
+        assert time.monotonic() - t0 < 15 and not (tmp_path / "refused").exists()
         r = run_cli("sweep", "s.toml", "--out", "joined", "--backend", "ray", "--address", address, cwd=tmp_path)
         assert r.returncode == 0, r.stderr[-2000:]
         assert counts(r.stdout) == (8, 0)

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import socket
 import subprocess
 import sys
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -83,16 +85,53 @@ def check_address(address: str, timeout: float) -> None:
     probe = ("import logging, sys, ray\n"
              "ray.init(address=sys.argv[1], logging_level=logging.ERROR, log_to_driver=False)\n"
              "ray.shutdown()\n")
-    try:
-        r = subprocess.run([sys.executable, "-c", probe, address], capture_output=True, text=True, timeout=timeout,
-                           stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
+    returncode, stderr = _probe(probe, address, timeout)
+    if _AUTH_REFUSED in stderr:  # (Ray retries a refused token until its own time-out: stopped at the first)
+        raise UserError(f"--address {address}: the Ray cluster there requires token authentication; set "
+                        "RAY_AUTH_MODE=token and give its token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
+                        "~/.ray/auth_token): Ray sends a token to an address given explicitly only when told to")
+    if returncode is None:
         raise UserError(f"--address {address}: no Ray cluster answered within {timeout:g} s "
-                        "(LTRSCHED_RAY_TIMEOUT sets the limit)") from None
-    if r.returncode != 0:
-        errors = [ln for ln in r.stderr.splitlines() if "Error" in ln.split(":")[0]]
-        reason = errors[-1].split(": ", 1)[-1] if errors else f"exit code {r.returncode}"
+                        "(LTRSCHED_RAY_TIMEOUT sets the limit)")
+    if returncode != 0:
+        errors = [ln for ln in stderr.splitlines() if "Error" in ln.split(":")[0]]
+        reason = errors[-1].split(": ", 1)[-1] if errors else f"exit code {returncode}"
         raise UserError(f"--address {address}: cannot join a Ray cluster there ({reason.split('. ')[0]})")
+
+
+def _probe(code: str, address: str, timeout: float) -> tuple[int | None, str]:
+    """Run ``code`` with ``address`` in a child Python for at most ``timeout`` seconds: its exit code (None: it was
+    stopped at the time-out, or at a refused token) and its stderr so far."""
+    proc = subprocess.Popen([sys.executable, "-c", code, address], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout
+    got = bytearray()
+    try:
+        fd = proc.stderr.fileno()
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return None, got.decode(errors="replace")
+            chunk = os.read(fd, 65536)
+            if not chunk:  # the probe closed its stderr: it is exiting
+                try:
+                    return proc.wait(timeout=max(deadline - time.monotonic(), 1.0)), got.decode(errors="replace")
+                except subprocess.TimeoutExpired:
+                    return None, got.decode(errors="replace")
+            got += chunk
+            if _AUTH_REFUSED.encode() in got:
+                return None, got.decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+
+
+#: What Ray's GCS client logs when the cluster refused it for a missing or wrong token (Ray >= 2.5x's token
+#: authentication, on by default for clusters started where a token exists; a client joining an explicit
+#: address does not send one unless ``RAY_AUTH_MODE=token``).
+_AUTH_REFUSED = "InvalidAuthToken"
 
 
 def local_init_options(cpus: int) -> dict[str, Any]:
