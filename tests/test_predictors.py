@@ -243,6 +243,24 @@ def test_cli_train_bad_numbers_and_data_are_one_line(tmp_path, args, message):
     assert not (tmp_path / "ck").exists()
 
 
+def test_cli_train_held_out_must_not_be_the_training_prompts(tmp_path):
+    """A .jsonl has no train/eval split: its default held-out set was the training file itself, and the
+    "held-out" tau was measured on the training prompts. Overlapping held-out prompts warn."""
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    data, other = tmp_path / "d.jsonl", tmp_path / "e.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"p {i}", "generated": "x " * (i + 1)}) + "\n" for i in range(8)))
+    assert_one_line_error(run_cli("train", "--data", str(data), "--epochs", "1", "--out", str(tmp_path / "ck")),
+                          f"--data {data} has no train/eval split")
+    assert_one_line_error(run_cli("train", "--data", str(data), "--eval-data", str(data), "--epochs", "1",
+                                  "--out", str(tmp_path / "ck")), "holds only training prompts")
+    assert not (tmp_path / "ck").exists()
+    other.write_text("".join(json.dumps({"prompt": f"p {i}", "generated": "x " * (i + 1)}) + "\n" for i in range(6, 12)))
+    r = run_cli("train", "--data", str(data), "--eval-data", str(other), "--epochs", "1", "--out", str(tmp_path / "ck"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "warning: 2 of 6 held-out prompts are also training prompts" in r.stderr
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["smollm2", "minilm"])
 def test_packaged_hf_models_offline(name, tmp_path, monkeypatch):

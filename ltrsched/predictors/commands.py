@@ -17,7 +17,9 @@ from ltrsched.errors import UserError
               help="rank: a score (ListMLE/pairwise); class: a length bucket (cross-entropy).")
 @click.option("--data", default="sharegpt", show_default=True,
               help="Training prompts: built-in 'sharegpt' (train split) or a workload file with prompt text.")
-@click.option("--eval-data", default=None, help="Held-out prompts (default: the same source's eval split).")
+@click.option("--eval-data", default=None,
+              help="Held-out prompts (default: the same source's eval split; a file without one, other than a "
+                   "labels file, needs --eval-data).")
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Checkpoint directory to write.")
 @click.option("--backbone", type=click.Choice(["ngram", "hf"]), default="ngram", show_default=True)
@@ -62,6 +64,7 @@ def train(kind, data, eval_data, out, backbone, hf_model, max_prompt_tokens, los
     ev_prompts, ev_lengths = prompts_and_lengths(eval_data or data, "eval" if eval_data is None else "all")
     check_labelled(prompts, lengths)
     check_labelled(ev_prompts, ev_lengths, "held-out")
+    _check_held_out(prompts, ev_prompts, data, eval_data)
     predictor = Predictor(config)
     bar = tqdm(total=config.epochs, unit="epoch", desc=f"train {kind}")
 
@@ -75,6 +78,21 @@ def train(kind, data, eval_data, out, backbone, hf_model, max_prompt_tokens, los
     last = config.metrics[-1]
     click.echo(f"trained on {len(prompts)} prompts; held-out ({len(ev_prompts)}) Kendall tau {last['tau']:.4f}"
                + (f", accuracy {last['accuracy']:.3f}" if "accuracy" in last else "") + f"; wrote {out}")
+
+
+def _check_held_out(prompts: list[str], ev_prompts: list[str], data: str, eval_data: str | None) -> None:
+    """Raise :class:`UserError` if every held-out prompt is also a training prompt (a file without train/eval
+    splits is its own default held-out set: its "held-out" tau would be measured on the training data); warn
+    on stderr if some are."""
+    seen = set(prompts)
+    shared = sum(p in seen for p in ev_prompts)
+    if shared == len(ev_prompts):
+        where = (f"--data {data} has no train/eval split, so its held-out prompts are its training prompts"
+                 if eval_data is None else f"--eval-data {eval_data} holds only training prompts")
+        raise UserError(f"{where}: give other prompts with --eval-data FILE")
+    if shared:
+        click.echo(f"warning: {shared} of {len(ev_prompts)} held-out prompts are also training prompts; "
+                   "the held-out tau overstates the ranker", err=True)
 
 
 def _check_train_numbers(epochs, list_size, max_prompt_tokens, bucket, label_bucket, lr, seed) -> None:
