@@ -261,6 +261,30 @@ def test_cli_train_held_out_must_not_be_the_training_prompts(tmp_path):
     assert "warning: 2 of 6 held-out prompts are also training prompts" in r.stderr
 
 
+def test_cli_identical_prompts_and_constant_scores_are_one_line(tmp_path):
+    """Held-out prompts that are all the same text (or a predictor that scores every prompt alike) made
+    Kendall tau NaN: `evaluate` printed "tau": NaN (not JSON), `train` a held-out tau of nan."""
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    data, same = tmp_path / "d.jsonl", tmp_path / "same.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"p {i}", "generated": "x " * (i + 1)}) + "\n" for i in range(8)))
+    same.write_text("".join(json.dumps({"prompt": "Tell me a story", "generated": "x " * (i + 1)}) + "\n" for i in range(5)))
+    assert_one_line_error(run_cli("train", "--data", str(data), "--eval-data", str(same), "--epochs", "1",
+                                  "--out", str(tmp_path / "ck")), "all 5 held-out prompts are the same text")
+    assert_one_line_error(run_cli("train", "--data", str(same), "--eval-data", str(data), "--epochs", "1",
+                                  "--out", str(tmp_path / "ck")), "all 5 training prompts are the same text")
+    assert not (tmp_path / "ck").exists()
+    flat = Predictor(PredictorConfig(dim=64, epochs=1))
+    with torch.no_grad():
+        for p in flat.backbone.model.parameters():
+            p.zero_()
+    flat.save(tmp_path / "flat")
+    assert_one_line_error(run_cli("evaluate", "-m", str(tmp_path / "flat"), "--data", str(same)),
+                          "all 5 held-out prompts are the same text")
+    assert_one_line_error(run_cli("evaluate", "-m", str(tmp_path / "flat"), "--data", str(data)),
+                          "the predictor gives all 8 held-out prompts the same score")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["smollm2", "minilm"])
 def test_packaged_hf_models_offline(name, tmp_path, monkeypatch):

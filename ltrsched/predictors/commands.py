@@ -154,6 +154,9 @@ def evaluate(model_dir, data, split, plot):
     prompts, lengths = prompts_and_lengths(data, split)
     check_labelled(prompts, lengths, "held-out")
     result = predictor.evaluate(prompts, lengths)
+    if math.isnan(result["tau"]):
+        raise UserError(f"the predictor gives all {len(prompts)} held-out prompts the same score: "
+                        "Kendall tau is undefined (it cannot tell these prompts apart)")
     click.echo(json.dumps({"num_prompts": len(prompts), **result}, indent=2))
     if plot is not None:
         import matplotlib

@@ -33,7 +33,8 @@ def kendall_tau(scores: np.ndarray, lengths: np.ndarray) -> float:
 
 def check_labelled(prompts: list[str], lengths: np.ndarray, what: str = "training") -> None:
     """Raise :class:`UserError` unless there are >= 2 prompts, each with one positive output length [tokens],
-    not all equal (training needs ordered pairs; Kendall tau needs two different lengths)."""
+    not all equal, and not all the same text (training needs ordered pairs; Kendall tau needs two different
+    lengths and two different scores)."""
     if len(prompts) < 2:
         raise UserError(f"need at least 2 {what} prompts, got {len(prompts)}")
     lengths = np.asarray(lengths)
@@ -41,6 +42,9 @@ def check_labelled(prompts: list[str], lengths: np.ndarray, what: str = "trainin
         raise UserError(f"{what} labels must be one positive output length per prompt")
     if (lengths == lengths[0]).all():
         raise UserError(f"all {len(prompts)} {what} prompts have the same output length ({lengths[0]}): "
+                        "nothing to rank, Kendall tau is undefined")
+    if all(p == prompts[0] for p in prompts):
+        raise UserError(f"all {len(prompts)} {what} prompts are the same text: a predictor scores them alike, "
                         "nothing to rank, Kendall tau is undefined")
 
 
