@@ -107,6 +107,15 @@ def test_two_directories_pool_their_repeats(validation_dir, tmp_path):
     assert ltr["sim"]["latency_per_token_mean"] == 0.54
 
 
+def test_a_directory_given_twice_is_one_line(validation_dir, tmp_path):
+    """Its repeats were pooled twice (4 repeats of 2 runs: a smaller noise than measured)."""
+    root, report = validation_dir
+    out = tmp_path / "results.json"
+    assert_one_line_error(run_cli("real-model-results", str(root), str(root) + "/.", "--labels-report", str(report),
+                                  "--out", str(out)), "is given twice")
+    assert not out.exists()
+
+
 def test_runs_of_other_engine_settings_are_their_own_case(validation_dir, tmp_path):
     root, report = validation_dir
     more = tmp_path / "val3"

@@ -71,6 +71,11 @@ def collect_validation(directories: list[Path]) -> tuple[dict, list[str], str | 
 
     Several directories pool their engine repeats of the same case and policy (e.g. a later run adding
     repeats); the simulator's run of a case and policy is taken from the first directory that has it."""
+    seen: dict[Path, Path] = {}
+    for directory in directories:  # one directory twice would pool each of its repeats twice
+        first = seen.setdefault(directory.resolve(), directory)
+        if first is not directory:
+            raise UserError(f"{directory}: the validate directory {first} is given twice; give each once")
     repeats_of: dict[tuple[str, str], list[dict]] = {}
     configs: dict[str, dict] = {}
     sims: dict[tuple[str, str], dict] = {}
