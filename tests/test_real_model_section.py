@@ -116,6 +116,27 @@ def test_a_directory_given_twice_is_one_line(validation_dir, tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("doc, message", [
+    ("[1, 2]", "is not a report.json of `ltrsched label-report`"),
+    ('{"summary": {}}', "(no model, num_train"),
+    (json.dumps({**LABELS, "served_ranker": "high"}), "served_ranker must be a Kendall tau"),
+])
+def test_a_labels_report_of_another_kind_is_one_line(validation_dir, tmp_path, doc, message):
+    """A JSON list was a traceback ('list' object has no attribute 'get'); another JSON object rendered n/a."""
+    root, _ = validation_dir
+    (tmp_path / "other.json").write_text(doc)
+    out = tmp_path / "results.json"
+    assert_one_line_error(run_cli("real-model-results", str(root), "--labels-report", str(tmp_path / "other.json"),
+                                  "--out", str(out)), message)
+    assert not out.exists()
+
+
+def test_workload_without_ranker_is_one_line(validation_dir, tmp_path):
+    root, report = validation_dir
+    assert_one_line_error(run_cli("real-model-results", str(root), "--labels-report", str(report), "-w", "sharegpt",
+                                  "--out", str(tmp_path / "r.json")), "add --ranker")
+
+
 def test_runs_of_other_engine_settings_are_their_own_case(validation_dir, tmp_path):
     root, report = validation_dir
     more = tmp_path / "val3"

@@ -31,6 +31,23 @@ def _read_json(path: Path) -> dict:
         raise UserError(f"cannot read {path}: {exc}") from None
 
 
+#: What ``label-report``'s report.json holds that the rendered section reads.
+LABEL_REPORT_KEYS = ("model", "num_train", "num_eval", "served_ranker", "chatgpt_ranker", "ceiling", "prompt_length")
+
+
+def read_label_report(path: Path) -> dict:
+    """``label-report``'s report.json; one-line :class:`UserError` for any other JSON."""
+    doc = _read_json(path)
+    missing = [k for k in LABEL_REPORT_KEYS if k not in doc] if isinstance(doc, dict) else list(LABEL_REPORT_KEYS)
+    if missing:
+        raise UserError(f"{path} is not a report.json of `ltrsched label-report` (no {', '.join(missing)})")
+    bad = [k for k in ("served_ranker", "chatgpt_ranker", "ceiling", "prompt_length")
+           if doc[k] is not None and (isinstance(doc[k], bool) or not isinstance(doc[k], (int, float)))]
+    if bad:
+        raise UserError(f"{path}: {bad[0]} must be a Kendall tau (a number or null), got {doc[bad[0]]!r}")
+    return doc
+
+
 def side_metrics(run_dir: Path) -> tuple[dict, dict]:
     """One run's metrics (:data:`METRICS`, the engine counts) and its meta, from summary.json and
     requests.parquet (the largest max waiting time is not in the summary)."""
@@ -149,7 +166,9 @@ def real_model_results(validation, labels_report, ranker, workload, num_requests
     report and the ranker into reproduce's real-engine section."""
     if ranker is not None and workload is None:
         raise UserError("--ranker needs --workload (and -n/--seed as given to validate): the prompts it scores")
-    labels = _read_json(labels_report)
+    if ranker is None and (workload is not None or num_requests is not None):
+        raise UserError("--workload and -n give the prompts --ranker scores: add --ranker, or leave them out")
+    labels = read_label_report(labels_report)
     cases, commands, host = collect_validation(validation)
     data = {"format": FORMAT, "format_version": FORMAT_VERSION, "date": time.strftime("%Y-%m-%d"),
             "model": labels.get("model"), "host": host, "commands": commands, "labels": labels, "cases": cases}
