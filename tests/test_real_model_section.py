@@ -137,6 +137,18 @@ def test_workload_without_ranker_is_one_line(validation_dir, tmp_path):
                                   "--out", str(tmp_path / "r.json")), "add --ranker")
 
 
+def test_labels_without_a_sampled_run_render(validation_dir, tmp_path):
+    """label-report writes "ceiling": null for labels without a sampled run; rendering raised TypeError."""
+    root, _ = validation_dir
+    report = tmp_path / "report-no-sample.json"
+    report.write_text(json.dumps({**LABELS, "ceiling": None, "num_ceiling": 0}))
+    out = tmp_path / "results.json"
+    assert run_cli("real-model-results", str(root), "--labels-report", str(report), "--out", str(out)).returncode == 0
+    sec = real_model.build(tmp_path / "r", quick=False, results=out)
+    check = next(c for c in sec.checks if "held-out tau" in c.claim)
+    assert not check.passed and check.detail == "0.159; another-seed ceiling not measured"
+
+
 def test_runs_of_other_engine_settings_are_their_own_case(validation_dir, tmp_path):
     root, report = validation_dir
     more = tmp_path / "val3"
