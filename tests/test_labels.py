@@ -265,6 +265,26 @@ def test_real_stopping_options_are_checked(options, message):
         engine_config(**options)
 
 
+def test_engine_settings_vllm_would_refuse_are_checked_first(tmp_path):
+    """An unknown --dtype was vLLM's "2 validation errors for ModelConfig" (what to fix cut off); weights read
+    from a model without any (a built-in config, a directory of config.json alone) were a traceback from vLLM's
+    loader after the engine started."""
+    from ltrsched.validation.engines import engine_config
+
+    with pytest.raises(UserError, match="--dtype must be one of auto, half, float16, bfloat16, float, float32, got 'fp8'"):
+        engine_config(model="llama-tiny", dtype="fp8", platform="cpu")
+    with pytest.raises(UserError, match="built-in model 'llama-tiny' is a config.json without weights"):
+        engine_config(model="llama-tiny", load_format="auto", platform="cpu")
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(UserError, match="has no weights"):
+        engine_config(model=str(tmp_path), load_format="auto", eos="model", platform="cpu")
+    assert engine_config(model=str(tmp_path), platform="cpu").model == str(tmp_path)  # random weights: fine
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    assert engine_config(model=str(tmp_path), load_format="auto", platform="cpu").dtype == "float32"
+    r = run_cli("replay", "-n", "2", "--model", "llama-tiny", "--load-format", "auto")
+    assert_one_line_error(r, "is a config.json without weights")
+
+
 def test_replay_with_prompt_text_needs_text_before_the_engine_starts(tmp_path):
     from conftest import make_workload
 
