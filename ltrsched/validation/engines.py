@@ -193,6 +193,10 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
             raise UserError(f"{name} must be positive, got {value}")
     if max_resident_seqs is not None and max_resident_seqs < max_num_seqs:
         raise UserError(f"--max-resident-seqs ({max_resident_seqs}) must be >= --max-num-seqs ({max_num_seqs})")
+    resident = max_resident_seqs or max_num_seqs  # vLLM's max_num_seqs
+    if max_num_batched_tokens < resident:  # vLLM's SchedulerConfig refuses it (the emulated engine: a traceback)
+        raise UserError(f"--max-num-batched-tokens ({max_num_batched_tokens}) must be >= "
+                        f"{'--max-resident-seqs' if max_resident_seqs else '--max-num-seqs'} ({resident}), as vLLM requires")
     if num_gpu_blocks is not None and num_gpu_blocks < 2:
         raise UserError(f"--num-gpu-blocks must be >= 2 (one is vLLM's null block), got {num_gpu_blocks}")
     if not 0 < gpu_memory_utilization <= 1:
