@@ -148,6 +148,25 @@ def test_label_report_bad_options_are_one_line(tmp_path, args, message):
     assert_one_line_error(run_cli("label-report", str(tmp_path / "l.parquet"), "--out", str(tmp_path / "r"), *args), message)
 
 
+def test_label_report_refuses_mixed_models_or_caps_and_a_missing_split(tmp_path):
+    """Labels of two models (or two caps) in one file made a report on the mix, named after the first row's
+    model; a file without train (or eval) labels said only "need at least 2 training prompts, got 0"."""
+    from ltrsched.predictors.label_report import label_report
+
+    labels = synthetic_labels(tmp_path / "l.parquet", num_train=10, num_eval=10, num_sample=0)
+    other = pl.when(pl.col("split") == "train")
+    mixed = labels.with_columns(model=other.then(pl.lit("other")).otherwise("model"),
+                                model_sha256=other.then(pl.lit("1" * 64)).otherwise("model_sha256"))
+    with pytest.raises(UserError, match="l.parquet mixes the labels of 2 models .*; models other, synthetic"):
+        label_report(mixed, "l.parquet", sizes=["all"], epochs=1)
+    with pytest.raises(UserError, match=r"mixes the labels of 2 output caps \(max_tokens\) \(400, 512\)"):
+        label_report(labels.with_columns(max_tokens=pl.when(pl.col("split") == "eval").then(512).otherwise(400)),
+                     "l.parquet", sizes=["all"], epochs=1)
+    for split in ("train", "eval"):
+        with pytest.raises(UserError, match=f"has no 'main' labels of the {split} split: .* --splits train,eval"):
+            label_report(labels.filter(pl.col("split") != split), "l.parquet", sizes=["all"], epochs=1)
+
+
 def test_label_report_refuses_a_plain_workload(tmp_path):
     from conftest import make_workload
 
