@@ -261,6 +261,24 @@ def test_cli_train_held_out_must_not_be_the_training_prompts(tmp_path):
     assert "warning: 2 of 6 held-out prompts are also training prompts" in r.stderr
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--kind", "class"], "every training length (2-9 tokens) falls in one bucket of 820 tokens (--bucket 820)"),
+    (["--label-bucket", "10"], "falls in one bucket of 10 tokens (--label-bucket 10): nothing to learn"),
+])
+def test_cli_train_labels_in_one_bucket_are_one_line(tmp_path, args, message):
+    """Short outputs (another model's, or a short task's) under the default 820-token class bucket all had
+    class 0: the model learned a constant and reported a held-out tau of noise."""
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    data, ev = tmp_path / "d.jsonl", tmp_path / "e.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"p {i}", "generated": "x " * (i + 1)}) + "\n" for i in range(8)))
+    ev.write_text("".join(json.dumps({"prompt": f"q {i}", "generated": "x " * (i + 1)}) + "\n" for i in range(4)))
+    assert_one_line_error(run_cli("train", "--data", str(data), "--eval-data", str(ev), "--epochs", "1",
+                                  "--out", str(tmp_path / "ck"), *args), message)
+    with pytest.raises(UserError, match="nothing to learn"):
+        Predictor(PredictorConfig(kind="class", dim=64)).fit(["a", "b"], np.array([3, 5]))
+
+
 def test_cli_identical_prompts_and_constant_scores_are_one_line(tmp_path):
     """Held-out prompts that are all the same text (or a predictor that scores every prompt alike) made
     Kendall tau NaN: `evaluate` printed "tau": NaN (not JSON), `train` a held-out tau of nan."""

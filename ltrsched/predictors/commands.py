@@ -45,7 +45,7 @@ def train(kind, data, eval_data, out, backbone, hf_model, max_prompt_tokens, los
     from ltrsched.outputs import check_out_dir
     from ltrsched.predictors.config import PredictorConfig
     from ltrsched.predictors.data import prompts_and_lengths
-    from ltrsched.predictors.predictor import Predictor, check_labelled
+    from ltrsched.predictors.predictor import Predictor, check_buckets, check_labelled
 
     check_out_dir(out)
     if backbone == "hf" and not hf_model:
@@ -65,6 +65,7 @@ def train(kind, data, eval_data, out, backbone, hf_model, max_prompt_tokens, los
     check_labelled(prompts, lengths)
     check_labelled(ev_prompts, ev_lengths, "held-out")
     _check_held_out(prompts, ev_prompts, data, eval_data)
+    check_buckets(config, lengths)
     predictor = Predictor(config)
     bar = tqdm(total=config.epochs, unit="epoch", desc=f"train {kind}")
 

@@ -48,6 +48,19 @@ def check_labelled(prompts: list[str], lengths: np.ndarray, what: str = "trainin
                         "nothing to rank, Kendall tau is undefined")
 
 
+def check_buckets(config: PredictorConfig, lengths: np.ndarray) -> None:
+    """Raise :class:`UserError` if the training labels (``lengths`` [tokens] bucketed by the config) are all
+    one value: a model would learn nothing, e.g. a served model's lengths all below the 820-token class bucket."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if config.kind == "class":
+        labels, option, width = np.minimum(lengths // config.bucket, config.num_classes - 1), "--bucket", config.bucket
+    else:
+        labels, option, width = lengths // config.label_bucket, "--label-bucket", config.label_bucket
+    if len(labels) and (labels == labels[0]).all():
+        raise UserError(f"every training length ({lengths.min()}-{lengths.max()} tokens) falls in one bucket of {width} "
+                        f"tokens ({option} {width}): nothing to learn; use a smaller {option}")
+
+
 class Predictor:
     """A length predictor: ``scores(prompts)`` (higher = shorter); class models also give
     ``predicted_lengths(prompts)`` [tokens] (the predicted bucket's midpoint)."""
@@ -110,6 +123,7 @@ class Predictor:
         torch = _torch()
         cfg = self.config
         check_labelled(prompts, lengths)
+        check_buckets(cfg, lengths)
         lengths = np.asarray(lengths)
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
