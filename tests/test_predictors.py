@@ -279,6 +279,20 @@ def test_cli_train_labels_in_one_bucket_are_one_line(tmp_path, args, message):
         Predictor(PredictorConfig(kind="class", dim=64)).fit(["a", "b"], np.array([3, 5]))
 
 
+def test_cli_evaluate_split_train_of_a_file_without_splits_is_one_line(tmp_path):
+    """--split train on a .jsonl was ignored: the whole file was evaluated as if it were a train split."""
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"p {i}", "generated": "x " * (i + 1)}) + "\n" for i in range(8)))
+    Predictor(PredictorConfig(dim=64, epochs=1)).save(tmp_path / "ck")
+    assert_one_line_error(run_cli("evaluate", "-m", str(tmp_path / "ck"), "--data", str(data), "--split", "train"),
+                          f"--split train: {data} has no train/eval split")
+    for split in ("eval", "all"):  # the whole file, as it says
+        r = run_cli("evaluate", "-m", str(tmp_path / "ck"), "--data", str(data), "--split", split)
+        assert r.returncode == 0 and json.loads(r.stdout)["num_prompts"] == 8, r.stderr[-2000:]
+
+
 def test_cli_identical_prompts_and_constant_scores_are_one_line(tmp_path):
     """Held-out prompts that are all the same text (or a predictor that scores every prompt alike) made
     Kendall tau NaN: `evaluate` printed "tau": NaN (not JSON), `train` a held-out tau of nan."""

@@ -145,14 +145,19 @@ def evaluate(model_dir, data, split, plot):
     import numpy as np
 
     from ltrsched.outputs import check_out_file
-    from ltrsched.predictors.data import prompts_and_lengths
+    from ltrsched.predictors.data import texts_of
     from ltrsched.predictors.predictor import Predictor, check_labelled
+    from ltrsched.workloads import load_workload
 
     if plot is not None:
         check_out_file(plot, "--plot")
         _check_plot_format(plot)
     predictor = Predictor.load(model_dir)
-    prompts, lengths = prompts_and_lengths(data, split)
+    wl = load_workload(data, split=split)
+    if split == "train" and "split" not in wl.meta:
+        raise UserError(f"--split {split}: {data} has no train/eval split (the built-in sharegpt and labels files "
+                        "have); leave --split out to evaluate on the whole file")
+    prompts, lengths = texts_of(wl), wl.df["output_tokens"].to_numpy()
     check_labelled(prompts, lengths, "held-out")
     result = predictor.evaluate(prompts, lengths)
     if math.isnan(result["tau"]):
