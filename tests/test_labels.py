@@ -206,6 +206,39 @@ def test_label_bad_input_is_one_line_before_any_engine(tmp_path, args, message):
     assert not (tmp_path / "l.parquet").exists() and not (tmp_path / "l.parquet.parts").exists()
 
 
+def _tiny_chat_model(directory, context: int):
+    """A model directory `label` accepts without starting an engine: config.json, a (empty) weights file and a
+    word-level tokenizer with a chat template (one token per word)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]")
+    fast.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    fast.save_pretrained(directory)
+    (directory / "config.json").write_text(json.dumps({"model_type": "llama", "max_position_embeddings": context}))
+    (directory / "model.safetensors").write_bytes(b"")
+    return directory
+
+
+def test_label_with_no_prompt_that_fits_writes_nothing(tmp_path):
+    """Every prompt skipped as too long wrote a 0-row labels file ("nothing to serve: every requested prompt is
+    already labelled"); and the part directory that run left refused the lower --max-tokens the fix needs."""
+    pytest.importorskip("transformers")
+    model = _tiny_chat_model(tmp_path / "m", context=64)
+    out = tmp_path / "l.parquet"
+    r = run_cli("label", "--model", str(model), "--splits", "eval", "--limit", "3", "--max-tokens", "62",
+                "--out", str(out))
+    assert_one_line_error(r, "none of the 3 prompt(s) fits the 64-token context with --max-tokens 62 (prompts of at "
+                             "most 2 tokens): nothing labelled")
+    assert not out.exists() and not out.with_suffix(".json").exists()
+    from ltrsched.labelling.parts import open_parts
+
+    with open_parts(out, _settings(max_tokens=9)) as store:  # no parts yet: other settings are taken, not refused
+        assert store.labelled().height == 0
+
+
 def test_label_out_must_be_parquet(tmp_path):
     assert_one_line_error(run_cli("label", "--out", str(tmp_path / "l.csv")), "--out must be a .parquet file")
 
