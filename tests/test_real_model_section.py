@@ -131,6 +131,20 @@ def test_a_labels_report_of_another_kind_is_one_line(validation_dir, tmp_path, d
     assert not out.exists()
 
 
+@pytest.mark.parametrize("name, content, message", [
+    ("summary.json", "[1]", "is not a run's summary"),
+    ("summary.json", json.dumps({"summary": {"latency_per_token_mean": "fast"}, "meta": {}}),
+     "latency_per_token_mean must be a number, got 'fast'"),
+    ("requests.parquet", "garbage", "cannot read"),
+])
+def test_a_damaged_run_is_one_line(validation_dir, tmp_path, name, content, message):
+    """Each was a traceback (AttributeError, numpy's TypeError, polars' ComputeError)."""
+    root, report = validation_dir
+    (root / "runs" / "burst" / "fcfs" / "engine-0" / name).write_text(content)
+    assert_one_line_error(run_cli("real-model-results", str(root), "--labels-report", str(report),
+                                  "--out", str(tmp_path / "r.json")), message)
+
+
 def test_workload_without_ranker_is_one_line(validation_dir, tmp_path):
     root, report = validation_dir
     assert_one_line_error(run_cli("real-model-results", str(root), "--labels-report", str(report), "-w", "sharegpt",

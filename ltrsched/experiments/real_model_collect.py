@@ -53,14 +53,22 @@ def side_metrics(run_dir: Path) -> tuple[dict, dict]:
     requests.parquet (the largest max waiting time is not in the summary)."""
     import polars as pl
 
-    doc = _read_json(run_dir / "summary.json")
-    summary, meta = doc.get("summary", {}), doc.get("meta", {})
-    got = {m: summary[m] for m in METRICS if m in summary}
+    path = run_dir / "summary.json"
+    doc = _read_json(path)
+    summary, meta = (doc.get("summary", {}), doc.get("meta", {})) if isinstance(doc, dict) else (None, None)
+    if not (isinstance(summary, dict) and isinstance(meta, dict)):
+        raise UserError(f"{path} is not a run's summary (an object with 'summary' and 'meta' objects)")
+    got = {m: summary[m] for m in (*METRICS, *ENGINE_COUNTS) if m in summary}
+    bad = next((k for k, v in got.items() if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)))), None)
+    if bad is not None:
+        raise UserError(f"{path}: {bad} must be a number, got {got[bad]!r}")
     requests = run_dir / "requests.parquet"
     if requests.is_file():
-        wait = pl.read_parquet(requests, columns=["max_waiting_time"])["max_waiting_time"]
+        try:
+            wait = pl.read_parquet(requests, columns=["max_waiting_time"])["max_waiting_time"].cast(pl.Float64)
+        except Exception as exc:  # damaged, not parquet, no such column
+            raise UserError(f"cannot read {requests}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
         got["max_waiting_time_max"] = float(wait.max()) if wait.len() and wait.null_count() < wait.len() else None
-    got.update({c: summary[c] for c in ENGINE_COUNTS if c in summary})
     return got, meta
 
 
