@@ -147,6 +147,8 @@ def test_a_damaged_run_is_one_line(validation_dir, tmp_path, name, content, mess
 
 def test_workload_without_ranker_is_one_line(validation_dir, tmp_path):
     root, report = validation_dir
+    assert_one_line_error(run_cli("real-model-results", str(root), "--labels-report", str(report),
+                                  "--out", str(tmp_path / "r.txt")), "--out must be a .json file")
     assert_one_line_error(run_cli("real-model-results", str(root), "--labels-report", str(report), "-w", "sharegpt",
                                   "--out", str(tmp_path / "r.json")), "add --ranker")
 
