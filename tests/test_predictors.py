@@ -393,6 +393,17 @@ def test_cli_ensemble_and_evaluate_bad_input_is_one_line(tmp_path):
     assert_one_line_error(run_cli("evaluate", "-m", str(a), "--data", str(one)), "need at least 2 held-out prompts")
 
 
+def test_cli_train_over_an_ensemble_is_one_line(tmp_path):
+    """train --out into an ensemble directory wrote predictor.json beside ensemble.json, and every later load
+    of the directory still gave the old ensemble: the trained model was silently unused."""
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    (tmp_path / "ens").mkdir()
+    (tmp_path / "ens" / "ensemble.json").write_text("{}")
+    assert_one_line_error(run_cli("train", "--out", str(tmp_path / "ens"), "--epochs", "1"), "holds an ensemble")
+    assert not (tmp_path / "ens" / "predictor.json").exists()
+
+
 def test_cli_ensemble_bad_input_is_one_line(tmp_path):
     Predictor(PredictorConfig(dim=64, epochs=1)).save(tmp_path / "a")
     for args, message in [(["-m", str(tmp_path / "a")], "at least two"),

@@ -48,6 +48,10 @@ def train(kind, data, eval_data, out, backbone, hf_model, max_prompt_tokens, los
     from ltrsched.predictors.predictor import Predictor, check_buckets, check_labelled
 
     check_out_dir(out)
+    from ltrsched.predictors.ensemble import ENSEMBLE_FILE
+
+    if (out / ENSEMBLE_FILE).is_file():  # loading the directory would still give the ensemble
+        raise UserError(f"--out {out} holds an ensemble ({ENSEMBLE_FILE}); write the predictor to another directory")
     if backbone == "hf" and not hf_model:
         raise UserError("--backbone hf needs --hf-model DIR (a local Hugging Face model directory)")
     if hf_model and backbone != "hf":
