@@ -148,6 +148,25 @@ def test_label_report_bad_options_are_one_line(tmp_path, args, message):
     assert_one_line_error(run_cli("label-report", str(tmp_path / "l.parquet"), "--out", str(tmp_path / "r"), *args), message)
 
 
+def test_label_report_refuses_mixed_models_or_caps_and_a_missing_split(tmp_path):
+    """Labels of two models (or two caps) in one file made a report on the mix, named after the first row's
+    model; a file without train (or eval) labels said only "need at least 2 training prompts, got 0"."""
+    from ltrsched.predictors.label_report import label_report
+
+    labels = synthetic_labels(tmp_path / "l.parquet", num_train=10, num_eval=10, num_sample=0)
+    other = pl.when(pl.col("split") == "train")
+    mixed = labels.with_columns(model=other.then(pl.lit("other")).otherwise("model"),
+                                model_sha256=other.then(pl.lit("1" * 64)).otherwise("model_sha256"))
+    with pytest.raises(UserError, match="l.parquet mixes the labels of 2 models .*; models other, synthetic"):
+        label_report(mixed, "l.parquet", sizes=["all"], epochs=1)
+    with pytest.raises(UserError, match=r"mixes the labels of 2 output caps \(max_tokens\) \(400, 512\)"):
+        label_report(labels.with_columns(max_tokens=pl.when(pl.col("split") == "eval").then(512).otherwise(400)),
+                     "l.parquet", sizes=["all"], epochs=1)
+    for split in ("train", "eval"):
+        with pytest.raises(UserError, match=f"has no 'main' labels of the {split} split: .* --splits train,eval"):
+            label_report(labels.filter(pl.col("split") != split), "l.parquet", sizes=["all"], epochs=1)
+
+
 def test_label_report_refuses_a_plain_workload(tmp_path):
     from conftest import make_workload
 
@@ -185,6 +204,39 @@ def test_label_bad_input_is_one_line_before_any_engine(tmp_path, args, message):
     r = run_cli("label", "--out", str(tmp_path / "l.parquet"), *args)
     assert_one_line_error(r, message)
     assert not (tmp_path / "l.parquet").exists() and not (tmp_path / "l.parquet.parts").exists()
+
+
+def _tiny_chat_model(directory, context: int):
+    """A model directory `label` accepts without starting an engine: config.json, a (empty) weights file and a
+    word-level tokenizer with a chat template (one token per word)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]")
+    fast.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    fast.save_pretrained(directory)
+    (directory / "config.json").write_text(json.dumps({"model_type": "llama", "max_position_embeddings": context}))
+    (directory / "model.safetensors").write_bytes(b"")
+    return directory
+
+
+def test_label_with_no_prompt_that_fits_writes_nothing(tmp_path):
+    """Every prompt skipped as too long wrote a 0-row labels file ("nothing to serve: every requested prompt is
+    already labelled"); and the part directory that run left refused the lower --max-tokens the fix needs."""
+    pytest.importorskip("transformers")
+    model = _tiny_chat_model(tmp_path / "m", context=64)
+    out = tmp_path / "l.parquet"
+    r = run_cli("label", "--model", str(model), "--splits", "eval", "--limit", "3", "--max-tokens", "62",
+                "--out", str(out))
+    assert_one_line_error(r, "none of the 3 prompt(s) fits the 64-token context with --max-tokens 62 (prompts of at "
+                             "most 2 tokens): nothing labelled")
+    assert not out.exists() and not out.with_suffix(".json").exists()
+    from ltrsched.labelling.parts import open_parts
+
+    with open_parts(out, _settings(max_tokens=9)) as store:  # no parts yet: other settings are taken, not refused
+        assert store.labelled().height == 0
 
 
 def test_label_out_must_be_parquet(tmp_path):
@@ -263,6 +315,26 @@ def test_real_stopping_options_are_checked(options, message):
 
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
         engine_config(**options)
+
+
+def test_engine_settings_vllm_would_refuse_are_checked_first(tmp_path):
+    """An unknown --dtype was vLLM's "2 validation errors for ModelConfig" (what to fix cut off); weights read
+    from a model without any (a built-in config, a directory of config.json alone) were a traceback from vLLM's
+    loader after the engine started."""
+    from ltrsched.validation.engines import engine_config
+
+    with pytest.raises(UserError, match="--dtype must be one of auto, half, float16, bfloat16, float, float32, got 'fp8'"):
+        engine_config(model="llama-tiny", dtype="fp8", platform="cpu")
+    with pytest.raises(UserError, match="built-in model 'llama-tiny' is a config.json without weights"):
+        engine_config(model="llama-tiny", load_format="auto", platform="cpu")
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(UserError, match="has no weights"):
+        engine_config(model=str(tmp_path), load_format="auto", eos="model", platform="cpu")
+    assert engine_config(model=str(tmp_path), platform="cpu").model == str(tmp_path)  # random weights: fine
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    assert engine_config(model=str(tmp_path), load_format="auto", platform="cpu").dtype == "float32"
+    r = run_cli("replay", "-n", "2", "--model", "llama-tiny", "--load-format", "auto")
+    assert_one_line_error(r, "is a config.json without weights")
 
 
 def test_replay_with_prompt_text_needs_text_before_the_engine_starts(tmp_path):

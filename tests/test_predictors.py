@@ -243,6 +243,80 @@ def test_cli_train_bad_numbers_and_data_are_one_line(tmp_path, args, message):
     assert not (tmp_path / "ck").exists()
 
 
+def test_cli_train_held_out_must_not_be_the_training_prompts(tmp_path):
+    """A .jsonl has no train/eval split: its default held-out set was the training file itself, and the
+    "held-out" tau was measured on the training prompts. Overlapping held-out prompts warn."""
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    data, other = tmp_path / "d.jsonl", tmp_path / "e.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"p {i}", "generated": "x " * (i + 1)}) + "\n" for i in range(8)))
+    assert_one_line_error(run_cli("train", "--data", str(data), "--epochs", "1", "--out", str(tmp_path / "ck")),
+                          f"--data {data} has no train/eval split")
+    assert_one_line_error(run_cli("train", "--data", str(data), "--eval-data", str(data), "--epochs", "1",
+                                  "--out", str(tmp_path / "ck")), "holds only training prompts")
+    assert not (tmp_path / "ck").exists()
+    other.write_text("".join(json.dumps({"prompt": f"p {i}", "generated": "x " * (i + 1)}) + "\n" for i in range(6, 12)))
+    r = run_cli("train", "--data", str(data), "--eval-data", str(other), "--epochs", "1", "--out", str(tmp_path / "ck"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "warning: 2 of 6 held-out prompts are also training prompts" in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--kind", "class"], "every training length (2-9 tokens) falls in one bucket of 820 tokens (--bucket 820)"),
+    (["--label-bucket", "10"], "falls in one bucket of 10 tokens (--label-bucket 10): nothing to learn"),
+])
+def test_cli_train_labels_in_one_bucket_are_one_line(tmp_path, args, message):
+    """Short outputs (another model's, or a short task's) under the default 820-token class bucket all had
+    class 0: the model learned a constant and reported a held-out tau of noise."""
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    data, ev = tmp_path / "d.jsonl", tmp_path / "e.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"p {i}", "generated": "x " * (i + 1)}) + "\n" for i in range(8)))
+    ev.write_text("".join(json.dumps({"prompt": f"q {i}", "generated": "x " * (i + 1)}) + "\n" for i in range(4)))
+    assert_one_line_error(run_cli("train", "--data", str(data), "--eval-data", str(ev), "--epochs", "1",
+                                  "--out", str(tmp_path / "ck"), *args), message)
+    with pytest.raises(UserError, match="nothing to learn"):
+        Predictor(PredictorConfig(kind="class", dim=64)).fit(["a", "b"], np.array([3, 5]))
+
+
+def test_cli_evaluate_split_train_of_a_file_without_splits_is_one_line(tmp_path):
+    """--split train on a .jsonl was ignored: the whole file was evaluated as if it were a train split."""
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"p {i}", "generated": "x " * (i + 1)}) + "\n" for i in range(8)))
+    Predictor(PredictorConfig(dim=64, epochs=1)).save(tmp_path / "ck")
+    assert_one_line_error(run_cli("evaluate", "-m", str(tmp_path / "ck"), "--data", str(data), "--split", "train"),
+                          f"--split train: {data} has no train/eval split")
+    for split in ("eval", "all"):  # the whole file, as it says
+        r = run_cli("evaluate", "-m", str(tmp_path / "ck"), "--data", str(data), "--split", split)
+        assert r.returncode == 0 and json.loads(r.stdout)["num_prompts"] == 8, r.stderr[-2000:]
+
+
+def test_cli_identical_prompts_and_constant_scores_are_one_line(tmp_path):
+    """Held-out prompts that are all the same text (or a predictor that scores every prompt alike) made
+    Kendall tau NaN: `evaluate` printed "tau": NaN (not JSON), `train` a held-out tau of nan."""
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    data, same = tmp_path / "d.jsonl", tmp_path / "same.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"p {i}", "generated": "x " * (i + 1)}) + "\n" for i in range(8)))
+    same.write_text("".join(json.dumps({"prompt": "Tell me a story", "generated": "x " * (i + 1)}) + "\n" for i in range(5)))
+    assert_one_line_error(run_cli("train", "--data", str(data), "--eval-data", str(same), "--epochs", "1",
+                                  "--out", str(tmp_path / "ck")), "all 5 held-out prompts are the same text")
+    assert_one_line_error(run_cli("train", "--data", str(same), "--eval-data", str(data), "--epochs", "1",
+                                  "--out", str(tmp_path / "ck")), "all 5 training prompts are the same text")
+    assert not (tmp_path / "ck").exists()
+    flat = Predictor(PredictorConfig(dim=64, epochs=1))
+    with torch.no_grad():
+        for p in flat.backbone.model.parameters():
+            p.zero_()
+    flat.save(tmp_path / "flat")
+    assert_one_line_error(run_cli("evaluate", "-m", str(tmp_path / "flat"), "--data", str(same)),
+                          "all 5 held-out prompts are the same text")
+    assert_one_line_error(run_cli("evaluate", "-m", str(tmp_path / "flat"), "--data", str(data)),
+                          "the predictor gives all 8 held-out prompts the same score")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["smollm2", "minilm"])
 def test_packaged_hf_models_offline(name, tmp_path, monkeypatch):
@@ -317,6 +391,17 @@ def test_cli_ensemble_and_evaluate_bad_input_is_one_line(tmp_path):
         assert_one_line_error(run_cli("ensemble", *members, *args), message)
     assert not (a / "ensemble.json").exists() and not (tmp_path / "e").exists()
     assert_one_line_error(run_cli("evaluate", "-m", str(a), "--data", str(one)), "need at least 2 held-out prompts")
+
+
+def test_cli_train_over_an_ensemble_is_one_line(tmp_path):
+    """train --out into an ensemble directory wrote predictor.json beside ensemble.json, and every later load
+    of the directory still gave the old ensemble: the trained model was silently unused."""
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    (tmp_path / "ens").mkdir()
+    (tmp_path / "ens" / "ensemble.json").write_text("{}")
+    assert_one_line_error(run_cli("train", "--out", str(tmp_path / "ens"), "--epochs", "1"), "holds an ensemble")
+    assert not (tmp_path / "ens" / "predictor.json").exists()
 
 
 def test_cli_ensemble_bad_input_is_one_line(tmp_path):

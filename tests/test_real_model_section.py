@@ -107,6 +107,64 @@ def test_two_directories_pool_their_repeats(validation_dir, tmp_path):
     assert ltr["sim"]["latency_per_token_mean"] == 0.54
 
 
+def test_a_directory_given_twice_is_one_line(validation_dir, tmp_path):
+    """Its repeats were pooled twice (4 repeats of 2 runs: a smaller noise than measured)."""
+    root, report = validation_dir
+    out = tmp_path / "results.json"
+    assert_one_line_error(run_cli("real-model-results", str(root), str(root) + "/.", "--labels-report", str(report),
+                                  "--out", str(out)), "is given twice")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("doc, message", [
+    ("[1, 2]", "is not a report.json of `ltrsched label-report`"),
+    ('{"summary": {}}', "(no model, num_train"),
+    (json.dumps({**LABELS, "served_ranker": "high"}), "served_ranker must be a Kendall tau"),
+])
+def test_a_labels_report_of_another_kind_is_one_line(validation_dir, tmp_path, doc, message):
+    """A JSON list was a traceback ('list' object has no attribute 'get'); another JSON object rendered n/a."""
+    root, _ = validation_dir
+    (tmp_path / "other.json").write_text(doc)
+    out = tmp_path / "results.json"
+    assert_one_line_error(run_cli("real-model-results", str(root), "--labels-report", str(tmp_path / "other.json"),
+                                  "--out", str(out)), message)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("summary.json", "[1]", "is not a run's summary"),
+    ("summary.json", json.dumps({"summary": {"latency_per_token_mean": "fast"}, "meta": {}}),
+     "latency_per_token_mean must be a number, got 'fast'"),
+    ("requests.parquet", "garbage", "cannot read"),
+])
+def test_a_damaged_run_is_one_line(validation_dir, tmp_path, name, content, message):
+    """Each was a traceback (AttributeError, numpy's TypeError, polars' ComputeError)."""
+    root, report = validation_dir
+    (root / "runs" / "burst" / "fcfs" / "engine-0" / name).write_text(content)
+    assert_one_line_error(run_cli("real-model-results", str(root), "--labels-report", str(report),
+                                  "--out", str(tmp_path / "r.json")), message)
+
+
+def test_workload_without_ranker_is_one_line(validation_dir, tmp_path):
+    root, report = validation_dir
+    assert_one_line_error(run_cli("real-model-results", str(root), "--labels-report", str(report),
+                                  "--out", str(tmp_path / "r.txt")), "--out must be a .json file")
+    assert_one_line_error(run_cli("real-model-results", str(root), "--labels-report", str(report), "-w", "sharegpt",
+                                  "--out", str(tmp_path / "r.json")), "add --ranker")
+
+
+def test_labels_without_a_sampled_run_render(validation_dir, tmp_path):
+    """label-report writes "ceiling": null for labels without a sampled run; rendering raised TypeError."""
+    root, _ = validation_dir
+    report = tmp_path / "report-no-sample.json"
+    report.write_text(json.dumps({**LABELS, "ceiling": None, "num_ceiling": 0}))
+    out = tmp_path / "results.json"
+    assert run_cli("real-model-results", str(root), "--labels-report", str(report), "--out", str(out)).returncode == 0
+    sec = real_model.build(tmp_path / "r", quick=False, results=out)
+    check = next(c for c in sec.checks if "held-out tau" in c.claim)
+    assert not check.passed and check.detail == "0.159; another-seed ceiling not measured"
+
+
 def test_runs_of_other_engine_settings_are_their_own_case(validation_dir, tmp_path):
     root, report = validation_dir
     more = tmp_path / "val3"

@@ -164,11 +164,54 @@ def test_replay_on_the_emulated_engine_writes_the_simulators_files(tmp_path):
     (["validate", "-w", "lmsys-like", "-n", "5", "--policies", "fcfs;ltr"], "policy 'ltr' needs a 'score' column"),
     (["replay", "-w", "lmsys-like", "-n", "5", "--policy", "ltr"], "policy 'ltr' needs a 'score' column"),
     (["replay", "-n", "5", "--seed", "-1"], "--seed must be >= 0"),
+    # a policy or a case given twice pooled its runs as repeats of one (mean E2E doubled, files overwritten)
+    (["validate", "-n", "5", "--policies", "fcfs;srtf;fcfs", "--emulate", "a100-llama3-8b"], "names 'fcfs' twice"),
+    (["validate", "-n", "5", "--policies", "fcfs,fcfs", "--emulate", "a100-llama3-8b"], "names 'fcfs' twice"),
+    (["validate", "-n", "5", "--rates", "1,1.0", "--emulate", "a100-llama3-8b"], "the case poisson@1/s is given twice"),
+    (["validate", "-n", "5", "--arrival", "poisson", "--rate", "2", "--rates", "2", "--emulate", "a100-llama3-8b"],
+     "the case poisson@2/s is given twice"),
+    # vLLM's SchedulerConfig refuses a budget below its sequence cap (on the emulated engine: a traceback)
+    (["replay", "-n", "5", "--max-num-batched-tokens", "100", "--emulate", "a100-llama3-8b"],
+     "--max-num-batched-tokens (100) must be >= --max-num-seqs (256)"),
+    (["replay", "-n", "5", "--max-num-seqs", "8", "--max-resident-seqs", "64", "--max-num-batched-tokens", "32",
+      "--emulate", "a100-llama3-8b"], "--max-num-batched-tokens (32) must be >= --max-resident-seqs (64)"),
+    # a later case's rate was refused only after the earlier cases' engine runs
+    (["validate", "-n", "5", "--rates", "1,1e-300", "--emulate", "a100-llama3-8b"], "must stay below 1e+08 s"),
 ])
 def test_engine_commands_reject_bad_input_in_one_line(args, message):
     r = run_cli(*args)
     assert r.returncode == 2, (r.stdout, r.stderr[-2000:])
     assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_a_vllm_config_error_says_what_is_wrong_in_one_line():
+    """vLLM's config classes raise pydantic errors whose first line is only "1 validation error for ..."."""
+    pydantic = pytest.importorskip("pydantic")
+    from ltrsched.engine.runner import config_error_line
+
+    class Config(pydantic.BaseModel):
+        dtype: str
+        blocks: int
+
+        @pydantic.model_validator(mode="after")
+        def _enough(self):
+            if self.blocks < 2:
+                raise ValueError(f"blocks ({self.blocks}) must be >= 2")
+            return self
+
+    for bad, line in (({"dtype": 3, "blocks": 4}, "dtype: Input should be a valid string"),
+                      ({"dtype": "x", "blocks": 1}, "blocks (1) must be >= 2")):
+        with pytest.raises(ValueError) as info:
+            Config(**bad)
+        assert config_error_line(info.value) == line
+    assert config_error_line(ValueError("first\nsecond")) == "first"
+
+
+def test_auto_rates_keep_two_significant_digits_on_a_slow_engine():
+    from ltrsched.validation.commands import _rounded_rate
+
+    assert [_rounded_rate(f * 0.008) for f in (0.5, 1.0, 1.5)] == [0.004, 0.008, 0.012]  # were 0.0, 0.01, 0.01
+    assert [_rounded_rate(x) for x in (0.123, 0.512, 12.345)] == [0.12, 0.51, 12.35]  # as before from 0.1 req/s
 
 
 @pytest.mark.vllm

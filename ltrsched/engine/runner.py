@@ -88,6 +88,21 @@ def engine_kwargs(config: EngineConfig, load_format: str, seed: int = 0) -> dict
     return kwargs
 
 
+def config_error_line(exc: Exception) -> str:
+    """What a vLLM config error says is wrong, in one line: a pydantic ValidationError's first error (its
+    message's first line is only "1 validation error for SchedulerConfig"), else the first line."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            first = errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            what = str(first["msg"]).removeprefix("Value error, ")
+            return f"{where}: {what}" if where else what
+        except Exception:  # not pydantic's shape after all
+            pass
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
 def sampling_params(config: EngineConfig, info: RequestInfo, **extra: Any):
     """vLLM ``SamplingParams`` of a request: exactly ``info.output_tokens`` tokens with EOS ignored, or (with
     ``config.eos == "model"``) greedy until the model's EOS, at most ``config.max_tokens``."""
@@ -140,7 +155,7 @@ class VllmDriver:
         try:
             self.llm = LLM(**engine_kwargs(config, load_format, seed))
         except ValueError as exc:  # vLLM's checks of the settings (memory, lengths): one line
-            raise UserError(f"vLLM refused the engine settings: {str(exc).splitlines()[0]}") from None
+            raise UserError(f"vLLM refused the engine settings: {config_error_line(exc)}") from None
         self.engine = self.llm.llm_engine
         self.scheduler = self.engine.engine_core.engine_core.scheduler
         self.rng = np.random.default_rng(seed)

@@ -124,10 +124,11 @@ def build(out: Path, quick: bool, results: Path = RESULTS) -> Section:
                f"{labels.get('num_eval')} eval prompts labelled)")
     sec.tables.append((caption, label_table))
     sec.files += write_table(label_table, tables_dir, "real-model-tau", caption, digits=3)
-    tau = labels.get("served_ranker")
-    if tau is not None:
+    tau, ceiling = labels.get("served_ranker"), labels.get("ceiling")
+    if tau is not None:  # the ceiling is null when the labels have no sampled run (label --sample-subset 0)
         sec.checks.append(Check(f"ranker trained on the served model's labels: held-out tau >= {TAU_TARGET:.2f}",
-                                tau >= TAU_TARGET, f"{tau:.3f}; another-seed ceiling {labels.get('ceiling', float('nan')):.3f}"))
+                                tau >= TAU_TARGET, f"{tau:.3f}; another-seed ceiling "
+                                + ("not measured" if ceiling is None else f"{ceiling:.3f}")))
 
     if cases:
         runs = _runs_table(cases)

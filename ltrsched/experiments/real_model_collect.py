@@ -31,19 +31,44 @@ def _read_json(path: Path) -> dict:
         raise UserError(f"cannot read {path}: {exc}") from None
 
 
+#: What ``label-report``'s report.json holds that the rendered section reads.
+LABEL_REPORT_KEYS = ("model", "num_train", "num_eval", "served_ranker", "chatgpt_ranker", "ceiling", "prompt_length")
+
+
+def read_label_report(path: Path) -> dict:
+    """``label-report``'s report.json; one-line :class:`UserError` for any other JSON."""
+    doc = _read_json(path)
+    missing = [k for k in LABEL_REPORT_KEYS if k not in doc] if isinstance(doc, dict) else list(LABEL_REPORT_KEYS)
+    if missing:
+        raise UserError(f"{path} is not a report.json of `ltrsched label-report` (no {', '.join(missing)})")
+    bad = [k for k in ("served_ranker", "chatgpt_ranker", "ceiling", "prompt_length")
+           if doc[k] is not None and (isinstance(doc[k], bool) or not isinstance(doc[k], (int, float)))]
+    if bad:
+        raise UserError(f"{path}: {bad[0]} must be a Kendall tau (a number or null), got {doc[bad[0]]!r}")
+    return doc
+
+
 def side_metrics(run_dir: Path) -> tuple[dict, dict]:
     """One run's metrics (:data:`METRICS`, the engine counts) and its meta, from summary.json and
     requests.parquet (the largest max waiting time is not in the summary)."""
     import polars as pl
 
-    doc = _read_json(run_dir / "summary.json")
-    summary, meta = doc.get("summary", {}), doc.get("meta", {})
-    got = {m: summary[m] for m in METRICS if m in summary}
+    path = run_dir / "summary.json"
+    doc = _read_json(path)
+    summary, meta = (doc.get("summary", {}), doc.get("meta", {})) if isinstance(doc, dict) else (None, None)
+    if not (isinstance(summary, dict) and isinstance(meta, dict)):
+        raise UserError(f"{path} is not a run's summary (an object with 'summary' and 'meta' objects)")
+    got = {m: summary[m] for m in (*METRICS, *ENGINE_COUNTS) if m in summary}
+    bad = next((k for k, v in got.items() if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)))), None)
+    if bad is not None:
+        raise UserError(f"{path}: {bad} must be a number, got {got[bad]!r}")
     requests = run_dir / "requests.parquet"
     if requests.is_file():
-        wait = pl.read_parquet(requests, columns=["max_waiting_time"])["max_waiting_time"]
+        try:
+            wait = pl.read_parquet(requests, columns=["max_waiting_time"])["max_waiting_time"].cast(pl.Float64)
+        except Exception as exc:  # damaged, not parquet, no such column
+            raise UserError(f"cannot read {requests}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
         got["max_waiting_time_max"] = float(wait.max()) if wait.len() and wait.null_count() < wait.len() else None
-    got.update({c: summary[c] for c in ENGINE_COUNTS if c in summary})
     return got, meta
 
 
@@ -71,6 +96,11 @@ def collect_validation(directories: list[Path]) -> tuple[dict, list[str], str | 
 
     Several directories pool their engine repeats of the same case and policy (e.g. a later run adding
     repeats); the simulator's run of a case and policy is taken from the first directory that has it."""
+    seen: dict[Path, Path] = {}
+    for directory in directories:  # one directory twice would pool each of its repeats twice
+        first = seen.setdefault(directory.resolve(), directory)
+        if first is not directory:
+            raise UserError(f"{directory}: the validate directory {first} is given twice; give each once")
     repeats_of: dict[tuple[str, str], list[dict]] = {}
     configs: dict[str, dict] = {}
     sims: dict[tuple[str, str], dict] = {}
@@ -142,9 +172,14 @@ def predictor_share(ranker: Path, workload: str, num_requests: int | None, seed:
 def real_model_results(validation, labels_report, ranker, workload, num_requests, seed, out):
     """Gather real-model validate runs (VALIDATION directories: repeats of a case and policy pool), the label
     report and the ranker into reproduce's real-engine section."""
+    from ltrsched.outputs import check_out_file
+
+    check_out_file(out, "--out", ".json")  # before the ranker's timing
     if ranker is not None and workload is None:
         raise UserError("--ranker needs --workload (and -n/--seed as given to validate): the prompts it scores")
-    labels = _read_json(labels_report)
+    if ranker is None and (workload is not None or num_requests is not None):
+        raise UserError("--workload and -n give the prompts --ranker scores: add --ranker, or leave them out")
+    labels = read_label_report(labels_report)
     cases, commands, host = collect_validation(validation)
     data = {"format": FORMAT, "format_version": FORMAT_VERSION, "date": time.strftime("%Y-%m-%d"),
             "model": labels.get("model"), "host": host, "commands": commands, "labels": labels, "cases": cases}

@@ -5,7 +5,7 @@
 atomically (:mod:`ltrsched.atomic`) as soon as its chunk of prompts is labelled. A run that dies keeps
 every finished chunk; a rerun with the same settings labels only the prompts no part holds, and the final
 file is the concatenation. An exclusive lock (``.lock``) keeps two ``ltrsched label`` processes out of
-one part directory.
+one part directory. A part directory without part files (a run that labelled nothing) takes the new settings.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def open_parts(out: str | os.PathLike, settings: LabelSettings) -> Iterator[Part
         if not held:
             raise UserError(f"another `ltrsched label` is writing {directory}; wait for it or use another --out")
         recorded = directory / SETTINGS_FILE
-        if recorded.is_file():
+        if recorded.is_file() and next(directory.glob("part-*.parquet"), None) is not None:
             try:
                 theirs = LabelSettings.from_dict(json.loads(recorded.read_text()))
             except (ValueError, KeyError, TypeError):

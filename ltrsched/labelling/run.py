@@ -81,6 +81,10 @@ def label_prompts(jobs: list[LabelJob], out: Path, model: str, max_tokens: int, 
         if todo:
             _serve(todo, ids, config, settings, store, chunk, stats)
         final = _final_labels(store.labelled(), jobs)
+        if final.height == 0:  # a labels file of 0 rows only fails later, in train or label-report
+            raise UserError(f"none of the {len(jobs)} prompt(s) fits the {stats.context}-token context with "
+                            f"--max-tokens {max_tokens} (prompts of at most {stats.context - max_tokens} tokens): "
+                            f"nothing labelled, {out} not written; lower --max-tokens or raise --max-model-len")
         atomic.write_parquet(out, final)
         description = _describe(final, jobs, settings, config, stats, command, parts_dir(out))
         atomic.write_text(out.with_suffix(".json"), json.dumps(description, indent=2) + "\n")
@@ -208,7 +212,8 @@ def _report(final: pl.DataFrame, stats: _Stats, damaged: list[str], max_tokens: 
         lines.append(f"labelled {stats.labelled} prompt(s) in {stats.seconds:.1f} s ({stats.output_tokens} output "
                      f"tokens, {rate:.0f} tok/s) on {stats.host and stats.host.get('cpu_model')}")
     else:
-        lines.append("nothing to serve: every requested prompt is already labelled")
+        lines.append("nothing to serve: every requested prompt " + ("that fits the context " if stats.skipped else "")
+                     + "is already labelled")
     for run, splits in _counts(final).items():
         for split, c in splits.items():
             share = c["capped"] / c["labelled"] if c["labelled"] else 0.0

@@ -17,7 +17,9 @@ from ltrsched.errors import UserError
               help="rank: a score (ListMLE/pairwise); class: a length bucket (cross-entropy).")
 @click.option("--data", default="sharegpt", show_default=True,
               help="Training prompts: built-in 'sharegpt' (train split) or a workload file with prompt text.")
-@click.option("--eval-data", default=None, help="Held-out prompts (default: the same source's eval split).")
+@click.option("--eval-data", default=None,
+              help="Held-out prompts (default: the same source's eval split; a file without one, other than a "
+                   "labels file, needs --eval-data).")
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Checkpoint directory to write.")
 @click.option("--backbone", type=click.Choice(["ngram", "hf"]), default="ngram", show_default=True)
@@ -43,9 +45,13 @@ def train(kind, data, eval_data, out, backbone, hf_model, max_prompt_tokens, los
     from ltrsched.outputs import check_out_dir
     from ltrsched.predictors.config import PredictorConfig
     from ltrsched.predictors.data import prompts_and_lengths
-    from ltrsched.predictors.predictor import Predictor, check_labelled
+    from ltrsched.predictors.predictor import Predictor, check_buckets, check_labelled
 
     check_out_dir(out)
+    from ltrsched.predictors.ensemble import ENSEMBLE_FILE
+
+    if (out / ENSEMBLE_FILE).is_file():  # loading the directory would still give the ensemble
+        raise UserError(f"--out {out} holds an ensemble ({ENSEMBLE_FILE}); write the predictor to another directory")
     if backbone == "hf" and not hf_model:
         raise UserError("--backbone hf needs --hf-model DIR (a local Hugging Face model directory)")
     if hf_model and backbone != "hf":
@@ -62,6 +68,8 @@ def train(kind, data, eval_data, out, backbone, hf_model, max_prompt_tokens, los
     ev_prompts, ev_lengths = prompts_and_lengths(eval_data or data, "eval" if eval_data is None else "all")
     check_labelled(prompts, lengths)
     check_labelled(ev_prompts, ev_lengths, "held-out")
+    _check_held_out(prompts, ev_prompts, data, eval_data)
+    check_buckets(config, lengths)
     predictor = Predictor(config)
     bar = tqdm(total=config.epochs, unit="epoch", desc=f"train {kind}")
 
@@ -75,6 +83,21 @@ def train(kind, data, eval_data, out, backbone, hf_model, max_prompt_tokens, los
     last = config.metrics[-1]
     click.echo(f"trained on {len(prompts)} prompts; held-out ({len(ev_prompts)}) Kendall tau {last['tau']:.4f}"
                + (f", accuracy {last['accuracy']:.3f}" if "accuracy" in last else "") + f"; wrote {out}")
+
+
+def _check_held_out(prompts: list[str], ev_prompts: list[str], data: str, eval_data: str | None) -> None:
+    """Raise :class:`UserError` if every held-out prompt is also a training prompt (a file without train/eval
+    splits is its own default held-out set: its "held-out" tau would be measured on the training data); warn
+    on stderr if some are."""
+    seen = set(prompts)
+    shared = sum(p in seen for p in ev_prompts)
+    if shared == len(ev_prompts):
+        where = (f"--data {data} has no train/eval split, so its held-out prompts are its training prompts"
+                 if eval_data is None else f"--eval-data {eval_data} holds only training prompts")
+        raise UserError(f"{where}: give other prompts with --eval-data FILE")
+    if shared:
+        click.echo(f"warning: {shared} of {len(ev_prompts)} held-out prompts are also training prompts; "
+                   "the held-out tau overstates the ranker", err=True)
 
 
 def _check_train_numbers(epochs, list_size, max_prompt_tokens, bucket, label_bucket, lr, seed) -> None:
@@ -126,16 +149,24 @@ def evaluate(model_dir, data, split, plot):
     import numpy as np
 
     from ltrsched.outputs import check_out_file
-    from ltrsched.predictors.data import prompts_and_lengths
+    from ltrsched.predictors.data import texts_of
     from ltrsched.predictors.predictor import Predictor, check_labelled
+    from ltrsched.workloads import load_workload
 
     if plot is not None:
         check_out_file(plot, "--plot")
         _check_plot_format(plot)
     predictor = Predictor.load(model_dir)
-    prompts, lengths = prompts_and_lengths(data, split)
+    wl = load_workload(data, split=split)
+    if split == "train" and "split" not in wl.meta:
+        raise UserError(f"--split {split}: {data} has no train/eval split (the built-in sharegpt and labels files "
+                        "have); leave --split out to evaluate on the whole file")
+    prompts, lengths = texts_of(wl), wl.df["output_tokens"].to_numpy()
     check_labelled(prompts, lengths, "held-out")
     result = predictor.evaluate(prompts, lengths)
+    if math.isnan(result["tau"]):
+        raise UserError(f"the predictor gives all {len(prompts)} held-out prompts the same score: "
+                        "Kendall tau is undefined (it cannot tell these prompts apart)")
     click.echo(json.dumps({"num_prompts": len(prompts), **result}, indent=2))
     if plot is not None:
         import matplotlib

@@ -32,7 +32,8 @@ class Ensemble:
         if not all(0 <= w < np.inf for w in weights) or sum(weights) <= 0:
             raise UserError(f"ensemble weights must be finite and >= 0, not all 0; got {list(weights)}")
         if not all(0 < s < np.inf for s in stds):
-            raise UserError("member scores must vary on the calibration prompts (--data): give more than one prompt")
+            raise UserError("member scores must vary on the calibration prompts (--data): give more than one prompt, "
+                            "not all the same text")
         self.members, self.weights, self.means, self.stds = members, list(weights), list(means), list(stds)
         self.config = PredictorConfig(kind="rank")  # what the commands read (kind); members keep their own
 

@@ -108,10 +108,16 @@ def label_report(labels: pl.DataFrame, name: str, sizes=DEFAULT_SIZES, seed: int
     from ltrsched.predictors.config import PredictorConfig
     from ltrsched.predictors.predictor import Predictor, check_labelled
 
-    labels = attach_prompts(check_labels(labels, name), name)
+    labels = check_labels(labels, name)
+    _check_one_model(labels, name)
+    labels = attach_prompts(labels, name)
     main = labels.filter(pl.col("run") == MAIN_RUN)
     train = main.filter(pl.col("split") == "train")
     ev = main.filter(pl.col("split") == "eval")
+    for split, rows in (("train", train), ("eval", ev)):
+        if rows.height == 0:
+            raise UserError(f"{name} has no {MAIN_RUN!r} labels of the {split} split: the report trains on the train "
+                            "prompts and tests on the eval prompts; label both (`ltrsched label --splits train,eval`)")
     tp, tl, tc = train["prompt"].to_list(), train["output_tokens"].to_numpy(), train["chatgpt_output_tokens"].to_numpy()
     ep, el, ec = ev["prompt"].to_list(), ev["output_tokens"].to_numpy(), ev["chatgpt_output_tokens"].to_numpy()
     check_labelled(tp, tl, "training")
@@ -154,6 +160,18 @@ def label_report(labels: pl.DataFrame, name: str, sizes=DEFAULT_SIZES, seed: int
         prompt_length=kendall_tau(-ev["prompt_tokens"].to_numpy().astype(np.float64), el),
         chatgpt_length=kendall_tau(-ec.astype(np.float64), el), learning_curve=curve,
     )
+
+
+def _check_one_model(labels: pl.DataFrame, name: str) -> None:
+    """One-line :class:`UserError` unless every row is one model's (by content hash) at one output cap: the
+    report compares a ranker with the served model's own lengths, and the capped share needs one cap."""
+    for column, what in (("model_sha256", "models"), ("max_tokens", "output caps (max_tokens)")):
+        values = labels[column].unique(maintain_order=True).to_list()
+        if len(values) > 1:
+            models = labels.group_by(column, maintain_order=True).agg(pl.col("model").first())["model"].to_list()
+            raise UserError(f"{name} mixes the labels of {len(values)} {what} ({', '.join(map(str, values[:2]))}"
+                            + (f"; models {', '.join(models[:2])}" if column == "model_sha256" else "")
+                            + "): a report needs one model's labels at one cap")
 
 
 def _ceiling(labels: pl.DataFrame) -> tuple[float | None, int]:

@@ -33,7 +33,8 @@ def kendall_tau(scores: np.ndarray, lengths: np.ndarray) -> float:
 
 def check_labelled(prompts: list[str], lengths: np.ndarray, what: str = "training") -> None:
     """Raise :class:`UserError` unless there are >= 2 prompts, each with one positive output length [tokens],
-    not all equal (training needs ordered pairs; Kendall tau needs two different lengths)."""
+    not all equal, and not all the same text (training needs ordered pairs; Kendall tau needs two different
+    lengths and two different scores)."""
     if len(prompts) < 2:
         raise UserError(f"need at least 2 {what} prompts, got {len(prompts)}")
     lengths = np.asarray(lengths)
@@ -42,6 +43,22 @@ def check_labelled(prompts: list[str], lengths: np.ndarray, what: str = "trainin
     if (lengths == lengths[0]).all():
         raise UserError(f"all {len(prompts)} {what} prompts have the same output length ({lengths[0]}): "
                         "nothing to rank, Kendall tau is undefined")
+    if all(p == prompts[0] for p in prompts):
+        raise UserError(f"all {len(prompts)} {what} prompts are the same text: a predictor scores them alike, "
+                        "nothing to rank, Kendall tau is undefined")
+
+
+def check_buckets(config: PredictorConfig, lengths: np.ndarray) -> None:
+    """Raise :class:`UserError` if the training labels (``lengths`` [tokens] bucketed by the config) are all
+    one value: a model would learn nothing, e.g. a served model's lengths all below the 820-token class bucket."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if config.kind == "class":
+        labels, option, width = np.minimum(lengths // config.bucket, config.num_classes - 1), "--bucket", config.bucket
+    else:
+        labels, option, width = lengths // config.label_bucket, "--label-bucket", config.label_bucket
+    if len(labels) and (labels == labels[0]).all():
+        raise UserError(f"every training length ({lengths.min()}-{lengths.max()} tokens) falls in one bucket of {width} "
+                        f"tokens ({option} {width}): nothing to learn; use a smaller {option}")
 
 
 class Predictor:
@@ -106,6 +123,7 @@ class Predictor:
         torch = _torch()
         cfg = self.config
         check_labelled(prompts, lengths)
+        check_buckets(cfg, lengths)
         lengths = np.asarray(lengths)
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)

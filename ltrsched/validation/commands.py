@@ -172,15 +172,20 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     if rates:
         rate_values = rate_values or _auto_rates(workload, num_requests, seed, sim_profile, config)
         cases += [("poisson", r) for r in rate_values]
+    names = [_case_label(arr, r) for arr, r in cases]
+    twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if twice is not None:  # its runs would overwrite each other's files and count twice in the report
+        raise UserError(f"the case {twice} is given twice (--arrival/--rate and --rates): give each rate once")
+    # every case's workload before the engine starts: a rate the workload refuses fails now, not after the
+    # earlier cases' engine runs
+    workloads = [first] + [build_workload(workload, num_requests, arr, r, 1.0, duration, seed) for arr, r in cases[1:]]
     step_profile = load_profile(sim_profile)
     eng = start_engine(**engine)
     host = eng.describe()
     click.echo(f"engine: {host}")
-    first = eng.prepare(first)  # --prompts text: the served model's prompt lengths, for the simulator too
     rows, rankings, ratios = [], [], []
-    for i, (arr, r) in enumerate(cases):
-        case = arr if r is None else f"{arr}@{r:g}/s"
-        wl = first if i == 0 else eng.prepare(build_workload(workload, num_requests, arr, r, 1.0, duration, seed))
+    for case, wl in zip(names, workloads):
+        wl = eng.prepare(wl)  # --prompts text: the served model's prompt lengths, for the simulator too
         engs: dict[str, list] = {spec: [] for spec in specs}
         for k in range(repeats):  # repeats interleave the policies, so drift on the machine hits each alike
             for spec in specs:
@@ -212,6 +217,11 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     click.echo(f"report: {md}")
 
 
+def _case_label(arrival: str, rate: float | None) -> str:
+    """A case's name in the report and its run directory: ``burst``, ``poisson@0.4/s``."""
+    return arrival if rate is None else f"{arrival}@{rate:g}/s"
+
+
 def _run_dir(out: Path, case: str, spec: str) -> Path:
     return out / "runs" / case.replace("/", "_") / spec.replace(":", "_").replace(",", "_")
 
@@ -241,7 +251,7 @@ def _split_policies(text: str) -> list[str]:
         specs = [s.strip() for s in text.split(";") if s.strip()]
         if not specs:
             raise UserError("--policies is empty")
-        return specs
+        return _once(specs)
     specs: list[str] = []
     for part in text.split(","):
         part = part.strip()
@@ -251,6 +261,14 @@ def _split_policies(text: str) -> list[str]:
             specs.append(part)
     if not specs:
         raise UserError("--policies is empty")
+    return _once(specs)
+
+
+def _once(specs: list[str]) -> list[str]:
+    """``specs``, or a one-line error naming one given twice (its runs would pool as repeats of one policy)."""
+    twice = next((s for i, s in enumerate(specs) if s in specs[:i]), None)
+    if twice is not None:
+        raise UserError(f"--policies names {twice!r} twice; give each policy once (--repeats runs each again)")
     return specs
 
 
@@ -266,7 +284,13 @@ def _auto_rates(workload, num_requests, seed, sim_profile, config) -> list[float
         max_num_batched_tokens=config.max_num_batched_tokens, max_resident_seqs=config.max_resident_seqs,
         block_size=config.block_size, num_gpu_blocks=config.num_gpu_blocks and config.num_gpu_blocks - 1))
     capacity = burst.summary["throughput_rps"]
-    return [round(f * capacity, 2) for f in (0.5, 1.0, 1.5)]
+    return [_rounded_rate(f * capacity) for f in (0.5, 1.0, 1.5)]
+
+
+def _rounded_rate(rate: float) -> float:
+    """``rate`` [req/s] to 2 decimals, or 2 significant digits below 0.1 req/s (2 decimals made a slow
+    engine's 0.004 req/s a rate of 0 and its 50% and 100% rates one case)."""
+    return round(rate, max(2, 1 - math.floor(math.log10(rate))))
 
 
 def _parse_rates(text: str) -> list[float]:

@@ -24,6 +24,10 @@ from ltrsched.errors import UserError
 CPU_KV_CACHE_GIB = 1.0
 #: Output cap of a request that stops at the model's EOS (--eos model, ``ltrsched label``) [tokens].
 DEFAULT_MAX_TOKENS = 512
+#: vLLM's --dtype values (its ModelConfig refuses others with a multi-line pydantic error).
+DTYPES = ("auto", "half", "float16", "bfloat16", "float", "float32")
+#: Weight files vLLM's default loader reads from a model directory (``load_format="auto"``).
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt")
 
 
 def engine_options(fn):
@@ -179,6 +183,8 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
     from ltrsched.engine.platform import CPU, CUDA, DEFAULTS
 
     max_tokens = _check_stopping(model, load_format, emulate_profile, prompts, eos, max_tokens)
+    if dtype is not None and dtype not in DTYPES:
+        raise UserError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     if max_model_len is not None and max_model_len < 2:
         raise UserError(f"--max-model-len must be >= 2 tokens, got {max_model_len}")
     for name, value in (("--max-num-batched-tokens", max_num_batched_tokens), ("--max-num-seqs", max_num_seqs),
@@ -187,6 +193,10 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
             raise UserError(f"{name} must be positive, got {value}")
     if max_resident_seqs is not None and max_resident_seqs < max_num_seqs:
         raise UserError(f"--max-resident-seqs ({max_resident_seqs}) must be >= --max-num-seqs ({max_num_seqs})")
+    resident = max_resident_seqs or max_num_seqs  # vLLM's max_num_seqs
+    if max_num_batched_tokens < resident:  # vLLM's SchedulerConfig refuses it (the emulated engine: a traceback)
+        raise UserError(f"--max-num-batched-tokens ({max_num_batched_tokens}) must be >= "
+                        f"{'--max-resident-seqs' if max_resident_seqs else '--max-num-seqs'} ({resident}), as vLLM requires")
     if num_gpu_blocks is not None and num_gpu_blocks < 2:
         raise UserError(f"--num-gpu-blocks must be >= 2 (one is vLLM's null block), got {num_gpu_blocks}")
     if not 0 < gpu_memory_utilization <= 1:
@@ -219,7 +229,9 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
     model = model or defaults["model"]
     from ltrsched.engine.config import model_dir
 
-    model_dir(model)  # a bad model fails before the engine starts
+    path = model_dir(model)  # a bad model fails before the engine starts
+    if emulate_profile is None:
+        _check_weights(model, path, resolve_load_format(model, load_format))
     return EngineConfig(model=model, platform=platform, dtype=dtype or defaults["dtype"],
                         num_gpu_blocks=num_gpu_blocks, kv_cache_gib=kv_cache_gib, threads=threads,
                         max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
@@ -244,6 +256,23 @@ def resolve_load_format(model: str | None, load_format: str | None) -> str:
     if load_format is not None:
         return load_format
     return "auto" if model is not None and has_real_weights(model) else "dummy"
+
+
+def _check_weights(model: str, path: str, load_format: str) -> None:
+    """One-line :class:`UserError` before the engine starts if ``load_format`` reads weights that ``model``
+    lacks (vLLM raised a RuntimeError with a traceback from its model loader)."""
+    from pathlib import Path
+
+    from ltrsched.models import MODELS
+
+    if load_format != "auto":  # dummy: random weights; other formats are vLLM's to check
+        return
+    if model in MODELS:
+        raise UserError(f"built-in model {model!r} is a config.json without weights: serve it with --load-format "
+                        "dummy (random weights), or give a model directory with its weights")
+    if not any(next(Path(path).glob(pattern), None) for pattern in WEIGHT_PATTERNS):
+        raise UserError(f"model directory {path} has no weights ({', '.join(WEIGHT_PATTERNS)}) for --load-format auto: "
+                        "add them, or serve random weights with --load-format dummy")
 
 
 def _check_stopping(model, load_format, emulate_profile, prompts, eos, max_tokens) -> int | None:
