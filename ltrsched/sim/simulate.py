@@ -117,8 +117,11 @@ def setup_run(workload: Workload, policy: Policy, config: SimConfig) -> RunSetup
         resident_first=config.semantics == "vllm-v1",
         max_resident_seqs=config.max_resident_seqs or (config.max_num_seqs if config.semantics == "vllm-v1" else None),
     )
-    table = RequestTable.from_frame(workload.df, extra_output_tokens=policy.extra_output_tokens)
     max_model_len = config.max_model_len or profile.max_model_len
+    if policy.extra_output_tokens > max_model_len:  # (also keeps the token counts far from int64 overflow)
+        raise UserError(f"policy {policy.spec()!r} adds {policy.extra_output_tokens} output tokens to every request "
+                        f"(its length-estimate phase), more than the context of {max_model_len} tokens; use fewer")
+    table = RequestTable.from_frame(workload.df, extra_output_tokens=policy.extra_output_tokens)
     _check_fits(table, limits, max_model_len, config.chunked_prefill)
     check_arrival_span(table.arrival_time, f"workload {workload.name!r}")
     _check_step_time(profile)
