@@ -44,3 +44,21 @@ def test_po_estimate_phase_longer_than_the_context_is_refused():
         with pytest.raises(UserError, match="more than the context of 8192 tokens"):
             simulate(wl, make_policy(f"po:tokens={tokens}"), SimConfig())
     simulate(wl, make_policy("po:tokens=15"), SimConfig())
+
+
+# ---------------------------------------------------------------------------- sweep and capacity
+@pytest.mark.parametrize("extra", ['routers = ["least-outstanding"]\n', 'replicas = [1]\nrouters = ["least-kv"]\n'])
+def test_sweep_routers_without_a_cluster_are_refused(tmp_path, extra):
+    """A sweep with routers but no replica count above 1 ran lone replicas and ignored the routers."""
+    sweep = tmp_path / "s.toml"
+    sweep.write_text('policies = ["fcfs"]\nworkloads = ["lmsys-like"]\nnum_requests = 5\n' + extra)
+    r = run_cli("sweep", str(sweep), "--out", str(tmp_path / "out"))
+    assert_one_line_error(r, "'routers' = ")
+    assert "add e.g. replicas = [1, 4]" in r.stderr and not (tmp_path / "out" / "sweep.csv").exists()
+
+
+def test_capacity_router_without_a_cluster_is_refused(tmp_path):
+    r = run_cli("capacity", "--slo", "ttft_p90=2", "-p", "fcfs", "--router", "least-outstanding",
+                "--out", str(tmp_path / "cap"))
+    assert_one_line_error(r, "--router least-outstanding has no effect without --replicas above 1")
+    assert not (tmp_path / "cap").exists()

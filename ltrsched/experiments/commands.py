@@ -169,6 +169,9 @@ def _check_sweep_values(data: dict, path: Path) -> None:
             raise UserError(f"{path}: {key!r} must be >= 1, got {data[key]}")
     if any(r < 1 for r in data.get("replicas", [])):
         raise UserError(f"{path}: 'replicas' must be >= 1, got {data['replicas']}")
+    if "routers" in data and not any(n > 1 for n in data.get("replicas", [1])):  # nothing is silently ignored
+        raise UserError(f"{path}: 'routers' = {data['routers']!r} has no effect without a replica count above 1 "
+                        "(a lone replica needs no router); add e.g. replicas = [1, 4]")
     if any(s < 0 for s in data.get("seeds", [])):
         raise UserError(f"{path}: 'seeds' must be >= 0, got {data['seeds']}")
     if data.get("preemption", "swap") not in ("swap", "recompute"):
@@ -349,6 +352,9 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
     for prof in profiles:
         load_profile(prof)
     check_scoring(scoring)
+    if routers and not any(n > 1 for n in replica_counts):  # nothing is silently ignored
+        raise UserError(f"--router {routers[0]} has no effect without --replicas above 1 (a lone replica needs no "
+                        "router); add e.g. --replicas 4")
     clusters = _clusters({"replicas": list(replica_counts or [1]), "routers": list(routers or ["round-robin"])})
     check_out_dir(out)
     from ltrsched.workloads import load_workload
