@@ -62,3 +62,36 @@ def test_capacity_router_without_a_cluster_is_refused(tmp_path):
                 "--out", str(tmp_path / "cap"))
     assert_one_line_error(r, "--router least-outstanding has no effect without --replicas above 1")
     assert not (tmp_path / "cap").exists()
+
+
+# ---------------------------------------------------------------------------- plot cdf
+def _run(tmp_path, name, **config):
+    from conftest import LinearProfile
+
+    r = simulate(make_workload([50] * 12, list(range(3, 39, 3))), make_policy("fcfs"),
+                 SimConfig(profile=LinearProfile(), **config))
+    r.save(tmp_path / name)
+    return tmp_path / name
+
+
+def test_plot_cdf_tells_apart_runs_of_one_policy_with_other_settings(tmp_path):
+    """Two fcfs runs at another --max-num-seqs were two lines labelled 'fcfs' in one panel."""
+    from ltrsched.plots.runs import group_for_plot, load_runs
+
+    a, b = _run(tmp_path, "a", max_num_seqs=2), _run(tmp_path, "b", max_num_seqs=8)
+    [(_, lines)] = group_for_plot(load_runs([a, b]))
+    assert sorted(label for label, _ in lines) == ["fcfs (max_num_seqs=2)", "fcfs (max_num_seqs=8)"]
+    c = _run(tmp_path, "c", max_num_seqs=2)  # same settings as a: the directories name them
+    [(_, lines)] = group_for_plot(load_runs([a, c]))
+    assert sorted(label for label, _ in lines) == ["fcfs (a)", "fcfs (c)"]
+    [(_, lines)] = group_for_plot(load_runs([a, a, tmp_path / "a/"]))  # one run named twice: one line
+    assert [label for label, _ in lines] == ["fcfs"]
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", '{"summary": {}, "meta": [1]}', '"x"'])
+def test_plot_cdf_with_a_damaged_summary_is_one_line(tmp_path, text):
+    """A summary.json that is JSON but not a run summary ended in an AttributeError traceback."""
+    run = _run(tmp_path, "run")
+    (run / "summary.json").write_text(text)
+    assert_one_line_error(run_cli("plot", "cdf", str(run), "-o", str(tmp_path / "c.png")), "cannot read the run")
+    assert not (tmp_path / "c.png").exists()
