@@ -95,3 +95,19 @@ def test_plot_cdf_with_a_damaged_summary_is_one_line(tmp_path, text):
     (run / "summary.json").write_text(text)
     assert_one_line_error(run_cli("plot", "cdf", str(run), "-o", str(tmp_path / "c.png")), "cannot read the run")
     assert not (tmp_path / "c.png").exists()
+
+
+@pytest.mark.parametrize("key, value", [("policies", '["fcfs", "srtf", "fcfs"]'), ("seeds", "[0, 0]"),
+                                        ("rates", "[4, 4.0]"), ("workloads", '["lmsys-like", "lmsys-like"]')])
+def test_sweep_list_with_a_repeated_item_is_refused(tmp_path, key, value):
+    """A repeated item ran once and appeared as identical rows in sweep.csv (4 rows, '1 runs simulated')."""
+    lines = {"policies": '["fcfs"]', "workloads": '["lmsys-like"]', "arrival": '"poisson"', "rates": "[4.0]",
+             "num_requests": "5", key: value}
+    sweep = tmp_path / "s.toml"
+    sweep.write_text("".join(f"{k} = {v}\n" for k, v in lines.items()))
+    assert_one_line_error(run_cli("sweep", str(sweep), "--out", str(tmp_path / "out")), f"'{key}' lists")
+
+
+def test_capacity_option_given_twice_is_refused(tmp_path):
+    assert_one_line_error(run_cli("capacity", "--slo", "ttft_p90=2", "-p", "fcfs", "-p", "fcfs",
+                                  "--out", str(tmp_path / "cap")), "--policy fcfs is given twice")

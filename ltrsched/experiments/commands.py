@@ -138,6 +138,9 @@ def _check_sweep_types(data: dict, path: Path) -> None:
             types = SWEEP_LISTS[key]
             if not isinstance(value, list) or not value or any(isinstance(v, bool) or not isinstance(v, types) for v in value):
                 raise UserError(f"{path}: {key!r} must be a non-empty list, each item {_type_name(types)}; got {value!r}")
+            twice = next((v for i, v in enumerate(value) if v in value[:i]), None)
+            if twice is not None:  # it ran once and its row appeared twice in sweep.csv
+                raise UserError(f"{path}: {key!r} lists {twice!r} twice")
         elif isinstance(value, bool) or not isinstance(value, SWEEP_SCALARS[key]):
             raise UserError(f"{path}: {key!r} must be {_type_name(SWEEP_SCALARS[key])}, got {value!r}")
 
@@ -323,6 +326,11 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
     from ltrsched.workloads.builtin import BUILTIN
 
     slos = parse_slos(slo_texts)
+    for option, values in (("--policy", policies), ("--profile", profiles), ("--replicas", replica_counts),
+                           ("--router", routers)):
+        twice = next((v for i, v in enumerate(values) if v in values[:i]), None)
+        if twice is not None:  # its row appeared twice in the table
+            raise UserError(f"{option} {twice} is given twice")
     default_n, default_seeds = CAPACITY_SIZES[quick]
     k = default_seeds if num_seeds is None else num_seeds
     if num_requests is not None and num_requests < 1:
