@@ -111,3 +111,13 @@ def test_sweep_list_with_a_repeated_item_is_refused(tmp_path, key, value):
 def test_capacity_option_given_twice_is_refused(tmp_path):
     assert_one_line_error(run_cli("capacity", "--slo", "ttft_p90=2", "-p", "fcfs", "-p", "fcfs",
                                   "--out", str(tmp_path / "cap")), "--policy fcfs is given twice")
+
+
+# ---------------------------------------------------------------------------- engine options
+@pytest.mark.parametrize("args, message", [
+    (["--block-size", str(10**12)], "no GPU memory for one KV block of 1000000000000 tokens"),  # blamed the profile
+    (["--gpu-memory-utilization", "1e-300"], "or a larger utilization"),
+    (["--num-gpu-blocks", "1"], "raise --num-gpu-blocks"),
+])
+def test_cli_kv_capacity_errors_name_the_fix(args, message):
+    assert_one_line_error(run_cli("simulate", "-w", "lmsys-like", "-n", "5", *args), message)
