@@ -121,3 +121,15 @@ def test_capacity_option_given_twice_is_refused(tmp_path):
 ])
 def test_cli_kv_capacity_errors_name_the_fix(args, message):
     assert_one_line_error(run_cli("simulate", "-w", "lmsys-like", "-n", "5", *args), message)
+
+
+def test_simulate_out_over_an_earlier_run_leaves_none_of_its_steps(tmp_path):
+    """A rerun without --record-steps into the directory of a run with them kept the old steps.parquet:
+    `plot trace` then drew the earlier run's steps under the new run's name."""
+    out = tmp_path / "run"
+    r = run_cli("simulate", "-w", "lmsys-like", "-n", "20", "--record-steps", "--out", str(out))
+    assert r.returncode == 0 and (out / "steps.parquet").is_file(), r.stderr
+    r = run_cli("simulate", "-w", "lmsys-like", "-n", "3", "--policy", "srtf", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert not (out / "steps.parquet").exists()
+    assert_one_line_error(run_cli("plot", "trace", str(out), "-o", str(tmp_path / "t.json")), "no steps.parquet")
