@@ -133,3 +133,26 @@ def test_simulate_out_over_an_earlier_run_leaves_none_of_its_steps(tmp_path):
     assert r.returncode == 0, r.stderr
     assert not (out / "steps.parquet").exists()
     assert_one_line_error(run_cli("plot", "trace", str(out), "-o", str(tmp_path / "t.json")), "no steps.parquet")
+
+
+# ---------------------------------------------------------------------------- workload files
+def _conversation(i):
+    return {"id": f"c{i}", "conversations": [{"from": "human", "value": f"question number {i} about things"},
+                                             {"from": "gpt", "value": f"answer number {i} with some words"}]}
+
+
+def test_sharegpt_json_damaged_in_the_middle_is_refused(tmp_path):
+    """A syntax error in the middle was read as the end of a truncated file: every later record was dropped."""
+    import json
+
+    from ltrsched.workloads import load_workload
+
+    records = [json.dumps(_conversation(i)) for i in range(6)]
+    path = tmp_path / "sg.json"
+    path.write_text("[" + ",\n".join(records[:3]) + ",\n{'id': 'bad'},\n" + ",\n".join(records[3:]) + "]")
+    with pytest.raises(UserError, match="not valid JSON at line 4"):
+        load_workload(str(path))
+    text = "[" + ",\n".join(records)
+    for cut in (len(text) - 5, len(text) - 40, len(text)):  # cut off at its end: the complete records are read
+        path.write_text(text[:cut])
+        assert len(load_workload(str(path))) == (6 if cut == len(text) else 5)
