@@ -156,3 +156,30 @@ def test_sharegpt_json_damaged_in_the_middle_is_refused(tmp_path):
     for cut in (len(text) - 5, len(text) - 40, len(text)):  # cut off at its end: the complete records are read
         path.write_text(text[:cut])
         assert len(load_workload(str(path))) == (6 if cut == len(text) else 5)
+
+
+def test_csv_trace_keeps_its_predictor_columns(tmp_path):
+    """A score column in a CSV trace was dropped: `--policy ltr` then said the workload lacked one."""
+    from ltrsched.workloads import load_workload
+
+    path = tmp_path / "t.csv"
+    path.write_text("arrival_time,prompt_tokens,output_tokens,score,predicted_length\n0,10,5,0.5,4\n1,20,7,0.1,9\n")
+    wl = load_workload(str(path))
+    assert wl.df["score"].to_list() == [0.5, 0.1] and wl.df["predicted_length"].to_list() == [4.0, 9.0]
+    r = run_cli("simulate", "-w", str(path), "--policy", "ltr")
+    assert r.returncode == 0, r.stderr
+    path.write_text("arrival_time,prompt_tokens,output_tokens,score\n0,10,5,high\n")
+    assert_one_line_error(run_cli("simulate", "-w", str(path)), "column score has non-numeric values")
+
+
+def test_jsonl_with_arrival_times_on_some_lines_only_is_refused(tmp_path):
+    """The lines without one arrived at t = 0 under --arrival replay."""
+    from ltrsched.workloads import load_workload
+
+    path = tmp_path / "w.jsonl"
+    path.write_text('{"prompt": "a b c", "generated": "x y", "arrival_time": 3}\n\n'
+                    '{"prompt": "a b c d", "generated": "x y z"}\n')
+    with pytest.raises(UserError, match=r"w.jsonl:3: no 'arrival_time', which other lines have"):
+        load_workload(str(path))
+    path.write_text('{"prompt": "a b c", "generated": "x y"}\n{"prompt": "a b c d", "generated": "x y z"}\n')
+    assert load_workload(str(path)).df["arrival_time"].to_list() == [0.0, 0.0]  # none: all at 0, as before

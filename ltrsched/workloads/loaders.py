@@ -21,7 +21,7 @@ import polars as pl
 from ltrsched.errors import UserError
 from ltrsched.fingerprint import file_digest
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
-from ltrsched.workloads.schema import Workload
+from ltrsched.workloads.schema import OPTIONAL_COLUMNS, Workload
 from ltrsched.workloads.selection import paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import load_sharegpt_records, records_key
 from ltrsched.workloads.tokenizer import count_tokens
@@ -38,7 +38,7 @@ def _numbered(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def load_jsonl(path: Path) -> pl.DataFrame:
-    prompts, generated, arrivals = [], [], []
+    prompts, generated, arrivals, timed = [], [], [], []
     with open(path, encoding="utf-8", errors="replace") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
@@ -55,8 +55,12 @@ def load_jsonl(path: Path) -> pl.DataFrame:
             prompts.append(rec["prompt"])
             generated.append(rec["generated"])
             arrivals.append(float(arrival))
+            timed.append(lineno if "arrival_time" in rec else -lineno)
     if not prompts:
         raise UserError(f"{path}: no requests (empty file)")
+    if any(t > 0 for t in timed) and any(t < 0 for t in timed):  # the untimed ones would arrive at t = 0
+        first = -next(t for t in timed if t < 0)
+        raise UserError(f"{path}:{first}: no 'arrival_time', which other lines have; give it on every line or none")
     return pl.DataFrame(
         {
             "prompt": prompts,
@@ -86,7 +90,7 @@ def load_csv(path: Path) -> pl.DataFrame:
                             + (f", first: {first[0]!r}" if first else "") + "); it must hold numbers")
         cols[ours] = col
     try:
-        return pl.DataFrame(
+        df = pl.DataFrame(
             {
                 # floats here: validate() rejects fractional token counts rather than truncating them
                 "prompt_tokens": cols["prompt_tokens"].cast(pl.Float64, strict=True),
@@ -96,6 +100,9 @@ def load_csv(path: Path) -> pl.DataFrame:
         )
     except Exception:
         raise UserError(f"{path}: non-numeric values in the length or arrival columns") from None
+    # the workload's optional columns travel along (a score column was dropped, and `--policy ltr` then said
+    # the file lacked it); the schema checks them
+    return df.with_columns(raw.select([c for c in OPTIONAL_COLUMNS if c in raw.columns]))
 
 
 def workload_fingerprint(source: str) -> dict[str, str]:
