@@ -183,3 +183,8 @@ def test_jsonl_with_arrival_times_on_some_lines_only_is_refused(tmp_path):
         load_workload(str(path))
     path.write_text('{"prompt": "a b c", "generated": "x y"}\n{"prompt": "a b c d", "generated": "x y z"}\n')
     assert load_workload(str(path)).df["arrival_time"].to_list() == [0.0, 0.0]  # none: all at 0, as before
+
+
+def test_replay_rate_of_a_trace_without_timestamps_names_the_fix():
+    assert_one_line_error(run_cli("simulate", "-w", "lmsys-like", "-n", "5", "--arrival", "replay", "--rate", "4"),
+                          "its requests all arrive at once; use poisson (or gamma) arrivals at that rate instead")
