@@ -188,3 +188,10 @@ def test_jsonl_with_arrival_times_on_some_lines_only_is_refused(tmp_path):
 def test_replay_rate_of_a_trace_without_timestamps_names_the_fix():
     assert_one_line_error(run_cli("simulate", "-w", "lmsys-like", "-n", "5", "--arrival", "replay", "--rate", "4"),
                           "its requests all arrive at once; use poisson (or gamma) arrivals at that rate instead")
+
+
+def test_capacity_on_a_small_workload_file_names_the_option(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("arrival_time,prompt_tokens,output_tokens\n0,10,5\n1,20,7\n")
+    r = run_cli("capacity", "--slo", "ttft_p90=2", "-p", "fcfs", "-w", str(path), "--out", str(tmp_path / "cap"))
+    assert_one_line_error(r, "has only 2 (runs have 4,000 requests per replica by default; give fewer with -n")

@@ -369,7 +369,13 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
 
     sizes = {n: num_requests or default_n * n for n, _ in clusters}  # replicas -> requests per run
     for size in sorted(set(sizes.values())):
-        load_workload(workload, num_requests=size, seed=first_seed)  # e.g. more requests than the workload holds
+        try:
+            load_workload(workload, num_requests=size, seed=first_seed)  # e.g. more requests than the workload holds
+        except UserError as exc:
+            if num_requests is not None:
+                raise
+            raise UserError(f"{exc} (runs have {default_n:,} requests per replica by default; "
+                            "give fewer with -n, well above --max-num-seqs)") from None
     templates = [RunSpec(experiment="capacity", setting=workload, label=p, workload=workload, policy=p, profile=prof,
                          num_requests=sizes[n], arrival="poisson", scoring=scoring,
                          max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
