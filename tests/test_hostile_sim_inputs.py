@@ -195,3 +195,32 @@ def test_capacity_on_a_small_workload_file_names_the_option(tmp_path):
     path.write_text("arrival_time,prompt_tokens,output_tokens\n0,10,5\n1,20,7\n")
     r = run_cli("capacity", "--slo", "ttft_p90=2", "-p", "fcfs", "-w", str(path), "--out", str(tmp_path / "cap"))
     assert_one_line_error(r, "has only 2 (runs have 4,000 requests per replica by default; give fewer with -n")
+
+
+@pytest.mark.parametrize("name, text", [
+    ("t.csv", "arrival_time,prompt_tokens,output_tokens\n0,10,5\n1,NaN,5\n2,10,5\n3,10,5\n"),
+    ("t.jsonl", '{"prompt": "a b c", "generated": "x y"}\n{"prompt": "a b c", "generated": ""}\n'
+                '{"prompt": "a b c d", "generated": "x y z"}\n{"prompt": "a b", "generated": "x"}\n'),
+])
+def test_a_bad_row_is_refused_whichever_rows_a_sample_draws(tmp_path, name, text):
+    """Rows were checked after sampling: -n 1 accepted the file with some seeds and refused it with others."""
+    from ltrsched.workloads import load_workload
+
+    path = tmp_path / name
+    path.write_text(text)
+    for seed in range(6):
+        with pytest.raises(UserError):
+            load_workload(str(path), num_requests=1, seed=seed)
+
+
+def test_a_parquet_row_is_checked_whichever_rows_a_sample_draws(tmp_path):
+    import polars as pl
+
+    from ltrsched.workloads import load_workload
+
+    path = tmp_path / "w.parquet"
+    pl.DataFrame({"request_id": [0, 1, 1, 2], "prompt_tokens": [5] * 4, "output_tokens": [3] * 4,
+                  "arrival_time": [0.0] * 4}).write_parquet(path)
+    for seed in range(6):
+        with pytest.raises(UserError, match="not unique"):
+            load_workload(str(path), num_requests=2, seed=seed)

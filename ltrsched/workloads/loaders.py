@@ -21,7 +21,7 @@ import polars as pl
 from ltrsched.errors import UserError
 from ltrsched.fingerprint import file_digest
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
-from ltrsched.workloads.schema import OPTIONAL_COLUMNS, Workload
+from ltrsched.workloads.schema import OPTIONAL_COLUMNS, Workload, validate
 from ltrsched.workloads.selection import paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import load_sharegpt_records, records_key
 from ltrsched.workloads.tokenizer import count_tokens
@@ -105,6 +105,13 @@ def load_csv(path: Path) -> pl.DataFrame:
     return df.with_columns(raw.select([c for c in OPTIONAL_COLUMNS if c in raw.columns]))
 
 
+def _sample_checked(df: pl.DataFrame, num_requests: int | None, seed: int, path: Path) -> pl.DataFrame:
+    """A seeded sample of a file's rows, after checking every row (a bad row passed when no seed drew it)."""
+    if num_requests is not None:
+        validate(_numbered(df), path.stem)
+    return sample_rows(df, num_requests, seed, str(path))
+
+
 def workload_fingerprint(source: str) -> dict[str, str]:
     """What :func:`load_workload` reads for ``source``, as part of a cache key: a built-in's name (plus
     the ShareGPT records' content key for ``sharegpt``), or a file's content hash (SHA-256 of its bytes).
@@ -146,14 +153,16 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
             return labels_workload(df, path.stem, split, num_requests=num_requests, seed=seed, meta={"source": str(path)})
         if "request_id" not in df.columns:
             df = _numbered(df)
+        if num_requests is not None:
+            validate(df, path.stem)  # every row, not only the sampled ones (a bad row passed with some seeds)
         return Workload(sample_rows(df, num_requests, seed, str(path)), path.stem, {"source": str(path)})
     if suffix == ".jsonl":
-        df = sample_rows(load_jsonl(path), num_requests, seed, str(path))
+        df = _sample_checked(load_jsonl(path), num_requests, seed, path)
     elif suffix == ".json":
         df = paper_selection(load_sharegpt_records(path), split="all", n=num_requests, seed=seed)
         df = df.drop("response").with_columns(arrival_time=pl.lit(0.0))
     elif suffix == ".csv":
-        df = sample_rows(load_csv(path), num_requests, seed, str(path))
+        df = _sample_checked(load_csv(path), num_requests, seed, path)
     else:
         raise UserError(f"{path}: unknown workload format {suffix!r}; use .parquet, .jsonl, .json or .csv")
     return Workload(_numbered(df), path.stem, {"source": str(path)})
