@@ -224,3 +224,18 @@ def test_a_parquet_row_is_checked_whichever_rows_a_sample_draws(tmp_path):
     for seed in range(6):
         with pytest.raises(UserError, match="not unique"):
             load_workload(str(path), num_requests=2, seed=seed)
+
+
+def test_seeds_beyond_64_bits_are_one_line_errors(tmp_path):
+    """polars samples with a 64-bit seed: a larger one was an OverflowError traceback."""
+    from ltrsched.workloads import load_workload
+
+    with pytest.raises(UserError, match="seed must be in 0..2"):
+        load_workload("sharegpt", num_requests=5, seed=2**64)
+    assert len(load_workload("sharegpt", num_requests=5, seed=2**64 - 1)) == 5
+    assert_one_line_error(run_cli("simulate", "-n", "5", "--seed", str(10**30)), "--seed must be below 2**64")
+    sweep = tmp_path / "s.json"
+    sweep.write_text('{"policies": ["fcfs"], "seeds": [18446744073709551616]}')
+    assert_one_line_error(run_cli("sweep", str(sweep), "--out", str(tmp_path / "o")), "'seeds' must be below 2**64")
+    assert_one_line_error(run_cli("capacity", "--slo", "ttft_p90=1", "-p", "fcfs", "--seed", str(2**64 - 2),
+                                  "--out", str(tmp_path / "c")), "--seed must be below 2**64 - 2")

@@ -177,6 +177,8 @@ def _check_sweep_values(data: dict, path: Path) -> None:
                         "(a lone replica needs no router); add e.g. replicas = [1, 4]")
     if any(s < 0 for s in data.get("seeds", [])):
         raise UserError(f"{path}: 'seeds' must be >= 0, got {data['seeds']}")
+    if any(s >= 2**64 for s in data.get("seeds", [])):  # (polars and numpy take 64-bit seeds)
+        raise UserError(f"{path}: 'seeds' must be below 2**64, got {data['seeds']}")
     if data.get("preemption", "swap") not in ("swap", "recompute"):
         raise UserError(f"{path}: 'preemption' must be swap or recompute, got {data['preemption']!r}")
     for w in data.get("workloads", []):
@@ -344,6 +346,8 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
             raise UserError(f"{name} must be >= 1, got {value}")
     if first_seed < 0:
         raise UserError(f"--seed must be >= 0, got {first_seed}")
+    if first_seed + k > 2**64:  # (polars and numpy take 64-bit seeds)
+        raise UserError(f"--seed must be below 2**64 - {k - 1} (runs use SEED..SEED+{k - 1}), got {first_seed}")
     if not (math.isfinite(tolerance) and 0.001 <= tolerance <= 1):
         raise UserError(f"--tolerance must be between 0.001 and 1 (relative), got {tolerance}")
     for name, value in (("--start-rate", start_rate), ("--max-rate", max_rate)):

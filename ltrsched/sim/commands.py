@@ -82,6 +82,8 @@ def build_workload(workload, num_requests, arrival, rate, cv, duration, seed):
         raise UserError(f"--cv must be positive, got {cv}")
     if seed < 0:
         raise UserError(f"--seed must be >= 0, got {seed}")
+    if seed >= 2**64:  # (polars and numpy take 64-bit seeds)
+        raise UserError(f"--seed must be below 2**64, got {seed}")
     check_arrival_options(arrival, rate, cv, duration)
     wl = load_workload(workload, num_requests=num_requests, seed=seed)
     return apply_arrivals(wl, arrival, rate=rate, cv=cv, seed=seed, duration=duration)
