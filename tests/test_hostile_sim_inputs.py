@@ -239,3 +239,20 @@ def test_seeds_beyond_64_bits_are_one_line_errors(tmp_path):
     assert_one_line_error(run_cli("sweep", str(sweep), "--out", str(tmp_path / "o")), "'seeds' must be below 2**64")
     assert_one_line_error(run_cli("capacity", "--slo", "ttft_p90=1", "-p", "fcfs", "--seed", str(2**64 - 2),
                                   "--out", str(tmp_path / "c")), "--seed must be below 2**64 - 2")
+
+
+@pytest.mark.parametrize("scoring, message", [
+    ("approx-score:tau=0.6,seed=3", "approx-score takes tau=, not seed="),
+    ("approx-score:tau=0.6,bucket=100", "approx-score takes tau=, not bucket="),
+    ("none:sharegpt", "none takes no parameters, not NAME"),
+    ("trained-ltr:sharegpt,bucket=100", "trained-ltr takes NAME, not bucket="),
+    ("approx-class:bucket=100,tau=0.5,tau=0.9", "tau is given twice"),
+])
+def test_scoring_parameters_that_would_be_ignored_are_refused(scoring, message):
+    """Unknown keys were silently ignored and a repeated key took its last value."""
+    from ltrsched.experiments.scoring import check_scoring
+
+    with pytest.raises(UserError, match=message):
+        check_scoring(scoring)
+    for fine in ("none", "approx-score:tau=0.6", "approx-class:bucket=100,tau=0.5", "trained-class:sharegpt,bucket=100"):
+        check_scoring(fine)
