@@ -256,3 +256,16 @@ def test_scoring_parameters_that_would_be_ignored_are_refused(scoring, message):
         check_scoring(scoring)
     for fine in ("none", "approx-score:tau=0.6", "approx-class:bucket=100,tau=0.5", "trained-class:sharegpt,bucket=100"):
         check_scoring(fine)
+
+
+@pytest.mark.parametrize("name", ["s.toml", "s.TOML", "s.json"])
+def test_sweep_file_with_a_byte_order_mark_or_an_upper_case_suffix_is_read(tmp_path, name):
+    """A UTF-8 byte-order mark was 'cannot parse (Invalid statement)'; .TOML an unknown format."""
+    from pathlib import Path
+
+    from ltrsched.experiments.commands import _load_sweep
+
+    text = ('{"policies": ["fcfs"], "seeds": [1]}' if name.endswith("json") else 'policies = ["fcfs"]\nseeds = [1]\n')
+    path = tmp_path / name
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert _load_sweep(Path(path)) == {"policies": ["fcfs"], "seeds": [1]}

@@ -103,11 +103,12 @@ SWEEP_KEYS = set(SWEEP_LISTS) | set(SWEEP_SCALARS)
 def _load_sweep(path: Path) -> dict:
     if not path.is_file():
         raise UserError(f"sweep file not found: {path}")
-    if path.suffix not in (".toml", ".json"):
+    suffix = path.suffix.lower()
+    if suffix not in (".toml", ".json"):
         raise UserError(f"{path}: unknown sweep file format {path.suffix!r}; use .toml or .json")
     try:
-        text = path.read_text(encoding="utf-8")
-        if path.suffix == ".toml":
+        text = path.read_text(encoding="utf-8-sig")  # (a byte-order mark, as some Windows editors write, is dropped)
+        if suffix == ".toml":
             import tomllib
 
             data = tomllib.loads(text)
