@@ -269,3 +269,12 @@ def test_sweep_file_with_a_byte_order_mark_or_an_upper_case_suffix_is_read(tmp_p
     path = tmp_path / name
     path.write_bytes(b"\xef\xbb\xbf" + text.encode())
     assert _load_sweep(Path(path)) == {"policies": ["fcfs"], "seeds": [1]}
+
+
+def test_jsonl_with_a_byte_order_mark_is_read(tmp_path):
+    """Line 1 was 'not valid JSON (Unexpected UTF-8 BOM)'."""
+    from ltrsched.workloads import load_workload
+
+    path = tmp_path / "w.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"prompt": "a b c", "generated": "x y"}\n')
+    assert len(load_workload(str(path))) == 1

@@ -39,7 +39,7 @@ def _numbered(df: pl.DataFrame) -> pl.DataFrame:
 
 def load_jsonl(path: Path) -> pl.DataFrame:
     prompts, generated, arrivals, timed = [], [], [], []
-    with open(path, encoding="utf-8", errors="replace") as fh:
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:  # (a byte-order mark is dropped)
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
