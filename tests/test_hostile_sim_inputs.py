@@ -278,3 +278,13 @@ def test_jsonl_with_a_byte_order_mark_is_read(tmp_path):
     path = tmp_path / "w.jsonl"
     path.write_bytes(b'\xef\xbb\xbf{"prompt": "a b c", "generated": "x y"}\n')
     assert len(load_workload(str(path))) == 1
+
+
+def test_profile_file_with_a_byte_order_mark_is_read(tmp_path):
+    """It was 'not valid JSON (Unexpected UTF-8 BOM)'."""
+    from ltrsched.sim.profiles import load_profile
+    from ltrsched.sim.profiles.io import dumps_profile
+
+    path = tmp_path / "p.json"
+    path.write_bytes(b"\xef\xbb\xbf" + dumps_profile(load_profile("a100-llama3-8b")).encode())
+    assert load_profile(str(path)).name == "a100-llama3-8b"
