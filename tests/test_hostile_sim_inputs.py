@@ -288,3 +288,16 @@ def test_profile_file_with_a_byte_order_mark_is_read(tmp_path):
     path = tmp_path / "p.json"
     path.write_bytes(b"\xef\xbb\xbf" + dumps_profile(load_profile("a100-llama3-8b")).encode())
     assert load_profile(str(path)).name == "a100-llama3-8b"
+
+
+@pytest.mark.parametrize("command", [["routers"], ["policies"], ["simulate", "-w", "lmsys-like", "-n", "3"]])
+def test_a_bad_plugin_in_ltrsched_plugins_names_the_variable(tmp_path, command):
+    """The error named only the file: a user who set LTRSCHED_PLUGINS long ago could not tell where it came from."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LTRSCHED_PLUGINS": str(tmp_path / "gone.py")}
+    r = subprocess.run([sys.executable, "-m", "ltrsched.cli", *command], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert_one_line_error(r, "named in the environment variable LTRSCHED_PLUGINS; fix or unset it")
