@@ -301,3 +301,19 @@ def test_a_bad_plugin_in_ltrsched_plugins_names_the_variable(tmp_path, command):
     r = subprocess.run([sys.executable, "-m", "ltrsched.cli", *command], capture_output=True, text=True, env=env,
                        timeout=300)
     assert_one_line_error(r, "named in the environment variable LTRSCHED_PLUGINS; fix or unset it")
+
+
+def test_azure_trace_as_published_is_read(tmp_path):
+    """Azure's LLM inference traces name their columns TIMESTAMP, ContextTokens, GeneratedTokens, with date-time
+    stamps: the loader looked for lower-case names only and refused the file."""
+    from ltrsched.workloads import load_workload
+
+    path = tmp_path / "AzureLLMInferenceTrace_conv.csv"
+    path.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.6805900,374,44\n"
+                    "2023-11-16 18:15:50.9951690,396,109\n")
+    df = load_workload(str(path)).df
+    assert df["prompt_tokens"].to_list() == [374, 396] and df["output_tokens"].to_list() == [44, 109]
+    assert df["arrival_time"].to_list() == pytest.approx([0.0, 4.314579])
+    path.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\nyesterday,374,44\n")
+    with pytest.raises(UserError, match="it must hold numbers \\(seconds\\) or date-times"):
+        load_workload(str(path))

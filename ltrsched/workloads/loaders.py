@@ -7,7 +7,9 @@ Files, by suffix:
   re-tokenized with the Llama-3 tokenizer; an optional ``arrival_time`` [s] is kept.
 - ``.json``: ShareGPT conversations (complete or truncated), first turns, the paper's selection rules.
 - ``.csv``: length-only traces with arrival times: ``arrived_at``/``arrival_time``,
-  ``num_prefill_tokens``/``prompt_tokens``, ``num_decode_tokens``/``output_tokens``.
+  ``num_prefill_tokens``/``prompt_tokens``, ``num_decode_tokens``/``output_tokens`` (column names in any
+  case; Azure's published ``TIMESTAMP``, ``ContextTokens``, ``GeneratedTokens`` too). Arrival times are
+  seconds, or date-times (e.g. ``2023-11-16 18:15:46.68``), read as seconds since the earliest.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from ltrsched.workloads.tokenizer import count_tokens
 
 CSV_COLUMNS = {
     "arrival_time": ("arrival_time", "arrived_at", "arrival", "timestamp"),
-    "prompt_tokens": ("prompt_tokens", "num_prefill_tokens", "prompt_len", "input_tokens"),
-    "output_tokens": ("output_tokens", "num_decode_tokens", "output_len", "generated_tokens"),
+    "prompt_tokens": ("prompt_tokens", "num_prefill_tokens", "prompt_len", "input_tokens", "contexttokens"),
+    "output_tokens": ("output_tokens", "num_decode_tokens", "output_len", "generated_tokens", "generatedtokens"),
 }
 
 
@@ -79,15 +81,20 @@ def load_csv(path: Path) -> pl.DataFrame:
     if raw.height == 0:
         raise UserError(f"{path}: no requests (empty file)")
     cols = {}
+    by_name = {c.lower(): c for c in reversed(raw.columns)}  # names in any case (Azure's are TIMESTAMP, ...)
     for ours, names in CSV_COLUMNS.items():
-        found = next((c for c in names if c in raw.columns), None)
+        found = next((by_name[c] for c in names if c in by_name), None)
         if found is None:
-            raise UserError(f"{path}: no column for {ours} (looked for {', '.join(names)}); have {', '.join(raw.columns)}")
+            raise UserError(f"{path}: no column for {ours} (looked for {', '.join(names)}, in any case); "
+                            f"have {', '.join(raw.columns)}")
         col = raw[found]
+        if ours == "arrival_time" and col.dtype == pl.String:
+            col = _datetime_seconds(col)
         if not col.dtype.is_numeric():  # e.g. true/false (a Boolean column would cast to 1/0 tokens) or text
             first = col.drop_nulls().head(1).to_list()
             raise UserError(f"{path}: column {found!r} has non-numeric values ({col.dtype}"
-                            + (f", first: {first[0]!r}" if first else "") + "); it must hold numbers")
+                            + (f", first: {first[0]!r}" if first else "") + "); it must hold numbers"
+                            + (" (seconds) or date-times" if ours == "arrival_time" else ""))
         cols[ours] = col
     try:
         df = pl.DataFrame(
@@ -110,6 +117,16 @@ def _sample_checked(df: pl.DataFrame, num_requests: int | None, seed: int, path:
     if num_requests is not None:
         validate(_numbered(df), path.stem)
     return sample_rows(df, num_requests, seed, str(path))
+
+
+def _datetime_seconds(col: pl.Series) -> pl.Series:
+    """Date-time text as seconds since the earliest [s] (a trace's wall-clock timestamps); ``col`` itself if
+    it is not date-time text (the caller names the non-numeric values)."""
+    try:
+        stamps = col.str.to_datetime(strict=True)
+    except Exception:
+        return col
+    return (stamps - stamps.min()).dt.total_microseconds().cast(pl.Float64) / 1e6
 
 
 def workload_fingerprint(source: str) -> dict[str, str]:
