@@ -317,3 +317,15 @@ def test_azure_trace_as_published_is_read(tmp_path):
     path.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\nyesterday,374,44\n")
     with pytest.raises(UserError, match="it must hold numbers \\(seconds\\) or date-times"):
         load_workload(str(path))
+
+
+def test_plot_cdf_title_matplotlib_cannot_typeset_is_one_line(tmp_path):
+    """Text between two $ is matplotlib math: an unknown command was a ParseFatalException traceback."""
+    run = _run(tmp_path, "run")
+    out = tmp_path / "c.png"
+    assert_one_line_error(run_cli("plot", "cdf", str(run), "-o", str(out), "--title", r"$\nosuch$ runs"),
+                          "matplotlib cannot typeset the math between its $ signs")
+    assert not out.exists()
+    for fine in (r"rate $\lambda$ = 4", "costs $5", r"\$5 and \$6"):
+        r = run_cli("plot", "cdf", str(run), "-o", str(out), "--title", fine)
+        assert r.returncode == 0, r.stderr
