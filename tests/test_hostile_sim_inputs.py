@@ -329,3 +329,21 @@ def test_plot_cdf_title_matplotlib_cannot_typeset_is_one_line(tmp_path):
     for fine in (r"rate $\lambda$ = 4", "costs $5", r"\$5 and \$6"):
         r = run_cli("plot", "cdf", str(run), "-o", str(out), "--title", fine)
         assert r.returncode == 0, r.stderr
+
+
+# ---------------------------------------------------------------------------- clusters
+def test_a_router_answering_a_boolean_is_refused():
+    """True is an int in Python: a router returning a comparison (a bug) silently sent requests to replica 1."""
+    from conftest import LinearProfile
+    from ltrsched.routers import Router
+    from ltrsched.sim.cluster import simulate_cluster
+
+    class Comparing(Router):
+        name = "comparing"
+
+        def route(self, request, now, replicas):
+            return replicas[0].outstanding_requests > replicas[1].outstanding_requests
+
+    with pytest.raises(UserError, match="returned False for request 0; expected a replica index in 0..1"):
+        simulate_cluster(make_workload([20] * 4, [10] * 4), make_policy("fcfs"), SimConfig(profile=LinearProfile()),
+                         replicas=2, router=Comparing())
