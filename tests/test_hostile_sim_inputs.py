@@ -347,3 +347,9 @@ def test_a_router_answering_a_boolean_is_refused():
     with pytest.raises(UserError, match="returned False for request 0; expected a replica index in 0..1"):
         simulate_cluster(make_workload([20] * 4, [10] * 4), make_policy("fcfs"), SimConfig(profile=LinearProfile()),
                          replicas=2, router=Comparing())
+
+
+def test_simulate_record_steps_without_out_is_refused():
+    """The steps were recorded and then dropped: nothing was written."""
+    assert_one_line_error(run_cli("simulate", "-w", "lmsys-like", "-n", "3", "--record-steps"),
+                          "--record-steps writes steps.parquet into the run directory; add --out DIR")

@@ -163,6 +163,9 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
         check_out_file(trace_file, "--trace", ".json")
     if cdf_file is not None:
         check_image_path(cdf_file, "--cdf")
+    if record_steps and out is None:  # nothing would be written: the option would be silently ignored
+        raise UserError("--record-steps writes steps.parquet into the run directory; add --out DIR "
+                        "(or --trace FILE for a Perfetto trace of the steps)")
     if replicas < 1:
         raise UserError(f"--replicas must be >= 1, got {replicas}")
     for p in plugin:
