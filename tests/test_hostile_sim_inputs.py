@@ -353,3 +353,11 @@ def test_simulate_record_steps_without_out_is_refused():
     """The steps were recorded and then dropped: nothing was written."""
     assert_one_line_error(run_cli("simulate", "-w", "lmsys-like", "-n", "3", "--record-steps"),
                           "--record-steps writes steps.parquet into the run directory; add --out DIR")
+
+
+def test_simulate_memory_utilization_with_a_block_count_is_refused():
+    """--num-gpu-blocks sets the KV size: --gpu-memory-utilization beside it was silently ignored."""
+    assert_one_line_error(run_cli("simulate", "-w", "lmsys-like", "-n", "3", "--num-gpu-blocks", "500",
+                                  "--gpu-memory-utilization", "0.5"), "--gpu-memory-utilization has no effect")
+    r = run_cli("simulate", "-w", "lmsys-like", "-n", "3", "--num-gpu-blocks", "500")
+    assert r.returncode == 0, r.stderr

@@ -163,6 +163,10 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
         check_out_file(trace_file, "--trace", ".json")
     if cdf_file is not None:
         check_image_path(cdf_file, "--cdf")
+    given = click.get_current_context().get_parameter_source("gpu_memory_utilization")
+    if num_gpu_blocks is not None and given == click.core.ParameterSource.COMMANDLINE:
+        raise UserError("--gpu-memory-utilization has no effect with --num-gpu-blocks (which sets the KV cache's "
+                        "size itself); give one of them")
     if record_steps and out is None:  # nothing would be written: the option would be silently ignored
         raise UserError("--record-steps writes steps.parquet into the run directory; add --out DIR "
                         "(or --trace FILE for a Perfetto trace of the steps)")
