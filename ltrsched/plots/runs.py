@@ -121,7 +121,7 @@ def _lines(runs: list[SavedRun], line_keys: list[str]) -> list[tuple[str, pl.Dat
         if len(same) < 2:
             continue
         alike = [runs[i] for i in same]
-        keys = sorted({k for r in alike for k in r.details})
+        keys = sorted(set.intersection(*(set(r.details) for r in alike)))  # (a key one run lacks says little)
         differ = [k for k in keys if len({repr(r.details.get(k)) for r in alike}) > 1]
         for i, r in zip(same, alike):
             extra = ", ".join(f"{k}={r.details.get(k)}" for k in differ) or r.path.name
