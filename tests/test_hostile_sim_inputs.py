@@ -361,3 +361,15 @@ def test_simulate_memory_utilization_with_a_block_count_is_refused():
                                   "--gpu-memory-utilization", "0.5"), "--gpu-memory-utilization has no effect")
     r = run_cli("simulate", "-w", "lmsys-like", "-n", "3", "--num-gpu-blocks", "500")
     assert r.returncode == 0, r.stderr
+
+
+def test_sweep_checks_every_workload_file_before_the_first_run(tmp_path):
+    """A damaged second workload failed only after the first one's runs had been computed."""
+    good, bad = tmp_path / "a.csv", tmp_path / "b.csv"
+    good.write_text("arrival_time,prompt_tokens,output_tokens\n0,10,5\n1,20,7\n")
+    bad.write_text("arrival_time,prompt_tokens,output_tokens\n0,10,5\n1,20,0\n")
+    sweep = tmp_path / "s.toml"
+    sweep.write_text(f'policies = ["fcfs", "srtf"]\nworkloads = ["{good}", "{bad}"]\n')
+    assert_one_line_error(run_cli("sweep", str(sweep), "--out", str(tmp_path / "out"), "--jobs", "1"),
+                          "output_tokens < 1")
+    assert not (tmp_path / "out" / "runs").exists()

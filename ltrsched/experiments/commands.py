@@ -232,6 +232,10 @@ def sweep(sweep_file, out, jobs, backend, address):
         make_policy(spec)  # fail early on a bad spec
     for prof in data.get("profiles", []):
         load_profile(prof)
+    from ltrsched.workloads import load_workload
+
+    for w in data.get("workloads", ["sharegpt"]):  # a bad row, or too few requests, fails here: before any run
+        load_workload(w, num_requests=data.get("num_requests"), seed=data.get("seeds", [0])[0])
     clusters = _clusters(data)
     arrival = data.get("arrival", "burst")
     rates = data.get("rates", [None])  # (none with burst arrivals: refused above)
