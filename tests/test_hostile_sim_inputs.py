@@ -373,3 +373,13 @@ def test_sweep_checks_every_workload_file_before_the_first_run(tmp_path):
     assert_one_line_error(run_cli("sweep", str(sweep), "--out", str(tmp_path / "out"), "--jobs", "1"),
                           "output_tokens < 1")
     assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_sweep_checks_arrivals_before_the_first_run(tmp_path):
+    """A duration the requests cannot fill at the second rate failed only after the first rate's runs."""
+    sweep = tmp_path / "s.toml"
+    sweep.write_text('policies = ["fcfs"]\nworkloads = ["lmsys-like"]\nnum_requests = 20\narrival = "poisson"\n'
+                     'rates = [50.0, 0.5]\nduration = 10\n')
+    assert_one_line_error(run_cli("sweep", str(sweep), "--out", str(tmp_path / "out"), "--jobs", "1"),
+                          "the workload has only 20 requests")
+    assert not (tmp_path / "out" / "runs").exists()

@@ -232,10 +232,6 @@ def sweep(sweep_file, out, jobs, backend, address):
         make_policy(spec)  # fail early on a bad spec
     for prof in data.get("profiles", []):
         load_profile(prof)
-    from ltrsched.workloads import load_workload
-
-    for w in data.get("workloads", ["sharegpt"]):  # a bad row, or too few requests, fails here: before any run
-        load_workload(w, num_requests=data.get("num_requests"), seed=data.get("seeds", [0])[0])
     clusters = _clusters(data)
     arrival = data.get("arrival", "burst")
     rates = data.get("rates", [None])  # (none with burst arrivals: refused above)
@@ -250,6 +246,12 @@ def sweep(sweep_file, out, jobs, backend, address):
             data.get("workloads", ["sharegpt"]), data["policies"], data.get("profiles", ["a100-llama3-8b"]), rates,
             data.get("seeds", [0]), clusters)
     ]
+    from ltrsched.experiments.runner import build_workload
+
+    # a bad row, too few requests or arrivals out of range (e.g. a duration the requests cannot fill) fail here,
+    # before any run, rather than after the runs of the workloads before it
+    for spec in {(s.workload, s.num_requests, s.seed, s.arrival, s.rate): s for s in specs}.values():
+        build_workload(spec)
     with open_backend(backend, jobs, address) as runner:
         stats = run_all(specs, out, progress=sys.stderr.isatty(), desc="sweep", backend=runner)
     rows = []
