@@ -383,3 +383,16 @@ def test_sweep_checks_arrivals_before_the_first_run(tmp_path):
     assert_one_line_error(run_cli("sweep", str(sweep), "--out", str(tmp_path / "out"), "--jobs", "1"),
                           "the workload has only 20 requests")
     assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_jsonl_line_without_tokens_is_named_by_its_line(tmp_path):
+    """The error named 'request 1', a 0-based row among the non-blank lines, not the file's line."""
+    from ltrsched.workloads import load_workload
+
+    path = tmp_path / "w.jsonl"
+    path.write_text('{"prompt": "a b c", "generated": "x y"}\n\n{"prompt": "", "generated": "x y z"}\n')
+    with pytest.raises(UserError, match=r"w.jsonl:3: 'prompt' has no tokens \(1 line\(s\) so\)"):
+        load_workload(str(path))
+    path.write_text('{"prompt": "a b c", "generated": ""}\n')
+    with pytest.raises(UserError, match=r"w.jsonl:1: 'generated' has no tokens"):
+        load_workload(str(path))

@@ -63,11 +63,17 @@ def load_jsonl(path: Path) -> pl.DataFrame:
     if any(t > 0 for t in timed) and any(t < 0 for t in timed):  # the untimed ones would arrive at t = 0
         first = -next(t for t in timed if t < 0)
         raise UserError(f"{path}:{first}: no 'arrival_time', which other lines have; give it on every line or none")
+    counts = {"prompt": count_tokens(prompts), "generated": count_tokens(generated)}
+    for name, tokens in counts.items():  # name the line (the schema's check names a 0-based request id)
+        empty = np.flatnonzero(tokens < 1)
+        if len(empty):
+            raise UserError(f"{path}:{abs(timed[empty[0]])}: {name!r} has no tokens ({len(empty)} line(s) so); "
+                            "every request needs at least one prompt and one output token")
     return pl.DataFrame(
         {
             "prompt": prompts,
-            "prompt_tokens": count_tokens(prompts),
-            "output_tokens": count_tokens(generated),
+            "prompt_tokens": counts["prompt"],
+            "output_tokens": counts["generated"],
             "arrival_time": np.asarray(arrivals, dtype=np.float64),
         }
     )
