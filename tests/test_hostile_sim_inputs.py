@@ -396,3 +396,16 @@ def test_jsonl_line_without_tokens_is_named_by_its_line(tmp_path):
     path.write_text('{"prompt": "a b c", "generated": ""}\n')
     with pytest.raises(UserError, match=r"w.jsonl:1: 'generated' has no tokens"):
         load_workload(str(path))
+
+
+def test_sweep_file_paths_may_start_with_a_tilde(tmp_path, monkeypatch):
+    """'~/x.csv' in a sweep file was 'neither a file nor a built-in': only a shell expands ~."""
+    from pathlib import Path
+
+    from ltrsched.experiments.commands import _load_sweep
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "t.csv").write_text("arrival_time,prompt_tokens,output_tokens\n0,10,5\n")
+    sweep = tmp_path / "s.toml"
+    sweep.write_text('policies = ["fcfs"]\nworkloads = ["~/t.csv", "lmsys-like"]\n')
+    assert _load_sweep(Path(sweep))["workloads"] == [str(tmp_path / "t.csv"), "lmsys-like"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -124,6 +125,9 @@ def _load_sweep(path: Path) -> dict:
     if not data.get("policies"):
         raise UserError(f"{path}: 'policies' must list at least one policy spec")
     _check_sweep_types(data, path)
+    for key in ("workloads", "profiles"):  # "~/traces/x.csv": a shell expands ~ on a command line, TOML does not
+        if key in data:
+            data[key] = [os.path.expanduser(v) if v.startswith("~") else v for v in data[key]]
     _check_sweep_values(data, path)
     return data
 
