@@ -254,7 +254,8 @@ def test_scoring_parameters_that_would_be_ignored_are_refused(scoring, message):
 
     with pytest.raises(UserError, match=message):
         check_scoring(scoring)
-    for fine in ("none", "approx-score:tau=0.6", "approx-class:bucket=100,tau=0.5", "trained-class:sharegpt,bucket=100"):
+    for fine in ("none", "approx-score:tau=0.6", "approx-class:bucket=100,tau=0.5",
+                 "trained-class:sharegpt,bucket=100"):
         check_scoring(fine)
 
 
