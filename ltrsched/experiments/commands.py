@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -103,11 +104,12 @@ SWEEP_KEYS = set(SWEEP_LISTS) | set(SWEEP_SCALARS)
 def _load_sweep(path: Path) -> dict:
     if not path.is_file():
         raise UserError(f"sweep file not found: {path}")
-    if path.suffix not in (".toml", ".json"):
+    suffix = path.suffix.lower()
+    if suffix not in (".toml", ".json"):
         raise UserError(f"{path}: unknown sweep file format {path.suffix!r}; use .toml or .json")
     try:
-        text = path.read_text(encoding="utf-8")
-        if path.suffix == ".toml":
+        text = path.read_text(encoding="utf-8-sig")  # (a byte-order mark, as some Windows editors write, is dropped)
+        if suffix == ".toml":
             import tomllib
 
             data = tomllib.loads(text)
@@ -123,6 +125,9 @@ def _load_sweep(path: Path) -> dict:
     if not data.get("policies"):
         raise UserError(f"{path}: 'policies' must list at least one policy spec")
     _check_sweep_types(data, path)
+    for key in ("workloads", "profiles"):  # "~/traces/x.csv": a shell expands ~ on a command line, TOML does not
+        if key in data:
+            data[key] = [os.path.expanduser(v) if v.startswith("~") else v for v in data[key]]
     _check_sweep_values(data, path)
     return data
 
@@ -138,6 +143,9 @@ def _check_sweep_types(data: dict, path: Path) -> None:
             types = SWEEP_LISTS[key]
             if not isinstance(value, list) or not value or any(isinstance(v, bool) or not isinstance(v, types) for v in value):
                 raise UserError(f"{path}: {key!r} must be a non-empty list, each item {_type_name(types)}; got {value!r}")
+            twice = next((v for i, v in enumerate(value) if v in value[:i]), None)
+            if twice is not None:  # it ran once and its row appeared twice in sweep.csv
+                raise UserError(f"{path}: {key!r} lists {twice!r} twice")
         elif isinstance(value, bool) or not isinstance(value, SWEEP_SCALARS[key]):
             raise UserError(f"{path}: {key!r} must be {_type_name(SWEEP_SCALARS[key])}, got {value!r}")
 
@@ -169,8 +177,13 @@ def _check_sweep_values(data: dict, path: Path) -> None:
             raise UserError(f"{path}: {key!r} must be >= 1, got {data[key]}")
     if any(r < 1 for r in data.get("replicas", [])):
         raise UserError(f"{path}: 'replicas' must be >= 1, got {data['replicas']}")
+    if "routers" in data and not any(n > 1 for n in data.get("replicas", [1])):  # nothing is silently ignored
+        raise UserError(f"{path}: 'routers' = {data['routers']!r} has no effect without a replica count above 1 "
+                        "(a lone replica needs no router); add e.g. replicas = [1, 4]")
     if any(s < 0 for s in data.get("seeds", [])):
         raise UserError(f"{path}: 'seeds' must be >= 0, got {data['seeds']}")
+    if any(s >= 2**64 for s in data.get("seeds", [])):  # (polars and numpy take 64-bit seeds)
+        raise UserError(f"{path}: 'seeds' must be below 2**64, got {data['seeds']}")
     if data.get("preemption", "swap") not in ("swap", "recompute"):
         raise UserError(f"{path}: 'preemption' must be swap or recompute, got {data['preemption']!r}")
     for w in data.get("workloads", []):
@@ -237,6 +250,12 @@ def sweep(sweep_file, out, jobs, backend, address):
             data.get("workloads", ["sharegpt"]), data["policies"], data.get("profiles", ["a100-llama3-8b"]), rates,
             data.get("seeds", [0]), clusters)
     ]
+    from ltrsched.experiments.runner import build_workload
+
+    # a bad row, too few requests or arrivals out of range (e.g. a duration the requests cannot fill) fail here,
+    # before any run, rather than after the runs of the workloads before it
+    for spec in {(s.workload, s.num_requests, s.seed, s.arrival, s.rate): s for s in specs}.values():
+        build_workload(spec)
     with open_backend(backend, jobs, address) as runner:
         stats = run_all(specs, out, progress=sys.stderr.isatty(), desc="sweep", backend=runner)
     rows = []
@@ -320,6 +339,11 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
     from ltrsched.workloads.builtin import BUILTIN
 
     slos = parse_slos(slo_texts)
+    for option, values in (("--policy", policies), ("--profile", profiles), ("--replicas", replica_counts),
+                           ("--router", routers)):
+        twice = next((v for i, v in enumerate(values) if v in values[:i]), None)
+        if twice is not None:  # its row appeared twice in the table
+            raise UserError(f"{option} {twice} is given twice")
     default_n, default_seeds = CAPACITY_SIZES[quick]
     k = default_seeds if num_seeds is None else num_seeds
     if num_requests is not None and num_requests < 1:
@@ -333,6 +357,8 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
             raise UserError(f"{name} must be >= 1, got {value}")
     if first_seed < 0:
         raise UserError(f"--seed must be >= 0, got {first_seed}")
+    if first_seed + k > 2**64:  # (polars and numpy take 64-bit seeds)
+        raise UserError(f"--seed must be below 2**64 - {k - 1} (runs use SEED..SEED+{k - 1}), got {first_seed}")
     if not (math.isfinite(tolerance) and 0.001 <= tolerance <= 1):
         raise UserError(f"--tolerance must be between 0.001 and 1 (relative), got {tolerance}")
     for name, value in (("--start-rate", start_rate), ("--max-rate", max_rate)):
@@ -349,13 +375,22 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
     for prof in profiles:
         load_profile(prof)
     check_scoring(scoring)
+    if routers and not any(n > 1 for n in replica_counts):  # nothing is silently ignored
+        raise UserError(f"--router {routers[0]} has no effect without --replicas above 1 (a lone replica needs no "
+                        "router); add e.g. --replicas 4")
     clusters = _clusters({"replicas": list(replica_counts or [1]), "routers": list(routers or ["round-robin"])})
     check_out_dir(out)
     from ltrsched.workloads import load_workload
 
     sizes = {n: num_requests or default_n * n for n, _ in clusters}  # replicas -> requests per run
     for size in sorted(set(sizes.values())):
-        load_workload(workload, num_requests=size, seed=first_seed)  # e.g. more requests than the workload holds
+        try:
+            load_workload(workload, num_requests=size, seed=first_seed)  # e.g. more requests than the workload holds
+        except UserError as exc:
+            if num_requests is not None:
+                raise
+            raise UserError(f"{exc} (runs have {default_n:,} requests per replica by default; "
+                            "give fewer with -n, well above --max-num-seqs)") from None
     templates = [RunSpec(experiment="capacity", setting=workload, label=p, workload=workload, policy=p, profile=prof,
                          num_requests=sizes[n], arrival="poisson", scoring=scoring,
                          max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,

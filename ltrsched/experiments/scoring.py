@@ -46,6 +46,8 @@ def _parse(scoring: str) -> tuple[str, dict[str, str]]:
             k, eq, v = item.partition("=")
             if not eq:
                 raise UserError(f"bad scoring {scoring!r}: expected key=value, got {item!r}")
+            if k.strip() in params:
+                raise UserError(f"bad scoring {scoring!r}: {k.strip()} is given twice")
             params[k.strip()] = v.strip()
     elif rest:
         name, _, opts = rest.partition(",")
@@ -54,12 +56,18 @@ def _parse(scoring: str) -> tuple[str, dict[str, str]]:
             k, eq, v = item.partition("=")
             if not eq:
                 raise UserError(f"bad scoring {scoring!r}: expected key=value, got {item!r}")
+            if k.strip() in params:
+                raise UserError(f"bad scoring {scoring!r}: {k.strip()} is given twice")
             params[k.strip()] = v.strip()
     return kind, params
 
 
-#: The scoring kinds (the part before ':').
-KINDS = ("none", "approx-score", "approx-po", "approx-class", "trained-ltr", "trained-class")
+#: The scoring kinds (the part before ':') and the parameters each takes ("name": the trained predictor's).
+PARAMETERS: dict[str, tuple[str, ...]] = {
+    "none": (), "approx-score": ("tau",), "approx-po": ("tau",), "approx-class": ("bucket", "tau"),
+    "trained-ltr": ("name",), "trained-class": ("name", "bucket"),
+}
+KINDS = tuple(PARAMETERS)
 
 
 def check_scoring(scoring: str) -> None:
@@ -69,6 +77,13 @@ def check_scoring(scoring: str) -> None:
     if kind not in KINDS:
         raise UserError(f"unknown scoring {scoring!r}; use none, approx-score:tau=T, approx-po:tau=T, "
                         "approx-class:bucket=W,tau=T, trained-ltr:NAME or trained-class:NAME")
+    unknown = [k for k in params if k not in PARAMETERS[kind]]
+    if unknown:  # it was silently ignored (e.g. approx-score:tau=0.6,seed=3)
+        def shown(key: str) -> str:
+            return "NAME" if key == "name" else f"{key}="
+
+        takes = ", ".join(shown(k) for k in PARAMETERS[kind]) or "no parameters"
+        raise UserError(f"scoring {scoring!r}: {kind} takes {takes}, not {shown(unknown[0])}")
     if kind.startswith("approx-"):
         tau = _float(params, "tau", scoring)
         if not 0 < tau <= 1:

@@ -31,6 +31,22 @@ def check_image_path(path: str | Path, option: str = "--out") -> Path:
     return check_out_file(path, option)
 
 
+def check_title(title: str, option: str = "--title") -> str:
+    """Raise :class:`UserError` if matplotlib would fail to typeset ``title`` (text between two ``$`` is
+    math, e.g. ``$\\lambda$``; an unknown command there ended in a traceback after the runs were read)."""
+    from matplotlib import cbook
+    from matplotlib.mathtext import MathTextParser
+
+    if cbook.is_math_text(title):
+        try:
+            MathTextParser("path").parse(title)
+        except ValueError as exc:
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"{option} {title!r}: matplotlib cannot typeset the math between its $ signs ({reason}); "
+                            "write \\$ for a literal dollar sign") from None
+    return title
+
+
 def ecdf(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sorted finite values and the fraction of values at or below each (the empirical CDF's steps)."""
     v = np.asarray(values, dtype=np.float64)

@@ -26,10 +26,11 @@ def cdf(runs, out, title):
     runs/). Settings that differ between runs (workload, rate, profile, seed...) get a row each; policies,
     and replica counts and routers where they differ, get a line each.
     """
-    from ltrsched.plots.cdf import check_image_path, plot_cdf_grid
+    from ltrsched.plots.cdf import check_image_path, check_title, plot_cdf_grid
     from ltrsched.plots.runs import group_for_plot, load_runs
 
     check_image_path(out, "--out")
+    check_title(title)
     loaded = load_runs(list(runs))
     groups = group_for_plot(loaded)
     if len(groups) > 40:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ class SavedRun:
     path: Path
     fields: dict[str, Any]
     requests: pl.DataFrame
+    details: dict[str, Any] = field(default_factory=dict)  # engine settings, to tell apart lines that look alike
 
 
 def run_fields(meta: dict[str, Any]) -> dict[str, Any]:
@@ -34,6 +34,16 @@ def run_fields(meta: dict[str, Any]) -> dict[str, Any]:
     fields["replicas"] = spec.get("replicas", meta.get("replicas")) or 1
     fields["router"] = spec.get("router", meta.get("router")) if fields["replicas"] > 1 else None
     return fields
+
+
+#: Run-spec keys that never tell two runs' lines apart (names and bookkeeping).
+_NOT_DETAILS = ("experiment", "setting", "label", "note", "record_steps")
+
+
+def run_details(meta: dict[str, Any]) -> dict[str, Any]:
+    """Every setting of a run beyond :func:`run_fields`: the engine configuration and the sweep run spec."""
+    details = {**(meta.get("config") or {}), **(meta.get("run_spec") or {})}
+    return {k: v for k, v in details.items() if k not in _NOT_DETAILS}
 
 
 def run_label(meta: dict[str, Any]) -> str:
@@ -56,18 +66,25 @@ def _run_dirs(path: Path) -> list[Path]:
 
 def load_runs(paths: list[Path]) -> list[SavedRun]:
     """Every run under ``paths`` (run directories, or sweep/reproduce output directories)."""
-    out = []
+    from ltrsched.results import read_summary_file
+
+    out, seen = [], set()
     for path in paths:
         path = Path(path)
         if not path.exists():
             raise UserError(f"{path}: no such directory")
         for d in _run_dirs(path):
+            if d.resolve() in seen:  # the same run named twice (or a run and its sweep directory): one line
+                continue
+            seen.add(d.resolve())
             try:
-                meta = json.loads((d / "summary.json").read_text()).get("meta", {})
+                meta = read_summary_file(d / "summary.json").get("meta") or {}
+                if not isinstance(meta, dict):
+                    raise ValueError("its 'meta' is not a table")
                 requests = pl.read_parquet(d / "requests.parquet")
             except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
                 raise UserError(f"{d}: cannot read the run ({type(exc).__name__}: {exc})") from None
-            out.append(SavedRun(d, run_fields(meta), requests))
+            out.append(SavedRun(d, run_fields(meta), requests, run_details(meta)))
     return out
 
 
@@ -89,9 +106,24 @@ def group_for_plot(runs: list[SavedRun]) -> list[tuple[str, list[tuple[str, pl.D
     (line label, requests); lines are labelled by the policy and whatever cluster fields vary."""
     row_keys = varying(runs, SETTING_FIELDS)
     line_keys = ["policy"] + [k for k in varying(runs, LINE_FIELDS) if k != "policy"]
-    groups: dict[str, list[tuple[str, pl.DataFrame]]] = {}
+    groups: dict[str, list[SavedRun]] = {}
     for r in runs:
-        title = ", ".join(_text(k, r.fields.get(k)) for k in row_keys)
-        label = " ".join(_text(k, r.fields.get(k)) for k in line_keys)
-        groups.setdefault(title, []).append((label, r.requests))
-    return list(groups.items())
+        groups.setdefault(", ".join(_text(k, r.fields.get(k)) for k in row_keys), []).append(r)
+    return [(title, _lines(members, line_keys)) for title, members in groups.items()]
+
+
+def _lines(runs: list[SavedRun], line_keys: list[str]) -> list[tuple[str, pl.DataFrame]]:
+    """(label, requests) per run of one panel row. Runs whose labels would be equal (e.g. the same policy
+    at another --max-num-seqs) get the settings that differ between them, else their directory's name."""
+    labels = [" ".join(_text(k, r.fields.get(k)) for k in line_keys) for r in runs]
+    for label in set(labels):
+        same = [i for i, text in enumerate(labels) if text == label]
+        if len(same) < 2:
+            continue
+        alike = [runs[i] for i in same]
+        keys = sorted(set.intersection(*(set(r.details) for r in alike)))  # (a key one run lacks says little)
+        differ = [k for k in keys if len({repr(r.details.get(k)) for r in alike}) > 1]
+        for i, r in zip(same, alike):
+            extra = ", ".join(f"{k}={r.details.get(k)}" for k in differ) or r.path.name
+            labels[i] = f"{label} ({extra})"
+    return [(label, r.requests) for label, r in zip(labels, runs)]

@@ -77,7 +77,10 @@ def _load_builtins() -> None:
         except Exception as exc:  # a broken third-party plugin must not break the CLI
             print(f"warning: policy plugin {ep.name!r} failed to load: {exc}", file=sys.stderr)
     for item in filter(None, os.environ.get("LTRSCHED_PLUGINS", "").split(os.pathsep)):
-        load_plugin(item)
+        try:
+            load_plugin(item)
+        except UserError as exc:  # say where the name came from: the user may not remember setting it
+            raise UserError(f"{exc} (named in the environment variable LTRSCHED_PLUGINS; fix or unset it)") from None
 
 
 def load_plugin(module_or_path: str) -> None:
@@ -133,9 +136,20 @@ def _converter(cls: type, param: inspect.Parameter) -> Callable[[str], object]:
                 return False
             raise ValueError(f"not a boolean: {text!r}")
         return to_bool
-    if hint in (int, float, str):
+    if hint is int:
+        return to_int
+    if hint in (float, str):
         return hint
     return str
+
+
+def to_int(text: str) -> int:
+    """An integer spec value; at most 64 bits, as the policies and the simulator store them in numpy int64
+    arrays (larger ones ended in an OverflowError deep in a run)."""
+    value = int(text)
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(f"{text} is out of range for a 64-bit integer")
+    return value
 
 
 def signature_text(cls: type[Policy]) -> str:
@@ -210,8 +224,8 @@ def _pop_starvation(raw: dict[str, str], params: dict, name: str) -> tuple[int, 
             raise UserError(f"policy {name!r}: {given} needs starve=T")
         return None
     try:
-        threshold = int(raw.pop("starve"))
-        quantum = next((int(raw.pop(k)) for k in keys if k in raw), 10)
+        threshold = to_int(raw.pop("starve"))
+        quantum = next((to_int(raw.pop(k)) for k in keys if k in raw), 10)
     except ValueError as exc:
         raise UserError(f"policy {name!r}: starve/quantum must be integers (steps): {exc}") from None
     return threshold, quantum

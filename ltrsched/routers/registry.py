@@ -58,7 +58,10 @@ def _load_builtins() -> None:
         except Exception as exc:  # a broken third-party plugin must not break the CLI
             print(f"warning: router plugin {ep.name!r} failed to load: {exc}", file=sys.stderr)
     for item in filter(None, os.environ.get("LTRSCHED_PLUGINS", "").split(os.pathsep)):
-        load_plugin(item)
+        try:
+            load_plugin(item)
+        except UserError as exc:  # say where the name came from: the user may not remember setting it
+            raise UserError(f"{exc} (named in the environment variable LTRSCHED_PLUGINS; fix or unset it)") from None
 
 
 def available() -> dict[str, type[Router]]:

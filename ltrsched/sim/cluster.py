@@ -140,7 +140,7 @@ def _arrivals(table: RequestTable, stop_time: float | None) -> tuple[list[int], 
 def _route_one(router: Router, row: int, at: float, views, table: RequestTable) -> int:
     choice = router.route(row, at, views)
     try:
-        k = operator.index(choice)
+        k = -1 if isinstance(choice, bool) else operator.index(choice)  # (True is no replica index, though int)
     except TypeError:
         k = -1
     if not 0 <= k < len(views):

@@ -82,6 +82,8 @@ def build_workload(workload, num_requests, arrival, rate, cv, duration, seed):
         raise UserError(f"--cv must be positive, got {cv}")
     if seed < 0:
         raise UserError(f"--seed must be >= 0, got {seed}")
+    if seed >= 2**64:  # (polars and numpy take 64-bit seeds)
+        raise UserError(f"--seed must be below 2**64, got {seed}")
     check_arrival_options(arrival, rate, cv, duration)
     wl = load_workload(workload, num_requests=num_requests, seed=seed)
     return apply_arrivals(wl, arrival, rate=rate, cv=cv, seed=seed, duration=duration)
@@ -161,6 +163,13 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
         check_out_file(trace_file, "--trace", ".json")
     if cdf_file is not None:
         check_image_path(cdf_file, "--cdf")
+    given = click.get_current_context().get_parameter_source("gpu_memory_utilization")
+    if num_gpu_blocks is not None and given == click.core.ParameterSource.COMMANDLINE:
+        raise UserError("--gpu-memory-utilization has no effect with --num-gpu-blocks (which sets the KV cache's "
+                        "size itself); give one of them")
+    if record_steps and out is None:  # nothing would be written: the option would be silently ignored
+        raise UserError("--record-steps writes steps.parquet into the run directory; add --out DIR "
+                        "(or --trace FILE for a Perfetto trace of the steps)")
     if replicas < 1:
         raise UserError(f"--replicas must be >= 1, got {replicas}")
     for p in plugin:
@@ -190,6 +199,9 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
     click.echo(f"simulated {result.summary['makespan']:.1f} s in {result.summary['wall_time_s']:.2f} s wall "
                f"({result.summary['steps']} steps, {result.summary['num_preemptions']} preemptions)")
     if out is not None:
+        stale = out / "steps.parquet"
+        if result.steps is None and stale.is_file():  # an earlier run's steps, which `plot trace` would show as ours
+            stale.unlink()
         result.save(out)
         click.echo(f"wrote {out}/requests.parquet, {out}/summary.json" + (", steps.parquet" if result.steps is not None else ""))
     if trace_file is not None:

@@ -61,7 +61,8 @@ def _check_fits(table: RequestTable, limits: BatchLimits, max_model_len: int, ch
         i = too_big[0]
         raise UserError(
             f"{len(too_big)} request(s) can never fit the KV cache of {usable} usable blocks "
-            f"(first: request {table.request_id[i]} needs {blocks[i]} blocks)"
+            f"(first: request {table.request_id[i]} needs {blocks[i]} blocks of {limits.block_size} tokens); "
+            "raise --num-gpu-blocks (or leave it to the profile), or leave such requests out"
         )
     if not chunked and (table.prompt_tokens + table.output_tokens).max() > limits.max_num_batched_tokens:
         raise UserError(
@@ -106,7 +107,9 @@ def setup_run(workload: Workload, policy: Policy, config: SimConfig) -> RunSetup
         block_size=config.block_size, gpu_memory_utilization=config.gpu_memory_utilization
     )
     if num_blocks <= 0:
-        raise UserError(f"profile {profile.name!r} leaves no GPU memory for the KV cache")
+        raise UserError(f"profile {profile.name!r} leaves no GPU memory for one KV block of {config.block_size} tokens "
+                        f"at gpu_memory_utilization {config.gpu_memory_utilization:g}; use a smaller block size "
+                        "(--block-size) or a larger utilization, or set --num-gpu-blocks")
     limits = BatchLimits(
         max_num_batched_tokens=config.max_num_batched_tokens,
         max_num_seqs=config.max_num_seqs,
@@ -117,8 +120,11 @@ def setup_run(workload: Workload, policy: Policy, config: SimConfig) -> RunSetup
         resident_first=config.semantics == "vllm-v1",
         max_resident_seqs=config.max_resident_seqs or (config.max_num_seqs if config.semantics == "vllm-v1" else None),
     )
-    table = RequestTable.from_frame(workload.df, extra_output_tokens=policy.extra_output_tokens)
     max_model_len = config.max_model_len or profile.max_model_len
+    if policy.extra_output_tokens > max_model_len:  # (also keeps the token counts far from int64 overflow)
+        raise UserError(f"policy {policy.spec()!r} adds {policy.extra_output_tokens} output tokens to every request "
+                        f"(its length-estimate phase), more than the context of {max_model_len} tokens; use fewer")
+    table = RequestTable.from_frame(workload.df, extra_output_tokens=policy.extra_output_tokens)
     _check_fits(table, limits, max_model_len, config.chunked_prefill)
     check_arrival_span(table.arrival_time, f"workload {workload.name!r}")
     _check_step_time(profile)

@@ -112,7 +112,9 @@ def apply_arrivals(
             _check_rate(rate, process)
             span = t.max()
             if n < 2 or span <= 0:
-                raise UserError("cannot scale the rate of a trace whose requests all arrive at once")
+                raise UserError(f"cannot scale {workload.name} to {rate:g} req/s with replay arrivals: "
+                                f"{'it has one request' if n < 2 else 'its requests all arrive at once'}; "
+                                "use poisson (or gamma) arrivals at that rate instead")
             t = t * (((n - 1) / span) / rate)
     else:
         t = arrival_times(n, process, rate, cv, seed)

@@ -7,7 +7,9 @@ Files, by suffix:
   re-tokenized with the Llama-3 tokenizer; an optional ``arrival_time`` [s] is kept.
 - ``.json``: ShareGPT conversations (complete or truncated), first turns, the paper's selection rules.
 - ``.csv``: length-only traces with arrival times: ``arrived_at``/``arrival_time``,
-  ``num_prefill_tokens``/``prompt_tokens``, ``num_decode_tokens``/``output_tokens``.
+  ``num_prefill_tokens``/``prompt_tokens``, ``num_decode_tokens``/``output_tokens`` (column names in any
+  case; Azure's published ``TIMESTAMP``, ``ContextTokens``, ``GeneratedTokens`` too). Arrival times are
+  seconds, or date-times (e.g. ``2023-11-16 18:15:46.68``), read as seconds since the earliest.
 """
 
 from __future__ import annotations
@@ -21,15 +23,15 @@ import polars as pl
 from ltrsched.errors import UserError
 from ltrsched.fingerprint import file_digest
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
-from ltrsched.workloads.schema import Workload
+from ltrsched.workloads.schema import OPTIONAL_COLUMNS, Workload, validate
 from ltrsched.workloads.selection import paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import load_sharegpt_records, records_key
 from ltrsched.workloads.tokenizer import count_tokens
 
 CSV_COLUMNS = {
     "arrival_time": ("arrival_time", "arrived_at", "arrival", "timestamp"),
-    "prompt_tokens": ("prompt_tokens", "num_prefill_tokens", "prompt_len", "input_tokens"),
-    "output_tokens": ("output_tokens", "num_decode_tokens", "output_len", "generated_tokens"),
+    "prompt_tokens": ("prompt_tokens", "num_prefill_tokens", "prompt_len", "input_tokens", "contexttokens"),
+    "output_tokens": ("output_tokens", "num_decode_tokens", "output_len", "generated_tokens", "generatedtokens"),
 }
 
 
@@ -38,8 +40,8 @@ def _numbered(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def load_jsonl(path: Path) -> pl.DataFrame:
-    prompts, generated, arrivals = [], [], []
-    with open(path, encoding="utf-8", errors="replace") as fh:
+    prompts, generated, arrivals, timed = [], [], [], []
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:  # (a byte-order mark is dropped)
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
@@ -55,13 +57,23 @@ def load_jsonl(path: Path) -> pl.DataFrame:
             prompts.append(rec["prompt"])
             generated.append(rec["generated"])
             arrivals.append(float(arrival))
+            timed.append(lineno if "arrival_time" in rec else -lineno)
     if not prompts:
         raise UserError(f"{path}: no requests (empty file)")
+    if any(t > 0 for t in timed) and any(t < 0 for t in timed):  # the untimed ones would arrive at t = 0
+        first = -next(t for t in timed if t < 0)
+        raise UserError(f"{path}:{first}: no 'arrival_time', which other lines have; give it on every line or none")
+    counts = {"prompt": count_tokens(prompts), "generated": count_tokens(generated)}
+    for name, tokens in counts.items():  # name the line (the schema's check names a 0-based request id)
+        empty = np.flatnonzero(tokens < 1)
+        if len(empty):
+            raise UserError(f"{path}:{abs(timed[empty[0]])}: {name!r} has no tokens ({len(empty)} line(s) so); "
+                            "every request needs at least one prompt and one output token")
     return pl.DataFrame(
         {
             "prompt": prompts,
-            "prompt_tokens": count_tokens(prompts),
-            "output_tokens": count_tokens(generated),
+            "prompt_tokens": counts["prompt"],
+            "output_tokens": counts["generated"],
             "arrival_time": np.asarray(arrivals, dtype=np.float64),
         }
     )
@@ -75,18 +87,23 @@ def load_csv(path: Path) -> pl.DataFrame:
     if raw.height == 0:
         raise UserError(f"{path}: no requests (empty file)")
     cols = {}
+    by_name = {c.lower(): c for c in reversed(raw.columns)}  # names in any case (Azure's are TIMESTAMP, ...)
     for ours, names in CSV_COLUMNS.items():
-        found = next((c for c in names if c in raw.columns), None)
+        found = next((by_name[c] for c in names if c in by_name), None)
         if found is None:
-            raise UserError(f"{path}: no column for {ours} (looked for {', '.join(names)}); have {', '.join(raw.columns)}")
+            raise UserError(f"{path}: no column for {ours} (looked for {', '.join(names)}, in any case); "
+                            f"have {', '.join(raw.columns)}")
         col = raw[found]
+        if ours == "arrival_time" and col.dtype == pl.String:
+            col = _datetime_seconds(col)
         if not col.dtype.is_numeric():  # e.g. true/false (a Boolean column would cast to 1/0 tokens) or text
             first = col.drop_nulls().head(1).to_list()
             raise UserError(f"{path}: column {found!r} has non-numeric values ({col.dtype}"
-                            + (f", first: {first[0]!r}" if first else "") + "); it must hold numbers")
+                            + (f", first: {first[0]!r}" if first else "") + "); it must hold numbers"
+                            + (" (seconds) or date-times" if ours == "arrival_time" else ""))
         cols[ours] = col
     try:
-        return pl.DataFrame(
+        df = pl.DataFrame(
             {
                 # floats here: validate() rejects fractional token counts rather than truncating them
                 "prompt_tokens": cols["prompt_tokens"].cast(pl.Float64, strict=True),
@@ -96,6 +113,26 @@ def load_csv(path: Path) -> pl.DataFrame:
         )
     except Exception:
         raise UserError(f"{path}: non-numeric values in the length or arrival columns") from None
+    # the workload's optional columns travel along (a score column was dropped, and `--policy ltr` then said
+    # the file lacked it); the schema checks them
+    return df.with_columns(raw.select([c for c in OPTIONAL_COLUMNS if c in raw.columns]))
+
+
+def _sample_checked(df: pl.DataFrame, num_requests: int | None, seed: int, path: Path) -> pl.DataFrame:
+    """A seeded sample of a file's rows, after checking every row (a bad row passed when no seed drew it)."""
+    if num_requests is not None:
+        validate(_numbered(df), path.stem)
+    return sample_rows(df, num_requests, seed, str(path))
+
+
+def _datetime_seconds(col: pl.Series) -> pl.Series:
+    """Date-time text as seconds since the earliest [s] (a trace's wall-clock timestamps); ``col`` itself if
+    it is not date-time text (the caller names the non-numeric values)."""
+    try:
+        stamps = col.str.to_datetime(strict=True)
+    except Exception:
+        return col
+    return (stamps - stamps.min()).dt.total_microseconds().cast(pl.Float64) / 1e6
 
 
 def workload_fingerprint(source: str) -> dict[str, str]:
@@ -139,14 +176,16 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
             return labels_workload(df, path.stem, split, num_requests=num_requests, seed=seed, meta={"source": str(path)})
         if "request_id" not in df.columns:
             df = _numbered(df)
+        if num_requests is not None:
+            validate(df, path.stem)  # every row, not only the sampled ones (a bad row passed with some seeds)
         return Workload(sample_rows(df, num_requests, seed, str(path)), path.stem, {"source": str(path)})
     if suffix == ".jsonl":
-        df = sample_rows(load_jsonl(path), num_requests, seed, str(path))
+        df = _sample_checked(load_jsonl(path), num_requests, seed, path)
     elif suffix == ".json":
         df = paper_selection(load_sharegpt_records(path), split="all", n=num_requests, seed=seed)
         df = df.drop("response").with_columns(arrival_time=pl.lit(0.0))
     elif suffix == ".csv":
-        df = sample_rows(load_csv(path), num_requests, seed, str(path))
+        df = _sample_checked(load_csv(path), num_requests, seed, path)
     else:
         raise UserError(f"{path}: unknown workload format {suffix!r}; use .parquet, .jsonl, .json or .csv")
     return Workload(_numbered(df), path.stem, {"source": str(path)})

@@ -25,6 +25,8 @@ MAX_OUTPUT_TOKENS = 8192
 EVAL_SIZE = 4000
 SPLIT_SEED = 0
 SPLITS = ("eval", "train", "all")
+#: Largest sampling seed (polars samples with a 64-bit seed; a larger one was an OverflowError traceback).
+MAX_SEED = 2**64 - 1
 
 
 def eligible(df: pl.DataFrame) -> pl.DataFrame:
@@ -64,6 +66,8 @@ def sample_rows(df: pl.DataFrame, n: int | None, seed: int, source: str) -> pl.D
     """A seeded sample of ``n`` rows without replacement (all rows, in order, if ``n`` is None)."""
     if n is None:
         return df
+    if not 0 <= seed <= MAX_SEED:
+        raise UserError(f"the sampling seed must be in 0..2**64-1, got {seed}")
     if n <= 0:
         raise UserError(f"the number of requests must be positive, got {n}")
     if n > df.height:

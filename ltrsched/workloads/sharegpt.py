@@ -60,8 +60,12 @@ def iter_records(text: str, source: str):
             return
         try:
             record, i = decoder.raw_decode(text, i)
-        except json.JSONDecodeError:
-            return  # truncated tail: keep what was complete
+        except json.JSONDecodeError as exc:
+            if exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string"):
+                return  # truncated tail (the text ends inside this record): keep what was complete
+            # damage elsewhere would silently drop every record after it
+            raise UserError(f"{source}: not valid JSON at line {exc.lineno} column {exc.colno} ({exc.msg}); "
+                            "only a file cut off at its end is read in part") from None
         yield record
 
 

@@ -216,7 +216,7 @@ def read_profile_file(path: str | os.PathLike) -> StepTimeProfile:
     """Load and validate one profile JSON file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # (a byte-order mark is dropped)
     except FileNotFoundError:
         raise UserError(f"profile file not found: {path}") from None
     except IsADirectoryError:

@@ -1,0 +1,412 @@
+"""Unusual and hostile inputs to the simulator's commands (simulate, sweep, capacity, plot): each is a
+one-line error naming what to fix, or works as documented; never a traceback or a misleading result."""
+
+from __future__ import annotations
+
+import pytest
+
+from ltrsched.errors import UserError
+from ltrsched.policies import make_policy
+from ltrsched.routers import make_router
+from ltrsched.sim import SimConfig, simulate
+from test_cli_simulate import assert_one_line_error, run_cli
+
+from conftest import make_workload
+
+HUGE = str(10**23)
+
+
+# ---------------------------------------------------------------------------- policy and router specs
+@pytest.mark.parametrize("spec", [f"fcfs:starve={HUGE}", f"ltr:tau=0.6,starve=5,quantum={HUGE}",
+                                  f"mlfq:promote={HUGE}", f"po:tokens={HUGE}", f"mlfq:starve=5,starve_quantum={HUGE}"])
+def test_integer_spec_values_beyond_64_bits_are_refused(spec):
+    """They passed the spec parser and ended in an OverflowError traceback in the run."""
+    with pytest.raises(UserError, match="out of range for a 64-bit integer"):
+        make_policy(spec)
+
+
+def test_integer_router_values_beyond_64_bits_are_refused():
+    with pytest.raises(UserError, match="out of range for a 64-bit integer"):
+        make_router(f"random:seed={HUGE}")
+    make_router(f"random:seed={2**63 - 1}")  # the largest still works
+
+
+def test_cli_huge_starvation_threshold_is_one_line():
+    assert_one_line_error(run_cli("simulate", "-w", "lmsys-like", "-n", "5", "--policy", f"fcfs:starve={HUGE}"),
+                          "out of range")
+
+
+def test_po_estimate_phase_longer_than_the_context_is_refused():
+    """tokens=2**63-1 wrapped the int64 output counts (RuntimeError 'unfinished requests'); 100,000 ran for a
+    minute of wall time generating estimate tokens no model's context holds."""
+    wl = make_workload([10, 20], [5, 6])
+    for tokens in (2**63 - 1, 100_000):
+        with pytest.raises(UserError, match="more than the context of 8192 tokens"):
+            simulate(wl, make_policy(f"po:tokens={tokens}"), SimConfig())
+    simulate(wl, make_policy("po:tokens=15"), SimConfig())
+
+
+# ---------------------------------------------------------------------------- sweep and capacity
+@pytest.mark.parametrize("extra", ['routers = ["least-outstanding"]\n', 'replicas = [1]\nrouters = ["least-kv"]\n'])
+def test_sweep_routers_without_a_cluster_are_refused(tmp_path, extra):
+    """A sweep with routers but no replica count above 1 ran lone replicas and ignored the routers."""
+    sweep = tmp_path / "s.toml"
+    sweep.write_text('policies = ["fcfs"]\nworkloads = ["lmsys-like"]\nnum_requests = 5\n' + extra)
+    r = run_cli("sweep", str(sweep), "--out", str(tmp_path / "out"))
+    assert_one_line_error(r, "'routers' = ")
+    assert "add e.g. replicas = [1, 4]" in r.stderr and not (tmp_path / "out" / "sweep.csv").exists()
+
+
+def test_capacity_router_without_a_cluster_is_refused(tmp_path):
+    r = run_cli("capacity", "--slo", "ttft_p90=2", "-p", "fcfs", "--router", "least-outstanding",
+                "--out", str(tmp_path / "cap"))
+    assert_one_line_error(r, "--router least-outstanding has no effect without --replicas above 1")
+    assert not (tmp_path / "cap").exists()
+
+
+# ---------------------------------------------------------------------------- plot cdf
+def _run(tmp_path, name, **config):
+    from conftest import LinearProfile
+
+    r = simulate(make_workload([50] * 12, list(range(3, 39, 3))), make_policy("fcfs"),
+                 SimConfig(profile=LinearProfile(), **config))
+    r.save(tmp_path / name)
+    return tmp_path / name
+
+
+def test_plot_cdf_tells_apart_runs_of_one_policy_with_other_settings(tmp_path):
+    """Two fcfs runs at another --max-num-seqs were two lines labelled 'fcfs' in one panel."""
+    from ltrsched.plots.runs import group_for_plot, load_runs
+
+    a, b = _run(tmp_path, "a", max_num_seqs=2), _run(tmp_path, "b", max_num_seqs=8)
+    [(_, lines)] = group_for_plot(load_runs([a, b]))
+    assert sorted(label for label, _ in lines) == ["fcfs (max_num_seqs=2)", "fcfs (max_num_seqs=8)"]
+    c = _run(tmp_path, "c", max_num_seqs=2)  # same settings as a: the directories name them
+    [(_, lines)] = group_for_plot(load_runs([a, c]))
+    assert sorted(label for label, _ in lines) == ["fcfs (a)", "fcfs (c)"]
+    [(_, lines)] = group_for_plot(load_runs([a, a, tmp_path / "a/"]))  # one run named twice: one line
+    assert [label for label, _ in lines] == ["fcfs"]
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", '{"summary": {}, "meta": [1]}', '"x"'])
+def test_plot_cdf_with_a_damaged_summary_is_one_line(tmp_path, text):
+    """A summary.json that is JSON but not a run summary ended in an AttributeError traceback."""
+    run = _run(tmp_path, "run")
+    (run / "summary.json").write_text(text)
+    assert_one_line_error(run_cli("plot", "cdf", str(run), "-o", str(tmp_path / "c.png")), "cannot read the run")
+    assert not (tmp_path / "c.png").exists()
+
+
+@pytest.mark.parametrize("key, value", [("policies", '["fcfs", "srtf", "fcfs"]'), ("seeds", "[0, 0]"),
+                                        ("rates", "[4, 4.0]"), ("workloads", '["lmsys-like", "lmsys-like"]')])
+def test_sweep_list_with_a_repeated_item_is_refused(tmp_path, key, value):
+    """A repeated item ran once and appeared as identical rows in sweep.csv (4 rows, '1 runs simulated')."""
+    lines = {"policies": '["fcfs"]', "workloads": '["lmsys-like"]', "arrival": '"poisson"', "rates": "[4.0]",
+             "num_requests": "5", key: value}
+    sweep = tmp_path / "s.toml"
+    sweep.write_text("".join(f"{k} = {v}\n" for k, v in lines.items()))
+    assert_one_line_error(run_cli("sweep", str(sweep), "--out", str(tmp_path / "out")), f"'{key}' lists")
+
+
+def test_capacity_option_given_twice_is_refused(tmp_path):
+    assert_one_line_error(run_cli("capacity", "--slo", "ttft_p90=2", "-p", "fcfs", "-p", "fcfs",
+                                  "--out", str(tmp_path / "cap")), "--policy fcfs is given twice")
+
+
+# ---------------------------------------------------------------------------- engine options
+@pytest.mark.parametrize("args, message", [
+    (["--block-size", str(10**12)], "no GPU memory for one KV block of 1000000000000 tokens"),  # blamed the profile
+    (["--gpu-memory-utilization", "1e-300"], "or a larger utilization"),
+    (["--num-gpu-blocks", "1"], "raise --num-gpu-blocks"),
+])
+def test_cli_kv_capacity_errors_name_the_fix(args, message):
+    assert_one_line_error(run_cli("simulate", "-w", "lmsys-like", "-n", "5", *args), message)
+
+
+def test_simulate_out_over_an_earlier_run_leaves_none_of_its_steps(tmp_path):
+    """A rerun without --record-steps into the directory of a run with them kept the old steps.parquet:
+    `plot trace` then drew the earlier run's steps under the new run's name."""
+    out = tmp_path / "run"
+    r = run_cli("simulate", "-w", "lmsys-like", "-n", "20", "--record-steps", "--out", str(out))
+    assert r.returncode == 0 and (out / "steps.parquet").is_file(), r.stderr
+    r = run_cli("simulate", "-w", "lmsys-like", "-n", "3", "--policy", "srtf", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert not (out / "steps.parquet").exists()
+    assert_one_line_error(run_cli("plot", "trace", str(out), "-o", str(tmp_path / "t.json")), "no steps.parquet")
+
+
+# ---------------------------------------------------------------------------- workload files
+def _conversation(i):
+    return {"id": f"c{i}", "conversations": [{"from": "human", "value": f"question number {i} about things"},
+                                             {"from": "gpt", "value": f"answer number {i} with some words"}]}
+
+
+def test_sharegpt_json_damaged_in_the_middle_is_refused(tmp_path):
+    """A syntax error in the middle was read as the end of a truncated file: every later record was dropped."""
+    import json
+
+    from ltrsched.workloads import load_workload
+
+    records = [json.dumps(_conversation(i)) for i in range(6)]
+    path = tmp_path / "sg.json"
+    path.write_text("[" + ",\n".join(records[:3]) + ",\n{'id': 'bad'},\n" + ",\n".join(records[3:]) + "]")
+    with pytest.raises(UserError, match="not valid JSON at line 4"):
+        load_workload(str(path))
+    text = "[" + ",\n".join(records)
+    for cut in (len(text) - 5, len(text) - 40, len(text)):  # cut off at its end: the complete records are read
+        path.write_text(text[:cut])
+        assert len(load_workload(str(path))) == (6 if cut == len(text) else 5)
+
+
+def test_csv_trace_keeps_its_predictor_columns(tmp_path):
+    """A score column in a CSV trace was dropped: `--policy ltr` then said the workload lacked one."""
+    from ltrsched.workloads import load_workload
+
+    path = tmp_path / "t.csv"
+    path.write_text("arrival_time,prompt_tokens,output_tokens,score,predicted_length\n0,10,5,0.5,4\n1,20,7,0.1,9\n")
+    wl = load_workload(str(path))
+    assert wl.df["score"].to_list() == [0.5, 0.1] and wl.df["predicted_length"].to_list() == [4.0, 9.0]
+    r = run_cli("simulate", "-w", str(path), "--policy", "ltr")
+    assert r.returncode == 0, r.stderr
+    path.write_text("arrival_time,prompt_tokens,output_tokens,score\n0,10,5,high\n")
+    assert_one_line_error(run_cli("simulate", "-w", str(path)), "column score has non-numeric values")
+
+
+def test_jsonl_with_arrival_times_on_some_lines_only_is_refused(tmp_path):
+    """The lines without one arrived at t = 0 under --arrival replay."""
+    from ltrsched.workloads import load_workload
+
+    path = tmp_path / "w.jsonl"
+    path.write_text('{"prompt": "a b c", "generated": "x y", "arrival_time": 3}\n\n'
+                    '{"prompt": "a b c d", "generated": "x y z"}\n')
+    with pytest.raises(UserError, match=r"w.jsonl:3: no 'arrival_time', which other lines have"):
+        load_workload(str(path))
+    path.write_text('{"prompt": "a b c", "generated": "x y"}\n{"prompt": "a b c d", "generated": "x y z"}\n')
+    assert load_workload(str(path)).df["arrival_time"].to_list() == [0.0, 0.0]  # none: all at 0, as before
+
+
+def test_replay_rate_of_a_trace_without_timestamps_names_the_fix():
+    assert_one_line_error(run_cli("simulate", "-w", "lmsys-like", "-n", "5", "--arrival", "replay", "--rate", "4"),
+                          "its requests all arrive at once; use poisson (or gamma) arrivals at that rate instead")
+
+
+def test_capacity_on_a_small_workload_file_names_the_option(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("arrival_time,prompt_tokens,output_tokens\n0,10,5\n1,20,7\n")
+    r = run_cli("capacity", "--slo", "ttft_p90=2", "-p", "fcfs", "-w", str(path), "--out", str(tmp_path / "cap"))
+    assert_one_line_error(r, "has only 2 (runs have 4,000 requests per replica by default; give fewer with -n")
+
+
+@pytest.mark.parametrize("name, text", [
+    ("t.csv", "arrival_time,prompt_tokens,output_tokens\n0,10,5\n1,NaN,5\n2,10,5\n3,10,5\n"),
+    ("t.jsonl", '{"prompt": "a b c", "generated": "x y"}\n{"prompt": "a b c", "generated": ""}\n'
+                '{"prompt": "a b c d", "generated": "x y z"}\n{"prompt": "a b", "generated": "x"}\n'),
+])
+def test_a_bad_row_is_refused_whichever_rows_a_sample_draws(tmp_path, name, text):
+    """Rows were checked after sampling: -n 1 accepted the file with some seeds and refused it with others."""
+    from ltrsched.workloads import load_workload
+
+    path = tmp_path / name
+    path.write_text(text)
+    for seed in range(6):
+        with pytest.raises(UserError):
+            load_workload(str(path), num_requests=1, seed=seed)
+
+
+def test_a_parquet_row_is_checked_whichever_rows_a_sample_draws(tmp_path):
+    import polars as pl
+
+    from ltrsched.workloads import load_workload
+
+    path = tmp_path / "w.parquet"
+    pl.DataFrame({"request_id": [0, 1, 1, 2], "prompt_tokens": [5] * 4, "output_tokens": [3] * 4,
+                  "arrival_time": [0.0] * 4}).write_parquet(path)
+    for seed in range(6):
+        with pytest.raises(UserError, match="not unique"):
+            load_workload(str(path), num_requests=2, seed=seed)
+
+
+def test_seeds_beyond_64_bits_are_one_line_errors(tmp_path):
+    """polars samples with a 64-bit seed: a larger one was an OverflowError traceback."""
+    from ltrsched.workloads import load_workload
+
+    with pytest.raises(UserError, match="seed must be in 0..2"):
+        load_workload("sharegpt", num_requests=5, seed=2**64)
+    assert len(load_workload("sharegpt", num_requests=5, seed=2**64 - 1)) == 5
+    assert_one_line_error(run_cli("simulate", "-n", "5", "--seed", str(10**30)), "--seed must be below 2**64")
+    sweep = tmp_path / "s.json"
+    sweep.write_text('{"policies": ["fcfs"], "seeds": [18446744073709551616]}')
+    assert_one_line_error(run_cli("sweep", str(sweep), "--out", str(tmp_path / "o")), "'seeds' must be below 2**64")
+    assert_one_line_error(run_cli("capacity", "--slo", "ttft_p90=1", "-p", "fcfs", "--seed", str(2**64 - 2),
+                                  "--out", str(tmp_path / "c")), "--seed must be below 2**64 - 2")
+
+
+@pytest.mark.parametrize("scoring, message", [
+    ("approx-score:tau=0.6,seed=3", "approx-score takes tau=, not seed="),
+    ("approx-score:tau=0.6,bucket=100", "approx-score takes tau=, not bucket="),
+    ("none:sharegpt", "none takes no parameters, not NAME"),
+    ("trained-ltr:sharegpt,bucket=100", "trained-ltr takes NAME, not bucket="),
+    ("approx-class:bucket=100,tau=0.5,tau=0.9", "tau is given twice"),
+])
+def test_scoring_parameters_that_would_be_ignored_are_refused(scoring, message):
+    """Unknown keys were silently ignored and a repeated key took its last value."""
+    from ltrsched.experiments.scoring import check_scoring
+
+    with pytest.raises(UserError, match=message):
+        check_scoring(scoring)
+    for fine in ("none", "approx-score:tau=0.6", "approx-class:bucket=100,tau=0.5",
+                 "trained-class:sharegpt,bucket=100"):
+        check_scoring(fine)
+
+
+@pytest.mark.parametrize("name", ["s.toml", "s.TOML", "s.json"])
+def test_sweep_file_with_a_byte_order_mark_or_an_upper_case_suffix_is_read(tmp_path, name):
+    """A UTF-8 byte-order mark was 'cannot parse (Invalid statement)'; .TOML an unknown format."""
+    from pathlib import Path
+
+    from ltrsched.experiments.commands import _load_sweep
+
+    text = ('{"policies": ["fcfs"], "seeds": [1]}' if name.endswith("json") else 'policies = ["fcfs"]\nseeds = [1]\n')
+    path = tmp_path / name
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert _load_sweep(Path(path)) == {"policies": ["fcfs"], "seeds": [1]}
+
+
+def test_jsonl_with_a_byte_order_mark_is_read(tmp_path):
+    """Line 1 was 'not valid JSON (Unexpected UTF-8 BOM)'."""
+    from ltrsched.workloads import load_workload
+
+    path = tmp_path / "w.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"prompt": "a b c", "generated": "x y"}\n')
+    assert len(load_workload(str(path))) == 1
+
+
+def test_profile_file_with_a_byte_order_mark_is_read(tmp_path):
+    """It was 'not valid JSON (Unexpected UTF-8 BOM)'."""
+    from ltrsched.sim.profiles import load_profile
+    from ltrsched.sim.profiles.io import dumps_profile
+
+    path = tmp_path / "p.json"
+    path.write_bytes(b"\xef\xbb\xbf" + dumps_profile(load_profile("a100-llama3-8b")).encode())
+    assert load_profile(str(path)).name == "a100-llama3-8b"
+
+
+@pytest.mark.parametrize("command", [["routers"], ["policies"], ["simulate", "-w", "lmsys-like", "-n", "3"]])
+def test_a_bad_plugin_in_ltrsched_plugins_names_the_variable(tmp_path, command):
+    """The error named only the file: a user who set LTRSCHED_PLUGINS long ago could not tell where it came from."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LTRSCHED_PLUGINS": str(tmp_path / "gone.py")}
+    r = subprocess.run([sys.executable, "-m", "ltrsched.cli", *command], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert_one_line_error(r, "named in the environment variable LTRSCHED_PLUGINS; fix or unset it")
+
+
+def test_azure_trace_as_published_is_read(tmp_path):
+    """Azure's LLM inference traces name their columns TIMESTAMP, ContextTokens, GeneratedTokens, with date-time
+    stamps: the loader looked for lower-case names only and refused the file."""
+    from ltrsched.workloads import load_workload
+
+    path = tmp_path / "AzureLLMInferenceTrace_conv.csv"
+    path.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.6805900,374,44\n"
+                    "2023-11-16 18:15:50.9951690,396,109\n")
+    df = load_workload(str(path)).df
+    assert df["prompt_tokens"].to_list() == [374, 396] and df["output_tokens"].to_list() == [44, 109]
+    assert df["arrival_time"].to_list() == pytest.approx([0.0, 4.314579])
+    path.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\nyesterday,374,44\n")
+    with pytest.raises(UserError, match="it must hold numbers \\(seconds\\) or date-times"):
+        load_workload(str(path))
+
+
+def test_plot_cdf_title_matplotlib_cannot_typeset_is_one_line(tmp_path):
+    """Text between two $ is matplotlib math: an unknown command was a ParseFatalException traceback."""
+    run = _run(tmp_path, "run")
+    out = tmp_path / "c.png"
+    assert_one_line_error(run_cli("plot", "cdf", str(run), "-o", str(out), "--title", r"$\nosuch$ runs"),
+                          "matplotlib cannot typeset the math between its $ signs")
+    assert not out.exists()
+    for fine in (r"rate $\lambda$ = 4", "costs $5", r"\$5 and \$6"):
+        r = run_cli("plot", "cdf", str(run), "-o", str(out), "--title", fine)
+        assert r.returncode == 0, r.stderr
+
+
+# ---------------------------------------------------------------------------- clusters
+def test_a_router_answering_a_boolean_is_refused():
+    """True is an int in Python: a router returning a comparison (a bug) silently sent requests to replica 1."""
+    from conftest import LinearProfile
+    from ltrsched.routers import Router
+    from ltrsched.sim.cluster import simulate_cluster
+
+    class Comparing(Router):
+        name = "comparing"
+
+        def route(self, request, now, replicas):
+            return replicas[0].outstanding_requests > replicas[1].outstanding_requests
+
+    with pytest.raises(UserError, match="returned False for request 0; expected a replica index in 0..1"):
+        simulate_cluster(make_workload([20] * 4, [10] * 4), make_policy("fcfs"), SimConfig(profile=LinearProfile()),
+                         replicas=2, router=Comparing())
+
+
+def test_simulate_record_steps_without_out_is_refused():
+    """The steps were recorded and then dropped: nothing was written."""
+    assert_one_line_error(run_cli("simulate", "-w", "lmsys-like", "-n", "3", "--record-steps"),
+                          "--record-steps writes steps.parquet into the run directory; add --out DIR")
+
+
+def test_simulate_memory_utilization_with_a_block_count_is_refused():
+    """--num-gpu-blocks sets the KV size: --gpu-memory-utilization beside it was silently ignored."""
+    assert_one_line_error(run_cli("simulate", "-w", "lmsys-like", "-n", "3", "--num-gpu-blocks", "500",
+                                  "--gpu-memory-utilization", "0.5"), "--gpu-memory-utilization has no effect")
+    r = run_cli("simulate", "-w", "lmsys-like", "-n", "3", "--num-gpu-blocks", "500")
+    assert r.returncode == 0, r.stderr
+
+
+def test_sweep_checks_every_workload_file_before_the_first_run(tmp_path):
+    """A damaged second workload failed only after the first one's runs had been computed."""
+    good, bad = tmp_path / "a.csv", tmp_path / "b.csv"
+    good.write_text("arrival_time,prompt_tokens,output_tokens\n0,10,5\n1,20,7\n")
+    bad.write_text("arrival_time,prompt_tokens,output_tokens\n0,10,5\n1,20,0\n")
+    sweep = tmp_path / "s.toml"
+    sweep.write_text(f'policies = ["fcfs", "srtf"]\nworkloads = ["{good}", "{bad}"]\n')
+    assert_one_line_error(run_cli("sweep", str(sweep), "--out", str(tmp_path / "out"), "--jobs", "1"),
+                          "output_tokens < 1")
+    assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_sweep_checks_arrivals_before_the_first_run(tmp_path):
+    """A duration the requests cannot fill at the second rate failed only after the first rate's runs."""
+    sweep = tmp_path / "s.toml"
+    sweep.write_text('policies = ["fcfs"]\nworkloads = ["lmsys-like"]\nnum_requests = 20\narrival = "poisson"\n'
+                     'rates = [50.0, 0.5]\nduration = 10\n')
+    assert_one_line_error(run_cli("sweep", str(sweep), "--out", str(tmp_path / "out"), "--jobs", "1"),
+                          "the workload has only 20 requests")
+    assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_jsonl_line_without_tokens_is_named_by_its_line(tmp_path):
+    """The error named 'request 1', a 0-based row among the non-blank lines, not the file's line."""
+    from ltrsched.workloads import load_workload
+
+    path = tmp_path / "w.jsonl"
+    path.write_text('{"prompt": "a b c", "generated": "x y"}\n\n{"prompt": "", "generated": "x y z"}\n')
+    with pytest.raises(UserError, match=r"w.jsonl:3: 'prompt' has no tokens \(1 line\(s\) so\)"):
+        load_workload(str(path))
+    path.write_text('{"prompt": "a b c", "generated": ""}\n')
+    with pytest.raises(UserError, match=r"w.jsonl:1: 'generated' has no tokens"):
+        load_workload(str(path))
+
+
+def test_sweep_file_paths_may_start_with_a_tilde(tmp_path, monkeypatch):
+    """'~/x.csv' in a sweep file was 'neither a file nor a built-in': only a shell expands ~."""
+    from pathlib import Path
+
+    from ltrsched.experiments.commands import _load_sweep
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "t.csv").write_text("arrival_time,prompt_tokens,output_tokens\n0,10,5\n")
+    sweep = tmp_path / "s.toml"
+    sweep.write_text('policies = ["fcfs"]\nworkloads = ["~/t.csv", "lmsys-like"]\n')
+    assert _load_sweep(Path(sweep))["workloads"] == [str(tmp_path / "t.csv"), "lmsys-like"]
