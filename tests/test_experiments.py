@@ -36,6 +36,18 @@ def test_run_hash_ignores_labels_only():
     assert a.run_hash() == b.run_hash() != c.run_hash()
 
 
+def test_an_integer_rate_is_the_same_run_as_its_float():
+    """A sweep's ``rates = [4]`` and ``[4.0]`` (or an integer duration, cv, stop time) are one run, not two."""
+    from ltrsched.experiments.runspec import RunSpec
+
+    base = dict(experiment="sweep", setting="s", label="l", workload="lmsys-like", policy="fcfs",
+                profile="a100-llama3-8b", arrival="gamma")
+    as_int = RunSpec(**base, rate=4, duration=30, cv=2, stop_time=100)
+    as_float = RunSpec(**base, rate=4.0, duration=30.0, cv=2.0, stop_time=100.0)
+    assert as_int.run_hash() == as_float.run_hash()
+    assert as_int.run_hash() != RunSpec(**base, rate=4.5, duration=30, cv=2, stop_time=100).run_hash()
+
+
 @pytest.fixture(scope="module")
 def quick_table1(tmp_path_factory):
     out = tmp_path_factory.mktemp("repro")

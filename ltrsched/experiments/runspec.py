@@ -14,6 +14,8 @@ LABEL_FIELDS = ("experiment", "setting", "label", "note")
 #: Bump when the meaning of a run changes (metrics added to summaries, scoring semantics), so that
 #: old cached results are not reused. 2: keys cover the content of input files and plugin code.
 CACHE_VERSION = 2
+#: Fields that hold a number of seconds or a rate: an integer there means the float of the same value.
+_FLOAT_FIELDS = ("rate", "duration", "cv", "stop_time")
 #: ``SimConfig.block_size``'s default [tokens] (kept here so that hashing a spec imports no simulator).
 DEFAULT_BLOCK_SIZE = 16
 
@@ -78,6 +80,9 @@ class RunSpec:
         the run reads (:meth:`inputs`), this package's version and :data:`CACHE_VERSION`. A lone replica's
         key has no cluster fields, so runs cached before clusters existed keep their hashes."""
         d = {k: v for k, v in asdict(self).items() if k not in LABEL_FIELDS}
+        for k in _FLOAT_FIELDS:  # rate 4 and rate 4.0 are one run (JSON would write 4 and 4.0)
+            if type(d[k]) is int:
+                d[k] = float(d[k])
         if self.replicas == 1 and self.router is None:
             del d["replicas"], d["router"]
         # the block size the run uses, and only where it is not the simulator's default: runs cached before
