@@ -41,13 +41,15 @@ class RunResult:
         return format_summary(self.summary, title) + "\n\n" + format_replicas(self.replicas)
 
     def save(self, out_dir: str | Path) -> Path:
-        """Write ``requests.parquet`` (+ ``steps.parquet``), then ``summary.json``; each file appears whole
-        and durable (:mod:`ltrsched.atomic`), ``summary.json`` last, so its presence marks a finished run.
-        A failed write raises :class:`UserError` and leaves no temp file."""
+        """Write ``requests.parquet`` (+ ``steps.parquet``, else remove an earlier run's), then ``summary.json``;
+        each file appears whole and durable (:mod:`ltrsched.atomic`), ``summary.json`` last, so its presence
+        marks a finished run. A failed write raises :class:`UserError` and leaves no temp file."""
         out = Path(out_dir)
         atomic.write_parquet(out / "requests.parquet", self.requests)
         if self.steps is not None:
             atomic.write_parquet(out / "steps.parquet", self.steps)
+        elif (out / "steps.parquet").is_file():  # an earlier run's steps there would be read as this run's
+            (out / "steps.parquet").unlink()
         record = {"summary": self.summary, "meta": self.meta}
         if self.replicas is not None:
             record["replicas"] = self.replicas

@@ -58,6 +58,20 @@ def test_output_check_creates_a_file_instead_of_trusting_os_access(tmp_path):
     assert_one_line_error(r, "--out /sys/kernel/x: /sys/kernel is not writable")
 
 
+def test_saving_a_run_without_steps_over_one_with_them_removes_the_old_steps(tmp_path):
+    """Every command that saves a run (simulate, replay, validate, sweeps) goes through ``RunResult.save``: a
+    steps.parquet left by an earlier run in the same directory would be read back as this run's."""
+    from ltrsched.results import RunResult
+
+    requests = pl.DataFrame({"request_id": [0, 1]})
+    RunResult(requests, {"makespan": 1.0}, pl.DataFrame({"step": [0, 1, 2]})).save(tmp_path)
+    assert RunResult.load(tmp_path).steps is not None
+    RunResult(requests, {"makespan": 2.0}, None).save(tmp_path)
+    again = RunResult.load(tmp_path)
+    assert again.steps is None and again.summary["makespan"] == 2.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["requests.parquet", "summary.json"]
+
+
 # ------------------------------------------------------------------------------------------ failed writes
 def _limited(tmp_path):
     """Run under a 2 KiB file-size limit (``ulimit -f 2``): the result files cannot be written."""

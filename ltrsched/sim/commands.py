@@ -199,9 +199,6 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
     click.echo(f"simulated {result.summary['makespan']:.1f} s in {result.summary['wall_time_s']:.2f} s wall "
                f"({result.summary['steps']} steps, {result.summary['num_preemptions']} preemptions)")
     if out is not None:
-        stale = out / "steps.parquet"
-        if result.steps is None and stale.is_file():  # an earlier run's steps, which `plot trace` would show as ours
-            stale.unlink()
         result.save(out)
         click.echo(f"wrote {out}/requests.parquet, {out}/summary.json" + (", steps.parquet" if result.steps is not None else ""))
     if trace_file is not None:
