@@ -90,6 +90,14 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
+    except Exception as exc:  # plugin code that raised is bad input: one line; anything else is a bug of ours
+        from ltrsched.plugin_errors import plugin_error_line
+
+        line = plugin_error_line(exc)
+        if line is None:
+            raise
+        click.echo(f"error: {line}", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -234,6 +234,63 @@ def test_bad_plugin_is_one_line(tmp_path, name, content, message):
     assert_one_line_error(run_cli("policies", "--plugin", str(plugin)), message)
 
 
+RAISING_PLUGIN = """
+from ltrsched.policies import LiveView, Policy, register
+from ltrsched.routers import Router, register as register_router
+
+
+@register
+class Crashy(Policy):
+    name = "crashy"
+
+    def rank(self, view: LiveView):
+        if view.step >= 3:
+            return {}["no such key"]
+        return view.order_by()
+
+
+@register_router
+class CrashyRouter(Router):
+    name = "crashy-router"
+
+    def route(self, row, now, replicas):
+        raise ValueError("no replica for you")
+"""
+
+
+def test_plugin_code_that_raises_is_one_line_naming_where(tmp_path):
+    """An exception in a plugin's own code (bad input, not a bug of ltrsched) is one line with the exception and the
+    plugin's file and line, exit 2, in the simulator, in a sweep's pool workers and in a router; with
+    LTRSCHED_TRACEBACK=1 the traceback instead."""
+    import os
+
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    plugin = tmp_path / "crashy.py"
+    plugin.write_text(RAISING_PLUGIN)
+    lines = RAISING_PLUGIN.splitlines()
+    rank_line = lines.index('            return {}["no such key"]') + 1
+    route_line = lines.index('        raise ValueError("no replica for you")') + 1
+    where = f"({plugin}:{rank_line}, in rank); fix the plugin (LTRSCHED_TRACEBACK=1 shows the traceback)"
+    r = run_cli("simulate", "-w", "lmsys-like", "-n", "40", "--plugin", str(plugin), "--policy", "crashy")
+    assert_one_line_error(r, "plugin code raised KeyError: 'no such key' " + where)
+    r = run_cli("simulate", "-w", "lmsys-like", "-n", "40", "--plugin", str(plugin), "--replicas", "2",
+                "--router", "crashy-router")
+    assert_one_line_error(r, f"plugin code raised ValueError: no replica for you ({plugin}:{route_line}, in route)")
+    (tmp_path / "s.toml").write_text('workloads = ["lmsys-like"]\npolicies = ["fcfs", "crashy"]\n'
+                                     'num_requests = 40\nseeds = [0, 1]\n')
+    env = {**os.environ, "LTRSCHED_PLUGINS": str(plugin)}
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "ltrsched.cli", "sweep", "s.toml", "--out", "o", "--jobs", "2"],
+                       capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert_one_line_error(r, "plugin code raised KeyError: 'no such key' " + where)
+    r = subprocess.run([sys.executable, "-m", "ltrsched.cli", "simulate", "-w", "lmsys-like", "-n", "40", "--policy",
+                        "crashy"], capture_output=True, text=True, env={**env, "LTRSCHED_TRACEBACK": "1"}, timeout=300)
+    assert r.returncode != 0 and "Traceback" in r.stderr and f'File "{plugin}", line {rank_line}, in rank' in r.stderr
+
+
 def test_ltr_better_ranked_arrival_displaces_a_running_request():
     # one sequence per step: A (worst score) runs alone until B (best score) arrives, then B runs and A pauses
     wl = make_workload([4, 4], [30, 3], arrivals=[0.0, 0.05], score=[0.0, 1.0])

@@ -220,6 +220,20 @@ def test_a_pool_worker_that_dies_is_a_one_line_error_and_the_finished_runs_stay(
     assert ran + reused == 3 and ran >= 1
 
 
+def test_plugin_code_that_raises_in_a_ray_task_is_one_line_naming_where(tmp_path):
+    """Ray hands back the run's exception without the worker's frames; its task error's text has them, so the
+    one-line error still names the plugin's file and line."""
+    from test_policies import RAISING_PLUGIN
+
+    plugin = tmp_path / "crashy.py"
+    plugin.write_text(RAISING_PLUGIN)
+    (tmp_path / "s.toml").write_text('workloads = ["lmsys-like"]\npolicies = ["crashy"]\nnum_requests = 40\n')
+    r = run_cli("sweep", "s.toml", "--out", "o", "--backend", "ray", "--jobs", "2", cwd=tmp_path,
+                env={**os.environ, "LTRSCHED_PLUGINS": str(plugin)})
+    line = RAISING_PLUGIN.splitlines().index('            return {}["no such key"]') + 1
+    assert_one_line_error(r, f"plugin code raised KeyError: 'no such key' ({plugin}:{line}, in rank)")
+
+
 def test_a_bad_ray_address_is_a_one_line_error_not_a_hang(tmp_path):
     (tmp_path / "s.toml").write_text('workloads = ["lmsys-like"]\npolicies = ["fcfs"]\nnum_requests = 20\n')
     with socket.socket() as closed:  # a port nobody listens on

@@ -247,6 +247,7 @@ class RayBackend(Backend):
         queue: deque[tuple[RunSpec, str, bool]] = deque((s, h, False) for s, h in pending)
         in_flight: dict[Any, tuple[RunSpec, str, bool]] = {}
         error: BaseException | None = None
+        task_error: BaseException | None = None
         while queue or in_flight:
             while queue and error is None and len(in_flight) < self._slots:
                 s, h, wait = queue.popleft()
@@ -274,6 +275,7 @@ class RayBackend(Backend):
                 except ray.exceptions.RayTaskError as exc:  # the run raised: re-raised below, after the others
                     if error is None:
                         error = exc.cause if isinstance(getattr(exc, "cause", None), BaseException) else exc
+                        task_error = exc  # (its text holds the worker's traceback: where the run failed)
                     continue
                 if status == BUSY:  # another process is computing it: wait for it, last
                     queue.append((s, h, True))
@@ -281,6 +283,8 @@ class RayBackend(Backend):
                 stats.count(h, status)
                 bar.update(1)
         if error is not None:
+            if error is not task_error:
+                raise error from task_error
             raise error
 
     def close(self) -> None:

@@ -1,0 +1,72 @@
+"""One line for an exception raised inside plugin code (a policy's or router's ``rank``, ``route``, hooks).
+
+A plugin (``--plugin``, ``LTRSCHED_PLUGINS``, an entry point) is user input: when its code raises, the command
+ends with one line naming the exception and where in the plugin it was raised, exit code 2, as for other bad
+input, instead of a traceback through the simulator. ``LTRSCHED_TRACEBACK=1`` shows the traceback instead.
+Errors of ltrsched's own code keep their traceback (they are bugs to report).
+
+Exceptions from pool workers carry the worker's traceback as text (``concurrent.futures``' remote traceback),
+Ray's as the text of the task error; both are searched as well as the exception's own frames.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import traceback
+
+_FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
+
+
+def plugin_files() -> set[str]:
+    """Real paths of the files that define the registered plugin policies and routers."""
+    from ltrsched.policies.registry import _SOURCES as policies
+    from ltrsched.routers.registry import _SOURCES as routers
+
+    files = set()
+    for source in (*policies.values(), *routers.values()):
+        file = getattr(sys.modules.get(source.get("module") or ""), "__file__", None)
+        if file:
+            files.add(os.path.realpath(file))
+    return files
+
+
+def plugin_frame(exc: BaseException) -> tuple[str, int, str] | None:
+    """(file, line, function) of the innermost plugin frame the exception passed through, or None."""
+    files = plugin_files()
+    if not files:
+        return None
+    found = None
+    for e in _chain(exc):
+        for fs in traceback.extract_tb(e.__traceback__):
+            if os.path.realpath(fs.filename) in files:
+                found = (fs.filename, fs.lineno or 0, fs.name)
+        for text in (getattr(e, "tb", None), str(e)):  # a worker's traceback as text
+            if isinstance(text, str):
+                for m in _FRAME.finditer(text):
+                    if os.path.realpath(m[1]) in files:
+                        found = (m[1], int(m[2]), m[3])
+    return found
+
+
+def plugin_error_line(exc: BaseException) -> str | None:
+    """The one-line message for ``exc`` if it was raised in plugin code (and no traceback was asked for)."""
+    if os.environ.get("LTRSCHED_TRACEBACK"):
+        return None
+    where = plugin_frame(exc)
+    if where is None:
+        return None
+    file, line, func = where
+    what = (str(exc).strip().splitlines() or [""])[0]
+    return (f"plugin code raised {type(exc).__name__}{': ' + what if what else ''} ({file}:{line}, in {func}); "
+            "fix the plugin (LTRSCHED_TRACEBACK=1 shows the traceback)")
+
+
+def _chain(exc: BaseException):
+    """``exc`` and the exceptions it was raised from or during, each once."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
