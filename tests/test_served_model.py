@@ -147,7 +147,7 @@ def test_label_resumes_from_its_part_files(labelled):
     assert len(parts) == 1 + -(-(df.height - PREWRITTEN) // CHUNK)
 
     r = run_cli(*_label_args(out, labelled["max_model_len"]))
-    assert r.returncode == 0 and "nothing to serve: every requested prompt is already labelled" in r.stdout
+    assert r.returncode == 0 and "nothing to serve: every requested prompt that fits the context is already labelled" in r.stdout
     assert pl.read_parquet(out).equals(df)
 
     args = _label_args(out, labelled["max_model_len"])
