@@ -1,6 +1,12 @@
 """Errors that the CLI reports as one line with exit code 2."""
 
 
+def first_repeat(values):
+    """The first item of ``values`` that an earlier one equals (None if each is given once): for the one-line
+    errors about an option or list item given twice."""
+    return next((v for i, v in enumerate(values) if v in values[:i]), None)
+
+
 class UserError(Exception):
     """Bad input from the user (file, option, name). The CLI prints ``error: <message>`` and exits 2."""
 

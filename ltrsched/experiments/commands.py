@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from ltrsched.errors import UserError
+from ltrsched.errors import UserError, first_repeat
 
 EXPERIMENT_NAMES = ("table1", "fig3", "fig4-5", "table2", "table3", "table4", "real-model")
 
@@ -143,7 +143,7 @@ def _check_sweep_types(data: dict, path: Path) -> None:
             types = SWEEP_LISTS[key]
             if not isinstance(value, list) or not value or any(isinstance(v, bool) or not isinstance(v, types) for v in value):
                 raise UserError(f"{path}: {key!r} must be a non-empty list, each item {_type_name(types)}; got {value!r}")
-            twice = next((v for i, v in enumerate(value) if v in value[:i]), None)
+            twice = first_repeat(value)
             if twice is not None:  # it ran once and its row appeared twice in sweep.csv
                 raise UserError(f"{path}: {key!r} lists {twice!r} twice")
         elif isinstance(value, bool) or not isinstance(value, SWEEP_SCALARS[key]):
@@ -341,7 +341,7 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
     slos = parse_slos(slo_texts)
     for option, values in (("--policy", policies), ("--profile", profiles), ("--replicas", replica_counts),
                            ("--router", routers)):
-        twice = next((v for i, v in enumerate(values) if v in values[:i]), None)
+        twice = first_repeat(values)
         if twice is not None:  # its row appeared twice in the table
             raise UserError(f"{option} {twice} is given twice")
     default_n, default_seeds = CAPACITY_SIZES[quick]

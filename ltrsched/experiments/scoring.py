@@ -42,23 +42,20 @@ def _parse(scoring: str) -> tuple[str, dict[str, str]]:
     kind, _, rest = scoring.partition(":")
     params: dict[str, str] = {}
     if kind.startswith("approx-") and rest:
-        for item in rest.split(","):
-            k, eq, v = item.partition("=")
-            if not eq:
-                raise UserError(f"bad scoring {scoring!r}: expected key=value, got {item!r}")
-            if k.strip() in params:
-                raise UserError(f"bad scoring {scoring!r}: {k.strip()} is given twice")
-            params[k.strip()] = v.strip()
+        items = rest.split(",")
     elif rest:
         name, _, opts = rest.partition(",")
         params["name"] = name
-        for item in filter(None, opts.split(",")):
-            k, eq, v = item.partition("=")
-            if not eq:
-                raise UserError(f"bad scoring {scoring!r}: expected key=value, got {item!r}")
-            if k.strip() in params:
-                raise UserError(f"bad scoring {scoring!r}: {k.strip()} is given twice")
-            params[k.strip()] = v.strip()
+        items = list(filter(None, opts.split(",")))
+    else:
+        items = []
+    for item in items:
+        k, eq, v = item.partition("=")
+        if not eq:
+            raise UserError(f"bad scoring {scoring!r}: expected key=value, got {item!r}")
+        if k.strip() in params:
+            raise UserError(f"bad scoring {scoring!r}: {k.strip()} is given twice")
+        params[k.strip()] = v.strip()
     return kind, params
 
 

@@ -76,6 +76,11 @@ def _load_builtins() -> None:
             ep.load()
         except Exception as exc:  # a broken third-party plugin must not break the CLI
             print(f"warning: policy plugin {ep.name!r} failed to load: {exc}", file=sys.stderr)
+    load_env_plugins()
+
+
+def load_env_plugins() -> None:
+    """Load every module or ``.py`` file named in ``LTRSCHED_PLUGINS`` (policies and routers alike)."""
     for item in filter(None, os.environ.get("LTRSCHED_PLUGINS", "").split(os.pathsep)):
         try:
             load_plugin(item)

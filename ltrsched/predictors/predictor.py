@@ -48,14 +48,21 @@ def check_labelled(prompts: list[str], lengths: np.ndarray, what: str = "trainin
                         "nothing to rank, Kendall tau is undefined")
 
 
+def bucket_labels(config: PredictorConfig, lengths: np.ndarray) -> np.ndarray:
+    """Training labels of output ``lengths`` [tokens]: the class (length bucket, the last one open-ended) of a
+    class model, else the length in ``label_bucket``-token steps."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if config.kind == "class":
+        return np.minimum(lengths // config.bucket, config.num_classes - 1)
+    return lengths // max(1, config.label_bucket)
+
+
 def check_buckets(config: PredictorConfig, lengths: np.ndarray) -> None:
     """Raise :class:`UserError` if the training labels (``lengths`` [tokens] bucketed by the config) are all
     one value: a model would learn nothing, e.g. a served model's lengths all below the 820-token class bucket."""
     lengths = np.asarray(lengths, dtype=np.int64)
-    if config.kind == "class":
-        labels, option, width = np.minimum(lengths // config.bucket, config.num_classes - 1), "--bucket", config.bucket
-    else:
-        labels, option, width = lengths // config.label_bucket, "--label-bucket", config.label_bucket
+    labels = bucket_labels(config, lengths)
+    option, width = ("--bucket", config.bucket) if config.kind == "class" else ("--label-bucket", config.label_bucket)
     if len(labels) and (labels == labels[0]).all():
         raise UserError(f"every training length ({lengths.min()}-{lengths.max()} tokens) falls in one bucket of {width} "
                         f"tokens ({option} {width}): nothing to learn; use a smaller {option}")
@@ -111,10 +118,7 @@ class Predictor:
         return logits.argmax(axis=1) + 1e-3 * (p * np.arange(logits.shape[1])).sum(axis=1)
 
     def labels(self, lengths: np.ndarray) -> np.ndarray:
-        lengths = np.asarray(lengths, dtype=np.int64)
-        if self.config.kind == "class":
-            return np.minimum(lengths // self.config.bucket, self.config.num_classes - 1)
-        return lengths // max(1, self.config.label_bucket)
+        return bucket_labels(self.config, lengths)
 
     # ------------------------------------------------------------------ training
     def fit(self, prompts: list[str], lengths: np.ndarray, eval_prompts: list[str] | None = None,

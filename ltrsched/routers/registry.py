@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import os
 import sys
 from importlib import metadata
 
 from ltrsched.errors import UserError
-from ltrsched.policies.registry import _code_digest, _converter, _parameters, load_plugin, parse_spec
+from ltrsched.policies.registry import _code_digest, _converter, _parameters, load_env_plugins, parse_spec
 from ltrsched.routers.base import Router
 
 _REGISTRY: dict[str, type[Router]] = {}
@@ -57,11 +56,7 @@ def _load_builtins() -> None:
             ep.load()
         except Exception as exc:  # a broken third-party plugin must not break the CLI
             print(f"warning: router plugin {ep.name!r} failed to load: {exc}", file=sys.stderr)
-    for item in filter(None, os.environ.get("LTRSCHED_PLUGINS", "").split(os.pathsep)):
-        try:
-            load_plugin(item)
-        except UserError as exc:  # say where the name came from: the user may not remember setting it
-            raise UserError(f"{exc} (named in the environment variable LTRSCHED_PLUGINS; fix or unset it)") from None
+    load_env_plugins()
 
 
 def available() -> dict[str, type[Router]]:

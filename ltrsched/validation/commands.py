@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from ltrsched import atomic
-from ltrsched.errors import UserError
+from ltrsched.errors import UserError, first_repeat
 from ltrsched.policies.needs import check_needs
 from ltrsched.sim.commands import build_workload, workload_options
 from ltrsched.validation.engines import check_workload_for_engine, engine_options, start_engine
@@ -173,7 +173,7 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
         rate_values = rate_values or _auto_rates(workload, num_requests, seed, sim_profile, config)
         cases += [("poisson", r) for r in rate_values]
     names = [_case_label(arr, r) for arr, r in cases]
-    twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    twice = first_repeat(names)
     if twice is not None:  # its runs would overwrite each other's files and count twice in the report
         raise UserError(f"the case {twice} is given twice (--arrival/--rate and --rates): give each rate once")
     # every case's workload before the engine starts: a rate the workload refuses fails now, not after the
@@ -266,7 +266,7 @@ def _split_policies(text: str) -> list[str]:
 
 def _once(specs: list[str]) -> list[str]:
     """``specs``, or a one-line error naming one given twice (its runs would pool as repeats of one policy)."""
-    twice = next((s for i, s in enumerate(specs) if s in specs[:i]), None)
+    twice = first_repeat(specs)
     if twice is not None:
         raise UserError(f"--policies names {twice!r} twice; give each policy once (--repeats runs each again)")
     return specs

@@ -121,7 +121,7 @@ def load_csv(path: Path) -> pl.DataFrame:
 def _sample_checked(df: pl.DataFrame, num_requests: int | None, seed: int, path: Path) -> pl.DataFrame:
     """A seeded sample of a file's rows, after checking every row (a bad row passed when no seed drew it)."""
     if num_requests is not None:
-        validate(_numbered(df), path.stem)
+        validate(df if "request_id" in df.columns else _numbered(df), path.stem)
     return sample_rows(df, num_requests, seed, str(path))
 
 
@@ -176,9 +176,7 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
             return labels_workload(df, path.stem, split, num_requests=num_requests, seed=seed, meta={"source": str(path)})
         if "request_id" not in df.columns:
             df = _numbered(df)
-        if num_requests is not None:
-            validate(df, path.stem)  # every row, not only the sampled ones (a bad row passed with some seeds)
-        return Workload(sample_rows(df, num_requests, seed, str(path)), path.stem, {"source": str(path)})
+        return Workload(_sample_checked(df, num_requests, seed, path), path.stem, {"source": str(path)})
     if suffix == ".jsonl":
         df = _sample_checked(load_jsonl(path), num_requests, seed, path)
     elif suffix == ".json":
