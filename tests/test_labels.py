@@ -345,6 +345,22 @@ def test_replay_with_prompt_text_needs_text_before_the_engine_starts(tmp_path):
     assert_one_line_error(r, "--prompts text needs the prompt text of every request")
 
 
+def test_prompt_text_needs_a_tokenizer_before_the_engine_starts(tmp_path):
+    """`replay --prompts text` on a built-in random-weights model got as far as loading vLLM, then failed with
+    "vLLM refused the engine settings: Couldn't instantiate the backend tokenizer from one of:" (cut off)."""
+    from ltrsched.validation.engines import engine_config
+
+    with pytest.raises(UserError, match="built-in model 'llama-tiny' is a config.json without one"):
+        engine_config(model="llama-tiny", prompts="text", platform="cpu")
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(UserError, match=f"model directory {tmp_path} has none"):
+        engine_config(model=str(tmp_path), prompts="text", platform="cpu")
+    (tmp_path / "tokenizer.json").write_text("{}")
+    assert engine_config(model=str(tmp_path), prompts="text", platform="cpu").prompts == "text"
+    r = run_cli("replay", "-n", "2", "--prompts", "text")
+    assert_one_line_error(r, "needs the model's tokenizer; built-in model 'llama-tiny'")
+
+
 def test_label_report_lines_count_capped_and_skipped_prompts(tmp_path):
     """The summary `ltrsched label` prints: per run and split, labels and how many hit the cap; the prompts
     skipped as too long for the context, counted."""

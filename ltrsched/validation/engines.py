@@ -28,6 +28,7 @@ DEFAULT_MAX_TOKENS = 512
 DTYPES = ("auto", "half", "float16", "bfloat16", "float", "float32")
 #: Weight files vLLM's default loader reads from a model directory (``load_format="auto"``).
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json")
 
 
 def engine_options(fn):
@@ -232,6 +233,8 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
     path = model_dir(model)  # a bad model fails before the engine starts
     if emulate_profile is None:
         _check_weights(model, path, resolve_load_format(model, load_format))
+        if prompts == "text":
+            _check_tokenizer(model, path)
     return EngineConfig(model=model, platform=platform, dtype=dtype or defaults["dtype"],
                         num_gpu_blocks=num_gpu_blocks, kv_cache_gib=kv_cache_gib, threads=threads,
                         max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
@@ -273,6 +276,21 @@ def _check_weights(model: str, path: str, load_format: str) -> None:
     if not any(next(Path(path).glob(pattern), None) for pattern in WEIGHT_PATTERNS):
         raise UserError(f"model directory {path} has no weights ({', '.join(WEIGHT_PATTERNS)}) for --load-format auto: "
                         "add them, or serve random weights with --load-format dummy")
+
+
+def _check_tokenizer(model: str, path: str) -> None:
+    """One-line :class:`UserError` before the engine starts if ``--prompts text`` meets a model without a
+    tokenizer (vLLM refused it only after loading, with "Couldn't instantiate the backend tokenizer")."""
+    from pathlib import Path
+
+    from ltrsched.models import MODELS
+
+    needs = "serving prompt text (--prompts text, `label`) needs the model's tokenizer"
+    if model in MODELS:
+        raise UserError(f"{needs}; built-in model {model!r} is a config.json without one: serve --model smollm2, "
+                        "or a model directory with its tokenizer")
+    if not any((Path(path) / name).is_file() for name in TOKENIZER_FILES):
+        raise UserError(f"{needs}; model directory {path} has none ({', '.join(TOKENIZER_FILES)})")
 
 
 def _check_stopping(model, load_format, emulate_profile, prompts, eos, max_tokens) -> int | None:
