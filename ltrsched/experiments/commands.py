@@ -64,7 +64,7 @@ def reproduce(experiment, quick, out, jobs, backend, address):
     sections = [modules[n].build(out, quick) for n in names]
     elapsed = time.perf_counter() - t0
     cmd = "ltrsched reproduce " + experiment + (" --quick" if quick else "")
-    report = write_report(sections, out, cmd, elapsed)
+    report = write_report(list(zip(names, sections)), out, cmd, elapsed, EXPERIMENT_NAMES)
     for sec in sections:
         click.echo(f"\n{sec.title}")
         for caption, table in sec.tables[:1]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import time
 from pathlib import Path
@@ -80,8 +81,54 @@ KNOWN_REASONS = """\
 """
 
 
-def write_report(sections: Sequence[Section], out: Path, command: str, seconds: float) -> Path:
-    """Write ``out/REPRODUCTION.md`` from the sections' tables, checks, notes and figures."""
+#: Where each experiment's rendered section is kept (``OUT/sections/<experiment>.md``), so that a report
+#: assembled after ``reproduce fig3`` still holds the Table 1 an earlier ``reproduce table1`` wrote there.
+SECTIONS_DIR = "sections"
+_META = "<!-- ltrsched-section "
+
+
+def render_section(sec: Section, out: Path) -> list[str]:
+    """One experiment's part of the report: its tables, checks, notes and figures, as markdown lines."""
+    lines = [f"## {sec.title}", ""]
+    for caption, table in sec.tables:
+        lines += [f"**{caption}**", "", to_markdown(table, 3), ""]
+    if sec.checks:
+        lines += [c.markdown() for c in sec.checks] + [""]
+    if sec.notes:
+        lines += [f"- {n}" for n in sec.notes] + [""]
+    for fig in sec.figures:
+        lines += [f"![{fig.stem}]({fig.relative_to(out)})", ""]
+    return lines
+
+
+def _save_section(name: str, sec: Section, out: Path, command: str) -> None:
+    meta = {"command": command, "date": time.strftime("%Y-%m-%d"), "passed": sum(c.passed for c in sec.checks),
+            "checks": len(sec.checks)}
+    atomic.write_text(out / SECTIONS_DIR / f"{name}.md", _META + json.dumps(meta) + " -->\n"
+                      + "\n".join(render_section(sec, out)))
+
+
+def _load_section(path: Path) -> tuple[dict, str] | None:
+    """A kept section's metadata and markdown; None for a file this version did not write (it is left alone)."""
+    try:
+        head, _, body = path.read_text(encoding="utf-8").partition("\n")
+        meta = json.loads(head.removeprefix(_META).removesuffix(" -->")) if head.startswith(_META) else None
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    keys = {"command": str, "date": str, "passed": int, "checks": int}
+    if not isinstance(meta, dict) or any(not isinstance(meta.get(k), t) for k, t in keys.items()):
+        return None
+    return meta, body
+
+
+def write_report(sections: Sequence[tuple[str, Section]], out: Path, command: str, seconds: float,
+                 order: Sequence[str]) -> Path:
+    """Write ``out/REPRODUCTION.md``: the experiments just run (``sections``: experiment name and section)
+    and, in ``order``, those earlier ``reproduce`` commands left in ``out`` (each says which command made it)."""
+    for name, sec in sections:
+        _save_section(name, sec, out, command)
+    kept = {name: _load_section(out / SECTIONS_DIR / f"{name}.md") for name in order}
+    kept = {name: got for name, got in kept.items() if got is not None}
     lines = [
         "# Reproduction of \"Efficient LLM Scheduling by Learning to Rank\" in simulation",
         "",
@@ -89,19 +136,17 @@ def write_report(sections: Sequence[Section], out: Path, command: str, seconds: 
         f"{time.strftime('%Y-%m-%d')}. The paper's numbers: ltrsched/experiments/paper_results.json.",
         "",
     ]
-    passed = sum(c.passed for s in sections for c in s.checks)
-    total = sum(len(s.checks) for s in sections)
+    earlier = [name for name, (meta, _) in kept.items() if meta["command"] != command]
+    if earlier:
+        lines += [f"Also here from earlier commands in this directory: {', '.join(earlier)} (each says which).", ""]
+    passed = sum(meta["passed"] for meta, _ in kept.values())
+    total = sum(meta["checks"] for meta, _ in kept.values())
     lines += [f"**Checks of the paper's claims: {passed} of {total} hold.**", ""]
-    for sec in sections:
-        lines += [f"## {sec.title}", ""]
-        for caption, table in sec.tables:
-            lines += [f"**{caption}**", "", to_markdown(table, 3), ""]
-        if sec.checks:
-            lines += [c.markdown() for c in sec.checks] + [""]
-        if sec.notes:
-            lines += [f"- {n}" for n in sec.notes] + [""]
-        for fig in sec.figures:
-            lines += [f"![{fig.stem}]({fig.relative_to(out)})", ""]
+    for name, (meta, body) in kept.items():
+        if name in earlier:
+            title, _, rest = body.partition("\n")
+            body = f"{title}\n\n_From `{meta['command']}`, {meta['date']}._\n{rest}"
+        lines += [body]
     lines.append(KNOWN_REASONS)
     path = out / "REPRODUCTION.md"
     atomic.write_text(path, "\n".join(lines))
