@@ -185,9 +185,15 @@ def test_jsonl_with_arrival_times_on_some_lines_only_is_refused(tmp_path):
     assert load_workload(str(path)).df["arrival_time"].to_list() == [0.0, 0.0]  # none: all at 0, as before
 
 
-def test_replay_rate_of_a_trace_without_timestamps_names_the_fix():
-    assert_one_line_error(run_cli("simulate", "-w", "lmsys-like", "-n", "5", "--arrival", "replay", "--rate", "4"),
-                          "its requests all arrive at once; use poisson (or gamma) arrivals at that rate instead")
+@pytest.mark.parametrize("rate", [[], ["--rate", "4"]])
+def test_replay_of_a_trace_without_timestamps_names_the_fix(tmp_path, rate):
+    """Without --rate, replay arrivals of a workload with no arrival times were silently a burst."""
+    message = "every request of lmsys-like arrives at t = 0 (no arrival times): use burst arrivals for that"
+    assert_one_line_error(run_cli("simulate", "-w", "lmsys-like", "-n", "5", "--arrival", "replay", *rate), message)
+    path = tmp_path / "w.jsonl"
+    path.write_text('{"prompt": "a b c", "generated": "x y"}\n{"prompt": "a b c d", "generated": "x y z"}\n')
+    assert_one_line_error(run_cli("simulate", "-w", str(path), "--arrival", "replay", *rate),
+                          "every request of w arrives at t = 0")
 
 
 def test_capacity_on_a_small_workload_file_names_the_option(tmp_path):

@@ -108,13 +108,16 @@ def apply_arrivals(
     if process == "replay":
         t = workload.df["arrival_time"].to_numpy().astype(np.float64)
         t = t - t.min()
+        span = t.max()
+        if n > 1 and span <= 0:  # e.g. a .jsonl without arrival times, or a built-in workload: was a burst
+            raise UserError(f"replay arrivals replay a file's timestamps, but every request of {workload.name} "
+                            "arrives at t = 0 (no arrival times): use burst arrivals for that, or poisson "
+                            "(or gamma) arrivals at a rate")
         if rate is not None:
             _check_rate(rate, process)
-            span = t.max()
-            if n < 2 or span <= 0:
-                raise UserError(f"cannot scale {workload.name} to {rate:g} req/s with replay arrivals: "
-                                f"{'it has one request' if n < 2 else 'its requests all arrive at once'}; "
-                                "use poisson (or gamma) arrivals at that rate instead")
+            if n < 2:
+                raise UserError(f"cannot scale {workload.name} to {rate:g} req/s with replay arrivals: it has one "
+                                "request; use poisson (or gamma) arrivals at that rate instead")
             t = t * (((n - 1) / span) / rate)
     else:
         t = arrival_times(n, process, rate, cv, seed)
