@@ -94,6 +94,19 @@ def test_csv_trace_loader_real_file():
     assert wl.df["prompt_tokens"].min() >= 1
 
 
+def test_csv_of_lengths_alone_is_a_burst(tmp_path):
+    """A CSV of prompt and output lengths without arrival times (a .jsonl may omit them too) was refused with
+    "no column for arrival_time", even for a burst; its requests now arrive at t = 0, and replaying its (absent)
+    timestamps is refused."""
+    path = tmp_path / "t.csv"
+    path.write_text("Prompt_Tokens,output_tokens\n10,20\n30,5\n7,400\n")
+    wl = load_workload(str(path))
+    assert wl.df["arrival_time"].to_list() == [0.0] * 3 and wl.df["output_tokens"].to_list() == [20, 5, 400]
+    with pytest.raises(UserError, match="every request of t arrives at t = 0"):
+        apply_arrivals(wl, "replay")
+    assert apply_arrivals(wl, "poisson", rate=2.0, seed=0).df["arrival_time"].to_numpy()[-1] > 0
+
+
 @pytest.mark.parametrize("content, message", [("a,b\n1,2\n", "no column for"), ("arrived_at,num_prefill_tokens,num_decode_tokens\n", "empty"),
                                               ("arrived_at,num_prefill_tokens,num_decode_tokens\n0,x,3\n", "non-numeric")])
 def test_csv_errors(tmp_path, content, message):

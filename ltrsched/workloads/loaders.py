@@ -6,10 +6,10 @@ Files, by suffix:
 - ``.jsonl``: one ``{"prompt": ..., "generated": ...}`` object per line (the seed's traces); lengths are
   re-tokenized with the Llama-3 tokenizer; an optional ``arrival_time`` [s] is kept.
 - ``.json``: ShareGPT conversations (complete or truncated), first turns, the paper's selection rules.
-- ``.csv``: length-only traces with arrival times: ``arrived_at``/``arrival_time``,
-  ``num_prefill_tokens``/``prompt_tokens``, ``num_decode_tokens``/``output_tokens`` (column names in any
-  case; Azure's published ``TIMESTAMP``, ``ContextTokens``, ``GeneratedTokens`` too). Arrival times are
-  seconds, or date-times (e.g. ``2023-11-16 18:15:46.68``), read as seconds since the earliest.
+- ``.csv``: length-only traces: ``num_prefill_tokens``/``prompt_tokens``, ``num_decode_tokens``/``output_tokens``
+  and optionally ``arrived_at``/``arrival_time`` (column names in any case; Azure's published ``TIMESTAMP``,
+  ``ContextTokens``, ``GeneratedTokens`` too). Arrival times are seconds, or date-times (e.g.
+  ``2023-11-16 18:15:46.68``), read as seconds since the earliest; without them every request is at t = 0.
 """
 
 from __future__ import annotations
@@ -90,6 +90,9 @@ def load_csv(path: Path) -> pl.DataFrame:
     by_name = {c.lower(): c for c in reversed(raw.columns)}  # names in any case (Azure's are TIMESTAMP, ...)
     for ours, names in CSV_COLUMNS.items():
         found = next((by_name[c] for c in names if c in by_name), None)
+        if found is None and ours == "arrival_time":  # lengths only: all at t = 0, as in a .jsonl without them
+            cols[ours] = pl.Series(found, [0.0] * raw.height)
+            continue
         if found is None:
             raise UserError(f"{path}: no column for {ours} (looked for {', '.join(names)}, in any case); "
                             f"have {', '.join(raw.columns)}")
