@@ -21,12 +21,12 @@ _FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
 
 def plugin_files() -> set[str]:
     """Real paths of the files that define the registered plugin policies and routers."""
-    from ltrsched.policies.registry import _SOURCES as policies
-    from ltrsched.routers.registry import _SOURCES as routers
+    from ltrsched.policies.registry import plugin_modules as policy_modules
+    from ltrsched.routers.registry import plugin_modules as router_modules
 
     files = set()
-    for source in (*policies.values(), *routers.values()):
-        file = getattr(sys.modules.get(source.get("module") or ""), "__file__", None)
+    for module in policy_modules() | router_modules():
+        file = getattr(sys.modules.get(module), "__file__", None)
         if file:
             files.add(os.path.realpath(file))
     return files

@@ -291,6 +291,24 @@ def test_plugin_code_that_raises_is_one_line_naming_where(tmp_path):
     assert r.returncode != 0 and "Traceback" in r.stderr and f'File "{plugin}", line {rank_line}, in rank' in r.stderr
 
 
+def test_the_registries_name_the_modules_of_plugin_code(tmp_path):
+    """plugin_errors finds a plugin's files through each registry's public plugin_modules() (it read the
+    registries' private source tables): a plugin's policies and routers count, built-ins do not."""
+    import os
+
+    from ltrsched.plugin_errors import plugin_files
+    from ltrsched.policies import load_plugin
+    from ltrsched.policies.registry import plugin_modules as policy_modules
+    from ltrsched.routers.registry import plugin_modules as router_modules
+
+    plugin = tmp_path / "module_probe.py"
+    plugin.write_text(RAISING_PLUGIN.replace('"crashy', '"module-probe'))
+    load_plugin(str(plugin))
+    assert "ltrsched_plugin_module_probe" in policy_modules() and "ltrsched_plugin_module_probe" in router_modules()
+    assert not any(m.startswith("ltrsched.") for m in policy_modules() | router_modules())
+    assert os.path.realpath(plugin) in plugin_files()
+
+
 def test_ltr_better_ranked_arrival_displaces_a_running_request():
     # one sequence per step: A (worst score) runs alone until B (best score) arrives, then B runs and A pauses
     wl = make_workload([4, 4], [30, 3], arrivals=[0.0, 0.05], score=[0.0, 1.0])

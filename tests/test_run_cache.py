@@ -183,3 +183,52 @@ def test_a_run_whose_input_changed_under_way_is_not_filed_under_the_old_hash(tmp
     with pytest.raises(UserError, match="changed while the runs were under way"):
         runner.execute_run(spec, tmp_path / "out", hashed)
     assert not runner.is_done(tmp_path / "out", spec, hashed) and not runner.is_done(tmp_path / "out", spec)
+
+
+def test_a_file_is_one_run_whatever_path_names_it(tmp_path, monkeypatch):
+    """A workload or profile file is keyed by its bytes, not its path: a sweep file's relative paths now
+    resolve against the file's directory, and the same file found from another directory (or as ./w.csv)
+    must not be simulated again."""
+    from ltrsched.sim.profiles.io import load_profile, profile_to_dict
+
+    (tmp_path / "d").mkdir()
+    write_csv(tmp_path / "d" / "w.csv", 50)
+    (tmp_path / "d" / "p.json").write_text(json.dumps(profile_to_dict(load_profile("a100-llama3-8b"))))
+    absolute = RunSpec("sweep", "s", "l", workload=str(tmp_path / "d" / "w.csv"), policy="fcfs",
+                       profile=str(tmp_path / "d" / "p.json"))
+    monkeypatch.chdir(tmp_path)
+    for w, p in (("d/w.csv", "d/p.json"), ("./d/w.csv", "d/../d/p.json")):
+        relative = RunSpec("sweep", "s", "l", workload=w, policy="fcfs", profile=p)
+        assert relative.run_hash() == absolute.run_hash()
+    jsonl = RunSpec("sweep", "s", "l", workload="d/w.jsonl", policy="fcfs", profile="d/p.json")
+    (tmp_path / "d" / "w.jsonl").write_bytes((tmp_path / "d" / "w.csv").read_bytes())
+    assert jsonl.run_hash() != absolute.run_hash()  # the same bytes read as another format
+
+
+def test_sweep_file_paths_are_relative_to_the_sweep_file(tmp_path):
+    """`ltrsched sweep configs/a.toml` from the parent directory read "data/w.csv" and "p.json" from the
+    current directory: a sweep file kept beside its data ran only from its own directory. The --out given
+    on the command line stays relative to the current directory, and the runs are the same from either."""
+    from test_cli_simulate import assert_one_line_error
+
+    from ltrsched.sim.profiles.io import load_profile, profile_to_dict
+
+    configs = tmp_path / "configs"
+    (configs / "data").mkdir(parents=True)
+    write_csv(configs / "data" / "w.csv", 50)
+    (configs / "p.json").write_text(json.dumps(profile_to_dict(load_profile("a100-llama3-8b"))))
+    (configs / "a.toml").write_text('workloads = ["data/w.csv", "lmsys-like"]\npolicies = ["fcfs"]\n'
+                                    'profiles = ["p.json", "a100-llama3-8b"]\nnum_requests = 20\n')
+    r = run_cli("sweep", "configs/a.toml", "--out", "out", "--jobs", "1", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert counts(r.stdout) == (4, 0) and (tmp_path / "out" / "sweep.csv").is_file()
+    assert not (configs / "out").exists()
+    r = run_cli("sweep", "a.toml", "--out", "../out", "--jobs", "1", cwd=configs)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert counts(r.stdout) == (0, 4)
+    (configs / "b.toml").write_text('workloads = ["data/nope.csv"]\npolicies = ["fcfs"]\n')
+    assert_one_line_error(run_cli("sweep", "configs/b.toml", "--jobs", "1", cwd=tmp_path),
+                          "workload 'configs/data/nope.csv' is neither a file nor a built-in")
+    (configs / "c.toml").write_text('policies = ["fcfs"]\nprofiles = ["nope.json"]\nnum_requests = 20\n')
+    assert_one_line_error(run_cli("sweep", "configs/c.toml", "--jobs", "1", cwd=tmp_path),
+                          "profile file not found: configs/nope.json")

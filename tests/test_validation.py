@@ -136,6 +136,14 @@ def test_validate_on_the_emulated_engine_reports_zero_error(tmp_path):
     engine_run = pl.read_parquet(out / "runs" / "burst" / "fcfs" / "engine" / "requests.parquet")
     sim_run = pl.read_parquet(out / "runs" / "burst" / "fcfs" / "sim" / "requests.parquet")
     assert engine_run.columns == sim_run.columns
+    # the same --out again with one policy and no --rates: the earlier validation's runs go, not mixed in
+    r = run_cli("validate", "-w", str(wl), "--policies", "fcfs", "--emulate", "a100-llama3-8b", "--num-gpu-blocks",
+                "60", "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "held an earlier validation" in r.stderr
+    assert sorted(p.relative_to(out / "runs").as_posix() for p in (out / "runs").glob("*/*/*")) == [
+        "burst/fcfs/engine", "burst/fcfs/sim"]
+    assert set(pl.read_csv(out / "validation.csv")["case"]) == {"burst"}
 
 
 @pytest.mark.vllm
@@ -258,3 +266,74 @@ def test_supported_vllm_lines_pass_the_version_check(monkeypatch, found):
 
     monkeypatch.setattr(vllm_compat, "vllm_distribution", lambda: found)
     assert vllm_compat.require_vllm_installed() == found[1].split("+")[0]
+
+
+def _fake_validation(out, runs, command):
+    """What a validation leaves in ``out``: its manifest (recorded before its runs), run files, report files."""
+    from ltrsched.validation.outdir import REPORT_FILES, check_validation_dir, replace_validation
+
+    previous = check_validation_dir(out)
+    replace_validation(out, previous, [out / r for r in runs], command)
+    for r in runs:
+        for name in ("requests.parquet", "summary.json", "steps.parquet"):
+            (out / r).mkdir(parents=True, exist_ok=True)
+            (out / r / name).write_text(command)
+    for name in REPORT_FILES:
+        (out / name).write_text(command)
+
+
+def test_a_validate_rerun_into_its_out_replaces_the_earlier_validation(tmp_path):
+    """`validate --out DIR` reused left the earlier validation's run directories (other policies, rates) beside
+    the new ones, which `real-model-results DIR` then pooled: the earlier validation's recorded files go first;
+    files ltrsched did not write stay."""
+    out = tmp_path / "val"
+    first = ["runs/burst/fcfs/engine-0", "runs/burst/fcfs/engine-1", "runs/burst/fcfs/sim",
+             "runs/poisson@5_s/srtf/engine-0", "runs/poisson@5_s/srtf/engine-1", "runs/poisson@5_s/srtf/sim"]
+    _fake_validation(out, first, "ltrsched validate --policies fcfs;srtf --rates 5 --repeats 2")
+    (out / "notes.txt").write_text("mine")
+    (out / "runs" / "burst" / "fcfs" / "engine-0" / ".summary.json.tmp123").write_text("")  # a killed write
+    second = ["runs/burst/fcfs/engine", "runs/burst/fcfs/sim"]
+    _fake_validation(out, second, "ltrsched validate --policies fcfs")
+    left = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert left == ["notes.txt", "runs/burst/fcfs/engine/requests.parquet", "runs/burst/fcfs/engine/steps.parquet",
+                    "runs/burst/fcfs/engine/summary.json", "runs/burst/fcfs/sim/requests.parquet",
+                    "runs/burst/fcfs/sim/steps.parquet", "runs/burst/fcfs/sim/summary.json", "step_time_ratio.csv",
+                    "validate-manifest.json", "validation.csv", "validation.md", "validation.png"]
+    assert not (out / "runs" / "poisson@5_s").exists() and not (out / "runs" / "burst" / "fcfs" / "engine-0").exists()
+    assert (out / "runs" / "burst" / "fcfs" / "sim" / "summary.json").read_text() == "ltrsched validate --policies fcfs"
+    manifest = json.loads((out / "validate-manifest.json").read_text())
+    assert manifest["runs"] == second and manifest["command"] == "ltrsched validate --policies fcfs"
+
+
+@pytest.mark.parametrize("foreign", [
+    "runs/burst/fcfs/engine/summary.json",  # an earlier version's validation (no manifest), or a sweep's runs
+    "validation.md",
+    "runs/burst/fcfs/engine/mine.txt",  # a file the user put in a recorded run directory
+])
+@pytest.mark.parametrize("recorded", [False, True])
+def test_validate_refuses_an_out_holding_files_no_validation_recorded(tmp_path, foreign, recorded):
+    from ltrsched.errors import UserError
+    from ltrsched.validation.outdir import check_validation_dir
+
+    out = tmp_path / "val"
+    if recorded:
+        _fake_validation(out, ["runs/burst/fcfs/sim"], "ltrsched validate")
+        if foreign == "validation.md":
+            foreign = "runs/burst/srtf/sim/summary.json"  # a run directory the manifest does not list
+    (out / foreign).parent.mkdir(parents=True, exist_ok=True)
+    (out / foreign).write_text("x")
+    before = sorted(out.rglob("*"))
+    with pytest.raises(UserError, match=r"holds .*, not written by a validation recorded in validate-manifest.json"):
+        check_validation_dir(out)
+    assert sorted(out.rglob("*")) == before  # nothing deleted
+
+
+def test_validate_refuses_a_mixed_out_before_the_engine_starts(tmp_path):
+    run = tmp_path / "val" / "runs" / "burst" / "fcfs" / "engine"
+    run.mkdir(parents=True)
+    (run / "summary.json").write_text("{}")
+    r = run_cli("validate", "-n", "5", "--profile", "nosuch", "--emulate", "a100-llama3-8b", "--out",
+                str(tmp_path / "val"))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr[-2000:]
+    assert f"--out {tmp_path / 'val'} holds {run / 'summary.json'}, not written by a validation recorded" in r.stderr
+    assert "give a new --out" in r.stderr and (run / "summary.json").is_file()

@@ -125,11 +125,32 @@ def _load_sweep(path: Path) -> dict:
     if not data.get("policies"):
         raise UserError(f"{path}: 'policies' must list at least one policy spec")
     _check_sweep_types(data, path)
-    for key in ("workloads", "profiles"):  # "~/traces/x.csv": a shell expands ~ on a command line, TOML does not
-        if key in data:
-            data[key] = [os.path.expanduser(v) if v.startswith("~") else v for v in data[key]]
+    _resolve_sweep_paths(data, path)
     _check_sweep_values(data, path)
     return data
+
+
+def _resolve_sweep_paths(data: dict, path: Path) -> None:
+    """Make the sweep file's workload and profile files relative to the file's own directory, as pyproject
+    and docker-compose do (not to the current one, so that a sweep file kept beside its data runs from
+    anywhere), with ``~`` expanded (a shell expands it on a command line, TOML does not). Built-in names
+    stay names. Runs are keyed by a file's bytes, not its path (:meth:`RunSpec.key`), so the runs are the
+    same whichever directory the sweep is started from."""
+    from ltrsched.sim.profiles.io import profile_file
+    from ltrsched.workloads.builtin import BUILTIN
+
+    def resolved(value: str) -> Path:
+        return path.parent / os.path.expanduser(value)  # (an absolute path stays itself)
+
+    def unknown_name(value: str) -> bool:  # it stays a name, for load_profile's error listing the built-ins
+        path_like = value.endswith(".json") or value.startswith("~") or any(s in value for s in ("/", os.sep))
+        return not path_like and not resolved(value).exists() and not Path(value).exists()
+
+    if "workloads" in data:
+        data["workloads"] = [w if w in BUILTIN else str(resolved(w)) for w in data["workloads"]]
+    if "profiles" in data:
+        data["profiles"] = [p if profile_file(p) is None or unknown_name(p) else str(resolved(p))
+                            for p in data["profiles"]]
 
 
 def _type_name(types) -> str:
@@ -217,7 +238,8 @@ def sweep(sweep_file, out, jobs, backend, address):
     block_size (tokens per KV block; default: the block size a measured profile's engine used, 128 for
     the cpu-* profiles, else 16), replicas (e.g. [1, 8]) and routers (e.g. ["round-robin", "least-outstanding"]; used where replicas > 1).
     rates and duration need arrival = "poisson", "gamma" or "replay" (burst, the default, puts every
-    request at t = 0; a sweep that sets them with burst is refused).
+    request at t = 0; a sweep that sets them with burst is refused). Relative workload and profile paths
+    are relative to SWEEP_FILE's directory.
     """
     import polars as pl
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from ltrsched.errors import UserError
@@ -77,8 +78,9 @@ class RunSpec:
 
     def key(self) -> dict[str, Any]:
         """The result-determining fields (what the hash covers): every field but the labels, plus what
-        the run reads (:meth:`inputs`), this package's version and :data:`CACHE_VERSION`. A lone replica's
-        key has no cluster fields, so runs cached before clusters existed keep their hashes."""
+        the run reads (:meth:`inputs`), this package's version and :data:`CACHE_VERSION`. A workload or
+        profile file counts by its content, not by its path. A lone replica's key has no cluster fields, so
+        runs cached before clusters existed keep their hashes."""
         d = {k: v for k, v in asdict(self).items() if k not in LABEL_FIELDS}
         for k in _FLOAT_FIELDS:  # rate 4 and rate 4.0 are one run (JSON would write 4 and 4.0)
             if type(d[k]) is int:
@@ -92,7 +94,13 @@ class RunSpec:
         if block_size != DEFAULT_BLOCK_SIZE:
             d["block_size"] = block_size
         d["cache_version"] = CACHE_VERSION
-        d["inputs"] = self.inputs()
+        d["inputs"] = inputs = self.inputs()
+        # a file is its bytes (in inputs) and, for a workload, its format, not the path it was named by: the
+        # same file found from another directory (a sweep file's relative paths, "./w.csv") is the same run
+        if "sha256" in inputs["workload"]:
+            d["workload"] = "file" + Path(self.workload).suffix.lower()
+        if "sha256" in inputs["profile"]:
+            d["profile"] = "file"
         return d
 
     def resolved_block_size(self) -> int:

@@ -21,9 +21,32 @@ from typing import Callable
 from ltrsched.errors import UserError
 from ltrsched.policies.base import Policy
 
+class PluginSources:
+    """Where the code of registered classes (policies, routers) from outside this package came from, by
+    registered name: the module and the SHA-256 of its file when the class registered. A result's key
+    covers it (:func:`policy_source`), and plugin errors name its files (:mod:`ltrsched.plugin_errors`)."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, dict[str, str | None]] = {}
+
+    def record(self, cls: type) -> None:
+        """Note that ``cls`` registered as ``cls.name`` (replacing whatever had that name)."""
+        self._by_name.pop(cls.name, None)
+        if cls.__module__.partition(".")[0] != "ltrsched":  # a plugin: the code run is part of a result's key
+            self._by_name[cls.name] = _code_digest(cls.__module__)
+
+    def get(self, name: str) -> dict[str, str | None] | None:
+        """The source of the plugin class registered as ``name``; None for this package's classes."""
+        return self._by_name.get(name)
+
+    def modules(self) -> set[str]:
+        """The names of the modules that define the registered plugin classes."""
+        return {source["module"] for source in self._by_name.values() if source.get("module")}
+
+
 _REGISTRY: dict[str, type[Policy]] = {}
-#: Policy name -> where its code came from, for policies outside this package (see :func:`policy_source`).
-_SOURCES: dict[str, dict[str, str | None]] = {}
+#: Where the code of policies outside this package came from (see :func:`policy_source`).
+_SOURCES = PluginSources()
 _BUILTINS_LOADED = False
 _PLUGINS_LOADED: set[str] = set()
 
@@ -33,10 +56,13 @@ def register(cls: type[Policy]) -> type[Policy]:
     if not (isinstance(cls, type) and issubclass(cls, Policy)):
         raise TypeError("register() takes a Policy subclass")
     _REGISTRY[cls.name] = cls
-    _SOURCES.pop(cls.name, None)
-    if cls.__module__.partition(".")[0] != "ltrsched":  # a plugin: the code run is part of a result's key
-        _SOURCES[cls.name] = _code_digest(cls.__module__)
+    _SOURCES.record(cls)
     return cls
+
+
+def plugin_modules() -> set[str]:
+    """The modules that define the plugin policies registered so far (loads nothing)."""
+    return _SOURCES.modules()
 
 
 def _code_digest(module_name: str) -> dict[str, str | None]:

@@ -13,12 +13,12 @@ import sys
 from importlib import metadata
 
 from ltrsched.errors import UserError
-from ltrsched.policies.registry import _code_digest, _converter, _parameters, load_env_plugins, parse_spec
+from ltrsched.policies.registry import PluginSources, _converter, _parameters, load_env_plugins, parse_spec
 from ltrsched.routers.base import Router
 
 _REGISTRY: dict[str, type[Router]] = {}
-#: Router name -> where its code came from, for routers outside this package (see :func:`router_source`).
-_SOURCES: dict[str, dict[str, str | None]] = {}
+#: Where the code of routers outside this package came from (see :func:`router_source`).
+_SOURCES = PluginSources()
 _BUILTINS_LOADED = False
 
 
@@ -27,10 +27,13 @@ def register(cls: type[Router]) -> type[Router]:
     if not (isinstance(cls, type) and issubclass(cls, Router)):
         raise TypeError("register() takes a Router subclass")
     _REGISTRY[cls.name] = cls
-    _SOURCES.pop(cls.name, None)
-    if cls.__module__.partition(".")[0] != "ltrsched":  # a plugin: the code run is part of a result's key
-        _SOURCES[cls.name] = _code_digest(cls.__module__)
+    _SOURCES.record(cls)
     return cls
+
+
+def plugin_modules() -> set[str]:
+    """The modules that define the plugin routers registered so far (loads nothing)."""
+    return _SOURCES.modules()
 
 
 def router_source(spec: str) -> dict[str, str | None] | None:

@@ -135,7 +135,8 @@ def profile(name, out, quick, repeats, **engine):
                    "run-to-run noise beside each simulator error, and gates by max(tolerance, 2x noise).")
 @click.option("--tolerance", type=float, default=0.05, show_default=True, help="Gate for the report's count.")
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("validation"),
-              show_default=True, help="Report directory (validation.md/.csv/.png, runs/).")
+              show_default=True, help="Report directory (validation.md/.csv/.png, runs/, validate-manifest.json); "
+                                      "an earlier validation there is replaced.")
 def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies, rates, sim_profile, repeats,
              tolerance, out, **engine):
     """Run the same workload and policies on the engine and in the simulator; report the differences.
@@ -151,9 +152,11 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     from ltrsched.sim.profiles import load_profile
     from ltrsched.validation.compare import compare_runs, ranking_check, write_report
     from ltrsched.validation.engines import engine_config
+    from ltrsched.validation.outdir import check_validation_dir, replace_validation
     from ltrsched.validation.step_time_ratio import step_time_ratio
 
     check_out_dir(out)
+    previous = check_validation_dir(out)  # files of another validation there: refused before the engine starts
     if not (math.isfinite(tolerance) and tolerance >= 0):
         raise UserError(f"--tolerance must be a relative error >= 0, got {tolerance}")
     if not 1 <= repeats <= 100:
@@ -181,6 +184,12 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     workloads = [first] + [build_workload(workload, num_requests, arr, r, 1.0, duration, seed) for arr, r in cases[1:]]
     step_profile = load_profile(sim_profile)
     eng = start_engine(**engine)
+    engine_dirs = [f"engine-{k}" for k in range(repeats)] if repeats > 1 else ["engine"]
+    replace_validation(out, previous, [_run_dir(out, case, spec) / d for case in names for spec in specs
+                                       for d in (*engine_dirs, "sim")], _command_line())
+    if previous is not None and previous.runs:
+        click.echo(f"note: {out} held an earlier validation (`{previous.command}`); its runs and report were "
+                   "removed for this one's", err=True)
     host = eng.describe()
     click.echo(f"engine: {host}")
     rows, rankings, ratios = [], [], []
@@ -191,7 +200,7 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
             for spec in specs:
                 e = eng.run(wl, make_policy(spec), progress=sys.stderr.isatty())
                 e.meta.update(case=case, repeat=k, command=_command_line())
-                e.save(_run_dir(out, case, spec) / (f"engine-{k}" if repeats > 1 else "engine"))
+                e.save(_run_dir(out, case, spec) / engine_dirs[k])
                 engs[spec].append(e)
                 ratios.append((case, spec, k, step_time_ratio(e.steps, step_profile)))
         sim_config = SimConfig(profile=sim_profile, max_num_batched_tokens=config.max_num_batched_tokens,

@@ -1,0 +1,113 @@
+"""The output directory of ``ltrsched validate``: a rerun replaces the validation there, never mixes with it.
+
+A validation records what it writes in ``OUT/validate-manifest.json`` (its command, its run directories)
+before its first engine run. A later validation into the same ``--out`` removes exactly what that manifest
+lists (the files :meth:`RunResult.save` writes in each listed run directory, and the report files) before
+it writes anything, so ``OUT/runs`` never holds two validations' runs for a reader that globs them (e.g.
+``ltrsched real-model-results``), and no old report stands beside new runs if the new one stops midway.
+Files under ``OUT/runs`` or report files that no manifest records (an earlier ltrsched's validation, a
+sweep's runs, the user's own files) are never deleted: the command refuses the directory instead, before
+the engine starts, asking for a new ``--out``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from ltrsched import atomic
+from ltrsched.errors import UserError
+
+#: The manifest file in a validation's output directory.
+MANIFEST = "validate-manifest.json"
+FORMAT = "ltrsched-validate-manifest"
+FORMAT_VERSION = 1
+#: The report files ``validate`` writes in its output directory (:func:`ltrsched.validation.compare.write_report`).
+REPORT_FILES = ("validation.md", "validation.csv", "validation.png", "step_time_ratio.csv")
+#: The files :meth:`ltrsched.results.RunResult.save` writes in a run directory.
+RUN_FILES = ("requests.parquet", "steps.parquet", "summary.json")
+
+
+def _written(name: str, names: tuple[str, ...]) -> bool:
+    """True if a file called ``name`` is one of ``names`` or the temp file of one (:func:`atomic.temp_path`,
+    left behind by a killed process)."""
+    return name in names or any(re.fullmatch(rf"\.{re.escape(n)}\.tmp\d+", name) for n in names)
+
+
+@dataclass
+class PreviousValidation:
+    """The validation recorded in an output directory ``out``: its command and its run directories (relative
+    to ``out``, e.g. ``runs/burst/fcfs/engine``)."""
+
+    out: Path
+    command: str | None = None
+    runs: tuple[str, ...] = ()
+
+    def run_dirs(self) -> list[Path]:
+        return sorted(self.out / r for r in self.runs)
+
+    def files(self) -> list[Path]:
+        """Its files that exist: the run files in its run directories, its report files (temp files too)."""
+        found = []
+        for directory in (*self.run_dirs(), self.out):
+            names = RUN_FILES if directory != self.out else REPORT_FILES
+            if directory.is_dir():
+                found += [p for p in sorted(directory.iterdir()) if p.is_file() and _written(p.name, names)]
+        return found
+
+
+def _read_manifest(out: Path) -> PreviousValidation | None:
+    path = out / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {path} ({exc}); give validate a new --out") from None
+    runs = doc.get("runs") if isinstance(doc, dict) and doc.get("format") == FORMAT else None
+    if not (isinstance(runs, list) and all(isinstance(r, str) and _is_run_path(r) for r in runs)):
+        raise UserError(f"{path} is not a manifest of `ltrsched validate`; give validate a new --out")
+    command = doc.get("command")
+    return PreviousValidation(out, command if isinstance(command, str) else None, tuple(runs))
+
+
+def _is_run_path(text: str) -> bool:
+    """A run directory's path relative to the output directory: under runs/, no '..' (a hand-edited manifest
+    must not make validate delete files elsewhere)."""
+    parts = PurePosixPath(text).parts
+    return len(parts) >= 2 and parts[0] == "runs" and ".." not in parts and not PurePosixPath(text).is_absolute()
+
+
+def check_validation_dir(out: Path) -> PreviousValidation | None:
+    """The validation recorded in ``out`` (None if none). Raises :class:`UserError` if ``out`` holds report
+    files or files under ``runs/`` that no recorded validation wrote: a new validation would stand beside
+    them. Reads only; call before the engine starts."""
+    previous = _read_manifest(out)
+    ours = set(previous.files()) if previous is not None else set()
+    foreign = [out / name for name in REPORT_FILES if (out / name).exists() and out / name not in ours]
+    if (out / "runs").is_dir():
+        foreign += sorted(p for p in (out / "runs").rglob("*")
+                          if (p.is_symlink() or not p.is_dir()) and p not in ours)
+    if foreign:
+        more = f" and {len(foreign) - 1} more file(s)" if len(foreign) > 1 else ""
+        raise UserError(f"--out {out} holds {foreign[0]}{more}, not written by a validation recorded in {MANIFEST} "
+                        "(an earlier version's validation, or other files): a new validation would mix with them; "
+                        "give a new --out, or remove them")
+    return previous
+
+
+def replace_validation(out: Path, previous: PreviousValidation | None, runs: list[Path], command: str) -> None:
+    """Remove what ``previous`` wrote (its run files and report files, then its directories left empty), then
+    record the new validation: its command and ``runs``, the run directories it is about to write."""
+    if previous is not None:
+        for path in previous.files():
+            path.unlink(missing_ok=True)
+        for directory in sorted(previous.run_dirs(), key=lambda p: len(p.parts), reverse=True):
+            while directory != out / "runs" and directory.is_dir() and not any(directory.iterdir()):
+                directory.rmdir()
+                directory = directory.parent
+    record = {"format": FORMAT, "format_version": FORMAT_VERSION, "command": command,
+              "runs": [Path(r).relative_to(out).as_posix() for r in runs]}
+    atomic.write_text(out / MANIFEST, json.dumps(record, indent=2) + "\n")
