@@ -222,16 +222,38 @@ def test_plugin_policy_runs_in_the_simulator(tmp_path):
     assert req["first_token_time"][0] < req["first_token_time"][2] < req["first_token_time"][1]
 
 
+_SHADOWS_FCFS = ("from ltrsched.policies import Policy, register\n@register\nclass Mine(Policy):\n    name = 'fcfs'\n"
+                 "    def rank(self, view):\n        return view.order_by(-view.prompt_tokens)\n")
+_SHADOWS_ROUND_ROBIN = ("from ltrsched.routers import Router, register\n@register\nclass Mine(Router):\n"
+                        "    name = 'round-robin'\n    def route(self, request, now, replicas):\n        return 0\n")
+
+
 @pytest.mark.parametrize("name, content, message", [
-    ("exits.py", "import sys\nsys.exit(3)\n", "cannot load policy plugin"),
+    ("exits.py", "import sys\nsys.exit(3)\n", "cannot load plugin"),
     ("plugin.json", "{}", "is neither a module name nor a .py file"),
+    # a file in the working directory, named without a slash, was imported as a module: "No module named 'plugin'"
+    ("plugin.csv", "a,b\n", "plugin plugin.csv is neither a module name nor a .py file"),
+    # these ran silently: --policy fcfs then ran the plugin's code (or, with --plugin, the built-in replaced the
+    # plugin's class, ignoring it), and a file without @register added nothing
+    ("mine.py", _SHADOWS_FCFS, "policy name 'fcfs' (class Mine) is a built-in policy's; give the plugin's class another"),
+    ("mine.py", _SHADOWS_ROUND_ROBIN, "router name 'round-robin' (class Mine) is a built-in router's"),
+    ("mine.py", "from ltrsched.policies import Policy\nclass Mine(Policy):\n    name = 'mine'\n",
+     "plugin mine.py registers no policy or router: decorate its Policy (or Router) subclass with @register"),
 ])
 def test_bad_plugin_is_one_line(tmp_path, name, content, message):
+    import os
+    import subprocess
+    import sys
+
     from test_cli_simulate import assert_one_line_error, run_cli
 
-    plugin = tmp_path / name
-    plugin.write_text(content)
-    assert_one_line_error(run_cli("policies", "--plugin", str(plugin)), message)
+    (tmp_path / name).write_text(content)
+    for command in ("policies", "routers"):  # the file named as the user would, from its directory
+        assert_one_line_error(run_cli(command, "--plugin", name, cwd=tmp_path), message)
+    if name.endswith(".py"):  # the same from LTRSCHED_PLUGINS, loaded after the built-ins
+        r = subprocess.run([sys.executable, "-m", "ltrsched.cli", "policies"], capture_output=True, text=True,
+                           cwd=tmp_path, env={**os.environ, "LTRSCHED_PLUGINS": name}, timeout=300)
+        assert_one_line_error(r, message)
 
 
 RAISING_PLUGIN = """

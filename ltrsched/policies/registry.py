@@ -26,13 +26,17 @@ class PluginSources:
     registered name: the module and the SHA-256 of its file when the class registered. A result's key
     covers it (:func:`policy_source`), and plugin errors name its files (:mod:`ltrsched.plugin_errors`)."""
 
+    #: Classes registered so far, in every registry (a plugin that registers nothing is told so).
+    registrations = 0
+
     def __init__(self) -> None:
         self._by_name: dict[str, dict[str, str | None]] = {}
 
     def record(self, cls: type) -> None:
         """Note that ``cls`` registered as ``cls.name`` (replacing whatever had that name)."""
+        PluginSources.registrations += 1
         self._by_name.pop(cls.name, None)
-        if cls.__module__.partition(".")[0] != "ltrsched":  # a plugin: the code run is part of a result's key
+        if not is_builtin(cls):  # a plugin: the code run is part of a result's key
             self._by_name[cls.name] = _code_digest(cls.__module__)
 
     def get(self, name: str) -> dict[str, str | None] | None:
@@ -55,9 +59,27 @@ def register(cls: type[Policy]) -> type[Policy]:
     """Class decorator: make ``cls`` available under ``cls.name``."""
     if not (isinstance(cls, type) and issubclass(cls, Policy)):
         raise TypeError("register() takes a Policy subclass")
+    if not is_builtin(cls):  # the built-ins first, whenever a plugin loads, so that it cannot replace one
+        importlib.import_module("ltrsched.policies.builtin")
+    check_not_shadowing(_REGISTRY.get(cls.name), cls, "policy")
     _REGISTRY[cls.name] = cls
     _SOURCES.record(cls)
     return cls
+
+
+def is_builtin(cls: type) -> bool:
+    """True for a class of this package (not a plugin's)."""
+    return cls.__module__.partition(".")[0] == "ltrsched"
+
+
+def check_not_shadowing(existing: type | None, cls: type, kind: str) -> None:
+    """Refuse a plugin class that would replace a built-in one of the same name (``--policy fcfs`` would then
+    silently run the plugin's code); a class of this package, or a module registering again (reloaded), may."""
+    if existing is None or existing is cls or cls.__module__ == existing.__module__:
+        return
+    if is_builtin(existing) and not is_builtin(cls):
+        raise ValueError(f"{kind} name {cls.name!r} (class {cls.__qualname__}) is a built-in {kind}'s; "
+                         "give the plugin's class another name")
 
 
 def plugin_modules() -> set[str]:
@@ -119,22 +141,27 @@ def load_plugin(module_or_path: str) -> None:
     if module_or_path in _PLUGINS_LOADED:
         return
     path = Path(module_or_path)
+    imported_before = module_or_path in sys.modules  # importing it again registers nothing new
+    registrations = PluginSources.registrations
     try:
         if module_or_path.endswith(".py"):
             if not path.is_file():
-                raise UserError(f"policy plugin file not found: {module_or_path}")
+                raise UserError(f"plugin file not found: {module_or_path}")
             spec = importlib.util.spec_from_file_location(f"ltrsched_plugin_{path.stem}", path)
             module = importlib.util.module_from_spec(spec)
             sys.modules[spec.name] = module
             spec.loader.exec_module(module)
-        elif "/" in module_or_path or os.sep in module_or_path:
-            raise UserError(f"policy plugin {module_or_path} is neither a module name nor a .py file")
+        elif "/" in module_or_path or os.sep in module_or_path or path.is_file():
+            raise UserError(f"plugin {module_or_path} is neither a module name nor a .py file")
         else:
             importlib.import_module(module_or_path)
     except UserError:
         raise
     except (Exception, SystemExit) as exc:  # a plugin that calls sys.exit() is a broken plugin too
-        raise UserError(f"cannot load policy plugin {module_or_path}: {type(exc).__name__}: {exc}") from None
+        raise UserError(f"cannot load plugin {module_or_path}: {type(exc).__name__}: {exc}") from None
+    if PluginSources.registrations == registrations and not imported_before:
+        raise UserError(f"plugin {module_or_path} registers no policy or router: decorate its Policy (or Router) "
+                        "subclass with @register (from ltrsched.policies, or ltrsched.routers)")
     _PLUGINS_LOADED.add(module_or_path)
 
 

@@ -13,7 +13,8 @@ import sys
 from importlib import metadata
 
 from ltrsched.errors import UserError
-from ltrsched.policies.registry import PluginSources, _converter, _parameters, load_env_plugins, parse_spec
+from ltrsched.policies.registry import (PluginSources, _converter, _parameters, check_not_shadowing, is_builtin,
+                                       load_env_plugins, parse_spec)
 from ltrsched.routers.base import Router
 
 _REGISTRY: dict[str, type[Router]] = {}
@@ -26,6 +27,9 @@ def register(cls: type[Router]) -> type[Router]:
     """Class decorator: make ``cls`` available under ``cls.name``."""
     if not (isinstance(cls, type) and issubclass(cls, Router)):
         raise TypeError("register() takes a Router subclass")
+    if not is_builtin(cls):  # the built-ins first, so that a plugin cannot replace one
+        importlib.import_module("ltrsched.routers.builtin")
+    check_not_shadowing(_REGISTRY.get(cls.name), cls, "router")
     _REGISTRY[cls.name] = cls
     _SOURCES.record(cls)
     return cls
