@@ -117,6 +117,28 @@ def test_train_and_evaluate_on_a_labels_file_without_prompt_text(tmp_path):
     assert r.returncode == 0 and json.loads(r.stdout)["num_prompts"] == 25
 
 
+def test_train_and_evaluate_refuse_labels_of_two_models_or_caps(tmp_path):
+    """`train --data` trained on a file mixing two models' labels (or two caps'), e.g. one model's train split and
+    another's eval split: a ranker fitted to one model and its held-out tau measured on the other's lengths.
+    label-report refused such a file; train and evaluate now share its check."""
+    one = synthetic_labels(tmp_path / "one.parquet", num_train=30, num_eval=15, num_sample=0)
+    higher = synthetic_labels(tmp_path / "higher.parquet", num_train=30, num_eval=15, num_sample=0, max_tokens=512)
+    train, ev = pl.col("split") == "train", pl.col("split") == "eval"
+    other_model = one.filter(ev).with_columns(model=pl.lit("other"), model_sha256=pl.lit("1" * 64))
+    mixes = {"models": (pl.concat([one.filter(train), other_model]), "mixes the labels of 2 models (" + "0" * 64),
+             "caps": (pl.concat([one.filter(train), higher.filter(ev)]), "mixes the labels of 2 output caps (max_tokens) (400, 512)")}
+    r = run_cli("train", "--data", str(tmp_path / "one.parquet"), "--epochs", "1", "--out", str(tmp_path / "ck"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    for what, (df, message) in mixes.items():
+        df.write_parquet(tmp_path / f"{what}.parquet")
+        message = f"{what} {message}"  # (named by the file's stem, as every labels error)
+        assert_one_line_error(run_cli("train", "--data", str(tmp_path / f"{what}.parquet"), "--epochs", "1",
+                                      "--out", str(tmp_path / f"ck-{what}")), message)
+        assert not (tmp_path / f"ck-{what}").exists()
+        assert_one_line_error(run_cli("evaluate", "-m", str(tmp_path / "ck"), "--data", str(tmp_path / f"{what}.parquet"),
+                                      "--split", "eval"), message)
+
+
 # ---------------------------------------------------------------- the report
 def test_label_report_numbers_on_synthetic_labels(tmp_path):
     from ltrsched.predictors.config import PredictorConfig

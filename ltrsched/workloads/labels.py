@@ -88,6 +88,7 @@ def check_labels(df: pl.DataFrame, name: str) -> pl.DataFrame:
         if wrong.height:
             raise UserError(f"{name}: column {col} has the value {wrong[col][0]!r}; allowed: {', '.join(allowed)}")
     _check_cap(df, name)
+    _check_one_model(df, name)
     if df.select("run", "key").is_duplicated().any():
         raise UserError(f"{name}: a prompt key appears twice in one run")
     return df
@@ -108,6 +109,19 @@ def _check_cap(df: pl.DataFrame, name: str) -> None:
         raise UserError(f"{name}: row {r['row']} of {df.height} (key {r['key']!r}, run {r['run']}) has output_tokens "
                         f"{r['output_tokens']}, max_tokens {r['max_tokens']}, finish_reason {r['finish_reason']!r}: "
                         f"{why}; {bad.height} row(s) so")
+
+
+def _check_one_model(df: pl.DataFrame, name: str) -> None:
+    """:class:`UserError` unless every row is one model's (by content hash) at one output cap: a labels file is
+    one served model's lengths (``ltrsched label`` writes nothing else), and a mix would train, evaluate or
+    report on two models' (or caps') lengths as one, e.g. a ranker trained on one model's and tested on another's."""
+    for column, what in (("model_sha256", "models"), ("max_tokens", "output caps (max_tokens)")):
+        values = df[column].unique(maintain_order=True).to_list()
+        if len(values) > 1:
+            models = df.group_by(column, maintain_order=True).agg(pl.col("model").first())["model"].to_list()
+            raise UserError(f"{name} mixes the labels of {len(values)} {what} ({', '.join(map(str, values[:2]))}"
+                            + (f"; models {', '.join(models[:2])}" if column == "model_sha256" else "")
+                            + "): a labels file holds one model's labels at one cap; label each into its own file")
 
 
 def sharegpt_prompts() -> pl.DataFrame:
