@@ -32,19 +32,20 @@ DEFAULT_SIZES = (250, 500, 1000, 2000, "all")
 
 @dataclass
 class LabelReport:
-    """The report's numbers (taus are Kendall's tau-b; None where the labels lack what a number needs)."""
+    """The report's numbers (taus are Kendall's tau-b; None where the labels lack what a number needs, or where it
+    is undefined: constant scores or lengths)."""
 
     model: str
     num_train: int
     num_eval: int
     capped_share: dict[str, float]
-    served_ranker: float
-    chatgpt_ranker: float
-    chatgpt_ranker_on_chatgpt: float
+    served_ranker: float | None
+    chatgpt_ranker: float | None
+    chatgpt_ranker_on_chatgpt: float | None
     ceiling: float | None
     num_ceiling: int
-    prompt_length: float
-    chatgpt_length: float
+    prompt_length: float | None
+    chatgpt_length: float | None
     learning_curve: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
