@@ -15,11 +15,12 @@ Per request:
 
 from __future__ import annotations
 
-import math
 from typing import Iterable
 
 import numpy as np
 import polars as pl
+
+from ltrsched.strict_json import fmt
 
 #: Timestamp columns a host must provide (besides request_id, arrival_time, prompt_tokens, output_tokens).
 TIMESTAMP_COLUMNS = ("first_scheduled_time", "first_token_time", "finish_time", "max_token_gap")
@@ -43,18 +44,21 @@ def request_metrics(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def summarize(requests: pl.DataFrame, metrics: Iterable[str] = SUMMARY_METRICS) -> dict[str, float]:
-    """Run-level summary: makespan [s], throughput (req/s, output tok/s), mean and P50/P90/P99 per metric."""
+def summarize(requests: pl.DataFrame, metrics: Iterable[str] = SUMMARY_METRICS) -> dict[str, float | None]:
+    """Run-level summary: makespan [s], throughput (req/s, output tok/s), mean and P50/P90/P99 per metric.
+
+    Undefined values are None (``null`` in summary.json), not NaN: the makespan and throughput of no requests
+    (a cluster's replica that got none), a throughput over a zero makespan. A metric no request has is absent."""
     if requests.height == 0:
-        return {"num_requests": 0, "makespan": math.nan, "throughput_rps": math.nan, "throughput_tok_s": math.nan}
+        return {"num_requests": 0, "makespan": None, "throughput_rps": None, "throughput_tok_s": None}
     first = float(requests["arrival_time"].min())
     last = float(requests["finish_time"].max())
     makespan = last - first
-    out: dict[str, float] = {
+    out: dict[str, float | None] = {
         "num_requests": requests.height,
         "makespan": makespan,
-        "throughput_rps": requests.height / makespan if makespan > 0 else math.nan,
-        "throughput_tok_s": float(requests["output_tokens"].sum()) / makespan if makespan > 0 else math.nan,
+        "throughput_rps": requests.height / makespan if makespan > 0 else None,
+        "throughput_tok_s": float(requests["output_tokens"].sum()) / makespan if makespan > 0 else None,
     }
     for m in metrics:
         if m not in requests.columns:
@@ -73,8 +77,8 @@ def format_summary(summary: dict, title: str = "") -> str:
     """A readable terminal table of a summary."""
     lines = [title] if title else []
     lines.append(
-        f"requests {int(summary['num_requests'])}  makespan {summary['makespan']:.2f} s  "
-        f"throughput {summary['throughput_rps']:.3f} req/s, {summary['throughput_tok_s']:.1f} tok/s"
+        f"requests {int(summary['num_requests'])}  makespan {fmt(summary['makespan'], '.2f')} s  "
+        f"throughput {fmt(summary['throughput_rps'], '.3f')} req/s, {fmt(summary['throughput_tok_s'], '.1f')} tok/s"
     )
     header = f"{'metric':<30}{'mean':>12}{'p50':>12}{'p90':>12}{'p99':>12}"
     lines.append(header)
@@ -85,7 +89,7 @@ def format_summary(summary: dict, title: str = "") -> str:
         unit = "s/token" if m in ("latency_per_token", "tpot") else "s"
         row = f"{m + ' [' + unit + ']':<30}"
         for k in ("mean", "p50", "p90", "p99"):
-            row += f"{summary[f'{m}_{k}']:>12.4f}"
+            row += f"{fmt(summary[f'{m}_{k}'], '.4f'):>12}"
         lines.append(row)
     return "\n".join(lines)
 
@@ -97,8 +101,7 @@ def format_replicas(replicas: list[dict]) -> str:
     lines = [header, "-" * len(header)]
     for r in replicas:
         def num(key: str) -> str:
-            value = r.get(key, math.nan)
-            return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
+            return fmt(r.get(key), ".4f", undefined="-")
 
         lines.append(f"{r['replica']:>7}{r['num_routed']:>8}{r['num_finished']:>10}{num('latency_per_token_mean'):>14}"
                      f"{num('ttft_p90'):>10}{num('tpot_mean'):>11}{r['steps']:>8}{r['busy_time']:>10.1f}"

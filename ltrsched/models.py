@@ -10,11 +10,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from types import MappingProxyType
 
-from ltrsched import atomic
+from ltrsched import atomic, strict_json
 
 _LLAMA3_COMMON = {
     "architectures": ["LlamaForCausalLM"],
@@ -101,7 +100,7 @@ def write_model_dir(name: str, directory: str | Path) -> Path:
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; built-in: {', '.join(MODELS)}")
     path = Path(directory)
-    atomic.write_text(path / "config.json", json.dumps(dict(MODELS[name]), indent=2))
+    atomic.write_text(path / "config.json", strict_json.dumps(dict(MODELS[name]), indent=2))
     return path
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from ltrsched import atomic
+from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
 from ltrsched.metrics import format_replicas, format_summary
 
@@ -53,7 +52,7 @@ class RunResult:
         record = {"summary": self.summary, "meta": self.meta}
         if self.replicas is not None:
             record["replicas"] = self.replicas
-        text = json.dumps(record, indent=2, default=str)
+        text = strict_json.dumps(record, indent=2, default=str)  # undefined values are null (summarize)
         atomic.write_text(out / "summary.json", text)
         return out
 
@@ -72,9 +71,10 @@ class RunResult:
 
 def read_summary_file(path: str | Path) -> dict[str, Any]:
     """The ``{"summary": {...}, "meta": {...}}`` of a ``summary.json``; raises ValueError if it is empty,
-    not JSON or not that shape (a damaged file), OSError if it cannot be read."""
+    not JSON or not that shape (a damaged file), OSError if it cannot be read. An undefined value is None
+    (``null``; the ``NaN`` an earlier version wrote too)."""
     with open(path, "rb") as fh:
-        data = json.loads(fh.read())  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+        data = strict_json.loads(fh.read())  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
     if not isinstance(data, dict) or not isinstance(data.get("summary"), dict):
         raise ValueError(f"{path}: not a run summary")
     return data

@@ -3,6 +3,8 @@ one-line error naming what to fix, or works as documented; never a traceback or 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ltrsched.errors import UserError
@@ -416,3 +418,40 @@ def test_sweep_file_paths_may_start_with_a_tilde(tmp_path, monkeypatch):
     sweep = tmp_path / "s.toml"
     sweep.write_text('policies = ["fcfs"]\nworkloads = ["~/t.csv", "lmsys-like"]\n')
     assert _load_sweep(Path(sweep))["workloads"] == [str(tmp_path / "t.csv"), "lmsys-like"]
+
+
+_SG_ONE = f"[{json.dumps(_conversation(0))},\n".encode()
+
+
+@pytest.mark.parametrize("name, content, where", [
+    ("w.jsonl", b'{"prompt": "a b", "generated": "x"}\r\n{"prompt": "caf\xe9 b", "generated": "x"}\n',
+     "w.jsonl:2: not valid UTF-8: byte 0xe9 (byte 16 of the line, offset 52 in the file)"),
+    ("w.jsonl", b'\xef\xbb\xbf{"prompt": "a \xff", "generated": "x"}\n', "w.jsonl:1: not valid UTF-8: byte 0xff (byte 18"),
+    ("t.csv", b"arrival_time,prompt_tokens,output_tokens,note\n0,10,5,ok\n1,3,4,caf\xe9\n",
+     "t.csv:3: not valid UTF-8: byte 0xe9 (byte 10 of the line, offset 65 in the file)"),
+    ("t.csv", b"arrival_time,prompt_tokens,output_tok\xffens\n0,10,5\n", "t.csv:1: not valid UTF-8: byte 0xff (byte 38"),
+    ("sg.json", _SG_ONE + b'{"id": "c1", "conversations": [{"from": "human", "value": "q \xff two"}, '
+                          b'{"from": "gpt", "value": "a two"}]}]', "sg.json:2: not valid UTF-8: byte 0xff (byte 62"),
+])
+def test_invalid_utf8_in_a_workload_file_is_named_by_line_and_byte(tmp_path, name, content, where):
+    """Invalid bytes of a jsonl or ShareGPT file were replaced (errors="replace"): a prompt, and its token count,
+    changed silently; a CSV said "invalid utf-8 sequence" without a line, or replaced bytes of its header."""
+    import re
+
+    from ltrsched.workloads import load_workload
+
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=re.escape(where)):
+        load_workload(str(path))
+    assert_one_line_error(run_cli("simulate", "-w", str(path)), where)
+
+
+def test_sharegpt_file_cut_inside_its_last_character_is_read_in_part(tmp_path):
+    """A file cut off at its end is read in part; a cut inside a multi-byte character is such a cut, not an
+    invalid byte."""
+    from ltrsched.workloads import load_workload
+
+    path = tmp_path / "sg.json"
+    path.write_bytes(_SG_ONE + '{"id": "c1", "conversations": [{"from": "human", "value": "q é'.encode()[:-1])
+    assert load_workload(str(path)).df["prompt"].to_list() == ["question number 0 about things"]

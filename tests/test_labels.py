@@ -21,10 +21,12 @@ def _window(split: str, n: int) -> pl.DataFrame:
     return load_workload("sharegpt", split=split).df.head(n)
 
 
-def synthetic_labels(path, num_train=120, num_eval=50, num_sample=20, seed=0, lengths=None) -> pl.DataFrame:
+def synthetic_labels(path, num_train=120, num_eval=50, num_sample=20, seed=0, lengths=None,
+                     max_tokens=400) -> pl.DataFrame:
     """A labels file on real ShareGPT keys (the first prompts of each window) with made-up lengths:
     ``lengths(split, chatgpt_lengths, rng)`` (default: ChatGPT's lengths plus noise), a sampled run on the first
-    ``num_sample`` eval prompts, and every response over 400 tokens marked as capped."""
+    ``num_sample`` eval prompts, every length capped at ``max_tokens`` as a server caps it, and the capped
+    ones marked ``length`` (a consistent file: the labels reader refuses one that is not)."""
     rng = np.random.default_rng(seed)
     frames = []
     for split, n in (("train", num_train), ("eval", num_eval)):
@@ -38,11 +40,11 @@ def synthetic_labels(path, num_train=120, num_eval=50, num_sample=20, seed=0, le
     main = pl.concat(frames)
     sample = main.filter(pl.col("split") == "eval").head(num_sample).with_columns(
         run=pl.lit("sample"), output_tokens=pl.Series(rng.integers(1, 600, num_sample), dtype=pl.Int64))
-    df = pl.concat([main, sample]).with_columns(
-        finish_reason=pl.when(pl.col("output_tokens") >= 400).then(pl.lit("length")).otherwise(pl.lit("stop")),
+    df = pl.concat([main, sample]).with_columns(output_tokens=pl.min_horizontal("output_tokens", max_tokens)).with_columns(
+        finish_reason=pl.when(pl.col("output_tokens") == max_tokens).then(pl.lit("length")).otherwise(pl.lit("stop")),
         model=pl.lit("synthetic"), model_sha256=pl.lit("0" * 64),
         temperature=pl.when(pl.col("run") == "main").then(0.0).otherwise(0.8), top_p=pl.lit(1.0),
-        max_tokens=pl.lit(400, dtype=pl.Int64), seed=pl.when(pl.col("run") == "main").then(0).otherwise(1),
+        max_tokens=pl.lit(max_tokens, dtype=pl.Int64), seed=pl.when(pl.col("run") == "main").then(0).otherwise(1),
     ).select(list(LABEL_COLUMNS))
     df.write_parquet(path)
     return df
@@ -81,6 +83,29 @@ def test_damaged_labels_file_is_one_line(tmp_path, edit, message):
     assert_one_line_error(run_cli("simulate", "-w", str(tmp_path / "bad.parquet")), message)
 
 
+@pytest.mark.parametrize("output, finish, why", [
+    (401, "length", "more than its cap: the server stops at max_tokens"),
+    (401, "stop", "more than its cap: the server stops at max_tokens"),
+    (399, "length", "a length finish below the cap (`ltrsched label` serves only prompts with room for max_tokens)"),
+])
+def test_labels_inconsistent_with_their_cap_are_one_line(tmp_path, output, finish, why):
+    """A label longer than its own max_tokens (impossible: the server stops there), or a 'length' finish short
+    of it, was read as a served length; the error names the row, its key and the values."""
+    from ltrsched.workloads import load_workload
+
+    labels = synthetic_labels(tmp_path / "l.parquet", num_train=10, num_eval=10, num_sample=2)
+    row = pl.int_range(pl.len()) == 12  # the third eval prompt's main label (rows: 10 train, 10 eval, 2 sample)
+    edit = lambda out, fin: labels.with_columns(output_tokens=pl.when(row).then(out).otherwise("output_tokens"),  # noqa: E731
+                                                finish_reason=pl.when(row).then(pl.lit(fin)).otherwise("finish_reason"))
+    edit(output, finish).write_parquet(tmp_path / "bad.parquet")
+    assert_one_line_error(run_cli("simulate", "-w", str(tmp_path / "bad.parquet")),
+                          f"bad: row 13 of 22 (key {labels['key'][12]!r}, run main) has output_tokens {output}, "
+                          f"max_tokens 400, finish_reason {finish!r}: {why}; 1 row(s) so")
+    # what a server does make: an EOS as the last allowed token is a stop at the cap
+    edit(400, "stop").write_parquet(tmp_path / "eos-at-cap.parquet")
+    assert load_workload(str(tmp_path / "eos-at-cap.parquet")).df["output_tokens"][2] == 400
+
+
 def test_train_and_evaluate_on_a_labels_file_without_prompt_text(tmp_path):
     """`train --data LABELS` trains on the train split's served lengths and reports tau on the eval split's."""
     labels = synthetic_labels(tmp_path / "l.parquet", num_train=60, num_eval=25)
@@ -90,6 +115,28 @@ def test_train_and_evaluate_on_a_labels_file_without_prompt_text(tmp_path):
     assert "trained on 60 prompts; held-out (25) Kendall tau" in r.stdout
     r = run_cli("evaluate", "-m", str(tmp_path / "ck"), "--data", str(tmp_path / "l.parquet"))
     assert r.returncode == 0 and json.loads(r.stdout)["num_prompts"] == 25
+
+
+def test_train_and_evaluate_refuse_labels_of_two_models_or_caps(tmp_path):
+    """`train --data` trained on a file mixing two models' labels (or two caps'), e.g. one model's train split and
+    another's eval split: a ranker fitted to one model and its held-out tau measured on the other's lengths.
+    label-report refused such a file; train and evaluate now share its check."""
+    one = synthetic_labels(tmp_path / "one.parquet", num_train=30, num_eval=15, num_sample=0)
+    higher = synthetic_labels(tmp_path / "higher.parquet", num_train=30, num_eval=15, num_sample=0, max_tokens=512)
+    train, ev = pl.col("split") == "train", pl.col("split") == "eval"
+    other_model = one.filter(ev).with_columns(model=pl.lit("other"), model_sha256=pl.lit("1" * 64))
+    mixes = {"models": (pl.concat([one.filter(train), other_model]), "mixes the labels of 2 models (" + "0" * 64),
+             "caps": (pl.concat([one.filter(train), higher.filter(ev)]), "mixes the labels of 2 output caps (max_tokens) (400, 512)")}
+    r = run_cli("train", "--data", str(tmp_path / "one.parquet"), "--epochs", "1", "--out", str(tmp_path / "ck"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    for what, (df, message) in mixes.items():
+        df.write_parquet(tmp_path / f"{what}.parquet")
+        message = f"{what} {message}"  # (named by the file's stem, as every labels error)
+        assert_one_line_error(run_cli("train", "--data", str(tmp_path / f"{what}.parquet"), "--epochs", "1",
+                                      "--out", str(tmp_path / f"ck-{what}")), message)
+        assert not (tmp_path / f"ck-{what}").exists()
+        assert_one_line_error(run_cli("evaluate", "-m", str(tmp_path / "ck"), "--data", str(tmp_path / f"{what}.parquet"),
+                                      "--split", "eval"), message)
 
 
 # ---------------------------------------------------------------- the report
@@ -159,9 +206,10 @@ def test_label_report_refuses_mixed_models_or_caps_and_a_missing_split(tmp_path)
                                 model_sha256=other.then(pl.lit("1" * 64)).otherwise("model_sha256"))
     with pytest.raises(UserError, match="l.parquet mixes the labels of 2 models .*; models other, synthetic"):
         label_report(mixed, "l.parquet", sizes=["all"], epochs=1)
+    capped_higher = synthetic_labels(tmp_path / "m.parquet", num_train=10, num_eval=10, num_sample=0, max_tokens=512)
+    two_caps = pl.concat([labels.filter(pl.col("split") == "train"), capped_higher.filter(pl.col("split") == "eval")])
     with pytest.raises(UserError, match=r"mixes the labels of 2 output caps \(max_tokens\) \(400, 512\)"):
-        label_report(labels.with_columns(max_tokens=pl.when(pl.col("split") == "eval").then(512).otherwise(400)),
-                     "l.parquet", sizes=["all"], epochs=1)
+        label_report(two_caps, "l.parquet", sizes=["all"], epochs=1)
     for split in ("train", "eval"):
         with pytest.raises(UserError, match=f"has no 'main' labels of the {split} split: .* --splits train,eval"):
             label_report(labels.filter(pl.col("split") != split), "l.parquet", sizes=["all"], epochs=1)

@@ -102,10 +102,15 @@ class RatePoint:
         return not self.violated
 
 
+def _late(value: float | None) -> float:
+    """A summary's metric as a number [s]; missing or undefined (None) counts as infinitely late."""
+    return math.inf if value is None else float(value)
+
+
 def evaluate(slos: Sequence[Slo], rate: float, summaries: Sequence[dict]) -> RatePoint:
-    """Judge one rate from its seeds' run summaries (a metric missing from a summary, e.g. no request
+    """Judge one rate from its seeds' run summaries (a metric missing or undefined in a summary, e.g. no request
     finished, counts as infinitely late)."""
-    per_seed = {s.metric: [float(summ.get(s.metric, math.inf)) for summ in summaries] for s in slos}
+    per_seed = {s.metric: [_late(summ.get(s.metric)) for summ in summaries] for s in slos}
     means = {m: (math.fsum(v) / len(v) if all(math.isfinite(x) for x in v) else math.inf) for m, v in per_seed.items()}
     violated = tuple(s.metric for s in slos if not means[s.metric] <= s.limit)
     return RatePoint(rate, means, per_seed, violated)

@@ -286,8 +286,9 @@ def sweep(sweep_file, out, jobs, backend, address):
         cluster = {"replicas": s.replicas, "router": s.router} if clusters != [(1, None)] else {}
         rows.append({"workload": s.workload, "policy": s.policy, "profile": s.profile, "arrival": s.arrival,
                      "rate": s.rate, "seed": s.seed, **cluster,
-                     **{k: v for k, v in summ.items() if isinstance(v, (int, float)) and k != "num_replicas"}})
-    table = pl.DataFrame(rows)
+                     **{k: v for k, v in summ.items()
+                        if (v is None or isinstance(v, (int, float))) and k != "num_replicas"}})  # None: undefined
+    table = pl.DataFrame(rows, infer_schema_length=None)
     atomic.write_csv(out / "sweep.csv", table)
     with pl.Config(tbl_rows=100, tbl_width_chars=160, float_precision=3):
         click.echo(table.select("workload", "policy", "profile", "rate", "latency_per_token_mean",

@@ -9,12 +9,12 @@ takes hours on a CPU, so `reproduce` does not: it renders ``real_model_results.j
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import polars as pl
 
+from ltrsched import strict_json
 from ltrsched.experiments.reference import paper_value
 from ltrsched.experiments.runspec import RunSpec
 from ltrsched.experiments.tables import Check, Section, write_table
@@ -46,7 +46,7 @@ def load_results(path: Path = RESULTS) -> dict | None:
     """The committed results, or None when none are committed yet."""
     if not path.is_file():
         return None
-    data = json.loads(path.read_text(encoding="utf-8"))
+    data = strict_json.loads(path.read_text(encoding="utf-8"))  # (NaN of an earlier version: None)
     if data.get("format") != FORMAT or data.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path}: not {FORMAT} version {FORMAT_VERSION}")
     return data

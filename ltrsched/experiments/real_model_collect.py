@@ -8,14 +8,13 @@ small JSON (:mod:`ltrsched.experiments.real_model`).
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import click
 import numpy as np
 
-from ltrsched import atomic
+from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
 from ltrsched.experiments.real_model import FORMAT, FORMAT_VERSION, METRICS, RESULTS, policy_roles
 
@@ -26,7 +25,7 @@ ENGINE_COUNTS = ("num_requests", "num_capped", "num_label_mismatches", "num_fini
 
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return strict_json.loads(path.read_text(encoding="utf-8"))  # (NaN of an earlier version: None)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read {path}: {exc}") from None
 
@@ -185,5 +184,5 @@ def real_model_results(validation, labels_report, ranker, workload, num_requests
             "model": labels.get("model"), "host": host, "commands": commands, "labels": labels, "cases": cases}
     if ranker is not None:
         data["predictor"] = predictor_share(ranker, workload, num_requests, seed, cases)
-    atomic.write_text(out, json.dumps(data, indent=1, sort_keys=True) + "\n")
+    atomic.write_text(out, strict_json.dumps(data, indent=1, sort_keys=True) + "\n")
     click.echo(f"wrote {out} ({len(cases)} case(s), {sum(len(c['policies']) for c in cases.values())} policy runs)")

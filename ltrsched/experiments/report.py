@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from ltrsched import atomic
+from ltrsched import atomic, strict_json
 from ltrsched.experiments.tables import Section, to_markdown
 
 KNOWN_REASONS = """\
@@ -102,9 +102,9 @@ def render_section(sec: Section, out: Path) -> list[str]:
 
 
 def _save_section(name: str, sec: Section, out: Path, command: str) -> None:
-    meta = {"command": command, "date": time.strftime("%Y-%m-%d"), "passed": sum(c.passed for c in sec.checks),
+    meta = {"command": command, "date": time.strftime("%Y-%m-%d"), "passed": sum(bool(c.passed) for c in sec.checks),
             "checks": len(sec.checks)}
-    atomic.write_text(out / SECTIONS_DIR / f"{name}.md", _META + json.dumps(meta) + " -->\n"
+    atomic.write_text(out / SECTIONS_DIR / f"{name}.md", _META + strict_json.dumps(meta) + " -->\n"
                       + "\n".join(render_section(sec, out)))
 
 

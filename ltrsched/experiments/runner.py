@@ -103,8 +103,8 @@ def build_workload(spec: RunSpec) -> Workload:
 def experiment_metrics(requests: pl.DataFrame, steps: pl.DataFrame | None) -> dict[str, float]:
     """Metrics the paper's tables need beyond the simulator's summary.
 
-    ``time_to_1000_finished`` [s]: when the 1,000th request finished, from the first arrival (NaN if
-    fewer requests). ``finished_within_300s``: requests finished within 300 s of the first arrival.
+    ``time_to_1000_finished`` [s]: when the 1,000th request finished, from the first arrival (None if
+    fewer requests finished: undefined). ``finished_within_300s``: requests finished within 300 s of the first arrival.
     ``prefill_time_s`` [s] (with a step trace): each step's duration apportioned to its prefill tokens,
     summed (``duration * prefill_tokens / batched_tokens``).
     """
@@ -112,7 +112,7 @@ def experiment_metrics(requests: pl.DataFrame, steps: pl.DataFrame | None) -> di
     finish = requests["finish_time"].to_numpy()
     finish = np.sort(finish[~np.isnan(finish)]) - start
     out = {
-        "time_to_1000_finished": float(finish[SDG_SAMPLES - 1]) if len(finish) >= SDG_SAMPLES else float("nan"),
+        "time_to_1000_finished": float(finish[SDG_SAMPLES - 1]) if len(finish) >= SDG_SAMPLES else None,
         "finished_within_300s": int(np.searchsorted(finish, SDG_WINDOW_S, side="right")),
     }
     if steps is not None and steps.height:

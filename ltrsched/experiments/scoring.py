@@ -24,6 +24,7 @@ import polars as pl
 
 from ltrsched.errors import UserError
 from ltrsched.experiments import approx
+from ltrsched.strict_json import defined
 from ltrsched.workloads.schema import Workload
 
 #: Where the trained predictors live ("module:function"). The function takes
@@ -170,4 +171,6 @@ def attach_scores(workload: Workload, scoring: str, seed: int = 0) -> tuple[Work
         info.update(kendall_tau=approx.kendall_tau_b(-values if sub == "ltr" else values, out))
         if sub == "class" and "bucket" in scored.meta:
             info["accuracy"] = float(np.mean(values == approx.bucket_midpoints(out, int(scored.meta["bucket"]))))
+    if "kendall_tau" in info:  # undefined (NaN) where every request has one length: None, null in summary.json
+        info["kendall_tau"] = defined(info["kendall_tau"])
     return workload.with_df(df, scoring=scoring), info

@@ -19,7 +19,7 @@ from typing import Iterator
 
 import polars as pl
 
-from ltrsched import atomic
+from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
 from ltrsched.labelling.settings import LabelSettings
 from ltrsched.workloads.labels import LABEL_COLUMNS, check_labels
@@ -84,5 +84,5 @@ def open_parts(out: str | os.PathLike, settings: LabelSettings) -> Iterator[Part
                 raise UserError(f"{directory} holds labels made with other settings ({'; '.join(diff)}): use the same "
                                 f"settings to resume, or another --out (or delete {directory}) to start over")
         else:
-            atomic.write_text(recorded, json.dumps(settings.to_dict(), indent=2) + "\n")
+            atomic.write_text(recorded, strict_json.dumps(settings.to_dict(), indent=2) + "\n")
         yield PartStore(directory, settings)

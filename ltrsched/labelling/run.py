@@ -14,7 +14,7 @@ from typing import Any
 
 import polars as pl
 
-from ltrsched import atomic
+from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
 from ltrsched.labelling.jobs import LabelJob
 from ltrsched.labelling.settings import LabelSettings, Sampling
@@ -87,7 +87,7 @@ def label_prompts(jobs: list[LabelJob], out: Path, model: str, max_tokens: int, 
                             f"nothing labelled, {out} not written; lower --max-tokens or raise --max-model-len")
         atomic.write_parquet(out, final)
         description = _describe(final, jobs, settings, config, stats, command, parts_dir(out))
-        atomic.write_text(out.with_suffix(".json"), json.dumps(description, indent=2) + "\n")
+        atomic.write_text(out.with_suffix(".json"), strict_json.dumps(description, indent=2) + "\n")
     return _report(final, stats, store.damaged, max_tokens, out)
 
 

@@ -8,13 +8,12 @@ microseconds (the trace-event format's unit). Counters drop to zero while a repl
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from ltrsched import atomic
+from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
 
 US = 1e6  # microseconds per second
@@ -88,4 +87,4 @@ def write_chrome_trace(result, path: str | Path) -> Path:
     if result.steps is None:
         raise UserError("the run has no step trace; simulate with --record-steps (or --trace)")
     doc = chrome_trace(result.steps, result.meta)
-    return atomic.write_text(path, json.dumps(doc, separators=(",", ":")))
+    return atomic.write_text(path, strict_json.dumps(doc, separators=(",", ":")))

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import click
 
-from ltrsched import atomic
+from ltrsched import atomic, strict_json
+from ltrsched.strict_json import fmt
 from ltrsched.errors import UserError
 
 
@@ -75,13 +75,13 @@ def train(kind, data, eval_data, out, backbone, hf_model, max_prompt_tokens, los
 
     def report(record):
         bar.update(1)
-        bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k in ("loss", "tau", "accuracy")})
+        bar.set_postfix({k: fmt(v, ".4f") for k, v in record.items() if k in ("loss", "tau", "accuracy")})
 
     predictor.fit(prompts, lengths, ev_prompts, ev_lengths, on_epoch=report)
     bar.close()
     predictor.save(out)
     last = config.metrics[-1]
-    click.echo(f"trained on {len(prompts)} prompts; held-out ({len(ev_prompts)}) Kendall tau {last['tau']:.4f}"
+    click.echo(f"trained on {len(prompts)} prompts; held-out ({len(ev_prompts)}) Kendall tau {fmt(last['tau'], '.4f')}"
                + (f", accuracy {last['accuracy']:.3f}" if "accuracy" in last else "") + f"; wrote {out}")
 
 
@@ -164,10 +164,10 @@ def evaluate(model_dir, data, split, plot):
     prompts, lengths = texts_of(wl), wl.df["output_tokens"].to_numpy()
     check_labelled(prompts, lengths, "held-out")
     result = predictor.evaluate(prompts, lengths)
-    if math.isnan(result["tau"]):
+    if result["tau"] is None:
         raise UserError(f"the predictor gives all {len(prompts)} held-out prompts the same score: "
                         "Kendall tau is undefined (it cannot tell these prompts apart)")
-    click.echo(json.dumps({"num_prompts": len(prompts), **result}, indent=2))
+    click.echo(strict_json.dumps({"num_prompts": len(prompts), **result}, indent=2))
     if plot is not None:
         import matplotlib
 
@@ -244,9 +244,9 @@ def ensemble(models, weights, data, eval_data, out):
     ev_scores = [m.scores(ev_prompts) for m in members]
     ens.save(out, list(models))
     for m, s in zip(models, ev_scores):
-        click.echo(f"member {m}: held-out Kendall tau {kendall_tau(s, ev_lengths):.4f}")
+        click.echo(f"member {m}: held-out Kendall tau {fmt(kendall_tau(s, ev_lengths), '.4f')}")
     click.echo(f"ensemble of {len(models)}: held-out ({len(ev_prompts)}) Kendall tau "
-               f"{kendall_tau(ens.combine(ev_scores), ev_lengths):.4f}; wrote {out}")
+               f"{fmt(kendall_tau(ens.combine(ev_scores), ev_lengths), '.4f')}; wrote {out}")
 
 
 @click.command("label-report")
@@ -285,7 +285,7 @@ def label_report(labels, out, sizes, seed, epochs):
                          on_progress=lambda m: click.echo(m, err=True))
     md = report.markdown(str(labels))
     atomic.write_text(out / "report.md", md)
-    atomic.write_text(out / "report.json", json.dumps(report.to_dict(), indent=2) + "\n")
+    atomic.write_text(out / "report.json", strict_json.dumps(report.to_dict(), indent=2) + "\n")
     atomic.write_csv(out / "learning_curve.csv", pl.DataFrame(report.learning_curve, schema={"num_train": pl.Int64, "tau": pl.Float64}))
     click.echo(md)
     click.echo(f"wrote {out}/report.md, report.json, learning_curve.csv")

@@ -7,6 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ltrsched import strict_json
 from ltrsched.errors import UserError
 
 KINDS = ("rank", "class")
@@ -117,7 +118,7 @@ class PredictorConfig:
     def save(self, directory: Path) -> None:
         from ltrsched import atomic
 
-        atomic.write_text(Path(directory) / CONFIG_FILE, json.dumps(asdict(self), indent=2))
+        atomic.write_text(Path(directory) / CONFIG_FILE, strict_json.dumps(asdict(self), indent=2))
 
     @classmethod
     def load(cls, directory: Path) -> "PredictorConfig":

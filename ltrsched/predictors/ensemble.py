@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ltrsched import atomic
+from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
 from ltrsched.predictors.config import PredictorConfig
 
@@ -71,7 +71,7 @@ class Ensemble:
                 shutil.copytree(src, dst)
             except OSError as exc:
                 raise UserError(f"cannot write {dst}: {exc.strerror or str(exc).splitlines()[0]}") from None
-        atomic.write_text(directory / ENSEMBLE_FILE, json.dumps(
+        atomic.write_text(directory / ENSEMBLE_FILE, strict_json.dumps(
             {"members": [f"member{i}" for i in range(len(sources))], "weights": self.weights,
              "means": self.means, "stds": self.stds}, indent=2))
         return directory

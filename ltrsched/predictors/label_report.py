@@ -32,19 +32,20 @@ DEFAULT_SIZES = (250, 500, 1000, 2000, "all")
 
 @dataclass
 class LabelReport:
-    """The report's numbers (taus are Kendall's tau-b; None where the labels lack what a number needs)."""
+    """The report's numbers (taus are Kendall's tau-b; None where the labels lack what a number needs, or where it
+    is undefined: constant scores or lengths)."""
 
     model: str
     num_train: int
     num_eval: int
     capped_share: dict[str, float]
-    served_ranker: float
-    chatgpt_ranker: float
-    chatgpt_ranker_on_chatgpt: float
+    served_ranker: float | None
+    chatgpt_ranker: float | None
+    chatgpt_ranker_on_chatgpt: float | None
     ceiling: float | None
     num_ceiling: int
-    prompt_length: float
-    chatgpt_length: float
+    prompt_length: float | None
+    chatgpt_length: float | None
     learning_curve: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -108,9 +109,7 @@ def label_report(labels: pl.DataFrame, name: str, sizes=DEFAULT_SIZES, seed: int
     from ltrsched.predictors.config import PredictorConfig
     from ltrsched.predictors.predictor import Predictor, check_labelled
 
-    labels = check_labels(labels, name)
-    _check_one_model(labels, name)
-    labels = attach_prompts(labels, name)
+    labels = attach_prompts(check_labels(labels, name), name)
     main = labels.filter(pl.col("run") == MAIN_RUN)
     train = main.filter(pl.col("split") == "train")
     ev = main.filter(pl.col("split") == "eval")
@@ -160,18 +159,6 @@ def label_report(labels: pl.DataFrame, name: str, sizes=DEFAULT_SIZES, seed: int
         prompt_length=kendall_tau(-ev["prompt_tokens"].to_numpy().astype(np.float64), el),
         chatgpt_length=kendall_tau(-ec.astype(np.float64), el), learning_curve=curve,
     )
-
-
-def _check_one_model(labels: pl.DataFrame, name: str) -> None:
-    """One-line :class:`UserError` unless every row is one model's (by content hash) at one output cap: the
-    report compares a ranker with the served model's own lengths, and the capped share needs one cap."""
-    for column, what in (("model_sha256", "models"), ("max_tokens", "output caps (max_tokens)")):
-        values = labels[column].unique(maintain_order=True).to_list()
-        if len(values) > 1:
-            models = labels.group_by(column, maintain_order=True).agg(pl.col("model").first())["model"].to_list()
-            raise UserError(f"{name} mixes the labels of {len(values)} {what} ({', '.join(map(str, values[:2]))}"
-                            + (f"; models {', '.join(models[:2])}" if column == "model_sha256" else "")
-                            + "): a report needs one model's labels at one cap")
 
 
 def _ceiling(labels: pl.DataFrame) -> tuple[float | None, int]:

@@ -12,6 +12,7 @@ import numpy as np
 from scipy.stats import kendalltau
 
 from ltrsched import atomic
+from ltrsched.strict_json import defined
 from ltrsched.errors import MissingDependencyError, UserError
 from ltrsched.predictors.backbones import make_backbone
 from ltrsched.predictors.config import KINDS, WEIGHTS_FILE, PredictorConfig
@@ -26,9 +27,10 @@ def _torch():
     return torch
 
 
-def kendall_tau(scores: np.ndarray, lengths: np.ndarray) -> float:
-    """Kendall's tau-b between predicted shortness (score) and true shortness (-length)."""
-    return float(kendalltau(scores, -np.asarray(lengths, dtype=np.float64)).statistic)
+def kendall_tau(scores: np.ndarray, lengths: np.ndarray) -> float | None:
+    """Kendall's tau-b between predicted shortness (score) and true shortness (-length); None where it is
+    undefined (constant scores or lengths), as the JSON files hold it (``null``)."""
+    return defined(float(kendalltau(scores, -np.asarray(lengths, dtype=np.float64)).statistic))
 
 
 def check_labelled(prompts: list[str], lengths: np.ndarray, what: str = "training") -> None:
@@ -158,7 +160,8 @@ class Predictor:
                 loss.backward()
                 opt.step()
                 total += float(loss.detach()) * len(rows)
-            record = {"epoch": epoch, "loss": total / len(prompts), "seconds": time.perf_counter() - t0}
+            # (a loss that diverged to NaN is None: predictor.json is strict JSON)
+            record = {"epoch": epoch, "loss": defined(total / len(prompts)), "seconds": time.perf_counter() - t0}
             if eval_prompts is not None and len(eval_prompts) > 1:
                 record.update(self.evaluate(eval_prompts, eval_lengths))
             cfg.metrics.append(record)

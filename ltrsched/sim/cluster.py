@@ -250,7 +250,7 @@ def simulate_cluster(workload: Workload, policy: Policy, config: SimConfig | Non
         host_blocks=setup.host_blocks,
         num_replicas=replicas,
         wall_time_s=wall,
-        speedup_vs_real_time=summary["makespan"] / wall if wall > 0 else float("inf"),
+        speedup_vs_real_time=summary["makespan"] / wall if summary["makespan"] is not None and wall > 0 else None,
     )
     per_replica = []
     for k in range(replicas):

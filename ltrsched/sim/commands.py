@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from ltrsched.errors import UserError
+from ltrsched.strict_json import fmt
 
 ARRIVALS = ("burst", "poisson", "gamma", "replay")
 
@@ -196,7 +197,7 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
         result = run(wl, pol, config, progress=progress)
     result.meta.update(arrival=arrival, rate=rate, seed=seed)
     click.echo(result.table())
-    click.echo(f"simulated {result.summary['makespan']:.1f} s in {result.summary['wall_time_s']:.2f} s wall "
+    click.echo(f"simulated {fmt(result.summary['makespan'], '.1f')} s in {result.summary['wall_time_s']:.2f} s wall "
                f"({result.summary['steps']} steps, {result.summary['num_preemptions']} preemptions)")
     if out is not None:
         result.save(out)

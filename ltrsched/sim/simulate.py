@@ -213,7 +213,7 @@ def simulate(workload: Workload, policy: Policy, config: SimConfig | None = None
         num_gpu_blocks=setup.limits.num_gpu_blocks,
         host_blocks=setup.host_blocks,
         wall_time_s=wall,
-        speedup_vs_real_time=summary["makespan"] / wall if wall > 0 else float("inf"),
+        speedup_vs_real_time=summary["makespan"] / wall if summary["makespan"] is not None and wall > 0 else None,
     )
     meta = {
         "workload": workload.name,

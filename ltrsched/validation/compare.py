@@ -46,7 +46,7 @@ def compare_runs(sim: RunResult, engines: list[RunResult]) -> pl.DataFrame:
     keys = [(m, s, f"{m}_{s}") for m in METRICS for s in STATS] + [(m, "run", m) for m in RUN_METRICS]
     rows = []
     for metric, stat, key in keys:
-        if key in sim.summary and all(key in e.summary for e in engines):
+        if all(r.summary.get(key) is not None for r in (sim, *engines)):  # (None: undefined, e.g. nothing finished)
             values = [float(e.summary[key]) for e in engines]
             rows.append((metric, stat, float(sim.summary[key]), float(np.mean(values)), repeat_noise(values)))
     df = pl.DataFrame(rows, schema=["metric", "stat", "sim", "engine", "noise"], orient="row")

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ltrsched import atomic
+from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
 
 #: The manifest file in a validation's output directory.
@@ -110,4 +110,4 @@ def replace_validation(out: Path, previous: PreviousValidation | None, runs: lis
                 directory = directory.parent
     record = {"format": FORMAT, "format_version": FORMAT_VERSION, "command": command,
               "runs": [Path(r).relative_to(out).as_posix() for r in runs]}
-    atomic.write_text(out / MANIFEST, json.dumps(record, indent=2) + "\n")
+    atomic.write_text(out / MANIFEST, strict_json.dumps(record, indent=2) + "\n")

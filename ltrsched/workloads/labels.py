@@ -14,8 +14,8 @@ run                Utf8     ``main`` (the labels: greedy by default) or ``sample
                             sampled run on a subset of the eval prompts: the another-seed ceiling)
 prompt_sha256      Utf8     first 16 hex digits of the SHA-256 of the prompt text (UTF-8)
 prompt_tokens      Int64    prompt length in the served model's tokens, chat template applied
-output_tokens      Int64    tokens the model generated, its EOS token included [tokens]
-finish_reason      Utf8     ``stop`` (the model's EOS) or ``length`` (hit ``max_tokens``)
+output_tokens      Int64    tokens the model generated, its EOS token included, at most ``max_tokens`` [tokens]
+finish_reason      Utf8     ``stop`` (the model's EOS) or ``length`` (hit ``max_tokens``: exactly that many)
 model              Utf8     the served model's name (``smollm2``, or the directory's name)
 model_sha256       Utf8     SHA-256 of the model directory's files (weights, config, tokenizer, template)
 temperature        Float64  sampling temperature (0: greedy)
@@ -87,9 +87,41 @@ def check_labels(df: pl.DataFrame, name: str) -> pl.DataFrame:
         wrong = df.filter(~pl.col(col).is_in(list(allowed)))
         if wrong.height:
             raise UserError(f"{name}: column {col} has the value {wrong[col][0]!r}; allowed: {', '.join(allowed)}")
+    _check_cap(df, name)
+    _check_one_model(df, name)
     if df.select("run", "key").is_duplicated().any():
         raise UserError(f"{name}: a prompt key appears twice in one run")
     return df
+
+
+def _check_cap(df: pl.DataFrame, name: str) -> None:
+    """:class:`UserError` naming the first row whose length contradicts its cap: ``output_tokens`` above
+    ``max_tokens`` (the server stops there), or a ``length`` finish below it. ``ltrsched label`` serves only
+    prompts with room for ``max_tokens`` in the context (``labelling.run``), so the context never ends a
+    response first: ``length`` is exactly ``max_tokens`` tokens. ``stop`` may be ``max_tokens`` tokens too
+    (vLLM checks the EOS before the cap, so an EOS as the last allowed token is a stop)."""
+    output, cap = pl.col("output_tokens"), pl.col("max_tokens")
+    bad = df.with_row_index("row", offset=1).filter((output > cap) | ((pl.col("finish_reason") == "length") & (output < cap)))
+    if bad.height:
+        r = bad.row(0, named=True)
+        why = ("more than its cap: the server stops at max_tokens" if r["output_tokens"] > r["max_tokens"] else
+               "a length finish below the cap (`ltrsched label` serves only prompts with room for max_tokens)")
+        raise UserError(f"{name}: row {r['row']} of {df.height} (key {r['key']!r}, run {r['run']}) has output_tokens "
+                        f"{r['output_tokens']}, max_tokens {r['max_tokens']}, finish_reason {r['finish_reason']!r}: "
+                        f"{why}; {bad.height} row(s) so")
+
+
+def _check_one_model(df: pl.DataFrame, name: str) -> None:
+    """:class:`UserError` unless every row is one model's (by content hash) at one output cap: a labels file is
+    one served model's lengths (``ltrsched label`` writes nothing else), and a mix would train, evaluate or
+    report on two models' (or caps') lengths as one, e.g. a ranker trained on one model's and tested on another's."""
+    for column, what in (("model_sha256", "models"), ("max_tokens", "output caps (max_tokens)")):
+        values = df[column].unique(maintain_order=True).to_list()
+        if len(values) > 1:
+            models = df.group_by(column, maintain_order=True).agg(pl.col("model").first())["model"].to_list()
+            raise UserError(f"{name} mixes the labels of {len(values)} {what} ({', '.join(map(str, values[:2]))}"
+                            + (f"; models {', '.join(models[:2])}" if column == "model_sha256" else "")
+                            + "): a labels file holds one model's labels at one cap; label each into its own file")
 
 
 def sharegpt_prompts() -> pl.DataFrame:

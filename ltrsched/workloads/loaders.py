@@ -10,10 +10,14 @@ Files, by suffix:
   and optionally ``arrived_at``/``arrival_time`` (column names in any case; Azure's published ``TIMESTAMP``,
   ``ContextTokens``, ``GeneratedTokens`` too). Arrival times are seconds, or date-times (e.g.
   ``2023-11-16 18:15:46.68``), read as seconds since the earliest; without them every request is at t = 0.
+
+Text files are UTF-8 (a byte-order mark is dropped); an invalid byte is an error naming its line
+(:mod:`ltrsched.workloads.utf8`), never replaced.
 """
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -27,6 +31,7 @@ from ltrsched.workloads.schema import OPTIONAL_COLUMNS, Workload, validate
 from ltrsched.workloads.selection import paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import load_sharegpt_records, records_key
 from ltrsched.workloads.tokenizer import count_tokens
+from ltrsched.workloads.utf8 import decode_utf8
 
 CSV_COLUMNS = {
     "arrival_time": ("arrival_time", "arrived_at", "arrival", "timestamp"),
@@ -41,7 +46,8 @@ def _numbered(df: pl.DataFrame) -> pl.DataFrame:
 
 def load_jsonl(path: Path) -> pl.DataFrame:
     prompts, generated, arrivals, timed = [], [], [], []
-    with open(path, encoding="utf-8-sig", errors="replace") as fh:  # (a byte-order mark is dropped)
+    text = decode_utf8(path.read_bytes(), path)  # (a byte-order mark is dropped)
+    with io.StringIO(text, newline=None) as fh:  # lines end as in a text file: \n, \r\n or \r
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
@@ -80,8 +86,10 @@ def load_jsonl(path: Path) -> pl.DataFrame:
 
 
 def load_csv(path: Path) -> pl.DataFrame:
+    data = path.read_bytes()
+    decode_utf8(data, path)  # polars names no line of an invalid byte, and replaces one in the header
     try:
-        raw = pl.read_csv(path, infer_schema_length=10_000)
+        raw = pl.read_csv(io.BytesIO(data), infer_schema_length=10_000)
     except Exception as exc:
         raise UserError(f"{path}: cannot parse CSV ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     if raw.height == 0:

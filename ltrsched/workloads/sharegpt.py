@@ -29,6 +29,7 @@ from ltrsched import atomic
 from ltrsched.errors import UserError
 from ltrsched.fingerprint import dist_version, file_digest
 from ltrsched.workloads.tokenizer import count_tokens
+from ltrsched.workloads.utf8 import decode_utf8
 
 CACHE_VERSION = 2  # 2: continuation chunks and replies-first conversations skipped
 #: The distribution that counts tokens (part of the parse cache's key).
@@ -102,9 +103,12 @@ def parse_sharegpt(path: str | Path) -> pl.DataFrame:
     """Parse a ShareGPT JSON file (complete or truncated) into first turns with token counts."""
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8", errors="replace")
+        data = path.read_bytes()
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    # strict: a replaced byte would change a prompt silently (the packaged file is valid UTF-8); a file cut off
+    # inside its last character loses it, as the truncated last record is dropped anyway
+    text = decode_utf8(data, path, cut_tail_ok=True)
     rows = [t for t in (first_turn(r) for r in iter_records(text, str(path))) if t is not None]
     if not rows:
         raise UserError(f"{path}: no complete ShareGPT conversation with a user turn and a reply")
@@ -154,7 +158,9 @@ def load_sharegpt_records(path: str | Path | None = None) -> pl.DataFrame:
     """
     src = _source(path)
     key = records_key(src)
-    cached = cache_dir() / f"sharegpt-{key}.parquet"
+    # "-utf8": parsed with strict decoding; a parse cached before, with invalid bytes replaced, is not reused (the
+    # key stays: a file that decodes gives the same records, so runs and predictors keyed by it stay valid)
+    cached = cache_dir() / f"sharegpt-{key}-utf8.parquet"
     if cached.is_file():
         try:
             return pl.read_parquet(cached)

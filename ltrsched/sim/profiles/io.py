@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
+from ltrsched import strict_json
 from ltrsched.errors import UserError
 from ltrsched.sim.kv_capacity import ModelShape
 from ltrsched.sim.profiles.model import MIN_STEP_S, StepTimeProfile
@@ -89,7 +90,7 @@ def _counts(values) -> list:
 
 def dumps_profile(profile: StepTimeProfile) -> str:
     """The profile file's text: indented JSON with each table column on one line."""
-    text = json.dumps(profile_to_dict(profile), indent=1)
+    text = strict_json.dumps(profile_to_dict(profile), indent=1)
     # json puts one list item per line; fold lists of numbers back onto one line
     return re.sub(r"\[\n\s*([-0-9.e+,\s]*?)\n\s*\]",
                   lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text) + "\n"

@@ -1,0 +1,32 @@
+"""Strict UTF-8 for text workload files (jsonl, csv, ShareGPT json).
+
+An invalid byte is an error naming the file, the line and the byte, never a replacement character: a
+replaced byte changes the prompt (and its token count) without a word.
+"""
+
+from __future__ import annotations
+
+import codecs
+from pathlib import Path
+
+from ltrsched.errors import UserError
+
+
+def decode_utf8(data: bytes, source: str | Path, cut_tail_ok: bool = False) -> str:
+    """``data`` as text, a leading byte-order mark dropped; raises :class:`UserError` naming ``source``, the line
+    (1-based, ``\\n``, ``\\r\\n`` or ``\\r`` ending a line, as Python's text files count them) and the byte of the
+    first invalid one. ``cut_tail_ok``: a file cut off inside its last character (a truncated download, which the
+    caller reads in part) loses that character instead."""
+    start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    body = memoryview(data)[start:]
+    try:
+        return str(body, "utf-8")
+    except UnicodeDecodeError as exc:
+        if cut_tail_ok and exc.reason == "unexpected end of data" and exc.end == len(body):
+            return str(body[:exc.start], "utf-8")
+        pos = start + exc.start  # the first invalid byte's offset in the file (0-based)
+    head = data[:pos]
+    line = 1 + head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n")
+    line_start = max(head.rfind(b"\n"), head.rfind(b"\r")) + 1
+    raise UserError(f"{source}:{line}: not valid UTF-8: byte 0x{data[pos]:02x} (byte {pos - line_start + 1} of the "
+                    f"line, offset {pos} in the file); the text would change if read; save the file as UTF-8")
