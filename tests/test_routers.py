@@ -124,6 +124,14 @@ def test_router_plugin_file(tmp_path):
     assert r.spec() == "power-of-two:seed=1"
 
 
+def test_simulate_plugin_help_names_routers():
+    """simulate --plugin loads router plugins too (the README's --router power-of-two example); its help says so."""
+    from ltrsched.sim.commands import simulate
+
+    (plugin,) = [p for p in simulate.params if p.name == "plugin"]
+    assert "router" in plugin.help
+
+
 def test_a_plugin_routers_code_is_part_of_a_cluster_runs_key():
     """As for plugin policies: editing a plugin router's file must not reuse cached cluster runs."""
     from pathlib import Path

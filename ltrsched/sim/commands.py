@@ -62,7 +62,7 @@ def engine_options(fn):
         click.option("--preemption", type=click.Choice(["swap", "recompute"]), default=None,
                      help="Preemption under KV pressure [default: swap; recompute with --semantics vllm-v1]."),
         click.option("--chunked-prefill/--no-chunked-prefill", default=True, show_default=True),
-        click.option("--plugin", multiple=True, help="Module or .py file registering extra policies."),
+        click.option("--plugin", multiple=True, help="Module or .py file registering extra policies or routers."),
     ]
     return functools.reduce(lambda f, opt: opt(f), reversed(options), fn)
 
