@@ -21,6 +21,7 @@ from typing import Callable
 from ltrsched.errors import UserError
 from ltrsched.policies.base import Policy
 
+
 class PluginSources:
     """Where the code of registered classes (policies, routers) from outside this package came from, by
     registered name: the module and the SHA-256 of its file when the class registered. A result's key
