@@ -73,6 +73,11 @@ def summarize(requests: pl.DataFrame, metrics: Iterable[str] = SUMMARY_METRICS) 
     return out
 
 
+def speedup_vs_real_time(makespan: float | None, wall: float) -> float | None:
+    """Simulated seconds per wall-clock second [x]; None where undefined (no makespan, or no wall time)."""
+    return makespan / wall if makespan is not None and wall > 0 else None
+
+
 def format_summary(summary: dict, title: str = "") -> str:
     """A readable terminal table of a summary."""
     lines = [title] if title else []

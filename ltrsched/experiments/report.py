@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from pathlib import Path
@@ -112,7 +111,7 @@ def _load_section(path: Path) -> tuple[dict, str] | None:
     """A kept section's metadata and markdown; None for a file this version did not write (it is left alone)."""
     try:
         head, _, body = path.read_text(encoding="utf-8").partition("\n")
-        meta = json.loads(head.removeprefix(_META).removesuffix(" -->")) if head.startswith(_META) else None
+        meta = strict_json.loads(head.removeprefix(_META).removesuffix(" -->")) if head.startswith(_META) else None
     except (OSError, UnicodeDecodeError, ValueError):
         return None
     keys = {"command": str, "date": str, "passed": int, "checks": int}

@@ -31,7 +31,7 @@ import simpy
 from simpy.events import URGENT, Timeout
 
 from ltrsched.errors import UserError
-from ltrsched.metrics import summarize
+from ltrsched.metrics import speedup_vs_real_time, summarize
 from ltrsched.policies.base import Policy
 from ltrsched.policies.needs import check_needs
 from ltrsched.routers.base import ReplicaView, Router
@@ -250,7 +250,7 @@ def simulate_cluster(workload: Workload, policy: Policy, config: SimConfig | Non
         host_blocks=setup.host_blocks,
         num_replicas=replicas,
         wall_time_s=wall,
-        speedup_vs_real_time=summary["makespan"] / wall if summary["makespan"] is not None and wall > 0 else None,
+        speedup_vs_real_time=speedup_vs_real_time(summary["makespan"], wall),
     )
     per_replica = []
     for k in range(replicas):

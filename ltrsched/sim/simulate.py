@@ -13,7 +13,7 @@ import polars as pl
 import simpy
 
 from ltrsched.errors import UserError
-from ltrsched.metrics import request_metrics, summarize
+from ltrsched.metrics import request_metrics, speedup_vs_real_time, summarize
 from ltrsched.policies.base import Policy
 from ltrsched.policies.batching import BatchLimits
 from ltrsched.policies.needs import check_needs
@@ -213,7 +213,7 @@ def simulate(workload: Workload, policy: Policy, config: SimConfig | None = None
         num_gpu_blocks=setup.limits.num_gpu_blocks,
         host_blocks=setup.host_blocks,
         wall_time_s=wall,
-        speedup_vs_real_time=summary["makespan"] / wall if summary["makespan"] is not None and wall > 0 else None,
+        speedup_vs_real_time=speedup_vs_real_time(summary["makespan"], wall),
     )
     meta = {
         "workload": workload.name,

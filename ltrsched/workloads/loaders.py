@@ -99,7 +99,7 @@ def load_csv(path: Path) -> pl.DataFrame:
     for ours, names in CSV_COLUMNS.items():
         found = next((by_name[c] for c in names if c in by_name), None)
         if found is None and ours == "arrival_time":  # lengths only: all at t = 0, as in a .jsonl without them
-            cols[ours] = pl.Series(found, [0.0] * raw.height)
+            cols[ours] = pl.Series(ours, [0.0] * raw.height)
             continue
         if found is None:
             raise UserError(f"{path}: no column for {ours} (looked for {', '.join(names)}, in any case); "
