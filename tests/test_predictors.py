@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 
@@ -240,6 +241,28 @@ def test_cli_train_bad_numbers_and_data_are_one_line(tmp_path, args, message):
     args = [a.format(one=one, same=same) for a in args]
     assert_one_line_error(run_cli("train", "--data", str(data), "--epochs", "1", "--out", str(tmp_path / "ck"), *args),
                           message)
+    assert not (tmp_path / "ck").exists()
+
+
+@pytest.mark.parametrize("kind, loss, lr, message", [
+    ("class", "ce", 1e30, "the loss went to NaN or infinity at learning rate 1e+30"),  # the loss overflows
+    ("rank", "listmle", 1e38, "the learning rate 1e+38 overflows the optimizer's float32 step"),  # Adam's step
+])
+def test_training_that_diverges_is_an_error_not_a_nan_checkpoint(kind, loss, lr, message):
+    prompts, lengths = synthetic(300, 0)
+    pred = Predictor(PredictorConfig(kind=kind, loss=loss, bucket=20, num_classes=10, dim=1 << 10, epochs=3, lr=lr))
+    with pytest.raises(UserError, match=f"training diverged in epoch 1: .*{re.escape(message)}"):
+        pred.fit(prompts, lengths)
+
+
+def test_cli_training_that_diverges_is_one_line_and_saves_nothing(tmp_path):
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    data, held_out = tmp_path / "d.jsonl", tmp_path / "e.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"p {i}", "generated": "x " * (i + 1)}) + "\n" for i in range(8)))
+    held_out.write_text("".join(json.dumps({"prompt": f"q {i}", "generated": "x " * (i + 2)}) + "\n" for i in range(4)))
+    r = run_cli("train", "--data", str(data), "--eval-data", str(held_out), "--lr", "1e38", "--out", str(tmp_path / "ck"))
+    assert_one_line_error(r, "training diverged in epoch 1: the learning rate 1e+38 overflows")
     assert not (tmp_path / "ck").exists()
 
 

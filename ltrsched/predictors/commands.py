@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import click
@@ -71,14 +72,14 @@ def train(kind, data, eval_data, out, backbone, hf_model, max_prompt_tokens, los
     _check_held_out(prompts, ev_prompts, data, eval_data)
     check_buckets(config, lengths)
     predictor = Predictor(config)
-    bar = tqdm(total=config.epochs, unit="epoch", desc=f"train {kind}")
+    # (on a terminal only; closed before an error is printed, so the error is a line of its own)
+    with tqdm(total=config.epochs, unit="epoch", desc=f"train {kind}", disable=not sys.stderr.isatty()) as bar:
 
-    def report(record):
-        bar.update(1)
-        bar.set_postfix({k: fmt(v, ".4f") for k, v in record.items() if k in ("loss", "tau", "accuracy")})
+        def report(record):
+            bar.update(1)
+            bar.set_postfix({k: fmt(v, ".4f") for k, v in record.items() if k in ("loss", "tau", "accuracy")})
 
-    predictor.fit(prompts, lengths, ev_prompts, ev_lengths, on_epoch=report)
-    bar.close()
+        predictor.fit(prompts, lengths, ev_prompts, ev_lengths, on_epoch=report)
     predictor.save(out)
     last = config.metrics[-1]
     click.echo(f"trained on {len(prompts)} prompts; held-out ({len(ev_prompts)}) Kendall tau {fmt(last['tau'], '.4f')}"

@@ -70,6 +70,18 @@ def check_buckets(config: PredictorConfig, lengths: np.ndarray) -> None:
                         f"tokens ({option} {width}): nothing to learn; use a smaller {option}")
 
 
+def _check_converging(model, total_loss: float, epoch: int, lr: float) -> None:
+    """Raise :class:`UserError` if an epoch's summed loss or any weight is no longer finite: the training
+    diverged, and a checkpoint of it would score every prompt NaN (nothing is saved)."""
+    torch = _torch()
+    finite_weights = all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    if np.isfinite(total_loss) and finite_weights:
+        return
+    what = "the loss" if not np.isfinite(total_loss) else "the weights"
+    raise UserError(f"training diverged in epoch {epoch}: {what} went to NaN or infinity at learning rate {lr:g}; "
+                    "lower it with --lr (nothing was saved)")
+
+
 class Predictor:
     """A length predictor: ``scores(prompts)`` (higher = shorter); class models also give
     ``predicted_lengths(prompts)`` [tokens] (the predicted bucket's midpoint)."""
@@ -158,9 +170,15 @@ class Predictor:
                 loss = loss_fn(out, target) if cfg.kind == "rank" else ce(out, target)
                 opt.zero_grad()
                 loss.backward()
-                opt.step()
+                try:
+                    opt.step()
+                except RuntimeError as exc:  # Adam's step size lr / (1 - beta1 ** t) beyond float32's range
+                    if "overflow" not in str(exc):
+                        raise
+                    raise UserError(f"training diverged in epoch {epoch}: the learning rate {cfg.lr:g} overflows "
+                                    "the optimizer's float32 step; lower it with --lr (nothing was saved)") from None
                 total += float(loss.detach()) * len(rows)
-            # (a loss that diverged to NaN is None: predictor.json is strict JSON)
+            _check_converging(model, total, epoch, cfg.lr)
             record = {"epoch": epoch, "loss": defined(total / len(prompts)), "seconds": time.perf_counter() - t0}
             if eval_prompts is not None and len(eval_prompts) > 1:
                 record.update(self.evaluate(eval_prompts, eval_lengths))
