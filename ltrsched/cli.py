@@ -67,6 +67,13 @@ def cli() -> None:
     """
 
 
+def usage_error_line(exc: click.UsageError) -> str:
+    """Click's usage error (its usage, a hint and the message, on four lines) as one line naming the help."""
+    message = " ".join(exc.format_message().split())
+    command = exc.ctx.command_path if exc.ctx is not None else "ltrsched"
+    return f"{message} (see '{command} --help')"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: bad input prints one line and exits 2."""
     try:
@@ -80,6 +87,12 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:  # a mistyped option, value or command: one line too
+        if isinstance(exc, getattr(click.exceptions, "NoArgsIsHelpError", ())):  # `ltrsched` alone: the help
+            exc.show()
+            sys.exit(2)
+        click.echo(f"error: {usage_error_line(exc)}", err=True)
+        sys.exit(2)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code if exc.exit_code else 2)

@@ -25,6 +25,23 @@ def assert_one_line_error(r, message):
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize("args, message", [
+    (["simulate", "--seed", "1e3"], "Invalid value for '--seed': '1e3' is not a valid integer. (see 'ltrsched simulate --help')"),
+    (["simulate", "--arrival", "nope"], "Invalid value for '--arrival': 'nope' is not one of"),
+    (["simulate", "--polcy", "fcfs"], "No such option '--polcy'. (Did you mean one of: '--policy'"),
+    (["sweep"], "Missing argument 'SWEEP_FILE'. (see 'ltrsched sweep --help')"),
+    (["nosuch"], "No such command 'nosuch'. (see 'ltrsched --help')"),
+])
+def test_mistyped_options_values_and_commands_are_one_line(args, message):
+    """Click's usage errors (usage, hint and message on four lines) are one line like every other bad input."""
+    assert_one_line_error(run_cli(*args), message)
+
+
+def test_no_command_shows_the_help():
+    r = run_cli()
+    assert r.returncode == 2 and r.stderr.startswith("Usage: ltrsched") and "simulate" in r.stderr
+
+
 @pytest.fixture
 def small_workload(tmp_path):
     path = tmp_path / "wl.parquet"
