@@ -1,7 +1,9 @@
 """Sweeps on Ray (issue 15, item 1): the same files as the process pool, resumable, workers that die are
 run again once and then reported, and bad setups (no Ray, a bad --address) are one-line errors.
 
-These start a local Ray instance (``ltrsched[ray]``, part of the ``dev`` extra): CI tests Ray here.
+These need Ray (``ltrsched[ray]``, part of the ``dev`` extra): CI tests Ray here. Starting a local Ray instance
+takes seconds of CPU, so one CLI run starts its own (the default, no ``--address``) and the other tests join
+one instance this module starts once (:func:`ray_address`), each CLI run being its own Ray job.
 """
 
 from __future__ import annotations
@@ -30,6 +32,31 @@ def ray_installed():
         import ray  # noqa: F401
     except ImportError as exc:
         pytest.fail(f"Ray does not import ({exc}); install it with pip install -e '.[dev]'")
+
+
+@pytest.fixture(scope="module")
+def ray_address():
+    """The GCS address (``host:port``) of a local Ray instance started in this process for the module's tests
+    that join a running instance, shut down at the end. It has 2 CPUs and Ray's default for a new local
+    instance, token authentication: ``ray.init`` sets ``RAY_AUTH_MODE=token`` in ``os.environ``, so the CLI
+    runs started while it is up send the token. The environment is restored at the end."""
+    import logging
+
+    import ray
+
+    saved = dict(os.environ)
+    for name in ("RAY_AUTH_MODE", "RAY_ADDRESS"):  # a new instance with Ray's defaults, not one named elsewhere
+        os.environ.pop(name, None)
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # (as the backend does: no usage reports)
+    try:
+        context = ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.ERROR,
+                           log_to_driver=False, object_store_memory=100 * 2**20)
+        yield context.address_info["gcs_address"]
+    finally:
+        ray.shutdown()
+        for name in set(os.environ) - set(saved):
+            del os.environ[name]
+        os.environ.update(saved)
 
 
 def run_cli(*args, cwd=None, env=None, timeout=300):
@@ -73,7 +100,9 @@ SWEEP = ('workloads = ["lmsys-like"]\npolicies = ["fcfs", "ltr:tau=0.6,starve=20
          'arrival = "poisson"\nrates = [8.0, 24.0]\nseeds = [0, 1]\nnum_requests = 120\n')
 
 
-def test_ray_sweep_writes_the_same_files_as_the_process_pool_and_resumes(tmp_path):
+def test_ray_sweep_writes_the_same_files_as_the_process_pool_and_resumes(tmp_path, request):
+    """The backend's default: it starts a local Ray instance of its own and shuts it down (this module's shared
+    instance starts later, below, and is joined with --address only); the resumed half joins that one."""
     (tmp_path / "s.toml").write_text(SWEEP)
     local = run_cli("sweep", "s.toml", "--out", "pool", "--jobs", "2", cwd=tmp_path)
     assert local.returncode == 0, local.stderr[-2000:]
@@ -89,18 +118,20 @@ def test_ray_sweep_writes_the_same_files_as_the_process_pool_and_resumes(tmp_pat
     # resumable: a finished run is skipped, a missing one is computed
     run = next((tmp_path / "ray" / "runs").iterdir())
     (run / "summary.json").unlink()
-    again = run_cli("sweep", "s.toml", "--out", "ray", "--backend", "ray", "--jobs", "2", cwd=tmp_path)
+    address = request.getfixturevalue("ray_address")
+    again = run_cli("sweep", "s.toml", "--out", "ray", "--backend", "ray", "--address", address, "--jobs", "2",
+                    cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert counts(again.stdout) == (1, 7)
     assert output_files(tmp_path / "ray") == ray_files
 
 
-def test_capacity_on_ray_finds_the_same_capacities_from_the_same_runs(tmp_path):
+def test_capacity_on_ray_finds_the_same_capacities_from_the_same_runs(tmp_path, ray_address):
     args = ["capacity", "-w", "lmsys-like", "-n", "200", "--seeds", "1", "-p", "fcfs", "--max-num-seqs", "16",
             "--slo", "ttft_p90=1", "--tolerance", "0.2", "--start-rate", "2", "--jobs", "2"]
     local = run_cli(*args, "--out", "pool", cwd=tmp_path)
     assert local.returncode == 0, local.stderr[-2000:]
-    ray = run_cli(*args, "--out", "ray", "--backend", "ray", cwd=tmp_path)
+    ray = run_cli(*args, "--out", "ray", "--backend", "ray", "--address", ray_address, cwd=tmp_path)
     assert ray.returncode == 0, ray.stderr[-2000:]
     pool_files, ray_files = output_files(tmp_path / "pool"), output_files(tmp_path / "ray")
     assert pool_files.keys() == ray_files.keys()
@@ -108,43 +139,37 @@ def test_capacity_on_ray_finds_the_same_capacities_from_the_same_runs(tmp_path):
     assert pl.read_csv(tmp_path / "ray" / "capacity.csv")["status"].to_list() == ["found"]
 
 
-def test_joining_a_running_ray_instance_by_address_and_from_a_library_session(tmp_path, monkeypatch):
-    """--address joins a running instance (here one this test starts, with Ray's token authentication) and
-    leaves it running; without the token setting the refusal is a one-line error within seconds (Ray alone
-    retries for 20 s); a library caller's own Ray session is used as it is and left open."""
-    import logging
-
+def test_joining_a_running_ray_instance_by_address_and_from_a_library_session(tmp_path, ray_address):
+    """--address joins a running instance (the module's, started with Ray's token authentication) and leaves
+    it running; without the token setting the refusal is a one-line error within seconds (Ray alone retries
+    for 20 s); a library caller's own Ray session (this process's, the module's instance) is used as it is
+    and left open."""
     import ray
 
     from ltrsched.experiments.runner import open_backend, run_all
     from ltrsched.experiments.runspec import RunSpec
 
     (tmp_path / "s.toml").write_text(SWEEP)
-    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)  # Ray's default for a new local instance: token auth
-    context = ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.ERROR,
-                       log_to_driver=False, object_store_memory=100 * 2**20)
-    try:
-        address = context.address_info["gcs_address"]
-        assert os.environ.get("RAY_AUTH_MODE") == "token"  # (set by ray.init for this process and its children)
-        t0 = time.monotonic()
-        r = run_cli("sweep", "s.toml", "--out", "refused", "--backend", "ray", "--address", address, cwd=tmp_path,
-                    env={k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"})
-        assert_one_line_error(r, f"--address {address}: the Ray cluster there requires token authentication; "
-                                 "set RAY_AUTH_MODE=token")
-        assert time.monotonic() - t0 < 15 and not (tmp_path / "refused").exists()
-        r = run_cli("sweep", "s.toml", "--out", "joined", "--backend", "ray", "--address", address, cwd=tmp_path)
-        assert r.returncode == 0, r.stderr[-2000:]
-        assert counts(r.stdout) == (8, 0)
-        local = run_cli("sweep", "s.toml", "--out", "pool", "--jobs", "2", cwd=tmp_path)
-        assert output_files(tmp_path / "joined") == output_files(tmp_path / "pool")
-        specs = [RunSpec("sweep", "s", "fcfs", workload="lmsys-like", policy=p, profile="a100-llama3-8b",
-                         num_requests=60) for p in ("fcfs", "srtf")]
-        with open_backend("ray") as backend:
-            stats = run_all(specs, tmp_path / "lib", backend=backend, progress=False)
-        assert len(stats.ran) == 2 and ray.is_initialized()  # the caller's session is still open
-        assert local.returncode == 0
-    finally:
-        ray.shutdown()
+    address = ray_address
+    assert os.environ.get("RAY_AUTH_MODE") == "token"  # (set by ray.init for this process and its children)
+    t0 = time.monotonic()
+    r = run_cli("sweep", "s.toml", "--out", "refused", "--backend", "ray", "--address", address, cwd=tmp_path,
+                env={k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"})
+    assert_one_line_error(r, f"--address {address}: the Ray cluster there requires token authentication; "
+                             "set RAY_AUTH_MODE=token")
+    assert time.monotonic() - t0 < 15 and not (tmp_path / "refused").exists()
+    r = run_cli("sweep", "s.toml", "--out", "joined", "--backend", "ray", "--address", address, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert counts(r.stdout) == (8, 0)
+    local = run_cli("sweep", "s.toml", "--out", "pool", "--jobs", "2", cwd=tmp_path)
+    assert output_files(tmp_path / "joined") == output_files(tmp_path / "pool")
+    assert ray.is_initialized() and ray.cluster_resources().get("CPU") == 2  # the joined instance is still up
+    specs = [RunSpec("sweep", "s", "fcfs", workload="lmsys-like", policy=p, profile="a100-llama3-8b",
+                     num_requests=60) for p in ("fcfs", "srtf")]
+    with open_backend("ray") as backend:
+        stats = run_all(specs, tmp_path / "lib", backend=backend, progress=False)
+    assert len(stats.ran) == 2 and ray.is_initialized()  # the caller's session is still open
+    assert local.returncode == 0
 
 
 DYING_POLICIES = '''
@@ -177,12 +202,14 @@ class DieAlways(Policy):
 '''
 
 
-def test_a_run_whose_ray_worker_dies_is_retried_once_then_reported_failed(tmp_path):
+def test_a_run_whose_ray_worker_dies_is_retried_once_then_reported_failed(tmp_path, ray_address):
+    """On the module's instance, joined: the tasks get the driver's LTRSCHED_PLUGINS through their context."""
     (tmp_path / "dying.py").write_text(DYING_POLICIES.format(marker=str(tmp_path / "killed")))
     env = {**os.environ, "LTRSCHED_PLUGINS": str(tmp_path / "dying.py")}
     (tmp_path / "once.toml").write_text('workloads = ["lmsys-like"]\npolicies = ["fcfs", "die-once"]\n'
                                         'num_requests = 50\n')
-    r = run_cli("sweep", "once.toml", "--out", "out", "--backend", "ray", "--jobs", "2", cwd=tmp_path, env=env)
+    r = run_cli("sweep", "once.toml", "--out", "out", "--backend", "ray", "--address", ray_address, "--jobs", "2",
+                cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "killed").exists()  # the worker was killed once ...
     assert re.search(r"warning: run die-once on lmsys-like seed 0 \(runs/\w+\): its worker died "
@@ -192,7 +219,8 @@ def test_a_run_whose_ray_worker_dies_is_retried_once_then_reported_failed(tmp_pa
 
     (tmp_path / "always.toml").write_text('workloads = ["lmsys-like"]\npolicies = ["fcfs", "die-always", "srtf"]\n'
                                           'num_requests = 50\n')
-    r = run_cli("sweep", "always.toml", "--out", "out2", "--backend", "ray", "--jobs", "2", cwd=tmp_path, env=env)
+    r = run_cli("sweep", "always.toml", "--out", "out2", "--backend", "ray", "--address", ray_address, "--jobs", "2",
+                cwd=tmp_path, env=env)
     assert r.returncode == 1, (r.stdout[-1000:], r.stderr[-2000:])
     errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error: ")]
     assert len(errors) == 1 and "1 run(s) failed, their worker died twice: die-always on lmsys-like" in errors[0]
@@ -220,7 +248,7 @@ def test_a_pool_worker_that_dies_is_a_one_line_error_and_the_finished_runs_stay(
     assert ran + reused == 3 and ran >= 1
 
 
-def test_plugin_code_that_raises_in_a_ray_task_is_one_line_naming_where(tmp_path):
+def test_plugin_code_that_raises_in_a_ray_task_is_one_line_naming_where(tmp_path, ray_address):
     """Ray hands back the run's exception without the worker's frames; its task error's text has them, so the
     one-line error still names the plugin's file and line."""
     from test_policies import RAISING_PLUGIN
@@ -228,8 +256,8 @@ def test_plugin_code_that_raises_in_a_ray_task_is_one_line_naming_where(tmp_path
     plugin = tmp_path / "crashy.py"
     plugin.write_text(RAISING_PLUGIN)
     (tmp_path / "s.toml").write_text('workloads = ["lmsys-like"]\npolicies = ["crashy"]\nnum_requests = 40\n')
-    r = run_cli("sweep", "s.toml", "--out", "o", "--backend", "ray", "--jobs", "2", cwd=tmp_path,
-                env={**os.environ, "LTRSCHED_PLUGINS": str(plugin)})
+    r = run_cli("sweep", "s.toml", "--out", "o", "--backend", "ray", "--address", ray_address, "--jobs", "2",
+                cwd=tmp_path, env={**os.environ, "LTRSCHED_PLUGINS": str(plugin)})
     line = RAISING_PLUGIN.splitlines().index('            return {}["no such key"]') + 1
     assert_one_line_error(r, f"plugin code raised KeyError: 'no such key' ({plugin}:{line}, in rank)")
 
