@@ -42,6 +42,14 @@ def temp_path(path: str | os.PathLike) -> Path:
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
 
 
+def _discard(tmp: Path) -> None:
+    """Remove a temp file if it is there; where it cannot be (its parent is a file, or gone) there is none."""
+    try:
+        tmp.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically and durably (parents created); :class:`UserError` on failure."""
     path = Path(path)
@@ -58,10 +66,10 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             os.close(fd)
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
         raise UserError(f"cannot write {path}: {_reason(exc)}") from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
         raise
     fsync_dir(path.parent)
     return path

@@ -258,3 +258,24 @@ def test_run_one_leaves_or_waits_for_a_run_another_process_holds(tmp_path):
     waiter.join(60)
     assert results == [runner.RAN] and runner.is_done(tmp_path, spec)
     assert runner.run_one(spec, tmp_path, wait=False) == runner.REUSED
+
+
+def test_a_write_under_a_file_is_a_user_error_not_a_crash_while_cleaning_up(tmp_path):
+    """Removing the temp file of a write that failed under a file (not a directory) raised NotADirectoryError
+    from the clean-up, a traceback instead of the one-line error."""
+    from ltrsched import atomic
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError, match=r"cannot write .*file/sub/x\.parquet: "):
+        atomic.write_bytes(tmp_path / "file" / "sub" / "x.parquet", b"data")
+    with pytest.raises(UserError, match=r"cannot write .*file/x\.json: "):
+        atomic.write_text(tmp_path / "file" / "x.json", "{}")
+
+
+def test_a_cache_directory_that_is_a_file_does_not_stop_a_command(tmp_path):
+    """LTRSCHED_CACHE naming a file: the ShareGPT parse is not cached (caching is an optimisation), the
+    command still runs."""
+    (tmp_path / "not-a-dir").write_text("x")
+    r = run_cli("simulate", "-n", "20", env={**os.environ, "LTRSCHED_CACHE": str(tmp_path / "not-a-dir")})
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert "simulated" in r.stdout
