@@ -305,3 +305,14 @@ def test_the_cli_and_the_process_backend_never_import_ray(tmp_path):
     for args in (["--help"], ["sweep", "--help"], ["capacity", "--help"], ["sweep", "s.toml", "--jobs", "1"]):
         r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=tmp_path, timeout=120)
         assert r.returncode == 0, (args, r.stderr[-2000:])
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "0", "-1", "soon"])
+def test_a_ray_timeout_that_is_not_a_finite_positive_number_is_refused(monkeypatch, value):
+    """An infinite timeout would wait for ever on an address that listens but never answers."""
+    from ltrsched.errors import UserError
+    from ltrsched.experiments.ray_backend import connect_timeout
+
+    monkeypatch.setenv("LTRSCHED_RAY_TIMEOUT", value)
+    with pytest.raises(UserError, match=f"LTRSCHED_RAY_TIMEOUT must be a positive, finite number of seconds, got '{value}'"):
+        connect_timeout()

@@ -23,6 +23,7 @@ and see its ``LTRSCHED_PLUGINS``.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import select
 import socket
@@ -63,8 +64,8 @@ def connect_timeout() -> float:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not value > 0:
-        raise UserError(f"LTRSCHED_RAY_TIMEOUT must be a positive number of seconds, got {text!r}")
+    if not (value > 0 and math.isfinite(value)):  # (an infinite wait would hang on a silent address)
+        raise UserError(f"LTRSCHED_RAY_TIMEOUT must be a positive, finite number of seconds, got {text!r}")
     return value
 
 
