@@ -42,6 +42,43 @@ def test_jsonl_errors(tmp_path, content, message):
         load_workload(str(path))
 
 
+@pytest.mark.parametrize("field", ["prompt", "generated"])
+def test_jsonl_lone_surrogate_names_the_line(tmp_path, field):
+    """JSON's ``\\ud83d`` escape decodes to half a character that no tokenizer encodes: an error naming the line,
+    not the tokenizer's TypeError; a whole escaped pair is a character like any other."""
+    path = tmp_path / "t.jsonl"
+    rec = {"prompt": "Hello there", "generated": "General Kenobi"}
+    bad = dict(rec, **{field: "cut emoji \ud83d here"})
+    path.write_text(json.dumps(rec) + "\n" + json.dumps(bad) + "\n")  # json.dumps escapes it as \ud83d
+    with pytest.raises(UserError, match=rf":2: '{field}' holds a lone UTF-16 surrogate \(\\ud83d at character 11\)"):
+        load_workload(str(path))
+    path.write_text(json.dumps(rec) + "\n" + json.dumps(dict(rec, **{field: "emoji \U0001F600"})) + "\n")
+    assert len(load_workload(str(path))) == 2
+
+
+def test_sharegpt_skips_lone_surrogates_with_a_warning(tmp_path, capsys):
+    recs = [
+        {"id": "a", "conversations": [{"from": "human", "value": "Tell me a story please"},
+                                      {"from": "gpt", "value": "Once upon a time there was a fox."}]},
+        {"id": "b", "conversations": [{"from": "human", "value": "What is two plus two?"},
+                                      {"from": "gpt", "value": "Four \udc00 of course."}]},
+    ]
+    path = tmp_path / "sg.json"
+    path.write_text(json.dumps(recs))
+    assert load_sharegpt_records(path)["source_id"].to_list() == ["a"]
+    err = capsys.readouterr().err
+    assert err.startswith("warning: ") and "skipped 1 conversation(s) whose first turn holds a lone UTF-16 " \
+        "surrogate, which cannot be tokenized (first: id 'b', reply \\udc00 at character 6)" in err
+
+
+def test_no_eligible_requests_says_why(tmp_path):
+    path = tmp_path / "sg.json"
+    path.write_text(json.dumps([{"id": "a", "conversations": [{"from": "human", "value": "hi"},
+                                                               {"from": "gpt", "value": "hello there friend"}]}]))
+    with pytest.raises(UserError, match=r"none of the 1 first turn\(s\) has a prompt of 4\.\.1024 tokens"):
+        load_workload(str(path))
+
+
 def test_truncated_sharegpt_json(tmp_path):
     recs = [
         {"id": "a", "conversations": [{"from": "human", "value": "Tell me a story please"},

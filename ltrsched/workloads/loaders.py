@@ -31,7 +31,7 @@ from ltrsched.workloads.schema import OPTIONAL_COLUMNS, Workload, validate
 from ltrsched.workloads.selection import paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import load_sharegpt_records, records_key
 from ltrsched.workloads.tokenizer import count_tokens
-from ltrsched.workloads.utf8 import decode_utf8
+from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
 
 CSV_COLUMNS = {
     "arrival_time": ("arrival_time", "arrived_at", "arrival", "timestamp"),
@@ -57,6 +57,12 @@ def load_jsonl(path: Path) -> pl.DataFrame:
                 raise UserError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
             if not isinstance(rec, dict) or not isinstance(rec.get("prompt"), str) or not isinstance(rec.get("generated"), str):
                 raise UserError(f"{path}:{lineno}: expected an object with string fields 'prompt' and 'generated'")
+            for name in ("prompt", "generated"):
+                at = lone_surrogate(rec[name])
+                if at is not None:
+                    raise UserError(f"{path}:{lineno}: {name!r} holds a lone UTF-16 surrogate "
+                                    f"({describe_surrogate(rec[name], at)}), half of a character that cannot be "
+                                    "tokenized; write the whole pair or the character itself")
             arrival = rec.get("arrival_time", 0.0)
             if isinstance(arrival, bool) or not isinstance(arrival, (int, float)):
                 raise UserError(f"{path}:{lineno}: 'arrival_time' must be a number of seconds, got {arrival!r}")

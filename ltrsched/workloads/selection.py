@@ -52,13 +52,19 @@ def paper_selection(df: pl.DataFrame, split: str = "eval", n: int | None = None,
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     pool = eligible(df)
-    pool = pool.sample(fraction=1.0, shuffle=True, seed=SPLIT_SEED) if pool.height else pool
+    if pool.height == 0:
+        raise UserError(f"no eligible requests in the {split} split: none of the {df.height} first turn(s) has a "
+                        f"prompt of {MIN_PROMPT_TOKENS}..{MAX_PROMPT_TOKENS} tokens and an output of >= "
+                        f"{MIN_OUTPUT_TOKENS} tokens (the paper's rules)")
+    num_eligible = pool.height
+    pool = pool.sample(fraction=1.0, shuffle=True, seed=SPLIT_SEED)
     if split == "eval":
         pool = pool.head(EVAL_SIZE)
     elif split == "train":
         pool = pool.slice(EVAL_SIZE)
     if pool.height == 0:
-        raise UserError(f"no eligible requests in the {split} split")
+        raise UserError(f"no eligible requests in the {split} split: all {num_eligible} eligible first turn(s) are in "
+                        f"the eval window (the first {EVAL_SIZE:,} of them)")
     return sample_rows(pool, n, seed, f"the {split} split")
 
 

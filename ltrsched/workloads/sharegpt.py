@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -29,7 +30,7 @@ from ltrsched import atomic
 from ltrsched.errors import UserError
 from ltrsched.fingerprint import dist_version, file_digest
 from ltrsched.workloads.tokenizer import count_tokens
-from ltrsched.workloads.utf8 import decode_utf8
+from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
 
 CACHE_VERSION = 2  # 2: continuation chunks and replies-first conversations skipped
 #: The distribution that counts tokens (part of the parse cache's key).
@@ -99,6 +100,20 @@ def first_turn(record) -> tuple[str, str, str] | None:
     return None
 
 
+def _drop_lone_surrogates(rows: list[tuple[str, str, str]], path: Path) -> list[tuple[str, str, str]]:
+    """``rows`` without first turns whose prompt or reply holds a lone UTF-16 surrogate (an escaped half of a
+    character, e.g. a scraper's cut emoji: no tokenizer encodes it); a warning on stderr names how many and the
+    first. Skipped like any other ineligible record: one damaged conversation does not make a file unusable."""
+    kept = [r for r in rows if lone_surrogate(r[1]) is None and lone_surrogate(r[2]) is None]
+    if len(kept) < len(rows):
+        rid, prompt, reply = next(r for r in rows if lone_surrogate(r[1]) is not None or lone_surrogate(r[2]) is not None)
+        which, text = ("prompt", prompt) if lone_surrogate(prompt) is not None else ("reply", reply)
+        print(f"warning: {path}: skipped {len(rows) - len(kept)} conversation(s) whose first turn holds a lone UTF-16 "
+              f"surrogate, which cannot be tokenized (first: id {rid!r}, {which} "
+              f"{describe_surrogate(text, lone_surrogate(text))})", file=sys.stderr)
+    return kept
+
+
 def parse_sharegpt(path: str | Path) -> pl.DataFrame:
     """Parse a ShareGPT JSON file (complete or truncated) into first turns with token counts."""
     path = Path(path)
@@ -110,6 +125,7 @@ def parse_sharegpt(path: str | Path) -> pl.DataFrame:
     # inside its last character loses it, as the truncated last record is dropped anyway
     text = decode_utf8(data, path, cut_tail_ok=True)
     rows = [t for t in (first_turn(r) for r in iter_records(text, str(path))) if t is not None]
+    rows = _drop_lone_surrogates(rows, path)
     if not rows:
         raise UserError(f"{path}: no complete ShareGPT conversation with a user turn and a reply")
     ids, prompts, responses = map(list, zip(*rows))

@@ -1,7 +1,9 @@
 """Strict UTF-8 for text workload files (jsonl, csv, ShareGPT json).
 
 An invalid byte is an error naming the file, the line and the byte, never a replacement character: a
-replaced byte changes the prompt (and its token count) without a word.
+replaced byte changes the prompt (and its token count) without a word. JSON text can hold what no UTF-8
+byte can: an escaped lone UTF-16 surrogate (``"\\ud800"``), half of a character that no tokenizer encodes;
+:func:`lone_surrogate` finds one.
 """
 
 from __future__ import annotations
@@ -30,3 +32,19 @@ def decode_utf8(data: bytes, source: str | Path, cut_tail_ok: bool = False) -> s
     line_start = max(head.rfind(b"\n"), head.rfind(b"\r")) + 1
     raise UserError(f"{source}:{line}: not valid UTF-8: byte 0x{data[pos]:02x} (byte {pos - line_start + 1} of the "
                     f"line, offset {pos} in the file); the text would change if read; save the file as UTF-8")
+
+
+def lone_surrogate(text: str) -> int | None:
+    """Index of the first lone UTF-16 surrogate in ``text`` [characters], or None if it has none (JSON's
+    ``"\\ud83d"`` escape decodes to one: half of a surrogate pair, not a character, so it cannot be encoded
+    as UTF-8 or tokenized)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
+
+
+def describe_surrogate(text: str, at: int) -> str:
+    """``"\\ud800 at character 12"``: the surrogate at ``at`` of ``text``, for an error message."""
+    return f"\\u{ord(text[at]):04x} at character {at + 1}"
