@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "routers": ("ltrsched.routers.commands:routers", "List cluster routers and their parameters."),
     "plot": ("ltrsched.plots.commands:plot", "CDF plots of runs and sweeps; Perfetto traces of runs."),
     "workloads": ("ltrsched.workloads.commands:workloads", "List built-in workloads."),
-    "label": ("ltrsched.labelling.commands:label", "Serve a model and record its output lengths for the ShareGPT prompts (labels)."),
+    "label": ("ltrsched.labelling.commands:label", "Serve a model and record its output lengths for ShareGPT's (or your) prompts: labels."),
     "train": ("ltrsched.predictors.commands:train", "Train an output-length predictor (pairwise / ListMLE / classes)."),
     "predict": ("ltrsched.predictors.commands:predict", "Add predictor scores to a workload file."),
     "evaluate": ("ltrsched.predictors.commands:evaluate", "Kendall tau / accuracy of a predictor."),

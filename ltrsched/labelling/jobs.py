@@ -1,17 +1,25 @@
-"""Which prompts ``ltrsched label`` sends, in which run: the ShareGPT windows of the paper's selection.
+"""Which prompts ``ltrsched label`` sends, in which run: the ShareGPT windows of the paper's selection, or a
+user's prompts file (``--prompts``) split the same way.
 
-The prompts are the built-in ShareGPT workload's (:func:`ltrsched.workloads.selection.paper_selection`):
+The built-in prompts are the built-in ShareGPT workload's (:func:`ltrsched.workloads.selection.paper_selection`):
 each split's window in its fixed shuffled order, the first ``limit`` of each (so a larger ``limit`` extends
-a smaller one, and a resumed run reuses what was labelled). The sampled run (the another-seed ceiling)
-takes the first ``sample_subset`` prompts of the eval window, which the main run labels too.
+a smaller one, and a resumed run reuses what was labelled). A prompts file
+(:func:`ltrsched.workloads.prompts.load_prompts`) is shuffled with the same fixed seed; its eval window is the
+first half (rounded up), at most the built-in's 4,000, and its train window the rest (so the packaged ShareGPT
+file given as ``--prompts`` gets the built-in windows). The sampled run (the another-seed ceiling) takes the
+first ``sample_subset`` prompts of the eval window, which the main run labels too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
 
 from ltrsched.errors import UserError
 from ltrsched.workloads.labels import MAIN_RUN, SAMPLE_RUN
+from ltrsched.workloads.selection import EVAL_SIZE
 
 LABEL_SPLITS = ("train", "eval")
 
@@ -22,8 +30,8 @@ class LabelJob:
 
     Attributes:
         run: ``main`` (the labels) or ``sample`` (the sampled second run).
-        split: the ShareGPT window, ``train`` or ``eval``.
-        key: the ShareGPT record id (``source_id``).
+        split: the window, ``train`` or ``eval``.
+        key: the prompt's key: its ShareGPT record id (``source_id``), or its key in a prompts file.
         prompt: the prompt text (the first user turn).
     """
 
@@ -42,12 +50,10 @@ def parse_splits(text: str) -> tuple[str, ...]:
     return splits
 
 
-def select_jobs(splits: tuple[str, ...], limit: int | None, sample_subset: int) -> list[LabelJob]:
+def select_jobs(splits: tuple[str, ...], limit: int | None, sample_subset: int,
+                prompts: Path | None = None) -> list[LabelJob]:
     """The main run's prompts (each split's window, the first ``limit``), then the sampled run's (the
-    first ``sample_subset`` eval prompts)."""
-    from ltrsched.workloads.selection import paper_selection
-    from ltrsched.workloads.sharegpt import load_sharegpt_records
-
+    first ``sample_subset`` eval prompts); from the built-in ShareGPT, or the file ``prompts``."""
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be >= 1 prompt per split, got {limit}")
     if sample_subset < 0:
@@ -56,18 +62,42 @@ def select_jobs(splits: tuple[str, ...], limit: int | None, sample_subset: int) 
         raise UserError("--sample-subset samples eval prompts that the main run labels too: add eval to --splits")
     if sample_subset and limit is not None and sample_subset > limit:
         raise UserError(f"--sample-subset {sample_subset} exceeds --limit {limit}: the sampled prompts must have main labels")
-    records = load_sharegpt_records()
+    windows = _windows(splits, prompts)
     jobs: list[LabelJob] = []
-    windows = {}
     for split in splits:
-        window = paper_selection(records, split=split)
-        windows[split] = window
+        window = windows[split]
+        if window.height == 0:
+            raise UserError(f"{prompts}: its {windows['num_prompts']} prompt(s) leave the {split} split empty "
+                            "(the eval window is the first half): label --splits eval only, or give more prompts")
         rows = window if limit is None else window.head(limit)
-        jobs += [LabelJob(MAIN_RUN, split, k, p) for k, p in zip(rows["source_id"].to_list(), rows["prompt"].to_list())]
+        jobs += [LabelJob(MAIN_RUN, split, k, p) for k, p in zip(rows["key"].to_list(), rows["prompt"].to_list())]
     if sample_subset:
         window = windows["eval"]
         if sample_subset > window.height:
             raise UserError(f"--sample-subset {sample_subset} exceeds the {window.height} eval prompts")
         rows = window.head(sample_subset)
-        jobs += [LabelJob(SAMPLE_RUN, "eval", k, p) for k, p in zip(rows["source_id"].to_list(), rows["prompt"].to_list())]
+        jobs += [LabelJob(SAMPLE_RUN, "eval", k, p) for k, p in zip(rows["key"].to_list(), rows["prompt"].to_list())]
     return jobs
+
+
+def file_eval_size(num_prompts: int) -> int:
+    """The eval window of a prompts file of ``num_prompts``: the first half (rounded up), at most the built-in's."""
+    return min(EVAL_SIZE, -(-num_prompts // 2))
+
+
+def _windows(splits: tuple[str, ...], prompts: Path | None) -> dict:
+    """split -> its window (``key``, ``prompt``) for each split asked and eval; ``num_prompts``: the pool's size."""
+    from ltrsched.workloads.selection import paper_selection, split_window
+
+    if prompts is None:
+        from ltrsched.workloads.sharegpt import load_sharegpt_records
+
+        records = load_sharegpt_records()
+        windows = {s: paper_selection(records, split=s).select(pl.col("source_id").alias("key"), "prompt")
+                   for s in dict.fromkeys((*splits, "eval"))}
+        return {**windows, "num_prompts": None}
+    from ltrsched.workloads.prompts import load_prompts
+
+    pool = load_prompts(prompts)
+    size = file_eval_size(pool.height)
+    return {**{s: split_window(pool, s, size) for s in dict.fromkeys((*splits, "eval"))}, "num_prompts": pool.height}

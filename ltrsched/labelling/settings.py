@@ -1,4 +1,5 @@
-"""What a set of labels depends on: the served model (by content) and the sampling settings of each run.
+"""What a set of labels depends on: the served model (by content), the sampling settings of each run and the
+prompts (the built-in ShareGPT, or a prompts file by content).
 
 A part directory records the settings it was made with; a rerun with other settings is refused (its
 labels would mix two models or two samplers). Engine settings (threads, KV size, batch caps) are not
@@ -51,6 +52,7 @@ class LabelSettings:
         model_sha256: the content hash of its directory (:func:`ltrsched.engine.served_models.model_fingerprint`).
         max_tokens: the output cap [tokens].
         main, sample: the sampling of the main run and of the sampled run.
+        prompts_sha256: the SHA-256 of the prompts file's bytes (``--prompts``); empty for the built-in ShareGPT.
     """
 
     model: str
@@ -58,6 +60,12 @@ class LabelSettings:
     max_tokens: int
     main: Sampling
     sample: Sampling
+    prompts_sha256: str = ""
+
+    @property
+    def keeps_text(self) -> bool:
+        """Whether the labels carry their prompt text: a prompts file's do (the built-in's are joined by key)."""
+        return bool(self.prompts_sha256)
 
     def sampling(self, run: str) -> Sampling:
         return {MAIN_RUN: self.main, SAMPLE_RUN: self.sample}[run]
@@ -68,7 +76,8 @@ class LabelSettings:
     @classmethod
     def from_dict(cls, d: dict) -> "LabelSettings":
         return cls(model=d["model"], model_sha256=d["model_sha256"], max_tokens=int(d["max_tokens"]),
-                   main=Sampling(**d["main"]), sample=Sampling(**d["sample"]))
+                   main=Sampling(**d["main"]), sample=Sampling(**d["sample"]),
+                   prompts_sha256=str(d.get("prompts_sha256", "")))  # (absent: made before --prompts, built-in)
 
     def differences(self, other: "LabelSettings") -> list[str]:
         """``name: theirs -> ours`` for each setting that differs (flattened names, e.g. ``sample.seed``)."""

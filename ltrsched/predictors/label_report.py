@@ -5,7 +5,8 @@ served model's lengths (the ``main`` run's):
 
 * ``served_ranker``: the default ranker trained on the served model's lengths of the train prompts;
 * ``chatgpt_ranker``: the same ranker trained on ChatGPT's lengths of the same train prompts (the built-in
-  data's labels), scored against the served model's lengths (and, for reference, against ChatGPT's);
+  data's labels), scored against the served model's lengths (and, for reference, against ChatGPT's); None
+  for labels of a prompts file (``ltrsched label --prompts``), which have no ChatGPT lengths;
 * ``ceiling``: the served model against itself with another seed: greedy lengths vs the sampled run's
   lengths of the same prompts (the paper's "another seed" bound, its 0.74);
 * ``prompt_length``: the prompt's length alone as the predictor (tau of prompt tokens vs output tokens);
@@ -132,8 +133,9 @@ def label_report(labels: pl.DataFrame, name: str, sizes=DEFAULT_SIZES, seed: int
 
     served = ranker(tp, tl, "the served model's lengths")
     served_scores = served.scores(ep)
-    chatgpt = ranker(tp, tc, "ChatGPT's lengths")
-    chatgpt_scores = chatgpt.scores(ep)
+    has_chatgpt = not (train["chatgpt_output_tokens"].null_count() or ev["chatgpt_output_tokens"].null_count())
+    if has_chatgpt:
+        chatgpt_scores = ranker(tp, tc, "ChatGPT's lengths").scores(ep)
 
     curve = []
     order = np.random.default_rng(seed).permutation(len(tp))
@@ -154,10 +156,12 @@ def label_report(labels: pl.DataFrame, name: str, sizes=DEFAULT_SIZES, seed: int
     capped = {s: float((g["finish_reason"] == "length").mean()) for s, g in (("train", train), ("eval", ev))}
     return LabelReport(
         model=str(main["model"][0]), num_train=len(tp), num_eval=len(ep), capped_share=capped,
-        served_ranker=kendall_tau(served_scores, el), chatgpt_ranker=kendall_tau(chatgpt_scores, el),
-        chatgpt_ranker_on_chatgpt=kendall_tau(chatgpt_scores, ec), ceiling=ceiling, num_ceiling=num_ceiling,
+        served_ranker=kendall_tau(served_scores, el),
+        chatgpt_ranker=kendall_tau(chatgpt_scores, el) if has_chatgpt else None,
+        chatgpt_ranker_on_chatgpt=kendall_tau(chatgpt_scores, ec) if has_chatgpt else None,
+        ceiling=ceiling, num_ceiling=num_ceiling,
         prompt_length=kendall_tau(-ev["prompt_tokens"].to_numpy().astype(np.float64), el),
-        chatgpt_length=kendall_tau(-ec.astype(np.float64), el), learning_curve=curve,
+        chatgpt_length=kendall_tau(-ec.astype(np.float64), el) if has_chatgpt else None, learning_curve=curve,
     )
 
 

@@ -1,9 +1,10 @@
-"""Served-model labels: the output lengths a served model generated for ShareGPT prompts (``ltrsched label``).
+"""Served-model labels: the output lengths a served model generated for prompts (``ltrsched label``).
 
-A labels file is a parquet table with one row per (run, prompt). It stores no prompt text, so that the
-committed file stays small: ``key`` (the ShareGPT record id, ``source_id``) names the prompt, whose text is
-joined from the ShareGPT package when the file is loaded (:func:`attach_prompts`), checked against the
-stored ``prompt_sha256``.
+A labels file is a parquet table with one row per (run, prompt). Labels of the built-in ShareGPT prompts store
+no prompt text, so that the committed file stays small: ``key`` (the ShareGPT record id, ``source_id``) names
+the prompt, whose text is joined from the ShareGPT package when the file is loaded (:func:`attach_prompts`),
+checked against the stored ``prompt_sha256``. Labels of a user's prompts file (``ltrsched label --prompts``)
+carry the text in a ``prompt`` column (checked against ``prompt_sha256`` too), so they need no other file.
 
 =================  =======  ==================================================================
 column             dtype    meaning [unit]
@@ -22,6 +23,7 @@ temperature        Float64  sampling temperature (0: greedy)
 top_p              Float64  nucleus sampling threshold (1: off)
 max_tokens         Int64    the output cap [tokens]
 seed               Int64    the run's seed (a sampled request's vLLM seed derives from it and ``key``)
+prompt             Utf8     only in labels of a prompts file: the prompt text
 =================  =======  ==================================================================
 
 Loaded as a workload (``load_workload("labels.parquet", split=...)``, so every command that takes ``-w`` or
@@ -54,8 +56,15 @@ LABEL_COLUMNS: dict[str, pl.DataType] = {
     "max_tokens": pl.Int64,
     "seed": pl.Int64,
 }
+#: The prompt text column of labels made from a prompts file (the built-in ShareGPT's are joined by key).
+TEXT_COLUMN = "prompt"
 #: The columns that make a parquet table a labels file.
 _MARKERS = ("key", "run", "model_sha256", "prompt_sha256")
+
+
+def label_schema(with_text: bool) -> dict[str, pl.DataType]:
+    """The columns of a labels table: :data:`LABEL_COLUMNS`, and the prompt text if ``with_text``."""
+    return {**LABEL_COLUMNS, TEXT_COLUMN: pl.Utf8} if with_text else dict(LABEL_COLUMNS)
 
 
 def is_labels(df: pl.DataFrame) -> bool:
@@ -77,7 +86,10 @@ def check_labels(df: pl.DataFrame, name: str) -> pl.DataFrame:
         df = df.with_columns([pl.col(c).cast(t, strict=True) for c, t in LABEL_COLUMNS.items() if df.schema[c] != t])
     except Exception as exc:
         raise UserError(f"{name}: a labels column has the wrong type: {str(exc).splitlines()[0]}") from None
-    nulls = [c for c in LABEL_COLUMNS if df[c].null_count()]
+    columns = label_schema(TEXT_COLUMN in df.columns)
+    if df.schema.get(TEXT_COLUMN, pl.Utf8) != pl.Utf8:
+        raise UserError(f"{name}: column {TEXT_COLUMN} holds {df.schema[TEXT_COLUMN]}, not the prompt text")
+    nulls = [c for c in columns if df[c].null_count()]
     if nulls:
         raise UserError(f"{name}: column {nulls[0]} has {df[nulls[0]].null_count()} missing value(s)")
     bad = df.filter((pl.col("prompt_tokens") < 1) | (pl.col("output_tokens") < 1))
@@ -134,19 +146,27 @@ def sharegpt_prompts() -> pl.DataFrame:
 
 
 def attach_prompts(df: pl.DataFrame, name: str) -> pl.DataFrame:
-    """``df`` (labels rows) with ``prompt`` and ``chatgpt_output_tokens`` joined from the ShareGPT package by
-    ``key``; every key must be found and its text must hash to the row's ``prompt_sha256``."""
-    text = sharegpt_prompts()
-    out = df.drop([c for c in ("prompt", "chatgpt_output_tokens") if c in df.columns]).join(text, on="key", how="left")
-    lost = out.filter(pl.col("prompt").is_null())
-    if lost.height:
-        raise UserError(f"{name}: {lost.height} prompt key(s) are not in the installed ShareGPT package "
-                        f"(first: {lost['key'][0]!r}); labels need the package they were made from")
+    """``df`` (labels rows) with ``prompt`` and ``chatgpt_output_tokens``: joined from the ShareGPT package by
+    ``key`` (every key must be found), or, for labels that carry their text (labels of a prompts file, or a
+    workload written from labels, e.g. by ``ltrsched predict``), that text and the ChatGPT lengths they carry
+    (else null). Either way each text must hash to the row's ``prompt_sha256``."""
+    if TEXT_COLUMN in df.columns:
+        out = df if "chatgpt_output_tokens" in df.columns else df.with_columns(
+            chatgpt_output_tokens=pl.lit(None, dtype=pl.Int64))
+        where = "the file was edited after labelling"
+    else:
+        text = sharegpt_prompts()
+        out = df.drop([c for c in ("chatgpt_output_tokens",) if c in df.columns]).join(text, on="key", how="left")
+        lost = out.filter(pl.col("prompt").is_null())
+        if lost.height:
+            raise UserError(f"{name}: {lost.height} prompt key(s) are not in the installed ShareGPT package "
+                            f"(first: {lost['key'][0]!r}); labels need the package they were made from")
+        where = "the installed ShareGPT package is not the one labelled"
     digests = pl.Series([prompt_digest(t) for t in out["prompt"].to_list()], dtype=pl.Utf8)
     changed = out.filter(digests != out["prompt_sha256"])
     if changed.height:
         raise UserError(f"{name}: the text of {changed.height} prompt(s) differs from what was labelled "
-                        f"(first: key {changed['key'][0]!r}); the installed ShareGPT package is not the one labelled")
+                        f"(first: key {changed['key'][0]!r}); {where}")
     return out
 
 

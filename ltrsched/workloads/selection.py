@@ -57,15 +57,22 @@ def paper_selection(df: pl.DataFrame, split: str = "eval", n: int | None = None,
                         f"prompt of {MIN_PROMPT_TOKENS}..{MAX_PROMPT_TOKENS} tokens and an output of >= "
                         f"{MIN_OUTPUT_TOKENS} tokens (the paper's rules)")
     num_eligible = pool.height
-    pool = pool.sample(fraction=1.0, shuffle=True, seed=SPLIT_SEED)
-    if split == "eval":
-        pool = pool.head(EVAL_SIZE)
-    elif split == "train":
-        pool = pool.slice(EVAL_SIZE)
+    pool = split_window(pool, split, EVAL_SIZE)
     if pool.height == 0:
         raise UserError(f"no eligible requests in the {split} split: all {num_eligible} eligible first turn(s) are in "
                         f"the eval window (the first {EVAL_SIZE:,} of them)")
     return sample_rows(pool, n, seed, f"the {split} split")
+
+
+def split_window(pool: pl.DataFrame, split: str, eval_size: int) -> pl.DataFrame:
+    """The ``split`` window of ``pool``: its rows shuffled once with :data:`SPLIT_SEED`, then the first
+    ``eval_size`` (``eval``), the rest (``train``) or all of them (``all``), in that shuffled order."""
+    pool = pool.sample(fraction=1.0, shuffle=True, seed=SPLIT_SEED) if pool.height else pool
+    if split == "eval":
+        return pool.head(eval_size)
+    if split == "train":
+        return pool.slice(eval_size)
+    return pool
 
 
 def sample_rows(df: pl.DataFrame, n: int | None, seed: int, source: str) -> pl.DataFrame:

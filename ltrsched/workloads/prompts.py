@@ -1,0 +1,121 @@
+"""Prompt text without lengths, from a user's file: what ``ltrsched label --prompts FILE`` serves.
+
+A labelling run needs prompts only (the served model makes the lengths), so a file here needs no output field:
+
+- ``.json``: ShareGPT conversations (complete or truncated): first turns, the paper's length rules
+  (:func:`ltrsched.workloads.selection.eligible`), keyed by record id, as the built-in workload;
+- ``.jsonl``: one object per line with a string ``prompt`` (other fields are ignored); an ``id`` (string or
+  integer) keys it, else ``line-N`` (its 1-based line number);
+- ``.parquet``: a string ``prompt`` column; a ``key``, ``id`` or ``source_id`` column keys the rows, else
+  ``row-N`` (1-based).
+
+Text files are strict UTF-8 (:mod:`ltrsched.workloads.utf8`). Empty prompts are refused, as is a key given twice;
+a prompt given twice is kept once (its first key), so no prompt can land in two splits.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import polars as pl
+
+from ltrsched.errors import UserError
+from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
+
+SUFFIXES = (".json", ".jsonl", ".parquet")
+_KEY_COLUMNS = ("key", "id", "source_id")
+
+
+def load_prompts(path: str | Path) -> pl.DataFrame:
+    """``key`` and ``prompt`` (both Utf8) of the file's prompts, in file order, each prompt once; one-line
+    :class:`UserError` for a file that holds none or that cannot be read as one of :data:`SUFFIXES`."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise UserError(f"prompts file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        from ltrsched.workloads.selection import eligible
+        from ltrsched.workloads.sharegpt import load_sharegpt_records
+
+        pool = eligible(load_sharegpt_records(path))
+        if pool.height == 0:
+            raise UserError(f"{path}: no first turn with a prompt of the paper's lengths (see `ltrsched simulate -w "
+                            f"{path}` for the rules)")
+        df = pool.select(pl.col("source_id").cast(pl.Utf8).alias("key"), "prompt")
+    elif suffix == ".jsonl":
+        df = _jsonl(path)
+    elif suffix == ".parquet":
+        df = _parquet(path)
+    else:
+        raise UserError(f"{path}: prompts come from a {', '.join(SUFFIXES)} file (a .csv trace holds lengths, not text)")
+    _check_keys(df, path)
+    return df.unique(subset="prompt", keep="first", maintain_order=True)
+
+
+def _jsonl(path: Path) -> pl.DataFrame:
+    keys, prompts = [], []
+    with io.StringIO(decode_utf8(path.read_bytes(), path), newline=None) as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+            prompt = rec.get("prompt") if isinstance(rec, dict) else None
+            if not isinstance(prompt, str):
+                raise UserError(f"{path}:{lineno}: expected an object with a string field 'prompt'")
+            key = rec.get("id", f"line-{lineno}")
+            if isinstance(key, bool) or not isinstance(key, (str, int)):
+                raise UserError(f"{path}:{lineno}: 'id' must be a string or an integer, got {key!r}")
+            _check_text(prompt, f"{path}:{lineno}")
+            keys.append(str(key))
+            prompts.append(prompt)
+    if not prompts:
+        raise UserError(f"{path}: no prompts (empty file)")
+    return pl.DataFrame({"key": keys, "prompt": prompts}, schema={"key": pl.Utf8, "prompt": pl.Utf8})
+
+
+def _parquet(path: Path) -> pl.DataFrame:
+    try:
+        raw = pl.read_parquet(path)
+    except Exception as exc:
+        raise UserError(f"{path}: cannot read parquet ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    from ltrsched.workloads.labels import is_labels
+
+    if is_labels(raw):
+        raise UserError(f"{path} is a labels file (`ltrsched label`'s output), not prompts; pass the prompts it labelled")
+    if "prompt" not in raw.columns or raw.schema["prompt"] not in (pl.Utf8, pl.String):
+        raise UserError(f"{path}: no text column 'prompt' (have {', '.join(raw.columns) or 'none'})")
+    if raw.height == 0:
+        raise UserError(f"{path}: no prompts (empty table)")
+    key_col = next((c for c in _KEY_COLUMNS if c in raw.columns), None)
+    keys = (raw[key_col].cast(pl.Utf8, strict=False) if key_col else
+            pl.Series([f"row-{i}" for i in range(1, raw.height + 1)], dtype=pl.Utf8))
+    df = pl.DataFrame({"key": keys, "prompt": raw["prompt"]})
+    for what, col in (("key", "key"), ("prompt", "prompt")):
+        missing = df[col].is_null()
+        if missing.any():
+            row = int(missing.arg_max()) + 1
+            raise UserError(f"{path}: row {row} has no {what}" + (f" (column {key_col!r})" if what == "key" else ""))
+    for row, prompt in enumerate(df["prompt"].to_list(), 1):
+        _check_text(prompt, f"{path}: row {row}")
+    return df
+
+
+def _check_text(prompt: str, where: str) -> None:
+    if not prompt.strip():
+        raise UserError(f"{where}: the prompt is empty")
+    at = lone_surrogate(prompt)
+    if at is not None:
+        raise UserError(f"{where}: the prompt holds a lone UTF-16 surrogate ({describe_surrogate(prompt, at)}), half of "
+                        "a character that cannot be tokenized")
+
+
+def _check_keys(df: pl.DataFrame, path: Path) -> None:
+    dup = df.filter(pl.col("key").is_duplicated())
+    if dup.height:
+        raise UserError(f"{path}: the key {dup['key'][0]!r} names {dup.filter(pl.col('key') == dup['key'][0]).height} "
+                        "prompts; keys must be unique")
