@@ -1,5 +1,5 @@
 """A real instruct model on the CPU engine: SmolLM2-135M-Instruct (``--model smollm2``) labelling ShareGPT prompts
-(`ltrsched label`: labels, the cap and skipped-prompt counts, resuming from part files) and serving them with
+(`ltrsched label`: labels, the cap and skipped-prompt counts, resuming from part files; a prompts file's) and serving them with
 real stopping (`replay --prompts text --eos model`): greedy lengths reproduce the labels under every policy,
 early stops at the model's EOS are followed, and the adapter's plan matches vLLM's schedule at every step.
 
@@ -154,6 +154,34 @@ def test_label_resumes_from_its_part_files(labelled):
     args[args.index("--max-tokens") + 1] = str(MAX_TOKENS + 1)
     assert_one_line_error(run_cli(*args), f"max_tokens {MAX_TOKENS} there, {MAX_TOKENS + 1} here")
     assert pl.read_parquet(out).equals(df)
+
+
+def test_label_of_a_prompts_file_keeps_the_text_and_the_same_lengths(labelled, tmp_path):
+    """`label --prompts FILE` on the prompts the built-in run labelled (keyed by their ShareGPT ids): the same greedy
+    lengths and prompt tokens, the text kept in the labels, which then load as a workload without ShareGPT."""
+    from ltrsched.workloads import load_workload
+    from ltrsched.workloads.labels import LABEL_COLUMNS
+
+    served = [e for e in labelled["expected"][PREWRITTEN:] if e[0] == "main"]  # (the prewritten lengths are made up)
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps({"id": k, "prompt": p}) + "\n" for _, _, k, p, _ in served))
+    out = tmp_path / "mine.parquet"
+    args = _label_args(out, labelled["max_model_len"])
+    i = args.index("--sample-subset")
+    del args[i:i + 2]
+    r = run_cli(*args, "--prompts", str(tmp_path / "p.jsonl"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    mine = pl.read_parquet(out)
+    assert mine.columns == [*LABEL_COLUMNS, "prompt"] and set(mine["run"]) == {"main"}
+    assert sorted(mine["split"].to_list()) == ["eval"] * -(-len(served) // 2) + ["train"] * (len(served) // 2)
+    built_in = pl.read_parquet(labelled["out"]).filter(pl.col("run") == "main").select("key", "prompt_tokens", "output_tokens")
+    both = mine.join(built_in, on="key", suffix="_built_in")
+    assert both.height == len(served) == mine.height
+    assert both["prompt"].to_list() == [next(p for _, _, k, p, _ in served if k == key) for key in both["key"]]
+    assert both["prompt_tokens"].to_list() == both["prompt_tokens_built_in"].to_list()
+    assert both["output_tokens"].to_list() == both["output_tokens_built_in"].to_list()  # greedy: the same labels
+    ev = load_workload(str(out))
+    assert ev.df["prompt"].to_list() == mine.filter(pl.col("split") == "eval")["prompt"].to_list()
+    assert json.loads(out.with_suffix(".json").read_text())["prompts"] == str(tmp_path / "p.jsonl")
 
 
 def test_replay_of_the_labels_with_real_stopping_reproduces_them(labelled, tmp_path):
