@@ -71,6 +71,38 @@ def test_sharegpt_skips_lone_surrogates_with_a_warning(tmp_path, capsys):
         "surrogate, which cannot be tokenized (first: id 'b', reply \\udc00 at character 6)" in err
 
 
+def test_jsonl_lengths_given_as_numbers(tmp_path):
+    """Another model's lengths come as numbers more often than as its text: a line may give 'output_tokens'
+    instead of 'generated' (used as is; the prompt's tokens are still counted from its text)."""
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps({"prompt": "Hello world, how are you?", "output_tokens": 321}) + "\n"
+                    + json.dumps({"prompt": "Hi", "generated": "Hello world, how are you?"}) + "\n"
+                    + json.dumps({"prompt": "Hi again", "output_tokens": 12.0}) + "\n")
+    wl = load_workload(str(path))
+    assert wl.df["prompt_tokens"].to_list() == [7, 1, 2] and wl.df["output_tokens"].to_list() == [321, 7, 12]
+    for bad in (0, -3, 2.5, "12", True, None, 2**60):
+        path.write_text(json.dumps({"prompt": "Hi", "output_tokens": bad}) + "\n")
+        with pytest.raises(UserError, match=r":1: 'output_tokens' must be a whole number of tokens in 1\.\.2\*\*53"):
+            load_workload(str(path))
+
+
+def test_parquet_with_text_but_no_counts_is_counted(tmp_path):
+    """A table of prompts and another model's lengths (no prompt_tokens, no arrival times, no ids) was refused for
+    its missing columns; the counts come from the text as a .jsonl's do, every request at t = 0."""
+    pl.DataFrame({"prompt": ["Hello world, how are you?", "Hi"], "output_tokens": [40, 9]}).write_parquet(tmp_path / "a.parquet")
+    wl = load_workload(str(tmp_path / "a.parquet"))
+    assert wl.df.select("request_id", "prompt_tokens", "output_tokens", "arrival_time").rows() == [(0, 7, 40, 0.0), (1, 1, 9, 0.0)]
+    pl.DataFrame({"prompt": ["Hi"], "response": ["Hello world, how are you?"], "prompt_tokens": [5]}).write_parquet(
+        tmp_path / "b.parquet")  # a count given is kept
+    assert load_workload(str(tmp_path / "b.parquet")).df.select("prompt_tokens", "output_tokens").rows() == [(5, 7)]
+    pl.DataFrame({"prompt": ["Hi", None], "output_tokens": [3, 4]}).write_parquet(tmp_path / "c.parquet")
+    with pytest.raises(UserError, match="row 2 has no 'prompt' text to count prompt_tokens from"):
+        load_workload(str(tmp_path / "c.parquet"))
+    pl.DataFrame({"output_tokens": [3, 4]}).write_parquet(tmp_path / "d.parquet")
+    with pytest.raises(UserError, match=r"missing column\(s\) prompt_tokens; have output_tokens"):
+        load_workload(str(tmp_path / "d.parquet"))
+
+
 def test_no_eligible_requests_says_why(tmp_path):
     path = tmp_path / "sg.json"
     path.write_text(json.dumps([{"id": "a", "conversations": [{"from": "human", "value": "hi"},

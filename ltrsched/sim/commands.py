@@ -20,7 +20,8 @@ def workload_options(fn):
     options = [
         click.option("--workload", "-w", default="sharegpt", show_default=True,
                      help="Built-in name (see `ltrsched workloads`) or a file: .parquet, .jsonl "
-                          "({prompt, generated}), ShareGPT .json, or a length-only .csv trace."),
+                          "({prompt, generated} or {prompt, output_tokens}), ShareGPT .json, or a length-only .csv "
+                          "trace."),
         click.option("--num-requests", "-n", type=int, default=None,
                      help="Requests to sample from the workload (seeded); default: all."),
         click.option("--arrival", type=click.Choice(ARRIVALS), default="burst", show_default=True,

@@ -2,9 +2,13 @@
 
 Files, by suffix:
 - ``.parquet``: our own workload table (see :mod:`ltrsched.workloads.schema`), or a labels file from
-  ``ltrsched label`` (:mod:`ltrsched.workloads.labels`: one split of its main run, prompt text joined by key).
+  ``ltrsched label`` (:mod:`ltrsched.workloads.labels`: one split of its main run, prompt text joined by key). A
+  table with prompt text but no ``prompt_tokens`` has them counted (Llama-3), as a ``.jsonl``'s; one with
+  ``generated`` (or ``response``) text but no ``output_tokens`` too; without ``arrival_time`` every request is at
+  t = 0; without ``request_id`` rows are numbered.
 - ``.jsonl``: one ``{"prompt": ..., "generated": ...}`` object per line (the seed's traces); lengths are
-  re-tokenized with the Llama-3 tokenizer; an optional ``arrival_time`` [s] is kept.
+  re-tokenized with the Llama-3 tokenizer; an optional ``arrival_time`` [s] is kept. A line without the generated
+  text may give its length instead, ``"output_tokens": N`` (e.g. another model's own count), used as is.
 - ``.json``: ShareGPT conversations (complete or truncated), first turns, the paper's selection rules.
 - ``.csv``: length-only traces: ``num_prefill_tokens``/``prompt_tokens``, ``num_decode_tokens``/``output_tokens``
   and optionally ``arrived_at``/``arrival_time`` (column names in any case; Azure's published ``TIMESTAMP``,
@@ -40,6 +44,9 @@ CSV_COLUMNS = {
 }
 
 
+_MAX_TOKENS = 2**53  # a length given as a number: any larger is no length (and would not fit an int64 sum)
+
+
 def _numbered(df: pl.DataFrame) -> pl.DataFrame:
     return df.with_columns(request_id=pl.arange(0, df.height, dtype=pl.Int64))
 
@@ -55,9 +62,15 @@ def load_jsonl(path: Path) -> pl.DataFrame:
                 rec = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise UserError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(rec, dict) or not isinstance(rec.get("prompt"), str) or not isinstance(rec.get("generated"), str):
-                raise UserError(f"{path}:{lineno}: expected an object with string fields 'prompt' and 'generated'")
+            if not isinstance(rec, dict) or not isinstance(rec.get("prompt"), str) or not (
+                    isinstance(rec.get("generated"), str) or ("generated" not in rec and "output_tokens" in rec)):
+                raise UserError(f"{path}:{lineno}: expected an object with string fields 'prompt' and 'generated' "
+                                "(or, instead of the generated text, its length 'output_tokens')")
+            if "generated" not in rec:
+                rec["generated"] = _output_length(rec["output_tokens"], f"{path}:{lineno}")
             for name in ("prompt", "generated"):
+                if not isinstance(rec[name], str):
+                    continue
                 at = lone_surrogate(rec[name])
                 if at is not None:
                     raise UserError(f"{path}:{lineno}: {name!r} holds a lone UTF-16 surrogate "
@@ -75,7 +88,9 @@ def load_jsonl(path: Path) -> pl.DataFrame:
     if any(t > 0 for t in timed) and any(t < 0 for t in timed):  # the untimed ones would arrive at t = 0
         first = -next(t for t in timed if t < 0)
         raise UserError(f"{path}:{first}: no 'arrival_time', which other lines have; give it on every line or none")
-    counts = {"prompt": count_tokens(prompts), "generated": count_tokens(generated)}
+    given = np.array([g if isinstance(g, int) else -1 for g in generated], dtype=np.int64)  # lengths given as numbers
+    texts = [g if isinstance(g, str) else "" for g in generated]
+    counts = {"prompt": count_tokens(prompts), "generated": np.where(given >= 0, given, count_tokens(texts))}
     for name, tokens in counts.items():  # name the line (the schema's check names a 0-based request id)
         empty = np.flatnonzero(tokens < 1)
         if len(empty):
@@ -89,6 +104,40 @@ def load_jsonl(path: Path) -> pl.DataFrame:
             "arrival_time": np.asarray(arrivals, dtype=np.float64),
         }
     )
+
+
+def _output_length(value, where: str) -> int:
+    """A ``.jsonl`` line's ``output_tokens`` [tokens]: a whole number >= 1 (an integral float too, as some writers
+    make them); one-line :class:`UserError` for anything else."""
+    number = int(value) if isinstance(value, float) and value.is_integer() else value
+    if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= _MAX_TOKENS:
+        raise UserError(f"{where}: 'output_tokens' must be a whole number of tokens in 1..2**53, got {value!r}")
+    return number
+
+
+def _complete_table(df: pl.DataFrame, path: Path) -> pl.DataFrame:
+    """A workload parquet without the token counts its text gives, or without arrival times: counts from the text
+    (Llama-3, as a ``.jsonl``'s: ``prompt`` for ``prompt_tokens``, ``generated`` or ``response`` for
+    ``output_tokens``) and every arrival at t = 0. Columns the table has are kept as they are."""
+    texts = {"prompt_tokens": ("prompt",), "output_tokens": ("generated", "response")}
+    for column, sources in texts.items():
+        if column in df.columns:
+            continue
+        source = next((c for c in sources if c in df.columns and df.schema[c] in (pl.Utf8, pl.String)), None)
+        if source is None:
+            continue  # validate() names what is missing
+        missing = df[source].is_null()
+        if missing.any():
+            raise UserError(f"{path}: row {int(missing.arg_max()) + 1} has no {source!r} text to count {column} from")
+        text = df[source].to_list()
+        for row, t in enumerate(text, 1):
+            at = lone_surrogate(t)
+            if at is not None:  # (a parquet string is UTF-8: only a writer that skipped validation can get here)
+                raise UserError(f"{path}: row {row}: {source!r} holds a lone UTF-16 surrogate ({describe_surrogate(t, at)})")
+        df = df.with_columns(pl.Series(column, count_tokens(text), dtype=pl.Int64))
+    if "arrival_time" not in df.columns:
+        df = df.with_columns(arrival_time=pl.lit(0.0, dtype=pl.Float64))
+    return df
 
 
 def load_csv(path: Path) -> pl.DataFrame:
@@ -193,7 +242,8 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
             return labels_workload(df, path.stem, split, num_requests=num_requests, seed=seed, meta={"source": str(path)})
         if "request_id" not in df.columns:
             df = _numbered(df)
-        return Workload(_sample_checked(df, num_requests, seed, path), path.stem, {"source": str(path)})
+        df = _complete_table(_sample_checked(df, num_requests, seed, path), path)
+        return Workload(df, path.stem, {"source": str(path)})
     if suffix == ".jsonl":
         df = _sample_checked(load_jsonl(path), num_requests, seed, path)
     elif suffix == ".json":
