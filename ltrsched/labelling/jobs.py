@@ -66,8 +66,8 @@ def select_jobs(splits: tuple[str, ...], limit: int | None, sample_subset: int,
     jobs: list[LabelJob] = []
     for split in splits:
         window = windows[split]
-        if window.height == 0:
-            raise UserError(f"{prompts}: its {windows['num_prompts']} prompt(s) leave the {split} split empty "
+        if window.height == 0:  # (only a prompts file's train window can be: one prompt, all in eval)
+            raise UserError(f"{prompts}: its {windows['eval'].height} prompt(s) leave the {split} split empty "
                             "(the eval window is the first half): label --splits eval only, or give more prompts")
         rows = window if limit is None else window.head(limit)
         jobs += [LabelJob(MAIN_RUN, split, k, p) for k, p in zip(rows["key"].to_list(), rows["prompt"].to_list())]
@@ -85,19 +85,17 @@ def file_eval_size(num_prompts: int) -> int:
     return min(EVAL_SIZE, -(-num_prompts // 2))
 
 
-def _windows(splits: tuple[str, ...], prompts: Path | None) -> dict:
-    """split -> its window (``key``, ``prompt``) for each split asked and eval; ``num_prompts``: the pool's size."""
+def _windows(splits: tuple[str, ...], prompts: Path | None) -> dict[str, pl.DataFrame]:
+    """split -> its window (``key``, ``prompt``), for each split asked and eval."""
     from ltrsched.workloads.selection import paper_selection, split_window
 
+    wanted = dict.fromkeys((*splits, "eval"))
     if prompts is None:
         from ltrsched.workloads.sharegpt import load_sharegpt_records
 
         records = load_sharegpt_records()
-        windows = {s: paper_selection(records, split=s).select(pl.col("source_id").alias("key"), "prompt")
-                   for s in dict.fromkeys((*splits, "eval"))}
-        return {**windows, "num_prompts": None}
+        return {s: paper_selection(records, split=s).select(pl.col("source_id").alias("key"), "prompt") for s in wanted}
     from ltrsched.workloads.prompts import load_prompts
 
     pool = load_prompts(prompts)
-    size = file_eval_size(pool.height)
-    return {**{s: split_window(pool, s, size) for s in dict.fromkeys((*splits, "eval"))}, "num_prompts": pool.height}
+    return {s: split_window(pool, s, file_eval_size(pool.height)) for s in wanted}
