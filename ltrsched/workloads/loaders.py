@@ -22,7 +22,6 @@ Text files are UTF-8 (a byte-order mark is dropped); an invalid byte is an error
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +30,7 @@ import polars as pl
 from ltrsched.errors import UserError
 from ltrsched.fingerprint import file_digest
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
+from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.schema import OPTIONAL_COLUMNS, Workload, validate
 from ltrsched.workloads.selection import paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import load_sharegpt_records, records_key
@@ -53,36 +53,28 @@ def _numbered(df: pl.DataFrame) -> pl.DataFrame:
 
 def load_jsonl(path: Path) -> pl.DataFrame:
     prompts, generated, arrivals, timed = [], [], [], []
-    text = decode_utf8(path.read_bytes(), path)  # (a byte-order mark is dropped)
-    with io.StringIO(text, newline=None) as fh:  # lines end as in a text file: \n, \r\n or \r
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
+    for lineno, rec in jsonl_records(path):
+        if not isinstance(rec, dict) or not isinstance(rec.get("prompt"), str) or not (
+                isinstance(rec.get("generated"), str) or ("generated" not in rec and "output_tokens" in rec)):
+            raise UserError(f"{path}:{lineno}: expected an object with string fields 'prompt' and 'generated' "
+                            "(or, instead of the generated text, its length 'output_tokens')")
+        if "generated" not in rec:
+            rec["generated"] = _output_length(rec["output_tokens"], f"{path}:{lineno}")
+        for name in ("prompt", "generated"):
+            if not isinstance(rec[name], str):
                 continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(rec, dict) or not isinstance(rec.get("prompt"), str) or not (
-                    isinstance(rec.get("generated"), str) or ("generated" not in rec and "output_tokens" in rec)):
-                raise UserError(f"{path}:{lineno}: expected an object with string fields 'prompt' and 'generated' "
-                                "(or, instead of the generated text, its length 'output_tokens')")
-            if "generated" not in rec:
-                rec["generated"] = _output_length(rec["output_tokens"], f"{path}:{lineno}")
-            for name in ("prompt", "generated"):
-                if not isinstance(rec[name], str):
-                    continue
-                at = lone_surrogate(rec[name])
-                if at is not None:
-                    raise UserError(f"{path}:{lineno}: {name!r} holds a lone UTF-16 surrogate "
-                                    f"({describe_surrogate(rec[name], at)}), half of a character that cannot be "
-                                    "tokenized; write the whole pair or the character itself")
-            arrival = rec.get("arrival_time", 0.0)
-            if isinstance(arrival, bool) or not isinstance(arrival, (int, float)):
-                raise UserError(f"{path}:{lineno}: 'arrival_time' must be a number of seconds, got {arrival!r}")
-            prompts.append(rec["prompt"])
-            generated.append(rec["generated"])
-            arrivals.append(float(arrival))
-            timed.append(lineno if "arrival_time" in rec else -lineno)
+            at = lone_surrogate(rec[name])
+            if at is not None:
+                raise UserError(f"{path}:{lineno}: {name!r} holds a lone UTF-16 surrogate "
+                                f"({describe_surrogate(rec[name], at)}), half of a character that cannot be "
+                                "tokenized; write the whole pair or the character itself")
+        arrival = rec.get("arrival_time", 0.0)
+        if isinstance(arrival, bool) or not isinstance(arrival, (int, float)):
+            raise UserError(f"{path}:{lineno}: 'arrival_time' must be a number of seconds, got {arrival!r}")
+        prompts.append(rec["prompt"])
+        generated.append(rec["generated"])
+        arrivals.append(float(arrival))
+        timed.append(lineno if "arrival_time" in rec else -lineno)
     if not prompts:
         raise UserError(f"{path}: no requests (empty file)")
     if any(t > 0 for t in timed) and any(t < 0 for t in timed):  # the untimed ones would arrive at t = 0

@@ -15,14 +15,13 @@ a prompt given twice is kept once (its first key), so no prompt can land in two 
 
 from __future__ import annotations
 
-import io
-import json
 from pathlib import Path
 
 import polars as pl
 
 from ltrsched.errors import UserError
-from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
+from ltrsched.workloads.jsonl import jsonl_records
+from ltrsched.workloads.utf8 import describe_surrogate, lone_surrogate
 
 SUFFIXES = (".json", ".jsonl", ".parquet")
 _KEY_COLUMNS = ("key", "id", "source_id")
@@ -56,23 +55,16 @@ def load_prompts(path: str | Path) -> pl.DataFrame:
 
 def _jsonl(path: Path) -> pl.DataFrame:
     keys, prompts = [], []
-    with io.StringIO(decode_utf8(path.read_bytes(), path), newline=None) as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            prompt = rec.get("prompt") if isinstance(rec, dict) else None
-            if not isinstance(prompt, str):
-                raise UserError(f"{path}:{lineno}: expected an object with a string field 'prompt'")
-            key = rec.get("id", f"line-{lineno}")
-            if isinstance(key, bool) or not isinstance(key, (str, int)):
-                raise UserError(f"{path}:{lineno}: 'id' must be a string or an integer, got {key!r}")
-            _check_text(prompt, f"{path}:{lineno}")
-            keys.append(str(key))
-            prompts.append(prompt)
+    for lineno, rec in jsonl_records(path):
+        prompt = rec.get("prompt") if isinstance(rec, dict) else None
+        if not isinstance(prompt, str):
+            raise UserError(f"{path}:{lineno}: expected an object with a string field 'prompt'")
+        key = rec.get("id", f"line-{lineno}")
+        if isinstance(key, bool) or not isinstance(key, (str, int)):
+            raise UserError(f"{path}:{lineno}: 'id' must be a string or an integer, got {key!r}")
+        _check_text(prompt, f"{path}:{lineno}")
+        keys.append(str(key))
+        prompts.append(prompt)
     if not prompts:
         raise UserError(f"{path}: no prompts (empty file)")
     return pl.DataFrame({"key": keys, "prompt": prompts}, schema={"key": pl.Utf8, "prompt": pl.Utf8})

@@ -1,0 +1,25 @@
+"""JSON Lines text files: one JSON value per line, read strictly (:mod:`ltrsched.workloads.utf8`)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Iterator
+
+from ltrsched.errors import UserError
+from ltrsched.workloads.utf8 import decode_utf8
+
+
+def jsonl_records(path: Path) -> Iterator[tuple[int, object]]:
+    """``(line number, value)`` for each non-blank line of ``path`` (1-based; lines end with ``\\n``, ``\\r\\n`` or
+    ``\\r``, as in a text file; a byte-order mark is dropped); one-line :class:`UserError` naming the line for one
+    that is not JSON, or for an invalid UTF-8 byte."""
+    with io.StringIO(decode_utf8(path.read_bytes(), path), newline=None) as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                yield lineno, json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
