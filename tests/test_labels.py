@@ -462,6 +462,9 @@ def test_prompts_files_of_every_format(tmp_path):
         {"id": "b_2", "conversations": conv("continue the story now", "And then the fox slept soundly.")},  # mid-conversation
         {"id": "c", "conversations": conv("hi", "Hello there, how are you today?")}]))  # prompt under 4 tokens
     assert load_prompts(tmp_path / "sg.json").rows() == [("a", "Tell me a story about a fox please")]
+    pl.DataFrame([{"conversation_id": "c1", "conversation": conv("Tell me a story about a fox please", "Once upon a time, a fox.")}]
+                 ).write_parquet(tmp_path / "lmsys.parquet")  # LMSYS-Chat-1M's parquet (role/content messages)
+    assert load_prompts(tmp_path / "lmsys.parquet").rows() == [("c1", "Tell me a story about a fox please")]
 
 
 @pytest.mark.parametrize("name, content, message", [

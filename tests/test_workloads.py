@@ -103,6 +103,38 @@ def test_parquet_with_text_but_no_counts_is_counted(tmp_path):
         load_workload(str(tmp_path / "d.parquet"))
 
 
+def _lmsys_records(n: int) -> list[dict]:
+    """Conversations as LMSYS-Chat-1M stores them: ``conversation_id`` and a ``conversation`` of role/content."""
+    return [{"conversation_id": f"{i:032x}", "model": "vicuna-13b", "turn": 2, "language": "English",
+             "conversation": [{"content": f"Please explain topic number {i} in a few words", "role": "user"},
+                              {"content": "Sure. " + "word " * (5 + 7 * i), "role": "assistant"},
+                              {"content": "thanks", "role": "user"}]} for i in range(n)]
+
+
+def test_lmsys_and_openai_conversations_are_first_turns_like_sharegpt(tmp_path):
+    """The paper's other data set, LMSYS-Chat-1M, ships as parquet with a `conversation` column of {role, content}
+    messages (OpenAI's chat format names them `messages`): read as ShareGPT's first turns are (the paper's rules,
+    keyed by conversation id), from a parquet or a .json array; a system message first is skipped."""
+    recs = _lmsys_records(12)
+    pl.DataFrame(recs).write_parquet(tmp_path / "lmsys.parquet")
+    wl = load_workload(str(tmp_path / "lmsys.parquet"))
+    assert sorted(wl.df["source_id"].to_list()) == [r["conversation_id"] for r in recs]
+    by_id = {r["conversation_id"]: r["conversation"] for r in recs}
+    for sid, prompt, out in wl.df.select("source_id", "prompt", "output_tokens").rows():
+        assert prompt == by_id[sid][0]["content"] and out == count_tokens([by_id[sid][1]["content"]])[0]
+    assert (wl.df["arrival_time"] == 0).all()
+    openai = [{"id": r["conversation_id"], "messages": [{"role": "system", "content": "Be brief."}, *r["conversation"]]}
+              for r in recs]
+    (tmp_path / "oai.json").write_text(json.dumps(openai))
+    assert load_workload(str(tmp_path / "oai.json")).df.drop("request_id").equals(wl.df.drop("request_id"))
+    assert len(load_workload(str(tmp_path / "lmsys.parquet"), num_requests=5, seed=1)) == 5
+    # a reply first, or a parquet with no conversations: nothing to read, said so
+    pl.DataFrame([{"conversation_id": "x", "conversation": [{"content": "hello", "role": "assistant"}]}]).write_parquet(
+        tmp_path / "reply-first.parquet")
+    with pytest.raises(UserError, match="no complete conversation .* with a user turn and a reply"):
+        load_workload(str(tmp_path / "reply-first.parquet"))
+
+
 def test_no_eligible_requests_says_why(tmp_path):
     path = tmp_path / "sg.json"
     path.write_text(json.dumps([{"id": "a", "conversations": [{"from": "human", "value": "hi"},

@@ -9,7 +9,9 @@ Files, by suffix:
 - ``.jsonl``: one ``{"prompt": ..., "generated": ...}`` object per line (the seed's traces); lengths are
   re-tokenized with the Llama-3 tokenizer; an optional ``arrival_time`` [s] is kept. A line without the generated
   text may give its length instead, ``"output_tokens": N`` (e.g. another model's own count), used as is.
-- ``.json``: ShareGPT conversations (complete or truncated), first turns, the paper's selection rules.
+- ``.json``: ShareGPT conversations (complete or truncated), first turns, the paper's selection rules; records
+  with LMSYS-Chat-1M's or OpenAI's ``{"role", "content"}`` messages too (:func:`ltrsched.workloads.sharegpt.first_turn`).
+  A parquet of such conversations (LMSYS-Chat-1M's own files: a ``conversation`` column) is read the same way.
 - ``.csv``: length-only traces: ``num_prefill_tokens``/``prompt_tokens``, ``num_decode_tokens``/``output_tokens``
   and optionally ``arrived_at``/``arrival_time`` (column names in any case; Azure's published ``TIMESTAMP``,
   ``ContextTokens``, ``GeneratedTokens`` too). Arrival times are seconds, or date-times (e.g.
@@ -33,7 +35,7 @@ from ltrsched.workloads.builtin import BUILTIN, builtin_workload
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.schema import OPTIONAL_COLUMNS, Workload, validate
 from ltrsched.workloads.selection import paper_selection, sample_rows
-from ltrsched.workloads.sharegpt import load_sharegpt_records, records_key
+from ltrsched.workloads.sharegpt import is_conversation_table, load_sharegpt_records, records_key
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
 
@@ -130,6 +132,13 @@ def _complete_table(df: pl.DataFrame, path: Path) -> pl.DataFrame:
     if "arrival_time" not in df.columns:
         df = df.with_columns(arrival_time=pl.lit(0.0, dtype=pl.Float64))
     return df
+
+
+def _first_turns(path: Path, num_requests: int | None, seed: int) -> pl.DataFrame:
+    """The requests of a file of conversations (ShareGPT .json, or a parquet of them): the paper's selection of
+    first turns (every eligible one, ``num_requests`` sampled), all at t = 0."""
+    df = paper_selection(load_sharegpt_records(path), split="all", n=num_requests, seed=seed)
+    return df.drop("response").with_columns(arrival_time=pl.lit(0.0))
 
 
 def load_csv(path: Path) -> pl.DataFrame:
@@ -232,6 +241,8 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
 
         if is_labels(df):
             return labels_workload(df, path.stem, split, num_requests=num_requests, seed=seed, meta={"source": str(path)})
+        if is_conversation_table(df):  # e.g. LMSYS-Chat-1M's parquet: first turns, as from a ShareGPT .json
+            return Workload(_numbered(_first_turns(path, num_requests, seed)), path.stem, {"source": str(path)})
         if "request_id" not in df.columns:
             df = _numbered(df)
         df = _complete_table(_sample_checked(df, num_requests, seed, path), path)
@@ -239,8 +250,7 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
     if suffix == ".jsonl":
         df = _sample_checked(load_jsonl(path), num_requests, seed, path)
     elif suffix == ".json":
-        df = paper_selection(load_sharegpt_records(path), split="all", n=num_requests, seed=seed)
-        df = df.drop("response").with_columns(arrival_time=pl.lit(0.0))
+        df = _first_turns(path, num_requests, seed)
     elif suffix == ".csv":
         df = _sample_checked(load_csv(path), num_requests, seed, path)
     else:

@@ -2,8 +2,9 @@
 
 A labelling run needs prompts only (the served model makes the lengths), so a file here needs no output field:
 
-- ``.json``: ShareGPT conversations (complete or truncated): first turns, the paper's length rules
-  (:func:`ltrsched.workloads.selection.eligible`), keyed by record id, as the built-in workload;
+- ``.json``: ShareGPT conversations (complete or truncated; or LMSYS/OpenAI ``{"role", "content"}`` messages):
+  first turns, the paper's length rules (:func:`ltrsched.workloads.selection.eligible`), keyed by record id, as
+  the built-in workload; a parquet of conversations (LMSYS-Chat-1M's) likewise;
 - ``.jsonl``: one object per line with a string ``prompt`` (other fields are ignored); an ``id`` (string or
   integer) keys it, else ``line-N`` (its 1-based line number);
 - ``.parquet``: a string ``prompt`` column; a ``key``, ``id`` or ``source_id`` column keys the rows, else
@@ -34,14 +35,15 @@ def load_prompts(path: str | Path) -> pl.DataFrame:
     if not path.is_file():
         raise UserError(f"prompts file not found: {path}")
     suffix = path.suffix.lower()
-    if suffix == ".json":
-        from ltrsched.workloads.selection import eligible
+    if suffix == ".json" or (suffix == ".parquet" and _is_conversations(path)):
+        from ltrsched.workloads import selection
         from ltrsched.workloads.sharegpt import load_sharegpt_records
 
-        pool = eligible(load_sharegpt_records(path))
+        pool = selection.eligible(load_sharegpt_records(path))
         if pool.height == 0:
-            raise UserError(f"{path}: no first turn with a prompt of the paper's lengths (see `ltrsched simulate -w "
-                            f"{path}` for the rules)")
+            raise UserError(f"{path}: no first turn with a prompt of {selection.MIN_PROMPT_TOKENS}.."
+                            f"{selection.MAX_PROMPT_TOKENS} tokens and a reply of >= {selection.MIN_OUTPUT_TOKENS} "
+                            "(the paper's rules)")
         df = pool.select(pl.col("source_id").cast(pl.Utf8).alias("key"), "prompt")
     elif suffix == ".jsonl":
         df = _jsonl(path)
@@ -51,6 +53,16 @@ def load_prompts(path: str | Path) -> pl.DataFrame:
         raise UserError(f"{path}: prompts come from a {', '.join(SUFFIXES)} file (a .csv trace holds lengths, not text)")
     _check_keys(df, path)
     return df.unique(subset="prompt", keep="first", maintain_order=True)
+
+
+def _is_conversations(path: Path) -> bool:
+    """Whether a parquet file holds conversations (e.g. LMSYS-Chat-1M's) rather than prompts."""
+    from ltrsched.workloads.sharegpt import is_conversation_table
+
+    try:
+        return is_conversation_table(pl.read_parquet(path, n_rows=0))
+    except Exception:
+        return False  # (read again, with its error, as a prompts table)
 
 
 def _jsonl(path: Path) -> pl.DataFrame:

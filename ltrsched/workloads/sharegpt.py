@@ -32,7 +32,7 @@ from ltrsched.fingerprint import dist_version, file_digest
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
 
-CACHE_VERSION = 2  # 2: continuation chunks and replies-first conversations skipped
+CACHE_VERSION = 3  # 2: continuation chunks and replies-first conversations skipped; 3: role/content messages
 #: The distribution that counts tokens (part of the parse cache's key).
 TOKENIZER_DIST = "quicktok-v1"
 _USER = ("human", "user")
@@ -80,24 +80,61 @@ def is_continuation(record_id: str) -> bool:
     return m is not None and int(m.group(1)) > 0
 
 
+#: Where a record keeps its messages: ShareGPT's ``conversations`` (or ``items``), LMSYS-Chat-1M's
+#: ``conversation``, OpenAI-style ``messages``.
+CONVERSATION_KEYS = ("conversations", "items", "conversation", "messages")
+
+
+def _speaker(message: dict):
+    """Who wrote a message: ShareGPT's ``from`` or OpenAI/LMSYS's ``role``."""
+    return message.get("from", message.get("role"))
+
+
+def _text(message: dict):
+    """A message's text: ShareGPT's ``value`` or OpenAI/LMSYS's ``content``."""
+    return message.get("value", message.get("content"))
+
+
 def first_turn(record) -> tuple[str, str, str] | None:
     """(id, first user message, the assistant reply that follows it), or None if the record does not
-    start a conversation with a user message answered by the assistant (system messages may precede)."""
+    start a conversation with a user message answered by the assistant (system messages may precede).
+
+    Records in ShareGPT's form (``id``, ``conversations`` of ``{"from", "value"}``) or in LMSYS-Chat-1M's and
+    OpenAI's (``conversation_id``, ``conversation`` or ``messages`` of ``{"role", "content"}``)."""
     if not isinstance(record, dict):
         return None
-    rid = str(record.get("id", ""))
+    rid = str(record.get("id", record.get("conversation_id", "")))
     if is_continuation(rid):
         return None
-    conv = record.get("conversations") or record.get("items")
+    conv = next((record[k] for k in CONVERSATION_KEYS if record.get(k)), None)
     if not isinstance(conv, list) or not all(isinstance(m, dict) for m in conv):
         return None
-    conv = [m for m in conv if m.get("from") != "system"]
-    if len(conv) < 2 or conv[0].get("from") not in _USER or conv[1].get("from") not in _ASSISTANT:
+    conv = [m for m in conv if _speaker(m) != "system"]
+    if len(conv) < 2 or _speaker(conv[0]) not in _USER or _speaker(conv[1]) not in _ASSISTANT:
         return None
-    pv, rv = conv[0].get("value"), conv[1].get("value")
+    pv, rv = _text(conv[0]), _text(conv[1])
     if isinstance(pv, str) and isinstance(rv, str):
         return rid, pv, rv
     return None
+
+
+def is_conversation_table(df: pl.DataFrame) -> bool:
+    """True for a table of conversations (e.g. LMSYS-Chat-1M's parquet: a ``conversation`` column of
+    ``{role, content}`` lists) rather than of requests: a conversations column and no prompt column."""
+    return "prompt" not in df.columns and any(
+        isinstance(df.schema.get(k), pl.List) and isinstance(df.schema[k].inner, pl.Struct) for k in CONVERSATION_KEYS)
+
+
+def _table_records(path: Path) -> list[dict]:
+    """The records of a conversations parquet (:func:`is_conversation_table`), as dicts."""
+    try:
+        df = pl.read_parquet(path)
+    except Exception as exc:
+        raise UserError(f"cannot read {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+    if not is_conversation_table(df):
+        raise UserError(f"{path}: no column of conversations ({', '.join(CONVERSATION_KEYS)}: lists of messages)")
+    keep = [c for c in ("id", "conversation_id", *CONVERSATION_KEYS) if c in df.columns]
+    return df.select(keep).to_dicts()
 
 
 def _drop_lone_surrogates(rows: list[tuple[str, str, str]], path: Path) -> list[tuple[str, str, str]]:
@@ -115,19 +152,23 @@ def _drop_lone_surrogates(rows: list[tuple[str, str, str]], path: Path) -> list[
 
 
 def parse_sharegpt(path: str | Path) -> pl.DataFrame:
-    """Parse a ShareGPT JSON file (complete or truncated) into first turns with token counts."""
+    """Parse a ShareGPT JSON file (complete or truncated), or a parquet table of conversations, into first turns
+    with token counts."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror}") from None
-    # strict: a replaced byte would change a prompt silently (the packaged file is valid UTF-8); a file cut off
-    # inside its last character loses it, as the truncated last record is dropped anyway
-    text = decode_utf8(data, path, cut_tail_ok=True)
-    rows = [t for t in (first_turn(r) for r in iter_records(text, str(path))) if t is not None]
+    if path.suffix.lower() == ".parquet":
+        records = _table_records(path)
+    else:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise UserError(f"cannot read {path}: {exc.strerror}") from None
+        # strict: a replaced byte would change a prompt silently (the packaged file is valid UTF-8); a file cut
+        # off inside its last character loses it, as the truncated last record is dropped anyway
+        records = iter_records(decode_utf8(data, path, cut_tail_ok=True), str(path))
+    rows = [t for t in (first_turn(r) for r in records) if t is not None]
     rows = _drop_lone_surrogates(rows, path)
     if not rows:
-        raise UserError(f"{path}: no complete ShareGPT conversation with a user turn and a reply")
+        raise UserError(f"{path}: no complete conversation (ShareGPT's or role/content messages) with a user turn and a reply")
     ids, prompts, responses = map(list, zip(*rows))
     return pl.DataFrame(
         {
