@@ -455,3 +455,14 @@ def test_sharegpt_file_cut_inside_its_last_character_is_read_in_part(tmp_path):
     path = tmp_path / "sg.json"
     path.write_bytes(_SG_ONE + '{"id": "c1", "conversations": [{"from": "human", "value": "q é'.encode()[:-1])
     assert load_workload(str(path)).df["prompt"].to_list() == ["question number 0 about things"]
+
+
+def test_sweep_profile_path_with_a_nul_byte_is_one_line(tmp_path):
+    """A JSON sweep file can spell a NUL byte ("\\u0000"): a profile path holding one was a ValueError
+    traceback ("embedded null byte") from the file read."""
+    sweep = tmp_path / "s.json"
+    sweep.write_text('{"policies": ["fcfs"], "workloads": ["lmsys-like"], "num_requests": 5, '
+                     '"profiles": ["p\\u0000.json"]}')
+    assert_one_line_error(run_cli("sweep", str(sweep), "--out", str(tmp_path / "out")),
+                          "cannot read profile file '" + str(tmp_path / "p") + "\\x00.json': embedded null byte")
+    assert not (tmp_path / "out").exists()
