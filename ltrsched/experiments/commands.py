@@ -361,7 +361,7 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
 
     import polars as pl
 
-    from ltrsched.experiments.capacity import parse_slos, search_capacity
+    from ltrsched.experiments.capacity import MAX_SEEDS, parse_slos, search_capacity
     from ltrsched.experiments.capacity_report import capacity_figures, capacity_table, rates_table
     from ltrsched.experiments.runner import open_backend
     from ltrsched.experiments.runspec import RunSpec
@@ -384,8 +384,8 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
         raise UserError(f"--num-requests must be >= 1, got {num_requests}")
     if any(r < 1 for r in replica_counts):
         raise UserError(f"--replicas must be >= 1, got {min(replica_counts)}")
-    if k < 1:
-        raise UserError(f"--seeds must be >= 1, got {k}")
+    if not 1 <= k <= MAX_SEEDS:
+        raise UserError(f"--seeds must be in 1..{MAX_SEEDS:,} (a run per seed at every rate tried), got {k:,}")
     for name, value in (("--max-num-batched-tokens", max_num_batched_tokens), ("--max-num-seqs", max_num_seqs)):
         if value < 1:
             raise UserError(f"{name} must be >= 1, got {value}")
