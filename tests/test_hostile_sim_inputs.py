@@ -90,7 +90,13 @@ def test_plot_cdf_tells_apart_runs_of_one_policy_with_other_settings(tmp_path):
     assert [label for label, _ in lines] == ["fcfs"]
 
 
-@pytest.mark.parametrize("text", ["[1, 2]", '{"summary": {}, "meta": [1]}', '"x"'])
+@pytest.mark.parametrize("text", ["[1, 2]", '{"summary": {}, "meta": [1]}', '"x"',
+                                  # a meta whose run spec or config is no table, or whose replica count is text:
+                                  # AttributeError, TypeError tracebacks
+                                  '{"summary": {}, "meta": {"run_spec": [1]}}',
+                                  '{"summary": {}, "meta": {"config": [1, 2]}}',
+                                  '{"summary": {}, "meta": {"replicas": "4"}}',
+                                  '{"summary": {}, "meta": {"run_spec": {"replicas": 2.5}}}'])
 def test_plot_cdf_with_a_damaged_summary_is_one_line(tmp_path, text):
     """A summary.json that is JSON but not a run summary ended in an AttributeError traceback."""
     run = _run(tmp_path, "run")
