@@ -472,3 +472,19 @@ def test_sweep_profile_path_with_a_nul_byte_is_one_line(tmp_path):
     assert_one_line_error(run_cli("sweep", str(sweep), "--out", str(tmp_path / "out")),
                           "cannot read profile file '" + str(tmp_path / "p") + "\\x00.json': embedded null byte")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("values, dtype", [(["fast"] * 12, "String"), ([[0.1, 0.2]] * 12, "List(Float64)")])
+def test_plot_cdf_with_a_metric_column_that_is_not_numbers_is_one_line(tmp_path, values, dtype):
+    """A requests.parquet whose ttft column held text or lists ended in an InvalidOperationError traceback while
+    drawing; numbers written as text still plot."""
+    import polars as pl
+
+    run = _run(tmp_path, "run")
+    requests = pl.read_parquet(run / "requests.parquet")
+    requests.with_columns(ttft=pl.Series(values)).write_parquet(run / "requests.parquet")
+    assert_one_line_error(run_cli("plot", "cdf", str(run), "-o", str(tmp_path / "c.png")),
+                          f"its requests column 'ttft' holds {dtype}, not numbers")
+    assert not (tmp_path / "c.png").exists()
+    requests.with_columns(pl.col("ttft").cast(pl.String)).write_parquet(run / "requests.parquet")
+    assert run_cli("plot", "cdf", str(run), "-o", str(tmp_path / "c.png")).returncode == 0

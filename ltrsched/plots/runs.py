@@ -77,6 +77,22 @@ def _check_meta(meta: Any) -> None:
         raise ValueError(f"its replica count {replicas!r} is not a whole number")
 
 
+def _check_metric_columns(requests: pl.DataFrame) -> None:
+    """Raise ValueError where a column a CDF plots (latency per token [s/token], TTFT [s], TPOT [s/token]) does
+    not read as numbers (e.g. text or lists in a foreign requests.parquet: an error only while drawing)."""
+    from ltrsched.plots.cdf import CDF_METRICS
+
+    for metric in CDF_METRICS:
+        if metric not in requests.columns:
+            continue
+        try:
+            numbers = requests[metric].cast(pl.Float64).dtype == pl.Float64
+        except pl.exceptions.PolarsError:
+            numbers = False
+        if not numbers:
+            raise ValueError(f"its requests column {metric!r} holds {requests[metric].dtype}, not numbers")
+
+
 def load_runs(paths: list[Path]) -> list[SavedRun]:
     """Every run under ``paths`` (run directories, or sweep/reproduce output directories)."""
     from ltrsched.results import read_summary_file
@@ -94,6 +110,7 @@ def load_runs(paths: list[Path]) -> list[SavedRun]:
                 meta = read_summary_file(d / "summary.json").get("meta") or {}
                 _check_meta(meta)
                 requests = pl.read_parquet(d / "requests.parquet")
+                _check_metric_columns(requests)
             except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
                 raise UserError(f"{d}: cannot read the run ({type(exc).__name__}: {exc})") from None
             out.append(SavedRun(d, run_fields(meta), requests, run_details(meta)))
