@@ -116,6 +116,26 @@ def test_sweep_list_with_a_repeated_item_is_refused(tmp_path, key, value):
     assert_one_line_error(run_cli("sweep", str(sweep), "--out", str(tmp_path / "out")), f"'{key}' lists")
 
 
+def test_finding_a_repeated_item_takes_linear_time():
+    """Each item was compared with every earlier one: 7 s for a sweep file listing 20,000 seeds before anything
+    ran, growing with the square. Counted in comparisons, not seconds, so that the test cannot be flaky."""
+    from ltrsched.errors import first_repeat
+
+    class Counted(int):
+        comparisons = 0
+
+        def __eq__(self, other):
+            Counted.comparisons += 1
+            return int(self) == int(other)
+
+        __hash__ = int.__hash__
+
+    items = [Counted(i) for i in range(2000)]
+    assert first_repeat(items) is None and Counted.comparisons < 2000
+    assert first_repeat([*items, Counted(5)]) == 5 and first_repeat([4, 4.0]) == 4.0
+    assert first_repeat([[1], [2], [1]]) == [1] and first_repeat(("a", "b")) is None  # unhashable; tuples
+
+
 def test_capacity_option_given_twice_is_refused(tmp_path):
     assert_one_line_error(run_cli("capacity", "--slo", "ttft_p90=2", "-p", "fcfs", "-p", "fcfs",
                                   "--out", str(tmp_path / "cap")), "--policy fcfs is given twice")
