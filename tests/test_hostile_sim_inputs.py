@@ -306,6 +306,20 @@ def test_sweep_file_with_a_byte_order_mark_or_an_upper_case_suffix_is_read(tmp_p
     assert _load_sweep(Path(path)) == {"policies": ["fcfs"], "seeds": [1]}
 
 
+@pytest.mark.parametrize("name, text", [("s.json", '{"policies": ' + "[" * 100_000 + "]" * 100_000 + "}"),
+                                        ("s.toml", "policies = " + "[" * 100_000 + "]" * 100_000 + "\n")])
+def test_sweep_file_nested_too_deeply_is_one_line(tmp_path, name, text):
+    """The parsers recurse per nesting level: a RecursionError traceback."""
+    from pathlib import Path
+
+    from ltrsched.experiments.commands import _load_sweep
+
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(UserError, match=r"cannot parse \(nested too deeply\)"):
+        _load_sweep(Path(path))
+
+
 def test_jsonl_with_a_byte_order_mark_is_read(tmp_path):
     """Line 1 was 'not valid JSON (Unexpected UTF-8 BOM)'."""
     from ltrsched.workloads import load_workload

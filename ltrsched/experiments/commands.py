@@ -128,6 +128,8 @@ def _load_sweep(path: Path) -> dict:
             data = json.loads(text, object_pairs_hook=_unique_keys)
     except (ValueError, json.JSONDecodeError) as exc:  # UnicodeDecodeError is a ValueError
         raise UserError(f"{path}: cannot parse ({exc})") from None
+    except RecursionError:  # e.g. 100,000 nested [ (no sweep setting nests)
+        raise UserError(f"{path}: cannot parse (nested too deeply)") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a table of sweep settings")
     unknown = sorted(set(data) - SWEEP_KEYS)
