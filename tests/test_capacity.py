@@ -90,7 +90,9 @@ def test_the_search_varies_only_rate_and_seed():
     (["--slo", "ttft_p90=2", "--tolerance", "0"], "--tolerance must be between 0.001 and 1"),
     (["--slo", "ttft_p90=2", "--start-rate", "-4"], "--start-rate must be a positive number"),
     (["--slo", "ttft_p90=2", "--start-rate", "64", "--max-rate", "32"], "--start-rate 64 is above --max-rate 32"),
-    (["--slo", "ttft_p90=2", "--seeds", "0"], "--seeds must be >= 1"),
+    (["--slo", "ttft_p90=2", "--seeds", "0"], "--seeds must be in 1..1,000"),
+    (["--slo", "ttft_p90=2", "--seeds", "1001"], "--seeds must be in 1..1,000 (a run per seed at every rate tried), got 1,001"),
+    (["--slo", "ttft_p90=2", "--seeds", str(10**12)], "--seeds must be in 1..1,000"),  # was a MemoryError traceback
     (["--slo", "ttft_p90=2", "-n", "0"], "--num-requests must be >= 1"),
     (["--slo", "ttft_p90=2", "-p", "nope"], "unknown policy"),
     (["--slo", "ttft_p90=2", "--profile", "nosuch"], "unknown profile 'nosuch'"),

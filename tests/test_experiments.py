@@ -132,6 +132,8 @@ _SWEEP_BASE = 'policies = ["fcfs"]\nworkloads = ["lmsys-like"]\nnum_requests = 2
     ("s.toml", _SWEEP_BASE + 'profiles = ["a100-llama3-8b", "nosuch"]\n', "unknown profile 'nosuch'"),
     ("s.yaml", "policies: [fcfs]\n", "unknown sweep file format '.yaml'"),
     ("s.toml", b"\x8e\xff\x00", "cannot parse ('utf-8' codec can't decode"),
+    # json keeps a repeated key's last value: this ran srtf alone, where TOML refuses the file
+    ("s.json", '{"policies": ["fcfs"], "policies": ["srtf"]}', "cannot parse (the key 'policies' is given twice)"),
 ])
 def test_sweep_file_errors_are_one_line_before_any_run(tmp_path, name, content, message):
     from test_cli_simulate import assert_one_line_error

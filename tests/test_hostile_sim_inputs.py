@@ -90,7 +90,13 @@ def test_plot_cdf_tells_apart_runs_of_one_policy_with_other_settings(tmp_path):
     assert [label for label, _ in lines] == ["fcfs"]
 
 
-@pytest.mark.parametrize("text", ["[1, 2]", '{"summary": {}, "meta": [1]}', '"x"'])
+@pytest.mark.parametrize("text", ["[1, 2]", '{"summary": {}, "meta": [1]}', '"x"',
+                                  # a meta whose run spec or config is no table, or whose replica count is text:
+                                  # AttributeError, TypeError tracebacks
+                                  '{"summary": {}, "meta": {"run_spec": [1]}}',
+                                  '{"summary": {}, "meta": {"config": [1, 2]}}',
+                                  '{"summary": {}, "meta": {"replicas": "4"}}',
+                                  '{"summary": {}, "meta": {"run_spec": {"replicas": 2.5}}}'])
 def test_plot_cdf_with_a_damaged_summary_is_one_line(tmp_path, text):
     """A summary.json that is JSON but not a run summary ended in an AttributeError traceback."""
     run = _run(tmp_path, "run")
@@ -108,6 +114,26 @@ def test_sweep_list_with_a_repeated_item_is_refused(tmp_path, key, value):
     sweep = tmp_path / "s.toml"
     sweep.write_text("".join(f"{k} = {v}\n" for k, v in lines.items()))
     assert_one_line_error(run_cli("sweep", str(sweep), "--out", str(tmp_path / "out")), f"'{key}' lists")
+
+
+def test_finding_a_repeated_item_takes_linear_time():
+    """Each item was compared with every earlier one: 7 s for a sweep file listing 20,000 seeds before anything
+    ran, growing with the square. Counted in comparisons, not seconds, so that the test cannot be flaky."""
+    from ltrsched.errors import first_repeat
+
+    class Counted(int):
+        comparisons = 0
+
+        def __eq__(self, other):
+            Counted.comparisons += 1
+            return int(self) == int(other)
+
+        __hash__ = int.__hash__
+
+    items = [Counted(i) for i in range(2000)]
+    assert first_repeat(items) is None and Counted.comparisons < 2000
+    assert first_repeat([*items, Counted(5)]) == 5 and first_repeat([4, 4.0]) == 4.0
+    assert first_repeat([[1], [2], [1]]) == [1] and first_repeat(("a", "b")) is None  # unhashable; tuples
 
 
 def test_capacity_option_given_twice_is_refused(tmp_path):
@@ -278,6 +304,20 @@ def test_sweep_file_with_a_byte_order_mark_or_an_upper_case_suffix_is_read(tmp_p
     path = tmp_path / name
     path.write_bytes(b"\xef\xbb\xbf" + text.encode())
     assert _load_sweep(Path(path)) == {"policies": ["fcfs"], "seeds": [1]}
+
+
+@pytest.mark.parametrize("name, text", [("s.json", '{"policies": ' + "[" * 100_000 + "]" * 100_000 + "}"),
+                                        ("s.toml", "policies = " + "[" * 100_000 + "]" * 100_000 + "\n")])
+def test_sweep_file_nested_too_deeply_is_one_line(tmp_path, name, text):
+    """The parsers recurse per nesting level: a RecursionError traceback."""
+    from pathlib import Path
+
+    from ltrsched.experiments.commands import _load_sweep
+
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(UserError, match=r"cannot parse \(nested too deeply\)"):
+        _load_sweep(Path(path))
 
 
 def test_jsonl_with_a_byte_order_mark_is_read(tmp_path):
@@ -455,3 +495,30 @@ def test_sharegpt_file_cut_inside_its_last_character_is_read_in_part(tmp_path):
     path = tmp_path / "sg.json"
     path.write_bytes(_SG_ONE + '{"id": "c1", "conversations": [{"from": "human", "value": "q é'.encode()[:-1])
     assert load_workload(str(path)).df["prompt"].to_list() == ["question number 0 about things"]
+
+
+def test_sweep_profile_path_with_a_nul_byte_is_one_line(tmp_path):
+    """A JSON sweep file can spell a NUL byte ("\\u0000"): a profile path holding one was a ValueError
+    traceback ("embedded null byte") from the file read."""
+    sweep = tmp_path / "s.json"
+    sweep.write_text('{"policies": ["fcfs"], "workloads": ["lmsys-like"], "num_requests": 5, '
+                     '"profiles": ["p\\u0000.json"]}')
+    assert_one_line_error(run_cli("sweep", str(sweep), "--out", str(tmp_path / "out")),
+                          "cannot read profile file '" + str(tmp_path / "p") + "\\x00.json': embedded null byte")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("values, dtype", [(["fast"] * 12, "String"), ([[0.1, 0.2]] * 12, "List(Float64)")])
+def test_plot_cdf_with_a_metric_column_that_is_not_numbers_is_one_line(tmp_path, values, dtype):
+    """A requests.parquet whose ttft column held text or lists ended in an InvalidOperationError traceback while
+    drawing; numbers written as text still plot."""
+    import polars as pl
+
+    run = _run(tmp_path, "run")
+    requests = pl.read_parquet(run / "requests.parquet")
+    requests.with_columns(ttft=pl.Series(values)).write_parquet(run / "requests.parquet")
+    assert_one_line_error(run_cli("plot", "cdf", str(run), "-o", str(tmp_path / "c.png")),
+                          f"its requests column 'ttft' holds {dtype}, not numbers")
+    assert not (tmp_path / "c.png").exists()
+    requests.with_columns(pl.col("ttft").cast(pl.String)).write_parquet(run / "requests.parquet")
+    assert run_cli("plot", "cdf", str(run), "-o", str(tmp_path / "c.png")).returncode == 0

@@ -122,3 +122,18 @@ def test_plot_trace_command(tmp_path, cluster_run):
     lone.save(tmp_path / "nosteps")
     assert_one_line_error(run_cli("plot", "trace", str(tmp_path / "nosteps"), "-o", str(tmp_path / "u.json")),
                           "no steps.parquet")
+
+
+@pytest.mark.parametrize("column, value, message", [
+    ("start", pl.lit("0.5"), "column 'start' holds String, not numbers"),  # TypeError traceback
+    ("start", pl.lit(None, pl.Float64), "column 'start' has"),  # TypeError traceback
+    ("replica", pl.lit("a"), "column 'replica' holds String, not numbers"),  # ValueError traceback from int()
+    ("num_seqs", pl.lit("x"), "column 'num_seqs' holds String, not numbers"),  # written into the trace as text
+    ("duration", pl.lit(float("nan")), "column 'duration' has values that are not finite"),  # null timestamps
+])
+def test_plot_trace_of_damaged_steps_is_one_line(tmp_path, cluster_run, column, value, message):
+    run = tmp_path / "run"
+    cluster_run.save(run)
+    cluster_run.steps.with_columns(value.alias(column)).write_parquet(run / "steps.parquet")
+    assert_one_line_error(run_cli("plot", "trace", str(run), "-o", str(tmp_path / "t.json")), message)
+    assert not (tmp_path / "t.json").exists()

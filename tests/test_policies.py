@@ -239,6 +239,9 @@ _SHADOWS_ROUND_ROBIN = ("from ltrsched.routers import Router, register\n@registe
     ("mine.py", _SHADOWS_ROUND_ROBIN, "router name 'round-robin' (class Mine) is a built-in router's"),
     ("mine.py", "from ltrsched.policies import Policy\nclass Mine(Policy):\n    name = 'mine'\n",
      "plugin mine.py registers no policy or router: decorate its Policy (or Router) subclass with @register"),
+    # two classes of one name: the second replaced the first, silently
+    ("mine.py", _SHADOWS_FCFS.replace("'fcfs'", "'mine'") + _SHADOWS_FCFS.replace("'fcfs'", "'mine'").replace(
+        "class Mine", "class Other"), "policy name 'mine' is registered twice, by class Mine ("),
 ])
 def test_bad_plugin_is_one_line(tmp_path, name, content, message):
     import os
@@ -254,6 +257,22 @@ def test_bad_plugin_is_one_line(tmp_path, name, content, message):
         r = subprocess.run([sys.executable, "-m", "ltrsched.cli", "policies"], capture_output=True, text=True,
                            cwd=tmp_path, env={**os.environ, "LTRSCHED_PLUGINS": name}, timeout=300)
         assert_one_line_error(r, message)
+
+
+def test_two_plugin_files_registering_one_name_are_refused(tmp_path):
+    """The file loaded last replaced the other's class silently: --policy mine ran whichever came last."""
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.py").write_text(_SHADOWS_FCFS.replace("'fcfs'", "'mine'"))
+        (tmp_path / f"r{name}.py").write_text(_SHADOWS_ROUND_ROBIN.replace("'round-robin'", "'mine'"))
+    assert_one_line_error(run_cli("policies", "--plugin", "a.py", "--plugin", "b.py", cwd=tmp_path),
+                          f"policy name 'mine' is registered twice, by class Mine ({tmp_path / 'a.py'}) and by "
+                          f"class Mine ({tmp_path / 'b.py'}); give one of them another name")
+    assert_one_line_error(run_cli("routers", "--plugin", "ra.py", "--plugin", "rb.py", cwd=tmp_path),
+                          "router name 'mine' is registered twice")
+    r = run_cli("policies", "--plugin", "a.py", "--plugin", str(tmp_path / "a.py"), cwd=tmp_path)  # one file twice
+    assert r.returncode == 0 and "mine:" in r.stdout, r.stderr
 
 
 RAISING_PLUGIN = """

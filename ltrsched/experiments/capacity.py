@@ -39,6 +39,9 @@ SLO_METRICS = tuple(f"{m}_{stat}" for m in SUMMARY_METRICS for stat in ("mean", 
 RATE_DIGITS = 4
 #: Halvings below the start rate before a search reports that no rate meets the SLOs.
 MAX_HALVINGS = 10
+#: Most seeded runs per rate: each rate tried runs a simulation per seed (a dozen rates or more per search),
+#: and a count near a billion filled the memory with seeds before the first run (a MemoryError traceback).
+MAX_SEEDS = 1000
 
 
 @dataclass(frozen=True)

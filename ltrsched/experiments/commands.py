@@ -101,6 +101,17 @@ SWEEP_SCALARS: dict[str, type | tuple[type, ...]] = {
 SWEEP_KEYS = set(SWEEP_LISTS) | set(SWEEP_SCALARS)
 
 
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object as a dict; a key given twice raises ValueError (json keeps the last one silently, where
+    TOML refuses the file)."""
+    data = dict(pairs)
+    if len(data) < len(pairs):
+        seen = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise ValueError(f"the key {twice!r} is given twice")
+    return data
+
+
 def _load_sweep(path: Path) -> dict:
     if not path.is_file():
         raise UserError(f"sweep file not found: {path}")
@@ -114,9 +125,11 @@ def _load_sweep(path: Path) -> dict:
 
             data = tomllib.loads(text)
         else:
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_unique_keys)
     except (ValueError, json.JSONDecodeError) as exc:  # UnicodeDecodeError is a ValueError
         raise UserError(f"{path}: cannot parse ({exc})") from None
+    except RecursionError:  # e.g. 100,000 nested [ (no sweep setting nests)
+        raise UserError(f"{path}: cannot parse (nested too deeply)") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a table of sweep settings")
     unknown = sorted(set(data) - SWEEP_KEYS)
@@ -350,7 +363,7 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
 
     import polars as pl
 
-    from ltrsched.experiments.capacity import parse_slos, search_capacity
+    from ltrsched.experiments.capacity import MAX_SEEDS, parse_slos, search_capacity
     from ltrsched.experiments.capacity_report import capacity_figures, capacity_table, rates_table
     from ltrsched.experiments.runner import open_backend
     from ltrsched.experiments.runspec import RunSpec
@@ -373,8 +386,8 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
         raise UserError(f"--num-requests must be >= 1, got {num_requests}")
     if any(r < 1 for r in replica_counts):
         raise UserError(f"--replicas must be >= 1, got {min(replica_counts)}")
-    if k < 1:
-        raise UserError(f"--seeds must be >= 1, got {k}")
+    if not 1 <= k <= MAX_SEEDS:
+        raise UserError(f"--seeds must be in 1..{MAX_SEEDS:,} (a run per seed at every rate tried), got {k:,}")
     for name, value in (("--max-num-batched-tokens", max_num_batched_tokens), ("--max-num-seqs", max_num_seqs)):
         if value < 1:
             raise UserError(f"{name} must be >= 1, got {value}")

@@ -37,6 +37,7 @@ def chrome_trace(steps: pl.DataFrame, meta: dict[str, Any] | None = None) -> dic
     missing = [c for c in REQUIRED if c not in steps.columns]
     if missing:
         raise UserError(f"the step trace lacks {', '.join(missing)}; record it with simulate --record-steps")
+    _check_numbers(steps)
     meta = meta or {}
     if "replica" not in steps.columns:
         steps = steps.with_columns(replica=pl.lit(0, dtype=pl.Int64))
@@ -52,6 +53,19 @@ def chrome_trace(steps: pl.DataFrame, meta: dict[str, Any] | None = None) -> dic
         "displayTimeUnit": "ms",
         "otherData": {k: str(v) for k, v in meta.items() if k in ("workload", "policy", "profile", "router", "replicas")},
     }
+
+
+def _check_numbers(steps: pl.DataFrame) -> None:
+    """Raise :class:`UserError` where a column the trace reads is not numbers in every step (text, a missing
+    value, a start or duration [s] that is not finite: a damaged or foreign steps.parquet)."""
+    for c in (*REQUIRED, *(["replica"] if "replica" in steps.columns else [])):
+        column = steps[c]
+        if not column.dtype.is_numeric():
+            raise UserError(f"the step trace's column {c!r} holds {column.dtype}, not numbers")
+        if column.null_count():
+            raise UserError(f"the step trace's column {c!r} has {column.null_count()} missing value(s)")
+        if c in ("start", "duration") and not column.cast(pl.Float64).is_finite().all():
+            raise UserError(f"the step trace's column {c!r} has values that are not finite (NaN or infinite)")
 
 
 def _replica_events(pid: int, steps: pl.DataFrame) -> list[dict[str, Any]]:

@@ -64,6 +64,35 @@ def _run_dirs(path: Path) -> list[Path]:
                     "directory with finished runs under runs/")
 
 
+def _check_meta(meta: Any) -> None:
+    """Raise ValueError where a summary's ``meta`` is not shaped as ltrsched writes it (what :func:`run_fields`
+    and :func:`run_details` read: tables, and a whole replica count)."""
+    if not isinstance(meta, dict):
+        raise ValueError("its 'meta' is not a table")
+    for key in ("run_spec", "config"):
+        if not isinstance(meta.get(key) or {}, dict):
+            raise ValueError(f"its meta {key!r} is not a table")
+    replicas = (meta.get("run_spec") or {}).get("replicas", meta.get("replicas"))
+    if replicas is not None and (isinstance(replicas, bool) or not isinstance(replicas, int)):
+        raise ValueError(f"its replica count {replicas!r} is not a whole number")
+
+
+def _check_metric_columns(requests: pl.DataFrame) -> None:
+    """Raise ValueError where a column a CDF plots (latency per token [s/token], TTFT [s], TPOT [s/token]) does
+    not read as numbers (e.g. text or lists in a foreign requests.parquet: an error only while drawing)."""
+    from ltrsched.plots.cdf import CDF_METRICS
+
+    for metric in CDF_METRICS:
+        if metric not in requests.columns:
+            continue
+        try:
+            numbers = requests[metric].cast(pl.Float64).dtype == pl.Float64
+        except pl.exceptions.PolarsError:
+            numbers = False
+        if not numbers:
+            raise ValueError(f"its requests column {metric!r} holds {requests[metric].dtype}, not numbers")
+
+
 def load_runs(paths: list[Path]) -> list[SavedRun]:
     """Every run under ``paths`` (run directories, or sweep/reproduce output directories)."""
     from ltrsched.results import read_summary_file
@@ -79,9 +108,9 @@ def load_runs(paths: list[Path]) -> list[SavedRun]:
             seen.add(d.resolve())
             try:
                 meta = read_summary_file(d / "summary.json").get("meta") or {}
-                if not isinstance(meta, dict):
-                    raise ValueError("its 'meta' is not a table")
+                _check_meta(meta)
                 requests = pl.read_parquet(d / "requests.parquet")
+                _check_metric_columns(requests)
             except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
                 raise UserError(f"{d}: cannot read the run ({type(exc).__name__}: {exc})") from None
             out.append(SavedRun(d, run_fields(meta), requests, run_details(meta)))

@@ -75,12 +75,25 @@ def is_builtin(cls: type) -> bool:
 
 def check_not_shadowing(existing: type | None, cls: type, kind: str) -> None:
     """Refuse a plugin class that would replace a built-in one of the same name (``--policy fcfs`` would then
-    silently run the plugin's code); a class of this package, or a module registering again (reloaded), may."""
-    if existing is None or existing is cls or cls.__module__ == existing.__module__:
+    silently run the plugin's code), or another plugin class of that name (from another plugin file, or the
+    same file: the last one registered ran, silently); a class of this package, or a module registering the
+    same class again (reloaded), may."""
+    if existing is None or existing is cls:
+        return
+    if cls.__module__ == existing.__module__ and (cls.__qualname__ == existing.__qualname__ or is_builtin(cls)):
         return
     if is_builtin(existing) and not is_builtin(cls):
         raise ValueError(f"{kind} name {cls.name!r} (class {cls.__qualname__}) is a built-in {kind}'s; "
                          "give the plugin's class another name")
+    if not is_builtin(existing):
+        raise ValueError(f"{kind} name {cls.name!r} is registered twice, by class {existing.__qualname__} "
+                         f"({_defined_in(existing)}) and by class {cls.__qualname__} ({_defined_in(cls)}); "
+                         "give one of them another name")
+
+
+def _defined_in(cls: type) -> str:
+    """The file (else the module) that defines ``cls``, for error messages."""
+    return getattr(sys.modules.get(cls.__module__), "__file__", None) or cls.__module__
 
 
 def plugin_modules() -> set[str]:

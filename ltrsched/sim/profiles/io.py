@@ -224,6 +224,8 @@ def read_profile_file(path: str | os.PathLike) -> StepTimeProfile:
         raise UserError(f"profile path is a directory, not a JSON file: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read profile file {path}: {exc}") from None
+    except ValueError as exc:  # a path no file can have (a NUL byte, from a JSON sweep file's "\u0000")
+        raise UserError(f"cannot read profile file {str(path)!r}: {exc}") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
