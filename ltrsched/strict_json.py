@@ -32,8 +32,12 @@ def _finite(obj: Any) -> Any:
 
 def loads(text: str | bytes) -> Any:
     """:func:`json.loads` that reads ``NaN``, ``Infinity`` and ``-Infinity`` (as versions before this one wrote
-    undefined values) as None, as the files written now hold them."""
-    return json.loads(text, parse_constant=lambda _: None)
+    undefined values) as None, as the files written now hold them. A document nested deeper than Python's
+    recursion limit (no file this tool writes) is a ValueError, as any other damaged JSON."""
+    try:
+        return json.loads(text, parse_constant=lambda _: None)
+    except RecursionError:
+        raise ValueError("nested too deeply to be read") from None
 
 
 def defined(value: float | None) -> float | None:

@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from test_cli_simulate import run_cli
 
@@ -105,3 +106,12 @@ def test_every_json_the_tool_writes_goes_through_strict_json():
                     and isinstance(node.func.value, ast.Name) and node.func.value.id == "json" and rel not in NOT_WRITTEN):
                 plain.append(f"{rel}:{node.lineno}")
     assert plain == [], f"use ltrsched.strict_json.dumps: {plain}"
+
+
+def test_a_summary_nested_too_deeply_is_a_damaged_file_not_a_traceback(tmp_path):
+    """`plot cdf` on a run whose summary.json is '[' * 100,000 ... raised RecursionError from the JSON parser."""
+    from ltrsched.results import read_summary_file
+
+    (tmp_path / "summary.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match="nested too deeply"):
+        read_summary_file(tmp_path / "summary.json")
