@@ -447,3 +447,29 @@ def test_same_seed_trains_the_same_model():
         pred.fit(prompts, lengths)
         runs.append(pred.scores(prompts))
     assert np.array_equal(runs[0], runs[1])
+
+
+def test_cli_ensemble_out_around_a_member_is_one_line_and_keeps_it(tmp_path):
+    """Rebuilding an ensemble in place from its own members (-m ens/member0 -m ens/member1 -o ens) deleted
+    member0 before copying it ("cannot write ens/member0", the old ensemble left broken); with the members
+    swapped, both copies became the same model, silently."""
+    from ltrsched.predictors.ensemble import Ensemble
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    prompts, lengths = synthetic(40, 0)
+    dirs = []
+    for seed in (0, 1):
+        p = Predictor(PredictorConfig(dim=64, epochs=1, seed=seed))
+        p.fit(prompts, lengths)
+        dirs.append(p.save(tmp_path / f"m{seed}"))
+    ens = tmp_path / "ens"
+    Ensemble.calibrate([Predictor.load(d) for d in dirs], prompts).save(ens, dirs)
+    before = Predictor.load(ens).scores(prompts)
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"prompt": p, "generated": "x " * int(n)}) + "\n" for p, n in zip(prompts, lengths)))
+    for order in (["member0", "member1"], ["member1", "member0"]):
+        r = run_cli("ensemble", "-m", str(ens / order[0]), "-m", str(ens / order[1]), "--data", str(data), "-o", str(ens))
+        assert_one_line_error(r, f"--out {ens} would overwrite the member checkpoint {ens / order[0]}")
+    assert np.array_equal(Predictor.load(ens).scores(prompts), before)
+    for i, d in enumerate(dirs):
+        assert np.array_equal(Predictor.load(ens / f"member{i}").scores(prompts), Predictor.load(d).scores(prompts))

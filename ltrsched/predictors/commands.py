@@ -230,8 +230,8 @@ def ensemble(models, weights, data, eval_data, out):
         raise UserError("give at least two --model checkpoints")
     if weights and len(weights) != len(models):
         raise UserError(f"{len(weights)} --weight values for {len(models)} --model checkpoints")
-    for m in models:
-        if out.resolve() == m.resolve() or m.resolve() in out.resolve().parents:
+    for m in models:  # --out at, inside or around a member (an old ensemble's memberN) would replace its files
+        if out.resolve() == m.resolve() or m.resolve() in out.resolve().parents or out.resolve() in m.resolve().parents:
             raise UserError(f"--out {out} would overwrite the member checkpoint {m}; write the ensemble elsewhere")
     members = [Predictor.load(m) for m in models]
     if any(isinstance(m, Ensemble) for m in members):
