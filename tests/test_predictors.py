@@ -473,3 +473,51 @@ def test_cli_ensemble_out_around_a_member_is_one_line_and_keeps_it(tmp_path):
     assert np.array_equal(Predictor.load(ens).scores(prompts), before)
     for i, d in enumerate(dirs):
         assert np.array_equal(Predictor.load(ens / f"member{i}").scores(prompts), Predictor.load(d).scores(prompts))
+
+
+def _tiny_ensemble(tmp_path):
+    """An ensemble of two small rank predictors in ``tmp_path / "ens"``, and a workload file to score."""
+    from ltrsched.predictors.ensemble import Ensemble
+
+    prompts, lengths = synthetic(40, 0)
+    dirs = [Predictor(PredictorConfig(dim=64, epochs=1, seed=seed)).save(tmp_path / f"m{seed}") for seed in (0, 1)]
+    Ensemble.calibrate([Predictor.load(d) for d in dirs], prompts).save(tmp_path / "ens", dirs)
+    wl = tmp_path / "wl.jsonl"
+    wl.write_text("".join(json.dumps({"prompt": p, "generated": "x " * int(n)}) + "\n" for p, n in zip(prompts, lengths)))
+    return tmp_path / "ens", wl
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda spec: spec["means"].__setitem__(0, float("nan")), "'means' must hold finite numbers, got nan"),
+    (lambda spec: spec["means"].__setitem__(0, "0.1"), "'means' must hold finite numbers, got '0.1'"),
+    (lambda spec: spec["stds"].__setitem__(1, None), "'stds' must hold finite numbers, got None"),
+    (lambda spec: spec["weights"].__setitem__(0, True), "'weights' must hold finite numbers, got True"),
+    (lambda spec: spec.__setitem__("members", "member0"), "'members' must be a list, got str"),
+    (lambda spec: spec["members"].__setitem__(1, 1), "'members' must hold member directory names, got 1"),
+    (None, "not a valid ensemble ('utf-8' codec can't decode byte 0xff"),
+])
+def test_damaged_ensemble_file_is_refused(tmp_path, edit, message):
+    """A hand-edited ensemble.json with a NaN mean scored every prompt NaN (predict wrote them, exit 0); a mean
+    that is text or null was a traceback at the first prompt scored, as was a file that is not UTF-8."""
+    ens, _ = _tiny_ensemble(tmp_path)
+    if edit is None:
+        (ens / "ensemble.json").write_bytes(b"\xff{}")
+    else:
+        spec = json.loads((ens / "ensemble.json").read_text())
+        edit(spec)
+        (ens / "ensemble.json").write_text(json.dumps(spec))
+    with pytest.raises(UserError) as err:
+        Predictor.load(ens)
+    assert str(err.value).startswith(f"{ens / 'ensemble.json'}: not a valid ensemble") and message in str(err.value)
+
+
+def test_cli_ensemble_with_a_nan_mean_is_one_line(tmp_path):
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    ens, wl = _tiny_ensemble(tmp_path)
+    spec = json.loads((ens / "ensemble.json").read_text())
+    spec["means"][0] = float("nan")
+    (ens / "ensemble.json").write_text(json.dumps(spec))
+    assert_one_line_error(run_cli("predict", "-m", str(ens), "-w", str(wl), "-o", str(tmp_path / "o.parquet")),
+                          "'means' must hold finite numbers, got nan")
+    assert not (tmp_path / "o.parquet").exists()

@@ -9,6 +9,7 @@ prompts) and the members' own checkpoint directories ``member0``, ``member1``, .
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -81,9 +82,29 @@ class Ensemble:
         from ltrsched.predictors.predictor import Predictor
 
         directory = Path(directory)
+        path = directory / ENSEMBLE_FILE
         try:
-            spec = json.loads((directory / ENSEMBLE_FILE).read_text())
-            members = [Predictor.load(directory / name) for name in spec["members"]]
-            return cls(members, spec["weights"], spec["means"], spec["stds"])
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise UserError(f"{directory / ENSEMBLE_FILE}: not a valid ensemble ({exc})") from None
+            spec = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise UserError(f"{path}: not a valid ensemble ({exc})") from None
+        _check_spec(spec, path)
+        members = [Predictor.load(directory / name) for name in spec["members"]]
+        return cls(members, spec["weights"], spec["means"], spec["stds"])
+
+
+def _check_spec(spec, path: Path) -> None:
+    """Raise :class:`UserError` unless ``spec`` (``ensemble.json``) names its members by text and holds finite
+    numbers for their weights, means and standard deviations (a NaN mean scored every prompt NaN, text one
+    failed at the first prompt scored)."""
+    if not isinstance(spec, dict):
+        raise UserError(f"{path}: not a valid ensemble (expected a JSON object, got {type(spec).__name__})")
+    for key in ("members", "weights", "means", "stds"):
+        values = spec.get(key)
+        if not isinstance(values, list):
+            raise UserError(f"{path}: not a valid ensemble ({key!r} must be a list, got {type(values).__name__})")
+        for v in values:
+            ok = isinstance(v, str) if key == "members" else (
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
+            if not ok:
+                what = "member directory names" if key == "members" else "finite numbers"
+                raise UserError(f"{path}: not a valid ensemble ({key!r} must hold {what}, got {v!r})")
