@@ -521,3 +521,21 @@ def test_cli_ensemble_with_a_nan_mean_is_one_line(tmp_path):
     assert_one_line_error(run_cli("predict", "-m", str(ens), "-w", str(wl), "-o", str(tmp_path / "o.parquet")),
                           "'means' must hold finite numbers, got nan")
     assert not (tmp_path / "o.parquet").exists()
+
+
+@pytest.mark.parametrize("member", [".", "", "loop", "nested"])
+def test_ensemble_whose_member_is_an_ensemble_is_refused(tmp_path, member):
+    """A member named "." (or a link back to the ensemble) loaded the ensemble inside itself until Python's
+    recursion limit: a RecursionError traceback. `ltrsched ensemble` refuses ensembles as members; so does loading."""
+    import shutil
+
+    ens, _ = _tiny_ensemble(tmp_path)
+    (ens / "loop").symlink_to(ens, target_is_directory=True)
+    shutil.copytree(ens / "member0", ens / "nested" / "member0")
+    shutil.copytree(ens / "member1", ens / "nested" / "member1")
+    shutil.copy(ens / "ensemble.json", ens / "nested" / "ensemble.json")
+    spec = json.loads((ens / "ensemble.json").read_text())
+    spec["members"][1] = member
+    (ens / "ensemble.json").write_text(json.dumps(spec))
+    with pytest.raises(UserError, match=f"member '{member}' is an ensemble; ensemble members must be single predictors"):
+        Predictor.load(ens)

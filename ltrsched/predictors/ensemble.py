@@ -88,6 +88,9 @@ class Ensemble:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise UserError(f"{path}: not a valid ensemble ({exc})") from None
         _check_spec(spec, path)
+        for name in spec["members"]:  # ("." or a link to the directory: an ensemble of itself, endless recursion)
+            if (directory / name / ENSEMBLE_FILE).is_file():
+                raise UserError(f"{path}: member {name!r} is an ensemble; ensemble members must be single predictors")
         members = [Predictor.load(directory / name) for name in spec["members"]]
         return cls(members, spec["weights"], spec["means"], spec["stds"])
 
