@@ -539,3 +539,14 @@ def test_ensemble_whose_member_is_an_ensemble_is_refused(tmp_path, member):
     (ens / "ensemble.json").write_text(json.dumps(spec))
     with pytest.raises(UserError, match=f"member '{member}' is an ensemble; ensemble members must be single predictors"):
         Predictor.load(ens)
+
+
+@pytest.mark.parametrize("name", ["predictor.json", "ensemble.json"])
+def test_checkpoint_json_nested_too_deeply_is_refused(tmp_path, name):
+    """100,000 nested "[" in predictor.json or ensemble.json was a RecursionError traceback."""
+    ens, _ = _tiny_ensemble(tmp_path)
+    directory = ens if name == "ensemble.json" else ens / "member0"
+    (directory / name).write_text("[" * 100_000)
+    kind = "ensemble" if name == "ensemble.json" else "predictor config"
+    with pytest.raises(UserError, match=f"{name}: not a valid {kind} \\(JSON nested too deeply\\)"):
+        Predictor.load(directory)

@@ -287,6 +287,14 @@ def test_unreadable_files(tmp_path):
         load_profile(str(arr))
 
 
+def test_profile_nested_too_deeply_is_refused(tmp_path):
+    """100,000 nested "[" was a RecursionError traceback from `simulate --profile` and `profiles`."""
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000)
+    with pytest.raises(UserError, match="deep.json: not valid JSON \\(nested too deeply\\)"):
+        load_profile(str(deep))
+
+
 # ---------------------------------------------------------------------------- CLI
 def test_profiles_command_lists_builtins():
     from ltrsched.cli import cli

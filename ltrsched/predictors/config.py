@@ -133,5 +133,7 @@ class PredictorConfig:
             return cls(**data)
         except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
             raise UserError(f"{path}: not a valid predictor config ({exc})") from None
+        except RecursionError:  # e.g. 100,000 "[": json recurses once per level
+            raise UserError(f"{path}: not a valid predictor config (JSON nested too deeply)") from None
         except UserError as exc:
             raise UserError(f"{path}: {exc}") from None

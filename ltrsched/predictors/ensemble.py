@@ -87,6 +87,8 @@ class Ensemble:
             spec = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise UserError(f"{path}: not a valid ensemble ({exc})") from None
+        except RecursionError:  # e.g. 100,000 "[": json recurses once per level
+            raise UserError(f"{path}: not a valid ensemble (JSON nested too deeply)") from None
         _check_spec(spec, path)
         for name in spec["members"]:  # ("." or a link to the directory: an ensemble of itself, endless recursion)
             if (directory / name / ENSEMBLE_FILE).is_file():

@@ -230,6 +230,8 @@ def read_profile_file(path: str | os.PathLike) -> StepTimeProfile:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:  # e.g. 100,000 "[": json recurses once per level
+        raise UserError(f"{path}: not valid JSON (nested too deeply)") from None
     return profile_from_dict(data, source=str(path))
 
 
