@@ -100,3 +100,19 @@ def test_bad_configs(mutate, needle):
 def test_bad_arguments(kwargs, needle):
     with pytest.raises(UserError, match=needle):
         kv_blocks_from_config(LLAMA3_8B, A100_40GB, **kwargs)
+
+
+@pytest.mark.parametrize("layers, block_size", [(10**400, 16), (32, 10**400), (10**20, 16)],
+                         ids=["layers-1e400", "block-1e400", "layers-1e20"])
+def test_sizes_beyond_a_float_leave_no_blocks(layers, block_size):
+    """A profile's model_config with 10**400 layers (JSON integers have no limit), or `profiles --block-size`
+    of 10**400, was an OverflowError traceback (int too large to convert to float); nothing fits: 0 blocks."""
+    config = {**LLAMA3_8B, "num_hidden_layers": layers}
+    assert kv_blocks_from_config(config, A100_40GB, block_size=block_size) == 0
+
+
+def test_block_count_unchanged_by_the_exact_comparisons():
+    free = 0.9 * A100_40GB - weight_bytes_per_gpu(LLAMA3_8B) - activation_reserve_bytes(LLAMA3_8B)
+    for block_size in (1, 16, 4096):
+        expected = int(free // (kv_bytes_per_token(LLAMA3_8B) * block_size))
+        assert kv_blocks_from_config(LLAMA3_8B, A100_40GB, block_size=block_size) == expected

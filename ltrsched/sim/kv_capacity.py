@@ -217,7 +217,11 @@ def kv_blocks_from_config(config: Mapping[str, Any] | ModelShape, gpu_memory_byt
         raise UserError(f"block_size must be a positive integer, got {block_size!r}")
     if reserve_bytes is None:
         reserve_bytes = activation_reserve_bytes(m, tp)
-    free = gpu_memory_bytes * util - weight_bytes_per_gpu(m, tp) - reserve_bytes
-    if free <= 0:
+    budget = gpu_memory_bytes * util
+    used = weight_bytes_per_gpu(m, tp) + reserve_bytes
+    per_block = kv_bytes_per_token(m, tp) * block_size
+    # compared before any subtraction or division: a Python int beyond a float's range (a config's 10**400
+    # layers, a block of 10**400 tokens) compares exactly, but converting it to a float raises OverflowError
+    if used >= budget or per_block > budget:
         return 0
-    return int(math.floor(free / (kv_bytes_per_token(m, tp) * block_size)))
+    return int(math.floor((budget - used) / per_block))
