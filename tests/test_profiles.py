@@ -251,6 +251,8 @@ def _mutations():
         ("model config key", lambda d: d["model_config"].pop("hidden_size"), "'hidden_size'"),
         ("model config not object", set_("model_config", [1, 2]), "model_config"),
         ("tp does not divide heads", set_("tensor_parallel", 3), "'tensor_parallel'"),
+        ("model config size beyond any model", lambda d: d["model_config"].__setitem__("num_hidden_layers", 10**400),
+         "model config key 'num_hidden_layers' is more than the largest plausible size"),
     ]
 
 

@@ -37,6 +37,10 @@ NON_TORCH_BYTES = 768 * 2**20
 #: extra non-torch memory with tensor parallelism (NCCL buffers, custom all-reduce buffers) [bytes].
 NON_TORCH_BYTES_TP = 512 * 2**20
 
+#: Largest size a model config may give (layers, widths, heads, vocabulary) [elements]: real models stay below
+#: 2^20; a JSON integer has no limit, and one beyond a float's range (10**400) broke the swap-space arithmetic.
+MAX_CONFIG_SIZE = 1 << 31
+
 REQUIRED_KEYS = (
     "num_hidden_layers",
     "hidden_size",
@@ -89,6 +93,9 @@ class ModelShape:
             value = config[key]
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise UserError(f"{source}: model config key {key!r} must be a positive integer, got {value!r}")
+            if value > MAX_CONFIG_SIZE:
+                raise UserError(f"{source}: model config key {key!r} is more than the largest plausible size "
+                                f"{MAX_CONFIG_SIZE:,}")
             ints[key] = value
         dtype = config["torch_dtype"]
         if dtype not in DTYPE_BYTES:
