@@ -550,3 +550,14 @@ def test_checkpoint_json_nested_too_deeply_is_refused(tmp_path, name):
     kind = "ensemble" if name == "ensemble.json" else "predictor config"
     with pytest.raises(UserError, match=f"{name}: not a valid {kind} \\(JSON nested too deeply\\)"):
         Predictor.load(directory)
+
+
+@pytest.mark.parametrize("name", ["predictor.json", "ensemble.json"])
+def test_checkpoint_json_with_an_integer_too_long_to_read_is_refused(tmp_path, name):
+    """An integer of 5,000 digits is past Python's limit on reading one from text: a ValueError traceback."""
+    ens, _ = _tiny_ensemble(tmp_path)
+    directory = ens if name == "ensemble.json" else ens / "member0"
+    (directory / name).write_text('{"dim": ' + "1" * 5000 + "}")
+    kind = "ensemble" if name == "ensemble.json" else "predictor config"
+    with pytest.raises(UserError, match=f"{name}: not a valid {kind} \\(Exceeds the limit \\(4300 digits\\)"):
+        Predictor.load(directory)

@@ -297,6 +297,14 @@ def test_profile_nested_too_deeply_is_refused(tmp_path):
         load_profile(str(deep))
 
 
+def test_profile_with_an_integer_too_long_to_read_is_refused(tmp_path):
+    """An integer of 5,000 digits is past Python's limit on reading one from text: a ValueError traceback."""
+    long = tmp_path / "long.json"
+    long.write_text('{"format_version": ' + "1" * 5000 + "}")
+    with pytest.raises(UserError, match="long.json: not valid JSON \\(Exceeds the limit \\(4300 digits\\)"):
+        load_profile(str(long))
+
+
 # ---------------------------------------------------------------------------- CLI
 def test_profiles_command_lists_builtins():
     from ltrsched.cli import cli

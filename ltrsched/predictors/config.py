@@ -135,5 +135,7 @@ class PredictorConfig:
             raise UserError(f"{path}: not a valid predictor config ({exc})") from None
         except RecursionError:  # e.g. 100,000 "[": json recurses once per level
             raise UserError(f"{path}: not a valid predictor config (JSON nested too deeply)") from None
+        except ValueError as exc:  # an integer of over 4,300 digits (Python's limit on reading one from text)
+            raise UserError(f"{path}: not a valid predictor config ({str(exc).split(';')[0]})") from None
         except UserError as exc:
             raise UserError(f"{path}: {exc}") from None

@@ -89,6 +89,8 @@ class Ensemble:
             raise UserError(f"{path}: not a valid ensemble ({exc})") from None
         except RecursionError:  # e.g. 100,000 "[": json recurses once per level
             raise UserError(f"{path}: not a valid ensemble (JSON nested too deeply)") from None
+        except ValueError as exc:  # an integer of over 4,300 digits (Python's limit on reading one from text)
+            raise UserError(f"{path}: not a valid ensemble ({str(exc).split(';')[0]})") from None
         _check_spec(spec, path)
         for name in spec["members"]:  # ("." or a link to the directory: an ensemble of itself, endless recursion)
             if (directory / name / ENSEMBLE_FILE).is_file():

@@ -232,6 +232,8 @@ def read_profile_file(path: str | os.PathLike) -> StepTimeProfile:
         raise UserError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     except RecursionError:  # e.g. 100,000 "[": json recurses once per level
         raise UserError(f"{path}: not valid JSON (nested too deeply)") from None
+    except ValueError as exc:  # an integer of over 4,300 digits (Python's limit on reading one from text)
+        raise UserError(f"{path}: not valid JSON ({str(exc).split(';')[0]})") from None
     return profile_from_dict(data, source=str(path))
 
 
