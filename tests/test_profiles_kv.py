@@ -82,6 +82,8 @@ def test_head_dim_key_is_honoured():
     (lambda c: c.__setitem__("hidden_size", "4096"), "hidden_size"),
     (lambda c: c.__setitem__("torch_dtype", "float64"), "torch_dtype"),
     (lambda c: c.__setitem__("num_key_value_heads", 7), "num_key_value_heads"),
+    (lambda c: c.__setitem__("torch_dtype", ["bfloat16"]), "torch_dtype"),  # a TypeError (unhashable)
+    (lambda c: c.__setitem__("tie_word_embeddings", "false"), "tie_word_embeddings"),  # was read as true
 ])
 def test_bad_configs(mutate, needle):
     config = dict(LLAMA3_8B)

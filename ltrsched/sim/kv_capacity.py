@@ -98,7 +98,7 @@ class ModelShape:
                                 f"{MAX_CONFIG_SIZE:,}")
             ints[key] = value
         dtype = config["torch_dtype"]
-        if dtype not in DTYPE_BYTES:
+        if not isinstance(dtype, str) or dtype not in DTYPE_BYTES:  # (a list or object is unhashable)
             raise UserError(f"{source}: model config key 'torch_dtype' must be one of {sorted(DTYPE_BYTES)}, "
                             f"got {dtype!r}")
         heads = ints["num_attention_heads"]
@@ -111,6 +111,9 @@ class ModelShape:
         if heads % ints["num_key_value_heads"]:
             raise UserError(f"{source}: num_attention_heads {heads} is not a multiple of "
                             f"num_key_value_heads {ints['num_key_value_heads']}")
+        tied = config.get("tie_word_embeddings", False)
+        if not isinstance(tied, bool):  # bool("false") is True
+            raise UserError(f"{source}: model config key 'tie_word_embeddings' must be true or false, got {tied!r}")
         return cls(
             num_layers=ints["num_hidden_layers"],
             hidden_size=ints["hidden_size"],
@@ -120,7 +123,7 @@ class ModelShape:
             vocab_size=ints["vocab_size"],
             intermediate_size=ints["intermediate_size"],
             dtype_bytes=DTYPE_BYTES[dtype],
-            tie_word_embeddings=bool(config.get("tie_word_embeddings", False)),
+            tie_word_embeddings=tied,
         )
 
     def check_tp(self, tp: int) -> None:
