@@ -77,6 +77,11 @@ def test_labels_file_loads_as_a_workload_with_text_joined_by_key(tmp_path):
     (lambda df: df.with_columns(run=pl.lit("other")), "column run has the value 'other'"),
     (lambda df: df.with_columns(output_tokens=pl.lit(0, dtype=pl.Int64)), "output_tokens < 1"),
     (lambda df: pl.concat([df, df.head(1)]), "a prompt key appears twice in one run"),
+    # another tool's float lengths: 12.7 was truncated to 12 and trained on, silently
+    (lambda df: df.with_columns(output_tokens=pl.col("output_tokens").cast(pl.Float64) + 0.5),
+     "column output_tokens has 22 non-integer value(s)"),
+    (lambda df: df.with_columns(prompt_tokens=pl.col("prompt_tokens").cast(pl.Float32) + 0.25),
+     "column prompt_tokens has 22 non-integer value(s)"),
 ])
 def test_damaged_labels_file_is_one_line(tmp_path, edit, message):
     labels = synthetic_labels(tmp_path / "l.parquet", num_train=10, num_eval=10, num_sample=2)

@@ -82,6 +82,12 @@ def check_labels(df: pl.DataFrame, name: str) -> pl.DataFrame:
     missing = [c for c in LABEL_COLUMNS if c not in df.columns]
     if missing:
         raise UserError(f"{name}: not a complete labels file, missing column(s) {', '.join(missing)}")
+    for col, dtype in LABEL_COLUMNS.items():  # a cast to an integer truncates 12.7 to 12, silently
+        if dtype == pl.Int64 and df.schema[col].is_float():
+            bad = df.filter(pl.col(col).is_not_null() & (pl.col(col) != pl.col(col).floor()))
+            if bad.height:
+                raise UserError(f"{name}: column {col} has {bad.height} non-integer value(s) (first: {bad[col][0]}, "
+                                f"key {bad['key'][0]!r}); token counts are whole numbers")
     try:
         df = df.with_columns([pl.col(c).cast(t, strict=True) for c, t in LABEL_COLUMNS.items() if df.schema[c] != t])
     except Exception as exc:
