@@ -561,3 +561,15 @@ def test_checkpoint_json_with_an_integer_too_long_to_read_is_refused(tmp_path, n
     kind = "ensemble" if name == "ensemble.json" else "predictor config"
     with pytest.raises(UserError, match=f"{name}: not a valid {kind} \\(Exceeds the limit \\(4300 digits\\)"):
         Predictor.load(directory)
+
+
+@pytest.mark.parametrize("bucket, last", [(820, 7380), (1, 8191)])
+def test_class_labels_all_beyond_the_last_class_name_the_fix(bucket, last):
+    """Another model's outputs all over 8,192 tokens (a 32k-token cap) fall in the open-ended last class whatever
+    the bucket width; the error said "use a smaller --bucket", even at --bucket 1."""
+    from ltrsched.predictors.predictor import check_buckets
+
+    config = PredictorConfig(kind="class", bucket=bucket, num_classes=-(-8192 // bucket))
+    with pytest.raises(UserError, match=rf"every training length \(9000-32768 tokens\) falls in the last class, which "
+                                        rf"holds every length from {last} tokens on .*; use --kind rank"):
+        check_buckets(config, np.array([9000, 20000, 32768]))

@@ -66,6 +66,11 @@ def check_buckets(config: PredictorConfig, lengths: np.ndarray) -> None:
     labels = bucket_labels(config, lengths)
     option, width = ("--bucket", config.bucket) if config.kind == "class" else ("--label-bucket", config.label_bucket)
     if len(labels) and (labels == labels[0]).all():
+        last = (config.num_classes - 1) * config.bucket  # [tokens]: where the open-ended last class starts
+        if config.kind == "class" and lengths.min() >= last:  # (a smaller --bucket does not help: the classes end too)
+            raise UserError(f"every training length ({lengths.min()}-{lengths.max()} tokens) falls in the last class, "
+                            f"which holds every length from {last} tokens on ({config.num_classes} classes of "
+                            f"{config.bucket} tokens): a length classifier cannot tell these apart; use --kind rank")
         raise UserError(f"every training length ({lengths.min()}-{lengths.max()} tokens) falls in one bucket of {width} "
                         f"tokens ({option} {width}): nothing to learn; use a smaller {option}")
 
