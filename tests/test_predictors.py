@@ -427,6 +427,18 @@ def test_cli_train_over_an_ensemble_is_one_line(tmp_path):
     assert not (tmp_path / "ens" / "predictor.json").exists()
 
 
+def test_cli_ensemble_over_a_predictor_is_one_line(tmp_path):
+    """ensemble --out into a predictor's checkpoint directory wrote ensemble.json beside predictor.json: every
+    later load of the directory gave the ensemble, the predictor was hidden (train refuses the converse)."""
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    a = Predictor(PredictorConfig(dim=64, epochs=1)).save(tmp_path / "a")
+    b = Predictor(PredictorConfig(dim=64, epochs=1, seed=1)).save(tmp_path / "b")
+    c = Predictor(PredictorConfig(dim=64, epochs=1, seed=2)).save(tmp_path / "c")
+    assert_one_line_error(run_cli("ensemble", "-m", str(a), "-m", str(b), "-o", str(c)), "holds a predictor checkpoint")
+    assert sorted(p.name for p in c.iterdir()) == ["predictor.json", "weights.pt"]
+
+
 def test_cli_ensemble_bad_input_is_one_line(tmp_path):
     Predictor(PredictorConfig(dim=64, epochs=1)).save(tmp_path / "a")
     for args, message in [(["-m", str(tmp_path / "a")], "at least two"),

@@ -233,6 +233,10 @@ def ensemble(models, weights, data, eval_data, out):
     for m in models:  # --out at, inside or around a member (an old ensemble's memberN) would replace its files
         if out.resolve() == m.resolve() or m.resolve() in out.resolve().parents or out.resolve() in m.resolve().parents:
             raise UserError(f"--out {out} would overwrite the member checkpoint {m}; write the ensemble elsewhere")
+    from ltrsched.predictors.config import CONFIG_FILE
+
+    if (out / CONFIG_FILE).is_file():  # the ensemble.json written beside it would hide that predictor for good
+        raise UserError(f"--out {out} holds a predictor checkpoint ({CONFIG_FILE}); write the ensemble to another directory")
     members = [Predictor.load(m) for m in models]
     if any(isinstance(m, Ensemble) for m in members):
         raise UserError("ensemble members must be single predictors, not ensembles")
