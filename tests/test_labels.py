@@ -123,6 +123,21 @@ def test_train_and_evaluate_on_a_labels_file_without_prompt_text(tmp_path):
     assert r.returncode == 0 and json.loads(r.stdout)["num_prompts"] == 25
 
 
+@pytest.mark.parametrize("column", ["split", "key"])
+def test_predict_column_must_not_clobber_a_labels_column(tmp_path, column):
+    """predict --column split on a labels file wrote scores over the split column (exit 0), and the file it wrote
+    no longer loaded ("column split has the value '0.123...'")."""
+    from ltrsched.predictors.config import PredictorConfig
+    from ltrsched.predictors.predictor import Predictor
+
+    synthetic_labels(tmp_path / "l.parquet", num_train=10, num_eval=10, num_sample=0)
+    Predictor(PredictorConfig(dim=64, epochs=1)).save(tmp_path / "ck")
+    r = run_cli("predict", "-m", str(tmp_path / "ck"), "-w", str(tmp_path / "l.parquet"), "-o", str(tmp_path / "o.parquet"),
+                "--column", column)
+    assert_one_line_error(r, f"--column {column!r} is a column of the labels file {tmp_path / 'l.parquet'}")
+    assert not (tmp_path / "o.parquet").exists()
+
+
 def test_train_and_evaluate_refuse_labels_of_two_models_or_caps(tmp_path):
     """`train --data` trained on a file mixing two models' labels (or two caps'), e.g. one model's train split and
     another's eval split: a ranker fitted to one model and its held-out tau measured on the other's lengths.

@@ -131,6 +131,7 @@ def predict(model_dir, workload, out, column):
     _check_score_column(column)
     predictor = Predictor.load(model_dir)
     wl = load_workload(workload)
+    _check_labels_column(column, wl, workload)
     prompts = texts_of(wl)
     cols = {column: pl.Series(predictor.scores(prompts))}
     if predictor.config.kind == "class":
@@ -198,6 +199,16 @@ def _check_score_column(column: str) -> None:
     if not column.strip() or column in reserved:
         raise UserError(f"--column {column!r} cannot hold scores; use 'score' or a new name such as 'score_mymodel' "
                         f"(not {', '.join(reserved)})")
+
+
+def _check_labels_column(column: str, wl, workload: str) -> None:
+    """Raise :class:`UserError` if ``column`` is one of a labels file's own columns (``wl`` loaded from one): scores
+    written over ``split`` or ``key`` make a file that no longer loads."""
+    from ltrsched.workloads.labels import LABEL_COLUMNS
+
+    if wl.meta.get("labels") and column in (*LABEL_COLUMNS, "chatgpt_output_tokens"):
+        raise UserError(f"--column {column!r} is a column of the labels file {workload}; use 'score' or a new name "
+                        "such as 'score_mymodel'")
 
 
 def _check_plot_format(path: Path) -> None:
