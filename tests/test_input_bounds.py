@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import polars as pl
@@ -123,6 +124,25 @@ def test_boolean_columns_in_a_workload_table_are_refused(column):
     cols[column] = [True, True]
     with pytest.raises(UserError, match=rf"column {column} has non-numeric values \(Boolean"):
         Workload(pl.DataFrame(cols), "t")
+
+
+@pytest.mark.parametrize("values, dtype", [([17, 18], "Int64"), ([0.5, 1.5], "Float64"), ([True, False], "Boolean"),
+                                           ([[1], [2]], "List(Int64)")])
+def test_a_prompt_column_that_is_not_text_is_refused(values, dtype):
+    """Another tool's table with prompt ids (numbers) in its prompt column was cast to text ("17") and trained
+    on or scored as prompts, with exit 0."""
+    cols = {"request_id": [0, 1], "prompt_tokens": [3, 4], "output_tokens": [3, 4], "arrival_time": [0.0, 0.0],
+            "prompt": values}
+    with pytest.raises(UserError, match=rf"t: column prompt holds {re.escape(dtype)} values \(first: .*\), not text"):
+        Workload(pl.DataFrame(cols), "t")
+
+
+@pytest.mark.parametrize("dtype", [pl.String, pl.Categorical, pl.Binary])
+def test_prompt_text_columns_still_load(dtype):
+    prompts = pl.Series(["a b", "c"]).cast(dtype)
+    cols = {"request_id": [0, 1], "prompt_tokens": [3, 4], "output_tokens": [3, 4], "arrival_time": [0.0, 0.0],
+            "prompt": prompts}
+    assert Workload(pl.DataFrame(cols), "t").df["prompt"].to_list() == ["a b", "c"]
 
 
 def test_an_all_null_score_column_is_still_allowed():
