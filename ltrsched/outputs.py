@@ -17,7 +17,11 @@ from ltrsched.errors import UserError
 def _blocker(directory: Path) -> str | None:
     """Why ``directory`` cannot be used or created as a writable directory, or None if it can."""
     path = directory.absolute()
-    existing = next(p for p in (path, *path.parents) if p.exists())
+    for existing in (path, *path.parents):
+        if existing.exists():
+            break
+        if existing.is_symlink():  # creating the directory would fail ("File exists"), after the command's work
+            return f"{existing} is a symbolic link to nothing (a missing target, or a loop)"
     if not existing.is_dir():
         return f"{existing} is a file, not a directory"
     try:

@@ -58,6 +58,19 @@ def test_output_check_creates_a_file_instead_of_trusting_os_access(tmp_path):
     assert_one_line_error(r, "--out /sys/kernel/x: /sys/kernel is not writable")
 
 
+@pytest.mark.parametrize("target", ["self", "missing"])
+def test_output_directory_through_a_broken_link_is_refused_first(tmp_path, target):
+    """--out naming a symbolic link to itself (or to nothing) passed the check: `label-report` trained its rankers,
+    `train` its model, and only then failed with "cannot write .../report.md: File exists"."""
+    from ltrsched.outputs import check_out_dir
+
+    link = tmp_path / "out"
+    link.symlink_to(link if target == "self" else tmp_path / "gone")
+    for out in (link, link / "sub"):
+        with pytest.raises(UserError, match=f"--out {out}: {link} is a symbolic link to nothing"):
+            check_out_dir(out)
+
+
 def test_saving_a_run_without_steps_over_one_with_them_removes_the_old_steps(tmp_path):
     """Every command that saves a run (simulate, replay, validate, sweeps) goes through ``RunResult.save``: a
     steps.parquet left by an earlier run in the same directory would be read back as this run's."""
