@@ -87,6 +87,24 @@ def test_hf_backbone_tiny_random_model_offline(tmp_path):
     assert np.allclose(Predictor.load(tmp_path / "ck").scores(prompts), scores, atol=1e-5)
 
 
+@pytest.mark.parametrize("change, message", [
+    ({"num_attention_heads": 0}, "ZeroDivisionError: "),
+    ({"vocab_size": 0}, "AssertionError: "),
+    ({"hidden_size": "16"}, "hidden_size"),
+])
+def test_hf_model_directory_with_a_damaged_config_is_refused(tmp_path, change, message):
+    """A local model directory whose config.json has 0 attention heads, a vocabulary of 0 or a size given as text
+    was a traceback from transformers or torch (ZeroDivisionError, AssertionError, a validation error)."""
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.OPTConfig(vocab_size=512, hidden_size=16, num_hidden_layers=1, ffn_dim=32,
+                                 num_attention_heads=2, max_position_embeddings=64, word_embed_proj_dim=16)
+    cfg.save_pretrained(tmp_path / "tiny-opt")
+    data = json.loads((tmp_path / "tiny-opt" / "config.json").read_text())
+    (tmp_path / "tiny-opt" / "config.json").write_text(json.dumps({**data, **change}))
+    with pytest.raises(UserError, match=f"cannot load Hugging Face model from {tmp_path / 'tiny-opt'}: .*{re.escape(message)}"):
+        Predictor(PredictorConfig(backbone="hf", hf_path=str(tmp_path / "tiny-opt")))
+
+
 def test_bad_inputs(tmp_path):
     with pytest.raises(UserError, match="at least 2"):
         Predictor(PredictorConfig(dim=64)).fit(["one"], np.array([3]))

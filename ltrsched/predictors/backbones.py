@@ -81,8 +81,12 @@ class HFBackbone:
                     path, config=hf_config, local_files_only=True, ignore_mismatched_sizes=True, **extra)
             else:
                 self.model = AutoModelForSequenceClassification.from_config(hf_config)
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise UserError(f"cannot load Hugging Face model from {path / (gguf or '')}: {str(exc).splitlines()[0]}") from None
+        except Exception as exc:  # a damaged config.json: transformers and torch raise anything (0 attention heads:
+            # ZeroDivisionError; vocab_size 0: AssertionError; a size given as text: its own validation error)
+            first = str(exc).splitlines()[0] if str(exc) else "no details"
+            if not isinstance(exc, (OSError, ValueError, KeyError, RuntimeError)):
+                first = f"{type(exc).__name__}: {first}"
+            raise UserError(f"cannot load Hugging Face model from {path / (gguf or '')}: {first}") from None
         self.pad = hf_config.pad_token_id
         self.tokenizer = None
         if gguf or (path / "tokenizer.json").is_file() or (path / "tokenizer_config.json").is_file():
