@@ -23,7 +23,10 @@ ENSEMBLE_FILE = "ensemble.json"
 
 
 class Ensemble:
-    """``scores(prompts)``: sum_i w_i (s_i - mean_i) / std_i over rank members (higher = shorter)."""
+    """``scores(prompts)``: sum_i w_i (s_i - mean_i) / std_i over rank members (higher = shorter).
+
+    Only the weights' ratios matter: they are scaled so the largest is 1 before use (a weight of 1e308 would
+    otherwise overflow the sum to inf - inf = NaN)."""
 
     def __init__(self, members: list, weights: list[float], means: list[float], stds: list[float]):
         if len(members) < 2 or not (len(members) == len(weights) == len(means) == len(stds)):
@@ -48,8 +51,9 @@ class Ensemble:
     def combine(self, member_scores: list[np.ndarray]) -> np.ndarray:
         """The ensemble score from each member's scores of the same prompts."""
         total = np.zeros(len(member_scores[0]))
+        top = max(self.weights)
         for s, w, mu, sd in zip(member_scores, self.weights, self.means, self.stds):
-            total += w * (np.asarray(s, dtype=np.float64) - mu) / sd
+            total += (w / top) * (np.asarray(s, dtype=np.float64) - mu) / sd
         return total
 
     def scores(self, prompts: list[str], batch_size: int = 1024) -> np.ndarray:
