@@ -36,12 +36,22 @@ def _blocker(directory: Path) -> str | None:
     return None
 
 
-def check_out_dir(path: str | Path, option: str = "--out") -> Path:
-    """Raise :class:`UserError` unless ``path`` is, or can be created as, a writable directory."""
+def check_out_dir(path: str | Path, option: str = "--out", files: tuple[str, ...] = (),
+                  dirs: tuple[str, ...] = ()) -> Path:
+    """Raise :class:`UserError` unless ``path`` is, or can be created as, a writable directory in which the
+    command can write its ``files`` and ``dirs`` (names relative to ``path``): none of ``files`` may be a
+    directory and none of ``dirs`` a file, found before the command's work rather than after it."""
     path = Path(path)
     problem = _blocker(path)
     if problem:
         raise UserError(f"{option} {path}: {problem}")
+    for name in files:
+        if (path / name).is_dir():
+            raise UserError(f"{option} {path}: {path / name} is a directory, where the command writes a file")
+    for name in dirs:
+        problem = _blocker(path / name)
+        if problem:
+            raise UserError(f"{option} {path}: {problem}")
     return path
 
 

@@ -71,6 +71,30 @@ def test_output_directory_through_a_broken_link_is_refused_first(tmp_path, targe
             check_out_dir(out)
 
 
+@pytest.mark.parametrize("command,blocker", [
+    ("sweep", "sweep.csv"), ("capacity", "capacity-rates.csv"), ("capacity", "figures"),
+    ("reproduce", "REPRODUCTION.md"), ("reproduce", "runs"),
+])
+def test_an_output_the_command_cannot_write_is_refused_before_its_runs(tmp_path, command, blocker):
+    """OUT/sweep.csv being a directory (or OUT/figures a file) was found only after every run was simulated:
+    "cannot write .../sweep.csv: Is a directory" at the end."""
+    out = tmp_path / "out"
+    if blocker in ("figures", "runs"):
+        out.mkdir()
+        (out / blocker).write_text("a file")
+    else:
+        (out / blocker).mkdir(parents=True)
+    sweep_file = tmp_path / "s.toml"
+    sweep_file.write_text('policies = ["fcfs"]\nnum_requests = 40\n')
+    args = {"sweep": ("sweep", str(sweep_file)),
+            "capacity": ("capacity", "-p", "fcfs", "--slo", "ttft_p90=1", "--quick"),
+            "reproduce": ("reproduce", "table1", "--quick")}[command]
+    env = {**os.environ, "LTRSCHED_CACHE": str(tmp_path / "cache")}
+    r = run_cli(*args, "-o", str(out), env=env)
+    assert_one_line_error(r, f"--out {out}: {out / blocker} is a ")
+    assert not (out / "runs").is_dir() or not any((out / "runs").iterdir())
+
+
 def test_saving_a_run_without_steps_over_one_with_them_removes_the_old_steps(tmp_path):
     """Every command that saves a run (simulate, replay, validate, sweeps) goes through ``RunResult.save``: a
     steps.parquet left by an earlier run in the same directory would be read back as this run's."""

@@ -51,7 +51,7 @@ def reproduce(experiment, quick, out, jobs, backend, address):
 
     if jobs is not None and jobs < 1:
         raise UserError(f"--jobs must be >= 1, got {jobs}")
-    check_out_dir(out)
+    check_out_dir(out, files=("REPRODUCTION.md",), dirs=("runs", "sections", "tables", "figures"))
     modules = _modules()
     names = EXPERIMENT_NAMES if experiment == "all" else (experiment,)
     if quick and experiment == "all":
@@ -265,7 +265,7 @@ def sweep(sweep_file, out, jobs, backend, address):
 
     if jobs is not None and jobs < 1:
         raise UserError(f"--jobs must be >= 1, got {jobs}")
-    check_out_dir(out)
+    check_out_dir(out, files=("sweep.csv",), dirs=("runs",))
     data = _load_sweep(sweep_file)
     for spec in data["policies"]:
         make_policy(spec)  # fail early on a bad spec
@@ -415,7 +415,7 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
         raise UserError(f"--router {routers[0]} has no effect without --replicas above 1 (a lone replica needs no "
                         "router); add e.g. --replicas 4")
     clusters = _clusters({"replicas": list(replica_counts or [1]), "routers": list(routers or ["round-robin"])})
-    check_out_dir(out)
+    check_out_dir(out, files=("capacity.md", "capacity.csv", "capacity-rates.csv"), dirs=("runs", "figures"))
     from ltrsched.workloads import load_workload
 
     sizes = {n: num_requests or default_n * n for n, _ in clusters}  # replicas -> requests per run
