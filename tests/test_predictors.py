@@ -161,6 +161,27 @@ def test_cli_damaged_checkpoint_is_one_line(tmp_path, damage, message):
     assert_one_line_error(run_cli("predict", "-m", str(ck), "-w", str(wl), "-o", str(tmp_path / "o.parquet")), message)
 
 
+def test_weights_of_another_save_are_refused(tmp_path):
+    """predictor.json and weights.pt are written one after the other: a save interrupted between them (or a
+    weights file copied over from another checkpoint of the same shape) loaded silently and scored with the
+    other model's weights."""
+    import shutil
+
+    prompts, lengths = synthetic(200, 0)
+    a, b = (Predictor(PredictorConfig(dim=64, epochs=1, seed=seed)) for seed in (0, 1))
+    a.fit(prompts, lengths)
+    b.fit(prompts, lengths)
+    ck_a, ck_b = a.save(tmp_path / "a"), b.save(tmp_path / "b")
+    assert np.array_equal(Predictor.load(ck_a).scores(prompts[:5]), a.scores(prompts[:5]))
+    shutil.copy(ck_b / "weights.pt", ck_a / "weights.pt")
+    with pytest.raises(UserError, match="weights.pt is not the weights file saved with predictor.json"):
+        Predictor.load(ck_a)
+    spec = json.loads((ck_b / "predictor.json").read_text())
+    del spec["weights_sha256"]  # a checkpoint written before the digest: still loads
+    (ck_b / "predictor.json").write_text(json.dumps(spec))
+    assert np.array_equal(Predictor.load(ck_b).scores(prompts[:5]), b.scores(prompts[:5]))
+
+
 @pytest.mark.parametrize("column", ["", "prompt", "prompt_tokens", "predicted_length"])
 def test_cli_predict_column_must_not_clobber_workload_columns(tmp_path, column):
     """--column prompt overwrote the prompt text with scores; prompt_tokens gave a misleading 'tokens < 1'."""

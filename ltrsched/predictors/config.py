@@ -15,6 +15,8 @@ BACKBONES = ("ngram", "hf")
 LOSSES = ("pairwise", "listmle", "ce")
 CONFIG_FILE = "predictor.json"
 WEIGHTS_FILE = "weights.pt"
+#: predictor.json's record of the SHA-256 of the weights file saved with it (checkpoints written before it lack it).
+WEIGHTS_DIGEST_KEY = "weights_sha256"
 
 #: Size limits, checked before any tensor is allocated: a damaged predictor.json (``dim: 2**36``) fails with
 #: one line instead of an allocation of terabytes. The defaults are 2^20 buckets (linear) and 2^17 x 32.
@@ -115,10 +117,12 @@ class PredictorConfig:
             raise UserError(f"dim x width = {self.dim} x {width} n-gram weights exceed {MAX_EMBEDDING_PARAMS:,} "
                             f"(1 GiB); lower dim or hidden")
 
-    def save(self, directory: Path) -> None:
+    def save(self, directory: Path, weights_sha256: str | None = None) -> None:
+        """Write ``predictor.json``; ``weights_sha256`` (hex) names the weights file it was saved with."""
         from ltrsched import atomic
 
-        atomic.write_text(Path(directory) / CONFIG_FILE, strict_json.dumps(asdict(self), indent=2))
+        data = asdict(self) if weights_sha256 is None else {**asdict(self), WEIGHTS_DIGEST_KEY: weights_sha256}
+        atomic.write_text(Path(directory) / CONFIG_FILE, strict_json.dumps(data, indent=2))
 
     @classmethod
     def load(cls, directory: Path) -> "PredictorConfig":
@@ -130,6 +134,7 @@ class PredictorConfig:
             if not isinstance(data, dict):
                 raise TypeError(f"expected a JSON object, got {type(data).__name__}")
             data.setdefault("ngrams", "tokens")  # written before word n-grams existed
+            data.pop(WEIGHTS_DIGEST_KEY, None)  # read by saved_weights_digest
             return cls(**data)
         except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
             raise UserError(f"{path}: not a valid predictor config ({exc})") from None
@@ -139,3 +144,10 @@ class PredictorConfig:
             raise UserError(f"{path}: not a valid predictor config ({str(exc).split(';')[0]})") from None
         except UserError as exc:
             raise UserError(f"{path}: {exc}") from None
+
+
+def saved_weights_digest(directory: Path) -> str | None:
+    """The weights digest ``predictor.json`` in ``directory`` records, or None (older checkpoints; read after
+    :meth:`PredictorConfig.load` accepted the file)."""
+    digest = json.loads((Path(directory) / CONFIG_FILE).read_text()).get(WEIGHTS_DIGEST_KEY)
+    return digest if isinstance(digest, str) else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import time
 from dataclasses import asdict
@@ -15,7 +16,7 @@ from ltrsched import atomic
 from ltrsched.strict_json import defined
 from ltrsched.errors import MissingDependencyError, UserError
 from ltrsched.predictors.backbones import make_backbone
-from ltrsched.predictors.config import KINDS, WEIGHTS_FILE, PredictorConfig
+from ltrsched.predictors.config import CONFIG_FILE, KINDS, WEIGHTS_FILE, PredictorConfig, saved_weights_digest
 from ltrsched.predictors.losses import LOSSES
 
 
@@ -208,7 +209,9 @@ class Predictor:
         buf = io.BytesIO()
         torch.save(self.backbone.model.state_dict(), buf)
         atomic.write_bytes(directory / WEIGHTS_FILE, buf.getvalue())
-        self.config.save(directory)
+        # the config names the weights it goes with: a save interrupted between the two files (or one file
+        # replaced by hand) is refused on load instead of scoring with weights of another model of the same shape
+        self.config.save(directory, hashlib.sha256(buf.getvalue()).hexdigest())
         return directory
 
     @classmethod
@@ -234,6 +237,10 @@ class Predictor:
             pred.backbone.model.load_state_dict(state)
         except (RuntimeError, TypeError) as exc:  # other tensors, or not a state dict at all
             raise UserError(f"{directory}: weights do not match its {config.backbone} config ({str(exc).splitlines()[0]})") from None
+        digest = saved_weights_digest(directory)
+        if digest is not None and digest != hashlib.sha256(weights.read_bytes()).hexdigest():
+            raise UserError(f"{directory}: {WEIGHTS_FILE} is not the weights file saved with {CONFIG_FILE} (a save "
+                            "was interrupted, or one of the two was replaced); train the predictor again")
         return pred
 
     def describe(self) -> dict:
