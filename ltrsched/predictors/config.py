@@ -11,7 +11,7 @@ from ltrsched import strict_json
 from ltrsched.errors import UserError
 
 KINDS = ("rank", "class")
-BACKBONES = ("ngram", "hf")
+BACKBONES = ("ngram", "hf", "probe")
 LOSSES = ("pairwise", "listmle", "ce")
 CONFIG_FILE = "predictor.json"
 WEIGHTS_FILE = "weights.pt"
@@ -35,8 +35,9 @@ class PredictorConfig:
 
     Attributes:
         kind: "rank" (a score, higher = shorter) or "class" (a length bucket).
-        backbone: "ngram" (hashed token n-grams, the fast CPU default) or "hf" (a Hugging Face
-            sequence-classification model, ``hf_path``).
+        backbone: "ngram" (hashed token n-grams, the fast CPU default), "hf" (a Hugging Face
+            sequence-classification model, ``hf_path``) or "probe" (a linear head on the frozen hidden state of
+            the causal LM ``hf_path`` after ``probe_layer`` layers; None: half its layers).
         loss: "pairwise" (RankNet; the default: the best held-out tau on ShareGPT, BENCHMARKS.md) or
             "listmle" (the paper's) for rank models; "ce" for class models.
         label_bucket: rank labels are ``output_tokens // label_bucket`` (paper: 10; 1 = raw lengths).
@@ -48,7 +49,8 @@ class PredictorConfig:
             so that 8,192 one-token buckets stay small).
         list_size: prompts per ListMLE list (paper: 32).
         epochs, lr, weight_decay, seed: optimisation.
-        max_prompt_tokens: prompts are truncated to this many tokens for the HF backbone (paper: 2048).
+        max_prompt_tokens: prompts are truncated to this many tokens for the HF and probe backbones (paper: 2048).
+        probe_layer: the probe backbone's layer (1 = after the first decoder layer).
     """
 
     kind: str = "rank"
@@ -67,6 +69,7 @@ class PredictorConfig:
     seed: int = 0
     hf_path: str | None = None
     max_prompt_tokens: int = 2048
+    probe_layer: int | None = None
     metrics: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -83,6 +86,9 @@ class PredictorConfig:
                 raise UserError(f"{name} must be text, got {getattr(self, name)!r}")
         if self.hf_path is not None and not isinstance(self.hf_path, str):
             raise UserError(f"hf_path must be text or null, got {self.hf_path!r}")
+        if self.probe_layer is not None and (isinstance(self.probe_layer, bool) or not isinstance(self.probe_layer, int)
+                                             or not 1 <= self.probe_layer <= 4096):
+            raise UserError(f"probe_layer must be an integer in [1, 4096] or null, got {self.probe_layer!r}")
         if not isinstance(self.metrics, list):
             raise UserError(f"metrics must be a list, got {type(self.metrics).__name__}")
         if self.kind not in KINDS:

@@ -1,0 +1,152 @@
+"""The probe backbone (--backbone probe): a linear head on a frozen causal LM's hidden state, on a tiny random
+Llama made here (a word-level tokenizer with a chat template), offline."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("transformers")
+
+from ltrsched.errors import UserError  # noqa: E402
+from ltrsched.predictors.config import PredictorConfig  # noqa: E402
+from ltrsched.predictors.predictor import Predictor, kendall_tau  # noqa: E402
+
+WORDS = ["please", "explain", "list", "write", "story", "yes", "no", "short", "long", "essay", "word", "a", "the",
+         "of", "answer", "[", "]"]
+TEMPLATE = "{% for m in messages %}[ {{ m['content'] }} ]{% endfor %}{% if add_generation_prompt %} answer{% endif %}"
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory):
+    """A 4-layer, 32-wide random Llama with a word-level tokenizer and a chat template."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    directory = tmp_path_factory.mktemp("tiny-lm")
+    vocab = {"[UNK]": 0, "[EOS]": 1, **{w: i + 2 for i, w in enumerate(WORDS)}}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", eos_token="[EOS]")
+    fast.chat_template = TEMPLATE
+    fast.save_pretrained(directory)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=4,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
+    LlamaForCausalLM(config).save_pretrained(directory)
+    return directory
+
+
+def synthetic(n: int, seed: int):
+    """Prompts whose length is set by one word ("long" or "short") among filler words."""
+    rng = np.random.default_rng(seed)
+    prompts, lengths = [], []
+    filler = [w for w in WORDS if w not in ("long", "short", "[", "]", "answer")]
+    for _ in range(n):
+        is_long = rng.random() < 0.5
+        words = list(rng.choice(filler, size=int(rng.integers(3, 9))))
+        words.insert(int(rng.integers(0, len(words) + 1)), "long" if is_long else "short")
+        prompts.append(" ".join(words))
+        lengths.append(int(rng.integers(200, 400) if is_long else rng.integers(5, 100)))
+    return prompts, np.array(lengths)
+
+
+def test_features_are_the_hidden_state_after_the_layer_at_the_templated_prompts_last_token(tiny_lm):
+    """The probe stops after its layer: its features must equal the full model's hidden state of that layer
+    (transformers' own hidden_states) at the last token of the chat-templated prompt."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from ltrsched.predictors.probe import ProbeBackbone
+
+    prompts = ["please explain the story", "yes", "write a long essay of the word"]
+    tok = AutoTokenizer.from_pretrained(tiny_lm)
+    lm = AutoModel.from_pretrained(tiny_lm, dtype=torch.float32).eval()
+    for layer in (1, 3):
+        backbone = ProbeBackbone(PredictorConfig(backbone="probe", hf_path=str(tiny_lm), probe_layer=layer), 1)
+        feats = backbone.features(prompts)
+        for i, p in enumerate(prompts):
+            ids = tok(f"[ {p} ] answer", add_special_tokens=False)["input_ids"]  # the template, rendered by hand
+            assert backbone._ids(p) == ids
+            with torch.no_grad():
+                ref = lm(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states[layer][0, -1]
+            assert torch.allclose(feats[i], ref, atol=1e-5)
+    default = ProbeBackbone(PredictorConfig(backbone="probe", hf_path=str(tiny_lm)), 1)
+    assert default.config.probe_layer == 2  # half of 4 layers, recorded for the checkpoint
+
+
+def test_long_prompts_keep_the_generation_prompt(tiny_lm):
+    from ltrsched.predictors.probe import ProbeBackbone
+
+    backbone = ProbeBackbone(PredictorConfig(backbone="probe", hf_path=str(tiny_lm), max_prompt_tokens=12), 1)
+    ids = backbone._ids(" ".join(["word"] * 40))
+    full = backbone.tokenizer("[ " + " ".join(["word"] * 40) + " ] answer", add_special_tokens=False)["input_ids"]
+    assert len(ids) == 12 and ids[-8:] == full[-8:] and ids[:4] == full[:4]
+
+
+def test_probe_ranker_learns_trains_saves_and_loads(tiny_lm, tmp_path):
+    prompts, lengths = synthetic(240, 0)
+    ev_p, ev_l = synthetic(120, 1)
+    pred = Predictor(PredictorConfig(backbone="probe", hf_path=str(tiny_lm), lr=1e-2, epochs=10))
+    pred.fit(prompts, lengths)
+    scores = pred.scores(ev_p)
+    assert kendall_tau(scores, ev_l) > 0.4  # one word decides the length (0 without learning)
+    ck = pred.save(tmp_path / "ck")
+    saved = json.loads((ck / "predictor.json").read_text())
+    assert saved["backbone"] == "probe" and saved["probe_layer"] == 2
+    assert (ck / "weights.pt").stat().st_size < 100_000  # the head and its standardisation, not the model
+    again = Predictor.load(ck)
+    assert np.allclose(again.scores(ev_p), scores, atol=1e-6)
+
+
+def test_probe_checkpoint_of_another_model_is_refused(tiny_lm, tmp_path):
+    """A checkpoint whose hf_path now names a model of another width (or depth) is a one-line error."""
+    prompts, lengths = synthetic(40, 0)
+    pred = Predictor(PredictorConfig(backbone="probe", hf_path=str(tiny_lm), epochs=1))
+    pred.fit(prompts, lengths)
+    ck = pred.save(tmp_path / "ck")
+    spec = json.loads((ck / "predictor.json").read_text())
+    spec["probe_layer"] = 9
+    (ck / "predictor.json").write_text(json.dumps(spec))
+    with pytest.raises(UserError, match=r"--probe-layer must be in \[1, 4\] for this 4-layer model, got 9"):
+        Predictor.load(ck)
+
+
+def _cli(capsys, *args) -> tuple[int, str, str]:
+    """``ltrsched ARGS`` in this process (the model loads in seconds, not a fresh interpreter's import time)."""
+    from ltrsched.cli import main
+
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_train_probe_and_its_bad_options(tiny_lm, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    prompts, lengths = synthetic(60, 0)
+    ev_p, ev_l = synthetic(30, 1)
+    for name, ps, ls in (("train", prompts, lengths), ("eval", ev_p, ev_l)):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps({"prompt": p, "output_tokens": int(n)}) + "\n"
+                                                        for p, n in zip(ps, ls)))
+    base = ("train", "--data", str(tmp_path / "train.jsonl"), "--eval-data", str(tmp_path / "eval.jsonl"))
+    code, out, err = _cli(capsys, *base, "--backbone", "probe", "--hf-model", str(tiny_lm), "--epochs", "2",
+                          "--out", str(tmp_path / "ck"))
+    assert code == 0, err[-2000:]
+    assert "held-out (30) Kendall tau" in out and err == ""  # (no load report or progress bar of transformers)
+    for args, message in [
+        (("--backbone", "probe"), "--backbone probe needs --hf-model"),
+        (("--probe-layer", "2"), "--probe-layer needs --backbone probe"),
+        (("--backbone", "probe", "--hf-model", str(tiny_lm), "--probe-layer", "0"), "--probe-layer must be >= 1"),
+        (("--backbone", "probe", "--hf-model", str(tiny_lm), "--probe-layer", "5"),
+         "--probe-layer must be in [1, 4] for this 4-layer model, got 5"),
+    ]:
+        code, out, err = _cli(capsys, *base, *args, "--out", str(tmp_path / "bad"))
+        assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith(f"error: ") and message in err, err
+    assert not (tmp_path / "bad").exists()
