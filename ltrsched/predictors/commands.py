@@ -282,7 +282,11 @@ def ensemble(models, weights, data, eval_data, out):
               help="Learning curve: training-set sizes (nested seeded subsets of the train prompts), 'all' = every one.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the rankers and of the curve's subsets.")
 @click.option("--epochs", type=int, default=None, help="Epochs of every ranker (default: the default ranker's, 5).")
-def label_report(labels, out, sizes, seed, epochs):
+@click.option("--probe", default=None,
+              help="Also a ranker on this causal LM's hidden state (--backbone probe; give the served model, e.g. "
+                   "smollm2, or its directory).")
+@click.option("--probe-layer", type=int, default=None, help="With --probe: the layer [default: half the model's].")
+def label_report(labels, out, sizes, seed, epochs, probe, probe_layer):
     """Held-out Kendall tau on a served model's labels (`ltrsched label`): a ranker trained on them, one trained
     on ChatGPT's lengths of the same prompts, the another-seed ceiling, prompt length alone, a learning curve."""
     import polars as pl
@@ -298,6 +302,14 @@ def label_report(labels, out, sizes, seed, epochs):
         raise UserError(f"--seed must be >= 0, got {seed}")
     if epochs is not None and epochs < 1:
         raise UserError(f"--epochs must be >= 1, got {epochs}")
+    if probe_layer is not None and probe is None:
+        raise UserError("--probe-layer needs --probe MODEL")
+    if probe_layer is not None and probe_layer < 1:
+        raise UserError(f"--probe-layer must be >= 1, got {probe_layer}")
+    if probe is not None:
+        from ltrsched.predictors.backbones import resolve_hf_model
+
+        resolve_hf_model(probe, "--probe")  # (a missing model fails here, before the other rankers train)
     if not labels.is_file():
         raise UserError(f"labels file not found: {labels}")
     try:
@@ -307,7 +319,7 @@ def label_report(labels, out, sizes, seed, epochs):
     if not is_labels(df):
         raise UserError(f"{labels} is not a labels file from `ltrsched label` (no key/run/model_sha256/prompt_sha256 columns)")
     report = make_report(df, labels.name, size_list, seed=seed, epochs=epochs,
-                         on_progress=lambda m: click.echo(m, err=True))
+                         on_progress=lambda m: click.echo(m, err=True), probe=probe, probe_layer=probe_layer)
     md = report.markdown(str(labels))
     atomic.write_text(out / "report.md", md)
     atomic.write_text(out / "report.json", strict_json.dumps(report.to_dict(), indent=2) + "\n")

@@ -12,7 +12,9 @@ served model's lengths (the ``main`` run's):
 * ``prompt_length``: the prompt's length alone as the predictor (tau of prompt tokens vs output tokens);
 * ``chatgpt_length``: ChatGPT's true length of each prompt as the predictor;
 * ``learning_curve``: the served-label ranker trained on the first n of a seeded shuffle of the train
-  prompts (nested sets), for each n.
+  prompts (nested sets), for each n;
+* ``probe_ranker`` (with ``probe``): a ranker on the served model's own hidden state (``--backbone probe``,
+  layer ``probe_layer``) trained on the served model's lengths of the train prompts.
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ class LabelReport:
     prompt_length: float | None
     chatgpt_length: float | None
     learning_curve: list[dict] = field(default_factory=list)
+    probe_ranker: float | None = None
+    probe_model: str | None = None
+    probe_layer: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,6 +71,9 @@ class LabelReport:
             "| predictor | tau |",
             "|---|---:|",
             f"| ranker trained on the served model's lengths | {f(self.served_ranker)} |",
+            *([f"| ranker on the served model's own hidden state (`--backbone probe --hf-model {self.probe_model}`, "
+               f"layer {self.probe_layer}), trained on its lengths | {f(self.probe_ranker)} |"]
+              if self.probe_model is not None else []),
             f"| ranker trained on ChatGPT's lengths (same prompts) | {f(self.chatgpt_ranker)} |",
             f"| the served model with another seed (ceiling, {self.num_ceiling} prompts) | {f(self.ceiling)} |",
             f"| prompt length alone | {f(self.prompt_length)} |",
@@ -104,9 +112,11 @@ def parse_sizes(text: str) -> list[int | str]:
 
 
 def label_report(labels: pl.DataFrame, name: str, sizes=DEFAULT_SIZES, seed: int = 0, epochs: int | None = None,
-                 on_progress: Callable[[str], None] | None = None) -> LabelReport:
+                 on_progress: Callable[[str], None] | None = None, probe: str | None = None,
+                 probe_layer: int | None = None) -> LabelReport:
     """The report's numbers for a labels table (see the module docstring); ``epochs`` overrides the default
-    ranker's; ``on_progress(message)`` hears of each ranker trained."""
+    ranker's; ``on_progress(message)`` hears of each ranker trained; ``probe``: a causal LM (``--hf-model``
+    spec, the served model) whose hidden state after ``probe_layer`` layers a probe ranker reads."""
     from ltrsched.predictors.config import PredictorConfig
     from ltrsched.predictors.predictor import Predictor, check_labelled
 
@@ -152,6 +162,16 @@ def label_report(labels: pl.DataFrame, name: str, sizes=DEFAULT_SIZES, seed: int
         curve.append({"num_train": int(n), "tau": kendall_tau(p.scores(ep), el)})
     curve = list({c["num_train"]: c for c in curve}.values())  # sizes past the train set collapse into "all"
 
+    probe_tau = None
+    if probe is not None:
+        note(f"training the probe ranker on the served model's lengths ({len(tp)} prompts; one forward pass of "
+             f"{probe} per prompt)")
+        config = PredictorConfig(backbone="probe", hf_path=probe, probe_layer=probe_layer, lr=1e-3, seed=seed,
+                                 **({} if epochs is None else {"epochs": epochs}))
+        p = Predictor(config)
+        p.fit(tp, tl)
+        probe_tau, probe_layer = kendall_tau(p.scores(ep), el), config.probe_layer
+
     ceiling, num_ceiling = _ceiling(labels)
     capped = {s: float((g["finish_reason"] == "length").mean()) for s, g in (("train", train), ("eval", ev))}
     return LabelReport(
@@ -162,6 +182,7 @@ def label_report(labels: pl.DataFrame, name: str, sizes=DEFAULT_SIZES, seed: int
         ceiling=ceiling, num_ceiling=num_ceiling,
         prompt_length=kendall_tau(-ev["prompt_tokens"].to_numpy().astype(np.float64), el),
         chatgpt_length=kendall_tau(-ec.astype(np.float64), el) if has_chatgpt else None, learning_curve=curve,
+        probe_ranker=probe_tau, probe_model=probe, probe_layer=probe_layer if probe is not None else None,
     )
 
 
