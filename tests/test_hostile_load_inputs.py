@@ -1,0 +1,52 @@
+"""Hostile inputs to workload generation and cluster simulation (arrival traces, lengths, router plugins):
+each is a correct result or a one-line ``error: ...`` with exit code 2, never a traceback, a hang, or a
+silently wrong result or lost output."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from test_cli_simulate import assert_one_line_error, run_cli
+
+EXITING_PLUGIN = """
+import sys
+from ltrsched.policies import Policy, register
+from ltrsched.routers import Router, register as register_router
+
+
+@register
+class Quitter(Policy):
+    name = "quitter"
+
+    def rank(self, view):
+        sys.exit(0)
+
+
+@register_router
+class QuittingRouter(Router):
+    name = "quitting-router"
+
+    def route(self, row, now, replicas):
+        sys.exit(0)
+"""
+
+
+def test_plugin_code_that_calls_sys_exit_mid_run_is_an_error(tmp_path):
+    """A router's route (or a policy's rank) that calls sys.exit(0) ended the command with exit code 0 and no
+    output at all (simulate, capacity): the run was lost silently. It is plugin code that raised: one line, exit 2."""
+    plugin = tmp_path / "quitter.py"
+    plugin.write_text(EXITING_PLUGIN)
+    lines = EXITING_PLUGIN.splitlines()
+    rank_line, route_line = [i + 1 for i, line in enumerate(lines) if line.strip() == "sys.exit(0)"]
+    r = run_cli("simulate", "-w", "lmsys-like", "-n", "20", "--plugin", str(plugin), "--replicas", "2",
+                "--router", "quitting-router")
+    assert_one_line_error(r, f"plugin code raised SystemExit: 0 ({plugin}:{route_line}, in route)")
+    r = run_cli("simulate", "-w", "lmsys-like", "-n", "20", "--plugin", str(plugin), "--policy", "quitter")
+    assert_one_line_error(r, f"plugin code raised SystemExit: 0 ({plugin}:{rank_line}, in rank)")
+    r = subprocess.run([sys.executable, "-m", "ltrsched.cli", "capacity", "--slo", "ttft_p90=2", "-p", "fcfs",
+                        "--replicas", "2", "--router", "quitting-router", "-w", "lmsys-like", "-n", "20", "--seeds",
+                        "1", "--out", str(tmp_path / "cap"), "--jobs", "1"],
+                       capture_output=True, text=True, env={**os.environ, "LTRSCHED_PLUGINS": str(plugin)}, timeout=300)
+    assert r.returncode == 2 and "plugin code raised SystemExit" in r.stderr, (r.stdout, r.stderr[-2000:])
