@@ -50,3 +50,54 @@ def test_plugin_code_that_calls_sys_exit_mid_run_is_an_error(tmp_path):
                         "1", "--out", str(tmp_path / "cap"), "--jobs", "1"],
                        capture_output=True, text=True, env={**os.environ, "LTRSCHED_PLUGINS": str(plugin)}, timeout=300)
     assert r.returncode == 2 and "plugin code raised SystemExit" in r.stderr, (r.stdout, r.stderr[-2000:])
+
+
+MUTATING_ROUTER = """
+from ltrsched.routers import Router, register
+
+
+@register
+class Shortener(Router):
+    name = "shortener"
+
+    def prepare(self, requests, num_replicas):
+        requests["output_tokens"][:] = 1  # e.g. normalising a column in place
+
+    def route(self, row, now, replicas):
+        return 0
+"""
+
+
+def test_a_router_cannot_change_the_requests_it_is_prepared_with(tmp_path):
+    """Router.prepare received the request table's own arrays: a router that changed one in place (output_tokens
+    set to 1) silently changed what the replicas served (every request one token, exit 0). Its columns are
+    read-only views: writing one is plugin code that raised, one line, exit 2."""
+    plugin = tmp_path / "shortener.py"
+    plugin.write_text(MUTATING_ROUTER)
+    line = MUTATING_ROUTER.splitlines().index('        requests["output_tokens"][:] = 1  # e.g. normalising a '
+                                               'column in place') + 1
+    r = run_cli("simulate", "-w", "lmsys-like", "-n", "20", "--plugin", str(plugin), "--replicas", "2",
+                "--router", "shortener")
+    assert_one_line_error(r, f"plugin code raised ValueError: assignment destination is read-only ({plugin}:{line}, "
+                             "in prepare)")
+
+
+def test_the_builtin_routers_run_on_read_only_columns():
+    """Every built-in router prepares and routes from the read-only columns (none writes them)."""
+    import numpy as np
+    import polars as pl
+
+    from ltrsched.policies import make_policy
+    from ltrsched.routers import make_router
+    from ltrsched.sim.cluster import simulate_cluster
+    from ltrsched.sim.config import SimConfig
+    from ltrsched.workloads import apply_arrivals, load_workload
+
+    wl = apply_arrivals(load_workload("lmsys-like", num_requests=30), "poisson", rate=20.0)
+    out = wl.df["output_tokens"].cast(pl.Float64)
+    wl = wl.with_df(wl.df.with_columns(score=-out, predicted_length=out))
+    for spec in ("round-robin", "random", "least-outstanding", "least-kv", "least-kv:by=tokens", "rank",
+                 "rank:tau=0.6", "least-work", "least-work:tau=0.6"):
+        result = simulate_cluster(wl, make_policy("fcfs"), SimConfig(), 3, make_router(spec))
+        assert result.summary["num_finished"] == 30, spec
+        assert np.array_equal(result.requests["served_output_tokens"].to_numpy(), wl.df["output_tokens"].to_numpy())
