@@ -101,3 +101,23 @@ def test_the_builtin_routers_run_on_read_only_columns():
         result = simulate_cluster(wl, make_policy("fcfs"), SimConfig(), 3, make_router(spec))
         assert result.summary["num_finished"] == 30, spec
         assert np.array_equal(result.requests["served_output_tokens"].to_numpy(), wl.df["output_tokens"].to_numpy())
+
+
+def test_a_trace_whose_first_10000_times_are_whole_seconds_loads(tmp_path):
+    """Column types were inferred from the first 10,000 rows only: a trace whose first 10,000 arrival times were
+    whole seconds, or whose token counts turned from 10 to 10.0 later, was refused ('cannot parse CSV: could not
+    parse `10000.5` as dtype i64'). Both load, every value as written."""
+    import numpy as np
+
+    from ltrsched.workloads import load_workload
+
+    n = 10_001
+    path = tmp_path / "trace.csv"
+    path.write_text("arrived_at,num_prefill_tokens,num_decode_tokens\n"
+                    + "".join(f"{i},{5 + i % 3},{1 + i % 4}\n" for i in range(n)) + f"{n - 0.5},7,12.0\n")
+    df = load_workload(str(path)).df
+    assert df.height == n + 1
+    assert np.array_equal(df["arrival_time"].to_numpy(), np.append(np.arange(n, dtype=float), n - 0.5))
+    assert df["output_tokens"][-1] == 12 and df["prompt_tokens"][-1] == 7
+    r = run_cli("simulate", "-w", str(path), "-n", "3")
+    assert r.returncode == 0, r.stderr[-2000:]
