@@ -121,3 +121,12 @@ def test_a_trace_whose_first_10000_times_are_whole_seconds_loads(tmp_path):
     assert df["output_tokens"][-1] == 12 and df["prompt_tokens"][-1] == 7
     r = run_cli("simulate", "-w", str(path), "-n", "3")
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_capacity_of_one_request_is_refused(tmp_path):
+    """capacity -n 1 (or a one-request trace) ran 9 rates, each the same run of one request at t = 0, and reported
+    'above max', a capacity of 1024 req/s, exit 0: no rate can miss an SLO with one request. It is refused."""
+    r = run_cli("capacity", "--slo", "ttft_p90=2", "-p", "fcfs", "-w", "lmsys-like", "-n", "1", "--seeds", "1",
+                "--out", str(tmp_path / "cap"))
+    assert_one_line_error(r, "--num-requests 1: a run of one request is the same at every rate")
+    assert not (tmp_path / "cap").exists()
