@@ -130,3 +130,14 @@ def test_capacity_of_one_request_is_refused(tmp_path):
                 "--out", str(tmp_path / "cap"))
     assert_one_line_error(r, "--num-requests 1: a run of one request is the same at every rate")
     assert not (tmp_path / "cap").exists()
+
+
+def test_a_router_missing_its_column_is_told_its_own_tau_spec():
+    """--router rank on a workload without scores advised `ltr:tau=0.62`, a policy spec (as --router: 'unknown
+    router'); the advice names the router's own spec, and the spec advised runs."""
+    for router, column in (("rank", "score"), ("least-work", "predicted_length")):
+        r = run_cli("simulate", "-w", "lmsys-like", "-n", "10", "--replicas", "2", "--router", router)
+        assert_one_line_error(r, f"router {router!r} needs a {column!r} column")
+        assert f"e.g. `--router {router}:tau=0.62`" in r.stderr and "ltr:tau" not in r.stderr, r.stderr
+        r = run_cli("simulate", "-w", "lmsys-like", "-n", "10", "--replicas", "2", "--router", f"{router}:tau=0.62")
+        assert r.returncode == 0, r.stderr[-2000:]
