@@ -141,3 +141,25 @@ def test_a_router_missing_its_column_is_told_its_own_tau_spec():
         assert f"e.g. `--router {router}:tau=0.62`" in r.stderr and "ltr:tau" not in r.stderr, r.stderr
         r = run_cli("simulate", "-w", "lmsys-like", "-n", "10", "--replicas", "2", "--router", f"{router}:tau=0.62")
         assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_least_work_refuses_requests_without_a_predicted_length(tmp_path):
+    """least-work on a workload whose predicted_length is missing for some requests (null: allowed by the schema)
+    routed every request to replica 0 (a NaN work never compares less), exit 0: 400 of 400 on one of 4 replicas.
+    It is a one-line error naming the first such request; with every length given, the requests spread."""
+    import polars as pl
+
+    from ltrsched.workloads import load_workload
+
+    df = load_workload("lmsys-like", num_requests=200).df
+    length = pl.col("output_tokens").cast(pl.Float64)
+    df.with_columns(predicted_length=pl.when(pl.col("request_id") == 7).then(None).otherwise(length)).write_parquet(
+        tmp_path / "partial.parquet")
+    df.with_columns(predicted_length=length).write_parquet(tmp_path / "full.parquet")
+    args = ("--arrival", "poisson", "--rate", "30", "--replicas", "4", "--router", "least-work")
+    r = run_cli("simulate", "-w", str(tmp_path / "partial.parquet"), *args)
+    assert_one_line_error(r, "router 'least-work': 1 request(s) have no predicted_length (first: request 7)")
+    r = run_cli("simulate", "-w", str(tmp_path / "full.parquet"), *args, "--out", str(tmp_path / "run"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    routed = pl.read_parquet(tmp_path / "run" / "requests.parquet")["replica"].value_counts()
+    assert routed.height == 4 and routed["count"].max() < 150
