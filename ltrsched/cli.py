@@ -103,22 +103,23 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
-    except SystemExit as exc:  # plugin code that calls sys.exit() mid-run: the run's output was lost, with its code
-        from ltrsched.plugin_errors import plugin_frame, plugin_error_line
-
-        if plugin_frame(exc) is None:
-            raise
-        line = plugin_error_line(exc)
-        if line is None:  # LTRSCHED_TRACEBACK=1: the traceback, still a failure
-            raise RuntimeError("plugin code called sys.exit() during the run") from exc
-        click.echo(f"error: {line}", err=True)
-        sys.exit(2)
     except Exception as exc:  # plugin code that raised is bad input: one line; anything else is a bug of ours
         from ltrsched.plugin_errors import plugin_error_line
 
         line = plugin_error_line(exc)
         if line is None:
             raise
+        click.echo(f"error: {line}", err=True)
+        sys.exit(2)
+    except BaseException as exc:  # plugin code that calls sys.exit() mid-run (the run was lost, exit code 0), or
+        # raises another exception that is no Exception (a traceback)
+        from ltrsched.plugin_errors import plugin_frame, plugin_error_line
+
+        if plugin_frame(exc) is None:
+            raise
+        line = plugin_error_line(exc)
+        if line is None:  # LTRSCHED_TRACEBACK=1: the traceback, still a failure
+            raise RuntimeError(f"plugin code raised {type(exc).__name__} during the run") from exc
         click.echo(f"error: {line}", err=True)
         sys.exit(2)
 

@@ -163,3 +163,35 @@ def test_least_work_refuses_requests_without_a_predicted_length(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     routed = pl.read_parquet(tmp_path / "run" / "requests.parquet")["replica"].value_counts()
     assert routed.height == 4 and routed["count"].max() < 150
+
+
+BASE_EXCEPTION_ROUTER = """
+from ltrsched.routers import Router, register
+
+
+class Stop(BaseException):  # not an Exception
+    pass
+
+
+@register
+class Stopper(Router):
+    name = "stopper"
+
+    def route(self, row, now, replicas):
+        raise Stop("no more")
+"""
+
+
+def test_plugin_code_raising_a_base_exception_is_one_line(tmp_path):
+    """A router raising an exception class derived from BaseException, not Exception, was a traceback (exit 1);
+    it is plugin code that raised, one line naming it, exit 2."""
+    plugin = tmp_path / "stopper.py"
+    plugin.write_text(BASE_EXCEPTION_ROUTER)
+    line = BASE_EXCEPTION_ROUTER.splitlines().index('        raise Stop("no more")') + 1
+    r = run_cli("simulate", "-w", "lmsys-like", "-n", "20", "--plugin", str(plugin), "--replicas", "2",
+                "--router", "stopper")
+    assert_one_line_error(r, f"plugin code raised Stop: no more ({plugin}:{line}, in route)")
+    r = subprocess.run([sys.executable, "-m", "ltrsched.cli", "simulate", "-w", "lmsys-like", "-n", "20", "--plugin",
+                        str(plugin), "--replicas", "2", "--router", "stopper"], capture_output=True, text=True,
+                       env={**os.environ, "LTRSCHED_TRACEBACK": "1"}, timeout=300)
+    assert r.returncode != 0 and "Traceback" in r.stderr and f'File "{plugin}", line {line}, in route' in r.stderr
