@@ -195,3 +195,26 @@ def test_plugin_code_raising_a_base_exception_is_one_line(tmp_path):
                         str(plugin), "--replicas", "2", "--router", "stopper"], capture_output=True, text=True,
                        env={**os.environ, "LTRSCHED_TRACEBACK": "1"}, timeout=300)
     assert r.returncode != 0 and "Traceback" in r.stderr and f'File "{plugin}", line {line}, in route' in r.stderr
+
+
+def test_plot_cdf_refuses_a_run_with_nothing_to_plot(tmp_path):
+    """plot cdf of a run whose requests have no latency (an empty requests table, or every metric missing) wrote
+    an empty figure, exit 0, or left the run's line out beside other runs' lines; it names the run instead."""
+    import polars as pl
+
+    good = tmp_path / "good"
+    r = run_cli("simulate", "-w", "lmsys-like", "-n", "5", "--out", str(good))
+    assert r.returncode == 0, r.stderr[-2000:]
+    empty, unfinished = tmp_path / "empty", tmp_path / "unfinished"
+    requests = pl.read_parquet(good / "requests.parquet")
+    for run, table in ((empty, requests.head(0)),
+                       (unfinished, requests.with_columns(latency_per_token=float("nan"), ttft=None, tpot=None))):
+        run.mkdir()
+        (run / "summary.json").write_bytes((good / "summary.json").read_bytes())
+        table.write_parquet(run / "requests.parquet")
+        for runs in ([run], [good, run]):
+            r = run_cli("plot", "cdf", *map(str, runs), "--out", str(tmp_path / "cdf.png"))
+            assert_one_line_error(r, f"{run}: no request of the run has a latency to plot")
+            assert not (tmp_path / "cdf.png").exists()
+    r = run_cli("plot", "cdf", str(good), "--out", str(tmp_path / "cdf.png"))
+    assert r.returncode == 0 and (tmp_path / "cdf.png").is_file(), r.stderr[-2000:]
