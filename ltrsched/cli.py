@@ -111,6 +111,17 @@ def main(argv: list[str] | None = None) -> None:
             raise
         click.echo(f"error: {line}", err=True)
         sys.exit(2)
+    except BaseException as exc:  # plugin code that calls sys.exit() mid-run (the run was lost, exit code 0), or
+        # raises another exception that is no Exception (a traceback)
+        from ltrsched.plugin_errors import plugin_frame, plugin_error_line
+
+        if plugin_frame(exc) is None:
+            raise
+        line = plugin_error_line(exc)
+        if line is None:  # LTRSCHED_TRACEBACK=1: the traceback, still a failure
+            raise RuntimeError(f"plugin code raised {type(exc).__name__} during the run") from exc
+        click.echo(f"error: {line}", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":  # pragma: no cover

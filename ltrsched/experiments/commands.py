@@ -384,6 +384,9 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
     k = default_seeds if num_seeds is None else num_seeds
     if num_requests is not None and num_requests < 1:
         raise UserError(f"--num-requests must be >= 1, got {num_requests}")
+    if num_requests == 1:  # its search met every SLO up to --max-rate: 'above max', a capacity of nothing measured
+        raise UserError("--num-requests 1: a run of one request is the same at every rate (it arrives at t = 0), so "
+                        "no rate can miss an SLO; give many more requests than --max-num-seqs")
     if any(r < 1 for r in replica_counts):
         raise UserError(f"--replicas must be >= 1, got {min(replica_counts)}")
     if not 1 <= k <= MAX_SEEDS:

@@ -26,12 +26,16 @@ def cdf(runs, out, title):
     runs/). Settings that differ between runs (workload, rate, profile, seed...) get a row each; policies,
     and replica counts and routers where they differ, get a line each.
     """
-    from ltrsched.plots.cdf import check_image_path, check_title, plot_cdf_grid
+    from ltrsched.plots.cdf import CDF_METRICS, check_image_path, check_title, ecdf, metric_values, plot_cdf_grid
     from ltrsched.plots.runs import group_for_plot, load_runs
 
     check_image_path(out, "--out")
     check_title(title)
     loaded = load_runs(list(runs))
+    for run in loaded:  # its line was left out of every panel, silently (with no other run: an empty figure, exit 0)
+        if not any(len(ecdf(metric_values(run.requests, m))[0]) for m in CDF_METRICS):
+            raise UserError(f"{run.path}: no request of the run has a latency to plot (none finished); leave the run "
+                            "out")
     groups = group_for_plot(loaded)
     if len(groups) > 40:
         raise UserError(f"{len(groups)} settings would make {len(groups)} rows of panels; plot fewer runs at once")

@@ -15,6 +15,14 @@ PRODUCED_BY = {
     "po_estimate": "add a po_estimate column to the workload, or let `po` draw estimates (po:tau=...)",
 }
 
+#: The same for a router with a ``tau`` parameter (rank, least-work): its own spec, not a policy's, as the example.
+ROUTER_TAU_HINT = {
+    "score": "add it with `ltrsched predict --model DIR --workload FILE --out FILE` "
+             "or use approximate-oracle scores with a tau parameter, e.g. `--router {name}:tau=0.62`",
+    "predicted_length": "add it with `ltrsched predict` using a `ltrsched train --kind class` model, "
+                        "or use noisy true lengths with a tau parameter, e.g. `--router {name}:tau=0.62`",
+}
+
 
 def check_needs(policy: Policy, has_column: Callable[[str], bool], workload_name: str = "the workload",
                 kind: str = "policy") -> None:
@@ -24,4 +32,6 @@ def check_needs(policy: Policy, has_column: Callable[[str], bool], workload_name
     for col in policy.needs:
         if not has_column(col):
             how = PRODUCED_BY.get(col, "add it to the workload")
+            if kind == "router" and col in ROUTER_TAU_HINT and hasattr(policy, "tau"):  # (not a policy's spec)
+                how = ROUTER_TAU_HINT[col].format(name=policy.name)
             raise UserError(f"{kind} {policy.name!r} needs a {col!r} column, which {workload_name} lacks; {how}")

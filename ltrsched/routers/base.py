@@ -114,7 +114,8 @@ class Router:
     def prepare(self, requests: Mapping[str, np.ndarray], num_replicas: int) -> None:
         """Called once before a run with the whole workload (the columns a policy's ``prepare`` gets:
         ``request_id``, ``arrival_time``, ``prompt_tokens``, ``output_tokens``, ``score``,
-        ``po_estimate``, ``predicted_length``) and the number of replicas. Must reset any state."""
+        ``po_estimate``, ``predicted_length``; read-only: copy one to change it) and the number of replicas.
+        Must reset any state."""
 
     def route(self, request: int, now: float, replicas: Sequence[ReplicaView]) -> int:
         """The replica (0..N-1) that serves request ``request`` (its position in the prepared columns),

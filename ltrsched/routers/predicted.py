@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ltrsched.errors import UserError
 from ltrsched.policies.approx_oracle import approx_oracle_scores, check_seed, check_tau, noisy_lengths
 from ltrsched.policies.fastops import count_nonzero
 from ltrsched.routers.base import Router
@@ -58,7 +59,7 @@ class LeastWork(Router):
     ties by outstanding requests, then the lowest index.
 
     Predicted lengths [tokens] come from the workload's ``predicted_length`` column (``ltrsched predict``
-    with a ``--kind class`` model), or with ``tau`` set from a noise model: the true lengths perturbed to
+    with a ``--kind class`` model; every request needs one), or with ``tau`` set from a noise model: the true lengths perturbed to
     that Kendall tau (as ``class:tau=...``; no column needed).
     """
 
@@ -80,6 +81,12 @@ class LeastWork(Router):
             self._length = noisy_lengths(requests["output_tokens"], self.tau, self.seed)
         else:
             self._length = np.asarray(requests["predicted_length"], dtype=np.float64)
+            missing = np.flatnonzero(np.isnan(self._length))
+            if len(missing):  # NaN work compares as never less: every request went to the replica holding one
+                raise UserError(
+                    f"router {self.name!r}: {len(missing)} request(s) have no predicted_length (first: request "
+                    f"{requests['request_id'][missing[0]]}); give every request one, or route on noisy true "
+                    "lengths with a tau parameter, e.g. `--router least-work:tau=0.62`")
 
     def work(self, replica) -> float:
         """Predicted output tokens the replica's outstanding requests still have to generate [tokens]."""

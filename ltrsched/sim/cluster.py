@@ -137,6 +137,17 @@ def _arrivals(table: RequestTable, stop_time: float | None) -> tuple[list[int], 
     return order.tolist(), times.tolist()
 
 
+def _read_only(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Read-only views of the request table's columns, for the router: they are the arrays the replicas serve
+    from (a router that normalised ``score`` or ``output_tokens`` in place changed the run silently)."""
+    views = {}
+    for name, values in columns.items():
+        view = values.view()
+        view.flags.writeable = False
+        views[name] = view
+    return views
+
+
 def _route_one(router: Router, row: int, at: float, views, table: RequestTable) -> int:
     choice = router.route(row, at, views)
     try:
@@ -204,7 +215,7 @@ def simulate_cluster(workload: Workload, policy: Policy, config: SimConfig | Non
     columns = table.workload_columns()
     policy.prepare(columns)
     policies = [policy] + [copy.deepcopy(policy) for _ in range(replicas - 1)]  # prepared state included
-    router.prepare(columns, replicas)
+    router.prepare(_read_only(columns), replicas)
 
     env = simpy.Environment()
     bar = None
