@@ -25,3 +25,24 @@ def test_policy_extra_tokens_beyond_the_context_are_refused_not_cut_short():
     served = emulate(workload, make_policy("po:tokens=8"), LinearProfile().step_time, config)  # 128: fits exactly
     requests = served.requests.sort("request_id")
     assert requests["generated_tokens"].to_list() == [28, 13]
+
+
+@pytest.mark.parametrize("prompts, out, what", [
+    ("shared.json", "shared.parquet", "the labels' description"),
+    ("p.parquet", "p.parquet", "the labels (--out)"),
+    ("p.parquet", "./sub/../p.parquet", "the labels (--out)"),
+    ("l.parquet.parts/p.jsonl", "l.parquet", "the part directory"),
+])
+def test_label_refuses_to_write_over_its_prompts_file(tmp_path, prompts, out, what):
+    """`label --prompts x.json --out x.parquet` replaced the user's ShareGPT file with the labels' description
+    at the end of the run (and a rerun was then refused: the prompts' hash had changed)."""
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    source = tmp_path / prompts
+    source.parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "sub").mkdir()
+    source.write_text("{\"prompt\": \"hello\"}\n")
+    before = source.read_bytes()
+    r = run_cli("label", "--prompts", prompts, "--out", out, cwd=tmp_path)
+    assert_one_line_error(r, f"--prompts {prompts} would be overwritten by {what}")
+    assert source.read_bytes() == before

@@ -69,6 +69,8 @@ def label(model, prompts_file, splits, limit, max_tokens, temperature, top_p, se
     from ltrsched.outputs import check_out_file
 
     check_out_file(out, "--out", ".parquet")
+    if prompts_file is not None:
+        _check_not_overwritten(prompts_file, out)
     split_list = parse_splits(splits)
     if chunk < 1:
         raise UserError(f"--chunk must be >= 1 prompt, got {chunk}")
@@ -87,6 +89,21 @@ def label(model, prompts_file, splits, limit, max_tokens, temperature, top_p, se
                            prompts=prompts_file)
     for line in report:
         click.echo(line)
+
+
+def _check_not_overwritten(prompts_file: Path, out: Path) -> None:
+    """One-line :class:`UserError` if labelling would write over the ``--prompts`` file: the labels (``--out``),
+    their description (``--out`` with ``.json``: ``--prompts x.json --out x.parquet`` replaced the ShareGPT file
+    with the description once every prompt was labelled) or a file of the part directory."""
+    from ltrsched.labelling.parts import parts_dir
+
+    source = prompts_file.resolve()
+    written = {out.resolve(): "the labels (--out)", out.with_suffix(".json").resolve(): "the labels' description"}
+    what = written.get(source)
+    if what is None and source.is_relative_to(parts_dir(out).resolve()):
+        what = f"the part directory {parts_dir(out)}"
+    if what is not None:
+        raise UserError(f"--prompts {prompts_file} would be overwritten by {what}: give --out another name")
 
 
 def _command_line() -> str:
