@@ -46,3 +46,34 @@ def test_label_refuses_to_write_over_its_prompts_file(tmp_path, prompts, out, wh
     r = run_cli("label", "--prompts", prompts, "--out", out, cwd=tmp_path)
     assert_one_line_error(r, f"--prompts {prompts} would be overwritten by {what}")
     assert source.read_bytes() == before
+
+
+@pytest.mark.parametrize("args, blocked, message", [
+    (["replay", "--emulate", "h100-llama3-8b", "-n", "2", "-o", "run"], "run/summary.json",
+     "--out run: run/summary.json is a directory, where the command writes a file"),
+    (["replay", "--emulate", "h100-llama3-8b", "-n", "2", "-o", "run"], "run/steps.parquet",
+     "--out run: run/steps.parquet is a directory, where the command writes a file"),
+    (["profile", "--emulate", "h100-llama3-8b", "--quick", "--out", "p.json"], "p.steps.parquet",
+     "--out p.json: p.steps.parquet, where the probes' steps are written, is a directory"),
+    (["label-report", "missing.parquet", "--out", "rep"], "rep/learning_curve.csv",
+     "--out rep: rep/learning_curve.csv is a directory, where the command writes a file"),
+    (["label", "--prompts", "missing.jsonl", "--out", "l.parquet"], "l.json",
+     "--out l.parquet: l.json, where the labels' description is written, is a directory"),
+])
+def test_an_output_taken_by_a_directory_is_refused_before_the_work(tmp_path, args, blocked, message):
+    """replay and profile ran the engine, label-report trained its rankers and label labelled every prompt,
+    then failed to write one file (replay had written requests.parquet: half a run)."""
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    (tmp_path / blocked).mkdir(parents=True)
+    r = run_cli(*args, cwd=tmp_path)
+    assert_one_line_error(r, message)
+    assert not (tmp_path / "run" / "requests.parquet").exists() and not (tmp_path / "p.json").exists()
+
+
+def test_label_refuses_a_file_where_its_part_directory_goes(tmp_path):
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    (tmp_path / "l.parquet.parts").write_text("not a directory")
+    r = run_cli("label", "--prompts", "missing.jsonl", "--out", "l.parquet", cwd=tmp_path)
+    assert_one_line_error(r, "--out l.parquet: l.parquet.parts, the part directory, is a file")

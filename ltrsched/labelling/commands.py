@@ -69,6 +69,7 @@ def label(model, prompts_file, splits, limit, max_tokens, temperature, top_p, se
     from ltrsched.outputs import check_out_file
 
     check_out_file(out, "--out", ".parquet")
+    _check_beside(out)
     if prompts_file is not None:
         _check_not_overwritten(prompts_file, out)
     split_list = parse_splits(splits)
@@ -89,6 +90,18 @@ def label(model, prompts_file, splits, limit, max_tokens, temperature, top_p, se
                            prompts=prompts_file)
     for line in report:
         click.echo(line)
+
+
+def _check_beside(out: Path) -> None:
+    """One-line :class:`UserError` if what ``label`` writes beside ``--out`` cannot be written there: a directory
+    named like the description (written last: it failed after every prompt was labelled) or a file named like
+    the part directory."""
+    from ltrsched.labelling.parts import parts_dir
+
+    if out.with_suffix(".json").is_dir():
+        raise UserError(f"--out {out}: {out.with_suffix('.json')}, where the labels' description is written, is a directory")
+    if parts_dir(out).exists() and not parts_dir(out).is_dir():
+        raise UserError(f"--out {out}: {parts_dir(out)}, the part directory, is a file")
 
 
 def _check_not_overwritten(prompts_file: Path, out: Path) -> None:

@@ -283,7 +283,7 @@ def label_report(labels, out, sizes, seed, epochs):
     from ltrsched.predictors.label_report import parse_sizes
     from ltrsched.workloads.labels import is_labels
 
-    check_out_dir(out)
+    check_out_dir(out, files=("report.md", "report.json", "learning_curve.csv"))  # before the training
     size_list = parse_sizes(sizes)
     if seed < 0:
         raise UserError(f"--seed must be >= 0, got {seed}")

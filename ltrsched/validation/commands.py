@@ -36,9 +36,10 @@ def replay(workload, num_requests, arrival, rate, cv, duration, seed, policy, pl
     """
     from ltrsched.outputs import check_out_dir
     from ltrsched.policies import load_plugin, make_policy
+    from ltrsched.validation.outdir import RUN_FILES
 
-    if out is not None:
-        check_out_dir(out)
+    if out is not None:  # a run file's name taken by a directory: refused now, not after the engine run
+        check_out_dir(out, files=RUN_FILES)
     for p in plugin:
         load_plugin(p)
     pol = make_policy(policy)
@@ -84,6 +85,9 @@ def profile(name, out, quick, repeats, **engine):
     from ltrsched.validation.profiling import fit_steps, fitted_profile, probe_plan, probe_workload
 
     check_out_file(out, "--out", ".json")
+    steps_out = out.with_suffix(".steps.parquet")
+    if steps_out.is_dir():  # found now, not after the probes ran
+        raise UserError(f"--out {out}: {steps_out}, where the probes' steps are written, is a directory")
     if repeats is not None and not 1 <= repeats <= 100:
         raise UserError(f"--repeats must be in [1, 100], got {repeats}")
     if engine["prompts"] != "random" or engine["eos"] != "ignore" or engine["max_tokens"] is not None:
@@ -113,7 +117,7 @@ def profile(name, out, quick, repeats, **engine):
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     save_profile(prof, out)
-    atomic.write_parquet(out.with_suffix(".steps.parquet"), steps)
+    atomic.write_parquet(steps_out, steps)
     f = fit.summary()
     click.echo(f"wrote {out} ({fit.num_samples} steps fitted: median error {f['median_rel_error']:.1%}, "
                f"P90 {f['p90_rel_error']:.1%}; CPU overhead {fit.overhead_s_per_step * 1e3:.2f} ms/step)")
