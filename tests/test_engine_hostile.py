@@ -77,3 +77,39 @@ def test_label_refuses_a_file_where_its_part_directory_goes(tmp_path):
     (tmp_path / "l.parquet.parts").write_text("not a directory")
     r = run_cli("label", "--prompts", "missing.jsonl", "--out", "l.parquet", cwd=tmp_path)
     assert_one_line_error(r, "--out l.parquet: l.parquet.parts, the part directory, is a file")
+
+
+def _write_workload(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    make_workload([10, 20], [3, 4]).df.write_parquet(path)
+
+
+@pytest.mark.parametrize("args, source, message", [
+    (["replay", "--emulate", "h100-llama3-8b", "-w", "run/requests.parquet", "-o", "run"], "run/requests.parquet",
+     "--workload run/requests.parquet would be overwritten by the output run/requests.parquet"),
+    (["profile", "--emulate", "p.json", "--quick", "--out", "./p.json"], "p.json",
+     "--emulate p.json would be overwritten by the output p.json"),
+    (["validate", "--emulate", "h100-llama3-8b", "--policies", "fcfs", "-w", "v/runs/burst/fcfs/engine/requests.parquet",
+      "-o", "v"], "v/runs/burst/fcfs/engine/requests.parquet",
+     "--workload v/runs/burst/fcfs/engine/requests.parquet lies in v/runs, whose files the command replaces"),
+    (["label-report", "rep/report.json", "--out", "rep"], "rep/report.json",
+     "labels file rep/report.json would be overwritten by the output rep/report.json"),
+    (["real-model-results", "v", "--labels-report", "r.json", "-o", "r.json"], "r.json",
+     "--labels-report r.json would be overwritten by the output r.json"),
+])
+def test_an_input_is_never_an_output(tmp_path, args, source, message):
+    """replay -w RUN/requests.parquet -o RUN wrote the run over the workload it replayed; profile --emulate P
+    --out P replaced the profile it emulated; validate deleted an earlier validation's requests.parquet given as
+    its workload (its manifest listed it); label-report and real-model-results wrote their report over their input."""
+    import json
+
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    _write_workload(tmp_path / source)
+    (tmp_path / "v").mkdir(exist_ok=True)
+    (tmp_path / "v" / "validate-manifest.json").write_text(json.dumps(
+        {"format": "ltrsched-validate-manifest", "format_version": 1, "command": "x", "runs": ["runs/burst/fcfs/engine"]}))
+    before = (tmp_path / source).read_bytes()
+    r = run_cli(*args, cwd=tmp_path)
+    assert_one_line_error(r, message)
+    assert (tmp_path / source).read_bytes() == before
