@@ -113,3 +113,17 @@ def test_an_input_is_never_an_output(tmp_path, args, source, message):
     r = run_cli(*args, cwd=tmp_path)
     assert_one_line_error(r, message)
     assert (tmp_path / source).read_bytes() == before
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--block-size", "1000000000"], "profile 'h100-llama3-8b' leaves no GPU memory for one KV block of 1000000000 tokens"),
+    (["--gpu-memory-utilization", "1e-9"], "leaves no GPU memory for one KV block of 16 tokens at --gpu-memory-utilization 1e-09"),
+    (["--num-gpu-blocks", "1000000000000"], "the emulated engine cannot hold 1000000000000 KV blocks"),
+])
+def test_emulated_kv_cache_out_of_range_is_a_one_line_error(tmp_path, options, message):
+    """No block (a huge block size, a tiny utilization) was a ValueError traceback from the adapter's limits;
+    10**12 blocks never finished building vLLM's block pool (an object per block)."""
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    r = run_cli("replay", "--emulate", "h100-llama3-8b", "-n", "2", *options, cwd=tmp_path)
+    assert_one_line_error(r, message)
