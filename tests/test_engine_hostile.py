@@ -127,3 +127,18 @@ def test_emulated_kv_cache_out_of_range_is_a_one_line_error(tmp_path, options, m
 
     r = run_cli("replay", "--emulate", "h100-llama3-8b", "-n", "2", *options, cwd=tmp_path)
     assert_one_line_error(r, message)
+
+
+@pytest.mark.parametrize("options, named", [
+    ({"tensor_parallel_size": 8}, "--tensor-parallel-size sets"),
+    ({"dtype": "float32"}, "--dtype sets"),
+    ({"enforce_eager": False}, "--enforce-eager/--no-enforce-eager sets"),
+    ({"load_format": "auto", "dtype": "half"}, "--load-format, --dtype set"),
+])
+def test_model_execution_options_are_refused_by_the_emulated_engine(options, named):
+    """They were silently ignored: `replay --emulate h100-llama3-8b --tensor-parallel-size 8` timed TP1."""
+    from ltrsched.validation.engines import engine_config
+
+    with pytest.raises(UserError, match=f"^{named} how a model runs, and the emulated engine"):
+        engine_config(emulate_profile="h100-llama3-8b", **options)
+    assert engine_config(emulate_profile="h100-llama3-8b").tensor_parallel_size == 1

@@ -187,6 +187,8 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
     from ltrsched.engine.platform import CPU, CUDA, DEFAULTS
 
     max_tokens = _check_stopping(model, load_format, emulate_profile, prompts, eos, max_tokens)
+    if emulate_profile is not None:
+        _check_emulated(load_format, dtype, enforce_eager, tensor_parallel_size)
     if dtype is not None and dtype not in DTYPES:
         raise UserError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     if max_model_len is not None and max_model_len < 2:
@@ -294,6 +296,19 @@ def _check_tokenizer(model: str, path: str) -> None:
                         "or a model directory with its tokenizer")
     if not any((Path(path) / name).is_file() for name in TOKENIZER_FILES):
         raise UserError(f"{needs}; model directory {path} has none ({', '.join(TOKENIZER_FILES)})")
+
+
+def _check_emulated(load_format, dtype, enforce_eager, tensor_parallel_size) -> None:
+    """One-line :class:`UserError` for an option of the model's execution given to the emulated engine, which
+    runs no model (its step times are the profile's): it was ignored, and ``profile --emulate`` recorded it
+    in the fitted profile as if measured (``--tensor-parallel-size 8``, ``--dtype float32``)."""
+    given = [name for name, value in (("--load-format", load_format is not None), ("--dtype", dtype is not None),
+                                      ("--enforce-eager/--no-enforce-eager", enforce_eager is not None),
+                                      ("--tensor-parallel-size", tensor_parallel_size != 1)) if value]
+    if given:
+        raise UserError(f"{', '.join(given)} set{'s' if len(given) == 1 else ''} how a model runs, and the emulated "
+                        "engine (--emulate) runs none (its step times are the profile's): leave "
+                        f"{'it' if len(given) == 1 else 'them'} out, or serve the model on the real engine")
 
 
 def _check_stopping(model, load_format, emulate_profile, prompts, eos, max_tokens) -> int | None:
