@@ -142,3 +142,43 @@ def test_model_execution_options_are_refused_by_the_emulated_engine(options, nam
     with pytest.raises(UserError, match=f"^{named} how a model runs, and the emulated engine"):
         engine_config(emulate_profile="h100-llama3-8b", **options)
     assert engine_config(emulate_profile="h100-llama3-8b").tensor_parallel_size == 1
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, RuntimeError])
+def test_label_keeps_the_finished_prompts_of_unfinished_chunks_when_it_stops(tmp_path, monkeypatch, stop):
+    """A labelling run stopped (Ctrl-C, an engine error) kept only its complete chunks: the labels of the
+    prompts already finished in a chunk still in flight were lost, and a rerun served them again."""
+    from types import SimpleNamespace
+
+    import ltrsched.engine.runner as runner
+    import ltrsched.labelling.generate as generate
+    from ltrsched.engine.config import EngineConfig
+    from ltrsched.labelling.jobs import LabelJob
+    from ltrsched.labelling.parts import open_parts
+    from ltrsched.labelling.run import _serve, _Stats
+    from ltrsched.labelling.settings import LabelSettings, Sampling
+
+    class FakeDriver:
+        def __init__(self, config, load_format, seed):
+            self.host = SimpleNamespace(to_dict=lambda: {})
+            self.max_model_len = 1000
+
+    def serve_then_stop(driver, requests, on_done, window):  # prompts 0, 2, 3 finish, then the run stops
+        for i in (0, 2, 3):
+            on_done(i, generate.Generated(prompt_tokens=len(requests[i].prompt_ids), output_tokens=5 + i,
+                                          finish_reason="stop"))
+        raise stop("stopped")
+
+    monkeypatch.setattr(runner, "VllmDriver", FakeDriver)
+    monkeypatch.setattr(generate, "serve_requests", serve_then_stop)
+    jobs = [LabelJob("main", "eval", f"k{i}", f"prompt {i}") for i in range(5)]
+    settings = LabelSettings("m", "0" * 64, 100, Sampling(0.0, 1.0, 0), Sampling(0.8, 1.0, 1))
+    stats = _Stats()
+    stats.context = 1000
+    out = tmp_path / "labels.parquet"
+    with open_parts(out, settings) as store:
+        with pytest.raises(stop):  # chunk 0 = prompts 0, 1 (1 unfinished); chunk 1 = 2, 3 (complete); chunk 2 = 4
+            _serve(jobs, [[1, 2, 3]] * 5, EngineConfig(platform="cpu"), settings, store, 2, stats)
+        held = store.labelled().sort("key")
+    assert held["key"].to_list() == ["k0", "k2", "k3"]
+    assert held["output_tokens"].to_list() == [5, 7, 8]

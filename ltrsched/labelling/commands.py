@@ -37,7 +37,8 @@ from ltrsched.validation.engines import DEFAULT_MAX_TOKENS
 @click.option("--sample-top-p", type=float, default=1.0, show_default=True)
 @click.option("--sample-seed", type=int, default=None, help="The sampled run's seed [default: --seed + 1].")
 @click.option("--chunk", type=int, default=64, show_default=True,
-              help="Prompts per part file: a run that dies keeps every finished chunk.")
+              help="Prompts per part file: a run that is killed keeps every finished chunk (one stopped by "
+                   "Ctrl-C or an error, every finished prompt).")
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Labels parquet to write; part files go to OUT.parts/, a description to OUT with .json.")
 @click.option("--threads", type=int, default=None, help="CPU engine: compute threads [default: 1].")
