@@ -182,3 +182,22 @@ def test_label_keeps_the_finished_prompts_of_unfinished_chunks_when_it_stops(tmp
         held = store.labelled().sort("key")
     assert held["key"].to_list() == ["k0", "k2", "k3"]
     assert held["output_tokens"].to_list() == [5, 7, 8]
+
+
+@pytest.mark.vllm
+@pytest.mark.usefixtures("vllm_scheduler_code")
+def test_a_workload_holding_an_earlier_runs_columns_gets_this_runs_values():
+    """Replaying an earlier run's requests.parquet (it has finish_time, generated_tokens, ...) ran the whole
+    engine run, then failed with polars' DuplicateError traceback."""
+    import polars as pl
+
+    from ltrsched.engine.emulate import EngineConfig, emulate
+
+    config = EngineConfig(num_gpu_blocks=100, max_num_batched_tokens=64, max_num_seqs=4)
+    workload = make_workload([30, 10, 20], [4, 6, 2], [0.0, 0.01, 0.5])
+    first = emulate(workload, make_policy("fcfs"), LinearProfile().step_time, config)
+    earlier = first.requests.with_columns(pl.col("finish_time") + 100.0, generated_tokens=pl.lit(1, pl.Int64))
+    again = emulate(workload.with_df(earlier), make_policy("fcfs"), LinearProfile().step_time, config)
+    assert sorted(again.requests.columns) == sorted(first.requests.columns)
+    assert again.requests.select(first.requests.columns).equals(first.requests)
+    assert again.summary["e2e_latency_mean"] == first.summary["e2e_latency_mean"]
