@@ -201,3 +201,17 @@ def test_a_workload_holding_an_earlier_runs_columns_gets_this_runs_values():
     assert sorted(again.requests.columns) == sorted(first.requests.columns)
     assert again.requests.select(first.requests.columns).equals(first.requests)
     assert again.summary["e2e_latency_mean"] == first.summary["e2e_latency_mean"]
+
+
+@pytest.mark.parametrize("ids, first", [([-1, 1023], -1), ([5, 10**15], 10**15)])
+def test_request_ids_outside_the_policies_arrays_are_refused(tmp_path, ids, first):
+    """Policies index per-request state by id: -1 read request 1023's (PO gave request -1 the estimate 3 of
+    request 1023 instead of its own 100, exit 0); 10**15 was a MemoryError traceback (7 PiB)."""
+    import polars as pl
+
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    pl.DataFrame({"request_id": ids, "arrival_time": [0.0, 0.0], "prompt_tokens": [5, 5], "output_tokens": [100, 3],
+                  "po_estimate": [100.0, 3.0]}).write_parquet(tmp_path / "w.parquet")
+    r = run_cli("simulate", "-w", "w.parquet", "-p", "h100-llama3-8b", "--policy", "po", cwd=tmp_path)
+    assert_one_line_error(r, f"w: 1 request(s) with a request_id outside [0, 10,000,000) (first: {first})")
