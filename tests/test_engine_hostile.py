@@ -215,3 +215,17 @@ def test_request_ids_outside_the_policies_arrays_are_refused(tmp_path, ids, firs
                   "po_estimate": [100.0, 3.0]}).write_parquet(tmp_path / "w.parquet")
     r = run_cli("simulate", "-w", "w.parquet", "-p", "h100-llama3-8b", "--policy", "po", cwd=tmp_path)
     assert_one_line_error(r, f"w: 1 request(s) with a request_id outside [0, 10,000,000) (first: {first})")
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_profile_probes_of_a_small_kv_cache_all_fit_it(quick):
+    """With --num-gpu-blocks 100 (99 usable blocks of 16 tokens) the plan kept its 2,048-token prefill probe,
+    and profile failed with '1 request(s) can never fit the engine's KV cache', naming a probe request."""
+    from ltrsched.engine.config import EngineConfig
+    from ltrsched.validation.profiling import probe_plan
+
+    config = EngineConfig(platform="cuda", block_size=16)
+    plan = probe_plan(config, usable_blocks=99, max_model_len=8192, quick=quick)
+    requests = [r for probe in plan.probes(max_num_seqs=256, budget=768) for r in probe]
+    assert max(p + o for p, o in requests) <= 99 * 16
+    assert plan.prefill_prompts and max(plan.prefill_prompts) == 768
