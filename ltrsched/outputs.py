@@ -66,3 +66,22 @@ def check_out_file(path: str | Path, option: str = "--out", suffix: str | None =
     if problem:
         raise UserError(f"{option} {path}: {problem}")
     return path
+
+
+def check_inputs_kept(inputs: dict[str, str | Path | None], files: tuple[Path, ...] = (),
+                      dirs: tuple[Path, ...] = ()) -> None:
+    """Raise :class:`UserError` if an input file would be written over: ``inputs`` maps an option to the path
+    it names (a value that is not a file, e.g. a built-in name or None, is skipped); ``files`` are the files the
+    command writes, ``dirs`` directories whose files it may replace or remove. Paths compare resolved
+    (``./x``, ``a/../x`` and symbolic links name one file)."""
+    for option, value in inputs.items():
+        if value is None or not Path(value).is_file():
+            continue
+        source = Path(value).resolve()
+        for path in files:
+            if source == Path(path).resolve():
+                raise UserError(f"{option} {value} would be overwritten by the output {path}: write the output elsewhere")
+        for directory in dirs:
+            if source.is_relative_to(Path(directory).resolve()):
+                raise UserError(f"{option} {value} lies in {directory}, whose files the command replaces: "
+                                "move the input or write the output elsewhere")

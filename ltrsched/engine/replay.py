@@ -63,16 +63,19 @@ def request_infos(workload: Workload, extra_output_tokens: int) -> list[RequestI
 
 def check_fits(workload: Workload, scheduler: Any, extra_output_tokens: int = 0, output_cap: int | None = None) -> None:
     """Reject, before a run, requests longer than the engine's ``max_model_len`` or its KV cache. With
-    ``output_cap`` (requests stop at the model's EOS) a request may generate up to that many tokens."""
+    ``output_cap`` (requests stop at the model's EOS) a request may generate up to that many tokens; the
+    policy's ``extra_output_tokens`` (PO's estimate phase) count too: vLLM stops a request at
+    ``max_model_len``, so one that does not fit would silently be served fewer tokens than planned."""
     prompt = workload.df["prompt_tokens"].to_numpy()
-    total = prompt + (workload.df["output_tokens"].to_numpy() if output_cap is None else output_cap)
+    total = prompt + (workload.df["output_tokens"].to_numpy() if output_cap is None else output_cap) + extra_output_tokens
     too_long = np.flatnonzero(total > scheduler.max_model_len)
     if len(too_long):
         i = int(too_long[0])
+        extra = f", {extra_output_tokens} of them the policy's extra output tokens" if extra_output_tokens else ""
         raise UserError(f"{len(too_long)} request(s) exceed the engine's max_model_len {scheduler.max_model_len} "
-                        f"tokens (first: request {int(workload.df['request_id'][i])}, {int(total[i])} tokens)")
+                        f"tokens (first: request {int(workload.df['request_id'][i])}, {int(total[i])} tokens{extra})")
     limits = scheduler.limits
-    blocks = limits.blocks_for(total + extra_output_tokens)
+    blocks = limits.blocks_for(total)
     too_big = np.flatnonzero(blocks > limits.num_gpu_blocks - limits.watermark_blocks)
     if len(too_big):
         i = int(too_big[0])

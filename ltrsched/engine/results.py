@@ -27,10 +27,12 @@ def engine_result(workload: Workload, policy: Policy, scheduler: Any, host: str,
     cols = scheduler.table.results()
     got = pl.DataFrame({"request_id": cols["request_id"], "served_output_tokens": cols["served_output_tokens"],
                         **{c: cols[c] for c in RESULT_COLUMNS}})
-    df = workload.df.drop([c for c in ("prompt",) if c in workload.df.columns]).join(got, on="request_id", how="left")
-    df = df.select(workload.df.drop([c for c in ("prompt",) if c in workload.df.columns]).columns
-                   + ["served_output_tokens", "generated_tokens", "first_scheduled_time", "first_token_time",
-                      "finish_time", "max_token_gap", "max_idle_steps", "num_preemptions", "run_time"])
+    # a workload that already has the run's columns (an earlier run's requests.parquet replayed) gets this run's
+    # values, as in the simulator (the join kept the earlier run's and failed with a DuplicateError traceback)
+    base = workload.df.drop([c for c in ("prompt", *got.columns) if c in workload.df.columns and c != "request_id"])
+    df = base.join(got, on="request_id", how="left")
+    df = df.select(base.columns + ["served_output_tokens", "generated_tokens", "first_scheduled_time", "first_token_time",
+                                   "finish_time", "max_token_gap", "max_idle_steps", "num_preemptions", "run_time"])
     if output_cap is not None:
         df = df.with_columns(label_output_tokens=pl.col("output_tokens"),
                              output_tokens=pl.col("generated_tokens"), served_output_tokens=pl.col("generated_tokens"))

@@ -171,9 +171,10 @@ def predictor_share(ranker: Path, workload: str, num_requests: int | None, seed:
 def real_model_results(validation, labels_report, ranker, workload, num_requests, seed, out):
     """Gather real-model validate runs (VALIDATION directories: repeats of a case and policy pool), the label
     report and the ranker into reproduce's real-engine section."""
-    from ltrsched.outputs import check_out_file
+    from ltrsched.outputs import check_inputs_kept, check_out_file
 
     check_out_file(out, "--out", ".json")  # before the ranker's timing
+    check_inputs_kept({"--labels-report": labels_report}, files=(out,))
     if ranker is not None and workload is None:
         raise UserError("--ranker needs --workload (and -n/--seed as given to validate): the prompts it scores")
     if ranker is None and (workload is not None or num_requests is not None):

@@ -37,7 +37,8 @@ from ltrsched.validation.engines import DEFAULT_MAX_TOKENS
 @click.option("--sample-top-p", type=float, default=1.0, show_default=True)
 @click.option("--sample-seed", type=int, default=None, help="The sampled run's seed [default: --seed + 1].")
 @click.option("--chunk", type=int, default=64, show_default=True,
-              help="Prompts per part file: a run that dies keeps every finished chunk.")
+              help="Prompts per part file: a run that is killed keeps every finished chunk (one stopped by "
+                   "Ctrl-C or an error, every finished prompt).")
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Labels parquet to write; part files go to OUT.parts/, a description to OUT with .json.")
 @click.option("--threads", type=int, default=None, help="CPU engine: compute threads [default: 1].")
@@ -69,6 +70,9 @@ def label(model, prompts_file, splits, limit, max_tokens, temperature, top_p, se
     from ltrsched.outputs import check_out_file
 
     check_out_file(out, "--out", ".parquet")
+    _check_beside(out)
+    if prompts_file is not None:
+        _check_not_overwritten(prompts_file, out)
     split_list = parse_splits(splits)
     if chunk < 1:
         raise UserError(f"--chunk must be >= 1 prompt, got {chunk}")
@@ -87,6 +91,33 @@ def label(model, prompts_file, splits, limit, max_tokens, temperature, top_p, se
                            prompts=prompts_file)
     for line in report:
         click.echo(line)
+
+
+def _check_beside(out: Path) -> None:
+    """One-line :class:`UserError` if what ``label`` writes beside ``--out`` cannot be written there: a directory
+    named like the description (written last: it failed after every prompt was labelled) or a file named like
+    the part directory."""
+    from ltrsched.labelling.parts import parts_dir
+
+    if out.with_suffix(".json").is_dir():
+        raise UserError(f"--out {out}: {out.with_suffix('.json')}, where the labels' description is written, is a directory")
+    if parts_dir(out).exists() and not parts_dir(out).is_dir():
+        raise UserError(f"--out {out}: {parts_dir(out)}, the part directory, is a file")
+
+
+def _check_not_overwritten(prompts_file: Path, out: Path) -> None:
+    """One-line :class:`UserError` if labelling would write over the ``--prompts`` file: the labels (``--out``),
+    their description (``--out`` with ``.json``: ``--prompts x.json --out x.parquet`` replaced the ShareGPT file
+    with the description once every prompt was labelled) or a file of the part directory."""
+    from ltrsched.labelling.parts import parts_dir
+
+    source = prompts_file.resolve()
+    written = {out.resolve(): "the labels (--out)", out.with_suffix(".json").resolve(): "the labels' description"}
+    what = written.get(source)
+    if what is None and source.is_relative_to(parts_dir(out).resolve()):
+        what = f"the part directory {parts_dir(out)}"
+    if what is not None:
+        raise UserError(f"--prompts {prompts_file} would be overwritten by {what}: give --out another name")
 
 
 def _command_line() -> str:

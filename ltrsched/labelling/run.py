@@ -173,6 +173,11 @@ def _serve(todo: list[LabelJob], ids: list[list[int]], config, settings: LabelSe
     finally:
         bar.close()
         stats.seconds = time.perf_counter() - t0
+        # a run that stops (Ctrl-C, an engine error) keeps its finished prompts of unfinished chunks too: up to
+        # chunk - 1 labels per chunk in flight were lost, each of them up to max_tokens decoded tokens
+        finished = [row for c in sorted(rows) for row in rows[c]]
+        if finished:
+            store.write(finished)
 
 
 def _final_labels(held: pl.DataFrame, jobs: list[LabelJob], schema: dict) -> pl.DataFrame:

@@ -291,12 +291,13 @@ def label_report(labels, out, sizes, seed, epochs, probe, probe_layer):
     on ChatGPT's lengths of the same prompts, the another-seed ceiling, prompt length alone, a learning curve."""
     import polars as pl
 
-    from ltrsched.outputs import check_out_dir
+    from ltrsched.outputs import check_inputs_kept, check_out_dir
     from ltrsched.predictors.label_report import label_report as make_report
     from ltrsched.predictors.label_report import parse_sizes
     from ltrsched.workloads.labels import is_labels
 
-    check_out_dir(out)
+    check_out_dir(out, files=("report.md", "report.json", "learning_curve.csv"))  # before the training
+    check_inputs_kept({"labels file": labels}, files=tuple(out / n for n in ("report.md", "report.json", "learning_curve.csv")))
     size_list = parse_sizes(sizes)
     if seed < 0:
         raise UserError(f"--seed must be >= 0, got {seed}")

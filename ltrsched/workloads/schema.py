@@ -5,7 +5,7 @@ One row per request. Required columns:
 ======================  =========  ==========================================================
 column                  dtype      meaning [unit]
 ======================  =========  ==========================================================
-request_id              Int64      stable id, unique within the workload
+request_id              Int64      stable id, unique within the workload, in [0, 10,000,000)
 prompt_tokens           Int64      prompt length [tokens], >= 1
 output_tokens           Int64      output length to generate [tokens], >= 1
 arrival_time            Float64    arrival [s] from the start of the run, >= 0
@@ -35,6 +35,9 @@ REQUIRED_COLUMNS: dict[str, pl.DataType] = {
 }
 #: Required columns holding whole numbers (ids, token counts); a float column must hold integral values.
 INTEGER_COLUMNS = ("request_id", "prompt_tokens", "output_tokens")
+#: request ids must lie in [0, MAX_REQUEST_ID): policies index per-request arrays by id
+#: (:class:`ltrsched.policies.id_array.IdArray`, up to 25 bytes per id for MLFQ: 250 MB at the bound).
+MAX_REQUEST_ID = 10_000_000
 OPTIONAL_COLUMNS: dict[str, pl.DataType] = {
     "prompt": pl.Utf8,
     "score": pl.Float64,
@@ -152,6 +155,11 @@ def validate(df: pl.DataFrame, name: str = "workload") -> pl.DataFrame:
         raise UserError(f"{name}: {bad.height} request(s) with a negative or non-finite arrival_time")
     if df["request_id"].n_unique() != df.height:
         raise UserError(f"{name}: request_id values are not unique")
+    bad = df.filter((pl.col("request_id") < 0) | (pl.col("request_id") >= MAX_REQUEST_ID))
+    if bad.height:  # -1 read another request's policy state; 10**15 was a MemoryError traceback
+        raise UserError(f"{name}: {bad.height} request(s) with a request_id outside [0, {MAX_REQUEST_ID:,}) (first: "
+                        f"{bad['request_id'][0]}); policies keep per-request state in arrays indexed by the id: "
+                        "renumber the requests, or drop the column to number them 0, 1, ...")
     _check_predictor_columns(df, name)
     return df
 
