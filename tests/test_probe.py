@@ -85,6 +85,10 @@ def test_long_prompts_keep_the_generation_prompt(tiny_lm):
     ids = backbone._ids(" ".join(["word"] * 40))
     full = backbone.tokenizer("[ " + " ".join(["word"] * 40) + " ] answer", add_special_tokens=False)["input_ids"]
     assert len(ids) == 12 and ids[-8:] == full[-8:] and ids[:4] == full[:4]
+    backbone.config.max_prompt_tokens = 2048  # above the model's 256 positions: cut to those
+    ids = backbone._ids(" ".join(["word"] * 400))
+    assert len(ids) == 256 and ids[-8:] == full[-8:]
+    assert backbone.features([" ".join(["word"] * 400)]).shape == (1, 32)
 
 
 def test_probe_ranker_learns_trains_saves_and_loads(tiny_lm, tmp_path):

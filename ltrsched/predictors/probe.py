@@ -119,6 +119,8 @@ class ProbeBackbone:
         hidden = int(self.lm.config.hidden_size)
         self.model = _head(hidden, outputs)
         self._memo: dict = {}  # prompt text -> its hidden state
+        # [tokens] the longest input the model takes (learned positions end there)
+        self.context = int(getattr(self.lm.config, "max_position_embeddings", 0) or 1 << 30)
 
     def _ids(self, prompt: str) -> list[int]:
         """The prompt's token ids as the model is served them: through its chat template if it has one."""
@@ -130,7 +132,7 @@ class ProbeBackbone:
         else:
             ids = tok(prompt, add_special_tokens=True)["input_ids"]
         ids = [int(i) for i in ids] or [tok.eos_token_id or 0]
-        n = self.config.max_prompt_tokens
+        n = min(self.config.max_prompt_tokens, self.context)
         if len(ids) > n:  # keep the end: the generation prompt, whose last token's state is read
             tail = min(8, n)
             ids = ids[: n - tail] + ids[-tail:]
