@@ -1,0 +1,65 @@
+"""Hostile policies: a user policy's every misbehaviour is one line naming it and the step, or is harmless,
+in the simulator and in the emulated engine adapter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import LinearProfile, make_workload
+from ltrsched.errors import UserError
+from ltrsched.policies import LiveView, Policy, check_order, make_policy
+from ltrsched.sim import SimConfig, simulate
+
+
+def view_of(n: int, step: int = 7) -> LiveView:
+    return LiveView({"request_id": np.arange(n), "arrival_time": np.zeros(n)}, None, 0.0, step, arrival_ordered=True)
+
+
+class Scripted(Policy):
+    """FCFS until step ``at``, then ``rank`` returns ``bad(view)``."""
+
+    name = "scripted-test"
+
+    def __init__(self, bad, at: int = 3):
+        self.bad, self.at = bad, at
+
+    def rank(self, view):
+        return view.order_by() if view.step < self.at else self.bad(view)
+
+
+def run_both(policy_factory, workload=None):
+    """Run a fresh policy from ``policy_factory()`` in the simulator and in the emulated engine adapter;
+    returns the UserError of each (None where the run ended)."""
+    from ltrsched.engine.emulate import EngineConfig, emulate
+
+    workload = workload or make_workload([20] * 12, [30] * 12)
+    profile = LinearProfile(overhead=0.01, per_token=0.001, per_kv=1e-5, blocks=199)
+    errors = []
+    for run in (lambda p: simulate(workload, p, SimConfig(profile=profile, num_gpu_blocks=199)),
+                lambda p: emulate(workload, p, profile.step_time, EngineConfig(num_gpu_blocks=200))):
+        try:
+            run(policy_factory())
+            errors.append(None)
+        except UserError as exc:
+            errors.append(exc)
+    return errors
+
+
+@pytest.mark.parametrize("value, message", [
+    (None, "a NoneType, not an array of positions"),
+    ((i for i in range(3)), "a generator, not an array of positions"),
+    (2, "a int, not an array of positions"),
+])
+def test_a_non_array_order_is_named(value, message):
+    """rank() returning None (a forgotten return) was an AttributeError traceback from the order check."""
+    with pytest.raises(UserError, match="policy 'fcfs' returned an invalid order at step 7: " + message):
+        check_order(value, view_of(3), make_policy("fcfs"))
+
+
+@pytest.mark.vllm
+def test_rank_returning_none_is_one_line_in_both_hosts():
+    errors = run_both(lambda: Scripted(lambda view: None))
+    for exc in errors:
+        assert exc is not None and "returned an invalid order at step 3: a NoneType" in str(exc)
+        assert "\n" not in str(exc)
