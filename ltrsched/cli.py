@@ -103,7 +103,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
-    except Exception as exc:  # plugin code that raised is bad input: one line; anything else is a bug of ours
+    except BaseException as exc:  # plugin code that raised is bad input: one line; anything else is a bug of ours
+        # (BaseException: a plugin's sys.exit() mid-run ended the command with its status, 0 included, and no
+        # output or error at all; its own BaseException subclasses were tracebacks)
         from ltrsched.plugin_errors import plugin_error_line
 
         line = plugin_error_line(exc)

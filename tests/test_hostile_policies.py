@@ -63,3 +63,51 @@ def test_rank_returning_none_is_one_line_in_both_hosts():
     for exc in errors:
         assert exc is not None and "returned an invalid order at step 3: a NoneType" in str(exc)
         assert "\n" not in str(exc)
+
+
+EXITING_PLUGIN = '''
+import sys
+from ltrsched.policies import Policy, register
+
+
+class Stop(BaseException):
+    pass
+
+
+@register
+class Exiting(Policy):
+    name = "exiting"
+
+    def __init__(self, how: str = "exit"):
+        self.how = how
+
+    def rank(self, view):
+        if view.step >= 3:
+            if self.how == "exit":
+                sys.exit(0)
+            raise Stop("its own base exception")
+        return view.order_by()
+'''
+
+
+@pytest.mark.parametrize("how, message", [("exit", "plugin code raised SystemExit: 0 ("),
+                                          ("base", "plugin code raised Stop: its own base exception (")])
+def test_a_plugin_that_exits_mid_run_is_one_line(tmp_path, how, message):
+    """sys.exit(0) in a plugin's rank ended simulate and sweep with exit code 0, no output and no message (a
+    sweep without its sweep.csv); a BaseException subclass of its own was a traceback."""
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    plugin = tmp_path / "exiting.py"
+    plugin.write_text(EXITING_PLUGIN)
+    r = run_cli("simulate", "-w", "sharegpt", "-n", "30", "--plugin", str(plugin), "--policy", f"exiting:how={how}",
+                "--out", str(tmp_path / "out"))
+    assert_one_line_error(r, message + f"{plugin}:")
+    (tmp_path / "sweep.toml").write_text(f'policies = ["fcfs", "exiting:how={how}"]\nnum_requests = 30\n')
+    import os
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "ltrsched.cli", "sweep", str(tmp_path / "sweep.toml"), "-o",
+                        str(tmp_path / "sweep"), "-j", "2"], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "LTRSCHED_PLUGINS": str(plugin)})
+    assert_one_line_error(r, message + f"{plugin}:")
