@@ -111,3 +111,33 @@ def test_a_plugin_that_exits_mid_run_is_one_line(tmp_path, how, message):
                         str(tmp_path / "sweep"), "-j", "2"], capture_output=True, text=True, timeout=300,
                        env={**os.environ, "LTRSCHED_PLUGINS": str(plugin)})
     assert_one_line_error(r, message + f"{plugin}:")
+
+
+class WritesItsWorkload(Policy):
+    """FCFS whose ``prepare`` shortens every request to one token (in the arrays it was given)."""
+
+    name = "writes-workload-test"
+
+    def prepare(self, requests):
+        requests["output_tokens"][:] = 1
+
+    def rank(self, view):
+        return view.order_by()
+
+
+@pytest.mark.vllm
+def test_prepare_cannot_change_the_workload_it_is_given():
+    """In the simulator, prepare() got the request table's own arrays: a policy writing into them changed the
+    workload the run served (every request one token long, with exit 0). Both hosts give read-only arrays."""
+    from ltrsched.engine.emulate import EngineConfig, emulate
+    from ltrsched.sim.cluster import simulate_cluster
+
+    workload = make_workload([20] * 12, [30] * 12)
+    profile = LinearProfile(overhead=0.01, per_token=0.001, per_kv=1e-5, blocks=199)
+    for run in (lambda p: simulate(workload, p, SimConfig(profile=profile, num_gpu_blocks=199)),
+                lambda p: simulate_cluster(workload, p, SimConfig(profile=profile, num_gpu_blocks=199), replicas=2),
+                lambda p: emulate(workload, p, profile.step_time, EngineConfig(num_gpu_blocks=200))):
+        with pytest.raises(ValueError, match="read-only"):
+            run(WritesItsWorkload())
+    assert simulate(workload, make_policy("fcfs"), SimConfig(profile=profile, num_gpu_blocks=199)) \
+        .requests["generated_tokens"].to_list() == [30] * 12
