@@ -141,3 +141,47 @@ def test_prepare_cannot_change_the_workload_it_is_given():
             run(WritesItsWorkload())
     assert simulate(workload, make_policy("fcfs"), SimConfig(profile=profile, num_gpu_blocks=199)) \
         .requests["generated_tokens"].to_list() == [30] * 12
+
+
+class ZeroesIdleSteps(Policy):
+    """FCFS that writes 0 into the view's idle steps (e.g. an in-place ``-=`` on a column it read)."""
+
+    name = "zeroes-idle-test"
+
+    def rank(self, view):
+        view.idle_steps[:] = 0
+        return view.order_by()
+
+
+@pytest.mark.vllm
+def test_a_policy_cannot_write_into_the_view():
+    """A view's columns are shared by the policies that rank it: a policy wrapped in starvation prevention
+    that wrote 0 into ``idle_steps`` silently turned the wrapper off (a simulated burst's mean queueing delay
+    27.0 s instead of 0.41 s with starve=3, exit 0). Columns are read-only in both hosts."""
+    from ltrsched.policies.starvation import StarvationPrevention
+
+    for run in (run_sim_raw, run_engine_raw):
+        with pytest.raises(ValueError, match="read-only"):
+            run(lambda: StarvationPrevention(ZeroesIdleSteps(), 2, 1))
+    view = LiveView({"request_id": np.arange(3), "score": np.zeros(3)}, None, 0.0, 0)
+    with pytest.raises(ValueError, match="read-only"):
+        view.score[0] = 1  # (a column without an index: a read-only view of the host's array...)
+    view2 = LiveView({"request_id": np.arange(3), "score": np.zeros(3)}, np.array([0, 2]), 0.0, 0)
+    with pytest.raises(ValueError, match="read-only"):
+        view2.score[0] = 1
+
+
+def _workload_and_profile():
+    return make_workload([20] * 12, [30] * 12), LinearProfile(overhead=0.01, per_token=0.001, per_kv=1e-5, blocks=199)
+
+
+def run_sim_raw(policy_factory):
+    workload, profile = _workload_and_profile()
+    return simulate(workload, policy_factory(), SimConfig(profile=profile, num_gpu_blocks=199, max_num_seqs=2))
+
+
+def run_engine_raw(policy_factory):
+    from ltrsched.engine.emulate import EngineConfig, emulate
+
+    workload, profile = _workload_and_profile()
+    return emulate(workload, policy_factory(), profile.step_time, EngineConfig(num_gpu_blocks=200, max_num_seqs=2))
