@@ -185,3 +185,14 @@ def run_engine_raw(policy_factory):
 
     workload, profile = _workload_and_profile()
     return emulate(workload, policy_factory(), profile.step_time, EngineConfig(num_gpu_blocks=200, max_num_seqs=2))
+
+
+@pytest.mark.parametrize("age", ["nan", "inf", "-1"])
+def test_the_example_plugin_refuses_an_age_that_is_no_finite_number(age):
+    """The README's example policy took age=nan and age=inf: every key NaN at a burst (inf * 0 s waited), so it
+    ran as FCFS, exit 0."""
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    r = run_cli("simulate", "-w", "sharegpt", "-n", "20", "--plugin", "examples/policies/short_prompt_aging.py",
+                "--policy", f"short-prompt:age={age}", cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+    assert_one_line_error(r, "policy 'short-prompt': age must be a finite number >= 0")
