@@ -196,3 +196,21 @@ def test_the_example_plugin_refuses_an_age_that_is_no_finite_number(age):
     r = run_cli("simulate", "-w", "sharegpt", "-n", "20", "--plugin", "examples/policies/short_prompt_aging.py",
                 "--policy", f"short-prompt:age={age}", cwd=str(__import__("pathlib").Path(__file__).parents[1]))
     assert_one_line_error(r, "policy 'short-prompt': age must be a finite number >= 0")
+
+
+@pytest.mark.parametrize("kind, name", [("policy", "5"), ("policy", "None"), ("policy", "'a:b'"), ("policy", "''"),
+                                        ("policy", "'x,y'"), ("policy", "' spaced'"), ("router", "'a=b'"),
+                                        ("router", "7")])
+def test_a_plugin_class_whose_name_no_spec_can_name_is_refused(tmp_path, kind, name):
+    """A name that is not a string made `ltrsched policies` a TypeError traceback (sorting the names); one
+    holding ':' ',' '=' or surrounding spaces was listed yet no spec string reached it."""
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    base, module, method = (("Policy", "policies", "rank(self, view):\n        return view.order_by()")
+                            if kind == "policy" else
+                            ("Router", "routers", "route(self, request, now, replicas):\n        return 0"))
+    plugin = tmp_path / "named.py"
+    plugin.write_text(f"from ltrsched.{module} import {base}, register\n\n\n@register\nclass Named({base}):\n"
+                      f"    name = {name}\n\n    def {method}\n")
+    assert_one_line_error(run_cli(module, "--plugin", str(plugin)),
+                          f"cannot load plugin {plugin}: ValueError: {kind} class Named has the name")
