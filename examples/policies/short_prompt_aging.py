@@ -5,6 +5,8 @@ Use it anywhere a policy spec goes:
 The same object runs unchanged in the simulator and in the vLLM engine adapter.
 """
 
+import math
+
 import numpy as np
 
 from ltrsched.policies import LiveView, Policy, register
@@ -17,8 +19,8 @@ class ShortPromptAging(Policy):
     name = "short-prompt"
 
     def __init__(self, age: float = 0.5):
-        if age < 0:
-            raise ValueError(f"age must be >= 0, got {age}")
+        if not 0 <= age < math.inf:  # (NaN too: every request's key would be NaN, silently FCFS)
+            raise ValueError(f"age must be a finite number >= 0, got {age}")
         self.age = age
 
     def rank(self, view: LiveView) -> np.ndarray:

@@ -110,7 +110,9 @@ class LiveView:
         return len(self._index)
 
     def column(self, name: str) -> np.ndarray:
-        """The named column for the live requests (read-only by convention)."""
+        """The named column for the live requests (read-only: the view keeps it for every policy that ranks
+        this view, e.g. a starvation-prevention wrapper after the policy it wraps, so a policy that wrote into
+        it would change what they see)."""
         arr = self._cache.get(name)
         if arr is None:
             try:
@@ -119,8 +121,14 @@ class LiveView:
                 raise AttributeError(f"LiveView has no column {name!r}; columns: {sorted(self._columns)}") from None
             if callable(full):
                 arr = full(self._index)
+            elif self._index is not None:
+                arr = full[self._index]  # (a fresh array)
+                arr.flags.writeable = False
             else:
-                arr = full if self._index is None else full[self._index]
+                arr = full
+            if arr.flags.writeable:  # possibly the host's own array: a read-only view of it
+                arr = arr.view()
+                arr.flags.writeable = False
             self._cache[name] = arr
         return arr
 

@@ -43,16 +43,19 @@ def check_order(order, view: LiveView, policy: object) -> np.ndarray:
         The order as a numpy array (the same object when it was one already).
     """
     global _accepted
-    if order is view._ranked and not order.flags.writeable:  # order_by's, unchanged: a permutation
+    if order is view._ranked and order is not None and not order.flags.writeable:  # order_by's, unchanged
         return order
     n = len(view)
     if order is _accepted[0] and n == _accepted[1] and not order.flags.writeable:  # accepted before, unchanged
         return order
     if type(order) is not np.ndarray:
+        given = type(order).__name__
         try:
             order = np.asarray(order)
         except Exception as exc:  # e.g. a ragged list
-            _fail(policy, view, n, f"a {type(order).__name__} that is no array of positions ({exc})")
+            _fail(policy, view, n, f"a {given} that is no array of positions ({exc})")
+        if order.ndim == 0:  # None (a missing return), a generator, a number, a string
+            _fail(policy, view, n, f"a {given}, not an array of positions")
     if order.ndim == 1 and len(order) == n and order.dtype.kind in "iu" and _is_permutation(order, n):
         if not order.flags.writeable and order.base is None:
             _accepted = (order, n)

@@ -62,6 +62,7 @@ def register(cls: type[Policy]) -> type[Policy]:
         raise TypeError("register() takes a Policy subclass")
     if not is_builtin(cls):  # the built-ins first, whenever a plugin loads, so that it cannot replace one
         importlib.import_module("ltrsched.policies.builtin")
+    check_name(cls, "policy")
     check_not_shadowing(_REGISTRY.get(cls.name), cls, "policy")
     _REGISTRY[cls.name] = cls
     _SOURCES.record(cls)
@@ -71,6 +72,16 @@ def register(cls: type[Policy]) -> type[Policy]:
 def is_builtin(cls: type) -> bool:
     """True for a class of this package (not a plugin's)."""
     return cls.__module__.partition(".")[0] == "ltrsched"
+
+
+def check_name(cls: type, kind: str) -> None:
+    """Refuse a class whose ``name`` no spec string can name: not a string (``ltrsched policies`` failed sorting
+    it, a traceback), empty, or holding ``:``, ``,``, ``=`` or surrounding spaces (a spec splits or strips there,
+    so the class was listed but unreachable)."""
+    name = cls.name
+    if not isinstance(name, str) or not name.strip() or name != name.strip() or any(c in name for c in ":,="):
+        raise ValueError(f"{kind} class {cls.__qualname__} has the name {name!r}; a {kind} name is a non-empty text "
+                         "without ':', ',', '=' or surrounding spaces (spec strings are name:key=value,...)")
 
 
 def check_not_shadowing(existing: type | None, cls: type, kind: str) -> None:

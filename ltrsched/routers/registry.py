@@ -13,8 +13,8 @@ import sys
 from importlib import metadata
 
 from ltrsched.errors import UserError
-from ltrsched.policies.registry import (PluginSources, _converter, _parameters, check_not_shadowing, is_builtin,
-                                       load_env_plugins, parse_spec)
+from ltrsched.policies.registry import (PluginSources, _converter, _parameters, check_name, check_not_shadowing,
+                                       is_builtin, load_env_plugins, parse_spec)
 from ltrsched.routers.base import Router
 
 _REGISTRY: dict[str, type[Router]] = {}
@@ -29,6 +29,7 @@ def register(cls: type[Router]) -> type[Router]:
         raise TypeError("register() takes a Router subclass")
     if not is_builtin(cls):  # the built-ins first, so that a plugin cannot replace one
         importlib.import_module("ltrsched.routers.builtin")
+    check_name(cls, "router")
     check_not_shadowing(_REGISTRY.get(cls.name), cls, "router")
     _REGISTRY[cls.name] = cls
     _SOURCES.record(cls)

@@ -123,8 +123,9 @@ class RequestTable:
         }
 
     def workload_columns(self) -> dict[str, np.ndarray]:
-        """What :meth:`Policy.prepare` receives."""
-        return {
+        """What :meth:`Policy.prepare` (and a router's) receives: read-only views of the table's columns, so that a
+        plugin writing into them fails there instead of changing the workload the run serves (its lengths)."""
+        columns = {
             "request_id": self.request_id,
             "arrival_time": self.arrival_time,
             "prompt_tokens": self.prompt_tokens,
@@ -133,6 +134,10 @@ class RequestTable:
             "po_estimate": self.po_estimate,
             "predicted_length": self.predicted_length,
         }
+        for name, values in columns.items():
+            columns[name] = view = values.view()
+            view.flags.writeable = False
+        return columns
 
 
 #: Fields fixed before a request arrives (its description); the others are the run's state.

@@ -97,7 +97,7 @@ class Workload:
                 return np.full(df.height, np.nan)
             return df[col].cast(pl.Float64).fill_null(float("nan")).to_numpy().astype(np.float64, copy=True)
 
-        return {
+        columns = {
             "request_id": df["request_id"].to_numpy().astype(np.int64),
             "arrival_time": df["arrival_time"].to_numpy().astype(np.float64),
             "prompt_tokens": df["prompt_tokens"].to_numpy().astype(np.int64),
@@ -106,6 +106,9 @@ class Workload:
             "po_estimate": opt("po_estimate"),
             "predicted_length": opt("predicted_length"),
         }
+        for values in columns.values():  # read-only, as the simulator's (a policy writing into them fails alike)
+            values.flags.writeable = False
+        return columns
 
     def with_df(self, df: pl.DataFrame, **meta) -> "Workload":
         return Workload(df, self.name, {**self.meta, **meta})
