@@ -12,6 +12,9 @@ from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
 from ltrsched.metrics import format_replicas, format_summary
 
+#: The files :meth:`RunResult.save` writes in a run directory.
+RUN_FILES = ("requests.parquet", "steps.parquet", "summary.json")
+
 
 @dataclass
 class RunResult:

@@ -73,7 +73,7 @@ def test_output_directory_through_a_broken_link_is_refused_first(tmp_path, targe
 
 @pytest.mark.parametrize("command,blocker", [
     ("sweep", "sweep.csv"), ("capacity", "capacity-rates.csv"), ("capacity", "figures"),
-    ("reproduce", "REPRODUCTION.md"), ("reproduce", "runs"),
+    ("reproduce", "REPRODUCTION.md"), ("reproduce", "runs"), ("simulate", "summary.json"), ("train", "weights.pt"),
 ])
 def test_an_output_the_command_cannot_write_is_refused_before_its_runs(tmp_path, command, blocker):
     """OUT/sweep.csv being a directory (or OUT/figures a file) was found only after every run was simulated:
@@ -88,7 +88,8 @@ def test_an_output_the_command_cannot_write_is_refused_before_its_runs(tmp_path,
     sweep_file.write_text('policies = ["fcfs"]\nnum_requests = 40\n')
     args = {"sweep": ("sweep", str(sweep_file)),
             "capacity": ("capacity", "-p", "fcfs", "--slo", "ttft_p90=1", "--quick"),
-            "reproduce": ("reproduce", "table1", "--quick")}[command]
+            "reproduce": ("reproduce", "table1", "--quick"), "simulate": ("simulate", "-n", "40"),
+            "train": ("train", "--epochs", "1")}[command]
     env = {**os.environ, "LTRSCHED_CACHE": str(tmp_path / "cache")}
     r = run_cli(*args, "-o", str(out), env=env)
     assert_one_line_error(r, f"--out {out}: {out / blocker} is a ")

@@ -48,11 +48,11 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, max_promp
     from tqdm import tqdm
 
     from ltrsched.outputs import check_out_dir
-    from ltrsched.predictors.config import PredictorConfig
+    from ltrsched.predictors.config import CONFIG_FILE, WEIGHTS_FILE, PredictorConfig
     from ltrsched.predictors.data import prompts_and_lengths
     from ltrsched.predictors.predictor import Predictor, check_buckets, check_labelled
 
-    check_out_dir(out)
+    check_out_dir(out, files=(CONFIG_FILE, WEIGHTS_FILE))  # (before the training)
     from ltrsched.predictors.ensemble import ENSEMBLE_FILE
 
     if (out / ENSEMBLE_FILE).is_file():  # loading the directory would still give the ensemble

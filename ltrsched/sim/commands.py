@@ -160,7 +160,9 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
     from ltrsched.policies import load_plugin, make_policy
 
     if out is not None:
-        check_out_dir(out)
+        from ltrsched.results import RUN_FILES
+
+        check_out_dir(out, files=RUN_FILES)  # (a run's file name taken by a directory: found before the run)
     if trace_file is not None:
         check_out_file(trace_file, "--trace", ".json")
     if cdf_file is not None:

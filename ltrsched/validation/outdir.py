@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 
 from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
+from ltrsched.results import RUN_FILES  # (the files a run directory holds)
 
 #: The manifest file in a validation's output directory.
 MANIFEST = "validate-manifest.json"
@@ -26,8 +27,6 @@ FORMAT = "ltrsched-validate-manifest"
 FORMAT_VERSION = 1
 #: The report files ``validate`` writes in its output directory (:func:`ltrsched.validation.compare.write_report`).
 REPORT_FILES = ("validation.md", "validation.csv", "validation.png", "step_time_ratio.csv")
-#: The files :meth:`ltrsched.results.RunResult.save` writes in a run directory.
-RUN_FILES = ("requests.parquet", "steps.parquet", "summary.json")
 
 
 def _written(name: str, names: tuple[str, ...]) -> bool:
