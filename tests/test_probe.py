@@ -180,3 +180,21 @@ def test_label_report_with_a_probe_ranker(tiny_lm, tmp_path, capsys, monkeypatch
     code, out, err = _cli(capsys, "label-report", str(tmp_path / "l.parquet"), "--out", str(tmp_path / "r"),
                           "--probe", str(tmp_path / "nothing"))
     assert code == 2 and "--probe '" in err and "is not a local Hugging Face model directory" in err
+
+
+def test_overhead_timing_computes_every_prompt_each_pass(tiny_lm, monkeypatch):
+    """The probe memoizes hidden states per prompt (training scores its held-out prompts every epoch); a timing
+    of the predictor must not time memo look-ups: every timed pass runs the model on every prompt."""
+    from ltrsched.predictors.overhead import measure_overhead
+    from ltrsched.predictors.probe import ProbeBackbone
+
+    prompts, lengths = synthetic(12, seed=3)
+    p = Predictor(PredictorConfig(backbone="probe", hf_path=str(tiny_lm), epochs=1, lr=1e-3, seed=0))
+    p.fit(prompts, lengths)
+    prompts = [f"write {i} " + " ".join(["word"] * i) for i in range(12)]  # new, distinct prompts
+    ran = []
+    real_run = ProbeBackbone._run
+    monkeypatch.setattr(ProbeBackbone, "_run", lambda self, todo: (ran.extend(todo), real_run(self, todo))[1])
+    measure_overhead(p, prompts, batch_size=5, repeat=2)
+    assert len(ran) == 5 + 2 * len(prompts)  # the warm-up batch, then every prompt in each of the 2 passes
+    assert sorted(ran[5:5 + len(prompts)]) == sorted(prompts)

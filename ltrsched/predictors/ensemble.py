@@ -56,6 +56,11 @@ class Ensemble:
             total += (w / top) * (np.asarray(s, dtype=np.float64) - mu) / sd
         return total
 
+    def forget_features(self) -> None:
+        """Each member drops what it memoizes per prompt."""
+        for member in self.members:
+            member.forget_features()
+
     def scores(self, prompts: list[str], batch_size: int = 1024) -> np.ndarray:
         return self.combine([m.scores(prompts, batch_size) if w else np.zeros(len(prompts))
                              for m, w in zip(self.members, self.weights)])

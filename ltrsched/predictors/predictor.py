@@ -116,6 +116,13 @@ class Predictor:
             return np.zeros((0,) if self.outputs == 1 else (0, self.outputs))
         return np.concatenate(outs)
 
+    def forget_features(self) -> None:
+        """Drop what the backbone memoizes per prompt (the probe's hidden states), so the next scores compute
+        every prompt's features again."""
+        forget = getattr(self.backbone, "forget_features", None)
+        if forget is not None:
+            forget()
+
     def scores(self, prompts: list[str], batch_size: int = 1024) -> np.ndarray:
         raw = self._raw(prompts, batch_size)
         if self.outputs == 1:

@@ -152,6 +152,10 @@ class ProbeBackbone:
             return torch.zeros((0, self.model.mean.shape[0]), dtype=torch.float32)
         return torch.stack([memo[p] for p in prompts])
 
+    def forget_features(self) -> None:
+        """Drop the memoized hidden states (a timing of the predictor must compute every prompt's)."""
+        self._memo.clear()
+
     def _run(self, prompts: list[str]):
         """The hidden states of ``prompts``, computed."""
         import torch
