@@ -19,25 +19,32 @@ WORDS = ["please", "explain", "list", "write", "story", "yes", "no", "short", "l
 TEMPLATE = "{% for m in messages %}[ {{ m['content'] }} ]{% endfor %}{% if add_generation_prompt %} answer{% endif %}"
 
 
-@pytest.fixture(scope="module")
-def tiny_lm(tmp_path_factory):
-    """A 4-layer, 32-wide random Llama with a word-level tokenizer and a chat template."""
+def make_lm(directory, template: str | None = TEMPLATE, seed: int = 0, tokenizer: bool = True):
+    """A 4-layer, 32-wide random Llama in ``directory``, with a word-level tokenizer (``template``: its chat
+    template, None: none) unless ``tokenizer`` is False; ``seed`` sets its weights."""
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    directory = tmp_path_factory.mktemp("tiny-lm")
     vocab = {"[UNK]": 0, "[EOS]": 1, **{w: i + 2 for i, w in enumerate(WORDS)}}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", eos_token="[EOS]")
-    fast.chat_template = TEMPLATE
-    fast.save_pretrained(directory)
-    torch.manual_seed(0)
+    if template is not None:
+        fast.chat_template = template
+    if tokenizer:
+        fast.save_pretrained(directory)
+    torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=4,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
     LlamaForCausalLM(config).save_pretrained(directory)
     return directory
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory):
+    """A 4-layer, 32-wide random Llama with a word-level tokenizer and a chat template."""
+    return make_lm(tmp_path_factory.mktemp("tiny-lm"))
 
 
 def synthetic(n: int, seed: int):
@@ -198,3 +205,30 @@ def test_overhead_timing_computes_every_prompt_each_pass(tiny_lm, monkeypatch):
     measure_overhead(p, prompts, batch_size=5, repeat=2)
     assert len(ran) == 5 + 2 * len(prompts)  # the warm-up batch, then every prompt in each of the 2 passes
     assert sorted(ran[5:5 + len(prompts)]) == sorted(prompts)
+
+
+def _write_jsonl(tmp_path) -> tuple[str, ...]:
+    """train.jsonl and eval.jsonl of :func:`synthetic` prompts in ``tmp_path``; the ``train`` arguments reading them."""
+    for name, (n, seed) in (("train", (60, 0)), ("eval", (30, 1))):
+        ps, ls = synthetic(n, seed)
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps({"prompt": p, "output_tokens": int(k)}) + "\n"
+                                                        for p, k in zip(ps, ls)))
+    return "train", "--data", str(tmp_path / "train.jsonl"), "--eval-data", str(tmp_path / "eval.jsonl")
+
+
+@pytest.mark.parametrize("template, message", [
+    ("{{ raise_exception('only system messages') }}", "TemplateError: only system messages"),
+    ("{% for m in messages %}", "TemplateSyntaxError: Unexpected end of template"),
+])
+def test_a_chat_template_that_cannot_render_is_one_line_before_training(tmp_path, capsys, monkeypatch, template,
+                                                                       message):
+    """A model whose chat template raises (its raise_exception, or a syntax error) was a jinja2 traceback in the
+    first epoch; now one line, when the model loads."""
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    model = make_lm(tmp_path / "lm", template=template)
+    capsys.readouterr()  # (transformers' save progress bar)
+    code, out, err = _cli(capsys, *_write_jsonl(tmp_path), "--backbone", "probe", "--hf-model", str(model),
+                          "--out", str(tmp_path / "ck"))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err[-2000:]
+    assert err.startswith(f"error: the chat template of {model} cannot render a user message: ") and message in err
+    assert not (tmp_path / "ck").exists()

@@ -50,6 +50,10 @@ def _quiet_load():
             gguf_utils.tqdm = bar
 
 
+#: A prompt the probe reads when its model loads: its chat template must render it.
+CANARY = "How long will the answer to this question be? Please explain in a few words."
+
+
 class _StopAfterLayer(Exception):
     """Raised by the hook on the probed layer: the layers after it are not run."""
 
@@ -121,13 +125,19 @@ class ProbeBackbone:
         self._memo: dict = {}  # prompt text -> its hidden state
         # [tokens] the longest input the model takes (learned positions end there)
         self.context = int(getattr(self.lm.config, "max_position_embeddings", 0) or 1 << 30)
+        self._ids(CANARY)  # a chat template that cannot render a user message fails here, before any training
 
     def _ids(self, prompt: str) -> list[int]:
         """The prompt's token ids as the model is served them: through its chat template if it has one."""
         tok = self.tokenizer
         if getattr(tok, "chat_template", None):
-            ids = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                          tokenize=True)
+            try:
+                ids = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                              tokenize=True)
+            except Exception as exc:  # jinja2's TemplateError: the template's raise_exception(), a syntax error...
+                first = (str(exc).strip().splitlines() or ["no details"])[0]
+                raise UserError(f"the chat template of {self.config.hf_path} cannot render a user message: "
+                                f"{type(exc).__name__}: {first}") from None
             ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
         else:
             ids = tok(prompt, add_special_tokens=True)["input_ids"]
