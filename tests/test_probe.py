@@ -232,3 +232,24 @@ def test_a_chat_template_that_cannot_render_is_one_line_before_training(tmp_path
     assert code == 2 and len(err.strip().splitlines()) == 1, err[-2000:]
     assert err.startswith(f"error: the chat template of {model} cannot render a user message: ") and message in err
     assert not (tmp_path / "ck").exists()
+
+
+def test_an_encoder_model_is_refused(tmp_path, capsys, monkeypatch):
+    """An encoder (a tiny BERT: bidirectional attention) was accepted and trained a ranker on its [SEP] state, not
+    a next-token position; now --backbone probe refuses it in one line."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    model = make_lm(tmp_path / "bert", template=None)  # (its word-level tokenizer)
+    for f in ("config.json", "model.safetensors"):
+        (model / f).unlink()
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(WORDS) + 2, hidden_size=32, intermediate_size=64, num_hidden_layers=4,
+                         num_attention_heads=4, max_position_embeddings=256)).save_pretrained(model)
+    capsys.readouterr()
+    code, out, err = _cli(capsys, *_write_jsonl(tmp_path), "--backbone", "probe", "--hf-model", str(model),
+                          "--out", str(tmp_path / "ck"))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err[-2000:]
+    assert err.startswith(f"error: --backbone probe needs a causal language model, and {model} (BertModel) is not one")
+    assert not (tmp_path / "ck").exists()

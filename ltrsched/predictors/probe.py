@@ -126,6 +126,7 @@ class ProbeBackbone:
         # [tokens] the longest input the model takes (learned positions end there)
         self.context = int(getattr(self.lm.config, "max_position_embeddings", 0) or 1 << 30)
         self._ids(CANARY)  # a chat template that cannot render a user message fails here, before any training
+        self._check_causal()
 
     def _ids(self, prompt: str) -> list[int]:
         """The prompt's token ids as the model is served them: through its chat template if it has one."""
@@ -170,27 +171,46 @@ class ProbeBackbone:
         """The hidden states of ``prompts``, computed."""
         import torch
 
+        out = torch.zeros((len(prompts), self.model.mean.shape[0]), dtype=torch.float32)
+        for i, prompt in enumerate(prompts):
+            out[i] = self._states(self._ids(prompt))[-1]
+        return out
+
+    def _states(self, ids: list[int]):
+        """The hidden states [len(ids), hidden] after the probed layer at every position of one token sequence
+        (the layers after it are not run)."""
+        import torch
+
         captured = {}
 
         def hook(module, args, output):
             captured["h"] = output[0] if isinstance(output, (tuple, list)) else output
             raise _StopAfterLayer
 
-        out = torch.zeros((len(prompts), self.model.mean.shape[0]), dtype=torch.float32)
         handle = self.layer.register_forward_hook(hook)
         try:
             with torch.inference_mode():
-                for i, prompt in enumerate(prompts):
-                    ids = torch.tensor([self._ids(prompt)], dtype=torch.long)
-                    try:
-                        self.lm(input_ids=ids, use_cache=False)
-                    except _StopAfterLayer:
-                        pass
-                    h = captured.pop("h")
-                    out[i] = h.reshape(-1, h.shape[-1])[-1]
+                try:
+                    self.lm(input_ids=torch.tensor([ids], dtype=torch.long), use_cache=False)
+                except _StopAfterLayer:
+                    pass
         finally:
             handle.remove()
-        return out
+        h = captured.pop("h")
+        return h.reshape(-1, h.shape[-1]).float()
+
+    def _check_causal(self) -> None:
+        """Raise :class:`UserError` unless the model is causal: a token's state must not depend on the tokens after
+        it (an encoder such as BERT reads the whole prompt both ways; its last token is no next-token position)."""
+        ids = self._ids(CANARY)
+        if len(ids) < 2:
+            return
+        full, short = self._states(ids)[:-1], self._states(ids[:-1])
+        change = float((full - short).norm() / (short.norm() + 1e-12))
+        if change > 1e-5:  # (float32 noise of a causal model: ~1e-7; a random tiny BERT: ~1e-3)
+            raise UserError(f"--backbone probe needs a causal language model, and {self.config.hf_path} "
+                            f"({type(self.lm).__name__}) is not one: its states of a prompt change when a token is "
+                            f"appended (relative change {change:.1e}); give a decoder-only model such as smollm2")
 
     def prepare(self, prompts: list[str]):
         feats = self.features(prompts)
