@@ -253,3 +253,45 @@ def test_an_encoder_model_is_refused(tmp_path, capsys, monkeypatch):
     assert code == 2 and len(err.strip().splitlines()) == 1, err[-2000:]
     assert err.startswith(f"error: --backbone probe needs a causal language model, and {model} (BertModel) is not one")
     assert not (tmp_path / "ck").exists()
+
+
+def test_a_probe_checkpoint_whose_model_was_replaced_is_refused(tmp_path, capsys, monkeypatch):
+    """A checkpoint names its model by path only: a model of the same shape put there (other weights, here a
+    second random init; or another tokenizer or chat template) gave other scores without a word. Now the checkpoint
+    holds the model's features of a reference prompt, and loading it with another model is a one-line error."""
+    import hashlib
+    import shutil
+
+    import torch
+
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    model = make_lm(tmp_path / "lm")
+    prompts, lengths = synthetic(40, 0)
+    pred = Predictor(PredictorConfig(backbone="probe", hf_path=str(model), epochs=1))
+    pred.fit(prompts, lengths)
+    ck = pred.save(tmp_path / "ck")
+    scores = Predictor.load(ck).scores(prompts)  # the same model: accepted
+    (tmp_path / "w.jsonl").write_text("".join(json.dumps({"prompt": p, "output_tokens": 5}) + "\n" for p in prompts))
+    capsys.readouterr()
+    predict = ("predict", "-m", str(ck), "-w", str(tmp_path / "w.jsonl"), "-o", str(tmp_path / "p.parquet"))
+    assert _cli(capsys, *predict)[0] == 0
+
+    make_lm(tmp_path / "other", seed=1)
+    shutil.copy(tmp_path / "other" / "model.safetensors", model / "model.safetensors")
+    capsys.readouterr()
+    with pytest.raises(UserError, match="is not the one this probe was trained on"):
+        Predictor.load(ck)
+    code, out, err = _cli(capsys, *predict[:-1], str(tmp_path / "q.parquet"))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and not (tmp_path / "q.parquet").exists(), err[-2000:]
+    assert err.startswith(f"error: {ck}: the model {model} is not the one this probe was trained on (its layer-2 state")
+
+    # a checkpoint saved before the reference was recorded still loads (unchecked)
+    shutil.rmtree(model)
+    make_lm(model)
+    state = torch.load(ck / "weights.pt", weights_only=True)
+    del state["reference"]
+    torch.save(state, ck / "weights.pt")
+    spec = json.loads((ck / "predictor.json").read_text())
+    spec["weights_sha256"] = hashlib.sha256((ck / "weights.pt").read_bytes()).hexdigest()
+    (ck / "predictor.json").write_text(json.dumps(spec))
+    assert np.array_equal(Predictor.load(ck).scores(prompts), scores)

@@ -248,6 +248,9 @@ class Predictor:
         if digest is not None and digest != hashlib.sha256(weights.read_bytes()).hexdigest():
             raise UserError(f"{directory}: {WEIGHTS_FILE} is not the weights file saved with {CONFIG_FILE} (a save "
                             "was interrupted, or one of the two was replaced); train the predictor again")
+        check = getattr(pred.backbone, "check_loaded", None)  # (the probe: is its model the one it was trained on?)
+        if check is not None:
+            check(directory)
         return pred
 
     def describe(self) -> dict:

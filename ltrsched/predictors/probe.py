@@ -50,7 +50,8 @@ def _quiet_load():
             gguf_utils.tqdm = bar
 
 
-#: A prompt the probe reads when its model loads: its chat template must render it.
+#: A prompt the probe reads when its model loads: its chat template must render it, the model's states of it
+#: must be causal, and its features are the model's identity in a checkpoint (``reference``).
 CANARY = "How long will the answer to this question be? Please explain in a few words."
 
 
@@ -72,14 +73,22 @@ def _head(hidden: int, outputs: int):
     import torch
 
     class ProbeHead(torch.nn.Module):
-        """Standardise the features (statistics of the training prompts), then a linear layer."""
+        """Standardise the features (statistics of the training prompts), then a linear layer. ``reference``:
+        the features of :data:`CANARY` when it was trained (the model's identity; NaN: not recorded)."""
 
         def __init__(self):
             super().__init__()
             self.register_buffer("mean", torch.zeros(hidden))
             self.register_buffer("std", torch.ones(hidden))
             self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+            self.register_buffer("reference", torch.full((hidden,), float("nan")))
             self.linear = torch.nn.Linear(hidden, outputs)
+            self._register_load_state_dict_pre_hook(self._unrecorded_reference)
+
+        @staticmethod
+        def _unrecorded_reference(state, prefix, *args):
+            """Checkpoints saved before the reference was recorded load without one (NaN: not checked)."""
+            state.setdefault(prefix + "reference", torch.full((hidden,), float("nan")))
 
         def forward(self, features):
             return self.linear((features - self.mean) / self.std)
@@ -125,8 +134,10 @@ class ProbeBackbone:
         self._memo: dict = {}  # prompt text -> its hidden state
         # [tokens] the longest input the model takes (learned positions end there)
         self.context = int(getattr(self.lm.config, "max_position_embeddings", 0) or 1 << 30)
-        self._ids(CANARY)  # a chat template that cannot render a user message fails here, before any training
-        self._check_causal()
+        ids = self._ids(CANARY)  # a chat template that cannot render a user message fails here, before any training
+        states = self._states(ids)
+        self._check_causal(ids, states)
+        self.reference = states[-1]  # [hidden] this model's features of CANARY: its identity, kept in the checkpoint
 
     def _ids(self, prompt: str) -> list[int]:
         """The prompt's token ids as the model is served them: through its chat template if it has one."""
@@ -199,13 +210,13 @@ class ProbeBackbone:
         h = captured.pop("h")
         return h.reshape(-1, h.shape[-1]).float()
 
-    def _check_causal(self) -> None:
-        """Raise :class:`UserError` unless the model is causal: a token's state must not depend on the tokens after
-        it (an encoder such as BERT reads the whole prompt both ways; its last token is no next-token position)."""
-        ids = self._ids(CANARY)
+    def _check_causal(self, ids: list[int], states) -> None:
+        """Raise :class:`UserError` unless the model is causal: a token's state (``states`` of ``ids``) must not
+        depend on the tokens after it (an encoder such as BERT reads the whole prompt both ways; its last token
+        is no next-token position)."""
         if len(ids) < 2:
             return
-        full, short = self._states(ids)[:-1], self._states(ids[:-1])
+        full, short = states[:-1], self._states(ids[:-1])
         change = float((full - short).norm() / (short.norm() + 1e-12))
         if change > 1e-5:  # (float32 noise of a causal model: ~1e-7; a random tiny BERT: ~1e-3)
             raise UserError(f"--backbone probe needs a causal language model, and {self.config.hf_path} "
@@ -222,7 +233,21 @@ class ProbeBackbone:
                 head.mean.copy_(feats.mean(0))
                 head.std.copy_(feats.std(0) + 1e-6)
                 head.fitted.fill_(True)
+                head.reference.copy_(self.reference)
         return feats
+
+    def check_loaded(self, directory) -> None:
+        """Raise :class:`UserError` if the model at ``hf_path`` is not the one the checkpoint in ``directory`` was
+        trained on (other weights, tokenizer or chat template: its features of :data:`CANARY` differ), which
+        would score with a head fitted to another model's features."""
+        saved = self.model.reference
+        if bool(saved.isnan().any()):  # (a checkpoint saved before the reference was recorded)
+            return
+        change = float((self.reference - saved).norm() / (saved.norm() + 1e-12))
+        if change > 1e-3:  # (the same model, on another CPU: float32 noise, ~1e-7)
+            raise UserError(f"{directory}: the model {self.config.hf_path} is not the one this probe was trained on "
+                            f"(its layer-{self.config.probe_layer} state of a reference prompt differs by {change:.1%}: "
+                            "other weights, tokenizer or chat template); train the probe again on this model")
 
     def forward(self, data, rows):
         import torch
