@@ -295,3 +295,23 @@ def test_a_probe_checkpoint_whose_model_was_replaced_is_refused(tmp_path, capsys
     spec["weights_sha256"] = hashlib.sha256((ck / "weights.pt").read_bytes()).hexdigest()
     (ck / "predictor.json").write_text(json.dumps(spec))
     assert np.array_equal(Predictor.load(ck).scores(prompts), scores)
+
+
+def test_a_probe_checkpoint_whose_model_moved_names_the_checkpoint(tiny_lm, tmp_path, capsys, monkeypatch):
+    """predict -m CK with CK's model gone said only "--hf-model '...' is not a local Hugging Face model directory",
+    an option predict has not got; now the line names the checkpoint that needs the model."""
+    import shutil
+
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    model = shutil.copytree(tiny_lm, tmp_path / "lm")
+    prompts, lengths = synthetic(40, 0)
+    pred = Predictor(PredictorConfig(backbone="probe", hf_path=str(model), epochs=1))
+    pred.fit(prompts, lengths)
+    ck = pred.save(tmp_path / "ck")
+    (tmp_path / "w.jsonl").write_text("".join(json.dumps({"prompt": p, "output_tokens": 5}) + "\n" for p in prompts))
+    model.rename(tmp_path / "moved")
+    code, out, err = _cli(capsys, "predict", "-m", str(ck), "-w", str(tmp_path / "w.jsonl"), "-o",
+                          str(tmp_path / "p.parquet"))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err[-2000:]
+    assert err.startswith(f"error: cannot load the predictor {ck}: --hf-model {str(model)!r} is not a local Hugging "
+                          "Face model directory")

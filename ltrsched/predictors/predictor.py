@@ -231,7 +231,10 @@ class Predictor:
         if (directory / ENSEMBLE_FILE).is_file():
             return Ensemble.load(directory)
         config = PredictorConfig.load(directory)
-        pred = cls(config)
+        try:
+            pred = cls(config)
+        except UserError as exc:  # e.g. its model (hf_path, named as --hf-model) moved: say which checkpoint needs it
+            raise UserError(f"cannot load the predictor {directory}: {exc}") from None
         weights = directory / WEIGHTS_FILE
         if not weights.is_file():
             raise UserError(f"{directory}: missing {WEIGHTS_FILE}")
