@@ -315,3 +315,27 @@ def test_a_probe_checkpoint_whose_model_moved_names_the_checkpoint(tiny_lm, tmp_
     assert code == 2 and len(err.strip().splitlines()) == 1, err[-2000:]
     assert err.startswith(f"error: cannot load the predictor {ck}: --hf-model {str(model)!r} is not a local Hugging "
                           "Face model directory")
+
+
+@pytest.mark.parametrize("outputs", [1, 10])
+def test_the_same_features_get_the_same_score_at_any_place_in_a_batch(outputs):
+    """Duplicate prompts (the same features) got scores differing in the last bits by their place in the batch
+    (a matrix product's rows are summed in blocks: at SmolLM2's width, 576, 47 of the batch sizes 1-64 did), so
+    ties among equal prompts were broken by batch position; and a prompt scored alone differed from the same in a
+    batch. Each row is now scored on its own."""
+    import torch
+
+    from ltrsched.predictors.probe import _head
+
+    torch.manual_seed(0)
+    head = _head(576, outputs).eval()
+    with torch.no_grad():
+        head.mean.normal_()
+        head.std.uniform_(0.5, 2.0)
+        row = torch.randn(576) * 3
+        alone = head(row[None])
+        for n in range(1, 65):
+            batch = torch.randn(n, 576)
+            batch[:: 3] = row
+            out = head(batch)
+            assert torch.equal(out[:: 3], alone.expand_as(out[:: 3])), n
