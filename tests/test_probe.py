@@ -339,3 +339,23 @@ def test_the_same_features_get_the_same_score_at_any_place_in_a_batch(outputs):
             batch[:: 3] = row
             out = head(batch)
             assert torch.equal(out[:: 3], alone.expand_as(out[:: 3])), n
+
+
+def test_prompts_are_remembered_while_training_only(tiny_lm, monkeypatch):
+    """The memo of prompt states lived as long as the predictor and grew with every distinct prompt it ever scored
+    (2.3 kB each at SmolLM2's width: a program scoring batch after batch of new prompts kept every one), and a
+    scores() call whose prompts were seen before ran no model. Now a prompt's state is computed once per training (its held-out prompts
+    are scored each epoch) and once per scores() call (duplicates in it once), and nothing is kept after."""
+    prompts, lengths = synthetic(40, 0)
+    ev_p, ev_l = synthetic(20, 1)
+    pred = Predictor(PredictorConfig(backbone="probe", hf_path=str(tiny_lm), epochs=3))
+    runs = []
+    real = pred.backbone._states
+    monkeypatch.setattr(pred.backbone, "_states", lambda ids: runs.append(ids) or real(ids))
+    pred.fit(prompts, lengths, ev_p, ev_l)
+    assert len(runs) == len(set(prompts)) + len(set(ev_p))  # (not once per epoch)
+    runs.clear()
+    first = pred.scores(ev_p + ev_p)
+    assert len(runs) == len(set(ev_p))
+    assert np.array_equal(pred.scores(ev_p), first[: len(ev_p)]) and len(runs) == 2 * len(set(ev_p))
+    assert not pred.backbone._memo

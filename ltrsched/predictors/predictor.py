@@ -151,6 +151,12 @@ class Predictor:
     def fit(self, prompts: list[str], lengths: np.ndarray, eval_prompts: list[str] | None = None,
             eval_lengths: np.ndarray | None = None, on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
         """Train; after each epoch record loss, eval Kendall tau (and accuracy) into ``config.metrics``."""
+        import contextlib
+
+        with getattr(self.backbone, "fitting", contextlib.nullcontext)():  # (the probe remembers prompts meanwhile)
+            return self._fit(prompts, lengths, eval_prompts, eval_lengths, on_epoch)
+
+    def _fit(self, prompts, lengths, eval_prompts, eval_lengths, on_epoch) -> list[dict]:
         torch = _torch()
         cfg = self.config
         check_labelled(prompts, lengths)

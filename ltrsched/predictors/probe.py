@@ -135,7 +135,7 @@ class ProbeBackbone:
         self.layer = _decoder_layers(self.lm, count)[layer - 1]
         hidden = int(self.lm.config.hidden_size)
         self.model = _head(hidden, outputs)
-        self._memo: dict = {}  # prompt text -> its hidden state
+        self._memo: dict | None = None  # prompt text -> its hidden state, while training (:meth:`fitting`)
         # [tokens] the longest input the model takes (learned positions end there)
         self.context = int(getattr(self.lm.config, "max_position_embeddings", 0) or 1 << 30)
         ids = self._ids(CANARY)  # a chat template that cannot render a user message fails here, before any training
@@ -164,12 +164,22 @@ class ProbeBackbone:
             ids = ids[: n - tail] + ids[-tail:]
         return ids
 
+    @contextlib.contextmanager
+    def fitting(self):
+        """While training, a prompt's state is computed once (training scores its held-out prompts every epoch);
+        after it nothing is kept: memory stays bounded, and a later call (a timed one) runs the model."""
+        self._memo = {}
+        try:
+            yield
+        finally:
+            self._memo = None
+
     def features(self, prompts: list[str]):
-        """Hidden states [len(prompts), hidden] (float32), one forward pass per prompt (no padding); a prompt
-        seen before by this backbone is not run again (training scores its held-out prompts every epoch)."""
+        """Hidden states [len(prompts), hidden] (float32), one forward pass per distinct prompt (no padding); a
+        prompt seen before while training (:meth:`fitting`) is not run again."""
         import torch
 
-        memo = self._memo
+        memo = self._memo if self._memo is not None else {}
         todo = list(dict.fromkeys(p for p in prompts if p not in memo))
         if todo:
             for prompt, row in zip(todo, self._run(todo)):
@@ -179,8 +189,10 @@ class ProbeBackbone:
         return torch.stack([memo[p] for p in prompts])
 
     def forget_features(self) -> None:
-        """Drop the memoized hidden states (a timing of the predictor must compute every prompt's)."""
-        self._memo.clear()
+        """Drop the memoized hidden states (a timing of the predictor must compute every prompt's; only training
+        keeps any)."""
+        if self._memo is not None:
+            self._memo.clear()
 
     def _run(self, prompts: list[str]):
         """The hidden states of ``prompts``, computed."""
