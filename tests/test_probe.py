@@ -359,3 +359,30 @@ def test_prompts_are_remembered_while_training_only(tiny_lm, monkeypatch):
     assert len(runs) == len(set(ev_p))
     assert np.array_equal(pred.scores(ev_p), first[: len(ev_p)]) and len(runs) == 2 * len(set(ev_p))
     assert not pred.backbone._memo
+
+
+@pytest.mark.parametrize("layer, model, message", [
+    (9, None, "--probe-layer must be in [1, 4] for this 4-layer model, got 9"),
+    (None, "damaged", "cannot load Hugging Face model from"),
+])
+def test_label_report_refuses_a_bad_probe_before_training_the_other_rankers(tiny_lm, tmp_path, monkeypatch, layer,
+                                                                             model, message):
+    """label-report --probe M --probe-layer 9 (M has 4 layers), or a model directory that cannot load, failed only
+    after the n-gram rankers and the learning curve had trained (minutes on a full labels file); now first."""
+    import shutil
+
+    from test_labels import _labels_with_text
+
+    from ltrsched.predictors.label_report import label_report
+
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    labels = _labels_with_text(tmp_path / "l.parquet", num_train=40, num_eval=20)
+    probe = tiny_lm
+    if model == "damaged":
+        probe = shutil.copytree(tiny_lm, tmp_path / "lm")
+        (probe / "model.safetensors").write_bytes(b"not weights")
+    heard = []
+    with pytest.raises(UserError) as err:
+        label_report(labels, "l.parquet", sizes=[10, "all"], seed=0, epochs=1, probe=str(probe), probe_layer=layer,
+                     on_progress=heard.append)
+    assert message in str(err.value) and heard == []

@@ -141,6 +141,11 @@ def label_report(labels: pl.DataFrame, name: str, sizes=DEFAULT_SIZES, seed: int
         p.fit(prompts, lengths)
         return p
 
+    if probe is not None:  # loaded first: a layer past its model's, or a model that cannot load, fails before training
+        probe_config = PredictorConfig(backbone="probe", hf_path=probe, probe_layer=probe_layer, lr=1e-3, seed=seed,
+                                       **({} if epochs is None else {"epochs": epochs}))
+        probe_predictor = Predictor(probe_config)
+
     served = ranker(tp, tl, "the served model's lengths")
     served_scores = served.scores(ep)
     has_chatgpt = not (train["chatgpt_output_tokens"].null_count() or ev["chatgpt_output_tokens"].null_count())
@@ -166,11 +171,8 @@ def label_report(labels: pl.DataFrame, name: str, sizes=DEFAULT_SIZES, seed: int
     if probe is not None:
         note(f"training the probe ranker on the served model's lengths ({len(tp)} prompts; one forward pass of "
              f"{probe} per prompt)")
-        config = PredictorConfig(backbone="probe", hf_path=probe, probe_layer=probe_layer, lr=1e-3, seed=seed,
-                                 **({} if epochs is None else {"epochs": epochs}))
-        p = Predictor(config)
-        p.fit(tp, tl)
-        probe_tau, probe_layer = kendall_tau(p.scores(ep), el), config.probe_layer
+        probe_predictor.fit(tp, tl)
+        probe_tau, probe_layer = kendall_tau(probe_predictor.scores(ep), el), probe_config.probe_layer
 
     ceiling, num_ceiling = _ceiling(labels)
     capped = {s: float((g["finish_reason"] == "length").mean()) for s, g in (("train", train), ("eval", ev))}
