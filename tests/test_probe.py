@@ -386,3 +386,15 @@ def test_label_report_refuses_a_bad_probe_before_training_the_other_rankers(tiny
         label_report(labels, "l.parquet", sizes=[10, "all"], seed=0, epochs=1, probe=str(probe), probe_layer=layer,
                      on_progress=heard.append)
     assert message in str(err.value) and heard == []
+
+
+def test_training_prompts_that_all_read_the_same_are_refused(tiny_lm, tmp_path, capsys, monkeypatch):
+    """--max-prompt-tokens 2 keeps the template's last 2 tokens of every prompt ("] answer"): all prompts gave the
+    probe the same state and train wrote a ranker that scores every prompt alike ("Kendall tau n/a"); now refused."""
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    code, out, err = _cli(capsys, *_write_jsonl(tmp_path), "--backbone", "probe", "--hf-model", str(tiny_lm),
+                          "--max-prompt-tokens", "2", "--out", str(tmp_path / "ck"))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err[-2000:]
+    assert err.startswith("error: all 60 training prompts give the probe the same state")
+    assert "cut to --max-prompt-tokens 2): nothing to rank" in err
+    assert not (tmp_path / "ck").exists()

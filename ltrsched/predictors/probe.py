@@ -245,6 +245,10 @@ class ProbeBackbone:
         if not bool(head.fitted) and len(prompts) > 1:  # the first prompts it sees (training's) set the scale
             import torch
 
+            if bool((feats == feats[0]).all()):  # (nothing to learn: a ranker that scores every prompt alike)
+                raise UserError(f"all {len(prompts)} training prompts give the probe the same state (the same "
+                                "tokens through the chat template, cut to --max-prompt-tokens "
+                                f"{self.config.max_prompt_tokens}): nothing to rank; raise --max-prompt-tokens")
             with torch.no_grad():
                 head.mean.copy_(feats.mean(0))
                 head.std.copy_(feats.std(0) + 1e-6)
