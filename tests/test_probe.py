@@ -398,3 +398,14 @@ def test_training_prompts_that_all_read_the_same_are_refused(tiny_lm, tmp_path, 
     assert err.startswith("error: all 60 training prompts give the probe the same state")
     assert "cut to --max-prompt-tokens 2): nothing to rank" in err
     assert not (tmp_path / "ck").exists()
+
+
+def test_the_standardisation_is_set_by_the_training_prompts_only(tiny_lm):
+    """The first prompts an untrained probe saw set its standardisation: scores() before fit() (API) fixed it to
+    those prompts, not the training prompts. Now only training sets it."""
+    prompts, lengths = synthetic(40, 0)
+    pred = Predictor(PredictorConfig(backbone="probe", hf_path=str(tiny_lm), epochs=1))
+    pred.scores(["yes no", "no", "the the the essay"])
+    pred.fit(prompts, lengths)
+    feats = pred.backbone.features(prompts)
+    assert np.allclose(pred.backbone.model.mean.numpy(), feats.mean(0).numpy(), atol=1e-6)

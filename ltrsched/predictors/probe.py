@@ -242,7 +242,7 @@ class ProbeBackbone:
     def prepare(self, prompts: list[str]):
         feats = self.features(prompts)
         head = self.model
-        if not bool(head.fitted) and len(prompts) > 1:  # the first prompts it sees (training's) set the scale
+        if self._memo is not None and not bool(head.fitted) and len(prompts) > 1:  # training's prompts set the scale
             import torch
 
             if bool((feats == feats[0]).all()):  # (nothing to learn: a ranker that scores every prompt alike)
@@ -266,8 +266,8 @@ class ProbeBackbone:
         change = float((self.reference - saved).norm() / (saved.norm() + 1e-12))
         if change > 1e-3:  # (the same model, on another CPU: float32 noise, ~1e-7)
             raise UserError(f"{directory}: the model {self.config.hf_path} is not the one this probe was trained on "
-                            f"(its layer-{self.config.probe_layer} state of a reference prompt differs by {change:.1%}: "
-                            "other weights, tokenizer or chat template); train the probe again on this model")
+                            f"(its layer-{self.config.probe_layer} state of a reference prompt differs by "
+                            f"{change:.1%}: other weights, tokenizer or chat template); train the probe again on it")
 
     def forward(self, data, rows):
         import torch
