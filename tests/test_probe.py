@@ -409,3 +409,16 @@ def test_the_standardisation_is_set_by_the_training_prompts_only(tiny_lm):
     pred.fit(prompts, lengths)
     feats = pred.backbone.features(prompts)
     assert np.allclose(pred.backbone.model.mean.numpy(), feats.mean(0).numpy(), atol=1e-6)
+
+
+def test_a_probed_layer_that_does_not_run_is_one_line(tiny_lm, monkeypatch):
+    """The decoder layers are found as the first list of num_hidden_layers modules; in a model where that list is
+    not what its forward pass runs, the hook never fired and the probe died on a KeyError; now one line."""
+    import torch
+
+    import ltrsched.predictors.probe as probe
+
+    monkeypatch.setattr(probe, "_decoder_layers", lambda model, count: torch.nn.ModuleList(
+        torch.nn.Identity() for _ in range(count)))
+    with pytest.raises(UserError, match=r"layer 2 of LlamaModel .* did not run .* --backbone probe cannot read it"):
+        probe.ProbeBackbone(PredictorConfig(backbone="probe", hf_path=str(tiny_lm)), 1)

@@ -223,6 +223,9 @@ class ProbeBackbone:
                     pass
         finally:
             handle.remove()
+        if "h" not in captured:  # (the list found by _decoder_layers is not what the forward pass runs)
+            raise UserError(f"layer {self.config.probe_layer} of {type(self.lm).__name__} ({self.config.hf_path}) "
+                            "did not run in its forward pass: --backbone probe cannot read it from this model")
         h = captured.pop("h")
         return h.reshape(-1, h.shape[-1]).float()
 
