@@ -422,3 +422,15 @@ def test_a_probed_layer_that_does_not_run_is_one_line(tiny_lm, monkeypatch):
         torch.nn.Identity() for _ in range(count)))
     with pytest.raises(UserError, match=r"layer 2 of LlamaModel .* did not run .* --backbone probe cannot read it"):
         probe.ProbeBackbone(PredictorConfig(backbone="probe", hf_path=str(tiny_lm)), 1)
+
+
+def test_a_model_directory_without_a_tokenizer_says_so(tmp_path, capsys, monkeypatch):
+    """A model directory without tokenizer files failed with transformers' first line, "Couldn't instantiate the
+    backend tokenizer from one of:" (the list it announces cut off); now the line says what is missing."""
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    model = make_lm(tmp_path / "lm", tokenizer=False)
+    capsys.readouterr()
+    code, out, err = _cli(capsys, *_write_jsonl(tmp_path), "--backbone", "probe", "--hf-model", str(model),
+                          "--out", str(tmp_path / "ck"))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err[-2000:]
+    assert err.startswith(f"error: --hf-model {str(model)!r} has no tokenizer (no tokenizer.json or tokenizer_config")

@@ -50,6 +50,9 @@ def _quiet_load():
             gguf_utils.tqdm = bar
 
 
+#: Files of a model directory's tokenizer (one is needed; a GGUF file holds its own).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+
 #: A prompt the probe reads when its model loads: its chat template must render it, the model's states of it
 #: must be causal, and its features are the model's identity in a checkpoint (``reference``).
 CANARY = "How long will the answer to this question be? Please explain in a few words."
@@ -118,6 +121,9 @@ class ProbeBackbone:
             raise UserError(f"loading a GGUF model needs the package {missing_gguf_packages()[0]}: "
                             "pip install gguf accelerate")
         extra = {"gguf_file": gguf} if gguf else {}
+        if not gguf and not any((path / name).is_file() for name in TOKENIZER_FILES):
+            raise UserError(f"--hf-model {config.hf_path!r} has no tokenizer (no {' or '.join(TOKENIZER_FILES)}): "
+                            "the probe reads prompts as the model is served them, through its own tokenizer")
         try:
             with _quiet_load():
                 self.lm = AutoModel.from_pretrained(path, local_files_only=True, dtype=torch.float32, **extra)
