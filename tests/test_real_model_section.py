@@ -251,6 +251,7 @@ def test_predictor_share(validation_dir, tmp_path):
     r = run_cli("real-model-results", str(root), "--labels-report", str(report), "--ranker", str(tmp_path / "ranker"),
                 "-w", str(wl), "-n", "16", "--out", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(out.read_text())["ranker"] == {"kind": "rank", "backbone": "ngram"}
     share = json.loads(out.read_text())["predictor"]
     assert share["num_prompts"] == 16 and share["serving_case"] == "burst" and share["serving_s"] == 100.0
     assert 0 < share["total_s"] < 100.0
@@ -276,3 +277,32 @@ def test_reproduce_renders_the_section_without_an_engine(tmp_path):
     assert real_model.TITLE in text
     if real_model.load_results() is not None:  # the committed results: their checks are in the report
         assert "LTR/FCFS" in text and "held-out tau" in text
+
+
+def test_the_tau_checked_is_the_ranker_the_ltr_runs_used(validation_dir, tmp_path):
+    """A label report with a probe row: the section shows it, and checks the probe's tau when the LTR runs'
+    ranker (recorded by real-model-results --ranker) is the probe, the n-gram ranker's otherwise."""
+    root, report = validation_dir
+    report.write_text(json.dumps({**LABELS, "probe_ranker": 0.31, "probe_model": "smollm2", "probe_layer": 15}))
+    out = tmp_path / "results.json"
+    assert run_cli("real-model-results", str(root), "--labels-report", str(report), "--out", str(out)).returncode == 0
+
+    def tau_check(data):
+        out.write_text(json.dumps(data))
+        sec = real_model.build(tmp_path / "r", quick=False, results=out)
+        labels_table = sec.tables[0][1]
+        assert any("hidden state (probe, layer 15)" in p for p in labels_table["predictor"])
+        return next(c for c in sec.checks if "held-out tau" in c.claim)
+
+    data = json.loads(out.read_text())
+    check = tau_check(data)
+    assert check.detail.startswith("0.159") and check.claim.startswith("ranker trained")
+    check = tau_check({**data, "ranker": {"kind": "rank", "backbone": "probe", "hf_path": "smollm2", "probe_layer": 15}})
+    assert check.detail.startswith("0.310") and "probe ranker (layer 15)" in check.claim
+
+
+def test_a_probe_tau_that_is_not_a_number_is_one_line(validation_dir, tmp_path):
+    root, report = validation_dir
+    report.write_text(json.dumps({**LABELS, "probe_ranker": "high"}))
+    r = run_cli("real-model-results", str(root), "--labels-report", str(report), "--out", str(tmp_path / "o.json"))
+    assert_one_line_error(r, "probe_ranker must be a Kendall tau")

@@ -73,6 +73,8 @@ def _ratio(a: float | None, b: float | None) -> float:
 
 def _labels_table(labels: dict) -> pl.DataFrame:
     rows = [("ranker trained on the served model's lengths", labels.get("served_ranker"), "0.52-0.64 (OPT-125M)"),
+            *([(f"ranker on the served model's own hidden state (probe, layer {labels.get('probe_layer')}), trained "
+                "on its lengths", labels.get("probe_ranker"), "-")] if labels.get("probe_model") is not None else []),
             ("ranker trained on ChatGPT's lengths, same prompts", labels.get("chatgpt_ranker"), "-"),
             ("the served model with another seed (ceiling)", labels.get("ceiling"), "0.74"),
             ("prompt length alone", labels.get("prompt_length"), "-")]
@@ -124,9 +126,16 @@ def build(out: Path, quick: bool, results: Path = RESULTS) -> Section:
                f"{labels.get('num_eval')} eval prompts labelled)")
     sec.tables.append((caption, label_table))
     sec.files += write_table(label_table, tables_dir, "real-model-tau", caption, digits=3)
-    tau, ceiling = labels.get("served_ranker"), labels.get("ceiling")
+    ranker = data.get("ranker") or {}
+    if ranker.get("backbone") == "probe" and labels.get("probe_ranker") is not None:  # the LTR runs' ranker
+        tau, which = labels["probe_ranker"], f"probe ranker (layer {labels.get('probe_layer')})"
+        sec.notes.append(f"LTR's scores: the probe ranker on {ranker.get('hf_path')}'s hidden state after layer "
+                         f"{ranker.get('probe_layer')} (`--backbone probe`).")
+    else:
+        tau, which = labels.get("served_ranker"), "ranker"
+    ceiling = labels.get("ceiling")
     if tau is not None:  # the ceiling is null when the labels have no sampled run (label --sample-subset 0)
-        sec.checks.append(Check(f"ranker trained on the served model's labels: held-out tau >= {TAU_TARGET:.2f}",
+        sec.checks.append(Check(f"{which} trained on the served model's labels: held-out tau >= {TAU_TARGET:.2f}",
                                 tau >= TAU_TARGET, f"{tau:.3f}; another-seed ceiling "
                                 + ("not measured" if ceiling is None else f"{ceiling:.3f}")))
 

@@ -40,8 +40,8 @@ def read_label_report(path: Path) -> dict:
     missing = [k for k in LABEL_REPORT_KEYS if k not in doc] if isinstance(doc, dict) else list(LABEL_REPORT_KEYS)
     if missing:
         raise UserError(f"{path} is not a report.json of `ltrsched label-report` (no {', '.join(missing)})")
-    bad = [k for k in ("served_ranker", "chatgpt_ranker", "ceiling", "prompt_length")
-           if doc[k] is not None and (isinstance(doc[k], bool) or not isinstance(doc[k], (int, float)))]
+    bad = [k for k in ("served_ranker", "chatgpt_ranker", "ceiling", "prompt_length", "probe_ranker")
+           if doc.get(k) is not None and (isinstance(doc[k], bool) or not isinstance(doc[k], (int, float)))]
     if bad:
         raise UserError(f"{path}: {bad[0]} must be a Kendall tau (a number or null), got {doc[bad[0]]!r}")
     return doc
@@ -138,12 +138,22 @@ def collect_validation(directories: list[Path]) -> tuple[dict, list[str], str | 
     return cases, commands, host
 
 
-def predictor_share(ranker: Path, workload: str, num_requests: int | None, seed: int, cases: dict) -> dict:
-    """The ranker's best-of-3 CPU time to score the served prompts (lists of 32) against the burst LTR
+def ranker_identity(predictor) -> dict:
+    """What the LTR runs' ranker is: its kind and backbone, and for a model-based one the model (and the
+    probe's layer), so the rendered section sets the right held-out tau beside the runs."""
+    config = predictor.describe() if hasattr(predictor, "describe") else {}
+    if not config:  # an ensemble
+        return {"backbone": "ensemble"}
+    keys = ("kind", "backbone") + (("hf_path",) if config.get("backbone") in ("hf", "probe") else ()) \
+        + (("probe_layer",) if config.get("backbone") == "probe" else ())
+    return {k: config.get(k) for k in keys}
+
+
+def predictor_share(predictor, workload: str, num_requests: int | None, seed: int, cases: dict) -> dict:
+    """The ranker's best-of-3 wall time to score the served prompts (lists of 32) against the burst LTR
     engine run's makespan (else the first case with an LTR run)."""
     from ltrsched.predictors.data import texts_of
     from ltrsched.predictors.overhead import measure_overhead
-    from ltrsched.predictors.predictor import Predictor
     from ltrsched.workloads import load_workload
 
     case = "burst" if "burst" in cases else next(iter(cases))
@@ -152,7 +162,7 @@ def predictor_share(ranker: Path, workload: str, num_requests: int | None, seed:
         raise UserError(f"case {case!r} has no LTR run to compare the predictor's time with")
     makespan = cases[case]["policies"][roles["ltr"]]["engine"].get("makespan")
     prompts = texts_of(load_workload(workload, num_requests=num_requests, seed=seed))
-    measured = measure_overhead(Predictor.load(ranker), prompts, batch_size=32)
+    measured = measure_overhead(predictor, prompts, batch_size=32)
     return {"num_prompts": measured["num_prompts"], "total_s": measured["total_s"],
             "per_request_s": measured["per_request_s"], "serving_s": makespan, "serving_case": case}
 
@@ -184,6 +194,10 @@ def real_model_results(validation, labels_report, ranker, workload, num_requests
     data = {"format": FORMAT, "format_version": FORMAT_VERSION, "date": time.strftime("%Y-%m-%d"),
             "model": labels.get("model"), "host": host, "commands": commands, "labels": labels, "cases": cases}
     if ranker is not None:
-        data["predictor"] = predictor_share(ranker, workload, num_requests, seed, cases)
+        from ltrsched.predictors.predictor import Predictor
+
+        predictor = Predictor.load(ranker)
+        data["ranker"] = ranker_identity(predictor)
+        data["predictor"] = predictor_share(predictor, workload, num_requests, seed, cases)
     atomic.write_text(out, strict_json.dumps(data, indent=1, sort_keys=True) + "\n")
     click.echo(f"wrote {out} ({len(cases)} case(s), {sum(len(c['policies']) for c in cases.values())} policy runs)")
