@@ -306,3 +306,30 @@ def test_a_probe_tau_that_is_not_a_number_is_one_line(validation_dir, tmp_path):
     report.write_text(json.dumps({**LABELS, "probe_ranker": "high"}))
     r = run_cli("real-model-results", str(root), "--labels-report", str(report), "--out", str(tmp_path / "o.json"))
     assert_one_line_error(r, "probe_ranker must be a Kendall tau")
+
+
+def test_ltr_fcfs_at_the_profiles_speed_divides_each_run_by_its_step_time_ratio(validation_dir, tmp_path):
+    """validate's step_time_ratio.csv (each engine run's step time over the profile's): the section shows LTR/FCFS
+    with each run's latency divided by its ratio, beside the raw one; a damaged file is one line."""
+    root, report = validation_dir
+    (root / "step_time_ratio.csv").write_text(
+        "case,policy,repeat,step_time_ratio\n"
+        "burst,fcfs,0,1.0\nburst,fcfs,1,2.0\nburst,ltr,0,1.0\nburst,ltr,1,1.0\n"
+        'burst,"ltr:starve=200,quantum=10",0,1.5\npoisson@2.0/s,fcfs,0,nan\n')
+    out = tmp_path / "results.json"
+    r = run_cli("real-model-results", str(root), "--labels-report", str(report), "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    data = json.loads(out.read_text())
+    fcfs = data["cases"]["burst"]["policies"]["fcfs"]["engine"]
+    assert [e["step_time_ratio"] for e in fcfs["each_repeat"]] == [1.0, 2.0]
+    assert fcfs["latency_per_token_mean_at_profile_speed"] == pytest.approx((0.9 + 1.1 / 2) / 2)
+    starve = data["cases"]["burst"]["policies"]["ltr:starve=200,quantum=10"]["engine"]["each_repeat"]
+    assert [e["step_time_ratio"] for e in starve] == [1.5, None]  # repeat 1 not in the file
+    sec = real_model.build(tmp_path / "r", quick=False, results=out)
+    ratios = dict(sec.tables)["LTR/FCFS mean latency per token: real engine, simulator, paper"].filter(
+        pl.col("case") == "burst")
+    assert ratios["LTR/FCFS engine at the profile's speed"][0] == pytest.approx(0.55 / ((0.9 + 0.55) / 2))
+    assert ratios["LTR/FCFS engine"][0] == pytest.approx(0.55)
+    (root / "step_time_ratio.csv").write_text("case,policy,repeat,step_time_ratio\nburst,fcfs,zero,1\n")
+    r = run_cli("real-model-results", str(root), "--labels-report", str(report), "--out", str(out))
+    assert_one_line_error(r, "step_time_ratio.csv")

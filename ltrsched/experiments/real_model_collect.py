@@ -71,6 +71,33 @@ def side_metrics(run_dir: Path) -> tuple[dict, dict]:
     return got, meta
 
 
+def step_time_ratios(directory: Path) -> dict[tuple[str, str, int], float]:
+    """validate's ``step_time_ratio.csv`` (each engine run's step time over the profile's for the same steps)
+    keyed by the run's directory names (case, policy) and repeat; empty when the directory has none."""
+    import polars as pl
+
+    path = directory / "step_time_ratio.csv"
+    if not path.is_file():
+        return {}
+    try:
+        table = pl.read_csv(path, schema_overrides={"case": pl.Utf8, "policy": pl.Utf8, "repeat": pl.Int64,
+                                                    "step_time_ratio": pl.Float64})
+        rows = table.select("case", "policy", "repeat", "step_time_ratio").iter_rows()
+        return {(case.replace("/", "_"), policy.replace(":", "_").replace(",", "_"), repeat): ratio
+                for case, policy, repeat, ratio in rows
+                if None not in (case, policy, repeat, ratio) and np.isfinite(ratio) and ratio > 0}
+    except Exception as exc:  # damaged, not CSV, no such column, not numbers
+        raise UserError(f"cannot read {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+
+
+def _at_profile_speed(got: dict, ratio: float | None) -> None:
+    """Record the run's step-time ratio and its mean latency per token at the profile's speed (divided by the
+    ratio: what the run would have measured had the machine run its steps as fast as when profiled)."""
+    got["step_time_ratio"] = ratio
+    lpt = got.get("latency_per_token_mean")
+    got["latency_per_token_mean_at_profile_speed"] = lpt / ratio if ratio is not None and lpt is not None else None
+
+
 def _mean_over(repeats: list[dict]) -> dict:
     """Per metric, the mean over the repeats that have it; counts summed are not meaningful, so also means."""
     keys = sorted({k for r in repeats for k in r})
@@ -109,6 +136,7 @@ def collect_validation(directories: list[Path]) -> tuple[dict, list[str], str | 
         runs = directory / "runs"
         if not runs.is_dir():
             raise UserError(f"{directory}: not a validate directory (no runs/)")
+        ratios = step_time_ratios(directory)
         for case_dir in sorted(p for p in runs.iterdir() if p.is_dir()):
             for policy_dir in sorted(p for p in case_dir.iterdir() if p.is_dir()):
                 # validate writes engine/ for one repeat, engine-0/, engine-1/, ... for several
@@ -118,6 +146,8 @@ def collect_validation(directories: list[Path]) -> tuple[dict, list[str], str | 
                 repeats, meta = [], {}
                 for run in engine_runs:
                     got, meta = side_metrics(run)
+                    repeat = meta.get("repeat") if isinstance(meta.get("repeat"), int) else 0
+                    _at_profile_speed(got, ratios.get((case_dir.name, policy_dir.name, repeat)))
                     repeats.append(got)
                 config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
                 settings = {**config, "num_requests": repeats[-1].get("num_requests")}
