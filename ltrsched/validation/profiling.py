@@ -150,8 +150,32 @@ class ProfileFit:
                 "p90_rel_error": float(np.quantile(e, 0.9)), "mean_rel_error": float(e.mean())}
 
 
+def with_idle_cycles(steps: pl.DataFrame) -> pl.DataFrame:
+    """``steps`` with a cycle [s] for the steps that followed an idle engine, too.
+
+    A step's cycle runs from the previous step's end to its own, so the first step after the engine ran
+    out of requests has none (NaN). Every probe starts so, and a prefill probe is that one step alone:
+    leaving them out left the non-attention table without a single step between 17 and 255 tokens (the
+    CPU engine's cpu-smollm2 profile: flat at 0.100 s from 16 to 192 tokens where the engine took
+    0.25-0.62 s, VALIDATION.md). Such a step gets its own duration (``end - start``: scheduling, forward
+    pass, output processing) plus the median time between the back-to-back steps' duration and cycle
+    (the engine loop outside a step, ~0.25 ms on the CPU engine). Logs without ``duration`` (or with no
+    back-to-back step to take that gap from) are returned unchanged.
+    """
+    if "duration" not in steps.columns:
+        return steps
+    timed = steps.filter(pl.col("cycle").is_not_nan() & pl.col("duration").is_not_nan())
+    if timed.height == 0:
+        return steps
+    gap = float((timed["cycle"] - timed["duration"]).median())
+    return steps.with_columns(cycle=pl.when(pl.col("cycle").is_nan()).then(pl.col("duration") + gap)
+                              .otherwise(pl.col("cycle")))
+
+
 def usable_steps(steps: pl.DataFrame) -> pl.DataFrame:
-    """Steps run back to back (a cycle time), with work, out of the warm-up probe."""
+    """Steps with a cycle time (back to back, or after an idle engine: :func:`with_idle_cycles`), with work,
+    out of the warm-up probe."""
+    steps = with_idle_cycles(steps)
     return steps.filter(pl.col("cycle").is_not_nan() & (pl.col("num_prefill_tokens") + pl.col("num_decode_seqs") > 0)
                         & (pl.col("start") >= PROBE_GAP_S))
 
