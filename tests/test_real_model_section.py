@@ -333,3 +333,20 @@ def test_ltr_fcfs_at_the_profiles_speed_divides_each_run_by_its_step_time_ratio(
     (root / "step_time_ratio.csv").write_text("case,policy,repeat,step_time_ratio\nburst,fcfs,zero,1\n")
     r = run_cli("real-model-results", str(root), "--labels-report", str(report), "--out", str(out))
     assert_one_line_error(r, "step_time_ratio.csv")
+
+
+@pytest.mark.parametrize("starve_mean, starve_wait, passed", [
+    (0.60, 50.0, True),    # 14% below LTR's mean: no cost, waits cut
+    (0.73, 50.0, True),    # 4.3% above: within the 5% it may cost
+    (0.74, 50.0, False),   # 5.7% above
+    (0.60, 200.0, False),  # below on the mean, but the max wait is not cut
+    (float("nan"), 50.0, False),
+])
+def test_starvation_check_bounds_the_cost_not_the_gain(starve_mean, starve_wait, passed):
+    """The target bounds what starvation prevention costs on the mean: a lower mean passes, a higher one by
+    more than 5% fails, and the max waiting time must fall either way."""
+    ltr = {"latency_per_token_mean": 0.70, "max_waiting_time_max": 180.0}
+    starve = {"latency_per_token_mean": starve_mean, "max_waiting_time_max": starve_wait}
+    check = real_model._starvation_check("burst", starve, ltr)
+    assert check.passed is passed
+    assert "at most 5% above LTR" in check.claim
