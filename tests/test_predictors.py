@@ -452,6 +452,10 @@ def test_cli_ensemble_and_evaluate_bad_input_is_one_line(tmp_path):
     for args, message in [(["-o", str(a)], f"would overwrite the member checkpoint {a}"),
                           (["-o", str(b / "ens")], f"would overwrite the member checkpoint {b}"),
                           (["-w", "1", "-w", "nan", "-o", str(tmp_path / "e")], "weights must be finite and >= 0"),
+                          (["-w", "1e309", "-w", "1", "-o", str(tmp_path / "e")], "weights must be finite and >= 0"),
+                          # scaled by the largest, 1e-20 became 0: that member was silently left out
+                          (["-w", "1e308", "-w", "1e-20", "-o", str(tmp_path / "e")],
+                           "ensemble weight 1e-20 is too small beside the largest, 1e+308: their ratio is 0"),
                           (["--eval-data", str(one), "-o", str(tmp_path / "e")], "need at least 2 held-out prompts")]:
         assert_one_line_error(run_cli("ensemble", *members, *args), message)
     assert not (a / "ensemble.json").exists() and not (tmp_path / "e").exists()
