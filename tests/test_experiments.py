@@ -130,6 +130,8 @@ _SWEEP_BASE = 'policies = ["fcfs"]\nworkloads = ["lmsys-like"]\nnum_requests = 2
     ("s.toml", _SWEEP_BASE + "block_size = 0\n", "'block_size' must be >= 1"),
     ("s.toml", _SWEEP_BASE + "block_size = 12.5\n", "'block_size' must be an integer"),
     ("s.toml", _SWEEP_BASE + 'scoring = "approx-po:tau=2"\n', "tau must be in (0, 1], got 2.0"),
+    ("s.toml", _SWEEP_BASE + 'scoring = "approx-score:tau=0_5"\n', "needs a numeric tau="),  # float("0_5") is 5.0
+    ("s.toml", 'policies = ["ltr:tau=0_5"]\n', "policy 'ltr': bad value for tau: '0_5' is not a plain number"),
     ("s.toml", _SWEEP_BASE + 'profiles = ["a100-llama3-8b", "nosuch"]\n', "unknown profile 'nosuch'"),
     ("s.yaml", "policies: [fcfs]\n", "unknown sweep file format '.yaml'"),
     ("s.toml", b"\x8e\xff\x00", "cannot parse ('utf-8' codec can't decode"),
