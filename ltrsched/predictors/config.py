@@ -95,6 +95,9 @@ class PredictorConfig:
             raise UserError(f"unknown predictor kind {self.kind!r}; use rank or class")
         if self.backbone not in BACKBONES:
             raise UserError(f"unknown backbone {self.backbone!r}; use {' or '.join(BACKBONES)}")
+        if self.probe_layer is not None and self.backbone != "probe":  # (read by nothing else: silently ignored)
+            raise UserError(f"probe_layer {self.probe_layer} is set, but the backbone is {self.backbone!r}: only the "
+                            "probe backbone reads a layer; remove it, or use backbone 'probe'")
         if self.loss not in LOSSES:
             raise UserError(f"unknown loss {self.loss!r}; use one of {', '.join(LOSSES)}")
         if self.bucket < 1 or self.label_bucket < 1:
