@@ -434,3 +434,24 @@ def test_a_model_directory_without_a_tokenizer_says_so(tmp_path, capsys, monkeyp
                           "--out", str(tmp_path / "ck"))
     assert code == 2 and len(err.strip().splitlines()) == 1, err[-2000:]
     assert err.startswith(f"error: --hf-model {str(model)!r} has no tokenizer (no tokenizer.json or tokenizer_config")
+
+
+def test_a_checkpoint_names_its_model_by_an_absolute_path_or_a_packaged_name(tiny_lm, tmp_path, capsys, monkeypatch):
+    """train --hf-model lm (relative) recorded "lm": predict run from another directory found no model there (or
+    another model of that name). A path is recorded absolute; a packaged model's name stays a name."""
+    import shutil
+
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    shutil.copytree(tiny_lm, tmp_path / "lm")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _cli(capsys, *_write_jsonl(tmp_path), "--backbone", "probe", "--hf-model", "lm", "--epochs", "1",
+                          "--out", "ck")
+    assert code == 0, err[-2000:]
+    assert json.loads((tmp_path / "ck" / "predictor.json").read_text())["hf_path"] == str(tmp_path / "lm")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    prompts, _ = synthetic(10, 5)
+    assert Predictor.load("../ck").scores(prompts).shape == (10,)
+    PredictorConfig(backbone="probe", hf_path="smollm2").save(tmp_path / "elsewhere")
+    assert json.loads((tmp_path / "elsewhere" / "predictor.json").read_text())["hf_path"] == "smollm2"
+
