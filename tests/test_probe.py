@@ -455,3 +455,21 @@ def test_a_checkpoint_names_its_model_by_an_absolute_path_or_a_packaged_name(tin
     PredictorConfig(backbone="probe", hf_path="smollm2").save(tmp_path / "elsewhere")
     assert json.loads((tmp_path / "elsewhere" / "predictor.json").read_text())["hf_path"] == "smollm2"
 
+
+def test_a_config_without_a_layer_count_is_one_line_naming_it(tiny_lm, monkeypatch):
+    """A model config without num_hidden_layers was reported as a 0-layer model ("--probe-layer must be in [1, 0]
+    for this 0-layer model, got 1", a layer nobody gave); now the line names the config and what it lacks."""
+    import ltrsched.predictors.probe as probe
+    from transformers import PretrainedConfig
+
+    with pytest.raises(UserError, match=r"^the config of m/lm \(Pre[Tt]rainedConfig\) has no num_hidden_layers: "
+                                        r"--backbone probe needs the number of decoder layers"):
+        probe._layer_count(PretrainedConfig(), "m/lm")
+    with pytest.raises(UserError, match=r"gives num_hidden_layers 0:"):
+        probe._layer_count(PretrainedConfig(num_hidden_layers=0), "m/lm")
+    assert probe._layer_count(PretrainedConfig(num_hidden_layers=4), "m/lm") == 4
+    real = probe._layer_count  # through the backbone: the model's own config
+    monkeypatch.setattr(probe, "_layer_count", lambda cfg, path: real(PretrainedConfig(), path))
+    with pytest.raises(UserError, match=f"the config of {tiny_lm} \\(Pre[Tt]rainedConfig\\) has no num_hidden_layers"):
+        probe.ProbeBackbone(PredictorConfig(backbone="probe", hf_path=str(tiny_lm)), 1)
+

@@ -62,6 +62,18 @@ class _StopAfterLayer(Exception):
     """Raised by the hook on the probed layer: the layers after it are not run."""
 
 
+def _layer_count(hf_config, hf_path: str | None) -> int:
+    """The model's number of decoder layers, from its config's ``num_hidden_layers`` (transformers' name for it;
+    ``n_layer`` and the like are aliases of it): :class:`UserError` naming the config if it gives none (a 0-layer
+    model was reported instead, "--probe-layer must be in [1, 0]", for a layer nobody asked for)."""
+    count = getattr(hf_config, "num_hidden_layers", None)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        got = "has no num_hidden_layers" if count is None else f"gives num_hidden_layers {count!r}"
+        raise UserError(f"the config of {hf_path} ({type(hf_config).__name__}) {got}: --backbone probe needs the "
+                        "number of decoder layers to find the layer it reads (a positive integer)")
+    return count
+
+
 def _decoder_layers(model, count: int):
     """The model's list of ``count`` decoder layers (``model.layers``, ``h``, ``decoder.layers``...)."""
     import torch
@@ -132,7 +144,7 @@ class ProbeBackbone:
             raise hf_load_error(path / (gguf or ""), exc) from None
         self.lm.eval()
         self.lm.requires_grad_(False)
-        count = int(getattr(self.lm.config, "num_hidden_layers", 0) or 0)
+        count = _layer_count(self.lm.config, config.hf_path)
         layer = config.probe_layer if config.probe_layer is not None else max(1, count // 2)
         if not 1 <= layer <= count:
             raise UserError(f"--probe-layer must be in [1, {count}] for this {count}-layer model, got {layer}")
