@@ -473,3 +473,32 @@ def test_a_config_without_a_layer_count_is_one_line_naming_it(tiny_lm, monkeypat
     with pytest.raises(UserError, match=f"the config of {tiny_lm} \\(Pre[Tt]rainedConfig\\) has no num_hidden_layers"):
         probe.ProbeBackbone(PredictorConfig(backbone="probe", hf_path=str(tiny_lm)), 1)
 
+
+def test_near_constant_features_do_not_blow_up_the_standardisation():
+    """The divisor was std + 1e-6: a feature constant over the training prompts (std 0, or float32 noise), moved by
+    0.01 at prediction, became a z-score of 10,000 and outweighed every other feature. The divisor is now at least
+    STD_FLOOR times the feature's scale; features that vary keep their own standard deviation."""
+    import torch
+
+    from ltrsched.predictors.probe import STD_FLOOR, _head, standardisation
+
+    torch.manual_seed(0)
+    feats = torch.randn(200, 8) * torch.tensor([1.0, 2.0, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0])
+    feats[:, 4] = 3.0  # constant
+    feats[:, 5] = 50.0 + 1e-6 * torch.randn(200)  # a large offset with float noise
+    feats[:, 6] = 0.0  # always zero
+    mean, std = standardisation(feats)
+    assert torch.allclose(std[[0, 1, 2, 3, 7]], feats.std(0)[[0, 1, 2, 3, 7]])
+    assert float(std[4]) == pytest.approx(STD_FLOOR * 3.0)  # its own scale (3) is above the median scale (~1)
+    assert float(std[5]) == pytest.approx(STD_FLOOR * 50.0, rel=1e-4)
+    rms = feats.pow(2).mean(0).sqrt()
+    assert float(std[6]) == pytest.approx(STD_FLOOR * float(rms.median())) and 0.5 < float(rms.median()) < 1.5
+    head = _head(8, 1)
+    with torch.no_grad():
+        head.mean.copy_(mean)
+        head.std.copy_(std)
+        moved = mean.clone()
+        moved[4] += 0.01  # a prompt unlike the training ones in a constant feature
+        moved[6] += 0.01
+        z = (moved - head.mean) / head.std
+    assert float(z.abs().max()) < 10  # was 0.01 / 1e-6 = 10,000

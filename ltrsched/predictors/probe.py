@@ -84,6 +84,25 @@ def _decoder_layers(model, count: int):
     raise UserError(f"cannot find the {count} decoder layers of this {type(model).__name__} for --backbone probe")
 
 
+#: A feature whose standard deviation over the training prompts is below this fraction of its scale (its RMS,
+#: or the median RMS of all features if that is larger: a few huge "massive activation" features do not set it)
+#: counts as constant: it is divided by that floor instead,
+#: not by its own tiny spread. (float32 noise of a hidden state is ~1e-7 of it; an absolute +1e-6 made a feature
+#: constant in training, moved by 0.01 at prediction, a z-score of 10,000 that outweighed every other feature.)
+STD_FLOOR = 1e-3
+
+
+def standardisation(feats):
+    """Per-feature mean and divisor [hidden] of training features [prompts, hidden]: the standard deviation,
+    at least :data:`STD_FLOOR` times the feature's scale, so near-constant features stay near 0 after it."""
+    import torch
+
+    mean, std = feats.mean(0), feats.std(0)
+    rms = feats.pow(2).mean(0).sqrt()
+    floor = STD_FLOOR * torch.maximum(rms, rms.median())
+    return mean, torch.maximum(std, floor.clamp_min(torch.finfo(feats.dtype).tiny))
+
+
 def _head(hidden: int, outputs: int):
     import torch
 
@@ -271,8 +290,9 @@ class ProbeBackbone:
                                 "tokens through the chat template, cut to --max-prompt-tokens "
                                 f"{self.config.max_prompt_tokens}): nothing to rank; raise --max-prompt-tokens")
             with torch.no_grad():
-                head.mean.copy_(feats.mean(0))
-                head.std.copy_(feats.std(0) + 1e-6)
+                mean, std = standardisation(feats)
+                head.mean.copy_(mean)
+                head.std.copy_(std)
                 head.fitted.fill_(True)
                 head.reference.copy_(self.reference)
         return feats
