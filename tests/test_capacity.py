@@ -86,6 +86,7 @@ def test_the_search_varies_only_rate_and_seed():
     (["--slo", "ttft_p90=-1"], "the limit must be a positive number of seconds, got -1"),
     (["--slo", "ttft_p90=nan"], "the limit must be a positive number of seconds, got nan"),
     (["--slo", "ttft_p90=fast"], "'fast' is not a number of seconds"),
+    (["--slo", "ttft_p90=0_5"], "'0_5' is not a number of seconds"),  # float("0_5") is 5.0
     (["--slo", "ttft_p90=2", "--slo", "ttft_p90=3"], "--slo: ttft_p90 is given twice"),
     (["--slo", "ttft_p90=2", "--tolerance", "0"], "--tolerance must be between 0.001 and 1"),
     (["--slo", "ttft_p90=2", "--start-rate", "-4"], "--start-rate must be a positive number"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -129,6 +130,8 @@ _SWEEP_BASE = 'policies = ["fcfs"]\nworkloads = ["lmsys-like"]\nnum_requests = 2
     ("s.toml", _SWEEP_BASE + "block_size = 0\n", "'block_size' must be >= 1"),
     ("s.toml", _SWEEP_BASE + "block_size = 12.5\n", "'block_size' must be an integer"),
     ("s.toml", _SWEEP_BASE + 'scoring = "approx-po:tau=2"\n', "tau must be in (0, 1], got 2.0"),
+    ("s.toml", _SWEEP_BASE + 'scoring = "approx-score:tau=0_5"\n', "needs a numeric tau="),  # float("0_5") is 5.0
+    ("s.toml", 'policies = ["ltr:tau=0_5"]\n', "policy 'ltr': bad value for tau: '0_5' is not a plain number"),
     ("s.toml", _SWEEP_BASE + 'profiles = ["a100-llama3-8b", "nosuch"]\n', "unknown profile 'nosuch'"),
     ("s.yaml", "policies: [fcfs]\n", "unknown sweep file format '.yaml'"),
     ("s.toml", b"\x8e\xff\x00", "cannot parse ('utf-8' codec can't decode"),
@@ -188,3 +191,25 @@ def test_full_reproduction_never_asks_more_sharegpt_prompts_than_the_eval_split_
     for s in specs:
         if s.workload == "sharegpt":
             assert s.num_requests is None or s.num_requests <= EVAL_SIZE, (s.experiment, s.rate, s.num_requests)
+
+
+def test_no_room_for_a_kv_block_names_each_commands_own_settings(tmp_path):
+    """A profile without GPU memory for one KV block is refused before any run, and the hint names what the
+    command can set: simulate's options, a sweep file's block_size, capacity's --profile (sweep and capacity
+    have no --block-size, --gpu-memory-utilization or --num-gpu-blocks option)."""
+    from test_cli_simulate import assert_one_line_error
+
+    r = run_cli("simulate", "-n", "5", "--gpu-memory-utilization", "1e-9")
+    assert_one_line_error(r, "use a smaller --block-size or a larger --gpu-memory-utilization, or set --num-gpu-blocks")
+    path = tmp_path / "s.toml"
+    path.write_text(_SWEEP_BASE + "block_size = 1000000000\n")
+    r = run_cli("sweep", str(path), "--out", str(tmp_path / "o"), "--jobs", "1")
+    assert_one_line_error(r, f"1000000000 tokens at gpu_memory_utilization 0.9; set a smaller block_size in {path}")
+    assert "--" not in r.stderr and not (tmp_path / "o" / "runs").exists()
+    profile = json.loads((Path(__file__).parents[1] / "ltrsched/sim/profiles/a100-llama3-8b.json").read_text())
+    profile.update(name="tiny-gpu", activation_reserve_bytes=profile["gpu_memory_bytes"] - 1)
+    (tmp_path / "tiny.json").write_text(json.dumps(profile))
+    r = run_cli("capacity", "--slo", "ttft_p90=2", "-p", "fcfs", "--profile", str(tmp_path / "tiny.json"),
+                "-n", "20", "--out", str(tmp_path / "c"), "--jobs", "1")
+    assert_one_line_error(r, "profile 'tiny-gpu' leaves no GPU memory for one KV block of 16 tokens at "
+                             "gpu_memory_utilization 0.9; pick a profile with more GPU memory (--profile)")

@@ -82,6 +82,14 @@ def test_labels_file_loads_as_a_workload_with_text_joined_by_key(tmp_path):
      "column output_tokens has 22 non-integer value(s)"),
     (lambda df: df.with_columns(prompt_tokens=pl.col("prompt_tokens").cast(pl.Float32) + 0.25),
      "column prompt_tokens has 22 non-integer value(s)"),
+    # sampling settings no run can have had were read without a check
+    (lambda df: df.with_columns(top_p=pl.lit(7.0)), "column top_p has 22 value(s) outside (0, 1] (first: 7.0"),
+    (lambda df: df.with_columns(top_p=pl.lit(0.0)), "column top_p has 22 value(s) outside (0, 1]"),
+    (lambda df: df.with_columns(temperature=pl.when(pl.col("run") == "sample").then(float("nan")).otherwise(0.0)),
+     "column temperature has 2 value(s) outside [0, 100] (first: nan"),
+    (lambda df: df.with_columns(temperature=pl.lit(-0.5)), "column temperature has 22 value(s) outside [0, 100]"),
+    (lambda df: df.with_columns(temperature=pl.lit(float("inf"))), "column temperature has 22 value(s) outside"),
+    (lambda df: df.with_columns(seed=pl.lit(-1, dtype=pl.Int64)), "column seed has 22 negative value(s)"),
 ])
 def test_damaged_labels_file_is_one_line(tmp_path, edit, message):
     labels = synthetic_labels(tmp_path / "l.parquet", num_train=10, num_eval=10, num_sample=2)

@@ -383,6 +383,17 @@ def test_bad_tau_is_rejected_when_the_spec_is_parsed(spec):
         make_policy(spec)
 
 
+@pytest.mark.parametrize("spec, value", [("ltr:tau=0_5", "'0_5'"), ("ltr:starve=1_000", "'1_000'"),
+                                         ("mlfq:threshold=1_0", "'1_0'"), ("oracle:tau=\u0660.5", "'\u0660.5'")])
+def test_spec_numbers_take_no_underscore_separators(spec, value):
+    """float("0_5") is 5.0: ``tau=0_5``, a typo for 0.5, ran at another value (or failed on a range check
+    naming 5.0); a spec number is plain digits."""
+    with pytest.raises(UserError, match=f": {value} is not a plain number"):
+        make_policy(spec)
+    assert make_policy("ltr:tau=0.5,starve=1000").spec() == "ltr:tau=0.5,seed=0,starve=1000,quantum=10"
+    assert make_policy("mlfq:threshold=1e1").spec() == "mlfq:quantum=0.03,threshold=10.0,promote=0"
+
+
 def test_mlfq_with_a_huge_threshold_builds_without_overflow_warnings():
     import warnings
 

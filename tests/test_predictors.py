@@ -139,6 +139,12 @@ def test_cli_predict_needs_prompt_text(tmp_path):
     ("truncated-weights", "weights.pt: not a readable torch weights file"),
     ("list-weights", "weights do not match its ngram config"),
     ("list-config", "not a valid predictor config (expected a JSON object, got list)"),
+    # a layer only the probe reads, hand-added to an n-gram checkpoint, was silently ignored (as an unknown key is
+    # refused, so is a known one that the checkpoint's backbone does not read)
+    ("probe-layer-of-ngram", "predictor.json: probe_layer 3 is set, but the backbone is 'ngram': only the probe "
+                             "backbone reads a layer"),
+    ("unknown-key", "not a valid predictor config (PredictorConfig.__init__() got an unexpected keyword argument "
+                    "'layer'"),
 ])
 def test_cli_damaged_checkpoint_is_one_line(tmp_path, damage, message):
     """A damaged checkpoint was 'aborted' (exit 130, an EOFError), a traceback, or a misleading mismatch."""
@@ -154,6 +160,10 @@ def test_cli_damaged_checkpoint_is_one_line(tmp_path, damage, message):
         weights.write_bytes(weights.read_bytes()[:200])
     elif damage == "list-weights":
         torch.save([1, 2], weights)
+    elif damage in ("probe-layer-of-ngram", "unknown-key"):
+        spec = json.loads((ck / "predictor.json").read_text())
+        spec["probe_layer" if damage == "probe-layer-of-ngram" else "layer"] = 3
+        (ck / "predictor.json").write_text(json.dumps(spec))
     else:
         (ck / "predictor.json").write_text("[1]")
     wl = tmp_path / "wl.jsonl"
@@ -452,6 +462,10 @@ def test_cli_ensemble_and_evaluate_bad_input_is_one_line(tmp_path):
     for args, message in [(["-o", str(a)], f"would overwrite the member checkpoint {a}"),
                           (["-o", str(b / "ens")], f"would overwrite the member checkpoint {b}"),
                           (["-w", "1", "-w", "nan", "-o", str(tmp_path / "e")], "weights must be finite and >= 0"),
+                          (["-w", "1e309", "-w", "1", "-o", str(tmp_path / "e")], "weights must be finite and >= 0"),
+                          # scaled by the largest, 1e-20 became 0: that member was silently left out
+                          (["-w", "1e308", "-w", "1e-20", "-o", str(tmp_path / "e")],
+                           "ensemble weight 1e-20 is too small beside the largest, 1e+308: their ratio is 0"),
                           (["--eval-data", str(one), "-o", str(tmp_path / "e")], "need at least 2 held-out prompts")]:
         assert_one_line_error(run_cli("ensemble", *members, *args), message)
     assert not (a / "ensemble.json").exists() and not (tmp_path / "e").exists()

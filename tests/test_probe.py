@@ -434,3 +434,71 @@ def test_a_model_directory_without_a_tokenizer_says_so(tmp_path, capsys, monkeyp
                           "--out", str(tmp_path / "ck"))
     assert code == 2 and len(err.strip().splitlines()) == 1, err[-2000:]
     assert err.startswith(f"error: --hf-model {str(model)!r} has no tokenizer (no tokenizer.json or tokenizer_config")
+
+
+def test_a_checkpoint_names_its_model_by_an_absolute_path_or_a_packaged_name(tiny_lm, tmp_path, capsys, monkeypatch):
+    """train --hf-model lm (relative) recorded "lm": predict run from another directory found no model there (or
+    another model of that name). A path is recorded absolute; a packaged model's name stays a name."""
+    import shutil
+
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    shutil.copytree(tiny_lm, tmp_path / "lm")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _cli(capsys, *_write_jsonl(tmp_path), "--backbone", "probe", "--hf-model", "lm", "--epochs", "1",
+                          "--out", "ck")
+    assert code == 0, err[-2000:]
+    assert json.loads((tmp_path / "ck" / "predictor.json").read_text())["hf_path"] == str(tmp_path / "lm")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    prompts, _ = synthetic(10, 5)
+    assert Predictor.load("../ck").scores(prompts).shape == (10,)
+    PredictorConfig(backbone="probe", hf_path="smollm2").save(tmp_path / "elsewhere")
+    assert json.loads((tmp_path / "elsewhere" / "predictor.json").read_text())["hf_path"] == "smollm2"
+
+
+def test_a_config_without_a_layer_count_is_one_line_naming_it(tiny_lm, monkeypatch):
+    """A model config without num_hidden_layers was reported as a 0-layer model ("--probe-layer must be in [1, 0]
+    for this 0-layer model, got 1", a layer nobody gave); now the line names the config and what it lacks."""
+    import ltrsched.predictors.probe as probe
+    from transformers import PretrainedConfig
+
+    with pytest.raises(UserError, match=r"^the config of m/lm \(Pre[Tt]rainedConfig\) has no num_hidden_layers: "
+                                        r"--backbone probe needs the number of decoder layers"):
+        probe._layer_count(PretrainedConfig(), "m/lm")
+    with pytest.raises(UserError, match=r"gives num_hidden_layers 0:"):
+        probe._layer_count(PretrainedConfig(num_hidden_layers=0), "m/lm")
+    assert probe._layer_count(PretrainedConfig(num_hidden_layers=4), "m/lm") == 4
+    real = probe._layer_count  # through the backbone: the model's own config
+    monkeypatch.setattr(probe, "_layer_count", lambda cfg, path: real(PretrainedConfig(), path))
+    with pytest.raises(UserError, match=f"the config of {tiny_lm} \\(Pre[Tt]rainedConfig\\) has no num_hidden_layers"):
+        probe.ProbeBackbone(PredictorConfig(backbone="probe", hf_path=str(tiny_lm)), 1)
+
+
+def test_near_constant_features_do_not_blow_up_the_standardisation():
+    """The divisor was std + 1e-6: a feature constant over the training prompts (std 0, or float32 noise), moved by
+    0.01 at prediction, became a z-score of 10,000 and outweighed every other feature. The divisor is now at least
+    STD_FLOOR times the feature's scale; features that vary keep their own standard deviation."""
+    import torch
+
+    from ltrsched.predictors.probe import STD_FLOOR, _head, standardisation
+
+    torch.manual_seed(0)
+    feats = torch.randn(200, 8) * torch.tensor([1.0, 2.0, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0])
+    feats[:, 4] = 3.0  # constant
+    feats[:, 5] = 50.0 + 1e-6 * torch.randn(200)  # a large offset with float noise
+    feats[:, 6] = 0.0  # always zero
+    mean, std = standardisation(feats)
+    assert torch.allclose(std[[0, 1, 2, 3, 7]], feats.std(0)[[0, 1, 2, 3, 7]])
+    assert float(std[4]) == pytest.approx(STD_FLOOR * 3.0)  # its own scale (3) is above the median scale (~1)
+    assert float(std[5]) == pytest.approx(STD_FLOOR * 50.0, rel=1e-4)
+    rms = feats.pow(2).mean(0).sqrt()
+    assert float(std[6]) == pytest.approx(STD_FLOOR * float(rms.median())) and 0.5 < float(rms.median()) < 1.5
+    head = _head(8, 1)
+    with torch.no_grad():
+        head.mean.copy_(mean)
+        head.std.copy_(std)
+        moved = mean.clone()
+        moved[4] += 0.01  # a prompt unlike the training ones in a constant feature
+        moved[6] += 0.01
+        z = (moved - head.mean) / head.std
+    assert float(z.abs().max()) < 10  # was 0.01 / 1e-6 = 10,000

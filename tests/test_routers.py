@@ -100,6 +100,8 @@ def test_random_is_seeded_per_request():
     ("round-robin:x=1", "has no parameter 'x'"),
     ("rank:tau=2", "tau must be in (0, 1]"),
     ("random:seed=x", "bad value for seed"),
+    ("random:seed=1_0", "bad value for seed: '1_0' is not a plain number"),  # int("1_0") is 10
+    ("rank:tau=0_5", "bad value for tau: '0_5' is not a plain number"),
     ("least-kv:by", "bad router spec"),
 ])
 def test_bad_specs_are_user_errors(spec, message):

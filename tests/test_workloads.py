@@ -71,6 +71,24 @@ def test_sharegpt_skips_lone_surrogates_with_a_warning(tmp_path, capsys):
         "surrogate, which cannot be tokenized (first: id 'b', reply \\udc00 at character 6)" in err
 
 
+def test_sharegpt_outputs_cut_to_the_context_are_counted_on_stderr(tmp_path, capsys):
+    """A reply longer than the 8,192-token context leaves was cut to it without a word; the cut stays (the
+    paper's rule: the model would have stopped there), and a warning counts the first turns it changed."""
+    recs = [{"id": f"r{i}", "conversations": [{"from": "human", "value": f"please write a long story number {i}"},
+                                              {"from": "gpt", "value": "word " * (9000 if i < 2 else 50 + i)}]}
+            for i in range(5)]
+    path = tmp_path / "sg.json"
+    path.write_text(json.dumps(recs))
+    df = load_workload(str(path)).df
+    assert sorted(df["output_tokens"].to_list())[-2:] == [8192 - df["prompt_tokens"][0]] * 2
+    err = capsys.readouterr().err
+    assert err == (f"warning: {path}: 2 eligible first turn(s) have a prompt + output of more than 8,192 tokens (the "
+                   "paper's context); their outputs are cut to 8,192 tokens minus the prompt, as the model would have "
+                   "stopped there\n")
+    path.write_text(json.dumps(recs[2:]))
+    assert load_workload(str(path)).df.height == 3 and capsys.readouterr().err == ""
+
+
 def test_jsonl_lengths_given_as_numbers(tmp_path):
     """Another model's lengths come as numbers more often than as its text: a line may give 'output_tokens'
     instead of 'generated' (used as is; the prompt's tokens are still counted from its text)."""

@@ -64,8 +64,10 @@ def parse_slo(text: str) -> Slo:
         raise UserError(f"--slo {text!r}: expected METRIC=SECONDS, e.g. ttft_p90=2")
     if metric not in SLO_METRICS:
         raise UserError(f"--slo {text!r}: unknown metric {metric!r}; known: {', '.join(SLO_METRICS)}")
+    from ltrsched.policies.registry import to_float
+
     try:
-        limit = float(value)
+        limit = to_float(value.strip())
     except ValueError:
         raise UserError(f"--slo {text!r}: {value.strip()!r} is not a number of seconds") from None
     if not (math.isfinite(limit) and limit > 0):

@@ -93,8 +93,10 @@ def check_scoring(scoring: str) -> None:
 
 
 def _float(params: dict[str, str], key: str, scoring: str) -> float:
+    from ltrsched.policies.registry import to_float
+
     try:
-        return float(params[key])
+        return to_float(params[key])
     except (KeyError, ValueError):
         raise UserError(f"scoring {scoring!r} needs a numeric {key}=") from None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -95,6 +96,9 @@ class PredictorConfig:
             raise UserError(f"unknown predictor kind {self.kind!r}; use rank or class")
         if self.backbone not in BACKBONES:
             raise UserError(f"unknown backbone {self.backbone!r}; use {' or '.join(BACKBONES)}")
+        if self.probe_layer is not None and self.backbone != "probe":  # (read by nothing else: silently ignored)
+            raise UserError(f"probe_layer {self.probe_layer} is set, but the backbone is {self.backbone!r}: only the "
+                            "probe backbone reads a layer; remove it, or use backbone 'probe'")
         if self.loss not in LOSSES:
             raise UserError(f"unknown loss {self.loss!r}; use one of {', '.join(LOSSES)}")
         if self.bucket < 1 or self.label_bucket < 1:
@@ -127,7 +131,9 @@ class PredictorConfig:
         """Write ``predictor.json``; ``weights_sha256`` (hex) names the weights file it was saved with."""
         from ltrsched import atomic
 
-        data = asdict(self) if weights_sha256 is None else {**asdict(self), WEIGHTS_DIGEST_KEY: weights_sha256}
+        data = {**asdict(self), "hf_path": model_reference(self.hf_path)}
+        if weights_sha256 is not None:
+            data[WEIGHTS_DIGEST_KEY] = weights_sha256
         atomic.write_text(Path(directory) / CONFIG_FILE, strict_json.dumps(data, indent=2))
 
     @classmethod
@@ -150,6 +156,17 @@ class PredictorConfig:
             raise UserError(f"{path}: not a valid predictor config ({str(exc).split(';')[0]})") from None
         except UserError as exc:
             raise UserError(f"{path}: {exc}") from None
+
+
+def model_reference(hf_path: str | None) -> str | None:
+    """What a checkpoint records of its model (``--hf-model``): a packaged model's name as it is, a path made
+    absolute (a relative one was read against the directory of whichever command loaded the checkpoint later:
+    ``predict`` run elsewhere found no model, or another one)."""
+    from ltrsched.packaged_models import PACKAGED
+
+    if hf_path is None or hf_path in PACKAGED:
+        return hf_path
+    return os.path.abspath(os.path.expanduser(hf_path))
 
 
 def saved_weights_digest(directory: Path) -> str | None:

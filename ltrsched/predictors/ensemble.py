@@ -35,6 +35,11 @@ class Ensemble:
             raise UserError("ensemble members must be rank predictors (--kind rank)")
         if not all(0 <= w < np.inf for w in weights) or sum(weights) <= 0:
             raise UserError(f"ensemble weights must be finite and >= 0, not all 0; got {list(weights)}")
+        lost = [w for w in weights if w > 0 and w / max(weights) == 0]
+        if lost:  # (scaled by the largest, it underflows to 0: that member was scored and silently counted for nothing)
+            raise UserError(f"ensemble weight {lost[0]!r} is too small beside the largest, {max(weights)!r}: their "
+                            "ratio is 0 in floating point, so its member would count for nothing; give weights of "
+                            "closer size, or 0 to leave the member out")
         if not all(0 < s < np.inf for s in stds):
             raise UserError("member scores must vary on the calibration prompts (--data): give more than one prompt, "
                             "not all the same text")

@@ -62,6 +62,18 @@ class _StopAfterLayer(Exception):
     """Raised by the hook on the probed layer: the layers after it are not run."""
 
 
+def _layer_count(hf_config, hf_path: str | None) -> int:
+    """The model's number of decoder layers, from its config's ``num_hidden_layers`` (transformers' name for it;
+    ``n_layer`` and the like are aliases of it): :class:`UserError` naming the config if it gives none (a 0-layer
+    model was reported instead, "--probe-layer must be in [1, 0]", for a layer nobody asked for)."""
+    count = getattr(hf_config, "num_hidden_layers", None)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        got = "has no num_hidden_layers" if count is None else f"gives num_hidden_layers {count!r}"
+        raise UserError(f"the config of {hf_path} ({type(hf_config).__name__}) {got}: --backbone probe needs the "
+                        "number of decoder layers to find the layer it reads (a positive integer)")
+    return count
+
+
 def _decoder_layers(model, count: int):
     """The model's list of ``count`` decoder layers (``model.layers``, ``h``, ``decoder.layers``...)."""
     import torch
@@ -70,6 +82,25 @@ def _decoder_layers(model, count: int):
         if isinstance(module, torch.nn.ModuleList) and len(module) == count:
             return module
     raise UserError(f"cannot find the {count} decoder layers of this {type(model).__name__} for --backbone probe")
+
+
+#: A feature whose standard deviation over the training prompts is below this fraction of its scale (its RMS,
+#: or the median RMS of all features if that is larger: a few huge "massive activation" features do not set it)
+#: counts as constant: it is divided by that floor instead,
+#: not by its own tiny spread. (float32 noise of a hidden state is ~1e-7 of it; an absolute +1e-6 made a feature
+#: constant in training, moved by 0.01 at prediction, a z-score of 10,000 that outweighed every other feature.)
+STD_FLOOR = 1e-3
+
+
+def standardisation(feats):
+    """Per-feature mean and divisor [hidden] of training features [prompts, hidden]: the standard deviation,
+    at least :data:`STD_FLOOR` times the feature's scale, so near-constant features stay near 0 after it."""
+    import torch
+
+    mean, std = feats.mean(0), feats.std(0)
+    rms = feats.pow(2).mean(0).sqrt()
+    floor = STD_FLOOR * torch.maximum(rms, rms.median())
+    return mean, torch.maximum(std, floor.clamp_min(torch.finfo(feats.dtype).tiny))
 
 
 def _head(hidden: int, outputs: int):
@@ -132,7 +163,7 @@ class ProbeBackbone:
             raise hf_load_error(path / (gguf or ""), exc) from None
         self.lm.eval()
         self.lm.requires_grad_(False)
-        count = int(getattr(self.lm.config, "num_hidden_layers", 0) or 0)
+        count = _layer_count(self.lm.config, config.hf_path)
         layer = config.probe_layer if config.probe_layer is not None else max(1, count // 2)
         if not 1 <= layer <= count:
             raise UserError(f"--probe-layer must be in [1, {count}] for this {count}-layer model, got {layer}")
@@ -259,8 +290,9 @@ class ProbeBackbone:
                                 "tokens through the chat template, cut to --max-prompt-tokens "
                                 f"{self.config.max_prompt_tokens}): nothing to rank; raise --max-prompt-tokens")
             with torch.no_grad():
-                head.mean.copy_(feats.mean(0))
-                head.std.copy_(feats.std(0) + 1e-6)
+                mean, std = standardisation(feats)
+                head.mean.copy_(mean)
+                head.std.copy_(std)
                 head.fitted.fill_(True)
                 head.reference.copy_(self.reference)
         return feats

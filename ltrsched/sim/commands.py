@@ -187,6 +187,10 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
     config = build_config(profile, max_num_batched_tokens, max_num_seqs, num_gpu_blocks,
                           gpu_memory_utilization, max_model_len, semantics, max_resident_seqs, preemption,
                           chunked_prefill, record_steps or trace_file is not None, block_size)
+    from ltrsched.sim.simulate import kv_capacity_blocks
+
+    kv_capacity_blocks(config, fix="use a smaller --block-size or a larger --gpu-memory-utilization, or set "
+                                   "--num-gpu-blocks")
     wl = build_workload(workload, num_requests, arrival, rate, cv, duration, seed)
     if progress is None:
         progress = sys.stderr.isatty()

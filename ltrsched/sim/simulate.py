@@ -99,17 +99,32 @@ class RunSetup:
     swap_s_per_block: float
 
 
+#: How to make room for one KV block, in :class:`SimConfig`'s field names (what the Python API sets); a command
+#: passes its own settings' names to :func:`kv_capacity_blocks` (a sweep file has no ``--block-size`` option).
+KV_ROOM_FIX = "use a smaller block_size or a larger gpu_memory_utilization, or set num_gpu_blocks"
+
+
+def kv_capacity_blocks(config: SimConfig, profile: Any = None, fix: str = KV_ROOM_FIX) -> int:
+    """One replica's KV capacity [blocks of ``config.block_size`` tokens]: ``config.num_gpu_blocks``, or what the
+    profile's GPU memory leaves at ``config.gpu_memory_utilization``. None left is a :class:`UserError` ending in
+    ``fix`` (the caller's settings that change it)."""
+    if config.num_gpu_blocks:
+        return config.num_gpu_blocks
+    profile = resolve_profile(config.profile) if profile is None else profile
+    num_blocks = profile.num_gpu_blocks(block_size=config.block_size,
+                                        gpu_memory_utilization=config.gpu_memory_utilization)
+    if num_blocks <= 0:
+        raise UserError(f"profile {getattr(profile, 'name', config.profile)!r} leaves no GPU memory for one KV block "
+                        f"of {config.block_size} tokens at gpu_memory_utilization "
+                        f"{config.gpu_memory_utilization:g}; {fix}")
+    return num_blocks
+
+
 def setup_run(workload: Workload, policy: Policy, config: SimConfig) -> RunSetup:
     """Check that the workload suits the policy and fits the replica, and build the request table."""
     profile = resolve_profile(config.profile)
     check_needs(policy, workload.has_column, f"workload {workload.name!r}")
-    num_blocks = config.num_gpu_blocks or profile.num_gpu_blocks(
-        block_size=config.block_size, gpu_memory_utilization=config.gpu_memory_utilization
-    )
-    if num_blocks <= 0:
-        raise UserError(f"profile {profile.name!r} leaves no GPU memory for one KV block of {config.block_size} tokens "
-                        f"at gpu_memory_utilization {config.gpu_memory_utilization:g}; use a smaller block size "
-                        "(--block-size) or a larger utilization, or set --num-gpu-blocks")
+    num_blocks = kv_capacity_blocks(config, profile)
     limits = BatchLimits(
         max_num_batched_tokens=config.max_num_batched_tokens,
         max_num_seqs=config.max_num_seqs,

@@ -105,11 +105,34 @@ def check_labels(df: pl.DataFrame, name: str) -> pl.DataFrame:
         wrong = df.filter(~pl.col(col).is_in(list(allowed)))
         if wrong.height:
             raise UserError(f"{name}: column {col} has the value {wrong[col][0]!r}; allowed: {', '.join(allowed)}")
+    _check_sampling(df, name)
     _check_cap(df, name)
     _check_one_model(df, name)
     if df.select("run", "key").is_duplicated().any():
         raise UserError(f"{name}: a prompt key appears twice in one run")
     return df
+
+
+#: The sampling settings' ranges, as ``ltrsched label`` checks its options (``labelling.settings.Sampling``):
+#: column -> (low, high, low included); both ends finite, high included.
+SAMPLING_RANGES = {"temperature": (0.0, 100.0, True), "top_p": (0.0, 1.0, False)}
+
+
+def _check_sampling(df: pl.DataFrame, name: str) -> None:
+    """:class:`UserError` naming the first row whose sampling setting no run can have had: a temperature outside
+    [0, 100] or a top_p outside (0, 1] (NaN and infinities included), or a negative seed."""
+    for col, (low, high, closed) in SAMPLING_RANGES.items():
+        v = pl.col(col)
+        inside = ((v >= low) if closed else (v > low)) & (v <= high) & v.is_finite()
+        bad = df.filter(~inside)
+        if bad.height:
+            interval = f"{'[' if closed else '('}{low:g}, {high:g}]"
+            raise UserError(f"{name}: column {col} has {bad.height} value(s) outside {interval} (first: "
+                            f"{bad[col][0]}, key {bad['key'][0]!r}, run {bad['run'][0]})")
+    bad = df.filter(pl.col("seed") < 0)
+    if bad.height:
+        raise UserError(f"{name}: column seed has {bad.height} negative value(s) (first: {bad['seed'][0]}, "
+                        f"key {bad['key'][0]!r}, run {bad['run'][0]})")
 
 
 def _check_cap(df: pl.DataFrame, name: str) -> None:

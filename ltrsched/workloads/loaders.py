@@ -24,6 +24,7 @@ Text files are UTF-8 (a byte-order mark is dropped); an invalid byte is an error
 from __future__ import annotations
 
 import io
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ from ltrsched.fingerprint import file_digest
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.schema import OPTIONAL_COLUMNS, Workload, validate
-from ltrsched.workloads.selection import paper_selection, sample_rows
+from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, capped_outputs, paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import is_conversation_table, load_sharegpt_records, records_key
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
@@ -132,8 +133,15 @@ def _complete_table(df: pl.DataFrame, path: Path) -> pl.DataFrame:
 
 def _first_turns(path: Path, num_requests: int | None, seed: int) -> pl.DataFrame:
     """The requests of a file of conversations (ShareGPT .json, or a parquet of them): the paper's selection of
-    first turns (every eligible one, ``num_requests`` sampled), all at t = 0."""
-    df = paper_selection(load_sharegpt_records(path), split="all", n=num_requests, seed=seed)
+    first turns (every eligible one, ``num_requests`` sampled), all at t = 0. Outputs longer than the context
+    leaves are cut to it (the paper's rule), with a warning on stderr counting them."""
+    records = load_sharegpt_records(path)
+    capped = capped_outputs(records)
+    if capped:
+        print(f"warning: {path}: {capped} eligible first turn(s) have a prompt + output of more than "
+              f"{MAX_OUTPUT_TOKENS:,} tokens (the paper's context); their outputs are cut to {MAX_OUTPUT_TOKENS:,} "
+              "tokens minus the prompt, as the model would have stopped there", file=sys.stderr)
+    df = paper_selection(records, split="all", n=num_requests, seed=seed)
     return df.drop("response").with_columns(arrival_time=pl.lit(0.0))
 
 

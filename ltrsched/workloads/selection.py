@@ -29,15 +29,28 @@ SPLITS = ("eval", "train", "all")
 MAX_SEED = 2**64 - 1
 
 
-def eligible(df: pl.DataFrame) -> pl.DataFrame:
-    """Apply the length rules, cap outputs, and keep the first occurrence of each prompt."""
+def _uncapped(df: pl.DataFrame) -> pl.DataFrame:
+    """The rows the length rules keep, each prompt once (its first occurrence), outputs as given."""
     out = df.filter(
         pl.col("prompt_tokens").is_between(MIN_PROMPT_TOKENS, MAX_PROMPT_TOKENS)
         & (pl.col("output_tokens") >= MIN_OUTPUT_TOKENS)
-    ).with_columns(pl.min_horizontal("output_tokens", MAX_OUTPUT_TOKENS - pl.col("prompt_tokens")).alias("output_tokens"))
+    )
     if "prompt" in out.columns:
         out = out.unique(subset="prompt", keep="first", maintain_order=True)
     return out
+
+
+def eligible(df: pl.DataFrame) -> pl.DataFrame:
+    """Apply the length rules, cap outputs, and keep the first occurrence of each prompt."""
+    return _uncapped(df).with_columns(
+        pl.min_horizontal("output_tokens", MAX_OUTPUT_TOKENS - pl.col("prompt_tokens")).alias("output_tokens"))
+
+
+def capped_outputs(df: pl.DataFrame) -> int:
+    """How many of :func:`eligible`'s rows of ``df`` it truncates: prompt + output above
+    :data:`MAX_OUTPUT_TOKENS` [tokens], the output cut to what the context leaves."""
+    pool = _uncapped(df)
+    return int((pool["prompt_tokens"] + pool["output_tokens"] > MAX_OUTPUT_TOKENS).sum())
 
 
 def paper_selection(df: pl.DataFrame, split: str = "eval", n: int | None = None, seed: int = 0) -> pl.DataFrame:
