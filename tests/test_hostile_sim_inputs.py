@@ -144,7 +144,7 @@ def test_capacity_option_given_twice_is_refused(tmp_path):
 # ---------------------------------------------------------------------------- engine options
 @pytest.mark.parametrize("args, message", [
     (["--block-size", str(10**12)], "no GPU memory for one KV block of 1000000000000 tokens"),  # blamed the profile
-    (["--gpu-memory-utilization", "1e-300"], "or a larger utilization"),
+    (["--gpu-memory-utilization", "1e-300"], "or a larger --gpu-memory-utilization"),
     (["--num-gpu-blocks", "1"], "raise --num-gpu-blocks"),
 ])
 def test_cli_kv_capacity_errors_name_the_fix(args, message):
