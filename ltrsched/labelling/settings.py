@@ -16,7 +16,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from ltrsched.errors import UserError
-from ltrsched.workloads.labels import MAIN_RUN, SAMPLE_RUN
+from ltrsched.workloads.labels import MAIN_RUN, SAMPLE_RUN, SAMPLING_RANGES
 
 
 @dataclass(frozen=True)
@@ -29,10 +29,11 @@ class Sampling:
 
     def check(self, prefix: str) -> None:
         """One-line :class:`UserError` for a value out of range; ``prefix`` names the options (``--`` or ``--sample-``)."""
-        if not (math.isfinite(self.temperature) and 0 <= self.temperature <= 100):
-            raise UserError(f"{prefix}temperature must be in [0, 100], got {self.temperature}")
-        if not (math.isfinite(self.top_p) and 0 < self.top_p <= 1):
-            raise UserError(f"{prefix}top-p must be in (0, 1], got {self.top_p}")
+        for name, value in (("temperature", self.temperature), ("top_p", self.top_p)):
+            low, high, closed = SAMPLING_RANGES[name]
+            if not (math.isfinite(value) and (low <= value if closed else low < value) and value <= high):
+                interval = f"{'[' if closed else '('}{low:g}, {high:g}]"
+                raise UserError(f"{prefix}{name.replace('_', '-')} must be in {interval}, got {value}")
         if not 0 <= self.seed < 2**31:
             raise UserError(f"{prefix}seed must be in [0, 2^31), got {self.seed}")
 
