@@ -100,7 +100,7 @@ def _runs_table(cases: dict) -> pl.DataFrame:
 
 
 def _starvation_check(case: str, starve: dict, ltr: dict, note: str = "") -> Check:
-    """Issue 14: LTR with starvation prevention within 5% of LTR on the mean, with a smaller max waiting time.
+    """Issue 14: LTR with starvation prevention at most 5% above LTR on the mean, with a smaller max waiting time.
 
     The 5% bounds what starvation prevention costs: a starve mean above LTR's by more fails, one below it
     (fewer idle requests, no cost) passes. The detail line gives the signed difference either way.

@@ -16,7 +16,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from ltrsched.errors import UserError
-from ltrsched.workloads.labels import MAIN_RUN, SAMPLE_RUN, SAMPLING_RANGES
+from ltrsched.workloads.labels import MAIN_RUN, SAMPLE_RUN, SAMPLING_RANGES, sampling_interval
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,7 @@ class Sampling:
         for name, value in (("temperature", self.temperature), ("top_p", self.top_p)):
             low, high, closed = SAMPLING_RANGES[name]
             if not (math.isfinite(value) and (low <= value if closed else low < value) and value <= high):
-                interval = f"{'[' if closed else '('}{low:g}, {high:g}]"
-                raise UserError(f"{prefix}{name.replace('_', '-')} must be in {interval}, got {value}")
+                raise UserError(f"{prefix}{name.replace('_', '-')} must be in {sampling_interval(name)}, got {value}")
         if not 0 <= self.seed < 2**31:
             raise UserError(f"{prefix}seed must be in [0, 2^31), got {self.seed}")
 

@@ -118,6 +118,12 @@ def check_labels(df: pl.DataFrame, name: str) -> pl.DataFrame:
 SAMPLING_RANGES = {"temperature": (0.0, 100.0, True), "top_p": (0.0, 1.0, False)}
 
 
+def sampling_interval(name: str) -> str:
+    """The range of sampling setting ``name`` as an interval, e.g. ``(0, 1]`` for top_p."""
+    low, high, closed = SAMPLING_RANGES[name]
+    return f"{'[' if closed else '('}{low:g}, {high:g}]"
+
+
 def _check_sampling(df: pl.DataFrame, name: str) -> None:
     """:class:`UserError` naming the first row whose sampling setting no run can have had: a temperature outside
     [0, 100] or a top_p outside (0, 1] (NaN and infinities included), or a negative seed."""
@@ -126,8 +132,7 @@ def _check_sampling(df: pl.DataFrame, name: str) -> None:
         inside = ((v >= low) if closed else (v > low)) & (v <= high) & v.is_finite()
         bad = df.filter(~inside)
         if bad.height:
-            interval = f"{'[' if closed else '('}{low:g}, {high:g}]"
-            raise UserError(f"{name}: column {col} has {bad.height} value(s) outside {interval} (first: "
+            raise UserError(f"{name}: column {col} has {bad.height} value(s) outside {sampling_interval(col)} (first: "
                             f"{bad[col][0]}, key {bad['key'][0]!r}, run {bad['run'][0]})")
     bad = df.filter(pl.col("seed") < 0)
     if bad.height:
