@@ -93,6 +93,26 @@ def test_an_accepted_order_returned_again_unchanged_is_not_checked_again(monkeyp
         check_order(frozen_view, view, make_policy("ltr"))
 
 
+@pytest.mark.parametrize("spec", ["ltr:tau=0.5", "ltr:tau=0.5,starve=20,quantum=3", "mlfq"])
+def test_kept_orders_are_vouched_for_and_not_checked_value_by_value(monkeypatch, spec):
+    """LTR's kept order after requests finish, the same with promoted requests in front, and MLFQ's kept order
+    are permutations by construction: the policies vouch for them (order_check.vouched), so the host checks
+    next to none value by value (before: every step whose order changed). Each vouched order is checked to be
+    a permutation here (Lockstep), and to equal the stateless reference's."""
+    import ltrsched.policies.order_check as oc
+    from ltrsched.workloads import load_workload
+    from reference_policies import Lockstep
+
+    checks = []
+    real = oc._is_permutation
+    monkeypatch.setattr(oc, "_is_permutation", lambda order, n: checks.append(n) or real(order, n))
+    policy = Lockstep(make_policy(spec))
+    simulate(load_workload("sharegpt", num_requests=300, seed=0), policy,
+             SimConfig(profile="a100-llama3-8b", num_gpu_blocks=900))
+    assert policy.steps > 300 and policy.vouched > 0.9 * policy.steps
+    assert len(checks) < 0.02 * policy.steps, (len(checks), policy.steps)
+
+
 def test_an_order_by_of_an_older_view_is_checked():
     old, view = view_of(4), view_of(3)
     with pytest.raises(UserError, match="4 positions for 3 live requests"):

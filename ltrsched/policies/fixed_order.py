@@ -15,6 +15,7 @@ import numpy as np
 
 from ltrsched.policies.base import LiveView, order_by
 from ltrsched.policies.fastops import count_nonzero
+from ltrsched.policies.order_check import vouched
 from ltrsched.policies.tracking import LiveIndex, is_ascending, same_ids, snapshot_ids
 
 #: Merge newcomers one by one only while they are at most this share of the live requests; past it a sort is
@@ -31,7 +32,10 @@ class FixedKeyOrder:
     last order are listed now with a :class:`~ltrsched.policies.tracking.LiveIndex`. Told which requests left
     and arrived (:meth:`departed`, :meth:`arrived`, from the policy's hooks), it takes a shortcut when the host
     lists requests by arrival and their ids ascend (the simulator with the usual workloads): the requests that
-    stayed keep their order and move up by the number of requests listed before them that left.
+    stayed keep their order and move up by the number of requests listed before them that left. An order made so
+    from one that was a permutation (a sort's, or one made so before) is one by construction: every departed
+    request was listed once, the newcomers are the positions after the others. It is vouched for
+    (:func:`~ltrsched.policies.order_check.vouched`), so hosts need not check it value by value.
     """
 
     def __init__(self):
@@ -43,6 +47,7 @@ class FixedKeyOrder:
         self._ascending = False  # whether that listing's ids ascend
         self._by_arrival = False  # whether it was listed by arrival
         self._order: np.ndarray | None = None  # the order returned for it (read-only)
+        self._proven = False  # _order is a permutation of that listing's positions by construction
         self._departed: list[np.ndarray] = []  # requests that left since (their ids)
         self._arrived: list[np.ndarray] = []  # and arrived
 
@@ -58,20 +63,24 @@ class FixedKeyOrder:
         if same_ids(ids, self._ids):
             self._departed.clear()
             self._arrived.clear()
-            return self._order
+            return vouched(view, self._order) if self._proven else self._order
         n = len(ids)
         order = None
-        ascending = False
+        ascending = proven = False
         if self._order is not None and n >= 2:
             if self._ascending and self._by_arrival and view.arrival_ordered and (self._departed or self._arrived):
                 order, ascending = self._shift(view, ids, key)
+                proven = order is not None and self._proven and len(order) == n
             if order is None:
                 order = self._update(view, key)
         if order is None:
             order = view.order_by(key(view))
+            proven = order is view._ranked  # (a sort's: a permutation)
         if order is not self._order:
             order.flags.writeable = False
-        self._ids, self._order = snapshot_ids(ids), order
+        if proven:
+            vouched(view, order)
+        self._ids, self._order, self._proven = snapshot_ids(ids), order, proven
         self._ascending = ascending or is_ascending(ids)
         self._by_arrival = view.arrival_ordered
         self._departed.clear()
@@ -80,7 +89,9 @@ class FixedKeyOrder:
 
     def _shift(self, view: LiveView, ids: np.ndarray, key) -> tuple[np.ndarray | None, bool]:
         """The last order for a listing that lost the departed requests and has the newcomers after the others;
-        and whether its ids still ascend. (None: not that listing.)"""
+        and whether its ids still ascend. (None: not that listing.) A permutation whenever the last order was one:
+        the departed requests were listed, each once (distinct positions removed), the stayed ones are renumbered
+        in order, and the newcomers take the positions after them (``_merge`` places each once)."""
         old = self._ids
         n_old, n = len(old), len(ids)
         left_at = old[:0]
@@ -88,11 +99,12 @@ class FixedKeyOrder:
             gone = np.concatenate(self._departed) if len(self._departed) > 1 else self._departed[0]
             if len(gone) > 1:
                 gone = np.sort(gone)
-            # (the old listing's ids ascend; that every departed request was listed, once, the counts below
-            # check as far as the hooks' contract goes)
+            # (the old listing's ids ascend: a departed request's position is a binary search, checked to hold
+            # its id; the counts below check the rest as far as the hooks' contract goes)
             left_at = old.searchsorted(gone)
-            if left_at[-1] >= n_old:
-                return None, False  # a departed request that was not listed
+            if left_at[-1] >= n_old or count_nonzero(old[left_at] != gone) or (
+                    len(gone) > 1 and not count_nonzero(gone[1:] != gone[:-1]) == len(gone) - 1):
+                return None, False  # a departed request that was not listed, or announced twice
         n_kept = n_old - len(left_at)
         m = n - n_kept
         if self._arrived:

@@ -23,6 +23,7 @@ import numpy as np
 from ltrsched.policies.base import LiveView, Policy
 from ltrsched.policies.fastops import count_nonzero
 from ltrsched.policies.id_array import IdArray
+from ltrsched.policies.order_check import vouched
 from ltrsched.policies.registry import register
 from ltrsched.policies.tracking import DueSteps, batch_positions, same_ids, snapshot_ids, split_by_tail
 
@@ -67,6 +68,8 @@ class MLFQ(Policy):
         self._settled = 0  # the order's first this many requests ran at the same step, listed by (level, position)
         self._scheduled: np.ndarray | None = None  # the step's scheduled mask (when not the head)
         self._next_step: int | None = None  # the step the next view must have for the kept order to hold
+        self._proven = False  # the order returned is a permutation by construction (see rank)
+        self._aligned = False  # on_step's scheduled mask had one entry per request of the view it followed
         self._arrived: list[np.ndarray] = []  # announced since the last rank
         self._finished: list[np.ndarray] = []  # and finished
 
@@ -109,6 +112,7 @@ class MLFQ(Policy):
         except IndexError:
             self._last_run[ids] = view.step
         if followed:
+            self._aligned = len(scheduled) == len(view)
             self._batch, self._batch_ids, self._batch_is_head = batch, ids, is_head
             self._scheduled = None if is_head else scheduled
             self._next_step = view.step + 1
@@ -128,6 +132,15 @@ class MLFQ(Policy):
             order = view.order_by(levels, -self._last_run[view.request_id])
             self._order_levels = levels[order]
             self._settled = 0
+            self._proven = order is view._ranked  # (a sort's: a permutation)
+        else:
+            # made from the last order, a permutation of the last view's positions, by taking the batch out,
+            # renumbering around the members that finished (distinct positions) and placing the batch and the
+            # newcomers (the positions after the others) back in, each once (a placement twice fails loudly in
+            # _follow): a permutation, given one scheduled flag per request of the last view
+            self._proven = self._proven and self._aligned and len(order) == len(view)
+            if self._proven:
+                vouched(view, order)
         self._view, self._ids, self._order = view, snapshot_ids(view.request_id), order
         self._next_step, self._batch = None, None
         self._arrived.clear()

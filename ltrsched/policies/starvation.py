@@ -25,6 +25,7 @@ import numpy as np
 from ltrsched.policies.base import LiveView, Policy, order_by
 from ltrsched.policies.fastops import count_nonzero
 from ltrsched.policies.id_array import IdArray
+from ltrsched.policies.order_check import vouched
 from ltrsched.policies.tracking import LiveIndex
 
 _NONE = np.zeros(0, dtype=np.int64)
@@ -73,7 +74,7 @@ class StarvationPrevention(Policy):
         self._spent_at: int | None = None  # the step whose rank last counted the promoted requests' runs
         self._gapless = True  # no step number was skipped since the last read
         self._index: LiveIndex | None = None  # request id -> position
-        self._last: tuple | None = None  # (inner order, head, order returned) of the last rank
+        self._last: tuple | None = None  # (inner order, head, order returned, head distinct) of the last rank
 
     @property
     def name(self) -> str:  # type: ignore[override]
@@ -126,13 +127,22 @@ class StarvationPrevention(Policy):
             head = self._look_at_due(view, head)
         if not len(head):
             return order
+        # the inner order is a permutation by construction (a sort's, or vouched for): so is the promoted-first
+        # order built from it when the promoted positions are distinct and in range (``_promoted_first``)
+        proven = order is view._ranked and not order.flags.writeable
         last = self._last
         if last is not None and order is last[0] and head is last[1]:
-            return last[2]  # the same inner order (unchanged: read-only) and promoted positions as last step
+            # the same inner order (unchanged: read-only) and promoted positions as last step
+            return vouched(view, last[2]) if proven and last[3] else last[2]
         out = self._promoted_first(order, head)
         out.flags.writeable = False
+        # one position per live request, none negative: the promoted positions were distinct (and in range, or
+        # _promoted_first raised)
+        distinct = len(out) == len(view) and int(_min(head)) >= 0
+        if proven and distinct:
+            vouched(view, out)
         # keep it for the next step if the inner order cannot change under it (read-only, owning its memory)
-        self._last = (order, head, out) if not order.flags.writeable and order.base is None else None
+        self._last = (order, head, out, distinct) if not order.flags.writeable and order.base is None else None
         return out
 
     def _keep_promoted(self, keep: np.ndarray) -> None:
