@@ -105,6 +105,24 @@ def test_hf_model_directory_with_a_damaged_config_is_refused(tmp_path, change, m
         Predictor(PredictorConfig(backbone="hf", hf_path=str(tmp_path / "tiny-opt")))
 
 
+def test_hf_model_directory_without_a_layer_count_is_refused(tmp_path):
+    """transformers' config classes default the layer count (OPT's to 12, Llama's to 32): a config.json without
+    num_hidden_layers built a ranker of that depth, its missing layers random, without a word."""
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.OPTConfig(vocab_size=512, hidden_size=16, num_hidden_layers=1, ffn_dim=32,
+                                 num_attention_heads=2, max_position_embeddings=64, word_embed_proj_dim=16)
+    cfg.save_pretrained(tmp_path / "tiny-opt")
+    config = tmp_path / "tiny-opt" / "config.json"
+    data = json.loads(config.read_text())
+    del data["num_hidden_layers"]
+    config.write_text(json.dumps(data))
+    with pytest.raises(UserError, match=f"^{re.escape(str(config))} has no 'num_hidden_layers'"):
+        Predictor(PredictorConfig(backbone="hf", hf_path=str(tmp_path / "tiny-opt")))
+    config.write_text(json.dumps({**data, "num_hidden_layers": 0}))
+    with pytest.raises(UserError, match=f"^{re.escape(str(config))}: 'num_hidden_layers' must be a positive integer"):
+        Predictor(PredictorConfig(backbone="hf", hf_path=str(tmp_path / "tiny-opt")))
+
+
 def test_bad_inputs(tmp_path):
     with pytest.raises(UserError, match="at least 2"):
         Predictor(PredictorConfig(dim=64)).fit(["one"], np.array([3]))

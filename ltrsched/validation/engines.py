@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import click
@@ -237,6 +238,10 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
 
     path = model_dir(model)  # a bad model fails before the engine starts
     if emulate_profile is None:
+        from ltrsched.models import layer_count, read_model_config
+
+        # (vLLM reads the config through transformers, which assumed a default depth: 32 layers for Llama)
+        layer_count(read_model_config(path), str(Path(path) / "config.json"))
         _check_weights(model, path, resolve_load_format(model, load_format))
         if prompts == "text":
             _check_tokenizer(model, path)
