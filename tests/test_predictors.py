@@ -383,6 +383,50 @@ def test_cli_evaluate_split_train_of_a_file_without_splits_is_one_line(tmp_path)
         assert r.returncode == 0 and json.loads(r.stdout)["num_prompts"] == 8, r.stderr[-2000:]
 
 
+def test_cli_evaluate_on_training_prompts_warns_that_tau_is_not_held_out(tmp_path):
+    """`evaluate` on the very file a predictor was trained on printed its tau as if held out, without a word. A
+    checkpoint records its training prompts (a 64-bit hash each), and evaluate says on stderr, in one line, how many
+    of the prompts it scores are training prompts (it still evaluates). A checkpoint without the record (written
+    before it, or never trained) evaluates as before."""
+    from click.testing import CliRunner
+
+    from ltrsched.predictors.commands import evaluate
+    from ltrsched.predictors.ensemble import Ensemble
+
+    def rows(names, start=1):
+        return "".join(json.dumps({"prompt": n, "generated": "x " * (i + start)}) + "\n" for i, n in enumerate(names))
+
+    train = [f"please write {i} words about topic {i}" for i in range(8)]
+    fresh = [f"what is {i} plus {i}" for i in range(6)]
+    files = {"train": train, "fresh": fresh, "mixed": train[:3] + fresh[:5]}
+    for name, prompts in files.items():
+        (tmp_path / f"{name}.jsonl").write_text(rows(prompts))
+    ck = tmp_path / "ck"
+    predictor = Predictor(PredictorConfig(dim=64, epochs=1))
+    predictor.fit(train, np.arange(1, 9))
+    predictor.save(ck)
+
+    def run(data, model=ck):
+        result = CliRunner().invoke(evaluate, ["-m", str(model), "--data", str(tmp_path / f"{data}.jsonl")])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["num_prompts"], result.stderr
+
+    warning = "evaluated prompts are training prompts of {}: its tau here is not held-out and overstates the ranker\n"
+    assert run("train") == (8, "warning: 8 of the 8 " + warning.format(ck))
+    assert run("mixed") == (8, "warning: 3 of the 8 " + warning.format(ck))
+    assert run("fresh") == (6, "")
+    assert Predictor.load(ck).training_overlap(train + ["something else"]) == 8
+    other = Predictor(PredictorConfig(dim=64, epochs=1, seed=1))
+    other.fit(fresh, np.arange(1, 7))
+    Ensemble.calibrate([Predictor.load(ck), other], train).save(tmp_path / "ens", [ck, other.save(tmp_path / "ck2")])
+    assert run("mixed", tmp_path / "ens") == (8, "warning: 8 of the 8 " + warning.format(tmp_path / "ens"))
+    config = json.loads((ck / "predictor.json").read_text())
+    assert config["training_prompts"]["num_prompts"] == 8
+    del config["training_prompts"]  # a checkpoint written before the record: no warning, no error
+    (ck / "predictor.json").write_text(json.dumps(config))
+    assert run("train") == (8, "") and Predictor.load(ck).training_overlap(train) is None
+
+
 def test_cli_identical_prompts_and_constant_scores_are_one_line(tmp_path):
     """Held-out prompts that are all the same text (or a predictor that scores every prompt alike) made
     Kendall tau NaN: `evaluate` printed "tau": NaN (not JSON), `train` a held-out tau of nan."""
