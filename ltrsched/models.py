@@ -104,8 +104,63 @@ def write_model_dir(name: str, directory: str | Path) -> Path:
     return path
 
 
-def kv_bytes_per_token(config, dtype_bytes: int) -> int:
+#: Keys a Hugging Face ``config.json`` gives a decoder's layer count under: ``num_hidden_layers``, or the name an
+#: architecture's config class stores it as (transformers' ``attribute_map``: GPT-2's ``n_layer``, ...).
+LAYER_KEYS = ("num_hidden_layers", "num_layers", "n_layer", "n_layers", "decoder_layers", "layers",
+              "decoder_num_hidden_layers")
+#: Largest plausible size in a model config (layers, widths, heads) [elements], as :mod:`ltrsched.sim.kv_capacity`.
+_MAX_SIZE = 1 << 31
+
+
+def read_model_config(directory: str | Path) -> dict:
+    """The ``config.json`` of a model directory as a dict; one-line :class:`UserError` if it is unreadable or no
+    JSON object."""
+    from ltrsched.errors import UserError
+
+    path = Path(directory) / "config.json"
+    try:
+        config = strict_json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read model config {path}: {exc}") from None
+    if not isinstance(config, dict):
+        raise UserError(f"model config {path} must be a JSON object, got {type(config).__name__}")
+    return config
+
+
+def config_size(config, key: str, source: str) -> int:
+    """``config[key]``, a positive integer size; one-line :class:`UserError` naming ``source`` (the file) and the
+    key if it is missing or anything else."""
+    from ltrsched.errors import UserError
+
+    if key not in config:
+        raise UserError(f"{source} has no {key!r}")
+    value = config[key]
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _MAX_SIZE:
+        raise UserError(f"{source}: {key!r} must be a positive integer, got {value!r}")
+    return value
+
+
+def layer_count(config, source: str, keys: tuple[str, ...] = LAYER_KEYS) -> int:
+    """The number of decoder layers a model config gives (under the first of ``keys`` it has). One-line
+    :class:`UserError` naming ``source`` (the file) and ``num_hidden_layers`` if it gives none: transformers' config
+    classes (which vLLM and the predictors load models through) then take their class default, 32 for Llama and
+    many others, and a model of another depth was served or probed without a word (random layers added to its
+    weights, or its KV sized for 32 layers)."""
+    from ltrsched.errors import UserError
+
+    key = next((k for k in keys if k in config), None)
+    if key is None:
+        raise UserError(f"{source} has no 'num_hidden_layers' (the model's number of decoder layers; transformers "
+                        "would assume a default such as Llama's 32): add it")
+    return config_size(config, key, source)
+
+
+def kv_bytes_per_token(config, dtype_bytes: int, source: str = "model config") -> int:
     """KV-cache bytes one token takes on one device (keys and values of every layer), at ``dtype_bytes``
-    bytes per element."""
-    head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
-    return 2 * config["num_hidden_layers"] * config["num_key_value_heads"] * head_dim * dtype_bytes
+    bytes per element. ``num_key_value_heads`` defaults to ``num_attention_heads`` (multi-head attention, as in
+    transformers); a missing or bad size is a one-line :class:`UserError` naming ``source`` and the key."""
+    heads = config_size(config, "num_attention_heads", source)
+    head_dim = (config_size(config, "head_dim", source) if config.get("head_dim") is not None
+                else config_size(config, "hidden_size", source) // heads)
+    kv_heads = config_size(config, "num_key_value_heads", source) if config.get("num_key_value_heads") is not None else heads
+    return 2 * layer_count(config, source) * kv_heads * head_dim * dtype_bytes

@@ -129,6 +129,55 @@ def test_emulated_kv_cache_out_of_range_is_a_one_line_error(tmp_path, options, m
     assert_one_line_error(r, message)
 
 
+def test_a_cpu_kv_cache_larger_than_the_available_ram_is_refused_before_the_engine_starts(monkeypatch):
+    """`replay --kv-cache-gib 500` on a 24 GiB machine was refused by vLLM's CPU worker only after it had loaded the
+    model (about 40 s); the same for --num-gpu-blocks. The options are checked against the RAM available first."""
+    import ltrsched.engine.platform as platform
+    from ltrsched.validation.engines import engine_config
+
+    monkeypatch.setattr(platform, "available_memory_bytes", lambda: 2 * 2**30)
+    monkeypatch.setattr(platform, "memory_gib", lambda: 8.0)
+    with pytest.raises(UserError, match=r"^--kv-cache-gib 2\.5 asks for a KV cache of 2\.5 GiB, more than the 2\.0 GiB "
+                                        r"of RAM available on this machine \(of 8\.0 GiB\): give a smaller --kv-cache-gib$"):
+        engine_config(kv_cache_gib=2.5, platform="cpu")
+    assert engine_config(kv_cache_gib=2.0, platform="cpu").kv_cache_gib == 2.0
+    # llama-tiny: 2 layers x 4 KV heads x 64 x 2 (keys, values) x 4 bytes = 4,096 bytes a token, 0.5 MiB a block
+    with pytest.raises(UserError, match=r"^--num-gpu-blocks 4097 asks for a KV cache of 2\.0 GiB \(4,097 blocks x 128 "
+                                        r"tokens x 4,096 bytes per token of llama-tiny\), more than the 2\.0 GiB"):
+        engine_config(num_gpu_blocks=4097, platform="cpu")
+    assert engine_config(num_gpu_blocks=4096, platform="cpu").num_gpu_blocks == 4096
+    with pytest.raises(UserError, match=r"asks for a KV cache of about 10\^396 GiB"):
+        engine_config(num_gpu_blocks=10**400, platform="cpu")
+    assert engine_config(kv_cache_gib=100.0, emulate_profile="h100-llama3-8b").kv_cache_gib == 100.0  # (a GPU's)
+    monkeypatch.setattr(platform, "available_memory_bytes", lambda: None)  # unknown: vLLM's own check remains
+    assert engine_config(kv_cache_gib=2.5, platform="cpu").kv_cache_gib == 2.5
+
+
+def test_replay_refuses_a_huge_cpu_kv_cache_without_importing_vllm():
+    """The check runs before anything imports vLLM (its import alone takes seconds): exit 2 in a moment."""
+    import subprocess
+    import sys
+
+    from ltrsched.engine.platform import CPU, available_memory_bytes, engine_platform
+
+    if engine_platform() != CPU or available_memory_bytes() is None:
+        pytest.skip("needs vLLM's CPU build, on a machine whose available RAM can be read")
+    code = ("import sys, time\n"
+            "from ltrsched.cli import main\n"
+            "t = time.perf_counter()\n"
+            "try:\n"
+            "    main(['replay', '-n', '2', '--kv-cache-gib', '100000'])\n"
+            "except SystemExit as exc:\n"
+            "    print(exc.code, 'vllm' in sys.modules, time.perf_counter() - t)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    status, imported, seconds = r.stdout.split()
+    assert (status, imported) == ("2", "False"), r.stderr[-2000:]
+    assert float(seconds) < 10, seconds  # (vLLM refused it after loading the model, about 40 s)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --kv-cache-gib 100000 asks for a KV cache of 100,000.0 GiB, "
+                                                   "more than the "), r.stderr[-2000:]
+
+
 @pytest.mark.parametrize("options, named", [
     ({"tensor_parallel_size": 8}, "--tensor-parallel-size sets"),
     ({"dtype": "float32"}, "--dtype sets"),

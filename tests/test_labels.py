@@ -294,7 +294,8 @@ def _tiny_chat_model(directory, context: int):
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]")
     fast.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
     fast.save_pretrained(directory)
-    (directory / "config.json").write_text(json.dumps({"model_type": "llama", "max_position_embeddings": context}))
+    (directory / "config.json").write_text(json.dumps({"model_type": "llama", "max_position_embeddings": context,
+                                                       "num_hidden_layers": 2}))
     (directory / "model.safetensors").write_bytes(b"")
     return directory
 
@@ -404,7 +405,7 @@ def test_engine_settings_vllm_would_refuse_are_checked_first(tmp_path):
         engine_config(model="llama-tiny", dtype="fp8", platform="cpu")
     with pytest.raises(UserError, match="built-in model 'llama-tiny' is a config.json without weights"):
         engine_config(model="llama-tiny", load_format="auto", platform="cpu")
-    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "config.json").write_text('{"num_hidden_layers": 2}')
     with pytest.raises(UserError, match="has no weights"):
         engine_config(model=str(tmp_path), load_format="auto", eos="model", platform="cpu")
     assert engine_config(model=str(tmp_path), platform="cpu").model == str(tmp_path)  # random weights: fine
@@ -412,6 +413,33 @@ def test_engine_settings_vllm_would_refuse_are_checked_first(tmp_path):
     assert engine_config(model=str(tmp_path), load_format="auto", platform="cpu").dtype == "float32"
     r = run_cli("replay", "-n", "2", "--model", "llama-tiny", "--load-format", "auto")
     assert_one_line_error(r, "is a config.json without weights")
+
+
+def test_a_model_directory_without_a_layer_count_is_refused_before_the_engine_starts(tmp_path):
+    """vLLM reads a model's config.json through transformers, whose config classes default the layer count (32 for
+    Llama): a directory whose config.json lacks num_hidden_layers was served as a 32-layer model without a word (its
+    KV sized for 32 layers too), or, on a CPU with --num-gpu-blocks, was a KeyError traceback."""
+    from ltrsched.engine.runner import _kv_bytes_per_token
+    from ltrsched.validation.engines import engine_config
+
+    shape = {"model_type": "llama", "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2}
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(shape))
+    for call in (lambda: engine_config(model=str(tmp_path), platform="cpu"),
+                 lambda: _kv_bytes_per_token(str(tmp_path), "auto")):
+        with pytest.raises(UserError, match=f"^{re.escape(str(config))} has no 'num_hidden_layers' \\(the model's "
+                                            "number of decoder layers; transformers would assume a default"):
+            call()
+    for bad in (0, -2, 2.5, "2", True, None):
+        config.write_text(json.dumps({**shape, "num_hidden_layers": bad}))
+        with pytest.raises(UserError, match=f"^{re.escape(str(config))}: 'num_hidden_layers' must be a positive "
+                                            f"integer, got {re.escape(repr(bad))}$"):
+            engine_config(model=str(tmp_path), platform="cpu")
+    config.write_text(json.dumps({**shape, "n_layer": 3}))  # an architecture's own name for it (GPT-2's)
+    assert engine_config(model=str(tmp_path), platform="cpu").model == str(tmp_path)
+    assert _kv_bytes_per_token(str(tmp_path), "float32") == 2 * 3 * 2 * 16 * 4
+    config.write_text(json.dumps(shape))
+    assert_one_line_error(run_cli("replay", "-n", "2", "--model", str(tmp_path)), f"{config} has no 'num_hidden_layers'")
 
 
 def test_replay_with_prompt_text_needs_text_before_the_engine_starts(tmp_path):
@@ -429,7 +457,7 @@ def test_prompt_text_needs_a_tokenizer_before_the_engine_starts(tmp_path):
 
     with pytest.raises(UserError, match="built-in model 'llama-tiny' is a config.json without one"):
         engine_config(model="llama-tiny", prompts="text", platform="cpu")
-    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "config.json").write_text('{"num_hidden_layers": 2}')
     with pytest.raises(UserError, match=f"model directory {tmp_path} has none"):
         engine_config(model=str(tmp_path), prompts="text", platform="cpu")
     (tmp_path / "tokenizer.json").write_text("{}")

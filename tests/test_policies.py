@@ -345,9 +345,66 @@ def test_the_registries_name_the_modules_of_plugin_code(tmp_path):
     plugin = tmp_path / "module_probe.py"
     plugin.write_text(RAISING_PLUGIN.replace('"crashy', '"module-probe'))
     load_plugin(str(plugin))
-    assert "ltrsched_plugin_module_probe" in policy_modules() and "ltrsched_plugin_module_probe" in router_modules()
+    assert any(m.startswith("ltrsched_plugin_module_probe_") for m in policy_modules())
+    assert any(m.startswith("ltrsched_plugin_module_probe_") for m in router_modules())
     assert not any(m.startswith("ltrsched.") for m in policy_modules() | router_modules())
     assert os.path.realpath(plugin) in plugin_files()
+
+
+SAME_NAMED_PLUGIN = """
+from ltrsched.policies import LiveView, Policy, register
+
+
+@register
+class Mine(Policy):
+    name = "{name}"
+
+    def rank(self, view: LiveView):
+        {body}
+"""
+
+
+def test_plugin_files_of_the_same_name_in_two_folders_are_two_modules(tmp_path):
+    """Both files were loaded as module ``ltrsched_plugin_mine``: the second replaced the first in sys.modules, so the
+    first file's classes were found in the second file (inspect, plugin error lines: a crash in the first file was a
+    traceback), and a class of the same name registered under the same policy name silently replaced the first
+    file's, as if the file had been reloaded. Each file is now its own module; a result's key still names it by stem."""
+    import inspect
+    import os
+    import re
+    import sys
+
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    from ltrsched.plugin_errors import plugin_files
+    from ltrsched.policies import load_plugin
+    from ltrsched.policies.registry import policy_source
+
+    files = {}
+    for folder, name in (("a", "mine-from-a"), ("b", "mine-from-b")):
+        (tmp_path / folder).mkdir()
+        files[name] = tmp_path / folder / "mine.py"
+        files[name].write_text(SAME_NAMED_PLUGIN.format(name=name, body="return view.order_by()"))
+    for file in files.values():
+        load_plugin(str(file))
+    for name, file in files.items():
+        cls = type(make_policy(name))
+        assert os.path.realpath(inspect.getfile(cls)) == os.path.realpath(file)
+        assert sys.modules[cls.__module__].Mine is cls
+        assert policy_source(name)["module"] == "ltrsched_plugin_mine"  # keys as before, whatever the folder
+    assert {os.path.realpath(f) for f in files.values()} <= plugin_files()
+    load_plugin(f"{tmp_path}/a/../a/mine.py")  # the same file again, spelled otherwise: loaded once
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "mine.py").write_text(SAME_NAMED_PLUGIN.format(name="mine-from-a", body="return None"))
+    twice = f"'mine-from-a' is registered twice.*{re.escape(str(files['mine-from-a']))}.*{re.escape(str(tmp_path))}/c/mine"
+    with pytest.raises(UserError, match=twice):
+        load_plugin(str(tmp_path / "c" / "mine.py"))
+
+    (tmp_path / "a" / "mine.py").write_text(SAME_NAMED_PLUGIN.format(name="crash-a", body='return {}["boom"]'))
+    (tmp_path / "b" / "mine.py").write_text(SAME_NAMED_PLUGIN.format(name="fine-b", body="return view.order_by()"))
+    r = run_cli("simulate", "-w", "lmsys-like", "-n", "20", "--plugin", str(tmp_path / "a" / "mine.py"), "--plugin",
+                str(tmp_path / "b" / "mine.py"), "--policy", "crash-a")
+    assert_one_line_error(r, f"plugin code raised KeyError: 'boom' ({tmp_path / 'a' / 'mine.py'}:")
 
 
 def test_ltr_better_ranked_arrival_displaces_a_running_request():

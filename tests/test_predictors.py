@@ -105,6 +105,24 @@ def test_hf_model_directory_with_a_damaged_config_is_refused(tmp_path, change, m
         Predictor(PredictorConfig(backbone="hf", hf_path=str(tmp_path / "tiny-opt")))
 
 
+def test_hf_model_directory_without_a_layer_count_is_refused(tmp_path):
+    """transformers' config classes default the layer count (OPT's to 12, Llama's to 32): a config.json without
+    num_hidden_layers built a ranker of that depth, its missing layers random, without a word."""
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.OPTConfig(vocab_size=512, hidden_size=16, num_hidden_layers=1, ffn_dim=32,
+                                 num_attention_heads=2, max_position_embeddings=64, word_embed_proj_dim=16)
+    cfg.save_pretrained(tmp_path / "tiny-opt")
+    config = tmp_path / "tiny-opt" / "config.json"
+    data = json.loads(config.read_text())
+    del data["num_hidden_layers"]
+    config.write_text(json.dumps(data))
+    with pytest.raises(UserError, match=f"^{re.escape(str(config))} has no 'num_hidden_layers'"):
+        Predictor(PredictorConfig(backbone="hf", hf_path=str(tmp_path / "tiny-opt")))
+    config.write_text(json.dumps({**data, "num_hidden_layers": 0}))
+    with pytest.raises(UserError, match=f"^{re.escape(str(config))}: 'num_hidden_layers' must be a positive integer"):
+        Predictor(PredictorConfig(backbone="hf", hf_path=str(tmp_path / "tiny-opt")))
+
+
 def test_bad_inputs(tmp_path):
     with pytest.raises(UserError, match="at least 2"):
         Predictor(PredictorConfig(dim=64)).fit(["one"], np.array([3]))
@@ -363,6 +381,50 @@ def test_cli_evaluate_split_train_of_a_file_without_splits_is_one_line(tmp_path)
     for split in ("eval", "all"):  # the whole file, as it says
         r = run_cli("evaluate", "-m", str(tmp_path / "ck"), "--data", str(data), "--split", split)
         assert r.returncode == 0 and json.loads(r.stdout)["num_prompts"] == 8, r.stderr[-2000:]
+
+
+def test_cli_evaluate_on_training_prompts_warns_that_tau_is_not_held_out(tmp_path):
+    """`evaluate` on the very file a predictor was trained on printed its tau as if held out, without a word. A
+    checkpoint records its training prompts (a 64-bit hash each), and evaluate says on stderr, in one line, how many
+    of the prompts it scores are training prompts (it still evaluates). A checkpoint without the record (written
+    before it, or never trained) evaluates as before."""
+    from click.testing import CliRunner
+
+    from ltrsched.predictors.commands import evaluate
+    from ltrsched.predictors.ensemble import Ensemble
+
+    def rows(names, start=1):
+        return "".join(json.dumps({"prompt": n, "generated": "x " * (i + start)}) + "\n" for i, n in enumerate(names))
+
+    train = [f"please write {i} words about topic {i}" for i in range(8)]
+    fresh = [f"what is {i} plus {i}" for i in range(6)]
+    files = {"train": train, "fresh": fresh, "mixed": train[:3] + fresh[:5]}
+    for name, prompts in files.items():
+        (tmp_path / f"{name}.jsonl").write_text(rows(prompts))
+    ck = tmp_path / "ck"
+    predictor = Predictor(PredictorConfig(dim=64, epochs=1))
+    predictor.fit(train, np.arange(1, 9))
+    predictor.save(ck)
+
+    def run(data, model=ck):
+        result = CliRunner().invoke(evaluate, ["-m", str(model), "--data", str(tmp_path / f"{data}.jsonl")])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["num_prompts"], result.stderr
+
+    warning = "evaluated prompts are training prompts of {}: its tau here is not held-out and overstates the ranker\n"
+    assert run("train") == (8, "warning: 8 of the 8 " + warning.format(ck))
+    assert run("mixed") == (8, "warning: 3 of the 8 " + warning.format(ck))
+    assert run("fresh") == (6, "")
+    assert Predictor.load(ck).training_overlap(train + ["something else"]) == 8
+    other = Predictor(PredictorConfig(dim=64, epochs=1, seed=1))
+    other.fit(fresh, np.arange(1, 7))
+    Ensemble.calibrate([Predictor.load(ck), other], train).save(tmp_path / "ens", [ck, other.save(tmp_path / "ck2")])
+    assert run("mixed", tmp_path / "ens") == (8, "warning: 8 of the 8 " + warning.format(tmp_path / "ens"))
+    config = json.loads((ck / "predictor.json").read_text())
+    assert config["training_prompts"]["num_prompts"] == 8
+    del config["training_prompts"]  # a checkpoint written before the record: no warning, no error
+    (ck / "predictor.json").write_text(json.dumps(config))
+    assert run("train") == (8, "") and Predictor.load(ck).training_overlap(train) is None
 
 
 def test_cli_identical_prompts_and_constant_scores_are_one_line(tmp_path):

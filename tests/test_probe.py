@@ -4,6 +4,7 @@ Llama made here (a word-level tokenizer with a chat template), offline."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -502,3 +503,19 @@ def test_near_constant_features_do_not_blow_up_the_standardisation():
         moved[6] += 0.01
         z = (moved - head.mean) / head.std
     assert float(z.abs().max()) < 10  # was 0.01 / 1e-6 = 10,000
+
+
+def test_a_model_directory_without_a_layer_count_is_refused_before_it_loads(tiny_lm, tmp_path):
+    """Its config.json's missing num_hidden_layers took transformers' default (LlamaConfig: 32): the probe loaded a
+    32-layer model, its layers beyond the file's random (the load report is silenced), and probed layer 16 of it."""
+    import shutil
+
+    from ltrsched.predictors.probe import ProbeBackbone
+
+    shutil.copytree(tiny_lm, tmp_path / "lm")
+    config = tmp_path / "lm" / "config.json"
+    data = json.loads(config.read_text())
+    del data["num_hidden_layers"]
+    config.write_text(json.dumps(data))
+    with pytest.raises(UserError, match=f"^{re.escape(str(config))} has no 'num_hidden_layers'"):
+        ProbeBackbone(PredictorConfig(backbone="probe", hf_path=str(tmp_path / "lm")), 1)

@@ -82,11 +82,31 @@ def test_sharegpt_outputs_cut_to_the_context_are_counted_on_stderr(tmp_path, cap
     df = load_workload(str(path)).df
     assert sorted(df["output_tokens"].to_list())[-2:] == [8192 - df["prompt_tokens"][0]] * 2
     err = capsys.readouterr().err
-    assert err == (f"warning: {path}: 2 eligible first turn(s) have a prompt + output of more than 8,192 tokens (the "
-                   "paper's context); their outputs are cut to 8,192 tokens minus the prompt, as the model would have "
-                   "stopped there\n")
+    assert err == (f"warning: {path}: 2 of the 5 first turn(s) used have a prompt + output of more than 8,192 tokens "
+                   "(the paper's context); their outputs are cut to 8,192 tokens minus the prompt, as the model would "
+                   "have stopped there\n")
     path.write_text(json.dumps(recs[2:]))
     assert load_workload(str(path)).df.height == 3 and capsys.readouterr().err == ""
+
+
+def test_sharegpt_cut_outputs_are_counted_in_the_sample_used(tmp_path, capsys):
+    """The warning counted the cut outputs of the whole file, whatever ``-n`` sampled: a sample without any said
+    some were cut. It counts those among the requests the command uses."""
+    recs = [{"id": f"r{i}", "conversations": [{"from": "human", "value": f"please write a long story number {i}"},
+                                              {"from": "gpt", "value": "word " * (9000 if i < 2 else 50 + i)}]}
+            for i in range(6)]
+    path = tmp_path / "sg.json"
+    path.write_text(json.dumps(recs))
+    counts = set()
+    for seed in range(8):
+        df = load_workload(str(path), num_requests=2, seed=seed).df
+        cut = int((df["output_tokens"] == 8192 - df["prompt_tokens"]).sum())
+        err = capsys.readouterr().err
+        assert err == (f"warning: {path}: {cut} of the 2 first turn(s) used have a prompt + output of more than 8,192 "
+                       "tokens (the paper's context); their outputs are cut to 8,192 tokens minus the prompt, as the "
+                       "model would have stopped there\n" if cut else ""), (seed, err)
+        counts.add(cut)
+    assert 0 in counts and len(counts) > 1  # samples with and without cut outputs were drawn
 
 
 def test_jsonl_lengths_given_as_numbers(tmp_path):

@@ -88,6 +88,17 @@ def model_dir(model: str) -> str:
     return model
 
 
+def model_kv_bytes_per_token(path: str, dtype: str) -> int:
+    """KV-cache bytes one token takes in the model directory ``path`` served at ``dtype`` (``auto``: its config's
+    ``torch_dtype``, float32 if none) [bytes]; a one-line :class:`UserError` naming its config.json and the key if
+    a size is missing or bad."""
+    from ltrsched.models import kv_bytes_per_token, read_model_config
+
+    config = read_model_config(path)
+    name = config.get("torch_dtype", "float32") if dtype == "auto" else dtype
+    return kv_bytes_per_token(config, 4 if name in ("float32", "float") else 2, source=str(Path(path) / "config.json"))
+
+
 def has_real_weights(model: str) -> bool:
     """True for a packaged model served with its weights (``smollm2``); built-in names are configs only,
     and a local directory's weights are used with ``load_format="auto"``."""

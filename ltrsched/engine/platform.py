@@ -103,6 +103,18 @@ def memory_gib() -> float:
         return float("nan")
 
 
+def available_memory_bytes() -> int | None:
+    """RAM a new allocation can take without swapping [bytes]: the kernel's ``MemAvailable`` (what vLLM's CPU
+    worker checks its KV cache against, through psutil); None where /proc/meminfo does not say."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024  # (given in kB)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def usable_cpus() -> list[int]:
     """The CPUs this process may run on."""
     try:

@@ -116,19 +116,16 @@ def sampling_params(config: EngineConfig, info: RequestInfo, **extra: Any):
 
 
 def _model_config(model_path: str) -> dict[str, Any]:
-    import json
-    from pathlib import Path
+    from ltrsched.models import read_model_config
 
-    return json.loads((Path(model_path) / "config.json").read_text())
+    return read_model_config(model_path)
 
 
 def _kv_bytes_per_token(model_path: str, dtype: str) -> int:
     """KV bytes per token of the model in ``model_path`` at ``dtype`` (``auto``: the config's)."""
-    from ltrsched.models import kv_bytes_per_token
+    from ltrsched.engine.config import model_kv_bytes_per_token
 
-    config = _model_config(model_path)
-    name = config.get("torch_dtype", "float32") if dtype == "auto" else dtype
-    return kv_bytes_per_token(config, 4 if name in ("float32", "float") else 2)
+    return model_kv_bytes_per_token(model_path, dtype)
 
 
 class VllmDriver:

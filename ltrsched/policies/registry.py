@@ -8,6 +8,7 @@ file in the ``LTRSCHED_PLUGINS`` environment variable (``os.pathsep``-separated)
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -32,13 +33,16 @@ class PluginSources:
 
     def __init__(self) -> None:
         self._by_name: dict[str, dict[str, str | None]] = {}
+        self._modules: dict[str, str] = {}  # registered name -> the module defining the class (sys.modules' name)
 
     def record(self, cls: type) -> None:
         """Note that ``cls`` registered as ``cls.name`` (replacing whatever had that name)."""
         PluginSources.registrations += 1
         self._by_name.pop(cls.name, None)
+        self._modules.pop(cls.name, None)
         if not is_builtin(cls):  # a plugin: the code run is part of a result's key
             self._by_name[cls.name] = _code_digest(cls.__module__)
+            self._modules[cls.name] = cls.__module__
 
     def get(self, name: str) -> dict[str, str | None] | None:
         """The source of the plugin class registered as ``name``; None for this package's classes."""
@@ -46,7 +50,7 @@ class PluginSources:
 
     def modules(self) -> set[str]:
         """The names of the modules that define the registered plugin classes."""
-        return {source["module"] for source in self._by_name.values() if source.get("module")}
+        return set(self._modules.values())
 
 
 _REGISTRY: dict[str, type[Policy]] = {}
@@ -54,6 +58,8 @@ _REGISTRY: dict[str, type[Policy]] = {}
 _SOURCES = PluginSources()
 _BUILTINS_LOADED = False
 _PLUGINS_LOADED: set[str] = set()
+#: Modules loaded from plugin files, by module name: the name a result's key gives them, ``ltrsched_plugin_<stem>``.
+_FILE_MODULES: dict[str, str] = {}
 
 
 def register(cls: type[Policy]) -> type[Policy]:
@@ -113,7 +119,9 @@ def plugin_modules() -> set[str]:
 
 
 def _code_digest(module_name: str) -> dict[str, str | None]:
-    """The module's name and the SHA-256 of its file as it is when the class registers (the code that runs)."""
+    """The module's name (for a plugin file, its name without the folder's hash: :data:`_FILE_MODULES`, so that a
+    result's key does not change with the folder) and the SHA-256 of its file as it is when the class registers (the
+    code that runs)."""
     from ltrsched.fingerprint import file_digest
 
     file = getattr(sys.modules.get(module_name), "__file__", None)
@@ -121,7 +129,16 @@ def _code_digest(module_name: str) -> dict[str, str | None]:
         digest = file_digest(file) if file and os.path.isfile(file) else None
     except UserError:
         digest = None
-    return {"module": module_name, "sha256": digest}
+    return {"module": _FILE_MODULES.get(module_name, module_name), "sha256": digest}
+
+
+def plugin_file_module(path: Path) -> str:
+    """The module name a plugin file is loaded as: ``ltrsched_plugin_<stem>_<hash>``, the hash (12 hex digits)
+    of its resolved path, so that files of the same name in two folders are two modules (with the stem alone the
+    second replaced the first in ``sys.modules``: its classes were found in the other file, and a class of the same
+    name registered under the same policy name silently replaced the first file's as if reloaded)."""
+    resolved = str(path.resolve())
+    return f"ltrsched_plugin_{path.stem}_{hashlib.sha256(os.fsencode(resolved)).hexdigest()[:12]}"
 
 
 def policy_source(spec: str) -> dict[str, str | None] | None:
@@ -163,18 +180,21 @@ def load_env_plugins() -> None:
 
 def load_plugin(module_or_path: str) -> None:
     """Import a module name or a ``.py`` file so that its ``@register`` policies appear."""
-    if module_or_path in _PLUGINS_LOADED:
-        return
     path = Path(module_or_path)
+    is_file = module_or_path.endswith(".py")
+    loaded_as = str(path.resolve()) if is_file else module_or_path  # a file once, however its path is spelled
+    if loaded_as in _PLUGINS_LOADED:
+        return
     imported_before = module_or_path in sys.modules  # importing it again registers nothing new
     registrations = PluginSources.registrations
     try:
-        if module_or_path.endswith(".py"):
+        if is_file:
             if not path.is_file():
                 raise UserError(f"plugin file not found: {module_or_path}")
-            spec = importlib.util.spec_from_file_location(f"ltrsched_plugin_{path.stem}", path)
+            spec = importlib.util.spec_from_file_location(plugin_file_module(path), path)
             module = importlib.util.module_from_spec(spec)
             sys.modules[spec.name] = module
+            _FILE_MODULES[spec.name] = f"ltrsched_plugin_{path.stem}"
             spec.loader.exec_module(module)
         elif "/" in module_or_path or os.sep in module_or_path or path.is_file():
             raise UserError(f"plugin {module_or_path} is neither a module name nor a .py file")
@@ -187,7 +207,7 @@ def load_plugin(module_or_path: str) -> None:
     if PluginSources.registrations == registrations and not imported_before:
         raise UserError(f"plugin {module_or_path} registers no policy or router: decorate its Policy (or Router) "
                         "subclass with @register (from ltrsched.policies, or ltrsched.routers)")
-    _PLUGINS_LOADED.add(module_or_path)
+    _PLUGINS_LOADED.add(loaded_as)
 
 
 def available() -> dict[str, type[Policy]]:

@@ -65,6 +65,17 @@ def hf_load_error(where: Path, exc: BaseException) -> UserError:
     return UserError(f"cannot load Hugging Face model from {where}: {first}")
 
 
+def check_layer_count(path: Path, gguf: str | None) -> None:
+    """One-line :class:`UserError` naming the model directory's config.json if it gives no decoder layer count
+    (``num_hidden_layers`` or an alias, :data:`ltrsched.models.LAYER_KEYS`): transformers built a model of its
+    config class's default depth (32 layers for Llama) without a word, its missing layers random. A GGUF file
+    states its own (``block_count``)."""
+    if gguf is None:
+        from ltrsched.models import layer_count, read_model_config
+
+        layer_count(read_model_config(path), str(path / "config.json"))
+
+
 class HFBackbone:
     def __init__(self, config: PredictorConfig, outputs: int):
         try:
@@ -78,6 +89,7 @@ class HFBackbone:
             missing = missing_gguf_packages()
             if missing:
                 raise UserError(f"loading a GGUF model needs the package {missing[0]}: pip install gguf accelerate")
+        check_layer_count(path, gguf)
         self.config = config
         extra = {"gguf_file": gguf} if gguf else {}
         has_weights = bool(gguf) or any(path.glob("*.safetensors")) or any(path.glob("*.bin"))

@@ -174,6 +174,10 @@ def evaluate(model_dir, data, split, plot):
                         "have); leave --split out to evaluate on the whole file")
     prompts, lengths = texts_of(wl), wl.df["output_tokens"].to_numpy()
     check_labelled(prompts, lengths, "held-out")
+    trained_on = predictor.training_overlap(prompts)
+    if trained_on:  # (None: the checkpoint does not record its training prompts)
+        click.echo(f"warning: {trained_on} of the {len(prompts)} evaluated prompts are training prompts of {model_dir}: "
+                   "its tau here is not held-out and overstates the ranker", err=True)
     result = predictor.evaluate(prompts, lengths)
     if result["tau"] is None:
         raise UserError(f"the predictor gives all {len(prompts)} held-out prompts the same score: "

@@ -18,6 +18,9 @@ CONFIG_FILE = "predictor.json"
 WEIGHTS_FILE = "weights.pt"
 #: predictor.json's record of the SHA-256 of the weights file saved with it (checkpoints written before it lack it).
 WEIGHTS_DIGEST_KEY = "weights_sha256"
+#: predictor.json's record of the prompts the predictor was trained on (:func:`prompt_hashes`), so that ``evaluate``
+#: can say when prompts it scores are not held out (checkpoints written before it, or never trained, lack it).
+TRAINING_PROMPTS_KEY = "training_prompts"
 
 #: Size limits, checked before any tensor is allocated: a damaged predictor.json (``dim: 2**36``) fails with
 #: one line instead of an allocation of terabytes. The defaults are 2^20 buckets (linear) and 2^17 x 32.
@@ -127,13 +130,16 @@ class PredictorConfig:
             raise UserError(f"dim x width = {self.dim} x {width} n-gram weights exceed {MAX_EMBEDDING_PARAMS:,} "
                             f"(1 GiB); lower dim or hidden")
 
-    def save(self, directory: Path, weights_sha256: str | None = None) -> None:
-        """Write ``predictor.json``; ``weights_sha256`` (hex) names the weights file it was saved with."""
+    def save(self, directory: Path, weights_sha256: str | None = None, training_prompts=None) -> None:
+        """Write ``predictor.json``; ``weights_sha256`` (hex) names the weights file it was saved with,
+        ``training_prompts`` (:func:`prompt_hashes`) the prompts it was trained on."""
         from ltrsched import atomic
 
         data = {**asdict(self), "hf_path": model_reference(self.hf_path)}
         if weights_sha256 is not None:
             data[WEIGHTS_DIGEST_KEY] = weights_sha256
+        if training_prompts is not None:
+            data[TRAINING_PROMPTS_KEY] = encode_prompt_hashes(training_prompts)
         atomic.write_text(Path(directory) / CONFIG_FILE, strict_json.dumps(data, indent=2))
 
     @classmethod
@@ -147,6 +153,7 @@ class PredictorConfig:
                 raise TypeError(f"expected a JSON object, got {type(data).__name__}")
             data.setdefault("ngrams", "tokens")  # written before word n-grams existed
             data.pop(WEIGHTS_DIGEST_KEY, None)  # read by saved_weights_digest
+            data.pop(TRAINING_PROMPTS_KEY, None)  # read by saved_training_prompts
             return cls(**data)
         except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
             raise UserError(f"{path}: not a valid predictor config ({exc})") from None
@@ -174,3 +181,54 @@ def saved_weights_digest(directory: Path) -> str | None:
     :meth:`PredictorConfig.load` accepted the file)."""
     digest = json.loads((Path(directory) / CONFIG_FILE).read_text()).get(WEIGHTS_DIGEST_KEY)
     return digest if isinstance(digest, str) else None
+
+
+def hash_prompts(prompts) -> "np.ndarray":
+    """The 64-bit BLAKE2b hash of each prompt's text (UTF-8), in order (uint64; two prompts share one with a
+    probability of about 2**-64 a pair)."""
+    import hashlib
+
+    import numpy as np
+
+    digests = b"".join(hashlib.blake2b(p.encode("utf-8", "surrogatepass"), digest_size=8).digest() for p in prompts)
+    return np.frombuffer(digests, dtype="<u8")
+
+
+def prompt_hashes(prompts) -> "np.ndarray":
+    """The distinct :func:`hash_prompts` of ``prompts``, sorted: what a checkpoint keeps of its training prompts,
+    8 bytes each."""
+    import numpy as np
+
+    return np.unique(hash_prompts(prompts))
+
+
+def encode_prompt_hashes(hashes) -> dict:
+    """``predictor.json``'s form of :func:`prompt_hashes`: their count and their little-endian bytes in base64."""
+    import base64
+
+    import numpy as np
+
+    data = np.asarray(hashes, dtype="<u8")
+    return {"num_prompts": int(data.size), "blake2b_64": base64.b64encode(data.tobytes()).decode("ascii")}
+
+
+def saved_training_prompts(directory: Path) -> "np.ndarray | None":
+    """The training prompts' hashes ``predictor.json`` in ``directory`` records (:func:`prompt_hashes`), or None
+    where it records none or a damaged record (older checkpoints; read after :meth:`PredictorConfig.load`
+    accepted the file)."""
+    import base64
+    import binascii
+
+    import numpy as np
+
+    record = json.loads((Path(directory) / CONFIG_FILE).read_text()).get(TRAINING_PROMPTS_KEY)
+    text = record.get("blake2b_64") if isinstance(record, dict) else None
+    if not isinstance(text, str):
+        return None
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) % 8:
+        return None
+    return np.unique(np.frombuffer(raw, dtype="<u8"))

@@ -75,6 +75,14 @@ class Ensemble:
 
         return {"tau": kendall_tau(self.scores(prompts), lengths)}
 
+    def training_overlap(self, prompts: list[str]) -> int | None:
+        """How many of ``prompts`` some member was trained on (by text); None if no member's checkpoint says what it
+        was trained on."""
+        from ltrsched.predictors.predictor import count_known
+
+        known = [m.training_prompts for m in self.members if getattr(m, "training_prompts", None) is not None]
+        return count_known(np.unique(np.concatenate(known)), prompts) if known else None
+
     def save(self, directory: str | Path, sources: list[str | Path]) -> Path:
         """Write the ensemble, copying each member's checkpoint directory (``sources``) inside it."""
         directory = Path(directory)

@@ -16,7 +16,8 @@ from ltrsched import atomic
 from ltrsched.strict_json import defined
 from ltrsched.errors import MissingDependencyError, UserError
 from ltrsched.predictors.backbones import make_backbone
-from ltrsched.predictors.config import CONFIG_FILE, KINDS, WEIGHTS_FILE, PredictorConfig, saved_weights_digest
+from ltrsched.predictors.config import (CONFIG_FILE, KINDS, WEIGHTS_FILE, PredictorConfig, hash_prompts,
+                                       prompt_hashes, saved_training_prompts, saved_weights_digest)
 from ltrsched.predictors.losses import LOSSES
 
 
@@ -88,6 +89,13 @@ def _check_converging(model, total_loss: float, epoch: int, lr: float) -> None:
                     "lower it with --lr (nothing was saved)")
 
 
+def count_known(known: np.ndarray | None, prompts: list[str]) -> int | None:
+    """How many of ``prompts`` have their hash in ``known`` (:func:`prompt_hashes`); None if ``known`` is None."""
+    if known is None:
+        return None
+    return int(np.isin(hash_prompts(prompts), known).sum())
+
+
 class Predictor:
     """A length predictor: ``scores(prompts)`` (higher = shorter); class models also give
     ``predicted_lengths(prompts)`` [tokens] (the predicted bucket's midpoint)."""
@@ -100,6 +108,8 @@ class Predictor:
         self.outputs = 1 if config.kind == "rank" else config.num_classes
         torch.manual_seed(config.seed)  # the initial weights too: one seed, one model
         self.backbone = make_backbone(config, self.outputs)
+        #: :func:`~ltrsched.predictors.config.prompt_hashes` of the prompts it was trained on (None: not known)
+        self.training_prompts: np.ndarray | None = None
 
     # ------------------------------------------------------------------ inference
     def _raw(self, prompts: list[str], batch_size: int = 1024) -> np.ndarray:
@@ -175,6 +185,7 @@ class Predictor:
         else:
             ce = torch.nn.CrossEntropyLoss()
         cfg.metrics = []
+        self.training_prompts = prompt_hashes(prompts)
         for epoch in range(1, cfg.epochs + 1):
             model.train()
             t0 = time.perf_counter()
@@ -224,8 +235,13 @@ class Predictor:
         atomic.write_bytes(directory / WEIGHTS_FILE, buf.getvalue())
         # the config names the weights it goes with: a save interrupted between the two files (or one file
         # replaced by hand) is refused on load instead of scoring with weights of another model of the same shape
-        self.config.save(directory, hashlib.sha256(buf.getvalue()).hexdigest())
+        self.config.save(directory, hashlib.sha256(buf.getvalue()).hexdigest(), self.training_prompts)
         return directory
+
+    def training_overlap(self, prompts: list[str]) -> int | None:
+        """How many of ``prompts`` are prompts it was trained on (by text); None if its checkpoint does not say
+        what it was trained on (written before it recorded that, or never trained)."""
+        return count_known(self.training_prompts, prompts)
 
     @classmethod
     def load(cls, directory: str | Path) -> "Predictor":
@@ -257,6 +273,7 @@ class Predictor:
         if digest is not None and digest != hashlib.sha256(weights.read_bytes()).hexdigest():
             raise UserError(f"{directory}: {WEIGHTS_FILE} is not the weights file saved with {CONFIG_FILE} (a save "
                             "was interrupted, or one of the two was replaced); train the predictor again")
+        pred.training_prompts = saved_training_prompts(directory)
         check = getattr(pred.backbone, "check_loaded", None)  # (the probe: is its model the one it was trained on?)
         if check is not None:
             check(directory)

@@ -144,13 +144,14 @@ class ProbeBackbone:
             from transformers import AutoModel, AutoTokenizer
         except ImportError:
             raise MissingDependencyError("transformers", "predict") from None
-        from ltrsched.predictors.backbones import hf_load_error, resolve_hf_model
+        from ltrsched.predictors.backbones import check_layer_count, hf_load_error, resolve_hf_model
         from ltrsched.packaged_models import missing_gguf_packages
 
         path, gguf = resolve_hf_model(config.hf_path)
         if gguf is not None and missing_gguf_packages():
             raise UserError(f"loading a GGUF model needs the package {missing_gguf_packages()[0]}: "
                             "pip install gguf accelerate")
+        check_layer_count(path, gguf)
         extra = {"gguf_file": gguf} if gguf else {}
         if not gguf and not any((path / name).is_file() for name in TOKENIZER_FILES):
             raise UserError(f"--hf-model {config.hf_path!r} has no tokenizer (no {' or '.join(TOKENIZER_FILES)}): "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import click
@@ -237,9 +238,16 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
 
     path = model_dir(model)  # a bad model fails before the engine starts
     if emulate_profile is None:
+        from ltrsched.models import layer_count, read_model_config
+
+        # (vLLM reads the config through transformers, which assumed a default depth: 32 layers for Llama)
+        layer_count(read_model_config(path), str(Path(path) / "config.json"))
         _check_weights(model, path, resolve_load_format(model, load_format))
         if prompts == "text":
             _check_tokenizer(model, path)
+        if platform == CPU:
+            _check_cpu_kv_fits(kv_cache_gib, num_gpu_blocks, block_size or defaults["block_size"], model, path,
+                               dtype or defaults["dtype"])
     return EngineConfig(model=model, platform=platform, dtype=dtype or defaults["dtype"],
                         num_gpu_blocks=num_gpu_blocks, kv_cache_gib=kv_cache_gib, threads=threads,
                         max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
@@ -247,6 +255,35 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
                         gpu_memory_utilization=gpu_memory_utilization, tensor_parallel_size=tensor_parallel_size,
                         enforce_eager=defaults["enforce_eager"] if enforce_eager is None else enforce_eager,
                         prompts=prompts, eos=eos, max_tokens=max_tokens, max_model_len=max_model_len)
+
+
+def _check_cpu_kv_fits(kv_cache_gib: float | None, num_gpu_blocks: int | None, block_size: int, model: str, path: str,
+                       dtype: str) -> None:
+    """One-line :class:`UserError` before the CPU engine starts if its KV cache (``--kv-cache-gib``, or
+    ``--num-gpu-blocks`` x ``block_size`` tokens x the model's KV bytes per token) is more than the RAM available
+    now: vLLM's CPU worker refused it only after loading the model (about 40 s), with a message naming its own
+    option. Where the available RAM cannot be read, vLLM's check remains."""
+    from ltrsched.engine.platform import available_memory_bytes, memory_gib
+
+    available = available_memory_bytes()
+    if available is None:
+        return
+    if num_gpu_blocks is not None:
+        from ltrsched.engine.config import model_kv_bytes_per_token
+
+        per_token = model_kv_bytes_per_token(path, dtype)
+        wanted = num_gpu_blocks * block_size * per_token
+        option = f"--num-gpu-blocks {num_gpu_blocks}"
+        how = f" ({num_gpu_blocks:,} blocks x {block_size} tokens x {per_token:,} bytes per token of {model})"
+        fix = "give fewer --num-gpu-blocks"
+    else:
+        wanted = kv_cache_gib * 2**30
+        option, how, fix = f"--kv-cache-gib {kv_cache_gib:g}", "", "give a smaller --kv-cache-gib"
+    if wanted > available:
+        gib = wanted // 2**30  # (an integer: --num-gpu-blocks 10**400 is beyond a float)
+        size = f"{wanted / 2**30:,.1f}" if gib < 10**15 else f"about 10^{len(str(gib)) - 1}"
+        raise UserError(f"{option} asks for a KV cache of {size} GiB{how}, more than the "
+                        f"{available / 2**30:.1f} GiB of RAM available on this machine (of {memory_gib():.1f} GiB): {fix}")
 
 
 def check_workload_for_engine(workload, prompts: str) -> None:

@@ -35,7 +35,7 @@ from ltrsched.fingerprint import file_digest
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.schema import OPTIONAL_COLUMNS, Workload, validate
-from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, capped_outputs, paper_selection, sample_rows
+from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import is_conversation_table, load_sharegpt_records, records_key
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
@@ -134,15 +134,19 @@ def _complete_table(df: pl.DataFrame, path: Path) -> pl.DataFrame:
 def _first_turns(path: Path, num_requests: int | None, seed: int) -> pl.DataFrame:
     """The requests of a file of conversations (ShareGPT .json, or a parquet of them): the paper's selection of
     first turns (every eligible one, ``num_requests`` sampled), all at t = 0. Outputs longer than the context
-    leaves are cut to it (the paper's rule), with a warning on stderr counting them."""
+    leaves are cut to it (the paper's rule), with a warning on stderr counting those among the requests used (it
+    counted the whole file's, however few ``num_requests`` sampled)."""
     records = load_sharegpt_records(path)
-    capped = capped_outputs(records)
+    over = "_over_context"  # marks each row before the selection caps it (a column: the sample does not change)
+    records = records.with_columns(
+        (pl.col("prompt_tokens") + pl.col("output_tokens") > MAX_OUTPUT_TOKENS).alias(over))
+    df = paper_selection(records, split="all", n=num_requests, seed=seed)
+    capped = int(df[over].sum())
     if capped:
-        print(f"warning: {path}: {capped} eligible first turn(s) have a prompt + output of more than "
+        print(f"warning: {path}: {capped} of the {df.height:,} first turn(s) used have a prompt + output of more than "
               f"{MAX_OUTPUT_TOKENS:,} tokens (the paper's context); their outputs are cut to {MAX_OUTPUT_TOKENS:,} "
               "tokens minus the prompt, as the model would have stopped there", file=sys.stderr)
-    df = paper_selection(records, split="all", n=num_requests, seed=seed)
-    return df.drop("response").with_columns(arrival_time=pl.lit(0.0))
+    return df.drop("response", over).with_columns(arrival_time=pl.lit(0.0))
 
 
 def _read_csv(data: bytes) -> pl.DataFrame:

@@ -46,13 +46,6 @@ def eligible(df: pl.DataFrame) -> pl.DataFrame:
         pl.min_horizontal("output_tokens", MAX_OUTPUT_TOKENS - pl.col("prompt_tokens")).alias("output_tokens"))
 
 
-def capped_outputs(df: pl.DataFrame) -> int:
-    """How many of :func:`eligible`'s rows of ``df`` it truncates: prompt + output above
-    :data:`MAX_OUTPUT_TOKENS` [tokens], the output cut to what the context leaves."""
-    pool = _uncapped(df)
-    return int((pool["prompt_tokens"] + pool["output_tokens"] > MAX_OUTPUT_TOKENS).sum())
-
-
 def paper_selection(df: pl.DataFrame, split: str = "eval", n: int | None = None, seed: int = 0) -> pl.DataFrame:
     """The paper's selection: eligible first turns, split window, then a seeded sample of ``n``.
 
