@@ -25,9 +25,8 @@ from ltrsched.policies import make_policy
 from ltrsched.results import RunResult
 from ltrsched.sim import SimConfig, simulate
 from ltrsched.sim.profiles import load_profile
-from ltrsched.validation.compare import compare_runs, ranking_check, write_report
+from ltrsched.validation.compare import ValidationTally
 from ltrsched.validation.outdir import check_validation_dir
-from ltrsched.validation.step_time_ratio import step_time_ratio
 from ltrsched.workloads.schema import Workload
 
 #: The request columns a simulation reads back from a saved run [ids, tokens, seconds, scores].
@@ -59,7 +58,7 @@ def resimulate(src: Path, out: Path, profile: str) -> Path:
     step_profile = load_profile(profile)
     labels = policy_labels(src)
     shutil.copytree(src, out)
-    rows, rankings, ratios, host, repeats = [], [], [], None, 1
+    tally, host, repeats = ValidationTally(), None, 1
     for case_dir in sorted((out / "runs").iterdir()):
         sims, engs, case = {}, {}, None
         for policy_dir in sorted(case_dir.iterdir()):
@@ -72,17 +71,12 @@ def resimulate(src: Path, out: Path, profile: str) -> Path:
             sim = simulate(workload_of(old), make_policy(spec), config)
             sim.save(policy_dir / "sim")
             sims[spec], engs[spec] = sim, engines
-            rows.append(compare_runs(sim, engines).with_columns(case=pl.lit(case), policy=pl.lit(spec)))
-            ratios += [(case, spec, e.meta.get("repeat", k), step_time_ratio(e.steps, step_profile))
-                       for k, e in enumerate(engines)]
-            print(f"{case:>16}  {spec:<40} sim/engine mean E2E {sim.summary['e2e_latency_mean']:.3f} / "
-                  f"{sum(e.summary['e2e_latency_mean'] for e in engines) / len(engines):.3f} s")
-        rankings.append({"case": case, **ranking_check(sims, engs)})
-    table = pl.concat(rows).select("case", "policy", "metric", "stat", "sim", "engine", "rel_error", "noise")
+            for k, e in enumerate(engines):
+                tally.add_engine_run(case, spec, e.meta.get("repeat", k), e, step_profile)
+            print(tally.add_policy(case, spec, sim, engines))
+        tally.end_case(case, sims, engs)
     command = f"{previous.command}  (simulator re-run: {' '.join(['python', *sys.argv])})"
-    return write_report(table, rankings, out, f"Simulator ({profile}) vs vLLM", command, 0.05, host=host,
-                        repeats=repeats, step_time_ratios=pl.DataFrame(ratios, schema=["case", "policy", "repeat",
-                                                                                         "step_time_ratio"], orient="row"))
+    return tally.write(out, f"Simulator ({profile}) vs vLLM", command, 0.05, host=host, repeats=repeats)
 
 
 def main() -> None:

@@ -151,17 +151,14 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     The simulator models the engine exactly as the adapter drives it (--semantics vllm-v1, recompute,
     the engine's own KV block count and block size); the remaining difference is step timing (the profile).
     """
-    import polars as pl
 
     from ltrsched.outputs import check_inputs_kept, check_out_dir
     from ltrsched.policies import make_policy
     from ltrsched.sim import SimConfig, simulate
     from ltrsched.sim.profiles import load_profile
-    from ltrsched.validation.compare import compare_runs, ranking_check, write_report
+    from ltrsched.validation.compare import ValidationTally
     from ltrsched.validation.engines import engine_config
     from ltrsched.validation.outdir import check_validation_dir, replace_validation
-    from ltrsched.validation.step_time_ratio import step_time_ratio
-
     check_out_dir(out)
     from ltrsched.validation.outdir import MANIFEST, REPORT_FILES
 
@@ -203,7 +200,7 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
                    "removed for this one's", err=True)
     host = eng.describe()
     click.echo(f"engine: {host}")
-    rows, rankings, ratios = [], [], []
+    tally = ValidationTally()
     for case, wl in zip(names, workloads):
         wl = eng.prepare(wl)  # --prompts text: the served model's prompt lengths, for the simulator too
         engs: dict[str, list] = {spec: [] for spec in specs}
@@ -213,7 +210,7 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
                 e.meta.update(case=case, repeat=k, command=_command_line())
                 e.save(_run_dir(out, case, spec) / engine_dirs[k])
                 engs[spec].append(e)
-                ratios.append((case, spec, k, step_time_ratio(e.steps, step_profile)))
+                tally.add_engine_run(case, spec, k, e, step_profile)
         sim_config = SimConfig(profile=sim_profile, max_num_batched_tokens=config.max_num_batched_tokens,
                                max_num_seqs=config.max_num_seqs, block_size=eng.config.block_size,
                                num_gpu_blocks=eng.num_gpu_blocks() - 1, max_resident_seqs=eng.config.vllm_max_num_seqs,
@@ -224,16 +221,10 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
             s = simulate(wl, make_policy(spec), sim_config)
             s.save(_run_dir(out, case, spec) / "sim")
             sims[spec] = s
-            rows.append(compare_runs(s, engs[spec]).with_columns(case=pl.lit(case), policy=pl.lit(spec)))
-            e_mean = sum(e.summary["e2e_latency_mean"] for e in engs[spec]) / repeats
-            click.echo(f"{case:>16}  {spec:<40} sim/engine mean E2E {s.summary['e2e_latency_mean']:.3f} / "
-                       f"{e_mean:.3f} s")
-        rankings.append({"case": case, **ranking_check(sims, engs)})
-    table = pl.concat(rows).select("case", "policy", "metric", "stat", "sim", "engine", "rel_error", "noise")
-    md = write_report(table, rankings, out, f"Simulator ({sim_profile}) vs {'the emulated engine' if eng.emulated else 'vLLM'}",
-                      _command_line(), tolerance, host=host, repeats=repeats,
-                      step_time_ratios=pl.DataFrame(ratios, schema=["case", "policy", "repeat", "step_time_ratio"],
-                                                    orient="row"))
+            click.echo(tally.add_policy(case, spec, s, engs[spec]))
+        tally.end_case(case, sims, engs)
+    md = tally.write(out, f"Simulator ({sim_profile}) vs {'the emulated engine' if eng.emulated else 'vLLM'}",
+                     _command_line(), tolerance, host=host, repeats=repeats)
     click.echo(f"report: {md}")
 
 

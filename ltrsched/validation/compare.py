@@ -11,6 +11,7 @@ of the repeats); with one repeat the noise is unknown and the gate is the tolera
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import polars as pl
 
 from ltrsched import atomic
 from ltrsched.results import RunResult
-from ltrsched.validation.step_time_ratio import ratio_lines
+from ltrsched.validation.step_time_ratio import ratio_lines, step_time_ratio
 
 METRICS = ("e2e_latency", "ttft", "tpot", "latency_per_token")
 STATS = ("mean", "p50", "p90")
@@ -127,6 +128,40 @@ def write_report(cases: pl.DataFrame, rankings: list[dict], out: Path, title: st
     atomic.write_text(md, "\n".join(lines) + "\n")
     _plot(cases, out / "validation.png", tolerance)
     return md
+
+
+#: The columns of ``validation.csv``, in order.
+REPORT_COLUMNS = ("case", "policy", "metric", "stat", "sim", "engine", "rel_error", "noise")
+
+
+@dataclass
+class ValidationTally:
+    """What a validation collects, case by case and policy by policy, for :func:`write_report`: ``ltrsched
+    validate``, and a re-simulation of its runs with another profile (``benchmarks/resimulate_validation.py``)."""
+
+    rows: list[pl.DataFrame] = field(default_factory=list)  # compare_runs per (case, policy)
+    rankings: list[dict] = field(default_factory=list)  # ranking_check per case
+    ratios: list[tuple] = field(default_factory=list)  # (case, policy, repeat, engine step time / profile's)
+
+    def add_engine_run(self, case: str, spec: str, repeat: int, engine: RunResult, profile) -> None:
+        """One engine run's step time against ``profile``'s (see :mod:`~ltrsched.validation.step_time_ratio`)."""
+        self.ratios.append((case, spec, repeat, step_time_ratio(engine.steps, profile)))
+
+    def add_policy(self, case: str, spec: str, sim: RunResult, engines: list[RunResult]) -> str:
+        """The simulator's run of ``spec`` on ``case`` against the engine's; returns the progress line to print."""
+        self.rows.append(compare_runs(sim, engines).with_columns(case=pl.lit(case), policy=pl.lit(spec)))
+        e_mean = sum(e.summary["e2e_latency_mean"] for e in engines) / len(engines)
+        return f"{case:>16}  {spec:<40} sim/engine mean E2E {sim.summary['e2e_latency_mean']:.3f} / {e_mean:.3f} s"
+
+    def end_case(self, case: str, sims: dict[str, RunResult], engines: dict[str, list[RunResult]]) -> None:
+        self.rankings.append({"case": case, **ranking_check(sims, engines)})
+
+    def write(self, out: Path, title: str, command: str, tolerance: float, host: str | None, repeats: int) -> Path:
+        """The report files in ``out`` (:func:`write_report`); returns the markdown path."""
+        table = pl.concat(self.rows).select(*REPORT_COLUMNS)
+        ratios = pl.DataFrame(self.ratios, schema=["case", "policy", "repeat", "step_time_ratio"], orient="row")
+        return write_report(table, self.rankings, out, title, command, tolerance, host=host, repeats=repeats,
+                            step_time_ratios=ratios)
 
 
 def _plot(cases: pl.DataFrame, path: Path, tolerance: float) -> None:
