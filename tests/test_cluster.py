@@ -69,6 +69,85 @@ def test_one_replica_burst_and_gamma(router):
                   simulate_cluster(wl, make_policy("srtf"), cfg, replicas=1, router=make_router(router)))
 
 
+class AllToFirst(Router):
+    """Sends every request to replica 0; reads every replica's state first (and checks it adds up)."""
+
+    name = "all-to-first-test"
+
+    def __init__(self, reads_state: bool = True):
+        self.reads_state = reads_state
+
+    def prepare(self, requests, num_replicas):
+        self.prompts = requests["prompt_tokens"]
+
+    def route(self, request, now, replicas):
+        if self.reads_state:
+            for r in replicas:
+                rows, gen = r.requests, r.generated_tokens
+                assert len(gen) == len(rows) == r.outstanding_requests
+                assert r.context_tokens == int(self.prompts[rows].sum() + gen.sum())
+        return 0
+
+
+@pytest.mark.parametrize("reads_state", [True, False])  # routed at each arrival (one by one) / before the run
+@pytest.mark.parametrize("arrivals,policy,config", [
+    ("poisson", "mlfq", {}),
+    ("poisson", "ltr:tau=0.6,starve=200,quantum=10", {"num_gpu_blocks": 300, "swap_space_gib": 0.25}),
+    ("poisson", "srtf", {"num_gpu_blocks": 400, "preemption": "recompute", "max_num_seqs": 32}),
+    ("burst", "srtf", {"num_gpu_blocks": 400, "preemption": "recompute"}),
+    ("gamma", "fcfs", {"stop_time": 12.0}),
+])
+def test_one_replica_of_many_serving_everything_is_the_lone_simulator(monkeypatch, sharegpt_poisson, reads_state,
+                                                                       arrivals, policy, config):
+    """Its table starts small and grows as requests come (from 2 rows here: many times, between any two steps,
+    with one request waiting or a burst's): bit for bit the lone simulator's run; the others stay idle."""
+    from ltrsched.sim import inbox
+
+    monkeypatch.setattr(inbox, "MIN_CAPACITY", 2)
+    wl = sharegpt_poisson
+    if arrivals != "poisson":
+        params = {"rate": 8.0, "cv": 2.0, "seed": 0} if arrivals == "gamma" else {}
+        wl = apply_arrivals(load_workload("lmsys-like", num_requests=200, seed=0), arrivals, **params)
+    cfg = SimConfig(record_steps=True, **config)
+    lone = simulate(wl, make_policy(policy), cfg)
+    cluster = simulate_cluster(wl, make_policy(policy), cfg, replicas=4, router=AllToFirst(reads_state))
+    assert [r["num_routed"] for r in cluster.replicas[1:]] == [0, 0, 0]
+    assert [r["steps"] for r in cluster.replicas[1:]] == [0, 0, 0]
+    cluster.steps = cluster.steps.filter(pl.col("replica") == 0)
+    for key in ("steps", "busy_time", "num_preemptions", "swapped_blocks", "peak_blocks_in_use"):
+        assert cluster.summary[key] == cluster.replicas[0][key]
+    _same_run(lone, cluster)
+
+
+@pytest.mark.parametrize("router", ["round-robin", "least-outstanding"])
+def test_replica_tables_hold_only_their_requests(monkeypatch, router):
+    """Memory O(requests routed to each replica), not replicas x workload: each replica's table (and row list)
+    has room for at most twice the requests it got (or a small minimum), far below the workload's."""
+    from ltrsched.sim import cluster as cluster_module
+    from ltrsched.sim.inbox import MIN_CAPACITY, Inbox
+
+    inboxes = []
+
+    class Recorded(Inbox):
+        def __init__(self, *args):
+            super().__init__(*args)
+            inboxes.append(self)
+
+    monkeypatch.setattr(cluster_module, "Inbox", Recorded)
+    n, replicas = 1200, 200
+    rng = np.random.default_rng(5)
+    wl = make_workload(rng.integers(5, 100, n), rng.integers(1, 60, n), np.cumsum(rng.exponential(0.002, n)))
+    result = simulate_cluster(wl, make_policy("fcfs"), SimConfig(profile=LinearProfile()), replicas=replicas,
+                              router=make_router(router))
+    assert len(inboxes) == replicas and result.summary["num_finished"] == n
+    assert sum(inbox.count for inbox in inboxes) == n
+    for inbox in inboxes:
+        for column in (inbox.table.arrival_time, inbox.table.state, inbox.table.finish_time, inbox.rows):
+            assert len(column) <= max(MIN_CAPACITY, 2 * inbox.count)
+        assert inbox.filled == inbox.count
+    assert max(len(inbox.table.request_id) for inbox in inboxes) <= n // 20
+
+
 @pytest.mark.parametrize("policy", ["fcfs", "srtf", "mlfq", "ltr", "ltr:starve=20,quantum=4"])
 @pytest.mark.parametrize("spread", [False, True])
 def test_round_robin_replicas_equal_their_subsets_alone(policy, spread):
@@ -204,6 +283,19 @@ def test_random_router_is_seeded():
     assert assignment("random:seed=1").equals(assignment("random:seed=1"))
     assert not assignment("random:seed=1").equals(assignment("random:seed=2"))
     assert set(assignment("random:seed=1").to_list()) == {0, 1, 2}
+
+
+@pytest.mark.parametrize("router", ["round-robin", "least-outstanding"])
+def test_preemption_thrash_counts_the_workloads_requests(router):
+    """The thrash guard scales with the workload's requests (as the lone simulator's), not with the rows a
+    replica's table happens to have room for."""
+    rng = np.random.default_rng(1)
+    n = 8
+    wl = make_workload(rng.integers(60, 120, n), rng.integers(40, 60, n), rng.uniform(0, 0.1, n))
+    cfg = SimConfig(profile=LinearProfile(blocks=11), max_num_batched_tokens=16, max_num_seqs=4, watermark=0.0,
+                    preemption="recompute", semantics="vllm-v1")
+    with pytest.raises(UserError, match=r"preemption thrash: 8,001 preemptions of 8 requests"):
+        simulate_cluster(wl, RandomOrder(3, period=1), cfg, replicas=1, router=make_router(router))
 
 
 def test_stop_time_leaves_late_requests_unrouted():

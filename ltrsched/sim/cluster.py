@@ -73,7 +73,7 @@ class ReplicaState(ReplicaView):
         return self._replica.blocks_in_use
 
     def _local(self) -> np.ndarray:
-        """The outstanding requests' rows in the replica's table: live, then routed and not yet admitted."""
+        """The outstanding requests' local rows: live, then routed and not yet admitted."""
         live, admitted, count = self._replica.live, self._replica.num_admitted, self._inbox.count
         return np.concatenate((live, np.arange(admitted, count))) if count > admitted else live
 
@@ -81,14 +81,23 @@ class ReplicaState(ReplicaView):
     def requests(self) -> np.ndarray:
         return self._inbox.rows[self._local()]
 
+    # The replica's table holds the live requests; one routed but not yet admitted may not be in it yet (the
+    # replica copies requests in between its steps, see Inbox.pull): its values come from the cluster's table
+    # (it has generated nothing).
+
     @property
     def generated_tokens(self) -> np.ndarray:
-        return self._inbox.table.generated_tokens[self._local()]
+        live, waiting = self._replica.live, self._inbox.count - self._replica.num_admitted
+        generated = self._inbox.table.generated_tokens[live]
+        return np.concatenate((generated, np.zeros(waiting, dtype=generated.dtype))) if waiting else generated
 
     @property
     def context_tokens(self) -> int:
-        rows, table = self._local(), self._inbox.table
-        return int(table.prompt_tokens[rows].sum() + table.generated_tokens[rows].sum())
+        inbox, replica = self._inbox, self._replica
+        table, live = inbox.table, replica.live
+        waiting = inbox.rows[replica.num_admitted:inbox.count]
+        return int(table.prompt_tokens[live].sum() + inbox.source.prompt_tokens[waiting].sum()
+                   + table.generated_tokens[live].sum())
 
 
 class _ArrivalTimeout(Timeout):

@@ -118,6 +118,12 @@ class _OddMember:
         return sampled
 
 
+def _step_arrays(t: RequestTable) -> tuple[np.ndarray, ...]:
+    """The table's arrays :meth:`Replica.run` touches every step, bound to locals there."""
+    return (t.computed_tokens, t.generated_tokens, t.pending_tokens, t.resident, t.state, t.output_tokens, t.run_time,
+            t.last_token_time, t.max_token_gap, t.last_run_step, t.max_idle_steps)
+
+
 class Replica:
     """Serves the requests of a :class:`RequestTable` under a policy.
 
@@ -169,6 +175,9 @@ class Replica:
         self.on_progress = on_progress
         self.stop_time = float("inf") if stop_time is None else stop_time
         self.inbox = inbox
+        # the preemption-thrash guard's scale: the workload's requests (a cluster replica's table grows with
+        # what the router sends it, so its length is no measure)
+        self.num_requests = len(table.request_id) if inbox is None else len(inbox.source.request_id)
         self.live = np.zeros(0, dtype=np.int64)
         self.num_admitted = 0
         self.num_finished = 0
@@ -192,6 +201,12 @@ class Replica:
         floating point.) In a cluster the only other events that matter are the router's: the replica
         runs ahead of SimPy's clock up to the next arrival (``inbox.horizon``), so it never runs a step
         that starts after an arrival still to be routed, and other replicas' steps do not interrupt it.
+
+        A cluster replica's table holds only the requests routed to it and grows as they come
+        (:meth:`Inbox.pull`). The router routes only while the replica is suspended (at a ``yield``); the
+        replica pulls what came at the top of its next loop iteration, between steps, and rebinds the
+        arrays it holds when the table grew. Nothing it holds during a step (the batch's arrays, the
+        policy's view, the LiveGather caches) ever sees two versions of the table.
         """
         t = self.t
         env = self.env
@@ -206,13 +221,15 @@ class Replica:
             # order's tie-break (admissions append later rows, finishes keep a subsequence), which
             # LiveView.order_by then need not sort by
             arrival_ordered = bool(count_nonzero(np.lexsort((t.request_id, t.arrival_time)) != np.arange(n)) == 0)
-        else:  # the router fills the inbox's table in arrival order (+inf arrival times where not yet)
+        else:  # the inbox's table lists requests in arrival order (+inf arrival times past those routed)
             if t is not inbox.table:
                 raise ValueError("a replica with an inbox serves the inbox's table")
             arrival_order = np.arange(len(t.arrival_time))
             arrivals = t.arrival_time
             n = len(arrival_order)
             arrival_ordered = inbox.arrival_ordered
+        has_inbox = inbox is not None
+        routed = has_inbox  # requests were routed here since the last pull (looked at after each yield)
         peek = env.peek if inbox is None else inbox.horizon.peek  # when the next event that matters is due
         next_arrival = 0
         live = np.zeros(0, dtype=np.int64)
@@ -220,17 +237,25 @@ class Replica:
         prev_batch = np.zeros(0, dtype=np.int64)
         wants_on_step = getattr(type(self.policy), "on_step", Policy.on_step) is not Policy.on_step or not isinstance(
             self.policy, Policy)
-        # arrays touched every step
-        computed, generated, pending, resident = t.computed_tokens, t.generated_tokens, t.pending_tokens, t.resident
-        state, output_tokens, run_time = t.state, t.output_tokens, t.run_time
-        last_token_time, max_token_gap = t.last_token_time, t.max_token_gap
-        last_run_step, max_idle_steps = t.last_run_step, t.max_idle_steps
+        # arrays touched every step (rebound below when a cluster replica's table grows)
+        computed, generated, pending, resident, state, output_tokens, run_time, last_token_time, max_token_gap, \
+            last_run_step, max_idle_steps = _step_arrays(t)
         now = env.now
         prev_end = now  # when the last step ended [s]
         prev_all_sampled = False  # every member of the last step's batch sampled a token at prev_end
         stalled = 0  # consecutive steps with an empty batch
 
-        while (next_arrival < n or len(live)) and now < self.stop_time:
+        while routed or ((next_arrival < n or len(live)) and now < self.stop_time):
+            if routed:  # copy what the router sent meanwhile into the table; a new table needs new locals
+                routed = False
+                if inbox.pull():
+                    arrival_order = np.arange(len(t.arrival_time))
+                    arrivals = t.arrival_time
+                    n = len(arrival_order)
+                    columns = t.live_columns(lambda idx: self.steps - 1 - t.last_run_step[idx])
+                    computed, generated, pending, resident, state, output_tokens, run_time, last_token_time, \
+                        max_token_gap, last_run_step, max_idle_steps = _step_arrays(t)
+                continue
             # -- admit arrivals up to now
             admitted = next_arrival < n and arrivals[next_arrival] <= now
             if admitted:
@@ -242,11 +267,13 @@ class Replica:
                     if inbox.closed:
                         break
                     yield inbox.wait()
+                    routed = True
                     continue
                 wake = min(arrivals[next_arrival], self.stop_time)
                 now = now + (wake - now)  # what a SimPy timeout of (wake - now) ends at
                 if peek() <= now:
                     yield env.timeout(now - env.now)
+                    routed = has_inbox and inbox.count != inbox.filled
                 continue
 
             # -- rank and form the batch (form_batch gets global request indices and arrays)
@@ -317,6 +344,8 @@ class Replica:
             if peek() <= end:  # another event is due first: let SimPy run it
                 self.blocks_in_use = plan.blocks_in_use  # (what a router sees in the meantime)
                 yield env.timeout(end - env.now)
+                # requests routed here meanwhile are pulled after this step (it runs on the arrays it started with)
+                routed = has_inbox and inbox.count != inbox.filled
             now = end
             self.busy_time += dt
 
@@ -406,8 +435,8 @@ class Replica:
         ev_blocks = -(-t.computed_tokens[ev] // self.limits.block_size)
         self.num_preemptions += len(ev)
         t.num_preemptions[ev] += 1
-        if self.num_preemptions > MAX_PREEMPTIONS_PER_REQUEST * len(t.request_id):
-            raise UserError(thrash_message(self.num_preemptions, len(t.request_id), self.steps, self.policy))
+        if self.num_preemptions > MAX_PREEMPTIONS_PER_REQUEST * self.num_requests:
+            raise UserError(thrash_message(self.num_preemptions, self.num_requests, self.steps, self.policy))
         t.resident[ev] = False
         moved = 0
         if self.swap:

@@ -102,6 +102,16 @@ class RequestTable:
             first_token_time=nan(), last_token_time=nan(), max_token_gap=np.zeros(n), finish_time=nan(),
         )
 
+    def resize(self, n: int) -> None:
+        """Room for ``n`` requests (at least as many as now): every array is replaced by a longer one, its
+        rows kept and the new ones as :meth:`allocate` makes them (a cluster replica's table grows as the
+        router sends it requests). Arrays taken from the table before are stale afterwards."""
+        fresh = RequestTable.allocate(n)
+        for name in self.__dataclass_fields__:
+            old, new = getattr(self, name), getattr(fresh, name)
+            new[: len(old)] = old
+            setattr(self, name, new)
+
     def live_columns(self, idle_steps) -> dict[str, np.ndarray]:
         """The arrays a policy may read, under their :data:`ltrsched.policies.LIVE_COLUMNS` names.
 
