@@ -352,7 +352,7 @@ def test_prompts_are_remembered_while_training_only(tiny_lm, monkeypatch):
     pred = Predictor(PredictorConfig(backbone="probe", hf_path=str(tiny_lm), epochs=3))
     runs = []
     real = pred.backbone._states
-    monkeypatch.setattr(pred.backbone, "_states", lambda ids: runs.append(ids) or real(ids))
+    monkeypatch.setattr(pred.backbone, "_states", lambda ids, **kw: runs.append(ids) or real(ids, **kw))
     pred.fit(prompts, lengths, ev_p, ev_l)
     assert len(runs) == len(set(prompts)) + len(set(ev_p))  # (not once per epoch)
     runs.clear()
@@ -519,3 +519,42 @@ def test_a_model_directory_without_a_layer_count_is_refused_before_it_loads(tiny
     config.write_text(json.dumps(data))
     with pytest.raises(UserError, match=f"^{re.escape(str(config))} has no 'num_hidden_layers'"):
         ProbeBackbone(PredictorConfig(backbone="probe", hf_path=str(tmp_path / "lm")), 1)
+
+
+def test_the_templates_shared_prefix_is_run_once_and_changes_no_feature(tiny_lm, monkeypatch):
+    """Every templated prompt starts with the same tokens (SmolLM2: a 23-token system prompt and the user turn's
+    header, a quarter of its median prompt), whose states were recomputed for each prompt. Their keys and values
+    are now computed once and each prompt runs only its own tokens: the features stay the full pass's."""
+    import torch
+
+    from ltrsched.predictors.probe import ProbeBackbone
+
+    backbone = ProbeBackbone(PredictorConfig(backbone="probe", hf_path=str(tiny_lm), probe_layer=3), 1)
+    prefix = backbone._prefix
+    assert prefix == backbone._ids("yes")[:1] and backbone._prefix_cache is not None  # "[" before each message
+    prompts = ["please explain the story", "yes", "write a long essay of the word"]
+    full = torch.stack([backbone._states(backbone._ids(p))[-1] for p in prompts])
+    runs = []
+    real = backbone._states
+    monkeypatch.setattr(backbone, "_states", lambda ids, **kw: runs.append(list(ids)) or real(ids, **kw))
+    feats = backbone.features(prompts)
+    assert torch.allclose(feats, full, atol=1e-5, rtol=1e-5)
+    assert runs == [backbone._ids(p)[len(prefix):] for p in prompts]  # (each prompt's own tokens only)
+
+
+def test_a_model_whose_cache_cannot_be_reused_probes_every_token(tiny_lm, monkeypatch):
+    """If the cached prefix does not give the full pass's state (a model or transformers version whose cache works
+    otherwise), the probe runs every token of every prompt, as before."""
+    import transformers
+
+    from ltrsched.predictors.probe import ProbeBackbone
+
+    class Broken(transformers.DynamicCache):
+        def update(self, key_states, value_states, layer_idx, *args, **kwargs):  # (forgets the prefix)
+            raise RuntimeError("no cache here")
+
+    monkeypatch.setattr(transformers, "DynamicCache", Broken)
+    backbone = ProbeBackbone(PredictorConfig(backbone="probe", hf_path=str(tiny_lm)), 1)
+    assert backbone._prefix == [] and backbone._prefix_cache is None
+    ids = backbone._ids("write a story")
+    assert backbone.features(["write a story"])[0].equal(backbone._states(ids)[-1])

@@ -15,6 +15,7 @@ prompts) the n-gram ranker reaches tau 0.159 and the probe of the middle layer 0
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 
 import numpy as np
@@ -180,6 +181,9 @@ class ProbeBackbone:
         states = self._states(ids)
         self._check_causal(ids, states)
         self.reference = states[-1]  # [hidden] this model's features of CANARY: its identity, kept in the checkpoint
+        self._prefix: list[int] = []  # token ids every templated prompt starts with (:meth:`_shared_prefix`)
+        self._prefix_cache = None  # the probed layers' keys and values of ``_prefix`` (transformers' DynamicCache)
+        self._shared_prefix(ids)
 
     def _ids(self, prompt: str) -> list[int]:
         """The prompt's token ids as the model is served them: through its chat template if it has one."""
@@ -238,12 +242,44 @@ class ProbeBackbone:
 
         out = torch.zeros((len(prompts), self.model.mean.shape[0]), dtype=torch.float32)
         for i, prompt in enumerate(prompts):
-            out[i] = self._states(self._ids(prompt))[-1]
+            out[i] = self._last_state(self._ids(prompt))
         return out
 
-    def _states(self, ids: list[int]):
+    def _last_state(self, ids: list[int]):
+        """The hidden state [hidden] after the probed layer at the last of ``ids``. A sequence that starts with the
+        shared template prefix runs only the tokens after it, on the prefix's cached keys and values: the same
+        causal computation (float32 noise apart), a quarter fewer tokens for SmolLM2's median prompt."""
+        n = len(self._prefix)
+        if self._prefix_cache is None or len(ids) <= n or ids[:n] != self._prefix:
+            return self._states(ids)[-1]
+        return self._states(ids[n:], cache=copy.deepcopy(self._prefix_cache), start=n)[-1]
+
+    def _shared_prefix(self, ids: list[int]) -> None:
+        """Find the token ids every chat-templated prompt starts with (a system prompt, the user turn's header:
+        SmolLM2's template puts 23 tokens before each prompt) and keep the probed layers' keys and values of them.
+        Kept only if the canary's state (``ids``) read through the cache matches the full pass's: a model or
+        transformers version whose cache does not work this way probes every token, as before."""
+        n = len(ids) - 1
+        for other in ("yes", "0"):  # (messages that share no first token with the canary's)
+            other_ids = self._ids(other)
+            n = next((i for i, (a, b) in enumerate(zip(ids[:n], other_ids)) if a != b), min(n, len(other_ids) - 1))
+        if n == 0:
+            return
+        try:
+            from transformers import DynamicCache
+
+            cache = DynamicCache()
+            self._states(ids[:n], cache=cache)
+            check = self._states(ids[n:], cache=copy.deepcopy(cache), start=n)[-1]
+        except Exception:  # (a model class or transformers version that takes no cache this way)
+            return
+        if float((check - self.reference).norm() / (self.reference.norm() + 1e-12)) < 1e-4:
+            self._prefix, self._prefix_cache = ids[:n], cache
+
+    def _states(self, ids: list[int], cache=None, start: int = 0):
         """The hidden states [len(ids), hidden] after the probed layer at every position of one token sequence
-        (the layers after it are not run)."""
+        (the layers after it are not run). ``cache``: the keys and values of the ``start`` tokens before ``ids``
+        (extended in place), None: ``ids`` is the whole sequence."""
         import torch
 
         captured = {}
@@ -253,10 +289,13 @@ class ProbeBackbone:
             raise _StopAfterLayer
 
         handle = self.layer.register_forward_hook(hook)
+        extra = {} if cache is None else {
+            "past_key_values": cache, "use_cache": True,
+            "position_ids": torch.arange(start, start + len(ids), dtype=torch.long)[None]}
         try:
             with torch.inference_mode():
                 try:
-                    self.lm(input_ids=torch.tensor([ids], dtype=torch.long), use_cache=False)
+                    self.lm(input_ids=torch.tensor([ids], dtype=torch.long), **{"use_cache": False, **extra})
                 except _StopAfterLayer:
                     pass
         finally:
