@@ -231,3 +231,30 @@ def test_same_order_as_the_stateless_reference_in_the_engine(spec):
                 driver.scheduler.finish_requests(pick, RequestStatus.FINISHED_ABORTED)
                 aborted += len(pick)
     assert aborted >= 4 and policy.steps > 20
+
+
+def test_live_index_trusts_the_ascending_ids_the_kept_order_proved(monkeypatch):
+    """LTR's kept order proves that a listing which lost a request still lists ids in ascending order; the
+    LiveIndex a starvation wrapper asks for positions in that view then binary-searches without a pass to check."""
+    from ltrsched.policies import tracking
+    from ltrsched.policies.fixed_order import FixedKeyOrder
+
+    keys = np.array([5.0, 1.0, 3.0, 2.0, 4.0, 0.5])
+
+    def view_of(ids: np.ndarray, step: int) -> LiveView:
+        return LiveView({"request_id": ids, "arrival_time": ids.astype(float)}, None, now=0.0, step=step,
+                        arrival_ordered=True)
+
+    def key(view: LiveView) -> np.ndarray:
+        return keys[view.request_id]
+
+    kept = FixedKeyOrder()
+    kept.order(view_of(np.arange(6), 0), key)
+    kept.departed(np.array([2]))
+    second = view_of(np.array([0, 1, 3, 4, 5]), 1)
+    assert kept.order(second, key).tolist() == [4, 1, 2, 3, 0]
+    checked = []
+    monkeypatch.setattr(tracking, "is_ascending", lambda ids: checked.append(ids) or True)
+    index = tracking.LiveIndex.of(second, None)
+    assert index.positions(np.array([3, 5])).tolist() == [2, 4]
+    assert not checked

@@ -16,7 +16,7 @@ import numpy as np
 from ltrsched.policies.base import LiveView, order_by
 from ltrsched.policies.fastops import count_nonzero
 from ltrsched.policies.order_check import vouched
-from ltrsched.policies.tracking import LiveIndex, is_ascending, same_ids, snapshot_ids
+from ltrsched.policies.tracking import LiveIndex, is_ascending, same_ids, snapshot_ids, vouch_ascending
 
 #: Merge newcomers one by one only while they are at most this share of the live requests; past it a sort is
 #: cheaper (a burst's first step, say).
@@ -82,6 +82,8 @@ class FixedKeyOrder:
             vouched(view, order)
         self._ids, self._order, self._proven = snapshot_ids(ids), order, proven
         self._ascending = ascending or is_ascending(ids)
+        if self._ascending:  # (a wrapper's LiveIndex for this view need not check it again)
+            vouch_ascending(view)
         self._by_arrival = view.arrival_ordered
         self._departed.clear()
         self._arrived.clear()

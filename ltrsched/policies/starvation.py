@@ -10,12 +10,19 @@ been left out of any batch yet: hosts list it first at a step with ``idle_steps`
 s that found request r idle I steps (and not promoted), r reaches T at step s + T - I if it does not run
 before, and any request that runs at step s or later (or arrives, or returns from promotion) reaches T no
 earlier than s + T + 1. Until then the wrapper only looks at the requests due at each step (their
-``idle_steps`` alone, since some may have run meanwhile), in the order of the step they are due; then it
-reads every request again (earlier should a host number its steps with gaps, so that a request due is
-still short of T). The promoted requests are kept in their order between steps; a promoted request
-ran in the last step exactly when its ``idle_steps`` is 0, so the wrapper learns which spent a step of their
-quantum from the view, for them alone, and needs no ``on_step`` of its own. A view whose size does not
-match the announced arrivals and finishes is read whole.
+``idle_steps`` alone, since some may have run meanwhile; those that finished meanwhile are skipped by a flag
+their ``on_finish`` set), in the order of the step they are due; then it reads every request again (earlier
+should a host number its steps with gaps, so that a request due is still short of T).
+
+The promoted requests are kept between steps in three aligned buffers, in their order: ids, positions in the
+listing (found again only when the listing changes) and the *tick* (rank with a new step number) at which each
+has spent its quantum if it runs at every tick until then: its promotion tick + Q, plus one for every tick
+at which it had not run. A promoted request ran in the last step exactly when its ``idle_steps`` is 0, so one
+read of the promoted requests' idle steps per tick tells which missed one (usually none, or the tail of
+them: the batch is a prefix of the order); the wrapper needs no ``on_step`` of its own. The spent ticks
+ascend along the promoted order while misses come as such a tail (a newcomer's is the latest), so the
+requests whose quantum is spent are a prefix, dropped by moving the buffers' start; appending promotions
+writes at their end. A view whose size does not match the announced arrivals and finishes is read whole.
 """
 
 from __future__ import annotations
@@ -54,27 +61,40 @@ class StarvationPrevention(Policy):
         self.quantum = quantum
         self._threshold = np.array(threshold)  # (a 0-d operand)
         self._is_promoted = IdArray(False, np.bool_)
-        self._since = IdArray(0, np.int64)  # step of promotion
+        self._gone = IdArray(False, np.bool_)  # finished (announced): no longer due
         self._keep = np.ones(1024, dtype=bool)  # scratch (all True between uses)
         self._forget()
 
     def _forget(self) -> None:
-        self._promoted = _NONE  # ids of the live requests with promoted steps left, in their order
-        self._left = _NONE  # promoted steps of execution each has left (aligned, > 0)
-        self._head: np.ndarray | None = None  # their positions (aligned) in the listing _head_at names, if known
-        self._head_at: tuple | None = None  # (LiveIndex, version) of that listing
+        # the promoted requests, in their order, are entries _s.._e-1 of three aligned buffers: ids, positions in
+        # the listing _pos_at names, and the tick at which each has spent its quantum if it runs at every tick
+        self._pid = np.zeros(64, dtype=np.int64)
+        self._pos = np.zeros(64, dtype=np.intp)
+        self._end = np.zeros(64, dtype=np.int64)
+        self._s = self._e = 0
+        self._ends_ascend = True  # _end[_s:_e] ascends (then the spent ones are a prefix)
+        self._pos_at: tuple | None = None  # (LiveIndex, version) of the listing _pos holds positions in
+        self._pos_ids: np.ndarray | None = None  # that listing's ids array, when nothing can change it
+        self._stale = False  # promoted requests finished since the last rank (dropped at the next)
+        self._version = 0  # bumped whenever the promoted positions change
+        self._tick = 0  # ranks with a new step number
+        self._promo_step: int | None = None  # the step of the latest promotions
+        self._promo_count = 0  # how many of the promoted (the last ones) were promoted at that step
         self._read_at: int | None = None  # the step from which every live request's idle_steps must be read again
         # the requests not promoted at the last read, by the step at which each reaches the threshold unless it
-        # runs first (ids and steps aligned, steps ascending); those before _due_next were looked at
-        self._due_ids = self._due_steps = _NONE
-        self._due_next = 0
+        # runs first, in runs of one step each (in listing order); those before _due_next were looked at
+        self._due_ids = _NONE
+        self._due_steps: list[int] = []  # the steps at which requests are due, ascending
+        self._due_ends: list[int] = []  # where the run of _due_ids due at each ends
+        self._due_group = self._due_next = 0  # the first run not looked at, and where it starts
+        self._filed_by_arrival = False  # the requests were filed from a listing by arrival
         self._next_due = _NEVER  # the step of _due_ids[_due_next]
         self._num_live = 0  # live requests, by the hooks (a view with another count is read whole)
         self._announced = False  # the view being ranked has as many requests as the hooks announced
-        self._spent_at: int | None = None  # the step whose rank last counted the promoted requests' runs
+        self._spent_at: int | None = None  # the step of the last rank
         self._gapless = True  # no step number was skipped since the last read
         self._index: LiveIndex | None = None  # request id -> position
-        self._last: tuple | None = None  # (inner order, head, order returned, head distinct) of the last rank
+        self._last: tuple | None = None  # (inner order, version, order returned, head distinct) of the last rank
 
     @property
     def name(self) -> str:  # type: ignore[override]
@@ -90,22 +110,28 @@ class StarvationPrevention(Policy):
 
     def prepare(self, requests) -> None:
         self._is_promoted.reset()
-        self._since.reset()
+        self._gone.reset()
         self._forget()
         self.inner.prepare(requests)
 
     def on_arrival(self, request_ids, now) -> None:
         self._num_live += len(request_ids)  # (a newcomer has been idle 0 steps: none is due before a read)
         self._is_promoted.reserve(request_ids)
-        self._since.reserve(request_ids)
+        self._gone.reserve(request_ids)
+        self._gone.data[request_ids] = _FALSE
         self.inner.on_arrival(request_ids, now)
 
     def on_finish(self, request_ids, now) -> None:
         self._num_live -= len(request_ids)
-        if len(self._promoted) and count_nonzero(self._is_promoted[request_ids]):
-            self._is_promoted[request_ids] = _FALSE
-            self._keep_promoted(self._is_promoted.data[self._promoted])
-            self._head = None
+        try:  # (a host that announced its arrivals reserved their ids)
+            self._gone.data[request_ids] = _TRUE
+            promoted = self._e > self._s and count_nonzero(self._is_promoted.data[request_ids])
+        except IndexError:
+            self._gone[request_ids] = _TRUE
+            promoted = self._e > self._s and count_nonzero(self._is_promoted[request_ids])
+        if promoted:
+            self._is_promoted.data[request_ids] = _FALSE
+            self._stale = True
         self.inner.on_finish(request_ids, now)
 
     def rank(self, view: LiveView) -> np.ndarray:
@@ -113,27 +139,31 @@ class StarvationPrevention(Policy):
         step = view.step
         # every arrival and finish announced: the promoted requests are all listed (else that is checked)
         self._announced = len(view) == self._num_live
-        head = _NONE
-        if len(self._promoted):
-            head = self._listed_promoted(view)
-            if step != self._spent_at:
-                head = self._spend(view, head)
-        if self._spent_at is not None and step > self._spent_at + 1:
-            self._gapless = False
-        self._spent_at = step
+        new_tick = step != self._spent_at
+        if new_tick:
+            if self._spent_at is not None and step > self._spent_at + 1:
+                self._gapless = False
+            self._spent_at = step
+            self._tick += 1
+        if self._e > self._s:
+            self._locate(view)
+            if new_tick and self._e > self._s:
+                self._spend(view)
         if self._read_at is None or step >= self._read_at or not self._announced:
-            head = self._read_all(view, head)
+            self._read_all(view)
         elif step >= self._next_due:
-            head = self._look_at_due(view, head)
-        if not len(head):
+            self._look_at_due(view)
+        s, e = self._s, self._e
+        if s == e:
             return order
         # the inner order is a permutation by construction (a sort's, or vouched for): so is the promoted-first
         # order built from it when the promoted positions are distinct and in range (``_promoted_first``)
         proven = order is view._ranked and not order.flags.writeable
         last = self._last
-        if last is not None and order is last[0] and head is last[1]:
+        if last is not None and order is last[0] and self._version == last[1]:
             # the same inner order (unchanged: read-only) and promoted positions as last step
             return vouched(view, last[2]) if proven and last[3] else last[2]
+        head = self._pos[s:e]
         out = self._promoted_first(order, head)
         out.flags.writeable = False
         # one position per live request, none negative: the promoted positions were distinct (and in range, or
@@ -142,119 +172,197 @@ class StarvationPrevention(Policy):
         if proven and distinct:
             vouched(view, out)
         # keep it for the next step if the inner order cannot change under it (read-only, owning its memory)
-        self._last = (order, head, out, distinct) if not order.flags.writeable and order.base is None else None
+        self._last = (order, self._version, out, distinct) if not order.flags.writeable and order.base is None \
+            else None
         return out
 
-    def _keep_promoted(self, keep: np.ndarray) -> None:
-        """Keep the promoted requests where ``keep`` (aligned) is true."""
-        self._promoted, self._left = self._promoted[keep], self._left[keep]
-        if self._head is not None:
-            self._head = self._head[keep]
+    def _keep_only(self, keep: np.ndarray) -> None:
+        """Keep the promoted requests where ``keep`` (aligned with them) is true, in their order."""
+        s, e = self._s, self._e
+        k = count_nonzero(keep)
+        if k == e - s:
+            return
+        for buf in (self._pid, self._pos, self._end):
+            buf[s:s + k] = buf[s:e][keep]
+        if self._promo_count:  # (the last ones)
+            self._promo_count = count_nonzero(keep[e - s - self._promo_count:])
+        self._e = s + k
+        self._version += 1
 
-    def _listed_promoted(self, view: LiveView) -> np.ndarray:
-        """Positions of the promoted requests in ``view``, in their order (the last ones while the listing is the
-        same)."""
+    def _locate(self, view: LiveView) -> None:
+        """Bring the promoted requests' positions up to date for ``view`` (found again only when the listing
+        changed), first dropping those that finished (or, when the view does not add up, are not listed)."""
+        if self._stale:  # promoted requests finished
+            self._stale = False
+            self._keep_only(self._is_promoted.data[self._pid[self._s:self._e]])
+            if self._e == self._s:
+                return
+        ids = view.request_id
+        if ids is self._pos_ids:
+            return
         self._index = index = LiveIndex.of(view, self._index)
-        at = (index, index.version)
-        if self._head is not None and self._head_at == at:
-            return self._head
-        self._head_at = at
-        if self._announced:
-            self._head = index.positions(self._promoted, listed=True)
-            return self._head
-        head = index.positions(self._promoted)
-        if len(head) and _min(head) < 0:  # a promoted request is not listed (its finish went unannounced)
-            listed = head >= _ZERO
-            self._is_promoted.data[self._promoted[~listed]] = _FALSE
-            self._head = None
-            self._keep_promoted(listed)
-            head = head[listed]
-        self._head = head
-        return head
+        at = self._pos_at
+        if at is None or at[0] is not index or at[1] != index.version:
+            s, e = self._s, self._e
+            pids = self._pid[s:e]
+            if self._announced:
+                self._pos[s:e] = index.positions(pids, listed=True)
+            else:
+                head = self._pos[s:e] = index.positions(pids)
+                if _min(head) < 0:  # a promoted request is not listed (its finish went unannounced)
+                    listed = head >= _ZERO
+                    self._is_promoted.data[pids[~listed]] = _FALSE
+                    self._keep_only(listed)
+            self._pos_at = (index, index.version)
+            self._version += 1
+        self._pos_ids = ids if not ids.flags.writeable and ids.base is None else None
 
-    def _spend(self, view: LiveView, head: np.ndarray) -> np.ndarray:
-        """The promoted requests that ran in the last step (idle 0 steps now) have one step of execution less
-        left; those with none left return to their rank. Returns the positions of those still promoted."""
-        left = self._left
-        left -= view.at("idle_steps", head) == _ZERO  # (a fresh array: aligned with _promoted only)
-        if count_nonzero(left) == len(left):
-            return head
-        still = left != _ZERO
-        self._is_promoted.data[self._promoted[~still]] = _FALSE
-        self._keep_promoted(still)
-        return self._head
+    def _spend(self, view: LiveView) -> None:
+        """The promoted requests that did not run in the last step (idle steps > 0 now) spend their quantum a
+        tick later; those whose quantum is spent by this tick return to their rank."""
+        s, e = self._s, self._e
+        p = e - s
+        idle = view.at("idle_steps", self._pos[s:e])
+        ends = self._end[s:e]
+        missed = count_nonzero(idle)
+        if missed:
+            if missed == p or count_nonzero(idle[p - missed:]) == missed:  # the tail missed: still ascending
+                ends[p - missed:] += 1
+            else:
+                ends += idle != _ZERO
+                self._ends_ascend = False
+        tick = self._tick
+        if self._ends_ascend:
+            if ends[0] > tick:  # (the first is spent first)
+                return
+            k = int(ends.searchsorted(tick, side="right"))  # the spent ones: a prefix
+            if k:
+                self._is_promoted.data[self._pid[s:s + k]] = _FALSE
+                self._s = s + k
+                self._version += 1
+        else:
+            keep = ends > tick
+            if count_nonzero(keep) < p:
+                self._is_promoted.data[self._pid[s:e][~keep]] = _FALSE
+                self._keep_only(keep)
+        if self._e == self._s:
+            self._s = self._e = 0
+            self._ends_ascend = True
 
-    def _read_all(self, view: LiveView, head: np.ndarray) -> np.ndarray:
+    def _read_all(self, view: LiveView) -> None:
         """Read every live request's idle steps: promote those idle ``threshold`` steps or more (not promoted
-        already), file the others by the step at which each reaches it, and return the positions of the
-        promoted requests."""
+        already) and file the others by the step at which each reaches it."""
         step = view.step
         idle = view.idle_steps
-        if len(head):
+        if self._e > self._s:
             idle = idle.copy()
-            idle[head] = _UNSET  # promoted: not waiting to be
+            idle[self._pos[self._s:self._e]] = _UNSET  # promoted: not waiting to be
         starving = idle >= self._threshold
         if count_nonzero(starving):
-            head = self._promote(view, starving.nonzero()[0], head)
+            self._promote(view, starving.nonzero()[0])
             idle = np.where(starving, _UNSET, idle)
         waiting = (idle >= _ZERO).nonzero()[0]
         due = (step + self.threshold) - idle[waiting]  # >= step + 1
         by = due.argsort(kind="stable")
-        self._due_steps, self._due_ids, self._due_next = due[by], view.request_id[waiting[by]], 0
-        self._next_due = int(self._due_steps[0]) if len(due) else _NEVER
+        due, self._due_ids = due[by], view.request_id[waiting[by]]
+        # the requests due at each step are a run of _due_ids (in listing order): its step and where it ends
+        cuts = (due[1:] != due[:-1]).nonzero()[0] + 1
+        self._due_steps = due[np.concatenate(([0], cuts))].tolist() if len(due) else []
+        self._due_ends = cuts.tolist() + [len(due)]
+        self._due_group = self._due_next = 0
+        self._filed_by_arrival = view.arrival_ordered
+        self._next_due = self._due_steps[0] if len(due) else _NEVER
         self._read_at = step + self.threshold + 1
         self._gapless = True
         self._num_live = len(view)
-        return head
 
-    def _look_at_due(self, view: LiveView, head: np.ndarray) -> np.ndarray:
+    def _look_at_due(self, view: LiveView) -> None:
         """Promote the requests due by this step that have not run since the last read (they are idle
-        ``threshold`` steps now); return the positions of the promoted requests."""
-        steps = self._due_steps
-        j = int(steps.searchsorted(view.step, side="right"))
+        ``threshold`` steps now)."""
+        steps, g, step = self._due_steps, self._due_group, view.step
+        while g < len(steps) and steps[g] <= step:  # (one run a step, unless the host skipped step numbers)
+            g += 1
+        runs = g - self._due_group
+        j = self._due_ends[g - 1]
         ids = self._due_ids[self._due_next:j]
-        self._due_next = j
-        self._next_due = int(steps[j]) if j < len(steps) else _NEVER
+        self._due_group, self._due_next = g, j
+        self._next_due = steps[g] if g < len(steps) else _NEVER
+        try:  # (filed from a view whose requests the hooks announced: reserved)
+            gone = self._gone.data[ids]
+        except IndexError:
+            gone = self._gone[ids]
+        if count_nonzero(gone):  # (finished since)
+            ids = ids[~gone]
+            if not len(ids):
+                return
         self._index = index = LiveIndex.of(view, self._index)
-        at = index.positions(ids)
-        at = at[at >= _ZERO]  # (not those that finished since)
-        if len(at):
-            idle = view.at("idle_steps", at)
-            starving = idle >= self._threshold
-            if count_nonzero(starving):
-                new = at[starving]
-                head = self._promote(view, np.sort(new) if len(new) > 1 else new, head)
-            if not self._gapless:
-                # a request idle fewer steps than the steps since the read (the host skipped step numbers)
-                # reaches the threshold later than filed: read every request again by then
-                soonest = view.step + self.threshold - int(_max(np.where(starving, _UNSET, idle)))
-                if soonest < self._read_at:
-                    self._read_at = soonest
-        return head
+        at = index.positions(ids, listed=True)
+        idle = view.at("idle_steps", at)
+        starving = idle >= self._threshold
+        k = count_nonzero(starving)
+        if k:
+            new = at if k == len(at) else at[starving]
+            if k > 1 and (runs > 1 or not self._filed_by_arrival):
+                new = np.sort(new)  # (one run filed from a listing by arrival is listed by arrival still)
+            self._promote(view, new)
+        if not self._gapless:
+            # a request idle fewer steps than the steps since the read (the host skipped step numbers)
+            # reaches the threshold later than filed: read every request again by then
+            soonest = view.step + self.threshold - int(_max(np.where(starving, _UNSET, idle)))
+            if soonest < self._read_at:
+                self._read_at = soonest
 
-    def _promote(self, view: LiveView, new: np.ndarray, head: np.ndarray) -> np.ndarray:
-        """Promote the requests at positions ``new`` (ascending) now; return the positions of every promoted
-        request in their order (``head``: those promoted before)."""
-        self._index = LiveIndex.of(view, self._index)  # (the listing ``head`` and ``new`` are positions in)
-        if not view.arrival_ordered:  # promoted at the same step: by arrival, then id
+    def _promote(self, view: LiveView, new: np.ndarray) -> None:
+        """Promote the requests at positions ``new`` (ascending) now: append them to the promoted requests."""
+        if not view.arrival_ordered and len(new) > 1:  # promoted at the same step: by arrival, then id
             new = new[order_by(view.at("arrival_time", new), view.at("request_id", new))]
         ids = view.at("request_id", new)
         try:  # (a host that announced its arrivals reserved their ids)
             self._is_promoted.data[ids] = _TRUE
         except IndexError:
-            self._is_promoted.reserve(ids)
-            self._since.reserve(ids)
-            self._is_promoted.data[ids] = _TRUE
-        self._since.data[ids] = view.step
-        promoted = np.concatenate((self._promoted, ids))
-        left = np.concatenate((self._left, np.full(len(ids), self.quantum, dtype=np.int64)))
-        head = np.concatenate((head, new))
-        if len(self._promoted) and self._since.data[self._promoted[-1]] == view.step:  # (ranked twice this step)
-            by = order_by(self._since.data[promoted], view.at("arrival_time", head), promoted)
-            promoted, left, head = promoted[by], left[by], head[by]
-        self._promoted, self._left, self._head = promoted, left, head
-        self._head_at = (self._index, self._index.version)
-        return head
+            self._is_promoted[ids] = _TRUE
+        s, e = self._s, self._e
+        if s == e:  # positions in this listing from now on
+            self._index = index = LiveIndex.of(view, self._index)
+            self._pos_at = (index, index.version)
+            ids_now = view.request_id
+            self._pos_ids = ids_now if not ids_now.flags.writeable and ids_now.base is None else None
+        k = len(ids)
+        if e + k > len(self._pid):
+            s, e = self._make_room(k)
+        self._pid[e:e + k] = ids
+        self._pos[e:e + k] = new
+        self._end[e:e + k] = self._tick + self.quantum  # (the latest spent tick: the ends still ascend)
+        self._e = e + k
+        self._version += 1
+        if view.step != self._promo_step:
+            self._promo_step, self._promo_count = view.step, k
+            return
+        # ranked twice this step, promoting both times: this step's promotions by arrival, then id
+        lo = e - self._promo_count
+        self._promo_count += k
+        if self._promo_count > k:
+            pos, pid = self._pos[lo:e + k], self._pid[lo:e + k]
+            by = order_by(view.at("arrival_time", pos), pid)
+            self._pos[lo:e + k], self._pid[lo:e + k] = pos[by], pid[by]
+
+    def _make_room(self, k: int) -> tuple[int, int]:
+        """Move the promoted requests to the buffers' start, growing them if they would be over half full with
+        ``k`` more; returns the new (start, end)."""
+        s, e = self._s, self._e
+        p = e - s
+        if 2 * (p + k) > len(self._pid):
+            size = 2 * (p + k)
+            for name in ("_pid", "_pos", "_end"):
+                old = getattr(self, name)
+                new = np.zeros(size, dtype=old.dtype)
+                new[:p] = old[s:e]
+                setattr(self, name, new)
+        else:
+            for buf in (self._pid, self._pos, self._end):
+                buf[:p] = buf[s:e].copy()
+        self._s, self._e = 0, p
+        return 0, p
 
     def _promoted_first(self, order: np.ndarray, head: np.ndarray) -> np.ndarray:
         """The promoted requests (``head``: positions in their order), then ``order`` without them."""

@@ -36,6 +36,17 @@ def same_ids(ids: np.ndarray, snapshot: np.ndarray | None) -> bool:
 
 _UNSET = np.array(-1)  # (0-d array operands spare numpy converting a Python int every call)
 
+#: The key under which a view records that a policy proved it lists request ids in ascending order
+#: (:func:`vouch_ascending`), so that a :class:`LiveIndex` for it need not check (one pass over the ids).
+_ASCENDING_IDS = "#ascending_ids"
+
+
+def vouch_ascending(view: LiveView) -> None:
+    """Record that ``view`` lists request ids in strictly ascending order, for a caller that has proven it (e.g.
+    :class:`~ltrsched.policies.fixed_order.FixedKeyOrder`, from the last listing's ascending ids, the departures
+    and the newcomers): a :class:`LiveIndex` for the view then finds positions by binary search unchecked."""
+    view._cache[_ASCENDING_IDS] = True
+
 
 class LiveIndex:
     """Request id -> position in the latest view, kept from view to view; one per host, shared by a wrapper and
@@ -61,7 +72,10 @@ class LiveIndex:
     def of(cls, view: LiveView, last: "LiveIndex | None") -> "LiveIndex":
         """The index for ``view``: the one another policy already brought up to date for it, else ``last`` (the
         caller's from earlier steps, or a new one) brought up to date."""
-        return view.shared("#live_index", lambda: (cls() if last is None else last)._follow(view.request_id))
+        index = view.shared("#live_index", lambda: (cls() if last is None else last)._follow(view.request_id))
+        if index._ascending is None and _ASCENDING_IDS in view._cache:  # (proven by another policy)
+            index._ascending = True
+        return index
 
     def _follow(self, ids: np.ndarray) -> "LiveIndex":
         if not same_ids(ids, self._ids):
