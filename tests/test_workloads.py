@@ -42,6 +42,15 @@ def test_jsonl_errors(tmp_path, content, message):
         load_workload(str(path))
 
 
+def test_jsonl_arrival_time_beyond_float_range_is_a_one_line_error(tmp_path):
+    """JSON integers have no bound: an arrival_time of 10**400 was an OverflowError traceback (float())."""
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"prompt": "Hello there", "generated": "Hi", "arrival_time": 0}\n'
+                    '{"prompt": "Hello there", "generated": "Hi", "arrival_time": 1' + "0" * 400 + '}\n')
+    with pytest.raises(UserError, match=r"t\.jsonl:2: 'arrival_time' is too large to be a number of seconds \(401 digits\)"):
+        load_workload(str(path))
+
+
 @pytest.mark.parametrize("field", ["prompt", "generated"])
 def test_jsonl_lone_surrogate_names_the_line(tmp_path, field):
     """JSON's ``\\ud83d`` escape decodes to half a character that no tokenizer encodes: an error naming the line,

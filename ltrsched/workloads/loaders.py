@@ -74,9 +74,14 @@ def load_jsonl(path: Path) -> pl.DataFrame:
         arrival = rec.get("arrival_time", 0.0)
         if isinstance(arrival, bool) or not isinstance(arrival, (int, float)):
             raise UserError(f"{path}:{lineno}: 'arrival_time' must be a number of seconds, got {arrival!r}")
+        try:
+            arrival = float(arrival)
+        except OverflowError:  # an integer beyond float64 (JSON's integers have no bound): was a traceback
+            raise UserError(f"{path}:{lineno}: 'arrival_time' is too large to be a number of seconds "
+                            f"({len(str(arrival))} digits)") from None
         prompts.append(rec["prompt"])
         generated.append(rec["generated"])
-        arrivals.append(float(arrival))
+        arrivals.append(arrival)
         timed.append(lineno if "arrival_time" in rec else -lineno)
     if not prompts:
         raise UserError(f"{path}: no requests (empty file)")
