@@ -255,6 +255,25 @@ def test_csv_of_lengths_alone_is_a_burst(tmp_path):
     assert apply_arrivals(wl, "poisson", rate=2.0, seed=0).df["arrival_time"].to_numpy()[-1] > 0
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_csv_blank_lines_are_no_requests(tmp_path, newline):
+    """A blank line after the last record or between records (editors, `cat` of several files) was read by polars as
+    a row of nulls, and the file refused for "1 missing value(s)" it does not have; the csv module and pandas skip
+    such lines. A line of empty fields stays a row of missing values; a blank line inside a quoted field is text."""
+    path = tmp_path / "t.csv"
+    path.write_bytes(newline.join(["prompt_tokens,output_tokens", "10,20", "", "", "30,5", "", ""]).encode())
+    wl = load_workload(str(path))
+    assert wl.df["prompt_tokens"].to_list() == [10, 30] and wl.df["output_tokens"].to_list() == [20, 5]
+    path.write_bytes(newline.join(["prompt,prompt_tokens,output_tokens", '"a', "", 'b",10,20', "", ""]).encode())
+    assert load_workload(str(path)).df["prompt"].to_list() == [newline.join(["a", "", "b"])]
+    path.write_bytes(newline.join(["prompt_tokens,output_tokens", "10,20", ",", ""]).encode())
+    with pytest.raises(UserError, match="column prompt_tokens has 1 missing value"):
+        load_workload(str(path))
+    path.write_bytes(newline.join(["prompt_tokens,output_tokens", "", "", ""]).encode())
+    with pytest.raises(UserError, match=r"no requests \(empty file\)"):
+        load_workload(str(path))
+
+
 @pytest.mark.parametrize("content, message", [("a,b\n1,2\n", "no column for"), ("arrived_at,num_prefill_tokens,num_decode_tokens\n", "empty"),
                                               ("arrived_at,num_prefill_tokens,num_decode_tokens\n0,x,3\n", "non-numeric")])
 def test_csv_errors(tmp_path, content, message):

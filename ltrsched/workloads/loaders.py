@@ -16,6 +16,7 @@ Files, by suffix:
   and optionally ``arrived_at``/``arrival_time`` (column names in any case; Azure's published ``TIMESTAMP``,
   ``ContextTokens``, ``GeneratedTokens`` too). Arrival times are seconds, or date-times (e.g.
   ``2023-11-16 18:15:46.68``), read as seconds since the earliest; without them every request is at t = 0.
+  Blank lines are skipped (a line of empty fields is a request with missing values).
 
 Text files are UTF-8 (a byte-order mark is dropped); an invalid byte is an error naming its line
 (:mod:`ltrsched.workloads.utf8`), never replaced.
@@ -165,13 +166,34 @@ def _read_csv(data: bytes) -> pl.DataFrame:
         return pl.read_csv(io.BytesIO(data), infer_schema_length=None)
 
 
+def _without_blank_lines(raw: pl.DataFrame, text: str) -> pl.DataFrame:
+    """``raw`` without the rows polars makes of blank lines (a row of nulls): an empty line after the last
+    record or between records, as editors and ``cat`` of several files leave, which Python's csv module and
+    pandas skip; the file was refused for "missing values" it does not have. A line of empty fields (``,,``)
+    stays a row of missing values. ``text`` is the file's text: its records (csv module) tell which rows are
+    blank lines; if they do not match polars' rows one to one, every row is kept."""
+    empty = raw.select(pl.all_horizontal(pl.all().is_null())).to_series() if raw.width else None
+    if empty is None or not empty.any():
+        return raw
+    import csv
+
+    try:
+        records = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error:
+        return raw
+    if len(records) != raw.height + 1:  # (+ the header)
+        return raw
+    return raw.filter(~(empty & pl.Series([not r for r in records[1:]], dtype=pl.Boolean)))
+
+
 def load_csv(path: Path) -> pl.DataFrame:
     data = path.read_bytes()
-    decode_utf8(data, path)  # polars names no line of an invalid byte, and replaces one in the header
+    text = decode_utf8(data, path)  # polars names no line of an invalid byte, and replaces one in the header
     try:
         raw = _read_csv(data)
     except Exception as exc:
         raise UserError(f"{path}: cannot parse CSV ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    raw = _without_blank_lines(raw, text)
     if raw.height == 0:
         raise UserError(f"{path}: no requests (empty file)")
     cols = {}
