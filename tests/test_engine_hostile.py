@@ -183,6 +183,7 @@ def test_replay_refuses_a_huge_cpu_kv_cache_without_importing_vllm():
     ({"dtype": "float32"}, "--dtype sets"),
     ({"enforce_eager": False}, "--enforce-eager/--no-enforce-eager sets"),
     ({"load_format": "auto", "dtype": "half"}, "--load-format, --dtype set"),
+    ({"threads": 4}, "--threads sets"),  # was "--threads is for the CPU engine (a GPU engine computes on the GPU)"
 ])
 def test_model_execution_options_are_refused_by_the_emulated_engine(options, named):
     """They were silently ignored: `replay --emulate h100-llama3-8b --tensor-parallel-size 8` timed TP1."""

@@ -189,7 +189,7 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
 
     max_tokens = _check_stopping(model, load_format, emulate_profile, prompts, eos, max_tokens)
     if emulate_profile is not None:
-        _check_emulated(load_format, dtype, enforce_eager, tensor_parallel_size)
+        _check_emulated(load_format, dtype, enforce_eager, tensor_parallel_size, threads)
     if dtype is not None and dtype not in DTYPES:
         raise UserError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     if max_model_len is not None and max_model_len < 2:
@@ -335,13 +335,15 @@ def _check_tokenizer(model: str, path: str) -> None:
         raise UserError(f"{needs}; model directory {path} has none ({', '.join(TOKENIZER_FILES)})")
 
 
-def _check_emulated(load_format, dtype, enforce_eager, tensor_parallel_size) -> None:
+def _check_emulated(load_format, dtype, enforce_eager, tensor_parallel_size, threads=None) -> None:
     """One-line :class:`UserError` for an option of the model's execution given to the emulated engine, which
     runs no model (its step times are the profile's): it was ignored, and ``profile --emulate`` recorded it
-    in the fitted profile as if measured (``--tensor-parallel-size 8``, ``--dtype float32``)."""
+    in the fitted profile as if measured (``--tensor-parallel-size 8``, ``--dtype float32``). ``--threads`` was
+    told "is for the CPU engine (a GPU engine computes on the GPU)", of an engine that computes nowhere."""
     given = [name for name, value in (("--load-format", load_format is not None), ("--dtype", dtype is not None),
                                       ("--enforce-eager/--no-enforce-eager", enforce_eager is not None),
-                                      ("--tensor-parallel-size", tensor_parallel_size != 1)) if value]
+                                      ("--tensor-parallel-size", tensor_parallel_size != 1),
+                                      ("--threads", threads is not None)) if value]
     if given:
         raise UserError(f"{', '.join(given)} set{'s' if len(given) == 1 else ''} how a model runs, and the emulated "
                         "engine (--emulate) runs none (its step times are the profile's): leave "
