@@ -61,7 +61,8 @@ def engine_options(fn):
                           "--kv-cache-gib on a CPU, vLLM's memory profiling on a GPU)."),
         click.option("--kv-cache-gib", type=float, default=None,
                      help=f"KV cache size [GiB] (default: {CPU_KV_CACHE_GIB:g} on a CPU; vLLM's memory "
-                          "profiling with --gpu-memory-utilization on a GPU)."),
+                          "profiling with --gpu-memory-utilization on a GPU; with --emulate, the profile's GPU "
+                          "memory). With --emulate, blocks of the profile's KV bytes per token."),
         click.option("--threads", type=int, default=None,
                      help="CPU engine: compute threads, pinned to as many CPUs [default: 1, the least noisy]."),
         click.option("--gpu-memory-utilization", type=float, default=0.9, show_default=True,
@@ -385,6 +386,16 @@ def start_engine(load_format: str | None = None, emulate_profile: str | None = N
         from ltrsched.sim.profiles import load_profile
 
         profile = load_profile(emulate_profile)
+        if config.num_gpu_blocks is None and config.kv_cache_gib is not None:
+            # the KV cache the GiB hold, as vLLM sizes it (its null block among them); it was ignored for the
+            # profile's GPU memory (--kv-cache-gib 1e-9 ran with 16,381 blocks, its summary saying 1e-09 GiB)
+            per_block = profile.kv_bytes_per_token * config.block_size
+            blocks = int(config.kv_cache_gib * 2**30) // per_block
+            if blocks < 2:
+                raise UserError(f"--kv-cache-gib {config.kv_cache_gib:g} holds {blocks} KV block(s) of {config.block_size} "
+                                f"tokens ({per_block:,} bytes each in profile {profile.name!r}), and the engine needs 2 "
+                                "(one is vLLM's null block): give a larger --kv-cache-gib, or --num-gpu-blocks")
+            config = replace(config, num_gpu_blocks=blocks)
         if config.num_gpu_blocks is None:
             blocks = profile.num_gpu_blocks(block_size=config.block_size,
                                             gpu_memory_utilization=config.gpu_memory_utilization)
