@@ -182,6 +182,26 @@ def test_lmsys_and_openai_conversations_are_first_turns_like_sharegpt(tmp_path):
         load_workload(str(tmp_path / "reply-first.parquet"))
 
 
+def test_openai_content_parts_are_the_message_text(tmp_path):
+    """OpenAI's chat format allows a message's content as a list of parts ({"type": "text", "text": ...}): such
+    conversations were skipped, and a file of them was "no complete conversation". Text parts are joined by
+    newlines; a conversation whose first turn holds another part (an image) stays ineligible."""
+    recs = _lmsys_records(6)
+    plain = [{"id": r["conversation_id"], "messages": r["conversation"]} for r in recs]
+    parts = [{"id": r["id"], "messages": [{"role": m["role"], "content": [{"type": "text", "text": m["content"]}]}
+                                          for m in r["messages"]]} for r in plain]
+    (tmp_path / "plain.json").write_text(json.dumps(plain))
+    (tmp_path / "parts.json").write_text(json.dumps(parts))
+    assert load_workload(str(tmp_path / "parts.json")).df.equals(load_workload(str(tmp_path / "plain.json")).df)
+    two = [{"type": "text", "text": "Please explain topic"}, {"type": "text", "text": "number 3 in a few words"}]
+    image = [{"type": "image_url", "image_url": {"url": "x.png"}}, {"type": "text", "text": "Please describe it"}]
+    mixed = [{"id": "two", "messages": [{"role": "user", "content": two}, recs[3]["conversation"][1]]},
+             {"id": "image", "messages": [{"role": "user", "content": image}, recs[3]["conversation"][1]]}]
+    (tmp_path / "mixed.json").write_text(json.dumps(mixed))
+    wl = load_workload(str(tmp_path / "mixed.json"))
+    assert wl.df["prompt"].to_list() == ["Please explain topic\nnumber 3 in a few words"]
+
+
 def test_no_eligible_requests_says_why(tmp_path):
     path = tmp_path / "sg.json"
     path.write_text(json.dumps([{"id": "a", "conversations": [{"from": "human", "value": "hi"},
