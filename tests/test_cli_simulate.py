@@ -181,6 +181,26 @@ def test_output_path_under_a_file_fails_before_any_work(tmp_path, args):
 
 
 @pytest.mark.parametrize("args, message", [
+    (["-w", "run/requests.parquet", "-o", "run"], "--workload run/requests.parquet would be overwritten by the output "
+                                                   "run/requests.parquet"),
+    (["-w", "wl.parquet", "-p", "p.json", "--trace", "./p.json"], "--profile p.json would be overwritten by the output "
+                                                                  "p.json"),
+])
+def test_simulate_never_writes_over_its_inputs(tmp_path, args, message):
+    """`simulate -w RUN/requests.parquet -o RUN` wrote the run over the workload it simulated (exit 0), as replay
+    did before; `-p p.json --trace p.json` the trace over the profile."""
+    from importlib.resources import files
+
+    (tmp_path / "run").mkdir()
+    for path in ("run/requests.parquet", "wl.parquet"):
+        make_workload([10, 20], [3, 4]).df.write_parquet(tmp_path / path)
+    (tmp_path / "p.json").write_bytes(files("ltrsched.sim.profiles").joinpath("a100-llama3-8b.json").read_bytes())
+    before = {p: (tmp_path / p).read_bytes() for p in ("run/requests.parquet", "p.json")}
+    assert_one_line_error(run_cli("simulate", *args, cwd=tmp_path), message)
+    assert {p: (tmp_path / p).read_bytes() for p in before} == before
+
+
+@pytest.mark.parametrize("args, message", [
     (["predict", "-m", "ck", "-w", "sharegpt", "--out", "{tmp}/scored.csv"], "--out must be a .parquet file"),
     (["evaluate", "-m", "ck", "--plot", "{tmp}/calibration.txt"], "unknown image format '.txt'"),
 ])
