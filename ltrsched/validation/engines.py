@@ -62,7 +62,7 @@ def engine_options(fn):
         click.option("--kv-cache-gib", type=float, default=None,
                      help=f"KV cache size [GiB] (default: {CPU_KV_CACHE_GIB:g} on a CPU; vLLM's memory "
                           "profiling with --gpu-memory-utilization on a GPU; with --emulate, the profile's GPU "
-                          "memory). With --emulate, blocks of the profile's KV bytes per token."),
+                          "memory, and the GiB hold blocks of the profile's KV bytes per token)."),
         click.option("--threads", type=int, default=None,
                      help="CPU engine: compute threads, pinned to as many CPUs [default: 1, the least noisy]."),
         click.option("--gpu-memory-utilization", type=float, default=0.9, show_default=True,
