@@ -89,6 +89,7 @@ def test_simulate_writes_results(small_workload, tmp_path):
         (["--arrival", "gamma", "--rate", "1", "--cv", "1e200"], "out of range for gamma inter-arrival times"),
         (["--policy", "ltr:tau=0.5,seed=-1"], "policy 'ltr': seed must be >= 0"),
         (["--policy", "class:seed=-2"], "policy 'class': seed must be >= 0"),
+        (["--replicas", "2", "--router", ""], "unknown router ''"),  # ran round-robin, as ':' is refused
     ],
 )
 def test_bad_input_is_one_line_exit_2(small_workload, tmp_path, args, message):

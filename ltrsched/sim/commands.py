@@ -187,7 +187,7 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
     if cluster:
         from ltrsched.routers import make_router
 
-        rtr = make_router(router or "round-robin")
+        rtr = make_router("round-robin" if router is None else router)  # (an empty spec ran round-robin)
     config = build_config(profile, max_num_batched_tokens, max_num_seqs, num_gpu_blocks,
                           gpu_memory_utilization, max_model_len, semantics, max_resident_seqs, preemption,
                           chunked_prefill, record_steps or trace_file is not None, block_size)
