@@ -36,6 +36,26 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def refuse_empty_paths(command: click.Command) -> click.Command:
+    """``command`` (and its sub-commands) with every path parameter refusing an empty string: click reads
+    ``""`` as ``Path("")``, the current directory, so ``simulate -o ""`` (an unset shell variable) wrote its
+    run into it, and ``plot cdf ""`` plotted whatever run lay there."""
+    for param in command.params:
+        kind = param.type
+        if isinstance(kind, click.Path) and not getattr(kind, "_refuses_empty", False):
+            def convert(value, param, ctx, _convert=kind.convert):
+                if isinstance(value, str) and value == "":
+                    raise click.BadParameter("an empty path; give a file or directory (. for the current one)",
+                                             ctx=ctx, param=param)
+                return _convert(value, param, ctx)
+
+            kind.convert = convert
+            kind._refuses_empty = True
+    for sub in getattr(command, "commands", {}).values():
+        refuse_empty_paths(sub)
+    return command
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(COMMANDS) | set(self.commands))
@@ -47,7 +67,7 @@ class LazyGroup(click.Group):
             return None
         module, attr = COMMANDS[name][0].split(":")
         try:
-            return getattr(importlib.import_module(module), attr)
+            return refuse_empty_paths(getattr(importlib.import_module(module), attr))
         except (ImportError, AttributeError) as exc:
             raise click.ClickException(f"command {name!r} is unavailable: {exc}") from None
 

@@ -201,6 +201,19 @@ def test_simulate_never_writes_over_its_inputs(tmp_path, args, message):
     assert {p: (tmp_path / p).read_bytes() for p in before} == before
 
 
+@pytest.mark.parametrize("args, option", [
+    (["simulate", "-w", "lmsys-like", "-n", "5", "-o", ""], "'--out' / '-o'"),
+    (["plot", "cdf", ""], "'RUNS...'"),
+    (["sweep", ""], "'SWEEP_FILE'"),
+    (["evaluate", "-m", "", "--data", "lmsys-like"], "'--model' / '-m'"),
+])
+def test_an_empty_path_is_refused(tmp_path, args, option):
+    """click reads "" as the current directory: `simulate -o ""` (an unset shell variable) wrote its run into it,
+    exit 0, and `plot cdf ""` plotted the run found there."""
+    assert_one_line_error(run_cli(*args, cwd=tmp_path), f"Invalid value for {option}: an empty path")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("args, message", [
     (["predict", "-m", "ck", "-w", "sharegpt", "--out", "{tmp}/scored.csv"], "--out must be a .parquet file"),
     (["evaluate", "-m", "ck", "--plot", "{tmp}/calibration.txt"], "unknown image format '.txt'"),
