@@ -195,6 +195,18 @@ def test_replay_refuses_a_huge_cpu_kv_cache_without_importing_vllm():
                                                    "more than the "), r.stderr[-2000:]
 
 
+def test_an_empty_model_or_profile_name_is_no_default(tmp_path):
+    """replay/validate -m "" served the default model, validate -p "" compared with the default profile: an empty
+    name (an unset shell variable) was read as no option."""
+    from ltrsched.validation.engines import engine_config
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    with pytest.raises(UserError, match="^model '' is neither a built-in name"):
+        engine_config(model="", emulate_profile="h100-llama3-8b")
+    assert_one_line_error(run_cli("validate", "--emulate", "h100-llama3-8b", "-n", "2", "--policies", "fcfs", "-p", "",
+                                  "-o", "v", cwd=tmp_path), "profile path is a directory, not a JSON file: .")
+
+
 @pytest.mark.parametrize("options, named", [
     ({"tensor_parallel_size": 8}, "--tensor-parallel-size sets"),
     ({"dtype": "float32"}, "--dtype sets"),

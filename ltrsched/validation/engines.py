@@ -234,7 +234,7 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
         threads = threads or 1
     elif threads is not None:
         raise UserError("--threads is for the CPU engine (a GPU engine computes on the GPU)")
-    model = model or defaults["model"]
+    model = defaults["model"] if model is None else model  # ("" was the default model, silently)
     from ltrsched.engine.config import model_dir
 
     path = model_dir(model)  # a bad model fails before the engine starts
