@@ -295,7 +295,12 @@ def test_csv_blank_lines_are_no_requests(tmp_path, newline):
 
 
 @pytest.mark.parametrize("content, message", [("a,b\n1,2\n", "no column for"), ("arrived_at,num_prefill_tokens,num_decode_tokens\n", "empty"),
-                                              ("arrived_at,num_prefill_tokens,num_decode_tokens\n0,x,3\n", "non-numeric")])
+                                              ("arrived_at,num_prefill_tokens,num_decode_tokens\n0,x,3\n", "non-numeric"),
+                                              # the first of two same-named columns was used, silently
+                                              ("prompt_tokens,output_tokens,prompt_tokens\n10,3,11\n",
+                                               "the header names column 'prompt_tokens' 2 times"),
+                                              ("Arrival_Time,prompt_tokens,output_tokens,arrival_time\n0,10,3,5\n",
+                                               "the header names column 'Arrival_Time' 2 times")])
 def test_csv_errors(tmp_path, content, message):
     path = tmp_path / "t.csv"
     path.write_text(content)

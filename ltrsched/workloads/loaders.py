@@ -25,6 +25,7 @@ Text files are UTF-8 (a byte-order mark is dropped); an invalid byte is an error
 from __future__ import annotations
 
 import io
+import re
 import sys
 from pathlib import Path
 
@@ -206,6 +207,13 @@ def load_csv(path: Path) -> pl.DataFrame:
         if found is None:
             raise UserError(f"{path}: no column for {ours} (looked for {', '.join(names)}, in any case); "
                             f"have {', '.join(raw.columns)}")
+        # the same name twice (polars renames the second `x_duplicated_0`; names match in any case): the first was
+        # used, silently, whichever held the lengths
+        twins = [c for c in raw.columns if c != found and (c.lower() == found.lower() or re.fullmatch(
+            re.escape(found) + r"_duplicated_\d+", c))]
+        if twins:
+            raise UserError(f"{path}: the header names column {found!r} {len(twins) + 1} times (in any case); "
+                            f"which holds the {ours}? keep one")
         col = raw[found]
         if ours == "arrival_time" and col.dtype == pl.String:
             col = _datetime_seconds(col)
