@@ -127,6 +127,9 @@ def test_jsonl_lengths_given_as_numbers(tmp_path):
                     + json.dumps({"prompt": "Hi again", "output_tokens": 12.0}) + "\n")
     wl = load_workload(str(path))
     assert wl.df["prompt_tokens"].to_list() == [7, 1, 2] and wl.df["output_tokens"].to_list() == [321, 7, 12]
+    # beside the text, the count given is used as a parquet's is (it was ignored for the text's Llama-3 count, 7)
+    path.write_text(json.dumps({"prompt": "Hi", "generated": "Hello world, how are you?", "output_tokens": 9}) + "\n")
+    assert load_workload(str(path)).df["output_tokens"].to_list() == [9]
     for bad in (0, -3, 2.5, "12", True, None, 2**60):
         path.write_text(json.dumps({"prompt": "Hi", "output_tokens": bad}) + "\n")
         with pytest.raises(UserError, match=r":1: 'output_tokens' must be a whole number of tokens in 1\.\.2\*\*53"):

@@ -7,8 +7,9 @@ Files, by suffix:
   ``generated`` (or ``response``) text but no ``output_tokens`` too; without ``arrival_time`` every request is at
   t = 0; without ``request_id`` rows are numbered.
 - ``.jsonl``: one ``{"prompt": ..., "generated": ...}`` object per line (the seed's traces); lengths are
-  re-tokenized with the Llama-3 tokenizer; an optional ``arrival_time`` [s] is kept. A line without the generated
-  text may give its length instead, ``"output_tokens": N`` (e.g. another model's own count), used as is.
+  re-tokenized with the Llama-3 tokenizer; an optional ``arrival_time`` [s] is kept. A line may give the output's
+  length instead of (or beside) the generated text, ``"output_tokens": N`` (e.g. another model's own count), used
+  as is, as a parquet's given counts are.
 - ``.json``: ShareGPT conversations (complete or truncated), first turns, the paper's selection rules; records
   with LMSYS-Chat-1M's or OpenAI's ``{"role", "content"}`` messages too (:func:`ltrsched.workloads.sharegpt.first_turn`).
   A parquet of such conversations (LMSYS-Chat-1M's own files: a ``conversation`` column) is read the same way.
@@ -63,7 +64,7 @@ def load_jsonl(path: Path) -> pl.DataFrame:
                 isinstance(rec.get("generated"), str) or ("generated" not in rec and "output_tokens" in rec)):
             raise UserError(f"{path}:{lineno}: expected an object with string fields 'prompt' and 'generated' "
                             "(or, instead of the generated text, its length 'output_tokens')")
-        if "generated" not in rec:
+        if "output_tokens" in rec:  # a count given is kept, beside the text too (as a parquet's): it was ignored
             rec["generated"] = _output_length(rec["output_tokens"], f"{path}:{lineno}")
         for name in ("prompt", "generated"):
             if not isinstance(rec[name], str):
