@@ -180,12 +180,12 @@ def _without_blank_lines(raw: pl.DataFrame, text: str) -> pl.DataFrame:
     import csv
 
     try:
-        records = list(csv.reader(io.StringIO(text, newline="")))
+        blank = [not record for record in csv.reader(io.StringIO(text, newline=""))]  # (a flag per record)
     except csv.Error:
         return raw
-    if len(records) != raw.height + 1:  # (+ the header)
+    if len(blank) != raw.height + 1:  # (+ the header)
         return raw
-    return raw.filter(~(empty & pl.Series([not r for r in records[1:]], dtype=pl.Boolean)))
+    return raw.filter(~(empty & pl.Series(blank[1:], dtype=pl.Boolean)))
 
 
 def load_csv(path: Path) -> pl.DataFrame:
