@@ -215,6 +215,19 @@ def test_an_empty_path_is_refused(tmp_path, args, option):
 
 
 @pytest.mark.parametrize("args, message", [
+    (["simulate", "-w", "lmsys-like", "-n", "10", "--arrival", "poisson", "--rate", "0_5"],
+     "Invalid value for '--rate': '0_5' is not a plain number"),
+    (["simulate", "-w", "lmsys-like", "-n", "\u0661\u0660"], "Invalid value for '--num-requests' / '-n': '\u0661\u0660' is not a plain number"),
+    (["capacity", "--slo", "ttft_p90=2", "--seeds", "1_0"], "Invalid value for '--seeds': '1_0' is not a plain number"),
+    (["validate", "--emulate", "h100-llama3-8b", "-n", "2", "--rates", "0_5"], "--rates must be numbers separated by ','"),
+])
+def test_numbers_only_by_python_literal_rules_are_refused(tmp_path, args, message):
+    """click reads numbers with int()/float(): --rate 0_5 (a typo for 0.5) ran at 5 req/s, -n with Arabic-Indic digits
+    took 10 requests, where a policy spec refuses both ('is not a plain number')."""
+    assert_one_line_error(run_cli(*args, cwd=tmp_path), message)
+
+
+@pytest.mark.parametrize("args, message", [
     (["predict", "-m", "ck", "-w", "sharegpt", "--out", "{tmp}/scored.csv"], "--out must be a .parquet file"),
     (["evaluate", "-m", "ck", "--plot", "{tmp}/calibration.txt"], "unknown image format '.txt'"),
 ])

@@ -306,8 +306,8 @@ def _rounded_rate(rate: float) -> float:
 
 def _parse_rates(text: str) -> list[float]:
     """The Poisson rates of --rates [req/s]."""
-    try:
-        values = [float(x) for x in text.split(",") if x.strip()]
+    try:  # (not float("0_5"), 5.0, for a typo of 0.5, nor non-ASCII digits: as policy specs' numbers)
+        values = [float(x) if "_" not in x and x.isascii() else float("") for x in text.split(",") if x.strip()]
     except ValueError:
         raise UserError(f"--rates must be numbers separated by ',' or 'auto', got {text!r}") from None
     if not values or any(not (math.isfinite(v) and v > 0) for v in values):
