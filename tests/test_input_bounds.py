@@ -175,6 +175,7 @@ def _checkpoint(tmp_path, **changes):
     ({"epochs": True}, "epochs must be an integer"),
     ({"max_prompt_tokens": 2**40}, "max_prompt_tokens must be in [1,"),
     ({"lr": -1.0}, "lr must be > 0"),
+    ({"lr": 10**400}, "lr must be a finite number, got an integer of 401 digits"),  # was an OverflowError traceback
     ({"backbone": "gpt9"}, "unknown backbone 'gpt9'"),
 ])
 def test_damaged_predictor_config_is_refused_before_allocating(tmp_path, changes, message):

@@ -626,6 +626,8 @@ def _tiny_ensemble(tmp_path):
     (lambda spec: spec["weights"].__setitem__(0, True), "'weights' must hold finite numbers, got True"),
     (lambda spec: spec.__setitem__("members", "member0"), "'members' must be a list, got str"),
     (lambda spec: spec["members"].__setitem__(1, 1), "'members' must hold member directory names, got 1"),
+    # JSON's integers are unbounded: one beyond float64 was an OverflowError traceback
+    (lambda spec: spec["means"].__setitem__(0, 10**400), "'means' must hold finite numbers, got an integer of 401 digits"),
     (None, "not a valid ensemble ('utf-8' codec can't decode byte 0xff"),
 ])
 def test_damaged_ensemble_file_is_refused(tmp_path, edit, message):
