@@ -36,6 +36,37 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def check_parameter_text(command: click.Command) -> click.Command:
+    """``command`` (and its sub-commands) with every path parameter refusing an empty string, and every number
+    parameter a number only by Python's own literal rules. click reads ``""`` as ``Path("")``, the current
+    directory, so ``simulate -o ""`` (an unset shell variable) wrote its run into it, and ``plot cdf ""`` plotted
+    whatever run lay there; it reads numbers with ``int()``/``float()``, so ``--rate 0_5`` (a typo for 0.5) ran
+    at 5 req/s and ``-n ١٠`` (Arabic-Indic digits) took 10 requests, where a policy spec refuses both."""
+    for param in command.params:
+        kind = param.type
+        if getattr(kind, "_checked_text", False):
+            continue
+        if isinstance(kind, click.Path):
+            def convert(value, param, ctx, _convert=kind.convert):
+                if isinstance(value, str) and value == "":
+                    raise click.BadParameter("an empty path; give a file or directory (. for the current one)",
+                                             ctx=ctx, param=param)
+                return _convert(value, param, ctx)
+        elif isinstance(kind, (click.types.IntParamType, click.types.FloatParamType)):
+            def convert(value, param, ctx, _convert=kind.convert):
+                if isinstance(value, str) and ("_" in value or not value.isascii()):  # (as policy specs' numbers)
+                    raise click.BadParameter(f"{value!r} is not a plain number (write digits without '_', e.g. 0.5 "
+                                             "or 1000)", ctx=ctx, param=param)
+                return _convert(value, param, ctx)
+        else:
+            continue
+        kind.convert = convert
+        kind._checked_text = True
+    for sub in getattr(command, "commands", {}).values():
+        check_parameter_text(sub)
+    return command
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(COMMANDS) | set(self.commands))
@@ -47,7 +78,7 @@ class LazyGroup(click.Group):
             return None
         module, attr = COMMANDS[name][0].split(":")
         try:
-            return getattr(importlib.import_module(module), attr)
+            return check_parameter_text(getattr(importlib.import_module(module), attr))
         except (ImportError, AttributeError) as exc:
             raise click.ClickException(f"command {name!r} is unavailable: {exc}") from None
 

@@ -89,6 +89,7 @@ def test_simulate_writes_results(small_workload, tmp_path):
         (["--arrival", "gamma", "--rate", "1", "--cv", "1e200"], "out of range for gamma inter-arrival times"),
         (["--policy", "ltr:tau=0.5,seed=-1"], "policy 'ltr': seed must be >= 0"),
         (["--policy", "class:seed=-2"], "policy 'class': seed must be >= 0"),
+        (["--replicas", "2", "--router", ""], "unknown router ''"),  # ran round-robin, as ':' is refused
     ],
 )
 def test_bad_input_is_one_line_exit_2(small_workload, tmp_path, args, message):
@@ -178,6 +179,52 @@ def test_output_path_under_a_file_fails_before_any_work(tmp_path, args):
     sweep.write_text('policies = ["fcfs"]\nworkloads = ["lmsys-like"]\nnum_requests = 5\n')
     args = [a.format(file=blocker, sweep=sweep) for a in args]
     assert_one_line_error(run_cli(*args), f"{blocker} is a file, not a directory")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-w", "run/requests.parquet", "-o", "run"], "--workload run/requests.parquet would be overwritten by the output "
+                                                   "run/requests.parquet"),
+    (["-w", "wl.parquet", "-p", "p.json", "--trace", "./p.json"], "--profile p.json would be overwritten by the output "
+                                                                  "p.json"),
+])
+def test_simulate_never_writes_over_its_inputs(tmp_path, args, message):
+    """`simulate -w RUN/requests.parquet -o RUN` wrote the run over the workload it simulated (exit 0), as replay
+    did before; `-p p.json --trace p.json` the trace over the profile."""
+    from importlib.resources import files
+
+    (tmp_path / "run").mkdir()
+    for path in ("run/requests.parquet", "wl.parquet"):
+        make_workload([10, 20], [3, 4]).df.write_parquet(tmp_path / path)
+    (tmp_path / "p.json").write_bytes(files("ltrsched.sim.profiles").joinpath("a100-llama3-8b.json").read_bytes())
+    before = {p: (tmp_path / p).read_bytes() for p in ("run/requests.parquet", "p.json")}
+    assert_one_line_error(run_cli("simulate", *args, cwd=tmp_path), message)
+    assert {p: (tmp_path / p).read_bytes() for p in before} == before
+
+
+@pytest.mark.parametrize("args, option", [
+    (["simulate", "-w", "lmsys-like", "-n", "5", "-o", ""], "'--out' / '-o'"),
+    (["plot", "cdf", ""], "'RUNS...'"),
+    (["sweep", ""], "'SWEEP_FILE'"),
+    (["evaluate", "-m", "", "--data", "lmsys-like"], "'--model' / '-m'"),
+])
+def test_an_empty_path_is_refused(tmp_path, args, option):
+    """click reads "" as the current directory: `simulate -o ""` (an unset shell variable) wrote its run into it,
+    exit 0, and `plot cdf ""` plotted the run found there."""
+    assert_one_line_error(run_cli(*args, cwd=tmp_path), f"Invalid value for {option}: an empty path")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["simulate", "-w", "lmsys-like", "-n", "10", "--arrival", "poisson", "--rate", "0_5"],
+     "Invalid value for '--rate': '0_5' is not a plain number"),
+    (["simulate", "-w", "lmsys-like", "-n", "\u0661\u0660"], "Invalid value for '--num-requests' / '-n': '\u0661\u0660' is not a plain number"),
+    (["capacity", "--slo", "ttft_p90=2", "--seeds", "1_0"], "Invalid value for '--seeds': '1_0' is not a plain number"),
+    (["validate", "--emulate", "h100-llama3-8b", "-n", "2", "--rates", "0_5"], "--rates must be numbers separated by ','"),
+])
+def test_numbers_only_by_python_literal_rules_are_refused(tmp_path, args, message):
+    """click reads numbers with int()/float(): --rate 0_5 (a typo for 0.5) ran at 5 req/s, -n with Arabic-Indic digits
+    took 10 requests, where a policy spec refuses both ('is not a plain number')."""
+    assert_one_line_error(run_cli(*args, cwd=tmp_path), message)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -119,6 +119,8 @@ def test_an_input_is_never_an_output(tmp_path, args, source, message):
     (["--block-size", "1000000000"], "profile 'h100-llama3-8b' leaves no GPU memory for one KV block of 1000000000 tokens"),
     (["--gpu-memory-utilization", "1e-9"], "leaves no GPU memory for one KV block of 16 tokens at --gpu-memory-utilization 1e-09"),
     (["--num-gpu-blocks", "1000000000000"], "the emulated engine cannot hold 1000000000000 KV blocks"),
+    (["--kv-cache-gib", "1e-9"], "--kv-cache-gib 1e-09 holds 0 KV block(s) of 16 tokens (2,097,152 bytes each in "
+                                 "profile 'h100-llama3-8b'), and the engine needs 2"),
 ])
 def test_emulated_kv_cache_out_of_range_is_a_one_line_error(tmp_path, options, message):
     """No block (a huge block size, a tiny utilization) was a ValueError traceback from the adapter's limits;
@@ -127,6 +129,21 @@ def test_emulated_kv_cache_out_of_range_is_a_one_line_error(tmp_path, options, m
 
     r = run_cli("replay", "--emulate", "h100-llama3-8b", "-n", "2", *options, cwd=tmp_path)
     assert_one_line_error(r, message)
+
+
+def test_emulated_engine_sizes_its_kv_cache_from_kv_cache_gib(tmp_path):
+    """--kv-cache-gib was ignored by the emulated engine: it took the profile's GPU memory (16,381 blocks for
+    h100-llama3-8b) while the run's summary recorded the GiB asked for. Now the GiB hold the blocks, as in vLLM
+    (its null block among them): 0.25 GiB of 2 MiB blocks (16 tokens x 128 KiB a token of Llama-3-8B) = 128."""
+    import json
+
+    from test_cli_simulate import run_cli
+
+    r = run_cli("replay", "--emulate", "h100-llama3-8b", "-w", "lmsys-like", "-n", "3", "--kv-cache-gib", "0.25",
+                "-o", "run", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    config = json.loads((tmp_path / "run" / "summary.json").read_text())["meta"]["config"]
+    assert (config["num_gpu_blocks"], config["kv_cache_gib"]) == (128, 0.25)
 
 
 def test_a_cpu_kv_cache_larger_than_the_available_ram_is_refused_before_the_engine_starts(monkeypatch):
@@ -178,11 +195,24 @@ def test_replay_refuses_a_huge_cpu_kv_cache_without_importing_vllm():
                                                    "more than the "), r.stderr[-2000:]
 
 
+def test_an_empty_model_or_profile_name_is_no_default(tmp_path):
+    """replay/validate -m "" served the default model, validate -p "" compared with the default profile: an empty
+    name (an unset shell variable) was read as no option."""
+    from ltrsched.validation.engines import engine_config
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    with pytest.raises(UserError, match="^model '' is neither a built-in name"):
+        engine_config(model="", emulate_profile="h100-llama3-8b")
+    assert_one_line_error(run_cli("validate", "--emulate", "h100-llama3-8b", "-n", "2", "--policies", "fcfs", "-p", "",
+                                  "-o", "v", cwd=tmp_path), "profile path is a directory, not a JSON file: .")
+
+
 @pytest.mark.parametrize("options, named", [
     ({"tensor_parallel_size": 8}, "--tensor-parallel-size sets"),
     ({"dtype": "float32"}, "--dtype sets"),
     ({"enforce_eager": False}, "--enforce-eager/--no-enforce-eager sets"),
     ({"load_format": "auto", "dtype": "half"}, "--load-format, --dtype set"),
+    ({"threads": 4}, "--threads sets"),  # was "--threads is for the CPU engine (a GPU engine computes on the GPU)"
 ])
 def test_model_execution_options_are_refused_by_the_emulated_engine(options, named):
     """They were silently ignored: `replay --emulate h100-llama3-8b --tensor-parallel-size 8` timed TP1."""

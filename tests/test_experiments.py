@@ -134,6 +134,11 @@ _SWEEP_BASE = 'policies = ["fcfs"]\nworkloads = ["lmsys-like"]\nnum_requests = 2
     ("s.toml", 'policies = ["ltr:tau=0_5"]\n', "policy 'ltr': bad value for tau: '0_5' is not a plain number"),
     ("s.toml", _SWEEP_BASE + 'profiles = ["a100-llama3-8b", "nosuch"]\n', "unknown profile 'nosuch'"),
     ("s.yaml", "policies: [fcfs]\n", "unknown sweep file format '.yaml'"),
+    # integers beyond float64 (JSON's are unbounded): OverflowError tracebacks from math.isfinite
+    ("s.json", '{"policies": ["fcfs"], "arrival": "poisson", "rates": [1' + "0" * 400 + "]}",
+     "'rates' must be positive and finite, got [1000"),
+    ("s.json", '{"policies": ["fcfs"], "arrival": "poisson", "rates": [4], "duration": 1' + "0" * 400 + "}",
+     "'duration' must be positive and finite, got 1000"),
     ("s.toml", b"\x8e\xff\x00", "cannot parse ('utf-8' codec can't decode"),
     # json keeps a repeated key's last value: this ran srtf alone, where TOML refuses the file
     ("s.json", '{"policies": ["fcfs"], "policies": ["srtf"]}', "cannot parse (the key 'policies' is given twice)"),

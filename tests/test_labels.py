@@ -217,6 +217,7 @@ def test_label_report_command_writes_its_files(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--sizes", "10,x"], "--sizes takes training-set sizes"),
     (["--sizes", "1"], "at least 2 training prompts"),
+    (["--sizes", "1_0"], "--sizes takes training-set sizes"),  # int("1_0") was 10
     (["--epochs", "0"], "--epochs must be >= 1"),
 ])
 def test_label_report_bad_options_are_one_line(tmp_path, args, message):

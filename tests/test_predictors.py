@@ -295,6 +295,8 @@ def test_cli_train_bad_hf_model_is_one_line(tmp_path):
     (["--limit", "1"], "need at least 2 training prompts, got 1"),
     (["--eval-data", "{one}"], "need at least 2 held-out prompts, got 1"),
     (["--eval-data", "{same}"], "all 3 held-out prompts have the same output length (2)"),
+    # an empty name was read as no --eval-data: "--eval-data  holds only training prompts"
+    (["--eval-data", ""], "workload '' is a directory, not a file"),
 ])
 def test_cli_train_bad_numbers_and_data_are_one_line(tmp_path, args, message):
     """Checked before training starts; the progress bar is not drawn (stderr holds only the error)."""
@@ -624,6 +626,8 @@ def _tiny_ensemble(tmp_path):
     (lambda spec: spec["weights"].__setitem__(0, True), "'weights' must hold finite numbers, got True"),
     (lambda spec: spec.__setitem__("members", "member0"), "'members' must be a list, got str"),
     (lambda spec: spec["members"].__setitem__(1, 1), "'members' must hold member directory names, got 1"),
+    # JSON's integers are unbounded: one beyond float64 was an OverflowError traceback
+    (lambda spec: spec["means"].__setitem__(0, 10**400), "'means' must hold finite numbers, got an integer of 401 digits"),
     (None, "not a valid ensemble ('utf-8' codec can't decode byte 0xff"),
 ])
 def test_damaged_ensemble_file_is_refused(tmp_path, edit, message):

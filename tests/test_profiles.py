@@ -253,6 +253,10 @@ def _mutations():
         ("tp does not divide heads", set_("tensor_parallel", 3), "'tensor_parallel'"),
         ("model config size beyond any model", lambda d: d["model_config"].__setitem__("num_hidden_layers", 10**400),
          "model config key 'num_hidden_layers' is more than the largest plausible size"),
+        # integers beyond float64 (JSON's are unbounded): OverflowError tracebacks from math.isfinite
+        ("integer beyond float64", set_("gpu_memory_bytes", 10**400),
+         "key 'gpu_memory_bytes' must be finite, got an integer of 401 digits"),
+        ("integer time beyond float64", set_("overhead_s_per_step", 10**400), "key 'overhead_s_per_step' must be finite"),
     ]
 
 

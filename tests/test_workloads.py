@@ -42,6 +42,15 @@ def test_jsonl_errors(tmp_path, content, message):
         load_workload(str(path))
 
 
+def test_jsonl_arrival_time_beyond_float_range_is_a_one_line_error(tmp_path):
+    """JSON integers have no bound: an arrival_time of 10**400 was an OverflowError traceback (float())."""
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"prompt": "Hello there", "generated": "Hi", "arrival_time": 0}\n'
+                    '{"prompt": "Hello there", "generated": "Hi", "arrival_time": 1' + "0" * 400 + '}\n')
+    with pytest.raises(UserError, match=r"t\.jsonl:2: 'arrival_time' is too large to be a number of seconds \(401 digits\)"):
+        load_workload(str(path))
+
+
 @pytest.mark.parametrize("field", ["prompt", "generated"])
 def test_jsonl_lone_surrogate_names_the_line(tmp_path, field):
     """JSON's ``\\ud83d`` escape decodes to half a character that no tokenizer encodes: an error naming the line,
@@ -118,6 +127,9 @@ def test_jsonl_lengths_given_as_numbers(tmp_path):
                     + json.dumps({"prompt": "Hi again", "output_tokens": 12.0}) + "\n")
     wl = load_workload(str(path))
     assert wl.df["prompt_tokens"].to_list() == [7, 1, 2] and wl.df["output_tokens"].to_list() == [321, 7, 12]
+    # beside the text, the count given is used as a parquet's is (it was ignored for the text's Llama-3 count, 7)
+    path.write_text(json.dumps({"prompt": "Hi", "generated": "Hello world, how are you?", "output_tokens": 9}) + "\n")
+    assert load_workload(str(path)).df["output_tokens"].to_list() == [9]
     for bad in (0, -3, 2.5, "12", True, None, 2**60):
         path.write_text(json.dumps({"prompt": "Hi", "output_tokens": bad}) + "\n")
         with pytest.raises(UserError, match=r":1: 'output_tokens' must be a whole number of tokens in 1\.\.2\*\*53"):
@@ -171,6 +183,26 @@ def test_lmsys_and_openai_conversations_are_first_turns_like_sharegpt(tmp_path):
         tmp_path / "reply-first.parquet")
     with pytest.raises(UserError, match="no complete conversation .* with a user turn and a reply"):
         load_workload(str(tmp_path / "reply-first.parquet"))
+
+
+def test_openai_content_parts_are_the_message_text(tmp_path):
+    """OpenAI's chat format allows a message's content as a list of parts ({"type": "text", "text": ...}): such
+    conversations were skipped, and a file of them was "no complete conversation". Text parts are joined by
+    newlines; a conversation whose first turn holds another part (an image) stays ineligible."""
+    recs = _lmsys_records(6)
+    plain = [{"id": r["conversation_id"], "messages": r["conversation"]} for r in recs]
+    parts = [{"id": r["id"], "messages": [{"role": m["role"], "content": [{"type": "text", "text": m["content"]}]}
+                                          for m in r["messages"]]} for r in plain]
+    (tmp_path / "plain.json").write_text(json.dumps(plain))
+    (tmp_path / "parts.json").write_text(json.dumps(parts))
+    assert load_workload(str(tmp_path / "parts.json")).df.equals(load_workload(str(tmp_path / "plain.json")).df)
+    two = [{"type": "text", "text": "Please explain topic"}, {"type": "text", "text": "number 3 in a few words"}]
+    image = [{"type": "image_url", "image_url": {"url": "x.png"}}, {"type": "text", "text": "Please describe it"}]
+    mixed = [{"id": "two", "messages": [{"role": "user", "content": two}, recs[3]["conversation"][1]]},
+             {"id": "image", "messages": [{"role": "user", "content": image}, recs[3]["conversation"][1]]}]
+    (tmp_path / "mixed.json").write_text(json.dumps(mixed))
+    wl = load_workload(str(tmp_path / "mixed.json"))
+    assert wl.df["prompt"].to_list() == ["Please explain topic\nnumber 3 in a few words"]
 
 
 def test_no_eligible_requests_says_why(tmp_path):
@@ -246,8 +278,32 @@ def test_csv_of_lengths_alone_is_a_burst(tmp_path):
     assert apply_arrivals(wl, "poisson", rate=2.0, seed=0).df["arrival_time"].to_numpy()[-1] > 0
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_csv_blank_lines_are_no_requests(tmp_path, newline):
+    """A blank line after the last record or between records (editors, `cat` of several files) was read by polars as
+    a row of nulls, and the file refused for "1 missing value(s)" it does not have; the csv module and pandas skip
+    such lines. A line of empty fields stays a row of missing values; a blank line inside a quoted field is text."""
+    path = tmp_path / "t.csv"
+    path.write_bytes(newline.join(["prompt_tokens,output_tokens", "10,20", "", "", "30,5", "", ""]).encode())
+    wl = load_workload(str(path))
+    assert wl.df["prompt_tokens"].to_list() == [10, 30] and wl.df["output_tokens"].to_list() == [20, 5]
+    path.write_bytes(newline.join(["prompt,prompt_tokens,output_tokens", '"a', "", 'b",10,20', "", ""]).encode())
+    assert load_workload(str(path)).df["prompt"].to_list() == [newline.join(["a", "", "b"])]
+    path.write_bytes(newline.join(["prompt_tokens,output_tokens", "10,20", ",", ""]).encode())
+    with pytest.raises(UserError, match="column prompt_tokens has 1 missing value"):
+        load_workload(str(path))
+    path.write_bytes(newline.join(["prompt_tokens,output_tokens", "", "", ""]).encode())
+    with pytest.raises(UserError, match=r"no requests \(empty file\)"):
+        load_workload(str(path))
+
+
 @pytest.mark.parametrize("content, message", [("a,b\n1,2\n", "no column for"), ("arrived_at,num_prefill_tokens,num_decode_tokens\n", "empty"),
-                                              ("arrived_at,num_prefill_tokens,num_decode_tokens\n0,x,3\n", "non-numeric")])
+                                              ("arrived_at,num_prefill_tokens,num_decode_tokens\n0,x,3\n", "non-numeric"),
+                                              # the first of two same-named columns was used, silently
+                                              ("prompt_tokens,output_tokens,prompt_tokens\n10,3,11\n",
+                                               "the header names column 'prompt_tokens' 2 times"),
+                                              ("Arrival_Time,prompt_tokens,output_tokens,arrival_time\n0,10,3,5\n",
+                                               "the header names column 'Arrival_Time' 2 times")])
 def test_csv_errors(tmp_path, content, message):
     path = tmp_path / "t.csv"
     path.write_text(content)

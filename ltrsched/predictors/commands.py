@@ -75,7 +75,7 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, max_promp
         seed=seed, hf_path=hf_model, max_prompt_tokens=max_prompt_tokens, probe_layer=probe_layer,
     )
     prompts, lengths = prompts_and_lengths(data, "train", limit, seed)
-    ev_prompts, ev_lengths = prompts_and_lengths(eval_data or data, "eval" if eval_data is None else "all")
+    ev_prompts, ev_lengths = prompts_and_lengths(data if eval_data is None else eval_data, "eval" if eval_data is None else "all")
     check_labelled(prompts, lengths)
     check_labelled(ev_prompts, ev_lengths, "held-out")
     _check_held_out(prompts, ev_prompts, data, eval_data)
@@ -265,7 +265,7 @@ def ensemble(models, weights, data, eval_data, out):
     if any(isinstance(m, Ensemble) for m in members):
         raise UserError("ensemble members must be single predictors, not ensembles")
     prompts, _ = prompts_and_lengths(data, "train")
-    ev_prompts, ev_lengths = prompts_and_lengths(eval_data or data, "eval" if eval_data is None else "all")
+    ev_prompts, ev_lengths = prompts_and_lengths(data if eval_data is None else eval_data, "eval" if eval_data is None else "all")
     check_labelled(ev_prompts, ev_lengths, "held-out")
     ens = Ensemble.calibrate(members, prompts, list(weights) or None)
     from ltrsched.predictors.predictor import kendall_tau

@@ -33,6 +33,15 @@ MAX_EPOCHS = 10_000
 _INTS = ("label_bucket", "bucket", "num_classes", "dim", "hidden", "list_size", "epochs", "seed", "max_prompt_tokens")
 
 
+def _finite(value) -> bool:
+    """True for a finite number; False for an integer beyond float64 (JSON's are unbounded: math.isfinite raised
+    OverflowError, a traceback)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 @dataclass
 class PredictorConfig:
     """What a checkpoint directory holds besides its weights.
@@ -83,8 +92,9 @@ class PredictorConfig:
                 raise UserError(f"{name} must be an integer, got {value!r}")
         for name in ("lr", "weight_decay"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise UserError(f"{name} must be a finite number, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
+                got = f"an integer of {len(str(value))} digits" if isinstance(value, int) else repr(value)
+                raise UserError(f"{name} must be a finite number, got {got}")
         for name in ("kind", "backbone", "loss", "ngrams"):
             if not isinstance(getattr(self, name), str):
                 raise UserError(f"{name} must be text, got {getattr(self, name)!r}")

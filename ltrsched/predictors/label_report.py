@@ -99,8 +99,8 @@ def parse_sizes(text: str) -> list[int | str]:
         if part == "all":
             sizes.append("all")
             continue
-        try:
-            n = int(part)
+        try:  # (not int("1_0") nor non-ASCII digits: numbers as the CLI's options and policy specs take them)
+            n = int(part) if part.isascii() and "_" not in part else int("x")
         except ValueError:
             raise UserError(f"--sizes takes training-set sizes (integers >= 2) and 'all' separated by ',', got {text!r}") from None
         if n < 2:

@@ -155,18 +155,22 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
              semantics, max_resident_seqs, preemption, chunked_prefill, plugin, out, record_steps, replicas, router,
              trace_file, cdf_file, progress, block_size):
     """Simulate one policy serving one workload on one replica, or on --replicas behind a --router."""
-    from ltrsched.outputs import check_out_dir, check_out_file
+    from ltrsched.outputs import check_inputs_kept, check_out_dir, check_out_file
     from ltrsched.plots.cdf import check_image_path
     from ltrsched.policies import load_plugin, make_policy
+    from ltrsched.results import RUN_FILES
 
     if out is not None:
-        from ltrsched.results import RUN_FILES
-
         check_out_dir(out, files=RUN_FILES)  # (a run's file name taken by a directory: found before the run)
     if trace_file is not None:
         check_out_file(trace_file, "--trace", ".json")
     if cdf_file is not None:
         check_image_path(cdf_file, "--cdf")
+    # (`-w RUN/requests.parquet -o RUN` wrote the run over the workload it simulated, `-p p.json --trace p.json`
+    # the trace over the profile)
+    check_inputs_kept({"--workload": workload, "--profile": profile},
+                      files=(*(Path(out) / name for name in RUN_FILES if out is not None),
+                             *(f for f in (trace_file, cdf_file) if f is not None)))
     given = click.get_current_context().get_parameter_source("gpu_memory_utilization")
     if num_gpu_blocks is not None and given == click.core.ParameterSource.COMMANDLINE:
         raise UserError("--gpu-memory-utilization has no effect with --num-gpu-blocks (which sets the KV cache's "
@@ -183,7 +187,7 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
     if cluster:
         from ltrsched.routers import make_router
 
-        rtr = make_router(router or "round-robin")
+        rtr = make_router("round-robin" if router is None else router)  # (an empty spec ran round-robin)
     config = build_config(profile, max_num_batched_tokens, max_num_seqs, num_gpu_blocks,
                           gpu_memory_utilization, max_model_len, semantics, max_resident_seqs, preemption,
                           chunked_prefill, record_steps or trace_file is not None, block_size)

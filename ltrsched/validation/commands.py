@@ -171,14 +171,14 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
         raise UserError(f"--repeats must be in [1, 100], got {repeats}")
     specs = _split_policies(policies)
     rate_values = _parse_rates(rates) if rates and rates.strip() != "auto" else None
-    if sim_profile:
+    if sim_profile is not None:  # ("" was the default profile, silently)
         load_profile(sim_profile)
     first = build_workload(workload, num_requests, arrival, rate, cv, duration, seed)
     for s in specs:  # bad specs, and columns a policy needs, fail before the engine starts
         check_needs(make_policy(s), first.has_column, f"workload {first.name!r}")
     check_workload_for_engine(first, engine["prompts"])
     config = engine_config(**engine)  # bad engine options and the platform, before anything runs
-    sim_profile = sim_profile or _default_profile(config, engine["emulate_profile"])
+    sim_profile = _default_profile(config, engine["emulate_profile"]) if sim_profile is None else sim_profile
     cases = [(arrival, rate)]
     if rates:
         rate_values = rate_values or _auto_rates(workload, num_requests, seed, sim_profile, config)
@@ -306,8 +306,8 @@ def _rounded_rate(rate: float) -> float:
 
 def _parse_rates(text: str) -> list[float]:
     """The Poisson rates of --rates [req/s]."""
-    try:
-        values = [float(x) for x in text.split(",") if x.strip()]
+    try:  # (not float("0_5"), 5.0, for a typo of 0.5, nor non-ASCII digits: as policy specs' numbers)
+        values = [float(x) if "_" not in x and x.isascii() else float("") for x in text.split(",") if x.strip()]
     except ValueError:
         raise UserError(f"--rates must be numbers separated by ',' or 'auto', got {text!r}") from None
     if not values or any(not (math.isfinite(v) and v > 0) for v in values):

@@ -61,7 +61,8 @@ def engine_options(fn):
                           "--kv-cache-gib on a CPU, vLLM's memory profiling on a GPU)."),
         click.option("--kv-cache-gib", type=float, default=None,
                      help=f"KV cache size [GiB] (default: {CPU_KV_CACHE_GIB:g} on a CPU; vLLM's memory "
-                          "profiling with --gpu-memory-utilization on a GPU)."),
+                          "profiling with --gpu-memory-utilization on a GPU; with --emulate, the profile's GPU "
+                          "memory, and the GiB hold blocks of the profile's KV bytes per token)."),
         click.option("--threads", type=int, default=None,
                      help="CPU engine: compute threads, pinned to as many CPUs [default: 1, the least noisy]."),
         click.option("--gpu-memory-utilization", type=float, default=0.9, show_default=True,
@@ -189,7 +190,7 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
 
     max_tokens = _check_stopping(model, load_format, emulate_profile, prompts, eos, max_tokens)
     if emulate_profile is not None:
-        _check_emulated(load_format, dtype, enforce_eager, tensor_parallel_size)
+        _check_emulated(load_format, dtype, enforce_eager, tensor_parallel_size, threads)
     if dtype is not None and dtype not in DTYPES:
         raise UserError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     if max_model_len is not None and max_model_len < 2:
@@ -233,7 +234,7 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
         threads = threads or 1
     elif threads is not None:
         raise UserError("--threads is for the CPU engine (a GPU engine computes on the GPU)")
-    model = model or defaults["model"]
+    model = defaults["model"] if model is None else model  # ("" was the default model, silently)
     from ltrsched.engine.config import model_dir
 
     path = model_dir(model)  # a bad model fails before the engine starts
@@ -335,13 +336,15 @@ def _check_tokenizer(model: str, path: str) -> None:
         raise UserError(f"{needs}; model directory {path} has none ({', '.join(TOKENIZER_FILES)})")
 
 
-def _check_emulated(load_format, dtype, enforce_eager, tensor_parallel_size) -> None:
+def _check_emulated(load_format, dtype, enforce_eager, tensor_parallel_size, threads=None) -> None:
     """One-line :class:`UserError` for an option of the model's execution given to the emulated engine, which
     runs no model (its step times are the profile's): it was ignored, and ``profile --emulate`` recorded it
-    in the fitted profile as if measured (``--tensor-parallel-size 8``, ``--dtype float32``)."""
+    in the fitted profile as if measured (``--tensor-parallel-size 8``, ``--dtype float32``). ``--threads`` was
+    told "is for the CPU engine (a GPU engine computes on the GPU)", of an engine that computes nowhere."""
     given = [name for name, value in (("--load-format", load_format is not None), ("--dtype", dtype is not None),
                                       ("--enforce-eager/--no-enforce-eager", enforce_eager is not None),
-                                      ("--tensor-parallel-size", tensor_parallel_size != 1)) if value]
+                                      ("--tensor-parallel-size", tensor_parallel_size != 1),
+                                      ("--threads", threads is not None)) if value]
     if given:
         raise UserError(f"{', '.join(given)} set{'s' if len(given) == 1 else ''} how a model runs, and the emulated "
                         "engine (--emulate) runs none (its step times are the profile's): leave "
@@ -383,6 +386,16 @@ def start_engine(load_format: str | None = None, emulate_profile: str | None = N
         from ltrsched.sim.profiles import load_profile
 
         profile = load_profile(emulate_profile)
+        if config.num_gpu_blocks is None and config.kv_cache_gib is not None:
+            # the KV cache the GiB hold, as vLLM sizes it (its null block among them); it was ignored for the
+            # profile's GPU memory (--kv-cache-gib 1e-9 ran with 16,381 blocks, its summary saying 1e-09 GiB)
+            per_block = profile.kv_bytes_per_token * config.block_size
+            blocks = int(config.kv_cache_gib * 2**30) // per_block
+            if blocks < 2:
+                raise UserError(f"--kv-cache-gib {config.kv_cache_gib:g} holds {blocks} KV block(s) of {config.block_size} "
+                                f"tokens ({per_block:,} bytes each in profile {profile.name!r}), and the engine needs 2 "
+                                "(one is vLLM's null block): give a larger --kv-cache-gib, or --num-gpu-blocks")
+            config = replace(config, num_gpu_blocks=blocks)
         if config.num_gpu_blocks is None:
             blocks = profile.num_gpu_blocks(block_size=config.block_size,
                                             gpu_memory_utilization=config.gpu_memory_utilization)

@@ -73,7 +73,8 @@ def arrival_times(n: int, process: str, rate: float | None = None, cv: float = 1
     else:
         raise UserError(f"unknown arrival process {process!r}; use one of {', '.join(PROCESSES)}")
     gaps[0] = 0.0
-    return np.cumsum(gaps)
+    with np.errstate(over="ignore"):  # times beyond float64 (e.g. rate=1e-308) are inf: check_arrival_span refuses
+        return np.cumsum(gaps)  # them in one line (numpy's overflow warning printed two lines before it)
 
 
 def _gamma_parameters(rate: float, cv: float) -> tuple[float, float]:

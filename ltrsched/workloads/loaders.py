@@ -7,8 +7,9 @@ Files, by suffix:
   ``generated`` (or ``response``) text but no ``output_tokens`` too; without ``arrival_time`` every request is at
   t = 0; without ``request_id`` rows are numbered.
 - ``.jsonl``: one ``{"prompt": ..., "generated": ...}`` object per line (the seed's traces); lengths are
-  re-tokenized with the Llama-3 tokenizer; an optional ``arrival_time`` [s] is kept. A line without the generated
-  text may give its length instead, ``"output_tokens": N`` (e.g. another model's own count), used as is.
+  re-tokenized with the Llama-3 tokenizer; an optional ``arrival_time`` [s] is kept. A line may give the output's
+  length instead of (or beside) the generated text, ``"output_tokens": N`` (e.g. another model's own count), used
+  as is, as a parquet's given counts are.
 - ``.json``: ShareGPT conversations (complete or truncated), first turns, the paper's selection rules; records
   with LMSYS-Chat-1M's or OpenAI's ``{"role", "content"}`` messages too (:func:`ltrsched.workloads.sharegpt.first_turn`).
   A parquet of such conversations (LMSYS-Chat-1M's own files: a ``conversation`` column) is read the same way.
@@ -16,6 +17,7 @@ Files, by suffix:
   and optionally ``arrived_at``/``arrival_time`` (column names in any case; Azure's published ``TIMESTAMP``,
   ``ContextTokens``, ``GeneratedTokens`` too). Arrival times are seconds, or date-times (e.g.
   ``2023-11-16 18:15:46.68``), read as seconds since the earliest; without them every request is at t = 0.
+  Blank lines are skipped (a line of empty fields is a request with missing values).
 
 Text files are UTF-8 (a byte-order mark is dropped); an invalid byte is an error naming its line
 (:mod:`ltrsched.workloads.utf8`), never replaced.
@@ -24,6 +26,7 @@ Text files are UTF-8 (a byte-order mark is dropped); an invalid byte is an error
 from __future__ import annotations
 
 import io
+import re
 import sys
 from pathlib import Path
 
@@ -61,7 +64,7 @@ def load_jsonl(path: Path) -> pl.DataFrame:
                 isinstance(rec.get("generated"), str) or ("generated" not in rec and "output_tokens" in rec)):
             raise UserError(f"{path}:{lineno}: expected an object with string fields 'prompt' and 'generated' "
                             "(or, instead of the generated text, its length 'output_tokens')")
-        if "generated" not in rec:
+        if "output_tokens" in rec:  # a count given is kept, beside the text too (as a parquet's): it was ignored
             rec["generated"] = _output_length(rec["output_tokens"], f"{path}:{lineno}")
         for name in ("prompt", "generated"):
             if not isinstance(rec[name], str):
@@ -74,9 +77,14 @@ def load_jsonl(path: Path) -> pl.DataFrame:
         arrival = rec.get("arrival_time", 0.0)
         if isinstance(arrival, bool) or not isinstance(arrival, (int, float)):
             raise UserError(f"{path}:{lineno}: 'arrival_time' must be a number of seconds, got {arrival!r}")
+        try:
+            arrival = float(arrival)
+        except OverflowError:  # an integer beyond float64 (JSON's integers have no bound): was a traceback
+            raise UserError(f"{path}:{lineno}: 'arrival_time' is too large to be a number of seconds "
+                            f"({len(str(arrival))} digits)") from None
         prompts.append(rec["prompt"])
         generated.append(rec["generated"])
-        arrivals.append(float(arrival))
+        arrivals.append(arrival)
         timed.append(lineno if "arrival_time" in rec else -lineno)
     if not prompts:
         raise UserError(f"{path}: no requests (empty file)")
@@ -160,13 +168,34 @@ def _read_csv(data: bytes) -> pl.DataFrame:
         return pl.read_csv(io.BytesIO(data), infer_schema_length=None)
 
 
+def _without_blank_lines(raw: pl.DataFrame, text: str) -> pl.DataFrame:
+    """``raw`` without the rows polars makes of blank lines (a row of nulls): an empty line after the last
+    record or between records, as editors and ``cat`` of several files leave, which Python's csv module and
+    pandas skip; the file was refused for "missing values" it does not have. A line of empty fields (``,,``)
+    stays a row of missing values. ``text`` is the file's text: its records (csv module) tell which rows are
+    blank lines; if they do not match polars' rows one to one, every row is kept."""
+    empty = raw.select(pl.all_horizontal(pl.all().is_null())).to_series() if raw.width else None
+    if empty is None or not empty.any():
+        return raw
+    import csv
+
+    try:
+        blank = [not record for record in csv.reader(io.StringIO(text, newline=""))]  # (a flag per record)
+    except csv.Error:
+        return raw
+    if len(blank) != raw.height + 1:  # (+ the header)
+        return raw
+    return raw.filter(~(empty & pl.Series(blank[1:], dtype=pl.Boolean)))
+
+
 def load_csv(path: Path) -> pl.DataFrame:
     data = path.read_bytes()
-    decode_utf8(data, path)  # polars names no line of an invalid byte, and replaces one in the header
+    text = decode_utf8(data, path)  # polars names no line of an invalid byte, and replaces one in the header
     try:
         raw = _read_csv(data)
     except Exception as exc:
         raise UserError(f"{path}: cannot parse CSV ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    raw = _without_blank_lines(raw, text)
     if raw.height == 0:
         raise UserError(f"{path}: no requests (empty file)")
     cols = {}
@@ -179,6 +208,13 @@ def load_csv(path: Path) -> pl.DataFrame:
         if found is None:
             raise UserError(f"{path}: no column for {ours} (looked for {', '.join(names)}, in any case); "
                             f"have {', '.join(raw.columns)}")
+        # the same name twice (polars renames the second `x_duplicated_0`; names match in any case): the first was
+        # used, silently, whichever held the lengths
+        twins = [c for c in raw.columns if c != found and (c.lower() == found.lower() or re.fullmatch(
+            re.escape(found) + r"_duplicated_\d+", c))]
+        if twins:
+            raise UserError(f"{path}: the header names column {found!r} {len(twins) + 1} times (in any case); "
+                            f"which holds the {ours}? keep one")
         col = raw[found]
         if ours == "arrival_time" and col.dtype == pl.String:
             col = _datetime_seconds(col)

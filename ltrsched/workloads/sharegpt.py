@@ -32,7 +32,8 @@ from ltrsched.fingerprint import dist_version, file_digest
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
 
-CACHE_VERSION = 3  # 2: continuation chunks and replies-first conversations skipped; 3: role/content messages
+CACHE_VERSION = 4  # 2: continuation chunks and replies-first conversations skipped; 3: role/content messages;
+# 4: OpenAI content parts (a file of them parsed before had none of those conversations)
 #: The distribution that counts tokens (part of the parse cache's key).
 TOKENIZER_DIST = "quicktok-v1"
 _USER = ("human", "user")
@@ -91,8 +92,15 @@ def _speaker(message: dict):
 
 
 def _text(message: dict):
-    """A message's text: ShareGPT's ``value`` or OpenAI/LMSYS's ``content``."""
-    return message.get("value", message.get("content"))
+    """A message's text: ShareGPT's ``value`` or OpenAI/LMSYS's ``content``. OpenAI's content may be a list of
+    parts, ``{"type": "text", "text": ...}``: their texts joined by newlines (as vLLM's OpenAI server joins
+    them); a list with another part (an image) is no text (None), as is anything else but a string. (Such
+    conversations were skipped: a file of them was "no complete conversation".)"""
+    text = message.get("value", message.get("content"))
+    if isinstance(text, list):
+        parts = [p.get("text") if isinstance(p, dict) and p.get("type") == "text" else None for p in text]
+        return "\n".join(parts) if parts and all(isinstance(p, str) for p in parts) else None
+    return text
 
 
 def first_turn(record) -> tuple[str, str, str] | None:

@@ -104,8 +104,13 @@ def _check_number(source: str, key: str, value: Any, types, rule: str, largest: 
         if not value.strip():
             raise UserError(f"{source}: key {key!r} must not be empty")
         return
-    if not math.isfinite(value):
-        raise UserError(f"{source}: key {key!r} must be finite, got {value!r}")
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an integer beyond float64 (JSON's are unbounded): was a traceback
+        finite = False
+    if not finite:
+        raise UserError(f"{source}: key {key!r} must be finite, got "
+                        + (f"an integer of {len(str(value))} digits" if isinstance(value, int) else repr(value)))
     if rule == "positive" and value <= 0:
         raise UserError(f"{source}: key {key!r} must be positive, got {value!r}")
     if rule == "non-negative" and value < 0:
