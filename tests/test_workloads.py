@@ -136,6 +136,24 @@ def test_jsonl_lengths_given_as_numbers(tmp_path):
             load_workload(str(path))
 
 
+def test_jsonl_prompt_count_given_beside_the_text_is_kept(tmp_path):
+    """A line's 'prompt_tokens' (the served model's own count) was ignored and the prompt re-counted with Llama-3's
+    tokenizer, while its 'output_tokens' and a parquet's counts are kept: the same rows as .jsonl and .parquet gave
+    different workloads. Lines without it are still counted from their text; a bad count is one line."""
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps({"prompt": "Hi", "prompt_tokens": 500, "output_tokens": 3}) + "\n"
+                    + json.dumps({"prompt": "Hello world, how are you?", "generated": "Hi"}) + "\n"
+                    + json.dumps({"prompt": "Hi", "prompt_tokens": 40.0, "generated": "Hi"}) + "\n")
+    wl = load_workload(str(path))
+    assert wl.df["prompt_tokens"].to_list() == [500, 7, 40] and wl.df["output_tokens"].to_list() == [3, 1, 1]
+    pl.DataFrame({"prompt": ["Hi"], "prompt_tokens": [500], "output_tokens": [3]}).write_parquet(tmp_path / "t.parquet")
+    assert load_workload(str(tmp_path / "t.parquet")).df["prompt_tokens"].to_list() == [500]
+    for bad in (0, -3, 2.5, "12", True, None, 2**60):
+        path.write_text(json.dumps({"prompt": "Hi", "prompt_tokens": bad, "output_tokens": 3}) + "\n")
+        with pytest.raises(UserError, match=r":1: 'prompt_tokens' must be a whole number of tokens in 1\.\.2\*\*53"):
+            load_workload(str(path))
+
+
 def test_parquet_with_text_but_no_counts_is_counted(tmp_path):
     """A table of prompts and another model's lengths (no prompt_tokens, no arrival times, no ids) was refused for
     its missing columns; the counts come from the text as a .jsonl's do, every request at t = 0."""

@@ -8,8 +8,8 @@ Files, by suffix:
   t = 0; without ``request_id`` rows are numbered.
 - ``.jsonl``: one ``{"prompt": ..., "generated": ...}`` object per line (the seed's traces); lengths are
   re-tokenized with the Llama-3 tokenizer; an optional ``arrival_time`` [s] is kept. A line may give the output's
-  length instead of (or beside) the generated text, ``"output_tokens": N`` (e.g. another model's own count), used
-  as is, as a parquet's given counts are.
+  length instead of (or beside) the generated text, ``"output_tokens": N`` (e.g. another model's own count), and
+  the prompt's beside its text, ``"prompt_tokens": N``: both used as is, as a parquet's given counts are.
 - ``.json``: ShareGPT conversations (complete or truncated), first turns, the paper's selection rules; records
   with LMSYS-Chat-1M's or OpenAI's ``{"role", "content"}`` messages too (:func:`ltrsched.workloads.sharegpt.first_turn`).
   A parquet of such conversations (LMSYS-Chat-1M's own files: a ``conversation`` column) is read the same way.
@@ -58,14 +58,17 @@ def _numbered(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def load_jsonl(path: Path) -> pl.DataFrame:
-    prompts, generated, arrivals, timed = [], [], [], []
+    prompts, prompt_counts, generated, arrivals, timed = [], [], [], [], []
     for lineno, rec in jsonl_records(path):
         if not isinstance(rec, dict) or not isinstance(rec.get("prompt"), str) or not (
                 isinstance(rec.get("generated"), str) or ("generated" not in rec and "output_tokens" in rec)):
             raise UserError(f"{path}:{lineno}: expected an object with string fields 'prompt' and 'generated' "
                             "(or, instead of the generated text, its length 'output_tokens')")
         if "output_tokens" in rec:  # a count given is kept, beside the text too (as a parquet's): it was ignored
-            rec["generated"] = _output_length(rec["output_tokens"], f"{path}:{lineno}")
+            rec["generated"] = _token_count(rec["output_tokens"], "output_tokens", f"{path}:{lineno}")
+        # (a prompt count given beside the text is kept too: it was re-counted with Llama-3's tokenizer)
+        prompt_counts.append(_token_count(rec["prompt_tokens"], "prompt_tokens", f"{path}:{lineno}")
+                             if "prompt_tokens" in rec else -1)
         for name in ("prompt", "generated"):
             if not isinstance(rec[name], str):
                 continue
@@ -93,7 +96,8 @@ def load_jsonl(path: Path) -> pl.DataFrame:
         raise UserError(f"{path}:{first}: no 'arrival_time', which other lines have; give it on every line or none")
     given = np.array([g if isinstance(g, int) else -1 for g in generated], dtype=np.int64)  # lengths given as numbers
     texts = [g if isinstance(g, str) else "" for g in generated]
-    counts = {"prompt": count_tokens(prompts), "generated": np.where(given >= 0, given, count_tokens(texts))}
+    counts = {"prompt": _given_or_counted(np.array(prompt_counts, dtype=np.int64), prompts),
+              "generated": _given_or_counted(given, texts)}
     for name, tokens in counts.items():  # name the line (the schema's check names a 0-based request id)
         empty = np.flatnonzero(tokens < 1)
         if len(empty):
@@ -109,13 +113,23 @@ def load_jsonl(path: Path) -> pl.DataFrame:
     )
 
 
-def _output_length(value, where: str) -> int:
-    """A ``.jsonl`` line's ``output_tokens`` [tokens]: a whole number >= 1 (an integral float too, as some writers
-    make them); one-line :class:`UserError` for anything else."""
+def _token_count(value, name: str, where: str) -> int:
+    """A ``.jsonl`` line's ``output_tokens`` or ``prompt_tokens`` (``name``) [tokens]: a whole number >= 1 (an
+    integral float too, as some writers make them); one-line :class:`UserError` for anything else."""
     number = int(value) if isinstance(value, float) and value.is_integer() else value
     if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= _MAX_TOKENS:
-        raise UserError(f"{where}: 'output_tokens' must be a whole number of tokens in 1..2**53, got {value!r}")
+        raise UserError(f"{where}: {name!r} must be a whole number of tokens in 1..2**53, got {value!r}")
     return number
+
+
+def _given_or_counted(given: np.ndarray, texts: list[str]) -> np.ndarray:
+    """[tokens] per line: the count given (>= 0), else its text's Llama-3 token count (only those texts are
+    tokenized)."""
+    missing = np.flatnonzero(given < 0)
+    if len(missing):
+        given = given.copy()
+        given[missing] = count_tokens([texts[i] for i in missing])
+    return given
 
 
 def _complete_table(df: pl.DataFrame, path: Path) -> pl.DataFrame:
