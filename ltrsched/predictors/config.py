@@ -33,7 +33,7 @@ MAX_EPOCHS = 10_000
 _INTS = ("label_bucket", "bucket", "num_classes", "dim", "hidden", "list_size", "epochs", "seed", "max_prompt_tokens")
 
 
-def _finite(value) -> bool:
+def is_finite_number(value) -> bool:
     """True for a finite number; False for an integer beyond float64 (JSON's are unbounded: math.isfinite raised
     OverflowError, a traceback)."""
     try:
@@ -92,7 +92,7 @@ class PredictorConfig:
                 raise UserError(f"{name} must be an integer, got {value!r}")
         for name in ("lr", "weight_decay"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not is_finite_number(value):
                 got = f"an integer of {len(str(value))} digits" if isinstance(value, int) else repr(value)
                 raise UserError(f"{name} must be a finite number, got {got}")
         for name in ("kind", "backbone", "loss", "ngrams"):

@@ -9,7 +9,6 @@ prompts) and the members' own checkpoint directories ``member0``, ``member1``, .
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import numpy as np
 
 from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
-from ltrsched.predictors.config import PredictorConfig
+from ltrsched.predictors.config import PredictorConfig, is_finite_number
 
 ENSEMBLE_FILE = "ensemble.json"
 
@@ -121,15 +120,6 @@ class Ensemble:
         return cls(members, spec["weights"], spec["means"], spec["stds"])
 
 
-def _finite(value) -> bool:
-    """True for a finite number; False for an integer beyond float64 (JSON's are unbounded: math.isfinite raised
-    OverflowError, a traceback)."""
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
-
-
 def _check_spec(spec, path: Path) -> None:
     """Raise :class:`UserError` unless ``spec`` (``ensemble.json``) names its members by text and holds finite
     numbers for their weights, means and standard deviations (a NaN mean scored every prompt NaN, text one
@@ -142,8 +132,8 @@ def _check_spec(spec, path: Path) -> None:
             raise UserError(f"{path}: not a valid ensemble ({key!r} must be a list, got {type(values).__name__})")
         for v in values:
             ok = isinstance(v, str) if key == "members" else (
-                isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v))
+                isinstance(v, (int, float)) and not isinstance(v, bool) and is_finite_number(v))
             if not ok:
                 what = "member directory names" if key == "members" else "finite numbers"
-                got = f"an integer of {len(str(v))} digits" if isinstance(v, int) and not _finite(v) else repr(v)
+                got = f"an integer of {len(str(v))} digits" if isinstance(v, int) and not is_finite_number(v) else repr(v)
                 raise UserError(f"{path}: not a valid ensemble ({key!r} must hold {what}, got {got})")
