@@ -522,8 +522,8 @@ def test_a_model_directory_without_a_layer_count_is_refused_before_it_loads(tiny
 
 
 def test_the_templates_shared_prefix_is_run_once_and_changes_no_feature(tiny_lm, monkeypatch):
-    """Every templated prompt starts with the same tokens (SmolLM2: a 23-token system prompt and the user turn's
-    header, a quarter of its median prompt), whose states were recomputed for each prompt. Their keys and values
+    """Every templated prompt starts with the same tokens (SmolLM2: a system prompt and the user turn's header,
+    24 tokens, a quarter of its eval prompts' tokens), whose states were recomputed for each prompt. Their keys and values
     are now computed once and each prompt runs only its own tokens: the features stay the full pass's."""
     import torch
 

@@ -248,7 +248,7 @@ class ProbeBackbone:
     def _last_state(self, ids: list[int]):
         """The hidden state [hidden] after the probed layer at the last of ``ids``. A sequence that starts with the
         shared template prefix runs only the tokens after it, on the prefix's cached keys and values: the same
-        causal computation (float32 noise apart), a quarter fewer tokens for SmolLM2's median prompt."""
+        causal computation (float32 noise apart); SmolLM2's 24 such tokens are a quarter of its eval prompts' tokens."""
         n = len(self._prefix)
         if self._prefix_cache is None or len(ids) <= n or ids[:n] != self._prefix:
             return self._states(ids)[-1]
@@ -256,7 +256,7 @@ class ProbeBackbone:
 
     def _shared_prefix(self, ids: list[int]) -> None:
         """Find the token ids every chat-templated prompt starts with (a system prompt, the user turn's header:
-        SmolLM2's template puts 23 tokens before each prompt) and keep the probed layers' keys and values of them.
+        SmolLM2's template puts 24 tokens before each prompt) and keep the probed layers' keys and values of them.
         Kept only if the canary's state (``ids``) read through the cache matches the full pass's: a model or
         transformers version whose cache does not work this way probes every token, as before."""
         n = len(ids) - 1
