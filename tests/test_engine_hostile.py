@@ -308,3 +308,24 @@ def test_profile_probes_of_a_small_kv_cache_all_fit_it(quick):
     requests = [r for probe in plan.probes(max_num_seqs=256, budget=768) for r in probe]
     assert max(p + o for p, o in requests) <= 99 * 16
     assert plan.prefill_prompts and max(plan.prefill_prompts) == 768
+
+
+@pytest.mark.parametrize("args, message", [
+    # only separators: no rate was given (it was told "--rates must be positive, got ','")
+    (["validate", "--emulate", "h100-llama3-8b", "-n", "2", "--rates", ",", "--out", "v"],
+     "--rates must be numbers separated by ',' or 'auto', got ','"),
+    (["validate", "--emulate", "h100-llama3-8b", "-n", "2", "--rates", " , ", "--out", "v"],
+     "--rates must be numbers separated by ',' or 'auto', got ' , '"),
+    (["validate", "--emulate", "h100-llama3-8b", "-n", "2", "--rates", "1,-2", "--out", "v"],
+     "--rates must be positive, got '1,-2'"),
+    # an empty profile name (it wrote a profile named "", which reports then name by nothing)
+    (["profile", "--emulate", "h100-llama3-8b", "--quick", "--name", "", "--out", "p.json"],
+     "--name must name the profile, got ''"),
+    (["profile", "--emulate", "h100-llama3-8b", "--quick", "--name", "  ", "--out", "p.json"],
+     "--name must name the profile, got '  '"),
+])
+def test_empty_rates_and_profile_names_are_named_as_such(tmp_path, args, message):
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    assert_one_line_error(run_cli(*args, cwd=tmp_path), message)
+    assert not (tmp_path / "p.json").exists() and not (tmp_path / "v").exists()

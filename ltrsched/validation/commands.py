@@ -93,6 +93,8 @@ def profile(name, out, quick, repeats, **engine):
     check_inputs_kept({"--emulate": engine["emulate_profile"]}, files=(out, steps_out))
     if repeats is not None and not 1 <= repeats <= 100:
         raise UserError(f"--repeats must be in [1, 100], got {repeats}")
+    if name is not None and not name.strip():  # (it wrote a profile named "", which reports then name by nothing)
+        raise UserError(f"--name must name the profile, got {name!r} (leave it out for <device>-<model>)")
     if engine["prompts"] != "random" or engine["eos"] != "ignore" or engine["max_tokens"] is not None:
         raise UserError("profile probes serve exact lengths: --prompts, --eos and --max-tokens do not apply")
     eng = start_engine(skip_idle=True, **engine)
@@ -310,6 +312,8 @@ def _parse_rates(text: str) -> list[float]:
         values = [float(x) if "_" not in x and x.isascii() else float("") for x in text.split(",") if x.strip()]
     except ValueError:
         raise UserError(f"--rates must be numbers separated by ',' or 'auto', got {text!r}") from None
-    if not values or any(not (math.isfinite(v) and v > 0) for v in values):
+    if not values:  # (only commas or spaces: no rate at all, not a rate that is not positive)
+        raise UserError(f"--rates must be numbers separated by ',' or 'auto', got {text!r}")
+    if any(not (math.isfinite(v) and v > 0) for v in values):
         raise UserError(f"--rates must be positive, got {text!r}")
     return values
