@@ -10,6 +10,7 @@ import click
 
 from ltrsched import __version__
 from ltrsched.errors import RunFailedError, UserError
+from ltrsched.numbers import plain_number_text
 
 #: command name -> ("module:attribute" of its click command, one-line help for `ltrsched --help`).
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -54,9 +55,11 @@ def check_parameter_text(command: click.Command) -> click.Command:
                 return _convert(value, param, ctx)
         elif isinstance(kind, (click.types.IntParamType, click.types.FloatParamType)):
             def convert(value, param, ctx, _convert=kind.convert):
-                if isinstance(value, str) and ("_" in value or not value.isascii()):  # (as policy specs' numbers)
-                    raise click.BadParameter(f"{value!r} is not a plain number (write digits without '_', e.g. 0.5 "
-                                             "or 1000)", ctx=ctx, param=param)
+                if isinstance(value, str):  # (as policy specs' numbers)
+                    try:
+                        plain_number_text(value)
+                    except ValueError as exc:
+                        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
                 return _convert(value, param, ctx)
         else:
             continue

@@ -186,10 +186,10 @@ def _check_sweep_types(data: dict, path: Path) -> None:
 
 def _check_sweep_values(data: dict, path: Path) -> None:
     """Raise :class:`UserError` for names and numbers the runs would reject (rates [req/s], duration [s])."""
-    import math
     import reprlib
 
     from ltrsched.experiments.scoring import check_scoring
+    from ltrsched.numbers import is_finite_number
     from ltrsched.sim.commands import ARRIVALS
     from ltrsched.workloads.builtin import BUILTIN
 
@@ -204,15 +204,9 @@ def _check_sweep_values(data: dict, path: Path) -> None:
                             f"{'' if 'arrival' in data else ' (the default)'}, where every request arrives at "
                             "t = 0; add arrival = \"poisson\" (or \"gamma\", or \"replay\" for a trace)")
 
-    def positive(v) -> bool:
-        try:
-            return math.isfinite(v) and v > 0
-        except OverflowError:  # an integer beyond float64 (JSON's are unbounded): was a traceback
-            return False
-
     for key in ("rates", "duration"):
         values = data.get(key, [])
-        if not all(positive(v) for v in (values if isinstance(values, list) else [values])):
+        if not all(is_finite_number(v) and v > 0 for v in (values if isinstance(values, list) else [values])):
             raise UserError(f"{path}: {key!r} must be positive and finite, got {reprlib.repr(values)}")
     for key in ("num_requests", "max_num_batched_tokens", "max_num_seqs", "block_size"):
         if data.get(key, 1) < 1:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from ltrsched.errors import UserError
+from ltrsched.numbers import plain_number_text
 from ltrsched.policies.base import Policy
 
 
@@ -246,24 +247,15 @@ def _converter(cls: type, param: inspect.Parameter) -> Callable[[str], object]:
     return str
 
 
-def _plain_number_text(text: str) -> str:
-    """``text``, unless it is a number only by Python's own literal rules: ValueError for underscore digit
-    separators (``float("0_5")`` is 5.0, so ``tau=0_5``, a typo for 0.5, ran at another value) or non-ASCII
-    digits."""
-    if "_" in text or not text.isascii():
-        raise ValueError(f"{text!r} is not a plain number (write digits without '_', e.g. 0.5 or 1000)")
-    return text
-
-
 def to_float(text: str) -> float:
     """A real spec value (Python's float syntax, without underscore digit separators)."""
-    return float(_plain_number_text(text))
+    return float(plain_number_text(text))
 
 
 def to_int(text: str) -> int:
     """An integer spec value; at most 64 bits, as the policies and the simulator store them in numpy int64
     arrays (larger ones ended in an OverflowError deep in a run). No underscore digit separators."""
-    value = int(_plain_number_text(text))
+    value = int(plain_number_text(text))
     if not -(2**63) <= value < 2**63:
         raise ValueError(f"{text} is out of range for a 64-bit integer")
     return value

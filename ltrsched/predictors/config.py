@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ltrsched import strict_json
 from ltrsched.errors import UserError
+from ltrsched.numbers import is_finite_number
 
 KINDS = ("rank", "class")
 BACKBONES = ("ngram", "hf", "probe")
@@ -31,15 +31,6 @@ MAX_EMBEDDING_PARAMS = 1 << 28  # dim x (hidden, or outputs when linear): 1 GiB 
 MAX_PROMPT_TOKENS = 1 << 20
 MAX_EPOCHS = 10_000
 _INTS = ("label_bucket", "bucket", "num_classes", "dim", "hidden", "list_size", "epochs", "seed", "max_prompt_tokens")
-
-
-def is_finite_number(value) -> bool:
-    """True for a finite number; False for an integer beyond float64 (JSON's are unbounded: math.isfinite raised
-    OverflowError, a traceback)."""
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
 
 
 @dataclass

@@ -16,7 +16,8 @@ import numpy as np
 
 from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
-from ltrsched.predictors.config import PredictorConfig, is_finite_number
+from ltrsched.numbers import is_finite_number
+from ltrsched.predictors.config import PredictorConfig
 
 ENSEMBLE_FILE = "ensemble.json"
 

@@ -26,6 +26,7 @@ import numpy as np
 import polars as pl
 
 from ltrsched.errors import UserError
+from ltrsched.numbers import plain_number_text
 from ltrsched.predictors.predictor import kendall_tau
 from ltrsched.workloads.labels import MAIN_RUN, SAMPLE_RUN, attach_prompts, check_labels
 
@@ -100,7 +101,7 @@ def parse_sizes(text: str) -> list[int | str]:
             sizes.append("all")
             continue
         try:  # (not int("1_0") nor non-ASCII digits: numbers as the CLI's options and policy specs take them)
-            n = int(part) if part.isascii() and "_" not in part else int("x")
+            n = int(plain_number_text(part))
         except ValueError:
             raise UserError(f"--sizes takes training-set sizes (integers >= 2) and 'all' separated by ',', got {text!r}") from None
         if n < 2:

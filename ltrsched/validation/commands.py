@@ -308,8 +308,10 @@ def _rounded_rate(rate: float) -> float:
 
 def _parse_rates(text: str) -> list[float]:
     """The Poisson rates of --rates [req/s]."""
+    from ltrsched.numbers import plain_number_text
+
     try:  # (not float("0_5"), 5.0, for a typo of 0.5, nor non-ASCII digits: as policy specs' numbers)
-        values = [float(x) if "_" not in x and x.isascii() else float("") for x in text.split(",") if x.strip()]
+        values = [float(plain_number_text(x)) for x in text.split(",") if x.strip()]
     except ValueError:
         raise UserError(f"--rates must be numbers separated by ',' or 'auto', got {text!r}") from None
     if not values:  # (only commas or spaces: no rate at all, not a rate that is not positive)

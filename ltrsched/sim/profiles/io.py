@@ -7,7 +7,6 @@ naming the file and the key.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from functools import lru_cache
@@ -17,6 +16,7 @@ from typing import Any, Mapping
 
 from ltrsched import strict_json
 from ltrsched.errors import UserError
+from ltrsched.numbers import is_finite_number
 from ltrsched.sim.kv_capacity import ModelShape
 from ltrsched.sim.profiles.model import MIN_STEP_S, StepTimeProfile
 
@@ -104,11 +104,7 @@ def _check_number(source: str, key: str, value: Any, types, rule: str, largest: 
         if not value.strip():
             raise UserError(f"{source}: key {key!r} must not be empty")
         return
-    try:
-        finite = math.isfinite(value)
-    except OverflowError:  # an integer beyond float64 (JSON's are unbounded): was a traceback
-        finite = False
-    if not finite:
+    if not is_finite_number(value):
         raise UserError(f"{source}: key {key!r} must be finite, got "
                         + (f"an integer of {len(str(value))} digits" if isinstance(value, int) else repr(value)))
     if rule == "positive" and value <= 0:

@@ -1,0 +1,30 @@
+"""Numbers as users write them: in options, specs and JSON files.
+
+Two rules shared by every reader (command-line options, policy specs, ``--rates``/``--sizes`` lists, profile,
+sweep and checkpoint JSON):
+
+* :func:`plain_number_text`: a number is written in plain ASCII digits. Python's ``int()``/``float()`` also take
+  underscore separators (``float("0_5")`` is 5.0, so a typo for 0.5 ran at another value) and non-ASCII digits.
+* :func:`is_finite_number`: JSON's integers have no bound, and ``math.isfinite`` raises OverflowError (a
+  traceback) on one beyond float64 instead of saying it is not finite.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def plain_number_text(text: str) -> str:
+    """``text``, unless it is a number only by Python's own literal rules: ValueError for underscore digit
+    separators or non-ASCII digits."""
+    if "_" in text or not text.isascii():
+        raise ValueError(f"{text!r} is not a plain number (write digits without '_', e.g. 0.5 or 1000)")
+    return text
+
+
+def is_finite_number(value) -> bool:
+    """True for a finite int or float; False for NaN, an infinity, or an integer beyond float64."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
