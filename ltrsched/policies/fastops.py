@@ -26,3 +26,9 @@ def ones(n: int) -> np.ndarray:
         _ONES = np.ones(2 * n, dtype=np.int64)
         _ONES.flags.writeable = False
     return _ONES[:n]
+
+
+def frozen(a: np.ndarray) -> bool:
+    """Whether ``a`` is read-only and owns its memory, so nobody can change its values under one who holds it
+    (a read-only view may look at a buffer someone else writes)."""
+    return not a.flags.writeable and a.base is None

@@ -25,7 +25,7 @@ import numpy as np
 
 from ltrsched.errors import UserError
 from ltrsched.policies.base import LiveView
-from ltrsched.policies.fastops import count_nonzero
+from ltrsched.policies.fastops import count_nonzero, frozen
 
 _TRUE = np.array(True)
 
@@ -60,7 +60,7 @@ def check_order(order, view: LiveView, policy: object) -> np.ndarray:
         if order.ndim == 0:  # None (a missing return), a generator, a number, a string
             _fail(policy, view, n, f"a {given}, not an array of positions")
     if order.ndim == 1 and len(order) == n and order.dtype.kind in "iu" and _is_permutation(order, n):
-        if not order.flags.writeable and order.base is None:
+        if frozen(order):
             _accepted = (order, n)
         return order
     _fail(policy, view, n, _diagnose(order, n))

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from ltrsched.policies.base import LiveView, Policy, order_by
-from ltrsched.policies.fastops import count_nonzero
+from ltrsched.policies.fastops import count_nonzero, frozen
 from ltrsched.policies.id_array import IdArray
 from ltrsched.policies.order_check import vouched
 from ltrsched.policies.tracking import LiveIndex
@@ -172,8 +172,7 @@ class StarvationPrevention(Policy):
         if proven and distinct:
             vouched(view, out)
         # keep it for the next step if the inner order cannot change under it (read-only, owning its memory)
-        self._last = (order, self._version, out, distinct) if not order.flags.writeable and order.base is None \
-            else None
+        self._last = (order, self._version, out, distinct) if frozen(order) else None
         return out
 
     def _keep_only(self, keep: np.ndarray) -> None:
@@ -215,7 +214,7 @@ class StarvationPrevention(Policy):
                     self._keep_only(listed)
             self._pos_at = (index, index.version)
             self._version += 1
-        self._pos_ids = ids if not ids.flags.writeable and ids.base is None else None
+        self._pos_ids = ids if frozen(ids) else None
 
     def _spend(self, view: LiveView) -> None:
         """The promoted requests that did not run in the last step (idle steps > 0 now) spend their quantum a
@@ -326,7 +325,7 @@ class StarvationPrevention(Policy):
             self._index = index = LiveIndex.of(view, self._index)
             self._pos_at = (index, index.version)
             ids_now = view.request_id
-            self._pos_ids = ids_now if not ids_now.flags.writeable and ids_now.base is None else None
+            self._pos_ids = ids_now if frozen(ids_now) else None
         k = len(ids)
         if e + k > len(self._pid):
             s, e = self._make_room(k)
