@@ -108,6 +108,17 @@ def test_fit_times_the_steps_after_an_idle_engine_by_their_duration():
     assert worst_error(blind) > 0.2
 
 
+def test_fit_of_a_served_run_keeps_the_steps_before_the_probes_warm_up_gap():
+    # a served workload's clock starts at 0: the probes' warm-up filter (start < PROBE_GAP_S) would drop every step
+    truth = load_profile("a100-llama3-8b")
+    served = _synthetic_log(truth, n=400).with_columns(start=pl.lit(0.5))
+    with pytest.raises(ValueError, match="too few"):
+        fit_steps(served, overhead_from_log=False)
+    fit = fit_steps(served, overhead_from_log=False, warmup_s=0.0)
+    assert fit.num_samples == 400
+    assert fit.decode_attention_s_per_kv_token == pytest.approx(truth.decode_attention_s_per_kv_token, rel=0.05)
+
+
 def test_fit_refuses_too_few_steps():
     with pytest.raises(ValueError, match="too few"):
         fit_steps(_synthetic_log(load_profile("a100-llama3-8b"), n=10))

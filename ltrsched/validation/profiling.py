@@ -172,21 +172,23 @@ def with_idle_cycles(steps: pl.DataFrame) -> pl.DataFrame:
                               .otherwise(pl.col("cycle")))
 
 
-def usable_steps(steps: pl.DataFrame) -> pl.DataFrame:
+def usable_steps(steps: pl.DataFrame, warmup_s: float = PROBE_GAP_S) -> pl.DataFrame:
     """Steps with a cycle time (back to back, or after an idle engine: :func:`with_idle_cycles`), with work,
-    out of the warm-up probe."""
+    starting at or after ``warmup_s`` on the run's clock [s] (the probes' warm-up probe ends before
+    :data:`PROBE_GAP_S`; 0 for the step log of a served workload)."""
     steps = with_idle_cycles(steps)
     return steps.filter(pl.col("cycle").is_not_nan() & (pl.col("num_prefill_tokens") + pl.col("num_decode_seqs") > 0)
-                        & (pl.col("start") >= PROBE_GAP_S))
+                        & (pl.col("start") >= warmup_s))
 
 
 def fit_steps(steps: pl.DataFrame, token_knots=TOKEN_KNOTS, seq_knots=SEQ_KNOTS, trim: float = 0.02,
-              overhead_from_log: bool = True) -> ProfileFit:
+              overhead_from_log: bool = True, warmup_s: float = PROBE_GAP_S) -> ProfileFit:
     """Fit the step-time model to an engine step log (see the module docstring).
 
     ``overhead_from_log``: take ``overhead_s_per_step`` from the logged scheduling times (a real engine,
-    whose cycle times include them); False for an emulated engine, whose virtual clock does not."""
-    s = usable_steps(steps)
+    whose cycle times include them); False for an emulated engine, whose virtual clock does not.
+    ``warmup_s``: steps starting before it are left out [s] (:func:`usable_steps`)."""
+    s = usable_steps(steps, warmup_s)
     if s.height < 50:
         raise ValueError(f"too few usable steps to fit a profile ({s.height})")
     overhead = float(np.median(s["vllm_schedule_s"].to_numpy() + s["plugin_s"].to_numpy())) if overhead_from_log else 0.0

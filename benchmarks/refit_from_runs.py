@@ -1,0 +1,83 @@
+"""Fit a step-time profile to the steps of served runs (``ltrsched replay`` or ``ltrsched validate`` engine runs)
+instead of, or beside, the profile's own probes. For cross-checks such as: fit on a validation's burst and 150%
+cases, then re-simulate the validation (``benchmarks/resimulate_validation.py``) and read the other cases' errors;
+or fit on calibration replays of other requests and validate with that profile.
+
+The fit is ``ltrsched profile``'s (``fit_steps``) over every ``steps.parquet`` found under the PATHs (a file, or
+a directory searched recursively: a replay's ``--out``, a validation's ``runs/<case>``; served runs have no
+warm-up probe, so every step counts), plus ``--probes`` (a profile's ``.steps.parquet``, its warm-up probe left
+out) if given. The profile written is ``--base`` with its fitted fields replaced (tables, attention
+coefficients, overhead per step); KV sizes and the model stay the base's.
+
+    python benchmarks/refit_from_runs.py VAL/runs/burst VAL/runs/poisson@7.62_s --base cpu-llama-tiny \\
+        --out fit-burst-150.json [--probes cpu-llama-tiny.steps.parquet]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+import polars as pl
+
+from ltrsched.errors import UserError
+from ltrsched.sim.profiles import load_profile
+from ltrsched.sim.profiles.io import save_profile
+from ltrsched.validation.profiling import PROBE_GAP_S, fit_steps
+
+
+def served_steps(paths: list[Path]) -> list[pl.DataFrame]:
+    """The engine step logs under ``paths`` (``steps.parquet`` files, or directories holding them at any depth;
+    a validation's simulated runs, ``sim/``, have none)."""
+    logs = []
+    for path in paths:
+        found = [path] if path.is_file() else sorted(path.rglob("steps.parquet"))
+        if not found:
+            raise UserError(f"{path}: no steps.parquet (an engine run's step log) there")
+        logs += [pl.read_parquet(f) for f in found]
+    return logs
+
+
+def refit(paths: list[Path], base: str, probes: Path | None):
+    """The profile ``base`` with its step-time terms fitted to the served steps under ``paths`` (and
+    ``probes``); and the fit."""
+    logs = served_steps(paths)
+    if probes is not None:  # (its clock starts the probes at PROBE_GAP_S; the served runs' at 0)
+        probe_log = pl.read_parquet(probes)
+        logs.append(probe_log.filter(pl.col("start") >= PROBE_GAP_S))
+    fit = fit_steps(pl.concat(logs, how="diagonal_relaxed"), warmup_s=0.0)
+    prof = load_profile(base)
+    what = ", ".join(map(str, paths)) + (f" and the probes {probes}" if probes else "")
+    return dataclasses.replace(
+        prof, name=f"{prof.name}-refit", description=f"{prof.name} refitted to the engine steps of {what}",
+        non_attention_num_tokens=tuple(float(k) for k in fit.token_knots), non_attention_s=fit.non_attention_s,
+        sampling_num_seqs=tuple(float(k) for k in fit.seq_knots), sampling_s=fit.sampling_s,
+        decode_attention_s_per_kv_token=fit.decode_attention_s_per_kv_token,
+        prefill_attention_s_per_pair=fit.prefill_attention_s_per_pair, overhead_s_per_step=fit.overhead_s_per_step,
+        provenance={**prof.provenance, "refit": {"command": " ".join(["python", *sys.argv]), "fit": fit.summary()}},
+    ), fit
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("paths", type=Path, nargs="+", help="steps.parquet files or directories holding them")
+    ap.add_argument("--base", required=True, help="profile (built-in name or JSON) whose other fields are kept")
+    ap.add_argument("--probes", type=Path, default=None, help="a profile's steps.parquet to fit beside the runs")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    try:
+        if args.out.exists():
+            raise UserError(f"{args.out} exists: give a new file")
+        prof, fit = refit(args.paths, args.base, args.probes)
+    except (UserError, ValueError) as exc:
+        sys.exit(f"error: {exc}")
+    save_profile(prof, args.out)
+    s = fit.summary()
+    print(f"wrote {args.out}: {fit.num_samples} steps fitted, median error {s['median_rel_error']:.1%}, "
+          f"P90 {s['p90_rel_error']:.1%}")
+
+
+if __name__ == "__main__":
+    main()
