@@ -6,11 +6,14 @@ or fit on calibration replays of other requests and validate with that profile.
 The fit is ``ltrsched profile``'s (``fit_steps``) over every ``steps.parquet`` found under the PATHs (a file, or
 a directory searched recursively: a replay's ``--out``, a validation's ``runs/<case>``; served runs have no
 warm-up probe, so every step counts), plus ``--probes`` (a profile's ``.steps.parquet``, its warm-up probe left
-out) if given. The profile written is ``--base`` with its fitted fields replaced (tables, attention
+out) if given. ``--drop-after-prefill K`` leaves out the decode-only steps among the K steps after each step
+with prompt tokens (they run slow on the CPU engine after a large prefill). The profile written is ``--base`` with its fitted fields replaced (tables, attention
 coefficients, overhead per step); KV sizes and the model stay the base's.
 
     python benchmarks/refit_from_runs.py VAL/runs/burst VAL/runs/poisson@7.62_s --base cpu-llama-tiny \\
-        --out fit-burst-150.json [--probes cpu-llama-tiny.steps.parquet]
+        --out fit-burst-150.json [--probes cpu-llama-tiny.steps.parquet] [--drop-after-prefill 10]
+    python benchmarks/refit_from_runs.py --probes cpu-llama-tiny.steps.parquet --drop-after-prefill 10 \\
+        --base cpu-llama-tiny --out probes-k10.json
 """
 
 from __future__ import annotations
@@ -40,13 +43,23 @@ def served_steps(paths: list[Path]) -> list[pl.DataFrame]:
     return logs
 
 
-def refit(paths: list[Path], base: str, probes: Path | None):
+def drop_after_prefill(log: pl.DataFrame, k: int) -> pl.DataFrame:
+    """``log`` without the decode-only steps among the ``k`` steps after each step with prompt tokens."""
+    since = pl.int_range(pl.len()).over((pl.col("num_prefill_tokens") > 0).cum_sum())
+    return log.filter((pl.col("num_prefill_tokens") > 0) | (since > k))
+
+
+def refit(paths: list[Path], base: str, probes: Path | None, drop_after: int = 0):
     """The profile ``base`` with its step-time terms fitted to the served steps under ``paths`` (and
-    ``probes``); and the fit."""
+    ``probes``), less the decode steps ``drop_after`` steps after a prefill; and the fit."""
     logs = served_steps(paths)
     if probes is not None:  # (its clock starts the probes at PROBE_GAP_S; the served runs' at 0)
         probe_log = pl.read_parquet(probes)
         logs.append(probe_log.filter(pl.col("start") >= PROBE_GAP_S))
+    if not logs:
+        raise UserError("no step logs: give PATHs, --probes, or both")
+    if drop_after:
+        logs = [drop_after_prefill(log, drop_after) for log in logs]
     fit = fit_steps(pl.concat(logs, how="diagonal_relaxed"), warmup_s=0.0)
     prof = load_profile(base)
     what = ", ".join(map(str, paths)) + (f" and the probes {probes}" if probes else "")
@@ -62,15 +75,17 @@ def refit(paths: list[Path], base: str, probes: Path | None):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("paths", type=Path, nargs="+", help="steps.parquet files or directories holding them")
+    ap.add_argument("paths", type=Path, nargs="*", help="steps.parquet files or directories holding them")
     ap.add_argument("--base", required=True, help="profile (built-in name or JSON) whose other fields are kept")
     ap.add_argument("--probes", type=Path, default=None, help="a profile's steps.parquet to fit beside the runs")
+    ap.add_argument("--drop-after-prefill", type=int, default=0, metavar="K",
+                    help="leave out decode-only steps among the K steps after each step with prompt tokens")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     try:
         if args.out.exists():
             raise UserError(f"{args.out} exists: give a new file")
-        prof, fit = refit(args.paths, args.base, args.probes)
+        prof, fit = refit(args.paths, args.base, args.probes, args.drop_after_prefill)
     except (UserError, ValueError) as exc:
         sys.exit(f"error: {exc}")
     save_profile(prof, args.out)

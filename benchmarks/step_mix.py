@@ -1,0 +1,91 @@
+"""Where a profile's step times go wrong, by step kind, for a profile's own probe steps and for served runs.
+
+For the step logs (``steps.parquet``) under each PATH (a file, or a directory searched recursively) and for the
+profile's probe steps (``--probes``), prints: per decode-only batch size and per context bin (tokens per
+sequence, batches of 2-8), the measured time over the profile's prediction (time-weighted) and the share of the
+logs' time; and the median duration of decode-only steps by how many steps came since the last step with prompt
+tokens (decode steps right after a large prefill run slow on the CPU engine). Steps timed back to back only.
+
+    python benchmarks/step_mix.py --profile cpu-llama-tiny --probes cpu-llama-tiny.steps.parquet \\
+        val/runs/poisson@2.54_s
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from ltrsched.sim.profiles import load_profile
+from ltrsched.validation.profiling import PROBE_GAP_S
+from ltrsched.validation.step_time_ratio import back_to_back, predicted_step_times
+
+BATCHES = (1, 2, 3, 4, 6, 8, 12, 16, 32)
+CONTEXT_BINS = ((1, 100), (100, 400), (400, 800), (800, 4096))
+SINCE_BINS = ((1, 2), (3, 5), (6, 10), (11, 20), (21, 40), (41, None))
+
+
+def _with_since_prefill(log: pl.DataFrame) -> pl.DataFrame:
+    """``since``: steps since the last step with prompt tokens (0 for that step), within one log."""
+    return (log.with_columns(_grp=(pl.col("num_prefill_tokens") > 0).cum_sum())
+            .with_columns(since=pl.int_range(pl.len()).over("_grp")).drop("_grp"))
+
+
+def load_logs(paths: list[Path], probes: Path | None) -> dict[str, pl.DataFrame]:
+    logs = {}
+    if probes is not None:
+        logs["probes"] = _with_since_prefill(pl.read_parquet(probes)).filter(pl.col("start") >= PROBE_GAP_S)
+    for path in paths:
+        files = [path] if path.is_file() else sorted(path.rglob("steps.parquet"))
+        if not files:
+            raise SystemExit(f"error: {path}: no steps.parquet there")
+        logs[str(path)] = pl.concat([_with_since_prefill(pl.read_parquet(f)) for f in files], how="diagonal_relaxed")
+    return logs
+
+
+def report(name: str, log: pl.DataFrame, profile) -> None:
+    log = back_to_back(log)
+    log = log.with_columns(pred=pl.Series(predicted_step_times(log, profile)))
+    total = float(log["cycle"].sum())
+    decode = log.filter(pl.col("num_prefill_tokens") == 0)
+    print(f"== {name}: {log.height:,} steps, {total:.1f} s")
+
+    def line(label, part):
+        if part.height:
+            print(f"  {label:34s} steps {part.height:7,d}  share {part['cycle'].sum() / total:6.1%}  "
+                  f"measured/profile {part['cycle'].sum() / part['pred'].sum():.3f}")
+
+    for b in BATCHES:
+        line(f"decode-only, {b} seqs", decode.filter(pl.col("num_decode_seqs") == b))
+    per_seq = pl.col("decode_context_tokens") / pl.col("num_decode_seqs")
+    small = decode.filter(pl.col("num_decode_seqs").is_between(2, 8))
+    for lo, hi in CONTEXT_BINS:
+        line(f"decode-only, 2-8 seqs, {lo}-{hi} tok/seq", small.filter(per_seq.is_between(lo, hi, closed="left")))
+    line("with prompt tokens", log.filter(pl.col("num_prefill_tokens") > 0))
+    for b in (2, 4, 8):
+        cells = []
+        for lo, hi in SINCE_BINS:
+            part = decode.filter(pl.col("num_decode_seqs") == b, pl.col("since") >= lo,
+                                 pl.col("since") <= (hi if hi is not None else 1 << 40))
+            if part.height >= 5:
+                cells.append(f"{lo}-{hi or ''}: {np.median(part['duration'].to_numpy()) * 1e3:.2f} ms "
+                             f"({part.height})")
+        if cells:
+            print(f"  {b} seqs, median by steps since a prefill: " + ", ".join(cells))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("paths", type=Path, nargs="*", help="steps.parquet files or directories holding them")
+    ap.add_argument("--profile", required=True, help="profile (built-in name or JSON) to predict steps with")
+    ap.add_argument("--probes", type=Path, default=None, help="the profile's .steps.parquet")
+    args = ap.parse_args()
+    profile = load_profile(args.profile)
+    for name, log in load_logs(args.paths, args.probes).items():
+        report(name, log, profile)
+
+
+if __name__ == "__main__":
+    main()
