@@ -28,7 +28,7 @@ import polars as pl
 from ltrsched.errors import UserError
 from ltrsched.sim.profiles import load_profile
 from ltrsched.sim.profiles.io import save_profile
-from ltrsched.validation.profiling import PROBE_GAP_S, fit_steps
+from ltrsched.validation.profiling import PROBE_GAP_S, fit_steps, without_decodes_after_prefill
 
 
 def served_steps(paths: list[Path]) -> list[pl.DataFrame]:
@@ -39,14 +39,12 @@ def served_steps(paths: list[Path]) -> list[pl.DataFrame]:
         found = [path] if path.is_file() else sorted(path.rglob("steps.parquet"))
         if not found:
             raise UserError(f"{path}: no steps.parquet (an engine run's step log) there")
-        logs += [pl.read_parquet(f) for f in found]
+        for f in found:
+            try:
+                logs.append(pl.read_parquet(f))
+            except (OSError, pl.exceptions.PolarsError) as exc:
+                raise UserError(f"{f}: not a readable step log ({str(exc).splitlines()[0]})") from None
     return logs
-
-
-def drop_after_prefill(log: pl.DataFrame, k: int) -> pl.DataFrame:
-    """``log`` without the decode-only steps among the ``k`` steps after each step with prompt tokens."""
-    since = pl.int_range(pl.len()).over((pl.col("num_prefill_tokens") > 0).cum_sum())
-    return log.filter((pl.col("num_prefill_tokens") > 0) | (since > k))
 
 
 def refit(paths: list[Path], base: str, probes: Path | None, drop_after: int = 0):
@@ -59,7 +57,7 @@ def refit(paths: list[Path], base: str, probes: Path | None, drop_after: int = 0
     if not logs:
         raise UserError("no step logs: give PATHs, --probes, or both")
     if drop_after:
-        logs = [drop_after_prefill(log, drop_after) for log in logs]
+        logs = [without_decodes_after_prefill(log, drop_after) for log in logs]
     fit = fit_steps(pl.concat(logs, how="diagonal_relaxed"), warmup_s=0.0)
     prof = load_profile(base)
     what = ", ".join(map(str, paths)) + (f" and the probes {probes}" if probes else "")
@@ -87,7 +85,8 @@ def main() -> None:
             raise UserError(f"{args.out} exists: give a new file")
         prof, fit = refit(args.paths, args.base, args.probes, args.drop_after_prefill)
     except (UserError, ValueError) as exc:
-        sys.exit(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
     save_profile(prof, args.out)
     s = fit.summary()
     print(f"wrote {args.out}: {fit.num_samples} steps fitted, median error {s['median_rel_error']:.1%}, "

@@ -13,6 +13,7 @@ tokens (decode steps right after a large prefill run slow on the CPU engine). St
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,8 @@ def load_logs(paths: list[Path], probes: Path | None) -> dict[str, pl.DataFrame]
     for path in paths:
         files = [path] if path.is_file() else sorted(path.rglob("steps.parquet"))
         if not files:
-            raise SystemExit(f"error: {path}: no steps.parquet there")
+            print(f"error: {path}: no steps.parquet there", file=sys.stderr)
+            sys.exit(2)
         logs[str(path)] = pl.concat([_with_since_prefill(pl.read_parquet(f)) for f in files], how="diagonal_relaxed")
     return logs
 

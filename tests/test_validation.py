@@ -14,7 +14,8 @@ from conftest import make_workload
 from test_cli_simulate import run_cli
 from ltrsched.policies.step_shape import StepShape
 from ltrsched.sim.profiles import load_profile
-from ltrsched.validation.profiling import PROBE_GAP_S, ProbePlan, fit_steps, probe_plan, probe_workload
+from ltrsched.validation.profiling import (PROBE_GAP_S, ProbePlan, fit_steps, probe_plan, probe_workload,
+                                          without_decodes_after_prefill)
 from ltrsched.validation.step_time_ratio import ratio_lines, step_time_ratio
 
 
@@ -117,6 +118,15 @@ def test_fit_of_a_served_run_keeps_the_steps_before_the_probes_warm_up_gap():
     fit = fit_steps(served, overhead_from_log=False, warmup_s=0.0)
     assert fit.num_samples == 400
     assert fit.decode_attention_s_per_kv_token == pytest.approx(truth.decode_attention_s_per_kv_token, rel=0.05)
+
+
+def test_decodes_right_after_a_prefill_can_be_left_out_of_a_fit():
+    # steps: prefill, 4 decodes, prefill (with decodes beside it), 2 decodes
+    log = pl.DataFrame({"num_prefill_tokens": [512, 0, 0, 0, 0, 300, 0, 0],
+                        "num_decode_seqs": [0, 4, 4, 4, 4, 3, 4, 4], "step": list(range(8))})
+    assert without_decodes_after_prefill(log, 2)["step"].to_list() == [0, 3, 4, 5]
+    assert without_decodes_after_prefill(log, 0)["step"].to_list() == list(range(8))
+    assert without_decodes_after_prefill(log.head(0), 3).height == 0
 
 
 def test_fit_refuses_too_few_steps():

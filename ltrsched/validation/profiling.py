@@ -181,6 +181,17 @@ def usable_steps(steps: pl.DataFrame, warmup_s: float = PROBE_GAP_S) -> pl.DataF
                         & (pl.col("start") >= warmup_s))
 
 
+def without_decodes_after_prefill(steps: pl.DataFrame, k: int) -> pl.DataFrame:
+    """``steps`` (one engine's step log, in step order) without the decode-only steps among the ``k`` steps that
+    follow each step with prompt tokens. On the CPU engine decode steps right after a large prefill run slow
+    (4 sequences: 6.7 ms one step after a probe's prefill, 5.1 ms 21-40 steps after; VALIDATION.md), and every
+    decode probe's steps lie within ~35 steps of its prefill."""
+    if k <= 0:
+        return steps
+    since = pl.int_range(pl.len()).over((pl.col("num_prefill_tokens") > 0).cum_sum())
+    return steps.filter((pl.col("num_prefill_tokens") > 0) | (since > k))
+
+
 def fit_steps(steps: pl.DataFrame, token_knots=TOKEN_KNOTS, seq_knots=SEQ_KNOTS, trim: float = 0.02,
               overhead_from_log: bool = True, warmup_s: float = PROBE_GAP_S) -> ProfileFit:
     """Fit the step-time model to an engine step log (see the module docstring).
