@@ -256,7 +256,7 @@ def test_a_parquet_row_is_checked_whichever_rows_a_sample_draws(tmp_path):
     pl.DataFrame({"request_id": [0, 1, 1, 2], "prompt_tokens": [5] * 4, "output_tokens": [3] * 4,
                   "arrival_time": [0.0] * 4}).write_parquet(path)
     for seed in range(6):
-        with pytest.raises(UserError, match="not unique"):
+        with pytest.raises(UserError, match="w.parquet: row 3: request_id 1 is row 2.s too; request ids must be unique"):
             load_workload(str(path), num_requests=2, seed=seed)
 
 
