@@ -91,6 +91,12 @@ def test_the_search_varies_only_rate_and_seed():
     (["--slo", "ttft_p90=2", "--tolerance", "0"], "--tolerance must be between 0.001 and 1"),
     (["--slo", "ttft_p90=2", "--start-rate", "-4"], "--start-rate must be a positive number"),
     (["--slo", "ttft_p90=2", "--start-rate", "64", "--max-rate", "32"], "--start-rate 64 is above --max-rate 32"),
+    # rates and limits near float64's largest overflowed the figures' log axes: a RuntimeWarning on the terminal
+    # (or, at 1.7e308, a LinAlgError traceback)
+    (["--slo", "ttft_p90=2", "--start-rate", "1e308", "--max-rate", "1.7e308"],
+     "--start-rate must be at most 1e+09 req/s (a request every nanosecond, far beyond any engine's capacity), got 1e+308"),
+    (["--slo", "ttft_p90=2", "--max-rate", "1.0000001e9"], "--max-rate must be at most 1e+09 req/s"),
+    (["--slo", "ttft_p90=1e308"], "--slo 'ttft_p90=1e308': the limit must be at most 1e+08 s (about 3 years), got 1e308"),
     (["--slo", "ttft_p90=2", "--seeds", "0"], "--seeds must be in 1..1,000"),
     (["--slo", "ttft_p90=2", "--seeds", "1001"], "--seeds must be in 1..1,000 (a run per seed at every rate tried), got 1,001"),
     (["--slo", "ttft_p90=2", "--seeds", str(10**12)], "--seeds must be in 1..1,000"),  # was a MemoryError traceback
@@ -223,3 +229,13 @@ def test_a_capacity_per_replica_count_and_router(tmp_path):
     doc = read_summary_file(run_dir(out, specs_at(template, pair, [0])[0]) / "summary.json")
     assert doc["meta"]["run_spec"]["replicas"] == 2 and doc["summary"]["num_replicas"] == 2  # a cluster run
     assert doc["meta"]["router"] == "least-outstanding"
+
+
+def test_the_largest_rates_and_slo_limits_allowed_plot_without_warnings(tmp_path):
+    """At the bounds (rates up to 1e9 req/s, a limit of 1e8 s, a limit of 1e-300 s that no rate meets) the search and
+    its figures print nothing on stderr: no RuntimeWarning from numpy or matplotlib, no traceback."""
+    r = run_cli("capacity", "--slo", "ttft_p90=1e8", "--slo", "tpot_p99=1e-300", "-p", "fcfs", "-n", "100",
+                "--seeds", "1", "--start-rate", "2.5e8", "--max-rate", "1e9", "--out", str(tmp_path / "o"), "-j", "1")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Warning" not in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert len(list((tmp_path / "o" / "figures").glob("*.png"))) == 2

@@ -347,7 +347,8 @@ CAPACITY_SIZES = {False: (4000, 3), True: (2000, 2)}
 @click.option("--tolerance", type=float, default=0.05, show_default=True,
               help="Relative width of the final bracket: the capacity is within this of the lowest failing rate.")
 @click.option("--start-rate", type=float, default=4.0, show_default=True, help="First rate tried [req/s].")
-@click.option("--max-rate", type=float, default=1024.0, show_default=True, help="Highest rate tried [req/s].")
+@click.option("--max-rate", type=float, default=1024.0, show_default=True,
+              help="Highest rate tried [req/s], at most 1e9.")
 @click.option("--scoring", default="none", show_default=True,
               help='How predictor columns are attached, e.g. "approx-score:tau=0.6" (as in sweep files).')
 @click.option("--max-num-batched-tokens", type=int, default=768, show_default=True, help="Token budget per step.")
@@ -370,7 +371,7 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
 
     import polars as pl
 
-    from ltrsched.experiments.capacity import MAX_SEEDS, parse_slos, search_capacity
+    from ltrsched.experiments.capacity import MAX_RATE, MAX_SEEDS, parse_slos, search_capacity
     from ltrsched.experiments.capacity_report import capacity_figures, capacity_table, rates_table
     from ltrsched.experiments.runner import open_backend
     from ltrsched.experiments.runspec import RunSpec
@@ -410,6 +411,9 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
     for name, value in (("--start-rate", start_rate), ("--max-rate", max_rate)):
         if not (math.isfinite(value) and value > 0):
             raise UserError(f"{name} must be a positive number of requests per second, got {value}")
+        if value > MAX_RATE:
+            raise UserError(f"{name} must be at most {MAX_RATE:.0e} req/s (a request every nanosecond, far beyond "
+                            f"any engine's capacity), got {value:.10g}")
     if start_rate > max_rate:
         raise UserError(f"--start-rate {start_rate:g} is above --max-rate {max_rate:g}")
     if workload not in BUILTIN and not Path(workload).is_file():
