@@ -179,12 +179,19 @@ def test_sweep_block_size_follows_the_measured_profile(tmp_path):
     assert cpu.run_hash() != RunSpec(**base, profile="cpu-smollm2", block_size=16).run_hash()
 
 
-def test_sweep_jobs_must_be_positive(tmp_path):
+@pytest.mark.parametrize("command", ["sweep", "reproduce", "capacity"])
+@pytest.mark.parametrize("jobs", ["0", str(2**63 - 1)])
+def test_jobs_must_be_positive_and_not_absurd(tmp_path, command, jobs):
+    """--jobs 0 is refused; --jobs 2**63-1 was an OverflowError traceback from the process pool's semaphore (exit 1)
+    once more than one run was to compute (capacity, reproduce, a sweep of several runs)."""
     from test_cli_simulate import assert_one_line_error
 
     path = tmp_path / "s.toml"
     path.write_text(_SWEEP_BASE)
-    assert_one_line_error(run_cli("sweep", str(path), "--out", str(tmp_path / "o"), "--jobs", "0"), "--jobs must be >= 1")
+    args = {"sweep": [str(path)], "reproduce": ["table1", "--quick"], "capacity": ["--slo", "ttft_p90=2", "-n", "30"]}
+    r = run_cli(command, *args[command], "--out", str(tmp_path / "o"), "--jobs", jobs)
+    assert_one_line_error(r, f"--jobs must be in 1..4,096 (parallel runs), got {int(jobs):,}")
+    assert not (tmp_path / "o").exists()
 
 
 def test_full_reproduction_never_asks_more_sharegpt_prompts_than_the_eval_split_holds():

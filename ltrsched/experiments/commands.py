@@ -46,11 +46,10 @@ def reproduce(experiment, quick, out, jobs, backend, address):
     Finished runs are cached under OUT/runs and skipped on a rerun.
     """
     from ltrsched.experiments.report import write_report
-    from ltrsched.experiments.runner import open_backend, run_all
+    from ltrsched.experiments.runner import check_jobs, open_backend, run_all
     from ltrsched.outputs import check_out_dir
 
-    if jobs is not None and jobs < 1:
-        raise UserError(f"--jobs must be >= 1, got {jobs}")
+    check_jobs(jobs)
     check_out_dir(out, files=("REPRODUCTION.md",), dirs=("runs", "sections", "tables", "figures"))
     modules = _modules()
     names = EXPERIMENT_NAMES if experiment == "all" else (experiment,)
@@ -259,14 +258,13 @@ def sweep(sweep_file, out, jobs, backend, address):
     import polars as pl
 
     from ltrsched import atomic
-    from ltrsched.experiments.runner import load_summary, open_backend, run_all
+    from ltrsched.experiments.runner import check_jobs, load_summary, open_backend, run_all
     from ltrsched.experiments.runspec import RunSpec
     from ltrsched.outputs import check_out_dir
     from ltrsched.policies import make_policy
     from ltrsched.sim.profiles import load_profile
 
-    if jobs is not None and jobs < 1:
-        raise UserError(f"--jobs must be >= 1, got {jobs}")
+    check_jobs(jobs)
     check_out_dir(out, files=("sweep.csv",), dirs=("runs",))
     data = _load_sweep(sweep_file)
     for spec in data["policies"]:
@@ -373,7 +371,7 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
 
     from ltrsched.experiments.capacity import MAX_RATE, MAX_SEEDS, parse_slos, search_capacity
     from ltrsched.experiments.capacity_report import capacity_figures, capacity_table, rates_table
-    from ltrsched.experiments.runner import open_backend
+    from ltrsched.experiments.runner import check_jobs, open_backend
     from ltrsched.experiments.runspec import RunSpec
     from ltrsched.experiments.scoring import check_scoring
     from ltrsched.experiments.tables import write_table
@@ -383,6 +381,7 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
     from ltrsched.workloads.builtin import BUILTIN
 
     slos = parse_slos(slo_texts)
+    check_jobs(jobs)
     for option, values in (("--policy", policies), ("--profile", profiles), ("--replicas", replica_counts),
                            ("--router", routers)):
         twice = first_repeat(values)
