@@ -130,6 +130,9 @@ def test_plot_trace_command(tmp_path, cluster_run):
     ("replica", pl.lit("a"), "column 'replica' holds String, not numbers"),  # ValueError traceback from int()
     ("num_seqs", pl.lit("x"), "column 'num_seqs' holds String, not numbers"),  # written into the trace as text
     ("duration", pl.lit(float("nan")), "column 'duration' has values that are not finite"),  # null timestamps
+    # 1.7e308 s is an infinite number of microseconds: "ts": null in every event, exit 0; negative times too
+    ("start", pl.lit(1.7e308), "value(s) outside [0, 1e+12] s (first: 1.7e+308)"),
+    ("duration", pl.lit(-1.0), "value(s) outside [0, 1e+12] s (first: -1)"),
 ])
 def test_plot_trace_of_damaged_steps_is_one_line(tmp_path, cluster_run, column, value, message):
     run = tmp_path / "run"
