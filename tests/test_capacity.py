@@ -109,6 +109,8 @@ def test_the_search_varies_only_rate_and_seed():
     (["--slo", "ttft_p90=2", "-n", "4001"], "asked for 4001 requests but the eval split has only 4000"),
     (["--slo", "ttft_p90=2", "--quick", "--replicas", "4"], "asked for 8000 requests but the eval split has only 4000"),
     (["--slo", "ttft_p90=2", "--replicas", "0"], "--replicas must be >= 1, got 0"),
+    # found by the first run, as "replicas must be an integer in 1..4096" (no option named)
+    (["--slo", "ttft_p90=2", "-n", "30", "--replicas", "4097"], "--replicas must be at most 4,096, got 4,097"),
     (["--slo", "ttft_p90=2", "--replicas", "2", "--router", "nope"], "unknown router"),
 ])
 def test_bad_capacity_input_is_one_line_before_any_run(tmp_path, capsys, args, message):

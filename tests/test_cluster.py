@@ -376,6 +376,7 @@ def test_simulate_command_cluster(workload_file, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--replicas", "0"], "--replicas must be >= 1"),
+    (["--replicas", "4097"], "--replicas must be at most 4,096, got 4,097"),  # the simulator's message named no option
     (["--replicas", "2", "--router", "nosuch"], "unknown router 'nosuch'"),
     (["--replicas", "2", "--router", "rank"], "router 'rank' needs a 'score' column"),
     (["--trace", "trace.txt"], "--trace must be a .json file"),

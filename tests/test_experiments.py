@@ -129,6 +129,8 @@ _SWEEP_BASE = 'policies = ["fcfs"]\nworkloads = ["lmsys-like"]\nnum_requests = 2
     ("s.toml", _SWEEP_BASE + 'preemption = "kill"\n', "'preemption' must be swap or recompute"),
     ("s.toml", _SWEEP_BASE + "block_size = 0\n", "'block_size' must be >= 1"),
     ("s.toml", _SWEEP_BASE + "block_size = 12.5\n", "'block_size' must be an integer"),
+    # found by its first run, after the lone replica's run had been computed
+    ("s.toml", _SWEEP_BASE + "replicas = [1, 5000]\n", "'replicas' must be at most 4,096, got 5,000"),
     ("s.toml", _SWEEP_BASE + 'scoring = "approx-po:tau=2"\n', "tau must be in (0, 1], got 2.0"),
     ("s.toml", _SWEEP_BASE + 'scoring = "approx-score:tau=0_5"\n', "needs a numeric tau="),  # float("0_5") is 5.0
     ("s.toml", 'policies = ["ltr:tau=0_5"]\n', "policy 'ltr': bad value for tau: '0_5' is not a plain number"),

@@ -212,6 +212,10 @@ def _check_sweep_values(data: dict, path: Path) -> None:
             raise UserError(f"{path}: {key!r} must be >= 1, got {data[key]}")
     if any(r < 1 for r in data.get("replicas", [])):
         raise UserError(f"{path}: 'replicas' must be >= 1, got {data['replicas']}")
+    from ltrsched.sim.cluster import MAX_REPLICAS
+
+    if any(r > MAX_REPLICAS for r in data.get("replicas", [])):  # (was found by its first run, after the others)
+        raise UserError(f"{path}: 'replicas' must be at most {MAX_REPLICAS:,}, got {max(data['replicas']):,}")
     if "routers" in data and not any(n > 1 for n in data.get("replicas", [1])):  # nothing is silently ignored
         raise UserError(f"{path}: 'routers' = {data['routers']!r} has no effect without a replica count above 1 "
                         "(a lone replica needs no router); add e.g. replicas = [1, 4]")
@@ -396,6 +400,10 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
                         "no rate can miss an SLO; give many more requests than --max-num-seqs")
     if any(r < 1 for r in replica_counts):
         raise UserError(f"--replicas must be >= 1, got {min(replica_counts)}")
+    from ltrsched.sim.cluster import MAX_REPLICAS
+
+    if any(r > MAX_REPLICAS for r in replica_counts):  # (was found by its first run, after the workload's checks)
+        raise UserError(f"--replicas must be at most {MAX_REPLICAS:,}, got {max(replica_counts):,}")
     if not 1 <= k <= MAX_SEEDS:
         raise UserError(f"--seeds must be in 1..{MAX_SEEDS:,} (a run per seed at every rate tried), got {k:,}")
     for name, value in (("--max-num-batched-tokens", max_num_batched_tokens), ("--max-num-seqs", max_num_seqs)):

@@ -182,6 +182,10 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
                         "(or --trace FILE for a Perfetto trace of the steps)")
     if replicas < 1:
         raise UserError(f"--replicas must be >= 1, got {replicas}")
+    from ltrsched.sim.cluster import MAX_REPLICAS
+
+    if replicas > MAX_REPLICAS:  # (the simulator's own message named no option)
+        raise UserError(f"--replicas must be at most {MAX_REPLICAS:,}, got {replicas:,}")
     for p in plugin:
         load_plugin(p)
     pol = make_policy(policy)
