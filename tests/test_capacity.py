@@ -241,3 +241,19 @@ def test_the_largest_rates_and_slo_limits_allowed_plot_without_warnings(tmp_path
     assert r.returncode == 0, r.stderr[-2000:]
     assert "Warning" not in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert len(list((tmp_path / "o" / "figures").glob("*.png"))) == 2
+
+
+def test_capacity_refuses_to_write_its_table_over_the_workload(tmp_path, capsys):
+    """`capacity -w OUT/capacity.csv -o OUT` replaced the trace it read with the capacity table (exit 0)."""
+    from ltrsched.cli import main
+
+    trace = tmp_path / "capacity.csv"
+    trace.write_text("prompt_tokens,output_tokens\n" + "".join(f"{10 + i},{5 + i}\n" for i in range(40)))
+    before = trace.read_bytes()
+    with pytest.raises(SystemExit) as exit_:
+        main(["capacity", "--slo", "ttft_p90=2", "-p", "fcfs", "-w", str(trace), "-n", "30", "--seeds", "1",
+              "--out", str(tmp_path), "-j", "1"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.strip().splitlines() == [
+        f"error: --workload {trace} would be overwritten by the output {trace}: write the output elsewhere"], err
+    assert trace.read_bytes() == before and not (tmp_path / "runs").exists()

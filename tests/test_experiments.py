@@ -227,3 +227,16 @@ def test_no_room_for_a_kv_block_names_each_commands_own_settings(tmp_path):
                 "-n", "20", "--out", str(tmp_path / "c"), "--jobs", "1")
     assert_one_line_error(r, "profile 'tiny-gpu' leaves no GPU memory for one KV block of 16 tokens at "
                              "gpu_memory_utilization 0.9; pick a profile with more GPU memory (--profile)")
+
+
+def test_sweep_refuses_to_write_its_table_over_a_workload(tmp_path):
+    """A sweep of the trace `sweep.csv` written to the trace's directory replaced it with the sweep table (exit 0)."""
+    from test_cli_simulate import assert_one_line_error
+
+    trace = tmp_path / "sweep.csv"
+    trace.write_text("prompt_tokens,output_tokens\n" + "".join(f"{10 + i},{5 + i}\n" for i in range(20)))
+    before = trace.read_bytes()
+    (tmp_path / "s.toml").write_text('policies = ["fcfs"]\nworkloads = ["sweep.csv"]\n')
+    assert_one_line_error(run_cli("sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path)),
+                          f"the sweep's workload {trace} would be overwritten by the output {trace}")
+    assert trace.read_bytes() == before and not (tmp_path / "runs").exists()

@@ -265,13 +265,16 @@ def sweep(sweep_file, out, jobs, backend, address):
     from ltrsched import atomic
     from ltrsched.experiments.runner import check_jobs, load_summary, open_backend, run_all
     from ltrsched.experiments.runspec import RunSpec
-    from ltrsched.outputs import check_out_dir
+    from ltrsched.outputs import check_inputs_kept, check_out_dir
     from ltrsched.policies import make_policy
     from ltrsched.sim.profiles import load_profile
 
     check_jobs(jobs)
     check_out_dir(out, files=("sweep.csv",), dirs=("runs",))
     data = _load_sweep(sweep_file)
+    for kind in ("workloads", "profiles"):  # (a workload named sweep.csv in --out was replaced by the table)
+        for source in data.get(kind, []):
+            check_inputs_kept({f"the sweep's {kind[:-1]}": source}, files=(out / "sweep.csv",))
     for spec in data["policies"]:
         make_policy(spec)  # fail early on a bad spec
     for prof in data.get("profiles", []):
@@ -326,6 +329,8 @@ CAPACITY_POLICIES = ("fcfs", "srtf", "ltr:tau=0.62", "ltr:tau=0.62,starve=200,qu
 #: above capacity (far more requests than ``max_num_seqs``); with 2,000 x 2 the capacities of the default
 #: policies move by at most one 5% bisection step between seed sets (BENCHMARKS.md), with 1,000 x 2 by two.
 CAPACITY_SIZES = {False: (4000, 3), True: (2000, 2)}
+#: The tables capacity writes into --out (beside runs/ and figures/).
+CAPACITY_FILES = ("capacity.md", "capacity.csv", "capacity-rates.csv")
 
 
 @click.command()
@@ -380,7 +385,7 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
     from ltrsched.experiments.runspec import RunSpec
     from ltrsched.experiments.scoring import check_scoring
     from ltrsched.experiments.tables import write_table
-    from ltrsched.outputs import check_out_dir
+    from ltrsched.outputs import check_inputs_kept, check_out_dir
     from ltrsched.policies import make_policy
     from ltrsched.sim.profiles import load_profile
     from ltrsched.workloads.builtin import BUILTIN
@@ -437,7 +442,10 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
         raise UserError(f"--router {routers[0]} has no effect without --replicas above 1 (a lone replica needs no "
                         "router); add e.g. --replicas 4")
     clusters = _clusters({"replicas": list(replica_counts or [1]), "routers": list(routers or ["round-robin"])})
-    check_out_dir(out, files=("capacity.md", "capacity.csv", "capacity-rates.csv"), dirs=("runs", "figures"))
+    check_out_dir(out, files=CAPACITY_FILES, dirs=("runs", "figures"))
+    # (`-w OUT/capacity.csv` was replaced by the capacity table)
+    for option, source in (("--workload", workload), *(("--profile", prof) for prof in profiles)):
+        check_inputs_kept({option: source}, files=tuple(out / name for name in CAPACITY_FILES))
     from ltrsched.workloads import load_workload
 
     sizes = {n: num_requests or default_n * n for n, _ in clusters}  # replicas -> requests per run
