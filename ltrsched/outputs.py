@@ -85,3 +85,17 @@ def check_inputs_kept(inputs: dict[str, str | Path | None], files: tuple[Path, .
             if source.is_relative_to(Path(directory).resolve()):
                 raise UserError(f"{option} {value} lies in {directory}, whose files the command replaces: "
                                 "move the input or write the output elsewhere")
+
+
+def check_outputs_distinct(outputs: list[tuple[str, str | Path | None]]) -> None:
+    """Raise :class:`UserError` if two of a command's outputs name one file: ``outputs`` pairs what writes each (an
+    option, e.g. ``--trace``) with its path (None: not written). Paths compare resolved; the later write replaced
+    the earlier one (``simulate -o RUN --trace RUN/summary.json`` left a trace where the run's summary was)."""
+    seen: dict[Path, str] = {}
+    for what, path in outputs:
+        if path is None:
+            continue
+        key = Path(path).resolve()
+        if key in seen:
+            raise UserError(f"{what} {path} is where {seen[key]} writes too: give each output its own name")
+        seen[key] = what

@@ -91,6 +91,12 @@ def test_the_search_varies_only_rate_and_seed():
     (["--slo", "ttft_p90=2", "--tolerance", "0"], "--tolerance must be between 0.001 and 1"),
     (["--slo", "ttft_p90=2", "--start-rate", "-4"], "--start-rate must be a positive number"),
     (["--slo", "ttft_p90=2", "--start-rate", "64", "--max-rate", "32"], "--start-rate 64 is above --max-rate 32"),
+    # rates and limits near float64's largest overflowed the figures' log axes: a RuntimeWarning on the terminal
+    # (or, at 1.7e308, a LinAlgError traceback)
+    (["--slo", "ttft_p90=2", "--start-rate", "1e308", "--max-rate", "1.7e308"],
+     "--start-rate must be at most 1e+09 req/s (a request every nanosecond, far beyond any engine's capacity), got 1e+308"),
+    (["--slo", "ttft_p90=2", "--max-rate", "1.0000001e9"], "--max-rate must be at most 1e+09 req/s"),
+    (["--slo", "ttft_p90=1e308"], "--slo 'ttft_p90=1e308': the limit must be at most 1e+08 s (about 3 years), got 1e308"),
     (["--slo", "ttft_p90=2", "--seeds", "0"], "--seeds must be in 1..1,000"),
     (["--slo", "ttft_p90=2", "--seeds", "1001"], "--seeds must be in 1..1,000 (a run per seed at every rate tried), got 1,001"),
     (["--slo", "ttft_p90=2", "--seeds", str(10**12)], "--seeds must be in 1..1,000"),  # was a MemoryError traceback
@@ -103,6 +109,8 @@ def test_the_search_varies_only_rate_and_seed():
     (["--slo", "ttft_p90=2", "-n", "4001"], "asked for 4001 requests but the eval split has only 4000"),
     (["--slo", "ttft_p90=2", "--quick", "--replicas", "4"], "asked for 8000 requests but the eval split has only 4000"),
     (["--slo", "ttft_p90=2", "--replicas", "0"], "--replicas must be >= 1, got 0"),
+    # found by the first run, as "replicas must be an integer in 1..4096" (no option named)
+    (["--slo", "ttft_p90=2", "-n", "30", "--replicas", "4097"], "--replicas must be at most 4,096, got 4,097"),
     (["--slo", "ttft_p90=2", "--replicas", "2", "--router", "nope"], "unknown router"),
 ])
 def test_bad_capacity_input_is_one_line_before_any_run(tmp_path, capsys, args, message):
@@ -223,3 +231,29 @@ def test_a_capacity_per_replica_count_and_router(tmp_path):
     doc = read_summary_file(run_dir(out, specs_at(template, pair, [0])[0]) / "summary.json")
     assert doc["meta"]["run_spec"]["replicas"] == 2 and doc["summary"]["num_replicas"] == 2  # a cluster run
     assert doc["meta"]["router"] == "least-outstanding"
+
+
+def test_the_largest_rates_and_slo_limits_allowed_plot_without_warnings(tmp_path):
+    """At the bounds (rates up to 1e9 req/s, a limit of 1e8 s, a limit of 1e-300 s that no rate meets) the search and
+    its figures print nothing on stderr: no RuntimeWarning from numpy or matplotlib, no traceback."""
+    r = run_cli("capacity", "--slo", "ttft_p90=1e8", "--slo", "tpot_p99=1e-300", "-p", "fcfs", "-n", "100",
+                "--seeds", "1", "--start-rate", "2.5e8", "--max-rate", "1e9", "--out", str(tmp_path / "o"), "-j", "1")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Warning" not in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert len(list((tmp_path / "o" / "figures").glob("*.png"))) == 2
+
+
+def test_capacity_refuses_to_write_its_table_over_the_workload(tmp_path, capsys):
+    """`capacity -w OUT/capacity.csv -o OUT` replaced the trace it read with the capacity table (exit 0)."""
+    from ltrsched.cli import main
+
+    trace = tmp_path / "capacity.csv"
+    trace.write_text("prompt_tokens,output_tokens\n" + "".join(f"{10 + i},{5 + i}\n" for i in range(40)))
+    before = trace.read_bytes()
+    with pytest.raises(SystemExit) as exit_:
+        main(["capacity", "--slo", "ttft_p90=2", "-p", "fcfs", "-w", str(trace), "-n", "30", "--seeds", "1",
+              "--out", str(tmp_path), "-j", "1"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.strip().splitlines() == [
+        f"error: --workload {trace} would be overwritten by the output {trace}: write the output elsewhere"], err
+    assert trace.read_bytes() == before and not (tmp_path / "runs").exists()

@@ -376,6 +376,7 @@ def test_simulate_command_cluster(workload_file, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--replicas", "0"], "--replicas must be >= 1"),
+    (["--replicas", "4097"], "--replicas must be at most 4,096, got 4,097"),  # the simulator's message named no option
     (["--replicas", "2", "--router", "nosuch"], "unknown router 'nosuch'"),
     (["--replicas", "2", "--router", "rank"], "router 'rank' needs a 'score' column"),
     (["--trace", "trace.txt"], "--trace must be a .json file"),
@@ -412,3 +413,40 @@ def test_run_keys_of_lone_replicas_are_unchanged():
     two = RunSpec(experiment="sweep", setting="s", label="l", workload="sharegpt", policy="fcfs", profile="a100-llama3-8b",
                   replicas=2, router="round-robin")
     assert two.key()["replicas"] == 2 and two.run_hash() != lone.run_hash()
+
+
+_GIVEN_IDS = [10, 5, 1000, 7, 64, 3]
+
+
+@pytest.fixture
+def csv_with_ids(tmp_path):
+    """A length-only CSV trace whose ids are neither contiguous nor sorted."""
+    path = tmp_path / "ids.csv"
+    path.write_text("request_id,arrival_time,prompt_tokens,output_tokens\n" + "".join(
+        f"{rid},{0.05 * i},{20 + 7 * i},{30 - 4 * i}\n" for i, rid in enumerate(_GIVEN_IDS)))
+    return path
+
+
+@pytest.mark.parametrize("args", [["-P", "ltr:tau=0.6"], ["-P", "mlfq", "--replicas", "2", "--router", "rank:tau=0.6"],
+                                  ["--replicas", "3", "--router", "least-kv:by=tokens"]])
+def test_simulate_results_carry_a_csv_traces_own_ids(csv_with_ids, tmp_path, args):
+    """A CSV's request_id column was dropped: requests.parquet named the requests 0..5, not the user's ids."""
+    r = run_cli("simulate", "-w", str(csv_with_ids), "--arrival", "replay", "-o", str(tmp_path / "run"), *args)
+    assert r.returncode == 0, r.stderr[-2000:]
+    done = pl.read_parquet(tmp_path / "run" / "requests.parquet")
+    assert sorted(done["request_id"].to_list()) == sorted(_GIVEN_IDS)
+    assert dict(zip(done["request_id"], done["prompt_tokens"])) == {rid: 20 + 7 * i for i, rid in enumerate(_GIVEN_IDS)}
+    assert done["finish_time"].is_not_nan().all()
+
+
+def test_sweep_results_carry_a_csv_traces_own_ids(csv_with_ids, tmp_path):
+    sweep = tmp_path / "s.toml"
+    sweep.write_text(f'workloads = ["{csv_with_ids}"]\npolicies = ["srtf"]\narrival = "poisson"\nrates = [8.0]\n'
+                     'num_requests = 4\nreplicas = [1, 2]\nrouters = ["least-outstanding"]\n')
+    r = run_cli("sweep", str(sweep), "--out", str(tmp_path / "out"), "--jobs", "1")
+    assert r.returncode == 0, r.stderr[-2000:]
+    runs = sorted((tmp_path / "out" / "runs").glob("*/requests.parquet"))
+    assert len(runs) == 2
+    for run in runs:
+        ids = pl.read_parquet(run)["request_id"].to_list()
+        assert len(ids) == 4 and set(ids) <= set(_GIVEN_IDS)

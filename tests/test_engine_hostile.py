@@ -282,8 +282,8 @@ def test_a_workload_holding_an_earlier_runs_columns_gets_this_runs_values():
     assert again.summary["e2e_latency_mean"] == first.summary["e2e_latency_mean"]
 
 
-@pytest.mark.parametrize("ids, first", [([-1, 1023], -1), ([5, 10**15], 10**15)])
-def test_request_ids_outside_the_policies_arrays_are_refused(tmp_path, ids, first):
+@pytest.mark.parametrize("ids, row, first", [([-1, 1023], 1, -1), ([5, 10**15], 2, 10**15)])
+def test_request_ids_outside_the_policies_arrays_are_refused(tmp_path, ids, row, first):
     """Policies index per-request state by id: -1 read request 1023's (PO gave request -1 the estimate 3 of
     request 1023 instead of its own 100, exit 0); 10**15 was a MemoryError traceback (7 PiB)."""
     import polars as pl
@@ -293,7 +293,7 @@ def test_request_ids_outside_the_policies_arrays_are_refused(tmp_path, ids, firs
     pl.DataFrame({"request_id": ids, "arrival_time": [0.0, 0.0], "prompt_tokens": [5, 5], "output_tokens": [100, 3],
                   "po_estimate": [100.0, 3.0]}).write_parquet(tmp_path / "w.parquet")
     r = run_cli("simulate", "-w", "w.parquet", "-p", "h100-llama3-8b", "--policy", "po", cwd=tmp_path)
-    assert_one_line_error(r, f"w: 1 request(s) with a request_id outside [0, 10,000,000) (first: {first})")
+    assert_one_line_error(r, f"w.parquet: row {row}: request_id {first} is outside [0, 10,000,000)")
 
 
 @pytest.mark.parametrize("quick", [False, True])

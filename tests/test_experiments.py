@@ -129,6 +129,8 @@ _SWEEP_BASE = 'policies = ["fcfs"]\nworkloads = ["lmsys-like"]\nnum_requests = 2
     ("s.toml", _SWEEP_BASE + 'preemption = "kill"\n', "'preemption' must be swap or recompute"),
     ("s.toml", _SWEEP_BASE + "block_size = 0\n", "'block_size' must be >= 1"),
     ("s.toml", _SWEEP_BASE + "block_size = 12.5\n", "'block_size' must be an integer"),
+    # found by its first run, after the lone replica's run had been computed
+    ("s.toml", _SWEEP_BASE + "replicas = [1, 5000]\n", "'replicas' must be at most 4,096, got 5,000"),
     ("s.toml", _SWEEP_BASE + 'scoring = "approx-po:tau=2"\n', "tau must be in (0, 1], got 2.0"),
     ("s.toml", _SWEEP_BASE + 'scoring = "approx-score:tau=0_5"\n', "needs a numeric tau="),  # float("0_5") is 5.0
     ("s.toml", 'policies = ["ltr:tau=0_5"]\n', "policy 'ltr': bad value for tau: '0_5' is not a plain number"),
@@ -179,12 +181,19 @@ def test_sweep_block_size_follows_the_measured_profile(tmp_path):
     assert cpu.run_hash() != RunSpec(**base, profile="cpu-smollm2", block_size=16).run_hash()
 
 
-def test_sweep_jobs_must_be_positive(tmp_path):
+@pytest.mark.parametrize("command", ["sweep", "reproduce", "capacity"])
+@pytest.mark.parametrize("jobs", ["0", str(2**63 - 1)])
+def test_jobs_must_be_positive_and_not_absurd(tmp_path, command, jobs):
+    """--jobs 0 is refused; --jobs 2**63-1 was an OverflowError traceback from the process pool's semaphore (exit 1)
+    once more than one run was to compute (capacity, reproduce, a sweep of several runs)."""
     from test_cli_simulate import assert_one_line_error
 
     path = tmp_path / "s.toml"
     path.write_text(_SWEEP_BASE)
-    assert_one_line_error(run_cli("sweep", str(path), "--out", str(tmp_path / "o"), "--jobs", "0"), "--jobs must be >= 1")
+    args = {"sweep": [str(path)], "reproduce": ["table1", "--quick"], "capacity": ["--slo", "ttft_p90=2", "-n", "30"]}
+    r = run_cli(command, *args[command], "--out", str(tmp_path / "o"), "--jobs", jobs)
+    assert_one_line_error(r, f"--jobs must be in 1..4,096 (parallel runs), got {int(jobs):,}")
+    assert not (tmp_path / "o").exists()
 
 
 def test_full_reproduction_never_asks_more_sharegpt_prompts_than_the_eval_split_holds():
@@ -218,3 +227,16 @@ def test_no_room_for_a_kv_block_names_each_commands_own_settings(tmp_path):
                 "-n", "20", "--out", str(tmp_path / "c"), "--jobs", "1")
     assert_one_line_error(r, "profile 'tiny-gpu' leaves no GPU memory for one KV block of 16 tokens at "
                              "gpu_memory_utilization 0.9; pick a profile with more GPU memory (--profile)")
+
+
+def test_sweep_refuses_to_write_its_table_over_a_workload(tmp_path):
+    """A sweep of the trace `sweep.csv` written to the trace's directory replaced it with the sweep table (exit 0)."""
+    from test_cli_simulate import assert_one_line_error
+
+    trace = tmp_path / "sweep.csv"
+    trace.write_text("prompt_tokens,output_tokens\n" + "".join(f"{10 + i},{5 + i}\n" for i in range(20)))
+    before = trace.read_bytes()
+    (tmp_path / "s.toml").write_text('policies = ["fcfs"]\nworkloads = ["sweep.csv"]\n')
+    assert_one_line_error(run_cli("sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path)),
+                          f"the sweep's workload {trace} would be overwritten by the output {trace}")
+    assert trace.read_bytes() == before and not (tmp_path / "runs").exists()

@@ -256,7 +256,7 @@ def test_a_parquet_row_is_checked_whichever_rows_a_sample_draws(tmp_path):
     pl.DataFrame({"request_id": [0, 1, 1, 2], "prompt_tokens": [5] * 4, "output_tokens": [3] * 4,
                   "arrival_time": [0.0] * 4}).write_parquet(path)
     for seed in range(6):
-        with pytest.raises(UserError, match="not unique"):
+        with pytest.raises(UserError, match="w.parquet: row 3: request_id 1 is row 2.s too; request ids must be unique"):
             load_workload(str(path), num_requests=2, seed=seed)
 
 
@@ -522,3 +522,23 @@ def test_plot_cdf_with_a_metric_column_that_is_not_numbers_is_one_line(tmp_path,
     assert not (tmp_path / "c.png").exists()
     requests.with_columns(pl.col("ttft").cast(pl.String)).write_parquet(run / "requests.parquet")
     assert run_cli("plot", "cdf", str(run), "-o", str(tmp_path / "c.png")).returncode == 0
+
+
+@pytest.mark.parametrize("value, shown", [(1.7e308, "1.7e+308"), (-1e308, "-1e+308"), (1e300, "1e+300")])
+def test_plot_cdf_of_latencies_near_float64s_largest_is_one_line(tmp_path, value, shown):
+    """A requests.parquet holding latencies near 1.7e308 (or -1e308) ended in a ValueError traceback from
+    matplotlib's tick locator; 1e300 beside ordinary values printed an overflow RuntimeWarning. Values up to 1e12 s
+    still plot, without a warning."""
+    import polars as pl
+
+    run = _run(tmp_path, "run")
+    requests = pl.read_parquet(run / "requests.parquet")
+    requests.with_columns(latency_per_token=pl.when(pl.col("request_id") < 6).then(value)
+                          .otherwise(pl.col("latency_per_token"))).write_parquet(run / "requests.parquet")
+    assert_one_line_error(run_cli("plot", "cdf", str(run), "-o", str(tmp_path / "c.png")),
+                          f"its requests column 'latency_per_token' holds 6 value(s) outside [0, 1e+12] (first: {shown})")
+    assert not (tmp_path / "c.png").exists()
+    requests.with_columns(latency_per_token=pl.when(pl.col("request_id") < 6).then(1e12)
+                          .otherwise(pl.col("latency_per_token"))).write_parquet(run / "requests.parquet")
+    r = run_cli("plot", "cdf", str(run), "-o", str(tmp_path / "c.png"))
+    assert r.returncode == 0 and "Warning" not in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]

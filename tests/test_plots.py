@@ -130,6 +130,9 @@ def test_plot_trace_command(tmp_path, cluster_run):
     ("replica", pl.lit("a"), "column 'replica' holds String, not numbers"),  # ValueError traceback from int()
     ("num_seqs", pl.lit("x"), "column 'num_seqs' holds String, not numbers"),  # written into the trace as text
     ("duration", pl.lit(float("nan")), "column 'duration' has values that are not finite"),  # null timestamps
+    # 1.7e308 s is an infinite number of microseconds: "ts": null in every event, exit 0; negative times too
+    ("start", pl.lit(1.7e308), "value(s) outside [0, 1e+12] s (first: 1.7e+308)"),
+    ("duration", pl.lit(-1.0), "value(s) outside [0, 1e+12] s (first: -1)"),
 ])
 def test_plot_trace_of_damaged_steps_is_one_line(tmp_path, cluster_run, column, value, message):
     run = tmp_path / "run"
@@ -137,3 +140,24 @@ def test_plot_trace_of_damaged_steps_is_one_line(tmp_path, cluster_run, column, 
     cluster_run.steps.with_columns(value.alias(column)).write_parquet(run / "steps.parquet")
     assert_one_line_error(run_cli("plot", "trace", str(run), "-o", str(tmp_path / "t.json")), message)
     assert not (tmp_path / "t.json").exists()
+
+
+def test_plot_trace_refuses_to_write_over_the_runs_summary(tmp_path, cluster_run):
+    """`plot trace RUN -o RUN/summary.json` wrote the trace over the summary it read (exit 0): the run was lost."""
+    run = tmp_path / "run"
+    cluster_run.save(run)
+    before = (run / "summary.json").read_bytes()
+    r = run_cli("plot", "trace", str(run), "-o", str(tmp_path / "run" / ".." / "run" / "summary.json"))
+    assert_one_line_error(r, f"the run's summary {run / 'summary.json'} would be overwritten by the output")
+    assert (run / "summary.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-o", "run", "--trace", "run/summary.json"], "--trace run/summary.json is where --out run writes too"),
+    (["-o", "run", "--trace", "./run/../run/summary.json", "--cdf", "c.png"], "is where --out run writes too"),
+])
+def test_simulate_trace_may_not_be_a_file_of_its_run(tmp_path, args, message):
+    """`simulate -o RUN --trace RUN/summary.json` wrote the run, then the trace over its summary.json (exit 0)."""
+    make_workload([10, 20], [3, 4]).save(tmp_path / "w.parquet")
+    assert_one_line_error(run_cli("simulate", "-w", "w.parquet", *args, cwd=tmp_path), message)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "c.png").exists()

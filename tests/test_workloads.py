@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import polars as pl
@@ -412,3 +413,98 @@ def test_replay_scaling_and_duration():
     for bad in (0.0, -1.0, float("inf"), float("nan")):
         with pytest.raises(UserError, match="positive"):
             apply_arrivals(wl, "poisson", rate=bad)
+
+
+def _ids_file(tmp_path, suffix, ids):
+    """A workload file of ``len(ids)`` requests giving ``ids`` (None: no request_id there) as ``suffix``'s format."""
+    path = tmp_path / f"w{suffix}"
+    rows = [{"prompt_tokens": 3 + i, "output_tokens": 2 + i, **({} if rid is None else {"request_id": rid})}
+            for i, rid in enumerate(ids)]
+    if suffix == ".csv":
+        given = any(rid is not None for rid in ids)
+        path.write_text(("Request_ID," if given else "") + "prompt_tokens,output_tokens\n" + "".join(
+            (f"{'' if r.get('request_id') is None else r['request_id']}," if given else "")
+            + f"{r['prompt_tokens']},{r['output_tokens']}\n" for r in rows))
+    elif suffix == ".jsonl":
+        path.write_text("".join(json.dumps({"prompt": "Hello there", **r}) + "\n\n" for r in rows))  # line 2i + 1
+    else:
+        pl.DataFrame(rows).with_columns(arrival_time=pl.lit(0.0)).write_parquet(path)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_request_ids_a_file_gives_are_kept(tmp_path, suffix):
+    """A .csv's (and a .jsonl's) request_id was dropped and the rows numbered 0, 1, ...: results named other ids
+    than the user's. Every format keeps them now, as a parquet did; without them the rows are numbered."""
+    wl = load_workload(str(_ids_file(tmp_path, suffix, [10, 5, 1000])))
+    assert wl.df["request_id"].to_list() == [10, 5, 1000] and wl.df["prompt_tokens"].to_list() == [3, 4, 5]
+    assert sorted(load_workload(str(_ids_file(tmp_path, suffix, [10, 5, 1000])), num_requests=2, seed=1)
+                  .df["request_id"].to_list()) in ([5, 10], [5, 1000], [10, 1000])
+    assert load_workload(str(_ids_file(tmp_path, suffix, [None] * 3))).df["request_id"].to_list() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("suffix, row", [(".csv", "row 3"), (".jsonl", "line 5"), (".parquet", "row 3")])
+@pytest.mark.parametrize("ids, what", [
+    ([4, 7, 4], "request_id 4 is {first}'s too; request ids must be unique"),
+    ([4, 7, -1], "request_id -1 is outside [0, 10,000,000)"),
+    ([4, 7, 10_000_000], "request_id 10000000 is outside [0, 10,000,000)"),
+    ([4, 7, 2.5], "request_id 2.5 is not a whole number"),
+])
+def test_bad_request_ids_name_the_file_and_the_first_bad_row(tmp_path, suffix, row, ids, what):
+    """Duplicate ids in a .csv passed unnoticed (the column was dropped); in a parquet they were "request_id values
+    are not unique", naming neither the file nor the id. One check for every format, naming file, row and id."""
+    path = _ids_file(tmp_path, suffix, ids)
+    first = "line 1" if suffix == ".jsonl" else "row 1"
+    with pytest.raises(UserError) as err:
+        load_workload(str(path))
+    assert str(err.value).startswith(f"{path}: {row}: " + what.format(first=first)), str(err.value)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("request_id,prompt_tokens,output_tokens\n1,3,2\nx,3,2\n", "w.csv: row 2: request_id 'x' is not a whole number"),
+    ("request_id,prompt_tokens,output_tokens\n1,3,2\n,3,2\n", "w.csv: row 2: no request_id"),
+    ("request_id,prompt_tokens,REQUEST_ID,output_tokens\n1,3,2,2\n",
+     "the header names column 'request_id' 2 times (in any case); which holds the request_id? keep one"),
+])
+def test_csv_request_id_column_errors(tmp_path, content, message):
+    path = tmp_path / "w.csv"
+    path.write_text(content)
+    with pytest.raises(UserError, match=re.escape(message)):
+        load_workload(str(path))
+
+
+@pytest.mark.parametrize("second, message", [
+    ({}, "w.jsonl:2: no 'request_id', which other lines have; give it on every line or none"),
+    ({"request_id": "2"}, "w.jsonl:2: 'request_id' must be a whole number, got '2'"),
+    ({"request_id": True}, "w.jsonl:2: 'request_id' must be a whole number, got True"),
+    ({"request_id": 10**30}, "w.jsonl: line 2: request_id 1e+30 is outside [0, 10,000,000)"),
+])
+def test_jsonl_request_id_errors(tmp_path, second, message):
+    path = tmp_path / "w.jsonl"
+    first = {"prompt": "Hello there", "output_tokens": 3, "request_id": 1}
+    path.write_text(json.dumps(first) + "\n" + json.dumps({"prompt": "Hi", "output_tokens": 3, **second}) + "\n")
+    with pytest.raises(UserError, match=re.escape(message)):
+        load_workload(str(path))
+
+
+def test_parquet_of_text_without_counts_can_be_sampled(tmp_path):
+    """-n on a parquet of prompt text and output_tokens (no prompt_tokens, arrival times or ids) was refused for
+    "missing column(s) prompt_tokens, arrival_time": every row was checked before its counts were made."""
+    path = tmp_path / "t.parquet"
+    pl.DataFrame({"prompt": ["Hello world, how are you?", "Hi", "Hi there"], "output_tokens": [5, 6, 7]}).write_parquet(path)
+    df = load_workload(str(path), num_requests=2, seed=0).df
+    counts = count_tokens(["Hello world, how are you?", "Hi", "Hi there"]).tolist()
+    assert df.height == 2 and df["prompt_tokens"].to_list() == [counts[i] for i in df["request_id"]]
+
+
+def test_a_file_giving_ids_is_another_cache_key(tmp_path):
+    """Runs of a .csv giving ids were cached with the rows numbered: a file giving ids has its own key now, and a
+    file without them keeps the key it had (its results are the same)."""
+    from ltrsched.workloads.loaders import workload_fingerprint
+
+    for name, text, given in [("a.csv", "REQUEST_ID,prompt_tokens,output_tokens\n7,3,2\n", True),
+                              ("b.csv", "prompt_tokens,output_tokens\n3,2\n", False),
+                              ("c.jsonl", '\n{"prompt": "Hi", "output_tokens": 2, "request_id": 4}\n', True),
+                              ("d.jsonl", '\n{"prompt": "Hi", "output_tokens": 2}\n', False)]:
+        (tmp_path / name).write_text(text)
+        assert ("ids" in workload_fingerprint(str(tmp_path / name))) is given, name

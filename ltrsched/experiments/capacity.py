@@ -39,6 +39,13 @@ SLO_METRICS = tuple(f"{m}_{stat}" for m in SUMMARY_METRICS for stat in ("mean", 
 RATE_DIGITS = 4
 #: Halvings below the start rate before a search reports that no rate meets the SLOs.
 MAX_HALVINGS = 10
+#: Highest rate a search may try [req/s]: a request every nanosecond, a thousandth of the shortest step a profile
+#: may model (``MIN_STEP_S``), where every run is a burst. Rates near float64's largest (1e308) overflowed the
+#: figure's log axis (a RuntimeWarning on the terminal, or a LinAlgError traceback at 1.7e308).
+MAX_RATE = 1e9
+#: Largest SLO limit [s or s/token]: about 3 years, as long as a run's arrivals may span
+#: (``MAX_ARRIVAL_TIME_S``). A limit near 1e308 overflowed the figure's log axis (a RuntimeWarning on the terminal).
+MAX_SLO_LIMIT = 1e8
 #: Most seeded runs per rate: each rate tried runs a simulation per seed (a dozen rates or more per search),
 #: and a count near a billion filled the memory with seeds before the first run (a MemoryError traceback).
 MAX_SEEDS = 1000
@@ -57,7 +64,7 @@ class Slo:
 
 def parse_slo(text: str) -> Slo:
     """``"ttft_p90=2"`` -> ``Slo("ttft_p90", 2.0)``; :class:`UserError` for an unknown metric or a limit
-    that is not a positive number."""
+    that is not a positive number up to :data:`MAX_SLO_LIMIT`."""
     metric, sep, value = text.partition("=")
     metric = metric.strip()
     if not sep or not metric or not value.strip():
@@ -72,6 +79,9 @@ def parse_slo(text: str) -> Slo:
         raise UserError(f"--slo {text!r}: {value.strip()!r} is not a number of seconds") from None
     if not (math.isfinite(limit) and limit > 0):
         raise UserError(f"--slo {text!r}: the limit must be a positive number of seconds, got {value.strip()}")
+    if limit > MAX_SLO_LIMIT:
+        raise UserError(f"--slo {text!r}: the limit must be at most {MAX_SLO_LIMIT:.0e} s (about 3 years), "
+                        f"got {value.strip()}")
     return Slo(metric, limit)
 
 

@@ -24,7 +24,8 @@ def backend_options(command):
     command = click.option("--backend", type=click.Choice(["process", "ray"]), default="process", show_default=True,
                            help="Run on a local process pool, or as Ray tasks (pip install 'ltrsched[ray]').")(command)
     return click.option("--jobs", "-j", type=int, default=None,
-                        help="Parallel runs (default: all cores; with --address: the cluster's CPUs).")(command)
+                        help="Parallel runs, at most 4,096 (default: all cores; with --address: the cluster's "
+                             "CPUs).")(command)
 
 
 def _modules():
@@ -46,11 +47,10 @@ def reproduce(experiment, quick, out, jobs, backend, address):
     Finished runs are cached under OUT/runs and skipped on a rerun.
     """
     from ltrsched.experiments.report import write_report
-    from ltrsched.experiments.runner import open_backend, run_all
+    from ltrsched.experiments.runner import check_jobs, open_backend, run_all
     from ltrsched.outputs import check_out_dir
 
-    if jobs is not None and jobs < 1:
-        raise UserError(f"--jobs must be >= 1, got {jobs}")
+    check_jobs(jobs)
     check_out_dir(out, files=("REPRODUCTION.md",), dirs=("runs", "sections", "tables", "figures"))
     modules = _modules()
     names = EXPERIMENT_NAMES if experiment == "all" else (experiment,)
@@ -213,6 +213,10 @@ def _check_sweep_values(data: dict, path: Path) -> None:
             raise UserError(f"{path}: {key!r} must be >= 1, got {data[key]}")
     if any(r < 1 for r in data.get("replicas", [])):
         raise UserError(f"{path}: 'replicas' must be >= 1, got {data['replicas']}")
+    from ltrsched.sim.cluster import MAX_REPLICAS
+
+    if any(r > MAX_REPLICAS for r in data.get("replicas", [])):  # (was found by its first run, after the others)
+        raise UserError(f"{path}: 'replicas' must be at most {MAX_REPLICAS:,}, got {max(data['replicas']):,}")
     if "routers" in data and not any(n > 1 for n in data.get("replicas", [1])):  # nothing is silently ignored
         raise UserError(f"{path}: 'routers' = {data['routers']!r} has no effect without a replica count above 1 "
                         "(a lone replica needs no router); add e.g. replicas = [1, 4]")
@@ -259,16 +263,18 @@ def sweep(sweep_file, out, jobs, backend, address):
     import polars as pl
 
     from ltrsched import atomic
-    from ltrsched.experiments.runner import load_summary, open_backend, run_all
+    from ltrsched.experiments.runner import check_jobs, load_summary, open_backend, run_all
     from ltrsched.experiments.runspec import RunSpec
-    from ltrsched.outputs import check_out_dir
+    from ltrsched.outputs import check_inputs_kept, check_out_dir
     from ltrsched.policies import make_policy
     from ltrsched.sim.profiles import load_profile
 
-    if jobs is not None and jobs < 1:
-        raise UserError(f"--jobs must be >= 1, got {jobs}")
+    check_jobs(jobs)
     check_out_dir(out, files=("sweep.csv",), dirs=("runs",))
     data = _load_sweep(sweep_file)
+    for kind in ("workloads", "profiles"):  # (a workload named sweep.csv in --out was replaced by the table)
+        for source in data.get(kind, []):
+            check_inputs_kept({f"the sweep's {kind[:-1]}": source}, files=(out / "sweep.csv",))
     for spec in data["policies"]:
         make_policy(spec)  # fail early on a bad spec
     for prof in data.get("profiles", []):
@@ -323,6 +329,8 @@ CAPACITY_POLICIES = ("fcfs", "srtf", "ltr:tau=0.62", "ltr:tau=0.62,starve=200,qu
 #: above capacity (far more requests than ``max_num_seqs``); with 2,000 x 2 the capacities of the default
 #: policies move by at most one 5% bisection step between seed sets (BENCHMARKS.md), with 1,000 x 2 by two.
 CAPACITY_SIZES = {False: (4000, 3), True: (2000, 2)}
+#: The tables capacity writes into --out (beside runs/ and figures/).
+CAPACITY_FILES = ("capacity.md", "capacity.csv", "capacity-rates.csv")
 
 
 @click.command()
@@ -347,7 +355,8 @@ CAPACITY_SIZES = {False: (4000, 3), True: (2000, 2)}
 @click.option("--tolerance", type=float, default=0.05, show_default=True,
               help="Relative width of the final bracket: the capacity is within this of the lowest failing rate.")
 @click.option("--start-rate", type=float, default=4.0, show_default=True, help="First rate tried [req/s].")
-@click.option("--max-rate", type=float, default=1024.0, show_default=True, help="Highest rate tried [req/s].")
+@click.option("--max-rate", type=float, default=1024.0, show_default=True,
+              help="Highest rate tried [req/s], at most 1e9.")
 @click.option("--scoring", default="none", show_default=True,
               help='How predictor columns are attached, e.g. "approx-score:tau=0.6" (as in sweep files).')
 @click.option("--max-num-batched-tokens", type=int, default=768, show_default=True, help="Token budget per step.")
@@ -370,18 +379,19 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
 
     import polars as pl
 
-    from ltrsched.experiments.capacity import MAX_SEEDS, parse_slos, search_capacity
+    from ltrsched.experiments.capacity import MAX_RATE, MAX_SEEDS, parse_slos, search_capacity
     from ltrsched.experiments.capacity_report import capacity_figures, capacity_table, rates_table
-    from ltrsched.experiments.runner import open_backend
+    from ltrsched.experiments.runner import check_jobs, open_backend
     from ltrsched.experiments.runspec import RunSpec
     from ltrsched.experiments.scoring import check_scoring
     from ltrsched.experiments.tables import write_table
-    from ltrsched.outputs import check_out_dir
+    from ltrsched.outputs import check_inputs_kept, check_out_dir
     from ltrsched.policies import make_policy
     from ltrsched.sim.profiles import load_profile
     from ltrsched.workloads.builtin import BUILTIN
 
     slos = parse_slos(slo_texts)
+    check_jobs(jobs)
     for option, values in (("--policy", policies), ("--profile", profiles), ("--replicas", replica_counts),
                            ("--router", routers)):
         twice = first_repeat(values)
@@ -396,6 +406,10 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
                         "no rate can miss an SLO; give many more requests than --max-num-seqs")
     if any(r < 1 for r in replica_counts):
         raise UserError(f"--replicas must be >= 1, got {min(replica_counts)}")
+    from ltrsched.sim.cluster import MAX_REPLICAS
+
+    if any(r > MAX_REPLICAS for r in replica_counts):  # (was found by its first run, after the workload's checks)
+        raise UserError(f"--replicas must be at most {MAX_REPLICAS:,}, got {max(replica_counts):,}")
     if not 1 <= k <= MAX_SEEDS:
         raise UserError(f"--seeds must be in 1..{MAX_SEEDS:,} (a run per seed at every rate tried), got {k:,}")
     for name, value in (("--max-num-batched-tokens", max_num_batched_tokens), ("--max-num-seqs", max_num_seqs)):
@@ -410,6 +424,9 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
     for name, value in (("--start-rate", start_rate), ("--max-rate", max_rate)):
         if not (math.isfinite(value) and value > 0):
             raise UserError(f"{name} must be a positive number of requests per second, got {value}")
+        if value > MAX_RATE:
+            raise UserError(f"{name} must be at most {MAX_RATE:.0e} req/s (a request every nanosecond, far beyond "
+                            f"any engine's capacity), got {value:.10g}")
     if start_rate > max_rate:
         raise UserError(f"--start-rate {start_rate:g} is above --max-rate {max_rate:g}")
     if workload not in BUILTIN and not Path(workload).is_file():
@@ -425,7 +442,10 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
         raise UserError(f"--router {routers[0]} has no effect without --replicas above 1 (a lone replica needs no "
                         "router); add e.g. --replicas 4")
     clusters = _clusters({"replicas": list(replica_counts or [1]), "routers": list(routers or ["round-robin"])})
-    check_out_dir(out, files=("capacity.md", "capacity.csv", "capacity-rates.csv"), dirs=("runs", "figures"))
+    check_out_dir(out, files=CAPACITY_FILES, dirs=("runs", "figures"))
+    # (`-w OUT/capacity.csv` was replaced by the capacity table)
+    for option, source in (("--workload", workload), *(("--profile", prof) for prof in profiles)):
+        check_inputs_kept({option: source}, files=tuple(out / name for name in CAPACITY_FILES))
     from ltrsched.workloads import load_workload
 
     sizes = {n: num_requests or default_n * n for n, _ in clusters}  # replicas -> requests per run

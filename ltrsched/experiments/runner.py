@@ -298,6 +298,17 @@ class ProcessBackend(Backend):
             self._pool = None
 
 
+#: Most parallel runs ``--jobs`` may ask for: far above any machine's cores (a process pool of 2**63 workers was an
+#: OverflowError traceback from its semaphore; a Ray cluster larger than this is used whole without --jobs).
+MAX_JOBS = 4096
+
+
+def check_jobs(jobs: int | None) -> None:
+    """One-line :class:`UserError` unless ``jobs`` (``--jobs``; None: the default) is in 1..:data:`MAX_JOBS`."""
+    if jobs is not None and not 1 <= jobs <= MAX_JOBS:
+        raise UserError(f"--jobs must be in 1..{MAX_JOBS:,} (parallel runs), got {jobs:,}")
+
+
 @contextlib.contextmanager
 def open_backend(name: str = "process", jobs: int | None = None, address: str | None = None) -> Iterator[Backend]:
     """A :class:`Backend` for the ``with`` block, closed after it.
@@ -307,8 +318,7 @@ def open_backend(name: str = "process", jobs: int | None = None, address: str | 
     """
     if name not in BACKENDS:
         raise UserError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
-    if jobs is not None and jobs < 1:
-        raise UserError(f"--jobs must be >= 1, got {jobs}")
+    check_jobs(jobs)
     if address is not None and name != "ray":
         raise UserError("--address needs --backend ray")
     if name == "ray":

@@ -15,6 +15,7 @@ import polars as pl
 
 from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
+from ltrsched.plots.runs import MAX_PLOTTED_S
 
 US = 1e6  # microseconds per second
 
@@ -57,7 +58,8 @@ def chrome_trace(steps: pl.DataFrame, meta: dict[str, Any] | None = None) -> dic
 
 def _check_numbers(steps: pl.DataFrame) -> None:
     """Raise :class:`UserError` where a column the trace reads is not numbers in every step (text, a missing
-    value, a start or duration [s] that is not finite: a damaged or foreign steps.parquet)."""
+    value, a start or duration [s] that is not finite, negative or above :data:`MAX_PLOTTED_S`: a damaged or
+    foreign steps.parquet)."""
     for c in (*REQUIRED, *(["replica"] if "replica" in steps.columns else [])):
         column = steps[c]
         if not column.dtype.is_numeric():
@@ -66,6 +68,11 @@ def _check_numbers(steps: pl.DataFrame) -> None:
             raise UserError(f"the step trace's column {c!r} has {column.null_count()} missing value(s)")
         if c in ("start", "duration") and not column.cast(pl.Float64).is_finite().all():
             raise UserError(f"the step trace's column {c!r} has values that are not finite (NaN or infinite)")
+        if c in ("start", "duration"):  # 1.7e308 s is an infinite number of microseconds: "ts": null, exit 0
+            bad = column.filter((column < 0) | (column > MAX_PLOTTED_S))
+            if bad.len():
+                raise UserError(f"the step trace's column {c!r} holds {bad.len()} value(s) outside [0, "
+                                f"{MAX_PLOTTED_S:.0e}] s (first: {bad[0]:g})")
 
 
 def _replica_events(pid: int, steps: pl.DataFrame) -> list[dict[str, Any]]:

@@ -49,11 +49,13 @@ def cdf(runs, out, title):
               show_default=True, help="Trace-event JSON file.")
 def trace(run, out):
     """Export a saved run's steps (simulate --record-steps --out RUN) as a Chrome trace for Perfetto."""
-    from ltrsched.outputs import check_out_file
+    from ltrsched.outputs import check_inputs_kept, check_out_file
     from ltrsched.plots.chrome_trace import write_chrome_trace
     from ltrsched.results import RunResult
 
     check_out_file(out, "--out", ".json")
+    # (`-o RUN/summary.json` wrote the trace over the run's summary it read: the run's one .json file)
+    check_inputs_kept({"the run's summary": run / "summary.json"}, files=(out,))
     if not (run / "summary.json").is_file():
         raise UserError(f"{run}: not a run directory (no summary.json)")
     result = RunResult.load(run)

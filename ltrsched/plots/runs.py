@@ -77,20 +77,31 @@ def _check_meta(meta: Any) -> None:
         raise ValueError(f"its replica count {replicas!r} is not a whole number")
 
 
+#: Largest latency a plotted run may hold [s or s/token] (about 30,000 years; a simulated run's arrivals span less
+#: than 1e8 s): values near float64's largest overflowed the CDF's axes (a traceback, or RuntimeWarnings).
+MAX_PLOTTED_S = 1e12
+
+
 def _check_metric_columns(requests: pl.DataFrame) -> None:
     """Raise ValueError where a column a CDF plots (latency per token [s/token], TTFT [s], TPOT [s/token]) does
-    not read as numbers (e.g. text or lists in a foreign requests.parquet: an error only while drawing)."""
+    not read as numbers (e.g. text or lists in a foreign requests.parquet: an error only while drawing), or holds
+    a finite value that is no latency: negative or above :data:`MAX_PLOTTED_S` (missing and non-finite values
+    are requests that did not finish: left out of the plot)."""
     from ltrsched.plots.cdf import CDF_METRICS
 
     for metric in CDF_METRICS:
         if metric not in requests.columns:
             continue
         try:
-            numbers = requests[metric].cast(pl.Float64).dtype == pl.Float64
+            values = requests[metric].cast(pl.Float64)
         except pl.exceptions.PolarsError:
-            numbers = False
-        if not numbers:
+            values = None
+        if values is None or values.dtype != pl.Float64:
             raise ValueError(f"its requests column {metric!r} holds {requests[metric].dtype}, not numbers")
+        bad = values.filter(values.is_finite() & ((values < 0) | (values > MAX_PLOTTED_S)))
+        if bad.len():
+            raise ValueError(f"its requests column {metric!r} holds {bad.len()} value(s) outside [0, "
+                             f"{MAX_PLOTTED_S:.0e}] (first: {bad[0]:g}), no latency")
 
 
 def load_runs(paths: list[Path]) -> list[SavedRun]:

@@ -155,7 +155,7 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
              semantics, max_resident_seqs, preemption, chunked_prefill, plugin, out, record_steps, replicas, router,
              trace_file, cdf_file, progress, block_size):
     """Simulate one policy serving one workload on one replica, or on --replicas behind a --router."""
-    from ltrsched.outputs import check_inputs_kept, check_out_dir, check_out_file
+    from ltrsched.outputs import check_inputs_kept, check_out_dir, check_out_file, check_outputs_distinct
     from ltrsched.plots.cdf import check_image_path
     from ltrsched.policies import load_plugin, make_policy
     from ltrsched.results import RUN_FILES
@@ -171,6 +171,8 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
     check_inputs_kept({"--workload": workload, "--profile": profile},
                       files=(*(Path(out) / name for name in RUN_FILES if out is not None),
                              *(f for f in (trace_file, cdf_file) if f is not None)))
+    check_outputs_distinct([*((f"--out {out}", Path(out) / name) for name in RUN_FILES if out is not None),
+                            ("--trace", trace_file), ("--cdf", cdf_file)])
     given = click.get_current_context().get_parameter_source("gpu_memory_utilization")
     if num_gpu_blocks is not None and given == click.core.ParameterSource.COMMANDLINE:
         raise UserError("--gpu-memory-utilization has no effect with --num-gpu-blocks (which sets the KV cache's "
@@ -180,6 +182,10 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
                         "(or --trace FILE for a Perfetto trace of the steps)")
     if replicas < 1:
         raise UserError(f"--replicas must be >= 1, got {replicas}")
+    from ltrsched.sim.cluster import MAX_REPLICAS
+
+    if replicas > MAX_REPLICAS:  # (the simulator's own message named no option)
+        raise UserError(f"--replicas must be at most {MAX_REPLICAS:,}, got {replicas:,}")
     for p in plugin:
         load_plugin(p)
     pol = make_policy(policy)

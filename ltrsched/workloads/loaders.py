@@ -9,7 +9,8 @@ Files, by suffix:
 - ``.jsonl``: one ``{"prompt": ..., "generated": ...}`` object per line (the seed's traces); lengths are
   re-tokenized with the Llama-3 tokenizer; an optional ``arrival_time`` [s] is kept. A line may give the output's
   length instead of (or beside) the generated text, ``"output_tokens": N`` (e.g. another model's own count), and
-  the prompt's beside its text, ``"prompt_tokens": N``: both used as is, as a parquet's given counts are.
+  the prompt's beside its text, ``"prompt_tokens": N``: both used as is, as a parquet's given counts are. A
+  ``"request_id": N`` on every line (or none) is kept as the request's id.
 - ``.json``: ShareGPT conversations (complete or truncated), first turns, the paper's selection rules; records
   with LMSYS-Chat-1M's or OpenAI's ``{"role", "content"}`` messages too (:func:`ltrsched.workloads.sharegpt.first_turn`).
   A parquet of such conversations (LMSYS-Chat-1M's own files: a ``conversation`` column) is read the same way.
@@ -17,7 +18,12 @@ Files, by suffix:
   and optionally ``arrived_at``/``arrival_time`` (column names in any case; Azure's published ``TIMESTAMP``,
   ``ContextTokens``, ``GeneratedTokens`` too). Arrival times are seconds, or date-times (e.g.
   ``2023-11-16 18:15:46.68``), read as seconds since the earliest; without them every request is at t = 0.
-  Blank lines are skipped (a line of empty fields is a request with missing values).
+  Blank lines are skipped (a line of empty fields is a request with missing values). A ``request_id`` column (in
+  any case) is kept as the requests' ids.
+
+Ids a file gives are whole numbers in [0, 10,000,000), each once (:func:`ltrsched.workloads.schema.request_ids`,
+for every format); without them the requests are numbered 0, 1, ... (a parquet's rows before sampling, the others'
+after). Errors name the file.
 
 Text files are UTF-8 (a byte-order mark is dropped); an invalid byte is an error naming its line
 (:mod:`ltrsched.workloads.utf8`), never replaced.
@@ -37,7 +43,7 @@ from ltrsched.errors import UserError
 from ltrsched.fingerprint import file_digest
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
 from ltrsched.workloads.jsonl import jsonl_records
-from ltrsched.workloads.schema import OPTIONAL_COLUMNS, Workload, validate
+from ltrsched.workloads.schema import OPTIONAL_COLUMNS, Workload, request_ids, validate
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import is_conversation_table, load_sharegpt_records, records_key
 from ltrsched.workloads.tokenizer import count_tokens
@@ -58,7 +64,7 @@ def _numbered(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def load_jsonl(path: Path) -> pl.DataFrame:
-    prompts, prompt_counts, generated, arrivals, timed = [], [], [], [], []
+    prompts, prompt_counts, generated, arrivals, timed, ids = [], [], [], [], [], []
     for lineno, rec in jsonl_records(path):
         if not isinstance(rec, dict) or not isinstance(rec.get("prompt"), str) or not (
                 isinstance(rec.get("generated"), str) or ("generated" not in rec and "output_tokens" in rec)):
@@ -85,6 +91,13 @@ def load_jsonl(path: Path) -> pl.DataFrame:
         except OverflowError:  # an integer beyond float64 (JSON's integers have no bound): was a traceback
             raise UserError(f"{path}:{lineno}: 'arrival_time' is too large to be a number of seconds "
                             f"({len(str(arrival))} digits)") from None
+        if "request_id" in rec:  # kept (it was dropped, and the lines numbered); request_ids() checks the values
+            rid = rec["request_id"]
+            if isinstance(rid, bool) or not isinstance(rid, (int, float)):
+                raise UserError(f"{path}:{lineno}: 'request_id' must be a whole number, got {rid!r}")
+            ids.append(float(rid) if isinstance(rid, int) and abs(rid) >= 2**62 else rid)  # (beyond Int64: refused)
+        else:
+            ids.append(None)
         prompts.append(rec["prompt"])
         generated.append(rec["generated"])
         arrivals.append(arrival)
@@ -94,6 +107,14 @@ def load_jsonl(path: Path) -> pl.DataFrame:
     if any(t > 0 for t in timed) and any(t < 0 for t in timed):  # the untimed ones would arrive at t = 0
         first = -next(t for t in timed if t < 0)
         raise UserError(f"{path}:{first}: no 'arrival_time', which other lines have; give it on every line or none")
+    lines = [abs(t) for t in timed]
+    given_ids = {}
+    if any(rid is not None for rid in ids):
+        if None in ids:  # (numbers for the others could repeat an id given)
+            raise UserError(f"{path}:{lines[ids.index(None)]}: no 'request_id', which other lines have; give it "
+                            "on every line or none")
+        given_ids["request_id"] = request_ids(pl.Series("request_id", ids, strict=False), str(path),
+                                              lambda row: f"line {lines[row]}")
     given = np.array([g if isinstance(g, int) else -1 for g in generated], dtype=np.int64)  # lengths given as numbers
     texts = [g if isinstance(g, str) else "" for g in generated]
     counts = {"prompt": _given_or_counted(np.array(prompt_counts, dtype=np.int64), prompts),
@@ -101,7 +122,7 @@ def load_jsonl(path: Path) -> pl.DataFrame:
     for name, tokens in counts.items():  # name the line (the schema's check names a 0-based request id)
         empty = np.flatnonzero(tokens < 1)
         if len(empty):
-            raise UserError(f"{path}:{abs(timed[empty[0]])}: {name!r} has no tokens ({len(empty)} line(s) so); "
+            raise UserError(f"{path}:{lines[empty[0]]}: {name!r} has no tokens ({len(empty)} line(s) so); "
                             "every request needs at least one prompt and one output token")
     return pl.DataFrame(
         {
@@ -109,6 +130,7 @@ def load_jsonl(path: Path) -> pl.DataFrame:
             "prompt_tokens": counts["prompt"],
             "output_tokens": counts["generated"],
             "arrival_time": np.asarray(arrivals, dtype=np.float64),
+            **given_ids,
         }
     )
 
@@ -213,22 +235,14 @@ def load_csv(path: Path) -> pl.DataFrame:
     if raw.height == 0:
         raise UserError(f"{path}: no requests (empty file)")
     cols = {}
-    by_name = {c.lower(): c for c in reversed(raw.columns)}  # names in any case (Azure's are TIMESTAMP, ...)
     for ours, names in CSV_COLUMNS.items():
-        found = next((by_name[c] for c in names if c in by_name), None)
+        found = _csv_column(raw, names, ours, path)
         if found is None and ours == "arrival_time":  # lengths only: all at t = 0, as in a .jsonl without them
             cols[ours] = pl.Series(ours, [0.0] * raw.height)
             continue
         if found is None:
             raise UserError(f"{path}: no column for {ours} (looked for {', '.join(names)}, in any case); "
                             f"have {', '.join(raw.columns)}")
-        # the same name twice (polars renames the second `x_duplicated_0`; names match in any case): the first was
-        # used, silently, whichever held the lengths
-        twins = [c for c in raw.columns if c != found and (c.lower() == found.lower() or re.fullmatch(
-            re.escape(found) + r"_duplicated_\d+", c))]
-        if twins:
-            raise UserError(f"{path}: the header names column {found!r} {len(twins) + 1} times (in any case); "
-                            f"which holds the {ours}? keep one")
         col = raw[found]
         if ours == "arrival_time" and col.dtype == pl.String:
             col = _datetime_seconds(col)
@@ -250,15 +264,37 @@ def load_csv(path: Path) -> pl.DataFrame:
     except Exception:
         raise UserError(f"{path}: non-numeric values in the length or arrival columns") from None
     # the workload's optional columns travel along (a score column was dropped, and `--policy ltr` then said
-    # the file lacked it); the schema checks them
-    return df.with_columns(raw.select([c for c in OPTIONAL_COLUMNS if c in raw.columns]))
+    # the file lacked it); the schema checks them. So do the ids the file gives (they were dropped, and the rows
+    # numbered: duplicate ids passed, and results named other ids than the user's)
+    ids = _csv_column(raw, ("request_id",), "request_id", path)
+    df = df.with_columns(raw.select([c for c in OPTIONAL_COLUMNS if c in raw.columns]))
+    return df if ids is None else df.with_columns(raw[ids].alias("request_id"))
+
+
+def _csv_column(raw: pl.DataFrame, names: tuple[str, ...], ours: str, path: Path) -> str | None:
+    """The name of ``raw``'s column for ``ours``: the first of ``names`` the header has, in any case (Azure's are
+    TIMESTAMP, ...); None if it has none. One-line :class:`UserError` if the header names it twice (polars renames
+    the second ``x_duplicated_0``; names match in any case): the first was used, silently, whichever held the
+    values."""
+    by_name = {c.lower(): c for c in reversed(raw.columns)}
+    found = next((by_name[c] for c in names if c in by_name), None)
+    if found is None:
+        return None
+    twins = [c for c in raw.columns if c != found and (c.lower() == found.lower() or re.fullmatch(
+        re.escape(found) + r"_duplicated_\d+", c))]
+    if twins:
+        raise UserError(f"{path}: the header names column {found!r} {len(twins) + 1} times (in any case); "
+                        f"which holds the {ours}? keep one")
+    return found
 
 
 def _sample_checked(df: pl.DataFrame, num_requests: int | None, seed: int, path: Path) -> pl.DataFrame:
-    """A seeded sample of a file's rows, after checking every row (a bad row passed when no seed drew it)."""
-    if num_requests is not None:
-        validate(df if "request_id" in df.columns else _numbered(df), path.stem)
-    return sample_rows(df, num_requests, seed, str(path))
+    """A seeded sample of a file's rows, after checking every row (a bad row passed when no seed drew it); errors
+    name the file (``path``). Rows without a ``request_id`` column are numbered 0, 1, ... after sampling."""
+    numbered = "request_id" not in df.columns
+    df = validate(_numbered(df) if numbered else df, str(path))
+    df = sample_rows(df, num_requests, seed, str(path))
+    return _numbered(df) if numbered else df
 
 
 def _datetime_seconds(col: pl.Series) -> pl.Series:
@@ -281,7 +317,28 @@ def workload_fingerprint(source: str) -> dict[str, str]:
     if not path.is_file():
         known = ", ".join(BUILTIN)
         raise UserError(f"workload not found: {source!r} is neither a file nor a built-in ({known})")
-    return {"sha256": file_digest(path)}
+    # a .csv's or .jsonl's own ids, kept since this marker: runs cached before numbered the requests instead
+    return {"sha256": file_digest(path), **({"ids": "given"} if _gives_ids(path) else {})}
+
+
+def _gives_ids(path: Path) -> bool:
+    """Whether a ``.csv`` (its header, in any case) or ``.jsonl`` (its first record, as every line gives them or
+    none) gives request ids; False for other formats, whose ids were always kept, and for a file that is not
+    readable as its format (loading it says why)."""
+    import csv
+    import json
+
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".jsonl"):
+        return False
+    try:
+        with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
+            if suffix == ".csv":
+                return "request_id" in (name.lower() for name in next(csv.reader(fh), []))
+            record = json.loads(next((line for line in fh if line.strip()), "null"))
+            return isinstance(record, dict) and "request_id" in record
+    except (OSError, ValueError, csv.Error):
+        return False
 
 
 def load_workload(source: str, num_requests: int | None = None, seed: int = 0, split: str = "eval") -> Workload:
@@ -312,16 +369,16 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
             return labels_workload(df, path.stem, split, num_requests=num_requests, seed=seed, meta={"source": str(path)})
         if is_conversation_table(df):  # e.g. LMSYS-Chat-1M's parquet: first turns, as from a ShareGPT .json
             return Workload(_numbered(_first_turns(path, num_requests, seed)), path.stem, {"source": str(path)})
-        if "request_id" not in df.columns:
+        if "request_id" not in df.columns:  # numbered as the file's rows, before sampling
             df = _numbered(df)
-        df = _complete_table(_sample_checked(df, num_requests, seed, path), path)
-        return Workload(df, path.stem, {"source": str(path)})
-    if suffix == ".jsonl":
-        df = _sample_checked(load_jsonl(path), num_requests, seed, path)
-    elif suffix == ".json":
-        df = _first_turns(path, num_requests, seed)
+        # (counts completed before sampling: every row is checked, and -n refused a table without them)
+        df = _complete_table(df, path)
+    elif suffix == ".jsonl":
+        df = load_jsonl(path)
+    elif suffix == ".json":  # conversations: numbered, as they carry no integer ids
+        return Workload(_numbered(_first_turns(path, num_requests, seed)), path.stem, {"source": str(path)})
     elif suffix == ".csv":
-        df = _sample_checked(load_csv(path), num_requests, seed, path)
+        df = load_csv(path)
     else:
         raise UserError(f"{path}: unknown workload format {suffix!r}; use .parquet, .jsonl, .json or .csv")
-    return Workload(_numbered(df), path.stem, {"source": str(path)})
+    return Workload(_sample_checked(df, num_requests, seed, path), path.stem, {"source": str(path)})

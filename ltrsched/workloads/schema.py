@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import polars as pl
@@ -121,6 +122,7 @@ def validate(df: pl.DataFrame, name: str = "workload") -> pl.DataFrame:
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise UserError(f"{name}: missing column(s) {', '.join(missing)}; have {', '.join(df.columns)}")
+    df = df.with_columns(request_ids(df["request_id"], name))
     for col in (*REQUIRED_COLUMNS, *NUMERIC_OPTIONAL_COLUMNS):  # a Boolean column would cast to 1/0
         dtype = df.schema.get(col)
         if dtype is not None and dtype != pl.Null and not dtype.is_numeric():
@@ -156,15 +158,53 @@ def validate(df: pl.DataFrame, name: str = "workload") -> pl.DataFrame:
     bad = df.filter(~pl.col("arrival_time").is_finite() | (pl.col("arrival_time") < 0))
     if bad.height:
         raise UserError(f"{name}: {bad.height} request(s) with a negative or non-finite arrival_time")
-    if df["request_id"].n_unique() != df.height:
-        raise UserError(f"{name}: request_id values are not unique")
-    bad = df.filter((pl.col("request_id") < 0) | (pl.col("request_id") >= MAX_REQUEST_ID))
-    if bad.height:  # -1 read another request's policy state; 10**15 was a MemoryError traceback
-        raise UserError(f"{name}: {bad.height} request(s) with a request_id outside [0, {MAX_REQUEST_ID:,}) (first: "
-                        f"{bad['request_id'][0]}); policies keep per-request state in arrays indexed by the id: "
-                        "renumber the requests, or drop the column to number them 0, 1, ...")
     _check_predictor_columns(df, name)
     return df
+
+
+def request_ids(ids: pl.Series, name: str, row_name: Callable[[int], str] | None = None) -> pl.Series:
+    """``ids`` (a table's ``request_id`` column, as given: integers, integral floats or integer text, e.g. a CSV's)
+    as Int64; one-line :class:`UserError` naming the first row whose id is missing, not a whole number, outside
+    [0, MAX_REQUEST_ID), or an earlier row's (the one place workload ids are checked, for every file format).
+    The error names ``name`` and ``row_name(row)`` (``row`` 0-based), by default ``"row {row + 1}"``."""
+    row_name = row_name or (lambda row: f"row {row + 1}")
+    dtype = ids.dtype
+    if dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum):
+        text = ids.cast(pl.String)
+        number = text.str.strip_chars().cast(pl.Int64, strict=False)
+        whole = number.is_not_null()
+    elif dtype.is_integer():
+        number, whole = ids, ids.is_not_null()
+    elif dtype.is_float():
+        whole = (ids.is_finite() & (ids == ids.floor())).fill_null(False)
+        number = ids
+    else:  # e.g. Boolean (True would cast to 1) or a list: no row holds an id
+        number, whole = ids, pl.Series([False] * ids.len())
+    missing = ids.is_null()
+    inside = (whole & (number >= 0) & (number < MAX_REQUEST_ID)).fill_null(False)
+    checked = pl.Series("request_id", number.filter(inside)).cast(pl.Int64)
+    repeat = ~checked.is_first_distinct()
+    problems = []  # (row, what is wrong there)
+    if missing.any():
+        problems.append((int(missing.arg_true()[0]), "no request_id"))
+    if (~whole & ~missing).any():
+        row = int((~whole & ~missing).arg_true()[0])
+        problems.append((row, f"request_id {ids[row]!r} is not a whole number"))
+    if (whole & ~inside).any():  # -1 read another request's policy state; 10**15 was a MemoryError traceback
+        row = int((whole & ~inside).arg_true()[0])
+        problems.append((row, f"request_id {number[row]} is outside [0, {MAX_REQUEST_ID:,}): policies keep "
+                              "per-request state in arrays indexed by the id; renumber the requests, or drop the "
+                              "column to number them 0, 1, ..."))
+    if repeat.any():
+        rows = inside.arg_true()
+        at = int(repeat.arg_true()[0])
+        earlier = int(rows[int((checked == checked[at]).arg_true()[0])])
+        problems.append((int(rows[at]), f"request_id {checked[at]} is {row_name(earlier)}'s too; request ids "
+                                         "must be unique"))
+    if problems:
+        row, what = min(problems)
+        raise UserError(f"{name}: {row_name(row)}: {what}")
+    return checked
 
 
 def _check_predictor_columns(df: pl.DataFrame, name: str) -> None:
