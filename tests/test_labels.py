@@ -275,6 +275,9 @@ def test_label_jobs_are_the_selection_windows_nested_by_limit():
     (["--top-p", "0"], "--top-p must be in (0, 1]"),
     (["--sample-subset", "2", "--sample-temperature", "0"], "--sample-temperature 0 is greedy"),
     (["--sample-subset", "5", "--splits", "train"], "add eval to --splits"),
+    # sampled-run settings without a sampled run changed nothing (they were accepted silently)
+    (["--sample-temperature", "0.5"], "--sample-temperature set the sampled run, which only --sample-subset K"),
+    (["--sample-top-p", "0.9", "--sample-seed", "3"], "--sample-top-p, --sample-seed set the sampled run"),
     (["--sample-subset", "5", "--limit", "2"], "--sample-subset 5 exceeds --limit 2"),
     (["--model", "/no/such/dir"], "is neither a built-in name"),
 ])

@@ -82,6 +82,11 @@ def label(model, prompts_file, splits, limit, max_tokens, temperature, top_p, se
     main.check("--")
     sample = Sampling(sample_temperature, sample_top_p, seed + 1 if sample_seed is None else sample_seed)
     sample.check("--sample-")
+    if not sample_subset:  # (the options had no effect: a user who gave them expected a sampled run)
+        given = [f"--{n.replace('_', '-')}" for n in ("sample_temperature", "sample_top_p", "sample_seed")
+                 if click.get_current_context().get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise UserError(f"{', '.join(given)} set the sampled run, which only --sample-subset K (K > 0) starts")
     if sample_subset and sample.temperature == 0:
         raise UserError("--sample-temperature 0 is greedy: the sampled run would repeat the main run's lengths")
     jobs = select_jobs(split_list, limit, sample_subset, prompts_file)
