@@ -61,6 +61,23 @@ def test_a_search_that_never_fails_stops_at_max_rate_and_one_that_never_meets_re
     assert min(down.points) == pytest.approx(4.0 / 1024, rel=1e-3)
 
 
+def test_halving_stops_where_a_runs_arrivals_would_outlast_the_arrival_bound():
+    # from a tiny start rate, halvings reached rates whose runs' arrivals span beyond 1e8 s: a one-line error
+    # from the workload, after other runs had been done
+    from ltrsched.experiments.capacity import min_rate
+
+    floor = min_rate(TEMPLATE.num_requests)
+    down = drive(Search(TEMPLATE, start_rate=3 * floor, tolerance=0.05, max_rate=100.0), lambda r: 2.0)
+    assert down.status == "none" and min(down.points) >= floor and len(down.points) == 2
+
+
+def test_a_start_rate_below_the_floor_is_refused_before_any_run(tmp_path):
+    r = run_cli("capacity", "--slo", "ttft_p90=2", "--quick", "-n", "100", "--policy", "fcfs", "--start-rate", "1e-6",
+                "--out", str(tmp_path / "c"))
+    assert_one_line_error(r, "--start-rate 1e-06 req/s spreads a run's 100 requests over about 1e+08 s; give at least 1e-05")
+    assert not (tmp_path / "c" / "runs").exists()
+
+
 def test_a_rate_meets_an_slo_by_the_mean_over_seeds():
     slos = [Slo("ttft_p90", 2.0), Slo("tpot_p90", 0.1)]
     p = evaluate(slos, 8.0, [{"ttft_p90": 1.0, "tpot_p90": 0.05}, {"ttft_p90": 2.9, "tpot_p90": 0.05}])
@@ -98,6 +115,11 @@ def test_the_search_varies_only_rate_and_seed():
     (["--slo", "ttft_p90=2", "--max-rate", "1.0000001e9"], "--max-rate must be at most 1e+09 req/s"),
     (["--slo", "ttft_p90=1e308"], "--slo 'ttft_p90=1e308': the limit must be at most 1e+08 s (about 3 years), got 1e308"),
     (["--slo", "ttft_p90=2", "--seeds", "0"], "--seeds must be in 1..1,000"),
+    # two spellings of one policy searched it twice, with two rows in the table
+    (["--slo", "ttft_p90=2", "--policy", "fcfs", "--policy", "fcfs:"],
+     "--policy: 'fcfs' and 'fcfs:' are the same policy (fcfs); give each policy once"),
+    (["--slo", "ttft_p90=2", "--policy", "ltr:tau=0.5", "--policy", "ltr:seed=0,tau=0.50"],
+     "'ltr:tau=0.5' and 'ltr:seed=0,tau=0.50' are the same policy (ltr:tau=0.5,seed=0)"),
     (["--slo", "ttft_p90=2", "--seeds", "1001"], "--seeds must be in 1..1,000 (a run per seed at every rate tried), got 1,001"),
     (["--slo", "ttft_p90=2", "--seeds", str(10**12)], "--seeds must be in 1..1,000"),  # was a MemoryError traceback
     (["--slo", "ttft_p90=2", "-n", "0"], "--num-requests must be >= 1"),

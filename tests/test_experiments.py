@@ -144,6 +144,9 @@ _SWEEP_BASE = 'policies = ["fcfs"]\nworkloads = ["lmsys-like"]\nnum_requests = 2
     ("s.toml", b"\x8e\xff\x00", "cannot parse ('utf-8' codec can't decode"),
     # json keeps a repeated key's last value: this ran srtf alone, where TOML refuses the file
     ("s.json", '{"policies": ["fcfs"], "policies": ["srtf"]}', "cannot parse (the key 'policies' is given twice)"),
+    # two spellings of one policy ran its runs twice and listed them twice in sweep.csv
+    ("s.toml", 'policies = ["ltr:tau=0.5,starve=200,quantum=10", "ltr:quantum=10,starve=200,tau=5e-1"]\n',
+     "'policies': 'ltr:tau=0.5,starve=200,quantum=10' and 'ltr:quantum=10,starve=200,tau=5e-1' are the same policy"),
 ])
 def test_sweep_file_errors_are_one_line_before_any_run(tmp_path, name, content, message):
     from test_cli_simulate import assert_one_line_error

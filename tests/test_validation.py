@@ -240,6 +240,8 @@ def test_replay_on_the_emulated_engine_writes_the_simulators_files(tmp_path):
     # a policy or a case given twice pooled its runs as repeats of one (mean E2E doubled, files overwritten)
     (["validate", "-n", "5", "--policies", "fcfs;srtf;fcfs", "--emulate", "a100-llama3-8b"], "names 'fcfs' twice"),
     (["validate", "-n", "5", "--policies", "fcfs,fcfs", "--emulate", "a100-llama3-8b"], "names 'fcfs' twice"),
+    (["validate", "-n", "5", "--policies", "fcfs;fcfs:", "--emulate", "a100-llama3-8b"],
+     "--policies: 'fcfs' and 'fcfs:' are the same policy (fcfs)"),
     (["validate", "-n", "5", "--rates", "1,1.0", "--emulate", "a100-llama3-8b"], "the case poisson@1/s is given twice"),
     (["validate", "-n", "5", "--arrival", "poisson", "--rate", "2", "--rates", "2", "--emulate", "a100-llama3-8b"],
      "the case poisson@2/s is given twice"),

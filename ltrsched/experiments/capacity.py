@@ -98,6 +98,15 @@ def parse_slos(texts: Sequence[str]) -> list[Slo]:
     return slos
 
 
+def min_rate(num_requests: int) -> float:
+    """The lowest rate a search tries for runs of ``num_requests`` requests [req/s]: their Poisson arrivals span
+    about ``num_requests / rate`` seconds, which must stay well below the 1e8 s a run's arrivals may
+    (``MAX_ARRIVAL_TIME_S``; a tenth of it here, so that no draw of the gaps reaches it)."""
+    from ltrsched.workloads.arrivals import MAX_ARRIVAL_TIME_S
+
+    return 10.0 * num_requests / MAX_ARRIVAL_TIME_S
+
+
 def round_rate(rate: float) -> float:
     """``rate`` rounded to :data:`RATE_DIGITS` significant digits."""
     return float(f"{rate:.{RATE_DIGITS - 1}e}")
@@ -169,8 +178,10 @@ class Search:
         if self.high is None:  # every rate so far met the SLOs: double, up to max_rate
             nxt = round_rate(r * 2)
             self._finish_or(nxt if r < self.max_rate else None, cap=self.max_rate)
-        elif self.low is None:  # every rate so far missed: halve, at most MAX_HALVINGS times
-            self._finish_or(round_rate(r / 2) if len(self.points) <= MAX_HALVINGS else None)
+        elif self.low is None:  # every rate so far missed: halve, at most MAX_HALVINGS times, not below min_rate
+            half = round_rate(r / 2)
+            self._finish_or(half if len(self.points) <= MAX_HALVINGS and half >= min_rate(self.template.num_requests)
+                            else None)
         elif self.high / self.low <= 1 + self.tolerance:
             self.done = True
         else:

@@ -266,7 +266,7 @@ def sweep(sweep_file, out, jobs, backend, address):
     from ltrsched.experiments.runner import check_jobs, load_summary, open_backend, run_all
     from ltrsched.experiments.runspec import RunSpec
     from ltrsched.outputs import check_inputs_kept, check_out_dir
-    from ltrsched.policies import make_policy
+    from ltrsched.policies.registry import check_distinct_policies
     from ltrsched.sim.profiles import load_profile
 
     check_jobs(jobs)
@@ -275,8 +275,7 @@ def sweep(sweep_file, out, jobs, backend, address):
     for kind in ("workloads", "profiles"):  # (a workload named sweep.csv in --out was replaced by the table)
         for source in data.get(kind, []):
             check_inputs_kept({f"the sweep's {kind[:-1]}": source}, files=(out / "sweep.csv",))
-    for spec in data["policies"]:
-        make_policy(spec)  # fail early on a bad spec
+    check_distinct_policies(data["policies"], f"{sweep_file}: 'policies'")  # (fails early on a bad spec, too)
     for prof in data.get("profiles", []):
         load_profile(prof)
     clusters = _clusters(data)
@@ -386,7 +385,7 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
     from ltrsched.experiments.scoring import check_scoring
     from ltrsched.experiments.tables import write_table
     from ltrsched.outputs import check_inputs_kept, check_out_dir
-    from ltrsched.policies import make_policy
+    from ltrsched.policies.registry import check_distinct_policies
     from ltrsched.sim.profiles import load_profile
     from ltrsched.workloads.builtin import BUILTIN
 
@@ -433,8 +432,7 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
         raise UserError(f"workload {workload!r} is neither a file nor a built-in ({', '.join(BUILTIN)})")
     policies = policies or CAPACITY_POLICIES
     profiles = profiles or ("a100-llama3-8b",)
-    for spec in policies:
-        make_policy(spec)  # fail early on a bad spec
+    check_distinct_policies(policies, "--policy")  # (fails early on a bad spec, too)
     for prof in profiles:
         load_profile(prof)
     check_scoring(scoring)
@@ -457,6 +455,12 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
                 raise
             raise UserError(f"{exc} (runs have {default_n:,} requests per replica by default; "
                             "give fewer with -n, well above --max-num-seqs)") from None
+    from ltrsched.experiments.capacity import min_rate
+
+    lowest = min_rate(max(sizes.values()))
+    if start_rate < lowest:  # (its runs' arrivals would span beyond 1e8 s: refused after other runs had been done)
+        raise UserError(f"--start-rate {start_rate:g} req/s spreads a run's {max(sizes.values()):,} requests over "
+                        f"about {max(sizes.values()) / start_rate:.2g} s; give at least {lowest:.3g} req/s")
     templates = [RunSpec(experiment="capacity", setting=workload, label=p, workload=workload, policy=p, profile=prof,
                          num_requests=sizes[n], arrival="poisson", scoring=scoring,
                          max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,

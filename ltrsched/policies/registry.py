@@ -338,3 +338,18 @@ def _pop_starvation(raw: dict[str, str], params: dict, name: str) -> tuple[int, 
     except ValueError as exc:
         raise UserError(f"policy {name!r}: starve/quantum must be integers (steps): {exc}") from None
     return threshold, quantum
+
+
+def check_distinct_policies(specs, option: str) -> None:
+    """One-line :class:`UserError` if two of ``specs`` name the same policy with the same parameters, however
+    spelled (``fcfs`` and ``fcfs:``, ``ltr:tau=0.5`` and ``ltr:tau=0.50``; compared by :meth:`Policy.spec`):
+    the same runs would be computed and listed twice. ``option`` names where they were given."""
+    first: dict[str, str] = {}
+    for spec in specs:
+        canonical = make_policy(spec).spec()
+        if canonical in first:
+            same = first[canonical]
+            what = f"{spec!r} is given twice" if same == spec else f"{same!r} and {spec!r} are the same policy ({canonical})"
+            raise UserError(f"{option}: {what}; give each policy once")
+        first[canonical] = spec
+

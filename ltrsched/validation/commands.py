@@ -156,6 +156,7 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
 
     from ltrsched.outputs import check_inputs_kept, check_out_dir
     from ltrsched.policies import make_policy
+    from ltrsched.policies.registry import check_distinct_policies
     from ltrsched.sim import SimConfig, simulate
     from ltrsched.sim.profiles import load_profile
     from ltrsched.validation.compare import ValidationTally
@@ -178,6 +179,7 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     first = build_workload(workload, num_requests, arrival, rate, cv, duration, seed)
     for s in specs:  # bad specs, and columns a policy needs, fail before the engine starts
         check_needs(make_policy(s), first.has_column, f"workload {first.name!r}")
+    check_distinct_policies(specs, "--policies")  # (two spellings of one policy: its engine runs twice)
     check_workload_for_engine(first, engine["prompts"])
     config = engine_config(**engine)  # bad engine options and the platform, before anything runs
     sim_profile = _default_profile(config, engine["emulate_profile"]) if sim_profile is None else sim_profile
