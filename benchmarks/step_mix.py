@@ -5,9 +5,12 @@ profile's probe steps (``--probes``), prints: per decode-only batch size and per
 sequence, batches of 2-8), the measured time over the profile's prediction (time-weighted) and the share of the
 logs' time; and the median duration of decode-only steps by how many steps came since the last step with prompt
 tokens (decode steps right after a large prefill run slow on the CPU engine). Steps timed back to back only.
+With several ``--probes`` (profile runs), also the median duration of each decode probe cell (batch, context,
+decode steps 6-32 of the probe) in each run: how far two runs of the same probes differ.
 
     python benchmarks/step_mix.py --profile cpu-llama-tiny --probes cpu-llama-tiny.steps.parquet \\
         val/runs/poisson@2.54_s
+    python benchmarks/step_mix.py --profile P1.json --probes P0.steps.parquet --probes P1.steps.parquet
 """
 
 from __future__ import annotations
@@ -34,10 +37,10 @@ def _with_since_prefill(log: pl.DataFrame) -> pl.DataFrame:
             .with_columns(since=pl.int_range(pl.len()).over("_grp")).drop("_grp"))
 
 
-def load_logs(paths: list[Path], probes: Path | None) -> dict[str, pl.DataFrame]:
+def load_logs(paths: list[Path], probes: list[Path]) -> dict[str, pl.DataFrame]:
     logs = {}
-    if probes is not None:
-        logs["probes"] = _with_since_prefill(pl.read_parquet(probes)).filter(pl.col("start") >= PROBE_GAP_S)
+    for path in probes:
+        logs[f"probes {path}"] = _with_since_prefill(pl.read_parquet(path)).filter(pl.col("start") >= PROBE_GAP_S)
     for path in paths:
         files = [path] if path.is_file() else sorted(path.rglob("steps.parquet"))
         if not files:
@@ -78,15 +81,39 @@ def report(name: str, log: pl.DataFrame, profile) -> None:
             print(f"  {b} seqs, median by steps since a prefill: " + ", ".join(cells))
 
 
+def probe_cells(runs: dict[str, pl.DataFrame]) -> None:
+    """Median duration [ms] of each decode probe cell in each profile run (decode steps 6-32 of a probe)."""
+    cells = {}
+    for name, log in runs.items():
+        log = log.with_columns(probe=(pl.col("start") // PROBE_GAP_S).cast(pl.Int64))
+        decode = (pl.col("num_prefill_tokens") == 0) & (pl.col("num_decode_seqs") > 0)
+        log = log.with_columns(k=decode.cast(pl.Int64).cum_sum().over("probe")).filter(decode, pl.col("k").is_between(6, 32))
+        for b in (1, 2, 4, 8, 16, 32, 64):
+            for lo, hi in ((60, 100), (180, 260), (500, 550)):
+                part = log.filter(pl.col("num_decode_seqs") == b,
+                                  (pl.col("decode_context_tokens") / b).is_between(lo, hi))
+                if part.height:
+                    cells.setdefault((b, lo, hi), {})[name] = (np.median(part["duration"].to_numpy()) * 1e3,
+                                                              part.height)
+    print("== decode probe cells, median duration [ms] (steps) per profile run: " + " | ".join(runs))
+    for (b, lo, hi), by_run in sorted(cells.items()):
+        print(f"  {b:3d} seqs, {lo}-{hi} tok/seq: " + " | ".join(
+            f"{by_run[n][0]:.2f} ({by_run[n][1]})" if n in by_run else "-" for n in runs))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("paths", type=Path, nargs="*", help="steps.parquet files or directories holding them")
     ap.add_argument("--profile", required=True, help="profile (built-in name or JSON) to predict steps with")
-    ap.add_argument("--probes", type=Path, default=None, help="the profile's .steps.parquet")
+    ap.add_argument("--probes", type=Path, action="append", default=[],
+                    help="a profile run's .steps.parquet (repeat it for several runs)")
     args = ap.parse_args()
     profile = load_profile(args.profile)
-    for name, log in load_logs(args.paths, args.probes).items():
+    logs = load_logs(args.paths, args.probes)
+    for name, log in logs.items():
         report(name, log, profile)
+    if len(args.probes) > 1:
+        probe_cells({name: log for name, log in logs.items() if name.startswith("probes ")})
 
 
 if __name__ == "__main__":
