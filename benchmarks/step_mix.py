@@ -5,7 +5,7 @@ profile's probe steps (``--probes``), prints: per decode-only batch size and per
 sequence, batches of 2-8), the measured time over the profile's prediction (time-weighted) and the share of the
 logs' time; and the median duration of decode-only steps by how many steps came since the last step with prompt
 tokens (decode steps right after a large prefill run slow on the CPU engine). Steps timed back to back only.
-With several ``--probes`` (profile runs), also the median duration of each decode probe cell (batch, context,
+With several profile runs (several ``--probes``, or one from ``ltrsched profile --runs K``), also the median duration of each decode probe cell (batch, context,
 decode steps 6-32 of the probe) in each run: how far two runs of the same probes differ.
 
     python benchmarks/step_mix.py --profile cpu-llama-tiny --probes cpu-llama-tiny.steps.parquet \\
@@ -40,7 +40,12 @@ def _with_since_prefill(log: pl.DataFrame) -> pl.DataFrame:
 def load_logs(paths: list[Path], probes: list[Path]) -> dict[str, pl.DataFrame]:
     logs = {}
     for path in probes:
-        logs[f"probes {path}"] = _with_since_prefill(pl.read_parquet(path)).filter(pl.col("start") >= PROBE_GAP_S)
+        log = pl.read_parquet(path)
+        # `ltrsched profile --runs K` pools K engine starts in one file, told apart by its `run` column
+        parts = log.partition_by("run", maintain_order=True, include_key=False) if "run" in log.columns else [log]
+        for i, part in enumerate(parts):
+            label = f"probes {path}" + (f" run {i}" if len(parts) > 1 else "")
+            logs[label] = _with_since_prefill(part).filter(pl.col("start") >= PROBE_GAP_S)
     for path in paths:
         files = [path] if path.is_file() else sorted(path.rglob("steps.parquet"))
         if not files:
@@ -112,8 +117,9 @@ def main() -> None:
     logs = load_logs(args.paths, args.probes)
     for name, log in logs.items():
         report(name, log, profile)
-    if len(args.probes) > 1:
-        probe_cells({name: log for name, log in logs.items() if name.startswith("probes ")})
+    runs = {name: log for name, log in logs.items() if name.startswith("probes ")}
+    if len(runs) > 1:
+        probe_cells(runs)
 
 
 if __name__ == "__main__":

@@ -180,6 +180,40 @@ def test_profile_measured_on_the_emulated_engine_predicts_the_true_one(tmp_path)
 
 @pytest.mark.vllm
 @pytest.mark.usefixtures("vllm_scheduler_code")
+def test_profile_runs_pools_engine_starts_each_in_its_own_process(tmp_path):
+    """--runs 2 measures the probes on two engines, one after another, each in a fresh process, and fits one
+    profile to their steps (a ``run`` column tells them apart); it reports each start's speed against the fit
+    (the emulated engine's two starts time every step alike)."""
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+    r = run_cli("profile", "--emulate", "a100-llama3-8b", "--quick", "--repeats", "1", "--out", str(one))
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = run_cli("profile", "--emulate", "a100-llama3-8b", "--quick", "--repeats", "1", "--runs", "2", "--out", str(two))
+    assert r.returncode == 0, r.stderr[-2000:]
+    speeds = [float(v) for v in r.stdout.split("each one's measured time over the fit's: ")[1].split(",")]
+    assert len(speeds) == 2 and speeds[0] == speeds[1] and 0.97 < speeds[0] < 1.03
+    assert r.stderr.count("steps measured") == 2
+    single, pooled = pl.read_parquet(one.with_suffix(".steps.parquet")), pl.read_parquet(two.with_suffix(".steps.parquet"))
+    assert pooled.height == 2 * single.height and pooled["run"].value_counts().height == 2
+    data = json.loads(two.read_text())
+    assert data["provenance"]["fit"]["num_samples"] == 2 * json.loads(one.read_text())["provenance"]["fit"]["num_samples"]
+    first, second = (run["speed_vs_fit"] for run in data["provenance"]["runs"])
+    assert first == pytest.approx(second, rel=1e-9) and first == pytest.approx(1.0, abs=0.03)
+    # the same steps twice: the same fit as one run's
+    assert load_profile(str(two)).step_time(StepShape(num_decode_seqs=12, decode_context_tokens=12 * 900)) == \
+        pytest.approx(load_profile(str(one)).step_time(StepShape(num_decode_seqs=12, decode_context_tokens=12 * 900)),
+                      rel=1e-6)
+
+
+@pytest.mark.parametrize("runs", ["0", "21"])
+def test_profile_runs_out_of_range_is_one_line(tmp_path, runs):
+    from test_cli_simulate import assert_one_line_error
+
+    r = run_cli("profile", "--emulate", "a100-llama3-8b", "--runs", runs, "--out", str(tmp_path / "p.json"))
+    assert_one_line_error(r, f"--runs must be in [1, 20] (engine starts), got {runs}")
+
+
+@pytest.mark.vllm
+@pytest.mark.usefixtures("vllm_scheduler_code")
 def test_validate_on_the_emulated_engine_reports_zero_error(tmp_path):
     wl = tmp_path / "wl.parquet"
     rng = np.random.default_rng(0)

@@ -75,16 +75,21 @@ def replay(workload, num_requests, arrival, rate, cv, duration, seed, policy, pl
 @click.option("--repeats", type=int, default=None,
               help="Times each probe runs (default: 3 on a CPU, 2 on a GPU, 1 with --quick); the fit "
                    "minimises relative error and drops the worst-fitting 2% of steps (pauses, other processes).")
-def profile(name, out, quick, repeats, **engine):
+@click.option("--runs", type=int, default=1, show_default=True,
+              help="Engine starts to measure the probes on, one after another, each in a fresh process; one "
+                   "profile is fitted to their pooled steps. Two starts of the CPU engine minutes apart timed the "
+                   "same probes up to 11% apart (VALIDATION.md).")
+def profile(name, out, quick, repeats, runs, **engine):
     """Measure step times on the engine and write a simulator profile (JSON).
 
     Runs decode probes (batch sizes x context lengths) and prefill probes (chunk sizes) with FCFS, logs
     every step's shape and cycle time, and fits the simulator's step-time model (see PROFILES.md).
     """
     from ltrsched.outputs import check_inputs_kept, check_out_file
-    from ltrsched.policies import make_policy
     from ltrsched.sim.profiles.io import save_profile
-    from ltrsched.validation.profiling import fit_steps, fitted_profile, probe_plan, probe_workload
+    from ltrsched.validation.probe_runs import MAX_RUNS, measure_probe_runs, pooled_steps
+    from ltrsched.validation.profiling import fit_steps, fitted_profile
+    from ltrsched.validation.step_time_ratio import step_time_ratio
 
     check_out_file(out, "--out", ".json")
     steps_out = out.with_suffix(".steps.parquet")
@@ -93,39 +98,51 @@ def profile(name, out, quick, repeats, **engine):
     check_inputs_kept({"--emulate": engine["emulate_profile"]}, files=(out, steps_out))
     if repeats is not None and not 1 <= repeats <= 100:
         raise UserError(f"--repeats must be in [1, 100], got {repeats}")
+    if not 1 <= runs <= MAX_RUNS:
+        raise UserError(f"--runs must be in [1, {MAX_RUNS}] (engine starts), got {runs}")
     if name is not None and not name.strip():  # (it wrote a profile named "", which reports then name by nothing)
         raise UserError(f"--name must name the profile, got {name!r} (leave it out for <device>-<model>)")
     if engine["prompts"] != "random" or engine["eos"] != "ignore" or engine["max_tokens"] is not None:
         raise UserError("profile probes serve exact lengths: --prompts, --eos and --max-tokens do not apply")
-    eng = start_engine(skip_idle=True, **engine)
-    config = eng.config
-    plan = probe_plan(config, eng.num_gpu_blocks() - 1, eng.max_model_len(), quick=quick, repeats=repeats)
-    probes = probe_workload(plan, config.max_num_seqs, config.max_num_batched_tokens)
-    result = eng.run(probes, make_policy("fcfs"), progress=sys.stderr.isatty())
-    steps = result.steps
+    from ltrsched.validation.engines import engine_config
+
+    engine_config(**engine)  # bad engine options: one line now, not from the first run's process
+
+    def done(i, run):
+        if runs > 1:
+            click.echo(f"run {i + 1} of {runs}: {run.steps.height:,} steps measured", err=True)
+
+    measured = measure_probe_runs(engine, quick, repeats, runs, progress=sys.stderr.isatty(), on_run=done)
+    first = measured[0]
+    steps = measured[0].steps if runs == 1 else pooled_steps(measured)
     try:
-        fit = fit_steps(steps, overhead_from_log=not eng.emulated)
+        fit = fit_steps(steps, overhead_from_log=not first.emulated)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    device = eng.device()
-    model_config = eng.model_config()
+    config, device = first.config, first.device
     name = name or f"{device.short_name}-{Path(config.model).name}"
+    provenance = {"command": _command_line(), "host": first.host, "host_info": first.host_info,
+                  "probe_requests": first.probe_requests, "repeats": first.plan_repeats, "engine": asdict(config)}
     prof = fitted_profile(
-        fit, name=name, gpu=device.name, model=config.model, model_config=model_config,
-        gpu_memory_bytes=device.memory_bytes, description=f"measured on {result.meta['host']} by `{_command_line()}`",
-        engine_num_gpu_blocks=eng.num_gpu_blocks(), gpu_memory_utilization=device.memory_utilization,
+        fit, name=name, gpu=device.name, model=config.model, model_config=first.model_config,
+        gpu_memory_bytes=device.memory_bytes, description=f"measured on {first.host} by `{_command_line()}`",
+        engine_num_gpu_blocks=first.num_gpu_blocks, gpu_memory_utilization=device.memory_utilization,
         tensor_parallel=config.tensor_parallel_size, host_link_bytes_per_s=device.host_link_bytes_per_s,
-        block_size=config.block_size, max_model_len=eng.max_model_len(),
-        provenance={"command": _command_line(), "host": result.meta["host"],
-                    "host_info": result.meta.get("host_info"), "probe_requests": probes.df.height,
-                    "repeats": plan.repeats, "engine": asdict(config)},
+        block_size=config.block_size, max_model_len=first.max_model_len, provenance=provenance,
     )
+    speeds = [step_time_ratio(run.steps, prof) for run in measured] if runs > 1 else []
+    if runs > 1:  # each start's speed against the pooled fit: how far one start's profile would have been off
+        prof.provenance["runs"] = [{"host": run.host, "steps": run.steps.height, "speed_vs_fit": speed}
+                                   for run, speed in zip(measured, speeds)]
     out.parent.mkdir(parents=True, exist_ok=True)
     save_profile(prof, out)
     atomic.write_parquet(steps_out, steps)
     f = fit.summary()
     click.echo(f"wrote {out} ({fit.num_samples} steps fitted: median error {f['median_rel_error']:.1%}, "
                f"P90 {f['p90_rel_error']:.1%}; CPU overhead {fit.overhead_s_per_step * 1e3:.2f} ms/step)")
+    if runs > 1:
+        click.echo(f"{runs} engine starts pooled; each one's measured time over the fit's: "
+                   + ", ".join(f"{v:.3f}" for v in speeds))
 
 
 @click.command()

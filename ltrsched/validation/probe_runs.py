@@ -1,0 +1,92 @@
+"""One or several measurements of the profile's probes, each on an engine of its own.
+
+On the CPU engine two ``ltrsched profile`` runs three minutes apart timed the same decode probes 8-11% apart
+(VALIDATION.md, "Two profile runs minutes apart"): an engine start's speed is one sample, and a profile fitted to
+one run carries that run's speed into every simulation. ``ltrsched profile --runs K`` measures the probes K
+times, each in a fresh process (a new engine, its memory laid out anew), and fits one profile to the pooled
+steps; it reports each run's speed against that fit.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+#: Most engine starts ``--runs`` may ask for (each runs every probe: minutes on the CPU engine).
+MAX_RUNS = 20
+
+
+@dataclass
+class ProbeRun:
+    """The probes measured on one engine: its step log and what the profile needs to know of the engine.
+
+    Attributes:
+        steps: the engine's step log (``StepLog`` columns; times in seconds).
+        plan_repeats: times each probe ran; probe_requests: requests in the probe workload.
+        config: the engine's :class:`~ltrsched.engine.config.EngineConfig`.
+        emulated: the engine was vLLM's scheduler with step times of a profile (no model).
+        host, host_info: the run's host description and facts (CPU, threads, load).
+        device: the :class:`~ltrsched.validation.engines.DeviceInfo` the engine computed on.
+        model_config: the served model's config.json; num_gpu_blocks: KV blocks, vLLM's null block included.
+        max_model_len: longest prompt + output the engine takes [tokens].
+    """
+
+    steps: pl.DataFrame
+    plan_repeats: int
+    probe_requests: int
+    config: Any
+    emulated: bool
+    host: str
+    host_info: dict | None
+    device: Any
+    model_config: dict
+    num_gpu_blocks: int
+    max_model_len: int
+
+
+def measure_probes(engine: dict, quick: bool, repeats: int | None, progress: bool = False) -> ProbeRun:
+    """Start the engine ``engine`` (``start_engine``'s options) in this process and run the probes on it."""
+    from ltrsched.policies import make_policy
+    from ltrsched.validation.engines import start_engine
+    from ltrsched.validation.profiling import probe_plan, probe_workload
+
+    eng = start_engine(skip_idle=True, **engine)
+    config = eng.config
+    plan = probe_plan(config, eng.num_gpu_blocks() - 1, eng.max_model_len(), quick=quick, repeats=repeats)
+    probes = probe_workload(plan, config.max_num_seqs, config.max_num_batched_tokens)
+    result = eng.run(probes, make_policy("fcfs"), progress=progress)
+    return ProbeRun(steps=result.steps, plan_repeats=plan.repeats, probe_requests=probes.df.height, config=config,
+                    emulated=eng.emulated, host=result.meta["host"], host_info=result.meta.get("host_info"),
+                    device=eng.device(), model_config=eng.model_config(), num_gpu_blocks=eng.num_gpu_blocks(),
+                    max_model_len=eng.max_model_len())
+
+
+def measure_probe_runs(engine: dict, quick: bool, repeats: int | None, runs: int, progress: bool = False,
+                       on_run=None) -> list[ProbeRun]:
+    """The probes measured ``runs`` times. One run is measured in this process (as ``ltrsched profile`` always
+    did); several run one after another, each in a fresh process (``spawn``: a new interpreter and engine),
+    never two at once (they would time each other). ``on_run(i, run)`` is called after each."""
+    if runs == 1:
+        out = [measure_probes(engine, quick, repeats, progress)]
+        if on_run is not None:
+            on_run(0, out[0])
+        return out
+    out = []
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context, max_tasks_per_child=1) as pool:
+        for i in range(runs):
+            run = pool.submit(measure_probes, engine, quick, repeats, progress).result()
+            out.append(run)
+            if on_run is not None:
+                on_run(i, run)
+    return out
+
+
+def pooled_steps(runs: list[ProbeRun]) -> pl.DataFrame:
+    """Every run's steps, with a ``run`` column (0, 1, ...)."""
+    return pl.concat([r.steps.with_columns(run=pl.lit(i, dtype=pl.Int32)) for i, r in enumerate(runs)],
+                     how="diagonal_relaxed")
