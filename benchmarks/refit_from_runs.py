@@ -31,7 +31,8 @@ import polars as pl
 from ltrsched.errors import UserError
 from ltrsched.sim.profiles import load_profile
 from ltrsched.sim.profiles.io import save_profile
-from ltrsched.validation.profiling import PROBE_GAP_S, fit_steps, without_decodes_after_prefill
+from ltrsched.validation.profiling import (PROBE_GAP_S, decode_steps_so_far, fit_steps,
+                                          without_decodes_after_prefill)
 
 
 def served_steps(paths: list[Path]) -> list[pl.DataFrame]:
@@ -54,20 +55,18 @@ def probe_subset(log: pl.DataFrame, contexts: tuple[int, ...] | None, max_decode
     """A profile run's steps restricted to the decode probes of prompt lengths near ``contexts`` (within a quarter
     of each, or 8 tokens; prefill probes are kept) and to each probe's first ``max_decode_steps`` decode steps
     (steps with prompt tokens are kept): what a smaller probe plan would have measured, from the same run."""
-    probe = (pl.col("start") // PROBE_GAP_S).cast(pl.Int64)
-    decode = (pl.col("num_prefill_tokens") == 0) & (pl.col("num_decode_seqs") > 0)
-    log = log.with_columns(_probe=probe)
     if contexts:
+        probe = (pl.col("start") // PROBE_GAP_S).cast(pl.Int64)
+        decode = (pl.col("num_prefill_tokens") == 0) & (pl.col("num_decode_seqs") > 0)
         per_seq = pl.col("decode_context_tokens") / pl.col("num_decode_seqs")
-        log = log.with_columns(_len=per_seq.filter(decode).first().over("_probe"))  # (rows keep their order)
+        log = log.with_columns(_len=per_seq.filter(decode).first().over(probe))  # (rows keep their order)
         near = pl.lit(False)
         for c in contexts:
             near = near | ((pl.col("_len") - c).abs() <= max(8.0, 0.25 * c))
         log = log.filter(pl.col("_len").is_null() | near).drop("_len")
     if max_decode_steps is not None:
-        log = log.with_columns(_k=decode.cast(pl.Int64).cum_sum().over("_probe"))
-        log = log.filter((pl.col("num_prefill_tokens") > 0) | (pl.col("_k") <= max_decode_steps)).drop("_k")
-    return log.drop("_probe")
+        log = log.filter((pl.col("num_prefill_tokens") > 0) | (decode_steps_so_far() <= max_decode_steps))
+    return log
 
 
 def refit(paths: list[Path], base: str, probes: list[Path] | None, drop_after: int = 0,

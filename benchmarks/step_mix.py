@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 
 from ltrsched.sim.profiles import load_profile
-from ltrsched.validation.profiling import PROBE_GAP_S
+from ltrsched.validation.profiling import PROBE_GAP_S, decode_steps_so_far, steps_since_prefill
 from ltrsched.validation.step_time_ratio import back_to_back, predicted_step_times
 
 BATCHES = (1, 2, 3, 4, 6, 8, 12, 16, 32)
@@ -33,8 +33,7 @@ SINCE_BINS = ((1, 2), (3, 5), (6, 10), (11, 20), (21, 40), (41, None))
 
 def _with_since_prefill(log: pl.DataFrame) -> pl.DataFrame:
     """``since``: steps since the last step with prompt tokens (0 for that step), within one log."""
-    return (log.with_columns(_grp=(pl.col("num_prefill_tokens") > 0).cum_sum())
-            .with_columns(since=pl.int_range(pl.len()).over("_grp")).drop("_grp"))
+    return log.with_columns(since=steps_since_prefill())
 
 
 def load_logs(paths: list[Path], probes: list[Path]) -> dict[str, pl.DataFrame]:
@@ -90,9 +89,8 @@ def probe_cells(runs: dict[str, pl.DataFrame]) -> None:
     """Median duration [ms] of each decode probe cell in each profile run (decode steps 6-32 of a probe)."""
     cells = {}
     for name, log in runs.items():
-        log = log.with_columns(probe=(pl.col("start") // PROBE_GAP_S).cast(pl.Int64))
         decode = (pl.col("num_prefill_tokens") == 0) & (pl.col("num_decode_seqs") > 0)
-        log = log.with_columns(k=decode.cast(pl.Int64).cum_sum().over("probe")).filter(decode, pl.col("k").is_between(6, 32))
+        log = log.filter(decode & decode_steps_so_far().is_between(6, 32))
         for b in (1, 2, 4, 8, 16, 32, 64):
             for lo, hi in ((60, 100), (180, 260), (500, 550)):
                 part = log.filter(pl.col("num_decode_seqs") == b,

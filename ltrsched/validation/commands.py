@@ -104,9 +104,10 @@ def profile(name, out, quick, repeats, runs, **engine):
         raise UserError(f"--name must name the profile, got {name!r} (leave it out for <device>-<model>)")
     if engine["prompts"] != "random" or engine["eos"] != "ignore" or engine["max_tokens"] is not None:
         raise UserError("profile probes serve exact lengths: --prompts, --eos and --max-tokens do not apply")
-    from ltrsched.validation.engines import engine_config
+    if runs > 1:  # bad engine options: one line now, not from the first run's process
+        from ltrsched.validation.engines import engine_config
 
-    engine_config(**engine)  # bad engine options: one line now, not from the first run's process
+        engine_config(**engine)
 
     def done(i, run):
         if runs > 1:

@@ -188,8 +188,20 @@ def without_decodes_after_prefill(steps: pl.DataFrame, k: int) -> pl.DataFrame:
     decode probe's steps lie within ~35 steps of its prefill."""
     if k <= 0:
         return steps
-    since = pl.int_range(pl.len()).over((pl.col("num_prefill_tokens") > 0).cum_sum())
-    return steps.filter((pl.col("num_prefill_tokens") > 0) | (since > k))
+    return steps.filter((pl.col("num_prefill_tokens") > 0) | (steps_since_prefill() > k))
+
+
+def decode_steps_so_far() -> pl.Expr:
+    """Per step of a profile's step log: how many decode-only steps its probe (the probes start
+    :data:`PROBE_GAP_S` apart) has run up to and including it."""
+    decode = (pl.col("num_prefill_tokens") == 0) & (pl.col("num_decode_seqs") > 0)
+    return decode.cast(pl.Int64).cum_sum().over((pl.col("start") // PROBE_GAP_S).cast(pl.Int64))
+
+
+def steps_since_prefill() -> pl.Expr:
+    """Per step of one engine's step log (in step order): how many steps came since the last step with prompt
+    tokens (0 for that step; steps before the first count from the log's start)."""
+    return pl.int_range(pl.len()).over((pl.col("num_prefill_tokens") > 0).cum_sum())
 
 
 def fit_steps(steps: pl.DataFrame, token_knots=TOKEN_KNOTS, seq_knots=SEQ_KNOTS, trim: float = 0.02,
