@@ -39,7 +39,11 @@ def _with_since_prefill(log: pl.DataFrame) -> pl.DataFrame:
 def load_logs(paths: list[Path], probes: list[Path]) -> dict[str, pl.DataFrame]:
     logs = {}
     for path in probes:
-        log = pl.read_parquet(path)
+        try:
+            log = pl.read_parquet(path)
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            print(f"error: {path}: not a readable step log ({str(exc).splitlines()[0]})", file=sys.stderr)
+            sys.exit(2)
         # `ltrsched profile --runs K` pools K engine starts in one file, told apart by its `run` column
         parts = log.partition_by("run", maintain_order=True, include_key=False) if "run" in log.columns else [log]
         for i, part in enumerate(parts):
