@@ -58,7 +58,7 @@ def resimulate(src: Path, out: Path, profile: str) -> Path:
     step_profile = load_profile(profile)
     labels = policy_labels(src)
     shutil.copytree(src, out)
-    tally, host, repeats = ValidationTally(), None, 1
+    tally, host, repeats, spread = ValidationTally(), None, 1, False
     for case_dir in sorted((out / "runs").iterdir()):
         sims, engs, case = {}, {}, None
         for policy_dir in sorted(case_dir.iterdir()):
@@ -67,6 +67,7 @@ def resimulate(src: Path, out: Path, profile: str) -> Path:
             spec = labels.get(policy_dir.name) or (engines[0].meta if engines else old.meta)["policy"]
             case = engines[0].meta.get("case", case_dir.name) if engines else case_dir.name
             host, repeats = engines[0].meta.get("host", host) if engines else host, max(len(engines), 1)
+            spread = spread or len({e.meta.get("engine_start") for e in engines} - {None}) > 1  # (--spread-repeats)
             config = SimConfig(**{**old.meta["config"], "profile": profile})
             sim = simulate(workload_of(old), make_policy(spec), config)
             sim.save(policy_dir / "sim")
@@ -76,7 +77,8 @@ def resimulate(src: Path, out: Path, profile: str) -> Path:
             print(tally.add_policy(case, spec, sim, engines))
         tally.end_case(case, sims, engs)
     command = f"{previous.command}  (simulator re-run: {' '.join(['python', *sys.argv])})"
-    return tally.write(out, f"Simulator ({profile}) vs vLLM", command, 0.05, host=host, repeats=repeats)
+    return tally.write(out, f"Simulator ({profile}) vs vLLM", command, 0.05, host=host, repeats=repeats,
+                       spread=spread)
 
 
 def main() -> None:

@@ -247,6 +247,43 @@ def test_validate_on_the_emulated_engine_reports_zero_error(tmp_path):
 
 @pytest.mark.vllm
 @pytest.mark.usefixtures("vllm_scheduler_code")
+def test_validate_spread_repeats_runs_each_pass_on_an_engine_start_of_its_own(tmp_path):
+    wl = tmp_path / "wl.parquet"
+    rng = np.random.default_rng(1)
+    make_workload(rng.integers(5, 300, 40), rng.integers(1, 80, 40)).save(wl)
+    out = tmp_path / "val"
+    specs = ["fcfs", "ltr:tau=0.6,starve=20,quantum=3"]
+    r = run_cli("validate", "-w", str(wl), "--policies", ";".join(specs), "--rates", "5", "--repeats", "2",
+                "--spread-repeats", "--emulate", "a100-llama3-8b", "--num-gpu-blocks", "60", "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "engine start 2 of 2 done" in r.stdout
+    metas = {}
+    for case in ("burst", "poisson@5_s"):
+        for spec in specs:
+            for k in range(2):
+                d = out / "runs" / case / spec.replace(":", "_").replace(",", "_") / f"engine-{k}"
+                metas[case, spec, k] = json.loads((d / "summary.json").read_text())["meta"]
+    assert {(m["repeat"], m["engine_start"]) for m in metas.values()} == {(0, 0), (1, 1)}
+    pids = {k: {m["engine_pid"] for key, m in metas.items() if key[2] == k} for k in range(2)}
+    assert len(pids[0]) == len(pids[1]) == 1 and pids[0] != pids[1]  # one engine per pass, a new one each
+    import os
+    assert os.getpid() not in pids[0] | pids[1]  # (not the command's own process either)
+    # pass 0 runs the (case, policy) pairs first to last, pass 1 last to first
+    for k, forward in ((0, True), (1, False)):
+        order = sorted((key for key in metas if key[2] == k), key=lambda key: metas[key]["started_unix_s"])
+        pairs = [(c, s) for c, s, _ in order]
+        expected = [(c, s) for c in ("burst", "poisson@5_s") for s in specs]
+        assert pairs == (expected if forward else expected[::-1])
+    # the emulated engine is exact whatever the start: 0 error, 0 noise, and the report says how noise was taken
+    table = pl.read_csv(out / "validation.csv")
+    assert table["rel_error"].abs().max() < 1e-9 and table["noise"].abs().max() < 1e-9
+    md = (out / "validation.md").read_text()
+    assert "over 2 runs, each on an engine start of its own, spread over the validation" in md
+    assert "24 of 24 gated values" in md
+
+
+@pytest.mark.vllm
+@pytest.mark.usefixtures("vllm_scheduler_code")
 def test_replay_on_the_emulated_engine_writes_the_simulators_files(tmp_path):
     out = tmp_path / "run"
     r = run_cli("replay", "-n", "50", "--policy", "srtf", "--emulate", "a100-llama3-8b", "--out", str(out))

@@ -160,12 +160,16 @@ def profile(name, out, quick, repeats, runs, **engine):
 @click.option("--repeats", type=int, default=1, show_default=True,
               help="Engine runs per case and policy: with 2 or more, the report gives the engine's own "
                    "run-to-run noise beside each simulator error, and gates by max(tolerance, 2x noise).")
+@click.option("--spread-repeats", is_flag=True,
+              help="Run the repeats as passes over every case, each pass on an engine start of its own (a fresh "
+                   "process), odd passes in reverse order: the repeat noise then includes the engine start's speed "
+                   "and the machine's drift over the validation, not only two runs minutes apart.")
 @click.option("--tolerance", type=float, default=0.05, show_default=True, help="Gate for the report's count.")
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("validation"),
               show_default=True, help="Report directory (validation.md/.csv/.png, runs/, validate-manifest.json); "
                                       "an earlier validation there is replaced.")
 def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies, rates, sim_profile, repeats,
-             tolerance, out, **engine):
+             spread_repeats, tolerance, out, **engine):
     """Run the same workload and policies on the engine and in the simulator; report the differences.
 
     The simulator models the engine exactly as the adapter drives it (--semantics vllm-v1, recompute,
@@ -213,41 +217,77 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     # earlier cases' engine runs
     workloads = [first] + [build_workload(workload, num_requests, arr, r, 1.0, duration, seed) for arr, r in cases[1:]]
     step_profile = load_profile(sim_profile)
-    eng = start_engine(**engine)
     engine_dirs = [f"engine-{k}" for k in range(repeats)] if repeats > 1 else ["engine"]
     replace_validation(out, previous, [_run_dir(out, case, spec) / d for case in names for spec in specs
                                        for d in (*engine_dirs, "sim")], _command_line())
     if previous is not None and previous.runs:
         click.echo(f"note: {out} held an earlier validation (`{previous.command}`); its runs and report were "
                    "removed for this one's", err=True)
-    host = eng.describe()
-    click.echo(f"engine: {host}")
+    cases_run = list(zip(names, workloads))
+    if spread_repeats:
+        facts, prepared, engine_runs = _engine_passes(engine, cases_run, specs, out, engine_dirs)
+    else:
+        facts, prepared, engine_runs = _engine_adjacent(engine, cases_run, specs, out, engine_dirs, repeats)
     tally = ValidationTally()
-    for case, wl in zip(names, workloads):
-        wl = eng.prepare(wl)  # --prompts text: the served model's prompt lengths, for the simulator too
-        engs: dict[str, list] = {spec: [] for spec in specs}
-        for k in range(repeats):  # repeats interleave the policies, so drift on the machine hits each alike
-            for spec in specs:
-                e = eng.run(wl, make_policy(spec), progress=sys.stderr.isatty())
-                e.meta.update(case=case, repeat=k, command=_command_line())
-                e.save(_run_dir(out, case, spec) / engine_dirs[k])
-                engs[spec].append(e)
-                tally.add_engine_run(case, spec, k, e, step_profile)
-        sim_config = SimConfig(profile=sim_profile, max_num_batched_tokens=config.max_num_batched_tokens,
-                               max_num_seqs=config.max_num_seqs, block_size=eng.config.block_size,
-                               num_gpu_blocks=eng.num_gpu_blocks() - 1, max_resident_seqs=eng.config.vllm_max_num_seqs,
-                               max_model_len=eng.max_model_len(), watermark=0.0, preemption="recompute",
-                               semantics="vllm-v1")
+    sim_config = SimConfig(profile=sim_profile, max_num_batched_tokens=config.max_num_batched_tokens,
+                           max_num_seqs=config.max_num_seqs, block_size=facts.block_size,
+                           num_gpu_blocks=facts.num_gpu_blocks, max_resident_seqs=facts.max_resident_seqs,
+                           max_model_len=facts.max_model_len, watermark=0.0, preemption="recompute",
+                           semantics="vllm-v1")
+    for case, wl in zip(names, prepared):
+        engs = engine_runs[case]
         sims = {}
         for spec in specs:
+            for k, e in enumerate(engs[spec]):
+                tally.add_engine_run(case, spec, k, e, step_profile)
             s = simulate(wl, make_policy(spec), sim_config)
             s.save(_run_dir(out, case, spec) / "sim")
             sims[spec] = s
             click.echo(tally.add_policy(case, spec, s, engs[spec]))
         tally.end_case(case, sims, engs)
-    md = tally.write(out, f"Simulator ({sim_profile}) vs {'the emulated engine' if eng.emulated else 'vLLM'}",
-                     _command_line(), tolerance, host=host, repeats=repeats)
+    emulated = engine["emulate_profile"] is not None
+    md = tally.write(out, f"Simulator ({sim_profile}) vs {'the emulated engine' if emulated else 'vLLM'}",
+                     _command_line(), tolerance, host=facts.host, repeats=repeats,
+                     spread=spread_repeats and repeats > 1)
     click.echo(f"report: {md}")
+
+
+def _engine_adjacent(engine: dict, cases: list, specs: list[str], out: Path, engine_dirs: list[str], repeats: int):
+    """Every engine run on one engine started here, case by case, a case's repeats one after another (they
+    interleave the policies, so drift on the machine hits each alike). Returns the engine's facts, each case's
+    workload as the engine served it, and the runs by case and policy."""
+    from ltrsched.validation.engine_passes import EngineFacts, run_one
+
+    eng = start_engine(**engine)
+    facts = EngineFacts.of(eng)
+    click.echo(f"engine: {facts.host}")
+    prepared, runs = [], {}
+    for case, wl in cases:
+        wl = eng.prepare(wl)  # --prompts text: the served model's prompt lengths, for the simulator too
+        prepared.append(wl)
+        runs[case] = engs = {spec: [] for spec in specs}
+        for k in range(repeats):
+            for spec in specs:
+                engs[spec].append(run_one(eng, wl, spec, _run_dir(out, case, spec) / engine_dirs[k],
+                                          sys.stderr.isatty(), case=case, repeat=k, command=_command_line()))
+    return facts, prepared, runs
+
+
+def _engine_passes(engine: dict, cases: list, specs: list[str], out: Path, engine_dirs: list[str]):
+    """``--spread-repeats``: repeat k of every case in pass k, each on an engine start of its own
+    (:mod:`~ltrsched.validation.engine_passes`); same returns as :func:`_engine_adjacent`, the runs read back
+    from their directories."""
+    from ltrsched.results import RunResult
+    from ltrsched.validation.engine_passes import run_passes
+
+    def started(k, done):
+        click.echo(f"engine start {k + 1} of {len(engine_dirs)} done: {done.facts.host}")
+
+    passes = run_passes(engine, cases, specs, lambda case, spec, k: _run_dir(out, case, spec) / engine_dirs[k],
+                        len(engine_dirs), _command_line(), progress=sys.stderr.isatty(), on_pass=started)
+    runs = {case: {spec: [RunResult.load(_run_dir(out, case, spec) / d) for d in engine_dirs] for spec in specs}
+            for case, _ in cases}
+    return passes[0].facts, passes[0].workloads, runs
 
 
 def _case_label(arrival: str, rate: float | None) -> str:

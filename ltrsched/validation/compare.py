@@ -90,10 +90,11 @@ def ranking_check(sims: dict[str, RunResult], engines: dict[str, list[RunResult]
 
 def write_report(cases: pl.DataFrame, rankings: list[dict], out: Path, title: str, command: str,
                  tolerance: float, host: str | None = None, repeats: int = 1,
-                 step_time_ratios: pl.DataFrame | None = None) -> Path:
+                 step_time_ratios: pl.DataFrame | None = None, spread: bool = False) -> Path:
     """``validation.md`` + ``validation.csv`` + ``validation.png`` in ``out`` (+ ``step_time_ratio.csv``: each
     engine run's step time over the profile's, see :mod:`ltrsched.validation.step_time_ratio`); returns the
-    markdown path."""
+    markdown path. ``spread``: each repeat ran on an engine start of its own, spread over the validation
+    (``validate --spread-repeats``), which the report says beside the noise."""
     atomic.write_csv(out / "validation.csv", cases)
     if step_time_ratios is not None:
         atomic.write_csv(out / "step_time_ratio.csv", step_time_ratios)
@@ -103,7 +104,9 @@ def write_report(cases: pl.DataFrame, rankings: list[dict], out: Path, title: st
     lines = [f"# {title}", "", f"Command: `{command}`", ""]
     if host:
         lines += [f"Engine: {host}", ""]
-    noise_note = (f"max(±{tolerance:.0%}, 2x the engine's own repeat noise over {repeats} runs)" if repeats > 1
+    runs = (f"{repeats} runs, each on an engine start of its own, spread over the validation" if spread
+            else f"{repeats} runs")
+    noise_note = (f"max(±{tolerance:.0%}, 2x the engine's own repeat noise over {runs})" if repeats > 1
                   else f"±{tolerance:.0%} (one run per case: the engine's noise is not measured)")
     lines += [f"**{within} of {gated.height} gated values (mean and P90 of E2E latency, TTFT, TPOT) within "
               f"{noise_note}; {within_tol} within ±{tolerance:.0%}.**", ""]
@@ -156,12 +159,13 @@ class ValidationTally:
     def end_case(self, case: str, sims: dict[str, RunResult], engines: dict[str, list[RunResult]]) -> None:
         self.rankings.append({"case": case, **ranking_check(sims, engines)})
 
-    def write(self, out: Path, title: str, command: str, tolerance: float, host: str | None, repeats: int) -> Path:
+    def write(self, out: Path, title: str, command: str, tolerance: float, host: str | None, repeats: int,
+              spread: bool = False) -> Path:
         """The report files in ``out`` (:func:`write_report`); returns the markdown path."""
         table = pl.concat(self.rows).select(*REPORT_COLUMNS)
         ratios = pl.DataFrame(self.ratios, schema=["case", "policy", "repeat", "step_time_ratio"], orient="row")
         return write_report(table, self.rankings, out, title, command, tolerance, host=host, repeats=repeats,
-                            step_time_ratios=ratios)
+                            step_time_ratios=ratios, spread=spread)
 
 
 def _plot(cases: pl.DataFrame, path: Path, tolerance: float) -> None:

@@ -1,0 +1,121 @@
+"""A validation's engine runs as passes over every case, each pass on an engine start of its own.
+
+A validation gates each simulator error by the engine's own repeat noise: the spread of a case's repeated
+engine runs. Run back to back on one engine, a case's repeats are a minute or two apart on one engine start,
+and their spread misses two things measured on the CPU engine (VALIDATION.md): two engine starts minutes
+apart timed the same steps 8-11% apart, and the machine's speed drifted by 5-10% over a 20-minute validation.
+A user who runs the same replay again later meets both, so a noise that leaves them out understates what an
+engine run can be trusted to.
+
+``ltrsched validate --spread-repeats`` runs repeat ``k`` of every case and policy in pass ``k``, each pass in a
+fresh spawned process with its own engine (the way ``profile --runs`` measures its starts), one pass after
+another, never two at once (they would time each other). Odd passes visit the cases and policies in reverse
+order (A B ... B A), so each case's runs sit, on average, at the same time in the validation, and a drift
+hits every case alike. Each pass saves its runs where the one-engine validation does; the caller reads them
+back.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ltrsched.errors import UserError
+
+
+@dataclass(frozen=True)
+class EngineFacts:
+    """What the simulator's configuration takes from the engine a validation ran on.
+
+    Attributes:
+        host: the engine's description (host, CPU, threads, or the emulation's profile).
+        num_gpu_blocks: KV blocks the engine holds, vLLM's null block excluded [blocks].
+        block_size: tokens per KV block [tokens].
+        max_resident_seqs: vLLM's max_num_seqs, the cap on requests holding KV [requests].
+        max_model_len: longest prompt + output the engine takes [tokens].
+    """
+
+    host: str
+    num_gpu_blocks: int
+    block_size: int
+    max_resident_seqs: int
+    max_model_len: int
+
+    @classmethod
+    def of(cls, eng) -> "EngineFacts":
+        """The facts of a started :class:`~ltrsched.validation.engines.Engine`."""
+        return cls(eng.describe(), eng.num_gpu_blocks() - 1, eng.config.block_size, eng.config.vllm_max_num_seqs,
+                   eng.max_model_len())
+
+    def same_engine(self, other: "EngineFacts") -> bool:
+        """Both starts built the same engine (the host's description, which names its load, aside)."""
+        return (self.num_gpu_blocks, self.block_size, self.max_resident_seqs, self.max_model_len) == (
+            other.num_gpu_blocks, other.block_size, other.max_resident_seqs, other.max_model_len)
+
+
+@dataclass
+class EnginePass:
+    """One pass: the engine it ran on, and each case's workload as that engine served it (``--prompts text``
+    gives prompts the served model's token counts, which the simulator must see too)."""
+
+    facts: EngineFacts
+    workloads: list
+
+
+def run_pass(engine: dict, cases: list[tuple[str, Any]], specs: list[str], run_dirs: dict[tuple[str, str], Path],
+             repeat: int, command: str, reverse: bool, progress: bool = False) -> EnginePass:
+    """Start the engine ``engine`` (``start_engine``'s options) in this process and run every case (name,
+    workload) with every policy spec once, as repeat ``repeat``; each run is saved in ``run_dirs[case, spec]``.
+    ``reverse`` visits the (case, policy) pairs last to first."""
+    from ltrsched.validation.engines import start_engine
+
+    eng = start_engine(**engine)
+    prepared = [eng.prepare(wl) for _, wl in cases]
+    pairs = [(i, spec) for i in range(len(cases)) for spec in specs]
+    for i, spec in reversed(pairs) if reverse else pairs:
+        case = cases[i][0]
+        run_one(eng, prepared[i], spec, run_dirs[case, spec], progress, case=case, repeat=repeat,
+                engine_start=repeat, command=command)
+    return EnginePass(EngineFacts.of(eng), prepared)
+
+
+def run_one(eng, workload, spec: str, run_dir: Path, progress: bool, **meta):
+    """One engine run of ``workload`` under policy ``spec``, saved in ``run_dir`` with ``meta`` and when and
+    where it ran (``started_unix_s``: its start [s since the epoch]; ``engine_pid``: the engine's process, the
+    same for runs that shared an engine start). Returns the run."""
+    from ltrsched.policies import make_policy
+
+    started = time.time()
+    result = eng.run(workload, make_policy(spec), progress=progress)
+    result.meta.update(meta, started_unix_s=started, engine_pid=os.getpid())
+    result.save(run_dir)
+    return result
+
+
+def run_passes(engine: dict, cases: list[tuple[str, Any]], specs: list[str], run_dir, repeats: int,
+               command: str, progress: bool = False, on_pass=None) -> list[EnginePass]:
+    """``repeats`` passes of :func:`run_pass`, one after another, each in a fresh process (``spawn``: a new
+    interpreter and engine); pass ``k`` saves its runs in ``run_dir(case, spec, k)`` and odd passes run in
+    reverse. ``on_pass(k, pass)`` is called after each. Every pass must have built the same engine and
+    served the same workloads (a one-line error otherwise: their runs would not be repeats of one another)."""
+    context = multiprocessing.get_context("spawn")
+    out: list[EnginePass] = []
+    with ProcessPoolExecutor(max_workers=1, mp_context=context, max_tasks_per_child=1) as pool:
+        for k in range(repeats):
+            dirs = {(case, spec): run_dir(case, spec, k) for case, _ in cases for spec in specs}
+            done = pool.submit(run_pass, engine, cases, specs, dirs, k, command, k % 2 == 1, progress).result()
+            if out and not done.facts.same_engine(out[0].facts):
+                raise UserError(f"engine start {k + 1} built another engine than the first ({done.facts} vs "
+                                f"{out[0].facts}): its runs are not repeats of the first's")
+            if out and any(not a.df.equals(b.df) for a, b in zip(done.workloads, out[0].workloads)):
+                raise UserError(f"engine start {k + 1} served other prompts than the first (its tokenizer or chat "
+                                "template changed between starts): its runs are not repeats of the first's")
+            out.append(done)
+            if on_pass is not None:
+                on_pass(k, done)
+    return out
