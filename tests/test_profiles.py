@@ -335,3 +335,21 @@ def test_profiles_command_steps_and_files(tmp_path):
     assert f"{t:.2f}" in result.output
     bad = CliRunner().invoke(profiles, ["nope"])
     assert isinstance(bad.exception, UserError)
+
+
+def test_a_scaled_profile_times_every_step_by_the_factor_and_keeps_its_memory():
+    from ltrsched.sim.profiles import load_profile
+    from ltrsched.sim.step_shape import StepShape
+
+    base = load_profile("cpu-llama-tiny")
+    slow = base.scaled(1.25)
+    shapes = [StepShape(num_prefill_tokens=300, num_prefill_seqs=2, num_decode_seqs=7, decode_context_tokens=4000,
+                        prefill_attention_pairs=45_000.0), StepShape(num_decode_seqs=1, decode_context_tokens=64),
+              StepShape()]  # (an idle step: the overhead alone)
+    for shape in shapes:
+        assert slow.step_time(shape) == pytest.approx(1.25 * base.step_time(shape), rel=1e-12)
+    assert slow.num_gpu_blocks(128) == base.num_gpu_blocks(128) and slow.max_model_len == base.max_model_len
+    assert slow.name != base.name and base.scaled(1.0).step_time(shapes[0]) == base.step_time(shapes[0])
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="speed factor must be positive and finite"):
+            base.scaled(bad)

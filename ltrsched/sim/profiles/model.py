@@ -104,6 +104,19 @@ class StepTimeProfile:
                 + self.overhead_s_per_step
                 + self.overhead_s_per_seq * num_seqs)
 
+    def scaled(self, factor: float) -> "StepTimeProfile":
+        """This profile with every step ``factor`` times as long (all time terms multiplied; memory unchanged):
+        the same model on a machine that runs ``1 / factor`` times as fast."""
+        if not (factor > 0 and factor < float("inf")):
+            raise ValueError(f"a profile's speed factor must be positive and finite, got {factor}")
+        from dataclasses import replace
+
+        times = {name: tuple(x * factor for x in getattr(self, name)) for name in ("non_attention_s", "sampling_s")}
+        for name in ("decode_attention_s_per_kv_token", "prefill_attention_s_per_pair", "overhead_s_per_step",
+                     "overhead_s_per_seq"):
+            times[name] = getattr(self, name) * factor
+        return replace(self, name=f"{self.name}x{factor:.4g}", **times)
+
     def breakdown(self, shape: StepShape) -> dict[str, float]:
         """The terms of :meth:`step_time` by name [s] (for reports and debugging)."""
         num_tokens = shape.num_prefill_tokens + shape.num_decode_seqs
