@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -90,3 +91,54 @@ def vllm_scheduler_code():
     except ImportError as exc:
         pytest.fail(f"vLLM's scheduler does not import ({exc}); install it with "
                     "`pip install --no-deps -r requirements/engine-cpu.txt` or deselect with -m 'not vllm'")
+
+
+@dataclass(frozen=True)
+class ProcessState:
+    """What a test module may change for every later one in its process: the environment, the CPUs the process
+    may run on, torch's thread count (None: torch not imported) and whether ``torch.set_num_threads`` is torch's
+    own. Starting vLLM's CPU engine in the test process changes them all, for good: ``pin_threads`` sets
+    ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` and the process's CPUs; vLLM's CPU platform sets ``LD_PRELOAD``
+    (tcmalloc, torch's libgomp: every command a later test starts would load them) and more, an emulated engine's
+    config included; its CPU worker binds torch's threads to CPUs and makes ``torch.set_num_threads`` a no-op.
+    In one process, tests/test_engine_cpu.py then failed tests/test_predictors.py's thread-count tests."""
+
+    environ: tuple[tuple[str, str], ...]
+    cpus: frozenset[int] | None
+    torch_threads: int | None
+    torch_setter_own: bool | None
+
+    @classmethod
+    def now(cls) -> "ProcessState":
+        torch = sys.modules.get("torch")
+        environ = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}  # (pytest's own, per phase)
+        return cls(tuple(sorted(environ.items())),
+                   frozenset(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+                   None if torch is None else torch.get_num_threads(),
+                   None if torch is None else torch.set_num_threads is torch._C.set_num_threads)
+
+    def restore(self) -> None:
+        """Put this state back (torch's thread count only if torch was imported then; its own setter always)."""
+        current = os.environ.get("PYTEST_CURRENT_TEST")
+        os.environ.clear()
+        os.environ.update(dict(self.environ))
+        if current is not None:
+            os.environ["PYTEST_CURRENT_TEST"] = current
+        if self.cpus is not None:
+            os.sched_setaffinity(0, self.cpus)
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            torch.set_num_threads = torch._C.set_num_threads
+            if self.torch_threads is not None:
+                torch.set_num_threads(self.torch_threads)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _process_left_as_found(request):
+    """Every test module leaves the process as it found it (:class:`ProcessState`). A module marked ``cpu_engine``
+    starts vLLM's CPU engine here: torch is imported before it, so that torch's thread count is put back too."""
+    if request.node.get_closest_marker("cpu_engine") is not None:
+        import torch  # noqa: F401
+    before = ProcessState.now()
+    yield
+    before.restore()

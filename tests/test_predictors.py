@@ -732,3 +732,29 @@ def test_training_gives_the_same_model_at_any_torch_thread_count(kind, bucket, n
         torch.set_num_threads(before)
     assert all(torch.equal(models[0][k], models[1][k]) for k in models[0]), \
         [k for k in models[0] if not torch.equal(models[0][k], models[1][k])]
+
+
+def test_training_runs_on_one_thread_where_vllm_disabled_torch_set_num_threads(monkeypatch):
+    """vLLM's CPU worker replaces ``torch.set_num_threads`` with a no-op (it has bound its threads to CPUs) in any
+    process that started the CPU engine, for the rest of that process. ``fit`` set its one thread through it, so
+    there it trained on the engine's count, a model of its own per count (and the suite's serial run, where
+    tests/test_engine_cpu.py starts the engine in the test process, failed the test above)."""
+    prompts, lengths = synthetic(200, 0)
+    lengths = lengths * 40
+    real_set = torch._C.set_num_threads  # (torch's own setter, which vLLM leaves alone)
+    monkeypatch.setattr(torch, "set_num_threads", lambda threads: None)  # as vLLM's CPUWorker.init_device does
+    before = torch.get_num_threads()
+    models, seen = [], []
+    try:
+        for threads in (1, 2):
+            real_set(threads)
+            pred = Predictor(PredictorConfig(kind="class", loss="ce", bucket=1, num_classes=8192, dim=1 << 10, epochs=1,
+                                             seed=0))
+            pred.fit(prompts, lengths, on_epoch=lambda record: seen.append(torch.get_num_threads()))
+            models.append({k: v.clone() for k, v in pred.backbone.model.state_dict().items()})
+            assert torch.get_num_threads() == threads  # (the caller's count is left as it was)
+    finally:
+        real_set(before)
+    assert seen == [1, 1]  # trained on one thread both times
+    assert all(torch.equal(models[0][k], models[1][k]) for k in models[0]), \
+        [k for k in models[0] if not torch.equal(models[0][k], models[1][k])]

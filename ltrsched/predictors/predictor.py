@@ -105,14 +105,21 @@ def _one_thread():
     the sum's order, so its last bits, changed with the thread count (2 on 2 cores; 1 under ``taskset`` or
     ``OMP_NUM_THREADS=1``). Measured: a 1-token-bucket ShareGPT classifier trained on 2 threads moved Table 3's
     time to 1,000 samples from 92.42 to 92.56 s. The HF and probe backbones keep torch's threads (their model's
-    forward passes are the cost; their results still depend on the count)."""
+    forward passes are the cost; their results still depend on the count).
+
+    The count is set through ``torch._C.set_num_threads``, torch's own setter: vLLM's CPU worker replaces
+    ``torch.set_num_threads`` with a no-op (it has bound its threads to CPUs) in any process that started the CPU
+    engine, and there a model trained on the engine's thread count (``--threads 2``: 2) without a word. Back to
+    the caller's count afterwards the engine's bound threads are the ones it gets again: one thread runs no
+    parallel region, so the thread pool is left as it was."""
     torch = _torch()
+    set_threads = torch._C.set_num_threads
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    set_threads(1)
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        set_threads(before)
 
 
 class Predictor:
