@@ -27,6 +27,7 @@ from ltrsched.sim import SimConfig, simulate
 from ltrsched.sim.profiles import load_profile
 from ltrsched.validation.compare import ValidationTally
 from ltrsched.validation.outdir import check_validation_dir
+from ltrsched.validation.own_speed import simulate_at_speed
 from ltrsched.workloads.schema import Workload
 
 #: The request columns a simulation reads back from a saved run [ids, tokens, seconds, scores].
@@ -73,7 +74,10 @@ def resimulate(src: Path, out: Path, profile: str) -> Path:
             sim.save(policy_dir / "sim")
             sims[spec], engs[spec] = sim, engines
             for k, e in enumerate(engines):
-                tally.add_engine_run(case, spec, e.meta.get("repeat", k), e, step_profile)
+                repeat = e.meta.get("repeat", k)
+                factor = tally.add_engine_run(case, spec, repeat, e, step_profile)
+                tally.add_own_speed(case, spec, repeat, factor,
+                                    simulate_at_speed(workload_of(old), spec, config, step_profile, factor), e)
             print(tally.add_policy(case, spec, sim, engines))
         tally.end_case(case, sims, engs)
     command = f"{previous.command}  (simulator re-run: {' '.join(['python', *sys.argv])})"

@@ -12,7 +12,8 @@ with three simulations of its workload and policy, the profile's step times mult
   minutes earlier on the same machine and never from this run's own steps, what a calibration run before each
   engine run (a canary) would give;
 * the run's own step-time ratio (``own``): the speed this run had, taken from its own steps (an upper bound on
-  what any speed estimate gives; the remaining error is the model's).
+  what any speed estimate gives; the remaining error is the model's). ``validate`` reports this one too
+  (:mod:`ltrsched.validation.own_speed`).
 
 The step-time ratio is :func:`~ltrsched.validation.step_time_ratio.step_time_ratio`: measured time of a run's
 back-to-back steps over the profile's time for them. Runs are ordered by ``started_unix_s`` (recorded since
@@ -31,17 +32,13 @@ from pathlib import Path
 import polars as pl
 
 from ltrsched.errors import UserError
-from ltrsched.policies import make_policy
 from ltrsched.results import RunResult
-from ltrsched.sim import SimConfig, simulate
+from ltrsched.sim import SimConfig
 from ltrsched.sim.profiles import load_profile
-from ltrsched.validation.compare import GATED_METRICS, GATED_STATS
+from ltrsched.validation.own_speed import COLUMNS, own_speed_rows, simulate_at_speed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from resimulate_validation import policy_labels, workload_of  # noqa: E402
-
-GATED = [f"{m}_{s}" for m in GATED_METRICS for s in GATED_STATS]
-
 
 def engine_runs(src: Path) -> list[dict]:
     """Every engine run of a validation with its case, policy spec, start time and simulator config, by start."""
@@ -87,14 +84,10 @@ def main(argv=None) -> int:
         for label, f in factors.items():
             if f is None:
                 continue
-            config = SimConfig(**{**r["config"], "profile": profile.scaled(f)})
-            sim = simulate(r["workload"], make_policy(r["spec"]), config)
-            for key in GATED:
-                e, s = r["run"].summary.get(key), sim.summary.get(key)
-                if e is not None and s is not None and e > 0:
-                    rows.append({"case": r["case"], "policy": r["spec"], "repeat": r["repeat"], "speed": label,
-                                 "factor": f, "metric": key, "sim": s, "engine": e, "rel_error": s / e - 1})
-    table = pl.DataFrame(rows)
+            sim = simulate_at_speed(r["workload"], r["spec"], SimConfig(**r["config"]), profile, f)
+            if sim is not None:
+                rows += [(label, *row) for row in own_speed_rows(r["case"], r["spec"], r["repeat"], f, sim, r["run"])]
+    table = pl.DataFrame(rows, schema=["speed", *COLUMNS], orient="row")
     if args.out is not None:
         table.write_csv(args.out)
     tol = args.tolerance

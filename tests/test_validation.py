@@ -232,6 +232,10 @@ def test_validate_on_the_emulated_engine_reports_zero_error(tmp_path):
     ratios = pl.read_csv(out / "step_time_ratio.csv")
     assert ratios.height == 4 and (ratios["step_time_ratio"] - 1).abs().max() < 1e-9
     assert "took 1.00-1.00x the profile's time for its steps" in md
+    # ... so at each run's own speed the simulator is the engine too
+    own = pl.read_csv(out / "own_speed.csv")
+    assert own.height == 4 * 6 and own["rel_error"].abs().max() < 1e-9 and (own["speed_factor"] - 1).abs().max() < 1e-9
+    assert "## The simulator at each engine run's own speed" in md and "**24 of 24 values" in md
     engine_run = pl.read_parquet(out / "runs" / "burst" / "fcfs" / "engine" / "requests.parquet")
     sim_run = pl.read_parquet(out / "runs" / "burst" / "fcfs" / "sim" / "requests.parquet")
     assert engine_run.columns == sim_run.columns
@@ -433,7 +437,7 @@ def test_a_validate_rerun_into_its_out_replaces_the_earlier_validation(tmp_path)
     second = ["runs/burst/fcfs/engine", "runs/burst/fcfs/sim"]
     _fake_validation(out, second, "ltrsched validate --policies fcfs")
     left = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    assert left == ["notes.txt", "runs/burst/fcfs/engine/requests.parquet", "runs/burst/fcfs/engine/steps.parquet",
+    assert left == ["notes.txt", "own_speed.csv", "runs/burst/fcfs/engine/requests.parquet", "runs/burst/fcfs/engine/steps.parquet",
                     "runs/burst/fcfs/engine/summary.json", "runs/burst/fcfs/sim/requests.parquet",
                     "runs/burst/fcfs/sim/steps.parquet", "runs/burst/fcfs/sim/summary.json", "step_time_ratio.csv",
                     "validate-manifest.json", "validation.csv", "validation.md", "validation.png"]
@@ -475,3 +479,26 @@ def test_validate_refuses_a_mixed_out_before_the_engine_starts(tmp_path):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr[-2000:]
     assert f"--out {tmp_path / 'val'} holds {run / 'summary.json'}, not written by a validation recorded" in r.stderr
     assert "give a new --out" in r.stderr and (run / "summary.json").is_file()
+
+
+def test_the_simulator_at_a_runs_own_speed_takes_the_machines_speed_out():
+    """An 'engine run' made by the simulator on a machine 1.2x slower: at the profile's speed every time is off by
+    about 1/1.2, at the run's own speed (factor 1.2) nothing is."""
+    from ltrsched.policies import make_policy
+    from ltrsched.sim import SimConfig, simulate
+    from ltrsched.validation.own_speed import own_speed_lines, own_speed_rows, own_speed_table, simulate_at_speed
+
+    rng = np.random.default_rng(3)
+    wl = make_workload(rng.integers(5, 300, 80), rng.integers(1, 120, 80))
+    profile = load_profile("cpu-llama-tiny")
+    config = SimConfig(profile=profile, block_size=128, semantics="vllm-v1", preemption="recompute")
+    engine = simulate(wl, make_policy("srtf"), SimConfig(**{**config.__dict__, "profile": profile.scaled(1.2)}))
+    at_own = own_speed_rows("burst", "srtf", 0, 1.2, simulate_at_speed(wl, "srtf", config, profile, 1.2), engine)
+    at_profile = own_speed_rows("burst", "srtf", 0, 1.0, simulate_at_speed(wl, "srtf", config, profile, 1.0), engine)
+    assert len(at_own) == len(at_profile) == 6
+    assert max(abs(r[-1]) for r in at_own) < 1e-9
+    tpot_mean = next(r for r in at_profile if r[4] == "tpot_mean")
+    assert tpot_mean[-1] == pytest.approx(1 / 1.2 - 1, rel=1e-6)
+    assert simulate_at_speed(wl, "srtf", config, profile, float("nan")) is None  # (no timed step: unknown)
+    lines = own_speed_lines(own_speed_table(at_own + at_profile), 0.05)
+    assert any(line.startswith("**6 of 12 values") for line in lines)

@@ -184,6 +184,7 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     from ltrsched.validation.compare import ValidationTally
     from ltrsched.validation.engines import engine_config
     from ltrsched.validation.outdir import check_validation_dir, replace_validation
+    from ltrsched.validation.own_speed import simulate_at_speed
     check_out_dir(out)
     from ltrsched.validation.outdir import MANIFEST, REPORT_FILES
 
@@ -239,7 +240,9 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
         sims = {}
         for spec in specs:
             for k, e in enumerate(engs[spec]):
-                tally.add_engine_run(case, spec, k, e, step_profile)
+                factor = tally.add_engine_run(case, spec, k, e, step_profile)
+                tally.add_own_speed(case, spec, k, factor,
+                                    simulate_at_speed(wl, spec, sim_config, step_profile, factor), e)
             s = simulate(wl, make_policy(spec), sim_config)
             s.save(_run_dir(out, case, spec) / "sim")
             sims[spec] = s

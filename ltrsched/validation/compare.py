@@ -90,14 +90,18 @@ def ranking_check(sims: dict[str, RunResult], engines: dict[str, list[RunResult]
 
 def write_report(cases: pl.DataFrame, rankings: list[dict], out: Path, title: str, command: str,
                  tolerance: float, host: str | None = None, repeats: int = 1,
-                 step_time_ratios: pl.DataFrame | None = None, spread: bool = False) -> Path:
+                 step_time_ratios: pl.DataFrame | None = None, spread: bool = False,
+                 own_speed: pl.DataFrame | None = None) -> Path:
     """``validation.md`` + ``validation.csv`` + ``validation.png`` in ``out`` (+ ``step_time_ratio.csv``: each
     engine run's step time over the profile's, see :mod:`ltrsched.validation.step_time_ratio`); returns the
     markdown path. ``spread``: each repeat ran on an engine start of its own, spread over the validation
-    (``validate --spread-repeats``), which the report says beside the noise."""
+    (``validate --spread-repeats``), which the report says beside the noise. ``own_speed``: each engine run against
+    the simulator at that run's speed (:mod:`~ltrsched.validation.own_speed`), written to ``own_speed.csv``."""
     atomic.write_csv(out / "validation.csv", cases)
     if step_time_ratios is not None:
         atomic.write_csv(out / "step_time_ratio.csv", step_time_ratios)
+    if own_speed is not None:
+        atomic.write_csv(out / "own_speed.csv", own_speed)
     gated = gate(cases, tolerance)
     within = int(gated["passed"].sum())
     within_tol = int((gated["rel_error"].abs() <= tolerance).sum())
@@ -127,6 +131,10 @@ def write_report(cases: pl.DataFrame, rankings: list[dict], out: Path, title: st
                      f"{'' if noise is None or np.isnan(noise) else f'{noise:.1%}'} |")
     if step_time_ratios is not None:
         lines += ratio_lines(step_time_ratios)
+    if own_speed is not None:
+        from ltrsched.validation.own_speed import own_speed_lines
+
+        lines += own_speed_lines(own_speed, tolerance)
     md = out / "validation.md"
     atomic.write_text(md, "\n".join(lines) + "\n")
     _plot(cases, out / "validation.png", tolerance)
@@ -145,10 +153,22 @@ class ValidationTally:
     rows: list[pl.DataFrame] = field(default_factory=list)  # compare_runs per (case, policy)
     rankings: list[dict] = field(default_factory=list)  # ranking_check per case
     ratios: list[tuple] = field(default_factory=list)  # (case, policy, repeat, engine step time / profile's)
+    own: list[tuple] = field(default_factory=list)  # engine runs vs the simulator at their own speed (own_speed)
 
-    def add_engine_run(self, case: str, spec: str, repeat: int, engine: RunResult, profile) -> None:
-        """One engine run's step time against ``profile``'s (see :mod:`~ltrsched.validation.step_time_ratio`)."""
-        self.ratios.append((case, spec, repeat, step_time_ratio(engine.steps, profile)))
+    def add_engine_run(self, case: str, spec: str, repeat: int, engine: RunResult, profile) -> float:
+        """One engine run's step time against ``profile``'s (see :mod:`~ltrsched.validation.step_time_ratio`);
+        returns that ratio (NaN: unknown)."""
+        ratio = step_time_ratio(engine.steps, profile)
+        self.ratios.append((case, spec, repeat, ratio))
+        return ratio
+
+    def add_own_speed(self, case: str, spec: str, repeat: int, factor: float, sim: RunResult | None,
+                      engine: RunResult) -> None:
+        """One engine run against the simulator at its own speed (``sim``: None when the speed is unknown)."""
+        if sim is not None:
+            from ltrsched.validation.own_speed import own_speed_rows
+
+            self.own.extend(own_speed_rows(case, spec, repeat, factor, sim, engine))
 
     def add_policy(self, case: str, spec: str, sim: RunResult, engines: list[RunResult]) -> str:
         """The simulator's run of ``spec`` on ``case`` against the engine's; returns the progress line to print."""
@@ -163,9 +183,12 @@ class ValidationTally:
               spread: bool = False) -> Path:
         """The report files in ``out`` (:func:`write_report`); returns the markdown path."""
         table = pl.concat(self.rows).select(*REPORT_COLUMNS)
+        from ltrsched.validation.own_speed import own_speed_table
+
         ratios = pl.DataFrame(self.ratios, schema=["case", "policy", "repeat", "step_time_ratio"], orient="row")
+        own = own_speed_table(self.own) if self.own else None
         return write_report(table, self.rankings, out, title, command, tolerance, host=host, repeats=repeats,
-                            step_time_ratios=ratios, spread=spread)
+                            step_time_ratios=ratios, spread=spread, own_speed=own)
 
 
 def _plot(cases: pl.DataFrame, path: Path, tolerance: float) -> None:

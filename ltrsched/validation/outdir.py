@@ -26,7 +26,7 @@ MANIFEST = "validate-manifest.json"
 FORMAT = "ltrsched-validate-manifest"
 FORMAT_VERSION = 1
 #: The report files ``validate`` writes in its output directory (:func:`ltrsched.validation.compare.write_report`).
-REPORT_FILES = ("validation.md", "validation.csv", "validation.png", "step_time_ratio.csv")
+REPORT_FILES = ("validation.md", "validation.csv", "validation.png", "step_time_ratio.csv", "own_speed.csv")
 
 
 def _written(name: str, names: tuple[str, ...]) -> bool:
