@@ -502,3 +502,18 @@ def test_the_simulator_at_a_runs_own_speed_takes_the_machines_speed_out():
     assert simulate_at_speed(wl, "srtf", config, profile, float("nan")) is None  # (no timed step: unknown)
     lines = own_speed_lines(own_speed_table(at_own + at_profile), 0.05)
     assert any(line.startswith("**6 of 12 values") for line in lines)
+
+
+def test_an_engine_process_that_dies_is_a_one_line_error():
+    """profile --runs and validate --spread-repeats run each engine in a fresh process; one that dies (an abort
+    in native code, the OOM killer) raised a BrokenProcessPool traceback."""
+    import os
+
+    from ltrsched.errors import UserError
+    from ltrsched.validation.fresh_process import FreshProcesses
+
+    with FreshProcesses() as processes:
+        assert processes.run("a sum", sum, [1, 2, 3]) == 6  # (each call its own process)
+        assert processes.run("a pid", os.getpid) != processes.run("a pid", os.getpid) != os.getpid()
+        with pytest.raises(UserError, match=r"^engine start 2 of 2: its process died before it finished"):
+            processes.run("engine start 2 of 2", os.abort)

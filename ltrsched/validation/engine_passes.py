@@ -17,15 +17,14 @@ back.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ltrsched.errors import UserError
+from ltrsched.validation.fresh_process import FreshProcesses
 
 
 @dataclass(frozen=True)
@@ -103,12 +102,12 @@ def run_passes(engine: dict, cases: list[tuple[str, Any]], specs: list[str], run
     interpreter and engine); pass ``k`` saves its runs in ``run_dir(case, spec, k)`` and odd passes run in
     reverse. ``on_pass(k, pass)`` is called after each. Every pass must have built the same engine and
     served the same workloads (a one-line error otherwise: their runs would not be repeats of one another)."""
-    context = multiprocessing.get_context("spawn")
     out: list[EnginePass] = []
-    with ProcessPoolExecutor(max_workers=1, mp_context=context, max_tasks_per_child=1) as pool:
+    with FreshProcesses() as processes:
         for k in range(repeats):
             dirs = {(case, spec): run_dir(case, spec, k) for case, _ in cases for spec in specs}
-            done = pool.submit(run_pass, engine, cases, specs, dirs, k, command, k % 2 == 1, progress).result()
+            done = processes.run(f"engine start {k + 1} of {repeats}", run_pass, engine, cases, specs, dirs, k,
+                                 command, k % 2 == 1, progress)
             if out and not done.facts.same_engine(out[0].facts):
                 raise UserError(f"engine start {k + 1} built another engine than the first ({done.facts} vs "
                                 f"{out[0].facts}): its runs are not repeats of the first's")

@@ -9,12 +9,12 @@ steps; it reports each run's speed against that fit.
 
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
+
+from ltrsched.validation.fresh_process import FreshProcesses
 
 #: Most engine starts ``--runs`` may ask for (each runs every probe: minutes on the CPU engine).
 MAX_RUNS = 20
@@ -76,10 +76,9 @@ def measure_probe_runs(engine: dict, quick: bool, repeats: int | None, runs: int
             on_run(0, out[0])
         return out
     out = []
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=context, max_tasks_per_child=1) as pool:
+    with FreshProcesses() as processes:
         for i in range(runs):
-            run = pool.submit(measure_probes, engine, quick, repeats, progress).result()
+            run = processes.run(f"profile run {i + 1} of {runs}", measure_probes, engine, quick, repeats, progress)
             out.append(run)
             if on_run is not None:
                 on_run(i, run)
