@@ -69,22 +69,8 @@ def test_a_predictor_trained_beside_the_engine_is_the_same_at_any_thread_count(c
     CPUs); an n-gram predictor trained here still trains on one thread, so the same model at any thread count
     (it trained on the process's count: a model of its own per count)."""
     torch = pytest.importorskip("torch")
-    from ltrsched.predictors import PredictorConfig
-    from ltrsched.predictors.predictor import Predictor
-    from test_predictors import synthetic
+    from test_predictors import models_at_thread_counts
 
     assert torch.set_num_threads is not torch._C.set_num_threads  # vLLM's no-op
-    prompts, lengths = synthetic(200, 0)
-    lengths = lengths * 40  # spread over many 1-token classes
-    before = torch.get_num_threads()
-    models = []
-    try:
-        for threads in (1, 2):
-            torch._C.set_num_threads(threads)
-            pred = Predictor(PredictorConfig(kind="class", loss="ce", bucket=1, num_classes=8192, dim=1 << 10, epochs=1,
-                                             seed=0))
-            pred.fit(prompts, lengths)
-            models.append(pred.backbone.model.state_dict())
-    finally:
-        torch._C.set_num_threads(before)
+    models = models_at_thread_counts(torch._C.set_num_threads)
     assert all(torch.equal(models[0][k], models[1][k]) for k in models[0])

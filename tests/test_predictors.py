@@ -709,6 +709,26 @@ def test_class_labels_all_beyond_the_last_class_name_the_fix(bucket, last):
         check_buckets(config, np.array([9000, 20000, 32768]))
 
 
+def models_at_thread_counts(set_threads, kind: str = "class", bucket: int = 1, num_classes: int = 8192) -> list[dict]:
+    """The n-gram predictor's weights trained on synthetic lengths with torch's thread count set (by
+    ``set_threads``) to 1, then 2; the caller's count is checked to be left as set, and put back after."""
+    prompts, lengths = synthetic(200, 0)
+    lengths = lengths * 40  # spread over many 1-token classes
+    before = torch.get_num_threads()
+    models = []
+    try:
+        for threads in (1, 2):
+            set_threads(threads)
+            pred = Predictor(PredictorConfig(kind=kind, loss="ce" if kind == "class" else "pairwise", bucket=bucket,
+                                             num_classes=num_classes, dim=1 << 10, epochs=1, seed=0))
+            pred.fit(prompts, lengths)
+            models.append({k: v.clone() for k, v in pred.backbone.model.state_dict().items()})
+            assert torch.get_num_threads() == threads  # (the caller's setting is left as it was)
+    finally:
+        set_threads(before)
+    return models
+
+
 @pytest.mark.parametrize("kind, bucket, num_classes", [("class", 1, 8192), ("rank", 820, 10)])
 def test_training_gives_the_same_model_at_any_torch_thread_count(kind, bucket, num_classes):
     """The model is a function of the seed and the data, not of torch's thread count (2 on 2 cores, 1 under
@@ -716,20 +736,7 @@ def test_training_gives_the_same_model_at_any_torch_thread_count(kind, bucket, n
     8,192 products per weight, and torch splits that sum across threads. Trained on 2 threads, the default
     classifiers came out other models, moving Table 3's rows (bucket 1: time to 1,000 samples 92.56 s
     instead of 92.42 s; bucket 10: tau 0.215 instead of 0.199)."""
-    prompts, lengths = synthetic(200, 0)
-    lengths = lengths * 40  # spread over many 1-token classes
-    before = torch.get_num_threads()
-    models = []
-    try:
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            pred = Predictor(PredictorConfig(kind=kind, loss="ce" if kind == "class" else "pairwise", bucket=bucket,
-                                             num_classes=num_classes, dim=1 << 10, epochs=1, seed=0))
-            pred.fit(prompts, lengths)
-            models.append({k: v.clone() for k, v in pred.backbone.model.state_dict().items()})
-            assert torch.get_num_threads() == threads  # (the caller's setting is left as it was)
-    finally:
-        torch.set_num_threads(before)
+    models = models_at_thread_counts(torch.set_num_threads, kind, bucket, num_classes)
     assert all(torch.equal(models[0][k], models[1][k]) for k in models[0]), \
         [k for k in models[0] if not torch.equal(models[0][k], models[1][k])]
 
