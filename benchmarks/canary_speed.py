@@ -26,7 +26,6 @@ import numpy as np
 import polars as pl
 
 from ltrsched.policies import make_policy
-from ltrsched.sim import SimConfig
 from ltrsched.sim.commands import build_workload
 from ltrsched.sim.profiles import load_profile
 from ltrsched.validation.engine_passes import EngineFacts
@@ -66,10 +65,7 @@ def main(argv=None) -> int:
     eng = start_engine(model=args.model, max_num_seqs=args.max_num_seqs)
     facts = EngineFacts.of(eng)
     print(f"engine: {facts.host}", flush=True)
-    config = SimConfig(profile=profile, max_num_batched_tokens=eng.config.max_num_batched_tokens,
-                       max_num_seqs=eng.config.max_num_seqs, block_size=facts.block_size,
-                       num_gpu_blocks=facts.num_gpu_blocks, max_resident_seqs=facts.max_resident_seqs,
-                       max_model_len=facts.max_model_len, watermark=0.0, preemption="recompute", semantics="vllm-v1")
+    config = facts.sim_config(profile, eng.config)
 
     def canary_ratio() -> float:
         return step_time_ratio(eng.run(canary, make_policy("fcfs")).steps, profile)

@@ -179,7 +179,7 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     from ltrsched.outputs import check_inputs_kept, check_out_dir
     from ltrsched.policies import make_policy
     from ltrsched.policies.registry import check_distinct_policies
-    from ltrsched.sim import SimConfig, simulate
+    from ltrsched.sim import simulate
     from ltrsched.sim.profiles import load_profile
     from ltrsched.validation.compare import ValidationTally
     from ltrsched.validation.engines import engine_config
@@ -230,11 +230,7 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     else:
         facts, prepared, engine_runs = _engine_adjacent(engine, cases_run, specs, out, engine_dirs, repeats)
     tally = ValidationTally()
-    sim_config = SimConfig(profile=sim_profile, max_num_batched_tokens=config.max_num_batched_tokens,
-                           max_num_seqs=config.max_num_seqs, block_size=facts.block_size,
-                           num_gpu_blocks=facts.num_gpu_blocks, max_resident_seqs=facts.max_resident_seqs,
-                           max_model_len=facts.max_model_len, watermark=0.0, preemption="recompute",
-                           semantics="vllm-v1")
+    sim_config = facts.sim_config(sim_profile, config)
     for case, wl in zip(names, prepared):
         engs = engine_runs[case]
         sims = {}

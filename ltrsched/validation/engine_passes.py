@@ -51,6 +51,19 @@ class EngineFacts:
         return cls(eng.describe(), eng.num_gpu_blocks() - 1, eng.config.block_size, eng.config.vllm_max_num_seqs,
                    eng.max_model_len())
 
+    def sim_config(self, profile, config):
+        """The simulator's configuration that models this engine as the adapter drives it (vLLM V1 semantics,
+        recompute preemption, no watermark, the engine's KV blocks, block size and caps), timed by ``profile``;
+        ``config`` is the engine's :class:`~ltrsched.engine.config.EngineConfig` (its token budget and sequence
+        cap)."""
+        from ltrsched.sim import SimConfig
+
+        return SimConfig(profile=profile, max_num_batched_tokens=config.max_num_batched_tokens,
+                         max_num_seqs=config.max_num_seqs, block_size=self.block_size,
+                         num_gpu_blocks=self.num_gpu_blocks, max_resident_seqs=self.max_resident_seqs,
+                         max_model_len=self.max_model_len, watermark=0.0, preemption="recompute",
+                         semantics="vllm-v1")
+
     def same_engine(self, other: "EngineFacts") -> bool:
         """Both starts built the same engine (the host's description, which names its load, aside)."""
         return (self.num_gpu_blocks, self.block_size, self.max_resident_seqs, self.max_model_len) == (
