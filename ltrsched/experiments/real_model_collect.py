@@ -4,6 +4,10 @@ Reads a ``validate`` directory (each case's engine repeats and simulator run per
 ``label-report`` JSON (held-out tau of the rankers, the ceiling, the learning curve) and the trained ranker
 (its CPU time to score the served prompts, for the predictor's share of serving time), and writes one
 small JSON (:mod:`ltrsched.experiments.real_model`).
+
+``--update`` re-measures some cases of committed results: the cases the given directories hold replace the
+same-named ones, the others stay, and each re-measured case carries its own host, date and commands
+(``measured``), which the section names beside it.
 """
 
 from __future__ import annotations
@@ -131,6 +135,9 @@ def collect_validation(directories: list[Path]) -> tuple[dict, list[str], str | 
     configs: dict[str, dict] = {}
     sims: dict[tuple[str, str], dict] = {}
     commands: list[str] = []
+    case_commands: dict[str, list[str]] = {}
+    case_started: dict[str, float] = {}  # the first engine run's start [unix s]
+    case_host: dict[str, str | None] = {}
     host = None
     for directory in directories:
         runs = directory / "runs"
@@ -143,9 +150,12 @@ def collect_validation(directories: list[Path]) -> tuple[dict, list[str], str | 
                 engine_runs = sorted(p for p in policy_dir.glob("engine*") if p.is_dir())
                 if not engine_runs or not (policy_dir / "sim").is_dir():
                     continue
-                repeats, meta = [], {}
+                repeats, meta, started = [], {}, []
                 for run in engine_runs:
                     got, meta = side_metrics(run)
+                    start = meta.get("started_unix_s")  # (runs of older versions have none)
+                    if isinstance(start, (int, float)) and not isinstance(start, bool):
+                        started.append(float(start))
                     repeat = meta.get("repeat") if isinstance(meta.get("repeat"), int) else 0
                     _at_profile_speed(got, ratios.get((case_dir.name, policy_dir.name, repeat)))
                     repeats.append(got)
@@ -156,16 +166,54 @@ def collect_validation(directories: list[Path]) -> tuple[dict, list[str], str | 
                 repeats_of.setdefault(key, []).extend(repeats)
                 sims.setdefault(key, side_metrics(policy_dir / "sim")[0])
                 host = host or meta.get("host")
+                case_host.setdefault(key[0], meta.get("host"))
                 if meta.get("command") and meta["command"] not in commands:
                     commands.append(meta["command"])
+                if meta.get("command") and meta["command"] not in case_commands.setdefault(key[0], []):
+                    case_commands[key[0]].append(meta["command"])
+                if started:
+                    case_started[key[0]] = min(started + [case_started.get(key[0], started[0])])
     if not repeats_of:
         raise UserError(f"{', '.join(map(str, directories))}: no finished engine + simulator runs under runs/")
     cases: dict = {}
     for (case, policy), repeats in repeats_of.items():
         engine = _mean_over(repeats)
         engine["each_repeat"] = repeats
-        cases.setdefault(case, {"policies": {}})["policies"][policy] = {"engine": engine, "sim": sims[(case, policy)]}
+        date = time.strftime("%Y-%m-%d", time.gmtime(case_started[case])) if case in case_started \
+            else time.strftime("%Y-%m-%d")
+        cases.setdefault(case, {"policies": {}, "measured": {"host": case_host.get(case), "date": date,
+                                                           "commands": case_commands.get(case, [])}})
+        cases[case]["policies"][policy] = {"engine": engine, "sim": sims[(case, policy)]}
     return cases, commands, host
+
+
+def merge_into(existing: dict, cases: dict, path: Path) -> dict:
+    """``existing`` results with ``cases`` replacing the same-named cases (``--update``); the cases kept carry
+    the host and date they were measured on (the file's, where they carry none yet)."""
+    if not isinstance(existing.get("cases"), dict):
+        raise UserError(f"{path}: no cases to update")
+    merged = {}
+    for name, body in existing["cases"].items():  # (in their order; a re-measured case keeps its place)
+        if name in cases:
+            merged[name] = cases[name]
+            continue
+        if not isinstance(body, dict) or not isinstance(body.get("policies"), dict):
+            raise UserError(f"{path}: case {name!r} is damaged (no policies)")
+        measured = body.get("measured") or {"host": existing.get("host"), "date": existing.get("date"), "commands": None}
+        merged[name] = {**body, "measured": measured}
+    return {**existing, "cases": {**merged, **cases}}
+
+
+def _existing_results(path: Path) -> dict:
+    """The results ``--update`` re-measures cases of; one-line :class:`UserError` when there are none."""
+    if not path.is_file():
+        raise UserError(f"--update: {path} does not exist (run real-model-results without --update first)")
+    doc = _read_json(path)
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("format_version") != FORMAT_VERSION:
+        raise UserError(f"--update: {path} is not {FORMAT} results version {FORMAT_VERSION}")
+    if not isinstance(doc.get("labels"), dict):
+        raise UserError(f"--update: {path} has no labels")
+    return doc
 
 
 def ranker_identity(predictor) -> dict:
@@ -199,8 +247,8 @@ def predictor_share(predictor, workload: str, num_requests: int | None, seed: in
 
 @click.command("real-model-results")
 @click.argument("validation", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--labels-report", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="report.json written by `ltrsched label-report`.")
+@click.option("--labels-report", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="report.json written by `ltrsched label-report` (required, except with --update).")
 @click.option("--ranker", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="The trained ranker the LTR runs used: its time to score the served prompts (predictor overhead).")
 @click.option("-w", "--workload", default=None, help="The validated workload (for the predictor's prompts).")
@@ -208,26 +256,37 @@ def predictor_share(predictor, workload: str, num_requests: int | None, seed: in
 @click.option("--seed", type=int, default=0, show_default=True, help="As given to validate.")
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=RESULTS, show_default=True,
               help="Results JSON (the default is the file `reproduce` renders).")
-def real_model_results(validation, labels_report, ranker, workload, num_requests, seed, out):
+@click.option("--update", is_flag=True,
+              help="Re-measured cases: replace the cases these directories hold in the existing --out, keep the "
+                   "others (and its labels and ranker unless given).")
+def real_model_results(validation, labels_report, ranker, workload, num_requests, seed, out, update):
     """Gather real-model validate runs (VALIDATION directories: repeats of a case and policy pool), the label
     report and the ranker into reproduce's real-engine section."""
     from ltrsched.outputs import check_inputs_kept, check_out_file
 
     check_out_file(out, "--out", ".json")  # before the ranker's timing
-    check_inputs_kept({"--labels-report": labels_report}, files=(out,))
+    if labels_report is None and not update:
+        raise UserError("--labels-report is required (report.json of `ltrsched label-report`), except with --update")
+    if labels_report is not None:
+        check_inputs_kept({"--labels-report": labels_report}, files=(out,))
     if ranker is not None and workload is None:
         raise UserError("--ranker needs --workload (and -n/--seed as given to validate): the prompts it scores")
     if ranker is None and (workload is not None or num_requests is not None):
         raise UserError("--workload and -n give the prompts --ranker scores: add --ranker, or leave them out")
-    labels = read_label_report(labels_report)
+    existing = _existing_results(out) if update else None
+    labels = read_label_report(labels_report) if labels_report is not None else existing["labels"]
     cases, commands, host = collect_validation(validation)
-    data = {"format": FORMAT, "format_version": FORMAT_VERSION, "date": time.strftime("%Y-%m-%d"),
-            "model": labels.get("model"), "host": host, "commands": commands, "labels": labels, "cases": cases}
+    if existing is not None:
+        data = merge_into(existing, cases, out)
+        data["labels"] = labels
+    else:
+        data = {"format": FORMAT, "format_version": FORMAT_VERSION, "date": time.strftime("%Y-%m-%d"),
+                "model": labels.get("model"), "host": host, "commands": commands, "labels": labels, "cases": cases}
     if ranker is not None:
         from ltrsched.predictors.predictor import Predictor
 
         predictor = Predictor.load(ranker)
         data["ranker"] = ranker_identity(predictor)
-        data["predictor"] = predictor_share(predictor, workload, num_requests, seed, cases)
+        data["predictor"] = predictor_share(predictor, workload, num_requests, seed, data["cases"])
     atomic.write_text(out, strict_json.dumps(data, indent=1, sort_keys=True) + "\n")
     click.echo(f"wrote {out} ({len(cases)} case(s), {sum(len(c['policies']) for c in cases.values())} policy runs)")
