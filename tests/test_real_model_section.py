@@ -371,6 +371,7 @@ def test_update_replaces_the_remeasured_case_and_names_its_host(validation_dir, 
         _run(pdir / "sim", "poisson@2.0/s", policy, sim)
     r = run_cli("real-model-results", str(again), "--update", "--out", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
+    assert "1 case(s) re-measured (poisson@2.0/s; 2 policy runs), 2 case(s) in all" in r.stdout
     data = json.loads(out.read_text())
     assert list(data["cases"]) == list(first["cases"])  # in place
     assert data["cases"]["burst"]["policies"] == first["cases"]["burst"]["policies"]

@@ -289,4 +289,9 @@ def real_model_results(validation, labels_report, ranker, workload, num_requests
         data["ranker"] = ranker_identity(predictor)
         data["predictor"] = predictor_share(predictor, workload, num_requests, seed, data["cases"])
     atomic.write_text(out, strict_json.dumps(data, indent=1, sort_keys=True) + "\n")
-    click.echo(f"wrote {out} ({len(cases)} case(s), {sum(len(c['policies']) for c in cases.values())} policy runs)")
+    runs = sum(len(c['policies']) for c in cases.values())
+    if existing is not None:
+        click.echo(f"updated {out}: {len(cases)} case(s) re-measured ({', '.join(cases)}; {runs} policy runs), "
+                   f"{len(data['cases'])} case(s) in all")
+    else:
+        click.echo(f"wrote {out} ({len(cases)} case(s), {runs} policy runs)")
