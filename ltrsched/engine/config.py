@@ -38,6 +38,10 @@ class EngineConfig:
             policy serves identical work) or ``model`` (greedy decoding until the model's own EOS token, at
             most ``max_tokens``: real stopping; needs real weights).
         max_tokens: the output cap of ``eos="model"`` [tokens], as a server sets it.
+        sampling: how each token is drawn with ``eos="ignore"``: ``random`` (vLLM's default, temperature 1)
+            or ``greedy`` (temperature 0); ``eos="model"`` always decodes greedily. It is part of the step time:
+            on a CPU drawing from a 49k-token vocabulary at temperature 1 costs ~1.1 ms per sequence, greedy
+            ~0.07 ms (one thread), so a profile must be measured with the sampling of the runs it models.
     """
 
     model: str = "llama-3-8b"
@@ -58,6 +62,7 @@ class EngineConfig:
     prompts: str = "random"
     eos: str = "ignore"
     max_tokens: int | None = None
+    sampling: str = "random"
 
     @property
     def needs_tokenizer(self) -> bool:

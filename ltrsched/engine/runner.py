@@ -105,14 +105,16 @@ def config_error_line(exc: Exception) -> str:
 
 def sampling_params(config: EngineConfig, info: RequestInfo, **extra: Any):
     """vLLM ``SamplingParams`` of a request: exactly ``info.output_tokens`` tokens with EOS ignored, or (with
-    ``config.eos == "model"``) greedy until the model's EOS, at most ``config.max_tokens``."""
+    ``config.eos == "model"``) greedy until the model's EOS, at most ``config.max_tokens``; forced lengths draw
+    their tokens as ``config.sampling`` says."""
     from vllm import SamplingParams
 
     if config.eos == "model":
         return SamplingParams(max_tokens=config.max_tokens, temperature=0.0, ignore_eos=False, detokenize=False,
                               extra_args=request_extra(info), **extra)
+    greedy = {"temperature": 0.0} if config.sampling == "greedy" else {}
     return SamplingParams(max_tokens=info.output_tokens, ignore_eos=True, detokenize=False,
-                          extra_args=request_extra(info), **extra)
+                          extra_args=request_extra(info), **greedy, **extra)
 
 
 def _model_config(model_path: str) -> dict[str, Any]:

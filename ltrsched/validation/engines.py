@@ -77,6 +77,10 @@ def engine_options(fn):
         click.option("--eos", type=click.Choice(["ignore", "model"]), default="ignore", show_default=True,
                      help="ignore: serve exactly the workload's output lengths; model: greedy decoding until the "
                           "model's own EOS, at most --max-tokens (real stopping; needs real weights)."),
+        click.option("--sampling", type=click.Choice(["random", "greedy"]), default=None,
+                     help="How tokens are drawn (a share of the step time): random (temperature 1, vLLM's default) "
+                          "or greedy; measure a profile with the sampling of the runs it models [default: random "
+                          "with --eos ignore; --eos model decodes greedily]."),
         click.option("--max-tokens", type=int, default=None,
                      help=f"With --eos model: output cap per request [tokens] [default: {DEFAULT_MAX_TOKENS}]."),
         click.option("--emulate", "emulate_profile", default=None, metavar="PROFILE",
@@ -180,7 +184,7 @@ class Engine:
 def engine_config(model=None, load_format=None, dtype=None, max_num_batched_tokens=768, max_num_seqs=256,
                   max_resident_seqs=None, block_size=None, num_gpu_blocks=None, kv_cache_gib=None, threads=None,
                   gpu_memory_utilization=0.9, tensor_parallel_size=1, enforce_eager=None, emulate_profile=None,
-                  prompts="random", eos="ignore", max_tokens=None, max_model_len=None,
+                  prompts="random", eos="ignore", max_tokens=None, max_model_len=None, sampling=None,
                   platform: str | None = None) -> EngineConfig:
     """The :class:`EngineConfig` the options describe, checked, with the platform's defaults filled in.
 
@@ -189,6 +193,7 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
     from ltrsched.engine.platform import CPU, CUDA, DEFAULTS
 
     max_tokens = _check_stopping(model, load_format, emulate_profile, prompts, eos, max_tokens)
+    sampling = _check_sampling(sampling, eos)
     if emulate_profile is not None:
         _check_emulated(load_format, dtype, enforce_eager, tensor_parallel_size, threads)
     if dtype is not None and dtype not in DTYPES:
@@ -255,7 +260,8 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
                         max_resident_seqs=max_resident_seqs, block_size=block_size or defaults["block_size"],
                         gpu_memory_utilization=gpu_memory_utilization, tensor_parallel_size=tensor_parallel_size,
                         enforce_eager=defaults["enforce_eager"] if enforce_eager is None else enforce_eager,
-                        prompts=prompts, eos=eos, max_tokens=max_tokens, max_model_len=max_model_len)
+                        prompts=prompts, eos=eos, max_tokens=max_tokens, max_model_len=max_model_len,
+                        sampling=sampling)
 
 
 def _check_cpu_kv_fits(kv_cache_gib: float | None, num_gpu_blocks: int | None, block_size: int, model: str, path: str,
@@ -371,6 +377,18 @@ def _check_stopping(model, load_format, emulate_profile, prompts, eos, max_token
     if max_tokens < 1:
         raise UserError(f"--max-tokens must be >= 1, got {max_tokens}")
     return max_tokens
+
+
+def _check_sampling(sampling: str | None, eos: str) -> str:
+    """``--sampling`` against ``--eos``; returns the sampling the runs use."""
+    if sampling not in (None, "random", "greedy"):
+        raise UserError(f"--sampling must be random or greedy, got {sampling!r}")
+    if eos == "model":
+        if sampling == "random":
+            raise UserError("--eos model decodes greedily (so that the greedy labels reproduce): "
+                            "leave out --sampling random")
+        return "greedy"
+    return sampling or "random"
 
 
 def start_engine(load_format: str | None = None, emulate_profile: str | None = None, skip_idle: bool = False,
