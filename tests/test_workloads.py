@@ -137,6 +137,31 @@ def test_jsonl_lengths_given_as_numbers(tmp_path):
             load_workload(str(path))
 
 
+def test_jsonl_keeps_predictor_columns(tmp_path):
+    """A .jsonl line's score, po_estimate and predicted_length were dropped (a CSV's are kept): `po` then drew its
+    estimates instead of the file's, silently, and `ltr` said the file had no score column. They are kept (null
+    or a line without one: missing), and a value that is no number is an error naming its line."""
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps({"prompt": "Hi", "output_tokens": 3, "score": 0.5, "po_estimate": 40}) + "\n"
+                    + json.dumps({"prompt": "Hey", "output_tokens": 4, "score": None, "predicted_length": 820}) + "\n")
+    df = load_workload(str(path)).df
+    assert df["score"].to_list() == [0.5, None] and df["po_estimate"].to_list() == [40.0, None]
+    assert df["predicted_length"].to_list() == [None, 820.0]
+    assert np.array_equal(load_workload(str(path)).policy_columns()["po_estimate"], [40.0, np.nan], equal_nan=True)
+    path.write_text(json.dumps({"prompt": "Hi", "output_tokens": 3}) + "\n")
+    assert "score" not in load_workload(str(path)).df.columns
+    for bad, message in [('"0.5"', "'score' must be a number \\(or null\\), got '0.5'"),
+                         ("true", "'score' must be a number \\(or null\\), got True"),
+                         ("1" + "0" * 400, "'score' is too large to be a number \\(401 digits\\)")]:
+        path.write_text('{"prompt": "Hi", "output_tokens": 3}\n{"prompt": "Hi", "output_tokens": 3, "score": '
+                        + bad + "}\n")
+        with pytest.raises(UserError, match=r"t\.jsonl:2: " + message):
+            load_workload(str(path))
+    path.write_text('{"prompt": "Hi", "output_tokens": 3, "po_estimate": -1}\n')
+    with pytest.raises(UserError, match="column po_estimate has 1 negative or non-finite value"):
+        load_workload(str(path))
+
+
 def test_jsonl_prompt_count_given_beside_the_text_is_kept(tmp_path):
     """A line's 'prompt_tokens' (the served model's own count) was ignored and the prompt re-counted with Llama-3's
     tokenizer, while its 'output_tokens' and a parquet's counts are kept: the same rows as .jsonl and .parquet gave
@@ -508,3 +533,18 @@ def test_a_file_giving_ids_is_another_cache_key(tmp_path):
                               ("d.jsonl", '\n{"prompt": "Hi", "output_tokens": 2}\n', False)]:
         (tmp_path / name).write_text(text)
         assert ("ids" in workload_fingerprint(str(tmp_path / name))) is given, name
+
+
+def test_a_jsonl_giving_predictor_columns_is_another_cache_key(tmp_path):
+    """A .jsonl's score/po_estimate/predicted_length were dropped: runs cached then (`po` with drawn estimates)
+    are not reused for a file giving them; a file without them keeps its key."""
+    from ltrsched.workloads.loaders import workload_fingerprint
+
+    for name, text, given in [("a.jsonl", '{"prompt": "Hi", "output_tokens": 2, "po_estimate": 5}\n', True),
+                              ("b.jsonl", '{"prompt": "Hi", "output_tokens": 2}\n{"prompt": "x", "output_tokens": 2, '
+                                          '"\\u0073core": 0.5}\n', True),
+                              ("c.jsonl", '{"prompt": "score", "output_tokens": 2, "score": null}\n', False),
+                              ("d.jsonl", '{"prompt": "Hi", "output_tokens": 2}\n', False),
+                              ("e.csv", "prompt_tokens,output_tokens,score\n3,2,0.5\n", False)]:
+        (tmp_path / name).write_text(text)
+        assert ("columns" in workload_fingerprint(str(tmp_path / name))) is given, name

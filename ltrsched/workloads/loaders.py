@@ -10,7 +10,8 @@ Files, by suffix:
   re-tokenized with the Llama-3 tokenizer; an optional ``arrival_time`` [s] is kept. A line may give the output's
   length instead of (or beside) the generated text, ``"output_tokens": N`` (e.g. another model's own count), and
   the prompt's beside its text, ``"prompt_tokens": N``: both used as is, as a parquet's given counts are. A
-  ``"request_id": N`` on every line (or none) is kept as the request's id.
+  ``"request_id": N`` on every line (or none) is kept as the request's id. A predictor's ``"score"``, the model's
+  own ``"po_estimate"`` and a ``"predicted_length"`` (numbers, or null where missing) are kept as those columns.
 - ``.json``: ShareGPT conversations (complete or truncated), first turns, the paper's selection rules; records
   with LMSYS-Chat-1M's or OpenAI's ``{"role", "content"}`` messages too (:func:`ltrsched.workloads.sharegpt.first_turn`).
   A parquet of such conversations (LMSYS-Chat-1M's own files: a ``conversation`` column) is read the same way.
@@ -43,7 +44,7 @@ from ltrsched.errors import UserError
 from ltrsched.fingerprint import file_digest
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
 from ltrsched.workloads.jsonl import jsonl_records
-from ltrsched.workloads.schema import OPTIONAL_COLUMNS, Workload, request_ids, validate
+from ltrsched.workloads.schema import NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, Workload, request_ids, validate
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import is_conversation_table, load_sharegpt_records, records_key
 from ltrsched.workloads.tokenizer import count_tokens
@@ -65,6 +66,7 @@ def _numbered(df: pl.DataFrame) -> pl.DataFrame:
 
 def load_jsonl(path: Path) -> pl.DataFrame:
     prompts, prompt_counts, generated, arrivals, timed, ids = [], [], [], [], [], []
+    optional = {name: [] for name in NUMERIC_OPTIONAL_COLUMNS}  # [per line] (None where a line has none)
     for lineno, rec in jsonl_records(path):
         if not isinstance(rec, dict) or not isinstance(rec.get("prompt"), str) or not (
                 isinstance(rec.get("generated"), str) or ("generated" not in rec and "output_tokens" in rec)):
@@ -98,6 +100,9 @@ def load_jsonl(path: Path) -> pl.DataFrame:
             ids.append(float(rid) if isinstance(rid, int) and abs(rid) >= 2**62 else rid)  # (beyond Int64: refused)
         else:
             ids.append(None)
+        for name, values in optional.items():  # kept (they were dropped: `po` then drew its estimates instead
+            # of the file's, silently, and `ltr` said the file had no score)
+            values.append(_optional_number(rec.get(name), name, f"{path}:{lineno}"))
         prompts.append(rec["prompt"])
         generated.append(rec["generated"])
         arrivals.append(arrival)
@@ -131,8 +136,24 @@ def load_jsonl(path: Path) -> pl.DataFrame:
             "output_tokens": counts["generated"],
             "arrival_time": np.asarray(arrivals, dtype=np.float64),
             **given_ids,
+            **{name: pl.Series(name, values, dtype=pl.Float64) for name, values in optional.items()
+               if any(v is not None for v in values)},
         }
     )
+
+
+def _optional_number(value, name: str, where: str) -> float | None:
+    """A ``.jsonl`` line's ``score``, ``po_estimate`` or ``predicted_length`` (``name``): a number as float, None
+    if the line gives none (or null); one-line :class:`UserError` naming the line for anything else (the schema
+    checks the values' range)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserError(f"{where}: {name!r} must be a number (or null), got {value!r}")
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond float64 (JSON's integers have no bound)
+        raise UserError(f"{where}: {name!r} is too large to be a number ({len(str(value))} digits)") from None
 
 
 def _token_count(value, name: str, where: str) -> int:
@@ -317,8 +338,35 @@ def workload_fingerprint(source: str) -> dict[str, str]:
     if not path.is_file():
         known = ", ".join(BUILTIN)
         raise UserError(f"workload not found: {source!r} is neither a file nor a built-in ({known})")
-    # a .csv's or .jsonl's own ids, kept since this marker: runs cached before numbered the requests instead
-    return {"sha256": file_digest(path), **({"ids": "given"} if _gives_ids(path) else {})}
+    # a .csv's or .jsonl's own ids, kept since this marker: runs cached before numbered the requests instead; a
+    # .jsonl's predictor columns likewise (runs cached before had none: `po` drew its estimates)
+    return {"sha256": file_digest(path), **({"ids": "given"} if _gives_ids(path) else {}),
+            **({"columns": "kept"} if _jsonl_gives_columns(path) else {})}
+
+
+def _jsonl_gives_columns(path: Path) -> bool:
+    """Whether a ``.jsonl`` has a line giving one of :data:`NUMERIC_OPTIONAL_COLUMNS` (not null); False for other
+    formats and for a file that is not readable as JSON lines (loading it says why). Only a file whose bytes name
+    one of them (or hold a ``\\u`` escape, which could spell one) is parsed."""
+    import json
+
+    if path.suffix.lower() != ".jsonl":
+        return False
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    if b"\\u" not in data and not any(name.encode() in data for name in NUMERIC_OPTIONAL_COLUMNS):
+        return False
+    try:
+        for line in io.StringIO(data.decode("utf-8-sig", errors="replace"), newline=None):  # (as jsonl_records)
+            if line.strip():
+                record = json.loads(line)
+                if isinstance(record, dict) and any(record.get(name) is not None for name in NUMERIC_OPTIONAL_COLUMNS):
+                    return True
+    except ValueError:
+        return False
+    return False
 
 
 def _gives_ids(path: Path) -> bool:
