@@ -44,7 +44,9 @@ from ltrsched.errors import UserError
 from ltrsched.fingerprint import file_digest
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
 from ltrsched.workloads.jsonl import jsonl_records
-from ltrsched.workloads.schema import NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, Workload, request_ids, validate
+from ltrsched.workloads.schema import (
+    NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Workload, request_ids, validate,
+)
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import is_conversation_table, load_sharegpt_records, records_key
 from ltrsched.workloads.tokenizer import count_tokens
@@ -417,10 +419,14 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
             return labels_workload(df, path.stem, split, num_requests=num_requests, seed=seed, meta={"source": str(path)})
         if is_conversation_table(df):  # e.g. LMSYS-Chat-1M's parquet: first turns, as from a ShareGPT .json
             return Workload(_numbered(_first_turns(path, num_requests, seed)), path.stem, {"source": str(path)})
+        columns = df.columns  # the file's own: a missing column's error named the ids and arrival times added here
         if "request_id" not in df.columns:  # numbered as the file's rows, before sampling
             df = _numbered(df)
         # (counts completed before sampling: every row is checked, and -n refused a table without them)
         df = _complete_table(df, path)
+        missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+        if missing:
+            raise UserError(f"{path}: missing column(s) {', '.join(missing)}; have {', '.join(columns)}")
     elif suffix == ".jsonl":
         df = load_jsonl(path)
     elif suffix == ".json":  # conversations: numbered, as they carry no integer ids
