@@ -253,8 +253,14 @@ def test_no_eligible_requests_says_why(tmp_path):
     path = tmp_path / "sg.json"
     path.write_text(json.dumps([{"id": "a", "conversations": [{"from": "human", "value": "hi"},
                                                                {"from": "gpt", "value": "hello there friend"}]}]))
-    with pytest.raises(UserError, match=r"none of the 1 first turn\(s\) has a prompt of 4\.\.1024 tokens"):
-        load_workload(str(path))
+    with pytest.raises(UserError, match=r"sg\.json: no eligible requests .* none of the 1 first turn\(s\) has a "
+                                        r"prompt of 4\.\.1024 tokens"):
+        load_workload(str(path))  # (the file was not named: a sweep of several said not which)
+    recs = _lmsys_records(3)
+    pl.DataFrame(recs).write_parquet(tmp_path / "lmsys.parquet")
+    with pytest.raises(UserError, match=r"asked for 5 requests but .*lmsys\.parquet \(its eligible first turns\) "
+                                        r"has only 3$"):
+        load_workload(str(tmp_path / "lmsys.parquet"), num_requests=5)  # (it said 'the all split')
 
 
 def test_truncated_sharegpt_json(tmp_path):

@@ -207,7 +207,7 @@ def _first_turns(path: Path, num_requests: int | None, seed: int) -> pl.DataFram
     over = "_over_context"  # marks each row before the selection caps it (a column: the sample does not change)
     records = records.with_columns(
         (pl.col("prompt_tokens") + pl.col("output_tokens") > MAX_OUTPUT_TOKENS).alias(over))
-    df = paper_selection(records, split="all", n=num_requests, seed=seed)
+    df = paper_selection(records, split="all", n=num_requests, seed=seed, source=str(path))
     capped = int(df[over].sum())
     if capped:
         print(f"warning: {path}: {capped} of the {df.height:,} first turn(s) used have a prompt + output of more than "
