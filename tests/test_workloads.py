@@ -554,3 +554,25 @@ def test_a_jsonl_giving_predictor_columns_is_another_cache_key(tmp_path):
                               ("e.csv", "prompt_tokens,output_tokens,score\n3,2,0.5\n", False)]:
         (tmp_path / name).write_text(text)
         assert ("columns" in workload_fingerprint(str(tmp_path / name))) is given, name
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("deep.jsonl", "[" * 100_000 + "]" * 100_000 + "\n", r"deep\.jsonl:1: not readable JSON \(nested too deeply\)"),
+    ("big.jsonl", '{"prompt": "Hi", "generated": "Yo"}\n{"prompt": "Hi", "output_tokens": ' + "1" * 5000 + "}\n",
+     r"big\.jsonl:2: not readable JSON \(Exceeds the limit \(4300 digits\)"),
+    ("deep.json", "[" * 100_000 + "]" * 100_000, r"deep\.json: record 1 \(from line 1\) is not readable JSON "
+                                                  r"\(nested too deeply\)"),
+    ("big.json", '[{"id": "a", "conversations": []},\n{"id": ' + "1" * 5000 + "}]",
+     r"big\.json: record 2 \(from line 2\) is not readable JSON \(Exceeds the limit \(4300 digits\)"),
+])
+def test_json_python_cannot_read_is_a_one_line_error(tmp_path, name, text, message):
+    """JSON nested deeper than Python's recursion limit, or an integer of over 4,300 digits, in a .jsonl line or a
+    ShareGPT .json was a RecursionError or ValueError traceback; the file's cache key (its ids) read the first
+    record unguarded too."""
+    from ltrsched.workloads.loaders import workload_fingerprint
+
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(UserError, match=message):
+        load_workload(str(path))
+    assert "sha256" in workload_fingerprint(str(path))

@@ -14,12 +14,18 @@ from ltrsched.workloads.utf8 import decode_utf8
 def jsonl_records(path: Path) -> Iterator[tuple[int, object]]:
     """``(line number, value)`` for each non-blank line of ``path`` (1-based; lines end with ``\\n``, ``\\r\\n`` or
     ``\\r``, as in a text file; a byte-order mark is dropped); one-line :class:`UserError` naming the line for one
-    that is not JSON, or for an invalid UTF-8 byte."""
+    that is not JSON (or JSON Python cannot read: an integer of over 4,300 digits, nesting deeper than the recursion
+    limit), or for an invalid UTF-8 byte."""
     with io.StringIO(decode_utf8(path.read_bytes(), path), newline=None) as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             try:
-                yield lineno, json.loads(line)
+                record = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise UserError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+            except ValueError as exc:  # an integer of over 4,300 digits (Python's limit): was a traceback
+                raise UserError(f"{path}:{lineno}: not readable JSON ({str(exc).split(';')[0]})") from None
+            except RecursionError:  # e.g. 100,000 nested [ (json recurses once per level): was a traceback
+                raise UserError(f"{path}:{lineno}: not readable JSON (nested too deeply)") from None
+            yield lineno, record

@@ -366,7 +366,7 @@ def _jsonl_gives_columns(path: Path) -> bool:
                 record = json.loads(line)
                 if isinstance(record, dict) and any(record.get(name) is not None for name in NUMERIC_OPTIONAL_COLUMNS):
                     return True
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return False
 
@@ -387,7 +387,7 @@ def _gives_ids(path: Path) -> bool:
                 return "request_id" in (name.lower() for name in next(csv.reader(fh), []))
             record = json.loads(next((line for line in fh if line.strip()), "null"))
             return isinstance(record, dict) and "request_id" in record
-    except (OSError, ValueError, csv.Error):
+    except (OSError, ValueError, RecursionError, csv.Error):  # (a first record nested too deeply: was a traceback)
         return False
 
 
