@@ -309,6 +309,20 @@ def test_profile_with_an_integer_too_long_to_read_is_refused(tmp_path):
         load_profile(str(long))
 
 
+def test_profile_naming_a_key_twice_is_refused(tmp_path):
+    """json keeps the last of two values for a key silently: an edited profile that named overhead_s_per_step
+    twice ran with whichever came last (a sweep file's JSON already refused this, as TOML does)."""
+    import importlib.resources
+
+    text = (importlib.resources.files("ltrsched.sim.profiles") / "a100-llama3-8b.json").read_text()
+    assert '"overhead_s_per_step": 0.002,' in text
+    twice = tmp_path / "twice.json"
+    twice.write_text(text.replace('"overhead_s_per_step": 0.002,',
+                                  '"overhead_s_per_step": 0.002, "overhead_s_per_step": 0.02,', 1))
+    with pytest.raises(UserError, match="twice.json: the key 'overhead_s_per_step' is given twice; keep one"):
+        load_profile(str(twice))
+
+
 # ---------------------------------------------------------------------------- CLI
 def test_profiles_command_lists_builtins():
     from ltrsched.cli import cli

@@ -576,3 +576,12 @@ def test_json_python_cannot_read_is_a_one_line_error(tmp_path, name, text, messa
     with pytest.raises(UserError, match=message):
         load_workload(str(path))
     assert "sha256" in workload_fingerprint(str(path))
+
+
+def test_jsonl_line_naming_a_key_twice_is_refused(tmp_path):
+    """json keeps the last of two values for a key silently: a line giving output_tokens 5 and then 500 was
+    served 500 tokens, without a word."""
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"prompt": "Hi", "output_tokens": 4}\n{"prompt": "Hi", "output_tokens": 5, "output_tokens": 500}\n')
+    with pytest.raises(UserError, match=r"t\.jsonl:2: the key 'output_tokens' is given twice; keep one"):
+        load_workload(str(path))

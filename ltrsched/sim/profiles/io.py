@@ -228,7 +228,9 @@ def read_profile_file(path: str | os.PathLike) -> StepTimeProfile:
     except ValueError as exc:  # a path no file can have (a NUL byte, from a JSON sweep file's "\u0000")
         raise UserError(f"cannot read profile file {str(path)!r}: {exc}") from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=strict_json.unique_keys)
+    except strict_json.DuplicateKeyError as exc:  # (json kept the last value silently: an edited profile ran with either)
+        raise UserError(f"{path}: {exc}; keep one") from None
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     except RecursionError:  # e.g. 100,000 "[": json recurses once per level
