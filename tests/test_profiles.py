@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -307,6 +308,13 @@ def test_profile_with_an_integer_too_long_to_read_is_refused(tmp_path):
     long.write_text('{"format_version": ' + "1" * 5000 + "}")
     with pytest.raises(UserError, match="long.json: not valid JSON \\(Exceeds the limit \\(4300 digits\\)"):
         load_profile(str(long))
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_a_profile_path_that_never_ends_is_refused():
+    """`--profile /dev/zero` (an endless stream) was read until memory ran out: a hang, then a crash."""
+    with pytest.raises(UserError, match="/dev/zero: more than 64 MiB, far more than a profile JSON file holds"):
+        load_profile("/dev/zero")
 
 
 def test_profile_naming_a_key_twice_is_refused(tmp_path):

@@ -214,11 +214,19 @@ def profile_from_dict(data: Any, source: str = "profile") -> StepTimeProfile:
 
 
 # ---------------------------------------------------------------------------- files
+#: The largest profile file read [bytes] (the built-in ones hold about 12 KB; measured ones' tables, a few times that).
+MAX_PROFILE_BYTES = 64 << 20
+
+
 def read_profile_file(path: str | os.PathLike) -> StepTimeProfile:
     """Load and validate one profile JSON file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")  # (a byte-order mark is dropped)
+        with path.open("rb") as fh:  # (at most this much: `-p /dev/zero` read on until memory ran out)
+            data = fh.read(MAX_PROFILE_BYTES + 1)
+        if len(data) > MAX_PROFILE_BYTES:
+            raise UserError(f"{path}: more than {MAX_PROFILE_BYTES >> 20} MiB, far more than a profile JSON file holds")
+        text = data.decode("utf-8-sig")  # (a byte-order mark is dropped)
     except FileNotFoundError:
         raise UserError(f"profile file not found: {path}") from None
     except IsADirectoryError:
