@@ -585,3 +585,20 @@ def test_jsonl_line_naming_a_key_twice_is_refused(tmp_path):
     path.write_text('{"prompt": "Hi", "output_tokens": 4}\n{"prompt": "Hi", "output_tokens": 5, "output_tokens": 500}\n')
     with pytest.raises(UserError, match=r"t\.jsonl:2: the key 'output_tokens' is given twice; keep one"):
         load_workload(str(path))
+
+
+def test_csv_dates_day_and_month_first_are_read_in_the_order_every_row_allows(tmp_path):
+    """Day-first dates were read day first whatever the rows said: 01/02/2023 23:59 then 01/03/2023 00:01 (a US
+    trace, 2 minutes apart) arrived 28 days apart, silently; a US trace with a day above 12 was refused as
+    "non-numeric". Both orders reading every row with other times is an error; one order is used as it reads."""
+    def arrivals(text):
+        (tmp_path / "t.csv").write_text("timestamp,prompt_tokens,output_tokens\n" + text)
+        return load_workload(str(tmp_path / "t.csv")).df["arrival_time"].to_list()
+
+    with pytest.raises(UserError, match=r"t\.csv: column 'timestamp': date-times such as '01/02/2023 23:59:00' read "
+                                        r"day first or month first, and the two readings give other arrival times"):
+        arrivals("01/02/2023 23:59:00,3,4\n01/03/2023 00:01:00,5,6\n")
+    assert arrivals("02/13/2023 23:59:00,3,4\n02/14/2023 00:01:00,5,6\n") == [0.0, 120.0]  # month first
+    assert arrivals("13/02/2023 23:59:00,3,4\n14/02/2023 00:01:00,5,6\n") == [0.0, 120.0]  # day first
+    assert arrivals("01/02/2023 23:59:00,3,4\n01/02/2023 23:59:30,5,6\n") == [0.0, 30.0]  # one date: either
+    assert arrivals("2023-11-16 18:15:46.68,3,4\n2023-11-16 18:15:45,5,6\n") == [1.68, 0.0]

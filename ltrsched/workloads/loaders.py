@@ -268,7 +268,7 @@ def load_csv(path: Path) -> pl.DataFrame:
                             f"have {', '.join(raw.columns)}")
         col = raw[found]
         if ours == "arrival_time" and col.dtype == pl.String:
-            col = _datetime_seconds(col)
+            col = _datetime_seconds(col, f"{path}: column {found!r}")
         if not col.dtype.is_numeric():  # e.g. true/false (a Boolean column would cast to 1/0 tokens) or text
             first = col.drop_nulls().head(1).to_list()
             raise UserError(f"{path}: column {found!r} has non-numeric values ({col.dtype}"
@@ -320,14 +320,29 @@ def _sample_checked(df: pl.DataFrame, num_requests: int | None, seed: int, path:
     return _numbered(df) if numbered else df
 
 
-def _datetime_seconds(col: pl.Series) -> pl.Series:
+def _datetime_seconds(col: pl.Series, where: str = "the column") -> pl.Series:
     """Date-time text as seconds since the earliest [s] (a trace's wall-clock timestamps); ``col`` itself if
-    it is not date-time text (the caller names the non-numeric values)."""
-    try:
-        stamps = col.str.to_datetime(strict=True)
-    except Exception:
-        return col
-    return (stamps - stamps.min()).dt.total_microseconds().cast(pl.Float64) / 1e6
+    it is not date-time text (the caller names the non-numeric values). Dates written with the day and the month
+    first (``01/02/2023``) are read in the one order every row allows (US traces' month first was refused as "non-
+    numeric"); one-line :class:`UserError` naming ``where`` if both orders read every row and give other times
+    (``01/02/2023 23:59`` then ``01/03/2023 00:01`` was read 28 days apart, not 2 minutes, silently)."""
+
+    def seconds(text: pl.Series) -> pl.Series | None:
+        try:
+            stamps = text.str.to_datetime(strict=True)
+        except Exception:
+            return None
+        return (stamps - stamps.min()).dt.total_microseconds().cast(pl.Float64) / 1e6
+
+    day_first = seconds(col)
+    swapped = col.str.replace(r"^(\s*)(\d{1,2})([/.-])(\d{1,2})([/.-])", "${1}${4}${3}${2}${5}")
+    month_first = None if swapped.equals(col) else seconds(swapped)
+    if day_first is not None and month_first is not None and not day_first.equals(month_first):
+        first = col.drop_nulls().head(1).to_list()
+        raise UserError(f"{where}: date-times such as {first[0]!r} read day first or month first, and the two "
+                        "readings give other arrival times; write them year first (ISO 8601, e.g. 2023-02-01 18:15:46)")
+    found = day_first if day_first is not None else month_first
+    return col if found is None else found
 
 
 def workload_fingerprint(source: str) -> dict[str, str]:
