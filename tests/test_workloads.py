@@ -602,3 +602,23 @@ def test_csv_dates_day_and_month_first_are_read_in_the_order_every_row_allows(tm
     assert arrivals("13/02/2023 23:59:00,3,4\n14/02/2023 00:01:00,5,6\n") == [0.0, 120.0]  # day first
     assert arrivals("01/02/2023 23:59:00,3,4\n01/02/2023 23:59:30,5,6\n") == [0.0, 30.0]  # one date: either
     assert arrivals("2023-11-16 18:15:46.68,3,4\n2023-11-16 18:15:45,5,6\n") == [1.68, 0.0]
+
+
+def test_jsonl_of_lengths_alone_loads_as_a_csv_does(tmp_path):
+    """Another model's lengths without their texts, {"prompt_tokens", "output_tokens"} lines, were refused for
+    want of a 'prompt' (a .csv or parquet of lengths alone loads): they load, without prompt text."""
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"prompt_tokens": 5, "output_tokens": 7, "arrival_time": 0.5}\n'
+                    '{"prompt_tokens": 9, "output_tokens": 3, "arrival_time": 1.5}\n')
+    wl = load_workload(str(path))
+    assert wl.df.select("prompt_tokens", "output_tokens", "arrival_time").rows() == [(5, 7, 0.5), (9, 3, 1.5)]
+    assert not wl.has_text and "prompt" not in wl.df.columns
+    path.write_text('{"prompt_tokens": 5, "output_tokens": 7}\n{"prompt": "Hello world, how are you?", "output_tokens": 3}\n')
+    assert load_workload(str(path)).df.select("prompt", "prompt_tokens").rows() == [
+        (None, 5), ("Hello world, how are you?", 7)]
+    for line in ('{"prompt_tokens": 5}', '{"prompt": null, "prompt_tokens": 5, "output_tokens": 7}',
+                 '{"output_tokens": 7}'):
+        path.write_text(line + "\n")
+        with pytest.raises(UserError, match=r"t\.jsonl:1: expected an object with string fields 'prompt' and "
+                                            r"'generated' \(or, instead of a text, its length"):
+            load_workload(str(path))

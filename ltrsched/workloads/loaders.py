@@ -9,7 +9,8 @@ Files, by suffix:
 - ``.jsonl``: one ``{"prompt": ..., "generated": ...}`` object per line (the seed's traces); lengths are
   re-tokenized with the Llama-3 tokenizer; an optional ``arrival_time`` [s] is kept. A line may give the output's
   length instead of (or beside) the generated text, ``"output_tokens": N`` (e.g. another model's own count), and
-  the prompt's beside its text, ``"prompt_tokens": N``: both used as is, as a parquet's given counts are. A
+  the prompt's beside (or instead of) its text, ``"prompt_tokens": N``: both used as is, as a parquet's given
+  counts are (a line of lengths alone has no prompt text, as a ``.csv``'s). A
   ``"request_id": N`` on every line (or none) is kept as the request's id. A predictor's ``"score"``, the model's
   own ``"po_estimate"`` and a ``"predicted_length"`` (numbers, or null where missing) are kept as those columns.
 - ``.json``: ShareGPT conversations (complete or truncated), first turns, the paper's selection rules; records
@@ -70,17 +71,18 @@ def load_jsonl(path: Path) -> pl.DataFrame:
     prompts, prompt_counts, generated, arrivals, timed, ids = [], [], [], [], [], []
     optional = {name: [] for name in NUMERIC_OPTIONAL_COLUMNS}  # [per line] (None where a line has none)
     for lineno, rec in jsonl_records(path):
-        if not isinstance(rec, dict) or not isinstance(rec.get("prompt"), str) or not (
+        if not isinstance(rec, dict) or not (
+                isinstance(rec.get("prompt"), str) or ("prompt" not in rec and "prompt_tokens" in rec)) or not (
                 isinstance(rec.get("generated"), str) or ("generated" not in rec and "output_tokens" in rec)):
             raise UserError(f"{path}:{lineno}: expected an object with string fields 'prompt' and 'generated' "
-                            "(or, instead of the generated text, its length 'output_tokens')")
+                            "(or, instead of a text, its length: 'prompt_tokens', 'output_tokens')")
         if "output_tokens" in rec:  # a count given is kept, beside the text too (as a parquet's): it was ignored
             rec["generated"] = _token_count(rec["output_tokens"], "output_tokens", f"{path}:{lineno}")
         # (a prompt count given beside the text is kept too: it was re-counted with Llama-3's tokenizer)
         prompt_counts.append(_token_count(rec["prompt_tokens"], "prompt_tokens", f"{path}:{lineno}")
                              if "prompt_tokens" in rec else -1)
         for name in ("prompt", "generated"):
-            if not isinstance(rec[name], str):
+            if not isinstance(rec.get(name), str):
                 continue
             at = lone_surrogate(rec[name])
             if at is not None:
@@ -105,7 +107,7 @@ def load_jsonl(path: Path) -> pl.DataFrame:
         for name, values in optional.items():  # kept (they were dropped: `po` then drew its estimates instead
             # of the file's, silently, and `ltr` said the file had no score)
             values.append(_optional_number(rec.get(name), name, f"{path}:{lineno}"))
-        prompts.append(rec["prompt"])
+        prompts.append(rec.get("prompt"))  # (None: a trace of lengths alone, as a .csv's)
         generated.append(rec["generated"])
         arrivals.append(arrival)
         timed.append(lineno if "arrival_time" in rec else -lineno)
@@ -124,16 +126,17 @@ def load_jsonl(path: Path) -> pl.DataFrame:
                                               lambda row: f"line {lines[row]}")
     given = np.array([g if isinstance(g, int) else -1 for g in generated], dtype=np.int64)  # lengths given as numbers
     texts = [g if isinstance(g, str) else "" for g in generated]
-    counts = {"prompt": _given_or_counted(np.array(prompt_counts, dtype=np.int64), prompts),
+    counts = {"prompt": _given_or_counted(np.array(prompt_counts, dtype=np.int64), [p or "" for p in prompts]),
               "generated": _given_or_counted(given, texts)}
     for name, tokens in counts.items():  # name the line (the schema's check names a 0-based request id)
         empty = np.flatnonzero(tokens < 1)
         if len(empty):
             raise UserError(f"{path}:{lines[empty[0]]}: {name!r} has no tokens ({len(empty)} line(s) so); "
                             "every request needs at least one prompt and one output token")
+    texts = {"prompt": pl.Series("prompt", prompts, dtype=pl.String)} if any(p is not None for p in prompts) else {}
     return pl.DataFrame(
         {
-            "prompt": prompts,
+            **texts,
             "prompt_tokens": counts["prompt"],
             "output_tokens": counts["generated"],
             "arrival_time": np.asarray(arrivals, dtype=np.float64),
