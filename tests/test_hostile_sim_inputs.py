@@ -200,6 +200,24 @@ def test_csv_trace_keeps_its_predictor_columns(tmp_path):
     assert_one_line_error(run_cli("simulate", "-w", str(path)), "column score has non-numeric values")
 
 
+def test_csv_trace_keeps_its_predictor_columns_in_any_case(tmp_path):
+    """Predictor columns were matched in their case only (the length and id columns in any): a 'PO_Estimate'
+    column was dropped and `po` drew its estimates instead, silently. Such a file has its own cache key."""
+    from ltrsched.workloads import load_workload
+    from ltrsched.workloads.loaders import workload_fingerprint
+
+    path = tmp_path / "t.csv"
+    path.write_text("prompt_tokens,output_tokens,PO_Estimate,Score,Prompt\n10,5,40,0.5,hi\n20,7,3,0.1,yo\n")
+    df = load_workload(str(path)).df
+    assert df.select("po_estimate", "score", "prompt").rows() == [(40.0, 0.5, "hi"), (3.0, 0.1, "yo")]
+    assert "columns" in workload_fingerprint(str(path))
+    path.write_text("prompt_tokens,output_tokens,score,SCORE\n10,5,0.5,0.7\n")
+    with pytest.raises(UserError, match="the header names column 'score' 2 times \\(in any case\\)"):
+        load_workload(str(path))
+    path.write_text("prompt_tokens,output_tokens,score\n10,5,0.5\n")  # (a file whose runs were right keeps its key)
+    assert "columns" not in workload_fingerprint(str(path))
+
+
 def test_jsonl_with_arrival_times_on_some_lines_only_is_refused(tmp_path):
     """The lines without one arrived at t = 0 under --arrival replay."""
     from ltrsched.workloads import load_workload

@@ -21,7 +21,8 @@ Files, by suffix:
   ``ContextTokens``, ``GeneratedTokens`` too). Arrival times are seconds, or date-times (e.g.
   ``2023-11-16 18:15:46.68``), read as seconds since the earliest; without them every request is at t = 0.
   Blank lines are skipped (a line of empty fields is a request with missing values). A ``request_id`` column (in
-  any case) is kept as the requests' ids.
+  any case) is kept as the requests' ids; ``score``, ``po_estimate``, ``predicted_length`` and ``prompt`` columns
+  (in any case too) as those columns.
 
 Ids a file gives are whole numbers in [0, 10,000,000), each once (:func:`ltrsched.workloads.schema.request_ids`,
 for every format); without them the requests are numbered 0, 1, ... (a parquet's rows before sampling, the others'
@@ -293,7 +294,10 @@ def load_csv(path: Path) -> pl.DataFrame:
     # the file lacked it); the schema checks them. So do the ids the file gives (they were dropped, and the rows
     # numbered: duplicate ids passed, and results named other ids than the user's)
     ids = _csv_column(raw, ("request_id",), "request_id", path)
-    df = df.with_columns(raw.select([c for c in OPTIONAL_COLUMNS if c in raw.columns]))
+    for name in OPTIONAL_COLUMNS:  # in any case, as the others (a 'Score' or 'PO_ESTIMATE' column was dropped:
+        found = _csv_column(raw, (name,), name, path)  # `po` drew its estimates instead, silently)
+        if found is not None:
+            df = df.with_columns(raw[found].alias(name))
     return df if ids is None else df.with_columns(raw[ids].alias("request_id"))
 
 
@@ -359,17 +363,28 @@ def workload_fingerprint(source: str) -> dict[str, str]:
         known = ", ".join(BUILTIN)
         raise UserError(f"workload not found: {source!r} is neither a file nor a built-in ({known})")
     # a .csv's or .jsonl's own ids, kept since this marker: runs cached before numbered the requests instead; a
-    # .jsonl's predictor columns likewise (runs cached before had none: `po` drew its estimates)
+    # .jsonl's predictor columns (or a .csv's in another case) likewise (runs cached before had none: `po` drew its
+    # estimates)
     return {"sha256": file_digest(path), **({"ids": "given"} if _gives_ids(path) else {}),
             **({"columns": "kept"} if _jsonl_gives_columns(path) else {})}
 
 
 def _jsonl_gives_columns(path: Path) -> bool:
-    """Whether a ``.jsonl`` has a line giving one of :data:`NUMERIC_OPTIONAL_COLUMNS` (not null); False for other
-    formats and for a file that is not readable as JSON lines (loading it says why). Only a file whose bytes name
-    one of them (or hold a ``\\u`` escape, which could spell one) is parsed."""
+    """Whether a ``.jsonl`` has a line giving one of :data:`NUMERIC_OPTIONAL_COLUMNS` (not null), or a ``.csv``
+    header names one in another case (``Score``); False for other files and for a file that is not readable as its
+    format (loading it says why). Only a ``.jsonl`` whose bytes name one of them (or hold a ``\\u`` escape, which
+    could spell one) is parsed."""
+    import csv
     import json
 
+    if path.suffix.lower() == ".csv":
+        try:
+            with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
+                header = next(csv.reader(fh), [])
+        except (OSError, csv.Error):
+            return False
+        return any(name.lower() in NUMERIC_OPTIONAL_COLUMNS and name not in NUMERIC_OPTIONAL_COLUMNS
+                   for name in header)
     if path.suffix.lower() != ".jsonl":
         return False
     try:
