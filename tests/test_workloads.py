@@ -622,3 +622,23 @@ def test_jsonl_of_lengths_alone_loads_as_a_csv_does(tmp_path):
         with pytest.raises(UserError, match=r"t\.jsonl:1: expected an object with string fields 'prompt' and "
                                             r"'generated' \(or, instead of a text, its length"):
             load_workload(str(path))
+
+
+def test_csv_written_with_spaces_after_its_commas_loads(tmp_path):
+    """A hand-written CSV, `prompt_tokens, output_tokens` and `3, 4`, was refused: polars reads ' output_tokens' as
+    the header name and ' 4' as text. Names and numbers match with their spaces stripped (text stays as it is);
+    a file whose columns were dropped for their spaces (an id, a score) has its own cache key."""
+    from ltrsched.workloads.loaders import workload_fingerprint
+
+    path = tmp_path / "t.csv"
+    path.write_text("prompt_tokens, output_tokens, arrival_time, score, request_id, prompt\n"
+                    "3, 4, 0.5, 0.1, 7, hi\n5, 6, 1.5,, 9, yo\n")
+    df = load_workload(str(path)).df
+    assert df.select("request_id", "prompt_tokens", "output_tokens", "arrival_time", "score", "prompt").rows() == [
+        (7, 3, 4, 0.5, 0.1, " hi"), (9, 5, 6, 1.5, None, " yo")]
+    assert {"ids", "columns"} <= set(workload_fingerprint(str(path)))
+    path.write_text("prompt_tokens, output_tokens\n3, high\n")
+    with pytest.raises(UserError, match="column ' output_tokens' has non-numeric values \\(String, first: ' high'\\)"):
+        load_workload(str(path))
+    path.write_text("timestamp, prompt_tokens, output_tokens\n2023-11-16 18:15:46.68, 3, 4\n2023-11-16 18:15:45, 5, 6\n")
+    assert load_workload(str(path)).df["arrival_time"].to_list() == [1.68, 0.0]

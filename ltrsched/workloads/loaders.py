@@ -22,7 +22,7 @@ Files, by suffix:
   ``2023-11-16 18:15:46.68``), read as seconds since the earliest; without them every request is at t = 0.
   Blank lines are skipped (a line of empty fields is a request with missing values). A ``request_id`` column (in
   any case) is kept as the requests' ids; ``score``, ``po_estimate``, ``predicted_length`` and ``prompt`` columns
-  (in any case too) as those columns.
+  (in any case too) as those columns. Header names and numbers may have spaces around them (``a, b``).
 
 Ids a file gives are whole numbers in [0, 10,000,000), each once (:func:`ltrsched.workloads.schema.request_ids`,
 for every format); without them the requests are numbered 0, 1, ... (a parquet's rows before sampling, the others'
@@ -270,9 +270,9 @@ def load_csv(path: Path) -> pl.DataFrame:
         if found is None:
             raise UserError(f"{path}: no column for {ours} (looked for {', '.join(names)}, in any case); "
                             f"have {', '.join(raw.columns)}")
-        col = raw[found]
+        col = _spaced_numbers(raw[found])
         if ours == "arrival_time" and col.dtype == pl.String:
-            col = _datetime_seconds(col, f"{path}: column {found!r}")
+            col = _datetime_seconds(col.str.strip_chars(), f"{path}: column {found!r}")
         if not col.dtype.is_numeric():  # e.g. true/false (a Boolean column would cast to 1/0 tokens) or text
             first = col.drop_nulls().head(1).to_list()
             raise UserError(f"{path}: column {found!r} has non-numeric values ({col.dtype}"
@@ -297,20 +297,34 @@ def load_csv(path: Path) -> pl.DataFrame:
     for name in OPTIONAL_COLUMNS:  # in any case, as the others (a 'Score' or 'PO_ESTIMATE' column was dropped:
         found = _csv_column(raw, (name,), name, path)  # `po` drew its estimates instead, silently)
         if found is not None:
-            df = df.with_columns(raw[found].alias(name))
-    return df if ids is None else df.with_columns(raw[ids].alias("request_id"))
+            df = df.with_columns((raw[found] if name == "prompt" else _spaced_numbers(raw[found])).alias(name))
+    return df if ids is None else df.with_columns(_spaced_numbers(raw[ids]).alias("request_id"))
+
+
+def _spaced_numbers(col: pl.Series) -> pl.Series:
+    """A CSV column of numbers with spaces around them (``3, 4``: polars reads `` 4`` as text) as Float64 numbers;
+    ``col`` itself unless it is such text (every non-empty value a number once its spaces are stripped)."""
+    if col.dtype != pl.String:
+        return col
+    text = col.str.strip_chars()
+    if not (text != col).any():  # (no spaces: text the caller refuses, or date-times)
+        return col
+    numbers = text.cast(pl.Float64, strict=False)
+    if (numbers.is_null() & text.is_not_null() & (text != "")).any():
+        return col
+    return numbers
 
 
 def _csv_column(raw: pl.DataFrame, names: tuple[str, ...], ours: str, path: Path) -> str | None:
     """The name of ``raw``'s column for ``ours``: the first of ``names`` the header has, in any case (Azure's are
     TIMESTAMP, ...); None if it has none. One-line :class:`UserError` if the header names it twice (polars renames
     the second ``x_duplicated_0``; names match in any case): the first was used, silently, whichever held the
-    values."""
-    by_name = {c.lower(): c for c in reversed(raw.columns)}
+    values. Names match with spaces around them too, as a header written ``a, b`` has them."""
+    by_name = {c.strip().lower(): c for c in reversed(raw.columns)}  # (" output_tokens": a space after a comma)
     found = next((by_name[c] for c in names if c in by_name), None)
     if found is None:
         return None
-    twins = [c for c in raw.columns if c != found and (c.lower() == found.lower() or re.fullmatch(
+    twins = [c for c in raw.columns if c != found and (c.strip().lower() == found.strip().lower() or re.fullmatch(
         re.escape(found) + r"_duplicated_\d+", c))]
     if twins:
         raise UserError(f"{path}: the header names column {found!r} {len(twins) + 1} times (in any case); "
@@ -371,7 +385,7 @@ def workload_fingerprint(source: str) -> dict[str, str]:
 
 def _jsonl_gives_columns(path: Path) -> bool:
     """Whether a ``.jsonl`` has a line giving one of :data:`NUMERIC_OPTIONAL_COLUMNS` (not null), or a ``.csv``
-    header names one in another case (``Score``); False for other files and for a file that is not readable as its
+    header names one in another case (``Score``) or with spaces around it; False for other files and for a file that is not readable as its
     format (loading it says why). Only a ``.jsonl`` whose bytes name one of them (or hold a ``\\u`` escape, which
     could spell one) is parsed."""
     import csv
@@ -383,7 +397,7 @@ def _jsonl_gives_columns(path: Path) -> bool:
                 header = next(csv.reader(fh), [])
         except (OSError, csv.Error):
             return False
-        return any(name.lower() in NUMERIC_OPTIONAL_COLUMNS and name not in NUMERIC_OPTIONAL_COLUMNS
+        return any(name.strip().lower() in NUMERIC_OPTIONAL_COLUMNS and name not in NUMERIC_OPTIONAL_COLUMNS
                    for name in header)
     if path.suffix.lower() != ".jsonl":
         return False
@@ -417,7 +431,7 @@ def _gives_ids(path: Path) -> bool:
     try:
         with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
             if suffix == ".csv":
-                return "request_id" in (name.lower() for name in next(csv.reader(fh), []))
+                return "request_id" in (name.strip().lower() for name in next(csv.reader(fh), []))
             record = json.loads(next((line for line in fh if line.strip()), "null"))
             return isinstance(record, dict) and "request_id" in record
     except (OSError, ValueError, RecursionError, csv.Error):  # (a first record nested too deeply: was a traceback)
