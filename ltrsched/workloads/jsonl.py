@@ -15,8 +15,8 @@ from ltrsched.workloads.utf8 import decode_utf8
 def jsonl_records(path: Path) -> Iterator[tuple[int, object]]:
     """``(line number, value)`` for each non-blank line of ``path`` (1-based; lines end with ``\\n``, ``\\r\\n`` or
     ``\\r``, as in a text file; a byte-order mark is dropped); one-line :class:`UserError` naming the line for one
-    that is not JSON (or names a key twice, or is JSON Python cannot read: an integer of over 4,300 digits, nesting deeper than the recursion
-    limit), or for an invalid UTF-8 byte."""
+    that is not JSON (or names a key twice, or is JSON Python cannot read: an integer of over 4,300 digits, nesting
+    deeper than the recursion limit), or for an invalid UTF-8 byte."""
     with io.StringIO(decode_utf8(path.read_bytes(), path), newline=None) as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():

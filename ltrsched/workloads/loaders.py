@@ -385,9 +385,9 @@ def workload_fingerprint(source: str) -> dict[str, str]:
 
 def _jsonl_gives_columns(path: Path) -> bool:
     """Whether a ``.jsonl`` has a line giving one of :data:`NUMERIC_OPTIONAL_COLUMNS` (not null), or a ``.csv``
-    header names one in another case (``Score``) or with spaces around it; False for other files and for a file that is not readable as its
-    format (loading it says why). Only a ``.jsonl`` whose bytes name one of them (or hold a ``\\u`` escape, which
-    could spell one) is parsed."""
+    header names one in another case (``Score``) or with spaces around it: columns loading dropped before. False
+    for other files and for a file that is not readable as its format (loading it says why). Only a ``.jsonl``
+    whose bytes name one of them (or hold a ``\\u`` escape, which could spell one) is parsed."""
     import csv
     import json
 

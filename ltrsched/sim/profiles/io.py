@@ -237,7 +237,7 @@ def read_profile_file(path: str | os.PathLike) -> StepTimeProfile:
         raise UserError(f"cannot read profile file {str(path)!r}: {exc}") from None
     try:
         data = json.loads(text, object_pairs_hook=strict_json.unique_keys)
-    except strict_json.DuplicateKeyError as exc:  # (json kept the last value silently: an edited profile ran with either)
+    except strict_json.DuplicateKeyError as exc:  # (json kept the last value: an edited profile ran with either)
         raise UserError(f"{path}: {exc}; keep one") from None
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
