@@ -642,3 +642,14 @@ def test_csv_written_with_spaces_after_its_commas_loads(tmp_path):
         load_workload(str(path))
     path.write_text("timestamp, prompt_tokens, output_tokens\n2023-11-16 18:15:46.68, 3, 4\n2023-11-16 18:15:45, 5, 6\n")
     assert load_workload(str(path)).df["arrival_time"].to_list() == [1.68, 0.0]
+
+
+def test_csv_column_of_empty_fields_is_missing_values(tmp_path):
+    """polars reads a column of empty fields as text: an empty score column (every score missing, which a workload
+    may have) was refused as "non-numeric values (String)", and so was an empty length column, which lacks values."""
+    path = tmp_path / "t.csv"
+    path.write_text("prompt_tokens,output_tokens,score\n3,4,\n5,6,\n")
+    assert load_workload(str(path)).df["score"].to_list() == [None, None]
+    path.write_text("prompt_tokens,output_tokens\n,4\n,6\n")
+    with pytest.raises(UserError, match="t\\.csv: column prompt_tokens has 2 missing value"):
+        load_workload(str(path))

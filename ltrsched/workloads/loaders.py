@@ -302,10 +302,14 @@ def load_csv(path: Path) -> pl.DataFrame:
 
 
 def _spaced_numbers(col: pl.Series) -> pl.Series:
-    """A CSV column of numbers with spaces around them (``3, 4``: polars reads `` 4`` as text) as Float64 numbers;
-    ``col`` itself unless it is such text (every non-empty value a number once its spaces are stripped)."""
+    """A CSV column of numbers with spaces around them (``3, 4``: polars reads `` 4`` as text) as Float64 numbers,
+    and one of empty fields alone (polars reads it as text: an empty score column, all missing, was refused as
+    "non-numeric") as Float64 nulls; ``col`` itself unless it is such text (every non-empty value a number once
+    its spaces are stripped)."""
     if col.dtype != pl.String:
         return col
+    if col.null_count() == col.len():
+        return col.cast(pl.Float64)
     text = col.str.strip_chars()
     if not (text != col).any():  # (no spaces: text the caller refuses, or date-times)
         return col
