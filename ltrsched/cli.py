@@ -108,15 +108,24 @@ def usage_error_line(exc: click.UsageError) -> str:
     return f"{message} (see '{command} --help')"
 
 
+def one_line(message: object) -> str:
+    """``message`` on one line: a line break in it (a file name's, a value's) written as its escape, ``\\n``."""
+    return str(message).translate(_LINE_BREAKS)
+
+
+_LINE_BREAKS = str.maketrans({"\r": "\\r", "\n": "\\n", "\v": "\\v", "\f": "\\f", "\x85": "\\x85",
+                              "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: bad input prints one line and exits 2."""
     try:
         cli.main(args=argv, prog_name="ltrsched", standalone_mode=False)
-    except UserError as exc:
-        click.echo(f"error: {exc}", err=True)
+    except UserError as exc:  # (a workload file named "a\nb.csv" made its error two lines)
+        click.echo(f"error: {one_line(exc)}", err=True)
         sys.exit(2)
     except RunFailedError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {one_line(exc)}", err=True)
         sys.exit(1)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

@@ -56,9 +56,10 @@ def check_out_dir(path: str | Path, option: str = "--out", files: tuple[str, ...
 
 
 def check_out_file(path: str | Path, option: str = "--out", suffix: str | None = None) -> Path:
-    """Raise :class:`UserError` unless ``path`` can be written as a file (ending in ``suffix``, e.g. ".json")."""
+    """Raise :class:`UserError` unless ``path`` can be written as a file (ending in ``suffix``, e.g. ".json", in any
+    case: ``T.JSON`` was told it "must be a .json file", where ``-w W.PARQUET`` and ``--cdf X.PNG`` are read)."""
     path = Path(path)
-    if suffix is not None and path.suffix != suffix:
+    if suffix is not None and path.suffix.lower() != suffix:
         raise UserError(f"{option} must be a {suffix} file, got {path}")
     if path.is_dir():
         raise UserError(f"{option} {path}: a directory, not a file")

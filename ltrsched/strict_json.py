@@ -48,3 +48,19 @@ def defined(value: float | None) -> float | None:
 def fmt(value: float | None, spec: str, undefined: str = "n/a") -> str:
     """``value`` formatted with ``spec`` (e.g. ``.3f``), or ``undefined`` where it is None or NaN."""
     return undefined if value is None or math.isnan(value) else format(value, spec)
+
+
+class DuplicateKeyError(ValueError):
+    """A JSON object names a key twice (Python's json keeps the last value silently)."""
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """A JSON object as a dict (``object_pairs_hook`` of :func:`json.loads`); :class:`DuplicateKeyError` if a key is
+    given twice: json keeps the last one silently, where TOML refuses the file, so an edited file that names a
+    setting twice ran with whichever came last."""
+    data = dict(pairs)
+    if len(data) < len(pairs):
+        seen: set = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise DuplicateKeyError(f"the key {twice!r} is given twice")
+    return data

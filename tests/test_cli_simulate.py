@@ -258,3 +258,11 @@ def test_block_size_defaults_to_the_measured_profiles_engine(small_workload, tmp
         sizes[name] = json.loads((tmp_path / name / "summary.json").read_text())["meta"]["config"]["block_size"]
     assert sizes == {"cpu": 128, "cpu32": 32, "gpu": 16}
     assert_one_line_error(run_cli("simulate", "-w", str(small_workload), "--block-size", "0"), "block_size")
+
+
+def test_an_error_naming_a_file_with_a_line_break_is_one_line(tmp_path):
+    """A workload file named "bad<newline>name.csv" made its error two lines (the name as it is): the line break is
+    written as its escape."""
+    path = tmp_path / "bad\nname.csv"
+    path.write_text("")
+    assert_one_line_error(run_cli("simulate", "-w", str(path)), "bad\\nname.csv: the file is empty")

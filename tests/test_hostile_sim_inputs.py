@@ -200,6 +200,24 @@ def test_csv_trace_keeps_its_predictor_columns(tmp_path):
     assert_one_line_error(run_cli("simulate", "-w", str(path)), "column score has non-numeric values")
 
 
+def test_csv_trace_keeps_its_predictor_columns_in_any_case(tmp_path):
+    """Predictor columns were matched in their case only (the length and id columns in any): a 'PO_Estimate'
+    column was dropped and `po` drew its estimates instead, silently. Such a file has its own cache key."""
+    from ltrsched.workloads import load_workload
+    from ltrsched.workloads.loaders import workload_fingerprint
+
+    path = tmp_path / "t.csv"
+    path.write_text("prompt_tokens,output_tokens,PO_Estimate,Score,Prompt\n10,5,40,0.5,hi\n20,7,3,0.1,yo\n")
+    df = load_workload(str(path)).df
+    assert df.select("po_estimate", "score", "prompt").rows() == [(40.0, 0.5, "hi"), (3.0, 0.1, "yo")]
+    assert "columns" in workload_fingerprint(str(path))
+    path.write_text("prompt_tokens,output_tokens,score,SCORE\n10,5,0.5,0.7\n")
+    with pytest.raises(UserError, match="the header names column 'score' 2 times \\(in any case\\)"):
+        load_workload(str(path))
+    path.write_text("prompt_tokens,output_tokens,score\n10,5,0.5\n")  # (a file whose runs were right keeps its key)
+    assert "columns" not in workload_fingerprint(str(path))
+
+
 def test_jsonl_with_arrival_times_on_some_lines_only_is_refused(tmp_path):
     """The lines without one arrived at t = 0 under --arrival replay."""
     from ltrsched.workloads import load_workload
@@ -542,3 +560,36 @@ def test_plot_cdf_of_latencies_near_float64s_largest_is_one_line(tmp_path, value
                           .otherwise(pl.col("latency_per_token"))).write_parquet(run / "requests.parquet")
     r = run_cli("plot", "cdf", str(run), "-o", str(tmp_path / "c.png"))
     assert r.returncode == 0 and "Warning" not in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+
+
+def test_sweep_and_capacity_name_their_own_fix_for_a_request_too_long(tmp_path):
+    """A request longer than the profile's context (another model's lengths) was told to 'raise max_model_len
+    (--max-model-len)', an option sweep and capacity have not, naming no workload among a sweep's; one that can
+    never fit the KV cache to 'raise --num-gpu-blocks', likewise."""
+    import importlib.resources
+
+    long = tmp_path / "long.csv"
+    long.write_text("prompt_tokens,output_tokens\n10,5\n9000,5\n")
+    sweep = tmp_path / "s.toml"
+    sweep.write_text(f'policies = ["fcfs"]\nworkloads = ["{long}"]\n')
+    r = run_cli("sweep", str(sweep), "--out", str(tmp_path / "out"), "--jobs", "1")
+    assert_one_line_error(r, f"workload '{long}' on profile 'a100-llama3-8b': 1 request(s) exceed max_model_len 8192 "
+                             "tokens (first: request 1, prompt 9000 + output 5); use a profile whose max_model_len "
+                             "covers them")
+    assert "--max-model-len" not in r.stderr
+    # a profile with GPU memory for 20 KV blocks of 16 tokens: 8,000 tokens never fit
+    from ltrsched.sim.simulate import kv_capacity_blocks
+
+    small = json.loads((importlib.resources.files("ltrsched.sim.profiles") / "a100-llama3-8b.json").read_text())
+    blocks = kv_capacity_blocks(SimConfig(profile="a100-llama3-8b"))
+    small["gpu_memory_bytes"] -= int((blocks - 20) * 16 * 131072 / 0.9)  # (131,072 KV bytes per token)
+    (tmp_path / "small.json").write_text(json.dumps(small))
+    assert kv_capacity_blocks(SimConfig(profile=str(tmp_path / "small.json"))) == 20
+    wide = tmp_path / "wide.csv"
+    wide.write_text("prompt_tokens,output_tokens\n" + "10,5\n" * 300 + "4000,4000\n")
+    r = run_cli("capacity", "-w", str(wide), "--profile", str(tmp_path / "small.json"), "-p", "fcfs", "--slo",
+                "ttft_p90=1", "-n", "301", "--seeds", "1", "--jobs", "1", "--out", str(tmp_path / "cap"))
+    assert_one_line_error(r, f"on profile '{tmp_path / 'small.json'}': 1 request(s) can never fit the KV cache of 20 "
+                             "usable blocks (first: request ")
+    assert "needs 500 blocks of 16 tokens); use a profile with more GPU memory, or leave such requests out" in r.stderr
+    assert "--num-gpu-blocks" not in r.stderr

@@ -293,6 +293,8 @@ def test_cli_train_bad_hf_model_is_one_line(tmp_path):
     (["--seed", "-1"], "--seed must be >= 0"),
     (["--hf-model", "minilm"], "--hf-model needs --backbone hf"),
     (["--limit", "1"], "need at least 2 training prompts, got 1"),
+    (["--limit", "0"], "--limit must be >= 1 training prompt, got 0"),
+    (["--limit", "100"], "asked for 100 requests but"),
     (["--eval-data", "{one}"], "need at least 2 held-out prompts, got 1"),
     (["--eval-data", "{same}"], "all 3 held-out prompts have the same output length (2)"),
     # an empty name was read as no --eval-data: "--eval-data  holds only training prompts"

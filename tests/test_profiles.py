@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -307,6 +308,27 @@ def test_profile_with_an_integer_too_long_to_read_is_refused(tmp_path):
     long.write_text('{"format_version": ' + "1" * 5000 + "}")
     with pytest.raises(UserError, match="long.json: not valid JSON \\(Exceeds the limit \\(4300 digits\\)"):
         load_profile(str(long))
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_a_profile_path_that_never_ends_is_refused():
+    """`--profile /dev/zero` (an endless stream) was read until memory ran out: a hang, then a crash."""
+    with pytest.raises(UserError, match="/dev/zero: more than 64 MiB, far more than a profile JSON file holds"):
+        load_profile("/dev/zero")
+
+
+def test_profile_naming_a_key_twice_is_refused(tmp_path):
+    """json keeps the last of two values for a key silently: an edited profile that named overhead_s_per_step
+    twice ran with whichever came last (a sweep file's JSON already refused this, as TOML does)."""
+    import importlib.resources
+
+    text = (importlib.resources.files("ltrsched.sim.profiles") / "a100-llama3-8b.json").read_text()
+    assert '"overhead_s_per_step": 0.002,' in text
+    twice = tmp_path / "twice.json"
+    twice.write_text(text.replace('"overhead_s_per_step": 0.002,',
+                                  '"overhead_s_per_step": 0.002, "overhead_s_per_step": 0.02,', 1))
+    with pytest.raises(UserError, match="twice.json: the key 'overhead_s_per_step' is given twice; keep one"):
+        load_profile(str(twice))
 
 
 # ---------------------------------------------------------------------------- CLI

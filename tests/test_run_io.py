@@ -317,3 +317,14 @@ def test_a_cache_directory_that_is_a_file_does_not_stop_a_command(tmp_path):
     r = run_cli("simulate", "-n", "20", env={**os.environ, "LTRSCHED_CACHE": str(tmp_path / "not-a-dir")})
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert "simulated" in r.stdout
+
+
+def test_an_output_file_suffix_is_read_in_any_case(tmp_path):
+    """`--trace T.JSON` and `predict -o P.PARQUET` were told they "must be a .json / .parquet file", where
+    `-w W.PARQUET` and `--cdf X.PNG` are read in any case; another suffix is still refused."""
+    from ltrsched.outputs import check_out_file
+
+    assert check_out_file(tmp_path / "T.JSON", "--trace", ".json") == tmp_path / "T.JSON"
+    assert check_out_file(tmp_path / "P.Parquet", "--out", ".parquet") == tmp_path / "P.Parquet"
+    with pytest.raises(UserError, match="--trace must be a .json file, got .*t.txt"):
+        check_out_file(tmp_path / "t.txt", "--trace", ".json")

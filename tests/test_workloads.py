@@ -137,6 +137,31 @@ def test_jsonl_lengths_given_as_numbers(tmp_path):
             load_workload(str(path))
 
 
+def test_jsonl_keeps_predictor_columns(tmp_path):
+    """A .jsonl line's score, po_estimate and predicted_length were dropped (a CSV's are kept): `po` then drew its
+    estimates instead of the file's, silently, and `ltr` said the file had no score column. They are kept (null
+    or a line without one: missing), and a value that is no number is an error naming its line."""
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps({"prompt": "Hi", "output_tokens": 3, "score": 0.5, "po_estimate": 40}) + "\n"
+                    + json.dumps({"prompt": "Hey", "output_tokens": 4, "score": None, "predicted_length": 820}) + "\n")
+    df = load_workload(str(path)).df
+    assert df["score"].to_list() == [0.5, None] and df["po_estimate"].to_list() == [40.0, None]
+    assert df["predicted_length"].to_list() == [None, 820.0]
+    assert np.array_equal(load_workload(str(path)).policy_columns()["po_estimate"], [40.0, np.nan], equal_nan=True)
+    path.write_text(json.dumps({"prompt": "Hi", "output_tokens": 3}) + "\n")
+    assert "score" not in load_workload(str(path)).df.columns
+    for bad, message in [('"0.5"', "'score' must be a number \\(or null\\), got '0.5'"),
+                         ("true", "'score' must be a number \\(or null\\), got True"),
+                         ("1" + "0" * 400, "'score' is too large to be a number \\(401 digits\\)")]:
+        path.write_text('{"prompt": "Hi", "output_tokens": 3}\n{"prompt": "Hi", "output_tokens": 3, "score": '
+                        + bad + "}\n")
+        with pytest.raises(UserError, match=r"t\.jsonl:2: " + message):
+            load_workload(str(path))
+    path.write_text('{"prompt": "Hi", "output_tokens": 3, "po_estimate": -1}\n')
+    with pytest.raises(UserError, match="column po_estimate has 1 negative or non-finite value"):
+        load_workload(str(path))
+
+
 def test_jsonl_prompt_count_given_beside_the_text_is_kept(tmp_path):
     """A line's 'prompt_tokens' (the served model's own count) was ignored and the prompt re-counted with Llama-3's
     tokenizer, while its 'output_tokens' and a parquet's counts are kept: the same rows as .jsonl and .parquet gave
@@ -168,8 +193,8 @@ def test_parquet_with_text_but_no_counts_is_counted(tmp_path):
     with pytest.raises(UserError, match="row 2 has no 'prompt' text to count prompt_tokens from"):
         load_workload(str(tmp_path / "c.parquet"))
     pl.DataFrame({"output_tokens": [3, 4]}).write_parquet(tmp_path / "d.parquet")
-    with pytest.raises(UserError, match=r"missing column\(s\) prompt_tokens; have output_tokens"):
-        load_workload(str(tmp_path / "d.parquet"))
+    with pytest.raises(UserError, match=r"missing column\(s\) prompt_tokens; have output_tokens$"):
+        load_workload(str(tmp_path / "d.parquet"))  # (it named 'request_id, arrival_time' too, which it lacks)
 
 
 def _lmsys_records(n: int) -> list[dict]:
@@ -228,8 +253,14 @@ def test_no_eligible_requests_says_why(tmp_path):
     path = tmp_path / "sg.json"
     path.write_text(json.dumps([{"id": "a", "conversations": [{"from": "human", "value": "hi"},
                                                                {"from": "gpt", "value": "hello there friend"}]}]))
-    with pytest.raises(UserError, match=r"none of the 1 first turn\(s\) has a prompt of 4\.\.1024 tokens"):
-        load_workload(str(path))
+    with pytest.raises(UserError, match=r"sg\.json: no eligible requests .* none of the 1 first turn\(s\) has a "
+                                        r"prompt of 4\.\.1024 tokens"):
+        load_workload(str(path))  # (the file was not named: a sweep of several said not which)
+    recs = _lmsys_records(3)
+    pl.DataFrame(recs).write_parquet(tmp_path / "lmsys.parquet")
+    with pytest.raises(UserError, match=r"asked for 5 requests but .*lmsys\.parquet \(its eligible first turns\) "
+                                        r"has only 3$"):
+        load_workload(str(tmp_path / "lmsys.parquet"), num_requests=5)  # (it said 'the all split')
 
 
 def test_truncated_sharegpt_json(tmp_path):
@@ -508,3 +539,117 @@ def test_a_file_giving_ids_is_another_cache_key(tmp_path):
                               ("d.jsonl", '\n{"prompt": "Hi", "output_tokens": 2}\n', False)]:
         (tmp_path / name).write_text(text)
         assert ("ids" in workload_fingerprint(str(tmp_path / name))) is given, name
+
+
+def test_a_jsonl_giving_predictor_columns_is_another_cache_key(tmp_path):
+    """A .jsonl's score/po_estimate/predicted_length were dropped: runs cached then (`po` with drawn estimates)
+    are not reused for a file giving them; a file without them keeps its key."""
+    from ltrsched.workloads.loaders import workload_fingerprint
+
+    for name, text, given in [("a.jsonl", '{"prompt": "Hi", "output_tokens": 2, "po_estimate": 5}\n', True),
+                              ("b.jsonl", '{"prompt": "Hi", "output_tokens": 2}\n{"prompt": "x", "output_tokens": 2, '
+                                          '"\\u0073core": 0.5}\n', True),
+                              ("c.jsonl", '{"prompt": "score", "output_tokens": 2, "score": null}\n', False),
+                              ("d.jsonl", '{"prompt": "Hi", "output_tokens": 2}\n', False),
+                              ("e.csv", "prompt_tokens,output_tokens,score\n3,2,0.5\n", False)]:
+        (tmp_path / name).write_text(text)
+        assert ("columns" in workload_fingerprint(str(tmp_path / name))) is given, name
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("deep.jsonl", "[" * 100_000 + "]" * 100_000 + "\n", r"deep\.jsonl:1: not readable JSON \(nested too deeply\)"),
+    ("big.jsonl", '{"prompt": "Hi", "generated": "Yo"}\n{"prompt": "Hi", "output_tokens": ' + "1" * 5000 + "}\n",
+     r"big\.jsonl:2: not readable JSON \(Exceeds the limit \(4300 digits\)"),
+    ("deep.json", "[" * 100_000 + "]" * 100_000, r"deep\.json: record 1 \(from line 1\) is not readable JSON "
+                                                  r"\(nested too deeply\)"),
+    ("big.json", '[{"id": "a", "conversations": []},\n{"id": ' + "1" * 5000 + "}]",
+     r"big\.json: record 2 \(from line 2\) is not readable JSON \(Exceeds the limit \(4300 digits\)"),
+])
+def test_json_python_cannot_read_is_a_one_line_error(tmp_path, name, text, message):
+    """JSON nested deeper than Python's recursion limit, or an integer of over 4,300 digits, in a .jsonl line or a
+    ShareGPT .json was a RecursionError or ValueError traceback; the file's cache key (its ids) read the first
+    record unguarded too."""
+    from ltrsched.workloads.loaders import workload_fingerprint
+
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(UserError, match=message):
+        load_workload(str(path))
+    assert "sha256" in workload_fingerprint(str(path))
+
+
+def test_jsonl_line_naming_a_key_twice_is_refused(tmp_path):
+    """json keeps the last of two values for a key silently: a line giving output_tokens 5 and then 500 was
+    served 500 tokens, without a word."""
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"prompt": "Hi", "output_tokens": 4}\n{"prompt": "Hi", "output_tokens": 5, "output_tokens": 500}\n')
+    with pytest.raises(UserError, match=r"t\.jsonl:2: the key 'output_tokens' is given twice; keep one"):
+        load_workload(str(path))
+
+
+def test_csv_dates_day_and_month_first_are_read_in_the_order_every_row_allows(tmp_path):
+    """Day-first dates were read day first whatever the rows said: 01/02/2023 23:59 then 01/03/2023 00:01 (a US
+    trace, 2 minutes apart) arrived 28 days apart, silently; a US trace with a day above 12 was refused as
+    "non-numeric". Both orders reading every row with other times is an error; one order is used as it reads."""
+    def arrivals(text):
+        (tmp_path / "t.csv").write_text("timestamp,prompt_tokens,output_tokens\n" + text)
+        return load_workload(str(tmp_path / "t.csv")).df["arrival_time"].to_list()
+
+    with pytest.raises(UserError, match=r"t\.csv: column 'timestamp': date-times such as '01/02/2023 23:59:00' read "
+                                        r"day first or month first, and the two readings give other arrival times"):
+        arrivals("01/02/2023 23:59:00,3,4\n01/03/2023 00:01:00,5,6\n")
+    assert arrivals("02/13/2023 23:59:00,3,4\n02/14/2023 00:01:00,5,6\n") == [0.0, 120.0]  # month first
+    assert arrivals("13/02/2023 23:59:00,3,4\n14/02/2023 00:01:00,5,6\n") == [0.0, 120.0]  # day first
+    assert arrivals("01/02/2023 23:59:00,3,4\n01/02/2023 23:59:30,5,6\n") == [0.0, 30.0]  # one date: either
+    assert arrivals("2023-11-16 18:15:46.68,3,4\n2023-11-16 18:15:45,5,6\n") == [1.68, 0.0]
+
+
+def test_jsonl_of_lengths_alone_loads_as_a_csv_does(tmp_path):
+    """Another model's lengths without their texts, {"prompt_tokens", "output_tokens"} lines, were refused for
+    want of a 'prompt' (a .csv or parquet of lengths alone loads): they load, without prompt text."""
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"prompt_tokens": 5, "output_tokens": 7, "arrival_time": 0.5}\n'
+                    '{"prompt_tokens": 9, "output_tokens": 3, "arrival_time": 1.5}\n')
+    wl = load_workload(str(path))
+    assert wl.df.select("prompt_tokens", "output_tokens", "arrival_time").rows() == [(5, 7, 0.5), (9, 3, 1.5)]
+    assert not wl.has_text and "prompt" not in wl.df.columns
+    path.write_text('{"prompt_tokens": 5, "output_tokens": 7}\n{"prompt": "Hello world, how are you?", "output_tokens": 3}\n')
+    assert load_workload(str(path)).df.select("prompt", "prompt_tokens").rows() == [
+        (None, 5), ("Hello world, how are you?", 7)]
+    for line in ('{"prompt_tokens": 5}', '{"prompt": null, "prompt_tokens": 5, "output_tokens": 7}',
+                 '{"output_tokens": 7}'):
+        path.write_text(line + "\n")
+        with pytest.raises(UserError, match=r"t\.jsonl:1: expected an object with string fields 'prompt' and "
+                                            r"'generated' \(or, instead of a text, its length"):
+            load_workload(str(path))
+
+
+def test_csv_written_with_spaces_after_its_commas_loads(tmp_path):
+    """A hand-written CSV, `prompt_tokens, output_tokens` and `3, 4`, was refused: polars reads ' output_tokens' as
+    the header name and ' 4' as text. Names and numbers match with their spaces stripped (text stays as it is);
+    a file whose columns were dropped for their spaces (an id, a score) has its own cache key."""
+    from ltrsched.workloads.loaders import workload_fingerprint
+
+    path = tmp_path / "t.csv"
+    path.write_text("prompt_tokens, output_tokens, arrival_time, score, request_id, prompt\n"
+                    "3, 4, 0.5, 0.1, 7, hi\n5, 6, 1.5,, 9, yo\n")
+    df = load_workload(str(path)).df
+    assert df.select("request_id", "prompt_tokens", "output_tokens", "arrival_time", "score", "prompt").rows() == [
+        (7, 3, 4, 0.5, 0.1, " hi"), (9, 5, 6, 1.5, None, " yo")]
+    assert {"ids", "columns"} <= set(workload_fingerprint(str(path)))
+    path.write_text("prompt_tokens, output_tokens\n3, high\n")
+    with pytest.raises(UserError, match="column ' output_tokens' has non-numeric values \\(String, first: ' high'\\)"):
+        load_workload(str(path))
+    path.write_text("timestamp, prompt_tokens, output_tokens\n2023-11-16 18:15:46.68, 3, 4\n2023-11-16 18:15:45, 5, 6\n")
+    assert load_workload(str(path)).df["arrival_time"].to_list() == [1.68, 0.0]
+
+
+def test_csv_column_of_empty_fields_is_missing_values(tmp_path):
+    """polars reads a column of empty fields as text: an empty score column (every score missing, which a workload
+    may have) was refused as "non-numeric values (String)", and so was an empty length column, which lacks values."""
+    path = tmp_path / "t.csv"
+    path.write_text("prompt_tokens,output_tokens,score\n3,4,\n5,6,\n")
+    assert load_workload(str(path)).df["score"].to_list() == [None, None]
+    path.write_text("prompt_tokens,output_tokens\n,4\n,6\n")
+    with pytest.raises(UserError, match="t\\.csv: column prompt_tokens has 2 missing value"):
+        load_workload(str(path))

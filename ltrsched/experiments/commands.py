@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from ltrsched import strict_json
 from ltrsched.errors import UserError, first_repeat
 
 EXPERIMENT_NAMES = ("table1", "fig3", "fig4-5", "table2", "table3", "table4", "real-model")
@@ -101,17 +102,6 @@ SWEEP_SCALARS: dict[str, type | tuple[type, ...]] = {
 SWEEP_KEYS = set(SWEEP_LISTS) | set(SWEEP_SCALARS)
 
 
-def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
-    """A JSON object as a dict; a key given twice raises ValueError (json keeps the last one silently, where
-    TOML refuses the file)."""
-    data = dict(pairs)
-    if len(data) < len(pairs):
-        seen = set()
-        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
-        raise ValueError(f"the key {twice!r} is given twice")
-    return data
-
-
 def _load_sweep(path: Path) -> dict:
     if not path.is_file():
         raise UserError(f"sweep file not found: {path}")
@@ -125,7 +115,7 @@ def _load_sweep(path: Path) -> dict:
 
             data = tomllib.loads(text)
         else:
-            data = json.loads(text, object_pairs_hook=_unique_keys)
+            data = json.loads(text, object_pairs_hook=strict_json.unique_keys)
     except (ValueError, json.JSONDecodeError) as exc:  # UnicodeDecodeError is a ValueError
         raise UserError(f"{path}: cannot parse ({exc})") from None
     except RecursionError:  # e.g. 100,000 nested [ (no sweep setting nests)

@@ -141,6 +141,15 @@ def execute_run(spec: RunSpec, out: str | Path, run_hash: str | None = None) -> 
                        max_num_seqs=spec.max_num_seqs, preemption=spec.preemption,
                        chunked_prefill=spec.chunked_prefill, record_steps=spec.record_steps,
                        stop_time=spec.stop_time, block_size=spec.resolved_block_size())
+    from ltrsched.sim.simulate import FitFixes, setup_run
+
+    # (a request too long for the profile: the simulator's own error named simulate's options, which a sweep or
+    # capacity run has not, and no workload among a sweep's)
+    setup_run(wl, policy, config, FitFixes(
+        context="use a profile whose max_model_len covers them (a copy of its JSON file with max_model_len raised, "
+                "if the model takes longer contexts), or leave them out",
+        kv="use a profile with more GPU memory, or leave such requests out",
+        where=f"workload {spec.workload!r} on profile {spec.profile!r}: "))
     if spec.replicas > 1 or spec.router is not None:
         from ltrsched.routers import make_router
         from ltrsched.sim.cluster import simulate_cluster

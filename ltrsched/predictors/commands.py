@@ -40,7 +40,8 @@ from ltrsched.errors import UserError
 @click.option("--epochs", type=int, default=None, help="Default: 5.")
 @click.option("--lr", type=float, default=None, help="Default: 1e-2 (ngram), 2e-5 (hf), 1e-3 (probe).")
 @click.option("--list-size", type=int, default=32, show_default=True, help="Prompts per list (minibatch) of the rank loss.")
-@click.option("--limit", type=int, default=None, help="Use at most this many training prompts.")
+@click.option("--limit", type=int, default=None,
+              help="Train on a seeded sample of this many prompts (no more than the data has) [default: all].")
 @click.option("--seed", type=int, default=0, show_default=True)
 def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, max_prompt_tokens, loss, bucket, label_bucket,
           epochs, lr, list_size, limit, seed):
@@ -67,6 +68,8 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, max_promp
         raise UserError(f"--probe-layer must be >= 1, got {probe_layer}")
     hf = backbone == "hf"
     _check_train_numbers(epochs, list_size, max_prompt_tokens, bucket, label_bucket, lr, seed)
+    if limit is not None and limit < 1:  # (it said "the number of requests must be positive", naming no option)
+        raise UserError(f"--limit must be >= 1 training prompt, got {limit}")
     default_lr = {"hf": 2e-5, "probe": 1e-3}.get(backbone, 1e-2)  # (probe: a linear head on standardised states)
     config = PredictorConfig(
         kind=kind, backbone=backbone, loss=loss if kind == "rank" else "ce", bucket=bucket,

@@ -42,16 +42,27 @@ def resolve_profile(profile: Any):
     return load_profile(str(profile))
 
 
-def _check_fits(table: RequestTable, limits: BatchLimits, max_model_len: int, chunked: bool) -> None:
+@dataclass(frozen=True)
+class FitFixes:
+    """What an error about a request that cannot run tells its user to change, in the caller's own settings
+    (``simulate``'s options by default; a sweep or capacity run has neither option: a profile sets both)."""
+
+    context: str = "raise max_model_len (--max-model-len) if the model takes longer contexts, or leave them out"
+    kv: str = "raise --num-gpu-blocks (or leave it to the profile), or leave such requests out"
+    where: str = ""  # what the errors start with, e.g. "workload 'w.csv': "
+
+
+def _check_fits(table: RequestTable, limits: BatchLimits, max_model_len: int, chunked: bool,
+                fixes: FitFixes = FitFixes()) -> None:
     # the context limit applies to the workload's own lengths; a policy's extra tokens (PO's length
     # estimate) model a separate short generation and only count toward KV memory
     too_long = np.flatnonzero(table.prompt_tokens + table.requested_output_tokens > max_model_len)
     if len(too_long):
         i = too_long[0]
         raise UserError(
-            f"{len(too_long)} request(s) exceed max_model_len {max_model_len} tokens (first: request "
+            f"{fixes.where}{len(too_long)} request(s) exceed max_model_len {max_model_len} tokens (first: request "
             f"{table.request_id[i]}, prompt {table.prompt_tokens[i]} + output {table.requested_output_tokens[i]}); "
-            "raise max_model_len (--max-model-len) if the model takes longer contexts, or leave them out"
+            + fixes.context
         )
     total = table.prompt_tokens + table.output_tokens
     usable = limits.num_gpu_blocks - limits.watermark_blocks
@@ -60,9 +71,9 @@ def _check_fits(table: RequestTable, limits: BatchLimits, max_model_len: int, ch
     if len(too_big):
         i = too_big[0]
         raise UserError(
-            f"{len(too_big)} request(s) can never fit the KV cache of {usable} usable blocks "
+            f"{fixes.where}{len(too_big)} request(s) can never fit the KV cache of {usable} usable blocks "
             f"(first: request {table.request_id[i]} needs {blocks[i]} blocks of {limits.block_size} tokens); "
-            "raise --num-gpu-blocks (or leave it to the profile), or leave such requests out"
+            + fixes.kv
         )
     if not chunked and (table.prompt_tokens + table.output_tokens).max() > limits.max_num_batched_tokens:
         raise UserError(
@@ -120,8 +131,9 @@ def kv_capacity_blocks(config: SimConfig, profile: Any = None, fix: str = KV_ROO
     return num_blocks
 
 
-def setup_run(workload: Workload, policy: Policy, config: SimConfig) -> RunSetup:
-    """Check that the workload suits the policy and fits the replica, and build the request table."""
+def setup_run(workload: Workload, policy: Policy, config: SimConfig, fixes: FitFixes = FitFixes()) -> RunSetup:
+    """Check that the workload suits the policy and fits the replica, and build the request table. ``fixes``: what
+    the errors about a request that cannot run tell the user to change."""
     profile = resolve_profile(config.profile)
     check_needs(policy, workload.has_column, f"workload {workload.name!r}")
     num_blocks = kv_capacity_blocks(config, profile)
@@ -140,7 +152,7 @@ def setup_run(workload: Workload, policy: Policy, config: SimConfig) -> RunSetup
         raise UserError(f"policy {policy.spec()!r} adds {policy.extra_output_tokens} output tokens to every request "
                         f"(its length-estimate phase), more than the context of {max_model_len} tokens; use fewer")
     table = RequestTable.from_frame(workload.df, extra_output_tokens=policy.extra_output_tokens)
-    _check_fits(table, limits, max_model_len, config.chunked_prefill)
+    _check_fits(table, limits, max_model_len, config.chunked_prefill, fixes)
     check_arrival_span(table.arrival_time, f"workload {workload.name!r}")
     _check_step_time(profile)
 

@@ -9,8 +9,10 @@ Files, by suffix:
 - ``.jsonl``: one ``{"prompt": ..., "generated": ...}`` object per line (the seed's traces); lengths are
   re-tokenized with the Llama-3 tokenizer; an optional ``arrival_time`` [s] is kept. A line may give the output's
   length instead of (or beside) the generated text, ``"output_tokens": N`` (e.g. another model's own count), and
-  the prompt's beside its text, ``"prompt_tokens": N``: both used as is, as a parquet's given counts are. A
-  ``"request_id": N`` on every line (or none) is kept as the request's id.
+  the prompt's beside (or instead of) its text, ``"prompt_tokens": N``: both used as is, as a parquet's given
+  counts are (a line of lengths alone has no prompt text, as a ``.csv``'s). A
+  ``"request_id": N`` on every line (or none) is kept as the request's id. A predictor's ``"score"``, the model's
+  own ``"po_estimate"`` and a ``"predicted_length"`` (numbers, or null where missing) are kept as those columns.
 - ``.json``: ShareGPT conversations (complete or truncated), first turns, the paper's selection rules; records
   with LMSYS-Chat-1M's or OpenAI's ``{"role", "content"}`` messages too (:func:`ltrsched.workloads.sharegpt.first_turn`).
   A parquet of such conversations (LMSYS-Chat-1M's own files: a ``conversation`` column) is read the same way.
@@ -19,7 +21,8 @@ Files, by suffix:
   ``ContextTokens``, ``GeneratedTokens`` too). Arrival times are seconds, or date-times (e.g.
   ``2023-11-16 18:15:46.68``), read as seconds since the earliest; without them every request is at t = 0.
   Blank lines are skipped (a line of empty fields is a request with missing values). A ``request_id`` column (in
-  any case) is kept as the requests' ids.
+  any case) is kept as the requests' ids; ``score``, ``po_estimate``, ``predicted_length`` and ``prompt`` columns
+  (in any case too) as those columns. Header names and numbers may have spaces around them (``a, b``).
 
 Ids a file gives are whole numbers in [0, 10,000,000), each once (:func:`ltrsched.workloads.schema.request_ids`,
 for every format); without them the requests are numbered 0, 1, ... (a parquet's rows before sampling, the others'
@@ -43,7 +46,9 @@ from ltrsched.errors import UserError
 from ltrsched.fingerprint import file_digest
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
 from ltrsched.workloads.jsonl import jsonl_records
-from ltrsched.workloads.schema import OPTIONAL_COLUMNS, Workload, request_ids, validate
+from ltrsched.workloads.schema import (
+    NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Workload, request_ids, validate,
+)
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import is_conversation_table, load_sharegpt_records, records_key
 from ltrsched.workloads.tokenizer import count_tokens
@@ -65,18 +70,20 @@ def _numbered(df: pl.DataFrame) -> pl.DataFrame:
 
 def load_jsonl(path: Path) -> pl.DataFrame:
     prompts, prompt_counts, generated, arrivals, timed, ids = [], [], [], [], [], []
+    optional = {name: [] for name in NUMERIC_OPTIONAL_COLUMNS}  # [per line] (None where a line has none)
     for lineno, rec in jsonl_records(path):
-        if not isinstance(rec, dict) or not isinstance(rec.get("prompt"), str) or not (
+        if not isinstance(rec, dict) or not (
+                isinstance(rec.get("prompt"), str) or ("prompt" not in rec and "prompt_tokens" in rec)) or not (
                 isinstance(rec.get("generated"), str) or ("generated" not in rec and "output_tokens" in rec)):
             raise UserError(f"{path}:{lineno}: expected an object with string fields 'prompt' and 'generated' "
-                            "(or, instead of the generated text, its length 'output_tokens')")
+                            "(or, instead of a text, its length: 'prompt_tokens', 'output_tokens')")
         if "output_tokens" in rec:  # a count given is kept, beside the text too (as a parquet's): it was ignored
             rec["generated"] = _token_count(rec["output_tokens"], "output_tokens", f"{path}:{lineno}")
         # (a prompt count given beside the text is kept too: it was re-counted with Llama-3's tokenizer)
         prompt_counts.append(_token_count(rec["prompt_tokens"], "prompt_tokens", f"{path}:{lineno}")
                              if "prompt_tokens" in rec else -1)
         for name in ("prompt", "generated"):
-            if not isinstance(rec[name], str):
+            if not isinstance(rec.get(name), str):
                 continue
             at = lone_surrogate(rec[name])
             if at is not None:
@@ -98,7 +105,10 @@ def load_jsonl(path: Path) -> pl.DataFrame:
             ids.append(float(rid) if isinstance(rid, int) and abs(rid) >= 2**62 else rid)  # (beyond Int64: refused)
         else:
             ids.append(None)
-        prompts.append(rec["prompt"])
+        for name, values in optional.items():  # kept (they were dropped: `po` then drew its estimates instead
+            # of the file's, silently, and `ltr` said the file had no score)
+            values.append(_optional_number(rec.get(name), name, f"{path}:{lineno}"))
+        prompts.append(rec.get("prompt"))  # (None: a trace of lengths alone, as a .csv's)
         generated.append(rec["generated"])
         arrivals.append(arrival)
         timed.append(lineno if "arrival_time" in rec else -lineno)
@@ -117,22 +127,39 @@ def load_jsonl(path: Path) -> pl.DataFrame:
                                               lambda row: f"line {lines[row]}")
     given = np.array([g if isinstance(g, int) else -1 for g in generated], dtype=np.int64)  # lengths given as numbers
     texts = [g if isinstance(g, str) else "" for g in generated]
-    counts = {"prompt": _given_or_counted(np.array(prompt_counts, dtype=np.int64), prompts),
+    counts = {"prompt": _given_or_counted(np.array(prompt_counts, dtype=np.int64), [p or "" for p in prompts]),
               "generated": _given_or_counted(given, texts)}
     for name, tokens in counts.items():  # name the line (the schema's check names a 0-based request id)
         empty = np.flatnonzero(tokens < 1)
         if len(empty):
             raise UserError(f"{path}:{lines[empty[0]]}: {name!r} has no tokens ({len(empty)} line(s) so); "
                             "every request needs at least one prompt and one output token")
+    texts = {"prompt": pl.Series("prompt", prompts, dtype=pl.String)} if any(p is not None for p in prompts) else {}
     return pl.DataFrame(
         {
-            "prompt": prompts,
+            **texts,
             "prompt_tokens": counts["prompt"],
             "output_tokens": counts["generated"],
             "arrival_time": np.asarray(arrivals, dtype=np.float64),
             **given_ids,
+            **{name: pl.Series(name, values, dtype=pl.Float64) for name, values in optional.items()
+               if any(v is not None for v in values)},
         }
     )
+
+
+def _optional_number(value, name: str, where: str) -> float | None:
+    """A ``.jsonl`` line's ``score``, ``po_estimate`` or ``predicted_length`` (``name``): a number as float, None
+    if the line gives none (or null); one-line :class:`UserError` naming the line for anything else (the schema
+    checks the values' range)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserError(f"{where}: {name!r} must be a number (or null), got {value!r}")
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond float64 (JSON's integers have no bound)
+        raise UserError(f"{where}: {name!r} is too large to be a number ({len(str(value))} digits)") from None
 
 
 def _token_count(value, name: str, where: str) -> int:
@@ -184,7 +211,7 @@ def _first_turns(path: Path, num_requests: int | None, seed: int) -> pl.DataFram
     over = "_over_context"  # marks each row before the selection caps it (a column: the sample does not change)
     records = records.with_columns(
         (pl.col("prompt_tokens") + pl.col("output_tokens") > MAX_OUTPUT_TOKENS).alias(over))
-    df = paper_selection(records, split="all", n=num_requests, seed=seed)
+    df = paper_selection(records, split="all", n=num_requests, seed=seed, source=str(path))
     capped = int(df[over].sum())
     if capped:
         print(f"warning: {path}: {capped} of the {df.height:,} first turn(s) used have a prompt + output of more than "
@@ -243,9 +270,9 @@ def load_csv(path: Path) -> pl.DataFrame:
         if found is None:
             raise UserError(f"{path}: no column for {ours} (looked for {', '.join(names)}, in any case); "
                             f"have {', '.join(raw.columns)}")
-        col = raw[found]
+        col = _spaced_numbers(raw[found])
         if ours == "arrival_time" and col.dtype == pl.String:
-            col = _datetime_seconds(col)
+            col = _datetime_seconds(col.str.strip_chars(), f"{path}: column {found!r}")
         if not col.dtype.is_numeric():  # e.g. true/false (a Boolean column would cast to 1/0 tokens) or text
             first = col.drop_nulls().head(1).to_list()
             raise UserError(f"{path}: column {found!r} has non-numeric values ({col.dtype}"
@@ -267,20 +294,41 @@ def load_csv(path: Path) -> pl.DataFrame:
     # the file lacked it); the schema checks them. So do the ids the file gives (they were dropped, and the rows
     # numbered: duplicate ids passed, and results named other ids than the user's)
     ids = _csv_column(raw, ("request_id",), "request_id", path)
-    df = df.with_columns(raw.select([c for c in OPTIONAL_COLUMNS if c in raw.columns]))
-    return df if ids is None else df.with_columns(raw[ids].alias("request_id"))
+    for name in OPTIONAL_COLUMNS:  # in any case, as the others (a 'Score' or 'PO_ESTIMATE' column was dropped:
+        found = _csv_column(raw, (name,), name, path)  # `po` drew its estimates instead, silently)
+        if found is not None:
+            df = df.with_columns((raw[found] if name == "prompt" else _spaced_numbers(raw[found])).alias(name))
+    return df if ids is None else df.with_columns(_spaced_numbers(raw[ids]).alias("request_id"))
+
+
+def _spaced_numbers(col: pl.Series) -> pl.Series:
+    """A CSV column of numbers with spaces around them (``3, 4``: polars reads `` 4`` as text) as Float64 numbers,
+    and one of empty fields alone (polars reads it as text: an empty score column, all missing, was refused as
+    "non-numeric") as Float64 nulls; ``col`` itself unless it is such text (every non-empty value a number once
+    its spaces are stripped)."""
+    if col.dtype != pl.String:
+        return col
+    if col.null_count() == col.len():
+        return col.cast(pl.Float64)
+    text = col.str.strip_chars()
+    if not (text != col).any():  # (no spaces: text the caller refuses, or date-times)
+        return col
+    numbers = text.cast(pl.Float64, strict=False)
+    if (numbers.is_null() & text.is_not_null() & (text != "")).any():
+        return col
+    return numbers
 
 
 def _csv_column(raw: pl.DataFrame, names: tuple[str, ...], ours: str, path: Path) -> str | None:
     """The name of ``raw``'s column for ``ours``: the first of ``names`` the header has, in any case (Azure's are
     TIMESTAMP, ...); None if it has none. One-line :class:`UserError` if the header names it twice (polars renames
     the second ``x_duplicated_0``; names match in any case): the first was used, silently, whichever held the
-    values."""
-    by_name = {c.lower(): c for c in reversed(raw.columns)}
+    values. Names match with spaces around them too, as a header written ``a, b`` has them."""
+    by_name = {c.strip().lower(): c for c in reversed(raw.columns)}  # (" output_tokens": a space after a comma)
     found = next((by_name[c] for c in names if c in by_name), None)
     if found is None:
         return None
-    twins = [c for c in raw.columns if c != found and (c.lower() == found.lower() or re.fullmatch(
+    twins = [c for c in raw.columns if c != found and (c.strip().lower() == found.strip().lower() or re.fullmatch(
         re.escape(found) + r"_duplicated_\d+", c))]
     if twins:
         raise UserError(f"{path}: the header names column {found!r} {len(twins) + 1} times (in any case); "
@@ -297,14 +345,29 @@ def _sample_checked(df: pl.DataFrame, num_requests: int | None, seed: int, path:
     return _numbered(df) if numbered else df
 
 
-def _datetime_seconds(col: pl.Series) -> pl.Series:
+def _datetime_seconds(col: pl.Series, where: str = "the column") -> pl.Series:
     """Date-time text as seconds since the earliest [s] (a trace's wall-clock timestamps); ``col`` itself if
-    it is not date-time text (the caller names the non-numeric values)."""
-    try:
-        stamps = col.str.to_datetime(strict=True)
-    except Exception:
-        return col
-    return (stamps - stamps.min()).dt.total_microseconds().cast(pl.Float64) / 1e6
+    it is not date-time text (the caller names the non-numeric values). Dates written with the day and the month
+    first (``01/02/2023``) are read in the one order every row allows (US traces' month first was refused as "non-
+    numeric"); one-line :class:`UserError` naming ``where`` if both orders read every row and give other times
+    (``01/02/2023 23:59`` then ``01/03/2023 00:01`` was read 28 days apart, not 2 minutes, silently)."""
+
+    def seconds(text: pl.Series) -> pl.Series | None:
+        try:
+            stamps = text.str.to_datetime(strict=True)
+        except Exception:
+            return None
+        return (stamps - stamps.min()).dt.total_microseconds().cast(pl.Float64) / 1e6
+
+    day_first = seconds(col)
+    swapped = col.str.replace(r"^(\s*)(\d{1,2})([/.-])(\d{1,2})([/.-])", "${1}${4}${3}${2}${5}")
+    month_first = None if swapped.equals(col) else seconds(swapped)
+    if day_first is not None and month_first is not None and not day_first.equals(month_first):
+        first = col.drop_nulls().head(1).to_list()
+        raise UserError(f"{where}: date-times such as {first[0]!r} read day first or month first, and the two "
+                        "readings give other arrival times; write them year first (ISO 8601, e.g. 2023-02-01 18:15:46)")
+    found = day_first if day_first is not None else month_first
+    return col if found is None else found
 
 
 def workload_fingerprint(source: str) -> dict[str, str]:
@@ -317,8 +380,46 @@ def workload_fingerprint(source: str) -> dict[str, str]:
     if not path.is_file():
         known = ", ".join(BUILTIN)
         raise UserError(f"workload not found: {source!r} is neither a file nor a built-in ({known})")
-    # a .csv's or .jsonl's own ids, kept since this marker: runs cached before numbered the requests instead
-    return {"sha256": file_digest(path), **({"ids": "given"} if _gives_ids(path) else {})}
+    # a .csv's or .jsonl's own ids, kept since this marker: runs cached before numbered the requests instead; a
+    # .jsonl's predictor columns (or a .csv's in another case) likewise (runs cached before had none: `po` drew its
+    # estimates)
+    return {"sha256": file_digest(path), **({"ids": "given"} if _gives_ids(path) else {}),
+            **({"columns": "kept"} if _jsonl_gives_columns(path) else {})}
+
+
+def _jsonl_gives_columns(path: Path) -> bool:
+    """Whether a ``.jsonl`` has a line giving one of :data:`NUMERIC_OPTIONAL_COLUMNS` (not null), or a ``.csv``
+    header names one in another case (``Score``) or with spaces around it: columns loading dropped before. False
+    for other files and for a file that is not readable as its format (loading it says why). Only a ``.jsonl``
+    whose bytes name one of them (or hold a ``\\u`` escape, which could spell one) is parsed."""
+    import csv
+    import json
+
+    if path.suffix.lower() == ".csv":
+        try:
+            with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
+                header = next(csv.reader(fh), [])
+        except (OSError, csv.Error):
+            return False
+        return any(name.strip().lower() in NUMERIC_OPTIONAL_COLUMNS and name not in NUMERIC_OPTIONAL_COLUMNS
+                   for name in header)
+    if path.suffix.lower() != ".jsonl":
+        return False
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    if b"\\u" not in data and not any(name.encode() in data for name in NUMERIC_OPTIONAL_COLUMNS):
+        return False
+    try:
+        for line in io.StringIO(data.decode("utf-8-sig", errors="replace"), newline=None):  # (as jsonl_records)
+            if line.strip():
+                record = json.loads(line)
+                if isinstance(record, dict) and any(record.get(name) is not None for name in NUMERIC_OPTIONAL_COLUMNS):
+                    return True
+    except (ValueError, RecursionError):
+        return False
+    return False
 
 
 def _gives_ids(path: Path) -> bool:
@@ -334,10 +435,10 @@ def _gives_ids(path: Path) -> bool:
     try:
         with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
             if suffix == ".csv":
-                return "request_id" in (name.lower() for name in next(csv.reader(fh), []))
+                return "request_id" in (name.strip().lower() for name in next(csv.reader(fh), []))
             record = json.loads(next((line for line in fh if line.strip()), "null"))
             return isinstance(record, dict) and "request_id" in record
-    except (OSError, ValueError, csv.Error):
+    except (OSError, ValueError, RecursionError, csv.Error):  # (a first record nested too deeply: was a traceback)
         return False
 
 
@@ -369,10 +470,14 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
             return labels_workload(df, path.stem, split, num_requests=num_requests, seed=seed, meta={"source": str(path)})
         if is_conversation_table(df):  # e.g. LMSYS-Chat-1M's parquet: first turns, as from a ShareGPT .json
             return Workload(_numbered(_first_turns(path, num_requests, seed)), path.stem, {"source": str(path)})
+        columns = df.columns  # the file's own: a missing column's error named the ids and arrival times added here
         if "request_id" not in df.columns:  # numbered as the file's rows, before sampling
             df = _numbered(df)
         # (counts completed before sampling: every row is checked, and -n refused a table without them)
         df = _complete_table(df, path)
+        missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+        if missing:
+            raise UserError(f"{path}: missing column(s) {', '.join(missing)}; have {', '.join(columns)}")
     elif suffix == ".jsonl":
         df = load_jsonl(path)
     elif suffix == ".json":  # conversations: numbered, as they carry no integer ids

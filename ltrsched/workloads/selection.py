@@ -46,7 +46,8 @@ def eligible(df: pl.DataFrame) -> pl.DataFrame:
         pl.min_horizontal("output_tokens", MAX_OUTPUT_TOKENS - pl.col("prompt_tokens")).alias("output_tokens"))
 
 
-def paper_selection(df: pl.DataFrame, split: str = "eval", n: int | None = None, seed: int = 0) -> pl.DataFrame:
+def paper_selection(df: pl.DataFrame, split: str = "eval", n: int | None = None, seed: int = 0,
+                    source: str | None = None) -> pl.DataFrame:
     """The paper's selection: eligible first turns, split window, then a seeded sample of ``n``.
 
     Args:
@@ -54,20 +55,22 @@ def paper_selection(df: pl.DataFrame, split: str = "eval", n: int | None = None,
         split: "eval", "train" (disjoint windows) or "all".
         n: requests to sample from the window (None: the whole window, in window order).
         seed: sampling seed.
+        source: the file the first turns are from, for the errors (a sweep of several files named none).
     """
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    where = f"{source}: " if source else ""
     pool = eligible(df)
     if pool.height == 0:
-        raise UserError(f"no eligible requests in the {split} split: none of the {df.height} first turn(s) has a "
+        raise UserError(f"{where}no eligible requests in the {split} split: none of the {df.height} first turn(s) has a "
                         f"prompt of {MIN_PROMPT_TOKENS}..{MAX_PROMPT_TOKENS} tokens and an output of >= "
                         f"{MIN_OUTPUT_TOKENS} tokens (the paper's rules)")
     num_eligible = pool.height
     pool = split_window(pool, split, EVAL_SIZE)
     if pool.height == 0:
-        raise UserError(f"no eligible requests in the {split} split: all {num_eligible} eligible first turn(s) are in "
+        raise UserError(f"{where}no eligible requests in the {split} split: all {num_eligible} eligible first turn(s) are in "
                         f"the eval window (the first {EVAL_SIZE:,} of them)")
-    return sample_rows(pool, n, seed, f"the {split} split")
+    return sample_rows(pool, n, seed, f"{source} (its eligible first turns)" if source else f"the {split} split")
 
 
 def split_window(pool: pl.DataFrame, split: str, eval_size: int) -> pl.DataFrame:

@@ -56,6 +56,7 @@ def iter_records(text: str, source: str):
         raise UserError(f"{source}: not a ShareGPT JSON array")
     i += 1
     n = len(text)
+    count = 0  # records read
     while True:
         while i < n and text[i] in " \t\r\n,":
             i += 1
@@ -69,6 +70,11 @@ def iter_records(text: str, source: str):
             # damage elsewhere would silently drop every record after it
             raise UserError(f"{source}: not valid JSON at line {exc.lineno} column {exc.colno} ({exc.msg}); "
                             "only a file cut off at its end is read in part") from None
+        except (ValueError, RecursionError) as exc:  # were tracebacks
+            why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
+            line = text.count("\n", 0, i) + 1
+            raise UserError(f"{source}: record {count + 1:,} (from line {line}) is not readable JSON ({why})") from None
+        count += 1
         yield record
 
 

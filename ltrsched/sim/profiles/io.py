@@ -214,11 +214,19 @@ def profile_from_dict(data: Any, source: str = "profile") -> StepTimeProfile:
 
 
 # ---------------------------------------------------------------------------- files
+#: The largest profile file read [bytes] (the built-in ones hold about 12 KB; measured ones' tables, a few times that).
+MAX_PROFILE_BYTES = 64 << 20
+
+
 def read_profile_file(path: str | os.PathLike) -> StepTimeProfile:
     """Load and validate one profile JSON file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")  # (a byte-order mark is dropped)
+        with path.open("rb") as fh:  # (at most this much: `-p /dev/zero` read on until memory ran out)
+            data = fh.read(MAX_PROFILE_BYTES + 1)
+        if len(data) > MAX_PROFILE_BYTES:
+            raise UserError(f"{path}: more than {MAX_PROFILE_BYTES >> 20} MiB, far more than a profile JSON file holds")
+        text = data.decode("utf-8-sig")  # (a byte-order mark is dropped)
     except FileNotFoundError:
         raise UserError(f"profile file not found: {path}") from None
     except IsADirectoryError:
@@ -228,7 +236,9 @@ def read_profile_file(path: str | os.PathLike) -> StepTimeProfile:
     except ValueError as exc:  # a path no file can have (a NUL byte, from a JSON sweep file's "\u0000")
         raise UserError(f"cannot read profile file {str(path)!r}: {exc}") from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=strict_json.unique_keys)
+    except strict_json.DuplicateKeyError as exc:  # (json kept the last value: an edited profile ran with either)
+        raise UserError(f"{path}: {exc}; keep one") from None
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     except RecursionError:  # e.g. 100,000 "[": json recurses once per level
