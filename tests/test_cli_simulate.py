@@ -266,3 +266,20 @@ def test_an_error_naming_a_file_with_a_line_break_is_one_line(tmp_path):
     path = tmp_path / "bad\nname.csv"
     path.write_text("")
     assert_one_line_error(run_cli("simulate", "-w", str(path)), "bad\\nname.csv: the file is empty")
+
+
+def test_burst_arrivals_note_a_traces_own_timestamps(tmp_path):
+    """The default --arrival burst serves a trace at t = 0; it says so on stderr (it was silent), and not for a
+    workload without arrival times of its own."""
+    trace = tmp_path / "trace.csv"
+    trace.write_text("arrival_time,prompt_tokens,output_tokens\n0.0,10,5\n1.5,12,4\n4.0,8,6\n")
+    r = run_cli("simulate", "-w", str(trace), "--policy", "fcfs")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "has arrival times of its own (4.0 s from first to last); --arrival burst (the default)" in r.stderr
+    assert "add --arrival replay" in r.stderr
+    r = run_cli("simulate", "-w", str(trace), "--arrival", "replay", "--policy", "fcfs")
+    assert r.returncode == 0 and "arrival times of its own" not in r.stderr
+    flat = tmp_path / "flat.csv"
+    flat.write_text("prompt_tokens,output_tokens\n10,5\n12,4\n")
+    r = run_cli("simulate", "-w", str(flat), "--policy", "fcfs")
+    assert r.returncode == 0 and "arrival times of its own" not in r.stderr

@@ -88,7 +88,21 @@ def build_workload(workload, num_requests, arrival, rate, cv, duration, seed):
         raise UserError(f"--seed must be below 2**64, got {seed}")
     check_arrival_options(arrival, rate, cv, duration)
     wl = load_workload(workload, num_requests=num_requests, seed=seed)
+    if arrival == "burst":
+        note_own_arrivals(wl)
     return apply_arrivals(wl, arrival, rate=rate, cv=cv, seed=seed, duration=duration)
+
+
+def note_own_arrivals(wl) -> None:
+    """Say on stderr that burst arrivals (the default) set aside the arrival times ``wl`` carries (a trace's
+    timestamps), so that a forgotten ``--arrival replay`` is not silent."""
+    if len(wl) < 2 or "arrival_time" not in wl.df.columns:
+        return
+    times = wl.df["arrival_time"]
+    span = times.max() - times.min()
+    if span is not None and math.isfinite(span) and span > 0:
+        click.echo(f"note: {wl.name} has arrival times of its own ({span:,.1f} s from first to last); --arrival "
+                   "burst (the default) serves every request at t = 0: add --arrival replay to keep them", err=True)
 
 
 def check_arrival_options(arrival, rate, cv, duration) -> None:
