@@ -304,3 +304,37 @@ def test_live_index_trusts_the_ascending_ids_the_kept_order_proved(monkeypatch):
     index = tracking.LiveIndex.of(second, None)
     assert index.positions(np.array([3, 5])).tolist() == [2, 4]
     assert not checked
+
+
+def test_front_order_follows_finishes_and_moves_and_gives_up_on_a_listing_it_cannot_explain():
+    """The kept promoted-first order (``FrontOrder``): a finish renumbers the requests listed after it, moves to and
+    from the front keep the others in the inner order, and a finish of a request it never listed (or a view of
+    another size) leaves nothing kept: the wrapper then starts again from the inner order."""
+    from ltrsched.policies.fixed_order import FixedKeyOrder
+    from ltrsched.policies.front_order import FrontOrder
+
+    keys = np.array([5.0, 1.0, 3.0, 2.0, 4.0, 0.5])
+
+    def view_of(ids: np.ndarray, step: int) -> LiveView:
+        return LiveView({"request_id": ids, "arrival_time": ids.astype(float)}, None, now=0.0, step=step,
+                        arrival_ordered=True)
+
+    first = view_of(np.arange(6), 0)
+    order = FixedKeyOrder().order(first, lambda view: keys[view.request_id])
+    assert order.tolist() == [5, 1, 3, 2, 4, 0]
+    front = FrontOrder()
+    assert front.start(first, order, np.array([4]))
+    assert front.order(np.array([4])).tolist() == [4, 5, 1, 3, 2, 0]
+    front.departed(np.array([2]))
+    assert front.follow(view_of(np.array([0, 1, 3, 4, 5]), 1))
+    assert front.positions(np.array([4]), True).tolist() == [3]
+    front.move(np.array([4]), False)
+    front.move(np.array([0]), True)
+    assert front.order(np.array([0])).tolist() == [0, 4, 1, 2, 3]
+    # positions of requests that are not at the front read past the live ones: no order, nothing kept
+    assert front.order(front.positions(np.array([1]), True)) is None and not front.active
+    assert front.start(first, order, np.array([4]))
+    front.departed(np.array([7]))
+    assert not front.follow(view_of(np.array([0, 1, 2, 3, 4]), 2)) and not front.active
+    assert front.start(first, order, np.array([4]))
+    assert not front.follow(view_of(np.arange(5), 2)) and not front.active

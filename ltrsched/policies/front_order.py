@@ -14,8 +14,10 @@ It holds while the host lists requests by arrival with ascending ids (the base l
 left is the listing now), announces every finish and adds no request (a newcomer stops it: the caller starts
 again from the inner order, which merges newcomers in). The order is a permutation of the live positions by
 construction: the base order is one (the inner order, vouched for or a sort's), the positions now of the live base
-entries are 0 .. n-1 (each finish took one out and moved those after it down by one), and the front and the rest
-are disjoint (an entry is one or the other); the length is checked as well. Costs: BENCHMARKS.md (issue 15).
+entries are 0 .. n-1 (each finish took one out and moved those after it down by one), the rest is the live entries
+not at the front, and the caller's front is the positions of the entries at the front, each once (read with
+:meth:`positions` for the distinct requests it moved there); :meth:`order` checks the length, and that no front
+position reads past the live ones (an entry that is not at the front). Costs: BENCHMARKS.md (issue 15).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import numpy as np
 
 from ltrsched.policies.base import LiveView
 from ltrsched.policies.fastops import count_nonzero, frozen
-from ltrsched.policies.tracking import is_ascending, known_ascending, snapshot_ids
+from ltrsched.policies.id_array import IdArray
+from ltrsched.policies.tracking import known_ascending, snapshot_ids
 
 _FRONT = np.array(1 << 40)  # subtracted from a front request's position (positions stay far below it)
 _GONE = np.array(-(1 << 62))  # a request that left (never read as a position again)
@@ -49,6 +52,7 @@ class FrontOrder:
     def __init__(self):
         self.listing = 0
         self.version = 0
+        self._base_of = IdArray(-1, np.intp)  # request id -> base position (for the base listing's requests)
         self.reset()
 
     def reset(self) -> None:
@@ -69,14 +73,15 @@ class FrontOrder:
     def start(self, view: LiveView, order: np.ndarray, front: np.ndarray) -> bool:
         """Keep ``order`` (the inner order of ``view``) with the requests at positions ``front`` at the front.
         False (nothing kept) unless ``order`` is a permutation by construction (vouched for, or a sort's) and the
-        host lists requests by arrival with ascending ids."""
+        host lists requests by arrival with ids ascending, as the inner policy proved (``tracking.vouch_ascending``:
+        no pass over the ids here, on each step that tries)."""
         self.reset()
-        if not view.arrival_ordered or order is not view._ranked or not frozen(order) or len(order) < 2:
+        if (not view.arrival_ordered or not known_ascending(view) or order is not view._ranked or not frozen(order)
+                or len(order) < 2):
             return False
         ids = view.request_id
-        if not (known_ascending(view) or is_ascending(ids)):
-            return False
         now = np.arange(len(ids))
+        self._base_of[ids] = now
         now[front] -= _FRONT
         self._ids, self._base, self._now, self._live = snapshot_ids(ids), order, now, len(ids)
         self.listing += 1
@@ -103,6 +108,17 @@ class FrontOrder:
     def _leave(self, gone: np.ndarray) -> bool:
         """Take the requests ``gone`` out (False: not all of them were live in the base listing, each once)."""
         d = len(gone)
+        if d == 1:  # (the usual step: scalars cost less than array operations)
+            ids, now, g = self._ids, self._now, gone[0]
+            b = int(ids.searchsorted(g))
+            if b >= len(ids) or ids[b] != g or now[b] < _LIVE_MIN:
+                return False
+            now[b + 1:] -= _ONE
+            now[b] = _GONE
+            self._live -= 1
+            self.listing += 1
+            self.version += 1
+            return True
         if d > _MAX_FINISHES:
             return False
         if d > 1:
@@ -123,12 +139,12 @@ class FrontOrder:
 
     def positions(self, request_ids: np.ndarray, front: bool) -> np.ndarray:
         """Positions now of live requests (all at the front, or none)."""
-        at = self._now[self._ids.searchsorted(request_ids)]
+        at = self._now[self._base_of.data[request_ids]]
         return at + _FRONT if front else at
 
     def move(self, request_ids: np.ndarray, to_front: bool) -> None:
         """Move live requests to the front (out of the rest of the order) or back to their rank."""
-        at = self._ids.searchsorted(request_ids)
+        at = self._base_of.data[request_ids]
         if to_front:
             self._now[at] -= _FRONT
         else:
@@ -139,7 +155,7 @@ class FrontOrder:
         """``front`` (the positions of the requests at the front, in their order: from :meth:`positions`, each
         once), then the others in the inner order. None (and nothing kept any more) if that is not one position per
         live request: a position at the front that is not at the front here reads ``_FRONT`` or more."""
-        now = self._now.take(self._base)
+        now = self._now.take(self._base, mode="wrap")  # (in range: "wrap" spares a bounds check per entry)
         rest = now[now >= _ZERO]
         if len(rest) + len(front) != self._live or (len(front) and _max(front) >= self._live):
             self.reset()

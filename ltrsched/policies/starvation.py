@@ -371,12 +371,10 @@ class StarvationPrevention(Policy):
         except IndexError:
             self._is_promoted[ids] = _TRUE
         s, e = self._s, self._e
-        front = self._front
-        kept = front is not None and front.active
-        if kept:
-            front.move(ids, True)
+        self._moved(ids, True)
         if s == e:  # positions in this listing from now on
-            if kept:
+            front = self._front
+            if front is not None and front.active:
                 self._pos_at, self._pos_ids = (front, front.listing), None
             else:
                 self._index = index = LiveIndex.of(view, self._index)
