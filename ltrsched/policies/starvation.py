@@ -206,19 +206,12 @@ class StarvationPrevention(Policy):
             self._tick += 1
         if self._e > self._s:
             self._locate(view, kept)
-        read_all = self._read_at is None or step >= self._read_at or not self._announced
-        due = None if read_all or step < self._next_due else self._due_now(view, kept)
-        spend = new_tick and self._e > self._s
-        if spend or due is not None:
-            # the idle steps of the promoted requests and of those due, in one read
-            promoted = self._pos[self._s:self._e] if spend else None
-            idle_promoted, idle_due = _idle_at(view, promoted, None if due is None else due[1])
-            if spend:
-                self._spend(idle_promoted)
-            if due is not None:
-                self._look_at_due(view, kept, *due, idle_due)
-        if read_all:
+            if new_tick and self._e > self._s:
+                self._spend(view)
+        if self._read_at is None or step >= self._read_at or not self._announced:
             self._read_all(view)
+        elif step >= self._next_due:
+            self._look_at_due(view, kept)
 
     def _keep_only(self, keep: np.ndarray) -> None:
         """Keep the promoted requests where ``keep`` (aligned with them) is true, in their order."""
@@ -270,11 +263,12 @@ class StarvationPrevention(Policy):
             self._version += 1
         self._pos_ids = ids if frozen(ids) else None
 
-    def _spend(self, idle: np.ndarray) -> None:
-        """The promoted requests that did not run in the last step (``idle``: their idle steps now, > 0) spend their
-        quantum a tick later; those whose quantum is spent by this tick return to their rank."""
+    def _spend(self, view: LiveView) -> None:
+        """The promoted requests that did not run in the last step (idle steps > 0 now) spend their quantum a
+        tick later; those whose quantum is spent by this tick return to their rank."""
         s, e = self._s, self._e
         p = e - s
+        idle = view.at("idle_steps", self._pos[s:e])
         ends = self._end[s:e]
         missed = count_nonzero(idle)
         if missed:
@@ -332,8 +326,9 @@ class StarvationPrevention(Policy):
         self._gapless = True
         self._num_live = len(view)
 
-    def _due_now(self, view: LiveView, kept: bool) -> tuple | None:
-        """The requests due by this step that are still live: (ids, positions, runs of due steps); None if none."""
+    def _look_at_due(self, view: LiveView, kept: bool) -> None:
+        """Promote the requests due by this step that have not run since the last read (they are idle
+        ``threshold`` steps now)."""
         steps, g, step = self._due_steps, self._due_group, view.step
         while g < len(steps) and steps[g] <= step:  # (one run a step, unless the host skipped step numbers)
             g += 1
@@ -349,18 +344,13 @@ class StarvationPrevention(Policy):
         if count_nonzero(gone):  # (finished since)
             ids = ids[~gone]
             if not len(ids):
-                return None
+                return
         if kept:  # (the kept order's table: the listing's ids need not be read)
             at = self._front.positions(ids, False)
         else:
             self._index = index = LiveIndex.of(view, self._index)
             at = index.positions(ids, listed=True)
-        return ids, at, runs
-
-    def _look_at_due(self, view: LiveView, kept: bool, ids: np.ndarray, at: np.ndarray, runs: int,
-                     idle: np.ndarray) -> None:
-        """Promote the requests due by this step (``ids`` at positions ``at``; ``runs``: of how many steps) that
-        have not run since the last read: they are idle (``idle``) ``threshold`` steps now."""
+        idle = view.at("idle_steps", at)
         starving = idle >= self._threshold
         k = count_nonzero(starving)
         if k:
@@ -493,17 +483,6 @@ class _StarvationPreventionStepped(StarvationPrevention):
 
     def on_step(self, view: LiveView, scheduled: np.ndarray, step_time: float) -> None:
         self.inner.on_step(view, scheduled, step_time)
-
-
-def _idle_at(view: LiveView, first: np.ndarray | None, second: np.ndarray | None) -> tuple:
-    """The idle steps of the requests at positions ``first`` and at ``second`` (either may be None), in one read of
-    the column (a host computes it per read)."""
-    if first is None:
-        return None, view.at("idle_steps", second)
-    if second is None:
-        return view.at("idle_steps", first), None
-    both = view.at("idle_steps", np.concatenate((first, second)))
-    return both[:len(first)], both[len(first):]
 
 
 def _has_on_step(policy: Policy) -> bool:
