@@ -64,8 +64,6 @@ class FixedKeyOrder:
         if same_ids(ids, self._ids):
             self._departed.clear()
             self._arrived.clear()
-            if self._ascending:  # (for a wrapper's LiveIndex or kept order)
-                vouch_ascending(view)
             return vouched(view, self._order) if self._proven else self._order
         n = len(ids)
         order = None
