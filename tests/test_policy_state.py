@@ -77,11 +77,15 @@ class ScriptedHost:
     that are a prefix of the order or not, and may skip ``on_step``, rank a step twice or number steps with
     gaps. Its columns follow their definitions (idle_steps counts the steps a request was left out)."""
 
-    def __init__(self, rng: np.random.Generator, n: int, skip_steps: bool = True):
+    def __init__(self, rng: np.random.Generator, n: int, skip_steps: bool = True, ids_by_arrival: bool = False,
+                 by_arrival: float = 0.7):
         self.rng = rng
         self.skip_steps = skip_steps
+        self.by_arrival = by_arrival  # the share of steps that list requests by arrival
         self.arrival = np.round(rng.uniform(0, 3, n), 1)
         self.rid = rng.permutation(n) * 3 + 1  # ids neither dense nor in arrival order
+        if ids_by_arrival:  # (still not dense) ascending in arrival order, as the simulator's usually are
+            self.rid[np.argsort(self.arrival, kind="stable")] = np.arange(n) * 3 + 1
         self.score = np.where(rng.random(n) < 0.2, np.nan, np.round(rng.random(n), 1))
         self.output = rng.integers(1, 40, n)
         self.generated = np.zeros(n, dtype=np.int64)
@@ -117,7 +121,7 @@ class ScriptedHost:
                 if not self.waiting:
                     return
                 continue
-            listed = rng.random() < 0.7
+            listed = rng.random() < self.by_arrival
             rows = np.array(sorted(self.live, key=lambda i: (self.arrival[i], self.rid[i])) if listed
                             else rng.permutation(self.live), dtype=np.int64)
             view = LiveView(self.columns(rows), None, now=float(self.step), step=self.step, arrival_ordered=listed)
@@ -156,6 +160,48 @@ def test_same_order_under_a_scripted_host(spec, seed):
     # instead (0 exactly when a request ran the step before), which a host that skips on_step still keeps
     ScriptedHost(np.random.default_rng(seed), 60, skip_steps="starve" not in spec).run(policy, 400)
     assert policy.steps > 50
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("by_arrival", [1.0, 0.97])
+def test_same_order_under_a_scripted_host_listing_ids_by_arrival(seed, by_arrival):
+    """Ids that ascend in arrival order let starvation prevention around LTR keep its promoted-first order itself
+    (``FrontOrder``) while the host lists by arrival and nobody arrives: it must follow finishes (several at a
+    step), steps ranked twice or skipped, batches that are no prefix of the order, and give up at a listing that
+    is not by arrival or a newcomer."""
+    policy = make_policy("ltr:starve=4,quantum=2")
+    inner_ranks = _count_inner_ranks(policy)
+    lockstep = Lockstep(policy)
+    host = ScriptedHost(np.random.default_rng(seed), 60, skip_steps=False, ids_by_arrival=True, by_arrival=by_arrival)
+    host.run(lockstep, 400)
+    assert lockstep.steps > 50
+    if by_arrival == 1.0:
+        assert len(inner_ranks) < 0.9 * lockstep.steps, (len(inner_ranks), lockstep.steps)
+
+
+def _count_inner_ranks(policy) -> list:
+    """The steps at which the policy a starvation wrapper wraps is ranked (filled as they happen)."""
+    steps: list = []
+    rank = policy.inner.rank
+    policy.inner.rank = lambda view: steps.append(view.step) or rank(view)  # (an instance attribute)
+    return steps
+
+
+@pytest.mark.parametrize("config", [
+    dict(max_num_seqs=32), dict(num_gpu_blocks=700), dict(num_gpu_blocks=600, preemption="recompute"),
+    dict(num_gpu_blocks=800, preemption="recompute", semantics="vllm-v1", max_num_seqs=24),
+], ids=["seqs", "swap", "recompute", "vllm-v1"])
+def test_starvation_prevention_keeps_ltrs_promoted_first_order_in_a_burst(config):
+    """With nobody arriving after the first step, starvation prevention around LTR keeps the promoted-first order
+    itself and ranks LTR only while nothing is promoted (before: every step, then the order rebuilt from LTR's:
+    two passes over the live requests on a step with a finish); orders still the stateless reference's."""
+    wl = apply_arrivals(load_workload("sharegpt", num_requests=300, seed=0), "burst")
+    policy = make_policy("ltr:tau=0.5,starve=8,quantum=3")
+    inner_ranks = _count_inner_ranks(policy)
+    lockstep = Lockstep(policy)
+    simulate(wl, lockstep, SimConfig(**config))
+    assert lockstep.steps > 300 and lockstep.vouched == lockstep.steps
+    assert len(inner_ranks) < 0.5 * lockstep.steps, (len(inner_ranks), lockstep.steps)
 
 
 def test_live_view_at_reads_the_positions_only():
@@ -258,3 +304,37 @@ def test_live_index_trusts_the_ascending_ids_the_kept_order_proved(monkeypatch):
     index = tracking.LiveIndex.of(second, None)
     assert index.positions(np.array([3, 5])).tolist() == [2, 4]
     assert not checked
+
+
+def test_front_order_follows_finishes_and_moves_and_gives_up_on_a_listing_it_cannot_explain():
+    """The kept promoted-first order (``FrontOrder``): a finish renumbers the requests listed after it, moves to and
+    from the front keep the others in the inner order, and a finish of a request it never listed (or a view of
+    another size) leaves nothing kept: the wrapper then starts again from the inner order."""
+    from ltrsched.policies.fixed_order import FixedKeyOrder
+    from ltrsched.policies.front_order import FrontOrder
+
+    keys = np.array([5.0, 1.0, 3.0, 2.0, 4.0, 0.5])
+
+    def view_of(ids: np.ndarray, step: int) -> LiveView:
+        return LiveView({"request_id": ids, "arrival_time": ids.astype(float)}, None, now=0.0, step=step,
+                        arrival_ordered=True)
+
+    first = view_of(np.arange(6), 0)
+    order = FixedKeyOrder().order(first, lambda view: keys[view.request_id])
+    assert order.tolist() == [5, 1, 3, 2, 4, 0]
+    front = FrontOrder()
+    assert front.start(first, order, np.array([4]))
+    assert front.order(np.array([4])).tolist() == [4, 5, 1, 3, 2, 0]
+    front.departed(np.array([2]))
+    assert front.follow(view_of(np.array([0, 1, 3, 4, 5]), 1))
+    assert front.positions(np.array([4]), True).tolist() == [3]
+    front.move(np.array([4]), False)
+    front.move(np.array([0]), True)
+    assert front.order(np.array([0])).tolist() == [0, 4, 1, 2, 3]
+    # positions of requests that are not at the front read past the live ones: no order, nothing kept
+    assert front.order(front.positions(np.array([1]), True)) is None and not front.active
+    assert front.start(first, order, np.array([4]))
+    front.departed(np.array([7]))
+    assert not front.follow(view_of(np.array([0, 1, 2, 3, 4]), 2)) and not front.active
+    assert front.start(first, order, np.array([4]))
+    assert not front.follow(view_of(np.arange(5), 2)) and not front.active

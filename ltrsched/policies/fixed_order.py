@@ -22,6 +22,7 @@ from ltrsched.policies.tracking import LiveIndex, is_ascending, same_ids, snapsh
 #: cheaper (a burst's first step, say).
 _MERGE_MAX_SHARE = 0.25
 _ZERO = np.array(0)  # (a 0-d array operand spares numpy converting a Python int every call)
+_SIGN_BIT = np.array(63)  # (an arithmetic right shift of an int64 by 63: -1 if it is negative, else 0)
 
 
 class FixedKeyOrder:
@@ -120,7 +121,9 @@ class FixedKeyOrder:
         if len(left_at) == 1:
             f = left_at.reshape(())  # (a 0-d operand)
             kept = kept[kept != f]
-            kept -= kept > f
+            after = f - kept  # negative exactly where kept > f
+            after >>= _SIGN_BIT  # -1 there, 0 elsewhere: integer operations only (a boolean operand is cast)
+            kept += after
         elif len(left_at):
             out = np.zeros(n_old, dtype=bool)
             out[left_at] = True

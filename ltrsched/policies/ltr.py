@@ -54,6 +54,11 @@ class LTR(Policy):
     def rank(self, view: LiveView) -> np.ndarray:
         return self._order.order(view, self._keys)
 
+    #: ``rank`` orders by a key fixed per request (ties by arrival, then id), so the order of any subset of the live
+    #: requests is this order without the others: a wrapper may keep such an order itself (starvation prevention's
+    #: :class:`~ltrsched.policies.front_order.FrontOrder`). A subclass that overrides ``rank`` is not assumed to.
+    fixed_key_rank = rank
+
     def _keys(self, view: LiveView) -> np.ndarray:
         return -self.scores(view)
 

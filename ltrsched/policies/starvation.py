@@ -23,6 +23,13 @@ them: the batch is a prefix of the order); the wrapper needs no ``on_step`` of i
 ascend along the promoted order while misses come as such a tail (a newcomer's is the latest), so the
 requests whose quantum is spent are a prefix, dropped by moving the buffers' start; appending promotions
 writes at their end. A view whose size does not match the announced arrivals and finishes is read whole.
+
+Around a policy that orders by a key fixed per request (LTR: ``fixed_key_rank``) the promoted-first order itself
+is kept (:class:`~ltrsched.policies.front_order.FrontOrder`) while the host lists requests by arrival and nobody
+arrives: a finish renumbers one table, promotions and returns change a few entries of it, and the inner policy is
+ranked only while nothing is promoted (before: it was ranked every step, and every change of its order or of the
+promoted requests rebuilt the promoted-first order from it, two passes over the live requests on a step with a
+finish). Its positions also spare the wrapper reading the listing's ids.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import numpy as np
 
 from ltrsched.policies.base import LiveView, Policy, order_by
 from ltrsched.policies.fastops import count_nonzero, frozen
+from ltrsched.policies.front_order import FrontOrder
 from ltrsched.policies.id_array import IdArray
 from ltrsched.policies.order_check import vouched
 from ltrsched.policies.tracking import LiveIndex
@@ -63,6 +71,8 @@ class StarvationPrevention(Policy):
         self._is_promoted = IdArray(False, np.bool_)
         self._gone = IdArray(False, np.bool_)  # finished (announced): no longer due
         self._keep = np.ones(1024, dtype=bool)  # scratch (all True between uses)
+        # the promoted-first order kept here, for an inner policy whose order is by a key fixed per request
+        self._front = FrontOrder() if _fixed_key(inner) else None
         self._forget()
 
     def _forget(self) -> None:
@@ -95,6 +105,9 @@ class StarvationPrevention(Policy):
         self._gapless = True  # no step number was skipped since the last read
         self._index: LiveIndex | None = None  # request id -> position
         self._last: tuple | None = None  # (inner order, version, order returned, head distinct) of the last rank
+        self._last_front: tuple | None = None  # ((version, front version), order returned) of the last kept order
+        if self._front is not None:
+            self._front.reset()
 
     @property
     def name(self) -> str:  # type: ignore[override]
@@ -119,6 +132,8 @@ class StarvationPrevention(Policy):
         self._is_promoted.reserve(request_ids)
         self._gone.reserve(request_ids)
         self._gone.data[request_ids] = _FALSE
+        if self._front is not None:  # (a newcomer: the inner policy merges it in)
+            self._front.reset()
         self.inner.on_arrival(request_ids, now)
 
     def on_finish(self, request_ids, now) -> None:
@@ -132,30 +147,32 @@ class StarvationPrevention(Policy):
         if promoted:
             self._is_promoted.data[request_ids] = _FALSE
             self._stale = True
+        if self._front is not None:
+            self._front.departed(request_ids)
         self.inner.on_finish(request_ids, now)
 
     def rank(self, view: LiveView) -> np.ndarray:
-        order = self.inner.rank(view)
-        step = view.step
-        # every arrival and finish announced: the promoted requests are all listed (else that is checked)
-        self._announced = len(view) == self._num_live
-        new_tick = step != self._spent_at
-        if new_tick:
-            if self._spent_at is not None and step > self._spent_at + 1:
-                self._gapless = False
-            self._spent_at = step
-            self._tick += 1
-        if self._e > self._s:
-            self._locate(view)
-            if new_tick and self._e > self._s:
-                self._spend(view)
-        if self._read_at is None or step >= self._read_at or not self._announced:
-            self._read_all(view)
-        elif step >= self._next_due:
-            self._look_at_due(view)
+        front = self._front
+        # while the promoted-first order is kept here, the inner policy is not ranked (it catches up when it is)
+        kept = front is not None and front.follow(view)
+        order = None if kept else self.inner.rank(view)
+        self._update_promoted(view, kept)
         s, e = self._s, self._e
         if s == e:
+            if kept:  # nothing promoted: the inner order
+                front.reset()
+                return self.inner.rank(view)
             return order
+        if kept or (front is not None and self._announced and self._start_front(view, order)):
+            out = self._front_order(view)
+            if out is not None:
+                return out
+            # (not one position per live request: cannot happen; the inner order and positions found anew)
+            self._pos_at = self._pos_ids = None
+            self._locate(view, False)
+            if order is None:
+                order = self.inner.rank(view)
+            s, e = self._s, self._e
         # the inner order is a permutation by construction (a sort's, or vouched for): so is the promoted-first
         # order built from it when the promoted positions are distinct and in range (``_promoted_first``)
         proven = order is view._ranked and not order.flags.writeable
@@ -175,6 +192,27 @@ class StarvationPrevention(Policy):
         self._last = (order, self._version, out, distinct) if frozen(order) else None
         return out
 
+    def _update_promoted(self, view: LiveView, kept: bool) -> None:
+        """Bring the promoted requests up to date for ``view``: their positions, the quantum steps they spent, and
+        the requests promoted now (``kept``: the kept order's table holds the positions)."""
+        step = view.step
+        # every arrival and finish announced: the promoted requests are all listed (else that is checked)
+        self._announced = len(view) == self._num_live
+        new_tick = step != self._spent_at
+        if new_tick:
+            if self._spent_at is not None and step > self._spent_at + 1:
+                self._gapless = False
+            self._spent_at = step
+            self._tick += 1
+        if self._e > self._s:
+            self._locate(view, kept)
+            if new_tick and self._e > self._s:
+                self._spend(view)
+        if self._read_at is None or step >= self._read_at or not self._announced:
+            self._read_all(view)
+        elif step >= self._next_due:
+            self._look_at_due(view, kept)
+
     def _keep_only(self, keep: np.ndarray) -> None:
         """Keep the promoted requests where ``keep`` (aligned with them) is true, in their order."""
         s, e = self._s, self._e
@@ -188,14 +226,23 @@ class StarvationPrevention(Policy):
         self._e = s + k
         self._version += 1
 
-    def _locate(self, view: LiveView) -> None:
+    def _locate(self, view: LiveView, kept: bool) -> None:
         """Bring the promoted requests' positions up to date for ``view`` (found again only when the listing
-        changed), first dropping those that finished (or, when the view does not add up, are not listed)."""
+        changed, in the kept order's table when it is ``kept``), first dropping those that finished (or, when the
+        view does not add up, are not listed)."""
         if self._stale:  # promoted requests finished
             self._stale = False
             self._keep_only(self._is_promoted.data[self._pid[self._s:self._e]])
             if self._e == self._s:
                 return
+        if kept:
+            front, at = self._front, self._pos_at
+            if at is None or at[0] is not front or at[1] != front.listing:
+                s, e = self._s, self._e
+                self._pos[s:e] = front.positions(self._pid[s:e], True)
+                self._pos_at, self._pos_ids = (front, front.listing), None
+                self._version += 1
+            return
         ids = view.request_id
         if ids is self._pos_ids:
             return
@@ -236,13 +283,17 @@ class StarvationPrevention(Policy):
                 return
             k = int(ends.searchsorted(tick, side="right"))  # the spent ones: a prefix
             if k:
-                self._is_promoted.data[self._pid[s:s + k]] = _FALSE
+                spent = self._pid[s:s + k]
+                self._is_promoted.data[spent] = _FALSE
+                self._moved(spent, False)
                 self._s = s + k
                 self._version += 1
         else:
             keep = ends > tick
             if count_nonzero(keep) < p:
-                self._is_promoted.data[self._pid[s:e][~keep]] = _FALSE
+                spent = self._pid[s:e][~keep]
+                self._is_promoted.data[spent] = _FALSE
+                self._moved(spent, False)
                 self._keep_only(keep)
         if self._e == self._s:
             self._s = self._e = 0
@@ -275,7 +326,7 @@ class StarvationPrevention(Policy):
         self._gapless = True
         self._num_live = len(view)
 
-    def _look_at_due(self, view: LiveView) -> None:
+    def _look_at_due(self, view: LiveView, kept: bool) -> None:
         """Promote the requests due by this step that have not run since the last read (they are idle
         ``threshold`` steps now)."""
         steps, g, step = self._due_steps, self._due_group, view.step
@@ -294,16 +345,24 @@ class StarvationPrevention(Policy):
             ids = ids[~gone]
             if not len(ids):
                 return
-        self._index = index = LiveIndex.of(view, self._index)
-        at = index.positions(ids, listed=True)
+        if kept:  # (the kept order's table: the listing's ids need not be read)
+            at = self._front.positions(ids, False)
+        else:
+            self._index = index = LiveIndex.of(view, self._index)
+            at = index.positions(ids, listed=True)
         idle = view.at("idle_steps", at)
         starving = idle >= self._threshold
         k = count_nonzero(starving)
         if k:
             new = at if k == len(at) else at[starving]
+            new_ids = None
+            if kept:  # (their ids, without reading the listing's)
+                new_ids = ids if k == len(ids) else ids[starving]
             if k > 1 and (runs > 1 or not self._filed_by_arrival):
                 new = np.sort(new)  # (one run filed from a listing by arrival is listed by arrival still)
-            self._promote(view, new)
+                if new_ids is not None:  # (the kept order's listing has ascending ids: positions follow them)
+                    new_ids = np.sort(new_ids)
+            self._promote(view, new, new_ids)
         if not self._gapless:
             # a request idle fewer steps than the steps since the read (the host skipped step numbers)
             # reaches the threshold later than filed: read every request again by then
@@ -311,21 +370,29 @@ class StarvationPrevention(Policy):
             if soonest < self._read_at:
                 self._read_at = soonest
 
-    def _promote(self, view: LiveView, new: np.ndarray) -> None:
-        """Promote the requests at positions ``new`` (ascending) now: append them to the promoted requests."""
+    def _promote(self, view: LiveView, new: np.ndarray, ids: np.ndarray | None = None) -> None:
+        """Promote the requests at positions ``new`` (ascending; ``ids``: theirs, if known) now: append them to the
+        promoted requests."""
         if not view.arrival_ordered and len(new) > 1:  # promoted at the same step: by arrival, then id
             new = new[order_by(view.at("arrival_time", new), view.at("request_id", new))]
-        ids = view.at("request_id", new)
+            ids = None
+        if ids is None:
+            ids = view.at("request_id", new)
         try:  # (a host that announced its arrivals reserved their ids)
             self._is_promoted.data[ids] = _TRUE
         except IndexError:
             self._is_promoted[ids] = _TRUE
         s, e = self._s, self._e
+        self._moved(ids, True)
         if s == e:  # positions in this listing from now on
-            self._index = index = LiveIndex.of(view, self._index)
-            self._pos_at = (index, index.version)
-            ids_now = view.request_id
-            self._pos_ids = ids_now if frozen(ids_now) else None
+            front = self._front
+            if front is not None and front.active:
+                self._pos_at, self._pos_ids = (front, front.listing), None
+            else:
+                self._index = index = LiveIndex.of(view, self._index)
+                self._pos_at = (index, index.version)
+                ids_now = view.request_id
+                self._pos_ids = ids_now if frozen(ids_now) else None
         k = len(ids)
         if e + k > len(self._pid):
             s, e = self._make_room(k)
@@ -344,6 +411,33 @@ class StarvationPrevention(Policy):
             pos, pid = self._pos[lo:e + k], self._pid[lo:e + k]
             by = order_by(view.at("arrival_time", pos), pid)
             self._pos[lo:e + k], self._pid[lo:e + k] = pos[by], pid[by]
+
+    def _moved(self, ids: np.ndarray, to_front: bool) -> None:
+        """Requests ``ids`` were promoted (or returned to their rank): so in the kept order, if one is kept."""
+        front = self._front
+        if front is not None and front.active:
+            front.move(ids, to_front)
+
+    def _start_front(self, view: LiveView, order: np.ndarray) -> bool:
+        """Keep the promoted-first order from ``order`` (the inner order) from now on, if it can be."""
+        front = self._front
+        if not front.start(view, order, self._pos[self._s:self._e]):
+            return False
+        self._pos_at, self._pos_ids = (front, front.listing), None
+        return True
+
+    def _front_order(self, view: LiveView) -> np.ndarray | None:
+        """The promoted requests, then the others in the inner order, from the kept order (None: it was not one
+        position per live request)."""
+        key = (self._version, self._front.version)
+        last = self._last_front
+        if last is not None and last[0] == key:
+            return vouched(view, last[1])
+        out = self._front.order(self._pos[self._s:self._e])
+        if out is None:
+            return None
+        self._last_front = (key, out)
+        return vouched(view, out)
 
     def _make_room(self, k: int) -> tuple[int, int]:
         """Move the promoted requests to the buffers' start, growing them if they would be over half full with
@@ -393,3 +487,9 @@ class _StarvationPreventionStepped(StarvationPrevention):
 
 def _has_on_step(policy: Policy) -> bool:
     return getattr(type(policy), "on_step", Policy.on_step) is not Policy.on_step
+
+
+def _fixed_key(policy: Policy) -> bool:
+    """Whether ``policy`` ranks by a key fixed per request (it says so of its own ``rank``: LTR)."""
+    rank = getattr(type(policy), "rank", None)
+    return rank is not None and getattr(type(policy), "fixed_key_rank", None) is rank

@@ -48,6 +48,11 @@ def vouch_ascending(view: LiveView) -> None:
     view._cache[_ASCENDING_IDS] = True
 
 
+def known_ascending(view: LiveView) -> bool:
+    """Whether a policy proved that ``view`` lists request ids in ascending order (:func:`vouch_ascending`)."""
+    return _ASCENDING_IDS in view._cache
+
+
 class LiveIndex:
     """Request id -> position in the latest view, kept from view to view; one per host, shared by a wrapper and
     the policy it wraps (:meth:`of`). When the view lists ids in ascending order (a workload whose ids follow

@@ -1,0 +1,163 @@
+"""A fixed-key competition order with some requests moved to its front, kept from step to step.
+
+Starvation prevention around a policy whose order is by a key fixed per request (LTR) returns its promoted
+requests first, then the inner order without them. Built from the inner order whenever either changes, a step on
+which a request finished pays two passes over the live requests for the same change: the inner order renumbered
+(``FixedKeyOrder``), then the promoted-first order built from it. Here the order is kept over a *base* listing
+instead: the inner order at the step the kept order started (positions in that listing), and for each base
+position the request's position now: less ``_FRONT`` while it is at the front, ``_GONE`` once it left. A finish
+renumbers the base positions after it (one slice subtraction), a move to or from the front changes a few entries,
+and the order is one gather, one compress and one concatenation (the front first) over the base listing; the
+inner policy is not ranked meanwhile (its hooks still are: it catches up when it is ranked again).
+
+It holds while the host lists requests by arrival with ascending ids (the base listing less the requests that
+left is the listing now), announces every finish and adds no request (a newcomer stops it: the caller starts
+again from the inner order, which merges newcomers in). The order is a permutation of the live positions by
+construction: the base order is one (the inner order, vouched for or a sort's), the positions now of the live base
+entries are 0 .. n-1 (each finish took one out and moved those after it down by one), the rest is the live entries
+not at the front, and the caller's front is the positions of the entries at the front, each once (read with
+:meth:`positions` for the distinct requests it moved there); :meth:`order` checks the length, and that no front
+position reads past the live ones (an entry that is not at the front). Costs: BENCHMARKS.md (issue 15).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ltrsched.policies.base import LiveView
+from ltrsched.policies.fastops import count_nonzero, frozen
+from ltrsched.policies.id_array import IdArray
+from ltrsched.policies.tracking import known_ascending, snapshot_ids
+
+_FRONT = np.array(1 << 40)  # subtracted from a front request's position (positions stay far below it)
+_GONE = np.array(-(1 << 62))  # a request that left (never read as a position again)
+_LIVE_MIN = np.array(-(1 << 61))  # entries below this left
+_ZERO, _ONE = np.array(0), np.array(1)  # (0-d operands: numpy converts a Python int every call)
+_max = np.maximum.reduce
+#: Finishes applied one slice subtraction each, up to this many at a step; past it the caller starts again.
+_MAX_FINISHES = 8
+#: Start again (from the inner order) once fewer than this share of the base listing is live: the gather runs over
+#: the whole base listing.
+_MIN_LIVE_SHARE = 0.5
+
+
+class FrontOrder:
+    """The order of a fixed-key inner policy with requests moved to its front, kept over a base listing.
+
+    :meth:`start` from the inner order, then per rank :meth:`follow` the announced finishes (:meth:`departed`),
+    :meth:`move` requests to and from the front, and :meth:`order` for the front's positions. Attributes:
+    ``listing`` is bumped whenever positions change (a finish), ``version`` whenever the order does.
+    """
+
+    def __init__(self):
+        self.listing = 0
+        self.version = 0
+        self._base_of = IdArray(-1, np.intp)  # request id -> base position (for the base listing's requests)
+        self.reset()
+
+    def reset(self) -> None:
+        self._ids: np.ndarray | None = None  # the base listing's request ids (ascending); None: nothing kept
+        self._base: np.ndarray | None = None  # the inner order of the base listing (base positions)
+        self._now: np.ndarray | None = None  # base position -> position now (- _FRONT at the front, _GONE: left)
+        self._live = 0  # base requests still live
+        self._left: list[np.ndarray] = []  # ids announced finished since the last follow
+
+    @property
+    def active(self) -> bool:
+        return self._ids is not None
+
+    def departed(self, request_ids: np.ndarray) -> None:
+        if self._ids is not None:
+            self._left.append(request_ids)
+
+    def start(self, view: LiveView, order: np.ndarray, front: np.ndarray) -> bool:
+        """Keep ``order`` (the inner order of ``view``) with the requests at positions ``front`` at the front.
+        False (nothing kept) unless ``order`` is a permutation by construction (vouched for, or a sort's) and the
+        host lists requests by arrival with ids ascending, as the inner policy proved (``tracking.vouch_ascending``:
+        no pass over the ids here, on each step that tries)."""
+        self.reset()
+        if (not view.arrival_ordered or not known_ascending(view) or order is not view._ranked or not frozen(order)
+                or len(order) < 2):
+            return False
+        ids = view.request_id
+        now = np.arange(len(ids))
+        self._base_of[ids] = now
+        now[front] -= _FRONT
+        self._ids, self._base, self._now, self._live = snapshot_ids(ids), order, now, len(ids)
+        self.listing += 1
+        self.version += 1
+        return True
+
+    def follow(self, view: LiveView) -> bool:
+        """Apply the finishes announced since the last call; whether the kept order is ``view``'s (False: nothing
+        is kept any more; a newcomer, a finish of a request not listed, a view of another size, a host that no
+        longer lists by arrival, or too few of the base listing left)."""
+        if self._ids is None:
+            return False
+        if self._left:
+            gone = np.concatenate(self._left) if len(self._left) > 1 else self._left[0]
+            self._left = []
+            if not self._leave(gone):
+                self.reset()
+                return False
+        if not view.arrival_ordered or len(view) != self._live or self._live < _MIN_LIVE_SHARE * len(self._ids):
+            self.reset()
+            return False
+        return True
+
+    def _leave(self, gone: np.ndarray) -> bool:
+        """Take the requests ``gone`` out (False: not all of them were live in the base listing, each once)."""
+        d = len(gone)
+        if d == 1:  # (the usual step: scalars cost less than array operations)
+            ids, now, g = self._ids, self._now, gone[0]
+            b = int(ids.searchsorted(g))
+            if b >= len(ids) or ids[b] != g or now[b] < _LIVE_MIN:
+                return False
+            now[b + 1:] -= _ONE
+            now[b] = _GONE
+            self._live -= 1
+            self.listing += 1
+            self.version += 1
+            return True
+        if d > _MAX_FINISHES:
+            return False
+        if d > 1:
+            gone = np.sort(gone)
+            if count_nonzero(gone[1:] == gone[:-1]):
+                return False
+        ids, now = self._ids, self._now
+        at = ids.searchsorted(gone)
+        if at[-1] >= len(ids) or count_nonzero(ids[at] != gone) or count_nonzero(now[at] < _LIVE_MIN):
+            return False
+        for b in at.tolist():  # (ascending) every request listed after it moves up by one
+            now[b + 1:] -= _ONE
+        now[at] = _GONE
+        self._live -= d
+        self.listing += 1
+        self.version += 1
+        return True
+
+    def positions(self, request_ids: np.ndarray, front: bool) -> np.ndarray:
+        """Positions now of live requests (all at the front, or none)."""
+        at = self._now[self._base_of.data[request_ids]]
+        return at + _FRONT if front else at
+
+    def move(self, request_ids: np.ndarray, to_front: bool) -> None:
+        """Move live requests to the front (out of the rest of the order) or back to their rank."""
+        at = self._base_of.data[request_ids]
+        if to_front:
+            self._now[at] -= _FRONT
+        else:
+            self._now[at] += _FRONT
+        self.version += 1
+
+    def order(self, front: np.ndarray) -> np.ndarray | None:
+        """``front`` (the positions of the requests at the front, in their order: from :meth:`positions`, each
+        once), then the others in the inner order. None (and nothing kept any more) if that is not one position per
+        live request: a position at the front that is not at the front here reads ``_FRONT`` or more."""
+        now = self._now.take(self._base, mode="wrap")  # (in range: "wrap" spares a bounds check per entry)
+        rest = now[now >= _ZERO]
+        if len(rest) + len(front) != self._live or (len(front) and _max(front) >= self._live):
+            self.reset()
+            return None
+        return np.concatenate((front, rest))
