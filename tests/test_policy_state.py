@@ -175,8 +175,9 @@ def test_same_order_under_a_scripted_host_listing_ids_by_arrival(seed, by_arriva
     host = ScriptedHost(np.random.default_rng(seed), 60, skip_steps=False, ids_by_arrival=True, by_arrival=by_arrival)
     host.run(lockstep, 400)
     assert lockstep.steps > 50
-    if by_arrival == 1.0:
-        assert len(inner_ranks) < 0.9 * lockstep.steps, (len(inner_ranks), lockstep.steps)
+    if by_arrival == 1.0:  # the kept order took over at some steps (from the first listing change on which
+        # something is promoted: with few finishes that can be late in the run)
+        assert len(inner_ranks) < lockstep.steps, (len(inner_ranks), lockstep.steps)
 
 
 def _count_inner_ranks(policy) -> list:
