@@ -17,11 +17,13 @@ from ltrsched.validation.engines import engine_config
 def test_forced_lengths_sample_at_random_unless_told_greedy():
     assert engine_config(model="llama-tiny", platform="cpu").sampling == "random"  # vLLM's default, as before
     assert engine_config(model="llama-tiny", platform="cpu", sampling="greedy").sampling == "greedy"
+    assert engine_config(model="llama-3-8b", emulate_profile="a100-llama3-8b").sampling == "random"  # (not given)
 
 
 @pytest.mark.parametrize("options, message", [
     (dict(eos="model", load_format="auto", sampling="random"), "--eos model decodes greedily"),
     (dict(sampling="top-k"), "--sampling must be random or greedy, got 'top-k'"),
+    (dict(sampling="greedy", emulate_profile="a100-llama3-8b"), "--sampling sets how a model runs, and the emulated engine"),
 ])
 def test_sampling_options_are_checked(options, message):
     with pytest.raises(UserError, match=message):

@@ -306,8 +306,10 @@ def sampling_mismatch(profile, config) -> str | None:
     CPU engine ~1 ms per sequence more than greedy decoding), or None. A measured profile's probes drew tokens as
     its recorded engine settings say (``random`` for those measured before the setting existed); profiles that
     record no engine (the GPU tables) are not judged."""
+    from ltrsched.engine.platform import CPU
+
     engine = (getattr(profile, "provenance", None) or {}).get("engine")
-    if not isinstance(engine, dict) or config.platform != "cpu":
+    if not isinstance(engine, dict) or config.platform != CPU:
         return None
     measured = engine.get("sampling") or "random"
     if measured == config.sampling:

@@ -193,9 +193,9 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
     from ltrsched.engine.platform import CPU, CUDA, DEFAULTS
 
     max_tokens = _check_stopping(model, load_format, emulate_profile, prompts, eos, max_tokens)
-    sampling = _check_sampling(sampling, eos)
     if emulate_profile is not None:
-        _check_emulated(load_format, dtype, enforce_eager, tensor_parallel_size, threads)
+        _check_emulated(load_format, dtype, enforce_eager, tensor_parallel_size, threads, sampling)
+    sampling = _check_sampling(sampling, eos)
     if dtype is not None and dtype not in DTYPES:
         raise UserError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     if max_model_len is not None and max_model_len < 2:
@@ -342,7 +342,7 @@ def _check_tokenizer(model: str, path: str) -> None:
         raise UserError(f"{needs}; model directory {path} has none ({', '.join(TOKENIZER_FILES)})")
 
 
-def _check_emulated(load_format, dtype, enforce_eager, tensor_parallel_size, threads=None) -> None:
+def _check_emulated(load_format, dtype, enforce_eager, tensor_parallel_size, threads=None, sampling=None) -> None:
     """One-line :class:`UserError` for an option of the model's execution given to the emulated engine, which
     runs no model (its step times are the profile's): it was ignored, and ``profile --emulate`` recorded it
     in the fitted profile as if measured (``--tensor-parallel-size 8``, ``--dtype float32``). ``--threads`` was
@@ -350,7 +350,8 @@ def _check_emulated(load_format, dtype, enforce_eager, tensor_parallel_size, thr
     given = [name for name, value in (("--load-format", load_format is not None), ("--dtype", dtype is not None),
                                       ("--enforce-eager/--no-enforce-eager", enforce_eager is not None),
                                       ("--tensor-parallel-size", tensor_parallel_size != 1),
-                                      ("--threads", threads is not None)) if value]
+                                      ("--threads", threads is not None),
+                                      ("--sampling", sampling is not None)) if value]
     if given:
         raise UserError(f"{', '.join(given)} set{'s' if len(given) == 1 else ''} how a model runs, and the emulated "
                         "engine (--emulate) runs none (its step times are the profile's): leave "
