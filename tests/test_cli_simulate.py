@@ -275,7 +275,7 @@ def test_burst_arrivals_note_a_traces_own_timestamps(tmp_path):
     trace.write_text("arrival_time,prompt_tokens,output_tokens\n0.0,10,5\n1.5,12,4\n4.0,8,6\n")
     r = run_cli("simulate", "-w", str(trace), "--policy", "fcfs")
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "has arrival times of its own (4.0 s from first to last); --arrival burst (the default)" in r.stderr
+    assert "has arrival times of its own (4.0 s from first to last); --arrival burst (the default) served" in r.stderr
     assert "add --arrival replay" in r.stderr
     r = run_cli("simulate", "-w", str(trace), "--arrival", "replay", "--policy", "fcfs")
     assert r.returncode == 0 and "arrival times of its own" not in r.stderr

@@ -68,8 +68,10 @@ def engine_options(fn):
     return functools.reduce(lambda f, opt: opt(f), reversed(options), fn)
 
 
-def build_workload(workload, num_requests, arrival, rate, cv, duration, seed):
-    """Load a workload and apply its arrival process, validating the numbers first."""
+def build_workload(workload, num_requests, arrival, rate, cv, duration, seed, notes: list[str] | None = None):
+    """Load a workload and apply its arrival process, validating the numbers first. ``notes``: where to add a
+    note for the user (:func:`own_arrivals_note`), printed by the command once it has run (a note printed before
+    an error would make the error two lines)."""
     from ltrsched.workloads import apply_arrivals, load_workload
 
     if num_requests is not None and num_requests <= 0:
@@ -88,21 +90,24 @@ def build_workload(workload, num_requests, arrival, rate, cv, duration, seed):
         raise UserError(f"--seed must be below 2**64, got {seed}")
     check_arrival_options(arrival, rate, cv, duration)
     wl = load_workload(workload, num_requests=num_requests, seed=seed)
-    if arrival == "burst":
-        note_own_arrivals(wl)
+    if arrival == "burst" and notes is not None:
+        note = own_arrivals_note(wl)
+        if note:
+            notes.append(note)
     return apply_arrivals(wl, arrival, rate=rate, cv=cv, seed=seed, duration=duration)
 
 
-def note_own_arrivals(wl) -> None:
-    """Say on stderr that burst arrivals (the default) set aside the arrival times ``wl`` carries (a trace's
-    timestamps), so that a forgotten ``--arrival replay`` is not silent."""
+def own_arrivals_note(wl) -> str | None:
+    """That burst arrivals (the default) set aside the arrival times ``wl`` carries (a trace's timestamps), so
+    that a forgotten ``--arrival replay`` is not silent; None when it carries none."""
     if len(wl) < 2 or "arrival_time" not in wl.df.columns:
-        return
+        return None
     times = wl.df["arrival_time"]
     span = times.max() - times.min()
-    if span is not None and math.isfinite(span) and span > 0:
-        click.echo(f"note: {wl.name} has arrival times of its own ({span:,.1f} s from first to last); --arrival "
-                   "burst (the default) serves every request at t = 0: add --arrival replay to keep them", err=True)
+    if span is None or not math.isfinite(span) or span <= 0:
+        return None
+    return (f"note: {wl.name} has arrival times of its own ({span:,.1f} s from first to last); --arrival burst "
+            "(the default) served every request at t = 0: add --arrival replay to keep them")
 
 
 def check_arrival_options(arrival, rate, cv, duration) -> None:
@@ -215,7 +220,8 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
 
     kv_capacity_blocks(config, fix="use a smaller --block-size or a larger --gpu-memory-utilization, or set "
                                    "--num-gpu-blocks")
-    wl = build_workload(workload, num_requests, arrival, rate, cv, duration, seed)
+    notes: list[str] = []
+    wl = build_workload(workload, num_requests, arrival, rate, cv, duration, seed, notes)
     if progress is None:
         progress = sys.stderr.isatty()
     if cluster:
@@ -244,3 +250,5 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
 
         plot_cdfs([(run_label(result.meta), result.requests)], cdf_file)
         click.echo(f"wrote {cdf_file}")
+    for note in notes:
+        click.echo(note, err=True)
