@@ -112,9 +112,8 @@ def sampling_params(config: EngineConfig, info: RequestInfo, **extra: Any):
     if config.eos == "model":
         return SamplingParams(max_tokens=config.max_tokens, temperature=0.0, ignore_eos=False, detokenize=False,
                               extra_args=request_extra(info), **extra)
-    greedy = {"temperature": 0.0} if config.sampling == "greedy" else {}
-    return SamplingParams(max_tokens=info.output_tokens, ignore_eos=True, detokenize=False,
-                          extra_args=request_extra(info), **greedy, **extra)
+    return SamplingParams(max_tokens=info.output_tokens, temperature=0.0 if config.sampling == "greedy" else 1.0,
+                          ignore_eos=True, detokenize=False, extra_args=request_extra(info), **extra)
 
 
 def _model_config(model_path: str) -> dict[str, Any]:

@@ -135,9 +135,7 @@ def collect_validation(directories: list[Path]) -> tuple[dict, list[str], str | 
     configs: dict[str, dict] = {}
     sims: dict[tuple[str, str], dict] = {}
     commands: list[str] = []
-    case_commands: dict[str, list[str]] = {}
-    case_started: dict[str, float] = {}  # the first engine run's start [unix s]
-    case_host: dict[str, str | None] = {}
+    measured: dict[str, dict] = {}  # per case: its host, its commands, its first engine run's start [unix s]
     host = None
     for directory in directories:
         runs = directory / "runs"
@@ -166,23 +164,20 @@ def collect_validation(directories: list[Path]) -> tuple[dict, list[str], str | 
                 repeats_of.setdefault(key, []).extend(repeats)
                 sims.setdefault(key, side_metrics(policy_dir / "sim")[0])
                 host = host or meta.get("host")
-                case_host.setdefault(key[0], meta.get("host"))
-                if meta.get("command") and meta["command"] not in commands:
-                    commands.append(meta["command"])
-                if meta.get("command") and meta["command"] not in case_commands.setdefault(key[0], []):
-                    case_commands[key[0]].append(meta["command"])
-                if started:
-                    case_started[key[0]] = min(started + [case_started.get(key[0], started[0])])
+                case = measured.setdefault(key[0], {"host": meta.get("host"), "commands": [], "started": []})
+                case["started"] += started
+                for listed in (commands, case["commands"]):
+                    if meta.get("command") and meta["command"] not in listed:
+                        listed.append(meta["command"])
     if not repeats_of:
         raise UserError(f"{', '.join(map(str, directories))}: no finished engine + simulator runs under runs/")
     cases: dict = {}
     for (case, policy), repeats in repeats_of.items():
         engine = _mean_over(repeats)
         engine["each_repeat"] = repeats
-        date = time.strftime("%Y-%m-%d", time.gmtime(case_started[case])) if case in case_started \
-            else time.strftime("%Y-%m-%d")
-        cases.setdefault(case, {"policies": {}, "measured": {"host": case_host.get(case), "date": date,
-                                                           "commands": case_commands.get(case, [])}})
+        m = measured[case]
+        date = time.strftime("%Y-%m-%d", time.gmtime(min(m["started"])) if m["started"] else time.localtime())
+        cases.setdefault(case, {"policies": {}, "measured": {"host": m["host"], "date": date, "commands": m["commands"]}})
         cases[case]["policies"][policy] = {"engine": engine, "sim": sims[(case, policy)]}
     return cases, commands, host
 
