@@ -517,3 +517,45 @@ def test_an_engine_process_that_dies_is_a_one_line_error():
         assert processes.run("a pid", os.getpid) != processes.run("a pid", os.getpid) != os.getpid()
         with pytest.raises(UserError, match=r"^engine start 2 of 2: its process died before it finished"):
             processes.run("engine start 2 of 2", os.abort)
+
+
+def test_an_engine_process_ends_when_ltrsched_is_killed(tmp_path):
+    """Killing `validate --spread-repeats` (SIGTERM, SIGKILL) left its fresh engine process running, orphaned: it
+    went on writing its run into the --out directory, which a new validate there then refused as foreign files."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    (tmp_path / "long_run.py").write_text(  # (a module: a spawned process imports what it runs)
+        "import os, sys, time\n"
+        "def run(path):\n"
+        "    open(path, 'w').write(str(os.getpid()))\n"
+        "    time.sleep(120)\n")
+    script = ("import sys; sys.path.insert(0, sys.argv[2]); import long_run\n"
+              "from ltrsched.validation.fresh_process import FreshProcesses\n"
+              "with FreshProcesses() as p:\n"
+              "    p.run('a long run', long_run.run, sys.argv[1])\n")
+    parent = subprocess.Popen([sys.executable, "-c", script, str(pid_file), str(tmp_path)])
+    try:
+        deadline = time.monotonic() + 60
+        while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        child = int(pid_file.read_text())
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(child, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(child, signal.SIGKILL)
+            pytest.fail("the fresh process outlived its killed parent by 10 s")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
