@@ -7,7 +7,8 @@ Files, by suffix:
   ``generated`` (or ``response``) text but no ``output_tokens`` too; without ``arrival_time`` every request is at
   t = 0; without ``request_id`` rows are numbered.
 - ``.jsonl``: one ``{"prompt": ..., "generated": ...}`` object per line (the seed's traces); lengths are
-  re-tokenized with the Llama-3 tokenizer; an optional ``arrival_time`` [s] is kept. A line may give the output's
+  re-tokenized with the Llama-3 tokenizer (a number where text belongs is an error naming the line); an optional
+  ``arrival_time`` [s] is kept. A line may give the output's
   length instead of (or beside) the generated text, ``"output_tokens": N`` (e.g. another model's own count), and
   the prompt's beside (or instead of) its text, ``"prompt_tokens": N``: both used as is, as a parquet's given
   counts are (a line of lengths alone has no prompt text, as a ``.csv``'s). A
@@ -22,7 +23,8 @@ Files, by suffix:
   ``2023-11-16 18:15:46.68``), read as seconds since the earliest; without them every request is at t = 0.
   Blank lines are skipped (a line of empty fields is a request with missing values). A ``request_id`` column (in
   any case) is kept as the requests' ids; ``score``, ``po_estimate``, ``predicted_length`` and ``prompt`` columns
-  (in any case too) as those columns. Header names and numbers may have spaces around them (``a, b``).
+  (in any case too) as those columns; a ``prompt`` is text as written, digits too (``42``, ``007``). Header names
+  and numbers may have spaces around them (``a, b``).
 
 Ids a file gives are whole numbers in [0, 10,000,000), each once (:func:`ltrsched.workloads.schema.request_ids`,
 for every format); without them the requests are numbered 0, 1, ... (a parquet's rows before sampling, the others'
@@ -35,6 +37,7 @@ Text files are UTF-8 (a byte-order mark is dropped); an invalid byte is an error
 from __future__ import annotations
 
 import io
+import json
 import re
 import sys
 from pathlib import Path
@@ -72,6 +75,11 @@ def load_jsonl(path: Path) -> pl.DataFrame:
     prompts, prompt_counts, generated, arrivals, timed, ids = [], [], [], [], [], []
     optional = {name: [] for name in NUMERIC_OPTIONAL_COLUMNS}  # [per line] (None where a line has none)
     for lineno, rec in jsonl_records(path):
+        for name in ("prompt", "generated"):  # a number where text belongs (JSON has types: 42 is no text)
+            if isinstance(rec, dict) and rec.get(name) is not None and not isinstance(rec[name], str):
+                got = json.dumps(rec[name], ensure_ascii=False)
+                raise UserError(f"{path}:{lineno}: {name!r} must be text (a JSON string), got "
+                                + (got if len(got) <= 60 else got[:57] + "..."))
         if not isinstance(rec, dict) or not (
                 isinstance(rec.get("prompt"), str) or ("prompt" not in rec and "prompt_tokens" in rec)) or not (
                 isinstance(rec.get("generated"), str) or ("generated" not in rec and "output_tokens" in rec)):
@@ -189,9 +197,16 @@ def _complete_table(df: pl.DataFrame, path: Path) -> pl.DataFrame:
     for column, sources in texts.items():
         if column in df.columns:
             continue
-        source = next((c for c in sources if c in df.columns and df.schema[c] in (pl.Utf8, pl.String)), None)
+        source = next((c for c in sources if c in df.columns), None)
         if source is None:
             continue  # validate() names what is missing
+        if isinstance(df.schema[source], (pl.Categorical, pl.Enum, pl.Null)):
+            df = df.with_columns(pl.col(source).cast(pl.String))
+        if df.schema[source] != pl.String:  # (it said "missing column prompt_tokens", of a table of numbers)
+            first = df[source].drop_nulls().head(1).to_list()
+            row = f" (first: {first[0]!r}, row {int(df[source].is_not_null().arg_max()) + 1})" if first else ""
+            raise UserError(f"{path}: column {source} holds {df.schema[source]} values{row}, not text, so "
+                            f"{column} cannot be counted from it; it must hold the text (or give {column})")
         missing = df[source].is_null()
         if missing.any():
             raise UserError(f"{path}: row {int(missing.arg_max()) + 1} has no {source!r} text to count {column} from")
@@ -220,15 +235,17 @@ def _first_turns(path: Path, num_requests: int | None, seed: int) -> pl.DataFram
     return df.drop("response", over).with_columns(arrival_time=pl.lit(0.0))
 
 
-def _read_csv(data: bytes) -> pl.DataFrame:
+def _read_csv(data: bytes, text_columns: tuple[str, ...] = ()) -> pl.DataFrame:
     """The CSV's table, column types inferred from its first 10,000 rows, or if a later row does not parse as
     those, from every row: a trace whose first 10,000 arrival times were whole seconds (or whose token counts
     turn from 10 to 10.0) was refused at the first fractional one. (Inferring from every row always takes
-    about 10x as long: 2.6 s instead of 0.27 s for a million rows.)"""
+    about 10x as long: 2.6 s instead of 0.27 s for a million rows.) ``text_columns`` (header names) are read
+    as text, as written, whatever they look like."""
+    overrides = dict.fromkeys(text_columns, pl.String)
     try:
-        return pl.read_csv(io.BytesIO(data), infer_schema_length=10_000)
+        return pl.read_csv(io.BytesIO(data), infer_schema_length=10_000, schema_overrides=overrides)
     except pl.exceptions.ComputeError:
-        return pl.read_csv(io.BytesIO(data), infer_schema_length=None)
+        return pl.read_csv(io.BytesIO(data), infer_schema_length=None, schema_overrides=overrides)
 
 
 def _without_blank_lines(raw: pl.DataFrame, text: str) -> pl.DataFrame:
@@ -258,6 +275,13 @@ def load_csv(path: Path) -> pl.DataFrame:
         raw = _read_csv(data)
     except Exception as exc:
         raise UserError(f"{path}: cannot parse CSV ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    prompt = _csv_column(raw, ("prompt",), "prompt", path)
+    if prompt is not None and raw.schema[prompt] != pl.String:  # a CSV has no types: prompts "1", "42" (or
+        # "007", "1e3") are text, which polars read as numbers (refused as "not text", or changed: 007 -> 7)
+        try:
+            raw = _read_csv(data, (prompt,))
+        except Exception as exc:
+            raise UserError(f"{path}: cannot parse CSV ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     raw = _without_blank_lines(raw, text)
     if raw.height == 0:
         raise UserError(f"{path}: no requests (empty file)")
@@ -393,7 +417,6 @@ def _jsonl_gives_columns(path: Path) -> bool:
     for other files and for a file that is not readable as its format (loading it says why). Only a ``.jsonl``
     whose bytes name one of them (or hold a ``\\u`` escape, which could spell one) is parsed."""
     import csv
-    import json
 
     if path.suffix.lower() == ".csv":
         try:
@@ -427,7 +450,6 @@ def _gives_ids(path: Path) -> bool:
     none) gives request ids; False for other formats, whose ids were always kept, and for a file that is not
     readable as its format (loading it says why)."""
     import csv
-    import json
 
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".jsonl"):
