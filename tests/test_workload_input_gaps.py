@@ -55,3 +55,134 @@ def test_a_parquet_prompt_column_of_numbers_is_a_type_error_naming_the_row(tmp_p
     assert_one_line_error(run_cli("simulate", "-w", str(path)),
                           "column prompt holds Int64 values (first: 1, row 1), not text, so prompt_tokens cannot be "
                           "counted from it")
+
+
+# -- records of a conversations file that are not conversations ---------------------------------------------------
+
+def _conversation(i: int) -> dict:
+    return {"id": f"g{i}", "conversations": [{"from": "human", "value": f"Please explain topic number {i} in words"},
+                                             {"from": "gpt", "value": f"Topic {i} is about many things indeed"}]}
+
+
+GARBAGE = ["junk", 3, {"id": "x"}, {"id": "y", "conversations": None},
+           {"id": "z", "conversations": [{"from": "human", "value": 5}, {"from": "gpt", "value": "ok"}]},
+           {"id": "w", "conversations": [{"from": "bot", "value": "hi"}, {"from": "gpt", "value": "ok"}]},
+           {"id": "v", "conversations": [{"from": "human"}, {"from": "gpt", "value": "ok"}]}]
+
+
+def test_records_that_are_not_conversations_are_counted_on_stderr(tmp_path):
+    """Records that are not conversations (not objects, no messages, first turns of wrong types) were skipped
+    without a word: a file half garbage gave half its requests, silently. A one-line warning counts them by
+    reason, on every load (the parse is cached), and the rest load."""
+    path = tmp_path / "mixed.json"
+    path.write_text(json.dumps([_conversation(i) for i in range(6)] + GARBAGE))
+    for _ in range(2):  # parsed, then from the cache
+        r = run_cli("simulate", "-w", str(path), "--policy", "fcfs")
+        assert r.returncode == 0, r.stderr
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"warning: {path}: skipped 7 of the 13 records, which are not "
+                                                       "conversations: 2 not objects (first: record 7: a string); "), lines
+        for part in ("2 with no messages (first: record 9, id 'x': no 'conversations', 'items', 'conversation' or "
+                     "'messages' list)", "2 with first turns that are not text (first: record 11, id 'z': message 1 "
+                     "has a number for its text)", "1 with unknown speakers (first: record 12, id 'w': message 1 has "
+                     "the speaker 'bot'"):
+            assert part in lines[0]
+    assert len(load_workload(str(path))) == 6  # the conversations load
+
+
+def test_conversations_the_papers_rule_does_not_take_stay_quiet(tmp_path, capsys):
+    """Later chunks of split conversations, empty ones, and ones that open with a reply are conversations (the
+    packaged ShareGPT file has thousands): skipped by the paper's rule, without a note."""
+    recs = [_conversation(0), {"id": "a_2", "conversations": _conversation(1)["conversations"]},
+            {"id": "e", "conversations": []}, {"id": "r", "conversations": _conversation(2)["conversations"][::-1]}]
+    path = tmp_path / "quiet.json"
+    path.write_text(json.dumps(recs))
+    assert len(load_workload(str(path))) == 1
+    assert capsys.readouterr().err == ""
+
+
+def test_a_file_with_no_usable_record_says_why_in_one_line(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(GARBAGE[:3] + [{"id": "e", "conversations": []}]))
+    assert_one_line_error(run_cli("simulate", "-w", str(path)),
+                          "bad.json: no complete conversation (ShareGPT's or role/content messages) with a user turn "
+                          "and a reply among its 4 record(s): 2 not objects (first: record 1: a string); 1 with no "
+                          "messages (first: record 3, id 'x': ")
+    path.write_text("[]")
+    assert_one_line_error(run_cli("simulate", "-w", str(path)), "bad.json: no complete conversation (ShareGPT's or "
+                                                                "role/content messages) with a user turn and a reply: "
+                                                                "it holds no records")
+
+
+def test_conversations_one_per_line_in_a_json_file_are_refused(tmp_path):
+    """Not an array: the first "[" found was taken as the array, and the first conversation's messages read as
+    its records."""
+    path = tmp_path / "lines.json"
+    path.write_text("\n".join(json.dumps(_conversation(i)) for i in range(3)))
+    assert_one_line_error(run_cli("simulate", "-w", str(path)),
+                          "lines.json: not a JSON array of conversations: it starts with '{' (one conversation per "
+                          "line is a .jsonl format")
+
+
+def test_a_users_file_cut_off_inside_a_record_is_noted(tmp_path, capsys):
+    text = json.dumps([_conversation(i) for i in range(6)])
+    path = tmp_path / "cut.json"
+    path.write_text(text[:-40])
+    assert len(load_workload(str(path))) == 5
+    assert capsys.readouterr().err == (f"warning: {path}: the file ends inside record 6 (cut off): read the 5 "
+                                       "complete record(s) before it\n")
+
+
+def test_the_packaged_sharegpt_file_stays_quiet(capsys):
+    """Its end is cut off (a known property, parsed record by record) and it holds no malformed record."""
+    from ltrsched.workloads.sharegpt import _package_file, load_sharegpt_records
+
+    records = load_sharegpt_records()
+    assert capsys.readouterr().err == ""
+    assert records.height > 8000 and load_sharegpt_records(_package_file()).height == records.height
+    assert capsys.readouterr().err == ""
+
+
+def test_a_parse_cached_before_notes_were_kept_is_parsed_again(tmp_path, monkeypatch, capsys):
+    from ltrsched.workloads.sharegpt import cache_dir, load_sharegpt_records, records_key
+
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "mixed.json"
+    path.write_text(json.dumps([_conversation(0), "junk"]))
+    old = cache_dir() / f"sharegpt-{records_key(path)}-utf8.parquet"
+    old.parent.mkdir(parents=True)
+    load_sharegpt_records(path).write_parquet(old)  # as the cache was written: no notes
+    capsys.readouterr()
+    assert load_sharegpt_records(path).height == 1
+    assert "skipped 1 of the 2 records, which are not conversations: 1 not objects" in capsys.readouterr().err
+
+
+# -- a conversations parquet's predictor columns --------------------------------------------------------------------
+
+def test_a_conversations_parquet_keeps_the_columns_a_flat_table_keeps(tmp_path):
+    """LMSYS-style parquet of conversations with a predictor's score (and po_estimate, predicted_length,
+    arrival_time, request_id): they were dropped, `ltr` said the file had no score and `po` drew its estimates."""
+    from ltrsched.workloads.loaders import workload_fingerprint
+
+    rows = [{"conversation_id": f"c{i}", "conversation": [
+        {"role": "user", "content": f"Please explain topic number {i} in a few words"},
+        {"role": "assistant", "content": f"Topic {i} is about many things indeed"}],
+        "score": float(i), "po_estimate": 10.0 + i, "predicted_length": 20.0 + i, "arrival_time": 0.5 * i,
+        "request_id": 100 + i} for i in range(5)]
+    path = tmp_path / "conv.parquet"
+    pl.DataFrame(rows).write_parquet(path)
+    wl = load_workload(str(path))
+    got = {r["source_id"]: r for r in wl.df.to_dicts()}
+    assert set(got) == {r["conversation_id"] for r in rows}
+    for r in rows:
+        for col in ("score", "po_estimate", "predicted_length", "arrival_time", "request_id"):
+            assert got[r["conversation_id"]][col] == r[col], col
+    assert "columns" in workload_fingerprint(str(path))  # runs cached without them are not reused
+    sampled = load_workload(str(path), num_requests=2, seed=3).df
+    assert all(got[s]["score"] == sc for s, sc in zip(sampled["source_id"], sampled["score"]))
+    r = run_cli("simulate", "-w", str(path), "--policy", "ltr")
+    assert r.returncode == 0, r.stderr
+    pl.DataFrame([{k: v for k, v in row.items() if k in ("conversation_id", "conversation")} for row in rows]
+                 ).write_parquet(path)
+    assert "columns" not in workload_fingerprint(str(path))
+    assert load_workload(str(path)).df["request_id"].sort().to_list() == [0, 1, 2, 3, 4]

@@ -14,9 +14,14 @@ Files, by suffix:
   counts are (a line of lengths alone has no prompt text, as a ``.csv``'s). A
   ``"request_id": N`` on every line (or none) is kept as the request's id. A predictor's ``"score"``, the model's
   own ``"po_estimate"`` and a ``"predicted_length"`` (numbers, or null where missing) are kept as those columns.
-- ``.json``: ShareGPT conversations (complete or truncated), first turns, the paper's selection rules; records
-  with LMSYS-Chat-1M's or OpenAI's ``{"role", "content"}`` messages too (:func:`ltrsched.workloads.sharegpt.first_turn`).
-  A parquet of such conversations (LMSYS-Chat-1M's own files: a ``conversation`` column) is read the same way.
+- ``.json``: a JSON array of ShareGPT conversations (complete or truncated), first turns, the paper's selection
+  rules; records with LMSYS-Chat-1M's or OpenAI's ``{"role", "content"}`` messages too
+  (:func:`ltrsched.workloads.sharegpt.read_first_turn`). Records that are not conversations (not objects, no list
+  of messages, first turns without a known speaker or text) are skipped with a one-line warning on stderr counting
+  them by reason, as is a file cut off inside a record (the packaged ShareGPT file's cut is expected, and quiet); a
+  file with no usable record is an error saying why. A parquet of such conversations (LMSYS-Chat-1M's own files: a
+  ``conversation`` column) is read the same way; its ``score``, ``po_estimate``, ``predicted_length``,
+  ``arrival_time`` and ``request_id`` columns are kept, as a flat table's.
 - ``.csv``: length-only traces: ``num_prefill_tokens``/``prompt_tokens``, ``num_decode_tokens``/``output_tokens``
   and optionally ``arrived_at``/``arrival_time`` (column names in any case; Azure's published ``TIMESTAMP``,
   ``ContextTokens``, ``GeneratedTokens`` too). Arrival times are seconds, or date-times (e.g.
@@ -53,7 +58,7 @@ from ltrsched.workloads.schema import (
     NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Workload, request_ids, validate,
 )
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, paper_selection, sample_rows
-from ltrsched.workloads.sharegpt import is_conversation_table, load_sharegpt_records, records_key
+from ltrsched.workloads.sharegpt import TABLE_COLUMNS, is_conversation_table, load_sharegpt_records, records_key
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
 
@@ -219,20 +224,29 @@ def _complete_table(df: pl.DataFrame, path: Path) -> pl.DataFrame:
 
 def _first_turns(path: Path, num_requests: int | None, seed: int) -> pl.DataFrame:
     """The requests of a file of conversations (ShareGPT .json, or a parquet of them): the paper's selection of
-    first turns (every eligible one, ``num_requests`` sampled), all at t = 0. Outputs longer than the context
-    leaves are cut to it (the paper's rule), with a warning on stderr counting those among the requests used (it
-    counted the whole file's, however few ``num_requests`` sampled)."""
-    records = load_sharegpt_records(path)
+    first turns (every eligible one, ``num_requests`` sampled), all at t = 0 unless a parquet gives
+    ``arrival_time``, numbered unless it gives ``request_id``. Outputs longer than the context leaves are cut to it
+    (the paper's rule), with a warning on stderr counting those among the requests used (it counted the whole
+    file's, however few ``num_requests`` sampled). The parse's notes (records skipped as malformed, a file cut
+    off) are printed on stderr once the requests are chosen, so that an error stays the one line it is."""
+    notes: list[str] = []
+    records = load_sharegpt_records(path, notes)
     over = "_over_context"  # marks each row before the selection caps it (a column: the sample does not change)
     records = records.with_columns(
         (pl.col("prompt_tokens") + pl.col("output_tokens") > MAX_OUTPUT_TOKENS).alias(over))
     df = paper_selection(records, split="all", n=num_requests, seed=seed, source=str(path))
     capped = int(df[over].sum())
     if capped:
-        print(f"warning: {path}: {capped} of the {df.height:,} first turn(s) used have a prompt + output of more than "
-              f"{MAX_OUTPUT_TOKENS:,} tokens (the paper's context); their outputs are cut to {MAX_OUTPUT_TOKENS:,} "
-              "tokens minus the prompt, as the model would have stopped there", file=sys.stderr)
-    return df.drop("response", over).with_columns(arrival_time=pl.lit(0.0))
+        notes.append(f"warning: {path}: {capped} of the {df.height:,} first turn(s) used have a prompt + output of more "
+                     f"than {MAX_OUTPUT_TOKENS:,} tokens (the paper's context); their outputs are cut to "
+                     f"{MAX_OUTPUT_TOKENS:,} tokens minus the prompt, as the model would have stopped there")
+    df = df.drop("response", over)
+    df = df if "arrival_time" in df.columns else df.with_columns(arrival_time=pl.lit(0.0))
+    df = df if "request_id" in df.columns else _numbered(df)
+    validate(df, str(path))  # (before the notes: an error is the one line printed)
+    for line in notes:
+        print(line, file=sys.stderr)
+    return df
 
 
 def _read_csv(data: bytes, text_columns: tuple[str, ...] = ()) -> pl.DataFrame:
@@ -412,12 +426,19 @@ def workload_fingerprint(source: str) -> dict[str, str]:
 
 
 def _jsonl_gives_columns(path: Path) -> bool:
-    """Whether a ``.jsonl`` has a line giving one of :data:`NUMERIC_OPTIONAL_COLUMNS` (not null), or a ``.csv``
-    header names one in another case (``Score``) or with spaces around it: columns loading dropped before. False
+    """Whether a ``.jsonl`` has a line giving one of :data:`NUMERIC_OPTIONAL_COLUMNS` (not null), a ``.csv``
+    header names one in another case (``Score``) or with spaces around it, or a conversations parquet has one of
+    :data:`~ltrsched.workloads.sharegpt.TABLE_COLUMNS`: columns loading dropped before. False
     for other files and for a file that is not readable as its format (loading it says why). Only a ``.jsonl``
     whose bytes name one of them (or hold a ``\\u`` escape, which could spell one) is parsed."""
     import csv
 
+    if path.suffix.lower() == ".parquet":  # a conversations table's columns (it dropped them: `ltr` said it had no
+        try:  # score, `po` drew its estimates, every request arrived at t = 0)
+            head = pl.read_parquet(path, n_rows=0)
+        except Exception:
+            return False
+        return is_conversation_table(head) and any(c in head.columns for c in TABLE_COLUMNS)
     if path.suffix.lower() == ".csv":
         try:
             with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
@@ -491,7 +512,7 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
         if is_labels(df):
             return labels_workload(df, path.stem, split, num_requests=num_requests, seed=seed, meta={"source": str(path)})
         if is_conversation_table(df):  # e.g. LMSYS-Chat-1M's parquet: first turns, as from a ShareGPT .json
-            return Workload(_numbered(_first_turns(path, num_requests, seed)), path.stem, {"source": str(path)})
+            return Workload(_first_turns(path, num_requests, seed), path.stem, {"source": str(path)})
         columns = df.columns  # the file's own: a missing column's error named the ids and arrival times added here
         if "request_id" not in df.columns:  # numbered as the file's rows, before sampling
             df = _numbered(df)
@@ -503,7 +524,7 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
     elif suffix == ".jsonl":
         df = load_jsonl(path)
     elif suffix == ".json":  # conversations: numbered, as they carry no integer ids
-        return Workload(_numbered(_first_turns(path, num_requests, seed)), path.stem, {"source": str(path)})
+        return Workload(_first_turns(path, num_requests, seed), path.stem, {"source": str(path)})
     elif suffix == ".csv":
         df = load_csv(path)
     else:

@@ -16,6 +16,7 @@ a prompt given twice is kept once (its first key), so no prompt can land in two 
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -35,11 +36,12 @@ def load_prompts(path: str | Path) -> pl.DataFrame:
     if not path.is_file():
         raise UserError(f"prompts file not found: {path}")
     suffix = path.suffix.lower()
+    notes: list[str] = []  # the parse's, printed once the prompts are read (an error stays one line)
     if suffix == ".json" or (suffix == ".parquet" and _is_conversations(path)):
         from ltrsched.workloads import selection
         from ltrsched.workloads.sharegpt import load_sharegpt_records
 
-        pool = selection.eligible(load_sharegpt_records(path))
+        pool = selection.eligible(load_sharegpt_records(path, notes))
         if pool.height == 0:
             raise UserError(f"{path}: no first turn with a prompt of {selection.MIN_PROMPT_TOKENS}.."
                             f"{selection.MAX_PROMPT_TOKENS} tokens and a reply of >= {selection.MIN_OUTPUT_TOKENS} "
@@ -52,6 +54,8 @@ def load_prompts(path: str | Path) -> pl.DataFrame:
     else:
         raise UserError(f"{path}: prompts come from a {', '.join(SUFFIXES)} file (a .csv trace holds lengths, not text)")
     _check_keys(df, path)
+    for line in notes:
+        print(line, file=sys.stderr)
     return df.unique(subset="prompt", keep="first", maintain_order=True)
 
 
