@@ -186,3 +186,115 @@ def test_a_conversations_parquet_keeps_the_columns_a_flat_table_keeps(tmp_path):
                  ).write_parquet(path)
     assert "columns" not in workload_fingerprint(str(path))
     assert load_workload(str(path)).df["request_id"].sort().to_list() == [0, 1, 2, 3, 4]
+
+
+# -- arrival times in milliseconds -------------------------------------------------------------------------------------
+
+def _trace(n: int = 400, rate: float = 2.0, seed: int = 0):
+    """Arrival times of ``rate`` req/s in milliseconds, and lengths."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return np.cumsum(rng.exponential(1000.0 / rate, n)), rng.integers(10, 200, n), rng.integers(10, 200, n)
+
+
+@pytest.mark.parametrize("name, header", [("t.csv", "arrived_at_ms"), ("t.csv", "Timestamp_MS"),
+                                          ("t.jsonl", "arrival_time_ms"), ("t.parquet", "arrival_time_ms")])
+def test_a_unit_suffix_reads_milliseconds(tmp_path, name, header):
+    """A column (or key) named ..._ms holds milliseconds: it was no arrival column at all (every request at t = 0;
+    a plain `arrival_time` in ms was taken as seconds, a trace 1000x slower)."""
+    from ltrsched.workloads.loaders import workload_fingerprint
+
+    ms, p, o = _trace()
+    path = tmp_path / name
+    if name.endswith(".csv"):
+        pl.DataFrame({header: ms, "prompt_tokens": p, "output_tokens": o}).write_csv(path)
+    elif name.endswith(".jsonl"):
+        path.write_text("".join(json.dumps({"prompt_tokens": int(a), "output_tokens": int(b), header: t}) + "\n"
+                                for t, a, b in zip(ms, p, o)))
+    else:
+        pl.DataFrame({header: ms, "prompt_tokens": p, "output_tokens": o}).write_parquet(path)
+    wl = load_workload(str(path))
+    assert wl.df["arrival_time"].to_list() == pytest.approx((ms / 1000).tolist())
+    assert "arrival_warning" not in wl.meta
+    assert workload_fingerprint(str(path))["arrivals"] == "units"  # runs cached with every request at t = 0
+
+
+def test_a_conversations_parquet_reads_milliseconds_too(tmp_path):
+    rows = [{"conversation_id": f"c{i}", "conversation": [
+        {"role": "user", "content": f"Please explain topic number {i} in a few words"},
+        {"role": "assistant", "content": f"Topic {i} is about many things indeed"}], "arrival_time_ms": 1500 * i}
+        for i in range(4)]
+    pl.DataFrame(rows).write_parquet(tmp_path / "c.parquet")
+    df = load_workload(str(tmp_path / "c.parquet")).df.sort("arrival_time")
+    assert df["arrival_time"].to_list() == [0.0, 1.5, 3.0, 4.5] and "arrival_time_ms" not in df.columns
+
+
+def test_arrival_times_in_two_units_are_refused(tmp_path):
+    ms, p, o = _trace(10)
+    path = tmp_path / "t.csv"
+    pl.DataFrame({"arrived_at": ms / 1000, "arrived_at_ms": ms, "prompt_tokens": p, "output_tokens": o}).write_csv(path)
+    assert_one_line_error(run_cli("simulate", "-w", str(path)),
+                          "t.csv: columns 'arrived_at' and 'arrived_at_ms' both give arrival times, in other units; "
+                          "keep one")
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"prompt_tokens": 3, "output_tokens": 4, "arrival_time": 1, "arrival_time_ms": 1000}\n')
+    assert_one_line_error(run_cli("simulate", "-w", str(path)), "t.jsonl:1: 'arrival_time' and 'arrival_time_ms' both "
+                                                                "give the arrival time")
+
+
+def test_replaying_milliseconds_read_as_seconds_warns_naming_the_fix(tmp_path):
+    """A trace in ms under a plain name ran 1000x slower, silently: replaying it warns (one line, exit 0), naming
+    the column to rename; with a rate (the unit cancels), burst arrivals, or a unit in the name, it does not."""
+    ms, p, o = _trace()
+    path = tmp_path / "t.csv"
+    pl.DataFrame({"arrived_at": ms, "num_prefill_tokens": p, "num_decode_tokens": o}).write_csv(path)
+    r = run_cli("simulate", "-w", str(path), "--arrival", "replay")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"warning: {path}: its arrival times, read as seconds (column 'arrived_at'), span 2.6 days with a median gap "
+        "of 400 s between arrivals; if they are milliseconds, name the column arrived_at_ms (if seconds, "
+        "arrived_at_s, to say so)"]
+    for args in (["--arrival", "replay", "--rate", "2"], []):
+        r = run_cli("simulate", "-w", str(path), *args)
+        assert r.returncode == 0 and "arrived_at_ms" not in r.stderr, r.stderr
+    pl.DataFrame({"arrived_at_s": ms, "num_prefill_tokens": p, "num_decode_tokens": o}).write_csv(path)
+    r = run_cli("simulate", "-w", str(path), "--arrival", "replay")
+    assert r.returncode == 0 and r.stderr == "", r.stderr  # seconds, said so: no warning
+
+
+def test_unix_milliseconds_read_as_seconds_warn(tmp_path, capsys):
+    from ltrsched.workloads import apply_arrivals
+
+    ms, p, o = _trace(rate=200.0)  # gaps of 5 ms: the median gap alone looks like seconds
+    path = tmp_path / "t.jsonl"
+    path.write_text("".join(json.dumps({"prompt_tokens": int(a), "output_tokens": int(b), "arrival_time": 1.7e12 + t})
+                            + "\n" for t, a, b in zip(ms, p, o)))
+    apply_arrivals(load_workload(str(path)), "replay")
+    err = capsys.readouterr().err
+    assert err.startswith(f"warning: {path}: its arrival times, read as seconds (key 'arrival_time'), start at 1.7e+12 "
+                          "s, past the year 5000 as Unix time") and "name the key arrival_time_ms" in err
+
+
+def test_a_span_too_long_for_seconds_names_the_unit_fix(tmp_path):
+    import numpy as np
+
+    path = tmp_path / "week.csv"
+    pl.DataFrame({"arrived_at": np.linspace(0, 7 * 86_400e3, 300), "prompt_tokens": [5] * 300,
+                  "output_tokens": [5] * 300}).write_csv(path)
+    assert_one_line_error(run_cli("simulate", "-w", str(path), "--arrival", "replay"),
+                          "must stay below 1e+08 s (about 3 years), where float64 time still resolves a step (raise the "
+                          "rate, or use fewer requests); if the file's times are milliseconds, name the column "
+                          "arrived_at_ms")
+
+
+@pytest.mark.parametrize("name", ["azure-2023-code.csv", "azure-2023-conv.csv"])
+def test_the_azure_traces_replay_without_a_unit_warning(name, capsys):
+    from ltrsched.sim.profiles.derive_a100 import default_data_dir
+    from ltrsched.workloads import apply_arrivals
+
+    trace = default_data_dir().parent / "traces" / name  # ../shared/data, from the repository
+    if not trace.exists():
+        pytest.skip(f"reference data not found at {trace}")
+    wl = apply_arrivals(load_workload(str(trace)), "replay")
+    assert 3400 < wl.df["arrival_time"].max() < 3600 and capsys.readouterr().err == ""

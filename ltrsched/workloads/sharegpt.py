@@ -205,7 +205,7 @@ def is_conversation_table(df: pl.DataFrame) -> bool:
 
 #: Columns of a conversations parquet kept beside its first turns, as the flat formats keep them (they were
 #: dropped: a predictor's score then said the file had none, and `po` drew its estimates instead of the file's).
-TABLE_COLUMNS = ("request_id", "arrival_time", *NUMERIC_OPTIONAL_COLUMNS)
+TABLE_COLUMNS = ("request_id", "arrival_time", "arrival_time_s", "arrival_time_ms", *NUMERIC_OPTIONAL_COLUMNS)
 
 
 def _table_records(path: Path) -> tuple[list[dict], pl.DataFrame]:
