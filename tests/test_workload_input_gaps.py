@@ -152,6 +152,7 @@ def test_a_parse_cached_before_notes_were_kept_is_parsed_again(tmp_path, monkeyp
     old = cache_dir() / f"sharegpt-{records_key(path)}-utf8.parquet"
     old.parent.mkdir(parents=True)
     load_sharegpt_records(path).write_parquet(old)  # as the cache was written: no notes
+    (cache_dir() / (old.name + ".notes.json")).unlink()
     capsys.readouterr()
     assert load_sharegpt_records(path).height == 1
     assert "skipped 1 of the 2 records, which are not conversations: 1 not objects" in capsys.readouterr().err
@@ -298,3 +299,19 @@ def test_the_azure_traces_replay_without_a_unit_warning(name, capsys):
         pytest.skip(f"reference data not found at {trace}")
     wl = apply_arrivals(load_workload(str(trace)), "replay")
     assert 3400 < wl.df["arrival_time"].max() < 3600 and capsys.readouterr().err == ""
+
+
+def test_a_parquet_of_both_message_forms_reads_each(tmp_path):
+    """A parquet holding ShareGPT's and OpenAI's messages has every field in each message, the other form's null:
+    {"from": null, "role": "user"} had no speaker (skipped: a null "from" hid the "role")."""
+    def message(form, who, text):
+        fields = {"from": None, "value": None, "role": None, "content": None}
+        fields.update({"from": who, "value": text} if form == "sharegpt" else {"role": who, "content": text})
+        return fields
+
+    rows = [{"id": "a", "conversations": [message("sharegpt", "human", "Please explain topic number one in words"),
+                                          message("sharegpt", "gpt", "It is about many things indeed")]},
+            {"id": "b", "conversations": [message("openai", "user", "Please explain topic number two in words"),
+                                          message("openai", "assistant", "It is about other things indeed")]}]
+    pl.DataFrame(rows).write_parquet(tmp_path / "mixed.parquet")
+    assert sorted(load_workload(str(tmp_path / "mixed.parquet")).df["source_id"]) == ["a", "b"]

@@ -20,7 +20,6 @@ Lengths are those of ChatGPT's responses in ShareGPT, a stand-in for the paper's
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -103,9 +102,15 @@ def is_continuation(record_id: str) -> bool:
 CONVERSATION_KEYS = ("conversations", "items", "conversation", "messages")
 
 
+def _field(message: dict, *names: str):
+    """The first of ``names`` a message gives (not null): a parquet of both forms' messages has every field in
+    every message, the other form's null."""
+    return next((message[n] for n in names if message.get(n) is not None), None)
+
+
 def _speaker(message: dict):
     """Who wrote a message: ShareGPT's ``from`` or OpenAI/LMSYS's ``role``."""
-    return message.get("from", message.get("role"))
+    return _field(message, "from", "role")
 
 
 def _text(message: dict):
@@ -113,7 +118,7 @@ def _text(message: dict):
     parts, ``{"type": "text", "text": ...}``: their texts joined by newlines (as vLLM's OpenAI server joins
     them); a list with another part (an image) is no text (None), as is anything else but a string. (Such
     conversations were skipped: a file of them was "no complete conversation".)"""
-    text = message.get("value", message.get("content"))
+    text = _field(message, "value", "content")
     if isinstance(text, list):
         parts = [p.get("text") if isinstance(p, dict) and p.get("type") == "text" else None for p in text]
         return "\n".join(parts) if parts and all(isinstance(p, str) for p in parts) else None
@@ -178,12 +183,11 @@ def read_first_turn(record) -> tuple[str, str, str] | Skip:
     for i, m in turns[:2]:
         text = _text(m)
         if not isinstance(text, str):
-            raw = m.get("value", m.get("content"))
+            raw = _field(m, "value", "content")
             if isinstance(raw, list) and all(isinstance(part, dict) and isinstance(part.get("type"), str)
                                              for part in raw) and raw:
                 return Skip(False, "first turns with a part that is not text (an image)")
-            what = ("no text ('value' or 'content')" if "value" not in m and "content" not in m
-                    else f"{_kind(raw)} for its text")
+            what = "no text ('value' or 'content')" if raw is None else f"{_kind(raw)} for its text"
             return Skip(True, "with first turns that are not text", f"message {i + 1} has {what}")
         texts.append(text)
     return rid, texts[0], texts[1]
@@ -340,9 +344,9 @@ def records_key(path: str | Path | None = None) -> str:
     return f"v{CACHE_VERSION}-{digest[:32]}-tok{dist_version(TOKENIZER_DIST)}"
 
 
-#: The key of a cached parse's notes in its parquet metadata (a JSON list of lines); a parse cached without it
-#: (before notes were kept) is parsed again.
-NOTES_KEY = "ltrsched.notes"
+#: A cached parse's notes (a JSON list of lines) lie beside it, in a file of this suffix; a parse cached without
+#: them (before notes were kept) is parsed again.
+NOTES_SUFFIX = ".notes.json"
 
 
 def _is_package_file(src: Path) -> bool:
@@ -365,12 +369,13 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # "-utf8": parsed with strict decoding; a parse cached before, with invalid bytes replaced, is not reused (the
     # key stays: a file that decodes gives the same records, so runs and predictors keyed by it stay valid)
     cached = cache_dir() / f"sharegpt-{key}-utf8.parquet"
+    cached_notes = cached.with_name(cached.name + NOTES_SUFFIX)
     df = None
-    if cached.is_file():
+    if cached.is_file() and cached_notes.is_file():
         try:
-            found = pl.read_parquet_metadata(cached).get(NOTES_KEY)
-            if found is not None:
-                df, lines = pl.read_parquet(cached), json.loads(found)
+            lines = json.loads(cached_notes.read_text(encoding="utf-8"))
+            if isinstance(lines, list) and all(isinstance(line, str) for line in lines):
+                df = pl.read_parquet(cached)
         except Exception:
             df = None  # a damaged cache is rebuilt
     if df is None:
@@ -378,9 +383,8 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
         df = parse_sharegpt(src, lines, cut_expected=_is_package_file(src))
         if records_key(src) == key:  # not cached under the old key if the file changed while it was parsed
             try:
-                buf = io.BytesIO()
-                df.write_parquet(buf, metadata={NOTES_KEY: json.dumps(lines)})
-                atomic.write_bytes(cached, buf.getvalue())
+                atomic.write_parquet(cached, df)
+                atomic.write_text(cached_notes, json.dumps(lines))  # (after: notes mark a complete entry)
             except UserError:
                 pass  # caching is an optimisation only
     lines = [f"warning: {src}: {line}" for line in lines]
