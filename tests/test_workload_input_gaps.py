@@ -315,3 +315,18 @@ def test_a_parquet_of_both_message_forms_reads_each(tmp_path):
                                           message("openai", "assistant", "It is about other things indeed")]}]
     pl.DataFrame(rows).write_parquet(tmp_path / "mixed.parquet")
     assert sorted(load_workload(str(tmp_path / "mixed.parquet")).df["source_id"]) == ["a", "b"]
+
+
+def test_a_prompts_file_with_numbers_for_prompts_says_so(tmp_path):
+    """`ltrsched label --prompts`: a number for a prompt said "expected an object with a string field 'prompt'" (a
+    .jsonl) or "no text column 'prompt' (have prompt, ...)" (a parquet that has one)."""
+    from ltrsched.workloads.prompts import load_prompts
+
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"prompt": "What is a fox?"}\n{"prompt": 17}\n')
+    with pytest.raises(UserError, match=r"p\.jsonl:2: 'prompt' must be text \(a JSON string\), got 17$"):
+        load_prompts(path)
+    pl.DataFrame({"prompt": [None, 17]}).write_parquet(tmp_path / "p.parquet")
+    with pytest.raises(UserError, match=r"p\.parquet: column 'prompt' holds Int64 values \(first: 17, row 2\), "
+                                        r"not text$"):
+        load_prompts(tmp_path / "p.parquet")
