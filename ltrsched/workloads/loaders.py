@@ -266,8 +266,8 @@ def _first_turns(path: Path, num_requests: int | None, seed: int, arrival_info: 
     df = paper_selection(records, split="all", n=num_requests, seed=seed, source=str(path))
     capped = int(df[over].sum())
     if capped:
-        notes.append(f"warning: {path}: {capped} of the {df.height:,} first turn(s) used have a prompt + output of more "
-                     f"than {MAX_OUTPUT_TOKENS:,} tokens (the paper's context); their outputs are cut to "
+        notes.append(f"warning: {path}: {capped} of the {df.height:,} first turn(s) used have a prompt + output of "
+                     f"more than {MAX_OUTPUT_TOKENS:,} tokens (the paper's context); their outputs are cut to "
                      f"{MAX_OUTPUT_TOKENS:,} tokens minus the prompt, as the model would have stopped there")
     df = df.drop("response", over)
     df = df if "arrival_time" in df.columns else df.with_columns(arrival_time=pl.lit(0.0))
