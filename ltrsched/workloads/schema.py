@@ -132,8 +132,9 @@ def validate(df: pl.DataFrame, name: str = "workload") -> pl.DataFrame:
     text = df.schema.get("prompt")  # numbers would cast to text ("17") and be scored as prompts
     if text is not None and not isinstance(text, (pl.String, pl.Categorical, pl.Enum, pl.Binary, pl.Null)):
         first = df["prompt"].drop_nulls().head(1).to_list()
-        raise UserError(f"{name}: column prompt holds {text}" + (f" values (first: {first[0]!r})" if first else "")
-                        + ", not text; it must hold the prompt text")
+        row = int(df["prompt"].is_not_null().arg_max()) + 1
+        raise UserError(f"{name}: column prompt holds {text}" + (f" values (first: {first[0]!r}, row {row})" if first
+                                                                 else "") + ", not text; it must hold the prompt text")
     for col in INTEGER_COLUMNS:
         if col in df.columns and df.schema[col].is_float():
             bad = df.filter(pl.col(col).is_not_null() & (pl.col(col) != pl.col(col).floor()))

@@ -9,7 +9,9 @@ without such a suffix) starts a conversation; the first user message of any late
 middle of a conversation ("continue", "now make it shorter"), whose reply depends on context the prompt
 does not show. Those chunks are skipped (they were 45% of the usable records), as are conversations that
 do not open with a user message (after optional system messages): the paper's rule is the FIRST user
-turn. The parsed table is cached as parquet under the user cache
+turn. Such records are conversations all the same and are skipped quietly; records that are not
+conversations at all (:func:`read_first_turn`) are skipped with a note (:func:`parse_sharegpt`). The parsed
+table is cached as parquet under the user cache
 directory (``$LTRSCHED_CACHE``, else ``$XDG_CACHE_HOME/ltrsched``, else ``~/.cache/ltrsched``), keyed by
 a SHA-256 of the source file's bytes, the parser version and the tokenizer's version (:func:`records_key`).
 
@@ -23,12 +25,14 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import polars as pl
 
 from ltrsched import atomic
 from ltrsched.errors import UserError
 from ltrsched.fingerprint import dist_version, file_digest
+from ltrsched.workloads.schema import NUMERIC_OPTIONAL_COLUMNS
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
 
@@ -48,13 +52,17 @@ def cache_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "ltrsched"
 
 
-def iter_records(text: str, source: str):
-    """Yield complete JSON records of a (possibly truncated) top-level JSON array."""
+def iter_records(text: str, source: str, cut: dict | None = None):
+    """Yield complete JSON records of a (possibly truncated) top-level JSON array. If the text ends inside a
+    record (cut off), ``cut["record"]`` is set to that record's number (1-based), which is not yielded."""
     decoder = json.JSONDecoder()
-    i = text.find("[")
-    if i < 0:
-        raise UserError(f"{source}: not a ShareGPT JSON array")
-    i += 1
+    start = text.lstrip()[:1]
+    if start != "[":  # (a top-level object was searched for its first "[": e.g. a .jsonl of conversations saved
+        # as .json read the first conversation's messages as records)
+        what = f"it starts with {start!r}" if start else "it holds only white space"
+        hint = " (one conversation per line is a .jsonl format: wrap them in [ ] with commas)" if start == "{" else ""
+        raise UserError(f"{source}: not a JSON array of conversations: {what}{hint}")
+    i = text.find("[") + 1
     n = len(text)
     count = 0  # records read
     while True:
@@ -66,6 +74,8 @@ def iter_records(text: str, source: str):
             record, i = decoder.raw_decode(text, i)
         except json.JSONDecodeError as exc:
             if exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string"):
+                if cut is not None:
+                    cut["record"] = count + 1
                 return  # truncated tail (the text ends inside this record): keep what was complete
             # damage elsewhere would silently drop every record after it
             raise UserError(f"{source}: not valid JSON at line {exc.lineno} column {exc.colno} ({exc.msg}); "
@@ -92,9 +102,15 @@ def is_continuation(record_id: str) -> bool:
 CONVERSATION_KEYS = ("conversations", "items", "conversation", "messages")
 
 
+def _field(message: dict, *names: str):
+    """The first of ``names`` a message gives (not null): a parquet of both forms' messages has every field in
+    every message, the other form's null."""
+    return next((message[n] for n in names if message.get(n) is not None), None)
+
+
 def _speaker(message: dict):
     """Who wrote a message: ShareGPT's ``from`` or OpenAI/LMSYS's ``role``."""
-    return message.get("from", message.get("role"))
+    return _field(message, "from", "role")
 
 
 def _text(message: dict):
@@ -102,34 +118,86 @@ def _text(message: dict):
     parts, ``{"type": "text", "text": ...}``: their texts joined by newlines (as vLLM's OpenAI server joins
     them); a list with another part (an image) is no text (None), as is anything else but a string. (Such
     conversations were skipped: a file of them was "no complete conversation".)"""
-    text = message.get("value", message.get("content"))
+    text = _field(message, "value", "content")
     if isinstance(text, list):
         parts = [p.get("text") if isinstance(p, dict) and p.get("type") == "text" else None for p in text]
         return "\n".join(parts) if parts and all(isinstance(p, str) for p in parts) else None
     return text
 
 
-def first_turn(record) -> tuple[str, str, str] | None:
-    """(id, first user message, the assistant reply that follows it), or None if the record does not
-    start a conversation with a user message answered by the assistant (system messages may precede).
+class Skip(NamedTuple):
+    """Why a record gave no first turn: ``malformed`` (it is not a conversation in any format read here: a note
+    says so) or not (a conversation the paper's rule does not take: a later chunk, no user turn answered),
+    ``reason`` (a category, counted) and ``detail`` (this record's, for the first of a category)."""
+
+    malformed: bool
+    reason: str
+    detail: str = ""
+
+
+def _kind(value) -> str:
+    """What a JSON value is, for a message: ``a JSON string``, ``null``, ``a list``, ..."""
+    if value is None:
+        return "null"
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list", dict: "an object"}
+    return names.get(type(value), f"a {type(value).__name__}")
+
+
+def read_first_turn(record) -> tuple[str, str, str] | Skip:
+    """(id, first user message, the assistant reply that follows it), or why the record has none (:class:`Skip`).
 
     Records in ShareGPT's form (``id``, ``conversations`` of ``{"from", "value"}``) or in LMSYS-Chat-1M's and
-    OpenAI's (``conversation_id``, ``conversation`` or ``messages`` of ``{"role", "content"}``)."""
+    OpenAI's (``conversation_id``, ``conversation`` or ``messages`` of ``{"role", "content"}``). A conversation
+    opens with a user message answered by the assistant (system messages may precede); one that does not (or a
+    later chunk of a split one, or an empty one) is a conversation all the same, which the paper's rule does not
+    take. A record that is not an object, has no list of messages, or whose first turns are not messages with a
+    known speaker and text, is malformed."""
     if not isinstance(record, dict):
-        return None
+        return Skip(True, "not objects", f"{_kind(record)}")
     rid = str(record.get("id", record.get("conversation_id", "")))
     if is_continuation(rid):
-        return None
-    conv = next((record[k] for k in CONVERSATION_KEYS if record.get(k)), None)
-    if not isinstance(conv, list) or not all(isinstance(m, dict) for m in conv):
-        return None
-    conv = [m for m in conv if _speaker(m) != "system"]
-    if len(conv) < 2 or _speaker(conv[0]) not in _USER or _speaker(conv[1]) not in _ASSISTANT:
-        return None
-    pv, rv = _text(conv[0]), _text(conv[1])
-    if isinstance(pv, str) and isinstance(rv, str):
-        return rid, pv, rv
-    return None
+        return Skip(False, "later chunks of a split conversation")
+    key = next((k for k in CONVERSATION_KEYS if record.get(k)), None) or next(
+        (k for k in CONVERSATION_KEYS if k in record), None)
+    if key is None:
+        return Skip(True, "with no messages", f"no {', '.join(repr(k) for k in CONVERSATION_KEYS[:-1])} or "
+                                              f"{CONVERSATION_KEYS[-1]!r} list")
+    conv = record[key]
+    if not isinstance(conv, list):
+        return Skip(True, "with no messages", f"{key!r} is {_kind(conv)}, not a list of messages")
+    if not all(isinstance(m, dict) for m in conv):
+        at = next(i for i, m in enumerate(conv) if not isinstance(m, dict))
+        return Skip(True, "with messages that are not objects", f"message {at + 1} is {_kind(conv[at])}")
+    turns = [(i, m) for i, m in enumerate(conv) if _speaker(m) != "system"]
+    for i, m in turns[:2]:  # (only the first turns are read)
+        who = _speaker(m)
+        if not isinstance(who, str) or who not in (*_USER, *_ASSISTANT):
+            what = ("no speaker ('from' or 'role')" if who is None else
+                    f"the speaker {who!r}, none of {', '.join(_USER + _ASSISTANT)} or system")
+            return Skip(True, "with unknown speakers", f"message {i + 1} has {what}")
+    if not turns:
+        return Skip(False, "empty conversations")
+    if len(turns) < 2 or _speaker(turns[0][1]) not in _USER or _speaker(turns[1][1]) not in _ASSISTANT:
+        return Skip(False, "conversations that do not open with a user turn answered by the assistant")
+    texts = []
+    for i, m in turns[:2]:
+        text = _text(m)
+        if not isinstance(text, str):
+            raw = _field(m, "value", "content")
+            if isinstance(raw, list) and all(isinstance(part, dict) and isinstance(part.get("type"), str)
+                                             for part in raw) and raw:
+                return Skip(False, "first turns with a part that is not text (an image)")
+            what = "no text ('value' or 'content')" if raw is None else f"{_kind(raw)} for its text"
+            return Skip(True, "with first turns that are not text", f"message {i + 1} has {what}")
+        texts.append(text)
+    return rid, texts[0], texts[1]
+
+
+def first_turn(record) -> tuple[str, str, str] | None:
+    """(id, first user message, the assistant reply that follows it), or None if the record has none
+    (:func:`read_first_turn` says why)."""
+    turn = read_first_turn(record)
+    return None if isinstance(turn, Skip) else turn
 
 
 def is_conversation_table(df: pl.DataFrame) -> bool:
@@ -139,8 +207,14 @@ def is_conversation_table(df: pl.DataFrame) -> bool:
         isinstance(df.schema.get(k), pl.List) and isinstance(df.schema[k].inner, pl.Struct) for k in CONVERSATION_KEYS)
 
 
-def _table_records(path: Path) -> list[dict]:
-    """The records of a conversations parquet (:func:`is_conversation_table`), as dicts."""
+#: Columns of a conversations parquet kept beside its first turns, as the flat formats keep them (they were
+#: dropped: a predictor's score then said the file had none, and `po` drew its estimates instead of the file's).
+TABLE_COLUMNS = ("request_id", "arrival_time", "arrival_time_s", "arrival_time_ms", *NUMERIC_OPTIONAL_COLUMNS)
+
+
+def _table_records(path: Path) -> tuple[list[dict], pl.DataFrame]:
+    """The records of a conversations parquet (:func:`is_conversation_table`), as dicts, and its
+    :data:`TABLE_COLUMNS` (those it has, a row per record)."""
     try:
         df = pl.read_parquet(path)
     except Exception as exc:
@@ -148,29 +222,54 @@ def _table_records(path: Path) -> list[dict]:
     if not is_conversation_table(df):
         raise UserError(f"{path}: no column of conversations ({', '.join(CONVERSATION_KEYS)}: lists of messages)")
     keep = [c for c in ("id", "conversation_id", *CONVERSATION_KEYS) if c in df.columns]
-    return df.select(keep).to_dicts()
+    return df.select(keep).to_dicts(), df.select([c for c in TABLE_COLUMNS if c in df.columns])
 
 
-def _drop_lone_surrogates(rows: list[tuple[str, str, str]], path: Path) -> list[tuple[str, str, str]]:
-    """``rows`` without first turns whose prompt or reply holds a lone UTF-16 surrogate (an escaped half of a
-    character, e.g. a scraper's cut emoji: no tokenizer encodes it); a warning on stderr names how many and the
-    first. Skipped like any other ineligible record: one damaged conversation does not make a file unusable."""
-    kept = [r for r in rows if lone_surrogate(r[1]) is None and lone_surrogate(r[2]) is None]
-    if len(kept) < len(rows):
-        rid, prompt, reply = next(r for r in rows if lone_surrogate(r[1]) is not None or lone_surrogate(r[2]) is not None)
+def _drop_lone_surrogates(rows: list[tuple[str, str, str]], rows_at: list[int], notes: list[str]):
+    """``rows`` (and their record indices ``rows_at``) without first turns whose prompt or reply holds a lone UTF-16
+    surrogate (an escaped half of a character, e.g. a scraper's cut emoji: no tokenizer encodes it); a note names
+    how many and the first. Skipped like any other ineligible record: one damaged conversation does not make a
+    file unusable."""
+    ok = [lone_surrogate(r[1]) is None and lone_surrogate(r[2]) is None for r in rows]
+    if not all(ok):
+        rid, prompt, reply = rows[ok.index(False)]
         which, text = ("prompt", prompt) if lone_surrogate(prompt) is not None else ("reply", reply)
-        print(f"warning: {path}: skipped {len(rows) - len(kept)} conversation(s) whose first turn holds a lone UTF-16 "
-              f"surrogate, which cannot be tokenized (first: id {rid!r}, {which} "
-              f"{describe_surrogate(text, lone_surrogate(text))})", file=sys.stderr)
-    return kept
+        notes.append(f"skipped {ok.count(False)} conversation(s) whose first turn holds a lone UTF-16 surrogate, which "
+                     f"cannot be tokenized (first: id {rid!r}, {which} {describe_surrogate(text, lone_surrogate(text))})")
+    return [r for r, good in zip(rows, ok) if good], [i for i, good in zip(rows_at, ok) if good]
 
 
-def parse_sharegpt(path: str | Path) -> pl.DataFrame:
+def _skip_summary(skips: dict[tuple[bool, str], list], malformed_only: bool) -> str:
+    """``"3 not objects (first: record 2: a string); 1 with ..."``: the :class:`Skip` categories counted in
+    ``skips`` (``(malformed, reason) -> [count, first record number, its id, its detail]``), most first."""
+    parts = []
+    for (malformed, reason), (count, number, rid, detail) in sorted(skips.items(), key=lambda kv: -kv[1][0]):
+        if malformed_only and not malformed:
+            continue
+        where = f"record {number:,}" + (f", id {rid[:40]!r}" if rid else "")
+        detail = detail if len(detail) <= 100 else detail[:97] + "..."
+        parts.append(f"{count:,} {reason} (first: {where}" + (f": {detail})" if detail else ")"))
+    return "; ".join(parts)
+
+
+def _record_id(record) -> str:
+    return str(record.get("id", record.get("conversation_id", ""))) if isinstance(record, dict) else ""
+
+
+def parse_sharegpt(path: str | Path, notes: list[str] | None = None, cut_expected: bool = False) -> pl.DataFrame:
     """Parse a ShareGPT JSON file (complete or truncated), or a parquet table of conversations, into first turns
-    with token counts."""
+    with token counts (and a parquet's :data:`TABLE_COLUMNS`).
+
+    What a user should know is appended to ``notes`` (one line each, without the file's name): records skipped as
+    malformed (:func:`read_first_turn`; conversations the paper's rule does not take are not noted), first turns
+    that cannot be tokenized, and a file cut off inside a record unless ``cut_expected`` (the packaged file). A
+    file with no usable record is a :class:`UserError` counting why each was skipped."""
     path = Path(path)
+    notes = [] if notes is None else notes
+    cut: dict = {}
+    extra = None
     if path.suffix.lower() == ".parquet":
-        records = _table_records(path)
+        records, extra = _table_records(path)
     else:
         try:
             data = path.read_bytes()
@@ -178,13 +277,33 @@ def parse_sharegpt(path: str | Path) -> pl.DataFrame:
             raise UserError(f"cannot read {path}: {exc.strerror}") from None
         # strict: a replaced byte would change a prompt silently (the packaged file is valid UTF-8); a file cut
         # off inside its last character loses it, as the truncated last record is dropped anyway
-        records = iter_records(decode_utf8(data, path, cut_tail_ok=True), str(path))
-    rows = [t for t in (first_turn(r) for r in records) if t is not None]
-    rows = _drop_lone_surrogates(rows, path)
+        records = iter_records(decode_utf8(data, path, cut_tail_ok=True), str(path), cut)
+    rows, rows_at, total = [], [], 0
+    skips: dict[tuple[bool, str], list] = {}  # (malformed, reason) -> [count, first record number, its id, detail]
+    for total, record in enumerate(records, 1):
+        turn = read_first_turn(record)
+        if isinstance(turn, Skip):
+            skips.setdefault((turn.malformed, turn.reason), [0, total, _record_id(record), turn.detail])[0] += 1
+        else:
+            rows.append(turn)
+            rows_at.append(total - 1)
+    found = []
+    rows, rows_at = _drop_lone_surrogates(rows, rows_at, found)
     if not rows:
-        raise UserError(f"{path}: no complete conversation (ShareGPT's or role/content messages) with a user turn and a reply")
+        why = _skip_summary(skips, malformed_only=False) + (f"; {found[0][len('skipped '):]}" if found else "")
+        raise UserError(f"{path}: no complete conversation (ShareGPT's or role/content messages) with a user turn "
+                        "and a reply" + (f" among its {total:,} record(s): {why.lstrip('; ')}" if total else
+                                         ": it holds no records"))
+    malformed = sum(count for (bad, _), (count, *_) in skips.items() if bad)
+    if malformed:  # (they were skipped without a word: a file half garbage gave half its requests, silently)
+        notes.append(f"skipped {malformed:,} of the {total:,} records, which are not conversations: "
+                     + _skip_summary(skips, malformed_only=True))
+    notes.extend(found)
+    if cut and not cut_expected:
+        notes.append(f"the file ends inside record {cut['record']:,} (cut off): read the {total:,} complete record(s) "
+                     "before it")
     ids, prompts, responses = map(list, zip(*rows))
-    return pl.DataFrame(
+    df = pl.DataFrame(
         {
             "source_id": ids,
             "prompt": prompts,
@@ -193,6 +312,9 @@ def parse_sharegpt(path: str | Path) -> pl.DataFrame:
             "output_tokens": count_tokens(responses),
         }
     )
+    if extra is not None and extra.width:
+        df = df.hstack(extra[rows_at])
+    return df
 
 
 def _package_file() -> Path:
@@ -222,25 +344,53 @@ def records_key(path: str | Path | None = None) -> str:
     return f"v{CACHE_VERSION}-{digest[:32]}-tok{dist_version(TOKENIZER_DIST)}"
 
 
-def load_sharegpt_records(path: str | Path | None = None) -> pl.DataFrame:
+#: A cached parse's notes (a JSON list of lines) lie beside it, in a file of this suffix; a parse cached without
+#: them (before notes were kept) is parsed again.
+NOTES_SUFFIX = ".notes.json"
+
+
+def _is_package_file(src: Path) -> bool:
+    try:
+        return src.resolve() == _package_file().resolve()
+    except UserError:
+        return False
+
+
+def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | None = None) -> pl.DataFrame:
     """First turns of ShareGPT (the packaged file by default), cached as parquet by :func:`records_key`.
 
-    Columns: ``source_id, prompt, response, prompt_tokens, output_tokens`` (Llama-3 tokens).
+    Columns: ``source_id, prompt, response, prompt_tokens, output_tokens`` (Llama-3 tokens), and a conversations
+    parquet's :data:`TABLE_COLUMNS`. What the parse noted (:func:`parse_sharegpt`: records skipped as malformed,
+    a file cut off), on every load, cached or not: lines ``warning: <file>: ...`` appended to ``notes``, or (None)
+    printed on stderr. The packaged file's cut-off end is expected, and not noted.
     """
     src = _source(path)
     key = records_key(src)
     # "-utf8": parsed with strict decoding; a parse cached before, with invalid bytes replaced, is not reused (the
     # key stays: a file that decodes gives the same records, so runs and predictors keyed by it stay valid)
     cached = cache_dir() / f"sharegpt-{key}-utf8.parquet"
-    if cached.is_file():
+    cached_notes = cached.with_name(cached.name + NOTES_SUFFIX)
+    df = None
+    if cached.is_file() and cached_notes.is_file():
         try:
-            return pl.read_parquet(cached)
+            lines = json.loads(cached_notes.read_text(encoding="utf-8"))
+            if isinstance(lines, list) and all(isinstance(line, str) for line in lines):
+                df = pl.read_parquet(cached)
         except Exception:
-            pass  # a damaged cache is rebuilt
-    df = parse_sharegpt(src)
-    if records_key(src) == key:  # not cached under the old key if the file changed while it was parsed
-        try:
-            atomic.write_parquet(cached, df)
-        except UserError:
-            pass  # caching is an optimisation only
+            df = None  # a damaged cache is rebuilt
+    if df is None:
+        lines = []
+        df = parse_sharegpt(src, lines, cut_expected=_is_package_file(src))
+        if records_key(src) == key:  # not cached under the old key if the file changed while it was parsed
+            try:
+                atomic.write_parquet(cached, df)
+                atomic.write_text(cached_notes, json.dumps(lines))  # (after: notes mark a complete entry)
+            except UserError:
+                pass  # caching is an optimisation only
+    lines = [f"warning: {src}: {line}" for line in lines]
+    if notes is None:
+        for line in lines:
+            print(line, file=sys.stderr)
+    else:
+        notes.extend(lines)
     return df

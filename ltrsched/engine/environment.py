@@ -1,0 +1,71 @@
+"""The environment variables ltrsched sets to start vLLM, put back when the engine closes.
+
+Before starting vLLM in this process ltrsched sets :data:`ENGINE_VARIABLES`: ``VLLM_ENABLE_V1_MULTIPROCESSING=0``
+(the scheduler lives in this process), ``VLLM_USE_FLASHINFER_SAMPLER=0`` and on a CPU
+``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` (:func:`ltrsched.engine.platform.pin_threads`); and, only while vLLM is
+imported for an emulated engine, ``VLLM_LOGGING_LEVEL`` (:func:`ltrsched.engine.vllm_compat.require_vllm`). They stayed in the process after the engine was done: every
+command it started later (a fresh process) inherited them, and the next engine or torch pool saw the first
+engine's thread count.
+
+:class:`EngineEnvironment` notes those variables when an engine starts and, on
+:meth:`~EngineEnvironment.restore`, puts back each one the start changed (set, changed or removed) as it was. A
+variable changed again after the start (by the caller, while the engine ran) is the caller's and is left as it
+is. vLLM reads them while it starts (its engine class, its sampler, its logger; OpenMP its thread count), not
+afterwards, so an engine keeps running as started; restoring at close keeps them for its whole life anyway.
+What vLLM itself writes on import (e.g. ``TORCHINDUCTOR_COMPILE_THREADS``) is left alone: a later engine in
+the process needs it, and vLLM does not write it twice.
+"""
+
+from __future__ import annotations
+
+import os
+
+#: The variables ltrsched writes before an engine starts (:mod:`ltrsched.engine.runner`,
+#: :mod:`ltrsched.engine.vllm_compat`, :mod:`ltrsched.engine.platform`).
+ENGINE_VARIABLES = ("VLLM_ENABLE_V1_MULTIPROCESSING", "VLLM_USE_FLASHINFER_SAMPLER", "VLLM_LOGGING_LEVEL",
+                    "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+class EngineEnvironment:
+    """Which of ``names`` (:data:`ENGINE_VARIABLES`) changed between this object's creation and :meth:`started`
+    (or, without it, :meth:`restore`): :meth:`restore` puts them back. A context manager: ``with
+    EngineEnvironment(): ...`` restores on leaving, an exception included."""
+
+    def __init__(self, names: tuple[str, ...] = ENGINE_VARIABLES) -> None:
+        self._before: dict[str, str | None] = {name: os.environ.get(name) for name in names}  # None: unset
+        self._changes: dict[str, str | None] | None = None  # name -> the value the start left (None: removed)
+
+    def _changed(self) -> dict[str, str | None]:
+        return {name: os.environ.get(name) for name, old in self._before.items() if os.environ.get(name) != old}
+
+    def started(self) -> None:
+        """The engine has started: what changed until now is what :meth:`restore` puts back (later changes are
+        the caller's)."""
+        if self._changes is None:
+            self._changes = self._changed()
+
+    @property
+    def changed(self) -> dict[str, str | None]:
+        """The variables the start changed and their values after it (None: removed); until :meth:`started`,
+        those changed so far."""
+        return dict(self._changes if self._changes is not None else self._changed())
+
+    def restore(self) -> None:
+        """Put back each variable the start changed, unless it was changed again since; once (later calls do
+        nothing)."""
+        changes = self.changed
+        self._changes = {}
+        for name, value in changes.items():
+            if os.environ.get(name) != value:  # changed since the start: not the engine's to undo
+                continue
+            old = self._before.get(name)
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
+
+    def __enter__(self) -> "EngineEnvironment":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.restore()
