@@ -116,19 +116,25 @@ def _fitting(todo: list[LabelJob], ids: list[list[int]], longest: int, stats: _S
 def _serve(todo: list[LabelJob], ids: list[list[int]], config, settings: LabelSettings, store, chunk: int,
            stats: _Stats) -> None:
     """Serve ``todo`` (token ids ``ids``) on a fresh engine, writing a part per ``chunk`` finished prompts."""
-    from tqdm import tqdm
-
-    from ltrsched.engine.runner import VllmDriver
-    from ltrsched.labelling.generate import Request, serve_requests
-
     from ltrsched.engine.platform import CPU
+    from ltrsched.engine.runner import VllmDriver
 
     # vLLM's CPU build cannot rewind a per-request generator (its sampler does when a prompt is cut by the
     # token budget: "CPU Generator does not use offset"), so on a CPU the sampled run draws from the engine's
     # generator, seeded with the run's seed: the same command reproduces it, but a sample then depends on
     # the batch it ran in (a resumed run's batches differ). On a GPU each request has its own seed.
     per_request_seeds = config.platform != CPU
-    driver = VllmDriver(config, load_format="auto", seed=settings.sample.seed)
+    with VllmDriver(config, load_format="auto", seed=settings.sample.seed) as driver:  # (closed: env put back)
+        _serve_on(driver, todo, ids, config, settings, store, chunk, stats, per_request_seeds)
+
+
+def _serve_on(driver, todo: list[LabelJob], ids: list[list[int]], config, settings: LabelSettings, store, chunk: int,
+              stats: _Stats, per_request_seeds: bool) -> None:
+    """Serve ``todo`` on the started ``driver`` (:func:`_serve`)."""
+    from tqdm import tqdm
+
+    from ltrsched.labelling.generate import Request, serve_requests
+
     stats.host = driver.host.to_dict()
     if driver.max_model_len < stats.context:  # vLLM bounded the context (a small KV cache)
         stats.context = driver.max_model_len
