@@ -126,41 +126,51 @@ def test_an_interrupted_validate_resumes_running_only_its_missing_engine_runs(tm
 
 @pytest.mark.vllm
 @pytest.mark.usefixtures("vllm_scheduler_code")
-def test_validate_spread_repeats_resumes_starting_only_the_passes_with_missing_runs(tmp_path, capsys):
-    """--spread-repeats runs each pass in a fresh process: a pass whose runs are all kept starts no engine, and
-    a pass with missing runs runs only those, on an engine start of its own."""
+def test_a_killed_validate_spread_repeats_resumes_starting_only_the_passes_with_missing_runs(tmp_path, capsys):
+    """`validate --spread-repeats` killed (SIGKILL) during its second pass: run again, the first pass's runs are
+    kept and start no engine, the second pass runs only its missing runs on an engine start of its own, and the
+    report is the uninterrupted validation's."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
     wl = tmp_path / "wl.parquet"
     rng = np.random.default_rng(1)
     make_workload(rng.integers(5, 300, 30), rng.integers(1, 60, 30)).save(wl)
     args = ["validate", "-w", str(wl), "--policies", "fcfs;srtf", "--repeats", "2", "--spread-repeats",
-            "--emulate", "a100-llama3-8b", "--num-gpu-blocks", "60", "--out", str(tmp_path / "val")]
-    out = tmp_path / "val"
-    code, _, err = _cli(capsys, *args)
+            "--emulate", "a100-llama3-8b", "--num-gpu-blocks", "60"]
+    ref, out = tmp_path / "ref", tmp_path / "val"
+    code, _, err = _cli(capsys, *args, "--out", str(ref))
     assert code == 0, err
-    report = pl.read_csv(out / "validation.csv")
+
     runs = out / "runs" / "burst"
+    first_pass = [runs / spec / "engine-0" / "summary.json" for spec in ("fcfs", "srtf")]
+    proc = subprocess.Popen([sys.executable, "-m", "ltrsched.cli", *args, "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not all(p.is_file() for p in first_pass) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)  # the second pass is starting its engine (a fresh interpreter)
+    finally:
+        proc.kill()
+        proc.wait()
+    time.sleep(3 * 0.5 + 1)  # its engine process ends within a poll of its parent (fresh_process.PARENT_POLL_S)
+    assert all(p.is_file() for p in first_pass) and _manifest(out)["finished"] is False
+    second_pass = [runs / spec / "engine-1" / "summary.json" for spec in ("fcfs", "srtf")]
+    missing = sum(not p.is_file() for p in second_pass)
+    assert missing > 0  # (killed before its second pass finished)
+    first_pids = {json.loads(p.read_text())["meta"]["engine_pid"] for p in first_pass}
 
-    def meta(spec, k):
-        return json.loads((runs / spec / f"engine-{k}" / "summary.json").read_text())["meta"]
-
-    before = {(spec, k): meta(spec, k) for spec in ("fcfs", "srtf") for k in (0, 1)}
-    # what killing it during pass 2 leaves (pass 2 runs last to first: srtf done, fcfs cut off): fcfs's
-    # engine-1 without its summary.json, no report, the manifest unfinished
-    (runs / "fcfs" / "engine-1" / "summary.json").unlink()
-    for name in ("validation.md", "validation.csv"):
-        (out / name).unlink()
-    manifest = _manifest(out)
-    (out / "validate-manifest.json").write_text(json.dumps({**manifest, "finished": False}))
-
-    code, stdout, err = _cli(capsys, *args)
+    code, stdout, err = _cli(capsys, *args, "--out", str(out))
     assert code == 0, err
     assert "engine start 1 of 2 not needed: its runs are kept" in stdout and "engine start 2 of 2 done" in stdout
-    assert "resumed: 3 of 4 engine runs kept" in stdout
-    after = {(spec, k): meta(spec, k) for spec in ("fcfs", "srtf") for k in (0, 1)}
-    assert all(after[key] == before[key] for key in before if key != ("fcfs", 1))  # kept as they were
-    rerun = after["fcfs", 1]
-    assert rerun["engine_start"] == 1 and rerun["engine_pid"] not in {m["engine_pid"] for m in before.values()}
-    assert pl.read_csv(out / "validation.csv").equals(report)
+    assert f"resumed: {4 - missing} of 4 engine runs kept from an earlier start of this validation" in stdout
+    assert {json.loads(p.read_text())["meta"]["engine_pid"] for p in first_pass} == first_pids  # kept as they were
+    assert pl.read_csv(out / "validation.csv").equals(pl.read_csv(ref / "validation.csv"))
+    assert _manifest(out)["finished"] is True
 
 
 def test_resume_refuses_a_validation_recorded_without_its_arguments(tmp_path, capsys):
