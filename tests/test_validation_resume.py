@@ -250,3 +250,29 @@ def test_a_kept_run_gives_the_prompt_lengths_its_engine_served(tmp_path):
 
     with pytest.raises(UserError, match="engine start 2 built another engine than the kept runs'"):
         expected.check(replace(expected.facts, num_gpu_blocks=10), {}, "engine start 2")
+
+
+def test_a_model_directory_is_the_same_when_its_files_are_rewritten_alike(tmp_path, monkeypatch):
+    """A built-in model's config.json is written again by every command: told apart by modification time, the real
+    CPU engine's validation was never the same validation twice, and could not be resumed."""
+    from ltrsched.engine.config import model_dir
+    from ltrsched.validation import resume
+
+    import os
+    import time
+
+    first = resume._model_files(model_dir("llama-tiny"))
+    time.sleep(0.01)
+    assert resume._model_files(model_dir("llama-tiny")) == first  # (rewritten meanwhile)
+    (tmp_path / "m").mkdir()
+    for name in ("config.json", "weights.safetensors"):
+        (tmp_path / "m" / name).write_text(name)
+    monkeypatch.setattr(resume, "HASHED_MODEL_FILE_BYTES", len("config.json"))  # (weights: by size and time)
+    before = resume._model_files(tmp_path / "m")
+    (tmp_path / "m" / "config.json").write_text("config.json")  # the same bytes again
+    assert resume._model_files(tmp_path / "m") == before
+    (tmp_path / "m" / "config.json").write_text("config.jsoN")  # other bytes
+    assert resume._model_files(tmp_path / "m") != before
+    (tmp_path / "m" / "config.json").write_text("config.json")
+    os.utime(tmp_path / "m" / "weights.safetensors", ns=(1, 1))  # weights replaced (a new modification time)
+    assert resume._model_files(tmp_path / "m") != before

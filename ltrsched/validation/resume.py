@@ -10,8 +10,8 @@ mistyped rerun would delete the runs it came to resume.
 *The same validation* means every argument the same (:func:`validation_arguments`: each option as given,
 the cases the rates became, the engine configuration they resolve to), and the same inputs: the workloads'
 requests (a SHA-256 of each case's request table, so a workload file edited in place is another validation),
-the ``--emulate`` profile's content, the model directory's files (names, sizes and modification times), the
-machine (CPU model and count, memory) and the ltrsched and vLLM versions. A validation that differs in any
+the ``--emulate`` profile's content, the model directory's files (their content; weights over 64 MiB by size and
+modification time), the machine (CPU model and count, memory) and the ltrsched and vLLM versions. A validation that differs in any
 of them is refused with ``--resume`` (one line naming the first difference), never mixed in.
 
 An engine run is complete when its ``summary.json`` exists (:meth:`RunResult.save` writes it last, and
@@ -61,15 +61,23 @@ def table_digest(df) -> str:
     return hashlib.sha256(buf.getvalue()).hexdigest()
 
 
+#: Model files up to this size are identified by their content, larger ones (weights) by size and time [bytes].
+HASHED_MODEL_FILE_BYTES = 64 << 20
+
+
 def _model_files(model_dir: str) -> str:
-    """SHA-256 over the names, sizes and modification times of a model directory's files (its weights are
-    not read: gigabytes for a real model)."""
+    """SHA-256 over a model directory's files: each one's name and its content's SHA-256 (config, tokenizer,
+    chat template: a built-in model's config.json is rewritten, same bytes, by every command), or for a file
+    over :data:`HASHED_MODEL_FILE_BYTES` (weights: gigabytes for a real model) its size and modification time."""
+    from ltrsched.fingerprint import file_digest
+
     root = Path(model_dir)
     h = hashlib.sha256()
     for p in sorted(root.rglob("*")):
         if p.is_file():
             st = p.stat()
-            h.update(f"{p.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            what = file_digest(p) if st.st_size <= HASHED_MODEL_FILE_BYTES else f"{st.st_size}\0{st.st_mtime_ns}"
+            h.update(f"{p.relative_to(root).as_posix()}\0{what}\n".encode())
     return h.hexdigest()
 
 
