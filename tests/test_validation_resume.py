@@ -276,3 +276,38 @@ def test_a_model_directory_is_the_same_when_its_files_are_rewritten_alike(tmp_pa
     (tmp_path / "m" / "config.json").write_text("config.json")
     os.utime(tmp_path / "m" / "weights.safetensors", ns=(1, 1))  # weights replaced (a new modification time)
     assert resume._model_files(tmp_path / "m") != before
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+@pytest.mark.cpu_engine
+def test_a_killed_validate_on_the_cpu_engine_resumes_with_its_completed_runs(tmp_path):
+    """The real CPU engine (llama-tiny), killed after its first engine run: run again, that run is kept and the
+    engine runs the other one only (its validation's arguments, model files and machine included, match)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from test_cli_simulate import run_cli
+
+    out = tmp_path / "val"
+    args = ["validate", "-n", "6", "--policies", "fcfs;srtf", "--model", "llama-tiny", "--out", str(out)]
+    first = out / "runs" / "burst" / "fcfs" / "engine" / "summary.json"
+    proc = subprocess.Popen([sys.executable, "-m", "ltrsched.cli", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 400
+        while not first.is_file() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)  # (the second run takes seconds: killed during it)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert first.is_file() and not (out / "validation.md").exists()
+    kept = first.read_bytes()
+    r = run_cli(*args)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "resumed: 1 of 2 engine runs kept from an earlier start of this validation, 1 run now" in r.stdout
+    assert first.read_bytes() == kept and "Resumed: 1 of 2" in (out / "validation.md").read_text()
