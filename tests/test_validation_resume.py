@@ -120,7 +120,7 @@ def test_an_interrupted_validate_resumes_running_only_its_missing_engine_runs(tm
     counts = _Counts(monkeypatch)
     code, stdout, err = _cli(capsys, *args, "--out", str(out))
     assert code == 0, err
-    assert (counts.starts, counts.runs) == (1, 4) and "finished; --resume keeps its engine runs" in err
+    assert (counts.starts, counts.runs) == (1, 4) and "finished; --resume would have kept its engine runs" in err
     assert "resumed" not in stdout
 
 
@@ -188,6 +188,25 @@ def test_resume_refuses_a_validation_recorded_without_its_arguments(tmp_path, ca
     assert ("holds another validation (written by an earlier ltrsched, which did not record its arguments): "
             "give a new --out, or leave out --resume to replace it") in err
     assert (out / "runs" / "burst" / "fcfs" / "engine" / "summary.json").read_text() == "{}"
+
+
+def test_a_second_validate_into_a_running_ones_out_is_refused(tmp_path, capsys):
+    """A validate run again into the --out of one still running (another terminal; the first thought dead) would
+    resume it: both running the same missing engine runs into the same files. It is refused before any engine
+    starts (what the first holds: an flock the kernel releases when it ends or dies)."""
+    from ltrsched.experiments.runlock import run_lock
+
+    out = tmp_path / "val"
+    args = ["validate", "-n", "5", "--policies", "fcfs", "--emulate", "a100-llama3-8b", "--out", str(out)]
+    with run_lock(out / ".validate.lock", wait=False) as held:  # what the running validate holds
+        assert held
+        code, _, err = _cli(capsys, *args, "--rates", "nope")
+        assert code == 2 and "--rates must be numbers" in err  # (bad arguments first, as before)
+        code, _, err = _cli(capsys, *args)
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert (f"error: --out {out} is in use by another `ltrsched validate`, still running: wait for it to end, "
+                "or give another --out") in err
+        assert not (out / "validate-manifest.json").exists()
 
 
 def test_the_first_difference_names_an_option_before_what_it_changed():

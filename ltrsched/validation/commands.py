@@ -193,7 +193,8 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     from ltrsched.validation.own_speed import simulate_at_speed
     from ltrsched.validation.resume import arguments_digest, validation_arguments
     check_out_dir(out)
-    from ltrsched.validation.outdir import MANIFEST, REPORT_FILES
+    from ltrsched.experiments.runlock import run_lock
+    from ltrsched.validation.outdir import LOCK, MANIFEST, REPORT_FILES
 
     check_inputs_kept({"--workload": workload, "--profile": sim_profile, "--emulate": engine["emulate_profile"]},
                       files=tuple(out / name for name in (*REPORT_FILES, MANIFEST)), dirs=(out / "runs",))
@@ -239,6 +240,11 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     digest = arguments_digest(arguments)
     dirs = {(case, spec, k): _run_dir(out, case, spec) / d for case in names for spec in specs
             for k, d in enumerate(engine_dirs)}
+    out.mkdir(parents=True, exist_ok=True)  # (this validation's, from here on: one validate at a time in --out)
+    if not click.get_current_context().with_resource(run_lock(out / LOCK, wait=False)):
+        raise UserError(f"--out {out} is in use by another `ltrsched validate`, still running: wait for it to end, "
+                        "or give another --out")
+    previous = check_validation_dir(out)  # (again, now that no other validate can change it)
     kept = _take_over(out, previous, resume, arguments, digest, dirs, run_dirs)
     cases_run = list(zip(names, workloads))
     meta = {"validation": digest}
@@ -305,7 +311,7 @@ def _take_over(out: Path, previous, resume: bool | None, arguments: dict, digest
         replace_validation(out, previous, run_dirs, command, arguments)
         if recorded:
             why = (f"another validation: {differs}" if differs else
-                   "this same validation, finished; --resume keeps its engine runs" if resume is None else
+                   "this same validation, finished; --resume would have kept its engine runs" if resume is None else
                    "this same validation; --no-resume")
             click.echo(f"note: {out} held an earlier validation (`{previous.command}`: {why}); its runs and report "
                        "were removed for this one's", err=True)

@@ -28,6 +28,10 @@ from ltrsched.results import RUN_FILES  # (the files a run directory holds)
 
 #: The manifest file in a validation's output directory.
 MANIFEST = "validate-manifest.json"
+#: The lock a running validation holds in its output directory (an advisory ``flock``, released when it ends or
+#: dies: :func:`ltrsched.experiments.runlock.run_lock`), so that a second ``validate`` there, which would resume the
+#: same runs, is refused instead.
+LOCK = ".validate.lock"
 FORMAT = "ltrsched-validate-manifest"
 FORMAT_VERSION = 2  # (1: no arguments, no finished flag; read, never resumed)
 #: The report files ``validate`` writes in its output directory (:func:`ltrsched.validation.compare.write_report`).
