@@ -167,9 +167,15 @@ def profile(name, out, quick, repeats, runs, **engine):
 @click.option("--tolerance", type=float, default=0.05, show_default=True, help="Gate for the report's count.")
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("validation"),
               show_default=True, help="Report directory (validation.md/.csv/.png, runs/, validate-manifest.json); "
-                                      "an earlier validation there is replaced.")
+                                      "an earlier validation there is replaced, or resumed (--resume).")
+@click.option("--resume/--no-resume", default=None,
+              help="--resume: keep the engine runs an earlier start of this same validation (every argument the "
+                   "same) completed in --out, and run only the others; refused if --out holds another validation. "
+                   "--no-resume: run everything again. [default: resume when --out holds this same validation "
+                   "unfinished (killed, Ctrl-C, an error); refuse another unfinished one with completed engine "
+                   "runs; else replace what is there]")
 def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies, rates, sim_profile, repeats,
-             spread_repeats, tolerance, out, **engine):
+             spread_repeats, tolerance, out, resume, **engine):
     """Run the same workload and policies on the engine and in the simulator; report the differences.
 
     The simulator models the engine exactly as the adapter drives it (--semantics vllm-v1, recompute,
@@ -183,10 +189,12 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     from ltrsched.sim.profiles import load_profile
     from ltrsched.validation.compare import ValidationTally
     from ltrsched.validation.engines import engine_config
-    from ltrsched.validation.outdir import check_validation_dir, replace_validation
+    from ltrsched.validation.outdir import check_validation_dir, finish_validation
     from ltrsched.validation.own_speed import simulate_at_speed
+    from ltrsched.validation.resume import arguments_digest, validation_arguments
     check_out_dir(out)
-    from ltrsched.validation.outdir import MANIFEST, REPORT_FILES
+    from ltrsched.experiments.runlock import run_lock
+    from ltrsched.validation.outdir import LOCK, MANIFEST, REPORT_FILES
 
     check_inputs_kept({"--workload": workload, "--profile": sim_profile, "--emulate": engine["emulate_profile"]},
                       files=tuple(out / name for name in (*REPORT_FILES, MANIFEST)), dirs=(out / "runs",))
@@ -222,16 +230,29 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     if mismatch:
         click.echo(f"note: {mismatch}", err=True)
     engine_dirs = [f"engine-{k}" for k in range(repeats)] if repeats > 1 else ["engine"]
-    replace_validation(out, previous, [_run_dir(out, case, spec) / d for case in names for spec in specs
-                                       for d in (*engine_dirs, "sim")], _command_line())
-    if previous is not None and previous.runs:
-        click.echo(f"note: {out} held an earlier validation (`{previous.command}`); its runs and report were "
-                   "removed for this one's", err=True)
+    run_dirs = [_run_dir(out, case, spec) / d for case in names for spec in specs for d in (*engine_dirs, "sim")]
+    options = {"--workload": workload, "-n": num_requests, "--arrival": arrival, "--rate": rate, "--cv": cv,
+               "--duration": duration, "--seed": seed, "--policies": specs, "--rates": rates,
+               "--profile": sim_profile, "--repeats": repeats, "--spread-repeats": spread_repeats,
+               "--tolerance": tolerance}
+    arguments = validation_arguments(options, engine, config, names, workloads,
+                                     [d.relative_to(out).as_posix() for d in run_dirs])
+    digest = arguments_digest(arguments)
+    dirs = {(case, spec, k): _run_dir(out, case, spec) / d for case in names for spec in specs
+            for k, d in enumerate(engine_dirs)}
+    out.mkdir(parents=True, exist_ok=True)  # (this validation's, from here on: one validate at a time in --out)
+    if not click.get_current_context().with_resource(run_lock(out / LOCK, wait=False)):
+        raise UserError(f"--out {out} is in use by another `ltrsched validate`, still running: wait for it to end, "
+                        "or give another --out")
+    previous = check_validation_dir(out)  # (again, now that no other validate can change it)
+    kept = _take_over(out, previous, resume, arguments, digest, dirs, run_dirs)
     cases_run = list(zip(names, workloads))
+    meta = {"validation": digest}
     if spread_repeats:
-        facts, prepared, engine_runs = _engine_passes(engine, cases_run, specs, out, engine_dirs)
+        facts, prepared, engine_runs = _engine_passes(engine, cases_run, specs, out, engine_dirs, meta, kept)
     else:
-        facts, prepared, engine_runs = _engine_adjacent(engine, cases_run, specs, out, engine_dirs, repeats)
+        facts, prepared, engine_runs = _engine_adjacent(engine, cases_run, specs, out, engine_dirs, repeats, meta,
+                                                        kept)
     tally = ValidationTally()
     sim_config = facts.sim_config(sim_profile, config)
     for case, wl in zip(names, prepared):
@@ -248,48 +269,130 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
             click.echo(tally.add_policy(case, spec, s, engs[spec]))
         tally.end_case(case, sims, engs)
     emulated = engine["emulate_profile"] is not None
+    total = len(dirs)
+    resumed = None
+    if kept is not None:
+        resumed = (f"resumed: {len(kept)} of {total} engine runs kept from an earlier start of this validation, "
+                   f"{total - len(kept)} run now")
+        click.echo(resumed)
     md = tally.write(out, f"Simulator ({sim_profile}) vs {'the emulated engine' if emulated else 'vLLM'}",
                      _command_line(), tolerance, host=facts.host, repeats=repeats,
-                     spread=spread_repeats and repeats > 1)
+                     spread=spread_repeats and repeats > 1, note=resumed and resumed[0].upper() + resumed[1:] + ".")
+    finish_validation(out)
     click.echo(f"report: {md}")
 
 
-def _engine_adjacent(engine: dict, cases: list, specs: list[str], out: Path, engine_dirs: list[str], repeats: int):
-    """Every engine run on one engine started here, case by case, a case's repeats one after another (they
-    interleave the policies, so drift on the machine hits each alike). Returns the engine's facts, each case's
-    workload as the engine served it, and the runs by case and policy."""
-    from ltrsched.validation.engine_passes import EngineFacts, run_one
+def _take_over(out: Path, previous, resume: bool | None, arguments: dict, digest: str, dirs: dict,
+               run_dirs: list[Path]):
+    """Make ``out`` this validation's: resume ``previous`` (``--resume``, or by default when it is this same
+    validation, unfinished) or replace it. Returns the kept engine runs ((case, spec, repeat) -> run) when
+    resuming, else None. ``--resume`` with another validation in ``out`` is a one-line error naming what differs.
+    Before the engine starts."""
+    from ltrsched.validation.outdir import replace_validation, resume_validation
+    from ltrsched.validation.resume import first_difference, kept_runs
 
-    eng = start_engine(**engine)
-    facts = EngineFacts.of(eng)
-    click.echo(f"engine: {facts.host}")
+    command = _command_line()
+    recorded = previous is not None and bool(previous.runs)
+    differs = None
+    if recorded:
+        differs = ("written by an earlier ltrsched, which did not record its arguments"
+                   if previous.arguments is None else first_difference(previous.arguments, arguments))
+    if resume and recorded and differs:
+        raise UserError(f"--resume: --out {out} holds another validation ({differs}): give a new --out, or leave "
+                        "out --resume to replace it")
+    done = previous.engine_runs_done() if recorded and differs and resume is None and not previous.finished else 0
+    if done:  # (a mistyped rerun of a killed validation would delete the hour of runs it came to resume)
+        raise UserError(f"--out {out} holds an unfinished validation with {done} completed engine run(s) that differs "
+                        f"from this one ({differs}): rerun its own command to resume it (`{previous.command}`), give "
+                        "a new --out, or add --no-resume to replace it")
+    if resume is False or not recorded or differs or (resume is None and previous.finished):
+        if resume and not recorded:
+            click.echo(f"note: --resume: {out} holds no earlier validation; every run starts now", err=True)
+        replace_validation(out, previous, run_dirs, command, arguments)
+        if recorded:
+            why = (f"another validation: {differs}" if differs else
+                   "this same validation, finished; --resume would have kept its engine runs" if resume is None else
+                   "this same validation; --no-resume")
+            click.echo(f"note: {out} held an earlier validation (`{previous.command}`: {why}); its runs and report "
+                       "were removed for this one's", err=True)
+        return None
+    kept = kept_runs(dirs, digest)
+    resume_validation(out, previous, [dirs[key] for key in kept], command)
+    click.echo(f"note: resuming the {'finished' if previous.finished else 'unfinished'} validation in {out}: "
+               f"{len(kept)} of {len(dirs)} engine runs kept{'' if resume else ' (--no-resume runs them all again)'}",
+               err=True)
+    return kept
+
+
+def _engine_adjacent(engine: dict, cases: list, specs: list[str], out: Path, engine_dirs: list[str], repeats: int,
+                     meta: dict, kept: dict | None):
+    """Every engine run on one engine started here, case by case, a case's repeats one after another (they
+    interleave the policies, so drift on the machine hits each alike); each run saved with ``meta``. ``kept``: a
+    resumed validation's complete runs ((case, spec, repeat) -> run), not run again (no engine starts when
+    every run is kept). Returns the engine's facts, each case's workload as the engine served it, and the runs by
+    case and policy."""
+    from ltrsched.validation.engine_passes import EngineFacts, run_one
+    from ltrsched.validation.resume import KeptEngine, engine_facts, served_workload
+
+    kept = kept or {}
+    todo = len(cases) * len(specs) * repeats - len(kept)
+    eng = None
+    if todo:
+        eng = start_engine(**engine)
+        facts = EngineFacts.of(eng)
+        click.echo(f"engine: {facts.host}")
+    else:
+        facts = engine_facts(next(iter(kept.values())))
+        click.echo(f"engine: not started, every engine run kept (they ran on {facts.host})")
     prepared, runs = [], {}
     for case, wl in cases:
-        wl = eng.prepare(wl)  # --prompts text: the served model's prompt lengths, for the simulator too
+        if eng is not None:
+            wl = eng.prepare(wl)  # --prompts text: the served model's prompt lengths, for the simulator too
+        else:
+            wl = served_workload(wl, next(r for (c, _, _), r in kept.items() if c == case), engine["prompts"])
         prepared.append(wl)
-        runs[case] = engs = {spec: [] for spec in specs}
+        runs[case] = {spec: [] for spec in specs}
+    if eng is not None and kept:  # another engine than the kept runs' refused before a run starts
+        KeptEngine.of(kept).check(facts, {case: wl for (case, _), wl in zip(cases, prepared)}, "the engine started now")
+    for (case, _), wl in zip(cases, prepared):
+        engs = runs[case]
         for k in range(repeats):
             for spec in specs:
-                engs[spec].append(run_one(eng, wl, spec, _run_dir(out, case, spec) / engine_dirs[k],
-                                          sys.stderr.isatty(), case=case, repeat=k, command=_command_line()))
+                run = kept.get((case, spec, k))
+                if run is None:
+                    run = run_one(eng, wl, spec, _run_dir(out, case, spec) / engine_dirs[k], sys.stderr.isatty(),
+                                  case=case, repeat=k, command=_command_line(), engine_facts=asdict(facts), **meta)
+                engs[spec].append(run)
     return facts, prepared, runs
 
 
-def _engine_passes(engine: dict, cases: list, specs: list[str], out: Path, engine_dirs: list[str]):
+def _engine_passes(engine: dict, cases: list, specs: list[str], out: Path, engine_dirs: list[str], meta: dict,
+                   kept: dict | None):
     """``--spread-repeats``: repeat k of every case in pass k, each on an engine start of its own
-    (:mod:`~ltrsched.validation.engine_passes`); same returns as :func:`_engine_adjacent`, the runs read back
-    from their directories."""
+    (:mod:`~ltrsched.validation.engine_passes`), the runs in ``kept`` not run again (a pass with none left starts
+    no engine); same returns as :func:`_engine_adjacent`, the runs read back from their directories."""
     from ltrsched.results import RunResult
     from ltrsched.validation.engine_passes import run_passes
+    from ltrsched.validation.resume import engine_facts, served_workload
+
+    kept = kept or {}
 
     def started(k, done):
-        click.echo(f"engine start {k + 1} of {len(engine_dirs)} done: {done.facts.host}")
+        click.echo(f"engine start {k + 1} of {len(engine_dirs)} " +
+                   ("not needed: its runs are kept" if done is None else f"done: {done.facts.host}"))
 
     passes = run_passes(engine, cases, specs, lambda case, spec, k: _run_dir(out, case, spec) / engine_dirs[k],
-                        len(engine_dirs), _command_line(), progress=sys.stderr.isatty(), on_pass=started)
-    runs = {case: {spec: [RunResult.load(_run_dir(out, case, spec) / d) for d in engine_dirs] for spec in specs}
+                        len(engine_dirs), _command_line(), progress=sys.stderr.isatty(), on_pass=started, meta=meta,
+                        kept=kept)
+    runs = {case: {spec: [kept.get((case, spec, k)) or RunResult.load(_run_dir(out, case, spec) / d)
+                          for k, d in enumerate(engine_dirs)] for spec in specs}
             for case, _ in cases}
-    return passes[0].facts, passes[0].workloads, runs
+    ran = next((p for p in passes if p is not None), None)
+    if ran is not None:
+        return ran.facts, ran.workloads, runs
+    first = next(iter(kept.values()))
+    return engine_facts(first), [served_workload(wl, next(r for (c, _, _), r in kept.items() if c == case),
+                                                 engine["prompts"]) for case, wl in cases], runs
 
 
 def _case_label(arrival: str, rate: float | None) -> str:

@@ -91,12 +91,13 @@ def ranking_check(sims: dict[str, RunResult], engines: dict[str, list[RunResult]
 def write_report(cases: pl.DataFrame, rankings: list[dict], out: Path, title: str, command: str,
                  tolerance: float, host: str | None = None, repeats: int = 1,
                  step_time_ratios: pl.DataFrame | None = None, spread: bool = False,
-                 own_speed: pl.DataFrame | None = None) -> Path:
+                 own_speed: pl.DataFrame | None = None, note: str | None = None) -> Path:
     """``validation.md`` + ``validation.csv`` + ``validation.png`` in ``out`` (+ ``step_time_ratio.csv``: each
     engine run's step time over the profile's, see :mod:`ltrsched.validation.step_time_ratio`); returns the
     markdown path. ``spread``: each repeat ran on an engine start of its own, spread over the validation
     (``validate --spread-repeats``), which the report says beside the noise. ``own_speed``: each engine run against
-    the simulator at that run's speed (:mod:`~ltrsched.validation.own_speed`), written to ``own_speed.csv``."""
+    the simulator at that run's speed (:mod:`~ltrsched.validation.own_speed`), written to ``own_speed.csv``. ``note``:
+    a line under the engine's (e.g. how many engine runs a resumed validation kept)."""
     atomic.write_csv(out / "validation.csv", cases)
     if step_time_ratios is not None:
         atomic.write_csv(out / "step_time_ratio.csv", step_time_ratios)
@@ -108,6 +109,8 @@ def write_report(cases: pl.DataFrame, rankings: list[dict], out: Path, title: st
     lines = [f"# {title}", "", f"Command: `{command}`", ""]
     if host:
         lines += [f"Engine: {host}", ""]
+    if note:
+        lines += [note, ""]
     runs = (f"{repeats} runs, each on an engine start of its own, spread over the validation" if spread
             else f"{repeats} runs")
     noise_note = (f"max(±{tolerance:.0%}, 2x the engine's own repeat noise over {runs})" if repeats > 1
@@ -180,7 +183,7 @@ class ValidationTally:
         self.rankings.append({"case": case, **ranking_check(sims, engines)})
 
     def write(self, out: Path, title: str, command: str, tolerance: float, host: str | None, repeats: int,
-              spread: bool = False) -> Path:
+              spread: bool = False, note: str | None = None) -> Path:
         """The report files in ``out`` (:func:`write_report`); returns the markdown path."""
         table = pl.concat(self.rows).select(*REPORT_COLUMNS)
         from ltrsched.validation.own_speed import own_speed_table
@@ -188,7 +191,7 @@ class ValidationTally:
         ratios = pl.DataFrame(self.ratios, schema=["case", "policy", "repeat", "step_time_ratio"], orient="row")
         own = own_speed_table(self.own) if self.own else None
         return write_report(table, self.rankings, out, title, command, tolerance, host=host, repeats=repeats,
-                            step_time_ratios=ratios, spread=spread, own_speed=own)
+                            step_time_ratios=ratios, spread=spread, own_speed=own, note=note)
 
 
 def _plot(cases: pl.DataFrame, path: Path, tolerance: float) -> None:

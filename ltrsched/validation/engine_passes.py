@@ -12,14 +12,15 @@ fresh spawned process with its own engine (the way ``profile --runs`` measures i
 another, never two at once (they would time each other). Odd passes visit the cases and policies in reverse
 order (A B ... B A), so each case's runs sit, on average, at the same time in the validation, and a drift
 hits every case alike. Each pass saves its runs where the one-engine validation does; the caller reads them
-back.
+back. A resumed validation (:mod:`ltrsched.validation.resume`) runs only the runs it did not keep: a pass with
+none left starts no engine, and a pass's engine must be the kept runs' (checked before its first run).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -80,28 +81,35 @@ class EnginePass:
 
 
 def run_pass(engine: dict, cases: list[tuple[str, Any]], specs: list[str], run_dirs: dict[tuple[str, str], Path],
-             repeat: int, command: str, reverse: bool, progress: bool = False) -> EnginePass:
+             repeat: int, command: str, reverse: bool, progress: bool = False, meta: dict | None = None,
+             expect=None) -> EnginePass:
     """Start the engine ``engine`` (``start_engine``'s options) in this process and run every case (name,
-    workload) with every policy spec once, as repeat ``repeat``; each run is saved in ``run_dirs[case, spec]``.
-    ``reverse`` visits the (case, policy) pairs last to first."""
+    workload) with every policy spec in ``run_dirs`` once, as repeat ``repeat``; each run is saved in
+    ``run_dirs[case, spec]`` with ``meta``. ``reverse`` visits the (case, policy) pairs last to first. ``expect``:
+    a :class:`~ltrsched.validation.resume.KeptEngine`, the engine this one must be (a resumed validation's kept
+    runs', or an earlier pass's), checked before a run starts."""
     from ltrsched.validation.engines import start_engine
-
     eng = start_engine(**engine)
     prepared = [eng.prepare(wl) for _, wl in cases]
-    pairs = [(i, spec) for i in range(len(cases)) for spec in specs]
+    facts = EngineFacts.of(eng)
+    if expect is not None:
+        expect.check(facts, {case: wl for (case, _), wl in zip(cases, prepared)}, f"engine start {repeat + 1}")
+    pairs = [(i, spec) for i in range(len(cases)) for spec in specs if (cases[i][0], spec) in run_dirs]
     for i, spec in reversed(pairs) if reverse else pairs:
         case = cases[i][0]
         run_one(eng, prepared[i], spec, run_dirs[case, spec], progress, case=case, repeat=repeat,
-                engine_start=repeat, command=command)
-    return EnginePass(EngineFacts.of(eng), prepared)
+                engine_start=repeat, command=command, engine_facts=asdict(facts), **(meta or {}))
+    return EnginePass(facts, prepared)
 
 
 def run_one(eng, workload, spec: str, run_dir: Path, progress: bool, **meta):
     """One engine run of ``workload`` under policy ``spec``, saved in ``run_dir`` with ``meta`` and when and
     where it ran (``started_unix_s``: its start [s since the epoch]; ``engine_pid``: the engine's process, the
-    same for runs that shared an engine start). Returns the run."""
+    same for runs that shared an engine start). Returns the run. An earlier ``summary.json`` there is removed
+    first: the run is complete when its own ``summary.json`` exists (:meth:`RunResult.save` writes it last)."""
     from ltrsched.policies import make_policy
 
+    (run_dir / "summary.json").unlink(missing_ok=True)
     started = time.time()
     result = eng.run(workload, make_policy(spec), progress=progress)
     result.meta.update(meta, started_unix_s=started, engine_pid=os.getpid())
@@ -110,23 +118,41 @@ def run_one(eng, workload, spec: str, run_dir: Path, progress: bool, **meta):
 
 
 def run_passes(engine: dict, cases: list[tuple[str, Any]], specs: list[str], run_dir, repeats: int,
-               command: str, progress: bool = False, on_pass=None) -> list[EnginePass]:
+               command: str, progress: bool = False, on_pass=None, meta: dict | None = None,
+               kept: dict | None = None) -> list[EnginePass | None]:
     """``repeats`` passes of :func:`run_pass`, one after another, each in a fresh process (``spawn``: a new
     interpreter and engine); pass ``k`` saves its runs in ``run_dir(case, spec, k)`` and odd passes run in
-    reverse. ``on_pass(k, pass)`` is called after each. Every pass must have built the same engine and
-    served the same workloads (a one-line error otherwise: their runs would not be repeats of one another)."""
-    out: list[EnginePass] = []
+    reverse. ``kept``: a resumed validation's complete runs ((case, spec, k) -> run), not run again; a pass
+    with nothing left to run starts no engine (None in the list). ``on_pass(k, pass)`` is called after each
+    pass (None: not run). Every pass must have built the same engine and served the same workloads (a one-line error
+    otherwise: their runs would not be repeats of one another)."""
+    from ltrsched.validation.resume import KeptEngine
+
+    kept = kept or {}
+    expected = KeptEngine.of(kept)
+    out: list[EnginePass | None] = []
+    first: EnginePass | None = None
     with FreshProcesses() as processes:
         for k in range(repeats):
-            dirs = {(case, spec): run_dir(case, spec, k) for case, _ in cases for spec in specs}
+            dirs = {(case, spec): run_dir(case, spec, k) for case, _ in cases for spec in specs
+                    if (case, spec, k) not in kept}
+            if not dirs:
+                out.append(None)
+                if on_pass is not None:
+                    on_pass(k, None)
+                continue
             done = processes.run(f"engine start {k + 1} of {repeats}", run_pass, engine, cases, specs, dirs, k,
-                                 command, k % 2 == 1, progress)
-            if out and not done.facts.same_engine(out[0].facts):
+                                 command, k % 2 == 1, progress, meta, expected)
+            if first is not None and not done.facts.same_engine(first.facts):
                 raise UserError(f"engine start {k + 1} built another engine than the first ({done.facts} vs "
-                                f"{out[0].facts}): its runs are not repeats of the first's")
-            if out and any(not a.df.equals(b.df) for a, b in zip(done.workloads, out[0].workloads)):
+                                f"{first.facts}): its runs are not repeats of the first's")
+            if first is not None and any(not a.df.equals(b.df) for a, b in zip(done.workloads, first.workloads)):
                 raise UserError(f"engine start {k + 1} served other prompts than the first (its tokenizer or chat "
                                 "template changed between starts): its runs are not repeats of the first's")
+            if first is None:
+                first = done
+                if expected is None:  # later passes refuse another engine before they run, not after
+                    expected = KeptEngine.of_pass(cases, done)
             out.append(done)
             if on_pass is not None:
                 on_pass(k, done)

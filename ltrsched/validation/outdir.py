@@ -1,4 +1,4 @@
-"""The output directory of ``ltrsched validate``: a rerun replaces the validation there, never mixes with it.
+"""The output directory of ``ltrsched validate``: a rerun replaces or resumes the validation there, never mixes with it.
 
 A validation records what it writes in ``OUT/validate-manifest.json`` (its command, its run directories)
 before its first engine run. A later validation into the same ``--out`` removes exactly what that manifest
@@ -8,6 +8,11 @@ it writes anything, so ``OUT/runs`` never holds two validations' runs for a read
 Files under ``OUT/runs`` or report files that no manifest records (an earlier ltrsched's validation, a
 sweep's runs, the user's own files) are never deleted: the command refuses the directory instead, before
 the engine starts, asking for a new ``--out``.
+
+The manifest also records the validation's arguments (:func:`ltrsched.validation.resume.validation_arguments`)
+and whether it finished (its report written). A validation run again with the same arguments after one that
+did not finish resumes it instead (:func:`resume_validation`): the engine runs it completed stay, everything
+else it wrote goes (:mod:`ltrsched.validation.resume`).
 """
 
 from __future__ import annotations
@@ -23,8 +28,12 @@ from ltrsched.results import RUN_FILES  # (the files a run directory holds)
 
 #: The manifest file in a validation's output directory.
 MANIFEST = "validate-manifest.json"
+#: The lock a running validation holds in its output directory (an advisory ``flock``, released when it ends or
+#: dies: :func:`ltrsched.experiments.runlock.run_lock`), so that a second ``validate`` there, which would resume the
+#: same runs, is refused instead.
+LOCK = ".validate.lock"
 FORMAT = "ltrsched-validate-manifest"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # (1: no arguments, no finished flag; read, never resumed)
 #: The report files ``validate`` writes in its output directory (:func:`ltrsched.validation.compare.write_report`).
 REPORT_FILES = ("validation.md", "validation.csv", "validation.png", "step_time_ratio.csv", "own_speed.csv")
 
@@ -37,15 +46,22 @@ def _written(name: str, names: tuple[str, ...]) -> bool:
 
 @dataclass
 class PreviousValidation:
-    """The validation recorded in an output directory ``out``: its command and its run directories (relative
-    to ``out``, e.g. ``runs/burst/fcfs/engine``)."""
+    """The validation recorded in an output directory ``out``: its command, its run directories (relative
+    to ``out``, e.g. ``runs/burst/fcfs/engine``), its arguments (None: recorded by a version before resuming)
+    and whether it finished (wrote its report)."""
 
     out: Path
     command: str | None = None
     runs: tuple[str, ...] = ()
+    arguments: dict | None = None
+    finished: bool = True
 
     def run_dirs(self) -> list[Path]:
         return sorted(self.out / r for r in self.runs)
+
+    def engine_runs_done(self) -> int:
+        """Its engine runs that completed (their ``summary.json``, written last, exists)."""
+        return sum(d.name.startswith("engine") and (d / "summary.json").is_file() for d in self.run_dirs())
 
     def files(self) -> list[Path]:
         """Its files that exist: the run files in its run directories, its report files (temp files too)."""
@@ -69,7 +85,9 @@ def _read_manifest(out: Path) -> PreviousValidation | None:
     if not (isinstance(runs, list) and all(isinstance(r, str) and _is_run_path(r) for r in runs)):
         raise UserError(f"{path} is not a manifest of `ltrsched validate`; give validate a new --out")
     command = doc.get("command")
-    return PreviousValidation(out, command if isinstance(command, str) else None, tuple(runs))
+    arguments = doc.get("arguments")
+    return PreviousValidation(out, command if isinstance(command, str) else None, tuple(runs),
+                              arguments if isinstance(arguments, dict) else None, doc.get("finished") is not False)
 
 
 def _is_run_path(text: str) -> bool:
@@ -97,9 +115,25 @@ def check_validation_dir(out: Path) -> PreviousValidation | None:
     return previous
 
 
-def replace_validation(out: Path, previous: PreviousValidation | None, runs: list[Path], command: str) -> None:
+def _remove_written(directory: Path, names: tuple[str, ...], temps_only: bool = False) -> None:
+    """Remove the files called ``names`` in ``directory`` and their temp files (only those: ``temps_only``)."""
+    if directory.is_dir():
+        for p in directory.iterdir():
+            if p.is_file() and _written(p.name, names) and not (temps_only and p.name in names):
+                p.unlink(missing_ok=True)
+
+
+def _write_manifest(out: Path, runs: list[str], command: str, arguments: dict | None, finished: bool) -> None:
+    record = {"format": FORMAT, "format_version": FORMAT_VERSION, "command": command, "runs": runs,
+              "arguments": arguments, "finished": finished}
+    atomic.write_text(out / MANIFEST, strict_json.dumps(record, indent=2) + "\n")
+
+
+def replace_validation(out: Path, previous: PreviousValidation | None, runs: list[Path], command: str,
+                       arguments: dict | None = None) -> None:
     """Remove what ``previous`` wrote (its run files and report files, then its directories left empty), then
-    record the new validation: its command and ``runs``, the run directories it is about to write."""
+    record the new validation, unfinished: its command, ``runs`` (the run directories it is about to write) and
+    ``arguments``."""
     if previous is not None:
         for path in previous.files():
             path.unlink(missing_ok=True)
@@ -107,6 +141,21 @@ def replace_validation(out: Path, previous: PreviousValidation | None, runs: lis
             while directory != out / "runs" and directory.is_dir() and not any(directory.iterdir()):
                 directory.rmdir()
                 directory = directory.parent
-    record = {"format": FORMAT, "format_version": FORMAT_VERSION, "command": command,
-              "runs": [Path(r).relative_to(out).as_posix() for r in runs]}
-    atomic.write_text(out / MANIFEST, strict_json.dumps(record, indent=2) + "\n")
+    _write_manifest(out, [Path(r).relative_to(out).as_posix() for r in runs], command, arguments, False)
+
+
+def resume_validation(out: Path, previous: PreviousValidation, keep: list[Path], command: str) -> None:
+    """Resume ``previous`` (this same validation): keep the run directories ``keep`` (its complete engine
+    runs), remove every other run's files and the report files (so no report of other runs stands beside them
+    should this one stop too), and record it again as unfinished under ``command``."""
+    keep = set(keep)
+    for directory in previous.run_dirs():
+        _remove_written(directory, RUN_FILES, temps_only=directory in keep)
+    _remove_written(out, REPORT_FILES)
+    _write_manifest(out, list(previous.runs), command, previous.arguments, False)
+
+
+def finish_validation(out: Path) -> None:
+    """Record in the manifest that the validation in ``out`` finished (its report is written)."""
+    doc = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    _write_manifest(out, doc["runs"], doc["command"], doc.get("arguments"), True)
