@@ -237,10 +237,18 @@ def test_label_keeps_the_finished_prompts_of_unfinished_chunks_when_it_stops(tmp
     from ltrsched.labelling.run import _serve, _Stats
     from ltrsched.labelling.settings import LabelSettings, Sampling
 
+    closed = []
+
     class FakeDriver:
         def __init__(self, config, load_format, seed):
             self.host = SimpleNamespace(to_dict=lambda: {})
             self.max_model_len = 1000
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):  # (the engine shut down, its environment put back)
+            closed.append(True)
 
     def serve_then_stop(driver, requests, on_done, window):  # prompts 0, 2, 3 finish, then the run stops
         for i in (0, 2, 3):
@@ -261,6 +269,7 @@ def test_label_keeps_the_finished_prompts_of_unfinished_chunks_when_it_stops(tmp
         held = store.labelled().sort("key")
     assert held["key"].to_list() == ["k0", "k2", "k3"]
     assert held["output_tokens"].to_list() == [5, 7, 8]
+    assert closed == [True]  # the stopped run's engine was closed too
 
 
 @pytest.mark.vllm

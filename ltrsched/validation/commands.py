@@ -48,10 +48,11 @@ def replay(workload, num_requests, arrival, rate, cv, duration, seed, policy, pl
     wl = build_workload(workload, num_requests, arrival, rate, cv, duration, seed)
     check_needs(pol, wl.has_column, f"workload {wl.name!r}")  # before the engine starts (minutes on a GPU)
     check_workload_for_engine(wl, engine["prompts"])
-    eng = start_engine(**engine)
-    result = eng.run(wl, pol, progress=sys.stderr.isatty())
+    with start_engine(**engine) as eng:
+        result = eng.run(wl, pol, progress=sys.stderr.isatty())
+        described = eng.describe()
     result.meta.update(arrival=arrival, rate=rate, seed=seed, command=_command_line())
-    click.echo(f"engine: {eng.describe()}")
+    click.echo(f"engine: {described}")
     click.echo(result.table())
     s = result.summary
     click.echo(f"{s['steps']} steps, {s['num_preemptions']} preemptions, plug-in overhead "
@@ -331,14 +332,23 @@ def _engine_adjacent(engine: dict, cases: list, specs: list[str], out: Path, eng
     resumed validation's complete runs ((case, spec, repeat) -> run), not run again (no engine starts when
     every run is kept). Returns the engine's facts, each case's workload as the engine served it, and the runs by
     case and policy."""
+    kept = kept or {}
+    todo = len(cases) * len(specs) * repeats - len(kept)
+    eng = start_engine(**engine) if todo else None
+    try:
+        return _runs_on(eng, engine, cases, specs, out, engine_dirs, repeats, meta, kept)
+    finally:
+        if eng is not None:
+            eng.close()
+
+
+def _runs_on(eng, engine: dict, cases: list, specs: list[str], out: Path, engine_dirs: list[str], repeats: int,
+             meta: dict, kept: dict):
+    """:func:`_engine_adjacent`'s runs on ``eng``, the engine it started (None: every run kept)."""
     from ltrsched.validation.engine_passes import EngineFacts, run_one
     from ltrsched.validation.resume import KeptEngine, engine_facts, served_workload
 
-    kept = kept or {}
-    todo = len(cases) * len(specs) * repeats - len(kept)
-    eng = None
-    if todo:
-        eng = start_engine(**engine)
+    if eng is not None:
         facts = EngineFacts.of(eng)
         click.echo(f"engine: {facts.host}")
     else:

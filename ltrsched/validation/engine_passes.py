@@ -89,7 +89,12 @@ def run_pass(engine: dict, cases: list[tuple[str, Any]], specs: list[str], run_d
     a :class:`~ltrsched.validation.resume.KeptEngine`, the engine this one must be (a resumed validation's kept
     runs', or an earlier pass's), checked before a run starts."""
     from ltrsched.validation.engines import start_engine
-    eng = start_engine(**engine)
+    with start_engine(**engine) as eng:
+        return _pass_on(eng, cases, specs, run_dirs, repeat, command, reverse, progress, meta, expect)
+
+
+def _pass_on(eng, cases, specs, run_dirs, repeat: int, command: str, reverse: bool, progress: bool, meta, expect):
+    """:func:`run_pass` on the engine it started."""
     prepared = [eng.prepare(wl) for _, wl in cases]
     facts = EngineFacts.of(eng)
     if expect is not None:

@@ -120,6 +120,19 @@ class Engine:
     def emulated(self) -> bool:
         return self.emulated_profile is not None
 
+    def close(self) -> None:
+        """Shut a real engine down and put back the environment variables its start set (the emulated engine
+        holds nothing to release). Idempotent."""
+        close = getattr(self.driver, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def prepare(self, workload):
         """The workload as the engine serves it: with ``--prompts text`` its prompt lengths become the served
         model's token counts (chat template applied), as the simulator must see them too."""

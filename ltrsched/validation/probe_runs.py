@@ -50,11 +50,17 @@ class ProbeRun:
 
 def measure_probes(engine: dict, quick: bool, repeats: int | None, progress: bool = False) -> ProbeRun:
     """Start the engine ``engine`` (``start_engine``'s options) in this process and run the probes on it."""
-    from ltrsched.policies import make_policy
     from ltrsched.validation.engines import start_engine
+
+    with start_engine(skip_idle=True, **engine) as eng:
+        return _probes_on(eng, quick, repeats, progress)
+
+
+def _probes_on(eng, quick: bool, repeats: int | None, progress: bool) -> ProbeRun:
+    """:func:`measure_probes` on the engine it started."""
+    from ltrsched.policies import make_policy
     from ltrsched.validation.profiling import probe_plan, probe_workload
 
-    eng = start_engine(skip_idle=True, **engine)
     config = eng.config
     plan = probe_plan(config, eng.num_gpu_blocks() - 1, eng.max_model_len(), quick=quick, repeats=repeats)
     probes = probe_workload(plan, config.max_num_seqs, config.max_num_batched_tokens)
