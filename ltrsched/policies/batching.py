@@ -272,7 +272,7 @@ def form_batch(
         return BatchPlan(batch, np.asarray(take, dtype=np.int64), _EMPTY, used_by_batch + total_held, ranks)
     others, held_cum = _lowest_residents(order, live, resident, computed_tokens, bs,
                                          len(batch) if ranks is None else ranks, deficit, count)
-    n_evict = int(np.searchsorted(held_cum, deficit, side="left")) + 1 if deficit > 0 else 0
+    n_evict = int(held_cum.searchsorted(deficit, side="left")) + 1 if deficit > 0 else 0
     n_evict = max(n_evict, count)
     evict = others[:n_evict]
     total_held -= int(held_cum[n_evict - 1])
@@ -307,7 +307,7 @@ def _lowest_residents(order, live, resident, computed_tokens, bs: int, members, 
                 mask[members[(members >= lo) & (members < hi)] - lo] = False
         cand = rows[mask][::-1]
         if len(cand):
-            cum = np.cumsum(-(-computed_tokens[cand] // bs))
+            cum = ((computed_tokens[cand] + (bs - 1)) // bs).cumsum()  # (methods: np.* calls cost more here)
             if held:
                 cum += held
             parts.append(cand)

@@ -244,7 +244,7 @@ class MLFQ(Policy):
             packed = np.left_shift(new_levels, shift, out=new_levels)
             packed |= batch
             packed.sort()  # by (level, position)
-            batch = packed & ((1 << shift) - 1)
+            batch = packed & np.array((1 << shift) - 1)  # (a 0-d operand: numpy converts a Python int every call)
         else:
             by = np.lexsort((batch_ids, view.at("arrival_time", batch), new_levels))
             batch = batch[by]

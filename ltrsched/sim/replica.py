@@ -441,7 +441,7 @@ class Replica:
         moved = 0
         if self.swap:
             room = self.host_blocks - self.host_blocks_in_use
-            cum = np.cumsum(ev_blocks)
+            cum = ev_blocks.cumsum()
             if cum[-1] <= room:  # all go to the host (the usual case): nothing to recompute
                 moved = int(cum[-1])
                 t.state[ev] = SWAPPED
