@@ -139,8 +139,9 @@ class MLFQ(Policy):
         else:
             # made from the last order, a permutation of the last view's positions, by taking the batch out,
             # renumbering around the members that finished (distinct positions) and placing the batch and the
-            # newcomers (the positions after the others) back in, each once (a placement twice fails loudly in
-            # _follow): a permutation, given one scheduled flag per request of the last view
+            # newcomers (the positions after the others) back in, each once (consecutive slices of the batch and
+            # of the others, the last one to their end): a permutation, given one scheduled flag per request of the
+            # last view
             self._proven = self._proven and self._aligned and len(order) == len(view)
             if self._proven:
                 vouched(view, order)  # (read-only)
