@@ -108,8 +108,9 @@ def single_request(draw):
     n = draw(st.integers(1, 6))  # requests the host tracks; one is live
     pending = np.array(draw(st.lists(st.integers(1, 200), min_size=n, max_size=n)), dtype=np.int64)
     computed = np.array(draw(st.lists(st.integers(0, 200), min_size=n, max_size=n)), dtype=np.int64)
-    resident = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)))
     live = draw(st.integers(0, n - 1))
+    resident = np.zeros(n, dtype=bool)  # only live requests hold KV (as in every host)
+    resident[live] = draw(st.booleans())
     return np.array([live], dtype=np.int64), pending, computed, resident
 
 
@@ -208,9 +209,11 @@ def live_requests(draw):
 
 
 @settings(max_examples=600, deadline=None)
-@given(req=live_requests(), limits=limits_strategy(), pass_live=st.booleans(), pass_blocks=st.booleans())
-def test_form_batch_matches_the_reference_bit_for_bit(req, limits, pass_live, pass_blocks):
-    """The cheaper preemption path (and the fast path for batches that admit nobody) changes no plan."""
+@given(req=live_requests(), limits=limits_strategy(), pass_live=st.booleans(), pass_blocks=st.booleans(),
+       chunk=st.sampled_from([1, 2, 5, batching.TAIL_CHUNK]))
+def test_form_batch_matches_the_reference_bit_for_bit(req, limits, pass_live, pass_blocks, chunk):
+    """The cheaper preemption path (and the fast path for batches that admit nobody) changes no plan; the
+    residents to preempt are found from the order's tail in chunks of any size (small ones: several chunks)."""
     from reference_batching import reference_form_batch
 
     order, live, pending, computed, resident = req
@@ -218,11 +221,15 @@ def test_form_batch_matches_the_reference_bit_for_bit(req, limits, pass_live, pa
     args = (order, pending, computed, resident, limits, blocks, live) if pass_live else \
         (live[order], pending, computed, resident, limits, blocks)
     results = []
-    for fn in (form_batch, reference_form_batch):
-        try:
-            results.append(fn(*args))
-        except ValueError as e:
-            results.append(str(e))
+    default, batching.TAIL_CHUNK = batching.TAIL_CHUNK, chunk
+    try:
+        for fn in (form_batch, reference_form_batch):
+            try:
+                results.append(fn(*args))
+            except ValueError as e:
+                results.append(str(e))
+    finally:
+        batching.TAIL_CHUNK = default
     got, want = results
     if isinstance(want, str):
         assert got == want
@@ -235,3 +242,35 @@ def test_form_batch_matches_the_reference_bit_for_bit(req, limits, pass_live, pa
     for name in ("pending_tokens", "computed_tokens"):  # values the host would otherwise gather: the same
         if getattr(got, name) is not None:
             assert np.array_equal(getattr(got, name), {"pending_tokens": pending, "computed_tokens": computed}[name][got.batch])
+
+
+class _CountingIndex(np.ndarray):
+    """An index array that counts the entries read through it by integer fancy indexing."""
+
+    read = 0
+
+    def __getitem__(self, item):
+        out = super().__getitem__(item)
+        if isinstance(item, np.ndarray) and item.dtype.kind in "iu":
+            _CountingIndex.read += len(item)
+        return out
+
+
+def test_preemption_reads_the_order_only_as_far_as_the_evictions_reach():
+    """Preempting a few residents at the bottom of a long order looks at the head and the tail, not at every live
+    request (before: the live rows of the whole order were gathered to find the residents outside the batch)."""
+    n, bs = 20_000, 16
+    # the batch holds 256 * 16 blocks after the step, the paused residents 10 * 15: 30 too many, two must go
+    limits = BatchLimits(max_num_batched_tokens=512, max_num_seqs=256, num_gpu_blocks=256 * 16 + 10 * 15 - 30,
+                         block_size=bs)
+    pending = np.ones(n, dtype=np.int64)
+    computed = np.full(n, 15 * bs, dtype=np.int64)  # a decode fills a 16th block
+    resident = np.zeros(n, dtype=bool)
+    resident[:256] = True  # the batch: the best-ranked 256, all resident
+    resident[-10:] = True  # and ten paused residents at the bottom of the order
+    live = np.arange(n).view(_CountingIndex)
+    order = np.arange(n)
+    _CountingIndex.read = 0
+    plan = form_batch(order, pending, computed, resident, limits, int(resident.sum()) * 15, live)
+    assert list(plan.evict) == [n - 1, n - 2] and plan.blocks_in_use == limits.num_gpu_blocks
+    assert _CountingIndex.read <= 256 + batching.TAIL_CHUNK

@@ -143,9 +143,10 @@ def form_batch(
         pending_tokens: tokens each request would compute if scheduled: its uncomputed prompt (or
             recompute) tokens, or 1 for a decode [tokens]; >= 1.
         computed_tokens: tokens whose KV the request has (on GPU or host) [tokens].
-        resident: whether the request's KV is on the GPU now (running or paused).
+        resident: whether the request's KV is on the GPU now (running or paused); only live requests can be.
         limits: the step's limits.
-        resident_blocks: blocks the resident requests hold now, if the host tracks it (saves a pass).
+        resident_blocks: blocks the resident requests hold now, if the host tracks it (saves a pass):
+            ``ceil(computed_tokens / block_size)`` summed over them.
         live: the live requests' positions in the arrays, if ``order`` indexes it (the ranking as a policy
             returns it). The same as passing ``live[order]``, but only the head of the order that can join the
             batch is gathered unless preemption needs the rest (a gather of every live request costs ~2 us).
@@ -216,62 +217,112 @@ def form_batch(
                                             decode_only=tokens == len(batch) == num_resident)
     slots_over = 0
     if limits.max_resident_seqs is not None:
-        residents_out = int(count_nonzero(resident[order if live is None else live])) - num_resident
-        slots_over = residents_out + len(batch) - limits.max_resident_seqs
+        num_residents = int(count_nonzero(resident[order if live is None else live]))
+        slots_over = num_residents - num_resident + len(batch) - limits.max_resident_seqs
     # fast path: everything fits, under the watermark, or under the capacity when the batch admits no request
     # (the watermark only guards admissions): then nothing is cut or preempted
     if slots_over <= 0 and (after <= cap - wm or (after <= cap and num_resident == len(batch))):
         return BatchPlan(batch, np.asarray(take, dtype=np.int64), _EMPTY, after, ranks,
                          wanted[:len(batch)] if ranks is None else wanted[ranks], b_computed,
                          one_each and ranks is None)
-    if live is not None:  # preemption looks at the whole order
-        order = live[order]
-    need = (b_computed + take + (bs - 1)) // bs  # blocks each member holds after the step
+    # what the batch's residents hold now, and what the batch holds after the step (``after`` less the others')
+    held_by_batch = int(((b_computed + (bs - 1)) // bs).dot(b_resident))
+    used_by_batch = after - resident_blocks + held_by_batch
+    target = cap - wm if num_resident < len(batch) else cap  # the watermark guards admissions
+    if used_by_batch > target:
+        # 3. cut the prefix where its own blocks no longer fit (admitting a request without KV on the GPU must
+        # leave the watermark free); with resident_first a cut can move the chunk edge, so repeat. (The blocks
+        # held grow along the prefix and the limit shrinks once it admits: a prefix that fits as a whole, the
+        # test above, fits at every member.)
+        need = (b_computed + take + (bs - 1)) // bs  # blocks each member holds after the step
+        while True:
+            need_cum = np.cumsum(need)
+            admits_new = np.maximum.accumulate(~resident[batch]) if len(batch) else np.zeros(0, dtype=bool)
+            over = np.flatnonzero(need_cum > np.where(admits_new, cap - wm, cap))
+            if not len(over):
+                break
+            cut = int(over[0])
+            if cut == 0:
+                raise ValueError(
+                    f"request at position {int(batch[0])} needs {int(need[0])} KV blocks, more than the "
+                    f"{cap - wm} usable; it can never run"
+                )
+            kept = np.arange(cut) if ranks is None else ranks[:cut]
+            if limits.resident_first:
+                ranks, take = _resident_first_tokens(kept, pending_tokens[head[kept]], resident[head[kept]], budget)
+            else:
+                ranks, take = None, take[:cut]
+            batch = head[:cut] if ranks is None else head[ranks]
+            need = (computed_tokens[batch] + take + (bs - 1)) // bs
+        used_by_batch = int(need_cum[-1]) if len(batch) else 0
+        target = cap - wm if (len(batch) and admits_new[-1]) else cap
+        b_resident = resident[batch]
+        num_resident = int(count_nonzero(b_resident))
+        held_by_batch = int(((computed_tokens[batch] + (bs - 1)) // bs).dot(b_resident))
 
-    # 3. cut the prefix where its own blocks no longer fit (admitting a request without KV on the GPU
-    # must leave the watermark free); with resident_first a cut can move the chunk edge, so repeat
-    while True:
-        need_cum = np.cumsum(need)
-        admits_new = np.maximum.accumulate(~resident[batch]) if len(batch) else np.zeros(0, dtype=bool)
-        over = np.flatnonzero(need_cum > np.where(admits_new, cap - wm, cap))
-        if not len(over):
-            break
-        cut = int(over[0])
-        if cut == 0:
-            raise ValueError(
-                f"request at position {int(batch[0])} needs {int(need[0])} KV blocks, more than the "
-                f"{cap - wm} usable; it can never run"
-            )
-        kept = np.arange(cut) if ranks is None else ranks[:cut]
-        if limits.resident_first:
-            ranks, take = _resident_first_tokens(kept, pending_tokens[head[kept]], resident[head[kept]], budget)
-        else:
-            ranks, take = None, take[:cut]
-        batch = head[:cut] if ranks is None else head[ranks]
-        need = (computed_tokens[batch] + take + (bs - 1)) // bs
-    used_by_batch = int(need_cum[-1]) if len(batch) else 0
-    target = cap - wm if (len(batch) and admits_new[-1]) else cap
-
-    # 3./6. preempt the lowest-ranked residents outside the batch until the rest fits
-    # (batch members are order[:len(batch)], or order[ranks]: marked by rank, no pass over every request)
-    outside = resident[order]
-    if ranks is None:
-        outside[:len(batch)] = False
-    else:
-        outside[ranks] = False
-    others = order[outside][::-1]  # residents outside the batch, lowest first
-    held_cum = np.cumsum(-(-computed_tokens[others] // bs))  # the GPU blocks each holds
-    total_held = int(held_cum[-1]) if len(others) else 0
+    # 3./6. preempt the lowest-ranked residents outside the batch until the rest fits. What they hold is what
+    # every resident holds less the batch's residents' share, so nothing is looked at when nobody has to go;
+    # else they are found from the order's tail, only as far as the evictions reach
+    total_held = resident_blocks - held_by_batch
     deficit = used_by_batch + total_held - target
-    n_evict = int(np.searchsorted(held_cum, deficit, side="left")) + 1 if deficit > 0 else 0
+    count = 0  # residents that must go for the resident-slot cap
     if limits.max_resident_seqs is not None:
-        n_evict = max(n_evict, len(others) + len(batch) - limits.max_resident_seqs)
-    if n_evict:
-        evict = others[:n_evict]
-        total_held -= int(held_cum[n_evict - 1])
-    else:
-        evict = _EMPTY
+        count = num_residents - num_resident + len(batch) - limits.max_resident_seqs
+    if deficit <= 0 and count <= 0:
+        return BatchPlan(batch, np.asarray(take, dtype=np.int64), _EMPTY, used_by_batch + total_held, ranks)
+    others, held_cum = _lowest_residents(order, live, resident, computed_tokens, bs,
+                                         len(batch) if ranks is None else ranks, deficit, count)
+    n_evict = int(held_cum.searchsorted(deficit, side="left")) + 1 if deficit > 0 else 0
+    n_evict = max(n_evict, count)
+    evict = others[:n_evict]
+    total_held -= int(held_cum[n_evict - 1])
     return BatchPlan(batch, np.asarray(take, dtype=np.int64), evict, used_by_batch + total_held, ranks)
+
+
+#: Positions of the order looked at first, from its tail, for residents to preempt (then twice as many each time)
+TAIL_CHUNK = 256
+
+
+def _lowest_residents(order, live, resident, computed_tokens, bs: int, members, deficit: int,
+                      count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The residents outside the batch, lowest-ranked first, and the running total of the KV blocks they hold,
+    as far as preemption needs them: until the total reaches ``deficit`` blocks and there are ``count`` of them
+    (all of them if it never does). Scans ``order`` (positions in ``live`` if given, else in the arrays) from
+    its end in chunks of :data:`TAIL_CHUNK`, doubling. ``members``: the batch's positions in the order, an int
+    ``k`` for ``0..k-1`` or an ascending array. The same prefix as one pass over every live request gives."""
+    parts, cums = [], []
+    prefix = isinstance(members, int)
+    bound = members if prefix else (int(members[-1]) + 1 if len(members) else 0)  # members are below it
+    hi = len(order)
+    held = found = 0
+    size = TAIL_CHUNK
+    while hi > 0:
+        lo = max(hi - size, 0)
+        rows = order[lo:hi] if live is None else live[order[lo:hi]]
+        mask = resident[rows]
+        if lo < bound:  # batch members among them: not candidates
+            if prefix:
+                mask[: min(bound, hi) - lo] = False
+            else:
+                mask[members[(members >= lo) & (members < hi)] - lo] = False
+        cand = rows[mask][::-1]
+        if len(cand):
+            cum = ((computed_tokens[cand] + (bs - 1)) // bs).cumsum()  # (methods: np.* calls cost more here)
+            if held:
+                cum += held
+            parts.append(cand)
+            cums.append(cum)
+            held = int(cum[-1])
+            found += len(cand)
+            if held >= deficit and found >= count:
+                break
+        hi = lo
+        size *= 2
+    if len(parts) == 1:
+        return parts[0], cums[0]
+    if not parts:
+        return _EMPTY, _EMPTY
+    return np.concatenate(parts), np.concatenate(cums)
 
 
 def _blocks_added(b_computed: np.ndarray, take: np.ndarray, b_resident: np.ndarray, bs: int,

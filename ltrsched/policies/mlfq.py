@@ -11,7 +11,10 @@ Only the requests that ran change level or recency, so the order is kept from st
 step's batch is taken out, its members' levels are read again (their ``run_time`` only), and they go back in
 front of their levels (they ran last), by arrival among themselves; newcomers join the end of the top level
 (they never ran). Within each level that is the batch, then the others as they were, then the newcomers: the
-others stay sorted by level, so the batch and the newcomers are merged in where their levels start. When the policy cannot follow the host step by step (see
+others stay sorted by level, so the batch and the newcomers are merged in where their levels start. The order's
+levels are kept as a count per level, not per request, so the merge is the others cut where a level of the batch
+starts, the batch's runs put in, copied once (no pass over every live request but that copy, and the renumbering
+of positions after a finish). When the policy cannot follow the host step by step (see
 :mod:`ltrsched.policies.tracking`), or a promotion is due, it sorts every live request instead. The order is
 the same either way.
 """
@@ -61,7 +64,7 @@ class MLFQ(Policy):
         self._view: LiveView | None = None  # the view last ranked
         self._ids: np.ndarray | None = None  # its request ids (a snapshot)
         self._order: np.ndarray | None = None  # the order returned for it
-        self._order_levels: np.ndarray | None = None  # the levels along that order
+        self._counts: list[int] = []  # requests per level along that order (the order is by level)
         self._batch: np.ndarray | None = None  # positions of the requests that ran in its step
         self._batch_ids: np.ndarray | None = None
         self._batch_is_head = False  # the batch is order[:len(batch)]
@@ -130,17 +133,20 @@ class MLFQ(Policy):
                 self._recount_idle(view)
             levels = self.levels(view)
             order = view.order_by(levels, -self._last_run[view.request_id])
-            self._order_levels = levels[order]
+            self._counts = np.bincount(levels).tolist()  # requests per level, in order (the order is by level)
             self._settled = 0
             self._proven = order is view._ranked  # (a sort's: a permutation)
         else:
             # made from the last order, a permutation of the last view's positions, by taking the batch out,
             # renumbering around the members that finished (distinct positions) and placing the batch and the
-            # newcomers (the positions after the others) back in, each once (a placement twice fails loudly in
-            # _follow): a permutation, given one scheduled flag per request of the last view
+            # newcomers (the positions after the others) back in, each once (consecutive slices of the batch and
+            # of the others, the last one to their end): a permutation, given one scheduled flag per request of the
+            # last view
             self._proven = self._proven and self._aligned and len(order) == len(view)
             if self._proven:
-                vouched(view, order)
+                vouched(view, order)  # (read-only)
+            else:
+                order.flags.writeable = False  # (returned again while nothing changes: see order_check)
         self._view, self._ids, self._order = view, snapshot_ids(view.request_id), order
         self._next_step, self._batch = None, None
         self._arrived.clear()
@@ -175,7 +181,7 @@ class MLFQ(Policy):
         n = len(ids)
         if n < 2:
             return None
-        batch, batch_ids, order, levels = self._batch, self._batch_ids, self._order, self._order_levels
+        batch, batch_ids, order, counts = self._batch, self._batch_ids, self._order, self._counts
         # the kept order without the batch: its members' keys did not change, nor did their relative order
         if self._batch_is_head:
             k = len(batch)
@@ -183,13 +189,17 @@ class MLFQ(Policy):
                 # the batch is the head of the order, which it already led in (level, position) order: unless
                 # a member changed level, the order stands
                 new_levels = self._levels_of(view, batch, batch_ids)
-                if not count_nonzero(new_levels != levels[:k]):
+                if not count_nonzero(new_levels != _head_levels(counts, k)):
                     self._settled = k
                     return order
-            rest, rest_levels = order[k:], levels[k:]
+            rest, rest_counts = order[k:], _without_head(counts, k)
         else:
-            out = ~self._scheduled[order]
-            rest, rest_levels = order[out], levels[out]
+            ran = self._scheduled[order]
+            rest = order[~ran]
+            # the members' levels in the kept order: where their ranks fall among the levels' ends
+            left = np.bincount(np.cumsum(counts).searchsorted(np.flatnonzero(ran), side="right"),
+                               minlength=len(counts)).tolist()
+            rest_counts = [c - d for c, d in zip(counts, left)]
         m = 0
         if not (self._arrived or self._finished):
             if not same_ids(ids, self._ids):
@@ -214,10 +224,12 @@ class MLFQ(Policy):
                 if gone != len(finished):
                     return None  # a request left that did not run (an abort): sort
                 left_at = np.sort(batch[done])  # positions in the last view
-                batch, batch_ids = batch[~done], batch_ids[~done]
+                stay = ~done
+                batch, batch_ids = batch[stay], batch_ids[stay]
                 if gone == 1:
-                    rest = rest - (rest > left_at[0])
-                    batch = batch - (batch > left_at[0])
+                    at = left_at.reshape(())  # (a 0-d operand)
+                    rest = rest - (rest > at)
+                    batch = batch - (batch > at)
                 else:
                     rest = rest - left_at.searchsorted(rest)
                     batch = batch - left_at.searchsorted(batch)
@@ -227,42 +239,79 @@ class MLFQ(Policy):
             m = len(arrived)
         # the batch back in: new levels, in front of their levels (they ran last), by arrival among themselves
         new_levels = self._levels_of(view, batch, batch_ids)
+        batch_counts = np.bincount(new_levels).tolist() if len(new_levels) else []
         if view.arrival_ordered:
-            width = np.array(n)  # (a 0-d operand)
-            packed = new_levels * width
-            packed += batch
-            packed.sort()  # by (level, position): positions < n
-            new_levels, batch = np.divmod(packed, width)
+            shift = n.bit_length()  # positions < 2**shift
+            packed = np.left_shift(new_levels, shift, out=new_levels)
+            packed |= batch
+            packed.sort()  # by (level, position)
+            batch = packed & np.array((1 << shift) - 1)  # (a 0-d operand: numpy converts a Python int every call)
         else:
             by = np.lexsort((batch_ids, view.at("arrival_time", batch), new_levels))
-            batch, new_levels = batch[by], new_levels[by]
-        if not m and (not len(rest) or not len(batch) or new_levels[-1] <= rest_levels[0]):
-            out, out_levels = np.concatenate((batch, rest)), np.concatenate((new_levels, rest_levels))
-            self._settled = len(batch)  # the batch leads, by (level, position), all run at the same step
-        else:
-            # within a level: the batch (ran last), then the others as they were, then newcomers (never ran,
-            # listed last; top level). The others are sorted by level: each batch member goes in front of its
-            # level among them, newcomers after the top level's others (a merge, no sort)
-            ins = rest_levels.searchsorted(new_levels)
-            if m:
-                top = int(new_levels.searchsorted(1))  # batch members at the top level
-                batch = np.concatenate((batch[:top], np.arange(n - m, n), batch[top:]))
-                new_levels = np.concatenate((new_levels[:top], np.zeros(m, dtype=new_levels.dtype), new_levels[top:]))
-                ins = np.concatenate((ins[:top], np.full(m, rest_levels.searchsorted(1)), ins[top:]))
-            dest = ins + np.arange(len(ins))  # where each goes in the order
-            out = np.empty(n, dtype=rest.dtype)
-            out_levels = np.empty(n, dtype=rest_levels.dtype)
-            out[dest] = batch
-            out_levels[dest] = new_levels
-            others = np.ones(n, dtype=bool)
-            others[dest] = False
-            out[others] = rest
-            out_levels[others] = rest_levels
-            self._settled = 0
-        out.flags.writeable = False  # (returned again while nothing changes: see order_check)
-        self._order_levels = out_levels
+            batch = batch[by]
+        # within each level: the batch (ran last), then the others as they were, then newcomers (never ran,
+        # listed last; top level). Both are listed by level, so the order is the others cut where a level of the
+        # batch starts among them, with the batch's run of that level put in (a few slices, one copy)
+        pieces = []
+        out_counts = []
+        b = r = cut = 0  # batch members placed, others up to the current level, others placed
+        leads = not m  # the batch leads the order (no other request before its last member)
+        for level in range(max(len(batch_counts), len(rest_counts), 1)):
+            bc = batch_counts[level] if level < len(batch_counts) else 0
+            rc = rest_counts[level] if level < len(rest_counts) else 0
+            if bc:
+                if r:
+                    leads = False
+                    if r > cut:
+                        pieces.append(rest[cut:r])
+                        cut = r
+                pieces.append(batch[b:b + bc])
+                b += bc
+            r += rc
+            if level == 0 and m:
+                if r > cut:
+                    pieces.append(rest[cut:r])
+                    cut = r
+                pieces.append(np.arange(n - m, n))
+                rc += m
+            out_counts.append(bc + rc)
+        if cut < len(rest):
+            pieces.append(rest[cut:])
+        out = np.concatenate(pieces)
+        self._settled = len(batch) if leads else 0  # the batch leads, by (level, position), all run at the same step
+        self._counts = out_counts
         return out
 
     def _levels_of(self, view: LiveView, positions: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """The current levels of the requests at ``positions`` (ids ``ids``), from their ``run_time``."""
-        return self._bounds.searchsorted(view.at("run_time", positions) - self._time_base.data[ids], side="right")
+        run_time = view.at("run_time", positions)
+        if self.promote:  # (else nobody's accumulated time ever restarts: the base stays 0)
+            run_time = run_time - self._time_base.data[ids]
+        return self._bounds.searchsorted(run_time, side="right")
+
+
+_LEVEL_NUMBERS = np.arange(MAX_LEVELS + 1)
+
+
+def _without_head(counts: list[int], k: int) -> list[int]:
+    """Requests per level along an order without its first ``k`` (``counts``: per level along the order)."""
+    rest = list(counts)
+    for level, c in enumerate(counts):
+        if k <= c:
+            rest[level] = c - k
+            break
+        rest[level] = 0
+        k -= c
+    return rest
+
+
+def _head_levels(counts: list[int], k: int) -> np.ndarray:
+    """The levels of the first ``k`` requests along an order with ``counts`` requests per level."""
+    reps = []
+    for c in counts:
+        if k <= c:
+            reps.append(k)
+            break
+        reps.append(c)
+        k -= c
+    return np.repeat(_LEVEL_NUMBERS[:len(reps)], reps)

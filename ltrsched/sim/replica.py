@@ -441,7 +441,13 @@ class Replica:
         moved = 0
         if self.swap:
             room = self.host_blocks - self.host_blocks_in_use
-            fits = np.cumsum(ev_blocks) <= room
+            cum = ev_blocks.cumsum()
+            if cum[-1] <= room:  # all go to the host (the usual case): nothing to recompute
+                moved = int(cum[-1])
+                t.state[ev] = SWAPPED
+                self.host_blocks_in_use += moved
+                return moved
+            fits = cum <= room
             to_host = ev[fits]
             moved = int(ev_blocks[fits].sum())
             t.state[to_host] = SWAPPED
