@@ -222,7 +222,7 @@ def test_starvation_prevention_keeps_ltrs_order_while_nothing_is_promoted_in_a_b
 
 
 def test_front_order_compacts_its_base_listing_as_requests_leave():
-    """Once a fifth of the base listing has left, the kept order makes the live requests its base listing (in the
+    """Once a tenth of the base listing has left, the kept order makes the live requests its base listing (in the
     same order) instead of giving up (before: nothing kept, the wrapper started again from the inner order)."""
     from ltrsched.policies.fixed_order import FixedKeyOrder
     from ltrsched.policies.front_order import FrontOrder

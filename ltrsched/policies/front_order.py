@@ -13,7 +13,7 @@ the front it is the inner order itself (the wrapper keeps it then too).
 
 It holds while the host lists requests by arrival with ascending ids (the base listing less the requests that
 left is the listing now), announces every finish and adds no request (a newcomer stops it: the caller starts
-again from the inner order, which merges newcomers in). Once the requests that left are a fifth of the base listing,
+again from the inner order, which merges newcomers in). Once the requests that left are a tenth of the base listing,
 it is compacted (the live requests become the base listing, in the kept order), without the inner order. The order is a permutation of the live positions by
 construction: the base order is one (the inner order, vouched for or a sort's), the positions now of the live base
 entries are 0 .. n-1 (each finish took one out and moved those after it down by one), the rest is the live entries
@@ -40,7 +40,7 @@ _max = np.maximum.reduce
 _MAX_FINISHES = 8
 #: Compact the base listing (drop the requests that left) once fewer than this share of it is live: the order's
 #: gather runs over the whole base listing.
-_MIN_LIVE_SHARE = 0.8
+_MIN_LIVE_SHARE = 0.9
 
 
 class FrontOrder:
@@ -161,11 +161,15 @@ class FrontOrder:
         at = self._now[self._base_of.data[request_ids]]
         return at + _FRONT if front else at
 
-    def move(self, request_ids: np.ndarray, to_front: bool) -> None:
-        """Move live requests to the front (out of the rest of the order) or back to their rank."""
+    def move(self, request_ids: np.ndarray, to_front: bool, positions: np.ndarray | None = None) -> None:
+        """Move live requests to the front (out of the rest of the order) or back to their rank (``positions``:
+        theirs now, if known, for a move to the front)."""
         at = self._base_of.data[request_ids]
         if to_front:
-            self._now[at] -= _FRONT
+            if positions is None:
+                self._now[at] -= _FRONT
+            else:
+                self._now[at] = positions - _FRONT
         else:
             self._now[at] += _FRONT
         self.version += 1

@@ -392,7 +392,7 @@ class StarvationPrevention(Policy):
         except IndexError:
             self._is_promoted[ids] = _TRUE
         s, e = self._s, self._e
-        self._moved(ids, True)
+        self._moved(ids, True, new)
         if s == e:  # positions in this listing from now on
             front = self._front
             if front is not None and front.active:
@@ -421,11 +421,12 @@ class StarvationPrevention(Policy):
             by = order_by(view.at("arrival_time", pos), pid)
             self._pos[lo:e + k], self._pid[lo:e + k] = pos[by], pid[by]
 
-    def _moved(self, ids: np.ndarray, to_front: bool) -> None:
-        """Requests ``ids`` were promoted (or returned to their rank): so in the kept order, if one is kept."""
+    def _moved(self, ids: np.ndarray, to_front: bool, positions: np.ndarray | None = None) -> None:
+        """Requests ``ids`` were promoted (or returned to their rank): so in the kept order, if one is kept
+        (``positions``: theirs in the listing ranked, which the kept order follows while it is kept)."""
         front = self._front
         if front is not None and front.active:
-            front.move(ids, to_front)
+            front.move(ids, to_front, positions)
 
     def _start_front(self, view: LiveView, order: np.ndarray) -> bool:
         """Keep the promoted-first order from ``order`` (the inner order) from now on, if it can be."""
