@@ -205,6 +205,52 @@ def test_starvation_prevention_keeps_ltrs_promoted_first_order_in_a_burst(config
     assert len(inner_ranks) < 0.5 * lockstep.steps, (len(inner_ranks), lockstep.steps)
 
 
+@pytest.mark.parametrize("spec", ["ltr:tau=0.5,starve=100000,quantum=3", "ltr:tau=0.5,starve=40,quantum=3"])
+def test_starvation_prevention_keeps_ltrs_order_while_nothing_is_promoted_in_a_burst(spec):
+    """With nobody arriving after the first step, starvation prevention around LTR keeps LTR's order itself also
+    while nothing is promoted (before: LTR was ranked on every such step, renumbering its own kept order after
+    each finish), and compacts it as requests leave instead of starting again from LTR's; orders still the
+    stateless reference's."""
+    wl = apply_arrivals(load_workload("sharegpt", num_requests=300, seed=0), "burst")
+    policy = make_policy(spec)
+    inner_ranks = _count_inner_ranks(policy)
+    lockstep = Lockstep(policy)
+    simulate(wl, lockstep, SimConfig(max_num_seqs=32))
+    assert lockstep.steps > 300 and lockstep.vouched == lockstep.steps
+    # ranked at the first steps, and again only after a step with more finishes than the kept order follows
+    assert len(inner_ranks) < 0.05 * lockstep.steps, (len(inner_ranks), lockstep.steps)
+
+
+def test_front_order_compacts_its_base_listing_as_requests_leave():
+    """Once a tenth of the base listing has left, the kept order makes the live requests its base listing (in the
+    same order) instead of giving up (before: nothing kept, the wrapper started again from the inner order)."""
+    from ltrsched.policies.fixed_order import FixedKeyOrder
+    from ltrsched.policies.front_order import FrontOrder
+
+    rng = np.random.default_rng(3)
+    n = 40
+    keys = rng.random(n)
+
+    def view_of(ids: np.ndarray, step: int) -> LiveView:
+        return LiveView({"request_id": ids, "arrival_time": ids.astype(float)}, None, now=0.0, step=step,
+                        arrival_ordered=True)
+
+    ids = np.arange(n)
+    first = view_of(ids, 0)
+    order = FixedKeyOrder().order(first, lambda view: keys[view.request_id])
+    front = FrontOrder()
+    assert front.start(first, order, np.array([7, 2]))
+    front_ids = ids[[7, 2]]
+    for step, gone in enumerate(rng.permutation([i for i in range(n) if i not in (7, 2)])[:30], 1):
+        front.departed(np.array([gone]))
+        ids = ids[ids != gone]
+        assert front.follow(view_of(ids, step)), step
+        rest = ids[np.isin(ids, front_ids, invert=True)]
+        expect = np.concatenate((ids.searchsorted(front_ids), ids.searchsorted(rest[np.argsort(keys[rest], kind="stable")])))
+        assert front.order(front.positions(front_ids, True)).tolist() == expect.tolist(), step
+    assert len(front._ids) < 0.8 * n  # (compacted)
+
+
 def test_live_view_at_reads_the_positions_only():
     full = np.arange(10.0) * 2
     index = np.array([7, 3, 5, 1])

@@ -8,11 +8,13 @@ instead: the inner order at the step the kept order started (positions in that l
 position the request's position now: less ``_FRONT`` while it is at the front, ``_GONE`` once it left. A finish
 renumbers the base positions after it (one slice subtraction), a move to or from the front changes a few entries,
 and the order is one gather, one compress and one concatenation (the front first) over the base listing; the
-inner policy is not ranked meanwhile (its hooks still are: it catches up when it is ranked again).
+inner policy is not ranked meanwhile (its hooks still are: it catches up when it is ranked again). With nothing at
+the front it is the inner order itself (the wrapper keeps it then too).
 
 It holds while the host lists requests by arrival with ascending ids (the base listing less the requests that
 left is the listing now), announces every finish and adds no request (a newcomer stops it: the caller starts
-again from the inner order, which merges newcomers in). The order is a permutation of the live positions by
+again from the inner order, which merges newcomers in). Once the requests that left are a tenth of the base listing,
+it is compacted (the live requests become the base listing, in the kept order), without the inner order. The order is a permutation of the live positions by
 construction: the base order is one (the inner order, vouched for or a sort's), the positions now of the live base
 entries are 0 .. n-1 (each finish took one out and moved those after it down by one), the rest is the live entries
 not at the front, and the caller's front is the positions of the entries at the front, each once (read with
@@ -36,9 +38,9 @@ _ZERO, _ONE = np.array(0), np.array(1)  # (0-d operands: numpy converts a Python
 _max = np.maximum.reduce
 #: Finishes applied one slice subtraction each, up to this many at a step; past it the caller starts again.
 _MAX_FINISHES = 8
-#: Start again (from the inner order) once fewer than this share of the base listing is live: the gather runs over
-#: the whole base listing.
-_MIN_LIVE_SHARE = 0.5
+#: Compact the base listing (drop the requests that left) once fewer than this share of it is live: the order's
+#: gather runs over the whole base listing.
+_MIN_LIVE_SHARE = 0.9
 
 
 class FrontOrder:
@@ -100,10 +102,27 @@ class FrontOrder:
             if not self._leave(gone):
                 self.reset()
                 return False
-        if not view.arrival_ordered or len(view) != self._live or self._live < _MIN_LIVE_SHARE * len(self._ids):
+        if not view.arrival_ordered or len(view) != self._live:
             self.reset()
             return False
+        if self._live < _MIN_LIVE_SHARE * len(self._ids):
+            self._compact()
         return True
+
+    def _compact(self) -> None:
+        """Make the live requests the base listing (their positions now), in the kept order: the requests that left
+        drop out of the gather. Positions and the order stay the same (``listing`` and ``version`` are not bumped):
+        the live entries' positions now are 0 .. n-1, each once, so the new base order is a permutation of them."""
+        now = self._now
+        at = now.take(self._base, mode="wrap")  # (in range)
+        order = at[at > _LIVE_MIN]  # the live base entries' positions now in the inner order (- _FRONT at the front)
+        front = order < _ZERO
+        order[front] += _FRONT
+        ids = self._ids[now > _LIVE_MIN]  # the listing now: the live base entries, in base order
+        now = np.arange(len(ids))
+        self._base_of.data[ids] = now
+        now[order[front]] -= _FRONT
+        self._ids, self._base, self._now = ids, order, now
 
     def _leave(self, gone: np.ndarray) -> bool:
         """Take the requests ``gone`` out (False: not all of them were live in the base listing, each once)."""
@@ -142,11 +161,15 @@ class FrontOrder:
         at = self._now[self._base_of.data[request_ids]]
         return at + _FRONT if front else at
 
-    def move(self, request_ids: np.ndarray, to_front: bool) -> None:
-        """Move live requests to the front (out of the rest of the order) or back to their rank."""
+    def move(self, request_ids: np.ndarray, to_front: bool, positions: np.ndarray | None = None) -> None:
+        """Move live requests to the front (out of the rest of the order) or back to their rank (``positions``:
+        theirs now, if known, for a move to the front)."""
         at = self._base_of.data[request_ids]
         if to_front:
-            self._now[at] -= _FRONT
+            if positions is None:
+                self._now[at] -= _FRONT
+            else:
+                self._now[at] = positions - _FRONT
         else:
             self._now[at] += _FRONT
         self.version += 1
@@ -157,7 +180,10 @@ class FrontOrder:
         live request: a position at the front that is not at the front here reads ``_FRONT`` or more."""
         now = self._now.take(self._base, mode="wrap")  # (in range: "wrap" spares a bounds check per entry)
         rest = now[now >= _ZERO]
-        if len(rest) + len(front) != self._live or (len(front) and _max(front) >= self._live):
-            self.reset()
-            return None
-        return np.concatenate((front, rest))
+        if not len(front):
+            if len(rest) == self._live:
+                return rest
+        elif len(rest) + len(front) == self._live and _max(front) < self._live:
+            return np.concatenate((front, rest))
+        self.reset()
+        return None

@@ -27,9 +27,10 @@ writes at their end. A view whose size does not match the announced arrivals and
 Around a policy that orders by a key fixed per request (LTR: ``fixed_key_rank``) the promoted-first order itself
 is kept (:class:`~ltrsched.policies.front_order.FrontOrder`) while the host lists requests by arrival and nobody
 arrives: a finish renumbers one table, promotions and returns change a few entries of it, and the inner policy is
-ranked only while nothing is promoted (before: it was ranked every step, and every change of its order or of the
-promoted requests rebuilt the promoted-first order from it, two passes over the live requests on a step with a
-finish). Its positions also spare the wrapper reading the listing's ids.
+not ranked meanwhile, whether or not anything is promoted (it is kept from the first step after one that nobody
+arrived at; before: it was ranked every step, and every change of its order or of the promoted requests rebuilt
+the promoted-first order from it, two passes over the live requests on a step with a finish; until 2026-12-05 it
+was ranked on every step with nothing promoted). Its positions also spare the wrapper reading the listing's ids.
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ class StarvationPrevention(Policy):
         self._index: LiveIndex | None = None  # request id -> position
         self._last: tuple | None = None  # (inner order, version, order returned, head distinct) of the last rank
         self._last_front: tuple | None = None  # ((version, front version), order returned) of the last kept order
+        self._quiet = False  # nobody arrived since the last rank
         if self._front is not None:
             self._front.reset()
 
@@ -134,6 +136,7 @@ class StarvationPrevention(Policy):
         self._gone.data[request_ids] = _FALSE
         if self._front is not None:  # (a newcomer: the inner policy merges it in)
             self._front.reset()
+        self._quiet = False
         self.inner.on_arrival(request_ids, now)
 
     def on_finish(self, request_ids, now) -> None:
@@ -158,10 +161,16 @@ class StarvationPrevention(Policy):
         order = None if kept else self.inner.rank(view)
         self._update_promoted(view, kept)
         s, e = self._s, self._e
+        quiet, self._quiet = self._quiet, True
         if s == e:
-            if kept:  # nothing promoted: the inner order
-                front.reset()
+            if kept:  # nothing promoted: the inner order, kept here
+                out = self._front_order(view)
+                if out is not None:
+                    return out
                 return self.inner.rank(view)
+            # keep the inner order from here on, after a step that nobody arrived at (a newcomer stops it)
+            if quiet and front is not None and self._announced:
+                self._start_front(view, order)
             return order
         if kept or (front is not None and self._announced and self._start_front(view, order)):
             out = self._front_order(view)
@@ -383,7 +392,7 @@ class StarvationPrevention(Policy):
         except IndexError:
             self._is_promoted[ids] = _TRUE
         s, e = self._s, self._e
-        self._moved(ids, True)
+        self._moved(ids, True, new)
         if s == e:  # positions in this listing from now on
             front = self._front
             if front is not None and front.active:
@@ -412,11 +421,12 @@ class StarvationPrevention(Policy):
             by = order_by(view.at("arrival_time", pos), pid)
             self._pos[lo:e + k], self._pid[lo:e + k] = pos[by], pid[by]
 
-    def _moved(self, ids: np.ndarray, to_front: bool) -> None:
-        """Requests ``ids`` were promoted (or returned to their rank): so in the kept order, if one is kept."""
+    def _moved(self, ids: np.ndarray, to_front: bool, positions: np.ndarray | None = None) -> None:
+        """Requests ``ids`` were promoted (or returned to their rank): so in the kept order, if one is kept
+        (``positions``: theirs in the listing ranked, which the kept order follows while it is kept)."""
         front = self._front
         if front is not None and front.active:
-            front.move(ids, to_front)
+            front.move(ids, to_front, positions)
 
     def _start_front(self, view: LiveView, order: np.ndarray) -> bool:
         """Keep the promoted-first order from ``order`` (the inner order) from now on, if it can be."""
