@@ -20,6 +20,12 @@ def dumps(obj: Any, **kwargs: Any) -> str:
     return json.dumps(_finite(obj), allow_nan=False, **kwargs)
 
 
+def shown(value: Any, limit: int = 60) -> str:
+    """``value`` as JSON for a message (not a file: a NaN shows as ``NaN``), cut to ``limit`` characters."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _finite(obj: Any) -> Any:
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None

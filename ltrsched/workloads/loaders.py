@@ -57,6 +57,7 @@ import numpy as np
 import polars as pl
 
 from ltrsched.errors import UserError
+from ltrsched.strict_json import shown
 from ltrsched.fingerprint import file_digest
 from ltrsched.workloads.arrivals import seconds_unit_warning
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
@@ -97,9 +98,7 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     for lineno, rec in jsonl_records(path):
         for name in ("prompt", "generated"):  # a number where text belongs (JSON has types: 42 is no text)
             if isinstance(rec, dict) and rec.get(name) is not None and not isinstance(rec[name], str):
-                got = json.dumps(rec[name], ensure_ascii=False)
-                raise UserError(f"{path}:{lineno}: {name!r} must be text (a JSON string), got "
-                                + (got if len(got) <= 60 else got[:57] + "..."))
+                raise UserError(f"{path}:{lineno}: {name!r} must be text (a JSON string), got {shown(rec[name])}")
         if not isinstance(rec, dict) or not (
                 isinstance(rec.get("prompt"), str) or ("prompt" not in rec and "prompt_tokens" in rec)) or not (
                 isinstance(rec.get("generated"), str) or ("generated" not in rec and "output_tokens" in rec)):

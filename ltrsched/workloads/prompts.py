@@ -16,13 +16,13 @@ a prompt given twice is kept once (its first key), so no prompt can land in two 
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import polars as pl
 
 from ltrsched.errors import UserError
+from ltrsched.strict_json import shown
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.utf8 import describe_surrogate, lone_surrogate
 
@@ -75,9 +75,7 @@ def _jsonl(path: Path) -> pl.DataFrame:
     for lineno, rec in jsonl_records(path):
         prompt = rec.get("prompt") if isinstance(rec, dict) else None
         if prompt is not None and not isinstance(prompt, str):  # (JSON has types: 42 is no text)
-            got = json.dumps(prompt, ensure_ascii=False)
-            raise UserError(f"{path}:{lineno}: 'prompt' must be text (a JSON string), got "
-                            + (got if len(got) <= 60 else got[:57] + "..."))
+            raise UserError(f"{path}:{lineno}: 'prompt' must be text (a JSON string), got {shown(prompt)}")
         if not isinstance(prompt, str):
             raise UserError(f"{path}:{lineno}: expected an object with a string field 'prompt'")
         key = rec.get("id", f"line-{lineno}")

@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import polars as pl
 
-from ltrsched import atomic
+from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
 from ltrsched.fingerprint import dist_version, file_digest
 from ltrsched.workloads.schema import NUMERIC_OPTIONAL_COLUMNS
@@ -384,7 +384,7 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
         if records_key(src) == key:  # not cached under the old key if the file changed while it was parsed
             try:
                 atomic.write_parquet(cached, df)
-                atomic.write_text(cached_notes, json.dumps(lines))  # (after: notes mark a complete entry)
+                atomic.write_text(cached_notes, strict_json.dumps(lines))  # (after: notes mark a complete entry)
             except UserError:
                 pass  # caching is an optimisation only
     lines = [f"warning: {src}: {line}" for line in lines]
