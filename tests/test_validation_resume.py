@@ -4,6 +4,7 @@ run (ltrsched.validation.resume; run here on the emulated engine: vLLM's real sc
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -171,6 +172,43 @@ def test_a_killed_validate_spread_repeats_resumes_starting_only_the_passes_with_
     assert {json.loads(p.read_text())["meta"]["engine_pid"] for p in first_pass} == first_pids  # kept as they were
     assert pl.read_csv(out / "validation.csv").equals(pl.read_csv(ref / "validation.csv"))
     assert _manifest(out)["finished"] is True
+
+
+@pytest.mark.vllm
+@pytest.mark.usefixtures("vllm_scheduler_code")
+def test_resume_refuses_runs_measured_by_other_ltrsched_code(tmp_path, monkeypatch, capsys):
+    """The resume compared ltrsched's version string, which stays "0.1.0" while the adapter or a policy is edited:
+    runs measured by the old code were kept beside runs of the new. Now the package's code is part of what makes a
+    validation the same."""
+    from ltrsched.validation import resume
+
+    args = ["validate", "-n", "12", "--policies", "fcfs;srtf", "--emulate", "a100-llama3-8b", "--out",
+            str(tmp_path / "val")]
+    _Counts(monkeypatch, fail_run=2)  # interrupted after its first engine run
+    code, _, err = _cli(capsys, *args)
+    assert code == 130, err
+    monkeypatch.setattr(resume, "package_code_digest", lambda: "0" * 64)  # (a .py file edited since)
+    counts = _Counts(monkeypatch)
+    code, _, err = _cli(capsys, *args, "--resume")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "ltrsched's own code differs (a .py file of the package changed since those runs)" in err
+    assert (counts.starts, counts.runs) == (0, 0)
+
+
+def test_the_package_code_digest_follows_its_python_files_only(tmp_path):
+    import shutil
+
+    import ltrsched
+    from ltrsched.validation.resume import package_code_digest
+
+    copy = tmp_path / "ltrsched"
+    shutil.copytree(Path(ltrsched.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert package_code_digest(copy) == package_code_digest()
+    (copy / "notes.txt").write_text("not code")
+    assert package_code_digest(copy) == package_code_digest()
+    policy = copy / "policies" / "fcfs.py"
+    policy.write_text(policy.read_text() + "\n# edited\n")
+    assert package_code_digest(copy) != package_code_digest()
 
 
 def test_resume_refuses_a_validation_recorded_without_its_arguments(tmp_path, capsys):

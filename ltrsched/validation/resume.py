@@ -11,7 +11,7 @@ mistyped rerun would delete the runs it came to resume.
 the cases the rates became, the engine configuration they resolve to), and the same inputs: the workloads'
 requests (a SHA-256 of each case's request table, so a workload file edited in place is another validation),
 the ``--emulate`` profile's content, the model directory's files (their content; weights over 64 MiB by size and
-modification time), the machine (CPU model and count, memory) and the ltrsched and vLLM versions. A validation that differs in any
+modification time), the machine (CPU model and count, memory), the ltrsched and vLLM versions and ltrsched's own code (its ``.py`` files). A validation that differs in any
 of them is refused with ``--resume`` (one line naming the first difference), never mixed in.
 
 An engine run is complete when its ``summary.json`` exists (:meth:`RunResult.save` writes it last, and
@@ -44,6 +44,7 @@ DERIVED = {
     "model files": "the model directory's files differ",
     "machine": None,
     "ltrsched": None,
+    "ltrsched code": "ltrsched's own code differs (a .py file of the package changed since those runs)",
     "vLLM": None,
     "run directories": "its run directories differ",
 }
@@ -108,10 +109,25 @@ def validation_arguments(options: dict[str, Any], engine: dict[str, Any], config
         args["model files"] = _model_files(model_dir(config.model))
         args["machine"] = f"{cpu_model_name()}, {os.cpu_count()} CPUs, {memory_gib():.1f} GiB"
     args["ltrsched"] = __version__
+    args["ltrsched code"] = package_code_digest()
     found = vllm_distribution()
     args["vLLM"] = " ".join(found) if found else None
     args["run directories"] = list(run_dirs)
     return json.loads(strict_json.dumps(args))  # (as the manifest reads back: lists, not tuples)
+
+
+def package_code_digest(root: Path | None = None) -> str:
+    """SHA-256 of the ltrsched package's ``.py`` files (their paths and bytes; ``root``: the package's directory,
+    by default the one imported): the version string stays the same while the adapter or a policy is edited, and
+    runs measured by other code are another validation."""
+    if root is None:
+        import ltrsched
+
+        root = Path(ltrsched.__file__).parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
 
 
 def arguments_digest(arguments: dict[str, Any]) -> str:
