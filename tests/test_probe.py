@@ -618,7 +618,8 @@ def test_a_bf16_probe_without_onednns_packed_products_keeps_plain_linear_layers(
     from ltrsched.predictors import probe
 
     fast = probe.ProbeBackbone(PredictorConfig(backbone="probe", hf_path=str(tiny_lm), probe_precision="bf16"), 1)
-    assert not any(isinstance(m, torch.nn.Linear) for m in fast.lm.layers.modules())
+    packs = probe._packed_linear(torch.nn.Linear(8, 8).to(torch.bfloat16)) is not None  # (torch with oneDNN: x86)
+    assert packs == (not any(isinstance(m, torch.nn.Linear) for m in fast.lm.layers.modules()))
     monkeypatch.setattr(torch.ops, "mkldnn", object())  # (no _reorder_linear_weight, no _linear_pointwise)
     plain = probe.ProbeBackbone(PredictorConfig(backbone="probe", hf_path=str(tiny_lm), probe_precision="bf16"), 1)
     linears = [m for m in plain.lm.layers.modules() if isinstance(m, torch.nn.Linear)]
@@ -626,6 +627,22 @@ def test_a_bf16_probe_without_onednns_packed_products_keeps_plain_linear_layers(
     prompts = ["please explain the story", "yes", "write a long essay of the word"]
     a, b = fast.features(prompts), plain.features(prompts)
     assert float(((a - b).norm(dim=1) / b.norm(dim=1)).max()) < 0.03
+
+
+def test_a_bf16_probe_checkpoint_of_another_model_is_still_refused(tmp_path):
+    """bfloat16's reference state may differ by up to 5% across CPUs; another model's differs by far more."""
+    import shutil
+
+    model = make_lm(tmp_path / "lm")
+    prompts, lengths = synthetic(30, 0)
+    pred = Predictor(PredictorConfig(backbone="probe", hf_path=str(model), epochs=1, probe_precision="bf16"))
+    pred.fit(prompts, lengths)
+    ck = pred.save(tmp_path / "ck")
+    Predictor.load(ck)  # the same model: accepted
+    make_lm(tmp_path / "other", seed=1)
+    shutil.copy(tmp_path / "other" / "model.safetensors", model / "model.safetensors")
+    with pytest.raises(UserError, match="is not the one this probe was trained on"):
+        Predictor.load(ck)
 
 
 def test_cli_probe_precision(tiny_lm, tmp_path, capsys, monkeypatch):
