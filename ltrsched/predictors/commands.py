@@ -32,7 +32,7 @@ from ltrsched.errors import UserError
 @click.option("--probe-layer", type=int, default=None,
               help="With --backbone probe: read the hidden state after this many decoder layers [default: half].")
 @click.option("--probe-precision", type=click.Choice(["float32", "bf16"]), default="float32", show_default=True,
-              help="With --backbone probe: compute its features in float32, or in bfloat16 (about 2.5x faster where "
+              help="With --backbone probe: compute its features in float32, or in bfloat16 (about 2.2x faster where "
                    "the CPU multiplies bfloat16 natively, AVX512-BF16 or AMX; features ~1% off; float32 elsewhere). "
                    "Kept in the checkpoint: predict computes them as trained.")
 @click.option("--max-prompt-tokens", type=int, default=2048, show_default=True,

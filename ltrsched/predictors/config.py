@@ -57,7 +57,7 @@ class PredictorConfig:
         epochs, lr, weight_decay, seed: optimisation.
         max_prompt_tokens: prompts are truncated to this many tokens for the HF and probe backbones (paper: 2048).
         probe_layer: the probe backbone's layer (1 = after the first decoder layer).
-        probe_precision: the probe backbone's features computed in "float32" or "bf16" (bfloat16: ~2.5x faster on
+        probe_precision: the probe backbone's features computed in "float32" or "bf16" (bfloat16: ~2.2x faster on
             CPUs with native bfloat16 products, features ~1% off; checkpoints written before this field: float32).
     """
 

@@ -13,7 +13,7 @@ prompts) the n-gram ranker reaches tau 0.159 and the probe of the middle layer 0
 
 ``probe_precision`` (``--probe-precision``, kept in the checkpoint so that ``predict`` computes the features its head
 was trained on): "float32" (the default), or "bf16": the probed layers in bfloat16 with their weights laid out once
-for oneDNN's matrix products, about 2.5x faster on a CPU with native bfloat16 products (AVX512-BF16 or AMX), features
+for oneDNN's matrix products, about 2.2x faster on a CPU with native bfloat16 products (AVX512-BF16 or AMX), features
 about 1% off the float32 ones (so a head trained on one precision scores the other's features slightly off).
 """
 
