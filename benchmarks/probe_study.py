@@ -7,12 +7,14 @@ after several layers, at the last templated token and pooled over the prompt, an
   the best of four regularisations) per layer and pooling;
 * ``curve``: the same proxy on the default features (layer 15, last token) trained on random subsets of the
   labelled prompts (mean of ``--subsets``);
-* ``timing``: seconds to compute the default features of a seeded sample of eval prompts, one thread: every
-  token run (the pass before the shared prefix was reused), the shared template prefix reused (the
-  default), and the model in bfloat16 (not adopted: host-dependent).
+* ``timing``: seconds (wall and this thread's CPU) to compute the default features of a seeded sample of eval
+  prompts, one thread, in the same process, alternating per round: float32 with every token run (the pass before
+  the shared prefix was reused), float32 with the shared template prefix reused (the default), and
+  ``--probe-precision bf16`` (a second backbone); then once int8 dynamic quantization of the float32 layers'
+  linear layers (``torch.ao.quantization.quantize_dynamic``, not adopted: its features are ~45% off).
 
     python benchmarks/probe_study.py                     # all three, ~5 min on one core
-    python benchmarks/probe_study.py --only timing
+    taskset -c 0 env OMP_NUM_THREADS=1 python benchmarks/probe_study.py --only timing
 """
 
 from __future__ import annotations
@@ -28,9 +30,7 @@ LAMBDAS = (10, 100, 1000, 10000)
 
 def features(backbone, prompts: list[str]) -> dict[str, np.ndarray]:
     """{last<L>, mean<L>} -> [prompts, hidden]: the state after layer L at the last token / averaged over tokens."""
-    from ltrsched.predictors.probe import _decoder_layers
-
-    layers = _decoder_layers(backbone.lm, int(backbone.lm.config.num_hidden_layers))
+    layers = backbone.layers  # (the probed layer and those before it)
     out: dict[str, list] = {}
     for prompt in prompts:
         captured = {}
@@ -61,31 +61,61 @@ def ridge_tau(x_train, y_train, x_eval, y_eval) -> list[float]:
             for lam in LAMBDAS]
 
 
-def timing(backbone, prompts: list[str], rounds: int) -> None:
+def _timed(fn):
+    """(result, wall seconds, this thread's CPU seconds) of ``fn()``: the CPU time is the one to compare where
+    other processes share the core."""
+    wall, cpu = time.perf_counter(), time.thread_time()
+    out = fn()
+    return out, time.perf_counter() - wall, time.thread_time() - cpu
+
+
+def _off(feats, ref) -> str:
+    rel = (feats - ref).norm(dim=1) / ref.norm(dim=1)
+    return f"{float(rel.median()):.2%} median, {float(rel.max()):.2%} max"
+
+
+def timing(backbone, bf16, prompts: list[str], rounds: int) -> None:
+    """``backbone``: the float32 probe; ``bf16``: the same model's with ``probe_precision="bf16"``."""
+    import copy
+    import warnings
+
     import torch
 
     ids = [backbone._ids(p) for p in prompts]
     print(f"timing: {len(ids)} eval prompts, {sum(map(len, ids)):,} templated tokens, shared prefix "
-          f"{len(backbone._prefix)} tokens; seconds per round")
+          f"{len(backbone._prefix)} tokens (bf16: {len(bf16._prefix)}); seconds per round, wall (CPU)")
+    runs = {"every token": lambda: torch.stack([backbone._states(i)[-1] for i in ids]),
+            "float32": lambda: torch.stack([backbone._last_state(i) for i in ids]),
+            "bf16": lambda: torch.stack([bf16._last_state(i) for i in ids])}
+    feats, best = {}, {}
     for r in range(rounds):
-        t = time.perf_counter()
-        full = torch.stack([backbone._states(i)[-1] for i in ids])
-        t_full = time.perf_counter() - t
-        t = time.perf_counter()
-        shared = torch.stack([backbone._last_state(i) for i in ids])
-        t_shared = time.perf_counter() - t
-        diff = float(((shared - full).norm(dim=1) / full.norm(dim=1)).max())
-        print(f"  round {r + 1}: every token {t_full:.2f} s, shared prefix {t_shared:.2f} s "
-              f"({t_full / t_shared:.2f}x; features differ by at most {diff:.1e}, relative)")
-    backbone.lm.to(torch.bfloat16)
-    backbone._states(ids[0])  # (warm-up)
-    t = time.perf_counter()
-    half = torch.stack([backbone._states(i)[-1] for i in ids]).float()
-    t_half = time.perf_counter() - t
-    rel = float(((half - full).norm(dim=1) / full.norm(dim=1)).median())
-    print(f"  bfloat16, every token: {t_half:.2f} s ({t_full / t_half:.2f}x the last float32 round); features "
-          f"{rel:.1%} off (median, relative)")
-    backbone.lm.to(torch.float32)
+        times = {}
+        for name, fn in runs.items():
+            out, wall, cpu = _timed(fn)
+            if name in feats and not torch.equal(out, feats[name]):
+                raise SystemExit(f"{name}: a prompt's features changed from one round to the next")
+            feats[name], times[name] = out, (wall, cpu)
+            best[name] = min(best.get(name, (1e9, 1e9)), (wall, cpu))
+        w32, c32 = times["float32"]
+        print(f"  round {r + 1}: " + ", ".join(f"{k} {w:.2f} ({c:.2f}) s" for k, (w, c) in times.items())
+              + f"; bf16 {w32 / times['bf16'][0]:.2f}x ({c32 / times['bf16'][1]:.2f}x CPU) the float32 round's speed")
+    print(f"  best of {rounds}: bf16 {best['float32'][0] / best['bf16'][0]:.2f}x "
+          f"({best['float32'][1] / best['bf16'][1]:.2f}x CPU) float32's speed; every token -> shared prefix "
+          f"{best['every token'][0] / best['float32'][0]:.2f}x")
+    print(f"  features off float32's: shared prefix {_off(feats['float32'], feats['every token'])}, "
+          f"bf16 {_off(feats['bf16'], feats['float32'])}")
+    with warnings.catch_warnings():  # (torch.ao.quantization's deprecation notes)
+        warnings.simplefilter("ignore")
+        int8 = torch.ao.quantization.quantize_dynamic(copy.deepcopy(backbone.lm), {torch.nn.Linear}, dtype=torch.qint8)
+        lm, layer, prefix = backbone.lm, backbone.layer, backbone._prefix
+        backbone.lm, backbone.layer, backbone._prefix = int8, int8.layers[len(backbone.layers) - 1], []
+        try:
+            out, wall, cpu = _timed(lambda: torch.stack([backbone._states(i)[-1] for i in ids]))
+        finally:
+            backbone.lm, backbone.layer, backbone._prefix = lm, layer, prefix
+    w, c = best["every token"]
+    print(f"  int8 dynamic quantization, every token: {wall:.2f} ({cpu:.2f}) s, {w / wall:.2f}x ({c / cpu:.2f}x CPU) "
+          f"float32's every-token speed; features {_off(out, feats['every token'])} off")
 
 
 def main() -> None:
@@ -109,7 +139,9 @@ def main() -> None:
     eval_p, eval_y = prompts_and_lengths(args.data, "eval")
     if args.only in (None, "timing"):
         sample = np.random.default_rng(0).choice(len(eval_p), min(args.prompts, len(eval_p)), replace=False)
-        timing(backbone, [eval_p[i] for i in sample], args.rounds)
+        bf16 = ProbeBackbone(PredictorConfig(backbone="probe", hf_path="smollm2", probe_precision="bf16"), 1)
+        timing(backbone, bf16, [eval_p[i] for i in sample], args.rounds)
+        del bf16
     if args.only == "timing":
         return
     f_train, f_eval = features(backbone, train_p), features(backbone, eval_p)

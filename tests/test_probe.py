@@ -558,3 +558,134 @@ def test_a_model_whose_cache_cannot_be_reused_probes_every_token(tiny_lm, monkey
     assert backbone._prefix == [] and backbone._prefix_cache is None
     ids = backbone._ids("write a story")
     assert backbone.features(["write a story"])[0].equal(backbone._states(ids)[-1])
+
+
+def test_the_layers_after_the_probed_one_are_freed(tiny_lm):
+    """Layers after the probed one never run: they are dropped from the loaded model (half its weights for the
+    default layer), and the features stay the full model's (the test above compares them with transformers')."""
+    from ltrsched.predictors.probe import ProbeBackbone
+
+    backbone = ProbeBackbone(PredictorConfig(backbone="probe", hf_path=str(tiny_lm), probe_layer=1), 1)
+    assert len(backbone.lm.layers) == 1 and backbone.lm.layers[0] is backbone.layer
+
+
+@pytest.mark.parametrize("cpuinfo, native", [
+    ("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 avx512_vnni\n", True),
+    ("flags\t\t: fpu avx2 avx512f amx_bf16 amx_tile\n", True),
+    ("flags\t\t: fpu avx2 avx512f avx512bw avx512_vnni\n", False),  # (Cascade Lake: bfloat16 emulated)
+    ("flags\t\t: fpu avx2 fma\n", False),
+    ("processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\n", True),  # (Arm)
+    ("", False),
+])
+def test_native_bf16_reads_the_cpus_flags(cpuinfo, native):
+    from ltrsched.predictors.probe import native_bf16
+
+    assert native_bf16(cpuinfo) is native
+
+
+def test_a_bf16_probe_keeps_its_precision_in_the_checkpoint_and_scores_as_trained(tiny_lm, tmp_path):
+    """--probe-precision bf16: the model's weights in bfloat16 (its rotary frequencies float32), features about 1%
+    off the float32 ones, each prompt's the same alone or among others; the checkpoint records the precision, so a
+    loaded predictor computes the features its head was trained on (not float32's) and scores the same."""
+    import torch
+
+    from ltrsched.predictors.probe import ProbeBackbone
+
+    prompts, lengths = synthetic(60, 0)
+    ev_p, _ = synthetic(20, 1)
+    pred = Predictor(PredictorConfig(backbone="probe", hf_path=str(tiny_lm), epochs=2, probe_precision="bf16"))
+    pred.fit(prompts, lengths)
+    backbone = pred.backbone
+    assert backbone.lm.embed_tokens.weight.dtype == torch.bfloat16
+    assert all(b.dtype == torch.float32 for name, b in backbone.lm.named_buffers() if "inv_freq" in name)
+    scores = pred.scores(ev_p)
+    ck = pred.save(tmp_path / "ck")
+    assert json.loads((ck / "predictor.json").read_text())["probe_precision"] == "bf16"
+    again = Predictor.load(ck)
+    assert again.config.probe_precision == "bf16" and np.array_equal(again.scores(ev_p), scores)
+    feats = again.backbone.features(ev_p)
+    assert torch.equal(again.backbone.features([ev_p[3]])[0], feats[3])  # (no batch-mates in a prompt's features)
+    f32 = ProbeBackbone(PredictorConfig(backbone="probe", hf_path=str(tiny_lm)), 1).features(ev_p)
+    off = (feats - f32).norm(dim=1) / f32.norm(dim=1)
+    assert 0 < float(off.max()) < 0.05
+
+
+def test_a_bf16_probe_without_onednns_packed_products_keeps_plain_linear_layers(tiny_lm, monkeypatch):
+    """The weights laid out for oneDNN (a private op of torch's compiler) are an optimisation only: a torch without
+    the op (or whose op computes otherwise) keeps bfloat16 linear layers and the same features, up to rounding."""
+    import torch
+
+    from ltrsched.predictors import probe
+
+    fast = probe.ProbeBackbone(PredictorConfig(backbone="probe", hf_path=str(tiny_lm), probe_precision="bf16"), 1)
+    packs = probe._packed_linear(torch.nn.Linear(8, 8).to(torch.bfloat16)) is not None  # (torch with oneDNN: x86)
+    assert packs == (not any(isinstance(m, torch.nn.Linear) for m in fast.lm.layers.modules()))
+    monkeypatch.setattr(torch.ops, "mkldnn", object())  # (no _reorder_linear_weight, no _linear_pointwise)
+    plain = probe.ProbeBackbone(PredictorConfig(backbone="probe", hf_path=str(tiny_lm), probe_precision="bf16"), 1)
+    linears = [m for m in plain.lm.layers.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(m.weight.dtype == torch.bfloat16 for m in linears)
+    prompts = ["please explain the story", "yes", "write a long essay of the word"]
+    a, b = fast.features(prompts), plain.features(prompts)
+    assert float(((a - b).norm(dim=1) / b.norm(dim=1)).max()) < 0.03
+
+
+def test_a_bf16_probe_checkpoint_of_another_model_is_still_refused(tmp_path):
+    """bfloat16's reference state may differ by up to 5% across CPUs; another model's differs by far more."""
+    import shutil
+
+    model = make_lm(tmp_path / "lm")
+    prompts, lengths = synthetic(30, 0)
+    pred = Predictor(PredictorConfig(backbone="probe", hf_path=str(model), epochs=1, probe_precision="bf16"))
+    pred.fit(prompts, lengths)
+    ck = pred.save(tmp_path / "ck")
+    Predictor.load(ck)  # the same model: accepted
+    make_lm(tmp_path / "other", seed=1)
+    shutil.copy(tmp_path / "other" / "model.safetensors", model / "model.safetensors")
+    with pytest.raises(UserError, match="is not the one this probe was trained on"):
+        Predictor.load(ck)
+
+
+def test_cli_probe_precision(tiny_lm, tmp_path, capsys, monkeypatch):
+    """train --probe-precision bf16 records it; on a CPU without native bfloat16 products it says so and trains in
+    float32 (emulated bfloat16 is slower); predict of a bf16 checkpoint there notes the slower path; the option needs
+    the probe backbone, and a checkpoint with an unknown precision is one line."""
+    from ltrsched.predictors import probe
+
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    prompts, lengths = synthetic(40, 0)
+    ev_p, ev_l = synthetic(20, 1)
+    for name, ps, ls in (("train", prompts, lengths), ("eval", ev_p, ev_l)):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps({"prompt": p, "output_tokens": int(n)}) + "\n"
+                                                        for p, n in zip(ps, ls)))
+    base = ("train", "--data", str(tmp_path / "train.jsonl"), "--eval-data", str(tmp_path / "eval.jsonl"),
+            "--epochs", "1")
+    probe_args = ("--backbone", "probe", "--hf-model", str(tiny_lm), "--probe-precision", "bf16")
+    monkeypatch.setattr(probe, "native_bf16", lambda cpuinfo=None: True)
+    code, out, err = _cli(capsys, *base, *probe_args, "--out", str(tmp_path / "bf"))
+    assert code == 0 and err == "", err[-2000:]
+    assert json.loads((tmp_path / "bf" / "predictor.json").read_text())["probe_precision"] == "bf16"
+    monkeypatch.setattr(probe, "native_bf16", lambda cpuinfo=None: False)
+    code, out, err = _cli(capsys, *base, *probe_args, "--out", str(tmp_path / "f32"))
+    assert code == 0 and "no native bfloat16 products" in err and "training in float32" in err
+    assert json.loads((tmp_path / "f32" / "predictor.json").read_text())["probe_precision"] == "float32"
+    code, out, err = _cli(capsys, "predict", "-m", str(tmp_path / "bf"), "-w", str(tmp_path / "eval.jsonl"),
+                          "-o", str(tmp_path / "s.parquet"))
+    assert code == 0 and "computes its probe features in bfloat16 (as trained)" in err
+    code, out, err = _cli(capsys, *base, "--probe-precision", "bf16", "--out", str(tmp_path / "bad"))
+    assert code == 2 and err.strip() == "error: --probe-precision needs --backbone probe"
+    spec = json.loads((tmp_path / "bf" / "predictor.json").read_text())
+    (tmp_path / "bf" / "predictor.json").write_text(json.dumps({**spec, "probe_precision": "int8"}))
+    code, out, err = _cli(capsys, "predict", "-m", str(tmp_path / "bf"), "-w", str(tmp_path / "eval.jsonl"),
+                          "-o", str(tmp_path / "s2.parquet"))
+    assert code == 2 and "unknown probe_precision 'int8'; use float32 or bf16" in err and len(err.splitlines()) == 1
+
+
+def test_a_checkpoint_without_a_probe_precision_is_float32_and_other_backbones_refuse_one(tmp_path):
+    from dataclasses import asdict
+
+    spec = asdict(PredictorConfig(backbone="probe", hf_path="smollm2"))
+    del spec["probe_precision"]  # (a checkpoint written before the option)
+    (tmp_path / "predictor.json").write_text(json.dumps(spec))
+    assert PredictorConfig.load(tmp_path).probe_precision == "float32"
+    with pytest.raises(UserError, match="probe_precision bf16 is set, but the backbone is 'ngram'"):
+        PredictorConfig(probe_precision="bf16")

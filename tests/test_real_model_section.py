@@ -299,6 +299,31 @@ def test_the_tau_checked_is_the_ranker_the_ltr_runs_used(validation_dir, tmp_pat
     assert check.detail.startswith("0.159") and check.claim.startswith("ranker trained")
     check = tau_check({**data, "ranker": {"kind": "rank", "backbone": "probe", "hf_path": "smollm2", "probe_layer": 15}})
     assert check.detail.startswith("0.310") and "probe ranker (layer 15)" in check.claim
+    sec = real_model.build(tmp_path / "r", quick=False, results=out)
+    assert any("(`--backbone probe`)." in n for n in sec.notes), sec.notes
+    tau_check({**data, "ranker": {"kind": "rank", "backbone": "probe", "hf_path": "smollm2", "probe_layer": 15,
+                                  "probe_precision": "bf16"}})
+    sec = real_model.build(tmp_path / "r", quick=False, results=out)
+    assert any("(`--backbone probe --probe-precision bf16`)." in n for n in sec.notes), (sec.notes, real_model.__file__)
+
+
+def test_the_ranker_identity_names_a_bf16_probes_precision():
+    """The LTR runs' ranker records a probe's precision when it is not float32 (results of float32 probes, written
+    before the option, stay as they were)."""
+    from dataclasses import asdict
+
+    from ltrsched.experiments.real_model_collect import ranker_identity
+    from ltrsched.predictors.config import PredictorConfig
+
+    class Fake:
+        def __init__(self, **kw):
+            self.config = PredictorConfig(backbone="probe", hf_path="smollm2", probe_layer=15, **kw)
+
+        def describe(self):
+            return asdict(self.config)
+
+    assert ranker_identity(Fake()) == {"kind": "rank", "backbone": "probe", "hf_path": "smollm2", "probe_layer": 15}
+    assert ranker_identity(Fake(probe_precision="bf16"))["probe_precision"] == "bf16"
 
 
 def test_a_probe_tau_that_is_not_a_number_is_one_line(validation_dir, tmp_path):

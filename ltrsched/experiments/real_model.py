@@ -149,7 +149,9 @@ def build(out: Path, quick: bool, results: Path = RESULTS) -> Section:
     if ranker.get("backbone") == "probe" and labels.get("probe_ranker") is not None:  # the LTR runs' ranker
         tau, which = labels["probe_ranker"], f"probe ranker (layer {labels.get('probe_layer')})"
         sec.notes.append(f"LTR's scores: the probe ranker on {ranker.get('hf_path')}'s hidden state after layer "
-                         f"{ranker.get('probe_layer')} (`--backbone probe`).")
+                         f"{ranker.get('probe_layer')} (`--backbone probe"
+                         + (f" --probe-precision {ranker['probe_precision']}" if ranker.get("probe_precision") else "")
+                         + "`).")
     else:
         tau, which = labels.get("served_ranker"), "ranker"
     ceiling = labels.get("ceiling")

@@ -218,7 +218,8 @@ def ranker_identity(predictor) -> dict:
     if not config:  # an ensemble
         return {"backbone": "ensemble"}
     keys = ("kind", "backbone") + (("hf_path",) if config.get("backbone") in ("hf", "probe") else ()) \
-        + (("probe_layer",) if config.get("backbone") == "probe" else ())
+        + (("probe_layer",) if config.get("backbone") == "probe" else ()) \
+        + (("probe_precision",) if config.get("probe_precision", "float32") != "float32" else ())
     return {k: config.get(k) for k in keys}
 
 

@@ -14,6 +14,8 @@ from ltrsched.numbers import is_finite_number
 KINDS = ("rank", "class")
 BACKBONES = ("ngram", "hf", "probe")
 LOSSES = ("pairwise", "listmle", "ce")
+#: The probe backbone's precisions (``--probe-precision``): the dtype its layers compute the features in.
+PROBE_PRECISIONS = ("float32", "bf16")
 CONFIG_FILE = "predictor.json"
 WEIGHTS_FILE = "weights.pt"
 #: predictor.json's record of the SHA-256 of the weights file saved with it (checkpoints written before it lack it).
@@ -55,6 +57,8 @@ class PredictorConfig:
         epochs, lr, weight_decay, seed: optimisation.
         max_prompt_tokens: prompts are truncated to this many tokens for the HF and probe backbones (paper: 2048).
         probe_layer: the probe backbone's layer (1 = after the first decoder layer).
+        probe_precision: the probe backbone's features computed in "float32" or "bf16" (bfloat16: ~2.2x faster on
+            CPUs with native bfloat16 products, features ~1% off; checkpoints written before this field: float32).
     """
 
     kind: str = "rank"
@@ -74,6 +78,7 @@ class PredictorConfig:
     hf_path: str | None = None
     max_prompt_tokens: int = 2048
     probe_layer: int | None = None
+    probe_precision: str = "float32"
     metrics: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -86,7 +91,7 @@ class PredictorConfig:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not is_finite_number(value):
                 got = f"an integer of {len(str(value))} digits" if isinstance(value, int) else repr(value)
                 raise UserError(f"{name} must be a finite number, got {got}")
-        for name in ("kind", "backbone", "loss", "ngrams"):
+        for name in ("kind", "backbone", "loss", "ngrams", "probe_precision"):
             if not isinstance(getattr(self, name), str):
                 raise UserError(f"{name} must be text, got {getattr(self, name)!r}")
         if self.hf_path is not None and not isinstance(self.hf_path, str):
@@ -103,6 +108,11 @@ class PredictorConfig:
         if self.probe_layer is not None and self.backbone != "probe":  # (read by nothing else: silently ignored)
             raise UserError(f"probe_layer {self.probe_layer} is set, but the backbone is {self.backbone!r}: only the "
                             "probe backbone reads a layer; remove it, or use backbone 'probe'")
+        if self.probe_precision not in PROBE_PRECISIONS:
+            raise UserError(f"unknown probe_precision {self.probe_precision!r}; use {' or '.join(PROBE_PRECISIONS)}")
+        if self.probe_precision != "float32" and self.backbone != "probe":
+            raise UserError(f"probe_precision {self.probe_precision} is set, but the backbone is {self.backbone!r}: "
+                            "only the probe backbone reads it; remove it, or use backbone 'probe'")
         if self.loss not in LOSSES:
             raise UserError(f"unknown loss {self.loss!r}; use one of {', '.join(LOSSES)}")
         if self.bucket < 1 or self.label_bucket < 1:

@@ -10,6 +10,11 @@ costs half a prefill of the model.
 Why: a model's own states know more about how it will answer than any other model's text features. On
 SmolLM2-135M-Instruct's greedy lengths (``data/smollm2-labels.parquet``, 400 train / 400 held-out
 prompts) the n-gram ranker reaches tau 0.159 and the probe of the middle layer 0.30 (BENCHMARKS.md).
+
+``probe_precision`` (``--probe-precision``, kept in the checkpoint so that ``predict`` computes the features its head
+was trained on): "float32" (the default), or "bf16": the probed layers in bfloat16 with their weights laid out once
+for oneDNN's matrix products, about 2.2x faster on a CPU with native bfloat16 products (AVX512-BF16 or AMX), features
+about 1% off the float32 ones (so a head trained on one precision scores the other's features slightly off).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import functools
 import numpy as np
 
 from ltrsched.errors import MissingDependencyError, UserError
-from ltrsched.predictors.config import PredictorConfig
+from ltrsched.predictors.config import PROBE_PRECISIONS as PRECISIONS, PredictorConfig
 
 
 @contextlib.contextmanager
@@ -83,6 +88,89 @@ def _decoder_layers(model, count: int):
         if isinstance(module, torch.nn.ModuleList) and len(module) == count:
             return module
     raise UserError(f"cannot find the {count} decoder layers of this {type(model).__name__} for --backbone probe")
+
+
+#: Relative difference of the canary's state through the shared prefix's cache from the full pass's below which the
+#: cache is used, per precision: float32 noise is ~1e-7 (measured 1.3e-6 at most); in bfloat16 the products of 24
+#: prefix rows and of the whole prompt take other kernels and round differently (SmolLM2's layer 15: up to 1.7%,
+#: as much as bfloat16 is off float32), the same computation all the same.
+PREFIX_TOLERANCE = {"float32": 1e-4, "bf16": 5e-2}
+
+#: The relative difference of a checkpoint's reference state (:data:`CANARY`) from the loaded model's above which the
+#: model is another one, per precision: float32 noise across CPUs is ~1e-7; bfloat16's kernels (AMX, AVX512-BF16,
+#: emulated) round differently, by up to ~2% (see :data:`PREFIX_TOLERANCE`); another model's state differs by tens
+#: of percent.
+REFERENCE_TOLERANCE = {"float32": 1e-3, "bf16": 5e-2}
+
+
+def native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU multiplies bfloat16 natively (x86: the ``avx512_bf16`` or ``amx_bf16`` flag; Arm: ``bf16``),
+    from ``cpuinfo`` (the text of /proc/cpuinfo; None: read it; unreadable: False). Without it torch emulates
+    bfloat16 products, slower than float32 ones (issue 13)."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return False
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            flags = set(value.split())
+            return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+    return False
+
+
+def _packed_linear(linear):
+    """``linear`` (bfloat16) as a module whose weight oneDNN has laid out once for its matrix products (torch's own
+    compiler does this for frozen CPU models); ``F.linear`` lays the weight out again at every call, a third of a
+    bfloat16 product's time at a prompt's ~75 rows. None if this torch has no such op or its result differs from
+    ``F.linear``'s (the caller keeps ``linear``)."""
+    import torch
+
+    try:
+        op, reorder = torch.ops.mkldnn._linear_pointwise, torch.ops.mkldnn._reorder_linear_weight
+        packed = reorder(linear.weight.detach(), 64)  # (a hint of the rows; any number of rows works)
+        bias = None if linear.bias is None else linear.bias.detach()
+        x = torch.randn(37, linear.in_features, generator=torch.Generator().manual_seed(0)).to(linear.weight.dtype)
+        got = op(x, packed, bias, "none", [], "").float()
+        want = torch.nn.functional.linear(x, linear.weight, bias).float()
+        if got.shape != want.shape or not bool(((got - want).norm() <= 1e-2 * want.norm()).item()):
+            return None
+    except Exception:  # (RuntimeError, AttributeError: a torch built without oneDNN, or another version's ops)
+        return None
+
+    class PackedLinear(torch.nn.Module):
+        """``linear`` with its weight laid out once for oneDNN (``packed``; rows in any number)."""
+
+        def __init__(self):
+            super().__init__()
+            self.in_features, self.out_features = linear.in_features, linear.out_features
+            self.packed, self.bias = packed, bias
+
+        def forward(self, x):
+            y = op(x.reshape(-1, x.shape[-1]), self.packed, self.bias, "none", [], "")
+            return y.reshape(*x.shape[:-1], y.shape[-1])
+
+    return PackedLinear()
+
+
+def _to_bf16(lm) -> int:
+    """Cast the model's parameters to bfloat16 (its buffers, such as the rotary embedding's frequencies, stay
+    float32) and lay out its linear layers' weights for oneDNN (:func:`_packed_linear`); returns how many were."""
+    import torch
+
+    for param in lm.parameters():
+        param.data = param.data.to(torch.bfloat16)
+    packed = 0
+    for module in list(lm.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, torch.nn.Linear):
+                fast = _packed_linear(child)
+                if fast is not None:
+                    setattr(module, name, fast)
+                    packed += 1
+    return packed
 
 
 #: A feature whose standard deviation over the training prompts is below this fraction of its scale (its RMS,
@@ -170,8 +258,12 @@ class ProbeBackbone:
         if not 1 <= layer <= count:
             raise UserError(f"--probe-layer must be in [1, {count}] for this {count}-layer model, got {layer}")
         config.probe_layer = layer  # (recorded in the checkpoint: the default depends on the model)
+        if config.probe_precision not in PRECISIONS:
+            raise UserError(f"unknown probe precision {config.probe_precision!r}; use {' or '.join(PRECISIONS)}")
         self.config = config
-        self.layer = _decoder_layers(self.lm, count)[layer - 1]
+        layers = _decoder_layers(self.lm, count)
+        self.layers = layers  # (the model's list of decoder layers, cut after the probed one below)
+        self.layer = layers[layer - 1]
         hidden = int(self.lm.config.hidden_size)
         self.model = _head(hidden, outputs)
         self._memo: dict | None = None  # prompt text -> its hidden state, while training (:meth:`fitting`)
@@ -179,11 +271,29 @@ class ProbeBackbone:
         self.context = int(getattr(self.lm.config, "max_position_embeddings", 0) or 1 << 30)
         ids = self._ids(CANARY)  # a chat template that cannot render a user message fails here, before any training
         states = self._states(ids)
-        self._check_causal(ids, states)
+        self._check_causal(ids, states)  # (in float32: bfloat16's rounding would pass for a non-causal model's)
+        self._drop_layers_after(layers, layer, ids, states[-1])
+        if config.probe_precision == "bf16":
+            _to_bf16(self.lm)
+            states = self._states(ids)
         self.reference = states[-1]  # [hidden] this model's features of CANARY: its identity, kept in the checkpoint
         self._prefix: list[int] = []  # token ids every templated prompt starts with (:meth:`_shared_prefix`)
         self._prefix_cache = None  # the probed layers' keys and values of ``_prefix`` (transformers' DynamicCache)
         self._shared_prefix(ids)
+
+    def _drop_layers_after(self, layers, layer: int, ids: list[int], state) -> None:
+        """Free the decoder layers after the probed one (never run: half the model's weights for the default
+        layer). Put back if the model then computes another ``state`` of ``ids`` (a model class that needs them)."""
+        dropped = list(layers[layer:])
+        if not dropped:
+            return
+        del layers[layer:]
+        try:
+            same = bool((self._states(ids)[-1] == state).all())
+        except Exception:  # (a model class whose forward pass needs every layer)
+            same = False
+        if not same:
+            layers.extend(dropped)
 
     def _ids(self, prompt: str) -> list[int]:
         """The prompt's token ids as the model is served them: through its chat template if it has one."""
@@ -273,7 +383,8 @@ class ProbeBackbone:
             check = self._states(ids[n:], cache=copy.deepcopy(cache), start=n)[-1]
         except Exception:  # (a model class or transformers version that takes no cache this way)
             return
-        if float((check - self.reference).norm() / (self.reference.norm() + 1e-12)) < 1e-4:
+        if float((check - self.reference).norm() / (self.reference.norm() + 1e-12)) < PREFIX_TOLERANCE[
+                self.config.probe_precision]:
             self._prefix, self._prefix_cache = ids[:n], cache
 
     def _states(self, ids: list[int], cache=None, start: int = 0):
@@ -345,7 +456,7 @@ class ProbeBackbone:
         if bool(saved.isnan().any()):  # (a checkpoint saved before the reference was recorded)
             return
         change = float((self.reference - saved).norm() / (saved.norm() + 1e-12))
-        if change > 1e-3:  # (the same model, on another CPU: float32 noise, ~1e-7)
+        if change > REFERENCE_TOLERANCE[self.config.probe_precision]:  # (the same model on another CPU: noise)
             raise UserError(f"{directory}: the model {self.config.hf_path} is not the one this probe was trained on "
                             f"(its layer-{self.config.probe_layer} state of a reference prompt differs by "
                             f"{change:.1%}: other weights, tokenizer or chat template); train the probe again on it")
