@@ -26,7 +26,9 @@ Files, by suffix:
   and optionally ``arrived_at``/``arrival_time`` (column names in any case; Azure's published ``TIMESTAMP``,
   ``ContextTokens``, ``GeneratedTokens`` too). Arrival times are seconds, or date-times (e.g.
   ``2023-11-16 18:15:46.68``), read as seconds since the earliest; without them every request is at t = 0. Any
-  of those names with ``_ms`` (``arrived_at_ms``, ``timestamp_ms``) holds milliseconds, with ``_s`` seconds.
+  of those names with ``_ms`` (``arrived_at_ms``, ``timestamp_ms``) holds milliseconds, with ``_s`` seconds. Two
+  names for one field (``arrival_time`` and ``timestamp``, ``prompt_tokens`` and ``input_tokens``) are an error
+  naming both: which holds it? (The first was used, silently.)
   Blank lines are skipped (a line of empty fields is a request with missing values). A ``request_id`` column (in
   any case) is kept as the requests' ids; ``score``, ``po_estimate``, ``predicted_length`` and ``prompt`` columns
   (in any case too) as those columns; a ``prompt`` is text as written, digits too (``42``, ``007``). Header names
@@ -34,8 +36,9 @@ Files, by suffix:
 
 Arrival times are seconds unless a name's suffix says otherwise (:data:`UNIT_SUFFIXES`); two columns (or keys)
 giving them in two units are an error. Plain-named times that look like milliseconds (a span of days with a median
-gap of minutes, or Unix milliseconds) carry a warning that ``replay`` arrivals print, naming the column to rename
-(:func:`ltrsched.workloads.arrivals.seconds_unit_warning`); the Azure traces (an hour, gaps of 0.06-0.12 s) do not.
+gap of minutes, a span of hours with a median gap of over 5 minutes, or Unix milliseconds) carry a warning that
+``replay`` arrivals print, naming the column to rename (:func:`ltrsched.workloads.arrivals.seconds_unit_warning`);
+the Azure traces (an hour, gaps of 0.06-0.12 s) and Poisson workloads in seconds do not.
 
 Ids a file gives are whole numbers in [0, 10,000,000), each once (:func:`ltrsched.workloads.schema.request_ids`,
 for every format); without them the requests are numbered 0, 1, ... (a parquet's rows before sampling, the others'
@@ -397,12 +400,20 @@ def _spaced_numbers(col: pl.Series) -> pl.Series:
 
 
 def _csv_column(raw: pl.DataFrame, names: tuple[str, ...], ours: str, path: Path) -> str | None:
-    """The name of ``raw``'s column for ``ours``: the first of ``names`` the header has, in any case (Azure's are
-    TIMESTAMP, ...); None if it has none. One-line :class:`UserError` if the header names it twice (polars renames
+    """The name of ``raw``'s column for ``ours``: the one of ``names`` the header has, in any case (Azure's are
+    TIMESTAMP, ...); None if it has none. One-line :class:`UserError` if it has two of ``names`` (``arrival_time``
+    and ``timestamp``: the first was used, silently), or names one twice (polars renames
     the second ``x_duplicated_0``; names match in any case): the first was used, silently, whichever held the
     values. Names match with spaces around them too, as a header written ``a, b`` has them."""
     by_name = {c.strip().lower(): c for c in reversed(raw.columns)}  # (" output_tokens": a space after a comma)
-    found = next((by_name[c] for c in names if c in by_name), None)
+    present = [by_name[c] for c in names if c in by_name]
+    if len(present) > 1:  # (the first was used, silently: arrival_time beside timestamp, whichever held the times)
+        what = {"arrival_time": "arrival times", "prompt_tokens": "prompt lengths",
+                "output_tokens": "output lengths"}.get(ours, ours)
+        raise UserError(f"{path}: columns {' and '.join(repr(c) for c in present)} "
+                        f"{'both' if len(present) == 2 else 'all'} give the {what} "
+                        f"({ours}); which does? keep one (drop or rename the other{'s' if len(present) > 2 else ''})")
+    found = present[0] if present else None
     if found is None:
         return None
     twins = [c for c in raw.columns if c != found and (c.strip().lower() == found.strip().lower() or re.fullmatch(
@@ -415,7 +426,7 @@ def _csv_column(raw: pl.DataFrame, names: tuple[str, ...], ours: str, path: Path
 
 def _csv_arrival_column(raw: pl.DataFrame, names: tuple[str, ...], path: Path) -> tuple[str | None, str]:
     """``raw``'s arrival-time column and the unit suffix its name states ("" for none, else a key of
-    :data:`UNIT_SUFFIXES`): the first of ``names`` the header has, plain or with a suffix (in any case). One-line
+    :data:`UNIT_SUFFIXES`): the one of ``names`` the header has, plain or with a suffix (in any case). One-line
     :class:`UserError` if it has them in more than one unit (``arrived_at`` and ``arrived_at_ms``): which holds the
     times?"""
     found = {suffix: _csv_column(raw, tuple(n + suffix for n in names), "arrival_time", path)
