@@ -92,3 +92,78 @@ def test_the_azure_traces_do_not_warn_even_scaled_down(name):
     assert "arrival_warning" not in wl.meta
     times = np.sort(wl.df["arrival_time"].to_numpy())
     assert seconds_unit_warning(times[::20]) is None
+
+
+# -- a conversations parquet's own token counts -----------------------------------------------------------------
+
+def _conversations(path, counts: dict | None = None, n: int = 3):
+    rows = [{"conversation_id": f"c{i}", "conversation": [
+        {"role": "user", "content": f"Please explain topic number {i} in a few words"},
+        {"role": "assistant", "content": f"Topic {i} is about many things indeed, and more"}]} for i in range(n)]
+    df = pl.DataFrame(rows)
+    if counts:
+        df = df.with_columns(pl.Series(name, values) for name, values in counts.items())
+    df.write_parquet(path)
+    return path
+
+
+def test_a_conversations_parquet_uses_its_own_token_counts(tmp_path, capsys):
+    """Its prompt_tokens and output_tokens (e.g. the served model's own) were ignored: the text was recounted with
+    Llama-3's tokenizer. The file's are used, and counts other than the text's are counted in a warning."""
+    from ltrsched.workloads.loaders import workload_fingerprint
+
+    path = _conversations(tmp_path / "c.parquet", {"prompt_tokens": [100, 200, 300], "output_tokens": [7, 8, 9]})
+    for _ in range(2):  # parsed, then from the parse cache: the same counts, the same warning
+        df = load_workload(str(path)).df.sort("source_id")
+        assert df["prompt_tokens"].to_list() == [100, 200, 300] and df["output_tokens"].to_list() == [7, 8, 9]
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 2 and all(line.startswith(f"warning: {path}: 3 of the 3 first turns' ") for line in err)
+        assert "prompt_tokens differ from the Llama-3 count of their text (first: id 'c0', 100 given" in err[0]
+        assert err[0].endswith("counted); the file's counts are used")
+    assert workload_fingerprint(str(path))["counts"] == "given"  # (runs cached before recounted the text)
+    r = run_cli("simulate", "-w", str(path))
+    assert r.returncode == 0 and r.stderr.count("the file's counts are used") == 2, r.stderr
+
+
+def test_a_conversations_parquet_counts_the_text_where_a_count_is_null(tmp_path, capsys):
+    from ltrsched.workloads.tokenizer import count_tokens
+
+    path = _conversations(tmp_path / "c.parquet", {"output_tokens": [None, 40, None]})
+    df = load_workload(str(path)).df.sort("source_id")
+    counted = count_tokens([f"Topic {i} is about many things indeed, and more" for i in range(3)])
+    assert df["output_tokens"].to_list() == [counted[0], 40, counted[2]]
+    assert "1 of the 3 first turns' output_tokens differ" in capsys.readouterr().err
+
+
+def test_counts_that_match_the_text_carry_no_warning(tmp_path, capsys):
+    from ltrsched.workloads.tokenizer import count_tokens
+
+    prompts = [f"Please explain topic number {i} in a few words" for i in range(3)]
+    path = _conversations(tmp_path / "c.parquet", {"prompt_tokens": count_tokens(prompts).tolist()})
+    load_workload(str(path))
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("values, message", [
+    ([5, 0, 6], "row 2 (id 'c1'): prompt_tokens 0 is not a whole number of tokens in 1..2**53 (1 row(s) so)"),
+    ([5.0, 6.5, -1.0], "row 2 (id 'c1'): prompt_tokens 6.5 is not a whole number of tokens in 1..2**53 (2 row(s) so)"),
+    ([5.0, float("nan"), 6.0], "row 2 (id 'c1'): prompt_tokens nan is not a whole number"),
+    (["5", "6", "7"], "column prompt_tokens holds String values (first: '5'), not token counts"),
+])
+def test_bad_counts_of_a_conversations_parquet_are_one_line_errors(tmp_path, values, message):
+    """A count of 0 or -1 was no error: the paper's selection would have dropped the turn as ineligible, silently."""
+    path = _conversations(tmp_path / "c.parquet", {"prompt_tokens": values})
+    assert_one_line_error(run_cli("simulate", "-w", str(path)), message)
+
+
+def test_a_parse_cached_before_counts_were_used_is_not_reused(tmp_path, monkeypatch, capsys):
+    from ltrsched.workloads.sharegpt import cache_dir, parse_sharegpt, records_key
+
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    path = _conversations(tmp_path / "c.parquet", {"output_tokens": [70, 80, 90]})
+    old = cache_dir() / f"sharegpt-{records_key(path)}-utf8.parquet"  # as the parse was cached: the text recounted
+    old.parent.mkdir(parents=True)
+    parse_sharegpt(_conversations(tmp_path / "plain.parquet")).write_parquet(old)  # (what the old parse gave)
+    (old.parent / (old.name + ".notes.json")).write_text("[]")
+    assert sorted(load_workload(str(path)).df["output_tokens"].to_list()) == [70, 80, 90]
+

@@ -21,7 +21,12 @@ Files, by suffix:
   them by reason, as is a file cut off inside a record (the packaged ShareGPT file's cut is expected, and quiet); a
   file with no usable record is an error saying why. A parquet of such conversations (LMSYS-Chat-1M's own files: a
   ``conversation`` column) is read the same way; its ``score``, ``po_estimate``, ``predicted_length``,
-  ``arrival_time`` and ``request_id`` columns are kept, as a flat table's.
+  ``arrival_time`` and ``request_id`` columns are kept, as a flat table's, and so are its own ``prompt_tokens``
+  and ``output_tokens`` of each first turn (a flat table's and a ``.jsonl``'s given counts are used too; they were
+  recounted from the text): the file's count where a row gives one, the text's Llama-3 count where it is null; the
+  paper's selection (prompt and output lengths) reads them. Counts that differ from the text's Llama-3 count are
+  kept, and counted in a warning on stderr (they may be another tokenizer's); a count that is not a whole number
+  >= 1 is an error naming the row (:func:`ltrsched.workloads.sharegpt.given_counts`).
 - ``.csv``: length-only traces: ``num_prefill_tokens``/``prompt_tokens``, ``num_decode_tokens``/``output_tokens``
   and optionally ``arrived_at``/``arrival_time`` (column names in any case; Azure's published ``TIMESTAMP``,
   ``ContextTokens``, ``GeneratedTokens`` too). Arrival times are seconds, or date-times (e.g.
@@ -69,7 +74,9 @@ from ltrsched.workloads.schema import (
     NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Workload, request_ids, validate,
 )
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, paper_selection, sample_rows
-from ltrsched.workloads.sharegpt import TABLE_COLUMNS, is_conversation_table, load_sharegpt_records, records_key
+from ltrsched.workloads.sharegpt import (
+    COUNT_COLUMNS, TABLE_COLUMNS, is_conversation_table, load_sharegpt_records, records_key,
+)
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
 
@@ -509,9 +516,23 @@ def workload_fingerprint(source: str) -> dict[str, str]:
     # estimates)
     # and arrival times in a unit its name states (arrival_time_ms, ...), read since this marker: before, they were
     # no arrival column (every request at t = 0)
+    # and a conversations parquet's own token counts, used since this marker (runs cached before recounted the text)
     return {"sha256": file_digest(path), **({"ids": "given"} if _gives_ids(path) else {}),
             **({"columns": "kept"} if _jsonl_gives_columns(path) else {}),
-            **({"arrivals": "units"} if _gives_unit_arrivals(path) else {})}
+            **({"arrivals": "units"} if _gives_unit_arrivals(path) else {}),
+            **({"counts": "given"} if _conversations_give_counts(path) else {})}
+
+
+def _conversations_give_counts(path: Path) -> bool:
+    """Whether ``path`` is a conversations parquet with its own token counts (:data:`COUNT_COLUMNS`), which
+    loading recounted from the text before. False for other files and a parquet polars cannot read."""
+    if path.suffix.lower() != ".parquet":
+        return False
+    try:
+        head = pl.read_parquet(path, n_rows=0)
+    except Exception:
+        return False
+    return is_conversation_table(head) and any(c in head.columns for c in COUNT_COLUMNS)
 
 
 def _gives_unit_arrivals(path: Path) -> bool:
