@@ -167,3 +167,57 @@ def test_a_parse_cached_before_counts_were_used_is_not_reused(tmp_path, monkeypa
     (old.parent / (old.name + ".notes.json")).write_text("[]")
     assert sorted(load_workload(str(path)).df["output_tokens"].to_list()) == [70, 80, 90]
 
+
+# -- found by the audit ---------------------------------------------------------------------------------------------
+
+def test_an_empty_workload_name_says_so():
+    """``-w ''`` said "workload '' is a directory, not a file" (Path("") is the current directory)."""
+    assert_one_line_error(run_cli("simulate", "-w", ""), "no workload given (the name '' is empty): give a built-in")
+
+
+@pytest.mark.parametrize("value", ["inf", "1e23", "nan"])
+def test_an_infinite_or_huge_token_count_is_a_plain_error(tmp_path, value):
+    """inf and 1e23 are integral floats: the cast to Int64 failed with polars' own message ("conversion from `f64` to
+    `i64` failed in column 'prompt_tokens' for 1 out of 1 values: [inf]")."""
+    path = tmp_path / "t.parquet"
+    pl.DataFrame({"prompt_tokens": [3.0, float(value)], "output_tokens": [4, 5]}).write_parquet(path)
+    assert_one_line_error(run_cli("simulate", "-w", str(path)), "column prompt_tokens has 1 value(s) that are not "
+                                                                "finite or beyond 2**53 (first: ")
+    (tmp_path / "t.csv").write_text(f"prompt_tokens,output_tokens\n3,4\n{value.replace('nan', 'inf')},5\n")
+    assert_one_line_error(run_cli("simulate", "-w", str(tmp_path / "t.csv")), "that are not finite or beyond 2**53")
+
+
+def test_an_unsigned_count_beyond_int64_is_a_plain_error(tmp_path):
+    path = tmp_path / "t.parquet"
+    pl.DataFrame({"prompt_tokens": pl.Series([3, 4], dtype=pl.UInt64),
+                  "output_tokens": pl.Series([2**64 - 1, 5], dtype=pl.UInt64)}).write_parquet(path)
+    with pytest.raises(UserError, match=r"column output_tokens has 1 value\(s\) that are not finite or beyond 2\*\*53 "
+                                        r"\(first: 18446744073709551615\)"):
+        load_workload(str(path))
+
+
+def test_conversations_in_a_jsonl_and_prompts_in_a_json_array_name_the_other_format(tmp_path):
+    import json
+
+    message = [{"role": "user", "content": "hello there friend"}, {"role": "assistant", "content": "hi back to you"}]
+    (tmp_path / "c.jsonl").write_text(json.dumps({"messages": message}) + "\n")
+    assert_one_line_error(run_cli("simulate", "-w", str(tmp_path / "c.jsonl")),
+                          "c.jsonl:1: expected an object with string fields 'prompt' and 'generated' (or, instead of a "
+                          "text, its length: 'prompt_tokens', 'output_tokens'); a conversation's messages are read from "
+                          "a .json array of them (or a parquet)")
+    (tmp_path / "p.json").write_text(json.dumps([{"prompt": "hello there friend", "generated": "ok then"}] * 2))
+    assert_one_line_error(run_cli("simulate", "-w", str(tmp_path / "p.json")),
+                          "2 with no messages (first: record 1: no 'conversations', 'items', 'conversation' or "
+                          "'messages' list ('prompt' text: a .jsonl format))")
+
+
+@pytest.mark.parametrize("column", ["timestamp", "Arrival_Time", "arrived_at_ms"])
+def test_replaying_a_parquet_whose_times_are_under_a_csv_name_names_the_column(tmp_path, column):
+    """A parquet reads arrival_time (or arrival_time_s, _ms) alone: a 'timestamp' column travelled along unread,
+    and replay said only that the file had no arrival times."""
+    path = tmp_path / "t.parquet"
+    pl.DataFrame({"prompt_tokens": [3, 4], "output_tokens": [4, 5], column: [1.0, 2.0]}).write_parquet(path)
+    assert_one_line_error(run_cli("simulate", "-w", str(path), "--arrival", "replay"),
+                          f"(no arrival times): use burst arrivals for that, or poisson (or gamma) arrivals at a rate; "
+                          f"its column {column!r} is not read as arrival times: a parquet names them arrival_time "
+                          "(seconds) or arrival_time_ms")

@@ -75,7 +75,7 @@ from ltrsched.workloads.schema import (
 )
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import (
-    COUNT_COLUMNS, TABLE_COLUMNS, is_conversation_table, load_sharegpt_records, records_key,
+    CONVERSATION_KEYS, COUNT_COLUMNS, TABLE_COLUMNS, is_conversation_table, load_sharegpt_records, records_key,
 )
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
@@ -112,8 +112,11 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         if not isinstance(rec, dict) or not (
                 isinstance(rec.get("prompt"), str) or ("prompt" not in rec and "prompt_tokens" in rec)) or not (
                 isinstance(rec.get("generated"), str) or ("generated" not in rec and "output_tokens" in rec)):
+            conversation = isinstance(rec, dict) and any(k in rec for k in CONVERSATION_KEYS)
             raise UserError(f"{path}:{lineno}: expected an object with string fields 'prompt' and 'generated' "
-                            "(or, instead of a text, its length: 'prompt_tokens', 'output_tokens')")
+                            "(or, instead of a text, its length: 'prompt_tokens', 'output_tokens')"
+                            + ("; a conversation's messages are read from a .json array of them (or a parquet)"
+                               if conversation else ""))
         if "output_tokens" in rec:  # a count given is kept, beside the text too (as a parquet's): it was ignored
             rec["generated"] = _token_count(rec["output_tokens"], "output_tokens", f"{path}:{lineno}")
         # (a prompt count given beside the text is kept too: it was re-counted with Llama-3's tokenizer)
@@ -631,6 +634,9 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
     """
     if source in BUILTIN:
         return builtin_workload(source, num_requests, seed, split)
+    if not source.strip():  # (Path("") is the current directory: "workload '' is a directory, not a file")
+        raise UserError(f"no workload given (the name {source!r} is empty): give a built-in ({', '.join(BUILTIN)}) "
+                        "or a file")
     path = Path(source)
     if not path.exists():
         known = ", ".join(BUILTIN)

@@ -46,6 +46,7 @@ OPTIONAL_COLUMNS: dict[str, pl.DataType] = {
     "predicted_length": pl.Float64,
 }
 NUMERIC_OPTIONAL_COLUMNS = ("score", "po_estimate", "predicted_length")
+_MAX_COUNT = 2**53  # a whole number in a float column beyond this is no count (nor exact)
 
 
 @dataclass
@@ -136,6 +137,13 @@ def validate(df: pl.DataFrame, name: str = "workload") -> pl.DataFrame:
         raise UserError(f"{name}: column prompt holds {text}" + (f" values (first: {first[0]!r}, row {row})" if first
                                                                  else "") + ", not text; it must hold the prompt text")
     for col in INTEGER_COLUMNS:
+        if col in df.columns and (df.schema[col].is_float() or df.schema[col] == pl.UInt64):
+            # (inf, 1e23 and 2**64 - 1 are "integral": the cast to Int64 below failed with polars' message,
+            # "conversion from `f64` to `i64` failed in column 'prompt_tokens' for 1 out of 1 values: [inf]")
+            huge = df.filter(pl.col(col).is_not_null() & ~(pl.col(col).cast(pl.Float64).abs() <= _MAX_COUNT))
+            if huge.height:
+                raise UserError(f"{name}: column {col} has {huge.height} value(s) that are not finite or beyond "
+                                f"2**53 (first: {huge[col][0]}); it must hold whole numbers")
         if col in df.columns and df.schema[col].is_float():
             bad = df.filter(pl.col(col).is_not_null() & (pl.col(col) != pl.col(col).floor()))
             if bad.height:

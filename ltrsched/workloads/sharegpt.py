@@ -162,8 +162,9 @@ def read_first_turn(record) -> tuple[str, str, str] | Skip:
     key = next((k for k in CONVERSATION_KEYS if record.get(k)), None) or next(
         (k for k in CONVERSATION_KEYS if k in record), None)
     if key is None:
+        flat = " ('prompt' text: a .jsonl format)" if "prompt" in record else ""
         return Skip(True, "with no messages", f"no {', '.join(repr(k) for k in CONVERSATION_KEYS[:-1])} or "
-                                              f"{CONVERSATION_KEYS[-1]!r} list")
+                                              f"{CONVERSATION_KEYS[-1]!r} list{flat}")
     conv = record[key]
     if not isinstance(conv, list):
         return Skip(True, "with no messages", f"{key!r} is {_kind(conv)}, not a list of messages")
