@@ -202,9 +202,9 @@ def test_conversations_in_a_jsonl_and_prompts_in_a_json_array_name_the_other_for
     message = [{"role": "user", "content": "hello there friend"}, {"role": "assistant", "content": "hi back to you"}]
     (tmp_path / "c.jsonl").write_text(json.dumps({"messages": message}) + "\n")
     assert_one_line_error(run_cli("simulate", "-w", str(tmp_path / "c.jsonl")),
-                          "c.jsonl:1: expected an object with string fields 'prompt' and 'generated' (or, instead of a "
-                          "text, its length: 'prompt_tokens', 'output_tokens'); a conversation's messages are read from "
-                          "a .json array of them (or a parquet)")
+                          "c.jsonl:1: expected an object with string fields 'prompt' and 'generated' (or, instead of "
+                          "a text, its length: 'prompt_tokens', 'output_tokens'); a conversation's messages are read "
+                          "from a .json array of them (or a parquet)")
     (tmp_path / "p.json").write_text(json.dumps([{"prompt": "hello there friend", "generated": "ok then"}] * 2))
     assert_one_line_error(run_cli("simulate", "-w", str(tmp_path / "p.json")),
                           "2 with no messages (first: record 1: no 'conversations', 'items', 'conversation' or "
@@ -221,3 +221,71 @@ def test_replaying_a_parquet_whose_times_are_under_a_csv_name_names_the_column(t
                           f"(no arrival times): use burst arrivals for that, or poisson (or gamma) arrivals at a rate; "
                           f"its column {column!r} is not read as arrival times: a parquet names them arrival_time "
                           "(seconds) or arrival_time_ms")
+
+
+# -- token counts under other tools' names in a parquet -----------------------------------------------------------
+
+@pytest.mark.parametrize("prompt_name, output_name", [
+    ("input_tokens", "num_decode_tokens"), ("ContextTokens", "GeneratedTokens"), ("prompt_len", "output_len")])
+def test_a_conversations_parquet_reads_counts_under_other_names(tmp_path, prompt_name, output_name, capsys):
+    """Names a .csv reads (vidur's, Azure's, ...): they travelled along unread and the text was recounted."""
+    from ltrsched.workloads.loaders import workload_fingerprint
+
+    path = _conversations(tmp_path / "c.parquet", {prompt_name: [100, 200, 300], output_name: [7, 8, 9]})
+    df = load_workload(str(path)).df.sort("source_id")
+    assert df["prompt_tokens"].to_list() == [100, 200, 300] and df["output_tokens"].to_list() == [7, 8, 9]
+    assert workload_fingerprint(str(path))["counts"] == "given"
+
+
+def test_a_flat_parquet_reads_a_count_under_another_name_beside_the_text(tmp_path):
+    """A prompt text and input_tokens: the text was counted, input_tokens travelled along unread."""
+    from ltrsched.workloads.loaders import workload_fingerprint
+
+    path = tmp_path / "t.parquet"
+    pl.DataFrame({"prompt": ["hello there", "how are you"], "input_tokens": [40, 50],
+                  "output_tokens": [3, 4]}).write_parquet(path)
+    assert load_workload(str(path)).df["prompt_tokens"].to_list() == [40, 50]
+    assert workload_fingerprint(str(path))["counts"] == "given"
+    pl.DataFrame({"num_prefill_tokens": [4, 5], "output_len": [3, 4]}).write_parquet(path)  # (was "missing column")
+    df = load_workload(str(path)).df
+    assert df["prompt_tokens"].to_list() == [4, 5] and df["output_tokens"].to_list() == [3, 4]
+
+
+def test_a_parquet_with_ours_keeps_ours_and_one_with_two_other_names_is_refused(tmp_path):
+    path = tmp_path / "t.parquet"
+    pl.DataFrame({"prompt_tokens": [4, 5], "input_tokens": [9, 9], "output_tokens": [3, 4]}).write_parquet(path)
+    assert load_workload(str(path)).df["prompt_tokens"].to_list() == [4, 5]  # (input_tokens travels along)
+    pl.DataFrame({"input_tokens": [4, 5], "prompt_len": [9, 9], "output_tokens": [3, 4]}).write_parquet(path)
+    assert_one_line_error(run_cli("simulate", "-w", str(path)), "t.parquet: columns 'input_tokens' and 'prompt_len' "
+                                                                "both give the prompt_tokens; which does? keep one")
+    _conversations(path, {"input_tokens": [4, 5, 6], "num_prefill_tokens": [9, 9, 9]})
+    assert_one_line_error(run_cli("simulate", "-w", str(path)), "columns 'input_tokens' and 'num_prefill_tokens' both "
+                                                                "give the prompt_tokens")
+
+
+def test_arrival_times_given_twice_in_seconds_do_not_say_other_units(tmp_path):
+    """arrival_time beside arrival_time_s: both seconds, and the error said "in other units"."""
+    (tmp_path / "t.csv").write_text("arrived_at,arrived_at_s,prompt_tokens,output_tokens\n0,0,3,4\n")
+    with pytest.raises(UserError, match="columns 'arrived_at' and 'arrived_at_s' both give arrival times, both in "
+                                        "seconds; keep one$"):
+        load_workload(str(tmp_path / "t.csv"))
+    pl.DataFrame({"arrival_time": [0.0], "arrival_time_s": [0.0], "prompt_tokens": [3],
+                  "output_tokens": [4]}).write_parquet(tmp_path / "t.parquet")
+    with pytest.raises(UserError, match="columns arrival_time and arrival_time_s both give arrival times, both in "
+                                        "seconds; keep one$"):
+        load_workload(str(tmp_path / "t.parquet"))
+    (tmp_path / "t.jsonl").write_text('{"prompt_tokens": 3, "output_tokens": 4, "arrival_time": 1, '
+                                      '"arrival_time_ms": 1}\n')
+    with pytest.raises(UserError, match="'arrival_time' and 'arrival_time_ms' both give the arrival time, in other "
+                                        "units; give one$"):
+        load_workload(str(tmp_path / "t.jsonl"))
+
+
+def test_replaying_a_jsonl_whose_times_are_under_a_csv_key_names_the_key(tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"prompt_tokens": 3, "output_tokens": 4, "timestamp": 1.5}\n'
+                    '{"prompt_tokens": 3, "output_tokens": 4, "timestamp": 2.5}\n')
+    assert_one_line_error(run_cli("simulate", "-w", str(path), "--arrival", "replay"),
+                          "; its key 'timestamp' is not read as arrival times: a .jsonl names them arrival_time "
+                          "(seconds) or arrival_time_ms")
+    assert run_cli("simulate", "-w", str(path)).returncode == 0  # (burst arrivals: no times needed)

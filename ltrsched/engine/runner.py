@@ -25,7 +25,8 @@ CPUs, in ``config.dtype`` (float32 by default), with a KV cache of a stated size
 reserves a fraction of the machine's RAM.
 
 The environment variables the driver sets to start the engine, and on a CPU the process's CPUs and torch's thread
-count (:mod:`ltrsched.engine.environment`), are put back when it closes: ``with VllmDriver(...) as driver:`` or :meth:`VllmDriver.close`.
+count (:mod:`ltrsched.engine.environment`), are put back when it closes: ``with VllmDriver(...) as driver:`` or
+:meth:`VllmDriver.close`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Loading workloads from files and built-in names: one entry point, :func:`load_workload`.
 
 Files, by suffix:
-- ``.parquet``: our own workload table (see :mod:`ltrsched.workloads.schema`), or a labels file from
+- ``.parquet``: our own workload table (see :mod:`ltrsched.workloads.schema`; a token count under another tool's
+  name, ``input_tokens`` or ``num_decode_tokens`` (:data:`~ltrsched.workloads.schema.LENGTH_NAMES`), is read where the
+  table lacks ours, and two such names for one count are an error), or a labels file from
   ``ltrsched label`` (:mod:`ltrsched.workloads.labels`: one split of its main run, prompt text joined by key). A
   table with prompt text but no ``prompt_tokens`` has them counted (Llama-3), as a ``.jsonl``'s; one with
   ``generated`` (or ``response``) text but no ``output_tokens`` too; without ``arrival_time`` (or
@@ -67,11 +69,12 @@ import polars as pl
 from ltrsched.errors import UserError
 from ltrsched.strict_json import shown
 from ltrsched.fingerprint import file_digest
-from ltrsched.workloads.arrivals import seconds_unit_warning
+from ltrsched.workloads.arrivals import seconds_unit_warning, unread_arrival_columns
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.schema import (
-    NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Workload, request_ids, validate,
+    LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Workload, length_columns, request_ids,
+    validate,
 )
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import (
@@ -80,11 +83,7 @@ from ltrsched.workloads.sharegpt import (
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
 
-CSV_COLUMNS = {
-    "arrival_time": ("arrival_time", "arrived_at", "arrival", "timestamp"),
-    "prompt_tokens": ("prompt_tokens", "num_prefill_tokens", "prompt_len", "input_tokens", "contexttokens"),
-    "output_tokens": ("output_tokens", "num_decode_tokens", "output_len", "generated_tokens", "generatedtokens"),
-}
+CSV_COLUMNS = {"arrival_time": ("arrival_time", "arrived_at", "arrival", "timestamp"), **LENGTH_NAMES}
 
 
 _MAX_TOKENS = 2**53  # a length given as a number: any larger is no length (and would not fit an int64 sum)
@@ -93,6 +92,14 @@ _MAX_TOKENS = 2**53  # a length given as a number: any larger is no length (and 
 #: seconds (or date-times, in a .csv); :func:`ltrsched.workloads.arrivals.seconds_unit_warning` warns when those
 #: look like milliseconds. Suffix -> seconds per unit.
 UNIT_SUFFIXES = {"_s": 1.0, "_ms": 1e-3}
+#: The arrival-time keys (a .jsonl's) and columns (a parquet's) read: ``arrival_time`` and its unit suffixes.
+ARRIVAL_KEYS = ("arrival_time", *(f"arrival_time{s}" for s in UNIT_SUFFIXES))
+
+
+def _in_units(suffixes) -> str:
+    """``", in other units"`` if the name suffixes (keys of :data:`UNIT_SUFFIXES`, or "" for none) state other
+    units, else ``", both in seconds"`` (``arrival_time`` beside ``arrival_time_s``: it said "in other units")."""
+    return ", in other units" if len({UNIT_SUFFIXES.get(s, 1.0) for s in suffixes}) > 1 else ", both in seconds"
 
 
 def _numbered(df: pl.DataFrame) -> pl.DataFrame:
@@ -132,8 +139,8 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                                 "tokenized; write the whole pair or the character itself")
         keys = [k for k in ("arrival_time", *(f"arrival_time{s}" for s in UNIT_SUFFIXES)) if k in rec]
         if len(keys) > 1:
-            raise UserError(f"{path}:{lineno}: {' and '.join(repr(k) for k in keys)} both give the arrival time, in "
-                            "other units; give one")
+            raise UserError(f"{path}:{lineno}: {' and '.join(repr(k) for k in keys)} both give the arrival time"
+                            f"{_in_units(k[len('arrival_time'):] for k in keys)}; give one")
         key = keys[0] if keys else "arrival_time"
         unit = "milliseconds" if key.endswith("_ms") else "seconds"
         units.add(key)
@@ -159,6 +166,10 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         generated.append(rec["generated"])
         arrivals.append(arrival)
         timed.append(lineno if keys else -lineno)
+        if not keys and arrival_info is not None and "unread" not in arrival_info:  # (for replay's error)
+            unread = [k for k in unread_arrival_columns(list(rec)) if k not in ARRIVAL_KEYS]
+            if unread:
+                arrival_info["unread"] = unread[0]
     if not prompts:
         raise UserError(f"{path}: no requests (empty file)")
     if any(t > 0 for t in timed) and any(t < 0 for t in timed):  # the untimed ones would arrive at t = 0
@@ -443,8 +454,8 @@ def _csv_arrival_column(raw: pl.DataFrame, names: tuple[str, ...], path: Path) -
              for suffix in ("", *UNIT_SUFFIXES)}
     found = {suffix: name for suffix, name in found.items() if name is not None}
     if len(found) > 1:
-        raise UserError(f"{path}: columns {' and '.join(repr(n) for n in found.values())} both give arrival times, "
-                        "in other units; keep one")
+        raise UserError(f"{path}: columns {' and '.join(repr(n) for n in found.values())} both give arrival times"
+                        f"{_in_units(found)}; keep one")
     return next(((name, suffix) for suffix, name in found.items()), (None, ""))
 
 
@@ -454,7 +465,8 @@ def _table_arrivals(df: pl.DataFrame, path: Path, arrival_info: dict | None = No
     suffix, or None for ``arrival_time``). One-line :class:`UserError` for a table with more than one of them."""
     given = [name for name in ("arrival_time", *(f"arrival_time{s}" for s in UNIT_SUFFIXES)) if name in df.columns]
     if len(given) > 1:
-        raise UserError(f"{path}: columns {' and '.join(given)} both give arrival times, in other units; keep one")
+        raise UserError(f"{path}: columns {' and '.join(given)} both give arrival times"
+                        f"{_in_units(n[len('arrival_time'):] for n in given)}; keep one")
     if not given:
         return df
     if arrival_info is not None:
@@ -523,19 +535,24 @@ def workload_fingerprint(source: str) -> dict[str, str]:
     return {"sha256": file_digest(path), **({"ids": "given"} if _gives_ids(path) else {}),
             **({"columns": "kept"} if _jsonl_gives_columns(path) else {}),
             **({"arrivals": "units"} if _gives_unit_arrivals(path) else {}),
-            **({"counts": "given"} if _conversations_give_counts(path) else {})}
+            **({"counts": "given"} if _parquet_gives_counts(path) else {})}
 
 
-def _conversations_give_counts(path: Path) -> bool:
-    """Whether ``path`` is a conversations parquet with its own token counts (:data:`COUNT_COLUMNS`), which
-    loading recounted from the text before. False for other files and a parquet polars cannot read."""
+def _parquet_gives_counts(path: Path) -> bool:
+    """Whether ``path`` is a parquet whose token counts loading ignored before: a conversations table's own (under
+    any of :data:`~ltrsched.workloads.schema.LENGTH_NAMES`), or a flat table's under another tool's name where it
+    lacks ours (``input_tokens``: the text was counted instead). False for other files and a parquet polars cannot
+    read."""
     if path.suffix.lower() != ".parquet":
         return False
     try:
         head = pl.read_parquet(path, n_rows=0)
     except Exception:
         return False
-    return is_conversation_table(head) and any(c in head.columns for c in COUNT_COLUMNS)
+    cols = head.columns
+    renamed = any(ours not in cols and any(c.strip().lower() in names for c in cols)
+                  for ours, names in LENGTH_NAMES.items())
+    return renamed or (is_conversation_table(head) and any(c in cols for c in COUNT_COLUMNS))
 
 
 def _gives_unit_arrivals(path: Path) -> bool:
@@ -660,6 +677,7 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
             df = _first_turns(path, num_requests, seed, arrival)
             return Workload(df, path.stem, _meta(path, arrival, arrival.get("warning")))
         columns = df.columns  # the file's own: a missing column's error named the ids and arrival times added here
+        df = length_columns(df, str(path))  # (input_tokens, num_decode_tokens, ...: where it lacks ours)
         df = _table_arrivals(df, path, arrival)
         if "request_id" not in df.columns:  # numbered as the file's rows, before sampling
             df = _numbered(df)
@@ -683,8 +701,11 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
 def _meta(path: Path, arrival_info: dict, warning: str | None) -> dict:
     """A file's workload meta: its ``source``, and where its arrival times may be milliseconds read as seconds,
     ``arrival_warning`` (the warning :func:`ltrsched.workloads.arrivals.apply_arrivals` prints when it replays
-    them) and ``arrival_column`` (the column to rename)."""
+    them) and ``arrival_column`` (the column to rename); ``unread_arrival_column``: a ``.jsonl`` key such as
+    ``timestamp`` that is not read as arrival times (replay's error names it)."""
     meta = {"source": str(path)}
+    if arrival_info.get("unread"):  # a .jsonl key a .csv reads as arrival times ("timestamp"), which it does not
+        meta["unread_arrival_column"] = arrival_info["unread"]
     if warning:
         meta.update(arrival_warning=warning, arrival_column=arrival_info.get("column"))
     return meta

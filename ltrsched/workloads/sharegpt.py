@@ -34,7 +34,7 @@ import polars as pl
 from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
 from ltrsched.fingerprint import dist_version, file_digest
-from ltrsched.workloads.schema import NUMERIC_OPTIONAL_COLUMNS
+from ltrsched.workloads.schema import NUMERIC_OPTIONAL_COLUMNS, length_columns
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
 
@@ -215,7 +215,9 @@ def is_conversation_table(df: pl.DataFrame) -> bool:
 TABLE_COLUMNS = ("request_id", "arrival_time", "arrival_time_s", "arrival_time_ms", *NUMERIC_OPTIONAL_COLUMNS)
 #: A conversations parquet's own token counts of each first turn's prompt and reply [tokens], used instead of the
 #: text's Llama-3 count (as a flat table's and a ``.jsonl``'s given counts are: e.g. the served model's own); they
-#: were ignored, and the text recounted. :func:`given_counts` says how they are checked.
+#: were ignored, and the text recounted. :func:`given_counts` says how they are checked. Other tools' names for
+#: them (``input_tokens``, ``num_decode_tokens``, ...) are read where the table lacks ours
+#: (:func:`ltrsched.workloads.schema.length_columns`).
 COUNT_COLUMNS = ("prompt_tokens", "output_tokens")
 _MAX_TOKENS = 2**53  # (a length beyond is no length, as a .jsonl's)
 
@@ -230,6 +232,7 @@ def _table_records(path: Path) -> tuple[list[dict], pl.DataFrame]:
     if not is_conversation_table(df):
         raise UserError(f"{path}: no column of conversations ({', '.join(CONVERSATION_KEYS)}: lists of messages)")
     keep = [c for c in ("id", "conversation_id", *CONVERSATION_KEYS) if c in df.columns]
+    df = length_columns(df, str(path))  # (input_tokens, num_decode_tokens, ...: where it lacks ours)
     return df.select(keep).to_dicts(), df.select([c for c in (*TABLE_COLUMNS, *COUNT_COLUMNS) if c in df.columns])
 
 
@@ -244,7 +247,8 @@ def given_counts(given: pl.Series, counted: pl.Series, ids: list[str], rows: lis
     name = given.name
     if given.dtype != pl.Null and not given.dtype.is_numeric():
         first = given.drop_nulls().head(1).to_list()
-        raise UserError(f"{path}: column {name} holds {given.dtype} values" + (f" (first: {first[0]!r})" if first else "")
+        raise UserError(f"{path}: column {name} holds {given.dtype} values"
+                        + (f" (first: {first[0]!r})" if first else "")
                         + ", not token counts; it must hold whole numbers (or be dropped to count the text)")
     values = given.cast(pl.Float64)
     bad = (values.is_not_null() & ~(values.is_finite() & (values == values.floor()) & (values >= 1)
@@ -404,9 +408,10 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     """First turns of ShareGPT (the packaged file by default), cached as parquet by :func:`records_key`.
 
     Columns: ``source_id, prompt, response, prompt_tokens, output_tokens`` (Llama-3 tokens, or a conversations
-    parquet's own: :func:`given_counts`), and a conversations parquet's :data:`TABLE_COLUMNS`. What the parse noted (:func:`parse_sharegpt`: records skipped as malformed,
-    a file cut off), on every load, cached or not: lines ``warning: <file>: ...`` appended to ``notes``, or (None)
-    printed on stderr. The packaged file's cut-off end is expected, and not noted.
+    parquet's own: :func:`given_counts`), and a conversations parquet's :data:`TABLE_COLUMNS`. What the parse noted
+    (:func:`parse_sharegpt`: records skipped as malformed, a file cut off), on every load, cached or not: lines
+    ``warning: <file>: ...`` appended to ``notes``, or (None) printed on stderr. The packaged file's cut-off end is
+    expected, and not noted.
     """
     src = _source(path)
     key = records_key(src)
