@@ -212,6 +212,16 @@ def test_pinning_the_caller_changed_since_the_start_is_left_alone(
     assert torch_threads.get_num_threads() == 5
 
 
+def test_the_thread_count_comes_back_where_vllm_made_torch_set_num_threads_a_no_op(
+        fake_vllm, clean_engine_variables, fake_cpus, torch_threads, monkeypatch):
+    from ltrsched.engine.config import EngineConfig
+
+    driver = fake_vllm.VllmDriver(EngineConfig(model="llama-tiny", platform="cpu", threads=1))
+    monkeypatch.setattr(torch_threads, "set_num_threads", lambda threads: None)  # as vLLM's CPUWorker.init_device does
+    driver.close()
+    assert torch_threads.get_num_threads() == 3
+
+
 def test_a_refused_start_puts_back_the_pinning(fake_vllm, clean_engine_variables, fake_cpus, torch_threads):
     from ltrsched.engine.config import EngineConfig
 

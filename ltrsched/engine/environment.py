@@ -93,7 +93,8 @@ class EnginePinning:
     """The process's CPUs and torch's thread count between this object's creation and :meth:`started` (or, without
     it, :meth:`restore`): :meth:`restore` puts back each the start changed, unless it was changed again since
     (then it is the caller's), as :class:`EngineEnvironment` does the variables. Torch's count is set through
-    ``torch._C.set_num_threads``, torch's own setter: vLLM's CPU worker makes ``torch.set_num_threads`` a no-op."""
+    ``torch.set_num_threads``, or where vLLM's CPU worker made that a no-op, ``torch._C.set_num_threads`` (torch's
+    own setter)."""
 
     def __init__(self) -> None:
         self._before = _pinning()
@@ -116,7 +117,9 @@ class EnginePinning:
                 pass
         torch = sys.modules.get("torch")
         if torch is not None and before[1] is not None and after[1] != before[1] and now[1] == after[1]:
-            torch._C.set_num_threads(before[1])
+            torch.set_num_threads(before[1])
+            if torch.get_num_threads() != before[1]:  # vLLM's CPU worker made it a no-op: torch's own setter
+                torch._C.set_num_threads(before[1])
 
     def __enter__(self) -> "EnginePinning":
         return self
