@@ -1,7 +1,9 @@
-"""Input and lifecycle gaps an audit found: a CSV with two arrival columns used the first, silently; a slow
-millisecond trace starting near 0 replayed 1000x slower without a warning; a conversations parquet's own token
-counts were recounted from its text; closing an engine left the process pinned (CPUs, torch's thread count). Each
-is now a correct load, a one-line warning, or a one-line error (exit code 2), never a traceback."""
+"""Workload input gaps an audit found: a CSV with two arrival columns used the first, silently; a slow millisecond
+trace starting near 0 replayed 1000x slower without a warning; a parquet's own token counts (a conversations table's,
+or under another tool's name) were recounted from its text; and smaller ones (an empty workload name, infinite
+counts, a format's records in the other format, times under a name the format does not read). Each is now a correct
+load, a one-line warning, or a one-line error (exit code 2), never a traceback. (Closing an engine left the process
+pinned: tests/test_engine_environment.py.)"""
 
 from __future__ import annotations
 
