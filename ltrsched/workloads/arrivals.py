@@ -67,13 +67,24 @@ def check_arrival_span(t: np.ndarray, what: str = "the workload") -> None:
 #: over a minute [s] (a trace in milliseconds at under ~16 req/s), or times past 1e11 s (the year 5138 as Unix
 #: time, where Unix milliseconds lie). The Azure 2023 traces (an hour, gaps of 0.06-0.12 s) are far from both.
 UNIT_SPAN_S, UNIT_GAP_S, UNIT_EPOCH_S = 86_400.0, 60.0, 1e11
+#: ... or a span of more than an hour [s] whose median gap is over 5 minutes [s]: a slow trace in milliseconds that
+#: starts near 0 and is too short for the day (50 requests 1.5 s apart, read as seconds: 20 hours, gaps of 25
+#: minutes). Milliseconds read as seconds make every gap 1000x longer: a chat trace at 0.5-20 req/s (median gaps
+#: of 35-1400 ms) then has gaps of 35-1400 s. A median gap of 5 minutes in seconds is under 9 requests an hour (a
+#: Poisson workload's median gap is ln 2 / rate: 300 s at 0.0023 req/s), no serving load: Poisson workloads at
+#: 0.01 req/s and faster (median gaps of 69 s and less) and the Azure traces are far below it, while the same
+#: file in milliseconds is a trace at 3.3 req/s or slower, as slow chat traces are. The hour keeps a handful of
+#: requests (3 at 0, 1500, 3000) from judging: their pace says little. A seconds trace that slow says so by its
+#: column's name (``arrival_time_s``).
+UNIT_SLOW_SPAN_S, UNIT_SLOW_GAP_S = 3_600.0, 300.0
 
 
 def seconds_unit_warning(t: np.ndarray) -> str | None:
     """What makes arrival times ``t`` read as seconds implausible (and likely milliseconds), or None: a span of days
     with a median gap of minutes (:data:`UNIT_SPAN_S`, :data:`UNIT_GAP_S`: a chat or code trace in milliseconds),
-    or times past :data:`UNIT_EPOCH_S` (Unix milliseconds). A trace that is seconds all the same says so by its
-    column's name (``arrival_time_s``)."""
+    a span of hours with a median gap of over 5 minutes (:data:`UNIT_SLOW_SPAN_S`, :data:`UNIT_SLOW_GAP_S`: a slow
+    one, whatever its start), or times past :data:`UNIT_EPOCH_S` (Unix milliseconds). A trace that is seconds all
+    the same says so by its column's name (``arrival_time_s``)."""
     t = np.asarray(t, dtype=np.float64)
     t = t[np.isfinite(t)]
     if len(t) < 2:
@@ -85,6 +96,8 @@ def seconds_unit_warning(t: np.ndarray) -> str | None:
     gap = float(np.median(gaps)) if len(gaps) else 0.0
     if span > UNIT_SPAN_S and gap > UNIT_GAP_S:
         return f"span {span / 86_400:,.1f} days with a median gap of {gap:,.0f} s between arrivals"
+    if span > UNIT_SLOW_SPAN_S and gap > UNIT_SLOW_GAP_S:
+        return f"span {span / 3_600:,.1f} hours with a median gap of {gap:,.0f} s between arrivals"
     if t[0] >= UNIT_EPOCH_S:
         return f"start at {t[0]:.4g} s, past the year 5000 as Unix time (Unix milliseconds are about 1.7e12)"
     return None
@@ -127,6 +140,16 @@ def _check_rate(rate, process):
         raise UserError(f"the arrival rate must be a positive number of requests per second, got {rate}")
 
 
+def unread_arrival_columns(columns: list[str]) -> list[str]:
+    """Columns of a table (a parquet's, which travel along) or keys of a ``.jsonl`` line whose names a ``.csv`` reads
+    as arrival times (``timestamp``, ``arrived_at``, ``Arrival_Time_ms``, ...) but those formats do not: they read
+    ``arrival_time``, ``arrival_time_s`` and ``arrival_time_ms`` alone (the caller leaves those two out where it reads
+    them). A replay of such a file found no times, and said only that."""
+    names = ("arrival_time", "arrived_at", "arrival", "timestamp")  # (loaders.CSV_COLUMNS["arrival_time"])
+    return [c for c in columns if c != "arrival_time" and any(
+        c.strip().lower() in (n, n + "_s", n + "_ms") for n in names)]
+
+
 def apply_arrivals(
     workload: Workload, process: str, rate: float | None = None, cv: float = 1.0, seed: int = 0,
     duration: float | None = None,
@@ -144,9 +167,15 @@ def apply_arrivals(
         t = t - t.min()
         span = t.max()
         if n > 1 and span <= 0:  # e.g. a .jsonl without arrival times, or a built-in workload: was a burst
+            jsonl = str(workload.meta.get("source", "")).lower().endswith(".jsonl")
+            what, fmt = ("key", ".jsonl") if jsonl else ("column", "parquet")
+            unread = unread_arrival_columns(workload.df.columns) or [
+                c for c in [workload.meta.get("unread_arrival_column")] if c]
             raise UserError(f"replay arrivals replay a file's timestamps, but every request of {workload.name} "
                             "arrives at t = 0 (no arrival times): use burst arrivals for that, or poisson "
-                            "(or gamma) arrivals at a rate")
+                            "(or gamma) arrivals at a rate" + (
+                                f"; its {what} {unread[0]!r} is not read as arrival times: a {fmt} names them "
+                                "arrival_time (seconds) or arrival_time_ms" if unread else ""))
         if rate is not None:
             _check_rate(rate, process)
             if n < 2:

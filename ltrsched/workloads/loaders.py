@@ -1,7 +1,9 @@
 """Loading workloads from files and built-in names: one entry point, :func:`load_workload`.
 
 Files, by suffix:
-- ``.parquet``: our own workload table (see :mod:`ltrsched.workloads.schema`), or a labels file from
+- ``.parquet``: our own workload table (see :mod:`ltrsched.workloads.schema`; a token count under another tool's
+  name, ``input_tokens`` or ``num_decode_tokens`` (:data:`~ltrsched.workloads.schema.LENGTH_NAMES`), is read where the
+  table lacks ours, and two such names for one count are an error), or a labels file from
   ``ltrsched label`` (:mod:`ltrsched.workloads.labels`: one split of its main run, prompt text joined by key). A
   table with prompt text but no ``prompt_tokens`` has them counted (Llama-3), as a ``.jsonl``'s; one with
   ``generated`` (or ``response``) text but no ``output_tokens`` too; without ``arrival_time`` (or
@@ -21,12 +23,19 @@ Files, by suffix:
   them by reason, as is a file cut off inside a record (the packaged ShareGPT file's cut is expected, and quiet); a
   file with no usable record is an error saying why. A parquet of such conversations (LMSYS-Chat-1M's own files: a
   ``conversation`` column) is read the same way; its ``score``, ``po_estimate``, ``predicted_length``,
-  ``arrival_time`` and ``request_id`` columns are kept, as a flat table's.
+  ``arrival_time`` and ``request_id`` columns are kept, as a flat table's, and so are its own ``prompt_tokens``
+  and ``output_tokens`` of each first turn (a flat table's and a ``.jsonl``'s given counts are used too; they were
+  recounted from the text): the file's count where a row gives one, the text's Llama-3 count where it is null; the
+  paper's selection (prompt and output lengths) reads them. Counts that differ from the text's Llama-3 count are
+  kept, and counted in a warning on stderr (they may be another tokenizer's); a count that is not a whole number
+  >= 1 is an error naming the row (:func:`ltrsched.workloads.sharegpt.given_counts`).
 - ``.csv``: length-only traces: ``num_prefill_tokens``/``prompt_tokens``, ``num_decode_tokens``/``output_tokens``
   and optionally ``arrived_at``/``arrival_time`` (column names in any case; Azure's published ``TIMESTAMP``,
   ``ContextTokens``, ``GeneratedTokens`` too). Arrival times are seconds, or date-times (e.g.
   ``2023-11-16 18:15:46.68``), read as seconds since the earliest; without them every request is at t = 0. Any
-  of those names with ``_ms`` (``arrived_at_ms``, ``timestamp_ms``) holds milliseconds, with ``_s`` seconds.
+  of those names with ``_ms`` (``arrived_at_ms``, ``timestamp_ms``) holds milliseconds, with ``_s`` seconds. Two
+  names for one field (``arrival_time`` and ``timestamp``, ``prompt_tokens`` and ``input_tokens``) are an error
+  naming both: which holds it? (The first was used, silently.)
   Blank lines are skipped (a line of empty fields is a request with missing values). A ``request_id`` column (in
   any case) is kept as the requests' ids; ``score``, ``po_estimate``, ``predicted_length`` and ``prompt`` columns
   (in any case too) as those columns; a ``prompt`` is text as written, digits too (``42``, ``007``). Header names
@@ -34,8 +43,9 @@ Files, by suffix:
 
 Arrival times are seconds unless a name's suffix says otherwise (:data:`UNIT_SUFFIXES`); two columns (or keys)
 giving them in two units are an error. Plain-named times that look like milliseconds (a span of days with a median
-gap of minutes, or Unix milliseconds) carry a warning that ``replay`` arrivals print, naming the column to rename
-(:func:`ltrsched.workloads.arrivals.seconds_unit_warning`); the Azure traces (an hour, gaps of 0.06-0.12 s) do not.
+gap of minutes, a span of hours with a median gap of over 5 minutes, or Unix milliseconds) carry a warning that
+``replay`` arrivals print, naming the column to rename (:func:`ltrsched.workloads.arrivals.seconds_unit_warning`);
+the Azure traces (an hour, gaps of 0.06-0.12 s) and Poisson workloads in seconds do not.
 
 Ids a file gives are whole numbers in [0, 10,000,000), each once (:func:`ltrsched.workloads.schema.request_ids`,
 for every format); without them the requests are numbered 0, 1, ... (a parquet's rows before sampling, the others'
@@ -59,22 +69,21 @@ import polars as pl
 from ltrsched.errors import UserError
 from ltrsched.strict_json import shown
 from ltrsched.fingerprint import file_digest
-from ltrsched.workloads.arrivals import seconds_unit_warning
+from ltrsched.workloads.arrivals import seconds_unit_warning, unread_arrival_columns
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.schema import (
-    NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Workload, request_ids, validate,
+    LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Workload, length_columns, request_ids,
+    validate,
 )
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, paper_selection, sample_rows
-from ltrsched.workloads.sharegpt import TABLE_COLUMNS, is_conversation_table, load_sharegpt_records, records_key
+from ltrsched.workloads.sharegpt import (
+    CONVERSATION_KEYS, COUNT_COLUMNS, TABLE_COLUMNS, is_conversation_table, load_sharegpt_records, records_key,
+)
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
 
-CSV_COLUMNS = {
-    "arrival_time": ("arrival_time", "arrived_at", "arrival", "timestamp"),
-    "prompt_tokens": ("prompt_tokens", "num_prefill_tokens", "prompt_len", "input_tokens", "contexttokens"),
-    "output_tokens": ("output_tokens", "num_decode_tokens", "output_len", "generated_tokens", "generatedtokens"),
-}
+CSV_COLUMNS = {"arrival_time": ("arrival_time", "arrived_at", "arrival", "timestamp"), **LENGTH_NAMES}
 
 
 _MAX_TOKENS = 2**53  # a length given as a number: any larger is no length (and would not fit an int64 sum)
@@ -83,6 +92,14 @@ _MAX_TOKENS = 2**53  # a length given as a number: any larger is no length (and 
 #: seconds (or date-times, in a .csv); :func:`ltrsched.workloads.arrivals.seconds_unit_warning` warns when those
 #: look like milliseconds. Suffix -> seconds per unit.
 UNIT_SUFFIXES = {"_s": 1.0, "_ms": 1e-3}
+#: The arrival-time keys (a .jsonl's) and columns (a parquet's) read: ``arrival_time`` and its unit suffixes.
+ARRIVAL_KEYS = ("arrival_time", *(f"arrival_time{s}" for s in UNIT_SUFFIXES))
+
+
+def _in_units(suffixes) -> str:
+    """``", in other units"`` if the name suffixes (keys of :data:`UNIT_SUFFIXES`, or "" for none) state other
+    units, else ``", both in seconds"`` (``arrival_time`` beside ``arrival_time_s``: it said "in other units")."""
+    return ", in other units" if len({UNIT_SUFFIXES.get(s, 1.0) for s in suffixes}) > 1 else ", both in seconds"
 
 
 def _numbered(df: pl.DataFrame) -> pl.DataFrame:
@@ -102,8 +119,11 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         if not isinstance(rec, dict) or not (
                 isinstance(rec.get("prompt"), str) or ("prompt" not in rec and "prompt_tokens" in rec)) or not (
                 isinstance(rec.get("generated"), str) or ("generated" not in rec and "output_tokens" in rec)):
+            conversation = isinstance(rec, dict) and any(k in rec for k in CONVERSATION_KEYS)
             raise UserError(f"{path}:{lineno}: expected an object with string fields 'prompt' and 'generated' "
-                            "(or, instead of a text, its length: 'prompt_tokens', 'output_tokens')")
+                            "(or, instead of a text, its length: 'prompt_tokens', 'output_tokens')"
+                            + ("; a conversation's messages are read from a .json array of them (or a parquet)"
+                               if conversation else ""))
         if "output_tokens" in rec:  # a count given is kept, beside the text too (as a parquet's): it was ignored
             rec["generated"] = _token_count(rec["output_tokens"], "output_tokens", f"{path}:{lineno}")
         # (a prompt count given beside the text is kept too: it was re-counted with Llama-3's tokenizer)
@@ -119,8 +139,8 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                                 "tokenized; write the whole pair or the character itself")
         keys = [k for k in ("arrival_time", *(f"arrival_time{s}" for s in UNIT_SUFFIXES)) if k in rec]
         if len(keys) > 1:
-            raise UserError(f"{path}:{lineno}: {' and '.join(repr(k) for k in keys)} both give the arrival time, in "
-                            "other units; give one")
+            raise UserError(f"{path}:{lineno}: {' and '.join(repr(k) for k in keys)} both give the arrival time"
+                            f"{_in_units(k[len('arrival_time'):] for k in keys)}; give one")
         key = keys[0] if keys else "arrival_time"
         unit = "milliseconds" if key.endswith("_ms") else "seconds"
         units.add(key)
@@ -146,6 +166,10 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         generated.append(rec["generated"])
         arrivals.append(arrival)
         timed.append(lineno if keys else -lineno)
+        if not keys and arrival_info is not None and "unread" not in arrival_info:  # (for replay's error)
+            unread = [k for k in unread_arrival_columns(list(rec)) if k not in ARRIVAL_KEYS]
+            if unread:
+                arrival_info["unread"] = unread[0]
     if not prompts:
         raise UserError(f"{path}: no requests (empty file)")
     if any(t > 0 for t in timed) and any(t < 0 for t in timed):  # the untimed ones would arrive at t = 0
@@ -397,12 +421,20 @@ def _spaced_numbers(col: pl.Series) -> pl.Series:
 
 
 def _csv_column(raw: pl.DataFrame, names: tuple[str, ...], ours: str, path: Path) -> str | None:
-    """The name of ``raw``'s column for ``ours``: the first of ``names`` the header has, in any case (Azure's are
-    TIMESTAMP, ...); None if it has none. One-line :class:`UserError` if the header names it twice (polars renames
+    """The name of ``raw``'s column for ``ours``: the one of ``names`` the header has, in any case (Azure's are
+    TIMESTAMP, ...); None if it has none. One-line :class:`UserError` if it has two of ``names`` (``arrival_time``
+    and ``timestamp``: the first was used, silently), or names one twice (polars renames
     the second ``x_duplicated_0``; names match in any case): the first was used, silently, whichever held the
     values. Names match with spaces around them too, as a header written ``a, b`` has them."""
     by_name = {c.strip().lower(): c for c in reversed(raw.columns)}  # (" output_tokens": a space after a comma)
-    found = next((by_name[c] for c in names if c in by_name), None)
+    present = [by_name[c] for c in names if c in by_name]
+    if len(present) > 1:  # (the first was used, silently: arrival_time beside timestamp, whichever held the times)
+        what = {"arrival_time": "arrival times", "prompt_tokens": "prompt lengths",
+                "output_tokens": "output lengths"}.get(ours, ours)
+        raise UserError(f"{path}: columns {' and '.join(repr(c) for c in present)} "
+                        f"{'both' if len(present) == 2 else 'all'} give the {what} "
+                        f"({ours}); which does? keep one (drop or rename the other{'s' if len(present) > 2 else ''})")
+    found = present[0] if present else None
     if found is None:
         return None
     twins = [c for c in raw.columns if c != found and (c.strip().lower() == found.strip().lower() or re.fullmatch(
@@ -415,15 +447,15 @@ def _csv_column(raw: pl.DataFrame, names: tuple[str, ...], ours: str, path: Path
 
 def _csv_arrival_column(raw: pl.DataFrame, names: tuple[str, ...], path: Path) -> tuple[str | None, str]:
     """``raw``'s arrival-time column and the unit suffix its name states ("" for none, else a key of
-    :data:`UNIT_SUFFIXES`): the first of ``names`` the header has, plain or with a suffix (in any case). One-line
+    :data:`UNIT_SUFFIXES`): the one of ``names`` the header has, plain or with a suffix (in any case). One-line
     :class:`UserError` if it has them in more than one unit (``arrived_at`` and ``arrived_at_ms``): which holds the
     times?"""
     found = {suffix: _csv_column(raw, tuple(n + suffix for n in names), "arrival_time", path)
              for suffix in ("", *UNIT_SUFFIXES)}
     found = {suffix: name for suffix, name in found.items() if name is not None}
     if len(found) > 1:
-        raise UserError(f"{path}: columns {' and '.join(repr(n) for n in found.values())} both give arrival times, "
-                        "in other units; keep one")
+        raise UserError(f"{path}: columns {' and '.join(repr(n) for n in found.values())} both give arrival times"
+                        f"{_in_units(found)}; keep one")
     return next(((name, suffix) for suffix, name in found.items()), (None, ""))
 
 
@@ -433,7 +465,8 @@ def _table_arrivals(df: pl.DataFrame, path: Path, arrival_info: dict | None = No
     suffix, or None for ``arrival_time``). One-line :class:`UserError` for a table with more than one of them."""
     given = [name for name in ("arrival_time", *(f"arrival_time{s}" for s in UNIT_SUFFIXES)) if name in df.columns]
     if len(given) > 1:
-        raise UserError(f"{path}: columns {' and '.join(given)} both give arrival times, in other units; keep one")
+        raise UserError(f"{path}: columns {' and '.join(given)} both give arrival times"
+                        f"{_in_units(n[len('arrival_time'):] for n in given)}; keep one")
     if not given:
         return df
     if arrival_info is not None:
@@ -498,9 +531,28 @@ def workload_fingerprint(source: str) -> dict[str, str]:
     # estimates)
     # and arrival times in a unit its name states (arrival_time_ms, ...), read since this marker: before, they were
     # no arrival column (every request at t = 0)
+    # and a conversations parquet's own token counts, used since this marker (runs cached before recounted the text)
     return {"sha256": file_digest(path), **({"ids": "given"} if _gives_ids(path) else {}),
             **({"columns": "kept"} if _jsonl_gives_columns(path) else {}),
-            **({"arrivals": "units"} if _gives_unit_arrivals(path) else {})}
+            **({"arrivals": "units"} if _gives_unit_arrivals(path) else {}),
+            **({"counts": "given"} if _parquet_gives_counts(path) else {})}
+
+
+def _parquet_gives_counts(path: Path) -> bool:
+    """Whether ``path`` is a parquet whose token counts loading ignored before: a conversations table's own (under
+    any of :data:`~ltrsched.workloads.schema.LENGTH_NAMES`), or a flat table's under another tool's name where it
+    lacks ours (``input_tokens``: the text was counted instead). False for other files and a parquet polars cannot
+    read."""
+    if path.suffix.lower() != ".parquet":
+        return False
+    try:
+        head = pl.read_parquet(path, n_rows=0)
+    except Exception:
+        return False
+    cols = head.columns
+    renamed = any(ours not in cols and any(c.strip().lower() in names for c in cols)
+                  for ours, names in LENGTH_NAMES.items())
+    return renamed or (is_conversation_table(head) and any(c in cols for c in COUNT_COLUMNS))
 
 
 def _gives_unit_arrivals(path: Path) -> bool:
@@ -599,6 +651,9 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
     """
     if source in BUILTIN:
         return builtin_workload(source, num_requests, seed, split)
+    if not source.strip():  # (Path("") is the current directory: "workload '' is a directory, not a file")
+        raise UserError(f"no workload given (the name {source!r} is empty): give a built-in ({', '.join(BUILTIN)}) "
+                        "or a file")
     path = Path(source)
     if not path.exists():
         known = ", ".join(BUILTIN)
@@ -622,6 +677,7 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
             df = _first_turns(path, num_requests, seed, arrival)
             return Workload(df, path.stem, _meta(path, arrival, arrival.get("warning")))
         columns = df.columns  # the file's own: a missing column's error named the ids and arrival times added here
+        df = length_columns(df, str(path))  # (input_tokens, num_decode_tokens, ...: where it lacks ours)
         df = _table_arrivals(df, path, arrival)
         if "request_id" not in df.columns:  # numbered as the file's rows, before sampling
             df = _numbered(df)
@@ -645,8 +701,11 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
 def _meta(path: Path, arrival_info: dict, warning: str | None) -> dict:
     """A file's workload meta: its ``source``, and where its arrival times may be milliseconds read as seconds,
     ``arrival_warning`` (the warning :func:`ltrsched.workloads.arrivals.apply_arrivals` prints when it replays
-    them) and ``arrival_column`` (the column to rename)."""
+    them) and ``arrival_column`` (the column to rename); ``unread_arrival_column``: a ``.jsonl`` key such as
+    ``timestamp`` that is not read as arrival times (replay's error names it)."""
     meta = {"source": str(path)}
+    if arrival_info.get("unread"):  # a .jsonl key a .csv reads as arrival times ("timestamp"), which it does not
+        meta["unread_arrival_column"] = arrival_info["unread"]
     if warning:
         meta.update(arrival_warning=warning, arrival_column=arrival_info.get("column"))
     return meta

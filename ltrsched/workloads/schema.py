@@ -46,6 +46,33 @@ OPTIONAL_COLUMNS: dict[str, pl.DataType] = {
     "predicted_length": pl.Float64,
 }
 NUMERIC_OPTIONAL_COLUMNS = ("score", "po_estimate", "predicted_length")
+_MAX_COUNT = 2**53  # a whole number in a float column beyond this is no count (nor exact)
+#: Names token counts go by in other tools' files, ours first, matched in any case: a ``.csv`` reads them all (e.g.
+#: vidur's ``num_prefill_tokens``, Azure's ``ContextTokens``); a parquet reads the others where it lacks ours
+#: (:func:`length_columns`).
+LENGTH_NAMES = {
+    "prompt_tokens": ("prompt_tokens", "num_prefill_tokens", "prompt_len", "input_tokens", "contexttokens"),
+    "output_tokens": ("output_tokens", "num_decode_tokens", "output_len", "generated_tokens", "generatedtokens"),
+}
+
+
+def length_columns(df: pl.DataFrame, name: str) -> pl.DataFrame:
+    """``df`` (a parquet's table) with a token-count column under another tool's name (:data:`LENGTH_NAMES`, in any
+    case: ``input_tokens``, ``num_decode_tokens``, ``Prompt_Tokens``) renamed to ours, where it has none of ours: it
+    travelled along unread, and the counts were taken from the text (or the table refused as "missing column
+    prompt_tokens"). One-line :class:`UserError` naming ``name`` (the file) if it has two such names for one count:
+    which holds it?"""
+    renames = {}
+    for ours, names in LENGTH_NAMES.items():
+        if ours in df.columns:
+            continue
+        found = [c for c in df.columns if c.strip().lower() in names]
+        if len(found) > 1:
+            raise UserError(f"{name}: columns {' and '.join(repr(c) for c in found)} both give the {ours}; which "
+                            "does? keep one (drop or rename the other)")
+        if found:
+            renames[found[0]] = ours
+    return df.rename(renames) if renames else df
 
 
 @dataclass
@@ -136,6 +163,13 @@ def validate(df: pl.DataFrame, name: str = "workload") -> pl.DataFrame:
         raise UserError(f"{name}: column prompt holds {text}" + (f" values (first: {first[0]!r}, row {row})" if first
                                                                  else "") + ", not text; it must hold the prompt text")
     for col in INTEGER_COLUMNS:
+        if col in df.columns and (df.schema[col].is_float() or df.schema[col] == pl.UInt64):
+            # (inf, 1e23 and 2**64 - 1 are "integral": the cast to Int64 below failed with polars' message,
+            # "conversion from `f64` to `i64` failed in column 'prompt_tokens' for 1 out of 1 values: [inf]")
+            huge = df.filter(pl.col(col).is_not_null() & ~(pl.col(col).cast(pl.Float64).abs() <= _MAX_COUNT))
+            if huge.height:
+                raise UserError(f"{name}: column {col} has {huge.height} value(s) that are not finite or beyond "
+                                f"2**53 (first: {huge[col][0]}); it must hold whole numbers")
         if col in df.columns and df.schema[col].is_float():
             bad = df.filter(pl.col(col).is_not_null() & (pl.col(col) != pl.col(col).floor()))
             if bad.height:

@@ -15,7 +15,9 @@ table is cached as parquet under the user cache
 directory (``$LTRSCHED_CACHE``, else ``$XDG_CACHE_HOME/ltrsched``, else ``~/.cache/ltrsched``), keyed by
 a SHA-256 of the source file's bytes, the parser version and the tokenizer's version (:func:`records_key`).
 
-Lengths are those of ChatGPT's responses in ShareGPT, a stand-in for the paper's Llama-3 generations.
+Lengths are those of ChatGPT's responses in ShareGPT, a stand-in for the paper's Llama-3 generations. A
+conversations parquet's own ``prompt_tokens`` and ``output_tokens`` columns are used instead of the text's counts
+(:func:`given_counts`).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import polars as pl
 from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
 from ltrsched.fingerprint import dist_version, file_digest
-from ltrsched.workloads.schema import NUMERIC_OPTIONAL_COLUMNS
+from ltrsched.workloads.schema import NUMERIC_OPTIONAL_COLUMNS, length_columns
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
 
@@ -160,8 +162,9 @@ def read_first_turn(record) -> tuple[str, str, str] | Skip:
     key = next((k for k in CONVERSATION_KEYS if record.get(k)), None) or next(
         (k for k in CONVERSATION_KEYS if k in record), None)
     if key is None:
+        flat = " ('prompt' text: a .jsonl format)" if "prompt" in record else ""
         return Skip(True, "with no messages", f"no {', '.join(repr(k) for k in CONVERSATION_KEYS[:-1])} or "
-                                              f"{CONVERSATION_KEYS[-1]!r} list")
+                                              f"{CONVERSATION_KEYS[-1]!r} list{flat}")
     conv = record[key]
     if not isinstance(conv, list):
         return Skip(True, "with no messages", f"{key!r} is {_kind(conv)}, not a list of messages")
@@ -210,6 +213,13 @@ def is_conversation_table(df: pl.DataFrame) -> bool:
 #: Columns of a conversations parquet kept beside its first turns, as the flat formats keep them (they were
 #: dropped: a predictor's score then said the file had none, and `po` drew its estimates instead of the file's).
 TABLE_COLUMNS = ("request_id", "arrival_time", "arrival_time_s", "arrival_time_ms", *NUMERIC_OPTIONAL_COLUMNS)
+#: A conversations parquet's own token counts of each first turn's prompt and reply [tokens], used instead of the
+#: text's Llama-3 count (as a flat table's and a ``.jsonl``'s given counts are: e.g. the served model's own); they
+#: were ignored, and the text recounted. :func:`given_counts` says how they are checked. Other tools' names for
+#: them (``input_tokens``, ``num_decode_tokens``, ...) are read where the table lacks ours
+#: (:func:`ltrsched.workloads.schema.length_columns`).
+COUNT_COLUMNS = ("prompt_tokens", "output_tokens")
+_MAX_TOKENS = 2**53  # (a length beyond is no length, as a .jsonl's)
 
 
 def _table_records(path: Path) -> tuple[list[dict], pl.DataFrame]:
@@ -222,7 +232,39 @@ def _table_records(path: Path) -> tuple[list[dict], pl.DataFrame]:
     if not is_conversation_table(df):
         raise UserError(f"{path}: no column of conversations ({', '.join(CONVERSATION_KEYS)}: lists of messages)")
     keep = [c for c in ("id", "conversation_id", *CONVERSATION_KEYS) if c in df.columns]
-    return df.select(keep).to_dicts(), df.select([c for c in TABLE_COLUMNS if c in df.columns])
+    df = length_columns(df, str(path))  # (input_tokens, num_decode_tokens, ...: where it lacks ours)
+    return df.select(keep).to_dicts(), df.select([c for c in (*TABLE_COLUMNS, *COUNT_COLUMNS) if c in df.columns])
+
+
+def given_counts(given: pl.Series, counted: pl.Series, ids: list[str], rows: list[int], path: Path,
+                 notes: list[str]) -> pl.Series:
+    """A conversations parquet's count column ``given`` (``prompt_tokens`` or ``output_tokens``, a value per first
+    turn) in place of the text's Llama-3 counts ``counted`` [tokens]: the file's count where it gives one, the
+    text's where it is null. One-line :class:`UserError` naming the row (``rows``: 0-based, in the file) and id for
+    a column that is not numbers or a count that is not a whole number in 1..2**53 (the paper's selection would
+    have dropped it as ineligible, without a word). Counts that differ from the text's are kept, and counted in a
+    note (``notes``): they may be another tokenizer's (the served model's), or stale."""
+    name = given.name
+    if given.dtype != pl.Null and not given.dtype.is_numeric():
+        first = given.drop_nulls().head(1).to_list()
+        raise UserError(f"{path}: column {name} holds {given.dtype} values"
+                        + (f" (first: {first[0]!r})" if first else "")
+                        + ", not token counts; it must hold whole numbers (or be dropped to count the text)")
+    values = given.cast(pl.Float64)
+    bad = (values.is_not_null() & ~(values.is_finite() & (values == values.floor()) & (values >= 1)
+                                     & (values <= _MAX_TOKENS))).fill_null(False)
+    if bad.any():
+        at = int(bad.arg_true()[0])
+        raise UserError(f"{path}: row {rows[at] + 1} (id {ids[at]!r}): {name} {given[at]!r} is not a whole number of "
+                        f"tokens in 1..2**53 ({int(bad.sum())} row(s) so)")
+    kept = pl.select(pl.coalesce(values, counted.cast(pl.Float64))).to_series().cast(pl.Int64).alias(name)
+    differ = (values.is_not_null() & (kept != counted)).fill_null(False)
+    if differ.any():
+        at = int(differ.arg_true()[0])
+        notes.append(f"{int(differ.sum()):,} of the {given.len():,} first turns' {name} differ from the Llama-3 count "
+                     f"of their text (first: id {ids[at]!r}, {kept[at]} given, {counted[at]} counted); the file's "
+                     "counts are used")
+    return kept
 
 
 def _drop_lone_surrogates(rows: list[tuple[str, str, str]], rows_at: list[int], notes: list[str]):
@@ -258,7 +300,8 @@ def _record_id(record) -> str:
 
 def parse_sharegpt(path: str | Path, notes: list[str] | None = None, cut_expected: bool = False) -> pl.DataFrame:
     """Parse a ShareGPT JSON file (complete or truncated), or a parquet table of conversations, into first turns
-    with token counts (and a parquet's :data:`TABLE_COLUMNS`).
+    with token counts (a parquet's own :data:`COUNT_COLUMNS` where it gives them: :func:`given_counts`) and a
+    parquet's :data:`TABLE_COLUMNS`.
 
     What a user should know is appended to ``notes`` (one line each, without the file's name): records skipped as
     malformed (:func:`read_first_turn`; conversations the paper's rule does not take are not noted), first turns
@@ -313,7 +356,12 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, cut_expecte
         }
     )
     if extra is not None and extra.width:
-        df = df.hstack(extra[rows_at])
+        extra = extra[rows_at]
+        for name in (c for c in COUNT_COLUMNS if c in extra.columns):  # the file's own counts (they were ignored)
+            df = df.with_columns(given_counts(extra[name], df[name], ids, rows_at, path, notes))
+        extra = extra.drop([c for c in COUNT_COLUMNS if c in extra.columns])
+        if extra.width:
+            df = df.hstack(extra)
     return df
 
 
@@ -359,16 +407,18 @@ def _is_package_file(src: Path) -> bool:
 def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | None = None) -> pl.DataFrame:
     """First turns of ShareGPT (the packaged file by default), cached as parquet by :func:`records_key`.
 
-    Columns: ``source_id, prompt, response, prompt_tokens, output_tokens`` (Llama-3 tokens), and a conversations
-    parquet's :data:`TABLE_COLUMNS`. What the parse noted (:func:`parse_sharegpt`: records skipped as malformed,
-    a file cut off), on every load, cached or not: lines ``warning: <file>: ...`` appended to ``notes``, or (None)
-    printed on stderr. The packaged file's cut-off end is expected, and not noted.
+    Columns: ``source_id, prompt, response, prompt_tokens, output_tokens`` (Llama-3 tokens, or a conversations
+    parquet's own: :func:`given_counts`), and a conversations parquet's :data:`TABLE_COLUMNS`. What the parse noted
+    (:func:`parse_sharegpt`: records skipped as malformed, a file cut off), on every load, cached or not: lines
+    ``warning: <file>: ...`` appended to ``notes``, or (None) printed on stderr. The packaged file's cut-off end is
+    expected, and not noted.
     """
     src = _source(path)
     key = records_key(src)
     # "-utf8": parsed with strict decoding; a parse cached before, with invalid bytes replaced, is not reused (the
-    # key stays: a file that decodes gives the same records, so runs and predictors keyed by it stay valid)
-    cached = cache_dir() / f"sharegpt-{key}-utf8.parquet"
+    # key stays: a file that decodes gives the same records, so runs and predictors keyed by it stay valid);
+    # "-counts": a parquet's own token counts used (COUNT_COLUMNS), which a parse cached before recounted
+    cached = cache_dir() / f"sharegpt-{key}-utf8{'-counts' if src.suffix.lower() == '.parquet' else ''}.parquet"
     cached_notes = cached.with_name(cached.name + NOTES_SUFFIX)
     df = None
     if cached.is_file() and cached_notes.is_file():
