@@ -233,16 +233,21 @@ class MLFQ(Policy):
                 gone = int(count_nonzero(done))
                 if gone != len(finished):
                     return None  # a request left that did not run (an abort): sort
-                left_at = np.sort(batch[done])  # positions in the last view
-                stay = ~done
-                batch = batch[stay]
-                if self.promote:  # (else the ids are not read again: the views are listed by arrival, see below)
-                    batch_ids = batch_ids[stay]
-                if gone == 1:
-                    at = left_at.reshape(())  # (a 0-d operand)
+                # (the ids are read again only with promote: else the views are listed by arrival, see below)
+                if gone == 1:  # the usual finish: renumber around its position, then cut it out
+                    j = int(done.argmax())
+                    at = batch[j]  # its position in the last view
                     rest = rest - (rest > at)
                     batch = batch - (batch > at)
-                else:
+                    batch = np.concatenate((batch[:j], batch[j + 1:]))
+                    if self.promote:
+                        batch_ids = np.concatenate((batch_ids[:j], batch_ids[j + 1:]))
+                elif gone:
+                    left_at = np.sort(batch[done])  # positions in the last view
+                    stay = ~done
+                    batch = batch[stay]
+                    if self.promote:
+                        batch_ids = batch_ids[stay]
                     rest = rest - left_at.searchsorted(rest)
                     batch = batch - left_at.searchsorted(batch)
             arrived = np.concatenate(self._arrived) if self._arrived else batch_ids[:0]
