@@ -312,8 +312,8 @@ _LEVEL_NUMBERS = np.arange(MAX_LEVELS + 1)
 _LONE = np.zeros(1, dtype=np.intp)  # the order of one live request
 _LONE.flags.writeable = False
 _NONE = _LONE[:0]
-_GONE = MAX_LEVELS + 1  # the level that sorts a finished batch member after the others (searchsorted gives <= MAX_LEVELS)
-_MASKS = [np.array((1 << shift) - 1) for shift in range(64)]  # low bits as 0-d operands (numpy converts a Python int every call)
+# low bits as 0-d operands (numpy converts a Python int operand on every call)
+_MASKS = [np.array((1 << shift) - 1) for shift in range(64)]
 
 
 def _without_head(counts: list[int], k: int) -> list[int]:
