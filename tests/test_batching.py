@@ -242,6 +242,14 @@ def test_form_batch_matches_the_reference_bit_for_bit(req, limits, pass_live, pa
     for name in ("pending_tokens", "computed_tokens"):  # values the host would otherwise gather: the same
         if getattr(got, name) is not None:
             assert np.array_equal(getattr(got, name), {"pending_tokens": pending, "computed_tokens": computed}[name][got.batch])
+    # what the host's preemption and swap-in would otherwise count again: the evictees' running total of blocks,
+    # and whether every member already holds its KV on the GPU (then none can be swapped in)
+    if len(got.evict):
+        assert np.array_equal(got.evict_blocks, (-(-computed[got.evict] // limits.block_size)).cumsum())
+    else:
+        assert got.evict_blocks is None
+    if got.all_resident:
+        assert resident[got.batch].all()
 
 
 class _CountingIndex(np.ndarray):
@@ -273,4 +281,5 @@ def test_preemption_reads_the_order_only_as_far_as_the_evictions_reach():
     _CountingIndex.read = 0
     plan = form_batch(order, pending, computed, resident, limits, int(resident.sum()) * 15, live)
     assert list(plan.evict) == [n - 1, n - 2] and plan.blocks_in_use == limits.num_gpu_blocks
+    assert list(plan.evict_blocks) == [15, 30] and plan.all_resident  # (the host counts neither again)
     assert _CountingIndex.read <= 256 + batching.TAIL_CHUNK

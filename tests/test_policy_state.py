@@ -385,3 +385,51 @@ def test_front_order_follows_finishes_and_moves_and_gives_up_on_a_listing_it_can
     assert not front.follow(view_of(np.array([0, 1, 2, 3, 4]), 2)) and not front.active
     assert front.start(first, order, np.array([4]))
     assert not front.follow(view_of(np.arange(5), 2)) and not front.active
+
+
+def test_mlfq_ranks_a_lone_request_without_reading_its_columns():
+    """One live request (a burst's tail runs alone for thousands of steps) leads whatever its level: MLFQ ranks it
+    without reading a column (before: every live request's run time and level, a sort and a count per level), and
+    the next step with company sorts again, as the stateless reference does."""
+    from reference_policies import RefMLFQ
+
+    def refuse(index):
+        raise AssertionError("read a column for a lone request")
+
+    policy, ref = make_policy("mlfq:quantum=0.01"), RefMLFQ(0.01)
+    policy.prepare({}), ref.prepare({})
+    run_time = np.array([0.0, 0.05, 0.0])
+    for p in (policy, ref):
+        p.on_arrival(np.array([0, 1, 2]), 0.0)
+    lone = LiveView({"request_id": np.array([1]), "run_time": refuse, "idle_steps": refuse}, None, 0.0, 0, True)
+    order = policy.rank(lone)
+    assert order.tolist() == [0] and order is lone._ranked and not order.flags.writeable
+    for p in (policy, ref):
+        p.on_step(lone, np.array([True]), 0.01)
+    # company again (the scripted host lists two requests): the order is the reference's
+    for step, ids in ((1, [0, 1, 2]), (2, [1, 2]), (3, [2])):
+        ids = np.array(ids)
+        view = LiveView({"request_id": ids, "run_time": run_time[ids], "idle_steps": np.zeros(len(ids), np.int64),
+                         "arrival_time": ids.astype(float)}, None, 0.0, step, True)
+        got = policy.rank(view)
+        assert got.tolist() == ref.rank(view).tolist()
+        ran = np.zeros(len(ids), bool)
+        ran[got[0]] = True
+        for p in (policy, ref):
+            p.on_step(view, ran, 0.01)
+        run_time[ids[got[0]]] += 0.01
+
+
+@settings(max_examples=300, deadline=None)
+@given(levels=st.lists(st.integers(0, 32), min_size=0, max_size=60), n=st.integers(1, 5000))
+def test_mlfq_counts_levels_from_its_sorted_keys_as_a_bincount(levels, n):
+    """MLFQ reads the batch's requests per level from its sorted (level, position) keys (first and last level,
+    a binary search for each level's start beyond two) instead of a bincount: the same counts."""
+    from ltrsched.policies.mlfq import _level_counts
+
+    levels = np.array(levels, dtype=np.int64)
+    shift = n.bit_length()
+    positions = np.random.default_rng(len(levels)).permutation(max(n, len(levels)))[: len(levels)] % (1 << shift)
+    packed = np.sort((levels << shift) | positions)
+    want = np.bincount(levels).tolist() if len(levels) else []
+    assert _level_counts(packed, shift) == want

@@ -94,6 +94,11 @@ class BatchPlan:
         computed_tokens: the batch members' ``computed_tokens`` before the step (aligned) [tokens], or None.
         one_token_each: every member has exactly one token pending (a decode, or a prompt with one token
             left), so each takes 1; False when unknown.
+        evict_blocks: the running total of the KV blocks the ``evict`` requests hold on the GPU
+            (``ceil(computed_tokens / block_size)`` each, cumulated in ``evict`` order) [blocks], or None when
+            there are none; form_batch counted them to choose the evictees, so a host need not again.
+        all_resident: every member's KV was on the GPU before the step (nothing admitted, so nothing to swap
+            in); False when unknown.
     """
 
     batch: np.ndarray
@@ -104,6 +109,8 @@ class BatchPlan:
     pending_tokens: np.ndarray | None = None
     computed_tokens: np.ndarray | None = None
     one_token_each: bool = False
+    evict_blocks: np.ndarray | None = None
+    all_resident: bool = False
 
     @property
     def num_batched_tokens(self) -> int:
@@ -224,7 +231,7 @@ def form_batch(
     if slots_over <= 0 and (after <= cap - wm or (after <= cap and num_resident == len(batch))):
         return BatchPlan(batch, np.asarray(take, dtype=np.int64), _EMPTY, after, ranks,
                          wanted[:len(batch)] if ranks is None else wanted[ranks], b_computed,
-                         one_each and ranks is None)
+                         one_each and ranks is None, None, num_resident == len(batch))
     # what the batch's residents hold now, and what the batch holds after the step (``after`` less the others')
     held_by_batch = int(((b_computed + (bs - 1)) // bs).dot(b_resident))
     used_by_batch = after - resident_blocks + held_by_batch
@@ -268,15 +275,19 @@ def form_batch(
     count = 0  # residents that must go for the resident-slot cap
     if limits.max_resident_seqs is not None:
         count = num_residents - num_resident + len(batch) - limits.max_resident_seqs
+    all_resident = num_resident == len(batch)
     if deficit <= 0 and count <= 0:
-        return BatchPlan(batch, np.asarray(take, dtype=np.int64), _EMPTY, used_by_batch + total_held, ranks)
+        return BatchPlan(batch, np.asarray(take, dtype=np.int64), _EMPTY, used_by_batch + total_held, ranks,
+                         all_resident=all_resident)
     others, held_cum = _lowest_residents(order, live, resident, computed_tokens, bs,
                                          len(batch) if ranks is None else ranks, deficit, count)
     n_evict = int(held_cum.searchsorted(deficit, side="left")) + 1 if deficit > 0 else 0
     n_evict = max(n_evict, count)
     evict = others[:n_evict]
-    total_held -= int(held_cum[n_evict - 1])
-    return BatchPlan(batch, np.asarray(take, dtype=np.int64), evict, used_by_batch + total_held, ranks)
+    evict_blocks = held_cum[:n_evict]
+    total_held -= int(evict_blocks[-1])
+    return BatchPlan(batch, np.asarray(take, dtype=np.int64), evict, used_by_batch + total_held, ranks,
+                     evict_blocks=evict_blocks, all_resident=all_resident)
 
 
 #: Positions of the order looked at first, from its tail, for residents to preempt (then twice as many each time)

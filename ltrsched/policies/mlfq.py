@@ -125,6 +125,8 @@ class MLFQ(Policy):
 
     # ------------------------------------------------------------------ ranking
     def rank(self, view: LiveView) -> np.ndarray:
+        if len(view) < 2 and not self.promote:  # one request (a burst's tail runs alone for thousands of steps)
+            return self._alone(view)
         order = None
         if view.step == self._next_step:
             order = self._follow(view)
@@ -151,6 +153,14 @@ class MLFQ(Policy):
         self._next_step, self._batch = None, None
         self._arrived.clear()
         self._finished.clear()
+        return order
+
+    def _alone(self, view: LiveView) -> np.ndarray:
+        """The order of at most one live request (no level read: any level leads). Nothing is kept (on_step still
+        records who ran), so the next rank of two or more sorts."""
+        self._forget()
+        order = _LONE if len(view) else _NONE
+        view._ranked = order  # (read-only: a permutation of its one position)
         return order
 
     def _recount_idle(self, view: LiveView) -> None:
@@ -223,14 +233,21 @@ class MLFQ(Policy):
                 gone = int(count_nonzero(done))
                 if gone != len(finished):
                     return None  # a request left that did not run (an abort): sort
-                left_at = np.sort(batch[done])  # positions in the last view
-                stay = ~done
-                batch, batch_ids = batch[stay], batch_ids[stay]
-                if gone == 1:
-                    at = left_at.reshape(())  # (a 0-d operand)
+                # (the ids are read again only with promote: else the views are listed by arrival, see below)
+                if gone == 1:  # the usual finish: renumber around its position, then cut it out
+                    j = int(done.argmax())
+                    at = batch[j]  # its position in the last view
                     rest = rest - (rest > at)
                     batch = batch - (batch > at)
-                else:
+                    batch = np.concatenate((batch[:j], batch[j + 1:]))
+                    if self.promote:
+                        batch_ids = np.concatenate((batch_ids[:j], batch_ids[j + 1:]))
+                elif gone:
+                    left_at = np.sort(batch[done])  # positions in the last view
+                    stay = ~done
+                    batch = batch[stay]
+                    if self.promote:
+                        batch_ids = batch_ids[stay]
                     rest = rest - left_at.searchsorted(rest)
                     batch = batch - left_at.searchsorted(batch)
             arrived = np.concatenate(self._arrived) if self._arrived else batch_ids[:0]
@@ -239,14 +256,15 @@ class MLFQ(Policy):
             m = len(arrived)
         # the batch back in: new levels, in front of their levels (they ran last), by arrival among themselves
         new_levels = self._levels_of(view, batch, batch_ids)
-        batch_counts = np.bincount(new_levels).tolist() if len(new_levels) else []
         if view.arrival_ordered:
             shift = n.bit_length()  # positions < 2**shift
             packed = np.left_shift(new_levels, shift, out=new_levels)
             packed |= batch
             packed.sort()  # by (level, position)
-            batch = packed & np.array((1 << shift) - 1)  # (a 0-d operand: numpy converts a Python int every call)
+            batch = packed & _MASKS[shift]
+            batch_counts = _level_counts(packed, shift)
         else:
+            batch_counts = np.bincount(new_levels).tolist() if len(new_levels) else []
             by = np.lexsort((batch_ids, view.at("arrival_time", batch), new_levels))
             batch = batch[by]
         # within each level: the batch (ran last), then the others as they were, then newcomers (never ran,
@@ -291,6 +309,11 @@ class MLFQ(Policy):
 
 
 _LEVEL_NUMBERS = np.arange(MAX_LEVELS + 1)
+_LONE = np.zeros(1, dtype=np.intp)  # the order of one live request
+_LONE.flags.writeable = False
+_NONE = _LONE[:0]
+# low bits as 0-d operands (numpy converts a Python int operand on every call)
+_MASKS = [np.array((1 << shift) - 1) for shift in range(64)]
 
 
 def _without_head(counts: list[int], k: int) -> list[int]:
@@ -303,6 +326,23 @@ def _without_head(counts: list[int], k: int) -> list[int]:
         rest[level] = 0
         k -= c
     return rest
+
+
+def _level_counts(packed: np.ndarray, shift: int) -> list[int]:
+    """Requests per level (0, 1, ...) among ``packed``, ascending ``level << shift | position`` keys: from its
+    first and last level when they are one or two (the usual batch), else by a binary search of each level's start."""
+    k = len(packed)
+    if not k:
+        return []
+    lo = int(packed[0]) >> shift
+    hi = int(packed[k - 1]) >> shift
+    if lo == hi:
+        return [0] * lo + [k]
+    if hi == lo + 1:
+        c = int(packed.searchsorted(hi << shift))
+        return [0] * lo + [c, k - c]
+    starts = packed.searchsorted(_LEVEL_NUMBERS[lo + 1:hi + 1] << shift).tolist()
+    return [0] * lo + np.diff([0, *starts, k]).tolist()
 
 
 def _head_levels(counts: list[int], k: int) -> np.ndarray:

@@ -310,8 +310,9 @@ class Replica:
             # -- last step's batch (finished ones removed) pauses unless it runs again; then preemption
             if not rerun:  # (a rerun's members stay RUNNING)
                 state[prev_batch] = PAUSED
-            swap_blocks = self._preempt(plan.evict) if len(plan.evict) else 0
-            if self.host_blocks_in_use:  # swap-ins (nothing can be swapped while host memory is empty)
+            swap_blocks = self._preempt(plan.evict, plan.evict_blocks) if len(plan.evict) else 0
+            # swap-ins (nothing can be swapped while host memory is empty, nor in a batch of residents only)
+            if self.host_blocks_in_use and not plan.all_resident:
                 swap_blocks += self._swap_in(batch)
             odd = None  # the one member that is not a plain decode, if just one (see _OddMember)
             if solo:
@@ -428,11 +429,13 @@ class Replica:
         self.live = live
         return live
 
-    def _preempt(self, ev: np.ndarray) -> int:
+    def _preempt(self, ev: np.ndarray, cum: np.ndarray | None = None) -> int:
         """Preempt residents ``ev`` (lowest-ranked first): swap to host while it has room, else recompute.
+        ``cum``: the running total of the blocks they hold, if known (the plan's ``evict_blocks``).
         Returns the blocks moved to the host."""
         t = self.t
-        ev_blocks = -(-t.computed_tokens[ev] // self.limits.block_size)
+        if cum is None:
+            cum = (-(-t.computed_tokens[ev] // self.limits.block_size)).cumsum()
         self.num_preemptions += len(ev)
         t.num_preemptions[ev] += 1
         if self.num_preemptions > MAX_PREEMPTIONS_PER_REQUEST * self.num_requests:
@@ -441,15 +444,15 @@ class Replica:
         moved = 0
         if self.swap:
             room = self.host_blocks - self.host_blocks_in_use
-            cum = ev_blocks.cumsum()
-            if cum[-1] <= room:  # all go to the host (the usual case): nothing to recompute
-                moved = int(cum[-1])
+            moved = int(cum[-1])
+            if moved <= room:  # all go to the host (the usual case): nothing to recompute
                 t.state[ev] = SWAPPED
                 self.host_blocks_in_use += moved
                 return moved
-            fits = cum <= room
+            fits = cum <= room  # a prefix (the total grows along ev)
             to_host = ev[fits]
-            moved = int(ev_blocks[fits].sum())
+            n_fit = len(to_host)
+            moved = int(cum[n_fit - 1]) if n_fit else 0
             t.state[to_host] = SWAPPED
             self.host_blocks_in_use += moved
             recompute = ev[~fits]
