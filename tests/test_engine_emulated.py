@@ -218,6 +218,10 @@ def test_a_member_aborted_mid_step_with_an_arrival_in_between_is_finished_not_pa
     scheduler.update_from_output(out, ModelRunnerOutput(req_ids=ids, req_id_to_index={r: k for k, r in enumerate(ids)},
                                                         sampled_token_ids=[[0] for _ in ids]))
     assert scheduler.log.columns["num_finished"] == [1]
+    # the aborted member's KV is counted free once (finish_requests), not again when its step ends
+    pool = scheduler.kv_cache_manager.block_pool
+    assert scheduler.blocks_in_use == scheduler.limits.num_gpu_blocks - pool.get_num_free_blocks() == 4
+    assert np.isnan(scheduler.table.finish_time[1])  # aborted: no finish time
     scheduler.schedule()  # last step's batch pauses unless it runs again: the aborted request must not
     t = scheduler.table
     assert t.state[1] == FINISHED and not t.resident[1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ltrsched.engine.live_table import PAUSED, RUNNING, LiveTable, RequestInfo
+from ltrsched.engine.live_table import _COLUMNS, PAUSED, RUNNING, LiveTable, RequestInfo
 
 
 def _info(rid: int, arrival: float, prompt: int = 10) -> RequestInfo:
@@ -32,23 +32,68 @@ def test_a_rerun_writes_only_what_changes_and_keeps_the_invariants():
         t.add(_info(i, 0.0, prompt=4), 0)
     batch, take = np.array([0, 1]), np.array([4, 4])
     computed, pending, gen = t.computed_tokens[batch], t.pending_tokens[batch].copy(), t.generated_tokens[batch]
-    assert not t.scheduled(batch, take, computed, np.zeros(0, dtype=np.int64), 0, 1.0, admits=True)
+    assert not t.scheduled(batch, take, computed, np.zeros(0, dtype=np.int64), 0, 1.0, admitted=batch)
     t.stepped(batch, take, pending, gen, None, 2.0, 1.0)  # both prompts done: first tokens
     assert t.first_token_time[batch].tolist() == [2.0, 2.0] and t.pending_tokens[batch].tolist() == [1, 1]
     for step, now in ((1, 3.0), (2, 4.5)):  # the same two decode on
         one = np.ones(2, dtype=np.int64)
-        rerun = t.scheduled(batch, one, t.computed_tokens[batch], batch, step, now, admits=False)
+        rerun = t.scheduled(batch, one, t.computed_tokens[batch], batch, step, now)
         assert rerun
-        t.stepped(batch, one, one, t.generated_tokens[batch], None, now + 0.5, 0.5, one_token_each=True,
-                  last_token_at=2.0 if step == 1 else 3.5)
+        t.stepped(batch, one, one, t.generated_tokens[batch], None, now + 0.5, 0.5, one_token_each=True)
     assert t.max_token_gap[batch].tolist() == [1.5, 1.5] and t.last_token_time[batch].tolist() == [5.0, 5.0]
     assert t.state[batch].tolist() == [RUNNING, RUNNING] and t.max_idle_steps[batch].tolist() == [0, 0]
     # request 2 joins, 1 pauses: not a rerun
     batch2 = np.array([0, 2])
-    assert not t.scheduled(batch2, np.array([1, 4]), t.computed_tokens[batch2], batch, 3, 6.0, admits=True)
+    assert not t.scheduled(batch2, np.array([1, 4]), t.computed_tokens[batch2], batch, 3, 6.0, admitted=batch2[1:])
     assert t.state[1] == PAUSED and t.state[2] == RUNNING and t.max_idle_steps[2] == 3
     known = t.prompt_tokens[:3] + t.generated_tokens[:3]
     t.stepped(batch2, np.array([1, 4]), np.array([1, 4]), t.generated_tokens[batch2], np.array([True, True]),
               7.0, 1.0)
     known = t.prompt_tokens[:3] + t.generated_tokens[:3]
     assert (t.pending_tokens[:3] == known - t.computed_tokens[:3]).all()
+
+
+def _per_step_reference(steps, size):
+    """The result-only columns as the per-step updates made them before they were logged (the reference)."""
+    first_sched = np.full(size, np.nan)
+    first_tok, last_tok, gap = np.full(size, np.nan), np.full(size, np.nan), np.zeros(size)
+    preempted = np.zeros(size, dtype=np.int64)
+    for now, batch, sampled, admitted, evicted in steps:
+        preempted[evicted] += 1
+        first_sched[admitted] = np.fmin(first_sched[admitted], now)
+        got = batch if sampled is None else batch[sampled.astype(bool)]
+        first_tok[got] = np.fmin(first_tok[got], now)
+        gap[got] = np.fmax(gap[got], now - last_tok[got])
+        last_tok[got] = now
+    return {"first_scheduled_time": first_sched, "first_token_time": first_tok, "last_token_time": last_tok,
+            "max_token_gap": gap, "num_preemptions": preempted}
+
+
+@pytest.mark.parametrize("flush_entries", [1, 7, 50, 1 << 14])
+@pytest.mark.parametrize("num_slots", [40, 70_000])  # 16-bit slots, and beyond (two radix passes)
+def test_logged_result_columns_equal_the_per_step_updates(monkeypatch, flush_entries, num_slots):
+    """The token times, first scheduling and preemption counts logged per step and applied in bulk (every few
+    entries, or only when read) are exactly the per-step updates' values."""
+    from ltrsched.engine import result_events
+
+    monkeypatch.setattr(result_events, "FLUSH_ENTRIES", flush_entries)
+    rng = np.random.default_rng(flush_entries)
+    cols = {name: np.full(num_slots, fill, dtype=dtype) for name, (dtype, fill) in _COLUMNS.items()}
+    events = result_events.ResultEvents()
+    steps, now = [], 0.0
+    pool = rng.choice(num_slots, 30, replace=False)  # a few slots, so that each gets many tokens
+    for k in range(200):
+        now += float(rng.choice([0.5, 0.013, 1e-9, 3.0]))  # (gaps of very different sizes)
+        batch = rng.permutation(pool)[: rng.integers(1, 30)]
+        sampled = [None, rng.random(len(batch)) < 0.7, (rng.random(len(batch)) < 0.5).astype(np.int64)][k % 3]
+        admitted = batch[: rng.integers(0, 3)]
+        evicted = rng.choice(pool, rng.integers(0, 3), replace=False)
+        steps.append((now, batch, sampled, admitted, evicted))
+        events.preempted(evicted)
+        events.first_scheduled(now, admitted)
+        if events.tokens(now, batch, sampled):
+            events.flush(cols)
+    events.flush(cols)
+    expected = _per_step_reference(steps, num_slots)
+    for name, values in expected.items():
+        np.testing.assert_array_equal(cols[name], values, err_msg=name)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ltrsched.engine.result_events import DEFERRED, ResultEvents
 from ltrsched.policies.base import RequestState
 from ltrsched.policies.fastops import count_nonzero
 
@@ -88,12 +89,17 @@ class LiveTable:
         #: arrival, ties by id (what ``LiveView.arrival_ordered`` vouches for); False from the first that was not
         self.arrival_ordered = True
         self._last_key = (-np.inf, -np.inf)
+        #: the result-only columns' updates (:data:`~ltrsched.engine.result_events.DEFERRED`), applied on a read
+        self.events = ResultEvents()
 
     def __getattr__(self, name: str) -> np.ndarray:
         try:
-            return self.__dict__["_cols"][name]
+            col = self.__dict__["_cols"][name]
         except KeyError:
             raise AttributeError(name) from None
+        if name in DEFERRED and self.events:
+            self.events.flush(self._cols)
+        return col
 
     def add(self, info: RequestInfo, step: int) -> int:
         """Append a request; returns its slot. ``step`` is the index of the next scheduling step."""
@@ -148,30 +154,38 @@ class LiveTable:
         c["state"][slots] = WAITING
         c["computed_tokens"][slots] = 0
         c["pending_tokens"][slots] = c["prompt_tokens"][slots] + c["generated_tokens"][slots]
-        c["num_preemptions"][slots] += 1
+        self.events.preempted(slots)
 
     def scheduled(self, batch: np.ndarray, num_new_tokens: np.ndarray, computed_before: np.ndarray,
-                  prev_batch: np.ndarray, step: int, now: float, admits: bool) -> bool:
+                  prev_batch: np.ndarray, step: int, now: float, admitted: np.ndarray | None = None,
+                  prev_gone: np.ndarray | None = None) -> bool:
         """The step ``step`` starting at ``now`` [s] computes ``num_new_tokens`` for ``batch`` (whose
-        ``computed_tokens`` were ``computed_before``); the last step's batch members left out pause. ``admits``:
-        some member holds no KV yet. Pending tokens change when the step ends (:meth:`stepped`).
+        ``computed_tokens`` were ``computed_before``); the last step's batch ``prev_batch`` members left out
+        pause. ``admitted``: the members that hold no KV yet (None: every member does). ``prev_gone``: members of
+        ``prev_batch`` that finished since (they stay finished; None: none). Pending tokens change when the step
+        ends (:meth:`stepped`).
 
         Returns whether the step reruns the last step's batch (the same requests, each of which ran last
         step): then their states, residency, first scheduling and idle runs are already what they would be set
-        to, and are not written."""
+        to, and are not written. Otherwise only the admitted members change residency and first scheduling
+        (a resident member ran before)."""
         c = self._cols
         last_run = c["last_run_step"]
-        idle_run = (step - 1) - last_run[batch]  # idle steps each member ends now
+        idle_run = np.array(step - 1) - last_run[batch]  # idle steps each member ends now (a 0-d operand: cheaper)
         num_idle = count_nonzero(idle_run)
         # every member ran last step (no idle run ends) and none is admitted, so the batch is a subset of the
         # last one; as many members as the last step left unfinished make it the same set
-        rerun = not num_idle and not admits and len(batch) == len(prev_batch)
+        rerun = not num_idle and admitted is None and len(batch) == len(prev_batch) - (
+            0 if prev_gone is None else len(prev_gone))
         if not rerun:
-            c["state"][prev_batch] = PAUSED
-            c["state"][batch] = RUNNING
-            c["resident"][batch] = True
-            first = c["first_scheduled_time"]
-            first[batch] = np.fmin(first[batch], now)
+            state = c["state"]
+            state[prev_batch] = PAUSED
+            if prev_gone is not None:
+                state[prev_gone] = FINISHED
+            state[batch] = RUNNING
+            if admitted is not None:
+                c["resident"][admitted] = True
+                self.events.first_scheduled(now, admitted)
             if num_idle:
                 c["max_idle_steps"][batch] = np.maximum(c["max_idle_steps"][batch], idle_run)
         last_run[batch] = step
@@ -180,35 +194,23 @@ class LiveTable:
 
     def stepped(self, batch: np.ndarray, num_new_tokens: np.ndarray, pending_before: np.ndarray,
                 generated_before: np.ndarray, sampled: np.ndarray | None, now: float, dt: float,
-                one_token_each: bool = False, last_token_at: float | None = None) -> None:
+                one_token_each: bool = False) -> None:
         """The step of ``batch`` ended at ``now`` [s] after ``dt`` [s]: each member computed
         ``num_new_tokens`` of its ``pending_before`` tokens and produced ``sampled`` output tokens (0 or 1, bool
-        or int; None: one each), having had ``generated_before``.
-
-        ``one_token_each``: every member had one token pending (pending counts are unchanged when all
-        sampled). ``last_token_at``: the time [s] every member's last token came (a rerun of a step in which
-        every member sampled), or None: each member's gap is then one scalar subtraction."""
+        or int; None: one each), having had ``generated_before``. ``one_token_each``: every member had one token
+        pending (pending counts are unchanged when all sampled). The token times go to :attr:`events`
+        (``batch`` and ``sampled`` are kept until they are applied: the caller must not change them)."""
         c = self._cols
         c["run_time"][batch] += dt
         if sampled is None:
-            got = batch
             c["generated_tokens"][batch] = generated_before + 1
             if not one_token_each:  # each computed all its known tokens: the new token's KV is next
                 c["pending_tokens"][batch] = 1
-            # first tokens (none in a rerun of a step in which every member sampled)
-            if last_token_at is None and count_nonzero(generated_before) != len(batch):
-                firsts = batch[generated_before == 0]
-                c["first_token_time"][firsts] = np.fmin(c["first_token_time"][firsts], now)
         else:
-            got = batch[sampled.astype(bool, copy=False)]
             c["generated_tokens"][batch] = generated_before + sampled
             c["pending_tokens"][batch] = pending_before - num_new_tokens + sampled  # a new token's KV is next
-            c["first_token_time"][got] = np.fmin(c["first_token_time"][got], now)
-            last_token_at = None
-        last = c["last_token_time"]
-        gaps = np.array(now - last_token_at) if last_token_at is not None else now - last[got]  # NaN: no token before
-        c["max_token_gap"][got] = np.fmax(c["max_token_gap"][got], gaps)  # (fmax ignores NaN)
-        last[got] = now
+        if self.events.tokens(now, batch, sampled):
+            self.events.flush(c)
 
     def finished(self, slots: np.ndarray, now: float) -> None:
         """``slots`` finished at ``now`` [s] and left the GPU."""
@@ -220,6 +222,7 @@ class LiveTable:
 
     def results(self) -> dict[str, np.ndarray]:
         """Per-request result columns (rows in slot order)."""
+        self.events.flush(self._cols)
         n = self.size
         out = {name: self._cols[name][:n].copy() for name in ("request_id", "arrival_time", "prompt_tokens",
                                                              "requested_output_tokens") + RESULT_COLUMNS}
