@@ -74,6 +74,9 @@ def main() -> None:
     ap.add_argument("--min-live", type=int, default=1500)
     ap.add_argument("--profile", default="a100-llama3-8b")
     ap.add_argument("--wall", action="store_true", help="wall time instead of thread CPU time")
+    ap.add_argument("--split", action="store_true",
+                    help="also time the policy's rank, check_order and form_batch (shared code, the same in both) in "
+                         "each engine, and report the adapter's own time without them")
     args = ap.parse_args()
 
     from ltrsched.engine.vllm_compat import require_vllm
@@ -107,22 +110,41 @@ def main() -> None:
             new_mod.PolicyScheduler = current
 
     drivers = {"old": driver(old_mod), "new": driver(new_mod)}
+    shared = {"old": [0.0], "new": [0.0]}  # thread CPU time in the shared parts this step [s] (--split)
+    if args.split:
+        def timed(f, acc):
+            def wrapper(*a, **k):
+                t0 = clock()
+                try:
+                    return f(*a, **k)
+                finally:
+                    acc[0] += clock() - t0
+            return wrapper
+
+        for key, mod in (("old", old_mod), ("new", new_mod)):
+            mod.form_batch = timed(mod.form_batch, shared[key])
+            mod.check_order = timed(mod.check_order, shared[key])
     print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, {time.strftime('%Y-%m-%d %H:%M')}; "
           f"{args.num_requests} ShareGPT requests, burst, outputs <= {args.max_output or 'as drawn'}; old = "
           f"{args.old_ref}'s adapter; {'wall' if args.wall else 'thread CPU'} time")
     for pspec in args.policies.split(";"):
-        for d in drivers.values():
+        for key, d in drivers.items():
             policy = make_policy(pspec)
+            if args.split:
+                policy.rank = timed(policy.rank, shared[key])
             policy.prepare(wl.policy_columns(policy.extra_output_tokens))
             d.begin(policy)
             for info in request_infos(wl, policy.extra_output_tokens):
                 d.add(info)
             d.start()
-        active = list(drivers.values())
+        active = list(drivers.items())
+        per_step = {"old": [], "new": []}
         while active:
-            for d in active:
+            for key, d in active:
+                shared[key][0] = 0.0
                 d.step()
-            active = [d for d in active if d.has_unfinished()]
+                per_step[key].append(shared[key][0])
+            active = [(k, d) for k, d in active if d.has_unfinished()]
         old, new = (d.scheduler.log.frame() for d in drivers.values())
         timing = ["plugin_s", "vllm_schedule_s"]
         same = old.drop(timing).equals(new.drop(timing))
@@ -132,6 +154,12 @@ def main() -> None:
               f"new mean {pn.mean():.3f} / median {np.median(pn):.3f} ms, new/old {pn.mean() / po.mean():.2f}; "
               f"same steps: {same}; plan mismatches old {int(old['mismatches'].sum())}, new {int(new['mismatches'].sum())}",
               flush=True)
+        if args.split and len(per_step["old"]) == old.height and len(per_step["new"]) == new.height:
+            so = np.array(per_step["old"][: len(sel)])[sel] * 1e3
+            sn = np.array(per_step["new"][: len(sel)])[sel] * 1e3
+            print(f"{'':<36} rank + check_order + form_batch: old {so.mean():.3f}, new {sn.mean():.3f} ms; the adapter "
+                  f"without them: old {(po - so).mean():.3f}, new {(pn - sn).mean():.3f} ms, new/old "
+                  f"{(pn - sn).mean() / (po - so).mean():.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -31,15 +31,15 @@ def test_a_rerun_writes_only_what_changes_and_keeps_the_invariants():
     for i in range(3):
         t.add(_info(i, 0.0, prompt=4), 0)
     batch, take = np.array([0, 1]), np.array([4, 4])
-    computed, pending, gen = t.computed_tokens[batch], t.pending_tokens[batch].copy(), t.generated_tokens[batch]
+    computed, pending = t.computed_tokens[batch], t.pending_tokens[batch].copy()
     assert not t.scheduled(batch, take, computed, np.zeros(0, dtype=np.int64), 0, 1.0, admitted=batch)
-    t.stepped(batch, take, pending, gen, None, 2.0, 1.0)  # both prompts done: first tokens
+    t.stepped(batch, take, pending, None, 2.0, 1.0)  # both prompts done: first tokens
     assert t.first_token_time[batch].tolist() == [2.0, 2.0] and t.pending_tokens[batch].tolist() == [1, 1]
     for step, now in ((1, 3.0), (2, 4.5)):  # the same two decode on
         one = np.ones(2, dtype=np.int64)
         rerun = t.scheduled(batch, one, t.computed_tokens[batch], batch, step, now)
         assert rerun
-        t.stepped(batch, one, one, t.generated_tokens[batch], None, now + 0.5, 0.5, one_token_each=True)
+        t.stepped(batch, one, one, None, now + 0.5, 0.5, one_token_each=True)
     assert t.max_token_gap[batch].tolist() == [1.5, 1.5] and t.last_token_time[batch].tolist() == [5.0, 5.0]
     assert t.state[batch].tolist() == [RUNNING, RUNNING] and t.max_idle_steps[batch].tolist() == [0, 0]
     # request 2 joins, 1 pauses: not a rerun
@@ -47,8 +47,7 @@ def test_a_rerun_writes_only_what_changes_and_keeps_the_invariants():
     assert not t.scheduled(batch2, np.array([1, 4]), t.computed_tokens[batch2], batch, 3, 6.0, admitted=batch2[1:])
     assert t.state[1] == PAUSED and t.state[2] == RUNNING and t.max_idle_steps[2] == 3
     known = t.prompt_tokens[:3] + t.generated_tokens[:3]
-    t.stepped(batch2, np.array([1, 4]), np.array([1, 4]), t.generated_tokens[batch2], np.array([True, True]),
-              7.0, 1.0)
+    t.stepped(batch2, np.array([1, 4]), np.array([1, 4]), np.array([True, True]), 7.0, 1.0)
     known = t.prompt_tokens[:3] + t.generated_tokens[:3]
     assert (t.pending_tokens[:3] == known - t.computed_tokens[:3]).all()
 

@@ -37,9 +37,10 @@ class ResultEvents:
     def __bool__(self) -> bool:
         return bool(self._entries)
 
-    def tokens(self, now: float, slots: np.ndarray, sampled: np.ndarray | None) -> bool:
-        """The members ``slots`` of a step that ended at ``now`` [s] produced ``sampled`` tokens each (0 or 1,
-        bool or int, aligned; None: one each). True when the log is due for a flush."""
+    def tokens(self, now: float, slots: np.ndarray, sampled: np.ndarray | list | None) -> bool:
+        """The members ``slots`` of a step that ended at ``now`` [s] produced ``sampled`` tokens each (an array
+        of 0 or 1, bool or int, aligned; None: one each; a list: one each but the members at these positions).
+        True when the log is due for a flush."""
         self._tokens.append((now, slots, sampled))
         self._entries += len(slots)
         return self._entries >= FLUSH_ENTRIES
@@ -76,7 +77,7 @@ class ResultEvents:
         slot = np.concatenate([s for _, s, _ in entries])
         t = np.repeat(np.array([now for now, _, _ in entries], dtype=np.float64), sizes)
         if any(sampled is not None for _, _, sampled in entries):
-            got = np.concatenate([_all(len(s)) if sampled is None else sampled.astype(bool, copy=False)
+            got = np.concatenate([_all(len(s)) if sampled is None else _mask(sampled, len(s))
                                   for _, s, sampled in entries])
             slot, t = slot[got], t[got]
         if not len(slot):
@@ -118,6 +119,15 @@ def _stable_order(slot: np.ndarray) -> np.ndarray:
 
 _ALL = np.ones(1024, dtype=bool)
 _ALL.flags.writeable = False
+
+
+def _mask(sampled: np.ndarray | list, n: int) -> np.ndarray:
+    """Who of ``n`` members produced a token: ``sampled`` as :meth:`ResultEvents.tokens` takes it (not None)."""
+    if type(sampled) is list:
+        mask = np.ones(n, dtype=bool)
+        mask[sampled] = False
+        return mask
+    return sampled.astype(bool, copy=False)
 
 
 def _all(n: int) -> np.ndarray:

@@ -42,7 +42,7 @@ import numpy as np
 from vllm.v1.core.sched.request_queue import SchedulingPolicy, create_request_queue
 from vllm.v1.core.sched.scheduler import Scheduler
 
-from ltrsched.engine.live_table import FINISHED, LiveTable
+from ltrsched.engine.live_table import AS_PLANNED, FINISHED, LiveTable
 from ltrsched.engine.queues import HeldRequests
 from ltrsched.engine.request_slots import RequestSlots
 from ltrsched.engine.setup import EngineSetup, request_info, take_setup
@@ -146,6 +146,7 @@ class PolicyScheduler(Scheduler):
         self._admit_queue = create_request_queue(SchedulingPolicy.FCFS)  # vLLM's waiting queue in schedule()
         self._wants_on_step = type(self.ranking_policy).on_step is not Policy.on_step
         self._in_sync = True  # no step has differed from its plan: vLLM's running list mirrors the table
+        self._none_paused = True  # the last schedule() paused no resident
 
     @property
     def planned_shape(self):
@@ -182,7 +183,7 @@ class PolicyScheduler(Scheduler):
     # ------------------------------------------------------------------ one step
     def schedule(self, *args: Any, **kwargs: Any):
         t = self.table
-        if not len(t.live):
+        if not t.num_live:
             return super().schedule(*args, **kwargs)
         wall0 = time.perf_counter()
         now = self.clock()
@@ -197,13 +198,11 @@ class PolicyScheduler(Scheduler):
         running = self.running  # every request holding KV (vLLM's running list between steps)
 
         # preempt what the plan says (vLLM frees the KV and puts the request at the head of its waiting queue;
-        # it leaves the running list to the caller: the pass over it below drops them)
+        # it leaves the running list to the caller: the pass over it below drops them). vLLM's part comes after
+        # the table's work, which runs best right after form_batch's (see below)
         evicted = _NONE
-        if len(plan.evict):
+        if len(plan.evict):  # (vLLM's part below, after the table's)
             evicted = slots.gather(plan.evict)
-            stamp = time.monotonic()
-            for r in evicted:
-                self._preempt_request(r, stamp)  # prepends r to self.waiting: O(1) (HeldRequests)
             t.preempted(plan.evict)
             # an evicted member of the last batch has no KV now: it waits, it must not be marked paused below.
             # Every other member of the last batch holds KV (those that finished left it), so the ones still
@@ -221,7 +220,7 @@ class PolicyScheduler(Scheduler):
         engine_reqs = batch_reqs  # the order vLLM serves them in: residents first (see _check)
         if num_res == n:
             running_now, to_admit = batch_reqs, _NONE
-        elif count_nonzero(is_res[:num_res]) == num_res:  # the residents rank first (as they mostly do)
+        elif is_res.argmin() == num_res:  # the residents rank first, as they mostly do (the first False is there)
             running_now, to_admit = batch_reqs[:num_res], batch_reqs[num_res:]
             admitted_slots = batch[num_res:]
         else:
@@ -238,6 +237,48 @@ class PolicyScheduler(Scheduler):
             if evicted:
                 skip.update(map(id, evicted))
             paused = [r for r in running if id(r) not in skip]
+        # the step's shape and the table's update come before vLLM's schedule() (which reads neither): a numpy
+        # call costs less right after form_batch's than after vLLM's work, which leaves the caches cold (the first
+        # call of each kind there takes ~10-30 us on the 2-core VM: BENCHMARKS.md, issue 13).
+        # The batch's counts before the step (form_batch's, when it kept them; preemption changes neither for
+        # batch members). The table keeps pending = prompt + generated - computed for every request
+        b_computed = t.computed_tokens[batch] if plan.computed_tokens is None else plan.computed_tokens
+        b_pending = t.pending_tokens[batch] if plan.pending_tokens is None else plan.pending_tokens
+        # the step's prompt chunks (members with other than one token pending), with what each takes and has
+        # pending and the outputs its request holds before the step, when they are few (see _sampled)
+        context = int(b_computed.dot(ones(n)))  # KV tokens of the batch before the step
+        chunks = None
+        if plan.one_token_each:
+            shape = StepShape(num_decode_seqs=n, decode_context_tokens=context + n)
+        else:
+            pos = (b_pending != 1).nonzero()[0]
+            k = len(pos)
+            if not k:
+                shape = StepShape(num_decode_seqs=n, decode_context_tokens=context + n)
+            elif k <= _FEW_CHUNKS:  # (scalar reads: a numpy call costs more than a few of them)
+                pos = pos.tolist()
+                c_take = list(map(take.item, pos))
+                c_pending = list(map(b_pending.item, pos))
+                shape = few_chunks_shape(n, context, c_take, list(map(b_computed.item, pos)))
+                chunks = (pos, c_take, c_pending, list(map(batch.item, pos)),
+                          [len(batch_reqs[j]._output_token_ids) for j in pos])
+            else:
+                shape = split_step_shape(take, b_computed, b_pending)
+                chunks = pos
+        # nobody paused in the last step or this one: the batch's residents are the last batch's members left
+        settled = self._in_sync and not paused and self._none_paused
+        self._none_paused = not paused
+        t.scheduled(batch, take, b_computed, self._prev_batch, step, now, admitted_slots, self._prev_gone, settled)
+        planned = None if plan.one_token_each else take.tolist()  # (for the check)
+        on_step = None  # the batch as a mask over the view, for the policy's on_step
+        if self._wants_on_step:
+            on_step = np.zeros(len(view), dtype=bool)
+            on_step[order[:n] if plan.ranks is None else order[plan.ranks]] = True
+        self.blocks_in_use = plan.blocks_in_use
+        if evicted:
+            stamp = time.monotonic()
+            for r in evicted:
+                self._preempt_request(r, stamp)  # prepends r to self.waiting: O(1) (HeldRequests)
         waiting_all = self.waiting
         self.running = running_now if running_now is not batch_reqs else batch_reqs[:]  # vLLM appends the admitted
         admit_queue = self._admit_queue
@@ -257,41 +298,15 @@ class PolicyScheduler(Scheduler):
                 waiting_all.remove_requests(admitted)
             self.waiting = waiting_all
 
-        mismatch = self._check(out, plan, scheduled, engine_reqs, evicted)
-        # the batch's counts before the step (form_batch's, when it kept them; preemption changes neither for
-        # batch members). The table keeps pending = prompt + generated - computed for every request
-        b_computed = t.computed_tokens[batch] if plan.computed_tokens is None else plan.computed_tokens
-        b_pending = t.pending_tokens[batch] if plan.pending_tokens is None else plan.pending_tokens
-        # the step's prompt chunks (members with other than one token pending), with what each takes and has
-        # pending and the outputs its request holds before the step, when they are few (see _sampled)
-        context = int(b_computed.dot(ones(n)))  # KV tokens of the batch before the step
-        chunks = None
-        if plan.one_token_each:
-            shape = StepShape(num_decode_seqs=n, decode_context_tokens=context + n)
-        else:
-            pos = (b_pending != 1).nonzero()[0]
-            k = len(pos)
-            if not k:
-                shape = StepShape(num_decode_seqs=n, decode_context_tokens=context + n)
-            elif k <= _FEW_CHUNKS:
-                c_take = take[pos].tolist()
-                shape = few_chunks_shape(n, context, c_take, b_computed[pos].tolist())
-                c_pending = b_pending[pos].tolist()
-                pos = pos.tolist()
-                chunks = (pos, c_take, c_pending, [len(batch_reqs[j]._output_token_ids) for j in pos])
-            else:
-                shape = split_step_shape(take, b_computed, b_pending)
-                chunks = pos
-        t.scheduled(batch, take, b_computed, self._prev_batch, step, now, admitted_slots, self._prev_gone)
-        self.blocks_in_use = plan.blocks_in_use
+        mismatch = self._check(out, plan, planned, scheduled, engine_reqs, evicted)
         plugin_s = (wall1 - wall0) + (time.perf_counter() - wall2)
-        self._step = (view, order, plan, now, shape, mismatch, wall2 - wall1, plugin_s, batch_reqs, b_pending, chunks)
+        self._step = (view, on_step, plan, now, shape, mismatch, wall2 - wall1, plugin_s, batch_reqs, b_pending, chunks)
         return out
 
-    def _check(self, out, plan, scheduled: list, engine_reqs: list | None, evicted: list) -> int:
+    def _check(self, out, plan, planned: list | None, scheduled: list, engine_reqs: list | None, evicted: list) -> int:
         """Tokens per request and preemptions vLLM scheduled vs the plan; the number of differences.
 
-        ``scheduled`` is vLLM's running list after its ``schedule()``; ``engine_reqs`` the batch's requests in the
+        ``planned``: each member's tokens (None: one each). ``scheduled`` is vLLM's running list after its ``schedule()``; ``engine_reqs`` the batch's requests in the
         order vLLM was handed them (its running list, then its waiting queue), or None (not known: the check
         goes by request id). vLLM schedules only from those two lists, appends each request it admits to its
         running list, records each request's tokens as it schedules it (its running list in order, then the
@@ -305,10 +320,11 @@ class PolicyScheduler(Scheduler):
         evicted = {r.request_id for r in evicted} if evicted else set()
         if len(got) == n and out.preempted_req_ids == evicted and engine_reqs is not None and scheduled == engine_reqs:
             # (vLLM schedules at least one token per request it schedules: n tokens in all are one each)
-            if sum(got.values()) == n if plan.one_token_each else list(got.values()) == plan.num_new_tokens.tolist():
+            if sum(got.values()) == n if planned is None else list(got.values()) == planned:
                 return 0  # the common case, checked in C loops
         batch_ids = self.slots.gather_ids(plan.batch)
-        planned = [1] * n if plan.one_token_each else plan.num_new_tokens.tolist()
+        if planned is None:
+            planned = [1] * n
         if len(got) == n and list(map(got.get, batch_ids)) == planned and out.preempted_req_ids == evicted:
             return 0
         wrong = [r for r, n in zip(batch_ids, planned) if got.get(r) != n]
@@ -325,7 +341,7 @@ class PolicyScheduler(Scheduler):
             )
         return n
 
-    def _sampled(self, emitted: int, reqs: list, plan, b_pending: np.ndarray, b_gen: np.ndarray, chunks):
+    def _sampled(self, emitted: int, reqs: list, plan, b_pending: np.ndarray, chunks):
         """Which batch members produced a token this step, from the plan, checked against what vLLM did:
         ``(sampled, differences)``, ``sampled`` None when every member did, else the tokens each produced.
 
@@ -339,24 +355,25 @@ class PolicyScheduler(Scheduler):
         vLLM's request objects (one pass over the batch) and the differences from the plan are counted.
 
         ``chunks``: None when no member has other than one token pending; a few chunks as ``(positions in the
-        batch, tokens each takes, tokens each had pending, outputs its request held before the step)``, lists
-        (``schedule`` reads them); many as an array of positions."""
+        batch, tokens each takes, tokens each had pending, slots, outputs its request held before the step)``,
+        lists (``schedule`` reads them); many as an array of positions. ``sampled`` is
+        :data:`~ltrsched.engine.live_table.AS_PLANNED` when each member produced a token exactly if it computed
+        all its pending tokens and some few chunks did not."""
         take = plan.num_new_tokens
         if emitted >= 0 and type(chunks) is not np.ndarray:
             if chunks is None:
                 if emitted == len(reqs):
                     return None, 0
             else:
-                pos, c_take, c_pending, before = chunks
+                pos, c_take, c_pending, _, before = chunks
                 got_chunks = [len(reqs[j]._output_token_ids) - b for j, b in zip(pos, before)]
                 planned = [int(a == p) for a, p in zip(c_take, c_pending)]
                 if got_chunks == planned and emitted == len(reqs) - len(pos) + sum(got_chunks):
-                    if all(planned):
-                        return None, 0
-                    return take == b_pending, 0
+                    return (None if all(planned) else AS_PLANNED), 0
         # many chunks, or a difference: each member's count as vLLM has it. A member aborted since schedule()
         # (finish_requests) produces nothing
-        got = np.fromiter(map(len, map(_OUTPUT_TOKEN_IDS, reqs)), dtype=np.int64, count=len(reqs)) - b_gen
+        got = np.fromiter(map(len, map(_OUTPUT_TOKEN_IDS, reqs)), dtype=np.int64, count=len(reqs))
+        got -= self.table.generated_tokens[plan.batch]
         planned = (take == b_pending) & (self.table.state[plan.batch] != FINISHED)
         diff = int(count_nonzero(got != planned))
         if diff:
@@ -375,37 +392,35 @@ class PolicyScheduler(Scheduler):
         if self._step is None:
             return outputs
         wall0 = time.perf_counter()
-        view, order, plan, start, shape, mismatch, vllm_s, plugin_s, reqs, b_pending, chunks = self._step
+        view, on_step, plan, start, shape, mismatch, vllm_s, plugin_s, reqs, b_pending, chunks = self._step
         self._step = None
         now = self.clock()
         dt = now - start
         t = self.table
         batch = plan.batch
-        b_gen = t.generated_tokens[batch]
         if mismatch:  # vLLM scheduled another step than the plan: its own account of each member
             got = np.fromiter(map(len, map(_OUTPUT_TOKEN_IDS, reqs)), dtype=np.int64, count=len(reqs))
-            sampled, wrong = got - b_gen, 0
+            sampled, wrong = got - t.generated_tokens[batch], 0
         else:
             emitted = sum(map(len, map(_OUTPUTS, outputs.values()))) if plain else -1
-            sampled, wrong = self._sampled(emitted, reqs, plan, b_pending, b_gen, chunks)
-        t.stepped(batch, plan.num_new_tokens, b_pending, b_gen, sampled, now, dt, plan.one_token_each)
+            sampled, wrong = self._sampled(emitted, reqs, plan, b_pending, chunks)
+        t.stepped(batch, plan.num_new_tokens, b_pending, sampled, now, dt, plan.one_token_each,
+                  chunks if type(chunks) is tuple else None)
         # the members that finished: vLLM names the requests it freed since schedule() (it starts a new set
         # there); those the table no longer holds were aborted since (finish_requests), and finished there
         freed = self.finished_req_ids
         gone = sorted(s for s in map(self._slot.pop, freed, repeat(None)) if s is not None) if freed else _NONE
-        if self._wants_on_step:
-            scheduled = np.zeros(len(view), dtype=bool)
-            scheduled[order[: len(batch)] if plan.ranks is None else order[plan.ranks]] = True
-            self.ranking_policy.on_step(view, scheduled, dt)
+        if on_step is not None:
+            self.ranking_policy.on_step(view, on_step, dt)
         finished = None
         num_finished = len(gone)
-        if num_finished:
-            finished = np.array(gone, dtype=np.int64)
+        if num_finished:  # (a few each step: scalar reads and writes)
+            finished = gone
             bs = self.limits.block_size
-            self.blocks_in_use -= sum([-(-c // bs) for c in t.computed_tokens[finished].tolist()])
-            t.finished(finished, now)
-            self.slots.release(finished)
-            self.ranking_policy.on_finish(t.request_id[finished], now)
+            self.blocks_in_use -= sum([-(-c // bs) for c in map(t.computed_tokens.item, gone)])
+            t.finished(gone, now)
+            self.slots.release(gone)
+            self.ranking_policy.on_finish(np.array(list(map(t.request_id.item, gone)), dtype=np.int64), now)
         # the last batch, and those of its members that left it since (the next step's table update needs both)
         self._prev_batch = batch
         self._prev_gone = finished
@@ -414,12 +429,9 @@ class PolicyScheduler(Scheduler):
             self._aborted = []
             num_finished += len(aborted)
             self._prev_gone = aborted if finished is None else np.concatenate((finished, aborted))
-        self.log.record(
-            start=start, end=now, cycle=now - self._prev_end, shape=shape, num_live=len(view),
-            num_evicted=len(plan.evict), num_finished=num_finished, blocks_in_use=self.blocks_in_use,
-            mismatches=mismatch + wrong, vllm_schedule_s=vllm_s, plugin_s=plugin_s + time.perf_counter() - wall0,
-        )
+        self.log.record(shape, start, now, now - self._prev_end, len(view), len(plan.evict), num_finished,
+                        self.blocks_in_use, mismatch + wrong, vllm_s, plugin_s + time.perf_counter() - wall0)
         # the next step follows back to back if requests are left (else it waits for an arrival)
-        self._prev_end = now if len(t.live) else float("nan")
+        self._prev_end = now if t.num_live else float("nan")
         self.num_steps += 1
         return outputs
