@@ -147,6 +147,8 @@ class PolicyScheduler(Scheduler):
         self._wants_on_step = type(self.ranking_policy).on_step is not Policy.on_step
         self._in_sync = True  # no step has differed from its plan: vLLM's running list mirrors the table
         self._none_paused = True  # the last schedule() paused no resident
+        self._paused: dict[int, Any] = {}  # id -> request of the residents the last schedule() set aside (in sync)
+        self._survivors: tuple | None = None  # (the last batch's requests, ids of those that finished), or None
 
     @property
     def planned_shape(self):
@@ -167,6 +169,10 @@ class PolicyScheduler(Scheduler):
     def finish_requests(self, request_ids, finished_status):
         """Aborts from outside: the requests leave the live set without a finish time."""
         done = super().finish_requests(request_ids, finished_status)
+        if done:  # (vLLM took them out of its running list: the next step's pass over it finds the residents)
+            self._survivors = None
+            for r in done:
+                self._paused.pop(id(r), None)
         slots = np.array([self._slot.pop(r.request_id) for r in done if r.request_id in self._slot], dtype=np.int64)
         if len(slots):
             t = self.table
@@ -230,13 +236,27 @@ class PolicyScheduler(Scheduler):
         # residents outside the batch are set aside (paused, KV kept). vLLM's running list holds exactly the
         # resident requests (the evicted ones too, until here), so when it is no longer than the batch's
         # residents and the evicted nothing pauses
+        survivors, self._survivors = self._survivors, None
         if len(running) == num_res + len(evicted) and self._in_sync:
             paused = _NONE
+            self._paused.clear()
+        elif self._in_sync and survivors is not None:
+            # the residents are the last step's paused ones and its members still here: only those change
+            kept = self._paused
+            reqs, gone = survivors
+            for r in reqs if not gone else [r for r in reqs if id(r) not in gone]:
+                kept[id(r)] = r
+            for r in running_now:
+                kept.pop(id(r), None)
+            for r in evicted:
+                kept.pop(id(r), None)
+            paused = list(kept.values())
         else:
             skip = set(map(id, running_now))
             if evicted:
                 skip.update(map(id, evicted))
             paused = [r for r in running if id(r) not in skip]
+            self._paused = {id(r): r for r in paused}
         # the step's shape and the table's update come before vLLM's schedule() (which reads neither): a numpy
         # call costs less right after form_batch's than after vLLM's work, which leaves the caches cold (the first
         # call of each kind there takes ~10-30 us on the 2-core VM: BENCHMARKS.md, issue 13).
@@ -414,8 +434,10 @@ class PolicyScheduler(Scheduler):
             self.ranking_policy.on_step(view, on_step, dt)
         finished = None
         num_finished = len(gone)
+        self._survivors = (reqs, None)
         if num_finished:  # (a few each step: scalar reads and writes)
             finished = gone
+            self._survivors = (reqs, set(map(id, map(self.slots.requests.item, gone))))
             bs = self.limits.block_size
             self.blocks_in_use -= sum([-(-c // bs) for c in map(t.computed_tokens.item, gone)])
             t.finished(gone, now)
@@ -427,6 +449,7 @@ class PolicyScheduler(Scheduler):
         if self._aborted:  # members aborted during the step: finished in finish_requests
             aborted = np.concatenate(self._aborted)
             self._aborted = []
+            self._survivors = None
             num_finished += len(aborted)
             self._prev_gone = aborted if finished is None else np.concatenate((finished, aborted))
         self.log.record(shape, start, now, now - self._prev_end, len(view), len(plan.evict), num_finished,
