@@ -96,3 +96,73 @@ def test_logged_result_columns_equal_the_per_step_updates(monkeypatch, flush_ent
     expected = _per_step_reference(steps, num_slots)
     for name, values in expected.items():
         np.testing.assert_array_equal(cols[name], values, err_msg=name)
+
+
+def test_counts_added_when_read_equal_the_per_step_updates(monkeypatch):
+    """Generated counts and run times are logged per step and added when read (a policy's view, a preemption,
+    the results) or every few steps; pending counts change only for the few prompt chunks. Whatever the
+    reads, each equals the per-step update: generated + tokens made, run_time + the step's duration."""
+    from ltrsched.engine import live_table
+
+    monkeypatch.setattr(live_table, "_RUN_TIMES_KEPT", 5)
+    rng = np.random.default_rng(7)
+    t = LiveTable(capacity=4)
+    n = 12
+    for i in range(n):
+        t.add(_info(i, 0.0, prompt=1), 0)
+    gen, run, pend = np.zeros(n, dtype=np.int64), np.zeros(n), np.ones(n, dtype=np.int64)
+    now = 0.0
+    for step in range(40):
+        batch = rng.permutation(n)[: rng.integers(1, n)]
+        take = np.ones(len(batch), dtype=np.int64)
+        pending = pend[batch].copy()
+        dt = float(rng.choice([0.01, 0.3, 1e-7]))
+        now += dt
+        for j in range(len(batch)):  # new prompt chunks (as after a preemption) beside those left from before
+            if pending[j] == 1 and rng.random() < 0.3:
+                pending[j] = int(rng.integers(2, 9))
+        pos = [j for j in range(len(batch)) if pending[j] != 1]  # the chunks: some finish, some not
+        for j in pos:
+            take[j] = int(rng.integers(1, pending[j] + 1))
+        chunks = (pos, [int(take[j]) for j in pos], [int(pending[j]) for j in pos], [int(batch[j]) for j in pos])
+        made = take == pending
+        t.pending_tokens[batch] = pending  # (the chunks' pending counts, as a preemption or an arrival sets them)
+        t.stepped(batch, take, pending, None if made.all() else live_table.AS_PLANNED, now, dt,
+                  chunks=chunks if pos else None, one_token_each=not pos)
+        gen[batch] += made
+        run[batch] += dt
+        pend[batch] = pending - take + made
+        if step % 7 == 3:  # a read through the view's columns, at some steps
+            cols = t.live_columns(step)
+            assert cols["generated_tokens"](t.live).tolist() == gen[t.live].tolist()
+            assert cols["run_time"](None)[:n].tolist() == run.tolist()
+        assert t.pending_tokens[:n].tolist() == pend.tolist()  # (never deferred)
+    assert t.generated_tokens[:n].tolist() == gen.tolist() and t.run_time[:n].tolist() == run.tolist()
+    assert t.results()["generated_tokens"].tolist() == gen.tolist()
+
+
+def test_a_settled_step_writes_what_the_general_update_writes():
+    """``scheduled(settled=True)`` (the batch's residents are the last batch's members left) touches only the
+    admitted members; the table ends as the general update leaves it."""
+    tables = [LiveTable(), LiveTable()]
+    for t in tables:
+        for i in range(6):
+            t.add(_info(i, 0.0, prompt=3), 0)
+    prev = np.zeros(0, dtype=np.int64)
+    steps = [  # (batch, admitted, finished after the step)
+        (np.array([0, 1, 2]), np.array([0, 1, 2]), [1]),
+        (np.array([0, 2, 3]), np.array([3]), []),     # 1 finished, 3 admitted (idle since step 0)
+        (np.array([0, 2, 3]), None, [0]),             # a rerun
+        (np.array([2, 3, 4, 5]), np.array([4, 5]), []),
+    ]
+    for step, (batch, admitted, finished) in enumerate(steps):
+        for t, settled in zip(tables, (True, False)):
+            gone = np.array(finished_before, dtype=np.int64) if step and finished_before else None
+            t.scheduled(batch, np.ones(len(batch), dtype=np.int64), t.computed_tokens[batch], prev, step + 2,
+                        float(step), admitted, gone, settled)
+            if finished:
+                t.finished(np.array(finished), float(step) + 0.5)
+        prev, finished_before = batch, finished
+    for name in ("state", "resident", "last_run_step", "max_idle_steps", "computed_tokens", "first_scheduled_time"):
+        np.testing.assert_array_equal(getattr(tables[0], name), getattr(tables[1], name), err_msg=name)
+    assert tables[0].live.tolist() == tables[1].live.tolist() == [2, 3, 4, 5] and tables[0].num_live == 4
