@@ -75,8 +75,9 @@ def main() -> None:
     ap.add_argument("--profile", default="a100-llama3-8b")
     ap.add_argument("--wall", action="store_true", help="wall time instead of thread CPU time")
     ap.add_argument("--split", action="store_true",
-                    help="also time the policy's rank, check_order and form_batch (shared code, the same in both) in "
-                         "each engine, and report the adapter's own time without them")
+                    help="also time the code both versions share (the policy's hooks, check_order, form_batch, vLLM's "
+                         "_preempt_request; wrapped, ~3 us a call) in each engine, and report the adapter's own time "
+                         "without it")
     args = ap.parse_args()
 
     from ltrsched.engine.vllm_compat import require_vllm
@@ -124,6 +125,9 @@ def main() -> None:
         for key, mod in (("old", old_mod), ("new", new_mod)):
             mod.form_batch = timed(mod.form_batch, shared[key])
             mod.check_order = timed(mod.check_order, shared[key])
+            # vLLM's own preemption, called by the plug-in (the old class's and the new one's: both are vLLM's)
+            cls = mod.PolicyScheduler
+            cls._preempt_request = timed(cls._preempt_request, shared[key])
     print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, {time.strftime('%Y-%m-%d %H:%M')}; "
           f"{args.num_requests} ShareGPT requests, burst, outputs <= {args.max_output or 'as drawn'}; old = "
           f"{args.old_ref}'s adapter; {'wall' if args.wall else 'thread CPU'} time")
@@ -131,7 +135,8 @@ def main() -> None:
         for key, d in drivers.items():
             policy = make_policy(pspec)
             if args.split:
-                policy.rank = timed(policy.rank, shared[key])
+                for hook in ("rank", "on_step", "on_finish"):
+                    setattr(policy, hook, timed(getattr(policy, hook), shared[key]))
             policy.prepare(wl.policy_columns(policy.extra_output_tokens))
             d.begin(policy)
             for info in request_infos(wl, policy.extra_output_tokens):
@@ -157,9 +162,9 @@ def main() -> None:
         if args.split and len(per_step["old"]) == old.height and len(per_step["new"]) == new.height:
             so = np.array(per_step["old"][: len(sel)])[sel] * 1e3
             sn = np.array(per_step["new"][: len(sel)])[sel] * 1e3
-            print(f"{'':<36} rank + check_order + form_batch: old {so.mean():.3f}, new {sn.mean():.3f} ms; the adapter "
-                  f"without them: old {(po - so).mean():.3f}, new {(pn - sn).mean():.3f} ms, new/old "
-                  f"{(pn - sn).mean() / (po - so).mean():.2f}", flush=True)
+            print(f"{'':<36} the policy (rank, on_step, on_finish), check_order, form_batch and vLLM's _preempt_request: "
+                  f"old {so.mean():.3f}, new {sn.mean():.3f} ms; the adapter without them: old {(po - so).mean():.3f}, "
+                  f"new {(pn - sn).mean():.3f} ms, new/old {(pn - sn).mean() / (po - so).mean():.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -178,10 +178,20 @@ class LiveTable:
     def preempted(self, slots: np.ndarray) -> None:
         """``slots`` lost their KV (recompute preemption): they wait and will prefill prompt + output again."""
         c = self._cols
-        c["resident"][slots] = False
-        c["state"][slots] = WAITING
-        c["computed_tokens"][slots] = 0
-        c["pending_tokens"][slots] = c["prompt_tokens"][slots] + self.generated_tokens[slots]
+        generated = self.generated_tokens  # (the logged tokens added)
+        if len(slots) <= _FEW:  # (a few each step: scalar writes)
+            resident, state, computed, pending, prompt = (c[k] for k in ("resident", "state", "computed_tokens",
+                                                                         "pending_tokens", "prompt_tokens"))
+            for s in slots.tolist():
+                resident[s] = False
+                state[s] = WAITING
+                computed[s] = 0
+                pending[s] = prompt.item(s) + generated.item(s)
+        else:
+            c["resident"][slots] = False
+            c["state"][slots] = WAITING
+            c["computed_tokens"][slots] = 0
+            c["pending_tokens"][slots] = c["prompt_tokens"][slots] + generated[slots]
         self.events.preempted(slots)
 
     def scheduled(self, batch: np.ndarray, num_new_tokens: np.ndarray, computed_before: np.ndarray,
