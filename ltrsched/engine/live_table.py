@@ -3,6 +3,13 @@
 vLLM keeps its state in one Python object per request; reading 2,000 of them every step would cost
 milliseconds. The adapter instead mirrors what a policy needs into growable arrays, indexed by a dense
 *slot* per request, and updates only the rows a step touches (O(batch) per step).
+
+Inside the engine each numpy call costs several times what it costs warm (vLLM's work between the adapter's
+calls leaves the caches cold: BENCHMARKS.md, issue 13), so a step makes as few as it can: the counts a step
+changes for every member in the same way (generated tokens, run time) are logged and added when someone reads
+the column (a policy's view reads them through functions that add them first) or every few steps; the
+result-only columns go through :mod:`ltrsched.engine.result_events`; the few requests admitted, finishing or
+preempted in a step are written one by one; finished requests leave :attr:`LiveTable.live` when it is next read.
 """
 
 from __future__ import annotations

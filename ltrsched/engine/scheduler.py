@@ -326,9 +326,9 @@ class PolicyScheduler(Scheduler):
     def _check(self, out, plan, planned: list | None, scheduled: list, engine_reqs: list | None, evicted: list) -> int:
         """Tokens per request and preemptions vLLM scheduled vs the plan; the number of differences.
 
-        ``planned``: each member's tokens (None: one each). ``scheduled`` is vLLM's running list after its ``schedule()``; ``engine_reqs`` the batch's requests in the
-        order vLLM was handed them (its running list, then its waiting queue), or None (not known: the check
-        goes by request id). vLLM schedules only from those two lists, appends each request it admits to its
+        ``planned``: each member's tokens (None: one each). ``scheduled`` is vLLM's running list after its
+        ``schedule()``; ``engine_reqs`` the batch's requests in the order vLLM was handed them (its running list,
+        then its waiting queue), or None (not known: the check goes by request id). vLLM schedules only from those two lists, appends each request it admits to its
         running list, records each request's tokens as it schedules it (its running list in order, then the
         admitted in order) and keeps in its running list every request it neither preempted nor left without
         tokens. So when it scheduled as many requests as the batch has, preempted only the plan's, and its
