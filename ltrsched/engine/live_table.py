@@ -307,8 +307,12 @@ class LiveTable:
     def _add_tokens(self) -> None:
         """Add the logged steps' tokens to their members' generated counts (one each, but the listed slots)."""
         generated = self._cols["generated_tokens"]
-        for batch, missed in self._grown:
-            generated[batch] += 1
+        grown = self._grown
+        if len(grown) == 1:
+            generated[grown[0][0]] += 1
+        else:  # (one call for all the steps: a slot listed in several steps gets one each)
+            np.add.at(generated, np.concatenate([batch for batch, _ in grown]), 1)
+        for _, missed in grown:
             for slot in missed:
                 generated[slot] -= 1
         self._grown = []
@@ -321,8 +325,13 @@ class LiveTable:
     def _add_run_times(self) -> None:
         """Add the logged steps' durations to their members' run times (in step order: the same sums)."""
         run_time = self._cols["run_time"]
-        for batch, dt in self._ran:
-            run_time[batch] += dt
+        ran = self._ran
+        if len(ran) == 1:
+            run_time[ran[0][0]] += ran[0][1]
+        else:  # ufunc.at adds in the listed order, step by step for each slot: the per-step sums, bit for bit
+            sizes = np.fromiter((len(batch) for batch, _ in ran), dtype=np.int64, count=len(ran))
+            np.add.at(run_time, np.concatenate([batch for batch, _ in ran]),
+                      np.repeat(np.array([dt for _, dt in ran], dtype=np.float64), sizes))
         self._ran = []
 
     def _run_time_at(self, index: np.ndarray | None) -> np.ndarray:
