@@ -308,6 +308,8 @@ class LiveTable:
         """Add the logged steps' tokens to their members' generated counts (one each, but the listed slots)."""
         generated = self._cols["generated_tokens"]
         grown = self._grown
+        if not grown:
+            return
         if len(grown) == 1:
             generated[grown[0][0]] += 1
         else:  # (one call for all the steps: a slot listed in several steps gets one each)
@@ -326,6 +328,8 @@ class LiveTable:
         """Add the logged steps' durations to their members' run times (in step order: the same sums)."""
         run_time = self._cols["run_time"]
         ran = self._ran
+        if not ran:
+            return
         if len(ran) == 1:
             run_time[ran[0][0]] += ran[0][1]
         else:  # ufunc.at adds in the listed order, step by step for each slot: the per-step sums, bit for bit

@@ -77,8 +77,16 @@ class ResultEvents:
         slot = np.concatenate([s for _, s, _ in entries])
         t = np.repeat(np.array([now for now, _, _ in entries], dtype=np.float64), sizes)
         if any(sampled is not None for _, _, sampled in entries):
-            got = np.concatenate([_all(len(s)) if sampled is None else _mask(sampled, len(s))
-                                  for _, s, sampled in entries])
+            got = np.ones(len(slot), dtype=bool)  # who made a token: all, but the few listed ones
+            missed = []
+            at = 0
+            for (_, s, sampled), size in zip(entries, sizes.tolist()):
+                if type(sampled) is list:
+                    missed += [at + j for j in sampled]
+                elif sampled is not None:
+                    got[at: at + size] = sampled.astype(bool, copy=False)
+                at += size
+            got[missed] = False
             slot, t = slot[got], t[got]
         if not len(slot):
             return
@@ -115,28 +123,6 @@ def _stable_order(slot: np.ndarray) -> np.ndarray:
         high = (slot[low] >> 16).astype(np.uint16).argsort(kind="stable")
         return low[high]
     return slot.argsort(kind="stable")
-
-
-_ALL = np.ones(1024, dtype=bool)
-_ALL.flags.writeable = False
-
-
-def _mask(sampled: np.ndarray | list, n: int) -> np.ndarray:
-    """Who of ``n`` members produced a token: ``sampled`` as :meth:`ResultEvents.tokens` takes it (not None)."""
-    if type(sampled) is list:
-        mask = np.ones(n, dtype=bool)
-        mask[sampled] = False
-        return mask
-    return sampled.astype(bool, copy=False)
-
-
-def _all(n: int) -> np.ndarray:
-    """``n`` True values (a read-only view of a shared array)."""
-    global _ALL
-    if n > len(_ALL):
-        _ALL = np.ones(2 * n, dtype=bool)
-        _ALL.flags.writeable = False
-    return _ALL[:n]
 
 
 def _concat_times(entries: list[tuple[float, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
