@@ -12,6 +12,11 @@ time (robust to other processes on the core; ``--wall`` for wall time), and chec
 logged the same steps.
 
     python benchmarks/bench_adapter_ab.py [--old-ref main] [--max-output 64] [--policies "fcfs;ltr:tau=0.6,starve=200,quantum=10"]
+        [--split] [--thrash-mib 8]
+
+``--split`` also reports the adapter's own time without the code both versions share (the policy's hooks,
+``check_order``, ``form_batch``, vLLM's ``_preempt_request``); ``--thrash-mib`` writes memory before every step
+(cold caches, as a CPU forward pass leaves them).
 """
 
 from __future__ import annotations
@@ -74,6 +79,9 @@ def main() -> None:
     ap.add_argument("--min-live", type=int, default=1500)
     ap.add_argument("--profile", default="a100-llama3-8b")
     ap.add_argument("--wall", action="store_true", help="wall time instead of thread CPU time")
+    ap.add_argument("--thrash-mib", type=float, default=0.0,
+                    help="write this many MiB of memory before every step of either engine, as a CPU engine's forward "
+                         "pass streams weights and KV through the caches (bench_adapter_cold.py; 0: none)")
     ap.add_argument("--split", action="store_true",
                     help="also time the code both versions share (the policy's hooks, check_order, form_batch, vLLM's "
                          "_preempt_request; wrapped, ~3 us a call) in each engine, and report the adapter's own time "
@@ -111,6 +119,7 @@ def main() -> None:
             new_mod.PolicyScheduler = current
 
     drivers = {"old": driver(old_mod), "new": driver(new_mod)}
+    thrash = np.ones(int(args.thrash_mib * 2**20) // 8) if args.thrash_mib > 0 else None
     shared = {"old": [0.0], "new": [0.0]}  # thread CPU time in the shared parts this step [s] (--split)
     if args.split:
         def timed(f, acc):
@@ -130,7 +139,8 @@ def main() -> None:
             cls._preempt_request = timed(cls._preempt_request, shared[key])
     print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, {time.strftime('%Y-%m-%d %H:%M')}; "
           f"{args.num_requests} ShareGPT requests, burst, outputs <= {args.max_output or 'as drawn'}; old = "
-          f"{args.old_ref}'s adapter; {'wall' if args.wall else 'thread CPU'} time")
+          f"{args.old_ref}'s adapter; {'wall' if args.wall else 'thread CPU'} time"
+          + (f"; {args.thrash_mib:g} MiB written before each step" if thrash is not None else ""))
     for pspec in args.policies.split(";"):
         for key, d in drivers.items():
             policy = make_policy(pspec)
@@ -146,6 +156,8 @@ def main() -> None:
         per_step = {"old": [], "new": []}
         while active:
             for key, d in active:
+                if thrash is not None:
+                    thrash += 1.0  # (every cache line of the buffer written)
                 shared[key][0] = 0.0
                 d.step()
                 per_step[key].append(shared[key][0])
