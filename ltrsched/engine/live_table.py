@@ -111,7 +111,7 @@ class LiveTable:
         #: the result-only columns' updates (:data:`~ltrsched.engine.result_events.DEFERRED`), applied on a read
         self.events = ResultEvents()
         self._ran: list[tuple[np.ndarray, float]] = []  # (batch, duration [s]) of steps not in run_time yet
-        self._grown: list[tuple[np.ndarray, list]] = []  # (batch, slots that did not sample) not in generated_tokens yet
+        self._grown: list[tuple[np.ndarray, list]] = []  # (batch, slots that made no token), not in generated yet
 
     def __getattr__(self, name: str) -> np.ndarray:
         try:

@@ -328,13 +328,15 @@ class PolicyScheduler(Scheduler):
 
         ``planned``: each member's tokens (None: one each). ``scheduled`` is vLLM's running list after its
         ``schedule()``; ``engine_reqs`` the batch's requests in the order vLLM was handed them (its running list,
-        then its waiting queue), or None (not known: the check goes by request id). vLLM schedules only from those two lists, appends each request it admits to its
-        running list, records each request's tokens as it schedules it (its running list in order, then the
-        admitted in order) and keeps in its running list every request it neither preempted nor left without
-        tokens. So when it scheduled as many requests as the batch has, preempted only the plan's, and its
-        running list is the batch's requests in that order (compared by identity, a C loop), its token counts in
-        the order it recorded them are the members' in that order: those are compared with the plan, without
-        looking up each member's id. Any difference is diagnosed member by member."""
+        then its waiting queue), or None (not known: the check goes by request id).
+
+        vLLM schedules only from those two lists, appends each request it admits to its running list, records
+        each request's tokens as it schedules it (its running list in order, then the admitted in order) and
+        keeps in its running list every request it neither preempted nor left without tokens. So when it
+        scheduled as many requests as the batch has, preempted only the plan's, and its running list is the
+        batch's requests in that order (compared by identity, a C loop), its token counts in the order it
+        recorded them are the members' in that order: those are compared with the plan, without looking up
+        each member's id. Any difference is diagnosed member by member."""
         got = out.num_scheduled_tokens
         n = len(plan.batch)
         evicted = {r.request_id for r in evicted} if evicted else set()
