@@ -12,6 +12,11 @@ time (robust to other processes on the core; ``--wall`` for wall time), and chec
 logged the same steps.
 
     python benchmarks/bench_adapter_ab.py [--old-ref main] [--max-output 64] [--policies "fcfs;ltr:tau=0.6,starve=200,quantum=10"]
+        [--split] [--thrash-mib 8]
+
+``--split`` also reports the adapter's own time without the code both versions share (the policy's hooks,
+``check_order``, ``form_batch``, vLLM's ``_preempt_request``); ``--thrash-mib`` writes memory before every step
+(cold caches, as a CPU forward pass leaves them).
 """
 
 from __future__ import annotations
@@ -74,6 +79,13 @@ def main() -> None:
     ap.add_argument("--min-live", type=int, default=1500)
     ap.add_argument("--profile", default="a100-llama3-8b")
     ap.add_argument("--wall", action="store_true", help="wall time instead of thread CPU time")
+    ap.add_argument("--thrash-mib", type=float, default=0.0,
+                    help="write this many MiB of memory before every step of either engine, as a CPU engine's forward "
+                         "pass streams weights and KV through the caches (bench_adapter_cold.py; 0: none)")
+    ap.add_argument("--split", action="store_true",
+                    help="also time the code both versions share (the policy's hooks, check_order, form_batch, vLLM's "
+                         "_preempt_request; wrapped, ~3 us a call) in each engine, and report the adapter's own time "
+                         "without it")
     args = ap.parse_args()
 
     from ltrsched.engine.vllm_compat import require_vllm
@@ -107,22 +119,49 @@ def main() -> None:
             new_mod.PolicyScheduler = current
 
     drivers = {"old": driver(old_mod), "new": driver(new_mod)}
+    thrash = np.ones(int(args.thrash_mib * 2**20) // 8) if args.thrash_mib > 0 else None
+    shared = {"old": [0.0], "new": [0.0]}  # thread CPU time in the shared parts this step [s] (--split)
+    if args.split:
+        def timed(f, acc):
+            def wrapper(*a, **k):
+                t0 = clock()
+                try:
+                    return f(*a, **k)
+                finally:
+                    acc[0] += clock() - t0
+            return wrapper
+
+        for key, mod in (("old", old_mod), ("new", new_mod)):
+            mod.form_batch = timed(mod.form_batch, shared[key])
+            mod.check_order = timed(mod.check_order, shared[key])
+            # vLLM's own preemption, called by the plug-in (the old class's and the new one's: both are vLLM's)
+            cls = mod.PolicyScheduler
+            cls._preempt_request = timed(cls._preempt_request, shared[key])
     print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, {time.strftime('%Y-%m-%d %H:%M')}; "
           f"{args.num_requests} ShareGPT requests, burst, outputs <= {args.max_output or 'as drawn'}; old = "
-          f"{args.old_ref}'s adapter; {'wall' if args.wall else 'thread CPU'} time")
+          f"{args.old_ref}'s adapter; {'wall' if args.wall else 'thread CPU'} time"
+          + (f"; {args.thrash_mib:g} MiB written before each step" if thrash is not None else ""))
     for pspec in args.policies.split(";"):
-        for d in drivers.values():
+        for key, d in drivers.items():
             policy = make_policy(pspec)
+            if args.split:
+                for hook in ("rank", "on_step", "on_finish"):
+                    setattr(policy, hook, timed(getattr(policy, hook), shared[key]))
             policy.prepare(wl.policy_columns(policy.extra_output_tokens))
             d.begin(policy)
             for info in request_infos(wl, policy.extra_output_tokens):
                 d.add(info)
             d.start()
-        active = list(drivers.values())
+        active = list(drivers.items())
+        per_step = {"old": [], "new": []}
         while active:
-            for d in active:
+            for key, d in active:
+                if thrash is not None:
+                    thrash += 1.0  # (every cache line of the buffer written)
+                shared[key][0] = 0.0
                 d.step()
-            active = [d for d in active if d.has_unfinished()]
+                per_step[key].append(shared[key][0])
+            active = [(k, d) for k, d in active if d.has_unfinished()]
         old, new = (d.scheduler.log.frame() for d in drivers.values())
         timing = ["plugin_s", "vllm_schedule_s"]
         same = old.drop(timing).equals(new.drop(timing))
@@ -132,6 +171,12 @@ def main() -> None:
               f"new mean {pn.mean():.3f} / median {np.median(pn):.3f} ms, new/old {pn.mean() / po.mean():.2f}; "
               f"same steps: {same}; plan mismatches old {int(old['mismatches'].sum())}, new {int(new['mismatches'].sum())}",
               flush=True)
+        if args.split and len(per_step["old"]) == old.height and len(per_step["new"]) == new.height:
+            so = np.array(per_step["old"][: len(sel)])[sel] * 1e3
+            sn = np.array(per_step["new"][: len(sel)])[sel] * 1e3
+            print(f"{'':<36} the policy (rank, on_step, on_finish), check_order, form_batch and vLLM's _preempt_request: "
+                  f"old {so.mean():.3f}, new {sn.mean():.3f} ms; the adapter without them: old {(po - so).mean():.3f}, "
+                  f"new {(pn - sn).mean():.3f} ms, new/old {(pn - sn).mean() / (po - so).mean():.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -218,6 +218,10 @@ def test_a_member_aborted_mid_step_with_an_arrival_in_between_is_finished_not_pa
     scheduler.update_from_output(out, ModelRunnerOutput(req_ids=ids, req_id_to_index={r: k for k, r in enumerate(ids)},
                                                         sampled_token_ids=[[0] for _ in ids]))
     assert scheduler.log.columns["num_finished"] == [1]
+    # the aborted member's KV is counted free once (finish_requests), not again when its step ends
+    pool = scheduler.kv_cache_manager.block_pool
+    assert scheduler.blocks_in_use == scheduler.limits.num_gpu_blocks - pool.get_num_free_blocks() == 4
+    assert np.isnan(scheduler.table.finish_time[1])  # aborted: no finish time
     scheduler.schedule()  # last step's batch pauses unless it runs again: the aborted request must not
     t = scheduler.table
     assert t.state[1] == FINISHED and not t.resident[1]
@@ -324,3 +328,34 @@ def test_emulated_engine_serves_ids_that_are_not_row_numbers(spec):
     for col in COMPARED:
         np.testing.assert_allclose(e[col].to_numpy(), s[col].to_numpy(), rtol=0, atol=1e-9, err_msg=col)
     assert engine.summary["mismatched_steps"] == 0
+
+
+@pytest.mark.parametrize("spec", ["random", "mlfq:quantum=0.02,threshold=2"])
+def test_vllms_running_list_holds_exactly_the_residents(spec):
+    """The adapter keeps the residents it sets aside from step to step (their changes: the last batch's
+    members, this batch, the evicted) instead of a pass over vLLM's running list: after every step that list
+    holds exactly the requests the table has holding KV, through pauses, preemptions and finishes."""
+    from ltrsched.engine.emulate import EngineConfig, emulate, emulated_driver
+
+    rng = np.random.default_rng(3)
+    n = 30
+    workload = make_workload(rng.integers(20, 80, n), rng.integers(5, 40, n), rng.uniform(0, 0.2, n))
+    profile = LinearProfile(overhead=0.01, per_token=0.001, per_kv=1e-5, blocks=59)
+    config = EngineConfig(num_gpu_blocks=60, max_num_batched_tokens=40, max_num_seqs=6, max_resident_seqs=24)
+    driver = emulated_driver(config, profile.step_time)
+    scheduler, step = driver.scheduler, driver.step
+    set_aside = []
+
+    def checked_step():
+        step()
+        t = scheduler.table
+        live = t.live
+        residents = sorted(str(i) for i in t.request_id[live[t.resident[live]]].tolist())
+        assert sorted(r.request_id for r in scheduler.running) == residents
+        set_aside.append(len(scheduler.running) - scheduler.log.last("num_prefill_seqs")
+                         - scheduler.log.last("num_decode_seqs"))
+
+    driver.step = checked_step
+    result = emulate(workload, _policy(spec), profile.step_time, config, driver=driver)
+    assert result.summary["mismatched_steps"] == 0
+    assert max(set_aside) > 2 and result.summary["num_preemptions"] > 0  # (pauses and preemptions happened)

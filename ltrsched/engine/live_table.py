@@ -3,6 +3,13 @@
 vLLM keeps its state in one Python object per request; reading 2,000 of them every step would cost
 milliseconds. The adapter instead mirrors what a policy needs into growable arrays, indexed by a dense
 *slot* per request, and updates only the rows a step touches (O(batch) per step).
+
+Inside the engine each numpy call costs several times what it costs warm (vLLM's work between the adapter's
+calls leaves the caches cold: BENCHMARKS.md, issue 13), so a step makes as few as it can: the counts a step
+changes for every member in the same way (generated tokens, run time) are logged and added when someone reads
+the column (a policy's view reads them through functions that add them first) or every few steps; the
+result-only columns go through :mod:`ltrsched.engine.result_events`; the few requests admitted, finishing or
+preempted in a step are written one by one; finished requests leave :attr:`LiveTable.live` when it is next read.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ltrsched.engine.result_events import DEFERRED, ResultEvents
 from ltrsched.policies.base import RequestState
 from ltrsched.policies.fastops import count_nonzero
 
@@ -19,6 +27,16 @@ WAITING = int(RequestState.WAITING)
 RUNNING = int(RequestState.RUNNING)
 PAUSED = int(RequestState.PAUSED)
 FINISHED = 4  # never shown to a policy
+
+_FEW = 16  # at most this many rows are updated one by one (scalar writes: a numpy call costs more)
+
+#: ``sampled`` for :meth:`LiveTable.stepped`: each member produced a token exactly if it computed all its pending
+#: tokens (some of the few prompt chunks did not)
+AS_PLANNED = "as planned"
+
+#: steps whose run times and tokens are added up only when the column is read (or after this many steps)
+_RUN_TIMES_KEPT = 64
+_NO_SLOTS: list = []
 
 _COLUMNS: dict[str, tuple[Any, Any]] = {  # name -> (dtype, fill)
     "request_id": (np.int64, -1),
@@ -83,17 +101,39 @@ class LiveTable:
     def __init__(self, capacity: int = 1024):
         self.size = 0
         self._cols = {name: np.full(capacity, fill, dtype=dtype) for name, (dtype, fill) in _COLUMNS.items()}
-        self.live = np.zeros(0, dtype=np.int64)  # slots of arrived, unfinished requests (in slot order)
+        self._live = np.zeros(0, dtype=np.int64)  # the live slots, finished ones included until _live_stale is reset
+        self._live_stale = False
+        self.num_live = 0  # len(self.live), kept without reading it
         #: every request so far was added in (arrival time, request id) order, so the live slots are listed by
         #: arrival, ties by id (what ``LiveView.arrival_ordered`` vouches for); False from the first that was not
         self.arrival_ordered = True
         self._last_key = (-np.inf, -np.inf)
+        #: the result-only columns' updates (:data:`~ltrsched.engine.result_events.DEFERRED`), applied on a read
+        self.events = ResultEvents()
+        self._ran: list[tuple[np.ndarray, float]] = []  # (batch, duration [s]) of steps not in run_time yet
+        self._grown: list[tuple[np.ndarray, list]] = []  # (batch, slots that made no token), not in generated yet
 
     def __getattr__(self, name: str) -> np.ndarray:
         try:
-            return self.__dict__["_cols"][name]
+            col = self.__dict__["_cols"][name]
         except KeyError:
             raise AttributeError(name) from None
+        if name in DEFERRED and self.events:
+            self.events.flush(self._cols)
+        elif name == "run_time" and self._ran:
+            self._add_run_times()
+        elif name == "generated_tokens" and self._grown:
+            self._add_tokens()
+        return col
+
+    @property
+    def live(self) -> np.ndarray:
+        """Slots of the arrived, unfinished requests, ascending."""
+        if self._live_stale:  # (finishes only mark their rows: the pass over every live slot comes when one reads it)
+            live = self._live
+            self._live = live[self._cols["state"][live] != FINISHED]
+            self._live_stale = False
+        return self._live
 
     def add(self, info: RequestInfo, step: int) -> int:
         """Append a request; returns its slot. ``step`` is the index of the next scheduling step."""
@@ -119,7 +159,8 @@ class LiveTable:
         c["predicted_length"][slot] = info.predicted_length
         c["last_run_step"][slot] = step - 1
         self.size += 1
-        self.live = np.append(self.live, slot)
+        self._live = np.append(self._live, slot)  # (finished slots, if any, stay marked for the next read)
+        self.num_live += 1
         return slot
 
     def live_columns(self, step: int) -> dict[str, Any]:
@@ -131,11 +172,11 @@ class LiveTable:
             "arrival_time": c["arrival_time"],
             "prompt_tokens": c["prompt_tokens"],
             "output_tokens": c["output_tokens"],
-            "generated_tokens": c["generated_tokens"],
+            "generated_tokens": self._generated_at,
             "computed_tokens": c["computed_tokens"],
             "state": c["state"],
             "idle_steps": lambda idx: step - 1 - last_run[idx],
-            "run_time": c["run_time"],
+            "run_time": self._run_time_at,
             "score": c["score"],
             "po_estimate": c["po_estimate"],
             "predicted_length": c["predicted_length"],
@@ -144,82 +185,189 @@ class LiveTable:
     def preempted(self, slots: np.ndarray) -> None:
         """``slots`` lost their KV (recompute preemption): they wait and will prefill prompt + output again."""
         c = self._cols
-        c["resident"][slots] = False
-        c["state"][slots] = WAITING
-        c["computed_tokens"][slots] = 0
-        c["pending_tokens"][slots] = c["prompt_tokens"][slots] + c["generated_tokens"][slots]
-        c["num_preemptions"][slots] += 1
+        generated = self.generated_tokens  # (the logged tokens added)
+        if len(slots) <= _FEW:  # (a few each step: scalar writes)
+            resident, state, computed, pending, prompt = (c[k] for k in ("resident", "state", "computed_tokens",
+                                                                         "pending_tokens", "prompt_tokens"))
+            for s in slots.tolist():
+                resident[s] = False
+                state[s] = WAITING
+                computed[s] = 0
+                pending[s] = prompt.item(s) + generated.item(s)
+        else:
+            c["resident"][slots] = False
+            c["state"][slots] = WAITING
+            c["computed_tokens"][slots] = 0
+            c["pending_tokens"][slots] = c["prompt_tokens"][slots] + generated[slots]
+        self.events.preempted(slots)
 
     def scheduled(self, batch: np.ndarray, num_new_tokens: np.ndarray, computed_before: np.ndarray,
-                  prev_batch: np.ndarray, step: int, now: float, admits: bool) -> bool:
+                  prev_batch: np.ndarray, step: int, now: float, admitted: np.ndarray | None = None,
+                  prev_gone: np.ndarray | None = None, settled: bool = False) -> bool:
         """The step ``step`` starting at ``now`` [s] computes ``num_new_tokens`` for ``batch`` (whose
-        ``computed_tokens`` were ``computed_before``); the last step's batch members left out pause. ``admits``:
-        some member holds no KV yet. Pending tokens change when the step ends (:meth:`stepped`).
+        ``computed_tokens`` were ``computed_before``); the last step's batch ``prev_batch`` members left out
+        pause. ``admitted``: the members that hold no KV yet (None: every member does). ``prev_gone``: members of
+        ``prev_batch`` that finished since (they stay finished; None: none). ``settled``: the caller knows that
+        the batch's members holding KV are exactly the members of ``prev_batch`` still live and holding KV
+        (nobody paused in the last step or this one), so that only the admitted members change state and can
+        end an idle run. Pending tokens change when the step ends (:meth:`stepped`).
 
         Returns whether the step reruns the last step's batch (the same requests, each of which ran last
         step): then their states, residency, first scheduling and idle runs are already what they would be set
-        to, and are not written."""
+        to, and are not written. Otherwise only the admitted members change residency and first scheduling
+        (a resident member ran before)."""
         c = self._cols
         last_run = c["last_run_step"]
-        idle_run = (step - 1) - last_run[batch]  # idle steps each member ends now
-        num_idle = count_nonzero(idle_run)
-        # every member ran last step (no idle run ends) and none is admitted, so the batch is a subset of the
-        # last one; as many members as the last step left unfinished make it the same set
-        rerun = not num_idle and not admits and len(batch) == len(prev_batch)
-        if not rerun:
-            c["state"][prev_batch] = PAUSED
-            c["state"][batch] = RUNNING
-            c["resident"][batch] = True
-            first = c["first_scheduled_time"]
-            first[batch] = np.fmin(first[batch], now)
-            if num_idle:
-                c["max_idle_steps"][batch] = np.maximum(c["max_idle_steps"][batch], idle_run)
+        if settled:  # the resident members ran last step, and every other member of that step runs again
+            rerun = admitted is None
+            if not rerun:
+                self.events.first_scheduled(now, admitted)
+                if len(admitted) <= _FEW:
+                    state, resident, idle = c["state"], c["resident"], c["max_idle_steps"]
+                    for s in admitted.tolist():
+                        state[s] = RUNNING
+                        resident[s] = True
+                        run = step - 1 - last_run.item(s)
+                        if run > idle.item(s):
+                            idle[s] = run
+                else:
+                    c["state"][admitted] = RUNNING
+                    c["resident"][admitted] = True
+                    idle_run = np.array(step - 1) - last_run[admitted]
+                    if count_nonzero(idle_run):
+                        c["max_idle_steps"][admitted] = np.maximum(c["max_idle_steps"][admitted], idle_run)
+        else:
+            idle_run = np.array(step - 1) - last_run[batch]  # idle steps each member ends now (a 0-d operand)
+            num_idle = count_nonzero(idle_run)
+            # every member ran last step (no idle run ends) and none is admitted, so the batch is a subset of the
+            # last one; as many members as the last step left unfinished make it the same set
+            rerun = not num_idle and admitted is None and len(batch) == len(prev_batch) - (
+                0 if prev_gone is None else len(prev_gone))
+            if not rerun:
+                state = c["state"]
+                state[prev_batch] = PAUSED
+                if prev_gone is not None:
+                    state[prev_gone] = FINISHED
+                state[batch] = RUNNING
+                if admitted is not None:
+                    c["resident"][admitted] = True
+                    self.events.first_scheduled(now, admitted)
+                if num_idle:
+                    c["max_idle_steps"][batch] = np.maximum(c["max_idle_steps"][batch], idle_run)
         last_run[batch] = step
         c["computed_tokens"][batch] = computed_before + num_new_tokens
         return rerun
 
-    def stepped(self, batch: np.ndarray, num_new_tokens: np.ndarray, pending_before: np.ndarray,
-                generated_before: np.ndarray, sampled: np.ndarray | None, now: float, dt: float,
-                one_token_each: bool = False, last_token_at: float | None = None) -> None:
+    def stepped(self, batch: np.ndarray, num_new_tokens: np.ndarray, pending_before: np.ndarray, sampled,
+                now: float, dt: float, one_token_each: bool = False, chunks: tuple | None = None) -> None:
         """The step of ``batch`` ended at ``now`` [s] after ``dt`` [s]: each member computed
-        ``num_new_tokens`` of its ``pending_before`` tokens and produced ``sampled`` output tokens (0 or 1, bool
-        or int; None: one each), having had ``generated_before``.
+        ``num_new_tokens`` of its ``pending_before`` tokens and produced ``sampled`` output tokens (an array of
+        0 or 1, bool or int; None: one each; :data:`AS_PLANNED`: one exactly if it computed all its pending
+        tokens). ``one_token_each``: every member had one token pending (pending counts are unchanged when all
+        sampled). ``chunks``: the prompt chunks (members with other than one token pending) when they are few,
+        as lists ``(positions in the batch, tokens taken, tokens pending, slots, ...)``; required with
+        :data:`AS_PLANNED`. A decode's pending count stays 1, so then only the chunks' change.
 
-        ``one_token_each``: every member had one token pending (pending counts are unchanged when all
-        sampled). ``last_token_at``: the time [s] every member's last token came (a rerun of a step in which
-        every member sampled), or None: each member's gap is then one scalar subtraction."""
+        Run times and generated counts are added when read (or every ``_RUN_TIMES_KEPT`` steps); token times go
+        to :attr:`events`. ``batch`` and ``sampled`` are kept until then: the caller must not change them."""
         c = self._cols
-        c["run_time"][batch] += dt
-        if sampled is None:
-            got = batch
-            c["generated_tokens"][batch] = generated_before + 1
-            if not one_token_each:  # each computed all its known tokens: the new token's KV is next
-                c["pending_tokens"][batch] = 1
-            # first tokens (none in a rerun of a step in which every member sampled)
-            if last_token_at is None and count_nonzero(generated_before) != len(batch):
-                firsts = batch[generated_before == 0]
-                c["first_token_time"][firsts] = np.fmin(c["first_token_time"][firsts], now)
+        self._ran.append((batch, dt))
+        if len(self._ran) >= _RUN_TIMES_KEPT:
+            self._add_run_times()
+        if chunks is not None and (sampled is None or sampled is AS_PLANNED):
+            # each member made one token but the chunks that did not reach their end; those change pending counts
+            pending = c["pending_tokens"]
+            missed, missed_slots = [], []
+            for j, take, before, slot in zip(*chunks[:4]):
+                if take == before:
+                    pending[slot] = 1  # computed all it knew: the new token's KV is next
+                else:
+                    pending[slot] = before - take
+                    missed.append(j)
+                    missed_slots.append(slot)
+            self._grown.append((batch, missed_slots))  # (added when read)
+            if len(self._grown) >= _RUN_TIMES_KEPT:
+                self._add_tokens()
+            sampled = missed or None
+        elif sampled is None and one_token_each:  # decodes only: pending counts stay 1
+            self._grown.append((batch, _NO_SLOTS))
+            if len(self._grown) >= _RUN_TIMES_KEPT:
+                self._add_tokens()
         else:
-            got = batch[sampled.astype(bool, copy=False)]
-            c["generated_tokens"][batch] = generated_before + sampled
-            c["pending_tokens"][batch] = pending_before - num_new_tokens + sampled  # a new token's KV is next
-            c["first_token_time"][got] = np.fmin(c["first_token_time"][got], now)
-            last_token_at = None
-        last = c["last_token_time"]
-        gaps = np.array(now - last_token_at) if last_token_at is not None else now - last[got]  # NaN: no token before
-        c["max_token_gap"][got] = np.fmax(c["max_token_gap"][got], gaps)  # (fmax ignores NaN)
-        last[got] = now
+            generated_before = self.generated_tokens[batch]  # (the logged tokens added first)
+            if sampled is None:
+                c["generated_tokens"][batch] = generated_before + 1
+                c["pending_tokens"][batch] = 1  # each computed all its known tokens: the new token's KV is next
+            else:
+                c["generated_tokens"][batch] = generated_before + sampled
+                c["pending_tokens"][batch] = pending_before - num_new_tokens + sampled  # a new token's KV is next
+        if self.events.tokens(now, batch, sampled):
+            self.events.flush(c)
 
-    def finished(self, slots: np.ndarray, now: float) -> None:
-        """``slots`` finished at ``now`` [s] and left the GPU."""
+    def _add_tokens(self) -> None:
+        """Add the logged steps' tokens to their members' generated counts (one each, but the listed slots)."""
+        generated = self._cols["generated_tokens"]
+        grown = self._grown
+        if not grown:
+            return
+        if len(grown) == 1:
+            generated[grown[0][0]] += 1
+        else:  # (one call for all the steps: a slot listed in several steps gets one each)
+            np.add.at(generated, np.concatenate([batch for batch, _ in grown]), 1)
+        for _, missed in grown:
+            for slot in missed:
+                generated[slot] -= 1
+        self._grown = []
+
+    def _generated_at(self, index: np.ndarray | None) -> np.ndarray:
+        """The ``generated_tokens`` column at ``index`` (the policy's view reads it through this)."""
+        generated = self.generated_tokens  # (the logged tokens added)
+        return generated if index is None else generated[index]
+
+    def _add_run_times(self) -> None:
+        """Add the logged steps' durations to their members' run times (in step order: the same sums)."""
+        run_time = self._cols["run_time"]
+        ran = self._ran
+        if not ran:
+            return
+        if len(ran) == 1:
+            run_time[ran[0][0]] += ran[0][1]
+        else:  # ufunc.at adds in the listed order, step by step for each slot: the per-step sums, bit for bit
+            sizes = np.fromiter((len(batch) for batch, _ in ran), dtype=np.int64, count=len(ran))
+            np.add.at(run_time, np.concatenate([batch for batch, _ in ran]),
+                      np.repeat(np.array([dt for _, dt in ran], dtype=np.float64), sizes))
+        self._ran = []
+
+    def _run_time_at(self, index: np.ndarray | None) -> np.ndarray:
+        """The ``run_time`` column at ``index`` (the policy's view reads it through this)."""
+        if self._ran:
+            self._add_run_times()
+        run_time = self._cols["run_time"]
+        return run_time if index is None else run_time[index]
+
+    def finished(self, slots: np.ndarray | list[int], now: float) -> None:
+        """``slots`` finished at ``now`` [s] and left the GPU. (They leave :attr:`live` when it is next read.)"""
         c = self._cols
-        c["state"][slots] = FINISHED
-        c["resident"][slots] = False
-        c["finish_time"][slots] = now
-        self.live = self.live[c["state"][self.live] != FINISHED]
+        if len(slots) <= _FEW:  # (a few each step: scalar writes)
+            state, resident, finish = c["state"], c["resident"], c["finish_time"]
+            for s in (slots.tolist() if isinstance(slots, np.ndarray) else slots):
+                state[s] = FINISHED
+                resident[s] = False
+                finish[s] = now
+        else:
+            c["state"][slots] = FINISHED
+            c["resident"][slots] = False
+            c["finish_time"][slots] = now
+        self.num_live -= len(slots)
+        self._live_stale = True
 
     def results(self) -> dict[str, np.ndarray]:
         """Per-request result columns (rows in slot order)."""
+        self.events.flush(self._cols)
+        if self._ran:
+            self._add_run_times()
+        if self._grown:
+            self._add_tokens()
         n = self.size
         out = {name: self._cols[name][:n].copy() for name in ("request_id", "arrival_time", "prompt_tokens",
                                                              "requested_output_tokens") + RESULT_COLUMNS}

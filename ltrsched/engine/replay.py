@@ -136,10 +136,10 @@ def replay(workload: Workload, policy: Policy, driver: Driver, config: Any, host
         if stalled >= MAX_STALLED_STEPS:
             raise RuntimeError(
                 f"the engine made no progress for {stalled} consecutive steps at t={driver.now():.3f} s with "
-                f"{len(driver.scheduler.table.live)} live requests (a bug in the adapter or the policy "
+                f"{driver.scheduler.table.num_live} live requests (a bug in the adapter or the policy "
                 f"{type(policy).__name__}; please report it with the workload and configuration)")
         if bar is not None:
-            done = len(infos) - len(driver.scheduler.table.live) - (len(infos) - i)
+            done = len(infos) - driver.scheduler.table.num_live - (len(infos) - i)
             bar.update(done - finished)
             finished = done
     wall = time.perf_counter() - wall

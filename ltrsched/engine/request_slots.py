@@ -38,6 +38,11 @@ class RequestSlots:
         """The request ids at ``slots``, in order."""
         return self.ids[slots].tolist()
 
-    def release(self, slots: np.ndarray) -> None:
+    def release(self, slots: np.ndarray | list[int]) -> None:
         """``slots`` left the engine: drop the references to their request objects."""
-        self.requests[slots] = None
+        if len(slots) <= 16:  # (a few each step: scalar writes cost less than a numpy call)
+            requests = self.requests
+            for s in (slots.tolist() if isinstance(slots, np.ndarray) else slots):
+                requests[s] = None
+        else:
+            self.requests[slots] = None

@@ -34,6 +34,7 @@ Where vLLM V1 forces a difference from the paper's semantics (the simulator mode
 from __future__ import annotations
 
 import time
+from itertools import repeat
 from operator import attrgetter
 from typing import Any
 
@@ -41,16 +42,16 @@ import numpy as np
 from vllm.v1.core.sched.request_queue import SchedulingPolicy, create_request_queue
 from vllm.v1.core.sched.scheduler import Scheduler
 
-from ltrsched.engine.live_table import FINISHED, LiveTable
+from ltrsched.engine.live_table import AS_PLANNED, FINISHED, LiveTable
 from ltrsched.engine.queues import HeldRequests
 from ltrsched.engine.request_slots import RequestSlots
 from ltrsched.engine.setup import EngineSetup, request_info, take_setup
 from ltrsched.engine.step_log import StepLog
 from ltrsched.policies.base import LiveView, Policy
 from ltrsched.policies.batching import BatchLimits, form_batch
-from ltrsched.policies.fastops import count_nonzero
+from ltrsched.policies.fastops import count_nonzero, ones
 from ltrsched.policies.order_check import check_order
-from ltrsched.policies.step_shape import split_step_shape
+from ltrsched.policies.step_shape import StepShape, few_chunks_shape, split_step_shape
 
 
 #: A vLLM request's output tokens so far (a C-level attribute read; ``Request.num_output_tokens`` is a property).
@@ -59,6 +60,7 @@ _OUTPUT_TOKEN_IDS = attrgetter("_output_token_ids")
 _OUTPUTS = attrgetter("outputs")
 #: Steps with at most this many prompt chunks read only the chunks' output counts from vLLM (see ``_sampled``).
 _FEW_CHUNKS = 16
+_NONE = ()
 
 
 class EngineMismatchError(RuntimeError):
@@ -139,10 +141,14 @@ class PolicyScheduler(Scheduler):
         self._prev_batch = np.zeros(0, dtype=np.int64)
         self._step: tuple | None = None  # what schedule() planned, until update_from_output
         self._prev_end = float("nan")
-        self._all_sampled_at: float | None = None  # the end of the last step if every member sampled in it
+        self._prev_gone: np.ndarray | None = None  # members of _prev_batch that finished in its step
+        self._aborted: list[np.ndarray] = []  # batch members aborted between schedule() and update_from_output()
+        self._admit_queue = create_request_queue(SchedulingPolicy.FCFS)  # vLLM's waiting queue in schedule()
         self._wants_on_step = type(self.ranking_policy).on_step is not Policy.on_step
         self._in_sync = True  # no step has differed from its plan: vLLM's running list mirrors the table
-        self._held_mark = 0  # len(self.requests) - table.size after the last schedule()
+        self._none_paused = True  # the last schedule() paused no resident
+        self._paused: dict[int, Any] = {}  # id -> request of the residents the last schedule() set aside (in sync)
+        self._survivors: tuple | None = None  # (the last batch's requests, ids of those that finished), or None
 
     @property
     def planned_shape(self):
@@ -163,19 +169,27 @@ class PolicyScheduler(Scheduler):
     def finish_requests(self, request_ids, finished_status):
         """Aborts from outside: the requests leave the live set without a finish time."""
         done = super().finish_requests(request_ids, finished_status)
+        if done:  # (vLLM took them out of its running list: the next step's pass over it finds the residents)
+            self._survivors = None
+            for r in done:
+                self._paused.pop(id(r), None)
         slots = np.array([self._slot.pop(r.request_id) for r in done if r.request_id in self._slot], dtype=np.int64)
         if len(slots):
             t = self.table
             self.blocks_in_use -= int(self.limits.blocks_for(t.computed_tokens[slots][t.resident[slots]]).sum())
             t.finished(slots, float("nan"))
             self._prev_batch = self._prev_batch[~np.isin(self._prev_batch, slots)]
+            if self._step is not None:  # aborted during a step: its members among them left in it
+                members = slots[np.isin(slots, self._step[2].batch)]
+                if len(members):
+                    self._aborted.append(members)
             self.ranking_policy.on_finish(t.request_id[slots], self.clock())
         return done
 
     # ------------------------------------------------------------------ one step
     def schedule(self, *args: Any, **kwargs: Any):
         t = self.table
-        if not len(t.live):
+        if not t.num_live:
             return super().schedule(*args, **kwargs)
         wall0 = time.perf_counter()
         now = self.clock()
@@ -185,75 +199,156 @@ class PolicyScheduler(Scheduler):
         plan = form_batch(order, t.pending_tokens, t.computed_tokens, t.resident, self.limits,
                           self.blocks_in_use, live=t.live)
         batch = plan.batch
+        take = plan.num_new_tokens
         slots = self.slots
+        running = self.running  # every request holding KV (vLLM's running list between steps)
 
-        # preempt what the plan says (vLLM frees the KV and puts the request at the head of its waiting queue)
-        if len(plan.evict):
+        # preempt what the plan says (vLLM frees the KV and puts the request at the head of its waiting queue;
+        # it leaves the running list to the caller: the pass over it below drops them). vLLM's part comes after
+        # the table's work, which runs best right after form_batch's (see below)
+        evicted = _NONE
+        if len(plan.evict):  # (vLLM's part below, after the table's)
             evicted = slots.gather(plan.evict)
-            gone = set(map(id, evicted))
-            self.running = [r for r in self.running if id(r) not in gone]
-            stamp = time.monotonic()
-            for r in evicted:
-                self._preempt_request(r, stamp)  # prepends r to self.waiting: O(1) (HeldRequests)
             t.preempted(plan.evict)
-            # an evicted member of the last batch has no KV now: it waits, it must not be marked paused below
-            self._prev_batch = self._prev_batch[~np.isin(self._prev_batch, plan.evict)]
+            # an evicted member of the last batch has no KV now: it waits, it must not be marked paused below.
+            # Every other member of the last batch holds KV (those that finished left it), so the ones still
+            # resident are the others
+            prev = self._prev_batch
+            self._prev_batch = prev[t.resident[prev]]
+            self._prev_gone = None
 
         # vLLM's queues for this call: the batch's residents, then the members to admit, in rank order
         batch_reqs = slots.gather(batch)
+        n = len(batch)
         is_res = t.resident[batch]
         num_res = int(count_nonzero(is_res))
-        if num_res == len(batch):
-            running_now, to_admit = batch_reqs, []
+        admitted_slots = None
+        engine_reqs = batch_reqs  # the order vLLM serves them in: residents first (see _check)
+        if num_res == n:
+            running_now, to_admit = batch_reqs, _NONE
+        elif is_res.argmin() == num_res:  # the residents rank first, as they mostly do (the first False is there)
+            running_now, to_admit = batch_reqs[:num_res], batch_reqs[num_res:]
+            admitted_slots = batch[num_res:]
         else:
-            running_now, to_admit = slots.gather(batch[is_res]), slots.gather(batch[~is_res])
+            admitted_slots = batch[~is_res]
+            running_now, to_admit = slots.gather(batch[is_res]), slots.gather(admitted_slots)
+            engine_reqs = None
         # residents outside the batch are set aside (paused, KV kept). vLLM's running list holds exactly the
-        # resident requests, so when it is no longer than the batch's residents nothing pauses
-        if len(self.running) == num_res and self._in_sync:
-            paused = []
+        # resident requests (the evicted ones too, until here), so when it is no longer than the batch's
+        # residents and the evicted nothing pauses
+        survivors, self._survivors = self._survivors, None
+        if len(running) == num_res + len(evicted) and self._in_sync:
+            paused = _NONE
+            self._paused.clear()
+        elif self._in_sync and survivors is not None:
+            # the residents are the last step's paused ones and its members still here: only those change
+            kept = self._paused
+            reqs, gone = survivors
+            for r in reqs if not gone else [r for r in reqs if id(r) not in gone]:
+                kept[id(r)] = r
+            for r in running_now:
+                kept.pop(id(r), None)
+            for r in evicted:
+                kept.pop(id(r), None)
+            paused = list(kept.values())
         else:
-            in_batch = set(map(id, running_now))
-            paused = [r for r in self.running if id(r) not in in_batch]
+            skip = set(map(id, running_now))
+            if evicted:
+                skip.update(map(id, evicted))
+            paused = [r for r in running if id(r) not in skip]
+            self._paused = {id(r): r for r in paused}
+        # the step's shape and the table's update come before vLLM's schedule() (which reads neither): a numpy
+        # call costs less right after form_batch's than after vLLM's work, which leaves the caches cold (the first
+        # call of each kind there takes ~10-30 us on the 2-core VM: BENCHMARKS.md, issue 13).
+        # The batch's counts before the step (form_batch's, when it kept them; preemption changes neither for
+        # batch members). The table keeps pending = prompt + generated - computed for every request
+        b_computed = t.computed_tokens[batch] if plan.computed_tokens is None else plan.computed_tokens
+        b_pending = t.pending_tokens[batch] if plan.pending_tokens is None else plan.pending_tokens
+        # the step's prompt chunks (members with other than one token pending), with what each takes and has
+        # pending and the outputs its request holds before the step, when they are few (see _sampled)
+        context = int(b_computed.dot(ones(n)))  # KV tokens of the batch before the step
+        chunks = None
+        if plan.one_token_each:
+            shape = StepShape(num_decode_seqs=n, decode_context_tokens=context + n)
+        else:
+            pos = (b_pending != 1).nonzero()[0]
+            k = len(pos)
+            if not k:
+                shape = StepShape(num_decode_seqs=n, decode_context_tokens=context + n)
+            elif k <= _FEW_CHUNKS:  # (scalar reads: a numpy call costs more than a few of them)
+                pos = pos.tolist()
+                c_take = list(map(take.item, pos))
+                c_pending = list(map(b_pending.item, pos))
+                shape = few_chunks_shape(n, context, c_take, list(map(b_computed.item, pos)))
+                chunks = (pos, c_take, c_pending, list(map(batch.item, pos)),
+                          [len(batch_reqs[j]._output_token_ids) for j in pos])
+            else:
+                shape = split_step_shape(take, b_computed, b_pending)
+                chunks = pos
+        # nobody paused in the last step or this one: the batch's residents are the last batch's members left
+        settled = self._in_sync and not paused and self._none_paused
+        self._none_paused = not paused
+        t.scheduled(batch, take, b_computed, self._prev_batch, step, now, admitted_slots, self._prev_gone, settled)
+        planned = None if plan.one_token_each else take.tolist()  # (for the check)
+        on_step = None  # the batch as a mask over the view, for the policy's on_step
+        if self._wants_on_step:
+            on_step = np.zeros(len(view), dtype=bool)
+            on_step[order[:n] if plan.ranks is None else order[plan.ranks]] = True
+        self.blocks_in_use = plan.blocks_in_use
+        if evicted:
+            stamp = time.monotonic()
+            for r in evicted:
+                self._preempt_request(r, stamp)  # prepends r to self.waiting: O(1) (HeldRequests)
         waiting_all = self.waiting
-        self.running = list(running_now)  # vLLM appends the admitted requests to it
-        self.waiting = create_request_queue(SchedulingPolicy.FCFS)
-        for r in to_admit:
-            self.waiting.add_request(r)
+        self.running = running_now if running_now is not batch_reqs else batch_reqs[:]  # vLLM appends the admitted
+        admit_queue = self._admit_queue
+        admit_queue.clear()
+        admit_queue.extend(to_admit)
+        self.waiting = admit_queue
         wall1 = time.perf_counter()
         try:
             out = super().schedule(*args, **kwargs)
         finally:
             wall2 = time.perf_counter()
-            admitted = self.running[len(running_now):]
+            scheduled = self.running  # vLLM's running list now: the requests it scheduled, in its order
+            admitted = scheduled[num_res:]
             if paused:
-                self.running = self.running + paused
+                self.running = scheduled + paused
             if admitted:
                 waiting_all.remove_requests(admitted)
             self.waiting = waiting_all
 
-        # requests vLLM holds less those the table ever added: only a request leaving vLLM lowers it
-        self._held_mark = len(self.requests) - t.size
-        batch_ids = slots.gather_ids(batch)
-        mismatch = self._check(out, batch_ids, plan)
-        # the batch's counts before the step (form_batch's, when it kept them; preemption changes neither for
-        # batch members). The table keeps pending = prompt + generated - computed for every request
-        b_computed = t.computed_tokens[batch] if plan.computed_tokens is None else plan.computed_tokens
-        b_pending = t.pending_tokens[batch] if plan.pending_tokens is None else plan.pending_tokens
-        shape = split_step_shape(plan.num_new_tokens, b_computed, b_pending)
-        rerun = t.scheduled(batch, plan.num_new_tokens, b_computed, self._prev_batch, step, now, num_res < len(batch))
-        self.blocks_in_use = plan.blocks_in_use
+        mismatch = self._check(out, plan, planned, scheduled, engine_reqs, evicted)
         plugin_s = (wall1 - wall0) + (time.perf_counter() - wall2)
-        self._step = (view, order, plan, now, shape, mismatch, wall2 - wall1, plugin_s, batch_reqs, batch_ids,
-                      b_pending, rerun)
+        self._step = (view, on_step, plan, now, shape, mismatch, wall2 - wall1, plugin_s, batch_reqs, b_pending, chunks)
         return out
 
-    def _check(self, out, batch_ids: list[str], plan) -> int:
-        """Tokens per request and preemptions vLLM scheduled vs the plan; the number of differences."""
+    def _check(self, out, plan, planned: list | None, scheduled: list, engine_reqs: list | None, evicted: list) -> int:
+        """Tokens per request and preemptions vLLM scheduled vs the plan; the number of differences.
+
+        ``planned``: each member's tokens (None: one each). ``scheduled`` is vLLM's running list after its
+        ``schedule()``; ``engine_reqs`` the batch's requests in the order vLLM was handed them (its running list,
+        then its waiting queue), or None (not known: the check goes by request id).
+
+        vLLM schedules only from those two lists, appends each request it admits to its running list, records
+        each request's tokens as it schedules it (its running list in order, then the admitted in order) and
+        keeps in its running list every request it neither preempted nor left without tokens. So when it
+        scheduled as many requests as the batch has, preempted only the plan's, and its running list is the
+        batch's requests in that order (compared by identity, a C loop), its token counts in the order it
+        recorded them are the members' in that order: those are compared with the plan, without looking up
+        each member's id. Any difference is diagnosed member by member."""
         got = out.num_scheduled_tokens
-        planned = [1] * len(batch_ids) if plan.one_token_each else plan.num_new_tokens.tolist()
-        evicted = set(self.slots.gather_ids(plan.evict)) if len(plan.evict) else set()
-        if len(got) == len(batch_ids) and list(map(got.get, batch_ids)) == planned and out.preempted_req_ids == evicted:
-            return 0  # the common case, checked in C loops
+        n = len(plan.batch)
+        evicted = {r.request_id for r in evicted} if evicted else set()
+        if len(got) == n and out.preempted_req_ids == evicted and engine_reqs is not None and scheduled == engine_reqs:
+            # (vLLM schedules at least one token per request it schedules: n tokens in all are one each)
+            if sum(got.values()) == n if planned is None else list(got.values()) == planned:
+                return 0  # the common case, checked in C loops
+        batch_ids = self.slots.gather_ids(plan.batch)
+        if planned is None:
+            planned = [1] * n
+        if len(got) == n and list(map(got.get, batch_ids)) == planned and out.preempted_req_ids == evicted:
+            return 0
         wrong = [r for r, n in zip(batch_ids, planned) if got.get(r) != n]
         extra = len(got) - (len(batch_ids) - len(wrong))
         if out.preempted_req_ids != evicted:
@@ -268,7 +363,7 @@ class PolicyScheduler(Scheduler):
             )
         return n
 
-    def _sampled(self, emitted: int, reqs: list, plan, b_pending: np.ndarray, b_gen: np.ndarray):
+    def _sampled(self, emitted: int, reqs: list, plan, b_pending: np.ndarray, chunks):
         """Which batch members produced a token this step, from the plan, checked against what vLLM did:
         ``(sampled, differences)``, ``sampled`` None when every member did, else the tokens each produced.
 
@@ -279,30 +374,28 @@ class PolicyScheduler(Scheduler):
         (speculative decoding is refused). So when the outputs number the decodes plus the tokens the few
         prompt chunks produced (read from their requests), every decode produced its token: each decode is
         checked without touching its request. Otherwise, or with many chunks, each member's count is read from
-        vLLM's request objects (one pass over the batch) and the differences from the plan are counted."""
+        vLLM's request objects (one pass over the batch) and the differences from the plan are counted.
+
+        ``chunks``: None when no member has other than one token pending; a few chunks as ``(positions in the
+        batch, tokens each takes, tokens each had pending, slots, outputs its request held before the step)``,
+        lists (``schedule`` reads them); many as an array of positions. ``sampled`` is
+        :data:`~ltrsched.engine.live_table.AS_PLANNED` when each member produced a token exactly if it computed
+        all its pending tokens and some few chunks did not."""
         take = plan.num_new_tokens
-        if plan.one_token_each:
-            chunks = None
-            k_chunks = 0
-        else:
-            chunks = (b_pending != 1).nonzero()[0]  # prompt chunks (and first tokens of 1-token prompts)
-            k_chunks = len(chunks)
-        if k_chunks <= _FEW_CHUNKS and emitted >= 0:
-            if not k_chunks:
+        if emitted >= 0 and type(chunks) is not np.ndarray:
+            if chunks is None:
                 if emitted == len(reqs):
                     return None, 0
             else:
-                pos = chunks.tolist()
-                got = [len(reqs[j]._output_token_ids) for j in pos]
-                got_chunks = [g - b for g, b in zip(got, b_gen[chunks].tolist())]
-                planned = (take[chunks] == b_pending[chunks]).tolist()
-                if got_chunks == planned and emitted == len(reqs) - k_chunks + sum(got_chunks):
-                    if all(planned):
-                        return None, 0
-                    return take == b_pending, 0
+                pos, c_take, c_pending, _, before = chunks
+                got_chunks = [len(reqs[j]._output_token_ids) - b for j, b in zip(pos, before)]
+                planned = [int(a == p) for a, p in zip(c_take, c_pending)]
+                if got_chunks == planned and emitted == len(reqs) - len(pos) + sum(got_chunks):
+                    return (None if all(planned) else AS_PLANNED), 0
         # many chunks, or a difference: each member's count as vLLM has it. A member aborted since schedule()
         # (finish_requests) produces nothing
-        got = np.fromiter(map(len, map(_OUTPUT_TOKEN_IDS, reqs)), dtype=np.int64, count=len(reqs)) - b_gen
+        got = np.fromiter(map(len, map(_OUTPUT_TOKEN_IDS, reqs)), dtype=np.int64, count=len(reqs))
+        got -= self.table.generated_tokens[plan.batch]
         planned = (take == b_pending) & (self.table.state[plan.batch] != FINISHED)
         diff = int(count_nonzero(got != planned))
         if diff:
@@ -321,48 +414,49 @@ class PolicyScheduler(Scheduler):
         if self._step is None:
             return outputs
         wall0 = time.perf_counter()
-        view, order, plan, start, shape, mismatch, vllm_s, plugin_s, reqs, ids, b_pending, rerun = self._step
+        view, on_step, plan, start, shape, mismatch, vllm_s, plugin_s, reqs, b_pending, chunks = self._step
         self._step = None
         now = self.clock()
         dt = now - start
         t = self.table
         batch = plan.batch
-        b_gen = t.generated_tokens[batch]
         if mismatch:  # vLLM scheduled another step than the plan: its own account of each member
             got = np.fromiter(map(len, map(_OUTPUT_TOKEN_IDS, reqs)), dtype=np.int64, count=len(reqs))
-            sampled, wrong = got - b_gen, 0
+            sampled, wrong = got - t.generated_tokens[batch], 0
         else:
             emitted = sum(map(len, map(_OUTPUTS, outputs.values()))) if plain else -1
-            sampled, wrong = self._sampled(emitted, reqs, plan, b_pending, b_gen)
-        t.stepped(batch, plan.num_new_tokens, b_pending, b_gen, sampled, now, dt, plan.one_token_each,
-                  self._all_sampled_at if rerun and sampled is None else None)
-        self._all_sampled_at = now if sampled is None else None
-        # vLLM drops a request from self.requests when it finishes (no KV connectors here): if none left
-        # since schedule() (the mark is unchanged), no member finished
-        if len(self.requests) - t.size == self._held_mark:
-            done = None
-        else:
-            done = ~np.fromiter(map(self.requests.__contains__, ids), dtype=bool, count=len(ids))
-        if self._wants_on_step:
-            scheduled = np.zeros(len(view), dtype=bool)
-            scheduled[order[: len(batch)] if plan.ranks is None else order[plan.ranks]] = True
-            self.ranking_policy.on_step(view, scheduled, dt)
-        num_finished = 0 if done is None else int(count_nonzero(done))
-        if num_finished:
-            finished = batch[done]
-            self.blocks_in_use -= int(self.limits.blocks_for(t.computed_tokens[finished]).sum())
-            t.finished(finished, now)
-            for rid in self.slots.gather_ids(finished):
-                self._slot.pop(rid, None)
-            self.slots.release(finished)
-            self.ranking_policy.on_finish(t.request_id[finished], now)
-        self._prev_batch = batch[~done] if num_finished else batch
-        self.log.record(
-            start=start, end=now, cycle=now - self._prev_end, shape=shape, num_live=len(view),
-            num_evicted=len(plan.evict), num_finished=num_finished, blocks_in_use=self.blocks_in_use,
-            mismatches=mismatch + wrong, vllm_schedule_s=vllm_s, plugin_s=plugin_s + time.perf_counter() - wall0,
-        )
+            sampled, wrong = self._sampled(emitted, reqs, plan, b_pending, chunks)
+        t.stepped(batch, plan.num_new_tokens, b_pending, sampled, now, dt, plan.one_token_each,
+                  chunks if type(chunks) is tuple else None)
+        # the members that finished: vLLM names the requests it freed since schedule() (it starts a new set
+        # there); those the table no longer holds were aborted since (finish_requests), and finished there
+        freed = self.finished_req_ids
+        gone = sorted(s for s in map(self._slot.pop, freed, repeat(None)) if s is not None) if freed else _NONE
+        if on_step is not None:
+            self.ranking_policy.on_step(view, on_step, dt)
+        finished = None
+        num_finished = len(gone)
+        self._survivors = (reqs, None)
+        if num_finished:  # (a few each step: scalar reads and writes)
+            finished = gone
+            self._survivors = (reqs, set(map(id, map(self.slots.requests.item, gone))))
+            bs = self.limits.block_size
+            self.blocks_in_use -= sum([-(-c // bs) for c in map(t.computed_tokens.item, gone)])
+            t.finished(gone, now)
+            self.slots.release(gone)
+            self.ranking_policy.on_finish(np.array(list(map(t.request_id.item, gone)), dtype=np.int64), now)
+        # the last batch, and those of its members that left it since (the next step's table update needs both)
+        self._prev_batch = batch
+        self._prev_gone = finished
+        if self._aborted:  # members aborted during the step: finished in finish_requests
+            aborted = np.concatenate(self._aborted)
+            self._aborted = []
+            self._survivors = None
+            num_finished += len(aborted)
+            self._prev_gone = aborted if finished is None else np.concatenate((finished, aborted))
+        self.log.record(shape, start, now, now - self._prev_end, len(view), len(plan.evict), num_finished,
+                        self.blocks_in_use, mismatch + wrong, vllm_s, plugin_s + time.perf_counter() - wall0)
         # the next step follows back to back if requests are left (else it waits for an arrival)
-        self._prev_end = now if len(t.live) else float("nan")
+        self._prev_end = now if t.num_live else float("nan")
         self.num_steps += 1
         return outputs

@@ -74,17 +74,30 @@ def split_step_shape(num_new_tokens: np.ndarray, computed_tokens: np.ndarray, pe
         return StepShape(num_decode_seqs=n, decode_context_tokens=context + n)
     n_decode = n - k
     if k <= _FEW_CHUNKS:  # scalar arithmetic: a numpy call costs more than a few elements
-        tokens = before = 0
-        pairs = 0.0
-        for take, computed in zip(num_new_tokens[chunks].tolist(), computed_tokens[chunks].tolist()):
-            tokens += take
-            before += computed
-            pairs += take * (computed + (take + 1) * 0.5)
-    else:
-        p_take = num_new_tokens[chunks]
-        p_computed = computed_tokens[chunks]
-        tokens, before = int(p_take.dot(ones(k))), int(p_computed.dot(ones(k)))
-        pairs = float((p_take * (p_computed + (p_take + 1) * 0.5)).sum())
+        return few_chunks_shape(n, context, num_new_tokens[chunks].tolist(), computed_tokens[chunks].tolist())
+    p_take = num_new_tokens[chunks]
+    p_computed = computed_tokens[chunks]
+    tokens, before = int(p_take.dot(ones(k))), int(p_computed.dot(ones(k)))
+    pairs = float((p_take * (p_computed + (p_take + 1) * 0.5)).sum())
+    # each chunk's pairs, take * computed + take * (take + 1) / 2, is an integer: every partial sum is exact
+    # (below 2**53), so the scalar and the array sums are the same float
+    return StepShape(num_prefill_tokens=tokens, num_prefill_seqs=k, num_decode_seqs=n_decode,
+                     decode_context_tokens=context - before + n_decode, prefill_attention_pairs=pairs)
+
+
+def few_chunks_shape(n: int, context: int, chunk_tokens: list[int], chunk_computed: list[int]) -> StepShape:
+    """:func:`split_step_shape` of a batch of ``n`` members holding ``context`` KV tokens before the step [tokens]
+    whose prompt chunks (members with other than one token pending) take ``chunk_tokens`` and had
+    ``chunk_computed`` [tokens] (lists, aligned), in scalar arithmetic (a numpy call costs more than a few
+    elements): for a host that has the chunks' values already (the engine adapter)."""
+    tokens = before = 0
+    pairs = 0.0
+    for take, computed in zip(chunk_tokens, chunk_computed):
+        tokens += take
+        before += computed
+        pairs += take * (computed + (take + 1) * 0.5)
+    k = len(chunk_tokens)
+    n_decode = n - k
     # each chunk's pairs, take * computed + take * (take + 1) / 2, is an integer: every partial sum is exact
     # (below 2**53), so the scalar and the array sums are the same float
     return StepShape(num_prefill_tokens=tokens, num_prefill_seqs=k, num_decode_seqs=n_decode,
