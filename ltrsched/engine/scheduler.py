@@ -145,6 +145,7 @@ class PolicyScheduler(Scheduler):
         self._aborted: list[np.ndarray] = []  # batch members aborted between schedule() and update_from_output()
         self._admit_queue = create_request_queue(SchedulingPolicy.FCFS)  # vLLM's waiting queue in schedule()
         self._wants_on_step = type(self.ranking_policy).on_step is not Policy.on_step
+        self._wants_on_finish = type(self.ranking_policy).on_finish is not Policy.on_finish  # (FCFS: the no-op)
         self._in_sync = True  # no step has differed from its plan: vLLM's running list mirrors the table
         self._none_paused = True  # the last schedule() paused no resident
         self._paused: dict[int, Any] = {}  # id -> request of the residents the last schedule() set aside (in sync)
@@ -444,7 +445,8 @@ class PolicyScheduler(Scheduler):
             self.blocks_in_use -= sum([-(-c // bs) for c in map(t.computed_tokens.item, gone)])
             t.finished(gone, now)
             self.slots.release(gone)
-            self.ranking_policy.on_finish(np.array(list(map(t.request_id.item, gone)), dtype=np.int64), now)
+            if self._wants_on_finish:
+                self.ranking_policy.on_finish(np.array(list(map(t.request_id.item, gone)), dtype=np.int64), now)
         # the last batch, and those of its members that left it since (the next step's table update needs both)
         self._prev_batch = batch
         self._prev_gone = finished
