@@ -298,7 +298,7 @@ def test_cli_train_bad_hf_model_is_one_line(tmp_path):
     (["--eval-data", "{one}"], "need at least 2 held-out prompts, got 1"),
     (["--eval-data", "{same}"], "all 3 held-out prompts have the same output length (2)"),
     # an empty name was read as no --eval-data: "--eval-data  holds only training prompts"
-    (["--eval-data", ""], "workload '' is a directory, not a file"),
+    (["--eval-data", ""], "no workload given (the name '' is empty)"),
 ])
 def test_cli_train_bad_numbers_and_data_are_one_line(tmp_path, args, message):
     """Checked before training starts; the progress bar is not drawn (stderr holds only the error)."""
