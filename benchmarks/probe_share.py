@@ -24,6 +24,8 @@ def main() -> None:
     ap.add_argument("--serving-s", type=float, required=True, help="the LTR engine run's makespan [s]")
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
+    if not (args.serving_s > 0 and args.rounds >= 1):
+        ap.error("need --serving-s > 0 [s] and --rounds >= 1")
     torch.set_num_threads(1)
     prompts = texts_of(load_workload(args.workload, num_requests=args.num_requests, seed=args.seed))
     rankers = {path: Predictor.load(path) for path in args.rankers}

@@ -44,6 +44,8 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=64, help="requests per burst")
     ap.add_argument("--tau", type=float, default=0.3, help="Kendall tau of the LTR scores")
     args = ap.parse_args()
+    if args.residents < 1 or args.seeds < 1 or not 2 <= args.n <= 400 or not 0 < args.tau <= 1:
+        ap.error("need --residents >= 1, --seeds >= 1, -n in [2, 400] (the eval prompts) and --tau in (0, 1]")
     config = SimConfig(profile="cpu-smollm2", max_num_batched_tokens=768, max_num_seqs=args.residents,
                        block_size=128, num_gpu_blocks=181, max_resident_seqs=args.residents, watermark=0.0,
                        preemption="recompute", semantics="vllm-v1")

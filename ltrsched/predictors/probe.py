@@ -262,7 +262,6 @@ class ProbeBackbone:
             raise UserError(f"unknown probe precision {config.probe_precision!r}; use {' or '.join(PRECISIONS)}")
         self.config = config
         layers = _decoder_layers(self.lm, count)
-        self.layers = layers  # (the model's list of decoder layers, cut after the probed one below)
         self.layer = layers[layer - 1]
         hidden = int(self.lm.config.hidden_size)
         self.model = _head(hidden, outputs)
