@@ -423,3 +423,58 @@ def test_update_needs_results_and_labels_are_needed_without_it(validation_dir, t
     out.write_text("[1]")
     assert_one_line_error(run_cli("real-model-results", str(root), "--update", "--out", str(out)), "is not")
     assert out.read_text() == "[1]"
+
+
+def test_each_starvation_setting_gets_its_own_check(validation_dir, tmp_path):
+    """Two starvation settings in one burst case: each is checked against LTR and named in its claim (the paper's
+    T=200, Q=10 costs +27% here and fails; T=1000, Q=100 costs +1.8% and passes)."""
+    root, report = validation_dir
+    waits = {"ltr:starve=200,quantum=10": (0.70, 40.0), "ltr:starve=1000,quantum=100": (0.56, 70.0)}
+    for policy, (lpt, wait) in waits.items():
+        pdir = root / "runs" / "burst" / policy.replace(":", "_").replace(",", "_")
+        for name in ("engine-0", "engine-1", "sim"):
+            if (pdir / name).exists():
+                for f in (pdir / name).iterdir():
+                    f.unlink()
+                (pdir / name).rmdir()
+        _run(pdir / "engine-0", "burst", policy, lpt, repeat=0, waits=(1.0, wait))
+        _run(pdir / "sim", "burst", policy, lpt)
+    out = tmp_path / "results.json"
+    assert run_cli("real-model-results", str(root), "--labels-report", str(report), "--out", str(out)).returncode == 0
+    sec = real_model.build(tmp_path / "r", quick=False, results=out)
+    checks = [c for c in sec.checks if "starvation" in c.claim]
+    assert len(checks) == 2
+    by_policy = {p: next(c for c in checks if f"({p})" in c.claim) for p in waits}
+    assert not by_policy["ltr:starve=200,quantum=10"].passed and "+27.3%" in by_policy["ltr:starve=200,quantum=10"].detail
+    assert by_policy["ltr:starve=1000,quantum=100"].passed and "+1.8%" in by_policy["ltr:starve=1000,quantum=100"].detail
+
+
+def test_a_bf16_probes_own_tau_is_the_one_checked(validation_dir, tmp_path):
+    """The LTR runs' ranker is a bf16 probe whose `train` recorded a held-out tau: the check and a row of the labels
+    table carry that tau, not the label report's float32 probe's."""
+    root, report = validation_dir
+    report.write_text(json.dumps({**LABELS, "probe_ranker": 0.31, "probe_model": "smollm2", "probe_layer": 15}))
+    out = tmp_path / "results.json"
+    assert run_cli("real-model-results", str(root), "--labels-report", str(report), "--out", str(out)).returncode == 0
+    data = json.loads(out.read_text())
+    data["ranker"] = {"kind": "rank", "backbone": "probe", "hf_path": "smollm2", "probe_layer": 15,
+                      "probe_precision": "bf16", "held_out_tau": 0.299}
+    out.write_text(json.dumps(data))
+    sec = real_model.build(tmp_path / "r", quick=False, results=out)
+    check = next(c for c in sec.checks if "held-out tau" in c.claim)
+    assert check.detail.startswith("0.299") and "probe ranker (layer 15, bf16)" in check.claim
+    table = sec.tables[0][1]
+    assert table.filter(pl.col("predictor").str.contains("bf16"))["tau"].to_list() == [0.299]
+    data["ranker"]["held_out_tau"] = "high"
+    out.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="held_out_tau must be a number"):
+        real_model.build(tmp_path / "r", quick=False, results=out)
+
+
+def test_the_ranker_identity_carries_its_last_epochs_held_out_tau():
+    from ltrsched.experiments.real_model_collect import held_out_tau
+
+    assert held_out_tau([{"epoch": 1, "tau": 0.2}, {"epoch": 2, "tau": 0.299}]) == 0.299
+    assert held_out_tau([{"epoch": 1, "tau": None}]) is None  # an n-gram ranker trained without eval prompts
+    assert held_out_tau([]) is None and held_out_tau(None) is None and held_out_tau([{"tau": float("nan")}]) is None
+    assert held_out_tau([{"tau": True}]) is None

@@ -60,9 +60,14 @@ def policy_roles(policies: list[str]) -> dict[str, str | None]:
     return {
         "fcfs": first(lambda p: p == "fcfs"),
         "ltr": first(lambda p: p == "ltr" or (p.startswith("ltr:") and "starve" not in p)),
-        "starve": first(lambda p: p.startswith("ltr") and "starve" in p),
+        "starve": first(is_starve),
         "srtf": first(lambda p: p == "srtf"),
     }
+
+
+def is_starve(policy: str) -> bool:
+    """An LTR spec with starvation prevention (any threshold and quantum)."""
+    return policy.startswith("ltr") and "starve" in policy
 
 
 def _ratio(a: float | None, b: float | None) -> float:
@@ -113,7 +118,7 @@ def _runs_table(cases: dict) -> pl.DataFrame:
     return pl.DataFrame(rows, infer_schema_length=None)
 
 
-def _starvation_check(case: str, starve: dict, ltr: dict, note: str = "") -> Check:
+def _starvation_check(case: str, starve: dict, ltr: dict, note: str = "", policy: str | None = None) -> Check:
     """Issue 14: LTR with starvation prevention at most 5% above LTR on the mean, with a smaller max waiting time.
 
     The 5% bounds what starvation prevention costs: a starve mean above LTR's by more fails, one below it
@@ -122,7 +127,8 @@ def _starvation_check(case: str, starve: dict, ltr: dict, note: str = "") -> Che
     mean_rel = _ratio(starve.get("latency_per_token_mean"), ltr.get("latency_per_token_mean")) - 1
     wait_s, wait_l = starve.get("max_waiting_time_max"), ltr.get("max_waiting_time_max")
     cut = wait_s is not None and wait_l is not None and wait_s < wait_l
-    return Check(f"{case}: LTR with starvation prevention at most {STARVE_WITHIN:.0%} above LTR on the mean, cutting "
+    which = f" ({policy})" if policy else ""
+    return Check(f"{case}: LTR with starvation prevention{which} at most {STARVE_WITHIN:.0%} above LTR on the mean, cutting "
                  f"the max waiting time{note}", mean_rel <= STARVE_WITHIN and cut,
                  f"mean {mean_rel:+.1%}; max waiting {wait_s if wait_s is not None else float('nan'):.1f} s vs "
                  f"{wait_l if wait_l is not None else float('nan'):.1f} s")
@@ -141,19 +147,30 @@ def build(out: Path, quick: bool, results: Path = RESULTS) -> Section:
     sec.notes += _remeasured_notes(data)
 
     label_table = _labels_table(labels)
+    ranker = data.get("ranker") or {}
+    own_tau = ranker.get("held_out_tau")  # as its `train` recorded it (rankers gathered by older versions: none)
+    if own_tau is not None and (isinstance(own_tau, bool) or not isinstance(own_tau, (int, float))):
+        raise ValueError(f"{results}: ranker.held_out_tau must be a number, not {own_tau!r}")
+    precision = ranker.get("probe_precision")
+    if ranker.get("backbone") == "probe" and (own_tau is not None or labels.get("probe_ranker") is not None):
+        # the LTR runs' ranker: its own tau where recorded (a bf16 probe is not the label report's float32 one)
+        tau = own_tau if own_tau is not None else labels["probe_ranker"]
+        which = f"probe ranker (layer {ranker.get('probe_layer', labels.get('probe_layer'))}" \
+            + (f", {precision})" if precision else ")")
+        if precision:
+            label_table = pl.concat([label_table, pl.DataFrame(
+                {"predictor": [f"the same probe in {precision}: the ranker the LTR runs used"], "tau": [float(tau)],
+                 "paper": ["-"]}, schema=label_table.schema)])
+        sec.notes.append(f"LTR's scores: the probe ranker on {ranker.get('hf_path')}'s hidden state after layer "
+                         f"{ranker.get('probe_layer')} (`--backbone probe"
+                         + (f" --probe-precision {precision}" if precision else "")
+                         + "`).")
+    else:
+        tau, which = labels.get("served_ranker"), "ranker"
     caption = (f"Held-out Kendall tau against the served model's greedy lengths ({labels.get('num_train')} train / "
                f"{labels.get('num_eval')} eval prompts labelled)")
     sec.tables.append((caption, label_table))
     sec.files += write_table(label_table, tables_dir, "real-model-tau", caption, digits=3)
-    ranker = data.get("ranker") or {}
-    if ranker.get("backbone") == "probe" and labels.get("probe_ranker") is not None:  # the LTR runs' ranker
-        tau, which = labels["probe_ranker"], f"probe ranker (layer {labels.get('probe_layer')})"
-        sec.notes.append(f"LTR's scores: the probe ranker on {ranker.get('hf_path')}'s hidden state after layer "
-                         f"{ranker.get('probe_layer')} (`--backbone probe"
-                         + (f" --probe-precision {ranker['probe_precision']}" if ranker.get("probe_precision") else "")
-                         + "`).")
-    else:
-        tau, which = labels.get("served_ranker"), "ranker"
     ceiling = labels.get("ceiling")
     if tau is not None:  # the ceiling is null when the labels have no sampled run (label --sample-subset 0)
         sec.checks.append(Check(f"{which} trained on the served model's labels: held-out tau >= {TAU_TARGET:.2f}",
@@ -170,12 +187,16 @@ def build(out: Path, quick: bool, results: Path = RESULTS) -> Section:
     for case, body in cases.items():
         roles = policy_roles(list(body["policies"]))
         is_burst = case == "burst" or case.startswith("burst (")  # the issue's starvation target is a burst's
-        if is_burst and roles["starve"] is not None and roles["ltr"] is not None:
-            sec.checks.append(_starvation_check(case, body["policies"][roles["starve"]]["engine"],
-                                                body["policies"][roles["ltr"]]["engine"]))
-        elif case.startswith("burst (") and roles["starve"] is not None and burst_ltr:
-            sec.checks.append(_starvation_check(case, body["policies"][roles["starve"]]["engine"], burst_ltr["engine"],
-                                                " (LTR: the burst's LTR runs)"))
+        starves = [p for p in body["policies"] if is_starve(p)]  # each setting measured gets its own check
+        named = len(starves) > 1
+        for starve in starves if is_burst else ():
+            if roles["ltr"] is not None:
+                sec.checks.append(_starvation_check(case, body["policies"][starve]["engine"],
+                                                    body["policies"][roles["ltr"]]["engine"],
+                                                    policy=starve if named else None))
+            elif case.startswith("burst (") and burst_ltr:
+                sec.checks.append(_starvation_check(case, body["policies"][starve]["engine"], burst_ltr["engine"],
+                                                    " (LTR: the burst's LTR runs)", policy=starve if named else None))
         if roles["fcfs"] is None or roles["ltr"] is None:
             continue
 

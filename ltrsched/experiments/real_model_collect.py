@@ -12,6 +12,8 @@ same-named ones, the others stay, and each re-measured case carries its own host
 
 from __future__ import annotations
 
+import math
+
 import time
 from pathlib import Path
 
@@ -220,7 +222,20 @@ def ranker_identity(predictor) -> dict:
     keys = ("kind", "backbone") + (("hf_path",) if config.get("backbone") in ("hf", "probe") else ()) \
         + (("probe_layer",) if config.get("backbone") == "probe" else ()) \
         + (("probe_precision",) if config.get("probe_precision", "float32") != "float32" else ())
-    return {k: config.get(k) for k in keys}
+    identity = {k: config.get(k) for k in keys}
+    tau = held_out_tau(config.get("metrics"))
+    if tau is not None:
+        identity["held_out_tau"] = tau
+    return identity
+
+
+def held_out_tau(metrics) -> float | None:
+    """The Kendall tau ``ltrsched train`` recorded on its held-out prompts after the last epoch, if any."""
+    last = metrics[-1] if isinstance(metrics, list) and metrics and isinstance(metrics[-1], dict) else {}
+    tau = last.get("tau")
+    if isinstance(tau, (int, float)) and not isinstance(tau, bool) and math.isfinite(tau):
+        return float(tau)
+    return None
 
 
 def predictor_share(predictor, workload: str, num_requests: int | None, seed: int, cases: dict) -> dict:
