@@ -16,6 +16,10 @@ Files, by suffix:
   counts are (a line of lengths alone has no prompt text, as a ``.csv``'s). A
   ``"request_id": N`` on every line (or none) is kept as the request's id. A predictor's ``"score"``, the model's
   own ``"po_estimate"`` and a ``"predicted_length"`` (numbers, or null where missing) are kept as those columns.
+  Mooncake's traces (``{"timestamp": ms, "input_length": N, "output_length": N, "hash_ids": [...]}``) too: a line
+  with ``input_length``/``output_length`` (:data:`MOONCAKE_KEYS`) has them read as the prompt and output counts and
+  its ``timestamp`` as the arrival in milliseconds (Mooncake's unit; on other lines ``timestamp`` is not read);
+  ``hash_ids`` is not (no prefix cache is simulated).
 - ``.json``: a JSON array of ShareGPT conversations (complete or truncated), first turns, the paper's selection
   rules; records with LMSYS-Chat-1M's or OpenAI's ``{"role", "content"}`` messages too
   (:func:`ltrsched.workloads.sharegpt.read_first_turn`). Records that are not conversations (not objects, no list
@@ -31,7 +35,9 @@ Files, by suffix:
   >= 1 is an error naming the row (:func:`ltrsched.workloads.sharegpt.given_counts`).
 - ``.csv``: length-only traces: ``num_prefill_tokens``/``prompt_tokens``, ``num_decode_tokens``/``output_tokens``
   and optionally ``arrived_at``/``arrival_time`` (column names in any case; Azure's published ``TIMESTAMP``,
-  ``ContextTokens``, ``GeneratedTokens`` too). Arrival times are seconds, or date-times (e.g.
+  ``ContextTokens``, ``GeneratedTokens`` too, and BurstGPT's ``Timestamp`` [s], ``Request tokens``, ``Response
+  tokens``: rows with ``Response tokens`` 0, BurstGPT's failed requests, are left out with a warning on stderr
+  counting them, :func:`drop_failed_requests`; its ``Log Type``, ``Model`` and ``Total tokens`` are not read). Arrival times are seconds, or date-times (e.g.
   ``2023-11-16 18:15:46.68``), read as seconds since the earliest; without them every request is at t = 0. Any
   of those names with ``_ms`` (``arrived_at_ms``, ``timestamp_ms``) holds milliseconds, with ``_s`` seconds. Two
   names for one field (``arrival_time`` and ``timestamp``, ``prompt_tokens`` and ``input_tokens``) are an error
@@ -94,6 +100,16 @@ _MAX_TOKENS = 2**53  # a length given as a number: any larger is no length (and 
 UNIT_SUFFIXES = {"_s": 1.0, "_ms": 1e-3}
 #: The arrival-time keys (a .jsonl's) and columns (a parquet's) read: ``arrival_time`` and its unit suffixes.
 ARRIVAL_KEYS = ("arrival_time", *(f"arrival_time{s}" for s in UNIT_SUFFIXES))
+#: Mooncake's trace keys (FAST'25 release, ``mooncake_trace.jsonl``): ``input_length`` and ``output_length``
+#: [tokens], read as ``prompt_tokens`` and ``output_tokens``; on a line that has them, ``timestamp`` is the arrival
+#: [ms] since the first request (Mooncake's unit). Its ``hash_ids`` (prefix-cache blocks) are not read: the simulator
+#: has no prefix cache, so every prompt is prefilled in full.
+MOONCAKE_KEYS = {"input_length": "prompt_tokens", "output_length": "output_tokens"}
+#: Output-count column names (in lower case) under which 0 marks a failed request, not an output of no tokens:
+#: BurstGPT's ``Response tokens`` (its ``BurstGPT_1.csv`` and ``_2.csv`` hold such rows, its ``*_without_fails_*``
+#: files none). :func:`drop_failed_requests` leaves them out, with a warning; under any other name an output of 0
+#: tokens is an error.
+FAILED_OUTPUT_NAMES = ("response tokens",)
 
 
 def _in_units(suffixes) -> str:
@@ -113,6 +129,8 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     units = set()  # the arrival-time keys the lines use
     optional = {name: [] for name in NUMERIC_OPTIONAL_COLUMNS}  # [per line] (None where a line has none)
     for lineno, rec in jsonl_records(path):
+        if isinstance(rec, dict) and any(k in rec for k in MOONCAKE_KEYS):
+            rec = _mooncake_line(rec, f"{path}:{lineno}")
         for name in ("prompt", "generated"):  # a number where text belongs (JSON has types: 42 is no text)
             if isinstance(rec, dict) and rec.get(name) is not None and not isinstance(rec[name], str):
                 raise UserError(f"{path}:{lineno}: {name!r} must be text (a JSON string), got {shown(rec[name])}")
@@ -121,7 +139,8 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                 isinstance(rec.get("generated"), str) or ("generated" not in rec and "output_tokens" in rec)):
             conversation = isinstance(rec, dict) and any(k in rec for k in CONVERSATION_KEYS)
             raise UserError(f"{path}:{lineno}: expected an object with string fields 'prompt' and 'generated' "
-                            "(or, instead of a text, its length: 'prompt_tokens', 'output_tokens')"
+                            "(or, instead of a text, its length: 'prompt_tokens', 'output_tokens'; Mooncake's "
+                            "'input_length', 'output_length')"
                             + ("; a conversation's messages are read from a .json array of them (or a parquet)"
                                if conversation else ""))
         if "output_tokens" in rec:  # a count given is kept, beside the text too (as a parquet's): it was ignored
@@ -206,6 +225,30 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                if any(v is not None for v in values)},
         }
     )
+
+
+def _mooncake_line(rec: dict, where: str) -> dict:
+    """A Mooncake trace line (:data:`MOONCAKE_KEYS`) in our keys: ``input_length`` -> ``prompt_tokens``,
+    ``output_length`` -> ``output_tokens``, ``timestamp`` [ms] -> ``arrival_time_ms``; the values checked here, so
+    that an error names the line's own key. One-line :class:`UserError` naming ``where`` (the line) for a line that
+    gives a count or the arrival under both names (``input_length`` and ``prompt_tokens``: which holds it?)."""
+    rec = dict(rec)
+    for theirs, ours in MOONCAKE_KEYS.items():
+        if theirs not in rec:
+            continue
+        if ours in rec:
+            raise UserError(f"{where}: {theirs!r} and {ours!r} both give the {ours}; give one")
+        rec[ours] = _token_count(rec.pop(theirs), theirs, where)
+    if "timestamp" in rec:
+        given = [k for k in ARRIVAL_KEYS if k in rec]
+        if given:
+            raise UserError(f"{where}: 'timestamp' (Mooncake's, milliseconds) and {given[0]!r} both give the arrival "
+                            "time; give one")
+        stamp = rec.pop("timestamp")
+        if isinstance(stamp, bool) or not isinstance(stamp, (int, float)):
+            raise UserError(f"{where}: 'timestamp' must be a number of milliseconds (Mooncake's), got {shown(stamp)}")
+        rec["arrival_time_ms"] = stamp
+    return rec
 
 
 def _optional_number(value, name: str, where: str) -> float | None:
@@ -353,7 +396,7 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     raw = _without_blank_lines(raw, text)
     if raw.height == 0:
         raise UserError(f"{path}: no requests (empty file)")
-    cols = {}
+    cols, names_found = {}, {}
     for ours, names in CSV_COLUMNS.items():
         scale = 1.0
         if ours == "arrival_time":
@@ -369,6 +412,7 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         if found is None:
             raise UserError(f"{path}: no column for {ours} (looked for {', '.join(names)}, in any case); "
                             f"have {', '.join(raw.columns)}")
+        names_found[ours] = found
         col = _spaced_numbers(raw[found])
         if ours == "arrival_time" and col.dtype == pl.String:
             col, scale = _datetime_seconds(col.str.strip_chars(), f"{path}: column {found!r}"), 1.0
@@ -399,7 +443,31 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         found = _csv_column(raw, (name,), name, path)  # `po` drew its estimates instead, silently)
         if found is not None:
             df = df.with_columns((raw[found] if name == "prompt" else _spaced_numbers(raw[found])).alias(name))
-    return df if ids is None else df.with_columns(_spaced_numbers(raw[ids]).alias("request_id"))
+    df = df if ids is None else df.with_columns(_spaced_numbers(raw[ids]).alias("request_id"))
+    return drop_failed_requests(df, names_found["output_tokens"], path, arrival_info)
+
+
+def drop_failed_requests(df: pl.DataFrame, column: str | None, path: Path, info: dict | None) -> pl.DataFrame:
+    """``df`` without the failed requests a trace marks by an output of 0 tokens in its output-count ``column``
+    (the file's own name: :data:`FAILED_OUTPUT_NAMES`, BurstGPT's ``Response tokens``); ``df`` itself under other
+    names (an output of 0 tokens stays the schema's error) or where ``output_tokens`` does not hold numbers (the
+    schema says so). A failed request generated nothing, and cannot be served as one that generates 0 tokens (every
+    request decodes at least one). How many were left out goes to ``info["notes"]``, a warning printed once the
+    workload has loaded (an error is then the one line printed). One-line :class:`UserError` if every row failed."""
+    if column is None or column.strip().lower() not in FAILED_OUTPUT_NAMES or not df["output_tokens"].dtype.is_numeric():
+        return df
+    failed = (pl.col("output_tokens") == 0).fill_null(False)
+    count = int(df.select(failed.sum()).item())
+    if not count:
+        return df
+    if count == df.height:
+        raise UserError(f"{path}: every request ({count:,}) has {column.strip()!r} 0, BurstGPT's mark of a failed "
+                        "request (no output): none is left to serve")
+    if info is not None:
+        info.setdefault("notes", []).append(
+            f"warning: {path}: {count:,} of its {df.height:,} requests have {column.strip()!r} 0, BurstGPT's mark of "
+            "a failed request (no output); they are left out (BurstGPT's *_without_fails_* files have none)")
+    return df.filter(~failed)
 
 
 def _spaced_numbers(col: pl.Series) -> pl.Series:
@@ -677,7 +745,11 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
             df = _first_turns(path, num_requests, seed, arrival)
             return Workload(df, path.stem, _meta(path, arrival, arrival.get("warning")))
         columns = df.columns  # the file's own: a missing column's error named the ids and arrival times added here
+        output_name = None if "output_tokens" in columns else next(
+            (c for c in columns if c.strip().lower() in LENGTH_NAMES["output_tokens"]), None)
         df = length_columns(df, str(path))  # (input_tokens, num_decode_tokens, ...: where it lacks ours)
+        if "output_tokens" in df.columns:
+            df = drop_failed_requests(df, output_name, path, arrival)
         df = _table_arrivals(df, path, arrival)
         if "request_id" not in df.columns:  # numbered as the file's rows, before sampling
             df = _numbered(df)
@@ -695,7 +767,10 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
     else:
         raise UserError(f"{path}: unknown workload format {suffix!r}; use .parquet, .jsonl, .json or .csv")
     warning = _unit_warning(df["arrival_time"], arrival, path) if "arrival_time" in df.columns else None
-    return Workload(_sample_checked(df, num_requests, seed, path), path.stem, _meta(path, arrival, warning))
+    workload = Workload(_sample_checked(df, num_requests, seed, path), path.stem, _meta(path, arrival, warning))
+    for line in arrival.get("notes", ()):  # (after the checks: a warning ahead of an error made it two lines)
+        print(line, file=sys.stderr)
+    return workload
 
 
 def _meta(path: Path, arrival_info: dict, warning: str | None) -> dict:

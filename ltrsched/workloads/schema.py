@@ -49,10 +49,13 @@ NUMERIC_OPTIONAL_COLUMNS = ("score", "po_estimate", "predicted_length")
 _MAX_COUNT = 2**53  # a whole number in a float column beyond this is no count (nor exact)
 #: Names token counts go by in other tools' files, ours first, matched in any case: a ``.csv`` reads them all (e.g.
 #: vidur's ``num_prefill_tokens``, Azure's ``ContextTokens``); a parquet reads the others where it lacks ours
-#: (:func:`length_columns`).
+#: (:func:`length_columns`). BurstGPT's ``Request tokens`` and ``Response tokens`` too (a ``Response tokens`` of 0
+#: marks a failed request there: :func:`ltrsched.workloads.loaders.drop_failed_requests`).
 LENGTH_NAMES = {
-    "prompt_tokens": ("prompt_tokens", "num_prefill_tokens", "prompt_len", "input_tokens", "contexttokens"),
-    "output_tokens": ("output_tokens", "num_decode_tokens", "output_len", "generated_tokens", "generatedtokens"),
+    "prompt_tokens": ("prompt_tokens", "num_prefill_tokens", "prompt_len", "input_tokens", "contexttokens",
+                      "request tokens"),
+    "output_tokens": ("output_tokens", "num_decode_tokens", "output_len", "generated_tokens", "generatedtokens",
+                      "response tokens"),
 }
 
 
