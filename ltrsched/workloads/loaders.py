@@ -7,7 +7,9 @@ Files, by suffix:
   ``ltrsched label`` (:mod:`ltrsched.workloads.labels`: one split of its main run, prompt text joined by key). A
   table with prompt text but no ``prompt_tokens`` has them counted (Llama-3), as a ``.jsonl``'s; one with
   ``generated`` (or ``response``) text but no ``output_tokens`` too; without ``arrival_time`` (or
-  ``arrival_time_ms`` [ms]) every request is at t = 0; without ``request_id`` rows are numbered.
+  ``arrival_time_ms`` [ms]) every request is at t = 0; without ``request_id`` rows are numbered. Arrival times of a
+  temporal type are read whatever the name's suffix: date-times as seconds since the earliest (as a ``.csv``'s),
+  durations as seconds.
 - ``.jsonl``: one ``{"prompt": ..., "generated": ...}`` object per line (the seed's traces); lengths are
   re-tokenized with the Llama-3 tokenizer (a number where text belongs is an error naming the line); an optional
   ``arrival_time`` [s] (or ``arrival_time_ms`` [ms]) is kept. A line may give the output's
@@ -128,7 +130,9 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     prompts, prompt_counts, generated, arrivals, timed, ids = [], [], [], [], [], []
     units = set()  # the arrival-time keys the lines use
     optional = {name: [] for name in NUMERIC_OPTIONAL_COLUMNS}  # [per line] (None where a line has none)
+    mooncake = set()  # the numbers of the lines in Mooncake's keys
     for lineno, rec in jsonl_records(path):
+        original = rec if isinstance(rec, dict) else {}
         if isinstance(rec, dict) and any(k in rec for k in MOONCAKE_KEYS):
             rec = _mooncake_line(rec, f"{path}:{lineno}")
         for name in ("prompt", "generated"):  # a number where text belongs (JSON has types: 42 is no text)
@@ -185,6 +189,8 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         generated.append(rec["generated"])
         arrivals.append(arrival)
         timed.append(lineno if keys else -lineno)
+        if any(k in original for k in MOONCAKE_KEYS):
+            mooncake.add(lineno)
         if not keys and arrival_info is not None and "unread" not in arrival_info:  # (for replay's error)
             unread = [k for k in unread_arrival_columns(list(rec)) if k not in ARRIVAL_KEYS]
             if unread:
@@ -193,7 +199,8 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         raise UserError(f"{path}: no requests (empty file)")
     if any(t > 0 for t in timed) and any(t < 0 for t in timed):  # the untimed ones would arrive at t = 0
         first = -next(t for t in timed if t < 0)
-        raise UserError(f"{path}:{first}: no 'arrival_time', which other lines have; give it on every line or none")
+        key = "timestamp" if first in mooncake else "arrival_time"  # (a Mooncake line's is its 'timestamp')
+        raise UserError(f"{path}:{first}: no {key!r}, which other lines have; give it on every line or none")
     if arrival_info is not None and any(t > 0 for t in timed):
         arrival_info.update(column="arrival_time", unit=None if "arrival_time" in units else "given")
     lines = [abs(t) for t in timed]
@@ -539,15 +546,29 @@ def _table_arrivals(df: pl.DataFrame, path: Path, arrival_info: dict | None = No
         return df
     if arrival_info is not None:
         arrival_info.update(column=given[0], unit=given[0][len("arrival_time"):] or None)
+    col = df[given[0]]
+    if isinstance(col.dtype, (pl.Datetime, pl.Date, pl.Duration)):  # (refused as "non-numeric values")
+        if arrival_info is not None:
+            arrival_info["unit"] = "date-time"  # (seconds apart, whatever the column's name says)
+        return df.drop(given[0]).with_columns(_temporal_seconds(col).alias("arrival_time"))
     if given[0] == "arrival_time":
         return df
-    col = df[given[0]]
     if not col.dtype.is_numeric():
         first = col.drop_nulls().head(1).to_list()
         raise UserError(f"{path}: column {given[0]} has non-numeric values ({col.dtype}"
                         + (f", first: {first[0]!r}" if first else "") + "); it must hold numbers")
     return df.with_columns((col.cast(pl.Float64) * UNIT_SUFFIXES[given[0][len("arrival_time"):]]).alias(
         "arrival_time")).drop(given[0])
+
+
+def _temporal_seconds(col: pl.Series) -> pl.Series:
+    """A parquet's temporal arrival column as seconds [s] (Float64): date-times (``Datetime``, with or without a
+    time zone, or ``Date``; a pandas export of a trace's wall-clock times) as seconds since the earliest, as a
+    ``.csv``'s date-times are read; durations (``Duration``: time since the start) as they are."""
+    if isinstance(col.dtype, pl.Duration):
+        return col.dt.total_microseconds().cast(pl.Float64) / 1e6
+    stamps = col.cast(pl.Datetime("us")) if isinstance(col.dtype, pl.Date) else col
+    return (stamps - stamps.min()).dt.total_microseconds().cast(pl.Float64) / 1e6
 
 
 def _sample_checked(df: pl.DataFrame, num_requests: int | None, seed: int, path: Path) -> pl.DataFrame:
@@ -791,8 +812,8 @@ def _unit_warning(times: pl.Series, arrival_info: dict, path: Path) -> str | Non
     look like milliseconds (:func:`ltrsched.workloads.arrivals.seconds_unit_warning`), naming the column to rename;
     None if they look like seconds or their column's name states the unit (``arrival_info["unit"]``)."""
     column = arrival_info.get("column")
-    if column is None or arrival_info.get("unit") is not None:
-        return None
+    if column is None or arrival_info.get("unit") is not None or not times.dtype.is_numeric():
+        return None  # (not numbers: the schema's check names them; the cast here was a traceback for a list column)
     why = seconds_unit_warning(times.cast(pl.Float64, strict=False).to_numpy())
     if why is None:
         return None

@@ -216,8 +216,9 @@ def request_ids(ids: pl.Series, name: str, row_name: Callable[[int], str] | None
     elif dtype.is_float():
         whole = (ids.is_finite() & (ids == ids.floor())).fill_null(False)
         number = ids
-    else:  # e.g. Boolean (True would cast to 1) or a list: no row holds an id
-        number, whole = ids, pl.Series([False] * ids.len())
+    else:  # e.g. Boolean (True would cast to 1) or a list: no row holds an id (a list column's comparison with
+        # 0 below was a NotImplementedError traceback)
+        number, whole = pl.Series([None] * ids.len(), dtype=pl.Int64), pl.Series([False] * ids.len())
     missing = ids.is_null()
     inside = (whole & (number >= 0) & (number < MAX_REQUEST_ID)).fill_null(False)
     checked = pl.Series("request_id", number.filter(inside)).cast(pl.Int64)
@@ -227,7 +228,9 @@ def request_ids(ids: pl.Series, name: str, row_name: Callable[[int], str] | None
         problems.append((int(missing.arg_true()[0]), "no request_id"))
     if (~whole & ~missing).any():
         row = int((~whole & ~missing).arg_true()[0])
-        problems.append((row, f"request_id {ids[row]!r} is not a whole number"))
+        value = ids[row]
+        value = value.to_list() if isinstance(value, pl.Series) else value  # (a list's row: a Series, many lines)
+        problems.append((row, f"request_id {value!r} is not a whole number"))
     if (whole & ~inside).any():  # -1 read another request's policy state; 10**15 was a MemoryError traceback
         row = int((whole & ~inside).arg_true()[0])
         problems.append((row, f"request_id {number[row]} is outside [0, {MAX_REQUEST_ID:,}): policies keep "
