@@ -109,3 +109,16 @@ def test_a_jsonl_timestamp_beside_text_stays_unread(tmp_path):
     path.write_text('{"prompt": "hi", "generated": "yes", "timestamp": 5}\n'
                     '{"prompt": "ho", "generated": "no", "timestamp": 9}\n')
     assert load_workload(str(path)).df["arrival_time"].to_list() == [0.0, 0.0]
+
+
+def test_a_jsonl_with_mooncake_keys_is_keyed_apart_from_runs_cached_before(tmp_path):
+    """A line of text beside ``input_length`` and ``timestamp`` loaded before too, with its text's counts, at t = 0;
+    its runs cached then must not be reused now that those keys are read: the file's key says so."""
+    from ltrsched.workloads.loaders import workload_fingerprint
+
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"prompt": "hi there", "generated": "ok", "input_length": 40, "timestamp": 5}\n')
+    assert workload_fingerprint(str(path)).get("mooncake") == "read"
+    assert workload_fingerprint(str(MOONCAKE)).get("mooncake") == "read"
+    path.write_text('{"prompt": "hi there", "generated": "ok"}\n')
+    assert "mooncake" not in workload_fingerprint(str(path))

@@ -621,7 +621,10 @@ def workload_fingerprint(source: str) -> dict[str, str]:
     # and arrival times in a unit its name states (arrival_time_ms, ...), read since this marker: before, they were
     # no arrival column (every request at t = 0)
     # and a conversations parquet's own token counts, used since this marker (runs cached before recounted the text)
+    # and a .jsonl's Mooncake keys, read since this marker (a line of text beside input_length/output_length and
+    # timestamp had its text's counts and arrived at t = 0)
     return {"sha256": file_digest(path), **({"ids": "given"} if _gives_ids(path) else {}),
+            **({"mooncake": "read"} if _jsonl_gives_mooncake(path) else {}),
             **({"columns": "kept"} if _jsonl_gives_columns(path) else {}),
             **({"arrivals": "units"} if _gives_unit_arrivals(path) else {}),
             **({"counts": "given"} if _parquet_gives_counts(path) else {})}
@@ -709,6 +712,26 @@ def _jsonl_gives_columns(path: Path) -> bool:
                 if isinstance(record, dict) and any(record.get(name) is not None for name in NUMERIC_OPTIONAL_COLUMNS):
                     return True
     except (ValueError, RecursionError):
+        return False
+    return False
+
+
+def _jsonl_gives_mooncake(path: Path) -> bool:
+    """Whether a ``.jsonl`` has a line with one of Mooncake's keys (:data:`MOONCAKE_KEYS`), which loading ignored
+    before; False for other files and one not readable as JSON Lines. Only a file whose bytes name one of them (or
+    hold a ``\\u`` escape, which could spell one) is parsed."""
+    if path.suffix.lower() != ".jsonl":
+        return False
+    try:
+        data = path.read_bytes()
+        if b"\\u" not in data and not any(key.encode() in data for key in MOONCAKE_KEYS):
+            return False
+        for line in io.StringIO(data.decode("utf-8-sig", errors="replace"), newline=None):
+            if line.strip():
+                record = json.loads(line)
+                if isinstance(record, dict) and any(key in record for key in MOONCAKE_KEYS):
+                    return True
+    except (OSError, ValueError, RecursionError):
         return False
     return False
 
