@@ -76,3 +76,16 @@ def test_a_mooncake_line_without_its_timestamp_is_named_by_its_key(tmp_path):
                     + json.dumps({"timestamp": 10, "input_length": 5, "output_length": 5}) + "\n")
     assert_one_line_error(run_cli("simulate", "-w", str(path)),
                           "m.jsonl:1: no 'timestamp', which other lines have; give it on every line or none")
+
+
+def test_a_directory_given_as_a_sweeps_or_capacitys_workload_is_named_a_directory(tmp_path):
+    """simulate said "is a directory, not a file"; a sweep and capacity (which key runs by the workload's
+    fingerprint first) said it was "neither a file nor a built-in", of a path that exists."""
+    (tmp_path / "data").mkdir()
+    sweep = tmp_path / "s.toml"
+    sweep.write_text('workloads = ["data"]\npolicies = ["fcfs"]\n')
+    assert_one_line_error(run_cli("sweep", str(sweep), "--out", str(tmp_path / "out")),
+                          f"workload '{tmp_path / 'data'}' is a directory, not a file")
+    assert_one_line_error(run_cli("capacity", "-w", str(tmp_path / "data"), "-p", "fcfs", "--slo", "ttft_p90=2",
+                                  "--out", str(tmp_path / "cap")),
+                          f"workload '{tmp_path / 'data'}' is a directory, not a file")

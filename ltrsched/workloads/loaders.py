@@ -612,6 +612,8 @@ def workload_fingerprint(source: str) -> dict[str, str]:
     if source in BUILTIN:
         return {"builtin": source, **({"records": records_key()} if source == "sharegpt" else {})}
     path = Path(source)
+    if path.is_dir():  # (as load_workload says it: sweeps and capacity said "neither a file nor a built-in")
+        raise UserError(f"workload {source!r} is a directory, not a file")
     if not path.is_file():
         known = ", ".join(BUILTIN)
         raise UserError(f"workload not found: {source!r} is neither a file nor a built-in ({known})")
