@@ -76,3 +76,20 @@ def test_capacity_refuses_a_scoring_with_an_empty_item_in_one_line(tmp_path):
     assert_one_line_error(run_cli("capacity", "--scoring", "trained-ltr:sharegpt,", "-p", "fcfs", "--slo",
                                   "ttft_p90=2", "--out", str(tmp_path / "c")),
                           "bad scoring 'trained-ltr:sharegpt,': expected key=value, got ''")
+
+
+def test_validate_rates_given_empty_is_an_error(tmp_path):
+    """``--rates ''`` (an unset shell variable) ran no rate at all, silently, as if the option were left out."""
+    r = run_cli(*VALIDATE, "--rates", "", "--out", str(tmp_path / "v"))
+    assert_one_line_error(r, "--rates is empty: give rates [req/s] separated by ',' or 'auto', or leave the option out")
+    assert not (tmp_path / "v" / "validation.md").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["simulate", "-n", "2", "-p", ""], "no profile given (the name '' is empty): give a built-in ("),
+    (["simulate", "-n", "2", "--plugin", ""], "--plugin '' is empty: give a module name or a .py file"),
+])
+def test_an_empty_profile_or_plugin_name_says_it_is_empty(args, message):
+    """``-p ''`` was "profile path is a directory, not a JSON file: ." (the current directory), ``--plugin ''``
+    "cannot load plugin : ValueError: Empty module name"."""
+    assert_one_line_error(run_cli(*args), message)

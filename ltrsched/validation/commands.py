@@ -205,6 +205,8 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     if not 1 <= repeats <= 100:
         raise UserError(f"--repeats must be in [1, 100], got {repeats}")
     specs = _split_policies(policies)
+    if rates is not None and not rates:  # (it ran no rate at all, silently: `--rates "$RATES"` with RATES unset)
+        raise UserError("--rates is empty: give rates [req/s] separated by ',' or 'auto', or leave the option out")
     rate_values = _parse_rates(rates) if rates and rates.strip() != "auto" else None
     if sim_profile is not None:  # ("" was the default profile, silently)
         load_profile(sim_profile)
