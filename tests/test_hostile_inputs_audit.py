@@ -89,3 +89,14 @@ def test_a_directory_given_as_a_sweeps_or_capacitys_workload_is_named_a_director
     assert_one_line_error(run_cli("capacity", "-w", str(tmp_path / "data"), "-p", "fcfs", "--slo", "ttft_p90=2",
                                   "--out", str(tmp_path / "cap")),
                           f"workload '{tmp_path / 'data'}' is a directory, not a file")
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_a_csv_separated_by_another_character_says_so(tmp_path, sep):
+    """A spreadsheet's export in some locales separates fields by ';': the header was one column, and the error
+    named it without saying why."""
+    path = tmp_path / "t.csv"
+    path.write_text(f"prompt_tokens{sep}output_tokens\n5{sep}5\n")
+    assert_one_line_error(run_cli("simulate", "-w", str(path)),
+                          f"(one column: the file separates its fields by {sep!r}, where a .csv here separates them "
+                          "by ','; save it with commas)")

@@ -417,8 +417,11 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             cols[ours] = pl.Series(ours, [0.0] * raw.height)
             continue
         if found is None:
+            other = next((sep for sep in (";", "\t", "|") if raw.width == 1 and sep in raw.columns[0]), None)
             raise UserError(f"{path}: no column for {ours} (looked for {', '.join(names)}, in any case); "
-                            f"have {', '.join(raw.columns)}")
+                            f"have {', '.join(raw.columns)}" + (
+                                f" (one column: the file separates its fields by {other!r}, where a .csv here "
+                                "separates them by ','; save it with commas)" if other else ""))
         names_found[ours] = found
         col = _spaced_numbers(raw[found])
         if ours == "arrival_time" and col.dtype == pl.String:
