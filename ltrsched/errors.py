@@ -17,6 +17,22 @@ def first_repeat(values):
     return None
 
 
+def list_items(text: str, sep: str, option: str) -> list[str]:
+    """The items of a list option's value ``text`` (``--rates 1,2``, ``--policies 'fcfs;ltr'``), split at ``sep``
+    and stripped; [] if every item is empty (the caller says, in its words, that no item was given). One-line
+    :class:`UserError` naming ``option`` for an empty item beside given ones (``1,,2``, ``fcfs;;ltr``, a trailing
+    ``,``): it was skipped silently, so a value lost between two separators (a shell variable that expanded to
+    nothing, a deleted item) went unnoticed and the run had one case fewer than written."""
+    items = [item.strip() for item in text.split(sep)]
+    if not any(items):
+        return []
+    if not all(items):
+        at = items.index("")
+        raise UserError(f"{option} {text!r}: item {at + 1} of {len(items)} is empty (two {sep!r} in a row, or one at "
+                        f"an end); remove the extra {sep!r} or give the missing item")
+    return items
+
+
 class UserError(Exception):
     """Bad input from the user (file, option, name). The CLI prints ``error: <message>`` and exits 2."""
 

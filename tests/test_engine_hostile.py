@@ -204,7 +204,7 @@ def test_an_empty_model_or_profile_name_is_no_default(tmp_path):
     with pytest.raises(UserError, match="^model '' is neither a built-in name"):
         engine_config(model="", emulate_profile="h100-llama3-8b")
     assert_one_line_error(run_cli("validate", "--emulate", "h100-llama3-8b", "-n", "2", "--policies", "fcfs", "-p", "",
-                                  "-o", "v", cwd=tmp_path), "profile path is a directory, not a JSON file: .")
+                                  "-o", "v", cwd=tmp_path), "no profile given (the name '' is empty)")
 
 
 @pytest.mark.parametrize("options, named", [

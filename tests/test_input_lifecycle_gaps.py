@@ -205,7 +205,8 @@ def test_conversations_in_a_jsonl_and_prompts_in_a_json_array_name_the_other_for
     (tmp_path / "c.jsonl").write_text(json.dumps({"messages": message}) + "\n")
     assert_one_line_error(run_cli("simulate", "-w", str(tmp_path / "c.jsonl")),
                           "c.jsonl:1: expected an object with string fields 'prompt' and 'generated' (or, instead of "
-                          "a text, its length: 'prompt_tokens', 'output_tokens'); a conversation's messages are read "
+                          "a text, its length: 'prompt_tokens', 'output_tokens'; Mooncake's 'input_length', "
+                          "'output_length'); a conversation's messages are read "
                           "from a .json array of them (or a parquet)")
     (tmp_path / "p.json").write_text(json.dumps([{"prompt": "hello there friend", "generated": "ok then"}] * 2))
     assert_one_line_error(run_cli("simulate", "-w", str(tmp_path / "p.json")),

@@ -217,6 +217,8 @@ def _check_sweep_values(data: dict, path: Path) -> None:
     if data.get("preemption", "swap") not in ("swap", "recompute"):
         raise UserError(f"{path}: 'preemption' must be swap or recompute, got {data['preemption']!r}")
     for w in data.get("workloads", []):
+        if w not in BUILTIN and Path(w).is_dir():  # (it said "neither a file nor a built-in", of a path that is)
+            raise UserError(f"{path}: workload {w!r} is a directory, not a file")
         if w not in BUILTIN and not Path(w).is_file():
             raise UserError(f"{path}: workload {w!r} is neither a file nor a built-in ({', '.join(BUILTIN)})")
     check_scoring(data.get("scoring", "none"))
@@ -418,6 +420,8 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
                             f"any engine's capacity), got {value:.10g}")
     if start_rate > max_rate:
         raise UserError(f"--start-rate {start_rate:g} is above --max-rate {max_rate:g}")
+    if workload not in BUILTIN and Path(workload).is_dir():  # (it said "neither a file nor a built-in")
+        raise UserError(f"workload {workload!r} is a directory, not a file")
     if workload not in BUILTIN and not Path(workload).is_file():
         raise UserError(f"workload {workload!r} is neither a file nor a built-in ({', '.join(BUILTIN)})")
     policies = policies or CAPACITY_POLICIES

@@ -45,9 +45,9 @@ def _parse(scoring: str) -> tuple[str, dict[str, str]]:
     if kind.startswith("approx-") and rest:
         items = rest.split(",")
     elif rest:
-        name, _, opts = rest.partition(",")
+        name, comma, opts = rest.partition(",")
         params["name"] = name
-        items = list(filter(None, opts.split(",")))
+        items = opts.split(",") if comma else []  # (an empty item, "NAME,,k=v" or "NAME,", was skipped silently)
     else:
         items = []
     for item in items:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ltrsched.errors import UserError
+from ltrsched.errors import UserError, list_items
 from ltrsched.workloads.labels import MAIN_RUN, SAMPLE_RUN
 from ltrsched.workloads.selection import EVAL_SIZE
 
@@ -43,7 +43,7 @@ class LabelJob:
 
 def parse_splits(text: str) -> tuple[str, ...]:
     """``--splits train,eval`` -> the splits, in order, each once; one-line error for anything else."""
-    splits = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+    splits = tuple(dict.fromkeys(list_items(text, ",", "--splits")))  # (an empty item is an error, not skipped)
     bad = [s for s in splits if s not in LABEL_SPLITS]
     if not splits or bad:
         raise UserError(f"--splits takes train and/or eval separated by ',', got {text!r}")

@@ -48,7 +48,11 @@ def cdf(runs, out, title):
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), default=Path("trace.json"),
               show_default=True, help="Trace-event JSON file.")
 def trace(run, out):
-    """Export a saved run's steps (simulate --record-steps --out RUN) as a Chrome trace for Perfetto."""
+    """Export a saved run's steps (simulate --record-steps --out RUN) as a Chrome trace for Perfetto.
+
+    A replay's steps.parquet (and a validate engine run's) is the engine's step log, not a simulated step trace:
+    simulate the same workload and policy with --record-steps to trace it.
+    """
     from ltrsched.outputs import check_inputs_kept, check_out_file
     from ltrsched.plots.chrome_trace import write_chrome_trace
     from ltrsched.results import RunResult
@@ -57,9 +61,45 @@ def trace(run, out):
     # (`-o RUN/summary.json` wrote the trace over the run's summary it read: the run's one .json file)
     check_inputs_kept({"the run's summary": run / "summary.json"}, files=(out,))
     if not (run / "summary.json").is_file():
-        raise UserError(f"{run}: not a run directory (no summary.json)")
+        inner, traceable = _a_run_under(run) if run.is_dir() else (None, False)  # (a sweep's or validate's --out)
+        raise UserError(f"{run}: not a run directory (no summary.json)" + (
+            "" if inner is None else f"; it holds runs: give one's directory, e.g. {inner}" if traceable else
+            f"; it holds runs (e.g. {inner}), none with a simulated step trace: simulate one with --record-steps "
+            "--out DIR and give DIR"))
     result = RunResult.load(run)
-    if result.steps is None:
-        raise UserError(f"{run}: the run has no steps.parquet; simulate it with --record-steps")
+    if result.steps is None:  # (validate's simulated runs, sweeps' and reproduce's record none either)
+        raise UserError(f"{run}: the run has no steps.parquet; simulate it with --record-steps --out DIR "
+                        "(simulate's option) and give DIR")
+    if ENGINE_LOG_COLUMNS <= set(result.steps.columns):  # replay's (or validate's engine run's) steps.parquet:
+        # "record it with simulate --record-steps" said the run lacked an option it has not, nor needs
+        raise UserError(f"{run}: its steps.parquet is a real engine's step log (a replay or validate engine run), "
+                        "not a simulated step trace, which plot trace draws; simulate the same workload and policy "
+                        "with --record-steps --out DIR and give DIR (plot cdf compares the two runs)")
     write_chrome_trace(result, out)
+
+
+#: Columns of the engine adapter's step log (:data:`ltrsched.engine.step_log.OTHER_FIELDS`) that no simulated
+#: step trace has: a steps.parquet with them is a replay's (or a validate engine run's).
+ENGINE_LOG_COLUMNS = frozenset({"vllm_schedule_s", "plugin_s"})
+
+
+def _a_run_under(directory: Path) -> tuple[Path | None, bool]:
+    """A run directory (one with a summary.json) up to 4 levels under ``directory`` (a sweep's runs/HASH, validate's
+    runs/CASE/POLICY/engine) and whether its steps.parquet is a simulated step trace (preferring one that is);
+    ``(None, False)`` if there is none."""
+    import polars as pl
+
+    found = None
+    for depth in range(1, 5):
+        for summary in sorted(directory.glob("/".join(["*"] * depth) + "/summary.json")):
+            steps = summary.parent / "steps.parquet"
+            try:
+                if steps.is_file() and not ENGINE_LOG_COLUMNS <= set(pl.read_parquet_schema(steps)):
+                    return summary.parent, True
+            except Exception:  # (a damaged steps.parquet: not one to suggest)
+                pass
+            found = found or summary.parent
+        if found is not None:
+            return found, False
+    return None, False
     click.echo(f"wrote {out} (open in https://ui.perfetto.dev)")

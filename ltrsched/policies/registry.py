@@ -181,6 +181,8 @@ def load_env_plugins() -> None:
 
 def load_plugin(module_or_path: str) -> None:
     """Import a module name or a ``.py`` file so that its ``@register`` policies appear."""
+    if not module_or_path.strip():  # (it said "cannot load plugin : ValueError: Empty module name")
+        raise UserError(f"--plugin {module_or_path!r} is empty: give a module name or a .py file")
     path = Path(module_or_path)
     is_file = module_or_path.endswith(".py")
     loaded_as = str(path.resolve()) if is_file else module_or_path  # a file once, however its path is spelled

@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 import polars as pl
 
-from ltrsched.errors import UserError
+from ltrsched.errors import UserError, list_items
 from ltrsched.numbers import plain_number_text
 from ltrsched.predictors.predictor import kendall_tau
 from ltrsched.workloads.labels import MAIN_RUN, SAMPLE_RUN, attach_prompts, check_labels
@@ -96,7 +96,7 @@ class LabelReport:
 def parse_sizes(text: str) -> list[int | str]:
     """``250,500,all`` -> [250, 500, "all"]; one-line error for anything but integers >= 2 and ``all``."""
     sizes: list[int | str] = []
-    for part in (p.strip() for p in text.split(",")):
+    for part in list_items(text, ",", "--sizes"):  # (an empty item: said so, not "takes training-set sizes")
         if part == "all":
             sizes.append("all")
             continue

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from ltrsched import atomic
-from ltrsched.errors import UserError, first_repeat
+from ltrsched.errors import UserError, first_repeat, list_items
 from ltrsched.policies.needs import check_needs
 from ltrsched.sim.commands import build_workload, workload_options
 from ltrsched.validation.engines import check_workload_for_engine, engine_options, start_engine
@@ -205,6 +205,8 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     if not 1 <= repeats <= 100:
         raise UserError(f"--repeats must be in [1, 100], got {repeats}")
     specs = _split_policies(policies)
+    if rates is not None and not rates:  # (it ran no rate at all, silently: `--rates "$RATES"` with RATES unset)
+        raise UserError("--rates is empty: give rates [req/s] separated by ',' or 'auto', or leave the option out")
     rate_values = _parse_rates(rates) if rates and rates.strip() != "auto" else None
     if sim_profile is not None:  # ("" was the default profile, silently)
         load_profile(sim_profile)
@@ -454,16 +456,15 @@ def _default_profile(config, emulate_profile: str | None) -> str:
 def _split_policies(text: str) -> list[str]:
     """``a;b:x=1,y=2`` -> [a, b:x=1,y=2]; without ';', commas split specs that have no parameters."""
     if ";" in text:
-        specs = [s.strip() for s in text.split(";") if s.strip()]
+        specs = list_items(text, ";", "--policies")  # (an empty item is an error: it was skipped silently)
         if not specs:
             raise UserError("--policies is empty")
         return _once(specs)
     specs: list[str] = []
-    for part in text.split(","):
-        part = part.strip()
+    for part in list_items(text, ",", "--policies"):
         if specs and ("=" in part and ":" not in part):
             specs[-1] += "," + part  # a parameter of the previous spec
-        elif part:
+        else:
             specs.append(part)
     if not specs:
         raise UserError("--policies is empty")
@@ -504,7 +505,7 @@ def _parse_rates(text: str) -> list[float]:
     from ltrsched.numbers import plain_number_text
 
     try:  # (not float("0_5"), 5.0, for a typo of 0.5, nor non-ASCII digits: as policy specs' numbers)
-        values = [float(plain_number_text(x)) for x in text.split(",") if x.strip()]
+        values = [float(plain_number_text(x)) for x in list_items(text, ",", "--rates")]
     except ValueError:
         raise UserError(f"--rates must be numbers separated by ',' or 'auto', got {text!r}") from None
     if not values:  # (only commas or spaces: no rate at all, not a rate that is not positive)

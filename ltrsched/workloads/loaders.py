@@ -7,7 +7,9 @@ Files, by suffix:
   ``ltrsched label`` (:mod:`ltrsched.workloads.labels`: one split of its main run, prompt text joined by key). A
   table with prompt text but no ``prompt_tokens`` has them counted (Llama-3), as a ``.jsonl``'s; one with
   ``generated`` (or ``response``) text but no ``output_tokens`` too; without ``arrival_time`` (or
-  ``arrival_time_ms`` [ms]) every request is at t = 0; without ``request_id`` rows are numbered.
+  ``arrival_time_ms`` [ms]) every request is at t = 0; without ``request_id`` rows are numbered. Arrival times of a
+  temporal type are read whatever the name's suffix: date-times as seconds since the earliest (as a ``.csv``'s),
+  durations as seconds.
 - ``.jsonl``: one ``{"prompt": ..., "generated": ...}`` object per line (the seed's traces); lengths are
   re-tokenized with the Llama-3 tokenizer (a number where text belongs is an error naming the line); an optional
   ``arrival_time`` [s] (or ``arrival_time_ms`` [ms]) is kept. A line may give the output's
@@ -16,6 +18,10 @@ Files, by suffix:
   counts are (a line of lengths alone has no prompt text, as a ``.csv``'s). A
   ``"request_id": N`` on every line (or none) is kept as the request's id. A predictor's ``"score"``, the model's
   own ``"po_estimate"`` and a ``"predicted_length"`` (numbers, or null where missing) are kept as those columns.
+  Mooncake's traces (``{"timestamp": ms, "input_length": N, "output_length": N, "hash_ids": [...]}``) too: a line
+  with ``input_length``/``output_length`` (:data:`MOONCAKE_KEYS`) has them read as the prompt and output counts and
+  its ``timestamp`` as the arrival in milliseconds (Mooncake's unit; on other lines ``timestamp`` is not read);
+  ``hash_ids`` is not (no prefix cache is simulated).
 - ``.json``: a JSON array of ShareGPT conversations (complete or truncated), first turns, the paper's selection
   rules; records with LMSYS-Chat-1M's or OpenAI's ``{"role", "content"}`` messages too
   (:func:`ltrsched.workloads.sharegpt.read_first_turn`). Records that are not conversations (not objects, no list
@@ -31,7 +37,9 @@ Files, by suffix:
   >= 1 is an error naming the row (:func:`ltrsched.workloads.sharegpt.given_counts`).
 - ``.csv``: length-only traces: ``num_prefill_tokens``/``prompt_tokens``, ``num_decode_tokens``/``output_tokens``
   and optionally ``arrived_at``/``arrival_time`` (column names in any case; Azure's published ``TIMESTAMP``,
-  ``ContextTokens``, ``GeneratedTokens`` too). Arrival times are seconds, or date-times (e.g.
+  ``ContextTokens``, ``GeneratedTokens`` too, and BurstGPT's ``Timestamp`` [s], ``Request tokens``, ``Response
+  tokens``: rows with ``Response tokens`` 0, BurstGPT's failed requests, are left out with a warning on stderr
+  counting them, :func:`drop_failed_requests`; its ``Log Type``, ``Model`` and ``Total tokens`` are not read). Arrival times are seconds, or date-times (e.g.
   ``2023-11-16 18:15:46.68``), read as seconds since the earliest; without them every request is at t = 0. Any
   of those names with ``_ms`` (``arrived_at_ms``, ``timestamp_ms``) holds milliseconds, with ``_s`` seconds. Two
   names for one field (``arrival_time`` and ``timestamp``, ``prompt_tokens`` and ``input_tokens``) are an error
@@ -94,6 +102,16 @@ _MAX_TOKENS = 2**53  # a length given as a number: any larger is no length (and 
 UNIT_SUFFIXES = {"_s": 1.0, "_ms": 1e-3}
 #: The arrival-time keys (a .jsonl's) and columns (a parquet's) read: ``arrival_time`` and its unit suffixes.
 ARRIVAL_KEYS = ("arrival_time", *(f"arrival_time{s}" for s in UNIT_SUFFIXES))
+#: Mooncake's trace keys (FAST'25 release, ``mooncake_trace.jsonl``): ``input_length`` and ``output_length``
+#: [tokens], read as ``prompt_tokens`` and ``output_tokens``; on a line that has them, ``timestamp`` is the arrival
+#: [ms] since the first request (Mooncake's unit). Its ``hash_ids`` (prefix-cache blocks) are not read: the simulator
+#: has no prefix cache, so every prompt is prefilled in full.
+MOONCAKE_KEYS = {"input_length": "prompt_tokens", "output_length": "output_tokens"}
+#: Output-count column names (in lower case) under which 0 marks a failed request, not an output of no tokens:
+#: BurstGPT's ``Response tokens`` (its ``BurstGPT_1.csv`` and ``_2.csv`` hold such rows, its ``*_without_fails_*``
+#: files none). :func:`drop_failed_requests` leaves them out, with a warning; under any other name an output of 0
+#: tokens is an error.
+FAILED_OUTPUT_NAMES = ("response tokens",)
 
 
 def _in_units(suffixes) -> str:
@@ -112,7 +130,11 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     prompts, prompt_counts, generated, arrivals, timed, ids = [], [], [], [], [], []
     units = set()  # the arrival-time keys the lines use
     optional = {name: [] for name in NUMERIC_OPTIONAL_COLUMNS}  # [per line] (None where a line has none)
+    mooncake = set()  # the numbers of the lines in Mooncake's keys
     for lineno, rec in jsonl_records(path):
+        original = rec if isinstance(rec, dict) else {}
+        if isinstance(rec, dict) and any(k in rec for k in MOONCAKE_KEYS):
+            rec = _mooncake_line(rec, f"{path}:{lineno}")
         for name in ("prompt", "generated"):  # a number where text belongs (JSON has types: 42 is no text)
             if isinstance(rec, dict) and rec.get(name) is not None and not isinstance(rec[name], str):
                 raise UserError(f"{path}:{lineno}: {name!r} must be text (a JSON string), got {shown(rec[name])}")
@@ -121,7 +143,8 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                 isinstance(rec.get("generated"), str) or ("generated" not in rec and "output_tokens" in rec)):
             conversation = isinstance(rec, dict) and any(k in rec for k in CONVERSATION_KEYS)
             raise UserError(f"{path}:{lineno}: expected an object with string fields 'prompt' and 'generated' "
-                            "(or, instead of a text, its length: 'prompt_tokens', 'output_tokens')"
+                            "(or, instead of a text, its length: 'prompt_tokens', 'output_tokens'; Mooncake's "
+                            "'input_length', 'output_length')"
                             + ("; a conversation's messages are read from a .json array of them (or a parquet)"
                                if conversation else ""))
         if "output_tokens" in rec:  # a count given is kept, beside the text too (as a parquet's): it was ignored
@@ -166,6 +189,8 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         generated.append(rec["generated"])
         arrivals.append(arrival)
         timed.append(lineno if keys else -lineno)
+        if any(k in original for k in MOONCAKE_KEYS):
+            mooncake.add(lineno)
         if not keys and arrival_info is not None and "unread" not in arrival_info:  # (for replay's error)
             unread = [k for k in unread_arrival_columns(list(rec)) if k not in ARRIVAL_KEYS]
             if unread:
@@ -174,7 +199,8 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         raise UserError(f"{path}: no requests (empty file)")
     if any(t > 0 for t in timed) and any(t < 0 for t in timed):  # the untimed ones would arrive at t = 0
         first = -next(t for t in timed if t < 0)
-        raise UserError(f"{path}:{first}: no 'arrival_time', which other lines have; give it on every line or none")
+        key = "timestamp" if first in mooncake else "arrival_time"  # (a Mooncake line's is its 'timestamp')
+        raise UserError(f"{path}:{first}: no {key!r}, which other lines have; give it on every line or none")
     if arrival_info is not None and any(t > 0 for t in timed):
         arrival_info.update(column="arrival_time", unit=None if "arrival_time" in units else "given")
     lines = [abs(t) for t in timed]
@@ -206,6 +232,30 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                if any(v is not None for v in values)},
         }
     )
+
+
+def _mooncake_line(rec: dict, where: str) -> dict:
+    """A Mooncake trace line (:data:`MOONCAKE_KEYS`) in our keys: ``input_length`` -> ``prompt_tokens``,
+    ``output_length`` -> ``output_tokens``, ``timestamp`` [ms] -> ``arrival_time_ms``; the values checked here, so
+    that an error names the line's own key. One-line :class:`UserError` naming ``where`` (the line) for a line that
+    gives a count or the arrival under both names (``input_length`` and ``prompt_tokens``: which holds it?)."""
+    rec = dict(rec)
+    for theirs, ours in MOONCAKE_KEYS.items():
+        if theirs not in rec:
+            continue
+        if ours in rec:
+            raise UserError(f"{where}: {theirs!r} and {ours!r} both give the {ours}; give one")
+        rec[ours] = _token_count(rec.pop(theirs), theirs, where)
+    if "timestamp" in rec:
+        given = [k for k in ARRIVAL_KEYS if k in rec]
+        if given:
+            raise UserError(f"{where}: 'timestamp' (Mooncake's, milliseconds) and {given[0]!r} both give the arrival "
+                            "time; give one")
+        stamp = rec.pop("timestamp")
+        if isinstance(stamp, bool) or not isinstance(stamp, (int, float)):
+            raise UserError(f"{where}: 'timestamp' must be a number of milliseconds (Mooncake's), got {shown(stamp)}")
+        rec["arrival_time_ms"] = stamp
+    return rec
 
 
 def _optional_number(value, name: str, where: str) -> float | None:
@@ -353,7 +403,7 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     raw = _without_blank_lines(raw, text)
     if raw.height == 0:
         raise UserError(f"{path}: no requests (empty file)")
-    cols = {}
+    cols, names_found = {}, {}
     for ours, names in CSV_COLUMNS.items():
         scale = 1.0
         if ours == "arrival_time":
@@ -367,8 +417,12 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             cols[ours] = pl.Series(ours, [0.0] * raw.height)
             continue
         if found is None:
+            other = next((sep for sep in (";", "\t", "|") if raw.width == 1 and sep in raw.columns[0]), None)
             raise UserError(f"{path}: no column for {ours} (looked for {', '.join(names)}, in any case); "
-                            f"have {', '.join(raw.columns)}")
+                            f"have {', '.join(raw.columns)}" + (
+                                f" (one column: the file separates its fields by {other!r}, where a .csv here "
+                                "separates them by ','; save it with commas)" if other else ""))
+        names_found[ours] = found
         col = _spaced_numbers(raw[found])
         if ours == "arrival_time" and col.dtype == pl.String:
             col, scale = _datetime_seconds(col.str.strip_chars(), f"{path}: column {found!r}"), 1.0
@@ -399,7 +453,31 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         found = _csv_column(raw, (name,), name, path)  # `po` drew its estimates instead, silently)
         if found is not None:
             df = df.with_columns((raw[found] if name == "prompt" else _spaced_numbers(raw[found])).alias(name))
-    return df if ids is None else df.with_columns(_spaced_numbers(raw[ids]).alias("request_id"))
+    df = df if ids is None else df.with_columns(_spaced_numbers(raw[ids]).alias("request_id"))
+    return drop_failed_requests(df, names_found["output_tokens"], path, arrival_info)
+
+
+def drop_failed_requests(df: pl.DataFrame, column: str | None, path: Path, info: dict | None) -> pl.DataFrame:
+    """``df`` without the failed requests a trace marks by an output of 0 tokens in its output-count ``column``
+    (the file's own name: :data:`FAILED_OUTPUT_NAMES`, BurstGPT's ``Response tokens``); ``df`` itself under other
+    names (an output of 0 tokens stays the schema's error) or where ``output_tokens`` does not hold numbers (the
+    schema says so). A failed request generated nothing, and cannot be served as one that generates 0 tokens (every
+    request decodes at least one). How many were left out goes to ``info["notes"]``, a warning printed once the
+    workload has loaded (an error is then the one line printed). One-line :class:`UserError` if every row failed."""
+    if column is None or column.strip().lower() not in FAILED_OUTPUT_NAMES or not df["output_tokens"].dtype.is_numeric():
+        return df
+    failed = (pl.col("output_tokens") == 0).fill_null(False)
+    count = int(df.select(failed.sum()).item())
+    if not count:
+        return df
+    if count == df.height:
+        raise UserError(f"{path}: every request ({count:,}) has {column.strip()!r} 0, BurstGPT's mark of a failed "
+                        "request (no output): none is left to serve")
+    if info is not None:
+        info.setdefault("notes", []).append(
+            f"warning: {path}: {count:,} of its {df.height:,} requests have {column.strip()!r} 0, BurstGPT's mark of "
+            "a failed request (no output); they are left out (BurstGPT's *_without_fails_* files have none)")
+    return df.filter(~failed)
 
 
 def _spaced_numbers(col: pl.Series) -> pl.Series:
@@ -471,15 +549,29 @@ def _table_arrivals(df: pl.DataFrame, path: Path, arrival_info: dict | None = No
         return df
     if arrival_info is not None:
         arrival_info.update(column=given[0], unit=given[0][len("arrival_time"):] or None)
+    col = df[given[0]]
+    if isinstance(col.dtype, (pl.Datetime, pl.Date, pl.Duration)):  # (refused as "non-numeric values")
+        if arrival_info is not None:
+            arrival_info["unit"] = "date-time"  # (seconds apart, whatever the column's name says)
+        return df.drop(given[0]).with_columns(_temporal_seconds(col).alias("arrival_time"))
     if given[0] == "arrival_time":
         return df
-    col = df[given[0]]
     if not col.dtype.is_numeric():
         first = col.drop_nulls().head(1).to_list()
         raise UserError(f"{path}: column {given[0]} has non-numeric values ({col.dtype}"
                         + (f", first: {first[0]!r}" if first else "") + "); it must hold numbers")
     return df.with_columns((col.cast(pl.Float64) * UNIT_SUFFIXES[given[0][len("arrival_time"):]]).alias(
         "arrival_time")).drop(given[0])
+
+
+def _temporal_seconds(col: pl.Series) -> pl.Series:
+    """A parquet's temporal arrival column as seconds [s] (Float64): date-times (``Datetime``, with or without a
+    time zone, or ``Date``; a pandas export of a trace's wall-clock times) as seconds since the earliest, as a
+    ``.csv``'s date-times are read; durations (``Duration``: time since the start) as they are."""
+    if isinstance(col.dtype, pl.Duration):
+        return col.dt.total_microseconds().cast(pl.Float64) / 1e6
+    stamps = col.cast(pl.Datetime("us")) if isinstance(col.dtype, pl.Date) else col
+    return (stamps - stamps.min()).dt.total_microseconds().cast(pl.Float64) / 1e6
 
 
 def _sample_checked(df: pl.DataFrame, num_requests: int | None, seed: int, path: Path) -> pl.DataFrame:
@@ -523,6 +615,8 @@ def workload_fingerprint(source: str) -> dict[str, str]:
     if source in BUILTIN:
         return {"builtin": source, **({"records": records_key()} if source == "sharegpt" else {})}
     path = Path(source)
+    if path.is_dir():  # (as load_workload says it: sweeps and capacity said "neither a file nor a built-in")
+        raise UserError(f"workload {source!r} is a directory, not a file")
     if not path.is_file():
         known = ", ".join(BUILTIN)
         raise UserError(f"workload not found: {source!r} is neither a file nor a built-in ({known})")
@@ -532,7 +626,10 @@ def workload_fingerprint(source: str) -> dict[str, str]:
     # and arrival times in a unit its name states (arrival_time_ms, ...), read since this marker: before, they were
     # no arrival column (every request at t = 0)
     # and a conversations parquet's own token counts, used since this marker (runs cached before recounted the text)
+    # and a .jsonl's Mooncake keys, read since this marker (a line of text beside input_length/output_length and
+    # timestamp had its text's counts and arrived at t = 0)
     return {"sha256": file_digest(path), **({"ids": "given"} if _gives_ids(path) else {}),
+            **({"mooncake": "read"} if _jsonl_gives_mooncake(path) else {}),
             **({"columns": "kept"} if _jsonl_gives_columns(path) else {}),
             **({"arrivals": "units"} if _gives_unit_arrivals(path) else {}),
             **({"counts": "given"} if _parquet_gives_counts(path) else {})}
@@ -624,6 +721,26 @@ def _jsonl_gives_columns(path: Path) -> bool:
     return False
 
 
+def _jsonl_gives_mooncake(path: Path) -> bool:
+    """Whether a ``.jsonl`` has a line with one of Mooncake's keys (:data:`MOONCAKE_KEYS`), which loading ignored
+    before; False for other files and one not readable as JSON Lines. Only a file whose bytes name one of them (or
+    hold a ``\\u`` escape, which could spell one) is parsed."""
+    if path.suffix.lower() != ".jsonl":
+        return False
+    try:
+        data = path.read_bytes()
+        if b"\\u" not in data and not any(key.encode() in data for key in MOONCAKE_KEYS):
+            return False
+        for line in io.StringIO(data.decode("utf-8-sig", errors="replace"), newline=None):
+            if line.strip():
+                record = json.loads(line)
+                if isinstance(record, dict) and any(key in record for key in MOONCAKE_KEYS):
+                    return True
+    except (OSError, ValueError, RecursionError):
+        return False
+    return False
+
+
 def _gives_ids(path: Path) -> bool:
     """Whether a ``.csv`` (its header, in any case) or ``.jsonl`` (its first record, as every line gives them or
     none) gives request ids; False for other formats, whose ids were always kept, and for a file that is not
@@ -677,7 +794,11 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
             df = _first_turns(path, num_requests, seed, arrival)
             return Workload(df, path.stem, _meta(path, arrival, arrival.get("warning")))
         columns = df.columns  # the file's own: a missing column's error named the ids and arrival times added here
+        output_name = None if "output_tokens" in columns else next(
+            (c for c in columns if c.strip().lower() in LENGTH_NAMES["output_tokens"]), None)
         df = length_columns(df, str(path))  # (input_tokens, num_decode_tokens, ...: where it lacks ours)
+        if "output_tokens" in df.columns:
+            df = drop_failed_requests(df, output_name, path, arrival)
         df = _table_arrivals(df, path, arrival)
         if "request_id" not in df.columns:  # numbered as the file's rows, before sampling
             df = _numbered(df)
@@ -695,7 +816,10 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
     else:
         raise UserError(f"{path}: unknown workload format {suffix!r}; use .parquet, .jsonl, .json or .csv")
     warning = _unit_warning(df["arrival_time"], arrival, path) if "arrival_time" in df.columns else None
-    return Workload(_sample_checked(df, num_requests, seed, path), path.stem, _meta(path, arrival, warning))
+    workload = Workload(_sample_checked(df, num_requests, seed, path), path.stem, _meta(path, arrival, warning))
+    for line in arrival.get("notes", ()):  # (after the checks: a warning ahead of an error made it two lines)
+        print(line, file=sys.stderr)
+    return workload
 
 
 def _meta(path: Path, arrival_info: dict, warning: str | None) -> dict:
@@ -716,8 +840,8 @@ def _unit_warning(times: pl.Series, arrival_info: dict, path: Path) -> str | Non
     look like milliseconds (:func:`ltrsched.workloads.arrivals.seconds_unit_warning`), naming the column to rename;
     None if they look like seconds or their column's name states the unit (``arrival_info["unit"]``)."""
     column = arrival_info.get("column")
-    if column is None or arrival_info.get("unit") is not None:
-        return None
+    if column is None or arrival_info.get("unit") is not None or not times.dtype.is_numeric():
+        return None  # (not numbers: the schema's check names them; the cast here was a traceback for a list column)
     why = seconds_unit_warning(times.cast(pl.Float64, strict=False).to_numpy())
     if why is None:
         return None

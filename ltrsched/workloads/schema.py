@@ -49,10 +49,13 @@ NUMERIC_OPTIONAL_COLUMNS = ("score", "po_estimate", "predicted_length")
 _MAX_COUNT = 2**53  # a whole number in a float column beyond this is no count (nor exact)
 #: Names token counts go by in other tools' files, ours first, matched in any case: a ``.csv`` reads them all (e.g.
 #: vidur's ``num_prefill_tokens``, Azure's ``ContextTokens``); a parquet reads the others where it lacks ours
-#: (:func:`length_columns`).
+#: (:func:`length_columns`). BurstGPT's ``Request tokens`` and ``Response tokens`` too (a ``Response tokens`` of 0
+#: marks a failed request there: :func:`ltrsched.workloads.loaders.drop_failed_requests`).
 LENGTH_NAMES = {
-    "prompt_tokens": ("prompt_tokens", "num_prefill_tokens", "prompt_len", "input_tokens", "contexttokens"),
-    "output_tokens": ("output_tokens", "num_decode_tokens", "output_len", "generated_tokens", "generatedtokens"),
+    "prompt_tokens": ("prompt_tokens", "num_prefill_tokens", "prompt_len", "input_tokens", "contexttokens",
+                      "request tokens"),
+    "output_tokens": ("output_tokens", "num_decode_tokens", "output_len", "generated_tokens", "generatedtokens",
+                      "response tokens"),
 }
 
 
@@ -213,8 +216,9 @@ def request_ids(ids: pl.Series, name: str, row_name: Callable[[int], str] | None
     elif dtype.is_float():
         whole = (ids.is_finite() & (ids == ids.floor())).fill_null(False)
         number = ids
-    else:  # e.g. Boolean (True would cast to 1) or a list: no row holds an id
-        number, whole = ids, pl.Series([False] * ids.len())
+    else:  # e.g. Boolean (True would cast to 1) or a list: no row holds an id (a list column's comparison with
+        # 0 below was a NotImplementedError traceback)
+        number, whole = pl.Series([None] * ids.len(), dtype=pl.Int64), pl.Series([False] * ids.len())
     missing = ids.is_null()
     inside = (whole & (number >= 0) & (number < MAX_REQUEST_ID)).fill_null(False)
     checked = pl.Series("request_id", number.filter(inside)).cast(pl.Int64)
@@ -224,7 +228,9 @@ def request_ids(ids: pl.Series, name: str, row_name: Callable[[int], str] | None
         problems.append((int(missing.arg_true()[0]), "no request_id"))
     if (~whole & ~missing).any():
         row = int((~whole & ~missing).arg_true()[0])
-        problems.append((row, f"request_id {ids[row]!r} is not a whole number"))
+        value = ids[row]
+        value = value.to_list() if isinstance(value, pl.Series) else value  # (a list's row: a Series, many lines)
+        problems.append((row, f"request_id {value!r} is not a whole number"))
     if (whole & ~inside).any():  # -1 read another request's policy state; 10**15 was a MemoryError traceback
         row = int((whole & ~inside).arg_true()[0])
         problems.append((row, f"request_id {number[row]} is outside [0, {MAX_REQUEST_ID:,}): policies keep "

@@ -289,6 +289,9 @@ def load_profile(name_or_path: str | os.PathLike | StepTimeProfile) -> StepTimeP
     builtins = _builtin_files()
     if text in builtins:
         return _load_builtin(text)
+    if not text.strip():  # (Path("") is the current directory: "profile path is a directory, not a JSON file: .")
+        raise UserError(f"no profile given (the name {text!r} is empty): give a built-in ({', '.join(sorted(builtins))})"
+                        " or a profile JSON file")
     path = Path(text)
     if path.exists() or text.endswith(".json") or os.sep in text or (os.altsep and os.altsep in text):
         return read_profile_file(path)
