@@ -41,7 +41,8 @@ TARGETS = {
 #: module -> methods marked in place (the classes stay the ones the policy registry holds); with ``--policy-lines``
 POLICY_TARGETS = {
     "ltrsched.policies.starvation": ("StarvationPrevention.rank", "StarvationPrevention._update_promoted",
-                                     "StarvationPrevention._front_order"),
+                                     "StarvationPrevention._front_order", "StarvationPrevention.on_finish"),
+    "ltrsched.policies.ltr": ("LTR.on_finish",),
     "ltrsched.policies.front_order": ("FrontOrder.follow", "FrontOrder._leave", "FrontOrder.order"),
     "ltrsched.policies.fixed_order": ("FixedKeyOrder.order", "FixedKeyOrder._shift"),
     "ltrsched.policies.mlfq": ("MLFQ.rank", "MLFQ.on_step"),
