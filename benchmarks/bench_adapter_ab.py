@@ -44,7 +44,7 @@ OLD_MODULES = ("batch_shape", "live_table", "queues", "request_slots", "step_log
 #: With ``--old-policies``, also these modules of ``ltrsched/policies/`` from ``--old-ref``, loaded first (in import
 #: order): the old engine forms its batches with the old ``form_batch`` and ranks with the old LTR and starvation
 #: prevention (other policies, and the rest of the package, are shared).
-OLD_POLICY_MODULES = ("batching", "fixed_order", "front_order", "ltr", "starvation")
+OLD_POLICY_MODULES = ("order_check", "batching", "fixed_order", "front_order", "ltr", "starvation")
 
 
 def _old_modules(ref: str, policies: bool = False):
@@ -109,7 +109,7 @@ def main() -> None:
     ap.add_argument("--profile", default="a100-llama3-8b")
     ap.add_argument("--wall", action="store_true", help="wall time instead of thread CPU time")
     ap.add_argument("--old-policies", action="store_true",
-                    help="the old engine also uses --old-ref's form_batch, LTR and starvation prevention "
+                    help="the old engine also uses --old-ref's form_batch, order check, LTR and starvation prevention "
                          "(OLD_POLICY_MODULES; without: both engines share the checked-out ones)")
     ap.add_argument("--thrash-mib", type=float, default=0.0,
                     help="write this many MiB of memory before every step of either engine, as a CPU engine's forward "

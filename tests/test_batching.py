@@ -70,6 +70,20 @@ def test_resident_first_cut_on_an_admitted_member_stays_in_place(monkeypatch):
     assert plan.num_new_tokens.tolist() == [1, 1, 766] and plan.ranks is None
 
 
+@pytest.mark.parametrize("bs", [1, 3, 16])
+def test_blocks_added_follows_the_definition_member_by_member(bs):
+    """The KV blocks a batch adds (the integer dot that replaced a sum() must give the same counts): each member holds
+    ceil((computed + take) / bs) blocks after the step, of which a resident one holds ceil(computed / bs) already."""
+    rng = np.random.default_rng(bs)
+    for _ in range(200):
+        k = int(rng.integers(1, 40))
+        computed, take = rng.integers(0, 300, k), rng.integers(1, 80, k)
+        resident = rng.random(k) < 0.7
+        want = sum(-(-(c + t) // bs) - (-(-c // bs) if r else 0)
+                   for c, t, r in zip(computed.tolist(), take.tolist(), resident.tolist()))
+        assert batching._blocks_added(computed, take, resident, bs, decode_only=False) == want
+
+
 def test_max_resident_seqs_preempts_the_lowest_ranked_paused():
     # four residents (decodes), two seqs per step, at most three requests may hold KV
     pending, computed, resident = arrays([1, 1, 1, 1, 20], [16, 16, 16, 16, 0], [True, True, True, True, False])
