@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 #: module -> qualified names of the functions whose statements are marked
 TARGETS = {
     "ltrsched.policies.step_shape": ("split_step_shape",),
-    "ltrsched.policies.batching": ("form_batch", "_blocks_added"),
+    "ltrsched.policies.batching": ("form_batch", "_blocks_added", "_lowest_residents"),
     "ltrsched.engine.request_slots": ("RequestSlots.gather", "RequestSlots.gather_ids", "RequestSlots.release"),
     "ltrsched.engine.live_table": ("LiveTable.scheduled", "LiveTable.stepped", "LiveTable.finished",
                                    "LiveTable.preempted", "LiveTable.live_columns"),
