@@ -12,11 +12,12 @@ time (robust to other processes on the core; ``--wall`` for wall time), and chec
 logged the same steps.
 
     python benchmarks/bench_adapter_ab.py [--old-ref main] [--max-output 64] [--policies "fcfs;ltr:tau=0.6,starve=200,quantum=10"]
-        [--split] [--thrash-mib 8]
+        [--split] [--thrash-mib 8] [--old-policies]
 
 ``--split`` also reports the adapter's own time without the code both versions share (the policy's hooks,
 ``check_order``, ``form_batch``, vLLM's ``_preempt_request``); ``--thrash-mib`` writes memory before every step
-(cold caches, as a CPU forward pass leaves them).
+(cold caches, as a CPU forward pass leaves them); ``--old-policies`` also takes ``form_batch``, LTR and starvation
+prevention from ``--old-ref`` (``OLD_POLICY_MODULES``) for the old engine.
 """
 
 from __future__ import annotations
@@ -40,16 +41,28 @@ import polars as pl  # noqa: E402
 OLD_MODULES = ("batch_shape", "live_table", "queues", "request_slots", "step_log", "scheduler")
 
 
-def _old_modules(ref: str):
-    """``ltrsched/engine/scheduler.py`` as it is at git ``ref``, importing the ``OLD_MODULES`` of ``ref``."""
+#: With ``--old-policies``, also these modules of ``ltrsched/policies/`` from ``--old-ref``, loaded first (in import
+#: order): the old engine forms its batches with the old ``form_batch`` and ranks with the old LTR and starvation
+#: prevention (other policies, and the rest of the package, are shared).
+OLD_POLICY_MODULES = ("order_check", "batching", "fixed_order", "front_order", "ltr", "starvation")
+
+
+def _old_modules(ref: str, policies: bool = False):
+    """``ltrsched/engine/scheduler.py`` as it is at git ``ref``, importing the ``OLD_MODULES`` of ``ref`` (and, with
+    ``policies``, the ``OLD_POLICY_MODULES``); returns it and ``{name: old policy module}``."""
     import sys
 
+    import ltrsched.policies.registry as registry
+
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    saved = {name: sys.modules.get(f"ltrsched.engine.{name}") for name in OLD_MODULES}
-    mod = None
+    wanted = [("policies", name) for name in OLD_POLICY_MODULES if policies] + [("engine", n) for n in OLD_MODULES]
+    saved = {f"ltrsched.{pkg}.{name}": sys.modules.get(f"ltrsched.{pkg}.{name}") for pkg, name in wanted}
+    register = registry.register
+    registry.register = lambda cls: cls  # (an old policy class must not replace the registered one)
+    mod, old_policies = None, {}
     try:
-        for name in OLD_MODULES:
-            shown = subprocess.run(["git", "show", f"{ref}:ltrsched/engine/{name}.py"], cwd=root,
+        for pkg, name in wanted:
+            shown = subprocess.run(["git", "show", f"{ref}:ltrsched/{pkg}/{name}.py"], cwd=root,
                                    capture_output=True, text=True)
             if shown.returncode:
                 continue  # not in that version
@@ -60,14 +73,30 @@ def _old_modules(ref: str):
             sys.modules[spec.name] = mod  # (dataclasses look their module up)
             spec.loader.exec_module(mod)
             os.unlink(f.name)
-            sys.modules[f"ltrsched.engine.{name}"] = mod  # what the next old module imports
+            sys.modules[f"ltrsched.{pkg}.{name}"] = mod  # what the next old module imports
+            if pkg == "policies":
+                old_policies[name] = mod
     finally:
-        for name, m in saved.items():
+        registry.register = register
+        for key, m in saved.items():
             if m is None:
-                sys.modules.pop(f"ltrsched.engine.{name}", None)
+                sys.modules.pop(key, None)
             else:
-                sys.modules[f"ltrsched.engine.{name}"] = m
-    return mod
+                sys.modules[key] = m
+    return mod, old_policies
+
+
+def _old_policy(policy, old: dict):
+    """``policy`` (as ``make_policy`` built it) with the old modules' LTR and starvation prevention classes, if
+    loaded; any other policy is itself."""
+    from ltrsched.policies.ltr import LTR
+    from ltrsched.policies.starvation import StarvationPrevention
+
+    if "starvation" in old and isinstance(policy, StarvationPrevention):
+        return old["starvation"].StarvationPrevention(_old_policy(policy.inner, old), policy.threshold, policy.quantum)
+    if "ltr" in old and type(policy) is LTR:
+        return old["ltr"].LTR(tau=policy.tau, seed=policy.seed)
+    return policy
 
 
 def main() -> None:
@@ -79,6 +108,9 @@ def main() -> None:
     ap.add_argument("--min-live", type=int, default=1500)
     ap.add_argument("--profile", default="a100-llama3-8b")
     ap.add_argument("--wall", action="store_true", help="wall time instead of thread CPU time")
+    ap.add_argument("--old-policies", action="store_true",
+                    help="the old engine also uses --old-ref's form_batch, order check, LTR and starvation prevention "
+                         "(OLD_POLICY_MODULES; without: both engines share the checked-out ones)")
     ap.add_argument("--thrash-mib", type=float, default=0.0,
                     help="write this many MiB of memory before every step of either engine, as a CPU engine's forward "
                          "pass streams weights and KV through the caches (bench_adapter_cold.py; 0: none)")
@@ -99,7 +131,7 @@ def main() -> None:
     from ltrsched.sim.profiles import load_profile
     from ltrsched.workloads import apply_arrivals, load_workload
 
-    old_mod = _old_modules(args.old_ref)
+    old_mod, old_policies = _old_modules(args.old_ref, args.old_policies)
     clock = time.perf_counter if args.wall else time.thread_time
     for mod in (old_mod, new_mod):  # plugin_s is measured with the module's time.perf_counter
         mod.time = types.SimpleNamespace(perf_counter=clock, monotonic=time.monotonic)
@@ -139,11 +171,14 @@ def main() -> None:
             cls._preempt_request = timed(cls._preempt_request, shared[key])
     print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, {time.strftime('%Y-%m-%d %H:%M')}; "
           f"{args.num_requests} ShareGPT requests, burst, outputs <= {args.max_output or 'as drawn'}; old = "
-          f"{args.old_ref}'s adapter; {'wall' if args.wall else 'thread CPU'} time"
+          f"{args.old_ref}'s adapter{' and policy modules' if args.old_policies else ''}; "
+          f"{'wall' if args.wall else 'thread CPU'} time"
           + (f"; {args.thrash_mib:g} MiB written before each step" if thrash is not None else ""))
     for pspec in args.policies.split(";"):
         for key, d in drivers.items():
             policy = make_policy(pspec)
+            if key == "old":
+                policy = _old_policy(policy, old_policies)
             if args.split:
                 for hook in ("rank", "on_step", "on_finish"):
                     setattr(policy, hook, timed(getattr(policy, hook), shared[key]))

@@ -10,7 +10,10 @@ are. Warm and cold alternate (warm, cold, cold, warm). It reports the step log's
 (``plugin_s``, thread CPU time) over the steps with at least ``--min-live`` live requests and, with
 ``--sections``, each part of the plug-in (wrapped functions, thread CPU time; the wrappers add ~1 us each).
 
-    python benchmarks/bench_adapter_cold.py [--policy fcfs] [--thrash-mib 64] [--sections]
+    python benchmarks/bench_adapter_cold.py [--policy fcfs] [--thrash-mib 64] [--sections] [--modes cold,cold]
+
+Two trees compared (a change to the policies or ``form_batch``, which ``bench_adapter_ab.py`` shares between its
+two engines): run this script with each tree first on ``PYTHONPATH``, alternating, ``--modes cold,cold``.
 """
 
 from __future__ import annotations
@@ -114,6 +117,8 @@ def main() -> None:
     ap.add_argument("--thrash-mib", type=float, default=64.0, help="memory written before each cold step [MiB]")
     ap.add_argument("--profile", default="a100-llama3-8b")
     ap.add_argument("--sections", action="store_true", help="also time each part of the plug-in")
+    ap.add_argument("--modes", default="warm,cold,cold,warm",
+                    help="the runs, in order (e.g. 'cold,cold' for an A/B of two trees run one after the other)")
     args = ap.parse_args()
 
     from ltrsched.engine.vllm_compat import require_vllm
@@ -139,12 +144,18 @@ def main() -> None:
           f"{args.num_requests} ShareGPT requests, burst, outputs <= {args.max_output or 'as drawn'}; "
           f"{args.policy}; cold = {args.thrash_mib:g} MiB written before each step; thread CPU time", flush=True)
     results: dict[str, list] = {"warm": [], "cold": []}
-    for mode in ("warm", "cold", "cold", "warm"):
+    modes = args.modes.split(",")
+    if not modes or set(modes) - {"warm", "cold"}:
+        raise SystemExit(f"--modes must list warm and cold runs, got {args.modes!r}")
+    for mode in modes:
         plug, parts, n = run(args.policy, wl, config, profile, buf if mode == "cold" else None, args.min_live, timer)
         results[mode].append((plug, parts))
         print(f"{mode}: {n} steps with >= {args.min_live} live, plug-in mean {plug:.3f} ms", flush=True)
-    warm = np.mean([p for p, _ in results["warm"]])
-    cold = np.mean([p for p, _ in results["cold"]])
+    def mean(values: list) -> float:
+        return float(np.mean(values)) if values else float("nan")
+
+    warm = mean([p for p, _ in results["warm"]])
+    cold = mean([p for p, _ in results["cold"]])
     print(f"plug-in mean: warm {warm:.3f} ms, cold {cold:.3f} ms, cold/warm {cold / warm:.2f}")
     if timer is not None:
         names = sorted({k for _, parts in results["cold"] for k in parts},
@@ -152,11 +163,11 @@ def main() -> None:
         print(f"{'part':<30} {'warm [ms]':>9} {'cold [ms]':>9} cold/warm")
         for name in names + ["(rest)"]:
             if name == "(rest)":
-                w = warm - np.mean([sum(parts.values()) for _, parts in results["warm"]])
-                c = cold - np.mean([sum(parts.values()) for _, parts in results["cold"]])
+                w = warm - mean([sum(parts.values()) for _, parts in results["warm"]])
+                c = cold - mean([sum(parts.values()) for _, parts in results["cold"]])
             else:
-                w = np.mean([parts.get(name, 0.0) for _, parts in results["warm"]])
-                c = np.mean([parts.get(name, 0.0) for _, parts in results["cold"]])
+                w = mean([parts.get(name, 0.0) for _, parts in results["warm"]])
+                c = mean([parts.get(name, 0.0) for _, parts in results["cold"]])
             print(f"{name:<30} {w:9.3f} {c:9.3f} {c / w if w else float('nan'):9.2f}")
 
 

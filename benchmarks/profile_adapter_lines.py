@@ -7,7 +7,11 @@ mark to the next is the statement's (a call into an instrumented function is cha
 own ``schedule()`` to the line that calls it). Reports the mean per step over the steps with at least
 ``--min-live`` live requests, wall time in us (each mark adds ~0.1 us; run pinned, on a quiet core).
 
-    python benchmarks/profile_adapter_lines.py [--policy fcfs] [--max-output 64] [--top 40]
+    python benchmarks/profile_adapter_lines.py [--policy fcfs] [--max-output 64] [--top 40] [--thrash-mib 64]
+        [--policy-lines]
+
+``--thrash-mib`` writes that much memory before each step (cold caches, as on the CPU engine);
+``--policy-lines`` also marks the policies' rank paths (``POLICY_TARGETS``).
 """
 
 from __future__ import annotations
@@ -27,12 +31,22 @@ import numpy as np  # noqa: E402
 #: module -> qualified names of the functions whose statements are marked
 TARGETS = {
     "ltrsched.policies.step_shape": ("split_step_shape",),
-    "ltrsched.policies.batching": ("form_batch",),
+    "ltrsched.policies.batching": ("form_batch", "_blocks_added", "_lowest_residents"),
     "ltrsched.engine.request_slots": ("RequestSlots.gather", "RequestSlots.gather_ids", "RequestSlots.release"),
     "ltrsched.engine.live_table": ("LiveTable.scheduled", "LiveTable.stepped", "LiveTable.finished",
                                    "LiveTable.preempted", "LiveTable.live_columns"),
     "ltrsched.engine.scheduler": ("PolicyScheduler.schedule", "PolicyScheduler.update_from_output",
                                   "PolicyScheduler._check", "PolicyScheduler._sampled"),
+}
+#: module -> methods marked in place (the classes stay the ones the policy registry holds); with ``--policy-lines``
+POLICY_TARGETS = {
+    "ltrsched.policies.starvation": ("StarvationPrevention.rank", "StarvationPrevention._update_promoted",
+                                     "StarvationPrevention._front_order", "StarvationPrevention.on_finish"),
+    "ltrsched.policies.ltr": ("LTR.on_finish",),
+    "ltrsched.policies.front_order": ("FrontOrder.follow", "FrontOrder._leave", "FrontOrder.order"),
+    "ltrsched.policies.fixed_order": ("FixedKeyOrder.order", "FixedKeyOrder._shift"),
+    "ltrsched.policies.mlfq": ("MLFQ.rank", "MLFQ.on_step"),
+    "ltrsched.policies.fcfs": ("FCFS.rank",),
 }
 
 _MARKS: list = []
@@ -74,17 +88,25 @@ class _Marker(ast.NodeTransformer):
         return out
 
 
-def instrument() -> dict[str, list[str]]:
-    """Re-execute the target modules with marks; returns module -> its source lines."""
+def instrument(policy_lines: bool = False) -> dict[str, list[str]]:
+    """Re-execute the target modules with marks; returns module -> its source lines. With ``policy_lines`` the
+    :data:`POLICY_TARGETS` too: their classes are kept (the registry holds them), the marked methods put on them."""
     sources = {}
-    for name, wanted in TARGETS.items():
+    targets = {**TARGETS, **POLICY_TARGETS} if policy_lines else TARGETS
+    for name, wanted in targets.items():
         mod = importlib.import_module(name)
         src = inspect.getsource(mod)
         tree = _Marker(name, wanted).visit(ast.parse(src))
         ast.fix_missing_locations(tree)
         mod.__dict__["_LP_APPEND"] = _MARKS.append
         mod.__dict__["_LP_NS"] = time.perf_counter_ns
+        classes = {k: v for k, v in vars(mod).items() if isinstance(v, type) and v.__module__ == name}
         exec(compile(tree, mod.__file__, "exec"), mod.__dict__)
+        if name in POLICY_TARGETS:
+            for qual in wanted:
+                cls_name, meth = qual.split(".")
+                setattr(classes[cls_name], meth, vars(mod)[cls_name].__dict__[meth])
+            mod.__dict__.update(classes)
         sources[name.rsplit(".", 1)[-1]] = src.splitlines()
     return sources
 
@@ -97,12 +119,15 @@ def main() -> None:
     ap.add_argument("--min-live", type=int, default=1500)
     ap.add_argument("--profile", default="a100-llama3-8b")
     ap.add_argument("--top", type=int, default=45)
+    ap.add_argument("--thrash-mib", type=float, default=0.0,
+                    help="memory written before each step [MiB], as a CPU forward pass streams weights and KV")
+    ap.add_argument("--policy-lines", action="store_true", help="also mark the policies' rank paths (POLICY_TARGETS)")
     args = ap.parse_args()
 
     from ltrsched.engine.vllm_compat import require_vllm
 
     require_vllm(cpu_only=True)
-    sources = instrument()
+    sources = instrument(args.policy_lines)
     from cpu_engine_burst import sharegpt_burst
 
     from ltrsched.engine import emulate
@@ -126,7 +151,10 @@ def main() -> None:
     per_line: dict[str, list] = collections.defaultdict(list)
     steps = 0
     totals = []
+    thrash = np.ones(int(args.thrash_mib * 2**20) // 8) if args.thrash_mib > 0 else None
     while driver.has_unfinished():
+        if thrash is not None:
+            thrash += 1.0  # write every cache line of the buffer
         counted = len(table.live) >= args.min_live
         _MARKS.clear()
         driver.step()

@@ -242,8 +242,9 @@ def test_request_slots_grow_past_their_capacity():
     picked = np.array([10, 0, 5])
     assert slots.gather(picked) == [reqs[10], reqs[0], reqs[5]]
     assert slots.gather_ids(picked) == ["r10", "r0", "r5"]
-    slots.release(np.array([0]))
+    assert slots.release(np.array([0])) == [reqs[0]]  # (the objects released: the host reads them in this pass)
     assert slots.gather(np.array([0, 1])) == [None, reqs[1]] and slots.gather_ids(np.array([0])) == ["r0"]
+    assert slots.release(np.arange(1, 11)[::-1]) == reqs[10:0:-1] and slots.gather(np.array([3])) == [None]
 
 
 @pytest.mark.parametrize("strict", [True, False])

@@ -26,6 +26,22 @@ def test_arrival_order_is_vouched_for_only_when_requests_came_in_it(arrivals, id
     assert t.arrival_ordered is ordered
 
 
+@pytest.mark.parametrize("num_finished", [2, 20])  # scalar writes, array writes
+def test_finished_returns_the_ids_and_computed_tokens_it_read_in_its_pass(num_finished):
+    """The host frees the finished requests' KV blocks and tells the policy their ids from what ``finished`` read in
+    its pass over them (before: two more passes over the finished slots, one per column)."""
+    t = LiveTable(capacity=4)
+    for i in range(30):
+        t.add(_info(100 + i, 0.0, prompt=4), 0)
+    batch = np.arange(30)
+    t.scheduled(batch, np.arange(30) % 4 + 1, t.computed_tokens[batch], np.zeros(0, dtype=np.int64), 0, 1.0,
+                admitted=batch)
+    gone = [7, 3, 29, 11, 0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, 15, 16, 17, 18][:num_finished]
+    ids, computed = t.finished(gone if num_finished < 16 else np.array(gone), 2.0)
+    assert ids == [100 + s for s in gone] and computed == [s % 4 + 1 for s in gone]
+    assert t.num_live == 30 - num_finished and t.finish_time[gone].tolist() == [2.0] * num_finished
+
+
 def test_a_rerun_writes_only_what_changes_and_keeps_the_invariants():
     t = LiveTable()
     for i in range(3):

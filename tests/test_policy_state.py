@@ -251,6 +251,44 @@ def test_front_order_compacts_its_base_listing_as_requests_leave():
     assert len(front._ids) < 0.8 * n  # (compacted)
 
 
+def test_front_order_follows_many_finishes_at_a_step():
+    """Several finishes at a step (up to 64, in any order, a request at the front among them) are followed in scalars,
+    one slice subtraction each (before: past 8 the kept order gave up and the wrapper started again from the inner
+    order); a finish announced twice, or of a request that left before or was never listed, still gives up."""
+    from ltrsched.policies.fixed_order import FixedKeyOrder
+    from ltrsched.policies.front_order import FrontOrder
+
+    rng = np.random.default_rng(5)
+    n = 300
+    keys = rng.random(n)
+
+    def view_of(ids: np.ndarray, step: int) -> LiveView:
+        return LiveView({"request_id": ids, "arrival_time": ids.astype(float)}, None, now=0.0, step=step,
+                        arrival_ordered=True)
+
+    ids = np.arange(n)
+    first = view_of(ids, 0)
+    order = FixedKeyOrder().order(first, lambda view: keys[view.request_id])
+    front = FrontOrder()
+    front_ids = np.array([40, 7])
+    assert front.start(first, order, front_ids)
+    for step, d in enumerate((12, 1, 30, 5), 1):
+        gone = rng.choice(ids, d, replace=False)
+        front.departed(gone)
+        ids = ids[np.isin(ids, gone, invert=True)]
+        front_ids = front_ids[np.isin(front_ids, gone, invert=True)]
+        assert front.follow(view_of(ids, step)), step
+        rest = ids[np.isin(ids, front_ids, invert=True)]
+        expect = np.concatenate((ids.searchsorted(front_ids), ids.searchsorted(rest[np.argsort(keys[rest], kind="stable")])))
+        assert front.order(front.positions(front_ids, True)).tolist() == expect.tolist(), step
+    left = np.setdiff1d(np.arange(n), ids)[0]
+    for bad in ([ids[3], ids[3]], [ids[5], left], [ids[8], 10_000]):  # twice, left before, never listed
+        view = view_of(ids, 9)
+        assert front.start(view, FixedKeyOrder().order(view, lambda view: keys[view.request_id]), front_ids[:0])
+        front.departed(np.array(bad))
+        assert not front.follow(view_of(ids[2:], 10)) and not front.active
+
+
 def test_live_view_at_reads_the_positions_only():
     full = np.arange(10.0) * 2
     index = np.array([7, 3, 5, 1])

@@ -345,21 +345,30 @@ class LiveTable:
         run_time = self._cols["run_time"]
         return run_time if index is None else run_time[index]
 
-    def finished(self, slots: np.ndarray | list[int], now: float) -> None:
-        """``slots`` finished at ``now`` [s] and left the GPU. (They leave :attr:`live` when it is next read.)"""
+    def finished(self, slots: np.ndarray | list[int], now: float) -> tuple[list[int], list[int]]:
+        """``slots`` finished at ``now`` [s] and left the GPU. (They leave :attr:`live` when it is next read.)
+
+        Returns their request ids and computed tokens [tokens], read in the same pass (the host frees their KV
+        blocks and tells the policy)."""
         c = self._cols
-        if len(slots) <= _FEW:  # (a few each step: scalar writes)
+        if len(slots) <= _FEW:  # (a few each step: scalar reads and writes)
             state, resident, finish = c["state"], c["resident"], c["finish_time"]
+            request_id, computed = c["request_id"], c["computed_tokens"]
+            ids, tokens = [], []
             for s in (slots.tolist() if isinstance(slots, np.ndarray) else slots):
                 state[s] = FINISHED
                 resident[s] = False
                 finish[s] = now
+                ids.append(request_id.item(s))
+                tokens.append(computed.item(s))
         else:
             c["state"][slots] = FINISHED
             c["resident"][slots] = False
             c["finish_time"][slots] = now
+            ids, tokens = c["request_id"][slots].tolist(), c["computed_tokens"][slots].tolist()
         self.num_live -= len(slots)
         self._live_stale = True
+        return ids, tokens
 
     def results(self) -> dict[str, np.ndarray]:
         """Per-request result columns (rows in slot order)."""

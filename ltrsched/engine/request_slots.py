@@ -38,11 +38,15 @@ class RequestSlots:
         """The request ids at ``slots``, in order."""
         return self.ids[slots].tolist()
 
-    def release(self, slots: np.ndarray | list[int]) -> None:
-        """``slots`` left the engine: drop the references to their request objects."""
-        if len(slots) <= 16:  # (a few each step: scalar writes cost less than a numpy call)
+    def release(self, slots: np.ndarray | list[int]) -> list:
+        """``slots`` left the engine: drop the references to their request objects; returns those objects."""
+        if len(slots) <= 16:  # (a few each step: scalar reads and writes cost less than numpy calls)
             requests = self.requests
+            released = []
             for s in (slots.tolist() if isinstance(slots, np.ndarray) else slots):
+                released.append(requests[s])
                 requests[s] = None
-        else:
-            self.requests[slots] = None
+            return released
+        released = self.requests[slots].tolist()
+        self.requests[slots] = None
+        return released

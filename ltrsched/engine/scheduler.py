@@ -438,15 +438,14 @@ class PolicyScheduler(Scheduler):
         finished = None
         num_finished = len(gone)
         self._survivors = (reqs, None)
-        if num_finished:  # (a few each step: scalar reads and writes)
+        if num_finished:  # (a few each step: one pass of scalar reads and writes over them in the table, one in slots)
             finished = gone
-            self._survivors = (reqs, set(map(id, map(self.slots.requests.item, gone))))
+            request_ids, computed = t.finished(gone, now)
+            self._survivors = (reqs, set(map(id, self.slots.release(gone))))
             bs = self.limits.block_size
-            self.blocks_in_use -= sum([-(-c // bs) for c in map(t.computed_tokens.item, gone)])
-            t.finished(gone, now)
-            self.slots.release(gone)
+            self.blocks_in_use -= sum([-(-c // bs) for c in computed])
             if self._wants_on_finish:
-                self.ranking_policy.on_finish(np.array(list(map(t.request_id.item, gone)), dtype=np.int64), now)
+                self.ranking_policy.on_finish(np.array(request_ids, dtype=np.int64), now)
         # the last batch, and those of its members that left it since (the next step's table update needs both)
         self._prev_batch = batch
         self._prev_gone = finished

@@ -27,17 +27,21 @@ from __future__ import annotations
 import numpy as np
 
 from ltrsched.policies.base import LiveView
-from ltrsched.policies.fastops import count_nonzero, frozen
+from ltrsched.policies.fastops import frozen
 from ltrsched.policies.id_array import IdArray
 from ltrsched.policies.tracking import known_ascending, snapshot_ids
 
 _FRONT = np.array(1 << 40)  # subtracted from a front request's position (positions stay far below it)
 _GONE = np.array(-(1 << 62))  # a request that left (never read as a position again)
 _LIVE_MIN = np.array(-(1 << 61))  # entries below this left
-_ZERO, _ONE = np.array(0), np.array(1)  # (0-d operands: numpy converts a Python int every call)
+_LIVE_MIN_INT = -(1 << 61)
+_ZERO = np.array(0)  # (a 0-d operand: numpy converts a Python int every call)
 _max = np.maximum.reduce
-#: Finishes applied one slice subtraction each, up to this many at a step; past it the caller starts again.
-_MAX_FINISHES = 8
+#: Finishes followed at a step, up to this many (each a few scalar reads and one slice subtraction, the slices
+#: disjoint); past it the caller starts again.
+_MAX_FINISHES = 64
+#: ``_SHIFTS[j]``: j + 1, the move of the positions listed after j + 1 departed requests (0-d operands)
+_SHIFTS = tuple(np.array(j + 1) for j in range(_MAX_FINISHES))
 #: Compact the base listing (drop the requests that left) once fewer than this share of it is live: the order's
 #: gather runs over the whole base listing.
 _MIN_LIVE_SHARE = 0.9
@@ -125,32 +129,29 @@ class FrontOrder:
         self._ids, self._base, self._now = ids, order, now
 
     def _leave(self, gone: np.ndarray) -> bool:
-        """Take the requests ``gone`` out (False: not all of them were live in the base listing, each once)."""
+        """Take the requests ``gone`` out (False: not all of them were live in the base listing, each once).
+
+        A few leave at a step, so they are handled in Python scalars: each one's base position is read from the id
+        table and checked to hold its id, and the base positions between two departed ones move up by the number
+        that left before them, one slice subtraction per departed request (together one pass over the base listing
+        after the first). Numpy calls on arrays of a few ids (a sort, a search, the checks) cost ~10 us each on
+        the CPU engine's cold caches (BENCHMARKS.md, issue 13); these scalar reads cost well under 1 us."""
         d = len(gone)
-        if d == 1:  # (the usual step: scalars cost less than array operations)
-            ids, now, g = self._ids, self._now, gone[0]
-            b = int(ids.searchsorted(g))
-            if b >= len(ids) or ids[b] != g or now[b] < _LIVE_MIN:
-                return False
-            now[b + 1:] -= _ONE
-            now[b] = _GONE
-            self._live -= 1
-            self.listing += 1
-            self.version += 1
-            return True
         if d > _MAX_FINISHES:
             return False
-        if d > 1:
-            gone = np.sort(gone)
-            if count_nonzero(gone[1:] == gone[:-1]):
-                return False
-        ids, now = self._ids, self._now
-        at = ids.searchsorted(gone)
-        if at[-1] >= len(ids) or count_nonzero(ids[at] != gone) or count_nonzero(now[at] < _LIVE_MIN):
-            return False
-        for b in at.tolist():  # (ascending) every request listed after it moves up by one
-            now[b + 1:] -= _ONE
-        now[at] = _GONE
+        ids, now, base_of = self._ids, self._now, self._base_of.data
+        n, known = len(ids), len(base_of)
+        at = []  # the departed requests' base positions, ascending (the base ids ascend)
+        for g in sorted(gone.tolist()):
+            b = base_of.item(g) if 0 <= g < known else -1
+            if not 0 <= b < n or ids.item(b) != g or now.item(b) < _LIVE_MIN_INT or (at and b == at[-1]):
+                return False  # not in the base listing, left before, or announced twice
+            at.append(b)
+        at.append(n)
+        for j in range(d):
+            if at[j] + 1 < at[j + 1]:
+                now[at[j] + 1:at[j + 1]] -= _SHIFTS[j]  # listed after j + 1 of them
+            now[at[j]] = _GONE
         self._live -= d
         self.listing += 1
         self.version += 1

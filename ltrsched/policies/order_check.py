@@ -74,7 +74,7 @@ def vouched(view: LiveView, order: np.ndarray) -> np.ndarray:
     an order that was one, by removing distinct positions and appending distinct new ones, with the counts
     checked): a wrongly vouched order would reach :func:`~ltrsched.policies.batching.form_batch` unchecked.
     """
-    order.flags.writeable = False
+    order.setflags(write=False)  # (what setting ``order.flags.writeable`` calls, without building a flags object)
     view._ranked = order
     return order
 
