@@ -68,7 +68,7 @@ class MLFQ(Policy):
         self._batch: np.ndarray | None = None  # positions of the requests that ran in its step
         self._batch_ids: np.ndarray | None = None
         self._batch_is_head = False  # the batch is order[:len(batch)]
-        self._settled = 0  # the order's first this many requests ran at the same step, listed by (level, position)
+        self._lead: list[int] = []  # per level: how many of its first requests along the order are listed by position
         self._scheduled: np.ndarray | None = None  # the step's scheduled mask (when not the head)
         self._next_step: int | None = None  # the step the next view must have for the kept order to hold
         self._proven = False  # the order returned is a permutation by construction (see rank)
@@ -136,7 +136,7 @@ class MLFQ(Policy):
             levels = self.levels(view)
             order = view.order_by(levels, -self._last_run[view.request_id])
             self._counts = np.bincount(levels).tolist()  # requests per level, in order (the order is by level)
-            self._settled = 0
+            self._lead = []
             self._proven = order is view._ranked  # (a sort's: a permutation)
         else:
             # made from the last order, a permutation of the last view's positions, by taking the batch out,
@@ -193,15 +193,11 @@ class MLFQ(Policy):
             return None
         batch, batch_ids, order, counts = self._batch, self._batch_ids, self._order, self._counts
         # the kept order without the batch: its members' keys did not change, nor did their relative order
+        runs = None  # the batch's levels along the order, [level, members] each (when it is the order's head)
         if self._batch_is_head:
             k = len(batch)
-            if k <= self._settled and not (self._arrived or self._finished) and same_ids(ids, self._ids):
-                # the batch is the head of the order, which it already led in (level, position) order: unless
-                # a member changed level, the order stands
-                new_levels = self._levels_of(view, batch, batch_ids)
-                if not count_nonzero(new_levels != _head_levels(counts, k)):
-                    self._settled = k
-                    return order
+            runs = _head_runs(counts, k)
+            consumed = {level: members for level, members in runs}
             rest, rest_counts = order[k:], _without_head(counts, k)
         else:
             ran = self._scheduled[order]
@@ -211,7 +207,8 @@ class MLFQ(Policy):
                                minlength=len(counts)).tolist()
             rest_counts = [c - d for c, d in zip(counts, left)]
         m = 0
-        if not (self._arrived or self._finished):
+        same = not (self._arrived or self._finished)
+        if same:
             if not same_ids(ids, self._ids):
                 return None  # the live set changed unannounced
         elif not (view.arrival_ordered and self._view.arrival_ordered):
@@ -242,6 +239,12 @@ class MLFQ(Policy):
                     batch = np.concatenate((batch[:j], batch[j + 1:]))
                     if self.promote:
                         batch_ids = np.concatenate((batch_ids[:j], batch_ids[j + 1:]))
+                    if runs is not None:
+                        for run in runs:  # (the run it was in has one member less)
+                            if j < run[1]:
+                                run[1] -= 1
+                                break
+                            j -= run[1]
                 elif gone:
                     left_at = np.sort(batch[done])  # positions in the last view
                     stay = ~done
@@ -250,10 +253,18 @@ class MLFQ(Policy):
                         batch_ids = batch_ids[stay]
                     rest = rest - left_at.searchsorted(rest)
                     batch = batch - left_at.searchsorted(batch)
+                    if runs is not None:
+                        s = 0
+                        for run in runs:
+                            e = s + run[1]
+                            run[1] = int(count_nonzero(stay[s:e]))
+                            s = e
             arrived = np.concatenate(self._arrived) if self._arrived else batch_ids[:0]
             if not split_by_tail(len(self._ids) - gone, ids, arrived):
                 return None
             m = len(arrived)
+        if runs is not None:
+            return self._merge_head(view, batch, batch_ids, runs, consumed, rest, rest_counts, n, m, same)
         # the batch back in: new levels, in front of their levels (they ran last), by arrival among themselves
         new_levels = self._levels_of(view, batch, batch_ids)
         if view.arrival_ordered:
@@ -267,24 +278,97 @@ class MLFQ(Policy):
             batch_counts = np.bincount(new_levels).tolist() if len(new_levels) else []
             by = np.lexsort((batch_ids, view.at("arrival_time", batch), new_levels))
             batch = batch[by]
-        # within each level: the batch (ran last), then the others as they were, then newcomers (never ran,
-        # listed last; top level). Both are listed by level, so the order is the others cut where a level of the
-        # batch starts among them, with the batch's run of that level put in (a few slices, one copy)
+        pieces = []
+        b = 0
+        for c in batch_counts:
+            pieces.append(batch[b:b + c] if c else None)
+            b += c
+        self._lead = []
+        return self._assemble(pieces, rest, rest_counts, n, m)
+
+    def _merge_head(self, view: LiveView, batch: np.ndarray, batch_ids: np.ndarray, runs: list, consumed: dict,
+                    rest: np.ndarray, rest_counts: list[int], n: int, m: int, same: bool) -> np.ndarray:
+        """The new order when the batch was the head of the kept order (the host's usual batch).
+
+        ``runs``: the members per level along ``batch`` (``[level, members]``); ``consumed``: level -> the requests
+        of that level the batch took from the head of the kept order (before finishes); ``same``: nothing finished
+        or arrived. Each level's members are checked against the level's bound (a comparison and a count per level:
+        a member can only move down, its run time only grows), the few that moved down are re-levelled, and each
+        level's members are listed by position, with a sort only where the kept order did not list them so. When
+        nobody moved and nothing needed a sort, the order is the kept one (the same array)."""
+        rt = view.at("run_time", batch)
+        if self.promote:  # (else nobody's accumulated time ever restarts: the base stays 0)
+            rt = rt - self._time_base.data[batch_ids]
+        bounds = self._bounds
+        lead = self._lead  # per level: how many of its first requests along the kept order are listed by position
+        pieces: list = []  # per level: None, or [arrays, all listed by position] of the batch members now there
+        s = 0
+        for level, members in runs:
+            e = s + members
+            if not members:
+                continue
+            part = batch[s:e]
+            by_position = members < 2 or (level < len(lead) and consumed[level] <= lead[level])
+            if level < _TOP:
+                below = rt[s:e] < bounds[level]  # (False for NaN: searchsorted puts NaN past every bound)
+                if count_nonzero(below) < members:  # some moved down: their levels from their run times
+                    moved = part[~below]
+                    new_levels = bounds.searchsorted(rt[s:e][~below], side="right")
+                    part = part[below]
+                    lo, hi = int(new_levels.min()), int(new_levels.max())
+                    if lo == hi:
+                        _add_piece(pieces, lo, moved, by_position or len(moved) < 2)
+                    else:  # several levels down (a long step)
+                        for lv in range(lo, hi + 1):
+                            sel = moved[new_levels == lv]
+                            if len(sel):
+                                _add_piece(pieces, lv, sel, by_position or len(sel) < 2)
+                    same = False
+            if not by_position:
+                same = False
+            if len(part):
+                _add_piece(pieces, level, part, by_position)
+            s = e
+        if same:
+            return self._order  # every member stayed at its level, listed by position already: the same order
+        bpieces = []
+        for entry in pieces:
+            if entry is None:
+                bpieces.append(None)
+                continue
+            arrays, by_position = entry
+            arr = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+            bpieces.append(arr if by_position else np.sort(arr))
+        # each level's lead along the new order: its batch members, else what is left of the kept order's lead
+        new_lead = []
+        for level in range(max(len(bpieces), len(rest_counts))):
+            if level < len(bpieces) and bpieces[level] is not None:
+                new_lead.append(len(bpieces[level]))
+            elif level < len(lead):
+                new_lead.append(max(0, lead[level] - consumed.get(level, 0)))
+            else:
+                new_lead.append(0)
+        self._lead = new_lead
+        return self._assemble(bpieces, rest, rest_counts, n, m)
+
+    def _assemble(self, bpieces: list, rest: np.ndarray, rest_counts: list[int], n: int, m: int) -> np.ndarray:
+        """Within each level: the batch's members (``bpieces[level]``, ran last, by position), then the others as
+        they were (``rest``, by level, ``rest_counts`` per level), then newcomers (never ran, listed last; top
+        level). Both are listed by level, so the order is the others cut where a level of the batch starts among
+        them, with the batch's piece of that level put in (a few slices, one copy)."""
         pieces = []
         out_counts = []
-        b = r = cut = 0  # batch members placed, others up to the current level, others placed
-        leads = not m  # the batch leads the order (no other request before its last member)
-        for level in range(max(len(batch_counts), len(rest_counts), 1)):
-            bc = batch_counts[level] if level < len(batch_counts) else 0
+        r = cut = 0  # others up to the current level, others placed
+        for level in range(max(len(bpieces), len(rest_counts), 1)):
+            piece = bpieces[level] if level < len(bpieces) else None
             rc = rest_counts[level] if level < len(rest_counts) else 0
-            if bc:
-                if r:
-                    leads = False
-                    if r > cut:
-                        pieces.append(rest[cut:r])
-                        cut = r
-                pieces.append(batch[b:b + bc])
-                b += bc
+            bc = 0
+            if piece is not None and len(piece):
+                bc = len(piece)
+                if r > cut:
+                    pieces.append(rest[cut:r])
+                    cut = r
+                pieces.append(piece)
             r += rc
             if level == 0 and m:
                 if r > cut:
@@ -292,13 +376,13 @@ class MLFQ(Policy):
                     cut = r
                 pieces.append(np.arange(n - m, n))
                 rc += m
+                if self._lead and not bc and rc == m:  # (newcomers alone: listed by position)
+                    self._lead[0] = m
             out_counts.append(bc + rc)
         if cut < len(rest):
             pieces.append(rest[cut:])
-        out = np.concatenate(pieces)
-        self._settled = len(batch) if leads else 0  # the batch leads, by (level, position), all run at the same step
         self._counts = out_counts
-        return out
+        return np.concatenate(pieces)
 
     def _levels_of(self, view: LiveView, positions: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """The current levels of the requests at ``positions`` (ids ``ids``), from their ``run_time``."""
@@ -309,11 +393,37 @@ class MLFQ(Policy):
 
 
 _LEVEL_NUMBERS = np.arange(MAX_LEVELS + 1)
+_TOP = MAX_LEVELS  # the deepest level (past every bound): nobody moves down from it
 _LONE = np.zeros(1, dtype=np.intp)  # the order of one live request
 _LONE.flags.writeable = False
 _NONE = _LONE[:0]
 # low bits as 0-d operands (numpy converts a Python int operand on every call)
 _MASKS = [np.array((1 << shift) - 1) for shift in range(64)]
+
+
+def _head_runs(counts: list[int], k: int) -> list[list[int]]:
+    """``[level, members]`` of the first ``k`` requests along an order with ``counts`` requests per level."""
+    runs = []
+    for level, c in enumerate(counts):
+        if not k:
+            break
+        if c:
+            take = c if c < k else k
+            runs.append([level, take])
+            k -= take
+    return runs
+
+
+def _add_piece(pieces: list, level: int, arr: np.ndarray, by_position: bool) -> None:
+    """File ``arr`` (batch members' positions) under ``level``: ``pieces[level]`` is [arrays, all by position]."""
+    while len(pieces) <= level:
+        pieces.append(None)
+    entry = pieces[level]
+    if entry is None:
+        pieces[level] = [[arr], by_position]
+    else:
+        entry[0].append(arr)
+        entry[1] = False
 
 
 def _without_head(counts: list[int], k: int) -> list[int]:
@@ -343,15 +453,3 @@ def _level_counts(packed: np.ndarray, shift: int) -> list[int]:
         return [0] * lo + [c, k - c]
     starts = packed.searchsorted(_LEVEL_NUMBERS[lo + 1:hi + 1] << shift).tolist()
     return [0] * lo + np.diff([0, *starts, k]).tolist()
-
-
-def _head_levels(counts: list[int], k: int) -> np.ndarray:
-    """The levels of the first ``k`` requests along an order with ``counts`` requests per level."""
-    reps = []
-    for c in counts:
-        if k <= c:
-            reps.append(k)
-            break
-        reps.append(c)
-        k -= c
-    return np.repeat(_LEVEL_NUMBERS[:len(reps)], reps)
