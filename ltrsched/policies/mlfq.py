@@ -64,11 +64,11 @@ class MLFQ(Policy):
         self._view: LiveView | None = None  # the view last ranked
         self._ids: np.ndarray | None = None  # its request ids (a snapshot)
         self._order: np.ndarray | None = None  # the order returned for it
-        self._counts: list[int] = []  # requests per level along that order (the order is by level)
+        self._segs: list[list[int]] = []  # [level, requests] of each non-empty level along that order (it is by level)
         self._batch: np.ndarray | None = None  # positions of the requests that ran in its step
         self._batch_ids: np.ndarray | None = None
         self._batch_is_head = False  # the batch is order[:len(batch)]
-        self._lead: list[int] = []  # per level: how many of its first requests along the order are listed by position
+        self._lead: dict[int, int] = {}  # level -> how many of its first requests along the order are listed by position
         self._scheduled: np.ndarray | None = None  # the step's scheduled mask (when not the head)
         self._next_step: int | None = None  # the step the next view must have for the kept order to hold
         self._proven = False  # the order returned is a permutation by construction (see rank)
@@ -135,8 +135,8 @@ class MLFQ(Policy):
                 self._recount_idle(view)
             levels = self.levels(view)
             order = view.order_by(levels, -self._last_run[view.request_id])
-            self._counts = np.bincount(levels).tolist()  # requests per level, in order (the order is by level)
-            self._lead = []
+            self._segs = [[level, c] for level, c in enumerate(np.bincount(levels).tolist()) if c]  # (by level)
+            self._lead = {}
             self._proven = order is view._ranked  # (a sort's: a permutation)
         else:
             # made from the last order, a permutation of the last view's positions, by taking the batch out,
@@ -191,21 +191,21 @@ class MLFQ(Policy):
         n = len(ids)
         if n < 2:
             return None
-        batch, batch_ids, order, counts = self._batch, self._batch_ids, self._order, self._counts
+        batch, batch_ids, order, segs = self._batch, self._batch_ids, self._order, self._segs
         # the kept order without the batch: its members' keys did not change, nor did their relative order
         runs = None  # the batch's levels along the order, [level, members] each (when it is the order's head)
         if self._batch_is_head:
             k = len(batch)
-            runs = _head_runs(counts, k)
-            consumed = {level: members for level, members in runs}
-            rest, rest_counts = order[k:], _without_head(counts, k)
+            runs, rest_segs = _split_segments(segs, k)
+            consumed = {level: members for level, members in runs}  # (before finishes)
+            rest = order[k:]
         else:
             ran = self._scheduled[order]
             rest = order[~ran]
             # the members' levels in the kept order: where their ranks fall among the levels' ends
-            left = np.bincount(np.cumsum(counts).searchsorted(np.flatnonzero(ran), side="right"),
-                               minlength=len(counts)).tolist()
-            rest_counts = [c - d for c, d in zip(counts, left)]
+            ends = np.cumsum([c for _, c in segs])
+            left = np.bincount(ends.searchsorted(np.flatnonzero(ran), side="right"), minlength=len(segs)).tolist()
+            rest_segs = [[level, c - d] for (level, c), d in zip(segs, left) if c > d]
         m = 0
         same = not (self._arrived or self._finished)
         if same:
@@ -264,7 +264,10 @@ class MLFQ(Policy):
                 return None
             m = len(arrived)
         if runs is not None:
-            return self._merge_head(view, batch, batch_ids, runs, consumed, rest, rest_counts, n, m, same)
+            pieces = self._relevel_head(view, batch, batch_ids, runs, consumed, same)
+            if pieces is None:
+                return self._order  # every member stayed at its level, listed by position already: the same order
+            return self._assemble(pieces, rest, rest_segs, n, m, consumed)
         # the batch back in: new levels, in front of their levels (they ran last), by arrival among themselves
         new_levels = self._levels_of(view, batch, batch_ids)
         if view.arrival_ordered:
@@ -272,117 +275,139 @@ class MLFQ(Policy):
             packed = np.left_shift(new_levels, shift, out=new_levels)
             packed |= batch
             packed.sort()  # by (level, position)
-            batch = packed & _MASKS[shift]
-            batch_counts = _level_counts(packed, shift)
+            pieces = _by_level(packed, shift)
         else:
-            batch_counts = np.bincount(new_levels).tolist() if len(new_levels) else []
             by = np.lexsort((batch_ids, view.at("arrival_time", batch), new_levels))
             batch = batch[by]
-        pieces = []
-        b = 0
-        for c in batch_counts:
-            pieces.append(batch[b:b + c] if c else None)
-            b += c
-        self._lead = []
-        return self._assemble(pieces, rest, rest_counts, n, m)
+            counts = np.bincount(new_levels).tolist() if len(new_levels) else []
+            pieces = []
+            b = 0
+            for level, c in enumerate(counts):
+                if c:
+                    pieces.append([level, batch[b:b + c]])
+                    b += c
+        self._lead = {}
+        return self._assemble(pieces, rest, rest_segs, n, m, {})
 
-    def _merge_head(self, view: LiveView, batch: np.ndarray, batch_ids: np.ndarray, runs: list, consumed: dict,
-                    rest: np.ndarray, rest_counts: list[int], n: int, m: int, same: bool) -> np.ndarray:
-        """The new order when the batch was the head of the kept order (the host's usual batch).
+    def _relevel_head(self, view: LiveView, batch: np.ndarray, batch_ids: np.ndarray, runs: list, consumed: dict,
+                      same: bool) -> list | None:
+        """The batch's members by their new levels, ``[level, positions by position]`` per level in ascending
+        levels, when the batch was the head of the kept order (the host's usual batch); None when that is the
+        kept order's head as it is and ``same`` (nothing finished or arrived): the order stands.
 
-        ``runs``: the members per level along ``batch`` (``[level, members]``); ``consumed``: level -> the requests
-        of that level the batch took from the head of the kept order (before finishes); ``same``: nothing finished
-        or arrived. Each level's members are checked against the level's bound (a comparison and a count per level:
-        a member can only move down, its run time only grows), the few that moved down are re-levelled, and each
-        level's members are listed by position, with a sort only where the kept order did not list them so. When
-        nobody moved and nothing needed a sort, the order is the kept one (the same array)."""
+        ``runs``: the members per level along ``batch`` (``[level, members]``); ``consumed``: level -> requests of
+        that level the batch took from the head of the kept order (before finishes). Each level's members are
+        compared with the level's bound (their run time only grows, so a member stays or moves down), and listed by
+        position with a sort only where the kept order did not list them so (its ``_lead``)."""
         rt = view.at("run_time", batch)
         if self.promote:  # (else nobody's accumulated time ever restarts: the base stays 0)
             rt = rt - self._time_base.data[batch_ids]
         bounds = self._bounds
-        lead = self._lead  # per level: how many of its first requests along the kept order are listed by position
-        pieces: list = []  # per level: None, or [arrays, all listed by position] of the batch members now there
+        lead = self._lead
+        pieces = []
+        ascending = True  # the pieces' levels ascend (else sorted below)
         s = 0
         for level, members in runs:
-            e = s + members
             if not members:
                 continue
+            e = s + members
             part = batch[s:e]
-            by_position = members < 2 or (level < len(lead) and consumed[level] <= lead[level])
+            by_position = members < 2 or consumed[level] <= lead.get(level, 0)
             if level < _TOP:
-                below = rt[s:e] < bounds[level]  # (False for NaN: searchsorted puts NaN past every bound)
-                if count_nonzero(below) < members:  # some moved down: their levels from their run times
-                    moved = part[~below]
-                    new_levels = bounds.searchsorted(rt[s:e][~below], side="right")
-                    part = part[below]
-                    lo, hi = int(new_levels.min()), int(new_levels.max())
-                    if lo == hi:
-                        _add_piece(pieces, lo, moved, by_position or len(moved) < 2)
-                    else:  # several levels down (a long step)
-                        for lv in range(lo, hi + 1):
-                            sel = moved[new_levels == lv]
-                            if len(sel):
-                                _add_piece(pieces, lv, sel, by_position or len(sel) < 2)
+                r = rt[s:e]
+                below = r < bounds[level]  # (False for NaN: searchsorted puts NaN past every bound)
+                stay = int(count_nonzero(below))
+            else:
+                stay = members
+            if stay == members:  # nobody moved down
+                if not by_position:
+                    part = np.sort(part)
                     same = False
-            if not by_position:
+                pieces.append([level, part])
+            elif level + 1 < _TOP and count_nonzero(r < bounds[level + 1]) == members:  # some moved one level down
                 same = False
-            if len(part):
-                _add_piece(pieces, level, part, by_position)
+                if by_position:
+                    moved = part[~below]
+                    part = part[below]
+                else:  # both by position: one sort of keys that put the movers last
+                    key = np.where(below, part, part + _BIG)
+                    key.sort()
+                    moved = key[stay:] - _BIG
+                    part = key[:stay]
+                if stay:
+                    pieces.append([level, part])
+                pieces.append([level + 1, moved])
+            else:  # further down (a long step): every member's level from its run time
+                same = False
+                shift = (int(part.max()) + 1).bit_length()
+                packed = np.left_shift(bounds.searchsorted(r, side="right"), shift)
+                packed |= part
+                packed.sort()
+                pieces += _by_level(packed, shift)
+                ascending = False
             s = e
         if same:
-            return self._order  # every member stayed at its level, listed by position already: the same order
-        bpieces = []
-        for entry in pieces:
-            if entry is None:
-                bpieces.append(None)
-                continue
-            arrays, by_position = entry
-            arr = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
-            bpieces.append(arr if by_position else np.sort(arr))
-        # each level's lead along the new order: its batch members, else what is left of the kept order's lead
-        new_lead = []
-        for level in range(max(len(bpieces), len(rest_counts))):
-            if level < len(bpieces) and bpieces[level] is not None:
-                new_lead.append(len(bpieces[level]))
-            elif level < len(lead):
-                new_lead.append(max(0, lead[level] - consumed.get(level, 0)))
+            return None
+        if not ascending:
+            pieces.sort(key=_first)
+        # members of one level from two runs (movers and stayers): one piece, by position
+        merged = [pieces[0]] if pieces else []
+        for piece in pieces[1:]:
+            if piece[0] == merged[-1][0]:
+                merged[-1] = [piece[0], np.sort(np.concatenate((merged[-1][1], piece[1])))]
             else:
-                new_lead.append(0)
-        self._lead = new_lead
-        return self._assemble(bpieces, rest, rest_counts, n, m)
+                merged.append(piece)
+        return merged
 
-    def _assemble(self, bpieces: list, rest: np.ndarray, rest_counts: list[int], n: int, m: int) -> np.ndarray:
-        """Within each level: the batch's members (``bpieces[level]``, ran last, by position), then the others as
-        they were (``rest``, by level, ``rest_counts`` per level), then newcomers (never ran, listed last; top
-        level). Both are listed by level, so the order is the others cut where a level of the batch starts among
-        them, with the batch's piece of that level put in (a few slices, one copy)."""
-        pieces = []
-        out_counts = []
+    def _assemble(self, pieces: list, rest: np.ndarray, rest_segs: list, n: int, m: int, consumed: dict) -> np.ndarray:
+        """Within each level: the batch's members (``pieces``: ``[level, positions]`` in ascending levels, ran
+        last, by position), then the others as they were (``rest``, by level; ``rest_segs``: ``[level, requests]``
+        along it), then newcomers (never ran, listed last; top level). Both are listed by level, so the order is the
+        others cut where a level of the batch starts among them, with the batch's piece of that level put in (a few
+        slices, one copy). Keeps the new order's levels and its lead per level (see ``_relevel_head``)."""
+        old_lead = self._lead
+        out = []
+        segs = []
+        lead = {}
         r = cut = 0  # others up to the current level, others placed
-        for level in range(max(len(bpieces), len(rest_counts), 1)):
-            piece = bpieces[level] if level < len(bpieces) else None
-            rc = rest_counts[level] if level < len(rest_counts) else 0
-            bc = 0
-            if piece is not None and len(piece):
-                bc = len(piece)
+        i = j = 0
+        nb, nr = len(pieces), len(rest_segs)
+        newcomers = m > 0
+        while i < nb or j < nr or newcomers:
+            level = min(pieces[i][0] if i < nb else _TOP + 1, rest_segs[j][0] if j < nr else _TOP + 1,
+                        0 if newcomers else _TOP + 1)
+            count = 0
+            if i < nb and pieces[i][0] == level:
+                piece = pieces[i][1]
+                i += 1
                 if r > cut:
-                    pieces.append(rest[cut:r])
+                    out.append(rest[cut:r])
                     cut = r
-                pieces.append(piece)
-            r += rc
-            if level == 0 and m:
+                out.append(piece)
+                count = lead[level] = len(piece)
+            if j < nr and rest_segs[j][0] == level:
+                rc = rest_segs[j][1]
+                j += 1
+                r += rc
+                if not count and level in old_lead:  # what is left of the kept order's lead
+                    left = old_lead[level] - consumed.get(level, 0)
+                    if left > 0:
+                        lead[level] = left
+                count += rc
+            if newcomers and level == 0:
+                newcomers = False
                 if r > cut:
-                    pieces.append(rest[cut:r])
+                    out.append(rest[cut:r])
                     cut = r
-                pieces.append(np.arange(n - m, n))
-                rc += m
-                if self._lead and not bc and rc == m:  # (newcomers alone: listed by position)
-                    self._lead[0] = m
-            out_counts.append(bc + rc)
+                out.append(np.arange(n - m, n))
+                if not count:  # (newcomers alone: listed by position)
+                    lead[0] = m
+                count += m
+            segs.append([level, count])
         if cut < len(rest):
-            pieces.append(rest[cut:])
-        self._counts = out_counts
-        return np.concatenate(pieces)
+            out.append(rest[cut:])
+        self._segs, self._lead = segs, lead
+        return np.concatenate(out)
 
     def _levels_of(self, view: LiveView, positions: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """The current levels of the requests at ``positions`` (ids ``ids``), from their ``run_time``."""
@@ -394,6 +419,7 @@ class MLFQ(Policy):
 
 _LEVEL_NUMBERS = np.arange(MAX_LEVELS + 1)
 _TOP = MAX_LEVELS  # the deepest level (past every bound): nobody moves down from it
+_BIG = np.array(1 << 40)  # added to a position to list it after every position
 _LONE = np.zeros(1, dtype=np.intp)  # the order of one live request
 _LONE.flags.writeable = False
 _NONE = _LONE[:0]
@@ -401,41 +427,36 @@ _NONE = _LONE[:0]
 _MASKS = [np.array((1 << shift) - 1) for shift in range(64)]
 
 
-def _head_runs(counts: list[int], k: int) -> list[list[int]]:
-    """``[level, members]`` of the first ``k`` requests along an order with ``counts`` requests per level."""
-    runs = []
-    for level, c in enumerate(counts):
+def _split_segments(segs: list, k: int) -> tuple[list, list]:
+    """An order's ``[level, requests]`` segments split at its first ``k`` requests: those of the head, the rest's."""
+    head, rest = [], []
+    for level, c in segs:
         if not k:
-            break
+            rest.append([level, c])
+        elif c <= k:
+            head.append([level, c])
+            k -= c
+        else:
+            head.append([level, k])
+            rest.append([level, c - k])
+            k = 0
+    return head, rest
+
+
+def _by_level(packed: np.ndarray, shift: int) -> list:
+    """``[level, positions]`` per level present among ``packed``, ascending ``level << shift | position`` keys."""
+    pieces = []
+    b = 0
+    positions = packed & _MASKS[shift]
+    for level, c in enumerate(_level_counts(packed, shift)):
         if c:
-            take = c if c < k else k
-            runs.append([level, take])
-            k -= take
-    return runs
+            pieces.append([level, positions[b:b + c]])
+            b += c
+    return pieces
 
 
-def _add_piece(pieces: list, level: int, arr: np.ndarray, by_position: bool) -> None:
-    """File ``arr`` (batch members' positions) under ``level``: ``pieces[level]`` is [arrays, all by position]."""
-    while len(pieces) <= level:
-        pieces.append(None)
-    entry = pieces[level]
-    if entry is None:
-        pieces[level] = [[arr], by_position]
-    else:
-        entry[0].append(arr)
-        entry[1] = False
-
-
-def _without_head(counts: list[int], k: int) -> list[int]:
-    """Requests per level along an order without its first ``k`` (``counts``: per level along the order)."""
-    rest = list(counts)
-    for level, c in enumerate(counts):
-        if k <= c:
-            rest[level] = c - k
-            break
-        rest[level] = 0
-        k -= c
-    return rest
+def _first(piece: list) -> int:
+    return piece[0]
 
 
 def _level_counts(packed: np.ndarray, shift: int) -> list[int]:
