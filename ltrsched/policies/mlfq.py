@@ -219,20 +219,27 @@ class MLFQ(Policy):
             gone = 0
             if self._finished:
                 finished = np.concatenate(self._finished) if len(self._finished) > 1 else self._finished[0]
-                flag = self._flag.data
-                try:  # (arrivals reserved their ids)
-                    flag[finished] = True
-                except IndexError:  # a finished request that never arrived: sort
-                    self._flag.reset()
-                    return None
-                done = flag[batch_ids]
-                flag[finished] = False
-                gone = int(count_nonzero(done))
-                if gone != len(finished):
-                    return None  # a request left that did not run (an abort): sort
+                if len(finished) == 1:  # the usual finish: found among the batch's ids (one comparison)
+                    j = int((batch_ids == finished[0]).argmax()) if len(batch_ids) else 0
+                    if not len(batch_ids) or batch_ids[j] != finished[0]:
+                        return None  # a request left that did not run (an abort): sort
+                    gone = 1
+                else:
+                    flag = self._flag.data
+                    try:  # (arrivals reserved their ids)
+                        flag[finished] = True
+                    except IndexError:  # a finished request that never arrived: sort
+                        self._flag.reset()
+                        return None
+                    done = flag[batch_ids]
+                    flag[finished] = False
+                    gone = int(count_nonzero(done))
+                    if gone != len(finished):
+                        return None  # a request left that did not run (an abort): sort
+                    if gone == 1:
+                        j = int(done.argmax())
                 # (the ids are read again only with promote: else the views are listed by arrival, see below)
-                if gone == 1:  # the usual finish: renumber around its position, then cut it out
-                    j = int(done.argmax())
+                if gone == 1:  # renumber around its position, then cut it out
                     at = batch[j]  # its position in the last view
                     rest = rest - (rest > at)
                     batch = batch - (batch > at)
