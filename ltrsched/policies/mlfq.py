@@ -241,7 +241,10 @@ class MLFQ(Policy):
                 # (the ids are read again only with promote: else the views are listed by arrival, see below)
                 if gone == 1:  # renumber around its position, then cut it out
                     at = batch[j]  # its position in the last view
-                    rest = rest - (rest > at)
+                    after = at - rest  # negative exactly where rest > at
+                    after >>= _SIGN_BIT  # -1 there, 0 elsewhere (integer operations: no boolean cast)
+                    after += rest
+                    rest = after
                     batch = batch - (batch > at)
                     batch = np.concatenate((batch[:j], batch[j + 1:]))
                     if self.promote:
@@ -427,6 +430,7 @@ class MLFQ(Policy):
 _LEVEL_NUMBERS = np.arange(MAX_LEVELS + 1)
 _TOP = MAX_LEVELS  # the deepest level (past every bound): nobody moves down from it
 _BIG = np.array(1 << 40)  # added to a position to list it after every position
+_SIGN_BIT = np.array(63)  # (an arithmetic right shift of an int64 by 63: -1 if it is negative, else 0)
 _LONE = np.zeros(1, dtype=np.intp)  # the order of one live request
 _LONE.flags.writeable = False
 _NONE = _LONE[:0]
