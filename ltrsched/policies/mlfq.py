@@ -12,11 +12,16 @@ step's batch is taken out, its members' levels are read again (their ``run_time`
 front of their levels (they ran last), by arrival among themselves; newcomers join the end of the top level
 (they never ran). Within each level that is the batch, then the others as they were, then the newcomers: the
 others stay sorted by level, so the batch and the newcomers are merged in where their levels start. The order's
-levels are kept as a count per level, not per request, so the merge is the others cut where a level of the batch
-starts, the batch's runs put in, copied once (no pass over every live request but that copy, and the renumbering
-of positions after a finish). When the policy cannot follow the host step by step (see
-:mod:`ltrsched.policies.tracking`), or a promotion is due, it sorts every live request instead. The order is
-the same either way.
+levels are kept as its non-empty levels' sizes, not one level per request, so the merge is the others cut where a
+level of the batch starts, the batch's pieces put in, copied once (no pass over every live request but that copy,
+and the renumbering of positions after a finish). When the batch was the head of the order (the host's usual
+batch), its members are read level by level: run time only grows, so a member stays or moves down, which one
+comparison with its level's bound per level tells; only the members that moved down are placed by a binary search
+of the bounds. Each level's members are listed by position with a sort only where the kept order did not list
+them so already (the order keeps, per level, how many of its first requests are by position); when nobody moved
+and nothing finished or arrived, the order stands (the same array). When the policy cannot follow the host step by
+step (see :mod:`ltrsched.policies.tracking`), or a promotion is due, it sorts every live request instead. The
+order is the same either way. Costs: BENCHMARKS.md (issue 15).
 """
 
 from __future__ import annotations
@@ -273,7 +278,7 @@ class MLFQ(Policy):
             if not split_by_tail(len(self._ids) - gone, ids, arrived):
                 return None
             m = len(arrived)
-        if runs is not None:
+        if runs is not None and view.arrival_ordered:  # (positions follow arrival: members by position)
             pieces = self._relevel_head(view, batch, batch_ids, runs, consumed, same)
             if pieces is None:
                 return self._order  # every member stayed at its level, listed by position already: the same order
