@@ -471,3 +471,40 @@ def test_mlfq_counts_levels_from_its_sorted_keys_as_a_bincount(levels, n):
     packed = np.sort((levels << shift) | positions)
     want = np.bincount(levels).tolist() if len(levels) else []
     assert _level_counts(packed, shift) == want
+
+
+class _CountingBounds(np.ndarray):
+    """MLFQ's level bounds, counting the run times binary-searched among them (``searched[0]``)."""
+
+    searched = [0]
+
+    def searchsorted(self, v, side="left", sorter=None):
+        self.searched[0] += np.size(v)
+        return np.asarray(self).searchsorted(v, side=side, sorter=sorter)
+
+
+@pytest.mark.parametrize("spec,max_share", [
+    ("mlfq", 0.1), ("mlfq:quantum=0.01,threshold=1.5", 0.1),
+    ("mlfq:quantum=0.002,threshold=1", None),  # several levels down at each step
+    ("mlfq:quantum=0.01,promote=40", None),
+])
+@pytest.mark.parametrize("config", [dict(), dict(num_gpu_blocks=700), dict(max_num_seqs=32)],
+                         ids=["roomy", "swap", "seqs"])
+def test_mlfq_relevels_its_batch_by_one_comparison_per_level_in_a_burst(spec, max_share, config):
+    """In a burst (demotions at most steps, the batch the head of the kept order) MLFQ compares the batch's run
+    times with its levels' bounds and binary-searches only those of the members that moved down (before: every
+    member's, every step); it lists a level's members by position with a sort only where the kept order did not,
+    and keeps the same order while nothing moved. Orders are still the stateless reference's."""
+    wl = apply_arrivals(load_workload("sharegpt", num_requests=300, seed=0), "burst")
+    policy = make_policy(spec)
+    policy._bounds = policy._bounds.view(_CountingBounds)
+    _CountingBounds.searched[0] = 0
+    members = [0]
+    on_step = policy.on_step
+    policy.on_step = lambda view, scheduled, dt: members.__setitem__(0, members[0] + int(scheduled.sum())) or on_step(
+        view, scheduled, dt)  # (an instance attribute: the host still sees the class's on_step)
+    lockstep = Lockstep(policy)
+    simulate(wl, lockstep, SimConfig(**config))
+    assert lockstep.steps > 300
+    if max_share is not None:
+        assert _CountingBounds.searched[0] < max_share * members[0], (_CountingBounds.searched[0], members[0])

@@ -12,11 +12,16 @@ step's batch is taken out, its members' levels are read again (their ``run_time`
 front of their levels (they ran last), by arrival among themselves; newcomers join the end of the top level
 (they never ran). Within each level that is the batch, then the others as they were, then the newcomers: the
 others stay sorted by level, so the batch and the newcomers are merged in where their levels start. The order's
-levels are kept as a count per level, not per request, so the merge is the others cut where a level of the batch
-starts, the batch's runs put in, copied once (no pass over every live request but that copy, and the renumbering
-of positions after a finish). When the policy cannot follow the host step by step (see
-:mod:`ltrsched.policies.tracking`), or a promotion is due, it sorts every live request instead. The order is
-the same either way.
+levels are kept as its non-empty levels' sizes, not one level per request, so the merge is the others cut where a
+level of the batch starts, the batch's pieces put in, copied once (no pass over every live request but that copy,
+and the renumbering of positions after a finish). When the batch was the head of the order (the host's usual
+batch), its members are read level by level: run time only grows, so a member stays or moves down, which one
+comparison with its level's bound per level tells; only the members that moved down are placed by a binary search
+of the bounds. Each level's members are listed by position with a sort only where the kept order did not list
+them so already (the order keeps, per level, how many of its first requests are by position); when nobody moved
+and nothing finished or arrived, the order stands (the same array). When the policy cannot follow the host step by
+step (see :mod:`ltrsched.policies.tracking`), or a promotion is due, it sorts every live request instead. The
+order is the same either way. Costs: BENCHMARKS.md (issue 15).
 """
 
 from __future__ import annotations
@@ -64,11 +69,11 @@ class MLFQ(Policy):
         self._view: LiveView | None = None  # the view last ranked
         self._ids: np.ndarray | None = None  # its request ids (a snapshot)
         self._order: np.ndarray | None = None  # the order returned for it
-        self._counts: list[int] = []  # requests per level along that order (the order is by level)
+        self._segs: list[list[int]] = []  # [level, requests] of each non-empty level along that order (it is by level)
         self._batch: np.ndarray | None = None  # positions of the requests that ran in its step
         self._batch_ids: np.ndarray | None = None
         self._batch_is_head = False  # the batch is order[:len(batch)]
-        self._settled = 0  # the order's first this many requests ran at the same step, listed by (level, position)
+        self._lead: dict[int, int] = {}  # level -> how many of its first requests along the order are listed by position
         self._scheduled: np.ndarray | None = None  # the step's scheduled mask (when not the head)
         self._next_step: int | None = None  # the step the next view must have for the kept order to hold
         self._proven = False  # the order returned is a permutation by construction (see rank)
@@ -135,8 +140,8 @@ class MLFQ(Policy):
                 self._recount_idle(view)
             levels = self.levels(view)
             order = view.order_by(levels, -self._last_run[view.request_id])
-            self._counts = np.bincount(levels).tolist()  # requests per level, in order (the order is by level)
-            self._settled = 0
+            self._segs = [[level, c] for level, c in enumerate(np.bincount(levels).tolist()) if c]  # (by level)
+            self._lead = {}
             self._proven = order is view._ranked  # (a sort's: a permutation)
         else:
             # made from the last order, a permutation of the last view's positions, by taking the batch out,
@@ -191,27 +196,24 @@ class MLFQ(Policy):
         n = len(ids)
         if n < 2:
             return None
-        batch, batch_ids, order, counts = self._batch, self._batch_ids, self._order, self._counts
+        batch, batch_ids, order, segs = self._batch, self._batch_ids, self._order, self._segs
         # the kept order without the batch: its members' keys did not change, nor did their relative order
+        runs = None  # the batch's levels along the order, [level, members] each (when it is the order's head)
         if self._batch_is_head:
             k = len(batch)
-            if k <= self._settled and not (self._arrived or self._finished) and same_ids(ids, self._ids):
-                # the batch is the head of the order, which it already led in (level, position) order: unless
-                # a member changed level, the order stands
-                new_levels = self._levels_of(view, batch, batch_ids)
-                if not count_nonzero(new_levels != _head_levels(counts, k)):
-                    self._settled = k
-                    return order
-            rest, rest_counts = order[k:], _without_head(counts, k)
+            runs, rest_segs = _split_segments(segs, k)
+            consumed = {level: members for level, members in runs}  # (before finishes)
+            rest = order[k:]
         else:
             ran = self._scheduled[order]
             rest = order[~ran]
             # the members' levels in the kept order: where their ranks fall among the levels' ends
-            left = np.bincount(np.cumsum(counts).searchsorted(np.flatnonzero(ran), side="right"),
-                               minlength=len(counts)).tolist()
-            rest_counts = [c - d for c, d in zip(counts, left)]
+            ends = np.cumsum([c for _, c in segs])
+            left = np.bincount(ends.searchsorted(np.flatnonzero(ran), side="right"), minlength=len(segs)).tolist()
+            rest_segs = [[level, c - d] for (level, c), d in zip(segs, left) if c > d]
         m = 0
-        if not (self._arrived or self._finished):
+        same = not (self._arrived or self._finished)
+        if same:
             if not same_ids(ids, self._ids):
                 return None  # the live set changed unannounced
         elif not (view.arrival_ordered and self._view.arrival_ordered):
@@ -222,26 +224,42 @@ class MLFQ(Policy):
             gone = 0
             if self._finished:
                 finished = np.concatenate(self._finished) if len(self._finished) > 1 else self._finished[0]
-                flag = self._flag.data
-                try:  # (arrivals reserved their ids)
-                    flag[finished] = True
-                except IndexError:  # a finished request that never arrived: sort
-                    self._flag.reset()
-                    return None
-                done = flag[batch_ids]
-                flag[finished] = False
-                gone = int(count_nonzero(done))
-                if gone != len(finished):
-                    return None  # a request left that did not run (an abort): sort
+                if len(finished) == 1:  # the usual finish: found among the batch's ids (one comparison)
+                    j = int((batch_ids == finished[0]).argmax()) if len(batch_ids) else 0
+                    if not len(batch_ids) or batch_ids[j] != finished[0]:
+                        return None  # a request left that did not run (an abort): sort
+                    gone = 1
+                else:
+                    flag = self._flag.data
+                    try:  # (arrivals reserved their ids)
+                        flag[finished] = True
+                    except IndexError:  # a finished request that never arrived: sort
+                        self._flag.reset()
+                        return None
+                    done = flag[batch_ids]
+                    flag[finished] = False
+                    gone = int(count_nonzero(done))
+                    if gone != len(finished):
+                        return None  # a request left that did not run (an abort): sort
+                    if gone == 1:
+                        j = int(done.argmax())
                 # (the ids are read again only with promote: else the views are listed by arrival, see below)
-                if gone == 1:  # the usual finish: renumber around its position, then cut it out
-                    j = int(done.argmax())
+                if gone == 1:  # renumber around its position, then cut it out
                     at = batch[j]  # its position in the last view
-                    rest = rest - (rest > at)
+                    after = at - rest  # negative exactly where rest > at
+                    after >>= _SIGN_BIT  # -1 there, 0 elsewhere (integer operations: no boolean cast)
+                    after += rest
+                    rest = after
                     batch = batch - (batch > at)
                     batch = np.concatenate((batch[:j], batch[j + 1:]))
                     if self.promote:
                         batch_ids = np.concatenate((batch_ids[:j], batch_ids[j + 1:]))
+                    if runs is not None:
+                        for run in runs:  # (the run it was in has one member less)
+                            if j < run[1]:
+                                run[1] -= 1
+                                break
+                            j -= run[1]
                 elif gone:
                     left_at = np.sort(batch[done])  # positions in the last view
                     stay = ~done
@@ -250,10 +268,21 @@ class MLFQ(Policy):
                         batch_ids = batch_ids[stay]
                     rest = rest - left_at.searchsorted(rest)
                     batch = batch - left_at.searchsorted(batch)
+                    if runs is not None:
+                        s = 0
+                        for run in runs:
+                            e = s + run[1]
+                            run[1] = int(count_nonzero(stay[s:e]))
+                            s = e
             arrived = np.concatenate(self._arrived) if self._arrived else batch_ids[:0]
             if not split_by_tail(len(self._ids) - gone, ids, arrived):
                 return None
             m = len(arrived)
+        if runs is not None and view.arrival_ordered:  # (positions follow arrival: members by position)
+            pieces = self._relevel_head(view, batch, batch_ids, runs, consumed, same)
+            if pieces is None:
+                return self._order  # every member stayed at its level, listed by position already: the same order
+            return self._assemble(pieces, rest, rest_segs, n, m, consumed)
         # the batch back in: new levels, in front of their levels (they ran last), by arrival among themselves
         new_levels = self._levels_of(view, batch, batch_ids)
         if view.arrival_ordered:
@@ -261,44 +290,139 @@ class MLFQ(Policy):
             packed = np.left_shift(new_levels, shift, out=new_levels)
             packed |= batch
             packed.sort()  # by (level, position)
-            batch = packed & _MASKS[shift]
-            batch_counts = _level_counts(packed, shift)
+            pieces = _by_level(packed, shift)
         else:
-            batch_counts = np.bincount(new_levels).tolist() if len(new_levels) else []
             by = np.lexsort((batch_ids, view.at("arrival_time", batch), new_levels))
             batch = batch[by]
-        # within each level: the batch (ran last), then the others as they were, then newcomers (never ran,
-        # listed last; top level). Both are listed by level, so the order is the others cut where a level of the
-        # batch starts among them, with the batch's run of that level put in (a few slices, one copy)
+            counts = np.bincount(new_levels).tolist() if len(new_levels) else []
+            pieces = []
+            b = 0
+            for level, c in enumerate(counts):
+                if c:
+                    pieces.append([level, batch[b:b + c]])
+                    b += c
+        self._lead = {}
+        return self._assemble(pieces, rest, rest_segs, n, m, {})
+
+    def _relevel_head(self, view: LiveView, batch: np.ndarray, batch_ids: np.ndarray, runs: list, consumed: dict,
+                      same: bool) -> list | None:
+        """The batch's members by their new levels, ``[level, positions by position]`` per level in ascending
+        levels, when the batch was the head of the kept order (the host's usual batch); None when that is the
+        kept order's head as it is and ``same`` (nothing finished or arrived): the order stands.
+
+        ``runs``: the members per level along ``batch`` (``[level, members]``); ``consumed``: level -> requests of
+        that level the batch took from the head of the kept order (before finishes). Each level's members are
+        compared with the level's bound (their run time only grows, so a member stays or moves down), and listed by
+        position with a sort only where the kept order did not list them so (its ``_lead``)."""
+        rt = view.at("run_time", batch)
+        if self.promote:  # (else nobody's accumulated time ever restarts: the base stays 0)
+            rt = rt - self._time_base.data[batch_ids]
+        bounds = self._bounds
+        lead = self._lead
         pieces = []
-        out_counts = []
-        b = r = cut = 0  # batch members placed, others up to the current level, others placed
-        leads = not m  # the batch leads the order (no other request before its last member)
-        for level in range(max(len(batch_counts), len(rest_counts), 1)):
-            bc = batch_counts[level] if level < len(batch_counts) else 0
-            rc = rest_counts[level] if level < len(rest_counts) else 0
-            if bc:
-                if r:
-                    leads = False
-                    if r > cut:
-                        pieces.append(rest[cut:r])
-                        cut = r
-                pieces.append(batch[b:b + bc])
-                b += bc
-            r += rc
-            if level == 0 and m:
+        ascending = True  # the pieces' levels ascend (else sorted below)
+        s = 0
+        for level, members in runs:
+            if not members:
+                continue
+            e = s + members
+            part = batch[s:e]
+            by_position = members < 2 or consumed[level] <= lead.get(level, 0)
+            if level < _TOP:
+                r = rt[s:e]
+                below = r < bounds[level]  # (False for NaN: searchsorted puts NaN past every bound)
+                stay = int(count_nonzero(below))
+            else:
+                stay = members
+            if stay == members:  # nobody moved down
+                if not by_position:
+                    part = np.sort(part)
+                    same = False
+                pieces.append([level, part])
+            elif level + 1 < _TOP and count_nonzero(r < bounds[level + 1]) == members:  # some moved one level down
+                same = False
+                if by_position:
+                    moved = part[~below]
+                    part = part[below]
+                else:  # both by position: one sort of keys that put the movers last
+                    key = np.where(below, part, part + _BIG)
+                    key.sort()
+                    moved = key[stay:] - _BIG
+                    part = key[:stay]
+                if stay:
+                    pieces.append([level, part])
+                pieces.append([level + 1, moved])
+            else:  # further down (a long step): every member's level from its run time
+                same = False
+                shift = (int(part.max()) + 1).bit_length()
+                packed = np.left_shift(bounds.searchsorted(r, side="right"), shift)
+                packed |= part
+                packed.sort()
+                pieces += _by_level(packed, shift)
+                ascending = False
+            s = e
+        if same:
+            return None
+        if not ascending:
+            pieces.sort(key=_first)
+        # members of one level from two runs (movers and stayers): one piece, by position
+        merged = [pieces[0]] if pieces else []
+        for piece in pieces[1:]:
+            if piece[0] == merged[-1][0]:
+                merged[-1] = [piece[0], np.sort(np.concatenate((merged[-1][1], piece[1])))]
+            else:
+                merged.append(piece)
+        return merged
+
+    def _assemble(self, pieces: list, rest: np.ndarray, rest_segs: list, n: int, m: int, consumed: dict) -> np.ndarray:
+        """Within each level: the batch's members (``pieces``: ``[level, positions]`` in ascending levels, ran
+        last, by position), then the others as they were (``rest``, by level; ``rest_segs``: ``[level, requests]``
+        along it), then newcomers (never ran, listed last; top level). Both are listed by level, so the order is the
+        others cut where a level of the batch starts among them, with the batch's piece of that level put in (a few
+        slices, one copy). Keeps the new order's levels and its lead per level (see ``_relevel_head``)."""
+        old_lead = self._lead
+        out = []
+        segs = []
+        lead = {}
+        r = cut = 0  # others up to the current level, others placed
+        i = j = 0
+        nb, nr = len(pieces), len(rest_segs)
+        newcomers = m > 0
+        while i < nb or j < nr or newcomers:
+            level = min(pieces[i][0] if i < nb else _TOP + 1, rest_segs[j][0] if j < nr else _TOP + 1,
+                        0 if newcomers else _TOP + 1)
+            count = 0
+            if i < nb and pieces[i][0] == level:
+                piece = pieces[i][1]
+                i += 1
                 if r > cut:
-                    pieces.append(rest[cut:r])
+                    out.append(rest[cut:r])
                     cut = r
-                pieces.append(np.arange(n - m, n))
-                rc += m
-            out_counts.append(bc + rc)
+                out.append(piece)
+                count = lead[level] = len(piece)
+            if j < nr and rest_segs[j][0] == level:
+                rc = rest_segs[j][1]
+                j += 1
+                r += rc
+                if not count and level in old_lead:  # what is left of the kept order's lead
+                    left = old_lead[level] - consumed.get(level, 0)
+                    if left > 0:
+                        lead[level] = left
+                count += rc
+            if newcomers and level == 0:
+                newcomers = False
+                if r > cut:
+                    out.append(rest[cut:r])
+                    cut = r
+                out.append(np.arange(n - m, n))
+                if not count:  # (newcomers alone: listed by position)
+                    lead[0] = m
+                count += m
+            segs.append([level, count])
         if cut < len(rest):
-            pieces.append(rest[cut:])
-        out = np.concatenate(pieces)
-        self._settled = len(batch) if leads else 0  # the batch leads, by (level, position), all run at the same step
-        self._counts = out_counts
-        return out
+            out.append(rest[cut:])
+        self._segs, self._lead = segs, lead
+        return np.concatenate(out)
 
     def _levels_of(self, view: LiveView, positions: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """The current levels of the requests at ``positions`` (ids ``ids``), from their ``run_time``."""
@@ -309,6 +433,9 @@ class MLFQ(Policy):
 
 
 _LEVEL_NUMBERS = np.arange(MAX_LEVELS + 1)
+_TOP = MAX_LEVELS  # the deepest level (past every bound): nobody moves down from it
+_BIG = np.array(1 << 40)  # added to a position to list it after every position
+_SIGN_BIT = np.array(63)  # (an arithmetic right shift of an int64 by 63: -1 if it is negative, else 0)
 _LONE = np.zeros(1, dtype=np.intp)  # the order of one live request
 _LONE.flags.writeable = False
 _NONE = _LONE[:0]
@@ -316,16 +443,36 @@ _NONE = _LONE[:0]
 _MASKS = [np.array((1 << shift) - 1) for shift in range(64)]
 
 
-def _without_head(counts: list[int], k: int) -> list[int]:
-    """Requests per level along an order without its first ``k`` (``counts``: per level along the order)."""
-    rest = list(counts)
-    for level, c in enumerate(counts):
-        if k <= c:
-            rest[level] = c - k
-            break
-        rest[level] = 0
-        k -= c
-    return rest
+def _split_segments(segs: list, k: int) -> tuple[list, list]:
+    """An order's ``[level, requests]`` segments split at its first ``k`` requests: those of the head, the rest's."""
+    head, rest = [], []
+    for level, c in segs:
+        if not k:
+            rest.append([level, c])
+        elif c <= k:
+            head.append([level, c])
+            k -= c
+        else:
+            head.append([level, k])
+            rest.append([level, c - k])
+            k = 0
+    return head, rest
+
+
+def _by_level(packed: np.ndarray, shift: int) -> list:
+    """``[level, positions]`` per level present among ``packed``, ascending ``level << shift | position`` keys."""
+    pieces = []
+    b = 0
+    positions = packed & _MASKS[shift]
+    for level, c in enumerate(_level_counts(packed, shift)):
+        if c:
+            pieces.append([level, positions[b:b + c]])
+            b += c
+    return pieces
+
+
+def _first(piece: list) -> int:
+    return piece[0]
 
 
 def _level_counts(packed: np.ndarray, shift: int) -> list[int]:
@@ -343,15 +490,3 @@ def _level_counts(packed: np.ndarray, shift: int) -> list[int]:
         return [0] * lo + [c, k - c]
     starts = packed.searchsorted(_LEVEL_NUMBERS[lo + 1:hi + 1] << shift).tolist()
     return [0] * lo + np.diff([0, *starts, k]).tolist()
-
-
-def _head_levels(counts: list[int], k: int) -> np.ndarray:
-    """The levels of the first ``k`` requests along an order with ``counts`` requests per level."""
-    reps = []
-    for c in counts:
-        if k <= c:
-            reps.append(k)
-            break
-        reps.append(c)
-        k -= c
-    return np.repeat(_LEVEL_NUMBERS[:len(reps)], reps)
