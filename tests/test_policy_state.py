@@ -221,6 +221,12 @@ def test_starvation_prevention_keeps_ltrs_order_while_nothing_is_promoted_in_a_b
     assert len(inner_ranks) < 0.05 * lockstep.steps, (len(inner_ranks), lockstep.steps)
 
 
+def _arrival_view(ids: np.ndarray, step: int) -> LiveView:
+    """A view of live requests ``ids`` that arrived in id order (arrival time = id [s])."""
+    return LiveView({"request_id": ids, "arrival_time": ids.astype(float)}, None, now=0.0, step=step,
+                    arrival_ordered=True)
+
+
 def test_front_order_compacts_its_base_listing_as_requests_leave():
     """Once a tenth of the base listing has left, the kept order makes the live requests its base listing (in the
     same order) instead of giving up (before: nothing kept, the wrapper started again from the inner order)."""
@@ -231,12 +237,8 @@ def test_front_order_compacts_its_base_listing_as_requests_leave():
     n = 40
     keys = rng.random(n)
 
-    def view_of(ids: np.ndarray, step: int) -> LiveView:
-        return LiveView({"request_id": ids, "arrival_time": ids.astype(float)}, None, now=0.0, step=step,
-                        arrival_ordered=True)
-
     ids = np.arange(n)
-    first = view_of(ids, 0)
+    first = _arrival_view(ids, 0)
     order = FixedKeyOrder().order(first, lambda view: keys[view.request_id])
     front = FrontOrder()
     assert front.start(first, order, np.array([7, 2]))
@@ -244,7 +246,7 @@ def test_front_order_compacts_its_base_listing_as_requests_leave():
     for step, gone in enumerate(rng.permutation([i for i in range(n) if i not in (7, 2)])[:30], 1):
         front.departed(np.array([gone]))
         ids = ids[ids != gone]
-        assert front.follow(view_of(ids, step)), step
+        assert front.follow(_arrival_view(ids, step)), step
         rest = ids[np.isin(ids, front_ids, invert=True)]
         expect = np.concatenate((ids.searchsorted(front_ids), ids.searchsorted(rest[np.argsort(keys[rest], kind="stable")])))
         assert front.order(front.positions(front_ids, True)).tolist() == expect.tolist(), step
@@ -262,12 +264,8 @@ def test_front_order_follows_many_finishes_at_a_step():
     n = 300
     keys = rng.random(n)
 
-    def view_of(ids: np.ndarray, step: int) -> LiveView:
-        return LiveView({"request_id": ids, "arrival_time": ids.astype(float)}, None, now=0.0, step=step,
-                        arrival_ordered=True)
-
     ids = np.arange(n)
-    first = view_of(ids, 0)
+    first = _arrival_view(ids, 0)
     order = FixedKeyOrder().order(first, lambda view: keys[view.request_id])
     front = FrontOrder()
     front_ids = np.array([40, 7])
@@ -277,16 +275,16 @@ def test_front_order_follows_many_finishes_at_a_step():
         front.departed(gone)
         ids = ids[np.isin(ids, gone, invert=True)]
         front_ids = front_ids[np.isin(front_ids, gone, invert=True)]
-        assert front.follow(view_of(ids, step)), step
+        assert front.follow(_arrival_view(ids, step)), step
         rest = ids[np.isin(ids, front_ids, invert=True)]
         expect = np.concatenate((ids.searchsorted(front_ids), ids.searchsorted(rest[np.argsort(keys[rest], kind="stable")])))
         assert front.order(front.positions(front_ids, True)).tolist() == expect.tolist(), step
     left = np.setdiff1d(np.arange(n), ids)[0]
     for bad in ([ids[3], ids[3]], [ids[5], left], [ids[8], 10_000]):  # twice, left before, never listed
-        view = view_of(ids, 9)
+        view = _arrival_view(ids, 9)
         assert front.start(view, FixedKeyOrder().order(view, lambda view: keys[view.request_id]), front_ids[:0])
         front.departed(np.array(bad))
-        assert not front.follow(view_of(ids[2:], 10)) and not front.active
+        assert not front.follow(_arrival_view(ids[2:], 10)) and not front.active
 
 
 def test_live_view_at_reads_the_positions_only():
@@ -372,17 +370,13 @@ def test_live_index_trusts_the_ascending_ids_the_kept_order_proved(monkeypatch):
 
     keys = np.array([5.0, 1.0, 3.0, 2.0, 4.0, 0.5])
 
-    def view_of(ids: np.ndarray, step: int) -> LiveView:
-        return LiveView({"request_id": ids, "arrival_time": ids.astype(float)}, None, now=0.0, step=step,
-                        arrival_ordered=True)
-
     def key(view: LiveView) -> np.ndarray:
         return keys[view.request_id]
 
     kept = FixedKeyOrder()
-    kept.order(view_of(np.arange(6), 0), key)
+    kept.order(_arrival_view(np.arange(6), 0), key)
     kept.departed(np.array([2]))
-    second = view_of(np.array([0, 1, 3, 4, 5]), 1)
+    second = _arrival_view(np.array([0, 1, 3, 4, 5]), 1)
     assert kept.order(second, key).tolist() == [4, 1, 2, 3, 0]
     checked = []
     monkeypatch.setattr(tracking, "is_ascending", lambda ids: checked.append(ids) or True)
@@ -400,18 +394,14 @@ def test_front_order_follows_finishes_and_moves_and_gives_up_on_a_listing_it_can
 
     keys = np.array([5.0, 1.0, 3.0, 2.0, 4.0, 0.5])
 
-    def view_of(ids: np.ndarray, step: int) -> LiveView:
-        return LiveView({"request_id": ids, "arrival_time": ids.astype(float)}, None, now=0.0, step=step,
-                        arrival_ordered=True)
-
-    first = view_of(np.arange(6), 0)
+    first = _arrival_view(np.arange(6), 0)
     order = FixedKeyOrder().order(first, lambda view: keys[view.request_id])
     assert order.tolist() == [5, 1, 3, 2, 4, 0]
     front = FrontOrder()
     assert front.start(first, order, np.array([4]))
     assert front.order(np.array([4])).tolist() == [4, 5, 1, 3, 2, 0]
     front.departed(np.array([2]))
-    assert front.follow(view_of(np.array([0, 1, 3, 4, 5]), 1))
+    assert front.follow(_arrival_view(np.array([0, 1, 3, 4, 5]), 1))
     assert front.positions(np.array([4]), True).tolist() == [3]
     front.move(np.array([4]), False)
     front.move(np.array([0]), True)
@@ -420,9 +410,9 @@ def test_front_order_follows_finishes_and_moves_and_gives_up_on_a_listing_it_can
     assert front.order(front.positions(np.array([1]), True)) is None and not front.active
     assert front.start(first, order, np.array([4]))
     front.departed(np.array([7]))
-    assert not front.follow(view_of(np.array([0, 1, 2, 3, 4]), 2)) and not front.active
+    assert not front.follow(_arrival_view(np.array([0, 1, 2, 3, 4]), 2)) and not front.active
     assert front.start(first, order, np.array([4]))
-    assert not front.follow(view_of(np.arange(5), 2)) and not front.active
+    assert not front.follow(_arrival_view(np.arange(5), 2)) and not front.active
 
 
 def test_mlfq_ranks_a_lone_request_without_reading_its_columns():
