@@ -129,29 +129,31 @@ class FrontOrder:
         self._ids, self._base, self._now = ids, order, now
 
     def _leave(self, gone: np.ndarray) -> bool:
-        """Take the requests ``gone`` out (False: not all of them were live in the base listing, each once).
+        """Take the requests ``gone`` out (False: not all of them were live in the base listing, each once; the
+        caller then drops what is kept, as it may be partly renumbered).
 
-        A few leave at a step, so they are handled in Python scalars: each one's base position is read from the id
-        table and checked to hold its id, and the base positions between two departed ones move up by the number
-        that left before them, one slice subtraction per departed request (together one pass over the base listing
-        after the first). Numpy calls on arrays of a few ids (a sort, a search, the checks) cost ~10 us each on
-        the CPU engine's cold caches (BENCHMARKS.md, issue 13); these scalar reads cost well under 1 us."""
+        A few leave at a step, so they are handled in Python scalars, in one pass in base order: each one's base
+        position is read from the id table and checked to hold its id, and the base positions between it and the
+        departed one before move up by the number that left before it, one slice subtraction per departed request
+        (together one pass over the base listing after the first). Numpy calls on arrays of a few ids (a sort, a
+        search, the checks) cost ~10 us each on the CPU engine's cold caches (BENCHMARKS.md, issue 13); these
+        scalar reads cost well under 1 us."""
         d = len(gone)
         if d > _MAX_FINISHES:
             return False
         ids, now, base_of = self._ids, self._now, self._base_of.data
         n, known = len(ids), len(base_of)
-        at = []  # the departed requests' base positions, ascending (the base ids ascend)
-        for g in sorted(gone.tolist()):
+        last = -1  # the base position of the departed request before (ascending: the base ids ascend)
+        for j, g in enumerate(sorted(gone.tolist())):
             b = base_of.item(g) if 0 <= g < known else -1
-            if not 0 <= b < n or ids.item(b) != g or now.item(b) < _LIVE_MIN_INT or (at and b == at[-1]):
+            if not last < b < n or ids.item(b) != g or now.item(b) < _LIVE_MIN_INT:
                 return False  # not in the base listing, left before, or announced twice
-            at.append(b)
-        at.append(n)
-        for j in range(d):
-            if at[j] + 1 < at[j + 1]:
-                now[at[j] + 1:at[j + 1]] -= _SHIFTS[j]  # listed after j + 1 of them
-            now[at[j]] = _GONE
+            if j and last + 1 < b:
+                now[last + 1:b] -= _SHIFTS[j - 1]  # listed after j of them
+            now[b] = _GONE
+            last = b
+        if d and last + 1 < n:
+            now[last + 1:] -= _SHIFTS[d - 1]
         self._live -= d
         self.listing += 1
         self.version += 1
@@ -179,7 +181,7 @@ class FrontOrder:
         """``front`` (the positions of the requests at the front, in their order: from :meth:`positions`, each
         once), then the others in the inner order. None (and nothing kept any more) if that is not one position per
         live request: a position at the front that is not at the front here reads ``_FRONT`` or more."""
-        now = self._now.take(self._base, mode="wrap")  # (in range: "wrap" spares a bounds check per entry)
+        now = self._now[self._base]
         rest = now[now >= _ZERO]
         if not len(front):
             if len(rest) == self._live:
