@@ -24,6 +24,8 @@ position reads past the live ones (an entry that is not at the front). Costs: BE
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ltrsched.policies.base import LiveView
@@ -66,6 +68,7 @@ class FrontOrder:
         self._base: np.ndarray | None = None  # the inner order of the base listing (base positions)
         self._now: np.ndarray | None = None  # base position -> position now (- _FRONT at the front, _GONE: left)
         self._live = 0  # base requests still live
+        self._compact_below = 0  # compact once fewer base requests than this are live
         self._left: list[np.ndarray] = []  # ids announced finished since the last follow
 
     @property
@@ -90,6 +93,7 @@ class FrontOrder:
         self._base_of[ids] = now
         now[front] -= _FRONT
         self._ids, self._base, self._now, self._live = snapshot_ids(ids), order, now, len(ids)
+        self._compact_below = _compact_below(len(ids))
         self.listing += 1
         self.version += 1
         return True
@@ -109,7 +113,7 @@ class FrontOrder:
         if not view.arrival_ordered or len(view) != self._live:
             self.reset()
             return False
-        if self._live < _MIN_LIVE_SHARE * len(self._ids):
+        if self._live < self._compact_below:
             self._compact()
         return True
 
@@ -127,6 +131,7 @@ class FrontOrder:
         self._base_of.data[ids] = now
         now[order[front]] -= _FRONT
         self._ids, self._base, self._now = ids, order, now
+        self._compact_below = _compact_below(len(ids))
 
     def _leave(self, gone: np.ndarray) -> bool:
         """Take the requests ``gone`` out (False: not all of them were live in the base listing, each once; the
@@ -190,3 +195,9 @@ class FrontOrder:
             return np.concatenate((front, rest))
         self.reset()
         return None
+
+
+def _compact_below(n: int) -> int:
+    """Compact a base listing of ``n`` requests once fewer than this many are live (``_MIN_LIVE_SHARE`` of it: for
+    a count of live requests, being below the share is being below its ceiling)."""
+    return math.ceil(_MIN_LIVE_SHARE * n)
