@@ -69,15 +69,18 @@ class FrontOrder:
         self._now: np.ndarray | None = None  # base position -> position now (- _FRONT at the front, _GONE: left)
         self._live = 0  # base requests still live
         self._compact_below = 0  # compact once fewer base requests than this are live
-        self._left: list[np.ndarray] = []  # ids announced finished since the last follow
+        self._left: list[int] = []  # ids announced finished since the last follow
 
     @property
     def active(self) -> bool:
         return self._ids is not None
 
     def departed(self, request_ids: np.ndarray) -> None:
+        """Requests ``request_ids`` finished (followed at the next :meth:`follow`). Kept as Python ints, converted
+        here, next to the host's own array work on the finishes: converted at the next rank instead, the conversion
+        cost ~5 us more on the CPU engine's cold caches (BENCHMARKS.md, issue 13)."""
         if self._ids is not None:
-            self._left.append(request_ids)
+            self._left += request_ids.tolist()
 
     def start(self, view: LiveView, order: np.ndarray, front: np.ndarray) -> bool:
         """Keep ``order`` (the inner order of ``view``) with the requests at positions ``front`` at the front.
@@ -105,8 +108,7 @@ class FrontOrder:
         if self._ids is None:
             return False
         if self._left:
-            gone = np.concatenate(self._left) if len(self._left) > 1 else self._left[0]
-            self._left = []
+            gone, self._left = self._left, []
             if not self._leave(gone):
                 self.reset()
                 return False
@@ -133,9 +135,9 @@ class FrontOrder:
         self._ids, self._base, self._now = ids, order, now
         self._compact_below = _compact_below(len(ids))
 
-    def _leave(self, gone: np.ndarray) -> bool:
-        """Take the requests ``gone`` out (False: not all of them were live in the base listing, each once; the
-        caller then drops what is kept, as it may be partly renumbered).
+    def _leave(self, gone: list[int]) -> bool:
+        """Take the requests ``gone`` (ids; sorted here) out (False: not all of them were live in the base listing,
+        each once; the caller then drops what is kept, as it may be partly renumbered).
 
         A few leave at a step, so they are handled in Python scalars, in one pass in base order: each one's base
         position is read from the id table and checked to hold its id, and the base positions between it and the
@@ -149,7 +151,8 @@ class FrontOrder:
         ids, now, base_of = self._ids, self._now, self._base_of.data
         n, known = len(ids), len(base_of)
         last = -1  # the base position of the departed request before (ascending: the base ids ascend)
-        for j, g in enumerate(sorted(gone.tolist())):
+        gone.sort()
+        for j, g in enumerate(gone):
             b = base_of.item(g) if 0 <= g < known else -1
             if not last < b < n or ids.item(b) != g or now.item(b) < _LIVE_MIN_INT:
                 return False  # not in the base listing, left before, or announced twice
