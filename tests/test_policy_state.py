@@ -253,6 +253,16 @@ def test_front_order_compacts_its_base_listing_as_requests_leave():
     assert len(front._ids) < 0.8 * n  # (compacted)
 
 
+def test_front_order_compacts_below_the_same_count_of_live_requests():
+    """The kept order compacts below a count fixed when its base listing is made (its share's ceiling), the same
+    live counts as comparing with the float share at every step."""
+    from ltrsched.policies.front_order import _MIN_LIVE_SHARE, _compact_below
+
+    for n in range(1, 3000):
+        below = _compact_below(n)
+        assert below - 1 < _MIN_LIVE_SHARE * n <= below, n
+
+
 def test_front_order_follows_many_finishes_at_a_step():
     """Several finishes at a step (up to 64, in any order, a request at the front among them) are followed in scalars,
     one slice subtraction each (before: past 8 the kept order gave up and the wrapper started again from the inner

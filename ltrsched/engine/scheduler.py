@@ -432,7 +432,9 @@ class PolicyScheduler(Scheduler):
         # the members that finished: vLLM names the requests it freed since schedule() (it starts a new set
         # there); those the table no longer holds were aborted since (finish_requests), and finished there
         freed = self.finished_req_ids
-        gone = sorted(s for s in map(self._slot.pop, freed, repeat(None)) if s is not None) if freed else _NONE
+        gone = sorted(map(self._slot.pop, freed, repeat(-1))) if freed else _NONE
+        if freed and gone[0] < 0:  # (-1, first: aborted since schedule())
+            gone = gone[gone.count(-1):]
         if on_step is not None:
             self.ranking_policy.on_step(view, on_step, dt)
         finished = None

@@ -24,6 +24,8 @@ position reads past the live ones (an entry that is not at the front). Costs: BE
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ltrsched.policies.base import LiveView
@@ -66,15 +68,19 @@ class FrontOrder:
         self._base: np.ndarray | None = None  # the inner order of the base listing (base positions)
         self._now: np.ndarray | None = None  # base position -> position now (- _FRONT at the front, _GONE: left)
         self._live = 0  # base requests still live
-        self._left: list[np.ndarray] = []  # ids announced finished since the last follow
+        self._compact_below = 0  # compact once fewer base requests than this are live
+        self._left: list[int] = []  # ids announced finished since the last follow
 
     @property
     def active(self) -> bool:
         return self._ids is not None
 
     def departed(self, request_ids: np.ndarray) -> None:
+        """Requests ``request_ids`` finished (followed at the next :meth:`follow`). Kept as Python ints, converted
+        here, next to the host's own array work on the finishes: converted at the next rank instead, the conversion
+        cost ~5 us more on the CPU engine's cold caches (BENCHMARKS.md, issue 13)."""
         if self._ids is not None:
-            self._left.append(request_ids)
+            self._left += request_ids.tolist()
 
     def start(self, view: LiveView, order: np.ndarray, front: np.ndarray) -> bool:
         """Keep ``order`` (the inner order of ``view``) with the requests at positions ``front`` at the front.
@@ -90,6 +96,7 @@ class FrontOrder:
         self._base_of[ids] = now
         now[front] -= _FRONT
         self._ids, self._base, self._now, self._live = snapshot_ids(ids), order, now, len(ids)
+        self._compact_below = _compact_below(len(ids))
         self.listing += 1
         self.version += 1
         return True
@@ -101,15 +108,14 @@ class FrontOrder:
         if self._ids is None:
             return False
         if self._left:
-            gone = np.concatenate(self._left) if len(self._left) > 1 else self._left[0]
-            self._left = []
+            gone, self._left = self._left, []
             if not self._leave(gone):
                 self.reset()
                 return False
         if not view.arrival_ordered or len(view) != self._live:
             self.reset()
             return False
-        if self._live < _MIN_LIVE_SHARE * len(self._ids):
+        if self._live < self._compact_below:
             self._compact()
         return True
 
@@ -127,31 +133,35 @@ class FrontOrder:
         self._base_of.data[ids] = now
         now[order[front]] -= _FRONT
         self._ids, self._base, self._now = ids, order, now
+        self._compact_below = _compact_below(len(ids))
 
-    def _leave(self, gone: np.ndarray) -> bool:
-        """Take the requests ``gone`` out (False: not all of them were live in the base listing, each once).
+    def _leave(self, gone: list[int]) -> bool:
+        """Take the requests ``gone`` (ids; sorted here) out (False: not all of them were live in the base listing,
+        each once; the caller then drops what is kept, as it may be partly renumbered).
 
-        A few leave at a step, so they are handled in Python scalars: each one's base position is read from the id
-        table and checked to hold its id, and the base positions between two departed ones move up by the number
-        that left before them, one slice subtraction per departed request (together one pass over the base listing
-        after the first). Numpy calls on arrays of a few ids (a sort, a search, the checks) cost ~10 us each on
-        the CPU engine's cold caches (BENCHMARKS.md, issue 13); these scalar reads cost well under 1 us."""
+        A few leave at a step, so they are handled in Python scalars, in one pass in base order: each one's base
+        position is read from the id table and checked to hold its id, and the base positions between it and the
+        departed one before move up by the number that left before it, one slice subtraction per departed request
+        (together one pass over the base listing after the first). Numpy calls on arrays of a few ids (a sort, a
+        search, the checks) cost ~10 us each on the CPU engine's cold caches (BENCHMARKS.md, issue 13); these
+        scalar reads cost well under 1 us."""
         d = len(gone)
         if d > _MAX_FINISHES:
             return False
         ids, now, base_of = self._ids, self._now, self._base_of.data
         n, known = len(ids), len(base_of)
-        at = []  # the departed requests' base positions, ascending (the base ids ascend)
-        for g in sorted(gone.tolist()):
+        last = -1  # the base position of the departed request before (ascending: the base ids ascend)
+        gone.sort()
+        for j, g in enumerate(gone):
             b = base_of.item(g) if 0 <= g < known else -1
-            if not 0 <= b < n or ids.item(b) != g or now.item(b) < _LIVE_MIN_INT or (at and b == at[-1]):
+            if not last < b < n or ids.item(b) != g or now.item(b) < _LIVE_MIN_INT:
                 return False  # not in the base listing, left before, or announced twice
-            at.append(b)
-        at.append(n)
-        for j in range(d):
-            if at[j] + 1 < at[j + 1]:
-                now[at[j] + 1:at[j + 1]] -= _SHIFTS[j]  # listed after j + 1 of them
-            now[at[j]] = _GONE
+            if j and last + 1 < b:
+                now[last + 1:b] -= _SHIFTS[j - 1]  # listed after j of them
+            now[b] = _GONE
+            last = b
+        if d and last + 1 < n:
+            now[last + 1:] -= _SHIFTS[d - 1]
         self._live -= d
         self.listing += 1
         self.version += 1
@@ -179,7 +189,7 @@ class FrontOrder:
         """``front`` (the positions of the requests at the front, in their order: from :meth:`positions`, each
         once), then the others in the inner order. None (and nothing kept any more) if that is not one position per
         live request: a position at the front that is not at the front here reads ``_FRONT`` or more."""
-        now = self._now.take(self._base, mode="wrap")  # (in range: "wrap" spares a bounds check per entry)
+        now = self._now[self._base]
         rest = now[now >= _ZERO]
         if not len(front):
             if len(rest) == self._live:
@@ -188,3 +198,9 @@ class FrontOrder:
             return np.concatenate((front, rest))
         self.reset()
         return None
+
+
+def _compact_below(n: int) -> int:
+    """Compact a base listing of ``n`` requests once fewer than this many are live (``_MIN_LIVE_SHARE`` of it: for
+    a count of live requests, being below the share is being below its ceiling)."""
+    return math.ceil(_MIN_LIVE_SHARE * n)

@@ -79,6 +79,13 @@ def vouched(view: LiveView, order: np.ndarray) -> np.ndarray:
     return order
 
 
+def vouched_again(view: LiveView, order: np.ndarray) -> np.ndarray:
+    """``order``, which :func:`vouched` marked for an earlier view of the same live requests (read-only since), as
+    ``view``'s: the same as :func:`vouched` without the flags call (~3 us on the CPU engine's cold caches)."""
+    view._ranked = order
+    return order
+
+
 def _fail(policy: object, view: LiveView, n: int, what: str):
     raise UserError(f"policy {_spec(policy)} returned an invalid order at step {view.step}: {what}; "
                     f"rank() must return a permutation of the {n} live positions 0..{n - 1} as a 1-D integer array")

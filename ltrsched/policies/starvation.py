@@ -41,7 +41,7 @@ from ltrsched.policies.base import LiveView, Policy, order_by
 from ltrsched.policies.fastops import count_nonzero, frozen
 from ltrsched.policies.front_order import FrontOrder
 from ltrsched.policies.id_array import IdArray
-from ltrsched.policies.order_check import vouched
+from ltrsched.policies.order_check import vouched, vouched_again
 from ltrsched.policies.tracking import LiveIndex
 
 _NONE = np.zeros(0, dtype=np.int64)
@@ -442,7 +442,7 @@ class StarvationPrevention(Policy):
         key = (self._version, self._front.version)
         last = self._last_front
         if last is not None and last[0] == key:
-            return vouched(view, last[1])
+            return vouched_again(view, last[1])
         out = self._front.order(self._pos[self._s:self._e])
         if out is None:
             return None
