@@ -53,14 +53,13 @@ def load_results(path: Path = RESULTS) -> dict | None:
 
 
 def policy_roles(policies: list[str]) -> dict[str, str | None]:
-    """Which policy spec plays FCFS, LTR (trained scores) and LTR with starvation prevention."""
+    """Which policy spec plays FCFS, LTR (trained scores) and SRTF (the starvation settings: :func:`is_starve`)."""
     def first(pred):
         return next((p for p in policies if pred(p)), None)
 
     return {
         "fcfs": first(lambda p: p == "fcfs"),
         "ltr": first(lambda p: p == "ltr" or (p.startswith("ltr:") and "starve" not in p)),
-        "starve": first(is_starve),
         "srtf": first(lambda p: p == "srtf"),
     }
 
