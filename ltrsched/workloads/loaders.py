@@ -23,7 +23,8 @@ Files, by suffix:
   its ``timestamp`` as the arrival in milliseconds (Mooncake's unit; on other lines ``timestamp`` is not read);
   ``hash_ids`` is not (no prefix cache is simulated).
 - ``.json``: a JSON array of ShareGPT conversations (complete or truncated), first turns, the paper's selection
-  rules; records with LMSYS-Chat-1M's or OpenAI's ``{"role", "content"}`` messages too
+  rules (first turns they leave out, e.g. replies of under 4 tokens, are counted in a warning on stderr); records
+  with LMSYS-Chat-1M's or OpenAI's ``{"role", "content"}`` messages too
   (:func:`ltrsched.workloads.sharegpt.read_first_turn`). Records that are not conversations (not objects, no list
   of messages, first turns without a known speaker or text) are skipped with a one-line warning on stderr counting
   them by reason, as is a file cut off inside a record (the packaged ShareGPT file's cut is expected, and quiet); a
@@ -84,7 +85,7 @@ from ltrsched.workloads.schema import (
     LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Workload, length_columns, request_ids,
     validate,
 )
-from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, paper_selection, sample_rows
+from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, left_out, paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import (
     CONVERSATION_KEYS, COUNT_COLUMNS, TABLE_COLUMNS, is_conversation_table, load_sharegpt_records, records_key,
 )
@@ -324,13 +325,18 @@ def _first_turns(path: Path, num_requests: int | None, seed: int, arrival_info: 
     first turns (every eligible one, ``num_requests`` sampled), all at t = 0 unless a parquet gives
     ``arrival_time``, numbered unless it gives ``request_id``. Outputs longer than the context leaves are cut to it
     (the paper's rule), with a warning on stderr counting those among the requests used (it counted the whole
-    file's, however few ``num_requests`` sampled). The parse's notes (records skipped as malformed, a file cut
-    off) are printed on stderr once the requests are chosen, so that an error stays the one line it is.
+    file's, however few ``num_requests`` sampled). First turns the paper's rules leave out (prompt or reply
+    lengths, repeated prompts) are counted in a warning (:func:`~ltrsched.workloads.selection.left_out`). The
+    parse's notes (records skipped as malformed, a file cut off) are printed on stderr once the requests are
+    chosen, so that an error stays the one line it is.
     ``arrival_info`` receives what :func:`_table_arrivals` tells of a parquet's arrival times, and ``warning``,
     :func:`_unit_warning` of every record's."""
     notes: list[str] = []
     arrival_info = {} if arrival_info is None else arrival_info
     records = _table_arrivals(load_sharegpt_records(path, notes), path, arrival_info)
+    dropped = left_out(records)  # (they were left out without a word)
+    if dropped:
+        notes.append(f"warning: {path}: {dropped}")
     if "arrival_time" in records.columns:
         arrival_info["warning"] = _unit_warning(records["arrival_time"], arrival_info, path)
     over = "_over_context"  # marks each row before the selection caps it (a column: the sample does not change)

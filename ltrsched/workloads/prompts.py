@@ -3,8 +3,10 @@
 A labelling run needs prompts only (the served model makes the lengths), so a file here needs no output field:
 
 - ``.json``: ShareGPT conversations (complete or truncated; or LMSYS/OpenAI ``{"role", "content"}`` messages):
-  first turns, the paper's length rules (:func:`ltrsched.workloads.selection.eligible`), keyed by record id, as
-  the built-in workload; a parquet of conversations (LMSYS-Chat-1M's) likewise;
+  first turns, the paper's length rules (:func:`ltrsched.workloads.selection.eligible`; those they leave out are
+  counted in a warning), keyed by record id, as the built-in workload (a record without one, as OpenAI's chat
+  format has none, by ``turn-N``: the N-th first turn read, 1-based); a parquet of conversations (LMSYS-Chat-1M's)
+  likewise;
 - ``.jsonl``: one object per line with a string ``prompt`` (other fields are ignored); an ``id`` (string or
   integer) keys it, else ``line-N`` (its 1-based line number);
 - ``.parquet``: a string ``prompt`` column; a ``key``, ``id`` or ``source_id`` column keys the rows, else
@@ -42,7 +44,16 @@ def load_prompts(path: str | Path) -> pl.DataFrame:
         from ltrsched.workloads import selection
         from ltrsched.workloads.sharegpt import load_sharegpt_records
 
-        pool = selection.eligible(load_sharegpt_records(path, notes))
+        records = load_sharegpt_records(path, notes)
+        # a record without an id (OpenAI's chat format has none) is keyed by its first turn's place in the file:
+        # every such key was "", and the file refused for "the key '' names N prompts"
+        number = pl.format("turn-{}", pl.int_range(1, pl.len() + 1))
+        records = records.with_columns(source_id=pl.when(pl.col("source_id").cast(pl.Utf8) == "").then(number)
+                                       .otherwise(pl.col("source_id").cast(pl.Utf8)))
+        pool = selection.eligible(records)
+        dropped = selection.left_out(records)  # (they were left out without a word)
+        if dropped and pool.height:
+            notes.append(f"warning: {path}: {dropped}")
         if pool.height == 0:
             raise UserError(f"{path}: no first turn with a prompt of {selection.MIN_PROMPT_TOKENS}.."
                             f"{selection.MAX_PROMPT_TOKENS} tokens and a reply of >= {selection.MIN_OUTPUT_TOKENS} "

@@ -40,6 +40,31 @@ def _uncapped(df: pl.DataFrame) -> pl.DataFrame:
     return out
 
 
+def left_out(df: pl.DataFrame) -> str | None:
+    """What the length rules and the de-duplication (:func:`eligible`) leave out of the first turns ``df``, as the
+    end of a note: ``"3 of the 10 first turns are left out by the paper's selection rules: 2 with a prompt of
+    over 1,024 tokens, 1 with a reply of under 4 tokens"``; None if they keep every one. Each first turn is
+    counted once, under the first rule it fails (prompt, then reply, then a repeated prompt). They were left out
+    without a word: a file of another model's replies, many of them a token or two long, lost them all silently,
+    and the requests served were not the file's."""
+    prompts = pl.col("prompt_tokens")
+    counts = df.select(
+        short=(prompts < MIN_PROMPT_TOKENS).sum(), long=(prompts > MAX_PROMPT_TOKENS).sum(),
+        reply=(prompts.is_between(MIN_PROMPT_TOKENS, MAX_PROMPT_TOKENS)
+               & (pl.col("output_tokens") < MIN_OUTPUT_TOKENS)).sum()).row(0, named=True)
+    kept = _uncapped(df).height
+    counts["repeated"] = df.height - kept - counts["short"] - counts["long"] - counts["reply"]
+    if kept == df.height:
+        return None
+    reasons = {"short": f"with a prompt of under {MIN_PROMPT_TOKENS} tokens",
+               "long": f"with a prompt of over {MAX_PROMPT_TOKENS:,} tokens",
+               "reply": f"with a reply of under {MIN_OUTPUT_TOKENS} tokens",
+               "repeated": "repeating an earlier prompt (each prompt is kept once)"}
+    parts = [f"{counts[k]:,} {why}" for k, why in reasons.items() if counts[k]]
+    return (f"{df.height - kept:,} of the {df.height:,} first turns are left out by the paper's selection rules: "
+            + ", ".join(parts))
+
+
 def eligible(df: pl.DataFrame) -> pl.DataFrame:
     """Apply the length rules, cap outputs, and keep the first occurrence of each prompt."""
     return _uncapped(df).with_columns(

@@ -1,0 +1,75 @@
+"""Data that is not ShareGPT's: other models' lengths (many replies of a token or two, heavy tails), other
+formats and other prompt sources. What was lost or mislabelled without a word is now loaded, or said on stderr."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+
+from ltrsched.workloads import load_workload
+
+
+def _chat(i: int, prompt: str, reply: str) -> dict:
+    return {"messages": [{"role": "system", "content": "You are terse."}, {"role": "user", "content": prompt},
+                         {"role": "assistant", "content": reply}]}
+
+
+def test_first_turns_the_papers_rules_leave_out_are_counted_on_stderr(tmp_path, capsys):
+    """Another model's replies of a token or two (a yes/no model), prompts past 1,024 tokens and repeated prompts
+    were left out of a conversations file without a word: 4 of 8 requests vanished and the run said nothing."""
+    recs = [_chat(i, f"Please explain topic number {i} in a few words", "It is a topic about many things")
+            for i in range(4)]
+    recs += [_chat(4, "Is the sky blue today, yes or no?", "Yes"),  # a reply of 1 token
+             _chat(5, "Is water wet at room temperature?", "No."),  # 2 tokens
+             _chat(6, "word " * 1500, "A long prompt, answered at some length here"),  # a prompt of 1,500 tokens
+             _chat(7, "Please explain topic number 0 in a few words", "Again, a topic about things")]  # repeated
+    path = tmp_path / "chat.json"
+    path.write_text(json.dumps(recs))
+    assert len(load_workload(str(path))) == 4
+    assert capsys.readouterr().err == (
+        f"warning: {path}: 4 of the 8 first turns are left out by the paper's selection rules: 1 with a prompt of "
+        "over 1,024 tokens, 2 with a reply of under 4 tokens, 1 repeating an earlier prompt (each prompt is kept once)\n")
+    path.write_text(json.dumps(recs[:4]))  # every first turn kept: quiet, as before
+    assert len(load_workload(str(path))) == 4 and capsys.readouterr().err == ""
+
+
+def test_prompts_files_of_conversations_count_what_the_rules_leave_out(tmp_path, capsys):
+    """`ltrsched label --prompts chat.json`: the prompts whose ShareGPT-style reply was short were left out of the
+    labelling silently, too."""
+    from ltrsched.workloads.prompts import load_prompts
+
+    recs = [_chat(i, f"Please explain topic number {i} in a few words", "It is a topic about many things")
+            for i in range(3)] + [_chat(3, "Is the sky blue today, yes or no?", "Yes")]
+    path = tmp_path / "chat.json"
+    path.write_text(json.dumps(recs))
+    assert load_prompts(path).height == 3
+    assert capsys.readouterr().err == (f"warning: {path}: 1 of the 4 first turns are left out by the paper's selection "
+                                       "rules: 1 with a reply of under 4 tokens\n")
+
+
+def test_a_conversations_parquet_counts_what_the_rules_leave_out(tmp_path, capsys):
+    rows = [{"conversation": [{"role": "user", "content": f"Please explain topic number {i} in a few words"},
+                              {"role": "assistant", "content": "Sure" if i < 2 else "It is a topic about things"}]}
+            for i in range(5)]
+    path = tmp_path / "lmsys.parquet"
+    pl.DataFrame(rows).write_parquet(path)
+    assert len(load_workload(str(path))) == 3
+    assert "2 of the 5 first turns are left out by the paper's selection rules: 2 with a reply of under 4 tokens" \
+        in capsys.readouterr().err
+
+
+def test_prompts_files_of_conversations_without_ids_get_keys(tmp_path):
+    """OpenAI's chat format (and LMSYS's without conversation_id) has no record id: every key was "", and
+    `ltrsched label --prompts chat.json` refused the file ("the key '' names 3 prompts; keys must be unique")."""
+    from ltrsched.workloads.prompts import load_prompts
+
+    recs = [_chat(i, f"Please explain topic number {i} in a few words", "It is a topic about many things")
+            for i in range(3)]
+    recs.insert(1, {"id": "mine", **recs[0], "messages": recs[0]["messages"][:1] + [
+        {"role": "user", "content": "Please explain the other topic in a few words"}, recs[0]["messages"][2]]})
+    path = tmp_path / "chat.json"
+    path.write_text(json.dumps(recs))
+    df = load_prompts(path)
+    assert df["key"].to_list() == ["turn-1", "mine", "turn-3", "turn-4"]
+    assert df["prompt"].to_list()[1] == "Please explain the other topic in a few words"
