@@ -73,3 +73,33 @@ def test_prompts_files_of_conversations_without_ids_get_keys(tmp_path):
     df = load_prompts(path)
     assert df["key"].to_list() == ["turn-1", "mine", "turn-3", "turn-4"]
     assert df["prompt"].to_list()[1] == "Please explain the other topic in a few words"
+
+
+def test_a_csv_of_prompts_and_another_models_output_counts_loads(tmp_path):
+    """A .csv of ``prompt`` and ``output_tokens`` (another model's counts) was refused ("no column for
+    prompt_tokens"), where the same table as a parquet or a .jsonl has its prompts counted (Llama-3)."""
+    from ltrsched.workloads.tokenizer import count_tokens
+
+    prompts = ["Write a long essay on tax law, please.", "Yes or no?", "日本語で一言で答えてください。", "42"]
+    path = tmp_path / "other.csv"
+    pl.DataFrame({"prompt": prompts, "output_tokens": [20000, 1, 1, 3]}).write_csv(path)
+    df = load_workload(str(path)).df
+    assert df["prompt"].to_list() == prompts
+    assert df["prompt_tokens"].to_list() == count_tokens(prompts).tolist()
+    assert df["output_tokens"].to_list() == [20000, 1, 1, 3]  # another model's counts, as given (not capped)
+    pq = tmp_path / "other.parquet"
+    pl.DataFrame({"prompt": prompts, "output_tokens": [20000, 1, 1, 3]}).write_parquet(pq)
+    assert load_workload(str(pq)).df["prompt_tokens"].to_list() == df["prompt_tokens"].to_list()
+
+
+def test_a_csv_prompt_missing_where_its_count_is_needed_names_the_row(tmp_path):
+    import pytest
+
+    from ltrsched.errors import UserError
+
+    path = tmp_path / "other.csv"
+    path.write_text("prompt,output_tokens\nhello there,5\n,7\n")
+    with pytest.raises(UserError, match=r"other.csv: row 2 has no 'prompt' text to count prompt_tokens from"):
+        load_workload(str(path))
+    path.write_text("prompt,prompt_tokens,output_tokens\nhello there,9,5\n,3,7\n")  # counts given: as before
+    assert load_workload(str(path)).df["prompt_tokens"].to_list() == [9, 3]

@@ -47,7 +47,9 @@ Files, by suffix:
   naming both: which holds it? (The first was used, silently.)
   Blank lines are skipped (a line of empty fields is a request with missing values). A ``request_id`` column (in
   any case) is kept as the requests' ids; ``score``, ``po_estimate``, ``predicted_length`` and ``prompt`` columns
-  (in any case too) as those columns; a ``prompt`` is text as written, digits too (``42``, ``007``). Header names
+  (in any case too) as those columns; a ``prompt`` is text as written, digits too (``42``, ``007``), and without a
+  prompt count column its Llama-3 count is used (as a parquet's and a ``.jsonl``'s: a table of prompts and
+  another model's ``output_tokens``). Header names
   and numbers may have spaces around them (``a, b``).
 
 Arrival times are seconds unless a name's suffix says otherwise (:data:`UNIT_SUFFIXES`); two columns (or keys)
@@ -422,6 +424,10 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         if found is None and ours == "arrival_time":  # lengths only: all at t = 0, as in a .jsonl without them
             cols[ours] = pl.Series(ours, [0.0] * raw.height)
             continue
+        if found is None and ours == "prompt_tokens" and prompt is not None:  # counted from the text, as a
+            # parquet's and a .jsonl's are (a table of prompts and another model's output counts was refused)
+            cols[ours] = _counted_prompts(raw[prompt], path)
+            continue
         if found is None:
             other = next((sep for sep in (";", "\t", "|") if raw.width == 1 and sep in raw.columns[0]), None)
             raise UserError(f"{path}: no column for {ours} (looked for {', '.join(names)}, in any case); "
@@ -461,6 +467,16 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             df = df.with_columns((raw[found] if name == "prompt" else _spaced_numbers(raw[found])).alias(name))
     df = df if ids is None else df.with_columns(_spaced_numbers(raw[ids]).alias("request_id"))
     return drop_failed_requests(df, names_found["output_tokens"], path, arrival_info)
+
+
+def _counted_prompts(prompts: pl.Series, path: Path) -> pl.Series:
+    """A ``.csv``'s ``prompt`` column's Llama-3 token counts [tokens] (Int64), for a file without prompt counts;
+    one-line :class:`UserError` naming the row (1-based, after the header) of a missing prompt."""
+    missing = prompts.is_null()
+    if missing.any():
+        raise UserError(f"{path}: row {int(missing.arg_max()) + 1} has no 'prompt' text to count prompt_tokens from "
+                        "(give a prompt_tokens column, or the text on every row)")
+    return pl.Series("prompt_tokens", count_tokens(prompts.to_list()), dtype=pl.Int64)
 
 
 def drop_failed_requests(df: pl.DataFrame, column: str | None, path: Path, info: dict | None) -> pl.DataFrame:
