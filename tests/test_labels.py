@@ -638,3 +638,17 @@ def test_parts_of_a_prompts_file_keep_the_text_and_its_digest(tmp_path):
     with pytest.raises(UserError, match="prompts_sha256 \"b{64}\" there, \"\" here"):  # the built-in prompts
         with open_parts(out, _settings()):
             pass
+
+
+def test_the_report_of_a_prompts_files_labels_has_no_chatgpt_rows(tmp_path):
+    """Labels of a prompts file (not ShareGPT's) have no ChatGPT lengths: their report.md showed three n/a rows
+    about ChatGPT's replies; it says once that there are none. Labels of the built-in prompts keep the rows."""
+    from ltrsched.predictors.label_report import label_report
+
+    labels = _labels_with_text(tmp_path / "l.parquet", num_sample=8)
+    md = label_report(labels, "l.parquet", sizes=["all"], epochs=1).markdown("l.parquet")
+    assert "ChatGPT's lengths (same prompts)" not in md and "ChatGPT's true length" not in md and "n/a" not in md
+    assert "These prompts (a prompts file's, not the built-in ShareGPT's) have no ChatGPT lengths" in md
+    builtin = synthetic_labels(tmp_path / "b.parquet", num_train=20, num_eval=10, num_sample=0)
+    md = label_report(builtin, "b.parquet", sizes=["all"], epochs=1).markdown("b.parquet")
+    assert "| ranker trained on ChatGPT's lengths (same prompts) |" in md and "| ChatGPT's true length |" in md

@@ -62,6 +62,9 @@ class LabelReport:
         def f(x):
             return "n/a" if x is None else f"{x:.3f}"
 
+        # labels of a prompts file (`ltrsched label --prompts`) have no ChatGPT lengths: their rows were three n/a
+        # about ChatGPT's ShareGPT replies, which these prompts never had
+        chatgpt = any(x is not None for x in (self.chatgpt_ranker, self.chatgpt_ranker_on_chatgpt, self.chatgpt_length))
         lines = [
             f"# Ranking the served model's output lengths ({self.model})",
             "",
@@ -75,12 +78,14 @@ class LabelReport:
             *([f"| ranker on the served model's own hidden state (`--backbone probe --hf-model {self.probe_model}`, "
                f"layer {self.probe_layer}), trained on its lengths | {f(self.probe_ranker)} |"]
               if self.probe_model is not None else []),
-            f"| ranker trained on ChatGPT's lengths (same prompts) | {f(self.chatgpt_ranker)} |",
+            *([f"| ranker trained on ChatGPT's lengths (same prompts) | {f(self.chatgpt_ranker)} |"] if chatgpt else []),
             f"| the served model with another seed (ceiling, {self.num_ceiling} prompts) | {f(self.ceiling)} |",
             f"| prompt length alone | {f(self.prompt_length)} |",
-            f"| ChatGPT's true length | {f(self.chatgpt_length)} |",
+            *([f"| ChatGPT's true length | {f(self.chatgpt_length)} |"] if chatgpt else []),
             "",
-            f"The ChatGPT-label ranker against ChatGPT's own lengths on the same prompts: {f(self.chatgpt_ranker_on_chatgpt)}.",
+            (f"The ChatGPT-label ranker against ChatGPT's own lengths on the same prompts: {f(self.chatgpt_ranker_on_chatgpt)}."
+             if chatgpt else "These prompts (a prompts file's, not the built-in ShareGPT's) have no ChatGPT lengths to "
+                             "compare with."),
             "Paper (Llama-3-8B on ShareGPT/LMSYS): 0.52-0.64 for its OPT-125M ranker, 0.74 for another seed.",
             "",
             "## Learning curve (ranker on the served model's lengths)",
