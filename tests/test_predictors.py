@@ -767,3 +767,23 @@ def test_training_runs_on_one_thread_where_vllm_disabled_torch_set_num_threads(m
     assert seen == [1, 1]  # trained on one thread both times
     assert all(torch.equal(models[0][k], models[1][k]) for k in models[0]), \
         [k for k in models[0] if not torch.equal(models[0][k], models[1][k])]
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta", "opt"])
+def test_hf_backbone_cuts_prompts_to_the_models_positions(tmp_path, family):
+    """Prompts longer than the model's learned positions (a BERT-like model's 512, here 64) were cut to
+    --max-prompt-tokens (2048) only, and training was a traceback in the position embeddings ("The expanded size
+    of the tensor (2048) must match the existing size (64)"). They are cut to the positions the model has
+    (RoBERTa's less its offset of pad + 1)."""
+    transformers = pytest.importorskip("transformers")
+    small = dict(vocab_size=512, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=64)
+    cfg = {"bert": lambda: transformers.BertConfig(intermediate_size=32, **small),
+           "roberta": lambda: transformers.RobertaConfig(intermediate_size=32, pad_token_id=1, **small),
+           "opt": lambda: transformers.OPTConfig(ffn_dim=32, word_embed_proj_dim=16, **small)}[family]()
+    cfg.save_pretrained(tmp_path / "tiny")
+    prompts = [("long story please " * (100 if i % 2 else 1)) + str(i) for i in range(8)]
+    lengths = np.array([500 if i % 2 else 5 for i in range(8)])
+    pred = Predictor(PredictorConfig(backbone="hf", hf_path=str(tmp_path / "tiny"), epochs=1, lr=1e-3, list_size=4))
+    assert pred.backbone.context == (62 if family == "roberta" else 64)
+    pred.fit(prompts, lengths)
+    assert np.isfinite(pred.scores(prompts)).all()

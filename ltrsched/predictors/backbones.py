@@ -107,6 +107,7 @@ class HFBackbone:
             # ZeroDivisionError; vocab_size 0: AssertionError; a size given as text: its own validation error)
             raise hf_load_error(path / (gguf or ""), exc) from None
         self.pad = hf_config.pad_token_id
+        self.context = model_positions(hf_config)
         self.tokenizer = None
         if gguf or (path / "tokenizer.json").is_file() or (path / "tokenizer_config.json").is_file():
             try:
@@ -116,7 +117,10 @@ class HFBackbone:
         self.outputs = outputs
 
     def prepare(self, prompts: list[str]):
-        n = self.config.max_prompt_tokens
+        """Each prompt's token ids, cut to ``max_prompt_tokens`` and to the positions the model has
+        (:func:`model_positions`: a BERT-like model's 512; a longer prompt was a traceback in its position
+        embeddings)."""
+        n = min(self.config.max_prompt_tokens, self.context)
         if self.tokenizer is not None:
             return [ids[:n] for ids in self.tokenizer(list(prompts), add_special_tokens=True)["input_ids"]]
         from ltrsched.workloads.tokenizer import _encoding
@@ -137,6 +141,22 @@ class HFBackbone:
             mask[k, : len(s)] = 1
         logits = self.model(input_ids=ids, attention_mask=mask).logits
         return logits[:, 0] if self.outputs == 1 else logits
+
+
+#: Model types whose learned positions start after ``pad_token_id + 1`` slots (RoBERTa's offset): their inputs hold
+#: at most ``max_position_embeddings - pad_token_id - 1`` tokens (514 - 2 = 512 for RoBERTa itself).
+_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "longformer", "xmod", "data2vec-text")
+
+
+def model_positions(hf_config) -> int:
+    """[tokens] The longest input a Hugging Face model takes: its ``max_position_embeddings`` (less RoBERTa's
+    offset, :data:`_OFFSET_POSITIONS`), or no bound (2**30) where its config states none."""
+    positions = getattr(hf_config, "max_position_embeddings", None)
+    if not isinstance(positions, int) or isinstance(positions, bool) or positions < 1:
+        return 1 << 30
+    if getattr(hf_config, "model_type", None) in _OFFSET_POSITIONS:
+        positions -= int(getattr(hf_config, "pad_token_id", None) or 0) + 1
+    return max(1, positions)
 
 
 def make_backbone(config: PredictorConfig, outputs: int):
