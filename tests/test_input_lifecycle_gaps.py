@@ -201,13 +201,16 @@ def test_an_unsigned_count_beyond_int64_is_a_plain_error(tmp_path):
 def test_conversations_in_a_jsonl_and_prompts_in_a_json_array_name_the_other_format(tmp_path):
     import json
 
-    message = [{"role": "user", "content": "hello there friend"}, {"role": "assistant", "content": "hi back to you"}]
-    (tmp_path / "c.jsonl").write_text(json.dumps({"messages": message}) + "\n")
-    assert_one_line_error(run_cli("simulate", "-w", str(tmp_path / "c.jsonl")),
-                          "c.jsonl:1: expected an object with string fields 'prompt' and 'generated' (or, instead of "
+    message = [{"role": "user", "content": "hello there my friend"}, {"role": "assistant", "content": "hi back to you"}]
+    (tmp_path / "c.jsonl").write_text(json.dumps({"messages": message}) + "\n")  # OpenAI's chat format: read
+    assert run_cli("simulate", "-w", str(tmp_path / "c.jsonl")).returncode == 0
+    (tmp_path / "m.jsonl").write_text(json.dumps({"prompt": "hello", "output_tokens": 3}) + "\n"
+                                      + json.dumps({"messages": message}) + "\n")
+    assert_one_line_error(run_cli("simulate", "-w", str(tmp_path / "m.jsonl")),
+                          "m.jsonl:2: expected an object with string fields 'prompt' and 'generated' (or, instead of "
                           "a text, its length: 'prompt_tokens', 'output_tokens'; Mooncake's 'input_length', "
-                          "'output_length'); a conversation's messages are read "
-                          "from a .json array of them (or a parquet)")
+                          "'output_length'); this line is a conversation and the first line is not: a .jsonl holds "
+                          "requests or conversations (OpenAI's chat format), one kind on every line")
     (tmp_path / "p.json").write_text(json.dumps([{"prompt": "hello there friend", "generated": "ok then"}] * 2))
     assert_one_line_error(run_cli("simulate", "-w", str(tmp_path / "p.json")),
                           "2 with no messages (first: record 1: no 'conversations', 'items', 'conversation' or "

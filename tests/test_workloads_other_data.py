@@ -103,3 +103,35 @@ def test_a_csv_prompt_missing_where_its_count_is_needed_names_the_row(tmp_path):
         load_workload(str(path))
     path.write_text("prompt,prompt_tokens,output_tokens\nhello there,9,5\n,3,7\n")  # counts given: as before
     assert load_workload(str(path)).df["prompt_tokens"].to_list() == [9, 3]
+
+
+def test_a_jsonl_of_openai_chat_conversations_loads_as_first_turns(tmp_path, capsys):
+    """OpenAI's chat format is a .jsonl of ``{"messages": [...]}``, one conversation per line: it was refused
+    ("expected an object with string fields 'prompt' and 'generated'"); it loads as the same records in a .json
+    array do, for the workload and for `ltrsched label --prompts`."""
+    from ltrsched.workloads.prompts import load_prompts
+
+    recs = [_chat(i, f"Please explain topic number {i} in a few words", "It is a topic about many things " * (i + 1))
+            for i in range(5)]
+    lines = tmp_path / "chat.jsonl"
+    lines.write_text("".join(json.dumps(r, ensure_ascii=i % 2 == 0) + "\n" for i, r in enumerate(recs)))
+    array = tmp_path / "chat.json"
+    array.write_text(json.dumps(recs))
+    got, want = load_workload(str(lines)).df, load_workload(str(array)).df
+    assert got.select("prompt", "prompt_tokens", "output_tokens").equals(
+        want.select("prompt", "prompt_tokens", "output_tokens"))
+    assert len(load_workload(str(lines), num_requests=3, seed=1)) == 3
+    assert load_prompts(lines)["prompt"].to_list() == load_prompts(array)["prompt"].to_list()
+    assert capsys.readouterr().err == ""
+
+
+def test_a_jsonl_of_requests_with_a_conversation_line_says_so(tmp_path):
+    import pytest
+
+    from ltrsched.errors import UserError
+
+    path = tmp_path / "mixed.jsonl"
+    path.write_text(json.dumps({"prompt": "hello there", "output_tokens": 5}) + "\n"
+                    + json.dumps(_chat(0, "Please explain this topic", "It is a topic")) + "\n")
+    with pytest.raises(UserError, match=r"mixed.jsonl:2: .*; this line is a conversation and the first line is not"):
+        load_workload(str(path))

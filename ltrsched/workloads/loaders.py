@@ -22,6 +22,8 @@ Files, by suffix:
   with ``input_length``/``output_length`` (:data:`MOONCAKE_KEYS`) has them read as the prompt and output counts and
   its ``timestamp`` as the arrival in milliseconds (Mooncake's unit; on other lines ``timestamp`` is not read);
   ``hash_ids`` is not (no prefix cache is simulated).
+- ``.jsonl`` of conversations, one per line (OpenAI's chat format, ``{"messages": [{"role", "content"}, ...]}``;
+  ShareGPT's, LMSYS's), told by its first line: read as a ``.json`` array of them (below).
 - ``.json``: a JSON array of ShareGPT conversations (complete or truncated), first turns, the paper's selection
   rules (first turns they leave out, e.g. replies of under 4 tokens, are counted in a warning on stderr); records
   with LMSYS-Chat-1M's or OpenAI's ``{"role", "content"}`` messages too
@@ -148,8 +150,8 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             raise UserError(f"{path}:{lineno}: expected an object with string fields 'prompt' and 'generated' "
                             "(or, instead of a text, its length: 'prompt_tokens', 'output_tokens'; Mooncake's "
                             "'input_length', 'output_length')"
-                            + ("; a conversation's messages are read from a .json array of them (or a parquet)"
-                               if conversation else ""))
+                            + ("; this line is a conversation and the first line is not: a .jsonl holds requests "
+                               "or conversations (OpenAI's chat format), one kind on every line" if conversation else ""))
         if "output_tokens" in rec:  # a count given is kept, beside the text too (as a parquet's): it was ignored
             rec["generated"] = _token_count(rec["output_tokens"], "output_tokens", f"{path}:{lineno}")
         # (a prompt count given beside the text is kept too: it was re-counted with Llama-3's tokenizer)
@@ -235,6 +237,15 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                if any(v is not None for v in values)},
         }
     )
+
+
+def jsonl_conversations(path: Path) -> bool:
+    """Whether a ``.jsonl`` holds conversations, one per line (its first line is one:
+    :func:`~ltrsched.workloads.sharegpt.is_conversation_line`), read as a ``.json`` array of them is; a line that is
+    not JSON is the one-line error :func:`load_jsonl` would give."""
+    from ltrsched.workloads.sharegpt import is_conversation_line
+
+    return is_conversation_line(next((record for _, record in jsonl_records(path)), None))
 
 
 def _mooncake_line(rec: dict, where: str) -> dict:
@@ -829,6 +840,8 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
         missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
         if missing:
             raise UserError(f"{path}: missing column(s) {', '.join(missing)}; have {', '.join(columns)}")
+    elif suffix == ".jsonl" and jsonl_conversations(path):  # OpenAI's chat format: first turns, as a .json's
+        return Workload(_first_turns(path, num_requests, seed), path.stem, {"source": str(path)})
     elif suffix == ".jsonl":
         df = load_jsonl(path, arrival)
     elif suffix == ".json":  # conversations: numbered, as they carry no integer ids

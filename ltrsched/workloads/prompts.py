@@ -8,7 +8,8 @@ A labelling run needs prompts only (the served model makes the lengths), so a fi
   format has none, by ``turn-N``: the N-th first turn read, 1-based); a parquet of conversations (LMSYS-Chat-1M's)
   likewise;
 - ``.jsonl``: one object per line with a string ``prompt`` (other fields are ignored); an ``id`` (string or
-  integer) keys it, else ``line-N`` (its 1-based line number);
+  integer) keys it, else ``line-N`` (its 1-based line number); or one conversation per line (OpenAI's chat
+  format), read as a ``.json``'s;
 - ``.parquet``: a string ``prompt`` column; a ``key``, ``id`` or ``source_id`` column keys the rows, else
   ``row-N`` (1-based).
 
@@ -40,7 +41,8 @@ def load_prompts(path: str | Path) -> pl.DataFrame:
         raise UserError(f"prompts file not found: {path}")
     suffix = path.suffix.lower()
     notes: list[str] = []  # the parse's, printed once the prompts are read (an error stays one line)
-    if suffix == ".json" or (suffix == ".parquet" and _is_conversations(path)):
+    if suffix == ".json" or (suffix == ".parquet" and _is_conversations(path)) or (
+            suffix == ".jsonl" and _jsonl_conversations(path)):
         from ltrsched.workloads import selection
         from ltrsched.workloads.sharegpt import load_sharegpt_records
 
@@ -69,6 +71,13 @@ def load_prompts(path: str | Path) -> pl.DataFrame:
     for line in notes:
         print(line, file=sys.stderr)
     return df.unique(subset="prompt", keep="first", maintain_order=True)
+
+
+def _jsonl_conversations(path: Path) -> bool:
+    """Whether a ``.jsonl`` holds conversations, one per line (OpenAI's chat format), not prompts."""
+    from ltrsched.workloads.loaders import jsonl_conversations
+
+    return jsonl_conversations(path)
 
 
 def _is_conversations(path: Path) -> bool:

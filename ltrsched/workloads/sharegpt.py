@@ -203,6 +203,14 @@ def first_turn(record) -> tuple[str, str, str] | None:
     return None if isinstance(turn, Skip) else turn
 
 
+def is_conversation_line(record) -> bool:
+    """True for a ``.jsonl`` line that is a conversation (OpenAI's chat format: ``{"messages": [...]}``; or
+    ShareGPT's, LMSYS's: :data:`CONVERSATION_KEYS`) rather than a request (no ``prompt``, nor a length given in its
+    stead: ``prompt_tokens``, Mooncake's ``input_length``)."""
+    return (isinstance(record, dict) and any(isinstance(record.get(k), list) for k in CONVERSATION_KEYS)
+            and not any(k in record for k in ("prompt", "prompt_tokens", "input_length")))
+
+
 def is_conversation_table(df: pl.DataFrame) -> bool:
     """True for a table of conversations (e.g. LMSYS-Chat-1M's parquet: a ``conversation`` column of
     ``{role, content}`` lists) rather than of requests: a conversations column and no prompt column."""
@@ -299,7 +307,8 @@ def _record_id(record) -> str:
 
 
 def parse_sharegpt(path: str | Path, notes: list[str] | None = None, cut_expected: bool = False) -> pl.DataFrame:
-    """Parse a ShareGPT JSON file (complete or truncated), or a parquet table of conversations, into first turns
+    """Parse a ShareGPT JSON file (complete or truncated), a ``.jsonl`` of one conversation per line
+    (:func:`is_conversation_line`), or a parquet table of conversations, into first turns
     with token counts (a parquet's own :data:`COUNT_COLUMNS` where it gives them: :func:`given_counts`) and a
     parquet's :data:`TABLE_COLUMNS`.
 
@@ -313,6 +322,10 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, cut_expecte
     extra = None
     if path.suffix.lower() == ".parquet":
         records, extra = _table_records(path)
+    elif path.suffix.lower() == ".jsonl":  # one conversation per line (OpenAI's chat format as its files hold it)
+        from ltrsched.workloads.jsonl import jsonl_records
+
+        records = (record for _, record in jsonl_records(path))
     else:
         try:
             data = path.read_bytes()
