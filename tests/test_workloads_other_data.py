@@ -135,3 +135,18 @@ def test_a_jsonl_of_requests_with_a_conversation_line_says_so(tmp_path):
                     + json.dumps(_chat(0, "Please explain this topic", "It is a topic")) + "\n")
     with pytest.raises(UserError, match=r"mixed.jsonl:2: .*; this line is a conversation and the first line is not"):
         load_workload(str(path))
+
+
+def test_a_trace_of_lengths_only_names_every_format_with_prompts(tmp_path):
+    """A BurstGPT or Mooncake trace has no prompt text: the error named only .jsonl/.json traces, not the .csv and
+    .parquet 'prompt' columns nor OpenAI's chat .jsonl that predictors read too."""
+    import pytest
+
+    from ltrsched.errors import UserError
+    from ltrsched.predictors.data import prompts_and_lengths
+
+    path = tmp_path / "burst.csv"
+    path.write_text("Timestamp,Request tokens,Response tokens\n0.5,20,30\n1.0,40,0\n1.5,10,5\n")
+    with pytest.raises(UserError, match=r"workload 'burst' has no prompt text \(a trace of lengths only\); predictors "
+                                        r"need prompts: a file with a 'prompt' key or column \(.jsonl, .csv, .parquet\)"):
+        prompts_and_lengths(str(path), "train")

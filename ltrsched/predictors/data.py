@@ -17,8 +17,9 @@ def prompts_and_lengths(source: str, split: str, limit: int | None = None, seed:
 
 def texts_of(wl: Workload) -> list[str]:
     if not wl.has_text:
-        raise UserError(f"workload {wl.name!r} has no prompt text; predictors need prompts "
-                        f"(use a .jsonl/.json trace or the built-in 'sharegpt')")
+        raise UserError(f"workload {wl.name!r} has no prompt text (a trace of lengths only); predictors need "
+                        "prompts: a file with a 'prompt' key or column (.jsonl, .csv, .parquet), conversations (.json, "
+                        "or .jsonl in OpenAI's chat format), or the built-in 'sharegpt'")
     if wl.df["prompt"].null_count():
         raise UserError(f"workload {wl.name!r}: {wl.df['prompt'].null_count()} request(s) without prompt text")
     return wl.df["prompt"].to_list()
