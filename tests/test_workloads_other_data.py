@@ -150,3 +150,23 @@ def test_a_trace_of_lengths_only_names_every_format_with_prompts(tmp_path):
     with pytest.raises(UserError, match=r"workload 'burst' has no prompt text \(a trace of lengths only\); predictors "
                                         r"need prompts: a file with a 'prompt' key or column \(.jsonl, .csv, .parquet\)"):
         prompts_and_lengths(str(path), "train")
+
+
+def test_a_jsonl_of_prompt_and_response_text_loads_as_a_parquet_of_them_does(tmp_path):
+    """A parquet's reply text is read from 'generated' or 'response'; a .jsonl of {"prompt", "response"} (many
+    instruction data sets' names) was refused ("expected ... 'prompt' and 'generated'")."""
+    import pytest
+
+    from ltrsched.errors import UserError
+
+    rows = [{"prompt": f"Explain topic {i} briefly", "response": "It is about things. " * (i + 1)} for i in range(4)]
+    path = tmp_path / "pr.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pq = tmp_path / "pr.parquet"
+    pl.DataFrame(rows).write_parquet(pq)
+    got, want = load_workload(str(path)).df, load_workload(str(pq)).df
+    assert got["output_tokens"].to_list() == want["output_tokens"].to_list()
+    assert got["prompt_tokens"].to_list() == want["prompt_tokens"].to_list()
+    path.write_text(json.dumps({**rows[0], "generated": "other text"}) + "\n")
+    with pytest.raises(UserError, match=r"pr.jsonl:1: 'generated' and 'response' both give the reply's text; give one"):
+        load_workload(str(path))

@@ -10,7 +10,8 @@ Files, by suffix:
   ``arrival_time_ms`` [ms]) every request is at t = 0; without ``request_id`` rows are numbered. Arrival times of a
   temporal type are read whatever the name's suffix: date-times as seconds since the earliest (as a ``.csv``'s),
   durations as seconds.
-- ``.jsonl``: one ``{"prompt": ..., "generated": ...}`` object per line (the seed's traces); lengths are
+- ``.jsonl``: one ``{"prompt": ..., "generated": ...}`` object per line (the seed's traces; ``"response"`` for
+  ``"generated"`` too, as a parquet's column); lengths are
   re-tokenized with the Llama-3 tokenizer (a number where text belongs is an error naming the line); an optional
   ``arrival_time`` [s] (or ``arrival_time_ms`` [ms]) is kept. A line may give the output's
   length instead of (or beside) the generated text, ``"output_tokens": N`` (e.g. another model's own count), and
@@ -140,6 +141,11 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         original = rec if isinstance(rec, dict) else {}
         if isinstance(rec, dict) and any(k in rec for k in MOONCAKE_KEYS):
             rec = _mooncake_line(rec, f"{path}:{lineno}")
+        if isinstance(rec, dict) and "response" in rec:  # the reply's text under its other name, as a parquet's
+            # 'response' column is read (a {"prompt", "response"} file was refused)
+            if "generated" in rec:
+                raise UserError(f"{path}:{lineno}: 'generated' and 'response' both give the reply's text; give one")
+            rec = {("generated" if k == "response" else k): v for k, v in rec.items()}
         for name in ("prompt", "generated"):  # a number where text belongs (JSON has types: 42 is no text)
             if isinstance(rec, dict) and rec.get(name) is not None and not isinstance(rec[name], str):
                 raise UserError(f"{path}:{lineno}: {name!r} must be text (a JSON string), got {shown(rec[name])}")
