@@ -170,3 +170,29 @@ def test_a_jsonl_of_prompt_and_response_text_loads_as_a_parquet_of_them_does(tmp
     path.write_text(json.dumps({**rows[0], "generated": "other text"}) + "\n")
     with pytest.raises(UserError, match=r"pr.jsonl:1: 'generated' and 'response' both give the reply's text; give one"):
         load_workload(str(path))
+
+
+def test_alpaca_and_dolly_records_are_named_as_such(tmp_path):
+    """Alpaca's {"instruction", "input", "output"} and Dolly's {"instruction", "context", "response"} records were
+    refused as having no 'prompt' (or no messages), with no word of what the file is or how to read it."""
+    import pytest
+
+    from ltrsched.errors import UserError
+    from ltrsched.workloads.prompts import load_prompts
+
+    alpaca = {"instruction": "Name a colour.", "input": "", "output": "Blue."}
+    dolly = {"instruction": "Summarise this.", "context": "A long text.", "response": "Short.", "category": "summarization"}
+    for name, rec in (("alpaca", alpaca), ("dolly", dolly)):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text(json.dumps(rec) + "\n")
+        with pytest.raises(UserError, match=rf"{name}.jsonl:1: .*; it has 'instruction' text: Alpaca's or Dolly's "
+                                            r"format, not read as it is; join each record's instruction and input"):
+            load_workload(str(path))
+        with pytest.raises(UserError, match=rf"{name}.jsonl:1: expected an object with a string field 'prompt'; it has "
+                                            "'instruction' text"):
+            load_prompts(path)  # (`ltrsched label --prompts`)
+    path = tmp_path / "alpaca.json"
+    path.write_text(json.dumps([alpaca] * 2))
+    with pytest.raises(UserError, match=r"2 with no messages \(first: record 1: no 'conversations', .* list "
+                                        r"\('instruction': Alpaca's format\)\)"):
+        load_workload(str(path))

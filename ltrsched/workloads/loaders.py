@@ -92,7 +92,8 @@ from ltrsched.workloads.schema import (
 )
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, left_out, paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import (
-    CONVERSATION_KEYS, COUNT_COLUMNS, TABLE_COLUMNS, is_conversation_table, load_sharegpt_records, records_key,
+    CONVERSATION_KEYS, COUNT_COLUMNS, INSTRUCTION_HINT, TABLE_COLUMNS, is_conversation_table, load_sharegpt_records,
+    records_key,
 )
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
@@ -157,7 +158,9 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                             "(or, instead of a text, its length: 'prompt_tokens', 'output_tokens'; Mooncake's "
                             "'input_length', 'output_length')"
                             + ("; this line is a conversation and the first line is not: a .jsonl holds requests "
-                               "or conversations (OpenAI's chat format), one kind on every line" if conversation else ""))
+                               "or conversations (OpenAI's chat format), one kind on every line" if conversation else "")
+                            + (f"; it has {INSTRUCTION_HINT}" if isinstance(rec, dict) and "instruction" in rec
+                               and "prompt" not in rec else ""))
         if "output_tokens" in rec:  # a count given is kept, beside the text too (as a parquet's): it was ignored
             rec["generated"] = _token_count(rec["output_tokens"], "output_tokens", f"{path}:{lineno}")
         # (a prompt count given beside the text is kept too: it was re-counted with Llama-3's tokenizer)

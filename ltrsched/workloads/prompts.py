@@ -97,7 +97,10 @@ def _jsonl(path: Path) -> pl.DataFrame:
         if prompt is not None and not isinstance(prompt, str):  # (JSON has types: 42 is no text)
             raise UserError(f"{path}:{lineno}: 'prompt' must be text (a JSON string), got {shown(prompt)}")
         if not isinstance(prompt, str):
-            raise UserError(f"{path}:{lineno}: expected an object with a string field 'prompt'")
+            from ltrsched.workloads.sharegpt import INSTRUCTION_HINT
+
+            raise UserError(f"{path}:{lineno}: expected an object with a string field 'prompt'"
+                            + (f"; it has {INSTRUCTION_HINT}" if isinstance(rec, dict) and "instruction" in rec else ""))
         key = rec.get("id", f"line-{lineno}")
         if isinstance(key, bool) or not isinstance(key, (str, int)):
             raise UserError(f"{path}:{lineno}: 'id' must be a string or an integer, got {key!r}")

@@ -99,6 +99,14 @@ def is_continuation(record_id: str) -> bool:
     return m is not None and int(m.group(1)) > 0
 
 
+#: What an instruction data set's record holds (Alpaca's ``instruction``, ``input``, ``output``; Dolly's
+#: ``instruction``, ``context``, ``response``), which is no prompt as it is: the instruction and its input are
+#: joined by a template of the data set's own (Alpaca's "### Instruction: ... ### Input: ...").
+INSTRUCTION_HINT = ("'instruction' text: Alpaca's or Dolly's format, not read as it is; join each record's "
+                    "instruction and input (or context) into a 'prompt', its reply into 'generated' (or 'response'), "
+                    "one object per line of a .jsonl")
+
+
 #: Where a record keeps its messages: ShareGPT's ``conversations`` (or ``items``), LMSYS-Chat-1M's
 #: ``conversation``, OpenAI-style ``messages``.
 CONVERSATION_KEYS = ("conversations", "items", "conversation", "messages")
@@ -162,7 +170,8 @@ def read_first_turn(record) -> tuple[str, str, str] | Skip:
     key = next((k for k in CONVERSATION_KEYS if record.get(k)), None) or next(
         (k for k in CONVERSATION_KEYS if k in record), None)
     if key is None:
-        flat = " ('prompt' text: a .jsonl format)" if "prompt" in record else ""
+        flat = (" ('prompt' text: a .jsonl format)" if "prompt" in record else
+                " ('instruction': Alpaca's format)" if "instruction" in record else "")  # (a detail is cut at 100)
         return Skip(True, "with no messages", f"no {', '.join(repr(k) for k in CONVERSATION_KEYS[:-1])} or "
                                               f"{CONVERSATION_KEYS[-1]!r} list{flat}")
     conv = record[key]
