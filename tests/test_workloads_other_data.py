@@ -196,3 +196,16 @@ def test_alpaca_and_dolly_records_are_named_as_such(tmp_path):
     with pytest.raises(UserError, match=r"2 with no messages \(first: record 1: no 'conversations', .* list "
                                         r"\('instruction': Alpaca's format\)\)"):
         load_workload(str(path))
+
+
+def test_a_csv_of_prompts_is_a_prompts_file_to_label(tmp_path):
+    """A workload .csv may hold prompt text (a 'prompt' column), but `ltrsched label --prompts` refused every
+    .csv ("a .csv trace holds lengths, not text"): a list of prompts in a spreadsheet could not be labelled."""
+    from ltrsched.workloads.prompts import load_prompts
+
+    path = tmp_path / "p.csv"
+    pl.DataFrame({"ID": ["a", "b", "c"], "Prompt": ["Write, at length, on tax law", "007", "请解释一下"],
+                  "output_tokens": [1, 2, 3]}).write_csv(path)
+    assert load_prompts(path).rows() == [("a", "Write, at length, on tax law"), ("b", "007"), ("c", "请解释一下")]
+    pl.DataFrame({"prompt": ["one prompt", "another prompt"]}).write_csv(path)
+    assert load_prompts(path)["key"].to_list() == ["row-1", "row-2"]

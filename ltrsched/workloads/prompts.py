@@ -11,7 +11,9 @@ A labelling run needs prompts only (the served model makes the lengths), so a fi
   integer) keys it, else ``line-N`` (its 1-based line number); or one conversation per line (OpenAI's chat
   format), read as a ``.json``'s;
 - ``.parquet``: a string ``prompt`` column; a ``key``, ``id`` or ``source_id`` column keys the rows, else
-  ``row-N`` (1-based).
+  ``row-N`` (1-based);
+- ``.csv``: a ``prompt`` column (in any case), text as written, keyed as a parquet's rows (a trace of lengths
+  alone, such as the workload ``.csv`` traces, has no prompts).
 
 Text files are strict UTF-8 (:mod:`ltrsched.workloads.utf8`). Empty prompts are refused, as is a key given twice;
 a prompt given twice is kept once (its first key), so no prompt can land in two splits.
@@ -29,7 +31,7 @@ from ltrsched.strict_json import shown
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.utf8 import describe_surrogate, lone_surrogate
 
-SUFFIXES = (".json", ".jsonl", ".parquet")
+SUFFIXES = (".json", ".jsonl", ".parquet", ".csv")
 _KEY_COLUMNS = ("key", "id", "source_id")
 
 
@@ -65,8 +67,10 @@ def load_prompts(path: str | Path) -> pl.DataFrame:
         df = _jsonl(path)
     elif suffix == ".parquet":
         df = _parquet(path)
+    elif suffix == ".csv":
+        df = _csv(path)
     else:
-        raise UserError(f"{path}: prompts come from a {', '.join(SUFFIXES)} file (a .csv trace holds lengths, not text)")
+        raise UserError(f"{path}: prompts come from a {', '.join(SUFFIXES)} file")
     _check_keys(df, path)
     for line in notes:
         print(line, file=sys.stderr)
@@ -121,6 +125,32 @@ def _parquet(path: Path) -> pl.DataFrame:
 
     if is_labels(raw):
         raise UserError(f"{path} is a labels file (`ltrsched label`'s output), not prompts; pass the prompts it labelled")
+    return _prompt_table(raw, path)
+
+
+def _csv(path: Path) -> pl.DataFrame:
+    """A ``.csv``'s ``prompt`` column (its header's name in any case, as a workload ``.csv``'s), every field read as
+    text as written (``007`` stays ``007``); keyed as a parquet's. A trace of lengths alone has no such column."""
+    import io
+
+    from ltrsched.workloads.utf8 import decode_utf8
+
+    data = path.read_bytes()
+    decode_utf8(data, path)  # (strict: an invalid byte is an error naming its line, never replaced)
+    try:
+        raw = pl.read_csv(io.BytesIO(data), infer_schema=False)
+    except Exception as exc:
+        raise UserError(f"{path}: cannot parse CSV ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    names = {c.strip().lower(): c for c in raw.columns}
+    if "prompt" not in names:
+        raise UserError(f"{path}: no text column 'prompt' (have {', '.join(raw.columns) or 'none'}); a .csv trace of "
+                        "lengths holds no prompts")
+    raw = raw.rename({c: c.strip().lower() for c in raw.columns if c.strip().lower() in ("prompt", *_KEY_COLUMNS)})
+    return _prompt_table(raw, path)
+
+
+def _prompt_table(raw: pl.DataFrame, path: Path) -> pl.DataFrame:
+    """``key`` and ``prompt`` of a table (a parquet's, a ``.csv``'s) with a ``prompt`` column of text."""
     if "prompt" in raw.columns and raw.schema["prompt"] not in (pl.Utf8, pl.String, pl.Null):
         first = raw["prompt"].drop_nulls().head(1).to_list()  # (it said "no text column 'prompt'", of one it has)
         row = f" (first: {first[0]!r}, row {int(raw['prompt'].is_not_null().arg_max()) + 1})" if first else ""
