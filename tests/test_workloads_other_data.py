@@ -121,6 +121,9 @@ def test_a_jsonl_of_openai_chat_conversations_loads_as_first_turns(tmp_path, cap
     assert got.select("prompt", "prompt_tokens", "output_tokens").equals(
         want.select("prompt", "prompt_tokens", "output_tokens"))
     assert len(load_workload(str(lines), num_requests=3, seed=1)) == 3
+    cr = tmp_path / "cr.jsonl"  # lines ending with \r alone, a byte-order mark first
+    cr.write_bytes(b"\xef\xbb\xbf\r" + "".join(json.dumps(r) + "\r" for r in recs).encode())
+    assert load_workload(str(cr)).df["prompt"].to_list() == got["prompt"].to_list()
     assert load_prompts(lines)["prompt"].to_list() == load_prompts(array)["prompt"].to_list()
     assert capsys.readouterr().err == ""
 

@@ -250,11 +250,22 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
 
 def jsonl_conversations(path: Path) -> bool:
     """Whether a ``.jsonl`` holds conversations, one per line (its first line is one:
-    :func:`~ltrsched.workloads.sharegpt.is_conversation_line`), read as a ``.json`` array of them is; a line that is
-    not JSON is the one-line error :func:`load_jsonl` would give."""
+    :func:`~ltrsched.workloads.sharegpt.is_conversation_line`), read as a ``.json`` array of them is. Only the first
+    non-blank line is read (a trace of a million requests is not decoded twice); one that is not readable JSON is
+    no conversation (:func:`load_jsonl` then says what is wrong with it)."""
     from ltrsched.workloads.sharegpt import is_conversation_line
 
-    return is_conversation_line(next((record for _, record in jsonl_records(path)), None))
+    try:
+        with path.open("rb") as fh:
+            for number, raw in enumerate(fh):
+                text = raw.decode("utf-8-sig" if number == 0 else "utf-8")  # (a byte-order mark first)
+                # (lines may end with \r alone, as jsonl_records reads them; JSON text holds no raw \r)
+                line = next((part for part in text.split("\r") if part.strip()), None)
+                if line is not None:
+                    return is_conversation_line(json.loads(line))
+    except (OSError, ValueError, RecursionError):
+        return False
+    return False
 
 
 def _mooncake_line(rec: dict, where: str) -> dict:
