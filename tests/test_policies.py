@@ -113,6 +113,17 @@ def test_classification_buckets_and_po_phase():
     assert p.rank(v).tolist() == [0, 2, 3, 1]  # estimate phase FCFS first, then shortest estimate
 
 
+def test_classification_keeps_a_classifiers_own_buckets():
+    # `ltrsched predict` with a model trained at --bucket 100 writes bucket midpoints (k + 0.5) * 100: the policy
+    # by default orders by them (it re-bucketed them to 820-token buckets, merging classes 0-7 into one: FCFS)
+    v = view(arrival_time=[0.0, 1.0, 2.0, 3.0], predicted_length=[750.0, 350.0, 50.0, 150.0])
+    assert prepared("class", v).rank(v).tolist() == [2, 3, 1, 0]
+    assert prepared("class:bucket=820", v).rank(v).tolist() == [0, 1, 2, 3]  # asked for: re-bucketed
+    # the noise model (no predicted lengths) keeps its 820-token buckets: the same order as bucket=820
+    v = view(arrival_time=np.arange(6.0), output_tokens=[3000, 10, 900, 5000, 400, 2000])
+    assert prepared("class", v).rank(v).tolist() == prepared("class:bucket=820", v).rank(v).tolist()
+
+
 def test_mlfq_demotion_points_by_hand():
     # quantum 0.03 s, threshold 2: level quanta 0.03, 0.06, 0.12 -> cumulative bounds 0.03, 0.09, 0.21
     run = [0.0, 0.029, 0.03, 0.089, 0.09, 0.209, 0.21]
