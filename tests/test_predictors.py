@@ -787,3 +787,25 @@ def test_hf_backbone_cuts_prompts_to_the_models_positions(tmp_path, family):
     assert pred.backbone.context == (62 if family == "roberta" else 64)
     pred.fit(prompts, lengths)
     assert np.isfinite(pred.scores(prompts)).all()
+
+
+def test_cli_train_class_covers_another_models_long_outputs(tmp_path):
+    """A class model's classes ended at 8,192 tokens whatever the data: another model's 8k-32k outputs all fell in
+    the open-ended last class (one class for 9,000 and 32,000 tokens). They now reach past the longest training
+    length; data under 8,192 tokens keeps the 8,192-token span."""
+    from test_cli_simulate import run_cli
+
+    lengths = [100, 2000, 9000, 15000, 21000, 32000, 500, 12000]
+    data, ev = tmp_path / "d.jsonl", tmp_path / "e.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"p {i} " * (i + 1), "prompt_tokens": 2 * (i + 1),
+                                        "output_tokens": n}) + "\n" for i, n in enumerate(lengths)))
+    ev.write_text("".join(json.dumps({"prompt": f"q {i}", "prompt_tokens": 2, "output_tokens": n}) + "\n"
+                          for i, n in enumerate([300, 9500, 25000, 4000])))
+    for name, expected in (("long", -(-32001 // 1000)), ("short", 9)):
+        if name == "short":
+            data.write_text("".join(json.dumps({"prompt": f"p {i}", "prompt_tokens": 2, "output_tokens": 1000 * i + 50})
+                                    + "\n" for i in range(8)))
+        r = run_cli("train", "--data", str(data), "--eval-data", str(ev), "--kind", "class", "--bucket", "1000",
+                    "--epochs", "1", "--out", str(tmp_path / name))
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert json.loads((tmp_path / name / "predictor.json").read_text())["num_classes"] == expected
