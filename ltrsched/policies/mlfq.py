@@ -19,9 +19,11 @@ batch), its members are read level by level: run time only grows, so a member st
 comparison with its level's bound per level tells; only the members that moved down are placed by a binary search
 of the bounds. Each level's members are listed by position with a sort only where the kept order did not list
 them so already (the order keeps, per level, how many of its first requests are by position); when nobody moved
-and nothing finished or arrived, the order stands (the same array). When the policy cannot follow the host step by
-step (see :mod:`ltrsched.policies.tracking`), or a promotion is due, it sorts every live request instead. The
-order is the same either way. Costs: BENCHMARKS.md (issue 15).
+and nothing finished or arrived, the order stands (the same array). While the host lists requests by arrival, its
+announced arrivals and finishes and the view's length say which requests are listed where (no pass over their ids:
+``Policy.on_arrival``). When the policy cannot follow the host step by step (see :mod:`ltrsched.policies.tracking`),
+or a promotion is due, it sorts every live request instead. The order is the same either way. Costs: BENCHMARKS.md
+(issues 13 and 15).
 """
 
 from __future__ import annotations
