@@ -16,7 +16,7 @@ logged the same steps.
 
 ``--split`` also reports the adapter's own time without the code both versions share (the policy's hooks,
 ``check_order``, ``form_batch``, vLLM's ``_preempt_request``); ``--thrash-mib`` writes memory before every step
-(cold caches, as a CPU forward pass leaves them); ``--old-policies`` also takes ``form_batch``, LTR and starvation
+(cold caches, as a CPU forward pass leaves them); ``--old-policies`` also takes ``form_batch``, LTR, MLFQ and starvation
 prevention from ``--old-ref`` (``OLD_POLICY_MODULES``) for the old engine.
 """
 
@@ -42,9 +42,9 @@ OLD_MODULES = ("batch_shape", "live_table", "queues", "request_slots", "step_log
 
 
 #: With ``--old-policies``, also these modules of ``ltrsched/policies/`` from ``--old-ref``, loaded first (in import
-#: order): the old engine forms its batches with the old ``form_batch`` and ranks with the old LTR and starvation
-#: prevention (other policies, and the rest of the package, are shared).
-OLD_POLICY_MODULES = ("order_check", "batching", "fixed_order", "front_order", "ltr", "starvation")
+#: order): the old engine forms its batches with the old ``form_batch`` and ranks with the old LTR, MLFQ and
+#: starvation prevention (other policies, and the rest of the package, are shared).
+OLD_POLICY_MODULES = ("order_check", "batching", "fixed_order", "front_order", "ltr", "starvation", "mlfq")
 
 
 def _old_modules(ref: str, policies: bool = False):
@@ -87,15 +87,18 @@ def _old_modules(ref: str, policies: bool = False):
 
 
 def _old_policy(policy, old: dict):
-    """``policy`` (as ``make_policy`` built it) with the old modules' LTR and starvation prevention classes, if
+    """``policy`` (as ``make_policy`` built it) with the old modules' LTR, MLFQ and starvation prevention classes, if
     loaded; any other policy is itself."""
     from ltrsched.policies.ltr import LTR
+    from ltrsched.policies.mlfq import MLFQ
     from ltrsched.policies.starvation import StarvationPrevention
 
     if "starvation" in old and isinstance(policy, StarvationPrevention):
         return old["starvation"].StarvationPrevention(_old_policy(policy.inner, old), policy.threshold, policy.quantum)
     if "ltr" in old and type(policy) is LTR:
         return old["ltr"].LTR(tau=policy.tau, seed=policy.seed)
+    if "mlfq" in old and type(policy) is MLFQ:
+        return old["mlfq"].MLFQ(policy.quantum, policy.threshold, policy.promote)
     return policy
 
 
@@ -109,7 +112,7 @@ def main() -> None:
     ap.add_argument("--profile", default="a100-llama3-8b")
     ap.add_argument("--wall", action="store_true", help="wall time instead of thread CPU time")
     ap.add_argument("--old-policies", action="store_true",
-                    help="the old engine also uses --old-ref's form_batch, order check, LTR and starvation prevention "
+                    help="the old engine also uses --old-ref's form_batch, order check, LTR, MLFQ and starvation prevention "
                          "(OLD_POLICY_MODULES; without: both engines share the checked-out ones)")
     ap.add_argument("--thrash-mib", type=float, default=0.0,
                     help="write this many MiB of memory before every step of either engine, as a CPU engine's forward "

@@ -19,9 +19,11 @@ batch), its members are read level by level: run time only grows, so a member st
 comparison with its level's bound per level tells; only the members that moved down are placed by a binary search
 of the bounds. Each level's members are listed by position with a sort only where the kept order did not list
 them so already (the order keeps, per level, how many of its first requests are by position); when nobody moved
-and nothing finished or arrived, the order stands (the same array). When the policy cannot follow the host step by
-step (see :mod:`ltrsched.policies.tracking`), or a promotion is due, it sorts every live request instead. The
-order is the same either way. Costs: BENCHMARKS.md (issue 15).
+and nothing finished or arrived, the order stands (the same array). While the host lists requests by arrival, its
+announced arrivals and finishes and the view's length say which requests are listed where (no pass over their ids:
+``Policy.on_arrival``). When the policy cannot follow the host step by step (see :mod:`ltrsched.policies.tracking`),
+or a promotion is due, it sorts every live request instead. The order is the same either way. Costs: BENCHMARKS.md
+(issues 13 and 15).
 """
 
 from __future__ import annotations
@@ -67,7 +69,8 @@ class MLFQ(Policy):
     def _forget(self) -> None:
         """Drop what was kept from the last step (the next rank sorts every live request)."""
         self._view: LiveView | None = None  # the view last ranked
-        self._ids: np.ndarray | None = None  # its request ids (a snapshot)
+        self._ids: np.ndarray | None = None  # its request ids (a snapshot), when it was not listed by arrival
+        self._live = 0  # its length
         self._order: np.ndarray | None = None  # the order returned for it
         self._segs: list[list[int]] = []  # [level, requests] of each non-empty level along that order (it is by level)
         self._batch: np.ndarray | None = None  # positions of the requests that ran in its step
@@ -114,7 +117,7 @@ class MLFQ(Policy):
     def on_step(self, view: LiveView, scheduled: np.ndarray, step_time: float) -> None:
         followed = view is self._view
         batch, is_head = batch_positions(self._order if followed else None, scheduled)
-        ids = view.request_id[batch]
+        ids = view.at("request_id", batch)  # (not the column for every live request: see _follow)
         try:  # (arrivals reserved their ids)
             self._last_run.data[ids] = view.step
         except IndexError:
@@ -154,7 +157,9 @@ class MLFQ(Policy):
                 vouched(view, order)  # (read-only)
             else:
                 order.flags.writeable = False  # (returned again while nothing changes: see order_check)
-        self._view, self._ids, self._order = view, snapshot_ids(view.request_id), order
+        self._view, self._order, self._live = view, order, len(view)
+        # (by arrival, the hooks tell who is listed where: see _follow)
+        self._ids = None if view.arrival_ordered else snapshot_ids(view.request_id)
         self._next_step, self._batch = None, None
         self._arrived.clear()
         self._finished.clear()
@@ -192,8 +197,7 @@ class MLFQ(Policy):
         """The kept order updated for the step that ran (None: sort instead)."""
         if self.promote and self._promotions_due(view):
             return None  # a promotion moves a request that did not run: sort
-        ids = view.request_id
-        n = len(ids)
+        n = len(view)
         if n < 2:
             return None
         batch, batch_ids, order, segs = self._batch, self._batch_ids, self._order, self._segs
@@ -213,10 +217,14 @@ class MLFQ(Policy):
             rest_segs = [[level, c - d] for (level, c), d in zip(segs, left) if c > d]
         m = 0
         same = not (self._arrived or self._finished)
+        by_arrival = view.arrival_ordered and self._view.arrival_ordered
         if same:
-            if not same_ids(ids, self._ids):
+            # nothing announced (hosts announce every arrival and finish: Policy.on_arrival): listed by arrival, a
+            # view of the same length lists the same requests in the same order, which the ids need not show (a
+            # gather and a compare over every live request, ~70 us of a step on the CPU engine's cold caches)
+            if not (by_arrival and n == self._live) and not same_ids(view.request_id, self._ids):
                 return None  # the live set changed unannounced
-        elif not (view.arrival_ordered and self._view.arrival_ordered):
+        elif not by_arrival:
             return None  # where the others are listed now, and newcomers go, is unknown without a sort
         else:
             # requests finish after a step they ran in: the batch members that finished leave, the others
@@ -275,9 +283,12 @@ class MLFQ(Policy):
                             run[1] = int(count_nonzero(stay[s:e]))
                             s = e
             arrived = np.concatenate(self._arrived) if self._arrived else batch_ids[:0]
-            if not split_by_tail(len(self._ids) - gone, ids, arrived):
-                return None
             m = len(arrived)
+            before = self._live - gone
+            if before + m != n:
+                return None  # a view that does not add up
+            if m and not split_by_tail(0, view.at("request_id", slice(before, n)), arrived):  # (the tail's ids only)
+                return None
         if runs is not None and view.arrival_ordered:  # (positions follow arrival: members by position)
             pieces = self._relevel_head(view, batch, batch_ids, runs, consumed, same)
             if pieces is None:
@@ -341,14 +352,12 @@ class MLFQ(Policy):
                 pieces.append([level, part])
             elif level + 1 < _TOP and count_nonzero(r < bounds[level + 1]) == members:  # some moved one level down
                 same = False
-                if by_position:
-                    moved = part[~below]
-                    part = part[below]
-                else:  # both by position: one sort of keys that put the movers last
-                    key = np.where(below, part, part + _BIG)
-                    key.sort()
-                    moved = key[stay:] - _BIG
-                    part = key[:stay]
+                moved = part[~below]
+                part = part[below]
+                if not by_position:  # (each sorted in place: fresh arrays. np.where's keys cost more on the CPU
+                    # engine's cold caches, ~25 us: the step's only call of that kind)
+                    moved.sort()
+                    part.sort()
                 if stay:
                     pieces.append([level, part])
                 pieces.append([level + 1, moved])
@@ -434,7 +443,6 @@ class MLFQ(Policy):
 
 _LEVEL_NUMBERS = np.arange(MAX_LEVELS + 1)
 _TOP = MAX_LEVELS  # the deepest level (past every bound): nobody moves down from it
-_BIG = np.array(1 << 40)  # added to a position to list it after every position
 _SIGN_BIT = np.array(63)  # (an arithmetic right shift of an int64 by 63: -1 if it is negative, else 0)
 _LONE = np.zeros(1, dtype=np.intp)  # the order of one live request
 _LONE.flags.writeable = False
