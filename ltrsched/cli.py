@@ -117,8 +117,87 @@ _LINE_BREAKS = str.maketrans({"\r": "\\r", "\n": "\\n", "\v": "\\v", "\f": "\\f"
                               "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 
+#: How the lines begin that a command's warnings and notes print on stderr (:class:`Notices`).
+NOTICE_PREFIXES = ("warning: ", "note: ")
+
+
+class Notices:
+    """``sys.stderr`` as :func:`main` runs a command: a warning or note line (:data:`NOTICE_PREFIXES`: a workload's
+    rows left out, arrival times that look like milliseconds, burst arrivals setting a trace's times aside) is
+    held, each distinct line once, everything else (progress bars, tracebacks) passes at once. :meth:`release`
+    prints what is held, when the command has run; :meth:`drop` forgets it, when the command fails: its one-line
+    error is then the one line printed (a load warning printed ahead of a later error made it two lines, and a
+    sweep that loaded a workload once per seed printed its warning once per seed). ``keep=False`` (a sweep's
+    worker processes, whose parent loaded each workload first and printed its warnings) drops every notice."""
+
+    def __init__(self, stream, keep: bool = True):
+        self.stream = stream
+        self.keep = keep
+        self.held: list[str] = []
+        self._seen: set[str] = set()
+        self._start = ""  # the start of a line that is, or may become, a notice: held until its line break
+        self._mid_line = False  # the last text passed on ended inside a line (a notice starts a line)
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):  # (click's test for a binary stream writes b"")
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        rest, self._start, passed = self._start + text, "", []
+        while rest:
+            cut = rest.find("\n") + 1
+            line, rest = (rest[:cut], rest[cut:]) if cut else (rest, "")
+            if self._mid_line or not (line.startswith(NOTICE_PREFIXES)
+                                      or (not cut and any(p.startswith(line) for p in NOTICE_PREFIXES))):
+                passed.append(line)
+                self._mid_line = not cut
+            elif not cut:  # a notice (or what may become one) without its line break yet
+                self._start = line
+            elif self.keep and line not in self._seen:
+                self._seen.add(line)
+                self.held.append(line)
+        if passed:
+            self.stream.write("".join(passed))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def release(self) -> None:
+        """Print the held notices (and a notice's start still without its line break)."""
+        text, self.held, self._start = "".join(self.held) + self._start, [], ""
+        if text:
+            self.stream.write(text)
+            self.stream.flush()
+
+    def drop(self) -> None:
+        """Forget the held notices."""
+        self.held, self._start = [], ""
+
+    def __getattr__(self, name: str):
+        if name == "buffer":  # (click writes to a text stream's buffer where it doubts its encoding: past the hold)
+            raise AttributeError(name)
+        return getattr(self.stream, name)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: bad input prints one line and exits 2."""
+    """Console entry point: bad input prints one line and exits 2. Warnings and notes are held while the command
+    runs (:class:`Notices`): printed once it has run (or been interrupted), dropped when it fails."""
+    notices = Notices(sys.stderr)
+    sys.stderr = notices
+    failed = False
+    try:
+        _run(argv, notices)
+    except SystemExit as exc:
+        failed = exc.code not in (None, 0)
+        raise
+    finally:
+        sys.stderr = notices.stream
+        if failed:
+            notices.drop()
+        notices.release()
+
+
+def _run(argv: list[str] | None, notices: Notices) -> None:
+    """:func:`main`'s command, its errors each as one line with its exit code."""
     try:
         cli.main(args=argv, prog_name="ltrsched", standalone_mode=False)
     except UserError as exc:  # (a workload file named "a\nb.csv" made its error two lines)
@@ -128,6 +207,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"error: {one_line(exc)}", err=True)
         sys.exit(1)
     except click.exceptions.Abort:
+        notices.release()  # (ahead of the last line)
         click.echo("aborted", err=True)
         sys.exit(130)
     except click.UsageError as exc:  # a mistyped option, value or command: one line too
@@ -142,6 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
+        notices.release()
         click.echo("interrupted", err=True)
         sys.exit(130)
     except BrokenPipeError:
