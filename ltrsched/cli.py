@@ -41,7 +41,7 @@ def check_parameter_text(command: click.Command) -> click.Command:
     """``command`` (and its sub-commands) with every path parameter refusing an empty string, and every number
     parameter a number only by Python's own literal rules. click reads ``""`` as ``Path("")``, the current
     directory, so ``simulate -o ""`` (an unset shell variable) wrote its run into it, and ``plot cdf ""`` plotted
-    whatever run lay there; it reads numbers with ``int()``/``float()``, so ``--rate 0_5`` (a typo for 0.5) ran
+    whatever run lay there (a path of spaces alone, ``-o "$A $B"``, made a directory named ``' '``); it reads numbers with ``int()``/``float()``, so ``--rate 0_5`` (a typo for 0.5) ran
     at 5 req/s and ``-n ١٠`` (Arabic-Indic digits) took 10 requests, where a policy spec refuses both."""
     for param in command.params:
         kind = param.type
@@ -51,6 +51,9 @@ def check_parameter_text(command: click.Command) -> click.Command:
             def convert(value, param, ctx, _convert=kind.convert):
                 if isinstance(value, str) and value == "":
                     raise click.BadParameter("an empty path; give a file or directory (. for the current one)",
+                                             ctx=ctx, param=param)
+                if isinstance(value, str) and not value.strip():  # (`-o "$A $B"`: a directory named ' ')
+                    raise click.BadParameter(f"a blank path ({value!r}: spaces alone); give a file or directory",
                                              ctx=ctx, param=param)
                 return _convert(value, param, ctx)
         elif isinstance(kind, (click.types.IntParamType, click.types.FloatParamType)):
