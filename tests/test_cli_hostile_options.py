@@ -61,3 +61,11 @@ def test_plot_trace_says_what_it_wrote(tmp_path):
     r = run_cli("plot", "trace", str(run), "-o", str(tmp_path / "t.json"))
     assert r.returncode == 0 and r.stdout.strip() == f"wrote {tmp_path / 't.json'} (open in https://ui.perfetto.dev)"
     assert json.loads((tmp_path / "t.json").read_text())
+
+
+@pytest.mark.parametrize("name", ["a\nb", "tab\there", "bell\x07"])
+def test_a_profile_name_with_control_characters_is_refused_before_the_engine_starts(tmp_path, name):
+    """(the engine started and the profile was written under a name that split the tables and lines naming it)"""
+    assert_one_line_error(run_cli("profile", "-o", str(tmp_path / "p.json"), "--name", name),
+                          "--name must be printable text")
+    assert not (tmp_path / "p.json").exists()
