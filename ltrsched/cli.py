@@ -128,14 +128,13 @@ class Notices:
     """``sys.stderr`` as :func:`main` runs a command: a warning or note line (:data:`NOTICE_PREFIXES`: a workload's
     rows left out, arrival times that look like milliseconds, burst arrivals setting a trace's times aside) is
     held, each distinct line once, everything else (progress bars, tracebacks) passes at once. :meth:`release`
-    prints what is held, when the command has run; :meth:`drop` forgets it, when the command fails: its one-line
-    error is then the one line printed (a load warning printed ahead of a later error made it two lines, and a
-    sweep that loaded a workload once per seed printed its warning once per seed). ``keep=False`` (a sweep's
-    worker processes, whose parent loaded each workload first and printed its warnings) drops every notice."""
+    prints what is held, when the command has run; :meth:`drop` forgets it, when the command's input was bad: its
+    one-line error is then the one line printed (a load warning printed ahead of a later error made it two lines,
+    and a sweep that loaded a workload once per seed printed its warning once per seed). A sweep's worker processes
+    hold theirs too, and return them to the main process (:func:`ltrsched.experiments.runner.run_one_noting`)."""
 
-    def __init__(self, stream, keep: bool = True):
+    def __init__(self, stream):
         self.stream = stream
-        self.keep = keep
         self.held: list[str] = []
         self._seen: set[str] = set()
         self._start = ""  # the start of a line that is, or may become, a notice: held until its line break
@@ -154,7 +153,7 @@ class Notices:
                 self._mid_line = not cut
             elif not cut:  # a notice (or what may become one) without its line break yet
                 self._start = line
-            elif self.keep and line not in self._seen:
+            elif line not in self._seen:
                 self._seen.add(line)
                 self.held.append(line)
         if passed:
@@ -183,14 +182,15 @@ class Notices:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: bad input prints one line and exits 2. Warnings and notes are held while the command
-    runs (:class:`Notices`): printed once it has run (or been interrupted), dropped when it fails."""
+    runs (:class:`Notices`): printed once it has run (or been interrupted, or failed for another reason than its
+    input), dropped when its input was bad (exit code 2)."""
     notices = Notices(sys.stderr)
     sys.stderr = notices
     failed = False
     try:
         _run(argv, notices)
     except SystemExit as exc:
-        failed = exc.code not in (None, 0)
+        failed = exc.code == 2  # bad input: its one-line error alone
         raise
     finally:
         sys.stderr = notices.stream
@@ -206,7 +206,8 @@ def _run(argv: list[str] | None, notices: Notices) -> None:
     except UserError as exc:  # (a workload file named "a\nb.csv" made its error two lines)
         click.echo(f"error: {one_line(exc)}", err=True)
         sys.exit(2)
-    except RunFailedError as exc:
+    except RunFailedError as exc:  # (not bad input: the warnings, e.g. of workers that died, stay; above it)
+        notices.release()
         click.echo(f"error: {one_line(exc)}", err=True)
         sys.exit(1)
     except click.exceptions.Abort:

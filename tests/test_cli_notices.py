@@ -17,7 +17,7 @@ import pytest
 
 from ltrsched import cli as cli_module
 from ltrsched.cli import Notices
-from ltrsched.errors import UserError
+from ltrsched.errors import RunFailedError, UserError
 from test_cli_simulate import assert_one_line_error, run_cli
 
 BURSTGPT = Path(__file__).parent / "fixtures" / "burstgpt.csv"  # its second request failed (Response tokens 0)
@@ -123,6 +123,9 @@ def _command(monkeypatch, raised: BaseException | None):
     (None, 0, "warning: the file's rows 3-4 were left out\nnote: a note\n"),
     (UserError("a bad value"), 2, "error: a bad value\n"),
     # (click turns Ctrl-C into Abort, after a line break of its own)
+    # (not bad input: runs whose worker died twice; the warnings, e.g. of the deaths, stay, above the error)
+    (RunFailedError("1 run(s) failed"), 1,
+     "warning: the file's rows 3-4 were left out\nnote: a note\nerror: 1 run(s) failed\n"),
     (KeyboardInterrupt(), 130, "\nwarning: the file's rows 3-4 were left out\nnote: a note\naborted\n"),
 ])
 def test_main_prints_notices_unless_the_command_fails(monkeypatch, capsys, raised, code, err):
