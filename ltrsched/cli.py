@@ -41,8 +41,9 @@ def check_parameter_text(command: click.Command) -> click.Command:
     """``command`` (and its sub-commands) with every path parameter refusing an empty string, and every number
     parameter a number only by Python's own literal rules. click reads ``""`` as ``Path("")``, the current
     directory, so ``simulate -o ""`` (an unset shell variable) wrote its run into it, and ``plot cdf ""`` plotted
-    whatever run lay there (a path of spaces alone, ``-o "$A $B"``, made a directory named ``' '``); it reads numbers with ``int()``/``float()``, so ``--rate 0_5`` (a typo for 0.5) ran
-    at 5 req/s and ``-n ١٠`` (Arabic-Indic digits) took 10 requests, where a policy spec refuses both."""
+    whatever run lay there (a path of spaces alone, ``-o "$A $B"``, made a directory named ``' '``); it reads
+    numbers with ``int()``/``float()``, so ``--rate 0_5`` (a typo for 0.5) ran at 5 req/s and ``-n ١٠``
+    (Arabic-Indic digits) took 10 requests, where a policy spec refuses both."""
     for param in command.params:
         kind = param.type
         if getattr(kind, "_checked_text", False):

@@ -1,6 +1,6 @@
-"""Warnings and notes on stderr (``warning: ...``, ``note: ...``) as the CLI prints them (:class:`ltrsched.cli.Notices`):
-held while a command runs, printed once each when it has run, dropped when it fails, so that a failing command's
-one-line error is the one line printed. A load warning (rows left out, arrival times that look like milliseconds)
+"""Warnings and notes on stderr (``warning: ...``, ``note: ...``) as the CLI prints them
+(:class:`ltrsched.cli.Notices`): held while a command runs, printed once each when it has run, dropped when its input
+was bad, so that the command's one-line error is the one line printed. A load warning (rows left out, arrival times that look like milliseconds)
 followed by a later error printed two lines; a sweep's worker processes each printed the warnings of the workloads
 they loaded, so that a 2-worker sweep printed each two or three times."""
 
