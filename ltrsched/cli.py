@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 
@@ -110,6 +111,16 @@ def usage_error_line(exc: click.UsageError) -> str:
     message = " ".join(exc.format_message().split())
     command = exc.ctx.command_path if exc.ctx is not None else "ltrsched"
     return f"{message} (see '{command} --help')"
+
+
+def name_too_long_line(exc: OSError) -> str:
+    """The error for a path too long for the file system (ENAMETOOLONG: a name of more than 255 bytes, or a path of
+    more than 4,096, on Linux), which any option taking a file (``-w``, ``-o``, ``-p``, ``--cdf``) met as a
+    traceback from wherever it was first looked at; the path cut to its start and end."""
+    name = str(exc.filename if exc.filename is not None else "a path")
+    shown = name if len(name) <= 80 else f"{name[:40]}...{name[-20:]} ({len(name):,} characters)"
+    return one_line(f"{shown}: the file name is too long for the file system (most allow 255 bytes per name); "
+                    "give a shorter one")
 
 
 def one_line(message: object) -> str:
@@ -233,6 +244,9 @@ def _run(argv: list[str] | None, notices: Notices) -> None:
     except BrokenPipeError:
         sys.exit(0)
     except Exception as exc:  # plugin code that raised is bad input: one line; anything else is a bug of ours
+        if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:  # a path given: a traceback wherever read
+            click.echo(f"error: {name_too_long_line(exc)}", err=True)
+            sys.exit(2)
         from ltrsched.plugin_errors import plugin_error_line
 
         line = plugin_error_line(exc)

@@ -69,3 +69,17 @@ def test_a_profile_name_with_control_characters_is_refused_before_the_engine_sta
     assert_one_line_error(run_cli("profile", "-o", str(tmp_path / "p.json"), "--name", name),
                           "--name must be printable text")
     assert not (tmp_path / "p.json").exists()
+
+
+LONG = "x" * 300  # (a name of more than 255 bytes: ENAMETOOLONG)
+
+
+@pytest.mark.parametrize("args", [
+    ["simulate", "-w", LONG], ["simulate", "-n", "3", "-o", LONG], ["simulate", "-n", "3", "--cdf", f"{LONG}.png"],
+    ["simulate", "-n", "3", "-p", f"{LONG}.json"], ["sweep", f"{LONG}.toml"], ["plot", "cdf", LONG],
+    ["capacity", "--slo", "ttft_p90=2", "-w", LONG],
+])
+def test_a_file_name_too_long_for_the_file_system_is_one_line(tmp_path, args):
+    """(each was an OSError traceback, from wherever the path was first looked at)"""
+    assert_one_line_error(run_cli(*args, cwd=tmp_path), " characters): the file name is too long for the file "
+                                                        "system (most allow 255 bytes per name); give a shorter one")
