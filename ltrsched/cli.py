@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 
@@ -41,8 +42,9 @@ def check_parameter_text(command: click.Command) -> click.Command:
     """``command`` (and its sub-commands) with every path parameter refusing an empty string, and every number
     parameter a number only by Python's own literal rules. click reads ``""`` as ``Path("")``, the current
     directory, so ``simulate -o ""`` (an unset shell variable) wrote its run into it, and ``plot cdf ""`` plotted
-    whatever run lay there; it reads numbers with ``int()``/``float()``, so ``--rate 0_5`` (a typo for 0.5) ran
-    at 5 req/s and ``-n ١٠`` (Arabic-Indic digits) took 10 requests, where a policy spec refuses both."""
+    whatever run lay there (a path of spaces alone, ``-o "$A $B"``, made a directory named ``' '``); it reads
+    numbers with ``int()``/``float()``, so ``--rate 0_5`` (a typo for 0.5) ran at 5 req/s and ``-n ١٠``
+    (Arabic-Indic digits) took 10 requests, where a policy spec refuses both."""
     for param in command.params:
         kind = param.type
         if getattr(kind, "_checked_text", False):
@@ -51,6 +53,9 @@ def check_parameter_text(command: click.Command) -> click.Command:
             def convert(value, param, ctx, _convert=kind.convert):
                 if isinstance(value, str) and value == "":
                     raise click.BadParameter("an empty path; give a file or directory (. for the current one)",
+                                             ctx=ctx, param=param)
+                if isinstance(value, str) and not value.strip():  # (`-o "$A $B"`: a directory named ' ')
+                    raise click.BadParameter(f"a blank path ({value!r}: spaces alone); give a file or directory",
                                              ctx=ctx, param=param)
                 return _convert(value, param, ctx)
         elif isinstance(kind, (click.types.IntParamType, click.types.FloatParamType)):
@@ -108,6 +113,16 @@ def usage_error_line(exc: click.UsageError) -> str:
     return f"{message} (see '{command} --help')"
 
 
+def name_too_long_line(exc: OSError) -> str:
+    """The error for a path too long for the file system (ENAMETOOLONG: a name of more than 255 bytes, or a path of
+    more than 4,096, on Linux), which any option taking a file (``-w``, ``-o``, ``-p``, ``--cdf``) met as a
+    traceback from wherever it was first looked at; the path cut to its start and end."""
+    name = str(exc.filename if exc.filename is not None else "a path")
+    shown = name if len(name) <= 80 else f"{name[:40]}...{name[-20:]} ({len(name):,} characters)"
+    return one_line(f"{shown}: the file name is too long for the file system (most allow 255 bytes per name); "
+                    "give a shorter one")
+
+
 def one_line(message: object) -> str:
     """``message`` on one line: a line break in it (a file name's, a value's) written as its escape, ``\\n``."""
     return str(message).translate(_LINE_BREAKS)
@@ -117,17 +132,98 @@ _LINE_BREAKS = str.maketrans({"\r": "\\r", "\n": "\\n", "\v": "\\v", "\f": "\\f"
                               "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 
+#: How the lines begin that a command's warnings and notes print on stderr (:class:`Notices`).
+NOTICE_PREFIXES = ("warning: ", "note: ")
+
+
+class Notices:
+    """``sys.stderr`` as :func:`main` runs a command: a warning or note line (:data:`NOTICE_PREFIXES`: a workload's
+    rows left out, arrival times that look like milliseconds, burst arrivals setting a trace's times aside) is
+    held, each distinct line once, everything else (progress bars, tracebacks) passes at once. :meth:`release`
+    prints what is held, when the command has run; :meth:`drop` forgets it, when the command's input was bad: its
+    one-line error is then the one line printed (a load warning printed ahead of a later error made it two lines,
+    and a sweep that loaded a workload once per seed printed its warning once per seed). A sweep's worker processes
+    hold theirs too, and return them to the main process (:func:`ltrsched.experiments.runner.run_one_noting`)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.held: list[str] = []
+        self._seen: set[str] = set()
+        self._start = ""  # the start of a line that is, or may become, a notice: held until its line break
+        self._mid_line = False  # the last text passed on ended inside a line (a notice starts a line)
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):  # (click's test for a binary stream writes b"")
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        rest, self._start, passed = self._start + text, "", []
+        while rest:
+            cut = rest.find("\n") + 1
+            line, rest = (rest[:cut], rest[cut:]) if cut else (rest, "")
+            if self._mid_line or not (line.startswith(NOTICE_PREFIXES)
+                                      or (not cut and any(p.startswith(line) for p in NOTICE_PREFIXES))):
+                passed.append(line)
+                self._mid_line = not cut
+            elif not cut:  # a notice (or what may become one) without its line break yet
+                self._start = line
+            elif line not in self._seen:
+                self._seen.add(line)
+                self.held.append(line)
+        if passed:
+            self.stream.write("".join(passed))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def release(self) -> None:
+        """Print the held notices (and a notice's start still without its line break)."""
+        text, self.held, self._start = "".join(self.held) + self._start, [], ""
+        if text:
+            self.stream.write(text)
+            self.stream.flush()
+
+    def drop(self) -> None:
+        """Forget the held notices."""
+        self.held, self._start = [], ""
+
+    def __getattr__(self, name: str):
+        if name == "buffer":  # (click writes to a text stream's buffer where it doubts its encoding: past the hold)
+            raise AttributeError(name)
+        return getattr(self.stream, name)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: bad input prints one line and exits 2."""
+    """Console entry point: bad input prints one line and exits 2. Warnings and notes are held while the command
+    runs (:class:`Notices`): printed once it has run (or been interrupted, or failed for another reason than its
+    input), dropped when its input was bad (exit code 2)."""
+    notices = Notices(sys.stderr)
+    sys.stderr = notices
+    failed = False
+    try:
+        _run(argv, notices)
+    except SystemExit as exc:
+        failed = exc.code == 2  # bad input: its one-line error alone
+        raise
+    finally:
+        sys.stderr = notices.stream
+        if failed:
+            notices.drop()
+        notices.release()
+
+
+def _run(argv: list[str] | None, notices: Notices) -> None:
+    """:func:`main`'s command, its errors each as one line with its exit code."""
     try:
         cli.main(args=argv, prog_name="ltrsched", standalone_mode=False)
     except UserError as exc:  # (a workload file named "a\nb.csv" made its error two lines)
         click.echo(f"error: {one_line(exc)}", err=True)
         sys.exit(2)
-    except RunFailedError as exc:
+    except RunFailedError as exc:  # (not bad input: the warnings, e.g. of workers that died, stay; above it)
+        notices.release()
         click.echo(f"error: {one_line(exc)}", err=True)
         sys.exit(1)
     except click.exceptions.Abort:
+        notices.release()  # (ahead of the last line)
         click.echo("aborted", err=True)
         sys.exit(130)
     except click.UsageError as exc:  # a mistyped option, value or command: one line too
@@ -142,11 +238,15 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
+        notices.release()
         click.echo("interrupted", err=True)
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
     except Exception as exc:  # plugin code that raised is bad input: one line; anything else is a bug of ours
+        if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:  # a path given: a traceback wherever read
+            click.echo(f"error: {name_too_long_line(exc)}", err=True)
+            sys.exit(2)
         from ltrsched.plugin_errors import plugin_error_line
 
         line = plugin_error_line(exc)

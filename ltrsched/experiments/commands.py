@@ -167,6 +167,9 @@ def _check_sweep_types(data: dict, path: Path) -> None:
             types = SWEEP_LISTS[key]
             if not isinstance(value, list) or not value or any(isinstance(v, bool) or not isinstance(v, types) for v in value):
                 raise UserError(f"{path}: {key!r} must be a non-empty list, each item {_type_name(types)}; got {value!r}")
+            blank = next((i for i, v in enumerate(value) if isinstance(v, str) and not v.strip()), None)
+            if blank is not None:  # (workloads = [""] was "workload '.' is a directory": the sweep file's own)
+                raise UserError(f"{path}: {key!r} item {blank + 1} of {len(value)} is empty ({value[blank]!r})")
             twice = first_repeat(value)
             if twice is not None:  # it ran once and its row appeared twice in sweep.csv
                 raise UserError(f"{path}: {key!r} lists {twice!r} twice")
@@ -420,6 +423,9 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
                             f"any engine's capacity), got {value:.10g}")
     if start_rate > max_rate:
         raise UserError(f"--start-rate {start_rate:g} is above --max-rate {max_rate:g}")
+    if not workload.strip():  # (Path("") is the current directory: "workload '' is a directory")
+        raise UserError(f"no workload given (the name {workload!r} is empty): give a built-in ({', '.join(BUILTIN)}) "
+                        "or a file")
     if workload not in BUILTIN and Path(workload).is_dir():  # (it said "neither a file nor a built-in")
         raise UserError(f"workload {workload!r} is a directory, not a file")
     if workload not in BUILTIN and not Path(workload).is_file():

@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from ltrsched.errors import MissingDependencyError, UserError
-from ltrsched.experiments.runner import BUSY, Backend, Pending, RunStats, describe_run, run_one
+from ltrsched.experiments.runner import (BUSY, Backend, Pending, RunStats, describe_run, report_notices,
+                                        run_one_noting)
 from ltrsched.experiments.runspec import RunSpec
 
 #: Seconds allowed to reach and join a Ray cluster given with ``--address``; the environment variable
@@ -183,7 +184,7 @@ def _task(spec_dict: dict[str, Any], out: str, run_hash: str, wait: bool, contex
         else:
             os.environ[key] = value
     remember_digests(context["digests"])
-    return run_hash, run_one(RunSpec.from_dict(spec_dict), out, run_hash, wait)
+    return run_hash, *run_one_noting(RunSpec.from_dict(spec_dict), out, run_hash, wait)
 
 
 class RayBackend(Backend):
@@ -249,6 +250,7 @@ class RayBackend(Backend):
         in_flight: dict[Any, tuple[RunSpec, str, bool]] = {}
         error: BaseException | None = None
         task_error: BaseException | None = None
+        seen: set[str] = set()
         while queue or in_flight:
             while queue and error is None and len(in_flight) < self._slots:
                 s, h, wait = queue.popleft()
@@ -259,7 +261,8 @@ class RayBackend(Backend):
             for ref in done:
                 s, h, wait = in_flight.pop(ref)
                 try:
-                    _, status = ray.get(ref)
+                    _, status, notices = ray.get(ref)
+                    report_notices(notices, seen, bar)
                 except deaths as exc:
                     why = type(exc).__name__
                     if h in stats.retried:

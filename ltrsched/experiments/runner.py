@@ -24,6 +24,7 @@ import contextlib
 import json
 import multiprocessing
 import os
+import sys
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -202,8 +203,33 @@ def _init_worker(parent_pid: int, digests: dict[tuple, str]) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def _pool_task(spec_dict: dict[str, Any], out: str, run_hash: str, wait: bool) -> tuple[str, str]:
-    return run_hash, run_one(RunSpec.from_dict(spec_dict), out, run_hash, wait)
+def run_one_noting(spec: RunSpec, out: str | Path, run_hash: str, wait: bool) -> tuple[str, list[str]]:
+    """:func:`run_one` in a worker process: its status, and the warning and note lines it printed (a workload's
+    rows left out, arrival times that look like milliseconds), held (:class:`ltrsched.cli.Notices`) for the main
+    process to print (:func:`report_notices`): each worker loads a workload once and printed its warnings itself,
+    so that a 2-worker sweep printed each twice, and more with more workers."""
+    from ltrsched.cli import Notices
+
+    notices = Notices(sys.stderr)
+    sys.stderr = notices
+    try:
+        status = run_one(spec, out, run_hash, wait)
+    finally:
+        sys.stderr = notices.stream
+    return status, notices.held
+
+
+def report_notices(lines: Iterable[str], seen: set[str], bar) -> None:
+    """Print the notice ``lines`` that a worker returned (:func:`run_one_noting`), each not in ``seen`` (those
+    printed before: by another worker, or by the checks here that loaded the workload first) once, above ``bar``."""
+    for line in lines:
+        if line not in seen:
+            seen.add(line)
+            bar.write(line.rstrip("\n"), file=sys.stderr)
+
+
+def _pool_task(spec_dict: dict[str, Any], out: str, run_hash: str, wait: bool) -> tuple[str, str, list[str]]:
+    return run_hash, *run_one_noting(RunSpec.from_dict(spec_dict), out, run_hash, wait)
 
 
 @dataclass
@@ -407,13 +433,15 @@ def _run_pool(pool: cf.ProcessPoolExecutor, pending: list[Pending], out: Path, s
     specs = dict((h, s) for s, h in pending)
     futures = {pool.submit(_pool_task, s.to_dict(), str(out), h, False) for s, h in pending}
     error: BaseException | None = None
+    seen: set[str] = set()
     while futures:
         done, futures = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
         for fut in done:
             if fut.cancelled():
                 continue
             try:
-                run_hash, status = fut.result()
+                run_hash, status, notices = fut.result()
+                report_notices(notices, seen, bar)
             except Exception as exc:  # re-raised below, after the others are written
                 if error is None:
                     error = exc

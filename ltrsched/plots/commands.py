@@ -76,6 +76,7 @@ def trace(run, out):
                         "not a simulated step trace, which plot trace draws; simulate the same workload and policy "
                         "with --record-steps --out DIR and give DIR (plot cdf compares the two runs)")
     write_chrome_trace(result, out)
+    click.echo(f"wrote {out} (open in https://ui.perfetto.dev)")
 
 
 #: Columns of the engine adapter's step log (:data:`ltrsched.engine.step_log.OTHER_FIELDS`) that no simulated
@@ -102,4 +103,3 @@ def _a_run_under(directory: Path) -> tuple[Path | None, bool]:
         if found is not None:
             return found, False
     return None, False
-    click.echo(f"wrote {out} (open in https://ui.perfetto.dev)")

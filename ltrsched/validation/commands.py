@@ -103,6 +103,8 @@ def profile(name, out, quick, repeats, runs, **engine):
         raise UserError(f"--runs must be in [1, {MAX_RUNS}] (engine starts), got {runs}")
     if name is not None and not name.strip():  # (it wrote a profile named "", which reports then name by nothing)
         raise UserError(f"--name must name the profile, got {name!r} (leave it out for <device>-<model>)")
+    if name is not None and not name.isprintable():  # (a line break in it split the report's tables and lines)
+        raise UserError(f"--name must be printable text, without line breaks or control characters, got {name!r}")
     if engine["prompts"] != "random" or engine["eos"] != "ignore" or engine["max_tokens"] is not None:
         raise UserError("profile probes serve exact lengths: --prompts, --eos and --max-tokens do not apply")
     if runs > 1:  # bad engine options: one line now, not from the first run's process

@@ -27,6 +27,12 @@ CPU_KV_CACHE_GIB = 1.0
 DEFAULT_MAX_TOKENS = 512
 #: vLLM's --dtype values (its ModelConfig refuses others with a multi-line pydantic error).
 DTYPES = ("auto", "half", "float16", "bfloat16", "float", "float32")
+#: ``--load-format``s the pinned vLLM knows (its ``LoadFormats``; it lowercases the option): anything else was
+#: refused only once the engine had started (``--load-format nope`` loaded vLLM for seconds, then a traceback;
+#: ``--load-format ""`` a pydantic error of several lines).
+LOAD_FORMATS = ("auto", "hf", "dummy", "fastsafetensors", "instanttensor", "ipc_cache", "mistral", "modelexpress",
+                "npcache", "pt", "runai_streamer", "runai_streamer_sharded", "safetensors", "sharded_state",
+                "tensorizer")
 #: Weight files vLLM's default loader reads from a model directory (``load_format="auto"``).
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json")
@@ -209,6 +215,9 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
     if emulate_profile is not None:
         _check_emulated(load_format, dtype, enforce_eager, tensor_parallel_size, threads, sampling)
     sampling = _check_sampling(sampling, eos)
+    if load_format is not None and load_format.lower() not in LOAD_FORMATS:
+        raise UserError(f"--load-format must be one of {', '.join(LOAD_FORMATS)} (vLLM's; dummy: random weights, "
+                        f"auto: the model directory's), got {load_format!r}")
     if dtype is not None and dtype not in DTYPES:
         raise UserError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     if max_model_len is not None and max_model_len < 2:
