@@ -143,7 +143,10 @@ class Notices:
     prints what is held, when the command has run; :meth:`drop` forgets it, when the command's input was bad: its
     one-line error is then the one line printed (a load warning printed ahead of a later error made it two lines,
     and a sweep that loaded a workload once per seed printed its warning once per seed). A sweep's worker processes
-    hold theirs too, and return them to the main process (:func:`ltrsched.experiments.runner.run_one_noting`)."""
+    hold theirs too, and return them to the main process (:func:`ltrsched.experiments.runner.run_one_noting`).
+    Once a long command's input is read and checked and its work begins (engine runs, training, a sweep's runs:
+    :func:`ltrsched.notices.work_starts`), what is held is printed and later notices print as they come (once each):
+    a validation's "resuming" note, a retried worker's warning, are news while it runs, not after."""
 
     def __init__(self, stream):
         self.stream = stream
@@ -151,6 +154,7 @@ class Notices:
         self._seen: set[str] = set()
         self._start = ""  # the start of a line that is, or may become, a notice: held until its line break
         self._mid_line = False  # the last text passed on ended inside a line (a notice starts a line)
+        self.holding = True  # False once the command's work began: notices pass (each once)
 
     def write(self, text: str) -> int:
         if not isinstance(text, str):  # (click's test for a binary stream writes b"")
@@ -167,7 +171,7 @@ class Notices:
                 self._start = line
             elif line not in self._seen:
                 self._seen.add(line)
-                self.held.append(line)
+                (self.held if self.holding else passed).append(line)
         if passed:
             self.stream.write("".join(passed))
         return len(text)
@@ -181,6 +185,11 @@ class Notices:
         if text:
             self.stream.write(text)
             self.stream.flush()
+
+    def work_starts(self) -> None:
+        """Print what is held, and pass later notices at once (each distinct line once)."""
+        self.release()
+        self.holding = False
 
     def drop(self) -> None:
         """Forget the held notices."""

@@ -136,3 +136,40 @@ def test_main_prints_notices_unless_the_command_fails(monkeypatch, capsys, raise
         assert exit_info.value.code == code
     assert capsys.readouterr().err == err
     assert not isinstance(cli_module.sys.stderr, Notices)  # put back
+
+
+def test_notices_print_as_they_come_once_a_commands_work_starts(monkeypatch):
+    """Held to the end, a validation's "resuming" note (minutes of engine runs later) and a retried worker's
+    warning came after the work they were news for; from ``work_starts`` on they print at once, each once."""
+    from ltrsched.notices import work_starts
+
+    out = io.StringIO()
+    notices = Notices(out)
+    monkeypatch.setattr("sys.stderr", notices)
+    notices.write("warning: rows left out\n")
+    assert out.getvalue() == ""  # (the input may still be bad: held)
+    work_starts()
+    assert out.getvalue() == "warning: rows left out\n"
+    notices.write("note: resuming\nwarning: rows left out\n")
+    assert out.getvalue() == "warning: rows left out\nnote: resuming\n"  # at once, a line seen before not again
+    notices.release()
+    assert out.getvalue() == "warning: rows left out\nnote: resuming\n"
+    monkeypatch.setattr("sys.stderr", out)
+    work_starts()  # (outside the CLI: nothing to do)
+
+
+def test_a_sweep_prints_its_warnings_before_its_runs_end(tmp_path, monkeypatch):
+    """``run_all`` lets the held notices out when its runs start: what the checks before them warned of shows up
+    before the runs, not after."""
+    from ltrsched.experiments import runner
+
+    out = io.StringIO()
+    notices = Notices(out)
+    monkeypatch.setattr("sys.stderr", notices)
+    notices.write("warning: before the runs\n")
+    seen = []
+    monkeypatch.setattr(runner, "work_starts", lambda: seen.append(out.getvalue()) or notices.work_starts())
+    specs = [runner.RunSpec("sweep", "s", "fcfs", workload="lmsys-like", policy="fcfs", profile="a100-llama3-8b",
+                            num_requests=20)]
+    runner.run_all(specs, tmp_path / "o", jobs=1, progress=False)
+    assert seen == [""] and out.getvalue().startswith("warning: before the runs\n")

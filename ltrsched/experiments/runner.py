@@ -36,6 +36,7 @@ import polars as pl
 
 from ltrsched.errors import RunFailedError, UserError
 from ltrsched.experiments.runspec import RunSpec
+from ltrsched.notices import work_starts
 from ltrsched.results import read_summary_file
 from ltrsched.workloads.schema import Workload
 
@@ -397,6 +398,8 @@ def run_all(specs: Iterable[RunSpec], out: str | Path, jobs: int | None = None, 
     else:
         bar.total = (bar.total or 0) + len(pending)
         bar.refresh()
+    if pending:
+        work_starts()  # (a worker's warnings, a retried run's, print as they come)
     try:
         if pending:
             if backend is None:

@@ -11,6 +11,7 @@ import click
 
 from ltrsched.errors import UserError
 from ltrsched.labelling.run import LABEL_KV_CACHE_GIB, LABEL_MAX_NUM_SEQS
+from ltrsched.notices import work_starts
 from ltrsched.validation.engines import DEFAULT_MAX_TOKENS
 
 
@@ -92,6 +93,7 @@ def label(model, prompts_file, splits, limit, max_tokens, temperature, top_p, se
     jobs = select_jobs(split_list, limit, sample_subset, prompts_file)
     from ltrsched.labelling.run import label_prompts
 
+    work_starts()  # (hours of generation: the notes so far are news now)
     report = label_prompts(jobs, out, model, max_tokens, main, sample, chunk, engine, command=_command_line(),
                            prompts=prompts_file)
     for line in report:

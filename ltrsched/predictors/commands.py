@@ -12,6 +12,7 @@ import click
 from ltrsched import atomic, strict_json
 from ltrsched.strict_json import fmt
 from ltrsched.errors import UserError
+from ltrsched.notices import work_starts
 
 
 @click.command()
@@ -101,6 +102,7 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
         config = dataclasses.replace(config, num_classes=class_count(bucket, lengths))
     check_buckets(config, lengths)
     predictor = Predictor(config)
+    work_starts()  # (the training takes minutes: its warnings so far are news now)
     # (on a terminal only; closed before an error is printed, so the error is a line of its own)
     with tqdm(total=config.epochs, unit="epoch", desc=f"train {kind}", disable=not sys.stderr.isatty()) as bar:
 

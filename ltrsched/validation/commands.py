@@ -14,6 +14,7 @@ import click
 from ltrsched import atomic
 from ltrsched.errors import UserError, first_repeat, list_items
 from ltrsched.policies.needs import check_needs
+from ltrsched.notices import work_starts
 from ltrsched.sim.commands import build_workload, workload_options
 from ltrsched.validation.engines import check_workload_for_engine, engine_options, start_engine
 
@@ -48,6 +49,7 @@ def replay(workload, num_requests, arrival, rate, cv, duration, seed, policy, pl
     wl = build_workload(workload, num_requests, arrival, rate, cv, duration, seed)
     check_needs(pol, wl.has_column, f"workload {wl.name!r}")  # before the engine starts (minutes on a GPU)
     check_workload_for_engine(wl, engine["prompts"])
+    work_starts()
     with start_engine(**engine) as eng:
         result = eng.run(wl, pol, progress=sys.stderr.isatty())
         described = eng.describe()
@@ -251,6 +253,7 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
                         "or give another --out")
     previous = check_validation_dir(out)  # (again, now that no other validate can change it)
     kept = _take_over(out, previous, resume, arguments, digest, dirs, run_dirs)
+    work_starts()  # (the engine runs take minutes: the notes above are news now)
     cases_run = list(zip(names, workloads))
     meta = {"validation": digest}
     if spread_repeats:
