@@ -78,12 +78,12 @@ def check_inputs_kept(inputs: dict[str, str | Path | None], files: tuple[Path, .
     for option, value in inputs.items():
         if value is None or not Path(value).is_file():
             continue
-        source = Path(value).resolve()
+        source = _resolved(value, option)
         for path in files:
-            if source == Path(path).resolve():
+            if source == _resolved(path, "the output"):
                 raise UserError(f"{option} {value} would be overwritten by the output {path}: write the output elsewhere")
         for directory in dirs:
-            if source.is_relative_to(Path(directory).resolve()):
+            if source.is_relative_to(_resolved(directory, "the output directory")):
                 raise UserError(f"{option} {value} lies in {directory}, whose files the command replaces: "
                                 "move the input or write the output elsewhere")
 
@@ -96,7 +96,17 @@ def check_outputs_distinct(outputs: list[tuple[str, str | Path | None]]) -> None
     for what, path in outputs:
         if path is None:
             continue
-        key = Path(path).resolve()
+        key = _resolved(path, what)
         if key in seen:
             raise UserError(f"{what} {path} is where {seen[key]} writes too: give each output its own name")
         seen[key] = what
+
+
+def _resolved(path: str | Path, what: str) -> Path:
+    """``path`` resolved (symbolic links followed); one-line :class:`UserError` for a link that leads back to itself
+    (``Path.resolve`` raises RuntimeError: a traceback)."""
+    try:
+        return Path(path).resolve()
+    except (RuntimeError, OSError) as exc:
+        raise UserError(f"{what} {path}: cannot follow its symbolic links ({type(exc).__name__}: {exc}); "
+                        "give a path that leads to a file") from None

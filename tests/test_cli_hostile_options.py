@@ -83,3 +83,19 @@ def test_a_file_name_too_long_for_the_file_system_is_one_line(tmp_path, args):
     """(each was an OSError traceback, from wherever the path was first looked at)"""
     assert_one_line_error(run_cli(*args, cwd=tmp_path), " characters): the file name is too long for the file "
                                                         "system (most allow 255 bytes per name); give a shorter one")
+
+
+def test_a_load_format_in_capitals_is_checked_as_vllm_reads_it(tmp_path):
+    """vLLM lowercases `--load-format`: `AUTO` loaded weights there, but the check that the model has them compared
+    with 'auto' and was skipped, so a model without weights reached the engine."""
+    for value in ("auto", "AUTO", "Auto"):
+        assert_one_line_error(run_cli("replay", "-n", "3", "--load-format", value, cwd=tmp_path),
+                              "is a config.json without weights")
+
+
+@pytest.mark.parametrize("option, name", [("--cdf", "loop.png"), ("--trace", "loop.json")])
+def test_an_output_that_is_a_symlink_loop_is_one_line(tmp_path, option, name):
+    """(`Path.resolve` raised RuntimeError on a link to itself: a traceback)"""
+    (tmp_path / name).symlink_to(name)
+    assert_one_line_error(run_cli("simulate", "-n", "5", option, name, cwd=tmp_path),
+                          f"{option} {name}: cannot follow its symbolic links")

@@ -328,7 +328,7 @@ def resolve_load_format(model: str | None, load_format: str | None) -> str:
     from ltrsched.engine.config import has_real_weights
 
     if load_format is not None:
-        return load_format
+        return load_format.lower()  # (vLLM lowercases it: AUTO was auto there, but skipped the weights check here)
     return "auto" if model is not None and has_real_weights(model) else "dummy"
 
 
