@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ltrsched.engine.config import EngineConfig, model_dir
+from ltrsched.engine.config import EngineConfig, model_dir, stated_kv_blocks
 from ltrsched.engine.environment import EngineEnvironment, EnginePinning
 from ltrsched.engine.live_table import RequestInfo
 from ltrsched.engine.replay import replay
@@ -75,13 +75,16 @@ def engine_kwargs(config: EngineConfig, load_format: str, seed: int = 0) -> dict
         disable_log_stats=True,
         seed=seed,
     )
-    if config.num_gpu_blocks is not None:
-        kwargs["num_gpu_blocks_override"] = config.num_gpu_blocks
+    blocks = stated_kv_blocks(config, kwargs["model"])
+    if blocks is not None:
         # vLLM refuses a KV cache that cannot hold one request of the model's full context: such a small
-        # cache bounds the context instead (the longest request the run may hold)
-        usable = (config.num_gpu_blocks - 1) * config.block_size
+        # cache bounds the context instead (the longest request the run may hold). (--kv-cache-gib 0.001 on a
+        # CPU was refused once the engine had started, naming vLLM's gpu_memory_utilization and max_model_len.)
+        usable = (blocks - 1) * config.block_size
         if config.max_model_len is None and usable < _model_config(kwargs["model"]).get("max_position_embeddings", usable):
             kwargs["max_model_len"] = usable
+    if config.num_gpu_blocks is not None:
+        kwargs["num_gpu_blocks_override"] = config.num_gpu_blocks
         if config.platform == CPU:  # state the KV size, else vLLM checks a fraction of RAM is free
             kwargs["kv_cache_memory_bytes"] = config.num_gpu_blocks * config.block_size * _kv_bytes_per_token(kwargs["model"], config.dtype)
     if config.kv_cache_gib is not None:
