@@ -109,3 +109,26 @@ def test_the_engine_commands_refuse_too_long_requests_without_starting_it(tmp_pa
     assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr[-2000:]
     assert ("holds 0 KV block(s)" if "0.0001" in command else "exceed the engine's max_model_len") in lines[0]
     assert not (tmp_path / "v").exists()
+
+
+def test_an_idle_real_engine_waits_at_most_a_minute_for_the_next_arrival(monkeypatch):
+    """`replay --arrival replay` of a trace with a 10**9 s gap (epoch or nanosecond times) slept 31 years: an engine
+    idle longer than MAX_IDLE_WAIT_S waits that long in wall time, and its run clock jumps the rest."""
+    import time
+
+    from ltrsched.engine import runner
+    from ltrsched.engine.setup import MonotonicClock
+
+    slept = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    driver = object.__new__(runner.VllmDriver)
+    driver.clock, driver.skip_idle = MonotonicClock(), False
+    driver.wait_until(1e9)
+    assert slept == [runner.MAX_IDLE_WAIT_S] == [60.0]
+    assert driver.clock() >= 1e9 - runner.MAX_IDLE_WAIT_S  # (the sleep was not real: the jump alone)
+    start = driver.clock()
+    driver.wait_until(start + 2.5)  # a gap of the rates validated: waited in full, no jump
+    assert slept[-1] == pytest.approx(2.5, abs=1e-3) and driver.clock() < start + 1
+    driver.skip_idle = True  # (profile's probes: every idle gap jumped)
+    driver.wait_until(driver.clock() + 100)
+    assert len(slept) == 2

@@ -137,6 +137,13 @@ def _kv_bytes_per_token(model_path: str, dtype: str) -> int:
     return model_kv_bytes_per_token(model_path, dtype)
 
 
+#: Longest wall-clock wait of an idle engine for the next arrival [s]; a longer gap is jumped by the run's clock.
+#: A trace with a 10**9 s gap (epoch or nanosecond timestamps read as seconds) slept 31 years, a hang; an engine idle
+#: for a minute is as idle (cold) as after any longer gap, so the steps and metrics that follow are the same, and
+#: the gaps of the rates validated (seconds) are still waited in full.
+MAX_IDLE_WAIT_S = 60.0
+
+
 class VllmDriver:
     """vLLM's ``LLMEngine`` in this process, with the adapter as its scheduler; the run's wall clock.
 
@@ -263,6 +270,8 @@ class VllmDriver:
         self.engine.step()
 
     def wait_until(self, t: float) -> None:
+        """Idle (no request in the engine) until the run's clock reads ``t`` [s]: a wall-clock wait of at most
+        :data:`MAX_IDLE_WAIT_S`, the clock jumping the rest (all of it with ``skip_idle``)."""
         import time
 
         delay = t - self.clock()
@@ -270,7 +279,9 @@ class VllmDriver:
             if self.skip_idle:
                 self.clock.origin -= delay
             else:
-                time.sleep(delay)
+                time.sleep(min(delay, MAX_IDLE_WAIT_S))
+                if delay > MAX_IDLE_WAIT_S:
+                    self.clock.origin -= delay - MAX_IDLE_WAIT_S
 
     def num_gpu_blocks(self) -> int:
         """KV blocks vLLM allocated (its null block included)."""
