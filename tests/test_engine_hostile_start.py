@@ -132,3 +132,21 @@ def test_an_idle_real_engine_waits_at_most_a_minute_for_the_next_arrival(monkeyp
     driver.skip_idle = True  # (profile's probes: every idle gap jumped)
     driver.wait_until(driver.clock() + 100)
     assert len(slept) == 2
+
+
+def test_simulate_does_not_replace_an_engine_run_in_its_out_dir(tmp_path):
+    """`simulate -o RUN` on a directory holding `replay`'s run replaced the engine's requests.parquet and summary.json
+    with the simulation's and removed its steps.parquet: an engine measurement (minutes of a GPU) lost."""
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    run = tmp_path / "run"
+    run.mkdir()
+    summary = '{"summary": {"steps": 6}, "meta": {"host": "cpu", "command": "ltrsched replay -w t.csv -o run"}}'
+    for name, content in (("summary.json", summary), ("requests.parquet", "r"), ("steps.parquet", "s")):
+        (run / name).write_text(content)
+    r = run_cli("simulate", "-w", "lmsys-like", "-n", "5", "-o", "run", cwd=tmp_path)
+    assert_one_line_error(r, "--out run holds a run of the engine (`ltrsched replay -w t.csv -o run`), which this "
+                             "simulation would replace: give another --out")
+    assert [(run / n).read_text() for n in ("summary.json", "requests.parquet", "steps.parquet")] == [summary, "r", "s"]
+    assert run_cli("simulate", "-w", "lmsys-like", "-n", "5", "-o", "sim", cwd=tmp_path).returncode == 0
+    assert run_cli("simulate", "-w", "lmsys-like", "-n", "5", "-o", "sim", cwd=tmp_path).returncode == 0  # its own
