@@ -127,7 +127,11 @@ def profile(name, out, quick, repeats, runs, **engine):
     try:
         fit = fit_steps(steps, overhead_from_log=not first.emulated)
     except ValueError as exc:
-        raise UserError(str(exc)) from None
+        fix = ""
+        if str(exc).startswith("too few usable steps"):  # (it named no cause: a KV cache too small for the probes)
+            fix = (f": the engine's KV cache of {first.num_gpu_blocks} blocks x {first.config.block_size} tokens "
+                   "holds too few probes; give a larger --kv-cache-gib or more --num-gpu-blocks")
+        raise UserError(f"{exc}{fix}") from None
     config, device = first.config, first.device
     name = name or f"{device.short_name}-{Path(config.model).name}"
     provenance = {"command": _command_line(), "host": first.host, "host_info": first.host_info,
