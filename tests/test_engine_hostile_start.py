@@ -54,6 +54,29 @@ def test_the_context_check_before_the_start_leaves_text_prompts_and_rope_scaling
     (scaled / "config.json").write_text(json.dumps({**LLAMA_TINY, "rope_scaling": {"type": "linear", "factor": 4.0}}))
     assert expected_context(_cpu_config(model=str(scaled))) is None
     check_context_before_start(long, _cpu_config(model=str(scaled)))
+    (scaled / "config.json").write_text(json.dumps({**LLAMA_TINY, "rope_parameters": {"rope_type": "default"}}))
+    assert expected_context(_cpu_config(model=str(scaled))) == (4096, f"max_position_embeddings in {scaled}'s "
+                                                                      "config.json")  # (SmolLM2's: no scaling)
+
+
+def test_an_output_cap_beyond_the_context_names_max_tokens(tmp_path):
+    """--eos model: a request may generate up to --max-tokens, which the context must hold."""
+    import json
+
+    from ltrsched.models import LLAMA_TINY
+    from ltrsched.validation.engines import check_context_before_start
+
+    (tmp_path / "config.json").write_text(json.dumps({**LLAMA_TINY, "max_position_embeddings": 8192}))
+    (tmp_path / "model.safetensors").write_bytes(b"")  # (real weights: --eos model refuses random ones)
+
+    def config(max_tokens):
+        return _cpu_config(model=str(tmp_path), load_format="auto", eos="model", max_tokens=max_tokens)
+
+    with pytest.raises(UserError, match=r"exceed the engine's max_model_len 8192 tokens \(first: request 0, 10010 "
+                                        r"tokens\), its context from max_position_embeddings in .*: give a smaller "
+                                        r"--max-tokens \(each request's output cap, 10000\), or leave"):
+        check_context_before_start(make_workload([10], [3]), config(10_000))
+    check_context_before_start(make_workload([10], [3]), config(8182))
 
 
 def test_a_cpu_kv_cache_of_under_two_blocks_is_refused_before_the_start():

@@ -362,7 +362,8 @@ def expected_context(config: EngineConfig) -> tuple[int, str] | None:
     if config.max_model_len is not None:
         return config.max_model_len, "--max-model-len"
     model = read_model_config(model_dir(config.model))
-    if any(model.get(k) for k in ("rope_scaling", "rope_parameters", "text_config", "sliding_window")):
+    if model.get("text_config") or model.get("sliding_window") or any(
+            _rope_scaled(model.get(k)) for k in ("rope_scaling", "rope_parameters")):
         return None
     found = {k: model[k] for k in CONTEXT_KEYS if type(model.get(k)) is int and model[k] > 0}
     if not found:
@@ -376,6 +377,14 @@ def expected_context(config: EngineConfig) -> tuple[int, str] | None:
                   f"--kv-cache-gib {config.kv_cache_gib:g}, {blocks} blocks")
         source = f"the KV cache of {stated} (one of them vLLM's null block) x {config.block_size} tokens"
     return context, source
+
+
+def _rope_scaled(rope) -> bool:
+    """True if a config's ``rope_scaling``/``rope_parameters`` entry scales RoPE (vLLM then derives a longer context
+    than the config's keys say); SmolLM2's ``{"rope_type": "default", ...}`` does not."""
+    if not rope:
+        return False
+    return not isinstance(rope, dict) or rope.get("rope_type", rope.get("type", "default")) not in ("default", None)
 
 
 def check_context_before_start(workload, config: EngineConfig, extra_output_tokens: int = 0) -> None:
@@ -394,6 +403,8 @@ def check_context_before_start(workload, config: EngineConfig, extra_output_toke
     fix = ("give more --num-gpu-blocks, or leave them out" if source.startswith("the KV cache of --num")
            else "give a larger --kv-cache-gib, or leave them out" if source.startswith("the KV cache")
            else "leave them out, or serve a model with a longer context")
+    if config.eos == "model":  # (each request may generate up to --max-tokens)
+        fix = f"give a smaller --max-tokens (each request's output cap, {config.max_tokens}), or {fix}"
     check_context(workload, context, extra_output_tokens, config.max_tokens if config.eos == "model" else None,
                   f", its context from {source}: {fix}")
 
