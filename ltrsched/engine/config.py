@@ -114,7 +114,13 @@ def stated_kv_blocks(config: EngineConfig, path: str) -> int | None:
         return config.num_gpu_blocks
     if config.kv_cache_gib is None or config.platform != CPU:
         return None
-    return int(config.kv_cache_gib * 2**30) // (config.block_size * model_kv_bytes_per_token(path, config.dtype))
+    from ltrsched.errors import UserError
+
+    try:
+        per_token = model_kv_bytes_per_token(path, config.dtype)
+    except UserError:  # a config.json without the sizes (vLLM's own checks remain)
+        return None
+    return int(config.kv_cache_gib * 2**30) // (config.block_size * per_token)
 
 
 def has_real_weights(model: str) -> bool:

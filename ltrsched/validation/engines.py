@@ -324,7 +324,10 @@ def _check_cpu_kv_blocks(kv_cache_gib: float | None, block_size: int, model: str
 
     if kv_cache_gib is None:
         return
-    per_block = block_size * model_kv_bytes_per_token(path, dtype)
+    try:
+        per_block = block_size * model_kv_bytes_per_token(path, dtype)
+    except UserError:  # a config.json without the sizes: vLLM's own check remains
+        return
     blocks = int(kv_cache_gib * 2**30) // per_block
     if blocks < 2:
         raise UserError(f"--kv-cache-gib {kv_cache_gib:g} holds {blocks} KV block(s) of {block_size} tokens "
