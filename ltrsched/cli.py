@@ -75,7 +75,18 @@ def check_parameter_text(command: click.Command) -> click.Command:
     return command
 
 
+class Interrupted(BaseException):
+    """Ctrl-C during a command, past click: click answers a KeyboardInterrupt with a line break of its own ahead of
+    its Abort, so the "aborted" that :func:`main` prints came as two lines (a blank one first, in a log or a pipe)."""
+
+
 class LazyGroup(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise Interrupted() from exc
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(COMMANDS) | set(self.commands))
 
@@ -231,7 +242,9 @@ def _run(argv: list[str] | None, notices: Notices) -> None:
         notices.release()
         click.echo(f"error: {one_line(exc)}", err=True)
         sys.exit(1)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, Interrupted) as exc:
+        if isinstance(exc, Interrupted) and notices.stream.isatty():  # (after the terminal's "^C", not on it)
+            notices.stream.write("\n")
         notices.release()  # (ahead of the last line)
         click.echo("aborted", err=True)
         sys.exit(130)

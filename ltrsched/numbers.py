@@ -17,7 +17,9 @@ import math
 def plain_number_text(text: str) -> str:
     """``text``, unless it is a number only by Python's own literal rules: ValueError for underscore digit
     separators or non-ASCII digits."""
-    if "_" in text or not text.isascii():
+    if not text.isascii():  # (full-width '１', Arabic-Indic '١٠': the '_' hint was the wrong one for these)
+        raise ValueError(f"{text!r} is not a plain number (write it in ASCII digits 0-9, e.g. 0.5 or 1000)")
+    if "_" in text:
         raise ValueError(f"{text!r} is not a plain number (write digits without '_', e.g. 0.5 or 1000)")
     return text
 

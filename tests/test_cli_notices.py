@@ -122,11 +122,11 @@ def _command(monkeypatch, raised: BaseException | None):
 @pytest.mark.parametrize("raised, code, err", [
     (None, 0, "warning: the file's rows 3-4 were left out\nnote: a note\n"),
     (UserError("a bad value"), 2, "error: a bad value\n"),
-    # (click turns Ctrl-C into Abort, after a line break of its own)
     # (not bad input: runs whose worker died twice; the warnings, e.g. of the deaths, stay, above the error)
     (RunFailedError("1 run(s) failed"), 1,
      "warning: the file's rows 3-4 were left out\nnote: a note\nerror: 1 run(s) failed\n"),
-    (KeyboardInterrupt(), 130, "\nwarning: the file's rows 3-4 were left out\nnote: a note\naborted\n"),
+    # (Ctrl-C: click printed a blank line of its own ahead of its Abort, so "aborted" came as two lines)
+    (KeyboardInterrupt(), 130, "warning: the file's rows 3-4 were left out\nnote: a note\naborted\n"),
 ])
 def test_main_prints_notices_unless_the_command_fails(monkeypatch, capsys, raised, code, err):
     _command(monkeypatch, raised)

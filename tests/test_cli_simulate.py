@@ -227,6 +227,18 @@ def test_numbers_only_by_python_literal_rules_are_refused(tmp_path, args, messag
     assert_one_line_error(run_cli(*args, cwd=tmp_path), message)
 
 
+@pytest.mark.parametrize("text, hint", [("\uff11", "write it in ASCII digits 0-9"), ("\u0661\u0660", "ASCII digits"),
+                                        ("1_0", "write digits without '_'"), ("\uff11_0", "ASCII digits")])
+def test_a_non_ascii_number_gets_the_ascii_hint_not_the_underscore_one(text, hint):
+    """`-n １` (a full-width digit) was told to "write digits without '_'", which it had not used."""
+    from ltrsched.numbers import plain_number_text
+
+    with pytest.raises(ValueError) as caught:
+        plain_number_text(text)
+    assert hint in str(caught.value)
+    assert ("'_'" in str(caught.value)) == text.isascii()
+
+
 @pytest.mark.parametrize("args, message", [
     (["predict", "-m", "ck", "-w", "sharegpt", "--out", "{tmp}/scored.csv"], "--out must be a .parquet file"),
     (["evaluate", "-m", "ck", "--plot", "{tmp}/calibration.txt"], "unknown image format '.txt'"),

@@ -157,6 +157,18 @@ def test_sweep_file_errors_are_one_line_before_any_run(tmp_path, name, content, 
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("router, column", [("rank", "score"), ("least-work", "predicted_length")])
+def test_a_sweeps_router_missing_a_column_is_told_the_sweep_key_not_the_cli_option(tmp_path, router, column):
+    """`routers = ["rank"]` in a sweep file was told to use `--router rank:tau=0.62`, an option sweep has not."""
+    from test_cli_simulate import assert_one_line_error
+
+    path = tmp_path / "s.toml"
+    path.write_text(_SWEEP_BASE + f'arrival = "poisson"\nrates = [4.0]\nreplicas = [2]\nrouters = ["{router}"]\n')
+    r = run_cli("sweep", str(path), "--out", str(tmp_path / "o"), "--jobs", "1")
+    assert_one_line_error(r, f"router {router!r} needs a {column!r} column, which workload 'lmsys-like' lacks")
+    assert f'e.g. `routers = ["{router}:tau=0.62"]` in the sweep file' in r.stderr and "--router" not in r.stderr
+
+
 def test_sweep_block_size_follows_the_measured_profile(tmp_path):
     """A sweep models the KV blocks of the engine a measured profile came from (128 tokens for cpu-*), 16
     for the others, unless the file sets block_size; the cache key follows the block size actually used."""

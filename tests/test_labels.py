@@ -253,6 +253,16 @@ def test_label_report_refuses_a_plain_workload(tmp_path):
                           "is not a labels file")
 
 
+@pytest.mark.parametrize("name, content", [("x.csv", "key,output_tokens\n1,2\n"), ("x.parquet", "garbage")])
+def test_label_report_says_it_reads_the_parquet_labels_file(tmp_path, name, content):
+    """`label-report x.csv` said "cannot read x.csv: ComputeError: parquet: File out of specification", not what
+    it expects."""
+    (tmp_path / name).write_text(content)
+    assert_one_line_error(run_cli("label-report", str(tmp_path / name), "--out", str(tmp_path / "r")),
+                          "as Parquet: label-report reads the .parquet labels file that `ltrsched label --out "
+                          "FILE.parquet` writes")
+
+
 # ---------------------------------------------------------------- what `ltrsched label` sends
 def test_label_jobs_are_the_selection_windows_nested_by_limit():
     from ltrsched.labelling.jobs import parse_splits, select_jobs

@@ -104,6 +104,25 @@ def model_kv_bytes_per_token(path: str, dtype: str) -> int:
     return kv_bytes_per_token(config, 4 if name in ("float32", "float") else 2, source=str(Path(path) / "config.json"))
 
 
+def stated_kv_blocks(config: EngineConfig, path: str) -> int | None:
+    """KV blocks the real engine allocates for ``config`` (vLLM's null block among them) where the options state
+    them: ``num_gpu_blocks``, or on a CPU the blocks ``kv_cache_gib`` holds (its bytes // a block's bytes, as vLLM
+    divides them); None where vLLM sizes the cache by profiling a GPU's memory. ``path``: the model directory."""
+    from ltrsched.engine.platform import CPU
+
+    if config.num_gpu_blocks is not None:
+        return config.num_gpu_blocks
+    if config.kv_cache_gib is None or config.platform != CPU:
+        return None
+    from ltrsched.errors import UserError
+
+    try:
+        per_token = model_kv_bytes_per_token(path, config.dtype)
+    except UserError:  # a config.json without the sizes (vLLM's own checks remain)
+        return None
+    return int(config.kv_cache_gib * 2**30) // (config.block_size * per_token)
+
+
 def has_real_weights(model: str) -> bool:
     """True for a packaged model served with its weights (``smollm2``); built-in names are configs only,
     and a local directory's weights are used with ``load_format="auto"``."""

@@ -66,14 +66,7 @@ def check_fits(workload: Workload, scheduler: Any, extra_output_tokens: int = 0,
     ``output_cap`` (requests stop at the model's EOS) a request may generate up to that many tokens; the
     policy's ``extra_output_tokens`` (PO's estimate phase) count too: vLLM stops a request at
     ``max_model_len``, so one that does not fit would silently be served fewer tokens than planned."""
-    prompt = workload.df["prompt_tokens"].to_numpy()
-    total = prompt + (workload.df["output_tokens"].to_numpy() if output_cap is None else output_cap) + extra_output_tokens
-    too_long = np.flatnonzero(total > scheduler.max_model_len)
-    if len(too_long):
-        i = int(too_long[0])
-        extra = f", {extra_output_tokens} of them the policy's extra output tokens" if extra_output_tokens else ""
-        raise UserError(f"{len(too_long)} request(s) exceed the engine's max_model_len {scheduler.max_model_len} "
-                        f"tokens (first: request {int(workload.df['request_id'][i])}, {int(total[i])} tokens{extra})")
+    total = check_context(workload, scheduler.max_model_len, extra_output_tokens, output_cap)
     limits = scheduler.limits
     blocks = limits.blocks_for(total)
     too_big = np.flatnonzero(blocks > limits.num_gpu_blocks - limits.watermark_blocks)
@@ -82,6 +75,21 @@ def check_fits(workload: Workload, scheduler: Any, extra_output_tokens: int = 0,
         raise UserError(f"{len(too_big)} request(s) can never fit the engine's KV cache of "
                         f"{limits.num_gpu_blocks - limits.watermark_blocks} usable blocks (first: request "
                         f"{int(workload.df['request_id'][i])} needs {int(blocks[i])} blocks)")
+
+
+def check_context(workload: Workload, max_model_len: int, extra_output_tokens: int = 0, output_cap: int | None = None,
+                  fix: str = "") -> np.ndarray:
+    """One-line :class:`UserError` for requests whose prompt + output (``output_cap`` if set, plus the policy's
+    ``extra_output_tokens``) exceed ``max_model_len`` [tokens], ``fix`` appended; returns every request's total."""
+    prompt = workload.df["prompt_tokens"].to_numpy()
+    total = prompt + (workload.df["output_tokens"].to_numpy() if output_cap is None else output_cap) + extra_output_tokens
+    too_long = np.flatnonzero(total > max_model_len)
+    if len(too_long):
+        i = int(too_long[0])
+        extra = f", {extra_output_tokens} of them the policy's extra output tokens" if extra_output_tokens else ""
+        raise UserError(f"{len(too_long)} request(s) exceed the engine's max_model_len {max_model_len} "
+                        f"tokens (first: request {int(workload.df['request_id'][i])}, {int(total[i])} tokens{extra}){fix}")
+    return total
 
 
 #: Consecutive engine steps without a computed token after which a replay stops with an error instead of

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ltrsched.engine.config import EngineConfig, model_dir
+from ltrsched.engine.config import EngineConfig, model_dir, stated_kv_blocks
 from ltrsched.engine.environment import EngineEnvironment, EnginePinning
 from ltrsched.engine.live_table import RequestInfo
 from ltrsched.engine.replay import replay
@@ -75,13 +75,16 @@ def engine_kwargs(config: EngineConfig, load_format: str, seed: int = 0) -> dict
         disable_log_stats=True,
         seed=seed,
     )
-    if config.num_gpu_blocks is not None:
-        kwargs["num_gpu_blocks_override"] = config.num_gpu_blocks
+    blocks = stated_kv_blocks(config, kwargs["model"])
+    if blocks is not None:
         # vLLM refuses a KV cache that cannot hold one request of the model's full context: such a small
-        # cache bounds the context instead (the longest request the run may hold)
-        usable = (config.num_gpu_blocks - 1) * config.block_size
+        # cache bounds the context instead (the longest request the run may hold). (--kv-cache-gib 0.001 on a
+        # CPU was refused once the engine had started, naming vLLM's gpu_memory_utilization and max_model_len.)
+        usable = (blocks - 1) * config.block_size
         if config.max_model_len is None and usable < _model_config(kwargs["model"]).get("max_position_embeddings", usable):
             kwargs["max_model_len"] = usable
+    if config.num_gpu_blocks is not None:
+        kwargs["num_gpu_blocks_override"] = config.num_gpu_blocks
         if config.platform == CPU:  # state the KV size, else vLLM checks a fraction of RAM is free
             kwargs["kv_cache_memory_bytes"] = config.num_gpu_blocks * config.block_size * _kv_bytes_per_token(kwargs["model"], config.dtype)
     if config.kv_cache_gib is not None:
@@ -132,6 +135,13 @@ def _kv_bytes_per_token(model_path: str, dtype: str) -> int:
     from ltrsched.engine.config import model_kv_bytes_per_token
 
     return model_kv_bytes_per_token(model_path, dtype)
+
+
+#: Longest wall-clock wait of an idle engine for the next arrival [s]; a longer gap is jumped by the run's clock.
+#: A trace with a 10**9 s gap (epoch or nanosecond timestamps read as seconds) slept 31 years, a hang; an engine idle
+#: for a minute is as idle (cold) as after any longer gap, so the steps and metrics that follow are the same, and
+#: the gaps of the rates validated (seconds) are still waited in full.
+MAX_IDLE_WAIT_S = 60.0
 
 
 class VllmDriver:
@@ -260,6 +270,8 @@ class VllmDriver:
         self.engine.step()
 
     def wait_until(self, t: float) -> None:
+        """Idle (no request in the engine) until the run's clock reads ``t`` [s]: a wall-clock wait of at most
+        :data:`MAX_IDLE_WAIT_S`, the clock jumping the rest (all of it with ``skip_idle``)."""
         import time
 
         delay = t - self.clock()
@@ -267,7 +279,9 @@ class VllmDriver:
             if self.skip_idle:
                 self.clock.origin -= delay
             else:
-                time.sleep(delay)
+                time.sleep(min(delay, MAX_IDLE_WAIT_S))
+                if delay > MAX_IDLE_WAIT_S:
+                    self.clock.origin -= delay - MAX_IDLE_WAIT_S
 
     def num_gpu_blocks(self) -> int:
         """KV blocks vLLM allocated (its null block included)."""

@@ -156,7 +156,13 @@ def execute_run(spec: RunSpec, out: str | Path, run_hash: str | None = None) -> 
         from ltrsched.routers import make_router
         from ltrsched.sim.cluster import simulate_cluster
 
-        result = simulate_cluster(wl, policy, config, spec.replicas, make_router(spec.router or "round-robin"))
+        router = make_router(spec.router or "round-robin")
+        if spec.experiment == "sweep":  # (the simulator's hint named the CLI's --router, which a sweep file has not)
+            from ltrsched.policies.needs import check_needs
+
+            check_needs(router, wl.has_column, f"workload {spec.workload!r}", kind="router",
+                        router_example='`routers = ["{name}:tau=0.62"]` in the sweep file')
+        result = simulate_cluster(wl, policy, config, spec.replicas, router)
     else:
         result = simulate(wl, policy, config)
     if spec.run_hash() != run_hash:  # every input has been read by now: it must still be what was hashed

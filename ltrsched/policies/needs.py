@@ -18,20 +18,22 @@ PRODUCED_BY = {
 #: The same for a router with a ``tau`` parameter (rank, least-work): its own spec, not a policy's, as the example.
 ROUTER_TAU_HINT = {
     "score": "add it with `ltrsched predict --model DIR --workload FILE --out FILE` "
-             "or use approximate-oracle scores with a tau parameter, e.g. `--router {name}:tau=0.62`",
+             "or use approximate-oracle scores with a tau parameter, e.g. {example}",
     "predicted_length": "add it with `ltrsched predict` using a `ltrsched train --kind class` model, "
-                        "or use noisy true lengths with a tau parameter, e.g. `--router {name}:tau=0.62`",
+                        "or use noisy true lengths with a tau parameter, e.g. {example}",
 }
 
 
 def check_needs(policy: Policy, has_column: Callable[[str], bool], workload_name: str = "the workload",
-                kind: str = "policy") -> None:
+                kind: str = "policy", router_example: str = "`--router {name}:tau=0.62`") -> None:
     """Raise :class:`UserError` naming the missing column and the command that produces it.
 
-    ``policy`` is anything with ``name`` and ``needs`` (a router too: ``kind="router"``)."""
+    ``policy`` is anything with ``name`` and ``needs`` (a router too: ``kind="router"``). ``router_example``: how
+    the user writes a router with ``tau`` where the router came from (``{name}``: the router's name), the CLI
+    option by default; a sweep file's key in a sweep."""
     for col in policy.needs:
         if not has_column(col):
             how = PRODUCED_BY.get(col, "add it to the workload")
             if kind == "router" and col in ROUTER_TAU_HINT and hasattr(policy, "tau"):  # (not a policy's spec)
-                how = ROUTER_TAU_HINT[col].format(name=policy.name)
+                how = ROUTER_TAU_HINT[col].format(example=router_example.format(name=policy.name))
             raise UserError(f"{kind} {policy.name!r} needs a {col!r} column, which {workload_name} lacks; {how}")

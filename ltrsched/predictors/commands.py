@@ -374,7 +374,10 @@ def label_report(labels, out, sizes, seed, epochs, probe, probe_layer):
     try:
         df = pl.read_parquet(labels)
     except Exception as exc:
-        raise UserError(f"cannot read {labels}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+        # (it said only "cannot read x.csv: ComputeError: parquet: File out of specification", not what it reads)
+        raise UserError(f"cannot read {labels} as Parquet: label-report reads the .parquet labels file that "
+                        f"`ltrsched label --out FILE.parquet` writes ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'})") from None
     if not is_labels(df):
         raise UserError(f"{labels} is not a labels file from `ltrsched label` (no key/run/model_sha256/prompt_sha256 columns)")
     report = make_report(df, labels.name, size_list, seed=seed, epochs=epochs,

@@ -16,7 +16,8 @@ from ltrsched.errors import UserError, first_repeat, list_items
 from ltrsched.policies.needs import check_needs
 from ltrsched.notices import work_starts
 from ltrsched.sim.commands import build_workload, workload_options
-from ltrsched.validation.engines import check_workload_for_engine, engine_options, start_engine
+from ltrsched.validation.engines import (check_context_before_start, check_workload_for_engine, engine_config,
+                                        engine_options, start_engine)
 
 
 def _command_line() -> str:
@@ -49,6 +50,8 @@ def replay(workload, num_requests, arrival, rate, cv, duration, seed, policy, pl
     wl = build_workload(workload, num_requests, arrival, rate, cv, duration, seed)
     check_needs(pol, wl.has_column, f"workload {wl.name!r}")  # before the engine starts (minutes on a GPU)
     check_workload_for_engine(wl, engine["prompts"])
+    if engine["emulate_profile"] is None:  # (requests too long for the model: refused once the engine had started)
+        check_context_before_start(wl, engine_config(**engine), pol.extra_output_tokens)
     work_starts()
     with start_engine(**engine) as eng:
         result = eng.run(wl, pol, progress=sys.stderr.isatty())
@@ -124,7 +127,11 @@ def profile(name, out, quick, repeats, runs, **engine):
     try:
         fit = fit_steps(steps, overhead_from_log=not first.emulated)
     except ValueError as exc:
-        raise UserError(str(exc)) from None
+        fix = ""
+        if str(exc).startswith("too few usable steps"):  # (it named no cause: a KV cache too small for the probes)
+            fix = (f": the engine's KV cache of {first.num_gpu_blocks} blocks x {first.config.block_size} tokens "
+                   "holds too few probes; give a larger --kv-cache-gib or more --num-gpu-blocks")
+        raise UserError(f"{exc}{fix}") from None
     config, device = first.config, first.device
     name = name or f"{device.short_name}-{Path(config.model).name}"
     provenance = {"command": _command_line(), "host": first.host, "host_info": first.host_info,
@@ -193,7 +200,6 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     from ltrsched.sim import simulate
     from ltrsched.sim.profiles import load_profile
     from ltrsched.validation.compare import ValidationTally
-    from ltrsched.validation.engines import engine_config
     from ltrsched.validation.outdir import check_validation_dir, finish_validation
     from ltrsched.validation.own_speed import simulate_at_speed
     from ltrsched.validation.resume import arguments_digest, validation_arguments
@@ -232,6 +238,10 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     # every case's workload before the engine starts: a rate the workload refuses fails now, not after the
     # earlier cases' engine runs
     workloads = [first] + [build_workload(workload, num_requests, arr, r, 1.0, duration, seed) for arr, r in cases[1:]]
+    if engine["emulate_profile"] is None:  # (requests too long for the model: refused once the engine had started)
+        for wl in workloads:
+            for s in specs:
+                check_context_before_start(wl, config, make_policy(s).extra_output_tokens)
     step_profile = load_profile(sim_profile)
     mismatch = sampling_mismatch(step_profile, config)
     if mismatch:

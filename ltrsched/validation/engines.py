@@ -276,6 +276,8 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
         if platform == CPU:
             _check_cpu_kv_fits(kv_cache_gib, num_gpu_blocks, block_size or defaults["block_size"], model, path,
                                dtype or defaults["dtype"])
+            _check_cpu_kv_blocks(kv_cache_gib, block_size or defaults["block_size"], model, path,
+                                 dtype or defaults["dtype"])
     return EngineConfig(model=model, platform=platform, dtype=dtype or defaults["dtype"],
                         num_gpu_blocks=num_gpu_blocks, kv_cache_gib=kv_cache_gib, threads=threads,
                         max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
@@ -315,11 +317,99 @@ def _check_cpu_kv_fits(kv_cache_gib: float | None, num_gpu_blocks: int | None, b
                         f"{available / 2**30:.1f} GiB of RAM available on this machine (of {memory_gib():.1f} GiB): {fix}")
 
 
+def _check_cpu_kv_blocks(kv_cache_gib: float | None, block_size: int, model: str, path: str, dtype: str) -> None:
+    """One-line :class:`UserError` before the CPU engine starts if ``--kv-cache-gib`` holds fewer than 2 KV blocks
+    (one is vLLM's null block): vLLM refused it once started, naming its gpu_memory_utilization and max_model_len."""
+    from ltrsched.engine.config import model_kv_bytes_per_token
+
+    if kv_cache_gib is None:
+        return
+    try:
+        per_block = block_size * model_kv_bytes_per_token(path, dtype)
+    except UserError:  # a config.json without the sizes: vLLM's own check remains
+        return
+    blocks = int(kv_cache_gib * 2**30) // per_block
+    if blocks < 2:
+        raise UserError(f"--kv-cache-gib {kv_cache_gib:g} holds {blocks} KV block(s) of {block_size} tokens "
+                        f"({per_block:,} bytes each for {model}), and the engine needs 2 (one is vLLM's null block): "
+                        f"give --kv-cache-gib {_round_up(2 * per_block / 2**30):g} or more")
+
+
+def _round_up(x: float) -> float:
+    """``x`` > 0 rounded up to two significant digits (a size that is surely enough)."""
+    step = 10.0 ** (math.floor(math.log10(x)) - 1)
+    return math.ceil(x / step - 1e-9) * step
+
+
 def check_workload_for_engine(workload, prompts: str) -> None:
     """Before the engine starts: ``--prompts text`` needs every request's prompt text."""
     if prompts == "text" and (not workload.has_text or workload.df["prompt"].null_count()):
         raise UserError(f"--prompts text needs the prompt text of every request; workload {workload.name!r} has "
                         "none (use the built-in sharegpt, a .jsonl/.json trace, or a labels file from `ltrsched label`)")
+
+
+#: config.json keys vLLM derives a model's context from, the smallest present (its ``derive_max_model_len_and_key``;
+#: ``model_max_length``, where present, wins).
+CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "model_max_length",
+                "max_target_positions", "max_sequence_length", "max_seq_length", "seq_len")
+
+
+def expected_context(config: EngineConfig) -> tuple[int, str] | None:
+    """The ``max_model_len`` [tokens] the real engine will take for ``config`` and where it comes from, read before
+    it starts: ``--max-model-len``, else the model's config.json, bounded by a ``--num-gpu-blocks`` cache as
+    :func:`~ltrsched.engine.runner.engine_kwargs` bounds it. None where vLLM may derive another (RoPE scaling, a
+    nested text config, no key): its own check after the start remains."""
+    from ltrsched.engine.config import model_dir, stated_kv_blocks
+    from ltrsched.models import read_model_config
+
+    if config.max_model_len is not None:
+        return config.max_model_len, "--max-model-len"
+    model = read_model_config(model_dir(config.model))
+    if model.get("text_config") or model.get("sliding_window") or any(
+            _rope_scaled(model.get(k)) for k in ("rope_scaling", "rope_parameters")):
+        return None
+    found = {k: model[k] for k in CONTEXT_KEYS if type(model.get(k)) is int and model[k] > 0}
+    if not found:
+        return None
+    key = "model_max_length" if "model_max_length" in found else min(found, key=found.get)
+    context, source = found[key], f"{key} in {config.model}'s config.json"
+    blocks = stated_kv_blocks(config, model_dir(config.model))
+    if blocks is not None and (blocks - 1) * config.block_size < context:
+        context = (blocks - 1) * config.block_size
+        stated = (f"--num-gpu-blocks {blocks}" if config.num_gpu_blocks is not None else
+                  f"--kv-cache-gib {config.kv_cache_gib:g}, {blocks} blocks")
+        source = f"the KV cache of {stated} (one of them vLLM's null block) x {config.block_size} tokens"
+    return context, source
+
+
+def _rope_scaled(rope) -> bool:
+    """True if a config's ``rope_scaling``/``rope_parameters`` entry scales RoPE (vLLM then derives a longer context
+    than the config's keys say); SmolLM2's ``{"rope_type": "default", ...}`` does not."""
+    if not rope:
+        return False
+    return not isinstance(rope, dict) or rope.get("rope_type", rope.get("type", "default")) not in ("default", None)
+
+
+def check_context_before_start(workload, config: EngineConfig, extra_output_tokens: int = 0) -> None:
+    """One-line :class:`UserError`, before the real engine starts (seconds on a CPU, minutes on a GPU), for requests
+    longer than the context it will take (:func:`expected_context`): they were refused only once it had started.
+    Not for ``--prompts text`` (the prompts' lengths are the served model's token counts, known once it runs) nor
+    the emulated engine (it starts at once and checks its profile's context)."""
+    from ltrsched.engine.replay import check_context
+
+    if config.prompts == "text":
+        return
+    expected = expected_context(config)
+    if expected is None:
+        return
+    context, source = expected
+    fix = ("give more --num-gpu-blocks, or leave them out" if source.startswith("the KV cache of --num")
+           else "give a larger --kv-cache-gib, or leave them out" if source.startswith("the KV cache")
+           else "leave them out, or serve a model with a longer context")
+    if config.eos == "model":  # (each request may generate up to --max-tokens)
+        fix = f"give a smaller --max-tokens (each request's output cap, {config.max_tokens}), or {fix}"
+    check_context(workload, context, extra_output_tokens, config.max_tokens if config.eos == "model" else None,
+                  f", its context from {source}: {fix}")
 
 
 def resolve_load_format(model: str | None, load_format: str | None) -> str:

@@ -1,0 +1,191 @@
+"""Hostile inputs that used to reach the real engine's start (seconds on a CPU, minutes on a GPU) before being
+refused: each is refused first, in one line, or served."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import make_workload
+from ltrsched.errors import UserError
+
+
+def _cpu_config(**options):
+    from ltrsched.validation.engines import engine_config
+
+    return engine_config(**{"model": "llama-tiny", "platform": "cpu", **options})
+
+
+@pytest.mark.parametrize("options, context, source", [
+    ({}, 4096, "max_position_embeddings in llama-tiny's config.json: leave them out, or serve a model with a longer"),
+    ({"num_gpu_blocks": 10}, 1152, "the KV cache of --num-gpu-blocks 10 (one of them vLLM's null block) x 128 tokens: "
+                                   "give more --num-gpu-blocks"),
+    # llama-tiny: 0.5 MiB a block of 128 tokens; 0.001 GiB holds 2
+    ({"kv_cache_gib": 0.001}, 128, "the KV cache of --kv-cache-gib 0.001, 2 blocks (one of them vLLM's null block) x "
+                                   "128 tokens: give a larger --kv-cache-gib"),
+])
+def test_requests_beyond_the_models_context_are_refused_from_its_config(options, context, source):
+    from ltrsched.validation.engines import check_context_before_start
+
+    config = _cpu_config(**options)
+    with pytest.raises(UserError) as caught:
+        check_context_before_start(make_workload([10, 5000], [3, 4]), config)
+    assert str(caught.value) == (f"1 request(s) exceed the engine's max_model_len {context} tokens (first: request 1, "
+                                 f"5004 tokens), its context from {source}" + str(caught.value).split(source)[1])
+    check_context_before_start(make_workload([10, context - 4], [3, 4]), config)  # fits exactly
+    with pytest.raises(UserError, match="3 of them the policy's extra output tokens"):
+        check_context_before_start(make_workload([context - 4], [4]), config, extra_output_tokens=3)
+
+
+def test_the_context_check_before_the_start_leaves_text_prompts_and_rope_scaling_to_the_engine(tmp_path):
+    """Text prompts' lengths are the served model's token counts (known once it runs); a RoPE-scaled model's
+    context is vLLM's to derive: no early refusal that the engine might not make."""
+    import json
+
+    from ltrsched.models import LLAMA_TINY
+    from ltrsched.validation.engines import check_context_before_start, expected_context
+
+    long = make_workload([5000], [4])
+    assert expected_context(_cpu_config(max_model_len=64)) == (64, "--max-model-len")
+    scaled = tmp_path / "scaled"
+    scaled.mkdir()
+    (scaled / "config.json").write_text(json.dumps({**LLAMA_TINY, "rope_scaling": {"type": "linear", "factor": 4.0}}))
+    assert expected_context(_cpu_config(model=str(scaled))) is None
+    check_context_before_start(long, _cpu_config(model=str(scaled)))
+    (scaled / "config.json").write_text(json.dumps({**LLAMA_TINY, "rope_parameters": {"rope_type": "default"}}))
+    assert expected_context(_cpu_config(model=str(scaled))) == (4096, f"max_position_embeddings in {scaled}'s "
+                                                                      "config.json")  # (SmolLM2's: no scaling)
+
+
+def test_an_output_cap_beyond_the_context_names_max_tokens(tmp_path):
+    """--eos model: a request may generate up to --max-tokens, which the context must hold."""
+    import json
+
+    from ltrsched.models import LLAMA_TINY
+    from ltrsched.validation.engines import check_context_before_start
+
+    (tmp_path / "config.json").write_text(json.dumps({**LLAMA_TINY, "max_position_embeddings": 8192}))
+    (tmp_path / "model.safetensors").write_bytes(b"")  # (real weights: --eos model refuses random ones)
+
+    def config(max_tokens):
+        return _cpu_config(model=str(tmp_path), load_format="auto", eos="model", max_tokens=max_tokens)
+
+    with pytest.raises(UserError, match=r"exceed the engine's max_model_len 8192 tokens \(first: request 0, 10010 "
+                                        r"tokens\), its context from max_position_embeddings in .*: give a smaller "
+                                        r"--max-tokens \(each request's output cap, 10000\), or leave"):
+        check_context_before_start(make_workload([10], [3]), config(10_000))
+    check_context_before_start(make_workload([10], [3]), config(8182))
+
+
+def test_a_cpu_kv_cache_of_under_two_blocks_is_refused_before_the_start():
+    """--kv-cache-gib 0.0001 (no block of llama-tiny's 0.5 MiB) was refused by vLLM once the engine had started,
+    naming its own gpu_memory_utilization and max_model_len."""
+    with pytest.raises(UserError, match=r"^--kv-cache-gib 0\.0001 holds 0 KV block\(s\) of 128 tokens \(524,288 bytes "
+                                        r"each for llama-tiny\), and the engine needs 2 \(one is vLLM's null block\): "
+                                        r"give --kv-cache-gib 0\.00098 or more$"):
+        _cpu_config(kv_cache_gib=0.0001)
+    assert _cpu_config(kv_cache_gib=0.00098).kv_cache_gib == 0.00098
+
+
+@pytest.mark.vllm
+def test_a_small_cpu_kv_cache_bounds_the_context_as_num_gpu_blocks_does():
+    """--kv-cache-gib 0.001 (2 blocks) was refused at the engine's start: vLLM wants one request of the model's whole
+    context (4,096 tokens) to fit. The context is bounded to the cache instead, as with --num-gpu-blocks."""
+    from ltrsched.engine.runner import engine_kwargs
+
+    kwargs = engine_kwargs(_cpu_config(kv_cache_gib=0.001), "dummy")
+    assert (kwargs["max_model_len"], kwargs["kv_cache_memory_bytes"]) == (128, int(0.001 * 2**30))
+    assert "max_model_len" not in engine_kwargs(_cpu_config(kv_cache_gib=0.002 * 2**10), "dummy")  # 2 GiB: all of it
+    assert engine_kwargs(_cpu_config(num_gpu_blocks=3), "dummy")["max_model_len"] == 256
+
+
+@pytest.mark.parametrize("command", [
+    ["replay"],
+    ["validate", "--policies", "fcfs", "-o", "{tmp}/v"],
+    ["replay", "--num-gpu-blocks", "10"],
+    ["replay", "--kv-cache-gib", "0.0001"],
+])
+def test_the_engine_commands_refuse_too_long_requests_without_starting_it(tmp_path, command):
+    """`replay -w long.csv` started the engine (about 12 s on a CPU, minutes on a GPU), then said the requests
+    exceed its max_model_len 4096, which the model's config.json told before: now a moment, vLLM not imported."""
+    from ltrsched.engine.platform import CPU, engine_platform
+
+    if engine_platform() != CPU:
+        pytest.skip("needs vLLM's CPU build")
+    path = tmp_path / "long.csv"
+    path.write_text("request_id,arrival_time,prompt_tokens,output_tokens\n0,0,10,3\n1,0,5000,4\n")
+    args = [a.format(tmp=tmp_path) for a in command] + ["-w", str(path), "--model", "llama-tiny"]
+    code = ("import sys, time\n"
+            "from ltrsched.cli import main\n"
+            "t = time.perf_counter()\n"
+            "try:\n"
+            f"    main({args!r})\n"
+            "except SystemExit as exc:\n"
+            "    print(exc.code, 'vllm' in sys.modules, time.perf_counter() - t)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    status, imported, seconds = r.stdout.split()
+    assert (status, imported) == ("2", "False"), r.stderr[-2000:]
+    assert float(seconds) < 10, seconds
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr[-2000:]
+    assert ("holds 0 KV block(s)" if "0.0001" in command else "exceed the engine's max_model_len") in lines[0]
+    assert not (tmp_path / "v").exists()
+
+
+def test_an_idle_real_engine_waits_at_most_a_minute_for_the_next_arrival(monkeypatch):
+    """`replay --arrival replay` of a trace with a 10**9 s gap (epoch or nanosecond times) slept 31 years: an engine
+    idle longer than MAX_IDLE_WAIT_S waits that long in wall time, and its run clock jumps the rest."""
+    import time
+
+    from ltrsched.engine import runner
+    from ltrsched.engine.setup import MonotonicClock
+
+    slept = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    driver = object.__new__(runner.VllmDriver)
+    driver.clock, driver.skip_idle = MonotonicClock(), False
+    driver.wait_until(1e9)
+    assert slept == [runner.MAX_IDLE_WAIT_S] == [60.0]
+    assert driver.clock() >= 1e9 - runner.MAX_IDLE_WAIT_S  # (the sleep was not real: the jump alone)
+    start = driver.clock()
+    driver.wait_until(start + 2.5)  # a gap of the rates validated: waited in full, no jump
+    assert slept[-1] == pytest.approx(2.5, abs=1e-3) and driver.clock() < start + 1
+    driver.skip_idle = True  # (profile's probes: every idle gap jumped)
+    driver.wait_until(driver.clock() + 100)
+    assert len(slept) == 2
+
+
+def test_simulate_does_not_replace_an_engine_run_in_its_out_dir(tmp_path):
+    """`simulate -o RUN` on a directory holding `replay`'s run replaced the engine's requests.parquet and summary.json
+    with the simulation's and removed its steps.parquet: an engine measurement (minutes of a GPU) lost."""
+    from test_cli_simulate import assert_one_line_error, run_cli
+
+    run = tmp_path / "run"
+    run.mkdir()
+    summary = '{"summary": {"steps": 6}, "meta": {"host": "cpu", "command": "ltrsched replay -w t.csv -o run"}}'
+    for name, content in (("summary.json", summary), ("requests.parquet", "r"), ("steps.parquet", "s")):
+        (run / name).write_text(content)
+    r = run_cli("simulate", "-w", "lmsys-like", "-n", "5", "-o", "run", cwd=tmp_path)
+    assert_one_line_error(r, "--out run holds a run of the engine (`ltrsched replay -w t.csv -o run`), which this "
+                             "simulation would replace: give another --out")
+    assert [(run / n).read_text() for n in ("summary.json", "requests.parquet", "steps.parquet")] == [summary, "r", "s"]
+    assert run_cli("simulate", "-w", "lmsys-like", "-n", "5", "-o", "sim", cwd=tmp_path).returncode == 0
+    assert run_cli("simulate", "-w", "lmsys-like", "-n", "5", "-o", "sim", cwd=tmp_path).returncode == 0  # its own
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_profile_on_a_kv_cache_too_small_for_its_probes_names_the_fix(tmp_path):
+    """`profile --num-gpu-blocks 3` on the CPU engine (or 7 on the emulated one) ran its few probes, then said only
+    "too few usable steps to fit a profile (35)". (About 9 s: the emulated engine.)"""
+    from test_cli_simulate import run_cli
+
+    r = run_cli("profile", "--emulate", "h100-llama3-8b", "--quick", "--num-gpu-blocks", "7", "-o", "p.json",
+                cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert r.stderr.strip().splitlines()[-1] == (  # (after vLLM's own log lines)
+        "error: too few usable steps to fit a profile (2): the engine's KV cache of 7 blocks x 16 tokens holds too "
+        "few probes; give a larger --kv-cache-gib or more --num-gpu-blocks")
+    assert not (tmp_path / "p.json").exists()
