@@ -1,4 +1,5 @@
-"""When a command's held warnings and notes print (:class:`ltrsched.cli.Notices`).
+"""A command's warnings and notes on stderr: held while its input may still prove bad (:class:`Notices`), printed
+once its work starts (:func:`work_starts`) or it has run.
 
 The CLI holds the ``warning:``/``note:`` lines a command prints on stderr until it has run, so that bad input found
 late still gets its one-line error alone. A long command calls :func:`work_starts` once its input is read and checked
@@ -12,7 +13,76 @@ import sys
 
 def work_starts() -> None:
     """The command's input is checked and its long work begins: print the notices held so far, and later ones at
-    once. Nothing outside the CLI (stderr not a :class:`~ltrsched.cli.Notices`)."""
+    once. Nothing outside the CLI (stderr not a :class:`Notices`)."""
     begin = getattr(sys.stderr, "work_starts", None)
     if begin is not None:
         begin()
+
+
+#: How the lines begin that a command's warnings and notes print on stderr (:class:`Notices`).
+NOTICE_PREFIXES = ("warning: ", "note: ")
+
+
+class Notices:
+    """``sys.stderr`` as :func:`ltrsched.cli.main` runs a command: a warning or note line (:data:`NOTICE_PREFIXES`: a workload's
+    rows left out, arrival times that look like milliseconds, burst arrivals setting a trace's times aside) is
+    held, each distinct line once, everything else (progress bars, tracebacks) passes at once. :meth:`release`
+    prints what is held, when the command has run; :meth:`drop` forgets it, when the command's input was bad: its
+    one-line error is then the one line printed (a load warning printed ahead of a later error made it two lines,
+    and a sweep that loaded a workload once per seed printed its warning once per seed). A sweep's worker processes
+    hold theirs too, and return them to the main process (:func:`ltrsched.experiments.runner.run_one_noting`).
+    Once a long command's input is read and checked and its work begins (engine runs, training, a sweep's runs:
+    :func:`ltrsched.notices.work_starts`), what is held is printed and later notices print as they come (once each):
+    a validation's "resuming" note, a retried worker's warning, are news while it runs, not after."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.held: list[str] = []
+        self._seen: set[str] = set()
+        self._start = ""  # the start of a line that is, or may become, a notice: held until its line break
+        self._mid_line = False  # the last text passed on ended inside a line (a notice starts a line)
+        self.holding = True  # False once the command's work began: notices pass (each once)
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):  # (click's test for a binary stream writes b"")
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        rest, self._start, passed = self._start + text, "", []
+        while rest:
+            cut = rest.find("\n") + 1
+            line, rest = (rest[:cut], rest[cut:]) if cut else (rest, "")
+            if self._mid_line or not (line.startswith(NOTICE_PREFIXES)
+                                      or (not cut and any(p.startswith(line) for p in NOTICE_PREFIXES))):
+                passed.append(line)
+                self._mid_line = not cut
+            elif not cut:  # a notice (or what may become one) without its line break yet
+                self._start = line
+            elif line not in self._seen:
+                self._seen.add(line)
+                (self.held if self.holding else passed).append(line)
+        if passed:
+            self.stream.write("".join(passed))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def release(self) -> None:
+        """Print the held notices (and a notice's start still without its line break)."""
+        text, self.held, self._start = "".join(self.held) + self._start, [], ""
+        if text:
+            self.stream.write(text)
+            self.stream.flush()
+
+    def work_starts(self) -> None:
+        """Print what is held, and pass later notices at once (each distinct line once)."""
+        self.release()
+        self.holding = False
+
+    def drop(self) -> None:
+        """Forget the held notices."""
+        self.held, self._start = [], ""
+
+    def __getattr__(self, name: str):
+        if name == "buffer":  # (click writes to a text stream's buffer where it doubts its encoding: past the hold)
+            raise AttributeError(name)
+        return getattr(self.stream, name)

@@ -227,6 +227,12 @@ def _arrival_view(ids: np.ndarray, step: int) -> LiveView:
                     arrival_ordered=True)
 
 
+def _front_first(ids: np.ndarray, front_ids: np.ndarray, keys: np.ndarray) -> list[int]:
+    """The positions among the live ``ids`` (ascending) of ``front_ids``, then of the others by ``keys`` (stable)."""
+    rest = ids[np.isin(ids, front_ids, invert=True)]
+    return np.concatenate((ids.searchsorted(front_ids), ids.searchsorted(rest[np.argsort(keys[rest], kind="stable")]))).tolist()
+
+
 def test_front_order_compacts_its_base_listing_as_requests_leave():
     """Once a tenth of the base listing has left, the kept order makes the live requests its base listing (in the
     same order) instead of giving up (before: nothing kept, the wrapper started again from the inner order)."""
@@ -247,9 +253,7 @@ def test_front_order_compacts_its_base_listing_as_requests_leave():
         front.departed(np.array([gone]))
         ids = ids[ids != gone]
         assert front.follow(_arrival_view(ids, step)), step
-        rest = ids[np.isin(ids, front_ids, invert=True)]
-        expect = np.concatenate((ids.searchsorted(front_ids), ids.searchsorted(rest[np.argsort(keys[rest], kind="stable")])))
-        assert front.order(front.positions(front_ids, True)).tolist() == expect.tolist(), step
+        assert front.order(front.positions(front_ids, True)).tolist() == _front_first(ids, front_ids, keys), step
     assert len(front._ids) < 0.8 * n  # (compacted)
 
 
@@ -286,9 +290,7 @@ def test_front_order_follows_many_finishes_at_a_step():
         ids = ids[np.isin(ids, gone, invert=True)]
         front_ids = front_ids[np.isin(front_ids, gone, invert=True)]
         assert front.follow(_arrival_view(ids, step)), step
-        rest = ids[np.isin(ids, front_ids, invert=True)]
-        expect = np.concatenate((ids.searchsorted(front_ids), ids.searchsorted(rest[np.argsort(keys[rest], kind="stable")])))
-        assert front.order(front.positions(front_ids, True)).tolist() == expect.tolist(), step
+        assert front.order(front.positions(front_ids, True)).tolist() == _front_first(ids, front_ids, keys), step
     left = np.setdiff1d(np.arange(n), ids)[0]
     for bad in ([ids[3], ids[3]], [ids[5], left], [ids[8], 10_000]):  # twice, left before, never listed
         view = _arrival_view(ids, 9)

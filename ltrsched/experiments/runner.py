@@ -36,7 +36,7 @@ import polars as pl
 
 from ltrsched.errors import RunFailedError, UserError
 from ltrsched.experiments.runspec import RunSpec
-from ltrsched.notices import work_starts
+from ltrsched.notices import Notices, work_starts
 from ltrsched.results import read_summary_file
 from ltrsched.workloads.schema import Workload
 
@@ -212,10 +212,9 @@ def _init_worker(parent_pid: int, digests: dict[tuple, str]) -> None:
 
 def run_one_noting(spec: RunSpec, out: str | Path, run_hash: str, wait: bool) -> tuple[str, list[str]]:
     """:func:`run_one` in a worker process: its status, and the warning and note lines it printed (a workload's
-    rows left out, arrival times that look like milliseconds), held (:class:`ltrsched.cli.Notices`) for the main
+    rows left out, arrival times that look like milliseconds), held (:class:`ltrsched.notices.Notices`) for the main
     process to print (:func:`report_notices`): each worker loads a workload once and printed its warnings itself,
     so that a 2-worker sweep printed each twice, and more with more workers."""
-    from ltrsched.cli import Notices
 
     notices = Notices(sys.stderr)
     sys.stderr = notices

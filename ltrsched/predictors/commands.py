@@ -55,7 +55,7 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
     from tqdm import tqdm
 
     from ltrsched.outputs import check_out_dir
-    from ltrsched.predictors.config import CONFIG_FILE, WEIGHTS_FILE, PredictorConfig
+    from ltrsched.predictors.config import CONFIG_FILE, WEIGHTS_FILE, PredictorConfig, class_count
     from ltrsched.predictors.data import prompts_and_lengths
     from ltrsched.predictors.predictor import Predictor, check_buckets, check_labelled
 
@@ -88,7 +88,7 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
     default_lr = {"hf": 2e-5, "probe": 1e-3}.get(backbone, 1e-2)  # (probe: a linear head on standardised states)
     config = PredictorConfig(
         kind=kind, backbone=backbone, loss=loss if kind == "rank" else "ce", bucket=bucket,
-        num_classes=-(-CLASS_SPAN // bucket), label_bucket=label_bucket, list_size=list_size,
+        num_classes=class_count(bucket), label_bucket=label_bucket, list_size=list_size,
         epochs=epochs or 5, lr=lr if lr is not None else default_lr, weight_decay=0.01 if hf else 0.0,
         seed=seed, hf_path=hf_model, max_prompt_tokens=max_prompt_tokens, probe_layer=probe_layer,
         probe_precision=probe_precision,
@@ -99,7 +99,7 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
     check_labelled(ev_prompts, ev_lengths, "held-out")
     _check_held_out(prompts, ev_prompts, data, eval_data)
     if kind == "class":
-        config = dataclasses.replace(config, num_classes=class_count(bucket, lengths))
+        config = dataclasses.replace(config, num_classes=class_count(bucket, int(lengths.max()) if len(lengths) else 0))
     check_buckets(config, lengths)
     predictor = Predictor(config)
     work_starts()  # (the training takes minutes: its warnings so far are news now)
@@ -143,23 +143,6 @@ def _note_emulated_bf16(predictor, model_dir) -> None:
     if not native_bf16():
         click.echo(f"note: {model_dir} computes its probe features in bfloat16 (as trained), and this CPU has no "
                    "native bfloat16 products: slower than a float32 probe here", err=True)
-
-
-#: [tokens] Class models' classes cover lengths up to at least this (the paper's 8k context): longer lengths fall in
-#: the open-ended last class unless the training data has them (:func:`class_count`).
-CLASS_SPAN = 8192
-
-
-def class_count(bucket: int, lengths) -> int:
-    """Classes of ``bucket`` tokens for a class model trained on output ``lengths`` [tokens]: up to
-    :data:`CLASS_SPAN`, or past the longest training length (another model's 8k-32k outputs got one open class
-    for every length above ``CLASS_SPAN``), at most ``MAX_CLASSES``."""
-    import numpy as np
-
-    from ltrsched.predictors.config import MAX_CLASSES
-
-    longest = int(np.max(lengths)) if len(lengths) else 0
-    return min(MAX_CLASSES, -(-max(CLASS_SPAN, longest + 1) // bucket))
 
 
 def _check_train_numbers(epochs, list_size, max_prompt_tokens, bucket, label_bucket, lr, seed) -> None:

@@ -29,6 +29,16 @@ TRAINING_PROMPTS_KEY = "training_prompts"
 MAX_DIM = 1 << 24  # n-gram hash buckets
 MAX_HIDDEN = 4096  # hidden width
 MAX_CLASSES = 1 << 16  # length classes
+#: [tokens] Class models' classes cover lengths up to at least this (the paper's 8k context): longer lengths fall in
+#: the open-ended last class unless the training data has them (:func:`class_count`).
+CLASS_SPAN = 8192
+
+
+def class_count(bucket: int, longest: int = 0) -> int:
+    """Classes of ``bucket`` tokens for a class model whose longest training length is ``longest`` [tokens]: up to
+    :data:`CLASS_SPAN`, or past ``longest`` (another model's 8k-32k outputs got one open class for every length
+    above ``CLASS_SPAN``), at most :data:`MAX_CLASSES`."""
+    return min(MAX_CLASSES, -(-max(CLASS_SPAN, longest + 1) // bucket))
 MAX_EMBEDDING_PARAMS = 1 << 28  # dim x (hidden, or outputs when linear): 1 GiB of float32
 MAX_PROMPT_TOKENS = 1 << 20
 MAX_EPOCHS = 10_000

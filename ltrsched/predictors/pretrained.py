@@ -24,7 +24,7 @@ from dataclasses import asdict
 
 from ltrsched.atomic import fsync_dir
 from ltrsched.errors import UserError
-from ltrsched.predictors.config import PredictorConfig
+from ltrsched.predictors.config import PredictorConfig, class_count
 
 #: 2: trained on one torch thread (a checkpoint of version 1 was trained on however many the process had, and
 #: the 1-token-bucket classifier's weights depended on that count).
@@ -34,7 +34,7 @@ CACHE_VERSION = 2
 def default_config(kind: str = "rank", bucket: int = 820) -> PredictorConfig:
     if kind == "rank":
         return PredictorConfig()
-    return PredictorConfig(kind="class", loss="ce", bucket=bucket, num_classes=-(-8192 // bucket))
+    return PredictorConfig(kind="class", loss="ce", bucket=bucket, num_classes=class_count(bucket))
 
 
 def cache_key(kind: str = "rank", bucket: int = 820) -> str:
