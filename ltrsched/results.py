@@ -72,22 +72,6 @@ class RunResult:
         return cls(requests, data["summary"], steps, data.get("meta", {}), data.get("replicas"))
 
 
-def check_engine_run_kept(out: str | Path, option: str = "--out") -> None:
-    """One-line :class:`UserError` if ``out`` holds a finished run of the engine (``replay``, a validation's engine
-    run: its ``meta`` names the host it ran on), which a simulation written there would replace: ``simulate -o RUN``
-    replaced an engine measurement (minutes of a GPU) with a simulation, and removed its steps.parquet."""
-    path = Path(out) / "summary.json"
-    try:
-        meta = read_summary_file(path).get("meta")
-    except (OSError, ValueError):  # none there, or not a run's: nothing of the engine's to keep
-        return
-    if isinstance(meta, dict) and "host" in meta:
-        command = meta.get("command")
-        made = f" (`{command}`)" if isinstance(command, str) else ""
-        raise UserError(f"{option} {out} holds a run of the engine{made}, which this simulation would replace: give "
-                        "another --out, or move that run away first")
-
-
 def read_summary_file(path: str | Path) -> dict[str, Any]:
     """The ``{"summary": {...}, "meta": {...}}`` of a ``summary.json``; raises ValueError if it is empty,
     not JSON or not that shape (a damaged file), OSError if it cannot be read. An undefined value is None

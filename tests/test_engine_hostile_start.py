@@ -169,7 +169,7 @@ def test_simulate_does_not_replace_an_engine_run_in_its_out_dir(tmp_path):
         (run / name).write_text(content)
     r = run_cli("simulate", "-w", "lmsys-like", "-n", "5", "-o", "run", cwd=tmp_path)
     assert_one_line_error(r, "--out run holds a run of the engine (`ltrsched replay -w t.csv -o run`), which this "
-                             "simulation would replace: give another --out")
+                             "`simulate` would replace: give another --out")
     assert [(run / n).read_text() for n in ("summary.json", "requests.parquet", "steps.parquet")] == [summary, "r", "s"]
     assert run_cli("simulate", "-w", "lmsys-like", "-n", "5", "-o", "sim", cwd=tmp_path).returncode == 0
     assert run_cli("simulate", "-w", "lmsys-like", "-n", "5", "-o", "sim", cwd=tmp_path).returncode == 0  # its own

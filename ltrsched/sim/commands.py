@@ -177,11 +177,12 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
     from ltrsched.outputs import check_inputs_kept, check_out_dir, check_out_file, check_outputs_distinct
     from ltrsched.plots.cdf import check_image_path
     from ltrsched.policies import load_plugin, make_policy
-    from ltrsched.results import RUN_FILES, check_engine_run_kept
+    from ltrsched.output_owner import check_output_owner
+    from ltrsched.results import RUN_FILES
 
     if out is not None:
         check_out_dir(out, files=RUN_FILES)  # (a run's file name taken by a directory: found before the run)
-        check_engine_run_kept(out)
+        check_output_owner(out, "simulate", accepts=("simulated-run",))  # (an engine run there was replaced)
     if trace_file is not None:
         check_out_file(trace_file, "--trace", ".json")
     if cdf_file is not None:

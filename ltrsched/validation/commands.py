@@ -36,12 +36,14 @@ def replay(workload, num_requests, arrival, rate, cv, duration, seed, policy, pl
 
     Writes the simulator's files, so runs compare directly with `ltrsched simulate`.
     """
+    from ltrsched.output_owner import check_output_owner
     from ltrsched.outputs import check_inputs_kept, check_out_dir
     from ltrsched.policies import load_plugin, make_policy
     from ltrsched.validation.outdir import RUN_FILES
 
     if out is not None:  # a run file's name taken by a directory: refused now, not after the engine run
         check_out_dir(out, files=RUN_FILES)
+        check_output_owner(out, "replay", accepts=("engine-run",))  # (its own earlier run: replaced)
         check_inputs_kept({"--workload": workload, "--emulate": engine["emulate_profile"]},
                           files=tuple(out / name for name in RUN_FILES))
     for p in plugin:
@@ -194,6 +196,7 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     the engine's own KV block count and block size); the remaining difference is step timing (the profile).
     """
 
+    from ltrsched.output_owner import check_output_owner
     from ltrsched.outputs import check_inputs_kept, check_out_dir
     from ltrsched.policies import make_policy
     from ltrsched.policies.registry import check_distinct_policies
@@ -209,6 +212,7 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
 
     check_inputs_kept({"--workload": workload, "--profile": sim_profile, "--emulate": engine["emulate_profile"]},
                       files=tuple(out / name for name in (*REPORT_FILES, MANIFEST)), dirs=(out / "runs",))
+    check_output_owner(out, "validate", accepts=("validation",))  # (a replay's, a sweep's: refused)
     previous = check_validation_dir(out)  # files of another validation there: refused before the engine starts
     if not (math.isfinite(tolerance) and tolerance >= 0):
         raise UserError(f"--tolerance must be a relative error >= 0, got {tolerance}")
