@@ -39,24 +39,103 @@ def test_requests_beyond_the_models_context_are_refused_from_its_config(options,
         check_context_before_start(make_workload([context - 4], [4]), config, extra_output_tokens=3)
 
 
-def test_the_context_check_before_the_start_leaves_text_prompts_and_rope_scaling_to_the_engine(tmp_path):
-    """Text prompts' lengths are the served model's token counts (known once it runs); a RoPE-scaled model's
-    context is vLLM's to derive: no early refusal that the engine might not make."""
+#: RoPE settings of a config.json (max_position_embeddings 4096) and the context vLLM 0.32 derives from them.
+ROPE_CASES = [
+    ({"rope_scaling": {"type": "linear", "factor": 4.0}}, 16384),
+    ({"rope_scaling": {"rope_type": "dynamic", "factor": 2.0}}, 8192),
+    ({"rope_parameters": {"rope_type": "linear", "factor": 3.0}}, 12288),
+    ({"rope_scaling": {"factor": 2.0}}, 8192),  # (no type: "default", whose factor vLLM still applies)
+    ({"rope_scaling": {"type": "linear", "factor": 4.0}, "rope_parameters": {"rope_type": "default"}}, 16384),
+    ({"rope_parameters": {"rope_type": "default"}}, 4096),  # (SmolLM2's: no scaling)
+    ({"rope_scaling": {"rope_type": "llama3", "factor": 8.0, "original_max_position_embeddings": 512,
+                       "low_freq_factor": 1.0, "high_freq_factor": 4.0}}, 4096),  # (already scaled)
+    ({"rope_scaling": {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 1024}}, 4096),
+    ({"rope_scaling": {"type": "longrope", "long_factor": [1.0] * 4, "short_factor": [1.0] * 4, "factor": 4.0},
+      "original_max_position_embeddings": 1024}, 1024),  # (LongRoPE: the unscaled context by default)
+]
+
+
+def _model_dir(path, **config):
     import json
 
     from ltrsched.models import LLAMA_TINY
+
+    path.mkdir(exist_ok=True)
+    (path / "config.json").write_text(json.dumps({**LLAMA_TINY, **config}))
+    return path
+
+
+@pytest.mark.parametrize("rope, context", ROPE_CASES)
+def test_the_context_check_before_the_start_scales_the_context_by_rope_as_vllm_does(tmp_path, rope, context):
+    """A RoPE-scaled model's context was left to the engine (no early refusal): requests beyond it started the engine
+    first. It is now derived as vLLM derives it (model_context.py), so a request of the scaled context fits and one
+    token more is refused before the start."""
     from ltrsched.validation.engines import check_context_before_start, expected_context
 
-    long = make_workload([5000], [4])
-    assert expected_context(_cpu_config(max_model_len=64)) == (64, "--max-model-len")
-    scaled = tmp_path / "scaled"
-    scaled.mkdir()
-    (scaled / "config.json").write_text(json.dumps({**LLAMA_TINY, "rope_scaling": {"type": "linear", "factor": 4.0}}))
-    assert expected_context(_cpu_config(model=str(scaled))) is None
-    check_context_before_start(long, _cpu_config(model=str(scaled)))
-    (scaled / "config.json").write_text(json.dumps({**LLAMA_TINY, "rope_parameters": {"rope_type": "default"}}))
-    assert expected_context(_cpu_config(model=str(scaled))) == (4096, f"max_position_embeddings in {scaled}'s "
-                                                                      "config.json")  # (SmolLM2's: no scaling)
+    config = _cpu_config(model=str(_model_dir(tmp_path / "scaled", **rope)))
+    got, source = expected_context(config)
+    assert got == context and source.endswith(f"in {tmp_path / 'scaled'}'s config.json")
+    check_context_before_start(make_workload([context - 4], [4]), config)  # fits exactly
+    nested = _model_dir(tmp_path / "nested", rope_parameters={"full_attention": {"rope_type": "linear", "factor": 2}})
+    assert expected_context(_cpu_config(model=str(nested))) is None  # (by layer type: how the model's class reads it)
+    with pytest.raises(UserError, match=rf"^1 request\(s\) exceed the engine's max_model_len {context} tokens "
+                                        r"\(first: request 0, \d+ tokens\), its context from "):
+        check_context_before_start(make_workload([context - 3], [4]), config)
+
+
+@pytest.mark.vllm
+@pytest.mark.parametrize("rope, context", ROPE_CASES)
+def test_the_rope_scaled_context_is_vllms_own(tmp_path, rope, context):
+    """The context above, from vLLM's own code (its config reading and ``_get_and_verify_max_len``)."""
+    from transformers import AutoConfig
+    from vllm.config.model import _get_and_verify_max_len
+    from vllm.transformers_utils.config import patch_rope_parameters
+    from vllm.transformers_utils.model_arch_config_convertor import ModelArchConfigConvertorBase
+
+    hf = AutoConfig.from_pretrained(str(_model_dir(tmp_path / "scaled", **rope)))
+    patch_rope_parameters(hf)
+    arch = ModelArchConfigConvertorBase(hf, hf)
+    derived = type("Arch", (), {"derived_max_model_len_and_key": arch.derive_max_model_len_and_key()})()
+    assert _get_and_verify_max_len(hf, derived, None, None, False, None) == context
+
+
+def _chat_model(path, max_position_embeddings: int):
+    """llama-tiny's config and a word-level tokenizer whose chat template wraps a prompt in 6 tokens."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["<unk>", "<user>", "</user>", "<assistant>", "[", "]", "hello", "world"]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>")
+    fast.chat_template = ("{% for m in messages %}<user> [ {{ m['content'] }} ] </user>{% endfor %}"
+                          "{% if add_generation_prompt %} <assistant> [{% endif %}")
+    _model_dir(path, max_position_embeddings=max_position_embeddings)
+    fast.save_pretrained(str(path))
+    return path
+
+
+def test_the_context_check_before_the_start_counts_text_prompts_in_the_models_tokens(tmp_path):
+    """`--prompts text` skipped the early check (its lengths are the model's token counts): a prompt beyond the
+    context started the engine (seconds on a CPU, minutes on a GPU) before being refused. Now the prompts are
+    rendered through the model's chat template first, as the engine will render them."""
+    import polars as pl
+
+    from ltrsched.validation.engines import check_context_before_start
+
+    config = _cpu_config(model=str(_chat_model(tmp_path / "chat", 64)), prompts="text")
+    # the workload's own counts (5 tokens) fit; the model's (the chat template's 6 more) do not
+    text = pl.Series(["hello world", " ".join(["hello"] * 55)])
+    long = make_workload([5, 5], [4, 4])
+    long = long.with_df(long.df.with_columns(prompt=text))
+    with pytest.raises(UserError) as caught:
+        check_context_before_start(long, config)
+    assert str(caught.value) == (
+        "1 request(s) exceed the engine's max_model_len 64 tokens (first: request 1, 65 tokens), its context from "
+        f"max_position_embeddings in {tmp_path / 'chat'}'s config.json (text prompts counted in the model's tokens, "
+        "its chat template applied): leave them out, or serve a model with a longer context")
+    fits = long.with_df(long.df.with_columns(prompt=pl.Series(["hello world", " ".join(["hello"] * 54)])))
+    check_context_before_start(fits, config)  # 54 + 6 prompt tokens + 4 output tokens: exactly 64
 
 
 def test_an_output_cap_beyond_the_context_names_max_tokens(tmp_path):

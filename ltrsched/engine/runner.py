@@ -222,7 +222,7 @@ class VllmDriver:
         becomes the model's count (the workload's own count is kept as ``text_prompt_tokens``)."""
         if self.config.prompts != "text":
             return workload
-        from ltrsched.engine.served_models import ChatPrompts
+        from ltrsched.engine.served_models import ChatPrompts, with_text_prompts
 
         if not workload.has_text or workload.df["prompt"].null_count():
             raise UserError(f"--prompts text needs the prompt text of every request; workload {workload.name!r} "
@@ -230,15 +230,9 @@ class VllmDriver:
                             "`ltrsched label`)")
         if self.chat is None:
             self.chat = ChatPrompts(model_dir(self.config.model))
-        ids = self.chat.encode(workload.df["prompt"].to_list())
+        served, ids = with_text_prompts(workload, self.chat)
         self.prompt_ids = dict(zip(workload.df["request_id"].to_list(), ids))
-        df = workload.df
-        if "text_prompt_tokens" not in df.columns:
-            df = df.with_columns(text_prompt_tokens=df["prompt_tokens"])
-        import polars as pl
-
-        return workload.with_df(df.with_columns(prompt_tokens=pl.Series([len(i) for i in ids], dtype=pl.Int64)),
-                                prompts="text")
+        return served
 
     def begin(self, policy: Policy) -> None:
         self.rng = np.random.default_rng(0)

@@ -16,6 +16,7 @@ the generation prompt, exactly what ``LLM.chat`` sends).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -153,3 +154,29 @@ class ChatPrompts:
                 ids = ids["input_ids"]
             out.append([int(i) for i in ids])
         return out
+
+
+def with_text_prompts(workload, chat: ChatPrompts):
+    """``workload`` as an engine serving its prompt text through ``chat`` sees it, and each request's token ids:
+    ``prompt_tokens`` becomes the model's count (chat template applied), the workload's own count kept as
+    ``text_prompt_tokens``."""
+    import polars as pl
+
+    ids = chat.encode(workload.df["prompt"].to_list())
+    df = workload.df
+    if "text_prompt_tokens" not in df.columns:
+        df = df.with_columns(text_prompt_tokens=df["prompt_tokens"])
+    served = workload.with_df(df.with_columns(prompt_tokens=pl.Series([len(i) for i in ids], dtype=pl.Int64)),
+                              prompts="text")
+    return served, ids
+
+
+@functools.lru_cache(maxsize=4)
+def _chat(model_dir: str) -> ChatPrompts:
+    return ChatPrompts(model_dir)
+
+
+def served_text_workload(workload, model_dir: str | os.PathLike):
+    """:func:`with_text_prompts` through the model directory's tokenizer and chat template (loaded once per
+    directory), without an engine: the prompt lengths ``--prompts text`` will serve, known before it starts."""
+    return with_text_prompts(workload, _chat(str(model_dir)))[0]

@@ -243,9 +243,9 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     # earlier cases' engine runs
     workloads = [first] + [build_workload(workload, num_requests, arr, r, 1.0, duration, seed) for arr, r in cases[1:]]
     if engine["emulate_profile"] is None:  # (requests too long for the model: refused once the engine had started)
+        extra = max(make_policy(s).extra_output_tokens for s in specs)  # (the policy that needs most)
         for wl in workloads:
-            for s in specs:
-                check_context_before_start(wl, config, make_policy(s).extra_output_tokens)
+            check_context_before_start(wl, config, extra)
     step_profile = load_profile(sim_profile)
     mismatch = sampling_mismatch(step_profile, config)
     if mismatch:

@@ -348,31 +348,22 @@ def check_workload_for_engine(workload, prompts: str) -> None:
                         "none (use the built-in sharegpt, a .jsonl/.json trace, or a labels file from `ltrsched label`)")
 
 
-#: config.json keys vLLM derives a model's context from, the smallest present (its ``derive_max_model_len_and_key``;
-#: ``model_max_length``, where present, wins).
-CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "model_max_length",
-                "max_target_positions", "max_sequence_length", "max_seq_length", "seq_len")
-
-
 def expected_context(config: EngineConfig) -> tuple[int, str] | None:
     """The ``max_model_len`` [tokens] the real engine will take for ``config`` and where it comes from, read before
-    it starts: ``--max-model-len``, else the model's config.json, bounded by a ``--num-gpu-blocks`` cache as
-    :func:`~ltrsched.engine.runner.engine_kwargs` bounds it. None where vLLM may derive another (RoPE scaling, a
-    nested text config, no key): its own check after the start remains."""
+    it starts: ``--max-model-len``, else what vLLM derives from the model's config.json (RoPE scaling included:
+    :mod:`ltrsched.engine.model_context`), bounded by a ``--num-gpu-blocks`` cache as
+    :func:`~ltrsched.engine.runner.engine_kwargs` bounds it. None where vLLM may derive another (a nested text
+    config, a sliding window, no key): its own check after the start remains."""
     from ltrsched.engine.config import model_dir, stated_kv_blocks
-    from ltrsched.models import read_model_config
+    from ltrsched.engine.model_context import model_context
 
     if config.max_model_len is not None:
         return config.max_model_len, "--max-model-len"
-    model = read_model_config(model_dir(config.model))
-    if model.get("text_config") or model.get("sliding_window") or any(
-            _rope_scaled(model.get(k)) for k in ("rope_scaling", "rope_parameters")):
+    derived = model_context(model_dir(config.model))
+    if derived is None:
         return None
-    found = {k: model[k] for k in CONTEXT_KEYS if type(model.get(k)) is int and model[k] > 0}
-    if not found:
-        return None
-    key = "model_max_length" if "model_max_length" in found else min(found, key=found.get)
-    context, source = found[key], f"{key} in {config.model}'s config.json"
+    context, key = derived
+    source = f"{key} in {config.model}'s config.json"
     blocks = stated_kv_blocks(config, model_dir(config.model))
     if blocks is not None and (blocks - 1) * config.block_size < context:
         context = (blocks - 1) * config.block_size
@@ -382,27 +373,24 @@ def expected_context(config: EngineConfig) -> tuple[int, str] | None:
     return context, source
 
 
-def _rope_scaled(rope) -> bool:
-    """True if a config's ``rope_scaling``/``rope_parameters`` entry scales RoPE (vLLM then derives a longer context
-    than the config's keys say); SmolLM2's ``{"rope_type": "default", ...}`` does not."""
-    if not rope:
-        return False
-    return not isinstance(rope, dict) or rope.get("rope_type", rope.get("type", "default")) not in ("default", None)
-
-
 def check_context_before_start(workload, config: EngineConfig, extra_output_tokens: int = 0) -> None:
     """One-line :class:`UserError`, before the real engine starts (seconds on a CPU, minutes on a GPU), for requests
     longer than the context it will take (:func:`expected_context`): they were refused only once it had started.
-    Not for ``--prompts text`` (the prompts' lengths are the served model's token counts, known once it runs) nor
-    the emulated engine (it starts at once and checks its profile's context)."""
+    With ``--prompts text`` the prompts are counted as the engine will serve them (the model's tokens, its chat
+    template applied: :func:`~ltrsched.engine.served_models.served_text_workload`). Not for the emulated engine
+    (it starts at once and checks its profile's context)."""
     from ltrsched.engine.replay import check_context
 
-    if config.prompts == "text":
-        return
     expected = expected_context(config)
     if expected is None:
         return
     context, source = expected
+    if config.prompts == "text":
+        from ltrsched.engine.config import model_dir
+        from ltrsched.engine.served_models import served_text_workload
+
+        workload = served_text_workload(workload, model_dir(config.model))
+        source += " (text prompts counted in the model's tokens, its chat template applied)"
     fix = ("give more --num-gpu-blocks, or leave them out" if source.startswith("the KV cache of --num")
            else "give a larger --kv-cache-gib, or leave them out" if source.startswith("the KV cache")
            else "leave them out, or serve a model with a longer context")
