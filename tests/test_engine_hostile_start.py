@@ -180,6 +180,19 @@ def test_a_small_cpu_kv_cache_bounds_the_context_as_num_gpu_blocks_does():
     assert engine_kwargs(_cpu_config(num_gpu_blocks=3), "dummy")["max_model_len"] == 256
 
 
+@pytest.mark.vllm
+def test_a_small_kv_cache_bounds_a_rope_scaled_context_too(tmp_path):
+    """A cache between the config's 4,096 positions and the 16,384 that RoPE scaling x4 gives left vLLM's context at
+    16,384, which it then refused at the start: the cache bounds the scaled context as the early check does."""
+    from ltrsched.engine.runner import engine_kwargs
+    from ltrsched.validation.engines import expected_context
+
+    scaled = _model_dir(tmp_path / "scaled", rope_scaling={"type": "linear", "factor": 4.0})
+    config = _cpu_config(model=str(scaled), num_gpu_blocks=40)
+    assert engine_kwargs(config, "dummy")["max_model_len"] == expected_context(config)[0] == 39 * 128
+    assert "max_model_len" not in engine_kwargs(_cpu_config(model=str(scaled), num_gpu_blocks=200), "dummy")
+
+
 @pytest.mark.parametrize("command", [
     ["replay"],
     ["validate", "--policies", "fcfs", "-o", "{tmp}/v"],

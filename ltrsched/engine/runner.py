@@ -80,8 +80,12 @@ def engine_kwargs(config: EngineConfig, load_format: str, seed: int = 0) -> dict
         # vLLM refuses a KV cache that cannot hold one request of the model's full context: such a small
         # cache bounds the context instead (the longest request the run may hold). (--kv-cache-gib 0.001 on a
         # CPU was refused once the engine had started, naming vLLM's gpu_memory_utilization and max_model_len.)
+        from ltrsched.engine.model_context import model_context
+
         usable = (blocks - 1) * config.block_size
-        if config.max_model_len is None and usable < _model_config(kwargs["model"]).get("max_position_embeddings", usable):
+        derived = model_context(kwargs["model"])  # (RoPE scaling included: a scaled model's context is longer)
+        full = derived[0] if derived is not None else _model_config(kwargs["model"]).get("max_position_embeddings", usable)
+        if config.max_model_len is None and usable < full:
             kwargs["max_model_len"] = usable
     if config.num_gpu_blocks is not None:
         kwargs["num_gpu_blocks_override"] = config.num_gpu_blocks
