@@ -267,17 +267,58 @@ def test_simulate_does_not_replace_an_engine_run_in_its_out_dir(tmp_path):
     assert run_cli("simulate", "-w", "lmsys-like", "-n", "5", "-o", "sim", cwd=tmp_path).returncode == 0  # its own
 
 
+def _engine(config, blocks: int, context: int, profile=None):
+    """A started engine as check_probe_cache sees it (its config, KV blocks, context), without vLLM."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(config=config, emulated=profile is not None, emulated_profile=profile,
+                           num_gpu_blocks=lambda: blocks, max_model_len=lambda: context)
+
+
+def test_a_kv_cache_too_small_for_the_profiles_probes_names_the_smallest_that_works():
+    """The probes' step count is known before they run (the simulator schedules them as the engine does): 46 blocks
+    of 16 tokens give the quick emulated plan 70 steps (the engine measured 70), 45 give 37."""
+    from ltrsched.sim.profiles import load_profile
+    from ltrsched.validation.engines import engine_config
+    from ltrsched.validation.probe_cache import check_probe_cache, planned_steps
+
+    profile = load_profile("a100-llama3-8b")
+    config = engine_config(emulate_profile="a100-llama3-8b", num_gpu_blocks=45)
+    assert [planned_steps(config, b, 8192, True, None) for b in (2, 6, 19, 44, 45)] == [0, 2, 36, 37, 70]
+    check_probe_cache(_engine(config, 46, 8192, profile), quick=True, repeats=None)
+    with pytest.raises(UserError) as caught:
+        check_probe_cache(_engine(config, 3, 8192, profile), quick=True, repeats=None)
+    assert str(caught.value) == (
+        "the engine's KV cache of 3 blocks x 16 tokens (one of them vLLM's null block) is too small for the profile's "
+        "probes: those it holds give 0 step(s) to fit, and a fit needs 50: give --num-gpu-blocks 46 or more")
+    gib = engine_config(emulate_profile="a100-llama3-8b", kv_cache_gib=0.01)  # (5 blocks of 2 MiB)
+    with pytest.raises(UserError, match=r"KV cache of 5 blocks .*: give --kv-cache-gib 0\.09 \(46 blocks\) or more$"):
+        check_probe_cache(_engine(gib, 5, 8192, profile), quick=True, repeats=None)
+    cpu = _cpu_config(num_gpu_blocks=3)  # CPU plans on llama-tiny: 128-token blocks, the context bounded by them
+    check_probe_cache(_engine(cpu, 3, 256), quick=False, repeats=None)  # (the full plan: 213 steps)
+    check_probe_cache(_engine(cpu, 7, 768), quick=True, repeats=None)
+    with pytest.raises(UserError, match=r"KV cache of 3 blocks x 128 tokens .* give --num-gpu-blocks 7 or more$"):
+        check_probe_cache(_engine(cpu, 3, 256), quick=True, repeats=None)
+
+
 @pytest.mark.slow
 @pytest.mark.vllm
-def test_profile_on_a_kv_cache_too_small_for_its_probes_names_the_fix(tmp_path):
-    """`profile --num-gpu-blocks 3` on the CPU engine (or 7 on the emulated one) ran its few probes, then said only
-    "too few usable steps to fit a profile (35)". (About 9 s: the emulated engine.)"""
+@pytest.mark.parametrize("blocks, works", [(3, False), (45, False), (46, True)])
+def test_profile_on_a_kv_cache_too_small_for_its_probes_names_the_fix(tmp_path, blocks, works):
+    """`profile --num-gpu-blocks 3` stopped on a warm-up probe, "4 request(s) can never fit the engine's KV cache of 2
+    usable blocks (first: request 0 needs 5 blocks)", requests the user never gave; 7 ran its few probes, then said
+    only "too few usable steps to fit a profile (2)". The smallest cache named is the one that works. (About 9 s
+    each: the emulated engine.)"""
     from test_cli_simulate import run_cli
 
-    r = run_cli("profile", "--emulate", "h100-llama3-8b", "--quick", "--num-gpu-blocks", "7", "-o", "p.json",
+    r = run_cli("profile", "--emulate", "h100-llama3-8b", "--quick", "--num-gpu-blocks", str(blocks), "-o", "p.json",
                 cwd=tmp_path)
+    if works:
+        assert r.returncode == 0 and (tmp_path / "p.json").is_file(), r.stderr[-2000:]
+        return
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert r.stderr.strip().splitlines()[-1] == (  # (after vLLM's own log lines)
-        "error: too few usable steps to fit a profile (2): the engine's KV cache of 7 blocks x 16 tokens holds too "
-        "few probes; give a larger --kv-cache-gib or more --num-gpu-blocks")
+        f"error: the engine's KV cache of {blocks} blocks x 16 tokens (one of them vLLM's null block) is too small for "
+        f"the profile's probes: those it holds give {0 if blocks == 3 else 37} step(s) to fit, and a fit needs 50: "
+        "give --num-gpu-blocks 46 or more")
     assert not (tmp_path / "p.json").exists()

@@ -59,8 +59,10 @@ def measure_probes(engine: dict, quick: bool, repeats: int | None, progress: boo
 def _probes_on(eng, quick: bool, repeats: int | None, progress: bool) -> ProbeRun:
     """:func:`measure_probes` on the engine it started."""
     from ltrsched.policies import make_policy
+    from ltrsched.validation.probe_cache import check_probe_cache
     from ltrsched.validation.profiling import probe_plan, probe_workload
 
+    check_probe_cache(eng, quick, repeats)  # (a cache too small for the probes: said now, in the user's terms)
     config = eng.config
     plan = probe_plan(config, eng.num_gpu_blocks() - 1, eng.max_model_len(), quick=quick, repeats=repeats)
     probes = probe_workload(plan, config.max_num_seqs, config.max_num_batched_tokens)

@@ -38,6 +38,8 @@ TOKEN_KNOTS = (1, 2, 4, 8, 16, 32, 64, 96, 128, 192, 256, 384, 512, 640, 768, 10
 SEQ_KNOTS = (1, 8, 32, 64, 128, 256, 512)
 #: Seconds between probes on the run's clock (each probe finishes long before the next arrives).
 PROBE_GAP_S = 10_000.0
+#: Fewest usable steps :func:`fit_steps` fits a profile to.
+MIN_FIT_STEPS = 50
 
 
 @dataclass(frozen=True)
@@ -212,7 +214,7 @@ def fit_steps(steps: pl.DataFrame, token_knots=TOKEN_KNOTS, seq_knots=SEQ_KNOTS,
     whose cycle times include them); False for an emulated engine, whose virtual clock does not.
     ``warmup_s``: steps starting before it are left out [s] (:func:`usable_steps`)."""
     s = usable_steps(steps, warmup_s)
-    if s.height < 50:
+    if s.height < MIN_FIT_STEPS:
         raise ValueError(f"too few usable steps to fit a profile ({s.height})")
     overhead = float(np.median(s["vllm_schedule_s"].to_numpy() + s["plugin_s"].to_numpy())) if overhead_from_log else 0.0
     tokens = (s["num_prefill_tokens"] + s["num_decode_seqs"]).to_numpy()

@@ -1,0 +1,113 @@
+"""Does an engine's KV cache hold enough of ``ltrsched profile``'s probes to fit a profile, and how large must it be?
+
+The probes are planned for the engine's KV cache (:func:`~ltrsched.validation.profiling.probe_plan`: every probe
+fits 90% of it), so a small cache leaves few probes: ``--num-gpu-blocks 7`` ran two prefill probes and then said
+"too few usable steps to fit a profile (2)", and ``--num-gpu-blocks 3`` stopped on the engine's warm-up probe,
+"4 request(s) can never fit the engine's KV cache of 2 usable blocks (first: request 0 needs 5 blocks)": requests
+the user never gave. :func:`check_probe_cache` counts the steps the probes would give before they run (the
+simulator schedules them exactly as the engine does: ``--semantics vllm-v1``, tested equal on the emulated engine)
+and, where too few, says in one line that the cache is too small and the smallest that gives enough.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+from ltrsched.errors import UserError
+
+#: Most KV blocks the search for the smallest cache looks at: beyond it the plan no longer grows (its largest
+#: probes hold ``ProbePlan.max_tokens_in_flight`` tokens, 140,000) for any block size of at least 1 token.
+MAX_SEARCH_BLOCKS = 1 << 20
+
+
+def planned_steps(config, usable_blocks: int, max_model_len: int, quick: bool, repeats: int | None) -> int:
+    """Usable steps (:func:`~ltrsched.validation.profiling.usable_steps`: those after the warm-up probe) the probes
+    for an engine of ``config`` holding ``usable_blocks`` KV blocks (vLLM's null block not among them) and contexts
+    up to ``max_model_len`` [tokens] give; 0 if a probe's request can never fit the cache (the engine refuses the
+    probes)."""
+    from ltrsched.policies import make_policy
+    from ltrsched.sim import SimConfig, simulate
+    from ltrsched.validation.profiling import PROBE_GAP_S, probe_plan, probe_workload
+
+    if usable_blocks < 1:
+        return 0
+    plan = probe_plan(config, usable_blocks, max_model_len, quick=quick, repeats=repeats)
+    probes = probe_workload(plan, config.max_num_seqs, config.max_num_batched_tokens)
+    total = probes.df["prompt_tokens"] + probes.df["output_tokens"]
+    if int(((total + config.block_size - 1) // config.block_size).max()) > usable_blocks or int(total.max()) > max_model_len:
+        return 0
+    result = simulate(probes, make_policy("fcfs"), SimConfig(
+        profile="a100-llama3-8b", semantics="vllm-v1", preemption="recompute", max_num_seqs=config.max_num_seqs,
+        max_num_batched_tokens=config.max_num_batched_tokens, max_resident_seqs=config.max_resident_seqs,
+        block_size=config.block_size, num_gpu_blocks=usable_blocks, max_model_len=max_model_len, record_steps=True))
+    return int((result.steps["start"] >= PROBE_GAP_S).sum())  # (the timing does not matter: probes never overlap)
+
+
+def smallest_probe_cache(config, context_at: Callable[[int], int], quick: bool, repeats: int | None,
+                         low: int) -> int | None:
+    """The fewest usable KV blocks, above ``low``, whose probes give enough steps to fit (None: no cache does,
+    e.g. a sequence cap that leaves too few probes). ``context_at(blocks)``: the engine's context with that cache."""
+    from ltrsched.validation.profiling import MIN_FIT_STEPS
+
+    def enough(blocks: int) -> bool:
+        return planned_steps(config, blocks, context_at(blocks), quick, repeats) >= MIN_FIT_STEPS
+
+    high = max(low + 1, 2)
+    while not enough(high):  # (the steps grow with the cache: more and larger probes fit)
+        if high >= MAX_SEARCH_BLOCKS:
+            return None
+        high = min(2 * high, MAX_SEARCH_BLOCKS)
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if enough(mid) else (mid, high)
+    return high
+
+
+def check_probe_cache(eng, quick: bool, repeats: int | None) -> None:
+    """One-line :class:`UserError` before the probes run if the started engine ``eng``'s KV cache is too small for
+    enough of them, naming its size and the smallest that works, in the option the user sized it by."""
+    from ltrsched.validation.profiling import MIN_FIT_STEPS
+
+    config = eng.config
+    blocks, context = eng.num_gpu_blocks(), eng.max_model_len()
+    steps = planned_steps(config, blocks - 1, context, quick, repeats)
+    if steps >= MIN_FIT_STEPS:
+        return
+    full = _full_context(eng)
+    needed = smallest_probe_cache(config, lambda b: min(full, b * config.block_size), quick, repeats, blocks - 1)
+    size = f"the engine's KV cache of {blocks:,} blocks x {config.block_size} tokens (one of them vLLM's null block)"
+    what = (f"{size} is too small for the profile's probes: those it holds give {steps} step(s) to fit, and a "
+            f"fit needs {MIN_FIT_STEPS}")
+    if needed is None:  # (not met with any options tried: a guard, not a case known to occur)
+        raise UserError(f"{what}, which no KV cache size gives with these options: raise --max-num-seqs and "
+                        "--max-num-batched-tokens, or leave out --quick")
+    raise UserError(f"{what}: give {_larger(eng, needed + 1)} or more")
+
+
+def _full_context(eng) -> int:
+    """The engine's context without a bound from its KV cache [tokens]: the emulated profile's, ``--max-model-len``,
+    or the model's (vLLM bounds it to a small cache: :func:`~ltrsched.engine.runner.engine_kwargs`)."""
+    if eng.emulated or eng.config.max_model_len is not None:
+        return eng.max_model_len()
+    from ltrsched.engine.config import model_dir
+    from ltrsched.engine.model_context import model_context
+
+    derived = model_context(model_dir(eng.config.model))
+    return max(eng.max_model_len(), derived[0]) if derived is not None else eng.max_model_len()
+
+
+def _larger(eng, blocks: int) -> str:
+    """The option that gives ``blocks`` KV blocks (vLLM's null block among them), in the unit the user gave."""
+    config = eng.config
+    if config.kv_cache_gib is None:
+        return f"--num-gpu-blocks {blocks:,}"
+    if eng.emulated:
+        per_block = eng.emulated_profile.kv_bytes_per_token * config.block_size
+    else:
+        from ltrsched.engine.config import model_dir, model_kv_bytes_per_token
+
+        per_block = model_kv_bytes_per_token(model_dir(config.model), config.dtype) * config.block_size
+    gib = blocks * per_block / 2**30
+    step = 10.0 ** (math.floor(math.log10(gib)) - 1)
+    return f"--kv-cache-gib {math.ceil(gib / step - 1e-9) * step:.3g} ({blocks:,} blocks)"
