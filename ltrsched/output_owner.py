@@ -117,3 +117,32 @@ def check_output_owner(out: str | Path, command: str, accepts: tuple[str, ...], 
         raise UserError(f"{option} {out} lies in the runs/ of {root}, which holds {owner.what}: this `{command}` "
                         f"would mix with it; give an {option} outside it")
     return held
+
+
+#: The ``format`` of a step-time profile JSON (``ltrsched.sim.profiles.io.FORMAT``).
+PROFILE_FORMAT = "ltrsched-step-time-profile"
+
+
+def check_profile_out(path: str | Path, option: str = "--out") -> None:
+    """One-line :class:`UserError` if ``profile -o PATH`` would write over a file that is not a profile
+    (``-o RUN/summary.json`` replaced a run's summary, ``-o VAL/validate-manifest.json`` a validation's manifest), or
+    into another command's ``runs/``. A profile there (a rerun) is replaced."""
+    import json
+
+    path = Path(path)
+    if path.is_file():
+        try:
+            doc = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            doc = None
+        if not (isinstance(doc, dict) and doc.get("format") == PROFILE_FORMAT):
+            held = held_output(path.parent)
+            whose = f", a file of {held.what}" if held is not None else ""
+            raise UserError(f"{option} {path} exists and is not a step-time profile{whose}: `profile` would write "
+                            f"over it; give another {option}, or move that file away first")
+    inside = _inside_run_tree(path.parent)
+    if inside is not None:
+        root, owner = inside
+        raise UserError(f"{option} {path} lies in the runs/ of {root}, which holds {owner.what}: `profile` would mix "
+                        f"with it; give an {option} outside it")
+

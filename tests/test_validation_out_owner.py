@@ -127,3 +127,30 @@ def test_an_out_inside_another_commands_runs_is_refused(tmp_path):
                                             "outside it$"):
             check_output_owner(out, command, ("validation", "engine-run", "simulated-run"))
     check_output_owner(tmp_path / "runs" / "x", "replay", ("engine-run",))  # (a runs/ of no command's output)
+
+
+def test_profile_does_not_write_over_a_file_that_is_not_a_profile(tmp_path):
+    """`profile -o RUN/summary.json` wrote the fitted profile over a replay's summary (and RUN/summary.steps.parquet
+    beside it), after the probes ran."""
+    from ltrsched.sim.profiles import load_profile
+    from ltrsched.sim.profiles.io import save_profile
+
+    outputs = _outputs(tmp_path)
+    summary = outputs["engine-run"] / "summary.json"
+    before = summary.read_text()
+    r = run_cli("profile", "--emulate", "a100-llama3-8b", "--quick", "-o", str(summary))
+    assert_one_line_error(r, f"--out {summary} exists and is not a step-time profile, a file of a run of the engine "
+                             "(`ltrsched replay -o rep`): `profile` would write over it; give another --out")
+    assert summary.read_text() == before and not summary.with_suffix(".steps.parquet").exists()
+
+    from ltrsched.errors import UserError
+    from ltrsched.output_owner import check_profile_out
+
+    with pytest.raises(UserError, match=r"exists and is not a step-time profile: `profile` would write over it"):
+        (tmp_path / "notes.json").write_text("[1, 2]")
+        check_profile_out(tmp_path / "notes.json")
+    with pytest.raises(UserError, match=r"lies in the runs/ of .*, which holds a validation"):
+        check_profile_out(outputs["validation"] / "runs" / "p.json")
+    save_profile(load_profile("a100-llama3-8b"), tmp_path / "mine.json")
+    check_profile_out(tmp_path / "mine.json")  # a profile: a rerun replaces it
+    check_profile_out(tmp_path / "new.json")
