@@ -3,6 +3,7 @@ refused: each is refused first, in one line, or served."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -81,6 +82,18 @@ def test_the_context_check_before_the_start_scales_the_context_by_rope_as_vllm_d
     with pytest.raises(UserError, match=rf"^1 request\(s\) exceed the engine's max_model_len {context} tokens "
                                         r"\(first: request 0, \d+ tokens\), its context from "):
         check_context_before_start(make_workload([context - 3], [4]), config)
+
+
+@pytest.mark.parametrize("factor", ["x", 0, -2.0, [4.0]])
+def test_a_rope_factor_that_is_no_positive_number_is_refused_before_the_start(tmp_path, factor):
+    """`"rope_scaling": {"type": "linear", "factor": "x"}` started the engine, then vLLM's multiplying the context by
+    it was a TypeError traceback."""
+    path = _model_dir(tmp_path / "bad", rope_scaling={"type": "linear", "factor": factor})
+    with pytest.raises(UserError, match=rf"^{path / 'config.json'}: the RoPE scaling factor \(rope_scaling's "
+                                        rf"factor\) must be a positive number, got {re.escape(repr(factor))}$"):
+        _cpu_config(model=str(path))
+    _cpu_config(model=str(_model_dir(tmp_path / "none", rope_scaling={"type": "linear", "factor": None})))  # (1.0)
+    _cpu_config(model=str(_model_dir(tmp_path / "yarn", rope_scaling={"type": "yarn", "factor": None})))
 
 
 @pytest.mark.vllm

@@ -55,6 +55,28 @@ def rope_type(params: dict) -> str:
     return LEGACY_ROPE_TYPES.get(kind, kind) if isinstance(kind, str) else "default"
 
 
+def rope_factor(model: dict, where: str = "the model's config.json") -> float:
+    """The RoPE scaling factor vLLM multiplies the context by (1.0 for none, for the types whose context is already
+    scaled, and for a ``null`` factor, as vLLM falls back); one-line :class:`UserError` naming ``where`` for one
+    that is no positive number: vLLM multiplied the context by it once started (``"factor": "x"`` a TypeError
+    traceback)."""
+    from ltrsched.errors import UserError
+
+    if "gemma3" in str(model.get("model_type", "")):  # (vLLM applies none: its context is scaled already)
+        return 1.0
+    factor = 1.0
+    for p in rope_parameters(model) or ():
+        if rope_type(p) not in PRESCALED_ROPE_TYPES:
+            factor = p.get("factor", factor)
+    if factor is None:
+        return 1.0
+    if not _number(factor):
+        key = "rope_scaling" if model.get("rope_scaling") else "rope_parameters"
+        raise UserError(f"{where}: the RoPE scaling factor ({key}'s factor) must be a positive number, got "
+                        f"{factor!r}")
+    return float(factor)
+
+
 def derived_context(model: dict) -> tuple[int, str] | None:
     """The ``max_model_len`` [tokens] vLLM takes by default for a model whose config.json is ``model`` (a generating
     model: vLLM bounds it by the tokenizer's ``model_max_length`` for pooling models only), and where it comes from
@@ -70,14 +92,8 @@ def derived_context(model: dict) -> tuple[int, str] | None:
     params = rope_parameters(model)
     if params is None:
         return None
-    if params and "gemma3" not in str(model.get("model_type", "")):
-        factor = 1.0
-        for p in params:
-            if rope_type(p) not in PRESCALED_ROPE_TYPES:
-                factor = p.get("factor", factor)
-        factor = 1.0 if factor is None else factor
-        if not _number(factor):
-            return None
+    if params:
+        factor = rope_factor(model)
         if factor != 1.0:
             context, source = context * factor, f"{source} x the RoPE scaling factor {factor:g}"
         if any(rope_type(p) == "longrope" for p in params):

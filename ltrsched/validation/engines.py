@@ -270,6 +270,9 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
 
         # (vLLM reads the config through transformers, which assumed a default depth: 32 layers for Llama)
         layer_count(read_model_config(path), str(Path(path) / "config.json"))
+        from ltrsched.engine.model_context import rope_factor
+
+        rope_factor(read_model_config(path), str(Path(path) / "config.json"))  # (a bad one: a traceback once started)
         _check_weights(model, path, resolve_load_format(model, load_format))
         if prompts == "text":
             _check_tokenizer(model, path)
