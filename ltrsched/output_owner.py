@@ -26,7 +26,7 @@ MARKERS = (
     ("validation", VALIDATION_FILES, "a validation (`ltrsched validate`: {found})"),
     ("sweep", ("sweep.csv",), "a sweep (`ltrsched sweep`: {found})"),
     ("capacity", ("capacity.md", "capacity.csv", "capacity-rates.csv"), "a capacity search (`ltrsched capacity`: {found})"),
-    ("reproduction", ("REPRODUCTION.md", "sections"), "a reproduction (`ltrsched reproduce`: {found})"),
+    ("reproduction", ("REPRODUCTION.md",), "a reproduction (`ltrsched reproduce`: {found})"),
     ("predictor", ("predictor.json",), "a predictor checkpoint (`ltrsched train`: {found})"),
 )
 #: Kinds whose output is a tree of runs under ``runs/``: a directory inside it belongs to that output.
@@ -62,7 +62,8 @@ def held_output(out: str | Path) -> Held | None:
         name = profile.name[:-len(".steps.parquet")]
         return Held("profile", f"a measured profile (`ltrsched profile`: {name}.json, {profile.name})")
     runs = out / "runs"
-    if runs.is_dir() and next(runs.glob("*/summary.json"), None) is not None:
+    first = next(runs.glob("*/summary.json"), None) if runs.is_dir() else None
+    if first is not None and getattr(_run_kind(first.parent), "kind", None) == "cached-run":  # (else the user's runs)
         return Held("cached-runs", "cached runs (runs/, of a `sweep`, `capacity` or `reproduce`)")
     return None
 

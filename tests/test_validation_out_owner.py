@@ -52,6 +52,8 @@ def test_each_commands_output_is_told_apart(tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("the user's own")
     (tmp_path / "mine" / "p.json").write_text("{}")  # (a profile alone: an input kept beside the output)
+    (tmp_path / "mine" / "sections").mkdir()
+    _run_dir(tmp_path / "mine" / "runs" / "fcfs", SIM_RUN)  # (`simulate -o runs/fcfs`: the user's own runs/)
     assert held_output(tmp_path / "mine") is None and held_output(tmp_path / "nosuch") is None
 
 
