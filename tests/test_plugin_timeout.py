@@ -137,8 +137,9 @@ def assert_stopped(r, took: float, plugin: Path, method: str, when: str, who: st
     assert 1 <= took < prompt, took
 
 
-@pytest.mark.parametrize("how", ["sleep", "loop", "swallow"])
+@pytest.mark.parametrize("how", ["sleep", "loop", "swallow", "sleep,starve=200"])
 def test_a_rank_that_never_returns_stops_simulate(tmp_path, plugin, how):
+    """Whatever the call does (starve=200: the plugin's rank inside the built-in starvation wrapper's)."""
     r, took = run("simulate", "-n", "30", "--plugin", str(plugin), "--policy", f"hanging:how={how}",
                   "--out", str(tmp_path / "out"))
     assert_stopped(r, took, plugin, "Hanging.rank", "at step 3")
@@ -183,6 +184,12 @@ def test_a_hanging_plugin_stops_a_sweep_and_keeps_the_finished_runs(tmp_path, pl
     assert_stopped(r, took, plugin, "Hanging.rank", "at step 3")
     finished = [p for p in (tmp_path / "sweep" / "runs").glob("*/summary.json")]
     assert len(finished) == 1, finished  # fcfs's run, saved
+
+
+def test_a_hanging_plugin_stops_a_capacity_search(tmp_path, plugin):
+    r, took = run("capacity", "--slo", "latency_per_token_mean=0.1", "-p", "hanging", "-n", "30", "--seeds", "1",
+                  "-o", str(tmp_path / "capacity"), "-j", "2", LTRSCHED_PLUGINS=str(plugin))
+    assert_stopped(r, took, plugin, "Hanging.rank", "at step 3")
 
 
 def test_a_hanging_plugin_stops_a_sweep_on_ray(tmp_path, plugin):
