@@ -24,6 +24,7 @@ from ltrsched.errors import UserError
 from ltrsched.policies.base import Policy
 from ltrsched.policies.batching import MAX_PREEMPTIONS_PER_REQUEST, thrash_message
 from ltrsched.policies.needs import check_needs
+from ltrsched.plugin_watchdog import plugin_time_limit
 from ltrsched.results import RunResult
 from ltrsched.workloads.schema import Workload
 
@@ -104,53 +105,54 @@ def replay(workload: Workload, policy: Policy, driver: Driver, config: Any, host
     check_needs(policy, workload.has_column, f"workload {workload.name!r}")
     output_cap = getattr(driver, "output_cap", None)
     check_fits(workload, driver.scheduler, policy.extra_output_tokens, output_cap)
-    policy.prepare(workload.policy_columns(policy.extra_output_tokens))
-    infos = request_infos(workload, policy.extra_output_tokens)
-    driver.begin(policy)
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    with plugin_time_limit():  # a plugin call that never returns stops the run with one line
+        policy.prepare(workload.policy_columns(policy.extra_output_tokens))
+        infos = request_infos(workload, policy.extra_output_tokens)
+        driver.begin(policy)
+        bar = None
+        if progress:
+            from tqdm import tqdm
 
-        bar = tqdm(total=len(infos), unit="req", desc=f"engine {policy.name}", leave=False)
-    wall = time.perf_counter()
-    i = 0
-    while i < len(infos) and infos[i].arrival_time <= 0:  # a burst is in the queue before the clock starts
-        driver.add(infos[i])
-        i += 1
-    driver.start()
-    finished = 0
-    stalled = 0  # consecutive engine steps that computed no token
-    preempted = 0  # requests preempted so far
-    while True:
-        now = driver.now()
-        while i < len(infos) and infos[i].arrival_time <= now:
+            bar = tqdm(total=len(infos), unit="req", desc=f"engine {policy.name}", leave=False)
+        wall = time.perf_counter()
+        i = 0
+        while i < len(infos) and infos[i].arrival_time <= 0:  # a burst is in the queue before the clock starts
             driver.add(infos[i])
             i += 1
-        if not driver.has_unfinished():
-            if i == len(infos):
-                break
-            driver.wait_until(infos[i].arrival_time)
-            continue
-        log = driver.scheduler.log
-        logged = len(log)
-        driver.step()
-        computed = 0  # tokens the step computed (0 when it logged no step)
-        if len(log) > logged:
-            computed = int(log.last("num_prefill_tokens")) + int(log.last("num_decode_seqs"))
-            preempted += int(log.last("num_evicted"))
-            if preempted > MAX_PREEMPTIONS_PER_REQUEST * len(infos):
-                raise UserError(thrash_message(preempted, len(infos), driver.scheduler.num_steps, policy))
-        stalled = 0 if computed else stalled + 1
-        if stalled >= MAX_STALLED_STEPS:
-            raise RuntimeError(
-                f"the engine made no progress for {stalled} consecutive steps at t={driver.now():.3f} s with "
-                f"{driver.scheduler.table.num_live} live requests (a bug in the adapter or the policy "
-                f"{type(policy).__name__}; please report it with the workload and configuration)")
-        if bar is not None:
-            done = len(infos) - driver.scheduler.table.num_live - (len(infos) - i)
-            bar.update(done - finished)
-            finished = done
-    wall = time.perf_counter() - wall
+        driver.start()
+        finished = 0
+        stalled = 0  # consecutive engine steps that computed no token
+        preempted = 0  # requests preempted so far
+        while True:
+            now = driver.now()
+            while i < len(infos) and infos[i].arrival_time <= now:
+                driver.add(infos[i])
+                i += 1
+            if not driver.has_unfinished():
+                if i == len(infos):
+                    break
+                driver.wait_until(infos[i].arrival_time)
+                continue
+            log = driver.scheduler.log
+            logged = len(log)
+            driver.step()
+            computed = 0  # tokens the step computed (0 when it logged no step)
+            if len(log) > logged:
+                computed = int(log.last("num_prefill_tokens")) + int(log.last("num_decode_seqs"))
+                preempted += int(log.last("num_evicted"))
+                if preempted > MAX_PREEMPTIONS_PER_REQUEST * len(infos):
+                    raise UserError(thrash_message(preempted, len(infos), driver.scheduler.num_steps, policy))
+            stalled = 0 if computed else stalled + 1
+            if stalled >= MAX_STALLED_STEPS:
+                raise RuntimeError(
+                    f"the engine made no progress for {stalled} consecutive steps at t={driver.now():.3f} s with "
+                    f"{driver.scheduler.table.num_live} live requests (a bug in the adapter or the policy "
+                    f"{type(policy).__name__}; please report it with the workload and configuration)")
+            if bar is not None:
+                done = len(infos) - driver.scheduler.table.num_live - (len(infos) - i)
+                bar.update(done - finished)
+                finished = done
+        wall = time.perf_counter() - wall
     if bar is not None:
         bar.close()
     return engine_result(workload, policy, driver.scheduler, host=host, config=config, wall_time_s=wall,

@@ -45,7 +45,7 @@ CONNECT_TIMEOUT_S = 60.0
 #: Shared-memory object store of a local instance [bytes]: tasks exchange only small tuples.
 OBJECT_STORE_BYTES = 128 * 2**20
 #: Environment variables a task takes from the driver.
-FORWARDED_ENV = ("LTRSCHED_PLUGINS",)
+FORWARDED_ENV = ("LTRSCHED_PLUGINS", "LTRSCHED_PLUGIN_TIMEOUT")
 
 
 def import_ray():

@@ -34,6 +34,7 @@ from ltrsched.errors import UserError
 from ltrsched.metrics import speedup_vs_real_time, summarize
 from ltrsched.policies.base import Policy
 from ltrsched.policies.needs import check_needs
+from ltrsched.plugin_watchdog import plugin_time_limit
 from ltrsched.routers.base import ReplicaView, Router
 from ltrsched.sim.config import SimConfig
 from ltrsched.sim.inbox import Horizon, Inbox
@@ -222,32 +223,33 @@ def simulate_cluster(workload: Workload, policy: Policy, config: SimConfig | Non
     table = setup.table
     n = len(workload)
     columns = table.workload_columns()
-    policy.prepare(columns)
-    policies = [policy] + [copy.deepcopy(policy) for _ in range(replicas - 1)]  # prepared state included
-    router.prepare(_read_only(columns), replicas)
+    with plugin_time_limit():  # a plugin call that never returns stops the run with one line
+        policy.prepare(columns)
+        policies = [policy] + [copy.deepcopy(policy) for _ in range(replicas - 1)]  # prepared state included
+        router.prepare(_read_only(columns), replicas)
 
-    env = simpy.Environment()
-    bar = None
-    if progress:
-        from tqdm import tqdm
+        env = simpy.Environment()
+        bar = None
+        if progress:
+            from tqdm import tqdm
 
-        bar = tqdm(total=n, unit="req", desc=f"simulate {policy.name} x{replicas}", leave=False)
-    horizon, ordered = Horizon(), _arrival_ordered(table)
-    inboxes = [Inbox(env, table, ordered, horizon) for _ in range(replicas)]
-    traces = [StepTrace() if config.record_steps else None for _ in range(replicas)]
-    fleet = [make_replica(env, setup, policies[k], config, table=inboxes[k].table, trace=traces[k],
-                          inbox=inboxes[k], on_progress=bar.update if bar else None) for k in range(replicas)]
-    views = [ReplicaState(k, fleet[k], inboxes[k]) for k in range(replicas)]
-    assigned = np.full(n, -1, dtype=np.int64)
-    wall = time.perf_counter()
-    if router.reads_state:
-        env.process(_route_arrivals(env, table, router, views, inboxes, horizon, assigned, config.stop_time))  # first
-    else:
-        _route_up_front(table, router, inboxes, setup.limits.num_gpu_blocks, assigned, config.stop_time)
-    for replica in fleet:
-        env.process(replica.run())
-    env.run()
-    wall = time.perf_counter() - wall
+            bar = tqdm(total=n, unit="req", desc=f"simulate {policy.name} x{replicas}", leave=False)
+        horizon, ordered = Horizon(), _arrival_ordered(table)
+        inboxes = [Inbox(env, table, ordered, horizon) for _ in range(replicas)]
+        traces = [StepTrace() if config.record_steps else None for _ in range(replicas)]
+        fleet = [make_replica(env, setup, policies[k], config, table=inboxes[k].table, trace=traces[k],
+                              inbox=inboxes[k], on_progress=bar.update if bar else None) for k in range(replicas)]
+        views = [ReplicaState(k, fleet[k], inboxes[k]) for k in range(replicas)]
+        assigned = np.full(n, -1, dtype=np.int64)
+        wall = time.perf_counter()
+        if router.reads_state:
+            env.process(_route_arrivals(env, table, router, views, inboxes, horizon, assigned, config.stop_time))  # first
+        else:
+            _route_up_front(table, router, inboxes, setup.limits.num_gpu_blocks, assigned, config.stop_time)
+        for replica in fleet:
+            env.process(replica.run())
+        env.run()
+        wall = time.perf_counter() - wall
     if bar is not None:
         bar.close()
     for inbox in inboxes:

@@ -17,6 +17,7 @@ from ltrsched.metrics import request_metrics, speedup_vs_real_time, summarize
 from ltrsched.policies.base import Policy
 from ltrsched.policies.batching import BatchLimits
 from ltrsched.policies.needs import check_needs
+from ltrsched.plugin_watchdog import plugin_time_limit
 from ltrsched.results import RunResult
 from ltrsched.sim.config import SimConfig
 from ltrsched.sim.profiles.model import MIN_STEP_S
@@ -215,19 +216,20 @@ def simulate(workload: Workload, policy: Policy, config: SimConfig | None = None
     config = config or SimConfig()
     setup = setup_run(workload, policy, config)
     table = setup.table
-    policy.prepare(table.workload_columns())
     env = simpy.Environment()
     trace = StepTrace() if config.record_steps else None
     bar = None
-    if progress:
-        from tqdm import tqdm
+    with plugin_time_limit():  # a plugin call that never returns stops the run with one line
+        policy.prepare(table.workload_columns())
+        if progress:
+            from tqdm import tqdm
 
-        bar = tqdm(total=len(workload), unit="req", desc=f"simulate {policy.name}", leave=False)
-    replica = make_replica(env, setup, policy, config, trace=trace, on_progress=bar.update if bar else None)
-    wall = time.perf_counter()
-    env.process(replica.run())
-    env.run()
-    wall = time.perf_counter() - wall
+            bar = tqdm(total=len(workload), unit="req", desc=f"simulate {policy.name}", leave=False)
+        replica = make_replica(env, setup, policy, config, trace=trace, on_progress=bar.update if bar else None)
+        wall = time.perf_counter()
+        env.process(replica.run())
+        env.run()
+        wall = time.perf_counter() - wall
     if bar is not None:
         bar.close()
     finished = check_finished(table, config)

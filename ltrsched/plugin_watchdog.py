@@ -1,0 +1,224 @@
+"""A time limit on plugin calls: a run stops with one line when plugin code has been in one call too long.
+
+A plugin policy's or router's ``rank``, ``route`` or hook that never returns (``time.sleep(10**6)``, an endless
+loop) hung ``simulate``, ``sweep``, ``capacity`` and engine replays with no message. :func:`plugin_time_limit`
+brackets a run (the policy's ``prepare`` to the last step): while it lasts, a watchdog thread looks at the run
+thread's stack every ``period`` seconds (the limit / 10, at most 1 s) for the outermost frame of a plugin file
+(:func:`ltrsched.plugin_errors.plugin_files`). The same frame object seen again means the same call is still
+under way; once it has been under way for the limit, the watchdog interrupts the run thread: a signal whose
+handler raises :class:`PluginInterrupt` (it also wakes a ``time.sleep``) on the main thread, else an
+asynchronous exception (which lands at the thread's next Python instruction). The bracket turns it into
+:class:`PluginTimeoutError`, a one-line :class:`UserError` naming the plugin, the method, the step and the limit.
+A call stuck where neither reaches (C code that holds the GIL, or plugin code that swallows every exception)
+for :data:`GRACE_S` more seconds ends the process: the line on stderr, exit code 2.
+
+Nothing runs per step: the run's loop is untouched, and without a plugin registered (or with the limit off) no
+thread starts. Built-in policies and routers are not watched (a predictor's ``prepare`` on a large workload may
+legitimately take minutes).
+
+The limit [s] is ``LTRSCHED_PLUGIN_TIMEOUT`` (default :data:`DEFAULT_LIMIT_S`; 0: no limit), read when a run
+starts, in the command's process and in every sweep worker (Ray tasks get it from the driver).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from contextlib import contextmanager
+
+from ltrsched.errors import UserError
+
+#: The environment variable holding the limit [s].
+ENV = "LTRSCHED_PLUGIN_TIMEOUT"
+#: The limit when ``LTRSCHED_PLUGIN_TIMEOUT`` is unset [s of wall time per plugin call].
+DEFAULT_LIMIT_S = 60.0
+#: How long an interrupted call may stay stuck before the process ends [s].
+GRACE_S = 5.0
+#: The signal that interrupts the main thread (left alone when something else handles it).
+SIGNAL = signal.SIGUSR2
+
+_ACTIVE = threading.local()  # .on: a bracket is open in this thread (an inner one does nothing)
+
+
+class PluginTimeoutError(UserError):
+    """A plugin call ran longer than the time limit (one line, exit code 2)."""
+
+
+class PluginInterrupt(BaseException):
+    """Raised in the run thread to stop a plugin call past the limit (a BaseException, so that plugin code's
+    ``except Exception`` does not swallow it); :func:`plugin_time_limit` turns it into :class:`PluginTimeoutError`."""
+
+
+def time_limit() -> float:
+    """The limit on one plugin call [s]: ``LTRSCHED_PLUGIN_TIMEOUT``, else :data:`DEFAULT_LIMIT_S`; 0 is none.
+    A value that is no finite number >= 0 is a :class:`UserError`."""
+    text = os.environ.get(ENV)
+    if text is None or not text.strip():
+        return DEFAULT_LIMIT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (value >= 0 and math.isfinite(value)):
+        raise UserError(f"{ENV} must be a finite number of seconds >= 0 (0: no limit on a plugin call), got {text!r}")
+    return value
+
+
+@contextmanager
+def plugin_time_limit():
+    """Bracket a run: stop it with :class:`PluginTimeoutError` when one plugin call lasts longer than
+    :func:`time_limit` [s]. Does nothing when the limit is 0, no plugin is registered, or a bracket is already
+    open in this thread."""
+    from ltrsched.plugin_errors import plugin_files
+
+    limit = time_limit()
+    files = plugin_files() if limit > 0 and not getattr(_ACTIVE, "on", False) else set()
+    if not files:
+        yield
+        return
+    dog = Watchdog(limit, files)
+    _ACTIVE.on = True
+    try:
+        try:
+            dog.start()
+            yield
+        finally:
+            _ACTIVE.on = False
+            dog.stop()  # (a pending interrupt may land here: caught below)
+    except PluginInterrupt:
+        if dog.message is None:  # not this bracket's
+            raise
+        raise PluginTimeoutError(dog.message) from None
+    if dog.message is not None:  # the interrupt was swallowed, yet the call returned: the limit was passed
+        raise PluginTimeoutError(dog.message)
+
+
+class Watchdog:
+    """Watches the thread that calls :meth:`start` until :meth:`stop` (see the module's docstring).
+
+    Attributes:
+        limit: the limit on one plugin call [s].
+        period: seconds between two looks at the stack.
+        message: the error line once the limit was passed, else None.
+    """
+
+    def __init__(self, limit: float, files: set[str]):
+        self.limit = limit
+        self.period = min(1.0, max(0.01, limit / 10))
+        self.message: str | None = None
+        self._files = files
+        self._is_plugin: dict[str, bool] = {}  # code file name -> in a plugin file (real paths, cached)
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._target = 0
+        self._old_handler = None
+        self._raised = False
+
+    def start(self) -> None:
+        self._target = threading.get_ident()
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(SIGNAL) == signal.SIG_DFL:
+            self._old_handler = signal.signal(SIGNAL, self._on_signal)
+        self._thread = threading.Thread(target=self._watch, name="ltrsched-plugin-watchdog", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self._old_handler is not None:
+            signal.signal(SIGNAL, self._old_handler)
+            self._old_handler = None
+
+    # ------------------------------------------------------------------ the watchdog thread
+
+    def _on_signal(self, signum, frame) -> None:
+        if self.message is not None and not self._raised:
+            self._raised = True
+            raise PluginInterrupt(self.message)
+
+    def _plugin_file(self, name: str) -> bool:
+        known = self._is_plugin.get(name)
+        if known is None:
+            known = self._is_plugin[name] = os.path.realpath(name) in self._files
+        return known
+
+    def _plugin_frames(self):
+        """(outermost, innermost) frame of plugin code on the run thread's stack; (None, None) if none."""
+        frame = sys._current_frames().get(self._target)
+        outer = inner = None
+        while frame is not None:
+            if self._plugin_file(frame.f_code.co_filename):
+                outer = frame
+                if inner is None:
+                    inner = frame
+            frame = frame.f_back
+        return outer, inner
+
+    def _watch(self) -> None:
+        seen, since, fired = None, 0.0, 0.0
+        while not self._done.wait(self.period):
+            outer, inner = self._plugin_frames()
+            now = time.monotonic()
+            if outer is not seen:  # another call (or none): a frame object is one call while it runs
+                seen, since = outer, now
+            elif outer is not None and self.message is None and now - since >= self.limit:
+                self.message = describe(outer, inner, self.limit)
+                self._interrupt()
+                fired = now
+            elif outer is not None and self.message is not None and now - fired >= GRACE_S:
+                os.write(2, f"error: {self.message}; it did not stop when interrupted, so ltrsched exits\n".encode())
+                os._exit(2)
+            del outer, inner
+
+    def _interrupt(self) -> None:
+        if self._old_handler is not None:  # the main thread: a signal also ends a sleep or a wait
+            signal.pthread_kill(self._target, SIGNAL)
+        else:
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._target), ctypes.py_object(PluginInterrupt))
+
+
+def describe(outer, inner, limit: float) -> str:
+    """The error line: which plugin, which method, at which step, the limit, and where the code is now."""
+    code = outer.f_code
+    method = getattr(code, "co_qualname", code.co_name)
+    return (f"{_owner(code.co_filename, method)}: its {method}() call {_when(outer)} ran longer than the plugin "
+            f"time limit of {limit:g} s (now at {inner.f_code.co_filename}:{inner.f_lineno}, in {inner.f_code.co_name});"
+            f" fix the plugin, or set {ENV} to a larger limit in seconds (0: no limit)")
+
+
+def _owner(file: str, method: str) -> str:
+    """``policy 'name'`` or ``router 'name'`` for the registered plugin class that defines ``method``, else
+    ``plugin <file>``."""
+    cls_name = method.rpartition(".")[0]
+    real = os.path.realpath(file)
+    for kind, module in (("policy", "ltrsched.policies.registry"), ("router", "ltrsched.routers.registry")):
+        registry = getattr(sys.modules.get(module), "_REGISTRY", {})
+        for name, cls in list(registry.items()):
+            defined = getattr(sys.modules.get(cls.__module__), "__file__", None)
+            if cls.__qualname__ == cls_name and defined and os.path.realpath(defined) == real:
+                return f"{kind} {name!r} (plugin {file})"
+    return f"plugin {file}"
+
+
+def _when(frame) -> str:
+    """``at step N`` (the simulator's replica, or the engine adapter, running the call), ``at t=X s`` (a router
+    routing an arrival), or ``before the first step`` (``prepare``)."""
+    kinds = tuple(cls for cls in (getattr(sys.modules.get("ltrsched.sim.replica"), "Replica", None),
+                                  getattr(sys.modules.get("ltrsched.engine.scheduler"), "PolicyScheduler", None))
+                  if cls is not None)
+    at = None
+    frame = frame.f_back
+    while frame is not None:
+        local = frame.f_locals
+        owner = local.get("self")
+        if kinds and isinstance(owner, kinds):
+            return f"at step {getattr(owner, 'steps', getattr(owner, 'num_steps', '?'))}"
+        if at is None and isinstance(local.get("at"), float):
+            at = local["at"]
+        frame = frame.f_back
+    return f"for the arrival at t={at:.3f} s" if at is not None else "before the first step"
