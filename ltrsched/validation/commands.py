@@ -117,10 +117,11 @@ def profile(name, out, quick, repeats, runs, **engine):
         raise UserError(f"--name must be printable text, without line breaks or control characters, got {name!r}")
     if engine["prompts"] != "random" or engine["eos"] != "ignore" or engine["max_tokens"] is not None:
         raise UserError("profile probes serve exact lengths: --prompts, --eos and --max-tokens do not apply")
-    if runs > 1:  # bad engine options: one line now, not from the first run's process
-        from ltrsched.validation.engines import engine_config
+    from ltrsched.validation.probe_cache import check_probe_cache, engine_before_start
 
-        engine_config(**engine)
+    planned = engine_before_start(engine)  # (bad engine options: one line now, not from the first run's process)
+    if planned is not None:  # a KV cache too small for the probes: said before the engine starts
+        check_probe_cache(planned, quick, repeats)
 
     def done(i, run):
         if runs > 1:
