@@ -100,13 +100,13 @@ def profile(name, out, quick, repeats, runs, **engine):
     from ltrsched.validation.step_time_ratio import step_time_ratio
 
     check_out_file(out, "--out", ".json")
-    from ltrsched.output_owner import check_profile_out
-
-    check_profile_out(out)  # (a run's summary.json, a validation's manifest: written over after the probes)
     steps_out = out.with_suffix(".steps.parquet")
     if steps_out.is_dir():  # found now, not after the probes ran
         raise UserError(f"--out {out}: {steps_out}, where the probes' steps are written, is a directory")
     check_inputs_kept({"--emulate": engine["emulate_profile"]}, files=(out, steps_out))
+    from ltrsched.output_owner import check_profile_out
+
+    check_profile_out(out)  # (a run's summary.json, a validation's manifest: written over after the probes)
     if repeats is not None and not 1 <= repeats <= 100:
         raise UserError(f"--repeats must be in [1, 100], got {repeats}")
     if not 1 <= runs <= MAX_RUNS:
