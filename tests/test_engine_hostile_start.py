@@ -314,6 +314,32 @@ def test_a_kv_cache_too_small_for_the_profiles_probes_names_the_smallest_that_wo
         check_probe_cache(_engine(cpu, 3, 256), quick=True, repeats=None)
 
 
+@pytest.mark.parametrize("options, fix", [
+    (["--emulate", "a100-llama3-8b", "--num-gpu-blocks", "3"], "give --num-gpu-blocks 46 or more"),
+    (["--emulate", "a100-llama3-8b", "--kv-cache-gib", "0.01"], "give --kv-cache-gib 0.09 (46 blocks) or more"),
+    (["--model", "llama-tiny", "--num-gpu-blocks", "3"], "give --num-gpu-blocks 7 or more"),
+])
+def test_profile_refuses_a_kv_cache_too_small_for_its_probes_before_the_engine_starts(options, fix):
+    """The cache's size is known before the start (the emulated engine's; a stated one on the CPU): said in a moment,
+    vLLM not imported, where it took the engine's start (about 40 s on this machine) and its probes."""
+    from ltrsched.engine.platform import CPU, engine_platform
+
+    if "--model" in options and engine_platform() != CPU:
+        pytest.skip("a stated KV cache of the CPU engine")
+    code = ("import sys, time\n"
+            "from ltrsched.cli import main\n"
+            "t = time.perf_counter()\n"
+            "try:\n"
+            f"    main({['profile', '--quick', '-o', 'p.json', *options]!r})\n"
+            "except SystemExit as exc:\n"
+            "    print(exc.code, 'vllm' in sys.modules, time.perf_counter() - t)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    status, imported, seconds = r.stdout.split()
+    assert (status, imported) == ("2", "False") and float(seconds) < 30, r.stderr[-2000:]  # (1.5 s unloaded)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: the engine's KV cache of ") and lines[0].endswith(fix), lines
+
+
 @pytest.mark.slow
 @pytest.mark.vllm
 @pytest.mark.parametrize("blocks, works", [(3, False), (45, False), (46, True)])

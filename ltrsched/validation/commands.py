@@ -100,13 +100,13 @@ def profile(name, out, quick, repeats, runs, **engine):
     from ltrsched.validation.step_time_ratio import step_time_ratio
 
     check_out_file(out, "--out", ".json")
-    from ltrsched.output_owner import check_profile_out
-
-    check_profile_out(out)  # (a run's summary.json, a validation's manifest: written over after the probes)
     steps_out = out.with_suffix(".steps.parquet")
     if steps_out.is_dir():  # found now, not after the probes ran
         raise UserError(f"--out {out}: {steps_out}, where the probes' steps are written, is a directory")
     check_inputs_kept({"--emulate": engine["emulate_profile"]}, files=(out, steps_out))
+    from ltrsched.output_owner import check_profile_out
+
+    check_profile_out(out)  # (a run's summary.json, a validation's manifest: written over after the probes)
     if repeats is not None and not 1 <= repeats <= 100:
         raise UserError(f"--repeats must be in [1, 100], got {repeats}")
     if not 1 <= runs <= MAX_RUNS:
@@ -117,10 +117,11 @@ def profile(name, out, quick, repeats, runs, **engine):
         raise UserError(f"--name must be printable text, without line breaks or control characters, got {name!r}")
     if engine["prompts"] != "random" or engine["eos"] != "ignore" or engine["max_tokens"] is not None:
         raise UserError("profile probes serve exact lengths: --prompts, --eos and --max-tokens do not apply")
-    if runs > 1:  # bad engine options: one line now, not from the first run's process
-        from ltrsched.validation.engines import engine_config
+    from ltrsched.validation.probe_cache import check_probe_cache, engine_before_start
 
-        engine_config(**engine)
+    planned = engine_before_start(engine)  # (bad engine options: one line now, not from the first run's process)
+    if planned is not None:  # a KV cache too small for the probes: said before the engine starts
+        check_probe_cache(planned, quick, repeats)
 
     def done(i, run):
         if runs > 1:

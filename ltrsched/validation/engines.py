@@ -501,37 +501,47 @@ def start_engine(load_format: str | None = None, emulate_profile: str | None = N
     config = engine_config(load_format=load_format, emulate_profile=emulate_profile, **options)
     load_format = resolve_load_format(config.model, load_format)
     if emulate_profile is not None:
-        from dataclasses import replace
-
         from ltrsched.engine.emulate import emulated_driver
         from ltrsched.engine.vllm_compat import require_vllm
-        from ltrsched.sim.profiles import load_profile
 
-        profile = load_profile(emulate_profile)
-        if config.num_gpu_blocks is None and config.kv_cache_gib is not None:
-            # the KV cache the GiB hold, as vLLM sizes it (its null block among them); it was ignored for the
-            # profile's GPU memory (--kv-cache-gib 1e-9 ran with 16,381 blocks, its summary saying 1e-09 GiB)
-            per_block = profile.kv_bytes_per_token * config.block_size
-            blocks = int(config.kv_cache_gib * 2**30) // per_block
-            if blocks < 2:
-                raise UserError(f"--kv-cache-gib {config.kv_cache_gib:g} holds {blocks} KV block(s) of {config.block_size} "
-                                f"tokens ({per_block:,} bytes each in profile {profile.name!r}), and the engine needs 2 "
-                                "(one is vLLM's null block): give a larger --kv-cache-gib, or --num-gpu-blocks")
-            config = replace(config, num_gpu_blocks=blocks)
-        if config.num_gpu_blocks is None:
-            blocks = profile.num_gpu_blocks(block_size=config.block_size,
-                                            gpu_memory_utilization=config.gpu_memory_utilization)
-            if blocks < 1:  # (vLLM's block pool and the adapter's limits raised a ValueError traceback)
-                raise UserError(f"profile {profile.name!r} leaves no GPU memory for one KV block of {config.block_size} "
-                                f"tokens at --gpu-memory-utilization {config.gpu_memory_utilization:g}; use a smaller "
-                                "--block-size or a larger utilization, or set --num-gpu-blocks")
-            config = replace(config, num_gpu_blocks=blocks + 1)
-        if config.num_gpu_blocks > MAX_EMULATED_BLOCKS:  # (10**12 blocks: building the pool never ended)
-            raise UserError(f"the emulated engine cannot hold {config.num_gpu_blocks} KV blocks: vLLM's block pool "
-                            f"makes an object per block (about 3 us and 130 bytes each), so at most "
-                            f"{MAX_EMULATED_BLOCKS:,}; give fewer with --num-gpu-blocks, or a larger --block-size")
+        config, profile = emulated_config(config, emulate_profile)
         require_vllm(cpu_only=True)
         return Engine(emulated_driver(config, profile.step_time), config, profile)
     from ltrsched.engine.runner import VllmDriver
 
     return Engine(VllmDriver(config, load_format=load_format, skip_idle=skip_idle), config)
+
+
+def emulated_config(config: EngineConfig, emulate_profile: str):
+    """The emulated engine's configuration, its KV blocks (vLLM's null block among them) sized as it sizes them
+    (``--num-gpu-blocks``, the blocks ``--kv-cache-gib`` holds, else the profile's GPU memory), and its profile:
+    known before it starts. One-line :class:`UserError` for a cache of under 2 blocks or too many to build."""
+    from dataclasses import replace
+
+    from ltrsched.sim.profiles import load_profile
+
+    profile = load_profile(emulate_profile)
+    if config.num_gpu_blocks is None and config.kv_cache_gib is not None:
+        # the KV cache the GiB hold, as vLLM sizes it (its null block among them); it was ignored for the
+        # profile's GPU memory (--kv-cache-gib 1e-9 ran with 16,381 blocks, its summary saying 1e-09 GiB)
+        per_block = profile.kv_bytes_per_token * config.block_size
+        blocks = int(config.kv_cache_gib * 2**30) // per_block
+        if blocks < 2:
+            raise UserError(f"--kv-cache-gib {config.kv_cache_gib:g} holds {blocks} KV block(s) of {config.block_size} "
+                            f"tokens ({per_block:,} bytes each in profile {profile.name!r}), and the engine needs 2 "
+                            "(one is vLLM's null block): give a larger --kv-cache-gib, or --num-gpu-blocks")
+        config = replace(config, num_gpu_blocks=blocks)
+    if config.num_gpu_blocks is None:
+        blocks = profile.num_gpu_blocks(block_size=config.block_size,
+                                        gpu_memory_utilization=config.gpu_memory_utilization)
+        if blocks < 1:  # (vLLM's block pool and the adapter's limits raised a ValueError traceback)
+            raise UserError(f"profile {profile.name!r} leaves no GPU memory for one KV block of {config.block_size} "
+                            f"tokens at --gpu-memory-utilization {config.gpu_memory_utilization:g}; use a smaller "
+                            "--block-size or a larger utilization, or set --num-gpu-blocks")
+        config = replace(config, num_gpu_blocks=blocks + 1)
+    if config.num_gpu_blocks > MAX_EMULATED_BLOCKS:  # (10**12 blocks: building the pool never ended)
+        raise UserError(f"the emulated engine cannot hold {config.num_gpu_blocks} KV blocks: vLLM's block pool "
+                        f"makes an object per block (about 3 us and 130 bytes each), so at most "
+                        f"{MAX_EMULATED_BLOCKS:,}; give fewer with --num-gpu-blocks, or a larger --block-size")
+    return config, profile
+

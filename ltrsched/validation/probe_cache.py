@@ -6,12 +6,15 @@ fits 90% of it), so a small cache leaves few probes: ``--num-gpu-blocks 7`` ran 
 "4 request(s) can never fit the engine's KV cache of 2 usable blocks (first: request 0 needs 5 blocks)": requests
 the user never gave. :func:`check_probe_cache` counts the steps the probes would give before they run (the
 simulator schedules them exactly as the engine does: ``--semantics vllm-v1``, tested equal on the emulated engine)
-and, where too few, says in one line that the cache is too small and the smallest that gives enough.
+and, where too few, says in one line that the cache is too small and the smallest that gives enough: before the
+engine starts where its cache is known then (:func:`engine_before_start`), else once it has started, before the
+probes run.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 from ltrsched.errors import UserError
@@ -111,3 +114,41 @@ def _larger(eng, blocks: int) -> str:
     gib = blocks * per_block / 2**30
     step = 10.0 ** (math.floor(math.log10(gib)) - 1)
     return f"--kv-cache-gib {math.ceil(gib / step - 1e-9) * step:.3g} ({blocks:,} blocks)"
+
+
+@dataclass
+class PlannedEngine:
+    """An engine as :func:`check_probe_cache` sees it (its configuration, KV blocks with vLLM's null block, context
+    [tokens], the emulated profile), known before it starts."""
+
+    config: object
+    blocks: int
+    context: int
+    emulated_profile: object = None
+
+    @property
+    def emulated(self) -> bool:
+        return self.emulated_profile is not None
+
+    def num_gpu_blocks(self) -> int:
+        return self.blocks
+
+    def max_model_len(self) -> int:
+        return self.context
+
+
+def engine_before_start(engine: dict) -> PlannedEngine | None:
+    """The engine ``engine`` (``start_engine``'s options) describes, where its KV cache and context are known before
+    it starts (the emulated engine; the real one with a stated cache, ``--kv-cache-gib`` or ``--num-gpu-blocks``,
+    and a context its model's config.json tells); None where only its start tells (a GPU's memory profiling)."""
+    from ltrsched.engine.config import model_dir, stated_kv_blocks
+    from ltrsched.validation.engines import emulated_config, engine_config, expected_context
+
+    config = engine_config(**engine)
+    if engine.get("emulate_profile") is not None:
+        config, profile = emulated_config(config, engine["emulate_profile"])
+        return PlannedEngine(config, config.num_gpu_blocks, int(profile.max_model_len), profile)
+    blocks, expected = stated_kv_blocks(config, model_dir(config.model)), expected_context(config)
+    if blocks is None or expected is None:
+        return None
+    return PlannedEngine(config, blocks, expected[0])
