@@ -597,8 +597,8 @@ def test_mlfq_told_its_batch_by_ranks_orders_as_the_stateless_reference(spec, co
 
 def test_the_replica_tells_mlfq_its_batch_by_ranks_without_a_mask():
     """MLFQ has ``on_step_ranks``: in a burst the replica calls it with the batch's length (the batch is a prefix of
-    the order) and never builds a scheduled mask, and MLFQ makes none for a batch at the head of its kept order
-    (before: a mask over every live request each step, made by the host and searched by the policy)."""
+    the order) and never builds a scheduled mask, and MLFQ makes none (before: a mask over every live request each
+    step, made by the host and searched by the policy; then one for each step MLFQ did not follow)."""
     from ltrsched.policies.mlfq import MLFQ
 
     calls = {"ranks": 0, "prefix": 0, "mask": 0}
@@ -619,8 +619,8 @@ def test_the_replica_tells_mlfq_its_batch_by_ranks_without_a_mask():
                                                               lockstep.ref.on_step(view, _mask(order, ranks), dt))
     simulate(wl, lockstep, SimConfig())
     assert calls["ranks"] > 300 and calls["prefix"] == calls["ranks"]
-    # a mask only where MLFQ had no kept order to follow (a lone request's steps, the first step)
-    assert calls["mask"] < 0.2 * calls["ranks"], calls
+    # not even where MLFQ had no kept order to follow (the first step, a lone request's steps: who ran is recorded)
+    assert calls["mask"] == 0, calls
 
 
 def _mask(order: np.ndarray, ranks) -> np.ndarray:

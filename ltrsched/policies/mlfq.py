@@ -21,9 +21,10 @@ of the bounds. Each level's members are listed by position with a sort only wher
 them so already (the order keeps, per level, how many of its first requests are by position); when nobody moved
 and nothing finished or arrived, the order stands (the same array). While the host lists requests by arrival, its
 announced arrivals and finishes and the view's length say which requests are listed where (no pass over their ids:
-``Policy.on_arrival``). When the policy cannot follow the host step by step (see :mod:`ltrsched.policies.tracking`),
-or a promotion is due, it sorts every live request instead. The order is the same either way. Costs: BENCHMARKS.md
-(issues 13 and 15).
+``Policy.on_arrival``); the simulator's replica names the batch by its ranks in the order (``on_step_ranks``), not
+by a mask over every live request. When the policy cannot follow the host step by step (see
+:mod:`ltrsched.policies.tracking`), or a promotion is due, it sorts every live request instead. The order is the
+same either way. Costs: BENCHMARKS.md (issues 13 and 15).
 """
 
 from __future__ import annotations
@@ -125,8 +126,12 @@ class MLFQ(Policy):
         int (a prefix: the usual batch), else ``order[ranks]`` (ascending ranks). The same as ``on_step`` with
         the scheduled mask; for the batch at the head of the kept order, neither the host nor the policy makes
         or reads a mask over every live request (the simulator's replica calls this when a policy has it).
-        ``step_time``: the step's duration [s]."""
-        if type(ranks) is int and view is self._view and order is self._order:
+        ``step_time``: the step's duration [s]. A view not followed (none kept for it: a lone request's, say) only
+        records who ran, which needs no mask either."""
+        if view is not self._view:  # (not followed: _ran records who ran, in any order)
+            self._ran(view, order[:ranks] if type(ranks) is int else order[ranks], None, True)
+            return
+        if type(ranks) is int and order is self._order:
             self._ran(view, order[:ranks], None, True)  # (the host checked: one position per request of the view)
             return
         scheduled = np.zeros(len(order), dtype=bool)
