@@ -565,3 +565,65 @@ def test_mlfq_relevels_its_batch_by_one_comparison_per_level_in_a_burst(spec, ma
     assert lockstep.steps > 300
     if max_share is not None:
         assert _CountingBounds.searched[0] < max_share * members[0], (_CountingBounds.searched[0], members[0])
+
+
+class LockstepRanks(Lockstep):
+    """:class:`Lockstep` for a host that names the batch by its ranks in the order (``on_step_ranks``, which the
+    simulator's replica calls when the policy has it): the policy is told the ranks, the reference the mask."""
+
+    def on_step_ranks(self, view: LiveView, order: np.ndarray, ranks, step_time: float) -> None:
+        self.ranked_steps = getattr(self, "ranked_steps", 0) + 1
+        self.policy.on_step_ranks(view, order, ranks, step_time)
+        scheduled = np.zeros(len(order), dtype=bool)
+        scheduled[order[:ranks] if type(ranks) is int else order[ranks]] = True
+        self.ref.on_step(view, scheduled, step_time)
+
+
+@pytest.mark.parametrize("spec", ["mlfq", "mlfq:quantum=0.01,threshold=1.5", "mlfq:quantum=0.005,threshold=1",
+                                  "mlfq:quantum=0.01,promote=6", "mlfq:quantum=0.02,threshold=3,promote=1"])
+@pytest.mark.parametrize("config", [
+    dict(), dict(num_gpu_blocks=700), dict(num_gpu_blocks=600, preemption="recompute"),
+    dict(num_gpu_blocks=800, preemption="recompute", semantics="vllm-v1", max_num_seqs=24),
+], ids=["roomy", "swap", "recompute", "vllm-v1"])
+def test_mlfq_told_its_batch_by_ranks_orders_as_the_stateless_reference(spec, config):
+    """The replica tells MLFQ its batch as ranks in the order (no scheduled mask over every live request): the
+    orders are still the stateless reference's, told the mask, in the simulator (vLLM V1 semantics drop members
+    from the prefix: ranks then are an array)."""
+    wl = apply_arrivals(load_workload("sharegpt", num_requests=150, seed=0), "poisson", rate=40.0, seed=1)
+    policy = LockstepRanks(make_policy(spec))
+    simulate(wl, policy, SimConfig(stop_time=60.0, **config))
+    assert policy.steps > 100 and policy.ranked_steps > 100
+
+
+def test_the_replica_tells_mlfq_its_batch_by_ranks_without_a_mask():
+    """MLFQ has ``on_step_ranks``: in a burst the replica calls it with the batch's length (the batch is a prefix of
+    the order) and never builds a scheduled mask, and MLFQ makes none (before: a mask over every live request each
+    step, made by the host and searched by the policy; then one for each step MLFQ did not follow)."""
+    from ltrsched.policies.mlfq import MLFQ
+
+    calls = {"ranks": 0, "prefix": 0, "mask": 0}
+
+    class Counting(MLFQ):
+        def on_step_ranks(self, view, order, ranks, step_time):
+            calls["ranks"] += 1
+            calls["prefix"] += type(ranks) is int
+            super().on_step_ranks(view, order, ranks, step_time)
+
+        def on_step(self, view, scheduled, step_time):
+            calls["mask"] += 1
+            super().on_step(view, scheduled, step_time)
+
+    wl = apply_arrivals(load_workload("sharegpt", num_requests=300, seed=0), "burst")
+    lockstep = Lockstep(Counting(), ref=make_policy("mlfq"))  # (the same orders as MLFQ told a mask)
+    lockstep.on_step_ranks = lambda view, order, ranks, dt: (lockstep.policy.on_step_ranks(view, order, ranks, dt),
+                                                              lockstep.ref.on_step(view, _mask(order, ranks), dt))
+    simulate(wl, lockstep, SimConfig())
+    assert calls["ranks"] > 300 and calls["prefix"] == calls["ranks"]
+    # not even where MLFQ had no kept order to follow (the first step, a lone request's steps: who ran is recorded)
+    assert calls["mask"] == 0, calls
+
+
+def _mask(order: np.ndarray, ranks) -> np.ndarray:
+    scheduled = np.zeros(len(order), dtype=bool)
+    scheduled[order[:ranks] if type(ranks) is int else order[ranks]] = True
+    return scheduled

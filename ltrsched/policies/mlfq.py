@@ -21,9 +21,10 @@ of the bounds. Each level's members are listed by position with a sort only wher
 them so already (the order keeps, per level, how many of its first requests are by position); when nobody moved
 and nothing finished or arrived, the order stands (the same array). While the host lists requests by arrival, its
 announced arrivals and finishes and the view's length say which requests are listed where (no pass over their ids:
-``Policy.on_arrival``). When the policy cannot follow the host step by step (see :mod:`ltrsched.policies.tracking`),
-or a promotion is due, it sorts every live request instead. The order is the same either way. Costs: BENCHMARKS.md
-(issues 13 and 15).
+``Policy.on_arrival``); the simulator's replica names the batch by its ranks in the order (``on_step_ranks``), not
+by a mask over every live request. When the policy cannot follow the host step by step (see
+:mod:`ltrsched.policies.tracking`), or a promotion is due, it sorts every live request instead. The order is the
+same either way. Costs: BENCHMARKS.md (issues 13 and 15).
 """
 
 from __future__ import annotations
@@ -117,15 +118,39 @@ class MLFQ(Policy):
     def on_step(self, view: LiveView, scheduled: np.ndarray, step_time: float) -> None:
         followed = view is self._view
         batch, is_head = batch_positions(self._order if followed else None, scheduled)
+        self._ran(view, batch, None if is_head else scheduled, len(scheduled) == len(view))
+
+    def on_step_ranks(self, view: LiveView, order: np.ndarray, ranks: int | np.ndarray, step_time: float) -> None:
+        """:meth:`on_step` for a host that names the batch by its ranks in the order it formed the batch from
+        (``order``, what :meth:`rank` returned for ``view``, as the host checked it): ``order[:ranks]`` for an
+        int (a prefix: the usual batch), else ``order[ranks]`` (ascending ranks). The same as ``on_step`` with
+        the scheduled mask; for the batch at the head of the kept order, neither the host nor the policy makes
+        or reads a mask over every live request (the simulator's replica calls this when a policy has it).
+        ``step_time``: the step's duration [s]. A view not followed (none kept for it: a lone request's, say) only
+        records who ran, which needs no mask either."""
+        if view is not self._view:  # (not followed: _ran records who ran, in any order)
+            self._ran(view, order[:ranks] if type(ranks) is int else order[ranks], None, True)
+            return
+        if type(ranks) is int and order is self._order:
+            self._ran(view, order[:ranks], None, True)  # (the host checked: one position per request of the view)
+            return
+        scheduled = np.zeros(len(order), dtype=bool)
+        scheduled[order[:ranks] if type(ranks) is int else order[ranks]] = True
+        self.on_step(view, scheduled, step_time)
+
+    def _ran(self, view: LiveView, batch: np.ndarray, scheduled: np.ndarray | None, aligned: bool) -> None:
+        """The requests at ``batch`` (positions in ``view``) ran at ``view.step``; ``scheduled``: the step's mask
+        when the batch is not the head of the order returned for ``view`` (None when it is); ``aligned``: the
+        host named one entry per request of ``view``."""
         ids = view.at("request_id", batch)  # (not the column for every live request: see _follow)
         try:  # (arrivals reserved their ids)
             self._last_run.data[ids] = view.step
         except IndexError:
             self._last_run[ids] = view.step
-        if followed:
-            self._aligned = len(scheduled) == len(view)
-            self._batch, self._batch_ids, self._batch_is_head = batch, ids, is_head
-            self._scheduled = None if is_head else scheduled
+        if view is self._view:
+            self._aligned = aligned
+            self._batch, self._batch_ids, self._batch_is_head = batch, ids, scheduled is None
+            self._scheduled = scheduled
             self._next_step = view.step + 1
             if self.promote:
                 self._idle_from.data[ids] = view.step

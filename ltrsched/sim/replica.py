@@ -237,6 +237,9 @@ class Replica:
         prev_batch = np.zeros(0, dtype=np.int64)
         wants_on_step = getattr(type(self.policy), "on_step", Policy.on_step) is not Policy.on_step or not isinstance(
             self.policy, Policy)
+        # a policy that takes the batch as its ranks in the order (MLFQ: ``on_step_ranks``) is told them instead of
+        # a scheduled mask, which would cost a pass over every live request here and one in the policy
+        on_step_ranks = getattr(policy, "on_step_ranks", None) if wants_on_step else None
         # arrays touched every step (rebound below when a cluster replica's table grows)
         computed, generated, pending, resident, state, output_tokens, run_time, last_token_time, max_token_gap, \
             last_run_step, max_idle_steps = _step_arrays(t)
@@ -388,7 +391,9 @@ class Replica:
             prev_batch = batch
             prev_end = end
 
-            if wants_on_step:
+            if on_step_ranks is not None:
+                on_step_ranks(view, order, k if plan.ranks is None else plan.ranks, dt)
+            elif wants_on_step:
                 scheduled = np.zeros(len(live), dtype=bool)
                 scheduled[order[:k] if plan.ranks is None else order[plan.ranks]] = True
                 policy.on_step(view, scheduled, dt)
