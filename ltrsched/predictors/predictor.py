@@ -62,6 +62,14 @@ def bucket_labels(config: PredictorConfig, lengths: np.ndarray) -> np.ndarray:
     return lengths // max(1, config.label_bucket)
 
 
+def majority_accuracy(config: PredictorConfig, lengths: np.ndarray) -> tuple[int, float]:
+    """The most common class of output ``lengths`` [tokens] under a class model's ``config`` and its share of them:
+    the accuracy of always predicting it, the baseline a class model's accuracy is to beat."""
+    classes, counts = np.unique(bucket_labels(config, lengths), return_counts=True)
+    top = int(np.argmax(counts))
+    return int(classes[top]), float(counts[top] / counts.sum())
+
+
 def check_buckets(config: PredictorConfig, lengths: np.ndarray) -> None:
     """Raise :class:`UserError` if the training labels (``lengths`` [tokens] bucketed by the config) are all
     one value: a model would learn nothing, e.g. a served model's lengths all below the 820-token class bucket."""
