@@ -101,7 +101,6 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
     if kind == "class":
         config = dataclasses.replace(config, num_classes=class_count(bucket, int(lengths.max()) if len(lengths) else 0))
     check_buckets(config, lengths)
-    _warn_ties(ev_lengths, "held-out lengths")
     predictor = Predictor(config)
     work_starts()  # (the training takes minutes: its warnings so far are news now)
     # (on a terminal only; closed before an error is printed, so the error is a line of its own)
@@ -114,6 +113,7 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
         predictor.fit(prompts, lengths, ev_prompts, ev_lengths, on_epoch=report)
     predictor.save(out)
     last = config.metrics[-1]
+    _warn_ties(ev_lengths, "held-out lengths")  # (after the training: an error in it stays one line)
     _warn_majority(config, ev_lengths, last.get("accuracy"))
     click.echo(f"trained on {len(prompts)} prompts; held-out ({len(ev_prompts)}) Kendall tau {fmt(last['tau'], '.4f')}"
                + (f", accuracy {last['accuracy']:.3f}" if "accuracy" in last else "") + f"; wrote {out}")
@@ -146,7 +146,7 @@ def _warn_ties(lengths, what: str) -> None:
 def _warn_majority(config, lengths, accuracy: float | None) -> None:
     """Warn on stderr where a class model's bucket ``accuracy`` on ``lengths`` [tokens] is no better than always
     predicting their most common bucket (e.g. a model that nearly always stops at its cap: one bucket holds most)."""
-    if accuracy is None or config.kind != "class":
+    if accuracy is None or config is None or config.kind != "class":
         return
     from ltrsched.predictors.predictor import majority_accuracy
 
@@ -241,13 +241,13 @@ def evaluate(model_dir, data, split, plot):
     if trained_on:  # (None: the checkpoint does not record its training prompts)
         click.echo(f"warning: {trained_on} of the {len(prompts)} evaluated prompts are training prompts of {model_dir}: "
                    "its tau here is not held-out and overstates the ranker", err=True)
-    _warn_ties(lengths, f"{data} lengths")
     result = predictor.evaluate(prompts, lengths)
     if result["tau"] is None:
         raise UserError(f"the predictor gives all {len(prompts)} held-out prompts the same score: "
                         "Kendall tau is undefined (it cannot tell these prompts apart)")
     click.echo(strict_json.dumps({"num_prompts": len(prompts), **result}, indent=2))
-    _warn_majority(predictor.config, lengths, result.get("accuracy"))
+    _warn_ties(lengths, f"{data} lengths")
+    _warn_majority(getattr(predictor, "config", None), lengths, result.get("accuracy"))  # (an ensemble has no config)
     if plot is not None:
         import matplotlib
 
