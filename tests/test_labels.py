@@ -540,7 +540,8 @@ def test_prompts_files_of_every_format(tmp_path):
 @pytest.mark.parametrize("name, content, message", [
     ("p.csv", "prompt_tokens,output_tokens\n3,4\n", "no text column 'prompt' (have prompt_tokens, output_tokens); "
                                                      "a .csv trace of lengths holds no prompts"),
-    ("p.txt", "hello\n", "prompts come from a .json, .jsonl, .parquet, .csv file"),
+    ("p.md", "hello\n", "prompts come from a .json, .jsonl, .parquet, .csv, .txt file"),
+    ("p.txt", "\n  \r\n\n", "p.txt: no prompts (no line with text)"),
     ("p.jsonl", '{"text": "hello"}\n', "p.jsonl:1: expected an object with a string field 'prompt'"),
     ("p.jsonl", '{"prompt": "ok"}\n{"prompt": "   "}\n', "p.jsonl:2: the prompt is empty"),
     ("p.jsonl", '{"prompt": "ok", "id": [1]}\n', "p.jsonl:1: 'id' must be a string or an integer"),

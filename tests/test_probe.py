@@ -689,3 +689,20 @@ def test_a_checkpoint_without_a_probe_precision_is_float32_and_other_backbones_r
     assert PredictorConfig.load(tmp_path).probe_precision == "float32"
     with pytest.raises(UserError, match="probe_precision bf16 is set, but the backbone is 'ngram'"):
         PredictorConfig(probe_precision="bf16")
+
+
+def test_the_hf_backbone_loads_a_causal_lm_without_transformers_report_on_stderr(tiny_lm, capfd):
+    """--backbone hf on a causal LM's directory: its lm_head is unused and the classifier's score head new, which
+    transformers reported on stderr (a table and notes) with a progress bar; the quiet loader silences both, and
+    its logging settings are back afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    from ltrsched.predictors.backbones import HFBackbone
+
+    before = hf_logging.get_verbosity()
+    capfd.readouterr()
+    backbone = HFBackbone(PredictorConfig(backbone="hf", hf_path=str(tiny_lm)), 1)
+    err = capfd.readouterr().err
+    assert err == "", err
+    assert hf_logging.get_verbosity() == before
+    assert backbone.tokenizer is not None and backbone.model.config.num_labels == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import polars as pl
+import pytest
 
 from ltrsched.workloads import load_workload
 
@@ -212,3 +213,22 @@ def test_a_csv_of_prompts_is_a_prompts_file_to_label(tmp_path):
     assert load_prompts(path).rows() == [("a", "Write, at length, on tax law"), ("b", "007"), ("c", "请解释一下")]
     pl.DataFrame({"prompt": ["one prompt", "another prompt"]}).write_csv(path)
     assert load_prompts(path)["key"].to_list() == ["row-1", "row-2"]
+
+
+def test_a_plain_text_file_of_prompts_one_per_line_is_a_prompts_file(tmp_path):
+    """`ltrsched label --prompts prompts.txt`: the plainest prompt source, one prompt per line, was refused as an
+    unknown format. Lines end at \\n, \\r\\n or \\r (not at U+2028, which is text), blank lines are skipped, keys name
+    the line; as a workload (no lengths) it says how to label it."""
+    from ltrsched.errors import UserError
+    from ltrsched.workloads.prompts import load_prompts
+
+    path = tmp_path / "prompts.txt"
+    path.write_bytes("\ufeffWhat is 2+2?\r\n\r\n写一首关于秋天的诗 😀\rdef f(x):\u2028return x\n  \nWhat is 2+2?\nlast".encode())
+    assert load_prompts(path).rows() == [("line-1", "What is 2+2?"), ("line-3", "写一首关于秋天的诗 😀"),
+                                         ("line-4", "def f(x):\u2028return x"), ("line-7", "last")]  # (line 6 repeats 1)
+    path.write_bytes(b"ok\nbad \xff byte\n")
+    with pytest.raises(UserError, match=r"prompts.txt:2: not valid UTF-8: byte 0xff"):
+        load_prompts(path)
+    with pytest.raises(UserError, match=r"a \.txt file holds prompts without output lengths; label them with "
+                                        r"`ltrsched label --prompts FILE.txt`"):
+        load_workload(str(path))

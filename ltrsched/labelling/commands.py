@@ -22,8 +22,8 @@ from ltrsched.validation.engines import DEFAULT_MAX_TOKENS
                    "Hugging Face model directory with a chat template.")
 @click.option("--prompts", "prompts_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Label these prompts instead of the built-in ShareGPT's: a ShareGPT .json (the paper's rules), a "
-                   ".jsonl of {\"prompt\": ...} objects (optional \"id\") or a .parquet with a prompt column (optional "
-                   "key/id). Split by a seeded shuffle: eval the first half (at most 4,000), train the rest; the "
+                   ".jsonl of {\"prompt\": ...} objects (optional \"id\"), a .parquet or .csv with a prompt column (optional "
+                   "key/id) or a .txt of one prompt per line. Split by a seeded shuffle: eval the first half (at most 4,000), train the rest; the "
                    "labels then keep the prompt text.")
 @click.option("--splits", default="train,eval", show_default=True, help="Windows to label (train, eval).")
 @click.option("--limit", type=int, default=None, help="Prompts per split: the first N of each window [default: all].")

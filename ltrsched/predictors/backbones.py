@@ -24,6 +24,7 @@ from ltrsched.packaged_models import PACKAGED, missing_gguf_packages, packaged_p
 from ltrsched.predictors.config import PredictorConfig
 from ltrsched.predictors.features import ngram_bags
 from ltrsched.predictors.model import build_ngram_model, subset
+from ltrsched.predictors.quiet import quiet_load
 
 
 class NgramBackbone:
@@ -94,15 +95,16 @@ class HFBackbone:
         extra = {"gguf_file": gguf} if gguf else {}
         has_weights = bool(gguf) or any(path.glob("*.safetensors")) or any(path.glob("*.bin"))
         try:
-            hf_config = AutoConfig.from_pretrained(path, num_labels=outputs, local_files_only=True, **extra)
-            self.vocab = hf_config.vocab_size
-            if hf_config.pad_token_id is None:
-                hf_config.pad_token_id = self.vocab - 1  # reserved: prompt ids are folded below it
-            if has_weights:
-                self.model = AutoModelForSequenceClassification.from_pretrained(
-                    path, config=hf_config, local_files_only=True, ignore_mismatched_sizes=True, **extra)
-            else:
-                self.model = AutoModelForSequenceClassification.from_config(hf_config)
+            with quiet_load():  # (a causal LM's weights: its lm_head "unexpected", the new score head "missing")
+                hf_config = AutoConfig.from_pretrained(path, num_labels=outputs, local_files_only=True, **extra)
+                self.vocab = hf_config.vocab_size
+                if hf_config.pad_token_id is None:
+                    hf_config.pad_token_id = self.vocab - 1  # reserved: prompt ids are folded below it
+                if has_weights:
+                    self.model = AutoModelForSequenceClassification.from_pretrained(
+                        path, config=hf_config, local_files_only=True, ignore_mismatched_sizes=True, **extra)
+                else:
+                    self.model = AutoModelForSequenceClassification.from_config(hf_config)
         except Exception as exc:  # a damaged config.json: transformers and torch raise anything (0 attention heads:
             # ZeroDivisionError; vocab_size 0: AssertionError; a size given as text: its own validation error)
             raise hf_load_error(path / (gguf or ""), exc) from None
@@ -111,7 +113,8 @@ class HFBackbone:
         self.tokenizer = None
         if gguf or (path / "tokenizer.json").is_file() or (path / "tokenizer_config.json").is_file():
             try:
-                self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, **extra)
+                with quiet_load():
+                    self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, **extra)
             except (OSError, ValueError):
                 self.tokenizer = None
         self.outputs = outputs

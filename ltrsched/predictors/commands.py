@@ -113,6 +113,8 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
         predictor.fit(prompts, lengths, ev_prompts, ev_lengths, on_epoch=report)
     predictor.save(out)
     last = config.metrics[-1]
+    _warn_ties(ev_lengths, "held-out lengths")  # (after the training: an error in it stays one line)
+    _warn_majority(config, ev_lengths, last.get("accuracy"))
     click.echo(f"trained on {len(prompts)} prompts; held-out ({len(ev_prompts)}) Kendall tau {fmt(last['tau'], '.4f')}"
                + (f", accuracy {last['accuracy']:.3f}" if "accuracy" in last else "") + f"; wrote {out}")
 
@@ -130,6 +132,30 @@ def _check_held_out(prompts: list[str], ev_prompts: list[str], data: str, eval_d
     if shared:
         click.echo(f"warning: {shared} of {len(ev_prompts)} held-out prompts are also training prompts; "
                    "the held-out tau overstates the ranker", err=True)
+
+
+def _warn_ties(lengths, what: str) -> None:
+    """Warn on stderr where tied lengths cap Kendall tau-b well below 1 (:mod:`ltrsched.predictors.ties`)."""
+    from ltrsched.predictors.ties import ties_warning
+
+    line = ties_warning(lengths, what)
+    if line:
+        click.echo(line, err=True)
+
+
+def _warn_majority(config, lengths, accuracy: float | None) -> None:
+    """Warn on stderr where a class model's bucket ``accuracy`` on ``lengths`` [tokens] is no better than always
+    predicting their most common bucket (e.g. a model that nearly always stops at its cap: one bucket holds most)."""
+    if accuracy is None or config is None or config.kind != "class":
+        return
+    from ltrsched.predictors.predictor import majority_accuracy
+
+    bucket, share = majority_accuracy(config, lengths)
+    if accuracy <= share:
+        low = bucket * config.bucket
+        span = f"{low}+" if bucket == config.num_classes - 1 else f"{low}-{low + config.bucket - 1}"  # (last: open)
+        click.echo(f"warning: bucket accuracy {accuracy:.3f} is no better than always predicting the most common "
+                   f"bucket ({span} tokens), which {share:.3f} of these prompts fall in", err=True)
 
 
 def _note_emulated_bf16(predictor, model_dir) -> None:
@@ -220,6 +246,8 @@ def evaluate(model_dir, data, split, plot):
         raise UserError(f"the predictor gives all {len(prompts)} held-out prompts the same score: "
                         "Kendall tau is undefined (it cannot tell these prompts apart)")
     click.echo(strict_json.dumps({"num_prompts": len(prompts), **result}, indent=2))
+    _warn_ties(lengths, f"{data} lengths")
+    _warn_majority(getattr(predictor, "config", None), lengths, result.get("accuracy"))  # (an ensemble has no config)
     if plot is not None:
         import matplotlib
 

@@ -30,6 +30,12 @@ def _torch():
     return torch
 
 
+#: Batches of prompts whose features are prepared at once when scoring. ``predict`` of an n-gram ranker on 200,000
+#: ShareGPT prompts (75M characters) peaked at 5.7 GB resident with all of them prepared together, 1.2 GB with 16
+#: batches of 1,024 (same scores, bit for bit; ``/usr/bin/time -v``).
+PREPARE_BATCHES = 16
+
+
 def kendall_tau(scores: np.ndarray, lengths: np.ndarray) -> float | None:
     """Kendall's tau-b between predicted shortness (score) and true shortness (-length); None where it is
     undefined (constant scores or lengths), as the JSON files hold it (``null``)."""
@@ -60,6 +66,14 @@ def bucket_labels(config: PredictorConfig, lengths: np.ndarray) -> np.ndarray:
     if config.kind == "class":
         return np.minimum(lengths // config.bucket, config.num_classes - 1)
     return lengths // max(1, config.label_bucket)
+
+
+def majority_accuracy(config: PredictorConfig, lengths: np.ndarray) -> tuple[int, float]:
+    """The most common class of output ``lengths`` [tokens] under a class model's ``config`` and its share of them:
+    the accuracy of always predicting it, the baseline a class model's accuracy is to beat."""
+    classes, counts = np.unique(bucket_labels(config, lengths), return_counts=True)
+    top = int(np.argmax(counts))
+    return int(classes[top]), float(counts[top] / counts.sum())
 
 
 def check_buckets(config: PredictorConfig, lengths: np.ndarray) -> None:
@@ -139,15 +153,22 @@ class Predictor:
 
     # ------------------------------------------------------------------ inference
     def _raw(self, prompts: list[str], batch_size: int = 1024) -> np.ndarray:
+        """The model's outputs for ``prompts``, their features prepared :data:`PREPARE_BATCHES` batches at a time
+        (each prompt's features are its own: the same outputs as all at once, in bounded memory)."""
         torch = _torch()
-        data = self.backbone.prepare(list(prompts))
+        prompts = list(prompts)
         model = self.backbone.model
         model.eval()
         outs = []
+        chunk = batch_size * PREPARE_BATCHES
         with torch.inference_mode():
-            for start in range(0, len(prompts), batch_size):
-                rows = np.arange(start, min(start + batch_size, len(prompts)))
-                outs.append(self.backbone.forward(data, rows).float().numpy())
+            for first in range(0, len(prompts), chunk):
+                part = prompts[first: first + chunk]
+                data = self.backbone.prepare(part)
+                for start in range(0, len(part), batch_size):
+                    rows = np.arange(start, min(start + batch_size, len(part)))
+                    outs.append(self.backbone.forward(data, rows).float().numpy())
+                del data
         if not outs:
             return np.zeros((0,) if self.outputs == 1 else (0, self.outputs))
         return np.concatenate(outs)

@@ -21,39 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 
 import numpy as np
 
 from ltrsched.errors import MissingDependencyError, UserError
 from ltrsched.predictors.config import PROBE_PRECISIONS as PRECISIONS, PredictorConfig
-
-
-@contextlib.contextmanager
-def _quiet_load():
-    """Loading a model without transformers' notes on stderr: its load report (a causal LM's ``lm_head``,
-    unused here, is "unexpected") and its GGUF dequantisation progress bar (its own tqdm, not switched off
-    by its logging settings)."""
-    from transformers.utils import logging as hf_logging
-
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()  # ("Loading weights")
-    try:
-        import transformers.modeling_gguf_pytorch_utils as gguf_utils
-    except ImportError:
-        gguf_utils = None
-    bar = getattr(gguf_utils, "tqdm", None)
-    if bar is not None:
-        gguf_utils.tqdm = functools.partial(bar, disable=True)
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
-        if bar is not None:
-            gguf_utils.tqdm = bar
+from ltrsched.predictors.quiet import quiet_load
 
 
 #: Files of a model directory's tokenizer (one is needed; a GGUF file holds its own).
@@ -246,7 +219,7 @@ class ProbeBackbone:
             raise UserError(f"--hf-model {config.hf_path!r} has no tokenizer (no {' or '.join(TOKENIZER_FILES)}): "
                             "the probe reads prompts as the model is served them, through its own tokenizer")
         try:
-            with _quiet_load():
+            with quiet_load():
                 self.lm = AutoModel.from_pretrained(path, local_files_only=True, dtype=torch.float32, **extra)
                 self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, **extra)
         except Exception as exc:  # transformers and torch raise anything for a damaged model directory

@@ -868,6 +868,10 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
         return Workload(_first_turns(path, num_requests, seed), path.stem, {"source": str(path)})
     elif suffix == ".csv":
         df = load_csv(path, arrival)
+    elif suffix == ".txt":  # (prompts only: a workload needs each request's output length)
+        raise UserError(f"{path}: a .txt file holds prompts without output lengths; label them with `ltrsched label "
+                        "--prompts FILE.txt` (one prompt per line), or give each its length in a .jsonl "
+                        "({\"prompt\": ..., \"output_tokens\": N} per line)")
     else:
         raise UserError(f"{path}: unknown workload format {suffix!r}; use .parquet, .jsonl, .json or .csv")
     warning = _unit_warning(df["arrival_time"], arrival, path) if "arrival_time" in df.columns else None

@@ -13,7 +13,9 @@ A labelling run needs prompts only (the served model makes the lengths), so a fi
 - ``.parquet``: a string ``prompt`` column; a ``key``, ``id`` or ``source_id`` column keys the rows, else
   ``row-N`` (1-based);
 - ``.csv``: a ``prompt`` column (in any case), text as written, keyed as a parquet's rows (a trace of lengths
-  alone, such as the workload ``.csv`` traces, has no prompts).
+  alone, such as the workload ``.csv`` traces, has no prompts);
+- ``.txt``: plain text, one prompt per line (a line ends at ``\n``, ``\r\n`` or ``\r``; blank lines are skipped;
+  a prompt of several lines needs a ``.jsonl``), keyed ``line-N`` (its 1-based line number).
 
 Text files are strict UTF-8 (:mod:`ltrsched.workloads.utf8`). Empty prompts are refused, as is a key given twice;
 a prompt given twice is kept once (its first key), so no prompt can land in two splits.
@@ -21,6 +23,7 @@ a prompt given twice is kept once (its first key), so no prompt can land in two 
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -31,7 +34,7 @@ from ltrsched.strict_json import shown
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.utf8 import describe_surrogate, lone_surrogate
 
-SUFFIXES = (".json", ".jsonl", ".parquet", ".csv")
+SUFFIXES = (".json", ".jsonl", ".parquet", ".csv", ".txt")
 _KEY_COLUMNS = ("key", "id", "source_id")
 
 
@@ -69,6 +72,8 @@ def load_prompts(path: str | Path) -> pl.DataFrame:
         df = _parquet(path)
     elif suffix == ".csv":
         df = _csv(path)
+    elif suffix == ".txt":
+        df = _txt(path)
     else:
         raise UserError(f"{path}: prompts come from a {', '.join(SUFFIXES)} file")
     _check_keys(df, path)
@@ -147,6 +152,21 @@ def _csv(path: Path) -> pl.DataFrame:
                         "lengths holds no prompts")
     raw = raw.rename({c: c.strip().lower() for c in raw.columns if c.strip().lower() in ("prompt", *_KEY_COLUMNS)})
     return _prompt_table(raw, path)
+
+
+def _txt(path: Path) -> pl.DataFrame:
+    """One prompt per non-blank line of a plain-text file, keyed ``line-N`` (1-based, as a ``.jsonl``'s)."""
+    from ltrsched.workloads.utf8 import decode_utf8
+
+    text = decode_utf8(path.read_bytes(), path)  # (strict: an invalid byte is an error naming its line)
+    keys, prompts = [], []
+    for lineno, line in enumerate(re.split(r"\r\n|\r|\n", text), 1):  # (not splitlines: U+2028, \f... are text here)
+        if line.strip():
+            keys.append(f"line-{lineno}")
+            prompts.append(line)
+    if not prompts:
+        raise UserError(f"{path}: no prompts (no line with text)")
+    return pl.DataFrame({"key": keys, "prompt": prompts}, schema={"key": pl.Utf8, "prompt": pl.Utf8})
 
 
 def _prompt_table(raw: pl.DataFrame, path: Path) -> pl.DataFrame:

@@ -1,0 +1,34 @@
+"""Loading a Hugging Face model without transformers' notes on stderr (one place for every backbone)."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+
+
+@contextlib.contextmanager
+def quiet_load():
+    """Silence transformers while a model loads: its load report (a causal LM's ``lm_head`` is "unexpected" in a
+    probe or a sequence classifier, the classifier's new ``score`` head "missing"), its "Loading weights" progress
+    bar and its GGUF dequantisation progress bar (its own tqdm, not switched off by its logging settings). The
+    logging settings and the bar are restored on leaving, errors included."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # ("Loading weights")
+    try:
+        import transformers.modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:
+        gguf_utils = None
+    bar = getattr(gguf_utils, "tqdm", None)
+    if bar is not None:
+        gguf_utils.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+        if bar is not None:
+            gguf_utils.tqdm = bar
