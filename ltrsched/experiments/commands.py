@@ -498,6 +498,6 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
     with pl.Config(tbl_rows=100, tbl_cols=20, tbl_width_chars=160, float_precision=3, fmt_str_lengths=40,
                    tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
         click.echo(table)
-    click.echo(f"SLOs: {slo_text}; tolerance {tolerance:.0%}; {len(seeds)} seeds x {sizes_text} requests per rate")
+    click.echo(f"SLOs: {slo_text}; tolerance {tolerance:.0%}; {len(seeds)} seed{'' if len(seeds) == 1 else 's'} x {sizes_text} requests per rate")
     click.echo(f"{stats.line()}; {elapsed:.1f} s. Wrote {out / 'capacity.md'}, {out / 'capacity.csv'}, "
                f"{out / 'capacity-rates.csv'} and {len(figures)} figure(s) in {out / 'figures'}")

@@ -208,7 +208,7 @@ def predict(model_dir, workload, out, column):
     if predictor.config.kind == "class":
         cols["predicted_length"] = pl.Series(predictor.predicted_lengths(prompts))
     wl.with_df(wl.df.with_columns(**cols)).save(out)
-    click.echo(f"wrote {out} ({len(wl)} requests, columns {', '.join(cols)})")
+    click.echo(f"wrote {out} ({len(wl)} request{'' if len(wl) == 1 else 's'}, columns {', '.join(cols)})")
 
 
 @click.command()
