@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ltrsched import strict_json
 from ltrsched.errors import UserError
+from ltrsched.inputs import check_not_special
 from ltrsched.numbers import is_finite_number
 
 KINDS = ("rank", "class")
@@ -166,6 +167,7 @@ class PredictorConfig:
     @classmethod
     def load(cls, directory: Path) -> "PredictorConfig":
         path = Path(directory) / CONFIG_FILE
+        check_not_special(path, "predictor config")  # (a pipe, /dev/zero: "no predictor.json", of one that is there)
         if not path.is_file():
             raise UserError(f"{directory} is not a predictor checkpoint (no {CONFIG_FILE}); train one with `ltrsched train`")
         try:

@@ -83,6 +83,7 @@ import polars as pl
 from ltrsched.errors import UserError
 from ltrsched.strict_json import shown
 from ltrsched.fingerprint import file_digest
+from ltrsched.inputs import check_not_special
 from ltrsched.workloads.arrivals import seconds_unit_warning, unread_arrival_columns
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
 from ltrsched.workloads.jsonl import jsonl_records
@@ -670,6 +671,7 @@ def workload_fingerprint(source: str) -> dict[str, str]:
     path = Path(source)
     if path.is_dir():  # (as load_workload says it: sweeps and capacity said "neither a file nor a built-in")
         raise UserError(f"workload {source!r} is a directory, not a file")
+    check_not_special(path, "workload")
     if not path.is_file():
         known = ", ".join(BUILTIN)
         raise UserError(f"workload not found: {source!r} is neither a file nor a built-in ({known})")
@@ -830,6 +832,7 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
         raise UserError(f"workload not found: {source!r} is neither a file nor a built-in ({known})")
     if path.is_dir():
         raise UserError(f"workload {source!r} is a directory, not a file")
+    check_not_special(path, "workload")  # (a pipe, /dev/zero: "the file is empty", of a size 0 that says nothing)
     suffix = path.suffix.lower()
     if path.stat().st_size == 0:
         raise UserError(f"{path}: the file is empty")
