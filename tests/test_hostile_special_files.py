@@ -115,3 +115,16 @@ def test_regular_files_and_links_to_them_still_load(tmp_path):
     (tmp_path / "link.csv").symlink_to(path)
     assert len(load_workload(str(tmp_path / "link.csv"))) == 2
     assert special_kind(path) is None and special_kind(tmp_path) is None and special_kind(tmp_path / "no") is None
+
+
+@pytest.mark.parametrize("file", ["steps.parquet", "requests.parquet"])
+def test_plot_trace_of_a_run_with_a_pipe_for_a_file_does_not_wait_on_it(tmp_path, file):
+    """A run whose steps.parquet was a named pipe: `plot trace` waited on the pipe for good (a hang)."""
+    run = tmp_path / "run"
+    r = run_cli("simulate", "-w", "lmsys-like", "-n", "5", "--record-steps", "-o", str(run))
+    assert r.returncode == 0, r.stderr[-2000:]
+    (run / file).unlink()
+    os.mkfifo(run / file)
+    assert_one_line_error(run_cli("plot", "trace", str(run), "-o", str(tmp_path / "t.json")),
+                          f"the run's {file} '{run / file}' is a named pipe (FIFO), " + NOT_REGULAR)
+    assert not (tmp_path / "t.json").exists()
