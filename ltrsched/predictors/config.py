@@ -130,7 +130,9 @@ class PredictorConfig:
             raise UserError("bucket widths must be >= 1 token")
         for name, low, high in (("num_classes", 1, MAX_CLASSES), ("dim", 0, MAX_DIM), ("hidden", 0, MAX_HIDDEN),
                                 ("list_size", 2, 1 << 20), ("epochs", 1, MAX_EPOCHS), ("seed", 0, (1 << 63) - 1),
-                                ("max_prompt_tokens", 1, MAX_PROMPT_TOKENS)):
+                                ("max_prompt_tokens", 1, MAX_PROMPT_TOKENS),
+                                # (lengths are int64: a wider label bucket was an OverflowError traceback)
+                                ("label_bucket", 1, (1 << 63) - 1), ("bucket", 1, (1 << 63) - 1)):
             value = getattr(self, name)
             if not low <= value <= high:
                 raise UserError(f"{name} must be in [{low}, {high}], got {value}")
