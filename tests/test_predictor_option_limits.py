@@ -50,3 +50,11 @@ def test_label_report_names_a_labels_file_that_is_a_pipe(tmp_path):
     os.mkfifo(tmp_path / "labels.parquet")
     assert_one_line_error(run_cli("label-report", str(tmp_path / "labels.parquet"), "-o", str(tmp_path / "r")),
                           f"labels file '{tmp_path / 'labels.parquet'}' is a named pipe (FIFO), not a regular file")
+
+
+def test_a_gguf_model_that_is_a_device_is_not_called_missing(tmp_path):
+    from ltrsched.predictors.backbones import resolve_hf_model
+
+    (tmp_path / "m.gguf").symlink_to("/dev/zero")
+    with pytest.raises(UserError, match=r"^--hf-model '.*m\.gguf' is a character device, not a regular file"):
+        resolve_hf_model(str(tmp_path / "m.gguf"))
