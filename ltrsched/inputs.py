@@ -12,7 +12,8 @@ from pathlib import Path
 
 from ltrsched.errors import UserError
 
-_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+PIPE = "a named pipe (FIFO)"
+_KINDS = ((stat.S_ISFIFO, PIPE), (stat.S_ISCHR, "a character device"),
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
 

@@ -128,3 +128,10 @@ def test_plot_trace_of_a_run_with_a_pipe_for_a_file_does_not_wait_on_it(tmp_path
     assert_one_line_error(run_cli("plot", "trace", str(run), "-o", str(tmp_path / "t.json")),
                           f"the run's {file} '{run / file}' is a named pipe (FIFO), " + NOT_REGULAR)
     assert not (tmp_path / "t.json").exists()
+
+
+def test_a_profile_file_that_is_a_pipe_is_refused_not_waited_on(tmp_path):
+    """`simulate -p FIFO` waited for a writer for good (/dev/zero is read up to a size limit, and refused there)."""
+    os.mkfifo(tmp_path / "p.json")
+    assert_one_line_error(run_cli("simulate", "-n", "3", "-p", str(tmp_path / "p.json")),
+                          f"profile file '{tmp_path / 'p.json'}' is a named pipe (FIFO), " + NOT_REGULAR)
