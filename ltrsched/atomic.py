@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ltrsched.errors import UserError
+from ltrsched.inputs import special_kind
 
 
 def _reason(exc: BaseException) -> str:
@@ -53,6 +54,10 @@ def _discard(tmp: Path) -> None:
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically and durably (parents created); :class:`UserError` on failure."""
     path = Path(path)
+    kind = special_kind(path)
+    if kind:  # (`evaluate --plot /dev/null`, run as root, renamed a PNG over the device: /dev/null was a file)
+        raise UserError(f"cannot write {path}: it is {kind}, which the write would replace (a new file is renamed "
+                        "over the path); give a regular file's path")
     tmp = temp_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

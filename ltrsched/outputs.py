@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from ltrsched.errors import UserError
+from ltrsched.inputs import special_kind
 
 
 def _blocker(directory: Path) -> str | None:
@@ -63,6 +64,10 @@ def check_out_file(path: str | Path, option: str = "--out", suffix: str | None =
         raise UserError(f"{option} must be a {suffix} file, got {path}")
     if path.is_dir():
         raise UserError(f"{option} {path}: a directory, not a file")
+    kind = special_kind(path)
+    if kind:  # (checked before the work: the write renames a new file over the path, replacing e.g. /dev/null)
+        raise UserError(f"{option} {path}: {kind}, not a regular file, which the output would replace; give a "
+                        "regular file's path")
     problem = _blocker(path.parent)
     if problem:
         raise UserError(f"{option} {path}: {problem}")

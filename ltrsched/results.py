@@ -10,6 +10,7 @@ import polars as pl
 
 from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
+from ltrsched.inputs import check_not_special
 from ltrsched.metrics import format_replicas, format_summary
 
 #: The files :meth:`RunResult.save` writes in a run directory.
@@ -63,6 +64,8 @@ class RunResult:
     def load(cls, out_dir: str | Path) -> "RunResult":
         """Read a directory written by :meth:`save`; a missing or damaged file raises :class:`UserError`."""
         out = Path(out_dir)
+        for name in RUN_FILES:  # (a steps.parquet that is a pipe: `plot trace` waited on it for good)
+            check_not_special(out / name, f"the run's {name}")
         try:
             data = read_summary_file(out / "summary.json")
             steps = pl.read_parquet(out / "steps.parquet") if (out / "steps.parquet").exists() else None

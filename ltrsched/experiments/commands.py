@@ -13,6 +13,7 @@ import click
 
 from ltrsched import strict_json
 from ltrsched.errors import UserError, first_repeat
+from ltrsched.inputs import check_not_special
 
 EXPERIMENT_NAMES = ("table1", "fig3", "fig4-5", "table2", "table3", "table4", "real-model")
 
@@ -103,6 +104,7 @@ SWEEP_KEYS = set(SWEEP_LISTS) | set(SWEEP_SCALARS)
 
 
 def _load_sweep(path: Path) -> dict:
+    check_not_special(path, "sweep file")  # (it said "sweep file not found" of /dev/zero or a pipe)
     if not path.is_file():
         raise UserError(f"sweep file not found: {path}")
     suffix = path.suffix.lower()
@@ -222,6 +224,8 @@ def _check_sweep_values(data: dict, path: Path) -> None:
     for w in data.get("workloads", []):
         if w not in BUILTIN and Path(w).is_dir():  # (it said "neither a file nor a built-in", of a path that is)
             raise UserError(f"{path}: workload {w!r} is a directory, not a file")
+        if w not in BUILTIN:
+            check_not_special(w, f"{path}: workload")
         if w not in BUILTIN and not Path(w).is_file():
             raise UserError(f"{path}: workload {w!r} is neither a file nor a built-in ({', '.join(BUILTIN)})")
     check_scoring(data.get("scoring", "none"))
@@ -428,6 +432,8 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
                         "or a file")
     if workload not in BUILTIN and Path(workload).is_dir():  # (it said "neither a file nor a built-in")
         raise UserError(f"workload {workload!r} is a directory, not a file")
+    if workload not in BUILTIN:
+        check_not_special(workload, "workload")
     if workload not in BUILTIN and not Path(workload).is_file():
         raise UserError(f"workload {workload!r} is neither a file nor a built-in ({', '.join(BUILTIN)})")
     policies = policies or CAPACITY_POLICIES

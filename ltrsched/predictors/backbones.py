@@ -49,6 +49,9 @@ def resolve_hf_model(spec: str | None, option: str = "--hf-model") -> tuple[Path
         return (target.parent, target.name) if target.suffix == ".gguf" else (target, None)
     path = Path(spec or "")
     if path.suffix == ".gguf":
+        from ltrsched.inputs import check_not_special
+
+        check_not_special(path, option)  # (a link to /dev/zero was "no such GGUF file")
         if not path.is_file():
             raise UserError(f"{option} {spec!r}: no such GGUF file")
         return path.parent, path.name

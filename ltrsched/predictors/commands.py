@@ -372,6 +372,10 @@ def label_report(labels, out, sizes, seed, epochs, probe, probe_layer):
         raise UserError(f"--seed must be >= 0, got {seed}")
     if epochs is not None and epochs < 1:
         raise UserError(f"--epochs must be >= 1, got {epochs}")
+    from ltrsched.predictors.config import PredictorConfig
+
+    # the rankers' settings checked before the first trains (--epochs 2**63 was refused after its progress lines)
+    PredictorConfig(seed=seed, **({} if epochs is None else {"epochs": epochs}))
     if probe_layer is not None and probe is None:
         raise UserError("--probe-layer needs --probe MODEL")
     if probe_layer is not None and probe_layer < 1:
@@ -380,6 +384,9 @@ def label_report(labels, out, sizes, seed, epochs, probe, probe_layer):
         from ltrsched.predictors.backbones import resolve_hf_model
 
         resolve_hf_model(probe, "--probe")  # (a missing model fails here, before the other rankers train)
+    from ltrsched.inputs import check_not_special
+
+    check_not_special(labels, "labels file")  # (a pipe, /dev/zero: "labels file not found")
     if not labels.is_file():
         raise UserError(f"labels file not found: {labels}")
     try:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ltrsched import strict_json
 from ltrsched.errors import UserError
+from ltrsched.inputs import check_not_special
 from ltrsched.numbers import is_finite_number
 
 KINDS = ("rank", "class")
@@ -129,7 +130,9 @@ class PredictorConfig:
             raise UserError("bucket widths must be >= 1 token")
         for name, low, high in (("num_classes", 1, MAX_CLASSES), ("dim", 0, MAX_DIM), ("hidden", 0, MAX_HIDDEN),
                                 ("list_size", 2, 1 << 20), ("epochs", 1, MAX_EPOCHS), ("seed", 0, (1 << 63) - 1),
-                                ("max_prompt_tokens", 1, MAX_PROMPT_TOKENS)):
+                                ("max_prompt_tokens", 1, MAX_PROMPT_TOKENS),
+                                # (lengths are int64: a wider label bucket was an OverflowError traceback)
+                                ("label_bucket", 1, (1 << 63) - 1), ("bucket", 1, (1 << 63) - 1)):
             value = getattr(self, name)
             if not low <= value <= high:
                 raise UserError(f"{name} must be in [{low}, {high}], got {value}")
@@ -166,6 +169,7 @@ class PredictorConfig:
     @classmethod
     def load(cls, directory: Path) -> "PredictorConfig":
         path = Path(directory) / CONFIG_FILE
+        check_not_special(path, "predictor config")  # (a pipe, /dev/zero: "no predictor.json", of one that is there)
         if not path.is_file():
             raise UserError(f"{directory} is not a predictor checkpoint (no {CONFIG_FILE}); train one with `ltrsched train`")
         try:

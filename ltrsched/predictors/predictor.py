@@ -16,6 +16,7 @@ from scipy.stats import kendalltau
 from ltrsched import atomic
 from ltrsched.strict_json import defined
 from ltrsched.errors import MissingDependencyError, UserError
+from ltrsched.inputs import check_not_special
 from ltrsched.predictors.backbones import make_backbone
 from ltrsched.predictors.config import (CONFIG_FILE, KINDS, WEIGHTS_FILE, PredictorConfig, hash_prompts,
                                        prompt_hashes, saved_training_prompts, saved_weights_digest)
@@ -307,6 +308,7 @@ class Predictor:
         except UserError as exc:  # e.g. its model (hf_path, named as --hf-model) moved: say which checkpoint needs it
             raise UserError(f"cannot load the predictor {directory}: {exc}") from None
         weights = directory / WEIGHTS_FILE
+        check_not_special(weights, "predictor weights")  # (it said "missing weights.pt")
         if not weights.is_file():
             raise UserError(f"{directory}: missing {WEIGHTS_FILE}")
         try:

@@ -83,12 +83,13 @@ import polars as pl
 from ltrsched.errors import UserError
 from ltrsched.strict_json import shown
 from ltrsched.fingerprint import file_digest
+from ltrsched.inputs import check_not_special
 from ltrsched.workloads.arrivals import seconds_unit_warning, unread_arrival_columns
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.schema import (
-    LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Workload, length_columns, request_ids,
-    validate,
+    LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Workload, first_non_numeric,
+    length_columns, request_ids, validate,
 )
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, left_out, paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import (
@@ -472,7 +473,7 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             if arrival_info is not None and col.dtype != pl.String:
                 arrival_info["unit"] = "date-time"  # (seconds apart, whatever the column's name says)
         if not col.dtype.is_numeric():  # e.g. true/false (a Boolean column would cast to 1/0 tokens) or text
-            first = col.drop_nulls().head(1).to_list()
+            first = first_non_numeric(col)
             raise UserError(f"{path}: column {found!r} has non-numeric values ({col.dtype}"
                             + (f", first: {first[0]!r}" if first else "") + "); it must hold numbers"
                             + (" (seconds) or date-times" if ours == "arrival_time" else ""))
@@ -610,7 +611,7 @@ def _table_arrivals(df: pl.DataFrame, path: Path, arrival_info: dict | None = No
     if given[0] == "arrival_time":
         return df
     if not col.dtype.is_numeric():
-        first = col.drop_nulls().head(1).to_list()
+        first = first_non_numeric(col)
         raise UserError(f"{path}: column {given[0]} has non-numeric values ({col.dtype}"
                         + (f", first: {first[0]!r}" if first else "") + "); it must hold numbers")
     return df.with_columns((col.cast(pl.Float64) * UNIT_SUFFIXES[given[0][len("arrival_time"):]]).alias(
@@ -670,6 +671,7 @@ def workload_fingerprint(source: str) -> dict[str, str]:
     path = Path(source)
     if path.is_dir():  # (as load_workload says it: sweeps and capacity said "neither a file nor a built-in")
         raise UserError(f"workload {source!r} is a directory, not a file")
+    check_not_special(path, "workload")
     if not path.is_file():
         known = ", ".join(BUILTIN)
         raise UserError(f"workload not found: {source!r} is neither a file nor a built-in ({known})")
@@ -830,6 +832,7 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
         raise UserError(f"workload not found: {source!r} is neither a file nor a built-in ({known})")
     if path.is_dir():
         raise UserError(f"workload {source!r} is a directory, not a file")
+    check_not_special(path, "workload")  # (a pipe, /dev/zero: "the file is empty", of a size 0 that says nothing)
     suffix = path.suffix.lower()
     if path.stat().st_size == 0:
         raise UserError(f"{path}: the file is empty")

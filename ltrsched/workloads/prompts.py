@@ -30,6 +30,7 @@ from pathlib import Path
 import polars as pl
 
 from ltrsched.errors import UserError
+from ltrsched.inputs import check_not_special
 from ltrsched.strict_json import shown
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.utf8 import describe_surrogate, lone_surrogate
@@ -42,6 +43,7 @@ def load_prompts(path: str | Path) -> pl.DataFrame:
     """``key`` and ``prompt`` (both Utf8) of the file's prompts, in file order, each prompt once; one-line
     :class:`UserError` for a file that holds none or that cannot be read as one of :data:`SUFFIXES`."""
     path = Path(path).expanduser()
+    check_not_special(path, "prompts file")
     if not path.is_file():
         raise UserError(f"prompts file not found: {path}")
     suffix = path.suffix.lower()

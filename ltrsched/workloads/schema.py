@@ -145,6 +145,17 @@ class Workload:
         return Workload(df, self.name, {**self.meta, **meta})
 
 
+def first_non_numeric(col: pl.Series) -> list:
+    """``[value]``: the first non-null value of a non-numeric column that does not read as a number, for an error
+    to show (a column of text holding ``'10'`` and ``'abc'`` showed ``'10'``); its first value where all read as
+    numbers (e.g. Booleans); ``[]`` where all are null."""
+    values = col.drop_nulls()
+    if values.dtype == pl.String:
+        unread = values.filter(values.str.strip_chars().cast(pl.Float64, strict=False).is_null())
+        values = unread if unread.len() else values
+    return values.head(1).to_list()
+
+
 def validate(df: pl.DataFrame, name: str = "workload") -> pl.DataFrame:
     """Check and normalise a request table; raise :class:`UserError` naming the first problem."""
     if df.height == 0:
@@ -156,7 +167,7 @@ def validate(df: pl.DataFrame, name: str = "workload") -> pl.DataFrame:
     for col in (*REQUIRED_COLUMNS, *NUMERIC_OPTIONAL_COLUMNS):  # a Boolean column would cast to 1/0
         dtype = df.schema.get(col)
         if dtype is not None and dtype != pl.Null and not dtype.is_numeric():
-            first = df[col].drop_nulls().head(1).to_list()
+            first = first_non_numeric(df[col])
             raise UserError(f"{name}: column {col} has non-numeric values ({dtype}"
                             + (f", first: {first[0]!r}" if first else "") + "); it must hold numbers")
     text = df.schema.get("prompt")  # numbers would cast to text ("17") and be scored as prompts

@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 from ltrsched import strict_json
 from ltrsched.errors import UserError
+from ltrsched.inputs import PIPE, check_not_special, special_kind
 from ltrsched.numbers import is_finite_number
 from ltrsched.sim.kv_capacity import ModelShape
 from ltrsched.sim.profiles.model import MIN_STEP_S, StepTimeProfile
@@ -221,6 +222,8 @@ MAX_PROFILE_BYTES = 64 << 20
 def read_profile_file(path: str | os.PathLike) -> StepTimeProfile:
     """Load and validate one profile JSON file."""
     path = Path(path)
+    if special_kind(path) == PIPE:  # (opening a pipe waits for a writer: `-p fifo` hung; /dev/zero is read below)
+        check_not_special(path, "profile file")
     try:
         with path.open("rb") as fh:  # (at most this much: `-p /dev/zero` read on until memory ran out)
             data = fh.read(MAX_PROFILE_BYTES + 1)

@@ -1,0 +1,60 @@
+"""Predictor options at the limits of their types: `train --label-bucket 2**63` was an OverflowError traceback
+(lengths are int64); `label-report --epochs 2**63` (or a seed past int64) was refused only after the progress lines
+of its first ranker; a labels file that is a pipe was "not found". Each is one line (exit code 2), before any
+work."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from ltrsched.errors import UserError
+from test_cli_simulate import assert_one_line_error, run_cli
+
+LABELS = Path(__file__).resolve().parents[1] / "data" / "smollm2-labels.parquet"
+
+
+@pytest.mark.parametrize("field", ["label_bucket", "bucket"])
+def test_a_bucket_wider_than_int64_is_refused(field):
+    from ltrsched.predictors.config import PredictorConfig
+
+    with pytest.raises(UserError, match=rf"^{field} must be in \[1, 9223372036854775807\], got 9223372036854775808$"):
+        PredictorConfig(**{field: 2**63})
+    assert getattr(PredictorConfig(**{field: 2**63 - 1}), field) == 2**63 - 1
+
+
+def test_train_with_a_label_bucket_wider_than_int64_is_one_line(tmp_path):
+    for name, n in (("train.jsonl", 12), ("eval.jsonl", 8)):
+        (tmp_path / name).write_text("".join(json.dumps({"prompt": f"{name} prompt number {i} " + "word " * i,
+                                                         "output_tokens": 5 + 7 * i}) + "\n" for i in range(n)))
+    r = run_cli("train", "--data", str(tmp_path / "train.jsonl"), "--eval-data", str(tmp_path / "eval.jsonl"),
+                "--label-bucket", str(2**63), "-o", str(tmp_path / "ckpt"))
+    assert_one_line_error(r, "label_bucket must be in [1, 9223372036854775807], got 9223372036854775808")
+    assert not (tmp_path / "ckpt").exists()
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--epochs", str(2**63), "epochs must be in [1, 10000], got 9223372036854775808"),
+    ("--seed", str(2**63), "seed must be in [0, 9223372036854775807], got 9223372036854775808"),
+])
+def test_label_report_refuses_ranker_settings_before_training(tmp_path, option, value, message):
+    r = run_cli("label-report", str(LABELS), "-o", str(tmp_path / "r"), "--sizes", "all", option, value)
+    assert_one_line_error(r, message)  # (one line: no "training the ranker ..." ahead of it)
+    assert not (tmp_path / "r" / "report.md").exists()
+
+
+def test_label_report_names_a_labels_file_that_is_a_pipe(tmp_path):
+    os.mkfifo(tmp_path / "labels.parquet")
+    assert_one_line_error(run_cli("label-report", str(tmp_path / "labels.parquet"), "-o", str(tmp_path / "r")),
+                          f"labels file '{tmp_path / 'labels.parquet'}' is a named pipe (FIFO), not a regular file")
+
+
+def test_a_gguf_model_that_is_a_device_is_not_called_missing(tmp_path):
+    from ltrsched.predictors.backbones import resolve_hf_model
+
+    (tmp_path / "m.gguf").symlink_to("/dev/zero")
+    with pytest.raises(UserError, match=r"^--hf-model '.*m\.gguf' is a character device, not a regular file"):
+        resolve_hf_model(str(tmp_path / "m.gguf"))
