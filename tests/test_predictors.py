@@ -210,6 +210,18 @@ def test_weights_of_another_save_are_refused(tmp_path):
     assert np.array_equal(Predictor.load(ck_b).scores(prompts[:5]), b.scores(prompts[:5]))
 
 
+@pytest.mark.parametrize("digest", [5, ["ab"], "", "XYZ", "0" * 63])
+def test_a_digest_that_is_no_sha256_is_refused(tmp_path, digest):
+    """A weights_sha256 that was no string (a damaged or hand-edited predictor.json) skipped the weights check
+    silently, as for a checkpoint written before the digest."""
+    ck = Predictor(PredictorConfig(dim=64, epochs=1)).save(tmp_path / "ck")
+    spec = json.loads((ck / "predictor.json").read_text())
+    spec["weights_sha256"] = digest
+    (ck / "predictor.json").write_text(json.dumps(spec))
+    with pytest.raises(UserError, match="weights_sha256 must be the weights file's SHA-256 as 64 hex digits"):
+        Predictor.load(ck)
+
+
 @pytest.mark.parametrize("column", ["", "prompt", "prompt_tokens", "predicted_length"])
 def test_cli_predict_column_must_not_clobber_workload_columns(tmp_path, column):
     """--column prompt overwrote the prompt text with scores; prompt_tokens gave a misleading 'tokens < 1'."""

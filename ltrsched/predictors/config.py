@@ -177,7 +177,11 @@ class PredictorConfig:
             if not isinstance(data, dict):
                 raise TypeError(f"expected a JSON object, got {type(data).__name__}")
             data.setdefault("ngrams", "tokens")  # written before word n-grams existed
-            data.pop(WEIGHTS_DIGEST_KEY, None)  # read by saved_weights_digest
+            digest = data.pop(WEIGHTS_DIGEST_KEY, None)  # read by saved_weights_digest
+            if digest is not None and not (isinstance(digest, str) and len(digest) == 64
+                                           and all(c in "0123456789abcdef" for c in digest)):
+                raise UserError(f"{WEIGHTS_DIGEST_KEY} must be the weights file's SHA-256 as 64 hex digits, got "
+                                f"{str(digest)[:80]!r} (a damaged or hand-edited file; train the predictor again)")
             data.pop(TRAINING_PROMPTS_KEY, None)  # read by saved_training_prompts
             return cls(**data)
         except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
