@@ -169,7 +169,7 @@ def test_train_and_evaluate_refuse_labels_of_two_models_or_caps(tmp_path):
 
 
 # ---------------------------------------------------------------- the report
-def test_label_report_numbers_on_synthetic_labels(tmp_path):
+def test_label_report_numbers_on_synthetic_labels(tmp_path, capsys):
     from ltrsched.predictors.config import PredictorConfig
     from ltrsched.predictors.label_report import label_report
     from ltrsched.predictors.predictor import Predictor, kendall_tau
@@ -198,6 +198,8 @@ def test_label_report_numbers_on_synthetic_labels(tmp_path):
     assert report.chatgpt_ranker_on_chatgpt == pytest.approx(kendall_tau(chatgpt.scores(eval_prompts), chatgpt_eval))
     # the curve: one point per size, sizes past the train set collapse into "all", which is the served ranker
     assert [p["num_train"] for p in report.learning_curve] == [20, 50, 80]
+    assert ("warning: --sizes 1000 is more than the 80 train prompts of the labels: the learning curve's last point "
+            "uses all 80") in capsys.readouterr().err
     assert report.learning_curve[-1]["tau"] == report.served_ranker
     assert all(-1 <= p["tau"] <= 1 for p in report.learning_curve)
 

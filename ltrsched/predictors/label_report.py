@@ -159,6 +159,12 @@ def label_report(labels: pl.DataFrame, name: str, sizes=DEFAULT_SIZES, seed: int
         chatgpt_scores = ranker(tp, tc, "ChatGPT's lengths").scores(ep)
 
     curve = []
+    past = sorted({n for n in sizes if n != "all" and n > len(tp)})
+    if past:  # (their point is the whole train split, as 'all' is: said, not silently merged)
+        import sys
+        print(f"warning: --sizes {', '.join(map(str, past))} {'is' if len(past) == 1 else 'are'} more than the "
+              f"{len(tp)} train prompts of the labels: the learning curve's last point uses all {len(tp)}",
+              file=sys.stderr)
     order = np.random.default_rng(seed).permutation(len(tp))
     for n in sizes:
         if n == "all" or n >= len(tp):
