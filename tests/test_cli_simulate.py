@@ -17,6 +17,19 @@ def run_cli(*args, cwd=None):
                           cwd=cwd, timeout=300)
 
 
+def run_cli_in_process(capsys, *args) -> tuple[int, str, str]:
+    """``ltrsched ARGS`` in this process (no fresh interpreter's import time): (exit code, stdout, stderr)."""
+    from ltrsched.cli import main
+
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 def assert_one_line_error(r, message):
     """Bad input: exit code 2 and one stderr line, ``error: ...`` containing ``message``, no traceback."""
     assert r.returncode == 2, (r.stdout, r.stderr[-2000:])

@@ -26,15 +26,9 @@ def _workload(path, n: int, seed: int, lengths) -> None:
 
 
 def _cli(capsys, *args) -> tuple[int, str, str]:
-    from ltrsched.cli import main
+    from test_cli_simulate import run_cli_in_process  # (the model loads in seconds, not a fresh interpreter's)
 
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return run_cli_in_process(capsys, *args)
 
 
 def _capped(is_long, rng):

@@ -128,16 +128,9 @@ def test_probe_checkpoint_of_another_model_is_refused(tiny_lm, tmp_path):
 
 
 def _cli(capsys, *args) -> tuple[int, str, str]:
-    """``ltrsched ARGS`` in this process (the model loads in seconds, not a fresh interpreter's import time)."""
-    from ltrsched.cli import main
+    from test_cli_simulate import run_cli_in_process  # (the model loads in seconds, not a fresh interpreter's)
 
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return run_cli_in_process(capsys, *args)
 
 
 def test_cli_train_probe_and_its_bad_options(tiny_lm, tmp_path, capsys, monkeypatch):
