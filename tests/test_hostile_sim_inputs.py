@@ -564,7 +564,7 @@ def test_plot_cdf_of_latencies_near_float64s_largest_is_one_line(tmp_path, value
 
 def test_sweep_and_capacity_name_their_own_fix_for_a_request_too_long(tmp_path):
     """A request longer than the profile's context (another model's lengths) was told to 'raise max_model_len
-    (--max-model-len)', an option sweep and capacity have not, naming no workload among a sweep's; one that can
+    (--max-model-len)', an option sweep has not (its key is max_model_len), naming no workload among a sweep's; one that can
     never fit the KV cache to 'raise --num-gpu-blocks', likewise."""
     import importlib.resources
 
@@ -574,8 +574,8 @@ def test_sweep_and_capacity_name_their_own_fix_for_a_request_too_long(tmp_path):
     sweep.write_text(f'policies = ["fcfs"]\nworkloads = ["{long}"]\n')
     r = run_cli("sweep", str(sweep), "--out", str(tmp_path / "out"), "--jobs", "1")
     assert_one_line_error(r, f"workload '{long}' on profile 'a100-llama3-8b': 1 request(s) exceed max_model_len 8192 "
-                             "tokens (first: request 1, prompt 9000 + output 5); use a profile whose max_model_len "
-                             "covers them")
+                             "tokens (first: request 1, prompt 9000 + output 5); if the model takes longer contexts, "
+                             "set max_model_len (tokens) in the sweep file")
     assert "--max-model-len" not in r.stderr
     # a profile with GPU memory for 20 KV blocks of 16 tokens: 8,000 tokens never fit
     from ltrsched.sim.simulate import kv_capacity_blocks

@@ -99,6 +99,7 @@ SWEEP_LISTS: dict[str, type | tuple[type, ...]] = {
 SWEEP_SCALARS: dict[str, type | tuple[type, ...]] = {
     "arrival": str, "num_requests": int, "duration": (int, float), "scoring": str,
     "max_num_batched_tokens": int, "max_num_seqs": int, "preemption": str, "block_size": int,
+    "max_model_len": int,
 }
 SWEEP_KEYS = set(SWEEP_LISTS) | set(SWEEP_SCALARS)
 
@@ -229,6 +230,19 @@ def _check_sweep_values(data: dict, path: Path) -> None:
         if w not in BUILTIN and not Path(w).is_file():
             raise UserError(f"{path}: workload {w!r} is neither a file nor a built-in ({', '.join(BUILTIN)})")
     check_scoring(data.get("scoring", "none"))
+    if "max_model_len" in data:
+        check_max_model_len(data["max_model_len"], f"{path}: ")
+
+
+def check_max_model_len(value: int | None, where: str = "") -> None:
+    """Raise :class:`UserError` for a ``max_model_len`` [tokens] the simulator refuses, in ``simulate
+    --max-model-len``'s words (its check is :class:`SimConfig`'s), after ``where``."""
+    from ltrsched.sim.config import SimConfig
+
+    try:
+        SimConfig(max_model_len=value)
+    except ValueError as exc:
+        raise UserError(f"{where}{exc}") from None
 
 
 def _clusters(data: dict) -> list[tuple[int, str | None]]:
@@ -254,7 +268,8 @@ def sweep(sweep_file, out, jobs, backend, address):
     Keys: policies (list, required), workloads, profiles, arrival, rates, num_requests, duration, seeds,
     scoring (e.g. "approx-score:tau=0.6" for LTR), max_num_batched_tokens, max_num_seqs, preemption,
     block_size (tokens per KV block; default: the block size a measured profile's engine used, 128 for
-    the cpu-* profiles, else 16), replicas (e.g. [1, 8]) and routers (e.g. ["round-robin", "least-outstanding"]; used where replicas > 1).
+    the cpu-* profiles, else 16), max_model_len (longest prompt + output [tokens]; default: the profile's,
+    8,192 for the Llama-3 profiles), replicas (e.g. [1, 8]) and routers (e.g. ["round-robin", "least-outstanding"]; used where replicas > 1).
     rates and duration need arrival = "poisson", "gamma" or "replay" (burst, the default, puts every
     request at t = 0; a sweep that sets them with burst is refused). Relative workload and profile paths
     are relative to SWEEP_FILE's directory.
@@ -286,7 +301,7 @@ def sweep(sweep_file, out, jobs, backend, address):
                 scoring=data.get("scoring", "none"), seed=seed,
                 max_num_batched_tokens=data.get("max_num_batched_tokens", 768), max_num_seqs=data.get("max_num_seqs", 256),
                 preemption=data.get("preemption", "swap"), replicas=n, router=router,
-                block_size=data.get("block_size"))
+                block_size=data.get("block_size"), max_model_len=data.get("max_model_len"))
         for w, p, prof, r, seed, (n, router) in itertools.product(
             data.get("workloads", ["sharegpt"]), data["policies"], data.get("profiles", ["a100-llama3-8b"]), rates,
             data.get("seeds", [0]), clusters)
@@ -360,13 +375,17 @@ CAPACITY_FILES = ("capacity.md", "capacity.csv", "capacity-rates.csv")
 @click.option("--max-num-batched-tokens", type=int, default=768, show_default=True, help="Token budget per step.")
 @click.option("--max-num-seqs", type=int, default=256, show_default=True,
               help="Sequence cap per step (keep --num-requests well above it: a run must queue to show overload).")
+@click.option("--max-model-len", type=int, default=None,
+              help="Longest prompt + output a request may have [tokens]; default: the profile's (8,192 for the "
+                   "Llama-3 profiles).")
 @click.option("--quick", is_flag=True, help="Fewer requests per run and fewer seeds (5 policies: ~1.5 min on 2 cores).")
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("capacity"),
               show_default=True, help="Output directory (runs/, capacity.md|csv, capacity-rates.csv, figures/).")
 @backend_options
 def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, num_requests, num_seeds, first_seed,
              tolerance, start_rate,
-             max_rate, scoring, max_num_batched_tokens, max_num_seqs, quick, out, jobs, backend, address):
+             max_rate, scoring, max_num_batched_tokens, max_num_seqs, max_model_len, quick, out, jobs, backend,
+             address):
     """Find, per policy (and profile, replica count), the highest Poisson rate [req/s] that meets every --slo.
 
     A rate meets an SLO when the metric's mean over the seeds' runs is at most the limit. The search
@@ -413,6 +432,7 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
     for name, value in (("--max-num-batched-tokens", max_num_batched_tokens), ("--max-num-seqs", max_num_seqs)):
         if value < 1:
             raise UserError(f"{name} must be >= 1, got {value}")
+    check_max_model_len(max_model_len)
     if first_seed < 0:
         raise UserError(f"--seed must be >= 0, got {first_seed}")
     if first_seed + k > 2**64:  # (polars and numpy take 64-bit seeds)
@@ -470,7 +490,7 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
     templates = [RunSpec(experiment="capacity", setting=workload, label=p, workload=workload, policy=p, profile=prof,
                          num_requests=sizes[n], arrival="poisson", scoring=scoring,
                          max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
-                         replicas=n, router=router)
+                         max_model_len=max_model_len, replicas=n, router=router)
                  for prof in profiles for n, router in clusters for p in policies]
     seeds = list(range(first_seed, first_seed + k))
     from ltrsched.sim.config import SimConfig

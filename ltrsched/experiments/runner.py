@@ -127,6 +127,16 @@ def experiment_metrics(requests: pl.DataFrame, steps: pl.DataFrame | None) -> di
     return out
 
 
+#: What a too-long request's error tells the user to change, by :attr:`RunSpec.experiment`: a sweep file's key,
+#: capacity's option, else (the paper's experiments, which set neither) the profile.
+CONTEXT_FIXES = {
+    "sweep": "if the model takes longer contexts, set max_model_len (tokens) in the sweep file, or leave them out",
+    "capacity": "if the model takes longer contexts, raise --max-model-len (tokens), or leave them out",
+    "": "use a profile whose max_model_len covers them (a copy of its JSON file with max_model_len raised, if the "
+        "model takes longer contexts), or leave them out",
+}
+
+
 def execute_run(spec: RunSpec, out: str | Path, run_hash: str | None = None) -> dict[str, Any]:
     """Build, score, simulate and save one run (no cache check, no lock: see :func:`run_one`); returns its
     summary. ``run_hash``: the hash the caller expects; an input file that changed since (or while the
@@ -142,14 +152,14 @@ def execute_run(spec: RunSpec, out: str | Path, run_hash: str | None = None) -> 
     config = SimConfig(profile=spec.profile, max_num_batched_tokens=spec.max_num_batched_tokens,
                        max_num_seqs=spec.max_num_seqs, preemption=spec.preemption,
                        chunked_prefill=spec.chunked_prefill, record_steps=spec.record_steps,
-                       stop_time=spec.stop_time, block_size=spec.resolved_block_size())
+                       stop_time=spec.stop_time, block_size=spec.resolved_block_size(),
+                       max_model_len=spec.max_model_len)
     from ltrsched.sim.simulate import FitFixes, setup_run
 
     # (a request too long for the profile: the simulator's own error named simulate's options, which a sweep or
     # capacity run has not, and no workload among a sweep's)
     setup_run(wl, policy, config, FitFixes(
-        context="use a profile whose max_model_len covers them (a copy of its JSON file with max_model_len raised, "
-                "if the model takes longer contexts), or leave them out",
+        context=CONTEXT_FIXES.get(spec.experiment, CONTEXT_FIXES[""]),
         kv="use a profile with more GPU memory, or leave such requests out",
         where=f"workload {spec.workload!r} on profile {spec.profile!r}: "))
     if spec.replicas > 1 or spec.router is not None:

@@ -50,6 +50,7 @@ class RunSpec:
         router: router spec (``ltrsched routers``) when ``replicas`` > 1; None: a lone replica.
         block_size: tokens per KV block [tokens]; None: the block size the profile's engine used if the
             profile was measured (``ltrsched profile``: 128 for the built-in ``cpu-*``), else 16.
+        max_model_len: longest prompt + output a request may have [tokens]; None: the profile's.
     """
 
     experiment: str
@@ -75,6 +76,7 @@ class RunSpec:
     replicas: int = 1
     router: str | None = None
     block_size: int | None = None
+    max_model_len: int | None = None
 
     def key(self) -> dict[str, Any]:
         """The result-determining fields (what the hash covers): every field but the labels, plus what
@@ -93,6 +95,8 @@ class RunSpec:
         block_size = self.resolved_block_size()
         if block_size != DEFAULT_BLOCK_SIZE:
             d["block_size"] = block_size
+        if self.max_model_len is None:  # only where set: runs cached before the field existed keep their hashes
+            del d["max_model_len"]
         d["cache_version"] = CACHE_VERSION
         d["inputs"] = inputs = self.inputs()
         # a file is its bytes (in inputs) and, for a workload, its format, not the path it was named by: the

@@ -13,6 +13,9 @@ from scipy.stats import kendalltau
 
 from ltrsched.errors import UserError
 
+#: How close [dimensionless] :func:`approx_oracle_scores` brings Kendall tau-b to the requested tau.
+TOLERANCE = 0.005
+
 
 def check_tau(tau: float | None) -> None:
     """Raise ValueError unless ``tau`` is None or in (0, 1] (spec parameters call this at construction)."""
@@ -30,7 +33,7 @@ def _tau(score: np.ndarray, lengths: np.ndarray) -> float:
     return float(kendalltau(score, -lengths).statistic)
 
 
-def approx_oracle_scores(lengths: np.ndarray, tau: float, seed: int = 0, tolerance: float = 0.005) -> np.ndarray:
+def approx_oracle_scores(lengths: np.ndarray, tau: float, seed: int = 0, tolerance: float = TOLERANCE) -> np.ndarray:
     """Scores (higher = shorter) whose Kendall tau-b against the true lengths is ``tau`` (+-tolerance).
 
     Args:
@@ -62,6 +65,32 @@ def approx_oracle_scores(lengths: np.ndarray, tau: float, seed: int = 0, toleran
             break
         lo, hi = (mid, hi) if got > tau else (lo, mid)
     return score
+
+
+def unreachable_tau_warning(lengths: np.ndarray, tau: float, what: str) -> str | None:
+    """A one-line ``warning:`` when ties in ``lengths`` [tokens] put ``tau`` out of the approximate oracle's reach,
+    naming the reachable maximum; None when it is reachable (or 1 - :data:`TOLERANCE` or more: the exact order).
+
+    Scores without ties reach a Kendall tau-b of at most :func:`~ltrsched.predictors.ties.tau_ceiling`. Above it
+    :func:`approx_oracle_scores` meets ``tau`` only with noise below the scores' float resolution, which ties
+    equal lengths' scores and keeps every other pair in order: the exact order, not a ranker of that tau. With
+    every length equal no order has a tau at all (the scores' order is random). ``what``: the spec, e.g. ``ltr``."""
+    from ltrsched.predictors.ties import tau_ceiling, tied_pair_share
+
+    lengths = np.asarray(lengths)
+    if len(lengths) < 2 or tau >= 1 - TOLERANCE:
+        return None
+    ceiling = tau_ceiling(lengths)
+    if tau <= ceiling + TOLERANCE:
+        return None
+    if ceiling == 0:
+        return (f"warning: {what}: tau {tau:g} cannot be reached: all {len(lengths):,} output lengths are equal "
+                f"({lengths[0]} tokens), so no order has a Kendall tau (the reachable maximum is 0) and the "
+                "requests are ranked at random")
+    return (f"warning: {what}: tau {tau:g} cannot be reached on this workload: {tied_pair_share(lengths):.0%} of its "
+            f"request pairs have equal output lengths, which Kendall tau-b orders in no pair, so scores without ties "
+            f"reach at most {ceiling:.3f}; above that the requests are ranked in the exact order, not at tau {tau:g} "
+            f"(ask for tau <= {ceiling:.3f})")
 
 
 def noisy_lengths(lengths: np.ndarray, tau: float, seed: int = 0) -> np.ndarray:
