@@ -71,11 +71,11 @@ def unreachable_tau_warning(lengths: np.ndarray, tau: float, what: str) -> str |
     """A one-line ``warning:`` when ties in ``lengths`` [tokens] put ``tau`` out of the approximate oracle's reach,
     naming the reachable maximum; None when it is reachable (or 1 - :data:`TOLERANCE` or more: the exact order).
 
-    Scores without ties reach a Kendall tau-b of at most :func:`~ltrsched.predictors.ties.tau_ceiling`. Above it
+    Scores without ties reach a Kendall tau-b of at most :func:`~ltrsched.workloads.ties.tau_ceiling`. Above it
     :func:`approx_oracle_scores` meets ``tau`` only with noise below the scores' float resolution, which ties
     equal lengths' scores and keeps every other pair in order: the exact order, not a ranker of that tau. With
     every length equal no order has a tau at all (the scores' order is random). ``what``: the spec, e.g. ``ltr``."""
-    from ltrsched.predictors.ties import tau_ceiling, tied_pair_share
+    from ltrsched.workloads.ties import tau_ceiling, tied_pair_share  # (lengths alone: no predictor needed)
 
     lengths = np.asarray(lengths)
     if len(lengths) < 2 or tau >= 1 - TOLERANCE:

@@ -135,8 +135,8 @@ def _check_held_out(prompts: list[str], ev_prompts: list[str], data: str, eval_d
 
 
 def _warn_ties(lengths, what: str) -> None:
-    """Warn on stderr where tied lengths cap Kendall tau-b well below 1 (:mod:`ltrsched.predictors.ties`)."""
-    from ltrsched.predictors.ties import ties_warning
+    """Warn on stderr where tied lengths cap Kendall tau-b well below 1 (:mod:`ltrsched.workloads.ties`)."""
+    from ltrsched.workloads.ties import ties_warning
 
     line = ties_warning(lengths, what)
     if line:
