@@ -1,5 +1,5 @@
 """``ltr:tau=X`` on a workload whose tied output lengths put tau X out of reach warns once, naming the reachable
-maximum (the tie ceiling of :mod:`ltrsched.predictors.ties`); equal lengths leave no tau at all."""
+maximum (the tie ceiling of :mod:`ltrsched.workloads.ties`); equal lengths leave no tau at all."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from scipy.stats import kendalltau
 
 from ltrsched.policies.approx_oracle import approx_oracle_scores, unreachable_tau_warning
-from ltrsched.predictors.ties import tau_ceiling
+from ltrsched.workloads.ties import tau_ceiling
 
 
 def run_cli(*args, cwd=None):

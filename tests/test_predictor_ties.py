@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.stats import kendalltau
 
-from ltrsched.predictors.ties import tau_ceiling, tied_pair_share, ties_warning
+from ltrsched.workloads.ties import tau_ceiling, tied_pair_share, ties_warning
 
 FILLER = ["please", "explain", "the", "story", "of", "a", "word", "list", "write", "answer", "today", "city"]
 
