@@ -364,9 +364,13 @@ def test_csv_errors(tmp_path, content, message):
 def test_unknown_source_and_format(tmp_path):
     with pytest.raises(UserError, match="neither a file nor a built-in"):
         load_workload("no-such-workload")
-    path = tmp_path / "x.txt"
+    path = tmp_path / "x.xyz"
     path.write_text("hello")
     with pytest.raises(UserError, match="unknown workload format"):
+        load_workload(str(path))
+    path = tmp_path / "x.txt"  # prompts without lengths: said so, with how to label them
+    path.write_text("hello")
+    with pytest.raises(UserError, match="a .txt file holds prompts without output lengths; label them"):
         load_workload(str(path))
 
 
