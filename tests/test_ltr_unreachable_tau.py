@@ -81,6 +81,18 @@ def test_simulate_warns_once(tmp_path, lengths, policy, expected):
         assert len(found) == 1 and expected in found[0], r.stderr
 
 
+@pytest.mark.parametrize("router", ["rank:tau=0.9", "least-work:tau=0.9"])
+def test_a_router_at_an_unreachable_tau_warns(tmp_path, router):
+    """The routers' approximate oracle (``tau``) ran silently at the exact order too."""
+    write_trace(tmp_path / "w.csv", TIED)
+    r = run_cli("simulate", "-w", str(tmp_path / "w.csv"), "--arrival", "replay", "-P", "fcfs", "--replicas", "2",
+                "--router", router)
+    assert r.returncode == 0, r.stderr[-2000:]
+    found = warnings_of(r.stderr)
+    assert len(found) == 1 and f"router {router}: tau 0.9 cannot be reached" in found[0], r.stderr
+    assert "scores without ties reach at most 0.748" in found[0]
+
+
 def test_a_sweep_warns_once_for_its_runs(tmp_path):
     write_trace(tmp_path / "w.csv", TIED)
     (tmp_path / "s.toml").write_text('workloads = ["w.csv"]\npolicies = ["ltr:tau=0.9", "fcfs"]\nseeds = [0, 1, 2]\n')

@@ -93,6 +93,17 @@ def unreachable_tau_warning(lengths: np.ndarray, tau: float, what: str) -> str |
             f"(ask for tau <= {ceiling:.3f})")
 
 
+def warn_unreachable_tau(lengths: np.ndarray, tau: float, what: str) -> None:
+    """Print :func:`unreachable_tau_warning` on stderr where it has one (the CLI prints each distinct line once:
+    :mod:`ltrsched.notices`); for every user of the approximate oracle (``ltr:tau=``, the ``rank``/``least-work``
+    routers' ``tau``)."""
+    import sys
+
+    warning = unreachable_tau_warning(lengths, tau, what)
+    if warning:
+        print(warning, file=sys.stderr)
+
+
 def noisy_lengths(lengths: np.ndarray, tau: float, seed: int = 0) -> np.ndarray:
     """Predicted lengths [tokens] with Kendall tau ``tau`` against the truth (a length-valued oracle)."""
     return np.exp(-approx_oracle_scores(lengths, tau, seed))

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 
-from ltrsched.policies.approx_oracle import approx_oracle_scores, check_seed, check_tau, unreachable_tau_warning
+from ltrsched.policies.approx_oracle import approx_oracle_scores, check_seed, check_tau, warn_unreachable_tau
 from ltrsched.policies.base import LiveView, Policy
 from ltrsched.policies.fixed_order import FixedKeyOrder
 from ltrsched.policies.id_array import IdArray
@@ -43,11 +41,8 @@ class LTR(Policy):
         self._order.reset()
         if self.tau is not None:
             lengths = requests["output_tokens"]
-            # (a tau the ties put out of reach ran silently at the exact order, or at random with equal lengths;
-            # the CLI prints each distinct warning line once: :mod:`ltrsched.notices`)
-            warning = unreachable_tau_warning(lengths, self.tau, f"{self.name}:tau={self.tau:g}")
-            if warning:
-                print(warning, file=sys.stderr)
+            # (a tau the ties put out of reach ran silently at the exact order, or at random with equal lengths)
+            warn_unreachable_tau(lengths, self.tau, f"{self.name}:tau={self.tau:g}")
             self._oracle[requests["request_id"]] = approx_oracle_scores(lengths, self.tau, self.seed)
 
     def on_arrival(self, request_ids, now) -> None:

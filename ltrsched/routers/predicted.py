@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from ltrsched.errors import UserError
-from ltrsched.policies.approx_oracle import approx_oracle_scores, check_seed, check_tau, noisy_lengths
+from ltrsched.policies.approx_oracle import (
+    approx_oracle_scores, check_seed, check_tau, noisy_lengths, warn_unreachable_tau,
+)
 from ltrsched.policies.fastops import count_nonzero
 from ltrsched.routers.base import Router
 from ltrsched.routers.registry import register
@@ -37,6 +39,7 @@ class Rank(Router):
 
     def prepare(self, requests, num_replicas: int) -> None:
         if self.tau is not None:
+            warn_unreachable_tau(requests["output_tokens"], self.tau, f"router {self.name}:tau={self.tau:g}")
             self._score = approx_oracle_scores(requests["output_tokens"], self.tau, self.seed)
         else:
             self._score = np.asarray(requests["score"], dtype=np.float64)
@@ -78,6 +81,7 @@ class LeastWork(Router):
 
     def prepare(self, requests, num_replicas: int) -> None:
         if self.tau is not None:
+            warn_unreachable_tau(requests["output_tokens"], self.tau, f"router {self.name}:tau={self.tau:g}")
             self._length = noisy_lengths(requests["output_tokens"], self.tau, self.seed)
         else:
             self._length = np.asarray(requests["predicted_length"], dtype=np.float64)
