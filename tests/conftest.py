@@ -23,6 +23,15 @@ for _name in CACHE_VARIABLES:
     os.environ[_name] = str(FRESH_CACHES / _name.lower())
 
 
+#: The suite's torch (and every command it starts) computes on one thread. The README's test command runs two
+#: pytest workers on two cores: each worker's torch took both cores' threads, and an OpenMP thread that waits for
+#: its partner on the busy other core spins through every small op of a tiny model. Measured 2026-12-06 on the
+#: 2-core VM with another job on the second core: tests/test_probe.py took 574 s with torch's default 2 threads
+#: and 8 s with one (one test: 123 s against 0.7 s). The vLLM engine's own starts pin their threads themselves.
+for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
+
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(FRESH_CACHES, ignore_errors=True)
 
