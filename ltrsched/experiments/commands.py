@@ -367,6 +367,32 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
         click.echo(table.select("workload", "policy", "profile", "rate", "latency_per_token_mean",
                                 "latency_per_token_p90", "ttft_mean", "throughput_rps"))
     click.echo(f"{stats.line()}; wrote {out / 'sweep.csv'}")
+    for line in thrash_warnings(specs, rows):
+        click.echo(line, err=True)
+
+
+def thrash_warnings(specs, rows: list[dict]) -> list[str]:
+    """One ``warning:`` line per policy whose starvation prevention thrashed in some of the sweep's runs (more
+    preemptions per finished request than :data:`~ltrsched.policies.starvation_thrash.THRASH_PREEMPTIONS_PER_REQUEST`),
+    from the runs' summaries (``rows``, aligned with ``specs``; cached runs count too), naming its worst run."""
+    from ltrsched.experiments.runner import describe_run
+    from ltrsched.policies import make_policy
+    from ltrsched.policies.starvation_thrash import thrash_warning
+
+    policies: dict[str, object] = {}
+    thrashing: dict[str, list[tuple[float, object, dict]]] = {}  # policy -> (preemptions per finished, spec, row)
+    for spec, row in zip(specs, rows):
+        if spec.policy not in policies:
+            policies[spec.policy] = make_policy(spec.policy)
+        if thrash_warning(policies[spec.policy], row["num_preemptions"], row["num_finished"], "") is not None:
+            thrashing.setdefault(spec.policy, []).append((row["num_preemptions"] / row["num_finished"], spec, row))
+    lines = []
+    for name, runs in thrashing.items():
+        _, spec, row = max(runs, key=lambda run: run[0])
+        more = f" (and {len(runs) - 1} more of this policy's runs)" if len(runs) > 1 else ""
+        lines.append(thrash_warning(policies[name], row["num_preemptions"], row["num_finished"],
+                                    f"run {describe_run(spec, spec.run_hash())}{more}"))
+    return lines
 
 
 #: ``ltrsched capacity``'s default policies: FCFS, the oracle, LTR (approximate-oracle scores at the
