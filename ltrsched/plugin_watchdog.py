@@ -69,16 +69,17 @@ def exit_line_left_in(path) -> str | None:
 def end_process(line: str) -> None:
     """End this process at once with exit code 2 (nothing else can stop a stuck call): ``error: line`` on stderr, or
     ``line`` in the file :func:`leave_exit_line_in` named."""
-    try:
-        if _EXIT_LINE_FILE is None:
-            raise OSError
-        fd = os.open(_EXIT_LINE_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    if _EXIT_LINE_FILE is not None:
         try:
-            os.write(fd, line.encode())
-        finally:
-            os.close(fd)
-    except OSError:
-        os.write(2, f"error: {line}\n".encode())
+            fd = os.open(_EXIT_LINE_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
+            os._exit(2)
+        except OSError:  # (the folder is gone): stderr, as a lone process does
+            pass
+    os.write(2, f"error: {line}\n".encode())
     os._exit(2)
 
 
