@@ -384,6 +384,8 @@ def thrash_warnings(specs, rows: list[dict]) -> list[str]:
     for spec, row in zip(specs, rows):
         if spec.policy not in policies:
             policies[spec.policy] = make_policy(spec.policy)
+        if "num_preemptions" not in row or "num_finished" not in row:  # (a summary written without them)
+            continue
         if thrash_warning(policies[spec.policy], row["num_preemptions"], row["num_finished"], "") is not None:
             thrashing.setdefault(spec.policy, []).append((row["num_preemptions"] / row["num_finished"], spec, row))
     lines = []
