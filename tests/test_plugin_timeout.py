@@ -230,6 +230,19 @@ def test_a_hanging_plugin_stops_a_sweep_on_ray(tmp_path, plugin):
     assert_stopped(r, took, plugin, "Hanging.rank", "at step 3")
 
 
+@pytest.mark.slow  # (a local Ray instance starts in 10-30 s)
+def test_a_ray_worker_that_a_stuck_plugin_call_ends_is_one_line_and_not_retried(tmp_path, plugin):
+    """The worker leaves its line in the run's directory: the driver prints it as the one line, exit code 2 (it ran
+    the run again after the first death, then ended with three lines about dead workers, exit code 1)."""
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text('policies = ["hanging:how=bare"]\nnum_requests = 30\n')
+    r, took = run("sweep", str(sweep), "-o", str(tmp_path / "sweep"), "-j", "1", "--backend", "ray",
+                  LTRSCHED_PLUGINS=str(plugin), HANG_GRACE="0.3")
+    assert_stopped(r, took, plugin, "Hanging.rank", "at step 3", prompt=PROMPT_S + 0.3)
+    assert r.stderr.strip().endswith("it did not stop when interrupted, so ltrsched exits"), r.stderr
+    assert not list((tmp_path / "sweep" / "runs").glob("*/.plugin-exit"))  # read and removed
+
+
 @pytest.mark.vllm
 @pytest.mark.parametrize("where", ["rank", "on_step"])
 def test_a_hanging_plugin_stops_the_emulated_engine(tmp_path, plugin, where):

@@ -52,6 +52,8 @@ def run_dir(out: str | Path, spec: RunSpec, run_hash: str | None = None) -> Path
 
 #: The lock file inside a run's directory (:mod:`ltrsched.experiments.runlock`).
 LOCK_FILE = ".lock"
+#: Where a Ray task's worker leaves the line of a plugin call that ended it, inside the run's directory.
+EXIT_LINE_FILE = ".plugin-exit"
 
 
 def is_done(out: str | Path, spec: RunSpec, run_hash: str | None = None) -> bool:
