@@ -10,7 +10,9 @@ handler raises :class:`PluginInterrupt` (it also wakes a ``time.sleep``) on the 
 asynchronous exception (which lands at the thread's next Python instruction). The bracket turns it into
 :class:`PluginTimeoutError`, a one-line :class:`UserError` naming the plugin, the method, the step and the limit.
 A call stuck where neither reaches (C code that holds the GIL, or plugin code that swallows every exception)
-for :data:`GRACE_S` more seconds ends the process: the line on stderr, exit code 2.
+for :data:`GRACE_S` more seconds ends the process: the line on stderr, exit code 2. A process-pool sweep worker
+(:func:`leave_exit_line_in`) leaves the line in a file instead, for the main process to print as its one line with
+exit code 2 (it printed the worker's line and then its own about a dead worker, with exit code 1).
 
 Nothing runs per step: the run's loop is untouched, and without a plugin registered (or with the limit off) no
 thread starts. Built-in policies and routers are not watched (a predictor's ``prepare`` on a large workload may
@@ -43,6 +45,42 @@ GRACE_S = 5.0
 SIGNAL = signal.SIGUSR2
 
 _ACTIVE = threading.local()  # .on: a bracket is open in this thread (an inner one does nothing)
+_EXIT_LINE_FILE: str | None = None  # where :func:`end_process` leaves its line instead of stderr (a pool worker)
+
+
+def leave_exit_line_in(path: str | None) -> None:
+    """Make :func:`end_process` write its line (without ``error:``) to the file ``path`` instead of stderr; None:
+    stderr again. A process-pool worker calls it: its parent reads the file when the worker is gone
+    (:func:`exit_line_left_in`)."""
+    global _EXIT_LINE_FILE
+    _EXIT_LINE_FILE = None if path is None else os.fspath(path)
+
+
+def exit_line_left_in(path) -> str | None:
+    """The line a process left in ``path`` (:func:`leave_exit_line_in`) before :func:`end_process` ended it; None if
+    there is none."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+def end_process(line: str) -> None:
+    """End this process at once with exit code 2 (nothing else can stop a stuck call): ``error: line`` on stderr, or
+    ``line`` in the file :func:`leave_exit_line_in` named."""
+    if _EXIT_LINE_FILE is not None:
+        try:
+            fd = os.open(_EXIT_LINE_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
+            os._exit(2)
+        except OSError:  # (the folder is gone): stderr, as a lone process does
+            pass
+    os.write(2, f"error: {line}\n".encode())
+    os._exit(2)
 
 
 class PluginTimeoutError(UserError):
@@ -171,8 +209,7 @@ class Watchdog:
                 self._interrupt()
                 fired = now
             elif outer is not None and self.message is not None and now - fired >= GRACE_S:
-                os.write(2, f"error: {self.message}; it did not stop when interrupted, so ltrsched exits\n".encode())
-                os._exit(2)
+                end_process(f"{self.message}; it did not stop when interrupted, so ltrsched exits")
             del outer, inner
 
     def _interrupt(self) -> None:

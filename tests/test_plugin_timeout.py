@@ -23,8 +23,12 @@ ROOT = Path(__file__).parents[1]
 HANGING_PLUGIN = '''
 import os
 import time
+import ltrsched.plugin_watchdog
 from ltrsched.policies import Policy, register
 from ltrsched.routers import Router, register as register_router
+
+if os.environ.get("HANG_GRACE"):  # a shorter wait for a call that swallows the interrupt [s] (in every process)
+    ltrsched.plugin_watchdog.GRACE_S = float(os.environ["HANG_GRACE"])
 
 
 def forever(how):
@@ -186,6 +190,31 @@ def test_a_hanging_plugin_stops_a_sweep_and_keeps_the_finished_runs(tmp_path, pl
     assert len(finished) == 1, finished  # fcfs's run, saved
 
 
+def processes_with(marker: str, wait_s: float = 3.0) -> list[str]:
+    """The ``ps`` lines of processes whose environment holds ``marker`` after up to ``wait_s`` seconds for them to end."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        ps = subprocess.run(["ps", "-e", "eww", "-o", "pid=,args="], capture_output=True, text=True, check=True)
+        left = [line[:200] for line in ps.stdout.splitlines() if marker in line]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.1)
+
+
+def test_a_pool_worker_that_a_stuck_plugin_call_ends_is_one_line_and_no_process_is_left(tmp_path, plugin):
+    """A call that swallows even BaseException ends its pool worker: the main process prints the worker's line, as a
+    lone process would, with exit code 2 (it printed that line, then its own about a dead worker, exit code 1), and
+    the pool's other worker ends with it."""
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text('policies = ["fcfs", "hanging:how=bare"]\nnum_requests = 30\n')
+    marker = f"HANG_MARK=sweep-{os.getpid()}-{time.monotonic_ns()}"
+    r, took = run("sweep", str(sweep), "-o", str(tmp_path / "sweep"), "-j", "2", LTRSCHED_PLUGINS=str(plugin),
+                  HANG_GRACE="0.3", HANG_MARK=marker.partition("=")[2])
+    assert_stopped(r, took, plugin, "Hanging.rank", "at step 3", prompt=PROMPT_S + 0.3)
+    assert r.stderr.strip().endswith("it did not stop when interrupted, so ltrsched exits"), r.stderr
+    assert processes_with(marker) == []
+
+
 def test_a_hanging_plugin_stops_a_capacity_search(tmp_path, plugin):
     r, took = run("capacity", "--slo", "latency_per_token_mean=0.1", "-p", "hanging", "-n", "30", "--seeds", "1",
                   "-o", str(tmp_path / "capacity"), "-j", "2", LTRSCHED_PLUGINS=str(plugin))
@@ -199,6 +228,19 @@ def test_a_hanging_plugin_stops_a_sweep_on_ray(tmp_path, plugin):
     r, took = run("sweep", str(sweep), "-o", str(tmp_path / "sweep"), "-j", "1", "--backend", "ray",
                   LTRSCHED_PLUGINS=str(plugin))
     assert_stopped(r, took, plugin, "Hanging.rank", "at step 3")
+
+
+@pytest.mark.slow  # (a local Ray instance starts in 10-30 s)
+def test_a_ray_worker_that_a_stuck_plugin_call_ends_is_one_line_and_not_retried(tmp_path, plugin):
+    """The worker leaves its line in the run's directory: the driver prints it as the one line, exit code 2 (it ran
+    the run again after the first death, then ended with three lines about dead workers, exit code 1)."""
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text('policies = ["hanging:how=bare"]\nnum_requests = 30\n')
+    r, took = run("sweep", str(sweep), "-o", str(tmp_path / "sweep"), "-j", "1", "--backend", "ray",
+                  LTRSCHED_PLUGINS=str(plugin), HANG_GRACE="0.3")
+    assert_stopped(r, took, plugin, "Hanging.rank", "at step 3", prompt=PROMPT_S + 0.3)
+    assert r.stderr.strip().endswith("it did not stop when interrupted, so ltrsched exits"), r.stderr
+    assert not list((tmp_path / "sweep" / "runs").glob("*/.plugin-exit"))  # read and removed
 
 
 @pytest.mark.vllm

@@ -75,6 +75,35 @@ def test_the_run_key_has_max_model_len_only_when_set():
     assert RunSpec.from_dict(longer.to_dict()).run_hash() == longer.run_hash()
 
 
+def test_the_profiles_own_max_model_len_given_explicitly_is_the_same_run():
+    """8,192 is the Llama-3 profiles' own context: set or unset, one simulation, one cache key (it was two); on a
+    profile whose context is another (cpu-llama-tiny: 4,096), 8,192 is a different run."""
+    base = RunSpec(experiment="sweep", setting="", label="", workload="lmsys-like", policy="fcfs",
+                   profile="a100-llama3-8b", num_requests=20)
+    same = RunSpec(**{**base.to_dict(), "max_model_len": 8192})
+    assert same.profile_max_model_len() == 8192
+    assert same.key() == base.key() and same.run_hash() == base.run_hash()
+    tiny = RunSpec(**{**base.to_dict(), "profile": "cpu-llama-tiny"})
+    assert tiny.profile_max_model_len() == 4096
+    assert RunSpec(**{**tiny.to_dict(), "max_model_len": 4096}).run_hash() == tiny.run_hash()
+    longer = RunSpec(**{**tiny.to_dict(), "max_model_len": 8192})
+    assert longer.key()["max_model_len"] == 8192 and longer.run_hash() != tiny.run_hash()
+
+
+def test_the_key_of_a_run_that_sets_no_max_model_len_is_unchanged():
+    """The golden key of a run without max_model_len: what runs cached before the field existed are filed under."""
+    from ltrsched import __version__
+
+    base = RunSpec(experiment="sweep", setting="", label="", workload="lmsys-like", policy="fcfs",
+                   profile="a100-llama3-8b", num_requests=20)
+    assert base.key() == {
+        "workload": "lmsys-like", "policy": "fcfs", "profile": "a100-llama3-8b", "num_requests": 20, "arrival": "burst",
+        "rate": None, "duration": None, "cv": 1.0, "scoring": "none", "seed": 0, "max_num_batched_tokens": 768,
+        "max_num_seqs": 256, "preemption": "swap", "chunked_prefill": True, "record_steps": False, "stop_time": None,
+        "cache_version": 2, "inputs": {"ltrsched": __version__, "workload": {"builtin": "lmsys-like"},
+                                       "profile": {"builtin": "a100-llama3-8b"}, "policy": None, "scoring": None}}
+
+
 def test_capacity_takes_max_model_len_like_simulate(tmp_path):
     write_long_tail(tmp_path / "longtail.csv", n=40)
     args = ["capacity", "--slo", "ttft_p90=2", "-p", "fcfs", "-w", "longtail.csv", "-n", "40", "--seeds", "1",

@@ -102,9 +102,38 @@ SWEEP_SCALARS: dict[str, type | tuple[type, ...]] = {
     "max_model_len": int,
 }
 SWEEP_KEYS = set(SWEEP_LISTS) | set(SWEEP_SCALARS)
+#: ``sweep --max-runs``'s default: most runs one sweep file may multiply out to. A run of the README's sweep (2,000
+#: requests) took 0.2 CPU-s and its key 1.7 ms on the 2-core machine, so 10,000 such runs are ~17 minutes there (longer
+#: with more requests): a large sweep someone means, while a grid that multiplies out to millions (days of runs,
+#: gigabytes of specs held in memory) is a mistake.
+DEFAULT_MAX_RUNS = 10_000
 
 
-def _load_sweep(path: Path) -> dict:
+def sweep_run_count(data: dict) -> tuple[int, str]:
+    """How many runs a checked sweep file's settings ``data`` multiply out to (workloads x policies x profiles x
+    rates x seeds x clusters, each lone replica one cluster and each larger count one per router), computed from
+    the lists' lengths without listing a run, and the product in words (``"3 policies x 2 rates"``; lists of one left
+    out)."""
+    clusters = sum(1 if n == 1 else len(data.get("routers", ["round-robin"])) for n in data.get("replicas", [1]))
+    factors = [(len(data.get(k, [None])), k) for k in ("workloads", "policies", "profiles", "rates", "seeds")]
+    factors.append((clusters, "clusters (replicas x routers)"))
+    count = 1
+    for n, _ in factors:
+        count *= n
+    words = " x ".join(f"{n:,} {name}" for n, name in factors if n != 1) or "1 run"
+    return count, words
+
+
+def check_run_count(data: dict, max_runs: int, path: Path) -> None:
+    """One-line :class:`UserError` when the sweep multiplies out to more than ``max_runs`` runs (before any run
+    is listed: a grid of 10**12 runs was expanded into memory first)."""
+    count, words = sweep_run_count(data)
+    if count > max_runs:
+        raise UserError(f"{path}: the sweep multiplies out to {count:,} runs ({words}), more than --max-runs "
+                        f"{max_runs:,}; shorten its lists, or raise --max-runs if you mean it")
+
+
+def _load_sweep(path: Path, max_runs: int = DEFAULT_MAX_RUNS) -> dict:
     check_not_special(path, "sweep file")  # (it said "sweep file not found" of /dev/zero or a pipe)
     if not path.is_file():
         raise UserError(f"sweep file not found: {path}")
@@ -131,6 +160,7 @@ def _load_sweep(path: Path) -> dict:
     if not data.get("policies"):
         raise UserError(f"{path}: 'policies' must list at least one policy spec")
     _check_sweep_types(data, path)
+    check_run_count(data, max_runs, path)
     _resolve_sweep_paths(data, path)
     _check_sweep_values(data, path)
     return data
@@ -261,8 +291,12 @@ def _clusters(data: dict) -> list[tuple[int, str | None]]:
 @click.command()
 @click.argument("sweep_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("sweep"), show_default=True)
+@click.option("--max-runs", type=click.IntRange(min=1), default=DEFAULT_MAX_RUNS, show_default=True,
+              help="Refuse a sweep file whose lists multiply out to more runs than this, before any run (10,000 runs "
+                   "of 2,000 requests are ~17 minutes on 2 cores; a grid of millions is usually a mistake). Raise "
+                   "it for a sweep you mean.")
 @backend_options
-def sweep(sweep_file, out, jobs, backend, address):
+def sweep(sweep_file, out, jobs, backend, address, max_runs):
     """Run policies x workloads x rates x profiles from a TOML/JSON file; write OUT/sweep.csv.
 
     Keys: policies (list, required), workloads, profiles, arrival, rates, num_requests, duration, seeds,
@@ -285,7 +319,7 @@ def sweep(sweep_file, out, jobs, backend, address):
 
     check_jobs(jobs)
     check_out_dir(out, files=("sweep.csv",), dirs=("runs",))
-    data = _load_sweep(sweep_file)
+    data = _load_sweep(sweep_file, max_runs)
     for kind in ("workloads", "profiles"):  # (a workload named sweep.csv in --out was replaced by the table)
         for source in data.get(kind, []):
             check_inputs_kept({f"the sweep's {kind[:-1]}": source}, files=(out / "sweep.csv",))
@@ -333,6 +367,34 @@ def sweep(sweep_file, out, jobs, backend, address):
         click.echo(table.select("workload", "policy", "profile", "rate", "latency_per_token_mean",
                                 "latency_per_token_p90", "ttft_mean", "throughput_rps"))
     click.echo(f"{stats.line()}; wrote {out / 'sweep.csv'}")
+    for line in thrash_warnings(specs, rows):
+        click.echo(line, err=True)
+
+
+def thrash_warnings(specs, rows: list[dict]) -> list[str]:
+    """One ``warning:`` line per policy whose starvation prevention thrashed in some of the sweep's runs (more
+    preemptions per finished request than :data:`~ltrsched.policies.starvation_thrash.THRASH_PREEMPTIONS_PER_REQUEST`),
+    from the runs' summaries (``rows``, aligned with ``specs``; cached runs count too), naming its worst run."""
+    from ltrsched.experiments.runner import describe_run
+    from ltrsched.policies import make_policy
+    from ltrsched.policies.starvation_thrash import thrash_warning
+
+    policies: dict[str, object] = {}
+    thrashing: dict[str, list[tuple[float, object, dict]]] = {}  # policy -> (preemptions per finished, spec, row)
+    for spec, row in zip(specs, rows):
+        if spec.policy not in policies:
+            policies[spec.policy] = make_policy(spec.policy)
+        if "num_preemptions" not in row or "num_finished" not in row:  # (a summary written without them)
+            continue
+        if thrash_warning(policies[spec.policy], row["num_preemptions"], row["num_finished"], "") is not None:
+            thrashing.setdefault(spec.policy, []).append((row["num_preemptions"] / row["num_finished"], spec, row))
+    lines = []
+    for name, runs in thrashing.items():
+        _, spec, row = max(runs, key=lambda run: run[0])
+        more = f" (and {len(runs) - 1} more of this policy's runs)" if len(runs) > 1 else ""
+        lines.append(thrash_warning(policies[name], row["num_preemptions"], row["num_finished"],
+                                    f"run {describe_run(spec, spec.run_hash())}{more}"))
+    return lines
 
 
 #: ``ltrsched capacity``'s default policies: FCFS, the oracle, LTR (approximate-oracle scores at the

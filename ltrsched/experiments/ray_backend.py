@@ -8,7 +8,9 @@ resumed sweep submits only the missing ones, and a fully cached one starts no Ra
 At most as many tasks are in flight as there are CPUs, so that after a failing run no new one starts
 (the runs under way finish and are written, as with the process pool). A task whose worker process
 dies (killed, out of memory, a crash in native code, a lost node) is submitted once more and reported;
-a second death marks the run failed, and the others go on.
+a second death marks the run failed, and the others go on. A worker that a plugin call which would not stop ended
+(:mod:`ltrsched.plugin_watchdog`) left its line in the run's directory: that line is the command's error (exit
+code 2), once, with no retry.
 
 Ray is an optional dependency (``pip install 'ltrsched[ray]'``), imported only here, on first use. A
 local instance gets ``jobs`` CPUs (default: all cores), no dashboard, and Ray's logging at ERROR. With
@@ -22,6 +24,7 @@ and see its ``LTRSCHED_PLUGINS``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -35,9 +38,10 @@ from pathlib import Path
 from typing import Any
 
 from ltrsched.errors import MissingDependencyError, UserError
-from ltrsched.experiments.runner import (BUSY, Backend, Pending, RunStats, describe_run, report_notices,
-                                        run_one_noting)
+from ltrsched.experiments.runner import (BUSY, EXIT_LINE_FILE, Backend, Pending, RunStats, describe_run,
+                                        report_notices, run_one_noting)
 from ltrsched.experiments.runspec import RunSpec
+from ltrsched.plugin_watchdog import PluginTimeoutError, exit_line_left_in, leave_exit_line_in
 
 #: Seconds allowed to reach and join a Ray cluster given with ``--address``; the environment variable
 #: ``LTRSCHED_RAY_TIMEOUT`` overrides it.
@@ -184,7 +188,31 @@ def _task(spec_dict: dict[str, Any], out: str, run_hash: str, wait: bool, contex
         else:
             os.environ[key] = value
     remember_digests(context["digests"])
-    return run_hash, *run_one_noting(RunSpec.from_dict(spec_dict), out, run_hash, wait)
+    # a plugin call that will not stop ends this worker: its line goes where the driver looks after the death
+    exit_line = _exit_line_path(out, run_hash)
+    with contextlib.suppress(OSError):
+        os.unlink(exit_line)  # (one an earlier invocation left)
+    leave_exit_line_in(exit_line)
+    try:
+        return run_hash, *run_one_noting(RunSpec.from_dict(spec_dict), out, run_hash, wait)
+    finally:
+        leave_exit_line_in(None)
+
+
+def _exit_line_path(out: str | Path, run_hash: str) -> str:
+    """Where a task's worker leaves the line of a plugin call that ended it (:func:`leave_exit_line_in`): in the run's
+    directory, which the driver shares (the output directory is on a shared file system on a cluster)."""
+    return os.path.join(out, "runs", run_hash, EXIT_LINE_FILE)
+
+
+def _plugin_exit_line(out: str | Path, run_hash: str) -> str | None:
+    """The line a task's worker left before a stuck plugin call ended it (then removed), else None."""
+    path = _exit_line_path(out, run_hash)
+    line = exit_line_left_in(path)
+    if line is not None:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    return line
 
 
 class RayBackend(Backend):
@@ -264,6 +292,11 @@ class RayBackend(Backend):
                     _, status, notices = ray.get(ref)
                     report_notices(notices, seen, bar)
                 except deaths as exc:
+                    line = _plugin_exit_line(out_dir, h)
+                    if line is not None:  # a plugin call would not stop: the one line a lone process prints, no retry
+                        if error is None:
+                            error = PluginTimeoutError(line)
+                        continue
                     why = type(exc).__name__
                     if h in stats.retried:
                         stats.failed[h] = why

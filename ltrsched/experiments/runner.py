@@ -52,6 +52,8 @@ def run_dir(out: str | Path, spec: RunSpec, run_hash: str | None = None) -> Path
 
 #: The lock file inside a run's directory (:mod:`ltrsched.experiments.runlock`).
 LOCK_FILE = ".lock"
+#: Where a Ray task's worker leaves the line of a plugin call that ended it, inside the run's directory.
+EXIT_LINE_FILE = ".plugin-exit"
 
 
 def is_done(out: str | Path, spec: RunSpec, run_hash: str | None = None) -> bool:
@@ -210,13 +212,16 @@ def run_one(spec: RunSpec, out: str | Path, run_hash: str | None = None, wait: b
         return RAN
 
 
-def _init_worker(parent_pid: int, digests: dict[tuple, str]) -> None:
-    """Pool worker setup: end with the parent, reuse the parent's file digests, one OpenMP thread."""
+def _init_worker(parent_pid: int, digests: dict[tuple, str], exit_lines: str) -> None:
+    """Pool worker setup: end with the parent, reuse the parent's file digests, leave the line of a plugin call
+    that ends the worker in ``exit_lines/<pid>`` (for the parent to print), one OpenMP thread."""
     from ltrsched.experiments.lifeline import bind_to_parent
     from ltrsched.fingerprint import remember_digests
+    from ltrsched.plugin_watchdog import leave_exit_line_in
 
     bind_to_parent(parent_pid)
     remember_digests(digests)
+    leave_exit_line_in(os.path.join(exit_lines, str(os.getpid())))
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
@@ -327,26 +332,36 @@ class ProcessBackend(Backend):
     def __init__(self, jobs: int | None = None):
         self.jobs = max(1, jobs or os.cpu_count() or 1)
         self._pool: cf.ProcessPoolExecutor | None = None
+        self._exit_lines: str | None = None  # a temporary folder: the lines of workers a stuck plugin call ended
 
     def run(self, pending: list[Pending], out: Path, stats: RunStats, bar) -> None:
         if self.jobs == 1 or len(pending) <= 1:
             _run_here(pending, out, stats, bar)
         else:
-            _run_pool(self._executor(), pending, out, stats, bar)
+            _run_pool(self._executor(), pending, out, stats, bar, self._exit_lines)
 
     def _executor(self) -> cf.ProcessPoolExecutor:
         if self._pool is None:
+            import tempfile
+
             from ltrsched.fingerprint import known_digests
 
+            self._exit_lines = tempfile.mkdtemp(prefix="ltrsched-workers-")
             # spawn starts workers as tasks arrive, never more than there are runs to compute
             self._pool = cf.ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"),
-                                                initializer=_init_worker, initargs=(os.getpid(), known_digests()))
+                                                initializer=_init_worker,
+                                                initargs=(os.getpid(), known_digests(), self._exit_lines))
         return self._pool
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        if self._exit_lines is not None:
+            import shutil
+
+            shutil.rmtree(self._exit_lines, ignore_errors=True)
+            self._exit_lines = None
 
 
 #: Most parallel runs ``--jobs`` may ask for: far above any machine's cores (a process pool of 2**63 workers was an
@@ -447,7 +462,22 @@ def _run_here(pending: list[Pending], out: Path, stats: RunStats, bar) -> None:
         bar.update(1)
 
 
-def _run_pool(pool: cf.ProcessPoolExecutor, pending: list[Pending], out: Path, stats: RunStats, bar) -> None:
+def _raise_exit_line(exit_lines: str | None) -> None:
+    """Raise :class:`PluginTimeoutError` with the line a pool worker left in the folder ``exit_lines`` before a stuck
+    plugin call ended it (:func:`_init_worker`): the line a lone process prints, with its exit code 2. Nothing if no
+    worker left one (it was killed, ran out of memory, crashed)."""
+    from ltrsched.plugin_watchdog import PluginTimeoutError, exit_line_left_in
+
+    names = sorted(os.listdir(exit_lines)) if exit_lines and os.path.isdir(exit_lines) else []
+    lines = [line for line in (exit_line_left_in(os.path.join(exit_lines, n)) for n in names) if line]
+    if lines:
+        raise PluginTimeoutError(lines[0])
+
+
+def _run_pool(pool: cf.ProcessPoolExecutor, pending: list[Pending], out: Path, stats: RunStats, bar,
+              exit_lines: str | None = None) -> None:
+    """Run ``pending`` on ``pool``; ``exit_lines``: the folder where its workers leave the line of a plugin call
+    that ended them (:func:`_raise_exit_line`)."""
     specs = dict((h, s) for s, h in pending)
     futures = {pool.submit(_pool_task, s.to_dict(), str(out), h, False) for s, h in pending}
     error: BaseException | None = None
@@ -473,6 +503,7 @@ def _run_pool(pool: cf.ProcessPoolExecutor, pending: list[Pending], out: Path, s
             stats.count(run_hash, status)
             bar.update(1)
     if isinstance(error, BrokenProcessPool):  # a worker was killed: every run under way is lost
+        _raise_exit_line(exit_lines)
         raise RunFailedError(f"a worker process died (killed, out of memory or a crash) with runs under way; "
                              f"the {stats.total} finished runs are saved under {out / 'runs'}: run the command "
                              "again to resume (--backend ray runs a run whose worker died once more)")

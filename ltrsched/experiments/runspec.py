@@ -95,7 +95,9 @@ class RunSpec:
         block_size = self.resolved_block_size()
         if block_size != DEFAULT_BLOCK_SIZE:
             d["block_size"] = block_size
-        if self.max_model_len is None:  # only where set: runs cached before the field existed keep their hashes
+        # only where set to other than the profile's: runs cached before the field existed keep their hashes, and
+        # the profile's value given explicitly is the same simulation as None (one run, one key)
+        if self.max_model_len is None or self.max_model_len == self.profile_max_model_len():
             del d["max_model_len"]
         d["cache_version"] = CACHE_VERSION
         d["inputs"] = inputs = self.inputs()
@@ -114,6 +116,12 @@ class RunSpec:
         from ltrsched.sim.profiles import engine_block_size
 
         return engine_block_size(self.profile) or DEFAULT_BLOCK_SIZE
+
+    def profile_max_model_len(self) -> int:
+        """The profile's ``max_model_len`` [tokens]: what the run simulates where ``max_model_len`` is None."""
+        from ltrsched.sim.profiles import load_profile
+
+        return int(load_profile(self.profile).max_model_len)
 
     def inputs(self) -> dict[str, Any]:
         """Content fingerprints of what the run reads besides its fields: the workload file's and the

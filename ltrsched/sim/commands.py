@@ -254,3 +254,8 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
         click.echo(f"wrote {cdf_file}")
     for note in notes:
         click.echo(note, err=True)
+    from ltrsched.policies.starvation_thrash import thrash_warning
+
+    thrash = thrash_warning(pol, result.summary["num_preemptions"], result.summary["num_finished"], f"policy {policy}")
+    if thrash is not None:
+        click.echo(thrash, err=True)

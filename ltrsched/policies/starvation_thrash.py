@@ -1,0 +1,44 @@
+"""A warning for a starvation-prevention run that thrashes: read from the run's summary, never per step.
+
+Under sustained overload the paper's rule (promote a request idle ``starve`` = T steps ahead of every other for
+``quantum`` = Q steps) soon promotes most of the backlog: a promoted request goes ahead of the requests holding KV,
+which are evicted for it and, once the swap space is full, recompute their prefill. BENCHMARKS.md ("why 200,000
+requests at 4x overload never finish") measured 20-26 preemptions per request at T=200, Q=10 and 40 req/s on
+ShareGPT (FCFS and plain LTR: none), ~10x the simulated time, while T=1000, Q=100 there preempted 1.6 times per
+request. The simulators' own guard (``MAX_PREEMPTIONS_PER_REQUEST``, 1,000) stops a livelock, not this.
+"""
+
+from __future__ import annotations
+
+#: Preemptions per finished request above which a starvation-prevention run is said to thrash. The thrash measured
+#: 20-26; the paper's settings in ``reproduce`` (Tables 1-4, Figures 3-5) stay far below (BENCHMARKS.md).
+THRASH_PREEMPTIONS_PER_REQUEST = 5.0
+
+
+def starvation_settings(policy) -> tuple[int, int] | None:
+    """(T, Q) [steps] of the starvation prevention ``policy`` is or wraps (through ``inner``), else None."""
+    from ltrsched.policies.starvation import StarvationPrevention
+
+    seen = 0
+    while policy is not None and seen < 16:  # (a wrapper of a wrapper; bounded against a cycle)
+        if isinstance(policy, StarvationPrevention):
+            return policy.threshold, policy.quantum
+        policy, seen = getattr(policy, "inner", None), seen + 1
+    return None
+
+
+def thrash_warning(policy, num_preemptions: int, num_finished: int, what: str) -> str | None:
+    """The ``warning:`` line for a run of ``policy`` (named ``what``) whose starvation prevention preempted more
+    than :data:`THRASH_PREEMPTIONS_PER_REQUEST` times per finished request (``num_preemptions`` over
+    ``num_finished``, from the run's summary), naming the cause and the remedy; None for any other run."""
+    settings = starvation_settings(policy)
+    if settings is None or num_finished <= 0 or num_preemptions <= THRASH_PREEMPTIONS_PER_REQUEST * num_finished:
+        return None
+    threshold, quantum = settings
+    per = num_preemptions / num_finished
+    return (f"warning: {what}: {per:.1f} preemptions per finished request ({num_preemptions:,} for {num_finished:,}), "
+            f"more than {THRASH_PREEMPTIONS_PER_REQUEST:g}: starvation prevention (starve={threshold},"
+            f"quantum={quantum}) promotes every request idle {threshold} steps ahead of those running, and under "
+            "sustained overload evicts them over and over to recompute (a thrash, BENCHMARKS.md); raise the "
+            f"threshold and the quantum (e.g. starve={max(1000, 5 * threshold)},quantum={max(100, 10 * quantum)}), "
+            "or lower the load")
