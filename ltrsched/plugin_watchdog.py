@@ -74,10 +74,7 @@ def plugin_time_limit():
     """Bracket a run: stop it with :class:`PluginTimeoutError` when one plugin call lasts longer than
     :func:`time_limit` [s]. Does nothing when the limit is 0, no plugin is registered, or a bracket is already
     open in this thread."""
-    from ltrsched.plugin_errors import plugin_files
-
-    limit = time_limit()
-    files = plugin_files() if limit > 0 and not getattr(_ACTIVE, "on", False) else set()
+    limit, files = _watched()
     if not files:
         yield
         return
@@ -96,6 +93,28 @@ def plugin_time_limit():
         raise PluginTimeoutError(dog.message) from None
     if dog.message is not None:  # the interrupt was swallowed, yet the call returned: the limit was passed
         raise PluginTimeoutError(dog.message)
+
+
+def start_watchdog() -> Watchdog | None:
+    """A started :class:`Watchdog` on the calling thread, for plugin calls that no :func:`plugin_time_limit`
+    bracket encloses (vLLM's engine core steps the scheduler for as long as it serves); None where a bracket would
+    do nothing (limit 0, no plugin registered, a bracket open in this thread). The caller turns the
+    :class:`PluginInterrupt` raised in its thread into ``PluginTimeoutError(dog.message)`` and calls
+    :meth:`Watchdog.stop` when done."""
+    limit, files = _watched()
+    if not files:
+        return None
+    dog = Watchdog(limit, files)
+    dog.start()
+    return dog
+
+
+def _watched() -> tuple[float, set[str]]:
+    """The limit [s] and the plugin files to watch in this thread (none: nothing to watch)."""
+    from ltrsched.plugin_errors import plugin_files
+
+    limit = time_limit()
+    return limit, plugin_files() if limit > 0 and not getattr(_ACTIVE, "on", False) else set()
 
 
 class Watchdog:
