@@ -10,7 +10,9 @@ handler raises :class:`PluginInterrupt` (it also wakes a ``time.sleep``) on the 
 asynchronous exception (which lands at the thread's next Python instruction). The bracket turns it into
 :class:`PluginTimeoutError`, a one-line :class:`UserError` naming the plugin, the method, the step and the limit.
 A call stuck where neither reaches (C code that holds the GIL, or plugin code that swallows every exception)
-for :data:`GRACE_S` more seconds ends the process: the line on stderr, exit code 2.
+for :data:`GRACE_S` more seconds ends the process: the line on stderr, exit code 2. Where no run is bracketed
+(vLLM's engine core steps the scheduler for as long as ``vllm serve`` runs), :func:`start_watchdog` starts the
+same watchdog for the caller to stop (:class:`ltrsched.engine.scheduler.PolicyScheduler` does, at its shutdown).
 
 Nothing runs per step: the run's loop is untouched, and without a plugin registered (or with the limit off) no
 thread starts. Built-in policies and routers are not watched (a predictor's ``prepare`` on a large workload may
