@@ -13,6 +13,9 @@ A call stuck where neither reaches (C code that holds the GIL, or plugin code th
 for :data:`GRACE_S` more seconds ends the process: the line on stderr, exit code 2. A process-pool sweep worker
 (:func:`leave_exit_line_in`) leaves the line in a file instead, for the main process to print as its one line with
 exit code 2 (it printed the worker's line and then its own about a dead worker, with exit code 1).
+Where no run is bracketed (vLLM's engine core steps the scheduler for as long as ``vllm serve`` runs),
+:func:`start_watchdog` starts the same watchdog for the caller to stop (:class:`ltrsched.engine.scheduler.PolicyScheduler`
+does, at its shutdown).
 
 Nothing runs per step: the run's loop is untouched, and without a plugin registered (or with the limit off) no
 thread starts. Built-in policies and routers are not watched (a predictor's ``prepare`` on a large workload may
@@ -112,10 +115,7 @@ def plugin_time_limit():
     """Bracket a run: stop it with :class:`PluginTimeoutError` when one plugin call lasts longer than
     :func:`time_limit` [s]. Does nothing when the limit is 0, no plugin is registered, or a bracket is already
     open in this thread."""
-    from ltrsched.plugin_errors import plugin_files
-
-    limit = time_limit()
-    files = plugin_files() if limit > 0 and not getattr(_ACTIVE, "on", False) else set()
+    limit, files = _watched()
     if not files:
         yield
         return
@@ -134,6 +134,28 @@ def plugin_time_limit():
         raise PluginTimeoutError(dog.message) from None
     if dog.message is not None:  # the interrupt was swallowed, yet the call returned: the limit was passed
         raise PluginTimeoutError(dog.message)
+
+
+def start_watchdog() -> Watchdog | None:
+    """A started :class:`Watchdog` on the calling thread, for plugin calls that no :func:`plugin_time_limit`
+    bracket encloses (vLLM's engine core steps the scheduler for as long as it serves); None where a bracket would
+    do nothing (limit 0, no plugin registered, a bracket open in this thread). The caller turns the
+    :class:`PluginInterrupt` raised in its thread into ``PluginTimeoutError(dog.message)`` and calls
+    :meth:`Watchdog.stop` when done."""
+    limit, files = _watched()
+    if not files:
+        return None
+    dog = Watchdog(limit, files)
+    dog.start()
+    return dog
+
+
+def _watched() -> tuple[float, set[str]]:
+    """The limit [s] and the plugin files to watch in this thread (none: nothing to watch)."""
+    from ltrsched.plugin_errors import plugin_files
+
+    limit = time_limit()
+    return limit, plugin_files() if limit > 0 and not getattr(_ACTIVE, "on", False) else set()
 
 
 class Watchdog:

@@ -78,7 +78,8 @@ def test_the_context_check_before_the_start_scales_the_context_by_rope_as_vllm_d
     assert got == context and source.endswith(f"in {tmp_path / 'scaled'}'s config.json")
     check_context_before_start(make_workload([context - 4], [4]), config)  # fits exactly
     nested = _model_dir(tmp_path / "nested", rope_parameters={"full_attention": {"rope_type": "linear", "factor": 2}})
-    assert expected_context(_cpu_config(model=str(nested))) is None  # (by layer type: how the model's class reads it)
+    with pytest.raises(UserError, match="are set per layer type"):  # (how the model's class reads them: refused)
+        expected_context(_cpu_config(model=str(nested)))
     with pytest.raises(UserError, match=rf"^1 request\(s\) exceed the engine's max_model_len {context} tokens "
                                         r"\(first: request 0, \d+ tokens\), its context from "):
         check_context_before_start(make_workload([context - 3], [4]), config)

@@ -85,8 +85,9 @@ class EmulatedDriver:
             req_ids=ids, req_id_to_index={r: k for k, r in enumerate(ids)}, sampled_token_ids=sampled))
 
 
-def build_scheduler(config: EngineConfig, setup: EngineSetup):
-    """A :class:`PolicyScheduler` built the way vLLM's engine core builds one, on the CPU."""
+def build_scheduler(config: EngineConfig, setup: EngineSetup | None, additional_config: dict | None = None):
+    """A :class:`PolicyScheduler` built the way vLLM's engine core builds one, on the CPU: with ``setup``, or
+    (None) with the policy ``additional_config`` names, as under ``vllm serve --additional-config``."""
     require_vllm(cpu_only=True)
     import torch
     from vllm.config import CacheConfig, DeviceConfig, ModelConfig, SchedulerConfig, VllmConfig
@@ -105,11 +106,12 @@ def build_scheduler(config: EngineConfig, setup: EngineSetup):
     cache = CacheConfig(block_size=config.block_size, enable_prefix_caching=False)
     cache.num_gpu_blocks = config.num_gpu_blocks
     vllm_config = VllmConfig(scheduler_config=sched, model_config=model, cache_config=cache,
-                             device_config=DeviceConfig(device="cpu"))
+                             device_config=DeviceConfig(device="cpu"), additional_config=additional_config or {})
     kv = KVCacheConfig(num_blocks=config.num_gpu_blocks, kv_cache_tensors=[], kv_cache_groups=[
         KVCacheGroupSpec(["layer"], FullAttentionSpec(block_size=config.block_size, num_kv_heads=1, head_size=1,
                                                       dtype=torch.float32))])
-    install(setup)
+    if setup is not None:
+        install(setup)
     return PolicyScheduler(vllm_config=vllm_config, kv_cache_config=kv, block_size=config.block_size,
                            structured_output_manager=StructuredOutputManager(vllm_config), log_stats=False)
 

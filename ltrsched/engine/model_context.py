@@ -1,15 +1,29 @@
 """The context [tokens] vLLM derives for a model from its config.json, read without starting (or importing) vLLM.
 
-It follows vLLM 0.32's ``_get_and_verify_max_len`` (``vllm/config/model.py``) for a plain config (no nested
-``text_config``, no sliding window, which it may derive otherwise; None there, and vLLM's own check remains):
+It follows vLLM 0.32's ``_get_and_verify_max_len`` (``vllm/config/model.py``), as ltrsched's engine starts it (no
+``disable_sliding_window``, no tokenizer bound: a generating model):
 
-1. the smallest of the context keys (:data:`CONTEXT_KEYS`) present; ``model_max_length``, where present, wins;
-2. times the RoPE scaling ``factor`` (transformers reads ``rope_scaling``, else ``rope_parameters``; one nested by
-   layer type is left to vLLM: transformers reads it by the model's class), except for the RoPE types whose
-   ``max_position_embeddings`` is already scaled (:data:`PRESCALED_ROPE_TYPES`: llama3, YaRN, LongRoPE) and for
-   Gemma 3 (its context is scaled already); a type left out is ``default``, which still applies a ``factor`` given
-   beside it;
-3. with LongRoPE the engine's default is ``original_max_position_embeddings`` (the unscaled context).
+1. the config it reads is the text model's: a composite (multimodal) model's ``text_config`` (transformers'
+   ``get_text_config``), else the config itself; keys beside ``text_config`` do not count;
+2. the smallest of the context keys (:data:`CONTEXT_KEYS`) present there; ``model_max_length``, where present,
+   wins;
+3. times the RoPE scaling ``factor`` (transformers reads ``rope_scaling``, else ``rope_parameters``), except for
+   the RoPE types whose ``max_position_embeddings`` is already scaled (:data:`PRESCALED_ROPE_TYPES`: llama3,
+   YaRN, LongRoPE) and for Gemma 3 (its context is scaled already); a type left out is ``default``, which still
+   applies a ``factor`` given beside it;
+4. with LongRoPE the engine's default is ``original_max_position_embeddings`` (the unscaled context).
+
+A sliding window (``sliding_window``, ``use_sliding_window``, ``max_window_layers``) does not change it: vLLM caps
+the context at the window only with ``disable_sliding_window``, which ltrsched never sets (a window of 0 it reads
+as none).
+
+Where the context depends on something a config.json alone does not say, :func:`derived_context` refuses in one
+line, naming ``--max-model-len`` (vLLM then checks that value against the model once started), rather than guess:
+a context filled in by transformers' config class (no context key), RoPE parameters set per layer type with a
+scaling factor (transformers keeps them per layer, and vLLM applies the factor, only for the model classes that
+take layer types), a text config under another key, or a model type whose text config transformers does not
+know; and where vLLM refuses the config once started (two text configs, a ``text_config`` the model's class
+keeps as a plain dict, a context key that is no positive number of tokens) it refuses first.
 """
 
 from __future__ import annotations
@@ -17,10 +31,16 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from ltrsched.errors import UserError
+
 #: config.json keys vLLM derives a model's context from, the smallest present (its ``derive_max_model_len_and_key``;
 #: ``model_max_length``, where present, wins).
 CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "model_max_length",
                 "max_target_positions", "max_sequence_length", "max_seq_length", "seq_len")
+#: Keys under which transformers' ``get_text_config`` finds a composite model's text config (vLLM reads it there).
+TEXT_CONFIG_KEYS = ("text_encoder", "decoder", "generator", "text_config")
+#: Model types whose context vLLM derives elsewhere (their own ``derive_max_model_len_and_key`` in vLLM 0.32).
+OWN_CONTEXT_MODEL_TYPES = ("moss_audio",)
 #: RoPE types whose ``factor`` vLLM does not apply to the context (``max_position_embeddings`` is already scaled).
 PRESCALED_ROPE_TYPES = ("su", "longrope", "llama3", "yarn", "deepseek_yarn", "deepseek_llama_scaling",
                         "telechat3-yarn")
@@ -30,22 +50,33 @@ LEGACY_ROPE_TYPES = {"su": "longrope", "mrope": "default", "telechat3-yarn": "ya
 LAYER_TYPES = ("full_attention", "sliding_attention", "chunked_attention", "window_attention", "indexed_attention",
                "compressed_sparse_attention", "heavily_compressed_attention", "minimax_m3_sparse", "conv", "moe",
                "hybrid", "hybrid_sliding", "linear_attention", "sparse", "dense")
+#: The end of each refusal that cannot be predicted: how to run anyway.
+GIVE_MAX_MODEL_LEN = ("give --max-model-len (the context to serve, at most the model's: vLLM checks it once "
+                      "started)")
 
 
 def _number(value) -> bool:
     return type(value) in (int, float) and math.isfinite(value) and value > 0
 
 
-def rope_parameters(model: dict) -> list[dict] | None:
-    """The RoPE parameter dicts of a config.json ([] without RoPE settings), or None where they are not one dict
-    (nested by layer type, which the model's class decides how to read: left to vLLM)."""
-    rope = model.get("rope_scaling") or model.get("rope_parameters")  # (transformers: rope_scaling wins)
-    if not rope:
+def _rope_dict(model: dict):
+    """The RoPE settings transformers reads (``rope_scaling`` wins over ``rope_parameters``), or None."""
+    return model.get("rope_scaling") or model.get("rope_parameters")
+
+
+def _by_layer(rope) -> bool:
+    """Whether RoPE settings are nested by layer type."""
+    return isinstance(rope, dict) and bool(set(rope) & set(LAYER_TYPES))
+
+
+def rope_parameters(model: dict) -> list[dict]:
+    """The RoPE parameter dicts of a (text) config.json: one, one per layer type where nested (vLLM's
+    ``iter_rope_parameters``), or none."""
+    rope = _rope_dict(model)
+    if not isinstance(rope, dict) or not rope:
         return []
-    if not isinstance(rope, dict):
-        return None
-    if set(rope) & set(LAYER_TYPES):  # (by layer type: transformers reads it by the model class, Llama's not at all)
-        return None
+    if _by_layer(rope):
+        return [p for p in rope.values() if isinstance(p, dict) and p]
     return [rope]
 
 
@@ -55,21 +86,23 @@ def rope_type(params: dict) -> str:
     return LEGACY_ROPE_TYPES.get(kind, kind) if isinstance(kind, str) else "default"
 
 
+def _scaling(model: dict, params: list[dict]):
+    """The factor vLLM's loop over ``params`` ends with (the last one given, of a type it applies), unchecked."""
+    if "gemma3" in str(model.get("model_type", "")):  # (vLLM applies none: its context is scaled already)
+        return 1.0
+    factor = 1.0
+    for p in params:
+        if rope_type(p) not in PRESCALED_ROPE_TYPES:
+            factor = p.get("factor", factor)
+    return 1.0 if factor is None else factor  # (a null factor: vLLM falls back to 1.0)
+
+
 def rope_factor(model: dict, where: str = "the model's config.json") -> float:
     """The RoPE scaling factor vLLM multiplies the context by (1.0 for none, for the types whose context is already
     scaled, and for a ``null`` factor, as vLLM falls back); one-line :class:`UserError` naming ``where`` for one
     that is no positive number: vLLM multiplied the context by it once started (``"factor": "x"`` a TypeError
     traceback)."""
-    from ltrsched.errors import UserError
-
-    if "gemma3" in str(model.get("model_type", "")):  # (vLLM applies none: its context is scaled already)
-        return 1.0
-    factor = 1.0
-    for p in rope_parameters(model) or ():
-        if rope_type(p) not in PRESCALED_ROPE_TYPES:
-            factor = p.get("factor", factor)
-    if factor is None:
-        return 1.0
+    factor = _scaling(model, rope_parameters(model))
     if not _number(factor):
         key = "rope_scaling" if model.get("rope_scaling") else "rope_parameters"
         raise UserError(f"{where}: the RoPE scaling factor ({key}'s factor) must be a positive number, got "
@@ -77,36 +110,81 @@ def rope_factor(model: dict, where: str = "the model's config.json") -> float:
     return float(factor)
 
 
-def derived_context(model: dict) -> tuple[int, str] | None:
-    """The ``max_model_len`` [tokens] vLLM takes by default for a model whose config.json is ``model`` (a generating
-    model: vLLM bounds it by the tokenizer's ``model_max_length`` for pooling models only), and where it comes from
-    (the key, in words); None where vLLM may derive another (a nested text config, a sliding window, no context
-    key, RoPE settings it would read otherwise)."""
-    if model.get("text_config") or model.get("sliding_window"):
-        return None
-    found = {k: model[k] for k in CONTEXT_KEYS if type(model.get(k)) is int and model[k] > 0}
+def text_config(model: dict, where: str = "the model's config.json") -> tuple[dict, str]:
+    """The config vLLM reads a model's context from and its name in ``where`` (``text_config.`` or empty); a
+    one-line :class:`UserError` where that config cannot be told from the file, or vLLM refuses it."""
+    found = [k for k in TEXT_CONFIG_KEYS if model.get(k) is not None]
+    kind = model.get("model_type")
+    if len(found) > 1:
+        raise UserError(f"{where} has {len(found)} text configs ({', '.join(found)}): transformers (and so vLLM) "
+                        "refuses a model whose text config is ambiguous")
+    if kind in OWN_CONTEXT_MODEL_TYPES:
+        raise UserError(f"{where}: vLLM derives the context of a {kind!r} model its own way, which ltrsched does not "
+                        f"follow; {GIVE_MAX_MODEL_LEN}")
     if not found:
-        return None
-    key = "model_max_length" if "model_max_length" in found else min(found, key=found.get)
-    context, source = found[key], key
-    params = rope_parameters(model)
-    if params is None:
-        return None
-    if params:
-        factor = rope_factor(model)
-        if factor != 1.0:
-            context, source = context * factor, f"{source} x the RoPE scaling factor {factor:g}"
-        if any(rope_type(p) == "longrope" for p in params):
-            original = model.get("original_max_position_embeddings")
-            if original is not None and not _number(original):
-                return None
-            if original is not None:
-                context, source = original, "original_max_position_embeddings (LongRoPE)"
-    return int(context), source
+        return model, ""
+    key = found[0]
+    if key != "text_config" or not isinstance(model[key], dict):
+        raise UserError(f"{where}: its text config is {key!r} (a {type(model[key]).__name__}), whose context ltrsched "
+                        f"cannot read before the engine starts; {GIVE_MAX_MODEL_LEN}")
+    try:
+        from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+        config_class = CONFIG_MAPPING[kind]
+    except (ImportError, KeyError, TypeError):
+        raise UserError(f"{where}: transformers has no config class for model type {kind!r}, which decides how its "
+                        f"text_config is read; {GIVE_MAX_MODEL_LEN}") from None
+    if "text_config" not in (getattr(config_class, "sub_configs", None) or {}):
+        raise UserError(f"{where}: model type {kind!r} has no text config in transformers, so vLLM refuses its "
+                        "text_config once started (\"does not have `num_attention_heads`\"): remove text_config, "
+                        "or fix model_type")
+    text = model["text_config"]
+    if "model_type" not in text and kind is not None:  # (its class's default text model: gemma3's is gemma3_text)
+        text = {**text, "model_type": kind}
+    return text, "text_config."
 
 
-def model_context(path: str | Path) -> tuple[int, str] | None:
+def derived_context(model: dict, where: str = "the model's config.json") -> tuple[int, str]:
+    """The ``max_model_len`` [tokens] vLLM takes by default for a generating model whose config.json is ``model``
+    (vLLM bounds it by the tokenizer's ``model_max_length`` for pooling models only), and where it comes from
+    (the key, in words); a one-line :class:`UserError` naming ``where`` where it cannot be told before the start
+    or vLLM refuses the config (see the module's docstring)."""
+    text, prefix = text_config(model, where)
+    given = {k: text[k] for k in CONTEXT_KEYS if text.get(k) is not None}
+    for key, value in given.items():
+        if not (_number(value) and value == int(value)):
+            raise UserError(f"{where}: {prefix}{key} must be a positive whole number of tokens, got {value!r}")
+    if not given:
+        raise UserError(f"{where} gives none of the keys vLLM reads a model's context from ({prefix}"
+                        f"max_position_embeddings, ...): transformers' config class fills one in; {GIVE_MAX_MODEL_LEN}")
+    key = "model_max_length" if "model_max_length" in given else min(given, key=given.get)
+    context, source = int(given[key]), prefix + key
+    rope = _rope_dict(text)
+    params = rope_parameters(text)
+    if _by_layer(rope):
+        factor = _scaling(text, params)
+        if factor != 1.0 or any(rope_type(p) == "longrope" for p in params):
+            what = f"scaling factor {factor!r}" if factor != 1.0 else "LongRoPE"
+            raise UserError(f"{where}: its {prefix}{'rope_scaling' if text.get('rope_scaling') else 'rope_parameters'} "
+                            f"are set per layer type, with a RoPE {what}: vLLM applies it to the context only for "
+                            "the model classes whose transformers config takes layer types, which ltrsched cannot "
+                            f"tell before the engine starts; {GIVE_MAX_MODEL_LEN}")
+        return context, source
+    factor = rope_factor(text, where)
+    if factor != 1.0:
+        context, source = int(context * factor), f"{source} x the RoPE scaling factor {factor:g}"
+    if any(rope_type(p) == "longrope" for p in params):
+        original = text.get("original_max_position_embeddings")
+        if original is not None and not _number(original):
+            raise UserError(f"{where}: {prefix}original_max_position_embeddings (LongRoPE's default context) must be "
+                            f"a positive number of tokens, got {original!r}")
+        if original is not None:
+            context, source = int(original), f"{prefix}original_max_position_embeddings (LongRoPE)"
+    return context, source
+
+
+def model_context(path: str | Path) -> tuple[int, str]:
     """:func:`derived_context` of the model directory ``path`` (its config.json)."""
     from ltrsched.models import read_model_config
 
-    return derived_context(read_model_config(path))
+    return derived_context(read_model_config(path), str(Path(path) / "config.json"))

@@ -83,9 +83,8 @@ def engine_kwargs(config: EngineConfig, load_format: str, seed: int = 0) -> dict
         from ltrsched.engine.model_context import model_context
 
         usable = (blocks - 1) * config.block_size
-        derived = model_context(kwargs["model"])  # (RoPE scaling included: a scaled model's context is longer)
-        full = derived[0] if derived is not None else _model_config(kwargs["model"]).get("max_position_embeddings", usable)
-        if config.max_model_len is None and usable < full:
+        # (RoPE scaling included: a scaled model's context is longer; a stated --max-model-len is kept below)
+        if config.max_model_len is None and usable < model_context(kwargs["model"])[0]:
             kwargs["max_model_len"] = usable
     if config.num_gpu_blocks is not None:
         kwargs["num_gpu_blocks_override"] = config.num_gpu_blocks
@@ -126,12 +125,6 @@ def sampling_params(config: EngineConfig, info: RequestInfo, **extra: Any):
                               extra_args=request_extra(info), **extra)
     return SamplingParams(max_tokens=info.output_tokens, temperature=0.0 if config.sampling == "greedy" else 1.0,
                           ignore_eos=True, detokenize=False, extra_args=request_extra(info), **extra)
-
-
-def _model_config(model_path: str) -> dict[str, Any]:
-    from ltrsched.models import read_model_config
-
-    return read_model_config(model_path)
 
 
 def _kv_bytes_per_token(model_path: str, dtype: str) -> int:

@@ -47,6 +47,7 @@ from ltrsched.engine.queues import HeldRequests
 from ltrsched.engine.request_slots import RequestSlots
 from ltrsched.engine.setup import EngineSetup, request_info, take_setup
 from ltrsched.engine.step_log import StepLog
+from ltrsched.plugin_watchdog import PluginInterrupt, PluginTimeoutError, start_watchdog
 from ltrsched.policies.base import LiveView, Policy
 from ltrsched.policies.batching import BatchLimits, form_batch
 from ltrsched.policies.fastops import count_nonzero, ones
@@ -109,7 +110,26 @@ class PolicyScheduler(Scheduler):
         self.waiting = HeldRequests(self.waiting)
         # outputs from update_from_output are one per request that got tokens, less the failures (see there)
         self._plain_outputs = not (getattr(self, "is_mm_encoder_only", False) or getattr(self, "ec_connector", None))
-        self.begin_run(take_setup(self.vllm_config.additional_config))
+        self._watchdog = None
+        setup = take_setup(self.vllm_config.additional_config)
+        self.begin_run(setup)
+        # under `vllm serve` no ltrsched harness brackets the steps with the plugin time limit: the scheduler
+        # watches its own thread (vLLM's engine core builds it and steps it on its main thread), from now to
+        # shutdown(); nothing runs per step (a watchdog thread looks at the stack)
+        self._watchdog = start_watchdog() if setup.watch_plugins else None
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        if self._watchdog is not None:
+            self._watchdog.stop()
+            self._watchdog = None
+
+    def _plugin_timeout(self, exc: PluginInterrupt) -> BaseException:
+        """What a plugin call interrupted past the time limit raises: one line (:class:`PluginTimeoutError`, which
+        vLLM's engine core reports as its fatal error) where this scheduler's own watchdog stopped it; another's
+        interrupt as it is (the replay loop's bracket turns it into that error)."""
+        dog = self._watchdog
+        return PluginTimeoutError(dog.message) if dog is not None and dog.message is not None else exc
 
     def begin_run(self, setup: EngineSetup) -> None:
         """Start a new run (fresh arrays, step log and step count) with ``setup``'s policy and clock.
@@ -165,7 +185,10 @@ class PolicyScheduler(Scheduler):
                             request.max_tokens, now, fallback_id=self.table.size)
         slot = self._slot[request.request_id] = self.table.add(info, self.num_steps)
         self.slots.put(slot, request)
-        self.ranking_policy.on_arrival(np.array([info.request_id], dtype=np.int64), now)
+        try:  # (a plugin call: the try costs nothing unless it raises)
+            self.ranking_policy.on_arrival(np.array([info.request_id], dtype=np.int64), now)
+        except PluginInterrupt as exc:
+            raise self._plugin_timeout(exc) from None
 
     def finish_requests(self, request_ids, finished_status):
         """Aborts from outside: the requests leave the live set without a finish time."""
@@ -184,7 +207,10 @@ class PolicyScheduler(Scheduler):
                 members = slots[np.isin(slots, self._step[2].batch)]
                 if len(members):
                     self._aborted.append(members)
-            self.ranking_policy.on_finish(t.request_id[slots], self.clock())
+            try:
+                self.ranking_policy.on_finish(t.request_id[slots], self.clock())
+            except PluginInterrupt as exc:
+                raise self._plugin_timeout(exc) from None
         return done
 
     # ------------------------------------------------------------------ one step
@@ -196,7 +222,10 @@ class PolicyScheduler(Scheduler):
         now = self.clock()
         step = self.num_steps
         view = LiveView(t.live_columns(step), t.live, now, step, t.arrival_ordered)
-        order = check_order(self.ranking_policy.rank(view), view, self.ranking_policy)
+        try:
+            order = check_order(self.ranking_policy.rank(view), view, self.ranking_policy)
+        except PluginInterrupt as exc:
+            raise self._plugin_timeout(exc) from None
         plan = form_batch(order, t.pending_tokens, t.computed_tokens, t.resident, self.limits,
                           self.blocks_in_use, live=t.live)
         batch = plan.batch
@@ -436,7 +465,10 @@ class PolicyScheduler(Scheduler):
         if freed and gone[0] < 0:  # (-1, first: aborted since schedule())
             gone = gone[gone.count(-1):]
         if on_step is not None:
-            self.ranking_policy.on_step(view, on_step, dt)
+            try:
+                self.ranking_policy.on_step(view, on_step, dt)
+            except PluginInterrupt as exc:
+                raise self._plugin_timeout(exc) from None
         finished = None
         num_finished = len(gone)
         self._survivors = (reqs, None)
@@ -447,7 +479,10 @@ class PolicyScheduler(Scheduler):
             bs = self.limits.block_size
             self.blocks_in_use -= sum([-(-c // bs) for c in computed])
             if self._wants_on_finish:
-                self.ranking_policy.on_finish(np.array(request_ids, dtype=np.int64), now)
+                try:
+                    self.ranking_policy.on_finish(np.array(request_ids, dtype=np.int64), now)
+                except PluginInterrupt as exc:
+                    raise self._plugin_timeout(exc) from None
         # the last batch, and those of its members that left it since (the next step's table update needs both)
         self._prev_batch = batch
         self._prev_gone = finished

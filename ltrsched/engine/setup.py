@@ -51,12 +51,16 @@ class EngineSetup:
             (otherwise count it in the step log).
         max_batch_seqs: the batch's sequence cap [sequences], if below vLLM's ``max_num_seqs`` (which
             then only caps the requests holding KV); None: vLLM's.
+        watch_plugins: the scheduler applies the plugin time limit itself
+            (:func:`ltrsched.plugin_watchdog.start_watchdog`): set where no ltrsched harness brackets the run with
+            it, as under ``vllm serve`` (the replay loop brackets each run with ``plugin_time_limit``).
     """
 
     policy: Policy
     clock: Callable[[], float] = field(default_factory=MonotonicClock)
     strict: bool = True
     max_batch_seqs: int | None = None
+    watch_plugins: bool = False
 
 
 _PENDING: list[EngineSetup] = []
@@ -69,7 +73,8 @@ def install(setup: EngineSetup) -> None:
 
 
 def take_setup(additional_config: Mapping[str, Any] | None) -> EngineSetup:
-    """The installed setup, else one built from ``additional_config["ltrsched"]["policy"]``."""
+    """The installed setup, else one built from ``additional_config["ltrsched"]["policy"]`` (``vllm serve``'s:
+    its scheduler applies the plugin time limit itself, ``watch_plugins``)."""
     if _PENDING:
         return _PENDING.pop()
     spec = ((additional_config or {}).get(EXTRA_KEY) or {}).get("policy")
@@ -78,13 +83,16 @@ def take_setup(additional_config: Mapping[str, Any] | None) -> EngineSetup:
             "PolicyScheduler has no policy: pass additional_config={'ltrsched': {'policy': 'ltr'}} "
             "(or --additional-config) or run through ltrsched's engine runner"
         )
+    from ltrsched.plugin_watchdog import plugin_time_limit
     from ltrsched.policies import make_policy
 
     policy = make_policy(str(spec))
-    policy.prepare({name: _EMPTY for name in ("request_id", "arrival_time", "prompt_tokens", "output_tokens",
-                                              "score", "po_estimate", "predicted_length")})
+    with plugin_time_limit():  # (a plugin's prepare that never returns would hang the engine's start)
+        policy.prepare({name: _EMPTY for name in ("request_id", "arrival_time", "prompt_tokens", "output_tokens",
+                                                  "score", "po_estimate", "predicted_length")})
     extra = additional_config[EXTRA_KEY]
-    return EngineSetup(policy=policy, strict=bool(extra.get("strict", False)), max_batch_seqs=extra.get("max_batch_seqs"))
+    return EngineSetup(policy=policy, strict=bool(extra.get("strict", False)), max_batch_seqs=extra.get("max_batch_seqs"),
+                       watch_plugins=True)
 
 
 def request_extra(info: RequestInfo) -> dict[str, Any]:

@@ -5,7 +5,6 @@ write the labels file (the parts' rows for the requested prompts, in prompt orde
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import asdict
@@ -32,15 +31,6 @@ def model_name(model: str) -> str:
     return model if is_served_by_name(model) else Path(model).resolve().name
 
 
-def model_context(model_path: str) -> int:
-    """The model's own context [tokens] (``max_position_embeddings`` of its config.json)."""
-    config = json.loads((Path(model_path) / "config.json").read_text())
-    context = config.get("max_position_embeddings")
-    if not isinstance(context, int) or context < 2:
-        raise UserError(f"{model_path}/config.json gives no max_position_embeddings: pass --max-model-len")
-    return context
-
-
 def engine_settings(model: str, max_tokens: int, engine: dict[str, Any]):
     """The checked :class:`~ltrsched.engine.config.EngineConfig` of a labelling engine: real weights, prompt
     text through the chat template, stopping at the model's EOS (at most ``max_tokens``)."""
@@ -64,15 +54,19 @@ def label_prompts(jobs: list[LabelJob], out: Path, model: str, max_tokens: int, 
     from ltrsched.engine.config import model_dir
     from ltrsched.engine.served_models import ChatPrompts, model_fingerprint
     from ltrsched.labelling.parts import open_parts, parts_dir
+    from ltrsched.validation.engines import expected_context
 
     config = engine_settings(model, max_tokens, engine)  # converts smollm2 the first time
     path = model_dir(config.model)
     chat = ChatPrompts(path)
     settings = LabelSettings(model=model_name(model), model_sha256=model_fingerprint(path), max_tokens=max_tokens,
                              main=main, sample=sample, prompts_sha256=file_digest(prompts) if prompts else "")
-    context = config.max_model_len or model_context(path)
+    # the context the engine will take, as replay's check before the start reads it (--max-model-len, else the
+    # model's config.json as vLLM derives it, bounded by a stated KV cache): prompts beyond it are skipped below
+    context, source = expected_context(config)
     if context <= max_tokens:
-        raise UserError(f"--max-tokens {max_tokens} leaves no room for a prompt in the {context}-token context")
+        raise UserError(f"--max-tokens {max_tokens} leaves no room for a prompt in the {context}-token context "
+                        f"(from {source})")
     with open_parts(out, settings) as store:
         done = store.labelled()
         held = set(zip(done["run"].to_list(), done["key"].to_list()))

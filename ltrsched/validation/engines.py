@@ -351,21 +351,18 @@ def check_workload_for_engine(workload, prompts: str) -> None:
                         "none (use the built-in sharegpt, a .jsonl/.json trace, or a labels file from `ltrsched label`)")
 
 
-def expected_context(config: EngineConfig) -> tuple[int, str] | None:
+def expected_context(config: EngineConfig) -> tuple[int, str]:
     """The ``max_model_len`` [tokens] the real engine will take for ``config`` and where it comes from, read before
     it starts: ``--max-model-len``, else what vLLM derives from the model's config.json (RoPE scaling included:
     :mod:`ltrsched.engine.model_context`), bounded by a ``--num-gpu-blocks`` cache as
-    :func:`~ltrsched.engine.runner.engine_kwargs` bounds it. None where vLLM may derive another (a nested text
-    config, a sliding window, no key): its own check after the start remains."""
+    :func:`~ltrsched.engine.runner.engine_kwargs` bounds it. A one-line :class:`UserError` where the model's
+    config.json does not tell it (:func:`~ltrsched.engine.model_context.derived_context`: give --max-model-len)."""
     from ltrsched.engine.config import model_dir, stated_kv_blocks
     from ltrsched.engine.model_context import model_context
 
     if config.max_model_len is not None:
         return config.max_model_len, "--max-model-len"
-    derived = model_context(model_dir(config.model))
-    if derived is None:
-        return None
-    context, key = derived
+    context, key = model_context(model_dir(config.model))
     source = f"{key} in {config.model}'s config.json"
     blocks = stated_kv_blocks(config, model_dir(config.model))
     if blocks is not None and (blocks - 1) * config.block_size < context:
@@ -384,10 +381,7 @@ def check_context_before_start(workload, config: EngineConfig, extra_output_toke
     (it starts at once and checks its profile's context)."""
     from ltrsched.engine.replay import check_context
 
-    expected = expected_context(config)
-    if expected is None:
-        return
-    context, source = expected
+    context, source = expected_context(config)
     if config.prompts == "text":
         from ltrsched.engine.config import model_dir
         from ltrsched.engine.served_models import served_text_workload

@@ -96,8 +96,7 @@ def _full_context(eng) -> int:
     from ltrsched.engine.config import model_dir
     from ltrsched.engine.model_context import model_context
 
-    derived = model_context(model_dir(eng.config.model))
-    return max(eng.max_model_len(), derived[0]) if derived is not None else eng.max_model_len()
+    return max(eng.max_model_len(), model_context(model_dir(eng.config.model))[0])
 
 
 def _larger(eng, blocks: int) -> str:
@@ -140,7 +139,8 @@ class PlannedEngine:
 def engine_before_start(engine: dict) -> PlannedEngine | None:
     """The engine ``engine`` (``start_engine``'s options) describes, where its KV cache and context are known before
     it starts (the emulated engine; the real one with a stated cache, ``--kv-cache-gib`` or ``--num-gpu-blocks``,
-    and a context its model's config.json tells); None where only its start tells (a GPU's memory profiling)."""
+    and the context its model's config.json tells, else a one-line UserError: :mod:`ltrsched.engine.model_context`);
+    None where only its start tells (a GPU's memory profiling)."""
     from ltrsched.engine.config import model_dir, stated_kv_blocks
     from ltrsched.validation.engines import emulated_config, engine_config, expected_context
 
@@ -149,6 +149,6 @@ def engine_before_start(engine: dict) -> PlannedEngine | None:
         config, profile = emulated_config(config, engine["emulate_profile"])
         return PlannedEngine(config, config.num_gpu_blocks, int(profile.max_model_len), profile)
     blocks, expected = stated_kv_blocks(config, model_dir(config.model)), expected_context(config)
-    if blocks is None or expected is None:
+    if blocks is None:
         return None
     return PlannedEngine(config, blocks, expected[0])
