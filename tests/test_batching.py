@@ -84,6 +84,22 @@ def test_blocks_added_follows_the_definition_member_by_member(bs):
         assert batching._blocks_added(computed, take, resident, bs, decode_only=False) == want
 
 
+@pytest.mark.parametrize("bs", [1, 3, 16])
+def test_blocks_added_and_held_counts_the_batch_residents_blocks(bs):
+    """The preemption path takes the blocks the batch's residents hold (sum of ceil(computed / bs) over them) from the
+    count of blocks added, which subtracts them, instead of counting them again; not counted for a decode-only batch."""
+    rng = np.random.default_rng(bs + 100)
+    for _ in range(200):
+        k = int(rng.integers(1, 40))
+        computed, take = rng.integers(0, 300, k), rng.integers(1, 80, k)
+        resident = rng.random(k) < 0.7
+        held = sum(-(-c // bs) for c, r in zip(computed.tolist(), resident.tolist()) if r)
+        added = batching._blocks_added(computed, take, resident, bs, decode_only=False)
+        assert batching._blocks_added_and_held(computed, take, resident, bs, decode_only=False) == (added, held)
+        ones = np.ones(k, dtype=np.int64)
+        assert batching._blocks_added_and_held(computed, ones, np.ones(k, dtype=bool), bs, decode_only=True)[1] is None
+
+
 def test_max_resident_seqs_preempts_the_lowest_ranked_paused():
     # four residents (decodes), two seqs per step, at most three requests may hold KV
     pending, computed, resident = arrays([1, 1, 1, 1, 20], [16, 16, 16, 16, 0], [True, True, True, True, False])

@@ -228,8 +228,9 @@ def form_batch(
     b_computed = computed_tokens[batch]
     b_resident = resident[batch]
     num_resident = int(count_nonzero(b_resident))
-    after = resident_blocks + _blocks_added(b_computed, take, b_resident, bs,
-                                            decode_only=tokens == len(batch) == num_resident)
+    added, held_by_batch = _blocks_added_and_held(b_computed, take, b_resident, bs,
+                                                  decode_only=tokens == len(batch) == num_resident)
+    after = resident_blocks + added
     slots_over = 0
     if limits.max_resident_seqs is not None:
         num_residents = int(count_nonzero(resident[order if live is None else live]))
@@ -240,8 +241,10 @@ def form_batch(
         return BatchPlan(batch, np.asarray(take, dtype=np.int64), _EMPTY, after, ranks,
                          wanted[:len(batch)] if ranks is None else wanted[ranks], b_computed,
                          one_each and ranks is None, None, num_resident == len(batch))
-    # what the batch's residents hold now, and what the batch holds after the step (``after`` less the others')
-    held_by_batch = int(((b_computed + (bs - 1)) // bs).dot(b_resident))
+    # what the batch's residents hold now (counted with the blocks added, unless the batch only decodes), and what
+    # the batch holds after the step (``after`` less the others')
+    if held_by_batch is None:
+        held_by_batch = int(((b_computed + (bs - 1)) // bs).dot(b_resident))
     used_by_batch = after - resident_blocks + held_by_batch
     target = cap - wm if num_resident < len(batch) else cap  # the watermark guards admissions
     if used_by_batch > target:
@@ -326,7 +329,7 @@ def _lowest_residents(order, live, resident, computed_tokens, bs: int, members, 
                 mask[members[(members >= lo) & (members < hi)] - lo] = False
         cand = rows[mask][::-1]
         if len(cand):
-            cum = ((computed_tokens[cand] + (bs - 1)) // bs).cumsum()  # (methods: np.* calls cost more here)
+            cum = ((computed_tokens[cand] + _low_bits(bs)) // _block_size(bs)).cumsum()  # (methods, 0-d operands)
             if held:
                 cum += held
             parts.append(cand)
@@ -349,17 +352,37 @@ def _blocks_added(b_computed: np.ndarray, take: np.ndarray, b_resident: np.ndarr
     """KV blocks a batch adds to what the GPU holds: each member holds ``ceil((computed + take) / bs)`` blocks
     after the step, of which a resident one holds ``ceil(computed / bs)`` already. ``decode_only``: every
     member is resident and takes one token, so it adds a block exactly when its blocks are full."""
+    return _blocks_added_and_held(b_computed, take, b_resident, bs, decode_only)[0]
+
+
+def _blocks_added_and_held(b_computed: np.ndarray, take: np.ndarray, b_resident: np.ndarray, bs: int,
+                           decode_only: bool) -> tuple[int, int | None]:
+    """:func:`_blocks_added` [blocks], and the blocks the batch's resident members hold before the step
+    (``ceil(computed / bs)`` summed over them) [blocks], which that count subtracts, or None when ``decode_only``
+    (not counted then). The preemption path needs the second; counting it again cost four numpy calls on every
+    step past the fast path."""
     if decode_only:
         if bs & (bs - 1) == 0:  # a power of two (vLLM's block sizes are): a bit mask costs half a modulo
-            return len(b_computed) - int(count_nonzero(b_computed & _low_bits(bs)))
-        return int(count_nonzero(b_computed % bs == 0))
+            return len(b_computed) - int(count_nonzero(b_computed & _low_bits(bs))), None
+        return int(count_nonzero(b_computed % bs == 0)), None
     rounded = b_computed + (bs - 1)
     # (an integer dot with ones, as for the head's tokens, not sum(): a reduction's first call in a step costs ~30 us
     # on the CPU engine's cold caches, a dot's right after form_batch's own a few)
-    return int(((rounded + take) // bs).dot(ones(len(take)))) - int((rounded // bs).dot(b_resident))
+    after = int(((rounded + take) // bs).dot(ones(len(take))))
+    held = int((rounded // bs).dot(b_resident))
+    return after - held, held
 
 
 _LOW_BITS: dict[int, np.ndarray] = {}
+_BLOCK_SIZES: dict[int, np.ndarray] = {}
+
+
+def _block_size(bs: int) -> np.ndarray:
+    """``bs`` as a 0-d int64 array (see :func:`_low_bits`)."""
+    size = _BLOCK_SIZES.get(bs)
+    if size is None:
+        size = _BLOCK_SIZES[bs] = np.array(bs, dtype=np.int64)
+    return size
 
 
 def _low_bits(bs: int) -> np.ndarray:
