@@ -95,12 +95,12 @@ def model_dir(model: str) -> str:
 
 def model_kv_bytes_per_token(path: str, dtype: str) -> int:
     """KV-cache bytes one token takes in the model directory ``path`` served at ``dtype`` (``auto``: its config's
-    ``torch_dtype``, float32 if none) [bytes]; a one-line :class:`UserError` naming its config.json and the key if
-    a size is missing or bad."""
-    from ltrsched.models import kv_bytes_per_token, read_model_config
+    ``torch_dtype``, else its text model's, float32 if none, as vLLM falls back) [bytes]; a one-line
+    :class:`UserError` naming its config.json and the key if a size is missing or bad."""
+    from ltrsched.models import config_dtype, kv_bytes_per_token, read_model_config
 
     config = read_model_config(path)
-    name = config.get("torch_dtype", "float32") if dtype == "auto" else dtype
+    name = (config_dtype(config) or "float32") if dtype == "auto" else dtype
     return kv_bytes_per_token(config, 4 if name in ("float32", "float") else 2, source=str(Path(path) / "config.json"))
 
 
