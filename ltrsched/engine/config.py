@@ -123,6 +123,18 @@ def stated_kv_blocks(config: EngineConfig, path: str) -> int | None:
     return int(config.kv_cache_gib * 2**30) // (config.block_size * per_token)
 
 
+def kv_bounded_context(blocks: int, block_size: int, window: int | None) -> int:
+    """The longest context [tokens] whose one request a KV cache of ``blocks`` blocks (vLLM's null block among them)
+    of ``block_size`` tokens holds as vLLM checks it at its start (``check_enough_kv_cache_memory``): with full
+    attention a request of L tokens takes ceil(L / block_size) blocks per layer, so ``(blocks - 1) * block_size``;
+    a layer with a sliding window of ``window`` tokens takes one block more (the window may start mid-block:
+    vLLM 0.32's ``SlidingWindowSpec.max_admission_blocks_per_request``), so ``(blocks - 2) * block_size`` for a
+    model with a sliding window, whichever of its layers slide (which do is its model class's to decide). That
+    is vLLM's own bound where every layer slides and the window plus the token budget reaches the context; where
+    fewer layers slide, or the window plus the budget is shorter, vLLM accepts a longer context than this."""
+    return max(0, blocks - (1 if window is None else 2)) * block_size
+
+
 def has_real_weights(model: str) -> bool:
     """True for a packaged model served with its weights (``smollm2``); built-in names are configs only,
     and a local directory's weights are used with ``load_format="auto"``."""

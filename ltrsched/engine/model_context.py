@@ -144,6 +144,20 @@ def text_config(model: dict, where: str = "the model's config.json", reads: str 
     return text, "text_config."
 
 
+def sliding_window(model: dict) -> int | None:
+    """The sliding window [tokens] of the text model (:func:`text_config`) as vLLM reads it (its
+    ``hf_text_config.sliding_window``; transformers' Qwen2 config drops it where ``use_sliding_window`` is false),
+    or None: none, 0, or no positive whole number. Which layers it applies to is the model class's to decide."""
+    try:
+        text, _ = text_config(model)
+    except UserError:
+        return None
+    window = text.get("sliding_window")
+    if text.get("use_sliding_window") is False or type(window) is not int or window <= 0:
+        return None
+    return window
+
+
 def derived_context(model: dict, where: str = "the model's config.json") -> tuple[int, str]:
     """The ``max_model_len`` [tokens] vLLM takes by default for a generating model whose config.json is ``model``
     (vLLM bounds it by the tokenizer's ``model_max_length`` for pooling models only), and where it comes from
