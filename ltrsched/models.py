@@ -127,40 +127,66 @@ def read_model_config(directory: str | Path) -> dict:
     return config
 
 
-def config_size(config, key: str, source: str) -> int:
+def config_size(config, key: str, source: str, prefix: str = "") -> int:
     """``config[key]``, a positive integer size; one-line :class:`UserError` naming ``source`` (the file) and the
-    key if it is missing or anything else."""
+    key (after ``prefix``: ``text_config.`` for a composite model's text model) if it is missing or anything else."""
     from ltrsched.errors import UserError
 
     if key not in config:
-        raise UserError(f"{source} has no {key!r}")
+        raise UserError(f"{source} has no {prefix + key!r}")
     value = config[key]
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _MAX_SIZE:
-        raise UserError(f"{source}: {key!r} must be a positive integer, got {value!r}")
+        raise UserError(f"{source}: {prefix + key!r} must be a positive integer, got {value!r}")
     return value
 
 
+#: What :func:`text_model`'s refusals say is read from the text model, and how they end.
+_SIZES_READ = "layer count and KV sizes"
+_SIZES_FIX = "ltrsched needs its layer count and KV sizes before the engine starts, so it cannot serve this model"
+
+
+def text_model(config, source: str) -> tuple[dict, str]:
+    """The config holding the model's layer count and attention shape, and its name in ``source`` (``text_config.``
+    or empty): a composite (multimodal) model's ``text_config``, as vLLM reads them (its ``hf_text_config``) and as
+    :func:`ltrsched.engine.model_context.text_config` finds it for the context; else ``config`` itself. One-line
+    :class:`UserError` naming ``source`` where the text model cannot be told from the file, or vLLM refuses it."""
+    from ltrsched.engine.model_context import text_config
+
+    return text_config(config, source, reads=_SIZES_READ, fix=_SIZES_FIX)
+
+
 def layer_count(config, source: str, keys: tuple[str, ...] = LAYER_KEYS) -> int:
-    """The number of decoder layers a model config gives (under the first of ``keys`` it has). One-line
-    :class:`UserError` naming ``source`` (the file) and ``num_hidden_layers`` if it gives none: transformers' config
-    classes (which vLLM and the predictors load models through) then take their class default, 32 for Llama and
-    many others, and a model of another depth was served or probed without a word (random layers added to its
-    weights, or its KV sized for 32 layers)."""
+    """The number of decoder layers a model config gives: its text model's (:func:`text_model`), under the first of
+    ``keys`` it has. One-line :class:`UserError` naming ``source`` (the file) and ``num_hidden_layers`` if it gives
+    none: transformers' config classes (which vLLM and the predictors load models through) then take their class
+    default, 32 for Llama and many others, and a model of another depth was served or probed without a word (random
+    layers added to its weights, or its KV sized for 32 layers)."""
     from ltrsched.errors import UserError
 
-    key = next((k for k in keys if k in config), None)
+    text, prefix = text_model(config, source)
+    key = next((k for k in keys if k in text), None)
     if key is None:
-        raise UserError(f"{source} has no 'num_hidden_layers' (the model's number of decoder layers; transformers "
-                        "would assume a default such as Llama's 32): add it")
-    return config_size(config, key, source)
+        raise UserError(f"{source} has no '{prefix}num_hidden_layers' (the model's number of decoder layers; "
+                        "transformers would assume a default such as Llama's 32): add it")
+    return config_size(text, key, source, prefix)
 
 
 def kv_bytes_per_token(config, dtype_bytes: int, source: str = "model config") -> int:
     """KV-cache bytes one token takes on one device (keys and values of every layer), at ``dtype_bytes``
-    bytes per element. ``num_key_value_heads`` defaults to ``num_attention_heads`` (multi-head attention, as in
-    transformers); a missing or bad size is a one-line :class:`UserError` naming ``source`` and the key."""
-    heads = config_size(config, "num_attention_heads", source)
-    head_dim = (config_size(config, "head_dim", source) if config.get("head_dim") is not None
-                else config_size(config, "hidden_size", source) // heads)
-    kv_heads = config_size(config, "num_key_value_heads", source) if config.get("num_key_value_heads") is not None else heads
+    bytes per element, from the text model's sizes (:func:`text_model`, where vLLM reads them).
+    ``num_key_value_heads`` defaults to ``num_attention_heads`` (multi-head attention, as in transformers); a
+    missing or bad size is a one-line :class:`UserError` naming ``source`` and the key."""
+    text, prefix = text_model(config, source)
+    heads = config_size(text, "num_attention_heads", source, prefix)
+    head_dim = (config_size(text, "head_dim", source, prefix) if text.get("head_dim") is not None
+                else config_size(text, "hidden_size", source, prefix) // heads)
+    kv_heads = (config_size(text, "num_key_value_heads", source, prefix) if text.get("num_key_value_heads") is not None
+                else heads)
     return 2 * layer_count(config, source) * kv_heads * head_dim * dtype_bytes
+
+
+def config_dtype(config) -> str | None:
+    """The ``torch_dtype`` vLLM serves a model at with ``dtype="auto"``: the config's own, else (a composite
+    model) its text model's, as vLLM falls back; None if neither gives one."""
+    text = config.get("text_config")
+    return config.get("torch_dtype") or (text.get("torch_dtype") if isinstance(text, dict) else None)

@@ -194,6 +194,56 @@ def test_a_small_cpu_kv_cache_bounds_the_context_as_num_gpu_blocks_does():
     assert engine_kwargs(_cpu_config(num_gpu_blocks=3), "dummy")["max_model_len"] == 256
 
 
+#: A model with a sliding window (every layer of a Mistral slides), and the same window turned off as vLLM reads it.
+SLIDING = {"model_type": "mistral", "architectures": ["MistralForCausalLM"], "sliding_window": 64}
+NOT_SLIDING = [{"sliding_window": 0}, {"sliding_window": None}, {**SLIDING, "model_type": "qwen2",
+                                                                  "use_sliding_window": False}]
+
+
+@pytest.mark.parametrize("blocks", [3, 4, 6])
+def test_a_small_kv_cache_bounds_a_sliding_window_models_context_as_vllm_counts_it(tmp_path, blocks):
+    """vLLM counts a request on a layer with a sliding window at one block more than with full attention (the window
+    may start mid-block): --num-gpu-blocks 4 bounded this Mistral's context at 384 tokens, which vLLM refused at its
+    start ("the estimated maximum model length is 256"; measured on the CPU engine). It is 256 now, before the start
+    too; a model without a window keeps its bound."""
+    from ltrsched.engine.runner import engine_kwargs
+    from ltrsched.validation.engines import check_context_before_start, expected_context
+
+    config = _cpu_config(model=str(_model_dir(tmp_path / "sliding", **SLIDING)), num_gpu_blocks=blocks)
+    bound = (blocks - 2) * 128
+    assert engine_kwargs(config, "dummy")["max_model_len"] == expected_context(config)[0] == bound
+    check_context_before_start(make_workload([bound - 4], [4]), config)
+    with pytest.raises(UserError) as caught:
+        check_context_before_start(make_workload([bound - 3], [4]), config)
+    assert (f"its context from the KV cache of --num-gpu-blocks {blocks} (one of them vLLM's null block, and one more "
+            "per request as vLLM counts a layer with the model's 64-token sliding window, which may start mid-block; "
+            "a bound that takes every layer to slide or to attend to the whole context) x 128 tokens: give more "
+            "--num-gpu-blocks") in str(caught.value)
+    for i, off in enumerate(NOT_SLIDING):
+        plain = _cpu_config(model=str(_model_dir(tmp_path / f"plain{i}", **off)), num_gpu_blocks=blocks)
+        assert engine_kwargs(plain, "dummy")["max_model_len"] == expected_context(plain)[0] == (blocks - 1) * 128
+        assert "sliding" not in expected_context(plain)[1]
+
+
+@pytest.mark.vllm
+@pytest.mark.parametrize("blocks, window", [(3, 64), (4, 64), (6, 64), (6, 1)])
+def test_the_sliding_window_bound_is_vllms_own_count(blocks, window):
+    """vLLM's own per-request count (its KV spec classes, as its start-up check sums them) admits the bound on the
+    usable blocks and refuses one token more, at ltrsched's token budget (the window plus the budget passes the
+    context, so every layer of a sliding model counts the whole request)."""
+    import torch
+    from vllm.v1.kv_cache_interface import SlidingWindowSpec
+
+    from ltrsched.engine.config import kv_bounded_context
+
+    budget = _cpu_config().max_num_batched_tokens
+    layer = SlidingWindowSpec(block_size=128, num_kv_heads=4, head_size=64, dtype=torch.float32, sliding_window=window)
+    bound = kv_bounded_context(blocks, 128, window)
+    count = [layer.max_admission_blocks_per_request(max_in_flight_tokens=budget, max_model_len=n)
+             for n in (bound, bound + 1)]
+    assert count[0] <= blocks - 1 < count[1], count
+
+
 @pytest.mark.vllm
 def test_a_small_kv_cache_bounds_a_rope_scaled_context_too(tmp_path):
     """A cache between the config's 4,096 positions and the 16,384 that RoPE scaling x4 gives left vLLM's context at

@@ -87,10 +87,11 @@ def test_the_context_before_the_start_is_the_one_vllm_derives(tmp_path, config, 
     assert model_context(_model_dir(tmp_path / "m", config))[0] == context
 
 
-@pytest.mark.parametrize("config, context", [(c, n) for c, n in DERIVED if "text_config" not in c])
+@pytest.mark.parametrize("config, context", DERIVED)
 def test_the_check_before_the_start_refuses_one_token_more(tmp_path, config, context):
-    """A request of the derived context fits and one token more is refused before the start. (A composite model's
-    config.json is refused earlier, for its layer count: :func:`ltrsched.models.layer_count` reads the top level.)"""
+    """A request of the derived context fits and one token more is refused before the start. A composite model's
+    config.json was refused before, for its layer count: :func:`ltrsched.models.layer_count` read the top level
+    only, where vLLM reads the text model's."""
     from ltrsched.validation.engines import check_context_before_start
 
     engine = _engine_config(_model_dir(tmp_path / "m", config))
@@ -144,3 +145,70 @@ def test_the_derived_context_is_vllms_own(tmp_path, config, context):
         assert got == context
     else:  # qwen3 takes layer types, llama does not
         assert got == {"qwen3": 8192, "llama": 4096}[config["model_type"]]
+
+
+#: The KV bytes per token [bytes] of TINY at float32: 2 (keys, values) x 2 layers x 4 KV heads x 64 x 4 bytes.
+TINY_KV_FLOAT32 = 2 * 2 * 4 * 64 * 4
+#: Sizes beside a composite model's text_config, which vLLM does not read the text model's shape from.
+DECOYS = {"num_hidden_layers": 32, "num_attention_heads": 2, "num_key_value_heads": 1, "hidden_size": 8}
+
+
+@pytest.mark.parametrize("config, per_token", [
+    ({**LLAVA, **DECOYS, "text_config": dict(TINY)}, TINY_KV_FLOAT32),
+    ({**LLAVA, "text_config": {**TINY, "torch_dtype": "bfloat16"}}, TINY_KV_FLOAT32 // 2),  # (its dtype, as vLLM's)
+    ({**LLAVA, "torch_dtype": "float32", "text_config": {**TINY, "torch_dtype": "bfloat16"}}, TINY_KV_FLOAT32),
+    ({**LLAVA, "text_config": {**TINY, "head_dim": 32, "num_key_value_heads": 2}}, TINY_KV_FLOAT32 // 4),
+    (TINY, TINY_KV_FLOAT32),
+])
+def test_kv_sizes_are_the_text_models_as_vllm_reads_them(tmp_path, config, per_token):
+    """A composite model's layer count and attention shape are its text model's (vLLM's ``hf_text_config``, found
+    as the context is): its KV cache was sized from the keys beside text_config, or refused without them."""
+    from ltrsched.engine.config import model_kv_bytes_per_token
+    from ltrsched.models import layer_count
+
+    path = _model_dir(tmp_path / "m", config)
+    assert model_kv_bytes_per_token(str(path), "auto") == per_token
+    assert layer_count(config, "x") == 2
+    _engine_config(path, num_gpu_blocks=4)  # (sized before the start: the RAM check reads the KV bytes too)
+
+
+@pytest.mark.parametrize("config, says", [
+    ({**LLAVA, **DECOYS, "text_config": {k: v for k, v in TINY.items() if k != "num_hidden_layers"}},
+     "has no 'text_config.num_hidden_layers' (the model's number of decoder layers"),
+    ({**LLAVA, "text_config": {**TINY, "num_attention_heads": 0}}, ": 'text_config.num_attention_heads' must be a "
+                                                                   "positive integer, got 0"),
+    ({**LLAVA, **DECOYS, "decoder": dict(TINY)}, ": its text config is 'decoder' (a dict), whose layer count and KV "
+     "sizes ltrsched cannot read before the engine starts; ltrsched needs its layer count and KV sizes before the "
+     "engine starts, so it cannot serve this model"),
+    ({**TINY, "text_config": dict(TINY)}, "model type 'llama' has no text config in transformers, so vLLM refuses"),
+])
+def test_a_text_model_without_its_sizes_is_refused_in_one_line_naming_them(tmp_path, config, says):
+    path = _model_dir(tmp_path / "m", config)
+    with pytest.raises(UserError) as caught:
+        _engine_config(path, num_gpu_blocks=4)
+    line = str(caught.value)
+    assert line.startswith(str(path / "config.json")) and says in line and "\n" not in line, line
+
+
+def test_a_model_type_vllm_takes_its_context_from_elsewhere_is_sized_as_any():
+    """(Its context is refused, with --max-model-len as the way out; its sizes are read like any other model's.)"""
+    from ltrsched.models import kv_bytes_per_token
+
+    assert kv_bytes_per_token({**TINY, "model_type": "moss_audio"}, 4) == TINY_KV_FLOAT32
+
+
+@pytest.mark.vllm
+@pytest.mark.parametrize("config", [{**LLAVA, **DECOYS, "text_config": dict(TINY)},
+                                    {**LLAVA, "text_config": {**TINY, "head_dim": 32, "num_key_value_heads": 2}}])
+def test_the_text_models_sizes_are_where_vllm_reads_them(tmp_path, config):
+    """vLLM's own text config (``get_hf_text_config``, as its ModelConfig reads layers and heads) has the sizes the
+    KV bytes were taken from."""
+    from transformers import AutoConfig
+    from vllm.transformers_utils.config import get_hf_text_config
+
+    from ltrsched.models import kv_bytes_per_token, layer_count
+
+    text = get_hf_text_config(AutoConfig.from_pretrained(str(_model_dir(tmp_path / "m", config))))
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+    assert layer_count(config, "x") == text.num_hidden_layers == 2
+    assert kv_bytes_per_token(config, 4) == 2 * text.num_hidden_layers * text.num_key_value_heads * head_dim * 4

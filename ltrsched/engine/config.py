@@ -95,12 +95,12 @@ def model_dir(model: str) -> str:
 
 def model_kv_bytes_per_token(path: str, dtype: str) -> int:
     """KV-cache bytes one token takes in the model directory ``path`` served at ``dtype`` (``auto``: its config's
-    ``torch_dtype``, float32 if none) [bytes]; a one-line :class:`UserError` naming its config.json and the key if
-    a size is missing or bad."""
-    from ltrsched.models import kv_bytes_per_token, read_model_config
+    ``torch_dtype``, else its text model's, float32 if none, as vLLM falls back) [bytes]; a one-line
+    :class:`UserError` naming its config.json and the key if a size is missing or bad."""
+    from ltrsched.models import config_dtype, kv_bytes_per_token, read_model_config
 
     config = read_model_config(path)
-    name = config.get("torch_dtype", "float32") if dtype == "auto" else dtype
+    name = (config_dtype(config) or "float32") if dtype == "auto" else dtype
     return kv_bytes_per_token(config, 4 if name in ("float32", "float") else 2, source=str(Path(path) / "config.json"))
 
 
@@ -121,6 +121,18 @@ def stated_kv_blocks(config: EngineConfig, path: str) -> int | None:
     except UserError:  # a config.json without the sizes (vLLM's own checks remain)
         return None
     return int(config.kv_cache_gib * 2**30) // (config.block_size * per_token)
+
+
+def kv_bounded_context(blocks: int, block_size: int, window: int | None) -> int:
+    """The longest context [tokens] whose one request a KV cache of ``blocks`` blocks (vLLM's null block among them)
+    of ``block_size`` tokens holds as vLLM checks it at its start (``check_enough_kv_cache_memory``): with full
+    attention a request of L tokens takes ceil(L / block_size) blocks per layer, so ``(blocks - 1) * block_size``;
+    a layer with a sliding window of ``window`` tokens takes one block more (the window may start mid-block:
+    vLLM 0.32's ``SlidingWindowSpec.max_admission_blocks_per_request``), so ``(blocks - 2) * block_size`` for a
+    model with a sliding window, whichever of its layers slide (which do is its model class's to decide). That
+    is vLLM's own bound where every layer slides and the window plus the token budget reaches the context; where
+    fewer layers slide, or the window plus the budget is shorter, vLLM accepts a longer context than this."""
+    return max(0, blocks - (1 if window is None else 2)) * block_size
 
 
 def has_real_weights(model: str) -> bool:

@@ -110,30 +110,30 @@ def rope_factor(model: dict, where: str = "the model's config.json") -> float:
     return float(factor)
 
 
-def text_config(model: dict, where: str = "the model's config.json") -> tuple[dict, str]:
-    """The config vLLM reads a model's context from and its name in ``where`` (``text_config.`` or empty); a
-    one-line :class:`UserError` where that config cannot be told from the file, or vLLM refuses it."""
+def text_config(model: dict, where: str = "the model's config.json", reads: str = "context",
+                fix: str = GIVE_MAX_MODEL_LEN) -> tuple[dict, str]:
+    """The text model's config, where vLLM reads a model's context, layer count and KV sizes (its
+    ``hf_text_config``), and its name in ``where`` (``text_config.`` or empty); a one-line :class:`UserError` where
+    that config cannot be told from the file (naming what the caller ``reads`` from it, and ending in ``fix``), or
+    vLLM refuses it."""
     found = [k for k in TEXT_CONFIG_KEYS if model.get(k) is not None]
     kind = model.get("model_type")
     if len(found) > 1:
         raise UserError(f"{where} has {len(found)} text configs ({', '.join(found)}): transformers (and so vLLM) "
                         "refuses a model whose text config is ambiguous")
-    if kind in OWN_CONTEXT_MODEL_TYPES:
-        raise UserError(f"{where}: vLLM derives the context of a {kind!r} model its own way, which ltrsched does not "
-                        f"follow; {GIVE_MAX_MODEL_LEN}")
     if not found:
         return model, ""
     key = found[0]
     if key != "text_config" or not isinstance(model[key], dict):
-        raise UserError(f"{where}: its text config is {key!r} (a {type(model[key]).__name__}), whose context ltrsched "
-                        f"cannot read before the engine starts; {GIVE_MAX_MODEL_LEN}")
+        raise UserError(f"{where}: its text config is {key!r} (a {type(model[key]).__name__}), whose {reads} ltrsched "
+                        f"cannot read before the engine starts; {fix}")
     try:
         from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
         config_class = CONFIG_MAPPING[kind]
     except (ImportError, KeyError, TypeError):
         raise UserError(f"{where}: transformers has no config class for model type {kind!r}, which decides how its "
-                        f"text_config is read; {GIVE_MAX_MODEL_LEN}") from None
+                        f"text_config is read; {fix}") from None
     if "text_config" not in (getattr(config_class, "sub_configs", None) or {}):
         raise UserError(f"{where}: model type {kind!r} has no text config in transformers, so vLLM refuses its "
                         "text_config once started (\"does not have `num_attention_heads`\"): remove text_config, "
@@ -144,11 +144,29 @@ def text_config(model: dict, where: str = "the model's config.json") -> tuple[di
     return text, "text_config."
 
 
+def sliding_window(model: dict) -> int | None:
+    """The sliding window [tokens] of the text model (:func:`text_config`) as vLLM reads it (its
+    ``hf_text_config.sliding_window``; transformers' Qwen2 config drops it where ``use_sliding_window`` is false),
+    or None: none, 0, or no positive whole number. Which layers it applies to is the model class's to decide."""
+    try:
+        text, _ = text_config(model)
+    except UserError:
+        return None
+    window = text.get("sliding_window")
+    if text.get("use_sliding_window") is False or type(window) is not int or window <= 0:
+        return None
+    return window
+
+
 def derived_context(model: dict, where: str = "the model's config.json") -> tuple[int, str]:
     """The ``max_model_len`` [tokens] vLLM takes by default for a generating model whose config.json is ``model``
     (vLLM bounds it by the tokenizer's ``model_max_length`` for pooling models only), and where it comes from
     (the key, in words); a one-line :class:`UserError` naming ``where`` where it cannot be told before the start
     or vLLM refuses the config (see the module's docstring)."""
+    kind = model.get("model_type")
+    if kind in OWN_CONTEXT_MODEL_TYPES:
+        raise UserError(f"{where}: vLLM derives the context of a {kind!r} model its own way, which ltrsched does not "
+                        f"follow; {GIVE_MAX_MODEL_LEN}")
     text, prefix = text_config(model, where)
     given = {k: text[k] for k in CONTEXT_KEYS if text.get(k) is not None}
     for key, value in given.items():

@@ -80,9 +80,11 @@ def engine_kwargs(config: EngineConfig, load_format: str, seed: int = 0) -> dict
         # vLLM refuses a KV cache that cannot hold one request of the model's full context: such a small
         # cache bounds the context instead (the longest request the run may hold). (--kv-cache-gib 0.001 on a
         # CPU was refused once the engine had started, naming vLLM's gpu_memory_utilization and max_model_len.)
-        from ltrsched.engine.model_context import model_context
+        from ltrsched.engine.config import kv_bounded_context
+        from ltrsched.engine.model_context import model_context, sliding_window
+        from ltrsched.models import read_model_config
 
-        usable = (blocks - 1) * config.block_size
+        usable = kv_bounded_context(blocks, config.block_size, sliding_window(read_model_config(kwargs["model"])))
         # (RoPE scaling included: a scaled model's context is longer; a stated --max-model-len is kept below)
         if config.max_model_len is None and usable < model_context(kwargs["model"])[0]:
             kwargs["max_model_len"] = usable

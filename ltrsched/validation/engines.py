@@ -357,19 +357,25 @@ def expected_context(config: EngineConfig) -> tuple[int, str]:
     :mod:`ltrsched.engine.model_context`), bounded by a ``--num-gpu-blocks`` cache as
     :func:`~ltrsched.engine.runner.engine_kwargs` bounds it. A one-line :class:`UserError` where the model's
     config.json does not tell it (:func:`~ltrsched.engine.model_context.derived_context`: give --max-model-len)."""
-    from ltrsched.engine.config import model_dir, stated_kv_blocks
-    from ltrsched.engine.model_context import model_context
+    from ltrsched.engine.config import kv_bounded_context, model_dir, stated_kv_blocks
+    from ltrsched.engine.model_context import model_context, sliding_window
+    from ltrsched.models import read_model_config
 
     if config.max_model_len is not None:
         return config.max_model_len, "--max-model-len"
     context, key = model_context(model_dir(config.model))
     source = f"{key} in {config.model}'s config.json"
     blocks = stated_kv_blocks(config, model_dir(config.model))
-    if blocks is not None and (blocks - 1) * config.block_size < context:
-        context = (blocks - 1) * config.block_size
+    window = sliding_window(read_model_config(model_dir(config.model))) if blocks is not None else None
+    if blocks is not None and kv_bounded_context(blocks, config.block_size, window) < context:
+        context = kv_bounded_context(blocks, config.block_size, window)
         stated = (f"--num-gpu-blocks {blocks}" if config.num_gpu_blocks is not None else
                   f"--kv-cache-gib {config.kv_cache_gib:g}, {blocks} blocks")
-        source = f"the KV cache of {stated} (one of them vLLM's null block) x {config.block_size} tokens"
+        held = ("one of them vLLM's null block" if window is None else
+                f"one of them vLLM's null block, and one more per request as vLLM counts a layer with the model's "
+                f"{window}-token sliding window, which may start mid-block; a bound that takes every layer to slide "
+                "or to attend to the whole context")
+        source = f"the KV cache of {stated} ({held}) x {config.block_size} tokens"
     return context, source
 
 

@@ -5,19 +5,25 @@ interpreter, a new engine with its memory laid out anew), never two at once (the
 exception in that process comes back as itself; a process that dies (killed, out of memory, an abort in the
 engine's native code) would come back as a ``BrokenProcessPool`` traceback, and is a :class:`UserError` here
 naming what it was doing. A fresh process whose parent is gone (``ltrsched`` killed, even by SIGKILL) exits within a
-second instead of running its engine on, orphaned, into the output directory a later run would use.
+second instead of running its engine on, orphaned, into the output directory a later run would use. A plugin
+policy's call that the watchdog cannot stop ends its fresh process (:func:`ltrsched.plugin_watchdog.end_process`); the
+process leaves its line in a file (:func:`ltrsched.plugin_watchdog.leave_exit_line_in`) and :meth:`FreshProcesses.run`
+raises it as the one line, exit code 2 (it was the process's line, then one about a dead process).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
+import tempfile
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from ltrsched.errors import UserError
+from ltrsched.plugin_watchdog import PluginTimeoutError, exit_line_left_in, leave_exit_line_in
 
 
 PARENT_POLL_S = 0.5
@@ -36,22 +42,38 @@ def _exit_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="ltrsched-parent-watch", daemon=True).start()
 
 
+def _start_fresh(parent_pid: int, exit_line: str) -> None:
+    """Runs first in each fresh process: end with the parent (:func:`_exit_with_parent`), and leave the line of a
+    stuck plugin call that ends the process in the file ``exit_line`` (for :meth:`FreshProcesses.run` to raise)."""
+    _exit_with_parent(parent_pid)
+    leave_exit_line_in(exit_line)
+
+
 class FreshProcesses:
     """A context manager: :meth:`run` calls a function in a new spawned process each time, one at a time."""
 
     def __enter__(self) -> "FreshProcesses":
         context = multiprocessing.get_context("spawn")
+        # one process at a time, so one file holds the line of the one a stuck plugin call ended
+        self._folder = tempfile.mkdtemp(prefix="ltrsched-fresh-")
+        self._exit_line = os.path.join(self._folder, "exit-line")
         self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context, max_tasks_per_child=1,
-                                         initializer=_exit_with_parent, initargs=(os.getpid(),))
+                                         initializer=_start_fresh, initargs=(os.getpid(), self._exit_line))
         return self
 
     def __exit__(self, *exc) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        try:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        finally:
+            shutil.rmtree(self._folder, ignore_errors=True)
 
     def run(self, what: str, fn, *args):
         """``fn(*args)`` in a fresh process; ``what`` names it in the error should that process die."""
         try:
             return self._pool.submit(fn, *args).result()
         except BrokenProcessPool:
+            line = exit_line_left_in(self._exit_line)
+            if line is not None:  # a stuck plugin call ended it: that call's line, as a lone process prints it
+                raise PluginTimeoutError(line) from None
             raise UserError(f"{what}: its process died before it finished (killed, out of memory, or a crash in the "
                             "engine's native code); what it saved before stays") from None
