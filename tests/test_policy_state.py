@@ -627,3 +627,16 @@ def _mask(order: np.ndarray, ranks) -> np.ndarray:
     scheduled = np.zeros(len(order), dtype=bool)
     scheduled[order[:ranks] if type(ranks) is int else order[ranks]] = True
     return scheduled
+
+
+def test_reading_a_few_positions_leaves_the_live_sets_gather_cached():
+    """``view.at`` on a column gathered once per live set (the simulator's ``LiveGather``) reads the values
+    without replacing that gather: the next view of the same live set gets the same array, not a new gather."""
+    from ltrsched.sim.request_table import LiveGather
+
+    column = LiveGather(np.arange(10.0))
+    live = np.array([1, 3, 5, 7])
+    first = LiveView({"x": column}, live, 0.0, 0).column("x")
+    view = LiveView({"x": column}, live, 0.1, 1)
+    assert view.at("x", np.array([0, 2])).tolist() == [1.0, 5.0]
+    assert view.column("x") is first

@@ -143,7 +143,9 @@ class LiveView:
         if full is None:
             return self.column(name)[positions]  # (the error naming the columns there are)
         index = positions if self._index is None else self._index[positions]
-        return full(index) if callable(full) else full[index]
+        if callable(full):  # (a column function's uncached ``at``, if it has one: its cache keeps the live set's)
+            return getattr(full, "at", full)(index)
+        return full[index]
 
     def shared(self, key: str, make: Callable[[], Any]) -> Any:
         """``make()``, called once per view: what one policy derives from the view is there for the others that

@@ -184,3 +184,8 @@ class LiveGather:
             out.flags.writeable = False
             self._index, self._out = index, out
         return self._out
+
+    def at(self, index: np.ndarray) -> np.ndarray:
+        """``values[index]`` for a few positions (``LiveView.at``), not cached: the live set's gather stays cached
+        for the next read of the whole column (it was replaced by each such call, and gathered again)."""
+        return self.values[index]
