@@ -12,6 +12,7 @@ import click
 from ltrsched import atomic, strict_json
 from ltrsched.strict_json import fmt
 from ltrsched.errors import UserError
+from ltrsched.names import check_printable
 from ltrsched.notices import work_starts
 
 
@@ -270,9 +271,11 @@ def evaluate(model_dir, data, split, plot):
 
 
 def _check_score_column(column: str) -> None:
-    """Raise :class:`UserError` unless ``column`` may hold scores: not empty, not a column with another meaning."""
+    """Raise :class:`UserError` unless ``column`` may hold scores: printable, not empty, not a column with another
+    meaning."""
     from ltrsched.workloads.schema import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 
+    check_printable(column, "--column")  # (a newline or NUL in a column name garbled every table that shows it)
     reserved = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c != "score"]
     if not column.strip() or column in reserved:
         raise UserError(f"--column {column!r} cannot hold scores; use 'score' or a new name such as 'score_mymodel' "
