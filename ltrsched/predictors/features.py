@@ -77,9 +77,36 @@ def _uni_bi(ids: np.ndarray, rows: np.ndarray, salt1: int, salt2: int) -> tuple[
     return keys, [rows, rows[1:][same]]
 
 
+#: Prompts featurised at once. The work arrays (token ids, word hashes, their n-gram keys, the sort that counts
+#: them) take ~40 times the bags they make: training on 50,000 ShareGPT prompts (30M characters) peaked at 2.5 GB
+#: resident with them all at once, for 180 MB of bags (BENCHMARKS.md, Predictors).
+CHUNK = 4096
+
+
 def ngram_bags(texts: list[str], dim: int, ngrams: str = "tokens") -> NgramBags:
-    """Hashed n-gram bags of ``texts`` over ``dim`` buckets (``ngrams``: one of :data:`NGRAM_SETS`)."""
+    """Hashed n-gram bags of ``texts`` over ``dim`` buckets (``ngrams``: one of :data:`NGRAM_SETS`), made
+    :data:`CHUNK` texts at a time (a text's bag is its own: the same arrays as all at once, in bounded memory)."""
+    if ngrams not in NGRAM_SETS:
+        from ltrsched.errors import UserError
+
+        raise UserError(f"unknown n-gram set {ngrams!r}; use one of {', '.join(NGRAM_SETS)}")
     texts = ["" if t is None else str(t) for t in texts]
+    if len(texts) <= CHUNK:
+        return _bags(texts, dim, ngrams)
+    return concat_bags([_bags(texts[first: first + CHUNK], dim, ngrams) for first in range(0, len(texts), CHUNK)])
+
+
+def concat_bags(parts: list[NgramBags]) -> NgramBags:
+    """The bags of ``parts``' prompts one after the other (each part's offsets moved past the entries before)."""
+    starts = np.cumsum([0] + [len(part.indices) for part in parts[:-1]])
+    return NgramBags(np.concatenate([part.indices for part in parts]),
+                     np.concatenate([part.offsets + start for part, start in zip(parts, starts)]),
+                     np.concatenate([part.weights for part in parts]),
+                     np.concatenate([part.dense for part in parts]))
+
+
+def _bags(texts: list[str], dim: int, ngrams: str) -> NgramBags:
+    """:func:`ngram_bags` of ``texts`` (strings) all at once."""
     n = len(texts)
     toks, offs = _encode(texts)
     lengths = np.diff(offs)
@@ -88,15 +115,11 @@ def ngram_bags(texts: list[str], dim: int, ngrams: str = "tokens") -> NgramBags:
         same = rows[1:] == rows[:-1] if len(rows) > 1 else np.zeros(0, dtype=bool)
         keys = np.concatenate([toks % dim, ((toks[:-1] * BIGRAM_PRIME + toks[1:]) % dim)[same]])
         key_rows = np.concatenate([rows, rows[1:][same]])
-    elif ngrams == "tokens+words":
+    else:  # "tokens+words"
         k1, r1 = _uni_bi(toks, rows, _SALT["tok1"], _SALT["tok2"])
         k2, r2 = _uni_bi(*_words(texts), _SALT["word1"], _SALT["word2"])
         keys = np.concatenate(k1 + k2) % dim
         key_rows = np.concatenate(r1 + r2)
-    else:
-        from ltrsched.errors import UserError
-
-        raise UserError(f"unknown n-gram set {ngrams!r}; use one of {', '.join(NGRAM_SETS)}")
     # count duplicates within a row: unique (row, key) pairs
     pair = key_rows * dim + keys
     uniq, counts = np.unique(pair, return_counts=True)
