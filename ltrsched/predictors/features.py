@@ -34,7 +34,7 @@ _SALT = {"tok1": 1, "tok2": 2, "word1": 4, "word2": 5}
 class NgramBags:
     """EmbeddingBag inputs for a batch of prompts."""
 
-    indices: np.ndarray  # int64 [total entries]
+    indices: np.ndarray  # int32 [total entries] (int64 for over 2^31 buckets): half the bytes of the largest array
     offsets: np.ndarray  # int64 [n]: start of each prompt's entries
     weights: np.ndarray  # float32 [total entries]
     dense: np.ndarray  # float32 [n, 2]: length features
@@ -78,7 +78,7 @@ def _uni_bi(ids: np.ndarray, rows: np.ndarray, salt1: int, salt2: int) -> tuple[
 
 
 #: Prompts featurised at once. The work arrays (token ids, word hashes, their n-gram keys, the sort that counts
-#: them) take ~40 times the bags they make: training on 50,000 ShareGPT prompts (30M characters) peaked at 2.5 GB
+#: them) take ~10 times the bags they make: training on 50,000 ShareGPT prompts (30M characters) peaked at 2.5 GB
 #: resident with them all at once, for 180 MB of bags (BENCHMARKS.md, Predictors).
 CHUNK = 4096
 
@@ -93,16 +93,24 @@ def ngram_bags(texts: list[str], dim: int, ngrams: str = "tokens") -> NgramBags:
     texts = ["" if t is None else str(t) for t in texts]
     if len(texts) <= CHUNK:
         return _bags(texts, dim, ngrams)
-    return concat_bags([_bags(texts[first: first + CHUNK], dim, ngrams) for first in range(0, len(texts), CHUNK)])
+    fields: dict[str, list[np.ndarray]] = {"indices": [], "offsets": [], "weights": [], "dense": []}
+    entries = 0
+    for first in range(0, len(texts), CHUNK):
+        part = _bags(texts[first: first + CHUNK], dim, ngrams)
+        fields["offsets"].append(part.offsets + entries)  # (each chunk's offsets moved past the entries before)
+        entries += len(part.indices)
+        for name in ("indices", "weights", "dense"):
+            fields[name].append(getattr(part, name))
+    del part
+    # one field at a time, its pieces dropped before the next is joined: at most every piece and one joined field
+    return NgramBags(**{name: _joined(pieces) for name, pieces in fields.items()})
 
 
-def concat_bags(parts: list[NgramBags]) -> NgramBags:
-    """The bags of ``parts``' prompts one after the other (each part's offsets moved past the entries before)."""
-    starts = np.cumsum([0] + [len(part.indices) for part in parts[:-1]])
-    return NgramBags(np.concatenate([part.indices for part in parts]),
-                     np.concatenate([part.offsets + start for part, start in zip(parts, starts)]),
-                     np.concatenate([part.weights for part in parts]),
-                     np.concatenate([part.dense for part in parts]))
+def _joined(pieces: list[np.ndarray]) -> np.ndarray:
+    """``pieces`` concatenated; the list is emptied (the pieces freed as soon as the result exists)."""
+    out = np.concatenate(pieces)
+    pieces.clear()
+    return out
 
 
 def _bags(texts: list[str], dim: int, ngrams: str) -> NgramBags:
@@ -130,4 +138,5 @@ def _bags(texts: list[str], dim: int, ngrams: str) -> NgramBags:
     offsets = np.searchsorted(u_rows, np.arange(n)).astype(np.int64)
     logp = np.log(np.maximum(lengths, 1)).astype(np.float64) / 7.0
     dense = np.stack([logp, logp * logp], axis=1).astype(np.float32)
-    return NgramBags((uniq % dim).astype(np.int64), offsets, weights.astype(np.float32), dense)
+    index = np.int32 if dim <= 1 << 31 else np.int64
+    return NgramBags((uniq % dim).astype(index), offsets, weights.astype(np.float32), dense)
