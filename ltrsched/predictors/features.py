@@ -78,8 +78,8 @@ def _uni_bi(ids: np.ndarray, rows: np.ndarray, salt1: int, salt2: int) -> tuple[
 
 
 #: Prompts featurised at once. The work arrays (token ids, word hashes, their n-gram keys, the sort that counts
-#: them) take ~10 times the bags they make: training on 50,000 ShareGPT prompts (30M characters) peaked at 2.5 GB
-#: resident with them all at once, for 180 MB of bags (BENCHMARKS.md, Predictors).
+#: them) take ~10 times the bags they make: training on 50,000 ShareGPT prompts (30M characters) peaked at 2.6 GB
+#: resident with them all at once, for 180 MB of bags (int64 indices then; BENCHMARKS.md, Predictors).
 CHUNK = 4096
 
 
