@@ -153,6 +153,35 @@ def test_approx_oracle_hits_tau(tau):
     assert kendalltau(scores, -lengths).statistic == pytest.approx(tau, abs=0.01)
 
 
+@pytest.mark.parametrize("lengths, tau, seed", [([28, 13], 0.51, 0), ([5, 6, 7], 0.2, 0), ([7, 3, 9, 1, 4], 0.05, 2)])
+def test_noisy_lengths_are_finite_and_in_the_scores_order_where_the_noise_runs_away(lengths, tau, seed):
+    """On a few requests a tau below what noise reaches ran the noise's scale to ~1e6: exp overflowed (a
+    RuntimeWarning in PO's prepare), lengths 5 and 7 both became inf (a tie the scores did not have) and 6 became
+    0; the least-work router's sums were inf."""
+    import warnings
+
+    from ltrsched.policies.approx_oracle import noisy_lengths
+
+    lengths = np.array(lengths)
+    scores = approx_oracle_scores(lengths, tau, seed)
+    assert np.abs(scores).max() > 1e3  # (the case: exp(-score) is out of float range)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        noisy = noisy_lengths(lengths, tau, seed)
+        assert np.isfinite(noisy.sum())
+    assert (noisy >= np.finfo(np.float64).tiny).all()
+    pairs = np.subtract.outer
+    assert (np.sign(pairs(noisy, noisy)) == np.sign(pairs(-scores, -scores))).all()  # the same order and ties
+
+
+def test_noisy_lengths_are_the_exponentiated_scores_on_ordinary_lengths():
+    from ltrsched.policies.approx_oracle import noisy_lengths
+
+    lengths = np.random.default_rng(0).integers(1, 4000, 300)
+    for tau in (0.3, 0.62, 0.9):
+        assert noisy_lengths(lengths, tau, 3).tobytes() == np.exp(-approx_oracle_scores(lengths, tau, 3)).tobytes()
+
+
 def test_ltr_with_perfect_predictor_equals_srtf_on_burst():
     wl = load_workload("sharegpt", num_requests=300, seed=1)
     wl = wl.with_df(wl.df.with_columns(score=-pl.col("output_tokens").cast(pl.Float64)))

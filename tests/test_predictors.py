@@ -233,6 +233,24 @@ def test_cli_predict_column_must_not_clobber_workload_columns(tmp_path, column):
     assert_one_line_error(r, f"--column {column!r} cannot hold scores")
 
 
+@pytest.mark.parametrize("column", ["score\nx", "score\x00", "\x1b[31mscore", "score\tb", "score\u2028"])
+def test_cli_predict_column_with_control_characters_is_one_line(tmp_path, capsys, column):
+    """A newline, NUL, ESC or tab in --column was written as the output's column name (exit 0), which split or
+    garbled every table and CSV header that names it; refused as profile --name is, before the model loads."""
+    from test_cli_simulate import run_cli_in_process
+
+    wl = tmp_path / "wl.jsonl"
+    wl.write_text(json.dumps({"prompt": "hello", "generated": "a b c"}) + "\n")
+    Predictor(PredictorConfig(dim=64, epochs=1)).save(tmp_path / "ck")
+    out = tmp_path / "o.parquet"
+    code, _, err = run_cli_in_process(capsys, "predict", "-m", str(tmp_path / "ck"), "-w", str(wl), "-o", str(out),
+                                      "--column", column)
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"error: --column must be printable text, without line breaks or control characters, "
+                          f"got {column!r}"), err
+    assert not out.exists()
+
+
 def test_word_ngrams_are_deterministic_and_case_insensitive():
     from ltrsched.predictors.features import ngram_bags
 

@@ -105,8 +105,29 @@ def warn_unreachable_tau(lengths: np.ndarray, tau: float, what: str) -> None:
 
 
 def noisy_lengths(lengths: np.ndarray, tau: float, seed: int = 0) -> np.ndarray:
-    """Predicted lengths [tokens] with Kendall tau ``tau`` against the truth (a length-valued oracle)."""
-    return np.exp(-approx_oracle_scores(lengths, tau, seed))
+    """Predicted lengths [tokens] with Kendall tau ``tau`` against the truth (a length-valued oracle): finite,
+    positive and in the order of :func:`approx_oracle_scores`, so their tau is the scores' tau.
+
+    They are ``exp(-score)`` (the true length times log-normal noise) wherever each is a normal float and at
+    most the largest float over twice the number of requests (a router adds them up). Where one is not (the
+    noise's scale runs to ~1e6 when ``tau`` is below what noise reaches on a few requests: ``exp`` gave inf and
+    0, which tied requests that the scores order, and made a router's sums inf), the log-lengths are mapped
+    linearly onto that range: the same order, without overflow."""
+    log_lengths = -approx_oracle_scores(lengths, tau, seed)
+    if len(log_lengths) == 0:
+        return np.exp(log_lengths)
+    low, high = _LOG_TINY, _LOG_MAX - np.log(2 * len(log_lengths))  # (sums stay below half the largest float)
+    least, most = log_lengths.min(), log_lengths.max()
+    if least < low or most > high:
+        if most > least:
+            log_lengths = low + (log_lengths - least) * ((high - low) / (most - least))
+        else:
+            log_lengths = np.full_like(log_lengths, min(max(least, low), high))
+    return np.exp(log_lengths)
+
+
+#: [log tokens] Natural logs of the smallest normal and the largest float64 (a noisy length's bounds).
+_LOG_TINY, _LOG_MAX = float(np.log(np.finfo(np.float64).tiny)), float(np.log(np.finfo(np.float64).max))
 
 
 def fill_missing_lengths(values, lengths, tau: float, seed: int = 0) -> np.ndarray:

@@ -12,6 +12,7 @@ import click
 from ltrsched import atomic, strict_json
 from ltrsched.strict_json import fmt
 from ltrsched.errors import UserError
+from ltrsched.names import check_printable
 from ltrsched.notices import work_starts
 
 
@@ -49,8 +50,12 @@ from ltrsched.notices import work_starts
 @click.option("--limit", type=int, default=None,
               help="Train on a seeded sample of this many prompts (no more than the data has) [default: all].")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--ngrams", type=click.Choice(["tokens", "tokens+words", "tokens+cjk-words"]), default=None,
+              help="With --backbone ngram: token n-grams, + word n-grams (the default), or + word n-grams with each "
+                   "Chinese character and kana a word (Chinese and Japanese have no spaces: a sentence was one word; "
+                   "the same features as tokens+words for text without them).")
 def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_precision, max_prompt_tokens, loss,
-          bucket, label_bucket, epochs, lr, list_size, limit, seed):
+          bucket, label_bucket, epochs, lr, list_size, limit, seed, ngrams):
     """Train a length predictor and write a checkpoint directory (weights + predictor.json with metrics)."""
     from tqdm import tqdm
 
@@ -68,6 +73,8 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
         raise UserError(f"--backbone {backbone} needs --hf-model DIR (a local Hugging Face model directory)")
     if hf_model and backbone not in ("hf", "probe"):
         raise UserError("--hf-model needs --backbone hf or probe")
+    if ngrams is not None and backbone != "ngram":
+        raise UserError("--ngrams needs --backbone ngram")
     if probe_layer is not None and backbone != "probe":
         raise UserError("--probe-layer needs --backbone probe")
     if probe_layer is not None and probe_layer < 1:
@@ -91,7 +98,7 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
         num_classes=class_count(bucket), label_bucket=label_bucket, list_size=list_size,
         epochs=epochs or 5, lr=lr if lr is not None else default_lr, weight_decay=0.01 if hf else 0.0,
         seed=seed, hf_path=hf_model, max_prompt_tokens=max_prompt_tokens, probe_layer=probe_layer,
-        probe_precision=probe_precision,
+        probe_precision=probe_precision, **({} if ngrams is None else {"ngrams": ngrams}),
     )
     prompts, lengths = prompts_and_lengths(data, "train", limit, seed)
     ev_prompts, ev_lengths = prompts_and_lengths(data if eval_data is None else eval_data, "eval" if eval_data is None else "all")
@@ -270,9 +277,11 @@ def evaluate(model_dir, data, split, plot):
 
 
 def _check_score_column(column: str) -> None:
-    """Raise :class:`UserError` unless ``column`` may hold scores: not empty, not a column with another meaning."""
+    """Raise :class:`UserError` unless ``column`` may hold scores: printable, not empty, not a column with another
+    meaning."""
     from ltrsched.workloads.schema import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 
+    check_printable(column, "--column")  # (a newline or NUL in a column name garbled every table that shows it)
     reserved = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c != "score"]
     if not column.strip() or column in reserved:
         raise UserError(f"--column {column!r} cannot hold scores; use 'score' or a new name such as 'score_mymodel' "

@@ -60,7 +60,8 @@ class PredictorConfig:
         label_bucket: rank labels are ``output_tokens // label_bucket`` (paper: 10; 1 = raw lengths).
         bucket: class bucket width [tokens] (820 = the 10-bucket baseline, 100, 10, 1).
         num_classes: class count (lengths above the last bucket fall into it).
-        ngrams: the n-gram backbone's features, "tokens+words" (Llama-3 token and word uni/bigrams) or
+        ngrams: the n-gram backbone's features, "tokens+words" (Llama-3 token and word uni/bigrams),
+            "tokens+cjk-words" (the same, each CJK character a word: :mod:`~ltrsched.predictors.features`) or
             "tokens" (token uni/bigrams only; checkpoints written before this field existed).
         dim, hidden: n-gram hash buckets (0: 2^20 for a linear ranker, 2^17 with a hidden layer) and hidden width (0 = linear; class models need a hidden layer,
             so that 8,192 one-token buckets stay small).

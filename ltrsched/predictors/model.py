@@ -8,6 +8,7 @@ from ltrsched.predictors.features import NgramBags
 def build_ngram_model(dim: int, hidden: int, outputs: int):
     """A torch module mapping :class:`NgramBags` to ``outputs`` values per prompt (1 = ranking score,
     k = class logits). ``hidden = 0`` makes it linear in the features."""
+    import numpy as np
     import torch
     from torch import nn
 
@@ -31,7 +32,8 @@ def build_ngram_model(dim: int, hidden: int, outputs: int):
                 self.head = _LinearSum(outputs)
 
         def forward(self, bags: NgramBags):
-            emb = self.bag(torch.from_numpy(bags.indices), torch.from_numpy(bags.offsets),
+            indices = torch.from_numpy(bags.indices.astype(np.int64, copy=False))  # (as the offsets: torch wants both)
+            emb = self.bag(indices, torch.from_numpy(bags.offsets),
                            per_sample_weights=torch.from_numpy(bags.weights))
             x = torch.cat([emb, torch.from_numpy(bags.dense)], dim=1)
             out = self.head(x)

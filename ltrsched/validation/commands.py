@@ -13,6 +13,7 @@ import click
 
 from ltrsched import atomic
 from ltrsched.errors import UserError, first_repeat, list_items
+from ltrsched.names import check_printable
 from ltrsched.policies.needs import check_needs
 from ltrsched.notices import work_starts
 from ltrsched.sim.commands import build_workload, workload_options
@@ -113,8 +114,8 @@ def profile(name, out, quick, repeats, runs, **engine):
         raise UserError(f"--runs must be in [1, {MAX_RUNS}] (engine starts), got {runs}")
     if name is not None and not name.strip():  # (it wrote a profile named "", which reports then name by nothing)
         raise UserError(f"--name must name the profile, got {name!r} (leave it out for <device>-<model>)")
-    if name is not None and not name.isprintable():  # (a line break in it split the report's tables and lines)
-        raise UserError(f"--name must be printable text, without line breaks or control characters, got {name!r}")
+    if name is not None:  # (a line break in it split the report's tables and lines)
+        check_printable(name, "--name")
     if engine["prompts"] != "random" or engine["eos"] != "ignore" or engine["max_tokens"] is not None:
         raise UserError("profile probes serve exact lengths: --prompts, --eos and --max-tokens do not apply")
     from ltrsched.validation.probe_cache import check_probe_cache, engine_before_start

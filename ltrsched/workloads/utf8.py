@@ -34,6 +34,24 @@ def decode_utf8(data: bytes, source: str | Path, cut_tail_ok: bool = False) -> s
                     f"line, offset {pos} in the file); the text would change if read; save the file as UTF-8")
 
 
+#: [bytes] How much of a file :func:`check_utf8` decodes at a time.
+_CHECK_CHUNK = 1 << 16
+
+
+def check_utf8(data: bytes, source: str | Path) -> None:
+    """Raise :func:`decode_utf8`'s :class:`UserError` if ``data`` is not valid UTF-8, without holding its text:
+    decoded 64 KiB at a time, each piece dropped (for a caller that reads the file a line at a time)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(data)
+    try:
+        for first in range(0, len(view), _CHECK_CHUNK):
+            decoder.decode(view[first: first + _CHECK_CHUNK])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        decode_utf8(data, source)  # raises the error naming the line and the byte
+        raise
+
+
 def lone_surrogate(text: str) -> int | None:
     """Index of the first lone UTF-16 surrogate in ``text`` [characters], or None if it has none (JSON's
     ``"\\ud83d"`` escape decodes to one: half of a surrogate pair, not a character, so it cannot be encoded
