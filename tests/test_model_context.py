@@ -212,3 +212,19 @@ def test_the_text_models_sizes_are_where_vllm_reads_them(tmp_path, config):
     head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
     assert layer_count(config, "x") == text.num_hidden_layers == 2
     assert kv_bytes_per_token(config, 4) == 2 * text.num_hidden_layers * text.num_key_value_heads * head_dim * 4
+
+
+def test_a_profiles_model_config_is_the_text_models(tmp_path):
+    """``profile`` writes its simulator profile from the served model's sizes: a composite model's text_config (the
+    top level has none, or decoys), at the dtype it is served in (``auto``: the text model's, as vLLM's). It read the
+    top level, and failed after measuring, or sized the profile's KV cache from the decoys."""
+    from types import SimpleNamespace
+
+    from ltrsched.sim.kv_capacity import ModelShape, kv_bytes_per_token
+    from ltrsched.validation.engines import Engine
+
+    path = _model_dir(tmp_path / "m", {**LLAVA, **DECOYS, "text_config": {**TINY, "torch_dtype": "bfloat16"}})
+    engine = object.__new__(Engine)
+    for dtype, per_token in (("float32", TINY_KV_FLOAT32), ("auto", TINY_KV_FLOAT32 // 2)):
+        engine.config = SimpleNamespace(model=str(path), dtype=dtype)
+        assert kv_bytes_per_token(ModelShape.from_config(engine.model_config(), source="p")) == per_token

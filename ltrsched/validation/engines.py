@@ -164,16 +164,23 @@ class Engine:
         return int(self.emulated_profile.max_model_len if self.emulated else self.driver.max_model_len)
 
     def model_config(self) -> dict:
-        """The served model's config.json, with ``torch_dtype`` the dtype it is served in."""
+        """The served model's config.json, with ``torch_dtype`` the dtype it is served in; for a composite
+        (multimodal) model its ``text_config``, where vLLM reads the layer count and KV sizes a profile needs (the
+        whole file's top level has none: ``profile`` measured such a model, then failed to write its profile)."""
         import json
         from pathlib import Path
 
         from ltrsched.engine.config import model_dir
+        from ltrsched.models import config_dtype, text_model
 
-        config = json.loads((Path(model_dir(self.config.model)) / "config.json").read_text())
-        if self.config.dtype != "auto":
-            config["torch_dtype"] = self.config.dtype
-        return config
+        path = Path(model_dir(self.config.model)) / "config.json"
+        config = json.loads(path.read_text())
+        text, _ = text_model(config, str(path))
+        text = dict(text)
+        dtype = self.config.dtype if self.config.dtype != "auto" else config_dtype(config)
+        if dtype is not None:
+            text["torch_dtype"] = dtype
+        return text
 
     def device(self) -> DeviceInfo:
         """The device the engine computes on."""
