@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from cli_helpers import run_cli_fast
 from conftest import make_workload
 from test_cli_simulate import assert_one_line_error, run_cli
 
@@ -18,14 +19,14 @@ from test_cli_simulate import assert_one_line_error, run_cli
     (["plot", "cdf", " "], "'RUNS...'"),
     (["simulate", "-n", "5", "--trace", "\t"], "'--trace'"),
 ])
-def test_a_path_of_spaces_alone_is_refused(tmp_path, args, option):
+def test_a_path_of_spaces_alone_is_refused(tmp_path, capsys, args, option):
     """(`-o "$A $B"` with both unset: simulate, and reproduce with its minute of runs, wrote into a directory ' ')"""
-    assert_one_line_error(run_cli(*args, cwd=tmp_path), f"Invalid value for {option}: a blank path")
+    assert_one_line_error(run_cli_fast(capsys, *args, cwd=tmp_path), f"Invalid value for {option}: a blank path")
     assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("key, value", [("workloads", ""), ("profiles", ""), ("policies", " "), ("workloads", " \t")])
-def test_an_empty_item_in_a_sweep_files_list_is_named(tmp_path, key, value):
+def test_an_empty_item_in_a_sweep_files_list_is_named(tmp_path, capsys, key, value):
     """``workloads = [""]`` said "workload '.' is a directory" (the sweep file's own directory); ``profiles = [""]``
     "profile path is a directory"."""
     settings = {"policies": ["fcfs"], key: ["fcfs" if key == "policies" else "sharegpt", value]}
@@ -33,7 +34,7 @@ def test_an_empty_item_in_a_sweep_files_list_is_named(tmp_path, key, value):
         settings[key][0] = "a100-llama3-8b"
     path = tmp_path / "s.json"
     path.write_text(json.dumps(settings))
-    assert_one_line_error(run_cli("sweep", str(path), "-o", str(tmp_path / "out")),
+    assert_one_line_error(run_cli_fast(capsys, "sweep", str(path), "-o", str(tmp_path / "out")),
                           f"s.json: '{key}' item 2 of 2 is empty ({value!r})")
 
 
@@ -45,10 +46,10 @@ def test_an_empty_capacity_workload_is_named_empty(tmp_path):
 
 @pytest.mark.parametrize("command", [["replay", "-n", "3"], ["profile", "-o", "p.json"], ["validate", "-n", "3"]])
 @pytest.mark.parametrize("value", ["nope", "", " "])
-def test_an_unknown_load_format_is_refused_before_the_engine_starts(tmp_path, command, value):
+def test_an_unknown_load_format_is_refused_before_the_engine_starts(tmp_path, capsys, command, value):
     """(`--load-format nope` loaded vLLM and started the engine before vLLM refused it; `--load-format ''` printed
     vLLM's import warnings and a pydantic error)"""
-    assert_one_line_error(run_cli(*command, "--load-format", value, cwd=tmp_path),
+    assert_one_line_error(run_cli_fast(capsys, *command, "--load-format", value, cwd=tmp_path),
                           f"--load-format must be one of auto, hf, dummy, ")
 
 
@@ -64,9 +65,9 @@ def test_plot_trace_says_what_it_wrote(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["a\nb", "tab\there", "bell\x07"])
-def test_a_profile_name_with_control_characters_is_refused_before_the_engine_starts(tmp_path, name):
+def test_a_profile_name_with_control_characters_is_refused_before_the_engine_starts(tmp_path, capsys, name):
     """(the engine started and the profile was written under a name that split the tables and lines naming it)"""
-    assert_one_line_error(run_cli("profile", "-o", str(tmp_path / "p.json"), "--name", name),
+    assert_one_line_error(run_cli_fast(capsys, "profile", "-o", str(tmp_path / "p.json"), "--name", name),
                           "--name must be printable text")
     assert not (tmp_path / "p.json").exists()
 
@@ -79,9 +80,9 @@ LONG = "x" * 300  # (a name of more than 255 bytes: ENAMETOOLONG)
     ["simulate", "-n", "3", "-p", f"{LONG}.json"], ["sweep", f"{LONG}.toml"], ["plot", "cdf", LONG],
     ["capacity", "--slo", "ttft_p90=2", "-w", LONG],
 ])
-def test_a_file_name_too_long_for_the_file_system_is_one_line(tmp_path, args):
+def test_a_file_name_too_long_for_the_file_system_is_one_line(tmp_path, capsys, args):
     """(each was an OSError traceback, from wherever the path was first looked at)"""
-    assert_one_line_error(run_cli(*args, cwd=tmp_path), " characters): the file name is too long for the file "
+    assert_one_line_error(run_cli_fast(capsys, *args, cwd=tmp_path), " characters): the file name is too long for the file "
                                                         "system (most allow 255 bytes per name); give a shorter one")
 
 

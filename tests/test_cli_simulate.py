@@ -9,6 +9,7 @@ import sys
 import polars as pl
 import pytest
 
+from cli_helpers import run_cli_fast
 from conftest import make_workload
 
 
@@ -105,9 +106,9 @@ def test_simulate_writes_results(small_workload, tmp_path):
         (["--replicas", "2", "--router", ""], "unknown router ''"),  # ran round-robin, as ':' is refused
     ],
 )
-def test_bad_input_is_one_line_exit_2(small_workload, tmp_path, args, message):
+def test_bad_input_is_one_line_exit_2(small_workload, tmp_path, capsys, args, message):
     out = tmp_path / "out"
-    r = run_cli("simulate", "-w", str(small_workload), *args, "--out", str(out))
+    r = run_cli_fast(capsys, "simulate", "-w", str(small_workload), *args, "--out", str(out))
     assert r.returncode == 2, (r.stdout, r.stderr)
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], r.stderr
@@ -184,14 +185,14 @@ def test_fractional_token_counts_in_parquet(tmp_path):
     ["predict", "-m", "ck", "-w", "sharegpt", "--out", "{file}/scored.parquet"],
     ["evaluate", "-m", "ck", "--plot", "{file}/calibration.png"],
 ])
-def test_output_path_under_a_file_fails_before_any_work(tmp_path, args):
+def test_output_path_under_a_file_fails_before_any_work(tmp_path, capsys, args):
     """An output path whose parent is a file is reported before anything runs (was a traceback at the end)."""
     blocker = tmp_path / "plain.txt"
     blocker.write_text("x")
     sweep = tmp_path / "s.toml"
     sweep.write_text('policies = ["fcfs"]\nworkloads = ["lmsys-like"]\nnum_requests = 5\n')
     args = [a.format(file=blocker, sweep=sweep) for a in args]
-    assert_one_line_error(run_cli(*args), f"{blocker} is a file, not a directory")
+    assert_one_line_error(run_cli_fast(capsys, *args), f"{blocker} is a file, not a directory")
 
 
 @pytest.mark.parametrize("args, message", [

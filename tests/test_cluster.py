@@ -347,6 +347,7 @@ def test_bad_router_answer_and_missing_columns_are_user_errors():
 
 
 # ---------------------------------------------------------------- commands
+from cli_helpers import run_cli_fast  # noqa: E402
 from test_cli_simulate import assert_one_line_error, run_cli  # noqa: E402
 
 
@@ -382,8 +383,8 @@ def test_simulate_command_cluster(workload_file, tmp_path):
     (["--trace", "trace.txt"], "--trace must be a .json file"),
     (["--cdf", "cdf.txt"], "--cdf must end in .png"),
 ])
-def test_simulate_command_cluster_errors(workload_file, tmp_path, args, message):
-    r = run_cli("simulate", "-w", str(workload_file), *args, cwd=tmp_path)
+def test_simulate_command_cluster_errors(workload_file, tmp_path, capsys, args, message):
+    r = run_cli_fast(capsys, "simulate", "-w", str(workload_file), *args, cwd=tmp_path)
     assert_one_line_error(r, message)
     assert not (tmp_path / "trace.txt").exists()
 

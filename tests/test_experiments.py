@@ -148,12 +148,14 @@ _SWEEP_BASE = 'policies = ["fcfs"]\nworkloads = ["lmsys-like"]\nnum_requests = 2
     ("s.toml", 'policies = ["ltr:tau=0.5,starve=200,quantum=10", "ltr:quantum=10,starve=200,tau=5e-1"]\n',
      "'policies': 'ltr:tau=0.5,starve=200,quantum=10' and 'ltr:quantum=10,starve=200,tau=5e-1' are the same policy"),
 ])
-def test_sweep_file_errors_are_one_line_before_any_run(tmp_path, name, content, message):
+def test_sweep_file_errors_are_one_line_before_any_run(tmp_path, capsys, name, content, message):
+    from cli_helpers import run_cli_fast
     from test_cli_simulate import assert_one_line_error
 
     path = tmp_path / name
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
-    assert_one_line_error(run_cli("sweep", str(path), "--out", str(tmp_path / "o"), "--jobs", "1"), message)
+    assert_one_line_error(run_cli_fast(capsys, "sweep", str(path), "--out", str(tmp_path / "o"), "--jobs", "1"),
+                          message)
     assert not (tmp_path / "o").exists()
 
 
@@ -198,15 +200,16 @@ def test_sweep_block_size_follows_the_measured_profile(tmp_path):
 
 @pytest.mark.parametrize("command", ["sweep", "reproduce", "capacity"])
 @pytest.mark.parametrize("jobs", ["0", str(2**63 - 1)])
-def test_jobs_must_be_positive_and_not_absurd(tmp_path, command, jobs):
+def test_jobs_must_be_positive_and_not_absurd(tmp_path, capsys, command, jobs):
     """--jobs 0 is refused; --jobs 2**63-1 was an OverflowError traceback from the process pool's semaphore (exit 1)
     once more than one run was to compute (capacity, reproduce, a sweep of several runs)."""
+    from cli_helpers import run_cli_fast
     from test_cli_simulate import assert_one_line_error
 
     path = tmp_path / "s.toml"
     path.write_text(_SWEEP_BASE)
     args = {"sweep": [str(path)], "reproduce": ["table1", "--quick"], "capacity": ["--slo", "ttft_p90=2", "-n", "30"]}
-    r = run_cli(command, *args[command], "--out", str(tmp_path / "o"), "--jobs", jobs)
+    r = run_cli_fast(capsys, command, *args[command], "--out", str(tmp_path / "o"), "--jobs", jobs)
     assert_one_line_error(r, f"--jobs must be in 1..4,096 (parallel runs), got {int(jobs):,}")
     assert not (tmp_path / "o").exists()
 

@@ -13,6 +13,7 @@ from scipy.stats import kendalltau
 
 from ltrsched.errors import UserError
 from ltrsched.workloads.labels import LABEL_COLUMNS, prompt_digest
+from cli_helpers import run_cli_fast
 from test_cli_simulate import assert_one_line_error, run_cli
 
 
@@ -91,10 +92,10 @@ def test_labels_file_loads_as_a_workload_with_text_joined_by_key(tmp_path):
     (lambda df: df.with_columns(temperature=pl.lit(float("inf"))), "column temperature has 22 value(s) outside"),
     (lambda df: df.with_columns(seed=pl.lit(-1, dtype=pl.Int64)), "column seed has 22 negative value(s)"),
 ])
-def test_damaged_labels_file_is_one_line(tmp_path, edit, message):
+def test_damaged_labels_file_is_one_line(tmp_path, capsys, edit, message):
     labels = synthetic_labels(tmp_path / "l.parquet", num_train=10, num_eval=10, num_sample=2)
     edit(labels).write_parquet(tmp_path / "bad.parquet")
-    assert_one_line_error(run_cli("simulate", "-w", str(tmp_path / "bad.parquet")), message)
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", str(tmp_path / "bad.parquet")), message)
 
 
 @pytest.mark.parametrize("output, finish, why", [
@@ -293,8 +294,8 @@ def test_label_jobs_are_the_selection_windows_nested_by_limit():
     (["--sample-subset", "5", "--limit", "2"], "--sample-subset 5 exceeds --limit 2"),
     (["--model", "/no/such/dir"], "is neither a built-in name"),
 ])
-def test_label_bad_input_is_one_line_before_any_engine(tmp_path, args, message):
-    r = run_cli("label", "--out", str(tmp_path / "l.parquet"), *args)
+def test_label_bad_input_is_one_line_before_any_engine(tmp_path, capsys, args, message):
+    r = run_cli_fast(capsys, "label", "--out", str(tmp_path / "l.parquet"), *args)
     assert_one_line_error(r, message)
     assert not (tmp_path / "l.parquet").exists() and not (tmp_path / "l.parquet.parts").exists()
 
@@ -552,9 +553,9 @@ def test_prompts_files_of_every_format(tmp_path):
     ("p.jsonl", "\n\n", "no prompts (empty file)"),
     ("p.jsonl", "{oops\n", "p.jsonl:1: not valid JSON"),
 ])
-def test_bad_prompts_files_are_one_line(tmp_path, name, content, message):
+def test_bad_prompts_files_are_one_line(tmp_path, capsys, name, content, message):
     (tmp_path / name).write_text(content)
-    r = run_cli("label", "--prompts", str(tmp_path / name), "--out", str(tmp_path / "l.parquet"))
+    r = run_cli_fast(capsys, "label", "--prompts", str(tmp_path / name), "--out", str(tmp_path / "l.parquet"))
     assert_one_line_error(r, message)
     assert not (tmp_path / "l.parquet.parts").exists()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from ltrsched.errors import UserError
+from cli_helpers import run_cli_fast
 from test_cli_simulate import assert_one_line_error, run_cli
 
 VALIDATE = ["validate", "--emulate", "a100-llama3-8b", "-n", "5"]
@@ -35,8 +36,8 @@ def test_list_items_splits_strips_and_refuses_an_empty_item():
     ("--rates", "1,,2", "item 2 of 3"),
     ("--rates", "1,2,", "item 3 of 3"),
 ])
-def test_validate_refuses_an_empty_item_in_a_list_option(tmp_path, option, value, item):
-    r = run_cli(*VALIDATE, option, value, "--out", str(tmp_path / "v"))
+def test_validate_refuses_an_empty_item_in_a_list_option(tmp_path, capsys, option, value, item):
+    r = run_cli_fast(capsys, *VALIDATE, option, value, "--out", str(tmp_path / "v"))
     assert_one_line_error(r, f"{option} {value!r}: {item} is empty")
     assert not (tmp_path / "v" / "validation.md").exists()
 

@@ -164,11 +164,12 @@ def test_cli_predict_needs_prompt_text(tmp_path):
     ("unknown-key", "not a valid predictor config (PredictorConfig.__init__() got an unexpected keyword argument "
                     "'layer'"),
 ])
-def test_cli_damaged_checkpoint_is_one_line(tmp_path, damage, message):
+def test_cli_damaged_checkpoint_is_one_line(tmp_path, capsys, damage, message):
     """A damaged checkpoint was 'aborted' (exit 130, an EOFError), a traceback, or a misleading mismatch."""
     import torch
 
-    from test_cli_simulate import assert_one_line_error, run_cli
+    from cli_helpers import run_cli_fast
+    from test_cli_simulate import assert_one_line_error
 
     ck = Predictor(PredictorConfig(dim=64, epochs=1)).save(tmp_path / "ck")
     weights = ck / "weights.pt"
@@ -186,7 +187,8 @@ def test_cli_damaged_checkpoint_is_one_line(tmp_path, damage, message):
         (ck / "predictor.json").write_text("[1]")
     wl = tmp_path / "wl.jsonl"
     wl.write_text(json.dumps({"prompt": "hello", "generated": "a b c"}) + "\n")
-    assert_one_line_error(run_cli("predict", "-m", str(ck), "-w", str(wl), "-o", str(tmp_path / "o.parquet")), message)
+    assert_one_line_error(run_cli_fast(capsys, "predict", "-m", str(ck), "-w", str(wl), "-o", str(tmp_path / "o.parquet")),
+                          message)
 
 
 def test_weights_of_another_save_are_refused(tmp_path):
@@ -330,9 +332,10 @@ def test_cli_train_bad_hf_model_is_one_line(tmp_path):
     # an empty name was read as no --eval-data: "--eval-data  holds only training prompts"
     (["--eval-data", ""], "no workload given (the name '' is empty)"),
 ])
-def test_cli_train_bad_numbers_and_data_are_one_line(tmp_path, args, message):
+def test_cli_train_bad_numbers_and_data_are_one_line(tmp_path, capsys, args, message):
     """Checked before training starts; the progress bar is not drawn (stderr holds only the error)."""
-    from test_cli_simulate import assert_one_line_error, run_cli
+    from cli_helpers import run_cli_fast
+    from test_cli_simulate import assert_one_line_error
 
     data, one = tmp_path / "d.jsonl", tmp_path / "one.jsonl"
     data.write_text("".join(json.dumps({"prompt": f"p {i}", "generated": "x " * (i + 1)}) + "\n" for i in range(8)))
@@ -340,8 +343,8 @@ def test_cli_train_bad_numbers_and_data_are_one_line(tmp_path, args, message):
     same = tmp_path / "same.jsonl"
     same.write_text("".join(json.dumps({"prompt": f"q {i}", "generated": "x y"}) + "\n" for i in range(3)))
     args = [a.format(one=one, same=same) for a in args]
-    assert_one_line_error(run_cli("train", "--data", str(data), "--epochs", "1", "--out", str(tmp_path / "ck"), *args),
-                          message)
+    assert_one_line_error(run_cli_fast(capsys, "train", "--data", str(data), "--epochs", "1", "--out",
+                                       str(tmp_path / "ck"), *args), message)
     assert not (tmp_path / "ck").exists()
 
 

@@ -18,6 +18,7 @@ import polars as pl
 import psutil
 import pytest
 
+from cli_helpers import run_cli_fast
 from ltrsched.errors import UserError
 
 
@@ -75,7 +76,7 @@ def test_output_directory_through_a_broken_link_is_refused_first(tmp_path, targe
     ("sweep", "sweep.csv"), ("capacity", "capacity-rates.csv"), ("capacity", "figures"),
     ("reproduce", "REPRODUCTION.md"), ("reproduce", "runs"), ("simulate", "summary.json"), ("train", "weights.pt"),
 ])
-def test_an_output_the_command_cannot_write_is_refused_before_its_runs(tmp_path, command, blocker):
+def test_an_output_the_command_cannot_write_is_refused_before_its_runs(tmp_path, capsys, command, blocker):
     """OUT/sweep.csv being a directory (or OUT/figures a file) was found only after every run was simulated:
     "cannot write .../sweep.csv: Is a directory" at the end."""
     out = tmp_path / "out"
@@ -91,7 +92,7 @@ def test_an_output_the_command_cannot_write_is_refused_before_its_runs(tmp_path,
             "reproduce": ("reproduce", "table1", "--quick"), "simulate": ("simulate", "-n", "40"),
             "train": ("train", "--epochs", "1")}[command]
     env = {**os.environ, "LTRSCHED_CACHE": str(tmp_path / "cache")}
-    r = run_cli(*args, "-o", str(out), env=env)
+    r = run_cli_fast(capsys, *args, "-o", str(out), env=env)
     assert_one_line_error(r, f"--out {out}: {out / blocker} is a ")
     assert not (out / "runs").is_dir() or not any((out / "runs").iterdir())
 

@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from cli_helpers import run_cli_fast
 from conftest import make_workload
 from test_cli_simulate import run_cli
 from ltrsched.policies.step_shape import StepShape
@@ -328,8 +329,8 @@ def test_replay_on_the_emulated_engine_writes_the_simulators_files(tmp_path):
     # a later case's rate was refused only after the earlier cases' engine runs
     (["validate", "-n", "5", "--rates", "1,1e-300", "--emulate", "a100-llama3-8b"], "must stay below 1e+08 s"),
 ])
-def test_engine_commands_reject_bad_input_in_one_line(args, message):
-    r = run_cli(*args)
+def test_engine_commands_reject_bad_input_in_one_line(tmp_path, capsys, args, message):
+    r = run_cli_fast(capsys, *args, cwd=tmp_path)
     assert r.returncode == 2, (r.stdout, r.stderr[-2000:])
     assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
 

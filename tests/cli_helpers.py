@@ -1,0 +1,69 @@
+"""Running ``ltrsched`` in the test process: a bad-input test that checks one line and exit code 2 needs no fresh
+interpreter (1-2 s of imports each under load). Tests whose point is the process itself (a signal, a pipe,
+import-time behaviour, plugins loaded at start-up, a real engine start, a hang) keep a subprocess."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CliResult:
+    """What :func:`subprocess.run` would have given: the exit code and the text written to stdout and stderr."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _exit_code(code) -> int:
+    """``sys.exit(code)``'s process exit code: None is 0, an integer itself, anything else (a message) 1."""
+    if code is None:
+        return 0
+    return code if isinstance(code, int) else 1
+
+
+def run_cli_fast(capsys, *args, cwd=None, env=None) -> CliResult:
+    """``ltrsched ARGS`` in this process, in ``cwd`` with the environment ``env`` (the whole environment, as
+    subprocess's ``env=``) for the call only; the result holds only this call's output. The working directory,
+    environment, warnings filters, root logging handlers, CPU affinity, torch's thread count and
+    sys.stdin/stdout/stderr are as before once it returns, whatever the command did. An exception that escapes
+    the CLI (a traceback in a real process) propagates and fails the test."""
+    from ltrsched.cli import main
+
+    capsys.readouterr()  # (only this call's output)
+    old_cwd, old_env = os.getcwd(), dict(os.environ)
+    old_streams = sys.stdin, sys.stdout, sys.stderr
+    root = logging.getLogger()
+    old_handlers, old_level = list(root.handlers), root.level
+    old_cpus = os.sched_getaffinity(0)
+    old_threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None
+    code = 0
+    try:
+        with warnings.catch_warnings():
+            if env is not None:  # the whole environment, as subprocess's env=
+                os.environ.clear()
+                os.environ.update(env)
+            if cwd is not None:
+                os.chdir(cwd)
+            try:
+                main([str(a) for a in args])
+            except SystemExit as exc:
+                code = _exit_code(exc.code)
+    finally:
+        os.chdir(old_cwd)
+        os.environ.clear()
+        os.environ.update(old_env)
+        sys.stdin, sys.stdout, sys.stderr = old_streams
+        root.handlers[:] = old_handlers
+        root.setLevel(old_level)
+        if os.sched_getaffinity(0) != old_cpus:  # (an engine start pins its threads)
+            os.sched_setaffinity(0, old_cpus)
+        if old_threads is not None and sys.modules["torch"].get_num_threads() != old_threads:
+            sys.modules["torch"]._C.set_num_threads(old_threads)
+    out = capsys.readouterr()
+    return CliResult(code, out.out, out.err)
