@@ -59,8 +59,8 @@ def test_prompts_beyond_a_shorter_model_max_length_are_skipped_before_the_start(
 
 
 def test_a_composite_models_prompts_are_fitted_to_its_text_models_context(tmp_path, monkeypatch, capsys):
-    """vLLM reads a composite model's context from its text_config; the copy read the top level's."""
-    text = {"model_type": "llama", "num_attention_heads": 4, "max_position_embeddings": 32}
+    """vLLM reads a composite model's context (and layer count) from its text_config; the copy read the top level's."""
+    text = {"model_type": "llama", "num_hidden_layers": 2, "num_attention_heads": 4, "max_position_embeddings": 32}
     code, err = _label(tmp_path, monkeypatch, capsys, {"model_type": "llava", "max_position_embeddings": 64,
                                                        "text_config": text}, [5, 20, 40], 10)
     assert (code, err) == (2, "error: the engine would serve ['p20', 'p5'], 1 skipped in the 32-token context")
