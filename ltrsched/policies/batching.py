@@ -329,7 +329,7 @@ def _lowest_residents(order, live, resident, computed_tokens, bs: int, members, 
                 mask[members[(members >= lo) & (members < hi)] - lo] = False
         cand = rows[mask][::-1]
         if len(cand):
-            cum = ((computed_tokens[cand] + _low_bits(bs)) // _block_size(bs)).cumsum()  # (methods, 0-d operands)
+            cum = ((computed_tokens[cand] + (bs - 1)) // bs).cumsum()  # (methods: np.* calls cost more here)
             if held:
                 cum += held
             parts.append(cand)
@@ -374,15 +374,6 @@ def _blocks_added_and_held(b_computed: np.ndarray, take: np.ndarray, b_resident:
 
 
 _LOW_BITS: dict[int, np.ndarray] = {}
-_BLOCK_SIZES: dict[int, np.ndarray] = {}
-
-
-def _block_size(bs: int) -> np.ndarray:
-    """``bs`` as a 0-d int64 array (see :func:`_low_bits`)."""
-    size = _BLOCK_SIZES.get(bs)
-    if size is None:
-        size = _BLOCK_SIZES[bs] = np.array(bs, dtype=np.int64)
-    return size
 
 
 def _low_bits(bs: int) -> np.ndarray:

@@ -43,8 +43,6 @@ _NONE = np.zeros(0, dtype=np.intp)  # no positions
 # 0-d array operands: numpy converts a Python scalar operand on every call (~0.25 us of a ~0.6 us operation on
 # a few hundred values); an array operand of the same value and dtype gives the same result without that
 _ONE = np.array(1, dtype=np.int64)
-_FALSE, _TRUE = np.array(False), np.array(True)
-_PAUSED, _RUNNING, _SWAPPED = (np.array(s, dtype=np.int8) for s in (PAUSED, RUNNING, SWAPPED))  # (the states' dtype)
 #: Consecutive empty batches after which a run stops with an error instead of spinning (a legal step always
 #: runs at least the best-ranked live request, so even one is a bug; a margin costs nothing).
 MAX_STALLED_STEPS = 1000
@@ -314,7 +312,7 @@ class Replica:
 
             # -- last step's batch (finished ones removed) pauses unless it runs again; then preemption
             if not rerun:  # (a rerun's members stay RUNNING)
-                state[prev_batch] = _PAUSED
+                state[prev_batch] = PAUSED
             swap_blocks = self._preempt(plan.evict, plan.evict_blocks) if len(plan.evict) else 0
             # swap-ins (nothing can be swapped while host memory is empty, nor in a batch of residents only)
             if self.host_blocks_in_use and not plan.all_resident:
@@ -384,7 +382,7 @@ class Replica:
                 run_time[batch] += dt
                 # states and idle runs (O(batch): a run of idle steps ends when the request runs again)
                 if not rerun:
-                    state[batch] = _RUNNING
+                    state[batch] = RUNNING
                 if num_idle:  # else every member also ran last step
                     max_idle_steps[batch] = np.maximum(max_idle_steps[batch], idle_run)
                 last_run_step[batch] = self.steps
@@ -444,16 +442,16 @@ class Replica:
         if cum is None:
             cum = (-(-t.computed_tokens[ev] // self.limits.block_size)).cumsum()
         self.num_preemptions += len(ev)
-        t.num_preemptions[ev] += _ONE  # (0-d operands here and below: see _ONE)
+        t.num_preemptions[ev] += 1
         if self.num_preemptions > MAX_PREEMPTIONS_PER_REQUEST * self.num_requests:
             raise UserError(thrash_message(self.num_preemptions, self.num_requests, self.steps, self.policy))
-        t.resident[ev] = _FALSE
+        t.resident[ev] = False
         moved = 0
         if self.swap:
             room = self.host_blocks - self.host_blocks_in_use
             moved = int(cum[-1])
             if moved <= room:  # all go to the host (the usual case): nothing to recompute
-                t.state[ev] = _SWAPPED
+                t.state[ev] = SWAPPED
                 self.host_blocks_in_use += moved
                 return moved
             fits = cum <= room  # a prefix (the total grows along ev)
@@ -473,12 +471,12 @@ class Replica:
     def _swap_in(self, batch: np.ndarray) -> int:
         """Bring swapped batch members back to the GPU; returns the blocks moved."""
         t = self.t
-        swapped_in = batch[t.state[batch] == _SWAPPED]
+        swapped_in = batch[t.state[batch] == SWAPPED]
         if not len(swapped_in):
             return 0
         in_blocks = int((-(-t.computed_tokens[swapped_in] // self.limits.block_size)).sum())
         self.host_blocks_in_use -= in_blocks
-        t.resident[swapped_in] = _TRUE
+        t.resident[swapped_in] = True
         return in_blocks
 
     def _advance_solo(self, i: int, dt: float, end) -> bool:
@@ -513,7 +511,7 @@ class Replica:
         sampled = batch[sampled_mask]
         t.first_token_time[sampled] = np.fmin(t.first_token_time[sampled], end)  # NaN -> end
         t.first_scheduled_time[batch] = np.fmin(t.first_scheduled_time[batch], start)
-        t.resident[batch] = _TRUE
+        t.resident[batch] = True
         return sampled
 
     def _finish(self, done: np.ndarray, end) -> int:
