@@ -153,11 +153,12 @@ def test_approx_oracle_hits_tau(tau):
     assert kendalltau(scores, -lengths).statistic == pytest.approx(tau, abs=0.01)
 
 
-@pytest.mark.parametrize("lengths, tau, seed", [([28, 13], 0.51, 0), ([5, 6, 7], 0.2, 0), ([7, 3, 9, 1, 4], 0.05, 2)])
+@pytest.mark.parametrize("lengths, tau, seed", [(list(range(3, 121, 3)), 0.001, 2), (list(range(3, 121, 3)), 0.01, 2)])
 def test_noisy_lengths_are_finite_and_in_the_scores_order_where_the_noise_runs_away(lengths, tau, seed):
-    """On a few requests a tau below what noise reaches ran the noise's scale to ~1e6: exp overflowed (a
-    RuntimeWarning in PO's prepare), lengths 5 and 7 both became inf (a tie the scores did not have) and 6 became
-    0; the least-work router's sums were inf."""
+    """A tau below what noise reaches ran the noise's scale to ~1e6: exp overflowed (a RuntimeWarning in PO's
+    prepare), lengths became inf and 0 (ties the scores did not have); the least-work router's sums were inf.
+    (Its first cases, 2-5 requests, no longer run away: the oracle takes the nearest tau reached there,
+    tests/test_audit_pred.py; a tau near 0 on 40 requests still does.)"""
     import warnings
 
     from ltrsched.policies.approx_oracle import noisy_lengths

@@ -3,7 +3,10 @@
 ``score = -(log(length) + sigma * z)`` with ``z`` standard normal (seeded); ``sigma`` is found by
 bisection so that Kendall's tau-b between the score and ``-length`` (i.e. between "predicted shortness"
 and true shortness) equals the requested tau within ``tolerance`` on the given lengths. tau >= the
-largest tau reachable with ties in the lengths gives the exact order (sigma = 0).
+largest tau reachable with ties in the lengths gives the exact order (sigma = 0). Where tau-b moves in steps wider
+than the tolerance (a few requests: 1, 1/3, -1/3, -1 on three), the scores take the nearest tau-b that scores
+without ties have (:func:`nearest_reachable_tau`; :func:`unreachable_tau_warning` names it): the bisection alone
+settled where two scores cross, on tied scores or on either side of the crossing, seed by seed.
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ def _tau(score: np.ndarray, lengths: np.ndarray) -> float:
 
 
 def approx_oracle_scores(lengths: np.ndarray, tau: float, seed: int = 0, tolerance: float = TOLERANCE) -> np.ndarray:
-    """Scores (higher = shorter) whose Kendall tau-b against the true lengths is ``tau`` (+-tolerance).
+    """Scores (higher = shorter) whose Kendall tau-b against the true lengths is ``tau`` (+-tolerance), or, where
+    no scores without ties have a tau that close (a few requests: :func:`nearest_reachable_tau`), the nearest
+    that they have; the scores never tie where the lengths differ.
 
     Args:
         lengths: true output lengths [tokens], > 0.
@@ -51,25 +56,105 @@ def approx_oracle_scores(lengths: np.ndarray, tau: float, seed: int = 0, toleran
     best = _tau(base, lengths)
     if tau >= best - tolerance:
         return base
+    tried = []  # (scores, their tau) at each noise scale tried
     lo, hi = 0.0, 1.0
-    while _tau(base - hi * z, lengths) > tau:  # find an upper bracket
+    while True:  # find an upper bracket
+        score = base - hi * z
+        got = _tau(score, lengths)
+        tried.append((score, got))
+        if got <= tau:
+            break
         hi *= 2
         if hi > 1e6:
             break
-    score = base - hi * z
     for _ in range(60):
         mid = 0.5 * (lo + hi)
         score = base - mid * z
         got = _tau(score, lengths)
-        if abs(got - tau) <= tolerance:
-            break
+        tried.append((score, got))
+        if abs(got - tau) <= tolerance and _ordered(score, lengths):  # (not where two scores cross)
+            return score
         lo, hi = (mid, hi) if got > tau else (lo, mid)
+    return _nearest(tried, lengths, tau, seed)
+
+
+def _untied(score: np.ndarray) -> bool:
+    return len(np.unique(score)) == len(score)
+
+
+def _ordered(score: np.ndarray, lengths: np.ndarray) -> bool:
+    """Whether ``score`` ties no two requests of different ``lengths`` (such a pair is in no order: tau-b counts
+    it neither way, and a scheduler orders it by arrival); equal lengths' scores may tie (above the tie ceiling)."""
+    by = np.lexsort((lengths, score))
+    s, n = score[by], lengths[by]
+    return not ((s[1:] == s[:-1]) & (n[1:] != n[:-1])).any()
+
+
+def _nearest(tried: list[tuple[np.ndarray, float]], lengths: np.ndarray, tau: float, seed: int) -> np.ndarray:
+    """The scores of ``tried`` without ties whose tau-b is nearest ``tau``, moved onto :func:`nearest_reachable_tau`
+    by swapping the scores of requests next to each other in score order.
+
+    The bisection on the noise's scale misses ``tau`` where tau-b moves in steps wider than the tolerance (a few
+    requests) or where the noise's order never goes that low (a tau near 0): it settled on the scale where two
+    scores cross, with tied scores (tau-b NaN, or a pair in no order) or on either side of the crossing."""
+    untied = [(s, t) for s, t in tried if np.isfinite(t) and _untied(s)]
+    if not untied:  # every length equal: no order has a tau, the noise's order (random) it is
+        return tried[0][0]
+    score, got = min(untied, key=lambda st: abs(st[1] - tau))
+    return _swap_to(score.copy(), lengths, got, nearest_reachable_tau(lengths, tau), seed)
+
+
+def _swap_to(score: np.ndarray, lengths: np.ndarray, got: float, want: float, seed: int) -> np.ndarray:
+    """``score`` (without ties, tau-b ``got`` against ``lengths`` [tokens]) with tau-b ``want``: swapping the scores of
+    two requests next to each other in score order, of different lengths, reverses that pair alone (tau-b one step
+    down, or up), so disjoint such swaps, chosen at random (seeded), move tau-b as many steps as they are."""
+    m, scale = _distinct_pairs(lengths)
+    have, need = round((m - got * scale) / 2), round((m - want * scale) / 2)  # pairs in reverse order
+    order = np.argsort(-score, kind="stable")  # predicted shortest first
+    rng = np.random.default_rng([seed, 1])
+    while have != need:
+        ranked = lengths[order]
+        steps = np.flatnonzero(ranked[:-1] < ranked[1:] if have < need else ranked[:-1] > ranked[1:])
+        chosen, last = [], -2
+        for k in np.sort(rng.permutation(steps)[:2 * abs(need - have)]):  # (disjoint: no two share a request)
+            if k > last + 1 and len(chosen) < abs(need - have):
+                chosen.append(k)
+                last = k
+        k = np.array(chosen)
+        i, j = order[k], order[k + 1]
+        score[i], score[j] = score[j], score[i]
+        order[k], order[k + 1] = j, i
+        have += len(k) if have < need else -len(k)
     return score
+
+
+def _distinct_pairs(lengths: np.ndarray) -> tuple[float, float]:
+    """The pairs of ``lengths`` that differ, ``m``, and ``sqrt(m * all pairs)``: untied scores with ``d`` of the
+    ``m`` in reverse order have Kendall tau-b ``(m - 2 d) / sqrt(m * all pairs)``."""
+    n = len(lengths)
+    pairs = n * (n - 1) / 2
+    counts = np.unique(lengths, return_counts=True)[1].astype(np.float64)
+    m = pairs - float((counts * (counts - 1) / 2).sum())
+    return m, float(np.sqrt(m * pairs))
+
+
+def nearest_reachable_tau(lengths: np.ndarray, tau: float) -> float:
+    """The Kendall tau-b nearest ``tau`` that scores without ties reach against ``lengths`` [tokens] (the higher one
+    where two are as near; 0 where every length is equal): ``(m - 2 d) / sqrt(m p)`` for ``d`` = 0..m of the ``m``
+    pairs of different lengths among all ``p`` in reverse order (1, 1/3, -1/3, -1 on 3 requests; the tie ceiling
+    at ``d = 0``)."""
+    m, scale = _distinct_pairs(np.asarray(lengths))
+    if m == 0:
+        return 0.0
+    d = min(max(np.ceil((m - tau * scale) / 2 - 0.5), 0), m)  # (half a step: towards fewer reversed pairs)
+    return float((m - 2 * d) / scale)
 
 
 def unreachable_tau_warning(lengths: np.ndarray, tau: float, what: str) -> str | None:
     """A one-line ``warning:`` when ties in ``lengths`` [tokens] put ``tau`` out of the approximate oracle's reach,
-    naming the reachable maximum; None when it is reachable (or 1 - :data:`TOLERANCE` or more: the exact order).
+    naming the reachable maximum, or when too few requests do (tau-b's steps wider than :data:`TOLERANCE`), naming
+    the nearest tau reached (:func:`nearest_reachable_tau`); None when it is reachable (or 1 - :data:`TOLERANCE` or
+    more: the exact order).
 
     Scores without ties reach a Kendall tau-b of at most :func:`~ltrsched.workloads.ties.tau_ceiling`. Above it
     :func:`approx_oracle_scores` meets ``tau`` only with noise below the scores' float resolution, which ties
@@ -82,7 +167,13 @@ def unreachable_tau_warning(lengths: np.ndarray, tau: float, what: str) -> str |
         return None
     ceiling = tau_ceiling(lengths)
     if tau <= ceiling + TOLERANCE:
-        return None
+        nearest = nearest_reachable_tau(lengths, tau)
+        if abs(nearest - tau) <= TOLERANCE:
+            return None
+        m, scale = _distinct_pairs(lengths)
+        return (f"warning: {what}: tau {tau:g} cannot be reached on {len(lengths):,} requests: scores without ties "
+                f"move Kendall tau-b in steps of {2 / scale:.3f} here ({m:,.0f} pairs of different lengths); the requests "
+                f"are ranked at the nearest tau reached, {nearest:.3f}")
     if ceiling == 0:
         return (f"warning: {what}: tau {tau:g} cannot be reached: all {len(lengths):,} output lengths are equal "
                 f"({lengths[0]} tokens), so no order has a Kendall tau (the reachable maximum is 0) and the "
