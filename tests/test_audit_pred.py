@@ -78,3 +78,55 @@ def test_simulate_on_three_requests_says_which_tau_it_ranks_at(tmp_path, capsys)
     assert r.returncode == 0, r.stderr
     found = [line for line in r.stderr.splitlines() if line.startswith("warning: ")]
     assert len(found) == 1 and "nearest tau reached, 0.333" in found[0], r.stderr
+
+
+# ---------------------------------------------------------------- predictor outputs that are no numbers
+def _jsonl(path, rows) -> None:
+    path.write_text("".join(json.dumps({"prompt": p, "output_tokens": n}) + "\n" for p, n in rows))
+
+
+def _small_predictor(value: float):
+    """An untrained linear n-gram ranker (4,096 buckets) whose every weight is ``value``."""
+    import torch
+
+    from ltrsched.predictors.config import PredictorConfig
+    from ltrsched.predictors.predictor import Predictor
+
+    predictor = Predictor(PredictorConfig(dim=4096))
+    with torch.no_grad():
+        for p in predictor.backbone.model.parameters():
+            p.fill_(value)
+    return predictor
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict", "ensemble"])
+def test_a_checkpoint_whose_weights_are_nan_is_refused_on_load(tmp_path, capsys, command):
+    """NaN weights (saved with their digest: a damaged or hand-edited checkpoint) scored every prompt NaN:
+    ``predict`` wrote the NaN scores and exited 0, and ``evaluate`` said the predictor "gives all 80 held-out
+    prompts the same score"."""
+    _small_predictor(float("nan")).save(tmp_path / "m")
+    _small_predictor(0.5).save(tmp_path / "ok")
+    _jsonl(tmp_path / "w.jsonl", [(f"prompt number {i} " + "word " * i, 10 + i) for i in range(6)])
+    args = {"evaluate": ["evaluate", "-m", tmp_path / "m", "--data", tmp_path / "w.jsonl"],
+            "predict": ["predict", "-m", tmp_path / "m", "-w", tmp_path / "w.jsonl", "-o", tmp_path / "o.parquet"],
+            "ensemble": ["ensemble", "-m", tmp_path / "ok", "-m", tmp_path / "m", "--data", tmp_path / "w.jsonl",
+                         "--eval-data", tmp_path / "w.jsonl", "-o", tmp_path / "e"]}[command]
+    r = run_cli_fast(capsys, *args)
+    assert r.returncode == 2, r
+    assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert "weights.pt: the weights hold NaN or infinite values (bag.weight)" in r.stderr
+    assert not (tmp_path / "o.parquet").exists()
+
+
+def test_scores_that_overflow_are_refused_not_written(tmp_path, capsys):
+    """Finite weights whose sum overflows float32 gave infinite scores, written by ``predict`` without a word."""
+    from ltrsched.errors import UserError
+
+    predictor = _small_predictor(3e38)
+    with pytest.raises(UserError, match=r"scores 2 of 2 prompts NaN or infinite \(the first: prompt 0"):
+        predictor.scores(["many words in this prompt", "and in this one too"])
+    predictor.save(tmp_path / "m")
+    _jsonl(tmp_path / "w.jsonl", [("many words in this prompt", 5), ("and in this one too", 9)])
+    r = run_cli_fast(capsys, "predict", "-m", tmp_path / "m", "-w", tmp_path / "w.jsonl", "-o", tmp_path / "o.parquet")
+    assert r.returncode == 2 and "NaN or infinite" in r.stderr and r.stderr.count("\n") == 1, r
+    assert not (tmp_path / "o.parquet").exists()

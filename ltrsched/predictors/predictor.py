@@ -112,6 +112,18 @@ def count_known(known: np.ndarray | None, prompts: list[str]) -> int | None:
     return int(np.isin(hash_prompts(prompts), known).sum())
 
 
+def _check_finite(raw: np.ndarray, prompts: list[str]) -> None:
+    """Raise :class:`UserError` if a model output for ``prompts`` is NaN or infinite: such a score was written by
+    ``predict`` without a word (and ordered anyhow by a scheduler), and ``evaluate`` called NaN scores "the same
+    score" for every prompt."""
+    bad = ~np.isfinite(raw.reshape(len(raw), -1)).all(axis=1)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise UserError(f"the predictor scores {int(bad.sum())} of {len(raw)} prompts NaN or infinite (the first: "
+                        f"prompt {first}, {len(prompts[first])} characters): its weights or its model's outputs are "
+                        "not finite numbers; train it again")
+
+
 @contextmanager
 def _one_thread():
     """Run torch on one thread inside the block (the caller's count restored after it). An n-gram model trains
@@ -172,7 +184,9 @@ class Predictor:
                 del data
         if not outs:
             return np.zeros((0,) if self.outputs == 1 else (0, self.outputs))
-        return np.concatenate(outs)
+        raw = np.concatenate(outs)
+        _check_finite(raw, prompts)
+        return raw
 
     def forget_features(self) -> None:
         """Drop what the backbone memoizes per prompt (the probe's hidden states), so the next scores compute
@@ -320,6 +334,9 @@ class Predictor:
             pred.backbone.model.load_state_dict(state)
         except (RuntimeError, TypeError) as exc:  # other tensors, or not a state dict at all
             raise UserError(f"{directory}: weights do not match its {config.backbone} config ({str(exc).splitlines()[0]})") from None
+        bad = [name for name, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+        if bad:  # (training refuses to save such weights: damaged, or edited by hand)
+            raise UserError(f"{weights}: the weights hold NaN or infinite values ({bad[0]}); train the predictor again")
         digest = saved_weights_digest(directory)
         if digest is not None and digest != hashlib.sha256(weights.read_bytes()).hexdigest():
             raise UserError(f"{directory}: {WEIGHTS_FILE} is not the weights file saved with {CONFIG_FILE} (a save "
