@@ -130,3 +130,52 @@ def test_scores_that_overflow_are_refused_not_written(tmp_path, capsys):
     r = run_cli_fast(capsys, "predict", "-m", tmp_path / "m", "-w", tmp_path / "w.jsonl", "-o", tmp_path / "o.parquet")
     assert r.returncode == 2 and "NaN or infinite" in r.stderr and r.stderr.count("\n") == 1, r
     assert not (tmp_path / "o.parquet").exists()
+
+
+# ---------------------------------------------------------------- prompts unlike any training prompt
+WORDS = "please explain the story of a word list write answer today city code python function loop summary".split()
+FOREIGN = ["مرحبا كيف حالك اليوم", "नमस्ते आप कैसे हैं", "ελληνικά κείμενο εδώ", "שלום עולם מה שלומך", "Привет как дела"]
+
+
+def _english(path, n: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        words = list(rng.choice(WORDS, size=int(rng.integers(3, 12))))
+        rows.append((" ".join(words) + f" {i}", 20 * len(words) + int(rng.integers(1, 50))))
+    _jsonl(path, rows)
+
+
+def test_prompts_in_another_script_are_warned_as_unseen_by_train_evaluate_and_predict(tmp_path, capsys):
+    """An English-trained n-gram ranker scored Arabic, Hindi, Greek, Hebrew and Russian prompts by their length and
+    its untrained weights' noise, and reported a held-out tau on them without a word."""
+    _english(tmp_path / "train.jsonl", 120, 0)
+    _english(tmp_path / "eval.jsonl", 40, 1)
+    _jsonl(tmp_path / "foreign.jsonl", [(p + " " + p[: i % 7], 10 + 7 * i) for i, p in enumerate(FOREIGN * 4)])
+    r = run_cli_fast(capsys, "train", "--data", tmp_path / "train.jsonl", "--eval-data", tmp_path / "foreign.jsonl",
+                     "-o", tmp_path / "m", "--epochs", "1")
+    assert r.returncode == 0, r.stderr
+    found = [line for line in r.stderr.splitlines() if "share no word or token n-gram" in line]
+    assert len(found) == 1 and found[0].startswith("warning: ") and " of 20 held-out prompts" in found[0], r.stderr
+    count = found[0].split()[1]
+    r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "m", "--data", tmp_path / "foreign.jsonl")
+    assert r.returncode == 0 and f"warning: {count} of 20 evaluated prompts share no" in r.stderr, r.stderr  # (as trained)
+    r = run_cli_fast(capsys, "predict", "-m", tmp_path / "m", "-w", tmp_path / "foreign.jsonl", "-o", tmp_path / "o.parquet")
+    assert r.returncode == 0 and f"warning: {count} of 20 prompts share no" in r.stderr, r.stderr
+    r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "m", "--data", tmp_path / "eval.jsonl")
+    assert r.returncode == 0 and "share no" not in r.stderr, r.stderr
+
+
+def test_unseen_prompts_are_counted_from_the_weights_training_moved(tmp_path):
+    from ltrsched.predictors.config import PredictorConfig
+    from ltrsched.predictors.predictor import Predictor
+
+    predictor = Predictor(PredictorConfig(epochs=1))
+    prompts = [" ".join(WORDS[i: i + 4]) for i in range(12)]
+    predictor.fit(prompts, np.arange(1, 13) * 10)
+    predictor.save(tmp_path / "m")
+    loaded = Predictor.load(tmp_path / "m")
+    for p in (predictor, loaded):
+        p.scores(prompts + ["ελληνικά", "ελληνικά κείμενο", "explain ελληνικά"])
+        assert p.unseen_last == 2  # (the third shares "explain")
+

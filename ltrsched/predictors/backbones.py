@@ -31,12 +31,41 @@ class NgramBackbone:
     def __init__(self, config: PredictorConfig, outputs: int):
         self.config = config
         self.model = build_ngram_model(config.dim, config.hidden, outputs)
+        #: Which n-gram buckets the training prompts had (bool [dim]); None: not known.
+        self.seen: np.ndarray | None = None
 
     def prepare(self, prompts: list[str]):
         return ngram_bags(prompts, self.config.dim, self.config.ngrams)
 
     def forward(self, data, rows):
         return self.model(subset(data, rows))
+
+    def note_training(self, data) -> None:
+        """Remember the buckets of the training prompts' bags ``data``."""
+        self.seen = np.zeros(self.config.dim, dtype=bool)
+        self.seen[data.indices] = True
+
+    def note_loaded(self, state: dict) -> None:
+        """Find the buckets training moved from the model's seeded initial weights (call before loading ``state``
+        into the model, which still holds them): a bucket no training prompt had keeps its initial weights (Adam
+        without weight decay never moves a weight whose gradient was always 0), one that moved was seen. Weight
+        decay, or another torch's initial weights, moves all of them: every bucket counts as seen."""
+        import torch
+
+        loaded, initial = state.get("bag.weight"), self.model.bag.weight
+        if isinstance(loaded, torch.Tensor) and loaded.shape == initial.shape:
+            self.seen = (loaded != initial.detach()).any(dim=1).numpy()
+
+    def unseen(self, data) -> int | None:
+        """How many prompts of the bags ``data`` have no n-gram bucket in common with the training prompts (their
+        scores: their length features and untrained weights); None if that is not known."""
+        if self.seen is None:
+            return None
+        hits = self.seen[data.indices].astype(np.int64)
+        per_row = np.add.reduceat(hits, data.offsets) if len(hits) else np.zeros(len(data.offsets), np.int64)
+        ends = np.append(data.offsets[1:], len(data.indices))
+        per_row[data.offsets == ends] = 0  # (reduceat gives an empty bag its next entry)
+        return int((per_row == 0).sum())
 
 
 def resolve_hf_model(spec: str | None, option: str = "--hf-model") -> tuple[Path, str | None]:

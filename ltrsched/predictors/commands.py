@@ -120,6 +120,7 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
         predictor.fit(prompts, lengths, ev_prompts, ev_lengths, on_epoch=report)
     predictor.save(out)
     last = config.metrics[-1]
+    _warn_unseen(predictor, len(ev_prompts), "held-out prompts")  # (the last prompts scored: the held-out ones)
     _warn_ties(ev_lengths, "held-out lengths")  # (after the training: an error in it stays one line)
     _warn_majority(config, ev_lengths, last.get("accuracy"))
     click.echo(f"trained on {len(prompts)} prompts; held-out ({len(ev_prompts)}) Kendall tau {fmt(last['tau'], '.4f')}"
@@ -139,6 +140,16 @@ def _check_held_out(prompts: list[str], ev_prompts: list[str], data: str, eval_d
     if shared:
         click.echo(f"warning: {shared} of {len(ev_prompts)} held-out prompts are also training prompts; "
                    "the held-out tau overstates the ranker", err=True)
+
+
+def _warn_unseen(predictor, total: int, what: str) -> None:
+    """Warn on stderr where many of the ``total`` prompts the predictor scored last share no n-gram with its
+    training prompts (:func:`~ltrsched.predictors.predictor.unseen_warning`)."""
+    from ltrsched.predictors.predictor import unseen_warning
+
+    line = unseen_warning(getattr(predictor, "unseen_last", None), total, what)
+    if line:
+        click.echo(line, err=True)
 
 
 def _warn_ties(lengths, what: str) -> None:
@@ -214,6 +225,7 @@ def predict(model_dir, workload, out, column):
     cols = {column: pl.Series(predictor.scores(prompts))}
     if predictor.config.kind == "class":
         cols["predicted_length"] = pl.Series(predictor.predicted_lengths(prompts))
+    _warn_unseen(predictor, len(prompts), "prompts")
     wl.with_df(wl.df.with_columns(**cols)).save(out)
     click.echo(f"wrote {out} ({len(wl)} request{'' if len(wl) == 1 else 's'}, columns {', '.join(cols)})")
 
@@ -253,6 +265,7 @@ def evaluate(model_dir, data, split, plot):
         raise UserError(f"the predictor gives all {len(prompts)} held-out prompts the same score: "
                         "Kendall tau is undefined (it cannot tell these prompts apart)")
     click.echo(strict_json.dumps({"num_prompts": len(prompts), **result}, indent=2))
+    _warn_unseen(predictor, len(prompts), "evaluated prompts")
     _warn_ties(lengths, f"{data} lengths")
     _warn_majority(getattr(predictor, "config", None), lengths, result.get("accuracy"))  # (an ensemble has no config)
     if plot is not None:

@@ -43,6 +43,21 @@ def kendall_tau(scores: np.ndarray, lengths: np.ndarray) -> float | None:
     return defined(float(kendalltau(scores, -np.asarray(lengths, dtype=np.float64)).statistic))
 
 
+#: Warn where at least this share of the prompts scored have no n-gram in common with the training prompts.
+UNSEEN_WARN_SHARE = 0.05
+
+
+def unseen_warning(unseen: int | None, total: int, what: str) -> str | None:
+    """A one-line warning where ``unseen`` of ``total`` prompts (``what``: "held-out prompts") share no n-gram with
+    an n-gram ranker's training prompts (another language or script, code): it scores them by their length and by
+    weights training never moved, so their order is mostly noise; None below :data:`UNSEEN_WARN_SHARE`."""
+    if not unseen or not total or unseen < UNSEEN_WARN_SHARE * total:
+        return None
+    return (f"warning: {unseen} of {total} {what} share no word or token n-gram with the training prompts (another "
+            "language, script or kind of text?): the ranker scores them by their length and its untrained "
+            "weights' noise")
+
+
 def check_labelled(prompts: list[str], lengths: np.ndarray, what: str = "training") -> None:
     """Raise :class:`UserError` unless there are >= 2 prompts, each with one positive output length [tokens],
     not all equal, and not all the same text (training needs ordered pairs; Kendall tau needs two different
@@ -163,6 +178,8 @@ class Predictor:
         self.backbone = make_backbone(config, self.outputs)
         #: :func:`~ltrsched.predictors.config.prompt_hashes` of the prompts it was trained on (None: not known)
         self.training_prompts: np.ndarray | None = None
+        #: Of the prompts last scored, how many share no n-gram with the training prompts (None: not known)
+        self.unseen_last: int | None = None
 
     # ------------------------------------------------------------------ inference
     def _raw(self, prompts: list[str], batch_size: int = 1024) -> np.ndarray:
@@ -174,10 +191,15 @@ class Predictor:
         model.eval()
         outs = []
         chunk = batch_size * PREPARE_BATCHES
+        unseen = getattr(self.backbone, "unseen", lambda data: None)
+        self.unseen_last = None
         with torch.inference_mode():
             for first in range(0, len(prompts), chunk):
                 part = prompts[first: first + chunk]
                 data = self.backbone.prepare(part)
+                count = unseen(data)
+                if count is not None:
+                    self.unseen_last = (self.unseen_last or 0) + count
                 for start in range(0, len(part), batch_size):
                     rows = np.arange(start, min(start + batch_size, len(part)))
                     outs.append(self.backbone.forward(data, rows).float().numpy())
@@ -239,6 +261,8 @@ class Predictor:
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         data = self.backbone.prepare(list(prompts))
+        if hasattr(self.backbone, "note_training"):
+            self.backbone.note_training(data)
         y = torch.as_tensor(self.labels(lengths), dtype=torch.float32 if cfg.kind == "rank" else torch.long)
         model = self.backbone.model
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -330,6 +354,8 @@ class Predictor:
         except Exception as exc:  # empty, truncated or not a torch file (EOFError, UnpicklingError, KeyError...)
             raise UserError(f"{weights}: not a readable torch weights file ({type(exc).__name__}: "
                             f"{str(exc).splitlines()[0] if str(exc) else 'no details'})") from None
+        if isinstance(state, dict) and hasattr(pred.backbone, "note_loaded"):
+            pred.backbone.note_loaded(state)  # (before the weights replace the initial ones)
         try:
             pred.backbone.model.load_state_dict(state)
         except (RuntimeError, TypeError) as exc:  # other tensors, or not a state dict at all
