@@ -179,3 +179,21 @@ def test_unseen_prompts_are_counted_from_the_weights_training_moved(tmp_path):
         p.scores(prompts + ["ελληνικά", "ελληνικά κείμενο", "explain ελληνικά"])
         assert p.unseen_last == 2  # (the third shares "explain")
 
+
+# ---------------------------------------------------------------- a class model's scores
+def test_a_class_models_score_orders_by_the_argmax_bucket_first_at_any_class_count():
+    """The tie-break (1e-3 x the expected bucket) outweighed the argmax bucket on fine buckets: over 8,192 classes a
+    prompt sure of bucket 101 scored shorter than one whose argmax was 100 with the rest of its mass spread out."""
+    from ltrsched.predictors.predictor import Predictor
+
+    classes = 8192
+    spread = np.zeros(classes)
+    spread[100] = 5.0  # argmax 100, the rest flat: an expected bucket in the thousands
+    sure = np.full(classes, -50.0)
+    sure[101] = 5.0  # argmax 101, all its mass there
+    expected = Predictor._expected_bucket(np.stack([spread, sure]))
+    assert expected[0] < expected[1]  # (bucket 100 is the shorter prediction)
+    assert np.all(np.floor(expected) == [100, 101])
+    ten = np.random.default_rng(0).normal(size=(50, 10))  # 10 classes: ordered as before
+    old = ten.argmax(1) + 1e-3 * (np.exp(ten) / np.exp(ten).sum(1, keepdims=True) * np.arange(10)).sum(1)
+    assert (np.argsort(Predictor._expected_bucket(ten), kind="stable") == np.argsort(old, kind="stable")).all()

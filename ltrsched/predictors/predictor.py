@@ -232,11 +232,15 @@ class Predictor:
 
     @staticmethod
     def _expected_bucket(logits: np.ndarray) -> np.ndarray:
-        # order by the argmax bucket, ties broken by the expected bucket (keeps tau informative)
+        """The argmax bucket plus the expected bucket over the class count (in [0, 1)): ordered by the argmax
+        bucket, ties broken by the expected bucket (keeps tau informative). The tie-break was 1e-3 x the expected
+        bucket, up to 8.2 buckets over 8,192 one-token classes: it overturned the argmax order of prompts whose
+        argmax buckets differ by less (the same order as now up to 1,000 classes)."""
         z = logits - logits.max(axis=1, keepdims=True)
         p = np.exp(z)
         p /= p.sum(axis=1, keepdims=True)
-        return logits.argmax(axis=1) + 1e-3 * (p * np.arange(logits.shape[1])).sum(axis=1)
+        classes = logits.shape[1]
+        return logits.argmax(axis=1) + (p * np.arange(classes)).sum(axis=1) / classes
 
     def labels(self, lengths: np.ndarray) -> np.ndarray:
         return bucket_labels(self.config, lengths)
