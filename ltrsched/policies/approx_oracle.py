@@ -75,7 +75,7 @@ def approx_oracle_scores(lengths: np.ndarray, tau: float, seed: int = 0, toleran
         if abs(got - tau) <= tolerance and _ordered(score, lengths):  # (not where two scores cross)
             return score
         lo, hi = (mid, hi) if got > tau else (lo, mid)
-    return _nearest(tried, lengths, tau, seed)
+    return _nearest(tried, lengths, tau, seed, tolerance)
 
 
 def _untied(score: np.ndarray) -> bool:
@@ -90,7 +90,8 @@ def _ordered(score: np.ndarray, lengths: np.ndarray) -> bool:
     return not ((s[1:] == s[:-1]) & (n[1:] != n[:-1])).any()
 
 
-def _nearest(tried: list[tuple[np.ndarray, float]], lengths: np.ndarray, tau: float, seed: int) -> np.ndarray:
+def _nearest(tried: list[tuple[np.ndarray, float]], lengths: np.ndarray, tau: float, seed: int,
+             tolerance: float) -> np.ndarray:
     """The scores of ``tried`` without ties whose tau-b is nearest ``tau``, moved onto :func:`nearest_reachable_tau`
     by swapping the scores of requests next to each other in score order.
 
@@ -101,26 +102,31 @@ def _nearest(tried: list[tuple[np.ndarray, float]], lengths: np.ndarray, tau: fl
     if not untied:  # every length equal: no order has a tau, the noise's order (random) it is
         return tried[0][0]
     score, got = min(untied, key=lambda st: abs(st[1] - tau))
-    return _swap_to(score.copy(), lengths, got, nearest_reachable_tau(lengths, tau), seed)
+    want = nearest_reachable_tau(lengths, tau)
+    if abs(want - tau) <= tolerance:  # (many requests: the reachable tau-b within the tolerance nearest got)
+        near = nearest_reachable_tau(lengths, min(max(got, tau - 0.9 * tolerance), tau + 0.9 * tolerance))
+        want = near if abs(near - tau) <= tolerance else want
+    return _swap_to(score.copy(), lengths, got, want, seed)
 
 
 def _swap_to(score: np.ndarray, lengths: np.ndarray, got: float, want: float, seed: int) -> np.ndarray:
     """``score`` (without ties, tau-b ``got`` against ``lengths`` [tokens]) with tau-b ``want``: swapping the scores of
     two requests next to each other in score order, of different lengths, reverses that pair alone (tau-b one step
-    down, or up), so disjoint such swaps, chosen at random (seeded), move tau-b as many steps as they are."""
+    down, or up), so disjoint such swaps (at places of one parity), chosen at random (seeded), move tau-b as many
+    steps as they are."""
     m, scale = _distinct_pairs(lengths)
     have, need = round((m - got * scale) / 2), round((m - want * scale) / 2)  # pairs in reverse order
     order = np.argsort(-score, kind="stable")  # predicted shortest first
     rng = np.random.default_rng([seed, 1])
+    parity = 0
     while have != need:
         ranked = lengths[order]
         steps = np.flatnonzero(ranked[:-1] < ranked[1:] if have < need else ranked[:-1] > ranked[1:])
-        chosen, last = [], -2
-        for k in np.sort(rng.permutation(steps)[:2 * abs(need - have)]):  # (disjoint: no two share a request)
-            if k > last + 1 and len(chosen) < abs(need - have):
-                chosen.append(k)
-                last = k
-        k = np.array(chosen)
+        ours = steps[steps % 2 == parity]  # (places of one parity: no two pairs share a request)
+        parity = 1 - parity
+        if len(ours) == 0:
+            continue
+        k = rng.permutation(ours)[:abs(need - have)]
         i, j = order[k], order[k + 1]
         score[i], score[j] = score[j], score[i]
         order[k], order[k + 1] = j, i
