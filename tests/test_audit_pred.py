@@ -197,3 +197,19 @@ def test_a_class_models_score_orders_by_the_argmax_bucket_first_at_any_class_cou
     ten = np.random.default_rng(0).normal(size=(50, 10))  # 10 classes: ordered as before
     old = ten.argmax(1) + 1e-3 * (np.exp(ten) / np.exp(ten).sum(1, keepdims=True) * np.arange(10)).sum(1)
     assert (np.argsort(Predictor._expected_bucket(ten), kind="stable") == np.argsort(old, kind="stable")).all()
+
+
+def test_a_learning_rate_that_moves_no_weight_is_refused():
+    """--lr 1e-300 trained nothing (float32 weights round the step away): the untrained model was saved, its random
+    initial weights' held-out tau (-0.30) reported as the ranker's."""
+    from ltrsched.errors import UserError
+    from ltrsched.predictors.config import PredictorConfig
+    from ltrsched.predictors.predictor import Predictor
+
+    prompts = [" ".join(WORDS[i: i + 3 + i % 4]) for i in range(16)]
+    lengths = np.arange(1, 17) * 10
+    for kind, bucket in (("rank", 820), ("class", 20)):
+        with pytest.raises(UserError, match="training moved no weight in its first epoch at learning rate 1e-300"):
+            Predictor(PredictorConfig(kind=kind, bucket=bucket, loss="ce" if kind == "class" else "pairwise",
+                                      lr=1e-300, epochs=1, dim=4096)).fit(prompts, lengths)
+    Predictor(PredictorConfig(lr=1e-2, epochs=1, dim=4096)).fit(prompts, lengths)  # (an ordinary rate trains)

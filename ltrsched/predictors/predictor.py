@@ -120,6 +120,23 @@ def _check_converging(model, total_loss: float, epoch: int, lr: float) -> None:
                     "lower it with --lr (nothing was saved)")
 
 
+def _small_parameters(model) -> dict:
+    """Copies of the model's small trainable tensors (heads, biases: up to 65,536 values each), to tell whether
+    training moved any."""
+    return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad and p.numel() <= 65536}
+
+
+def _check_moved(model, initial: dict, lr: float) -> None:
+    """Raise :class:`UserError` if an epoch of training left every tensor of ``initial`` (:func:`_small_parameters`)
+    as it was: a learning rate too small for float32 weights (--lr 1e-300) trained nothing, and the untrained
+    model's held-out tau (its random initial weights') was reported and saved as the ranker's."""
+    torch = _torch()
+    now = dict(model.named_parameters())
+    if initial and all(torch.equal(now[name].detach(), before) for name, before in initial.items()):
+        raise UserError(f"training moved no weight in its first epoch at learning rate {lr:g}: too small a step for "
+                        "float32 weights; raise --lr (nothing was saved)")
+
+
 def count_known(known: np.ndarray | None, prompts: list[str]) -> int | None:
     """How many of ``prompts`` have their hash in ``known`` (:func:`prompt_hashes`); None if ``known`` is None."""
     if known is None:
@@ -277,6 +294,7 @@ class Predictor:
         else:
             ce = torch.nn.CrossEntropyLoss()
         cfg.metrics = []
+        initial = _small_parameters(model)
         self.training_prompts = prompt_hashes(prompts)
         for epoch in range(1, cfg.epochs + 1):
             model.train()
@@ -301,6 +319,8 @@ class Predictor:
                                     "the optimizer's float32 step; lower it with --lr (nothing was saved)") from None
                 total += float(loss.detach()) * len(rows)
             _check_converging(model, total, epoch, cfg.lr)
+            if epoch == 1:
+                _check_moved(model, initial, cfg.lr)
             record = {"epoch": epoch, "loss": defined(total / len(prompts)), "seconds": time.perf_counter() - t0}
             if eval_prompts is not None and len(eval_prompts) > 1:
                 record.update(self.evaluate(eval_prompts, eval_lengths))
