@@ -213,3 +213,24 @@ def test_a_learning_rate_that_moves_no_weight_is_refused():
             Predictor(PredictorConfig(kind=kind, bucket=bucket, loss="ce" if kind == "class" else "pairwise",
                                       lr=1e-300, epochs=1, dim=4096)).fit(prompts, lengths)
     Predictor(PredictorConfig(lr=1e-2, epochs=1, dim=4096)).fit(prompts, lengths)  # (an ordinary rate trains)
+
+
+# ---------------------------------------------------------------- label-report
+def test_label_report_states_the_tie_ceiling_of_capped_lengths():
+    """76% of these held-out lengths stop at the 512-token cap: no ranker's tau-b passes 0.653 on them, and the report
+    set its taus beside the paper's 0.52-0.64 without saying so (train and evaluate warn of it)."""
+    from pathlib import Path
+
+    import polars as pl
+
+    from ltrsched.predictors.label_report import label_report
+    from ltrsched.workloads.ties import tau_ceiling
+
+    labels = pl.read_parquet(Path(__file__).parents[1] / "data" / "smollm2-labels.parquet")
+    main = labels.filter(pl.col("run") == "main")
+    small = pl.concat([main.filter(pl.col("split") == s).head(50) for s in ("train", "eval")])
+    report = label_report(small, "small.parquet", sizes=["all"], epochs=1)
+    held_out = small.filter(pl.col("split") == "eval")["output_tokens"].to_numpy()
+    assert report.tie_ceiling == pytest.approx(tau_ceiling(held_out)) and report.tie_ceiling < 0.7
+    assert f"scores that never tie reach at most {report.tie_ceiling:.3f}" in report.markdown("small.parquet")
+    assert report.to_dict()["tie_ceiling"] == report.tie_ceiling

@@ -29,6 +29,7 @@ from ltrsched.errors import UserError, list_items
 from ltrsched.numbers import plain_number_text
 from ltrsched.predictors.predictor import kendall_tau
 from ltrsched.workloads.labels import MAIN_RUN, SAMPLE_RUN, attach_prompts, check_labels
+from ltrsched.workloads.ties import tau_ceiling
 
 #: Training-set sizes of the learning curve by default ("all": every train prompt).
 DEFAULT_SIZES = (250, 500, 1000, 2000, "all")
@@ -54,6 +55,9 @@ class LabelReport:
     probe_ranker: float | None = None
     probe_model: str | None = None
     probe_layer: int | None = None
+    #: The highest tau-b that scores without ties reach on the held-out lengths (:func:`~ltrsched.workloads.ties.
+    #: tau_ceiling`): below 1 where lengths tie, e.g. at the output cap; None: not computed
+    tie_ceiling: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -70,7 +74,10 @@ class LabelReport:
             "",
             f"Labels: `{source}`; {self.num_train} train and {self.num_eval} held-out (eval) prompts; responses at "
             f"the output cap: {self.capped_share.get('train', 0):.1%} of train, {self.capped_share.get('eval', 0):.1%} of eval.",
-            "All numbers are Kendall's tau-b against the served model's lengths on the held-out prompts.",
+            "All numbers are Kendall's tau-b against the served model's lengths on the held-out prompts."
+            + (f" Tau-b orders no pair of equal lengths: on these (tied at the cap, or elsewhere) scores that never "
+               f"tie reach at most {self.tie_ceiling:.3f}, a perfect ranker included."
+               if self.tie_ceiling is not None and self.tie_ceiling < 1 else ""),
             "",
             "| predictor | tau |",
             "|---|---:|",
@@ -197,6 +204,7 @@ def label_report(labels: pl.DataFrame, name: str, sizes=DEFAULT_SIZES, seed: int
         prompt_length=kendall_tau(-ev["prompt_tokens"].to_numpy().astype(np.float64), el),
         chatgpt_length=kendall_tau(-ec.astype(np.float64), el) if has_chatgpt else None, learning_curve=curve,
         probe_ranker=probe_tau, probe_model=probe, probe_layer=probe_layer if probe is not None else None,
+        tie_ceiling=tau_ceiling(el),
     )
 
 
