@@ -234,3 +234,20 @@ def test_label_report_states_the_tie_ceiling_of_capped_lengths():
     assert report.tie_ceiling == pytest.approx(tau_ceiling(held_out)) and report.tie_ceiling < 0.7
     assert f"scores that never tie reach at most {report.tie_ceiling:.3f}" in report.markdown("small.parquet")
     assert report.to_dict()["tie_ceiling"] == report.tie_ceiling
+
+
+def test_train_says_why_the_held_out_tau_is_undefined(tmp_path, capsys):
+    """A probe whose model reads every held-out prompt alike (words outside its vocabulary: [UNK] [UNK]) printed
+    "Kendall tau n/a" and nothing else; evaluate calls the same case an error."""
+    pytest.importorskip("transformers")
+    from test_probe import make_lm, synthetic
+
+    make_lm(tmp_path / "lm")
+    prompts, lengths = synthetic(40, 0)
+    _jsonl(tmp_path / "train.jsonl", list(zip(prompts, map(int, lengths))))
+    _jsonl(tmp_path / "eval.jsonl", [(f"zz{i} yy{i}", 10 + i) for i in range(8)])
+    r = run_cli_fast(capsys, "train", "--data", tmp_path / "train.jsonl", "--eval-data", tmp_path / "eval.jsonl",
+                     "-o", tmp_path / "m", "--backbone", "probe", "--hf-model", tmp_path / "lm", "--epochs", "1")
+    assert r.returncode == 0 and "held-out (8) Kendall tau n/a" in r.stdout, r
+    assert ("warning: the trained predictor gives all 8 held-out prompts the same score: Kendall tau is undefined"
+            in r.stderr), r.stderr

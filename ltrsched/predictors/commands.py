@@ -121,6 +121,7 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
     predictor.save(out)
     last = config.metrics[-1]
     _warn_unseen(predictor, len(ev_prompts), "held-out prompts")  # (the last prompts scored: the held-out ones)
+    _warn_undefined_tau(last["tau"], len(ev_prompts), "the trained predictor")
     _warn_ties(ev_lengths, "held-out lengths")  # (after the training: an error in it stays one line)
     _warn_majority(config, ev_lengths, last.get("accuracy"))
     click.echo(f"trained on {len(prompts)} prompts; held-out ({len(ev_prompts)}) Kendall tau {fmt(last['tau'], '.4f')}"
@@ -150,6 +151,14 @@ def _warn_unseen(predictor, total: int, what: str) -> None:
     line = unseen_warning(getattr(predictor, "unseen_last", None), total, what)
     if line:
         click.echo(line, err=True)
+
+
+def _warn_undefined_tau(tau: float | None, total: int, who: str) -> None:
+    """Warn on stderr where ``who`` scored all ``total`` held-out prompts alike, so its tau is printed as n/a (the
+    lengths vary: :func:`~ltrsched.predictors.predictor.check_labelled` saw to that)."""
+    if tau is None:
+        click.echo(f"warning: {who} gives all {total} held-out prompts the same score: Kendall tau is undefined "
+                   "(it cannot tell them apart: text its model reads alike, e.g. words outside its vocabulary)", err=True)
 
 
 def _warn_ties(lengths, what: str) -> None:
@@ -360,9 +369,12 @@ def ensemble(models, weights, data, eval_data, out):
     ev_scores = [m.scores(ev_prompts) for m in members]
     ens.save(out, list(models))
     for m, s in zip(models, ev_scores):
-        click.echo(f"member {m}: held-out Kendall tau {fmt(kendall_tau(s, ev_lengths), '.4f')}")
-    click.echo(f"ensemble of {len(models)}: held-out ({len(ev_prompts)}) Kendall tau "
-               f"{fmt(kendall_tau(ens.combine(ev_scores), ev_lengths), '.4f')}; wrote {out}")
+        tau = kendall_tau(s, ev_lengths)
+        click.echo(f"member {m}: held-out Kendall tau {fmt(tau, '.4f')}")
+        _warn_undefined_tau(tau, len(ev_prompts), f"member {m}")
+    tau = kendall_tau(ens.combine(ev_scores), ev_lengths)
+    click.echo(f"ensemble of {len(models)}: held-out ({len(ev_prompts)}) Kendall tau {fmt(tau, '.4f')}; wrote {out}")
+    _warn_undefined_tau(tau, len(ev_prompts), "the ensemble")
 
 
 @click.command("label-report")
