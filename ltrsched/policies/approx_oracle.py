@@ -178,8 +178,8 @@ def unreachable_tau_warning(lengths: np.ndarray, tau: float, what: str) -> str |
             return None
         m, scale = _distinct_pairs(lengths)
         return (f"warning: {what}: tau {tau:g} cannot be reached on {len(lengths):,} requests: scores without ties "
-                f"move Kendall tau-b in steps of {2 / scale:.3f} here ({m:,.0f} pairs of different lengths); the requests "
-                f"are ranked at the nearest tau reached, {nearest:.3f}")
+                f"move Kendall tau-b in steps of {2 / scale:.3f} here ({m:,.0f} pairs of different lengths); the "
+                f"requests are ranked at the nearest tau reached, {nearest:.3f}")
     if ceiling == 0:
         return (f"warning: {what}: tau {tau:g} cannot be reached: all {len(lengths):,} output lengths are equal "
                 f"({lengths[0]} tokens), so no order has a Kendall tau (the reachable maximum is 0) and the "

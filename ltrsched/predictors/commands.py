@@ -158,7 +158,8 @@ def _warn_undefined_tau(tau: float | None, total: int, who: str) -> None:
     lengths vary: :func:`~ltrsched.predictors.predictor.check_labelled` saw to that)."""
     if tau is None:
         click.echo(f"warning: {who} gives all {total} held-out prompts the same score: Kendall tau is undefined "
-                   "(it cannot tell them apart: text its model reads alike, e.g. words outside its vocabulary)", err=True)
+                   "(it cannot tell them apart: text its model reads alike, e.g. words outside its vocabulary)",
+                   err=True)
 
 
 def _warn_ties(lengths, what: str) -> None:
