@@ -123,16 +123,51 @@ def stated_kv_blocks(config: EngineConfig, path: str) -> int | None:
     return int(config.kv_cache_gib * 2**30) // (config.block_size * per_token)
 
 
-def kv_bounded_context(blocks: int, block_size: int, window: int | None) -> int:
-    """The longest context [tokens] whose one request a KV cache of ``blocks`` blocks (vLLM's null block among them)
-    of ``block_size`` tokens holds as vLLM checks it at its start (``check_enough_kv_cache_memory``): with full
-    attention a request of L tokens takes ceil(L / block_size) blocks per layer, so ``(blocks - 1) * block_size``;
-    a layer with a sliding window of ``window`` tokens takes one block more (the window may start mid-block:
-    vLLM 0.32's ``SlidingWindowSpec.max_admission_blocks_per_request``), so ``(blocks - 2) * block_size`` for a
-    model with a sliding window, whichever of its layers slide (which do is its model class's to decide). That
-    is vLLM's own bound where every layer slides and the window plus the token budget reaches the context; where
-    fewer layers slide, or the window plus the budget is shorter, vLLM accepts a longer context than this."""
-    return max(0, blocks - (1 if window is None else 2)) * block_size
+@dataclass(frozen=True)
+class KVBound:
+    """The context a stated KV cache bounds (vLLM refuses a longer one at its start).
+
+    Attributes:
+        context: the longest context [tokens] one request may have.
+        blocks: the blocks of vLLM's pool the cache holds (its null block among them; a block holds ``block_size``
+            tokens of one of its KV groups).
+        held: how a request takes its blocks, in words (the bound's reason).
+    """
+
+    context: int
+    blocks: int
+    held: str
+
+
+def kv_bounded_context(config: EngineConfig, path: str, context: int) -> KVBound | None:
+    """The bound a KV cache the options state (``--num-gpu-blocks``, or ``--kv-cache-gib`` on a CPU) puts on the
+    context ``context`` [tokens] of the model in ``path``, as vLLM 0.32 counts one request's blocks at its start
+    (:mod:`ltrsched.engine.kv_layers`: full-attention and sliding-window layers in its KV groups); None where the
+    cache holds a request of ``context`` tokens, or states no size. Where the config does not tell which layers
+    slide, the smaller bound of the layouts vLLM may plan (said in :attr:`KVBound.held`)."""
+    from ltrsched.engine import kv_layers
+    from ltrsched.models import read_model_config
+
+    blocks = stated_kv_blocks(config, path)
+    if blocks is None:
+        return None
+    layout = kv_layers.kv_layout(read_model_config(path))
+    if layout is None:  # (a config.json without its sizes: as if every layer attended fully; vLLM checks it)
+        bound = max(0, blocks - 1) * config.block_size
+        return KVBound(bound, blocks, "one of them vLLM's null block") if bound < context else None
+    found = []
+    for option in kv_layers.alternatives(layout):
+        pool = blocks
+        if config.num_gpu_blocks is None:  # (the stated bytes, in blocks of one of vLLM's groups)
+            per_layer = model_kv_bytes_per_token(path, config.dtype) // layout.layers
+            pool = kv_layers.pool_blocks(option, config.block_size, per_layer, int(config.kv_cache_gib * 2**30))
+        bound = kv_layers.bounded_context(option, pool, config.block_size, config.max_num_batched_tokens, context)
+        if bound is not None:
+            found.append((bound, pool))
+    if not found:
+        return None
+    bound, pool = min(found)
+    return KVBound(bound, pool, kv_layers.held_in_words(layout))
 
 
 def has_real_weights(model: str) -> bool:

@@ -364,25 +364,19 @@ def expected_context(config: EngineConfig) -> tuple[int, str]:
     :mod:`ltrsched.engine.model_context`), bounded by a ``--num-gpu-blocks`` cache as
     :func:`~ltrsched.engine.runner.engine_kwargs` bounds it. A one-line :class:`UserError` where the model's
     config.json does not tell it (:func:`~ltrsched.engine.model_context.derived_context`: give --max-model-len)."""
-    from ltrsched.engine.config import kv_bounded_context, model_dir, stated_kv_blocks
-    from ltrsched.engine.model_context import model_context, sliding_window
-    from ltrsched.models import read_model_config
+    from ltrsched.engine.config import kv_bounded_context, model_dir
+    from ltrsched.engine.model_context import model_context
 
     if config.max_model_len is not None:
         return config.max_model_len, "--max-model-len"
     context, key = model_context(model_dir(config.model))
     source = f"{key} in {config.model}'s config.json"
-    blocks = stated_kv_blocks(config, model_dir(config.model))
-    window = sliding_window(read_model_config(model_dir(config.model))) if blocks is not None else None
-    if blocks is not None and kv_bounded_context(blocks, config.block_size, window) < context:
-        context = kv_bounded_context(blocks, config.block_size, window)
-        stated = (f"--num-gpu-blocks {blocks}" if config.num_gpu_blocks is not None else
-                  f"--kv-cache-gib {config.kv_cache_gib:g}, {blocks} blocks")
-        held = ("one of them vLLM's null block" if window is None else
-                f"one of them vLLM's null block, and one more per request as vLLM counts a layer with the model's "
-                f"{window}-token sliding window, which may start mid-block; a bound that takes every layer to slide "
-                "or to attend to the whole context")
-        source = f"the KV cache of {stated} ({held}) x {config.block_size} tokens"
+    bound = kv_bounded_context(config, model_dir(config.model), context)
+    if bound is not None:
+        context = bound.context
+        stated = (f"--num-gpu-blocks {bound.blocks}" if config.num_gpu_blocks is not None else
+                  f"--kv-cache-gib {config.kv_cache_gib:g}, {bound.blocks} blocks")
+        source = f"the KV cache of {stated} ({bound.held}) x {config.block_size} tokens"
     return context, source
 
 

@@ -1,0 +1,150 @@
+"""Model configs of other architectures than the built-in Llamas (Gemma-2/3, Mistral, Qwen2, Phi-3 style config.json
+in a local model directory, composite models' ``text_config``) as the engine side and the simulator read them before
+the engine starts: which layers slide and the context a stated KV cache bounds, the text model's sizes and RoPE
+factor, and hostile values, each refused in one line before the start."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import make_workload
+from ltrsched.errors import UserError
+from ltrsched.models import LLAMA_TINY
+
+TINY = dict(LLAMA_TINY)  # 2 layers, 4 KV heads of 64, float32, max_position_embeddings 4096
+#: Six layers of TINY's width, so that layer patterns show.
+SIX = {**TINY, "num_hidden_layers": 6}
+GEMMA2 = {**SIX, "model_type": "gemma2", "architectures": ["Gemma2ForCausalLM"], "head_dim": 64,
+          "sliding_window": 256}
+GEMMA3 = {**SIX, "model_type": "gemma3_text", "architectures": ["Gemma3ForCausalLM"], "head_dim": 64,
+          "sliding_window": 256}
+MISTRAL = {**SIX, "model_type": "mistral", "architectures": ["MistralForCausalLM"], "sliding_window": 256}
+QWEN2 = {**SIX, "model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"], "use_sliding_window": True,
+         "sliding_window": 256, "max_window_layers": 6}
+PHI3 = {**SIX, "model_type": "phi3", "architectures": ["Phi3ForCausalLM"], "sliding_window": 256}
+
+
+def _model_dir(path, config):
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text(json.dumps(config))
+    return path
+
+
+def _cpu_config(**options):
+    from ltrsched.validation.engines import engine_config
+
+    return engine_config(**{"model": "llama-tiny", "platform": "cpu", **options})
+
+
+# --- which layers slide, as vLLM reads them (transformers' config class builds layer_types) -------------------------
+
+@pytest.mark.parametrize("config, full, sliding, known, class_decides", [
+    (TINY, 2, 0, True, False),
+    (GEMMA2, 3, 3, True, True),                                    # (alternating: sliding first)
+    (GEMMA3, 1, 5, True, True),                                    # (5 sliding : 1 full)
+    (MISTRAL, 0, 6, True, False),                                  # (no layer_types: every layer slides)
+    (PHI3, 0, 6, True, False),
+    ({**QWEN2, "max_window_layers": 2}, 2, 4, True, True),        # (Qwen2 slides from max_window_layers on)
+    (QWEN2, 6, 0, True, False),
+    ({**QWEN2, "use_sliding_window": False}, 6, 0, True, False),   # (transformers drops the window)
+    ({**MISTRAL, "layer_types": ["full_attention"] * 6}, 6, 0, True, False),
+    ({**MISTRAL, "layer_types": ["sliding_attention", "full_attention"] * 3}, 3, 3, True, True),
+    ({**MISTRAL, "layer_types": ["chunked_attention"] * 6}, 6, 0, False, False),  # (unknown kinds: both bounds)
+    ({**MISTRAL, "layer_types": "sliding"}, 6, 0, False, False),
+    ({**GEMMA2, "layer_types": None}, 3, 3, True, True),           # (null: the class builds them)
+    ({**GEMMA2, "layer_types": ["sliding_attention"] * 5}, 6, 0, False, False),  # (fewer than the layers)
+    ({**GEMMA2, "num_hidden_layers": 6, "rope_scaling": "x"}, 6, 0, False, False),  # (the class refuses its values)
+])
+def test_which_layers_slide_is_read_as_vllm_reads_it(config, full, sliding, known, class_decides):
+    """A sliding window applied to every layer in the bound (the old rule, whichever layers slide); now the layers
+    transformers' config class marks sliding (vLLM's per-layer window), every layer where it marks none."""
+    from ltrsched.engine.kv_layers import kv_layout
+
+    layout = kv_layout(config)
+    assert (layout.full, layout.sliding, layout.known, layout.class_decides) == (full, sliding, known, class_decides)
+
+
+# --- the context a stated KV cache bounds, as vLLM 0.32 counts one request's blocks in its KV groups ---------------
+
+@pytest.mark.parametrize("config, options, bound, says", [
+    # Gemma-2 (3 full + 3 sliding layers: two groups of 3, a pool block holds 128 tokens of 3 layers): 10 blocks
+    # hold c + (min(c, 8) + 1) <= 9 blocks of a request: 512 tokens. Every layer counted as sliding gave 1,024,
+    # which vLLM refuses at its start.
+    (GEMMA2, {"num_gpu_blocks": 10}, 512, "each holds one of vLLM's KV groups of 3 layers (3 attending to the whole "
+                                          "context, 3 with the model's 256-token sliding window"),
+    # the same bytes as --kv-cache-gib: 20 blocks of 3 layers (1,280 tokens) if the class slides its layers, 10 of 6
+    # if it does not (1,152): the smaller; it was 1,024
+    (GEMMA2, {"kv_cache_gib": 10 * 6 * 128 * 2 * 4 * 64 * 4 / 2**30}, 1152, "the smaller bound of the two"),
+    # every layer of a Mistral slides: the window (255 + a step's 768 tokens) takes 9 blocks whatever the context,
+    # so 20 blocks hold the whole 4,096-token context, which vLLM accepts; it was bounded at 2,304
+    (MISTRAL, {"num_gpu_blocks": 20}, 4096, "max_position_embeddings"),
+    (MISTRAL, {"num_gpu_blocks": 9}, 7 * 128, "one more per request as vLLM counts a layer with the model's 256-token "
+                                              "sliding window"),
+    # Gemma-3 (5 sliding : 1 full): groups of 1 layer, a request takes 5 sliding groups' blocks besides its own
+    (GEMMA3, {"num_gpu_blocks": 30}, 4 * 128, "KV groups of 1 layers"),
+    # layer_types of kinds ltrsched does not know: the smaller of every layer sliding and every layer attending fully
+    ({**MISTRAL, "layer_types": ["chunked_attention"] * 6}, {"num_gpu_blocks": 9}, 7 * 128,
+     "its config does not tell which layers slide"),
+    (TINY, {"num_gpu_blocks": 10}, 9 * 128, "(one of them vLLM's null block) x 128 tokens"),
+])
+def test_a_stated_kv_cache_bounds_the_context_as_vllm_counts_its_groups(tmp_path, config, options, bound, says):
+    from ltrsched.engine.runner import engine_kwargs
+    from ltrsched.validation.engines import check_context_before_start, expected_context
+
+    engine = _cpu_config(model=str(_model_dir(tmp_path / "m", config)), **options)
+    context, source = expected_context(engine)
+    assert context == bound and says in source
+    assert engine_kwargs(engine, "dummy").get("max_model_len", 4096) == bound
+    check_context_before_start(make_workload([bound - 4], [4]), engine)
+    if bound < 4096:
+        with pytest.raises(UserError, match="give (more --num-gpu-blocks|a larger --kv-cache-gib)"):
+            check_context_before_start(make_workload([bound - 3], [4]), engine)
+
+
+@pytest.mark.vllm
+def test_the_bound_is_vllms_own_count_at_its_start(tmp_path):
+    """vLLM's own start-up planning (its KV groups of full-attention and sliding-window layer specs, and the check that
+    one request of max_model_len fits the pool less its null block) admits each bound and refuses one token more,
+    for the pool stated in blocks and in bytes."""
+    import torch
+    from vllm.engine.arg_utils import EngineArgs
+    from vllm.v1.core.kv_cache_utils import get_kv_cache_configs
+    from vllm.v1.kv_cache_interface import FullAttentionSpec, SlidingWindowSpec
+
+    from ltrsched.engine import kv_layers
+
+    block, budget, page = 32, 256, 32 * 2 * 2 * 64 * 4
+    vllm_config = EngineArgs(model=str(_model_dir(tmp_path / "m", GEMMA2)), skip_tokenizer_init=True,
+                             max_num_batched_tokens=budget, block_size=block, enable_prefix_caching=False,
+                             async_scheduling=False).create_engine_config()
+    vllm_config.cache_config.kv_cache_layout = "LBHNC"  # (the CPU attention's; the engine core resolves it)
+
+    def admits(kinds, window, tokens, blocks=None, memory=10**12):
+        shape = dict(block_size=block, num_kv_heads=2, head_size=64, dtype=torch.float32)
+        specs = {f"model.layers.{i}.self_attn.attn": SlidingWindowSpec(sliding_window=window, **shape) if k == "s"
+                 else FullAttentionSpec(**shape) for i, k in enumerate(kinds)}
+        vllm_config.model_config.max_model_len = tokens
+        vllm_config.cache_config.num_gpu_blocks_override = blocks
+        try:
+            get_kv_cache_configs(vllm_config, [specs], [memory])
+        except ValueError as exc:
+            assert "To serve at least one request" in str(exc)
+            return False
+        return True
+
+    for kinds in ("ffffff", "ssssss", "sfsfsf", "sssssf" * 2, "f" * 13 + "s" * 12, "fffssssssss"):
+        for window in (40, 1000):
+            layout = kv_layers.KVLayout(full=kinds.count("f"), sliding=kinds.count("s"),
+                                        window=window if "s" in kinds else None)
+            for blocks in (3, 9, 41):
+                memory = blocks * block * page * len(kinds) // 2 + 12345  # (not a whole number of blocks)
+                pool = kv_layers.pool_blocks(layout, block, page // block, memory)
+                for stated in ({"blocks": blocks}, {"memory": memory}):
+                    bound = kv_layers.bounded_context(layout, stated.get("blocks", pool), block, budget, 4096)
+                    if bound is None:
+                        assert admits(kinds, window, 4096, **stated), (kinds, window, stated)
+                        continue
+                    assert bound == 0 or admits(kinds, window, bound, **stated), (kinds, window, stated, bound)
+                    assert not admits(kinds, window, bound + 1, **stated), (kinds, window, stated, bound)
