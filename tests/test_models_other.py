@@ -148,3 +148,23 @@ def test_the_bound_is_vllms_own_count_at_its_start(tmp_path):
                         continue
                     assert bound == 0 or admits(kinds, window, bound, **stated), (kinds, window, stated, bound)
                     assert not admits(kinds, window, bound + 1, **stated), (kinds, window, stated, bound)
+
+
+# --- a composite model's RoPE factor is its text model's ------------------------------------------------------------
+
+LLAVA = {"model_type": "llava", "architectures": ["LlavaForConditionalGeneration"]}
+
+
+@pytest.mark.parametrize("factor", ["x", 0, [4.0]])
+def test_a_bad_rope_factor_in_text_config_is_refused_at_the_options_check(tmp_path, factor):
+    """The check before the start read the top level's RoPE factor only: a composite model's bad one (in text_config,
+    where vLLM reads it) passed it; a bad one beside text_config, which vLLM does not read, was refused."""
+    bad = _model_dir(tmp_path / "bad", {**LLAVA, "text_config": {**TINY, "rope_scaling": {"type": "linear",
+                                                                                           "factor": factor}}})
+    with pytest.raises(UserError) as caught:
+        _cpu_config(model=str(bad))
+    assert str(caught.value) == (f"{bad / 'config.json'}: the RoPE scaling factor (text_config.rope_scaling's factor) "
+                                 f"must be a positive number, got {factor!r}")
+    beside = _model_dir(tmp_path / "beside", {**LLAVA, "rope_scaling": {"type": "linear", "factor": factor},
+                                              "text_config": dict(TINY)})
+    _cpu_config(model=str(beside))

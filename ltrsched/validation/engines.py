@@ -273,13 +273,16 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
 
     path = model_dir(model)  # a bad model fails before the engine starts
     if emulate_profile is None:
-        from ltrsched.models import layer_count, read_model_config
+        from ltrsched.models import layer_count, read_model_config, text_model
 
+        source = str(Path(path) / "config.json")
         # (vLLM reads the config through transformers, which assumed a default depth: 32 layers for Llama)
-        layer_count(read_model_config(path), str(Path(path) / "config.json"))
+        layer_count(read_model_config(path), source)
         from ltrsched.engine.model_context import rope_factor
 
-        rope_factor(read_model_config(path), str(Path(path) / "config.json"))  # (a bad one: a traceback once started)
+        # (a bad factor: a traceback once started; the text model's, where vLLM reads it)
+        text, prefix = text_model(read_model_config(path), source)
+        rope_factor(text, source, prefix)
         _check_weights(model, path, resolve_load_format(model, load_format))
         if prompts == "text":
             _check_tokenizer(model, path)
