@@ -168,3 +168,74 @@ def test_a_bad_rope_factor_in_text_config_is_refused_at_the_options_check(tmp_pa
     beside = _model_dir(tmp_path / "beside", {**LLAVA, "rope_scaling": {"type": "linear", "factor": factor},
                                               "text_config": dict(TINY)})
     _cpu_config(model=str(beside))
+
+
+# --- a simulator profile's model_config: the text model's sizes, as the engine side reads them ----------------------
+
+def _profile_file(tmp_path, model_config):
+    from ltrsched.sim.profiles.io import load_profile, profile_to_dict
+
+    data = profile_to_dict(load_profile("a100-llama3-8b"))
+    data["model_config"] = model_config
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _llama3_8b():
+    from ltrsched.models import LLAMA3_8B
+
+    return dict(LLAMA3_8B)
+
+
+DECOYS = {"num_hidden_layers": 80, "num_attention_heads": 2, "num_key_value_heads": 1, "hidden_size": 8}
+
+
+@pytest.mark.parametrize("model_config", [
+    {**LLAVA, "torch_dtype": "bfloat16", "text_config": {**_llama3_8b(), "torch_dtype": None}},
+    {**LLAVA, **DECOYS, "text_config": _llama3_8b()},             # (sizes beside text_config: not the text model's)
+    {**LLAVA, "text_config": {k: v for k, v in _llama3_8b().items() if k != "model_type"}},
+])
+def test_a_profile_embedding_a_composite_models_config_is_sized_from_its_text_model(tmp_path, model_config):
+    """A hand-written profile whose model_config is a composite model's config.json was refused for its top level's
+    missing num_hidden_layers, or sized from the keys beside text_config: its KV blocks are now the text model's, as
+    the engine side reads them (and as `profile` writes its own)."""
+    from ltrsched.sim.kv_capacity import ModelShape
+    from ltrsched.sim.profiles.io import load_profile
+
+    loaded = load_profile(str(_profile_file(tmp_path, model_config)))
+    reference = load_profile("a100-llama3-8b")
+    assert loaded.num_gpu_blocks(16) == reference.num_gpu_blocks(16)
+    assert ModelShape.from_config(model_config) == ModelShape.from_config(_llama3_8b())
+
+
+@pytest.mark.parametrize("model_config, says", [
+    ({**_llama3_8b(), **LLAVA, "text_config": {k: v for k, v in _llama3_8b().items() if k != "intermediate_size"}},
+     "lacks key 'text_config.intermediate_size'"),
+    ({**LLAVA, "text_config": {**_llama3_8b(), "hidden_size": "4096"}},
+     "key 'text_config.hidden_size' must be a positive integer, got '4096'"),
+    ({**LLAVA, "decoder": _llama3_8b()}, "its text config is 'decoder'"),
+    ({**LLAVA, "text_config": _llama3_8b(), "decoder": _llama3_8b()}, "has 2 text configs"),
+    ({**_llama3_8b(), "text_config": _llama3_8b()}, "model type 'llama' has no text config in transformers"),
+    ({**LLAVA, "text_config": {**_llama3_8b(), "torch_dtype": None}}, "lacks key 'torch_dtype'"),
+    ({**LLAVA, "text_config": {**_llama3_8b(), "num_attention_heads": 7}}, "text_config.hidden_size 4096 is not a "
+                                                                           "multiple of text_config.num_attention_heads"),
+])
+def test_a_composite_profiles_bad_text_model_is_one_line(tmp_path, capsys, model_config, says):
+    """simulate --profile on such a file: its one line, exit code 2."""
+    from cli_helpers import run_cli_fast
+
+    path = _profile_file(tmp_path, model_config)
+    result = run_cli_fast(capsys, "simulate", "--profile", path, "-w", "lmsys-like", "-n", "5", "-o", tmp_path / "o")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert says in result.stderr and str(path) in result.stderr
+
+
+def test_a_config_without_num_key_value_heads_has_one_kv_head_per_query_head():
+    """Multi-head attention (no num_key_value_heads: transformers, and vLLM, take one KV head per query head) was
+    refused by the simulator's sizes, so `profile` failed after measuring such a model; the engine side sized it."""
+    from ltrsched.models import kv_bytes_per_token as engine_kv_bytes
+    from ltrsched.sim.kv_capacity import kv_bytes_per_token
+
+    mha = {k: v for k, v in _llama3_8b().items() if k != "num_key_value_heads"}
+    assert kv_bytes_per_token(mha) == 4 * kv_bytes_per_token(_llama3_8b()) == engine_kv_bytes(mha, 2)
