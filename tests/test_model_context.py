@@ -154,11 +154,12 @@ DECOYS = {"num_hidden_layers": 32, "num_attention_heads": 2, "num_key_value_head
 
 
 @pytest.mark.parametrize("config, per_token", [
-    ({**LLAVA, **DECOYS, "text_config": dict(TINY)}, TINY_KV_FLOAT32),
-    ({**LLAVA, "text_config": {**TINY, "torch_dtype": "bfloat16"}}, TINY_KV_FLOAT32 // 2),  # (its dtype, as vLLM's)
-    ({**LLAVA, "torch_dtype": "float32", "text_config": {**TINY, "torch_dtype": "bfloat16"}}, TINY_KV_FLOAT32),
-    ({**LLAVA, "text_config": {**TINY, "head_dim": 32, "num_key_value_heads": 2}}, TINY_KV_FLOAT32 // 4),
-    (TINY, TINY_KV_FLOAT32),
+    # (at --dtype auto, 16 bits: vLLM serves a float32 model at bfloat16, and these at their own)
+    ({**LLAVA, **DECOYS, "text_config": dict(TINY)}, TINY_KV_FLOAT32 // 2),
+    ({**LLAVA, "text_config": {**TINY, "torch_dtype": "float16"}}, TINY_KV_FLOAT32 // 2),  # (its dtype, as vLLM's)
+    ({**LLAVA, "torch_dtype": "float32", "text_config": {**TINY, "torch_dtype": "bfloat16"}}, TINY_KV_FLOAT32 // 2),
+    ({**LLAVA, "text_config": {**TINY, "head_dim": 32, "num_key_value_heads": 2}}, TINY_KV_FLOAT32 // 8),
+    (TINY, TINY_KV_FLOAT32 // 2),
 ])
 def test_kv_sizes_are_the_text_models_as_vllm_reads_them(tmp_path, config, per_token):
     """A composite model's layer count and attention shape are its text model's (vLLM's ``hf_text_config``, found
@@ -168,6 +169,7 @@ def test_kv_sizes_are_the_text_models_as_vllm_reads_them(tmp_path, config, per_t
 
     path = _model_dir(tmp_path / "m", config)
     assert model_kv_bytes_per_token(str(path), "auto") == per_token
+    assert model_kv_bytes_per_token(str(path), "float32") == TINY_KV_FLOAT32 // (TINY_KV_FLOAT32 // 2 // per_token)
     assert layer_count(config, "x") == 2
     _engine_config(path, num_gpu_blocks=4)  # (sized before the start: the RAM check reads the KV bytes too)
 

@@ -239,3 +239,43 @@ def test_a_config_without_num_key_value_heads_has_one_kv_head_per_query_head():
 
     mha = {k: v for k, v in _llama3_8b().items() if k != "num_key_value_heads"}
     assert kv_bytes_per_token(mha) == 4 * kv_bytes_per_token(_llama3_8b()) == engine_kv_bytes(mha, 2)
+
+
+# --- the dtype vLLM serves a model at with --dtype auto -------------------------------------------------------------
+
+TINY_KV_PER_ELEMENT = 2 * 2 * 4 * 64  # keys and values x 2 layers x 4 KV heads x 64 [elements per token]
+
+
+@pytest.mark.parametrize("config, dtype, element_bytes", [
+    (TINY, "auto", 2),                                            # (float32: vLLM serves it at bfloat16)
+    ({k: v for k, v in TINY.items() if k != "torch_dtype"}, "auto", 2),   # (none: read as float32, the same)
+    ({k: v for k, v in TINY.items() if k != "torch_dtype"} | {"dtype": "float16"}, "auto", 2),  # (transformers 5)
+    ({k: v for k, v in TINY.items() if k != "torch_dtype"} | {"dtype": "bfloat16"}, "float32", 4),
+    (TINY, "float32", 4),
+    ({**LLAVA, "text_config": {**TINY, "torch_dtype": "bfloat16"}}, "auto", 2),
+])
+def test_kv_bytes_are_at_the_dtype_vllm_serves(tmp_path, config, dtype, element_bytes):
+    """--dtype auto sized a float32 model's KV cache at 4 bytes an element (its --kv-cache-gib held half the blocks
+    vLLM made of it, and a profile said float32) where vLLM serves it at bfloat16; a config's ``dtype`` key
+    (transformers 5's name) was not read."""
+    from ltrsched.engine.config import model_kv_bytes_per_token
+
+    path = _model_dir(tmp_path / "m", config)
+    assert model_kv_bytes_per_token(str(path), dtype) == TINY_KV_PER_ELEMENT * element_bytes
+
+
+@pytest.mark.vllm
+def test_vllm_serves_a_float32_model_at_16_bits_with_dtype_auto(tmp_path):
+    import torch
+    from transformers import AutoConfig
+    from vllm.config.model import _resolve_auto_dtype
+    from vllm.transformers_utils.model_arch_config_convertor import ModelArchConfigConvertorBase
+
+    from ltrsched.engine.config import served_dtype
+
+    assert _resolve_auto_dtype("llama", torch.float32, is_pooling_model=False) == torch.bfloat16
+    assert served_dtype(TINY, "auto") == "bfloat16"
+    new_name = {k: v for k, v in TINY.items() if k != "torch_dtype"} | {"dtype": "float16"}
+    hf = AutoConfig.from_pretrained(str(_model_dir(tmp_path / "m", new_name)))
+    assert ModelArchConfigConvertorBase.get_torch_dtype(hf, str(tmp_path / "m"), None, "auto") == torch.float16
+    assert served_dtype(new_name, "auto") == "float16"

@@ -93,14 +93,27 @@ def model_dir(model: str) -> str:
     return model
 
 
+def served_dtype(model: dict, dtype: str) -> str:
+    """The dtype vLLM 0.32 serves the model whose config.json is ``model`` at, with ``--dtype`` ``dtype``: that one,
+    or with ``auto`` the config's (:func:`ltrsched.models.config_dtype`), where a float32 config, or one that gives
+    none (vLLM then reads float32), is served at the platform's preferred 16-bit type (its ``_resolve_auto_dtype``):
+    ``bfloat16`` on the CPU build and on GPUs with it (a GPU without it takes float16: also 2 bytes)."""
+    from ltrsched.models import config_dtype
+
+    if dtype != "auto":
+        return dtype
+    name = config_dtype(model)
+    return "bfloat16" if name in (None, "float32", "float") else name
+
+
 def model_kv_bytes_per_token(path: str, dtype: str) -> int:
-    """KV-cache bytes one token takes in the model directory ``path`` served at ``dtype`` (``auto``: its config's
-    ``torch_dtype``, else its text model's, float32 if none, as vLLM falls back) [bytes]; a one-line
-    :class:`UserError` naming its config.json and the key if a size is missing or bad."""
-    from ltrsched.models import config_dtype, kv_bytes_per_token, read_model_config
+    """KV-cache bytes one token takes in the model directory ``path`` served at ``dtype`` (``auto``: as vLLM serves
+    it, :func:`served_dtype`) [bytes]; a one-line :class:`UserError` naming its config.json and the key if a size is
+    missing or bad."""
+    from ltrsched.models import kv_bytes_per_token, read_model_config
 
     config = read_model_config(path)
-    name = (config_dtype(config) or "float32") if dtype == "auto" else dtype
+    name = served_dtype(config, dtype)
     return kv_bytes_per_token(config, 4 if name in ("float32", "float") else 2, source=str(Path(path) / "config.json"))
 
 

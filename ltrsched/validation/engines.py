@@ -170,17 +170,13 @@ class Engine:
         import json
         from pathlib import Path
 
-        from ltrsched.engine.config import model_dir
-        from ltrsched.models import config_dtype, text_model
+        from ltrsched.engine.config import model_dir, served_dtype
+        from ltrsched.models import text_model
 
         path = Path(model_dir(self.config.model)) / "config.json"
         config = json.loads(path.read_text())
         text, _ = text_model(config, str(path))
-        text = dict(text)
-        dtype = self.config.dtype if self.config.dtype != "auto" else config_dtype(config)
-        if dtype is not None:
-            text["torch_dtype"] = dtype
-        return text
+        return {**text, "torch_dtype": served_dtype(config, self.config.dtype)}
 
     def device(self) -> DeviceInfo:
         """The device the engine computes on."""
