@@ -279,3 +279,77 @@ def test_vllm_serves_a_float32_model_at_16_bits_with_dtype_auto(tmp_path):
     hf = AutoConfig.from_pretrained(str(_model_dir(tmp_path / "m", new_name)))
     assert ModelArchConfigConvertorBase.get_torch_dtype(hf, str(tmp_path / "m"), None, "auto") == torch.float16
     assert served_dtype(new_name, "auto") == "float16"
+
+
+# --- prompts through a tokenizer larger than the model's vocabulary --------------------------------------------------
+
+def _chat_model(path, config):
+    """``config`` with a word-level tokenizer of 8 words whose chat template wraps a prompt in 6 of them."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["<unk>", "<user>", "</user>", "<assistant>", "[", "]", "hello", "world"]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>")
+    fast.chat_template = ("{% for m in messages %}<user> [ {{ m['content'] }} ] </user>{% endfor %}"
+                          "{% if add_generation_prompt %} <assistant> [{% endif %}")
+    _model_dir(path, config)
+    fast.save_pretrained(str(path))
+    return path
+
+
+def _text_workload(*prompts):
+    import polars as pl
+
+    workload = make_workload([5] * len(prompts), [4] * len(prompts))
+    return workload.with_df(workload.df.with_columns(prompt=pl.Series(list(prompts))))
+
+
+@pytest.mark.parametrize("config, where", [
+    ({**TINY, "vocab_size": 7}, "vocab_size"),
+    ({**LLAVA, "vocab_size": 32000, "text_config": {**TINY, "vocab_size": 7}}, "text_config.vocab_size"),
+])
+def test_prompt_ids_beyond_the_models_vocabulary_are_refused_before_the_start(tmp_path, config, where):
+    """A tokenizer larger than the model's vocabulary gave prompt ids past its embedding table: vLLM admits ids up to
+    its tokenizer's largest, so the engine started, then indexed past the table. Refused before the start now."""
+    from ltrsched.validation.engines import check_context_before_start
+
+    engine = _cpu_config(model=str(_chat_model(tmp_path / "m", config)), prompts="text")
+    check_context_before_start(_text_workload("hello", "[ hello ]"), engine)  # (ids up to 6: in the vocabulary)
+    with pytest.raises(UserError) as caught:
+        check_context_before_start(_text_workload("hello", "hello world"), engine)
+    assert str(caught.value) == (
+        f"request 1's prompt, through the model's tokenizer, has token id 7, beyond the model's vocabulary of 7 tokens "
+        f"({where} in {tmp_path / 'm' / 'config.json'}): the tokenizer is not this model's; serve the model with its "
+        "own tokenizer")
+
+
+def test_replay_refuses_prompt_ids_beyond_the_vocabulary_in_one_line(tmp_path, capsys):
+    from cli_helpers import run_cli_fast
+
+    model = _chat_model(tmp_path / "m", {**TINY, "vocab_size": 7})
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"prompt": "hello world", "output_tokens": 3}) + "\n")
+    result = run_cli_fast(capsys, "replay", "-m", model, "--prompts", "text", "-w", prompts, "-o", tmp_path / "o")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: request 0's prompt, through the model's tokenizer, has token id 7, beyond the model's vocabulary of "
+        f"7 tokens (vocab_size in {model / 'config.json'}): the tokenizer is not this model's; serve the model with "
+        "its own tokenizer"]
+
+
+def test_label_refuses_prompt_ids_beyond_the_vocabulary_before_its_engine_starts(tmp_path, capsys):
+    from cli_helpers import run_cli_fast
+
+    model = _chat_model(tmp_path / "m", {**TINY, "vocab_size": 7})
+    (model / "model.safetensors").write_bytes(b"")  # (label serves real weights: their check passes)
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"prompt": "hello", "id": "a"}) + "\n" + json.dumps({"prompt": "world", "id": "b"}))
+    result = run_cli_fast(capsys, "label", "-m", model, "--prompts", prompts, "--max-tokens", "8",
+                          "-o", tmp_path / "l.parquet")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: prompt 'b', through the model's tokenizer, has token id 7, beyond the model's vocabulary of 7 tokens "
+        f"(vocab_size in {model / 'config.json'}): the tokenizer is not this model's; serve the model with its own "
+        "tokenizer"]
