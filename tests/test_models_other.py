@@ -353,3 +353,53 @@ def test_label_refuses_prompt_ids_beyond_the_vocabulary_before_its_engine_starts
         f"error: prompt 'b', through the model's tokenizer, has token id 7, beyond the model's vocabulary of 7 tokens "
         f"(vocab_size in {model / 'config.json'}): the tokenizer is not this model's; serve the model with its own "
         "tokenizer"]
+
+
+# --- the text model's sizes, checked before the start as vLLM will read them ----------------------------------------
+
+QWEN2_PLAIN = {k: v for k, v in QWEN2.items() if k not in ("use_sliding_window", "sliding_window", "max_window_layers")}
+
+
+@pytest.mark.parametrize("config, says", [
+    # left to transformers' class default: a model of other sizes served (Qwen2's 4096-wide: a traceback on the
+    # CPU engine, "Unsupported CPU attention configuration: head_dim=1024"), or its KV sized from other numbers
+    ({k: v for k, v in QWEN2_PLAIN.items() if k != "hidden_size"}, "has no 'hidden_size': transformers' 'qwen2' "
+                                                                   "config class (through which vLLM reads it) would "
+                                                                   "take its default 4096"),
+    ({k: v for k, v in GEMMA2.items() if k != "head_dim"}, "has no 'head_dim'"),
+    ({k: v for k, v in GEMMA2.items() if k != "num_key_value_heads"}, "has no 'num_key_value_heads'"),
+    ({k: v for k, v in QWEN2_PLAIN.items() if k != "intermediate_size"}, "has no 'intermediate_size'"),
+    ({k: v for k, v in QWEN2_PLAIN.items() if k != "vocab_size"}, "has no 'vocab_size'"),
+    ({**LLAVA, "text_config": {k: v for k, v in TINY.items() if k != "hidden_size"}}, "has no 'text_config.hidden_size'"),
+    # wrong types and sizes: tracebacks from the engine's start (a strict dataclass field of transformers 5)
+    ({**QWEN2_PLAIN, "hidden_size": "128"}, "'hidden_size' must be a positive integer (at most 2,147,483,648), got '128'"),
+    ({**TINY, "num_attention_heads": True}, "'num_attention_heads' must be a positive integer"),
+    ({**TINY, "vocab_size": 0}, "'vocab_size' must be a positive integer"),
+    ({**TINY, "intermediate_size": 2.5}, "'intermediate_size' must be a positive integer"),
+    ({**TINY, "head_dim": -64}, "'head_dim' must be a positive integer"),
+    ({**TINY, "num_key_value_heads": 10**40}, "'num_key_value_heads' must be a positive integer"),
+    ({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "n_layer": 2, "n_embd": "64", "n_head": 4,
+      "vocab_size": 100, "n_positions": 512}, "'n_embd' must be a positive integer"),
+    ({**TINY, "num_key_value_heads": 3}, "num_attention_heads 4 is not a multiple of num_key_value_heads 3"),
+    ({**TINY, "num_attention_heads": 3, "num_key_value_heads": 1}, "hidden_size 256 is not a multiple of "
+                                                                   "num_attention_heads 3, and no head_dim"),
+])
+def test_bad_or_missing_sizes_are_refused_before_the_start(tmp_path, capsys, config, says):
+    from cli_helpers import run_cli_fast
+
+    path = _model_dir(tmp_path / "m", config)
+    result = run_cli_fast(capsys, "replay", "-m", path, "-w", "lmsys-like", "-n", "2", "-o", tmp_path / "o")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert says in result.stderr and str(path / "config.json") in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("config", [
+    TINY, GEMMA2, GEMMA3, MISTRAL, QWEN2, PHI3, {**TINY, "num_attention_heads": 3, "num_key_value_heads": 1,
+                                                 "head_dim": 64},
+    {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "n_layer": 2, "n_embd": 64, "n_head": 4,
+     "vocab_size": 100, "n_positions": 512},                        # (sizes under the class's own names)
+])
+def test_the_sizes_of_other_architectures_pass(config):
+    from ltrsched.engine.model_sizes import check_text_sizes
+
+    check_text_sizes(config, "config.json")
