@@ -25,7 +25,7 @@ DERIVED = [
     ({**LLAVA, "rope_scaling": {"type": "linear", "factor": 2.0}, "text_config": dict(TINY)}, 4096),
     ({**LLAVA, "text_config": {k: v for k, v in TINY.items() if k != "model_type"}}, 4096),
     ({"model_type": "gemma3", "architectures": ["Gemma3ForConditionalGeneration"],  # (Gemma 3: scaled already)
-      "text_config": {**TINY, "model_type": "gemma3_text", "rope_parameters": {
+      "text_config": {**TINY, "model_type": "gemma3_text", "head_dim": 64, "rope_parameters": {
           "full_attention": {"rope_type": "linear", "factor": 8.0}, "sliding_attention": {"rope_type": "default"}}}},
      4096),
     # RoPE per layer type without a scaling factor: none whichever way the model's class reads them

@@ -403,3 +403,27 @@ def test_the_sizes_of_other_architectures_pass(config):
     from ltrsched.engine.model_sizes import check_text_sizes
 
     check_text_sizes(config, "config.json")
+
+
+@pytest.mark.parametrize("config, refused", [
+    ({**QWEN2, "max_window_layers": 2}, True),   # (layers 2-5 slide: an AssertionError traceback once started)
+    ({**QWEN2, "model_type": "qwen3", "architectures": ["Qwen3ForCausalLM"], "head_dim": 64, "max_window_layers": 3},
+     True),
+    ({**QWEN2_PLAIN, "layer_types": ["full_attention"] * 5 + ["sliding_attention"]}, True),
+    (QWEN2, False),                              # (max_window_layers = the layer count: none slides)
+    ({**QWEN2, "max_window_layers": 2, "use_sliding_window": False}, False),
+    ({**GEMMA2}, False),                         # (Gemma-2's model slides its sliding layers)
+])
+def test_a_qwen2_whose_window_covers_some_layers_is_refused_before_the_start(tmp_path, capsys, config, refused):
+    from cli_helpers import run_cli_fast
+
+    from ltrsched.engine.kv_layers import check_layer_types
+
+    if not refused:
+        check_layer_types(config, "config.json")
+        return
+    path = _model_dir(tmp_path / "m", config)
+    result = run_cli_fast(capsys, "replay", "-m", path, "-w", "lmsys-like", "-n", "2", "-o", tmp_path / "o")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert ("its layers mix full_attention and sliding_attention" in result.stderr
+            and "\"Sliding window for some but all layers is not supported\"" in result.stderr), result.stderr

@@ -165,3 +165,37 @@ def held_in_words(layout: KVLayout) -> str:
         words += ("; or, where the model's class does not read layer_types, every layer attends to the whole "
                   "context: the smaller bound of the two")
     return words
+
+
+#: Model types whose vLLM 0.32 model (its ``Qwen2Model``) refuses layer types that mix kinds unless
+#: ``max_window_layers`` is the layer count ("Sliding window for some but all layers is not supported").
+UNIFORM_LAYER_MODEL_TYPES = ("qwen2", "qwen3")
+
+
+def check_layer_types(model: dict, source: str) -> None:
+    """One-line :class:`UserError` naming ``source`` for a model whose layer types vLLM refuses once started: a
+    Qwen2/Qwen3 whose layers (as transformers builds ``layer_types``: sliding from ``max_window_layers`` on, where
+    ``use_sliding_window`` is set) mix sliding and full attention; an AssertionError traceback after loading."""
+    from ltrsched.engine.model_context import text_config
+    from ltrsched.errors import UserError
+
+    try:
+        text, prefix = text_config(model, source)
+    except UserError:
+        return  # (the context and size checks name it)
+    if text.get("model_type") not in UNIFORM_LAYER_MODEL_TYPES:
+        return
+    try:
+        kinds = _layer_types(text)
+    except (ValueError, ImportError):
+        return
+    if not isinstance(kinds, list) or len(set(map(str, kinds))) <= 1:
+        return
+    layers, window_layers = text.get("num_hidden_layers"), text.get("max_window_layers")
+    if window_layers == layers:
+        return
+    raise UserError(f"{source}: its layers mix {' and '.join(sorted(set(map(str, kinds))))} "
+                    f"({prefix}max_window_layers {window_layers!r} of {prefix}num_hidden_layers {layers!r} attend "
+                    f"fully, as transformers reads use_sliding_window), which vLLM's {text['model_type']} model refuses "
+                    "once started (\"Sliding window for some but all layers is not supported\"): set "
+                    f"{prefix}max_window_layers to {prefix}num_hidden_layers, or use_sliding_window to false")

@@ -277,6 +277,9 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
         from ltrsched.engine.model_sizes import check_text_sizes
 
         check_text_sizes(read_model_config(path), source)  # (a class default or a bad type: a traceback once started)
+        from ltrsched.engine.kv_layers import check_layer_types
+
+        check_layer_types(read_model_config(path), source)
         from ltrsched.engine.model_context import rope_factor
 
         # (a bad factor: a traceback once started; the text model's, where vLLM reads it)
