@@ -29,7 +29,7 @@ DERIVED = [
           "full_attention": {"rope_type": "linear", "factor": 8.0}, "sliding_attention": {"rope_type": "default"}}}},
      4096),
     # RoPE per layer type without a scaling factor: none whichever way the model's class reads them
-    ({**TINY, "model_type": "qwen3", "architectures": ["Qwen3ForCausalLM"], "rope_parameters": {
+    ({**TINY, "model_type": "qwen3", "architectures": ["Qwen3ForCausalLM"], "head_dim": 64, "rope_parameters": {
         "full_attention": {"rope_type": "default"}, "sliding_attention": {"rope_type": "default"}}}, 4096),
     ({**TINY, "rope_parameters": {"full_attention": {"rope_type": "yarn", "factor": 4.0,
                                                      "original_max_position_embeddings": 1024}}}, 4096),
@@ -37,7 +37,7 @@ DERIVED = [
     ({**TINY, "model_type": "mistral", "architectures": ["MistralForCausalLM"], "sliding_window": 1024}, 4096),
     ({**TINY, "sliding_window": 0}, 4096),
     ({**TINY, "model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"], "use_sliding_window": True,
-      "sliding_window": 1024, "max_window_layers": 1}, 4096),
+      "sliding_window": 1024, "max_window_layers": 0}, 4096),  # (every layer slides: vLLM refuses some only)
     ({**TINY, "model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"], "use_sliding_window": False,
       "sliding_window": 1024}, 4096),
 ]
@@ -45,7 +45,7 @@ DERIVED = [
 #: config.json the check refuses, and what its line says.
 REFUSED = [
     # per layer type with a factor: vLLM applies it for qwen3 (8192), not for llama (4096), by transformers' class
-    ({**TINY, "model_type": "qwen3", "architectures": ["Qwen3ForCausalLM"], "rope_parameters": {
+    ({**TINY, "model_type": "qwen3", "architectures": ["Qwen3ForCausalLM"], "head_dim": 64, "rope_parameters": {
         "full_attention": {"rope_type": "linear", "factor": 2.0}, "sliding_attention": {"rope_type": "default"}}},
      "rope_parameters are set per layer type, with a RoPE scaling factor 2.0: vLLM applies it"),
     ({**TINY, "rope_parameters": {"full_attention": {"rope_type": "linear", "factor": 2.0}}},

@@ -106,6 +106,26 @@ def served_dtype(model: dict, dtype: str) -> str:
     return "bfloat16" if name in (None, "float32", "float") else name
 
 
+#: torch dtype names model configs give (others are looked up on torch).
+COMMON_DTYPES = frozenset({"float32", "float", "bfloat16", "float16", "half", "float64", "double"})
+
+
+def check_config_dtype(model: dict, source: str) -> None:
+    """One-line :class:`UserError` naming ``source`` if the dtype the config gives (``torch_dtype`` or ``dtype``, its
+    own or its text model's) is no torch dtype: transformers looks it up on torch as vLLM reads the config, whatever
+    ``--dtype`` says (``"float64x"``: an AttributeError traceback at the start)."""
+    from ltrsched.models import config_dtype
+
+    name = config_dtype(model)
+    if name is None or name in COMMON_DTYPES:
+        return
+    import torch
+
+    if not (isinstance(name, str) and isinstance(getattr(torch, name, None), torch.dtype)):
+        raise UserError(f"{source}: its torch_dtype must name a torch dtype (float32, bfloat16, float16, ...), got "
+                        f"{name!r}")
+
+
 def model_kv_bytes_per_token(path: str, dtype: str) -> int:
     """KV-cache bytes one token takes in the model directory ``path`` served at ``dtype`` (``auto``: as vLLM serves
     it, :func:`served_dtype`) [bytes]; a one-line :class:`UserError` naming its config.json and the key if a size is

@@ -67,8 +67,8 @@ def check_text_sizes(model: dict, source: str) -> None:
                                 "size of another model: add the model's own")
             continue
         if not _size(value):
-            raise UserError(f"{source}: '{prefix}{name if name in text else key}' must be a positive integer (at most "
-                            f"{MAX_SIZE:,}), got {value!r}")
+            raise UserError(f"{source}: '{prefix}{name if name in text else key}' must be a positive integer, got "
+                            f"{value!r}")
         given[key] = value
     heads, kv_heads = given.get("num_attention_heads"), given.get("num_key_value_heads")
     if heads and kv_heads and heads % kv_heads:
@@ -78,3 +78,24 @@ def check_text_sizes(model: dict, source: str) -> None:
     if heads and width and "head_dim" not in given and width % heads:
         raise UserError(f"{source}: {prefix}hidden_size {width} is not a multiple of {prefix}num_attention_heads "
                         f"{heads}, and no {prefix}head_dim says each head's size")
+
+
+def check_config_values(model: dict, source: str) -> None:
+    """One-line :class:`UserError` naming ``source`` where transformers' config class of the model's type (through
+    which vLLM reads a config.json) refuses a value's type (``"rms_norm_eps": "x"``: transformers 5 checks each
+    field, a traceback from the engine's start). Other failures of the class are left to vLLM's own reading (it
+    has config classes of its own for some model types)."""
+    try:
+        from huggingface_hub.errors import StrictDataclassFieldValidationError
+        from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+        config_class = CONFIG_MAPPING[model.get("model_type")]
+    except (ImportError, KeyError, TypeError):
+        return
+    try:
+        config_class.from_dict(dict(model))
+    except StrictDataclassFieldValidationError as exc:
+        raise UserError(f"{source}: transformers' {model.get('model_type')!r} config class (through which vLLM reads "
+                        f"it) refuses it: {' '.join(str(exc).split())}") from None
+    except Exception:  # (any other failure of a config class built from hostile values: vLLM's own reading decides)
+        return

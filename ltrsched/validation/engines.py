@@ -167,16 +167,7 @@ class Engine:
         """The served model's config.json, with ``torch_dtype`` the dtype it is served in; for a composite
         (multimodal) model its ``text_config``, where vLLM reads the layer count and KV sizes a profile needs (the
         whole file's top level has none: ``profile`` measured such a model, then failed to write its profile)."""
-        import json
-        from pathlib import Path
-
-        from ltrsched.engine.config import model_dir, served_dtype
-        from ltrsched.models import text_model
-
-        path = Path(model_dir(self.config.model)) / "config.json"
-        config = json.loads(path.read_text())
-        text, _ = text_model(config, str(path))
-        return {**text, "torch_dtype": served_dtype(config, self.config.dtype)}
+        return served_model_config(self.config)
 
     def device(self) -> DeviceInfo:
         """The device the engine computes on."""
@@ -201,6 +192,19 @@ class Engine:
         if self.emulated:
             return f"emulated vLLM scheduler (CPU; step times of {self.emulated_profile.name})"
         return self.driver.host.describe()
+
+
+def served_model_config(config: EngineConfig) -> dict:
+    """The config a profile of the engine ``config`` describes its model by (:meth:`Engine.model_config`): the text
+    model's (a composite model's ``text_config``, where vLLM reads the layer count and KV sizes), with
+    ``torch_dtype`` the dtype it is served in; read before the engine starts."""
+    from ltrsched.engine.config import model_dir, served_dtype
+    from ltrsched.models import read_model_config, text_model
+
+    path = model_dir(config.model)
+    model = read_model_config(path)
+    text, _ = text_model(model, str(Path(path) / "config.json"))
+    return {**text, "torch_dtype": served_dtype(model, config.dtype)}
 
 
 def engine_config(model=None, load_format=None, dtype=None, max_num_batched_tokens=768, max_num_seqs=256,
@@ -274,12 +278,16 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
         source = str(Path(path) / "config.json")
         # (vLLM reads the config through transformers, which assumed a default depth: 32 layers for Llama)
         layer_count(read_model_config(path), source)
-        from ltrsched.engine.model_sizes import check_text_sizes
+        from ltrsched.engine.model_sizes import check_config_values, check_text_sizes
 
         check_text_sizes(read_model_config(path), source)  # (a class default or a bad type: a traceback once started)
+        check_config_values(read_model_config(path), source)
         from ltrsched.engine.kv_layers import check_layer_types
 
         check_layer_types(read_model_config(path), source)
+        from ltrsched.engine.config import check_config_dtype
+
+        check_config_dtype(read_model_config(path), source)
         from ltrsched.engine.model_context import rope_factor
 
         # (a bad factor: a traceback once started; the text model's, where vLLM reads it)
