@@ -117,7 +117,7 @@ def check_config_dtype(model: dict, source: str) -> None:
     from ltrsched.models import config_dtype
 
     name = config_dtype(model)
-    if name is None or name in COMMON_DTYPES:
+    if name is None or isinstance(name, str) and name in COMMON_DTYPES:  # (a list is unhashable)
         return
     import torch
 
