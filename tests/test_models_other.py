@@ -13,6 +13,7 @@ from conftest import make_workload
 from ltrsched.errors import UserError
 from ltrsched.models import LLAMA_TINY
 
+LLAVA_TYPE = {"model_type": "llava", "architectures": ["LlavaForConditionalGeneration"]}
 TINY = dict(LLAMA_TINY)  # 2 layers, 4 KV heads of 64, float32, max_position_embeddings 4096
 #: Six layers of TINY's width, so that layer patterns show.
 SIX = {**TINY, "num_hidden_layers": 6}
@@ -56,6 +57,11 @@ def _cpu_config(**options):
     ({**GEMMA2, "layer_types": None}, 3, 3, True, True),           # (null: the class builds them)
     ({**GEMMA2, "layer_types": ["sliding_attention"] * 5}, 6, 0, False, False),  # (fewer than the layers)
     ({**GEMMA2, "num_hidden_layers": 6, "rope_scaling": "x"}, 6, 0, False, False),  # (the class refuses its values)
+    # a composite Gemma-3 whose text_config names no model_type: the text class its composite class builds (5 : 1);
+    # read as the composite class, it has no layer_types, so every layer counted as sliding
+    ({"model_type": "gemma3", "architectures": ["Gemma3ForConditionalGeneration"],
+      "text_config": {k: v for k, v in GEMMA3.items() if k not in ("model_type", "architectures")}}, 1, 5, True, True),
+    ({**LLAVA_TYPE, "text_config": {k: v for k, v in MISTRAL.items() if k != "model_type"}}, 6, 0, False, False),
 ])
 def test_which_layers_slide_is_read_as_vllm_reads_it(config, full, sliding, known, class_decides):
     """A sliding window applied to every layer in the bound (the old rule, whichever layers slide); now the layers

@@ -56,8 +56,16 @@ def _layer_types(text: dict) -> list | None:
         return text["layer_types"]
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
+    from transformers import PretrainedConfig
+
     try:
         config_class = CONFIG_MAPPING[text.get("model_type")]
+        # (a composite model's text_config without its own model_type: the class its composite class builds it with)
+        sub = (getattr(config_class, "sub_configs", None) or {}).get("text_config")
+        if sub is not None:
+            if not (isinstance(sub, type) and issubclass(sub, PretrainedConfig)):
+                raise ValueError(f"the text config class of {text.get('model_type')!r} depends on its values")
+            config_class = sub
         built = config_class(**{k: v for k, v in text.items() if k != "model_type"})
     except Exception as exc:  # (any error of a config class built from hostile values)
         raise ValueError(str(exc)) from None
