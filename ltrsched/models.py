@@ -185,8 +185,14 @@ def kv_bytes_per_token(config, dtype_bytes: int, source: str = "model config") -
     return 2 * layer_count(config, source) * kv_heads * head_dim * dtype_bytes
 
 
+def _own_dtype(config: dict):
+    """A config's dtype: ``torch_dtype``, or ``dtype`` (the name transformers 5 writes, and vLLM reads either)."""
+    return config.get("torch_dtype") or config.get("dtype")
+
+
 def config_dtype(config) -> str | None:
-    """The ``torch_dtype`` vLLM serves a model at with ``dtype="auto"``: the config's own, else (a composite
-    model) its text model's, as vLLM falls back; None if neither gives one."""
+    """The dtype a model config gives (``torch_dtype``, or transformers 5's ``dtype``): the config's own, else (a
+    composite model) its text model's, as vLLM falls back; None if neither gives one. vLLM's ``dtype="auto"``
+    serves a float32 one at 16 bits (:func:`ltrsched.engine.config.served_dtype`)."""
     text = config.get("text_config")
-    return config.get("torch_dtype") or (text.get("torch_dtype") if isinstance(text, dict) else None)
+    return _own_dtype(config) or (_own_dtype(text) if isinstance(text, dict) else None)

@@ -216,9 +216,8 @@ def test_a_small_kv_cache_bounds_a_sliding_window_models_context_as_vllm_counts_
     with pytest.raises(UserError) as caught:
         check_context_before_start(make_workload([bound - 3], [4]), config)
     assert (f"its context from the KV cache of --num-gpu-blocks {blocks} (one of them vLLM's null block, and one more "
-            "per request as vLLM counts a layer with the model's 64-token sliding window, which may start mid-block; "
-            "a bound that takes every layer to slide or to attend to the whole context) x 128 tokens: give more "
-            "--num-gpu-blocks") in str(caught.value)
+            "per request as vLLM counts a layer with the model's 64-token sliding window, which may start mid-block) "
+            "x 128 tokens: give more --num-gpu-blocks") in str(caught.value)
     for i, off in enumerate(NOT_SLIDING):
         plain = _cpu_config(model=str(_model_dir(tmp_path / f"plain{i}", **off)), num_gpu_blocks=blocks)
         assert engine_kwargs(plain, "dummy")["max_model_len"] == expected_context(plain)[0] == (blocks - 1) * 128
@@ -234,11 +233,11 @@ def test_the_sliding_window_bound_is_vllms_own_count(blocks, window):
     import torch
     from vllm.v1.kv_cache_interface import SlidingWindowSpec
 
-    from ltrsched.engine.config import kv_bounded_context
+    from ltrsched.engine.kv_layers import KVLayout, bounded_context
 
     budget = _cpu_config().max_num_batched_tokens
     layer = SlidingWindowSpec(block_size=128, num_kv_heads=4, head_size=64, dtype=torch.float32, sliding_window=window)
-    bound = kv_bounded_context(blocks, 128, window)
+    bound = bounded_context(KVLayout(full=0, sliding=2, window=window), blocks, 128, budget, 4096)
     count = [layer.max_admission_blocks_per_request(max_in_flight_tokens=budget, max_model_len=n)
              for n in (bound, bound + 1)]
     assert count[0] <= blocks - 1 < count[1], count

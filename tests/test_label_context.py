@@ -11,12 +11,17 @@ import json
 import pytest
 
 from ltrsched.errors import UserError
+from ltrsched.models import LLAMA_TINY
 from test_cli_simulate import run_cli_in_process
 from test_labels import _tiny_chat_model
 
 
 class _Started(UserError):
     """Stands in for the engine's start (none is started here): the prompts it would have served."""
+
+
+#: llama-tiny's sizes without its context (a size left out is transformers' default, refused before the start).
+SIZES = {k: v for k, v in LLAMA_TINY.items() if k != "max_position_embeddings"}
 
 
 def _label(tmp_path, monkeypatch, capsys, config: dict, words: list[int], max_tokens: int, *options: str):
@@ -26,7 +31,7 @@ def _label(tmp_path, monkeypatch, capsys, config: dict, words: list[int], max_to
 
     pytest.importorskip("transformers")
     model = _tiny_chat_model(tmp_path / "m", context=64)
-    (model / "config.json").write_text(json.dumps({"model_type": "llama", "num_hidden_layers": 2, **config}))
+    (model / "config.json").write_text(json.dumps({**SIZES, **config}))
     prompts = tmp_path / "p.jsonl"
     prompts.write_text("".join(json.dumps({"prompt": " ".join(["w"] * n), "id": f"p{n}"}) + "\n" for n in words))
 
@@ -60,7 +65,7 @@ def test_prompts_beyond_a_shorter_model_max_length_are_skipped_before_the_start(
 
 def test_a_composite_models_prompts_are_fitted_to_its_text_models_context(tmp_path, monkeypatch, capsys):
     """vLLM reads a composite model's context (and layer count) from its text_config; the copy read the top level's."""
-    text = {"model_type": "llama", "num_hidden_layers": 2, "num_attention_heads": 4, "max_position_embeddings": 32}
+    text = {**SIZES, "max_position_embeddings": 32}
     code, err = _label(tmp_path, monkeypatch, capsys, {"model_type": "llava", "max_position_embeddings": 64,
                                                        "text_config": text}, [5, 20, 40], 10)
     assert (code, err) == (2, "error: the engine would serve ['p20', 'p5'], 1 skipped in the 32-token context")

@@ -311,8 +311,9 @@ def _tiny_chat_model(directory, context: int):
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]")
     fast.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
     fast.save_pretrained(directory)
-    (directory / "config.json").write_text(json.dumps({"model_type": "llama", "max_position_embeddings": context,
-                                                       "num_hidden_layers": 2}))
+    from ltrsched.models import LLAMA_TINY  # (its sizes: one left out is transformers' default, refused before the start)
+
+    (directory / "config.json").write_text(json.dumps({**LLAMA_TINY, "max_position_embeddings": context}))
     (directory / "model.safetensors").write_bytes(b"")
     return directory
 
@@ -439,7 +440,8 @@ def test_a_model_directory_without_a_layer_count_is_refused_before_the_engine_st
     from ltrsched.engine.runner import _kv_bytes_per_token
     from ltrsched.validation.engines import engine_config
 
-    shape = {"model_type": "llama", "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2}
+    shape = {"model_type": "llama", "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2,
+             "intermediate_size": 128, "vocab_size": 1000}  # (the other sizes: their class defaults are refused too)
     config = tmp_path / "config.json"
     config.write_text(json.dumps(shape))
     for call in (lambda: engine_config(model=str(tmp_path), platform="cpu"),

@@ -25,11 +25,11 @@ DERIVED = [
     ({**LLAVA, "rope_scaling": {"type": "linear", "factor": 2.0}, "text_config": dict(TINY)}, 4096),
     ({**LLAVA, "text_config": {k: v for k, v in TINY.items() if k != "model_type"}}, 4096),
     ({"model_type": "gemma3", "architectures": ["Gemma3ForConditionalGeneration"],  # (Gemma 3: scaled already)
-      "text_config": {**TINY, "model_type": "gemma3_text", "rope_parameters": {
+      "text_config": {**TINY, "model_type": "gemma3_text", "head_dim": 64, "rope_parameters": {
           "full_attention": {"rope_type": "linear", "factor": 8.0}, "sliding_attention": {"rope_type": "default"}}}},
      4096),
     # RoPE per layer type without a scaling factor: none whichever way the model's class reads them
-    ({**TINY, "model_type": "qwen3", "architectures": ["Qwen3ForCausalLM"], "rope_parameters": {
+    ({**TINY, "model_type": "qwen3", "architectures": ["Qwen3ForCausalLM"], "head_dim": 64, "rope_parameters": {
         "full_attention": {"rope_type": "default"}, "sliding_attention": {"rope_type": "default"}}}, 4096),
     ({**TINY, "rope_parameters": {"full_attention": {"rope_type": "yarn", "factor": 4.0,
                                                      "original_max_position_embeddings": 1024}}}, 4096),
@@ -37,7 +37,7 @@ DERIVED = [
     ({**TINY, "model_type": "mistral", "architectures": ["MistralForCausalLM"], "sliding_window": 1024}, 4096),
     ({**TINY, "sliding_window": 0}, 4096),
     ({**TINY, "model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"], "use_sliding_window": True,
-      "sliding_window": 1024, "max_window_layers": 1}, 4096),
+      "sliding_window": 1024, "max_window_layers": 0}, 4096),  # (every layer slides: vLLM refuses some only)
     ({**TINY, "model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"], "use_sliding_window": False,
       "sliding_window": 1024}, 4096),
 ]
@@ -45,7 +45,7 @@ DERIVED = [
 #: config.json the check refuses, and what its line says.
 REFUSED = [
     # per layer type with a factor: vLLM applies it for qwen3 (8192), not for llama (4096), by transformers' class
-    ({**TINY, "model_type": "qwen3", "architectures": ["Qwen3ForCausalLM"], "rope_parameters": {
+    ({**TINY, "model_type": "qwen3", "architectures": ["Qwen3ForCausalLM"], "head_dim": 64, "rope_parameters": {
         "full_attention": {"rope_type": "linear", "factor": 2.0}, "sliding_attention": {"rope_type": "default"}}},
      "rope_parameters are set per layer type, with a RoPE scaling factor 2.0: vLLM applies it"),
     ({**TINY, "rope_parameters": {"full_attention": {"rope_type": "linear", "factor": 2.0}}},
@@ -154,11 +154,12 @@ DECOYS = {"num_hidden_layers": 32, "num_attention_heads": 2, "num_key_value_head
 
 
 @pytest.mark.parametrize("config, per_token", [
-    ({**LLAVA, **DECOYS, "text_config": dict(TINY)}, TINY_KV_FLOAT32),
-    ({**LLAVA, "text_config": {**TINY, "torch_dtype": "bfloat16"}}, TINY_KV_FLOAT32 // 2),  # (its dtype, as vLLM's)
-    ({**LLAVA, "torch_dtype": "float32", "text_config": {**TINY, "torch_dtype": "bfloat16"}}, TINY_KV_FLOAT32),
-    ({**LLAVA, "text_config": {**TINY, "head_dim": 32, "num_key_value_heads": 2}}, TINY_KV_FLOAT32 // 4),
-    (TINY, TINY_KV_FLOAT32),
+    # (at --dtype auto, 16 bits: vLLM serves a float32 model at bfloat16, and these at their own)
+    ({**LLAVA, **DECOYS, "text_config": dict(TINY)}, TINY_KV_FLOAT32 // 2),
+    ({**LLAVA, "text_config": {**TINY, "torch_dtype": "float16"}}, TINY_KV_FLOAT32 // 2),  # (its dtype, as vLLM's)
+    ({**LLAVA, "torch_dtype": "float32", "text_config": {**TINY, "torch_dtype": "bfloat16"}}, TINY_KV_FLOAT32 // 2),
+    ({**LLAVA, "text_config": {**TINY, "head_dim": 32, "num_key_value_heads": 2}}, TINY_KV_FLOAT32 // 8),
+    (TINY, TINY_KV_FLOAT32 // 2),
 ])
 def test_kv_sizes_are_the_text_models_as_vllm_reads_them(tmp_path, config, per_token):
     """A composite model's layer count and attention shape are its text model's (vLLM's ``hf_text_config``, found
@@ -168,6 +169,7 @@ def test_kv_sizes_are_the_text_models_as_vllm_reads_them(tmp_path, config, per_t
 
     path = _model_dir(tmp_path / "m", config)
     assert model_kv_bytes_per_token(str(path), "auto") == per_token
+    assert model_kv_bytes_per_token(str(path), "float32") == TINY_KV_FLOAT32 // (TINY_KV_FLOAT32 // 2 // per_token)
     assert layer_count(config, "x") == 2
     _engine_config(path, num_gpu_blocks=4)  # (sized before the start: the RAM check reads the KV bytes too)
 

@@ -78,7 +78,7 @@ def test_head_dim_key_is_honoured():
 
 
 @pytest.mark.parametrize("mutate,needle", [
-    (lambda c: c.pop("num_key_value_heads"), "num_key_value_heads"),
+    (lambda c: c.pop("num_attention_heads"), "num_attention_heads"),
     (lambda c: c.__setitem__("hidden_size", "4096"), "hidden_size"),
     (lambda c: c.__setitem__("torch_dtype", "float64"), "torch_dtype"),
     (lambda c: c.__setitem__("num_key_value_heads", 7), "num_key_value_heads"),

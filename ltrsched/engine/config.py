@@ -93,14 +93,47 @@ def model_dir(model: str) -> str:
     return model
 
 
+def served_dtype(model: dict, dtype: str) -> str:
+    """The dtype vLLM 0.32 serves the model whose config.json is ``model`` at, with ``--dtype`` ``dtype``: that one,
+    or with ``auto`` the config's (:func:`ltrsched.models.config_dtype`), where a float32 config, or one that gives
+    none (vLLM then reads float32), is served at the platform's preferred 16-bit type (its ``_resolve_auto_dtype``):
+    ``bfloat16`` on the CPU build and on GPUs with it (a GPU without it takes float16: also 2 bytes)."""
+    from ltrsched.models import config_dtype
+
+    if dtype != "auto":
+        return dtype
+    name = config_dtype(model)
+    return "bfloat16" if name in (None, "float32", "float") else name
+
+
+#: torch dtype names model configs give (others are looked up on torch).
+COMMON_DTYPES = frozenset({"float32", "float", "bfloat16", "float16", "half", "float64", "double"})
+
+
+def check_config_dtype(model: dict, source: str) -> None:
+    """One-line :class:`UserError` naming ``source`` if the dtype the config gives (``torch_dtype`` or ``dtype``, its
+    own or its text model's) is no torch dtype: transformers looks it up on torch as vLLM reads the config, whatever
+    ``--dtype`` says (``"float64x"``: an AttributeError traceback at the start)."""
+    from ltrsched.models import config_dtype
+
+    name = config_dtype(model)
+    if name is None or isinstance(name, str) and name in COMMON_DTYPES:  # (a list is unhashable)
+        return
+    import torch
+
+    if not (isinstance(name, str) and isinstance(getattr(torch, name, None), torch.dtype)):
+        raise UserError(f"{source}: its torch_dtype must name a torch dtype (float32, bfloat16, float16, ...), got "
+                        f"{name!r}")
+
+
 def model_kv_bytes_per_token(path: str, dtype: str) -> int:
-    """KV-cache bytes one token takes in the model directory ``path`` served at ``dtype`` (``auto``: its config's
-    ``torch_dtype``, else its text model's, float32 if none, as vLLM falls back) [bytes]; a one-line
-    :class:`UserError` naming its config.json and the key if a size is missing or bad."""
-    from ltrsched.models import config_dtype, kv_bytes_per_token, read_model_config
+    """KV-cache bytes one token takes in the model directory ``path`` served at ``dtype`` (``auto``: as vLLM serves
+    it, :func:`served_dtype`) [bytes]; a one-line :class:`UserError` naming its config.json and the key if a size is
+    missing or bad."""
+    from ltrsched.models import kv_bytes_per_token, read_model_config
 
     config = read_model_config(path)
-    name = (config_dtype(config) or "float32") if dtype == "auto" else dtype
+    name = served_dtype(config, dtype)
     return kv_bytes_per_token(config, 4 if name in ("float32", "float") else 2, source=str(Path(path) / "config.json"))
 
 
@@ -123,16 +156,51 @@ def stated_kv_blocks(config: EngineConfig, path: str) -> int | None:
     return int(config.kv_cache_gib * 2**30) // (config.block_size * per_token)
 
 
-def kv_bounded_context(blocks: int, block_size: int, window: int | None) -> int:
-    """The longest context [tokens] whose one request a KV cache of ``blocks`` blocks (vLLM's null block among them)
-    of ``block_size`` tokens holds as vLLM checks it at its start (``check_enough_kv_cache_memory``): with full
-    attention a request of L tokens takes ceil(L / block_size) blocks per layer, so ``(blocks - 1) * block_size``;
-    a layer with a sliding window of ``window`` tokens takes one block more (the window may start mid-block:
-    vLLM 0.32's ``SlidingWindowSpec.max_admission_blocks_per_request``), so ``(blocks - 2) * block_size`` for a
-    model with a sliding window, whichever of its layers slide (which do is its model class's to decide). That
-    is vLLM's own bound where every layer slides and the window plus the token budget reaches the context; where
-    fewer layers slide, or the window plus the budget is shorter, vLLM accepts a longer context than this."""
-    return max(0, blocks - (1 if window is None else 2)) * block_size
+@dataclass(frozen=True)
+class KVBound:
+    """The context a stated KV cache bounds (vLLM refuses a longer one at its start).
+
+    Attributes:
+        context: the longest context [tokens] one request may have.
+        blocks: the blocks of vLLM's pool the cache holds (its null block among them; a block holds ``block_size``
+            tokens of one of its KV groups).
+        held: how a request takes its blocks, in words (the bound's reason).
+    """
+
+    context: int
+    blocks: int
+    held: str
+
+
+def kv_bounded_context(config: EngineConfig, path: str, context: int) -> KVBound | None:
+    """The bound a KV cache the options state (``--num-gpu-blocks``, or ``--kv-cache-gib`` on a CPU) puts on the
+    context ``context`` [tokens] of the model in ``path``, as vLLM 0.32 counts one request's blocks at its start
+    (:mod:`ltrsched.engine.kv_layers`: full-attention and sliding-window layers in its KV groups); None where the
+    cache holds a request of ``context`` tokens, or states no size. Where the config does not tell which layers
+    slide, the smaller bound of the layouts vLLM may plan (said in :attr:`KVBound.held`)."""
+    from ltrsched.engine import kv_layers
+    from ltrsched.models import read_model_config
+
+    blocks = stated_kv_blocks(config, path)
+    if blocks is None:
+        return None
+    layout = kv_layers.kv_layout(read_model_config(path))
+    if layout is None:  # (a config.json without its sizes: as if every layer attended fully; vLLM checks it)
+        bound = max(0, blocks - 1) * config.block_size
+        return KVBound(bound, blocks, "one of them vLLM's null block") if bound < context else None
+    found = []
+    for option in kv_layers.alternatives(layout):
+        pool = blocks
+        if config.num_gpu_blocks is None:  # (the stated bytes, in blocks of one of vLLM's groups)
+            per_layer = model_kv_bytes_per_token(path, config.dtype) // layout.layers
+            pool = kv_layers.pool_blocks(option, config.block_size, per_layer, int(config.kv_cache_gib * 2**30))
+        bound = kv_layers.bounded_context(option, pool, config.block_size, config.max_num_batched_tokens, context)
+        if bound is not None:
+            found.append((bound, pool))
+    if not found:
+        return None
+    bound, pool = min(found)
+    return KVBound(bound, pool, kv_layers.held_in_words(layout))
 
 
 def has_real_weights(model: str) -> bool:

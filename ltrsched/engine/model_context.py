@@ -97,15 +97,16 @@ def _scaling(model: dict, params: list[dict]):
     return 1.0 if factor is None else factor  # (a null factor: vLLM falls back to 1.0)
 
 
-def rope_factor(model: dict, where: str = "the model's config.json") -> float:
+def rope_factor(model: dict, where: str = "the model's config.json", prefix: str = "") -> float:
     """The RoPE scaling factor vLLM multiplies the context by (1.0 for none, for the types whose context is already
     scaled, and for a ``null`` factor, as vLLM falls back); one-line :class:`UserError` naming ``where`` for one
     that is no positive number: vLLM multiplied the context by it once started (``"factor": "x"`` a TypeError
-    traceback)."""
+    traceback). ``model``: the text model's config (:func:`text_config`), named ``prefix`` (``text_config.``) in
+    ``where``."""
     factor = _scaling(model, rope_parameters(model))
     if not _number(factor):
         key = "rope_scaling" if model.get("rope_scaling") else "rope_parameters"
-        raise UserError(f"{where}: the RoPE scaling factor ({key}'s factor) must be a positive number, got "
+        raise UserError(f"{where}: the RoPE scaling factor ({prefix}{key}'s factor) must be a positive number, got "
                         f"{factor!r}")
     return float(factor)
 
@@ -188,7 +189,7 @@ def derived_context(model: dict, where: str = "the model's config.json") -> tupl
                             "the model classes whose transformers config takes layer types, which ltrsched cannot "
                             f"tell before the engine starts; {GIVE_MAX_MODEL_LEN}")
         return context, source
-    factor = rope_factor(text, where)
+    factor = rope_factor(text, where, prefix)
     if factor != 1.0:
         context, source = int(context * factor), f"{source} x the RoPE scaling factor {factor:g}"
     if any(rope_type(p) == "longrope" for p in params):

@@ -75,19 +75,18 @@ def engine_kwargs(config: EngineConfig, load_format: str, seed: int = 0) -> dict
         disable_log_stats=True,
         seed=seed,
     )
-    blocks = stated_kv_blocks(config, kwargs["model"])
-    if blocks is not None:
+    if config.max_model_len is None:
         # vLLM refuses a KV cache that cannot hold one request of the model's full context: such a small
         # cache bounds the context instead (the longest request the run may hold). (--kv-cache-gib 0.001 on a
         # CPU was refused once the engine had started, naming vLLM's gpu_memory_utilization and max_model_len.)
         from ltrsched.engine.config import kv_bounded_context
-        from ltrsched.engine.model_context import model_context, sliding_window
-        from ltrsched.models import read_model_config
+        from ltrsched.engine.model_context import model_context
 
-        usable = kv_bounded_context(blocks, config.block_size, sliding_window(read_model_config(kwargs["model"])))
         # (RoPE scaling included: a scaled model's context is longer; a stated --max-model-len is kept below)
-        if config.max_model_len is None and usable < model_context(kwargs["model"])[0]:
-            kwargs["max_model_len"] = usable
+        bound = (kv_bounded_context(config, kwargs["model"], model_context(kwargs["model"])[0])
+                 if stated_kv_blocks(config, kwargs["model"]) is not None else None)
+        if bound is not None:
+            kwargs["max_model_len"] = bound.context
     if config.num_gpu_blocks is not None:
         kwargs["num_gpu_blocks_override"] = config.num_gpu_blocks
         if config.platform == CPU:  # state the KV size, else vLLM checks a fraction of RAM is free

@@ -178,5 +178,29 @@ def _chat(model_dir: str) -> ChatPrompts:
 
 def served_text_workload(workload, model_dir: str | os.PathLike):
     """:func:`with_text_prompts` through the model directory's tokenizer and chat template (loaded once per
-    directory), without an engine: the prompt lengths ``--prompts text`` will serve, known before it starts."""
-    return with_text_prompts(workload, _chat(str(model_dir)))[0]
+    directory), without an engine: the prompt lengths ``--prompts text`` will serve, known before it starts. A
+    one-line :class:`UserError` if a prompt's token ids pass the model's vocabulary (:func:`check_prompt_ids`)."""
+    served, ids = with_text_prompts(workload, _chat(str(model_dir)))
+    check_prompt_ids(ids, model_dir)
+    return served
+
+
+def check_prompt_ids(ids: list[list[int]], model_dir: str | os.PathLike, names: list[str] | None = None) -> None:
+    """One-line :class:`UserError` if a prompt's token ids (one list per request, in order) reach the vocabulary size
+    of the model in ``model_dir`` (its text model's ``vocab_size``, where vLLM reads it): a tokenizer larger than
+    the model's embedding. vLLM admits ids up to its tokenizer's largest, so the engine started and then indexed
+    past its embedding table; a config without ``vocab_size`` is left to the engine (transformers' default).
+    ``names``: what the refusal calls each prompt (default ``request <index>``)."""
+    from ltrsched.models import config_size, read_model_config, text_model
+
+    source = str(Path(model_dir) / "config.json")
+    text, prefix = text_model(read_model_config(model_dir), source)
+    if text.get("vocab_size") is None:
+        return
+    vocab = config_size(text, "vocab_size", source, prefix)
+    for i, row in enumerate(ids):
+        if row and max(row) >= vocab:
+            name = names[i] if names is not None else f"request {i}'s prompt"
+            raise UserError(f"{name}, through the model's tokenizer, has token id {max(row)}, beyond the "
+                            f"model's vocabulary of {vocab:,} tokens ({prefix}vocab_size in {source}): the tokenizer "
+                            "is not this model's; serve the model with its own tokenizer")

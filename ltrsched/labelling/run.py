@@ -52,7 +52,7 @@ def label_prompts(jobs: list[LabelJob], out: Path, model: str, max_tokens: int, 
     from ltrsched.fingerprint import file_digest
 
     from ltrsched.engine.config import model_dir
-    from ltrsched.engine.served_models import ChatPrompts, model_fingerprint
+    from ltrsched.engine.served_models import ChatPrompts, check_prompt_ids, model_fingerprint
     from ltrsched.labelling.parts import open_parts, parts_dir
     from ltrsched.validation.engines import expected_context
 
@@ -72,6 +72,7 @@ def label_prompts(jobs: list[LabelJob], out: Path, model: str, max_tokens: int, 
         held = set(zip(done["run"].to_list(), done["key"].to_list()))
         todo = [j for j in jobs if (j.run, j.key) not in held]
         ids = chat.encode([j.prompt for j in todo])
+        check_prompt_ids(ids, path, [f"prompt {j.key!r}" for j in todo])  # (the engine would index past its vocabulary)
         stats = _Stats()
         stats.context = context
         todo, ids = _fitting(todo, ids, context - max_tokens, stats)

@@ -80,24 +80,38 @@ class ModelShape:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], source: str = "model config") -> "ModelShape":
-        """Read and check the keys of an HF-style config; a missing or bad key raises UserError."""
+        """Read and check the sizes of an HF-style config; a missing or bad key raises a one-line UserError.
+
+        The sizes are the text model's, where vLLM reads them (its ``hf_text_config``): a composite (multimodal)
+        model's ``text_config``, found as the engine side finds it (:func:`ltrsched.models.text_model`), else the
+        config itself; the dtype is the config's own ``torch_dtype``, else its text model's, as vLLM falls back
+        (:func:`ltrsched.models.config_dtype`)."""
+        from ltrsched.models import config_dtype, text_model
+
         if not isinstance(config, Mapping):
             raise UserError(f"{source}: model config must be a JSON object, got {type(config).__name__}")
-        for key in REQUIRED_KEYS:
-            if key not in config:
-                raise UserError(f"{source}: model config lacks key {key!r}")
+        text, prefix = text_model(dict(config), source)
+        if text.get("num_key_value_heads") is None and isinstance(text.get("num_attention_heads"), int):
+            # (multi-head attention: transformers' config classes, and vLLM, take a KV head per query head)
+            text = {**text, "num_key_value_heads": text["num_attention_heads"]}
+        for key in REQUIRED_KEYS[:-1]:
+            if key not in text:
+                raise UserError(f"{source}: model config lacks key {prefix + key!r}")
         ints = {}
         for key in REQUIRED_KEYS[:-1] + ("head_dim",):
-            if key not in config:
+            if key not in text:
                 continue
-            value = config[key]
+            value = text[key]
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise UserError(f"{source}: model config key {key!r} must be a positive integer, got {value!r}")
+                raise UserError(f"{source}: model config key {prefix + key!r} must be a positive integer, got "
+                                f"{value!r}")
             if value > MAX_CONFIG_SIZE:
-                raise UserError(f"{source}: model config key {key!r} is more than the largest plausible size "
-                                f"{MAX_CONFIG_SIZE:,}")
+                raise UserError(f"{source}: model config key {prefix + key!r} is more than the largest plausible "
+                                f"size {MAX_CONFIG_SIZE:,}")
             ints[key] = value
-        dtype = config["torch_dtype"]
+        dtype = config_dtype(config)
+        if dtype is None:
+            raise UserError(f"{source}: model config lacks key 'torch_dtype'")
         if not isinstance(dtype, str) or dtype not in DTYPE_BYTES:  # (a list or object is unhashable)
             raise UserError(f"{source}: model config key 'torch_dtype' must be one of {sorted(DTYPE_BYTES)}, "
                             f"got {dtype!r}")
@@ -105,13 +119,13 @@ class ModelShape:
         head_dim = ints.get("head_dim")
         if head_dim is None:
             if ints["hidden_size"] % heads:
-                raise UserError(f"{source}: hidden_size {ints['hidden_size']} is not a multiple of "
-                                f"num_attention_heads {heads}; give head_dim")
+                raise UserError(f"{source}: {prefix}hidden_size {ints['hidden_size']} is not a multiple of "
+                                f"{prefix}num_attention_heads {heads}; give {prefix}head_dim")
             head_dim = ints["hidden_size"] // heads
         if heads % ints["num_key_value_heads"]:
-            raise UserError(f"{source}: num_attention_heads {heads} is not a multiple of "
-                            f"num_key_value_heads {ints['num_key_value_heads']}")
-        tied = config.get("tie_word_embeddings", False)
+            raise UserError(f"{source}: {prefix}num_attention_heads {heads} is not a multiple of "
+                            f"{prefix}num_key_value_heads {ints['num_key_value_heads']}")
+        tied = text.get("tie_word_embeddings", config.get("tie_word_embeddings", False))
         if not isinstance(tied, bool):  # bool("false") is True
             raise UserError(f"{source}: model config key 'tie_word_embeddings' must be true or false, got {tied!r}")
         return cls(

@@ -121,6 +121,13 @@ def profile(name, out, quick, repeats, runs, **engine):
     from ltrsched.validation.probe_cache import check_probe_cache, engine_before_start
 
     planned = engine_before_start(engine)  # (bad engine options: one line now, not from the first run's process)
+    if engine.get("emulate_profile") is None:  # (the profile's model sizes: refused after measuring, else)
+        from ltrsched.sim.kv_capacity import ModelShape
+        from ltrsched.validation.engines import engine_config, served_model_config
+
+        config = engine_config(**engine)
+        ModelShape.from_config(served_model_config(config), source=f"model {config.model} (its profile)").check_tp(
+            config.tensor_parallel_size)
     if planned is not None:  # a KV cache too small for the probes: said before the engine starts
         check_probe_cache(planned, quick, repeats)
 

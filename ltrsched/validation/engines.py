@@ -167,20 +167,7 @@ class Engine:
         """The served model's config.json, with ``torch_dtype`` the dtype it is served in; for a composite
         (multimodal) model its ``text_config``, where vLLM reads the layer count and KV sizes a profile needs (the
         whole file's top level has none: ``profile`` measured such a model, then failed to write its profile)."""
-        import json
-        from pathlib import Path
-
-        from ltrsched.engine.config import model_dir
-        from ltrsched.models import config_dtype, text_model
-
-        path = Path(model_dir(self.config.model)) / "config.json"
-        config = json.loads(path.read_text())
-        text, _ = text_model(config, str(path))
-        text = dict(text)
-        dtype = self.config.dtype if self.config.dtype != "auto" else config_dtype(config)
-        if dtype is not None:
-            text["torch_dtype"] = dtype
-        return text
+        return served_model_config(self.config)
 
     def device(self) -> DeviceInfo:
         """The device the engine computes on."""
@@ -205,6 +192,19 @@ class Engine:
         if self.emulated:
             return f"emulated vLLM scheduler (CPU; step times of {self.emulated_profile.name})"
         return self.driver.host.describe()
+
+
+def served_model_config(config: EngineConfig) -> dict:
+    """The config a profile of the engine ``config`` describes its model by (:meth:`Engine.model_config`): the text
+    model's (a composite model's ``text_config``, where vLLM reads the layer count and KV sizes), with
+    ``torch_dtype`` the dtype it is served in; read before the engine starts."""
+    from ltrsched.engine.config import model_dir, served_dtype
+    from ltrsched.models import read_model_config, text_model
+
+    path = model_dir(config.model)
+    model = read_model_config(path)
+    text, _ = text_model(model, str(Path(path) / "config.json"))
+    return {**text, "torch_dtype": served_dtype(model, config.dtype)}
 
 
 def engine_config(model=None, load_format=None, dtype=None, max_num_batched_tokens=768, max_num_seqs=256,
@@ -273,13 +273,26 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
 
     path = model_dir(model)  # a bad model fails before the engine starts
     if emulate_profile is None:
-        from ltrsched.models import layer_count, read_model_config
+        from ltrsched.models import layer_count, read_model_config, text_model
 
+        source = str(Path(path) / "config.json")
         # (vLLM reads the config through transformers, which assumed a default depth: 32 layers for Llama)
-        layer_count(read_model_config(path), str(Path(path) / "config.json"))
+        layer_count(read_model_config(path), source)
+        from ltrsched.engine.model_sizes import check_config_values, check_text_sizes
+
+        check_text_sizes(read_model_config(path), source)  # (a class default or a bad type: a traceback once started)
+        check_config_values(read_model_config(path), source)
+        from ltrsched.engine.kv_layers import check_layer_types
+
+        check_layer_types(read_model_config(path), source)
+        from ltrsched.engine.config import check_config_dtype
+
+        check_config_dtype(read_model_config(path), source)
         from ltrsched.engine.model_context import rope_factor
 
-        rope_factor(read_model_config(path), str(Path(path) / "config.json"))  # (a bad one: a traceback once started)
+        # (a bad factor: a traceback once started; the text model's, where vLLM reads it)
+        text, prefix = text_model(read_model_config(path), source)
+        rope_factor(text, source, prefix)
         _check_weights(model, path, resolve_load_format(model, load_format))
         if prompts == "text":
             _check_tokenizer(model, path)
@@ -364,25 +377,19 @@ def expected_context(config: EngineConfig) -> tuple[int, str]:
     :mod:`ltrsched.engine.model_context`), bounded by a ``--num-gpu-blocks`` cache as
     :func:`~ltrsched.engine.runner.engine_kwargs` bounds it. A one-line :class:`UserError` where the model's
     config.json does not tell it (:func:`~ltrsched.engine.model_context.derived_context`: give --max-model-len)."""
-    from ltrsched.engine.config import kv_bounded_context, model_dir, stated_kv_blocks
-    from ltrsched.engine.model_context import model_context, sliding_window
-    from ltrsched.models import read_model_config
+    from ltrsched.engine.config import kv_bounded_context, model_dir
+    from ltrsched.engine.model_context import model_context
 
     if config.max_model_len is not None:
         return config.max_model_len, "--max-model-len"
     context, key = model_context(model_dir(config.model))
     source = f"{key} in {config.model}'s config.json"
-    blocks = stated_kv_blocks(config, model_dir(config.model))
-    window = sliding_window(read_model_config(model_dir(config.model))) if blocks is not None else None
-    if blocks is not None and kv_bounded_context(blocks, config.block_size, window) < context:
-        context = kv_bounded_context(blocks, config.block_size, window)
-        stated = (f"--num-gpu-blocks {blocks}" if config.num_gpu_blocks is not None else
-                  f"--kv-cache-gib {config.kv_cache_gib:g}, {blocks} blocks")
-        held = ("one of them vLLM's null block" if window is None else
-                f"one of them vLLM's null block, and one more per request as vLLM counts a layer with the model's "
-                f"{window}-token sliding window, which may start mid-block; a bound that takes every layer to slide "
-                "or to attend to the whole context")
-        source = f"the KV cache of {stated} ({held}) x {config.block_size} tokens"
+    bound = kv_bounded_context(config, model_dir(config.model), context)
+    if bound is not None:
+        context = bound.context
+        stated = (f"--num-gpu-blocks {bound.blocks}" if config.num_gpu_blocks is not None else
+                  f"--kv-cache-gib {config.kv_cache_gib:g}, {bound.blocks} blocks")
+        source = f"the KV cache of {stated} ({bound.held}) x {config.block_size} tokens"
     return context, source
 
 

@@ -1,0 +1,101 @@
+"""The text model's sizes in a model's config.json, checked before the engine starts as vLLM 0.32 will read them.
+
+vLLM builds the config through transformers' config class of its ``model_type``: a size the file leaves out takes
+that class's default (Qwen2's ``hidden_size`` 4096, Gemma-2's ``num_key_value_heads`` 4 and ``head_dim`` 256), so a
+model of other sizes was served, or its KV cache sized by ltrsched from other numbers than vLLM's; a size of the
+wrong type (``"hidden_size": "128"``) or that is no positive integer was a traceback from the engine's start. Each is
+one line here instead. Real config files (transformers' ``save_pretrained``) give every size their class takes.
+
+Units: elements (sizes), tokens (vocabulary).
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from ltrsched.errors import UserError
+
+#: The sizes checked, in the order named (vLLM's ``hf_text_config`` attributes; a class may store one under another
+#: name: its ``attribute_map``, GPT-2's ``n_embd``).
+SIZES = ("hidden_size", "num_attention_heads", "num_key_value_heads", "head_dim", "intermediate_size", "vocab_size")
+#: Largest plausible size [elements], as :data:`ltrsched.sim.kv_capacity.MAX_CONFIG_SIZE`.
+MAX_SIZE = 1 << 31
+
+
+def _class_defaults(kind) -> tuple[dict[str, str], dict[str, object]]:
+    """The ``attribute_map`` of transformers' config class for model type ``kind`` and its ``__init__`` defaults of
+    :data:`SIZES` (a size absent from its signature is none of its own); empty where transformers has no such class
+    (vLLM then refuses the model type itself)."""
+    try:
+        from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+        config_class = CONFIG_MAPPING[kind]
+    except (ImportError, KeyError, TypeError):
+        return {}, {}
+    params = inspect.signature(config_class.__init__).parameters
+    aliases = dict(getattr(config_class, "attribute_map", None) or {})
+    defaults = {}
+    for key in SIZES:
+        name = aliases.get(key, key)
+        if name in params and params[name].default is not inspect.Parameter.empty:
+            defaults[key] = params[name].default
+    return aliases, defaults
+
+
+def _size(value) -> bool:
+    return type(value) is int and 1 <= value <= MAX_SIZE
+
+
+def check_text_sizes(model: dict, source: str) -> None:
+    """One-line :class:`UserError` naming ``source`` (the config.json) and the key where the text model's sizes (a
+    composite model's ``text_config``, :func:`ltrsched.models.text_model`) are not what the engine can serve: a
+    size given as anything but a positive integer (at most 2^31), one left to transformers' class default, query
+    heads that do not split evenly into KV heads, or (without ``head_dim``) a width that does not split evenly into
+    heads."""
+    from ltrsched.models import text_model
+
+    text, prefix = text_model(model, source)
+    aliases, defaults = _class_defaults(text.get("model_type"))
+    given = {}
+    for key in SIZES:
+        name = aliases.get(key, key)
+        value = text.get(name, text.get(key))
+        if value is None:
+            if defaults.get(key) is not None:
+                raise UserError(f"{source} has no '{prefix}{name}': transformers' {text.get('model_type')!r} config "
+                                f"class (through which vLLM reads it) would take its default {defaults[key]!r}, a "
+                                "size of another model: add the model's own")
+            continue
+        if not _size(value):
+            raise UserError(f"{source}: '{prefix}{name if name in text else key}' must be a positive integer, got "
+                            f"{value!r}")
+        given[key] = value
+    heads, kv_heads = given.get("num_attention_heads"), given.get("num_key_value_heads")
+    if heads and kv_heads and heads % kv_heads:
+        raise UserError(f"{source}: {prefix}num_attention_heads {heads} is not a multiple of "
+                        f"{prefix}num_key_value_heads {kv_heads} (each KV head serves a whole group of query heads)")
+    width = given.get("hidden_size")
+    if heads and width and "head_dim" not in given and width % heads:
+        raise UserError(f"{source}: {prefix}hidden_size {width} is not a multiple of {prefix}num_attention_heads "
+                        f"{heads}, and no {prefix}head_dim says each head's size")
+
+
+def check_config_values(model: dict, source: str) -> None:
+    """One-line :class:`UserError` naming ``source`` where transformers' config class of the model's type (through
+    which vLLM reads a config.json) refuses a value's type (``"rms_norm_eps": "x"``: transformers 5 checks each
+    field, a traceback from the engine's start). Other failures of the class are left to vLLM's own reading (it
+    has config classes of its own for some model types)."""
+    try:
+        from huggingface_hub.errors import StrictDataclassFieldValidationError
+        from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+        config_class = CONFIG_MAPPING[model.get("model_type")]
+    except (ImportError, KeyError, TypeError):
+        return
+    try:
+        config_class.from_dict(dict(model))
+    except StrictDataclassFieldValidationError as exc:
+        raise UserError(f"{source}: transformers' {model.get('model_type')!r} config class (through which vLLM reads "
+                        f"it) refuses it: {' '.join(str(exc).split())}") from None
+    except Exception:  # (any other failure of a config class built from hostile values: vLLM's own reading decides)
+        return

@@ -1,0 +1,484 @@
+"""Model configs of other architectures than the built-in Llamas (Gemma-2/3, Mistral, Qwen2, Phi-3 style config.json
+in a local model directory, composite models' ``text_config``) as the engine side and the simulator read them before
+the engine starts: which layers slide and the context a stated KV cache bounds, the text model's sizes and RoPE
+factor, and hostile values, each refused in one line before the start."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import make_workload
+from ltrsched.errors import UserError
+from ltrsched.models import LLAMA_TINY
+
+LLAVA_TYPE = {"model_type": "llava", "architectures": ["LlavaForConditionalGeneration"]}
+TINY = dict(LLAMA_TINY)  # 2 layers, 4 KV heads of 64, float32, max_position_embeddings 4096
+#: Six layers of TINY's width, so that layer patterns show.
+SIX = {**TINY, "num_hidden_layers": 6}
+GEMMA2 = {**SIX, "model_type": "gemma2", "architectures": ["Gemma2ForCausalLM"], "head_dim": 64,
+          "sliding_window": 256}
+GEMMA3 = {**SIX, "model_type": "gemma3_text", "architectures": ["Gemma3ForCausalLM"], "head_dim": 64,
+          "sliding_window": 256}
+MISTRAL = {**SIX, "model_type": "mistral", "architectures": ["MistralForCausalLM"], "sliding_window": 256}
+QWEN2 = {**SIX, "model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"], "use_sliding_window": True,
+         "sliding_window": 256, "max_window_layers": 6}
+PHI3 = {**SIX, "model_type": "phi3", "architectures": ["Phi3ForCausalLM"], "sliding_window": 256}
+
+
+def _model_dir(path, config):
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text(json.dumps(config))
+    return path
+
+
+def _cpu_config(**options):
+    from ltrsched.validation.engines import engine_config
+
+    return engine_config(**{"model": "llama-tiny", "platform": "cpu", **options})
+
+
+# --- which layers slide, as vLLM reads them (transformers' config class builds layer_types) -------------------------
+
+@pytest.mark.parametrize("config, full, sliding, known, class_decides", [
+    (TINY, 2, 0, True, False),
+    (GEMMA2, 3, 3, True, True),                                    # (alternating: sliding first)
+    (GEMMA3, 1, 5, True, True),                                    # (5 sliding : 1 full)
+    (MISTRAL, 0, 6, True, False),                                  # (no layer_types: every layer slides)
+    (PHI3, 0, 6, True, False),
+    ({**QWEN2, "max_window_layers": 2}, 2, 4, True, True),        # (Qwen2 slides from max_window_layers on)
+    (QWEN2, 6, 0, True, False),
+    ({**QWEN2, "use_sliding_window": False}, 6, 0, True, False),   # (transformers drops the window)
+    ({**MISTRAL, "layer_types": ["full_attention"] * 6}, 6, 0, True, False),
+    ({**MISTRAL, "layer_types": ["sliding_attention", "full_attention"] * 3}, 3, 3, True, True),
+    ({**MISTRAL, "layer_types": ["chunked_attention"] * 6}, 6, 0, False, False),  # (unknown kinds: both bounds)
+    ({**MISTRAL, "layer_types": "sliding"}, 6, 0, False, False),
+    ({**GEMMA2, "layer_types": None}, 3, 3, True, True),           # (null: the class builds them)
+    ({**GEMMA2, "layer_types": ["sliding_attention"] * 5}, 6, 0, False, False),  # (fewer than the layers)
+    ({**GEMMA2, "num_hidden_layers": 6, "rope_scaling": "x"}, 6, 0, False, False),  # (the class refuses its values)
+    # a composite Gemma-3 whose text_config names no model_type: the text class its composite class builds (5 : 1);
+    # read as the composite class, it has no layer_types, so every layer counted as sliding
+    ({"model_type": "gemma3", "architectures": ["Gemma3ForConditionalGeneration"],
+      "text_config": {k: v for k, v in GEMMA3.items() if k not in ("model_type", "architectures")}}, 1, 5, True, True),
+    ({**LLAVA_TYPE, "text_config": {k: v for k, v in MISTRAL.items() if k != "model_type"}}, 6, 0, False, False),
+])
+def test_which_layers_slide_is_read_as_vllm_reads_it(config, full, sliding, known, class_decides):
+    """A sliding window applied to every layer in the bound (the old rule, whichever layers slide); now the layers
+    transformers' config class marks sliding (vLLM's per-layer window), every layer where it marks none."""
+    from ltrsched.engine.kv_layers import kv_layout
+
+    layout = kv_layout(config)
+    assert (layout.full, layout.sliding, layout.known, layout.class_decides) == (full, sliding, known, class_decides)
+
+
+# --- the context a stated KV cache bounds, as vLLM 0.32 counts one request's blocks in its KV groups ---------------
+
+@pytest.mark.parametrize("config, options, bound, says", [
+    # Gemma-2 (3 full + 3 sliding layers: two groups of 3, a pool block holds 128 tokens of 3 layers): 10 blocks
+    # hold c + (min(c, 8) + 1) <= 9 blocks of a request: 512 tokens. Every layer counted as sliding gave 1,024,
+    # which vLLM refuses at its start.
+    (GEMMA2, {"num_gpu_blocks": 10}, 512, "each holds one of vLLM's KV groups of 3 layers (3 attending to the whole "
+                                          "context, 3 with the model's 256-token sliding window"),
+    # the same bytes as --kv-cache-gib: 20 blocks of 3 layers (1,280 tokens) if the class slides its layers, 10 of 6
+    # if it does not (1,152): the smaller; it was 1,024
+    (GEMMA2, {"kv_cache_gib": 10 * 6 * 128 * 2 * 4 * 64 * 4 / 2**30}, 1152, "the smaller bound of the two"),
+    # every layer of a Mistral slides: the window (255 + a step's 768 tokens) takes 9 blocks whatever the context,
+    # so 20 blocks hold the whole 4,096-token context, which vLLM accepts; it was bounded at 2,304
+    (MISTRAL, {"num_gpu_blocks": 20}, 4096, "max_position_embeddings"),
+    (MISTRAL, {"num_gpu_blocks": 9}, 7 * 128, "one more per request as vLLM counts a layer with the model's 256-token "
+                                              "sliding window"),
+    # Gemma-3 (5 sliding : 1 full): groups of 1 layer, a request takes 5 sliding groups' blocks besides its own
+    (GEMMA3, {"num_gpu_blocks": 30}, 4 * 128, "KV groups of 1 layers"),
+    # layer_types of kinds ltrsched does not know: the smaller of every layer sliding and every layer attending fully
+    ({**MISTRAL, "layer_types": ["chunked_attention"] * 6}, {"num_gpu_blocks": 9}, 7 * 128,
+     "its config does not tell which layers slide"),
+    (TINY, {"num_gpu_blocks": 10}, 9 * 128, "(one of them vLLM's null block) x 128 tokens"),
+])
+def test_a_stated_kv_cache_bounds_the_context_as_vllm_counts_its_groups(tmp_path, config, options, bound, says):
+    from ltrsched.engine.runner import engine_kwargs
+    from ltrsched.validation.engines import check_context_before_start, expected_context
+
+    engine = _cpu_config(model=str(_model_dir(tmp_path / "m", config)), **options)
+    context, source = expected_context(engine)
+    assert context == bound and says in source
+    assert engine_kwargs(engine, "dummy").get("max_model_len", 4096) == bound
+    check_context_before_start(make_workload([bound - 4], [4]), engine)
+    if bound < 4096:
+        with pytest.raises(UserError, match="give (more --num-gpu-blocks|a larger --kv-cache-gib)"):
+            check_context_before_start(make_workload([bound - 3], [4]), engine)
+
+
+@pytest.mark.vllm
+def test_the_bound_is_vllms_own_count_at_its_start(tmp_path):
+    """vLLM's own start-up planning (its KV groups of full-attention and sliding-window layer specs, and the check that
+    one request of max_model_len fits the pool less its null block) admits each bound and refuses one token more,
+    for the pool stated in blocks and in bytes."""
+    import torch
+    from vllm.engine.arg_utils import EngineArgs
+    from vllm.v1.core.kv_cache_utils import get_kv_cache_configs
+    from vllm.v1.kv_cache_interface import FullAttentionSpec, SlidingWindowSpec
+
+    from ltrsched.engine import kv_layers
+
+    block, budget, page = 32, 256, 32 * 2 * 2 * 64 * 4
+    vllm_config = EngineArgs(model=str(_model_dir(tmp_path / "m", GEMMA2)), skip_tokenizer_init=True,
+                             max_num_batched_tokens=budget, block_size=block, enable_prefix_caching=False,
+                             async_scheduling=False).create_engine_config()
+    vllm_config.cache_config.kv_cache_layout = "LBHNC"  # (the CPU attention's; the engine core resolves it)
+
+    def admits(kinds, window, tokens, blocks=None, memory=10**12):
+        shape = dict(block_size=block, num_kv_heads=2, head_size=64, dtype=torch.float32)
+        specs = {f"model.layers.{i}.self_attn.attn": SlidingWindowSpec(sliding_window=window, **shape) if k == "s"
+                 else FullAttentionSpec(**shape) for i, k in enumerate(kinds)}
+        vllm_config.model_config.max_model_len = tokens
+        vllm_config.cache_config.num_gpu_blocks_override = blocks
+        try:
+            get_kv_cache_configs(vllm_config, [specs], [memory])
+        except ValueError as exc:
+            assert "To serve at least one request" in str(exc)
+            return False
+        return True
+
+    seen = set()  # (whether the whole context fitted: both cases met)
+    for kinds in ("ffffff", "ssssss", "sfsfsf", "sssssf" * 2, "f" * 13 + "s" * 12, "fffssssssss"):
+        for window in (40, 1000):
+            layout = kv_layers.KVLayout(full=kinds.count("f"), sliding=kinds.count("s"),
+                                        window=window if "s" in kinds else None)
+            for blocks in (3, 12):  # (12: a sliding model holds its window, so the whole context)
+                memory = blocks * block * page * len(kinds) // 2 + 12345  # (not a whole number of blocks)
+                pool = kv_layers.pool_blocks(layout, block, page // block, memory)
+                for stated in ({"blocks": blocks}, {"memory": memory}):
+                    bound = kv_layers.bounded_context(layout, stated.get("blocks", pool), block, budget, 4096)
+                    seen.add(bound is None)
+                    if bound is None:
+                        assert admits(kinds, window, 4096, **stated), (kinds, window, stated)
+                        continue
+                    assert bound == 0 or admits(kinds, window, bound, **stated), (kinds, window, stated, bound)
+                    assert not admits(kinds, window, bound + 1, **stated), (kinds, window, stated, bound)
+    assert seen == {True, False}
+
+
+# --- a composite model's RoPE factor is its text model's ------------------------------------------------------------
+
+LLAVA = {"model_type": "llava", "architectures": ["LlavaForConditionalGeneration"]}
+
+
+@pytest.mark.parametrize("factor", ["x", 0, [4.0]])
+def test_a_bad_rope_factor_in_text_config_is_refused_at_the_options_check(tmp_path, factor):
+    """The check before the start read the top level's RoPE factor only: a composite model's bad one (in text_config,
+    where vLLM reads it) passed it; a bad one beside text_config, which vLLM does not read, was refused."""
+    bad = _model_dir(tmp_path / "bad", {**LLAVA, "text_config": {**TINY, "rope_scaling": {"type": "linear",
+                                                                                           "factor": factor}}})
+    with pytest.raises(UserError) as caught:
+        _cpu_config(model=str(bad))
+    assert str(caught.value) == (f"{bad / 'config.json'}: the RoPE scaling factor (text_config.rope_scaling's factor) "
+                                 f"must be a positive number, got {factor!r}")
+    beside = _model_dir(tmp_path / "beside", {**LLAVA, "rope_scaling": {"type": "linear", "factor": factor},
+                                              "text_config": dict(TINY)})
+    _cpu_config(model=str(beside))
+
+
+# --- a simulator profile's model_config: the text model's sizes, as the engine side reads them ----------------------
+
+def _profile_file(tmp_path, model_config):
+    from ltrsched.sim.profiles.io import load_profile, profile_to_dict
+
+    data = profile_to_dict(load_profile("a100-llama3-8b"))
+    data["model_config"] = model_config
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _llama3_8b():
+    from ltrsched.models import LLAMA3_8B
+
+    return dict(LLAMA3_8B)
+
+
+DECOYS = {"num_hidden_layers": 80, "num_attention_heads": 2, "num_key_value_heads": 1, "hidden_size": 8}
+
+
+@pytest.mark.parametrize("model_config", [
+    {**LLAVA, "torch_dtype": "bfloat16", "text_config": {**_llama3_8b(), "torch_dtype": None}},
+    {**LLAVA, **DECOYS, "text_config": _llama3_8b()},             # (sizes beside text_config: not the text model's)
+    {**LLAVA, "text_config": {k: v for k, v in _llama3_8b().items() if k != "model_type"}},
+])
+def test_a_profile_embedding_a_composite_models_config_is_sized_from_its_text_model(tmp_path, model_config):
+    """A hand-written profile whose model_config is a composite model's config.json was refused for its top level's
+    missing num_hidden_layers, or sized from the keys beside text_config: its KV blocks are now the text model's, as
+    the engine side reads them (and as `profile` writes its own)."""
+    from ltrsched.sim.kv_capacity import ModelShape
+    from ltrsched.sim.profiles.io import load_profile
+
+    loaded = load_profile(str(_profile_file(tmp_path, model_config)))
+    reference = load_profile("a100-llama3-8b")
+    assert loaded.num_gpu_blocks(16) == reference.num_gpu_blocks(16)
+    assert ModelShape.from_config(model_config) == ModelShape.from_config(_llama3_8b())
+
+
+@pytest.mark.parametrize("model_config, says", [
+    ({**_llama3_8b(), **LLAVA, "text_config": {k: v for k, v in _llama3_8b().items() if k != "intermediate_size"}},
+     "lacks key 'text_config.intermediate_size'"),
+    ({**LLAVA, "text_config": {**_llama3_8b(), "hidden_size": "4096"}},
+     "key 'text_config.hidden_size' must be a positive integer, got '4096'"),
+    ({**LLAVA, "decoder": _llama3_8b()}, "its text config is 'decoder'"),
+    ({**LLAVA, "text_config": _llama3_8b(), "decoder": _llama3_8b()}, "has 2 text configs"),
+    ({**_llama3_8b(), "text_config": _llama3_8b()}, "model type 'llama' has no text config in transformers"),
+    ({**LLAVA, "text_config": {**_llama3_8b(), "torch_dtype": None}}, "lacks key 'torch_dtype'"),
+    ({**LLAVA, "text_config": {**_llama3_8b(), "num_attention_heads": 7}}, "text_config.hidden_size 4096 is not a "
+                                                                           "multiple of text_config.num_attention_heads"),
+])
+def test_a_composite_profiles_bad_text_model_is_one_line(tmp_path, capsys, model_config, says):
+    """simulate --profile on such a file: its one line, exit code 2."""
+    from cli_helpers import run_cli_fast
+
+    path = _profile_file(tmp_path, model_config)
+    result = run_cli_fast(capsys, "simulate", "--profile", path, "-w", "lmsys-like", "-n", "5", "-o", tmp_path / "o")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert says in result.stderr and str(path) in result.stderr
+
+
+def test_a_config_without_num_key_value_heads_has_one_kv_head_per_query_head():
+    """Multi-head attention (no num_key_value_heads: transformers, and vLLM, take one KV head per query head) was
+    refused by the simulator's sizes, so `profile` failed after measuring such a model; the engine side sized it."""
+    from ltrsched.models import kv_bytes_per_token as engine_kv_bytes
+    from ltrsched.sim.kv_capacity import kv_bytes_per_token
+
+    mha = {k: v for k, v in _llama3_8b().items() if k != "num_key_value_heads"}
+    assert kv_bytes_per_token(mha) == 4 * kv_bytes_per_token(_llama3_8b()) == engine_kv_bytes(mha, 2)
+
+
+# --- the dtype vLLM serves a model at with --dtype auto -------------------------------------------------------------
+
+TINY_KV_PER_ELEMENT = 2 * 2 * 4 * 64  # keys and values x 2 layers x 4 KV heads x 64 [elements per token]
+
+
+@pytest.mark.parametrize("config, dtype, element_bytes", [
+    (TINY, "auto", 2),                                            # (float32: vLLM serves it at bfloat16)
+    ({k: v for k, v in TINY.items() if k != "torch_dtype"}, "auto", 2),   # (none: read as float32, the same)
+    ({k: v for k, v in TINY.items() if k != "torch_dtype"} | {"dtype": "float16"}, "auto", 2),  # (transformers 5)
+    ({k: v for k, v in TINY.items() if k != "torch_dtype"} | {"dtype": "bfloat16"}, "float32", 4),
+    (TINY, "float32", 4),
+    ({**LLAVA, "text_config": {**TINY, "torch_dtype": "bfloat16"}}, "auto", 2),
+])
+def test_kv_bytes_are_at_the_dtype_vllm_serves(tmp_path, config, dtype, element_bytes):
+    """--dtype auto sized a float32 model's KV cache at 4 bytes an element (its --kv-cache-gib held half the blocks
+    vLLM made of it, and a profile said float32) where vLLM serves it at bfloat16; a config's ``dtype`` key
+    (transformers 5's name) was not read."""
+    from ltrsched.engine.config import model_kv_bytes_per_token
+
+    path = _model_dir(tmp_path / "m", config)
+    assert model_kv_bytes_per_token(str(path), dtype) == TINY_KV_PER_ELEMENT * element_bytes
+
+
+@pytest.mark.vllm
+def test_vllm_serves_a_float32_model_at_16_bits_with_dtype_auto(tmp_path):
+    import torch
+    from transformers import AutoConfig
+    from vllm.config.model import _resolve_auto_dtype
+    from vllm.transformers_utils.model_arch_config_convertor import ModelArchConfigConvertorBase
+
+    from ltrsched.engine.config import served_dtype
+
+    assert _resolve_auto_dtype("llama", torch.float32, is_pooling_model=False) == torch.bfloat16
+    assert served_dtype(TINY, "auto") == "bfloat16"
+    new_name = {k: v for k, v in TINY.items() if k != "torch_dtype"} | {"dtype": "float16"}
+    hf = AutoConfig.from_pretrained(str(_model_dir(tmp_path / "m", new_name)))
+    assert ModelArchConfigConvertorBase.get_torch_dtype(hf, str(tmp_path / "m"), None, "auto") == torch.float16
+    assert served_dtype(new_name, "auto") == "float16"
+
+
+# --- prompts through a tokenizer larger than the model's vocabulary --------------------------------------------------
+
+def _chat_model(path, config):
+    """``config`` with a word-level tokenizer of 8 words whose chat template wraps a prompt in 6 of them."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["<unk>", "<user>", "</user>", "<assistant>", "[", "]", "hello", "world"]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>")
+    fast.chat_template = ("{% for m in messages %}<user> [ {{ m['content'] }} ] </user>{% endfor %}"
+                          "{% if add_generation_prompt %} <assistant> [{% endif %}")
+    _model_dir(path, config)
+    fast.save_pretrained(str(path))
+    return path
+
+
+def _text_workload(*prompts):
+    import polars as pl
+
+    workload = make_workload([5] * len(prompts), [4] * len(prompts))
+    return workload.with_df(workload.df.with_columns(prompt=pl.Series(list(prompts))))
+
+
+@pytest.mark.parametrize("config, where", [
+    ({**TINY, "vocab_size": 7}, "vocab_size"),
+    ({**LLAVA, "vocab_size": 32000, "text_config": {**TINY, "vocab_size": 7}}, "text_config.vocab_size"),
+])
+def test_prompt_ids_beyond_the_models_vocabulary_are_refused_before_the_start(tmp_path, config, where):
+    """A tokenizer larger than the model's vocabulary gave prompt ids past its embedding table: vLLM admits ids up to
+    its tokenizer's largest, so the engine started, then indexed past the table. Refused before the start now."""
+    from ltrsched.validation.engines import check_context_before_start
+
+    engine = _cpu_config(model=str(_chat_model(tmp_path / "m", config)), prompts="text")
+    check_context_before_start(_text_workload("hello", "[ hello ]"), engine)  # (ids up to 6: in the vocabulary)
+    with pytest.raises(UserError) as caught:
+        check_context_before_start(_text_workload("hello", "hello world"), engine)
+    assert str(caught.value) == (
+        f"request 1's prompt, through the model's tokenizer, has token id 7, beyond the model's vocabulary of 7 tokens "
+        f"({where} in {tmp_path / 'm' / 'config.json'}): the tokenizer is not this model's; serve the model with its "
+        "own tokenizer")
+
+
+def test_replay_refuses_prompt_ids_beyond_the_vocabulary_in_one_line(tmp_path, capsys):
+    from cli_helpers import run_cli_fast
+
+    model = _chat_model(tmp_path / "m", {**TINY, "vocab_size": 7})
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"prompt": "hello world", "output_tokens": 3}) + "\n")
+    result = run_cli_fast(capsys, "replay", "-m", model, "--prompts", "text", "-w", prompts, "-o", tmp_path / "o")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: request 0's prompt, through the model's tokenizer, has token id 7, beyond the model's vocabulary of "
+        f"7 tokens (vocab_size in {model / 'config.json'}): the tokenizer is not this model's; serve the model with "
+        "its own tokenizer"]
+
+
+def test_label_refuses_prompt_ids_beyond_the_vocabulary_before_its_engine_starts(tmp_path, capsys):
+    from cli_helpers import run_cli_fast
+
+    model = _chat_model(tmp_path / "m", {**TINY, "vocab_size": 7})
+    (model / "model.safetensors").write_bytes(b"")  # (label serves real weights: their check passes)
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"prompt": "hello", "id": "a"}) + "\n" + json.dumps({"prompt": "world", "id": "b"}))
+    result = run_cli_fast(capsys, "label", "-m", model, "--prompts", prompts, "--max-tokens", "8",
+                          "-o", tmp_path / "l.parquet")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: prompt 'b', through the model's tokenizer, has token id 7, beyond the model's vocabulary of 7 tokens "
+        f"(vocab_size in {model / 'config.json'}): the tokenizer is not this model's; serve the model with its own "
+        "tokenizer"]
+
+
+# --- the text model's sizes, checked before the start as vLLM will read them ----------------------------------------
+
+QWEN2_PLAIN = {k: v for k, v in QWEN2.items() if k not in ("use_sliding_window", "sliding_window", "max_window_layers")}
+
+
+@pytest.mark.parametrize("config, says", [
+    # left to transformers' class default: a model of other sizes served (Qwen2's 4096-wide: a traceback on the
+    # CPU engine, "Unsupported CPU attention configuration: head_dim=1024"), or its KV sized from other numbers
+    ({k: v for k, v in QWEN2_PLAIN.items() if k != "hidden_size"}, "has no 'hidden_size': transformers' 'qwen2' "
+                                                                   "config class (through which vLLM reads it) would "
+                                                                   "take its default 4096"),
+    ({k: v for k, v in GEMMA2.items() if k != "head_dim"}, "has no 'head_dim'"),
+    ({k: v for k, v in GEMMA2.items() if k != "num_key_value_heads"}, "has no 'num_key_value_heads'"),
+    ({k: v for k, v in QWEN2_PLAIN.items() if k != "intermediate_size"}, "has no 'intermediate_size'"),
+    ({k: v for k, v in QWEN2_PLAIN.items() if k != "vocab_size"}, "has no 'vocab_size'"),
+    ({**LLAVA, "text_config": {k: v for k, v in TINY.items() if k != "hidden_size"}}, "has no 'text_config.hidden_size'"),
+    # wrong types and sizes: tracebacks from the engine's start (a strict dataclass field of transformers 5)
+    ({**QWEN2_PLAIN, "hidden_size": "128"}, "'hidden_size' must be a positive integer, got '128'"),
+    ({**TINY, "num_attention_heads": True}, "'num_attention_heads' must be a positive integer"),
+    ({**TINY, "vocab_size": 0}, "'vocab_size' must be a positive integer"),
+    ({**TINY, "intermediate_size": 2.5}, "'intermediate_size' must be a positive integer"),
+    ({**TINY, "head_dim": -64}, "'head_dim' must be a positive integer"),
+    ({**TINY, "num_key_value_heads": 10**40}, "'num_key_value_heads' must be a positive integer"),
+    ({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "n_layer": 2, "n_embd": "64", "n_head": 4,
+      "vocab_size": 100, "n_positions": 512}, "'n_embd' must be a positive integer"),
+    ({**TINY, "num_key_value_heads": 3}, "num_attention_heads 4 is not a multiple of num_key_value_heads 3"),
+    ({**TINY, "num_attention_heads": 3, "num_key_value_heads": 1}, "hidden_size 256 is not a multiple of "
+                                                                   "num_attention_heads 3, and no head_dim"),
+])
+def test_bad_or_missing_sizes_are_refused_before_the_start(tmp_path, capsys, config, says):
+    from cli_helpers import run_cli_fast
+
+    path = _model_dir(tmp_path / "m", config)
+    result = run_cli_fast(capsys, "replay", "-m", path, "-w", "lmsys-like", "-n", "2", "-o", tmp_path / "o")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert says in result.stderr and str(path / "config.json") in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("config", [
+    TINY, GEMMA2, GEMMA3, MISTRAL, QWEN2, PHI3, {**TINY, "num_attention_heads": 3, "num_key_value_heads": 1,
+                                                 "head_dim": 64},
+    {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "n_layer": 2, "n_embd": 64, "n_head": 4,
+     "vocab_size": 100, "n_positions": 512},                        # (sizes under the class's own names)
+])
+def test_the_sizes_of_other_architectures_pass(config):
+    from ltrsched.engine.model_sizes import check_text_sizes
+
+    check_text_sizes(config, "config.json")
+
+
+@pytest.mark.parametrize("config, refused", [
+    ({**QWEN2, "max_window_layers": 2}, True),   # (layers 2-5 slide: an AssertionError traceback once started)
+    ({**QWEN2, "model_type": "qwen3", "architectures": ["Qwen3ForCausalLM"], "head_dim": 64, "max_window_layers": 3},
+     True),
+    ({**QWEN2_PLAIN, "layer_types": ["full_attention"] * 5 + ["sliding_attention"]}, True),
+    (QWEN2, False),                              # (max_window_layers = the layer count: none slides)
+    ({**QWEN2, "max_window_layers": 2, "use_sliding_window": False}, False),
+    ({**GEMMA2}, False),                         # (Gemma-2's model slides its sliding layers)
+])
+def test_a_qwen2_whose_window_covers_some_layers_is_refused_before_the_start(tmp_path, capsys, config, refused):
+    from cli_helpers import run_cli_fast
+
+    from ltrsched.engine.kv_layers import check_layer_types
+
+    if not refused:
+        check_layer_types(config, "config.json")
+        return
+    path = _model_dir(tmp_path / "m", config)
+    result = run_cli_fast(capsys, "replay", "-m", path, "-w", "lmsys-like", "-n", "2", "-o", tmp_path / "o")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert ("its layers mix full_attention and sliding_attention" in result.stderr
+            and "\"Sliding window for some but all layers is not supported\"" in result.stderr), result.stderr
+
+
+def test_profile_refuses_a_model_its_simulator_profile_cannot_size_before_measuring(tmp_path, capsys):
+    """A Falcon-style config (no intermediate_size: its MLP is 4 x hidden_size) passes the engine's checks, but the
+    simulator's Llama-style sizes need the MLP width: `profile` measured it (a minute on a CPU, more on a GPU), then
+    failed to write its profile. Now it says so before the engine starts."""
+    from cli_helpers import run_cli_fast
+
+    falcon = {"model_type": "falcon", "architectures": ["FalconForCausalLM"], "hidden_size": 256,
+              "num_attention_heads": 4, "num_hidden_layers": 2, "vocab_size": 1000, "max_position_embeddings": 2048,
+              "torch_dtype": "float32", "new_decoder_architecture": False, "multi_query": True}
+    path = _model_dir(tmp_path / "m", falcon)
+    result = run_cli_fast(capsys, "profile", "-m", path, "--quick", "-o", tmp_path / "p.json")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: model {path} (its profile): model config lacks key 'intermediate_size'"]
+
+
+@pytest.mark.parametrize("dtype", ["float64x", 16, ["bfloat16"], "Tensor"])
+def test_a_config_dtype_that_is_no_torch_dtype_is_refused_before_the_start(tmp_path, capsys, dtype):
+    """`"torch_dtype": "float64x"` was an AttributeError traceback from the engine's start (transformers looks it up on
+    torch whatever --dtype says)."""
+    from cli_helpers import run_cli_fast
+
+    path = _model_dir(tmp_path / "m", {**TINY, "torch_dtype": dtype})
+    result = run_cli_fast(capsys, "replay", "-m", path, "-w", "lmsys-like", "-n", "2", "-o", tmp_path / "o")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: {path / 'config.json'}: its torch_dtype must name a torch dtype (float32, bfloat16, float16, ...), "
+        f"got {dtype!r}"]
+
+
+@pytest.mark.parametrize("config, says", [
+    ({**QWEN2_PLAIN, "rms_norm_eps": "x"}, "Validation error for field 'rms_norm_eps': TypeError: Field 'rms_norm_eps' "
+                                           "expected float, got str (value: 'x')"),
+    ({**LLAVA, "text_config": {**TINY, "rms_norm_eps": "x"}}, "'rms_norm_eps'"),
+])
+def test_a_value_transformers_config_class_refuses_is_one_line_before_the_start(tmp_path, capsys, config, says):
+    """transformers 5 checks each field's type as vLLM reads the config: a traceback from the engine's start."""
+    from cli_helpers import run_cli_fast
+
+    path = _model_dir(tmp_path / "m", config)
+    result = run_cli_fast(capsys, "replay", "-m", path, "-w", "lmsys-like", "-n", "2", "-o", tmp_path / "o")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "config class (through which vLLM reads it) refuses it: " in result.stderr and says in result.stderr, \
+        result.stderr
