@@ -145,14 +145,52 @@ _SIZES_READ = "layer count and KV sizes"
 _SIZES_FIX = "ltrsched needs its layer count and KV sizes before the engine starts, so it cannot serve this model"
 
 
-def text_model(config, source: str) -> tuple[dict, str]:
+#: Keys under which transformers' ``get_text_config`` finds a composite model's text config (vLLM reads it there).
+TEXT_CONFIG_KEYS = ("text_encoder", "decoder", "generator", "text_config")
+
+
+def text_config(model: dict, where: str, reads: str, fix: str) -> tuple[dict, str]:
+    """The text model's config, where vLLM reads a model's context, layer count and KV sizes (its
+    ``hf_text_config``), and its name in ``where`` (``text_config.`` or empty); a one-line :class:`UserError` where
+    that config cannot be told from the file (naming what the caller ``reads`` from it, and ending in ``fix``), or
+    vLLM refuses it."""
+    from ltrsched.errors import UserError
+
+    found = [k for k in TEXT_CONFIG_KEYS if model.get(k) is not None]
+    kind = model.get("model_type")
+    if len(found) > 1:
+        raise UserError(f"{where} has {len(found)} text configs ({', '.join(found)}): transformers (and so vLLM) "
+                        "refuses a model whose text config is ambiguous")
+    if not found:
+        return model, ""
+    key = found[0]
+    if key != "text_config" or not isinstance(model[key], dict):
+        raise UserError(f"{where}: its text config is {key!r} (a {type(model[key]).__name__}), whose {reads} ltrsched "
+                        f"cannot read before the engine starts; {fix}")
+    try:
+        from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+        config_class = CONFIG_MAPPING[kind]
+    except (ImportError, KeyError, TypeError):
+        raise UserError(f"{where}: transformers has no config class for model type {kind!r}, which decides how its "
+                        f"text_config is read; {fix}") from None
+    if "text_config" not in (getattr(config_class, "sub_configs", None) or {}):
+        raise UserError(f"{where}: model type {kind!r} has no text config in transformers, so vLLM refuses its "
+                        "text_config once started (\"does not have `num_attention_heads`\"): remove text_config, "
+                        "or fix model_type")
+    text = model["text_config"]
+    if "model_type" not in text and kind is not None:  # (its class's default text model: gemma3's is gemma3_text)
+        text = {**text, "model_type": kind}
+    return text, "text_config."
+
+
+def text_model(config, source: str, fix: str = _SIZES_FIX) -> tuple[dict, str]:
     """The config holding the model's layer count and attention shape, and its name in ``source`` (``text_config.``
     or empty): a composite (multimodal) model's ``text_config``, as vLLM reads them (its ``hf_text_config``) and as
-    :func:`ltrsched.engine.model_context.text_config` finds it for the context; else ``config`` itself. One-line
-    :class:`UserError` naming ``source`` where the text model cannot be told from the file, or vLLM refuses it."""
-    from ltrsched.engine.model_context import text_config
-
-    return text_config(config, source, reads=_SIZES_READ, fix=_SIZES_FIX)
+    :func:`text_config` finds it for the engine's context too; else ``config`` itself. One-line
+    :class:`UserError` naming ``source`` where the text model cannot be told from the file (ending in ``fix``), or
+    vLLM refuses it."""
+    return text_config(config, source, reads=_SIZES_READ, fix=fix)
 
 
 def layer_count(config, source: str, keys: tuple[str, ...] = LAYER_KEYS) -> int:

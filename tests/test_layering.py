@@ -44,3 +44,37 @@ def test_base_parts_import_nothing_that_runs_or_trains(part):
 @pytest.mark.parametrize("part, other", [("sim", "engine"), ("engine", "sim")])
 def test_sim_and_engine_never_import_each_other(part, other):
     assert other not in imported_parts(part), imported_parts(part)[other]
+
+
+def _imports_of(path: Path) -> set[str]:
+    """The ``ltrsched`` parts and top-level modules (``models``, ``errors``, ...) one file imports."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        found |= {name.split(".")[1] for name in names if name.startswith("ltrsched.")}
+    return found
+
+
+def parts_reached(part: str) -> set[str]:
+    """Every part of ``ltrsched`` that ``part`` reaches through the package's shared top-level modules (a function
+    of ``ltrsched/models.py`` importing ``ltrsched.engine`` would join the simulator to the engine at run time)."""
+    reached, todo = set(), {n for path in (PACKAGE / part).rglob("*.py") for n in _imports_of(path)}
+    while todo:
+        name = todo.pop()
+        if name in reached:
+            continue
+        reached.add(name)
+        module = PACKAGE / f"{name}.py"
+        if module.is_file():
+            todo |= _imports_of(module)
+    return reached
+
+
+@pytest.mark.parametrize("part, other", [("sim", "engine"), ("engine", "sim")])
+def test_sim_and_engine_never_reach_each_other_through_shared_modules(part, other):
+    assert other not in parts_reached(part)

@@ -31,14 +31,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from ltrsched import models
 from ltrsched.errors import UserError
 
 #: config.json keys vLLM derives a model's context from, the smallest present (its ``derive_max_model_len_and_key``;
 #: ``model_max_length``, where present, wins).
 CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "model_max_length",
                 "max_target_positions", "max_sequence_length", "max_seq_length", "seq_len")
-#: Keys under which transformers' ``get_text_config`` finds a composite model's text config (vLLM reads it there).
-TEXT_CONFIG_KEYS = ("text_encoder", "decoder", "generator", "text_config")
 #: Model types whose context vLLM derives elsewhere (their own ``derive_max_model_len_and_key`` in vLLM 0.32).
 OWN_CONTEXT_MODEL_TYPES = ("moss_audio",)
 #: RoPE types whose ``factor`` vLLM does not apply to the context (``max_position_embeddings`` is already scaled).
@@ -113,36 +112,9 @@ def rope_factor(model: dict, where: str = "the model's config.json", prefix: str
 
 def text_config(model: dict, where: str = "the model's config.json", reads: str = "context",
                 fix: str = GIVE_MAX_MODEL_LEN) -> tuple[dict, str]:
-    """The text model's config, where vLLM reads a model's context, layer count and KV sizes (its
-    ``hf_text_config``), and its name in ``where`` (``text_config.`` or empty); a one-line :class:`UserError` where
-    that config cannot be told from the file (naming what the caller ``reads`` from it, and ending in ``fix``), or
-    vLLM refuses it."""
-    found = [k for k in TEXT_CONFIG_KEYS if model.get(k) is not None]
-    kind = model.get("model_type")
-    if len(found) > 1:
-        raise UserError(f"{where} has {len(found)} text configs ({', '.join(found)}): transformers (and so vLLM) "
-                        "refuses a model whose text config is ambiguous")
-    if not found:
-        return model, ""
-    key = found[0]
-    if key != "text_config" or not isinstance(model[key], dict):
-        raise UserError(f"{where}: its text config is {key!r} (a {type(model[key]).__name__}), whose {reads} ltrsched "
-                        f"cannot read before the engine starts; {fix}")
-    try:
-        from transformers.models.auto.configuration_auto import CONFIG_MAPPING
-
-        config_class = CONFIG_MAPPING[kind]
-    except (ImportError, KeyError, TypeError):
-        raise UserError(f"{where}: transformers has no config class for model type {kind!r}, which decides how its "
-                        f"text_config is read; {fix}") from None
-    if "text_config" not in (getattr(config_class, "sub_configs", None) or {}):
-        raise UserError(f"{where}: model type {kind!r} has no text config in transformers, so vLLM refuses its "
-                        "text_config once started (\"does not have `num_attention_heads`\"): remove text_config, "
-                        "or fix model_type")
-    text = model["text_config"]
-    if "model_type" not in text and kind is not None:  # (its class's default text model: gemma3's is gemma3_text)
-        text = {**text, "model_type": kind}
-    return text, "text_config."
+    """:func:`ltrsched.models.text_config` (the text model's config, where vLLM reads a model's context, layer count
+    and KV sizes), its refusals ending in how to give the context (``--max-model-len``) by default."""
+    return models.text_config(model, where, reads, fix)
 
 
 def sliding_window(model: dict) -> int | None:

@@ -50,6 +50,8 @@ REQUIRED_KEYS = (
     "intermediate_size",
     "torch_dtype",
 )
+#: How a profile's refusal of a model config whose text model cannot be told ends.
+PROFILE_FIX = "the simulator sizes a profile's KV cache from the text model's sizes: give them at the config's top level"
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ class ModelShape:
 
         if not isinstance(config, Mapping):
             raise UserError(f"{source}: model config must be a JSON object, got {type(config).__name__}")
-        text, prefix = text_model(dict(config), source)
+        text, prefix = text_model(dict(config), source, fix=PROFILE_FIX)
         if text.get("num_key_value_heads") is None and isinstance(text.get("num_attention_heads"), int):
             # (multi-head attention: transformers' config classes, and vLLM, take a KV head per query head)
             text = {**text, "num_key_value_heads": text["num_attention_heads"]}
