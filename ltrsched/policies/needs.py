@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
+
 from ltrsched.errors import UserError
 from ltrsched.policies.base import Policy
 
@@ -37,3 +39,20 @@ def check_needs(policy: Policy, has_column: Callable[[str], bool], workload_name
             if kind == "router" and col in ROUTER_TAU_HINT and hasattr(policy, "tau"):  # (not a policy's spec)
                 how = ROUTER_TAU_HINT[col].format(example=router_example.format(name=policy.name))
             raise UserError(f"{kind} {policy.name!r} needs a {col!r} column, which {workload_name} lacks; {how}")
+
+
+
+def warn_missing_scores(requests, who: str, example: str) -> None:
+    """A ``warning:`` line on stderr naming ``who`` if some of the prepared ``requests`` have no ``score`` (NaN: a null
+    in the workload's column) while others have one: ``-NaN`` sorts after every number, so those rank after every
+    scored request (ties by arrival), which is what a run of them shows, but it ran so without a word. ``example``:
+    the spec with a tau, which needs no column."""
+    import sys
+
+    scores = np.asarray(requests["score"], dtype=np.float64)
+    missing = np.flatnonzero(np.isnan(scores))
+    if len(missing):
+        print(f"warning: {who}: {len(missing):,} of {len(scores):,} request(s) have no score (first: request "
+              f"{requests['request_id'][missing[0]]}); they rank after every scored request, first come first "
+              f"served among themselves: give every request a score (`ltrsched predict`), or use approximate-oracle "
+              f"scores with a tau parameter, e.g. {example}", file=sys.stderr)
