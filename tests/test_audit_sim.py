@@ -4,10 +4,13 @@ result. Every case goes through the in-process CLI (no interpreter per case)."""
 
 from __future__ import annotations
 
+import json
+
 import polars as pl
 import pytest
 
 from cli_helpers import run_cli_fast
+from test_cli_simulate import assert_one_line_error
 
 
 def _scored(tmp_path, scores) -> str:
@@ -38,3 +41,24 @@ def test_requests_without_a_score_are_ranked_last_with_a_warning(tmp_path, capsy
 def test_a_fully_scored_workload_runs_under_ltr_without_a_warning(tmp_path, capsys):
     r = run_cli_fast(capsys, "simulate", "-w", _scored(tmp_path, [3.0, 1.0, 2.0]), "-P", "ltr")
     assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+
+
+def test_mlfq_with_starvation_prevention_keeps_its_own_quantum_in_the_result_files(tmp_path, capsys):
+    """The wrapper described its quantum [steps] under "quantum", over MLFQ's own quantum [s]: summary.json said
+    quantum=3 for mlfq:quantum=0.05,starve=5,starve_quantum=3 (the spec, starve_quantum, was right)."""
+    out = tmp_path / "run"
+    r = run_cli_fast(capsys, "simulate", "-n", "5", "-P", "mlfq:quantum=0.05,starve=5,starve_quantum=3", "-o", out)
+    assert r.returncode == 0, r.stderr
+    params = json.loads((out / "summary.json").read_text())["meta"]["policy_params"]
+    assert params == {"policy": "mlfq", "quantum": 0.05, "threshold": 2.0, "promote": 0, "starve": 5,
+                      "starve_quantum": 3}
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("mlfq:starve=5,starve_quantum=0", "policy 'mlfq': starve and starve_quantum must be >= 1, got starve=5, "
+                                       "starve_quantum=0"),  # (named MLFQ's own quantum)
+    ("mlfq:starve=5,starve_quantum=1.5", "policy 'mlfq': starve/starve_quantum must be integers (steps)"),
+    ("fcfs:starve=1,quantum=0", "policy 'fcfs': starve and quantum must be >= 1, got starve=1, quantum=0"),
+])
+def test_a_bad_starvation_quantum_is_named_as_the_spec_names_it(capsys, spec, message):
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-n", "3", "-P", spec), message)

@@ -64,7 +64,8 @@ class StarvationPrevention(Policy):
 
     def __init__(self, inner: Policy, threshold: int = 200, quantum: int = 10):
         if threshold < 1 or quantum < 1:
-            raise ValueError(f"starve and quantum must be >= 1, got starve={threshold}, quantum={quantum}")
+            key = "starve_quantum" if "quantum" in inner.parameters() else "quantum"  # (MLFQ's quantum is its own)
+            raise ValueError(f"starve and {key} must be >= 1, got starve={threshold}, {key}={quantum}")
         self.inner = inner
         self.threshold = threshold
         self.quantum = quantum
@@ -478,14 +479,20 @@ class StarvationPrevention(Policy):
         keep[head] = _TRUE
         return np.concatenate((head, rest))
 
+    def _quantum_key(self) -> str:
+        """The spec's name of :attr:`quantum`: ``starve_quantum`` where the inner policy has a ``quantum`` of its
+        own (MLFQ's [s]), else ``quantum``."""
+        return "starve_quantum" if "quantum" in self.inner.parameters() else "quantum"
+
     def describe(self):
-        return {**self.inner.describe(), "starve": self.threshold, "quantum": self.quantum}
+        # (under "quantum" it overwrote MLFQ's own quantum in the result files: mlfq:quantum=0.05,starve=5,
+        # starve_quantum=3 was described as quantum=3)
+        return {**self.inner.describe(), "starve": self.threshold, self._quantum_key(): self.quantum}
 
     def spec(self) -> str:
         inner = self.inner.spec()
         sep = "," if ":" in inner else ":"
-        key = "starve_quantum" if "quantum" in self.inner.parameters() else "quantum"
-        return f"{inner}{sep}starve={self.threshold},{key}={self.quantum}"
+        return f"{inner}{sep}starve={self.threshold},{self._quantum_key()}={self.quantum}"
 
 
 class _StarvationPreventionStepped(StarvationPrevention):
