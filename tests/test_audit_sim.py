@@ -62,3 +62,15 @@ def test_mlfq_with_starvation_prevention_keeps_its_own_quantum_in_the_result_fil
 ])
 def test_a_bad_starvation_quantum_is_named_as_the_spec_names_it(capsys, spec, message):
     assert_one_line_error(run_cli_fast(capsys, "simulate", "-n", "3", "-P", spec), message)
+
+
+def test_the_thrash_warning_for_mlfq_names_the_starvation_quantum(capsys):
+    """For MLFQ, whose own quantum [s] is "quantum", the remedy said "e.g. starve=1000,quantum=100": following it set
+    MLFQ's quantum to 100 s and left the starvation quantum at 5."""
+    r = run_cli_fast(capsys, "simulate", "-w", "lmsys-like", "-n", "30", "--num-gpu-blocks", "120", "--preemption",
+                     "recompute", "-P", "mlfq:starve=20,starve_quantum=5")
+    assert r.returncode == 0, r.stderr
+    warning = [line for line in r.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warning) == 1 and "(starve=20,starve_quantum=5) promotes" in warning[0], r.stderr
+    assert "(e.g. starve=1000,starve_quantum=100)" in warning[0] and "quantum=100)" not in warning[0].replace(
+        "starve_quantum=100)", "")

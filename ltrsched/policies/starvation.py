@@ -479,7 +479,7 @@ class StarvationPrevention(Policy):
         keep[head] = _TRUE
         return np.concatenate((head, rest))
 
-    def _quantum_key(self) -> str:
+    def quantum_key(self) -> str:
         """The spec's name of :attr:`quantum`: ``starve_quantum`` where the inner policy has a ``quantum`` of its
         own (MLFQ's [s]), else ``quantum``."""
         return "starve_quantum" if "quantum" in self.inner.parameters() else "quantum"
@@ -487,12 +487,12 @@ class StarvationPrevention(Policy):
     def describe(self):
         # (under "quantum" it overwrote MLFQ's own quantum in the result files: mlfq:quantum=0.05,starve=5,
         # starve_quantum=3 was described as quantum=3)
-        return {**self.inner.describe(), "starve": self.threshold, self._quantum_key(): self.quantum}
+        return {**self.inner.describe(), "starve": self.threshold, self.quantum_key(): self.quantum}
 
     def spec(self) -> str:
         inner = self.inner.spec()
         sep = "," if ":" in inner else ":"
-        return f"{inner}{sep}starve={self.threshold},{self._quantum_key()}={self.quantum}"
+        return f"{inner}{sep}starve={self.threshold},{self.quantum_key()}={self.quantum}"
 
 
 class _StarvationPreventionStepped(StarvationPrevention):
