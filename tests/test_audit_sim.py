@@ -74,3 +74,29 @@ def test_the_thrash_warning_for_mlfq_names_the_starvation_quantum(capsys):
     assert len(warning) == 1 and "(starve=20,starve_quantum=5) promotes" in warning[0], r.stderr
     assert "(e.g. starve=1000,starve_quantum=100)" in warning[0] and "quantum=100)" not in warning[0].replace(
         "starve_quantum=100)", "")
+
+
+@pytest.mark.parametrize("policy, warns", [("fcfs:starve=20,quantum=5", True), ("fcfs:starve=1000,quantum=100", False)])
+def test_reproduce_warns_when_a_run_of_its_thrashes(tmp_path, capsys, monkeypatch, policy, warns):
+    """simulate and sweep warned of a starvation-prevention thrash, reproduce said nothing. Its paper settings never
+    thrash (0 preemptions in fig4-5), so a thrash there is news: its starvation rows would be wrong. One small run
+    stands in for the experiment's (the paper's take a minute); it thrashes as test_starvation_thrash's does."""
+    from types import SimpleNamespace
+
+    from ltrsched.experiments import commands
+    from ltrsched.experiments.runspec import RunSpec
+    from ltrsched.experiments.tables import Section
+    from test_starvation_thrash import small_profile
+
+    spec = RunSpec(experiment="fig4-5", setting="tight", label="FCFS-SP", workload="lmsys-like", policy=policy,
+                   profile=small_profile(tmp_path / "small.json"), num_requests=30, preemption="recompute")
+    experiment = SimpleNamespace(specs=lambda quick: [spec], build=lambda out, quick: Section("fig4-5", "Tight"))
+    monkeypatch.setattr(commands, "_modules", lambda: {"fig4-5": experiment})
+    r = run_cli_fast(capsys, "reproduce", "fig4-5", "--out", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    warnings = [line for line in r.stderr.splitlines() if line.startswith("warning: ")]
+    if warns:
+        assert len(warnings) == 1 and warnings[0].startswith(f"warning: run {policy} on lmsys-like") \
+            and "starvation prevention (starve=20,quantum=5)" in warnings[0], r.stderr
+    else:
+        assert warnings == [], r.stderr

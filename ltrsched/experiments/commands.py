@@ -49,7 +49,7 @@ def reproduce(experiment, quick, out, jobs, backend, address):
     Finished runs are cached under OUT/runs and skipped on a rerun.
     """
     from ltrsched.experiments.report import write_report
-    from ltrsched.experiments.runner import check_jobs, open_backend, run_all
+    from ltrsched.experiments.runner import check_jobs, load_summary, open_backend, run_all
     from ltrsched.outputs import check_out_dir
 
     check_jobs(jobs)
@@ -75,6 +75,9 @@ def reproduce(experiment, quick, out, jobs, backend, address):
         for c in sec.checks:
             click.echo(("  [ok]   " if c.passed else "  [MISS] ") + c.claim + (f" ({c.detail})" if c.detail else ""))
     click.echo(f"\n{stats.line()}; {elapsed:.1f} s. Report: {report}")
+    # (the paper's settings preempt about never: BENCHMARKS.md; a thrash here is news, and its starvation rows wrong)
+    for line in thrash_warnings(specs, [load_summary(out, s) for s in specs]):
+        click.echo(line, err=True)
 
 
 def _prepare_predictors(specs) -> None:
