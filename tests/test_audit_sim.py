@@ -6,10 +6,16 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import polars as pl
 import pytest
 
 from cli_helpers import run_cli_fast
+from ltrsched.errors import UserError
+from ltrsched.policies.base import Policy
+from ltrsched.policies.starvation import StarvationPrevention
+from ltrsched.sim import SimConfig, simulate
+from ltrsched.workloads.schema import Workload
 from test_cli_simulate import assert_one_line_error
 
 
@@ -100,3 +106,68 @@ def test_reproduce_warns_when_a_run_of_its_thrashes(tmp_path, capsys, monkeypatc
             and "starvation prevention (starve=20,quantum=5)" in warnings[0], r.stderr
     else:
         assert warnings == [], r.stderr
+
+
+# ------------------------------------------------------------------ plugin orders edited behind the read-only flag
+class _KeptOrder(Policy):
+    """Least run time first, in one array kept from step to step: edited in place (writeable again for it), then
+    read-only. ``repeat``: the edit also writes position 1 over position 0 (no permutation)."""
+
+    def __init__(self, repeat: bool = False):
+        self.repeat = repeat
+        self.kept = None
+
+    def rank(self, view):
+        n = len(view)
+        if self.kept is None or len(self.kept) != n:
+            self.kept = np.arange(n)
+        self.kept.flags.writeable = True
+        self.kept[:] = view.order_by(view.run_time)
+        if self.repeat and n > 1 and view.step > 0:
+            self.kept[0] = self.kept[1]
+        self.kept.flags.writeable = False
+        return self.kept
+
+
+class _FreshOrder(Policy):
+    """The same order, a fresh array each step."""
+
+    def rank(self, view):
+        return view.order_by(view.run_time)
+
+
+class _EditedOrderBy(Policy):
+    """order_by's read-only array, set writeable, given a repeated position and set read-only again."""
+
+    def rank(self, view):
+        order = view.order_by(view.prompt_tokens)
+        if len(order) > 1:
+            order.flags.writeable = True
+            order[0] = order[1]
+            order.flags.writeable = False
+        return order
+
+
+def _workload(n: int = 60, seed: int = 3) -> Workload:
+    rng = np.random.default_rng(seed)
+    return Workload(pl.DataFrame({"request_id": np.arange(n), "prompt_tokens": rng.integers(5, 300, n),
+                                  "output_tokens": rng.integers(5, 400, n), "arrival_time": np.zeros(n)}), "w")
+
+
+@pytest.mark.parametrize("policy, step", [(_KeptOrder(repeat=True), 1), (_EditedOrderBy(), 0),
+                                          (StarvationPrevention(_KeptOrder(repeat=True), 3, 2), 1)])
+def test_a_plugin_order_edited_behind_the_read_only_flag_is_still_checked(policy, step):
+    """The host took a read-only array that owns its memory, returned again, or order_by's own, as a permutation
+    without looking: its owner had set it writeable, repeated a position and set it read-only, and the run served a
+    request twice in a step, without a word."""
+    with pytest.raises(UserError, match=f"returned an invalid order at step {step}: 1 position"):
+        simulate(_workload(), policy, SimConfig(max_num_seqs=4))
+
+
+def test_starvation_prevention_follows_a_plugin_order_edited_in_place():
+    """The wrapper kept its promoted-first order while the inner order was the same read-only array: a plugin that
+    edited that array in place (a valid order) was followed late, and the run came out another (2,043 steps, not 2,015)."""
+    kept = simulate(_workload(40, seed=4), StarvationPrevention(_KeptOrder(), 20, 100), SimConfig(max_num_seqs=4))
+    fresh = simulate(_workload(40, seed=4), StarvationPrevention(_FreshOrder(), 20, 100), SimConfig(max_num_seqs=4))
+    assert kept.summary["steps"] == fresh.summary["steps"]
+    assert kept.requests["finish_time"].to_list() == fresh.requests["finish_time"].to_list()

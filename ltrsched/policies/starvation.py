@@ -41,7 +41,7 @@ from ltrsched.policies.base import LiveView, Policy, order_by
 from ltrsched.policies.fastops import count_nonzero, frozen
 from ltrsched.policies.front_order import FrontOrder
 from ltrsched.policies.id_array import IdArray
-from ltrsched.policies.order_check import vouched, vouched_again
+from ltrsched.policies.order_check import library_policy, vouched, vouched_again
 from ltrsched.policies.tracking import LiveIndex
 
 _NONE = np.zeros(0, dtype=np.int64)
@@ -75,6 +75,8 @@ class StarvationPrevention(Policy):
         self._keep = np.ones(1024, dtype=bool)  # scratch (all True between uses)
         # the promoted-first order kept here, for an inner policy whose order is by a key fixed per request
         self._front = FrontOrder() if _fixed_key(inner) else None
+        # a plugin may edit an order it returned and set it read-only again: its orders are never kept by identity
+        self._trust_inner = library_policy(inner)
         self._forget()
 
     def _forget(self) -> None:
@@ -185,7 +187,7 @@ class StarvationPrevention(Policy):
             s, e = self._s, self._e
         # the inner order is a permutation by construction (a sort's, or vouched for): so is the promoted-first
         # order built from it when the promoted positions are distinct and in range (``_promoted_first``)
-        proven = order is view._ranked and not order.flags.writeable
+        proven = order is view._ranked and not order.flags.writeable and self._trust_inner
         last = self._last
         if last is not None and order is last[0] and self._version == last[1]:
             # the same inner order (unchanged: read-only) and promoted positions as last step
@@ -199,7 +201,7 @@ class StarvationPrevention(Policy):
         if proven and distinct:
             vouched(view, out)
         # keep it for the next step if the inner order cannot change under it (read-only, owning its memory)
-        self._last = (order, self._version, out, distinct) if frozen(order) else None
+        self._last = (order, self._version, out, distinct) if frozen(order) and self._trust_inner else None
         return out
 
     def _update_promoted(self, view: LiveView, kept: bool) -> None:
