@@ -171,3 +171,27 @@ def test_starvation_prevention_follows_a_plugin_order_edited_in_place():
     fresh = simulate(_workload(40, seed=4), StarvationPrevention(_FreshOrder(), 20, 100), SimConfig(max_num_seqs=4))
     assert kept.summary["steps"] == fresh.summary["steps"]
     assert kept.requests["finish_time"].to_list() == fresh.requests["finish_time"].to_list()
+
+
+def _trace(tmp_path, n: int = 20) -> str:
+    """A .csv trace of ``n`` requests one second apart (1 req/s)."""
+    path = tmp_path / "t.csv"
+    path.write_text("arrival_time,prompt_tokens,output_tokens\n" + "".join(f"{i},{10 + i},{5 + i}\n" for i in range(n)))
+    return str(path)
+
+
+def test_replaying_a_sample_of_a_trace_says_it_is_thinned(tmp_path, capsys):
+    """-n draws its requests at random from across the file: replayed, a 2,000-request trace at 10 req/s with -n 100
+    served 100 requests over its whole span at 0.5 req/s, a load 20x lighter than the trace's, without a word."""
+    r = run_cli_fast(capsys, "simulate", "-w", _trace(tmp_path), "--arrival", "replay", "-n", "5", "--seed", "1")
+    assert r.returncode == 0, r.stderr
+    notes = [line for line in r.stderr.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and notes[0].startswith(
+        "note: --num-requests 5 drew 5 of t's 20 requests at random from across its trace, so --arrival replay "
+        "served them thinned, at ") and "(the trace: 1 req/s); add --rate R" in notes[0], r.stderr
+
+
+@pytest.mark.parametrize("args", [["-n", "20"], ["-n", "5", "--rate", "1"], ["--duration", "5"]])
+def test_replaying_a_whole_trace_or_at_a_rate_says_nothing_of_thinning(tmp_path, capsys, args):
+    r = run_cli_fast(capsys, "simulate", "-w", _trace(tmp_path), "--arrival", "replay", *args)
+    assert r.returncode == 0 and "thinned" not in r.stderr, r.stderr
