@@ -187,7 +187,7 @@ def test_replaying_a_sample_of_a_trace_says_it_is_thinned(tmp_path, capsys):
     assert r.returncode == 0, r.stderr
     notes = [line for line in r.stderr.splitlines() if line.startswith("note: ")]
     assert len(notes) == 1 and notes[0].startswith(
-        "note: --num-requests 5 drew 5 of t's 20 requests at random from across its trace, so --arrival replay "
+        "note: --num-requests 5 drew 5 of t's 20 requests at random from across its trace, so replay arrivals "
         "served them thinned, at ") and "(the trace: 1 req/s); add --rate R" in notes[0], r.stderr
 
 
@@ -195,3 +195,14 @@ def test_replaying_a_sample_of_a_trace_says_it_is_thinned(tmp_path, capsys):
 def test_replaying_a_whole_trace_or_at_a_rate_says_nothing_of_thinning(tmp_path, capsys, args):
     r = run_cli_fast(capsys, "simulate", "-w", _trace(tmp_path), "--arrival", "replay", *args)
     assert r.returncode == 0 and "thinned" not in r.stderr, r.stderr
+
+
+def test_a_sweep_replaying_a_sample_of_a_trace_says_it_is_thinned(tmp_path, capsys):
+    _trace(tmp_path)
+    (tmp_path / "s.toml").write_text('workloads = ["t.csv"]\npolicies = ["fcfs"]\narrival = "replay"\n'
+                                     "num_requests = 5\nseeds = [1]\n")
+    r = run_cli_fast(capsys, "sweep", tmp_path / "s.toml", "--out", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    notes = [line for line in r.stderr.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and notes[0].startswith(f"note: num_requests = 5 in {tmp_path / 's.toml'} drew 5 of t's 20 "
+                                                   "requests") and "set rates = [R]" in notes[0], r.stderr

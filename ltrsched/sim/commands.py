@@ -73,6 +73,7 @@ def build_workload(workload, num_requests, arrival, rate, cv, duration, seed, no
     note for the user (:func:`own_arrivals_note`), printed by the command once it has run (a note printed before
     an error would make the error two lines)."""
     from ltrsched.workloads import apply_arrivals, load_workload
+    from ltrsched.workloads.arrivals import thinned_replay_note
 
     if num_requests is not None and num_requests <= 0:
         raise UserError(f"--num-requests must be positive, got {num_requests}")
@@ -95,28 +96,12 @@ def build_workload(workload, num_requests, arrival, rate, cv, duration, seed, no
         if note:
             notes.append(note)
     if arrival == "replay" and num_requests is not None and rate is None and notes is not None:
-        note = thinned_replay_note(wl, load_workload(workload))
+        note = thinned_replay_note(wl, load_workload(workload), f"--num-requests {num_requests:,}",
+                                   "add --rate R to replay them at R req/s, or leave out --num-requests and replay "
+                                   "the trace's first D seconds with --duration D")
         if note:
             notes.append(note)
     return apply_arrivals(wl, arrival, rate=rate, cv=cv, seed=seed, duration=duration)
-
-
-def thinned_replay_note(sample, whole) -> str | None:
-    """That ``--num-requests`` drew ``sample`` at random from across the trace ``whole``, so that replaying its own
-    timestamps serves the trace thinned (a trace of 2,000 requests at 10 req/s, ``-n 100``: 100 requests over its
-    200 s, at 0.5 req/s), not its first requests at its rate, as a replay reads; None when the sample is the whole
-    trace or either has no span of arrival times (the replay refuses that)."""
-    n, total = len(sample), len(whole)
-    if n >= total or n < 2:
-        return None
-    times, all_times = sample.df["arrival_time"], whole.df["arrival_time"]
-    span, whole_span = times.max() - times.min(), all_times.max() - all_times.min()
-    if not (span is not None and whole_span is not None and span > 0 and whole_span > 0):
-        return None
-    return (f"note: --num-requests {n:,} drew {n:,} of {whole.name}'s {total:,} requests at random from across its "
-            f"trace, so --arrival replay served them thinned, at {(n - 1) / span:.3g} req/s (the trace: "
-            f"{(total - 1) / whole_span:.3g} req/s); add --rate R to replay them at R req/s, or leave out "
-            "--num-requests and replay the trace's first D seconds with --duration D")
 
 
 def own_arrivals_note(wl) -> str | None:
