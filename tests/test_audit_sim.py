@@ -206,3 +206,26 @@ def test_a_sweep_replaying_a_sample_of_a_trace_says_it_is_thinned(tmp_path, caps
     notes = [line for line in r.stderr.splitlines() if line.startswith("note: ")]
     assert len(notes) == 1 and notes[0].startswith(f"note: num_requests = 5 in {tmp_path / 's.toml'} drew 5 of t's 20 "
                                                    "requests") and "set rates = [R]" in notes[0], r.stderr
+
+
+class _Declared(Policy):
+    """FCFS with class attributes set per test."""
+
+    def rank(self, view):
+        return view.order_by()
+
+
+@pytest.mark.parametrize("attrs, message", [
+    ({"needs": "score"}, "policy 'declared' declares needs = 'score'; it must be a tuple of column names"),
+    ({"needs": ("score", 3)}, "declares needs = ('score', 3)"),
+    ({"extra_output_tokens": -5}, "declares extra_output_tokens = -5; it must be a whole number of tokens >= 0"),
+    ({"extra_output_tokens": 2.5}, "declares extra_output_tokens = 2.5"),
+    ({"extra_output_tokens": True}, "declares extra_output_tokens = True"),
+])
+def test_a_policy_declaring_needs_or_extra_tokens_of_the_wrong_kind_is_refused(attrs, message):
+    """needs = "score" asked for columns 's', 'c', ... (the policy could never run, and the error named 's');
+    extra_output_tokens = -5 served every request 5 tokens short, and one of 5 or fewer never finished (a
+    RuntimeError traceback: "simulation ended with unfinished requests")."""
+    policy = type("Declared", (_Declared,), {"name": "declared", **attrs})()
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        simulate(_workload(5), policy, SimConfig())
