@@ -20,8 +20,9 @@ the integer sum used before: callgrind). The diagnosis of a bad order runs only 
 
 The shortcuts trust "read-only" only where the library made the order: a policy of this package (and every policy
 it wraps: :func:`library_policy`), or an order the library vouched for. A plugin's own orders are checked value by
-value every step (the 53 k instructions above at 2,000 live requests): an array's owner may set it writeable again, change it and set
-it read-only, and a plugin that kept its order so, edited in place, had a repeated position accepted unchecked.
+value every step (the 53 k instructions above at 2,000 live requests): an array's owner may set it writeable
+again, change it and set it read-only, and a plugin that kept its order so, edited in place, had a repeated
+position accepted unchecked.
 """
 
 from __future__ import annotations
