@@ -63,7 +63,7 @@ class LiveView:
             request id, so that :meth:`order_by` need not sort by them (False: nothing is assumed).
     """
 
-    __slots__ = ("_columns", "_index", "_cache", "now", "step", "arrival_ordered", "_ranked")
+    __slots__ = ("_columns", "_index", "_cache", "now", "step", "arrival_ordered", "_ranked", "_vouched")
 
     def __init__(self, columns: Mapping[str, np.ndarray], index: np.ndarray | None, now: float, step: int,
                  arrival_ordered: bool = False):
@@ -76,6 +76,8 @@ class LiveView:
         #: the last order :meth:`order_by` returned, if it has one position per live request (a permutation by
         #: construction, read-only): hosts accept it without checking its values (see ``order_check``)
         self._ranked: np.ndarray | None = None
+        #: the last order the library's own code vouched for (``order_check.vouched``): a permutation whoever returns it
+        self._vouched: np.ndarray | None = None
 
     def order_by(self, *keys: np.ndarray) -> np.ndarray:
         """Positions sorted by ``keys`` ascending (the first most significant), ties by arrival time, then

@@ -8,6 +8,7 @@ from ltrsched.policies.approx_oracle import approx_oracle_scores, check_seed, ch
 from ltrsched.policies.base import LiveView, Policy
 from ltrsched.policies.fixed_order import FixedKeyOrder
 from ltrsched.policies.id_array import IdArray
+from ltrsched.policies.needs import warn_missing_scores
 from ltrsched.policies.registry import register
 
 
@@ -44,6 +45,8 @@ class LTR(Policy):
             # (a tau the ties put out of reach ran silently at the exact order, or at random with equal lengths)
             warn_unreachable_tau(lengths, self.tau, f"{self.name}:tau={self.tau:g}")
             self._oracle[requests["request_id"]] = approx_oracle_scores(lengths, self.tau, self.seed)
+        else:
+            warn_missing_scores(requests, f"policy {self.name!r}", f"`{self.name}:tau=0.62`")
 
     def on_arrival(self, request_ids, now) -> None:
         self._order.arrived(request_ids)

@@ -34,7 +34,7 @@ import numpy as np
 from ltrsched.policies.base import LiveView, Policy
 from ltrsched.policies.fastops import count_nonzero
 from ltrsched.policies.id_array import IdArray
-from ltrsched.policies.order_check import vouched
+from ltrsched.policies.order_check import vouched, vouched_again
 from ltrsched.policies.registry import register
 from ltrsched.policies.tracking import DueSteps, batch_positions, same_ids, snapshot_ids, split_by_tail
 
@@ -171,6 +171,8 @@ class MLFQ(Policy):
             self._segs = [[level, c] for level, c in enumerate(np.bincount(levels).tolist()) if c]  # (by level)
             self._lead = {}
             self._proven = order is view._ranked  # (a sort's: a permutation)
+            if self._proven:  # (the library's own sort: vouched for, whoever hands it to the host)
+                vouched_again(view, order)
         else:
             # made from the last order, a permutation of the last view's positions, by taking the batch out,
             # renumbering around the members that finished (distinct positions) and placing the batch and the
@@ -195,8 +197,7 @@ class MLFQ(Policy):
         records who ran), so the next rank of two or more sorts."""
         self._forget()
         order = _LONE if len(view) else _NONE
-        view._ranked = order  # (read-only: a permutation of its one position)
-        return order
+        return vouched_again(view, order)  # (read-only: a permutation of its one position)
 
     def _recount_idle(self, view: LiveView) -> None:
         """promote: file every live request under the step it will have been idle ``promote`` steps."""

@@ -17,6 +17,12 @@ kept LTR order after a few requests finished, or the same with promoted requests
 order is checked value by value: one fancy-index write into a fresh boolean
 array, one count and one bitwise OR of the values (53 k instructions at 2,000 live requests, 60 k with
 the integer sum used before: callgrind). The diagnosis of a bad order runs only once it has failed.
+
+The shortcuts trust "read-only" only where the library made the order: a policy of this package (and every policy
+it wraps: :func:`library_policy`), or an order the library vouched for. A plugin's own orders are checked value by
+value every step (the 53 k instructions above at 2,000 live requests): an array's owner may set it writeable
+again, change it and set it read-only, and a plugin that kept its order so, edited in place, had a repeated
+position accepted unchecked.
 """
 
 from __future__ import annotations
@@ -46,11 +52,12 @@ def check_order(order, view: LiveView, policy: object) -> np.ndarray:
         The order as a numpy array (the same object when it was one already).
     """
     global _accepted
-    if order is view._ranked and order is not None and not order.flags.writeable:  # order_by's, unchanged
+    if order is view._ranked and order is not None and not order.flags.writeable and (
+            order is view._vouched or library_policy(policy)):  # vouched for, or order_by's for the library's policy
         return order
     n = len(view)
-    if order is _accepted[0] and n == _accepted[1] and not order.flags.writeable:  # accepted before, unchanged
-        return order
+    if order is _accepted[0] and n == _accepted[1] and not order.flags.writeable and library_policy(policy):
+        return order  # accepted before, unchanged
     if type(order) is not np.ndarray:
         given = type(order).__name__
         try:
@@ -66,6 +73,31 @@ def check_order(order, view: LiveView, policy: object) -> np.ndarray:
     _fail(policy, view, n, _diagnose(order, n))
 
 
+#: The policy :func:`library_policy` last judged, and its answer (the same object every step of a run).
+_judged: tuple = (None, False)
+
+
+def library_policy(policy: object) -> bool:
+    """Whether ``policy`` and every policy it wraps (through ``inner``) are this package's own, whose orders the
+    identity shortcuts above may take on trust. A plugin's are checked value by value every step: "read-only and
+    owning its memory" proves nothing about an array its owner holds, who may set it writeable again, change it and
+    set it read-only (a plugin that kept one order and edited it so had a repeated position accepted unchecked, and
+    its run served one request twice in a step, without a word)."""
+    global _judged
+    if policy is not _judged[0]:
+        _judged = (policy, _all_library(policy))
+    return _judged[1]
+
+
+def _all_library(policy: object) -> bool:
+    seen = 0
+    while policy is not None and seen < 16:  # (a wrapper of a wrapper; bounded against a cycle)
+        if type(policy).__module__.partition(".")[0] != "ltrsched":  # (registry.is_builtin's rule)
+            return False
+        policy, seen = getattr(policy, "inner", None), seen + 1
+    return policy is None
+
+
 def vouched(view: LiveView, order: np.ndarray) -> np.ndarray:
     """Mark ``order`` as a permutation of ``view``'s positions by construction and return it, read-only: hosts
     then accept it without checking its values, as they accept :meth:`LiveView.order_by`'s.
@@ -75,14 +107,14 @@ def vouched(view: LiveView, order: np.ndarray) -> np.ndarray:
     checked): a wrongly vouched order would reach :func:`~ltrsched.policies.batching.form_batch` unchecked.
     """
     order.setflags(write=False)  # (what setting ``order.flags.writeable`` calls, without building a flags object)
-    view._ranked = order
+    view._ranked = view._vouched = order
     return order
 
 
 def vouched_again(view: LiveView, order: np.ndarray) -> np.ndarray:
     """``order``, which :func:`vouched` marked for an earlier view of the same live requests (read-only since), as
     ``view``'s: the same as :func:`vouched` without the flags call (~3 us on the CPU engine's cold caches)."""
-    view._ranked = order
+    view._ranked = view._vouched = order
     return order
 
 

@@ -338,7 +338,7 @@ def _pop_starvation(raw: dict[str, str], params: dict, name: str) -> tuple[int, 
         threshold = to_int(raw.pop("starve"))
         quantum = next((to_int(raw.pop(k)) for k in keys if k in raw), 10)
     except ValueError as exc:
-        raise UserError(f"policy {name!r}: starve/quantum must be integers (steps): {exc}") from None
+        raise UserError(f"policy {name!r}: starve/{keys[-1]} must be integers (steps): {exc}") from None
     return threshold, quantum
 
 

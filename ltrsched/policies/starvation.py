@@ -41,7 +41,7 @@ from ltrsched.policies.base import LiveView, Policy, order_by
 from ltrsched.policies.fastops import count_nonzero, frozen
 from ltrsched.policies.front_order import FrontOrder
 from ltrsched.policies.id_array import IdArray
-from ltrsched.policies.order_check import vouched, vouched_again
+from ltrsched.policies.order_check import library_policy, vouched, vouched_again
 from ltrsched.policies.tracking import LiveIndex
 
 _NONE = np.zeros(0, dtype=np.int64)
@@ -64,7 +64,8 @@ class StarvationPrevention(Policy):
 
     def __init__(self, inner: Policy, threshold: int = 200, quantum: int = 10):
         if threshold < 1 or quantum < 1:
-            raise ValueError(f"starve and quantum must be >= 1, got starve={threshold}, quantum={quantum}")
+            key = "starve_quantum" if "quantum" in inner.parameters() else "quantum"  # (MLFQ's quantum is its own)
+            raise ValueError(f"starve and {key} must be >= 1, got starve={threshold}, {key}={quantum}")
         self.inner = inner
         self.threshold = threshold
         self.quantum = quantum
@@ -74,6 +75,8 @@ class StarvationPrevention(Policy):
         self._keep = np.ones(1024, dtype=bool)  # scratch (all True between uses)
         # the promoted-first order kept here, for an inner policy whose order is by a key fixed per request
         self._front = FrontOrder() if _fixed_key(inner) else None
+        # a plugin may edit an order it returned and set it read-only again: its orders are never kept by identity
+        self._trust_inner = library_policy(inner)
         self._forget()
 
     def _forget(self) -> None:
@@ -184,7 +187,7 @@ class StarvationPrevention(Policy):
             s, e = self._s, self._e
         # the inner order is a permutation by construction (a sort's, or vouched for): so is the promoted-first
         # order built from it when the promoted positions are distinct and in range (``_promoted_first``)
-        proven = order is view._ranked and not order.flags.writeable
+        proven = order is view._ranked and not order.flags.writeable and self._trust_inner
         last = self._last
         if last is not None and order is last[0] and self._version == last[1]:
             # the same inner order (unchanged: read-only) and promoted positions as last step
@@ -198,7 +201,7 @@ class StarvationPrevention(Policy):
         if proven and distinct:
             vouched(view, out)
         # keep it for the next step if the inner order cannot change under it (read-only, owning its memory)
-        self._last = (order, self._version, out, distinct) if frozen(order) else None
+        self._last = (order, self._version, out, distinct) if frozen(order) and self._trust_inner else None
         return out
 
     def _update_promoted(self, view: LiveView, kept: bool) -> None:
@@ -478,14 +481,20 @@ class StarvationPrevention(Policy):
         keep[head] = _TRUE
         return np.concatenate((head, rest))
 
+    def quantum_key(self) -> str:
+        """The spec's name of :attr:`quantum`: ``starve_quantum`` where the inner policy has a ``quantum`` of its
+        own (MLFQ's [s]), else ``quantum``."""
+        return "starve_quantum" if "quantum" in self.inner.parameters() else "quantum"
+
     def describe(self):
-        return {**self.inner.describe(), "starve": self.threshold, "quantum": self.quantum}
+        # (under "quantum" it overwrote MLFQ's own quantum in the result files: mlfq:quantum=0.05,starve=5,
+        # starve_quantum=3 was described as quantum=3)
+        return {**self.inner.describe(), "starve": self.threshold, self.quantum_key(): self.quantum}
 
     def spec(self) -> str:
         inner = self.inner.spec()
         sep = "," if ":" in inner else ":"
-        key = "starve_quantum" if "quantum" in self.inner.parameters() else "quantum"
-        return f"{inner}{sep}starve={self.threshold},{key}={self.quantum}"
+        return f"{inner}{sep}starve={self.threshold},{self.quantum_key()}={self.quantum}"
 
 
 class _StarvationPreventionStepped(StarvationPrevention):

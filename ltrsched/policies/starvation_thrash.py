@@ -17,12 +17,19 @@ THRASH_PREEMPTIONS_PER_REQUEST = 5.0
 
 def starvation_settings(policy) -> tuple[int, int] | None:
     """(T, Q) [steps] of the starvation prevention ``policy`` is or wraps (through ``inner``), else None."""
+    wrapper = _starvation_wrapper(policy)
+    return None if wrapper is None else (wrapper.threshold, wrapper.quantum)
+
+
+def _starvation_wrapper(policy):
+    """The :class:`~ltrsched.policies.starvation.StarvationPrevention` ``policy`` is or wraps (through ``inner``),
+    else None."""
     from ltrsched.policies.starvation import StarvationPrevention
 
     seen = 0
     while policy is not None and seen < 16:  # (a wrapper of a wrapper; bounded against a cycle)
         if isinstance(policy, StarvationPrevention):
-            return policy.threshold, policy.quantum
+            return policy
         policy, seen = getattr(policy, "inner", None), seen + 1
     return None
 
@@ -31,14 +38,15 @@ def thrash_warning(policy, num_preemptions: int, num_finished: int, what: str) -
     """The ``warning:`` line for a run of ``policy`` (named ``what``) whose starvation prevention preempted more
     than :data:`THRASH_PREEMPTIONS_PER_REQUEST` times per finished request (``num_preemptions`` over
     ``num_finished``, from the run's summary), naming the cause and the remedy; None for any other run."""
-    settings = starvation_settings(policy)
-    if settings is None or num_finished <= 0 or num_preemptions <= THRASH_PREEMPTIONS_PER_REQUEST * num_finished:
+    wrapper = _starvation_wrapper(policy)
+    if wrapper is None or num_finished <= 0 or num_preemptions <= THRASH_PREEMPTIONS_PER_REQUEST * num_finished:
         return None
-    threshold, quantum = settings
+    threshold, quantum = wrapper.threshold, wrapper.quantum
+    key = wrapper.quantum_key()  # (MLFQ's own quantum is "quantum": raising that changed the policy, not this)
     per = num_preemptions / num_finished
     return (f"warning: {what}: {per:.1f} preemptions per finished request ({num_preemptions:,} for {num_finished:,}), "
             f"more than {THRASH_PREEMPTIONS_PER_REQUEST:g}: starvation prevention (starve={threshold},"
-            f"quantum={quantum}) promotes every request idle {threshold} steps ahead of those running, and under "
+            f"{key}={quantum}) promotes every request idle {threshold} steps ahead of those running, and under "
             "sustained overload evicts them over and over to recompute (a thrash, BENCHMARKS.md); raise the "
-            f"threshold and the quantum (e.g. starve={max(1000, 5 * threshold)},quantum={max(100, 10 * quantum)}), "
+            f"threshold and the quantum (e.g. starve={max(1000, 5 * threshold)},{key}={max(100, 10 * quantum)}), "
             "or lower the load")

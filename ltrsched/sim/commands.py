@@ -73,6 +73,7 @@ def build_workload(workload, num_requests, arrival, rate, cv, duration, seed, no
     note for the user (:func:`own_arrivals_note`), printed by the command once it has run (a note printed before
     an error would make the error two lines)."""
     from ltrsched.workloads import apply_arrivals, load_workload
+    from ltrsched.workloads.arrivals import thinned_replay_note
 
     if num_requests is not None and num_requests <= 0:
         raise UserError(f"--num-requests must be positive, got {num_requests}")
@@ -92,6 +93,12 @@ def build_workload(workload, num_requests, arrival, rate, cv, duration, seed, no
     wl = load_workload(workload, num_requests=num_requests, seed=seed)
     if arrival == "burst" and notes is not None:
         note = own_arrivals_note(wl)
+        if note:
+            notes.append(note)
+    if arrival == "replay" and num_requests is not None and rate is None and notes is not None:
+        note = thinned_replay_note(wl, load_workload(workload), f"--num-requests {num_requests:,}",
+                                   "add --rate R to replay them at R req/s, or leave out --num-requests and replay "
+                                   "the trace's first D seconds with --duration D")
         if note:
             notes.append(note)
     return apply_arrivals(wl, arrival, rate=rate, cv=cv, seed=seed, duration=duration)

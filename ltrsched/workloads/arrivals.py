@@ -206,3 +206,21 @@ def apply_arrivals(
     if unit_doubt:  # (after the checks: a warning ahead of an error made it two lines)
         print(f"warning: {unit_doubt}", file=sys.stderr)
     return workload.with_df(df, arrival=process, rate=rate, cv=cv, arrival_seed=seed, duration=duration)
+
+
+def thinned_replay_note(sample: Workload, whole: Workload, drawn_by: str, fix: str) -> str | None:
+    """That ``drawn_by`` (the option or key giving the number of requests) drew ``sample`` at random from across the
+    trace ``whole``, so that replaying its own timestamps serves the trace thinned (a trace of 2,000 requests at
+    10 req/s, 100 drawn: 100 requests over its 200 s, at 0.5 req/s), not its first requests at its rate, as a replay
+    reads; ``fix``: how the caller's settings change that. None when the sample is the whole trace or either has no
+    span of arrival times (the replay refuses that)."""
+    n, total = len(sample), len(whole)
+    if n >= total or n < 2:
+        return None
+    times, all_times = sample.df["arrival_time"], whole.df["arrival_time"]
+    span, whole_span = times.max() - times.min(), all_times.max() - all_times.min()
+    if not (span is not None and whole_span is not None and span > 0 and whole_span > 0):
+        return None
+    return (f"note: {drawn_by} drew {n:,} of {whole.name}'s {total:,} requests at random from across its trace, so "
+            f"replay arrivals served them thinned, at {(n - 1) / span:.3g} req/s (the trace: "
+            f"{(total - 1) / whole_span:.3g} req/s); {fix}")
