@@ -365,17 +365,28 @@ def ensemble(models, weights, data, eval_data, out):
     ev_prompts, ev_lengths = prompts_and_lengths(data if eval_data is None else eval_data, "eval" if eval_data is None else "all")
     check_labelled(ev_prompts, ev_lengths, "held-out")
     ens = Ensemble.calibrate(members, prompts, list(weights) or None)
-    from ltrsched.predictors.predictor import kendall_tau
+    from ltrsched.predictors.predictor import kendall_tau, unseen_warning
 
-    ev_scores = [m.scores(ev_prompts) for m in members]
+    ev_scores, unseen = [], []
+    for member in members:  # (each member's count of unseen prompts is its last scoring's: these prompts')
+        ev_scores.append(member.scores(ev_prompts))
+        unseen.append(member.unseen_last)
     ens.save(out, list(models))
-    for m, s in zip(models, ev_scores):
+    for m, s, count in zip(models, ev_scores, unseen):
         tau = kendall_tau(s, ev_lengths)
         click.echo(f"member {m}: held-out Kendall tau {fmt(tau, '.4f')}")
         _warn_undefined_tau(tau, len(ev_prompts), f"member {m}")
+        line = unseen_warning(count, len(ev_prompts), f"held-out prompts (member {m})")
+        if line:
+            click.echo(line, err=True)
     tau = kendall_tau(ens.combine(ev_scores), ev_lengths)
     click.echo(f"ensemble of {len(models)}: held-out ({len(ev_prompts)}) Kendall tau {fmt(tau, '.4f')}; wrote {out}")
     _warn_undefined_tau(tau, len(ev_prompts), "the ensemble")
+    trained_on = ens.training_overlap(ev_prompts)
+    if trained_on:  # (a file without splits: its "eval" prompts are all of it, the members' training prompts too)
+        click.echo(f"warning: {trained_on} of the {len(ev_prompts)} held-out prompts are training prompts of a member: "
+                   "the held-out taus above are not held-out and overstate the rankers; give other prompts with "
+                   "--eval-data FILE", err=True)
 
 
 @click.command("label-report")

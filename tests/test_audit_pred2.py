@@ -1,0 +1,96 @@
+"""An adversarial audit of the predictor side, round two: ``ensemble``, ``label-report``, ``predict``'s and
+``evaluate``'s splits of a labels file, a learning rate that barely trains, and ``evaluate --plot``, on label files of
+other models (other caps, one split only, no sampled run) and prompts unlike the training prompts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from cli_helpers import run_cli_fast
+
+WORDS = "please explain the story of a word list write answer today city code python function loop summary".split()
+FOREIGN = ["مرحبا كيف حالك اليوم", "नमस्ते आप कैसे हैं", "ελληνικά κείμενο εδώ", "שלום עולם מה שלומך", "Привет как дела"]
+
+
+def _english(n: int, seed: int) -> list[tuple[str, int]]:
+    """``n`` (prompt, output length [tokens]) pairs of English words, longer prompts with longer answers."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        words = list(rng.choice(WORDS, size=int(rng.integers(3, 12))))
+        rows.append((" ".join(words) + f" {seed}-{i}", 20 * len(words) + int(rng.integers(1, 50))))
+    return rows
+
+
+def _jsonl(path, rows) -> None:
+    path.write_text("".join(json.dumps({"prompt": p, "output_tokens": n}) + "\n" for p, n in rows))
+
+
+def _labels(path, splits: dict[str, list[tuple[str, int]]], cap: int = 512, sample: list[tuple[str, int]] = ()) -> None:
+    """A labels file of a prompts file (``ltrsched label --prompts``: it carries the text) at output cap ``cap``
+    [tokens]: ``splits`` maps a split to its main run's (prompt, length) pairs, lengths cut at the cap; ``sample``:
+    the sampled run's (prompt, length) of eval prompts."""
+    from ltrsched.workloads.labels import prompt_digest
+
+    rows = []
+    for run, groups in (("main", splits), ("sample", {"eval": list(sample)})):
+        for split, pairs in groups.items():
+            for prompt, n in pairs:
+                out = min(n, cap)
+                rows.append({"key": f"k{prompt_digest(prompt)}", "split": split, "run": run,
+                             "prompt_sha256": prompt_digest(prompt), "prompt_tokens": len(prompt.split()) + 3,
+                             "output_tokens": out, "finish_reason": "length" if out == cap else "stop",
+                             "model": "other-model", "model_sha256": "ab" * 32, "temperature": 0.0 if run == "main" else 0.8,
+                             "top_p": 1.0, "max_tokens": cap, "seed": 0, "prompt": prompt})
+    pl.DataFrame(rows).write_parquet(path)
+
+
+def _ranker(path, rows, seed: int = 0) -> None:
+    """An n-gram ranker (one epoch) trained on ``rows``, saved at ``path``."""
+    from ltrsched.predictors.config import PredictorConfig
+    from ltrsched.predictors.predictor import Predictor
+
+    predictor = Predictor(PredictorConfig(epochs=1, seed=seed))
+    predictor.fit([p for p, _ in rows], np.array([n for _, n in rows]))
+    predictor.save(path)
+
+
+# ---------------------------------------------------------------- ensemble
+def test_ensemble_warns_where_held_out_prompts_are_unlike_a_members_training_prompts(tmp_path, capsys):
+    """train, evaluate and predict warned of prompts that share no n-gram with an n-gram ranker's training prompts;
+    ensemble printed each member's held-out tau on Arabic, Hindi, Greek, Hebrew and Russian prompts without a word."""
+    train = _english(120, 0)
+    _ranker(tmp_path / "a", train, seed=0)
+    _ranker(tmp_path / "b", train, seed=1)
+    _jsonl(tmp_path / "train.jsonl", train)
+    _jsonl(tmp_path / "foreign.jsonl", [(p + " " + p[: i % 7], 10 + 7 * i) for i, p in enumerate(FOREIGN * 4)])
+    _jsonl(tmp_path / "eval.jsonl", _english(40, 1))
+    r = run_cli_fast(capsys, "ensemble", "-m", tmp_path / "a", "-m", tmp_path / "b", "--data", tmp_path / "train.jsonl",
+                     "--eval-data", tmp_path / "foreign.jsonl", "-o", tmp_path / "e")
+    assert r.returncode == 0, r.stderr
+    found = [line for line in r.stderr.splitlines() if "share no word or token n-gram" in line]
+    assert len(found) == 2 and all(line.startswith("warning: ") and " of 20 held-out prompts (member " in line
+                                   for line in found), r.stderr
+    r = run_cli_fast(capsys, "ensemble", "-m", tmp_path / "a", "-m", tmp_path / "b", "--data", tmp_path / "train.jsonl",
+                     "--eval-data", tmp_path / "eval.jsonl", "-o", tmp_path / "e2")
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+
+
+def test_ensemble_warns_where_its_held_out_prompts_are_a_members_training_prompts(tmp_path, capsys):
+    """A --data file without splits is its own "eval" split: ensemble reported a "held-out" tau of 0.68 on the
+    members' training prompts without a word, where evaluate of the ensemble warns of it."""
+    train = _english(120, 0)
+    _ranker(tmp_path / "a", train, seed=0)
+    _ranker(tmp_path / "b", train, seed=1)
+    _jsonl(tmp_path / "train.jsonl", train)
+    r = run_cli_fast(capsys, "ensemble", "-m", tmp_path / "a", "-m", tmp_path / "b", "--data", tmp_path / "train.jsonl",
+                     "-o", tmp_path / "e")
+    assert r.returncode == 0, r.stderr
+    assert ("warning: 120 of the 120 held-out prompts are training prompts of a member: the held-out taus above are "
+            "not held-out") in r.stderr, r.stderr
+
+
