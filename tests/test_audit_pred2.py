@@ -94,3 +94,41 @@ def test_ensemble_warns_where_its_held_out_prompts_are_a_members_training_prompt
             "not held-out") in r.stderr, r.stderr
 
 
+# ---------------------------------------------------------------- a labels file with one split
+def test_predict_scores_a_labels_file_of_train_prompts_only_with_split(tmp_path, capsys):
+    """predict scores a labels file's eval split: a file of train prompts only ended with "no 'main' labels in the
+    eval split", and predict had no way to score it."""
+    _ranker(tmp_path / "m", _english(60, 0))
+    _labels(tmp_path / "train-only.parquet", {"train": _english(30, 2)}, cap=128)
+    r = run_cli_fast(capsys, "predict", "-m", tmp_path / "m", "-w", tmp_path / "train-only.parquet",
+                     "-o", tmp_path / "o.parquet")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r
+    assert ("holds labels of the train split only, none of the eval split; score those with --split 'train' or 'all'"
+            in r.stderr), r.stderr
+    for split in ("train", "all"):
+        r = run_cli_fast(capsys, "predict", "-m", tmp_path / "m", "-w", tmp_path / "train-only.parquet",
+                         "-o", tmp_path / f"{split}.parquet", "--split", split)
+        assert r.returncode == 0, r.stderr
+        scored = pl.read_parquet(tmp_path / f"{split}.parquet")
+        assert scored.height == 30 and scored["score"].is_finite().all()
+    _jsonl(tmp_path / "w.jsonl", _english(5, 3))  # (no splits: --split train would be all of it)
+    r = run_cli_fast(capsys, "predict", "-m", tmp_path / "m", "-w", tmp_path / "w.jsonl", "-o", tmp_path / "x.parquet",
+                     "--split", "train")
+    assert r.returncode == 2 and "has no train/eval split" in r.stderr and r.stderr.count("\n") == 1, r
+
+
+@pytest.mark.parametrize("command", ["evaluate", "train", "ensemble"])
+def test_a_labels_file_without_an_eval_split_says_what_to_do(tmp_path, capsys, command):
+    _ranker(tmp_path / "m", _english(60, 0))
+    _ranker(tmp_path / "m2", _english(60, 0), seed=1)
+    _labels(tmp_path / "l.parquet", {"train": _english(30, 2)})
+    args = {"evaluate": ["evaluate", "-m", tmp_path / "m", "--data", tmp_path / "l.parquet"],
+            "train": ["train", "--data", tmp_path / "l.parquet", "-o", tmp_path / "t"],
+            "ensemble": ["ensemble", "-m", tmp_path / "m", "-m", tmp_path / "m2", "--data", tmp_path / "l.parquet",
+                         "-o", tmp_path / "e"]}[command]
+    r = run_cli_fast(capsys, *args)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r
+    hint = "--split 'train' or 'all'" if command == "evaluate" else "give held-out prompts with --eval-data FILE"
+    assert "holds labels of the train split only, none of the eval split; " in r.stderr and hint in r.stderr, r.stderr
+
+

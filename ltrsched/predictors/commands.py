@@ -100,8 +100,9 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
         seed=seed, hf_path=hf_model, max_prompt_tokens=max_prompt_tokens, probe_layer=probe_layer,
         probe_precision=probe_precision, **({} if ngrams is None else {"ngrams": ngrams}),
     )
-    prompts, lengths = prompts_and_lengths(data, "train", limit, seed)
-    ev_prompts, ev_lengths = prompts_and_lengths(data if eval_data is None else eval_data, "eval" if eval_data is None else "all")
+    prompts, lengths = prompts_and_lengths(data, "train", limit, seed, hint=_TRAIN_HINT)
+    ev_prompts, ev_lengths = prompts_and_lengths(data if eval_data is None else eval_data, "eval" if eval_data is None else "all",
+                                                 hint=_EVAL_HINT)
     check_labelled(prompts, lengths)
     check_labelled(ev_prompts, ev_lengths, "held-out")
     _check_held_out(prompts, ev_prompts, data, eval_data)
@@ -126,6 +127,12 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
     _warn_majority(config, ev_lengths, last.get("accuracy"))
     click.echo(f"trained on {len(prompts)} prompts; held-out ({len(ev_prompts)}) Kendall tau {fmt(last['tau'], '.4f')}"
                + (f", accuracy {last['accuracy']:.3f}" if "accuracy" in last else "") + f"; wrote {out}")
+
+
+#: What to do where ``--data`` is a labels file without a train or an eval split (:func:`~ltrsched.predictors.data.
+#: load_split`).
+_TRAIN_HINT = "label train prompts too (`ltrsched label --splits train,eval`), or give another --data"
+_EVAL_HINT = "give held-out prompts with --eval-data FILE"
 
 
 def _check_held_out(prompts: list[str], ev_prompts: list[str], data: str, eval_data: str | None) -> None:
@@ -216,20 +223,26 @@ def _check_train_numbers(epochs, list_size, max_prompt_tokens, bucket, label_buc
 @click.option("--workload", "-w", required=True, help="Workload with prompt text (file or built-in name).")
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output parquet.")
 @click.option("--column", default="score", show_default=True, help="Score column to write.")
-def predict(model_dir, workload, out, column):
+@click.option("--split", type=click.Choice(["eval", "train", "all"]), default="eval", show_default=True,
+              help="Of a labels file (`ltrsched label`) or the built-in sharegpt: the prompts to score; other files "
+                   "have no split and are scored whole.")
+def predict(model_dir, workload, out, column, split):
     """Add predictor output to a workload: a score column (and predicted_length for class models)."""
     import polars as pl
 
     from ltrsched.outputs import check_out_file
-    from ltrsched.predictors.data import texts_of
+    from ltrsched.predictors.data import load_split, texts_of
     from ltrsched.predictors.predictor import Predictor
-    from ltrsched.workloads import load_workload
 
     check_out_file(out, "--out", ".parquet")
     _check_score_column(column)
     predictor = Predictor.load(model_dir)
     _note_emulated_bf16(predictor, model_dir)
-    wl = load_workload(workload)
+    others = " or ".join(repr(s) for s in ("eval", "train", "all") if s != split)
+    wl = load_split(workload, split, f"score those with --split {others}")
+    if split == "train" and "split" not in wl.meta:  # (a file without splits: its "train" split would be all of it)
+        raise UserError(f"--split {split}: {workload} has no train/eval split (the built-in sharegpt and labels files "
+                        "have); leave --split out to score the whole file")
     _check_labels_column(column, wl, workload)
     prompts = texts_of(wl)
     cols = {column: pl.Series(predictor.scores(prompts))}
@@ -251,16 +264,16 @@ def evaluate(model_dir, data, split, plot):
     import numpy as np
 
     from ltrsched.outputs import check_out_file
-    from ltrsched.predictors.data import texts_of
+    from ltrsched.predictors.data import load_split, texts_of
     from ltrsched.predictors.predictor import Predictor, check_labelled
-    from ltrsched.workloads import load_workload
 
     if plot is not None:
         check_out_file(plot, "--plot")
         _check_plot_format(plot)
     predictor = Predictor.load(model_dir)
     _note_emulated_bf16(predictor, model_dir)
-    wl = load_workload(data, split=split)
+    others = " or ".join(repr(s) for s in ("eval", "train", "all") if s != split)
+    wl = load_split(data, split, f"evaluate on those with --split {others}")
     if split == "train" and "split" not in wl.meta:
         raise UserError(f"--split {split}: {data} has no train/eval split (the built-in sharegpt and labels files "
                         "have); leave --split out to evaluate on the whole file")
@@ -361,8 +374,9 @@ def ensemble(models, weights, data, eval_data, out):
     members = [Predictor.load(m) for m in models]
     if any(isinstance(m, Ensemble) for m in members):
         raise UserError("ensemble members must be single predictors, not ensembles")
-    prompts, _ = prompts_and_lengths(data, "train")
-    ev_prompts, ev_lengths = prompts_and_lengths(data if eval_data is None else eval_data, "eval" if eval_data is None else "all")
+    prompts, _ = prompts_and_lengths(data, "train", hint=_TRAIN_HINT)
+    ev_prompts, ev_lengths = prompts_and_lengths(data if eval_data is None else eval_data, "eval" if eval_data is None else "all",
+                                                 hint=_EVAL_HINT)
     check_labelled(ev_prompts, ev_lengths, "held-out")
     ens = Ensemble.calibrate(members, prompts, list(weights) or None)
     from ltrsched.predictors.predictor import kendall_tau, unseen_warning
