@@ -132,3 +132,43 @@ def test_a_labels_file_without_an_eval_split_says_what_to_do(tmp_path, capsys, c
     assert "holds labels of the train split only, none of the eval split; " in r.stderr and hint in r.stderr, r.stderr
 
 
+# ---------------------------------------------------------------- a learning rate that barely trains
+def test_a_learning_rate_that_barely_trains_is_warned_and_the_default_is_not(tmp_path, capsys):
+    """--lr 1e-7 moved the weights (so the first epoch's check passed) but kept the held-out prompts in the random
+    initial weights' order (tau-b 1.000 between the scores before and after), and train said nothing. The default
+    rate is not warned of, even where few steps leave the order near the untrained one."""
+    from ltrsched.predictors.predictor import untrained_warning
+
+    _jsonl(tmp_path / "train.jsonl", _english(120, 0))
+    _jsonl(tmp_path / "eval.jsonl", _english(40, 1))
+    r = run_cli_fast(capsys, "train", "--data", tmp_path / "train.jsonl", "--eval-data", tmp_path / "eval.jsonl",
+                     "-o", tmp_path / "slow", "--lr", "1e-7")
+    assert r.returncode == 0, r.stderr
+    found = [line for line in r.stderr.splitlines() if "barely changed" in line]
+    assert len(found) == 1 and found[0].startswith("warning: training at learning rate 1e-07 barely changed the "
+                                                   "untrained model's order of the held-out prompts"), r.stderr
+    r = run_cli_fast(capsys, "train", "--data", tmp_path / "train.jsonl", "--eval-data", tmp_path / "eval.jsonl",
+                     "-o", tmp_path / "default")
+    assert r.returncode == 0 and "barely changed" not in r.stderr, r.stderr
+    assert untrained_warning(None, 1e-7, 1e-2) is None and untrained_warning(0.5, 1e-4, 1e-2) is None
+    assert untrained_warning(0.99, 1e-2, 1e-2) is None  # (the default rate: too few steps, not too small a rate)
+    assert "raise --lr (this backbone's default: 0.01)" in untrained_warning(0.99, 1e-7, 1e-2)
+
+
+def test_measuring_the_untrained_order_leaves_training_as_it_was(tmp_path):
+    """The held-out prompts scored before training: the same weights, bit for bit, as without held-out prompts."""
+    import torch
+
+    from ltrsched.predictors.config import PredictorConfig
+    from ltrsched.predictors.predictor import Predictor
+
+    train, held = _english(60, 0), _english(20, 1)
+    prompts, lengths = [p for p, _ in train], np.array([n for _, n in train])
+    a, b = Predictor(PredictorConfig(dim=4096, epochs=2)), Predictor(PredictorConfig(dim=4096, epochs=2))
+    a.fit(prompts, lengths, [p for p, _ in held], np.array([n for _, n in held]))
+    b.fit(prompts, lengths)
+    assert a.untrained_agreement is not None and b.untrained_agreement is None
+    for (name, x), y in zip(a.backbone.model.state_dict().items(), b.backbone.model.state_dict().values()):
+        assert torch.equal(x, y), name
+
+

@@ -123,6 +123,11 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
     last = config.metrics[-1]
     _warn_unseen(predictor, len(ev_prompts), "held-out prompts")  # (the last prompts scored: the held-out ones)
     _warn_undefined_tau(last["tau"], len(ev_prompts), "the trained predictor")
+    from ltrsched.predictors.predictor import untrained_warning
+
+    line = untrained_warning(predictor.untrained_agreement, config.lr, default_lr)
+    if line:
+        click.echo(line, err=True)
     _warn_ties(ev_lengths, "held-out lengths")  # (after the training: an error in it stays one line)
     _warn_majority(config, ev_lengths, last.get("accuracy"))
     click.echo(f"trained on {len(prompts)} prompts; held-out ({len(ev_prompts)}) Kendall tau {fmt(last['tau'], '.4f')}"
