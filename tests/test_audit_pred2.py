@@ -172,3 +172,21 @@ def test_measuring_the_untrained_order_leaves_training_as_it_was(tmp_path):
         assert torch.equal(x, y), name
 
 
+# ---------------------------------------------------------------- evaluate --plot
+def test_a_plot_format_this_machine_cannot_write_is_refused_before_evaluating(tmp_path, capsys):
+    """--plot x.pgf needs a TeX system: without one evaluate printed its results, then a RuntimeError traceback."""
+    import os
+
+    _ranker(tmp_path / "m", _english(60, 0))
+    _jsonl(tmp_path / "eval.jsonl", _english(20, 1))
+    (tmp_path / "bin").mkdir()  # (a PATH without TeX)
+    r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "m", "--data", tmp_path / "eval.jsonl", "--plot",
+                     tmp_path / "c.pgf", env={**os.environ, "PATH": str(tmp_path / "bin")})
+    assert r.returncode == 2 and r.stderr.startswith("error: --plot ") and r.stderr.count("\n") == 1, r
+    assert "cannot write pgf images on this machine" in r.stderr and r.stdout == ""
+    assert not (tmp_path / "c.pgf").exists()
+    r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "m", "--data", tmp_path / "eval.jsonl", "--plot",
+                     tmp_path / "c.svg")
+    assert r.returncode == 0 and (tmp_path / "c.svg").stat().st_size > 0, r
+
+

@@ -340,12 +340,31 @@ def _check_labels_column(column: str, wl, workload: str) -> None:
 
 
 def _check_plot_format(path: Path) -> None:
-    """Raise :class:`UserError` unless matplotlib can write ``path``'s format (PNG when it has no suffix)."""
+    """Raise :class:`UserError` unless matplotlib can write ``path``'s format (PNG when it has no suffix) here."""
     from matplotlib.backend_bases import FigureCanvasBase
 
     formats = FigureCanvasBase.get_supported_filetypes()
     if path.suffix and path.suffix[1:].lower() not in formats:
         raise UserError(f"--plot {path}: unknown image format {path.suffix!r}; use .png or one of {', '.join(sorted(formats))}")
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    # a format whose writer needs what this machine lacks (.pgf: a TeX system) failed with a traceback after the
+    # whole evaluation, its results printed: a small figure with text is tried first, before the predictor loads
+    fmt = path.suffix[1:].lower() or "png"
+    fig = plt.figure(figsize=(1, 1))
+    fig.text(0.5, 0.5, "tau 0.5")  # (the pgf writer runs TeX only for text)
+    try:
+        fig.savefig(io.BytesIO(), format=fmt)
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"--plot {path}: cannot write {fmt} images on this machine ({reason}); use .png, .pdf or .svg") from None
+    finally:
+        plt.close(fig)
 
 
 @click.command()
