@@ -190,3 +190,17 @@ def test_a_plot_format_this_machine_cannot_write_is_refused_before_evaluating(tm
     assert r.returncode == 0 and (tmp_path / "c.svg").stat().st_size > 0, r
 
 
+# ---------------------------------------------------------------- label-report
+def test_sizes_given_twice_train_once(tmp_path):
+    """--sizes 20,20 trained the 20-prompt ranker twice (the curve kept one of the two points)."""
+    from ltrsched.predictors.label_report import label_report, parse_sizes
+
+    assert parse_sizes("20,20,all,10,all") == [20, "all", 10]
+    _labels(tmp_path / "l.parquet", {"train": _english(40, 0), "eval": _english(30, 1)})
+    df = pl.read_parquet(tmp_path / "l.parquet")
+    heard = []
+    report = label_report(df, "l.parquet", parse_sizes("20,20,all"), epochs=1, on_progress=heard.append)
+    assert sum("learning curve (20 prompts)" in m for m in heard) == 1, heard
+    assert [p["num_train"] for p in report.learning_curve] == [20, 40]
+
+

@@ -106,7 +106,8 @@ class LabelReport:
 
 
 def parse_sizes(text: str) -> list[int | str]:
-    """``250,500,all`` -> [250, 500, "all"]; one-line error for anything but integers >= 2 and ``all``."""
+    """``250,500,all`` -> [250, 500, "all"], each size once, in the order given (``250,250`` -> [250]); one-line
+    error for anything but integers >= 2 and ``all``."""
     sizes: list[int | str] = []
     for part in list_items(text, ",", "--sizes"):  # (an empty item: said so, not "takes training-set sizes")
         if part == "all":
@@ -121,7 +122,7 @@ def parse_sizes(text: str) -> list[int | str]:
         sizes.append(n)
     if not sizes:
         raise UserError("--sizes is empty")
-    return sizes
+    return list(dict.fromkeys(sizes))  # a size given twice is one point (it trained twice, the curve kept one)
 
 
 def label_report(labels: pl.DataFrame, name: str, sizes=DEFAULT_SIZES, seed: int = 0, epochs: int | None = None,
