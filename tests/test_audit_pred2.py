@@ -204,3 +204,50 @@ def test_sizes_given_twice_train_once(tmp_path):
     assert [p["num_train"] for p in report.learning_curve] == [20, 40]
 
 
+def test_label_report_says_why_a_row_is_n_a(tmp_path, capsys):
+    """Labels without a sampled run, or whose sampled lengths are all at the cap, printed the ceiling's row as "n/a"
+    and nothing more."""
+    train = [(p, 600) for p, _ in _english(30, 0)] + _english(10, 5)  # (most at the 128-token cap)
+    held = _english(30, 1)
+    _labels(tmp_path / "none.parquet", {"train": train, "eval": held}, cap=128)
+    _labels(tmp_path / "capped.parquet", {"train": train, "eval": held}, cap=128, sample=[(p, 999) for p, _ in held[:10]])
+    r = run_cli_fast(capsys, "label-report", tmp_path / "none.parquet", "-o", tmp_path / "r1", "--sizes", "2,all",
+                     "--epochs", "1")
+    assert r.returncode == 0, r.stderr
+    assert ("n/a (the served model with another seed): the labels hold a sampled run ('sample') of 0 of these "
+            "prompts; it needs 2 or more") in r.stdout, r.stdout
+    r = run_cli_fast(capsys, "label-report", tmp_path / "capped.parquet", "-o", tmp_path / "r2", "--sizes", "all",
+                     "--epochs", "1")
+    assert r.returncode == 0, r.stderr
+    assert "n/a (the served model with another seed): on the 10 prompts of the sampled run" in r.stdout, r.stdout
+    doc = json.loads((tmp_path / "r2" / "report.json").read_text())
+    assert doc["ceiling"] is None and "all equal" in doc["na_reasons"]["ceiling"]
+
+
+def test_label_report_on_a_curve_subset_of_equal_lengths_explains_its_n_a():
+    from ltrsched.predictors.label_report import LabelReport, _na_reasons
+
+    report = LabelReport(model="m", num_train=4, num_eval=4, capped_share={}, served_ranker=0.2, chatgpt_ranker=None,
+                         chatgpt_ranker_on_chatgpt=None, ceiling=0.3, num_ceiling=4, prompt_length=None,
+                         chatgpt_length=None, learning_curve=[{"num_train": 2, "tau": None}, {"num_train": 4, "tau": 0.2}])
+    report.na_reasons = _na_reasons(report, False, np.array([]))
+    assert set(report.na_reasons) == {"learning_curve", "prompt_length"}
+    md = report.markdown("x.parquet")
+    assert "n/a (prompt length alone): every held-out prompt has the same length in tokens." in md
+    assert "n/a: where a subset's served lengths are all equal" in md
+
+
+def test_label_report_warns_where_held_out_prompts_are_train_prompts(tmp_path, capsys):
+    """Two labels files merged (or a prompt under two keys) put train prompts among the held-out ones: the report's
+    taus were measured partly on training prompts, without a word (train warns of the same)."""
+    train, held = _english(40, 0), _english(30, 1)
+    _labels(tmp_path / "l.parquet", {"train": train, "eval": held + [(p + "", n) for p, n in train[:5]]})
+    df = pl.read_parquet(tmp_path / "l.parquet")  # (the same text under another key)
+    df = df.with_columns(key=pl.when(pl.col("split") == "eval").then(pl.col("key") + "-eval").otherwise(pl.col("key")))
+    df.write_parquet(tmp_path / "l.parquet")
+    r = run_cli_fast(capsys, "label-report", tmp_path / "l.parquet", "-o", tmp_path / "r", "--sizes", "all",
+                     "--epochs", "1")
+    assert r.returncode == 0, r.stderr
+    assert "warning: 5 of the 35 held-out (eval) prompts of l.parquet are also train prompts" in r.stderr, r.stderr
+    assert "Warning: 5 of the 35 held-out prompts are also train prompts" in r.stdout
+    assert json.loads((tmp_path / "r" / "report.json").read_text())["held_out_in_train"] == 5
