@@ -100,8 +100,9 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
         seed=seed, hf_path=hf_model, max_prompt_tokens=max_prompt_tokens, probe_layer=probe_layer,
         probe_precision=probe_precision, **({} if ngrams is None else {"ngrams": ngrams}),
     )
-    prompts, lengths = prompts_and_lengths(data, "train", limit, seed)
-    ev_prompts, ev_lengths = prompts_and_lengths(data if eval_data is None else eval_data, "eval" if eval_data is None else "all")
+    prompts, lengths = prompts_and_lengths(data, "train", limit, seed, hint=_TRAIN_HINT)
+    ev_prompts, ev_lengths = prompts_and_lengths(data if eval_data is None else eval_data, "eval" if eval_data is None else "all",
+                                                 hint=_EVAL_HINT)
     check_labelled(prompts, lengths)
     check_labelled(ev_prompts, ev_lengths, "held-out")
     _check_held_out(prompts, ev_prompts, data, eval_data)
@@ -122,10 +123,21 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
     last = config.metrics[-1]
     _warn_unseen(predictor, len(ev_prompts), "held-out prompts")  # (the last prompts scored: the held-out ones)
     _warn_undefined_tau(last["tau"], len(ev_prompts), "the trained predictor")
+    from ltrsched.predictors.predictor import untrained_warning
+
+    line = untrained_warning(predictor.untrained_agreement, config.lr, default_lr)
+    if line:
+        click.echo(line, err=True)
     _warn_ties(ev_lengths, "held-out lengths")  # (after the training: an error in it stays one line)
     _warn_majority(config, ev_lengths, last.get("accuracy"))
     click.echo(f"trained on {len(prompts)} prompts; held-out ({len(ev_prompts)}) Kendall tau {fmt(last['tau'], '.4f')}"
                + (f", accuracy {last['accuracy']:.3f}" if "accuracy" in last else "") + f"; wrote {out}")
+
+
+#: What to do where ``--data`` is a labels file without a train or an eval split (:func:`~ltrsched.predictors.data.
+#: load_split`).
+_TRAIN_HINT = "label train prompts too (`ltrsched label --splits train,eval`), or give another --data"
+_EVAL_HINT = "give held-out prompts with --eval-data FILE"
 
 
 def _check_held_out(prompts: list[str], ev_prompts: list[str], data: str, eval_data: str | None) -> None:
@@ -216,20 +228,26 @@ def _check_train_numbers(epochs, list_size, max_prompt_tokens, bucket, label_buc
 @click.option("--workload", "-w", required=True, help="Workload with prompt text (file or built-in name).")
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output parquet.")
 @click.option("--column", default="score", show_default=True, help="Score column to write.")
-def predict(model_dir, workload, out, column):
+@click.option("--split", type=click.Choice(["eval", "train", "all"]), default="eval", show_default=True,
+              help="Of a labels file (`ltrsched label`) or the built-in sharegpt: the prompts to score; other files "
+                   "have no split and are scored whole.")
+def predict(model_dir, workload, out, column, split):
     """Add predictor output to a workload: a score column (and predicted_length for class models)."""
     import polars as pl
 
     from ltrsched.outputs import check_out_file
-    from ltrsched.predictors.data import texts_of
+    from ltrsched.predictors.data import load_split, texts_of
     from ltrsched.predictors.predictor import Predictor
-    from ltrsched.workloads import load_workload
 
     check_out_file(out, "--out", ".parquet")
     _check_score_column(column)
     predictor = Predictor.load(model_dir)
     _note_emulated_bf16(predictor, model_dir)
-    wl = load_workload(workload)
+    others = " or ".join(repr(s) for s in ("eval", "train", "all") if s != split)
+    wl = load_split(workload, split, f"score those with --split {others}")
+    if split == "train" and "split" not in wl.meta:  # (a file without splits: its "train" split would be all of it)
+        raise UserError(f"--split {split}: {workload} has no train/eval split (the built-in sharegpt and labels files "
+                        "have); leave --split out to score the whole file")
     _check_labels_column(column, wl, workload)
     prompts = texts_of(wl)
     cols = {column: pl.Series(predictor.scores(prompts))}
@@ -251,16 +269,16 @@ def evaluate(model_dir, data, split, plot):
     import numpy as np
 
     from ltrsched.outputs import check_out_file
-    from ltrsched.predictors.data import texts_of
+    from ltrsched.predictors.data import load_split, texts_of
     from ltrsched.predictors.predictor import Predictor, check_labelled
-    from ltrsched.workloads import load_workload
 
     if plot is not None:
         check_out_file(plot, "--plot")
         _check_plot_format(plot)
     predictor = Predictor.load(model_dir)
     _note_emulated_bf16(predictor, model_dir)
-    wl = load_workload(data, split=split)
+    others = " or ".join(repr(s) for s in ("eval", "train", "all") if s != split)
+    wl = load_split(data, split, f"evaluate on those with --split {others}")
     if split == "train" and "split" not in wl.meta:
         raise UserError(f"--split {split}: {data} has no train/eval split (the built-in sharegpt and labels files "
                         "have); leave --split out to evaluate on the whole file")
@@ -322,12 +340,31 @@ def _check_labels_column(column: str, wl, workload: str) -> None:
 
 
 def _check_plot_format(path: Path) -> None:
-    """Raise :class:`UserError` unless matplotlib can write ``path``'s format (PNG when it has no suffix)."""
+    """Raise :class:`UserError` unless matplotlib can write ``path``'s format (PNG when it has no suffix) here."""
     from matplotlib.backend_bases import FigureCanvasBase
 
     formats = FigureCanvasBase.get_supported_filetypes()
     if path.suffix and path.suffix[1:].lower() not in formats:
         raise UserError(f"--plot {path}: unknown image format {path.suffix!r}; use .png or one of {', '.join(sorted(formats))}")
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    # a format whose writer needs what this machine lacks (.pgf: a TeX system) failed with a traceback after the
+    # whole evaluation, its results printed: a small figure with text is tried first, before the predictor loads
+    fmt = path.suffix[1:].lower() or "png"
+    fig = plt.figure(figsize=(1, 1))
+    fig.text(0.5, 0.5, "tau 0.5")  # (the pgf writer runs TeX only for text)
+    try:
+        fig.savefig(io.BytesIO(), format=fmt)
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"--plot {path}: cannot write {fmt} images on this machine ({reason}); use .png, .pdf or .svg") from None
+    finally:
+        plt.close(fig)
 
 
 @click.command()
@@ -361,21 +398,33 @@ def ensemble(models, weights, data, eval_data, out):
     members = [Predictor.load(m) for m in models]
     if any(isinstance(m, Ensemble) for m in members):
         raise UserError("ensemble members must be single predictors, not ensembles")
-    prompts, _ = prompts_and_lengths(data, "train")
-    ev_prompts, ev_lengths = prompts_and_lengths(data if eval_data is None else eval_data, "eval" if eval_data is None else "all")
+    prompts, _ = prompts_and_lengths(data, "train", hint=_TRAIN_HINT)
+    ev_prompts, ev_lengths = prompts_and_lengths(data if eval_data is None else eval_data, "eval" if eval_data is None else "all",
+                                                 hint=_EVAL_HINT)
     check_labelled(ev_prompts, ev_lengths, "held-out")
     ens = Ensemble.calibrate(members, prompts, list(weights) or None)
-    from ltrsched.predictors.predictor import kendall_tau
+    from ltrsched.predictors.predictor import kendall_tau, unseen_warning
 
-    ev_scores = [m.scores(ev_prompts) for m in members]
+    ev_scores, unseen = [], []
+    for member in members:  # (each member's count of unseen prompts is its last scoring's: these prompts')
+        ev_scores.append(member.scores(ev_prompts))
+        unseen.append(member.unseen_last)
     ens.save(out, list(models))
-    for m, s in zip(models, ev_scores):
+    for m, s, count in zip(models, ev_scores, unseen):
         tau = kendall_tau(s, ev_lengths)
         click.echo(f"member {m}: held-out Kendall tau {fmt(tau, '.4f')}")
         _warn_undefined_tau(tau, len(ev_prompts), f"member {m}")
+        line = unseen_warning(count, len(ev_prompts), f"held-out prompts (member {m})")
+        if line:
+            click.echo(line, err=True)
     tau = kendall_tau(ens.combine(ev_scores), ev_lengths)
     click.echo(f"ensemble of {len(models)}: held-out ({len(ev_prompts)}) Kendall tau {fmt(tau, '.4f')}; wrote {out}")
     _warn_undefined_tau(tau, len(ev_prompts), "the ensemble")
+    trained_on = ens.training_overlap(ev_prompts)
+    if trained_on:  # (a file without splits: its "eval" prompts are all of it, the members' training prompts too)
+        click.echo(f"warning: {trained_on} of the {len(ev_prompts)} held-out prompts are training prompts of a member: "
+                   "the held-out taus above are not held-out and overstate the rankers; give other prompts with "
+                   "--eval-data FILE", err=True)
 
 
 @click.command("label-report")

@@ -58,6 +58,10 @@ class LabelReport:
     #: The highest tau-b that scores without ties reach on the held-out lengths (:func:`~ltrsched.workloads.ties.
     #: tau_ceiling`): below 1 where lengths tie, e.g. at the output cap; None: not computed
     tie_ceiling: float | None = None
+    #: Why a number is None (n/a), by field name (``served_ranker``, ``ceiling``, ``learning_curve``, ...)
+    na_reasons: dict[str, str] = field(default_factory=dict)
+    #: How many held-out prompts are also train prompts (by text): their taus are not held-out
+    held_out_in_train: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -90,6 +94,11 @@ class LabelReport:
             f"| prompt length alone | {f(self.prompt_length)} |",
             *([f"| ChatGPT's true length | {f(self.chatgpt_length)} |"] if chatgpt else []),
             "",
+            *[f"n/a ({_ROW_NAMES[k]}): {why}." for k, why in self.na_reasons.items() if k != "learning_curve"],
+            *([f"Warning: {self.held_out_in_train} of the {self.num_eval} held-out prompts are also train prompts (the "
+               "same text): the rankers' taus on them are not held-out and overstate the rankers."]
+              if self.held_out_in_train else []),
+            *([""] if self.held_out_in_train or len(self.na_reasons) > ("learning_curve" in self.na_reasons) else []),
             (f"The ChatGPT-label ranker against ChatGPT's own lengths on the same prompts: {f(self.chatgpt_ranker_on_chatgpt)}."
              if chatgpt else "These prompts (a prompts file's, not the built-in ShareGPT's) have no ChatGPT lengths to "
                              "compare with."),
@@ -100,13 +109,28 @@ class LabelReport:
             "| train prompts | tau |",
             "|---:|---:|",
             *[f"| {p['num_train']} | {f(p['tau'])} |" for p in self.learning_curve],
+            *(["", f"n/a: {self.na_reasons['learning_curve']}."] if "learning_curve" in self.na_reasons else []),
             "",
         ]
         return "\n".join(lines)
 
 
+#: The report's rows, by field name (what an n/a reason names).
+_ROW_NAMES = {
+    "served_ranker": "ranker trained on the served model's lengths",
+    "probe_ranker": "ranker on the served model's own hidden state",
+    "chatgpt_ranker": "ranker trained on ChatGPT's lengths",
+    "chatgpt_ranker_on_chatgpt": "the ChatGPT-label ranker against ChatGPT's lengths",
+    "ceiling": "the served model with another seed",
+    "prompt_length": "prompt length alone",
+    "chatgpt_length": "ChatGPT's true length",
+}
+_ALIKE = "the ranker scores every held-out prompt alike (it cannot tell them apart), so Kendall tau is undefined"
+
+
 def parse_sizes(text: str) -> list[int | str]:
-    """``250,500,all`` -> [250, 500, "all"]; one-line error for anything but integers >= 2 and ``all``."""
+    """``250,500,all`` -> [250, 500, "all"], each size once, in the order given (``250,250`` -> [250]); one-line
+    error for anything but integers >= 2 and ``all``."""
     sizes: list[int | str] = []
     for part in list_items(text, ",", "--sizes"):  # (an empty item: said so, not "takes training-set sizes")
         if part == "all":
@@ -121,7 +145,7 @@ def parse_sizes(text: str) -> list[int | str]:
         sizes.append(n)
     if not sizes:
         raise UserError("--sizes is empty")
-    return sizes
+    return list(dict.fromkeys(sizes))  # a size given twice is one point (it trained twice, the curve kept one)
 
 
 def label_report(labels: pl.DataFrame, name: str, sizes=DEFAULT_SIZES, seed: int = 0, epochs: int | None = None,
@@ -195,7 +219,13 @@ def label_report(labels: pl.DataFrame, name: str, sizes=DEFAULT_SIZES, seed: int
 
     ceiling, num_ceiling = _ceiling(labels)
     capped = {s: float((g["finish_reason"] == "length").mean()) for s, g in (("train", train), ("eval", ev))}
-    return LabelReport(
+    seen = set(tp)
+    shared = sum(p in seen for p in ep)
+    if shared:  # (two labels files merged, or a prompt under two keys: said, as `train` says it)
+        import sys
+        print(f"warning: {shared} of the {len(ep)} held-out (eval) prompts of {name} are also train prompts (the same "
+              "text): the report's taus on them are not held-out and overstate the rankers", file=sys.stderr)
+    report = LabelReport(
         model=str(main["model"][0]), num_train=len(tp), num_eval=len(ep), capped_share=capped,
         served_ranker=kendall_tau(served_scores, el),
         chatgpt_ranker=kendall_tau(chatgpt_scores, el) if has_chatgpt else None,
@@ -204,8 +234,35 @@ def label_report(labels: pl.DataFrame, name: str, sizes=DEFAULT_SIZES, seed: int
         prompt_length=kendall_tau(-ev["prompt_tokens"].to_numpy().astype(np.float64), el),
         chatgpt_length=kendall_tau(-ec.astype(np.float64), el) if has_chatgpt else None, learning_curve=curve,
         probe_ranker=probe_tau, probe_model=probe, probe_layer=probe_layer if probe is not None else None,
-        tie_ceiling=tau_ceiling(el),
+        tie_ceiling=tau_ceiling(el), held_out_in_train=shared,
     )
+    report.na_reasons = _na_reasons(report, has_chatgpt, ec)
+    return report
+
+
+def _na_reasons(report: LabelReport, has_chatgpt: bool, chatgpt_lengths: np.ndarray) -> dict[str, str]:
+    """Why each of ``report``'s numbers that is None is (its row prints n/a); the ChatGPT rows only where the labels
+    have ChatGPT lengths (else the report leaves those rows out and says so)."""
+    reasons = {}
+    for key in ("served_ranker", "probe_ranker", "chatgpt_ranker"):
+        if getattr(report, key) is None and (key != "probe_ranker" or report.probe_model is not None) \
+                and (key != "chatgpt_ranker" or has_chatgpt):
+            reasons[key] = _ALIKE
+    if has_chatgpt and report.chatgpt_ranker is not None and report.chatgpt_ranker_on_chatgpt is None:
+        reasons["chatgpt_ranker_on_chatgpt"] = "ChatGPT's lengths of the held-out prompts are all equal"
+    if report.ceiling is None:
+        reasons["ceiling"] = (f"the labels hold a sampled run ('sample') of {report.num_ceiling} of these prompts; it "
+                              "needs 2 or more (`ltrsched label --sample-subset N`)" if report.num_ceiling < 2 else
+                              f"on the {report.num_ceiling} prompts of the sampled run, the greedy or the sampled "
+                              "lengths are all equal (e.g. all at the cap), so Kendall tau is undefined")
+    if report.prompt_length is None:
+        reasons["prompt_length"] = "every held-out prompt has the same length in tokens"
+    if has_chatgpt and report.chatgpt_length is None and len(np.unique(chatgpt_lengths)) < 2:
+        reasons["chatgpt_length"] = "ChatGPT's lengths of the held-out prompts are all equal"
+    if any(p["tau"] is None for p in report.learning_curve):
+        reasons["learning_curve"] = ("where a subset's served lengths are all equal (e.g. all at the cap) no ranker "
+                                     "trains on it; elsewhere the ranker scored every held-out prompt alike")
+    return reasons
 
 
 def _ceiling(labels: pl.DataFrame) -> tuple[float | None, int]:
