@@ -559,3 +559,45 @@ def test_vllms_own_refusal_of_an_architecture_drops_its_list_of_every_name():
                                "supported: LlamaForCausalLM"), line
         assert "Model299ForCausalLM" not in line and len(line) < 400, line
     assert config_error_line(ValueError("max_model_len is too long")) == "max_model_len is too long"
+
+
+# --- RoPE's base (rope_theta) as vLLM's rotary embedding takes it ---------------------------------------------------
+
+@pytest.mark.parametrize("config, key, value", [
+    ({**TINY, "rope_theta": [10000.0]}, "rope_theta", "[10000.0]"),
+    ({**TINY, "rope_theta": "10000"}, "rope_theta", "'10000'"),
+    ({**TINY, "rope_theta": None}, "rope_theta", "None"),
+    ({**TINY, "rope_theta": 0}, "rope_theta", "0"),                  # (infinite frequencies: NaN, silently)
+    ({**TINY, "rope_theta": -1.0}, "rope_theta", "-1.0"),
+    ({**{k: v for k, v in TINY.items() if k != "rope_theta"}, "rope_parameters": {"rope_type": "default",
+                                                                                    "rope_theta": [1]}},
+     "rope_parameters's rope_theta", "[1]"),
+    ({**LLAVA, "text_config": {**TINY, "rope_theta": [1]}}, "text_config.rope_theta", "[1]"),
+])
+def test_a_rope_theta_vllm_cannot_raise_to_a_power_is_refused_before_the_start(tmp_path, capsys, config, key, value):
+    """transformers and vLLM take any rope_theta into rope_parameters; vLLM's rotary embedding then raised a TypeError
+    traceback once the model was loaded (a list, a string, null) or computed NaN (zero, a negative base)."""
+    from cli_helpers import run_cli_fast
+
+    path = _model_dir(tmp_path / "m", config)
+    result = run_cli_fast(capsys, "replay", "-m", path, "-w", "lmsys-like", "-n", "2", "-o", tmp_path / "o")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: {path / 'config.json'}: {key!r} (RoPE's base, which vLLM's rotary embedding raises to a power) must "
+        f"be a positive number, got {value}"]
+
+
+@pytest.mark.parametrize("config", [
+    {**TINY, "rope_theta": 500000},
+    {**TINY, "rope_theta": 0.5},
+    {**LLAVA, "rope_theta": [1], "text_config": dict(TINY)},          # (beside text_config: vLLM does not read it)
+    {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "n_embd": 128, "n_head": 4, "n_layer": 2,
+     "vocab_size": 1000, "rope_theta": [1]},                          # (no RoPE: vLLM ignores it)
+    {"model_type": "falcon", "architectures": ["FalconForCausalLM"], "alibi": True, "rope_theta": [1]},  # (ALiBi)
+])
+def test_a_rope_theta_vllm_serves_or_ignores_passes(config):
+    from ltrsched.engine.rope_theta import check_rope_theta
+
+    before = json.dumps(config)
+    check_rope_theta(config, "config.json")
+    assert json.dumps(config) == before  # (the config is read, not filled in)
