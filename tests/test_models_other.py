@@ -482,3 +482,122 @@ def test_a_value_transformers_config_class_refuses_is_one_line_before_the_start(
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "config class (through which vLLM reads it) refuses it: " in result.stderr and says in result.stderr, \
         result.stderr
+
+
+# --- an architecture the installed vLLM does not serve: refused before its import, in a short line ------------------
+
+def _has_vllm():
+    from ltrsched.engine.vllm_compat import vllm_distribution
+
+    return vllm_distribution() is not None
+
+
+needs_vllm_source = pytest.mark.skipif(not _has_vllm(), reason="reads the installed vLLM's registry source")
+
+
+@needs_vllm_source
+@pytest.mark.parametrize("archs, says", [
+    (["LlamaForCausalLMM"], "does not support architecture 'LlamaForCausalLMM'; closest supported: LlamaForCausalLM"),
+    ("Qwen9ForCausalLM", "does not support architecture 'Qwen9ForCausalLM'; closest supported: "),
+    (["MPTForCausalLM"], "architecture 'MPTForCausalLM' was served by vLLM until v"),   # (dropped by vLLM)
+])
+def test_an_architecture_vllm_does_not_serve_is_refused_before_its_import(tmp_path, capsys, archs, says):
+    """vLLM refused it only once imported (about 30 s), its one line listing every architecture it supports (hundreds
+    of names)."""
+    import sys
+
+    from cli_helpers import run_cli_fast
+
+    imported = "vllm" in sys.modules
+    path = _model_dir(tmp_path / "m", {**TINY, "architectures": archs})
+    result = run_cli_fast(capsys, "replay", "-m", path, "-w", "lmsys-like", "-n", "2", "-o", tmp_path / "o")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(f"error: {path / 'config.json'}: ") and says in result.stderr, result.stderr
+    assert len(result.stderr) < 400 and "Qwen2VLForConditionalGeneration" not in result.stderr, result.stderr
+    assert imported or "vllm" not in sys.modules  # (refused before vLLM's import)
+
+
+@needs_vllm_source
+@pytest.mark.parametrize("extra", [
+    {"architectures": ["LlamaForCausalLM"]},
+    {"architectures": ["LlamaForSequenceClassification"]},  # (vLLM converts it from LlamaForCausalLM)
+    {"architectures": ["BertForMaskedLM"]},                 # (a Transformers class: vLLM's backend may serve it)
+    {"architectures": ["MyForCausalLM"], "auto_map": {"AutoModelForCausalLM": "my.MyForCausalLM"}},  # (custom code)
+    {"architectures": []}, {"architectures": [7]}, {},     # (no names: vLLM's own reading decides)
+])
+def test_architectures_vllm_may_serve_are_left_to_it(extra):
+    from ltrsched.engine.architectures import check_architecture
+
+    check_architecture({**{k: v for k, v in TINY.items() if k != "architectures"}, **extra}, "config.json")
+
+
+def test_a_vllm_registry_source_of_another_shape_refuses_nothing(tmp_path, monkeypatch):
+    """Another vLLM release may keep its names otherwise: then the check leaves every architecture to vLLM."""
+    from ltrsched.engine import architectures
+
+    (tmp_path / "registry.py").write_text("_VLLM_MODELS = {**_A}\n_A = dict(LlamaForCausalLM=1)\n")
+    monkeypatch.setattr(architectures, "_vllm_file", lambda relative: tmp_path / "registry.py")
+    architectures.installed_registry.cache_clear()
+    try:
+        assert architectures.installed_registry() is None
+        architectures.check_architecture({"architectures": ["NoSuchForCausalLM"]}, "config.json")
+    finally:
+        architectures.installed_registry.cache_clear()
+
+
+def test_vllms_own_refusal_of_an_architecture_drops_its_list_of_every_name():
+    """Where the check before the start leaves it to vLLM (a plugin installed, say), vLLM's line listed every
+    supported architecture; the refusal keeps the closest ones."""
+    from ltrsched.engine.runner import config_error_line
+
+    names = {f"Model{i}ForCausalLM": None for i in range(300)} | {"LlamaForCausalLM": None}
+    message = (f"Model architectures {['LlamaForCausalLMM']} are not supported for now. Supported architectures: "
+               f"{names.keys()}")
+    for exc in (ValueError(message), ValueError(f"Value error, {message}")):
+        line = config_error_line(exc)
+        assert line.startswith("the installed vLLM does not support architecture 'LlamaForCausalLMM'; closest "
+                               "supported: LlamaForCausalLM"), line
+        assert "Model299ForCausalLM" not in line and len(line) < 400, line
+    assert config_error_line(ValueError("max_model_len is too long")) == "max_model_len is too long"
+
+
+# --- RoPE's base (rope_theta) as vLLM's rotary embedding takes it ---------------------------------------------------
+
+@pytest.mark.parametrize("config, key, value", [
+    ({**TINY, "rope_theta": [10000.0]}, "rope_theta", "[10000.0]"),
+    ({**TINY, "rope_theta": "10000"}, "rope_theta", "'10000'"),
+    ({**TINY, "rope_theta": None}, "rope_theta", "None"),
+    ({**TINY, "rope_theta": 0}, "rope_theta", "0"),                  # (infinite frequencies: NaN, silently)
+    ({**TINY, "rope_theta": -1.0}, "rope_theta", "-1.0"),
+    ({**{k: v for k, v in TINY.items() if k != "rope_theta"}, "rope_parameters": {"rope_type": "default",
+                                                                                    "rope_theta": [1]}},
+     "rope_parameters's rope_theta", "[1]"),
+    ({**LLAVA, "text_config": {**TINY, "rope_theta": [1]}}, "text_config.rope_theta", "[1]"),
+])
+def test_a_rope_theta_vllm_cannot_raise_to_a_power_is_refused_before_the_start(tmp_path, capsys, config, key, value):
+    """transformers and vLLM take any rope_theta into rope_parameters; vLLM's rotary embedding then raised a TypeError
+    traceback once the model was loaded (a list, a string, null) or computed NaN (zero, a negative base)."""
+    from cli_helpers import run_cli_fast
+
+    path = _model_dir(tmp_path / "m", config)
+    result = run_cli_fast(capsys, "replay", "-m", path, "-w", "lmsys-like", "-n", "2", "-o", tmp_path / "o")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: {path / 'config.json'}: {key!r} (RoPE's base, which vLLM's rotary embedding raises to a power) must "
+        f"be a positive number, got {value}"]
+
+
+@pytest.mark.parametrize("config", [
+    {**TINY, "rope_theta": 500000},
+    {**TINY, "rope_theta": 0.5},
+    {**LLAVA, "rope_theta": [1], "text_config": dict(TINY)},          # (beside text_config: vLLM does not read it)
+    {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "n_embd": 128, "n_head": 4, "n_layer": 2,
+     "vocab_size": 1000, "rope_theta": [1]},                          # (no RoPE: vLLM ignores it)
+    {"model_type": "falcon", "architectures": ["FalconForCausalLM"], "alibi": True, "rope_theta": [1]},  # (ALiBi)
+])
+def test_a_rope_theta_vllm_serves_or_ignores_passes(config):
+    from ltrsched.engine.rope_theta import check_rope_theta
+
+    before = json.dumps(config)
+    check_rope_theta(config, "config.json")
+    assert json.dumps(config) == before  # (the config is read, not filled in)

@@ -102,17 +102,20 @@ def engine_kwargs(config: EngineConfig, load_format: str, seed: int = 0) -> dict
 
 def config_error_line(exc: Exception) -> str:
     """What a vLLM config error says is wrong, in one line: a pydantic ValidationError's first error (its
-    message's first line is only "1 validation error for SchedulerConfig"), else the first line."""
+    message's first line is only "1 validation error for SchedulerConfig"), else the first line. An unsupported
+    architecture's refusal without vLLM's list of every supported one (:func:`shorten_vllm_refusal`)."""
+    from ltrsched.engine.architectures import shorten_vllm_refusal
+
     errors = getattr(exc, "errors", None)
     if callable(errors):
         try:
             first = errors()[0]
             where = ".".join(str(p) for p in first.get("loc", ()))
-            what = str(first["msg"]).removeprefix("Value error, ")
+            what = shorten_vllm_refusal(str(first["msg"]).removeprefix("Value error, "))
             return f"{where}: {what}" if where else what
         except Exception:  # not pydantic's shape after all
             pass
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return shorten_vllm_refusal(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
 
 
 def sampling_params(config: EngineConfig, info: RequestInfo, **extra: Any):

@@ -276,6 +276,9 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
         from ltrsched.models import layer_count, read_model_config, text_model
 
         source = str(Path(path) / "config.json")
+        from ltrsched.engine.architectures import check_architecture
+
+        check_architecture(read_model_config(path), source)  # (vLLM refused it once imported, listing hundreds)
         # (vLLM reads the config through transformers, which assumed a default depth: 32 layers for Llama)
         layer_count(read_model_config(path), source)
         from ltrsched.engine.model_sizes import check_config_values, check_text_sizes
@@ -293,6 +296,9 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
         # (a bad factor: a traceback once started; the text model's, where vLLM reads it)
         text, prefix = text_model(read_model_config(path), source)
         rope_factor(text, source, prefix)
+        from ltrsched.engine.rope_theta import check_rope_theta
+
+        check_rope_theta(read_model_config(path), source)  # (a list or a string: a traceback once loaded)
         _check_weights(model, path, resolve_load_format(model, load_format))
         if prompts == "text":
             _check_tokenizer(model, path)

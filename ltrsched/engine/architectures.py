@@ -1,0 +1,250 @@
+"""Whether the installed vLLM serves a model directory's architecture, told before vLLM is imported.
+
+vLLM refused an architecture it has no model class for only once imported (about 30 s on a CPU), in one line that
+listed every supported architecture (hundreds of names). Here the names are read from the installed vLLM's own
+registry source (``vllm/model_executor/models/registry.py``: the module-level dicts its ``_VLLM_MODELS`` merges,
+parsed, never imported or copied), so the refusal comes before the import and names the closest supported ones.
+
+The check refuses only what vLLM surely refuses; wherever vLLM could still serve the model it is left to vLLM:
+a registered name, or one that becomes registered with another architecture suffix (vLLM converts
+``FooForSequenceClassification`` from ``FooForCausalLM``), a first architecture that is a Transformers class (vLLM's
+Transformers backend may serve it), custom code (``auto_map``), a model type vLLM reads with a config class of its
+own (some set the architecture), vLLM plugins (they may register models), or a registry source not of the
+expected shape (another vLLM release).
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import functools
+import importlib.metadata
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+from ltrsched.errors import UserError
+
+#: The command that lists every architecture the installed vLLM supports (it imports vLLM: seconds).
+LIST_COMMAND = ("python -c \"from vllm import ModelRegistry; "
+                "print(*sorted(ModelRegistry.get_supported_archs()), sep='\\n')\"")
+#: Entry-point group of vLLM's general plugins, which may register model classes at its start.
+PLUGIN_GROUP = "vllm.general_plugins"
+#: How many close names a refusal suggests.
+CLOSEST = 3
+
+
+@dataclass(frozen=True)
+class Registry:
+    """The architecture names the installed vLLM's registry source gives.
+
+    Attributes:
+        supported: every registered architecture (``_VLLM_MODELS``' keys).
+        previous: architectures vLLM dropped -> the last version that served them.
+        plugins: architectures served out of tree -> the plugin's address.
+        suffixes: the architecture suffixes vLLM converts between (``ForCausalLM``, ``ForSequenceClassification``..).
+        config_types: model types vLLM reads through config classes of its own.
+    """
+
+    supported: frozenset[str]
+    previous: dict[str, str]
+    plugins: dict[str, str]
+    suffixes: tuple[str, ...]
+    config_types: frozenset[str]
+
+
+def _vllm_file(relative: str) -> Path | None:
+    """A source file of the installed ``vllm`` package, found without importing it (None: no vLLM)."""
+    try:
+        spec = importlib.util.find_spec("vllm")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for root in spec.submodule_search_locations:
+        path = Path(root) / relative
+        if path.is_file():
+            return path
+    return None
+
+
+def _assignments(path: Path) -> dict[str, ast.expr]:
+    """Module-level ``NAME = value`` (annotated or not) of a Python source file, by name."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    found: dict[str, ast.expr] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            found[node.targets[0].id] = node.value
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            found[node.target.id] = node.value
+    return found
+
+
+def _keys(node: ast.expr, names: dict[str, ast.expr], depth: int = 0) -> set[str]:
+    """The string keys of a dict literal, ``**NAME`` merges of other module-level dicts followed; ValueError where
+    a key is not a literal string or a merge is no such dict. A comprehension over another dict (``{k: v for k, v in
+    NAME.items() if ...}``) counts as all of that dict's keys: more names than vLLM's, so that the check only
+    leaves more to vLLM."""
+    if depth > 8:
+        raise ValueError("merges too deep")
+    if isinstance(node, ast.DictComp) and len(node.generators) == 1:
+        source = node.generators[0].iter
+        if (isinstance(source, ast.Call) and isinstance(source.func, ast.Attribute) and not source.args
+                and source.func.attr in ("items", "keys")):
+            source = source.func.value
+        if isinstance(source, ast.Name) and source.id in names:
+            return _keys(names[source.id], names, depth + 1)
+    if not isinstance(node, ast.Dict):
+        raise ValueError("not a dict literal")
+    keys: set[str] = set()
+    for key, value in zip(node.keys, node.values):
+        if key is None:
+            keys |= _keys(names[value.id] if isinstance(value, ast.Name) and value.id in names else value, names,
+                          depth + 1)
+        elif isinstance(key, ast.Constant) and isinstance(key.value, str):
+            keys.add(key.value)
+        else:
+            raise ValueError("a key that is no literal string")
+    return keys
+
+
+def _string_dict(node: ast.expr | None) -> dict[str, str]:
+    """A dict literal of literal strings (anything else: empty, these only enrich a refusal's wording)."""
+    try:
+        value = ast.literal_eval(node) if node is not None else {}
+    except ValueError:
+        return {}
+    ok = isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    return value if ok else {}
+
+
+@functools.lru_cache(maxsize=1)
+def installed_registry() -> Registry | None:
+    """The installed vLLM's architecture names (:class:`Registry`), read from its source without importing it;
+    None where there is no vLLM, or its source is not of the shape this reads (vLLM's own check remains)."""
+    registry, model, config = (_vllm_file("model_executor/models/registry.py"), _vllm_file("config/model.py"),
+                               _vllm_file("transformers_utils/config.py"))
+    if registry is None or model is None or config is None:
+        return None
+    try:
+        names = _assignments(registry)
+        supported = _keys(names["_VLLM_MODELS"], names)
+        suffix_pairs = ast.literal_eval(_assignments(model)["_SUFFIX_TO_DEFAULTS"])
+        suffixes = tuple(pair[0] for pair in suffix_pairs)
+        if not all(isinstance(s, str) and s for s in suffixes):
+            return None
+        types = _assignments(config)["_CONFIG_REGISTRY"]
+        if isinstance(types, ast.Call) and not types.args:  # LazyConfigDict(model_type="ClassName", ...)
+            config_types = set()
+            for keyword in types.keywords:  # (name="Class", or **{"odd-name": "Class"})
+                config_types |= {keyword.arg} if keyword.arg is not None else _keys(keyword.value, names)
+        else:
+            config_types = _keys(types, {})
+    except (OSError, SyntaxError, KeyError, ValueError, TypeError, IndexError):
+        return None
+    if not supported or not suffixes:
+        return None
+    return Registry(frozenset(supported), _string_dict(names.get("_PREVIOUSLY_SUPPORTED_MODELS")),
+                    _string_dict(names.get("_OOT_SUPPORTED_MODELS")), suffixes, frozenset(config_types))
+
+
+def _registered(arch: str, registry: Registry) -> bool:
+    """``arch`` is registered, or becomes a registered name with another of vLLM's suffixes (its conversions)."""
+    if arch in registry.supported:
+        return True
+    for suffix in registry.suffixes:
+        if arch.endswith(suffix):
+            stem = arch[: -len(suffix)]
+            if any(stem + other in registry.supported for other in registry.suffixes):
+                return True
+    return False
+
+
+def _transformers_class(arch: str) -> bool:
+    """transformers has a class of that name (vLLM's Transformers backend may serve it), found without importing
+    the modelling code."""
+    try:
+        import transformers
+    except ImportError:
+        return False
+    return arch in dir(transformers)
+
+
+def _plugins_installed() -> bool:
+    """Some package other than vLLM installs a vLLM general plugin (vLLM ships its own: LoRA resolvers)."""
+    try:
+        points = importlib.metadata.entry_points(group=PLUGIN_GROUP)
+        return any(point.value.split(":")[0].split(".")[0] != "vllm" for point in points)
+    except Exception:  # (broken metadata: assume there may be plugins)
+        return True
+
+
+def unsupported_line(archs: list[str], supported, version: str | None = None) -> str:
+    """The refusal of architectures ``archs``, none of which vLLM serves: what it is, the closest supported names,
+    and how to list them all (one line; ``supported``: vLLM's names; ``version``: vLLM's, if known)."""
+    vllm = f"vLLM {version}" if version else "the installed vLLM"
+    named = ", ".join(repr(a) for a in archs)
+    close = []
+    for arch in archs:
+        close += [n for n in difflib.get_close_matches(arch, sorted(supported), n=CLOSEST, cutoff=0.6)
+                  if n not in close]
+    closest = f"closest supported: {', '.join(close[:CLOSEST])}; " if close else ""
+    return (f"{vllm} does not support architecture{'s' if len(archs) > 1 else ''} {named}; {closest}list those "
+            f"it supports with: {LIST_COMMAND}")
+
+
+def check_architecture(model: dict, source: str) -> None:
+    """One-line :class:`UserError` naming ``source`` (the config.json) where the installed vLLM surely has no model
+    class for the model's ``architectures`` (see the module's docstring for what is left to vLLM)."""
+    archs = model.get("architectures")
+    if isinstance(archs, str):  # (vLLM takes a single name as a list of one)
+        archs = [archs]
+    if not isinstance(archs, list) or not archs or not all(isinstance(a, str) and a for a in archs):
+        return  # (none given, or not names: vLLM's own reading decides)
+    registry = installed_registry()
+    if registry is None or any(_registered(a, registry) for a in archs):
+        return
+    if (model.get("auto_map") or model.get("model_type") in registry.config_types or _transformers_class(archs[0])
+            or _plugins_installed()):
+        return
+    from ltrsched.engine.vllm_compat import vllm_version
+
+    version = vllm_version()
+    for arch in archs:  # vLLM's own wording for a dropped one, or one served by a plugin
+        if arch in registry.previous:
+            raise UserError(f"{source}: architecture {arch!r} was served by vLLM until v{registry.previous[arch]} and "
+                            f"is not by vLLM {version}: serve it with an older vLLM, or another model")
+        if arch in registry.plugins:
+            raise UserError(f"{source}: architecture {arch!r} is not in vLLM {version} itself: install its plugin, "
+                            f"{registry.plugins[arch]}")
+    raise UserError(f"{source}: {unsupported_line(archs, registry.supported, version)}")
+
+
+#: What vLLM's refusal of an unknown architecture says before its list of every supported one.
+_VLLM_LIST = "Supported architectures: "
+
+
+def _literal_names(text: str):
+    """The names in a printed list or ``dict_keys([...])``; None if it is neither."""
+    text = text.strip().rstrip(".")
+    if text.startswith("dict_keys(") and text.endswith(")"):
+        text = text[len("dict_keys("):-1]
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+    ok = isinstance(value, (list, tuple, set)) and all(isinstance(n, str) for n in value)
+    return list(value) if ok else None
+
+
+def shorten_vllm_refusal(line: str) -> str:
+    """vLLM's refusal of unsupported architectures without its list of hundreds of names (the closest ones and how
+    to list them all instead); any other line as it is."""
+    head, sep, names = line.partition(_VLLM_LIST)
+    if not sep or "are not supported for now" not in head:
+        return line
+    supported = _literal_names(names)
+    archs = _literal_names(head[head.find("["): head.rfind("]") + 1]) if "[" in head else None
+    if not supported or not archs:
+        return f"{head.strip()} List the supported ones with: {LIST_COMMAND}"
+    return unsupported_line(archs, supported)
