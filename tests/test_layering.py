@@ -17,35 +17,6 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ltrsched"
 UPPER = {"sim", "engine", "predictors", "experiments", "validation", "labelling", "plots", "cli"}
 
 
-def imported_parts(part: str) -> dict[str, set[str]]:
-    """Each top-level part of ``ltrsched`` that the files of ``part`` import -> the files importing it."""
-    found: dict[str, set[str]] = {}
-    for path in sorted((PACKAGE / part).rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-            else:
-                continue
-            for name in names:
-                bits = name.split(".")
-                if bits[0] == "ltrsched" and len(bits) > 1:
-                    found.setdefault(bits[1], set()).add(str(path.relative_to(PACKAGE)))
-    return found
-
-
-@pytest.mark.parametrize("part", ["policies", "workloads", "routers"])
-def test_base_parts_import_nothing_that_runs_or_trains(part):
-    bad = {name: files for name, files in imported_parts(part).items() if name in UPPER}
-    assert not bad, f"ltrsched.{part} imports {bad}"
-
-
-@pytest.mark.parametrize("part, other", [("sim", "engine"), ("engine", "sim")])
-def test_sim_and_engine_never_import_each_other(part, other):
-    assert other not in imported_parts(part), imported_parts(part)[other]
-
-
 def _imports_of(path: Path) -> set[str]:
     """The ``ltrsched`` parts and top-level modules (``models``, ``errors``, ...) one file imports."""
     found = set()
@@ -58,6 +29,26 @@ def _imports_of(path: Path) -> set[str]:
             continue
         found |= {name.split(".")[1] for name in names if name.startswith("ltrsched.")}
     return found
+
+
+def imported_parts(part: str) -> dict[str, set[str]]:
+    """Each top-level part of ``ltrsched`` that the files of ``part`` import -> the files importing it."""
+    found: dict[str, set[str]] = {}
+    for path in sorted((PACKAGE / part).rglob("*.py")):
+        for name in _imports_of(path):
+            found.setdefault(name, set()).add(str(path.relative_to(PACKAGE)))
+    return found
+
+
+@pytest.mark.parametrize("part", ["policies", "workloads", "routers"])
+def test_base_parts_import_nothing_that_runs_or_trains(part):
+    bad = {name: files for name, files in imported_parts(part).items() if name in UPPER}
+    assert not bad, f"ltrsched.{part} imports {bad}"
+
+
+@pytest.mark.parametrize("part, other", [("sim", "engine"), ("engine", "sim")])
+def test_sim_and_engine_never_import_each_other(part, other):
+    assert other not in imported_parts(part), imported_parts(part)[other]
 
 
 def parts_reached(part: str) -> set[str]:
