@@ -1,0 +1,77 @@
+"""User-facing polish of the simulation side: the simulator's configuration errors name what the user typed (a
+``simulate`` or ``capacity`` option, a sweep file's key), not :class:`~ltrsched.sim.config.SimConfig`'s field names.
+Every CLI case goes through the in-process CLI (no interpreter per case)."""
+
+from __future__ import annotations
+
+import pickle
+import re
+
+import pytest
+
+from cli_helpers import run_cli_fast
+from ltrsched.sim.config import ConfigError, SimConfig
+from test_cli_simulate import assert_one_line_error
+
+#: A Python field name (``max_num_seqs``): what a command's user never typed.
+FIELD_NAME = re.compile(r"\b[a-z]+(?:_[a-z]+)+\b")
+
+SIMULATE = ["simulate", "-w", "lmsys-like", "-n", "5"]
+
+
+@pytest.mark.parametrize("args, message", [
+    # before: "max_num_seqs must be positive, got 0", "max_resident_seqs (0) must be >= max_num_seqs (256)", ...
+    (["--max-num-seqs", "0"], "--max-num-seqs must be positive, got 0"),
+    (["--max-num-batched-tokens", "-1"], "--max-num-batched-tokens must be positive, got -1"),
+    (["--block-size", "0"], "--block-size must be positive, got 0"),
+    (["--max-model-len", "0"], "--max-model-len must be positive, got 0"),
+    (["--num-gpu-blocks", "0"], "--num-gpu-blocks must be positive, got 0"),
+    (["--gpu-memory-utilization", "1.5"], "--gpu-memory-utilization must be in (0, 1], got 1.5"),
+    (["--gpu-memory-utilization", "nan"], "--gpu-memory-utilization must be in (0, 1], got nan"),
+    (["--max-resident-seqs", "0"], "--max-resident-seqs (0) must be >= --max-num-seqs (256)"),
+    (["--max-resident-seqs", "4", "--max-num-seqs", "8"], "--max-resident-seqs (4) must be >= --max-num-seqs (8)"),
+    # before: "semantics 'vllm-v1' models vLLM V1, which preempts by recompute: set preemption='recompute'"
+    (["--semantics", "vllm-v1", "--preemption", "swap"],
+     "--semantics vllm-v1 models vLLM V1, which preempts by recompute, not --preemption swap: set --preemption "
+     "recompute"),
+])
+def test_simulate_names_its_options_in_config_errors(capsys, args, message):
+    r = run_cli_fast(capsys, *SIMULATE, *args)
+    assert_one_line_error(r, message)
+    assert not FIELD_NAME.search(r.stderr), r.stderr
+
+
+def test_capacity_names_its_option(capsys, tmp_path):
+    r = run_cli_fast(capsys, "capacity", "--slo", "ttft_p90=2", "-p", "fcfs", "--max-model-len", "0",
+                     "--out", tmp_path / "o")
+    assert_one_line_error(r, "error: --max-model-len must be positive, got 0")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("name, content", [
+    ("s.toml", 'policies = ["fcfs"]\nmax_model_len = -4096\n'),
+    ("s.json", '{"policies": ["fcfs"], "max_model_len": -4096}'),
+])
+def test_sweep_names_its_key(capsys, tmp_path, name, content):
+    """The key quoted, as the sweep file's other errors quote theirs."""
+    (tmp_path / name).write_text(content)
+    r = run_cli_fast(capsys, "sweep", tmp_path / name, "--out", tmp_path / "o", "--jobs", "1")
+    assert_one_line_error(r, f"{tmp_path / name}: 'max_model_len' must be positive, got -4096")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(max_num_seqs=0), "max_num_seqs must be positive, got 0"),
+    (dict(semantics="vllm-v1"), "semantics='vllm-v1' models vLLM V1, which preempts by recompute, not "
+                                "preemption='swap': set preemption='recompute'"),
+    (dict(max_resident_seqs=3, max_num_seqs=4), "max_resident_seqs (3) must be >= max_num_seqs (4)"),
+    (dict(preemption="drop"), "preemption must be one of swap, recompute, got 'drop'"),
+    (dict(swap_space_gib=-1.0), "swap_space_gib must be >= 0, got -1.0"),
+])
+def test_the_python_api_keeps_field_names(kwargs, message):
+    """``SimConfig`` itself still speaks Python (its callers are code); its error survives pickling (a worker
+    process's error reaches the parent) as that text."""
+    with pytest.raises(ConfigError) as info:
+        SimConfig(**kwargs)
+    assert str(info.value) == message
+    assert str(pickle.loads(pickle.dumps(info.value))) == message
