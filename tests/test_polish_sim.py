@@ -34,6 +34,11 @@ SIMULATE = ["simulate", "-w", "lmsys-like", "-n", "5"]
     (["--semantics", "vllm-v1", "--preemption", "swap"],
      "--semantics vllm-v1 models vLLM V1, which preempts by recompute, not --preemption swap: set --preemption "
      "recompute"),
+    # before: "without chunked prefill, max_num_batched_tokens must cover ...; raise it or enable chunked prefill"
+    (["--no-chunked-prefill", "--max-num-batched-tokens", "16"],
+     "without chunked prefill, a step's token budget (16 tokens) must cover the longest prompt + output ("),
+    (["--no-chunked-prefill", "--max-num-batched-tokens", "16"],
+     "tokens); raise --max-num-batched-tokens, or drop --no-chunked-prefill"),
 ])
 def test_simulate_names_its_options_in_config_errors(capsys, args, message):
     r = run_cli_fast(capsys, *SIMULATE, *args)

@@ -233,6 +233,10 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
                                    "--num-gpu-blocks")
     notes: list[str] = []
     wl = build_workload(workload, num_requests, arrival, rate, cv, duration, seed, notes)
+    from ltrsched.sim.simulate import FitFixes, setup_run
+
+    # (a request the settings cannot run: the simulator's own error named SimConfig's fields, not these options)
+    setup_run(wl, pol, config, FitFixes(budget="raise --max-num-batched-tokens, or drop --no-chunked-prefill"))
     if progress is None:
         progress = sys.stderr.isatty()
     if cluster:
