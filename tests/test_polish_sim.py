@@ -80,3 +80,64 @@ def test_the_python_api_keeps_field_names(kwargs, message):
         SimConfig(**kwargs)
     assert str(info.value) == message
     assert str(pickle.loads(pickle.dumps(info.value))) == message
+
+
+def _table(path, columns: dict) -> str:
+    import polars as pl
+
+    pl.DataFrame(columns).write_parquet(path) if path.suffix == ".parquet" else pl.DataFrame(columns).write_csv(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("name", ["PROMPT", "Prompt", " prompt "])
+def test_a_parquet_reads_its_prompt_column_in_any_case_as_a_csv_does(tmp_path, name):
+    """Before: a parquet refused ("missing column(s) prompt_tokens; have PROMPT, output_tokens") what a .csv with the
+    same header read."""
+    from ltrsched.workloads import load_workload
+
+    columns = {name: ["hello world", "one two three four five"], "output_tokens": [5, 6]}
+    parquet = load_workload(_table(tmp_path / "w.parquet", columns)).df
+    csv = load_workload(_table(tmp_path / "w.csv", columns)).df
+    for df in (parquet, csv):
+        assert df["prompt"].to_list() == ["hello world", "one two three four five"]
+    assert parquet["prompt_tokens"].to_list() == csv["prompt_tokens"].to_list()
+    assert parquet["prompt_tokens"][0] > 0
+
+
+def test_a_parquet_reads_ids_arrivals_scores_and_outputs_text_in_any_case(capsys, tmp_path):
+    from ltrsched.workloads import load_workload
+
+    path = _table(tmp_path / "w.parquet", {"Prompt_Tokens": [10, 20], "Generated": ["a b", "c d e f g"],
+                                           "Request_ID": [7, 3], "Arrival_Time_ms": [0, 1500], "SCORE": [0.5, 0.1],
+                                           "Po_Estimate": [4.0, 9.0]})
+    df = load_workload(path).df.sort("request_id")
+    assert df["request_id"].to_list() == [3, 7]
+    assert df["arrival_time"].to_list() == [1.5, 0.0]
+    assert df["score"].to_list() == [0.1, 0.5] and df["po_estimate"].to_list() == [9.0, 4.0]
+    assert df["prompt_tokens"].to_list() == [20, 10] and df["output_tokens"][0] > df["output_tokens"][1]
+    r = run_cli_fast(capsys, "simulate", "-w", path, "-P", "ltr", "--arrival", "replay")
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("columns, twins", [
+    ({"prompt": ["x"], "Prompt": ["y"], "output_tokens": [5]}, "'prompt' and 'Prompt'"),
+    ({"prompt_tokens": [3], "PROMPT_TOKENS": [4], "output_tokens": [5]}, "'prompt_tokens' and 'PROMPT_TOKENS'"),
+    ({"prompt_tokens": [3], "output_tokens": [5], "score": [0.1], "Score": [0.9]}, "'score' and 'Score'"),
+    ({"prompt_tokens": [3], "output_tokens": [5], "Request_Id": [1], "REQUEST_ID": [2]},
+     "'Request_Id' and 'REQUEST_ID'"),
+])
+def test_a_parquet_with_two_names_differing_only_in_case_is_refused(capsys, tmp_path, columns, twins):
+    """Which holds the values? (``prompt_tokens`` beside ``PROMPT_TOKENS``: the exact one was used, silently.)"""
+    path = _table(tmp_path / "w.parquet", columns)
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", path), f"{path}: columns {twins} differ only in case")
+
+
+def test_the_cache_key_changes_only_for_a_parquet_read_differently(tmp_path):
+    """Runs cached before numbered a ``Request_ID`` table's rows and had no ``Score``: its key has a marker; a table
+    whose names are ours keeps the key it had."""
+    from ltrsched.workloads.loaders import workload_fingerprint
+
+    ours = _table(tmp_path / "ours.parquet", {"prompt_tokens": [3], "output_tokens": [5], "score": [0.1]})
+    other = _table(tmp_path / "other.parquet", {"prompt_tokens": [3], "output_tokens": [5], "Score": [0.1]})
+    assert "names" not in workload_fingerprint(ours)
+    assert workload_fingerprint(other)["names"] == "any case"
