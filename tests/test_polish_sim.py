@@ -141,3 +141,15 @@ def test_the_cache_key_changes_only_for_a_parquet_read_differently(tmp_path):
     other = _table(tmp_path / "other.parquet", {"prompt_tokens": [3], "output_tokens": [5], "Score": [0.1]})
     assert "names" not in workload_fingerprint(ours)
     assert workload_fingerprint(other)["names"] == "any case"
+
+
+def test_a_sweep_files_naming_quotes_its_keys_and_writes_settings_as_the_file_does():
+    """(No sweep key reaches this check today: a sweep file sets no semantics.)"""
+    from ltrsched.experiments.commands import SWEEP_KEYS
+    from ltrsched.sim.config import key_naming
+
+    with pytest.raises(ConfigError) as info:
+        SimConfig(semantics="vllm-v1", max_num_seqs=4)
+    assert info.value.render(key_naming(SWEEP_KEYS)) == (
+        'semantics = "vllm-v1" models vLLM V1, which preempts by recompute, not preemption = "swap": set '
+        'preemption = "recompute"')

@@ -266,7 +266,7 @@ def _check_sweep_values(data: dict, path: Path) -> None:
     if "max_model_len" in data:
         from ltrsched.sim.config import key_naming
 
-        check_max_model_len(data["max_model_len"], key_naming(data), f"{path}: ")
+        check_max_model_len(data["max_model_len"], key_naming(SWEEP_KEYS), f"{path}: ")
 
 
 def check_max_model_len(value: int | None, naming, where: str = "") -> None:

@@ -48,7 +48,7 @@ def key_naming(keys) -> Naming:
     """The naming of a settings file (a sweep's TOML or JSON) whose ``keys`` are :class:`SimConfig`'s field names:
     each quoted, as that file's own errors quote keys."""
     return Naming({k: repr(k) for k in keys if k in SimConfig.__dataclass_fields__},
-                  lambda name, value: f"{name} = {json.dumps(value)}")
+                  lambda name, value: f"{name.strip(chr(39))} = {json.dumps(value)}")  # (unquoted, as written)
 
 
 class ConfigError(ValueError):
