@@ -48,9 +48,9 @@ def test_a_long_tail_sweep_runs_with_max_model_len_and_is_told_the_key_without_i
 
 
 @pytest.mark.parametrize("name, content, message", [
-    # simulate --max-model-len 0 says "max_model_len must be positive, got 0": the same check, the same words
-    ("s.toml", 'policies = ["fcfs"]\nmax_model_len = 0\n', "s.toml: max_model_len must be positive, got 0"),
-    ("s.toml", 'policies = ["fcfs"]\nmax_model_len = -4096\n', "max_model_len must be positive, got -4096"),
+    # simulate --max-model-len 0 says "--max-model-len must be positive, got 0": the same check, in the file's key
+    ("s.toml", 'policies = ["fcfs"]\nmax_model_len = 0\n', "s.toml: 'max_model_len' must be positive, got 0"),
+    ("s.toml", 'policies = ["fcfs"]\nmax_model_len = -4096\n', "'max_model_len' must be positive, got -4096"),
     ("s.toml", 'policies = ["fcfs"]\nmax_model_len = "32k"\n', "'max_model_len' must be an integer, got '32k'"),
     ("s.toml", 'policies = ["fcfs"]\nmax_model_len = 32768.0\n', "'max_model_len' must be an integer, got 32768.0"),
     ("s.json", '{"policies": ["fcfs"], "max_model_len": true}', "'max_model_len' must be an integer, got True"),
@@ -61,7 +61,7 @@ def test_a_bad_max_model_len_is_one_line_before_any_run(tmp_path, name, content,
                           message)
     assert not (tmp_path / "o").exists()
     simulate = run_cli("simulate", "-n", "5", "--max-model-len", "0")
-    assert_one_line_error(simulate, "max_model_len must be positive, got 0")
+    assert_one_line_error(simulate, "--max-model-len must be positive, got 0")
 
 
 def test_the_run_key_has_max_model_len_only_when_set():
@@ -112,7 +112,7 @@ def test_capacity_takes_max_model_len_like_simulate(tmp_path):
     assert_one_line_error(r, "exceed max_model_len 8192 tokens")
     assert "raise --max-model-len" in r.stderr
     assert_one_line_error(run_cli(*args, "--out", "o0", "--max-model-len", "0", cwd=tmp_path),
-                          "max_model_len must be positive, got 0")
+                          "--max-model-len must be positive, got 0")
     assert not (tmp_path / "o0").exists()
     r = run_cli(*args, "--out", "o2", "--max-model-len", "32768", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -264,18 +264,21 @@ def _check_sweep_values(data: dict, path: Path) -> None:
             raise UserError(f"{path}: workload {w!r} is neither a file nor a built-in ({', '.join(BUILTIN)})")
     check_scoring(data.get("scoring", "none"))
     if "max_model_len" in data:
-        check_max_model_len(data["max_model_len"], f"{path}: ")
+        from ltrsched.sim.config import key_naming
+
+        check_max_model_len(data["max_model_len"], key_naming(SWEEP_KEYS), f"{path}: ")
 
 
-def check_max_model_len(value: int | None, where: str = "") -> None:
-    """Raise :class:`UserError` for a ``max_model_len`` [tokens] the simulator refuses, in ``simulate
-    --max-model-len``'s words (its check is :class:`SimConfig`'s), after ``where``."""
-    from ltrsched.sim.config import SimConfig
+def check_max_model_len(value: int | None, naming, where: str = "") -> None:
+    """Raise :class:`UserError` for a ``max_model_len`` [tokens] the simulator refuses (its check is
+    :class:`SimConfig`'s), naming the setting as ``naming`` (a :class:`~ltrsched.sim.config.Naming`: the command's
+    option or the sweep file's key), after ``where``."""
+    from ltrsched.sim.config import ConfigError, SimConfig
 
     try:
         SimConfig(max_model_len=value)
-    except ValueError as exc:
-        raise UserError(f"{where}{exc}") from None
+    except ConfigError as exc:
+        raise UserError(f"{where}{exc.render(naming)}") from None
 
 
 def _clusters(data: dict) -> list[tuple[int, str | None]]:
@@ -513,7 +516,9 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
     for name, value in (("--max-num-batched-tokens", max_num_batched_tokens), ("--max-num-seqs", max_num_seqs)):
         if value < 1:
             raise UserError(f"{name} must be >= 1, got {value}")
-    check_max_model_len(max_model_len)
+    from ltrsched.sim.config import option_naming
+
+    check_max_model_len(max_model_len, option_naming(capacity.params))
     if first_seed < 0:
         raise UserError(f"--seed must be >= 0, got {first_seed}")
     if first_seed + k > 2**64:  # (polars and numpy take 64-bit seeds)

@@ -135,7 +135,9 @@ def check_arrival_options(arrival, rate, cv, duration) -> None:
 def build_config(profile, max_num_batched_tokens, max_num_seqs, num_gpu_blocks, gpu_memory_utilization,
                  max_model_len, semantics, max_resident_seqs, preemption, chunked_prefill, record_steps=False,
                  block_size=None):
-    from ltrsched.sim.config import SimConfig
+    """The :class:`~ltrsched.sim.config.SimConfig` the options describe; one that it refuses is a
+    :class:`UserError` naming the options given (``--max-num-seqs``, not ``max_num_seqs``)."""
+    from ltrsched.sim.config import ConfigError, SimConfig, option_naming
     from ltrsched.sim.profiles import engine_block_size
 
     if block_size is None:
@@ -150,8 +152,8 @@ def build_config(profile, max_num_batched_tokens, max_num_seqs, num_gpu_blocks, 
             max_resident_seqs=max_resident_seqs,
             preemption=preemption, chunked_prefill=chunked_prefill, record_steps=record_steps, block_size=block_size,
         )
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    except ConfigError as exc:
+        raise UserError(exc.render(option_naming(simulate.params))) from None
 
 
 @click.command()
@@ -231,6 +233,10 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
                                    "--num-gpu-blocks")
     notes: list[str] = []
     wl = build_workload(workload, num_requests, arrival, rate, cv, duration, seed, notes)
+    from ltrsched.sim.simulate import FitFixes, setup_run
+
+    # (a request the settings cannot run: the simulator's own error named SimConfig's fields, not these options)
+    setup_run(wl, pol, config, FitFixes(budget="raise --max-num-batched-tokens, or drop --no-chunked-prefill"))
     if progress is None:
         progress = sys.stderr.isatty()
     if cluster:

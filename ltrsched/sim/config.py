@@ -2,13 +2,70 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable
 
 PREEMPTION_MODES = ("swap", "recompute")
 #: Batch-forming semantics: the paper's reference rules, or what the vLLM 0.26 adapter realises
 #: (``ltrsched.engine``; rules 5 and 6 of ``ltrsched.policies.batching``, recompute preemption).
 SEMANTICS = ("paper", "vllm-v1")
+
+
+@dataclass(frozen=True)
+class Naming:
+    """How the user of one interface names :class:`SimConfig`'s settings: ``names`` maps a field to what they
+    typed (``--max-num-seqs`` for ``simulate``, ``'max_num_seqs'`` in a sweep file; a field not in it keeps its
+    Python name), ``assign`` writes a setting of a name to a value as they would (``--preemption recompute``,
+    ``preemption = "recompute"``, ``preemption='recompute'``)."""
+
+    names: dict[str, str]
+    assign: Callable[[str, str], str]
+
+    def name(self, field: str) -> str:
+        return self.names.get(field, field)
+
+    def setting(self, field: str, value: str) -> str:
+        return self.assign(self.name(field), value)
+
+
+#: The Python API's naming: the field names, as ``SimConfig(field=value)`` takes them.
+PYTHON_NAMING = Naming({}, lambda name, value: f"{name}={value!r}")
+
+
+def option_naming(params) -> Naming:
+    """The naming of a click command whose ``params`` (``click.Command.params``) include options named after
+    :class:`SimConfig`'s fields (``--max-num-seqs`` sets ``max_num_seqs``): each field its long option."""
+    names = {}
+    for p in params:
+        longs = [o for o in getattr(p, "opts", ()) if o.startswith("--")]
+        if longs and p.name in SimConfig.__dataclass_fields__:
+            names[p.name] = longs[0]
+    return Naming(names, lambda name, value: f"{name} {value}")
+
+
+def key_naming(keys) -> Naming:
+    """The naming of a settings file (a sweep's TOML or JSON) whose ``keys`` are :class:`SimConfig`'s field names:
+    each quoted, as that file's own errors quote keys."""
+    return Naming({k: repr(k) for k in keys if k in SimConfig.__dataclass_fields__},
+                  lambda name, value: f"{name.strip(chr(39))} = {json.dumps(value)}")  # (unquoted, as written)
+
+
+class ConfigError(ValueError):
+    """A :class:`SimConfig` refused. ``fields``: the settings at fault; ``message(naming)``: the one-line reason,
+    naming them as a :class:`Naming` says (``str()`` names them as the Python API does). A command reports
+    :meth:`render` with its own naming, so that its user reads what they typed."""
+
+    def __init__(self, fields: tuple[str, ...], message: Callable[[Naming], str]):
+        self.fields = fields
+        self.message = message
+        super().__init__(message(PYTHON_NAMING))
+
+    def render(self, naming: Naming) -> str:
+        return self.message(naming)
+
+    def __reduce__(self):  # (a worker process's error crosses to the parent as its Python-named text)
+        return ValueError, (str(self),)
 
 
 @dataclass(frozen=True)
@@ -56,29 +113,37 @@ class SimConfig:
     max_resident_seqs: int | None = None
 
     def __post_init__(self) -> None:
+        def refuse(fields: tuple[str, ...], message: Callable[[Naming], str]) -> None:
+            raise ConfigError(fields, message)
+
         if self.preemption not in PREEMPTION_MODES:
-            raise ValueError(f"preemption must be one of {PREEMPTION_MODES}, got {self.preemption!r}")
-        for name in ("max_num_batched_tokens", "max_num_seqs", "block_size"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.max_model_len is not None and self.max_model_len <= 0:
-            raise ValueError(f"max_model_len must be positive, got {self.max_model_len}")
-        if self.num_gpu_blocks is not None and self.num_gpu_blocks <= 0:
-            raise ValueError(f"num_gpu_blocks must be positive, got {self.num_gpu_blocks}")
+            refuse(("preemption",), lambda n: f"{n.name('preemption')} must be one of "
+                                              f"{', '.join(PREEMPTION_MODES)}, got {self.preemption!r}")
+        for name in ("max_num_batched_tokens", "max_num_seqs", "block_size", "max_model_len", "num_gpu_blocks"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                refuse((name,), lambda n, name=name, value=value: f"{n.name(name)} must be positive, got {value}")
         if not 0 < self.gpu_memory_utilization <= 1:
-            raise ValueError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
+            refuse(("gpu_memory_utilization",), lambda n: f"{n.name('gpu_memory_utilization')} must be in (0, 1], "
+                                                          f"got {self.gpu_memory_utilization}")
         if not 0 <= self.watermark < 1:
-            raise ValueError(f"watermark must be in [0, 1), got {self.watermark}")
+            refuse(("watermark",), lambda n: f"{n.name('watermark')} must be in [0, 1), got {self.watermark}")
         if self.stop_time is not None and not self.stop_time > 0:
-            raise ValueError(f"stop_time must be positive, got {self.stop_time}")
+            refuse(("stop_time",), lambda n: f"{n.name('stop_time')} must be positive, got {self.stop_time}")
         if self.semantics not in SEMANTICS:
-            raise ValueError(f"semantics must be one of {SEMANTICS}, got {self.semantics!r}")
+            refuse(("semantics",), lambda n: f"{n.name('semantics')} must be one of {', '.join(SEMANTICS)}, "
+                                             f"got {self.semantics!r}")
         if self.semantics == "vllm-v1" and self.preemption != "recompute":
-            raise ValueError("semantics 'vllm-v1' models vLLM V1, which preempts by recompute: set preemption='recompute'")
+            refuse(("semantics", "preemption"),
+                   lambda n: f"{n.setting('semantics', 'vllm-v1')} models vLLM V1, which preempts by recompute, "
+                             f"not {n.setting('preemption', self.preemption)}: set "
+                             f"{n.setting('preemption', 'recompute')}")
         if self.max_resident_seqs is not None and self.max_resident_seqs < self.max_num_seqs:
-            raise ValueError(f"max_resident_seqs ({self.max_resident_seqs}) must be >= max_num_seqs ({self.max_num_seqs})")
+            refuse(("max_resident_seqs", "max_num_seqs"),
+                   lambda n: f"{n.name('max_resident_seqs')} ({self.max_resident_seqs}) must be >= "
+                             f"{n.name('max_num_seqs')} ({self.max_num_seqs})")
         if self.swap_space_gib < 0:
-            raise ValueError(f"swap_space_gib must be >= 0, got {self.swap_space_gib}")
+            refuse(("swap_space_gib",), lambda n: f"{n.name('swap_space_gib')} must be >= 0, got {self.swap_space_gib}")
 
     def describe(self) -> dict[str, Any]:
         d = asdict(self)

@@ -50,6 +50,9 @@ class FitFixes:
 
     context: str = "raise max_model_len (--max-model-len) if the model takes longer contexts, or leave them out"
     kv: str = "raise --num-gpu-blocks (or leave it to the profile), or leave such requests out"
+    #: (the Python API's words: ``simulate`` passes its options', ``--max-num-batched-tokens`` and
+    #: ``--no-chunked-prefill``; a sweep or capacity run always chunks)
+    budget: str = "raise max_num_batched_tokens, or set chunked_prefill=True"
     where: str = ""  # what the errors start with, e.g. "workload 'w.csv': "
 
 
@@ -78,8 +81,8 @@ def _check_fits(table: RequestTable, limits: BatchLimits, max_model_len: int, ch
         )
     if not chunked and (table.prompt_tokens + table.output_tokens).max() > limits.max_num_batched_tokens:
         raise UserError(
-            "without chunked prefill, max_num_batched_tokens must cover the longest prompt + output "
-            f"({int(total.max())} tokens); raise it or enable chunked prefill"
+            f"{fixes.where}without chunked prefill, a step's token budget ({limits.max_num_batched_tokens} tokens) "
+            f"must cover the longest prompt + output ({int(total.max())} tokens); " + fixes.budget
         )
 
 

@@ -9,7 +9,9 @@ Files, by suffix:
   ``generated`` (or ``response``) text but no ``output_tokens`` too; without ``arrival_time`` (or
   ``arrival_time_ms`` [ms]) every request is at t = 0; without ``request_id`` rows are numbered. Arrival times of a
   temporal type are read whatever the name's suffix: date-times as seconds since the earliest (as a ``.csv``'s),
-  durations as seconds.
+  durations as seconds. A flat table's column names are read in any case and with spaces around them, as a ``.csv``'s
+  (``PROMPT``, ``Generated``, ``Request_ID``, ``Arrival_Time_ms``, ``Score``: :data:`PARQUET_ANY_CASE`, and the
+  token counts' names); two columns whose names differ only so (``prompt`` and ``Prompt``) are an error naming both.
 - ``.jsonl``: one ``{"prompt": ..., "generated": ...}`` object per line (the seed's traces; ``"response"`` for
   ``"generated"`` too, as a parquet's column); lengths are
   re-tokenized with the Llama-3 tokenizer (a number where text belongs is an error naming the line); an optional
@@ -115,6 +117,11 @@ ARRIVAL_KEYS = ("arrival_time", *(f"arrival_time{s}" for s in UNIT_SUFFIXES))
 #: [ms] since the first request (Mooncake's unit). Its ``hash_ids`` (prefix-cache blocks) are not read: the simulator
 #: has no prefix cache, so every prompt is prefilled in full.
 MOONCAKE_KEYS = {"input_length": "prompt_tokens", "output_length": "output_tokens"}
+#: A flat parquet's columns read in any case (and with spaces around them), as a ``.csv``'s are: the text the counts
+#: come from, the ids, the arrival times (:data:`ARRIVAL_KEYS`) and the optional columns (``Prompt``, ``Score``,
+#: ``Arrival_Time_ms``; the token counts' names too, :func:`~ltrsched.workloads.schema.length_columns`). Lower case
+#: (Our names, in lower case.)
+PARQUET_ANY_CASE = ("prompt", "generated", "response", "request_id", *ARRIVAL_KEYS, *OPTIONAL_COLUMNS)
 #: Output-count column names (in lower case) under which 0 marks a failed request, not an output of no tokens:
 #: BurstGPT's ``Response tokens`` (its ``BurstGPT_1.csv`` and ``_2.csv`` hold such rows, its ``*_without_fails_*``
 #: files none). :func:`drop_failed_requests` leaves them out, with a warning; under any other name an output of 0
@@ -591,6 +598,41 @@ def _csv_arrival_column(raw: pl.DataFrame, names: tuple[str, ...], path: Path) -
     return next(((name, suffix) for suffix, name in found.items()), (None, ""))
 
 
+def _any_case_renames(columns: list[str], path: Path) -> dict[str, str]:
+    """The renames that give a flat parquet's columns named in another case (or with spaces around them) our names
+    (:data:`PARQUET_ANY_CASE`: ``PROMPT`` -> ``prompt``; a ``.csv``'s names match so too). One-line
+    :class:`UserError` naming ``path`` for two columns whose names differ only so (``prompt`` and ``Prompt``,
+    ``prompt_tokens`` and ``PROMPT_TOKENS``): which holds the values? (The exact one was used, silently.)"""
+    known = {*PARQUET_ANY_CASE, *(n for names in LENGTH_NAMES.values() for n in names)}
+    by_name: dict[str, list[str]] = {}
+    for c in columns:
+        if c.strip().lower() in known:
+            by_name.setdefault(c.strip().lower(), []).append(c)
+    for name, found in by_name.items():
+        if len(found) > 1:
+            raise UserError(f"{path}: columns {' and '.join(repr(c) for c in found)} differ only in case (or spaces), "
+                            f"and names match in any case: which holds the {name}? keep one (drop or rename the "
+                            f"other{'s' if len(found) > 2 else ''})")
+    return {found[0]: name for name, found in by_name.items() if name in PARQUET_ANY_CASE and found[0] != name}
+
+
+def _parquet_reads_any_case(path: Path) -> bool:
+    """Whether ``path`` is a flat parquet with a column :func:`_any_case_renames` renames (``Prompt``, ``Score``,
+    ``Request_ID``, ``Arrival_Time``), which loading ignored before (its score, ids or arrivals were not read, or the
+    table was refused); False for other files, a labels or conversations table, and a parquet polars cannot read."""
+    if path.suffix.lower() != ".parquet":
+        return False
+    try:
+        head = pl.read_parquet(path, n_rows=0)
+        from ltrsched.workloads.labels import is_labels
+
+        if is_labels(head) or is_conversation_table(head):
+            return False
+        return bool(_any_case_renames(head.columns, path))
+    except Exception:  # (a parquet polars cannot read, or two names for one column: loading it says why)
+        return False
+
+
 def _table_arrivals(df: pl.DataFrame, path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     """A parquet table's ``arrival_time_ms`` (or ``arrival_time_s``) as ``arrival_time`` [s] (:data:`UNIT_SUFFIXES`);
     ``df`` itself without one. ``arrival_info`` (if given) receives the column (``column``) and its unit (``unit``: the
@@ -683,11 +725,14 @@ def workload_fingerprint(source: str) -> dict[str, str]:
     # and a conversations parquet's own token counts, used since this marker (runs cached before recounted the text)
     # and a .jsonl's Mooncake keys, read since this marker (a line of text beside input_length/output_length and
     # timestamp had its text's counts and arrived at t = 0)
+    # and a flat parquet's columns named in another case (Score, Request_ID, Arrival_Time, Prompt), read since this
+    # marker (runs cached before had no score, numbered the rows, or put every request at t = 0)
     return {"sha256": file_digest(path), **({"ids": "given"} if _gives_ids(path) else {}),
             **({"mooncake": "read"} if _jsonl_gives_mooncake(path) else {}),
             **({"columns": "kept"} if _jsonl_gives_columns(path) else {}),
             **({"arrivals": "units"} if _gives_unit_arrivals(path) else {}),
-            **({"counts": "given"} if _parquet_gives_counts(path) else {})}
+            **({"counts": "given"} if _parquet_gives_counts(path) else {}),
+            **({"names": "any case"} if _parquet_reads_any_case(path) else {})}
 
 
 def _parquet_gives_counts(path: Path) -> bool:
@@ -850,12 +895,16 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
             df = _first_turns(path, num_requests, seed, arrival)
             return Workload(df, path.stem, _meta(path, arrival, arrival.get("warning")))
         columns = df.columns  # the file's own: a missing column's error named the ids and arrival times added here
+        renames = _any_case_renames(columns, path)  # (PROMPT: "missing column(s) prompt_tokens", where a .csv read it)
+        df = df.rename(renames)
         output_name = None if "output_tokens" in columns else next(
             (c for c in columns if c.strip().lower() in LENGTH_NAMES["output_tokens"]), None)
         df = length_columns(df, str(path))  # (input_tokens, num_decode_tokens, ...: where it lacks ours)
         if "output_tokens" in df.columns:
             df = drop_failed_requests(df, output_name, path, arrival)
         df = _table_arrivals(df, path, arrival)
+        if arrival.get("column") in renames.values():  # (a unit warning names the column to rename: the file's)
+            arrival["column"] = next(c for c, ours in renames.items() if ours == arrival["column"])
         if "request_id" not in df.columns:  # numbered as the file's rows, before sampling
             df = _numbered(df)
         # (counts completed before sampling: every row is checked, and -n refused a table without them)
