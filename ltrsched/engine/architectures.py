@@ -10,7 +10,8 @@ a registered name, or one that becomes registered with another architecture suff
 ``FooForSequenceClassification`` from ``FooForCausalLM``), a first architecture that is a Transformers class (vLLM's
 Transformers backend may serve it), custom code (``auto_map``), a model type vLLM reads with a config class of its
 own (some set the architecture), vLLM plugins (they may register models), or a registry source not of the
-expected shape (another vLLM release).
+expected shape (another vLLM release). Names that are no list of strings (one string, ``[7]``), or none where the
+model type gives vLLM no class to take instead, are refused too, as vLLM refuses them once imported.
 """
 
 from __future__ import annotations
@@ -193,16 +194,55 @@ def unsupported_line(archs: list[str], supported, version: str | None = None) ->
             f"it supports with: {LIST_COMMAND}")
 
 
+def _base_model_class(model_type) -> str | None:
+    """transformers' base model class of ``model_type`` (``LlamaModel``): the architecture vLLM gives a config.json
+    that names none; None where transformers has none (or is not installed)."""
+    try:
+        from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
+    except ImportError:
+        return None
+    name = MODEL_MAPPING_NAMES.get(model_type) if isinstance(model_type, str) else None
+    return name if isinstance(name, str) else None
+
+
+def _names(model: dict, source: str, registry: Registry | None) -> list[str] | None:
+    """The architecture names vLLM 0.32 will resolve for ``model``, or None where its own reading decides (a model
+    type it reads through a config class of its own; custom code); one-line :class:`UserError` where vLLM surely
+    refuses them before serving.
+
+    vLLM takes ``architectures`` as a list of strings (its ``ModelArchitectureConfig``, a pydantic dataclass): a single
+    string or a name that is not one (``[7]``) was refused only once vLLM was imported ("architectures: Input should
+    be a valid list"). None, ``[]`` or no key (anything false) takes transformers' base class of the model type
+    (``LlamaModel``, which vLLM serves as ``LlamaForCausalLM``); a type without one had "No model architectures are
+    specified"."""
+    if model.get("auto_map") or (registry is not None and model.get("model_type") in registry.config_types):
+        return None
+    archs = model.get("architectures")
+    if not archs:  # (vLLM's get_config: `if not config.architectures`)
+        kind = model.get("model_type")
+        if not kind:  # (vLLM's reading had "Unrecognized model ... Should have a `model_type` key")
+            raise UserError(f"{source} names neither a 'model_type' nor 'architectures', from which vLLM picks the "
+                            "model's class: add them, e.g. \"model_type\": \"llama\", \"architectures\": "
+                            "[\"LlamaForCausalLM\"]")
+        base = _base_model_class(kind)
+        if base is None and registry is not None:
+            raise UserError(f"{source} names no 'architectures', and transformers has no base model class of model "
+                            f"type {kind!r} for vLLM to take instead: add the model's "
+                            "architectures, e.g. \"architectures\": [\"LlamaForCausalLM\"]")
+        return None if base is None else [base]
+    if not isinstance(archs, list) or not all(isinstance(a, str) and a for a in archs):
+        shown = repr(archs) if len(repr(archs)) <= 60 else repr(archs)[:57] + "..."
+        raise UserError(f"{source}: 'architectures' must be a list of model class names (vLLM refuses anything else), "
+                        f"e.g. [\"LlamaForCausalLM\"], got {shown}")
+    return archs
+
+
 def check_architecture(model: dict, source: str) -> None:
     """One-line :class:`UserError` naming ``source`` (the config.json) where the installed vLLM surely has no model
     class for the model's ``architectures`` (see the module's docstring for what is left to vLLM)."""
-    archs = model.get("architectures")
-    if isinstance(archs, str):  # (vLLM takes a single name as a list of one)
-        archs = [archs]
-    if not isinstance(archs, list) or not archs or not all(isinstance(a, str) and a for a in archs):
-        return  # (none given, or not names: vLLM's own reading decides)
     registry = installed_registry()
-    if registry is None or any(_registered(a, registry) for a in archs):
+    archs = _names(model, source, registry)
+    if archs is None or registry is None or any(_registered(a, registry) for a in archs):
         return
     if (model.get("auto_map") or model.get("model_type") in registry.config_types or _transformers_class(archs[0])
             or _plugins_installed()):
