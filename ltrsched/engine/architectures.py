@@ -149,6 +149,45 @@ def installed_registry() -> Registry | None:
                     _string_dict(names.get("_OOT_SUPPORTED_MODELS")), suffixes, frozenset(config_types))
 
 
+@functools.lru_cache(maxsize=1)
+def _model_modules() -> dict[str, str]:
+    """Architecture -> the module of ``vllm/model_executor/models`` that serves it, from the installed vLLM's registry
+    source (its literal ``"Arch": ("module", "Class")`` entries; empty where there is no vLLM or no such source)."""
+    registry = _vllm_file("model_executor/models/registry.py")
+    if registry is None:
+        return {}
+    try:
+        tree = ast.parse(registry.read_text(encoding="utf-8"), str(registry))
+    except (OSError, SyntaxError, ValueError):
+        return {}
+    modules: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Dict):
+            continue
+        for key, value in zip(node.keys, node.values):
+            if (isinstance(key, ast.Constant) and isinstance(key.value, str) and isinstance(value, ast.Tuple)
+                    and len(value.elts) == 2 and all(isinstance(e, ast.Constant) and isinstance(e.value, str)
+                                                     for e in value.elts)):
+                modules.setdefault(key.value, value.elts[0].value)
+    return modules
+
+
+def model_source(archs) -> str | None:
+    """The source text of the installed vLLM's model module serving the first of ``archs`` (config.json's
+    ``architectures``) it registers, read without importing vLLM; None where there is none (or no vLLM)."""
+    if not isinstance(archs, list):
+        return None
+    for arch in archs:
+        module = _model_modules().get(arch) if isinstance(arch, str) else None
+        path = _vllm_file(f"model_executor/models/{module}.py") if module and module.isidentifier() else None
+        if path is not None:
+            try:
+                return path.read_text(encoding="utf-8")
+            except (OSError, ValueError):
+                return None
+    return None
+
+
 def _registered(arch: str, registry: Registry) -> bool:
     """``arch`` is registered, or becomes a registered name with another of vLLM's suffixes (its conversions)."""
     if arch in registry.supported:
