@@ -643,3 +643,57 @@ def test_no_architectures_where_the_model_type_has_no_base_class_is_refused(monk
     with pytest.raises(UserError, match="names no 'architectures', and transformers has no base model class of "
                                         "model type 'llama'"):
         check_architecture({k: v for k, v in TINY.items() if k != "architectures"}, "config.json")
+
+
+# --- RoPE's base of a model whose transformers class declares no rope_parameters (vLLM's model reads them) -----------
+
+GPTJ = {"model_type": "gptj", "architectures": ["GPTJForCausalLM"], "n_embd": 256, "n_head": 4, "n_layer": 2,
+        "rotary_dim": 32, "vocab_size": 1000, "n_positions": 2048, "n_inner": 1024, "torch_dtype": "float32",
+        "bos_token_id": 0, "eos_token_id": 0}
+
+
+@needs_vllm_source
+@pytest.mark.parametrize("config, key, value", [
+    ({**GPTJ, "rope_theta": [10000.0]}, "rope_theta", "[10000.0]"),
+    ({**GPTJ, "rotary_emb_base": "x"}, "rotary_emb_base", "'x'"),
+    ({**GPTJ, "rotary_emb_base": -1}, "rotary_emb_base", "-1"),
+    ({**GPTJ, "rope_theta": 0}, "rope_theta", "0"),                 # (dropped: vLLM ran at base 10000, silently)
+])
+def test_a_gptj_rope_base_is_checked_as_vllms_model_reads_it(tmp_path, capsys, config, key, value):
+    """transformers' GPTJConfig declares no rope_parameters, so the check skipped GPT-J; vLLM's GPT-J builds its rotary
+    embedding from the rope_parameters its patch_rope_parameters fills from rope_theta or rotary_emb_base (a list or a
+    string: a TypeError traceback once the model had loaded)."""
+    from cli_helpers import run_cli_fast
+
+    path = _model_dir(tmp_path / "m", config)
+    result = run_cli_fast(capsys, "replay", "-m", path, "-w", "lmsys-like", "-n", "2", "-o", tmp_path / "o")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: {path / 'config.json'}: {key!r} (RoPE's base, which vLLM's rotary embedding raises to a power) must "
+        f"be a positive number, got {value}"]
+
+
+@needs_vllm_source
+@pytest.mark.parametrize("config", [
+    GPTJ, {**GPTJ, "rope_theta": 10000}, {**GPTJ, "rotary_emb_base": 500000.0},
+    {**GPTJ, "architectures": ["NoSuchForCausalLM"], "rope_theta": [1]},   # (no vLLM model to read it: vLLM decides)
+    {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "n_embd": 128, "n_head": 4, "n_layer": 2,
+     "vocab_size": 1000, "rotary_emb_base": "x"},                     # (vLLM's GPT-2 has no rotary embedding)
+])
+def test_a_rope_base_vllms_gptj_serves_or_a_model_without_rope_ignores_passes(config):
+    from ltrsched.engine.rope_theta import check_rope_theta
+
+    check_rope_theta(config, "config.json")
+
+
+@pytest.mark.parametrize("config", [
+    {**TINY, "rope_scaling": {"rope_type": "linear", "factor": 2.0}},   # (transformers added its rope_theta)
+    {**LLAVA, "text_config": {**TINY, "rope_scaling": {"rope_type": "linear", "factor": 2.0}}},
+])
+def test_checking_a_configs_values_leaves_the_callers_config_as_it_was(config):
+    """check_config_values built transformers' class from a shallow copy, whose nested dicts the class fills in."""
+    from ltrsched.engine.model_sizes import check_config_values
+
+    before = json.dumps(config)
+    check_config_values(config, "config.json")
+    assert json.dumps(config) == before
