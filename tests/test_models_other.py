@@ -615,6 +615,9 @@ def test_a_rope_theta_vllm_serves_or_ignores_passes(config):
     ({**TINY, "architectures": ["LlamaForCausalLM", ""]}, "got ['LlamaForCausalLM', '']"),
     ({k: v for k, v in TINY.items() if k not in ("architectures", "model_type")},
      "names neither a 'model_type' nor 'architectures'"),
+    ({**TINY, "model_type": ["llama"]}, "'model_type' must be a string naming the model's type (e.g. \"llama\"), got "
+                                        "['llama']"),         # (a TypeError traceback from vLLM's reading)
+    ({**TINY, "model_type": 7}, "'model_type' must be a string"),
 ])
 def test_architectures_that_are_no_list_of_names_are_refused_before_vllms_import(tmp_path, capsys, config, says):
     """vLLM 0.32 refused `[7]` ("architectures.0: Input should be a valid string") and a single string ("Input should

@@ -251,14 +251,18 @@ def _names(model: dict, source: str, registry: Registry | None) -> list[str] | N
 
     vLLM takes ``architectures`` as a list of strings (its ``ModelArchitectureConfig``, a pydantic dataclass): a single
     string or a name that is not one (``[7]``) was refused only once vLLM was imported ("architectures: Input should
-    be a valid list"). None, ``[]`` or no key (anything false) takes transformers' base class of the model type
-    (``LlamaModel``, which vLLM serves as ``LlamaForCausalLM``); a type without one had "No model architectures are
-    specified"."""
-    if model.get("auto_map") or (registry is not None and model.get("model_type") in registry.config_types):
+    be a valid list"), as was a model type that is no string (``[1]``: a TypeError traceback). None, ``[]`` or no
+    key (anything false) takes transformers' base class of the model type (``LlamaModel``, which vLLM serves as
+    ``LlamaForCausalLM``); a type without one had "No model architectures are specified"."""
+    kind = model.get("model_type")
+    if kind is not None and not isinstance(kind, str):  # (vLLM's reading: a TypeError traceback, or a refusal)
+        shown = repr(kind) if len(repr(kind)) <= 60 else repr(kind)[:57] + "..."
+        raise UserError(f"{source}: 'model_type' must be a string naming the model's type (e.g. \"llama\"), got "
+                        f"{shown}")
+    if model.get("auto_map") or (registry is not None and kind in registry.config_types):
         return None
     archs = model.get("architectures")
     if not archs:  # (vLLM's get_config: `if not config.architectures`)
-        kind = model.get("model_type")
         if not kind:  # (vLLM's reading had "Unrecognized model ... Should have a `model_type` key")
             raise UserError(f"{source} names neither a 'model_type' nor 'architectures', from which vLLM picks the "
                             "model's class: add them, e.g. \"model_type\": \"llama\", \"architectures\": "
