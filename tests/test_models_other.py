@@ -498,7 +498,7 @@ needs_vllm_source = pytest.mark.skipif(not _has_vllm(), reason="reads the instal
 @needs_vllm_source
 @pytest.mark.parametrize("archs, says", [
     (["LlamaForCausalLMM"], "does not support architecture 'LlamaForCausalLMM'; closest supported: LlamaForCausalLM"),
-    ("Qwen9ForCausalLM", "does not support architecture 'Qwen9ForCausalLM'; closest supported: "),
+    (["Qwen9ForCausalLM"], "does not support architecture 'Qwen9ForCausalLM'; closest supported: "),
     (["MPTForCausalLM"], "architecture 'MPTForCausalLM' was served by vLLM until v"),   # (dropped by vLLM)
 ])
 def test_an_architecture_vllm_does_not_serve_is_refused_before_its_import(tmp_path, capsys, archs, says):
@@ -523,7 +523,7 @@ def test_an_architecture_vllm_does_not_serve_is_refused_before_its_import(tmp_pa
     {"architectures": ["LlamaForSequenceClassification"]},  # (vLLM converts it from LlamaForCausalLM)
     {"architectures": ["BertForMaskedLM"]},                 # (a Transformers class: vLLM's backend may serve it)
     {"architectures": ["MyForCausalLM"], "auto_map": {"AutoModelForCausalLM": "my.MyForCausalLM"}},  # (custom code)
-    {"architectures": []}, {"architectures": [7]}, {},     # (no names: vLLM's own reading decides)
+    {"architectures": []}, {}, {"architectures": None},    # (vLLM takes transformers' LlamaModel: it serves them)
 ])
 def test_architectures_vllm_may_serve_are_left_to_it(extra):
     from ltrsched.engine.architectures import check_architecture
@@ -601,3 +601,102 @@ def test_a_rope_theta_vllm_serves_or_ignores_passes(config):
     before = json.dumps(config)
     check_rope_theta(config, "config.json")
     assert json.dumps(config) == before  # (the config is read, not filled in)
+
+
+# --- architectures that are no list of names: vLLM refused them once imported -----------------------------------------
+
+@needs_vllm_source
+@pytest.mark.parametrize("config, says", [
+    ({**TINY, "architectures": [7]}, "'architectures' must be a list of model class names (vLLM refuses anything "
+                                     "else), e.g. [\"LlamaForCausalLM\"], got [7]"),
+    ({**TINY, "architectures": "LlamaForCausalLM"}, "'architectures' must be a list of model class names (vLLM "
+                                                    "refuses anything else), e.g. [\"LlamaForCausalLM\"], got "
+                                                    "'LlamaForCausalLM'"),
+    ({**TINY, "architectures": ["LlamaForCausalLM", ""]}, "got ['LlamaForCausalLM', '']"),
+    ({k: v for k, v in TINY.items() if k not in ("architectures", "model_type")},
+     "names neither a 'model_type' nor 'architectures'"),
+    ({**TINY, "model_type": ["llama"]}, "'model_type' must be a string naming the model's type (e.g. \"llama\"), got "
+                                        "['llama']"),         # (a TypeError traceback from vLLM's reading)
+    ({**TINY, "model_type": 7}, "'model_type' must be a string"),
+])
+def test_architectures_that_are_no_list_of_names_are_refused_before_vllms_import(tmp_path, capsys, config, says):
+    """vLLM 0.32 refused `[7]` ("architectures.0: Input should be a valid string") and a single string ("Input should
+    be a valid list") only once imported; a config with neither names nor a model type ("Unrecognized model")."""
+    import sys
+
+    from cli_helpers import run_cli_fast
+
+    imported = "vllm" in sys.modules
+    path = _model_dir(tmp_path / "m", config)
+    result = run_cli_fast(capsys, "replay", "-m", path, "-w", "lmsys-like", "-n", "2", "-o", tmp_path / "o")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(f"error: {path / 'config.json'}") and says in result.stderr, result.stderr
+    assert imported or "vllm" not in sys.modules
+
+
+@needs_vllm_source
+def test_no_architectures_where_the_model_type_has_no_base_class_is_refused(monkeypatch):
+    """Without names vLLM takes transformers' base class of the model type (MODEL_MAPPING_NAMES); a type without one
+    had "No model architectures are specified" once vLLM was imported."""
+    from transformers.models.auto import modeling_auto
+
+    from ltrsched.engine.architectures import check_architecture
+
+    monkeypatch.delitem(modeling_auto.MODEL_MAPPING_NAMES, "llama")
+    with pytest.raises(UserError, match="names no 'architectures', and transformers has no base model class of "
+                                        "model type 'llama'"):
+        check_architecture({k: v for k, v in TINY.items() if k != "architectures"}, "config.json")
+
+
+# --- RoPE's base of a model whose transformers class declares no rope_parameters (vLLM's model reads them) -----------
+
+GPTJ = {"model_type": "gptj", "architectures": ["GPTJForCausalLM"], "n_embd": 256, "n_head": 4, "n_layer": 2,
+        "rotary_dim": 32, "vocab_size": 1000, "n_positions": 2048, "n_inner": 1024, "torch_dtype": "float32",
+        "bos_token_id": 0, "eos_token_id": 0}
+
+
+@needs_vllm_source
+@pytest.mark.parametrize("config, key, value", [
+    ({**GPTJ, "rope_theta": [10000.0]}, "rope_theta", "[10000.0]"),
+    ({**GPTJ, "rotary_emb_base": "x"}, "rotary_emb_base", "'x'"),
+    ({**GPTJ, "rotary_emb_base": -1}, "rotary_emb_base", "-1"),
+    ({**GPTJ, "rope_theta": 0}, "rope_theta", "0"),                 # (dropped: vLLM ran at base 10000, silently)
+])
+def test_a_gptj_rope_base_is_checked_as_vllms_model_reads_it(tmp_path, capsys, config, key, value):
+    """transformers' GPTJConfig declares no rope_parameters, so the check skipped GPT-J; vLLM's GPT-J builds its rotary
+    embedding from the rope_parameters its patch_rope_parameters fills from rope_theta or rotary_emb_base (a list or a
+    string: a TypeError traceback once the model had loaded)."""
+    from cli_helpers import run_cli_fast
+
+    path = _model_dir(tmp_path / "m", config)
+    result = run_cli_fast(capsys, "replay", "-m", path, "-w", "lmsys-like", "-n", "2", "-o", tmp_path / "o")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: {path / 'config.json'}: {key!r} (RoPE's base, which vLLM's rotary embedding raises to a power) must "
+        f"be a positive number, got {value}"]
+
+
+@needs_vllm_source
+@pytest.mark.parametrize("config", [
+    GPTJ, {**GPTJ, "rope_theta": 10000}, {**GPTJ, "rotary_emb_base": 500000.0},
+    {**GPTJ, "architectures": ["NoSuchForCausalLM"], "rope_theta": [1]},   # (no vLLM model to read it: vLLM decides)
+    {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "n_embd": 128, "n_head": 4, "n_layer": 2,
+     "vocab_size": 1000, "rotary_emb_base": "x"},                     # (vLLM's GPT-2 has no rotary embedding)
+])
+def test_a_rope_base_vllms_gptj_serves_or_a_model_without_rope_ignores_passes(config):
+    from ltrsched.engine.rope_theta import check_rope_theta
+
+    check_rope_theta(config, "config.json")
+
+
+@pytest.mark.parametrize("config", [
+    {**TINY, "rope_scaling": {"rope_type": "linear", "factor": 2.0}},   # (transformers added its rope_theta)
+    {**LLAVA, "text_config": {**TINY, "rope_scaling": {"rope_type": "linear", "factor": 2.0}}},
+])
+def test_checking_a_configs_values_leaves_the_callers_config_as_it_was(config):
+    """check_config_values built transformers' class from a shallow copy, whose nested dicts the class fills in."""
+    from ltrsched.engine.model_sizes import check_config_values
+
+    before = json.dumps(config)
+    check_config_values(config, "config.json")
+    assert json.dumps(config) == before

@@ -10,7 +10,8 @@ a registered name, or one that becomes registered with another architecture suff
 ``FooForSequenceClassification`` from ``FooForCausalLM``), a first architecture that is a Transformers class (vLLM's
 Transformers backend may serve it), custom code (``auto_map``), a model type vLLM reads with a config class of its
 own (some set the architecture), vLLM plugins (they may register models), or a registry source not of the
-expected shape (another vLLM release).
+expected shape (another vLLM release). Names that are no list of strings (one string, ``[7]``), or none where the
+model type gives vLLM no class to take instead, are refused too, as vLLM refuses them once imported.
 """
 
 from __future__ import annotations
@@ -148,6 +149,45 @@ def installed_registry() -> Registry | None:
                     _string_dict(names.get("_OOT_SUPPORTED_MODELS")), suffixes, frozenset(config_types))
 
 
+@functools.lru_cache(maxsize=1)
+def _model_modules() -> dict[str, str]:
+    """Architecture -> the module of ``vllm/model_executor/models`` that serves it, from the installed vLLM's registry
+    source (its literal ``"Arch": ("module", "Class")`` entries; empty where there is no vLLM or no such source)."""
+    registry = _vllm_file("model_executor/models/registry.py")
+    if registry is None:
+        return {}
+    try:
+        tree = ast.parse(registry.read_text(encoding="utf-8"), str(registry))
+    except (OSError, SyntaxError, ValueError):
+        return {}
+    modules: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Dict):
+            continue
+        for key, value in zip(node.keys, node.values):
+            if (isinstance(key, ast.Constant) and isinstance(key.value, str) and isinstance(value, ast.Tuple)
+                    and len(value.elts) == 2 and all(isinstance(e, ast.Constant) and isinstance(e.value, str)
+                                                     for e in value.elts)):
+                modules.setdefault(key.value, value.elts[0].value)
+    return modules
+
+
+def model_source(archs) -> str | None:
+    """The source text of the installed vLLM's model module serving the first of ``archs`` (config.json's
+    ``architectures``) it registers, read without importing vLLM; None where there is none (or no vLLM)."""
+    if not isinstance(archs, list):
+        return None
+    for arch in archs:
+        module = _model_modules().get(arch) if isinstance(arch, str) else None
+        path = _vllm_file(f"model_executor/models/{module}.py") if module and module.isidentifier() else None
+        if path is not None:
+            try:
+                return path.read_text(encoding="utf-8")
+            except (OSError, ValueError):
+                return None
+    return None
+
+
 def _registered(arch: str, registry: Registry) -> bool:
     """``arch`` is registered, or becomes a registered name with another of vLLM's suffixes (its conversions)."""
     if arch in registry.supported:
@@ -193,16 +233,59 @@ def unsupported_line(archs: list[str], supported, version: str | None = None) ->
             f"it supports with: {LIST_COMMAND}")
 
 
+def _base_model_class(model_type) -> str | None:
+    """transformers' base model class of ``model_type`` (``LlamaModel``): the architecture vLLM gives a config.json
+    that names none; None where transformers has none (or is not installed)."""
+    try:
+        from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
+    except ImportError:
+        return None
+    name = MODEL_MAPPING_NAMES.get(model_type) if isinstance(model_type, str) else None
+    return name if isinstance(name, str) else None
+
+
+def _names(model: dict, source: str, registry: Registry | None) -> list[str] | None:
+    """The architecture names vLLM 0.32 will resolve for ``model``, or None where its own reading decides (a model
+    type it reads through a config class of its own; custom code); one-line :class:`UserError` where vLLM surely
+    refuses them before serving.
+
+    vLLM takes ``architectures`` as a list of strings (its ``ModelArchitectureConfig``, a pydantic dataclass): a single
+    string or a name that is not one (``[7]``) was refused only once vLLM was imported ("architectures: Input should
+    be a valid list"), as was a model type that is no string (``[1]``: a TypeError traceback). None, ``[]`` or no
+    key (anything false) takes transformers' base class of the model type (``LlamaModel``, which vLLM serves as
+    ``LlamaForCausalLM``); a type without one had "No model architectures are specified"."""
+    kind = model.get("model_type")
+    if kind is not None and not isinstance(kind, str):  # (vLLM's reading: a TypeError traceback, or a refusal)
+        shown = repr(kind) if len(repr(kind)) <= 60 else repr(kind)[:57] + "..."
+        raise UserError(f"{source}: 'model_type' must be a string naming the model's type (e.g. \"llama\"), got "
+                        f"{shown}")
+    if model.get("auto_map") or (registry is not None and kind in registry.config_types):
+        return None
+    archs = model.get("architectures")
+    if not archs:  # (vLLM's get_config: `if not config.architectures`)
+        if not kind:  # (vLLM's reading had "Unrecognized model ... Should have a `model_type` key")
+            raise UserError(f"{source} names neither a 'model_type' nor 'architectures', from which vLLM picks the "
+                            "model's class: add them, e.g. \"model_type\": \"llama\", \"architectures\": "
+                            "[\"LlamaForCausalLM\"]")
+        base = _base_model_class(kind)
+        if base is None and registry is not None:
+            raise UserError(f"{source} names no 'architectures', and transformers has no base model class of model "
+                            f"type {kind!r} for vLLM to take instead: add the model's "
+                            "architectures, e.g. \"architectures\": [\"LlamaForCausalLM\"]")
+        return None if base is None else [base]
+    if not isinstance(archs, list) or not all(isinstance(a, str) and a for a in archs):
+        shown = repr(archs) if len(repr(archs)) <= 60 else repr(archs)[:57] + "..."
+        raise UserError(f"{source}: 'architectures' must be a list of model class names (vLLM refuses anything else), "
+                        f"e.g. [\"LlamaForCausalLM\"], got {shown}")
+    return archs
+
+
 def check_architecture(model: dict, source: str) -> None:
     """One-line :class:`UserError` naming ``source`` (the config.json) where the installed vLLM surely has no model
     class for the model's ``architectures`` (see the module's docstring for what is left to vLLM)."""
-    archs = model.get("architectures")
-    if isinstance(archs, str):  # (vLLM takes a single name as a list of one)
-        archs = [archs]
-    if not isinstance(archs, list) or not archs or not all(isinstance(a, str) and a for a in archs):
-        return  # (none given, or not names: vLLM's own reading decides)
     registry = installed_registry()
-    if registry is None or any(_registered(a, registry) for a in archs):
+    archs = _names(model, source, registry)
+    if archs is None or registry is None or any(_registered(a, registry) for a in archs):
         return
     if (model.get("auto_map") or model.get("model_type") in registry.config_types or _transformers_class(archs[0])
             or _plugins_installed()):

@@ -11,6 +11,7 @@ Units: elements (sizes), tokens (vocabulary).
 
 from __future__ import annotations
 
+import copy
 import inspect
 
 from ltrsched.errors import UserError
@@ -84,7 +85,7 @@ def check_config_values(model: dict, source: str) -> None:
     """One-line :class:`UserError` naming ``source`` where transformers' config class of the model's type (through
     which vLLM reads a config.json) refuses a value's type (``"rms_norm_eps": "x"``: transformers 5 checks each
     field, a traceback from the engine's start). Other failures of the class are left to vLLM's own reading (it
-    has config classes of its own for some model types)."""
+    has config classes of its own for some model types). ``model`` is read, never changed."""
     try:
         from huggingface_hub.errors import StrictDataclassFieldValidationError
         from transformers.models.auto.configuration_auto import CONFIG_MAPPING
@@ -93,7 +94,7 @@ def check_config_values(model: dict, source: str) -> None:
     except (ImportError, KeyError, TypeError):
         return
     try:
-        config_class.from_dict(dict(model))
+        config_class.from_dict(copy.deepcopy(model))  # (it fills in nested dicts in place: rope_scaling's base)
     except StrictDataclassFieldValidationError as exc:
         raise UserError(f"{source}: transformers' {model.get('model_type')!r} config class (through which vLLM reads "
                         f"it) refuses it: {' '.join(str(exc).split())}") from None

@@ -50,9 +50,20 @@ def _stated(text: dict, prefix: str) -> list[tuple[str, object]]:
     return found
 
 
+def _vllm_model_reads_rope(text: dict) -> bool:
+    """vLLM's model module for the text model's ``architectures`` builds a rotary embedding from ``rope_parameters``
+    (where its ``patch_rope_parameters`` puts ``rope_theta`` or ``rotary_emb_base``), though transformers' config
+    class declares none: GPT-J (``rotary_dim``), Cohere2-MoE. Read from vLLM's source, not imported."""
+    from ltrsched.engine.architectures import model_source
+
+    source = model_source(text.get("architectures"))
+    return source is not None and "get_rope(" in source and "rope_parameters" in source
+
+
 def _bases_vllm_uses(text: dict) -> list | None:
     """The bases vLLM's rotary embeddings will take (one per RoPE parameter dict), from transformers' config class of
-    the text model's type as vLLM patches it; None where the class reads no RoPE (GPT-2, OPT, ...), a Falcon runs
+    the text model's type as vLLM patches it; None where neither the class nor vLLM's model reads RoPE (GPT-2, OPT,
+    ...: :func:`_vllm_model_reads_rope`), a Falcon runs
     ALiBi instead, or the class cannot be built (other checks and vLLM's own reading decide)."""
     try:
         from transformers.models.auto.configuration_auto import CONFIG_MAPPING
@@ -60,7 +71,8 @@ def _bases_vllm_uses(text: dict) -> list | None:
         config_class = CONFIG_MAPPING[text.get("model_type")]
     except (ImportError, KeyError, TypeError):
         return None
-    if "rope_parameters" not in inspect.signature(config_class.__init__).parameters:
+    if ("rope_parameters" not in inspect.signature(config_class.__init__).parameters
+            and not _vllm_model_reads_rope(text)):
         return None
     try:
         config = config_class.from_dict(copy.deepcopy(text))  # (the class fills in nested dicts in place)
@@ -76,7 +88,9 @@ def _bases_vllm_uses(text: dict) -> list | None:
         return None
     rope = getattr(config, "rope_parameters", None)
     if not isinstance(rope, dict) or not rope:
-        return None
+        # (a false base, 0: standardize_rope_params drops it, and vLLM's rotary embedding takes its default base,
+        # 10000, not the file's)
+        return None if theta is None else [theta]
     nested = [p for p in rope.values() if isinstance(p, dict)]
     params = nested if nested and all(isinstance(p, dict) or p is None for p in rope.values()) else [rope]
     return [p.get("rope_theta", 10000) for p in params if p]
