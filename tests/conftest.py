@@ -79,6 +79,21 @@ def linear_profile() -> LinearProfile:
     return LinearProfile()
 
 
+def save_word_chat_tokenizer(path) -> None:
+    """Save into ``path`` a word-level tokenizer of 8 words (ids 0-7) whose chat template wraps a prompt in 6 of
+    them: a model directory's tokenizer for the checks before an engine start, with no download."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["<unk>", "<user>", "</user>", "<assistant>", "[", "]", "hello", "world"]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>")
+    fast.chat_template = ("{% for m in messages %}<user> [ {{ m['content'] }} ] </user>{% endfor %}"
+                          "{% if add_generation_prompt %} <assistant> [{% endif %}")
+    fast.save_pretrained(str(path))
+
+
 def make_workload(prompts, outputs, arrivals=None, **extra) -> Workload:
     n = len(prompts)
     cols = {

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import make_workload
+from conftest import make_workload, save_word_chat_tokenizer
 from ltrsched.errors import UserError
 
 
@@ -115,17 +115,8 @@ def test_the_rope_scaled_context_is_vllms_own(tmp_path, rope, context):
 
 def _chat_model(path, max_position_embeddings: int):
     """llama-tiny's config and a word-level tokenizer whose chat template wraps a prompt in 6 tokens."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    words = ["<unk>", "<user>", "</user>", "<assistant>", "[", "]", "hello", "world"]
-    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>")
-    fast.chat_template = ("{% for m in messages %}<user> [ {{ m['content'] }} ] </user>{% endfor %}"
-                          "{% if add_generation_prompt %} <assistant> [{% endif %}")
     _model_dir(path, max_position_embeddings=max_position_embeddings)
-    fast.save_pretrained(str(path))
+    save_word_chat_tokenizer(path)
     return path
 
 

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from conftest import make_workload
+from conftest import make_workload, save_word_chat_tokenizer
 from ltrsched.errors import UserError
 from ltrsched.models import LLAMA_TINY
 
@@ -31,6 +31,18 @@ def _model_dir(path, config):
     path.mkdir(parents=True, exist_ok=True)
     (path / "config.json").write_text(json.dumps(config))
     return path
+
+
+def _replay_refusal(tmp_path, capsys, config):
+    """``replay`` of a model directory of ``config`` (no engine starts where the check refuses it): asserts exit
+    code 2 and one line on stderr; returns the directory and that line."""
+    from cli_helpers import run_cli_fast
+
+    path = _model_dir(tmp_path / "m", config)
+    result = run_cli_fast(capsys, "replay", "-m", path, "-w", "lmsys-like", "-n", "2", "-o", tmp_path / "o")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    return path, lines[0]
 
 
 def _cpu_config(**options):
@@ -294,17 +306,8 @@ def test_vllm_serves_a_float32_model_at_16_bits_with_dtype_auto(tmp_path):
 
 def _chat_model(path, config):
     """``config`` with a word-level tokenizer of 8 words whose chat template wraps a prompt in 6 of them."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    words = ["<unk>", "<user>", "</user>", "<assistant>", "[", "]", "hello", "world"]
-    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>")
-    fast.chat_template = ("{% for m in messages %}<user> [ {{ m['content'] }} ] </user>{% endfor %}"
-                          "{% if add_generation_prompt %} <assistant> [{% endif %}")
     _model_dir(path, config)
-    fast.save_pretrained(str(path))
+    save_word_chat_tokenizer(path)
     return path
 
 
@@ -394,12 +397,8 @@ QWEN2_PLAIN = {k: v for k, v in QWEN2.items() if k not in ("use_sliding_window",
                                                                    "num_attention_heads 3, and no head_dim"),
 ])
 def test_bad_or_missing_sizes_are_refused_before_the_start(tmp_path, capsys, config, says):
-    from cli_helpers import run_cli_fast
-
-    path = _model_dir(tmp_path / "m", config)
-    result = run_cli_fast(capsys, "replay", "-m", path, "-w", "lmsys-like", "-n", "2", "-o", tmp_path / "o")
-    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert says in result.stderr and str(path / "config.json") in result.stderr, result.stderr
+    path, line = _replay_refusal(tmp_path, capsys, config)
+    assert says in line and str(path / "config.json") in line, line
 
 
 @pytest.mark.parametrize("config", [
@@ -424,18 +423,14 @@ def test_the_sizes_of_other_architectures_pass(config):
     ({**GEMMA2}, False),                         # (Gemma-2's model slides its sliding layers)
 ])
 def test_a_qwen2_whose_window_covers_some_layers_is_refused_before_the_start(tmp_path, capsys, config, refused):
-    from cli_helpers import run_cli_fast
-
     from ltrsched.engine.kv_layers import check_layer_types
 
     if not refused:
         check_layer_types(config, "config.json")
         return
-    path = _model_dir(tmp_path / "m", config)
-    result = run_cli_fast(capsys, "replay", "-m", path, "-w", "lmsys-like", "-n", "2", "-o", tmp_path / "o")
-    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert ("its layers mix full_attention and sliding_attention" in result.stderr
-            and "\"Sliding window for some but all layers is not supported\"" in result.stderr), result.stderr
+    _, line = _replay_refusal(tmp_path, capsys, config)
+    assert ("its layers mix full_attention and sliding_attention" in line
+            and "\"Sliding window for some but all layers is not supported\"" in line), line
 
 
 def test_profile_refuses_a_model_its_simulator_profile_cannot_size_before_measuring(tmp_path, capsys):
@@ -458,12 +453,8 @@ def test_profile_refuses_a_model_its_simulator_profile_cannot_size_before_measur
 def test_a_config_dtype_that_is_no_torch_dtype_is_refused_before_the_start(tmp_path, capsys, dtype):
     """`"torch_dtype": "float64x"` was an AttributeError traceback from the engine's start (transformers looks it up on
     torch whatever --dtype says)."""
-    from cli_helpers import run_cli_fast
-
-    path = _model_dir(tmp_path / "m", {**TINY, "torch_dtype": dtype})
-    result = run_cli_fast(capsys, "replay", "-m", path, "-w", "lmsys-like", "-n", "2", "-o", tmp_path / "o")
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.strip().splitlines() == [
+    path, line = _replay_refusal(tmp_path, capsys, {**TINY, "torch_dtype": dtype})
+    assert [line] == [
         f"error: {path / 'config.json'}: its torch_dtype must name a torch dtype (float32, bfloat16, float16, ...), "
         f"got {dtype!r}"]
 
@@ -475,13 +466,8 @@ def test_a_config_dtype_that_is_no_torch_dtype_is_refused_before_the_start(tmp_p
 ])
 def test_a_value_transformers_config_class_refuses_is_one_line_before_the_start(tmp_path, capsys, config, says):
     """transformers 5 checks each field's type as vLLM reads the config: a traceback from the engine's start."""
-    from cli_helpers import run_cli_fast
-
-    path = _model_dir(tmp_path / "m", config)
-    result = run_cli_fast(capsys, "replay", "-m", path, "-w", "lmsys-like", "-n", "2", "-o", tmp_path / "o")
-    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert "config class (through which vLLM reads it) refuses it: " in result.stderr and says in result.stderr, \
-        result.stderr
+    _, line = _replay_refusal(tmp_path, capsys, config)
+    assert "config class (through which vLLM reads it) refuses it: " in line and says in line, line
 
 
 # --- an architecture the installed vLLM does not serve: refused before its import, in a short line ------------------
@@ -506,14 +492,10 @@ def test_an_architecture_vllm_does_not_serve_is_refused_before_its_import(tmp_pa
     of names)."""
     import sys
 
-    from cli_helpers import run_cli_fast
-
     imported = "vllm" in sys.modules
-    path = _model_dir(tmp_path / "m", {**TINY, "architectures": archs})
-    result = run_cli_fast(capsys, "replay", "-m", path, "-w", "lmsys-like", "-n", "2", "-o", tmp_path / "o")
-    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert result.stderr.startswith(f"error: {path / 'config.json'}: ") and says in result.stderr, result.stderr
-    assert len(result.stderr) < 400 and "Qwen2VLForConditionalGeneration" not in result.stderr, result.stderr
+    path, line = _replay_refusal(tmp_path, capsys, {**TINY, "architectures": archs})
+    assert line.startswith(f"error: {path / 'config.json'}: ") and says in line, line
+    assert len(line) < 400 and "Qwen2VLForConditionalGeneration" not in line, line
     assert imported or "vllm" not in sys.modules  # (refused before vLLM's import)
 
 
@@ -577,12 +559,8 @@ def test_vllms_own_refusal_of_an_architecture_drops_its_list_of_every_name():
 def test_a_rope_theta_vllm_cannot_raise_to_a_power_is_refused_before_the_start(tmp_path, capsys, config, key, value):
     """transformers and vLLM take any rope_theta into rope_parameters; vLLM's rotary embedding then raised a TypeError
     traceback once the model was loaded (a list, a string, null) or computed NaN (zero, a negative base)."""
-    from cli_helpers import run_cli_fast
-
-    path = _model_dir(tmp_path / "m", config)
-    result = run_cli_fast(capsys, "replay", "-m", path, "-w", "lmsys-like", "-n", "2", "-o", tmp_path / "o")
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.strip().splitlines() == [
+    path, line = _replay_refusal(tmp_path, capsys, config)
+    assert [line] == [
         f"error: {path / 'config.json'}: {key!r} (RoPE's base, which vLLM's rotary embedding raises to a power) must "
         f"be a positive number, got {value}"]
 
@@ -624,13 +602,9 @@ def test_architectures_that_are_no_list_of_names_are_refused_before_vllms_import
     be a valid list") only once imported; a config with neither names nor a model type ("Unrecognized model")."""
     import sys
 
-    from cli_helpers import run_cli_fast
-
     imported = "vllm" in sys.modules
-    path = _model_dir(tmp_path / "m", config)
-    result = run_cli_fast(capsys, "replay", "-m", path, "-w", "lmsys-like", "-n", "2", "-o", tmp_path / "o")
-    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert result.stderr.startswith(f"error: {path / 'config.json'}") and says in result.stderr, result.stderr
+    path, line = _replay_refusal(tmp_path, capsys, config)
+    assert line.startswith(f"error: {path / 'config.json'}") and says in line, line
     assert imported or "vllm" not in sys.modules
 
 
@@ -666,12 +640,8 @@ def test_a_gptj_rope_base_is_checked_as_vllms_model_reads_it(tmp_path, capsys, c
     """transformers' GPTJConfig declares no rope_parameters, so the check skipped GPT-J; vLLM's GPT-J builds its rotary
     embedding from the rope_parameters its patch_rope_parameters fills from rope_theta or rotary_emb_base (a list or a
     string: a TypeError traceback once the model had loaded)."""
-    from cli_helpers import run_cli_fast
-
-    path = _model_dir(tmp_path / "m", config)
-    result = run_cli_fast(capsys, "replay", "-m", path, "-w", "lmsys-like", "-n", "2", "-o", tmp_path / "o")
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.strip().splitlines() == [
+    path, line = _replay_refusal(tmp_path, capsys, config)
+    assert [line] == [
         f"error: {path / 'config.json'}: {key!r} (RoPE's base, which vLLM's rotary embedding raises to a power) must "
         f"be a positive number, got {value}"]
 
