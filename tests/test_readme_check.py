@@ -27,3 +27,43 @@ def test_simulate_without_record_steps_names_no_steps_file(capsys, tmp_path):
     wrote = next(line for line in res.stdout.splitlines() if line.startswith("wrote "))
     assert wrote == f"wrote {out}/requests.parquet, {out}/summary.json"
     assert not (out / "steps.parquet").exists()
+
+
+def test_policies_listing_ends_each_description_on_a_whole_sentence(capsys):
+    """`ltrsched policies` printed each docstring's first source line: `class` read "... ``bucket`` [tokens]: the
+    width every predicted length is" (cut mid-sentence where the docstring wrapped)."""
+    res = run_cli_fast(capsys, "policies")
+    assert res.returncode == 0, res.stderr
+    lines = {line.split(":", 1)[0]: line for line in res.stdout.splitlines()}
+    assert lines["class"].endswith("Shortest predicted bucket first; ties by arrival.")
+    assert all(line.rstrip().endswith((".", ")")) for line in res.stdout.splitlines()), res.stdout
+
+
+def test_listings_describe_a_plugin_without_a_docstring_as_such_not_by_its_base_class(capsys, tmp_path):
+    """A plugin class without a docstring was listed with the base class's ("Base class of scheduling policies.")."""
+    (tmp_path / "nodoc.py").write_text(
+        "from ltrsched.policies import Policy, register\n"
+        "from ltrsched.routers import Router, register as register_router\n\n"
+        "@register\nclass NoDoc(Policy):\n    name = 'rc-nodoc'\n\n    def rank(self, view):\n"
+        "        return view.order_by(view.arrival_time)\n\n"
+        "@register_router\nclass NoDocRouter(Router):\n    name = 'rc-nodoc-router'\n\n"
+        "    def route(self, request, now, replicas):\n        return 0\n")
+    for command, name in (("policies", "rc-nodoc:"), ("routers", "rc-nodoc-router ")):
+        res = run_cli_fast(capsys, command, "--plugin", tmp_path / "nodoc.py")
+        assert res.returncode == 0, res.stderr
+        line = next(line for line in res.stdout.splitlines() if line.startswith(name))
+        assert line.endswith("(no docstring)") and "Base class" not in line, line
+
+
+def test_doc_summary_keeps_whole_sentences_that_fit_and_joins_wrapped_lines():
+    from ltrsched.doc_summary import doc_summary
+
+    class Wrapped:
+        """First sentence, wrapped
+        over two lines. A second one that fits. And a third sentence that is far too long to fit beside the
+        others in the width given here, so it is left out.
+
+        Another paragraph."""
+
+    assert doc_summary(Wrapped, width=80) == "First sentence, wrapped over two lines. A second one that fits."
+    assert doc_summary(Wrapped, width=10) == "First sentence, wrapped over two lines."  # at least one sentence
