@@ -67,3 +67,22 @@ def test_doc_summary_keeps_whole_sentences_that_fit_and_joins_wrapped_lines():
 
     assert doc_summary(Wrapped, width=80) == "First sentence, wrapped over two lines. A second one that fits."
     assert doc_summary(Wrapped, width=10) == "First sentence, wrapped over two lines."  # at least one sentence
+
+
+def _readme_blocks(language: str) -> list[str]:
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    return re.findall(rf"```{language}\n(.*?)```", readme, re.S)
+
+
+def test_readme_sweep_file_and_plugins_are_the_example_files_a_newcomer_runs():
+    """The README's sweep command named `my-sweep.toml`, a file no checkout has: the example is now
+    `examples/sweeps/lmsys-poisson.toml`, and the README's copies of the example files must not drift from them."""
+    root = Path(__file__).resolve().parents[1]
+    [sweep] = _readme_blocks("toml")
+    assert (root / "examples/sweeps/lmsys-poisson.toml").read_text(encoding="utf-8") == sweep
+    blocks = _readme_blocks("python")
+    for example in ("examples/policies/short_prompt_aging.py", "examples/routers/power_of_two.py"):
+        source = (root / example).read_text(encoding="utf-8")
+        assert any(block.strip() and block.strip() in source for block in blocks), example
