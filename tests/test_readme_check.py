@@ -86,3 +86,36 @@ def test_readme_sweep_file_and_plugins_are_the_example_files_a_newcomer_runs():
     for example in ("examples/policies/short_prompt_aging.py", "examples/routers/power_of_two.py"):
         source = (root / example).read_text(encoding="utf-8")
         assert any(block.strip() and block.strip() in source for block in blocks), example
+
+
+def _saved(policy: str, workload: str, scoring: str):
+    import polars as pl
+
+    from ltrsched.plots.runs import SavedRun
+
+    fields = {"workload": workload, "profile": "p", "arrival": "burst", "rate": None, "seed": 0, "scoring": scoring,
+              "policy": policy, "replicas": 1, "router": None}
+    return SavedRun(Path(f"runs/{policy}-{workload}"), fields, pl.DataFrame({"latency_per_token": [1.0]}))
+
+
+def test_plot_cdf_of_a_reproduce_directory_puts_its_policies_on_one_panel_row_per_workload():
+    """`plot cdf RESULTS` of `reproduce table1` drew 9 panel rows for 2 workloads, most with one line: each policy's
+    own predictor (`scoring`) counted as a setting, so LTR and FCFS were never on one panel."""
+    from ltrsched.plots.runs import group_for_plot
+
+    runs = [_saved("FCFS", "sharegpt", "none"), _saved("LTR", "sharegpt", "trained-ltr:sharegpt"),
+            _saved("PO", "sharegpt", "approx-po:tau=0.51"), _saved("FCFS", "lmsys-like", "none"),
+            _saved("LTR", "lmsys-like", "approx-score:tau=0.64")]
+    groups = group_for_plot(runs)
+    assert [title for title, _ in groups] == ["workload sharegpt", "workload lmsys-like"]
+    assert [label for label, _ in groups[0][1]] == ["FCFS scoring none", "LTR scoring trained-ltr:sharegpt",
+                                                    "PO scoring approx-po:tau=0.51"]
+
+
+def test_plot_cdf_keeps_a_row_per_scoring_where_one_policy_ran_with_several():
+    """A sweep over `scoring` (one policy, two predictors) still compares the policies per predictor."""
+    from ltrsched.plots.runs import group_for_plot
+
+    runs = [_saved("fcfs", "w", "a"), _saved("ltr", "w", "a"), _saved("fcfs", "w", "b"), _saved("ltr", "w", "b")]
+    assert [(title, [label for label, _ in lines]) for title, lines in group_for_plot(runs)] == [
+        ("scoring a", ["fcfs", "ltr"]), ("scoring b", ["fcfs", "ltr"])]
