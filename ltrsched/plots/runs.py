@@ -133,6 +133,18 @@ def varying(runs: list[SavedRun], names: tuple[str, ...]) -> list[str]:
     return [n for n in names if len({repr(r.fields.get(n)) for r in runs}) > 1]
 
 
+def _goes_with_the_policy(runs: list[SavedRun], name: str, others: list[str]) -> bool:
+    """Whether every policy ran with one value of field ``name`` only, in each setting of the fields ``others``.
+    Then the field is part of what the policy is (a reproduce directory scores LTR, PO and Classification each
+    with its own predictor, FCFS with none) and labels the lines; as a panel row of its own it put every policy
+    on a row alone."""
+    seen: dict[tuple[str, ...], set[str]] = {}
+    for r in runs:
+        key = tuple(repr(r.fields.get(k)) for k in [*others, "policy"])
+        seen.setdefault(key, set()).add(repr(r.fields.get(name)))
+    return all(len(values) == 1 for values in seen.values())
+
+
 def _text(name: str, value: Any) -> str:
     if name == "policy":
         return str(value)
@@ -146,6 +158,9 @@ def group_for_plot(runs: list[SavedRun]) -> list[tuple[str, list[tuple[str, pl.D
     (line label, requests); lines are labelled by the policy and whatever cluster fields vary."""
     row_keys = varying(runs, SETTING_FIELDS)
     line_keys = ["policy"] + [k for k in varying(runs, LINE_FIELDS) if k != "policy"]
+    if "scoring" in row_keys and _goes_with_the_policy(runs, "scoring", [k for k in row_keys if k != "scoring"]):
+        row_keys.remove("scoring")
+        line_keys.append("scoring")
     groups: dict[str, list[SavedRun]] = {}
     for r in runs:
         groups.setdefault(", ".join(_text(k, r.fields.get(k)) for k in row_keys), []).append(r)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import inspect
-
 import click
+
+from ltrsched.doc_summary import doc_summary
 
 
 @click.command()
@@ -17,5 +17,5 @@ def policies(plugin) -> None:
     for p in plugin:
         load_plugin(p)
     for name, cls in available().items():
-        doc = (inspect.getdoc(cls) or "").splitlines()[0]
+        doc = doc_summary(cls)
         click.echo(f"{signature_text(cls):<48} {doc}")

@@ -253,7 +253,8 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
                f"({result.summary['steps']} steps, {result.summary['num_preemptions']} preemptions)")
     if out is not None:
         result.save(out)
-        click.echo(f"wrote {out}/requests.parquet, {out}/summary.json" + (", steps.parquet" if result.steps is not None else ""))
+        click.echo(f"wrote {out}/requests.parquet, {out}/summary.json"
+                   + (f", {out}/steps.parquet" if result.steps is not None else ""))
     if trace_file is not None:
         from ltrsched.plots.chrome_trace import write_chrome_trace
 

@@ -1,0 +1,121 @@
+"""Checks found by following README.md as a newcomer: what a command prints must name the files it wrote."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cli_helpers import run_cli_fast
+
+
+def test_simulate_record_steps_names_every_file_it_wrote_with_its_directory(capsys, tmp_path):
+    """`simulate --record-steps --out DIR` printed `wrote DIR/requests.parquet, DIR/summary.json, steps.parquet`:
+    the steps file without its directory, as if it were in the current one."""
+    out = tmp_path / "runs" / "srtf"
+    res = run_cli_fast(capsys, "simulate", "-w", "lmsys-like", "-n", "30", "--policy", "srtf", "--record-steps",
+                       "--out", out)
+    assert res.returncode == 0, res.stderr
+    wrote = next(line for line in res.stdout.splitlines() if line.startswith("wrote "))
+    named = [Path(p.strip()) for p in wrote.removeprefix("wrote ").split(",")]
+    assert named == [out / "requests.parquet", out / "summary.json", out / "steps.parquet"]
+    assert all(p.is_file() for p in named)
+
+
+def test_simulate_without_record_steps_names_no_steps_file(capsys, tmp_path):
+    out = tmp_path / "run"
+    res = run_cli_fast(capsys, "simulate", "-w", "lmsys-like", "-n", "30", "--policy", "fcfs", "--out", out)
+    assert res.returncode == 0, res.stderr
+    wrote = next(line for line in res.stdout.splitlines() if line.startswith("wrote "))
+    assert wrote == f"wrote {out}/requests.parquet, {out}/summary.json"
+    assert not (out / "steps.parquet").exists()
+
+
+def test_policies_listing_ends_each_description_on_a_whole_sentence(capsys):
+    """`ltrsched policies` printed each docstring's first source line: `class` read "... ``bucket`` [tokens]: the
+    width every predicted length is" (cut mid-sentence where the docstring wrapped)."""
+    res = run_cli_fast(capsys, "policies")
+    assert res.returncode == 0, res.stderr
+    lines = {line.split(":", 1)[0]: line for line in res.stdout.splitlines()}
+    assert lines["class"].endswith("Shortest predicted bucket first; ties by arrival.")
+    assert all(line.rstrip().endswith((".", ")")) for line in res.stdout.splitlines()), res.stdout
+
+
+def test_listings_describe_a_plugin_without_a_docstring_as_such_not_by_its_base_class(capsys, tmp_path):
+    """A plugin class without a docstring was listed with the base class's ("Base class of scheduling policies.")."""
+    (tmp_path / "nodoc.py").write_text(
+        "from ltrsched.policies import Policy, register\n"
+        "from ltrsched.routers import Router, register as register_router\n\n"
+        "@register\nclass NoDoc(Policy):\n    name = 'rc-nodoc'\n\n    def rank(self, view):\n"
+        "        return view.order_by(view.arrival_time)\n\n"
+        "@register_router\nclass NoDocRouter(Router):\n    name = 'rc-nodoc-router'\n\n"
+        "    def route(self, request, now, replicas):\n        return 0\n")
+    for command, name in (("policies", "rc-nodoc:"), ("routers", "rc-nodoc-router ")):
+        res = run_cli_fast(capsys, command, "--plugin", tmp_path / "nodoc.py")
+        assert res.returncode == 0, res.stderr
+        line = next(line for line in res.stdout.splitlines() if line.startswith(name))
+        assert line.endswith("(no docstring)") and "Base class" not in line, line
+
+
+def test_doc_summary_keeps_whole_sentences_that_fit_and_joins_wrapped_lines():
+    from ltrsched.doc_summary import doc_summary
+
+    class Wrapped:
+        """First sentence, wrapped
+        over two lines. A second one that fits. And a third sentence that is far too long to fit beside the
+        others in the width given here, so it is left out.
+
+        Another paragraph."""
+
+    assert doc_summary(Wrapped, width=80) == "First sentence, wrapped over two lines. A second one that fits."
+    assert doc_summary(Wrapped, width=10) == "First sentence, wrapped over two lines."  # at least one sentence
+
+
+def _readme_blocks(language: str) -> list[str]:
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    return re.findall(rf"```{language}\n(.*?)```", readme, re.S)
+
+
+def test_readme_sweep_file_and_plugins_are_the_example_files_a_newcomer_runs():
+    """The README's sweep command named `my-sweep.toml`, a file no checkout has: the example is now
+    `examples/sweeps/lmsys-poisson.toml`, and the README's copies of the example files must not drift from them."""
+    root = Path(__file__).resolve().parents[1]
+    [sweep] = _readme_blocks("toml")
+    assert (root / "examples/sweeps/lmsys-poisson.toml").read_text(encoding="utf-8") == sweep
+    blocks = _readme_blocks("python")
+    for example in ("examples/policies/short_prompt_aging.py", "examples/routers/power_of_two.py"):
+        source = (root / example).read_text(encoding="utf-8")
+        assert any(block.strip() and block.strip() in source for block in blocks), example
+
+
+def _saved(policy: str, workload: str, scoring: str):
+    import polars as pl
+
+    from ltrsched.plots.runs import SavedRun
+
+    fields = {"workload": workload, "profile": "p", "arrival": "burst", "rate": None, "seed": 0, "scoring": scoring,
+              "policy": policy, "replicas": 1, "router": None}
+    return SavedRun(Path(f"runs/{policy}-{workload}"), fields, pl.DataFrame({"latency_per_token": [1.0]}))
+
+
+def test_plot_cdf_of_a_reproduce_directory_puts_its_policies_on_one_panel_row_per_workload():
+    """`plot cdf RESULTS` of `reproduce table1` drew 9 panel rows for 2 workloads, most with one line: each policy's
+    own predictor (`scoring`) counted as a setting, so LTR and FCFS were never on one panel."""
+    from ltrsched.plots.runs import group_for_plot
+
+    runs = [_saved("FCFS", "sharegpt", "none"), _saved("LTR", "sharegpt", "trained-ltr:sharegpt"),
+            _saved("PO", "sharegpt", "approx-po:tau=0.51"), _saved("FCFS", "lmsys-like", "none"),
+            _saved("LTR", "lmsys-like", "approx-score:tau=0.64")]
+    groups = group_for_plot(runs)
+    assert [title for title, _ in groups] == ["workload sharegpt", "workload lmsys-like"]
+    assert [label for label, _ in groups[0][1]] == ["FCFS scoring none", "LTR scoring trained-ltr:sharegpt",
+                                                    "PO scoring approx-po:tau=0.51"]
+
+
+def test_plot_cdf_keeps_a_row_per_scoring_where_one_policy_ran_with_several():
+    """A sweep over `scoring` (one policy, two predictors) still compares the policies per predictor."""
+    from ltrsched.plots.runs import group_for_plot
+
+    runs = [_saved("fcfs", "w", "a"), _saved("ltr", "w", "a"), _saved("fcfs", "w", "b"), _saved("ltr", "w", "b")]
+    assert [(title, [label for label, _ in lines]) for title, lines in group_for_plot(runs)] == [
+        ("scoring a", ["fcfs", "ltr"]), ("scoring b", ["fcfs", "ltr"])]
