@@ -81,3 +81,27 @@ def test_the_python_api_keeps_field_names(tmp_path):
         simulate(wl, make_policy("fcfs"), SimConfig(max_model_len=100))
     with pytest.raises(UserError, match=r"at gpu_memory_utilization 1e-09; use a smaller block_size"):
         kv_capacity_blocks(SimConfig(gpu_memory_utilization=1e-9))
+
+
+@pytest.mark.parametrize("args, option", [
+    # before: `evaluate --plot x.png/` wrote x.png (pathlib drops the slash), after the evaluation's work
+    (["evaluate", "-m", "{tmp}/none", "--plot", "{tmp}/x.png/"], "'--plot'"),
+    (["evaluate", "-m", "{tmp}/none", "--plot", "{tmp}/x.png/."], "'--plot'"),
+    (["plot", "cdf", "{tmp}/run", "--out", "{tmp}/x.png/"], "'--out' / '-o'"),
+    (["plot", "cdf", "{tmp}/run", "-o", "{tmp}/figs/"], "'--out' / '-o'"),
+    (["plot", "trace", "{tmp}/run", "--out", "{tmp}/t.json/"], "'--out' / '-o'"),
+    (["simulate", "-n", "5", "--trace", "{tmp}/t.json/"], "'--trace'"),
+    (["simulate", "-n", "5", "--cdf", "{tmp}/c.png/"], "'--cdf'"),
+])
+def test_a_file_option_ending_in_a_slash_is_refused(capsys, tmp_path, args, option):
+    """The user meant a directory, or typed a slash by mistake: one line, nothing written."""
+    args = [a.format(tmp=tmp_path) for a in args]
+    r = run_cli_fast(capsys, *args)
+    assert_one_line_error(r, f"Invalid value for {option}: '{args[-1]}' ends in ")
+    assert "as a directory's path does; give the path of the file to write" in r.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_option_without_a_slash_still_reaches_the_command(capsys, tmp_path):
+    r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "none", "--plot", tmp_path / "x.png")
+    assert_one_line_error(r, "is not a predictor checkpoint")

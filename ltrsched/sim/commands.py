@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from ltrsched.errors import UserError
+from ltrsched.outputs import OutFile
 from ltrsched.strict_json import fmt
 
 ARRIVALS = ("burst", "poisson", "gamma", "replay")
@@ -169,10 +170,10 @@ def build_config(profile, max_num_batched_tokens, max_num_seqs, num_gpu_blocks, 
 @click.option("--router", default=None,
               help="Router spec for --replicas, e.g. least-outstanding, least-kv:by=tokens, rank:tau=0.6 (see "
                    "`ltrsched routers`) [default: round-robin].")
-@click.option("--trace", "trace_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--trace", "trace_file", type=OutFile(), default=None,
               help="Write the run's steps as a Chrome trace-event JSON file (open it in Perfetto or "
                    "chrome://tracing); records steps.")
-@click.option("--cdf", "cdf_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--cdf", "cdf_file", type=OutFile(), default=None,
               help="Plot the CDFs of latency per token, TTFT and TPOT to this image (.png, .pdf or .svg).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 @click.option("--block-size", type=int, default=None,
