@@ -105,3 +105,24 @@ def test_a_file_option_ending_in_a_slash_is_refused(capsys, tmp_path, args, opti
 def test_a_file_option_without_a_slash_still_reaches_the_command(capsys, tmp_path):
     r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "none", "--plot", tmp_path / "x.png")
     assert_one_line_error(r, "is not a predictor checkpoint")
+
+
+def test_an_in_process_plot_leaves_matplotlib_as_it_found_it(capsys, tmp_path):
+    """run_cli_fast restores matplotlib's settings: ``plot cdf`` in-process set its backend to "Agg" (rcParams
+    ``backend``, ``backend_fallback``) for every later test of the process."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from conftest import LinearProfile, make_workload
+    from ltrsched.policies import make_policy
+    from ltrsched.sim import SimConfig, simulate
+
+    simulate(make_workload([10, 20], [3, 4]), make_policy("fcfs"), SimConfig(profile=LinearProfile())).save(
+        tmp_path / "run")
+    with matplotlib.rc_context({"backend_fallback": True}):  # (as a fresh process has it, whatever ran before)
+        before, figures = {k: str(v) for k, v in matplotlib.rcParams.items()}, plt.get_fignums()
+        r = run_cli_fast(capsys, "plot", "cdf", tmp_path / "run", "-o", tmp_path / "c.png")
+        assert r.returncode == 0, r.stderr
+        after = {k: str(v) for k, v in matplotlib.rcParams.items()}
+    assert {k: (v, after[k]) for k, v in before.items() if after[k] != v} == {}
+    assert plt.get_fignums() == figures
