@@ -11,6 +11,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import click
+
 from ltrsched.errors import UserError
 from ltrsched.inputs import special_kind
 
@@ -72,6 +74,23 @@ def check_out_file(path: str | Path, option: str = "--out", suffix: str | None =
     if problem:
         raise UserError(f"{option} {path}: {problem}")
     return path
+
+
+class OutFile(click.Path):
+    """A command option naming a file the command writes, as a :class:`~pathlib.Path`. A value that ends in a
+    slash (``--plot x.png/``, ``x.png/.``) names a directory, meant or mistyped: a usage error (one line, exit 2).
+    Before, pathlib dropped the slash and the file was written as ``x.png``."""
+
+    def __init__(self) -> None:
+        super().__init__(dir_okay=False, path_type=Path)
+
+    def convert(self, value, param, ctx):
+        text = os.fspath(value) if isinstance(value, (str, os.PathLike)) else value
+        if isinstance(text, str) and text.endswith(("/", "/.")):  # (os.sep is "/" here; "x/." is "x" to pathlib)
+            ending = "/." if text.endswith("/.") else "/"
+            self.fail(f"{text!r} ends in {ending!r}, as a directory's path does; give the path of the file to write",
+                      param, ctx)
+        return super().convert(value, param, ctx)
 
 
 def check_inputs_kept(inputs: dict[str, str | Path | None], files: tuple[Path, ...] = (),

@@ -27,10 +27,30 @@ def _exit_code(code) -> int:
     return code if isinstance(code, int) else 1
 
 
+def _figures() -> set[int]:
+    """The numbers of pyplot's open figures (none if pyplot was never imported)."""
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    return set(pyplot.get_fignums()) if pyplot is not None else set()
+
+
+def _restore_matplotlib(old_rc: dict | None, old_figures: set[int]) -> None:
+    """Close the figures a call left open and put back the rcParams it changed (``old_rc``: None if matplotlib was
+    not imported before the call: its settings then are its defaults, which a call's import gives too)."""
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        for number in _figures() - old_figures:
+            pyplot.close(number)
+    if old_rc is not None:
+        rc = sys.modules["matplotlib"].rcParams
+        changed = {k: v for k, v in old_rc.items() if dict.get(rc, k) is not v and dict.get(rc, k) != v}
+        dict.update(rc, changed)  # (the raw values, as copied: an unresolved backend stays unresolved)
+
+
 def run_cli_fast(capsys, *args, cwd=None, env=None) -> CliResult:
     """``ltrsched ARGS`` in this process, in ``cwd`` with the environment ``env`` (the whole environment, as
     subprocess's ``env=``) for the call only; the result holds only this call's output. The working directory,
-    environment, warnings filters, root logging handlers, CPU affinity, torch's thread count and
+    environment, warnings filters, root logging handlers, CPU affinity, torch's thread count, matplotlib's settings
+    (a plot's ``matplotlib.use("Agg")`` changed its ``backend`` rcParams for every later test) and open figures, and
     sys.stdin/stdout/stderr are as before once it returns, whatever the command did. An exception that escapes
     the CLI (a traceback in a real process) propagates and fails the test."""
     from ltrsched.cli import main
@@ -42,6 +62,8 @@ def run_cli_fast(capsys, *args, cwd=None, env=None) -> CliResult:
     old_handlers, old_level = list(root.handlers), root.level
     old_cpus = os.sched_getaffinity(0)
     old_threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None
+    old_rc = dict.copy(sys.modules["matplotlib"].rcParams) if "matplotlib" in sys.modules else None  # (raw: unresolved)
+    old_figures = _figures()
     code = 0
     try:
         with warnings.catch_warnings():
@@ -65,5 +87,6 @@ def run_cli_fast(capsys, *args, cwd=None, env=None) -> CliResult:
             os.sched_setaffinity(0, old_cpus)
         if old_threads is not None and sys.modules["torch"].get_num_threads() != old_threads:
             sys.modules["torch"]._C.set_num_threads(old_threads)
+        _restore_matplotlib(old_rc, old_figures)
     out = capsys.readouterr()
     return CliResult(code, out.out, out.err)

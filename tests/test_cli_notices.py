@@ -34,7 +34,7 @@ def _ms_trace(path: Path) -> Path:
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--max-model-len", "100"], "exceed max_model_len 100 tokens"),  # found by the run, after the load
+    (["--max-model-len", "100"], "exceed the context limit of 100 tokens set by --max-model-len"),  # found by the run, after the load
     (["-P", "ltr"], "policy 'ltr' needs a 'score' column"),
     (["--arrival", "replay", "--rate", "1e-300"], "must stay below 1e+08 s"),
 ])
@@ -45,7 +45,7 @@ def test_a_load_warning_before_a_later_error_leaves_the_error_alone(args, messag
 def test_a_unit_warning_before_a_later_error_leaves_the_error_alone(tmp_path):
     path = _ms_trace(tmp_path / "t.csv")
     assert_one_line_error(run_cli("simulate", "-w", str(path), "--arrival", "replay", "--max-model-len", "100"),
-                          "exceed max_model_len 100 tokens")
+                          "exceed the context limit of 100 tokens set by --max-model-len")
     r = run_cli("simulate", "-w", str(path), "--arrival", "replay")  # it runs: the warning, once
     assert r.returncode == 0 and [line[:40] for line in r.stderr.splitlines()] == [f"warning: {path}"[:40]], r.stderr
 

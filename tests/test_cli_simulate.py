@@ -266,8 +266,8 @@ def test_max_model_len_option(tmp_path):
     path = tmp_path / "long.csv"
     path.write_text("arrival_time,prompt_tokens,output_tokens\n0,10000,5\n0.5,20,5\n")
     assert_one_line_error(run_cli("simulate", "-w", str(path)),
-                          "1 request(s) exceed max_model_len 8192 tokens (first: request 0, prompt 10000 + output 5); "
-                          "raise max_model_len (--max-model-len)")
+                          "1 request(s) exceed the profile's context limit of 8192 tokens (first: request 0, prompt 10000 + "
+                          "output 5); raise --max-model-len if the model takes longer contexts")
     r = run_cli("simulate", "-w", str(path), "--max-model-len", "16384", "--arrival", "replay")
     assert r.returncode == 0, r.stderr[-2000:]
     assert_one_line_error(run_cli("simulate", "-w", str(path), "--max-model-len", "0"),

@@ -232,19 +232,22 @@ def test_no_room_for_a_kv_block_names_each_commands_own_settings(tmp_path):
     from test_cli_simulate import assert_one_line_error
 
     r = run_cli("simulate", "-n", "5", "--gpu-memory-utilization", "1e-9")
-    assert_one_line_error(r, "use a smaller --block-size or a larger --gpu-memory-utilization, or set --num-gpu-blocks")
+    assert_one_line_error(r, "16 tokens at --gpu-memory-utilization 1e-09; use a smaller --block-size or a larger "
+                             "--gpu-memory-utilization, or set --num-gpu-blocks")
     path = tmp_path / "s.toml"
     path.write_text(_SWEEP_BASE + "block_size = 1000000000\n")
     r = run_cli("sweep", str(path), "--out", str(tmp_path / "o"), "--jobs", "1")
-    assert_one_line_error(r, f"1000000000 tokens at gpu_memory_utilization 0.9; set a smaller block_size in {path}")
+    assert_one_line_error(r, "1000000000 tokens in the 90% of its GPU memory the engine may use; set a smaller "
+                             f"block_size in {path}")
     assert "--" not in r.stderr and not (tmp_path / "o" / "runs").exists()
     profile = json.loads((Path(__file__).parents[1] / "ltrsched/sim/profiles/a100-llama3-8b.json").read_text())
     profile.update(name="tiny-gpu", activation_reserve_bytes=profile["gpu_memory_bytes"] - 1)
     (tmp_path / "tiny.json").write_text(json.dumps(profile))
     r = run_cli("capacity", "--slo", "ttft_p90=2", "-p", "fcfs", "--profile", str(tmp_path / "tiny.json"),
                 "-n", "20", "--out", str(tmp_path / "c"), "--jobs", "1")
-    assert_one_line_error(r, "profile 'tiny-gpu' leaves no GPU memory for one KV block of 16 tokens at "
-                             "gpu_memory_utilization 0.9; pick a profile with more GPU memory (--profile)")
+    assert_one_line_error(r, "profile 'tiny-gpu' leaves no GPU memory for one KV block of 16 tokens "
+                             "in the 90% of its GPU memory the engine may use; pick a profile with more GPU memory "
+                             "(--profile)")
 
 
 def test_sweep_refuses_to_write_its_table_over_a_workload(tmp_path):

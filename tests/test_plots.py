@@ -16,6 +16,7 @@ from ltrsched.policies import make_policy
 from ltrsched.routers import make_router
 from ltrsched.sim import SimConfig, simulate
 from ltrsched.sim.cluster import simulate_cluster
+from cli_helpers import run_cli_fast
 from test_cli_simulate import assert_one_line_error, run_cli
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -103,25 +104,41 @@ def test_cdf_groups_runs_by_setting(tmp_path):
 
 
 def test_plot_cdf_command(tmp_path, cluster_run):
+    """The real process (matplotlib's backend chosen there, the figure written); the bad inputs below run in-process:
+    they are refused before anything is plotted."""
     sweep = _save_runs(tmp_path)
     cluster_run.save(tmp_path / "cluster")
     out = tmp_path / "cdf.png"
     r = run_cli("plot", "cdf", str(sweep), str(tmp_path / "cluster"), "-o", str(out))
     assert r.returncode == 0, r.stderr
     assert out.read_bytes()[:8] == PNG and "5 runs" in r.stdout
-    assert_one_line_error(run_cli("plot", "cdf", str(tmp_path), "-o", str(out)), "neither a run directory")
-    assert_one_line_error(run_cli("plot", "cdf", str(sweep), "-o", str(tmp_path / "cdf.txt")), "--out must end in")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["{tmp}", "-o", "{tmp}/cdf.png"], "neither a run directory"),
+    (["{tmp}/sweep", "-o", "{tmp}/cdf.txt"], "--out must end in"),
+])
+def test_plot_cdf_bad_input_is_one_line(capsys, tmp_path, args, message):
+    _save_runs(tmp_path)
+    r = run_cli_fast(capsys, "plot", "cdf", *[a.format(tmp=tmp_path) for a in args])
+    assert_one_line_error(r, message)
+    assert not (tmp_path / "cdf.png").exists() and not (tmp_path / "cdf.txt").exists()
 
 
 def test_plot_trace_command(tmp_path, cluster_run):
+    """The real process; the bad inputs below run in-process."""
     cluster_run.save(tmp_path / "run")
     r = run_cli("plot", "trace", str(tmp_path / "run"), "-o", str(tmp_path / "t.json"))
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "t.json").read_text())["traceEvents"]
+
+
+def test_plot_trace_of_a_run_without_steps_is_one_line(capsys, tmp_path):
     lone = simulate(make_workload([10], [3]), make_policy("fcfs"), SimConfig(profile=LinearProfile()))
     lone.save(tmp_path / "nosteps")
-    assert_one_line_error(run_cli("plot", "trace", str(tmp_path / "nosteps"), "-o", str(tmp_path / "u.json")),
+    assert_one_line_error(run_cli_fast(capsys, "plot", "trace", tmp_path / "nosteps", "-o", tmp_path / "u.json"),
                           "no steps.parquet")
+    assert not (tmp_path / "u.json").exists()
 
 
 @pytest.mark.parametrize("column, value, message", [
@@ -134,20 +151,20 @@ def test_plot_trace_command(tmp_path, cluster_run):
     ("start", pl.lit(1.7e308), "value(s) outside [0, 1e+12] s (first: 1.7e+308)"),
     ("duration", pl.lit(-1.0), "value(s) outside [0, 1e+12] s (first: -1)"),
 ])
-def test_plot_trace_of_damaged_steps_is_one_line(tmp_path, cluster_run, column, value, message):
+def test_plot_trace_of_damaged_steps_is_one_line(capsys, tmp_path, cluster_run, column, value, message):
     run = tmp_path / "run"
     cluster_run.save(run)
     cluster_run.steps.with_columns(value.alias(column)).write_parquet(run / "steps.parquet")
-    assert_one_line_error(run_cli("plot", "trace", str(run), "-o", str(tmp_path / "t.json")), message)
+    assert_one_line_error(run_cli_fast(capsys, "plot", "trace", run, "-o", tmp_path / "t.json"), message)
     assert not (tmp_path / "t.json").exists()
 
 
-def test_plot_trace_refuses_to_write_over_the_runs_summary(tmp_path, cluster_run):
+def test_plot_trace_refuses_to_write_over_the_runs_summary(capsys, tmp_path, cluster_run):
     """`plot trace RUN -o RUN/summary.json` wrote the trace over the summary it read (exit 0): the run was lost."""
     run = tmp_path / "run"
     cluster_run.save(run)
     before = (run / "summary.json").read_bytes()
-    r = run_cli("plot", "trace", str(run), "-o", str(tmp_path / "run" / ".." / "run" / "summary.json"))
+    r = run_cli_fast(capsys, "plot", "trace", run, "-o", tmp_path / "run" / ".." / "run" / "summary.json")
     assert_one_line_error(r, f"the run's summary {run / 'summary.json'} would be overwritten by the output")
     assert (run / "summary.json").read_bytes() == before
 
@@ -156,8 +173,8 @@ def test_plot_trace_refuses_to_write_over_the_runs_summary(tmp_path, cluster_run
     (["-o", "run", "--trace", "run/summary.json"], "--trace run/summary.json is where --out run writes too"),
     (["-o", "run", "--trace", "./run/../run/summary.json", "--cdf", "c.png"], "is where --out run writes too"),
 ])
-def test_simulate_trace_may_not_be_a_file_of_its_run(tmp_path, args, message):
+def test_simulate_trace_may_not_be_a_file_of_its_run(capsys, tmp_path, args, message):
     """`simulate -o RUN --trace RUN/summary.json` wrote the run, then the trace over its summary.json (exit 0)."""
     make_workload([10, 20], [3, 4]).save(tmp_path / "w.parquet")
-    assert_one_line_error(run_cli("simulate", "-w", "w.parquet", *args, cwd=tmp_path), message)
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", "w.parquet", *args, cwd=tmp_path), message)
     assert not (tmp_path / "run").exists() and not (tmp_path / "c.png").exists()

@@ -32,7 +32,7 @@ def test_a_long_tail_sweep_runs_with_max_model_len_and_is_told_the_key_without_i
     base = 'workloads = ["longtail.csv"]\npolicies = ["fcfs", "srtf"]\n'
     (tmp_path / "without.toml").write_text(base)
     r = run_cli("sweep", "without.toml", "--out", "o1", "--jobs", "1", cwd=tmp_path)
-    assert_one_line_error(r, "3 request(s) exceed max_model_len 8192 tokens")
+    assert_one_line_error(r, "3 request(s) exceed the profile's context limit of 8192 tokens")
     assert "set max_model_len (tokens) in the sweep file" in r.stderr and "copy" not in r.stderr
     assert not (tmp_path / "o1" / "sweep.csv").exists()
 
@@ -109,7 +109,7 @@ def test_capacity_takes_max_model_len_like_simulate(tmp_path):
     args = ["capacity", "--slo", "ttft_p90=2", "-p", "fcfs", "-w", "longtail.csv", "-n", "40", "--seeds", "1",
             "--max-num-seqs", "4", "--tolerance", "0.5", "--jobs", "1"]
     r = run_cli(*args, "--out", "o1", cwd=tmp_path)
-    assert_one_line_error(r, "exceed max_model_len 8192 tokens")
+    assert_one_line_error(r, "exceed the profile's context limit of 8192 tokens")
     assert "raise --max-model-len" in r.stderr
     assert_one_line_error(run_cli(*args, "--out", "o0", "--max-model-len", "0", cwd=tmp_path),
                           "--max-model-len must be positive, got 0")

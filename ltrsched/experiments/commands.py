@@ -347,12 +347,13 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
             data.get("seeds", [0]), clusters)
     ]
     from ltrsched.experiments.runner import build_workload
-    from ltrsched.sim.config import SimConfig
+    from ltrsched.sim.config import SimConfig, key_naming
     from ltrsched.sim.simulate import kv_capacity_blocks
 
     for prof, size in sorted({(s.profile, s.resolved_block_size()) for s in specs}):  # a sweep file sets neither
         kv_capacity_blocks(SimConfig(profile=prof, block_size=size),  # utilization nor the KV capacity
-                           fix=f"set a smaller block_size in {sweep_file}, or use another profile")
+                           fix=f"set a smaller block_size in {sweep_file}, or use another profile",
+                           naming=key_naming(SWEEP_KEYS))
     # a bad row, too few requests or arrivals out of range (e.g. a duration the requests cannot fill) fail here,
     # before any run, rather than after the runs of the workloads before it
     for spec in {(s.workload, s.num_requests, s.seed, s.arrival, s.rate): s for s in specs}.values():
@@ -579,12 +580,12 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
                          max_model_len=max_model_len, replicas=n, router=router)
                  for prof in profiles for n, router in clusters for p in policies]
     seeds = list(range(first_seed, first_seed + k))
-    from ltrsched.sim.config import SimConfig
+    from ltrsched.sim.config import SimConfig, option_naming
     from ltrsched.sim.simulate import kv_capacity_blocks
 
     for prof, size in sorted({(t.profile, t.resolved_block_size()) for t in templates}):  # (capacity sets no block
         kv_capacity_blocks(SimConfig(profile=prof, block_size=size),  # size, utilization or KV capacity)
-                           fix="pick a profile with more GPU memory (--profile)")
+                           fix="pick a profile with more GPU memory (--profile)", naming=option_naming(capacity.params))
 
     from tqdm import tqdm
 

@@ -139,6 +139,18 @@ CONTEXT_FIXES = {
 }
 
 
+def _fit_naming(experiment: str):
+    """How a run's user names the simulator's settings in its errors: a sweep file's quoted ``max_model_len``,
+    capacity's ``--max-model-len``; nothing else (neither sets the GPU memory utilization, the paper's
+    experiments not even the context limit: theirs is the profile's)."""
+    from ltrsched.sim.config import Naming, key_naming
+
+    if experiment == "sweep":
+        return key_naming(("max_model_len",))
+    options = {"max_model_len": "--max-model-len"} if experiment == "capacity" else {}
+    return Naming(options, lambda name, value: f"{name} {value}")
+
+
 def execute_run(spec: RunSpec, out: str | Path, run_hash: str | None = None) -> dict[str, Any]:
     """Build, score, simulate and save one run (no cache check, no lock: see :func:`run_one`); returns its
     summary. ``run_hash``: the hash the caller expects; an input file that changed since (or while the
@@ -163,7 +175,7 @@ def execute_run(spec: RunSpec, out: str | Path, run_hash: str | None = None) -> 
     setup_run(wl, policy, config, FitFixes(
         context=CONTEXT_FIXES.get(spec.experiment, CONTEXT_FIXES[""]),
         kv="use a profile with more GPU memory, or leave such requests out",
-        where=f"workload {spec.workload!r} on profile {spec.profile!r}: "))
+        where=f"workload {spec.workload!r} on profile {spec.profile!r}: ", naming=_fit_naming(spec.experiment)))
     if spec.replicas > 1 or spec.router is not None:
         from ltrsched.routers import make_router
         from ltrsched.sim.cluster import simulate_cluster

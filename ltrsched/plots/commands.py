@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ltrsched.errors import UserError
+from ltrsched.outputs import OutFile
 
 
 @click.group()
@@ -16,7 +17,7 @@ def plot() -> None:
 
 @plot.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), default=Path("cdf.png"),
+@click.option("--out", "-o", type=OutFile(), default=Path("cdf.png"),
               show_default=True, help="Image file (.png, .pdf or .svg).")
 @click.option("--title", default="", help="Figure title.")
 def cdf(runs, out, title):
@@ -45,7 +46,7 @@ def cdf(runs, out, title):
 
 @plot.command()
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), default=Path("trace.json"),
+@click.option("--out", "-o", type=OutFile(), default=Path("trace.json"),
               show_default=True, help="Trace-event JSON file.")
 def trace(run, out):
     """Export a saved run's steps (simulate --record-steps --out RUN) as a Chrome trace for Perfetto.

@@ -12,6 +12,7 @@ import click
 from ltrsched import atomic, strict_json
 from ltrsched.strict_json import fmt
 from ltrsched.errors import UserError
+from ltrsched.outputs import OutFile
 from ltrsched.names import check_printable
 from ltrsched.notices import work_starts
 
@@ -262,7 +263,7 @@ def predict(model_dir, workload, out, column, split):
 @click.option("--model", "-m", "model_dir", type=click.Path(path_type=Path), required=True, help="Checkpoint directory.")
 @click.option("--data", default="sharegpt", show_default=True, help="Built-in name or workload file with prompt text.")
 @click.option("--split", type=click.Choice(["eval", "train", "all"]), default="eval", show_default=True)
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--plot", type=OutFile(), default=None,
               help="Write a calibration plot (true length by score decile) as PNG.")
 def evaluate(model_dir, data, split, plot):
     """Kendall tau (and bucket accuracy) of a predictor on held-out prompts, plus a calibration plot."""

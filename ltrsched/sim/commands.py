@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from ltrsched.errors import UserError
+from ltrsched.outputs import OutFile
 from ltrsched.strict_json import fmt
 
 ARRIVALS = ("burst", "poisson", "gamma", "replay")
@@ -169,10 +170,10 @@ def build_config(profile, max_num_batched_tokens, max_num_seqs, num_gpu_blocks, 
 @click.option("--router", default=None,
               help="Router spec for --replicas, e.g. least-outstanding, least-kv:by=tokens, rank:tau=0.6 (see "
                    "`ltrsched routers`) [default: round-robin].")
-@click.option("--trace", "trace_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--trace", "trace_file", type=OutFile(), default=None,
               help="Write the run's steps as a Chrome trace-event JSON file (open it in Perfetto or "
                    "chrome://tracing); records steps.")
-@click.option("--cdf", "cdf_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--cdf", "cdf_file", type=OutFile(), default=None,
               help="Plot the CDFs of latency per token, TTFT and TPOT to this image (.png, .pdf or .svg).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 @click.option("--block-size", type=int, default=None,
@@ -227,16 +228,21 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
     config = build_config(profile, max_num_batched_tokens, max_num_seqs, num_gpu_blocks,
                           gpu_memory_utilization, max_model_len, semantics, max_resident_seqs, preemption,
                           chunked_prefill, record_steps or trace_file is not None, block_size)
+    from ltrsched.sim.config import option_naming
     from ltrsched.sim.simulate import kv_capacity_blocks
 
+    naming = option_naming(simulate.params)
     kv_capacity_blocks(config, fix="use a smaller --block-size or a larger --gpu-memory-utilization, or set "
-                                   "--num-gpu-blocks")
+                                   "--num-gpu-blocks", naming=naming)
     notes: list[str] = []
     wl = build_workload(workload, num_requests, arrival, rate, cv, duration, seed, notes)
     from ltrsched.sim.simulate import FitFixes, setup_run
 
     # (a request the settings cannot run: the simulator's own error named SimConfig's fields, not these options)
-    setup_run(wl, pol, config, FitFixes(budget="raise --max-num-batched-tokens, or drop --no-chunked-prefill"))
+    setup_run(wl, pol, config, FitFixes(
+        context="raise --max-model-len if the model takes longer contexts, or leave them out",
+        kv="raise --num-gpu-blocks (or leave it to the profile), or leave such requests out",
+        budget="raise --max-num-batched-tokens, or drop --no-chunked-prefill", naming=naming))
     if progress is None:
         progress = sys.stderr.isatty()
     if cluster:

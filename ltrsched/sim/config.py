@@ -25,12 +25,12 @@ class Naming:
     def name(self, field: str) -> str:
         return self.names.get(field, field)
 
+    def has(self, field: str) -> bool:
+        """Whether this user can set ``field`` at all (a sweep file has no GPU memory utilization)."""
+        return field in self.names
+
     def setting(self, field: str, value: str) -> str:
         return self.assign(self.name(field), value)
-
-
-#: The Python API's naming: the field names, as ``SimConfig(field=value)`` takes them.
-PYTHON_NAMING = Naming({}, lambda name, value: f"{name}={value!r}")
 
 
 def option_naming(params) -> Naming:
@@ -150,3 +150,7 @@ class SimConfig:
         if not isinstance(self.profile, str):
             d["profile"] = getattr(self.profile, "name", type(self.profile).__name__)
         return d
+
+
+#: The Python API's naming: the field names, as ``SimConfig(field=value)`` takes them (every field its own).
+PYTHON_NAMING = Naming({f: f for f in SimConfig.__dataclass_fields__}, lambda name, value: f"{name}={value!r}")

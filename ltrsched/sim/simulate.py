@@ -19,7 +19,7 @@ from ltrsched.policies.batching import BatchLimits
 from ltrsched.policies.needs import check_needs
 from ltrsched.plugin_watchdog import plugin_time_limit
 from ltrsched.results import RunResult
-from ltrsched.sim.config import SimConfig
+from ltrsched.sim.config import PYTHON_NAMING, Naming, SimConfig
 from ltrsched.sim.profiles.model import MIN_STEP_S
 from ltrsched.sim.replica import Replica, StepTrace
 from ltrsched.sim.request_table import FINISHED, RequestTable
@@ -45,26 +45,31 @@ def resolve_profile(profile: Any):
 
 @dataclass(frozen=True)
 class FitFixes:
-    """What an error about a request that cannot run tells its user to change, in the caller's own settings
-    (``simulate``'s options by default; a sweep or capacity run has neither option: a profile sets both)."""
+    """What an error about a request that cannot run tells its user to change, in the caller's own settings (the
+    Python API's by default: ``simulate`` passes its options', a sweep or capacity run its own; neither of those
+    sets the KV capacity or chunking: a profile sets the one, and they always chunk)."""
 
-    context: str = "raise max_model_len (--max-model-len) if the model takes longer contexts, or leave them out"
-    kv: str = "raise --num-gpu-blocks (or leave it to the profile), or leave such requests out"
-    #: (the Python API's words: ``simulate`` passes its options', ``--max-num-batched-tokens`` and
-    #: ``--no-chunked-prefill``; a sweep or capacity run always chunks)
+    context: str = "raise max_model_len if the model takes longer contexts, or leave them out"
+    kv: str = "raise num_gpu_blocks (None: the profile's), or leave such requests out"
     budget: str = "raise max_num_batched_tokens, or set chunked_prefill=True"
     where: str = ""  # what the errors start with, e.g. "workload 'w.csv': "
+    #: how the caller's user names the context limit when they set it (``--max-model-len``, ``'max_model_len'``)
+    naming: Naming = PYTHON_NAMING
 
 
 def _check_fits(table: RequestTable, limits: BatchLimits, max_model_len: int, chunked: bool,
-                fixes: FitFixes = FitFixes()) -> None:
+                fixes: FitFixes = FitFixes(), given: bool = True) -> None:
+    """Refuse a request the replica can never run. ``given``: whether the user set ``max_model_len`` [tokens]
+    (else it is the profile's)."""
     # the context limit applies to the workload's own lengths; a policy's extra tokens (PO's length
     # estimate) model a separate short generation and only count toward KV memory
     too_long = np.flatnonzero(table.prompt_tokens + table.requested_output_tokens > max_model_len)
     if len(too_long):
         i = too_long[0]
+        limit = (f"the context limit of {max_model_len} tokens set by {fixes.naming.name('max_model_len')}" if given
+                 else f"the profile's context limit of {max_model_len} tokens")
         raise UserError(
-            f"{fixes.where}{len(too_long)} request(s) exceed max_model_len {max_model_len} tokens (first: request "
+            f"{fixes.where}{len(too_long)} request(s) exceed {limit} (first: request "
             f"{table.request_id[i]}, prompt {table.prompt_tokens[i]} + output {table.requested_output_tokens[i]}); "
             + fixes.context
         )
@@ -119,19 +124,23 @@ class RunSetup:
 KV_ROOM_FIX = "use a smaller block_size or a larger gpu_memory_utilization, or set num_gpu_blocks"
 
 
-def kv_capacity_blocks(config: SimConfig, profile: Any = None, fix: str = KV_ROOM_FIX) -> int:
+def kv_capacity_blocks(config: SimConfig, profile: Any = None, fix: str = KV_ROOM_FIX,
+                       naming: Naming = PYTHON_NAMING) -> int:
     """One replica's KV capacity [blocks of ``config.block_size`` tokens]: ``config.num_gpu_blocks``, or what the
     profile's GPU memory leaves at ``config.gpu_memory_utilization``. None left is a :class:`UserError` ending in
-    ``fix`` (the caller's settings that change it)."""
+    ``fix`` (the caller's settings that change it), naming the utilization as ``naming`` does (in words where
+    the caller's user cannot set it: a sweep file, capacity)."""
     if config.num_gpu_blocks:
         return config.num_gpu_blocks
     profile = resolve_profile(config.profile) if profile is None else profile
     num_blocks = profile.num_gpu_blocks(block_size=config.block_size,
                                         gpu_memory_utilization=config.gpu_memory_utilization)
     if num_blocks <= 0:
+        util = config.gpu_memory_utilization
+        at = (f"at {naming.name('gpu_memory_utilization')} {util:g}" if naming.has("gpu_memory_utilization")
+              else f"in the {util:.0%} of its GPU memory the engine may use")
         raise UserError(f"profile {getattr(profile, 'name', config.profile)!r} leaves no GPU memory for one KV block "
-                        f"of {config.block_size} tokens at gpu_memory_utilization "
-                        f"{config.gpu_memory_utilization:g}; {fix}")
+                        f"of {config.block_size} tokens {at}; {fix}")
     return num_blocks
 
 
@@ -140,7 +149,7 @@ def setup_run(workload: Workload, policy: Policy, config: SimConfig, fixes: FitF
     the errors about a request that cannot run tell the user to change."""
     profile = resolve_profile(config.profile)
     check_needs(policy, workload.has_column, f"workload {workload.name!r}")
-    num_blocks = kv_capacity_blocks(config, profile)
+    num_blocks = kv_capacity_blocks(config, profile, naming=fixes.naming)
     limits = BatchLimits(
         max_num_batched_tokens=config.max_num_batched_tokens,
         max_num_seqs=config.max_num_seqs,
@@ -156,7 +165,7 @@ def setup_run(workload: Workload, policy: Policy, config: SimConfig, fixes: FitF
         raise UserError(f"policy {policy.spec()!r} adds {policy.extra_output_tokens} output tokens to every request "
                         f"(its length-estimate phase), more than the context of {max_model_len} tokens; use fewer")
     table = RequestTable.from_frame(workload.df, extra_output_tokens=policy.extra_output_tokens)
-    _check_fits(table, limits, max_model_len, config.chunked_prefill, fixes)
+    _check_fits(table, limits, max_model_len, config.chunked_prefill, fixes, given=bool(config.max_model_len))
     check_arrival_span(table.arrival_time, f"workload {workload.name!r}")
     _check_step_time(profile)
 
