@@ -92,6 +92,11 @@ def test_the_python_api_keeps_field_names(tmp_path):
     (["plot", "trace", "{tmp}/run", "--out", "{tmp}/t.json/"], "'--out' / '-o'"),
     (["simulate", "-n", "5", "--trace", "{tmp}/t.json/"], "'--trace'"),
     (["simulate", "-n", "5", "--cdf", "{tmp}/c.png/"], "'--cdf'"),
+    (["predict", "-m", "{tmp}/none", "-w", "lmsys-like", "-o", "{tmp}/s.parquet/"], "'--out' / '-o'"),
+    # (a model that does not exist: without the check these stop at it, before any engine starts)
+    (["label", "-m", "{tmp}/none", "-o", "{tmp}/labels.parquet/"], "'--out' / '-o'"),
+    (["profile", "--quick", "-m", "{tmp}/none", "-o", "{tmp}/p.json/"], "'--out' / '-o'"),
+    (["real-model-results", "{tmp}/run", "-o", "{tmp}/r.json/"], "'-o' / '--out'"),
 ])
 def test_a_file_option_ending_in_a_slash_is_refused(capsys, tmp_path, args, option):
     """The user meant a directory, or typed a slash by mistake: one line, nothing written."""

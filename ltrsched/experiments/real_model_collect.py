@@ -23,6 +23,7 @@ import numpy as np
 from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
 from ltrsched.experiments.real_model import FORMAT, FORMAT_VERSION, METRICS, RESULTS, policy_roles
+from ltrsched.outputs import OutFile
 
 #: Engine-only counts copied from an engine run's summary (real stopping).
 ENGINE_COUNTS = ("num_requests", "num_capped", "num_label_mismatches", "num_finished", "num_preemptions",
@@ -265,7 +266,7 @@ def predictor_share(predictor, workload: str, num_requests: int | None, seed: in
 @click.option("-w", "--workload", default=None, help="The validated workload (for the predictor's prompts).")
 @click.option("-n", "--num-requests", type=int, default=None, help="As given to validate.")
 @click.option("--seed", type=int, default=0, show_default=True, help="As given to validate.")
-@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=RESULTS, show_default=True,
+@click.option("-o", "--out", type=OutFile(), default=RESULTS, show_default=True,
               help="Results JSON (the default is the file `reproduce` renders).")
 @click.option("--update", is_flag=True,
               help="Re-measured cases: replace the cases these directories hold in the existing --out, keep the "

@@ -12,6 +12,7 @@ import click
 from ltrsched.errors import UserError
 from ltrsched.labelling.run import LABEL_KV_CACHE_GIB, LABEL_MAX_NUM_SEQS
 from ltrsched.notices import work_starts
+from ltrsched.outputs import OutFile
 from ltrsched.validation.engines import DEFAULT_MAX_TOKENS
 
 
@@ -40,7 +41,7 @@ from ltrsched.validation.engines import DEFAULT_MAX_TOKENS
 @click.option("--chunk", type=int, default=64, show_default=True,
               help="Prompts per part file: a run that is killed keeps every finished chunk (one stopped by "
                    "Ctrl-C or an error, every finished prompt).")
-@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@click.option("--out", "-o", type=OutFile(), required=True,
               help="Labels parquet to write; part files go to OUT.parts/, a description to OUT with .json.")
 @click.option("--threads", type=int, default=None, help="CPU engine: compute threads [default: 1].")
 @click.option("--kv-cache-gib", type=float, default=None,

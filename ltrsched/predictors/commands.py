@@ -227,7 +227,7 @@ def _check_train_numbers(epochs, list_size, max_prompt_tokens, bucket, label_buc
 @click.command()
 @click.option("--model", "-m", "model_dir", type=click.Path(path_type=Path), required=True, help="Checkpoint directory.")
 @click.option("--workload", "-w", required=True, help="Workload with prompt text (file or built-in name).")
-@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output parquet.")
+@click.option("--out", "-o", type=OutFile(), required=True, help="Output parquet.")
 @click.option("--column", default="score", show_default=True, help="Score column to write.")
 @click.option("--split", type=click.Choice(["eval", "train", "all"]), default="eval", show_default=True,
               help="Of a labels file (`ltrsched label`) or the built-in sharegpt: the prompts to score; other files "

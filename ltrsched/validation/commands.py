@@ -16,6 +16,7 @@ from ltrsched.errors import UserError, first_repeat, list_items
 from ltrsched.names import check_printable
 from ltrsched.policies.needs import check_needs
 from ltrsched.notices import work_starts
+from ltrsched.outputs import OutFile
 from ltrsched.sim.commands import build_workload, workload_options
 from ltrsched.validation.engines import (check_context_before_start, check_workload_for_engine, engine_config,
                                         engine_options, start_engine)
@@ -78,7 +79,7 @@ def replay(workload, num_requests, arrival, rate, cv, duration, seed, policy, pl
 @click.command()
 @engine_options
 @click.option("--name", default=None, help="Profile name (default: <device>-<model>, e.g. cpu-llama-100m).")
-@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@click.option("--out", "-o", type=OutFile(), required=True,
               help="Profile JSON to write (a steps.parquet of the measurements is written beside it).")
 @click.option("--quick", is_flag=True, help="Fewer probes (one repeat, smaller batches): a fast check.")
 @click.option("--repeats", type=int, default=None,
