@@ -217,7 +217,7 @@ def test_conversations_in_a_jsonl_and_prompts_in_a_json_array_name_the_other_for
                           "'messages' list ('prompt' text: a .jsonl format))")
 
 
-@pytest.mark.parametrize("column", ["timestamp", "Arrival_Time", "arrived_at_ms"])
+@pytest.mark.parametrize("column", ["timestamp", "TIMESTAMP", "arrived_at_ms"])
 def test_replaying_a_parquet_whose_times_are_under_a_csv_name_names_the_column(tmp_path, column):
     """A parquet reads arrival_time (or arrival_time_s, _ms) alone: a 'timestamp' column travelled along unread,
     and replay said only that the file had no arrival times."""

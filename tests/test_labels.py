@@ -12,6 +12,7 @@ import pytest
 from scipy.stats import kendalltau
 
 from ltrsched.errors import UserError
+from ltrsched.models import LLAMA_TINY
 from ltrsched.workloads.labels import LABEL_COLUMNS, prompt_digest
 from cli_helpers import run_cli_fast
 from test_cli_simulate import assert_one_line_error, run_cli
@@ -423,7 +424,7 @@ def test_engine_settings_vllm_would_refuse_are_checked_first(tmp_path):
         engine_config(model="llama-tiny", dtype="fp8", platform="cpu")
     with pytest.raises(UserError, match="built-in model 'llama-tiny' is a config.json without weights"):
         engine_config(model="llama-tiny", load_format="auto", platform="cpu")
-    (tmp_path / "config.json").write_text('{"num_hidden_layers": 2}')
+    (tmp_path / "config.json").write_text(json.dumps(dict(LLAMA_TINY)))  # (a whole config: the checks before these pass)
     with pytest.raises(UserError, match="has no weights"):
         engine_config(model=str(tmp_path), load_format="auto", eos="model", platform="cpu")
     assert engine_config(model=str(tmp_path), platform="cpu").model == str(tmp_path)  # random weights: fine
@@ -476,7 +477,7 @@ def test_prompt_text_needs_a_tokenizer_before_the_engine_starts(tmp_path):
 
     with pytest.raises(UserError, match="built-in model 'llama-tiny' is a config.json without one"):
         engine_config(model="llama-tiny", prompts="text", platform="cpu")
-    (tmp_path / "config.json").write_text('{"num_hidden_layers": 2}')
+    (tmp_path / "config.json").write_text(json.dumps(dict(LLAMA_TINY)))  # (a whole config: the checks before these pass)
     with pytest.raises(UserError, match=f"model directory {tmp_path} has none"):
         engine_config(model=str(tmp_path), prompts="text", platform="cpu")
     (tmp_path / "tokenizer.json").write_text("{}")

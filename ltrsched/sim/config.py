@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
+
+from ltrsched.strict_json import shown
 
 PREEMPTION_MODES = ("swap", "recompute")
 #: Batch-forming semantics: the paper's reference rules, or what the vLLM 0.26 adapter realises
@@ -48,7 +49,7 @@ def key_naming(keys) -> Naming:
     """The naming of a settings file (a sweep's TOML or JSON) whose ``keys`` are :class:`SimConfig`'s field names:
     each quoted, as that file's own errors quote keys."""
     return Naming({k: repr(k) for k in keys if k in SimConfig.__dataclass_fields__},
-                  lambda name, value: f"{name.strip(chr(39))} = {json.dumps(value)}")  # (unquoted, as written)
+                  lambda name, value: f"{name.strip(chr(39))} = {shown(value)}")  # (unquoted, as written)
 
 
 class ConfigError(ValueError):
