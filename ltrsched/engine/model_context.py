@@ -54,8 +54,14 @@ GIVE_MAX_MODEL_LEN = ("give --max-model-len (the context to serve, at most the m
                       "started)")
 
 
-def _number(value) -> bool:
-    return type(value) in (int, float) and math.isfinite(value) and value > 0
+def positive_number(value) -> bool:
+    """Whether a config.json value is a finite number > 0 (not a bool, nor an integer beyond a float's range)."""
+    if type(value) not in (int, float):
+        return False
+    try:
+        return math.isfinite(value) and value > 0
+    except OverflowError:  # (an integer beyond a float)
+        return False
 
 
 def _rope_dict(model: dict):
@@ -103,7 +109,7 @@ def rope_factor(model: dict, where: str = "the model's config.json", prefix: str
     traceback). ``model``: the text model's config (:func:`text_config`), named ``prefix`` (``text_config.``) in
     ``where``."""
     factor = _scaling(model, rope_parameters(model))
-    if not _number(factor):
+    if not positive_number(factor):
         key = "rope_scaling" if model.get("rope_scaling") else "rope_parameters"
         raise UserError(f"{where}: the RoPE scaling factor ({prefix}{key}'s factor) must be a positive number, got "
                         f"{factor!r}")
@@ -143,7 +149,7 @@ def derived_context(model: dict, where: str = "the model's config.json") -> tupl
     text, prefix = text_config(model, where)
     given = {k: text[k] for k in CONTEXT_KEYS if text.get(k) is not None}
     for key, value in given.items():
-        if not (_number(value) and value == int(value)):
+        if not (positive_number(value) and value == int(value)):
             raise UserError(f"{where}: {prefix}{key} must be a positive whole number of tokens, got {value!r}")
     if not given:
         raise UserError(f"{where} gives none of the keys vLLM reads a model's context from ({prefix}"
@@ -166,7 +172,7 @@ def derived_context(model: dict, where: str = "the model's config.json") -> tupl
         context, source = int(context * factor), f"{source} x the RoPE scaling factor {factor:g}"
     if any(rope_type(p) == "longrope" for p in params):
         original = text.get("original_max_position_embeddings")
-        if original is not None and not _number(original):
+        if original is not None and not positive_number(original):
             raise UserError(f"{where}: {prefix}original_max_position_embeddings (LongRoPE's default context) must be "
                             f"a positive number of tokens, got {original!r}")
         if original is not None:

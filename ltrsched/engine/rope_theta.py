@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import copy
 import inspect
-import math
 
+from ltrsched.engine.model_context import positive_number
 from ltrsched.errors import UserError
 
 #: The keys a config gives RoPE's base under, in the order vLLM looks (``rotary_emb_base``: older custom models).
@@ -23,15 +23,6 @@ BASE_KEYS = ("rope_theta", "rotary_emb_base")
 #: Where a RoPE parameter dict may sit in a config.json (transformers reads ``rope_scaling``, else
 #: ``rope_parameters``).
 ROPE_DICTS = ("rope_scaling", "rope_parameters")
-
-
-def _positive_number(value) -> bool:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(float(value)) and value > 0
-    except OverflowError:  # (an integer beyond a float)
-        return False
 
 
 def _stated(text: dict, prefix: str) -> list[tuple[str, object]]:
@@ -109,7 +100,7 @@ def check_rope_theta(model: dict, source: str) -> None:
     if bases is None:
         return
     for base in bases:
-        if _positive_number(base):
+        if positive_number(base):
             continue
         key, value = next(((k, v) for k, v in stated if v is base or repr(v) == repr(base)), (stated[0]))
         shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
