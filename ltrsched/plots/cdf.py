@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import polars as pl
@@ -61,14 +61,20 @@ def metric_values(requests: pl.DataFrame, metric: str) -> np.ndarray:
     return requests[metric].drop_nulls().cast(pl.Float64).to_numpy()
 
 
-def plot_cdf_grid(groups: Sequence[tuple[str, Lines]], path: str | Path, title: str = "") -> Path:
-    """One row of panels per group (title, lines), one panel per metric of :data:`CDF_METRICS`; a step
-    line per (label, requests). Log x-axis where a panel's values span more than a decade."""
+def cdf_figure(groups: Sequence[tuple[str, Lines]], title: str = "", series: Mapping[str, str] | None = None):
+    """The figure of :func:`plot_cdf_grid` (a matplotlib ``Figure``; the caller closes it). A line's colour and
+    dash pattern follow its series, ``series[label]`` (default: the label; :func:`ltrsched.plots.runs.line_series`),
+    in order of first appearance (:func:`ltrsched.plots.styles.series_styles`), so a policy is drawn alike in
+    every panel and row."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ltrsched.plots.styles import series_styles
+
+    series = series or {}
+    styles = series_styles(series.get(label, label) for _, lines in groups for label, _ in lines)
     ncols = len(CDF_METRICS)
     fig, axes = plt.subplots(len(groups), ncols, figsize=(4.2 * ncols, 3.2 * len(groups) + 0.6), squeeze=False)
     for row, (group_title, lines) in zip(axes, groups):
@@ -78,7 +84,9 @@ def plot_cdf_grid(groups: Sequence[tuple[str, Lines]], path: str | Path, title: 
                 x, y = ecdf(metric_values(requests, metric))
                 if not len(x):
                     continue
-                ax.step(x, y, where="post", label=f"{label} (n={len(x)})", linewidth=1.4)
+                style = styles[series.get(label, label)]
+                ax.step(x, y, where="post", label=f"{label} (n={len(x)})", linewidth=1.4, color=style.color,
+                        linestyle=style.linestyle)
                 positive = x[x > 0]
                 if len(positive):
                     lo, hi = min(lo, positive[0]), max(hi, positive[-1])
@@ -94,6 +102,17 @@ def plot_cdf_grid(groups: Sequence[tuple[str, Lines]], path: str | Path, title: 
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+def plot_cdf_grid(groups: Sequence[tuple[str, Lines]], path: str | Path, title: str = "",
+                  series: Mapping[str, str] | None = None) -> Path:
+    """One row of panels per group (title, lines), one panel per metric of :data:`CDF_METRICS`; a step
+    line per (label, requests), styled by its series (:func:`cdf_figure`). Log x-axis where a panel's values span
+    more than a decade."""
+    fig = cdf_figure(groups, title, series)
+    import matplotlib.pyplot as plt  # (after cdf_figure chose the Agg backend)
+
     try:
         return atomic.write_figure(path, fig, dpi=120)
     finally:

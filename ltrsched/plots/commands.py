@@ -28,7 +28,7 @@ def cdf(runs, out, title):
     and replica counts and routers where they differ, get a line each.
     """
     from ltrsched.plots.cdf import CDF_METRICS, check_image_path, check_title, ecdf, metric_values, plot_cdf_grid
-    from ltrsched.plots.runs import group_for_plot, load_runs
+    from ltrsched.plots.runs import group_for_plot, line_series, load_runs
 
     check_image_path(out, "--out")
     check_title(title)
@@ -40,7 +40,7 @@ def cdf(runs, out, title):
     groups = group_for_plot(loaded)
     if len(groups) > 40:
         raise UserError(f"{len(groups)} settings would make {len(groups)} rows of panels; plot fewer runs at once")
-    plot_cdf_grid(groups, out, title)
+    plot_cdf_grid(groups, out, title, line_series(loaded))
     click.echo(f"wrote {out} ({len(loaded)} runs, {len(groups)} setting(s))")
 
 

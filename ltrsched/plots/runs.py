@@ -156,21 +156,37 @@ def _text(name: str, value: Any) -> str:
 def group_for_plot(runs: list[SavedRun]) -> list[tuple[str, list[tuple[str, pl.DataFrame]]]]:
     """Runs grouped by setting (one panel row each; the settings that vary name it), each a list of
     (line label, requests); lines are labelled by the policy and whatever cluster fields vary."""
+    return [(title, [(label, requests) for label, _, requests in lines]) for title, lines in _rows(runs)]
+
+
+def line_series(runs: list[SavedRun]) -> dict[str, str]:
+    """Each line label of :func:`group_for_plot` -> the series it belongs to, which its colour follows: the label
+    without the predictor where that only goes with the policy (reproduce's LTR scored by one predictor per
+    workload is one series, whose label names each row's predictor)."""
+    return {label: series for _, lines in _rows(runs) for label, series, _ in lines}
+
+
+def _rows(runs: list[SavedRun]) -> list[tuple[str, list[tuple[str, str, pl.DataFrame]]]]:
+    """:func:`group_for_plot`'s rows, each line with its series (:func:`line_series`) too."""
     row_keys = varying(runs, SETTING_FIELDS)
     line_keys = ["policy"] + [k for k in varying(runs, LINE_FIELDS) if k != "policy"]
+    series_keys = list(line_keys)
     if "scoring" in row_keys and _goes_with_the_policy(runs, "scoring", [k for k in row_keys if k != "scoring"]):
         row_keys.remove("scoring")
         line_keys.append("scoring")
     groups: dict[str, list[SavedRun]] = {}
     for r in runs:
         groups.setdefault(", ".join(_text(k, r.fields.get(k)) for k in row_keys), []).append(r)
-    return [(title, _lines(members, line_keys)) for title, members in groups.items()]
+    return [(title, _lines(members, line_keys, series_keys)) for title, members in groups.items()]
 
 
-def _lines(runs: list[SavedRun], line_keys: list[str]) -> list[tuple[str, pl.DataFrame]]:
-    """(label, requests) per run of one panel row. Runs whose labels would be equal (e.g. the same policy
-    at another --max-num-seqs) get the settings that differ between them, else their directory's name."""
+def _lines(runs: list[SavedRun], line_keys: list[str],
+           series_keys: list[str]) -> list[tuple[str, str, pl.DataFrame]]:
+    """(label, series, requests) per run of one panel row. Runs whose labels would be equal (e.g. the same policy
+    at another --max-num-seqs) get the settings that differ between them, else their directory's name; the series
+    is named by ``series_keys`` and the same addition."""
     labels = [" ".join(_text(k, r.fields.get(k)) for k in line_keys) for r in runs]
+    series = [" ".join(_text(k, r.fields.get(k)) for k in series_keys) for r in runs]
     for label in set(labels):
         same = [i for i, text in enumerate(labels) if text == label]
         if len(same) < 2:
@@ -181,4 +197,5 @@ def _lines(runs: list[SavedRun], line_keys: list[str]) -> list[tuple[str, pl.Dat
         for i, r in zip(same, alike):
             extra = ", ".join(f"{k}={r.details.get(k)}" for k in differ) or r.path.name
             labels[i] = f"{label} ({extra})"
-    return [(label, r.requests) for label, r in zip(labels, runs)]
+            series[i] = f"{series[i]} ({extra})"
+    return list(zip(labels, series, (r.requests for r in runs)))
