@@ -97,3 +97,25 @@ def test_series_styles_stay_distinct_then_cycle():
     assert list(again) == ["b", "a", "c"] and len(set(again.values())) == 3
     avoided = series_styles(["x", "y"], avoid=["tab:blue", "tab:orange"])
     assert {s.color for s in avoided.values()}.isdisjoint({"#1f77b4", "#ff7f0e"})
+
+
+def test_reproduce_line_panels_give_a_label_without_a_style_one_colour_of_its_own(monkeypatch, tmp_path):
+    """fig3's "LTR at the paper's tau" has no entry in plotting.STYLE: it took matplotlib's cycle's first colour,
+    FCFS's blue, in each panel (and a second such label orange, MLFQ's, or blue where it came first)."""
+    from matplotlib.colors import to_hex
+
+    from ltrsched import atomic
+    from ltrsched.experiments import plotting
+
+    figures, write = [], atomic.write_figure
+    monkeypatch.setattr(atomic, "write_figure", lambda path, fig, **kw: figures.append(fig) or write(path, fig, **kw))
+    line = ([1, 2], [0.1, 0.2])
+    panels = {"a": {"FCFS": line, "LTR at the paper's tau": line, "Other": line},
+              "b": {"Other": line, "LTR": line, "LTR at the paper's tau": line}}
+    plotting.line_panels(panels, tmp_path / "f.png", "rate", "latency")
+    (fig,) = figures
+    drawn = [(line.get_label(), to_hex(line.get_color())) for ax in fig.axes for line in ax.get_lines()]
+    one_style_each([(label, colour, "-") for label, colour in drawn], lambda label: label)
+    assert dict(drawn)["FCFS"] == to_hex("tab:blue") and dict(drawn)["LTR"] == to_hex("tab:red")
+    styled = {to_hex(c) for c, _ in plotting.STYLE.values()}
+    assert styled.isdisjoint({dict(drawn)["Other"], dict(drawn)["LTR at the paper's tau"]})

@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ltrsched import atomic  # noqa: E402
+from ltrsched.plots.styles import SeriesStyle, series_styles  # noqa: E402
 
 #: Consistent colour and marker per policy label across figures.
 STYLE = {
@@ -26,6 +27,17 @@ STYLE = {
 Series = Mapping[str, tuple[Sequence[float], Sequence[float]]]  # label -> (x, y)
 
 
+def styles(labels: Sequence[str]) -> dict[str, SeriesStyle]:
+    """A colour and line style per label: :data:`STYLE`'s colour, solid, and for a label it lacks (e.g. "LTR at
+    the paper's tau") a style of :func:`ltrsched.plots.styles.series_styles` in a colour no :data:`STYLE` label
+    has, the same in every panel (matplotlib's cycle, which these took, started over at FCFS's blue in each
+    panel)."""
+    from matplotlib.colors import to_hex
+
+    others = series_styles([x for x in labels if x not in STYLE], avoid=[c for c, _ in STYLE.values()])
+    return {x: SeriesStyle(to_hex(STYLE[x][0]), "-") if x in STYLE else others[x] for x in labels}
+
+
 def line_panels(panels: Mapping[str, Series], path: Path, xlabel: str, ylabel: str | Sequence[str],
                 logy: bool = True, logx: bool = True, ncols: int | None = None, title: str = "") -> Path:
     """One subplot per panel (title -> series), shared legend; writes ``path`` (PNG)."""
@@ -35,10 +47,12 @@ def line_panels(panels: Mapping[str, Series], path: Path, xlabel: str, ylabel: s
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.0 * nrows), squeeze=False)
     ylabels = [ylabel] * len(names) if isinstance(ylabel, str) else list(ylabel)
     handles = {}
+    style = styles([label for name in names for label in panels[name]])
     for ax, name, yl in zip(axes.flat, names, ylabels):
         for label, (x, y) in panels[name].items():
-            color, marker = STYLE.get(label, (None, "."))
-            (h,) = ax.plot(x, y, marker=marker, color=color, label=label, linewidth=1.5, markersize=6)
+            marker = STYLE.get(label, (None, "."))[1]
+            (h,) = ax.plot(x, y, marker=marker, color=style[label].color, linestyle=style[label].linestyle,
+                           label=label, linewidth=1.5, markersize=6)
             handles.setdefault(label, h)
         if logy:
             ax.set_yscale("log")
@@ -71,9 +85,9 @@ def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence[float]], p
     n = len(series)
     width = 0.8 / max(n, 1)
     x = np.arange(len(groups))
+    style = styles([label.split(" (")[0] for label in series])  # ("LTR (ours)" and "LTR (paper)" alike)
     for i, (label, values) in enumerate(series.items()):
-        base = label.split(" (")[0]
-        color = STYLE.get(base, (None, ""))[0]
+        color = style[label.split(" (")[0]].color
         ax.bar(x + (i - (n - 1) / 2) * width, values, width, label=label, color=color,
                hatch="//" if label in hatched else None, alpha=0.55 if label in hatched else 1.0,
                edgecolor="black", linewidth=0.4)
