@@ -61,11 +61,32 @@ def metric_values(requests: pl.DataFrame, metric: str) -> np.ndarray:
     return requests[metric].drop_nulls().cast(pl.Float64).to_numpy()
 
 
+#: Longest run label or row title drawn [characters]; longer ones are cut, ending in "...".
+MAX_LABEL_CHARS = 80
+#: Most legend entries kept inside a row's first panel; a row with more (or a longer one, :data:`MAX_INNER_TEXT`)
+#: has its legend right of its last panel.
+MAX_INNER_LEGEND = 8
+#: Longest legend entry kept inside a row's first panel [characters] (about the panel's width at fontsize 7).
+MAX_INNER_TEXT = 48
+#: Legend entries per column of a legend right of a row's panels (fontsize 7 fits about 16 in a row's height).
+LEGEND_ROWS = 16
+
+
+def shown_text(text: str, limit: int = MAX_LABEL_CHARS) -> str:
+    """``text`` as matplotlib draws it literally: cut to ``limit`` characters and every ``$`` escaped (a policy or
+    workload named with two ``$`` was typeset as math, and a name like ``$\\foo$`` ended in a traceback)."""
+    text = str(text)
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return text.replace("$", "\\$")
+
+
 def cdf_figure(groups: Sequence[tuple[str, Lines]], title: str = "", series: Mapping[str, str] | None = None):
     """The figure of :func:`plot_cdf_grid` (a matplotlib ``Figure``; the caller closes it). A line's colour and
     dash pattern follow its series, ``series[label]`` (default: the label; :func:`ltrsched.plots.runs.line_series`),
     in order of first appearance (:func:`ltrsched.plots.styles.series_styles`), so a policy is drawn alike in
-    every panel and row."""
+    every panel and row. Each row has one legend of its runs (the first panel's count n where it has the run);
+    a panel that no run has a finite value for says so (e.g. TPOT of 1-token outputs)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -78,27 +99,40 @@ def cdf_figure(groups: Sequence[tuple[str, Lines]], title: str = "", series: Map
     ncols = len(CDF_METRICS)
     fig, axes = plt.subplots(len(groups), ncols, figsize=(4.2 * ncols, 3.2 * len(groups) + 0.6), squeeze=False)
     for row, (group_title, lines) in zip(axes, groups):
+        entries: dict[int, tuple[object, str]] = {}  # run's index in the row -> (its first line, legend text)
         for ax, (metric, xlabel) in zip(row, CDF_METRICS.items()):
             lo, hi = np.inf, 0.0
-            for label, requests in lines:
+            for i, (label, requests) in enumerate(lines):
                 x, y = ecdf(metric_values(requests, metric))
                 if not len(x):
                     continue
                 style = styles[series.get(label, label)]
-                ax.step(x, y, where="post", label=f"{label} (n={len(x)})", linewidth=1.4, color=style.color,
-                        linestyle=style.linestyle)
+                text = f"{shown_text(label)} (n={len(x)})"
+                (line,) = ax.step(x, y, where="post", label=text, linewidth=1.4, color=style.color,
+                                  linestyle=style.linestyle)
+                entries.setdefault(i, (line, text))
                 positive = x[x > 0]
                 if len(positive):
                     lo, hi = min(lo, positive[0]), max(hi, positive[-1])
             if hi > 10 * lo:
                 ax.set_xscale("log")
+            if not ax.get_lines():
+                ax.text(0.5, 0.5, "no finite values", transform=ax.transAxes, ha="center", va="center",
+                        color="gray")
             ax.set_xlabel(xlabel)
             ax.set_ylabel("fraction of requests")
             ax.set_ylim(0, 1.02)
             ax.grid(True, alpha=0.3)
             if group_title:
-                ax.set_title(group_title, fontsize=9)
-        row[0].legend(fontsize=7, loc="lower right")
+                ax.set_title(shown_text(group_title), fontsize=9)
+        handles, texts = zip(*(entries[i] for i in sorted(entries))) if entries else ((), ())
+        inside = len(handles) <= MAX_INNER_LEGEND and max(map(len, texts), default=0) <= MAX_INNER_TEXT
+        if inside:  # (explicit texts: one starting with "_" was left out of the legend)
+            row[0].legend(handles, texts, fontsize=7, loc="lower right")
+        else:  # (inside, 45 entries hid the panel and overflowed the row, a long label the panels to its left)
+            legend = row[-1].legend(handles, texts, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                                    ncol=-(-len(handles) // LEGEND_ROWS), borderaxespad=0.0)
+            legend.set_in_layout(False)  # (the saved image grows to hold it: plot_cdf_grid's bbox_inches)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -113,8 +147,10 @@ def plot_cdf_grid(groups: Sequence[tuple[str, Lines]], path: str | Path, title: 
     fig = cdf_figure(groups, title, series)
     import matplotlib.pyplot as plt  # (after cdf_figure chose the Agg backend)
 
-    try:
-        return atomic.write_figure(path, fig, dpi=120)
+    outside = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None and not ax.get_legend().get_in_layout()]
+    try:  # (a legend right of the panels: the image is widened to hold it)
+        return atomic.write_figure(path, fig, dpi=120,
+                                   **({"bbox_inches": "tight", "bbox_extra_artists": outside} if outside else {}))
     finally:
         plt.close(fig)
 
