@@ -85,3 +85,92 @@ def test_many_policies_get_a_legend_beside_the_row(capsys, monkeypatch, tmp_path
     with Image.open(tmp_path / "cdf.png") as image:
         width = image.width
     assert width > fig.get_figwidth() * 120 * 1.1  # (the image grew to hold the legend beside the panels)
+
+
+@pytest.fixture(scope="module")
+def traced_run(tmp_path_factory):
+    """A saved 2-replica run with its step trace (replica 1 idles between two bursts)."""
+    from conftest import LinearProfile, make_workload
+    from ltrsched.policies import make_policy
+    from ltrsched.routers import make_router
+    from ltrsched.sim import SimConfig
+    from ltrsched.sim.cluster import simulate_cluster
+
+    wl = make_workload([30, 10, 20, 40], [5, 1, 3, 2], [0.0, 0.0, 2.0, 2.0])
+    result = simulate_cluster(wl, make_policy("fcfs"), SimConfig(profile=LinearProfile(), record_steps=True), 2,
+                              make_router("round-robin"))
+    return result.save(tmp_path_factory.mktemp("traced") / "run")
+
+
+def assert_chrome_trace(path):
+    """What the trace-event format (and Perfetto's JSON importer) needs: a ``traceEvents`` list of events, each
+    with a name, a phase ``ph`` and whole process and thread ids; slices (X) and counters (C) a finite timestamp
+    ``ts`` [us] >= 0, slices a duration, counters finite numbers only; no NaN or Infinity anywhere."""
+    import math
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} in the trace")
+
+    doc = json.loads(path.read_text(), parse_constant=refuse)
+    assert isinstance(doc, dict) and isinstance(doc["traceEvents"], list) and doc["traceEvents"]
+    number = (int, float)
+    for e in doc["traceEvents"]:
+        assert isinstance(e["name"], str) and e["ph"] in ("M", "X", "C"), e
+        assert type(e["pid"]) is int and e["pid"] >= 0 and type(e.get("tid", 0)) is int, e
+        if e["ph"] in ("X", "C"):
+            assert isinstance(e["ts"], number) and math.isfinite(e["ts"]) and e["ts"] >= 0, e
+        if e["ph"] == "X":
+            assert isinstance(e["dur"], number) and math.isfinite(e["dur"]) and e["dur"] >= 0, e
+        if e["ph"] == "C":
+            assert e["args"] and all(isinstance(v, number) and not isinstance(v, bool) and math.isfinite(v)
+                                     for v in e["args"].values()), e
+    return doc
+
+
+def test_plot_trace_writes_a_valid_chrome_trace(capsys, tmp_path, traced_run):
+    r = run_cli_fast(capsys, "plot", "trace", traced_run, "-o", tmp_path / "t.json")
+    assert r.returncode == 0, r.stderr
+    doc = assert_chrome_trace(tmp_path / "t.json")
+    assert {e["pid"] for e in doc["traceEvents"]} == {0, 1}
+
+
+@pytest.mark.parametrize("column, value, message", [
+    # a NaN or infinite replica: ValueError/OverflowError tracebacks from int(); 0.5 was drawn as replica 0
+    ("replica", pl.lit(float("nan")), "column 'replica' has values that are not finite"),
+    ("replica", pl.lit(float("inf")), "column 'replica' has values that are not finite"),
+    ("replica", pl.Series([0.5]), "column 'replica' holds 1 value(s) that are no replica number, a whole number in "
+                                  "[0, 2,147,483,648) (first: 0.5)"),
+    ("replica", pl.Series([-1]), "(first: -1)"),
+    ("replica", pl.Series([2**40]), "(first: 1.09951e+12)"),
+    # a NaN or infinite counter was written as null ("seqs": null), exit 0: no counter for viewers
+    ("num_seqs", pl.Series([float("nan")]), "column 'num_seqs' has values that are not finite"),
+    ("blocks_in_use", pl.Series([float("inf")]), "column 'blocks_in_use' has values that are not finite"),
+    ("num_evicted", pl.Series([-2]), "column 'num_evicted' holds 1 negative value(s) (first: -2), no count"),
+])
+def test_plot_trace_of_a_damaged_step_trace_is_one_line(capsys, tmp_path, traced_run, column, value, message):
+    """One step's value damaged (the first, or all of them for a literal)."""
+    run = tmp_path / "run"
+    shutil.copytree(traced_run, run)
+    steps = pl.read_parquet(run / "steps.parquet")
+    if isinstance(value, pl.Series):  # the first step's value only
+        value = pl.when(pl.int_range(pl.len()) == 0).then(pl.lit(value[0])).otherwise(pl.col(column))
+    steps.with_columns(value.alias(column)).write_parquet(run / "steps.parquet")
+    assert_one_line_error(run_cli_fast(capsys, "plot", "trace", run, "-o", tmp_path / "t.json"), message)
+    assert not (tmp_path / "t.json").exists()
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("no steps", "the step trace holds no steps: nothing to trace"),  # an empty trace, exit 0
+    ("meta list", "the run's 'meta' is list, not a table: a damaged summary.json"),  # AttributeError traceback
+])
+def test_plot_trace_of_an_empty_trace_or_a_damaged_summary_is_one_line(capsys, tmp_path, traced_run, damage,
+                                                                       message):
+    run = tmp_path / "run"
+    shutil.copytree(traced_run, run)
+    if damage == "no steps":
+        pl.read_parquet(run / "steps.parquet").head(0).write_parquet(run / "steps.parquet")
+    else:
+        summary = json.loads((run / "summary.json").read_text())
+        (run / "summary.json").write_text(json.dumps({**summary, "meta": [1]}))
+    assert_one_line_error(run_cli_fast(capsys, "plot", "trace", run, "-o", tmp_path / "t.json"), message)
+    assert not (tmp_path / "t.json").exists()

@@ -39,6 +39,8 @@ def chrome_trace(steps: pl.DataFrame, meta: dict[str, Any] | None = None) -> dic
     if missing:
         raise UserError(f"the step trace lacks {', '.join(missing)}; record it with simulate --record-steps")
     _check_numbers(steps)
+    if meta is not None and not isinstance(meta, dict):  # (an AttributeError traceback)
+        raise UserError(f"the run's 'meta' is {type(meta).__name__}, not a table: a damaged summary.json")
     meta = meta or {}
     if "replica" not in steps.columns:
         steps = steps.with_columns(replica=pl.lit(0, dtype=pl.Int64))
@@ -56,23 +58,41 @@ def chrome_trace(steps: pl.DataFrame, meta: dict[str, Any] | None = None) -> dic
     }
 
 
+#: One more than the largest replica number a trace takes (its process id, a 32-bit integer in trace viewers).
+PID_LIMIT = 2**31
+
+
 def _check_numbers(steps: pl.DataFrame) -> None:
-    """Raise :class:`UserError` where a column the trace reads is not numbers in every step (text, a missing
-    value, a start or duration [s] that is not finite, negative or above :data:`MAX_PLOTTED_S`: a damaged or
-    foreign steps.parquet)."""
+    """Raise :class:`UserError` where a column the trace reads is not numbers in every step (a damaged or foreign
+    steps.parquet): text, a missing value, a value that is not finite (a counter written as ``null``, a replica a
+    ``ValueError`` traceback), a negative one, a start or duration [s] above :data:`MAX_PLOTTED_S`, a replica that
+    is no whole number below :data:`PID_LIMIT` (0.5 and 0 were drawn as one replica), or no step at all (an empty
+    trace, exit 0)."""
+    if not steps.height:
+        raise UserError("the step trace holds no steps: nothing to trace")
     for c in (*REQUIRED, *(["replica"] if "replica" in steps.columns else [])):
         column = steps[c]
         if not column.dtype.is_numeric():
             raise UserError(f"the step trace's column {c!r} holds {column.dtype}, not numbers")
         if column.null_count():
             raise UserError(f"the step trace's column {c!r} has {column.null_count()} missing value(s)")
-        if c in ("start", "duration") and not column.cast(pl.Float64).is_finite().all():
+        values = column.cast(pl.Float64)
+        if not values.is_finite().all():
             raise UserError(f"the step trace's column {c!r} has values that are not finite (NaN or infinite)")
         if c in ("start", "duration"):  # 1.7e308 s is an infinite number of microseconds: "ts": null, exit 0
             bad = column.filter((column < 0) | (column > MAX_PLOTTED_S))
             if bad.len():
                 raise UserError(f"the step trace's column {c!r} holds {bad.len()} value(s) outside [0, "
                                 f"{MAX_PLOTTED_S:.0e}] s (first: {bad[0]:g})")
+        elif c == "replica":
+            bad = column.filter((values < 0) | (values >= PID_LIMIT) | (values != values.floor()))
+            if bad.len():
+                raise UserError(f"the step trace's column 'replica' holds {bad.len()} value(s) that are no replica "
+                                f"number, a whole number in [0, {PID_LIMIT:,}) (first: {bad[0]:g})")
+        elif (values < 0).any():
+            bad = column.filter(values < 0)
+            raise UserError(f"the step trace's column {c!r} holds {bad.len()} negative value(s) (first: {bad[0]:g}), "
+                            "no count")
 
 
 def _replica_events(pid: int, steps: pl.DataFrame) -> list[dict[str, Any]]:
