@@ -174,3 +174,25 @@ def test_plot_trace_of_an_empty_trace_or_a_damaged_summary_is_one_line(capsys, t
         (run / "summary.json").write_text(json.dumps({**summary, "meta": [1]}))
     assert_one_line_error(run_cli_fast(capsys, "plot", "trace", run, "-o", tmp_path / "t.json"), message)
     assert not (tmp_path / "t.json").exists()
+
+
+@pytest.mark.filterwarnings("error")
+def test_simulate_cdf_of_a_plugin_policy_named_with_dollars_and_1_token_outputs(capsys, monkeypatch, tmp_path):
+    """`simulate --cdf` labels its line with the policy: a plugin's policy named `$\\foo$` ended in a mathtext
+    traceback after the run; 1-token outputs (no TPOT) leave the TPOT panel saying so."""
+    from conftest import make_workload
+    from ltrsched import atomic
+
+    (tmp_path / "dollar.py").write_text(
+        "from ltrsched.policies import Policy, register\n\n"
+        "@register\nclass Dollar(Policy):\n    \"\"\"FCFS under a name matplotlib would typeset.\"\"\"\n\n"
+        "    name = '$\\\\foo$'\n\n    def rank(self, view):\n        return view.order_by(view.arrival_time)\n")
+    make_workload([10, 20, 30], [1, 1, 1]).save(tmp_path / "w.parquet")
+    figures, write = [], atomic.write_figure
+    monkeypatch.setattr(atomic, "write_figure", lambda path, fig, **kw: figures.append(fig) or write(path, fig, **kw))
+    r = run_cli_fast(capsys, "simulate", "-w", "w.parquet", "--plugin", "dollar.py", "--policy", "$\\foo$",
+                     "--cdf", "c.png", cwd=tmp_path)
+    assert r.returncode == 0 and r.stderr == "", r.stderr[-2000:]
+    (fig,) = figures
+    assert legend_texts(fig) == [["\\$\\foo\\$ (n=3)"]]
+    assert [t.get_text() for t in fig.axes[2].texts] == ["no finite values"]
