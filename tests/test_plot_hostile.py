@@ -196,3 +196,16 @@ def test_simulate_cdf_of_a_plugin_policy_named_with_dollars_and_1_token_outputs(
     (fig,) = figures
     assert legend_texts(fig) == [["\\$\\foo\\$ (n=3)"]]
     assert [t.get_text() for t in fig.axes[2].texts] == ["no finite values"]
+
+
+@pytest.mark.filterwarnings("error")
+def test_reproduce_line_panels_with_a_panel_of_zeros_or_missing_values(tmp_path):
+    """A fig3/fig4 panel whose values were all missing (NaN, a summary's null) ended `reproduce` in "ValueError: Data
+    cannot be log-scaled"; one of zeros only (no request waited at a low rate) warned "Data has no positive values".
+    Such a panel's axis stays linear now."""
+    from ltrsched.experiments.plotting import line_panels
+
+    panels = {"missing": {"FCFS": ([2, 8], [float("nan"), None]), "LTR": ([2, 8], [None, None])},
+              "zeros": {"FCFS": ([2, 8], [0.0, 0.0])},
+              "some": {"FCFS": ([2, 8], [0.5, 2.0]), "LTR": ([2, 8], [None, 1.0])}}
+    assert line_panels(panels, tmp_path / "f.png", "rate", "wait").read_bytes()[:4] == b"\x89PNG"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Sequence
+import math
+from typing import Iterable, Mapping, Sequence
 
 import matplotlib
 
@@ -11,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ltrsched import atomic  # noqa: E402
+from ltrsched.plots.cdf import shown_text  # noqa: E402
 from ltrsched.plots.styles import SeriesStyle, series_styles  # noqa: E402
 
 #: Consistent colour and marker per policy label across figures.
@@ -40,7 +42,9 @@ def styles(labels: Sequence[str]) -> dict[str, SeriesStyle]:
 
 def line_panels(panels: Mapping[str, Series], path: Path, xlabel: str, ylabel: str | Sequence[str],
                 logy: bool = True, logx: bool = True, ncols: int | None = None, title: str = "") -> Path:
-    """One subplot per panel (title -> series), shared legend; writes ``path`` (PNG)."""
+    """One subplot per panel (title -> series), shared legend; writes ``path`` (PNG). A log axis only where the
+    panel has a finite value above 0 (a panel whose values were all 0 or NaN ended the figure in a ValueError:
+    "Data cannot be log-scaled")."""
     names = list(panels)
     ncols = ncols or len(names)
     nrows = -(-len(names) // ncols)
@@ -52,19 +56,19 @@ def line_panels(panels: Mapping[str, Series], path: Path, xlabel: str, ylabel: s
         for label, (x, y) in panels[name].items():
             marker = STYLE.get(label, (None, "."))[1]
             (h,) = ax.plot(x, y, marker=marker, color=style[label].color, linestyle=style[label].linestyle,
-                           label=label, linewidth=1.5, markersize=6)
+                           label=shown_text(label), linewidth=1.5, markersize=6)
             handles.setdefault(label, h)
-        if logy:
+        if logy and _any_positive(y for _, y in panels[name].values()):  # (else a ValueError traceback)
             ax.set_yscale("log")
-        if logx:
+        if logx and _any_positive(x for x, _ in panels[name].values()):
             ax.set_xscale("log", base=2)
-        ax.set_title(name, fontsize=10)
+        ax.set_title(shown_text(name), fontsize=10)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(yl)
         ax.grid(True, which="both", alpha=0.3)
     for ax in list(axes.flat)[len(names):]:
         ax.set_visible(False)
-    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=min(len(handles), 6), frameon=False,
+    fig.legend(handles.values(), [shown_text(label) for label in handles], loc="lower center", ncol=min(len(handles), 6), frameon=False,
                fontsize=9)
     if title:
         fig.suptitle(title, fontsize=11)
@@ -74,6 +78,11 @@ def line_panels(panels: Mapping[str, Series], path: Path, xlabel: str, ylabel: s
     finally:
         plt.close(fig)
     return path
+
+
+def _any_positive(values: Iterable[Sequence[float]]) -> bool:
+    """Whether any of the sequences holds a finite number above 0 (what a log axis can show; None is no number)."""
+    return any(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for vs in values for v in vs)
 
 
 def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence[float]], path: Path, ylabel: str,
@@ -88,10 +97,10 @@ def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence[float]], p
     style = styles([label.split(" (")[0] for label in series])  # ("LTR (ours)" and "LTR (paper)" alike)
     for i, (label, values) in enumerate(series.items()):
         color = style[label.split(" (")[0]].color
-        ax.bar(x + (i - (n - 1) / 2) * width, values, width, label=label, color=color,
+        ax.bar(x + (i - (n - 1) / 2) * width, values, width, label=shown_text(label), color=color,
                hatch="//" if label in hatched else None, alpha=0.55 if label in hatched else 1.0,
                edgecolor="black", linewidth=0.4)
-    ax.set_xticks(x, groups)
+    ax.set_xticks(x, [shown_text(g) for g in groups])
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title, fontsize=11)
