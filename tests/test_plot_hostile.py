@@ -209,3 +209,18 @@ def test_reproduce_line_panels_with_a_panel_of_zeros_or_missing_values(tmp_path)
               "zeros": {"FCFS": ([2, 8], [0.0, 0.0])},
               "some": {"FCFS": ([2, 8], [0.5, 2.0]), "LTR": ([2, 8], [None, 1.0])}}
     assert line_panels(panels, tmp_path / "f.png", "rate", "wait").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_plot_cdf_of_a_validate_directory_names_the_runs_it_holds(capsys, tmp_path, one_run):
+    """validate's --out holds runs/CASE/POLICY/{engine,sim}, deeper than a sweep's runs/HASH: plot cdf said only
+    "neither a run directory nor a sweep/reproduce directory", with no word of the runs there."""
+    out = tmp_path / "v"
+    for kind in ("engine", "sim"):
+        copy_run(one_run, out / "runs" / "burst" / "fcfs" / kind)
+    r = run_cli_fast(capsys, "plot", "cdf", out, "-o", tmp_path / "c.png")
+    assert_one_line_error(r, f"{out}: neither a run directory (summary.json + requests.parquet) nor a sweep/reproduce "
+                             f"directory with finished runs under runs/; it holds runs deeper down (e.g. "
+                             f"{out / 'runs' / 'burst' / 'fcfs' / 'engine'}): give their directories")
+    r = run_cli_fast(capsys, "plot", "cdf", *(out / "runs" / "burst" / "fcfs" / k for k in ("engine", "sim")),
+                     "-o", tmp_path / "c.png")
+    assert r.returncode == 0 and "2 runs" in r.stdout, r.stderr

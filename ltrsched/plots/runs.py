@@ -60,8 +60,20 @@ def _run_dirs(path: Path) -> list[Path]:
         found = sorted(d for d in runs.iterdir() if (d / "summary.json").is_file() and (d / "requests.parquet").is_file())
         if found:
             return found
+    inner = _a_run_deeper(path) if path.is_dir() else None
     raise UserError(f"{path}: neither a run directory (summary.json + requests.parquet) nor a sweep/reproduce "
-                    "directory with finished runs under runs/")
+                    "directory with finished runs under runs/" + (
+                        "" if inner is None else f"; it holds runs deeper down (e.g. {inner}): give their directories"))
+
+
+def _a_run_deeper(directory: Path) -> Path | None:
+    """The first run directory (summary.json + requests.parquet) 1 to 4 levels under ``directory`` (validate's
+    runs/CASE/POLICY/{engine,sim}), or None: what a directory plot cdf cannot read holds."""
+    for depth in range(1, 5):
+        for summary in sorted(directory.glob("/".join(["*"] * depth) + "/summary.json")):
+            if summary.is_file() and (summary.parent / "requests.parquet").is_file():
+                return summary.parent
+    return None
 
 
 def _check_meta(meta: Any) -> None:
