@@ -224,3 +224,15 @@ def test_plot_cdf_of_a_validate_directory_names_the_runs_it_holds(capsys, tmp_pa
     r = run_cli_fast(capsys, "plot", "cdf", *(out / "runs" / "burst" / "fcfs" / k for k in ("engine", "sim")),
                      "-o", tmp_path / "c.png")
     assert r.returncode == 0 and "2 runs" in r.stdout, r.stderr
+
+
+def test_a_lone_requests_cdf_is_a_visible_step(capsys, monkeypatch, tmp_path, one_run):
+    """A run with one finished request: its CDF, one point at (x, 1), was drawn as a line of one point, nothing to
+    see; each line now rises from 0 at its smallest value."""
+    run = copy_run(one_run, tmp_path / "lone", requests=lambda t: t.head(1))
+    fig = plotted(capsys, monkeypatch, run, "-o", tmp_path / "c.png")
+    for ax in fig.axes:
+        (line,) = ax.get_lines()
+        x, y = line.get_xdata(), line.get_ydata()
+        assert len(x) == 2 and x[0] == x[1] and list(y) == [0.0, 1.0]
+    assert legend_texts(fig) == [["FCFS (n=1)"]]

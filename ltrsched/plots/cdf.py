@@ -108,8 +108,9 @@ def cdf_figure(groups: Sequence[tuple[str, Lines]], title: str = "", series: Map
                     continue
                 style = styles[series.get(label, label)]
                 text = f"{shown_text(label)} (n={len(x)})"
-                (line,) = ax.step(x, y, where="post", label=text, linewidth=1.4, color=style.color,
-                                  linestyle=style.linestyle)
+                # (from 0 at the smallest value: a lone request's CDF, one point, was drawn as nothing)
+                (line,) = ax.step(np.r_[x[0], x], np.r_[0.0, y], where="post", label=text, linewidth=1.4,
+                                  color=style.color, linestyle=style.linestyle)
                 entries.setdefault(i, (line, text))
                 positive = x[x > 0]
                 if len(positive):
