@@ -236,3 +236,13 @@ def test_a_lone_requests_cdf_is_a_visible_step(capsys, monkeypatch, tmp_path, on
         x, y = line.get_xdata(), line.get_ydata()
         assert len(x) == 2 and x[0] == x[1] and list(y) == [0.0, 1.0]
     assert legend_texts(fig) == [["FCFS (n=1)"]]
+
+
+def test_a_lone_replica_beside_a_cluster_run_is_labelled_without_a_router(tmp_path, one_run):
+    """A run directory of one replica plotted beside a cluster run: its line read "FCFS x1 router None"."""
+    from ltrsched.plots.runs import group_for_plot, load_runs
+
+    copy_run(one_run, tmp_path / "sweep" / "runs" / "a")
+    copy_run(one_run, tmp_path / "sweep" / "runs" / "b", replicas=2, router="round-robin")
+    ((_, lines),) = group_for_plot(load_runs([tmp_path / "sweep"]))
+    assert [label for label, _ in lines] == ["FCFS x1", "FCFS x2 router round-robin"]

@@ -165,6 +165,12 @@ def _text(name: str, value: Any) -> str:
     return f"{name} {value}"
 
 
+def _label(run: SavedRun, keys: list[str]) -> str:
+    """The run's values of the fields ``keys``, as a line label; a lone replica's router (none) is left out: beside
+    a cluster run it read "fcfs x1 router None"."""
+    return " ".join(_text(k, run.fields.get(k)) for k in keys if not (k == "router" and run.fields.get(k) is None))
+
+
 def group_for_plot(runs: list[SavedRun]) -> list[tuple[str, list[tuple[str, pl.DataFrame]]]]:
     """Runs grouped by setting (one panel row each; the settings that vary name it), each a list of
     (line label, requests); lines are labelled by the policy and whatever cluster fields vary."""
@@ -197,8 +203,8 @@ def _lines(runs: list[SavedRun], line_keys: list[str],
     """(label, series, requests) per run of one panel row. Runs whose labels would be equal (e.g. the same policy
     at another --max-num-seqs) get the settings that differ between them, else their directory's name; the series
     is named by ``series_keys`` and the same addition."""
-    labels = [" ".join(_text(k, r.fields.get(k)) for k in line_keys) for r in runs]
-    series = [" ".join(_text(k, r.fields.get(k)) for k in series_keys) for r in runs]
+    labels = [_label(r, line_keys) for r in runs]
+    series = [_label(r, series_keys) for r in runs]
     for label in set(labels):
         same = [i for i, text in enumerate(labels) if text == label]
         if len(same) < 2:
