@@ -75,7 +75,8 @@ def test_a_reproduce_directorys_policy_keeps_its_colour_when_its_predictor_chang
     for name, label, workload, scoring in (("a", "FCFS", "sharegpt", "none"), ("b", "LTR", "sharegpt", "trained-ltr:a"),
                                            ("c", "PO", "sharegpt", "approx-po:tau=0.5"),
                                            ("d", "PO", "lmsys", "approx-po:tau=0.6"),
-                                           ("e", "LTR", "lmsys", "approx-score:tau=0.6"), ("f", "FCFS", "lmsys", "none")):
+                                           ("e", "LTR", "lmsys", "approx-score:tau=0.6"),
+                                           ("f", "FCFS", "lmsys", "none")):
         save_run(runs / name, label, workload=workload, scoring=scoring)
     fig, _ = plotted(capsys, monkeypatch, tmp_path / "results", "-o", tmp_path / "cdf.png")
     drawn = line_styles(fig)

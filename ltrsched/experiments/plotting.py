@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 import math
+from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import matplotlib
@@ -68,8 +68,8 @@ def line_panels(panels: Mapping[str, Series], path: Path, xlabel: str, ylabel: s
         ax.grid(True, which="both", alpha=0.3)
     for ax in list(axes.flat)[len(names):]:
         ax.set_visible(False)
-    fig.legend(handles.values(), [shown_text(label) for label in handles], loc="lower center", ncol=min(len(handles), 6), frameon=False,
-               fontsize=9)
+    fig.legend(handles.values(), [shown_text(label) for label in handles], loc="lower center",
+               ncol=min(len(handles), 6), frameon=False, fontsize=9)
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout(rect=(0, 0.08, 1, 0.95 if title else 1))

@@ -148,7 +148,8 @@ def plot_cdf_grid(groups: Sequence[tuple[str, Lines]], path: str | Path, title: 
     fig = cdf_figure(groups, title, series)
     import matplotlib.pyplot as plt  # (after cdf_figure chose the Agg backend)
 
-    outside = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None and not ax.get_legend().get_in_layout()]
+    outside = [legend for legend in (ax.get_legend() for ax in fig.axes)
+               if legend is not None and not legend.get_in_layout()]
     try:  # (a legend right of the panels: the image is widened to hold it)
         return atomic.write_figure(path, fig, dpi=120,
                                    **({"bbox_inches": "tight", "bbox_extra_artists": outside} if outside else {}))
