@@ -189,7 +189,8 @@ def test_replay_refuses_a_huge_cpu_kv_cache_without_importing_vllm():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     status, imported, seconds = r.stdout.split()
     assert (status, imported) == ("2", "False"), r.stderr[-2000:]
-    assert float(seconds) < 10, seconds  # (vLLM refused it after loading the model, about 40 s)
+    # (vLLM refused it after loading the model, about 40 s; the check now comes before vLLM's import, asserted above,
+    # not by wall time, which a loaded 2-core box stretches past any fixed bound)
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --kv-cache-gib 100000 asks for a KV cache of 100,000.0 GiB, "
                                                    "more than the "), r.stderr[-2000:]
