@@ -92,9 +92,12 @@ def test_which_layers_slide_is_read_as_vllm_reads_it(config, full, sliding, know
     # which vLLM refuses at its start.
     (GEMMA2, {"num_gpu_blocks": 10}, 512, "each holds one of vLLM's KV groups of 3 layers (3 attending to the whole "
                                           "context, 3 with the model's 256-token sliding window"),
-    # the same bytes as --kv-cache-gib: 20 blocks of 3 layers (1,280 tokens) if the class slides its layers, 10 of 6
-    # if it does not (1,152): the smaller; it was 1,024
-    (GEMMA2, {"kv_cache_gib": 10 * 6 * 128 * 2 * 4 * 64 * 4 / 2**30}, 1152, "the smaller bound of the two"),
+    # the same bytes as --kv-cache-gib: 20 blocks of 3 layers (1,280 tokens), as vLLM's Gemma-2 model reads its
+    # layer_types (it was the smaller bound of that and of 10 blocks of 6 layers, 1,152; before, 1,024)
+    (GEMMA2, {"kv_cache_gib": 10 * 6 * 128 * 2 * 4 * 64 * 4 / 2**30}, 1280, "KV groups of 3 layers"),
+    # a model whose vLLM module reads no layer_types (Mistral's takes its layers from Llama's): both bounds, the smaller
+    ({**MISTRAL, "layer_types": ["sliding_attention", "full_attention"] * 3},
+     {"kv_cache_gib": 10 * 6 * 128 * 2 * 4 * 64 * 4 / 2**30}, 1152, "the smaller bound of the two"),
     # every layer of a Mistral slides: the window (255 + a step's 768 tokens) takes 9 blocks whatever the context,
     # so 20 blocks hold the whole 4,096-token context, which vLLM accepts; it was bounded at 2,304
     (MISTRAL, {"num_gpu_blocks": 20}, 4096, "max_position_embeddings"),
@@ -121,23 +124,36 @@ def test_a_stated_kv_cache_bounds_the_context_as_vllm_counts_its_groups(tmp_path
             check_context_before_start(make_workload([bound - 3], [4]), engine)
 
 
+#: The step's token budget of :func:`gemma2_vllm_config` [tokens].
+VLLM_BUDGET = 256
+
+
+@pytest.fixture(scope="module")
+def gemma2_vllm_config(tmp_path_factory):
+    """vLLM's own configuration of a Gemma-2 model directory as the CPU engine starts it (blocks of 32 tokens, a step
+    of :data:`VLLM_BUDGET` tokens), without starting it: what its KV planner reads (built once, seconds)."""
+    from vllm.engine.arg_utils import EngineArgs
+
+    vllm_config = EngineArgs(model=str(_model_dir(tmp_path_factory.mktemp("gemma2"), GEMMA2)),
+                             skip_tokenizer_init=True, max_num_batched_tokens=VLLM_BUDGET, block_size=32,
+                             enable_prefix_caching=False, async_scheduling=False).create_engine_config()
+    vllm_config.cache_config.kv_cache_layout = "LBHNC"  # (the CPU attention's; the engine core resolves it)
+    return vllm_config
+
+
 @pytest.mark.vllm
-def test_the_bound_is_vllms_own_count_at_its_start(tmp_path):
+def test_the_bound_is_vllms_own_count_at_its_start(gemma2_vllm_config):
     """vLLM's own start-up planning (its KV groups of full-attention and sliding-window layer specs, and the check that
     one request of max_model_len fits the pool less its null block) admits each bound and refuses one token more,
     for the pool stated in blocks and in bytes."""
     import torch
-    from vllm.engine.arg_utils import EngineArgs
     from vllm.v1.core.kv_cache_utils import get_kv_cache_configs
     from vllm.v1.kv_cache_interface import FullAttentionSpec, SlidingWindowSpec
 
     from ltrsched.engine import kv_layers
 
-    block, budget, page = 32, 256, 32 * 2 * 2 * 64 * 4
-    vllm_config = EngineArgs(model=str(_model_dir(tmp_path / "m", GEMMA2)), skip_tokenizer_init=True,
-                             max_num_batched_tokens=budget, block_size=block, enable_prefix_caching=False,
-                             async_scheduling=False).create_engine_config()
-    vllm_config.cache_config.kv_cache_layout = "LBHNC"  # (the CPU attention's; the engine core resolves it)
+    block, budget, page = 32, VLLM_BUDGET, 32 * 2 * 2 * 64 * 4
+    vllm_config = gemma2_vllm_config
 
     def admits(kinds, window, tokens, blocks=None, memory=10**12):
         shape = dict(block_size=block, num_kv_heads=2, head_size=64, dtype=torch.float32)
@@ -169,6 +185,51 @@ def test_the_bound_is_vllms_own_count_at_its_start(tmp_path):
                     assert bound == 0 or admits(kinds, window, bound, **stated), (kinds, window, stated, bound)
                     assert not admits(kinds, window, bound + 1, **stated), (kinds, window, stated, bound)
     assert seen == {True, False}
+
+
+@pytest.mark.vllm
+@pytest.mark.parametrize("config", [GEMMA2, GEMMA3, TINY, {**GEMMA2, "num_hidden_layers": 5}])
+def test_the_kv_bytes_reserved_for_stated_blocks_are_what_vllm_allocates(tmp_path, gemma2_vllm_config, config):
+    """--num-gpu-blocks N on the CPU engine reserved N blocks of every layer (vLLM's kv_cache_memory_bytes, checked
+    against the RAM available), but vLLM 0.32 puts a model's full-attention and sliding-window layers in KV groups and
+    a block of its pool holds one group's layers: for Gemma-2 (3 + 3 layers) twice the bytes vLLM allocates. Now
+    exactly vLLM's: its planner, given the specs of the model's layers (the kinds transformers' config class builds,
+    which vLLM's model reads) and the bytes reserved, allocates them all for N blocks."""
+    import torch
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+    from vllm.v1.core.kv_cache_utils import get_kv_cache_configs
+    from vllm.v1.kv_cache_interface import FullAttentionSpec, SlidingWindowSpec
+
+    from ltrsched.engine.runner import engine_kwargs
+
+    blocks, block = 20, 128  # (Gemma-3: a request of one block takes 11, one in each of 6 groups, 5 more)
+    engine = _cpu_config(model=str(_model_dir(tmp_path / "m", config)), num_gpu_blocks=blocks, block_size=block)
+    reserved = engine_kwargs(engine, "dummy")["kv_cache_memory_bytes"]
+    fields = {k: v for k, v in config.items() if k not in ("model_type", "architectures")}
+    kinds = getattr(CONFIG_MAPPING[config["model_type"]](**fields), "layer_types", None) or ["full_attention"] * 2
+    shape = dict(block_size=block, num_kv_heads=4, head_size=64, dtype=torch.float32)  # (float32: the CPU default)
+    specs = {f"model.layers.{i}.self_attn.attn": SlidingWindowSpec(sliding_window=256, **shape)
+             if kind == "sliding_attention" else FullAttentionSpec(**shape) for i, kind in enumerate(kinds)}
+    gemma2_vllm_config.model_config.max_model_len = block  # (a request of one block: the pool admits it)
+    gemma2_vllm_config.cache_config.num_gpu_blocks_override = blocks
+    (planned,) = get_kv_cache_configs(gemma2_vllm_config, [specs], [reserved])
+    assert planned.num_blocks == blocks
+    assert {tensor.size for tensor in planned.kv_cache_tensors} == {reserved}  # (the groups alias one region)
+
+
+def test_the_ram_check_of_stated_blocks_counts_vllms_kv_groups(tmp_path, monkeypatch):
+    """--num-gpu-blocks 600 of a Gemma-2 (3 + 3 layers in two KV groups: a block holds 128 tokens of 3 layers, 0.75
+    MiB) was refused on a machine with 0.5 GiB available, counted as 600 blocks of all 6 layers (0.88 GiB); vLLM
+    allocates 0.44 GiB. Refused only beyond what vLLM allocates, naming the group's bytes."""
+    import ltrsched.engine.platform as platform
+
+    monkeypatch.setattr(platform, "available_memory_bytes", lambda: 2**29)
+    monkeypatch.setattr(platform, "memory_gib", lambda: 8.0)
+    path = str(_model_dir(tmp_path / "m", GEMMA2))
+    assert _cpu_config(model=path, num_gpu_blocks=600).num_gpu_blocks == 600
+    with pytest.raises(UserError, match=r"^--num-gpu-blocks 700 asks for a KV cache of 0\.5 GiB \(700 blocks x 128 "
+                                        r"tokens x 6,144 bytes per token of .* in one of vLLM's KV groups\), more"):
+        _cpu_config(model=path, num_gpu_blocks=700)
 
 
 # --- a composite model's RoPE factor is its text model's ------------------------------------------------------------
