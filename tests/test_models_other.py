@@ -720,6 +720,60 @@ def test_a_rope_base_vllms_gptj_serves_or_a_model_without_rope_ignores_passes(co
     check_rope_theta(config, "config.json")
 
 
+# --- RoPE's base where DBRX and ChatGLM keep it, and of model types vLLM reads through config classes of its own ------
+
+DBRX = {"model_type": "dbrx", "architectures": ["DbrxForCausalLM"], "d_model": 256, "n_heads": 4, "n_layers": 2,
+        "max_seq_len": 4096, "vocab_size": 1000, "torch_dtype": "float32",
+        "attn_config": {"kv_n_heads": 4, "rope_theta": 500000},
+        "ffn_config": {"ffn_hidden_size": 512, "moe_num_experts": 4, "moe_top_k": 1}}
+#: Types transformers does not know, vLLM reads with its own class (Step3TextConfig, ChatGLMConfig), and one it
+#: reads with transformers' class of another type (kimi_k2: DeepseekV3Config).
+STEP3 = {**TINY, "model_type": "step3_text", "architectures": ["Step3TextForCausalLM"]}
+CHATGLM = {**TINY, "model_type": "chatglm", "architectures": ["ChatGLMModel"]}
+KIMI_K2 = {**TINY, "model_type": "kimi_k2", "architectures": ["DeepseekV3ForCausalLM"]}
+
+
+@needs_vllm_source
+@pytest.mark.parametrize("config, says", [
+    ({**DBRX, "attn_config": {"kv_n_heads": 4, "rope_theta": "x"}},
+     ": 'attn_config.rope_theta' (RoPE's base, which vLLM's rotary embedding raises to a power) must be a positive "
+     "number, at least 1 (vLLM's model takes its whole part), got 'x'"),
+    ({**DBRX, "attn_config": {"kv_n_heads": 4, "rope_theta": 0.5}}, "at least 1 (vLLM's model takes its whole part), "
+                                                                     "got 0.5"),      # (int(0.5): base 0, NaN)
+    ({**DBRX, "attn_config": {"kv_n_heads": 4}}, " has no 'attn_config.rope_theta' (RoPE's base, which vLLM's dbrx "
+                                                 "model reads there; transformers' config class gives none)"),
+    ({**STEP3, "rope_theta": "x"}, ": 'rope_theta' (RoPE's base, which vLLM's rotary embedding raises to a power) "
+                                   "must be a positive number, got 'x'"),
+    ({**STEP3, "rope_scaling": {"rope_type": "default", "rope_theta": 0}}, "\"rope_scaling's rope_theta\" (RoPE's "
+                                                                           "base"),
+    ({**CHATGLM, "rope_ratio": 0}, ": 'rope_ratio' (RoPE's base over 10000, which vLLM's rotary embedding raises to a "
+                                   "power) must be a positive number, got 0"),
+    ({**CHATGLM, "rope_ratio": None}, "'rope_ratio' (RoPE's base over 10000"),
+    ({**KIMI_K2, "rope_theta": -1}, ": 'rope_theta' (RoPE's base, which vLLM's rotary embedding raises to a power) "
+                                    "must be a positive number, got -1"),
+])
+def test_a_rope_base_kept_elsewhere_or_read_by_vllms_own_config_class_is_checked(tmp_path, capsys, config, says):
+    """DBRX keeps its base under attn_config (vLLM's model: int(config.attn_config.rope_theta)), ChatGLM as rope_ratio
+    (10000 x it), and a type vLLM reads with a config class of its own (or transformers' class of another type) was
+    not checked at all (no transformers class of its type): a string, null, zero or a negative base was a traceback
+    once the model had loaded, or NaN. Now one line before the start, naming the key and the file."""
+    path, line = _replay_refusal(tmp_path, capsys, config)
+    assert line.startswith(f"error: {path / 'config.json'}") and says in line, line
+
+
+@needs_vllm_source
+@pytest.mark.parametrize("config", [
+    DBRX, {**DBRX, "attn_config": {"kv_n_heads": 4, "rope_theta": 1}}, STEP3, {**STEP3, "rope_theta": 5e6}, CHATGLM,
+    {**CHATGLM, "rope_ratio": 500}, KIMI_K2,
+    {**CHATGLM, "rope_theta": "x"},                                   # (vLLM's ChatGLM reads rope_ratio only)
+    {**TINY, "model_type": "RefinedWeb", "architectures": ["FalconForCausalLM"], "alibi": True, "rope_theta": [1]},
+])
+def test_a_rope_base_vllm_serves_or_ignores_where_it_is_kept_elsewhere_passes(config):
+    from ltrsched.engine.rope_theta import check_rope_theta
+
+    check_rope_theta(config, "config.json")
+
+
 @pytest.mark.parametrize("config", [
     {**TINY, "rope_scaling": {"rope_type": "linear", "factor": 2.0}},   # (transformers added its rope_theta)
     {**LLAVA, "text_config": {**TINY, "rope_scaling": {"rope_type": "linear", "factor": 2.0}}},

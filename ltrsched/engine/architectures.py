@@ -150,6 +150,33 @@ def installed_registry() -> Registry | None:
 
 
 @functools.lru_cache(maxsize=1)
+def vllm_config_classes() -> dict[str, str]:
+    """Model type -> the config class the installed vLLM reads it through instead of transformers' own (its
+    ``_CONFIG_REGISTRY``, which it registers with transformers' AutoConfig before reading a config.json), as
+    ``module.Class``: ``transformers.DeepseekV3Config`` where vLLM names an upstream class (``kimi_k2``), else its
+    own module's (``vllm.transformers_utils.configs.step3_vl.Step3TextConfig``). Read from vLLM's source, never
+    imported; empty where there is no vLLM or its source is not of the shape this reads."""
+    config, classes = _vllm_file("transformers_utils/config.py"), _vllm_file("transformers_utils/configs/__init__.py")
+    if config is None or classes is None:
+        return {}
+    try:
+        registry = _assignments(config)["_CONFIG_REGISTRY"]
+        modules = _string_dict(_assignments(classes).get("_CLASS_TO_MODULE"))
+    except (OSError, SyntaxError, ValueError, KeyError):
+        return {}
+    if not (isinstance(registry, ast.Call) and not registry.args):  # LazyConfigDict(model_type="ClassName", ...)
+        return {}
+    found: dict[str, str] = {}
+    for keyword in registry.keywords:  # (name="Class", or **{"odd-name": "Class"})
+        pairs = ({keyword.arg: keyword.value.value} if keyword.arg is not None and isinstance(keyword.value, ast.Constant)
+                 else _string_dict(keyword.value) if keyword.arg is None else {})
+        for kind, name in pairs.items():
+            if isinstance(name, str) and name in modules:
+                found[kind] = f"{modules[name]}.{name}"
+    return found
+
+
+@functools.lru_cache(maxsize=1)
 def _model_modules() -> dict[str, str]:
     """Architecture -> the module of ``vllm/model_executor/models`` that serves it, from the installed vLLM's registry
     source (its literal ``"Arch": ("module", "Class")`` entries; empty where there is no vLLM or no such source)."""
