@@ -670,6 +670,46 @@ def test_architectures_that_are_no_list_of_names_are_refused_before_vllms_import
 
 
 @needs_vllm_source
+@pytest.mark.parametrize("config, says", [
+    ({**TINY, "model_type": "no_such_type"}, ": model_type 'no_such_type' is known neither to transformers nor to "
+                                             "vLLM's own config classes"),
+    ({**TINY, "model_type": "lama"}, "(closest known: llama"),
+    ({k: v for k, v in TINY.items() if k != "model_type"}, " names no 'model_type', from which vLLM (through "
+                                                           "transformers' AutoConfig) reads it"),
+    ({**TINY, "model_type": "my_llama", "auto_map": {"AutoConfig": "configuration_my.MyConfig"}},
+     ": model_type 'my_llama' is read by the model's own code (auto_map's AutoConfig), which vLLM runs only with "
+     "trust_remote_code, which ltrsched does not set"),
+])
+def test_a_model_type_vllm_cannot_read_is_refused_before_its_import(tmp_path, capsys, config, says):
+    """A config.json whose model type neither transformers nor vLLM's own config registry knows (or that names none,
+    or that only its own code reads: ltrsched never sets trust_remote_code) passed every check and was refused by vLLM
+    only once imported, about 30 s on a CPU ("Transformers does not recognize this architecture", "Unrecognized
+    model", "contains custom code which must be executed"). Now one line first, vLLM not imported."""
+    import sys
+
+    imported = "vllm" in sys.modules
+    path, line = _replay_refusal(tmp_path, capsys, config)
+    assert line.startswith(f"error: {path / 'config.json'}") and says in line, line
+    assert imported or "vllm" not in sys.modules
+
+
+@needs_vllm_source
+@pytest.mark.parametrize("config", [
+    {**TINY, "model_type": "step3_text", "architectures": ["Step3TextForCausalLM"]},  # (vLLM's own class)
+    {**TINY, "model_type": "kimi_k2", "architectures": ["DeepseekV3ForCausalLM"]},  # (transformers' DeepseekV3Config)
+    {**TINY, "model_type": "llama", "auto_map": {"AutoConfig": "configuration_my.MyConfig"}},  # (transformers' own)
+    {k: v for k, v in TINY.items() if k != "model_type"} | {"architectures": ["LongcatFlashForCausalLM"]},
+    {k: v for k, v in TINY.items() if k != "model_type"} | {"speculators_config": {}},
+])
+def test_a_model_type_vllm_reads_with_its_own_config_class_is_left_to_it(config):
+    """Types transformers does not know but vLLM registers a config class for (its _CONFIG_REGISTRY), and a config.json
+    without model_type that vLLM maps from its architecture or its speculators_config, are read by vLLM: not refused."""
+    from ltrsched.engine.architectures import check_model_type, installed_registry
+
+    check_model_type(config, "config.json", installed_registry())
+
+
+@needs_vllm_source
 def test_no_architectures_where_the_model_type_has_no_base_class_is_refused(monkeypatch):
     """Without names vLLM takes transformers' base class of the model type (MODEL_MAPPING_NAMES); a type without one
     had "No model architectures are specified" once vLLM was imported."""
