@@ -232,6 +232,21 @@ def test_the_ram_check_of_stated_blocks_counts_vllms_kv_groups(tmp_path, monkeyp
         _cpu_config(model=path, num_gpu_blocks=700)
 
 
+def test_the_kv_cache_gib_a_probe_refusal_names_holds_the_blocks_it_names(tmp_path):
+    """profile's refusal of a --kv-cache-gib too small for its probes named the GiB of N blocks of every layer: for
+    Gemma-2 twice the blocks wanted, as vLLM (and the check's own count) holds 3 of its 6 layers in a block."""
+    from types import SimpleNamespace
+
+    from ltrsched.engine.config import stated_kv_blocks
+    from ltrsched.validation.probe_cache import _larger
+
+    path = str(_model_dir(tmp_path / "m", GEMMA2))
+    config = _cpu_config(model=path, kv_cache_gib=0.01)
+    named = _larger(SimpleNamespace(config=config, emulated=False), 46)
+    gib = float(named.split()[1])
+    assert named.endswith("(46 blocks)") and 46 <= stated_kv_blocks(_cpu_config(model=path, kv_cache_gib=gib), path) < 50
+
+
 # --- a composite model's RoPE factor is its text model's ------------------------------------------------------------
 
 LLAVA = {"model_type": "llava", "architectures": ["LlavaForConditionalGeneration"]}
