@@ -187,8 +187,13 @@ def test_the_bound_is_vllms_own_count_at_its_start(gemma2_vllm_config):
     assert seen == {True, False}
 
 
+#: A composite Gemma-3 (its language model: vLLM's Gemma3ForCausalLM, which reads layer_types).
+GEMMA3_MM = {"model_type": "gemma3", "architectures": ["Gemma3ForConditionalGeneration"],
+             "text_config": {k: v for k, v in GEMMA3.items() if k not in ("model_type", "architectures")}}
+
+
 @pytest.mark.vllm
-@pytest.mark.parametrize("config", [GEMMA2, GEMMA3, TINY, {**GEMMA2, "num_hidden_layers": 5}])
+@pytest.mark.parametrize("config", [GEMMA2, GEMMA3, TINY, {**GEMMA2, "num_hidden_layers": 5}, GEMMA3_MM])
 def test_the_kv_bytes_reserved_for_stated_blocks_are_what_vllm_allocates(tmp_path, gemma2_vllm_config, config):
     """--num-gpu-blocks N on the CPU engine reserved N blocks of every layer (vLLM's kv_cache_memory_bytes, checked
     against the RAM available), but vLLM 0.32 puts a model's full-attention and sliding-window layers in KV groups and
@@ -206,7 +211,8 @@ def test_the_kv_bytes_reserved_for_stated_blocks_are_what_vllm_allocates(tmp_pat
     engine = _cpu_config(model=str(_model_dir(tmp_path / "m", config)), num_gpu_blocks=blocks, block_size=block)
     reserved = engine_kwargs(engine, "dummy")["kv_cache_memory_bytes"]
     fields = {k: v for k, v in config.items() if k not in ("model_type", "architectures")}
-    kinds = getattr(CONFIG_MAPPING[config["model_type"]](**fields), "layer_types", None) or ["full_attention"] * 2
+    text = CONFIG_MAPPING[config["model_type"]](**fields).get_text_config()
+    kinds = getattr(text, "layer_types", None) or ["full_attention"] * 2
     shape = dict(block_size=block, num_kv_heads=4, head_size=64, dtype=torch.float32)  # (float32: the CPU default)
     specs = {f"model.layers.{i}.self_attn.attn": SlidingWindowSpec(sliding_window=256, **shape)
              if kind == "sliding_attention" else FullAttentionSpec(**shape) for i, kind in enumerate(kinds)}

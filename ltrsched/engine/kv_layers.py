@@ -17,6 +17,7 @@ Units: tokens, blocks (of ``block_size`` tokens), bytes.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 FULL, SLIDING = "full_attention", "sliding_attention"
@@ -162,15 +163,26 @@ def alternatives(layout: KVLayout) -> list[KVLayout]:
     return [layout]
 
 
+#: How a vLLM model module names the architecture of the language model it builds (a composite model's:
+#: ``init_vllm_registered_model(..., architectures=["Gemma3ForCausalLM"])``).
+_LANGUAGE_MODEL = re.compile(r'architectures=\[\s*"(\w+)"')
+
+
 def reads_layer_types(model: dict) -> bool:
     """Whether the installed vLLM's model module for the config.json ``model``'s ``architectures`` reads
-    ``layer_types`` (its per-layer sliding window: Gemma-2/3, Cohere-2, Llama), read from its source, not imported;
-    False where there is none, or it does not name them (a module that takes its layers from another: the caller
-    then keeps both of :func:`alternatives`)."""
+    ``layer_types`` (its per-layer sliding window: Gemma-2/3, Cohere-2, Llama), or, a composite model's, the module
+    of the language model it builds by name does; read from their source, not imported. False where there is none,
+    or it does not name them (a module that takes its layers from another: the caller then keeps both of
+    :func:`alternatives`)."""
     from ltrsched.engine.architectures import model_source
 
     source = model_source(model.get("architectures"))
-    return source is not None and "layer_types" in source
+    if source is None:
+        return False
+    if "layer_types" in source:
+        return True
+    inner = [model_source([name]) for name in _LANGUAGE_MODEL.findall(source)]
+    return any(text is not None and "layer_types" in text for text in inner)
 
 
 def planned(layout: KVLayout, model: dict) -> list[KVLayout]:
