@@ -250,7 +250,8 @@ def test_the_kv_cache_gib_a_probe_refusal_names_holds_the_blocks_it_names(tmp_pa
     config = _cpu_config(model=path, kv_cache_gib=0.01)
     named = _larger(SimpleNamespace(config=config, emulated=False), 46)
     gib = float(named.split()[1])
-    assert named.endswith("(46 blocks)") and 46 <= stated_kv_blocks(_cpu_config(model=path, kv_cache_gib=gib), path) < 50
+    assert named.endswith("(46 blocks)")
+    assert 46 <= stated_kv_blocks(_cpu_config(model=path, kv_cache_gib=gib), path) < 50
 
 
 # --- a composite model's RoPE factor is its text model's ------------------------------------------------------------

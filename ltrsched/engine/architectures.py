@@ -177,8 +177,10 @@ def vllm_config_classes() -> dict[str, str]:
         return {}
     found: dict[str, str] = {}
     for keyword in registry.keywords:  # (name="Class", or **{"odd-name": "Class"})
-        pairs = ({keyword.arg: keyword.value.value} if keyword.arg is not None and isinstance(keyword.value, ast.Constant)
-                 else _string_dict(keyword.value) if keyword.arg is None else {})
+        if keyword.arg is None:
+            pairs = _string_dict(keyword.value)
+        else:
+            pairs = {keyword.arg: keyword.value.value} if isinstance(keyword.value, ast.Constant) else {}
         for kind, name in pairs.items():
             if isinstance(name, str) and name in modules:
                 found[kind] = f"{modules[name]}.{name}"

@@ -166,7 +166,8 @@ def kv_cache_bytes(config: EngineConfig, path: str) -> int:
 def stated_kv_blocks(config: EngineConfig, path: str) -> int | None:
     """KV blocks the real engine allocates for ``config`` (vLLM's null block among them) where the options state
     them: ``num_gpu_blocks``, or on a CPU the blocks ``kv_cache_gib`` holds (its bytes // a block's bytes,
-    :func:`pool_block_bytes`, as vLLM divides them); None where vLLM sizes the cache by profiling a GPU's memory. ``path``: the model directory."""
+    :func:`pool_block_bytes`, as vLLM divides them); None where vLLM sizes the cache by profiling a GPU's memory.
+    ``path``: the model directory."""
     from ltrsched.engine.platform import CPU
 
     if config.num_gpu_blocks is not None:
