@@ -92,9 +92,12 @@ def test_which_layers_slide_is_read_as_vllm_reads_it(config, full, sliding, know
     # which vLLM refuses at its start.
     (GEMMA2, {"num_gpu_blocks": 10}, 512, "each holds one of vLLM's KV groups of 3 layers (3 attending to the whole "
                                           "context, 3 with the model's 256-token sliding window"),
-    # the same bytes as --kv-cache-gib: 20 blocks of 3 layers (1,280 tokens) if the class slides its layers, 10 of 6
-    # if it does not (1,152): the smaller; it was 1,024
-    (GEMMA2, {"kv_cache_gib": 10 * 6 * 128 * 2 * 4 * 64 * 4 / 2**30}, 1152, "the smaller bound of the two"),
+    # the same bytes as --kv-cache-gib: 20 blocks of 3 layers (1,280 tokens), as vLLM's Gemma-2 model reads its
+    # layer_types (it was the smaller bound of that and of 10 blocks of 6 layers, 1,152; before, 1,024)
+    (GEMMA2, {"kv_cache_gib": 10 * 6 * 128 * 2 * 4 * 64 * 4 / 2**30}, 1280, "KV groups of 3 layers"),
+    # a model whose vLLM module reads no layer_types (Mistral's takes its layers from Llama's): both bounds, the smaller
+    ({**MISTRAL, "layer_types": ["sliding_attention", "full_attention"] * 3},
+     {"kv_cache_gib": 10 * 6 * 128 * 2 * 4 * 64 * 4 / 2**30}, 1152, "the smaller bound of the two"),
     # every layer of a Mistral slides: the window (255 + a step's 768 tokens) takes 9 blocks whatever the context,
     # so 20 blocks hold the whole 4,096-token context, which vLLM accepts; it was bounded at 2,304
     (MISTRAL, {"num_gpu_blocks": 20}, 4096, "max_position_embeddings"),
@@ -121,23 +124,36 @@ def test_a_stated_kv_cache_bounds_the_context_as_vllm_counts_its_groups(tmp_path
             check_context_before_start(make_workload([bound - 3], [4]), engine)
 
 
+#: The step's token budget of :func:`gemma2_vllm_config` [tokens].
+VLLM_BUDGET = 256
+
+
+@pytest.fixture(scope="module")
+def gemma2_vllm_config(tmp_path_factory):
+    """vLLM's own configuration of a Gemma-2 model directory as the CPU engine starts it (blocks of 32 tokens, a step
+    of :data:`VLLM_BUDGET` tokens), without starting it: what its KV planner reads (built once, seconds)."""
+    from vllm.engine.arg_utils import EngineArgs
+
+    vllm_config = EngineArgs(model=str(_model_dir(tmp_path_factory.mktemp("gemma2"), GEMMA2)),
+                             skip_tokenizer_init=True, max_num_batched_tokens=VLLM_BUDGET, block_size=32,
+                             enable_prefix_caching=False, async_scheduling=False).create_engine_config()
+    vllm_config.cache_config.kv_cache_layout = "LBHNC"  # (the CPU attention's; the engine core resolves it)
+    return vllm_config
+
+
 @pytest.mark.vllm
-def test_the_bound_is_vllms_own_count_at_its_start(tmp_path):
+def test_the_bound_is_vllms_own_count_at_its_start(gemma2_vllm_config):
     """vLLM's own start-up planning (its KV groups of full-attention and sliding-window layer specs, and the check that
     one request of max_model_len fits the pool less its null block) admits each bound and refuses one token more,
     for the pool stated in blocks and in bytes."""
     import torch
-    from vllm.engine.arg_utils import EngineArgs
     from vllm.v1.core.kv_cache_utils import get_kv_cache_configs
     from vllm.v1.kv_cache_interface import FullAttentionSpec, SlidingWindowSpec
 
     from ltrsched.engine import kv_layers
 
-    block, budget, page = 32, 256, 32 * 2 * 2 * 64 * 4
-    vllm_config = EngineArgs(model=str(_model_dir(tmp_path / "m", GEMMA2)), skip_tokenizer_init=True,
-                             max_num_batched_tokens=budget, block_size=block, enable_prefix_caching=False,
-                             async_scheduling=False).create_engine_config()
-    vllm_config.cache_config.kv_cache_layout = "LBHNC"  # (the CPU attention's; the engine core resolves it)
+    block, budget, page = 32, VLLM_BUDGET, 32 * 2 * 2 * 64 * 4
+    vllm_config = gemma2_vllm_config
 
     def admits(kinds, window, tokens, blocks=None, memory=10**12):
         shape = dict(block_size=block, num_kv_heads=2, head_size=64, dtype=torch.float32)
@@ -169,6 +185,73 @@ def test_the_bound_is_vllms_own_count_at_its_start(tmp_path):
                     assert bound == 0 or admits(kinds, window, bound, **stated), (kinds, window, stated, bound)
                     assert not admits(kinds, window, bound + 1, **stated), (kinds, window, stated, bound)
     assert seen == {True, False}
+
+
+#: A composite Gemma-3 (its language model: vLLM's Gemma3ForCausalLM, which reads layer_types).
+GEMMA3_MM = {"model_type": "gemma3", "architectures": ["Gemma3ForConditionalGeneration"],
+             "text_config": {k: v for k, v in GEMMA3.items() if k not in ("model_type", "architectures")}}
+
+
+@pytest.mark.vllm
+@pytest.mark.parametrize("config", [GEMMA2, GEMMA3, TINY, {**GEMMA2, "num_hidden_layers": 5}, GEMMA3_MM])
+def test_the_kv_bytes_reserved_for_stated_blocks_are_what_vllm_allocates(tmp_path, gemma2_vllm_config, config):
+    """--num-gpu-blocks N on the CPU engine reserved N blocks of every layer (vLLM's kv_cache_memory_bytes, checked
+    against the RAM available), but vLLM 0.32 puts a model's full-attention and sliding-window layers in KV groups and
+    a block of its pool holds one group's layers: for Gemma-2 (3 + 3 layers) twice the bytes vLLM allocates. Now
+    exactly vLLM's: its planner, given the specs of the model's layers (the kinds transformers' config class builds,
+    which vLLM's model reads) and the bytes reserved, allocates them all for N blocks."""
+    import torch
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+    from vllm.v1.core.kv_cache_utils import get_kv_cache_configs
+    from vllm.v1.kv_cache_interface import FullAttentionSpec, SlidingWindowSpec
+
+    from ltrsched.engine.runner import engine_kwargs
+
+    blocks, block = 20, 128  # (Gemma-3: a request of one block takes 11, one in each of 6 groups, 5 more)
+    engine = _cpu_config(model=str(_model_dir(tmp_path / "m", config)), num_gpu_blocks=blocks, block_size=block)
+    reserved = engine_kwargs(engine, "dummy")["kv_cache_memory_bytes"]
+    fields = {k: v for k, v in config.items() if k not in ("model_type", "architectures")}
+    text = CONFIG_MAPPING[config["model_type"]](**fields).get_text_config()
+    kinds = getattr(text, "layer_types", None) or ["full_attention"] * 2
+    shape = dict(block_size=block, num_kv_heads=4, head_size=64, dtype=torch.float32)  # (float32: the CPU default)
+    specs = {f"model.layers.{i}.self_attn.attn": SlidingWindowSpec(sliding_window=256, **shape)
+             if kind == "sliding_attention" else FullAttentionSpec(**shape) for i, kind in enumerate(kinds)}
+    gemma2_vllm_config.model_config.max_model_len = block  # (a request of one block: the pool admits it)
+    gemma2_vllm_config.cache_config.num_gpu_blocks_override = blocks
+    (planned,) = get_kv_cache_configs(gemma2_vllm_config, [specs], [reserved])
+    assert planned.num_blocks == blocks
+    assert {tensor.size for tensor in planned.kv_cache_tensors} == {reserved}  # (the groups alias one region)
+
+
+def test_the_ram_check_of_stated_blocks_counts_vllms_kv_groups(tmp_path, monkeypatch):
+    """--num-gpu-blocks 600 of a Gemma-2 (3 + 3 layers in two KV groups: a block holds 128 tokens of 3 layers, 0.75
+    MiB) was refused on a machine with 0.5 GiB available, counted as 600 blocks of all 6 layers (0.88 GiB); vLLM
+    allocates 0.44 GiB. Refused only beyond what vLLM allocates, naming the group's bytes."""
+    import ltrsched.engine.platform as platform
+
+    monkeypatch.setattr(platform, "available_memory_bytes", lambda: 2**29)
+    monkeypatch.setattr(platform, "memory_gib", lambda: 8.0)
+    path = str(_model_dir(tmp_path / "m", GEMMA2))
+    assert _cpu_config(model=path, num_gpu_blocks=600).num_gpu_blocks == 600
+    with pytest.raises(UserError, match=r"^--num-gpu-blocks 700 asks for a KV cache of 0\.5 GiB \(700 blocks x 128 "
+                                        r"tokens x 6,144 bytes per token of .* in one of vLLM's KV groups\), more"):
+        _cpu_config(model=path, num_gpu_blocks=700)
+
+
+def test_the_kv_cache_gib_a_probe_refusal_names_holds_the_blocks_it_names(tmp_path):
+    """profile's refusal of a --kv-cache-gib too small for its probes named the GiB of N blocks of every layer: for
+    Gemma-2 twice the blocks wanted, as vLLM (and the check's own count) holds 3 of its 6 layers in a block."""
+    from types import SimpleNamespace
+
+    from ltrsched.engine.config import stated_kv_blocks
+    from ltrsched.validation.probe_cache import _larger
+
+    path = str(_model_dir(tmp_path / "m", GEMMA2))
+    config = _cpu_config(model=path, kv_cache_gib=0.01)
+    named = _larger(SimpleNamespace(config=config, emulated=False), 46)
+    gib = float(named.split()[1])
+    assert named.endswith("(46 blocks)")
+    assert 46 <= stated_kv_blocks(_cpu_config(model=path, kv_cache_gib=gib), path) < 50
 
 
 # --- a composite model's RoPE factor is its text model's ------------------------------------------------------------
@@ -609,6 +692,46 @@ def test_architectures_that_are_no_list_of_names_are_refused_before_vllms_import
 
 
 @needs_vllm_source
+@pytest.mark.parametrize("config, says", [
+    ({**TINY, "model_type": "no_such_type"}, ": model_type 'no_such_type' is known neither to transformers nor to "
+                                             "vLLM's own config classes"),
+    ({**TINY, "model_type": "lama"}, "(closest known: llama"),
+    ({k: v for k, v in TINY.items() if k != "model_type"}, " names no 'model_type', from which vLLM (through "
+                                                           "transformers' AutoConfig) reads it"),
+    ({**TINY, "model_type": "my_llama", "auto_map": {"AutoConfig": "configuration_my.MyConfig"}},
+     ": model_type 'my_llama' is read by the model's own code (auto_map's AutoConfig), which vLLM runs only with "
+     "trust_remote_code, which ltrsched does not set"),
+])
+def test_a_model_type_vllm_cannot_read_is_refused_before_its_import(tmp_path, capsys, config, says):
+    """A config.json whose model type neither transformers nor vLLM's own config registry knows (or that names none,
+    or that only its own code reads: ltrsched never sets trust_remote_code) passed every check and was refused by vLLM
+    only once imported, about 30 s on a CPU ("Transformers does not recognize this architecture", "Unrecognized
+    model", "contains custom code which must be executed"). Now one line first, vLLM not imported."""
+    import sys
+
+    imported = "vllm" in sys.modules
+    path, line = _replay_refusal(tmp_path, capsys, config)
+    assert line.startswith(f"error: {path / 'config.json'}") and says in line, line
+    assert imported or "vllm" not in sys.modules
+
+
+@needs_vllm_source
+@pytest.mark.parametrize("config", [
+    {**TINY, "model_type": "step3_text", "architectures": ["Step3TextForCausalLM"]},  # (vLLM's own class)
+    {**TINY, "model_type": "kimi_k2", "architectures": ["DeepseekV3ForCausalLM"]},  # (transformers' DeepseekV3Config)
+    {**TINY, "model_type": "llama", "auto_map": {"AutoConfig": "configuration_my.MyConfig"}},  # (transformers' own)
+    {k: v for k, v in TINY.items() if k != "model_type"} | {"architectures": ["LongcatFlashForCausalLM"]},
+    {k: v for k, v in TINY.items() if k != "model_type"} | {"speculators_config": {}},
+])
+def test_a_model_type_vllm_reads_with_its_own_config_class_is_left_to_it(config):
+    """Types transformers does not know but vLLM registers a config class for (its _CONFIG_REGISTRY), and a config.json
+    without model_type that vLLM maps from its architecture or its speculators_config, are read by vLLM: not refused."""
+    from ltrsched.engine.architectures import check_model_type, installed_registry
+
+    check_model_type(config, "config.json", installed_registry())
+
+
+@needs_vllm_source
 def test_no_architectures_where_the_model_type_has_no_base_class_is_refused(monkeypatch):
     """Without names vLLM takes transformers' base class of the model type (MODEL_MAPPING_NAMES); a type without one
     had "No model architectures are specified" once vLLM was imported."""
@@ -654,6 +777,60 @@ def test_a_gptj_rope_base_is_checked_as_vllms_model_reads_it(tmp_path, capsys, c
      "vocab_size": 1000, "rotary_emb_base": "x"},                     # (vLLM's GPT-2 has no rotary embedding)
 ])
 def test_a_rope_base_vllms_gptj_serves_or_a_model_without_rope_ignores_passes(config):
+    from ltrsched.engine.rope_theta import check_rope_theta
+
+    check_rope_theta(config, "config.json")
+
+
+# --- RoPE's base where DBRX and ChatGLM keep it, and of model types vLLM reads through config classes of its own ------
+
+DBRX = {"model_type": "dbrx", "architectures": ["DbrxForCausalLM"], "d_model": 256, "n_heads": 4, "n_layers": 2,
+        "max_seq_len": 4096, "vocab_size": 1000, "torch_dtype": "float32",
+        "attn_config": {"kv_n_heads": 4, "rope_theta": 500000},
+        "ffn_config": {"ffn_hidden_size": 512, "moe_num_experts": 4, "moe_top_k": 1}}
+#: Types transformers does not know, vLLM reads with its own class (Step3TextConfig, ChatGLMConfig), and one it
+#: reads with transformers' class of another type (kimi_k2: DeepseekV3Config).
+STEP3 = {**TINY, "model_type": "step3_text", "architectures": ["Step3TextForCausalLM"]}
+CHATGLM = {**TINY, "model_type": "chatglm", "architectures": ["ChatGLMModel"]}
+KIMI_K2 = {**TINY, "model_type": "kimi_k2", "architectures": ["DeepseekV3ForCausalLM"]}
+
+
+@needs_vllm_source
+@pytest.mark.parametrize("config, says", [
+    ({**DBRX, "attn_config": {"kv_n_heads": 4, "rope_theta": "x"}},
+     ": 'attn_config.rope_theta' (RoPE's base, which vLLM's rotary embedding raises to a power) must be a positive "
+     "number, at least 1 (vLLM's model takes its whole part), got 'x'"),
+    ({**DBRX, "attn_config": {"kv_n_heads": 4, "rope_theta": 0.5}}, "at least 1 (vLLM's model takes its whole part), "
+                                                                     "got 0.5"),      # (int(0.5): base 0, NaN)
+    ({**DBRX, "attn_config": {"kv_n_heads": 4}}, " has no 'attn_config.rope_theta' (RoPE's base, which vLLM's dbrx "
+                                                 "model reads there; transformers' config class gives none)"),
+    ({**STEP3, "rope_theta": "x"}, ": 'rope_theta' (RoPE's base, which vLLM's rotary embedding raises to a power) "
+                                   "must be a positive number, got 'x'"),
+    ({**STEP3, "rope_scaling": {"rope_type": "default", "rope_theta": 0}}, "\"rope_scaling's rope_theta\" (RoPE's "
+                                                                           "base"),
+    ({**CHATGLM, "rope_ratio": 0}, ": 'rope_ratio' (RoPE's base over 10000, which vLLM's rotary embedding raises to a "
+                                   "power) must be a positive number, got 0"),
+    ({**CHATGLM, "rope_ratio": None}, "'rope_ratio' (RoPE's base over 10000"),
+    ({**KIMI_K2, "rope_theta": -1}, ": 'rope_theta' (RoPE's base, which vLLM's rotary embedding raises to a power) "
+                                    "must be a positive number, got -1"),
+])
+def test_a_rope_base_kept_elsewhere_or_read_by_vllms_own_config_class_is_checked(tmp_path, capsys, config, says):
+    """DBRX keeps its base under attn_config (vLLM's model: int(config.attn_config.rope_theta)), ChatGLM as rope_ratio
+    (10000 x it), and a type vLLM reads with a config class of its own (or transformers' class of another type) was
+    not checked at all (no transformers class of its type): a string, null, zero or a negative base was a traceback
+    once the model had loaded, or NaN. Now one line before the start, naming the key and the file."""
+    path, line = _replay_refusal(tmp_path, capsys, config)
+    assert line.startswith(f"error: {path / 'config.json'}") and says in line, line
+
+
+@needs_vllm_source
+@pytest.mark.parametrize("config", [
+    DBRX, {**DBRX, "attn_config": {"kv_n_heads": 4, "rope_theta": 1}}, STEP3, {**STEP3, "rope_theta": 5e6}, CHATGLM,
+    {**CHATGLM, "rope_ratio": 500}, KIMI_K2,
+    {**CHATGLM, "rope_theta": "x"},                                   # (vLLM's ChatGLM reads rope_ratio only)
+    {**TINY, "model_type": "RefinedWeb", "architectures": ["FalconForCausalLM"], "alibi": True, "rope_theta": [1]},
+])
+def test_a_rope_base_vllm_serves_or_ignores_where_it_is_kept_elsewhere_passes(config):
     from ltrsched.engine.rope_theta import check_rope_theta
 
     check_rope_theta(config, "config.json")

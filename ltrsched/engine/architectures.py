@@ -12,6 +12,10 @@ Transformers backend may serve it), custom code (``auto_map``), a model type vLL
 own (some set the architecture), vLLM plugins (they may register models), or a registry source not of the
 expected shape (another vLLM release). Names that are no list of strings (one string, ``[7]``), or none where the
 model type gives vLLM no class to take instead, are refused too, as vLLM refuses them once imported.
+
+So is a ``model_type`` vLLM cannot read the config.json of (:func:`check_model_type`): one neither transformers nor
+vLLM's own config registry knows, one only the model's own code reads (ltrsched never sets ``trust_remote_code``), or
+none; a type vLLM reads with a config class of its own (``step3_text``, ``kimi_k2``) passes.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import difflib
 import functools
 import importlib.metadata
 import importlib.util
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ltrsched.errors import UserError
@@ -45,6 +49,8 @@ class Registry:
         plugins: architectures served out of tree -> the plugin's address.
         suffixes: the architecture suffixes vLLM converts between (``ForCausalLM``, ``ForSequenceClassification``..).
         config_types: model types vLLM reads through config classes of its own.
+        arch_types: architectures -> the model type vLLM reads a config.json naming none as
+            (``_ARCHITECTURE_TO_MODEL_TYPE``: checkpoints whose config.json has only remote code).
     """
 
     supported: frozenset[str]
@@ -52,6 +58,7 @@ class Registry:
     plugins: dict[str, str]
     suffixes: tuple[str, ...]
     config_types: frozenset[str]
+    arch_types: dict[str, str] = field(default_factory=dict)
 
 
 def _vllm_file(relative: str) -> Path | None:
@@ -134,7 +141,8 @@ def installed_registry() -> Registry | None:
         suffixes = tuple(pair[0] for pair in suffix_pairs)
         if not all(isinstance(s, str) and s for s in suffixes):
             return None
-        types = _assignments(config)["_CONFIG_REGISTRY"]
+        config_names = _assignments(config)
+        types = config_names["_CONFIG_REGISTRY"]
         if isinstance(types, ast.Call) and not types.args:  # LazyConfigDict(model_type="ClassName", ...)
             config_types = set()
             for keyword in types.keywords:  # (name="Class", or **{"odd-name": "Class"})
@@ -146,7 +154,37 @@ def installed_registry() -> Registry | None:
     if not supported or not suffixes:
         return None
     return Registry(frozenset(supported), _string_dict(names.get("_PREVIOUSLY_SUPPORTED_MODELS")),
-                    _string_dict(names.get("_OOT_SUPPORTED_MODELS")), suffixes, frozenset(config_types))
+                    _string_dict(names.get("_OOT_SUPPORTED_MODELS")), suffixes, frozenset(config_types),
+                    _string_dict(config_names.get("_ARCHITECTURE_TO_MODEL_TYPE")))
+
+
+@functools.lru_cache(maxsize=1)
+def vllm_config_classes() -> dict[str, str]:
+    """Model type -> the config class the installed vLLM reads it through instead of transformers' own (its
+    ``_CONFIG_REGISTRY``, which it registers with transformers' AutoConfig before reading a config.json), as
+    ``module.Class``: ``transformers.DeepseekV3Config`` where vLLM names an upstream class (``kimi_k2``), else its
+    own module's (``vllm.transformers_utils.configs.step3_vl.Step3TextConfig``). Read from vLLM's source, never
+    imported; empty where there is no vLLM or its source is not of the shape this reads."""
+    config, classes = _vllm_file("transformers_utils/config.py"), _vllm_file("transformers_utils/configs/__init__.py")
+    if config is None or classes is None:
+        return {}
+    try:
+        registry = _assignments(config)["_CONFIG_REGISTRY"]
+        modules = _string_dict(_assignments(classes).get("_CLASS_TO_MODULE"))
+    except (OSError, SyntaxError, ValueError, KeyError):
+        return {}
+    if not (isinstance(registry, ast.Call) and not registry.args):  # (LazyConfigDict(model_type="ClassName", ...))
+        return {}
+    found: dict[str, str] = {}
+    for keyword in registry.keywords:  # (name="Class", or **{"odd-name": "Class"})
+        if keyword.arg is None:
+            pairs = _string_dict(keyword.value)
+        else:
+            pairs = {keyword.arg: keyword.value.value} if isinstance(keyword.value, ast.Constant) else {}
+        for kind, name in pairs.items():
+            if isinstance(name, str) and name in modules:
+                found[kind] = f"{modules[name]}.{name}"
+    return found
 
 
 @functools.lru_cache(maxsize=1)
@@ -280,11 +318,56 @@ def _names(model: dict, source: str, registry: Registry | None) -> list[str] | N
     return archs
 
 
+def _transformers_types():
+    """transformers' config classes by model type (its ``CONFIG_MAPPING``); None where it is not installed."""
+    try:
+        from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+    except ImportError:
+        return None
+    return CONFIG_MAPPING
+
+
+def check_model_type(model: dict, source: str, registry: Registry | None) -> None:
+    """One-line :class:`UserError` naming ``source`` and ``model_type`` where vLLM 0.32 cannot read the config.json
+    ``model`` at all, which it said only once imported (about 30 s on a CPU; its ``HFConfigParser``, then transformers'
+    ``AutoConfig`` without ``trust_remote_code``, which ltrsched never sets): a model type neither transformers nor
+    vLLM's own config registry knows ("Transformers does not recognize this architecture"), one only the model's own
+    code (``auto_map``'s ``AutoConfig``) reads, or none, where neither ``speculators_config`` nor an architecture
+    vLLM maps to a type gives it ("Unrecognized model"). A type vLLM reads with a config class of its own passes
+    (``step3_text``, ``kimi_k2``, ...). Nothing is refused where vLLM's registry source or transformers cannot be
+    read (``registry`` None)."""
+    known = _transformers_types()
+    if registry is None or known is None:
+        return
+    kind, archs = model.get("model_type"), model.get("architectures")
+    if kind is None and model.get("speculators_config") is not None:
+        kind = "speculators"
+    if kind is None and isinstance(archs, list) and archs and isinstance(archs[0], str):
+        kind = registry.arch_types.get(archs[0])
+    if kind in registry.config_types or kind in known:
+        return  # (vLLM's own class, or transformers')
+    auto_map = model.get("auto_map")
+    if isinstance(auto_map, dict) and "AutoConfig" in auto_map:
+        raise UserError(f"{source}: model_type {kind!r} is read by the model's own code (auto_map's AutoConfig), "
+                        "which vLLM runs only with trust_remote_code, which ltrsched does not set (vLLM refuses it "
+                        "once imported): use a model_type that transformers or vLLM reads, e.g. \"llama\"")
+    if kind is None:
+        raise UserError(f"{source} names no 'model_type', from which vLLM (through transformers' AutoConfig) reads it "
+                        "(\"Unrecognized model\" once imported): add it, e.g. \"model_type\": \"llama\"")
+    close = difflib.get_close_matches(str(kind), sorted({*known.keys(), *registry.config_types}), n=CLOSEST)
+    closest = f" (closest known: {', '.join(close)})" if close else ""
+    raise UserError(f"{source}: model_type {kind!r} is known neither to transformers nor to vLLM's own config "
+                    f"classes{closest}, so vLLM cannot read the config (\"Transformers does not recognize this "
+                    "architecture\" once imported): fix model_type, or upgrade transformers")
+
+
 def check_architecture(model: dict, source: str) -> None:
     """One-line :class:`UserError` naming ``source`` (the config.json) where the installed vLLM surely has no model
-    class for the model's ``architectures`` (see the module's docstring for what is left to vLLM)."""
+    class for the model's ``architectures``, or cannot read its ``model_type`` (:func:`check_model_type`; see the
+    module's docstring for what is left to vLLM)."""
     registry = installed_registry()
     archs = _names(model, source, registry)
+    check_model_type(model, source, registry)
     if archs is None or registry is None or any(_registered(a, registry) for a in archs):
         return
     if (model.get("auto_map") or model.get("model_type") in registry.config_types or _transformers_class(archs[0])

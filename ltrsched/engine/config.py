@@ -137,10 +137,37 @@ def model_kv_bytes_per_token(path: str, dtype: str) -> int:
     return kv_bytes_per_token(config, 4 if name in ("float32", "float") else 2, source=str(Path(path) / "config.json"))
 
 
+def pool_block_bytes(path: str, dtype: str, block_size: int) -> int:
+    """Bytes one block of vLLM 0.32's KV pool takes for the model directory ``path`` served at ``dtype`` [bytes]:
+    ``block_size`` tokens of one of its KV groups' layers (:func:`ltrsched.engine.kv_layers.block_bytes`), so a block
+    of a model mixing full-attention and sliding-window layers (Gemma-2/3, Cohere-2) holds only some of its layers.
+    Where vLLM may plan more than one grouping (:func:`ltrsched.engine.kv_layers.planned`: the config does not tell
+    which layers slide), the largest block, so that the bytes reserved for a number of blocks hold what vLLM
+    allocates. A one-line :class:`UserError` naming its config.json and the key if a size is missing or bad."""
+    from ltrsched.engine import kv_layers
+    from ltrsched.models import read_model_config
+
+    per_token = model_kv_bytes_per_token(path, dtype)
+    model = read_model_config(path)
+    layout = kv_layers.kv_layout(model)
+    if layout is None:  # (no layer count to group: every layer in one group)
+        return block_size * per_token
+    per_layer = per_token // layout.layers
+    return max(kv_layers.block_bytes(option, block_size, per_layer) for option in kv_layers.planned(layout, model))
+
+
+def kv_cache_bytes(config: EngineConfig, path: str) -> int:
+    """The KV-cache bytes vLLM allocates for ``config.num_gpu_blocks`` blocks of the model in ``path`` (its
+    ``num_gpu_blocks_override`` x its bytes per block, :func:`pool_block_bytes`) [bytes]: what the CPU engine
+    reserves (vLLM's ``kv_cache_memory_bytes``) and checks against the RAM available."""
+    return config.num_gpu_blocks * pool_block_bytes(path, config.dtype, config.block_size)
+
+
 def stated_kv_blocks(config: EngineConfig, path: str) -> int | None:
     """KV blocks the real engine allocates for ``config`` (vLLM's null block among them) where the options state
-    them: ``num_gpu_blocks``, or on a CPU the blocks ``kv_cache_gib`` holds (its bytes // a block's bytes, as vLLM
-    divides them); None where vLLM sizes the cache by profiling a GPU's memory. ``path``: the model directory."""
+    them: ``num_gpu_blocks``, or on a CPU the blocks ``kv_cache_gib`` holds (its bytes // a block's bytes,
+    :func:`pool_block_bytes`, as vLLM divides them); None where vLLM sizes the cache by profiling a GPU's memory.
+    ``path``: the model directory."""
     from ltrsched.engine.platform import CPU
 
     if config.num_gpu_blocks is not None:
@@ -150,10 +177,10 @@ def stated_kv_blocks(config: EngineConfig, path: str) -> int | None:
     from ltrsched.errors import UserError
 
     try:
-        per_token = model_kv_bytes_per_token(path, config.dtype)
+        per_block = pool_block_bytes(path, config.dtype, config.block_size)
     except UserError:  # a config.json without the sizes (vLLM's own checks remain)
         return None
-    return int(config.kv_cache_gib * 2**30) // (config.block_size * per_token)
+    return int(config.kv_cache_gib * 2**30) // per_block
 
 
 @dataclass(frozen=True)
@@ -177,19 +204,22 @@ def kv_bounded_context(config: EngineConfig, path: str, context: int) -> KVBound
     context ``context`` [tokens] of the model in ``path``, as vLLM 0.32 counts one request's blocks at its start
     (:mod:`ltrsched.engine.kv_layers`: full-attention and sliding-window layers in its KV groups); None where the
     cache holds a request of ``context`` tokens, or states no size. Where the config does not tell which layers
-    slide, the smaller bound of the layouts vLLM may plan (said in :attr:`KVBound.held`)."""
+    slide (or vLLM's model may not read its layer types), the smaller bound of the layouts vLLM may plan
+    (:func:`ltrsched.engine.kv_layers.planned`, said in :attr:`KVBound.held`)."""
     from ltrsched.engine import kv_layers
     from ltrsched.models import read_model_config
 
     blocks = stated_kv_blocks(config, path)
     if blocks is None:
         return None
-    layout = kv_layers.kv_layout(read_model_config(path))
+    model = read_model_config(path)
+    layout = kv_layers.kv_layout(model)
     if layout is None:  # (a config.json without its sizes: as if every layer attended fully; vLLM checks it)
         bound = max(0, blocks - 1) * config.block_size
         return KVBound(bound, blocks, "one of them vLLM's null block") if bound < context else None
     found = []
-    for option in kv_layers.alternatives(layout):
+    options = kv_layers.planned(layout, model)
+    for option in options:
         pool = blocks
         if config.num_gpu_blocks is None:  # (the stated bytes, in blocks of one of vLLM's groups)
             per_layer = model_kv_bytes_per_token(path, config.dtype) // layout.layers
@@ -200,7 +230,7 @@ def kv_bounded_context(config: EngineConfig, path: str, context: int) -> KVBound
     if not found:
         return None
     bound, pool = min(found)
-    return KVBound(bound, pool, kv_layers.held_in_words(layout))
+    return KVBound(bound, pool, kv_layers.held_in_words(layout if len(options) > 1 else options[0]))
 
 
 def has_real_weights(model: str) -> bool:

@@ -17,7 +17,8 @@ Units: tokens, blocks (of ``block_size`` tokens), bytes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 FULL, SLIDING = "full_attention", "sliding_attention"
 
@@ -121,10 +122,18 @@ def blocks_needed(layout: KVLayout, tokens: int, block_size: int, in_flight: int
     return blocks
 
 
+def block_bytes(layout: KVLayout, block_size: int, layer_bytes_per_token: int) -> int:
+    """Bytes one block of vLLM's pool takes [bytes]: ``block_size`` tokens of one KV group's layers (its
+    ``_get_kv_cache_bytes_per_block``; ``layer_bytes_per_token``: one layer's keys and values of one token). A model
+    mixing full-attention and sliding-window layers in groups of half its layers takes half the bytes of one whose
+    every layer is in one group."""
+    return group_size(layout) * block_size * layer_bytes_per_token
+
+
 def pool_blocks(layout: KVLayout, block_size: int, layer_bytes_per_token: int, memory_bytes: int) -> int:
     """Blocks of the pool that ``memory_bytes`` of KV cache holds (``layer_bytes_per_token``: one layer's keys and
     values of one token)."""
-    return memory_bytes // (group_size(layout) * block_size * layer_bytes_per_token)
+    return memory_bytes // block_bytes(layout, block_size, layer_bytes_per_token)
 
 
 def bounded_context(layout: KVLayout, blocks: int, block_size: int, in_flight: int, context: int) -> int | None:
@@ -152,6 +161,37 @@ def alternatives(layout: KVLayout) -> list[KVLayout]:
     if layout.class_decides:
         return [layout, every_full]
     return [layout]
+
+
+#: How a vLLM model module names the architecture of the language model it builds (a composite model's:
+#: ``init_vllm_registered_model(..., architectures=["Gemma3ForCausalLM"])``).
+_LANGUAGE_MODEL = re.compile(r'architectures=\[\s*"(\w+)"')
+
+
+def reads_layer_types(model: dict) -> bool:
+    """Whether the installed vLLM's model module for the config.json ``model``'s ``architectures`` reads
+    ``layer_types`` (its per-layer sliding window: Gemma-2/3, Cohere-2, Llama), or, a composite model's, the module
+    of the language model it builds by name does; read from their source, not imported. False where there is none,
+    or it does not name them (a module that takes its layers from another: the caller then keeps both of
+    :func:`alternatives`)."""
+    from ltrsched.engine.architectures import model_source
+
+    source = model_source(model.get("architectures"))
+    if source is None:
+        return False
+    if "layer_types" in source:
+        return True
+    inner = [model_source([name]) for name in _LANGUAGE_MODEL.findall(source)]
+    return any(text is not None and "layer_types" in text for text in inner)
+
+
+def planned(layout: KVLayout, model: dict) -> list[KVLayout]:
+    """The layouts vLLM may plan for the config.json ``model`` whose layout is ``layout``: :func:`alternatives`, but
+    only ``layout`` itself (decided: ``class_decides`` False) where its layer types mix both kinds and vLLM's model
+    reads them (:func:`reads_layer_types`)."""
+    if layout.known and layout.class_decides and reads_layer_types(model):
+        return [replace(layout, class_decides=False)]
+    return alternatives(layout)
 
 
 def held_in_words(layout: KVLayout) -> str:

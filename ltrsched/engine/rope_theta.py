@@ -7,6 +7,13 @@ checks the value: a list, a string or null was a TypeError traceback once the en
 negative number or NaN gave infinite or NaN rotation frequencies (a model that computes NaN, silently). Each is one
 line here instead; a positive number is accepted, as vLLM serves it.
 
+Some models keep the base elsewhere, where vLLM's model module reads it (:data:`NESTED_BASES`): DBRX under
+``attn_config`` (its whole part: ``int(config.attn_config.rope_theta)``, and with none a traceback), ChatGLM as
+``rope_ratio`` (the base is 10000 times it). A model type vLLM reads through a config class of its own (its
+``_CONFIG_REGISTRY``: ``step3_text``, ``RefinedWeb``, ...; registered before transformers' own class) keeps the base
+where the file states it, and its model takes it from the config's ``rope_parameters`` (vLLM's
+``patch_rope_parameters``): each base stated is checked where that model reads them.
+
 Units: the base is a dimensionless number (the rotation's wavelength scale).
 """
 
@@ -23,6 +30,14 @@ BASE_KEYS = ("rope_theta", "rotary_emb_base")
 #: Where a RoPE parameter dict may sit in a config.json (transformers reads ``rope_scaling``, else
 #: ``rope_parameters``).
 ROPE_DICTS = ("rope_scaling", "rope_parameters")
+#: Model type -> (the dict of the text config holding the base, or None for the config itself; its key; what it is,
+#: in words; whether vLLM's model takes the base's whole part; whether it needs one: transformers' class gives no
+#: default), as vLLM 0.32's model modules read them: ``dbrx.py`` ``int(config.attn_config.rope_theta)``,
+#: ``chatglm.py`` ``10000 * getattr(config, "rope_ratio", 1.0)``.
+NESTED_BASES = {"dbrx": ("attn_config", "rope_theta", "RoPE's base", True, True),
+                "chatglm": (None, "rope_ratio", "RoPE's base over 10000", False, False)}
+#: Marks a model type vLLM reads through a config class of its own (:func:`_config_class`).
+OWN_CLASS = "vLLM's own"
 
 
 def _stated(text: dict, prefix: str) -> list[tuple[str, object]]:
@@ -51,17 +66,52 @@ def _vllm_model_reads_rope(text: dict) -> bool:
     return source is not None and "get_rope(" in source and "rope_parameters" in source
 
 
-def _bases_vllm_uses(text: dict) -> list | None:
-    """The bases vLLM's rotary embeddings will take (one per RoPE parameter dict), from transformers' config class of
-    the text model's type as vLLM patches it; None where neither the class nor vLLM's model reads RoPE (GPT-2, OPT,
-    ...: :func:`_vllm_model_reads_rope`), a Falcon runs
-    ALiBi instead, or the class cannot be built (other checks and vLLM's own reading decide)."""
+def _config_class(kind):
+    """The config class vLLM reads model type ``kind`` through: the one its own registry names (it registers them
+    with transformers before reading: :func:`ltrsched.engine.architectures.vllm_config_classes`), an upstream class
+    looked up on transformers, or :data:`OWN_CLASS` for a class of vLLM's own (not imported: it imports vLLM);
+    else transformers' class of the type; None where there is none (vLLM refuses the type)."""
+    from ltrsched.engine.architectures import vllm_config_classes
+
     try:
+        named = vllm_config_classes().get(kind)
+        if named is not None:
+            module, _, name = named.rpartition(".")
+            if module != "transformers":
+                return OWN_CLASS
+            import transformers
+
+            return getattr(transformers, name, None)
         from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-        config_class = CONFIG_MAPPING[text.get("model_type")]
+        return CONFIG_MAPPING[kind]
     except (ImportError, KeyError, TypeError):
         return None
+
+
+def _own_class_bases(text: dict, stated: list[tuple[str, object]]) -> list | None:
+    """The bases a model type read through a config class of vLLM's own uses: each one the file states, where
+    vLLM's model module for its ``architectures`` takes its RoPE from the config's ``rope_parameters`` (where
+    ``patch_rope_parameters`` puts them) and it does not run ALiBi instead (Falcon's ``alibi``); else None."""
+    from ltrsched.engine.architectures import model_source
+
+    source = model_source(text.get("architectures"))
+    if source is None or "config.rope_parameters" not in source or text.get("alibi") is True:
+        return None
+    return [value for _, value in stated]
+
+
+def _bases_vllm_uses(text: dict, stated: list[tuple[str, object]]) -> list | None:
+    """The bases vLLM's rotary embeddings will take (one per RoPE parameter dict), from the config class vLLM reads
+    the text model's type through (:func:`_config_class`) as vLLM patches it; None where neither the class nor vLLM's
+    model reads RoPE (GPT-2, OPT, ...: :func:`_vllm_model_reads_rope`), a Falcon runs ALiBi instead, or the class
+    cannot be built (other checks and vLLM's own reading decide). ``stated``: the bases the file states
+    (:func:`_stated`), those a class of vLLM's own keeps (:func:`_own_class_bases`)."""
+    config_class = _config_class(text.get("model_type"))
+    if config_class is None:
+        return None
+    if config_class is OWN_CLASS:
+        return _own_class_bases(text, stated)
     if ("rope_parameters" not in inspect.signature(config_class.__init__).parameters
             and not _vllm_model_reads_rope(text)):
         return None
@@ -93,10 +143,11 @@ def check_rope_theta(model: dict, source: str) -> None:
     from ltrsched.models import text_model
 
     text, prefix = text_model(model, source)
+    _check_nested_base(text, prefix, source)
     stated = _stated(text, prefix)
     if not stated:
         return  # (the class's own default base)
-    bases = _bases_vllm_uses(text)
+    bases = _bases_vllm_uses(text, stated)
     if bases is None:
         return
     for base in bases:
@@ -106,3 +157,27 @@ def check_rope_theta(model: dict, source: str) -> None:
         shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
         raise UserError(f"{source}: {key!r} (RoPE's base, which vLLM's rotary embedding raises to a power) must be a "
                         f"positive number, got {shown}")
+
+
+def _check_nested_base(text: dict, prefix: str, source: str) -> None:
+    """One-line :class:`UserError` naming ``source`` and the key where a model type that keeps RoPE's base elsewhere
+    (:data:`NESTED_BASES`) gives one vLLM's model cannot use: no positive number (DBRX: at least 1, as its whole part is
+    taken), or none where vLLM's model needs it (DBRX's ``attn_config.rope_theta``: an AttributeError traceback)."""
+    where = NESTED_BASES.get(text.get("model_type"))
+    if where is None:
+        return
+    holder_key, key, what, whole, needed = where
+    holder = text if holder_key is None else text.get(holder_key)
+    name = f"{prefix}{holder_key + '.' if holder_key else ''}{key}"
+    if not isinstance(holder, dict) or key not in holder:
+        if needed:
+            raise UserError(f"{source} has no {name!r} ({what}, which vLLM's {text['model_type']} model reads "
+                            "there; transformers' config class gives none): add it, e.g. 500000")
+        return
+    value = holder[key]  # (a null too: the class keeps it, and vLLM's model multiplies it)
+    if positive_number(value) and (not whole or value >= 1):
+        return
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    at_least = ", at least 1 (vLLM's model takes its whole part)" if whole else ""
+    raise UserError(f"{source}: {name!r} ({what}, which vLLM's rotary embedding "
+                    f"raises to a power) must be a positive number{at_least}, got {shown}")

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ltrsched.engine.config import EngineConfig, model_dir, stated_kv_blocks
+from ltrsched.engine.config import EngineConfig, kv_cache_bytes, model_dir, stated_kv_blocks
 from ltrsched.engine.environment import EngineEnvironment, EnginePinning
 from ltrsched.engine.live_table import RequestInfo
 from ltrsched.engine.replay import replay
@@ -90,7 +90,8 @@ def engine_kwargs(config: EngineConfig, load_format: str, seed: int = 0) -> dict
     if config.num_gpu_blocks is not None:
         kwargs["num_gpu_blocks_override"] = config.num_gpu_blocks
         if config.platform == CPU:  # state the KV size, else vLLM checks a fraction of RAM is free
-            kwargs["kv_cache_memory_bytes"] = config.num_gpu_blocks * config.block_size * _kv_bytes_per_token(kwargs["model"], config.dtype)
+            # (vLLM's bytes per block: a block holds one of its KV groups, part of a sliding-window model's layers)
+            kwargs["kv_cache_memory_bytes"] = kv_cache_bytes(config, kwargs["model"])
     if config.kv_cache_gib is not None:
         kwargs["kv_cache_memory_bytes"] = int(config.kv_cache_gib * 2**30)
     if config.max_model_len is not None:

@@ -320,21 +320,23 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
 def _check_cpu_kv_fits(kv_cache_gib: float | None, num_gpu_blocks: int | None, block_size: int, model: str, path: str,
                        dtype: str) -> None:
     """One-line :class:`UserError` before the CPU engine starts if its KV cache (``--kv-cache-gib``, or
-    ``--num-gpu-blocks`` x ``block_size`` tokens x the model's KV bytes per token) is more than the RAM available
-    now: vLLM's CPU worker refused it only after loading the model (about 40 s), with a message naming its own
-    option. Where the available RAM cannot be read, vLLM's check remains."""
+    ``--num-gpu-blocks`` x the bytes of a block of vLLM's pool, :func:`ltrsched.engine.config.pool_block_bytes`) is
+    more than the RAM available now: vLLM's CPU worker refused it only after loading the model (about 40 s), with a
+    message naming its own option. Where the available RAM cannot be read, vLLM's check remains."""
     from ltrsched.engine.platform import available_memory_bytes, memory_gib
 
     available = available_memory_bytes()
     if available is None:
         return
     if num_gpu_blocks is not None:
-        from ltrsched.engine.config import model_kv_bytes_per_token
+        from ltrsched.engine.config import model_kv_bytes_per_token, pool_block_bytes
 
-        per_token = model_kv_bytes_per_token(path, dtype)
+        # (a block holds one of vLLM's KV groups: part of the layers of a model mixing sliding-window layers)
+        per_token = pool_block_bytes(path, dtype, block_size) // block_size
         wanted = num_gpu_blocks * block_size * per_token
         option = f"--num-gpu-blocks {num_gpu_blocks}"
-        how = f" ({num_gpu_blocks:,} blocks x {block_size} tokens x {per_token:,} bytes per token of {model})"
+        group = "" if per_token == model_kv_bytes_per_token(path, dtype) else " in one of vLLM's KV groups"
+        how = f" ({num_gpu_blocks:,} blocks x {block_size} tokens x {per_token:,} bytes per token of {model}{group})"
         fix = "give fewer --num-gpu-blocks"
     else:
         wanted = kv_cache_gib * 2**30
@@ -349,12 +351,12 @@ def _check_cpu_kv_fits(kv_cache_gib: float | None, num_gpu_blocks: int | None, b
 def _check_cpu_kv_blocks(kv_cache_gib: float | None, block_size: int, model: str, path: str, dtype: str) -> None:
     """One-line :class:`UserError` before the CPU engine starts if ``--kv-cache-gib`` holds fewer than 2 KV blocks
     (one is vLLM's null block): vLLM refused it once started, naming its gpu_memory_utilization and max_model_len."""
-    from ltrsched.engine.config import model_kv_bytes_per_token
+    from ltrsched.engine.config import pool_block_bytes
 
     if kv_cache_gib is None:
         return
     try:
-        per_block = block_size * model_kv_bytes_per_token(path, dtype)
+        per_block = pool_block_bytes(path, dtype, block_size)
     except UserError:  # a config.json without the sizes: vLLM's own check remains
         return
     blocks = int(kv_cache_gib * 2**30) // per_block

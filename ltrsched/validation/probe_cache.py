@@ -107,9 +107,10 @@ def _larger(eng, blocks: int) -> str:
     if eng.emulated:
         per_block = eng.emulated_profile.kv_bytes_per_token * config.block_size
     else:
-        from ltrsched.engine.config import model_dir, model_kv_bytes_per_token
+        from ltrsched.engine.config import model_dir, pool_block_bytes
 
-        per_block = model_kv_bytes_per_token(model_dir(config.model), config.dtype) * config.block_size
+        # (as stated_kv_blocks counts them: a block holds one of vLLM's KV groups)
+        per_block = pool_block_bytes(model_dir(config.model), config.dtype, config.block_size)
     gib = blocks * per_block / 2**30
     step = 10.0 ** (math.floor(math.log10(gib)) - 1)
     return f"--kv-cache-gib {math.ceil(gib / step - 1e-9) * step:.3g} ({blocks:,} blocks)"
