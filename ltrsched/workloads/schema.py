@@ -164,6 +164,10 @@ def validate(df: pl.DataFrame, name: str = "workload") -> pl.DataFrame:
     if missing:
         raise UserError(f"{name}: missing column(s) {', '.join(missing)}; have {', '.join(df.columns)}")
     df = df.with_columns(request_ids(df["request_id"], name))
+    decimals = [c for c in (*REQUIRED_COLUMNS, *NUMERIC_OPTIONAL_COLUMNS)
+                if c in df.columns and df.schema[c].is_decimal()]
+    if decimals:  # (a parquet's Decimal counts cast to Int64 truncated: 3.50 tokens were 3, silently)
+        df = df.with_columns(pl.col(decimals).cast(pl.Float64))
     for col in (*REQUIRED_COLUMNS, *NUMERIC_OPTIONAL_COLUMNS):  # a Boolean column would cast to 1/0
         dtype = df.schema.get(col)
         if dtype is not None and dtype != pl.Null and not dtype.is_numeric():
@@ -224,7 +228,8 @@ def request_ids(ids: pl.Series, name: str, row_name: Callable[[int], str] | None
         whole = number.is_not_null()
     elif dtype.is_integer():
         number, whole = ids, ids.is_not_null()
-    elif dtype.is_float():
+    elif dtype.is_float() or dtype.is_decimal():  # (a Decimal 1.00 was "not a whole number")
+        ids = ids.cast(pl.Float64)
         whole = (ids.is_finite() & (ids == ids.floor())).fill_null(False)
         number = ids
     else:  # e.g. Boolean (True would cast to 1) or a list: no row holds an id (a list column's comparison with

@@ -1,0 +1,35 @@
+"""Workload files from other sources, checked as such a user would give them: a parquet of Decimal counts, a
+.csv with old Mac line ends, errors that name the row, keys and speakers in another case. Each case was loaded
+wrongly (or refused with a misleading message) before its fix."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from ltrsched.errors import UserError
+from ltrsched.workloads import load_workload
+from tests.cli_helpers import run_cli_fast
+
+
+def one_line_error(r, message: str) -> None:
+    """Exit code 2 and one stderr line, ``error: ...`` holding ``message``, no traceback."""
+    assert r.returncode == 2, (r.stdout[-1000:], r.stderr[-2000:])
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], r.stderr[-2000:]
+
+
+def test_decimal_token_counts_are_not_truncated(tmp_path, capsys):
+    """A parquet's Decimal column (a database export's NUMERIC(10,2)) was cast to Int64 by truncation: an output of
+    3.50 tokens served 3, silently, and 0.50 was "< 1"; whole Decimal counts and ids load as the numbers they are."""
+    path = tmp_path / "d.parquet"
+    pl.DataFrame({"prompt_tokens": [5, 6], "output_tokens": pl.Series(["3.50", "7"]).cast(pl.Decimal(10, 2))}
+                 ).write_parquet(path)
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", path),
+                   "column output_tokens has 1 non-integer value(s) (first: 3.5")
+    pl.DataFrame({"prompt_tokens": pl.Series(["5", "6"]).cast(pl.Decimal(10, 2)),
+                  "output_tokens": pl.Series(["3.00", "7"]).cast(pl.Decimal(10, 2)),
+                  "request_id": pl.Series(["4", "9"]).cast(pl.Decimal(12, 0))}).write_parquet(path)
+    df = load_workload(str(path)).df
+    assert df["prompt_tokens"].to_list() == [5, 6] and df["output_tokens"].to_list() == [3, 7]
+    assert df["request_id"].to_list() == [4, 9]  # (refused: "request_id Decimal('4') is not a whole number")
