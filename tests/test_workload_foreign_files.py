@@ -33,3 +33,13 @@ def test_decimal_token_counts_are_not_truncated(tmp_path, capsys):
     df = load_workload(str(path)).df
     assert df["prompt_tokens"].to_list() == [5, 6] and df["output_tokens"].to_list() == [3, 7]
     assert df["request_id"].to_list() == [4, 9]  # (refused: "request_id Decimal('4') is not a whole number")
+
+
+def test_csv_with_lines_ended_by_cr_alone(tmp_path):
+    """A .csv whose lines end with CR alone (an old Mac export) was one line to polars: the header's last name ran
+    into the first row ("output_tokens\\r10") and the file was refused as "no requests (empty file)"."""
+    path = tmp_path / "mac.csv"
+    path.write_bytes(b"prompt_tokens,output_tokens,arrival_time\r10,5,0\r11,6,1.5\r\"12\",7,2\r")
+    df = load_workload(str(path)).df
+    assert df["prompt_tokens"].to_list() == [10, 11, 12] and df["output_tokens"].to_list() == [5, 6, 7]
+    assert df["arrival_time"].to_list() == [0.0, 1.5, 2.0]

@@ -435,6 +435,8 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     """A ``.csv`` trace's requests (see the module docstring). ``arrival_info`` (if given) receives the arrival-time
     column's name (``column``) and its unit (``unit``: ``_s``, ``_ms``, ``date-time``, or None: seconds assumed)."""
     data = path.read_bytes()
+    if b"\r" in data and b"\n" not in data:  # lines ended by CR alone (old Mac files, some exports): polars reads
+        data = data.replace(b"\r", b"\n")  # one line, the header's names run into the rows' ("no requests")
     text = decode_utf8(data, path)  # polars names no line of an invalid byte, and replaces one in the header
     try:
         raw = _read_csv(data)
