@@ -43,3 +43,34 @@ def test_csv_with_lines_ended_by_cr_alone(tmp_path):
     df = load_workload(str(path)).df
     assert df["prompt_tokens"].to_list() == [10, 11, 12] and df["output_tokens"].to_list() == [5, 6, 7]
     assert df["arrival_time"].to_list() == [0.0, 1.5, 2.0]
+
+
+@pytest.mark.parametrize("name, text, message", [
+    # a blank line and a failed BurstGPT request (left out) before the bad row: the file's row is named, not the table's
+    ("burst.csv", "Timestamp,Request tokens,Response tokens\n0,5,0\n\n1,6,4\n2,7,4.5\n",
+     "column output_tokens has 1 non-integer value(s) (first: 4.5) in row 4"),
+    ("t.csv", "prompt_tokens,output_tokens,arrival_time\n5,5,0\n6,6,1\n7,7,-2\n",
+     "1 request(s) with a negative or non-finite arrival_time (first: -2.0) in row 3"),
+    ("t.csv", "prompt_tokens,output_tokens\n5,5\n6,\n", "column output_tokens has 1 missing value(s), the first in row 2"),
+    ("t.csv", "prompt_tokens,output_tokens,po_estimate\n5,5,1\n6,6,-4\n",
+     "column po_estimate has 1 negative or non-finite value(s) (first: -4.0) in row 2"),
+    ("t.csv", "prompt_tokens,output_tokens\n5,5\n\n6,x\n",
+     "column 'output_tokens' has non-numeric values (String, first: 'x') in row 3"),
+    ("t.jsonl", '{"prompt": "a b", "output_tokens": 3, "arrival_time": 0}\n\n'
+                '{"prompt": "c", "output_tokens": 2, "arrival_time": -1}\n',
+     "1 request(s) with a negative or non-finite arrival_time (first: -1.0) in line 3"),
+])
+def test_value_errors_name_the_files_row(tmp_path, capsys, name, text, message):
+    """A bad value in a large trace was named by its column alone ("1 request(s) with a negative or non-finite
+    arrival_time", "1 missing value(s)", "first: request 41", a number the loader gave): which row? The file's row
+    (a .csv's record after the header, a .jsonl's line) is named, blank lines and left-out rows counted."""
+    path = tmp_path / name
+    path.write_text(text)
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", path), message)
+
+
+def test_parquet_errors_name_the_row(tmp_path, capsys):
+    path = tmp_path / "t.parquet"
+    pl.DataFrame({"prompt_tokens": [5, 6, 0], "output_tokens": [3, 3, 3], "request_id": [7, 8, 9]}).write_parquet(path)
+    with pytest.raises(UserError, match=r"1 request\(s\) with prompt_tokens < 1 \(first: 0, request 9\) in row 3$"):
+        load_workload(str(path))

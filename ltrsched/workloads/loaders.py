@@ -91,6 +91,7 @@ from ltrsched.workloads.builtin import BUILTIN, builtin_workload
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.schema import (
     LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Workload, first_non_numeric,
+    first_non_numeric_row,
     length_columns, request_ids, validate,
 )
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, left_out, paper_selection, sample_rows
@@ -127,6 +128,11 @@ PARQUET_ANY_CASE = ("prompt", "generated", "response", "request_id", *ARRIVAL_KE
 #: files none). :func:`drop_failed_requests` leaves them out, with a warning; under any other name an output of 0
 #: tokens is an error.
 FAILED_OUTPUT_NAMES = ("response tokens",)
+#: A column a loader adds to a file's table while it is read: each request's row (a ``.csv``'s record after the
+#: header, a parquet's row) or line (a ``.jsonl``'s), 1-based, as it is in the file, which
+#: :func:`_sample_checked`'s errors name and then drops (rows left out, blank lines and BurstGPT's failed requests,
+#: made the table's row numbers differ from the file's).
+FILE_ROW = "__ltrsched_file_row__"
 
 
 def _in_units(suffixes) -> str:
@@ -252,6 +258,7 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             **given_ids,
             **{name: pl.Series(name, values, dtype=pl.Float64) for name, values in optional.items()
                if any(v is not None for v in values)},
+            FILE_ROW: pl.Series(FILE_ROW, lines, dtype=pl.Int64),
         }
     )
 
@@ -353,7 +360,8 @@ def _complete_table(df: pl.DataFrame, path: Path) -> pl.DataFrame:
                             f"{column} cannot be counted from it; it must hold the text (or give {column})")
         missing = df[source].is_null()
         if missing.any():
-            raise UserError(f"{path}: row {int(missing.arg_max()) + 1} has no {source!r} text to count {column} from")
+            at = int(missing.arg_max())
+            raise UserError(f"{path}: row {df[FILE_ROW][at] if FILE_ROW in df.columns else at + 1} has no {source!r} text to count {column} from")
         # (a parquet string is valid UTF-8: no lone surrogate, unlike JSON text)
         df = df.with_columns(pl.Series(column, count_tokens(df[source].to_list()), dtype=pl.Int64))
     if "arrival_time" not in df.columns:
@@ -411,24 +419,27 @@ def _read_csv(data: bytes, text_columns: tuple[str, ...] = ()) -> pl.DataFrame:
         return pl.read_csv(io.BytesIO(data), infer_schema_length=None, schema_overrides=overrides)
 
 
-def _without_blank_lines(raw: pl.DataFrame, text: str) -> pl.DataFrame:
+def _without_blank_lines(raw: pl.DataFrame, text: str) -> tuple[pl.DataFrame, pl.Series]:
     """``raw`` without the rows polars makes of blank lines (a row of nulls): an empty line after the last
     record or between records, as editors and ``cat`` of several files leave, which Python's csv module and
     pandas skip; the file was refused for "missing values" it does not have. A line of empty fields (``,,``)
     stays a row of missing values. ``text`` is the file's text: its records (csv module) tell which rows are
-    blank lines; if they do not match polars' rows one to one, every row is kept."""
+    blank lines; if they do not match polars' rows one to one, every row is kept. Also each kept row's number
+    in the file (1-based: the first record after the header is row 1; a blank line counts as one)."""
+    rows = pl.int_range(1, raw.height + 1, dtype=pl.Int64, eager=True).alias(FILE_ROW)
     empty = raw.select(pl.all_horizontal(pl.all().is_null())).to_series() if raw.width else None
     if empty is None or not empty.any():
-        return raw
+        return raw, rows
     import csv
 
     try:
         blank = [not record for record in csv.reader(io.StringIO(text, newline=""))]  # (a flag per record)
     except csv.Error:
-        return raw
+        return raw, rows
     if len(blank) != raw.height + 1:  # (+ the header)
-        return raw
-    return raw.filter(~(empty & pl.Series(blank[1:], dtype=pl.Boolean)))
+        return raw, rows
+    keep = ~(empty & pl.Series(blank[1:], dtype=pl.Boolean))
+    return raw.filter(keep), rows.filter(keep)
 
 
 def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
@@ -449,7 +460,7 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             raw = _read_csv(data, (prompt,))
         except Exception as exc:
             raise UserError(f"{path}: cannot parse CSV ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
-    raw = _without_blank_lines(raw, text)
+    raw, rows = _without_blank_lines(raw, text)
     if raw.height == 0:
         raise UserError(f"{path}: no requests (empty file)")
     cols, names_found = {}, {}
@@ -467,7 +478,7 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             continue
         if found is None and ours == "prompt_tokens" and prompt is not None:  # counted from the text, as a
             # parquet's and a .jsonl's are (a table of prompts and another model's output counts was refused)
-            cols[ours] = _counted_prompts(raw[prompt], path)
+            cols[ours] = _counted_prompts(raw[prompt], path, rows)
             continue
         if found is None:
             other = next((sep for sep in (";", "\t", "|") if raw.width == 1 and sep in raw.columns[0]), None)
@@ -482,10 +493,10 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             if arrival_info is not None and col.dtype != pl.String:
                 arrival_info["unit"] = "date-time"  # (seconds apart, whatever the column's name says)
         if not col.dtype.is_numeric():  # e.g. true/false (a Boolean column would cast to 1/0 tokens) or text
-            first = first_non_numeric(col)
+            row, first = first_non_numeric_row(col), first_non_numeric(col)
             raise UserError(f"{path}: column {found!r} has non-numeric values ({col.dtype}"
-                            + (f", first: {first[0]!r}" if first else "") + "); it must hold numbers"
-                            + (" (seconds) or date-times" if ours == "arrival_time" else ""))
+                            + (f", first: {first[0]!r}) in row {rows[row]}" if first else ")")
+                            + "; it must hold numbers" + (" (seconds) or date-times" if ours == "arrival_time" else ""))
         cols[ours] = col if scale == 1.0 else col.cast(pl.Float64) * scale
     try:
         df = pl.DataFrame(
@@ -494,6 +505,7 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                 "prompt_tokens": cols["prompt_tokens"].cast(pl.Float64, strict=True),
                 "output_tokens": cols["output_tokens"].cast(pl.Float64, strict=True),
                 "arrival_time": cols["arrival_time"].cast(pl.Float64, strict=True),
+                FILE_ROW: rows,
             }
         )
     except Exception:
@@ -510,12 +522,12 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     return drop_failed_requests(df, names_found["output_tokens"], path, arrival_info)
 
 
-def _counted_prompts(prompts: pl.Series, path: Path) -> pl.Series:
+def _counted_prompts(prompts: pl.Series, path: Path, rows: pl.Series) -> pl.Series:
     """A ``.csv``'s ``prompt`` column's Llama-3 token counts [tokens] (Int64), for a file without prompt counts;
-    one-line :class:`UserError` naming the row (1-based, after the header) of a missing prompt."""
+    one-line :class:`UserError` naming the row (``rows``: each prompt's in the file) of a missing prompt."""
     missing = prompts.is_null()
     if missing.any():
-        raise UserError(f"{path}: row {int(missing.arg_max()) + 1} has no 'prompt' text to count prompt_tokens from "
+        raise UserError(f"{path}: row {rows[int(missing.arg_max())]} has no 'prompt' text to count prompt_tokens from "
                         "(give a prompt_tokens column, or the text on every row)")
     return pl.Series("prompt_tokens", count_tokens(prompts.to_list()), dtype=pl.Int64)
 
@@ -676,7 +688,11 @@ def _sample_checked(df: pl.DataFrame, num_requests: int | None, seed: int, path:
     """A seeded sample of a file's rows, after checking every row (a bad row passed when no seed drew it); errors
     name the file (``path``). Rows without a ``request_id`` column are numbered 0, 1, ... after sampling."""
     numbered = "request_id" not in df.columns
-    df = validate(_numbered(df) if numbered else df, str(path))
+    rows = df[FILE_ROW] if FILE_ROW in df.columns else None
+    df = df.drop(FILE_ROW, strict=False)
+    what = "line" if path.suffix.lower() == ".jsonl" else "row"
+    df = validate(_numbered(df) if numbered else df, str(path),
+                  None if rows is None else lambda row: f"{what} {rows[row]}")
     df = sample_rows(df, num_requests, seed, str(path))
     return _numbered(df) if numbered else df
 
@@ -897,6 +913,7 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
             df = _first_turns(path, num_requests, seed, arrival)
             return Workload(df, path.stem, _meta(path, arrival, arrival.get("warning")))
         columns = df.columns  # the file's own: a missing column's error named the ids and arrival times added here
+        df = df.with_columns(pl.int_range(1, df.height + 1, dtype=pl.Int64).alias(FILE_ROW))
         renames = _any_case_renames(columns, path)  # (PROMPT: "missing column(s) prompt_tokens", where a .csv read it)
         df = df.rename(renames)
         output_name = None if "output_tokens" in columns else next(
