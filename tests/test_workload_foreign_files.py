@@ -4,6 +4,8 @@ wrongly (or refused with a misleading message) before its fix."""
 
 from __future__ import annotations
 
+import json
+
 import polars as pl
 import pytest
 
@@ -74,3 +76,39 @@ def test_parquet_errors_name_the_row(tmp_path, capsys):
     pl.DataFrame({"prompt_tokens": [5, 6, 0], "output_tokens": [3, 3, 3], "request_id": [7, 8, 9]}).write_parquet(path)
     with pytest.raises(UserError, match=r"1 request\(s\) with prompt_tokens < 1 \(first: 0, request 9\) in row 3$"):
         load_workload(str(path))
+
+
+@pytest.mark.parametrize("line, hint", [
+    ({"Prompt": "Hello there", "Output_Tokens": 5},
+     "its key(s) 'Prompt', 'Output_Tokens' are not read (keys match as written): write 'prompt', 'output_tokens'"),
+    ({"input": "Hello there", "output": "Hi"}, "; it has 'input', 'output'"),  # (what does it hold? it said nothing)
+    ({"prompt": "Hello there", "completion": "Hi"}, "; it has 'prompt', 'completion'"),
+    ([1, 2, 3], "; the line is a list"),
+])
+def test_a_jsonl_line_that_is_no_request_says_what_it_holds(tmp_path, capsys, line, hint):
+    """A .jsonl line in another tool's keys (another case, OpenAI's legacy 'completion', 'input'/'output') was
+    refused with "expected an object with string fields 'prompt' and 'generated'" alone: the line looked right."""
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps(line) + "\n")
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", path), "t.jsonl:1: expected an object with string fields")
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", path), hint)
+
+
+def test_a_json_cut_off_inside_its_first_record_says_so(tmp_path, capsys):
+    """A ShareGPT download cut off inside its first conversation was "it holds no records"."""
+    path = tmp_path / "cut.json"
+    path.write_text('[{"id": "a", "conversations": [{"from": "human", "value": "Write a poem about the se')
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", path),
+                   "with a user turn and a reply: it ends inside its first record (cut off)")
+    path.write_text('[{"id": "a", "conversations": []}, {"id": "b", "conversations": [{"from": "human", "va')
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", path),
+                   "1 empty conversations (first: record 1, id 'a'); it ends inside record 2 (cut off)")
+
+
+def test_replay_of_equal_timestamps_says_they_are_equal(tmp_path, capsys):
+    """A trace whose requests all arrive at 7 s was said to arrive "at t = 0 (no arrival times)"."""
+    path = tmp_path / "eq.csv"
+    path.write_text("arrival_time,prompt_tokens,output_tokens\n7,5,5\n7,6,6\n")
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", path, "--arrival", "replay"),
+                   "every request of eq arrives at the same time (t = 7 s in the file: no gaps between arrivals to "
+                   "replay): use burst arrivals for that")

@@ -174,7 +174,7 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                             + ("; this line is a conversation and the first line is not: a .jsonl holds requests "
                                "or conversations (OpenAI's chat format), one kind on every line" if conversation else "")
                             + (f"; it has {INSTRUCTION_HINT}" if isinstance(rec, dict) and "instruction" in rec
-                               and "prompt" not in rec else ""))
+                               and "prompt" not in rec else "") + _line_keys(rec))
         if "output_tokens" in rec:  # a count given is kept, beside the text too (as a parquet's): it was ignored
             rec["generated"] = _token_count(rec["output_tokens"], "output_tokens", f"{path}:{lineno}")
         # (a prompt count given beside the text is kept too: it was re-counted with Llama-3's tokenizer)
@@ -261,6 +261,27 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             FILE_ROW: pl.Series(FILE_ROW, lines, dtype=pl.Int64),
         }
     )
+
+
+#: The keys a ``.jsonl`` request line is read by (as written: in lower case).
+JSONL_KEYS = ("prompt", "generated", "response", "prompt_tokens", "output_tokens", *MOONCAKE_KEYS, "request_id",
+              *ARRIVAL_KEYS, *NUMERIC_OPTIONAL_COLUMNS)
+
+
+def _line_keys(rec) -> str:
+    """What a ``.jsonl`` line that is no request holds, for its error: ``"; it has 'input', 'output'"``, its keys
+    named in another case (``Prompt``, ``Output_Tokens``, read by their names as written: a line of them said only
+    "expected an object with string fields 'prompt' and 'generated'"), or what JSON value it is if no object."""
+    if not isinstance(rec, dict):
+        kind = {list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(
+            type(rec), "null")
+        return f"; the line is {kind}"
+    cased = [k for k in rec if k not in JSONL_KEYS and k.strip().lower() in JSONL_KEYS]
+    if cased:
+        return (f"; its key(s) {', '.join(repr(k) for k in cased)} are not read (keys match as written): write "
+                + ", ".join(repr(k.strip().lower()) for k in cased))
+    keys = [repr(k) for k in rec]
+    return f"; it has {', '.join(keys[:8])}{', ...' if len(keys) > 8 else ''}" if keys else "; it is empty"
 
 
 def jsonl_conversations(path: Path) -> bool:

@@ -358,7 +358,9 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, cut_expecte
         why = _skip_summary(skips, malformed_only=False) + (f"; {found[0][len('skipped '):]}" if found else "")
         raise UserError(f"{path}: no complete conversation (ShareGPT's or role/content messages) with a user turn "
                         "and a reply" + (f" among its {total:,} record(s): {why.lstrip('; ')}" if total else
-                                         ": it holds no records"))
+                                         ": it ends inside its first record (cut off)"
+                                         if cut else ": it holds no records")
+                        + (f"; it ends inside record {cut['record']:,} (cut off)" if cut and total else ""))
     malformed = sum(count for (bad, _), (count, *_) in skips.items() if bad)
     if malformed:  # (they were skipped without a word: a file half garbage gave half its requests, silently)
         notes.append(f"skipped {malformed:,} of the {total:,} records, which are not conversations: "
