@@ -83,6 +83,8 @@ def check_labels(df: pl.DataFrame, name: str) -> pl.DataFrame:
     if missing:
         raise UserError(f"{name}: not a complete labels file, missing column(s) {', '.join(missing)}")
     for col, dtype in LABEL_COLUMNS.items():  # a cast to an integer truncates 12.7 to 12, silently
+        if dtype == pl.Int64 and df.schema[col].is_decimal():  # (a Decimal 12.70 too)
+            df = df.with_columns(pl.col(col).cast(pl.Float64))
         if dtype == pl.Int64 and df.schema[col].is_float():
             bad = df.filter(pl.col(col).is_not_null() & (pl.col(col) != pl.col(col).floor()))
             if bad.height:
