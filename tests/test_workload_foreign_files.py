@@ -112,3 +112,24 @@ def test_replay_of_equal_timestamps_says_they_are_equal(tmp_path, capsys):
     one_line_error(run_cli_fast(capsys, "simulate", "-w", path, "--arrival", "replay"),
                    "every request of eq arrives at the same time (t = 7 s in the file: no gaps between arrivals to "
                    "replay): use burst arrivals for that")
+
+
+def test_prompts_csv_with_lines_ended_by_cr_alone(tmp_path):
+    """`ltrsched label --prompts` of such a .csv said "no text column 'prompt' (have id, prompt1, hello there2)"."""
+    from ltrsched.workloads.prompts import load_prompts
+
+    path = tmp_path / "p.csv"
+    path.write_bytes(b"id,prompt\r1,hello there\r2,how are you\r")
+    assert load_prompts(path).rows() == [("1", "hello there"), ("2", "how are you")]
+
+
+@pytest.mark.parametrize("key", [[[1], [2]], [{"a": 1}, {"a": 2}]])
+def test_prompts_parquet_with_nested_keys_is_one_line(tmp_path, key):
+    """A list or struct key column was polars' InvalidOperationError traceback ("cannot cast List type")."""
+    from ltrsched.workloads.prompts import load_prompts
+
+    path = tmp_path / "p.parquet"
+    pl.DataFrame({"key": key, "prompt": ["hello there", "how are you"]}).write_parquet(path)
+    with pytest.raises(UserError, match=r"p\.parquet: column 'key' holds (List|Struct).* values \(first: .*, row 1\); "
+                                        r"a key is text or a whole number$"):
+        load_prompts(path)

@@ -100,7 +100,7 @@ from ltrsched.workloads.sharegpt import (
     records_key,
 )
 from ltrsched.workloads.tokenizer import count_tokens
-from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
+from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lf_line_ends, lone_surrogate
 
 CSV_COLUMNS = {"arrival_time": ("arrival_time", "arrived_at", "arrival", "timestamp"), **LENGTH_NAMES}
 
@@ -466,9 +466,7 @@ def _without_blank_lines(raw: pl.DataFrame, text: str) -> tuple[pl.DataFrame, pl
 def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     """A ``.csv`` trace's requests (see the module docstring). ``arrival_info`` (if given) receives the arrival-time
     column's name (``column``) and its unit (``unit``: ``_s``, ``_ms``, ``date-time``, or None: seconds assumed)."""
-    data = path.read_bytes()
-    if b"\r" in data and b"\n" not in data:  # lines ended by CR alone (old Mac files, some exports): polars reads
-        data = data.replace(b"\r", b"\n")  # one line, the header's names run into the rows' ("no requests")
+    data = lf_line_ends(path.read_bytes())  # (lines ended by CR alone: polars read one line, "no requests")
     text = decode_utf8(data, path)  # polars names no line of an invalid byte, and replaces one in the header
     try:
         raw = _read_csv(data)

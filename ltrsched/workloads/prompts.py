@@ -140,9 +140,9 @@ def _csv(path: Path) -> pl.DataFrame:
     text as written (``007`` stays ``007``); keyed as a parquet's. A trace of lengths alone has no such column."""
     import io
 
-    from ltrsched.workloads.utf8 import decode_utf8
+    from ltrsched.workloads.utf8 import decode_utf8, lf_line_ends
 
-    data = path.read_bytes()
+    data = lf_line_ends(path.read_bytes())  # (lines ended by CR alone: one line to polars, "no text column 'prompt'")
     decode_utf8(data, path)  # (strict: an invalid byte is an error naming its line, never replaced)
     try:
         raw = pl.read_csv(io.BytesIO(data), infer_schema=False)
@@ -182,6 +182,11 @@ def _prompt_table(raw: pl.DataFrame, path: Path) -> pl.DataFrame:
     if raw.height == 0:
         raise UserError(f"{path}: no prompts (empty table)")
     key_col = next((c for c in _KEY_COLUMNS if c in raw.columns), None)
+    if key_col and isinstance(raw.schema[key_col], (pl.List, pl.Array, pl.Struct, pl.Object)):  # (polars' cast
+        first = raw[key_col].drop_nulls().head(1).to_list()  # error was a traceback)
+        raise UserError(f"{path}: column {key_col!r} holds {raw.schema[key_col]} values"
+                        + (f" (first: {first[0]!r}, row {int(raw[key_col].is_not_null().arg_max()) + 1})" if first else "")
+                        + "; a key is text or a whole number")
     keys = (raw[key_col].cast(pl.Utf8, strict=False) if key_col else
             pl.Series([f"row-{i}" for i in range(1, raw.height + 1)], dtype=pl.Utf8))
     df = pl.DataFrame({"key": keys, "prompt": raw["prompt"]})
