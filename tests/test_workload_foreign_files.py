@@ -133,3 +133,20 @@ def test_prompts_parquet_with_nested_keys_is_one_line(tmp_path, key):
     with pytest.raises(UserError, match=r"p\.parquet: column 'key' holds (List|Struct).* values \(first: .*, row 1\); "
                                         r"a key is text or a whole number$"):
         load_prompts(path)
+
+
+def test_csv_of_prompts_and_replies_counts_the_replies(tmp_path, capsys):
+    """A .csv of prompt and reply text (another model's outputs) was refused, "no column for output_tokens", where
+    a parquet's or a .jsonl's 'generated' (or 'response') text is counted; a reply of digits stays text."""
+    from ltrsched.workloads.tokenizer import count_tokens
+
+    path = tmp_path / "pairs.csv"
+    path.write_text('Prompt,Response\nhello there,42\n"multi\nline prompt","a reply of, some words"\n')
+    df = load_workload(str(path)).df
+    assert df["output_tokens"].to_list() == count_tokens(["42", "a reply of, some words"]).tolist()
+    assert df["prompt_tokens"].to_list() == count_tokens(["hello there", "multi\nline prompt"]).tolist()
+    path.write_text("prompt,generated\nhello there,fine\nhi,\n")
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", path),
+                   "pairs.csv: row 2 has no 'generated' text to count output_tokens from")
+    path.write_text("prompt,generated,output_tokens\nhello there,a b c d e,2\n")  # a count given is used as is
+    assert load_workload(str(path)).df["output_tokens"].to_list() == [2]

@@ -54,7 +54,8 @@ Files, by suffix:
   any case) is kept as the requests' ids; ``score``, ``po_estimate``, ``predicted_length`` and ``prompt`` columns
   (in any case too) as those columns; a ``prompt`` is text as written, digits too (``42``, ``007``), and without a
   prompt count column its Llama-3 count is used (as a parquet's and a ``.jsonl``'s: a table of prompts and
-  another model's ``output_tokens``). Header names
+  another model's ``output_tokens``); likewise the reply's text in a ``generated`` (or ``response``) column without
+  an output count column (:data:`REPLY_NAMES`). Lines may end with CR alone. Header names
   and numbers may have spaces around them (``a, b``).
 
 Arrival times are seconds unless a name's suffix says otherwise (:data:`UNIT_SUFFIXES`); two columns (or keys)
@@ -128,6 +129,9 @@ PARQUET_ANY_CASE = ("prompt", "generated", "response", "request_id", *ARRIVAL_KE
 #: files none). :func:`drop_failed_requests` leaves them out, with a warning; under any other name an output of 0
 #: tokens is an error.
 FAILED_OUTPUT_NAMES = ("response tokens",)
+#: A ``.csv``'s columns of the reply's text (in any case), whose Llama-3 count is the output length where the file
+#: gives no output count (:data:`~ltrsched.workloads.schema.LENGTH_NAMES`), as a parquet's and a ``.jsonl``'s are.
+REPLY_NAMES = ("generated", "response")
 #: A column a loader adds to a file's table while it is read: each request's row (a ``.csv``'s record after the
 #: header, a parquet's row) or line (a ``.jsonl``'s), 1-based, as it is in the file, which
 #: :func:`_sample_checked`'s errors name and then drops (rows left out, blank lines and BurstGPT's failed requests,
@@ -473,10 +477,15 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     except Exception as exc:
         raise UserError(f"{path}: cannot parse CSV ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     prompt = _csv_column(raw, ("prompt",), "prompt", path)
-    if prompt is not None and raw.schema[prompt] != pl.String:  # a CSV has no types: prompts "1", "42" (or
+    # the reply's text, counted where the file gives no output count (as a parquet's and a .jsonl's: a table of
+    # prompts and replies was refused, "no column for output_tokens")
+    reply = None if _csv_column(raw, LENGTH_NAMES["output_tokens"], "output_tokens", path) else _csv_column(
+        raw, REPLY_NAMES, "output_tokens", path)
+    texts = tuple(c for c in (prompt, reply) if c is not None)
+    if any(raw.schema[c] != pl.String for c in texts):  # a CSV has no types: prompts "1", "42" (or
         # "007", "1e3") are text, which polars read as numbers (refused as "not text", or changed: 007 -> 7)
         try:
-            raw = _read_csv(data, (prompt,))
+            raw = _read_csv(data, texts)
         except Exception as exc:
             raise UserError(f"{path}: cannot parse CSV ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     raw, rows = _without_blank_lines(raw, text)
@@ -497,12 +506,16 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             continue
         if found is None and ours == "prompt_tokens" and prompt is not None:  # counted from the text, as a
             # parquet's and a .jsonl's are (a table of prompts and another model's output counts was refused)
-            cols[ours] = _counted_prompts(raw[prompt], path, rows)
+            cols[ours] = _counted_texts(raw[prompt], ours, path, rows)
+            continue
+        if found is None and ours == "output_tokens" and reply is not None:
+            cols[ours] = _counted_texts(raw[reply], ours, path, rows)
             continue
         if found is None:
             other = next((sep for sep in (";", "\t", "|") if raw.width == 1 and sep in raw.columns[0]), None)
-            raise UserError(f"{path}: no column for {ours} (looked for {', '.join(names)}, in any case); "
-                            f"have {', '.join(raw.columns)}" + (
+            text = {"prompt_tokens": "a 'prompt'", "output_tokens": "a 'generated' (or 'response')"}[ours]
+            raise UserError(f"{path}: no column for {ours} (looked for {', '.join(names)}, in any case, and for "
+                            f"{text} text to count); have {', '.join(raw.columns)}" + (
                                 f" (one column: the file separates its fields by {other!r}, where a .csv here "
                                 "separates them by ','; save it with commas)" if other else ""))
         names_found[ours] = found
@@ -538,17 +551,18 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         if found is not None:
             df = df.with_columns((raw[found] if name == "prompt" else _spaced_numbers(raw[found])).alias(name))
     df = df if ids is None else df.with_columns(_spaced_numbers(raw[ids]).alias("request_id"))
-    return drop_failed_requests(df, names_found["output_tokens"], path, arrival_info)
+    return drop_failed_requests(df, names_found.get("output_tokens"), path, arrival_info)
 
 
-def _counted_prompts(prompts: pl.Series, path: Path, rows: pl.Series) -> pl.Series:
-    """A ``.csv``'s ``prompt`` column's Llama-3 token counts [tokens] (Int64), for a file without prompt counts;
-    one-line :class:`UserError` naming the row (``rows``: each prompt's in the file) of a missing prompt."""
-    missing = prompts.is_null()
+def _counted_texts(texts: pl.Series, column: str, path: Path, rows: pl.Series) -> pl.Series:
+    """A ``.csv``'s text column's Llama-3 token counts [tokens] (Int64) as ``column`` (``prompt_tokens`` from its
+    ``prompt``, ``output_tokens`` from its reply, :data:`REPLY_NAMES`), for a file without those counts; one-line
+    :class:`UserError` naming the row (``rows``: each text's in the file) of a missing text (an empty field)."""
+    missing = texts.is_null()
     if missing.any():
-        raise UserError(f"{path}: row {rows[int(missing.arg_max())]} has no 'prompt' text to count prompt_tokens from "
-                        "(give a prompt_tokens column, or the text on every row)")
-    return pl.Series("prompt_tokens", count_tokens(prompts.to_list()), dtype=pl.Int64)
+        raise UserError(f"{path}: row {rows[int(missing.arg_max())]} has no {texts.name.strip()!r} text to count "
+                        f"{column} from (give {column} as a column, or the text on every row)")
+    return pl.Series(column, count_tokens(texts.to_list()), dtype=pl.Int64)
 
 
 def drop_failed_requests(df: pl.DataFrame, column: str | None, path: Path, info: dict | None) -> pl.DataFrame:
