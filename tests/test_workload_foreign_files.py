@@ -150,3 +150,15 @@ def test_csv_of_prompts_and_replies_counts_the_replies(tmp_path, capsys):
                    "pairs.csv: row 2 has no 'generated' text to count output_tokens from")
     path.write_text("prompt,generated,output_tokens\nhello there,a b c d e,2\n")  # a count given is used as is
     assert load_workload(str(path)).df["output_tokens"].to_list() == [2]
+
+
+def test_a_conversations_parquets_bad_value_names_its_record(tmp_path):
+    """Its first turns are chosen and shuffled before the check: a row number would be none of the file's."""
+    rows = [{"conversation_id": f"c{i}", "conversation": [
+        {"role": "user", "content": f"Please explain topic number {i} in a few words"},
+        {"role": "assistant", "content": f"Topic {i} is about many things indeed"}]} for i in range(3)]
+    path = tmp_path / "conv.parquet"
+    pl.DataFrame(rows).with_columns(arrival_time=pl.Series([0.0, -1.0, 2.0])).write_parquet(path)
+    with pytest.raises(UserError, match=r"conv\.parquet: 1 request\(s\) with a negative or non-finite arrival_time "
+                                        r"\(first: -1\.0\) in record id 'c1'$"):
+        load_workload(str(path))

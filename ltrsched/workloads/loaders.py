@@ -425,7 +425,11 @@ def _first_turns(path: Path, num_requests: int | None, seed: int, arrival_info: 
     df = df.drop("response", over)
     df = df if "arrival_time" in df.columns else df.with_columns(arrival_time=pl.lit(0.0))
     df = df if "request_id" in df.columns else _numbered(df)
-    validate(df, str(path))  # (before the notes: an error is the one line printed)
+    # (before the notes: an error is the one line printed). The rows are first turns chosen and shuffled: an error
+    # names the record by its id (a row number here is none of the file's)
+    ids = df["source_id"].cast(pl.String).to_list() if "source_id" in df.columns else []
+    validate(df, str(path), lambda row: f"record id {ids[row]!r}" if row < len(ids) and ids[row] else
+             "a record without an id")
     for line in notes:
         print(line, file=sys.stderr)
     return df
