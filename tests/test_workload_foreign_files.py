@@ -162,3 +162,19 @@ def test_a_conversations_parquets_bad_value_names_its_record(tmp_path):
     with pytest.raises(UserError, match=r"conv\.parquet: 1 request\(s\) with a negative or non-finite arrival_time "
                                         r"\(first: -1\.0\) in record id 'c1'$"):
         load_workload(str(path))
+
+
+def test_repeated_prompts_of_a_prompts_file_are_counted_on_stderr(tmp_path, capsys):
+    """`ltrsched label --prompts`: a prompt given twice is labelled once, which left 2 of these 4 lines out without
+    a word."""
+    from ltrsched.workloads.prompts import load_prompts
+
+    path = tmp_path / "p.txt"
+    path.write_text("What is a KV cache?\nExplain batching.\nWhat is a KV cache?\nExplain batching.\n")
+    capsys.readouterr()
+    assert load_prompts(path).rows() == [("line-1", "What is a KV cache?"), ("line-2", "Explain batching.")]
+    assert capsys.readouterr().err == (f"warning: {path}: 2 of its 4 prompts repeat an earlier one (first: key "
+                                       "'line-3', the prompt of key 'line-1'); each prompt is kept once, by its first "
+                                       "key\n")
+    path.write_text("What is a KV cache?\nExplain batching.\n")
+    assert len(load_prompts(path)) == 2 and capsys.readouterr().err == ""
