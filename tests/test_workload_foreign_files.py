@@ -178,3 +178,23 @@ def test_repeated_prompts_of_a_prompts_file_are_counted_on_stderr(tmp_path, caps
                                        "key\n")
     path.write_text("What is a KV cache?\nExplain batching.\n")
     assert len(load_prompts(path)) == 2 and capsys.readouterr().err == ""
+
+
+def test_openai_developer_messages_precede_the_first_turn_as_system_ones(tmp_path):
+    """OpenAI's chat format names its system message 'developer' for its newer models: every such conversation was
+    skipped "with unknown speakers" (a file of them refused). The run cache key marks such files: runs cached before
+    had those conversations left out."""
+    from ltrsched.workloads.loaders import workload_fingerprint
+
+    chat = lambda i: {"messages": [  # noqa: E731
+        {"role": "developer", "content": "Answer in one paragraph."},
+        {"role": "user", "content": f"Please explain topic number {i} in a few words"},
+        {"role": "assistant", "content": f"Topic {i} is about many things indeed"}]}
+    path = tmp_path / "chat.jsonl"
+    path.write_text("".join(json.dumps(chat(i)) + "\n" for i in range(3)))
+    df = load_workload(str(path)).df
+    assert sorted(df["prompt"].to_list()) == [f"Please explain topic number {i} in a few words" for i in range(3)]
+    assert workload_fingerprint(str(path))["turns"] == "developer"
+    plain = tmp_path / "plain.csv"
+    plain.write_text("prompt_tokens,output_tokens\n5,5\n")
+    assert "turns" not in workload_fingerprint(str(plain))

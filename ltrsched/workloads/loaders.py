@@ -782,12 +782,32 @@ def workload_fingerprint(source: str) -> dict[str, str]:
     # timestamp had its text's counts and arrived at t = 0)
     # and a flat parquet's columns named in another case (Score, Request_ID, Arrival_Time, Prompt), read since this
     # marker (runs cached before had no score, numbered the rows, or put every request at t = 0)
+    # and conversations with OpenAI's developer messages ahead of their first turn, read since this marker (runs
+    # cached before skipped them, "with unknown speakers")
     return {"sha256": file_digest(path), **({"ids": "given"} if _gives_ids(path) else {}),
             **({"mooncake": "read"} if _jsonl_gives_mooncake(path) else {}),
             **({"columns": "kept"} if _jsonl_gives_columns(path) else {}),
             **({"arrivals": "units"} if _gives_unit_arrivals(path) else {}),
             **({"counts": "given"} if _parquet_gives_counts(path) else {}),
-            **({"names": "any case"} if _parquet_reads_any_case(path) else {})}
+            **({"names": "any case"} if _parquet_reads_any_case(path) else {}),
+            **({"turns": "developer"} if _may_give_developer_turns(path) else {})}
+
+
+def _may_give_developer_turns(path: Path) -> bool:
+    """Whether ``path`` may hold conversations with a ``developer`` message (OpenAI's system message), which loading
+    skipped before (:data:`~ltrsched.workloads.sharegpt._SYSTEM`): a ``.json`` or a ``.jsonl`` whose bytes name one
+    (or hold a ``\\u`` escape, which could spell one), or any conversations parquet (its strings are compressed,
+    and its messages would be read in full to tell). False for other files and a parquet polars cannot read."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".json", ".jsonl"):
+            data = path.read_bytes()
+            return b"developer" in data or b"\\u" in data
+        if suffix == ".parquet":
+            return is_conversation_table(pl.read_parquet(path, n_rows=0))
+    except Exception:  # (OSError, a parquet polars cannot read: loading it says why)
+        return False
+    return False
 
 
 def _parquet_gives_counts(path: Path) -> bool:

@@ -8,8 +8,8 @@ That file is FastChat's ``*_split`` release: every long conversation was cut int
 without such a suffix) starts a conversation; the first user message of any later chunk is a turn from the
 middle of a conversation ("continue", "now make it shorter"), whose reply depends on context the prompt
 does not show. Those chunks are skipped (they were 45% of the usable records), as are conversations that
-do not open with a user message (after optional system messages): the paper's rule is the FIRST user
-turn. Such records are conversations all the same, skipped with a note counting them (quietly in the packaged
+do not open with a user message (after optional system or developer messages): the paper's rule is the
+FIRST user turn. Such records are conversations all the same, skipped with a note counting them (quietly in the packaged
 file, which has thousands); records that are not conversations at all (:func:`read_first_turn`) are skipped with
 a note too (:func:`parse_sharegpt`). The parsed
 table is cached as parquet under the user cache
@@ -45,6 +45,9 @@ CACHE_VERSION = 4  # 2: continuation chunks and replies-first conversations skip
 TOKENIZER_DIST = "quicktok-v1"
 _USER = ("human", "user")
 _ASSISTANT = ("gpt", "chatgpt", "assistant", "bard", "bing")
+#: Instructions ahead of the conversation, not a turn: OpenAI's ``developer`` messages are its ``system`` messages
+#: for its newer models (a chat file of them had every conversation skipped, "with unknown speakers").
+_SYSTEM = ("system", "developer")
 
 
 def cache_dir() -> Path:
@@ -159,9 +162,9 @@ def read_first_turn(record) -> tuple[str, str, str] | Skip:
 
     Records in ShareGPT's form (``id``, ``conversations`` of ``{"from", "value"}``) or in LMSYS-Chat-1M's and
     OpenAI's (``conversation_id``, ``conversation`` or ``messages`` of ``{"role", "content"}``). A conversation
-    opens with a user message answered by the assistant (system messages may precede); one that does not (or a
-    later chunk of a split one, or an empty one) is a conversation all the same, which the paper's rule does not
-    take. A record that is not an object, has no list of messages, or whose first turns are not messages with a
+    opens with a user message answered by the assistant (system or developer messages may precede); one that does
+    not (or a later chunk of a split one, or an empty one) is a conversation all the same, which the paper's rule
+    does not take. A record that is not an object, has no list of messages, or whose first turns are not messages with a
     known speaker and text, is malformed."""
     if not isinstance(record, dict):
         return Skip(True, "not objects", f"{_kind(record)}")
@@ -181,12 +184,12 @@ def read_first_turn(record) -> tuple[str, str, str] | Skip:
     if not all(isinstance(m, dict) for m in conv):
         at = next(i for i, m in enumerate(conv) if not isinstance(m, dict))
         return Skip(True, "with messages that are not objects", f"message {at + 1} is {_kind(conv[at])}")
-    turns = [(i, m) for i, m in enumerate(conv) if _speaker(m) != "system"]
+    turns = [(i, m) for i, m in enumerate(conv) if _speaker(m) not in _SYSTEM]
     for i, m in turns[:2]:  # (only the first turns are read)
         who = _speaker(m)
         if not isinstance(who, str) or who not in (*_USER, *_ASSISTANT):
             what = ("no speaker ('from' or 'role')" if who is None else
-                    f"the speaker {who!r}, none of {', '.join(_USER + _ASSISTANT)} or system")
+                    f"the speaker {who!r}, none of {', '.join(_USER + _ASSISTANT + _SYSTEM[:-1])} or {_SYSTEM[-1]}")
             return Skip(True, "with unknown speakers", f"message {i + 1} has {what}")
     if not turns:
         return Skip(False, "empty conversations")
