@@ -386,7 +386,8 @@ def _complete_table(df: pl.DataFrame, path: Path) -> pl.DataFrame:
         missing = df[source].is_null()
         if missing.any():
             at = int(missing.arg_max())
-            raise UserError(f"{path}: row {df[FILE_ROW][at] if FILE_ROW in df.columns else at + 1} has no {source!r} text to count {column} from")
+            row = df[FILE_ROW][at] if FILE_ROW in df.columns else at + 1
+            raise UserError(f"{path}: row {row} has no {source!r} text to count {column} from")
         # (a parquet string is valid UTF-8: no lone surrogate, unlike JSON text)
         df = df.with_columns(pl.Series(column, count_tokens(df[source].to_list()), dtype=pl.Int64))
     if "arrival_time" not in df.columns:

@@ -192,9 +192,9 @@ def _prompt_table(raw: pl.DataFrame, path: Path) -> pl.DataFrame:
     key_col = next((c for c in _KEY_COLUMNS if c in raw.columns), None)
     if key_col and isinstance(raw.schema[key_col], (pl.List, pl.Array, pl.Struct, pl.Object)):  # (polars' cast
         first = raw[key_col].drop_nulls().head(1).to_list()  # error was a traceback)
+        row = int(raw[key_col].is_not_null().arg_max()) + 1
         raise UserError(f"{path}: column {key_col!r} holds {raw.schema[key_col]} values"
-                        + (f" (first: {first[0]!r}, row {int(raw[key_col].is_not_null().arg_max()) + 1})" if first else "")
-                        + "; a key is text or a whole number")
+                        + (f" (first: {first[0]!r}, row {row})" if first else "") + "; a key is text or a whole number")
     keys = (raw[key_col].cast(pl.Utf8, strict=False) if key_col else
             pl.Series([f"row-{i}" for i in range(1, raw.height + 1)], dtype=pl.Utf8))
     df = pl.DataFrame({"key": keys, "prompt": raw["prompt"]})
