@@ -567,7 +567,15 @@ def _counted_texts(texts: pl.Series, column: str, path: Path, rows: pl.Series) -
     if missing.any():
         raise UserError(f"{path}: row {rows[int(missing.arg_max())]} has no {texts.name.strip()!r} text to count "
                         f"{column} from (give {column} as a column, or the text on every row)")
+    if texts.str.contains(_TOKEN_IDS).all():  # (a tokenized data set's input_ids, written out as "[128000, 9906]":
+        # their text's count, 9 tokens for 3 ids, was served silently)
+        raise UserError(f"{path}: column {texts.name.strip()!r} holds token ids, not text (row {rows[0]}: "
+                        f"{texts[0][:40]!r}), whose token count is not the ids'; give the counts in a {column} column")
     return pl.Series(column, count_tokens(texts.to_list()), dtype=pl.Int64)
+
+
+#: A text that is a list of token ids (``[128000, 9906, 1917]``), as a tokenized data set's columns are written.
+_TOKEN_IDS = r"^\s*\[\s*\d+(?:\s*,\s*\d+)*\s*\]\s*$"
 
 
 def drop_failed_requests(df: pl.DataFrame, column: str | None, path: Path, info: dict | None) -> pl.DataFrame:
