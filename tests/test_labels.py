@@ -84,6 +84,12 @@ def test_labels_file_loads_as_a_workload_with_text_joined_by_key(tmp_path):
      "column output_tokens has 22 non-integer value(s)"),
     (lambda df: df.with_columns(prompt_tokens=pl.col("prompt_tokens").cast(pl.Float32) + 0.25),
      "column prompt_tokens has 22 non-integer value(s)"),
+    # a bad value of a workload column names the row's key (its row in the split served is none of the file's)
+    (lambda df: df.with_columns(score=pl.lit(float("inf"))),
+     "column score has 10 non-finite value(s) (first: inf) in the row of key '"),
+    # a Decimal column (a database export's) was cast to Int64 by truncation too: 12.50 served 12
+    (lambda df: df.with_columns(output_tokens=(pl.col("output_tokens").cast(pl.Float64) + 0.5).cast(pl.Decimal(12, 2))),
+     "column output_tokens has 22 non-integer value(s)"),
     # sampling settings no run can have had were read without a check
     (lambda df: df.with_columns(top_p=pl.lit(7.0)), "column top_p has 22 value(s) outside (0, 1] (first: 7.0"),
     (lambda df: df.with_columns(top_p=pl.lit(0.0)), "column top_p has 22 value(s) outside (0, 1]"),

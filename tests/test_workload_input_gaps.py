@@ -90,15 +90,38 @@ def test_records_that_are_not_conversations_are_counted_on_stderr(tmp_path):
     assert len(load_workload(str(path))) == 6  # the conversations load
 
 
-def test_conversations_the_papers_rule_does_not_take_stay_quiet(tmp_path, capsys):
-    """Later chunks of split conversations, empty ones, and ones that open with a reply are conversations (the
-    packaged ShareGPT file has thousands): skipped by the paper's rule, without a note."""
+def test_conversations_the_papers_rule_does_not_take_are_counted_in_a_note(tmp_path, capsys):
+    """Later chunks of split conversations, empty ones, and ones that open with a reply are conversations,
+    skipped by the paper's rule: they were left out without a note (3 of these 4 records), as a user's file's first
+    turns the length rules leave out are not. The packaged ShareGPT file's thousands stay quiet (below)."""
     recs = [_conversation(0), {"id": "a_2", "conversations": _conversation(1)["conversations"]},
             {"id": "e", "conversations": []}, {"id": "r", "conversations": _conversation(2)["conversations"][::-1]}]
     path = tmp_path / "quiet.json"
     path.write_text(json.dumps(recs))
     assert len(load_workload(str(path))) == 1
-    assert capsys.readouterr().err == ""
+    assert capsys.readouterr().err == (
+        f"warning: {path}: left out 3 of the 4 records, conversations without a first turn the paper's rule takes (a "
+        "user turn answered by the assistant, opening the conversation): 1 later chunks of a split conversation "
+        "(first: record 2, id 'a_2'); 1 empty conversations (first: record 3, id 'e'); 1 conversations that do not "
+        "open with a user turn answered by the assistant (first: record 4, id 'r')\n")
+    path.write_text(json.dumps(recs[:1]))  # every record a first turn: quiet
+    assert len(load_workload(str(path))) == 1 and capsys.readouterr().err == ""
+
+
+def test_a_parse_cached_before_skips_were_noted_is_parsed_again(tmp_path, monkeypatch, capsys):
+    """Its notes (cached beside it) lacked the count of conversations the paper's rule does not take."""
+    from ltrsched.workloads.sharegpt import cache_dir, parse_sharegpt, records_key
+
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "skips.json"
+    path.write_text(json.dumps([_conversation(0), {"id": "e", "conversations": []}]))
+    old = cache_dir() / f"sharegpt-{records_key(path)}-utf8.parquet"  # the name a parse was cached under before
+    old.parent.mkdir(parents=True)
+    parse_sharegpt(path).write_parquet(old)
+    (old.parent / (old.name + ".notes.json")).write_text("[]")
+    capsys.readouterr()
+    assert len(load_workload(str(path))) == 1
+    assert "left out 1 of the 2 records, conversations without a first turn" in capsys.readouterr().err
 
 
 def test_a_file_with_no_usable_record_says_why_in_one_line(tmp_path):
@@ -149,7 +172,7 @@ def test_a_parse_cached_before_notes_were_kept_is_parsed_again(tmp_path, monkeyp
     monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
     path = tmp_path / "mixed.json"
     path.write_text(json.dumps([_conversation(0), "junk"]))
-    old = cache_dir() / f"sharegpt-{records_key(path)}-utf8.parquet"
+    old = cache_dir() / f"sharegpt-{records_key(path)}-utf8-skips.parquet"
     old.parent.mkdir(parents=True)
     load_sharegpt_records(path).write_parquet(old)  # as the cache was written: no notes
     (cache_dir() / (old.name + ".notes.json")).unlink()

@@ -164,15 +164,18 @@ def apply_arrivals(
     n = len(workload)
     if process == "replay":
         t = workload.df["arrival_time"].to_numpy().astype(np.float64)
-        t = t - t.min()
+        start = t.min()
+        t = t - start
         span = t.max()
         if n > 1 and span <= 0:  # e.g. a .jsonl without arrival times, or a built-in workload: was a burst
             jsonl = str(workload.meta.get("source", "")).lower().endswith(".jsonl")
             what, fmt = ("key", ".jsonl") if jsonl else ("column", "parquet")
             unread = unread_arrival_columns(workload.df.columns) or [
                 c for c in [workload.meta.get("unread_arrival_column")] if c]
+            when = ("at t = 0 (no arrival times)" if start == 0 else  # (all at 7 s said "t = 0 (no arrival times)")
+                    f"at the same time (t = {start:g} s in the file: no gaps between arrivals to replay)")
             raise UserError(f"replay arrivals replay a file's timestamps, but every request of {workload.name} "
-                            "arrives at t = 0 (no arrival times): use burst arrivals for that, or poisson "
+                            f"arrives {when}: use burst arrivals for that, or poisson "
                             "(or gamma) arrivals at a rate" + (
                                 f"; its {what} {unread[0]!r} is not read as arrival times: a {fmt} names them "
                                 "arrival_time (seconds) or arrival_time_ms" if unread else ""))

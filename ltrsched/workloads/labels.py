@@ -83,6 +83,8 @@ def check_labels(df: pl.DataFrame, name: str) -> pl.DataFrame:
     if missing:
         raise UserError(f"{name}: not a complete labels file, missing column(s) {', '.join(missing)}")
     for col, dtype in LABEL_COLUMNS.items():  # a cast to an integer truncates 12.7 to 12, silently
+        if dtype == pl.Int64 and df.schema[col].is_decimal():  # (a Decimal 12.70 too)
+            df = df.with_columns(pl.col(col).cast(pl.Float64))
         if dtype == pl.Int64 and df.schema[col].is_float():
             bad = df.filter(pl.col(col).is_not_null() & (pl.col(col) != pl.col(col).floor()))
             if bad.height:
@@ -208,7 +210,7 @@ def labels_workload(df: pl.DataFrame, name: str, split: str = "eval", run: str =
                     num_requests: int | None = None, seed: int = 0, meta: dict | None = None):
     """A :class:`~ltrsched.workloads.schema.Workload` of one run's rows of a labels table in ``split``
     (``eval``, ``train`` or ``all``), in file order, with the prompt text joined; ``num_requests`` samples."""
-    from ltrsched.workloads.schema import Workload
+    from ltrsched.workloads.schema import Workload, validate
     from ltrsched.workloads.selection import SPLITS, sample_rows
 
     if split not in SPLITS:
@@ -222,4 +224,6 @@ def labels_workload(df: pl.DataFrame, name: str, split: str = "eval", run: str =
     rows = sample_rows(rows, num_requests, seed, f"{name} ({split} split)")
     rows = attach_prompts(rows, name).with_columns(
         request_id=pl.arange(0, rows.height, dtype=pl.Int64), arrival_time=pl.lit(0.0))
+    keys = rows["key"].to_list()  # (the rows are one run's and split's, sampled: an error names the key, not a row)
+    validate(rows, name, lambda row: f"the row of key {keys[row]!r}")
     return Workload(rows, name, {**(meta or {}), "labels": True, "split": split, "run": run})

@@ -54,7 +54,8 @@ Files, by suffix:
   any case) is kept as the requests' ids; ``score``, ``po_estimate``, ``predicted_length`` and ``prompt`` columns
   (in any case too) as those columns; a ``prompt`` is text as written, digits too (``42``, ``007``), and without a
   prompt count column its Llama-3 count is used (as a parquet's and a ``.jsonl``'s: a table of prompts and
-  another model's ``output_tokens``). Header names
+  another model's ``output_tokens``); likewise the reply's text in a ``generated`` (or ``response``) column without
+  an output count column (:data:`REPLY_NAMES`). Lines may end with CR alone. Header names
   and numbers may have spaces around them (``a, b``).
 
 Arrival times are seconds unless a name's suffix says otherwise (:data:`UNIT_SUFFIXES`); two columns (or keys)
@@ -91,6 +92,7 @@ from ltrsched.workloads.builtin import BUILTIN, builtin_workload
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.schema import (
     LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Workload, first_non_numeric,
+    first_non_numeric_row,
     length_columns, request_ids, validate,
 )
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, left_out, paper_selection, sample_rows
@@ -99,7 +101,7 @@ from ltrsched.workloads.sharegpt import (
     records_key,
 )
 from ltrsched.workloads.tokenizer import count_tokens
-from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
+from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lf_line_ends, lone_surrogate
 
 CSV_COLUMNS = {"arrival_time": ("arrival_time", "arrived_at", "arrival", "timestamp"), **LENGTH_NAMES}
 
@@ -127,6 +129,14 @@ PARQUET_ANY_CASE = ("prompt", "generated", "response", "request_id", *ARRIVAL_KE
 #: files none). :func:`drop_failed_requests` leaves them out, with a warning; under any other name an output of 0
 #: tokens is an error.
 FAILED_OUTPUT_NAMES = ("response tokens",)
+#: A ``.csv``'s columns of the reply's text (in any case), whose Llama-3 count is the output length where the file
+#: gives no output count (:data:`~ltrsched.workloads.schema.LENGTH_NAMES`), as a parquet's and a ``.jsonl``'s are.
+REPLY_NAMES = ("generated", "response")
+#: A column a loader adds to a file's table while it is read: each request's row (a ``.csv``'s record after the
+#: header, a parquet's row) or line (a ``.jsonl``'s), 1-based, as it is in the file, which
+#: :func:`_sample_checked`'s errors name and then drops (rows left out, blank lines and BurstGPT's failed requests,
+#: made the table's row numbers differ from the file's).
+FILE_ROW = "__ltrsched_file_row__"
 
 
 def _in_units(suffixes) -> str:
@@ -168,7 +178,7 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                             + ("; this line is a conversation and the first line is not: a .jsonl holds requests "
                                "or conversations (OpenAI's chat format), one kind on every line" if conversation else "")
                             + (f"; it has {INSTRUCTION_HINT}" if isinstance(rec, dict) and "instruction" in rec
-                               and "prompt" not in rec else ""))
+                               and "prompt" not in rec else "") + _line_keys(rec))
         if "output_tokens" in rec:  # a count given is kept, beside the text too (as a parquet's): it was ignored
             rec["generated"] = _token_count(rec["output_tokens"], "output_tokens", f"{path}:{lineno}")
         # (a prompt count given beside the text is kept too: it was re-counted with Llama-3's tokenizer)
@@ -252,8 +262,30 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             **given_ids,
             **{name: pl.Series(name, values, dtype=pl.Float64) for name, values in optional.items()
                if any(v is not None for v in values)},
+            FILE_ROW: pl.Series(FILE_ROW, lines, dtype=pl.Int64),
         }
     )
+
+
+#: The keys a ``.jsonl`` request line is read by (as written: in lower case).
+JSONL_KEYS = ("prompt", "generated", "response", "prompt_tokens", "output_tokens", *MOONCAKE_KEYS, "request_id",
+              *ARRIVAL_KEYS, *NUMERIC_OPTIONAL_COLUMNS)
+
+
+def _line_keys(rec) -> str:
+    """What a ``.jsonl`` line that is no request holds, for its error: ``"; it has 'input', 'output'"``, its keys
+    named in another case (``Prompt``, ``Output_Tokens``, read by their names as written: a line of them said only
+    "expected an object with string fields 'prompt' and 'generated'"), or what JSON value it is if no object."""
+    if not isinstance(rec, dict):
+        kind = {list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(
+            type(rec), "null")
+        return f"; the line is {kind}"
+    cased = [k for k in rec if k not in JSONL_KEYS and k.strip().lower() in JSONL_KEYS]
+    if cased:
+        return (f"; its key(s) {', '.join(repr(k) for k in cased)} are not read (keys match as written): write "
+                + ", ".join(repr(k.strip().lower()) for k in cased))
+    keys = [repr(k) for k in rec]
+    return f"; it has {', '.join(keys[:8])}{', ...' if len(keys) > 8 else ''}" if keys else "; it is empty"
 
 
 def jsonl_conversations(path: Path) -> bool:
@@ -353,7 +385,9 @@ def _complete_table(df: pl.DataFrame, path: Path) -> pl.DataFrame:
                             f"{column} cannot be counted from it; it must hold the text (or give {column})")
         missing = df[source].is_null()
         if missing.any():
-            raise UserError(f"{path}: row {int(missing.arg_max()) + 1} has no {source!r} text to count {column} from")
+            at = int(missing.arg_max())
+            row = df[FILE_ROW][at] if FILE_ROW in df.columns else at + 1
+            raise UserError(f"{path}: row {row} has no {source!r} text to count {column} from")
         # (a parquet string is valid UTF-8: no lone surrogate, unlike JSON text)
         df = df.with_columns(pl.Series(column, count_tokens(df[source].to_list()), dtype=pl.Int64))
     if "arrival_time" not in df.columns:
@@ -392,7 +426,11 @@ def _first_turns(path: Path, num_requests: int | None, seed: int, arrival_info: 
     df = df.drop("response", over)
     df = df if "arrival_time" in df.columns else df.with_columns(arrival_time=pl.lit(0.0))
     df = df if "request_id" in df.columns else _numbered(df)
-    validate(df, str(path))  # (before the notes: an error is the one line printed)
+    # (before the notes: an error is the one line printed). The rows are first turns chosen and shuffled: an error
+    # names the record by its id (a row number here is none of the file's)
+    ids = df["source_id"].cast(pl.String).to_list() if "source_id" in df.columns else []
+    validate(df, str(path), lambda row: f"record id {ids[row]!r}" if row < len(ids) and ids[row] else
+             "a record without an id")
     for line in notes:
         print(line, file=sys.stderr)
     return df
@@ -411,43 +449,51 @@ def _read_csv(data: bytes, text_columns: tuple[str, ...] = ()) -> pl.DataFrame:
         return pl.read_csv(io.BytesIO(data), infer_schema_length=None, schema_overrides=overrides)
 
 
-def _without_blank_lines(raw: pl.DataFrame, text: str) -> pl.DataFrame:
+def _without_blank_lines(raw: pl.DataFrame, text: str) -> tuple[pl.DataFrame, pl.Series]:
     """``raw`` without the rows polars makes of blank lines (a row of nulls): an empty line after the last
     record or between records, as editors and ``cat`` of several files leave, which Python's csv module and
     pandas skip; the file was refused for "missing values" it does not have. A line of empty fields (``,,``)
     stays a row of missing values. ``text`` is the file's text: its records (csv module) tell which rows are
-    blank lines; if they do not match polars' rows one to one, every row is kept."""
+    blank lines; if they do not match polars' rows one to one, every row is kept. Also each kept row's number
+    in the file (1-based: the first record after the header is row 1; a blank line counts as one)."""
+    rows = pl.int_range(1, raw.height + 1, dtype=pl.Int64, eager=True).alias(FILE_ROW)
     empty = raw.select(pl.all_horizontal(pl.all().is_null())).to_series() if raw.width else None
     if empty is None or not empty.any():
-        return raw
+        return raw, rows
     import csv
 
     try:
         blank = [not record for record in csv.reader(io.StringIO(text, newline=""))]  # (a flag per record)
     except csv.Error:
-        return raw
+        return raw, rows
     if len(blank) != raw.height + 1:  # (+ the header)
-        return raw
-    return raw.filter(~(empty & pl.Series(blank[1:], dtype=pl.Boolean)))
+        return raw, rows
+    keep = ~(empty & pl.Series(blank[1:], dtype=pl.Boolean))
+    return raw.filter(keep), rows.filter(keep)
 
 
 def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     """A ``.csv`` trace's requests (see the module docstring). ``arrival_info`` (if given) receives the arrival-time
     column's name (``column``) and its unit (``unit``: ``_s``, ``_ms``, ``date-time``, or None: seconds assumed)."""
-    data = path.read_bytes()
+    data = lf_line_ends(path.read_bytes())  # (lines ended by CR alone: polars read one line, "no requests")
     text = decode_utf8(data, path)  # polars names no line of an invalid byte, and replaces one in the header
     try:
         raw = _read_csv(data)
     except Exception as exc:
         raise UserError(f"{path}: cannot parse CSV ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     prompt = _csv_column(raw, ("prompt",), "prompt", path)
-    if prompt is not None and raw.schema[prompt] != pl.String:  # a CSV has no types: prompts "1", "42" (or
+    # the reply's text, counted where the file gives no output count (as a parquet's and a .jsonl's: a table of
+    # prompts and replies was refused, "no column for output_tokens")
+    reply = None if _csv_column(raw, LENGTH_NAMES["output_tokens"], "output_tokens", path) else _csv_column(
+        raw, REPLY_NAMES, "output_tokens", path)
+    texts = tuple(c for c in (prompt, reply) if c is not None)
+    if any(raw.schema[c] != pl.String for c in texts):  # a CSV has no types: prompts "1", "42" (or
         # "007", "1e3") are text, which polars read as numbers (refused as "not text", or changed: 007 -> 7)
         try:
-            raw = _read_csv(data, (prompt,))
+            raw = _read_csv(data, texts)
         except Exception as exc:
             raise UserError(f"{path}: cannot parse CSV ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
-    raw = _without_blank_lines(raw, text)
+    raw, rows = _without_blank_lines(raw, text)
     if raw.height == 0:
         raise UserError(f"{path}: no requests (empty file)")
     cols, names_found = {}, {}
@@ -465,12 +511,16 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             continue
         if found is None and ours == "prompt_tokens" and prompt is not None:  # counted from the text, as a
             # parquet's and a .jsonl's are (a table of prompts and another model's output counts was refused)
-            cols[ours] = _counted_prompts(raw[prompt], path)
+            cols[ours] = _counted_texts(raw[prompt], ours, path, rows)
+            continue
+        if found is None and ours == "output_tokens" and reply is not None:
+            cols[ours] = _counted_texts(raw[reply], ours, path, rows)
             continue
         if found is None:
             other = next((sep for sep in (";", "\t", "|") if raw.width == 1 and sep in raw.columns[0]), None)
-            raise UserError(f"{path}: no column for {ours} (looked for {', '.join(names)}, in any case); "
-                            f"have {', '.join(raw.columns)}" + (
+            text = {"prompt_tokens": "a 'prompt'", "output_tokens": "a 'generated' (or 'response')"}[ours]
+            raise UserError(f"{path}: no column for {ours} (looked for {', '.join(names)}, in any case, and for "
+                            f"{text} text to count); have {', '.join(raw.columns)}" + (
                                 f" (one column: the file separates its fields by {other!r}, where a .csv here "
                                 "separates them by ','; save it with commas)" if other else ""))
         names_found[ours] = found
@@ -480,10 +530,10 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             if arrival_info is not None and col.dtype != pl.String:
                 arrival_info["unit"] = "date-time"  # (seconds apart, whatever the column's name says)
         if not col.dtype.is_numeric():  # e.g. true/false (a Boolean column would cast to 1/0 tokens) or text
-            first = first_non_numeric(col)
+            row, first = first_non_numeric_row(col), first_non_numeric(col)
             raise UserError(f"{path}: column {found!r} has non-numeric values ({col.dtype}"
-                            + (f", first: {first[0]!r}" if first else "") + "); it must hold numbers"
-                            + (" (seconds) or date-times" if ours == "arrival_time" else ""))
+                            + (f", first: {first[0]!r}) in row {rows[row]}" if first else ")")
+                            + "; it must hold numbers" + (" (seconds) or date-times" if ours == "arrival_time" else ""))
         cols[ours] = col if scale == 1.0 else col.cast(pl.Float64) * scale
     try:
         df = pl.DataFrame(
@@ -492,6 +542,7 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                 "prompt_tokens": cols["prompt_tokens"].cast(pl.Float64, strict=True),
                 "output_tokens": cols["output_tokens"].cast(pl.Float64, strict=True),
                 "arrival_time": cols["arrival_time"].cast(pl.Float64, strict=True),
+                FILE_ROW: rows,
             }
         )
     except Exception:
@@ -505,17 +556,26 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         if found is not None:
             df = df.with_columns((raw[found] if name == "prompt" else _spaced_numbers(raw[found])).alias(name))
     df = df if ids is None else df.with_columns(_spaced_numbers(raw[ids]).alias("request_id"))
-    return drop_failed_requests(df, names_found["output_tokens"], path, arrival_info)
+    return drop_failed_requests(df, names_found.get("output_tokens"), path, arrival_info)
 
 
-def _counted_prompts(prompts: pl.Series, path: Path) -> pl.Series:
-    """A ``.csv``'s ``prompt`` column's Llama-3 token counts [tokens] (Int64), for a file without prompt counts;
-    one-line :class:`UserError` naming the row (1-based, after the header) of a missing prompt."""
-    missing = prompts.is_null()
+def _counted_texts(texts: pl.Series, column: str, path: Path, rows: pl.Series) -> pl.Series:
+    """A ``.csv``'s text column's Llama-3 token counts [tokens] (Int64) as ``column`` (``prompt_tokens`` from its
+    ``prompt``, ``output_tokens`` from its reply, :data:`REPLY_NAMES`), for a file without those counts; one-line
+    :class:`UserError` naming the row (``rows``: each text's in the file) of a missing text (an empty field)."""
+    missing = texts.is_null()
     if missing.any():
-        raise UserError(f"{path}: row {int(missing.arg_max()) + 1} has no 'prompt' text to count prompt_tokens from "
-                        "(give a prompt_tokens column, or the text on every row)")
-    return pl.Series("prompt_tokens", count_tokens(prompts.to_list()), dtype=pl.Int64)
+        raise UserError(f"{path}: row {rows[int(missing.arg_max())]} has no {texts.name.strip()!r} text to count "
+                        f"{column} from (give {column} as a column, or the text on every row)")
+    if texts.str.contains(_TOKEN_IDS).all():  # (a tokenized data set's input_ids, written out as "[128000, 9906]":
+        # their text's count, 9 tokens for 3 ids, was served silently)
+        raise UserError(f"{path}: column {texts.name.strip()!r} holds token ids, not text (row {rows[0]}: "
+                        f"{texts[0][:40]!r}), whose token count is not the ids'; give the counts in a {column} column")
+    return pl.Series(column, count_tokens(texts.to_list()), dtype=pl.Int64)
+
+
+#: A text that is a list of token ids (``[128000, 9906, 1917]``), as a tokenized data set's columns are written.
+_TOKEN_IDS = r"^\s*\[\s*\d+(?:\s*,\s*\d+)*\s*\]\s*$"
 
 
 def drop_failed_requests(df: pl.DataFrame, column: str | None, path: Path, info: dict | None) -> pl.DataFrame:
@@ -674,7 +734,11 @@ def _sample_checked(df: pl.DataFrame, num_requests: int | None, seed: int, path:
     """A seeded sample of a file's rows, after checking every row (a bad row passed when no seed drew it); errors
     name the file (``path``). Rows without a ``request_id`` column are numbered 0, 1, ... after sampling."""
     numbered = "request_id" not in df.columns
-    df = validate(_numbered(df) if numbered else df, str(path))
+    rows = df[FILE_ROW] if FILE_ROW in df.columns else None
+    df = df.drop(FILE_ROW, strict=False)
+    what = "line" if path.suffix.lower() == ".jsonl" else "row"
+    df = validate(_numbered(df) if numbered else df, str(path),
+                  None if rows is None else lambda row: f"{what} {rows[row]}")
     df = sample_rows(df, num_requests, seed, str(path))
     return _numbered(df) if numbered else df
 
@@ -727,12 +791,32 @@ def workload_fingerprint(source: str) -> dict[str, str]:
     # timestamp had its text's counts and arrived at t = 0)
     # and a flat parquet's columns named in another case (Score, Request_ID, Arrival_Time, Prompt), read since this
     # marker (runs cached before had no score, numbered the rows, or put every request at t = 0)
+    # and conversations with OpenAI's developer messages ahead of their first turn, read since this marker (runs
+    # cached before skipped them, "with unknown speakers")
     return {"sha256": file_digest(path), **({"ids": "given"} if _gives_ids(path) else {}),
             **({"mooncake": "read"} if _jsonl_gives_mooncake(path) else {}),
             **({"columns": "kept"} if _jsonl_gives_columns(path) else {}),
             **({"arrivals": "units"} if _gives_unit_arrivals(path) else {}),
             **({"counts": "given"} if _parquet_gives_counts(path) else {}),
-            **({"names": "any case"} if _parquet_reads_any_case(path) else {})}
+            **({"names": "any case"} if _parquet_reads_any_case(path) else {}),
+            **({"turns": "developer"} if _may_give_developer_turns(path) else {})}
+
+
+def _may_give_developer_turns(path: Path) -> bool:
+    """Whether ``path`` may hold conversations with a ``developer`` message (OpenAI's system message), which loading
+    skipped before (:data:`~ltrsched.workloads.sharegpt._SYSTEM`): a ``.json`` or a ``.jsonl`` whose bytes name one
+    (or hold a ``\\u`` escape, which could spell one), or any conversations parquet (its strings are compressed,
+    and its messages would be read in full to tell). False for other files and a parquet polars cannot read."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".json", ".jsonl"):
+            data = path.read_bytes()
+            return b"developer" in data or b"\\u" in data
+        if suffix == ".parquet":
+            return is_conversation_table(pl.read_parquet(path, n_rows=0))
+    except Exception:  # (OSError, a parquet polars cannot read: loading it says why)
+        return False
+    return False
 
 
 def _parquet_gives_counts(path: Path) -> bool:
@@ -895,6 +979,7 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
             df = _first_turns(path, num_requests, seed, arrival)
             return Workload(df, path.stem, _meta(path, arrival, arrival.get("warning")))
         columns = df.columns  # the file's own: a missing column's error named the ids and arrival times added here
+        df = df.with_columns(pl.int_range(1, df.height + 1, dtype=pl.Int64).alias(FILE_ROW))
         renames = _any_case_renames(columns, path)  # (PROMPT: "missing column(s) prompt_tokens", where a .csv read it)
         df = df.rename(renames)
         output_name = None if "output_tokens" in columns else next(

@@ -18,7 +18,8 @@ A labelling run needs prompts only (the served model makes the lengths), so a fi
   a prompt of several lines needs a ``.jsonl``), keyed ``line-N`` (its 1-based line number).
 
 Text files are strict UTF-8 (:mod:`ltrsched.workloads.utf8`). Empty prompts are refused, as is a key given twice;
-a prompt given twice is kept once (its first key), so no prompt can land in two splits.
+a prompt given twice is kept once (its first key), so no prompt can land in two splits, with a warning on stderr
+counting the repeats.
 """
 
 from __future__ import annotations
@@ -79,9 +80,16 @@ def load_prompts(path: str | Path) -> pl.DataFrame:
     else:
         raise UserError(f"{path}: prompts come from a {', '.join(SUFFIXES)} file")
     _check_keys(df, path)
+    repeated = ~df["prompt"].is_first_distinct()
+    if repeated.any():  # (left out without a word: 100 lines labelled 90 prompts)
+        at = int(repeated.arg_true()[0])
+        first = df["key"][int((df["prompt"] == df["prompt"][at]).arg_true()[0])]
+        notes.append(f"warning: {path}: {int(repeated.sum()):,} of its {df.height:,} prompts repeat an earlier one "
+                     f"(first: key {df['key'][at]!r}, the prompt of key {first!r}); each prompt is kept once, by its "
+                     "first key")
     for line in notes:
         print(line, file=sys.stderr)
-    return df.unique(subset="prompt", keep="first", maintain_order=True)
+    return df.filter(~repeated)
 
 
 def _jsonl_conversations(path: Path) -> bool:
@@ -140,9 +148,9 @@ def _csv(path: Path) -> pl.DataFrame:
     text as written (``007`` stays ``007``); keyed as a parquet's. A trace of lengths alone has no such column."""
     import io
 
-    from ltrsched.workloads.utf8 import decode_utf8
+    from ltrsched.workloads.utf8 import decode_utf8, lf_line_ends
 
-    data = path.read_bytes()
+    data = lf_line_ends(path.read_bytes())  # (lines ended by CR alone: one line to polars, "no text column 'prompt'")
     decode_utf8(data, path)  # (strict: an invalid byte is an error naming its line, never replaced)
     try:
         raw = pl.read_csv(io.BytesIO(data), infer_schema=False)
@@ -182,6 +190,11 @@ def _prompt_table(raw: pl.DataFrame, path: Path) -> pl.DataFrame:
     if raw.height == 0:
         raise UserError(f"{path}: no prompts (empty table)")
     key_col = next((c for c in _KEY_COLUMNS if c in raw.columns), None)
+    if key_col and isinstance(raw.schema[key_col], (pl.List, pl.Array, pl.Struct, pl.Object)):  # (polars' cast
+        first = raw[key_col].drop_nulls().head(1).to_list()  # error was a traceback)
+        row = int(raw[key_col].is_not_null().arg_max()) + 1
+        raise UserError(f"{path}: column {key_col!r} holds {raw.schema[key_col]} values"
+                        + (f" (first: {first[0]!r}, row {row})" if first else "") + "; a key is text or a whole number")
     keys = (raw[key_col].cast(pl.Utf8, strict=False) if key_col else
             pl.Series([f"row-{i}" for i in range(1, raw.height + 1)], dtype=pl.Utf8))
     df = pl.DataFrame({"key": keys, "prompt": raw["prompt"]})

@@ -149,27 +149,46 @@ def first_non_numeric(col: pl.Series) -> list:
     """``[value]``: the first non-null value of a non-numeric column that does not read as a number, for an error
     to show (a column of text holding ``'10'`` and ``'abc'`` showed ``'10'``); its first value where all read as
     numbers (e.g. Booleans); ``[]`` where all are null."""
-    values = col.drop_nulls()
-    if values.dtype == pl.String:
-        unread = values.filter(values.str.strip_chars().cast(pl.Float64, strict=False).is_null())
-        values = unread if unread.len() else values
-    return values.head(1).to_list()
+    row = first_non_numeric_row(col)
+    return [] if row is None else col.slice(row, 1).to_list()  # (a list's row: a Series, many lines)
 
 
-def validate(df: pl.DataFrame, name: str = "workload") -> pl.DataFrame:
-    """Check and normalise a request table; raise :class:`UserError` naming the first problem."""
+def first_non_numeric_row(col: pl.Series) -> int | None:
+    """The row (0-based) of :func:`first_non_numeric`'s value, None where every value is null."""
+    shown = col.is_not_null()
+    if col.dtype == pl.String:
+        unread = shown & col.str.strip_chars().cast(pl.Float64, strict=False).is_null()
+        shown = unread if unread.any() else shown
+    return int(shown.arg_true()[0]) if shown.any() else None
+
+
+def _row(row_name: Callable[[int], str] | None, row: int) -> str:
+    """``row`` (0-based) of a table as an error names it: ``row_name(row)``, by default ``"row {row + 1}"``."""
+    return row_name(row) if row_name is not None else f"row {row + 1}"
+
+
+def validate(df: pl.DataFrame, name: str = "workload", row_name: Callable[[int], str] | None = None) -> pl.DataFrame:
+    """Check and normalise a request table; raise :class:`UserError` naming the first problem, and for a value, the
+    first row that holds it: ``row_name(row)`` (``row`` 0-based), by default ``"row {row + 1}"`` (a loader names the
+    file's own row or line: :func:`ltrsched.workloads.loaders.load_workload`)."""
     if df.height == 0:
         raise UserError(f"{name}: the workload is empty")
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise UserError(f"{name}: missing column(s) {', '.join(missing)}; have {', '.join(df.columns)}")
-    df = df.with_columns(request_ids(df["request_id"], name))
+    at = lambda mask: _row(row_name, int(mask.arg_true()[0]))  # noqa: E731  (the first row a mask marks)
+    df = df.with_columns(request_ids(df["request_id"], name, row_name))
+    decimals = [c for c in (*REQUIRED_COLUMNS, *NUMERIC_OPTIONAL_COLUMNS)
+                if c in df.columns and df.schema[c].is_decimal()]
+    if decimals:  # (a parquet's Decimal counts cast to Int64 truncated: 3.50 tokens were 3, silently)
+        df = df.with_columns(pl.col(decimals).cast(pl.Float64))
     for col in (*REQUIRED_COLUMNS, *NUMERIC_OPTIONAL_COLUMNS):  # a Boolean column would cast to 1/0
         dtype = df.schema.get(col)
         if dtype is not None and dtype != pl.Null and not dtype.is_numeric():
-            first = first_non_numeric(df[col])
+            row, first = first_non_numeric_row(df[col]), first_non_numeric(df[col])
             raise UserError(f"{name}: column {col} has non-numeric values ({dtype}"
-                            + (f", first: {first[0]!r}" if first else "") + "); it must hold numbers")
+                            + (f", first: {first[0]!r}) in {_row(row_name, row)}" if first else ")")
+                            + "; it must hold numbers")
     text = df.schema.get("prompt")  # numbers would cast to text ("17") and be scored as prompts
     if text is not None and not isinstance(text, (pl.String, pl.Categorical, pl.Enum, pl.Binary, pl.Null)):
         first = df["prompt"].drop_nulls().head(1).to_list()
@@ -180,14 +199,15 @@ def validate(df: pl.DataFrame, name: str = "workload") -> pl.DataFrame:
         if col in df.columns and (df.schema[col].is_float() or df.schema[col] == pl.UInt64):
             # (inf, 1e23 and 2**64 - 1 are "integral": the cast to Int64 below failed with polars' message,
             # "conversion from `f64` to `i64` failed in column 'prompt_tokens' for 1 out of 1 values: [inf]")
-            huge = df.filter(pl.col(col).is_not_null() & ~(pl.col(col).cast(pl.Float64).abs() <= _MAX_COUNT))
-            if huge.height:
-                raise UserError(f"{name}: column {col} has {huge.height} value(s) that are not finite or beyond "
-                                f"2**53 (first: {huge[col][0]}); it must hold whole numbers")
+            huge = (df[col].is_not_null() & ~(df[col].cast(pl.Float64).abs() <= _MAX_COUNT)).fill_null(True)
+            if huge.any():
+                raise UserError(f"{name}: column {col} has {huge.sum()} value(s) that are not finite or beyond "
+                                f"2**53 (first: {df[col].filter(huge)[0]}) in {at(huge)}; it must hold whole numbers")
         if col in df.columns and df.schema[col].is_float():
-            bad = df.filter(pl.col(col).is_not_null() & (pl.col(col) != pl.col(col).floor()))
-            if bad.height:
-                raise UserError(f"{name}: column {col} has {bad.height} non-integer value(s) (first: {bad[col][0]})")
+            bad = (df[col].is_not_null() & (df[col] != df[col].floor())).fill_null(False)
+            if bad.any():
+                raise UserError(f"{name}: column {col} has {bad.sum()} non-integer value(s) (first: "
+                                f"{df[col].filter(bad)[0]}) in {at(bad)}")
     casts = []
     for col, dtype in {**REQUIRED_COLUMNS, **OPTIONAL_COLUMNS}.items():
         if col in df.columns and df.schema[col] != dtype:
@@ -199,15 +219,19 @@ def validate(df: pl.DataFrame, name: str = "workload") -> pl.DataFrame:
             raise UserError(f"{name}: a column has the wrong type: {exc}".splitlines()[0]) from None
     for col in REQUIRED_COLUMNS:
         if df[col].null_count():
-            raise UserError(f"{name}: column {col} has {df[col].null_count()} missing value(s)")
+            raise UserError(f"{name}: column {col} has {df[col].null_count()} missing value(s), the first in "
+                            f"{at(df[col].is_null())}")
     for col in ("prompt_tokens", "output_tokens"):
-        bad = df.filter(pl.col(col) < 1)
-        if bad.height:
-            raise UserError(f"{name}: {bad.height} request(s) with {col} < 1 (first: request {bad['request_id'][0]})")
-    bad = df.filter(~pl.col("arrival_time").is_finite() | (pl.col("arrival_time") < 0))
-    if bad.height:
-        raise UserError(f"{name}: {bad.height} request(s) with a negative or non-finite arrival_time")
-    _check_predictor_columns(df, name)
+        bad = df[col] < 1
+        if bad.any():
+            first = df.filter(bad).row(0, named=True)
+            raise UserError(f"{name}: {bad.sum()} request(s) with {col} < 1 (first: {first[col]}, request "
+                            f"{first['request_id']}) in {at(bad)}")
+    bad = ~df["arrival_time"].is_finite() | (df["arrival_time"] < 0)
+    if bad.any():
+        raise UserError(f"{name}: {bad.sum()} request(s) with a negative or non-finite arrival_time (first: "
+                        f"{df['arrival_time'].filter(bad)[0]}) in {at(bad)}")
+    _check_predictor_columns(df, name, row_name)
     return df
 
 
@@ -224,7 +248,8 @@ def request_ids(ids: pl.Series, name: str, row_name: Callable[[int], str] | None
         whole = number.is_not_null()
     elif dtype.is_integer():
         number, whole = ids, ids.is_not_null()
-    elif dtype.is_float():
+    elif dtype.is_float() or dtype.is_decimal():  # (a Decimal 1.00 was "not a whole number")
+        ids = ids.cast(pl.Float64)
         whole = (ids.is_finite() & (ids == ids.floor())).fill_null(False)
         number = ids
     else:  # e.g. Boolean (True would cast to 1) or a list: no row holds an id (a list column's comparison with
@@ -259,14 +284,16 @@ def request_ids(ids: pl.Series, name: str, row_name: Callable[[int], str] | None
     return checked
 
 
-def _check_predictor_columns(df: pl.DataFrame, name: str) -> None:
+def _check_predictor_columns(df: pl.DataFrame, name: str, row_name: Callable[[int], str] | None = None) -> None:
     """Predictor columns may be missing (null/NaN: the policy fills them) but not infinite; the length
-    estimates (``po_estimate``, ``predicted_length`` [tokens]) may not be negative."""
+    estimates (``po_estimate``, ``predicted_length`` [tokens]) may not be negative. Errors name the first such row
+    (:func:`_row`)."""
     for col in ("score", "po_estimate", "predicted_length"):
         if col not in df.columns:
             continue
-        values = df[col].drop_nulls().drop_nans()
-        bad = values.filter(~values.is_finite() | ((values < 0) if col != "score" else False))
-        if bad.len():
+        values = df[col]
+        bad = (values.is_infinite() | ((values < 0) if col != "score" else False)).fill_null(False)
+        if bad.any():
             what = "non-finite" if col == "score" else "negative or non-finite"
-            raise UserError(f"{name}: column {col} has {bad.len()} {what} value(s) (first: {bad[0]})")
+            raise UserError(f"{name}: column {col} has {bad.sum()} {what} value(s) (first: {values.filter(bad)[0]}) "
+                            f"in {_row(row_name, int(bad.arg_true()[0]))}")

@@ -8,9 +8,10 @@ That file is FastChat's ``*_split`` release: every long conversation was cut int
 without such a suffix) starts a conversation; the first user message of any later chunk is a turn from the
 middle of a conversation ("continue", "now make it shorter"), whose reply depends on context the prompt
 does not show. Those chunks are skipped (they were 45% of the usable records), as are conversations that
-do not open with a user message (after optional system messages): the paper's rule is the FIRST user
-turn. Such records are conversations all the same and are skipped quietly; records that are not
-conversations at all (:func:`read_first_turn`) are skipped with a note (:func:`parse_sharegpt`). The parsed
+do not open with a user message (after optional system or developer messages): the paper's rule is the
+FIRST user turn. Such records are conversations all the same, skipped with a note counting them (quietly in the packaged
+file, which has thousands); records that are not conversations at all (:func:`read_first_turn`) are skipped with
+a note too (:func:`parse_sharegpt`). The parsed
 table is cached as parquet under the user cache
 directory (``$LTRSCHED_CACHE``, else ``$XDG_CACHE_HOME/ltrsched``, else ``~/.cache/ltrsched``), keyed by
 a SHA-256 of the source file's bytes, the parser version and the tokenizer's version (:func:`records_key`).
@@ -44,6 +45,9 @@ CACHE_VERSION = 4  # 2: continuation chunks and replies-first conversations skip
 TOKENIZER_DIST = "quicktok-v1"
 _USER = ("human", "user")
 _ASSISTANT = ("gpt", "chatgpt", "assistant", "bard", "bing")
+#: Instructions ahead of the conversation, not a turn: OpenAI's ``developer`` messages are its ``system`` messages
+#: for its newer models (a chat file of them had every conversation skipped, "with unknown speakers").
+_SYSTEM = ("system", "developer")
 
 
 def cache_dir() -> Path:
@@ -158,9 +162,9 @@ def read_first_turn(record) -> tuple[str, str, str] | Skip:
 
     Records in ShareGPT's form (``id``, ``conversations`` of ``{"from", "value"}``) or in LMSYS-Chat-1M's and
     OpenAI's (``conversation_id``, ``conversation`` or ``messages`` of ``{"role", "content"}``). A conversation
-    opens with a user message answered by the assistant (system messages may precede); one that does not (or a
-    later chunk of a split one, or an empty one) is a conversation all the same, which the paper's rule does not
-    take. A record that is not an object, has no list of messages, or whose first turns are not messages with a
+    opens with a user message answered by the assistant (system or developer messages may precede); one that does
+    not (or a later chunk of a split one, or an empty one) is a conversation all the same, which the paper's rule
+    does not take. A record that is not an object, has no list of messages, or whose first turns are not messages with a
     known speaker and text, is malformed."""
     if not isinstance(record, dict):
         return Skip(True, "not objects", f"{_kind(record)}")
@@ -180,12 +184,12 @@ def read_first_turn(record) -> tuple[str, str, str] | Skip:
     if not all(isinstance(m, dict) for m in conv):
         at = next(i for i, m in enumerate(conv) if not isinstance(m, dict))
         return Skip(True, "with messages that are not objects", f"message {at + 1} is {_kind(conv[at])}")
-    turns = [(i, m) for i, m in enumerate(conv) if _speaker(m) != "system"]
+    turns = [(i, m) for i, m in enumerate(conv) if _speaker(m) not in _SYSTEM]
     for i, m in turns[:2]:  # (only the first turns are read)
         who = _speaker(m)
         if not isinstance(who, str) or who not in (*_USER, *_ASSISTANT):
             what = ("no speaker ('from' or 'role')" if who is None else
-                    f"the speaker {who!r}, none of {', '.join(_USER + _ASSISTANT)} or system")
+                    f"the speaker {who!r}, none of {', '.join(_USER + _ASSISTANT + _SYSTEM[:-1])} or {_SYSTEM[-1]}")
             return Skip(True, "with unknown speakers", f"message {i + 1} has {what}")
     if not turns:
         return Skip(False, "empty conversations")
@@ -298,12 +302,13 @@ def _drop_lone_surrogates(rows: list[tuple[str, str, str]], rows_at: list[int], 
     return [r for r, good in zip(rows, ok) if good], [i for i, good in zip(rows_at, ok) if good]
 
 
-def _skip_summary(skips: dict[tuple[bool, str], list], malformed_only: bool) -> str:
+def _skip_summary(skips: dict[tuple[bool, str], list], malformed: bool | None) -> str:
     """``"3 not objects (first: record 2: a string); 1 with ..."``: the :class:`Skip` categories counted in
-    ``skips`` (``(malformed, reason) -> [count, first record number, its id, its detail]``), most first."""
+    ``skips`` (``(malformed, reason) -> [count, first record number, its id, its detail]``), most first; only the
+    malformed ones (``malformed`` True), only the others (False), or all (None)."""
     parts = []
-    for (malformed, reason), (count, number, rid, detail) in sorted(skips.items(), key=lambda kv: -kv[1][0]):
-        if malformed_only and not malformed:
+    for (bad, reason), (count, number, rid, detail) in sorted(skips.items(), key=lambda kv: -kv[1][0]):
+        if malformed is not None and bad != malformed:
             continue
         where = f"record {number:,}" + (f", id {rid[:40]!r}" if rid else "")
         detail = detail if len(detail) <= 100 else detail[:97] + "..."
@@ -315,16 +320,17 @@ def _record_id(record) -> str:
     return str(record.get("id", record.get("conversation_id", ""))) if isinstance(record, dict) else ""
 
 
-def parse_sharegpt(path: str | Path, notes: list[str] | None = None, cut_expected: bool = False) -> pl.DataFrame:
+def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: bool = False) -> pl.DataFrame:
     """Parse a ShareGPT JSON file (complete or truncated), a ``.jsonl`` of one conversation per line
     (:func:`is_conversation_line`), or a parquet table of conversations, into first turns
     with token counts (a parquet's own :data:`COUNT_COLUMNS` where it gives them: :func:`given_counts`) and a
     parquet's :data:`TABLE_COLUMNS`.
 
     What a user should know is appended to ``notes`` (one line each, without the file's name): records skipped as
-    malformed (:func:`read_first_turn`; conversations the paper's rule does not take are not noted), first turns
-    that cannot be tokenized, and a file cut off inside a record unless ``cut_expected`` (the packaged file). A
-    file with no usable record is a :class:`UserError` counting why each was skipped."""
+    malformed (:func:`read_first_turn`), first turns that cannot be tokenized, and unless the file is ``packaged``
+    (the packaged ShareGPT file, whose cut and thousands of later chunks are known), conversations the paper's rule
+    does not take (later chunks, empty ones, ones that open with the assistant's turn) and a file cut off inside a
+    record. A file with no usable record is a :class:`UserError` counting why each was skipped."""
     path = Path(path)
     notes = [] if notes is None else notes
     cut: dict = {}
@@ -355,16 +361,25 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, cut_expecte
     found = []
     rows, rows_at = _drop_lone_surrogates(rows, rows_at, found)
     if not rows:
-        why = _skip_summary(skips, malformed_only=False) + (f"; {found[0][len('skipped '):]}" if found else "")
+        why = _skip_summary(skips, malformed=None) + (f"; {found[0][len('skipped '):]}" if found else "")
         raise UserError(f"{path}: no complete conversation (ShareGPT's or role/content messages) with a user turn "
                         "and a reply" + (f" among its {total:,} record(s): {why.lstrip('; ')}" if total else
-                                         ": it holds no records"))
+                                         ": it ends inside its first record (cut off)"
+                                         if cut else ": it holds no records")
+                        + (f"; it ends inside record {cut['record']:,} (cut off)" if cut and total else ""))
     malformed = sum(count for (bad, _), (count, *_) in skips.items() if bad)
     if malformed:  # (they were skipped without a word: a file half garbage gave half its requests, silently)
         notes.append(f"skipped {malformed:,} of the {total:,} records, which are not conversations: "
-                     + _skip_summary(skips, malformed_only=True))
+                     + _skip_summary(skips, malformed=True))
+    passed = sum(count for (bad, _), (count, *_) in skips.items() if not bad)
+    if passed and not packaged:  # (they were left out quietly: a file of 6 conversations, 4 opening with the
+        # assistant's turn or empty, served 2 requests without a word; the packaged file's thousands of later chunks
+        # are expected)
+        notes.append(f"left out {passed:,} of the {total:,} records, conversations without a first turn the paper's "
+                     "rule takes (a user turn answered by the assistant, opening the conversation): "
+                     + _skip_summary(skips, malformed=False))
     notes.extend(found)
-    if cut and not cut_expected:
+    if cut and not packaged:
         notes.append(f"the file ends inside record {cut['record']:,} (cut off): read the {total:,} complete record(s) "
                      "before it")
     ids, prompts, responses = map(list, zip(*rows))
@@ -431,16 +446,20 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
 
     Columns: ``source_id, prompt, response, prompt_tokens, output_tokens`` (Llama-3 tokens, or a conversations
     parquet's own: :func:`given_counts`), and a conversations parquet's :data:`TABLE_COLUMNS`. What the parse noted
-    (:func:`parse_sharegpt`: records skipped as malformed, a file cut off), on every load, cached or not: lines
-    ``warning: <file>: ...`` appended to ``notes``, or (None) printed on stderr. The packaged file's cut-off end is
-    expected, and not noted.
+    (:func:`parse_sharegpt`: records skipped, a file cut off), on every load, cached or not: lines
+    ``warning: <file>: ...`` appended to ``notes``, or (None) printed on stderr. The packaged file's cut-off end and
+    later chunks are expected, and not noted.
     """
     src = _source(path)
     key = records_key(src)
     # "-utf8": parsed with strict decoding; a parse cached before, with invalid bytes replaced, is not reused (the
     # key stays: a file that decodes gives the same records, so runs and predictors keyed by it stay valid);
-    # "-counts": a parquet's own token counts used (COUNT_COLUMNS), which a parse cached before recounted
-    cached = cache_dir() / f"sharegpt-{key}-utf8{'-counts' if src.suffix.lower() == '.parquet' else ''}.parquet"
+    # "-counts": a parquet's own token counts used (COUNT_COLUMNS), which a parse cached before recounted;
+    # "-skips": a user's file's notes count the conversations the paper's rule does not take, which the notes of a
+    # parse cached before left out (the records are the same: the key stays)
+    package = _is_package_file(src)
+    cached = cache_dir() / (f"sharegpt-{key}-utf8{'-counts' if src.suffix.lower() == '.parquet' else ''}"
+                            f"{'' if package else '-skips'}.parquet")
     cached_notes = cached.with_name(cached.name + NOTES_SUFFIX)
     df = None
     if cached.is_file() and cached_notes.is_file():
@@ -452,7 +471,7 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
             df = None  # a damaged cache is rebuilt
     if df is None:
         lines = []
-        df = parse_sharegpt(src, lines, cut_expected=_is_package_file(src))
+        df = parse_sharegpt(src, lines, packaged=package)
         if records_key(src) == key:  # not cached under the old key if the file changed while it was parsed
             try:
                 atomic.write_parquet(cached, df)

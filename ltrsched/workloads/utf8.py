@@ -66,3 +66,10 @@ def lone_surrogate(text: str) -> int | None:
 def describe_surrogate(text: str, at: int) -> str:
     """``"\\ud800 at character 12"``: the surrogate at ``at`` of ``text``, for an error message."""
     return f"\\u{ord(text[at]):04x} at character {at + 1}"
+
+
+def lf_line_ends(data: bytes) -> bytes:
+    """``data`` (a ``.csv``'s bytes) with its line ends as ``\n`` where every line ends with CR alone (an old Mac
+    export's): a CSV reader that splits at ``\n`` read such a file as one line, its header's last name run into the
+    first row's field. Any other ``data`` as it is (a CR inside a quoted field of a file of ``\n`` lines is text)."""
+    return data.replace(b"\r", b"\n") if b"\r" in data and b"\n" not in data else data

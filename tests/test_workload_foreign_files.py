@@ -1,0 +1,214 @@
+"""Workload files from other sources, checked as such a user would give them: a parquet of Decimal counts, a
+.csv with old Mac line ends, errors that name the row, keys and speakers in another case. Each case was loaded
+wrongly (or refused with a misleading message) before its fix."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+
+from ltrsched.errors import UserError
+from ltrsched.workloads import load_workload
+from tests.cli_helpers import run_cli_fast
+
+
+def one_line_error(r, message: str) -> None:
+    """Exit code 2 and one stderr line, ``error: ...`` holding ``message``, no traceback."""
+    assert r.returncode == 2, (r.stdout[-1000:], r.stderr[-2000:])
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], r.stderr[-2000:]
+
+
+def test_decimal_token_counts_are_not_truncated(tmp_path, capsys):
+    """A parquet's Decimal column (a database export's NUMERIC(10,2)) was cast to Int64 by truncation: an output of
+    3.50 tokens served 3, silently, and 0.50 was "< 1"; whole Decimal counts and ids load as the numbers they are."""
+    path = tmp_path / "d.parquet"
+    pl.DataFrame({"prompt_tokens": [5, 6], "output_tokens": pl.Series(["3.50", "7"]).cast(pl.Decimal(10, 2))}
+                 ).write_parquet(path)
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", path),
+                   "column output_tokens has 1 non-integer value(s) (first: 3.5")
+    pl.DataFrame({"prompt_tokens": pl.Series(["5", "6"]).cast(pl.Decimal(10, 2)),
+                  "output_tokens": pl.Series(["3.00", "7"]).cast(pl.Decimal(10, 2)),
+                  "request_id": pl.Series(["4", "9"]).cast(pl.Decimal(12, 0))}).write_parquet(path)
+    df = load_workload(str(path)).df
+    assert df["prompt_tokens"].to_list() == [5, 6] and df["output_tokens"].to_list() == [3, 7]
+    assert df["request_id"].to_list() == [4, 9]  # (refused: "request_id Decimal('4') is not a whole number")
+
+
+def test_csv_with_lines_ended_by_cr_alone(tmp_path):
+    """A .csv whose lines end with CR alone (an old Mac export) was one line to polars: the header's last name ran
+    into the first row ("output_tokens\\r10") and the file was refused as "no requests (empty file)"."""
+    path = tmp_path / "mac.csv"
+    path.write_bytes(b"prompt_tokens,output_tokens,arrival_time\r10,5,0\r11,6,1.5\r\"12\",7,2\r")
+    df = load_workload(str(path)).df
+    assert df["prompt_tokens"].to_list() == [10, 11, 12] and df["output_tokens"].to_list() == [5, 6, 7]
+    assert df["arrival_time"].to_list() == [0.0, 1.5, 2.0]
+
+
+@pytest.mark.parametrize("name, text, message", [
+    # a blank line and a failed BurstGPT request (left out) before the bad row: the file's row is named, not the table's
+    ("burst.csv", "Timestamp,Request tokens,Response tokens\n0,5,0\n\n1,6,4\n2,7,4.5\n",
+     "column output_tokens has 1 non-integer value(s) (first: 4.5) in row 4"),
+    ("t.csv", "prompt_tokens,output_tokens,arrival_time\n5,5,0\n6,6,1\n7,7,-2\n",
+     "1 request(s) with a negative or non-finite arrival_time (first: -2.0) in row 3"),
+    ("t.csv", "prompt_tokens,output_tokens\n5,5\n6,\n",
+     "column output_tokens has 1 missing value(s), the first in row 2"),
+    ("t.csv", "prompt_tokens,output_tokens,po_estimate\n5,5,1\n6,6,-4\n",
+     "column po_estimate has 1 negative or non-finite value(s) (first: -4.0) in row 2"),
+    ("t.csv", "prompt_tokens,output_tokens\n5,5\n\n6,x\n",
+     "column 'output_tokens' has non-numeric values (String, first: 'x') in row 3"),
+    ("t.jsonl", '{"prompt": "a b", "output_tokens": 3, "arrival_time": 0}\n\n'
+                '{"prompt": "c", "output_tokens": 2, "arrival_time": -1}\n',
+     "1 request(s) with a negative or non-finite arrival_time (first: -1.0) in line 3"),
+])
+def test_value_errors_name_the_files_row(tmp_path, capsys, name, text, message):
+    """A bad value in a large trace was named by its column alone ("1 request(s) with a negative or non-finite
+    arrival_time", "1 missing value(s)", "first: request 41", a number the loader gave): which row? The file's row
+    (a .csv's record after the header, a .jsonl's line) is named, blank lines and left-out rows counted."""
+    path = tmp_path / name
+    path.write_text(text)
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", path), message)
+
+
+def test_parquet_errors_name_the_row(tmp_path, capsys):
+    path = tmp_path / "t.parquet"
+    pl.DataFrame({"prompt_tokens": [5, 6, 0], "output_tokens": [3, 3, 3], "request_id": [7, 8, 9]}).write_parquet(path)
+    with pytest.raises(UserError, match=r"1 request\(s\) with prompt_tokens < 1 \(first: 0, request 9\) in row 3$"):
+        load_workload(str(path))
+
+
+@pytest.mark.parametrize("line, hint", [
+    ({"Prompt": "Hello there", "Output_Tokens": 5},
+     "its key(s) 'Prompt', 'Output_Tokens' are not read (keys match as written): write 'prompt', 'output_tokens'"),
+    ({"input": "Hello there", "output": "Hi"}, "; it has 'input', 'output'"),  # (what does it hold? it said nothing)
+    ({"prompt": "Hello there", "completion": "Hi"}, "; it has 'prompt', 'completion'"),
+    ([1, 2, 3], "; the line is a list"),
+])
+def test_a_jsonl_line_that_is_no_request_says_what_it_holds(tmp_path, capsys, line, hint):
+    """A .jsonl line in another tool's keys (another case, OpenAI's legacy 'completion', 'input'/'output') was
+    refused with "expected an object with string fields 'prompt' and 'generated'" alone: the line looked right."""
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps(line) + "\n")
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", path), "t.jsonl:1: expected an object with string fields")
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", path), hint)
+
+
+def test_a_json_cut_off_inside_its_first_record_says_so(tmp_path, capsys):
+    """A ShareGPT download cut off inside its first conversation was "it holds no records"."""
+    path = tmp_path / "cut.json"
+    path.write_text('[{"id": "a", "conversations": [{"from": "human", "value": "Write a poem about the se')
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", path),
+                   "with a user turn and a reply: it ends inside its first record (cut off)")
+    path.write_text('[{"id": "a", "conversations": []}, {"id": "b", "conversations": [{"from": "human", "va')
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", path),
+                   "1 empty conversations (first: record 1, id 'a'); it ends inside record 2 (cut off)")
+
+
+def test_replay_of_equal_timestamps_says_they_are_equal(tmp_path, capsys):
+    """A trace whose requests all arrive at 7 s was said to arrive "at t = 0 (no arrival times)"."""
+    path = tmp_path / "eq.csv"
+    path.write_text("arrival_time,prompt_tokens,output_tokens\n7,5,5\n7,6,6\n")
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", path, "--arrival", "replay"),
+                   "every request of eq arrives at the same time (t = 7 s in the file: no gaps between arrivals to "
+                   "replay): use burst arrivals for that")
+
+
+def test_prompts_csv_with_lines_ended_by_cr_alone(tmp_path):
+    """`ltrsched label --prompts` of such a .csv said "no text column 'prompt' (have id, prompt1, hello there2)"."""
+    from ltrsched.workloads.prompts import load_prompts
+
+    path = tmp_path / "p.csv"
+    path.write_bytes(b"id,prompt\r1,hello there\r2,how are you\r")
+    assert load_prompts(path).rows() == [("1", "hello there"), ("2", "how are you")]
+
+
+@pytest.mark.parametrize("key", [[[1], [2]], [{"a": 1}, {"a": 2}]])
+def test_prompts_parquet_with_nested_keys_is_one_line(tmp_path, key):
+    """A list or struct key column was polars' InvalidOperationError traceback ("cannot cast List type")."""
+    from ltrsched.workloads.prompts import load_prompts
+
+    path = tmp_path / "p.parquet"
+    pl.DataFrame({"key": key, "prompt": ["hello there", "how are you"]}).write_parquet(path)
+    with pytest.raises(UserError, match=r"p\.parquet: column 'key' holds (List|Struct).* values \(first: .*, row 1\); "
+                                        r"a key is text or a whole number$"):
+        load_prompts(path)
+
+
+def test_csv_of_prompts_and_replies_counts_the_replies(tmp_path, capsys):
+    """A .csv of prompt and reply text (another model's outputs) was refused, "no column for output_tokens", where
+    a parquet's or a .jsonl's 'generated' (or 'response') text is counted; a reply of digits stays text."""
+    from ltrsched.workloads.tokenizer import count_tokens
+
+    path = tmp_path / "pairs.csv"
+    path.write_text('Prompt,Response\nhello there,42\n"multi\nline prompt","a reply of, some words"\n')
+    df = load_workload(str(path)).df
+    assert df["output_tokens"].to_list() == count_tokens(["42", "a reply of, some words"]).tolist()
+    assert df["prompt_tokens"].to_list() == count_tokens(["hello there", "multi\nline prompt"]).tolist()
+    path.write_text("prompt,generated\nhello there,fine\nhi,\n")
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", path),
+                   "pairs.csv: row 2 has no 'generated' text to count output_tokens from")
+    path.write_text("prompt,generated,output_tokens\nhello there,a b c d e,2\n")  # a count given is used as is
+    assert load_workload(str(path)).df["output_tokens"].to_list() == [2]
+
+
+def test_a_conversations_parquets_bad_value_names_its_record(tmp_path):
+    """Its first turns are chosen and shuffled before the check: a row number would be none of the file's."""
+    rows = [{"conversation_id": f"c{i}", "conversation": [
+        {"role": "user", "content": f"Please explain topic number {i} in a few words"},
+        {"role": "assistant", "content": f"Topic {i} is about many things indeed"}]} for i in range(3)]
+    path = tmp_path / "conv.parquet"
+    pl.DataFrame(rows).with_columns(arrival_time=pl.Series([0.0, -1.0, 2.0])).write_parquet(path)
+    with pytest.raises(UserError, match=r"conv\.parquet: 1 request\(s\) with a negative or non-finite arrival_time "
+                                        r"\(first: -1\.0\) in record id 'c1'$"):
+        load_workload(str(path))
+
+
+def test_repeated_prompts_of_a_prompts_file_are_counted_on_stderr(tmp_path, capsys):
+    """`ltrsched label --prompts`: a prompt given twice is labelled once, which left 2 of these 4 lines out without
+    a word."""
+    from ltrsched.workloads.prompts import load_prompts
+
+    path = tmp_path / "p.txt"
+    path.write_text("What is a KV cache?\nExplain batching.\nWhat is a KV cache?\nExplain batching.\n")
+    capsys.readouterr()
+    assert load_prompts(path).rows() == [("line-1", "What is a KV cache?"), ("line-2", "Explain batching.")]
+    assert capsys.readouterr().err == (f"warning: {path}: 2 of its 4 prompts repeat an earlier one (first: key "
+                                       "'line-3', the prompt of key 'line-1'); each prompt is kept once, by its first "
+                                       "key\n")
+    path.write_text("What is a KV cache?\nExplain batching.\n")
+    assert len(load_prompts(path)) == 2 and capsys.readouterr().err == ""
+
+
+def test_openai_developer_messages_precede_the_first_turn_as_system_ones(tmp_path):
+    """OpenAI's chat format names its system message 'developer' for its newer models: every such conversation was
+    skipped "with unknown speakers" (a file of them refused). The run cache key marks such files: runs cached before
+    had those conversations left out."""
+    from ltrsched.workloads.loaders import workload_fingerprint
+
+    chat = lambda i: {"messages": [  # noqa: E731
+        {"role": "developer", "content": "Answer in one paragraph."},
+        {"role": "user", "content": f"Please explain topic number {i} in a few words"},
+        {"role": "assistant", "content": f"Topic {i} is about many things indeed"}]}
+    path = tmp_path / "chat.jsonl"
+    path.write_text("".join(json.dumps(chat(i)) + "\n" for i in range(3)))
+    df = load_workload(str(path)).df
+    assert sorted(df["prompt"].to_list()) == [f"Please explain topic number {i} in a few words" for i in range(3)]
+    assert workload_fingerprint(str(path))["turns"] == "developer"
+    plain = tmp_path / "plain.csv"
+    plain.write_text("prompt_tokens,output_tokens\n5,5\n")
+    assert "turns" not in workload_fingerprint(str(plain))
+
+
+def test_csv_of_token_ids_is_not_counted_as_text(tmp_path, capsys):
+    """A tokenized data set written out as a .csv holds "[128000, 9906, 1917]" where the text was: its Llama-3 count
+    as text (9 tokens for 3 ids) was served, silently. A column of ids throughout is refused; one such prompt among
+    text is text."""
+    path = tmp_path / "ids.csv"
+    path.write_text('prompt,output_tokens\n"[128000, 9906, 1917]",5\n"[1,2]",3\n')
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", path),
+                   "ids.csv: column 'prompt' holds token ids, not text (row 1: '[128000, 9906, 1917]'), whose token "
+                   "count is not the ids'; give the counts in a prompt_tokens column")
+    path.write_text('prompt,output_tokens\n"[128000, 9906, 1917]",5\nsort this list,3\n')
+    assert len(load_workload(str(path))) == 2
