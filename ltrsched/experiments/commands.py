@@ -174,7 +174,8 @@ def _resolve_sweep_paths(data: dict, path: Path) -> None:
     and docker-compose do (not to the current one, so that a sweep file kept beside its data runs from
     anywhere), with ``~`` expanded (a shell expands it on a command line, TOML does not). Built-in names
     stay names. Runs are keyed by a file's bytes, not its path (:meth:`RunSpec.key`), so the runs are the
-    same whichever directory the sweep is started from."""
+    same whichever directory the sweep is started from. One file named twice (``w.csv`` and ``./w.csv``, or a
+    link to it) is a one-line :class:`UserError`."""
     from ltrsched.sim.profiles.io import profile_file
     from ltrsched.workloads.builtin import BUILTIN
 
@@ -185,11 +186,22 @@ def _resolve_sweep_paths(data: dict, path: Path) -> None:
         path_like = value.endswith(".json") or value.startswith("~") or any(s in value for s in ("/", os.sep))
         return not path_like and not resolved(value).exists() and not Path(value).exists()
 
-    if "workloads" in data:
-        data["workloads"] = [w if w in BUILTIN else str(resolved(w)) for w in data["workloads"]]
-    if "profiles" in data:
-        data["profiles"] = [p if profile_file(p) is None or unknown_name(p) else str(resolved(p))
-                            for p in data["profiles"]]
+    def is_name(key: str, value: str) -> bool:
+        if key == "workloads":
+            return value in BUILTIN
+        return profile_file(value) is None or unknown_name(value)
+
+    for key in ("workloads", "profiles"):
+        if key not in data:
+            continue
+        first: dict[str, str] = {}  # a file's real path (or a built-in's name) -> how the sweep file named it
+        for i, name in enumerate(data[key]):
+            named = is_name(key, name)
+            if not named:
+                data[key][i] = str(resolved(name))
+            same = first.setdefault(name if named else os.path.realpath(data[key][i]), name)
+            if same != name:  # ("w.csv" and "./w.csv": one run, listed twice in sweep.csv)
+                raise UserError(f"{path}: {key!r} lists {same!r} and {name!r}, the same file; give each once")
 
 
 def _type_name(types) -> str:
@@ -281,13 +293,13 @@ def check_max_model_len(value: int | None, naming, where: str = "") -> None:
         raise UserError(f"{where}{exc.render(naming)}") from None
 
 
-def _clusters(data: dict) -> list[tuple[int, str | None]]:
-    """(replicas, router) pairs of a sweep: a lone replica has no router; routers are checked here."""
-    from ltrsched.routers import make_router
+def _clusters(data: dict, option: str) -> list[tuple[int, str | None]]:
+    """(replicas, router) pairs of a sweep: a lone replica has no router; routers are checked here (``option``: where
+    they were given, for the error of two spellings of one router)."""
+    from ltrsched.routers.registry import check_distinct_routers
 
     routers = data.get("routers", ["round-robin"])
-    for spec in routers:
-        make_router(spec)  # fail early on a bad spec
+    check_distinct_routers(routers, option)  # (fails early on a bad spec, too)
     pairs = []
     for n in data.get("replicas", [1]):
         pairs.extend([(n, None)] if n == 1 else [(n, r) for r in routers])
@@ -332,7 +344,7 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
     check_distinct_policies(data["policies"], f"{sweep_file}: 'policies'")  # (fails early on a bad spec, too)
     for prof in data.get("profiles", []):
         load_profile(prof)
-    clusters = _clusters(data)
+    clusters = _clusters(data, f"{sweep_file}: 'routers'")
     arrival = data.get("arrival", "burst")
     rates = data.get("rates", [None])  # (none with burst arrivals: refused above)
     specs = [
@@ -552,7 +564,8 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
     if routers and not any(n > 1 for n in replica_counts):  # nothing is silently ignored
         raise UserError(f"--router {routers[0]} has no effect without --replicas above 1 (a lone replica needs no "
                         "router); add e.g. --replicas 4")
-    clusters = _clusters({"replicas": list(replica_counts or [1]), "routers": list(routers or ["round-robin"])})
+    clusters = _clusters({"replicas": list(replica_counts or [1]), "routers": list(routers or ["round-robin"])},
+                         "--router")
     check_out_dir(out, files=CAPACITY_FILES, dirs=("runs", "figures"))
     # (`-w OUT/capacity.csv` was replaced by the capacity table)
     for option, source in (("--workload", workload), *(("--profile", prof) for prof in profiles)):
