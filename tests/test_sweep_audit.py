@@ -70,3 +70,16 @@ def test_two_spellings_of_one_router_are_refused_by_capacity(tmp_path, capsys):
                      "--router", "random", "--router", "random:seed=0", "--out", tmp_path / "o", "--jobs", "1")
     assert_one_line_error(r, "--router: 'random' and 'random:seed=0' are the same router (random:seed=0)")
     assert not (tmp_path / "o").exists()
+
+
+def test_an_integer_rate_beyond_64_bits_is_written_as_a_number(tmp_path, capsys):
+    """rates = [10**42] (a rate far beyond capacity: every request at about t = 0) ran, then sweep.csv's table was an
+    OverflowError traceback after the runs."""
+    import polars as pl
+
+    sweep = tmp_path / "s.toml"
+    sweep.write_text('policies = ["fcfs"]\nworkloads = ["lmsys-like"]\nnum_requests = 5\narrival = "poisson"\n'
+                     f"rates = [{10**42}]\n")
+    r = run_cli_fast(capsys, "sweep", sweep, "--out", tmp_path / "o", "--jobs", "1")
+    assert r.returncode == 0, r.stderr
+    assert pl.read_csv(tmp_path / "o" / "sweep.csv")["rate"].to_list() == [1e42]
