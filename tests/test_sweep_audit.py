@@ -78,8 +78,73 @@ def test_an_integer_rate_beyond_64_bits_is_written_as_a_number(tmp_path, capsys)
     import polars as pl
 
     sweep = tmp_path / "s.toml"
-    sweep.write_text('policies = ["fcfs"]\nworkloads = ["lmsys-like"]\nnum_requests = 5\narrival = "poisson"\n'
-                     f"rates = [{10**42}]\n")
+    (tmp_path / "w.csv").write_text(_LENGTHS)
+    sweep.write_text(f'policies = ["fcfs"]\nworkloads = ["w.csv"]\narrival = "poisson"\nrates = [{10**42}]\n')
     r = run_cli_fast(capsys, "sweep", sweep, "--out", tmp_path / "o", "--jobs", "1")
     assert r.returncode == 0, r.stderr
     assert pl.read_csv(tmp_path / "o" / "sweep.csv")["rate"].to_list() == [1e42]
+
+
+def _short_profile(path: Path) -> None:
+    """The default profile with a context of 64 tokens (too short for some of :data:`_LENGTHS`'s requests)."""
+    import json
+
+    import ltrsched.sim.profiles as profiles
+
+    short = json.loads((Path(profiles.__file__).parent / "a100-llama3-8b.json").read_text())
+    short["max_model_len"] = 64
+    path.write_text(json.dumps(short))
+
+
+def _no_run_computed(out: Path) -> bool:
+    return not list(out.rglob("summary.json"))
+
+
+@pytest.mark.parametrize("content, message", [
+    # the fcfs runs are sorted ahead of ltr's and were computed before its run said it lacks a score column
+    ('policies = ["fcfs", "ltr"]\n', "policy 'ltr' needs a 'score' column, which workload 'w' lacks"),
+    ('policies = ["fcfs", "srtf"]\nreplicas = [1, 2]\nrouters = ["rank"]\n',
+     "router 'rank' needs a 'score' column, which workload '{d}/w.csv' lacks; add it with `ltrsched predict --model "
+     'DIR --workload FILE --out FILE` or use approximate-oracle scores with a tau parameter, e.g. `routers = '
+     '["rank:tau=0.62"]` in the sweep file'),
+    # the run on the short profile, after the runs on the default one
+    ('policies = ["fcfs"]\nprofiles = ["a100-llama3-8b", "short.json"]\n',
+     "workload '{d}/w.csv' on profile '{d}/short.json': 12 request(s) exceed the profile's context limit of 64 "
+     "tokens"),
+])
+def test_a_run_the_simulator_would_refuse_is_refused_before_any_run(tmp_path, capsys, content, message):
+    _short_profile(tmp_path / "short.json")
+    sweep = tmp_path / "s.toml"
+    (tmp_path / "w.csv").write_text(_LENGTHS)
+    sweep.write_text(content + 'workloads = ["w.csv"]\n')
+    assert_one_line_error(run_cli_fast(capsys, "sweep", sweep, "--out", tmp_path / "o", "--jobs", "1"),
+                          message.format(d=tmp_path))
+    assert _no_run_computed(tmp_path / "o")
+
+
+def test_a_scoring_gives_the_column_a_policy_needs(tmp_path, capsys):
+    """The check stands the scoring's column in for it: ltr without tau runs on approx-score's scores."""
+    sweep = tmp_path / "s.toml"
+    (tmp_path / "w.csv").write_text(_LENGTHS)
+    sweep.write_text('policies = ["ltr"]\nscoring = "approx-score:tau=0.6"\nworkloads = ["w.csv"]\n')
+    r = run_cli_fast(capsys, "sweep", sweep, "--out", tmp_path / "o", "--jobs", "1")
+    assert r.returncode == 0 and "1 runs simulated" in r.stdout, r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-p", "fcfs", "-p", "ltr"], "policy 'ltr' needs a 'score' column, which workload 'w' lacks"),
+    (["-p", "fcfs", "--replicas", "1", "--replicas", "2", "--router", "least-work"],
+     "router 'least-work' needs a 'predicted_length' column, which workload 'w' lacks; add it with "
+     "`ltrsched predict` using a `ltrsched train --kind class` model, or use noisy true lengths with a tau parameter, "
+     "e.g. `--router least-work:tau=0.62`"),
+    (["-p", "fcfs", "--profile", "a100-llama3-8b", "--profile", "short.json"],
+     "workload 'w.csv' on profile 'short.json': 5 request(s) exceed the profile's context limit of 64 tokens"),
+])
+def test_a_capacity_run_the_simulator_would_refuse_is_refused_before_any_run(tmp_path, capsys, args, message):
+    _short_profile(tmp_path / "short.json")
+    (tmp_path / "w.csv").write_text(_LENGTHS)
+    r = run_cli_fast(capsys, "capacity", "--slo", "ttft_p90=1", "-w", "w.csv", "-n", "20", "--seeds", "1", *args,
+                     "--out", tmp_path / "o", "--jobs", "1", cwd=tmp_path)
+    assert_one_line_error(r, message)
+    assert _no_run_computed(tmp_path / "o")
+

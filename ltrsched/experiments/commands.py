@@ -358,7 +358,7 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
             data.get("workloads", ["sharegpt"]), data["policies"], data.get("profiles", ["a100-llama3-8b"]), rates,
             data.get("seeds", [0]), clusters)
     ]
-    from ltrsched.experiments.runner import build_workload
+    from ltrsched.experiments.runner import check_runs
     from ltrsched.sim.config import SimConfig, key_naming
     from ltrsched.sim.simulate import kv_capacity_blocks
 
@@ -366,10 +366,11 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
         kv_capacity_blocks(SimConfig(profile=prof, block_size=size),  # utilization nor the KV capacity
                            fix=f"set a smaller block_size in {sweep_file}, or use another profile",
                            naming=key_naming(SWEEP_KEYS))
-    # a bad row, too few requests or arrivals out of range (e.g. a duration the requests cannot fill) fail here,
-    # before any run, rather than after the runs of the workloads before it
+    # a bad row, too few requests or arrivals out of range (e.g. a duration the requests cannot fill), a policy or
+    # router lacking a column, a request too long for a profile fail here, before any run, rather than after the runs
+    # sorted ahead of theirs
+    check_runs(specs)
     for spec in {(s.workload, s.num_requests, s.seed, s.arrival, s.rate): s for s in specs}.values():
-        build_workload(spec)
         if spec.arrival == "replay" and spec.rate is None and spec.num_requests is not None:
             _note_thinned_replay(spec, sweep_file)
     with open_backend(backend, jobs, address) as runner:
@@ -606,6 +607,12 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
         kv_capacity_blocks(SimConfig(profile=prof, block_size=size),  # size, utilization or KV capacity)
                            fix="pick a profile with more GPU memory (--profile)", naming=option_naming(capacity.params))
 
+    from ltrsched.experiments.capacity import round_rate, specs_at
+    from ltrsched.experiments.runner import check_runs
+
+    # (a policy or router lacking a column, a request too long for --max-model-len: refused at the first round's run,
+    # after the runs of the templates sorted ahead of it; the rounds after it change only the rate)
+    check_runs([spec for t in templates for spec in specs_at(t, round_rate(start_rate), seeds)])
     from tqdm import tqdm
 
     t0 = time.perf_counter()
