@@ -148,3 +148,27 @@ def test_a_capacity_run_the_simulator_would_refuse_is_refused_before_any_run(tmp
     assert_one_line_error(r, message)
     assert _no_run_computed(tmp_path / "o")
 
+
+@pytest.mark.parametrize("content, shown", [
+    ('policies = ["fcfs\\n"]\n', "'policies' item 1 of 1 must be printable text, without line breaks or control "
+                                 "characters, got 'fcfs\\n'"),
+    ('policies = ["fcfs"]\nreplicas = [2]\nrouters = ["random", "round-robin\\t"]\n',
+     "'routers' item 2 of 2 must be printable text, without line breaks or control characters, got 'round-robin\\t'"),
+])
+def test_a_policy_or_router_with_a_line_break_is_refused_in_a_sweep(tmp_path, capsys, content, shown):
+    """"fcfs\\n" (a spec's surrounding whitespace is dropped) ran, and its line break split its row of sweep.csv and
+    of the table printed."""
+    sweep = tmp_path / "s.toml"
+    sweep.write_text(content)
+    assert_one_line_error(run_cli_fast(capsys, "sweep", sweep, "--out", tmp_path / "o", "--jobs", "1"),
+                          f"{sweep}: {shown}")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-p", "fcfs\n"], "--policy must be printable text, without line breaks or control characters, got 'fcfs\\n'"),
+    (["--replicas", "2", "--router", "random\r"], "--router must be printable text, without line breaks or control "
+                                                  "characters, got 'random\\r'"),
+])
+def test_a_policy_or_router_with_a_line_break_is_refused_by_capacity(tmp_path, capsys, args, message):
+    r = run_cli_fast(capsys, "capacity", "--slo", "ttft_p90=1", *args, "--out", tmp_path / "o", "--jobs", "1")
+    assert_one_line_error(r, message)

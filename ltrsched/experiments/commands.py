@@ -14,6 +14,7 @@ import click
 from ltrsched import strict_json
 from ltrsched.errors import UserError, first_repeat
 from ltrsched.inputs import check_not_special
+from ltrsched.names import check_printable
 
 EXPERIMENT_NAMES = ("table1", "fig3", "fig4-5", "table2", "table3", "table4", "real-model")
 
@@ -218,6 +219,9 @@ def _check_sweep_types(data: dict, path: Path) -> None:
             blank = next((i for i, v in enumerate(value) if isinstance(v, str) and not v.strip()), None)
             if blank is not None:  # (workloads = [""] was "workload '.' is a directory": the sweep file's own)
                 raise UserError(f"{path}: {key!r} item {blank + 1} of {len(value)} is empty ({value[blank]!r})")
+            if key in ("policies", "routers"):  # ("fcfs\n" ran, and its line break split sweep.csv's rows and table)
+                for i, v in enumerate(value):
+                    check_printable(v, f"{path}: {key!r} item {i + 1} of {len(value)}")
             twice = first_repeat(value)
             if twice is not None:  # it ran once and its row appeared twice in sweep.csv
                 raise UserError(f"{path}: {key!r} lists {twice!r} twice")
@@ -518,6 +522,9 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
         twice = first_repeat(values)
         if twice is not None:  # its row appeared twice in the table
             raise UserError(f"{option} {twice} is given twice")
+    for option, values in (("--policy", policies), ("--router", routers)):  # (labels of the table's rows, and figures')
+        for value in values:
+            check_printable(value, option)
     default_n, default_seeds = CAPACITY_SIZES[quick]
     k = default_seeds if num_seeds is None else num_seeds
     if num_requests is not None and num_requests < 1:
