@@ -61,6 +61,14 @@ def test_a_search_that_never_fails_stops_at_max_rate_and_one_that_never_meets_re
     assert min(down.points) == pytest.approx(4.0 / 1024, rel=1e-3)
 
 
+@pytest.mark.parametrize("max_rate, top", [(1000.4, 1000.0), (1000.6, 1001.0), (33.33333, 33.33)])
+def test_a_max_rate_of_more_than_4_digits_ends_the_search_at_its_rounding(max_rate, top):
+    """--max-rate 1000.4: the search tried 1000 (its rounding), which met the SLOs and was below 1000.4, so it tried
+    1000 again, for ever (capacity hung, its runs all cached)."""
+    up = drive(Search(TEMPLATE, start_rate=4.0, tolerance=0.05, max_rate=max_rate), lambda r: 0.0)
+    assert up.status == "above max" and up.capacity == top
+
+
 def test_halving_stops_where_a_runs_arrivals_would_outlast_the_arrival_bound():
     # from a tiny start rate, halvings reached rates whose runs' arrivals span beyond 1e8 s: a one-line error
     # from the workload, after other runs had been done

@@ -175,9 +175,9 @@ class Search:
             self.low = r
         else:
             self.high = r
-        if self.high is None:  # every rate so far met the SLOs: double, up to max_rate
-            nxt = round_rate(r * 2)
-            self._finish_or(nxt if r < self.max_rate else None, cap=self.max_rate)
+        if self.high is None:  # every rate so far met the SLOs: double, up to max_rate (as rounded: a max_rate of
+            nxt = round_rate(r * 2)  # 1000.4 tried its rounding, 1000, for ever, each time below 1000.4)
+            self._finish_or(nxt if r < round_rate(self.max_rate) else None, cap=self.max_rate)
         elif self.low is None:  # every rate so far missed: halve, at most MAX_HALVINGS times, not below min_rate
             half = round_rate(r / 2)
             self._finish_or(half if len(self.points) <= MAX_HALVINGS and half >= min_rate(self.template.num_requests)

@@ -14,6 +14,7 @@ import click
 from ltrsched import strict_json
 from ltrsched.errors import UserError, first_repeat
 from ltrsched.inputs import check_not_special
+from ltrsched.names import check_printable
 
 EXPERIMENT_NAMES = ("table1", "fig3", "fig4-5", "table2", "table3", "table4", "real-model")
 
@@ -174,7 +175,8 @@ def _resolve_sweep_paths(data: dict, path: Path) -> None:
     and docker-compose do (not to the current one, so that a sweep file kept beside its data runs from
     anywhere), with ``~`` expanded (a shell expands it on a command line, TOML does not). Built-in names
     stay names. Runs are keyed by a file's bytes, not its path (:meth:`RunSpec.key`), so the runs are the
-    same whichever directory the sweep is started from."""
+    same whichever directory the sweep is started from. One file named twice (``w.csv`` and ``./w.csv``, or a
+    link to it) is a one-line :class:`UserError`."""
     from ltrsched.sim.profiles.io import profile_file
     from ltrsched.workloads.builtin import BUILTIN
 
@@ -185,11 +187,22 @@ def _resolve_sweep_paths(data: dict, path: Path) -> None:
         path_like = value.endswith(".json") or value.startswith("~") or any(s in value for s in ("/", os.sep))
         return not path_like and not resolved(value).exists() and not Path(value).exists()
 
-    if "workloads" in data:
-        data["workloads"] = [w if w in BUILTIN else str(resolved(w)) for w in data["workloads"]]
-    if "profiles" in data:
-        data["profiles"] = [p if profile_file(p) is None or unknown_name(p) else str(resolved(p))
-                            for p in data["profiles"]]
+    def is_name(key: str, value: str) -> bool:
+        if key == "workloads":
+            return value in BUILTIN
+        return profile_file(value) is None or unknown_name(value)
+
+    for key in ("workloads", "profiles"):
+        if key not in data:
+            continue
+        first: dict[str, str] = {}  # a file's real path (or a built-in's name) -> how the sweep file named it
+        for i, name in enumerate(data[key]):
+            named = is_name(key, name)
+            if not named:
+                data[key][i] = str(resolved(name))
+            same = first.setdefault(name if named else os.path.realpath(data[key][i]), name)
+            if same != name:  # ("w.csv" and "./w.csv": one run, listed twice in sweep.csv)
+                raise UserError(f"{path}: {key!r} lists {same!r} and {name!r}, the same file; give each once")
 
 
 def _type_name(types) -> str:
@@ -206,6 +219,9 @@ def _check_sweep_types(data: dict, path: Path) -> None:
             blank = next((i for i, v in enumerate(value) if isinstance(v, str) and not v.strip()), None)
             if blank is not None:  # (workloads = [""] was "workload '.' is a directory": the sweep file's own)
                 raise UserError(f"{path}: {key!r} item {blank + 1} of {len(value)} is empty ({value[blank]!r})")
+            if key in ("policies", "routers"):  # ("fcfs\n" ran, and its line break split sweep.csv's rows and table)
+                for i, v in enumerate(value):
+                    check_printable(v, f"{path}: {key!r} item {i + 1} of {len(value)}")
             twice = first_repeat(value)
             if twice is not None:  # it ran once and its row appeared twice in sweep.csv
                 raise UserError(f"{path}: {key!r} lists {twice!r} twice")
@@ -281,13 +297,13 @@ def check_max_model_len(value: int | None, naming, where: str = "") -> None:
         raise UserError(f"{where}{exc.render(naming)}") from None
 
 
-def _clusters(data: dict) -> list[tuple[int, str | None]]:
-    """(replicas, router) pairs of a sweep: a lone replica has no router; routers are checked here."""
-    from ltrsched.routers import make_router
+def _clusters(data: dict, option: str) -> list[tuple[int, str | None]]:
+    """(replicas, router) pairs of a sweep: a lone replica has no router; routers are checked here (``option``: where
+    they were given, for the error of two spellings of one router)."""
+    from ltrsched.routers.registry import check_distinct_routers
 
     routers = data.get("routers", ["round-robin"])
-    for spec in routers:
-        make_router(spec)  # fail early on a bad spec
+    check_distinct_routers(routers, option)  # (fails early on a bad spec, too)
     pairs = []
     for n in data.get("replicas", [1]):
         pairs.extend([(n, None)] if n == 1 else [(n, r) for r in routers])
@@ -332,7 +348,7 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
     check_distinct_policies(data["policies"], f"{sweep_file}: 'policies'")  # (fails early on a bad spec, too)
     for prof in data.get("profiles", []):
         load_profile(prof)
-    clusters = _clusters(data)
+    clusters = _clusters(data, f"{sweep_file}: 'routers'")
     arrival = data.get("arrival", "burst")
     rates = data.get("rates", [None])  # (none with burst arrivals: refused above)
     specs = [
@@ -346,7 +362,7 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
             data.get("workloads", ["sharegpt"]), data["policies"], data.get("profiles", ["a100-llama3-8b"]), rates,
             data.get("seeds", [0]), clusters)
     ]
-    from ltrsched.experiments.runner import build_workload
+    from ltrsched.experiments.runner import check_runs
     from ltrsched.sim.config import SimConfig, key_naming
     from ltrsched.sim.simulate import kv_capacity_blocks
 
@@ -354,10 +370,11 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
         kv_capacity_blocks(SimConfig(profile=prof, block_size=size),  # utilization nor the KV capacity
                            fix=f"set a smaller block_size in {sweep_file}, or use another profile",
                            naming=key_naming(SWEEP_KEYS))
-    # a bad row, too few requests or arrivals out of range (e.g. a duration the requests cannot fill) fail here,
-    # before any run, rather than after the runs of the workloads before it
+    # a bad row, too few requests or arrivals out of range (e.g. a duration the requests cannot fill), a policy or
+    # router lacking a column, a request too long for a profile fail here, before any run, rather than after the runs
+    # sorted ahead of theirs
+    check_runs(specs)
     for spec in {(s.workload, s.num_requests, s.seed, s.arrival, s.rate): s for s in specs}.values():
-        build_workload(spec)
         if spec.arrival == "replay" and spec.rate is None and spec.num_requests is not None:
             _note_thinned_replay(spec, sweep_file)
     with open_backend(backend, jobs, address) as runner:
@@ -367,7 +384,7 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
         summ = load_summary(out, s)
         cluster = {"replicas": s.replicas, "router": s.router} if clusters != [(1, None)] else {}
         rows.append({"workload": s.workload, "policy": s.policy, "profile": s.profile, "arrival": s.arrival,
-                     "rate": s.rate, "seed": s.seed, **cluster,
+                     "rate": _csv_rate(s.rate), "seed": s.seed, **cluster,
                      **{k: v for k, v in summ.items()
                         if (v is None or isinstance(v, (int, float))) and k != "num_replicas"}})  # None: undefined
     table = pl.DataFrame(rows, infer_schema_length=None)
@@ -378,6 +395,12 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
     click.echo(f"{stats.line()}; wrote {out / 'sweep.csv'}")
     for line in thrash_warnings(specs, rows):
         click.echo(line, err=True)
+
+
+def _csv_rate(rate: int | float | None) -> int | float | None:
+    """A run's rate [req/s] as sweep.csv shows it: as the sweep file gave it, but an integer beyond a table's 64-bit
+    integers as its float (``rates = [10**42]`` ran, then building the table was an OverflowError traceback)."""
+    return float(rate) if isinstance(rate, int) and not -2**63 <= rate < 2**63 else rate
 
 
 def _note_thinned_replay(spec, sweep_file) -> None:
@@ -499,6 +522,9 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
         twice = first_repeat(values)
         if twice is not None:  # its row appeared twice in the table
             raise UserError(f"{option} {twice} is given twice")
+    for option, values in (("--policy", policies), ("--router", routers)):  # (labels of the table's rows, and figures')
+        for value in values:
+            check_printable(value, option)
     default_n, default_seeds = CAPACITY_SIZES[quick]
     k = default_seeds if num_seeds is None else num_seeds
     if num_requests is not None and num_requests < 1:
@@ -552,7 +578,8 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
     if routers and not any(n > 1 for n in replica_counts):  # nothing is silently ignored
         raise UserError(f"--router {routers[0]} has no effect without --replicas above 1 (a lone replica needs no "
                         "router); add e.g. --replicas 4")
-    clusters = _clusters({"replicas": list(replica_counts or [1]), "routers": list(routers or ["round-robin"])})
+    clusters = _clusters({"replicas": list(replica_counts or [1]), "routers": list(routers or ["round-robin"])},
+                         "--router")
     check_out_dir(out, files=CAPACITY_FILES, dirs=("runs", "figures"))
     # (`-w OUT/capacity.csv` was replaced by the capacity table)
     for option, source in (("--workload", workload), *(("--profile", prof) for prof in profiles)):
@@ -587,6 +614,12 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
         kv_capacity_blocks(SimConfig(profile=prof, block_size=size),  # size, utilization or KV capacity)
                            fix="pick a profile with more GPU memory (--profile)", naming=option_naming(capacity.params))
 
+    from ltrsched.experiments.capacity import round_rate, specs_at
+    from ltrsched.experiments.runner import check_runs
+
+    # (a policy or router lacking a column, a request too long for --max-model-len: refused at the first round's run,
+    # after the runs of the templates sorted ahead of it; the rounds after it change only the rate)
+    check_runs([spec for t in templates for spec in specs_at(t, round_rate(start_rate), seeds)])
     from tqdm import tqdm
 
     t0 = time.perf_counter()

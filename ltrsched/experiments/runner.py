@@ -151,23 +151,20 @@ def _fit_naming(experiment: str):
     return Naming(options, lambda name, value: f"{name} {value}")
 
 
-def execute_run(spec: RunSpec, out: str | Path, run_hash: str | None = None) -> dict[str, Any]:
-    """Build, score, simulate and save one run (no cache check, no lock: see :func:`run_one`); returns its
-    summary. ``run_hash``: the hash the caller expects; an input file that changed since (or while the
-    run read it) raises :class:`UserError` instead of filing new results under the old hash."""
-    from ltrsched.experiments.scoring import attach_scores
-    from ltrsched.policies import make_policy
-    from ltrsched.sim import SimConfig, simulate
+def _sim_config(spec: RunSpec):
+    """The simulator's settings of a run."""
+    from ltrsched.sim import SimConfig
 
-    run_hash = run_hash or spec.run_hash()
-    policy = make_policy(spec.policy)
-    wl = build_workload(spec)
-    wl, scoring_info = attach_scores(wl, spec.scoring, spec.seed)
-    config = SimConfig(profile=spec.profile, max_num_batched_tokens=spec.max_num_batched_tokens,
-                       max_num_seqs=spec.max_num_seqs, preemption=spec.preemption,
-                       chunked_prefill=spec.chunked_prefill, record_steps=spec.record_steps,
-                       stop_time=spec.stop_time, block_size=spec.resolved_block_size(),
-                       max_model_len=spec.max_model_len)
+    return SimConfig(profile=spec.profile, max_num_batched_tokens=spec.max_num_batched_tokens,
+                     max_num_seqs=spec.max_num_seqs, preemption=spec.preemption,
+                     chunked_prefill=spec.chunked_prefill, record_steps=spec.record_steps,
+                     stop_time=spec.stop_time, block_size=spec.resolved_block_size(),
+                     max_model_len=spec.max_model_len)
+
+
+def _check_setup(spec: RunSpec, wl: Workload, policy, config) -> None:
+    """What a run checks before it simulates (the simulator's :func:`setup_run`: the policy's columns, requests that
+    fit the context and the KV cache, ...), its errors naming what the run's user can change."""
     from ltrsched.sim.simulate import FitFixes, setup_run
 
     # (a request too long for the profile: the simulator's own error named simulate's options, which a sweep or
@@ -176,16 +173,79 @@ def execute_run(spec: RunSpec, out: str | Path, run_hash: str | None = None) -> 
         context=CONTEXT_FIXES.get(spec.experiment, CONTEXT_FIXES[""]),
         kv="use a profile with more GPU memory, or leave such requests out",
         where=f"workload {spec.workload!r} on profile {spec.profile!r}: ", naming=_fit_naming(spec.experiment)))
+
+
+def _check_sweep_router(spec: RunSpec, router, wl: Workload) -> None:
+    """A sweep's router's columns (the simulator's hint named the CLI's --router, which a sweep file has not)."""
+    from ltrsched.policies.needs import check_needs
+
+    check_needs(router, wl.has_column, f"workload {spec.workload!r}", kind="router",
+                router_example='`routers = ["{name}:tau=0.62"]` in the sweep file')
+
+
+def check_runs(specs: Iterable[RunSpec]) -> None:
+    """Make the checks each run makes before it simulates (:func:`_check_setup`, and the columns a cluster's router
+    needs) for every distinct setup among ``specs``, before any run: a sweep or capacity search whose policy lacks a
+    column, or whose profile is too short for a workload's requests, failed only at that run, after the runs sorted
+    ahead of it had been computed. Each workload (with its arrivals) is built once; the column a run's scoring attaches
+    stands in as zeros (no predictor runs here: the columns are there, whatever their values)."""
+    import dataclasses
+
+    from ltrsched.experiments.scoring import scoring_column
+    from ltrsched.policies import make_policy
+    from ltrsched.policies.needs import check_needs
+    from ltrsched.routers import make_router
+
+    groups: dict[tuple, list[RunSpec]] = {}
+    for s in specs:
+        groups.setdefault((s.workload, s.num_requests, s.seed, s.arrival, s.rate, s.cv, s.duration), []).append(s)
+    policies: dict[str, Any] = {}
+    for group in groups.values():
+        wl = build_workload(group[0])
+        scored: dict[str, Workload] = {}
+        seen = set()
+        for s in group:
+            setup = dataclasses.replace(s, setting="", label="", note="")  # (the group's seed, arrivals)
+            if setup in seen:
+                continue
+            seen.add(setup)
+            if s.scoring not in scored:
+                column = scoring_column(s.scoring)
+                scored[s.scoring] = wl if column is None else wl.with_df(wl.df.with_columns(
+                    pl.lit(0.0, dtype=pl.Float64).alias(column)))
+            swl = scored[s.scoring]
+            if s.policy not in policies:
+                policies[s.policy] = make_policy(s.policy)
+            _check_setup(s, swl, policies[s.policy], _sim_config(s))
+            if s.replicas > 1 or s.router is not None:
+                router = make_router(s.router or "round-robin")
+                if s.experiment == "sweep":
+                    _check_sweep_router(s, router, swl)
+                else:  # (as the cluster simulator checks it)
+                    check_needs(router, swl.has_column, f"workload {swl.name!r}", kind="router")
+
+
+def execute_run(spec: RunSpec, out: str | Path, run_hash: str | None = None) -> dict[str, Any]:
+    """Build, score, simulate and save one run (no cache check, no lock: see :func:`run_one`); returns its
+    summary. ``run_hash``: the hash the caller expects; an input file that changed since (or while the
+    run read it) raises :class:`UserError` instead of filing new results under the old hash."""
+    from ltrsched.experiments.scoring import attach_scores
+    from ltrsched.policies import make_policy
+    from ltrsched.sim import simulate
+
+    run_hash = run_hash or spec.run_hash()
+    policy = make_policy(spec.policy)
+    wl = build_workload(spec)
+    wl, scoring_info = attach_scores(wl, spec.scoring, spec.seed)
+    config = _sim_config(spec)
+    _check_setup(spec, wl, policy, config)
     if spec.replicas > 1 or spec.router is not None:
         from ltrsched.routers import make_router
         from ltrsched.sim.cluster import simulate_cluster
 
         router = make_router(spec.router or "round-robin")
-        if spec.experiment == "sweep":  # (the simulator's hint named the CLI's --router, which a sweep file has not)
-            from ltrsched.policies.needs import check_needs
-
-            check_needs(router, wl.has_column, f"workload {spec.workload!r}", kind="router",
-                        router_example='`routers = ["{name}:tau=0.62"]` in the sweep file')
+        if spec.experiment == "sweep":
+            _check_sweep_router(spec, router, wl)
         result = simulate_cluster(wl, policy, config, spec.replicas, router)
     else:
         result = simulate(wl, policy, config)

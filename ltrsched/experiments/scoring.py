@@ -66,6 +66,16 @@ PARAMETERS: dict[str, tuple[str, ...]] = {
     "trained-ltr": ("name",), "trained-class": ("name", "bucket"),
 }
 KINDS = tuple(PARAMETERS)
+#: The column each scoring kind attaches (None: none).
+COLUMNS: dict[str, str | None] = {
+    "none": None, "approx-score": "score", "approx-po": "po_estimate", "approx-class": "predicted_length",
+    "trained-ltr": "score", "trained-class": "predicted_length",
+}
+
+
+def scoring_column(scoring: str) -> str | None:
+    """The column a checked scoring string attaches to a workload (:func:`attach_scores`), without attaching it."""
+    return COLUMNS[_parse(scoring)[0]]
 
 
 def check_scoring(scoring: str) -> None:

@@ -101,3 +101,18 @@ def make_router(spec: str) -> Router:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise UserError(f"router {name!r}: {exc}") from None
+
+
+def check_distinct_routers(specs, option: str) -> None:
+    """One-line :class:`UserError` if two of ``specs`` name the same router with the same parameters, however spelled
+    (``random`` and ``random:seed=0``, ``round-robin`` and ``round-robin:``; compared by :meth:`Router.spec`): the same
+    runs were computed twice, under two keys, and listed twice. ``option`` names where they were given."""
+    first: dict[str, str] = {}
+    for spec in specs:
+        canonical = make_router(spec).spec()
+        if canonical in first:
+            same = first[canonical]
+            what = (f"{spec!r} is given twice" if same == spec
+                    else f"{same!r} and {spec!r} are the same router ({canonical})")
+            raise UserError(f"{option}: {what}; give each router once")
+        first[canonical] = spec
