@@ -82,13 +82,13 @@ def _long_prompts(n: int):
 
 
 def test_starvation_prevention_with_quantum_1_livelocks_and_stops_in_the_window(tmp_path, capsys, monkeypatch):
-    """A burst of 40 long prompts, 30 KV blocks (one prompt fits, two do not), a 16-token budget, recompute and
+    """A burst of 20 long prompts, 30 KV blocks (one prompt fits, two do not), a 16-token budget, recompute and
     starve=1,quantum=1: every step promotes the requests idle one step ahead of the one prefilling, which is
-    evicted before it finishes its prompt, for ever. It ran until 40,000 preemptions; now it stops after one
+    evicted before it finishes its prompt, for ever. It ran until 20,000 preemptions; now it stops after one
     window of recomputes (a smaller one here, for the test's time)."""
-    monkeypatch.setattr(batching, "NO_PROGRESS_MIN_RECOMPUTES", 500)
+    monkeypatch.setattr(batching, "NO_PROGRESS_MIN_RECOMPUTES", 100)
     trace = tmp_path / "long.csv"
-    trace.write_text("arrival_time,prompt_tokens,output_tokens\n" + "0,400,10\n" * 40)
+    trace.write_text("arrival_time,prompt_tokens,output_tokens\n" + "0,400,10\n" * 20)
     r = run_cli_fast(capsys, "simulate", "-w", trace, "--policy", "fcfs:starve=1,quantum=1", "--semantics", "vllm-v1",
                      "--max-num-batched-tokens", "16", "--num-gpu-blocks", "30", "--no-progress")
     assert r.returncode == 2, r.stderr
@@ -110,7 +110,7 @@ class Flip(Policy):
 def test_a_policy_that_keeps_evicting_stops_in_the_window(monkeypatch):
     """10 prompts of 60 tokens, 6 KV blocks of 16 (one prompt and a chunk), recompute: each step's order undoes
     the last one's, and no prompt is ever finished. It ran until 10,000 preemptions (a smaller window here)."""
-    monkeypatch.setattr(batching, "NO_PROGRESS_MIN_RECOMPUTES", 500)
+    monkeypatch.setattr(batching, "NO_PROGRESS_MIN_RECOMPUTES", 100)
     config = SimConfig(profile=LinearProfile(blocks=6), max_num_batched_tokens=16, max_num_seqs=8, watermark=0.0,
                        preemption="recompute", block_size=16)
     with pytest.raises(UserError, match=NO_PROGRESS.format(n=10)):
