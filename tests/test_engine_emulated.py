@@ -193,6 +193,31 @@ def test_preemption_thrash_stops_the_engine_replay_too():
         _both(workload, "random", 12, 16, 4)
 
 
+def test_an_engine_replay_that_livelocks_stops_as_the_simulator_does(monkeypatch):
+    """Six 400-token prompts, 30 usable KV blocks (one prompt fits, two do not), a 16-token budget, starve=1,quantum=1:
+    each promoted request evicts the one prefilling before it finishes its prompt, and no token is ever sampled.
+    The replay stops at the end of the simulator's no-progress window (the same guard, ``ThrashGuard``), with the
+    simulator's line; a smaller window here keeps the engine's steps few."""
+    from ltrsched.engine.emulate import EngineConfig, emulate
+    from ltrsched.errors import UserError
+    from ltrsched.policies import batching
+
+    monkeypatch.setattr(batching, "NO_PROGRESS_MIN_RECOMPUTES", 100)
+    workload = make_workload([400] * 6, [10] * 6, [0.0] * 6)
+    profile = LinearProfile(overhead=0.01, per_token=0.001, per_kv=1e-5, blocks=30)
+    spec = "fcfs:starve=1,quantum=1"
+    with pytest.raises(UserError) as engine:
+        emulate(workload, _policy(spec), profile.step_time,
+                EngineConfig(num_gpu_blocks=31, max_num_batched_tokens=16, max_num_seqs=8))
+    with pytest.raises(UserError) as sim:
+        simulate(workload, _policy(spec), SimConfig(profile=profile, max_num_batched_tokens=16, max_num_seqs=8,
+                                                    num_gpu_blocks=30, watermark=0.0, preemption="recompute",
+                                                    semantics="vllm-v1"))
+    window = batching.NO_PROGRESS_MIN_RECOMPUTES + batching.NO_PROGRESS_RECOMPUTES_PER_LIVE * 6
+    assert f", the last {window} recomputes of 6 live requests without a single output token; " in str(engine.value)
+    assert str(engine.value) == str(sim.value)
+
+
 def test_a_member_aborted_mid_step_with_an_arrival_in_between_is_finished_not_paused():
     """update_from_output skips looking for finished members when no request left vLLM since schedule();
     an abort plus an arrival in between (vLLM's request count unchanged) must still be seen."""

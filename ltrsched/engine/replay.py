@@ -22,7 +22,7 @@ from ltrsched.engine.live_table import RequestInfo
 from ltrsched.engine.results import engine_result
 from ltrsched.errors import UserError
 from ltrsched.policies.base import Policy
-from ltrsched.policies.batching import MAX_PREEMPTIONS_PER_REQUEST, thrash_message
+from ltrsched.policies.batching import ThrashGuard
 from ltrsched.policies.needs import check_needs
 from ltrsched.plugin_watchdog import plugin_time_limit
 from ltrsched.results import RunResult
@@ -122,7 +122,7 @@ def replay(workload: Workload, policy: Policy, driver: Driver, config: Any, host
         driver.start()
         finished = 0
         stalled = 0  # consecutive engine steps that computed no token
-        preempted = 0  # requests preempted so far
+        guard = ThrashGuard(len(infos))  # (vLLM V1 preempts by recompute only)
         while True:
             now = driver.now()
             while i < len(infos) and infos[i].arrival_time <= now:
@@ -139,9 +139,12 @@ def replay(workload: Workload, policy: Policy, driver: Driver, config: Any, host
             computed = 0  # tokens the step computed (0 when it logged no step)
             if len(log) > logged:
                 computed = int(log.last("num_prefill_tokens")) + int(log.last("num_decode_seqs"))
-                preempted += int(log.last("num_evicted"))
-                if preempted > MAX_PREEMPTIONS_PER_REQUEST * len(infos):
-                    raise UserError(thrash_message(preempted, len(infos), driver.scheduler.num_steps, policy))
+                evicted = int(log.last("num_evicted"))
+                if evicted:
+                    table = driver.scheduler.table
+                    # (the step's index: the simulator's numbering, so that both stop a run with the same line)
+                    guard.preempted(evicted, evicted, driver.scheduler.num_steps - 1, policy, table.num_live,
+                                    lambda: int(table.generated_tokens.sum()))
             stalled = 0 if computed else stalled + 1
             if stalled >= MAX_STALLED_STEPS:
                 raise RuntimeError(

@@ -32,9 +32,11 @@ engine adapter, ``ltrsched.engine``), so the simulator can model the engine exac
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
+from ltrsched.errors import UserError
 from ltrsched.policies.fastops import count_nonzero, ones
 
 
@@ -121,16 +123,77 @@ _EMPTY = np.zeros(0, dtype=np.int64)
 
 #: Preemptions per request after which a host (simulator, engine replay) stops a run with an error: a policy
 #: that keeps reordering the requests holding KV under memory pressure can evict them faster than they finish
-#: (with recompute each eviction throws their progress away), a livelock that still computes tokens. Real
+#: (with recompute each eviction throws their progress away), a thrash that may still creep forward. Real
 #: runs preempt a request a few times.
 MAX_PREEMPTIONS_PER_REQUEST = 1000
 
+#: The no-progress window: a run whose recompute preemptions (each throws a request's computed KV away) reach
+#: ``NO_PROGRESS_MIN_RECOMPUTES + NO_PROGRESS_RECOMPUTES_PER_LIVE * live requests`` with no output token sampled
+#: by any request meanwhile is a livelock: its requests keep being evicted before they finish the prefill they
+#: restarted (a sampled token is never lost, under recompute too, so any token is progress). Measured (with the
+#: window off): runs that finish, however badly they thrash, went at most 3,457 recomputes without a token (7
+#: prompts of 400 tokens, 30 KV blocks, a 16-token budget, starve=1,quantum=1: 5,728 preemptions in all), ~1 per
+#: live request on ShareGPT bursts of 200-4,000 requests at starve=1,quantum=1, 25 in the golden grid; the livelocks
+#: found sampled no token for the rest of the run (``ThrashGuard``).
+NO_PROGRESS_MIN_RECOMPUTES = 10_000
+NO_PROGRESS_RECOMPUTES_PER_LIVE = 10
 
-def thrash_message(num_preemptions: int, num_requests: int, step: int, policy: object) -> str:
-    """The one-line error for a run past :data:`MAX_PREEMPTIONS_PER_REQUEST`."""
-    return (f"preemption thrash: {num_preemptions:,} preemptions of {num_requests:,} requests by step {step:,}; "
-            f"the policy {type(policy).__name__} keeps evicting requests before they finish (rank the requests "
-            "holding KV more stably, or give the run more KV blocks or swap space)")
+
+def thrash_message(num_preemptions: int, num_requests: int, step: int, policy: object, without_progress: int = 0,
+                   num_live: int = 0) -> str:
+    """The one-line error for a run past :data:`MAX_PREEMPTIONS_PER_REQUEST`, or, with ``without_progress``
+    (recompute preemptions with no token sampled, among ``num_live`` live requests), past the no-progress window."""
+    stalled = (f", the last {without_progress:,} recomputes of {num_live:,} live requests without a single output "
+               "token" if without_progress else "")
+    return (f"preemption thrash: {num_preemptions:,} preemptions of {num_requests:,} requests by step {step:,}"
+            f"{stalled}; the policy {type(policy).__name__} keeps evicting requests before they finish (rank the "
+            "requests holding KV more stably, or give the run more KV blocks or swap space)")
+
+
+@dataclass(slots=True)
+class ThrashGuard:
+    """The preemption-thrash rules, one per run (replica), fed by the host on its preemption path only (a step
+    without preemption costs nothing). Stops a run with a one-line ``preemption thrash`` :class:`UserError`:
+
+    - past :data:`MAX_PREEMPTIONS_PER_REQUEST` preemptions per request of the workload (``num_requests``);
+    - or when no output token was sampled by any request over a window of recompute preemptions (swaps keep
+      the work; a swap-only run cannot livelock) of :data:`NO_PROGRESS_MIN_RECOMPUTES` +
+      :data:`NO_PROGRESS_RECOMPUTES_PER_LIVE` per live request (counted when the window starts). The windows
+      follow one another: the sampled-token total is read once per window (O(requests)), at its end.
+
+    Attributes:
+        num_requests: the workload's requests (the first rule's scale).
+        num_preemptions: preemptions so far (swaps and recomputes).
+        num_recomputes: recompute preemptions so far.
+    """
+
+    num_requests: int
+    num_preemptions: int = 0
+    num_recomputes: int = 0
+    _window_end: int = 0  # num_recomputes at which the current window ends (0: none started)
+    _window: int = 0  # its length [recomputes]
+    _sampled: int = -1  # the sampled-token total when it started
+
+    def preempted(self, count: int, recomputed: int, step: int, policy: object, num_live: int,
+                  sampled_tokens: Callable[[], int]) -> None:
+        """``count`` requests were preempted at step ``step``, ``recomputed`` of them by recompute, with ``num_live``
+        live requests. ``sampled_tokens()``: the output tokens sampled so far by every request of the run
+        (finished ones included), read only where a window ends. Raises :class:`UserError` per the rules."""
+        self.num_preemptions += count
+        if self.num_preemptions > MAX_PREEMPTIONS_PER_REQUEST * self.num_requests:
+            raise UserError(thrash_message(self.num_preemptions, self.num_requests, step, policy))
+        if not recomputed:
+            return
+        self.num_recomputes += recomputed
+        if self.num_recomputes < self._window_end:
+            return
+        sampled = sampled_tokens()
+        if sampled == self._sampled:
+            raise UserError(thrash_message(self.num_preemptions, self.num_requests, step, policy,
+                                           self.num_recomputes - (self._window_end - self._window), num_live))
+        self._sampled = sampled
+        self._window = NO_PROGRESS_MIN_RECOMPUTES + NO_PROGRESS_RECOMPUTES_PER_LIVE * num_live
+        self._window_end = self.num_recomputes + self._window
 
 
 def form_batch(

@@ -5,7 +5,8 @@ Under sustained overload the paper's rule (promote a request idle ``starve`` = T
 which are evicted for it and, once the swap space is full, recompute their prefill. BENCHMARKS.md ("why 200,000
 requests at 4x overload never finish") measured 20-26 preemptions per request at T=200, Q=10 and 40 req/s on
 ShareGPT (FCFS and plain LTR: none), ~10x the simulated time, while T=1000, Q=100 there preempted 1.6 times per
-request. The simulators' own guard (``MAX_PREEMPTIONS_PER_REQUEST``, 1,000) stops a livelock, not this.
+request. The simulators' own guard (``ltrsched.policies.batching.ThrashGuard``: no output token over a window of
+recompute preemptions, or 1,000 preemptions per request) stops a livelock, not this.
 """
 
 from __future__ import annotations

@@ -21,9 +21,8 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import simpy
 
-from ltrsched.errors import UserError
 from ltrsched.policies.base import LiveView, Policy, RequestState
-from ltrsched.policies.batching import MAX_PREEMPTIONS_PER_REQUEST, BatchLimits, form_batch, thrash_message
+from ltrsched.policies.batching import BatchLimits, ThrashGuard, form_batch
 from ltrsched.policies.fastops import (  # ones(k): exact int64 sums by dot
     count_nonzero,
     ones,
@@ -178,6 +177,7 @@ class Replica:
         # the preemption-thrash guard's scale: the workload's requests (a cluster replica's table grows with
         # what the router sends it, so its length is no measure)
         self.num_requests = len(table.request_id) if inbox is None else len(inbox.source.request_id)
+        self.thrash_guard = ThrashGuard(self.num_requests)
         self.live = np.zeros(0, dtype=np.int64)
         self.num_admitted = 0
         self.num_finished = 0
@@ -185,9 +185,17 @@ class Replica:
         self.host_blocks_in_use = 0
         self.blocks_in_use = 0
         self.peak_blocks_in_use = 0
-        self.num_preemptions = 0
         self.swapped_blocks_total = 0
         self.busy_time = 0.0
+
+    @property
+    def num_preemptions(self) -> int:
+        """Preemptions so far (swaps and recomputes)."""
+        return self.thrash_guard.num_preemptions
+
+    def _sampled_tokens(self) -> int:
+        """Output tokens sampled so far by every request of the table (the thrash guard's measure of progress)."""
+        return int(self.t.generated_tokens.sum())
 
     # ------------------------------------------------------------------ the process
     def run(self):
@@ -441,10 +449,7 @@ class Replica:
         t = self.t
         if cum is None:
             cum = (-(-t.computed_tokens[ev] // self.limits.block_size)).cumsum()
-        self.num_preemptions += len(ev)
         t.num_preemptions[ev] += 1
-        if self.num_preemptions > MAX_PREEMPTIONS_PER_REQUEST * self.num_requests:
-            raise UserError(thrash_message(self.num_preemptions, self.num_requests, self.steps, self.policy))
         t.resident[ev] = False
         moved = 0
         if self.swap:
@@ -453,6 +458,7 @@ class Replica:
             if moved <= room:  # all go to the host (the usual case): nothing to recompute
                 t.state[ev] = SWAPPED
                 self.host_blocks_in_use += moved
+                self.thrash_guard.preempted(len(ev), 0, self.steps, self.policy, len(self.live), self._sampled_tokens)
                 return moved
             fits = cum <= room  # a prefix (the total grows along ev)
             to_host = ev[fits]
@@ -463,6 +469,8 @@ class Replica:
             recompute = ev[~fits]
         else:
             recompute = ev
+        self.thrash_guard.preempted(len(ev), len(recompute), self.steps, self.policy, len(self.live),
+                                    self._sampled_tokens)
         t.state[recompute] = WAITING
         t.computed_tokens[recompute] = 0
         t.pending_tokens[recompute] = t.prompt_tokens[recompute] + t.generated_tokens[recompute]
