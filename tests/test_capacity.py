@@ -307,15 +307,17 @@ def unloaded(rate):  # a latency floor of 30 ms, plus a queueing term that fades
     return 0.030 + 0.005 * rate / (10 - min(rate, 9.99))
 
 
-def test_an_slo_below_the_unloaded_latency_stops_after_two_halvings_with_the_reason():
+@pytest.mark.parametrize("start", [4.0, 3.333])  # (3.333 halves to 1.667, not exactly half)
+def test_an_slo_below_the_unloaded_latency_stops_after_two_halvings_with_the_reason(start):
     """ttft_p90=0.001 halved the rate 10 times (each halving's runs slower) before reporting none: over 11 minutes."""
-    s = drive_loaded(Search(TEMPLATE, start_rate=4.0, tolerance=0.05, max_rate=1024.0), unloaded, lambda r: 0.9,
+    s = drive_loaded(Search(TEMPLATE, start_rate=start, tolerance=0.05, max_rate=1024.0), unloaded, lambda r: 0.9,
                      slo=Slo("ttft_p90", 0.001))
-    assert s.status == "none" and s.capacity is None and sorted(s.points) == [2.0, 4.0]
+    low = round_rate(start / 2)
+    assert s.status == "none" and s.capacity is None and sorted(s.points) == [low, start]
     f = s.floor
-    assert (f.metric, f.rate, f.limit) == ("ttft_p90", 2.0, 0.001) and f.value == pytest.approx(unloaded(2.0))
+    assert (f.metric, f.rate, f.limit) == ("ttft_p90", low, 0.001) and f.value == pytest.approx(unloaded(low))
     assert 0.001 < f.bound < unloaded(0)  # under the true floor: a bound, not an estimate
-    assert str(f).startswith("ttft_p90 0.03125 > 0.001 even at 2 req/s, where the runs form no queue")
+    assert str(f).startswith(f"ttft_p90 {unloaded(low):.4g} > 0.001 even at {low:g} req/s, where the runs form no queue")
 
 
 @pytest.mark.parametrize("limit", [0.0301, 0.0303, 0.031])
@@ -354,4 +356,5 @@ def test_an_infeasible_slo_ends_after_two_rates_with_one_line_saying_why(tmp_pat
     assert table["status"].to_list() == ["none"] and table["rates_tried"].to_list() == [2]
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("capacity: ")]
     assert len(lines) == 1 and "policy fcfs on a100-llama3-8b: none; ttft_p90 " in lines[0]
-    assert "> 0.001 even at 2 req/s, where the runs form no queue" in lines[0]
+    assert ("> 0.001 even at 2 req/s, where the runs form no queue; what is left is the latency of unloaded "
+            "service, and the last halving gained so little that no lower rate gets it below ") in lines[0]

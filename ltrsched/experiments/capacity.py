@@ -12,9 +12,9 @@ The search brackets the capacity by doubling the rate from ``start_rate`` while 
 halving it while it does not), then bisects the bracket geometrically until its ends are within the
 relative ``tolerance`` (``high / low <= 1 + tolerance``). Halving stops early where no lower rate can meet an SLO
 (:meth:`Search.floor_reached`): each halving's runs take longer (fewer requests share a step), and an SLO below
-the latency of unloaded service halved the rate 10 times, for minutes, before reporting none. The capacity is the bracket's low end: the
-highest rate seen to meet the SLOs, with ``high``, a rate seen to miss them, at most ``tolerance``
-above it. Rates are rounded to 4 significant digits (so reruns and neighbouring searches share runs).
+the latency of unloaded service halved the rate 10 times, for minutes, before reporting none. The capacity is
+the bracket's low end: the highest rate seen to meet the SLOs, with ``high``, a rate seen to miss them, at most
+``tolerance`` above it. Rates are rounded to 4 significant digits (so reruns and neighbouring searches share runs).
 
 Searches for several templates advance in lockstep: each round runs every open search's next rate
 (all its seeds) as one batch on the sweep backend, through the run cache (``<out>/runs/<hash>``, the
@@ -43,8 +43,8 @@ RATE_DIGITS = 4
 MAX_HALVINGS = 10
 #: A rate's runs form no queue when their P90 queueing delay (arrival to first scheduled) is at most this many P90
 #: TPOTs (decode steps), each a mean over the seeds: 90% of the requests start within about a step of arriving, as on
-#: an idle engine. Measured on sharegpt with FCFS (2,000 requests): 0.84-0.87 from 4 to 16 req/s (capacity about
-#: 19 at the README's SLOs), 600-1,700 from 32 to 1,024 req/s, where a queue builds.
+#: an idle engine. Measured on sharegpt (2,000 requests, seeds 0-1, a100-llama3-8b): 0.81-0.87 with FCFS and LTR from
+#: 4 to 16 req/s (capacity about 19 at the README's SLOs), 500-1,700 from 32 to 1,024 req/s, where a queue builds.
 QUEUE_FREE_STEPS = 2.0
 #: Highest rate a search may try [req/s]: a request every nanosecond, a thousandth of the shortest step a profile
 #: may model (``MIN_STEP_S``), where every run is a burst. Rates near float64's largest (1e308) overflowed the
@@ -172,8 +172,8 @@ class Floor:
 
     def __str__(self) -> str:
         return (f"{self.metric} {self.value:.4g} > {self.limit:g} even at {self.rate:g} req/s, where the runs form "
-                f"no queue: its last halving gained so little that no lower rate gets it below "
-                f"{self.bound:.4g} (the latency of unloaded service)")
+                f"no queue; what is left is the latency of unloaded service, and the last halving gained so little "
+                f"that no lower rate gets it below {self.bound:.4g}")
 
 
 @dataclass
@@ -231,14 +231,14 @@ class Search:
 
         Below saturation a latency metric falls as the rate falls, by less at each halving (a convex curve through
         the latency of unloaded service at rate 0: queueing, and sharing a step with others, fade as the load
-        does), so what halving from ``2r`` to ``r`` gained, ``m(2r) - m(r)``, is at least all that the rates
+        does), so what the halving from ``2r`` (the next rate tried above) to ``r`` gained, ``m(2r) - m(r)``, is at least all that the rates
         below ``r`` can still gain. Where even ``m(r)`` less twice that gain (less, again, the spread of ``r``'s
         seeds, for their noise) stays above the limit, no rate meets the SLO. The argument needs both rates on
         the unloaded side of the curve, where the runs form no queue (:data:`QUEUE_FREE_STEPS`): far above capacity
         the metric is as flat, every run a burst, but there requests wait hundreds of steps to start. A summary
         without the queueing delay or TPOT never stops the search."""
-        above = self.points.get(round_rate(point.rate * 2))
-        if above is None or above.meets:
+        above = self.points.get(min((r for r in self.points if r > point.rate), default=None))  # (halved, rounded:
+        if above is None or above.meets:  # not always exactly twice point.rate)
             return None
         if not (point.queue_free and above.queue_free):
             return None
