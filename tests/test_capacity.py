@@ -287,3 +287,74 @@ def test_capacity_refuses_to_write_its_table_over_the_workload(tmp_path, capsys)
     assert exit_.value.code == 2 and err.strip().splitlines() == [
         f"error: --workload {trace} would be overwritten by the output {trace}: write the output elsewhere"], err
     assert trace.read_bytes() == before and not (tmp_path / "runs").exists()
+
+
+
+def drive_loaded(search: Search, metric, queue, slo=Slo("ttft_p90", 1.0)) -> Search:
+    """Run a search against ``metric(rate)`` with runs whose P90 queueing delay is ``queue(rate)`` steps (a P90 TPOT of
+    20 ms; None: the summaries lack both) and two seeds a relative 2% apart, until it is done."""
+    for _ in range(200):
+        rate = search.next_rate
+        if rate is None:
+            return search
+        m, steps = metric(rate), queue(rate)
+        q = {} if steps is None else {"queueing_delay_p90": 0.02 * steps, "tpot_p90": 0.02}
+        search.record(evaluate([slo], rate, [{slo.metric: m * 0.99, **q}, {slo.metric: m * 1.01, **q}]))
+    raise AssertionError("the search did not end")
+
+
+def unloaded(rate):  # a latency floor of 30 ms, plus a queueing term that fades with the load (capacity 10 req/s)
+    return 0.030 + 0.005 * rate / (10 - min(rate, 9.99))
+
+
+@pytest.mark.parametrize("start", [4.0, 3.333])  # (3.333 halves to 1.667, not exactly half)
+def test_an_slo_below_the_unloaded_latency_stops_after_two_halvings_with_the_reason(start):
+    """ttft_p90=0.001 halved the rate 10 times (each halving's runs slower) before reporting none: over 11 minutes."""
+    s = drive_loaded(Search(TEMPLATE, start_rate=start, tolerance=0.05, max_rate=1024.0), unloaded, lambda r: 0.9,
+                     slo=Slo("ttft_p90", 0.001))
+    low = round_rate(start / 2)
+    assert s.status == "none" and s.capacity is None and sorted(s.points) == [low, start]
+    f = s.floor
+    assert (f.metric, f.rate, f.limit) == ("ttft_p90", low, 0.001) and f.value == pytest.approx(unloaded(low))
+    assert 0.001 < f.bound < unloaded(0)  # under the true floor: a bound, not an estimate
+    assert str(f).startswith(f"ttft_p90 {unloaded(low):.4g} > 0.001 even at {low:g} req/s, where the runs form no queue")
+
+
+@pytest.mark.parametrize("limit", [0.0301, 0.0303, 0.031])
+def test_an_slo_just_above_the_unloaded_latency_finds_the_same_capacity_as_without_the_floor_rule(limit):
+    """The floor rule only stops halvings no lower rate could have rescued: the rates tried and the capacity are
+    those of the search without it (summaries without a queueing delay never stop early)."""
+    slo = Slo("ttft_p90", limit)
+    with_rule = drive_loaded(Search(TEMPLATE, start_rate=4.0, tolerance=0.05, max_rate=1024.0), unloaded,
+                             lambda r: 0.9, slo=slo)
+    without = drive_loaded(Search(TEMPLATE, start_rate=4.0, tolerance=0.05, max_rate=1024.0), unloaded,
+                           lambda r: None, slo=slo)
+    assert without.floor is None and without.status == "found"
+    assert with_rule.status == "found" and with_rule.floor is None
+    assert sorted(with_rule.points) == sorted(without.points) and with_rule.capacity == without.capacity
+
+
+def test_the_flat_metric_far_above_capacity_does_not_stop_the_halving():
+    """Far above capacity every run is a burst and the metric barely moves between halvings, as at the floor; but
+    there requests wait hundreds of steps to start (a queue), so the search halves on and finds 10."""
+    def burst(rate):
+        return 50.0 if rate > 10 else 0.5
+
+    s = drive_loaded(Search(TEMPLATE, start_rate=256.0, tolerance=0.05, max_rate=1024.0), burst,
+                     lambda r: 500.0 if r > 10 else 0.9)
+    assert s.status == "found" and s.floor is None and s.low <= 10 < s.high
+
+
+def test_an_infeasible_slo_ends_after_two_rates_with_one_line_saying_why(tmp_path, capsys):
+    from tests.cli_helpers import run_cli_fast
+
+    out = tmp_path / "cap"
+    r = run_cli_fast(capsys, "capacity", "-w", "lmsys-like", "-n", "60", "--seeds", "1", "-p", "fcfs",
+                     "--slo", "ttft_p90=0.001", "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    table = pl.read_csv(out / "capacity.csv")
+    assert table["status"].to_list() == ["none"] and table["rates_tried"].to_list() == [2]
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("capacity: ")]
+    assert len(lines) == 1 and "policy fcfs on a100-llama3-8b: none; ttft_p90 " in lines[0]
+    assert ("> 0.001 even at 2 req/s, where the runs form no queue; what is left is the latency of unloaded "
+            "service, and the last halving gained so little that no lower rate gets it below ") in lines[0]

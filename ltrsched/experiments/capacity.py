@@ -10,9 +10,11 @@ rate: a capacity found from it moves less from one seed set to the next.
 
 The search brackets the capacity by doubling the rate from ``start_rate`` while it meets the SLOs (or
 halving it while it does not), then bisects the bracket geometrically until its ends are within the
-relative ``tolerance`` (``high / low <= 1 + tolerance``). The capacity is the bracket's low end: the
-highest rate seen to meet the SLOs, with ``high``, a rate seen to miss them, at most ``tolerance``
-above it. Rates are rounded to 4 significant digits (so reruns and neighbouring searches share runs).
+relative ``tolerance`` (``high / low <= 1 + tolerance``). Halving stops early where no lower rate can meet an SLO
+(:meth:`Search.floor_reached`): each halving's runs take longer (fewer requests share a step), and an SLO below
+the latency of unloaded service halved the rate 10 times, for minutes, before reporting none. The capacity is
+the bracket's low end: the highest rate seen to meet the SLOs, with ``high``, a rate seen to miss them, at most
+``tolerance`` above it. Rates are rounded to 4 significant digits (so reruns and neighbouring searches share runs).
 
 Searches for several templates advance in lockstep: each round runs every open search's next rate
 (all its seeds) as one batch on the sweep backend, through the run cache (``<out>/runs/<hash>``, the
@@ -39,6 +41,11 @@ SLO_METRICS = tuple(f"{m}_{stat}" for m in SUMMARY_METRICS for stat in ("mean", 
 RATE_DIGITS = 4
 #: Halvings below the start rate before a search reports that no rate meets the SLOs.
 MAX_HALVINGS = 10
+#: A rate's runs form no queue when their P90 queueing delay (arrival to first scheduled) is at most this many P90
+#: TPOTs (decode steps), each a mean over the seeds: 90% of the requests start within about a step of arriving, as on
+#: an idle engine. Measured on sharegpt (2,000 requests, seeds 0-1, a100-llama3-8b): 0.81-0.87 with FCFS and LTR from
+#: 4 to 16 req/s (capacity about 19 at the README's SLOs), 500-1,700 from 32 to 1,024 req/s, where a queue builds.
+QUEUE_FREE_STEPS = 2.0
 #: Highest rate a search may try [req/s]: a request every nanosecond, a thousandth of the shortest step a profile
 #: may model (``MIN_STEP_S``), where every run is a burst. Rates near float64's largest (1e308) overflowed the
 #: figure's log axis (a RuntimeWarning on the terminal, or a LinAlgError traceback at 1.7e308).
@@ -120,6 +127,8 @@ class RatePoint:
     means: dict[str, float]
     per_seed: dict[str, list[float]]
     violated: tuple[str, ...]  # metrics whose mean exceeds their SLO
+    queue_free: bool = False  # the runs formed no queue (QUEUE_FREE_STEPS); False where a summary lacks the metrics
+    limits: dict[str, float] = field(default_factory=dict)  # each SLO metric's limit [s or s/token]
 
     @property
     def meets(self) -> bool:
@@ -137,7 +146,34 @@ def evaluate(slos: Sequence[Slo], rate: float, summaries: Sequence[dict]) -> Rat
     per_seed = {s.metric: [_late(summ.get(s.metric)) for summ in summaries] for s in slos}
     means = {m: (math.fsum(v) / len(v) if all(math.isfinite(x) for x in v) else math.inf) for m, v in per_seed.items()}
     violated = tuple(s.metric for s in slos if not means[s.metric] <= s.limit)
-    return RatePoint(rate, means, per_seed, violated)
+    return RatePoint(rate, means, per_seed, violated, _queue_free(summaries), {s.metric: s.limit for s in slos})
+
+
+def _queue_free(summaries: Sequence[dict]) -> bool:
+    """Whether runs formed no queue: their mean P90 queueing delay at most :data:`QUEUE_FREE_STEPS` mean P90 TPOTs."""
+    def mean(key: str) -> float:
+        values = [_late(summ.get(key)) for summ in summaries]
+        return math.fsum(values) / len(values) if values else math.inf
+
+    queue, step = mean("queueing_delay_p90"), mean("tpot_p90")
+    return math.isfinite(queue) and math.isfinite(step) and queue <= QUEUE_FREE_STEPS * step
+
+
+@dataclass(frozen=True)
+class Floor:
+    """Why a search stopped halving: ``metric`` [s or s/token] was ``value`` (mean over seeds) at ``rate`` [req/s],
+    above its SLO's ``limit``, and at least ``bound`` at every lower rate."""
+
+    metric: str
+    rate: float
+    value: float
+    limit: float
+    bound: float
+
+    def __str__(self) -> str:
+        return (f"{self.metric} {self.value:.4g} > {self.limit:g} even at {self.rate:g} req/s, where the runs form "
+                f"no queue; what is left is the latency of unloaded service, and the last halving gained so little "
+                f"that no lower rate gets it below {self.bound:.4g}")
 
 
 @dataclass
@@ -156,6 +192,7 @@ class Search:
     high: float | None = None
     points: dict[float, RatePoint] = field(default_factory=dict)
     done: bool = False
+    floor: Floor | None = None  # set where halving stopped because no lower rate can meet an SLO
     _next: float | None = None
 
     def __post_init__(self) -> None:
@@ -178,15 +215,43 @@ class Search:
         if self.high is None:  # every rate so far met the SLOs: double, up to max_rate (as rounded: a max_rate of
             nxt = round_rate(r * 2)  # 1000.4 tried its rounding, 1000, for ever, each time below 1000.4)
             self._finish_or(nxt if r < round_rate(self.max_rate) else None, cap=self.max_rate)
-        elif self.low is None:  # every rate so far missed: halve, at most MAX_HALVINGS times, not below min_rate
-            half = round_rate(r / 2)
+        elif self.low is None:  # every rate so far missed: halve, at most MAX_HALVINGS times, not below min_rate,
+            half = round_rate(r / 2)  # nor below a rate already at the floor of unloaded latency
+            self.floor = self.floor_reached(point)
             self._finish_or(half if len(self.points) <= MAX_HALVINGS and half >= min_rate(self.template.num_requests)
-                            else None)
+                            and self.floor is None else None)
         elif self.high / self.low <= 1 + self.tolerance:
             self.done = True
         else:
             mid = round_rate(math.sqrt(self.low * self.high))
             self._finish_or(mid if self.low < mid < self.high else None)
+
+    def floor_reached(self, point: RatePoint) -> Floor | None:
+        """Whether ``point``, a halving that missed, shows that no lower rate meets one of its missed SLOs.
+
+        Below saturation a latency metric falls as the rate falls, by less at each halving (a convex curve through
+        the latency of unloaded service at rate 0: queueing, and sharing a step with others, fade as the load
+        does), so what the halving from ``2r`` (the next rate tried above) to ``r`` gained, ``m(2r) - m(r)``, is at least all that the rates
+        below ``r`` can still gain. Where even ``m(r)`` less twice that gain (less, again, the spread of ``r``'s
+        seeds, for their noise) stays above the limit, no rate meets the SLO. The argument needs both rates on
+        the unloaded side of the curve, where the runs form no queue (:data:`QUEUE_FREE_STEPS`): far above capacity
+        the metric is as flat, every run a burst, but there requests wait hundreds of steps to start. A summary
+        without the queueing delay or TPOT never stops the search."""
+        above = self.points.get(min((r for r in self.points if r > point.rate), default=None))  # (halved, rounded:
+        if above is None or above.meets:  # not always exactly twice point.rate)
+            return None
+        if not (point.queue_free and above.queue_free):
+            return None
+        for metric in point.violated:
+            values = point.per_seed[metric]
+            if not (math.isfinite(point.means[metric]) and math.isfinite(above.means[metric])):
+                continue
+            gain = max(0.0, above.means[metric] - point.means[metric])
+            bound = min(values) - 2 * gain - (max(values) - min(values))
+            limit = point.limits[metric]
+            if bound > limit:
+                return Floor(metric, point.rate, point.means[metric], limit, bound)
+        return None
 
     def _finish_or(self, rate: float | None, cap: float | None = None) -> None:
         if rate is None:
@@ -201,7 +266,8 @@ class Search:
     @property
     def status(self) -> str:
         """``found`` (a bracket within the tolerance), ``above max`` (every rate up to the cap met the
-        SLOs), ``none`` (no rate tried met them) or ``open`` (still running)."""
+        SLOs), ``none`` (no rate tried met them; :attr:`floor` says why no lower rate was tried, where that was
+        the reason) or ``open`` (still running)."""
         if not self.done:
             return "open"
         if self.low is None:
@@ -238,3 +304,21 @@ def search_capacity(templates: Sequence[RunSpec], slos: Sequence[Slo], seeds: Se
         tally.merge(stats)
         for s, rate in open_:
             s.record(evaluate(slos, rate, [load_summary(out, spec) for spec in batch[id(s)]]))
+            if s.floor is not None:
+                _say(f"capacity: {describe(s.template)}: none; {s.floor}", bar)
+
+
+def describe(template: RunSpec) -> str:
+    """A search's configuration in a line: its policy and profile, and its cluster where it has one."""
+    cluster = f", {template.replicas} replicas, router {template.router}" if template.replicas > 1 else ""
+    return f"policy {template.policy} on {template.profile}{cluster}"
+
+
+def _say(line: str, bar) -> None:
+    """``line`` on stderr, above ``bar`` (a tqdm bar) where there is one."""
+    import sys
+
+    if bar is not None:
+        bar.write(line, file=sys.stderr)
+    else:
+        print(line, file=sys.stderr)

@@ -1,6 +1,10 @@
 """What ``ltrsched capacity`` writes: the capacity table (``capacity.md|csv``), every rate tried
 (``capacity-rates.csv``) and one figure per SLO metric (``figures/capacity-<metric>.png``: the metric's
-mean over seeds vs rate, one line per configuration, the SLO as a dashed line, each capacity starred)."""
+mean over seeds vs rate, one line per configuration, the SLO as a dashed line, each capacity starred).
+
+A configuration's line is drawn in the same colour and dash pattern in every figure
+(:func:`ltrsched.plots.styles.series_styles`: distinct for up to 80 configurations) and labelled with its name as
+written (:func:`ltrsched.plots.cdf.shown_text`: a ``$`` is a dollar sign, not matplotlib's math)."""
 
 from __future__ import annotations
 
@@ -71,18 +75,22 @@ def capacity_figures(searches: Sequence[Search], slos: Sequence[Slo], out_dir: P
     from matplotlib import ticker
 
     from ltrsched import atomic
+    from ltrsched.plots.cdf import shown_text
+    from ltrsched.plots.styles import series_styles
 
     columns = varying_fields([s.template for s in searches])
     shown = [c for c in columns if c != "profile" or len({s.template.profile for s in searches}) > 1]
+    names = [" | ".join(str(getattr(s.template, c)) for c in shown) for s in searches]
+    styles = series_styles(names)
     paths = []
     for slo in slos:
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        for i, s in enumerate(searches):
+        for s, name in zip(searches, names):
             rates = sorted(s.points)
             values = [s.points[r].means[slo.metric] for r in rates]
-            color = f"C{i % 10}"
-            name = " | ".join(str(getattr(s.template, c)) for c in shown)
-            ax.plot(rates, values, marker="o", markersize=4, linewidth=1.3, color=color, label=name)
+            color = styles[name].color
+            ax.plot(rates, values, marker="o", markersize=4, linewidth=1.3, color=color,
+                    linestyle=styles[name].linestyle, label=shown_text(name))
             if s.capacity is not None:
                 y = s.points[s.capacity].means[slo.metric]
                 ax.plot([s.capacity], [y], marker="*", markersize=14, color=color, markeredgecolor="black",

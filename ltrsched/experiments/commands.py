@@ -278,7 +278,10 @@ def _check_sweep_values(data: dict, path: Path) -> None:
             check_not_special(w, f"{path}: workload")
         if w not in BUILTIN and not Path(w).is_file():
             raise UserError(f"{path}: workload {w!r} is neither a file nor a built-in ({', '.join(BUILTIN)})")
-    check_scoring(data.get("scoring", "none"))
+    try:
+        check_scoring(data.get("scoring", "none"))
+    except UserError as exc:  # (it named neither the sweep file nor its key)
+        raise UserError(f"{path}: 'scoring': {exc}") from None
     if "max_model_len" in data:
         from ltrsched.sim.config import key_naming
 
@@ -347,7 +350,10 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
             check_inputs_kept({f"the sweep's {kind[:-1]}": source}, files=(out / "sweep.csv",))
     check_distinct_policies(data["policies"], f"{sweep_file}: 'policies'")  # (fails early on a bad spec, too)
     for prof in data.get("profiles", []):
-        load_profile(prof)
+        try:
+            load_profile(prof)
+        except UserError as exc:  # (it named neither the sweep file nor its key)
+            raise UserError(f"{sweep_file}: 'profiles': {exc}") from None
     clusters = _clusters(data, f"{sweep_file}: 'routers'")
     arrival = data.get("arrival", "burst")
     rates = data.get("rates", [None])  # (none with burst arrivals: refused above)
@@ -373,7 +379,10 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
     # a bad row, too few requests or arrivals out of range (e.g. a duration the requests cannot fill), a policy or
     # router lacking a column, a request too long for a profile fail here, before any run, rather than after the runs
     # sorted ahead of theirs
-    check_runs(specs)
+    try:
+        check_runs(specs)
+    except UserError as exc:  # (e.g. "asked for 10 requests but the eval split has only 4000": which file asked)
+        raise UserError(f"{sweep_file}: {exc}") from None
     for spec in {(s.workload, s.num_requests, s.seed, s.arrival, s.rate): s for s in specs}.values():
         if spec.arrival == "replay" and spec.rate is None and spec.num_requests is not None:
             _note_thinned_replay(spec, sweep_file)
