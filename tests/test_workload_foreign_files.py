@@ -212,3 +212,36 @@ def test_csv_of_token_ids_is_not_counted_as_text(tmp_path, capsys):
                    "count is not the ids'; give the counts in a prompt_tokens column")
     path.write_text('prompt,output_tokens\n"[128000, 9906, 1917]",5\nsort this list,3\n')
     assert len(load_workload(str(path))) == 2
+
+
+def test_speakers_in_another_case_are_read(tmp_path, monkeypatch):
+    """Exports other than FastChat's write the speakers 'Human', 'GPT', 'ChatGPT', 'User', 'Assistant', 'System':
+    every such conversation was skipped "with unknown speakers" (a file of them refused). A parse cached before
+    (under its old name) is not reused, and the run cache key marks such files."""
+    from ltrsched.workloads.loaders import workload_fingerprint
+    from ltrsched.workloads.sharegpt import cache_dir, records_key
+
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    pairs = [("Human", "GPT"), ("User", "Assistant"), ("HUMAN", "ChatGPT")]
+    records = [{"id": f"c{i}", "conversations": [
+        {"from": "System", "value": "Be brief."},
+        {"from": who, "value": f"Please explain topic number {i} in a few words"},
+        {"from": reply, "value": f"Topic {i} is about many things indeed"}]} for i, (who, reply) in enumerate(pairs)]
+    path = tmp_path / "cased.json"
+    path.write_text(json.dumps(records))
+    stale = cache_dir() / f"sharegpt-{records_key(path)}-utf8-skips.parquet"  # (the name a parse cached before had)
+    stale.parent.mkdir(parents=True)
+    pl.DataFrame({"source_id": ["c0"], "prompt": ["x"], "response": ["y"], "prompt_tokens": [1],
+                  "output_tokens": [1]}).write_parquet(stale)
+    stale.with_name(stale.name + ".notes.json").write_text("[]")
+    df = load_workload(str(path)).df
+    assert sorted(df["prompt"].to_list()) == [f"Please explain topic number {i} in a few words" for i in range(3)]
+    assert workload_fingerprint(str(path))["speakers"] == "any case"
+    lower = tmp_path / "lower.json"
+    lower.write_text(json.dumps(records).replace('"System"', '"system"').replace('"Human"', '"human"')
+                     .replace('"GPT"', '"gpt"').replace('"User"', '"user"').replace('"Assistant"', '"assistant"')
+                     .replace('"HUMAN"', '"human"').replace('"ChatGPT"', '"chatgpt"'))
+    assert "speakers" not in workload_fingerprint(str(lower))
+    path.write_text(json.dumps([{"id": "x", "conversations": [{"from": "Narrator", "value": "a"}]}]))
+    with pytest.raises(UserError, match="the speaker 'Narrator' \\(in any case\\), none of human"):
+        load_workload(str(path))

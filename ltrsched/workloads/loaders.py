@@ -792,14 +792,39 @@ def workload_fingerprint(source: str) -> dict[str, str]:
     # and a flat parquet's columns named in another case (Score, Request_ID, Arrival_Time, Prompt), read since this
     # marker (runs cached before had no score, numbered the rows, or put every request at t = 0)
     # and conversations with OpenAI's developer messages ahead of their first turn, read since this marker (runs
-    # cached before skipped them, "with unknown speakers")
+    # cached before skipped them, "with unknown speakers"); and conversations whose speakers are written in another
+    # case ("Human", "GPT", "Assistant"), read since this marker (skipped before likewise)
     return {"sha256": file_digest(path), **({"ids": "given"} if _gives_ids(path) else {}),
             **({"mooncake": "read"} if _jsonl_gives_mooncake(path) else {}),
             **({"columns": "kept"} if _jsonl_gives_columns(path) else {}),
             **({"arrivals": "units"} if _gives_unit_arrivals(path) else {}),
             **({"counts": "given"} if _parquet_gives_counts(path) else {}),
             **({"names": "any case"} if _parquet_reads_any_case(path) else {}),
-            **({"turns": "developer"} if _may_give_developer_turns(path) else {})}
+            **({"turns": "developer"} if _may_give_developer_turns(path) else {}),
+            **({"speakers": "any case"} if _may_give_cased_speakers(path) else {})}
+
+
+#: A message's speaker written with a capital or a space (``"from": "Human"``, ``"role": "Assistant"``), in a
+#: conversations file's bytes.
+_CASED_SPEAKER = re.compile(rb'"(?:from|role)"\s*:\s*"[^"]*[A-Z \t]')
+
+
+def _may_give_cased_speakers(path: Path) -> bool:
+    """Whether ``path`` may hold conversations whose speakers are written in another case (``Human``, ``GPT``,
+    ``Assistant``), which loading skipped before ("with unknown speakers"; :func:`~ltrsched.workloads.sharegpt.
+    read_first_turn` reads them in any case now): a ``.json`` or ``.jsonl`` whose bytes give one (or hold a ``\\u``
+    escape, which could spell one), or any conversations parquet (as :func:`_may_give_developer_turns`). False for
+    other files and a parquet polars cannot read."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".json", ".jsonl"):
+            data = path.read_bytes()
+            return b"\\u" in data or _CASED_SPEAKER.search(data) is not None
+        if suffix == ".parquet":
+            return is_conversation_table(pl.read_parquet(path, n_rows=0))
+    except Exception:  # (OSError, a parquet polars cannot read: loading it says why)
+        return False
+    return False
 
 
 def _may_give_developer_turns(path: Path) -> bool:
