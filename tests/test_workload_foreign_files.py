@@ -83,11 +83,11 @@ def test_parquet_errors_name_the_row(tmp_path, capsys):
     ({"Prompt": "Hello there", "Output_Tokens": 5},
      "its key(s) 'Prompt', 'Output_Tokens' are not read (keys match as written): write 'prompt', 'output_tokens'"),
     ({"input": "Hello there", "output": "Hi"}, "; it has 'input', 'output'"),  # (what does it hold? it said nothing)
-    ({"prompt": "Hello there", "completion": "Hi"}, "; it has 'prompt', 'completion'"),
+    ({"prompt": "Hello there", "answer": "Hi"}, "; it has 'prompt', 'answer'"),  # ('completion' is read: below)
     ([1, 2, 3], "; the line is a list"),
 ])
 def test_a_jsonl_line_that_is_no_request_says_what_it_holds(tmp_path, capsys, line, hint):
-    """A .jsonl line in another tool's keys (another case, OpenAI's legacy 'completion', 'input'/'output') was
+    """A .jsonl line in another tool's keys (another case, 'answer', 'input'/'output') was
     refused with "expected an object with string fields 'prompt' and 'generated'" alone: the line looked right."""
     path = tmp_path / "t.jsonl"
     path.write_text(json.dumps(line) + "\n")
@@ -245,3 +245,24 @@ def test_speakers_in_another_case_are_read(tmp_path, monkeypatch):
     path.write_text(json.dumps([{"id": "x", "conversations": [{"from": "Narrator", "value": "a"}]}]))
     with pytest.raises(UserError, match="the speaker 'Narrator' \\(in any case\\), none of human"):
         load_workload(str(path))
+
+
+def test_openai_legacy_fine_tuning_completion_is_the_reply(tmp_path, capsys):
+    """OpenAI's legacy fine-tuning .jsonl, {"prompt": ..., "completion": ...}, was refused ("expected an object with
+    string fields 'prompt' and 'generated'"): its completion is the reply, counted with the tokenizer the
+    'generated' text is, and a .csv's 'completion' column likewise; a line giving two of the names is an error."""
+    from ltrsched.workloads.tokenizer import count_tokens
+
+    replies = [" Paris is the capital of France.\n", " Forty-two, of course, as everyone knows."]
+    path = tmp_path / "ft.jsonl"
+    path.write_text("".join(json.dumps({"prompt": f"Question {i}:", "completion": r}) + "\n"
+                            for i, r in enumerate(replies)))
+    df = load_workload(str(path)).df.sort("request_id")
+    assert df["output_tokens"].to_list() == list(count_tokens(replies))
+    assert df["prompt_tokens"].to_list() == list(count_tokens(["Question 0:", "Question 1:"]))
+    csv = tmp_path / "ft.csv"
+    pl.DataFrame({"prompt": ["Question 0:", "Question 1:"], "Completion": replies}).write_csv(csv)
+    assert load_workload(str(csv)).df.sort("request_id")["output_tokens"].to_list() == list(count_tokens(replies))
+    path.write_text(json.dumps({"prompt": "a b c", "completion": "x y z", "response": "x y z"}) + "\n")
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", path),
+                   "ft.jsonl:1: 'response' and 'completion' both give the reply's text; give one")

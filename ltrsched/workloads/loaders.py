@@ -12,8 +12,8 @@ Files, by suffix:
   durations as seconds. A flat table's column names are read in any case and with spaces around them, as a ``.csv``'s
   (``PROMPT``, ``Generated``, ``Request_ID``, ``Arrival_Time_ms``, ``Score``: :data:`PARQUET_ANY_CASE`, and the
   token counts' names); two columns whose names differ only so (``prompt`` and ``Prompt``) are an error naming both.
-- ``.jsonl``: one ``{"prompt": ..., "generated": ...}`` object per line (the seed's traces; ``"response"`` for
-  ``"generated"`` too, as a parquet's column); lengths are
+- ``.jsonl``: one ``{"prompt": ..., "generated": ...}`` object per line (the seed's traces; ``"response"`` or
+  OpenAI's legacy fine-tuning ``"completion"`` for ``"generated"`` too, as a parquet's column); lengths are
   re-tokenized with the Llama-3 tokenizer (a number where text belongs is an error naming the line); an optional
   ``arrival_time`` [s] (or ``arrival_time_ms`` [ms]) is kept. A line may give the output's
   length instead of (or beside) the generated text, ``"output_tokens": N`` (e.g. another model's own count), and
@@ -123,15 +123,17 @@ MOONCAKE_KEYS = {"input_length": "prompt_tokens", "output_length": "output_token
 #: come from, the ids, the arrival times (:data:`ARRIVAL_KEYS`) and the optional columns (``Prompt``, ``Score``,
 #: ``Arrival_Time_ms``; the token counts' names too, :func:`~ltrsched.workloads.schema.length_columns`). Lower case
 #: (Our names, in lower case.)
-PARQUET_ANY_CASE = ("prompt", "generated", "response", "request_id", *ARRIVAL_KEYS, *OPTIONAL_COLUMNS)
+PARQUET_ANY_CASE = ("prompt", "generated", "response", "completion", "request_id", *ARRIVAL_KEYS, *OPTIONAL_COLUMNS)
 #: Output-count column names (in lower case) under which 0 marks a failed request, not an output of no tokens:
 #: BurstGPT's ``Response tokens`` (its ``BurstGPT_1.csv`` and ``_2.csv`` hold such rows, its ``*_without_fails_*``
 #: files none). :func:`drop_failed_requests` leaves them out, with a warning; under any other name an output of 0
 #: tokens is an error.
 FAILED_OUTPUT_NAMES = ("response tokens",)
 #: A ``.csv``'s columns of the reply's text (in any case), whose Llama-3 count is the output length where the file
-#: gives no output count (:data:`~ltrsched.workloads.schema.LENGTH_NAMES`), as a parquet's and a ``.jsonl``'s are.
-REPLY_NAMES = ("generated", "response")
+#: gives no output count (:data:`~ltrsched.workloads.schema.LENGTH_NAMES`), as a parquet's and a ``.jsonl``'s are
+#: (a ``.jsonl``'s keys, as written); ``completion`` is OpenAI's legacy fine-tuning files' (``{"prompt",
+#: "completion"}`` lines).
+REPLY_NAMES = ("generated", "response", "completion")
 #: A column a loader adds to a file's table while it is read: each request's row (a ``.csv``'s record after the
 #: header, a parquet's row) or line (a ``.jsonl``'s), 1-based, as it is in the file, which
 #: :func:`_sample_checked`'s errors name and then drops (rows left out, blank lines and BurstGPT's failed requests,
@@ -160,11 +162,14 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         original = rec if isinstance(rec, dict) else {}
         if isinstance(rec, dict) and any(k in rec for k in MOONCAKE_KEYS):
             rec = _mooncake_line(rec, f"{path}:{lineno}")
-        if isinstance(rec, dict) and "response" in rec:  # the reply's text under its other name, as a parquet's
-            # 'response' column is read (a {"prompt", "response"} file was refused)
-            if "generated" in rec:
-                raise UserError(f"{path}:{lineno}: 'generated' and 'response' both give the reply's text; give one")
-            rec = {("generated" if k == "response" else k): v for k, v in rec.items()}
+        replies = [k for k in REPLY_NAMES if k in rec] if isinstance(rec, dict) else []
+        if len(replies) > 1:
+            raise UserError(f"{path}:{lineno}: {' and '.join(repr(k) for k in replies)} both give the reply's text; "
+                            "give one")
+        if replies and replies[0] != "generated":  # the reply's text under another name, as a parquet's 'response'
+            # column is read (a {"prompt", "response"} file was refused; OpenAI's legacy fine-tuning file,
+            # {"prompt", "completion"}, too)
+            rec = {("generated" if k == replies[0] else k): v for k, v in rec.items()}
         for name in ("prompt", "generated"):  # a number where text belongs (JSON has types: 42 is no text)
             if isinstance(rec, dict) and rec.get(name) is not None and not isinstance(rec[name], str):
                 raise UserError(f"{path}:{lineno}: {name!r} must be text (a JSON string), got {shown(rec[name])}")
@@ -268,7 +273,7 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
 
 
 #: The keys a ``.jsonl`` request line is read by (as written: in lower case).
-JSONL_KEYS = ("prompt", "generated", "response", "prompt_tokens", "output_tokens", *MOONCAKE_KEYS, "request_id",
+JSONL_KEYS = ("prompt", *REPLY_NAMES, "prompt_tokens", "output_tokens", *MOONCAKE_KEYS, "request_id",
               *ARRIVAL_KEYS, *NUMERIC_OPTIONAL_COLUMNS)
 
 
@@ -367,9 +372,9 @@ def _given_or_counted(given: np.ndarray, texts: list[str]) -> np.ndarray:
 
 def _complete_table(df: pl.DataFrame, path: Path) -> pl.DataFrame:
     """A workload parquet without the token counts its text gives, or without arrival times: counts from the text
-    (Llama-3, as a ``.jsonl``'s: ``prompt`` for ``prompt_tokens``, ``generated`` or ``response`` for
-    ``output_tokens``) and every arrival at t = 0. Columns the table has are kept as they are."""
-    texts = {"prompt_tokens": ("prompt",), "output_tokens": ("generated", "response")}
+    (Llama-3, as a ``.jsonl``'s: ``prompt`` for ``prompt_tokens``, ``generated``, ``response`` or ``completion``
+    for ``output_tokens``: :data:`REPLY_NAMES`) and every arrival at t = 0. Columns the table has are kept as they are."""
+    texts = {"prompt_tokens": ("prompt",), "output_tokens": REPLY_NAMES}
     for column, sources in texts.items():
         if column in df.columns:
             continue
@@ -518,7 +523,8 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             continue
         if found is None:
             other = next((sep for sep in (";", "\t", "|") if raw.width == 1 and sep in raw.columns[0]), None)
-            text = {"prompt_tokens": "a 'prompt'", "output_tokens": "a 'generated' (or 'response')"}[ours]
+            text = {"prompt_tokens": "a 'prompt'",
+                    "output_tokens": "a 'generated' (or 'response', 'completion')"}[ours]
             raise UserError(f"{path}: no column for {ours} (looked for {', '.join(names)}, in any case, and for "
                             f"{text} text to count); have {', '.join(raw.columns)}" + (
                                 f" (one column: the file separates its fields by {other!r}, where a .csv here "
