@@ -204,14 +204,19 @@ def test_openai_developer_messages_precede_the_first_turn_as_system_ones(tmp_pat
 def test_csv_of_token_ids_is_not_counted_as_text(tmp_path, capsys):
     """A tokenized data set written out as a .csv holds "[128000, 9906, 1917]" where the text was: its Llama-3 count
     as text (9 tokens for 3 ids) was served, silently. A column of ids throughout is refused; one such prompt among
-    text is text."""
+    text is text, with a warning naming its row."""
     path = tmp_path / "ids.csv"
     path.write_text('prompt,output_tokens\n"[128000, 9906, 1917]",5\n"[1,2]",3\n')
     one_line_error(run_cli_fast(capsys, "simulate", "-w", path),
                    "ids.csv: column 'prompt' holds token ids, not text (row 1: '[128000, 9906, 1917]'), whose token "
                    "count is not the ids'; give the counts in a prompt_tokens column")
-    path.write_text('prompt,output_tokens\n"[128000, 9906, 1917]",5\nsort this list,3\n')
-    assert len(load_workload(str(path))) == 2
+    path.write_text('prompt,output_tokens\nsort this list,3\n"[128000, 9906, 1917]",5\nand this one,4\n')
+    assert len(load_workload(str(path))) == 3
+    # (it was counted without a word: a warning names the first such row, as the refusal of a column of them does)
+    assert capsys.readouterr().err == (
+        f"warning: {path}: 1 of the 3 values of column 'prompt' are lists of numbers, as token ids are written (row 2: "
+        "'[128000, 9906, 1917]'); they are counted as text (not as ids): if they are token ids, give the counts in a "
+        "prompt_tokens column\n")
 
 
 def test_speakers_in_another_case_are_read(tmp_path, monkeypatch):

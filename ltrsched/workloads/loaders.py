@@ -516,10 +516,10 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             continue
         if found is None and ours == "prompt_tokens" and prompt is not None:  # counted from the text, as a
             # parquet's and a .jsonl's are (a table of prompts and another model's output counts was refused)
-            cols[ours] = _counted_texts(raw[prompt], ours, path, rows)
+            cols[ours] = _counted_texts(raw[prompt], ours, path, rows, arrival_info)
             continue
         if found is None and ours == "output_tokens" and reply is not None:
-            cols[ours] = _counted_texts(raw[reply], ours, path, rows)
+            cols[ours] = _counted_texts(raw[reply], ours, path, rows, arrival_info)
             continue
         if found is None:
             other = next((sep for sep in (";", "\t", "|") if raw.width == 1 and sep in raw.columns[0]), None)
@@ -565,18 +565,29 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     return drop_failed_requests(df, names_found.get("output_tokens"), path, arrival_info)
 
 
-def _counted_texts(texts: pl.Series, column: str, path: Path, rows: pl.Series) -> pl.Series:
+def _counted_texts(texts: pl.Series, column: str, path: Path, rows: pl.Series, info: dict | None = None
+                   ) -> pl.Series:
     """A ``.csv``'s text column's Llama-3 token counts [tokens] (Int64) as ``column`` (``prompt_tokens`` from its
     ``prompt``, ``output_tokens`` from its reply, :data:`REPLY_NAMES`), for a file without those counts; one-line
-    :class:`UserError` naming the row (``rows``: each text's in the file) of a missing text (an empty field)."""
+    :class:`UserError` naming the row (``rows``: each text's in the file) of a missing text (an empty field), or for
+    a column of token ids throughout (:data:`_TOKEN_IDS`). Some such values among text are text (a prompt may be a
+    list to sort), counted so, with a warning in ``info["notes"]`` naming the first one's row: if they are ids, their
+    count is not the ids' (they were counted without a word)."""
     missing = texts.is_null()
     if missing.any():
         raise UserError(f"{path}: row {rows[int(missing.arg_max())]} has no {texts.name.strip()!r} text to count "
                         f"{column} from (give {column} as a column, or the text on every row)")
-    if texts.str.contains(_TOKEN_IDS).all():  # (a tokenized data set's input_ids, written out as "[128000, 9906]":
+    ids = texts.str.contains(_TOKEN_IDS)
+    if ids.all():  # (a tokenized data set's input_ids, written out as "[128000, 9906]":
         # their text's count, 9 tokens for 3 ids, was served silently)
         raise UserError(f"{path}: column {texts.name.strip()!r} holds token ids, not text (row {rows[0]}: "
                         f"{texts[0][:40]!r}), whose token count is not the ids'; give the counts in a {column} column")
+    if ids.any() and info is not None:
+        at = int(ids.arg_max())
+        info.setdefault("notes", []).append(
+            f"warning: {path}: {int(ids.sum()):,} of the {texts.len():,} values of column {texts.name.strip()!r} are "
+            f"lists of numbers, as token ids are written (row {rows[at]}: {texts[at][:40]!r}); they are counted as "
+            f"text (not as ids): if they are token ids, give the counts in a {column} column")
     return pl.Series(column, count_tokens(texts.to_list()), dtype=pl.Int64)
 
 
