@@ -271,3 +271,37 @@ def test_openai_legacy_fine_tuning_completion_is_the_reply(tmp_path, capsys):
     path.write_text(json.dumps({"prompt": "a b c", "completion": "x y z", "response": "x y z"}) + "\n")
     one_line_error(run_cli_fast(capsys, "simulate", "-w", path),
                    "ft.jsonl:1: 'response' and 'completion' both give the reply's text; give one")
+
+
+def test_date_time_arrivals_read_alike_in_every_format(tmp_path, capsys):
+    """Azure's TIMESTAMP date-times: a .csv read them as seconds since the earliest, a parquet refused them (text:
+    "non-numeric") and a .jsonl did not read the key at all (every request at t = 0). One rule reads all three."""
+    stamps = ["2023-11-16 18:15:46.6805900", "2023-11-16 18:15:50.9951690", "2023-11-16 18:16:01.0000000"]
+    (tmp_path / "a.csv").write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n"
+                                    + "".join(f"{t},{5 + i},{6 + i}\n" for i, t in enumerate(stamps)))
+    pl.DataFrame({"TIMESTAMP": stamps, "ContextTokens": [5, 6, 7], "GeneratedTokens": [6, 7, 8]}).write_parquet(
+        tmp_path / "a.parquet")
+    lines = [{"TIMESTAMP": t, "prompt_tokens": 5 + i, "output_tokens": 6 + i} for i, t in enumerate(stamps)]
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    times = [load_workload(str(tmp_path / f"a.{s}")).df.sort("request_id")["arrival_time"].to_list()
+             for s in ("csv", "parquet", "jsonl")]
+    assert times[0] == pytest.approx([0.0, 4.314579, 14.31941]) and times[1] == times[0] and times[2] == times[0]
+    (tmp_path / "b.jsonl").write_text(json.dumps({"timestamp": stamps[0], "prompt_tokens": 5, "output_tokens": 6})
+                                      + "\n" + json.dumps({"timestamp": 3.5, "prompt_tokens": 5, "output_tokens": 6}))
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", tmp_path / "b.jsonl"),
+                   "b.jsonl:2: the arrival time is a number where line 1 gives a date-time "
+                   "('2023-11-16 18:15:46.6805900'); give one kind on every line")
+    (tmp_path / "b.jsonl").write_text(json.dumps({"timestamp": stamps[0], "prompt_tokens": 5, "output_tokens": 6})
+                                      + "\n" + json.dumps({"timestamp": "soon", "prompt_tokens": 5,
+                                                           "output_tokens": 6}))
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", tmp_path / "b.jsonl"),
+                   "b.jsonl:2: 'timestamp' must be a number of seconds or a date-time, got 'soon'")
+    pl.DataFrame({"arrival_time": ["soon", "later"], "prompt_tokens": [5, 6], "output_tokens": [6, 7]}).write_parquet(
+        tmp_path / "b.parquet")
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", tmp_path / "b.parquet"),
+                   "b.parquet: column arrival_time has non-numeric values (String, first: 'soon'); it must hold "
+                   "numbers or date-times")
+    pl.DataFrame({"arrival_time": ["01/02/2023 23:59", "01/03/2023 00:01"], "prompt_tokens": [5, 6],
+                  "output_tokens": [6, 7]}).write_parquet(tmp_path / "b.parquet")  # (the .csv's day/month rule)
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", tmp_path / "b.parquet"),
+                   "column 'arrival_time': date-times such as '01/02/2023 23:59' read day first or month first")

@@ -193,7 +193,8 @@ def read_first_turn(record) -> tuple[str, str, str] | Skip:
         who = _speaker(m)
         if not isinstance(who, str) or who not in (*_USER, *_ASSISTANT):
             what = ("no speaker ('from' or 'role')" if who is None else
-                    f"the speaker {_field(m, 'from', 'role')!r} (in any case), none of {', '.join(_USER + _ASSISTANT + _SYSTEM[:-1])} or {_SYSTEM[-1]}")
+                    f"the speaker {_field(m, 'from', 'role')!r} (in any case), none of "
+                    f"{', '.join(_USER + _ASSISTANT + _SYSTEM[:-1])} or {_SYSTEM[-1]}")
             return Skip(True, "with unknown speakers", f"message {i + 1} has {what}")
     if not turns:
         return Skip(False, "empty conversations")
