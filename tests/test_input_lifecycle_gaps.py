@@ -217,16 +217,21 @@ def test_conversations_in_a_jsonl_and_prompts_in_a_json_array_name_the_other_for
                           "'messages' list ('prompt' text: a .jsonl format))")
 
 
-@pytest.mark.parametrize("column", ["timestamp", "TIMESTAMP", "arrived_at_ms"])
-def test_replaying_a_parquet_whose_times_are_under_a_csv_name_names_the_column(tmp_path, column):
-    """A parquet reads arrival_time (or arrival_time_s, _ms) alone: a 'timestamp' column travelled along unread,
-    and replay said only that the file had no arrival times."""
+@pytest.mark.parametrize("column, scale", [("timestamp", 1.0), ("TIMESTAMP", 1.0), ("arrived_at_ms", 1e-3)])
+def test_a_parquet_reads_times_under_a_csv_name(tmp_path, column, scale):
+    """A parquet read arrival_time (or arrival_time_s, _ms) alone: a 'timestamp' column travelled along unread, and
+    replay said the file had no arrival times. The names a .csv reads are read (workloads/loaders.arrival_suffix);
+    the run cache key marks such files (runs cached before had every request at t = 0)."""
+    from ltrsched.workloads.loaders import workload_fingerprint
+
     path = tmp_path / "t.parquet"
-    pl.DataFrame({"prompt_tokens": [3, 4], "output_tokens": [4, 5], column: [1.0, 2.0]}).write_parquet(path)
-    assert_one_line_error(run_cli("simulate", "-w", str(path), "--arrival", "replay"),
-                          f"(no arrival times): use burst arrivals for that, or poisson (or gamma) arrivals at a rate; "
-                          f"its column {column!r} is not read as arrival times: a parquet names them arrival_time "
-                          "(seconds) or arrival_time_ms")
+    pl.DataFrame({"prompt_tokens": [3, 4], "output_tokens": [4, 5], column: [1.0, 2.5]}).write_parquet(path)
+    assert load_workload(str(path)).df.sort("request_id")["arrival_time"].to_list() == [1.0 * scale, 2.5 * scale]
+    assert workload_fingerprint(str(path))["arrival names"] == "read"
+    pl.DataFrame({"prompt_tokens": [3], "output_tokens": [4], column: [1.0], "arrival_time": [1.0]}).write_parquet(path)
+    with pytest.raises(UserError, match="both give (the )?arrival times") as caught:
+        load_workload(str(path))
+    assert f"'{column}'" in str(caught.value) and "'arrival_time'" in str(caught.value)
 
 
 # -- token counts under other tools' names in a parquet -----------------------------------------------------------
@@ -287,11 +292,20 @@ def test_arrival_times_given_twice_in_seconds_do_not_say_other_units(tmp_path):
         load_workload(str(tmp_path / "t.jsonl"))
 
 
-def test_replaying_a_jsonl_whose_times_are_under_a_csv_key_names_the_key(tmp_path):
+def test_a_jsonl_reads_times_under_a_csv_key(tmp_path):
+    """A .jsonl read arrival_time alone: 'timestamp' was not read (replay said the file had no arrival times). The
+    keys a .csv's header names are read, in any case; Mooncake's 'timestamp' stays milliseconds."""
+    from ltrsched.workloads.loaders import workload_fingerprint
+
     path = tmp_path / "t.jsonl"
     path.write_text('{"prompt_tokens": 3, "output_tokens": 4, "timestamp": 1.5}\n'
                     '{"prompt_tokens": 3, "output_tokens": 4, "timestamp": 2.5}\n')
-    assert_one_line_error(run_cli("simulate", "-w", str(path), "--arrival", "replay"),
-                          "; its key 'timestamp' is not read as arrival times: a .jsonl names them arrival_time "
-                          "(seconds) or arrival_time_ms")
-    assert run_cli("simulate", "-w", str(path)).returncode == 0  # (burst arrivals: no times needed)
+    assert load_workload(str(path)).df.sort("request_id")["arrival_time"].to_list() == [1.5, 2.5]
+    assert workload_fingerprint(str(path))["arrival names"] == "read"
+    path.write_text('{"input_length": 3, "output_length": 4, "timestamp": 1500}\n')  # (Mooncake's: read before)
+    assert load_workload(str(path)).df["arrival_time"].to_list() == [1.5]
+    assert "arrival names" not in workload_fingerprint(str(path))
+    path.write_text('{"prompt_tokens": 3, "output_tokens": 4, "Arrived_At_ms": 1500, "timestamp": 2}\n')
+    with pytest.raises(UserError, match="t.jsonl:1: 'Arrived_At_ms' and 'timestamp' both give the arrival time, in "
+                                        "other units; give one$"):
+        load_workload(str(path))

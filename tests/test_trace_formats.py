@@ -102,13 +102,16 @@ def test_a_bad_mooncake_line_is_a_one_line_error_naming_its_key(tmp_path, line, 
     assert_one_line_error(run_cli("simulate", "-w", str(path)), f"m.jsonl:2: {message}")
 
 
-def test_a_jsonl_timestamp_beside_text_stays_unread(tmp_path):
-    """Only a Mooncake line's ``timestamp`` is milliseconds; on a line of text it is not read, as before (replay
-    says so), so that a cached run of such a file keeps its meaning."""
+def test_a_jsonl_timestamp_beside_text_is_seconds(tmp_path):
+    """Only a Mooncake line's ``timestamp`` is milliseconds; on a line of text it is seconds, as a .csv's is (it was
+    not read: every request at t = 0); the file's run cache key says so, so that a run cached before is not reused."""
+    from ltrsched.workloads.loaders import workload_fingerprint
+
     path = tmp_path / "t.jsonl"
     path.write_text('{"prompt": "hi", "generated": "yes", "timestamp": 5}\n'
                     '{"prompt": "ho", "generated": "no", "timestamp": 9}\n')
-    assert load_workload(str(path)).df["arrival_time"].to_list() == [0.0, 0.0]
+    assert load_workload(str(path)).df.sort("request_id")["arrival_time"].to_list() == [5.0, 9.0]
+    assert workload_fingerprint(str(path))["arrival names"] == "read"
 
 
 def test_a_jsonl_with_mooncake_keys_is_keyed_apart_from_runs_cached_before(tmp_path):

@@ -83,11 +83,11 @@ def test_parquet_errors_name_the_row(tmp_path, capsys):
     ({"Prompt": "Hello there", "Output_Tokens": 5},
      "its key(s) 'Prompt', 'Output_Tokens' are not read (keys match as written): write 'prompt', 'output_tokens'"),
     ({"input": "Hello there", "output": "Hi"}, "; it has 'input', 'output'"),  # (what does it hold? it said nothing)
-    ({"prompt": "Hello there", "completion": "Hi"}, "; it has 'prompt', 'completion'"),
+    ({"prompt": "Hello there", "answer": "Hi"}, "; it has 'prompt', 'answer'"),  # ('completion' is read: below)
     ([1, 2, 3], "; the line is a list"),
 ])
 def test_a_jsonl_line_that_is_no_request_says_what_it_holds(tmp_path, capsys, line, hint):
-    """A .jsonl line in another tool's keys (another case, OpenAI's legacy 'completion', 'input'/'output') was
+    """A .jsonl line in another tool's keys (another case, 'answer', 'input'/'output') was
     refused with "expected an object with string fields 'prompt' and 'generated'" alone: the line looked right."""
     path = tmp_path / "t.jsonl"
     path.write_text(json.dumps(line) + "\n")
@@ -204,11 +204,104 @@ def test_openai_developer_messages_precede_the_first_turn_as_system_ones(tmp_pat
 def test_csv_of_token_ids_is_not_counted_as_text(tmp_path, capsys):
     """A tokenized data set written out as a .csv holds "[128000, 9906, 1917]" where the text was: its Llama-3 count
     as text (9 tokens for 3 ids) was served, silently. A column of ids throughout is refused; one such prompt among
-    text is text."""
+    text is text, with a warning naming its row."""
     path = tmp_path / "ids.csv"
     path.write_text('prompt,output_tokens\n"[128000, 9906, 1917]",5\n"[1,2]",3\n')
     one_line_error(run_cli_fast(capsys, "simulate", "-w", path),
                    "ids.csv: column 'prompt' holds token ids, not text (row 1: '[128000, 9906, 1917]'), whose token "
                    "count is not the ids'; give the counts in a prompt_tokens column")
-    path.write_text('prompt,output_tokens\n"[128000, 9906, 1917]",5\nsort this list,3\n')
-    assert len(load_workload(str(path))) == 2
+    path.write_text('prompt,output_tokens\nsort this list,3\n"[128000, 9906, 1917]",5\nand this one,4\n')
+    assert len(load_workload(str(path))) == 3
+    # (it was counted without a word: a warning names the first such row, as the refusal of a column of them does)
+    assert capsys.readouterr().err == (
+        f"warning: {path}: 1 of the 3 values of column 'prompt' are lists of numbers, as token ids are written (row 2: "
+        "'[128000, 9906, 1917]'); they are counted as text (not as ids): if they are token ids, give the counts in a "
+        "prompt_tokens column\n")
+
+
+def test_speakers_in_another_case_are_read(tmp_path, monkeypatch):
+    """Exports other than FastChat's write the speakers 'Human', 'GPT', 'ChatGPT', 'User', 'Assistant', 'System':
+    every such conversation was skipped "with unknown speakers" (a file of them refused). A parse cached before
+    (under its old name) is not reused, and the run cache key marks such files."""
+    from ltrsched.workloads.loaders import workload_fingerprint
+    from ltrsched.workloads.sharegpt import cache_dir, records_key
+
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    pairs = [("Human", "GPT"), ("User", "Assistant"), ("HUMAN", "ChatGPT")]
+    records = [{"id": f"c{i}", "conversations": [
+        {"from": "System", "value": "Be brief."},
+        {"from": who, "value": f"Please explain topic number {i} in a few words"},
+        {"from": reply, "value": f"Topic {i} is about many things indeed"}]} for i, (who, reply) in enumerate(pairs)]
+    path = tmp_path / "cased.json"
+    path.write_text(json.dumps(records))
+    stale = cache_dir() / f"sharegpt-{records_key(path)}-utf8-skips.parquet"  # (the name a parse cached before had)
+    stale.parent.mkdir(parents=True)
+    pl.DataFrame({"source_id": ["c0"], "prompt": ["x"], "response": ["y"], "prompt_tokens": [1],
+                  "output_tokens": [1]}).write_parquet(stale)
+    stale.with_name(stale.name + ".notes.json").write_text("[]")
+    df = load_workload(str(path)).df
+    assert sorted(df["prompt"].to_list()) == [f"Please explain topic number {i} in a few words" for i in range(3)]
+    assert workload_fingerprint(str(path))["speakers"] == "any case"
+    lower = tmp_path / "lower.json"
+    lower.write_text(json.dumps(records).replace('"System"', '"system"').replace('"Human"', '"human"')
+                     .replace('"GPT"', '"gpt"').replace('"User"', '"user"').replace('"Assistant"', '"assistant"')
+                     .replace('"HUMAN"', '"human"').replace('"ChatGPT"', '"chatgpt"'))
+    assert "speakers" not in workload_fingerprint(str(lower))
+    path.write_text(json.dumps([{"id": "x", "conversations": [{"from": "Narrator", "value": "a"}]}]))
+    with pytest.raises(UserError, match="the speaker 'Narrator' \\(in any case\\), none of human"):
+        load_workload(str(path))
+
+
+def test_openai_legacy_fine_tuning_completion_is_the_reply(tmp_path, capsys):
+    """OpenAI's legacy fine-tuning .jsonl, {"prompt": ..., "completion": ...}, was refused ("expected an object with
+    string fields 'prompt' and 'generated'"): its completion is the reply, counted with the tokenizer the
+    'generated' text is, and a .csv's 'completion' column likewise; a line giving two of the names is an error."""
+    from ltrsched.workloads.tokenizer import count_tokens
+
+    replies = [" Paris is the capital of France.\n", " Forty-two, of course, as everyone knows."]
+    path = tmp_path / "ft.jsonl"
+    path.write_text("".join(json.dumps({"prompt": f"Question {i}:", "completion": r}) + "\n"
+                            for i, r in enumerate(replies)))
+    df = load_workload(str(path)).df.sort("request_id")
+    assert df["output_tokens"].to_list() == list(count_tokens(replies))
+    assert df["prompt_tokens"].to_list() == list(count_tokens(["Question 0:", "Question 1:"]))
+    csv = tmp_path / "ft.csv"
+    pl.DataFrame({"prompt": ["Question 0:", "Question 1:"], "Completion": replies}).write_csv(csv)
+    assert load_workload(str(csv)).df.sort("request_id")["output_tokens"].to_list() == list(count_tokens(replies))
+    path.write_text(json.dumps({"prompt": "a b c", "completion": "x y z", "response": "x y z"}) + "\n")
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", path),
+                   "ft.jsonl:1: 'response' and 'completion' both give the reply's text; give one")
+
+
+def test_date_time_arrivals_read_alike_in_every_format(tmp_path, capsys):
+    """Azure's TIMESTAMP date-times: a .csv read them as seconds since the earliest, a parquet refused them (text:
+    "non-numeric") and a .jsonl did not read the key at all (every request at t = 0). One rule reads all three."""
+    stamps = ["2023-11-16 18:15:46.6805900", "2023-11-16 18:15:50.9951690", "2023-11-16 18:16:01.0000000"]
+    (tmp_path / "a.csv").write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n"
+                                    + "".join(f"{t},{5 + i},{6 + i}\n" for i, t in enumerate(stamps)))
+    pl.DataFrame({"TIMESTAMP": stamps, "ContextTokens": [5, 6, 7], "GeneratedTokens": [6, 7, 8]}).write_parquet(
+        tmp_path / "a.parquet")
+    lines = [{"TIMESTAMP": t, "prompt_tokens": 5 + i, "output_tokens": 6 + i} for i, t in enumerate(stamps)]
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    times = [load_workload(str(tmp_path / f"a.{s}")).df.sort("request_id")["arrival_time"].to_list()
+             for s in ("csv", "parquet", "jsonl")]
+    assert times[0] == pytest.approx([0.0, 4.314579, 14.31941]) and times[1] == times[0] and times[2] == times[0]
+    (tmp_path / "b.jsonl").write_text(json.dumps({"timestamp": stamps[0], "prompt_tokens": 5, "output_tokens": 6})
+                                      + "\n" + json.dumps({"timestamp": 3.5, "prompt_tokens": 5, "output_tokens": 6}))
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", tmp_path / "b.jsonl"),
+                   "b.jsonl:2: the arrival time is a number where line 1 gives a date-time "
+                   "('2023-11-16 18:15:46.6805900'); give one kind on every line")
+    (tmp_path / "b.jsonl").write_text(json.dumps({"timestamp": stamps[0], "prompt_tokens": 5, "output_tokens": 6})
+                                      + "\n" + json.dumps({"timestamp": "soon", "prompt_tokens": 5,
+                                                           "output_tokens": 6}))
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", tmp_path / "b.jsonl"),
+                   "b.jsonl:2: 'timestamp' must be a number of seconds or a date-time, got 'soon'")
+    pl.DataFrame({"arrival_time": ["soon", "later"], "prompt_tokens": [5, 6], "output_tokens": [6, 7]}).write_parquet(
+        tmp_path / "b.parquet")
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", tmp_path / "b.parquet"),
+                   "b.parquet: column arrival_time has non-numeric values (String, first: 'soon'); it must hold "
+                   "numbers or date-times")
+    pl.DataFrame({"arrival_time": ["01/02/2023 23:59", "01/03/2023 00:01"], "prompt_tokens": [5, 6],
+                  "output_tokens": [6, 7]}).write_parquet(tmp_path / "b.parquet")  # (the .csv's day/month rule)
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", tmp_path / "b.parquet"),
+                   "column 'arrival_time': date-times such as '01/02/2023 23:59' read day first or month first")

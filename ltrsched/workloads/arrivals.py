@@ -140,16 +140,6 @@ def _check_rate(rate, process):
         raise UserError(f"the arrival rate must be a positive number of requests per second, got {rate}")
 
 
-def unread_arrival_columns(columns: list[str]) -> list[str]:
-    """Columns of a table (a parquet's, which travel along) or keys of a ``.jsonl`` line whose names a ``.csv`` reads
-    as arrival times (``timestamp``, ``arrived_at``, ``Arrival_Time_ms``, ...) but those formats do not: they read
-    ``arrival_time``, ``arrival_time_s`` and ``arrival_time_ms`` alone (the caller leaves those two out where it reads
-    them). A replay of such a file found no times, and said only that."""
-    names = ("arrival_time", "arrived_at", "arrival", "timestamp")  # (loaders.CSV_COLUMNS["arrival_time"])
-    return [c for c in columns if c != "arrival_time" and any(
-        c.strip().lower() in (n, n + "_s", n + "_ms") for n in names)]
-
-
 def apply_arrivals(
     workload: Workload, process: str, rate: float | None = None, cv: float = 1.0, seed: int = 0,
     duration: float | None = None,
@@ -168,17 +158,11 @@ def apply_arrivals(
         t = t - start
         span = t.max()
         if n > 1 and span <= 0:  # e.g. a .jsonl without arrival times, or a built-in workload: was a burst
-            jsonl = str(workload.meta.get("source", "")).lower().endswith(".jsonl")
-            what, fmt = ("key", ".jsonl") if jsonl else ("column", "parquet")
-            unread = unread_arrival_columns(workload.df.columns) or [
-                c for c in [workload.meta.get("unread_arrival_column")] if c]
             when = ("at t = 0 (no arrival times)" if start == 0 else  # (all at 7 s said "t = 0 (no arrival times)")
                     f"at the same time (t = {start:g} s in the file: no gaps between arrivals to replay)")
             raise UserError(f"replay arrivals replay a file's timestamps, but every request of {workload.name} "
                             f"arrives {when}: use burst arrivals for that, or poisson "
-                            "(or gamma) arrivals at a rate" + (
-                                f"; its {what} {unread[0]!r} is not read as arrival times: a {fmt} names them "
-                                "arrival_time (seconds) or arrival_time_ms" if unread else ""))
+                            "(or gamma) arrivals at a rate")
         if rate is not None:
             _check_rate(rate, process)
             if n < 2:

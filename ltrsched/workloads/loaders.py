@@ -12,8 +12,8 @@ Files, by suffix:
   durations as seconds. A flat table's column names are read in any case and with spaces around them, as a ``.csv``'s
   (``PROMPT``, ``Generated``, ``Request_ID``, ``Arrival_Time_ms``, ``Score``: :data:`PARQUET_ANY_CASE`, and the
   token counts' names); two columns whose names differ only so (``prompt`` and ``Prompt``) are an error naming both.
-- ``.jsonl``: one ``{"prompt": ..., "generated": ...}`` object per line (the seed's traces; ``"response"`` for
-  ``"generated"`` too, as a parquet's column); lengths are
+- ``.jsonl``: one ``{"prompt": ..., "generated": ...}`` object per line (the seed's traces; ``"response"`` or
+  OpenAI's legacy fine-tuning ``"completion"`` for ``"generated"`` too, as a parquet's column); lengths are
   re-tokenized with the Llama-3 tokenizer (a number where text belongs is an error naming the line); an optional
   ``arrival_time`` [s] (or ``arrival_time_ms`` [ms]) is kept. A line may give the output's
   length instead of (or beside) the generated text, ``"output_tokens": N`` (e.g. another model's own count), and
@@ -23,7 +23,7 @@ Files, by suffix:
   own ``"po_estimate"`` and a ``"predicted_length"`` (numbers, or null where missing) are kept as those columns.
   Mooncake's traces (``{"timestamp": ms, "input_length": N, "output_length": N, "hash_ids": [...]}``) too: a line
   with ``input_length``/``output_length`` (:data:`MOONCAKE_KEYS`) has them read as the prompt and output counts and
-  its ``timestamp`` as the arrival in milliseconds (Mooncake's unit; on other lines ``timestamp`` is not read);
+  its ``timestamp`` as the arrival in milliseconds (Mooncake's unit; on other lines ``timestamp`` is seconds);
   ``hash_ids`` is not (no prefix cache is simulated).
 - ``.jsonl`` of conversations, one per line (OpenAI's chat format, ``{"messages": [{"role", "content"}, ...]}``;
   ShareGPT's, LMSYS's), told by its first line: read as a ``.json`` array of them (below).
@@ -58,8 +58,11 @@ Files, by suffix:
   an output count column (:data:`REPLY_NAMES`). Lines may end with CR alone. Header names
   and numbers may have spaces around them (``a, b``).
 
-Arrival times are seconds unless a name's suffix says otherwise (:data:`UNIT_SUFFIXES`); two columns (or keys)
-giving them in two units are an error. Plain-named times that look like milliseconds (a span of days with a median
+Arrival times are read alike in every format (:func:`arrival_suffix`): under the ``.csv``'s names (``arrival_time``,
+``arrived_at``, ``arrival``, ``timestamp``, in any case: Azure's ``TIMESTAMP`` in a parquet or a ``.jsonl`` too;
+they travelled along unread), date-time text as seconds since the earliest (:func:`_datetime_seconds`; a parquet
+refused it, a ``.jsonl`` too). They are seconds unless a name's suffix says otherwise (:data:`UNIT_SUFFIXES`); two
+columns (or keys) giving them are an error. Plain-named times that look like milliseconds (a span of days with a median
 gap of minutes, a span of hours with a median gap of over 5 minutes, or Unix milliseconds) carry a warning that
 ``replay`` arrivals print, naming the column to rename (:func:`ltrsched.workloads.arrivals.seconds_unit_warning`);
 the Azure traces (an hour, gaps of 0.06-0.12 s) and Poisson workloads in seconds do not.
@@ -87,7 +90,7 @@ from ltrsched.errors import UserError
 from ltrsched.strict_json import shown
 from ltrsched.fingerprint import file_digest
 from ltrsched.inputs import check_not_special
-from ltrsched.workloads.arrivals import seconds_unit_warning, unread_arrival_columns
+from ltrsched.workloads.arrivals import seconds_unit_warning
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.schema import (
@@ -112,8 +115,20 @@ _MAX_TOKENS = 2**53  # a length given as a number: any larger is no length (and 
 #: seconds (or date-times, in a .csv); :func:`ltrsched.workloads.arrivals.seconds_unit_warning` warns when those
 #: look like milliseconds. Suffix -> seconds per unit.
 UNIT_SUFFIXES = {"_s": 1.0, "_ms": 1e-3}
-#: The arrival-time keys (a .jsonl's) and columns (a parquet's) read: ``arrival_time`` and its unit suffixes.
+#: Our arrival-time column: ``arrival_time`` and its unit suffixes (every format reads the other names of
+#: :data:`CSV_COLUMNS` too: :func:`arrival_suffix`).
 ARRIVAL_KEYS = ("arrival_time", *(f"arrival_time{s}" for s in UNIT_SUFFIXES))
+
+
+def arrival_suffix(name: str) -> str | None:
+    """The unit suffix (``""``: seconds, or date-times; else a key of :data:`UNIT_SUFFIXES`) of a column or key that
+    names arrival times, in every format (a ``.csv``'s header, a parquet's columns, a ``.jsonl``'s keys): one of
+    :data:`CSV_COLUMNS`' arrival names (``arrival_time``, ``arrived_at``, ``arrival``, ``timestamp``; Azure's
+    ``TIMESTAMP``), plain or with a suffix, in any case and with spaces around it; None for any other name. (A
+    parquet and a ``.jsonl`` read ``arrival_time`` alone: a ``timestamp`` travelled along unread.)"""
+    low = name.strip().lower() if isinstance(name, str) else ""
+    return next((suffix for suffix in ("", *UNIT_SUFFIXES) for base in CSV_COLUMNS["arrival_time"]
+                 if low == base + suffix), None)
 #: Mooncake's trace keys (FAST'25 release, ``mooncake_trace.jsonl``): ``input_length`` and ``output_length``
 #: [tokens], read as ``prompt_tokens`` and ``output_tokens``; on a line that has them, ``timestamp`` is the arrival
 #: [ms] since the first request (Mooncake's unit). Its ``hash_ids`` (prefix-cache blocks) are not read: the simulator
@@ -123,15 +138,17 @@ MOONCAKE_KEYS = {"input_length": "prompt_tokens", "output_length": "output_token
 #: come from, the ids, the arrival times (:data:`ARRIVAL_KEYS`) and the optional columns (``Prompt``, ``Score``,
 #: ``Arrival_Time_ms``; the token counts' names too, :func:`~ltrsched.workloads.schema.length_columns`). Lower case
 #: (Our names, in lower case.)
-PARQUET_ANY_CASE = ("prompt", "generated", "response", "request_id", *ARRIVAL_KEYS, *OPTIONAL_COLUMNS)
+PARQUET_ANY_CASE = ("prompt", "generated", "response", "completion", "request_id", *ARRIVAL_KEYS, *OPTIONAL_COLUMNS)
 #: Output-count column names (in lower case) under which 0 marks a failed request, not an output of no tokens:
 #: BurstGPT's ``Response tokens`` (its ``BurstGPT_1.csv`` and ``_2.csv`` hold such rows, its ``*_without_fails_*``
 #: files none). :func:`drop_failed_requests` leaves them out, with a warning; under any other name an output of 0
 #: tokens is an error.
 FAILED_OUTPUT_NAMES = ("response tokens",)
 #: A ``.csv``'s columns of the reply's text (in any case), whose Llama-3 count is the output length where the file
-#: gives no output count (:data:`~ltrsched.workloads.schema.LENGTH_NAMES`), as a parquet's and a ``.jsonl``'s are.
-REPLY_NAMES = ("generated", "response")
+#: gives no output count (:data:`~ltrsched.workloads.schema.LENGTH_NAMES`), as a parquet's and a ``.jsonl``'s are
+#: (a ``.jsonl``'s keys, as written); ``completion`` is OpenAI's legacy fine-tuning files' (``{"prompt",
+#: "completion"}`` lines).
+REPLY_NAMES = ("generated", "response", "completion")
 #: A column a loader adds to a file's table while it is read: each request's row (a ``.csv``'s record after the
 #: header, a parquet's row) or line (a ``.jsonl``'s), 1-based, as it is in the file, which
 #: :func:`_sample_checked`'s errors name and then drops (rows left out, blank lines and BurstGPT's failed requests,
@@ -151,20 +168,25 @@ def _numbered(df: pl.DataFrame) -> pl.DataFrame:
 
 def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     """A ``.jsonl`` file's requests (see the module docstring). ``arrival_info`` (if given) receives the arrival-time
-    key (``column``) and whether every line states its unit (``unit``: None where a line gives ``arrival_time``)."""
+    key (``column``) and whether every line states its unit (``unit``: None where a line gives plain-named times,
+    ``date-time`` where they are date-times)."""
     prompts, prompt_counts, generated, arrivals, timed, ids = [], [], [], [], [], []
     units = set()  # the arrival-time keys the lines use
+    dates = {}  # line -> (key, its date-time text): read as a .csv's are, once every line is read
     optional = {name: [] for name in NUMERIC_OPTIONAL_COLUMNS}  # [per line] (None where a line has none)
     mooncake = set()  # the numbers of the lines in Mooncake's keys
     for lineno, rec in jsonl_records(path):
         original = rec if isinstance(rec, dict) else {}
         if isinstance(rec, dict) and any(k in rec for k in MOONCAKE_KEYS):
             rec = _mooncake_line(rec, f"{path}:{lineno}")
-        if isinstance(rec, dict) and "response" in rec:  # the reply's text under its other name, as a parquet's
-            # 'response' column is read (a {"prompt", "response"} file was refused)
-            if "generated" in rec:
-                raise UserError(f"{path}:{lineno}: 'generated' and 'response' both give the reply's text; give one")
-            rec = {("generated" if k == "response" else k): v for k, v in rec.items()}
+        replies = [k for k in REPLY_NAMES if k in rec] if isinstance(rec, dict) else []
+        if len(replies) > 1:
+            raise UserError(f"{path}:{lineno}: {' and '.join(repr(k) for k in replies)} both give the reply's text; "
+                            "give one")
+        if replies and replies[0] != "generated":  # the reply's text under another name, as a parquet's 'response'
+            # column is read (a {"prompt", "response"} file was refused; OpenAI's legacy fine-tuning file,
+            # {"prompt", "completion"}, too)
+            rec = {("generated" if k == replies[0] else k): v for k, v in rec.items()}
         for name in ("prompt", "generated"):  # a number where text belongs (JSON has types: 42 is no text)
             if isinstance(rec, dict) and rec.get(name) is not None and not isinstance(rec[name], str):
                 raise UserError(f"{path}:{lineno}: {name!r} must be text (a JSON string), got {shown(rec[name])}")
@@ -192,18 +214,22 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                 raise UserError(f"{path}:{lineno}: {name!r} holds a lone UTF-16 surrogate "
                                 f"({describe_surrogate(rec[name], at)}), half of a character that cannot be "
                                 "tokenized; write the whole pair or the character itself")
-        keys = [k for k in ("arrival_time", *(f"arrival_time{s}" for s in UNIT_SUFFIXES)) if k in rec]
+        keys = [k for k in rec if arrival_suffix(k) is not None]  # (the .csv's names: 'timestamp' was not read)
         if len(keys) > 1:
             raise UserError(f"{path}:{lineno}: {' and '.join(repr(k) for k in keys)} both give the arrival time"
-                            f"{_in_units(k[len('arrival_time'):] for k in keys)}; give one")
+                            f"{_in_units(arrival_suffix(k) for k in keys)}; give one")
         key = keys[0] if keys else "arrival_time"
-        unit = "milliseconds" if key.endswith("_ms") else "seconds"
-        units.add(key)
+        unit = "milliseconds" if arrival_suffix(key) == "_ms" else "seconds"
+        if keys:
+            units.add(key)
         arrival = rec.get(key, 0.0)
+        if isinstance(arrival, str):  # a date-time, as a .csv's, whatever the key's suffix (read below)
+            dates[lineno] = (key, arrival)
+            arrival = 0.0
         if isinstance(arrival, bool) or not isinstance(arrival, (int, float)):
-            raise UserError(f"{path}:{lineno}: {key!r} must be a number of {unit}, got {arrival!r}")
+            raise UserError(f"{path}:{lineno}: {key!r} must be a number of {unit} or a date-time, got {arrival!r}")
         try:
-            arrival = float(arrival) * UNIT_SUFFIXES.get(key[len("arrival_time"):], 1.0)
+            arrival = float(arrival) * UNIT_SUFFIXES.get(arrival_suffix(key), 1.0)
         except OverflowError:  # an integer beyond float64 (JSON's integers have no bound): was a traceback
             raise UserError(f"{path}:{lineno}: {key!r} is too large to be a number of {unit} "
                             f"({len(str(arrival))} digits)") from None
@@ -223,18 +249,18 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         timed.append(lineno if keys else -lineno)
         if any(k in original for k in MOONCAKE_KEYS):
             mooncake.add(lineno)
-        if not keys and arrival_info is not None and "unread" not in arrival_info:  # (for replay's error)
-            unread = [k for k in unread_arrival_columns(list(rec)) if k not in ARRIVAL_KEYS]
-            if unread:
-                arrival_info["unread"] = unread[0]
     if not prompts:
         raise UserError(f"{path}: no requests (empty file)")
     if any(t > 0 for t in timed) and any(t < 0 for t in timed):  # the untimed ones would arrive at t = 0
         first = -next(t for t in timed if t < 0)
-        key = "timestamp" if first in mooncake else "arrival_time"  # (a Mooncake line's is its 'timestamp')
+        key = "timestamp" if first in mooncake else sorted(units)[0]  # (a Mooncake line's is its 'timestamp')
         raise UserError(f"{path}:{first}: no {key!r}, which other lines have; give it on every line or none")
+    if dates:
+        arrivals = _jsonl_dates(dates, arrivals, [abs(t) for t in timed], path)
     if arrival_info is not None and any(t > 0 for t in timed):
-        arrival_info.update(column="arrival_time", unit=None if "arrival_time" in units else "given")
+        plain = sorted(k for k in units if not arrival_suffix(k))
+        arrival_info.update(column=plain[0] if plain else sorted(units)[0],
+                            unit="date-time" if dates else None if plain else "given")
     lines = [abs(t) for t in timed]
     given_ids = {}
     if any(rid is not None for rid in ids):
@@ -267,8 +293,31 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     )
 
 
-#: The keys a ``.jsonl`` request line is read by (as written: in lower case).
-JSONL_KEYS = ("prompt", "generated", "response", "prompt_tokens", "output_tokens", *MOONCAKE_KEYS, "request_id",
+def _jsonl_dates(dates: dict[int, tuple[str, str]], arrivals: list[float], lines: list[int], path: Path
+                 ) -> list[float]:
+    """``arrivals`` [s] (a value per request, on file line ``lines``) with the date-times of ``dates`` (line -> key,
+    text) as seconds since the earliest, read as a ``.csv``'s are (:func:`_datetime_seconds`). One-line
+    :class:`UserError` naming the line for a number among date-times (which clock is it?) or a text that is no
+    date-time."""
+    numbers = [line for line in lines if line not in dates]
+    first_line, (key, first) = next(iter(dates.items()))
+    if numbers:  # (every line has a time: the caller refuses lines without one among timed ones)
+        raise UserError(f"{path}:{numbers[0]}: the arrival time is a number where line {first_line} gives a "
+                        f"date-time ({first!r}); give one kind on every line")
+    texts = pl.Series(key, [text for _, text in dates.values()], dtype=pl.String).str.strip_chars()
+    seconds = _datetime_seconds(texts, f"{path}: key {key!r}")
+    if seconds.dtype == pl.String:
+        bad = texts.str.to_datetime(strict=False).is_null()
+        at = int(bad.arg_max()) if bad.any() else 0
+        line, (name, text) = list(dates.items())[at]
+        unit = "milliseconds" if arrival_suffix(name) == "_ms" else "seconds"
+        raise UserError(f"{path}:{line}: {name!r} must be a number of {unit} or a date-time, got {text!r}")
+    return seconds.to_list()
+
+
+#: The keys a ``.jsonl`` request line is read by (as written: in lower case; the arrival time's in any case too,
+#: :func:`arrival_suffix`).
+JSONL_KEYS = ("prompt", *REPLY_NAMES, "prompt_tokens", "output_tokens", *MOONCAKE_KEYS, "request_id",
               *ARRIVAL_KEYS, *NUMERIC_OPTIONAL_COLUMNS)
 
 
@@ -280,7 +329,7 @@ def _line_keys(rec) -> str:
         kind = {list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(
             type(rec), "null")
         return f"; the line is {kind}"
-    cased = [k for k in rec if k not in JSONL_KEYS and k.strip().lower() in JSONL_KEYS]
+    cased = [k for k in rec if k not in JSONL_KEYS and k.strip().lower() in JSONL_KEYS and arrival_suffix(k) is None]
     if cased:
         return (f"; its key(s) {', '.join(repr(k) for k in cased)} are not read (keys match as written): write "
                 + ", ".join(repr(k.strip().lower()) for k in cased))
@@ -321,7 +370,7 @@ def _mooncake_line(rec: dict, where: str) -> dict:
             raise UserError(f"{where}: {theirs!r} and {ours!r} both give the {ours}; give one")
         rec[ours] = _token_count(rec.pop(theirs), theirs, where)
     if "timestamp" in rec:
-        given = [k for k in ARRIVAL_KEYS if k in rec]
+        given = [k for k in rec if k != "timestamp" and arrival_suffix(k) is not None]
         if given:
             raise UserError(f"{where}: 'timestamp' (Mooncake's, milliseconds) and {given[0]!r} both give the arrival "
                             "time; give one")
@@ -367,9 +416,10 @@ def _given_or_counted(given: np.ndarray, texts: list[str]) -> np.ndarray:
 
 def _complete_table(df: pl.DataFrame, path: Path) -> pl.DataFrame:
     """A workload parquet without the token counts its text gives, or without arrival times: counts from the text
-    (Llama-3, as a ``.jsonl``'s: ``prompt`` for ``prompt_tokens``, ``generated`` or ``response`` for
-    ``output_tokens``) and every arrival at t = 0. Columns the table has are kept as they are."""
-    texts = {"prompt_tokens": ("prompt",), "output_tokens": ("generated", "response")}
+    (Llama-3, as a ``.jsonl``'s: ``prompt`` for ``prompt_tokens``, ``generated``, ``response`` or ``completion``
+    for ``output_tokens``: :data:`REPLY_NAMES`) and every arrival at t = 0. Columns the table has are kept as they
+    are."""
+    texts = {"prompt_tokens": ("prompt",), "output_tokens": REPLY_NAMES}
     for column, sources in texts.items():
         if column in df.columns:
             continue
@@ -511,14 +561,15 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             continue
         if found is None and ours == "prompt_tokens" and prompt is not None:  # counted from the text, as a
             # parquet's and a .jsonl's are (a table of prompts and another model's output counts was refused)
-            cols[ours] = _counted_texts(raw[prompt], ours, path, rows)
+            cols[ours] = _counted_texts(raw[prompt], ours, path, rows, arrival_info)
             continue
         if found is None and ours == "output_tokens" and reply is not None:
-            cols[ours] = _counted_texts(raw[reply], ours, path, rows)
+            cols[ours] = _counted_texts(raw[reply], ours, path, rows, arrival_info)
             continue
         if found is None:
             other = next((sep for sep in (";", "\t", "|") if raw.width == 1 and sep in raw.columns[0]), None)
-            text = {"prompt_tokens": "a 'prompt'", "output_tokens": "a 'generated' (or 'response')"}[ours]
+            text = {"prompt_tokens": "a 'prompt'",
+                    "output_tokens": "a 'generated' (or 'response', 'completion')"}[ours]
             raise UserError(f"{path}: no column for {ours} (looked for {', '.join(names)}, in any case, and for "
                             f"{text} text to count); have {', '.join(raw.columns)}" + (
                                 f" (one column: the file separates its fields by {other!r}, where a .csv here "
@@ -559,18 +610,29 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     return drop_failed_requests(df, names_found.get("output_tokens"), path, arrival_info)
 
 
-def _counted_texts(texts: pl.Series, column: str, path: Path, rows: pl.Series) -> pl.Series:
+def _counted_texts(texts: pl.Series, column: str, path: Path, rows: pl.Series, info: dict | None = None
+                   ) -> pl.Series:
     """A ``.csv``'s text column's Llama-3 token counts [tokens] (Int64) as ``column`` (``prompt_tokens`` from its
     ``prompt``, ``output_tokens`` from its reply, :data:`REPLY_NAMES`), for a file without those counts; one-line
-    :class:`UserError` naming the row (``rows``: each text's in the file) of a missing text (an empty field)."""
+    :class:`UserError` naming the row (``rows``: each text's in the file) of a missing text (an empty field), or for
+    a column of token ids throughout (:data:`_TOKEN_IDS`). Some such values among text are text (a prompt may be a
+    list to sort), counted so, with a warning in ``info["notes"]`` naming the first one's row: if they are ids, their
+    count is not the ids' (they were counted without a word)."""
     missing = texts.is_null()
     if missing.any():
         raise UserError(f"{path}: row {rows[int(missing.arg_max())]} has no {texts.name.strip()!r} text to count "
                         f"{column} from (give {column} as a column, or the text on every row)")
-    if texts.str.contains(_TOKEN_IDS).all():  # (a tokenized data set's input_ids, written out as "[128000, 9906]":
+    ids = texts.str.contains(_TOKEN_IDS)
+    if ids.all():  # (a tokenized data set's input_ids, written out as "[128000, 9906]":
         # their text's count, 9 tokens for 3 ids, was served silently)
         raise UserError(f"{path}: column {texts.name.strip()!r} holds token ids, not text (row {rows[0]}: "
                         f"{texts[0][:40]!r}), whose token count is not the ids'; give the counts in a {column} column")
+    if ids.any() and info is not None:
+        at = int(ids.arg_max())
+        info.setdefault("notes", []).append(
+            f"warning: {path}: {int(ids.sum()):,} of the {texts.len():,} values of column {texts.name.strip()!r} are "
+            f"lists of numbers, as token ids are written (row {rows[at]}: {texts[at][:40]!r}); they are counted as "
+            f"text (not as ids): if they are token ids, give the counts in a {column} column")
     return pl.Series(column, count_tokens(texts.to_list()), dtype=pl.Int64)
 
 
@@ -693,10 +755,25 @@ def _parquet_reads_any_case(path: Path) -> bool:
         return False
 
 
-def _table_arrivals(df: pl.DataFrame, path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
+def _other_arrival_name(df: pl.DataFrame, path: Path) -> tuple[pl.DataFrame, str | None]:
+    """A flat parquet whose arrival times are under another of the names a ``.csv``'s are read by
+    (:func:`arrival_suffix`: ``TIMESTAMP``, ``arrived_at_ms``), with that column named ours (``arrival_time``, its
+    suffix kept), and the file's name for it; ``df`` and None if it has no such column. One-line :class:`UserError`
+    (as a ``.csv``'s) for two columns giving the times (``timestamp`` and ``arrival_time``)."""
+    if not any(arrival_suffix(c) is not None and c not in ARRIVAL_KEYS for c in df.columns):
+        return df, None
+    found, suffix = _csv_arrival_column(df, CSV_COLUMNS["arrival_time"], path)
+    return df.rename({found: f"arrival_time{suffix}"}), found
+
+
+def _table_arrivals(df: pl.DataFrame, path: Path, arrival_info: dict | None = None, named: str | None = None
+                    ) -> pl.DataFrame:
     """A parquet table's ``arrival_time_ms`` (or ``arrival_time_s``) as ``arrival_time`` [s] (:data:`UNIT_SUFFIXES`);
     ``df`` itself without one. ``arrival_info`` (if given) receives the column (``column``) and its unit (``unit``: the
-    suffix, or None for ``arrival_time``). One-line :class:`UserError` for a table with more than one of them."""
+    suffix, or None for ``arrival_time``). Date-time text is read as a ``.csv``'s is (:func:`_datetime_seconds`: it
+    was refused as non-numeric), temporal types as :func:`_temporal_seconds` says. Errors name the column by
+    ``named`` (the file's name for it) if given. One-line :class:`UserError` for a table with more than one of them,
+    or a text column that holds no date-times."""
     given = [name for name in ("arrival_time", *(f"arrival_time{s}" for s in UNIT_SUFFIXES)) if name in df.columns]
     if len(given) > 1:
         raise UserError(f"{path}: columns {' and '.join(given)} both give arrival times"
@@ -710,12 +787,20 @@ def _table_arrivals(df: pl.DataFrame, path: Path, arrival_info: dict | None = No
         if arrival_info is not None:
             arrival_info["unit"] = "date-time"  # (seconds apart, whatever the column's name says)
         return df.drop(given[0]).with_columns(_temporal_seconds(col).alias("arrival_time"))
-    if given[0] == "arrival_time":
+    name = named or given[0]
+    if col.dtype == pl.String:  # date-time text, as a .csv's (Azure's TIMESTAMP), whatever the name's suffix
+        seconds = _datetime_seconds(col.str.strip_chars(), f"{path}: column {name!r}")
+        if seconds.dtype != pl.String:
+            if arrival_info is not None:
+                arrival_info["unit"] = "date-time"  # (seconds apart, whatever the column's name says)
+            return df.drop(given[0]).with_columns(seconds.alias("arrival_time"))
+    if given[0] == "arrival_time" and col.dtype != pl.String:
         return df
     if not col.dtype.is_numeric():
         first = first_non_numeric(col)
-        raise UserError(f"{path}: column {given[0]} has non-numeric values ({col.dtype}"
-                        + (f", first: {first[0]!r}" if first else "") + "); it must hold numbers")
+        raise UserError(f"{path}: column {name} has non-numeric values ({col.dtype}"
+                        + (f", first: {first[0]!r}" if first else "") + "); it must hold numbers"
+                        + (" or date-times" if col.dtype == pl.String else ""))
     return df.with_columns((col.cast(pl.Float64) * UNIT_SUFFIXES[given[0][len("arrival_time"):]]).alias(
         "arrival_time")).drop(given[0])
 
@@ -792,14 +877,70 @@ def workload_fingerprint(source: str) -> dict[str, str]:
     # and a flat parquet's columns named in another case (Score, Request_ID, Arrival_Time, Prompt), read since this
     # marker (runs cached before had no score, numbered the rows, or put every request at t = 0)
     # and conversations with OpenAI's developer messages ahead of their first turn, read since this marker (runs
-    # cached before skipped them, "with unknown speakers")
+    # cached before skipped them, "with unknown speakers"); and conversations whose speakers are written in another
+    # case ("Human", "GPT", "Assistant"), read since this marker (skipped before likewise); and a flat parquet's or a
+    # .jsonl's arrival times under a .csv's other names (timestamp, TIMESTAMP, arrived_at), read since this marker
+    # (runs cached before put every request at t = 0)
     return {"sha256": file_digest(path), **({"ids": "given"} if _gives_ids(path) else {}),
             **({"mooncake": "read"} if _jsonl_gives_mooncake(path) else {}),
             **({"columns": "kept"} if _jsonl_gives_columns(path) else {}),
             **({"arrivals": "units"} if _gives_unit_arrivals(path) else {}),
             **({"counts": "given"} if _parquet_gives_counts(path) else {}),
             **({"names": "any case"} if _parquet_reads_any_case(path) else {}),
-            **({"turns": "developer"} if _may_give_developer_turns(path) else {})}
+            **({"turns": "developer"} if _may_give_developer_turns(path) else {}),
+            **({"speakers": "any case"} if _may_give_cased_speakers(path) else {}),
+            **({"arrival names": "read"} if _reads_other_arrival_names(path) else {})}
+
+
+def _reads_other_arrival_names(path: Path) -> bool:
+    """Whether a flat parquet's column or a ``.jsonl`` request line's key names arrival times as only a ``.csv``'s
+    were read before (:func:`arrival_suffix`: ``timestamp``, ``TIMESTAMP``, ``arrived_at``; not Mooncake's
+    ``timestamp``, read before): they travelled along unread, every request at t = 0. (Date-time text, now read too,
+    was refused.) False for other files and a file not readable as its format (loading it says why)."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            from ltrsched.workloads.labels import is_labels
+
+            head = pl.read_parquet(path, n_rows=0)
+            return not is_labels(head) and not is_conversation_table(head) and any(
+                arrival_suffix(c) is not None and c.strip().lower() not in ARRIVAL_KEYS for c in head.columns)
+        if suffix == ".jsonl":
+            data = path.read_bytes()
+            lower = data.lower()
+            if b"\\u" not in data and b"arriv" not in lower and b"timestamp" not in lower:
+                return False
+            for _, rec in jsonl_records(path):
+                if isinstance(rec, dict) and any(
+                        arrival_suffix(k) is not None and k not in ARRIVAL_KEYS
+                        and not (k == "timestamp" and any(m in rec for m in MOONCAKE_KEYS)) for k in rec):
+                    return True
+    except Exception:  # (OSError, a UserError of a line that is no JSON, a parquet polars cannot read)
+        return False
+    return False
+
+
+#: A message's speaker written with a capital or a space (``"from": "Human"``, ``"role": "Assistant"``), in a
+#: conversations file's bytes.
+_CASED_SPEAKER = re.compile(rb'"(?:from|role)"\s*:\s*"[^"]*[A-Z \t]')
+
+
+def _may_give_cased_speakers(path: Path) -> bool:
+    """Whether ``path`` may hold conversations whose speakers are written in another case (``Human``, ``GPT``,
+    ``Assistant``), which loading skipped before ("with unknown speakers"; :func:`~ltrsched.workloads.sharegpt.
+    read_first_turn` reads them in any case now): a ``.json`` or ``.jsonl`` whose bytes give one (or hold a ``\\u``
+    escape, which could spell one), or any conversations parquet (as :func:`_may_give_developer_turns`). False for
+    other files and a parquet polars cannot read."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".json", ".jsonl"):
+            data = path.read_bytes()
+            return b"\\u" in data or _CASED_SPEAKER.search(data) is not None
+        if suffix == ".parquet":
+            return is_conversation_table(pl.read_parquet(path, n_rows=0))
+    except Exception:  # (OSError, a parquet polars cannot read: loading it says why)
+        return False
+    return False
 
 
 def _may_give_developer_turns(path: Path) -> bool:
@@ -982,13 +1123,16 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
         df = df.with_columns(pl.int_range(1, df.height + 1, dtype=pl.Int64).alias(FILE_ROW))
         renames = _any_case_renames(columns, path)  # (PROMPT: "missing column(s) prompt_tokens", where a .csv read it)
         df = df.rename(renames)
+        df, named = _other_arrival_name(df, path)  # (TIMESTAMP, arrived_at: they travelled along unread)
         output_name = None if "output_tokens" in columns else next(
             (c for c in columns if c.strip().lower() in LENGTH_NAMES["output_tokens"]), None)
         df = length_columns(df, str(path))  # (input_tokens, num_decode_tokens, ...: where it lacks ours)
         if "output_tokens" in df.columns:
             df = drop_failed_requests(df, output_name, path, arrival)
-        df = _table_arrivals(df, path, arrival)
-        if arrival.get("column") in renames.values():  # (a unit warning names the column to rename: the file's)
+        df = _table_arrivals(df, path, arrival, named)
+        if named:  # (a unit warning names the column to rename: the file's)
+            arrival["column"] = named
+        elif arrival.get("column") in renames.values():
             arrival["column"] = next(c for c, ours in renames.items() if ours == arrival["column"])
         if "request_id" not in df.columns:  # numbered as the file's rows, before sampling
             df = _numbered(df)
@@ -1021,11 +1165,8 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
 def _meta(path: Path, arrival_info: dict, warning: str | None) -> dict:
     """A file's workload meta: its ``source``, and where its arrival times may be milliseconds read as seconds,
     ``arrival_warning`` (the warning :func:`ltrsched.workloads.arrivals.apply_arrivals` prints when it replays
-    them) and ``arrival_column`` (the column to rename); ``unread_arrival_column``: a ``.jsonl`` key such as
-    ``timestamp`` that is not read as arrival times (replay's error names it)."""
+    them) and ``arrival_column`` (the column to rename)."""
     meta = {"source": str(path)}
-    if arrival_info.get("unread"):  # a .jsonl key a .csv reads as arrival times ("timestamp"), which it does not
-        meta["unread_arrival_column"] = arrival_info["unread"]
     if warning:
         meta.update(arrival_warning=warning, arrival_column=arrival_info.get("column"))
     return meta

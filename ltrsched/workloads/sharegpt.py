@@ -41,6 +41,7 @@ from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrog
 
 CACHE_VERSION = 4  # 2: continuation chunks and replies-first conversations skipped; 3: role/content messages;
 # 4: OpenAI content parts (a file of them parsed before had none of those conversations)
+# (speakers in another case, read since the parse cache's "-case" marker: load_sharegpt_records)
 #: The distribution that counts tokens (part of the parse cache's key).
 TOKENIZER_DIST = "quicktok-v1"
 _USER = ("human", "user")
@@ -123,8 +124,11 @@ def _field(message: dict, *names: str):
 
 
 def _speaker(message: dict):
-    """Who wrote a message: ShareGPT's ``from`` or OpenAI/LMSYS's ``role``."""
-    return _field(message, "from", "role")
+    """Who wrote a message: ShareGPT's ``from`` or OpenAI/LMSYS's ``role``, in lower case if it is text (other
+    exports write ``Human``, ``GPT``, ``ChatGPT``, ``User``, ``Assistant``: every such conversation was skipped
+    "with unknown speakers", a file of them refused)."""
+    who = _field(message, "from", "role")
+    return who.strip().lower() if isinstance(who, str) else who
 
 
 def _text(message: dict):
@@ -189,7 +193,8 @@ def read_first_turn(record) -> tuple[str, str, str] | Skip:
         who = _speaker(m)
         if not isinstance(who, str) or who not in (*_USER, *_ASSISTANT):
             what = ("no speaker ('from' or 'role')" if who is None else
-                    f"the speaker {who!r}, none of {', '.join(_USER + _ASSISTANT + _SYSTEM[:-1])} or {_SYSTEM[-1]}")
+                    f"the speaker {_field(m, 'from', 'role')!r} (in any case), none of "
+                    f"{', '.join(_USER + _ASSISTANT + _SYSTEM[:-1])} or {_SYSTEM[-1]}")
             return Skip(True, "with unknown speakers", f"message {i + 1} has {what}")
     if not turns:
         return Skip(False, "empty conversations")
@@ -456,10 +461,12 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # key stays: a file that decodes gives the same records, so runs and predictors keyed by it stay valid);
     # "-counts": a parquet's own token counts used (COUNT_COLUMNS), which a parse cached before recounted;
     # "-skips": a user's file's notes count the conversations the paper's rule does not take, which the notes of a
-    # parse cached before left out (the records are the same: the key stays)
+    # parse cached before left out (the records are the same: the key stays); "-case": speakers in another case
+    # ("Human", "GPT") read, whose conversations a parse cached before skipped (the packaged file has none: its
+    # entry stays)
     package = _is_package_file(src)
     cached = cache_dir() / (f"sharegpt-{key}-utf8{'-counts' if src.suffix.lower() == '.parquet' else ''}"
-                            f"{'' if package else '-skips'}.parquet")
+                            f"{'' if package else '-skips-case'}.parquet")
     cached_notes = cached.with_name(cached.name + NOTES_SUFFIX)
     df = None
     if cached.is_file() and cached_notes.is_file():
