@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import math
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
+from cli_helpers import run_cli_fast  # noqa: E402
 from conftest import make_workload  # noqa: E402
 from ltrsched.errors import UserError  # noqa: E402
 from ltrsched.predictors import PredictorConfig, listmle_loss, pairwise_loss  # noqa: E402
@@ -141,13 +140,12 @@ def test_bad_inputs(tmp_path):
         Predictor(PredictorConfig(backbone="hf", hf_path=str(tmp_path)))
 
 
-def test_cli_predict_needs_prompt_text(tmp_path):
+def test_cli_predict_needs_prompt_text(tmp_path, capsys):
     wl = tmp_path / "wl.parquet"
     make_workload([4, 5], [4, 5]).save(wl)
     pred = Predictor(PredictorConfig(dim=64, epochs=1))
     pred.save(tmp_path / "ck")
-    r = subprocess.run([sys.executable, "-m", "ltrsched.cli", "predict", "-m", str(tmp_path / "ck"), "-w", str(wl),
-                        "-o", str(tmp_path / "out.parquet")], capture_output=True, text=True)
+    r = run_cli_fast(capsys, "predict", "-m", str(tmp_path / "ck"), "-w", str(wl), "-o", str(tmp_path / "out.parquet"))
     assert r.returncode == 2 and "no prompt text" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "out.parquet").exists()
 
@@ -225,13 +223,14 @@ def test_a_digest_that_is_no_sha256_is_refused(tmp_path, digest):
 
 
 @pytest.mark.parametrize("column", ["", "prompt", "prompt_tokens", "predicted_length"])
-def test_cli_predict_column_must_not_clobber_workload_columns(tmp_path, column):
+def test_cli_predict_column_must_not_clobber_workload_columns(tmp_path, column, capsys):
     """--column prompt overwrote the prompt text with scores; prompt_tokens gave a misleading 'tokens < 1'."""
-    from test_cli_simulate import assert_one_line_error, run_cli
+    from test_cli_simulate import assert_one_line_error
 
     wl = tmp_path / "wl.jsonl"
     wl.write_text(json.dumps({"prompt": "hello", "generated": "a b c"}) + "\n")
-    r = run_cli("predict", "-m", str(tmp_path / "ck"), "-w", str(wl), "-o", str(tmp_path / "o.parquet"), "--column", column)
+    r = run_cli_fast(capsys, "predict", "-m", str(tmp_path / "ck"), "-w", str(wl), "-o", str(tmp_path / "o.parquet"),
+                     "--column", column)
     assert_one_line_error(r, f"--column {column!r} cannot hold scores")
 
 
@@ -309,10 +308,9 @@ def test_hf_model_names_and_gguf_paths(tmp_path, monkeypatch):
         resolve_hf_model("smollm2")
 
 
-def test_cli_train_bad_hf_model_is_one_line(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "ltrsched.cli", "train", "--backbone", "hf", "--hf-model",
-                        str(tmp_path / "nothing"), "--out", str(tmp_path / "ck"), "--data", "no-such-data"],
-                       capture_output=True, text=True)
+def test_cli_train_bad_hf_model_is_one_line(tmp_path, capsys):
+    r = run_cli_fast(capsys, "train", "--backbone", "hf", "--hf-model", str(tmp_path / "nothing"), "--out",
+                     str(tmp_path / "ck"), "--data", "no-such-data")
     assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
@@ -359,31 +357,34 @@ def test_training_that_diverges_is_an_error_not_a_nan_checkpoint(kind, loss, lr,
         pred.fit(prompts, lengths)
 
 
-def test_cli_training_that_diverges_is_one_line_and_saves_nothing(tmp_path):
-    from test_cli_simulate import assert_one_line_error, run_cli
+def test_cli_training_that_diverges_is_one_line_and_saves_nothing(tmp_path, capsys):
+    from test_cli_simulate import assert_one_line_error
 
     data, held_out = tmp_path / "d.jsonl", tmp_path / "e.jsonl"
     data.write_text("".join(json.dumps({"prompt": f"p {i}", "generated": "x " * (i + 1)}) + "\n" for i in range(8)))
     held_out.write_text("".join(json.dumps({"prompt": f"q {i}", "generated": "x " * (i + 2)}) + "\n" for i in range(4)))
-    r = run_cli("train", "--data", str(data), "--eval-data", str(held_out), "--lr", "1e38", "--out", str(tmp_path / "ck"))
+    r = run_cli_fast(capsys, "train", "--data", str(data), "--eval-data", str(held_out), "--lr", "1e38", "--out",
+                     str(tmp_path / "ck"))
     assert_one_line_error(r, "training diverged in epoch 1: the learning rate 1e+38 overflows")
     assert not (tmp_path / "ck").exists()
 
 
-def test_cli_train_held_out_must_not_be_the_training_prompts(tmp_path):
+def test_cli_train_held_out_must_not_be_the_training_prompts(tmp_path, capsys):
     """A .jsonl has no train/eval split: its default held-out set was the training file itself, and the
     "held-out" tau was measured on the training prompts. Overlapping held-out prompts warn."""
-    from test_cli_simulate import assert_one_line_error, run_cli
+    from test_cli_simulate import assert_one_line_error
 
     data, other = tmp_path / "d.jsonl", tmp_path / "e.jsonl"
     data.write_text("".join(json.dumps({"prompt": f"p {i}", "generated": "x " * (i + 1)}) + "\n" for i in range(8)))
-    assert_one_line_error(run_cli("train", "--data", str(data), "--epochs", "1", "--out", str(tmp_path / "ck")),
+    assert_one_line_error(run_cli_fast(capsys, "train", "--data", str(data), "--epochs", "1", "--out",
+                                       str(tmp_path / "ck")),
                           f"--data {data} has no train/eval split")
-    assert_one_line_error(run_cli("train", "--data", str(data), "--eval-data", str(data), "--epochs", "1",
-                                  "--out", str(tmp_path / "ck")), "holds only training prompts")
+    assert_one_line_error(run_cli_fast(capsys, "train", "--data", str(data), "--eval-data", str(data), "--epochs", "1",
+                                       "--out", str(tmp_path / "ck")), "holds only training prompts")
     assert not (tmp_path / "ck").exists()
     other.write_text("".join(json.dumps({"prompt": f"p {i}", "generated": "x " * (i + 1)}) + "\n" for i in range(6, 12)))
-    r = run_cli("train", "--data", str(data), "--eval-data", str(other), "--epochs", "1", "--out", str(tmp_path / "ck"))
+    r = run_cli_fast(capsys, "train", "--data", str(data), "--eval-data", str(other), "--epochs", "1", "--out",
+                     str(tmp_path / "ck"))
     assert r.returncode == 0, r.stderr[-2000:]
     assert "warning: 2 of 6 held-out prompts are also training prompts" in r.stderr
 
@@ -392,31 +393,32 @@ def test_cli_train_held_out_must_not_be_the_training_prompts(tmp_path):
     (["--kind", "class"], "every training length (2-9 tokens) falls in one bucket of 820 tokens (--bucket 820)"),
     (["--label-bucket", "10"], "falls in one bucket of 10 tokens (--label-bucket 10): nothing to learn"),
 ])
-def test_cli_train_labels_in_one_bucket_are_one_line(tmp_path, args, message):
+def test_cli_train_labels_in_one_bucket_are_one_line(tmp_path, args, message, capsys):
     """Short outputs (another model's, or a short task's) under the default 820-token class bucket all had
     class 0: the model learned a constant and reported a held-out tau of noise."""
-    from test_cli_simulate import assert_one_line_error, run_cli
+    from test_cli_simulate import assert_one_line_error
 
     data, ev = tmp_path / "d.jsonl", tmp_path / "e.jsonl"
     data.write_text("".join(json.dumps({"prompt": f"p {i}", "generated": "x " * (i + 1)}) + "\n" for i in range(8)))
     ev.write_text("".join(json.dumps({"prompt": f"q {i}", "generated": "x " * (i + 1)}) + "\n" for i in range(4)))
-    assert_one_line_error(run_cli("train", "--data", str(data), "--eval-data", str(ev), "--epochs", "1",
-                                  "--out", str(tmp_path / "ck"), *args), message)
+    assert_one_line_error(run_cli_fast(capsys, "train", "--data", str(data), "--eval-data", str(ev), "--epochs", "1",
+                                       "--out", str(tmp_path / "ck"), *args), message)
     with pytest.raises(UserError, match="nothing to learn"):
         Predictor(PredictorConfig(kind="class", dim=64)).fit(["a", "b"], np.array([3, 5]))
 
 
-def test_cli_evaluate_split_train_of_a_file_without_splits_is_one_line(tmp_path):
+def test_cli_evaluate_split_train_of_a_file_without_splits_is_one_line(tmp_path, capsys):
     """--split train on a .jsonl was ignored: the whole file was evaluated as if it were a train split."""
-    from test_cli_simulate import assert_one_line_error, run_cli
+    from test_cli_simulate import assert_one_line_error
 
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps({"prompt": f"p {i}", "generated": "x " * (i + 1)}) + "\n" for i in range(8)))
     Predictor(PredictorConfig(dim=64, epochs=1)).save(tmp_path / "ck")
-    assert_one_line_error(run_cli("evaluate", "-m", str(tmp_path / "ck"), "--data", str(data), "--split", "train"),
+    assert_one_line_error(run_cli_fast(capsys, "evaluate", "-m", str(tmp_path / "ck"), "--data", str(data), "--split",
+                                       "train"),
                           f"--split train: {data} has no train/eval split")
     for split in ("eval", "all"):  # the whole file, as it says
-        r = run_cli("evaluate", "-m", str(tmp_path / "ck"), "--data", str(data), "--split", split)
+        r = run_cli_fast(capsys, "evaluate", "-m", str(tmp_path / "ck"), "--data", str(data), "--split", split)
         assert r.returncode == 0 and json.loads(r.stdout)["num_prompts"] == 8, r.stderr[-2000:]
 
 
@@ -464,27 +466,27 @@ def test_cli_evaluate_on_training_prompts_warns_that_tau_is_not_held_out(tmp_pat
     assert run("train") == (8, "") and Predictor.load(ck).training_overlap(train) is None
 
 
-def test_cli_identical_prompts_and_constant_scores_are_one_line(tmp_path):
+def test_cli_identical_prompts_and_constant_scores_are_one_line(tmp_path, capsys):
     """Held-out prompts that are all the same text (or a predictor that scores every prompt alike) made
     Kendall tau NaN: `evaluate` printed "tau": NaN (not JSON), `train` a held-out tau of nan."""
-    from test_cli_simulate import assert_one_line_error, run_cli
+    from test_cli_simulate import assert_one_line_error
 
     data, same = tmp_path / "d.jsonl", tmp_path / "same.jsonl"
     data.write_text("".join(json.dumps({"prompt": f"p {i}", "generated": "x " * (i + 1)}) + "\n" for i in range(8)))
     same.write_text("".join(json.dumps({"prompt": "Tell me a story", "generated": "x " * (i + 1)}) + "\n" for i in range(5)))
-    assert_one_line_error(run_cli("train", "--data", str(data), "--eval-data", str(same), "--epochs", "1",
-                                  "--out", str(tmp_path / "ck")), "all 5 held-out prompts are the same text")
-    assert_one_line_error(run_cli("train", "--data", str(same), "--eval-data", str(data), "--epochs", "1",
-                                  "--out", str(tmp_path / "ck")), "all 5 training prompts are the same text")
+    assert_one_line_error(run_cli_fast(capsys, "train", "--data", str(data), "--eval-data", str(same), "--epochs", "1",
+                                       "--out", str(tmp_path / "ck")), "all 5 held-out prompts are the same text")
+    assert_one_line_error(run_cli_fast(capsys, "train", "--data", str(same), "--eval-data", str(data), "--epochs", "1",
+                                       "--out", str(tmp_path / "ck")), "all 5 training prompts are the same text")
     assert not (tmp_path / "ck").exists()
     flat = Predictor(PredictorConfig(dim=64, epochs=1))
     with torch.no_grad():
         for p in flat.backbone.model.parameters():
             p.zero_()
     flat.save(tmp_path / "flat")
-    assert_one_line_error(run_cli("evaluate", "-m", str(tmp_path / "flat"), "--data", str(same)),
+    assert_one_line_error(run_cli_fast(capsys, "evaluate", "-m", str(tmp_path / "flat"), "--data", str(same)),
                           "all 5 held-out prompts are the same text")
-    assert_one_line_error(run_cli("evaluate", "-m", str(tmp_path / "flat"), "--data", str(data)),
+    assert_one_line_error(run_cli_fast(capsys, "evaluate", "-m", str(tmp_path / "flat"), "--data", str(data)),
                           "the predictor gives all 8 held-out prompts the same score")
 
 
@@ -548,9 +550,9 @@ def test_ensemble_of_rank_predictors_round_trip(tmp_path):
         Ensemble([members[0], cls], [1, 1], [0, 0], [1, 1])
 
 
-def test_cli_ensemble_and_evaluate_bad_input_is_one_line(tmp_path):
+def test_cli_ensemble_and_evaluate_bad_input_is_one_line(tmp_path, capsys):
     """--out inside a member rewrote that member as an ensemble; NaN weights and a single held-out prompt ran on."""
-    from test_cli_simulate import assert_one_line_error, run_cli
+    from test_cli_simulate import assert_one_line_error
 
     a = Predictor(PredictorConfig(dim=64, epochs=1)).save(tmp_path / "a")
     b = Predictor(PredictorConfig(dim=64, epochs=1, seed=1)).save(tmp_path / "b")
@@ -566,40 +568,42 @@ def test_cli_ensemble_and_evaluate_bad_input_is_one_line(tmp_path):
                           (["-w", "1e308", "-w", "1e-20", "-o", str(tmp_path / "e")],
                            "ensemble weight 1e-20 is too small beside the largest, 1e+308: their ratio is 0"),
                           (["--eval-data", str(one), "-o", str(tmp_path / "e")], "need at least 2 held-out prompts")]:
-        assert_one_line_error(run_cli("ensemble", *members, *args), message)
+        assert_one_line_error(run_cli_fast(capsys, "ensemble", *members, *args), message)
     assert not (a / "ensemble.json").exists() and not (tmp_path / "e").exists()
-    assert_one_line_error(run_cli("evaluate", "-m", str(a), "--data", str(one)), "need at least 2 held-out prompts")
+    assert_one_line_error(run_cli_fast(capsys, "evaluate", "-m", str(a), "--data", str(one)),
+                          "need at least 2 held-out prompts")
 
 
-def test_cli_train_over_an_ensemble_is_one_line(tmp_path):
+def test_cli_train_over_an_ensemble_is_one_line(tmp_path, capsys):
     """train --out into an ensemble directory wrote predictor.json beside ensemble.json, and every later load
     of the directory still gave the old ensemble: the trained model was silently unused."""
-    from test_cli_simulate import assert_one_line_error, run_cli
+    from test_cli_simulate import assert_one_line_error
 
     (tmp_path / "ens").mkdir()
     (tmp_path / "ens" / "ensemble.json").write_text("{}")
-    assert_one_line_error(run_cli("train", "--out", str(tmp_path / "ens"), "--epochs", "1"), "holds an ensemble")
+    assert_one_line_error(run_cli_fast(capsys, "train", "--out", str(tmp_path / "ens"), "--epochs", "1"),
+                          "holds an ensemble")
     assert not (tmp_path / "ens" / "predictor.json").exists()
 
 
-def test_cli_ensemble_over_a_predictor_is_one_line(tmp_path):
+def test_cli_ensemble_over_a_predictor_is_one_line(tmp_path, capsys):
     """ensemble --out into a predictor's checkpoint directory wrote ensemble.json beside predictor.json: every
     later load of the directory gave the ensemble, the predictor was hidden (train refuses the converse)."""
-    from test_cli_simulate import assert_one_line_error, run_cli
+    from test_cli_simulate import assert_one_line_error
 
     a = Predictor(PredictorConfig(dim=64, epochs=1)).save(tmp_path / "a")
     b = Predictor(PredictorConfig(dim=64, epochs=1, seed=1)).save(tmp_path / "b")
     c = Predictor(PredictorConfig(dim=64, epochs=1, seed=2)).save(tmp_path / "c")
-    assert_one_line_error(run_cli("ensemble", "-m", str(a), "-m", str(b), "-o", str(c)), "holds a predictor checkpoint")
+    assert_one_line_error(run_cli_fast(capsys, "ensemble", "-m", str(a), "-m", str(b), "-o", str(c)),
+                          "holds a predictor checkpoint")
     assert sorted(p.name for p in c.iterdir()) == ["predictor.json", "weights.pt"]
 
 
-def test_cli_ensemble_bad_input_is_one_line(tmp_path):
+def test_cli_ensemble_bad_input_is_one_line(tmp_path, capsys):
     Predictor(PredictorConfig(dim=64, epochs=1)).save(tmp_path / "a")
     for args, message in [(["-m", str(tmp_path / "a")], "at least two"),
                           (["-m", str(tmp_path / "a"), "-m", str(tmp_path / "a"), "-w", "1"], "1 --weight values for 2")]:
-        r = subprocess.run([sys.executable, "-m", "ltrsched.cli", "ensemble", *args, "-o", str(tmp_path / "e")],
-                           capture_output=True, text=True)
+        r = run_cli_fast(capsys, "ensemble", *args, "-o", str(tmp_path / "e"))
         assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
 
 
@@ -616,12 +620,12 @@ def test_same_seed_trains_the_same_model():
     assert np.array_equal(runs[0], runs[1])
 
 
-def test_cli_ensemble_out_around_a_member_is_one_line_and_keeps_it(tmp_path):
+def test_cli_ensemble_out_around_a_member_is_one_line_and_keeps_it(tmp_path, capsys):
     """Rebuilding an ensemble in place from its own members (-m ens/member0 -m ens/member1 -o ens) deleted
     member0 before copying it ("cannot write ens/member0", the old ensemble left broken); with the members
     swapped, both copies became the same model, silently."""
     from ltrsched.predictors.ensemble import Ensemble
-    from test_cli_simulate import assert_one_line_error, run_cli
+    from test_cli_simulate import assert_one_line_error
 
     prompts, lengths = synthetic(40, 0)
     dirs = []
@@ -635,7 +639,8 @@ def test_cli_ensemble_out_around_a_member_is_one_line_and_keeps_it(tmp_path):
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps({"prompt": p, "generated": "x " * int(n)}) + "\n" for p, n in zip(prompts, lengths)))
     for order in (["member0", "member1"], ["member1", "member0"]):
-        r = run_cli("ensemble", "-m", str(ens / order[0]), "-m", str(ens / order[1]), "--data", str(data), "-o", str(ens))
+        r = run_cli_fast(capsys, "ensemble", "-m", str(ens / order[0]), "-m", str(ens / order[1]), "--data", str(data),
+                         "-o", str(ens))
         assert_one_line_error(r, f"--out {ens} would overwrite the member checkpoint {ens / order[0]}")
     assert np.array_equal(Predictor.load(ens).scores(prompts), before)
     for i, d in enumerate(dirs):
@@ -680,14 +685,15 @@ def test_damaged_ensemble_file_is_refused(tmp_path, edit, message):
     assert str(err.value).startswith(f"{ens / 'ensemble.json'}: not a valid ensemble") and message in str(err.value)
 
 
-def test_cli_ensemble_with_a_nan_mean_is_one_line(tmp_path):
-    from test_cli_simulate import assert_one_line_error, run_cli
+def test_cli_ensemble_with_a_nan_mean_is_one_line(tmp_path, capsys):
+    from test_cli_simulate import assert_one_line_error
 
     ens, wl = _tiny_ensemble(tmp_path)
     spec = json.loads((ens / "ensemble.json").read_text())
     spec["means"][0] = float("nan")
     (ens / "ensemble.json").write_text(json.dumps(spec))
-    assert_one_line_error(run_cli("predict", "-m", str(ens), "-w", str(wl), "-o", str(tmp_path / "o.parquet")),
+    assert_one_line_error(run_cli_fast(capsys, "predict", "-m", str(ens), "-w", str(wl), "-o",
+                                       str(tmp_path / "o.parquet")),
                           "'means' must hold finite numbers, got nan")
     assert not (tmp_path / "o.parquet").exists()
 
@@ -822,12 +828,11 @@ def test_hf_backbone_cuts_prompts_to_the_models_positions(tmp_path, family):
     assert np.isfinite(pred.scores(prompts)).all()
 
 
-def test_cli_train_class_covers_another_models_long_outputs(tmp_path):
+def test_cli_train_class_covers_another_models_long_outputs(tmp_path, capsys):
     """A class model's classes ended at 8,192 tokens whatever the data: another model's 8k-32k outputs all fell in
     the open-ended last class (one class for 9,000 and 32,000 tokens). They now reach past the longest training
     length; data under 8,192 tokens keeps the 8,192-token span."""
-    from test_cli_simulate import run_cli
-
+    
     lengths = [100, 2000, 9000, 15000, 21000, 32000, 500, 12000]
     data, ev = tmp_path / "d.jsonl", tmp_path / "e.jsonl"
     data.write_text("".join(json.dumps({"prompt": f"p {i} " * (i + 1), "prompt_tokens": 2 * (i + 1),
@@ -838,7 +843,7 @@ def test_cli_train_class_covers_another_models_long_outputs(tmp_path):
         if name == "short":
             data.write_text("".join(json.dumps({"prompt": f"p {i}", "prompt_tokens": 2, "output_tokens": 1000 * i + 50})
                                     + "\n" for i in range(8)))
-        r = run_cli("train", "--data", str(data), "--eval-data", str(ev), "--kind", "class", "--bucket", "1000",
-                    "--epochs", "1", "--out", str(tmp_path / name))
+        r = run_cli_fast(capsys, "train", "--data", str(data), "--eval-data", str(ev), "--kind", "class", "--bucket",
+                         "1000", "--epochs", "1", "--out", str(tmp_path / name))
         assert r.returncode == 0, r.stderr[-2000:]
         assert json.loads((tmp_path / name / "predictor.json").read_text())["num_classes"] == expected

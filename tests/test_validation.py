@@ -162,9 +162,9 @@ def test_cpu_probe_plan_reaches_the_sequence_cap(quick):
 
 @pytest.mark.vllm
 @pytest.mark.usefixtures("vllm_scheduler_code")
-def test_profile_measured_on_the_emulated_engine_predicts_the_true_one(tmp_path):
+def test_profile_measured_on_the_emulated_engine_predicts_the_true_one(tmp_path, capsys):
     out = tmp_path / "measured.json"
-    r = run_cli("profile", "--emulate", "a100-llama3-8b", "--quick", "--out", str(out))
+    r = run_cli_fast(capsys, "profile", "--emulate", "a100-llama3-8b", "--quick", "--out", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     measured, truth = load_profile(str(out)), load_profile("a100-llama3-8b")
     data = json.loads(out.read_text())
@@ -181,12 +181,13 @@ def test_profile_measured_on_the_emulated_engine_predicts_the_true_one(tmp_path)
 
 @pytest.mark.vllm
 @pytest.mark.usefixtures("vllm_scheduler_code")
-def test_profile_runs_pools_engine_starts_each_in_its_own_process(tmp_path):
+def test_profile_runs_pools_engine_starts_each_in_its_own_process(tmp_path, capsys):
     """--runs 2 measures the probes on two engines, one after another, each in a fresh process, and fits one
     profile to their steps (a ``run`` column tells them apart); it reports each start's speed against the fit
-    (the emulated engine's two starts time every step alike)."""
+    (the emulated engine's two starts time every step alike). The one-run profile is measured in this process; the
+    pooled one in a command of its own, whose engines start in processes of their own."""
     one, two = tmp_path / "one.json", tmp_path / "two.json"
-    r = run_cli("profile", "--emulate", "a100-llama3-8b", "--quick", "--repeats", "1", "--out", str(one))
+    r = run_cli_fast(capsys, "profile", "--emulate", "a100-llama3-8b", "--quick", "--repeats", "1", "--out", str(one))
     assert r.returncode == 0, r.stderr[-2000:]
     r = run_cli("profile", "--emulate", "a100-llama3-8b", "--quick", "--repeats", "1", "--runs", "2", "--out", str(two))
     assert r.returncode == 0, r.stderr[-2000:]
@@ -215,13 +216,13 @@ def test_profile_runs_out_of_range_is_one_line(tmp_path, runs):
 
 @pytest.mark.vllm
 @pytest.mark.usefixtures("vllm_scheduler_code")
-def test_validate_on_the_emulated_engine_reports_zero_error(tmp_path):
+def test_validate_on_the_emulated_engine_reports_zero_error(tmp_path, capsys):
     wl = tmp_path / "wl.parquet"
     rng = np.random.default_rng(0)
     make_workload(rng.integers(5, 300, 60), rng.integers(1, 120, 60)).save(wl)
     out = tmp_path / "val"
-    r = run_cli("validate", "-w", str(wl), "--policies", "fcfs;ltr:tau=0.6,starve=20,quantum=3", "--rates", "5",
-                "--emulate", "a100-llama3-8b", "--num-gpu-blocks", "60", "--out", str(out))
+    r = run_cli_fast(capsys, "validate", "-w", str(wl), "--policies", "fcfs;ltr:tau=0.6,starve=20,quantum=3", "--rates",
+                     "5", "--emulate", "a100-llama3-8b", "--num-gpu-blocks", "60", "--out", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     table = pl.read_csv(out / "validation.csv")
     assert set(table["case"]) == {"burst", "poisson@5/s"} and table.height >= 2 * 2 * 12
@@ -241,8 +242,8 @@ def test_validate_on_the_emulated_engine_reports_zero_error(tmp_path):
     sim_run = pl.read_parquet(out / "runs" / "burst" / "fcfs" / "sim" / "requests.parquet")
     assert engine_run.columns == sim_run.columns
     # the same --out again with one policy and no --rates: the earlier validation's runs go, not mixed in
-    r = run_cli("validate", "-w", str(wl), "--policies", "fcfs", "--emulate", "a100-llama3-8b", "--num-gpu-blocks",
-                "60", "--out", str(out))
+    r = run_cli_fast(capsys, "validate", "-w", str(wl), "--policies", "fcfs", "--emulate", "a100-llama3-8b",
+                     "--num-gpu-blocks", "60", "--out", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     assert "held an earlier validation" in r.stderr
     assert sorted(p.relative_to(out / "runs").as_posix() for p in (out / "runs").glob("*/*/*")) == [
@@ -289,9 +290,9 @@ def test_validate_spread_repeats_runs_each_pass_on_an_engine_start_of_its_own(tm
 
 @pytest.mark.vllm
 @pytest.mark.usefixtures("vllm_scheduler_code")
-def test_replay_on_the_emulated_engine_writes_the_simulators_files(tmp_path):
+def test_replay_on_the_emulated_engine_writes_the_simulators_files(tmp_path, capsys):
     out = tmp_path / "run"
-    r = run_cli("replay", "-n", "50", "--policy", "srtf", "--emulate", "a100-llama3-8b", "--out", str(out))
+    r = run_cli_fast(capsys, "replay", "-n", "50", "--policy", "srtf", "--emulate", "a100-llama3-8b", "--out", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     assert "plug-in overhead" in r.stdout
     for name in ("requests.parquet", "summary.json", "steps.parquet"):
@@ -367,10 +368,10 @@ def test_auto_rates_keep_two_significant_digits_on_a_slow_engine():
 
 @pytest.mark.vllm
 @pytest.mark.usefixtures("vllm_scheduler_code")
-def test_replay_rejects_requests_longer_than_the_engine_allows(tmp_path):
+def test_replay_rejects_requests_longer_than_the_engine_allows(tmp_path, capsys):
     wl = tmp_path / "long.parquet"
     make_workload([8000, 10], [500, 5]).save(wl)
-    r = run_cli("replay", "-w", str(wl), "--emulate", "a100-llama3-8b")
+    r = run_cli_fast(capsys, "replay", "-w", str(wl), "--emulate", "a100-llama3-8b")
     assert r.returncode == 2 and "max_model_len 8192" in r.stderr and "Traceback" not in r.stderr
 
 
