@@ -14,7 +14,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import polars as pl
@@ -152,12 +151,11 @@ def test_joining_a_running_ray_instance_by_address_and_from_a_library_session(tm
     (tmp_path / "s.toml").write_text(SWEEP)
     address = ray_address
     assert os.environ.get("RAY_AUTH_MODE") == "token"  # (set by ray.init for this process and its children)
-    t0 = time.monotonic()
     r = run_cli("sweep", "s.toml", "--out", "refused", "--backend", "ray", "--address", address, cwd=tmp_path,
                 env={k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"})
     assert_one_line_error(r, f"--address {address}: the Ray cluster there requires token authentication; "
                              "set RAY_AUTH_MODE=token")
-    assert time.monotonic() - t0 < 15 and not (tmp_path / "refused").exists()
+    assert not (tmp_path / "refused").exists()  # (a hang fails by run_cli's timeout; wall time is not asserted)
     r = run_cli("sweep", "s.toml", "--out", "joined", "--backend", "ray", "--address", address, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert counts(r.stdout) == (8, 0)
@@ -276,20 +274,16 @@ def test_a_bad_ray_address_is_a_one_line_error_not_a_hang(tmp_path):
     with socket.socket() as closed:  # a port nobody listens on
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    t0 = time.monotonic()
     r = run_cli("sweep", "s.toml", "--backend", "ray", "--address", f"127.0.0.1:{port}", cwd=tmp_path)
     assert_one_line_error(r, f"--address 127.0.0.1:{port}: cannot reach a Ray cluster there (Connection refused)")
-    assert time.monotonic() - t0 < 30
 
     with socket.socket() as silent:  # listens, never answers: ray.init alone would retry for ever
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         address = "127.0.0.1:%d" % silent.getsockname()[1]
-        t0 = time.monotonic()
         r = run_cli("reproduce", "table1", "--quick", "--backend", "ray", "--address", address, cwd=tmp_path,
                     env={**os.environ, "LTRSCHED_RAY_TIMEOUT": "4"})
         assert_one_line_error(r, f"--address {address}: no Ray cluster answered within 4 s")
-        assert time.monotonic() - t0 < 60
     for args, message in [(["--backend", "ray", "--address", "nonsense"], "expected host:port, ray://host:port or auto"),
                           (["--address", "127.0.0.1:6379"], "--address needs --backend ray")]:
         assert_one_line_error(run_cli("sweep", "s.toml", *args, cwd=tmp_path), message)
