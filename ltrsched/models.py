@@ -209,18 +209,53 @@ def layer_count(config, source: str, keys: tuple[str, ...] = LAYER_KEYS) -> int:
     return config_size(text, key, source, prefix)
 
 
-def kv_bytes_per_token(config, dtype_bytes: int, source: str = "model config") -> int:
-    """KV-cache bytes one token takes on one device (keys and values of every layer), at ``dtype_bytes``
-    bytes per element, from the text model's sizes (:func:`text_model`, where vLLM reads them).
-    ``num_key_value_heads`` defaults to ``num_attention_heads`` (multi-head attention, as in transformers); a
+#: Model types vLLM 0.32 serves with multi-head latent attention (MLA) where the text model gives ``kv_lora_rank``
+#: (its ``ModelArchConfigConvertorBase.is_deepseek_mla``: DeepSeek-V2/V3, Kimi-K2, GLM-4 MoE Lite, LongCat, ...).
+MLA_MODEL_TYPES = frozenset({
+    "axk1", "deepseek_v2", "deepseek_v3", "deepseek_v32", "deepseek_v41", "dots3_note", "deepseek_mtp",
+    "k3_dspark", "glm5_next", "glm5_next_text", "glm_moe_dsa", "glm4_moe_lite", "glm4_moe_lite_mtp", "kimi_k2",
+    "kimi_linear", "longcat_flash", "pangu_ultra_moe", "pangu_ultra_moe_mtp", "bailing_hybrid", "bailing_hybrid_mtp",
+    "bailing_hybrid_v3_mtp", "hy_v4", "hy_v4_mtp",
+})
+
+
+def mla_latent_size(text: dict, source: str, prefix: str = "") -> int | None:
+    """Elements one token's KV takes in one layer of a model with multi-head latent attention, as vLLM 0.32 sizes its
+    ``MLAAttentionSpec``: one latent of ``kv_lora_rank + qk_rope_head_dim`` shared by every head (no per-head keys
+    and values, no separate V; replicated, not sharded, under tensor parallelism). None for a text model ``text``
+    vLLM does not serve with MLA (another model type, no ``kv_lora_rank``, or ``is_causal`` false). A bad or missing
+    ``qk_rope_head_dim`` or ``kv_lora_rank`` is a one-line :class:`UserError` naming ``source`` and the key (after
+    ``prefix``)."""
+    if text.get("model_type") not in MLA_MODEL_TYPES or text.get("compress_ratios") is not None:
+        return None  # (DeepSeek-V4's compressed caches: sized by head_dim, not a latent)
+    if text.get("is_causal", True) is False or "kv_lora_rank" in text and text["kv_lora_rank"] is None:
+        return None  # (vLLM's bidirectional DeepSeek and an explicit null rank: its non-MLA path)
+    return config_size(text, "kv_lora_rank", source, prefix) + config_size(text, "qk_rope_head_dim", source, prefix)
+
+
+def layer_kv_size(config, source: str = "model config") -> int:
+    """Elements one token's KV takes in one decoder layer on one device, from the text model's sizes
+    (:func:`text_model`, where vLLM reads them): a latent attention's latent (:func:`mla_latent_size`), else the keys
+    and values of its KV heads, ``2 x num_key_value_heads x head_dim`` (``num_key_value_heads`` defaulting to
+    ``num_attention_heads``, multi-head attention as in transformers; ``head_dim`` to ``hidden_size`` / heads). A
     missing or bad size is a one-line :class:`UserError` naming ``source`` and the key."""
     text, prefix = text_model(config, source)
+    latent = mla_latent_size(text, source, prefix)
+    if latent is not None:
+        return latent
     heads = config_size(text, "num_attention_heads", source, prefix)
     head_dim = (config_size(text, "head_dim", source, prefix) if text.get("head_dim") is not None
                 else config_size(text, "hidden_size", source, prefix) // heads)
     kv_heads = (config_size(text, "num_key_value_heads", source, prefix) if text.get("num_key_value_heads") is not None
                 else heads)
-    return 2 * layer_count(config, source) * kv_heads * head_dim * dtype_bytes
+    return 2 * kv_heads * head_dim
+
+
+def kv_bytes_per_token(config, dtype_bytes: int, source: str = "model config") -> int:
+    """KV-cache bytes one token takes on one device (every layer's :func:`layer_kv_size`), at ``dtype_bytes``
+    bytes per element; a missing or bad size is a one-line :class:`UserError` naming ``source`` and the key."""
+    per_layer = layer_kv_size(config, source)
+    return layer_count(config, source) * per_layer * dtype_bytes
 
 
 def _own_dtype(config: dict):

@@ -847,3 +847,110 @@ def test_checking_a_configs_values_leaves_the_callers_config_as_it_was(config):
     before = json.dumps(config)
     check_config_values(config, "config.json")
     assert json.dumps(config) == before
+
+
+# --- multi-head latent attention (DeepSeek-V2/V3, Kimi-K2): one latent per layer, not per-head keys and values ----
+
+#: A 3-layer DeepSeek-V2-Lite-like model (no query LoRA, MoE after the first layer), bfloat16.
+DSV2 = {"architectures": ["DeepseekV2ForCausalLM"], "model_type": "deepseek_v2", "hidden_size": 256,
+        "intermediate_size": 512, "moe_intermediate_size": 128, "num_hidden_layers": 3, "num_attention_heads": 4,
+        "num_key_value_heads": 4, "kv_lora_rank": 64, "q_lora_rank": None, "qk_rope_head_dim": 16,
+        "qk_nope_head_dim": 32, "v_head_dim": 32, "n_routed_experts": 4, "n_shared_experts": 1,
+        "num_experts_per_tok": 2, "first_k_dense_replace": 1, "moe_layer_freq": 1, "n_group": 1, "topk_group": 1,
+        "vocab_size": 32000, "max_position_embeddings": 4096, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+        "torch_dtype": "bfloat16", "tie_word_embeddings": False}
+#: DSV2's KV bytes per token: 3 layers x one latent of kv_lora_rank + qk_rope_head_dim (64 + 16) x 2 bytes.
+DSV2_KV_PER_TOKEN = 3 * (64 + 16) * 2
+DSV3 = {**DSV2, "model_type": "deepseek_v3", "architectures": ["DeepseekV3ForCausalLM"]}
+KIMI_K2 = {**DSV3, "model_type": "kimi_k2"}  # (vLLM reads it through DeepseekV3Config; transformers has no class)
+GLM4_LITE = {**DSV2, "model_type": "glm4_moe_lite", "architectures": ["Glm4MoeLiteForCausalLM"]}
+
+
+@pytest.mark.parametrize("config", [DSV2, DSV3, KIMI_K2, GLM4_LITE, {**LLAVA, "text_config": DSV3}])
+def test_a_latent_attentions_kv_is_one_latent_per_layer(tmp_path, config):
+    """A model with multi-head latent attention had its KV sized as heads x head size, keys and values (3 x 2 x 4 x 64
+    x 2 bytes a token here, 6.4 times vLLM's): the bytes reserved for --num-gpu-blocks, the blocks --kv-cache-gib
+    holds, the context bound, and a profile's KV capacity. vLLM 0.32 keeps one latent of kv_lora_rank +
+    qk_rope_head_dim per layer (MLAAttentionSpec: one KV head, no V), the same on every GPU under tensor parallelism."""
+    from ltrsched.engine.config import kv_bounded_context, model_kv_bytes_per_token, pool_block_bytes, stated_kv_blocks
+    from ltrsched.sim.kv_capacity import kv_bytes_per_token
+
+    path = str(_model_dir(tmp_path / "m", config))
+    assert model_kv_bytes_per_token(path, "auto") == DSV2_KV_PER_TOKEN
+    assert pool_block_bytes(path, "auto", 32) == 32 * DSV2_KV_PER_TOKEN
+    assert kv_bytes_per_token(config, 1) == kv_bytes_per_token(config, 2) == DSV2_KV_PER_TOKEN
+    gib = _cpu_config(model=path, kv_cache_gib=0.001, block_size=32, dtype="auto")
+    assert stated_kv_blocks(gib, path) == int(0.001 * 2**30) // (32 * DSV2_KV_PER_TOKEN)  # (69 blocks)
+    assert kv_bounded_context(gib, path, 4096).context == (stated_kv_blocks(gib, path) - 1) * 32
+
+
+@pytest.mark.parametrize("config", [
+    {**DSV2, "kv_lora_rank": None},                     # (no latent: vLLM's is_deepseek_mla is false)
+    {**DSV2, "is_causal": False},                       # (a bidirectional DeepSeek: vLLM's non-MLA path)
+    {**TINY, "num_hidden_layers": 3, "kv_lora_rank": 64, "qk_rope_head_dim": 16},  # (a Llama: no MLA model type)
+])
+def test_attention_without_a_latent_keeps_per_head_keys_and_values(config):
+    from ltrsched.models import kv_bytes_per_token as engine_kv_bytes
+    from ltrsched.sim.kv_capacity import kv_bytes_per_token
+
+    heads = 3 * 2 * 4 * 64  # (layers x keys and values x KV heads x head size)
+    assert engine_kv_bytes(config, 2) == heads * 2
+    assert kv_bytes_per_token({**config, "torch_dtype": "bfloat16"}) == heads * 2
+
+
+@pytest.mark.parametrize("config, says", [
+    ({k: v for k, v in DSV2.items() if k != "qk_rope_head_dim"}, "has no 'qk_rope_head_dim': transformers' "
+                                                                  "'deepseek_v2' config class"),
+    ({k: v for k, v in DSV3.items() if k != "kv_lora_rank"}, "has no 'kv_lora_rank'"),
+    ({**DSV2, "kv_lora_rank": "64"}, "'kv_lora_rank' must be a positive integer, got '64'"),
+])
+def test_a_latent_attentions_missing_or_bad_sizes_are_refused(config, says):
+    from ltrsched.engine.model_sizes import check_text_sizes
+
+    with pytest.raises(UserError, match=says):
+        check_text_sizes(config, "config.json")
+
+
+def test_a_latent_attention_without_its_sizes_is_refused_by_the_kv_arithmetic(tmp_path):
+    """Kimi-K2 (vLLM's own config class, none in transformers: no class default is known) without kv_lora_rank."""
+    from ltrsched.engine.config import model_kv_bytes_per_token
+    from ltrsched.sim.kv_capacity import ModelShape
+
+    config = {k: v for k, v in KIMI_K2.items() if k != "kv_lora_rank"}
+    path = _model_dir(tmp_path / "m", config)
+    with pytest.raises(UserError, match=f"^{path / 'config.json'} has no 'kv_lora_rank'$"):
+        model_kv_bytes_per_token(str(path), "auto")
+    with pytest.raises(UserError, match="^p.json has no 'kv_lora_rank'$"):
+        ModelShape.from_config(config, "p.json")
+
+
+@pytest.mark.vllm
+@pytest.mark.parametrize("config", [DSV2, KIMI_K2])
+def test_a_latent_attentions_block_is_vllms_own(tmp_path, gemma2_vllm_config, config):
+    """vLLM's own reading of the config (its config classes and MLA head size) and its KV planner: the bytes the CPU
+    engine reserves for --num-gpu-blocks N are N blocks of its MLAAttentionSpec layers, every byte allocated."""
+    import torch
+    from vllm.transformers_utils.config import get_config
+    from vllm.transformers_utils.model_arch_config_convertor import ModelArchConfigConvertorBase
+    from vllm.v1.core.kv_cache_utils import get_kv_cache_configs
+    from vllm.v1.kv_cache_interface import MLAAttentionSpec
+
+    from ltrsched.engine.config import pool_block_bytes
+    from ltrsched.engine.runner import engine_kwargs
+
+    path = _model_dir(tmp_path / "m", config)
+    hf = get_config(str(path), trust_remote_code=False)
+    arch = ModelArchConfigConvertorBase(hf, hf)
+    assert arch.is_deepseek_mla()
+    blocks, block = 20, 32
+    engine = _cpu_config(model=str(path), num_gpu_blocks=blocks, block_size=block, dtype="bfloat16")
+    layer = MLAAttentionSpec(block_size=block, num_kv_heads=1, max_tp_shards=1, head_size=arch.get_head_size(),
+                             dtype=torch.bfloat16)
+    assert pool_block_bytes(str(path), "bfloat16", block) == 3 * layer.page_size_bytes
+    reserved = engine_kwargs(engine, "dummy")["kv_cache_memory_bytes"]
+    specs = {f"model.layers.{i}.self_attn.attn": layer for i in range(3)}
+    gemma2_vllm_config.model_config.max_model_len = block  # (a request of one block: the pool admits it)
+    gemma2_vllm_config.cache_config.num_gpu_blocks_override = blocks
+    (planned,) = get_kv_cache_configs(gemma2_vllm_config, [specs], [reserved])
+    assert planned.num_blocks == blocks
+    assert sum(tensor.size for tensor in planned.kv_cache_tensors) == reserved

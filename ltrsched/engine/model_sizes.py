@@ -19,14 +19,17 @@ from ltrsched.errors import UserError
 #: The sizes checked, in the order named (vLLM's ``hf_text_config`` attributes; a class may store one under another
 #: name: its ``attribute_map``, GPT-2's ``n_embd``).
 SIZES = ("hidden_size", "num_attention_heads", "num_key_value_heads", "head_dim", "intermediate_size", "vocab_size")
+#: The sizes of a multi-head latent attention's KV latent, checked too for the model types vLLM serves with it
+#: (:data:`ltrsched.models.MLA_MODEL_TYPES`): they, not the heads, size its KV cache.
+MLA_SIZES = ("kv_lora_rank", "qk_rope_head_dim")
 #: Largest plausible size [elements], as :data:`ltrsched.sim.kv_capacity.MAX_CONFIG_SIZE`.
 MAX_SIZE = 1 << 31
 
 
-def _class_defaults(kind) -> tuple[dict[str, str], dict[str, object]]:
+def _class_defaults(kind, sizes=SIZES) -> tuple[dict[str, str], dict[str, object]]:
     """The ``attribute_map`` of transformers' config class for model type ``kind`` and its ``__init__`` defaults of
-    :data:`SIZES` (a size absent from its signature is none of its own); empty where transformers has no such class
-    (vLLM then refuses the model type itself)."""
+    ``sizes`` (a size absent from its signature is none of its own); empty where transformers has no such class
+    (vLLM then refuses the model type itself, or reads it through a config class of its own)."""
     try:
         from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
@@ -36,7 +39,7 @@ def _class_defaults(kind) -> tuple[dict[str, str], dict[str, object]]:
     params = inspect.signature(config_class.__init__).parameters
     aliases = dict(getattr(config_class, "attribute_map", None) or {})
     defaults = {}
-    for key in SIZES:
+    for key in sizes:
         name = aliases.get(key, key)
         if name in params and params[name].default is not inspect.Parameter.empty:
             defaults[key] = params[name].default
@@ -52,15 +55,19 @@ def check_text_sizes(model: dict, source: str) -> None:
     composite model's ``text_config``, :func:`ltrsched.models.text_model`) are not what the engine can serve: a
     size given as anything but a positive integer (at most 2^31), one left to transformers' class default, query
     heads that do not split evenly into KV heads, or (without ``head_dim``) a width that does not split evenly into
-    heads."""
-    from ltrsched.models import text_model
+    heads; for a model vLLM serves with multi-head latent attention, its latent's sizes too (:data:`MLA_SIZES`; a
+    ``kv_lora_rank`` of null is its attention without a latent)."""
+    from ltrsched.models import MLA_MODEL_TYPES, text_model
 
     text, prefix = text_model(model, source)
-    aliases, defaults = _class_defaults(text.get("model_type"))
+    sizes = SIZES + (MLA_SIZES if text.get("model_type") in MLA_MODEL_TYPES else ())
+    aliases, defaults = _class_defaults(text.get("model_type"), sizes)
     given = {}
-    for key in SIZES:
+    for key in sizes:
         name = aliases.get(key, key)
         value = text.get(name, text.get(key))
+        if value is None and key == "kv_lora_rank" and key in text:
+            break  # (no latent: its rope size is not read)
         if value is None:
             if defaults.get(key) is not None:
                 raise UserError(f"{source} has no '{prefix}{name}': transformers' {text.get('model_type')!r} config "
