@@ -237,7 +237,8 @@ def layer_kv_size(config, source: str = "model config") -> int:
     """Elements one token's KV takes in one decoder layer on one device, from the text model's sizes
     (:func:`text_model`, where vLLM reads them): a latent attention's latent (:func:`mla_latent_size`), else the keys
     and values of its KV heads, ``2 x num_key_value_heads x head_dim`` (``num_key_value_heads`` defaulting to
-    ``num_attention_heads``, multi-head attention as in transformers; ``head_dim`` to ``hidden_size`` / heads). A
+    ``num_attention_heads``, multi-head attention as in transformers; ChatGLM's ``multi_query_group_num`` where its
+    ``multi_query_attention`` is set; ``head_dim`` to ``hidden_size`` / heads). A
     missing or bad size is a one-line :class:`UserError` naming ``source`` and the key."""
     text, prefix = text_model(config, source)
     latent = mla_latent_size(text, source, prefix)
@@ -246,8 +247,13 @@ def layer_kv_size(config, source: str = "model config") -> int:
     heads = config_size(text, "num_attention_heads", source, prefix)
     head_dim = (config_size(text, "head_dim", source, prefix) if text.get("head_dim") is not None
                 else config_size(text, "hidden_size", source, prefix) // heads)
-    kv_heads = (config_size(text, "num_key_value_heads", source, prefix) if text.get("num_key_value_heads") is not None
-                else heads)
+    if text.get("model_type") == "chatglm":  # (vLLM's ChatGLM attention: its KV groups only under multi-query)
+        kv_heads = (config_size(text, "multi_query_group_num", source, prefix) if text.get("multi_query_attention")
+                    else heads)
+    elif text.get("num_key_value_heads") is not None:
+        kv_heads = config_size(text, "num_key_value_heads", source, prefix)
+    else:
+        kv_heads = heads
     return 2 * kv_heads * head_dim
 
 

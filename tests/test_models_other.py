@@ -954,3 +954,35 @@ def test_a_latent_attentions_block_is_vllms_own(tmp_path, gemma2_vllm_config, co
     (planned,) = get_kv_cache_configs(gemma2_vllm_config, [specs], [reserved])
     assert planned.num_blocks == blocks
     assert sum(tensor.size for tensor in planned.kv_cache_tensors) == reserved
+
+
+# --- ChatGLM: its KV heads and the key vLLM's model reads with no default --------------------------------------------
+
+#: A 2-layer ChatGLM3-like model: multi-query attention, 2 KV groups of 64 (vLLM's own ChatGLMConfig reads it).
+CHATGLM = {"architectures": ["ChatGLMModel"], "model_type": "chatglm", "num_layers": 2, "hidden_size": 256,
+           "num_attention_heads": 4, "multi_query_attention": True, "multi_query_group_num": 2, "kv_channels": 64,
+           "ffn_hidden_size": 512, "padded_vocab_size": 32000, "seq_length": 4096, "original_rope": True,
+           "add_qkv_bias": True, "torch_dtype": "bfloat16"}
+
+
+@pytest.mark.parametrize("config, kv_heads", [
+    (CHATGLM, 2),                                       # (vLLM's ChatGLM attention: multi_query_group_num KV heads)
+    ({**CHATGLM, "multi_query_attention": False}, 4),   # (one per query head, whatever the group number)
+])
+def test_a_chatglms_kv_heads_are_its_query_groups(config, kv_heads):
+    """ChatGLM2/3 give no num_key_value_heads: their KV was sized with a KV head per query head (2x here, 16x for
+    ChatGLM3-6B's 32 heads in 2 groups); vLLM's ChatGLM attention keeps multi_query_group_num under multi-query."""
+    from ltrsched.models import kv_bytes_per_token
+
+    assert kv_bytes_per_token(config, 2) == 2 * 2 * kv_heads * 64 * 2  # (layers x K and V x heads x 64 x 2 bytes)
+
+
+def test_a_chatglm_without_original_rope_is_refused_before_the_start(tmp_path, capsys):
+    """vLLM's ChatGLM model reads config.original_rope, which neither the file nor vLLM's ChatGLMConfig gave: an
+    AttributeError traceback once the engine started. Now one line naming the key and the file."""
+    from ltrsched.engine.model_sizes import check_config_values
+
+    check_config_values(CHATGLM, "config.json")
+    path, line = _replay_refusal(tmp_path, capsys, {k: v for k, v in CHATGLM.items() if k != "original_rope"})
+    assert line.startswith(f"error: {path / 'config.json'} has no 'original_rope', which vLLM's chatglm model reads "
+                           "at its start"), line

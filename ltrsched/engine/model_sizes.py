@@ -88,11 +88,26 @@ def check_text_sizes(model: dict, source: str) -> None:
                         f"{heads}, and no {prefix}head_dim says each head's size")
 
 
+#: Keys a vLLM 0.32 model reads from the config with no default (neither in the file's nor in vLLM's config class),
+#: by model type -> what to add, in words.
+MODEL_KEYS = {
+    "chatglm": {"original_rope": "add it (true: ChatGLM2/3's rotary embedding; false: the GPT-NeoX style, as "
+                                 "CogAgent's)"},
+}
+
+
 def check_config_values(model: dict, source: str) -> None:
     """One-line :class:`UserError` naming ``source`` where transformers' config class of the model's type (through
     which vLLM reads a config.json) refuses a value's type (``"rms_norm_eps": "x"``: transformers 5 checks each
     field, a traceback from the engine's start). Other failures of the class are left to vLLM's own reading (it
-    has config classes of its own for some model types). ``model`` is read, never changed."""
+    has config classes of its own for some model types). ``model`` is read, never changed. Also refused: a key
+    vLLM's model reads with no default in any config class (:data:`MODEL_KEYS`: a ChatGLM without
+    ``original_rope``, an AttributeError traceback at the start)."""
+    kind = model.get("model_type")
+    for key, words in (MODEL_KEYS.get(kind, {}) if isinstance(kind, str) else {}).items():
+        if key not in model:
+            raise UserError(f"{source} has no {key!r}, which vLLM's {model['model_type']} model reads at its start "
+                            f"(an AttributeError traceback): {words}")
     try:
         from huggingface_hub.errors import StrictDataclassFieldValidationError
         from transformers.models.auto.configuration_auto import CONFIG_MAPPING
