@@ -986,3 +986,61 @@ def test_a_chatglm_without_original_rope_is_refused_before_the_start(tmp_path, c
     path, line = _replay_refusal(tmp_path, capsys, {k: v for k, v in CHATGLM.items() if k != "original_rope"})
     assert line.startswith(f"error: {path / 'config.json'} has no 'original_rope', which vLLM's chatglm model reads "
                            "at its start"), line
+
+
+# --- composite models whose config class is vLLM's own (Kimi-VL, Step3-VL) -------------------------------------------
+
+#: Step3-VL's text model: 2 layers, 4 query heads of 64 in one KV group (vLLM's Step3TextAttention takes only one).
+STEP3_TEXT = {"hidden_size": 256, "intermediate_size": 512, "num_attention_heads": 4, "num_attention_groups": 1,
+              "head_dim": 64, "num_hidden_layers": 2, "vocab_size": 32000, "max_seq_len": 4096,
+              "max_position_embedding": 4096}
+KIMI_VL = {"model_type": "kimi_vl", "architectures": ["KimiVLForConditionalGeneration"], "torch_dtype": "bfloat16",
+           "text_config": {k: v for k, v in DSV2.items() if k not in ("model_type", "architectures")}}
+STEP3_VL = {"model_type": "step3_vl", "architectures": ["Step3VLForConditionalGeneration"], "torch_dtype": "bfloat16",
+            "text_config": STEP3_TEXT}
+
+
+@pytest.mark.parametrize("config, per_token", [
+    (KIMI_VL, DSV2_KV_PER_TOKEN),                      # (DeepseekV2Config: one MLA latent per layer)
+    ({**KIMI_VL, "text_config": {**KIMI_VL["text_config"], "model_type": "deepseek_v3"}}, DSV2_KV_PER_TOKEN),
+    (STEP3_VL, 2 * 2 * 1 * 64 * 2),                    # (layers x K and V x one KV group x 64 x 2 bytes)
+])
+def test_a_composite_model_vllms_own_config_class_reads_is_sized_from_its_text_model(tmp_path, config, per_token):
+    """Kimi-VL and Step3-VL (config classes only vLLM has) were refused by the text model's lookup ("transformers has
+    no config class for model type 'kimi_vl'") though vLLM serves them: now their text_config is read as vLLM's class
+    builds it, and sized as vLLM sizes its layers."""
+    from ltrsched.engine.config import model_kv_bytes_per_token
+    from ltrsched.engine.model_sizes import check_text_sizes
+    from ltrsched.models import layer_count
+
+    path = _model_dir(tmp_path / "m", config)
+    check_text_sizes(config, "config.json")
+    assert layer_count(config, "config.json") == config["text_config"]["num_hidden_layers"]
+    assert model_kv_bytes_per_token(str(path), "auto") == per_token
+
+
+@pytest.mark.vllm
+@pytest.mark.parametrize("config", [KIMI_VL, STEP3_VL])
+def test_vllms_own_composite_classes_build_the_text_model_we_read(tmp_path, config):
+    """The text model vLLM reads (its config class, then get_hf_text_config) is of the model type ours names, with
+    the sizes of the file's text_config."""
+    from vllm.transformers_utils.config import get_config, get_hf_text_config
+
+    from ltrsched.models import VLLM_TEXT_CONFIG_TYPES, text_model
+
+    hf = get_config(str(_model_dir(tmp_path / "m", config)), trust_remote_code=False)
+    text = get_hf_text_config(hf)
+    ours, prefix = text_model(config, "config.json")
+    assert prefix == "text_config."
+    assert text.model_type == ours["model_type"] == VLLM_TEXT_CONFIG_TYPES[config["model_type"]]
+    assert (text.num_hidden_layers, text.num_attention_heads) == (ours["num_hidden_layers"],
+                                                                   ours["num_attention_heads"])
+
+
+def test_a_step3_profile_takes_its_kv_groups_and_a_hostile_model_type_is_no_mla():
+    from ltrsched.models import kv_bytes_per_token as engine_kv_bytes
+    from ltrsched.sim.kv_capacity import ModelShape, kv_bytes_per_token
+
+    assert ModelShape.from_config(STEP3_VL).num_kv_heads == 1
+    assert kv_bytes_per_token(STEP3_VL) == engine_kv_bytes(STEP3_VL, 2) == 2 * 2 * 1 * 64 * 2
+    assert engine_kv_bytes({**TINY, "model_type": ["deepseek_v2"]}, 2) == 2 * 2 * 4 * 64 * 2  # (no TypeError)

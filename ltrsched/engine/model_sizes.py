@@ -57,10 +57,10 @@ def check_text_sizes(model: dict, source: str) -> None:
     heads that do not split evenly into KV heads, or (without ``head_dim``) a width that does not split evenly into
     heads; for a model vLLM serves with multi-head latent attention, its latent's sizes too (:data:`MLA_SIZES`; a
     ``kv_lora_rank`` of null is its attention without a latent)."""
-    from ltrsched.models import MLA_MODEL_TYPES, text_model
+    from ltrsched.models import MLA_MODEL_TYPES, model_type, text_model
 
     text, prefix = text_model(model, source)
-    sizes = SIZES + (MLA_SIZES if text.get("model_type") in MLA_MODEL_TYPES else ())
+    sizes = SIZES + (MLA_SIZES if model_type(text) in MLA_MODEL_TYPES else ())
     aliases, defaults = _class_defaults(text.get("model_type"), sizes)
     given = {}
     for key in sizes:
