@@ -791,7 +791,7 @@ DBRX = {"model_type": "dbrx", "architectures": ["DbrxForCausalLM"], "d_model": 2
 #: Types transformers does not know, vLLM reads with its own class (Step3TextConfig, ChatGLMConfig), and one it
 #: reads with transformers' class of another type (kimi_k2: DeepseekV3Config).
 STEP3 = {**TINY, "model_type": "step3_text", "architectures": ["Step3TextForCausalLM"]}
-CHATGLM = {**TINY, "model_type": "chatglm", "architectures": ["ChatGLMModel"]}
+CHATGLM = {**TINY, "model_type": "chatglm", "architectures": ["ChatGLMModel"], "original_rope": True}
 KIMI_K2 = {**TINY, "model_type": "kimi_k2", "architectures": ["DeepseekV3ForCausalLM"]}
 
 
@@ -862,11 +862,11 @@ DSV2 = {"architectures": ["DeepseekV2ForCausalLM"], "model_type": "deepseek_v2",
 #: DSV2's KV bytes per token: 3 layers x one latent of kv_lora_rank + qk_rope_head_dim (64 + 16) x 2 bytes.
 DSV2_KV_PER_TOKEN = 3 * (64 + 16) * 2
 DSV3 = {**DSV2, "model_type": "deepseek_v3", "architectures": ["DeepseekV3ForCausalLM"]}
-KIMI_K2 = {**DSV3, "model_type": "kimi_k2"}  # (vLLM reads it through DeepseekV3Config; transformers has no class)
+KIMI_K2_MLA = {**DSV3, "model_type": "kimi_k2"}  # (vLLM reads it through DeepseekV3Config; transformers has no class)
 GLM4_LITE = {**DSV2, "model_type": "glm4_moe_lite", "architectures": ["Glm4MoeLiteForCausalLM"]}
 
 
-@pytest.mark.parametrize("config", [DSV2, DSV3, KIMI_K2, GLM4_LITE, {**LLAVA, "text_config": DSV3}])
+@pytest.mark.parametrize("config", [DSV2, DSV3, KIMI_K2_MLA, GLM4_LITE, {**LLAVA, "text_config": DSV3}])
 def test_a_latent_attentions_kv_is_one_latent_per_layer(tmp_path, config):
     """A model with multi-head latent attention had its KV sized as heads x head size, keys and values (3 x 2 x 4 x 64
     x 2 bytes a token here, 6.4 times vLLM's): the bytes reserved for --num-gpu-blocks, the blocks --kv-cache-gib
@@ -916,7 +916,7 @@ def test_a_latent_attention_without_its_sizes_is_refused_by_the_kv_arithmetic(tm
     from ltrsched.engine.config import model_kv_bytes_per_token
     from ltrsched.sim.kv_capacity import ModelShape
 
-    config = {k: v for k, v in KIMI_K2.items() if k != "kv_lora_rank"}
+    config = {k: v for k, v in KIMI_K2_MLA.items() if k != "kv_lora_rank"}
     path = _model_dir(tmp_path / "m", config)
     with pytest.raises(UserError, match=f"^{path / 'config.json'} has no 'kv_lora_rank'$"):
         model_kv_bytes_per_token(str(path), "auto")
@@ -925,7 +925,7 @@ def test_a_latent_attention_without_its_sizes_is_refused_by_the_kv_arithmetic(tm
 
 
 @pytest.mark.vllm
-@pytest.mark.parametrize("config", [DSV2, KIMI_K2])
+@pytest.mark.parametrize("config", [DSV2, KIMI_K2_MLA])
 def test_a_latent_attentions_block_is_vllms_own(tmp_path, gemma2_vllm_config, config):
     """vLLM's own reading of the config (its config classes and MLA head size) and its KV planner: the bytes the CPU
     engine reserves for --num-gpu-blocks N are N blocks of its MLAAttentionSpec layers, every byte allocated."""
@@ -959,15 +959,15 @@ def test_a_latent_attentions_block_is_vllms_own(tmp_path, gemma2_vllm_config, co
 # --- ChatGLM: its KV heads and the key vLLM's model reads with no default --------------------------------------------
 
 #: A 2-layer ChatGLM3-like model: multi-query attention, 2 KV groups of 64 (vLLM's own ChatGLMConfig reads it).
-CHATGLM = {"architectures": ["ChatGLMModel"], "model_type": "chatglm", "num_layers": 2, "hidden_size": 256,
+CHATGLM3 = {"architectures": ["ChatGLMModel"], "model_type": "chatglm", "num_layers": 2, "hidden_size": 256,
            "num_attention_heads": 4, "multi_query_attention": True, "multi_query_group_num": 2, "kv_channels": 64,
            "ffn_hidden_size": 512, "padded_vocab_size": 32000, "seq_length": 4096, "original_rope": True,
            "add_qkv_bias": True, "torch_dtype": "bfloat16"}
 
 
 @pytest.mark.parametrize("config, kv_heads", [
-    (CHATGLM, 2),                                       # (vLLM's ChatGLM attention: multi_query_group_num KV heads)
-    ({**CHATGLM, "multi_query_attention": False}, 4),   # (one per query head, whatever the group number)
+    (CHATGLM3, 2),                                       # (vLLM's ChatGLM attention: multi_query_group_num KV heads)
+    ({**CHATGLM3, "multi_query_attention": False}, 4),   # (one per query head, whatever the group number)
 ])
 def test_a_chatglms_kv_heads_are_its_query_groups(config, kv_heads):
     """ChatGLM2/3 give no num_key_value_heads: their KV was sized with a KV head per query head (2x here, 16x for
@@ -982,8 +982,8 @@ def test_a_chatglm_without_original_rope_is_refused_before_the_start(tmp_path, c
     AttributeError traceback once the engine started. Now one line naming the key and the file."""
     from ltrsched.engine.model_sizes import check_config_values
 
-    check_config_values(CHATGLM, "config.json")
-    path, line = _replay_refusal(tmp_path, capsys, {k: v for k, v in CHATGLM.items() if k != "original_rope"})
+    check_config_values(CHATGLM3, "config.json")
+    path, line = _replay_refusal(tmp_path, capsys, {k: v for k, v in CHATGLM3.items() if k != "original_rope"})
     assert line.startswith(f"error: {path / 'config.json'} has no 'original_rope', which vLLM's chatglm model reads "
                            "at its start"), line
 
