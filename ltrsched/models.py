@@ -149,6 +149,12 @@ _SIZES_FIX = "ltrsched needs its layer count and KV sizes before the engine star
 TEXT_CONFIG_KEYS = ("text_encoder", "decoder", "generator", "text_config")
 
 
+#: Composite model types whose config class is vLLM 0.32's own (``vllm.transformers_utils.configs``; transformers has
+#: none) -> the model type of the text config that class builds from a ``text_config`` dict without one (Kimi-VL's
+#: ``DeepseekV2Config``, Step3-VL's ``Step3TextConfig``); vLLM reads the text model there (``get_text_config``).
+VLLM_TEXT_CONFIG_TYPES = MappingProxyType({"kimi_vl": "deepseek_v2", "step3_vl": "step3_text"})
+
+
 def text_config(model: dict, where: str, reads: str, fix: str) -> tuple[dict, str]:
     """The text model's config, where vLLM reads a model's context, layer count and KV sizes (its
     ``hf_text_config``), and its name in ``where`` (``text_config.`` or empty); a one-line :class:`UserError` where
@@ -167,6 +173,10 @@ def text_config(model: dict, where: str, reads: str, fix: str) -> tuple[dict, st
     if key != "text_config" or not isinstance(model[key], dict):
         raise UserError(f"{where}: its text config is {key!r} (a {type(model[key]).__name__}), whose {reads} ltrsched "
                         f"cannot read before the engine starts; {fix}")
+    if isinstance(kind, str) and kind in VLLM_TEXT_CONFIG_TYPES:  # (vLLM's own config class builds text_config)
+        text = model["text_config"]
+        return ({**text, "model_type": VLLM_TEXT_CONFIG_TYPES[kind]} if "model_type" not in text else text,
+                "text_config.")
     try:
         from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
@@ -209,18 +219,73 @@ def layer_count(config, source: str, keys: tuple[str, ...] = LAYER_KEYS) -> int:
     return config_size(text, key, source, prefix)
 
 
-def kv_bytes_per_token(config, dtype_bytes: int, source: str = "model config") -> int:
-    """KV-cache bytes one token takes on one device (keys and values of every layer), at ``dtype_bytes``
-    bytes per element, from the text model's sizes (:func:`text_model`, where vLLM reads them).
-    ``num_key_value_heads`` defaults to ``num_attention_heads`` (multi-head attention, as in transformers); a
+#: Model types vLLM 0.32 serves with multi-head latent attention (MLA) where the text model gives ``kv_lora_rank``
+#: (its ``ModelArchConfigConvertorBase.is_deepseek_mla``: DeepSeek-V2/V3, Kimi-K2, GLM-4 MoE Lite, LongCat, ...).
+MLA_MODEL_TYPES = frozenset({
+    "axk1", "deepseek_v2", "deepseek_v3", "deepseek_v32", "deepseek_v41", "dots3_note", "deepseek_mtp",
+    "k3_dspark", "glm5_next", "glm5_next_text", "glm_moe_dsa", "glm4_moe_lite", "glm4_moe_lite_mtp", "kimi_k2",
+    "kimi_linear", "longcat_flash", "pangu_ultra_moe", "pangu_ultra_moe_mtp", "bailing_hybrid", "bailing_hybrid_mtp",
+    "bailing_hybrid_v3_mtp", "hy_v4", "hy_v4_mtp",
+})
+
+
+def model_type(config: dict) -> str | None:
+    """A config's ``model_type`` where it is a string, else None (a hostile list or object is no model type)."""
+    kind = config.get("model_type")
+    return kind if isinstance(kind, str) else None
+
+
+#: Text model types whose KV heads a config gives under another key than ``num_key_value_heads`` (vLLM's own config
+#: class reads it: Step3's ``num_attention_groups``, groups of query heads sharing keys and values).
+KV_HEADS_KEYS = MappingProxyType({"step3_text": "num_attention_groups"})
+
+
+def mla_latent_size(text: dict, source: str, prefix: str = "") -> int | None:
+    """Elements one token's KV takes in one layer of a model with multi-head latent attention, as vLLM 0.32 sizes its
+    ``MLAAttentionSpec``: one latent of ``kv_lora_rank + qk_rope_head_dim`` shared by every head (no per-head keys
+    and values, no separate V; replicated, not sharded, under tensor parallelism). None for a text model ``text``
+    vLLM does not serve with MLA (another model type, no ``kv_lora_rank``, or ``is_causal`` false). A bad or missing
+    ``qk_rope_head_dim`` or ``kv_lora_rank`` is a one-line :class:`UserError` naming ``source`` and the key (after
+    ``prefix``)."""
+    if model_type(text) not in MLA_MODEL_TYPES or text.get("compress_ratios") is not None:
+        return None  # (DeepSeek-V4's compressed caches: sized by head_dim, not a latent)
+    if text.get("is_causal", True) is False or "kv_lora_rank" in text and text["kv_lora_rank"] is None:
+        return None  # (vLLM's bidirectional DeepSeek and an explicit null rank: its non-MLA path)
+    return config_size(text, "kv_lora_rank", source, prefix) + config_size(text, "qk_rope_head_dim", source, prefix)
+
+
+def layer_kv_size(config, source: str = "model config") -> int:
+    """Elements one token's KV takes in one decoder layer on one device, from the text model's sizes
+    (:func:`text_model`, where vLLM reads them): a latent attention's latent (:func:`mla_latent_size`), else the keys
+    and values of its KV heads, ``2 x num_key_value_heads x head_dim`` (``num_key_value_heads`` defaulting to
+    ``num_attention_heads``, multi-head attention as in transformers; ChatGLM's ``multi_query_group_num`` where its
+    ``multi_query_attention`` is set, :data:`KV_HEADS_KEYS`; ``head_dim`` to ``hidden_size`` / heads). A
     missing or bad size is a one-line :class:`UserError` naming ``source`` and the key."""
     text, prefix = text_model(config, source)
+    latent = mla_latent_size(text, source, prefix)
+    if latent is not None:
+        return latent
     heads = config_size(text, "num_attention_heads", source, prefix)
     head_dim = (config_size(text, "head_dim", source, prefix) if text.get("head_dim") is not None
                 else config_size(text, "hidden_size", source, prefix) // heads)
-    kv_heads = (config_size(text, "num_key_value_heads", source, prefix) if text.get("num_key_value_heads") is not None
-                else heads)
-    return 2 * layer_count(config, source) * kv_heads * head_dim * dtype_bytes
+    if model_type(text) == "chatglm":  # (vLLM's ChatGLM attention: its KV groups only under multi-query)
+        kv_heads = (config_size(text, "multi_query_group_num", source, prefix) if text.get("multi_query_attention")
+                    else heads)
+    elif model_type(text) in KV_HEADS_KEYS:
+        kv_heads = config_size(text, KV_HEADS_KEYS[text["model_type"]], source, prefix)
+        head_dim = config_size(text, "head_dim", source, prefix)  # (its class's default is no hidden_size / heads)
+    elif text.get("num_key_value_heads") is not None:
+        kv_heads = config_size(text, "num_key_value_heads", source, prefix)
+    else:
+        kv_heads = heads
+    return 2 * kv_heads * head_dim
+
+
+def kv_bytes_per_token(config, dtype_bytes: int, source: str = "model config") -> int:
+    """KV-cache bytes one token takes on one device (every layer's :func:`layer_kv_size`), at ``dtype_bytes``
+    bytes per element; a missing or bad size is a one-line :class:`UserError` naming ``source`` and the key."""
+    per_layer = layer_kv_size(config, source)
+    return layer_count(config, source) * per_layer * dtype_bytes
 
 
 def _own_dtype(config: dict):

@@ -791,7 +791,7 @@ DBRX = {"model_type": "dbrx", "architectures": ["DbrxForCausalLM"], "d_model": 2
 #: Types transformers does not know, vLLM reads with its own class (Step3TextConfig, ChatGLMConfig), and one it
 #: reads with transformers' class of another type (kimi_k2: DeepseekV3Config).
 STEP3 = {**TINY, "model_type": "step3_text", "architectures": ["Step3TextForCausalLM"]}
-CHATGLM = {**TINY, "model_type": "chatglm", "architectures": ["ChatGLMModel"]}
+CHATGLM = {**TINY, "model_type": "chatglm", "architectures": ["ChatGLMModel"], "original_rope": True}
 KIMI_K2 = {**TINY, "model_type": "kimi_k2", "architectures": ["DeepseekV3ForCausalLM"]}
 
 
@@ -847,3 +847,200 @@ def test_checking_a_configs_values_leaves_the_callers_config_as_it_was(config):
     before = json.dumps(config)
     check_config_values(config, "config.json")
     assert json.dumps(config) == before
+
+
+# --- multi-head latent attention (DeepSeek-V2/V3, Kimi-K2): one latent per layer, not per-head keys and values ----
+
+#: A 3-layer DeepSeek-V2-Lite-like model (no query LoRA, MoE after the first layer), bfloat16.
+DSV2 = {"architectures": ["DeepseekV2ForCausalLM"], "model_type": "deepseek_v2", "hidden_size": 256,
+        "intermediate_size": 512, "moe_intermediate_size": 128, "num_hidden_layers": 3, "num_attention_heads": 4,
+        "num_key_value_heads": 4, "kv_lora_rank": 64, "q_lora_rank": None, "qk_rope_head_dim": 16,
+        "qk_nope_head_dim": 32, "v_head_dim": 32, "n_routed_experts": 4, "n_shared_experts": 1,
+        "num_experts_per_tok": 2, "first_k_dense_replace": 1, "moe_layer_freq": 1, "n_group": 1, "topk_group": 1,
+        "vocab_size": 32000, "max_position_embeddings": 4096, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+        "torch_dtype": "bfloat16", "tie_word_embeddings": False}
+#: DSV2's KV bytes per token: 3 layers x one latent of kv_lora_rank + qk_rope_head_dim (64 + 16) x 2 bytes.
+DSV2_KV_PER_TOKEN = 3 * (64 + 16) * 2
+DSV3 = {**DSV2, "model_type": "deepseek_v3", "architectures": ["DeepseekV3ForCausalLM"]}
+KIMI_K2_MLA = {**DSV3, "model_type": "kimi_k2"}  # (vLLM reads it through DeepseekV3Config; transformers has no class)
+GLM4_LITE = {**DSV2, "model_type": "glm4_moe_lite", "architectures": ["Glm4MoeLiteForCausalLM"]}
+
+
+@pytest.mark.parametrize("config", [DSV2, DSV3, KIMI_K2_MLA, GLM4_LITE, {**LLAVA, "text_config": DSV3}])
+def test_a_latent_attentions_kv_is_one_latent_per_layer(tmp_path, config):
+    """A model with multi-head latent attention had its KV sized as heads x head size, keys and values (3 x 2 x 4 x 64
+    x 2 bytes a token here, 6.4 times vLLM's): the bytes reserved for --num-gpu-blocks, the blocks --kv-cache-gib
+    holds, the context bound, and a profile's KV capacity. vLLM 0.32 keeps one latent of kv_lora_rank +
+    qk_rope_head_dim per layer (MLAAttentionSpec: one KV head, no V), the same on every GPU under tensor parallelism."""
+    from ltrsched.engine.config import kv_bounded_context, model_kv_bytes_per_token, pool_block_bytes, stated_kv_blocks
+    from ltrsched.sim.kv_capacity import kv_bytes_per_token
+
+    path = str(_model_dir(tmp_path / "m", config))
+    assert model_kv_bytes_per_token(path, "auto") == DSV2_KV_PER_TOKEN
+    assert pool_block_bytes(path, "auto", 32) == 32 * DSV2_KV_PER_TOKEN
+    assert kv_bytes_per_token(config, 1) == kv_bytes_per_token(config, 2) == DSV2_KV_PER_TOKEN
+    gib = _cpu_config(model=path, kv_cache_gib=0.001, block_size=32, dtype="auto")
+    assert stated_kv_blocks(gib, path) == int(0.001 * 2**30) // (32 * DSV2_KV_PER_TOKEN)  # (69 blocks)
+    assert kv_bounded_context(gib, path, 4096).context == (stated_kv_blocks(gib, path) - 1) * 32
+
+
+@pytest.mark.parametrize("config", [
+    {**DSV2, "kv_lora_rank": None},                     # (no latent: vLLM's is_deepseek_mla is false)
+    {**DSV2, "is_causal": False},                       # (a bidirectional DeepSeek: vLLM's non-MLA path)
+    {**TINY, "num_hidden_layers": 3, "kv_lora_rank": 64, "qk_rope_head_dim": 16},  # (a Llama: no MLA model type)
+])
+def test_attention_without_a_latent_keeps_per_head_keys_and_values(config):
+    from ltrsched.models import kv_bytes_per_token as engine_kv_bytes
+    from ltrsched.sim.kv_capacity import kv_bytes_per_token
+
+    heads = 3 * 2 * 4 * 64  # (layers x keys and values x KV heads x head size)
+    assert engine_kv_bytes(config, 2) == heads * 2
+    assert kv_bytes_per_token({**config, "torch_dtype": "bfloat16"}) == heads * 2
+
+
+@pytest.mark.parametrize("config, says", [
+    ({k: v for k, v in DSV2.items() if k != "qk_rope_head_dim"}, "has no 'qk_rope_head_dim': transformers' "
+                                                                  "'deepseek_v2' config class"),
+    ({k: v for k, v in DSV3.items() if k != "kv_lora_rank"}, "has no 'kv_lora_rank'"),
+    ({**DSV2, "kv_lora_rank": "64"}, "'kv_lora_rank' must be a positive integer, got '64'"),
+])
+def test_a_latent_attentions_missing_or_bad_sizes_are_refused(config, says):
+    from ltrsched.engine.model_sizes import check_text_sizes
+
+    with pytest.raises(UserError, match=says):
+        check_text_sizes(config, "config.json")
+
+
+def test_a_latent_attention_without_its_sizes_is_refused_by_the_kv_arithmetic(tmp_path):
+    """Kimi-K2 (vLLM's own config class, none in transformers: no class default is known) without kv_lora_rank."""
+    from ltrsched.engine.config import model_kv_bytes_per_token
+    from ltrsched.sim.kv_capacity import ModelShape
+
+    config = {k: v for k, v in KIMI_K2_MLA.items() if k != "kv_lora_rank"}
+    path = _model_dir(tmp_path / "m", config)
+    with pytest.raises(UserError, match=f"^{path / 'config.json'} has no 'kv_lora_rank'$"):
+        model_kv_bytes_per_token(str(path), "auto")
+    with pytest.raises(UserError, match="^p.json has no 'kv_lora_rank'$"):
+        ModelShape.from_config(config, "p.json")
+
+
+@pytest.mark.vllm
+@pytest.mark.parametrize("config", [DSV2, KIMI_K2_MLA])
+def test_a_latent_attentions_block_is_vllms_own(tmp_path, gemma2_vllm_config, config):
+    """vLLM's own reading of the config (its config classes and MLA head size) and its KV planner: the bytes the CPU
+    engine reserves for --num-gpu-blocks N are N blocks of its MLAAttentionSpec layers, every byte allocated."""
+    import torch
+    from vllm.transformers_utils.config import get_config
+    from vllm.transformers_utils.model_arch_config_convertor import ModelArchConfigConvertorBase
+    from vllm.v1.core.kv_cache_utils import get_kv_cache_configs
+    from vllm.v1.kv_cache_interface import MLAAttentionSpec
+
+    from ltrsched.engine.config import pool_block_bytes
+    from ltrsched.engine.runner import engine_kwargs
+
+    path = _model_dir(tmp_path / "m", config)
+    hf = get_config(str(path), trust_remote_code=False)
+    arch = ModelArchConfigConvertorBase(hf, hf)
+    assert arch.is_deepseek_mla()
+    blocks, block = 20, 32
+    engine = _cpu_config(model=str(path), num_gpu_blocks=blocks, block_size=block, dtype="bfloat16")
+    layer = MLAAttentionSpec(block_size=block, num_kv_heads=1, max_tp_shards=1, head_size=arch.get_head_size(),
+                             dtype=torch.bfloat16)
+    assert pool_block_bytes(str(path), "bfloat16", block) == 3 * layer.page_size_bytes
+    reserved = engine_kwargs(engine, "dummy")["kv_cache_memory_bytes"]
+    specs = {f"model.layers.{i}.self_attn.attn": layer for i in range(3)}
+    gemma2_vllm_config.model_config.max_model_len = block  # (a request of one block: the pool admits it)
+    gemma2_vllm_config.cache_config.num_gpu_blocks_override = blocks
+    (planned,) = get_kv_cache_configs(gemma2_vllm_config, [specs], [reserved])
+    assert planned.num_blocks == blocks
+    assert sum(tensor.size for tensor in planned.kv_cache_tensors) == reserved
+
+
+# --- ChatGLM: its KV heads and the key vLLM's model reads with no default --------------------------------------------
+
+#: A 2-layer ChatGLM3-like model: multi-query attention, 2 KV groups of 64 (vLLM's own ChatGLMConfig reads it).
+CHATGLM3 = {"architectures": ["ChatGLMModel"], "model_type": "chatglm", "num_layers": 2, "hidden_size": 256,
+           "num_attention_heads": 4, "multi_query_attention": True, "multi_query_group_num": 2, "kv_channels": 64,
+           "ffn_hidden_size": 512, "padded_vocab_size": 32000, "seq_length": 4096, "original_rope": True,
+           "add_qkv_bias": True, "torch_dtype": "bfloat16"}
+
+
+@pytest.mark.parametrize("config, kv_heads", [
+    (CHATGLM3, 2),                                       # (vLLM's ChatGLM attention: multi_query_group_num KV heads)
+    ({**CHATGLM3, "multi_query_attention": False}, 4),   # (one per query head, whatever the group number)
+])
+def test_a_chatglms_kv_heads_are_its_query_groups(config, kv_heads):
+    """ChatGLM2/3 give no num_key_value_heads: their KV was sized with a KV head per query head (2x here, 16x for
+    ChatGLM3-6B's 32 heads in 2 groups); vLLM's ChatGLM attention keeps multi_query_group_num under multi-query."""
+    from ltrsched.models import kv_bytes_per_token
+
+    assert kv_bytes_per_token(config, 2) == 2 * 2 * kv_heads * 64 * 2  # (layers x K and V x heads x 64 x 2 bytes)
+
+
+def test_a_chatglm_without_original_rope_is_refused_before_the_start(tmp_path, capsys):
+    """vLLM's ChatGLM model reads config.original_rope, which neither the file nor vLLM's ChatGLMConfig gave: an
+    AttributeError traceback once the engine started. Now one line naming the key and the file."""
+    from ltrsched.engine.model_sizes import check_config_values
+
+    check_config_values(CHATGLM3, "config.json")
+    path, line = _replay_refusal(tmp_path, capsys, {k: v for k, v in CHATGLM3.items() if k != "original_rope"})
+    assert line.startswith(f"error: {path / 'config.json'} has no 'original_rope', which vLLM's chatglm model reads "
+                           "at its start"), line
+
+
+# --- composite models whose config class is vLLM's own (Kimi-VL, Step3-VL) -------------------------------------------
+
+#: Step3-VL's text model: 2 layers, 4 query heads of 64 in one KV group (vLLM's Step3TextAttention takes only one).
+STEP3_TEXT = {"hidden_size": 256, "intermediate_size": 512, "num_attention_heads": 4, "num_attention_groups": 1,
+              "head_dim": 64, "num_hidden_layers": 2, "vocab_size": 32000, "max_seq_len": 4096,
+              "max_position_embedding": 4096}
+KIMI_VL = {"model_type": "kimi_vl", "architectures": ["KimiVLForConditionalGeneration"], "torch_dtype": "bfloat16",
+           "text_config": {k: v for k, v in DSV2.items() if k not in ("model_type", "architectures")}}
+STEP3_VL = {"model_type": "step3_vl", "architectures": ["Step3VLForConditionalGeneration"], "torch_dtype": "bfloat16",
+            "text_config": STEP3_TEXT}
+
+
+@pytest.mark.parametrize("config, per_token", [
+    (KIMI_VL, DSV2_KV_PER_TOKEN),                      # (DeepseekV2Config: one MLA latent per layer)
+    ({**KIMI_VL, "text_config": {**KIMI_VL["text_config"], "model_type": "deepseek_v3"}}, DSV2_KV_PER_TOKEN),
+    (STEP3_VL, 2 * 2 * 1 * 64 * 2),                    # (layers x K and V x one KV group x 64 x 2 bytes)
+])
+def test_a_composite_model_vllms_own_config_class_reads_is_sized_from_its_text_model(tmp_path, config, per_token):
+    """Kimi-VL and Step3-VL (config classes only vLLM has) were refused by the text model's lookup ("transformers has
+    no config class for model type 'kimi_vl'") though vLLM serves them: now their text_config is read as vLLM's class
+    builds it, and sized as vLLM sizes its layers."""
+    from ltrsched.engine.config import model_kv_bytes_per_token
+    from ltrsched.engine.model_sizes import check_text_sizes
+    from ltrsched.models import layer_count
+
+    path = _model_dir(tmp_path / "m", config)
+    check_text_sizes(config, "config.json")
+    assert layer_count(config, "config.json") == config["text_config"]["num_hidden_layers"]
+    assert model_kv_bytes_per_token(str(path), "auto") == per_token
+
+
+@pytest.mark.vllm
+@pytest.mark.parametrize("config", [KIMI_VL, STEP3_VL])
+def test_vllms_own_composite_classes_build_the_text_model_we_read(tmp_path, config):
+    """The text model vLLM reads (its config class, then get_hf_text_config) is of the model type ours names, with
+    the sizes of the file's text_config."""
+    from vllm.transformers_utils.config import get_config, get_hf_text_config
+
+    from ltrsched.models import VLLM_TEXT_CONFIG_TYPES, text_model
+
+    hf = get_config(str(_model_dir(tmp_path / "m", config)), trust_remote_code=False)
+    text = get_hf_text_config(hf)
+    ours, prefix = text_model(config, "config.json")
+    assert prefix == "text_config."
+    assert text.model_type == ours["model_type"] == VLLM_TEXT_CONFIG_TYPES[config["model_type"]]
+    assert (text.num_hidden_layers, text.num_attention_heads) == (ours["num_hidden_layers"],
+                                                                   ours["num_attention_heads"])
+
+
+def test_a_step3_profile_takes_its_kv_groups_and_a_hostile_model_type_is_no_mla():
+    from ltrsched.models import kv_bytes_per_token as engine_kv_bytes
+    from ltrsched.sim.kv_capacity import ModelShape, kv_bytes_per_token
+
+    assert ModelShape.from_config(STEP3_VL).num_kv_heads == 1
+    assert kv_bytes_per_token(STEP3_VL) == engine_kv_bytes(STEP3_VL, 2) == 2 * 2 * 1 * 64 * 2
+    assert engine_kv_bytes({**TINY, "model_type": ["deepseek_v2"]}, 2) == 2 * 2 * 4 * 64 * 2  # (no TypeError)

@@ -19,14 +19,17 @@ from ltrsched.errors import UserError
 #: The sizes checked, in the order named (vLLM's ``hf_text_config`` attributes; a class may store one under another
 #: name: its ``attribute_map``, GPT-2's ``n_embd``).
 SIZES = ("hidden_size", "num_attention_heads", "num_key_value_heads", "head_dim", "intermediate_size", "vocab_size")
+#: The sizes of a multi-head latent attention's KV latent, checked too for the model types vLLM serves with it
+#: (:data:`ltrsched.models.MLA_MODEL_TYPES`): they, not the heads, size its KV cache.
+MLA_SIZES = ("kv_lora_rank", "qk_rope_head_dim")
 #: Largest plausible size [elements], as :data:`ltrsched.sim.kv_capacity.MAX_CONFIG_SIZE`.
 MAX_SIZE = 1 << 31
 
 
-def _class_defaults(kind) -> tuple[dict[str, str], dict[str, object]]:
+def _class_defaults(kind, sizes=SIZES) -> tuple[dict[str, str], dict[str, object]]:
     """The ``attribute_map`` of transformers' config class for model type ``kind`` and its ``__init__`` defaults of
-    :data:`SIZES` (a size absent from its signature is none of its own); empty where transformers has no such class
-    (vLLM then refuses the model type itself)."""
+    ``sizes`` (a size absent from its signature is none of its own); empty where transformers has no such class
+    (vLLM then refuses the model type itself, or reads it through a config class of its own)."""
     try:
         from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
@@ -36,7 +39,7 @@ def _class_defaults(kind) -> tuple[dict[str, str], dict[str, object]]:
     params = inspect.signature(config_class.__init__).parameters
     aliases = dict(getattr(config_class, "attribute_map", None) or {})
     defaults = {}
-    for key in SIZES:
+    for key in sizes:
         name = aliases.get(key, key)
         if name in params and params[name].default is not inspect.Parameter.empty:
             defaults[key] = params[name].default
@@ -52,15 +55,19 @@ def check_text_sizes(model: dict, source: str) -> None:
     composite model's ``text_config``, :func:`ltrsched.models.text_model`) are not what the engine can serve: a
     size given as anything but a positive integer (at most 2^31), one left to transformers' class default, query
     heads that do not split evenly into KV heads, or (without ``head_dim``) a width that does not split evenly into
-    heads."""
-    from ltrsched.models import text_model
+    heads; for a model vLLM serves with multi-head latent attention, its latent's sizes too (:data:`MLA_SIZES`; a
+    ``kv_lora_rank`` of null is its attention without a latent)."""
+    from ltrsched.models import MLA_MODEL_TYPES, model_type, text_model
 
     text, prefix = text_model(model, source)
-    aliases, defaults = _class_defaults(text.get("model_type"))
+    sizes = SIZES + (MLA_SIZES if model_type(text) in MLA_MODEL_TYPES else ())
+    aliases, defaults = _class_defaults(text.get("model_type"), sizes)
     given = {}
-    for key in SIZES:
+    for key in sizes:
         name = aliases.get(key, key)
         value = text.get(name, text.get(key))
+        if value is None and key == "kv_lora_rank" and key in text:
+            break  # (no latent: its rope size is not read)
         if value is None:
             if defaults.get(key) is not None:
                 raise UserError(f"{source} has no '{prefix}{name}': transformers' {text.get('model_type')!r} config "
@@ -81,11 +88,26 @@ def check_text_sizes(model: dict, source: str) -> None:
                         f"{heads}, and no {prefix}head_dim says each head's size")
 
 
+#: Keys a vLLM 0.32 model reads from the config with no default (neither in the file's nor in vLLM's config class),
+#: by model type -> what to add, in words.
+MODEL_KEYS = {
+    "chatglm": {"original_rope": "add it (true: ChatGLM2/3's rotary embedding; false: the GPT-NeoX style, as "
+                                 "CogAgent's)"},
+}
+
+
 def check_config_values(model: dict, source: str) -> None:
     """One-line :class:`UserError` naming ``source`` where transformers' config class of the model's type (through
     which vLLM reads a config.json) refuses a value's type (``"rms_norm_eps": "x"``: transformers 5 checks each
     field, a traceback from the engine's start). Other failures of the class are left to vLLM's own reading (it
-    has config classes of its own for some model types). ``model`` is read, never changed."""
+    has config classes of its own for some model types). ``model`` is read, never changed. Also refused: a key
+    vLLM's model reads with no default in any config class (:data:`MODEL_KEYS`: a ChatGLM without
+    ``original_rope``, an AttributeError traceback at the start)."""
+    kind = model.get("model_type")
+    for key, words in (MODEL_KEYS.get(kind, {}) if isinstance(kind, str) else {}).items():
+        if key not in model:
+            raise UserError(f"{source} has no {key!r}, which vLLM's {model['model_type']} model reads at its start "
+                            f"(an AttributeError traceback): {words}")
     try:
         from huggingface_hub.errors import StrictDataclassFieldValidationError
         from transformers.models.auto.configuration_auto import CONFIG_MAPPING

@@ -68,6 +68,9 @@ class ModelShape:
         intermediate_size: MLP width [elements] (gated MLP: gate, up and down projections).
         dtype_bytes: bytes per weight and per KV element.
         tie_word_embeddings: the LM head shares the embedding matrix.
+        kv_latent: elements one token's KV takes per layer under multi-head latent attention (DeepSeek-V2/V3's
+            ``kv_lora_rank + qk_rope_head_dim``, :func:`ltrsched.models.mla_latent_size`: one latent for every head,
+            replicated under tensor parallelism, as vLLM sizes it); None where each KV head keeps its keys and values.
     """
 
     num_layers: int
@@ -79,6 +82,7 @@ class ModelShape:
     intermediate_size: int
     dtype_bytes: int
     tie_word_embeddings: bool = False
+    kv_latent: int | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], source: str = "model config") -> "ModelShape":
@@ -88,11 +92,13 @@ class ModelShape:
         model's ``text_config``, found as the engine side finds it (:func:`ltrsched.models.text_model`), else the
         config itself; the dtype is the config's own ``torch_dtype``, else its text model's, as vLLM falls back
         (:func:`ltrsched.models.config_dtype`)."""
-        from ltrsched.models import config_dtype, text_model
+        from ltrsched.models import KV_HEADS_KEYS, config_dtype, mla_latent_size, model_type, text_model
 
         if not isinstance(config, Mapping):
             raise UserError(f"{source}: model config must be a JSON object, got {type(config).__name__}")
         text, prefix = text_model(dict(config), source, fix=PROFILE_FIX)
+        if model_type(text) in KV_HEADS_KEYS and KV_HEADS_KEYS[model_type(text)] in text:
+            text = {**text, "num_key_value_heads": text[KV_HEADS_KEYS[text["model_type"]]]}  # (its KV heads' key)
         if text.get("num_key_value_heads") is None and isinstance(text.get("num_attention_heads"), int):
             # (multi-head attention: transformers' config classes, and vLLM, take a KV head per query head)
             text = {**text, "num_key_value_heads": text["num_attention_heads"]}
@@ -140,6 +146,7 @@ class ModelShape:
             intermediate_size=ints["intermediate_size"],
             dtype_bytes=DTYPE_BYTES[dtype],
             tie_word_embeddings=tied,
+            kv_latent=mla_latent_size(text, source, prefix),
         )
 
     def check_tp(self, tp: int) -> None:
@@ -191,9 +198,12 @@ def weight_bytes_per_gpu(config: Mapping[str, Any] | ModelShape, tp: int = 1) ->
 
 
 def kv_bytes_per_token(config: Mapping[str, Any] | ModelShape, tp: int = 1) -> int:
-    """Key + value cache of one token on one GPU, all layers [bytes/token]."""
+    """Key + value cache of one token on one GPU, all layers [bytes/token]: a latent attention's latent per layer
+    (:attr:`ModelShape.kv_latent`, the same on every GPU), else the keys and values of its KV heads on that GPU."""
     m = _shape(config)
     m.check_tp(tp)
+    if m.kv_latent is not None:
+        return m.num_layers * m.kv_latent * m.dtype_bytes
     return 2 * m.num_layers * m.kv_heads_per_gpu(tp) * m.head_dim * m.dtype_bytes
 
 
