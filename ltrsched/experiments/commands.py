@@ -200,9 +200,18 @@ def _resolve_sweep_paths(data: dict, path: Path) -> None:
             named = is_name(key, name)
             if not named:
                 data[key][i] = str(resolved(name))
-            same = first.setdefault(name if named else os.path.realpath(data[key][i]), name)
+            same = first.setdefault(name if named else _real_path(data[key][i]), name)
             if same != name:  # ("w.csv" and "./w.csv": one run, listed twice in sweep.csv)
                 raise UserError(f"{path}: {key!r} lists {same!r} and {name!r}, the same file; give each once")
+
+
+def _real_path(spelled: str) -> str:
+    """``spelled``'s real path (symlinks and ``..`` resolved), to tell two spellings of one file apart; the path as
+    spelled where it cannot be resolved (a NUL byte in it: the file's reader then gives the one-line error)."""
+    try:
+        return os.path.realpath(spelled)
+    except (ValueError, OSError):
+        return spelled
 
 
 def _type_name(types) -> str:
