@@ -240,6 +240,51 @@ def model_type(config: dict) -> str | None:
 KV_HEADS_KEYS = MappingProxyType({"step3_text": "num_attention_groups"})
 
 
+#: Falcon's model types: transformers' ``FalconConfig`` (``falcon``) and vLLM's ``RWConfig`` for the original
+#: RefinedWeb configs, which spell the heads ``n_head`` / ``n_head_kv`` and default ``n_head_kv`` to 1.
+FALCON_MODEL_TYPES = frozenset({"falcon", "RefinedWeb", "RefinedWebModel"})
+
+
+#: The names vLLM's ``RWConfig`` (and, for ``n_embed``, ``FalconConfig``) reads a Falcon size under -> its own name.
+FALCON_ALIASES = MappingProxyType({"n_head": "num_attention_heads", "n_head_kv": "num_kv_heads",
+                                   "n_embed": "hidden_size", "n_layer": "num_hidden_layers"})
+
+
+def falcon_names(text: dict) -> dict:
+    """A Falcon text model's config with each size also under the name vLLM reads it by (:data:`FALCON_ALIASES`;
+    one the config gives under both names keeps its own)."""
+    return {**{FALCON_ALIASES[k]: v for k, v in text.items() if k in FALCON_ALIASES}, **text}
+
+
+def falcon_kv_heads(text: dict, source: str, prefix: str = "") -> int:
+    """KV heads of a Falcon text model ``text`` (:data:`FALCON_MODEL_TYPES`), as vLLM 0.32's ``FalconAttention``
+    derives them: under ``new_decoder_architecture`` its ``num_kv_heads`` (``n_head_kv`` in the old RefinedWeb
+    configs; absent, the query heads for ``falcon``, 1 for RefinedWeb), else 1 under ``multi_query`` (its class's
+    default: true), else one per query head. RefinedWeb's ``RWConfig`` takes a ``hidden_size`` of 8192 as the new
+    architecture (Falcon-40B). A flag that is not true or false, a bad head count, or query heads that do not split
+    evenly into KV heads is a one-line :class:`UserError` naming ``source`` and the key (after ``prefix``)."""
+    from ltrsched.errors import UserError
+
+    text = falcon_names(text)
+    refined_web = model_type(text) != "falcon"
+    heads = config_size(text, "num_attention_heads", source, prefix)
+    flags = {}
+    for key, default in (("new_decoder_architecture", False), ("multi_query", True)):
+        value = text.get(key, default)
+        if not isinstance(value, bool):  # (vLLM takes any truthy value: the string "false" would be true)
+            raise UserError(f"{source}: model config key {prefix + key!r} must be true or false, got {value!r}")
+        flags[key] = value
+    if flags["new_decoder_architecture"] or refined_web and text.get("hidden_size") == 8192:
+        if text.get("num_kv_heads") is None:
+            return 1 if refined_web else heads
+        kv_heads = config_size(text, "num_kv_heads", source, prefix)
+        if heads % kv_heads:
+            raise UserError(f"{source}: {prefix}num_attention_heads {heads} is not a multiple of {prefix}num_kv_heads "
+                            f"{kv_heads} (each KV head serves a whole group of query heads)")
+        return kv_heads
+    return 1 if flags["multi_query"] else heads
+
+
 def mla_latent_size(text: dict, source: str, prefix: str = "") -> int | None:
     """Elements one token's KV takes in one layer of a model with multi-head latent attention, as vLLM 0.32 sizes its
     ``MLAAttentionSpec``: one latent of ``kv_lora_rank + qk_rope_head_dim`` shared by every head (no per-head keys
@@ -259,16 +304,22 @@ def layer_kv_size(config, source: str = "model config") -> int:
     (:func:`text_model`, where vLLM reads them): a latent attention's latent (:func:`mla_latent_size`), else the keys
     and values of its KV heads, ``2 x num_key_value_heads x head_dim`` (``num_key_value_heads`` defaulting to
     ``num_attention_heads``, multi-head attention as in transformers; ChatGLM's ``multi_query_group_num`` where its
-    ``multi_query_attention`` is set, :data:`KV_HEADS_KEYS`; ``head_dim`` to ``hidden_size`` / heads). A
-    missing or bad size is a one-line :class:`UserError` naming ``source`` and the key."""
+    ``multi_query_attention`` is set, :data:`KV_HEADS_KEYS`, Falcon's :func:`falcon_kv_heads`; ``head_dim`` to
+    ``hidden_size`` / heads, always for Falcon). A missing or bad size is a one-line :class:`UserError` naming
+    ``source`` and the key."""
     text, prefix = text_model(config, source)
     latent = mla_latent_size(text, source, prefix)
     if latent is not None:
         return latent
+    if model_type(text) in FALCON_MODEL_TYPES:  # (RefinedWeb's names, as vLLM's RWConfig reads them)
+        text = falcon_names(text)
     heads = config_size(text, "num_attention_heads", source, prefix)
     head_dim = (config_size(text, "head_dim", source, prefix) if text.get("head_dim") is not None
                 else config_size(text, "hidden_size", source, prefix) // heads)
-    if model_type(text) == "chatglm":  # (vLLM's ChatGLM attention: its KV groups only under multi-query)
+    if model_type(text) in FALCON_MODEL_TYPES:  # (vLLM's Falcon attention: its head size is always width / heads)
+        kv_heads = falcon_kv_heads(text, source, prefix)
+        head_dim = config_size(text, "hidden_size", source, prefix) // heads
+    elif model_type(text) == "chatglm":  # (vLLM's ChatGLM attention: its KV groups only under multi-query)
         kv_heads = (config_size(text, "multi_query_group_num", source, prefix) if text.get("multi_query_attention")
                     else heads)
     elif model_type(text) in KV_HEADS_KEYS:

@@ -532,6 +532,58 @@ def test_profile_refuses_a_model_its_simulator_profile_cannot_size_before_measur
         f"error: model {path} (its profile): model config lacks key 'intermediate_size'"]
 
 
+FALCON = {"model_type": "falcon", "architectures": ["FalconForCausalLM"], "hidden_size": 256, "num_attention_heads": 8,
+          "num_hidden_layers": 2, "vocab_size": 1000, "intermediate_size": 1024, "torch_dtype": "bfloat16"}
+FALCON_HEAD = 256 // 8  # [elements]
+
+
+@pytest.mark.parametrize("config, kv_heads", [
+    (FALCON, 1),                                                            # (multi_query: its class's default)
+    ({**FALCON, "multi_query": True}, 1),
+    ({**FALCON, "multi_query": False}, 8),
+    ({**FALCON, "multi_query": False, "num_kv_heads": 2}, 8),              # (ignored outside the new architecture)
+    ({**FALCON, "new_decoder_architecture": True, "num_kv_heads": 2}, 2),  # (multi_query ignored, Falcon-40B)
+    ({**FALCON, "new_decoder_architecture": True}, 8),                     # (FalconConfig: one per query head)
+    ({**{k: v for k, v in FALCON.items() if k not in ("num_attention_heads", "num_hidden_layers")},
+      "model_type": "RefinedWeb", "n_head": 8, "n_layer": 2, "new_decoder_architecture": True, "n_head_kv": 4}, 4),
+    ({**{k: v for k, v in FALCON.items() if k != "num_attention_heads"}, "model_type": "RefinedWebModel",
+      "n_head": 8, "new_decoder_architecture": True}, 1),                  # (RWConfig: n_head_kv defaults to 1)
+])
+def test_falcon_kv_heads_are_those_vllm_derives(tmp_path, config, kv_heads):
+    """Falcon's KV heads (``num_kv_heads``, RefinedWeb's ``n_head_kv``, under ``new_decoder_architecture``; one under
+    ``multi_query``) were not read: a Falcon-7B-style multi-query config was sized with a KV head per query head (8x
+    vLLM's KV cache per token here), a Falcon-40B-style one likewise. Now as vLLM 0.32's FalconAttention."""
+    from ltrsched.engine.config import model_kv_bytes_per_token
+    from ltrsched.engine.model_sizes import check_text_sizes
+    from ltrsched.sim.kv_capacity import kv_bytes_per_token
+
+    path = _model_dir(tmp_path / "m", config)
+    check_text_sizes(config, "config.json")
+    expected = 2 * 2 * kv_heads * FALCON_HEAD * 2  # keys and values x 2 layers x heads x head size x bfloat16 [bytes]
+    assert model_kv_bytes_per_token(str(path), "auto") == expected
+    assert kv_bytes_per_token(config) == expected
+
+
+@pytest.mark.parametrize("config, says", [
+    ({**FALCON, "multi_query": "false"}, "model config key 'multi_query' must be true or false, got 'false'"),
+    ({**FALCON, "new_decoder_architecture": 1}, "model config key 'new_decoder_architecture' must be true or false"),
+    ({**FALCON, "new_decoder_architecture": True, "num_kv_heads": 3},
+     "num_attention_heads 8 is not a multiple of num_kv_heads 3"),
+    ({**FALCON, "new_decoder_architecture": True, "num_kv_heads": "2"}, "'num_kv_heads' must be a positive integer"),
+])
+def test_a_bad_falcon_kv_head_setting_is_one_line(config, says):
+    """A flag vLLM reads by truthiness (the string "false" is multi-query) or KV heads that do not split the query
+    heads: one line before the engine starts (the size check), and from the KV sizing itself."""
+    from ltrsched.engine.model_sizes import check_text_sizes
+    from ltrsched.models import layer_kv_size
+
+    for check in (check_text_sizes, layer_kv_size):
+        with pytest.raises(UserError) as err:
+            check(config, "m/config.json")
+        assert str(err.value).startswith("m/config.json: ") and says in str(err.value), str(err.value)
+        assert "\n" not in str(err.value)
+
+
 @pytest.mark.parametrize("dtype", ["float64x", 16, ["bfloat16"], "Tensor"])
 def test_a_config_dtype_that_is_no_torch_dtype_is_refused_before_the_start(tmp_path, capsys, dtype):
     """`"torch_dtype": "float64x"` was an AttributeError traceback from the engine's start (transformers looks it up on

@@ -54,10 +54,11 @@ def check_text_sizes(model: dict, source: str) -> None:
     """One-line :class:`UserError` naming ``source`` (the config.json) and the key where the text model's sizes (a
     composite model's ``text_config``, :func:`ltrsched.models.text_model`) are not what the engine can serve: a
     size given as anything but a positive integer (at most 2^31), one left to transformers' class default, query
-    heads that do not split evenly into KV heads, or (without ``head_dim``) a width that does not split evenly into
-    heads; for a model vLLM serves with multi-head latent attention, its latent's sizes too (:data:`MLA_SIZES`; a
-    ``kv_lora_rank`` of null is its attention without a latent)."""
-    from ltrsched.models import MLA_MODEL_TYPES, model_type, text_model
+    heads that do not split evenly into KV heads (Falcon's: :func:`ltrsched.models.falcon_kv_heads`), or (without
+    ``head_dim``) a width that does not split evenly into heads; for a model vLLM serves with multi-head latent
+    attention, its latent's sizes too (:data:`MLA_SIZES`; a ``kv_lora_rank`` of null is its attention without a
+    latent)."""
+    from ltrsched.models import FALCON_MODEL_TYPES, MLA_MODEL_TYPES, falcon_kv_heads, model_type, text_model
 
     text, prefix = text_model(model, source)
     sizes = SIZES + (MLA_SIZES if model_type(text) in MLA_MODEL_TYPES else ())
@@ -78,6 +79,8 @@ def check_text_sizes(model: dict, source: str) -> None:
             raise UserError(f"{source}: '{prefix}{name if name in text else key}' must be a positive integer, got "
                             f"{value!r}")
         given[key] = value
+    if model_type(text) in FALCON_MODEL_TYPES:  # (its KV heads and flags, as vLLM's Falcon attention reads them)
+        falcon_kv_heads(text, source, prefix)
     heads, kv_heads = given.get("num_attention_heads"), given.get("num_key_value_heads")
     if heads and kv_heads and heads % kv_heads:
         raise UserError(f"{source}: {prefix}num_attention_heads {heads} is not a multiple of "

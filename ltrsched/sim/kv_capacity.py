@@ -92,13 +92,16 @@ class ModelShape:
         model's ``text_config``, found as the engine side finds it (:func:`ltrsched.models.text_model`), else the
         config itself; the dtype is the config's own ``torch_dtype``, else its text model's, as vLLM falls back
         (:func:`ltrsched.models.config_dtype`)."""
-        from ltrsched.models import KV_HEADS_KEYS, config_dtype, mla_latent_size, model_type, text_model
+        from ltrsched.models import (FALCON_MODEL_TYPES, KV_HEADS_KEYS, config_dtype, falcon_kv_heads, falcon_names,
+                                     mla_latent_size, model_type, text_model)
 
         if not isinstance(config, Mapping):
             raise UserError(f"{source}: model config must be a JSON object, got {type(config).__name__}")
         text, prefix = text_model(dict(config), source, fix=PROFILE_FIX)
         if model_type(text) in KV_HEADS_KEYS and KV_HEADS_KEYS[model_type(text)] in text:
             text = {**text, "num_key_value_heads": text[KV_HEADS_KEYS[text["model_type"]]]}  # (its KV heads' key)
+        if model_type(text) in FALCON_MODEL_TYPES:  # (its KV heads as vLLM's Falcon attention derives them)
+            text = {**falcon_names(text), "num_key_value_heads": falcon_kv_heads(text, source, prefix)}
         if text.get("num_key_value_heads") is None and isinstance(text.get("num_attention_heads"), int):
             # (multi-head attention: transformers' config classes, and vLLM, take a KV head per query head)
             text = {**text, "num_key_value_heads": text["num_attention_heads"]}
