@@ -358,3 +358,22 @@ def test_an_infeasible_slo_ends_after_two_rates_with_one_line_saying_why(tmp_pat
     assert len(lines) == 1 and "policy fcfs on a100-llama3-8b: none; ttft_p90 " in lines[0]
     assert ("> 0.001 even at 2 req/s, where the runs form no queue; what is left is the latency of unloaded "
             "service, and the last halving gained so little that no lower rate gets it below ") in lines[0]
+    # capacity.md said only `none`: it now gives the same reason under the table (the .csv keeps its columns)
+    md = (out / "capacity.md").read_text()
+    reason = lines[0].split(": none; ", 1)[1]
+    assert f"- policy fcfs, profile a100-llama3-8b: none; {reason}\n" in md
+    assert "none; " not in (out / "capacity.csv").read_text()
+
+
+def test_a_none_without_the_floor_rule_notes_the_slos_the_lowest_rate_missed():
+    """Halvings that end without reaching the floor of unloaded latency (their limit) leave no floor to quote: the
+    note names the lowest rate tried and what it missed."""
+    from ltrsched.experiments.capacity_report import none_notes
+
+    down = drive(Search(TEMPLATE, start_rate=4.0, tolerance=0.05, max_rate=100.0), lambda r: 2.0)
+    up = drive(Search(dataclasses.replace(TEMPLATE, policy="ltr"), start_rate=4.0, tolerance=0.05, max_rate=8.0),
+               lambda r: 0.0)
+    assert down.floor is None and down.status == "none" and up.status == "above max"
+    assert none_notes([down, up]) == [
+        f"policy fcfs, profile a100-llama3-8b: none; even the lowest rate tried, {min(down.points):g} req/s, "
+        "missed ttft_p90"]

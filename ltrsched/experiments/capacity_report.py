@@ -54,6 +54,24 @@ def capacity_table(searches: Sequence[Search], seeds: int) -> pl.DataFrame:
                                                 "bracket_high": pl.Float64})
 
 
+def none_notes(searches: Sequence[Search]) -> list[str]:
+    """One note under the capacity table per configuration whose capacity is ``none``, naming it by the table's
+    columns and saying why: where halving stopped at the latency of unloaded service, its :attr:`Search.floor` (the
+    line ``capacity`` prints on stderr), else the SLOs that the lowest rate tried [req/s] missed."""
+    columns = varying_fields([s.template for s in searches])
+    notes = []
+    for s in searches:
+        if s.status != "none":
+            continue
+        if s.floor is not None:
+            why = str(s.floor)
+        else:
+            lowest = min(s.points)
+            why = f"even the lowest rate tried, {lowest:g} req/s, missed {', '.join(s.points[lowest].violated)}"
+        notes.append(f"{', '.join(f'{c} {getattr(s.template, c)}' for c in columns)}: none; {why}")
+    return notes
+
+
 def rates_table(searches: Sequence[Search], slos: Sequence[Slo]) -> pl.DataFrame:
     """Every rate tried per configuration: each SLO metric's mean over seeds, and whether it met the SLOs."""
     columns = varying_fields([s.template for s in searches])
