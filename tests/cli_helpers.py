@@ -4,6 +4,8 @@ import-time behaviour, plugins loaded at start-up, a real engine start, a hang) 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import sys
@@ -46,16 +48,12 @@ def _restore_matplotlib(old_rc: dict | None, old_figures: set[int]) -> None:
         dict.update(rc, changed)  # (the raw values, as copied: an unresolved backend stays unresolved)
 
 
-def run_cli_fast(capsys, *args, cwd=None, env=None) -> CliResult:
-    """``ltrsched ARGS`` in this process, in ``cwd`` with the environment ``env`` (the whole environment, as
-    subprocess's ``env=``) for the call only; the result holds only this call's output. The working directory,
-    environment, warnings filters, root logging handlers, CPU affinity, torch's thread count, matplotlib's settings
-    (a plot's ``matplotlib.use("Agg")`` changed its ``backend`` rcParams for every later test) and open figures, and
-    sys.stdin/stdout/stderr are as before once it returns, whatever the command did. An exception that escapes
-    the CLI (a traceback in a real process) propagates and fails the test."""
-    from ltrsched.cli import main
-
-    capsys.readouterr()  # (only this call's output)
+@contextlib.contextmanager
+def _call_state(cwd, env):
+    """Runs the body in ``cwd`` with the environment ``env`` (the whole environment, as subprocess's ``env=``) and
+    puts back, whatever the body did: the working directory, environment, warnings filters, root logging handlers,
+    CPU affinity, torch's thread count, matplotlib's settings (a plot's ``matplotlib.use("Agg")`` changed its
+    ``backend`` rcParams for every later test) and open figures, and sys.stdin/stdout/stderr."""
     old_cwd, old_env = os.getcwd(), dict(os.environ)
     old_streams = sys.stdin, sys.stdout, sys.stderr
     root = logging.getLogger()
@@ -64,7 +62,6 @@ def run_cli_fast(capsys, *args, cwd=None, env=None) -> CliResult:
     old_threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None
     old_rc = dict.copy(sys.modules["matplotlib"].rcParams) if "matplotlib" in sys.modules else None  # (raw: unresolved)
     old_figures = _figures()
-    code = 0
     try:
         with warnings.catch_warnings():
             if env is not None:  # the whole environment, as subprocess's env=
@@ -72,10 +69,7 @@ def run_cli_fast(capsys, *args, cwd=None, env=None) -> CliResult:
                 os.environ.update(env)
             if cwd is not None:
                 os.chdir(cwd)
-            try:
-                main([str(a) for a in args])
-            except SystemExit as exc:
-                code = _exit_code(exc.code)
+            yield
     finally:
         os.chdir(old_cwd)
         os.environ.clear()
@@ -88,5 +82,37 @@ def run_cli_fast(capsys, *args, cwd=None, env=None) -> CliResult:
         if old_threads is not None and sys.modules["torch"].get_num_threads() != old_threads:
             sys.modules["torch"]._C.set_num_threads(old_threads)
         _restore_matplotlib(old_rc, old_figures)
+
+
+def _main(args) -> int:
+    """``ltrsched ARGS``'s exit code, run by the CLI's own ``main``."""
+    from ltrsched.cli import main
+
+    try:
+        main([str(a) for a in args])
+    except SystemExit as exc:
+        return _exit_code(exc.code)
+    return 0
+
+
+def run_cli_fast(capsys, *args, cwd=None, env=None) -> CliResult:
+    """``ltrsched ARGS`` in this process, in ``cwd`` with the environment ``env`` (the whole environment, as
+    subprocess's ``env=``) for the call only; the result holds only this call's output. The process state
+    :func:`_call_state` lists is as before once it returns, whatever the command did. An exception that escapes
+    the CLI (a traceback in a real process) propagates and fails the test."""
+    capsys.readouterr()  # (only this call's output)
+    with _call_state(cwd, env):
+        code = _main(args)
     out = capsys.readouterr()
     return CliResult(code, out.out, out.err)
+
+
+def run_cli_captured(*args, cwd=None, env=None) -> CliResult:
+    """:func:`run_cli_fast` without pytest's ``capsys`` (which a module-scoped fixture cannot take): the call's
+    stdout and stderr are caught in memory with ``contextlib.redirect_stdout``/``redirect_stderr``. Like a pipe,
+    neither is a terminal (``isatty()`` is False: no progress bars). Same state restored, same propagation of an
+    exception that escapes the CLI."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with _call_state(cwd, env), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = _main(args)
+    return CliResult(code, stdout.getvalue(), stderr.getvalue())

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from cli_helpers import run_cli_captured
 
 from ltrsched.experiments.methods import make_spec
 from ltrsched.experiments.reference import load_reference, paper_value
@@ -51,8 +52,9 @@ def test_an_integer_rate_is_the_same_run_as_its_float():
 
 @pytest.fixture(scope="module")
 def quick_table1(tmp_path_factory):
+    """`reproduce table1 --quick` in this process (its --jobs 2 workers are spawned processes of their own)."""
     out = tmp_path_factory.mktemp("repro")
-    first = run_cli("reproduce", "table1", "--quick", "--out", str(out), "--jobs", "2")
+    first = run_cli_captured("reproduce", "table1", "--quick", "--out", str(out), "--jobs", "2")
     return out, first
 
 
@@ -76,7 +78,7 @@ def test_quick_reproduction_orderings_and_files(quick_table1):
 
 def test_rerun_skips_finished_runs(quick_table1):
     out, _ = quick_table1
-    r = run_cli("reproduce", "table1", "--quick", "--out", str(out))
+    r = run_cli_captured("reproduce", "table1", "--quick", "--out", str(out))
     assert r.returncode == 0 and "0 runs simulated, 11 reused" in r.stdout
 
 
@@ -87,7 +89,7 @@ def test_a_second_experiment_keeps_the_first_in_the_report(quick_table1, tmp_pat
 
     out = tmp_path / "repro"
     shutil.copytree(quick_table1[0], out)
-    r = run_cli("reproduce", "table4", "--quick", "--out", str(out), "--jobs", "1")
+    r = run_cli_captured("reproduce", "table4", "--quick", "--out", str(out), "--jobs", "1")
     assert r.returncode == 0, r.stderr[-2000:]
     report = (out / "REPRODUCTION.md").read_text()
     assert report.count("## Table 1:") == 1 and report.count("## Table 4:") == 1
@@ -97,7 +99,7 @@ def test_a_second_experiment_keeps_the_first_in_the_report(quick_table1, tmp_pat
     table1_checks = (out / "sections" / "table1.md").read_text().count("\n- ")  # checks and notes are bullets
     assert table1_checks and "of 0 hold" not in report
     (out / "sections" / "table1.md").write_text("damaged")  # a section this version did not write: left out
-    r = run_cli("reproduce", "table4", "--quick", "--out", str(out), "--jobs", "1")
+    r = run_cli_captured("reproduce", "table4", "--quick", "--out", str(out), "--jobs", "1")
     assert r.returncode == 0 and "## Table 1:" not in (out / "REPRODUCTION.md").read_text()
 
 

@@ -9,16 +9,17 @@ import shutil
 
 import pytest
 
-from cli_helpers import run_cli_fast
-from test_cli_simulate import assert_one_line_error, run_cli
+from cli_helpers import run_cli_captured, run_cli_fast
+from test_cli_simulate import assert_one_line_error
 
 
 @pytest.fixture(scope="module")
 def replay_run(tmp_path_factory):
     """A replay run on vLLM's emulated scheduler (no real engine): requests, summary and the engine's step log
-    (made once, in its own process; the cases below run in-process)."""
+    (made once; in this process, as test_validation's emulated replays are: vLLM's scheduler needs no process of its
+    own)."""
     out = tmp_path_factory.mktemp("replay") / "run"
-    r = run_cli("replay", "-n", "5", "--emulate", "a100-llama3-8b", "--out", str(out))
+    r = run_cli_captured("replay", "-n", "5", "--emulate", "a100-llama3-8b", "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert (out / "steps.parquet").is_file()
     return out
