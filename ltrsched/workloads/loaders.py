@@ -307,7 +307,10 @@ def _jsonl_dates(dates: dict[int, tuple[str, str]], arrivals: list[float], lines
     texts = pl.Series(key, [text for _, text in dates.values()], dtype=pl.String).str.strip_chars()
     seconds = _datetime_seconds(texts, f"{path}: key {key!r}")
     if seconds.dtype == pl.String:
-        bad = texts.str.to_datetime(strict=False).is_null()
+        try:
+            bad = texts.str.to_datetime(strict=False).is_null()
+        except pl.exceptions.ComputeError:  # (no text is a date-time polars can infer a format from: the first)
+            bad = pl.Series([True] * len(texts))
         at = int(bad.arg_max()) if bad.any() else 0
         line, (name, text) = list(dates.items())[at]
         unit = "milliseconds" if arrival_suffix(name) == "_ms" else "seconds"
