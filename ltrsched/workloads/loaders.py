@@ -934,16 +934,7 @@ def _may_give_cased_speakers(path: Path) -> bool:
     read_first_turn` reads them in any case now): a ``.json`` or ``.jsonl`` whose bytes give one (or hold a ``\\u``
     escape, which could spell one), or any conversations parquet (as :func:`_may_give_developer_turns`). False for
     other files and a parquet polars cannot read."""
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".json", ".jsonl"):
-            data = path.read_bytes()
-            return b"\\u" in data or _CASED_SPEAKER.search(data) is not None
-        if suffix == ".parquet":
-            return is_conversation_table(pl.read_parquet(path, n_rows=0))
-    except Exception:  # (OSError, a parquet polars cannot read: loading it says why)
-        return False
-    return False
+    return _conversations_may_hold(path, lambda data: b"\\u" in data or _CASED_SPEAKER.search(data) is not None)
 
 
 def _may_give_developer_turns(path: Path) -> bool:
@@ -951,11 +942,17 @@ def _may_give_developer_turns(path: Path) -> bool:
     skipped before (:data:`~ltrsched.workloads.sharegpt._SYSTEM`): a ``.json`` or a ``.jsonl`` whose bytes name one
     (or hold a ``\\u`` escape, which could spell one), or any conversations parquet (its strings are compressed,
     and its messages would be read in full to tell). False for other files and a parquet polars cannot read."""
+    return _conversations_may_hold(path, lambda data: b"developer" in data or b"\\u" in data)
+
+
+def _conversations_may_hold(path: Path, in_bytes) -> bool:
+    """Whether ``path`` may hold conversations a parse rule changed for: a ``.json``/``.jsonl`` whose bytes
+    ``in_bytes`` finds it in, or any conversations parquet (its strings are compressed). False for other files and a
+    file that cannot be read (loading it says why)."""
     suffix = path.suffix.lower()
     try:
         if suffix in (".json", ".jsonl"):
-            data = path.read_bytes()
-            return b"developer" in data or b"\\u" in data
+            return in_bytes(path.read_bytes())
         if suffix == ".parquet":
             return is_conversation_table(pl.read_parquet(path, n_rows=0))
     except Exception:  # (OSError, a parquet polars cannot read: loading it says why)
