@@ -83,7 +83,8 @@ def test_a_profile_whose_step_time_is_not_monotone_gets_no_bound():
 @pytest.mark.parametrize("slo", ["latency_per_token_mean=0.0165", "ttft_p90=0.0159"])
 def test_an_slo_just_above_the_bound_searches_as_without_the_rule(tmp_path, monkeypatch, slo):
     """0.0165 s per token: found at about 1.2 req/s, 4% above the bound; 0.0159 s TTFT: none, by the floor of
-    unloaded latency after a few rates, 0.3% above it. Both as the search without the bound (same rates, same answer)."""
+    unloaded latency after a few rates, 0.3% above it. Both as the search without the bound (same rates, same
+    answer)."""
     from ltrsched.experiments.capacity import parse_slo
     from ltrsched.experiments.runner import ProcessBackend
 
