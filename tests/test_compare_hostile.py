@@ -158,3 +158,19 @@ def test_relative_difference_of_zero_means():
     assert compare.relative_difference(0.0, 0.0) == 0.0
     assert compare.relative_difference(1.0, 0.0) == float("inf")
     assert compare.relative_difference(1.5, 1.0) == pytest.approx(0.5)
+
+
+@pytest.mark.filterwarnings("error")
+def test_a_pipe_in_a_name_keeps_the_step_time_and_own_speed_tables_in_shape(tmp_path):
+    from ltrsched.validation.compare import compare_runs, write_report
+    from ltrsched.validation.own_speed import own_speed_table
+
+    cases = compare_runs(run(summary(1.0)), [run(summary(1.0))]).with_columns(case=pl.lit("c|d"),
+                                                                              policy=pl.lit("a|b"))
+    ratios = pl.DataFrame({"case": ["c|d"], "policy": ["a|b"], "repeat": [0], "step_time_ratio": [1.01]})
+    own = own_speed_table([("c|d", "a|b", 0, 1.01, "ttft_mean", 1.0, 1.0, 0.0)])
+    md = write_report(cases.select(compare.REPORT_COLUMNS), [], tmp_path, "T", "cmd", 0.05, step_time_ratios=ratios,
+                      own_speed=own).read_text()
+    assert "| c\\|d | a\\|b | 1.010 |" in md and "| c\\|d | 1 of 1 | +0.0% | 0.0% |" in md
+    for row in table_rows(md):
+        assert row.replace("\\|", "").count("|") in (9, 4, 5), row  # (the value, ratio and own-speed tables)

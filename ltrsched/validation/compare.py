@@ -160,11 +160,11 @@ def write_report(cases: pl.DataFrame, rankings: list[dict], out: Path, title: st
                      f"{row['sim']:.4g} | {row['engine']:.4g} | {error}{flag} | "
                      f"{'' if noise is None or np.isnan(noise) else f'{noise:.1%}'} |")
     if step_time_ratios is not None:
-        lines += ratio_lines(step_time_ratios)
+        lines += ratio_lines(_md_names(step_time_ratios))
     if own_speed is not None:
         from ltrsched.validation.own_speed import own_speed_lines
 
-        lines += own_speed_lines(own_speed, tolerance)
+        lines += own_speed_lines(_md_names(own_speed), tolerance)
     md = out / "validation.md"
     atomic.write_text(md, "\n".join(lines) + "\n")
     _plot(cases, out / "validation.png", tolerance)
@@ -175,6 +175,14 @@ def md_cell(text: str) -> str:
     """``text`` as one cell of a markdown table: a ``|`` (a policy named ``a|b``) ended the cell and shifted the
     row's columns; a line break ended the row."""
     return " ".join(str(text).splitlines()).replace("|", "\\|")
+
+
+def _md_names(table: pl.DataFrame) -> pl.DataFrame:
+    """``table`` with its case and policy names as markdown table cells (:func:`md_cell`), for the tables of
+    :mod:`~ltrsched.validation.step_time_ratio` and :mod:`~ltrsched.validation.own_speed`."""
+    names = [c for c in ("case", "policy") if c in table.columns]
+    return table.with_columns(pl.col(c).cast(pl.String).str.replace_all("\n", " ", literal=True)
+                              .str.replace_all("|", "\\|", literal=True) for c in names)
 
 
 #: The columns of ``validation.csv``, in order.
