@@ -123,3 +123,26 @@ def test_an_slo_below_the_bound_is_none_without_a_run(tmp_path, capsys):
     assert (out / "capacity-rates.csv").read_text() == "policy,profile,rate,ttft_p90,meets_slos\n"
     # (a log axis of no rate: a ValueError traceback)
     assert (out / "figures" / "capacity-ttft_p90.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.filterwarnings("error")
+def test_a_search_ruled_out_beside_one_that_ran_is_named_so_in_the_legend(tmp_path, monkeypatch):
+    """Its line has no point (no rate ran): the legend entry alone said nothing of why."""
+    from ltrsched import atomic
+    from ltrsched.experiments.capacity import Bound, Search, evaluate
+    from ltrsched.experiments.capacity_report import capacity_figures, none_notes, rates_table
+
+    slos = [Slo("ttft_p90", 1.0)]
+    ran = Search(TEMPLATE, start_rate=1.0, tolerance=0.05, max_rate=4.0)
+    for rate in (1.0, 2.0):
+        ran.points[rate] = evaluate(slos, rate, [{"ttft_p90": rate / 1.5}])
+    ran.low, ran.high, ran.done = 1.0, 2.0, True
+    ruled = Search(dataclasses.replace(TEMPLATE, policy="srtf"), start_rate=1.0, tolerance=0.05, max_rate=4.0)
+    ruled.rule_out(Bound("ttft_p90", 0.001, 0.0159, "a100-llama3-8b"))
+    legends, write = [], atomic.write_figure
+    monkeypatch.setattr(atomic, "write_figure", lambda path, fig, **kw: legends.append(
+        [t.get_text() for t in fig.axes[0].get_legend().get_texts()]) or write(path, fig, **kw))
+    capacity_figures([ran, ruled], slos, tmp_path)
+    assert legends == [["fcfs", "srtf (none: ruled out by the bound)", "SLO ttft_p90 = 1"]]
+    assert rates_table([ran, ruled], slos)["policy"].to_list() == ["fcfs", "fcfs"]
+    assert none_notes([ran, ruled]) == [f"policy srtf, profile a100-llama3-8b: none; {ruled.bound}"]

@@ -114,7 +114,8 @@ def capacity_figures(searches: Sequence[Search], slos: Sequence[Slo], out_dir: P
             values = [s.points[r].means[slo.metric] for r in rates]
             color = styles[name].color
             ax.plot(rates, values, marker="o", markersize=4, linewidth=1.3, color=color,
-                    linestyle=styles[name].linestyle, label=shown_text(name))
+                    linestyle=styles[name].linestyle,
+                    label=shown_text(name) + (" (none: ruled out by the bound)" if s.bound else ""))
             if s.capacity is not None:
                 y = s.points[s.capacity].means[slo.metric]
                 ax.plot([s.capacity], [y], marker="*", markersize=14, color=color, markeredgecolor="black",
