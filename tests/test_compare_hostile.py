@@ -71,24 +71,32 @@ def test_odd_names_are_drawn_and_tabled_as_written(tmp_path, monkeypatch):
 
 
 @pytest.mark.filterwarnings("error")
-def test_a_policy_keeps_its_colour_and_dash_in_every_case(tmp_path, monkeypatch):
+def test_a_policy_keeps_its_colour_and_dash_in_every_case():
     """The bars were coloured by metric, every policy alike; a policy's bars now take its style of
-    plots.styles.series_styles (the one plot cdf gives it), in every case and metric, past 20 policies dashed."""
+    plots.styles.series_styles (the one plot cdf gives it), in every case and metric, past 20 policies dashed.
+    (The figure alone, not saved: the report's files are checked above and below.)"""
+    import matplotlib.pyplot as plt
+
     from ltrsched.plots.styles import series_styles
 
     first = [f"p{i}" for i in range(22)]
-    cases = {"burst": {p: (summary(1.0), [summary(1.02)]) for p in first},
-             "poisson@5/s": {p: (summary(1.0), [summary(0.98)]) for p in ["x", *reversed(first)]}}
-    _, fig, _ = report(tmp_path, monkeypatch, cases)
-    policies = [*first, "x"]  # (first appearance)
-    styles = series_styles(policies)
-    (ax,) = fig.axes
-    assert len(ax.containers) == len(policies)
-    for policy, bars in zip(policies, ax.containers):
-        assert [p.get_facecolor() for p in bars] == [to_rgba(styles[policy].color)] * 2 * PER_CASE
-        assert {p.get_linestyle() for p in bars} == {styles[policy].linestyle}
-    assert styles["p21"].linestyle == "--" and legend_texts(fig) == policies
-    assert not ax.get_legend().get_in_layout()  # (23 entries: beside the panel)
+    tally = ValidationTally()
+    for case, order, engine in (("burst", first, 1.02), ("poisson@5/s", ["x", *reversed(first)], 0.98)):
+        for policy in order:
+            tally.add_policy(case, policy, run(summary(1.0)), [run(summary(engine))])
+    fig = compare.report_figure(pl.concat(tally.rows), 0.05)
+    try:
+        policies = [*first, "x"]  # (first appearance)
+        styles = series_styles(policies)
+        (ax,) = fig.axes
+        assert len(ax.containers) == len(policies)
+        for policy, bars in zip(policies, ax.containers):
+            assert [p.get_facecolor() for p in bars] == [to_rgba(styles[policy].color)] * 2 * PER_CASE
+            assert {p.get_linestyle() for p in bars} == {styles[policy].linestyle}
+        assert styles["p21"].linestyle == "--" and legend_texts(fig) == policies
+        assert not ax.get_legend().get_in_layout()  # (23 entries: beside the panel)
+    finally:
+        plt.close(fig)
 
 
 @pytest.mark.filterwarnings("error")

@@ -285,12 +285,10 @@ def report_figure(cases: pl.DataFrame, tolerance: float):
         ax.text((i + 0.5) * per_case - 0.5, -0.17, shown_text(name), transform=ax.get_xaxis_transform(),
                 ha="center", va="top", fontsize=8)
     ax.set_ylabel("simulator vs engine [%]")
-    texts = [shown_text(p) for p in policies]
-    if not texts:  # (no value compared at all: no legend, not an empty box)
-        pass
-    elif len(texts) <= MAX_INNER_LEGEND and max(map(len, texts), default=0) <= MAX_INNER_TEXT:
+    texts = [shown_text(p) for p in policies]  # (none where no value was compared: no empty legend box)
+    if texts and len(texts) <= MAX_INNER_LEGEND and max(map(len, texts)) <= MAX_INNER_TEXT:
         ax.legend(handles, texts, fontsize=6)  # (explicit texts: one starting with "_" is kept)
-    else:  # (45 policies: beside the panel; the saved image grows to hold it)
+    elif texts:  # (45 policies: beside the panel; the saved image grows to hold it)
         legend = ax.legend(handles, texts, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
                            ncol=-(-len(texts) // LEGEND_ROWS), borderaxespad=0.0)
         legend.set_in_layout(False)
