@@ -16,6 +16,10 @@ the latency of unloaded service halved the rate 10 times, for minutes, before re
 the bracket's low end: the highest rate seen to meet the SLOs, with ``high``, a rate seen to miss them, at most
 ``tolerance`` above it. Rates are rounded to 4 significant digits (so reruns and neighbouring searches share runs).
 
+Before any run, an SLO that the profile alone proves unmeetable at every rate rules its search out (``none``, no rate
+tried; :func:`slo_bound`): every request's TTFT, TPOT, E2E latency, latency per token and max waiting time is at
+least the profile's lightest step, one token of one sequence, so an SLO on one of them below that can never be met.
+
 Searches for several templates advance in lockstep: each round runs every open search's next rate
 (all its seeds) as one batch on the sweep backend, through the run cache (``<out>/runs/<hash>``, the
 same layout and keys as ``ltrsched sweep``), so a rerun, or a wider search over the same out
@@ -176,6 +180,76 @@ class Floor:
                 f"that no lower rate gets it below {self.bound:.4g}")
 
 
+#: Slack of :func:`slo_bound` [s]: a run's latencies are differences of clock readings of up to ~1e9 s, each
+#: rounded to float64 (its spacing there is 1.2e-7 s), so a latency may come out that much below its steps' sum.
+BOUND_SLACK_S = 1e-6
+#: Relative slack of :func:`slo_bound`: the rounding of a mean over thousands of requests and seeds (~1e-12).
+BOUND_SLACK_REL = 1e-6
+#: Per-request metrics each at least the duration of one step the request is in [s or s/token]: TTFT (the step
+#: that samples its first token), TPOT (one step per later token), E2E latency and latency per token (one step per
+#: output token), max waiting time (at least the TTFT). The queueing delay may be 0.
+STEP_BOUNDED_METRICS = ("ttft", "tpot", "e2e_latency", "latency_per_token", "max_waiting_time")
+
+
+def lightest_step_s(profile) -> float | None:
+    """The shortest step a simulation on ``profile`` can take that computes a token [s]: one token of one sequence
+    with no attention context, ``non_attention(1) + sampling(1) + overhead_s_per_step + overhead_s_per_seq``. Every
+    step term is non-decreasing in the step's tokens, sequences and context (tables non-decreasing, coefficients at
+    least 0: what a profile file must hold), so no step with a token is shorter; None for a profile object that does
+    not hold that (its steps are not bounded by this one)."""
+    from ltrsched.policies.step_shape import StepShape
+    from ltrsched.sim.profiles.model import StepTimeProfile
+
+    if not isinstance(profile, StepTimeProfile):
+        return None
+    tables = (profile.non_attention_s, profile.sampling_s)
+    terms = (profile.decode_attention_s_per_kv_token, profile.prefill_attention_s_per_pair,
+             profile.overhead_s_per_step, profile.overhead_s_per_seq)
+    if any(b < a for ys in tables for a, b in zip(ys, ys[1:])) or not all(t >= 0 for t in terms):
+        return None
+    step = profile.step_time(StepShape(num_decode_seqs=1, decode_context_tokens=0))
+    return step if math.isfinite(step) and step > 0 else None
+
+
+@dataclass(frozen=True)
+class Bound:
+    """Why a search was ruled out before any run: ``metric`` [s or s/token] is at least ``bound`` at every rate
+    (each request's value is at least the profile's lightest step, :func:`lightest_step_s`), above its SLO's
+    ``limit``."""
+
+    metric: str
+    limit: float
+    bound: float
+    profile: str
+
+    def __str__(self) -> str:
+        return (f"{self.metric} > {self.limit:g} at every rate: ruled out by the bound, without running; no request's "
+                f"{self.metric.rsplit('_', 1)[0]} is below the {self.bound:.4g} s of profile {self.profile}'s lightest "
+                f"step (one token of one sequence)")
+
+
+def slo_bound(template: RunSpec, slos: Sequence[Slo]) -> Bound | None:
+    """The first SLO of ``slos`` that no rate can meet on ``template``'s profile (its limit below the profile's
+    lightest step, less :data:`BOUND_SLACK_S` and :data:`BOUND_SLACK_REL`), as a :class:`Bound`; None if none is
+    ruled out (or the profile cannot be read: its runs say why)."""
+    from ltrsched.sim.simulate import resolve_profile
+
+    metrics = [s for s in slos if s.metric.rsplit("_", 1)[0] in STEP_BOUNDED_METRICS]
+    if not metrics:
+        return None
+    try:
+        step = lightest_step_s(resolve_profile(template.profile))
+    except UserError:
+        return None
+    if step is None:
+        return None
+    floor = step * (1 - BOUND_SLACK_REL) - BOUND_SLACK_S
+    for slo in metrics:
+        if slo.limit < floor:
+            return Bound(slo.metric, slo.limit, step, str(template.profile))
+    return None
+
+
 @dataclass
 class Search:
     """The bracketing-and-bisection search for one template (see the module's docstring).
@@ -193,6 +267,7 @@ class Search:
     points: dict[float, RatePoint] = field(default_factory=dict)
     done: bool = False
     floor: Floor | None = None  # set where halving stopped because no lower rate can meet an SLO
+    bound: Bound | None = None  # set where the profile alone ruled every rate out, before any run (rule_out)
     _next: float | None = None
 
     def __post_init__(self) -> None:
@@ -225,6 +300,11 @@ class Search:
         else:
             mid = round_rate(math.sqrt(self.low * self.high))
             self._finish_or(mid if self.low < mid < self.high else None)
+
+    def rule_out(self, bound: Bound) -> None:
+        """End the search before any run: ``bound`` shows that no rate meets an SLO (status ``none``)."""
+        assert not self.points
+        self.bound, self.done = bound, True
 
     def floor_reached(self, point: RatePoint) -> Floor | None:
         """Whether ``point``, a halving that missed, shows that no lower rate meets one of its missed SLOs.
@@ -267,7 +347,8 @@ class Search:
     def status(self) -> str:
         """``found`` (a bracket within the tolerance), ``above max`` (every rate up to the cap met the
         SLOs), ``none`` (no rate tried met them; :attr:`floor` says why no lower rate was tried, where that was
-        the reason) or ``open`` (still running)."""
+        the reason, :attr:`bound` why no rate was, where the profile ruled them all out) or ``open`` (still
+        running)."""
         if not self.done:
             return "open"
         if self.low is None:
@@ -293,6 +374,11 @@ def search_capacity(templates: Sequence[RunSpec], slos: Sequence[Slo], seeds: Se
     from ltrsched.experiments.runner import load_summary, run_all
 
     searches = [Search(t, start_rate, tolerance, max_rate) for t in templates]
+    for s in searches:
+        bound = slo_bound(s.template, slos)
+        if bound is not None:
+            s.rule_out(bound)
+            _say(f"capacity: {describe(s.template)}: none; {bound}", bar)
     tally = RunStats()
     while True:
         open_ = [(s, s.next_rate) for s in searches if s.next_rate is not None]

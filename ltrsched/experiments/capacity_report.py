@@ -56,14 +56,17 @@ def capacity_table(searches: Sequence[Search], seeds: int) -> pl.DataFrame:
 
 def none_notes(searches: Sequence[Search]) -> list[str]:
     """One note under the capacity table per configuration whose capacity is ``none``, naming it by the table's
-    columns and saying why: where halving stopped at the latency of unloaded service, its :attr:`Search.floor` (the
-    line ``capacity`` prints on stderr), else the SLOs that the lowest rate tried [req/s] missed."""
+    columns and saying why: where the profile ruled every rate out before any run, its :attr:`Search.bound`, where
+    halving stopped at the latency of unloaded service, its :attr:`Search.floor` (each the line ``capacity`` prints
+    on stderr), else the SLOs that the lowest rate tried [req/s] missed."""
     columns = varying_fields([s.template for s in searches])
     notes = []
     for s in searches:
         if s.status != "none":
             continue
-        if s.floor is not None:
+        if s.bound is not None:
+            why = str(s.bound)
+        elif s.floor is not None:
             why = str(s.floor)
         else:
             lowest = min(s.points)
@@ -81,6 +84,9 @@ def rates_table(searches: Sequence[Search], slos: Sequence[Slo]) -> pl.DataFrame
             p = s.points[rate]
             rows.append({**{c: getattr(s.template, c) for c in columns}, "rate": rate,
                          **{slo.metric: p.means[slo.metric] for slo in slos}, "meets_slos": p.meets})
+    if not rows:  # (every search ruled out before any run: the file has its header, not nothing)
+        return pl.DataFrame(schema={**{c: pl.String for c in columns}, "rate": pl.Float64,
+                                    **{slo.metric: pl.Float64 for slo in slos}, "meets_slos": pl.Boolean})
     return pl.DataFrame(rows)
 
 
@@ -108,15 +114,22 @@ def capacity_figures(searches: Sequence[Search], slos: Sequence[Slo], out_dir: P
             values = [s.points[r].means[slo.metric] for r in rates]
             color = styles[name].color
             ax.plot(rates, values, marker="o", markersize=4, linewidth=1.3, color=color,
-                    linestyle=styles[name].linestyle, label=shown_text(name))
+                    linestyle=styles[name].linestyle,
+                    label=shown_text(name) + (" (none: ruled out by the bound)" if s.bound else ""))
             if s.capacity is not None:
                 y = s.points[s.capacity].means[slo.metric]
                 ax.plot([s.capacity], [y], marker="*", markersize=14, color=color, markeredgecolor="black",
                         linestyle="none")
                 ax.axvline(s.capacity, color=color, linestyle=":", linewidth=1)
         ax.axhline(slo.limit, color="black", linestyle="--", linewidth=1.2, label=f"SLO {slo.metric} = {slo.limit:g}")
-        ax.set_xscale("log", base=2)
-        ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        if any(s.points for s in searches):
+            ax.set_xscale("log", base=2)
+            ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        else:  # (every search ruled out before any run: a log axis of no rate ended in a ValueError traceback)
+            ax.set_xticks([])
+            ax.set_ylim(0, 2 * slo.limit)
+            ax.text(0.5, 0.75, "no rate run: the profile rules every rate out", transform=ax.transAxes,
+                    ha="center", va="center", color="gray")
         finite = [v for s in searches for p in s.points.values() for v in [p.means[slo.metric]]
                   if math.isfinite(v) and v > 0]
         if finite and max(finite) / min(finite) > 20:
