@@ -35,7 +35,7 @@ Files, by suffix:
   them by reason, as is a file cut off inside a record (the packaged ShareGPT file's cut is expected, and quiet); a
   file with no usable record is an error saying why. A parquet of such conversations (LMSYS-Chat-1M's own files: a
   ``conversation`` column) is read the same way; its ``score``, ``po_estimate``, ``predicted_length``,
-  ``arrival_time`` and ``request_id`` columns are kept, as a flat table's, and so are its own ``prompt_tokens``
+  arrival times and ``request_id`` columns are kept, as a flat table's, and so are its own ``prompt_tokens``
   and ``output_tokens`` of each first turn (a flat table's and a ``.jsonl``'s given counts are used too; they were
   recounted from the text): the file's count where a row gives one, the text's Llama-3 count where it is null; the
   paper's selection (prompt and output lengths) reads them. Counts that differ from the text's Llama-3 count are
@@ -60,7 +60,8 @@ Files, by suffix:
 
 Arrival times are read alike in every format (:func:`arrival_suffix`): under the ``.csv``'s names (``arrival_time``,
 ``arrived_at``, ``arrival``, ``timestamp``, in any case: Azure's ``TIMESTAMP`` in a parquet or a ``.jsonl`` too;
-they travelled along unread), date-time text as seconds since the earliest (:func:`_datetime_seconds`; a parquet
+they travelled along unread; a conversation file's too, LMSYS's ``timestamp`` column or a ``.json``'s or
+``.jsonl``'s record's key, on every record or none: they were dropped), date-time text as seconds since the earliest (:func:`_datetime_seconds`; a parquet
 refused it, a ``.jsonl`` too). They are seconds unless a name's suffix says otherwise (:data:`UNIT_SUFFIXES`); two
 columns (or keys) giving them are an error. Plain-named times that look like milliseconds (a span of days with a median
 gap of minutes, a span of hours with a median gap of over 5 minutes, or Unix milliseconds) carry a warning that
@@ -90,6 +91,7 @@ from ltrsched.errors import UserError
 from ltrsched.strict_json import shown
 from ltrsched.fingerprint import file_digest
 from ltrsched.inputs import check_not_special
+from ltrsched.workloads.arrival_names import ARRIVAL_KEYS, ARRIVAL_NAMES, UNIT_SUFFIXES, arrival_suffix
 from ltrsched.workloads.arrivals import seconds_unit_warning
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
 from ltrsched.workloads.jsonl import jsonl_records
@@ -101,34 +103,15 @@ from ltrsched.workloads.schema import (
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, left_out, paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import (
     CONVERSATION_KEYS, COUNT_COLUMNS, INSTRUCTION_HINT, TABLE_COLUMNS, is_conversation_table, load_sharegpt_records,
-    records_key,
+    may_give_arrivals, records_key,
 )
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lf_line_ends, lone_surrogate
 
-CSV_COLUMNS = {"arrival_time": ("arrival_time", "arrived_at", "arrival", "timestamp"), **LENGTH_NAMES}
+CSV_COLUMNS = {"arrival_time": ARRIVAL_NAMES, **LENGTH_NAMES}
 
 
 _MAX_TOKENS = 2**53  # a length given as a number: any larger is no length (and would not fit an int64 sum)
-#: Arrival-time units a name's suffix states: ``arrival_time_ms`` (or ``arrived_at_ms``, ``timestamp_ms``, ...)
-#: holds milliseconds, ``arrival_time_s`` seconds (said so: no unit warning). A name without a suffix holds
-#: seconds (or date-times, in a .csv); :func:`ltrsched.workloads.arrivals.seconds_unit_warning` warns when those
-#: look like milliseconds. Suffix -> seconds per unit.
-UNIT_SUFFIXES = {"_s": 1.0, "_ms": 1e-3}
-#: Our arrival-time column: ``arrival_time`` and its unit suffixes (every format reads the other names of
-#: :data:`CSV_COLUMNS` too: :func:`arrival_suffix`).
-ARRIVAL_KEYS = ("arrival_time", *(f"arrival_time{s}" for s in UNIT_SUFFIXES))
-
-
-def arrival_suffix(name: str) -> str | None:
-    """The unit suffix (``""``: seconds, or date-times; else a key of :data:`UNIT_SUFFIXES`) of a column or key that
-    names arrival times, in every format (a ``.csv``'s header, a parquet's columns, a ``.jsonl``'s keys): one of
-    :data:`CSV_COLUMNS`' arrival names (``arrival_time``, ``arrived_at``, ``arrival``, ``timestamp``; Azure's
-    ``TIMESTAMP``), plain or with a suffix, in any case and with spaces around it; None for any other name. (A
-    parquet and a ``.jsonl`` read ``arrival_time`` alone: a ``timestamp`` travelled along unread.)"""
-    low = name.strip().lower() if isinstance(name, str) else ""
-    return next((suffix for suffix in ("", *UNIT_SUFFIXES) for base in CSV_COLUMNS["arrival_time"]
-                 if low == base + suffix), None)
 #: Mooncake's trace keys (FAST'25 release, ``mooncake_trace.jsonl``): ``input_length`` and ``output_length``
 #: [tokens], read as ``prompt_tokens`` and ``output_tokens``; on a line that has them, ``timestamp`` is the arrival
 #: [ms] since the first request (Mooncake's unit). Its ``hash_ids`` (prefix-cache blocks) are not read: the simulator
@@ -461,7 +444,12 @@ def _first_turns(path: Path, num_requests: int | None, seed: int, arrival_info: 
     :func:`_unit_warning` of every record's."""
     notes: list[str] = []
     arrival_info = {} if arrival_info is None else arrival_info
-    records = _table_arrivals(load_sharegpt_records(path, notes), path, arrival_info)
+    # (a conversation file's arrival times are read by the rule a flat table's are: any of arrival_suffix's names,
+    # date-times as seconds since the earliest, a unit suffix; LMSYS's 'timestamp' and a .jsonl's keys were dropped)
+    records, named = _other_arrival_name(load_sharegpt_records(path, notes), path)
+    records = _table_arrivals(records, path, arrival_info, named)
+    if named:  # (a unit warning names the column to rename: the file's)
+        arrival_info["column"] = named
     dropped = left_out(records)  # (they were left out without a word)
     if dropped:
         notes.append(f"warning: {path}: {dropped}")
@@ -883,7 +871,8 @@ def workload_fingerprint(source: str) -> dict[str, str]:
     # cached before skipped them, "with unknown speakers"); and conversations whose speakers are written in another
     # case ("Human", "GPT", "Assistant"), read since this marker (skipped before likewise); and a flat parquet's or a
     # .jsonl's arrival times under a .csv's other names (timestamp, TIMESTAMP, arrived_at), read since this marker
-    # (runs cached before put every request at t = 0)
+    # (runs cached before put every request at t = 0); and a conversation file's arrival times (a .json's or .jsonl's
+    # records', a conversations parquet's under another name, LMSYS's timestamp), read since this marker (likewise)
     return {"sha256": file_digest(path), **({"ids": "given"} if _gives_ids(path) else {}),
             **({"mooncake": "read"} if _jsonl_gives_mooncake(path) else {}),
             **({"columns": "kept"} if _jsonl_gives_columns(path) else {}),
@@ -892,7 +881,22 @@ def workload_fingerprint(source: str) -> dict[str, str]:
             **({"names": "any case"} if _parquet_reads_any_case(path) else {}),
             **({"turns": "developer"} if _may_give_developer_turns(path) else {}),
             **({"speakers": "any case"} if _may_give_cased_speakers(path) else {}),
-            **({"arrival names": "read"} if _reads_other_arrival_names(path) else {})}
+            **({"arrival names": "read"} if _reads_other_arrival_names(path) else {}),
+            **({"conversation arrivals": "read"} if _conversations_give_arrivals(path) else {})}
+
+
+def _conversations_give_arrivals(path: Path) -> bool:
+    """Whether ``path`` is a conversations file whose arrival times loading dropped before (every request at t = 0):
+    a ``.json``, a ``.jsonl`` of conversations or a conversations parquet that
+    :func:`~ltrsched.workloads.sharegpt.may_give_arrivals` says may give them (a record's ``timestamp``, LMSYS's
+    ``timestamp`` column). False for other files and a file not readable as its format (loading it says why)."""
+    suffix = path.suffix.lower()
+    try:
+        conversations = (suffix == ".json" or (suffix == ".jsonl" and jsonl_conversations(path)) or (
+            suffix == ".parquet" and is_conversation_table(pl.read_parquet(path, n_rows=0))))
+    except Exception:  # (a parquet polars cannot read)
+        return False
+    return conversations and may_give_arrivals(path)
 
 
 def _reads_other_arrival_names(path: Path) -> bool:
@@ -1141,12 +1145,12 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
         missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
         if missing:
             raise UserError(f"{path}: missing column(s) {', '.join(missing)}; have {', '.join(columns)}")
-    elif suffix == ".jsonl" and jsonl_conversations(path):  # OpenAI's chat format: first turns, as a .json's
-        return Workload(_first_turns(path, num_requests, seed), path.stem, {"source": str(path)})
+    elif suffix in (".json", ".jsonl") and (suffix == ".json" or jsonl_conversations(path)):  # conversations
+        # (a .jsonl in OpenAI's chat format, or a .json array): first turns, numbered, as they carry no integer ids
+        df = _first_turns(path, num_requests, seed, arrival)
+        return Workload(df, path.stem, _meta(path, arrival, arrival.get("warning")))
     elif suffix == ".jsonl":
         df = load_jsonl(path, arrival)
-    elif suffix == ".json":  # conversations: numbered, as they carry no integer ids
-        return Workload(_first_turns(path, num_requests, seed), path.stem, {"source": str(path)})
     elif suffix == ".csv":
         df = load_csv(path, arrival)
     elif suffix == ".txt":  # (prompts only: a workload needs each request's output length)

@@ -35,6 +35,7 @@ import polars as pl
 from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
 from ltrsched.fingerprint import dist_version, file_digest
+from ltrsched.workloads.arrival_names import arrival_suffix, json_may_name_arrivals
 from ltrsched.workloads.schema import NUMERIC_OPTIONAL_COLUMNS, length_columns
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
@@ -259,7 +260,78 @@ def _table_records(path: Path) -> tuple[list[dict], pl.DataFrame]:
         raise UserError(f"{path}: no column of conversations ({', '.join(CONVERSATION_KEYS)}: lists of messages)")
     keep = [c for c in ("id", "conversation_id", *CONVERSATION_KEYS) if c in df.columns]
     df = length_columns(df, str(path))  # (input_tokens, num_decode_tokens, ...: where it lacks ours)
-    return df.select(keep).to_dicts(), df.select([c for c in (*TABLE_COLUMNS, *COUNT_COLUMNS) if c in df.columns])
+    # arrival times under any of the names every format reads them by (LMSYS's 'timestamp' was dropped: every request
+    # at t = 0); the loader reads them as a flat table's
+    arrivals = [c for c in df.columns if arrival_suffix(c) is not None and c not in TABLE_COLUMNS]
+    return df.select(keep).to_dicts(), df.select([c for c in (*TABLE_COLUMNS, *arrivals, *COUNT_COLUMNS)
+                                                  if c in df.columns])
+
+
+def may_give_arrivals(path: Path) -> bool:
+    """Whether the conversations file ``path`` may give arrival times its parse dropped before (:func:`parse_sharegpt`
+    read none of a ``.json``'s or ``.jsonl``'s records, nor a parquet's but :data:`TABLE_COLUMNS`' own): a ``.json``
+    or ``.jsonl`` whose bytes may name one (:func:`~ltrsched.workloads.arrival_names.json_may_name_arrivals`), a
+    parquet with a column of another of their names (LMSYS's ``timestamp``). False for other files and a file that
+    cannot be read (loading it says why)."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".json", ".jsonl"):
+            return json_may_name_arrivals(path.read_bytes())
+        if suffix == ".parquet":
+            return any(arrival_suffix(c) is not None and c not in TABLE_COLUMNS
+                       for c in pl.read_parquet_schema(path))
+    except Exception:  # (OSError, a parquet polars cannot read)
+        return False
+    return False
+
+
+def _record_arrival(record: dict, number: int, path: Path) -> dict:
+    """The arrival time a conversation record of a ``.json`` or ``.jsonl`` gives (record ``number``, 1-based), as
+    ``{key: value}`` under its own key (:func:`~ltrsched.workloads.arrival_names.arrival_suffix`'s names, as a
+    parquet's columns are read: ``timestamp``, ``arrival_time_ms``, ...); ``{}`` if it gives none (or null). The value
+    as given: a number, or text (a date-time, read by the loader). One-line :class:`UserError` naming the record for
+    two such keys, or a value that is neither (a boolean, a list)."""
+    keys = [k for k in record if arrival_suffix(k) is not None and record[k] is not None]
+    if not keys:
+        return {}
+    where = f"{path}: record {number:,}" + (f" (id {_record_id(record)!r})" if _record_id(record) else "")
+    if len(keys) > 1:
+        raise UserError(f"{where}: {' and '.join(repr(k) for k in keys)} both give the arrival time; give one")
+    value = record[keys[0]]
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise UserError(f"{where}: {keys[0]!r} must be a number of seconds (or, by its name, milliseconds) or a "
+                        f"date-time, got {_kind(value)}")
+    if isinstance(value, int) and abs(value) >= 2**53:  # (no float holds it exactly; JSON's integers have no bound)
+        raise UserError(f"{where}: {keys[0]!r} is too large to be an arrival time ({len(str(abs(value)))} digits)")
+    return {keys[0]: value}
+
+
+def _arrival_columns(given: list[dict], numbers: list[int], ids: list[str], path: Path) -> pl.DataFrame:
+    """The arrival times of a ``.json``'s or ``.jsonl``'s conversations whose first turns are used (``given``: each
+    one's :func:`_record_arrival`; ``numbers``: their record numbers, 1-based; ``ids``: their ids) as a column under
+    the records' key, numbers as Float64 and date-time text as String, for the loader to read as a parquet's column;
+    an empty frame if none gives one. One-line :class:`UserError` naming the record for one that gives none (or
+    another key) where others do (it would arrive at t = 0), or a number where others give text."""
+    keys = list(dict.fromkeys(k for g in given for k in g))  # (in the file's order: the first record's first)
+    if not keys:
+        return pl.DataFrame()
+    where = lambda i: f"{path}: record {numbers[i]:,}" + (f" (id {ids[i]!r})" if ids[i] else "")  # noqa: E731
+    missing = next((i for i, g in enumerate(given) if keys[0] not in g), None)
+    if len(keys) > 1 or missing is not None:
+        at = next(i for i, g in enumerate(given) if set(g) != {keys[0]})
+        has = next(iter(given[at]), None)
+        other = keys[0] if has != keys[0] else keys[1]
+        raise UserError(f"{where(at)}: " + (f"no arrival time, where others give {other!r}" if has is None else
+                                            f"its arrival time is {has!r}, where others give {other!r}")
+                        + "; give it on every record, under one name, or on none")
+    values = [g[keys[0]] for g in given]
+    texts = [isinstance(v, str) for v in values]
+    if any(texts) and not all(texts):
+        at, other = texts.index(not texts[0]), 0  # (the first record of the other kind, and the first record)
+        raise UserError(f"{where(at)}: its arrival time is {'text' if texts[at] else 'a number'} where record "
+                        f"{numbers[other]:,} gives {'text' if texts[other] else 'a number'} ({values[other]!r}); "
+                        "give one kind on every record")
+    return pl.DataFrame({keys[0]: pl.Series(keys[0], values, dtype=pl.String if texts[0] else pl.Float64)})
 
 
 def given_counts(given: pl.Series, counted: pl.Series, ids: list[str], rows: list[int], path: Path,
@@ -356,6 +428,7 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
         records = iter_records(decode_utf8(data, path, cut_tail_ok=True), str(path), cut)
     rows, rows_at, total = [], [], 0
     skips: dict[tuple[bool, str], list] = {}  # (malformed, reason) -> [count, first record number, its id, detail]
+    arrivals: dict[int, dict] = {}  # a .json's or .jsonl's record index -> the arrival time it gives
     for total, record in enumerate(records, 1):
         turn = read_first_turn(record)
         if isinstance(turn, Skip):
@@ -363,6 +436,8 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
         else:
             rows.append(turn)
             rows_at.append(total - 1)
+            if extra is None:
+                arrivals[total - 1] = _record_arrival(record, total, path)
     found = []
     rows, rows_at = _drop_lone_surrogates(rows, rows_at, found)
     if not rows:
@@ -397,8 +472,11 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
             "output_tokens": count_tokens(responses),
         }
     )
-    if extra is not None and extra.width:
+    if extra is None:  # (a .json's or .jsonl's records: their arrival times, as a parquet's column)
+        extra = _arrival_columns([arrivals[i] for i in rows_at], [i + 1 for i in rows_at], ids, path)
+    elif extra.width:
         extra = extra[rows_at]
+    if extra.width:
         for name in (c for c in COUNT_COLUMNS if c in extra.columns):  # the file's own counts (they were ignored)
             df = df.with_columns(given_counts(extra[name], df[name], ids, rows_at, path, notes))
         extra = extra.drop([c for c in COUNT_COLUMNS if c in extra.columns])
@@ -464,9 +542,12 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # parse cached before left out (the records are the same: the key stays); "-case": speakers in another case
     # ("Human", "GPT") read, whose conversations a parse cached before skipped (the packaged file has none: its
     # entry stays)
+    # "-arrivals": a file's arrival times read (a .json's or .jsonl's records', a parquet's under another name than
+    # ours: may_give_arrivals), which a parse cached before dropped (others keep their entries)
     package = _is_package_file(src)
     cached = cache_dir() / (f"sharegpt-{key}-utf8{'-counts' if src.suffix.lower() == '.parquet' else ''}"
-                            f"{'' if package else '-skips-case'}.parquet")
+                            f"{'' if package else '-skips-case'}"
+                            f"{'-arrivals' if not package and may_give_arrivals(src) else ''}.parquet")
     cached_notes = cached.with_name(cached.name + NOTES_SUFFIX)
     df = None
     if cached.is_file() and cached_notes.is_file():
