@@ -126,3 +126,29 @@ def test_bad_conversation_arrival_times_are_one_line(tmp_path, capsys, records, 
     path = tmp_path / "c.jsonl"
     path.write_text(lines(records))
     one_line_error(run_cli_fast(capsys, "simulate", "-w", path), message)
+
+
+@pytest.mark.parametrize("name, write, message", [
+    ("two.parquet", lambda p: pl.DataFrame({"prompt": PROMPTS, "response": REPLIES, "completion": ["a b c d"] * 3})
+     .write_parquet(p), "two.parquet: columns 'response' and 'completion' both may give the reply's text, from which "
+                        "output_tokens is counted; which does? keep one (drop or rename the other), or give "
+                        "output_tokens"),
+    ("two.parquet", lambda p: pl.DataFrame({"prompt": PROMPTS, "Output": REPLIES, "generated": ["a b c d"] * 3})
+     .write_parquet(p), "two.parquet: columns 'Output' and 'generated' both may give the reply's text"),
+    ("two.csv", lambda p: p.write_text("prompt,output,response\n" + "".join(
+        f"{PROMPTS[i]},{REPLIES[i]},a b c d\n" for i in range(3))),
+     "two.csv: columns 'output' and 'response' both may give the reply's text"),
+    ("two.jsonl", lambda p: p.write_text(lines({"prompt": PROMPTS[i], "output": REPLIES[i], "response": "a b c d"}
+                                               for i in range(3))),
+     "two.jsonl:1: keys 'output' and 'response' both may give the reply's text"),
+])
+def test_two_reply_text_columns_are_refused(tmp_path, capsys, name, write, message):
+    """A table with two columns of reply text (``response`` and ``completion``; Alpaca's ``output`` beside
+    ``response``) had the first of our names counted, silently (a parquet's 'response', a .csv's and a .jsonl's
+    'response' beside an unread 'output'): which is the reply? A count column given decides it."""
+    path = tmp_path / name
+    write(path)
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", path), message)
+    if name.endswith(".parquet"):  # (the count given is used: the texts are not read)
+        pl.read_parquet(path).with_columns(output_tokens=pl.lit(6)).write_parquet(path)
+        assert load_workload(str(path)).df["output_tokens"].to_list() == [6] * 3

@@ -55,7 +55,9 @@ Files, by suffix:
   (in any case too) as those columns; a ``prompt`` is text as written, digits too (``42``, ``007``), and without a
   prompt count column its Llama-3 count is used (as a parquet's and a ``.jsonl``'s: a table of prompts and
   another model's ``output_tokens``); likewise the reply's text in a ``generated`` (or ``response``) column without
-  an output count column (:data:`REPLY_NAMES`). Lines may end with CR alone. Header names
+  an output count column (:data:`REPLY_NAMES`). In every format two columns (or keys) of the reply's text, two of
+  those names or one beside Alpaca's ``output`` (:data:`UNREAD_REPLY_NAMES`), are an error naming both where the
+  text is counted (one was used, silently). Lines may end with CR alone. Header names
   and numbers may have spaces around them (``a, b``).
 
 Arrival times are read alike in every format (:func:`arrival_suffix`): under the ``.csv``'s names (``arrival_time``,
@@ -132,6 +134,25 @@ FAILED_OUTPUT_NAMES = ("response tokens",)
 #: (a ``.jsonl``'s keys, as written); ``completion`` is OpenAI's legacy fine-tuning files' (``{"prompt",
 #: "completion"}`` lines).
 REPLY_NAMES = ("generated", "response", "completion")
+#: Other names of a reply's text (in lower case), not read as it (Alpaca's ``output``; a file of ``prompt`` and
+#: ``output`` is refused, naming the columns read): beside one of :data:`REPLY_NAMES` either could be the reply
+#: (the one read was used, silently), and where the reply's text is read the two are an error naming both
+#: (:func:`_one_reply`).
+UNREAD_REPLY_NAMES = ("output",)
+
+
+def _one_reply(names, where: str, what: str = "columns") -> None:
+    """One-line :class:`UserError` naming ``where`` if ``names`` (a table's columns, in any case, or a ``.jsonl``
+    line's keys, as written: ``what``) give the reply's text twice: two of :data:`REPLY_NAMES` (a parquet's
+    ``response`` and ``completion``: the first was used, silently), or one beside one of
+    :data:`UNREAD_REPLY_NAMES` (``output`` beside ``response``: which is the reply?)."""
+    name = (lambda n: n.strip().lower()) if what == "columns" else (lambda n: n)
+    found = [n for n in names if isinstance(n, str) and name(n) in (*REPLY_NAMES, *UNREAD_REPLY_NAMES)]
+    if len(found) > 1:
+        both = "both" if len(found) == 2 else "all"
+        raise UserError(f"{where}: {what} {' and '.join(repr(n) for n in found)} {both} may give the reply's text, "
+                        f"from which output_tokens is counted; which does? keep one (drop or rename the "
+                        f"other{'s' if len(found) > 2 else ''}), or give output_tokens")
 #: A column a loader adds to a file's table while it is read: each request's row (a ``.csv``'s record after the
 #: header, a parquet's row) or line (a ``.jsonl``'s), 1-based, as it is in the file, which
 #: :func:`_sample_checked`'s errors name and then drops (rows left out, blank lines and BurstGPT's failed requests,
@@ -166,6 +187,8 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         if len(replies) > 1:
             raise UserError(f"{path}:{lineno}: {' and '.join(repr(k) for k in replies)} both give the reply's text; "
                             "give one")
+        if replies and "output_tokens" not in rec:  # (an 'output' key beside it: which is the reply?)
+            _one_reply(list(rec), f"{path}:{lineno}", "keys")
         if replies and replies[0] != "generated":  # the reply's text under another name, as a parquet's 'response'
             # column is read (a {"prompt", "response"} file was refused; OpenAI's legacy fine-tuning file,
             # {"prompt", "completion"}, too)
@@ -409,6 +432,8 @@ def _complete_table(df: pl.DataFrame, path: Path) -> pl.DataFrame:
     for column, sources in texts.items():
         if column in df.columns:
             continue
+        if column == "output_tokens":  # (response beside completion: the first was used, silently)
+            _one_reply(df.columns, str(path))
         source = next((c for c in sources if c in df.columns), None)
         if source is None:
             continue  # validate() names what is missing
@@ -527,6 +552,8 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     # prompts and replies was refused, "no column for output_tokens")
     reply = None if _csv_column(raw, LENGTH_NAMES["output_tokens"], "output_tokens", path) else _csv_column(
         raw, REPLY_NAMES, "output_tokens", path)
+    if reply is not None:  # (an 'output' column beside it: which is the reply?)
+        _one_reply(raw.columns, str(path))
     texts = tuple(c for c in (prompt, reply) if c is not None)
     if any(raw.schema[c] != pl.String for c in texts):  # a CSV has no types: prompts "1", "42" (or
         # "007", "1e3") are text, which polars read as numbers (refused as "not text", or changed: 007 -> 7)
