@@ -152,3 +152,124 @@ def test_two_reply_text_columns_are_refused(tmp_path, capsys, name, write, messa
     if name.endswith(".parquet"):  # (the count given is used: the texts are not read)
         pl.read_parquet(path).with_columns(output_tokens=pl.lit(6)).write_parquet(path)
         assert load_workload(str(path)).df["output_tokens"].to_list() == [6] * 3
+
+
+ALPACA = [{"instruction": PROMPTS[i], "input": "", "output": REPLIES[i]} for i in range(3)]
+DOLLY = [{"instruction": PROMPTS[i], "context": "", "response": REPLIES[i], "category": "open_qa"} for i in range(3)]
+HH = [{"chosen": f"\n\nHuman: {PROMPTS[i]}\n\nAssistant: {REPLIES[i]}", "rejected": f"\n\nHuman: {PROMPTS[i]}"
+                                                                                   "\n\nAssistant: No."}
+      for i in range(3)]
+ULTRACHAT = [{"id": str(i), "data": [PROMPTS[i], REPLIES[i], "And another?", "Yes, another."]} for i in range(3)]
+INSTRUCTION = "it has 'instruction' text: Alpaca's or Dolly's format, not read as it is; join each record's"
+PREFERENCE = "it has 'chosen' text: a preference data set's format (Anthropic HH's"
+TURNS = "it has 'data', a list of turns as plain strings: UltraChat's format, not read as it is"
+
+
+@pytest.mark.parametrize("name, write, message", [
+    ("alpaca.parquet", lambda p: pl.DataFrame(ALPACA).write_parquet(p),
+     f"alpaca.parquet: missing column(s) prompt_tokens, output_tokens; have instruction, input, output; {INSTRUCTION}"),
+    ("alpaca.csv", lambda p: pl.DataFrame(ALPACA).write_csv(p), f"have instruction, input, output; {INSTRUCTION}"),
+    ("dolly.parquet", lambda p: pl.DataFrame(DOLLY).write_parquet(p),
+     f"have instruction, context, response, category; {INSTRUCTION}"),
+    # (the line's own keys: its 'response' was named 'generated', the name it is read by)
+    ("dolly.jsonl", lambda p: p.write_text(lines(DOLLY)),
+     f"{INSTRUCTION} instruction and input (or context) into a 'prompt', its reply into 'generated' (or 'response'), "
+     "one object per line of a .jsonl; it has 'instruction', 'context', 'response', 'category'"),
+    ("hh.jsonl", lambda p: p.write_text(lines(HH)), f"hh.jsonl:1: expected an object with string fields 'prompt' and "
+     f"'generated' (or, instead of a text, its length: 'prompt_tokens', 'output_tokens'; Mooncake's 'input_length', "
+     f"'output_length'); {PREFERENCE} \"\\n\\nHuman: ...\\n\\nAssistant: ...\" dialogues), not read as it is; write "
+     "each dialogue's first Human turn as a 'prompt' and the Assistant's reply to it as 'generated'"),
+    ("hh.parquet", lambda p: pl.DataFrame(HH).write_parquet(p), f"have chosen, rejected; {PREFERENCE}"),
+    ("hh.json", lambda p: p.write_text(json.dumps(HH)), "3 with no messages (first: record 1: no 'conversations', "
+     "'items', 'conversation' or 'messages' list ('chosen': Anthropic HH's format))"),
+    ("ultrachat.jsonl", lambda p: p.write_text(lines(ULTRACHAT)), f"{TURNS} (no speakers); write each record's turns "
+     "as OpenAI chat messages ({\"messages\": [{\"role\": \"user\", \"content\": data[0]}, {\"role\": \"assistant\", "
+     "\"content\": data[1]}]}, one per line of a .jsonl); it has 'id', 'data'"),
+    ("ultrachat.parquet", lambda p: pl.DataFrame(ULTRACHAT).write_parquet(p), f"have id, data; {TURNS}"),
+    ("ultrachat.json", lambda p: p.write_text(json.dumps(ULTRACHAT)), "('data': UltraChat's format))"),
+])
+def test_instruction_preference_and_turn_list_files_are_named(tmp_path, capsys, name, write, message):
+    """Alpaca's, Dolly's, Anthropic HH's and UltraChat's files are no request table nor conversations with speakers:
+    each was refused for a missing column or key ("missing column(s) prompt_tokens, output_tokens; have chosen,
+    rejected"), with no word of what the file is or how to write it (a Dolly line named its 'response' 'generated').
+    Each is refused in one line naming the file, the format and what is read instead."""
+    path = tmp_path / name
+    write(path)
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", path), message)
+
+
+def served_lengths(capsys, tmp_path, path) -> tuple[list[int], list[int], str]:
+    """``simulate`` of ``path``: the prompt and output lengths [tokens] it served (sorted), and its stderr."""
+    r = run_cli_fast(capsys, "simulate", "-w", path, "-o", tmp_path / "out")
+    assert r.returncode == 0, r.stderr[-2000:]
+    df = pl.read_parquet(tmp_path / "out" / "requests.parquet")
+    return sorted(df["prompt_tokens"].to_list()), sorted(df["output_tokens"].to_list()), r.stderr
+
+
+def test_openai_messages_load_with_their_texts_lengths(tmp_path, capsys):
+    """OpenAI's chat messages as its files hold them: content as a list of text parts (joined by newlines, as vLLM's
+    server joins them), a user's ``name``, a system message ahead; a conversation with an image part is left out
+    and counted (its prompt's tokens are not its text's), not served with its text's length."""
+    records = [
+        {"messages": [{"role": "system", "content": "Be brief."},
+                      {"role": "user", "name": "bob", "content": PROMPTS[0]},
+                      {"role": "assistant", "content": REPLIES[0]}]},
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": PROMPTS[1]},
+                                                   {"type": "text", "text": "In French."}]},
+                      {"role": "assistant", "content": [{"type": "text", "text": REPLIES[1]}]}]},
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": PROMPTS[2]},
+                                                   {"type": "image_url", "image_url": {"url": "https://x/a.png"}}]},
+                      {"role": "assistant", "content": REPLIES[2]}]},
+    ]
+    path = tmp_path / "chat.jsonl"
+    path.write_text(lines(records))
+    prompts, outputs, err = served_lengths(capsys, tmp_path, path)
+    assert prompts == sorted(count_tokens([PROMPTS[0], PROMPTS[1] + "\nIn French."]).tolist())
+    assert outputs == sorted(count_tokens(REPLIES[:2]).tolist())
+    assert "left out 1 of the 3 records" in err and "1 first turns with a part that is not text (an image)" in err
+
+
+def test_tool_call_replies_are_left_out_and_counted_as_such(tmp_path, capsys):
+    """An assistant's first reply that calls a tool (``tool_calls``) or function (``function_call``) has content
+    null (or text beside the call): such conversations were "skipped ... which are not conversations: with first
+    turns that are not text", or served with the text's length beside the call's. They are conversations whose
+    reply is the call, whose tokens are the model's own format of it: left out, counted as such."""
+    call = {"role": "assistant", "content": None,
+            "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "weather", "arguments": "{}"}}]}
+    records = [
+        chat(0),
+        {"messages": [{"role": "user", "content": PROMPTS[1]}, call,
+                      {"role": "tool", "tool_call_id": "t1", "content": "20 C"},
+                      {"role": "assistant", "content": REPLIES[1]}]},
+        {"messages": [{"role": "user", "content": PROMPTS[2]}, dict(call, content="Let me look that up for you.")]},
+        {"messages": [{"role": "user", "content": "What is the weather like there today?"},
+                      {"role": "assistant", "content": None, "function_call": {"name": "weather", "arguments": "{}"}},
+                      {"role": "function", "name": "weather", "content": "20 C"},
+                      {"role": "assistant", "content": "It is 20 C and sunny there today."}]},
+    ]
+    path = tmp_path / "tools.jsonl"
+    path.write_text(lines(records))
+    prompts, outputs, err = served_lengths(capsys, tmp_path, path)
+    assert (prompts, outputs) == (count_tokens(PROMPTS[:1]).tolist(), count_tokens(REPLIES[:1]).tolist())
+    assert ("left out 3 of the 4 records, conversations without a first turn the paper's rule takes (a user turn "
+            "answered by the assistant, opening the conversation): 3 first replies that are tool or function calls, "
+            "not text (first: record 2: message 2 has 'tool_calls'") in err
+    assert "not conversations" not in err
+
+
+def test_sharegpt_null_values_empty_and_system_only_conversations_are_counted(tmp_path, capsys):
+    """A ShareGPT export's null ``value``, an empty conversation and one of a system message alone give no first
+    turn: each is counted in a warning by what it is (a system-only conversation was counted as an empty one)."""
+    records = [sharegpt(0), sharegpt(1),
+               {"id": "n", "conversations": [{"from": "human", "value": None}, {"from": "gpt", "value": REPLIES[2]}]},
+               {"id": "e", "conversations": []},
+               {"id": "s", "conversations": [{"from": "system", "value": "You are a helpful assistant."}]}]
+    path = tmp_path / "sharegpt.json"
+    path.write_text(json.dumps(records))
+    prompts, outputs, err = served_lengths(capsys, tmp_path, path)
+    assert (prompts, outputs) == (sorted(count_tokens(PROMPTS[:2]).tolist()), sorted(count_tokens(REPLIES[:2]).tolist()))
+    assert ("skipped 1 of the 5 records, which are not conversations: 1 with first turns that are not text (first: "
+            "record 3, id 'n': message 1 has no text ('value' or 'content'))") in err
+    assert ("left out 2 of the 5 records, conversations without a first turn the paper's rule takes (a user turn "
+            "answered by the assistant, opening the conversation): 1 empty conversations (first: record 4, id 'e'); "
+            "1 conversations of system messages alone (first: record 5, id 's')") in err

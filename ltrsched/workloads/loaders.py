@@ -104,7 +104,7 @@ from ltrsched.workloads.schema import (
 )
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, left_out, paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import (
-    CONVERSATION_KEYS, COUNT_COLUMNS, INSTRUCTION_HINT, TABLE_COLUMNS, is_conversation_table, load_sharegpt_records,
+    CONVERSATION_KEYS, COUNT_COLUMNS, TABLE_COLUMNS, format_hint, is_conversation_table, load_sharegpt_records,
     may_give_arrivals, records_key,
 )
 from ltrsched.workloads.tokenizer import count_tokens
@@ -205,8 +205,8 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                             "'input_length', 'output_length')"
                             + ("; this line is a conversation and the first line is not: a .jsonl holds requests "
                                "or conversations (OpenAI's chat format), one kind on every line" if conversation else "")
-                            + (f"; it has {INSTRUCTION_HINT}" if isinstance(rec, dict) and "instruction" in rec
-                               and "prompt" not in rec else "") + _line_keys(rec))
+                            + _record_hint(original) + _line_keys(original if isinstance(rec, dict) else rec))
+            # (the line's own keys: a Dolly line's 'response' was named 'generated', the name it is read by)
         if "output_tokens" in rec:  # a count given is kept, beside the text too (as a parquet's): it was ignored
             rec["generated"] = _token_count(rec["output_tokens"], "output_tokens", f"{path}:{lineno}")
         # (a prompt count given beside the text is kept too: it was re-counted with Llama-3's tokenizer)
@@ -328,6 +328,23 @@ def _jsonl_dates(dates: dict[int, tuple[str, str]], arrivals: list[float], lines
 #: :func:`arrival_suffix`).
 JSONL_KEYS = ("prompt", *REPLY_NAMES, "prompt_tokens", "output_tokens", *MOONCAKE_KEYS, "request_id",
               *ARRIVAL_KEYS, *NUMERIC_OPTIONAL_COLUMNS)
+
+
+def _record_hint(rec) -> str:
+    """``"; it has ..."``, what a ``.jsonl`` line that is no request is (:func:`~ltrsched.workloads.sharegpt.
+    format_hint`: Alpaca's, Dolly's, Anthropic HH's, UltraChat's record), or ``""``."""
+    if not isinstance(rec, dict):
+        return ""
+    lists = [k for k, v in rec.items() if isinstance(v, list) and v and all(isinstance(t, str) for t in v)]
+    hint = format_hint(rec, lists)
+    return f"; it has {hint}" if hint else ""
+
+
+def _table_hint(df: pl.DataFrame) -> str:
+    """:func:`_record_hint` of a table (a flat parquet's or a ``.csv``'s columns)."""
+    lists = [c for c, kind in df.schema.items() if isinstance(kind, pl.List) and kind.inner == pl.String]
+    hint = format_hint(df.columns, lists)
+    return f"; it has {hint}" if hint else ""
 
 
 def _line_keys(rec) -> str:
@@ -591,7 +608,7 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             raise UserError(f"{path}: no column for {ours} (looked for {', '.join(names)}, in any case, and for "
                             f"{text} text to count); have {', '.join(raw.columns)}" + (
                                 f" (one column: the file separates its fields by {other!r}, where a .csv here "
-                                "separates them by ','; save it with commas)" if other else ""))
+                                "separates them by ','; save it with commas)" if other else "") + _table_hint(raw))
         names_found[ours] = found
         col = _spaced_numbers(raw[found])
         if ours == "arrival_time" and col.dtype == pl.String:
@@ -1171,7 +1188,8 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
         df = _complete_table(df, path)
         missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
         if missing:
-            raise UserError(f"{path}: missing column(s) {', '.join(missing)}; have {', '.join(columns)}")
+            raise UserError(f"{path}: missing column(s) {', '.join(missing)}; have {', '.join(columns)}"
+                            + _table_hint(df))
     elif suffix in (".json", ".jsonl") and (suffix == ".json" or jsonl_conversations(path)):  # conversations
         # (a .jsonl in OpenAI's chat format, or a .json array): first turns, numbered, as they carry no integer ids
         df = _first_turns(path, num_requests, seed, arrival)

@@ -113,6 +113,35 @@ INSTRUCTION_HINT = ("'instruction' text: Alpaca's or Dolly's format, not read as
                     "one object per line of a .jsonl")
 
 
+#: What a preference data set's record holds (Anthropic HH's ``chosen`` and ``rejected``: each a whole dialogue as
+#: text, ``"\n\nHuman: ...\n\nAssistant: ..."``), which is no prompt: which turn is the prompt, which reply?
+PREFERENCE_HINT = ("'chosen' text: a preference data set's format (Anthropic HH's \"\\n\\nHuman: ...\\n\\nAssistant: "
+                   "...\" dialogues), not read as it is; write each dialogue's first Human turn as a 'prompt' and the "
+                   "Assistant's reply to it as 'generated', or its turns as OpenAI chat messages ({\"messages\": "
+                   "[{\"role\": \"user\", ...}, {\"role\": \"assistant\", ...}]})")
+#: What UltraChat's records hold: ``data``, the turns as plain strings (user, assistant, user, ...), no speakers.
+TURN_LIST_HINT = ("'data', a list of turns as plain strings: UltraChat's format, not read as it is (no speakers); "
+                  "write each record's turns as OpenAI chat messages ({\"messages\": [{\"role\": \"user\", "
+                  "\"content\": data[0]}, {\"role\": \"assistant\", \"content\": data[1]}]}, one per line of a .jsonl)")
+
+
+def format_hint(names, text_lists=()) -> str | None:
+    """What a record or table that is neither requests nor conversations is, by its keys or columns ``names`` (in
+    any case), for its error: an instruction data set's (:data:`INSTRUCTION_HINT`), a preference data set's
+    (:data:`PREFERENCE_HINT`), UltraChat's where ``data`` is among ``text_lists``, the names that hold lists of
+    text (:data:`TURN_LIST_HINT`); None for anything else, or where a ``prompt`` is given."""
+    names = {n.strip().lower() for n in names if isinstance(n, str)}
+    if "prompt" in names:
+        return None
+    if "instruction" in names:
+        return INSTRUCTION_HINT
+    if "chosen" in names:
+        return PREFERENCE_HINT
+    if "data" in {n.strip().lower() for n in text_lists if isinstance(n, str)}:
+        return TURN_LIST_HINT
+    return None
+
+
 #: Where a record keeps its messages: ShareGPT's ``conversations`` (or ``items``), LMSYS-Chat-1M's
 #: ``conversation``, OpenAI-style ``messages``.
 CONVERSATION_KEYS = ("conversations", "items", "conversation", "messages")
@@ -142,6 +171,11 @@ def _text(message: dict):
         parts = [p.get("text") if isinstance(p, dict) and p.get("type") == "text" else None for p in text]
         return "\n".join(parts) if parts and all(isinstance(p, str) for p in parts) else None
     return text
+
+
+#: An OpenAI assistant message's call of a tool (``tool_calls``) or function (the legacy ``function_call``): a reply
+#: whose generated tokens are the call, written in the served model's own format (not counted here).
+_CALL_KEYS = ("tool_calls", "function_call")
 
 
 class Skip(NamedTuple):
@@ -179,8 +213,12 @@ def read_first_turn(record) -> tuple[str, str, str] | Skip:
     key = next((k for k in CONVERSATION_KEYS if record.get(k)), None) or next(
         (k for k in CONVERSATION_KEYS if k in record), None)
     if key is None:
+        data = record.get("data")
         flat = (" ('prompt' text: a .jsonl format)" if "prompt" in record else
-                " ('instruction': Alpaca's format)" if "instruction" in record else "")  # (a detail is cut at 100)
+                " ('instruction': Alpaca's format)" if "instruction" in record else
+                " ('chosen': Anthropic HH's format)" if "chosen" in record else
+                " ('data': UltraChat's format)" if isinstance(data, list) and data and all(
+                    isinstance(t, str) for t in data) else "")  # (a detail is cut at 100)
         return Skip(True, "with no messages", f"no {', '.join(repr(k) for k in CONVERSATION_KEYS[:-1])} or "
                                               f"{CONVERSATION_KEYS[-1]!r} list{flat}")
     conv = record[key]
@@ -197,10 +235,16 @@ def read_first_turn(record) -> tuple[str, str, str] | Skip:
                     f"the speaker {_field(m, 'from', 'role')!r} (in any case), none of "
                     f"{', '.join(_USER + _ASSISTANT + _SYSTEM[:-1])} or {_SYSTEM[-1]}")
             return Skip(True, "with unknown speakers", f"message {i + 1} has {what}")
-    if not turns:
-        return Skip(False, "empty conversations")
+    if not turns:  # (a conversation of system messages alone was counted as an empty one)
+        return Skip(False, "conversations of system messages alone" if conv else "empty conversations")
     if len(turns) < 2 or _speaker(turns[0][1]) not in _USER or _speaker(turns[1][1]) not in _ASSISTANT:
         return Skip(False, "conversations that do not open with a user turn answered by the assistant")
+    i, reply = turns[1]
+    call = next((k for k in _CALL_KEYS if reply.get(k)), None)
+    if call is not None:  # (its content is null or "": it was skipped as "not conversations", or its text's
+        # count served as the reply's when it had some)
+        return Skip(False, "first replies that are tool or function calls, not text",
+                    f"message {i + 1} has {call!r}, whose tokens are the model's own format of the call")
     texts = []
     for i, m in turns[:2]:
         text = _text(m)
