@@ -345,9 +345,13 @@ def _record_arrival(record: dict, number: int, path: Path) -> dict:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise UserError(f"{where}: {keys[0]!r} must be a number of seconds (or, by its name, milliseconds) or a "
                         f"date-time, got {_kind(value)}")
-    if isinstance(value, int) and abs(value) >= 2**53:  # (no float holds it exactly; JSON's integers have no bound)
-        raise UserError(f"{where}: {keys[0]!r} is too large to be an arrival time ({len(str(abs(value)))} digits)")
-    return {keys[0]: value}
+    if isinstance(value, str):
+        return {keys[0]: value}
+    try:
+        return {keys[0]: float(value)}
+    except OverflowError:  # an integer beyond float64 (JSON's integers have no bound), as a request line's
+        raise UserError(f"{where}: {keys[0]!r} is too large to be an arrival time ({len(str(abs(value)))} digits)"
+                        ) from None
 
 
 def _arrival_columns(given: list[dict], numbers: list[int], ids: list[str], path: Path) -> pl.DataFrame:
