@@ -183,6 +183,14 @@ TURNS = "it has 'data', a list of turns as plain strings: UltraChat's format, no
     ("hh.parquet", lambda p: pl.DataFrame(HH).write_parquet(p), f"have chosen, rejected; {PREFERENCE}"),
     ("hh.json", lambda p: p.write_text(json.dumps(HH)), "3 with no messages (first: record 1: no 'conversations', "
      "'items', 'conversation' or 'messages' list ('chosen': Anthropic HH's format))"),
+    ("dpo.jsonl", lambda p: p.write_text(lines({"prompt": PROMPTS[i], "chosen": REPLIES[i], "rejected": "No."}
+                                               for i in range(3))),
+     "dpo.jsonl:1: expected an object with string fields 'prompt' and 'generated' (or, instead of a text, its length: "
+     "'prompt_tokens', 'output_tokens'; Mooncake's 'input_length', 'output_length'); it has 'chosen' and 'rejected' "
+     "replies: a preference data set's format (DPO's), whose replies are not read as the one served; name the reply "
+     "to serve 'generated' (or give output_tokens); it has 'prompt', 'chosen', 'rejected'"),
+    ("dpo.parquet", lambda p: pl.DataFrame({"prompt": PROMPTS, "chosen": REPLIES, "rejected": ["No."] * 3})
+     .write_parquet(p), "have prompt, chosen, rejected; it has 'chosen' and 'rejected' replies"),
     ("ultrachat.jsonl", lambda p: p.write_text(lines(ULTRACHAT)), f"{TURNS} (no speakers); write each record's turns "
      "as OpenAI chat messages ({\"messages\": [{\"role\": \"user\", \"content\": data[0]}, {\"role\": \"assistant\", "
      "\"content\": data[1]}]}, one per line of a .jsonl); it has 'id', 'data'"),

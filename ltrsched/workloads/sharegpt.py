@@ -119,6 +119,10 @@ PREFERENCE_HINT = ("'chosen' text: a preference data set's format (Anthropic HH'
                    "...\" dialogues), not read as it is; write each dialogue's first Human turn as a 'prompt' and the "
                    "Assistant's reply to it as 'generated', or its turns as OpenAI chat messages ({\"messages\": "
                    "[{\"role\": \"user\", ...}, {\"role\": \"assistant\", ...}]})")
+#: What a preference data set of prompts holds (DPO's ``prompt``, ``chosen``, ``rejected``): two replies, neither
+#: read as the reply served.
+PAIR_HINT = ("'chosen' and 'rejected' replies: a preference data set's format (DPO's), whose replies are not read as "
+             "the one served; name the reply to serve 'generated' (or give output_tokens)")
 #: What UltraChat's records hold: ``data``, the turns as plain strings (user, assistant, user, ...), no speakers.
 TURN_LIST_HINT = ("'data', a list of turns as plain strings: UltraChat's format, not read as it is (no speakers); "
                   "write each record's turns as OpenAI chat messages ({\"messages\": [{\"role\": \"user\", "
@@ -131,6 +135,8 @@ def format_hint(names, text_lists=()) -> str | None:
     (:data:`PREFERENCE_HINT`), UltraChat's where ``data`` is among ``text_lists``, the names that hold lists of
     text (:data:`TURN_LIST_HINT`); None for anything else, or where a ``prompt`` is given."""
     names = {n.strip().lower() for n in names if isinstance(n, str)}
+    if "prompt" in names and "chosen" in names and not names & {"generated", "response", "completion"}:
+        return PAIR_HINT
     if "prompt" in names:
         return None
     if "instruction" in names:
@@ -202,8 +208,9 @@ def read_first_turn(record) -> tuple[str, str, str] | Skip:
     Records in ShareGPT's form (``id``, ``conversations`` of ``{"from", "value"}``) or in LMSYS-Chat-1M's and
     OpenAI's (``conversation_id``, ``conversation`` or ``messages`` of ``{"role", "content"}``). A conversation
     opens with a user message answered by the assistant (system or developer messages may precede); one that does
-    not (or a later chunk of a split one, or an empty one) is a conversation all the same, which the paper's rule
-    does not take. A record that is not an object, has no list of messages, or whose first turns are not messages with a
+    not (or a later chunk of a split one, an empty one, one of system messages alone, or one whose first reply calls
+    a tool or function: OpenAI's ``tool_calls``, ``function_call``) is a conversation all the same, which the paper's
+    rule does not take. A record that is not an object, has no list of messages, or whose first turns are not messages with a
     known speaker and text, is malformed."""
     if not isinstance(record, dict):
         return Skip(True, "not objects", f"{_kind(record)}")
