@@ -6,6 +6,7 @@ refused with a misleading message, before its fix."""
 from __future__ import annotations
 
 import json
+import re
 
 import polars as pl
 import pytest
@@ -276,9 +277,23 @@ def test_sharegpt_null_values_empty_and_system_only_conversations_are_counted(tm
     path = tmp_path / "sharegpt.json"
     path.write_text(json.dumps(records))
     prompts, outputs, err = served_lengths(capsys, tmp_path, path)
-    assert (prompts, outputs) == (sorted(count_tokens(PROMPTS[:2]).tolist()), sorted(count_tokens(REPLIES[:2]).tolist()))
+    assert prompts == sorted(count_tokens(PROMPTS[:2]).tolist())
+    assert outputs == sorted(count_tokens(REPLIES[:2]).tolist())
     assert ("skipped 1 of the 5 records, which are not conversations: 1 with first turns that are not text (first: "
             "record 3, id 'n': message 1 has no text ('value' or 'content'))") in err
     assert ("left out 2 of the 5 records, conversations without a first turn the paper's rule takes (a user turn "
             "answered by the assistant, opening the conversation): 1 empty conversations (first: record 4, id 'e'); "
             "1 conversations of system messages alone (first: record 5, id 's')") in err
+
+
+@pytest.mark.parametrize("records, message", [(HH, PREFERENCE), (ULTRACHAT, TURNS)])
+def test_prompts_files_of_those_formats_are_named_too(tmp_path, records, message):
+    """`ltrsched label --prompts` of such a file said "expected an object with a string field 'prompt'" alone."""
+    from ltrsched.errors import UserError
+    from ltrsched.workloads.prompts import load_prompts
+
+    path = tmp_path / "p.jsonl"
+    path.write_text(lines(records))
+    expected = f"p.jsonl:1: expected an object with a string field 'prompt'; {message}"
+    with pytest.raises(UserError, match=re.escape(expected)):
+        load_prompts(path)

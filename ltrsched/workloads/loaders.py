@@ -105,7 +105,7 @@ from ltrsched.workloads.schema import (
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, left_out, paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import (
     CONVERSATION_KEYS, COUNT_COLUMNS, TABLE_COLUMNS, format_hint, is_conversation_table, load_sharegpt_records,
-    may_give_arrivals, records_key,
+    may_give_arrivals, record_hint, records_key,
 )
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lf_line_ends, lone_surrogate
@@ -333,10 +333,7 @@ JSONL_KEYS = ("prompt", *REPLY_NAMES, "prompt_tokens", "output_tokens", *MOONCAK
 def _record_hint(rec) -> str:
     """``"; it has ..."``, what a ``.jsonl`` line that is no request is (:func:`~ltrsched.workloads.sharegpt.
     format_hint`: Alpaca's, Dolly's, Anthropic HH's, UltraChat's record), or ``""``."""
-    if not isinstance(rec, dict):
-        return ""
-    lists = [k for k, v in rec.items() if isinstance(v, list) and v and all(isinstance(t, str) for t in v)]
-    hint = format_hint(rec, lists)
+    hint = record_hint(rec)
     return f"; it has {hint}" if hint else ""
 
 

@@ -116,9 +116,9 @@ def _jsonl(path: Path) -> pl.DataFrame:
         if prompt is not None and not isinstance(prompt, str):  # (JSON has types: 42 is no text)
             raise UserError(f"{path}:{lineno}: 'prompt' must be text (a JSON string), got {shown(prompt)}")
         if not isinstance(prompt, str):
-            from ltrsched.workloads.sharegpt import format_hint
+            from ltrsched.workloads.sharegpt import record_hint
 
-            hint = format_hint(rec) if isinstance(rec, dict) else None  # (Alpaca's, Dolly's, Anthropic HH's record)
+            hint = record_hint(rec)  # (Alpaca's, Dolly's, Anthropic HH's, UltraChat's record)
             raise UserError(f"{path}:{lineno}: expected an object with a string field 'prompt'"
                             + (f"; it has {hint}" if hint else ""))
         key = rec.get("id", f"line-{lineno}")

@@ -148,6 +148,14 @@ def format_hint(names, text_lists=()) -> str | None:
     return None
 
 
+def record_hint(record) -> str | None:
+    """:func:`format_hint` of a JSON record (a ``.jsonl`` line) by its keys and values; None for a non-object."""
+    if not isinstance(record, dict):
+        return None
+    return format_hint(record, [k for k, v in record.items()
+                                if isinstance(v, list) and v and all(isinstance(t, str) for t in v)])
+
+
 #: Where a record keeps its messages: ShareGPT's ``conversations`` (or ``items``), LMSYS-Chat-1M's
 #: ``conversation``, OpenAI-style ``messages``.
 CONVERSATION_KEYS = ("conversations", "items", "conversation", "messages")
