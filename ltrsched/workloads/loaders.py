@@ -63,8 +63,9 @@ Files, by suffix:
 Arrival times are read alike in every format (:func:`arrival_suffix`): under the ``.csv``'s names (``arrival_time``,
 ``arrived_at``, ``arrival``, ``timestamp``, in any case: Azure's ``TIMESTAMP`` in a parquet or a ``.jsonl`` too;
 they travelled along unread; a conversation file's too, LMSYS's ``timestamp`` column or a ``.json``'s or
-``.jsonl``'s record's key, on every record or none: they were dropped), date-time text as seconds since the earliest (:func:`_datetime_seconds`; a parquet
-refused it, a ``.jsonl`` too). They are seconds unless a name's suffix says otherwise (:data:`UNIT_SUFFIXES`); two
+``.jsonl``'s record's key, on every record or none: they were dropped), date-time text as seconds since the
+earliest (:func:`_datetime_seconds`; a parquet refused it, a ``.jsonl`` too). They are seconds unless a name's
+suffix says otherwise (:data:`UNIT_SUFFIXES`); two
 columns (or keys) giving them are an error. Plain-named times that look like milliseconds (a span of days with a median
 gap of minutes, a span of hours with a median gap of over 5 minutes, or Unix milliseconds) carry a warning that
 ``replay`` arrivals print, naming the column to rename (:func:`ltrsched.workloads.arrivals.seconds_unit_warning`);
