@@ -35,7 +35,7 @@ Files, by suffix:
   them by reason, as is a file cut off inside a record (the packaged ShareGPT file's cut is expected, and quiet); a
   file with no usable record is an error saying why. A parquet of such conversations (LMSYS-Chat-1M's own files: a
   ``conversation`` column) is read the same way; its ``score``, ``po_estimate``, ``predicted_length``,
-  ``arrival_time`` and ``request_id`` columns are kept, as a flat table's, and so are its own ``prompt_tokens``
+  arrival times and ``request_id`` columns are kept, as a flat table's, and so are its own ``prompt_tokens``
   and ``output_tokens`` of each first turn (a flat table's and a ``.jsonl``'s given counts are used too; they were
   recounted from the text): the file's count where a row gives one, the text's Llama-3 count where it is null; the
   paper's selection (prompt and output lengths) reads them. Counts that differ from the text's Llama-3 count are
@@ -55,13 +55,17 @@ Files, by suffix:
   (in any case too) as those columns; a ``prompt`` is text as written, digits too (``42``, ``007``), and without a
   prompt count column its Llama-3 count is used (as a parquet's and a ``.jsonl``'s: a table of prompts and
   another model's ``output_tokens``); likewise the reply's text in a ``generated`` (or ``response``) column without
-  an output count column (:data:`REPLY_NAMES`). Lines may end with CR alone. Header names
+  an output count column (:data:`REPLY_NAMES`). In every format two columns (or keys) of the reply's text, two of
+  those names or one beside Alpaca's ``output`` (:data:`UNREAD_REPLY_NAMES`), are an error naming both where the
+  text is counted (one was used, silently). Lines may end with CR alone. Header names
   and numbers may have spaces around them (``a, b``).
 
 Arrival times are read alike in every format (:func:`arrival_suffix`): under the ``.csv``'s names (``arrival_time``,
 ``arrived_at``, ``arrival``, ``timestamp``, in any case: Azure's ``TIMESTAMP`` in a parquet or a ``.jsonl`` too;
-they travelled along unread), date-time text as seconds since the earliest (:func:`_datetime_seconds`; a parquet
-refused it, a ``.jsonl`` too). They are seconds unless a name's suffix says otherwise (:data:`UNIT_SUFFIXES`); two
+they travelled along unread; a conversation file's too, LMSYS's ``timestamp`` column or a ``.json``'s or
+``.jsonl``'s record's key, on every record or none: they were dropped), date-time text as seconds since the
+earliest (:func:`_datetime_seconds`; a parquet refused it, a ``.jsonl`` too). They are seconds unless a name's
+suffix says otherwise (:data:`UNIT_SUFFIXES`); two
 columns (or keys) giving them are an error. Plain-named times that look like milliseconds (a span of days with a median
 gap of minutes, a span of hours with a median gap of over 5 minutes, or Unix milliseconds) carry a warning that
 ``replay`` arrivals print, naming the column to rename (:func:`ltrsched.workloads.arrivals.seconds_unit_warning`);
@@ -90,6 +94,7 @@ from ltrsched.errors import UserError
 from ltrsched.strict_json import shown
 from ltrsched.fingerprint import file_digest
 from ltrsched.inputs import check_not_special
+from ltrsched.workloads.arrival_names import ARRIVAL_KEYS, ARRIVAL_NAMES, UNIT_SUFFIXES, arrival_suffix
 from ltrsched.workloads.arrivals import seconds_unit_warning
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
 from ltrsched.workloads.jsonl import jsonl_records
@@ -100,35 +105,16 @@ from ltrsched.workloads.schema import (
 )
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, left_out, paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import (
-    CONVERSATION_KEYS, COUNT_COLUMNS, INSTRUCTION_HINT, TABLE_COLUMNS, is_conversation_table, load_sharegpt_records,
-    records_key,
+    CONVERSATION_KEYS, COUNT_COLUMNS, TABLE_COLUMNS, format_hint, is_conversation_table, load_sharegpt_records,
+    may_give_arrivals, record_hint, records_key,
 )
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lf_line_ends, lone_surrogate
 
-CSV_COLUMNS = {"arrival_time": ("arrival_time", "arrived_at", "arrival", "timestamp"), **LENGTH_NAMES}
+CSV_COLUMNS = {"arrival_time": ARRIVAL_NAMES, **LENGTH_NAMES}
 
 
 _MAX_TOKENS = 2**53  # a length given as a number: any larger is no length (and would not fit an int64 sum)
-#: Arrival-time units a name's suffix states: ``arrival_time_ms`` (or ``arrived_at_ms``, ``timestamp_ms``, ...)
-#: holds milliseconds, ``arrival_time_s`` seconds (said so: no unit warning). A name without a suffix holds
-#: seconds (or date-times, in a .csv); :func:`ltrsched.workloads.arrivals.seconds_unit_warning` warns when those
-#: look like milliseconds. Suffix -> seconds per unit.
-UNIT_SUFFIXES = {"_s": 1.0, "_ms": 1e-3}
-#: Our arrival-time column: ``arrival_time`` and its unit suffixes (every format reads the other names of
-#: :data:`CSV_COLUMNS` too: :func:`arrival_suffix`).
-ARRIVAL_KEYS = ("arrival_time", *(f"arrival_time{s}" for s in UNIT_SUFFIXES))
-
-
-def arrival_suffix(name: str) -> str | None:
-    """The unit suffix (``""``: seconds, or date-times; else a key of :data:`UNIT_SUFFIXES`) of a column or key that
-    names arrival times, in every format (a ``.csv``'s header, a parquet's columns, a ``.jsonl``'s keys): one of
-    :data:`CSV_COLUMNS`' arrival names (``arrival_time``, ``arrived_at``, ``arrival``, ``timestamp``; Azure's
-    ``TIMESTAMP``), plain or with a suffix, in any case and with spaces around it; None for any other name. (A
-    parquet and a ``.jsonl`` read ``arrival_time`` alone: a ``timestamp`` travelled along unread.)"""
-    low = name.strip().lower() if isinstance(name, str) else ""
-    return next((suffix for suffix in ("", *UNIT_SUFFIXES) for base in CSV_COLUMNS["arrival_time"]
-                 if low == base + suffix), None)
 #: Mooncake's trace keys (FAST'25 release, ``mooncake_trace.jsonl``): ``input_length`` and ``output_length``
 #: [tokens], read as ``prompt_tokens`` and ``output_tokens``; on a line that has them, ``timestamp`` is the arrival
 #: [ms] since the first request (Mooncake's unit). Its ``hash_ids`` (prefix-cache blocks) are not read: the simulator
@@ -149,6 +135,25 @@ FAILED_OUTPUT_NAMES = ("response tokens",)
 #: (a ``.jsonl``'s keys, as written); ``completion`` is OpenAI's legacy fine-tuning files' (``{"prompt",
 #: "completion"}`` lines).
 REPLY_NAMES = ("generated", "response", "completion")
+#: Other names of a reply's text (in lower case), not read as it (Alpaca's ``output``; a file of ``prompt`` and
+#: ``output`` is refused, naming the columns read): beside one of :data:`REPLY_NAMES` either could be the reply
+#: (the one read was used, silently), and where the reply's text is read the two are an error naming both
+#: (:func:`_one_reply`).
+UNREAD_REPLY_NAMES = ("output",)
+
+
+def _one_reply(names, where: str, what: str = "columns") -> None:
+    """One-line :class:`UserError` naming ``where`` if ``names`` (a table's columns, in any case, or a ``.jsonl``
+    line's keys, as written: ``what``) give the reply's text twice: two of :data:`REPLY_NAMES` (a parquet's
+    ``response`` and ``completion``: the first was used, silently), or one beside one of
+    :data:`UNREAD_REPLY_NAMES` (``output`` beside ``response``: which is the reply?)."""
+    name = (lambda n: n.strip().lower()) if what == "columns" else (lambda n: n)
+    found = [n for n in names if isinstance(n, str) and name(n) in (*REPLY_NAMES, *UNREAD_REPLY_NAMES)]
+    if len(found) > 1:
+        both = "both" if len(found) == 2 else "all"
+        raise UserError(f"{where}: {what} {' and '.join(repr(n) for n in found)} {both} may give the reply's text, "
+                        f"from which output_tokens is counted; which does? keep one (drop or rename the "
+                        f"other{'s' if len(found) > 2 else ''}), or give output_tokens")
 #: A column a loader adds to a file's table while it is read: each request's row (a ``.csv``'s record after the
 #: header, a parquet's row) or line (a ``.jsonl``'s), 1-based, as it is in the file, which
 #: :func:`_sample_checked`'s errors name and then drops (rows left out, blank lines and BurstGPT's failed requests,
@@ -183,6 +188,8 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         if len(replies) > 1:
             raise UserError(f"{path}:{lineno}: {' and '.join(repr(k) for k in replies)} both give the reply's text; "
                             "give one")
+        if replies and "output_tokens" not in rec:  # (an 'output' key beside it: which is the reply?)
+            _one_reply(list(rec), f"{path}:{lineno}", "keys")
         if replies and replies[0] != "generated":  # the reply's text under another name, as a parquet's 'response'
             # column is read (a {"prompt", "response"} file was refused; OpenAI's legacy fine-tuning file,
             # {"prompt", "completion"}, too)
@@ -199,8 +206,8 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                             "'input_length', 'output_length')"
                             + ("; this line is a conversation and the first line is not: a .jsonl holds requests "
                                "or conversations (OpenAI's chat format), one kind on every line" if conversation else "")
-                            + (f"; it has {INSTRUCTION_HINT}" if isinstance(rec, dict) and "instruction" in rec
-                               and "prompt" not in rec else "") + _line_keys(rec))
+                            + _record_hint(original) + _line_keys(original if isinstance(rec, dict) else rec))
+            # (the line's own keys: a Dolly line's 'response' was named 'generated', the name it is read by)
         if "output_tokens" in rec:  # a count given is kept, beside the text too (as a parquet's): it was ignored
             rec["generated"] = _token_count(rec["output_tokens"], "output_tokens", f"{path}:{lineno}")
         # (a prompt count given beside the text is kept too: it was re-counted with Llama-3's tokenizer)
@@ -324,6 +331,20 @@ JSONL_KEYS = ("prompt", *REPLY_NAMES, "prompt_tokens", "output_tokens", *MOONCAK
               *ARRIVAL_KEYS, *NUMERIC_OPTIONAL_COLUMNS)
 
 
+def _record_hint(rec) -> str:
+    """``"; it has ..."``, what a ``.jsonl`` line that is no request is (:func:`~ltrsched.workloads.sharegpt.
+    format_hint`: Alpaca's, Dolly's, Anthropic HH's, UltraChat's record), or ``""``."""
+    hint = record_hint(rec)
+    return f"; it has {hint}" if hint else ""
+
+
+def _table_hint(df: pl.DataFrame) -> str:
+    """:func:`_record_hint` of a table (a flat parquet's or a ``.csv``'s columns)."""
+    lists = [c for c, kind in df.schema.items() if isinstance(kind, pl.List) and kind.inner == pl.String]
+    hint = format_hint(df.columns, lists)
+    return f"; it has {hint}" if hint else ""
+
+
 def _line_keys(rec) -> str:
     """What a ``.jsonl`` line that is no request holds, for its error: ``"; it has 'input', 'output'"``, its keys
     named in another case (``Prompt``, ``Output_Tokens``, read by their names as written: a line of them said only
@@ -426,6 +447,8 @@ def _complete_table(df: pl.DataFrame, path: Path) -> pl.DataFrame:
     for column, sources in texts.items():
         if column in df.columns:
             continue
+        if column == "output_tokens":  # (response beside completion: the first was used, silently)
+            _one_reply(df.columns, str(path))
         source = next((c for c in sources if c in df.columns), None)
         if source is None:
             continue  # validate() names what is missing
@@ -461,7 +484,12 @@ def _first_turns(path: Path, num_requests: int | None, seed: int, arrival_info: 
     :func:`_unit_warning` of every record's."""
     notes: list[str] = []
     arrival_info = {} if arrival_info is None else arrival_info
-    records = _table_arrivals(load_sharegpt_records(path, notes), path, arrival_info)
+    # (a conversation file's arrival times are read by the rule a flat table's are: any of arrival_suffix's names,
+    # date-times as seconds since the earliest, a unit suffix; LMSYS's 'timestamp' and a .jsonl's keys were dropped)
+    records, named = _other_arrival_name(load_sharegpt_records(path, notes), path)
+    records = _table_arrivals(records, path, arrival_info, named)
+    if named:  # (a unit warning names the column to rename: the file's)
+        arrival_info["column"] = named
     dropped = left_out(records)  # (they were left out without a word)
     if dropped:
         notes.append(f"warning: {path}: {dropped}")
@@ -539,6 +567,8 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     # prompts and replies was refused, "no column for output_tokens")
     reply = None if _csv_column(raw, LENGTH_NAMES["output_tokens"], "output_tokens", path) else _csv_column(
         raw, REPLY_NAMES, "output_tokens", path)
+    if reply is not None:  # (an 'output' column beside it: which is the reply?)
+        _one_reply(raw.columns, str(path))
     texts = tuple(c for c in (prompt, reply) if c is not None)
     if any(raw.schema[c] != pl.String for c in texts):  # a CSV has no types: prompts "1", "42" (or
         # "007", "1e3") are text, which polars read as numbers (refused as "not text", or changed: 007 -> 7)
@@ -576,7 +606,7 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             raise UserError(f"{path}: no column for {ours} (looked for {', '.join(names)}, in any case, and for "
                             f"{text} text to count); have {', '.join(raw.columns)}" + (
                                 f" (one column: the file separates its fields by {other!r}, where a .csv here "
-                                "separates them by ','; save it with commas)" if other else ""))
+                                "separates them by ','; save it with commas)" if other else "") + _table_hint(raw))
         names_found[ours] = found
         col = _spaced_numbers(raw[found])
         if ours == "arrival_time" and col.dtype == pl.String:
@@ -883,7 +913,8 @@ def workload_fingerprint(source: str) -> dict[str, str]:
     # cached before skipped them, "with unknown speakers"); and conversations whose speakers are written in another
     # case ("Human", "GPT", "Assistant"), read since this marker (skipped before likewise); and a flat parquet's or a
     # .jsonl's arrival times under a .csv's other names (timestamp, TIMESTAMP, arrived_at), read since this marker
-    # (runs cached before put every request at t = 0)
+    # (runs cached before put every request at t = 0); and a conversation file's arrival times (a .json's or .jsonl's
+    # records', a conversations parquet's under another name, LMSYS's timestamp), read since this marker (likewise)
     return {"sha256": file_digest(path), **({"ids": "given"} if _gives_ids(path) else {}),
             **({"mooncake": "read"} if _jsonl_gives_mooncake(path) else {}),
             **({"columns": "kept"} if _jsonl_gives_columns(path) else {}),
@@ -892,7 +923,22 @@ def workload_fingerprint(source: str) -> dict[str, str]:
             **({"names": "any case"} if _parquet_reads_any_case(path) else {}),
             **({"turns": "developer"} if _may_give_developer_turns(path) else {}),
             **({"speakers": "any case"} if _may_give_cased_speakers(path) else {}),
-            **({"arrival names": "read"} if _reads_other_arrival_names(path) else {})}
+            **({"arrival names": "read"} if _reads_other_arrival_names(path) else {}),
+            **({"conversation arrivals": "read"} if _conversations_give_arrivals(path) else {})}
+
+
+def _conversations_give_arrivals(path: Path) -> bool:
+    """Whether ``path`` is a conversations file whose arrival times loading dropped before (every request at t = 0):
+    a ``.json``, a ``.jsonl`` of conversations or a conversations parquet that
+    :func:`~ltrsched.workloads.sharegpt.may_give_arrivals` says may give them (a record's ``timestamp``, LMSYS's
+    ``timestamp`` column). False for other files and a file not readable as its format (loading it says why)."""
+    suffix = path.suffix.lower()
+    try:
+        conversations = (suffix == ".json" or (suffix == ".jsonl" and jsonl_conversations(path)) or (
+            suffix == ".parquet" and is_conversation_table(pl.read_parquet(path, n_rows=0))))
+    except Exception:  # (a parquet polars cannot read)
+        return False
+    return conversations and may_give_arrivals(path)
 
 
 def _reads_other_arrival_names(path: Path) -> bool:
@@ -1140,13 +1186,14 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
         df = _complete_table(df, path)
         missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
         if missing:
-            raise UserError(f"{path}: missing column(s) {', '.join(missing)}; have {', '.join(columns)}")
-    elif suffix == ".jsonl" and jsonl_conversations(path):  # OpenAI's chat format: first turns, as a .json's
-        return Workload(_first_turns(path, num_requests, seed), path.stem, {"source": str(path)})
+            raise UserError(f"{path}: missing column(s) {', '.join(missing)}; have {', '.join(columns)}"
+                            + _table_hint(df))
+    elif suffix in (".json", ".jsonl") and (suffix == ".json" or jsonl_conversations(path)):  # conversations
+        # (a .jsonl in OpenAI's chat format, or a .json array): first turns, numbered, as they carry no integer ids
+        df = _first_turns(path, num_requests, seed, arrival)
+        return Workload(df, path.stem, _meta(path, arrival, arrival.get("warning")))
     elif suffix == ".jsonl":
         df = load_jsonl(path, arrival)
-    elif suffix == ".json":  # conversations: numbered, as they carry no integer ids
-        return Workload(_first_turns(path, num_requests, seed), path.stem, {"source": str(path)})
     elif suffix == ".csv":
         df = load_csv(path, arrival)
     elif suffix == ".txt":  # (prompts only: a workload needs each request's output length)

@@ -116,10 +116,11 @@ def _jsonl(path: Path) -> pl.DataFrame:
         if prompt is not None and not isinstance(prompt, str):  # (JSON has types: 42 is no text)
             raise UserError(f"{path}:{lineno}: 'prompt' must be text (a JSON string), got {shown(prompt)}")
         if not isinstance(prompt, str):
-            from ltrsched.workloads.sharegpt import INSTRUCTION_HINT
+            from ltrsched.workloads.sharegpt import record_hint
 
+            hint = record_hint(rec)  # (Alpaca's, Dolly's, Anthropic HH's, UltraChat's record)
             raise UserError(f"{path}:{lineno}: expected an object with a string field 'prompt'"
-                            + (f"; it has {INSTRUCTION_HINT}" if isinstance(rec, dict) and "instruction" in rec else ""))
+                            + (f"; it has {hint}" if hint else ""))
         key = rec.get("id", f"line-{lineno}")
         if isinstance(key, bool) or not isinstance(key, (str, int)):
             raise UserError(f"{path}:{lineno}: 'id' must be a string or an integer, got {key!r}")

@@ -35,6 +35,7 @@ import polars as pl
 from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
 from ltrsched.fingerprint import dist_version, file_digest
+from ltrsched.workloads.arrival_names import arrival_suffix, json_may_name_arrivals
 from ltrsched.workloads.schema import NUMERIC_OPTIONAL_COLUMNS, length_columns
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
@@ -112,6 +113,49 @@ INSTRUCTION_HINT = ("'instruction' text: Alpaca's or Dolly's format, not read as
                     "one object per line of a .jsonl")
 
 
+#: What a preference data set's record holds (Anthropic HH's ``chosen`` and ``rejected``: each a whole dialogue as
+#: text, ``"\n\nHuman: ...\n\nAssistant: ..."``), which is no prompt: which turn is the prompt, which reply?
+PREFERENCE_HINT = ("'chosen' text: a preference data set's format (Anthropic HH's \"\\n\\nHuman: ...\\n\\nAssistant: "
+                   "...\" dialogues), not read as it is; write each dialogue's first Human turn as a 'prompt' and the "
+                   "Assistant's reply to it as 'generated', or its turns as OpenAI chat messages ({\"messages\": "
+                   "[{\"role\": \"user\", ...}, {\"role\": \"assistant\", ...}]})")
+#: What a preference data set of prompts holds (DPO's ``prompt``, ``chosen``, ``rejected``): two replies, neither
+#: read as the reply served.
+PAIR_HINT = ("'chosen' and 'rejected' replies: a preference data set's format (DPO's), whose replies are not read as "
+             "the one served; name the reply to serve 'generated' (or give output_tokens)")
+#: What UltraChat's records hold: ``data``, the turns as plain strings (user, assistant, user, ...), no speakers.
+TURN_LIST_HINT = ("'data', a list of turns as plain strings: UltraChat's format, not read as it is (no speakers); "
+                  "write each record's turns as OpenAI chat messages ({\"messages\": [{\"role\": \"user\", "
+                  "\"content\": data[0]}, {\"role\": \"assistant\", \"content\": data[1]}]}, one per line of a .jsonl)")
+
+
+def format_hint(names, text_lists=()) -> str | None:
+    """What a record or table that is neither requests nor conversations is, by its keys or columns ``names`` (in
+    any case), for its error: an instruction data set's (:data:`INSTRUCTION_HINT`), a preference data set's
+    (:data:`PREFERENCE_HINT`), UltraChat's where ``data`` is among ``text_lists``, the names that hold lists of
+    text (:data:`TURN_LIST_HINT`); None for anything else, or where a ``prompt`` is given."""
+    names = {n.strip().lower() for n in names if isinstance(n, str)}
+    if "prompt" in names and "chosen" in names and not names & {"generated", "response", "completion"}:
+        return PAIR_HINT
+    if "prompt" in names:
+        return None
+    if "instruction" in names:
+        return INSTRUCTION_HINT
+    if "chosen" in names:
+        return PREFERENCE_HINT
+    if "data" in {n.strip().lower() for n in text_lists if isinstance(n, str)}:
+        return TURN_LIST_HINT
+    return None
+
+
+def record_hint(record) -> str | None:
+    """:func:`format_hint` of a JSON record (a ``.jsonl`` line) by its keys and values; None for a non-object."""
+    if not isinstance(record, dict):
+        return None
+    return format_hint(record, [k for k, v in record.items()
+                                if isinstance(v, list) and v and all(isinstance(t, str) for t in v)])
+
+
 #: Where a record keeps its messages: ShareGPT's ``conversations`` (or ``items``), LMSYS-Chat-1M's
 #: ``conversation``, OpenAI-style ``messages``.
 CONVERSATION_KEYS = ("conversations", "items", "conversation", "messages")
@@ -143,6 +187,11 @@ def _text(message: dict):
     return text
 
 
+#: An OpenAI assistant message's call of a tool (``tool_calls``) or function (the legacy ``function_call``): a reply
+#: whose generated tokens are the call, written in the served model's own format (not counted here).
+_CALL_KEYS = ("tool_calls", "function_call")
+
+
 class Skip(NamedTuple):
     """Why a record gave no first turn: ``malformed`` (it is not a conversation in any format read here: a note
     says so) or not (a conversation the paper's rule does not take: a later chunk, no user turn answered),
@@ -167,8 +216,9 @@ def read_first_turn(record) -> tuple[str, str, str] | Skip:
     Records in ShareGPT's form (``id``, ``conversations`` of ``{"from", "value"}``) or in LMSYS-Chat-1M's and
     OpenAI's (``conversation_id``, ``conversation`` or ``messages`` of ``{"role", "content"}``). A conversation
     opens with a user message answered by the assistant (system or developer messages may precede); one that does
-    not (or a later chunk of a split one, or an empty one) is a conversation all the same, which the paper's rule
-    does not take. A record that is not an object, has no list of messages, or whose first turns are not messages with a
+    not (or a later chunk of a split one, an empty one, one of system messages alone, or one whose first reply calls
+    a tool or function: OpenAI's ``tool_calls``, ``function_call``) is a conversation all the same, which the paper's
+    rule does not take. A record that is not an object, has no list of messages, or whose first turns are not messages with a
     known speaker and text, is malformed."""
     if not isinstance(record, dict):
         return Skip(True, "not objects", f"{_kind(record)}")
@@ -178,8 +228,12 @@ def read_first_turn(record) -> tuple[str, str, str] | Skip:
     key = next((k for k in CONVERSATION_KEYS if record.get(k)), None) or next(
         (k for k in CONVERSATION_KEYS if k in record), None)
     if key is None:
+        data = record.get("data")
         flat = (" ('prompt' text: a .jsonl format)" if "prompt" in record else
-                " ('instruction': Alpaca's format)" if "instruction" in record else "")  # (a detail is cut at 100)
+                " ('instruction': Alpaca's format)" if "instruction" in record else
+                " ('chosen': Anthropic HH's format)" if "chosen" in record else
+                " ('data': UltraChat's format)" if isinstance(data, list) and data and all(
+                    isinstance(t, str) for t in data) else "")  # (a detail is cut at 100)
         return Skip(True, "with no messages", f"no {', '.join(repr(k) for k in CONVERSATION_KEYS[:-1])} or "
                                               f"{CONVERSATION_KEYS[-1]!r} list{flat}")
     conv = record[key]
@@ -196,10 +250,16 @@ def read_first_turn(record) -> tuple[str, str, str] | Skip:
                     f"the speaker {_field(m, 'from', 'role')!r} (in any case), none of "
                     f"{', '.join(_USER + _ASSISTANT + _SYSTEM[:-1])} or {_SYSTEM[-1]}")
             return Skip(True, "with unknown speakers", f"message {i + 1} has {what}")
-    if not turns:
-        return Skip(False, "empty conversations")
+    if not turns:  # (a conversation of system messages alone was counted as an empty one)
+        return Skip(False, "conversations of system messages alone" if conv else "empty conversations")
     if len(turns) < 2 or _speaker(turns[0][1]) not in _USER or _speaker(turns[1][1]) not in _ASSISTANT:
         return Skip(False, "conversations that do not open with a user turn answered by the assistant")
+    i, reply = turns[1]
+    call = next((k for k in _CALL_KEYS if reply.get(k)), None)
+    if call is not None:  # (its content is null or "": it was skipped as "not conversations", or its text's
+        # count served as the reply's when it had some)
+        return Skip(False, "first replies that are tool or function calls, not text",
+                    f"message {i + 1} has {call!r}, whose tokens are the model's own format of the call")
     texts = []
     for i, m in turns[:2]:
         text = _text(m)
@@ -259,7 +319,82 @@ def _table_records(path: Path) -> tuple[list[dict], pl.DataFrame]:
         raise UserError(f"{path}: no column of conversations ({', '.join(CONVERSATION_KEYS)}: lists of messages)")
     keep = [c for c in ("id", "conversation_id", *CONVERSATION_KEYS) if c in df.columns]
     df = length_columns(df, str(path))  # (input_tokens, num_decode_tokens, ...: where it lacks ours)
-    return df.select(keep).to_dicts(), df.select([c for c in (*TABLE_COLUMNS, *COUNT_COLUMNS) if c in df.columns])
+    # arrival times under any of the names every format reads them by (LMSYS's 'timestamp' was dropped: every request
+    # at t = 0); the loader reads them as a flat table's
+    arrivals = [c for c in df.columns if arrival_suffix(c) is not None and c not in TABLE_COLUMNS]
+    return df.select(keep).to_dicts(), df.select([c for c in (*TABLE_COLUMNS, *arrivals, *COUNT_COLUMNS)
+                                                  if c in df.columns])
+
+
+def may_give_arrivals(path: Path) -> bool:
+    """Whether the conversations file ``path`` may give arrival times its parse dropped before (:func:`parse_sharegpt`
+    read none of a ``.json``'s or ``.jsonl``'s records, nor a parquet's but :data:`TABLE_COLUMNS`' own): a ``.json``
+    or ``.jsonl`` whose bytes may name one (:func:`~ltrsched.workloads.arrival_names.json_may_name_arrivals`), a
+    parquet with a column of another of their names (LMSYS's ``timestamp``). False for other files and a file that
+    cannot be read (loading it says why)."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".json", ".jsonl"):
+            return json_may_name_arrivals(path.read_bytes())
+        if suffix == ".parquet":
+            return any(arrival_suffix(c) is not None and c not in TABLE_COLUMNS
+                       for c in pl.read_parquet_schema(path))
+    except Exception:  # (OSError, a parquet polars cannot read)
+        return False
+    return False
+
+
+def _record_arrival(record: dict, number: int, path: Path) -> dict:
+    """The arrival time a conversation record of a ``.json`` or ``.jsonl`` gives (record ``number``, 1-based), as
+    ``{key: value}`` under its own key (:func:`~ltrsched.workloads.arrival_names.arrival_suffix`'s names, as a
+    parquet's columns are read: ``timestamp``, ``arrival_time_ms``, ...); ``{}`` if it gives none (or null). The value
+    as given: a number, or text (a date-time, read by the loader). One-line :class:`UserError` naming the record for
+    two such keys, or a value that is neither (a boolean, a list)."""
+    keys = [k for k in record if arrival_suffix(k) is not None and record[k] is not None]
+    if not keys:
+        return {}
+    where = f"{path}: record {number:,}" + (f" (id {_record_id(record)!r})" if _record_id(record) else "")
+    if len(keys) > 1:
+        raise UserError(f"{where}: {' and '.join(repr(k) for k in keys)} both give the arrival time; give one")
+    value = record[keys[0]]
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise UserError(f"{where}: {keys[0]!r} must be a number of seconds (or, by its name, milliseconds) or a "
+                        f"date-time, got {_kind(value)}")
+    if isinstance(value, str):
+        return {keys[0]: value}
+    try:
+        return {keys[0]: float(value)}
+    except OverflowError:  # an integer beyond float64 (JSON's integers have no bound), as a request line's
+        raise UserError(f"{where}: {keys[0]!r} is too large to be an arrival time ({len(str(abs(value)))} digits)"
+                        ) from None
+
+
+def _arrival_columns(given: list[dict], numbers: list[int], ids: list[str], path: Path) -> pl.DataFrame:
+    """The arrival times of a ``.json``'s or ``.jsonl``'s conversations whose first turns are used (``given``: each
+    one's :func:`_record_arrival`; ``numbers``: their record numbers, 1-based; ``ids``: their ids) as a column under
+    the records' key, numbers as Float64 and date-time text as String, for the loader to read as a parquet's column;
+    an empty frame if none gives one. One-line :class:`UserError` naming the record for one that gives none (or
+    another key) where others do (it would arrive at t = 0), or a number where others give text."""
+    keys = list(dict.fromkeys(k for g in given for k in g))  # (in the file's order: the first record's first)
+    if not keys:
+        return pl.DataFrame()
+    where = lambda i: f"{path}: record {numbers[i]:,}" + (f" (id {ids[i]!r})" if ids[i] else "")  # noqa: E731
+    missing = next((i for i, g in enumerate(given) if keys[0] not in g), None)
+    if len(keys) > 1 or missing is not None:
+        at = next(i for i, g in enumerate(given) if set(g) != {keys[0]})
+        has = next(iter(given[at]), None)
+        other = keys[0] if has != keys[0] else keys[1]
+        raise UserError(f"{where(at)}: " + (f"no arrival time, where others give {other!r}" if has is None else
+                                            f"its arrival time is {has!r}, where others give {other!r}")
+                        + "; give it on every record, under one name, or on none")
+    values = [g[keys[0]] for g in given]
+    texts = [isinstance(v, str) for v in values]
+    if any(texts) and not all(texts):
+        at, other = texts.index(not texts[0]), 0  # (the first record of the other kind, and the first record)
+        raise UserError(f"{where(at)}: its arrival time is {'text' if texts[at] else 'a number'} where record "
+                        f"{numbers[other]:,} gives {'text' if texts[other] else 'a number'} ({values[other]!r}); "
+                        "give one kind on every record")
+    return pl.DataFrame({keys[0]: pl.Series(keys[0], values, dtype=pl.String if texts[0] else pl.Float64)})
 
 
 def given_counts(given: pl.Series, counted: pl.Series, ids: list[str], rows: list[int], path: Path,
@@ -356,6 +491,7 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
         records = iter_records(decode_utf8(data, path, cut_tail_ok=True), str(path), cut)
     rows, rows_at, total = [], [], 0
     skips: dict[tuple[bool, str], list] = {}  # (malformed, reason) -> [count, first record number, its id, detail]
+    arrivals: dict[int, dict] = {}  # a .json's or .jsonl's record index -> the arrival time it gives
     for total, record in enumerate(records, 1):
         turn = read_first_turn(record)
         if isinstance(turn, Skip):
@@ -363,6 +499,8 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
         else:
             rows.append(turn)
             rows_at.append(total - 1)
+            if extra is None:
+                arrivals[total - 1] = _record_arrival(record, total, path)
     found = []
     rows, rows_at = _drop_lone_surrogates(rows, rows_at, found)
     if not rows:
@@ -397,8 +535,11 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
             "output_tokens": count_tokens(responses),
         }
     )
-    if extra is not None and extra.width:
+    if extra is None:  # (a .json's or .jsonl's records: their arrival times, as a parquet's column)
+        extra = _arrival_columns([arrivals[i] for i in rows_at], [i + 1 for i in rows_at], ids, path)
+    elif extra.width:
         extra = extra[rows_at]
+    if extra.width:
         for name in (c for c in COUNT_COLUMNS if c in extra.columns):  # the file's own counts (they were ignored)
             df = df.with_columns(given_counts(extra[name], df[name], ids, rows_at, path, notes))
         extra = extra.drop([c for c in COUNT_COLUMNS if c in extra.columns])
@@ -464,9 +605,12 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # parse cached before left out (the records are the same: the key stays); "-case": speakers in another case
     # ("Human", "GPT") read, whose conversations a parse cached before skipped (the packaged file has none: its
     # entry stays)
+    # "-arrivals": a file's arrival times read (a .json's or .jsonl's records', a parquet's under another name than
+    # ours: may_give_arrivals), which a parse cached before dropped (others keep their entries)
     package = _is_package_file(src)
     cached = cache_dir() / (f"sharegpt-{key}-utf8{'-counts' if src.suffix.lower() == '.parquet' else ''}"
-                            f"{'' if package else '-skips-case'}.parquet")
+                            f"{'' if package else '-skips-case'}"
+                            f"{'-arrivals' if not package and may_give_arrivals(src) else ''}.parquet")
     cached_notes = cached.with_name(cached.name + NOTES_SUFFIX)
     df = None
     if cached.is_file() and cached_notes.is_file():

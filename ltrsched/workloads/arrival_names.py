@@ -1,0 +1,43 @@
+"""The names a workload file gives its requests' arrival times under, in every format (a ``.csv``'s header, a
+parquet's columns, a ``.jsonl`` line's keys, a conversation record's keys): one rule, :func:`arrival_suffix`."""
+
+from __future__ import annotations
+
+import re
+
+#: A file's names for the arrival times (in any case, with spaces around them): ours, ``arrived_at``, ``arrival``
+#: and ``timestamp`` (Azure's ``TIMESTAMP``, LMSYS's ``timestamp``, BurstGPT's ``Timestamp``).
+ARRIVAL_NAMES = ("arrival_time", "arrived_at", "arrival", "timestamp")
+#: Arrival-time units a name's suffix states: ``arrival_time_ms`` (or ``arrived_at_ms``, ``timestamp_ms``, ...)
+#: holds milliseconds, ``arrival_time_s`` seconds (said so: no unit warning). A name without a suffix holds
+#: seconds (or date-times); :func:`ltrsched.workloads.arrivals.seconds_unit_warning` warns when those look like
+#: milliseconds. Suffix -> seconds per unit.
+UNIT_SUFFIXES = {"_s": 1.0, "_ms": 1e-3}
+#: Our arrival-time column: ``arrival_time`` and its unit suffixes (every format reads the other names of
+#: :data:`ARRIVAL_NAMES` too: :func:`arrival_suffix`).
+ARRIVAL_KEYS = ("arrival_time", *(f"arrival_time{s}" for s in UNIT_SUFFIXES))
+
+
+def arrival_suffix(name: str) -> str | None:
+    """The unit suffix (``""``: seconds, or date-times; else a key of :data:`UNIT_SUFFIXES`) of a column or key that
+    names arrival times, in every format (a ``.csv``'s header, a parquet's columns, a ``.jsonl``'s keys, a
+    conversation record's keys or a conversations parquet's columns): one of :data:`ARRIVAL_NAMES` (``arrival_time``,
+    ``arrived_at``, ``arrival``, ``timestamp``; Azure's ``TIMESTAMP``), plain or with a suffix, in any case and with
+    spaces around it; None for any other name. (A parquet and a ``.jsonl`` read ``arrival_time`` alone: a
+    ``timestamp`` travelled along unread; conversation files read none but a conversations parquet's
+    :data:`ARRIVAL_KEYS`.)"""
+    low = name.strip().lower() if isinstance(name, str) else ""
+    return next((suffix for suffix in ("", *UNIT_SUFFIXES) for base in ARRIVAL_NAMES if low == base + suffix), None)
+
+
+#: A JSON key that is one of :data:`ARRIVAL_NAMES` (in any case, spaces around it, a unit suffix), in a file's bytes.
+_KEY = re.compile(rb'"\s*(?:' + b"|".join(n.encode() for n in ARRIVAL_NAMES) + rb')(?:_s|_ms)?\s*"\s*:', re.I)
+#: A ``\u`` escape of a letter, ``_`` or a space, which could spell such a key (JSON writers escape none of them).
+_ESCAPED_LETTER = re.compile(rb"\\u00(?:[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|20)")
+
+
+def json_may_name_arrivals(data: bytes) -> bool:
+    """Whether JSON text (a ``.json``'s or a ``.jsonl``'s bytes) may have a key :func:`arrival_suffix` reads as
+    arrival times: one written so, or an escaped letter that could spell one. (A cache key's probe: a file it says
+    False of has none.)"""
+    return _KEY.search(data) is not None or _ESCAPED_LETTER.search(data) is not None
