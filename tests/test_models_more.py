@@ -1,0 +1,110 @@
+"""More model configs as vLLM 0.32 reads them before the engine starts: sizes a config class of vLLM's choosing fills
+in (Kimi-K2's latent, RefinedWeb's width), ``VLLM_MLA_DISABLE``, a KV cache the config quantizes, DeepSeek-V3.2's
+indexer, and a profile's weight estimate of mixture-of-experts and latent-attention models; each sized as vLLM sizes
+it or refused in one line. Config dicts only: no weights, no engine start."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+
+import pytest
+
+from ltrsched.errors import UserError
+from ltrsched.models import LLAMA_TINY
+
+TINY = dict(LLAMA_TINY)  # 2 layers, 4 KV heads of 64, float32
+#: A 3-layer DeepSeek-V2-Lite-like model (no query LoRA, MoE after the first layer), bfloat16.
+DSV2 = {"architectures": ["DeepseekV2ForCausalLM"], "model_type": "deepseek_v2", "hidden_size": 256,
+        "intermediate_size": 512, "moe_intermediate_size": 128, "num_hidden_layers": 3, "num_attention_heads": 4,
+        "num_key_value_heads": 4, "kv_lora_rank": 64, "q_lora_rank": None, "qk_rope_head_dim": 16,
+        "qk_nope_head_dim": 32, "v_head_dim": 32, "n_routed_experts": 4, "n_shared_experts": 1,
+        "num_experts_per_tok": 2, "first_k_dense_replace": 1, "moe_layer_freq": 1, "n_group": 1, "topk_group": 1,
+        "vocab_size": 32000, "max_position_embeddings": 4096, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+        "torch_dtype": "bfloat16", "tie_word_embeddings": False}
+DSV3 = {**DSV2, "model_type": "deepseek_v3", "architectures": ["DeepseekV3ForCausalLM"]}
+KIMI_K2 = {**DSV3, "model_type": "kimi_k2"}  # (vLLM reads it through transformers' DeepseekV3Config)
+#: A 2-layer Falcon-7B-like config under its original RefinedWeb names (vLLM's own RWConfig reads them).
+REFINED_WEB = {"model_type": "RefinedWebModel", "architectures": ["RWForCausalLM"], "n_embed": 256, "n_head": 8,
+               "n_layer": 2, "vocab_size": 1000, "multi_query": True, "parallel_attn": True, "torch_dtype": "bfloat16"}
+
+needs_vllm = pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="reads the installed vLLM")
+
+
+def _model_dir(path, config):
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text(json.dumps(config))
+    return path
+
+
+def _without(config, *keys):
+    return {k: v for k, v in config.items() if k not in keys}
+
+
+# --- sizes left to the default of the config class vLLM reads the type through (not transformers' own) -------------
+
+@needs_vllm
+@pytest.mark.parametrize("config, says", [
+    (_without(KIMI_K2, "kv_lora_rank"), "has no 'kv_lora_rank': transformers' DeepseekV3Config (vLLM's config class for "
+                                        "'kimi_k2') (through which vLLM reads it) would take its default 512"),
+    ({**_without(DSV3, "qk_rope_head_dim"), "model_type": "deepseek_v32"}, "has no 'qk_rope_head_dim': transformers' "
+                                                                           "DeepseekV3Config"),
+    (_without(REFINED_WEB, "n_embed"), "has no 'hidden_size': vLLM's own 'RefinedWebModel' config class RWConfig "
+                                       "(through which vLLM reads it) would take its default 64"),
+    ({**_without(REFINED_WEB, "vocab_size"), "model_type": "RefinedWeb"}, "has no 'vocab_size': vLLM's own "
+                                                                           "'RefinedWeb' config class RWConfig"),
+])
+def test_a_size_left_to_the_class_vllm_reads_the_type_through_is_refused(config, says):
+    """Kimi-K2 and DeepSeek-V3.2 are read through DeepseekV3Config (transformers has no class of their type), the
+    old RefinedWeb Falcons through vLLM's own RWConfig: a size the file leaves out took that class's default in vLLM
+    (a Kimi-K2 without kv_lora_rank ran with a 512-wide latent; a RefinedWeb without its width at 64) while the check
+    looked for transformers' class of the type, found none and passed; the KV arithmetic then failed where the
+    context bound is computed, and that bound was skipped without a word."""
+    from ltrsched.engine.model_sizes import check_text_sizes
+
+    with pytest.raises(UserError, match=f"^config.json {re.escape(says)}"):
+        check_text_sizes(config, "config.json")
+
+
+@needs_vllm
+def test_vllm_takes_those_defaults(tmp_path):
+    """What the refusals say: vLLM's own reading of such config.json files (its get_config, no engine)."""
+    from vllm.transformers_utils.config import get_config
+
+    kimi = get_config(str(_model_dir(tmp_path / "k", _without(KIMI_K2, "kv_lora_rank"))), trust_remote_code=False)
+    assert kimi.kv_lora_rank == 512
+    falcon = get_config(str(_model_dir(tmp_path / "f", _without(REFINED_WEB, "n_embed"))), trust_remote_code=False)
+    assert falcon.hidden_size == 64 and type(falcon).__name__ == "RWConfig"
+
+
+@needs_vllm
+@pytest.mark.parametrize("config", [KIMI_K2, REFINED_WEB, {**REFINED_WEB, "model_type": "RefinedWeb"}])
+def test_a_config_giving_those_sizes_passes(config):
+    """RefinedWeb's width under ``n_embed`` (RWConfig takes it as hidden_size) was reported missing."""
+    from ltrsched.engine.model_sizes import check_text_sizes
+
+    check_text_sizes(config, "config.json")
+
+
+@needs_vllm
+def test_a_latent_size_no_class_default_tells_is_refused(monkeypatch):
+    """An MLA model type whose config class gives no default for a latent size (vLLM may then run it without the
+    latent): refused in one line rather than left to the KV arithmetic (which a context bound skipped)."""
+    from ltrsched.engine import model_sizes
+
+    monkeypatch.setattr(model_sizes, "_class_defaults", lambda kind, sizes: ({}, {}, "no class"))
+    with pytest.raises(UserError, match="^config.json has no 'kv_lora_rank', a size of its latent attention's KV"):
+        model_sizes.check_text_sizes(_without(KIMI_K2, "kv_lora_rank"), "config.json")
+
+
+@needs_vllm
+def test_a_refined_web_without_its_width_is_refused_before_the_start(tmp_path, capsys):
+    from cli_helpers import run_cli_fast
+
+    path = _model_dir(tmp_path / "m", _without(REFINED_WEB, "n_embed"))
+    result = run_cli_fast(capsys, "replay", "-m", path, "-w", "lmsys-like", "-n", "2", "-o", tmp_path / "o")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: {path / 'config.json'} has no 'hidden_size': vLLM's own 'RefinedWebModel' "
+                               "config class RWConfig"), lines[0]
