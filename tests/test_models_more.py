@@ -81,7 +81,7 @@ def test_vllm_takes_those_defaults(tmp_path):
 @needs_vllm
 @pytest.mark.parametrize("config", [KIMI_K2, REFINED_WEB, {**REFINED_WEB, "model_type": "RefinedWeb"}])
 def test_a_config_giving_those_sizes_passes(config):
-    """RefinedWeb's width under ``n_embed`` (RWConfig takes it as hidden_size) was reported missing."""
+    """RefinedWeb's width under ``n_embed`` (RWConfig takes it as its hidden_size) is its width."""
     from ltrsched.engine.model_sizes import check_text_sizes
 
     check_text_sizes(config, "config.json")
