@@ -285,23 +285,77 @@ def falcon_kv_heads(text: dict, source: str, prefix: str = "") -> int:
     return 1 if flags["multi_query"] else heads
 
 
+#: The environment variable that makes vLLM 0.32 serve latent-attention models without their latent (its
+#: ``ModelConfig.use_mla`` is then false), read as vLLM reads it: ``bool(int(value))``.
+MLA_DISABLE = "VLLM_MLA_DISABLE"
+
+#: MLA model types whose vLLM 0.32 model, with :data:`MLA_DISABLE` set, keeps per-head keys and values instead of the
+#: latent (``DeepseekV2Attention``, and its copies in ``glm4_moe_lite`` and ``AXK1``: one KV head per query head of
+#: ``qk_nope_head_dim + qk_rope_head_dim``, V padded to it). The others build latent attention regardless, or fail.
+MLA_PER_HEAD_MODEL_TYPES = frozenset({"deepseek_v2", "deepseek_v3", "kimi_k2", "glm4_moe_lite", "axk1"})
+
+
+def mla_disabled() -> bool:
+    """Whether :data:`MLA_DISABLE` is set in the environment as vLLM reads it (``bool(int(value))``; absent: false).
+    A value that is no integer (vLLM's ``int()`` raised a ValueError traceback at its start) is a one-line
+    :class:`UserError`."""
+    import os
+
+    from ltrsched.errors import UserError
+
+    value = os.environ.get(MLA_DISABLE, "0")
+    try:
+        return bool(int(value))
+    except ValueError:
+        raise UserError(f"environment variable {MLA_DISABLE}={value!r} must be an integer (1: vLLM serves latent "
+                        "attention with per-head keys and values; 0 or unset: with its latent)") from None
+
+
+def _latent_attention(text: dict) -> bool:
+    """Whether vLLM 0.32 builds the text model ``text`` with multi-head latent attention where :data:`MLA_DISABLE` is
+    not set (its ``is_deepseek_mla``, and ``use_mla``'s causal check)."""
+    if model_type(text) not in MLA_MODEL_TYPES or text.get("compress_ratios") is not None:
+        return False  # (DeepSeek-V4's compressed caches: sized by head_dim, not a latent)
+    # (vLLM's bidirectional DeepSeek and an explicit null rank: its non-MLA path)
+    return not (text.get("is_causal", True) is False or "kv_lora_rank" in text and text["kv_lora_rank"] is None)
+
+
 def mla_latent_size(text: dict, source: str, prefix: str = "") -> int | None:
     """Elements one token's KV takes in one layer of a model with multi-head latent attention, as vLLM 0.32 sizes its
     ``MLAAttentionSpec``: one latent of ``kv_lora_rank + qk_rope_head_dim`` shared by every head (no per-head keys
     and values, no separate V; replicated, not sharded, under tensor parallelism). None for a text model ``text``
-    vLLM does not serve with MLA (another model type, no ``kv_lora_rank``, or ``is_causal`` false). A bad or missing
-    ``qk_rope_head_dim`` or ``kv_lora_rank`` is a one-line :class:`UserError` naming ``source`` and the key (after
-    ``prefix``)."""
-    if model_type(text) not in MLA_MODEL_TYPES or text.get("compress_ratios") is not None:
-        return None  # (DeepSeek-V4's compressed caches: sized by head_dim, not a latent)
-    if text.get("is_causal", True) is False or "kv_lora_rank" in text and text["kv_lora_rank"] is None:
-        return None  # (vLLM's bidirectional DeepSeek and an explicit null rank: its non-MLA path)
+    vLLM does not serve with MLA (another model type, no ``kv_lora_rank``, ``is_causal`` false, or :data:`MLA_DISABLE`
+    set: :func:`mla_disabled_head`). A bad or missing ``qk_rope_head_dim`` or ``kv_lora_rank`` is a one-line
+    :class:`UserError` naming ``source`` and the key (after ``prefix``)."""
+    if not _latent_attention(text) or mla_disabled():
+        return None
     return config_size(text, "kv_lora_rank", source, prefix) + config_size(text, "qk_rope_head_dim", source, prefix)
+
+
+def mla_disabled_head(text: dict, source: str, prefix: str = "") -> int | None:
+    """The head size of the per-head attention vLLM 0.32 serves a latent-attention text model ``text`` with where
+    :data:`MLA_DISABLE` is set: ``qk_nope_head_dim + qk_rope_head_dim``, keys and values for each of its
+    ``num_attention_heads`` (sharded under tensor parallelism, as any KV head); None where ``text`` has no latent
+    attention or the switch is off. A one-line :class:`UserError` naming ``source`` where vLLM's model has no such
+    attention (:data:`MLA_PER_HEAD_MODEL_TYPES`; one with DeepSeek-V3.2's indexer, ``index_topk``, asserts), or a
+    size is missing or bad."""
+    from ltrsched.errors import UserError
+
+    if not _latent_attention(text) or not mla_disabled():
+        return None
+    kind = model_type(text)
+    if kind not in MLA_PER_HEAD_MODEL_TYPES or text.get("index_topk") is not None:
+        what = "its sparse attention's indexer" if text.get("index_topk") is not None else f"its {kind!r} model"
+        raise UserError(f"{source}: {MLA_DISABLE} is set, but vLLM has no attention without the latent for {what}, "
+                        f"so ltrsched cannot size its KV cache: unset {MLA_DISABLE}")
+    return config_size(text, "qk_nope_head_dim", source, prefix) + config_size(text, "qk_rope_head_dim", source,
+                                                                               prefix)
 
 
 def layer_kv_size(config, source: str = "model config") -> int:
     """Elements one token's KV takes in one decoder layer on one device, from the text model's sizes
-    (:func:`text_model`, where vLLM reads them): a latent attention's latent (:func:`mla_latent_size`), else the keys
+    (:func:`text_model`, where vLLM reads them): a latent attention's latent (:func:`mla_latent_size`; with
+    ``VLLM_MLA_DISABLE`` set, keys and values of a head per query head, :func:`mla_disabled_head`), else the keys
     and values of its KV heads, ``2 x num_key_value_heads x head_dim`` (``num_key_value_heads`` defaulting to
     ``num_attention_heads``, multi-head attention as in transformers; ChatGLM's ``multi_query_group_num`` where its
     ``multi_query_attention`` is set, :data:`KV_HEADS_KEYS`, Falcon's :func:`falcon_kv_heads`; ``head_dim`` to
@@ -311,6 +365,9 @@ def layer_kv_size(config, source: str = "model config") -> int:
     latent = mla_latent_size(text, source, prefix)
     if latent is not None:
         return latent
+    disabled_head = mla_disabled_head(text, source, prefix)
+    if disabled_head is not None:  # (VLLM_MLA_DISABLE: a KV head per query head)
+        return 2 * config_size(text, "num_attention_heads", source, prefix) * disabled_head
     if model_type(text) in FALCON_MODEL_TYPES:  # (RefinedWeb's names, as vLLM's RWConfig reads them)
         text = falcon_names(text)
     heads = config_size(text, "num_attention_heads", source, prefix)

@@ -108,3 +108,66 @@ def test_a_refined_web_without_its_width_is_refused_before_the_start(tmp_path, c
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert lines[0].startswith(f"error: {path / 'config.json'} has no 'hidden_size': vLLM's own 'RefinedWebModel' "
                                "config class RWConfig"), lines[0]
+
+
+# --- VLLM_MLA_DISABLE=1: vLLM serves latent attention with per-head keys and values ---------------------------------
+
+#: DSV2's KV bytes per token with VLLM_MLA_DISABLE=1: 3 layers x keys and values x 4 heads x (qk_nope 32 + qk_rope 16)
+#: x 2 bytes (vLLM's DeepseekV2Attention: a KV head per query head, V padded to the query-key head size).
+DSV2_PER_HEAD_KV = 3 * 2 * 4 * (32 + 16) * 2
+
+
+@pytest.mark.parametrize("config", [DSV2, DSV3, KIMI_K2, {**DSV2, "model_type": "glm4_moe_lite",
+                                                           "architectures": ["Glm4MoeLiteForCausalLM"]}])
+def test_mla_disable_sizes_per_head_keys_and_values(tmp_path, monkeypatch, config):
+    """With VLLM_MLA_DISABLE=1 in the environment vLLM builds DeepSeek-V2/V3's attention without the latent; the KV was
+    still sized as one latent per layer (3 x 80 x 2 bytes a token here, vLLM's 2,304: 4.8 times fewer): the bytes
+    reserved for --num-gpu-blocks, the blocks --kv-cache-gib holds, the context bound and a profile's KV capacity."""
+    from ltrsched.engine.config import model_kv_bytes_per_token, pool_block_bytes
+    from ltrsched.sim.kv_capacity import kv_bytes_per_token
+
+    monkeypatch.setenv("VLLM_MLA_DISABLE", "1")
+    path = str(_model_dir(tmp_path / "m", config))
+    assert model_kv_bytes_per_token(path, "auto") == DSV2_PER_HEAD_KV
+    assert pool_block_bytes(path, "auto", 32) == 32 * DSV2_PER_HEAD_KV
+    assert kv_bytes_per_token(config) == DSV2_PER_HEAD_KV
+    assert kv_bytes_per_token(config, 2) == DSV2_PER_HEAD_KV // 2  # (heads sharded, unlike the latent)
+    monkeypatch.setenv("VLLM_MLA_DISABLE", "0")
+    assert model_kv_bytes_per_token(path, "auto") == kv_bytes_per_token(config) == 3 * (64 + 16) * 2
+
+
+@needs_vllm
+def test_mla_disable_is_vllms_own_head_size(tmp_path, monkeypatch):
+    """vLLM's own reading under the switch: its head size (ModelArchConfigConvertorBase.get_head_size) and the page of
+    the per-head layers its DeepseekV2Attention registers (a FullAttentionSpec of a KV head per query head)."""
+    import torch
+    import vllm.config  # noqa: F401  (before the convertor: its module imports it back)
+    from vllm.transformers_utils.config import get_config
+    from vllm.transformers_utils.model_arch_config_convertor import ModelArchConfigConvertorBase
+    from vllm.v1.kv_cache_interface import FullAttentionSpec
+
+    from ltrsched.engine.config import pool_block_bytes
+
+    monkeypatch.setenv("VLLM_MLA_DISABLE", "1")
+    path = _model_dir(tmp_path / "m", DSV2)
+    hf = get_config(str(path), trust_remote_code=False)
+    head = ModelArchConfigConvertorBase(hf, hf).get_head_size()
+    layer = FullAttentionSpec(block_size=32, num_kv_heads=hf.num_attention_heads, head_size=head,
+                              dtype=torch.bfloat16)
+    assert pool_block_bytes(str(path), "auto", 32) == 3 * layer.page_size_bytes
+
+
+@pytest.mark.parametrize("config, value, says", [
+    ({**DSV2, "model_type": "longcat_flash", "architectures": ["LongcatFlashForCausalLM"], "head_dim": 64}, "1",
+     "VLLM_MLA_DISABLE is set, but vLLM has no attention without the latent for its 'longcat_flash' model"),
+    ({**DSV3, "model_type": "deepseek_v32", "index_topk": 64, "index_head_dim": 32, "index_n_heads": 4}, "1",
+     "VLLM_MLA_DISABLE is set, but vLLM has no attention without the latent for its sparse attention's indexer"),
+    (TINY, "yes", "environment variable VLLM_MLA_DISABLE='yes' must be an integer"),
+    (_without(DSV2, "qk_nope_head_dim"), "1", "has no 'qk_nope_head_dim': transformers' 'deepseek_v2' config class"),
+])
+def test_mla_disable_where_vllm_has_no_per_head_attention_is_one_line(monkeypatch, config, value, says):
+    from ltrsched.engine.model_sizes import check_text_sizes
+
+    monkeypatch.setenv("VLLM_MLA_DISABLE", value)
+    with pytest.raises(UserError, match=re.escape(says)):
+        check_text_sizes(config, "config.json")

@@ -73,14 +73,17 @@ def check_text_sizes(model: dict, source: str) -> None:
     heads that do not split evenly into KV heads (Falcon's: :func:`ltrsched.models.falcon_kv_heads`), or (without
     ``head_dim``) a width that does not split evenly into heads; for a model vLLM serves with multi-head latent
     attention, its latent's sizes too (:data:`MLA_SIZES`; a ``kv_lora_rank`` of null is its attention without a
-    latent)."""
-    from ltrsched.models import (FALCON_MODEL_TYPES, MLA_MODEL_TYPES, falcon_kv_heads, falcon_names, model_type,
-                                 text_model)
+    latent), and with ``VLLM_MLA_DISABLE`` set (a value vLLM cannot read is refused for any model) its per-head size
+    ``qk_nope_head_dim``, or the model is refused where vLLM has no attention without the latent for it
+    (:func:`ltrsched.models.mla_disabled_head`)."""
+    from ltrsched.models import (FALCON_MODEL_TYPES, MLA_MODEL_TYPES, falcon_kv_heads, falcon_names, mla_disabled,
+                                 mla_disabled_head, model_type, text_model)
 
     text, prefix = text_model(model, source)
+    disabled = mla_disabled()  # (a value vLLM cannot read: a traceback at its start, whatever the model)
     if model_type(text) in FALCON_MODEL_TYPES:  # (RefinedWeb's n_embed, as vLLM's RWConfig reads it)
         text = falcon_names(text)
-    sizes = SIZES + (MLA_SIZES if model_type(text) in MLA_MODEL_TYPES else ())
+    sizes = SIZES + (MLA_SIZES + ("qk_nope_head_dim",) * disabled if model_type(text) in MLA_MODEL_TYPES else ())
     aliases, defaults, config_class = _class_defaults(text.get("model_type"), sizes)
     given = {}
     for key in sizes:
@@ -102,6 +105,7 @@ def check_text_sizes(model: dict, source: str) -> None:
             raise UserError(f"{source}: '{prefix}{name if name in text else key}' must be a positive integer, got "
                             f"{value!r}")
         given[key] = value
+    mla_disabled_head(text, source, prefix)  # (VLLM_MLA_DISABLE on a model vLLM has no per-head attention for)
     if model_type(text) in FALCON_MODEL_TYPES:  # (its KV heads and flags, as vLLM's Falcon attention reads them)
         falcon_kv_heads(text, source, prefix)
     heads, kv_heads = given.get("num_attention_heads"), given.get("num_key_value_heads")

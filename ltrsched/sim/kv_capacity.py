@@ -70,7 +70,9 @@ class ModelShape:
         tie_word_embeddings: the LM head shares the embedding matrix.
         kv_latent: elements one token's KV takes per layer under multi-head latent attention (DeepSeek-V2/V3's
             ``kv_lora_rank + qk_rope_head_dim``, :func:`ltrsched.models.mla_latent_size`: one latent for every head,
-            replicated under tensor parallelism, as vLLM sizes it); None where each KV head keeps its keys and values.
+            replicated under tensor parallelism, as vLLM sizes it); None where each KV head keeps its keys and values
+            (also for such a model where ``VLLM_MLA_DISABLE`` is set, as vLLM then serves it: a KV head per query head
+            of ``qk_nope_head_dim + qk_rope_head_dim``, :func:`ltrsched.models.mla_disabled_head`).
     """
 
     num_layers: int
@@ -93,13 +95,16 @@ class ModelShape:
         config itself; the dtype is the config's own ``torch_dtype``, else its text model's, as vLLM falls back
         (:func:`ltrsched.models.config_dtype`)."""
         from ltrsched.models import (FALCON_MODEL_TYPES, KV_HEADS_KEYS, config_dtype, falcon_kv_heads, falcon_names,
-                                     mla_latent_size, model_type, text_model)
+                                     mla_disabled_head, mla_latent_size, model_type, text_model)
 
         if not isinstance(config, Mapping):
             raise UserError(f"{source}: model config must be a JSON object, got {type(config).__name__}")
         text, prefix = text_model(dict(config), source, fix=PROFILE_FIX)
         if model_type(text) in KV_HEADS_KEYS and KV_HEADS_KEYS[model_type(text)] in text:
             text = {**text, "num_key_value_heads": text[KV_HEADS_KEYS[text["model_type"]]]}  # (its KV heads' key)
+        disabled_head = mla_disabled_head(text, source, prefix)
+        if disabled_head is not None:  # (VLLM_MLA_DISABLE: latent attention served with a KV head per query head)
+            text = {**text, "num_key_value_heads": text["num_attention_heads"], "head_dim": disabled_head}
         if model_type(text) in FALCON_MODEL_TYPES:  # (its KV heads as vLLM's Falcon attention derives them)
             text = {**falcon_names(text), "num_key_value_heads": falcon_kv_heads(text, source, prefix)}
         if text.get("num_key_value_heads") is None and isinstance(text.get("num_attention_heads"), int):
