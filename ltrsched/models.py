@@ -320,13 +320,37 @@ def _latent_attention(text: dict) -> bool:
     return not (text.get("is_causal", True) is False or "kv_lora_rank" in text and text["kv_lora_rank"] is None)
 
 
+#: Latent-attention model types whose config class always gives ``index_topk`` (transformers' ``GlmMoeDsaConfig``,
+#: ``Glm5NextTextConfig``): vLLM 0.32 builds DeepSeek-V3.2's sparse-attention indexer wherever the text model has the
+#: attribute (its ``hasattr(config, "index_topk")``), so for these types whatever the file says.
+INDEXER_MODEL_TYPES = frozenset({"glm_moe_dsa", "glm5_next_text"})
+
+
+def check_no_indexer(text: dict, source: str, prefix: str = "") -> None:
+    """One-line :class:`UserError` naming ``source`` for a latent-attention text model ``text`` with DeepSeek-V3.2's
+    sparse-attention indexer (``index_topk`` given, even null, or a type of :data:`INDEXER_MODEL_TYPES`): vLLM 0.32
+    then keeps a second KV cache per layer, the indexer's keys (``index_head_dim`` bytes and their scales a token, in
+    a group of its own), and on some GPUs stores the latent in its packed ``fp8_ds_mla`` layout (656 bytes a token
+    and layer), which ltrsched does not size: its KV bytes and the context a stated cache bounds would be wrong."""
+    from ltrsched.errors import UserError
+
+    kind = model_type(text)
+    if kind not in MLA_MODEL_TYPES or "index_topk" not in text and kind not in INDEXER_MODEL_TYPES:
+        return
+    raise UserError(f"{source}: its '{prefix}index_topk' makes vLLM keep the KV cache of DeepSeek-V3.2's sparse-"
+                    "attention indexer beside the latent's (and on some GPUs the latent in its packed fp8_ds_mla "
+                    "layout), which ltrsched does not size: it cannot serve or profile this model")
+
+
 def mla_latent_size(text: dict, source: str, prefix: str = "") -> int | None:
     """Elements one token's KV takes in one layer of a model with multi-head latent attention, as vLLM 0.32 sizes its
     ``MLAAttentionSpec``: one latent of ``kv_lora_rank + qk_rope_head_dim`` shared by every head (no per-head keys
     and values, no separate V; replicated, not sharded, under tensor parallelism). None for a text model ``text``
     vLLM does not serve with MLA (another model type, no ``kv_lora_rank``, ``is_causal`` false, or :data:`MLA_DISABLE`
     set: :func:`mla_disabled_head`). A bad or missing ``qk_rope_head_dim`` or ``kv_lora_rank`` is a one-line
-    :class:`UserError` naming ``source`` and the key (after ``prefix``)."""
+    :class:`UserError` naming ``source`` and the key (after ``prefix``), as is a model with DeepSeek-V3.2's indexer
+    (:func:`check_no_indexer`)."""
+    check_no_indexer(text, source, prefix)
     if not _latent_attention(text) or mla_disabled():
         return None
     return config_size(text, "kv_lora_rank", source, prefix) + config_size(text, "qk_rope_head_dim", source, prefix)
@@ -337,17 +361,17 @@ def mla_disabled_head(text: dict, source: str, prefix: str = "") -> int | None:
     :data:`MLA_DISABLE` is set: ``qk_nope_head_dim + qk_rope_head_dim``, keys and values for each of its
     ``num_attention_heads`` (sharded under tensor parallelism, as any KV head); None where ``text`` has no latent
     attention or the switch is off. A one-line :class:`UserError` naming ``source`` where vLLM's model has no such
-    attention (:data:`MLA_PER_HEAD_MODEL_TYPES`; one with DeepSeek-V3.2's indexer, ``index_topk``, asserts), or a
-    size is missing or bad."""
+    attention (:data:`MLA_PER_HEAD_MODEL_TYPES`; one with DeepSeek-V3.2's indexer asserts: :func:`check_no_indexer`),
+    or a size is missing or bad."""
     from ltrsched.errors import UserError
 
     if not _latent_attention(text) or not mla_disabled():
         return None
     kind = model_type(text)
-    if kind not in MLA_PER_HEAD_MODEL_TYPES or text.get("index_topk") is not None:
-        what = "its sparse attention's indexer" if text.get("index_topk") is not None else f"its {kind!r} model"
-        raise UserError(f"{source}: {MLA_DISABLE} is set, but vLLM has no attention without the latent for {what}, "
-                        f"so ltrsched cannot size its KV cache: unset {MLA_DISABLE}")
+    check_no_indexer(text, source, prefix)  # (vLLM's DeepseekV2Attention asserts it has no indexer)
+    if kind not in MLA_PER_HEAD_MODEL_TYPES:
+        raise UserError(f"{source}: {MLA_DISABLE} is set, but vLLM has no attention without the latent for its "
+                        f"{kind!r} model, so ltrsched cannot size its KV cache: unset {MLA_DISABLE}")
     return config_size(text, "qk_nope_head_dim", source, prefix) + config_size(text, "qk_rope_head_dim", source,
                                                                                prefix)
 

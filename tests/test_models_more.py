@@ -161,7 +161,7 @@ def test_mla_disable_is_vllms_own_head_size(tmp_path, monkeypatch):
     ({**DSV2, "model_type": "longcat_flash", "architectures": ["LongcatFlashForCausalLM"], "head_dim": 64}, "1",
      "VLLM_MLA_DISABLE is set, but vLLM has no attention without the latent for its 'longcat_flash' model"),
     ({**DSV3, "model_type": "deepseek_v32", "index_topk": 64, "index_head_dim": 32, "index_n_heads": 4}, "1",
-     "VLLM_MLA_DISABLE is set, but vLLM has no attention without the latent for its sparse attention's indexer"),
+     "its 'index_topk' makes vLLM keep the KV cache of DeepSeek-V3.2's sparse-attention indexer"),
     (TINY, "yes", "environment variable VLLM_MLA_DISABLE='yes' must be an integer"),
     (_without(DSV2, "qk_nope_head_dim"), "1", "has no 'qk_nope_head_dim': transformers' 'deepseek_v2' config class"),
 ])
@@ -171,3 +171,70 @@ def test_mla_disable_where_vllm_has_no_per_head_attention_is_one_line(monkeypatc
     monkeypatch.setenv("VLLM_MLA_DISABLE", value)
     with pytest.raises(UserError, match=re.escape(says)):
         check_text_sizes(config, "config.json")
+
+
+# --- DeepSeek-V3.2's sparse-attention indexer: a second KV cache, refused -------------------------------------------
+
+#: A DeepSeek-V3.2-like config (DSV3 with the indexer's sizes); vLLM reads it through DeepseekV3Config.
+DSV32 = {**DSV3, "model_type": "deepseek_v32", "architectures": ["DeepseekV32ForCausalLM"], "index_topk": 64,
+         "index_head_dim": 32, "index_n_heads": 4}
+#: A GLM-MoE-DSA-like config without index_topk (its config class gives one).
+GLM_DSA = {**DSV3, "model_type": "glm_moe_dsa", "architectures": ["GlmMoeDsaForCausalLM"], "head_dim": 64,
+           "q_lora_rank": 64}
+
+
+@pytest.mark.parametrize("config, key", [
+    (DSV32, "'index_topk'"), ({**DSV32, "index_topk": None}, "'index_topk'"), (GLM_DSA, "'index_topk'"),
+    ({**DSV32, "kv_lora_rank": None}, "'index_topk'"),
+    ({"model_type": "kimi_vl", "architectures": ["KimiVLForConditionalGeneration"], "torch_dtype": "bfloat16",
+      "text_config": _without({**DSV32, "model_type": "deepseek_v2"}, "architectures")}, "'text_config.index_topk'"),
+])
+def test_a_model_with_deepseek_v32s_indexer_is_refused_in_one_line(tmp_path, config, key):
+    """vLLM keeps a second KV cache per layer for DeepSeek-V3.2's indexer (index_head_dim bytes and scales a token, in
+    KV groups of their own) wherever the text model has index_topk (hasattr: null too; GLM-MoE-DSA's class always
+    gives one), and on some GPUs stores the latent as fp8_ds_mla; ltrsched sized the latent alone. Now one line, in the
+    check before the start, the engine's KV arithmetic and a profile's ModelShape."""
+    from ltrsched.engine.config import model_kv_bytes_per_token
+    from ltrsched.engine.model_sizes import check_text_sizes
+    from ltrsched.sim.kv_capacity import ModelShape
+
+    says = f"{key} makes vLLM keep the KV cache of DeepSeek-V3.2's sparse-attention indexer"
+    with pytest.raises(UserError, match=re.escape(f"config.json: its {says}")):
+        check_text_sizes(config, "config.json")
+    path = _model_dir(tmp_path / "m", config)
+    with pytest.raises(UserError, match=re.escape(says)):
+        model_kv_bytes_per_token(str(path), "auto")
+    with pytest.raises(UserError, match=re.escape(f"p.json: its {says}")):
+        ModelShape.from_config(config, "p.json")
+
+
+@needs_vllm
+def test_the_indexer_types_are_those_whose_class_gives_index_topk(tmp_path):
+    """INDEXER_MODEL_TYPES: the latent-attention types whose config class (as vLLM reads the type) has index_topk
+    without the file giving it; vLLM's own reading of a GLM-MoE-DSA config.json without the key has the attribute."""
+    import inspect
+
+    from ltrsched.engine.architectures import vllm_config_classes
+    from ltrsched.models import INDEXER_MODEL_TYPES, MLA_MODEL_TYPES
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    found = set()
+    for kind in MLA_MODEL_TYPES:
+        if kind in vllm_config_classes() or kind not in CONFIG_MAPPING:
+            continue
+        if "index_topk" in inspect.signature(CONFIG_MAPPING[kind].__init__).parameters:
+            found.add(kind)
+    assert found == INDEXER_MODEL_TYPES
+    from vllm.transformers_utils.config import get_config
+
+    assert hasattr(get_config(str(_model_dir(tmp_path / "g", GLM_DSA)), trust_remote_code=False), "index_topk")
+
+
+def test_the_indexer_refusal_comes_before_the_engine_starts(tmp_path, capsys):
+    from cli_helpers import run_cli_fast
+
+    path = _model_dir(tmp_path / "m", DSV32)
+    result = run_cli_fast(capsys, "replay", "-m", path, "-w", "lmsys-like", "-n", "2", "-o", tmp_path / "o")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: {path / 'config.json'}: its 'index_topk' makes vLLM keep"), lines[0]

@@ -75,9 +75,10 @@ def check_text_sizes(model: dict, source: str) -> None:
     attention, its latent's sizes too (:data:`MLA_SIZES`; a ``kv_lora_rank`` of null is its attention without a
     latent), and with ``VLLM_MLA_DISABLE`` set (a value vLLM cannot read is refused for any model) its per-head size
     ``qk_nope_head_dim``, or the model is refused where vLLM has no attention without the latent for it
-    (:func:`ltrsched.models.mla_disabled_head`)."""
-    from ltrsched.models import (FALCON_MODEL_TYPES, MLA_MODEL_TYPES, falcon_kv_heads, falcon_names, mla_disabled,
-                                 mla_disabled_head, model_type, text_model)
+    (:func:`ltrsched.models.mla_disabled_head`); a model with DeepSeek-V3.2's sparse-attention indexer is refused
+    (:func:`ltrsched.models.check_no_indexer`)."""
+    from ltrsched.models import (FALCON_MODEL_TYPES, MLA_MODEL_TYPES, check_no_indexer, falcon_kv_heads, falcon_names,
+                                 mla_disabled, mla_disabled_head, model_type, text_model)
 
     text, prefix = text_model(model, source)
     disabled = mla_disabled()  # (a value vLLM cannot read: a traceback at its start, whatever the model)
@@ -105,6 +106,7 @@ def check_text_sizes(model: dict, source: str) -> None:
             raise UserError(f"{source}: '{prefix}{name if name in text else key}' must be a positive integer, got "
                             f"{value!r}")
         given[key] = value
+    check_no_indexer(text, source, prefix)  # (DeepSeek-V3.2's indexer: a second KV cache ltrsched does not size)
     mla_disabled_head(text, source, prefix)  # (VLLM_MLA_DISABLE on a model vLLM has no per-head attention for)
     if model_type(text) in FALCON_MODEL_TYPES:  # (its KV heads and flags, as vLLM's Falcon attention reads them)
         falcon_kv_heads(text, source, prefix)
