@@ -420,6 +420,57 @@ def kv_bytes_per_token(config, dtype_bytes: int, source: str = "model config") -
     return layer_count(config, source) * per_layer * dtype_bytes
 
 
+#: What vLLM 0.32 names the KV dtype a ModelOpt checkpoint's ``kv_cache_quant_algo`` gives (lowercased) -> its name.
+MODELOPT_KV_DTYPES = MappingProxyType({"fp8": "fp8_e4m3", "nvfp4": "nvfp4"})
+
+
+def kv_cache_dtype(quant, source: str) -> str:
+    """The KV-cache dtype vLLM 0.32 resolves ``--kv-cache-dtype auto`` to (ltrsched never passes another) for a model
+    whose quantization config is ``quant`` (config.json's ``quantization_config``, else its directory's
+    ``hf_quant_config.json``; None: none): a ModelOpt checkpoint's (``quant_method`` starting ``modelopt``)
+    ``kv_cache_scheme`` or ``kv_cache_quant_algo``, under its ``quantization`` dict or beside it, as a name
+    (:data:`MODELOPT_KV_DTYPES`) or a scheme dict (static 8-bit float: ``fp8_e4m3``; 4-bit float: ``nvfp4``); else
+    ``auto`` (the model's dtype), as vLLM falls back for a name it does not know (its ``resolve_kv_cache_dtype_string``).
+    A ``quant_method`` or ``quantization`` of another type than vLLM reads (a traceback at its start) is a one-line
+    :class:`UserError` naming ``source``."""
+    from ltrsched.errors import UserError
+
+    if quant is None:
+        return "auto"
+    if not isinstance(quant, dict):  # (vLLM reads it with .get: an AttributeError traceback)
+        raise UserError(f"{source}: its quantization config must be an object, got {quant!r}")
+    method = quant.get("quant_method", "")
+    if not isinstance(method, str):
+        raise UserError(f"{source}: quantization_config's 'quant_method' must be a string, got {method!r}")
+    if not method.startswith("modelopt"):
+        return "auto"
+    inner = quant.get("quantization", quant)
+    if not isinstance(inner, dict):
+        raise UserError(f"{source}: quantization_config's 'quantization' must be an object, got {inner!r}")
+    algo = next((value for value in (inner.get("kv_cache_scheme"), quant.get("kv_cache_scheme"),
+                                     inner.get("kv_cache_quant_algo"), quant.get("kv_cache_quant_algo")) if value),
+                None)
+    if isinstance(algo, dict):
+        if algo.get("dynamic") is False and algo.get("num_bits") == 8 and algo.get("type") == "float":
+            return MODELOPT_KV_DTYPES["fp8"]
+        return MODELOPT_KV_DTYPES["nvfp4"] if algo.get("num_bits") == 4 and algo.get("type") == "float" else "auto"
+    return MODELOPT_KV_DTYPES.get(algo.lower(), "auto") if isinstance(algo, str) else "auto"
+
+
+def kv_element_bytes(kv_dtype: str, dtype_bytes: int, source: str) -> int:
+    """Bytes one KV element takes in a cache of vLLM's ``kv_dtype`` (:func:`kv_cache_dtype`), ``dtype_bytes`` for
+    ``auto`` (the served dtype's); one for an 8-bit float. NVFP4 (packed 4-bit values with scales per group, sized by
+    vLLM's own layout) is a one-line :class:`UserError` naming ``source``: ltrsched does not size it."""
+    from ltrsched.errors import UserError
+
+    if kv_dtype == "auto":
+        return dtype_bytes
+    if kv_dtype.startswith("fp8"):
+        return 1
+    raise UserError(f"{source}: its quantization config makes vLLM keep the KV cache as {kv_dtype} (packed 4-bit "
+                    "values and their scales), which ltrsched does not size: it cannot serve or profile this model")
+
+
 def _own_dtype(config: dict):
     """A config's dtype: ``torch_dtype``, or ``dtype`` (the name transformers 5 writes, and vLLM reads either)."""
     return config.get("torch_dtype") or config.get("dtype")

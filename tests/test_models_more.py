@@ -238,3 +238,82 @@ def test_the_indexer_refusal_comes_before_the_engine_starts(tmp_path, capsys):
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert lines[0].startswith(f"error: {path / 'config.json'}: its 'index_topk' makes vLLM keep"), lines[0]
+
+
+# --- a KV cache the model's quantization config makes FP8 (vLLM resolves --kv-cache-dtype auto from it) -------------
+
+FP8_NAME = {"quant_method": "modelopt", "quantization": {"quant_algo": "FP8", "kv_cache_quant_algo": "FP8"}}
+FP8_SCHEME = {"quant_method": "modelopt", "kv_cache_scheme": {"dynamic": False, "num_bits": 8, "type": "float"}}
+NVFP4 = {"quant_method": "modelopt_fp4", "quantization": {"quant_algo": "NVFP4", "kv_cache_quant_algo": "NVFP4"}}
+#: Quantization configs vLLM resolves to the model's dtype (a KV method it does not know, another method, none).
+AUTO = [{"quant_method": "modelopt", "quantization": {"kv_cache_quant_algo": "int8"}},
+        {"quant_method": "modelopt", "kv_cache_scheme": {"dynamic": True, "num_bits": 8, "type": "float"}},
+        {"quant_method": "fp8", "kv_cache_scheme": {"dynamic": False, "num_bits": 8, "type": "float"}},
+        {"quant_method": "modelopt", "quantization": {"quant_algo": "FP8"}}, {}]
+
+
+@needs_vllm
+@pytest.mark.parametrize("quant", [FP8_NAME, FP8_SCHEME, NVFP4, *AUTO])
+def test_the_kv_dtype_is_the_one_vllm_resolves_from_the_quantization_config(quant):
+    from vllm.utils.torch_utils import get_kv_cache_quant_algo_string
+
+    from ltrsched.models import kv_cache_dtype
+
+    assert kv_cache_dtype(quant, "config.json") == (get_kv_cache_quant_algo_string(quant) or "auto")
+
+
+@pytest.mark.parametrize("where", ["config.json", "hf_quant_config.json"])
+@pytest.mark.parametrize("quant", [FP8_NAME, FP8_SCHEME])
+def test_an_fp8_kv_cache_is_one_byte_an_element(tmp_path, where, quant):
+    """A ModelOpt checkpoint whose quantization config names an FP8 KV cache: vLLM keeps it at one byte an element
+    (float8_e4m3fn) though ltrsched never passes --kv-cache-dtype; it was sized at the model's 2 bytes (half the
+    blocks --kv-cache-gib holds, twice the bytes reserved for --num-gpu-blocks, a profile's KV capacity halved)."""
+    from ltrsched.engine.config import model_kv_bytes_per_token
+    from ltrsched.sim.kv_capacity import kv_bytes_per_token
+
+    path = tmp_path / "m"
+    if where == "config.json":
+        _model_dir(path, {**DSV2, "quantization_config": quant})
+        assert kv_bytes_per_token({**DSV2, "quantization_config": quant}) == 3 * (64 + 16) * 1
+    else:
+        _model_dir(path, DSV2)
+        (path / where).write_text(json.dumps(quant))
+    assert model_kv_bytes_per_token(str(path), "auto") == 3 * (64 + 16) * 1
+    (path / "config.json").write_text(json.dumps({**TINY, "quantization_config": quant}))
+    assert model_kv_bytes_per_token(str(path), "bfloat16") == 2 * 2 * 4 * 64 * 1
+
+
+@pytest.mark.parametrize("quant", AUTO)
+def test_a_kv_cache_vllm_keeps_at_the_models_dtype_is_sized_at_it(tmp_path, quant):
+    from ltrsched.engine.config import model_kv_bytes_per_token
+
+    path = _model_dir(tmp_path / "m", {**DSV2, "quantization_config": quant})
+    assert model_kv_bytes_per_token(str(path), "auto") == 3 * (64 + 16) * 2
+
+
+def test_an_nvfp4_kv_cache_is_refused_where_it_is_sized(tmp_path):
+    from ltrsched.engine.config import model_kv_bytes_per_token
+    from ltrsched.sim.kv_capacity import ModelShape
+
+    path = _model_dir(tmp_path / "m", {**DSV2, "quantization_config": NVFP4})
+    says = "its quantization config makes vLLM keep the KV cache as nvfp4"
+    with pytest.raises(UserError, match=re.escape(f"{path / 'config.json'}: {says}")):
+        model_kv_bytes_per_token(str(path), "auto")
+    with pytest.raises(UserError, match=re.escape(f"p.json: {says}")):
+        ModelShape.from_config({**DSV2, "quantization_config": NVFP4}, "p.json")
+
+
+@pytest.mark.parametrize("quant, says", [
+    ([1], "its quantization config must be an object, got [1]"),
+    ({"quant_method": 7}, "quantization_config's 'quant_method' must be a string, got 7"),
+    ({"quant_method": "modelopt", "quantization": None}, "quantization_config's 'quantization' must be an object, "
+                                                          "got None"),
+])
+def test_a_quantization_config_vllm_cannot_read_is_one_line_before_the_start(tmp_path, capsys, quant, says):
+    from cli_helpers import run_cli_fast
+
+    path = _model_dir(tmp_path / "m", {**TINY, "quantization_config": quant})
+    result = run_cli_fast(capsys, "replay", "-m", path, "-w", "lmsys-like", "-n", "2", "-o", tmp_path / "o")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0] == f"error: {path / 'config.json'}: {says}", lines[0]

@@ -66,13 +66,16 @@ class ModelShape:
         head_dim: elements per head.
         vocab_size: tokens in the vocabulary.
         intermediate_size: MLP width [elements] (gated MLP: gate, up and down projections).
-        dtype_bytes: bytes per weight and per KV element.
+        dtype_bytes: bytes per weight, and per KV element unless ``kv_dtype_bytes`` says otherwise.
         tie_word_embeddings: the LM head shares the embedding matrix.
         kv_latent: elements one token's KV takes per layer under multi-head latent attention (DeepSeek-V2/V3's
             ``kv_lora_rank + qk_rope_head_dim``, :func:`ltrsched.models.mla_latent_size`: one latent for every head,
             replicated under tensor parallelism, as vLLM sizes it); None where each KV head keeps its keys and values
             (also for such a model where ``VLLM_MLA_DISABLE`` is set, as vLLM then serves it: a KV head per query head
             of ``qk_nope_head_dim + qk_rope_head_dim``, :func:`ltrsched.models.mla_disabled_head`).
+        kv_dtype_bytes: bytes per KV element where vLLM keeps the KV cache in another dtype than the weights (a
+            ModelOpt checkpoint's FP8 KV cache, resolved from its ``quantization_config`` as vLLM resolves
+            ``--kv-cache-dtype auto``: :func:`ltrsched.models.kv_cache_dtype`); None: ``dtype_bytes``.
     """
 
     num_layers: int
@@ -85,6 +88,7 @@ class ModelShape:
     dtype_bytes: int
     tie_word_embeddings: bool = False
     kv_latent: int | None = None
+    kv_dtype_bytes: int | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], source: str = "model config") -> "ModelShape":
@@ -95,7 +99,8 @@ class ModelShape:
         config itself; the dtype is the config's own ``torch_dtype``, else its text model's, as vLLM falls back
         (:func:`ltrsched.models.config_dtype`)."""
         from ltrsched.models import (FALCON_MODEL_TYPES, KV_HEADS_KEYS, config_dtype, falcon_kv_heads, falcon_names,
-                                     mla_disabled_head, mla_latent_size, model_type, text_model)
+                                     kv_cache_dtype, kv_element_bytes, mla_disabled_head, mla_latent_size, model_type,
+                                     text_model)
 
         if not isinstance(config, Mapping):
             raise UserError(f"{source}: model config must be a JSON object, got {type(config).__name__}")
@@ -155,6 +160,8 @@ class ModelShape:
             dtype_bytes=DTYPE_BYTES[dtype],
             tie_word_embeddings=tied,
             kv_latent=mla_latent_size(text, source, prefix),
+            kv_dtype_bytes=kv_element_bytes(kv_cache_dtype(config.get("quantization_config"), source),
+                                            DTYPE_BYTES[dtype], source),
         )
 
     def check_tp(self, tp: int) -> None:
@@ -207,12 +214,14 @@ def weight_bytes_per_gpu(config: Mapping[str, Any] | ModelShape, tp: int = 1) ->
 
 def kv_bytes_per_token(config: Mapping[str, Any] | ModelShape, tp: int = 1) -> int:
     """Key + value cache of one token on one GPU, all layers [bytes/token]: a latent attention's latent per layer
-    (:attr:`ModelShape.kv_latent`, the same on every GPU), else the keys and values of its KV heads on that GPU."""
+    (:attr:`ModelShape.kv_latent`, the same on every GPU), else the keys and values of its KV heads on that GPU, each
+    element of :attr:`ModelShape.kv_dtype_bytes` (an FP8 KV cache: one byte)."""
     m = _shape(config)
     m.check_tp(tp)
+    element = m.kv_dtype_bytes or m.dtype_bytes
     if m.kv_latent is not None:
-        return m.num_layers * m.kv_latent * m.dtype_bytes
-    return 2 * m.num_layers * m.kv_heads_per_gpu(tp) * m.head_dim * m.dtype_bytes
+        return m.num_layers * m.kv_latent * element
+    return 2 * m.num_layers * m.kv_heads_per_gpu(tp) * m.head_dim * element
 
 
 def activation_reserve_bytes(config: Mapping[str, Any] | ModelShape, tp: int = 1,
