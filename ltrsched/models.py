@@ -311,7 +311,7 @@ def mla_disabled() -> bool:
                         "attention with per-head keys and values; 0 or unset: with its latent)") from None
 
 
-def _latent_attention(text: dict) -> bool:
+def latent_attention(text: dict) -> bool:
     """Whether vLLM 0.32 builds the text model ``text`` with multi-head latent attention where :data:`MLA_DISABLE` is
     not set (its ``is_deepseek_mla``, and ``use_mla``'s causal check)."""
     if model_type(text) not in MLA_MODEL_TYPES or text.get("compress_ratios") is not None:
@@ -351,7 +351,7 @@ def mla_latent_size(text: dict, source: str, prefix: str = "") -> int | None:
     :class:`UserError` naming ``source`` and the key (after ``prefix``), as is a model with DeepSeek-V3.2's indexer
     (:func:`check_no_indexer`)."""
     check_no_indexer(text, source, prefix)
-    if not _latent_attention(text) or mla_disabled():
+    if not latent_attention(text) or mla_disabled():
         return None
     return config_size(text, "kv_lora_rank", source, prefix) + config_size(text, "qk_rope_head_dim", source, prefix)
 
@@ -365,7 +365,7 @@ def mla_disabled_head(text: dict, source: str, prefix: str = "") -> int | None:
     or a size is missing or bad."""
     from ltrsched.errors import UserError
 
-    if not _latent_attention(text) or not mla_disabled():
+    if not latent_attention(text) or not mla_disabled():
         return None
     kind = model_type(text)
     check_no_indexer(text, source, prefix)  # (vLLM's DeepseekV2Attention asserts it has no indexer)

@@ -317,3 +317,70 @@ def test_a_quantization_config_vllm_cannot_read_is_one_line_before_the_start(tmp
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert lines[0] == f"error: {path / 'config.json'}: {says}", lines[0]
+
+
+# --- a profile's weight estimate: latent-attention projections and experts, not a Llama layout ----------------------
+
+MIXTRAL = {**TINY, "model_type": "mixtral", "architectures": ["MixtralForCausalLM"], "num_local_experts": 4,
+           "num_experts_per_tok": 2, "torch_dtype": "bfloat16"}
+
+
+@pytest.mark.parametrize("config", [TINY, DSV2, {**DSV2, "q_lora_rank": 32}, DSV3, {**DSV3, "n_shared_experts": 2},
+                                    MIXTRAL])
+def test_the_parameter_count_is_the_models_own(config):
+    """ModelShape counted every model as a Llama (per-head q, k, v, o projections; one gated MLP of
+    intermediate_size a layer): a DeepSeek-V2-like model's experts and latent projections, or Mixtral's experts, were
+    left out (the weights a profile's KV capacity is what remains beside), e.g. Mixtral's 4 experts counted as one.
+    Now the parameters of transformers' own model of the config (built on the meta device: no weights) exactly."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from ltrsched.sim.kv_capacity import parameter_count
+
+    hf = AutoConfig.for_model(**_without(config, "architectures"))
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(hf)
+    assert parameter_count(config) == sum(p.numel() for p in model.parameters())
+
+
+def test_experts_are_placed_and_split_as_vllm_places_and_splits_them():
+    """vLLM's DeepSeek-V2 model makes layer i an MoE layer where i >= first_k_dense_replace and i % moe_layer_freq ==
+    0 (transformers' model ignores moe_layer_freq); under tensor parallelism experts, heads and the vocabulary split,
+    the latent's compressions, the routers and norms stay whole."""
+    from ltrsched.sim.kv_capacity import ModelShape, parameter_count, weight_bytes_per_gpu
+
+    h, dense, expert = 256, 3 * 256 * 512, 3 * 256 * 128
+    config = {**DSV3, "first_k_dense_replace": 0, "moe_layer_freq": 2}  # (layers 0 and 2 of 3: experts)
+    shape = ModelShape.from_config(config)
+    assert shape.moe_layers == 2 and ModelShape.from_config(DSV3).moe_layers == 2  # (first_k_dense_replace 1)
+    moe = (4 + 1) * expert + h * 4  # (4 routed and 1 shared expert of 128, the router)
+    assert parameter_count(config) - parameter_count({**config, "moe_layer_freq": 1}) == dense - moe
+    # kept whole on each GPU: per layer kv_a (h x (kv_lora_rank + qk_rope_head_dim)), its norm and two norms; the two
+    # MoE layers' routers; the final norm. The rest (query, kv_b, o, experts, dense MLP, embeddings) halves.
+    whole = 3 * (h * (64 + 16) + 64 + 2 * h) + 2 * h * 4 + h
+    total = parameter_count(config)
+    assert weight_bytes_per_gpu(config, 1) == total * 2
+    assert weight_bytes_per_gpu(config, 2) == (whole + (total - whole) // 2) * 2
+
+
+@pytest.mark.parametrize("config, key", [
+    ({**TINY, "model_type": "qwen2_moe", "num_experts": 4, "moe_intermediate_size": 128}, "num_experts"),
+    ({**TINY, "moe_num_experts": 4}, "moe_num_experts"),
+])
+def test_a_layout_of_experts_not_read_is_refused_where_weights_are_estimated(config, key):
+    from ltrsched.sim.kv_capacity import kv_blocks_from_config, kv_bytes_per_token, weight_bytes_per_gpu
+
+    kv_bytes_per_token(config)  # (its KV cache does not depend on its experts)
+    for estimate in (lambda: weight_bytes_per_gpu(config), lambda: kv_blocks_from_config(config, 80 * 2**30,
+                                                                                           reserve_bytes=0)):
+        with pytest.raises(UserError, match=re.escape(f"the weight estimate of a model config with {key!r} (a "
+                                                      "layout of experts ltrsched does not read")):
+            estimate()
+
+
+@pytest.mark.parametrize("config", [DSV2, MIXTRAL])
+def test_the_llama_activation_estimate_refuses_latent_attention_and_experts(config):
+    from ltrsched.sim.kv_capacity import activation_reserve_bytes
+
+    with pytest.raises(UserError, match="^the activation estimate assumes a dense Llama-style layer"):
+        activation_reserve_bytes(config)
