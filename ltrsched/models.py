@@ -430,7 +430,8 @@ def kv_cache_dtype(quant, source: str) -> str:
     ``hf_quant_config.json``; None: none): a ModelOpt checkpoint's (``quant_method`` starting ``modelopt``)
     ``kv_cache_scheme`` or ``kv_cache_quant_algo``, under its ``quantization`` dict or beside it, as a name
     (:data:`MODELOPT_KV_DTYPES`) or a scheme dict (static 8-bit float: ``fp8_e4m3``; 4-bit float: ``nvfp4``); else
-    ``auto`` (the model's dtype), as vLLM falls back for a name it does not know (its ``resolve_kv_cache_dtype_string``).
+    ``auto`` (the model's dtype), as vLLM falls back for a name it does not know (its
+    ``resolve_kv_cache_dtype_string``).
     A ``quant_method`` or ``quantization`` of another type than vLLM reads (a traceback at its start) is a one-line
     :class:`UserError` naming ``source``."""
     from ltrsched.errors import UserError

@@ -46,8 +46,8 @@ def _without(config, *keys):
 
 @needs_vllm
 @pytest.mark.parametrize("config, says", [
-    (_without(KIMI_K2, "kv_lora_rank"), "has no 'kv_lora_rank': transformers' DeepseekV3Config (vLLM's config class for "
-                                        "'kimi_k2') (through which vLLM reads it) would take its default 512"),
+    (_without(KIMI_K2, "kv_lora_rank"), "has no 'kv_lora_rank': transformers' DeepseekV3Config (vLLM's config class "
+                                        "for 'kimi_k2') (through which vLLM reads it) would take its default 512"),
     ({**_without(DSV3, "qk_rope_head_dim"), "model_type": "deepseek_v32"}, "has no 'qk_rope_head_dim': transformers' "
                                                                            "DeepseekV3Config"),
     (_without(REFINED_WEB, "n_embed"), "has no 'hidden_size': vLLM's own 'RefinedWebModel' config class RWConfig "
@@ -67,6 +67,7 @@ def test_a_size_left_to_the_class_vllm_reads_the_type_through_is_refused(config,
         check_text_sizes(config, "config.json")
 
 
+@pytest.mark.vllm
 @needs_vllm
 def test_vllm_takes_those_defaults(tmp_path):
     """What the refusals say: vLLM's own reading of such config.json files (its get_config, no engine)."""
@@ -136,6 +137,7 @@ def test_mla_disable_sizes_per_head_keys_and_values(tmp_path, monkeypatch, confi
     assert model_kv_bytes_per_token(path, "auto") == kv_bytes_per_token(config) == 3 * (64 + 16) * 2
 
 
+@pytest.mark.vllm
 @needs_vllm
 def test_mla_disable_is_vllms_own_head_size(tmp_path, monkeypatch):
     """vLLM's own reading under the switch: its head size (ModelArchConfigConvertorBase.get_head_size) and the page of
@@ -208,6 +210,7 @@ def test_a_model_with_deepseek_v32s_indexer_is_refused_in_one_line(tmp_path, con
         ModelShape.from_config(config, "p.json")
 
 
+@pytest.mark.vllm
 @needs_vllm
 def test_the_indexer_types_are_those_whose_class_gives_index_topk(tmp_path):
     """INDEXER_MODEL_TYPES: the latent-attention types whose config class (as vLLM reads the type) has index_topk
@@ -252,6 +255,7 @@ AUTO = [{"quant_method": "modelopt", "quantization": {"kv_cache_quant_algo": "in
         {"quant_method": "modelopt", "quantization": {"quant_algo": "FP8"}}, {}]
 
 
+@pytest.mark.vllm
 @needs_vllm
 @pytest.mark.parametrize("quant", [FP8_NAME, FP8_SCHEME, NVFP4, *AUTO])
 def test_the_kv_dtype_is_the_one_vllm_resolves_from_the_quantization_config(quant):

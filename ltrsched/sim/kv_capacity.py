@@ -229,8 +229,8 @@ def _optional_size(text: Mapping[str, Any], key: str, source: str, prefix: str, 
 
 
 def _latent_projections(text: Mapping[str, Any], source: str, prefix: str) -> LatentProjections | None:
-    """The latent attention's projections of a text model vLLM builds with one (:func:`ltrsched.models.latent_attention`:
-    the same weights with ``VLLM_MLA_DISABLE`` set); None for any other."""
+    """The latent attention's projections of a text model vLLM builds with one
+    (:func:`ltrsched.models.latent_attention`: the same weights with ``VLLM_MLA_DISABLE`` set); None for any other."""
     from ltrsched.models import config_size, latent_attention
 
     if not latent_attention(dict(text)):
