@@ -287,6 +287,28 @@ def test_an_fp8_kv_cache_is_one_byte_an_element(tmp_path, where, quant):
     assert model_kv_bytes_per_token(str(path), "bfloat16") == 2 * 2 * 4 * 64 * 1
 
 
+@pytest.mark.vllm
+@needs_vllm
+def test_an_fp8_kv_block_is_vllms_own_page(tmp_path):
+    """vLLM's KV specs of the layers at the KV dtype it resolves (kv_cache_dtype_str_to_dtype: float8_e4m3fn, quantized
+    per tensor, no per-token scales in the page): the latent's and the per-head layers' pages."""
+    import vllm.config  # noqa: F401  (its import order)
+    from vllm.utils.torch_utils import STR_DTYPE_TO_TORCH_DTYPE
+    from vllm.v1.kv_cache_interface import FullAttentionSpec, MLAAttentionSpec, get_kv_quant_mode
+
+    from ltrsched.engine.config import pool_block_bytes
+    from ltrsched.models import kv_cache_dtype
+
+    name = kv_cache_dtype(FP8_NAME, "config.json")
+    common = dict(block_size=32, dtype=STR_DTYPE_TO_TORCH_DTYPE[name], kv_quant_mode=get_kv_quant_mode(name))
+    latent = MLAAttentionSpec(num_kv_heads=1, max_tp_shards=1, head_size=64 + 16, cache_dtype_str=name, **common)
+    heads = FullAttentionSpec(num_kv_heads=4, head_size=64, **common)
+    path = _model_dir(tmp_path / "m", {**DSV2, "quantization_config": FP8_NAME})
+    assert pool_block_bytes(str(path), "auto", 32) == 3 * latent.page_size_bytes
+    _model_dir(path, {**TINY, "quantization_config": FP8_NAME})
+    assert pool_block_bytes(str(path), "bfloat16", 32) == 2 * heads.page_size_bytes
+
+
 @pytest.mark.parametrize("quant", AUTO)
 def test_a_kv_cache_vllm_keeps_at_the_models_dtype_is_sized_at_it(tmp_path, quant):
     from ltrsched.engine.config import model_kv_bytes_per_token
