@@ -88,6 +88,13 @@ def test_a_config_giving_those_sizes_passes(config):
     check_text_sizes(config, "config.json")
 
 
+@pytest.mark.parametrize("kind", [["kimi_k2"], 7, None])
+def test_a_model_type_that_is_no_name_finds_no_class_defaults(kind):
+    from ltrsched.engine.model_sizes import check_text_sizes
+
+    check_text_sizes({**TINY, "model_type": kind}, "config.json")  # (no TypeError: left to the model type's check)
+
+
 @needs_vllm
 def test_a_latent_size_no_class_default_tells_is_refused(monkeypatch):
     """An MLA model type whose config class gives no default for a latent size (vLLM may then run it without the

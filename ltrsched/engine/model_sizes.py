@@ -34,7 +34,7 @@ def _class_defaults(kind, sizes=SIZES) -> tuple[dict[str, str], dict[str, object
     else transformers' class of the type; empty where there is none (vLLM then refuses the model type itself)."""
     from ltrsched.engine.architectures import own_class_defaults, vllm_config_classes
 
-    own = own_class_defaults(kind)
+    own = own_class_defaults(kind) if isinstance(kind, str) else None  # (a hostile list is unhashable)
     if own is not None:
         aliases, found = own
         return (aliases, {k: found[aliases.get(k, k)] for k in sizes if aliases.get(k, k) in found},
