@@ -396,6 +396,19 @@ def test_experts_are_placed_and_split_as_vllm_places_and_splits_them():
     assert weight_bytes_per_gpu(config, 2) == (whole + (total - whole) // 2) * 2
 
 
+@pytest.mark.parametrize("config, says", [
+    ({**DSV2, "moe_layer_freq": 0}, "p.json: 'moe_layer_freq' must be a positive integer, got 0"),  # (vLLM: i % 0)
+    ({**DSV2, "n_routed_experts": "4"}, "p.json: model config key 'n_routed_experts' must be a non-negative integer, "
+                                        "got '4'"),
+    (_without(DSV2, "moe_intermediate_size"), "p.json: model config lacks key 'moe_intermediate_size'"),
+])
+def test_bad_expert_sizes_are_one_line(config, says):
+    from ltrsched.sim.kv_capacity import ModelShape
+
+    with pytest.raises(UserError, match=f"^{re.escape(says)}$"):
+        ModelShape.from_config(config, "p.json")
+
+
 @pytest.mark.parametrize("config, key", [
     ({**TINY, "model_type": "qwen2_moe", "num_experts": 4, "moe_intermediate_size": 128}, "num_experts"),
     ({**TINY, "moe_num_experts": 4}, "moe_num_experts"),

@@ -249,10 +249,12 @@ def _experts(text: Mapping[str, Any], layers: int, intermediate: int, source: st
     ``moe_intermediate_size`` from layer ``first_k_dense_replace`` on, every ``moe_layer_freq``-th, with
     ``n_shared_experts`` shared ones, as vLLM's DeepSeek-V2 model places them), Mixtral's (``num_local_experts`` of
     ``intermediate_size`` in every layer), or, for another layout, only the key that names it (``weights_unknown``)."""
+    from ltrsched.models import config_size
+
     if text.get("n_routed_experts") is not None:
         width = _optional_size(text, "moe_intermediate_size", source, prefix)
         first = _optional_size(text, "first_k_dense_replace", source, prefix)
-        every = max(_optional_size(text, "moe_layer_freq", source, prefix, default=1), 1)
+        every = config_size(text, "moe_layer_freq", source, prefix) if "moe_layer_freq" in text else 1
         return {"moe_layers": sum(1 for i in range(layers) if i >= first and i % every == 0),
                 "num_experts": _optional_size(text, "n_routed_experts", source, prefix),
                 "expert_intermediate_size": width,
