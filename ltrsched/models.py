@@ -285,23 +285,101 @@ def falcon_kv_heads(text: dict, source: str, prefix: str = "") -> int:
     return 1 if flags["multi_query"] else heads
 
 
+#: The environment variable that makes vLLM 0.32 serve latent-attention models without their latent (its
+#: ``ModelConfig.use_mla`` is then false), read as vLLM reads it: ``bool(int(value))``.
+MLA_DISABLE = "VLLM_MLA_DISABLE"
+
+#: MLA model types whose vLLM 0.32 model, with :data:`MLA_DISABLE` set, keeps per-head keys and values instead of the
+#: latent (``DeepseekV2Attention``, and its copies in ``glm4_moe_lite`` and ``AXK1``: one KV head per query head of
+#: ``qk_nope_head_dim + qk_rope_head_dim``, V padded to it). The others build latent attention regardless, or fail.
+MLA_PER_HEAD_MODEL_TYPES = frozenset({"deepseek_v2", "deepseek_v3", "kimi_k2", "glm4_moe_lite", "axk1"})
+
+
+def mla_disabled() -> bool:
+    """Whether :data:`MLA_DISABLE` is set in the environment as vLLM reads it (``bool(int(value))``; absent: false).
+    A value that is no integer (vLLM's ``int()`` raised a ValueError traceback at its start) is a one-line
+    :class:`UserError`."""
+    import os
+
+    from ltrsched.errors import UserError
+
+    value = os.environ.get(MLA_DISABLE, "0")
+    try:
+        return bool(int(value))
+    except ValueError:
+        raise UserError(f"environment variable {MLA_DISABLE}={value!r} must be an integer (1: vLLM serves latent "
+                        "attention with per-head keys and values; 0 or unset: with its latent)") from None
+
+
+def latent_attention(text: dict) -> bool:
+    """Whether vLLM 0.32 builds the text model ``text`` with multi-head latent attention where :data:`MLA_DISABLE` is
+    not set (its ``is_deepseek_mla``, and ``use_mla``'s causal check)."""
+    if model_type(text) not in MLA_MODEL_TYPES or text.get("compress_ratios") is not None:
+        return False  # (DeepSeek-V4's compressed caches: sized by head_dim, not a latent)
+    # (vLLM's bidirectional DeepSeek and an explicit null rank: its non-MLA path)
+    return not (text.get("is_causal", True) is False or "kv_lora_rank" in text and text["kv_lora_rank"] is None)
+
+
+#: Latent-attention model types whose config class always gives ``index_topk`` (transformers' ``GlmMoeDsaConfig``,
+#: ``Glm5NextTextConfig``): vLLM 0.32 builds DeepSeek-V3.2's sparse-attention indexer wherever the text model has the
+#: attribute (its ``hasattr(config, "index_topk")``), so for these types whatever the file says.
+INDEXER_MODEL_TYPES = frozenset({"glm_moe_dsa", "glm5_next_text"})
+
+
+def check_no_indexer(text: dict, source: str, prefix: str = "") -> None:
+    """One-line :class:`UserError` naming ``source`` for a latent-attention text model ``text`` with DeepSeek-V3.2's
+    sparse-attention indexer (``index_topk`` given, even null, or a type of :data:`INDEXER_MODEL_TYPES`): vLLM 0.32
+    then keeps a second KV cache per layer, the indexer's keys (``index_head_dim`` bytes and their scales a token, in
+    a group of its own), and on some GPUs stores the latent in its packed ``fp8_ds_mla`` layout (656 bytes a token
+    and layer), which ltrsched does not size: its KV bytes and the context a stated cache bounds would be wrong."""
+    from ltrsched.errors import UserError
+
+    kind = model_type(text)
+    if kind not in MLA_MODEL_TYPES or "index_topk" not in text and kind not in INDEXER_MODEL_TYPES:
+        return
+    raise UserError(f"{source}: its '{prefix}index_topk' makes vLLM keep the KV cache of DeepSeek-V3.2's sparse-"
+                    "attention indexer beside the latent's (and on some GPUs the latent in its packed fp8_ds_mla "
+                    "layout), which ltrsched does not size: it cannot serve or profile this model")
+
+
 def mla_latent_size(text: dict, source: str, prefix: str = "") -> int | None:
     """Elements one token's KV takes in one layer of a model with multi-head latent attention, as vLLM 0.32 sizes its
     ``MLAAttentionSpec``: one latent of ``kv_lora_rank + qk_rope_head_dim`` shared by every head (no per-head keys
     and values, no separate V; replicated, not sharded, under tensor parallelism). None for a text model ``text``
-    vLLM does not serve with MLA (another model type, no ``kv_lora_rank``, or ``is_causal`` false). A bad or missing
-    ``qk_rope_head_dim`` or ``kv_lora_rank`` is a one-line :class:`UserError` naming ``source`` and the key (after
-    ``prefix``)."""
-    if model_type(text) not in MLA_MODEL_TYPES or text.get("compress_ratios") is not None:
-        return None  # (DeepSeek-V4's compressed caches: sized by head_dim, not a latent)
-    if text.get("is_causal", True) is False or "kv_lora_rank" in text and text["kv_lora_rank"] is None:
-        return None  # (vLLM's bidirectional DeepSeek and an explicit null rank: its non-MLA path)
+    vLLM does not serve with MLA (another model type, no ``kv_lora_rank``, ``is_causal`` false, or :data:`MLA_DISABLE`
+    set: :func:`mla_disabled_head`). A bad or missing ``qk_rope_head_dim`` or ``kv_lora_rank`` is a one-line
+    :class:`UserError` naming ``source`` and the key (after ``prefix``), as is a model with DeepSeek-V3.2's indexer
+    (:func:`check_no_indexer`)."""
+    check_no_indexer(text, source, prefix)
+    if not latent_attention(text) or mla_disabled():
+        return None
     return config_size(text, "kv_lora_rank", source, prefix) + config_size(text, "qk_rope_head_dim", source, prefix)
+
+
+def mla_disabled_head(text: dict, source: str, prefix: str = "") -> int | None:
+    """The head size of the per-head attention vLLM 0.32 serves a latent-attention text model ``text`` with where
+    :data:`MLA_DISABLE` is set: ``qk_nope_head_dim + qk_rope_head_dim``, keys and values for each of its
+    ``num_attention_heads`` (sharded under tensor parallelism, as any KV head); None where ``text`` has no latent
+    attention or the switch is off. A one-line :class:`UserError` naming ``source`` where vLLM's model has no such
+    attention (:data:`MLA_PER_HEAD_MODEL_TYPES`; one with DeepSeek-V3.2's indexer asserts: :func:`check_no_indexer`),
+    or a size is missing or bad."""
+    from ltrsched.errors import UserError
+
+    if not latent_attention(text) or not mla_disabled():
+        return None
+    kind = model_type(text)
+    check_no_indexer(text, source, prefix)  # (vLLM's DeepseekV2Attention asserts it has no indexer)
+    if kind not in MLA_PER_HEAD_MODEL_TYPES:
+        raise UserError(f"{source}: {MLA_DISABLE} is set, but vLLM has no attention without the latent for its "
+                        f"{kind!r} model, so ltrsched cannot size its KV cache: unset {MLA_DISABLE}")
+    return config_size(text, "qk_nope_head_dim", source, prefix) + config_size(text, "qk_rope_head_dim", source,
+                                                                               prefix)
 
 
 def layer_kv_size(config, source: str = "model config") -> int:
     """Elements one token's KV takes in one decoder layer on one device, from the text model's sizes
-    (:func:`text_model`, where vLLM reads them): a latent attention's latent (:func:`mla_latent_size`), else the keys
+    (:func:`text_model`, where vLLM reads them): a latent attention's latent (:func:`mla_latent_size`; with
+    ``VLLM_MLA_DISABLE`` set, keys and values of a head per query head, :func:`mla_disabled_head`), else the keys
     and values of its KV heads, ``2 x num_key_value_heads x head_dim`` (``num_key_value_heads`` defaulting to
     ``num_attention_heads``, multi-head attention as in transformers; ChatGLM's ``multi_query_group_num`` where its
     ``multi_query_attention`` is set, :data:`KV_HEADS_KEYS`, Falcon's :func:`falcon_kv_heads`; ``head_dim`` to
@@ -311,6 +389,9 @@ def layer_kv_size(config, source: str = "model config") -> int:
     latent = mla_latent_size(text, source, prefix)
     if latent is not None:
         return latent
+    disabled_head = mla_disabled_head(text, source, prefix)
+    if disabled_head is not None:  # (VLLM_MLA_DISABLE: a KV head per query head)
+        return 2 * config_size(text, "num_attention_heads", source, prefix) * disabled_head
     if model_type(text) in FALCON_MODEL_TYPES:  # (RefinedWeb's names, as vLLM's RWConfig reads them)
         text = falcon_names(text)
     heads = config_size(text, "num_attention_heads", source, prefix)
@@ -337,6 +418,58 @@ def kv_bytes_per_token(config, dtype_bytes: int, source: str = "model config") -
     bytes per element; a missing or bad size is a one-line :class:`UserError` naming ``source`` and the key."""
     per_layer = layer_kv_size(config, source)
     return layer_count(config, source) * per_layer * dtype_bytes
+
+
+#: What vLLM 0.32 names the KV dtype a ModelOpt checkpoint's ``kv_cache_quant_algo`` gives (lowercased) -> its name.
+MODELOPT_KV_DTYPES = MappingProxyType({"fp8": "fp8_e4m3", "nvfp4": "nvfp4"})
+
+
+def kv_cache_dtype(quant, source: str) -> str:
+    """The KV-cache dtype vLLM 0.32 resolves ``--kv-cache-dtype auto`` to (ltrsched never passes another) for a model
+    whose quantization config is ``quant`` (config.json's ``quantization_config``, else its directory's
+    ``hf_quant_config.json``; None: none): a ModelOpt checkpoint's (``quant_method`` starting ``modelopt``)
+    ``kv_cache_scheme`` or ``kv_cache_quant_algo``, under its ``quantization`` dict or beside it, as a name
+    (:data:`MODELOPT_KV_DTYPES`) or a scheme dict (static 8-bit float: ``fp8_e4m3``; 4-bit float: ``nvfp4``); else
+    ``auto`` (the model's dtype), as vLLM falls back for a name it does not know (its
+    ``resolve_kv_cache_dtype_string``).
+    A ``quant_method`` or ``quantization`` of another type than vLLM reads (a traceback at its start) is a one-line
+    :class:`UserError` naming ``source``."""
+    from ltrsched.errors import UserError
+
+    if quant is None:
+        return "auto"
+    if not isinstance(quant, dict):  # (vLLM reads it with .get: an AttributeError traceback)
+        raise UserError(f"{source}: its quantization config must be an object, got {quant!r}")
+    method = quant.get("quant_method", "")
+    if not isinstance(method, str):
+        raise UserError(f"{source}: quantization_config's 'quant_method' must be a string, got {method!r}")
+    if not method.startswith("modelopt"):
+        return "auto"
+    inner = quant.get("quantization", quant)
+    if not isinstance(inner, dict):
+        raise UserError(f"{source}: quantization_config's 'quantization' must be an object, got {inner!r}")
+    algo = next((value for value in (inner.get("kv_cache_scheme"), quant.get("kv_cache_scheme"),
+                                     inner.get("kv_cache_quant_algo"), quant.get("kv_cache_quant_algo")) if value),
+                None)
+    if isinstance(algo, dict):
+        if algo.get("dynamic") is False and algo.get("num_bits") == 8 and algo.get("type") == "float":
+            return MODELOPT_KV_DTYPES["fp8"]
+        return MODELOPT_KV_DTYPES["nvfp4"] if algo.get("num_bits") == 4 and algo.get("type") == "float" else "auto"
+    return MODELOPT_KV_DTYPES.get(algo.lower(), "auto") if isinstance(algo, str) else "auto"
+
+
+def kv_element_bytes(kv_dtype: str, dtype_bytes: int, source: str) -> int:
+    """Bytes one KV element takes in a cache of vLLM's ``kv_dtype`` (:func:`kv_cache_dtype`), ``dtype_bytes`` for
+    ``auto`` (the served dtype's); one for an 8-bit float. NVFP4 (packed 4-bit values with scales per group, sized by
+    vLLM's own layout) is a one-line :class:`UserError` naming ``source``: ltrsched does not size it."""
+    from ltrsched.errors import UserError
+
+    if kv_dtype == "auto":
+        return dtype_bytes
+    if kv_dtype.startswith("fp8"):
+        return 1
+    raise UserError(f"{source}: its quantization config makes vLLM keep the KV cache as {kv_dtype} (packed 4-bit "
+                    "values and their scales), which ltrsched does not size: it cannot serve or profile this model")
 
 
 def _own_dtype(config: dict):

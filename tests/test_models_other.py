@@ -842,9 +842,10 @@ DBRX = {"model_type": "dbrx", "architectures": ["DbrxForCausalLM"], "d_model": 2
         "ffn_config": {"ffn_hidden_size": 512, "moe_num_experts": 4, "moe_top_k": 1}}
 #: Types transformers does not know, vLLM reads with its own class (Step3TextConfig, ChatGLMConfig), and one it
 #: reads with transformers' class of another type (kimi_k2: DeepseekV3Config).
-STEP3 = {**TINY, "model_type": "step3_text", "architectures": ["Step3TextForCausalLM"]}
+STEP3 = {**TINY, "model_type": "step3_text", "architectures": ["Step3TextForCausalLM"], "head_dim": 64}
 CHATGLM = {**TINY, "model_type": "chatglm", "architectures": ["ChatGLMModel"], "original_rope": True}
-KIMI_K2 = {**TINY, "model_type": "kimi_k2", "architectures": ["DeepseekV3ForCausalLM"]}
+KIMI_K2 = {**TINY, "model_type": "kimi_k2", "architectures": ["DeepseekV3ForCausalLM"], "kv_lora_rank": 64,
+           "qk_rope_head_dim": 16}  # (its latent's sizes: DeepseekV3Config's defaults are refused)
 
 
 @needs_vllm_source

@@ -187,6 +187,46 @@ def vllm_config_classes() -> dict[str, str]:
     return found
 
 
+@functools.lru_cache(maxsize=64)
+def own_class_defaults(kind: str) -> tuple[dict[str, str], dict[str, object]] | None:
+    """The ``attribute_map`` and the literal ``__init__`` defaults of the config class of vLLM's own that the installed
+    vLLM reads model type ``kind`` through (:func:`vllm_config_classes`: ``RefinedWeb``'s ``RWConfig``, whose
+    ``hidden_size`` defaults to 64), read from its module's source without importing vLLM; None where vLLM names no
+    class of its own for the type, or its source is not of the shape this reads (a default that is no literal is
+    left out)."""
+    named = vllm_config_classes().get(kind) if isinstance(kind, str) else None
+    prefix = "vllm."
+    if named is None or not named.startswith(prefix):
+        return None
+    module, _, name = named.rpartition(".")
+    path = _vllm_file(module[len(prefix):].replace(".", "/") + ".py")
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path)) if path is not None else None
+    except (OSError, SyntaxError, ValueError):
+        return None
+    found = [node for node in (tree.body if tree else ()) if isinstance(node, ast.ClassDef) and node.name == name]
+    if len(found) != 1:
+        return None
+    aliases: dict[str, str] = {}
+    defaults: dict[str, object] = {}
+    for node in found[0].body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                and node.targets[0].id == "attribute_map"):
+            aliases = _string_dict(node.value)
+        if isinstance(node, ast.FunctionDef) and node.name == "__init__":
+            args = node.args.args + node.args.kwonlyargs
+            values = [None] * (len(node.args.args) - len(node.args.defaults)) + node.args.defaults
+            values += node.args.kw_defaults
+            for arg, value in zip(args, values):
+                if value is None:
+                    continue
+                try:
+                    defaults[arg.arg] = ast.literal_eval(value)
+                except ValueError:
+                    continue
+    return aliases, defaults
+
+
 @functools.lru_cache(maxsize=1)
 def _model_modules() -> dict[str, str]:
     """Architecture -> the module of ``vllm/model_executor/models`` that serves it, from the installed vLLM's registry

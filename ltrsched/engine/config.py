@@ -113,9 +113,11 @@ COMMON_DTYPES = frozenset({"float32", "float", "bfloat16", "float16", "half", "f
 def check_config_dtype(model: dict, source: str) -> None:
     """One-line :class:`UserError` naming ``source`` if the dtype the config gives (``torch_dtype`` or ``dtype``, its
     own or its text model's) is no torch dtype: transformers looks it up on torch as vLLM reads the config, whatever
-    ``--dtype`` says (``"float64x"``: an AttributeError traceback at the start)."""
-    from ltrsched.models import config_dtype
+    ``--dtype`` says (``"float64x"``: an AttributeError traceback at the start); so is a ``quantization_config`` vLLM
+    cannot read its KV dtype from (:func:`ltrsched.models.kv_cache_dtype`)."""
+    from ltrsched.models import config_dtype, kv_cache_dtype
 
+    kv_cache_dtype(model.get("quantization_config"), source)  # (its KV dtype: a type vLLM cannot read is one line)
     name = config_dtype(model)
     if name is None or isinstance(name, str) and name in COMMON_DTYPES:  # (a list is unhashable)
         return
@@ -126,15 +128,45 @@ def check_config_dtype(model: dict, source: str) -> None:
                         f"{name!r}")
 
 
+#: The file a ModelOpt checkpoint of before 0.31 keeps its quantization config in, beside config.json (vLLM reads it
+#: where config.json has no ``quantization_config``).
+QUANT_CONFIG_FILE = "hf_quant_config.json"
+
+
+def model_quantization_config(path: str, config: dict) -> dict | None:
+    """The quantization config vLLM 0.32 reads for the model directory ``path`` whose config.json is ``config``: its
+    ``quantization_config``, else :data:`QUANT_CONFIG_FILE` in ``path``; None where neither is there. A file that is
+    unreadable or no JSON object is a one-line :class:`UserError` naming it."""
+    if config.get("quantization_config") is not None:
+        return config["quantization_config"]
+    file = Path(path) / QUANT_CONFIG_FILE
+    if not file.is_file():
+        return None
+    from ltrsched import strict_json
+
+    try:
+        quant = strict_json.loads(file.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {file}: {exc}") from None
+    if not isinstance(quant, dict):
+        raise UserError(f"{file} must be a JSON object, got {type(quant).__name__}")
+    return quant
+
+
 def model_kv_bytes_per_token(path: str, dtype: str) -> int:
     """KV-cache bytes one token takes in the model directory ``path`` served at ``dtype`` (``auto``: as vLLM serves
-    it, :func:`served_dtype`) [bytes]; a one-line :class:`UserError` naming its config.json and the key if a size is
-    missing or bad."""
-    from ltrsched.models import kv_bytes_per_token, read_model_config
+    it, :func:`served_dtype`) [bytes], its elements in the KV dtype vLLM resolves from the model's quantization config
+    (:func:`model_quantization_config`, :func:`ltrsched.models.kv_cache_dtype`: a ModelOpt checkpoint's FP8 KV cache
+    takes one byte an element); a one-line :class:`UserError` naming its config.json and the key if a size is missing
+    or bad, or the KV dtype is one ltrsched does not size."""
+    from ltrsched.models import kv_bytes_per_token, kv_cache_dtype, kv_element_bytes, read_model_config
 
     config = read_model_config(path)
+    source = str(Path(path) / "config.json")
     name = served_dtype(config, dtype)
-    return kv_bytes_per_token(config, 4 if name in ("float32", "float") else 2, source=str(Path(path) / "config.json"))
+    element = kv_element_bytes(kv_cache_dtype(model_quantization_config(path, config), source),
+                               4 if name in ("float32", "float") else 2, source)
+    return kv_bytes_per_token(config, element, source=source)
 
 
 def pool_block_bytes(path: str, dtype: str, block_size: int) -> int:

@@ -26,16 +26,31 @@ MLA_SIZES = ("kv_lora_rank", "qk_rope_head_dim")
 MAX_SIZE = 1 << 31
 
 
-def _class_defaults(kind, sizes=SIZES) -> tuple[dict[str, str], dict[str, object]]:
-    """The ``attribute_map`` of transformers' config class for model type ``kind`` and its ``__init__`` defaults of
-    ``sizes`` (a size absent from its signature is none of its own); empty where transformers has no such class
-    (vLLM then refuses the model type itself, or reads it through a config class of its own)."""
-    try:
-        from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+def _class_defaults(kind, sizes=SIZES) -> tuple[dict[str, str], dict[str, object], str]:
+    """The ``attribute_map`` of the config class vLLM reads model type ``kind`` through, its ``__init__`` defaults of
+    ``sizes`` (a size absent from its signature is none of its own), and the class in words: the class vLLM's own
+    config registry names for the type (an upstream one such as ``kimi_k2``'s ``DeepseekV3Config``, or one of its
+    own, read from its source: ``RefinedWeb``'s ``RWConfig``, :func:`ltrsched.engine.architectures.own_class_defaults`),
+    else transformers' class of the type; empty where there is none (vLLM then refuses the model type itself)."""
+    from ltrsched.engine.architectures import own_class_defaults, vllm_config_classes
 
-        config_class = CONFIG_MAPPING[kind]
-    except (ImportError, KeyError, TypeError):
-        return {}, {}
+    own = own_class_defaults(kind) if isinstance(kind, str) else None  # (a hostile list is unhashable)
+    if own is not None:
+        aliases, found = own
+        return (aliases, {k: found[aliases.get(k, k)] for k in sizes if aliases.get(k, k) in found},
+                f"vLLM's own {kind!r} config class {vllm_config_classes()[kind].rpartition('.')[2]}")
+    try:
+        named = vllm_config_classes().get(kind) if isinstance(kind, str) else None
+        if named is not None and named.startswith("transformers."):
+            import transformers
+
+            config_class = getattr(transformers, named.rpartition(".")[2])
+        else:
+            from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+            config_class = CONFIG_MAPPING[kind]
+    except (ImportError, KeyError, TypeError, AttributeError):
+        return {}, {}, ""
     params = inspect.signature(config_class.__init__).parameters
     aliases = dict(getattr(config_class, "attribute_map", None) or {})
     defaults = {}
@@ -43,7 +58,8 @@ def _class_defaults(kind, sizes=SIZES) -> tuple[dict[str, str], dict[str, object
         name = aliases.get(key, key)
         if name in params and params[name].default is not inspect.Parameter.empty:
             defaults[key] = params[name].default
-    return aliases, defaults
+    return aliases, defaults, (f"transformers' {config_class.__name__} (vLLM's config class for {kind!r})"
+                               if named is not None else f"transformers' {kind!r} config class")
 
 
 def _size(value) -> bool:
@@ -57,12 +73,19 @@ def check_text_sizes(model: dict, source: str) -> None:
     heads that do not split evenly into KV heads (Falcon's: :func:`ltrsched.models.falcon_kv_heads`), or (without
     ``head_dim``) a width that does not split evenly into heads; for a model vLLM serves with multi-head latent
     attention, its latent's sizes too (:data:`MLA_SIZES`; a ``kv_lora_rank`` of null is its attention without a
-    latent)."""
-    from ltrsched.models import FALCON_MODEL_TYPES, MLA_MODEL_TYPES, falcon_kv_heads, model_type, text_model
+    latent), and with ``VLLM_MLA_DISABLE`` set (a value vLLM cannot read is refused for any model) its per-head size
+    ``qk_nope_head_dim``, or the model is refused where vLLM has no attention without the latent for it
+    (:func:`ltrsched.models.mla_disabled_head`); a model with DeepSeek-V3.2's sparse-attention indexer is refused
+    (:func:`ltrsched.models.check_no_indexer`)."""
+    from ltrsched.models import (FALCON_MODEL_TYPES, MLA_MODEL_TYPES, check_no_indexer, falcon_kv_heads, falcon_names,
+                                 mla_disabled, mla_disabled_head, model_type, text_model)
 
     text, prefix = text_model(model, source)
-    sizes = SIZES + (MLA_SIZES if model_type(text) in MLA_MODEL_TYPES else ())
-    aliases, defaults = _class_defaults(text.get("model_type"), sizes)
+    disabled = mla_disabled()  # (a value vLLM cannot read: a traceback at its start, whatever the model)
+    if model_type(text) in FALCON_MODEL_TYPES:  # (RefinedWeb's n_embed, as vLLM's RWConfig reads it)
+        text = falcon_names(text)
+    sizes = SIZES + (MLA_SIZES + ("qk_nope_head_dim",) * disabled if model_type(text) in MLA_MODEL_TYPES else ())
+    aliases, defaults, config_class = _class_defaults(text.get("model_type"), sizes)
     given = {}
     for key in sizes:
         name = aliases.get(key, key)
@@ -71,14 +94,20 @@ def check_text_sizes(model: dict, source: str) -> None:
             break  # (no latent: its rope size is not read)
         if value is None:
             if defaults.get(key) is not None:
-                raise UserError(f"{source} has no '{prefix}{name}': transformers' {text.get('model_type')!r} config "
-                                f"class (through which vLLM reads it) would take its default {defaults[key]!r}, a "
-                                "size of another model: add the model's own")
+                raise UserError(f"{source} has no '{prefix}{name}': {config_class} (through which vLLM reads it) "
+                                f"would take its default {defaults[key]!r}, a size of another model: add the model's "
+                                "own")
+            if key in MLA_SIZES:  # (no default known: vLLM's class may run it with a latent or without)
+                raise UserError(f"{source} has no '{prefix}{name}', a size of its latent attention's KV that "
+                                f"{config_class or 'no config class'} gives no default for: add it (a "
+                                f"'{prefix}kv_lora_rank' of null: attention without a latent)")
             continue
         if not _size(value):
             raise UserError(f"{source}: '{prefix}{name if name in text else key}' must be a positive integer, got "
                             f"{value!r}")
         given[key] = value
+    check_no_indexer(text, source, prefix)  # (DeepSeek-V3.2's indexer: a second KV cache ltrsched does not size)
+    mla_disabled_head(text, source, prefix)  # (VLLM_MLA_DISABLE on a model vLLM has no per-head attention for)
     if model_type(text) in FALCON_MODEL_TYPES:  # (its KV heads and flags, as vLLM's Falcon attention reads them)
         falcon_kv_heads(text, source, prefix)
     heads, kv_heads = given.get("num_attention_heads"), given.get("num_key_value_heads")

@@ -55,6 +55,24 @@ PROFILE_FIX = "the simulator sizes a profile's KV cache from the text model's si
 
 
 @dataclass(frozen=True)
+class LatentProjections:
+    """The projections of a multi-head latent attention layer (DeepSeek-V2/V3's, as vLLM 0.32 builds them) [elements].
+
+    Attributes:
+        q_lora_rank: width of the query's low-rank compression (0: none, the query projected from the hidden state).
+        kv_lora_rank: width of the keys' and values' shared latent.
+        qk_nope_head_dim, qk_rope_head_dim: each query and key head's parts without and with RoPE.
+        v_head_dim: each value head's width.
+    """
+
+    q_lora_rank: int
+    kv_lora_rank: int
+    qk_nope_head_dim: int
+    qk_rope_head_dim: int
+    v_head_dim: int
+
+
+@dataclass(frozen=True)
 class ModelShape:
     """The sizes of a Llama-style decoder that memory arithmetic needs.
 
@@ -66,11 +84,28 @@ class ModelShape:
         head_dim: elements per head.
         vocab_size: tokens in the vocabulary.
         intermediate_size: MLP width [elements] (gated MLP: gate, up and down projections).
-        dtype_bytes: bytes per weight and per KV element.
+        dtype_bytes: bytes per weight, and per KV element unless ``kv_dtype_bytes`` says otherwise.
         tie_word_embeddings: the LM head shares the embedding matrix.
         kv_latent: elements one token's KV takes per layer under multi-head latent attention (DeepSeek-V2/V3's
             ``kv_lora_rank + qk_rope_head_dim``, :func:`ltrsched.models.mla_latent_size`: one latent for every head,
-            replicated under tensor parallelism, as vLLM sizes it); None where each KV head keeps its keys and values.
+            replicated under tensor parallelism, as vLLM sizes it); None where each KV head keeps its keys and values
+            (also for such a model where ``VLLM_MLA_DISABLE`` is set, as vLLM then serves it: a KV head per query head
+            of ``qk_nope_head_dim + qk_rope_head_dim``, :func:`ltrsched.models.mla_disabled_head`).
+        kv_dtype_bytes: bytes per KV element where vLLM keeps the KV cache in another dtype than the weights (a
+            ModelOpt checkpoint's FP8 KV cache, resolved from its ``quantization_config`` as vLLM resolves
+            ``--kv-cache-dtype auto``: :func:`ltrsched.models.kv_cache_dtype`); None: ``dtype_bytes``.
+        latent: the attention's projections where it is a multi-head latent attention (DeepSeek-V2/V3: query and
+            key-value compressions, per-head up-projections), which its weights are made of instead of per-head
+            query, key, value and output projections; None for those.
+        moe_layers: layers whose MLP is a mixture of experts (DeepSeek's from ``first_k_dense_replace`` on, every
+            ``moe_layer_freq``-th; Mixtral's every layer); the others keep the gated MLP of ``intermediate_size``.
+        num_experts: routed experts of each such layer (``n_routed_experts``, Mixtral's ``num_local_experts``), each a
+            gated MLP of ``expert_intermediate_size`` (``moe_intermediate_size``; Mixtral's ``intermediate_size``),
+            beside a router of one weight per expert and hidden element.
+        shared_intermediate_size: the width of the experts every token passes through in such a layer (DeepSeek's
+            ``n_shared_experts`` x ``moe_intermediate_size``) [elements].
+        weights_unknown: where the config's layout of experts is not one read here (Qwen-MoE's ``num_experts``,
+            DBRX's ``moe_num_experts``), the key saying so: the weight and activation estimates refuse it.
     """
 
     num_layers: int
@@ -83,6 +118,13 @@ class ModelShape:
     dtype_bytes: int
     tie_word_embeddings: bool = False
     kv_latent: int | None = None
+    kv_dtype_bytes: int | None = None
+    latent: LatentProjections | None = None
+    moe_layers: int = 0
+    num_experts: int = 0
+    expert_intermediate_size: int = 0
+    shared_intermediate_size: int = 0
+    weights_unknown: str | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], source: str = "model config") -> "ModelShape":
@@ -93,13 +135,17 @@ class ModelShape:
         config itself; the dtype is the config's own ``torch_dtype``, else its text model's, as vLLM falls back
         (:func:`ltrsched.models.config_dtype`)."""
         from ltrsched.models import (FALCON_MODEL_TYPES, KV_HEADS_KEYS, config_dtype, falcon_kv_heads, falcon_names,
-                                     mla_latent_size, model_type, text_model)
+                                     kv_cache_dtype, kv_element_bytes, mla_disabled_head, mla_latent_size, model_type,
+                                     text_model)
 
         if not isinstance(config, Mapping):
             raise UserError(f"{source}: model config must be a JSON object, got {type(config).__name__}")
         text, prefix = text_model(dict(config), source, fix=PROFILE_FIX)
         if model_type(text) in KV_HEADS_KEYS and KV_HEADS_KEYS[model_type(text)] in text:
             text = {**text, "num_key_value_heads": text[KV_HEADS_KEYS[text["model_type"]]]}  # (its KV heads' key)
+        disabled_head = mla_disabled_head(text, source, prefix)
+        if disabled_head is not None:  # (VLLM_MLA_DISABLE: latent attention served with a KV head per query head)
+            text = {**text, "num_key_value_heads": text["num_attention_heads"], "head_dim": disabled_head}
         if model_type(text) in FALCON_MODEL_TYPES:  # (its KV heads as vLLM's Falcon attention derives them)
             text = {**falcon_names(text), "num_key_value_heads": falcon_kv_heads(text, source, prefix)}
         if text.get("num_key_value_heads") is None and isinstance(text.get("num_attention_heads"), int):
@@ -139,6 +185,7 @@ class ModelShape:
         tied = text.get("tie_word_embeddings", config.get("tie_word_embeddings", False))
         if not isinstance(tied, bool):  # bool("false") is True
             raise UserError(f"{source}: model config key 'tie_word_embeddings' must be true or false, got {tied!r}")
+        experts = _experts(text, ints["num_hidden_layers"], ints["intermediate_size"], source, prefix)
         return cls(
             num_layers=ints["num_hidden_layers"],
             hidden_size=ints["hidden_size"],
@@ -150,6 +197,10 @@ class ModelShape:
             dtype_bytes=DTYPE_BYTES[dtype],
             tie_word_embeddings=tied,
             kv_latent=mla_latent_size(text, source, prefix),
+            kv_dtype_bytes=kv_element_bytes(kv_cache_dtype(config.get("quantization_config"), source),
+                                            DTYPE_BYTES[dtype], source),
+            latent=_latent_projections(text, source, prefix),
+            **experts,
         )
 
     def check_tp(self, tp: int) -> None:
@@ -165,20 +216,99 @@ class ModelShape:
         return max(1, self.num_kv_heads // tp)
 
 
+def _optional_size(text: Mapping[str, Any], key: str, source: str, prefix: str, default: int | None = None) -> int:
+    """``text[key]``, a non-negative integer (null: 0); ``default`` where absent (None: a one-line UserError)."""
+    if key not in text and default is not None:
+        return default
+    if key not in text:
+        raise UserError(f"{source}: model config lacks key {prefix + key!r}")
+    value = text[key] if text[key] is not None else 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_CONFIG_SIZE:
+        raise UserError(f"{source}: model config key {prefix + key!r} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def _latent_projections(text: Mapping[str, Any], source: str, prefix: str) -> LatentProjections | None:
+    """The latent attention's projections of a text model vLLM builds with one
+    (:func:`ltrsched.models.latent_attention`: the same weights with ``VLLM_MLA_DISABLE`` set); None for any other."""
+    from ltrsched.models import config_size, latent_attention
+
+    if not latent_attention(dict(text)):
+        return None
+    return LatentProjections(q_lora_rank=_optional_size(text, "q_lora_rank", source, prefix),
+                             **{key: config_size(text, key, source, prefix)
+                                for key in ("kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim")})
+
+
+#: Keys of other layouts of experts than DeepSeek's and Mixtral's (vLLM's ``get_num_experts`` reads them too).
+OTHER_EXPERT_KEYS = ("num_experts", "moe_num_experts", "block_configs")
+
+
+def _experts(text: Mapping[str, Any], layers: int, intermediate: int, source: str, prefix: str) -> dict[str, Any]:
+    """:class:`ModelShape`'s mixture-of-experts fields of a text model: DeepSeek's (``n_routed_experts`` of
+    ``moe_intermediate_size`` from layer ``first_k_dense_replace`` on, every ``moe_layer_freq``-th, with
+    ``n_shared_experts`` shared ones, as vLLM's DeepSeek-V2 model places them), Mixtral's (``num_local_experts`` of
+    ``intermediate_size`` in every layer), or, for another layout, only the key that names it (``weights_unknown``)."""
+    from ltrsched.models import config_size
+
+    if text.get("n_routed_experts") is not None:
+        width = _optional_size(text, "moe_intermediate_size", source, prefix)
+        first = _optional_size(text, "first_k_dense_replace", source, prefix)
+        every = config_size(text, "moe_layer_freq", source, prefix) if "moe_layer_freq" in text else 1
+        return {"moe_layers": sum(1 for i in range(layers) if i >= first and i % every == 0),
+                "num_experts": _optional_size(text, "n_routed_experts", source, prefix),
+                "expert_intermediate_size": width,
+                "shared_intermediate_size": _optional_size(text, "n_shared_experts", source, prefix) * width}
+    if text.get("num_local_experts"):
+        return {"moe_layers": layers, "num_experts": _optional_size(text, "num_local_experts", source, prefix),
+                "expert_intermediate_size": intermediate}
+    unknown = next((key for key in OTHER_EXPERT_KEYS if text.get(key)), None)
+    return {"weights_unknown": prefix + unknown} if unknown else {}
+
+
 def _shape(config: Mapping[str, Any] | ModelShape) -> ModelShape:
     return config if isinstance(config, ModelShape) else ModelShape.from_config(config)
 
 
+def _check_estimable(m: ModelShape, what: str) -> None:
+    """One-line UserError where ``what`` (an estimate) would take the model for a dense one."""
+    if m.weights_unknown is not None:
+        raise UserError(f"the {what} of a model config with {m.weights_unknown!r} (a layout of experts ltrsched does "
+                        "not read: it reads DeepSeek's n_routed_experts and Mixtral's num_local_experts) would be a "
+                        "dense model's, so the simulator cannot size this model's memory")
+
+
+def _parameters_per_gpu(m: ModelShape, tp: int) -> int:
+    """Parameters one GPU holds under ``tp``-way tensor parallelism, as vLLM shards them: attention heads, MLP and
+    expert widths and the vocabulary split; norms, a latent attention's compressions and the routers replicated."""
+    _check_estimable(m, "weight estimate")
+    h = m.hidden_size
+    if m.latent is not None:  # (q_a, kv_a and their norms replicated; q_b / q, kv_b and o split by heads)
+        lat = m.latent
+        heads = m.num_heads // tp
+        qk = lat.qk_nope_head_dim + lat.qk_rope_head_dim
+        query = (h * lat.q_lora_rank + lat.q_lora_rank + lat.q_lora_rank * heads * qk if lat.q_lora_rank
+                 else h * heads * qk)
+        attention = (query + h * (lat.kv_lora_rank + lat.qk_rope_head_dim) + lat.kv_lora_rank
+                     + lat.kv_lora_rank * heads * (lat.qk_nope_head_dim + lat.v_head_dim) + heads * lat.v_head_dim * h)
+    else:
+        q = m.num_heads * m.head_dim // tp
+        kv = m.kv_heads_per_gpu(tp) * m.head_dim
+        attention = 2 * h * q + 2 * h * kv  # (q, o; k, v)
+    dense = 3 * h * m.intermediate_size // tp  # (gate, up, down)
+    moe = (3 * h * (m.num_experts * m.expert_intermediate_size + m.shared_intermediate_size) // tp
+           + h * m.num_experts)  # (experts split by width; the router replicated)
+    layers = m.num_layers * (attention + 2 * h) + (m.num_layers - m.moe_layers) * dense + m.moe_layers * moe
+    vocab_shard = -(-m.vocab_size // tp)
+    embeddings = vocab_shard * h * (1 if m.tie_word_embeddings else 2)
+    return embeddings + layers + h
+
+
 def parameter_count(config: Mapping[str, Any] | ModelShape) -> int:
-    """Parameters of a Llama-style decoder (embedding, layers, final norm, LM head) [parameters]."""
-    m = _shape(config)
-    q = m.num_heads * m.head_dim
-    kv = m.num_kv_heads * m.head_dim
-    per_layer = (m.hidden_size * q + 2 * m.hidden_size * kv + q * m.hidden_size  # q, k, v, o projections
-                 + 3 * m.hidden_size * m.intermediate_size                    # gate, up, down
-                 + 2 * m.hidden_size)                                          # two RMSNorms
-    embeddings = m.vocab_size * m.hidden_size * (1 if m.tie_word_embeddings else 2)
-    return embeddings + m.num_layers * per_layer + m.hidden_size
+    """Parameters of the decoder (embedding, layers, final norm, LM head) [parameters]: a Llama-style layer's
+    attention and gated MLP, or a latent attention's projections (:class:`LatentProjections`) and DeepSeek's or
+    Mixtral's experts where the model has them; a one-line UserError for a layout of experts not read here."""
+    return _parameters_per_gpu(_shape(config), 1)
 
 
 def weight_bytes(config: Mapping[str, Any] | ModelShape) -> int:
@@ -188,26 +318,23 @@ def weight_bytes(config: Mapping[str, Any] | ModelShape) -> int:
 
 
 def weight_bytes_per_gpu(config: Mapping[str, Any] | ModelShape, tp: int = 1) -> int:
-    """Weights one GPU holds under ``tp``-way tensor parallelism [bytes]."""
+    """Weights one GPU holds under ``tp``-way tensor parallelism [bytes] (:func:`parameter_count`'s layers, split
+    as vLLM shards them)."""
     m = _shape(config)
     m.check_tp(tp)
-    q = m.num_heads * m.head_dim // tp
-    kv = m.kv_heads_per_gpu(tp) * m.head_dim
-    per_layer = (2 * m.hidden_size * q + 2 * m.hidden_size * kv
-                 + 3 * m.hidden_size * m.intermediate_size // tp + 2 * m.hidden_size)
-    vocab_shard = -(-m.vocab_size // tp)
-    embeddings = vocab_shard * m.hidden_size * (1 if m.tie_word_embeddings else 2)
-    return (embeddings + m.num_layers * per_layer + m.hidden_size) * m.dtype_bytes
+    return _parameters_per_gpu(m, tp) * m.dtype_bytes
 
 
 def kv_bytes_per_token(config: Mapping[str, Any] | ModelShape, tp: int = 1) -> int:
     """Key + value cache of one token on one GPU, all layers [bytes/token]: a latent attention's latent per layer
-    (:attr:`ModelShape.kv_latent`, the same on every GPU), else the keys and values of its KV heads on that GPU."""
+    (:attr:`ModelShape.kv_latent`, the same on every GPU), else the keys and values of its KV heads on that GPU, each
+    element of :attr:`ModelShape.kv_dtype_bytes` (an FP8 KV cache: one byte)."""
     m = _shape(config)
     m.check_tp(tp)
+    element = m.kv_dtype_bytes or m.dtype_bytes
     if m.kv_latent is not None:
-        return m.num_layers * m.kv_latent * m.dtype_bytes
-    return 2 * m.num_layers * m.kv_heads_per_gpu(tp) * m.head_dim * m.dtype_bytes
+        return m.num_layers * m.kv_latent * element
+    return 2 * m.num_layers * m.kv_heads_per_gpu(tp) * m.head_dim * element
 
 
 def activation_reserve_bytes(config: Mapping[str, Any] | ModelShape, tp: int = 1,
@@ -218,10 +345,15 @@ def activation_reserve_bytes(config: Mapping[str, Any] | ModelShape, tp: int = 1
     and subtracts the peak. Estimate: non-torch memory (CUDA context, cuBLAS workspace; NCCL buffers
     under TP) + per-token activations at the MLP peak (gate/up output 2·I/tp, activation output I/tp,
     q/k/v output, and ~4 hidden-size buffers: residual, normed input, attention output, MLP output)
-    + float32 logits and probabilities of ``max_num_seqs`` sampled rows over the full vocabulary.
+    + float32 logits and probabilities of ``max_num_seqs`` sampled rows over the full vocabulary. Llama-style
+    layers only: a model with latent attention or experts (or a layout of experts not read) is a one-line UserError.
     """
     m = _shape(config)
     m.check_tp(tp)
+    _check_estimable(m, "activation estimate")
+    if m.latent is not None or m.moe_layers:
+        raise UserError("the activation estimate assumes a dense Llama-style layer, not a model with latent attention "
+                        "or experts: give the profile's activation_reserve_bytes from a measured engine instead")
     per_token = (3 * m.intermediate_size // tp
                  + (m.num_heads // tp + 2 * m.kv_heads_per_gpu(tp)) * m.head_dim
                  + 4 * m.hidden_size) * m.dtype_bytes
