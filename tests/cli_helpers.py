@@ -48,12 +48,37 @@ def _restore_matplotlib(old_rc: dict | None, old_figures: set[int]) -> None:
         dict.update(rc, changed)  # (the raw values, as copied: an unresolved backend stays unresolved)
 
 
+class _CurrentStderr:
+    """A stream that writes to whatever ``sys.stderr`` is at the time of the write, as a fresh process's logging
+    handler writes to the stderr of its one command."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def _handlers_follow_stderr() -> None:
+    """Point library loggers' stream handlers (transformers' binds ``sys.stderr`` once, when first used) at the
+    stderr of the call running, not the one of the call that created them: that one's stream is a closed capture
+    by now (a "--- Logging error ---" traceback on the next call's stderr) or another test's (its lines lost)."""
+    loggers = [logging.getLogger(name) for name in list(logging.Logger.manager.loggerDict)]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", ()):
+            if (type(handler) is logging.StreamHandler
+                    and handler.stream not in (sys.__stderr__, sys.__stdout__)
+                    and not isinstance(handler.stream, _CurrentStderr)):
+                handler.setStream(_CurrentStderr())
+
+
 @contextlib.contextmanager
 def _call_state(cwd, env):
     """Runs the body in ``cwd`` with the environment ``env`` (the whole environment, as subprocess's ``env=``) and
     puts back, whatever the body did: the working directory, environment, warnings filters, root logging handlers,
     CPU affinity, torch's thread count, matplotlib's settings (a plot's ``matplotlib.use("Agg")`` changed its
-    ``backend`` rcParams for every later test) and open figures, and sys.stdin/stdout/stderr."""
+    ``backend`` rcParams for every later test) and open figures, and sys.stdin/stdout/stderr. Library loggers' stream
+    handlers write to the stderr of the call running (:func:`_handlers_follow_stderr`)."""
     old_cwd, old_env = os.getcwd(), dict(os.environ)
     old_streams = sys.stdin, sys.stdout, sys.stderr
     root = logging.getLogger()
@@ -62,6 +87,7 @@ def _call_state(cwd, env):
     old_threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None
     old_rc = dict.copy(sys.modules["matplotlib"].rcParams) if "matplotlib" in sys.modules else None  # (raw: unresolved)
     old_figures = _figures()
+    _handlers_follow_stderr()
     try:
         with warnings.catch_warnings():
             if env is not None:  # the whole environment, as subprocess's env=
@@ -82,6 +108,7 @@ def _call_state(cwd, env):
         if old_threads is not None and sys.modules["torch"].get_num_threads() != old_threads:
             sys.modules["torch"]._C.set_num_threads(old_threads)
         _restore_matplotlib(old_rc, old_figures)
+        _handlers_follow_stderr()
 
 
 def _main(args) -> int:

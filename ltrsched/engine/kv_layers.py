@@ -20,6 +20,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from ltrsched.hf_quiet import transformers_quiet
+
 FULL, SLIDING = "full_attention", "sliding_attention"
 
 
@@ -67,7 +69,8 @@ def _layer_types(text: dict) -> list | None:
             if not (isinstance(sub, type) and issubclass(sub, PretrainedConfig)):
                 raise ValueError(f"the text config class of {text.get('model_type')!r} depends on its values")
             config_class = sub
-        built = config_class(**{k: v for k, v in text.items() if k != "model_type"})
+        with transformers_quiet():
+            built = config_class(**{k: v for k, v in text.items() if k != "model_type"})
     except Exception as exc:  # (any error of a config class built from hostile values)
         raise ValueError(str(exc)) from None
     return getattr(built, "layer_types", None)

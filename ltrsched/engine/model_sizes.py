@@ -15,6 +15,7 @@ import copy
 import inspect
 
 from ltrsched.errors import UserError
+from ltrsched.hf_quiet import transformers_quiet
 
 #: The sizes checked, in the order named (vLLM's ``hf_text_config`` attributes; a class may store one under another
 #: name: its ``attribute_map``, GPT-2's ``n_embd``).
@@ -148,7 +149,8 @@ def check_config_values(model: dict, source: str) -> None:
     except (ImportError, KeyError, TypeError):
         return
     try:
-        config_class.from_dict(copy.deepcopy(model))  # (it fills in nested dicts in place: rope_scaling's base)
+        with transformers_quiet():
+            config_class.from_dict(copy.deepcopy(model))  # (it fills in nested dicts in place: rope_scaling's base)
     except StrictDataclassFieldValidationError as exc:
         raise UserError(f"{source}: transformers' {model.get('model_type')!r} config class (through which vLLM reads "
                         f"it) refuses it: {' '.join(str(exc).split())}") from None

@@ -24,6 +24,7 @@ import inspect
 
 from ltrsched.engine.model_context import positive_number
 from ltrsched.errors import UserError
+from ltrsched.hf_quiet import transformers_quiet
 
 #: The keys a config gives RoPE's base under, in the order vLLM looks (``rotary_emb_base``: older custom models).
 BASE_KEYS = ("rope_theta", "rotary_emb_base")
@@ -116,7 +117,8 @@ def _bases_vllm_uses(text: dict, stated: list[tuple[str, object]]) -> list | Non
             and not _vllm_model_reads_rope(text)):
         return None
     try:
-        config = config_class.from_dict(copy.deepcopy(text))  # (the class fills in nested dicts in place)
+        with transformers_quiet():
+            config = config_class.from_dict(copy.deepcopy(text))  # (the class fills in nested dicts in place)
         if getattr(config, "rotary", True) is False:  # (Falcon with alibi: no rotary embedding)
             return None
         theta = next((getattr(config, key) for key in BASE_KEYS if hasattr(config, key)), None)
@@ -124,7 +126,8 @@ def _bases_vllm_uses(text: dict, stated: list[tuple[str, object]]) -> list | Non
             config.rope_theta = theta
         if theta is None and not getattr(config, "rope_parameters", None):
             return None
-        config.standardize_rope_params()
+        with transformers_quiet():  # ("no RoPE parameters were found" for a false base: its own note, not the user's)
+            config.standardize_rope_params()
     except Exception:  # (a class that refuses hostile values: check_config_values or vLLM decide)
         return None
     rope = getattr(config, "rope_parameters", None)

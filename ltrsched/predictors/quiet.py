@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import functools
 
+from ltrsched.hf_quiet import transformers_quiet
+
 
 @contextlib.contextmanager
 def quiet_load():
@@ -14,8 +16,7 @@ def quiet_load():
     logging settings and the bar are restored on leaving, errors included."""
     from transformers.utils import logging as hf_logging
 
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
+    bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # ("Loading weights")
     try:
         import transformers.modeling_gguf_pytorch_utils as gguf_utils
@@ -25,9 +26,9 @@ def quiet_load():
     if bar is not None:
         gguf_utils.tqdm = functools.partial(bar, disable=True)
     try:
-        yield
+        with transformers_quiet():
+            yield
     finally:
-        hf_logging.set_verbosity(verbosity)
         if bars:
             hf_logging.enable_progress_bar()
         if bar is not None:
