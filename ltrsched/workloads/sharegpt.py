@@ -36,7 +36,8 @@ from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
 from ltrsched.fingerprint import dist_version, file_digest
 from ltrsched.workloads.arrival_names import arrival_suffix, json_may_name_arrivals
-from ltrsched.workloads.schema import NUMERIC_OPTIONAL_COLUMNS, length_columns
+from ltrsched.workloads.record_values import optional_number, request_id_value
+from ltrsched.workloads.schema import NUMERIC_OPTIONAL_COLUMNS, length_columns, request_ids
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
 
@@ -299,6 +300,10 @@ def is_conversation_table(df: pl.DataFrame) -> bool:
 #: Columns of a conversations parquet kept beside its first turns, as the flat formats keep them (they were
 #: dropped: a predictor's score then said the file had none, and `po` drew its estimates instead of the file's).
 TABLE_COLUMNS = ("request_id", "arrival_time", "arrival_time_s", "arrival_time_ms", *NUMERIC_OPTIONAL_COLUMNS)
+#: A ``.json``'s or ``.jsonl``'s conversation record's keys kept beside its first turn, read as a ``.jsonl`` request
+#: line's are (:mod:`~ltrsched.workloads.record_values`): a conversations parquet keeps these columns
+#: (:data:`TABLE_COLUMNS`); a record's were dropped (``ltr`` said the file had no score, ``po`` drew its estimates).
+RECORD_COLUMNS = ("request_id", *NUMERIC_OPTIONAL_COLUMNS)
 #: A conversations parquet's own token counts of each first turn's prompt and reply [tokens], used instead of the
 #: text's Llama-3 count (as a flat table's and a ``.jsonl``'s given counts are: e.g. the served model's own); they
 #: were ignored, and the text recounted. :func:`given_counts` says how they are checked. Other tools' names for
@@ -342,6 +347,23 @@ def may_give_arrivals(path: Path) -> bool:
     except Exception:  # (OSError, a parquet polars cannot read)
         return False
     return False
+
+
+#: A JSON key of :data:`RECORD_COLUMNS` (as a ``.jsonl`` line's keys are read: as written), or a ``\\u`` escape that
+#: could spell one, in a file's bytes.
+_RECORD_KEY = re.compile(rb'"(?:' + b"|".join(n.encode() for n in RECORD_COLUMNS) + rb')"\s*:|\\u')
+
+
+def may_give_columns(path: Path) -> bool:
+    """Whether the ``.json`` or ``.jsonl`` of conversations ``path`` may give :data:`RECORD_COLUMNS` its parse dropped
+    before (a record's ``score``, ``request_id``, ...: a parquet's were kept): its bytes name one as a key
+    (:data:`_RECORD_KEY`). False for other files and one that cannot be read (loading it says why)."""
+    if path.suffix.lower() not in (".json", ".jsonl"):
+        return False
+    try:
+        return _RECORD_KEY.search(path.read_bytes()) is not None
+    except OSError:
+        return False
 
 
 def _record_arrival(record: dict, number: int, path: Path) -> dict:
@@ -395,6 +417,39 @@ def _arrival_columns(given: list[dict], numbers: list[int], ids: list[str], path
                         f"{numbers[other]:,} gives {'text' if texts[other] else 'a number'} ({values[other]!r}); "
                         "give one kind on every record")
     return pl.DataFrame({keys[0]: pl.Series(keys[0], values, dtype=pl.String if texts[0] else pl.Float64)})
+
+
+def _record_columns(record: dict, number: int, path: Path) -> dict:
+    """A conversation record's :data:`RECORD_COLUMNS` (record ``number``, 1-based) by a ``.jsonl`` request line's rules:
+    ``request_id`` (where the key is given) as a number, each predictor number as a float or None (not given, or
+    null). One-line :class:`UserError` naming the record for a value that is neither."""
+    where = f"{path}: record {number:,}" + (f" (id {_record_id(record)!r})" if _record_id(record) else "")
+    given = {name: optional_number(record.get(name), name, where) for name in NUMERIC_OPTIONAL_COLUMNS}
+    if "request_id" in record:
+        given["request_id"] = request_id_value(record["request_id"], where)
+    return given
+
+
+def _kept_columns(given: list[dict], numbers: list[int], ids: list[str], path: Path) -> pl.DataFrame:
+    """The :data:`RECORD_COLUMNS` of a ``.json``'s or ``.jsonl``'s conversations whose first turns are used (``given``:
+    each one's :func:`_record_columns`; ``numbers``: their record numbers, 1-based; ``ids``: their ids), as a flat
+    ``.jsonl``'s: ``request_id`` as Int64, checked (:func:`~ltrsched.workloads.schema.request_ids`), each predictor
+    number Float64 (null where a record gives none), a column only where some record gives it. One-line
+    :class:`UserError` naming the record for one without a ``request_id`` where others give one."""
+    where = lambda i: f"record {numbers[i]:,}" + (f" (id {ids[i]!r})" if ids[i] else "")  # noqa: E731
+    columns = {}
+    if any("request_id" in g for g in given):
+        missing = next((i for i, g in enumerate(given) if "request_id" not in g), None)
+        if missing is not None:  # (numbers for the others could repeat an id given)
+            raise UserError(f"{path}: {where(missing)}: no 'request_id', which other records have; give it on every "
+                            "record or none")
+        columns["request_id"] = request_ids(pl.Series("request_id", [g["request_id"] for g in given], strict=False),
+                                            str(path), where)
+    for name in NUMERIC_OPTIONAL_COLUMNS:
+        values = [g[name] for g in given]
+        if any(v is not None for v in values):
+            columns[name] = pl.Series(name, values, dtype=pl.Float64)
+    return pl.DataFrame(columns)
 
 
 def given_counts(given: pl.Series, counted: pl.Series, ids: list[str], rows: list[int], path: Path,
@@ -492,6 +547,7 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
     rows, rows_at, total = [], [], 0
     skips: dict[tuple[bool, str], list] = {}  # (malformed, reason) -> [count, first record number, its id, detail]
     arrivals: dict[int, dict] = {}  # a .json's or .jsonl's record index -> the arrival time it gives
+    kept: dict[int, dict] = {}  # a .json's or .jsonl's record index -> its RECORD_COLUMNS (_record_columns)
     for total, record in enumerate(records, 1):
         turn = read_first_turn(record)
         if isinstance(turn, Skip):
@@ -501,6 +557,7 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
             rows_at.append(total - 1)
             if extra is None:
                 arrivals[total - 1] = _record_arrival(record, total, path)
+                kept[total - 1] = _record_columns(record, total, path)
     found = []
     rows, rows_at = _drop_lone_surrogates(rows, rows_at, found)
     if not rows:
@@ -537,6 +594,9 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
     )
     if extra is None:  # (a .json's or .jsonl's records: their arrival times, as a parquet's column)
         extra = _arrival_columns([arrivals[i] for i in rows_at], [i + 1 for i in rows_at], ids, path)
+        columns = _kept_columns([kept[i] for i in rows_at], [i + 1 for i in rows_at], ids, path)
+        if columns.width:
+            extra = extra.hstack(columns) if extra.width else columns
     elif extra.width:
         extra = extra[rows_at]
     if extra.width:
@@ -608,9 +668,12 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # "-arrivals": a file's arrival times read (a .json's or .jsonl's records', a parquet's under another name than
     # ours: may_give_arrivals), which a parse cached before dropped (others keep their entries)
     package = _is_package_file(src)
+    # "-columns": a .json's or .jsonl's records' request_id and predictor numbers kept (RECORD_COLUMNS:
+    # may_give_columns), which a parse cached before dropped
     cached = cache_dir() / (f"sharegpt-{key}-utf8{'-counts' if src.suffix.lower() == '.parquet' else ''}"
                             f"{'' if package else '-skips-case'}"
-                            f"{'-arrivals' if not package and may_give_arrivals(src) else ''}.parquet")
+                            f"{'-arrivals' if not package and may_give_arrivals(src) else ''}"
+                            f"{'-columns' if not package and may_give_columns(src) else ''}.parquet")
     cached_notes = cached.with_name(cached.name + NOTES_SUFFIX)
     df = None
     if cached.is_file() and cached_notes.is_file():
