@@ -17,6 +17,7 @@ from tests.cli_helpers import run_cli_fast
 
 PROMPTS = [f"Please explain topic number {i} in a few words" for i in range(4)]
 REPLIES = [f"Topic {i} is about many things indeed" for i in range(4)]
+SYSTEM = "You are a terse assistant who answers in one sentence."
 
 
 def one_line_error(r, message: str) -> None:
@@ -98,3 +99,76 @@ def test_bad_conversation_record_columns_are_one_line(tmp_path, capsys, records,
     path = tmp_path / "c.jsonl"
     path.write_text(lines(records))
     one_line_error(run_cli_fast(capsys, "simulate", "-w", path), message)
+
+
+DEVELOPER = ({"role": "developer", "content": [{"type": "text", "text": SYSTEM}]},)
+
+
+@pytest.mark.parametrize("name, write", [
+    ("chat.jsonl", lambda p: p.write_text(lines(chat(i, ({"role": "system", "content": SYSTEM},) if i % 2 else ())
+                                                for i in range(4)))),
+    ("dev.jsonl", lambda p: p.write_text(lines(chat(i, DEVELOPER if i % 2 else ()) for i in range(4)))),
+    ("sharegpt.json", lambda p: p.write_text(json.dumps([sharegpt(i, ({"from": "System", "value": SYSTEM},)
+                                                                  if i % 2 else ()) for i in range(4)]))),
+    ("lmsys.parquet", lambda p: pl.DataFrame({"conversation": [chat(i, ({"role": "system", "content": SYSTEM},)
+                                                                    if i % 2 else ())["messages"] for i in range(4)]}
+                                             ).write_parquet(p)),
+])
+def test_system_text_before_the_first_user_turn_is_in_the_prompt(tmp_path, capsys, name, write):
+    """A server is sent the system (or developer) messages with the user's; their tokens were left out of the
+    prompt's (and their text out of the prompt a text-mode engine serves)."""
+    path = tmp_path / name
+    write(path)
+    df = load_workload(str(path)).df.sort("prompt")
+    expected = sorted([PROMPTS[0], PROMPTS[2], f"{SYSTEM}\n\n{PROMPTS[1]}", f"{SYSTEM}\n\n{PROMPTS[3]}"])
+    assert df["prompt"].to_list() == expected
+    assert df["prompt_tokens"].to_list() == count_tokens(expected).tolist()
+    assert df["prompt_tokens"][3] > count_tokens([PROMPTS[3]])[0] + 5
+    r = run_cli_fast(capsys, "simulate", "-w", path, "-o", tmp_path / "out")  # (served with those lengths)
+    assert r.returncode == 0, r.stderr[-2000:]
+    served = pl.read_parquet(tmp_path / "out" / "requests.parquet")["prompt_tokens"].sort().to_list()
+    assert served == sorted(count_tokens(expected).tolist())
+    assert workload_fingerprint(str(path))["system text"] == "counted"  # (runs cached before left it out)
+
+
+def test_files_without_new_columns_or_system_text_keep_their_cache_keys(tmp_path):
+    """A file whose parse is unchanged keeps its run cache key; the packaged ShareGPT file keeps the paper's first
+    user turns (its 26 with a system message before them too) and its key."""
+    from ltrsched.workloads.sharegpt import may_give_system_text
+
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text(lines(chat(i) for i in range(3)))
+    late = tmp_path / "late.json"  # (a system message after the first turn: not read before, nor now)
+    late.write_text(json.dumps([{"messages": [*chat(i)["messages"], {"role": "system", "content": "later"}]}
+                                for i in range(3)]))
+    lmsys = tmp_path / "lmsys.parquet"
+    pl.DataFrame({"conversation": [chat(i)["messages"] for i in range(3)], "score": [0.1, 0.2, 0.3]}).write_parquet(
+        lmsys)  # (a parquet's score was kept before)
+    flat = tmp_path / "flat.jsonl"
+    flat.write_text(lines({"prompt": PROMPTS[i], "generated": REPLIES[i], "score": 0.5, "note": "system"}
+                          for i in range(3)))
+    for path in (plain, lmsys, flat):
+        key = workload_fingerprint(str(path))
+        assert "conversation columns" not in key and "system text" not in key, path
+    assert "conversation columns" not in workload_fingerprint(str(late))
+    assert may_give_system_text(late)  # (a byte probe: "may"), and its prompts are the user turns alone
+    assert sorted(load_workload(str(late)).df["prompt"].to_list()) == PROMPTS[:3]
+    assert "system text" not in workload_fingerprint("sharegpt")
+
+
+def test_a_parse_cached_before_is_not_reused(tmp_path, monkeypatch):
+    """A conversation file's first turns are cached; one cached before the records' scores and system text were read
+    has neither."""
+    from ltrsched.workloads.sharegpt import cache_dir, records_key
+
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "chat.jsonl"
+    path.write_text(lines(chat(i, ({"role": "system", "content": SYSTEM},), score=0.1 * i) for i in range(3)))
+    stale = cache_dir() / f"sharegpt-{records_key(path)}-utf8-skips-case.parquet"  # (the name it had)
+    stale.parent.mkdir(parents=True)
+    pl.DataFrame({"source_id": [""] * 3, "prompt": PROMPTS[:3], "response": REPLIES[:3], "prompt_tokens": [10] * 3,
+                  "output_tokens": [8] * 3}).write_parquet(stale)
+    stale.with_name(stale.name + ".notes.json").write_text("[]")
+    df = load_workload(str(path)).df
+    assert sorted(df["score"].to_list()) == pytest.approx([0.0, 0.1, 0.2])
+    assert all(p.startswith(SYSTEM) for p in df["prompt"])

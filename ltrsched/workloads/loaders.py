@@ -30,12 +30,16 @@ Files, by suffix:
 - ``.json``: a JSON array of ShareGPT conversations (complete or truncated), first turns, the paper's selection
   rules (first turns they leave out, e.g. replies of under 4 tokens, are counted in a warning on stderr); records
   with LMSYS-Chat-1M's or OpenAI's ``{"role", "content"}`` messages too
-  (:func:`ltrsched.workloads.sharegpt.read_first_turn`). Records that are not conversations (not objects, no list
+  (:func:`ltrsched.workloads.sharegpt.read_first_turn`). The text of system (or developer) messages before the first
+  user turn precedes it in the prompt, its tokens counted, as a server is sent it (the packaged ShareGPT file's
+  prompts are the user turn alone, the paper's). Records that are not conversations (not objects, no list
   of messages, first turns without a known speaker or text) are skipped with a one-line warning on stderr counting
   them by reason, as is a file cut off inside a record (the packaged ShareGPT file's cut is expected, and quiet); a
   file with no usable record is an error saying why. A parquet of such conversations (LMSYS-Chat-1M's own files: a
   ``conversation`` column) is read the same way; its ``score``, ``po_estimate``, ``predicted_length``,
-  arrival times and ``request_id`` columns are kept, as a flat table's, and so are its own ``prompt_tokens``
+  arrival times and ``request_id`` columns are kept, as a flat table's (a ``.json``'s or ``.jsonl``'s record's keys
+  likewise, read as a request line's: :data:`~ltrsched.workloads.sharegpt.RECORD_COLUMNS`), and so are its own
+  ``prompt_tokens``
   and ``output_tokens`` of each first turn (a flat table's and a ``.jsonl``'s given counts are used too; they were
   recounted from the text): the file's count where a row gives one, the text's Llama-3 count where it is null; the
   paper's selection (prompt and output lengths) reads them. Counts that differ from the text's Llama-3 count are
@@ -107,7 +111,7 @@ from ltrsched.workloads.record_values import optional_number, request_id_value
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, left_out, paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import (
     CONVERSATION_KEYS, COUNT_COLUMNS, TABLE_COLUMNS, format_hint, is_conversation_table, load_sharegpt_records,
-    may_give_arrivals, may_give_columns, record_hint, records_key,
+    may_give_arrivals, may_give_columns, may_give_system_text, record_hint, records_key,
 )
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lf_line_ends, lone_surrogate
@@ -900,7 +904,8 @@ def workload_fingerprint(source: str) -> dict[str, str]:
     # (runs cached before put every request at t = 0); and a conversation file's arrival times (a .json's or .jsonl's
     # records', a conversations parquet's under another name, LMSYS's timestamp), read since this marker (likewise);
     # and a .json's or .jsonl's conversation records' request_id, score, po_estimate and predicted_length, kept since
-    # this marker (runs cached before numbered the requests and had no score: `po` drew its estimates)
+    # this marker (runs cached before numbered the requests and had no score: `po` drew its estimates); and the system
+    # and developer text before a conversation's first user turn, counted in its prompt since this marker
     return {"sha256": file_digest(path), **({"ids": "given"} if _gives_ids(path) else {}),
             **({"mooncake": "read"} if _jsonl_gives_mooncake(path) else {}),
             **({"columns": "kept"} if _jsonl_gives_columns(path) else {}),
@@ -911,7 +916,8 @@ def workload_fingerprint(source: str) -> dict[str, str]:
             **({"speakers": "any case"} if _may_give_cased_speakers(path) else {}),
             **({"arrival names": "read"} if _reads_other_arrival_names(path) else {}),
             **({"conversation arrivals": "read"} if _conversations_give_arrivals(path) else {}),
-            **({"conversation columns": "kept"} if _conversations_file(path) and may_give_columns(path) else {})}
+            **({"conversation columns": "kept"} if _conversations_file(path) and may_give_columns(path) else {}),
+            **({"system text": "counted"} if _conversations_file(path) and may_give_system_text(path) else {})}
 
 
 def _conversations_give_arrivals(path: Path) -> bool:

@@ -11,7 +11,10 @@ does not show. Those chunks are skipped (they were 45% of the usable records), a
 do not open with a user message (after optional system or developer messages): the paper's rule is the
 FIRST user turn. Such records are conversations all the same, skipped with a note counting them (quietly in the packaged
 file, which has thousands); records that are not conversations at all (:func:`read_first_turn`) are skipped with
-a note too (:func:`parse_sharegpt`). The parsed
+a note too (:func:`parse_sharegpt`). In a user's file the text of the system and developer messages before a
+first user turn precedes it in the prompt (:func:`read_first_turn`), as the request a server was sent held it; the
+packaged file's prompts stay the user turns alone (26 of its first turns have a system message before them), the
+paper's. The parsed
 table is cached as parquet under the user cache
 directory (``$LTRSCHED_CACHE``, else ``$XDG_CACHE_HOME/ltrsched``, else ``~/.cache/ltrsched``), keyed by
 a SHA-256 of the source file's bytes, the parser version and the tokenizer's version (:func:`records_key`).
@@ -211,8 +214,12 @@ def _kind(value) -> str:
     return names.get(type(value), f"a {type(value).__name__}")
 
 
-def read_first_turn(record) -> tuple[str, str, str] | Skip:
+def read_first_turn(record, system: bool = False) -> tuple[str, str, str] | Skip:
     """(id, first user message, the assistant reply that follows it), or why the record has none (:class:`Skip`).
+    With ``system``, the first user message is preceded by the text of the system and developer messages before it,
+    each followed by a blank line (:data:`SYSTEM_SEPARATOR`): what the request sent a server held, and what its
+    prompt's tokens count (:func:`parse_sharegpt` of a user's file; the packaged ShareGPT file's first turns are the
+    paper's, the user turn alone). A system message with no text (null, ``""``) adds none.
 
     Records in ShareGPT's form (``id``, ``conversations`` of ``{"from", "value"}``) or in LMSYS-Chat-1M's and
     OpenAI's (``conversation_id``, ``conversation`` or ``messages`` of ``{"role", "content"}``). A conversation
@@ -262,8 +269,10 @@ def read_first_turn(record) -> tuple[str, str, str] | Skip:
         return Skip(False, "first replies that are tool or function calls, not text",
                     f"message {i + 1} has {call!r}, whose tokens are the model's own format of the call")
     texts = []
-    for i, m in turns[:2]:
+    for i, m in [*((i, m) for i, m in enumerate(conv[:turns[0][0]]) if system), *turns[:2]]:
         text = _text(m)
+        if text is None and _speaker(m) in _SYSTEM:  # (instructions with no text: nothing to count)
+            continue
         if not isinstance(text, str):
             raw = _field(m, "value", "content")
             if isinstance(raw, list) and all(isinstance(part, dict) and isinstance(part.get("type"), str)
@@ -272,7 +281,13 @@ def read_first_turn(record) -> tuple[str, str, str] | Skip:
             what = "no text ('value' or 'content')" if raw is None else f"{_kind(raw)} for its text"
             return Skip(True, "with first turns that are not text", f"message {i + 1} has {what}")
         texts.append(text)
-    return rid, texts[0], texts[1]
+    instructions = [t for t in texts[:-2] if t]
+    return rid, SYSTEM_SEPARATOR.join([*instructions, texts[-2]]), texts[-1]
+
+
+#: What joins a conversation's system (or developer) texts and its first user turn into one prompt
+#: (:func:`read_first_turn`): a blank line.
+SYSTEM_SEPARATOR = "\n\n"
 
 
 def first_turn(record) -> tuple[str, str, str] | None:
@@ -352,6 +367,9 @@ def may_give_arrivals(path: Path) -> bool:
 #: A JSON key of :data:`RECORD_COLUMNS` (as a ``.jsonl`` line's keys are read: as written), or a ``\\u`` escape that
 #: could spell one, in a file's bytes.
 _RECORD_KEY = re.compile(rb'"(?:' + b"|".join(n.encode() for n in RECORD_COLUMNS) + rb')"\s*:|\\u')
+#: A message's speaker that is a system or developer message (any case, spaces around it), or a ``\\u`` escape
+#: that could spell one, in a file's bytes.
+_SYSTEM_SPEAKER = re.compile(rb'"(?:from|role)"\s*:\s*"\s*(?i:system|developer)\s*"|\\u')
 
 
 def may_give_columns(path: Path) -> bool:
@@ -364,6 +382,32 @@ def may_give_columns(path: Path) -> bool:
         return _RECORD_KEY.search(path.read_bytes()) is not None
     except OSError:
         return False
+
+
+def may_give_system_text(path: Path) -> bool:
+    """Whether the conversations file ``path`` may hold system or developer messages, whose text a parse before left
+    out of the prompt (:func:`read_first_turn`'s ``system``): a ``.json``'s or ``.jsonl``'s bytes name such a speaker
+    (:data:`_SYSTEM_SPEAKER`), a parquet's messages have one (read from its speaker fields alone). False for other
+    files and one that cannot be read (loading it says why)."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".json", ".jsonl"):
+            return _SYSTEM_SPEAKER.search(path.read_bytes()) is not None
+        if suffix != ".parquet":
+            return False
+        schema = pl.read_parquet_schema(path)
+        for key in CONVERSATION_KEYS:
+            kind = schema.get(key)
+            if not (isinstance(kind, pl.List) and isinstance(kind.inner, pl.Struct)):
+                continue
+            for field in (f.name for f in kind.inner.fields if f.name in ("from", "role")):
+                speakers = pl.col(key).list.eval(pl.element().struct.field(field).str.strip_chars().str.to_lowercase()
+                                                 .is_in(list(_SYSTEM)))
+                if pl.scan_parquet(path).select(speakers.list.any().any()).collect().item():
+                    return True
+    except Exception:  # (OSError, a parquet polars cannot read, a speaker field that is not text)
+        return False
+    return False
 
 
 def _record_arrival(record: dict, number: int, path: Path) -> dict:
@@ -549,7 +593,7 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
     arrivals: dict[int, dict] = {}  # a .json's or .jsonl's record index -> the arrival time it gives
     kept: dict[int, dict] = {}  # a .json's or .jsonl's record index -> its RECORD_COLUMNS (_record_columns)
     for total, record in enumerate(records, 1):
-        turn = read_first_turn(record)
+        turn = read_first_turn(record, system=not packaged)
         if isinstance(turn, Skip):
             skips.setdefault((turn.malformed, turn.reason), [0, total, _record_id(record), turn.detail])[0] += 1
         else:
@@ -669,11 +713,13 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # ours: may_give_arrivals), which a parse cached before dropped (others keep their entries)
     package = _is_package_file(src)
     # "-columns": a .json's or .jsonl's records' request_id and predictor numbers kept (RECORD_COLUMNS:
-    # may_give_columns), which a parse cached before dropped
+    # may_give_columns), which a parse cached before dropped; "-system": the system and developer text before a first
+    # user turn counted in its prompt (may_give_system_text: not the packaged file's), which a parse before left out
     cached = cache_dir() / (f"sharegpt-{key}-utf8{'-counts' if src.suffix.lower() == '.parquet' else ''}"
                             f"{'' if package else '-skips-case'}"
                             f"{'-arrivals' if not package and may_give_arrivals(src) else ''}"
-                            f"{'-columns' if not package and may_give_columns(src) else ''}.parquet")
+                            f"{'-columns' if not package and may_give_columns(src) else ''}"
+                            f"{'-system' if not package and may_give_system_text(src) else ''}.parquet")
     cached_notes = cached.with_name(cached.name + NOTES_SUFFIX)
     df = None
     if cached.is_file() and cached_notes.is_file():
