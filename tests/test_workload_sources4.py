@@ -108,6 +108,8 @@ DEVELOPER = ({"role": "developer", "content": [{"type": "text", "text": SYSTEM}]
     ("chat.jsonl", lambda p: p.write_text(lines(chat(i, ({"role": "system", "content": SYSTEM},) if i % 2 else ())
                                                 for i in range(4)))),
     ("dev.jsonl", lambda p: p.write_text(lines(chat(i, DEVELOPER if i % 2 else ()) for i in range(4)))),
+    ("escaped.jsonl", lambda p: p.write_text(lines(chat(i, ({"role": "system", "content": SYSTEM},) if i % 2 else ())
+                                                   for i in range(4)).replace('"system"', '"\\u0073ystem"'))),
     ("sharegpt.json", lambda p: p.write_text(json.dumps([sharegpt(i, ({"from": "System", "value": SYSTEM},)
                                                                   if i % 2 else ()) for i in range(4)]))),
     ("lmsys.parquet", lambda p: pl.DataFrame({"conversation": [chat(i, ({"role": "system", "content": SYSTEM},)
@@ -136,8 +138,11 @@ def test_files_without_new_columns_or_system_text_keep_their_cache_keys(tmp_path
     user turns (its 26 with a system message before them too) and its key."""
     from ltrsched.workloads.sharegpt import may_give_system_text
 
-    plain = tmp_path / "plain.jsonl"
-    plain.write_text(lines(chat(i) for i in range(3)))
+    plain = tmp_path / "plain.jsonl"  # (non-ASCII text escaped, "caf\u00e9": no letter of a key or speaker)
+    plain.write_text(lines([*(chat(i) for i in range(3)), {"messages": [
+        {"role": "user", "content": "Un café, s'il vous plaît, et l'addition"},
+        {"role": "assistant", "content": "Voilà"}]}]))
+    assert "\\u00e9" in plain.read_text()
     late = tmp_path / "late.json"  # (a system message after the first turn: not read before, nor now)
     late.write_text(json.dumps([{"messages": [*chat(i)["messages"], {"role": "system", "content": "later"}]}
                                 for i in range(3)]))

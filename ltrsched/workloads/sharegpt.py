@@ -38,7 +38,7 @@ import polars as pl
 from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
 from ltrsched.fingerprint import dist_version, file_digest
-from ltrsched.workloads.arrival_names import arrival_suffix, json_may_name_arrivals
+from ltrsched.workloads.arrival_names import arrival_suffix, escapes_a_letter, json_may_name_arrivals
 from ltrsched.workloads.record_values import optional_number, request_id_value
 from ltrsched.workloads.schema import NUMERIC_OPTIONAL_COLUMNS, length_columns, request_ids
 from ltrsched.workloads.tokenizer import count_tokens
@@ -364,12 +364,12 @@ def may_give_arrivals(path: Path) -> bool:
     return False
 
 
-#: A JSON key of :data:`RECORD_COLUMNS` (as a ``.jsonl`` line's keys are read: as written), or a ``\\u`` escape that
-#: could spell one, in a file's bytes.
-_RECORD_KEY = re.compile(rb'"(?:' + b"|".join(n.encode() for n in RECORD_COLUMNS) + rb')"\s*:|\\u')
-#: A message's speaker that is a system or developer message (any case, spaces around it), or a ``\\u`` escape
-#: that could spell one, in a file's bytes.
-_SYSTEM_SPEAKER = re.compile(rb'"(?:from|role)"\s*:\s*"\s*(?i:system|developer)\s*"|\\u')
+#: A JSON key of :data:`RECORD_COLUMNS` (as a ``.jsonl`` line's keys are read: as written) in a file's bytes (or an
+#: escaped letter that could spell one: :func:`~ltrsched.workloads.arrival_names.escapes_a_letter`).
+_RECORD_KEY = re.compile(rb'"(?:' + b"|".join(n.encode() for n in RECORD_COLUMNS) + rb')"\s*:')
+#: A message's speaker that is a system or developer message (any case, spaces around it) in a file's bytes (or an
+#: escaped letter that could spell one).
+_SYSTEM_SPEAKER = re.compile(rb'"(?:from|role)"\s*:\s*"\s*(?i:system|developer)\s*"')
 
 
 def may_give_columns(path: Path) -> bool:
@@ -379,9 +379,10 @@ def may_give_columns(path: Path) -> bool:
     if path.suffix.lower() not in (".json", ".jsonl"):
         return False
     try:
-        return _RECORD_KEY.search(path.read_bytes()) is not None
+        data = path.read_bytes()
     except OSError:
         return False
+    return _RECORD_KEY.search(data) is not None or escapes_a_letter(data)
 
 
 def may_give_system_text(path: Path) -> bool:
@@ -392,7 +393,8 @@ def may_give_system_text(path: Path) -> bool:
     suffix = path.suffix.lower()
     try:
         if suffix in (".json", ".jsonl"):
-            return _SYSTEM_SPEAKER.search(path.read_bytes()) is not None
+            data = path.read_bytes()
+            return _SYSTEM_SPEAKER.search(data) is not None or escapes_a_letter(data)
         if suffix != ".parquet":
             return False
         schema = pl.read_parquet_schema(path)
@@ -401,9 +403,11 @@ def may_give_system_text(path: Path) -> bool:
             if not (isinstance(kind, pl.List) and isinstance(kind.inner, pl.Struct)):
                 continue
             for field in (f.name for f in kind.inner.fields if f.name in ("from", "role")):
-                speakers = pl.col(key).list.eval(pl.element().struct.field(field).str.strip_chars().str.to_lowercase()
-                                                 .is_in(list(_SYSTEM)))
-                if pl.scan_parquet(path).select(speakers.list.any().any()).collect().item():
+                # (the speakers alone, then exploded: 4x faster than a list.eval of the test, or exploding the
+                # messages with their text)
+                speakers = pl.col(key).list.eval(pl.element().struct.field(field)).explode()
+                if pl.scan_parquet(path).select(speakers.str.strip_chars().str.to_lowercase().is_in(list(_SYSTEM))
+                                                .any()).collect().item():
                     return True
     except Exception:  # (OSError, a parquet polars cannot read, a speaker field that is not text)
         return False
