@@ -193,8 +193,9 @@ def test_openai_developer_messages_precede_the_first_turn_as_system_ones(tmp_pat
         {"role": "assistant", "content": f"Topic {i} is about many things indeed"}]}
     path = tmp_path / "chat.jsonl"
     path.write_text("".join(json.dumps(chat(i)) + "\n" for i in range(3)))
-    df = load_workload(str(path)).df
-    assert sorted(df["prompt"].to_list()) == [f"Please explain topic number {i} in a few words" for i in range(3)]
+    df = load_workload(str(path)).df  # (the developer text precedes the user's: test_workload_sources4)
+    assert sorted(df["prompt"].to_list()) == [f"Answer in one paragraph.\n\nPlease explain topic number {i} in a few "
+                                              "words" for i in range(3)]
     assert workload_fingerprint(str(path))["turns"] == "developer"
     plain = tmp_path / "plain.csv"
     plain.write_text("prompt_tokens,output_tokens\n5,5\n")
@@ -239,8 +240,9 @@ def test_speakers_in_another_case_are_read(tmp_path, monkeypatch):
     pl.DataFrame({"source_id": ["c0"], "prompt": ["x"], "response": ["y"], "prompt_tokens": [1],
                   "output_tokens": [1]}).write_parquet(stale)
     stale.with_name(stale.name + ".notes.json").write_text("[]")
-    df = load_workload(str(path)).df
-    assert sorted(df["prompt"].to_list()) == [f"Please explain topic number {i} in a few words" for i in range(3)]
+    df = load_workload(str(path)).df  # (the system text precedes the user's: test_workload_sources4)
+    assert sorted(df["prompt"].to_list()) == [f"Be brief.\n\nPlease explain topic number {i} in a few words"
+                                              for i in range(3)]
     assert workload_fingerprint(str(path))["speakers"] == "any case"
     lower = tmp_path / "lower.json"
     lower.write_text(json.dumps(records).replace('"System"', '"system"').replace('"Human"', '"human"')

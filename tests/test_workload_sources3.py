@@ -234,7 +234,7 @@ def test_openai_messages_load_with_their_texts_lengths(tmp_path, capsys):
     path = tmp_path / "chat.jsonl"
     path.write_text(lines(records))
     prompts, outputs, err = served_lengths(capsys, tmp_path, path)
-    assert prompts == sorted(count_tokens([PROMPTS[0], PROMPTS[1] + "\nIn French."]).tolist())
+    assert prompts == sorted(count_tokens(["Be brief.\n\n" + PROMPTS[0], PROMPTS[1] + "\nIn French."]).tolist())
     assert outputs == sorted(count_tokens(REPLIES[:2]).tolist())
     assert "left out 1 of the 3 records" in err and "1 first turns with a part that is not text (an image)" in err
 

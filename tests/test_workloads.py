@@ -208,7 +208,7 @@ def _lmsys_records(n: int) -> list[dict]:
 def test_lmsys_and_openai_conversations_are_first_turns_like_sharegpt(tmp_path):
     """The paper's other data set, LMSYS-Chat-1M, ships as parquet with a `conversation` column of {role, content}
     messages (OpenAI's chat format names them `messages`): read as ShareGPT's first turns are (the paper's rules,
-    keyed by conversation id), from a parquet or a .json array; a system message first is skipped."""
+    keyed by conversation id), from a parquet or a .json array; a system message first precedes the prompt."""
     recs = _lmsys_records(12)
     pl.DataFrame(recs).write_parquet(tmp_path / "lmsys.parquet")
     wl = load_workload(str(tmp_path / "lmsys.parquet"))
@@ -220,7 +220,11 @@ def test_lmsys_and_openai_conversations_are_first_turns_like_sharegpt(tmp_path):
     openai = [{"id": r["conversation_id"], "messages": [{"role": "system", "content": "Be brief."}, *r["conversation"]]}
               for r in recs]
     (tmp_path / "oai.json").write_text(json.dumps(openai))
-    assert load_workload(str(tmp_path / "oai.json")).df.drop("request_id").equals(wl.df.drop("request_id"))
+    oai = load_workload(str(tmp_path / "oai.json")).df
+    assert oai["prompt"].to_list() == [f"Be brief.\n\n{prompt}" for prompt in wl.df["prompt"]]
+    assert oai["prompt_tokens"].to_list() == count_tokens(oai["prompt"].to_list()).tolist()
+    same = ("request_id", "prompt", "prompt_tokens")
+    assert oai.drop(same).equals(wl.df.drop(same))
     assert len(load_workload(str(tmp_path / "lmsys.parquet"), num_requests=5, seed=1)) == 5
     # a reply first, or a parquet with no conversations: nothing to read, said so
     pl.DataFrame([{"conversation_id": "x", "conversation": [{"content": "hello", "role": "assistant"}]}]).write_parquet(
@@ -300,7 +304,7 @@ def test_sharegpt_keeps_only_conversation_openings(tmp_path):
     path.write_text(json.dumps(recs))
     df = load_sharegpt_records(path)
     assert df["source_id"].to_list() == ["x_0", "z"]
-    assert df["prompt"].to_list() == ["Write a poem about autumn", "Name a colour"]
+    assert df["prompt"].to_list() == ["Write a poem about autumn", "Be brief.\n\nName a colour"]
 
 
 def test_csv_trace_loader_real_file():

@@ -73,7 +73,7 @@ def test_prompts_files_of_conversations_without_ids_get_keys(tmp_path):
     path.write_text(json.dumps(recs))
     df = load_prompts(path)
     assert df["key"].to_list() == ["turn-1", "mine", "turn-3", "turn-4"]
-    assert df["prompt"].to_list()[1] == "Please explain the other topic in a few words"
+    assert df["prompt"].to_list()[1] == "You are terse.\n\nPlease explain the other topic in a few words"
 
 
 def test_a_csv_of_prompts_and_another_models_output_counts_loads(tmp_path):

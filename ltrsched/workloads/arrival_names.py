@@ -40,4 +40,10 @@ def json_may_name_arrivals(data: bytes) -> bool:
     """Whether JSON text (a ``.json``'s or a ``.jsonl``'s bytes) may have a key :func:`arrival_suffix` reads as
     arrival times: one written so, or an escaped letter that could spell one. (A cache key's probe: a file it says
     False of has none.)"""
-    return _KEY.search(data) is not None or _ESCAPED_LETTER.search(data) is not None
+    return _KEY.search(data) is not None or escapes_a_letter(data)
+
+
+def escapes_a_letter(data: bytes) -> bool:
+    """Whether JSON text holds a ``\\u`` escape of a letter, ``_`` or a space, which could spell a key or a name a
+    cache key's probe looks for in its bytes (JSON writers escape none of them; non-ASCII text's escapes are others)."""
+    return _ESCAPED_LETTER.search(data) is not None

@@ -30,12 +30,16 @@ Files, by suffix:
 - ``.json``: a JSON array of ShareGPT conversations (complete or truncated), first turns, the paper's selection
   rules (first turns they leave out, e.g. replies of under 4 tokens, are counted in a warning on stderr); records
   with LMSYS-Chat-1M's or OpenAI's ``{"role", "content"}`` messages too
-  (:func:`ltrsched.workloads.sharegpt.read_first_turn`). Records that are not conversations (not objects, no list
+  (:func:`ltrsched.workloads.sharegpt.read_first_turn`). The text of system (or developer) messages before the first
+  user turn precedes it in the prompt, its tokens counted, as a server is sent it (the packaged ShareGPT file's
+  prompts are the user turn alone, the paper's). Records that are not conversations (not objects, no list
   of messages, first turns without a known speaker or text) are skipped with a one-line warning on stderr counting
   them by reason, as is a file cut off inside a record (the packaged ShareGPT file's cut is expected, and quiet); a
   file with no usable record is an error saying why. A parquet of such conversations (LMSYS-Chat-1M's own files: a
   ``conversation`` column) is read the same way; its ``score``, ``po_estimate``, ``predicted_length``,
-  arrival times and ``request_id`` columns are kept, as a flat table's, and so are its own ``prompt_tokens``
+  arrival times and ``request_id`` columns are kept, as a flat table's (a ``.json``'s or ``.jsonl``'s record's keys
+  likewise, read as a request line's: :data:`~ltrsched.workloads.sharegpt.RECORD_COLUMNS`), and so are its own
+  ``prompt_tokens``
   and ``output_tokens`` of each first turn (a flat table's and a ``.jsonl``'s given counts are used too; they were
   recounted from the text): the file's count where a row gives one, the text's Llama-3 count where it is null; the
   paper's selection (prompt and output lengths) reads them. Counts that differ from the text's Llama-3 count are
@@ -103,10 +107,11 @@ from ltrsched.workloads.schema import (
     first_non_numeric_row,
     length_columns, request_ids, validate,
 )
+from ltrsched.workloads.record_values import optional_number, request_id_value
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, left_out, paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import (
     CONVERSATION_KEYS, COUNT_COLUMNS, TABLE_COLUMNS, format_hint, is_conversation_table, load_sharegpt_records,
-    may_give_arrivals, record_hint, records_key,
+    may_give_arrivals, may_give_columns, may_give_system_text, record_hint, records_key,
 )
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lf_line_ends, lone_surrogate
@@ -241,15 +246,12 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             raise UserError(f"{path}:{lineno}: {key!r} is too large to be a number of {unit} "
                             f"({len(str(arrival))} digits)") from None
         if "request_id" in rec:  # kept (it was dropped, and the lines numbered); request_ids() checks the values
-            rid = rec["request_id"]
-            if isinstance(rid, bool) or not isinstance(rid, (int, float)):
-                raise UserError(f"{path}:{lineno}: 'request_id' must be a whole number, got {rid!r}")
-            ids.append(float(rid) if isinstance(rid, int) and abs(rid) >= 2**62 else rid)  # (beyond Int64: refused)
+            ids.append(request_id_value(rec["request_id"], f"{path}:{lineno}"))  # (beyond Int64: refused)
         else:
             ids.append(None)
         for name, values in optional.items():  # kept (they were dropped: `po` then drew its estimates instead
             # of the file's, silently, and `ltr` said the file had no score)
-            values.append(_optional_number(rec.get(name), name, f"{path}:{lineno}"))
+            values.append(optional_number(rec.get(name), name, f"{path}:{lineno}"))
         prompts.append(rec.get("prompt"))  # (None: a trace of lengths alone, as a .csv's)
         generated.append(rec["generated"])
         arrivals.append(arrival)
@@ -403,20 +405,6 @@ def _mooncake_line(rec: dict, where: str) -> dict:
             raise UserError(f"{where}: 'timestamp' must be a number of milliseconds (Mooncake's), got {shown(stamp)}")
         rec["arrival_time_ms"] = stamp
     return rec
-
-
-def _optional_number(value, name: str, where: str) -> float | None:
-    """A ``.jsonl`` line's ``score``, ``po_estimate`` or ``predicted_length`` (``name``): a number as float, None
-    if the line gives none (or null); one-line :class:`UserError` naming the line for anything else (the schema
-    checks the values' range)."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise UserError(f"{where}: {name!r} must be a number (or null), got {value!r}")
-    try:
-        return float(value)
-    except OverflowError:  # an integer beyond float64 (JSON's integers have no bound)
-        raise UserError(f"{where}: {name!r} is too large to be a number ({len(str(value))} digits)") from None
 
 
 def _token_count(value, name: str, where: str) -> int:
@@ -914,7 +902,10 @@ def workload_fingerprint(source: str) -> dict[str, str]:
     # case ("Human", "GPT", "Assistant"), read since this marker (skipped before likewise); and a flat parquet's or a
     # .jsonl's arrival times under a .csv's other names (timestamp, TIMESTAMP, arrived_at), read since this marker
     # (runs cached before put every request at t = 0); and a conversation file's arrival times (a .json's or .jsonl's
-    # records', a conversations parquet's under another name, LMSYS's timestamp), read since this marker (likewise)
+    # records', a conversations parquet's under another name, LMSYS's timestamp), read since this marker (likewise);
+    # and a .json's or .jsonl's conversation records' request_id, score, po_estimate and predicted_length, kept since
+    # this marker (runs cached before numbered the requests and had no score: `po` drew its estimates); and the system
+    # and developer text before a conversation's first user turn, counted in its prompt since this marker
     return {"sha256": file_digest(path), **({"ids": "given"} if _gives_ids(path) else {}),
             **({"mooncake": "read"} if _jsonl_gives_mooncake(path) else {}),
             **({"columns": "kept"} if _jsonl_gives_columns(path) else {}),
@@ -924,7 +915,9 @@ def workload_fingerprint(source: str) -> dict[str, str]:
             **({"turns": "developer"} if _may_give_developer_turns(path) else {}),
             **({"speakers": "any case"} if _may_give_cased_speakers(path) else {}),
             **({"arrival names": "read"} if _reads_other_arrival_names(path) else {}),
-            **({"conversation arrivals": "read"} if _conversations_give_arrivals(path) else {})}
+            **({"conversation arrivals": "read"} if _conversations_give_arrivals(path) else {}),
+            **({"conversation columns": "kept"} if _conversations_file(path) and may_give_columns(path) else {}),
+            **({"system text": "counted"} if _conversations_file(path) and may_give_system_text(path) else {})}
 
 
 def _conversations_give_arrivals(path: Path) -> bool:
@@ -932,13 +925,18 @@ def _conversations_give_arrivals(path: Path) -> bool:
     a ``.json``, a ``.jsonl`` of conversations or a conversations parquet that
     :func:`~ltrsched.workloads.sharegpt.may_give_arrivals` says may give them (a record's ``timestamp``, LMSYS's
     ``timestamp`` column). False for other files and a file not readable as its format (loading it says why)."""
+    return _conversations_file(path) and may_give_arrivals(path)
+
+
+def _conversations_file(path: Path) -> bool:
+    """Whether ``path`` is read as conversations: a ``.json``, a ``.jsonl`` of conversations
+    (:func:`jsonl_conversations`) or a conversations parquet. False for a parquet polars cannot read."""
     suffix = path.suffix.lower()
     try:
-        conversations = (suffix == ".json" or (suffix == ".jsonl" and jsonl_conversations(path)) or (
+        return (suffix == ".json" or (suffix == ".jsonl" and jsonl_conversations(path)) or (
             suffix == ".parquet" and is_conversation_table(pl.read_parquet(path, n_rows=0))))
     except Exception:  # (a parquet polars cannot read)
         return False
-    return conversations and may_give_arrivals(path)
 
 
 def _reads_other_arrival_names(path: Path) -> bool:

@@ -11,7 +11,10 @@ does not show. Those chunks are skipped (they were 45% of the usable records), a
 do not open with a user message (after optional system or developer messages): the paper's rule is the
 FIRST user turn. Such records are conversations all the same, skipped with a note counting them (quietly in the packaged
 file, which has thousands); records that are not conversations at all (:func:`read_first_turn`) are skipped with
-a note too (:func:`parse_sharegpt`). The parsed
+a note too (:func:`parse_sharegpt`). In a user's file the text of the system and developer messages before a
+first user turn precedes it in the prompt (:func:`read_first_turn`), as the request a server was sent held it; the
+packaged file's prompts stay the user turns alone (26 of its first turns have a system message before them), the
+paper's. The parsed
 table is cached as parquet under the user cache
 directory (``$LTRSCHED_CACHE``, else ``$XDG_CACHE_HOME/ltrsched``, else ``~/.cache/ltrsched``), keyed by
 a SHA-256 of the source file's bytes, the parser version and the tokenizer's version (:func:`records_key`).
@@ -35,8 +38,9 @@ import polars as pl
 from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
 from ltrsched.fingerprint import dist_version, file_digest
-from ltrsched.workloads.arrival_names import arrival_suffix, json_may_name_arrivals
-from ltrsched.workloads.schema import NUMERIC_OPTIONAL_COLUMNS, length_columns
+from ltrsched.workloads.arrival_names import arrival_suffix, escapes_a_letter, json_may_name_arrivals
+from ltrsched.workloads.record_values import optional_number, request_id_value
+from ltrsched.workloads.schema import NUMERIC_OPTIONAL_COLUMNS, length_columns, request_ids
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
 
@@ -210,8 +214,12 @@ def _kind(value) -> str:
     return names.get(type(value), f"a {type(value).__name__}")
 
 
-def read_first_turn(record) -> tuple[str, str, str] | Skip:
+def read_first_turn(record, system: bool = False) -> tuple[str, str, str] | Skip:
     """(id, first user message, the assistant reply that follows it), or why the record has none (:class:`Skip`).
+    With ``system``, the first user message is preceded by the text of the system and developer messages before it,
+    each followed by a blank line (:data:`SYSTEM_SEPARATOR`): what the request sent a server held, and what its
+    prompt's tokens count (:func:`parse_sharegpt` of a user's file; the packaged ShareGPT file's first turns are the
+    paper's, the user turn alone). A system message with no text (null, ``""``) adds none.
 
     Records in ShareGPT's form (``id``, ``conversations`` of ``{"from", "value"}``) or in LMSYS-Chat-1M's and
     OpenAI's (``conversation_id``, ``conversation`` or ``messages`` of ``{"role", "content"}``). A conversation
@@ -261,8 +269,10 @@ def read_first_turn(record) -> tuple[str, str, str] | Skip:
         return Skip(False, "first replies that are tool or function calls, not text",
                     f"message {i + 1} has {call!r}, whose tokens are the model's own format of the call")
     texts = []
-    for i, m in turns[:2]:
+    for i, m in [*((i, m) for i, m in enumerate(conv[:turns[0][0]]) if system), *turns[:2]]:
         text = _text(m)
+        if text is None and _speaker(m) in _SYSTEM:  # (instructions with no text: nothing to count)
+            continue
         if not isinstance(text, str):
             raw = _field(m, "value", "content")
             if isinstance(raw, list) and all(isinstance(part, dict) and isinstance(part.get("type"), str)
@@ -271,7 +281,13 @@ def read_first_turn(record) -> tuple[str, str, str] | Skip:
             what = "no text ('value' or 'content')" if raw is None else f"{_kind(raw)} for its text"
             return Skip(True, "with first turns that are not text", f"message {i + 1} has {what}")
         texts.append(text)
-    return rid, texts[0], texts[1]
+    instructions = [t for t in texts[:-2] if t]
+    return rid, SYSTEM_SEPARATOR.join([*instructions, texts[-2]]), texts[-1]
+
+
+#: What joins a conversation's system (or developer) texts and its first user turn into one prompt
+#: (:func:`read_first_turn`): a blank line.
+SYSTEM_SEPARATOR = "\n\n"
 
 
 def first_turn(record) -> tuple[str, str, str] | None:
@@ -299,6 +315,10 @@ def is_conversation_table(df: pl.DataFrame) -> bool:
 #: Columns of a conversations parquet kept beside its first turns, as the flat formats keep them (they were
 #: dropped: a predictor's score then said the file had none, and `po` drew its estimates instead of the file's).
 TABLE_COLUMNS = ("request_id", "arrival_time", "arrival_time_s", "arrival_time_ms", *NUMERIC_OPTIONAL_COLUMNS)
+#: A ``.json``'s or ``.jsonl``'s conversation record's keys kept beside its first turn, read as a ``.jsonl`` request
+#: line's are (:mod:`~ltrsched.workloads.record_values`): a conversations parquet keeps these columns
+#: (:data:`TABLE_COLUMNS`); a record's were dropped (``ltr`` said the file had no score, ``po`` drew its estimates).
+RECORD_COLUMNS = ("request_id", *NUMERIC_OPTIONAL_COLUMNS)
 #: A conversations parquet's own token counts of each first turn's prompt and reply [tokens], used instead of the
 #: text's Llama-3 count (as a flat table's and a ``.jsonl``'s given counts are: e.g. the served model's own); they
 #: were ignored, and the text recounted. :func:`given_counts` says how they are checked. Other tools' names for
@@ -340,6 +360,56 @@ def may_give_arrivals(path: Path) -> bool:
             return any(arrival_suffix(c) is not None and c not in TABLE_COLUMNS
                        for c in pl.read_parquet_schema(path))
     except Exception:  # (OSError, a parquet polars cannot read)
+        return False
+    return False
+
+
+#: A JSON key of :data:`RECORD_COLUMNS` (as a ``.jsonl`` line's keys are read: as written) in a file's bytes (or an
+#: escaped letter that could spell one: :func:`~ltrsched.workloads.arrival_names.escapes_a_letter`).
+_RECORD_KEY = re.compile(rb'"(?:' + b"|".join(n.encode() for n in RECORD_COLUMNS) + rb')"\s*:')
+#: A message's speaker that is a system or developer message (any case, spaces around it) in a file's bytes (or an
+#: escaped letter that could spell one).
+_SYSTEM_SPEAKER = re.compile(rb'"(?:from|role)"\s*:\s*"\s*(?i:system|developer)\s*"')
+
+
+def may_give_columns(path: Path) -> bool:
+    """Whether the ``.json`` or ``.jsonl`` of conversations ``path`` may give :data:`RECORD_COLUMNS` its parse dropped
+    before (a record's ``score``, ``request_id``, ...: a parquet's were kept): its bytes name one as a key
+    (:data:`_RECORD_KEY`). False for other files and one that cannot be read (loading it says why)."""
+    if path.suffix.lower() not in (".json", ".jsonl"):
+        return False
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    return _RECORD_KEY.search(data) is not None or escapes_a_letter(data)
+
+
+def may_give_system_text(path: Path) -> bool:
+    """Whether the conversations file ``path`` may hold system or developer messages, whose text a parse before left
+    out of the prompt (:func:`read_first_turn`'s ``system``): a ``.json``'s or ``.jsonl``'s bytes name such a speaker
+    (:data:`_SYSTEM_SPEAKER`), a parquet's messages have one (read from its speaker fields alone). False for other
+    files and one that cannot be read (loading it says why)."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".json", ".jsonl"):
+            data = path.read_bytes()
+            return _SYSTEM_SPEAKER.search(data) is not None or escapes_a_letter(data)
+        if suffix != ".parquet":
+            return False
+        schema = pl.read_parquet_schema(path)
+        for key in CONVERSATION_KEYS:
+            kind = schema.get(key)
+            if not (isinstance(kind, pl.List) and isinstance(kind.inner, pl.Struct)):
+                continue
+            for field in (f.name for f in kind.inner.fields if f.name in ("from", "role")):
+                # (the speakers alone, then exploded: 4x faster than a list.eval of the test, or exploding the
+                # messages with their text)
+                speakers = pl.col(key).list.eval(pl.element().struct.field(field)).explode()
+                if pl.scan_parquet(path).select(speakers.str.strip_chars().str.to_lowercase().is_in(list(_SYSTEM))
+                                                .any()).collect().item():
+                    return True
+    except Exception:  # (OSError, a parquet polars cannot read, a speaker field that is not text)
         return False
     return False
 
@@ -395,6 +465,39 @@ def _arrival_columns(given: list[dict], numbers: list[int], ids: list[str], path
                         f"{numbers[other]:,} gives {'text' if texts[other] else 'a number'} ({values[other]!r}); "
                         "give one kind on every record")
     return pl.DataFrame({keys[0]: pl.Series(keys[0], values, dtype=pl.String if texts[0] else pl.Float64)})
+
+
+def _record_columns(record: dict, number: int, path: Path) -> dict:
+    """A conversation record's :data:`RECORD_COLUMNS` (record ``number``, 1-based) by a ``.jsonl`` request line's rules:
+    ``request_id`` (where the key is given) as a number, each predictor number as a float or None (not given, or
+    null). One-line :class:`UserError` naming the record for a value that is neither."""
+    where = f"{path}: record {number:,}" + (f" (id {_record_id(record)!r})" if _record_id(record) else "")
+    given = {name: optional_number(record.get(name), name, where) for name in NUMERIC_OPTIONAL_COLUMNS}
+    if "request_id" in record:
+        given["request_id"] = request_id_value(record["request_id"], where)
+    return given
+
+
+def _kept_columns(given: list[dict], numbers: list[int], ids: list[str], path: Path) -> pl.DataFrame:
+    """The :data:`RECORD_COLUMNS` of a ``.json``'s or ``.jsonl``'s conversations whose first turns are used (``given``:
+    each one's :func:`_record_columns`; ``numbers``: their record numbers, 1-based; ``ids``: their ids), as a flat
+    ``.jsonl``'s: ``request_id`` as Int64, checked (:func:`~ltrsched.workloads.schema.request_ids`), each predictor
+    number Float64 (null where a record gives none), a column only where some record gives it. One-line
+    :class:`UserError` naming the record for one without a ``request_id`` where others give one."""
+    where = lambda i: f"record {numbers[i]:,}" + (f" (id {ids[i]!r})" if ids[i] else "")  # noqa: E731
+    columns = {}
+    if any("request_id" in g for g in given):
+        missing = next((i for i, g in enumerate(given) if "request_id" not in g), None)
+        if missing is not None:  # (numbers for the others could repeat an id given)
+            raise UserError(f"{path}: {where(missing)}: no 'request_id', which other records have; give it on every "
+                            "record or none")
+        columns["request_id"] = request_ids(pl.Series("request_id", [g["request_id"] for g in given], strict=False),
+                                            str(path), where)
+    for name in NUMERIC_OPTIONAL_COLUMNS:
+        values = [g[name] for g in given]
+        if any(v is not None for v in values):
+            columns[name] = pl.Series(name, values, dtype=pl.Float64)
+    return pl.DataFrame(columns)
 
 
 def given_counts(given: pl.Series, counted: pl.Series, ids: list[str], rows: list[int], path: Path,
@@ -492,8 +595,9 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
     rows, rows_at, total = [], [], 0
     skips: dict[tuple[bool, str], list] = {}  # (malformed, reason) -> [count, first record number, its id, detail]
     arrivals: dict[int, dict] = {}  # a .json's or .jsonl's record index -> the arrival time it gives
+    kept: dict[int, dict] = {}  # a .json's or .jsonl's record index -> its RECORD_COLUMNS (_record_columns)
     for total, record in enumerate(records, 1):
-        turn = read_first_turn(record)
+        turn = read_first_turn(record, system=not packaged)
         if isinstance(turn, Skip):
             skips.setdefault((turn.malformed, turn.reason), [0, total, _record_id(record), turn.detail])[0] += 1
         else:
@@ -501,6 +605,7 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
             rows_at.append(total - 1)
             if extra is None:
                 arrivals[total - 1] = _record_arrival(record, total, path)
+                kept[total - 1] = _record_columns(record, total, path)
     found = []
     rows, rows_at = _drop_lone_surrogates(rows, rows_at, found)
     if not rows:
@@ -537,6 +642,9 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
     )
     if extra is None:  # (a .json's or .jsonl's records: their arrival times, as a parquet's column)
         extra = _arrival_columns([arrivals[i] for i in rows_at], [i + 1 for i in rows_at], ids, path)
+        columns = _kept_columns([kept[i] for i in rows_at], [i + 1 for i in rows_at], ids, path)
+        if columns.width:
+            extra = extra.hstack(columns) if extra.width else columns
     elif extra.width:
         extra = extra[rows_at]
     if extra.width:
@@ -608,9 +716,14 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # "-arrivals": a file's arrival times read (a .json's or .jsonl's records', a parquet's under another name than
     # ours: may_give_arrivals), which a parse cached before dropped (others keep their entries)
     package = _is_package_file(src)
+    # "-columns": a .json's or .jsonl's records' request_id and predictor numbers kept (RECORD_COLUMNS:
+    # may_give_columns), which a parse cached before dropped; "-system": the system and developer text before a first
+    # user turn counted in its prompt (may_give_system_text: not the packaged file's), which a parse before left out
     cached = cache_dir() / (f"sharegpt-{key}-utf8{'-counts' if src.suffix.lower() == '.parquet' else ''}"
                             f"{'' if package else '-skips-case'}"
-                            f"{'-arrivals' if not package and may_give_arrivals(src) else ''}.parquet")
+                            f"{'-arrivals' if not package and may_give_arrivals(src) else ''}"
+                            f"{'-columns' if not package and may_give_columns(src) else ''}"
+                            f"{'-system' if not package and may_give_system_text(src) else ''}.parquet")
     cached_notes = cached.with_name(cached.name + NOTES_SUFFIX)
     df = None
     if cached.is_file() and cached_notes.is_file():

@@ -1,0 +1,29 @@
+"""A JSON record's request id and predictor numbers (``score``, ``po_estimate``, ``predicted_length``), read by one
+rule in a ``.jsonl`` request line and in a conversation record of a ``.json`` or ``.jsonl`` (whose were dropped)."""
+
+from __future__ import annotations
+
+from ltrsched.errors import UserError
+
+
+def optional_number(value, name: str, where: str) -> float | None:
+    """A record's ``score``, ``po_estimate`` or ``predicted_length`` (``name``): a number as float, None if the
+    record gives none (or null); one-line :class:`UserError` naming ``where`` (the line or record) for anything else
+    (the schema checks the values' range)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserError(f"{where}: {name!r} must be a number (or null), got {value!r}")
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond float64 (JSON's integers have no bound)
+        raise UserError(f"{where}: {name!r} is too large to be a number ({len(str(value))} digits)") from None
+
+
+def request_id_value(value, where: str) -> int | float:
+    """A record's ``request_id`` as given (a number; an integer beyond Int64 as a float, which
+    :func:`~ltrsched.workloads.schema.request_ids` then refuses as out of range); one-line :class:`UserError` naming
+    ``where`` for anything else (text, null, a boolean). ``request_ids`` checks the values."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserError(f"{where}: 'request_id' must be a whole number, got {value!r}")
+    return float(value) if isinstance(value, int) and abs(value) >= 2**62 else value
