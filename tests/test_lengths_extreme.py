@@ -28,7 +28,6 @@ def test_the_exact_oracle_runs_equal_lengths_by_arrival():
     assert np.array_equal(_finish_times(wl, "srtf", max_num_seqs=4), fcfs)
 
 
-
 def test_a_quantum_or_threshold_past_any_run_counts_as_never(tmp_path, capsys):
     """``quantum`` (and ``starve``) up to the spec's 64-bit bound: a promotion's end tick, ``tick + quantum``, passed
     int64 and the run ended in an OverflowError traceback at the first promotion. A bound no run reaches stands for
