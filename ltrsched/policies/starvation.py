@@ -69,7 +69,11 @@ class StarvationPrevention(Policy):
         self.inner = inner
         self.threshold = threshold
         self.quantum = quantum
-        self._threshold = np.array(threshold)  # (a 0-d operand)
+        # in arithmetic, a bound no run reaches stands for a larger T or Q (the spec's 64-bit bound: tick + Q and
+        # step + T passed int64, an OverflowError at the first promotion); the run is the same
+        self._t = min(threshold, _NEVER)
+        self._q = min(quantum, _NEVER)
+        self._threshold = np.array(self._t)  # (a 0-d operand)
         self._is_promoted = IdArray(False, np.bool_)
         self._gone = IdArray(False, np.bool_)  # finished (announced): no longer due
         self._keep = np.ones(1024, dtype=bool)  # scratch (all True between uses)
@@ -324,7 +328,7 @@ class StarvationPrevention(Policy):
             self._promote(view, starving.nonzero()[0])
             idle = np.where(starving, _UNSET, idle)
         waiting = (idle >= _ZERO).nonzero()[0]
-        due = (step + self.threshold) - idle[waiting]  # >= step + 1
+        due = (step + self._t) - idle[waiting]  # >= step + 1
         by = due.argsort(kind="stable")
         due, self._due_ids = due[by], view.request_id[waiting[by]]
         # the requests due at each step are a run of _due_ids (in listing order): its step and where it ends
@@ -334,7 +338,7 @@ class StarvationPrevention(Policy):
         self._due_group = self._due_next = 0
         self._filed_by_arrival = view.arrival_ordered
         self._next_due = self._due_steps[0] if len(due) else _NEVER
-        self._read_at = step + self.threshold + 1
+        self._read_at = step + self._t + 1
         self._gapless = True
         self._num_live = len(view)
 
@@ -378,7 +382,7 @@ class StarvationPrevention(Policy):
         if not self._gapless:
             # a request idle fewer steps than the steps since the read (the host skipped step numbers)
             # reaches the threshold later than filed: read every request again by then
-            soonest = view.step + self.threshold - int(_max(np.where(starving, _UNSET, idle)))
+            soonest = view.step + self._t - int(_max(np.where(starving, _UNSET, idle)))
             if soonest < self._read_at:
                 self._read_at = soonest
 
@@ -410,7 +414,7 @@ class StarvationPrevention(Policy):
             s, e = self._make_room(k)
         self._pid[e:e + k] = ids
         self._pos[e:e + k] = new
-        self._end[e:e + k] = self._tick + self.quantum  # (the latest spent tick: the ends still ascend)
+        self._end[e:e + k] = self._tick + self._q  # (the latest spent tick: the ends still ascend)
         self._e = e + k
         self._version += 1
         if view.step != self._promo_step:
