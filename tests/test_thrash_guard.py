@@ -95,6 +95,17 @@ def test_starvation_prevention_with_quantum_1_livelocks_and_stops_in_the_window(
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: preemption thrash: "), r.stderr
     assert re.search(r", the last [0-9,]+ recomputes of [0-9]+ live requests without a single output token; ", lines[0])
+    # (the cause named, with its remedy, as the run-end warning names it: a run stopped here never prints that)
+    assert "; its starvation prevention (starve=1,quantum=1) promotes every request idle 1 steps" in lines[0]
+    assert "raise the threshold and the quantum (e.g. starve=1000,quantum=100)" in lines[0]
+
+
+def test_a_thrash_of_a_policy_without_starvation_prevention_names_the_policy():
+    from ltrsched.policies.fcfs import FCFS
+
+    message = batching.thrash_message(10, 2, 5, FCFS())
+    assert message.endswith("; the policy FCFS keeps evicting requests before they finish (rank the requests holding "
+                            "KV more stably, or give the run more KV blocks or swap space)")
 
 
 class Flip(Policy):

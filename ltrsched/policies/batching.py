@@ -142,12 +142,19 @@ NO_PROGRESS_RECOMPUTES_PER_LIVE = 10
 def thrash_message(num_preemptions: int, num_requests: int, step: int, policy: object, without_progress: int = 0,
                    num_live: int = 0) -> str:
     """The one-line error for a run past :data:`MAX_PREEMPTIONS_PER_REQUEST`, or, with ``without_progress``
-    (recompute preemptions with no token sampled, among ``num_live`` live requests), past the no-progress window."""
+    (recompute preemptions with no token sampled, among ``num_live`` live requests), past the no-progress window.
+    A policy with starvation prevention is named as the cause, with its remedy (the run-end warning's words:
+    :func:`ltrsched.policies.starvation_thrash.starvation_cause`), which a run stopped here never prints."""
     stalled = (f", the last {without_progress:,} recomputes of {num_live:,} live requests without a single output "
                "token" if without_progress else "")
+    from ltrsched.policies.starvation_thrash import starvation_cause
+
+    cause = starvation_cause(policy)
+    remedy = (f"its {cause}, or give the run more KV blocks or swap space" if cause is not None else
+              f"the policy {type(policy).__name__} keeps evicting requests before they finish (rank the requests "
+              "holding KV more stably, or give the run more KV blocks or swap space)")
     return (f"preemption thrash: {num_preemptions:,} preemptions of {num_requests:,} requests by step {step:,}"
-            f"{stalled}; the policy {type(policy).__name__} keeps evicting requests before they finish (rank the "
-            "requests holding KV more stably, or give the run more KV blocks or swap space)")
+            f"{stalled}; {remedy}")
 
 
 @dataclass(slots=True)

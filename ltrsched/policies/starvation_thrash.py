@@ -35,19 +35,27 @@ def _starvation_wrapper(policy):
     return None
 
 
+def starvation_cause(policy) -> str | None:
+    """The clause naming ``policy``'s starvation prevention as a thrash's cause and its remedy (shared by
+    :func:`thrash_warning` and the simulators' thrash error); None for a policy without starvation prevention."""
+    wrapper = _starvation_wrapper(policy)
+    if wrapper is None:
+        return None
+    threshold, quantum = wrapper.threshold, wrapper.quantum
+    key = wrapper.quantum_key()  # (MLFQ's own quantum is "quantum": raising that changed the policy, not this)
+    return (f"starvation prevention (starve={threshold},{key}={quantum}) promotes every request idle {threshold} steps "
+            "ahead of those running, and under sustained overload evicts them over and over to recompute (a thrash, "
+            f"BENCHMARKS.md); raise the threshold and the quantum (e.g. starve={max(1000, 5 * threshold)},"
+            f"{key}={max(100, 10 * quantum)}), or lower the load")
+
+
 def thrash_warning(policy, num_preemptions: int, num_finished: int, what: str) -> str | None:
     """The ``warning:`` line for a run of ``policy`` (named ``what``) whose starvation prevention preempted more
     than :data:`THRASH_PREEMPTIONS_PER_REQUEST` times per finished request (``num_preemptions`` over
     ``num_finished``, from the run's summary), naming the cause and the remedy; None for any other run."""
-    wrapper = _starvation_wrapper(policy)
-    if wrapper is None or num_finished <= 0 or num_preemptions <= THRASH_PREEMPTIONS_PER_REQUEST * num_finished:
+    cause = starvation_cause(policy)
+    if cause is None or num_finished <= 0 or num_preemptions <= THRASH_PREEMPTIONS_PER_REQUEST * num_finished:
         return None
-    threshold, quantum = wrapper.threshold, wrapper.quantum
-    key = wrapper.quantum_key()  # (MLFQ's own quantum is "quantum": raising that changed the policy, not this)
     per = num_preemptions / num_finished
     return (f"warning: {what}: {per:.1f} preemptions per finished request ({num_preemptions:,} for {num_finished:,}), "
-            f"more than {THRASH_PREEMPTIONS_PER_REQUEST:g}: starvation prevention (starve={threshold},"
-            f"{key}={quantum}) promotes every request idle {threshold} steps ahead of those running, and under "
-            "sustained overload evicts them over and over to recompute (a thrash, BENCHMARKS.md); raise the "
-            f"threshold and the quantum (e.g. starve={max(1000, 5 * threshold)},{key}={max(100, 10 * quantum)}), "
-            "or lower the load")
+            f"more than {THRASH_PREEMPTIONS_PER_REQUEST:g}: {cause}")
