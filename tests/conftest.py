@@ -52,6 +52,15 @@ from ltrsched.sim.step_shape import StepShape  # noqa: E402
 from ltrsched.workloads.schema import Workload  # noqa: E402
 
 
+@pytest.hookimpl(optionalhook=True)  # (xdist's hook: without xdist, never called)
+def pytest_xdist_make_scheduler(config, log):
+    """``-n 2 --dist loadfile`` (the README's test command) hands out the heaviest test file left first
+    (tests/heaviest_first.py); xdist handed out the files with the most tests first, the slowest ones last."""
+    from heaviest_first import make_scheduler
+
+    return make_scheduler(config, log)
+
+
 @dataclass(frozen=True)
 class LinearProfile:
     """step_time = overhead + per_token * tokens + per_kv * decode KV tokens + per_pair * prefill pairs [s]."""
