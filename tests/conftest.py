@@ -115,10 +115,11 @@ def make_workload(prompts, outputs, arrivals=None, **extra) -> Workload:
     return Workload(pl.DataFrame(cols), "test")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def vllm_scheduler_code():
     """vLLM's V1 scheduler must import (the README's test command installs requirements/engine-cpu.txt);
-    a missing install fails the test rather than skipping it."""
+    a missing install fails the test rather than skipping it. Module-scoped: a module fixture that starts the
+    emulated engine can take it too."""
     try:
         import vllm.v1.core.sched.scheduler  # noqa: F401
     except ImportError as exc:
