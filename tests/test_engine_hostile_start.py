@@ -308,8 +308,9 @@ def refused_in_a_fresh_interpreter(tmp_path_factory):
     r = subprocess.run([sys.executable, "-c", _ONE_INTERPRETER, json.dumps(list(commands.values()))],
                        capture_output=True, text=True, timeout=300, cwd=root)
     done = [json.loads(line) for line in r.stdout.splitlines()]
+    failed = root / f"stderr-{len(done)}.txt"  # (the command it died in, if any)
     assert r.returncode == 0 and len(done) == len(commands), (
-        r.stderr[-2000:], (root / f"stderr-{len(done)}.txt").read_text()[-2000:])
+        r.stderr[-2000:], failed.read_text()[-2000:] if failed.exists() else None)
     return {key: (code, imported, (root / f"stderr-{i}.txt").read_text(), root / f"too-long-{key[1]}")
             for i, (key, (code, imported)) in enumerate(zip(commands, done))}
 
