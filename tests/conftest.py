@@ -52,6 +52,15 @@ from ltrsched.sim.step_shape import StepShape  # noqa: E402
 from ltrsched.workloads.schema import Workload  # noqa: E402
 
 
+@pytest.hookimpl(optionalhook=True)  # (xdist's hook: without xdist, never called)
+def pytest_xdist_make_scheduler(config, log):
+    """``-n 2 --dist loadfile`` (the README's test command) hands out the heaviest test file left first
+    (tests/heaviest_first.py); xdist handed out the files with the most tests first, the slowest ones last."""
+    from heaviest_first import make_scheduler
+
+    return make_scheduler(config, log)
+
+
 @dataclass(frozen=True)
 class LinearProfile:
     """step_time = overhead + per_token * tokens + per_kv * decode KV tokens + per_pair * prefill pairs [s]."""
@@ -106,10 +115,11 @@ def make_workload(prompts, outputs, arrivals=None, **extra) -> Workload:
     return Workload(pl.DataFrame(cols), "test")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def vllm_scheduler_code():
     """vLLM's V1 scheduler must import (the README's test command installs requirements/engine-cpu.txt);
-    a missing install fails the test rather than skipping it."""
+    a missing install fails the test rather than skipping it. Module-scoped: a module fixture that starts the
+    emulated engine can take it too."""
     try:
         import vllm.v1.core.sched.scheduler  # noqa: F401
     except ImportError as exc:

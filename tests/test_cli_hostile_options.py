@@ -10,7 +10,7 @@ import pytest
 
 from cli_helpers import run_cli_fast
 from conftest import make_workload
-from test_cli_simulate import assert_one_line_error, run_cli
+from test_cli_simulate import assert_one_line_error
 
 
 @pytest.mark.parametrize("args, option", [
@@ -38,9 +38,9 @@ def test_an_empty_item_in_a_sweep_files_list_is_named(tmp_path, capsys, key, val
                           f"s.json: '{key}' item 2 of 2 is empty ({value!r})")
 
 
-def test_an_empty_capacity_workload_is_named_empty(tmp_path):
+def test_an_empty_capacity_workload_is_named_empty(capsys, tmp_path):
     """(it said "workload '' is a directory, not a file": the current one)"""
-    assert_one_line_error(run_cli("capacity", "--slo", "ttft_p90=2", "-w", "", "-o", str(tmp_path / "c")),
+    assert_one_line_error(run_cli_fast(capsys, "capacity", "--slo", "ttft_p90=2", "-w", "", "-o", str(tmp_path / "c")),
                           "no workload given (the name '' is empty)")
 
 
@@ -53,13 +53,13 @@ def test_an_unknown_load_format_is_refused_before_the_engine_starts(tmp_path, ca
                           f"--load-format must be one of auto, hf, dummy, ")
 
 
-def test_plot_trace_says_what_it_wrote(tmp_path):
+def test_plot_trace_says_what_it_wrote(capsys, tmp_path):
     """(its 'wrote' line sat after a return in a helper: a trace was written without a word)"""
     run = tmp_path / "run"
     wl = tmp_path / "wl.parquet"
     make_workload([10, 20], [5, 6]).save(wl)
-    assert run_cli("simulate", "-w", str(wl), "-o", str(run), "--record-steps").returncode == 0
-    r = run_cli("plot", "trace", str(run), "-o", str(tmp_path / "t.json"))
+    assert run_cli_fast(capsys, "simulate", "-w", str(wl), "-o", str(run), "--record-steps").returncode == 0
+    r = run_cli_fast(capsys, "plot", "trace", str(run), "-o", str(tmp_path / "t.json"))
     assert r.returncode == 0 and r.stdout.strip() == f"wrote {tmp_path / 't.json'} (open in https://ui.perfetto.dev)"
     assert json.loads((tmp_path / "t.json").read_text())
 
@@ -82,21 +82,22 @@ LONG = "x" * 300  # (a name of more than 255 bytes: ENAMETOOLONG)
 ])
 def test_a_file_name_too_long_for_the_file_system_is_one_line(tmp_path, capsys, args):
     """(each was an OSError traceback, from wherever the path was first looked at)"""
-    assert_one_line_error(run_cli_fast(capsys, *args, cwd=tmp_path), " characters): the file name is too long for the file "
+    assert_one_line_error(run_cli_fast(capsys, *args,
+                                       cwd=tmp_path), " characters): the file name is too long for the file "
                                                         "system (most allow 255 bytes per name); give a shorter one")
 
 
-def test_a_load_format_in_capitals_is_checked_as_vllm_reads_it(tmp_path):
+def test_a_load_format_in_capitals_is_checked_as_vllm_reads_it(capsys, tmp_path):
     """vLLM lowercases `--load-format`: `AUTO` loaded weights there, but the check that the model has them compared
     with 'auto' and was skipped, so a model without weights reached the engine."""
     for value in ("auto", "AUTO", "Auto"):
-        assert_one_line_error(run_cli("replay", "-n", "3", "--load-format", value, cwd=tmp_path),
+        assert_one_line_error(run_cli_fast(capsys, "replay", "-n", "3", "--load-format", value, cwd=tmp_path),
                               "is a config.json without weights")
 
 
 @pytest.mark.parametrize("option, name", [("--cdf", "loop.png"), ("--trace", "loop.json")])
-def test_an_output_that_is_a_symlink_loop_is_one_line(tmp_path, option, name):
+def test_an_output_that_is_a_symlink_loop_is_one_line(capsys, tmp_path, option, name):
     """(`Path.resolve` raised RuntimeError on a link to itself: a traceback)"""
     (tmp_path / name).symlink_to(name)
-    assert_one_line_error(run_cli("simulate", "-n", "5", option, name, cwd=tmp_path),
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-n", "5", option, name, cwd=tmp_path),
                           f"{option} {name}: cannot follow its symbolic links")

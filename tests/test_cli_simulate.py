@@ -46,13 +46,13 @@ def assert_one_line_error(r, message):
     (["sweep"], "Missing argument 'SWEEP_FILE'. (see 'ltrsched sweep --help')"),
     (["nosuch"], "No such command 'nosuch'. (see 'ltrsched --help')"),
 ])
-def test_mistyped_options_values_and_commands_are_one_line(args, message):
+def test_mistyped_options_values_and_commands_are_one_line(capsys, args, message):
     """Click's usage errors (usage, hint and message on four lines) are one line like every other bad input."""
-    assert_one_line_error(run_cli(*args), message)
+    assert_one_line_error(run_cli_fast(capsys, *args), message)
 
 
-def test_no_command_shows_the_help():
-    r = run_cli()
+def test_no_command_shows_the_help(capsys):
+    r = run_cli_fast(capsys)
     assert r.returncode == 2 and r.stderr.startswith("Usage: ltrsched") and "simulate" in r.stderr
 
 
@@ -63,18 +63,18 @@ def small_workload(tmp_path):
     return path
 
 
-def test_help_lists_commands():
-    r = run_cli("--help")
+def test_help_lists_commands(capsys):
+    r = run_cli_fast(capsys, "--help")
     assert r.returncode == 0
     assert "simulate" in r.stdout
-    r = run_cli("simulate", "--help")
+    r = run_cli_fast(capsys, "simulate", "--help")
     assert r.returncode == 0 and "--policy" in r.stdout
 
 
-def test_simulate_writes_results(small_workload, tmp_path):
+def test_simulate_writes_results(capsys, small_workload, tmp_path):
     out = tmp_path / "out"
-    r = run_cli("simulate", "-w", str(small_workload), "--arrival", "replay", "--policy", "srtf",
-                "--num-gpu-blocks", "500", "--profile", "a100-llama3-8b", "--out", str(out))
+    r = run_cli_fast(capsys, "simulate", "-w", str(small_workload), "--arrival", "replay", "--policy", "srtf",
+                             "--num-gpu-blocks", "500", "--profile", "a100-llama3-8b", "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert "latency_per_token" in r.stdout
     req = pl.read_parquet(out / "requests.parquet")
@@ -117,16 +117,16 @@ def test_bad_input_is_one_line_exit_2(small_workload, tmp_path, capsys, args, me
 
 
 @pytest.mark.parametrize("content, message", [("", "empty"), ("not a parquet file", "cannot read")])
-def test_bad_workload_files(tmp_path, content, message):
+def test_bad_workload_files(capsys, tmp_path, content, message):
     bad = tmp_path / "bad.parquet"
     bad.write_text(content)
-    r = run_cli("simulate", "-w", str(bad))
+    r = run_cli_fast(capsys, "simulate", "-w", str(bad))
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
 
 
-def test_missing_workload_file(tmp_path):
-    r = run_cli("simulate", "-w", str(tmp_path / "nope.parquet"))
+def test_missing_workload_file(capsys, tmp_path):
+    r = run_cli_fast(capsys, "simulate", "-w", str(tmp_path / "nope.parquet"))
     assert r.returncode == 2 and "not found" in r.stderr
 
 
@@ -135,10 +135,10 @@ def test_missing_workload_file(tmp_path):
     ("t.jsonl", '{"prompt": "a", "generated": "b", "arrival_time": null}\n', ":1: 'arrival_time' must be a number"),
     ("t.csv", "arrival_time,prompt_tokens,output_tokens\n0,5.5,3\n", "prompt_tokens has 1 non-integer value"),
 ])
-def test_bad_workload_values(tmp_path, name, content, message):
+def test_bad_workload_values(capsys, tmp_path, name, content, message):
     path = tmp_path / name
     path.write_text(content)
-    assert_one_line_error(run_cli("simulate", "-w", str(path)), message)
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", str(path)), message)
 
 
 @pytest.mark.parametrize("column, values, message", [
@@ -146,31 +146,32 @@ def test_bad_workload_values(tmp_path, name, content, message):
     ("po_estimate", [-3.0, 40.0], "column po_estimate has 1 negative or non-finite value(s) (first: -3.0)"),
     ("predicted_length", [float("-inf"), 40.0], "column predicted_length has 1 negative or non-finite value(s)"),
 ])
-def test_bad_predictor_columns(tmp_path, column, values, message):
+def test_bad_predictor_columns(capsys, tmp_path, column, values, message):
     path = tmp_path / "wl.parquet"
     pl.DataFrame({"request_id": [0, 1], "prompt_tokens": [10, 20], "output_tokens": [5, 6],
                   "arrival_time": [0.0, 0.1], column: values}).write_parquet(path)
-    assert_one_line_error(run_cli("simulate", "-w", str(path)), message)
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", str(path)), message)
 
 
-def test_missing_predictor_values_are_allowed(tmp_path):
+def test_missing_predictor_values_are_allowed(capsys, tmp_path):
     path = tmp_path / "wl.parquet"
     pl.DataFrame({"request_id": [0, 1], "prompt_tokens": [10, 20], "output_tokens": [5, 6],
                   "arrival_time": [0.0, 0.1], "score": [float("nan"), -2.0]}).write_parquet(path)
-    r = run_cli("simulate", "-w", str(path), "--policy", "ltr")
+    r = run_cli_fast(capsys, "simulate", "-w", str(path), "--policy", "ltr")
     assert r.returncode == 0, r.stderr[-2000:]
 
 
-def test_synthetic_workload_size_is_capped():
-    assert_one_line_error(run_cli("simulate", "-w", "lmsys-like", "-n", "2000000000"),
+def test_synthetic_workload_size_is_capped(capsys):
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", "lmsys-like", "-n", "2000000000"),
                           "at most 10,000,000 requests per synthetic workload, got 2,000,000,000")
 
 
-def test_fractional_token_counts_in_parquet(tmp_path):
+def test_fractional_token_counts_in_parquet(capsys, tmp_path):
     path = tmp_path / "wl.parquet"
     pl.DataFrame({"request_id": [0, 1], "prompt_tokens": [10.0, 20.5], "output_tokens": [5, 6],
                   "arrival_time": [0.0, 0.1]}).write_parquet(path)
-    assert_one_line_error(run_cli("simulate", "-w", str(path)), "prompt_tokens has 1 non-integer value(s) (first: 20.5)")
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w",
+                                       str(path)), "prompt_tokens has 1 non-integer value(s) (first: 20.5)")
 
 
 @pytest.mark.parametrize("args", [
@@ -201,7 +202,7 @@ def test_output_path_under_a_file_fails_before_any_work(tmp_path, capsys, args):
     (["-w", "wl.parquet", "-p", "p.json", "--trace", "./p.json"], "--profile p.json would be overwritten by the output "
                                                                   "p.json"),
 ])
-def test_simulate_never_writes_over_its_inputs(tmp_path, args, message):
+def test_simulate_never_writes_over_its_inputs(capsys, tmp_path, args, message):
     """`simulate -w RUN/requests.parquet -o RUN` wrote the run over the workload it simulated (exit 0), as replay
     did before; `-p p.json --trace p.json` the trace over the profile."""
     from importlib.resources import files
@@ -211,7 +212,7 @@ def test_simulate_never_writes_over_its_inputs(tmp_path, args, message):
         make_workload([10, 20], [3, 4]).df.write_parquet(tmp_path / path)
     (tmp_path / "p.json").write_bytes(files("ltrsched.sim.profiles").joinpath("a100-llama3-8b.json").read_bytes())
     before = {p: (tmp_path / p).read_bytes() for p in ("run/requests.parquet", "p.json")}
-    assert_one_line_error(run_cli("simulate", *args, cwd=tmp_path), message)
+    assert_one_line_error(run_cli_fast(capsys, "simulate", *args, cwd=tmp_path), message)
     assert {p: (tmp_path / p).read_bytes() for p in before} == before
 
 
@@ -221,10 +222,10 @@ def test_simulate_never_writes_over_its_inputs(tmp_path, args, message):
     (["sweep", ""], "'SWEEP_FILE'"),
     (["evaluate", "-m", "", "--data", "lmsys-like"], "'--model' / '-m'"),
 ])
-def test_an_empty_path_is_refused(tmp_path, args, option):
+def test_an_empty_path_is_refused(capsys, tmp_path, args, option):
     """click reads "" as the current directory: `simulate -o ""` (an unset shell variable) wrote its run into it,
     exit 0, and `plot cdf ""` plotted the run found there."""
-    assert_one_line_error(run_cli(*args, cwd=tmp_path), f"Invalid value for {option}: an empty path")
+    assert_one_line_error(run_cli_fast(capsys, *args, cwd=tmp_path), f"Invalid value for {option}: an empty path")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -235,10 +236,10 @@ def test_an_empty_path_is_refused(tmp_path, args, option):
     (["capacity", "--slo", "ttft_p90=2", "--seeds", "1_0"], "Invalid value for '--seeds': '1_0' is not a plain number"),
     (["validate", "--emulate", "h100-llama3-8b", "-n", "2", "--rates", "0_5"], "--rates must be numbers separated by ','"),
 ])
-def test_numbers_only_by_python_literal_rules_are_refused(tmp_path, args, message):
+def test_numbers_only_by_python_literal_rules_are_refused(capsys, tmp_path, args, message):
     """click reads numbers with int()/float(): --rate 0_5 (a typo for 0.5) ran at 5 req/s, -n with Arabic-Indic digits
     took 10 requests, where a policy spec refuses both ('is not a plain number')."""
-    assert_one_line_error(run_cli(*args, cwd=tmp_path), message)
+    assert_one_line_error(run_cli_fast(capsys, *args, cwd=tmp_path), message)
 
 
 @pytest.mark.parametrize("text, hint", [("\uff11", "write it in ASCII digits 0-9"), ("\u0661\u0660", "ASCII digits"),
@@ -257,57 +258,57 @@ def test_a_non_ascii_number_gets_the_ascii_hint_not_the_underscore_one(text, hin
     (["predict", "-m", "ck", "-w", "sharegpt", "--out", "{tmp}/scored.csv"], "--out must be a .parquet file"),
     (["evaluate", "-m", "ck", "--plot", "{tmp}/calibration.txt"], "unknown image format '.txt'"),
 ])
-def test_output_file_formats_are_checked_first(tmp_path, args, message):
-    assert_one_line_error(run_cli(*[a.format(tmp=tmp_path) for a in args]), message)
+def test_output_file_formats_are_checked_first(capsys, tmp_path, args, message):
+    assert_one_line_error(run_cli_fast(capsys, *[a.format(tmp=tmp_path) for a in args]), message)
 
 
-def test_max_model_len_option(tmp_path):
+def test_max_model_len_option(capsys, tmp_path):
     """A request longer than the profile's context is refused with a hint; --max-model-len admits it."""
     path = tmp_path / "long.csv"
     path.write_text("arrival_time,prompt_tokens,output_tokens\n0,10000,5\n0.5,20,5\n")
-    assert_one_line_error(run_cli("simulate", "-w", str(path)),
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", str(path)),
                           "1 request(s) exceed the profile's context limit of 8192 tokens (first: request 0, prompt 10000 + "
                           "output 5); raise --max-model-len if the model takes longer contexts")
-    r = run_cli("simulate", "-w", str(path), "--max-model-len", "16384", "--arrival", "replay")
+    r = run_cli_fast(capsys, "simulate", "-w", str(path), "--max-model-len", "16384", "--arrival", "replay")
     assert r.returncode == 0, r.stderr[-2000:]
-    assert_one_line_error(run_cli("simulate", "-w", str(path), "--max-model-len", "0"),
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", str(path), "--max-model-len", "0"),
                           "--max-model-len must be positive")
 
 
-def test_block_size_defaults_to_the_measured_profiles_engine(small_workload, tmp_path):
+def test_block_size_defaults_to_the_measured_profiles_engine(capsys, small_workload, tmp_path):
     """A CPU profile was measured with 128-token blocks: simulate models the same KV blocks unless told
     otherwise (with 16-token blocks a --num-gpu-blocks taken from that engine would be 8x too small)."""
     sizes = {}
     for name, extra in (("cpu", ["-p", "cpu-smollm2"]), ("cpu32", ["-p", "cpu-smollm2", "--block-size", "32"]),
                         ("gpu", [])):
-        r = run_cli("simulate", "-w", str(small_workload), *extra, "--out", str(tmp_path / name))
+        r = run_cli_fast(capsys, "simulate", "-w", str(small_workload), *extra, "--out", str(tmp_path / name))
         assert r.returncode == 0, r.stderr[-2000:]
         sizes[name] = json.loads((tmp_path / name / "summary.json").read_text())["meta"]["config"]["block_size"]
     assert sizes == {"cpu": 128, "cpu32": 32, "gpu": 16}
-    assert_one_line_error(run_cli("simulate", "-w", str(small_workload), "--block-size", "0"),
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", str(small_workload), "--block-size", "0"),
                           "--block-size must be positive")
 
 
-def test_an_error_naming_a_file_with_a_line_break_is_one_line(tmp_path):
+def test_an_error_naming_a_file_with_a_line_break_is_one_line(capsys, tmp_path):
     """A workload file named "bad<newline>name.csv" made its error two lines (the name as it is): the line break is
     written as its escape."""
     path = tmp_path / "bad\nname.csv"
     path.write_text("")
-    assert_one_line_error(run_cli("simulate", "-w", str(path)), "bad\\nname.csv: the file is empty")
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", str(path)), "bad\\nname.csv: the file is empty")
 
 
-def test_burst_arrivals_note_a_traces_own_timestamps(tmp_path):
+def test_burst_arrivals_note_a_traces_own_timestamps(capsys, tmp_path):
     """The default --arrival burst serves a trace at t = 0; it says so on stderr (it was silent), and not for a
     workload without arrival times of its own."""
     trace = tmp_path / "trace.csv"
     trace.write_text("arrival_time,prompt_tokens,output_tokens\n0.0,10,5\n1.5,12,4\n4.0,8,6\n")
-    r = run_cli("simulate", "-w", str(trace), "--policy", "fcfs")
+    r = run_cli_fast(capsys, "simulate", "-w", str(trace), "--policy", "fcfs")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "has arrival times of its own (4.0 s from first to last); --arrival burst (the default) served" in r.stderr
     assert "add --arrival replay" in r.stderr
-    r = run_cli("simulate", "-w", str(trace), "--arrival", "replay", "--policy", "fcfs")
+    r = run_cli_fast(capsys, "simulate", "-w", str(trace), "--arrival", "replay", "--policy", "fcfs")
     assert r.returncode == 0 and "arrival times of its own" not in r.stderr
     flat = tmp_path / "flat.csv"
     flat.write_text("prompt_tokens,output_tokens\n10,5\n12,4\n")
-    r = run_cli("simulate", "-w", str(flat), "--policy", "fcfs")
+    r = run_cli_fast(capsys, "simulate", "-w", str(flat), "--policy", "fcfs")
     assert r.returncode == 0 and "arrival times of its own" not in r.stderr

@@ -348,7 +348,7 @@ def test_bad_router_answer_and_missing_columns_are_user_errors():
 
 # ---------------------------------------------------------------- commands
 from cli_helpers import run_cli_fast  # noqa: E402
-from test_cli_simulate import assert_one_line_error, run_cli  # noqa: E402
+from test_cli_simulate import assert_one_line_error  # noqa: E402
 
 
 @pytest.fixture
@@ -359,11 +359,11 @@ def workload_file(tmp_path):
     return path
 
 
-def test_simulate_command_cluster(workload_file, tmp_path):
+def test_simulate_command_cluster(capsys, workload_file, tmp_path):
     out = tmp_path / "run"
-    r = run_cli("simulate", "-w", str(workload_file), "--arrival", "replay", "--replicas", "2", "--router",
-                "least-outstanding", "--out", str(out), "--trace", str(tmp_path / "t.json"), "--cdf",
-                str(tmp_path / "cdf.png"))
+    r = run_cli_fast(capsys, "simulate", "-w", str(workload_file), "--arrival", "replay", "--replicas", "2", "--router",
+                             "least-outstanding", "--out", str(out), "--trace", str(tmp_path / "t.json"), "--cdf",
+                             str(tmp_path / "cdf.png"))
     assert r.returncode == 0, r.stderr
     assert "2 replicas, router least-outstanding" in r.stdout
     req = pl.read_parquet(out / "requests.parquet")
@@ -389,20 +389,22 @@ def test_simulate_command_cluster_errors(workload_file, tmp_path, capsys, args, 
     assert not (tmp_path / "trace.txt").exists()
 
 
-def test_sweep_over_replicas_and_routers(workload_file, tmp_path):
+def test_sweep_over_replicas_and_routers(capsys, workload_file, tmp_path):
     sweep = tmp_path / "s.toml"
     sweep.write_text(f'workloads = ["{workload_file}"]\npolicies = ["fcfs"]\narrival = "replay"\nrates = [20.0]\n'
                      'replicas = [1, 2]\nrouters = ["round-robin", "least-kv:by=tokens"]\n')
-    r = run_cli("sweep", str(sweep), "--out", str(tmp_path / "out"), "--jobs", "1")
+    r = run_cli_fast(capsys, "sweep", str(sweep), "--out", str(tmp_path / "out"), "--jobs", "1")
     assert r.returncode == 0, r.stderr
     table = pl.read_csv(tmp_path / "out" / "sweep.csv")
     assert table.select("replicas", "router").rows() == [(1, None), (2, "round-robin"), (2, "least-kv:by=tokens")]
     assert table["num_finished"].to_list() == [30, 30, 30]
     bad = tmp_path / "bad.toml"
     bad.write_text('policies = ["fcfs"]\nreplicas = [0]\n')
-    assert_one_line_error(run_cli("sweep", str(bad), "--out", str(tmp_path / "o2")), "'replicas' must be >= 1")
+    assert_one_line_error(run_cli_fast(capsys, "sweep", str(bad), "--out",
+                                       str(tmp_path / "o2")), "'replicas' must be >= 1")
     bad.write_text('policies = ["fcfs"]\nreplicas = [2]\nrouters = ["nosuch"]\n')
-    assert_one_line_error(run_cli("sweep", str(bad), "--out", str(tmp_path / "o2")), "unknown router 'nosuch'")
+    assert_one_line_error(run_cli_fast(capsys, "sweep", str(bad), "--out",
+                                       str(tmp_path / "o2")), "unknown router 'nosuch'")
 
 
 def test_run_keys_of_lone_replicas_are_unchanged():
@@ -430,9 +432,10 @@ def csv_with_ids(tmp_path):
 
 @pytest.mark.parametrize("args", [["-P", "ltr:tau=0.6"], ["-P", "mlfq", "--replicas", "2", "--router", "rank:tau=0.6"],
                                   ["--replicas", "3", "--router", "least-kv:by=tokens"]])
-def test_simulate_results_carry_a_csv_traces_own_ids(csv_with_ids, tmp_path, args):
+def test_simulate_results_carry_a_csv_traces_own_ids(capsys, csv_with_ids, tmp_path, args):
     """A CSV's request_id column was dropped: requests.parquet named the requests 0..5, not the user's ids."""
-    r = run_cli("simulate", "-w", str(csv_with_ids), "--arrival", "replay", "-o", str(tmp_path / "run"), *args)
+    r = run_cli_fast(capsys, "simulate", "-w", str(csv_with_ids), "--arrival", "replay", "-o", str(tmp_path / "run"),
+                     *args)
     assert r.returncode == 0, r.stderr[-2000:]
     done = pl.read_parquet(tmp_path / "run" / "requests.parquet")
     assert sorted(done["request_id"].to_list()) == sorted(_GIVEN_IDS)
@@ -440,11 +443,11 @@ def test_simulate_results_carry_a_csv_traces_own_ids(csv_with_ids, tmp_path, arg
     assert done["finish_time"].is_not_nan().all()
 
 
-def test_sweep_results_carry_a_csv_traces_own_ids(csv_with_ids, tmp_path):
+def test_sweep_results_carry_a_csv_traces_own_ids(capsys, csv_with_ids, tmp_path):
     sweep = tmp_path / "s.toml"
     sweep.write_text(f'workloads = ["{csv_with_ids}"]\npolicies = ["srtf"]\narrival = "poisson"\nrates = [8.0]\n'
                      'num_requests = 4\nreplicas = [1, 2]\nrouters = ["least-outstanding"]\n')
-    r = run_cli("sweep", str(sweep), "--out", str(tmp_path / "out"), "--jobs", "1")
+    r = run_cli_fast(capsys, "sweep", str(sweep), "--out", str(tmp_path / "out"), "--jobs", "1")
     assert r.returncode == 0, r.stderr[-2000:]
     runs = sorted((tmp_path / "out" / "runs").glob("*/requests.parquet"))
     assert len(runs) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from cli_helpers import run_cli_fast
 from conftest import LinearProfile, make_workload
 from ltrsched.errors import UserError
 from ltrsched.policies import make_policy
@@ -33,17 +34,17 @@ def test_policy_extra_tokens_beyond_the_context_are_refused_not_cut_short():
     ("p.parquet", "./sub/../p.parquet", "the labels (--out)"),
     ("l.parquet.parts/p.jsonl", "l.parquet", "the part directory"),
 ])
-def test_label_refuses_to_write_over_its_prompts_file(tmp_path, prompts, out, what):
+def test_label_refuses_to_write_over_its_prompts_file(capsys, tmp_path, prompts, out, what):
     """`label --prompts x.json --out x.parquet` replaced the user's ShareGPT file with the labels' description
     at the end of the run (and a rerun was then refused: the prompts' hash had changed)."""
-    from test_cli_simulate import assert_one_line_error, run_cli
+    from test_cli_simulate import assert_one_line_error
 
     source = tmp_path / prompts
     source.parent.mkdir(parents=True, exist_ok=True)
     (tmp_path / "sub").mkdir()
     source.write_text("{\"prompt\": \"hello\"}\n")
     before = source.read_bytes()
-    r = run_cli("label", "--prompts", prompts, "--out", out, cwd=tmp_path)
+    r = run_cli_fast(capsys, "label", "--prompts", prompts, "--out", out, cwd=tmp_path)
     assert_one_line_error(r, f"--prompts {prompts} would be overwritten by {what}")
     assert source.read_bytes() == before
 
@@ -60,22 +61,22 @@ def test_label_refuses_to_write_over_its_prompts_file(tmp_path, prompts, out, wh
     (["label", "--prompts", "missing.jsonl", "--out", "l.parquet"], "l.json",
      "--out l.parquet: l.json, where the labels' description is written, is a directory"),
 ])
-def test_an_output_taken_by_a_directory_is_refused_before_the_work(tmp_path, args, blocked, message):
+def test_an_output_taken_by_a_directory_is_refused_before_the_work(capsys, tmp_path, args, blocked, message):
     """replay and profile ran the engine, label-report trained its rankers and label labelled every prompt,
     then failed to write one file (replay had written requests.parquet: half a run)."""
-    from test_cli_simulate import assert_one_line_error, run_cli
+    from test_cli_simulate import assert_one_line_error
 
     (tmp_path / blocked).mkdir(parents=True)
-    r = run_cli(*args, cwd=tmp_path)
+    r = run_cli_fast(capsys, *args, cwd=tmp_path)
     assert_one_line_error(r, message)
     assert not (tmp_path / "run" / "requests.parquet").exists() and not (tmp_path / "p.json").exists()
 
 
-def test_label_refuses_a_file_where_its_part_directory_goes(tmp_path):
-    from test_cli_simulate import assert_one_line_error, run_cli
+def test_label_refuses_a_file_where_its_part_directory_goes(capsys, tmp_path):
+    from test_cli_simulate import assert_one_line_error
 
     (tmp_path / "l.parquet.parts").write_text("not a directory")
-    r = run_cli("label", "--prompts", "missing.jsonl", "--out", "l.parquet", cwd=tmp_path)
+    r = run_cli_fast(capsys, "label", "--prompts", "missing.jsonl", "--out", "l.parquet", cwd=tmp_path)
     assert_one_line_error(r, "--out l.parquet: l.parquet.parts, the part directory, is a file")
 
 
@@ -97,20 +98,20 @@ def _write_workload(path):
     (["real-model-results", "v", "--labels-report", "r.json", "-o", "r.json"], "r.json",
      "--labels-report r.json would be overwritten by the output r.json"),
 ])
-def test_an_input_is_never_an_output(tmp_path, args, source, message):
+def test_an_input_is_never_an_output(capsys, tmp_path, args, source, message):
     """replay -w RUN/requests.parquet -o RUN wrote the run over the workload it replayed; profile --emulate P
     --out P replaced the profile it emulated; validate deleted an earlier validation's requests.parquet given as
     its workload (its manifest listed it); label-report and real-model-results wrote their report over their input."""
     import json
 
-    from test_cli_simulate import assert_one_line_error, run_cli
+    from test_cli_simulate import assert_one_line_error
 
     _write_workload(tmp_path / source)
     (tmp_path / "v").mkdir(exist_ok=True)
     (tmp_path / "v" / "validate-manifest.json").write_text(json.dumps(
         {"format": "ltrsched-validate-manifest", "format_version": 1, "command": "x", "runs": ["runs/burst/fcfs/engine"]}))
     before = (tmp_path / source).read_bytes()
-    r = run_cli(*args, cwd=tmp_path)
+    r = run_cli_fast(capsys, *args, cwd=tmp_path)
     assert_one_line_error(r, message)
     assert (tmp_path / source).read_bytes() == before
 
@@ -122,25 +123,25 @@ def test_an_input_is_never_an_output(tmp_path, args, source, message):
     (["--kv-cache-gib", "1e-9"], "--kv-cache-gib 1e-09 holds 0 KV block(s) of 16 tokens (2,097,152 bytes each in "
                                  "profile 'h100-llama3-8b'), and the engine needs 2"),
 ])
-def test_emulated_kv_cache_out_of_range_is_a_one_line_error(tmp_path, options, message):
+def test_emulated_kv_cache_out_of_range_is_a_one_line_error(capsys, tmp_path, options, message):
     """No block (a huge block size, a tiny utilization) was a ValueError traceback from the adapter's limits;
     10**12 blocks never finished building vLLM's block pool (an object per block)."""
-    from test_cli_simulate import assert_one_line_error, run_cli
+    from test_cli_simulate import assert_one_line_error
 
-    r = run_cli("replay", "--emulate", "h100-llama3-8b", "-n", "2", *options, cwd=tmp_path)
+    r = run_cli_fast(capsys, "replay", "--emulate", "h100-llama3-8b", "-n", "2", *options, cwd=tmp_path)
     assert_one_line_error(r, message)
 
 
-def test_emulated_engine_sizes_its_kv_cache_from_kv_cache_gib(tmp_path):
+def test_emulated_engine_sizes_its_kv_cache_from_kv_cache_gib(capsys, tmp_path):
     """--kv-cache-gib was ignored by the emulated engine: it took the profile's GPU memory (16,381 blocks for
     h100-llama3-8b) while the run's summary recorded the GiB asked for. Now the GiB hold the blocks, as in vLLM
     (its null block among them): 0.25 GiB of 2 MiB blocks (16 tokens x 128 KiB a token of Llama-3-8B) = 128."""
     import json
 
-    from test_cli_simulate import run_cli
 
-    r = run_cli("replay", "--emulate", "h100-llama3-8b", "-w", "lmsys-like", "-n", "3", "--kv-cache-gib", "0.25",
-                "-o", "run", cwd=tmp_path)
+    r = run_cli_fast(capsys, "replay", "--emulate", "h100-llama3-8b", "-w", "lmsys-like", "-n", "3", "--kv-cache-gib",
+                     "0.25",
+                             "-o", "run", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     config = json.loads((tmp_path / "run" / "summary.json").read_text())["meta"]["config"]
     assert (config["num_gpu_blocks"], config["kv_cache_gib"]) == (128, 0.25)
@@ -196,16 +197,17 @@ def test_replay_refuses_a_huge_cpu_kv_cache_without_importing_vllm():
                                                    "more than the "), r.stderr[-2000:]
 
 
-def test_an_empty_model_or_profile_name_is_no_default(tmp_path):
+def test_an_empty_model_or_profile_name_is_no_default(capsys, tmp_path):
     """replay/validate -m "" served the default model, validate -p "" compared with the default profile: an empty
     name (an unset shell variable) was read as no option."""
     from ltrsched.validation.engines import engine_config
-    from test_cli_simulate import assert_one_line_error, run_cli
+    from test_cli_simulate import assert_one_line_error
 
     with pytest.raises(UserError, match="^model '' is neither a built-in name"):
         engine_config(model="", emulate_profile="h100-llama3-8b")
-    assert_one_line_error(run_cli("validate", "--emulate", "h100-llama3-8b", "-n", "2", "--policies", "fcfs", "-p", "",
-                                  "-o", "v", cwd=tmp_path), "no profile given (the name '' is empty)")
+    assert_one_line_error(run_cli_fast(capsys, "validate", "--emulate", "h100-llama3-8b", "-n", "2", "--policies",
+                                       "fcfs", "-p", "",
+                                               "-o", "v", cwd=tmp_path), "no profile given (the name '' is empty)")
 
 
 @pytest.mark.parametrize("options, named", [
@@ -293,16 +295,16 @@ def test_a_workload_holding_an_earlier_runs_columns_gets_this_runs_values():
 
 
 @pytest.mark.parametrize("ids, row, first", [([-1, 1023], 1, -1), ([5, 10**15], 2, 10**15)])
-def test_request_ids_outside_the_policies_arrays_are_refused(tmp_path, ids, row, first):
+def test_request_ids_outside_the_policies_arrays_are_refused(capsys, tmp_path, ids, row, first):
     """Policies index per-request state by id: -1 read request 1023's (PO gave request -1 the estimate 3 of
     request 1023 instead of its own 100, exit 0); 10**15 was a MemoryError traceback (7 PiB)."""
     import polars as pl
 
-    from test_cli_simulate import assert_one_line_error, run_cli
+    from test_cli_simulate import assert_one_line_error
 
     pl.DataFrame({"request_id": ids, "arrival_time": [0.0, 0.0], "prompt_tokens": [5, 5], "output_tokens": [100, 3],
                   "po_estimate": [100.0, 3.0]}).write_parquet(tmp_path / "w.parquet")
-    r = run_cli("simulate", "-w", "w.parquet", "-p", "h100-llama3-8b", "--policy", "po", cwd=tmp_path)
+    r = run_cli_fast(capsys, "simulate", "-w", "w.parquet", "-p", "h100-llama3-8b", "--policy", "po", cwd=tmp_path)
     assert_one_line_error(r, f"w.parquet: row {row}: request_id {first} is outside [0, 10,000,000)")
 
 
@@ -334,8 +336,8 @@ def test_profile_probes_of_a_small_kv_cache_all_fit_it(quick):
     (["profile", "--emulate", "h100-llama3-8b", "--quick", "--name", "  ", "--out", "p.json"],
      "--name must name the profile, got '  '"),
 ])
-def test_empty_rates_and_profile_names_are_named_as_such(tmp_path, args, message):
-    from test_cli_simulate import assert_one_line_error, run_cli
+def test_empty_rates_and_profile_names_are_named_as_such(capsys, tmp_path, args, message):
+    from test_cli_simulate import assert_one_line_error
 
-    assert_one_line_error(run_cli(*args, cwd=tmp_path), message)
+    assert_one_line_error(run_cli_fast(capsys, *args, cwd=tmp_path), message)
     assert not (tmp_path / "p.json").exists() and not (tmp_path / "v").exists()

@@ -3,6 +3,7 @@ refused: each is refused first, in one line, or served."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -247,34 +248,87 @@ def test_a_small_kv_cache_bounds_a_rope_scaled_context_too(tmp_path):
     assert "max_model_len" not in engine_kwargs(_cpu_config(model=str(scaled), num_gpu_blocks=200), "dummy")
 
 
-@pytest.mark.parametrize("command", [
+#: Engine commands given a request beyond llama-tiny's context (with -w and --model llama-tiny added).
+TOO_LONG_COMMANDS = [
     ["replay"],
     ["validate", "--policies", "fcfs", "-o", "{tmp}/v"],
     ["replay", "--num-gpu-blocks", "10"],
     ["replay", "--kv-cache-gib", "0.0001"],
-])
-def test_the_engine_commands_refuse_too_long_requests_without_starting_it(tmp_path, command):
+]
+
+#: ``profile --quick`` options whose KV cache is too small for the probes, and the fix its one line names.
+SMALL_CACHE_CASES = [
+    (["--emulate", "a100-llama3-8b", "--num-gpu-blocks", "3"], "give --num-gpu-blocks 46 or more"),
+    (["--emulate", "a100-llama3-8b", "--kv-cache-gib", "0.01"], "give --kv-cache-gib 0.09 (46 blocks) or more"),
+    (["--model", "llama-tiny", "--num-gpu-blocks", "3"], "give --num-gpu-blocks 7 or more"),
+]
+
+#: Runs ``ltrsched ARGS`` for each ARGS (a JSON list, argv[1]) in turn, in this fresh interpreter: each command's
+#: stderr (file descriptor 2: Python's and native writes alike) goes to its own file, stderr-<i>.txt, and a line
+#: of JSON on stdout says its exit code and whether vLLM was imported by its end.
+_ONE_INTERPRETER = """
+import json, os, sys
+from ltrsched.cli import main
+for i, args in enumerate(json.loads(sys.argv[1])):
+    sys.stderr.flush()
+    fd = os.open(f"stderr-{i}.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.dup2(fd, 2)
+    os.close(fd)
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    sys.stderr.flush()
+    print(json.dumps([code, "vllm" in sys.modules]), flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def refused_in_a_fresh_interpreter(tmp_path_factory):
+    """The refusals before an engine start whose tests check that vLLM was not imported (this process may have it):
+    :data:`TOO_LONG_COMMANDS` (on vLLM's CPU build) and :data:`SMALL_CACHE_CASES` (the llama-tiny one on the CPU
+    build), one after another in ONE fresh interpreter, not one each (its start, with torch's and transformers'
+    imports, was most of each test's time). A command that imported vLLM shows in its own result and every later
+    one's. By (case list name, index): (exit code, vLLM imported, stderr, the command's own directory)."""
+    from ltrsched.engine.platform import CPU, engine_platform
+
+    cpu = engine_platform() == CPU
+    root = tmp_path_factory.mktemp("refused")
+    path = root / "long.csv"
+    path.write_text("request_id,arrival_time,prompt_tokens,output_tokens\n0,0,10,3\n1,0,5000,4\n")
+    commands = {}
+    for i, command in enumerate(TOO_LONG_COMMANDS if cpu else []):
+        (root / f"too-long-{i}").mkdir()
+        commands["too long", i] = ([a.format(tmp=root / f"too-long-{i}") for a in command]
+                                   + ["-w", str(path), "--model", "llama-tiny"])
+    for i, (options, _) in enumerate(SMALL_CACHE_CASES):
+        if cpu or "--model" not in options:
+            commands["small cache", i] = ["profile", "--quick", "-o", "p.json", *options]
+    r = subprocess.run([sys.executable, "-c", _ONE_INTERPRETER, json.dumps(list(commands.values()))],
+                       capture_output=True, text=True, timeout=300, cwd=root)
+    done = [json.loads(line) for line in r.stdout.splitlines()]
+    failed = root / f"stderr-{len(done)}.txt"  # (the command it died in, if any)
+    assert r.returncode == 0 and len(done) == len(commands), (
+        r.stderr[-2000:], failed.read_text()[-2000:] if failed.exists() else None)
+    return {key: (code, imported, (root / f"stderr-{i}.txt").read_text(), root / f"too-long-{key[1]}")
+            for i, (key, (code, imported)) in enumerate(zip(commands, done))}
+
+
+@pytest.mark.parametrize("index", range(len(TOO_LONG_COMMANDS)),
+                         ids=[f"command{i}" for i in range(len(TOO_LONG_COMMANDS))])
+def test_the_engine_commands_refuse_too_long_requests_without_starting_it(refused_in_a_fresh_interpreter, index):
     """`replay -w long.csv` started the engine (about 12 s on a CPU, minutes on a GPU), then said the requests
     exceed its max_model_len 4096, which the model's config.json told before: now a moment, vLLM not imported."""
     from ltrsched.engine.platform import CPU, engine_platform
 
     if engine_platform() != CPU:
         pytest.skip("needs vLLM's CPU build")
-    path = tmp_path / "long.csv"
-    path.write_text("request_id,arrival_time,prompt_tokens,output_tokens\n0,0,10,3\n1,0,5000,4\n")
-    args = [a.format(tmp=tmp_path) for a in command] + ["-w", str(path), "--model", "llama-tiny"]
-    code = ("import sys, time\n"
-            "from ltrsched.cli import main\n"
-            "t = time.perf_counter()\n"
-            "try:\n"
-            f"    main({args!r})\n"
-            "except SystemExit as exc:\n"
-            "    print(exc.code, 'vllm' in sys.modules, time.perf_counter() - t)\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    status, imported, seconds = r.stdout.split()
-    assert (status, imported) == ("2", "False"), r.stderr[-2000:]  # (wall time: seconds, never asserted on a shared box)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr[-2000:]
+    command = TOO_LONG_COMMANDS[index]
+    status, imported, stderr, tmp_path = refused_in_a_fresh_interpreter["too long", index]
+    assert (status, imported) == (2, False), stderr[-2000:]  # (wall time: never asserted on a shared box)
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr[-2000:]
     assert ("holds 0 KV block(s)" if "0.0001" in command else "exceed the engine's max_model_len") in lines[0]
     assert not (tmp_path / "v").exists()
 
@@ -302,22 +356,24 @@ def test_an_idle_real_engine_waits_at_most_a_minute_for_the_next_arrival(monkeyp
     assert len(slept) == 2
 
 
-def test_simulate_does_not_replace_an_engine_run_in_its_out_dir(tmp_path):
+def test_simulate_does_not_replace_an_engine_run_in_its_out_dir(tmp_path, capsys):
     """`simulate -o RUN` on a directory holding `replay`'s run replaced the engine's requests.parquet and summary.json
     with the simulation's and removed its steps.parquet: an engine measurement (minutes of a GPU) lost."""
-    from test_cli_simulate import assert_one_line_error, run_cli
+    from cli_helpers import run_cli_fast
+    from test_cli_simulate import assert_one_line_error
 
     run = tmp_path / "run"
     run.mkdir()
     summary = '{"summary": {"steps": 6}, "meta": {"host": "cpu", "command": "ltrsched replay -w t.csv -o run"}}'
     for name, content in (("summary.json", summary), ("requests.parquet", "r"), ("steps.parquet", "s")):
         (run / name).write_text(content)
-    r = run_cli("simulate", "-w", "lmsys-like", "-n", "5", "-o", "run", cwd=tmp_path)
+    r = run_cli_fast(capsys, "simulate", "-w", "lmsys-like", "-n", "5", "-o", "run", cwd=tmp_path)
     assert_one_line_error(r, "--out run holds a run of the engine (`ltrsched replay -w t.csv -o run`), which this "
                              "`simulate` would replace: give another --out")
     assert [(run / n).read_text() for n in ("summary.json", "requests.parquet", "steps.parquet")] == [summary, "r", "s"]
-    assert run_cli("simulate", "-w", "lmsys-like", "-n", "5", "-o", "sim", cwd=tmp_path).returncode == 0
-    assert run_cli("simulate", "-w", "lmsys-like", "-n", "5", "-o", "sim", cwd=tmp_path).returncode == 0  # its own
+    assert run_cli_fast(capsys, "simulate", "-w", "lmsys-like", "-n", "5", "-o", "sim", cwd=tmp_path).returncode == 0
+    assert run_cli_fast(capsys, "simulate", "-w", "lmsys-like", "-n", "5", "-o", "sim",
+                        cwd=tmp_path).returncode == 0  # its own
 
 
 def _engine(config, blocks: int, context: int, profile=None):
@@ -354,29 +410,20 @@ def test_a_kv_cache_too_small_for_the_profiles_probes_names_the_smallest_that_wo
         check_probe_cache(_engine(cpu, 3, 256), quick=True, repeats=None)
 
 
-@pytest.mark.parametrize("options, fix", [
-    (["--emulate", "a100-llama3-8b", "--num-gpu-blocks", "3"], "give --num-gpu-blocks 46 or more"),
-    (["--emulate", "a100-llama3-8b", "--kv-cache-gib", "0.01"], "give --kv-cache-gib 0.09 (46 blocks) or more"),
-    (["--model", "llama-tiny", "--num-gpu-blocks", "3"], "give --num-gpu-blocks 7 or more"),
-])
-def test_profile_refuses_a_kv_cache_too_small_for_its_probes_before_the_engine_starts(options, fix):
+@pytest.mark.parametrize("index", range(len(SMALL_CACHE_CASES)),
+                         ids=[f"options{i}-{fix}" for i, (_, fix) in enumerate(SMALL_CACHE_CASES)])
+def test_profile_refuses_a_kv_cache_too_small_for_its_probes_before_the_engine_starts(refused_in_a_fresh_interpreter,
+                                                                                      index):
     """The cache's size is known before the start (the emulated engine's; a stated one on the CPU): said in a moment,
     vLLM not imported, where it took the engine's start (about 40 s on this machine) and its probes."""
     from ltrsched.engine.platform import CPU, engine_platform
 
+    options, fix = SMALL_CACHE_CASES[index]
     if "--model" in options and engine_platform() != CPU:
         pytest.skip("a stated KV cache of the CPU engine")
-    code = ("import sys, time\n"
-            "from ltrsched.cli import main\n"
-            "t = time.perf_counter()\n"
-            "try:\n"
-            f"    main({['profile', '--quick', '-o', 'p.json', *options]!r})\n"
-            "except SystemExit as exc:\n"
-            "    print(exc.code, 'vllm' in sys.modules, time.perf_counter() - t)\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    status, imported, seconds = r.stdout.split()
-    assert (status, imported) == ("2", "False"), r.stderr[-2000:]  # (1.5 s unloaded; timing is not asserted)
-    lines = r.stderr.strip().splitlines()
+    status, imported, stderr, _ = refused_in_a_fresh_interpreter["small cache", index]
+    assert (status, imported) == (2, False), stderr[-2000:]  # (1.5 s unloaded; timing is not asserted)
+    lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: the engine's KV cache of ") and lines[0].endswith(fix), lines
 
 

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
-from cli_helpers import run_cli_captured
+from cli_helpers import run_cli_captured, run_cli_fast
 
 from ltrsched.experiments.methods import make_spec
 from ltrsched.experiments.reference import load_reference, paper_value
-
-
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "ltrsched.cli", *args], capture_output=True, text=True, timeout=600)
 
 
 def test_reference_numbers_exact():
@@ -103,17 +97,17 @@ def test_a_second_experiment_keeps_the_first_in_the_report(quick_table1, tmp_pat
     assert r.returncode == 0 and "## Table 1:" not in (out / "REPRODUCTION.md").read_text()
 
 
-def test_sweep_file(tmp_path):
+def test_sweep_file(capsys, tmp_path):
     cfg = tmp_path / "sweep.toml"
     cfg.write_text('workloads = ["lmsys-like"]\npolicies = ["fcfs", "ltr:tau=0.8"]\nnum_requests = 150\n'
                    'arrival = "poisson"\nrates = [4.0, 8.0]\n')
-    r = run_cli("sweep", str(cfg), "--out", str(tmp_path / "o"), "--jobs", "1")
+    r = run_cli_fast(capsys, "sweep", str(cfg), "--out", str(tmp_path / "o"), "--jobs", "1")
     assert r.returncode == 0, r.stderr[-2000:]
     df = pl.read_csv(tmp_path / "o" / "sweep.csv")
     assert df.height == 4 and set(df["policy"]) == {"fcfs", "ltr:tau=0.8"}
     bad = tmp_path / "bad.toml"
     bad.write_text('policies = ["nope"]\n')
-    r = run_cli("sweep", str(bad))
+    r = run_cli_fast(capsys, "sweep", str(bad))
     assert r.returncode == 2 and "unknown policy" in r.stderr
 
 
@@ -162,18 +156,18 @@ def test_sweep_file_errors_are_one_line_before_any_run(tmp_path, capsys, name, c
 
 
 @pytest.mark.parametrize("router, column", [("rank", "score"), ("least-work", "predicted_length")])
-def test_a_sweeps_router_missing_a_column_is_told_the_sweep_key_not_the_cli_option(tmp_path, router, column):
+def test_a_sweeps_router_missing_a_column_is_told_the_sweep_key_not_the_cli_option(capsys, tmp_path, router, column):
     """`routers = ["rank"]` in a sweep file was told to use `--router rank:tau=0.62`, an option sweep has not."""
     from test_cli_simulate import assert_one_line_error
 
     path = tmp_path / "s.toml"
     path.write_text(_SWEEP_BASE + f'arrival = "poisson"\nrates = [4.0]\nreplicas = [2]\nrouters = ["{router}"]\n')
-    r = run_cli("sweep", str(path), "--out", str(tmp_path / "o"), "--jobs", "1")
+    r = run_cli_fast(capsys, "sweep", str(path), "--out", str(tmp_path / "o"), "--jobs", "1")
     assert_one_line_error(r, f"router {router!r} needs a {column!r} column, which workload 'lmsys-like' lacks")
     assert f'e.g. `routers = ["{router}:tau=0.62"]` in the sweep file' in r.stderr and "--router" not in r.stderr
 
 
-def test_sweep_block_size_follows_the_measured_profile(tmp_path):
+def test_sweep_block_size_follows_the_measured_profile(capsys, tmp_path):
     """A sweep models the KV blocks of the engine a measured profile came from (128 tokens for cpu-*), 16
     for the others, unless the file sets block_size; the cache key follows the block size actually used."""
     from ltrsched.experiments.runspec import RunSpec
@@ -181,7 +175,7 @@ def test_sweep_block_size_follows_the_measured_profile(tmp_path):
     def sizes(content, out):
         path = tmp_path / f"{out}.toml"
         path.write_text(_SWEEP_BASE + 'profiles = ["cpu-smollm2", "a100-llama3-8b"]\n' + content)
-        r = run_cli("sweep", str(path), "--out", str(tmp_path / out), "--jobs", "1")
+        r = run_cli_fast(capsys, "sweep", str(path), "--out", str(tmp_path / out), "--jobs", "1")
         assert r.returncode == 0, r.stderr[-2000:]
         found = {}
         for f in (tmp_path / out).rglob("summary.json"):
@@ -227,32 +221,32 @@ def test_full_reproduction_never_asks_more_sharegpt_prompts_than_the_eval_split_
             assert s.num_requests is None or s.num_requests <= EVAL_SIZE, (s.experiment, s.rate, s.num_requests)
 
 
-def test_no_room_for_a_kv_block_names_each_commands_own_settings(tmp_path):
+def test_no_room_for_a_kv_block_names_each_commands_own_settings(capsys, tmp_path):
     """A profile without GPU memory for one KV block is refused before any run, and the hint names what the
     command can set: simulate's options, a sweep file's block_size, capacity's --profile (sweep and capacity
     have no --block-size, --gpu-memory-utilization or --num-gpu-blocks option)."""
     from test_cli_simulate import assert_one_line_error
 
-    r = run_cli("simulate", "-n", "5", "--gpu-memory-utilization", "1e-9")
+    r = run_cli_fast(capsys, "simulate", "-n", "5", "--gpu-memory-utilization", "1e-9")
     assert_one_line_error(r, "16 tokens at --gpu-memory-utilization 1e-09; use a smaller --block-size or a larger "
                              "--gpu-memory-utilization, or set --num-gpu-blocks")
     path = tmp_path / "s.toml"
     path.write_text(_SWEEP_BASE + "block_size = 1000000000\n")
-    r = run_cli("sweep", str(path), "--out", str(tmp_path / "o"), "--jobs", "1")
+    r = run_cli_fast(capsys, "sweep", str(path), "--out", str(tmp_path / "o"), "--jobs", "1")
     assert_one_line_error(r, "1000000000 tokens in the 90% of its GPU memory the engine may use; set a smaller "
                              f"block_size in {path}")
     assert "--" not in r.stderr and not (tmp_path / "o" / "runs").exists()
     profile = json.loads((Path(__file__).parents[1] / "ltrsched/sim/profiles/a100-llama3-8b.json").read_text())
     profile.update(name="tiny-gpu", activation_reserve_bytes=profile["gpu_memory_bytes"] - 1)
     (tmp_path / "tiny.json").write_text(json.dumps(profile))
-    r = run_cli("capacity", "--slo", "ttft_p90=2", "-p", "fcfs", "--profile", str(tmp_path / "tiny.json"),
-                "-n", "20", "--out", str(tmp_path / "c"), "--jobs", "1")
+    r = run_cli_fast(capsys, "capacity", "--slo", "ttft_p90=2", "-p", "fcfs", "--profile", str(tmp_path / "tiny.json"),
+                     "-n", "20", "--out", str(tmp_path / "c"), "--jobs", "1")
     assert_one_line_error(r, "profile 'tiny-gpu' leaves no GPU memory for one KV block of 16 tokens "
                              "in the 90% of its GPU memory the engine may use; pick a profile with more GPU memory "
                              "(--profile)")
 
 
-def test_sweep_refuses_to_write_its_table_over_a_workload(tmp_path):
+def test_sweep_refuses_to_write_its_table_over_a_workload(capsys, tmp_path):
     """A sweep of the trace `sweep.csv` written to the trace's directory replaced it with the sweep table (exit 0)."""
     from test_cli_simulate import assert_one_line_error
 
@@ -260,6 +254,6 @@ def test_sweep_refuses_to_write_its_table_over_a_workload(tmp_path):
     trace.write_text("prompt_tokens,output_tokens\n" + "".join(f"{10 + i},{5 + i}\n" for i in range(20)))
     before = trace.read_bytes()
     (tmp_path / "s.toml").write_text('policies = ["fcfs"]\nworkloads = ["sweep.csv"]\n')
-    assert_one_line_error(run_cli("sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path)),
+    assert_one_line_error(run_cli_fast(capsys, "sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path)),
                           f"the sweep's workload {trace} would be overwritten by the output {trace}")
     assert trace.read_bytes() == before and not (tmp_path / "runs").exists()

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+from cli_helpers import run_cli_fast
 from test_cli_simulate import assert_one_line_error, run_cli
 
 EXITING_PLUGIN = """
@@ -103,7 +104,7 @@ def test_the_builtin_routers_run_on_read_only_columns():
         assert np.array_equal(result.requests["served_output_tokens"].to_numpy(), wl.df["output_tokens"].to_numpy())
 
 
-def test_a_trace_whose_first_10000_times_are_whole_seconds_loads(tmp_path):
+def test_a_trace_whose_first_10000_times_are_whole_seconds_loads(capsys, tmp_path):
     """Column types were inferred from the first 10,000 rows only: a trace whose first 10,000 arrival times were
     whole seconds, or whose token counts turned from 10 to 10.0 later, was refused ('cannot parse CSV: could not
     parse `10000.5` as dtype i64'). Both load, every value as written."""
@@ -119,31 +120,33 @@ def test_a_trace_whose_first_10000_times_are_whole_seconds_loads(tmp_path):
     assert df.height == n + 1
     assert np.array_equal(df["arrival_time"].to_numpy(), np.append(np.arange(n, dtype=float), n - 0.5))
     assert df["output_tokens"][-1] == 12 and df["prompt_tokens"][-1] == 7
-    r = run_cli("simulate", "-w", str(path), "-n", "3")
+    r = run_cli_fast(capsys, "simulate", "-w", str(path), "-n", "3")
     assert r.returncode == 0, r.stderr[-2000:]
 
 
-def test_capacity_of_one_request_is_refused(tmp_path):
+def test_capacity_of_one_request_is_refused(capsys, tmp_path):
     """capacity -n 1 (or a one-request trace) ran 9 rates, each the same run of one request at t = 0, and reported
     'above max', a capacity of 1024 req/s, exit 0: no rate can miss an SLO with one request. It is refused."""
-    r = run_cli("capacity", "--slo", "ttft_p90=2", "-p", "fcfs", "-w", "lmsys-like", "-n", "1", "--seeds", "1",
-                "--out", str(tmp_path / "cap"))
+    r = run_cli_fast(capsys, "capacity", "--slo", "ttft_p90=2", "-p", "fcfs", "-w", "lmsys-like", "-n", "1", "--seeds",
+                     "1",
+                             "--out", str(tmp_path / "cap"))
     assert_one_line_error(r, "--num-requests 1: a run of one request is the same at every rate")
     assert not (tmp_path / "cap").exists()
 
 
-def test_a_router_missing_its_column_is_told_its_own_tau_spec():
+def test_a_router_missing_its_column_is_told_its_own_tau_spec(capsys):
     """--router rank on a workload without scores advised `ltr:tau=0.62`, a policy spec (as --router: 'unknown
     router'); the advice names the router's own spec, and the spec advised runs."""
     for router, column in (("rank", "score"), ("least-work", "predicted_length")):
-        r = run_cli("simulate", "-w", "lmsys-like", "-n", "10", "--replicas", "2", "--router", router)
+        r = run_cli_fast(capsys, "simulate", "-w", "lmsys-like", "-n", "10", "--replicas", "2", "--router", router)
         assert_one_line_error(r, f"router {router!r} needs a {column!r} column")
         assert f"e.g. `--router {router}:tau=0.62`" in r.stderr and "ltr:tau" not in r.stderr, r.stderr
-        r = run_cli("simulate", "-w", "lmsys-like", "-n", "10", "--replicas", "2", "--router", f"{router}:tau=0.62")
+        r = run_cli_fast(capsys, "simulate", "-w", "lmsys-like", "-n", "10", "--replicas", "2", "--router",
+                         f"{router}:tau=0.62")
         assert r.returncode == 0, r.stderr[-2000:]
 
 
-def test_least_work_refuses_requests_without_a_predicted_length(tmp_path):
+def test_least_work_refuses_requests_without_a_predicted_length(capsys, tmp_path):
     """least-work on a workload whose predicted_length is missing for some requests (null: allowed by the schema)
     routed every request to replica 0 (a NaN work never compares less), exit 0: 400 of 400 on one of 4 replicas.
     It is a one-line error naming the first such request; with every length given, the requests spread."""
@@ -157,9 +160,9 @@ def test_least_work_refuses_requests_without_a_predicted_length(tmp_path):
         tmp_path / "partial.parquet")
     df.with_columns(predicted_length=length).write_parquet(tmp_path / "full.parquet")
     args = ("--arrival", "poisson", "--rate", "30", "--replicas", "4", "--router", "least-work")
-    r = run_cli("simulate", "-w", str(tmp_path / "partial.parquet"), *args)
+    r = run_cli_fast(capsys, "simulate", "-w", str(tmp_path / "partial.parquet"), *args)
     assert_one_line_error(r, "router 'least-work': 1 request(s) have no predicted_length (first: request 7)")
-    r = run_cli("simulate", "-w", str(tmp_path / "full.parquet"), *args, "--out", str(tmp_path / "run"))
+    r = run_cli_fast(capsys, "simulate", "-w", str(tmp_path / "full.parquet"), *args, "--out", str(tmp_path / "run"))
     assert r.returncode == 0, r.stderr[-2000:]
     routed = pl.read_parquet(tmp_path / "run" / "requests.parquet")["replica"].value_counts()
     assert routed.height == 4 and routed["count"].max() < 150
@@ -197,13 +200,13 @@ def test_plugin_code_raising_a_base_exception_is_one_line(tmp_path):
     assert r.returncode != 0 and "Traceback" in r.stderr and f'File "{plugin}", line {line}, in route' in r.stderr
 
 
-def test_plot_cdf_refuses_a_run_with_nothing_to_plot(tmp_path):
+def test_plot_cdf_refuses_a_run_with_nothing_to_plot(capsys, tmp_path):
     """plot cdf of a run whose requests have no latency (an empty requests table, or every metric missing) wrote
     an empty figure, exit 0, or left the run's line out beside other runs' lines; it names the run instead."""
     import polars as pl
 
     good = tmp_path / "good"
-    r = run_cli("simulate", "-w", "lmsys-like", "-n", "5", "--out", str(good))
+    r = run_cli_fast(capsys, "simulate", "-w", "lmsys-like", "-n", "5", "--out", str(good))
     assert r.returncode == 0, r.stderr[-2000:]
     empty, unfinished = tmp_path / "empty", tmp_path / "unfinished"
     requests = pl.read_parquet(good / "requests.parquet")
@@ -213,8 +216,8 @@ def test_plot_cdf_refuses_a_run_with_nothing_to_plot(tmp_path):
         (run / "summary.json").write_bytes((good / "summary.json").read_bytes())
         table.write_parquet(run / "requests.parquet")
         for runs in ([run], [good, run]):
-            r = run_cli("plot", "cdf", *map(str, runs), "--out", str(tmp_path / "cdf.png"))
+            r = run_cli_fast(capsys, "plot", "cdf", *map(str, runs), "--out", str(tmp_path / "cdf.png"))
             assert_one_line_error(r, f"{run}: no request of the run has a latency to plot")
             assert not (tmp_path / "cdf.png").exists()
-    r = run_cli("plot", "cdf", str(good), "--out", str(tmp_path / "cdf.png"))
+    r = run_cli_fast(capsys, "plot", "cdf", str(good), "--out", str(tmp_path / "cdf.png"))
     assert r.returncode == 0 and (tmp_path / "cdf.png").is_file(), r.stderr[-2000:]

@@ -11,7 +11,8 @@ from ltrsched.errors import UserError
 from ltrsched.policies import make_policy
 from ltrsched.routers import make_router
 from ltrsched.sim import SimConfig, simulate
-from test_cli_simulate import assert_one_line_error, run_cli
+from cli_helpers import run_cli_fast
+from test_cli_simulate import assert_one_line_error
 
 from conftest import make_workload
 
@@ -33,8 +34,9 @@ def test_integer_router_values_beyond_64_bits_are_refused():
     make_router(f"random:seed={2**63 - 1}")  # the largest still works
 
 
-def test_cli_huge_starvation_threshold_is_one_line():
-    assert_one_line_error(run_cli("simulate", "-w", "lmsys-like", "-n", "5", "--policy", f"fcfs:starve={HUGE}"),
+def test_cli_huge_starvation_threshold_is_one_line(capsys):
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", "lmsys-like", "-n", "5", "--policy",
+                                       f"fcfs:starve={HUGE}"),
                           "out of range")
 
 
@@ -50,18 +52,18 @@ def test_po_estimate_phase_longer_than_the_context_is_refused():
 
 # ---------------------------------------------------------------------------- sweep and capacity
 @pytest.mark.parametrize("extra", ['routers = ["least-outstanding"]\n', 'replicas = [1]\nrouters = ["least-kv"]\n'])
-def test_sweep_routers_without_a_cluster_are_refused(tmp_path, extra):
+def test_sweep_routers_without_a_cluster_are_refused(capsys, tmp_path, extra):
     """A sweep with routers but no replica count above 1 ran lone replicas and ignored the routers."""
     sweep = tmp_path / "s.toml"
     sweep.write_text('policies = ["fcfs"]\nworkloads = ["lmsys-like"]\nnum_requests = 5\n' + extra)
-    r = run_cli("sweep", str(sweep), "--out", str(tmp_path / "out"))
+    r = run_cli_fast(capsys, "sweep", str(sweep), "--out", str(tmp_path / "out"))
     assert_one_line_error(r, "'routers' = ")
     assert "add e.g. replicas = [1, 4]" in r.stderr and not (tmp_path / "out" / "sweep.csv").exists()
 
 
-def test_capacity_router_without_a_cluster_is_refused(tmp_path):
-    r = run_cli("capacity", "--slo", "ttft_p90=2", "-p", "fcfs", "--router", "least-outstanding",
-                "--out", str(tmp_path / "cap"))
+def test_capacity_router_without_a_cluster_is_refused(capsys, tmp_path):
+    r = run_cli_fast(capsys, "capacity", "--slo", "ttft_p90=2", "-p", "fcfs", "--router", "least-outstanding",
+                             "--out", str(tmp_path / "cap"))
     assert_one_line_error(r, "--router least-outstanding has no effect without --replicas above 1")
     assert not (tmp_path / "cap").exists()
 
@@ -97,23 +99,24 @@ def test_plot_cdf_tells_apart_runs_of_one_policy_with_other_settings(tmp_path):
                                   '{"summary": {}, "meta": {"config": [1, 2]}}',
                                   '{"summary": {}, "meta": {"replicas": "4"}}',
                                   '{"summary": {}, "meta": {"run_spec": {"replicas": 2.5}}}'])
-def test_plot_cdf_with_a_damaged_summary_is_one_line(tmp_path, text):
+def test_plot_cdf_with_a_damaged_summary_is_one_line(capsys, tmp_path, text):
     """A summary.json that is JSON but not a run summary ended in an AttributeError traceback."""
     run = _run(tmp_path, "run")
     (run / "summary.json").write_text(text)
-    assert_one_line_error(run_cli("plot", "cdf", str(run), "-o", str(tmp_path / "c.png")), "cannot read the run")
+    assert_one_line_error(run_cli_fast(capsys, "plot", "cdf", str(run), "-o",
+                                       str(tmp_path / "c.png")), "cannot read the run")
     assert not (tmp_path / "c.png").exists()
 
 
 @pytest.mark.parametrize("key, value", [("policies", '["fcfs", "srtf", "fcfs"]'), ("seeds", "[0, 0]"),
                                         ("rates", "[4, 4.0]"), ("workloads", '["lmsys-like", "lmsys-like"]')])
-def test_sweep_list_with_a_repeated_item_is_refused(tmp_path, key, value):
+def test_sweep_list_with_a_repeated_item_is_refused(capsys, tmp_path, key, value):
     """A repeated item ran once and appeared as identical rows in sweep.csv (4 rows, '1 runs simulated')."""
     lines = {"policies": '["fcfs"]', "workloads": '["lmsys-like"]', "arrival": '"poisson"', "rates": "[4.0]",
              "num_requests": "5", key: value}
     sweep = tmp_path / "s.toml"
     sweep.write_text("".join(f"{k} = {v}\n" for k, v in lines.items()))
-    assert_one_line_error(run_cli("sweep", str(sweep), "--out", str(tmp_path / "out")), f"'{key}' lists")
+    assert_one_line_error(run_cli_fast(capsys, "sweep", str(sweep), "--out", str(tmp_path / "out")), f"'{key}' lists")
 
 
 def test_finding_a_repeated_item_takes_linear_time():
@@ -136,9 +139,9 @@ def test_finding_a_repeated_item_takes_linear_time():
     assert first_repeat([[1], [2], [1]]) == [1] and first_repeat(("a", "b")) is None  # unhashable; tuples
 
 
-def test_capacity_option_given_twice_is_refused(tmp_path):
-    assert_one_line_error(run_cli("capacity", "--slo", "ttft_p90=2", "-p", "fcfs", "-p", "fcfs",
-                                  "--out", str(tmp_path / "cap")), "--policy fcfs is given twice")
+def test_capacity_option_given_twice_is_refused(capsys, tmp_path):
+    assert_one_line_error(run_cli_fast(capsys, "capacity", "--slo", "ttft_p90=2", "-p", "fcfs", "-p", "fcfs",
+                                               "--out", str(tmp_path / "cap")), "--policy fcfs is given twice")
 
 
 # ---------------------------------------------------------------------------- engine options
@@ -147,20 +150,21 @@ def test_capacity_option_given_twice_is_refused(tmp_path):
     (["--gpu-memory-utilization", "1e-300"], "or a larger --gpu-memory-utilization"),
     (["--num-gpu-blocks", "1"], "raise --num-gpu-blocks"),
 ])
-def test_cli_kv_capacity_errors_name_the_fix(args, message):
-    assert_one_line_error(run_cli("simulate", "-w", "lmsys-like", "-n", "5", *args), message)
+def test_cli_kv_capacity_errors_name_the_fix(capsys, args, message):
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", "lmsys-like", "-n", "5", *args), message)
 
 
-def test_simulate_out_over_an_earlier_run_leaves_none_of_its_steps(tmp_path):
+def test_simulate_out_over_an_earlier_run_leaves_none_of_its_steps(capsys, tmp_path):
     """A rerun without --record-steps into the directory of a run with them kept the old steps.parquet:
     `plot trace` then drew the earlier run's steps under the new run's name."""
     out = tmp_path / "run"
-    r = run_cli("simulate", "-w", "lmsys-like", "-n", "20", "--record-steps", "--out", str(out))
+    r = run_cli_fast(capsys, "simulate", "-w", "lmsys-like", "-n", "20", "--record-steps", "--out", str(out))
     assert r.returncode == 0 and (out / "steps.parquet").is_file(), r.stderr
-    r = run_cli("simulate", "-w", "lmsys-like", "-n", "3", "--policy", "srtf", "--out", str(out))
+    r = run_cli_fast(capsys, "simulate", "-w", "lmsys-like", "-n", "3", "--policy", "srtf", "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert not (out / "steps.parquet").exists()
-    assert_one_line_error(run_cli("plot", "trace", str(out), "-o", str(tmp_path / "t.json")), "no steps.parquet")
+    assert_one_line_error(run_cli_fast(capsys, "plot", "trace", str(out), "-o",
+                                       str(tmp_path / "t.json")), "no steps.parquet")
 
 
 # ---------------------------------------------------------------------------- workload files
@@ -186,7 +190,7 @@ def test_sharegpt_json_damaged_in_the_middle_is_refused(tmp_path):
         assert len(load_workload(str(path))) == (6 if cut == len(text) else 5)
 
 
-def test_csv_trace_keeps_its_predictor_columns(tmp_path):
+def test_csv_trace_keeps_its_predictor_columns(capsys, tmp_path):
     """A score column in a CSV trace was dropped: `--policy ltr` then said the workload lacked one."""
     from ltrsched.workloads import load_workload
 
@@ -194,10 +198,10 @@ def test_csv_trace_keeps_its_predictor_columns(tmp_path):
     path.write_text("arrival_time,prompt_tokens,output_tokens,score,predicted_length\n0,10,5,0.5,4\n1,20,7,0.1,9\n")
     wl = load_workload(str(path))
     assert wl.df["score"].to_list() == [0.5, 0.1] and wl.df["predicted_length"].to_list() == [4.0, 9.0]
-    r = run_cli("simulate", "-w", str(path), "--policy", "ltr")
+    r = run_cli_fast(capsys, "simulate", "-w", str(path), "--policy", "ltr")
     assert r.returncode == 0, r.stderr
     path.write_text("arrival_time,prompt_tokens,output_tokens,score\n0,10,5,high\n")
-    assert_one_line_error(run_cli("simulate", "-w", str(path)), "column score has non-numeric values")
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", str(path)), "column score has non-numeric values")
 
 
 def test_csv_trace_keeps_its_predictor_columns_in_any_case(tmp_path):
@@ -232,20 +236,22 @@ def test_jsonl_with_arrival_times_on_some_lines_only_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("rate", [[], ["--rate", "4"]])
-def test_replay_of_a_trace_without_timestamps_names_the_fix(tmp_path, rate):
+def test_replay_of_a_trace_without_timestamps_names_the_fix(capsys, tmp_path, rate):
     """Without --rate, replay arrivals of a workload with no arrival times were silently a burst."""
     message = "every request of lmsys-like arrives at t = 0 (no arrival times): use burst arrivals for that"
-    assert_one_line_error(run_cli("simulate", "-w", "lmsys-like", "-n", "5", "--arrival", "replay", *rate), message)
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", "lmsys-like", "-n", "5", "--arrival", "replay",
+                                       *rate), message)
     path = tmp_path / "w.jsonl"
     path.write_text('{"prompt": "a b c", "generated": "x y"}\n{"prompt": "a b c d", "generated": "x y z"}\n')
-    assert_one_line_error(run_cli("simulate", "-w", str(path), "--arrival", "replay", *rate),
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", str(path), "--arrival", "replay", *rate),
                           "every request of w arrives at t = 0")
 
 
-def test_capacity_on_a_small_workload_file_names_the_option(tmp_path):
+def test_capacity_on_a_small_workload_file_names_the_option(capsys, tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("arrival_time,prompt_tokens,output_tokens\n0,10,5\n1,20,7\n")
-    r = run_cli("capacity", "--slo", "ttft_p90=2", "-p", "fcfs", "-w", str(path), "--out", str(tmp_path / "cap"))
+    r = run_cli_fast(capsys, "capacity", "--slo", "ttft_p90=2", "-p", "fcfs", "-w", str(path), "--out",
+                     str(tmp_path / "cap"))
     assert_one_line_error(r, "has only 2 (runs have 4,000 requests per replica by default; give fewer with -n")
 
 
@@ -278,19 +284,22 @@ def test_a_parquet_row_is_checked_whichever_rows_a_sample_draws(tmp_path):
             load_workload(str(path), num_requests=2, seed=seed)
 
 
-def test_seeds_beyond_64_bits_are_one_line_errors(tmp_path):
+def test_seeds_beyond_64_bits_are_one_line_errors(capsys, tmp_path):
     """polars samples with a 64-bit seed: a larger one was an OverflowError traceback."""
     from ltrsched.workloads import load_workload
 
     with pytest.raises(UserError, match="seed must be in 0..2"):
         load_workload("sharegpt", num_requests=5, seed=2**64)
     assert len(load_workload("sharegpt", num_requests=5, seed=2**64 - 1)) == 5
-    assert_one_line_error(run_cli("simulate", "-n", "5", "--seed", str(10**30)), "--seed must be below 2**64")
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-n", "5", "--seed",
+                                       str(10**30)), "--seed must be below 2**64")
     sweep = tmp_path / "s.json"
     sweep.write_text('{"policies": ["fcfs"], "seeds": [18446744073709551616]}')
-    assert_one_line_error(run_cli("sweep", str(sweep), "--out", str(tmp_path / "o")), "'seeds' must be below 2**64")
-    assert_one_line_error(run_cli("capacity", "--slo", "ttft_p90=1", "-p", "fcfs", "--seed", str(2**64 - 2),
-                                  "--out", str(tmp_path / "c")), "--seed must be below 2**64 - 2")
+    assert_one_line_error(run_cli_fast(capsys, "sweep", str(sweep), "--out",
+                                       str(tmp_path / "o")), "'seeds' must be below 2**64")
+    assert_one_line_error(run_cli_fast(capsys, "capacity", "--slo", "ttft_p90=1", "-p", "fcfs", "--seed",
+                                       str(2**64 - 2),
+                                               "--out", str(tmp_path / "c")), "--seed must be below 2**64 - 2")
 
 
 @pytest.mark.parametrize("scoring, message", [
@@ -386,15 +395,15 @@ def test_azure_trace_as_published_is_read(tmp_path):
         load_workload(str(path))
 
 
-def test_plot_cdf_title_matplotlib_cannot_typeset_is_one_line(tmp_path):
+def test_plot_cdf_title_matplotlib_cannot_typeset_is_one_line(capsys, tmp_path):
     """Text between two $ is matplotlib math: an unknown command was a ParseFatalException traceback."""
     run = _run(tmp_path, "run")
     out = tmp_path / "c.png"
-    assert_one_line_error(run_cli("plot", "cdf", str(run), "-o", str(out), "--title", r"$\nosuch$ runs"),
+    assert_one_line_error(run_cli_fast(capsys, "plot", "cdf", str(run), "-o", str(out), "--title", r"$\nosuch$ runs"),
                           "matplotlib cannot typeset the math between its $ signs")
     assert not out.exists()
     for fine in (r"rate $\lambda$ = 4", "costs $5", r"\$5 and \$6"):
-        r = run_cli("plot", "cdf", str(run), "-o", str(out), "--title", fine)
+        r = run_cli_fast(capsys, "plot", "cdf", str(run), "-o", str(out), "--title", fine)
         assert r.returncode == 0, r.stderr
 
 
@@ -416,38 +425,39 @@ def test_a_router_answering_a_boolean_is_refused():
                          replicas=2, router=Comparing())
 
 
-def test_simulate_record_steps_without_out_is_refused():
+def test_simulate_record_steps_without_out_is_refused(capsys):
     """The steps were recorded and then dropped: nothing was written."""
-    assert_one_line_error(run_cli("simulate", "-w", "lmsys-like", "-n", "3", "--record-steps"),
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", "lmsys-like", "-n", "3", "--record-steps"),
                           "--record-steps writes steps.parquet into the run directory; add --out DIR")
 
 
-def test_simulate_memory_utilization_with_a_block_count_is_refused():
+def test_simulate_memory_utilization_with_a_block_count_is_refused(capsys):
     """--num-gpu-blocks sets the KV size: --gpu-memory-utilization beside it was silently ignored."""
-    assert_one_line_error(run_cli("simulate", "-w", "lmsys-like", "-n", "3", "--num-gpu-blocks", "500",
-                                  "--gpu-memory-utilization", "0.5"), "--gpu-memory-utilization has no effect")
-    r = run_cli("simulate", "-w", "lmsys-like", "-n", "3", "--num-gpu-blocks", "500")
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", "lmsys-like", "-n", "3", "--num-gpu-blocks", "500",
+                                               "--gpu-memory-utilization", "0.5"),
+                          "--gpu-memory-utilization has no effect")
+    r = run_cli_fast(capsys, "simulate", "-w", "lmsys-like", "-n", "3", "--num-gpu-blocks", "500")
     assert r.returncode == 0, r.stderr
 
 
-def test_sweep_checks_every_workload_file_before_the_first_run(tmp_path):
+def test_sweep_checks_every_workload_file_before_the_first_run(capsys, tmp_path):
     """A damaged second workload failed only after the first one's runs had been computed."""
     good, bad = tmp_path / "a.csv", tmp_path / "b.csv"
     good.write_text("arrival_time,prompt_tokens,output_tokens\n0,10,5\n1,20,7\n")
     bad.write_text("arrival_time,prompt_tokens,output_tokens\n0,10,5\n1,20,0\n")
     sweep = tmp_path / "s.toml"
     sweep.write_text(f'policies = ["fcfs", "srtf"]\nworkloads = ["{good}", "{bad}"]\n')
-    assert_one_line_error(run_cli("sweep", str(sweep), "--out", str(tmp_path / "out"), "--jobs", "1"),
+    assert_one_line_error(run_cli_fast(capsys, "sweep", str(sweep), "--out", str(tmp_path / "out"), "--jobs", "1"),
                           "output_tokens < 1")
     assert not (tmp_path / "out" / "runs").exists()
 
 
-def test_sweep_checks_arrivals_before_the_first_run(tmp_path):
+def test_sweep_checks_arrivals_before_the_first_run(capsys, tmp_path):
     """A duration the requests cannot fill at the second rate failed only after the first rate's runs."""
     sweep = tmp_path / "s.toml"
     sweep.write_text('policies = ["fcfs"]\nworkloads = ["lmsys-like"]\nnum_requests = 20\narrival = "poisson"\n'
                      'rates = [50.0, 0.5]\nduration = 10\n')
-    assert_one_line_error(run_cli("sweep", str(sweep), "--out", str(tmp_path / "out"), "--jobs", "1"),
+    assert_one_line_error(run_cli_fast(capsys, "sweep", str(sweep), "--out", str(tmp_path / "out"), "--jobs", "1"),
                           "the workload has only 20 requests")
     assert not (tmp_path / "out" / "runs").exists()
 
@@ -491,7 +501,7 @@ _SG_ONE = f"[{json.dumps(_conversation(0))},\n".encode()
     ("sg.json", _SG_ONE + b'{"id": "c1", "conversations": [{"from": "human", "value": "q \xff two"}, '
                           b'{"from": "gpt", "value": "a two"}]}]', "sg.json:2: not valid UTF-8: byte 0xff (byte 62"),
 ])
-def test_invalid_utf8_in_a_workload_file_is_named_by_line_and_byte(tmp_path, name, content, where):
+def test_invalid_utf8_in_a_workload_file_is_named_by_line_and_byte(capsys, tmp_path, name, content, where):
     """Invalid bytes of a jsonl or ShareGPT file were replaced (errors="replace"): a prompt, and its token count,
     changed silently; a CSV said "invalid utf-8 sequence" without a line, or replaced bytes of its header."""
     import re
@@ -502,7 +512,7 @@ def test_invalid_utf8_in_a_workload_file_is_named_by_line_and_byte(tmp_path, nam
     path.write_bytes(content)
     with pytest.raises(UserError, match=re.escape(where)):
         load_workload(str(path))
-    assert_one_line_error(run_cli("simulate", "-w", str(path)), where)
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", str(path)), where)
 
 
 def test_sharegpt_file_cut_inside_its_last_character_is_read_in_part(tmp_path):
@@ -515,19 +525,19 @@ def test_sharegpt_file_cut_inside_its_last_character_is_read_in_part(tmp_path):
     assert load_workload(str(path)).df["prompt"].to_list() == ["question number 0 about things"]
 
 
-def test_sweep_profile_path_with_a_nul_byte_is_one_line(tmp_path):
+def test_sweep_profile_path_with_a_nul_byte_is_one_line(capsys, tmp_path):
     """A JSON sweep file can spell a NUL byte ("\\u0000"): a profile path holding one was a ValueError
     traceback ("embedded null byte") from the file read."""
     sweep = tmp_path / "s.json"
     sweep.write_text('{"policies": ["fcfs"], "workloads": ["lmsys-like"], "num_requests": 5, '
                      '"profiles": ["p\\u0000.json"]}')
-    assert_one_line_error(run_cli("sweep", str(sweep), "--out", str(tmp_path / "out")),
+    assert_one_line_error(run_cli_fast(capsys, "sweep", str(sweep), "--out", str(tmp_path / "out")),
                           "cannot read profile file '" + str(tmp_path / "p") + "\\x00.json': embedded null byte")
     assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("values, dtype", [(["fast"] * 12, "String"), ([[0.1, 0.2]] * 12, "List(Float64)")])
-def test_plot_cdf_with_a_metric_column_that_is_not_numbers_is_one_line(tmp_path, values, dtype):
+def test_plot_cdf_with_a_metric_column_that_is_not_numbers_is_one_line(capsys, tmp_path, values, dtype):
     """A requests.parquet whose ttft column held text or lists ended in an InvalidOperationError traceback while
     drawing; numbers written as text still plot."""
     import polars as pl
@@ -535,15 +545,15 @@ def test_plot_cdf_with_a_metric_column_that_is_not_numbers_is_one_line(tmp_path,
     run = _run(tmp_path, "run")
     requests = pl.read_parquet(run / "requests.parquet")
     requests.with_columns(ttft=pl.Series(values)).write_parquet(run / "requests.parquet")
-    assert_one_line_error(run_cli("plot", "cdf", str(run), "-o", str(tmp_path / "c.png")),
+    assert_one_line_error(run_cli_fast(capsys, "plot", "cdf", str(run), "-o", str(tmp_path / "c.png")),
                           f"its requests column 'ttft' holds {dtype}, not numbers")
     assert not (tmp_path / "c.png").exists()
     requests.with_columns(pl.col("ttft").cast(pl.String)).write_parquet(run / "requests.parquet")
-    assert run_cli("plot", "cdf", str(run), "-o", str(tmp_path / "c.png")).returncode == 0
+    assert run_cli_fast(capsys, "plot", "cdf", str(run), "-o", str(tmp_path / "c.png")).returncode == 0
 
 
 @pytest.mark.parametrize("value, shown", [(1.7e308, "1.7e+308"), (-1e308, "-1e+308"), (1e300, "1e+300")])
-def test_plot_cdf_of_latencies_near_float64s_largest_is_one_line(tmp_path, value, shown):
+def test_plot_cdf_of_latencies_near_float64s_largest_is_one_line(capsys, tmp_path, value, shown):
     """A requests.parquet holding latencies near 1.7e308 (or -1e308) ended in a ValueError traceback from
     matplotlib's tick locator; 1e300 beside ordinary values printed an overflow RuntimeWarning. Values up to 1e12 s
     still plot, without a warning."""
@@ -553,16 +563,16 @@ def test_plot_cdf_of_latencies_near_float64s_largest_is_one_line(tmp_path, value
     requests = pl.read_parquet(run / "requests.parquet")
     requests.with_columns(latency_per_token=pl.when(pl.col("request_id") < 6).then(value)
                           .otherwise(pl.col("latency_per_token"))).write_parquet(run / "requests.parquet")
-    assert_one_line_error(run_cli("plot", "cdf", str(run), "-o", str(tmp_path / "c.png")),
+    assert_one_line_error(run_cli_fast(capsys, "plot", "cdf", str(run), "-o", str(tmp_path / "c.png")),
                           f"its requests column 'latency_per_token' holds 6 value(s) outside [0, 1e+12] (first: {shown})")
     assert not (tmp_path / "c.png").exists()
     requests.with_columns(latency_per_token=pl.when(pl.col("request_id") < 6).then(1e12)
                           .otherwise(pl.col("latency_per_token"))).write_parquet(run / "requests.parquet")
-    r = run_cli("plot", "cdf", str(run), "-o", str(tmp_path / "c.png"))
+    r = run_cli_fast(capsys, "plot", "cdf", str(run), "-o", str(tmp_path / "c.png"))
     assert r.returncode == 0 and "Warning" not in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
 
 
-def test_sweep_and_capacity_name_their_own_fix_for_a_request_too_long(tmp_path):
+def test_sweep_and_capacity_name_their_own_fix_for_a_request_too_long(capsys, tmp_path):
     """A request longer than the profile's context (another model's lengths) was told to 'raise max_model_len
     (--max-model-len)', an option sweep has not (its key is max_model_len), naming no workload among a sweep's; one that can
     never fit the KV cache to 'raise --num-gpu-blocks', likewise."""
@@ -572,7 +582,7 @@ def test_sweep_and_capacity_name_their_own_fix_for_a_request_too_long(tmp_path):
     long.write_text("prompt_tokens,output_tokens\n10,5\n9000,5\n")
     sweep = tmp_path / "s.toml"
     sweep.write_text(f'policies = ["fcfs"]\nworkloads = ["{long}"]\n')
-    r = run_cli("sweep", str(sweep), "--out", str(tmp_path / "out"), "--jobs", "1")
+    r = run_cli_fast(capsys, "sweep", str(sweep), "--out", str(tmp_path / "out"), "--jobs", "1")
     assert_one_line_error(r, f"workload '{long}' on profile 'a100-llama3-8b': 1 request(s) exceed the profile's context "
                              "limit of 8192 tokens (first: request 1, prompt 9000 + output 5); if the model takes longer contexts, "
                              "set max_model_len (tokens) in the sweep file")
@@ -587,8 +597,9 @@ def test_sweep_and_capacity_name_their_own_fix_for_a_request_too_long(tmp_path):
     assert kv_capacity_blocks(SimConfig(profile=str(tmp_path / "small.json"))) == 20
     wide = tmp_path / "wide.csv"
     wide.write_text("prompt_tokens,output_tokens\n" + "10,5\n" * 300 + "4000,4000\n")
-    r = run_cli("capacity", "-w", str(wide), "--profile", str(tmp_path / "small.json"), "-p", "fcfs", "--slo",
-                "ttft_p90=1", "-n", "301", "--seeds", "1", "--jobs", "1", "--out", str(tmp_path / "cap"))
+    r = run_cli_fast(capsys, "capacity", "-w", str(wide), "--profile", str(tmp_path / "small.json"), "-p", "fcfs",
+                     "--slo",
+                             "ttft_p90=1", "-n", "301", "--seeds", "1", "--jobs", "1", "--out", str(tmp_path / "cap"))
     assert_one_line_error(r, f"on profile '{tmp_path / 'small.json'}': 1 request(s) can never fit the KV cache of 20 "
                              "usable blocks (first: request ")
     assert "needs 500 blocks of 16 tokens); use a profile with more GPU memory, or leave such requests out" in r.stderr

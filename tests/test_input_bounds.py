@@ -15,7 +15,8 @@ from ltrsched.predictors.config import PredictorConfig
 from ltrsched.sim import SimConfig, simulate
 from ltrsched.sim.profiles import load_profile, profile_to_dict
 from ltrsched.workloads import Workload, apply_arrivals, load_workload
-from test_cli_simulate import assert_one_line_error, run_cli
+from cli_helpers import run_cli_fast
+from test_cli_simulate import assert_one_line_error
 
 from conftest import LinearProfile, make_workload
 
@@ -68,8 +69,9 @@ def test_absurd_profiles_are_refused_naming_the_field(tmp_path, mutate, message)
     (lambda d: d.update(overhead_s_per_step=1e308), "'overhead_s_per_step'"),
     (lambda d: d.update(host_link_bytes_per_s=1e-300), "'host_link_bytes_per_s'"),
 ])
-def test_cli_refuses_absurd_profiles(tmp_path, mutate, message):
-    r = run_cli("simulate", "-n", "50", "--num-gpu-blocks", "100", "--profile", _profile_file(tmp_path, mutate))
+def test_cli_refuses_absurd_profiles(capsys, tmp_path, mutate, message):
+    r = run_cli_fast(capsys, "simulate", "-n", "50", "--num-gpu-blocks", "100", "--profile",
+                     _profile_file(tmp_path, mutate))
     assert_one_line_error(r, message)
 
 
@@ -97,16 +99,17 @@ def test_arrivals_too_late_for_float_time_are_refused():
 
 
 @pytest.mark.parametrize("rate, n", [("1e-300", "5"), ("1e-308", "50")])
-def test_cli_refuses_a_vanishing_rate(rate, n):
+def test_cli_refuses_a_vanishing_rate(capsys, rate, n):
     """At 1e-308 req/s the arrival times overflow float64: numpy's RuntimeWarning (two lines) came before the error."""
-    assert_one_line_error(run_cli("simulate", "-n", n, "--arrival", "poisson", "--rate", rate),
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-n", n, "--arrival", "poisson", "--rate", rate),
                           "must stay below 1e+08 s")
 
 
-def test_cli_refuses_a_replayed_trace_near_1e300(tmp_path):
+def test_cli_refuses_a_replayed_trace_near_1e300(capsys, tmp_path):
     path = tmp_path / "late.parquet"
     make_workload([10] * 2, [5] * 2, arrivals=[0.0, 1e300]).save(path)
-    assert_one_line_error(run_cli("simulate", "-w", str(path), "--arrival", "replay"), "must stay below 1e+08 s")
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", str(path), "--arrival",
+                                       "replay"), "must stay below 1e+08 s")
 
 
 # ---------------------------------------------------------------------------- token columns
@@ -114,10 +117,11 @@ def test_cli_refuses_a_replayed_trace_near_1e300(tmp_path):
     "arrival_time,prompt_tokens,output_tokens\n0,true,5\n1,false,7\n",
     "arrival_time,prompt_tokens,output_tokens\n0,12,true\n1,3,true\n",
 ])
-def test_csv_boolean_token_values_are_refused(tmp_path, content):
+def test_csv_boolean_token_values_are_refused(capsys, tmp_path, content):
     path = tmp_path / "trace.csv"
     path.write_text(content)
-    assert_one_line_error(run_cli("simulate", "-w", str(path)), "has non-numeric values (Boolean, first: True)")
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w",
+                                       str(path)), "has non-numeric values (Boolean, first: True)")
 
 
 @pytest.mark.parametrize("column", ["prompt_tokens", "output_tokens", "arrival_time", "score"])
@@ -187,9 +191,9 @@ def test_damaged_predictor_config_is_refused_before_allocating(tmp_path, changes
     assert str(d / "predictor.json") in str(err.value) and message in str(err.value)
 
 
-def test_cli_predict_with_a_huge_dim_is_one_line(tmp_path):
+def test_cli_predict_with_a_huge_dim_is_one_line(capsys, tmp_path):
     d = _checkpoint(tmp_path, dim=2**36)
-    r = run_cli("predict", "-m", str(d), "-w", "sharegpt", "-o", str(tmp_path / "scored.parquet"))
+    r = run_cli_fast(capsys, "predict", "-m", str(d), "-w", "sharegpt", "-o", str(tmp_path / "scored.parquet"))
     assert_one_line_error(r, "dim must be in [0, 16777216], got 68719476736")
 
 

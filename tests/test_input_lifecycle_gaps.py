@@ -13,14 +13,15 @@ import pytest
 
 from ltrsched.errors import UserError
 from ltrsched.workloads.loaders import load_workload
-from test_cli_simulate import assert_one_line_error, run_cli
+from cli_helpers import run_cli_fast
+from test_cli_simulate import assert_one_line_error
 
 
 # -- two columns for one field of a .csv ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("first, second", [("arrival_time", "timestamp"), ("TIMESTAMP", "arrived_at"),
                                            ("arrival_time_ms", "timestamp_ms")])
-def test_a_csv_with_two_arrival_columns_names_both(tmp_path, first, second):
+def test_a_csv_with_two_arrival_columns_names_both(capsys, tmp_path, first, second):
     """``arrival_time`` beside ``timestamp``: the first in CSV_COLUMNS' order was used, whichever held the times."""
     path = tmp_path / "t.csv"
     path.write_text(f"{first},{second},prompt_tokens,output_tokens\n0,5,3,4\n1,9,3,4\n")
@@ -28,7 +29,7 @@ def test_a_csv_with_two_arrival_columns_names_both(tmp_path, first, second):
                                         "which does\\? keep one \\(drop or rename the other\\)$") as info:
         load_workload(str(path))
     assert repr(first) in str(info.value) and repr(second) in str(info.value)
-    assert_one_line_error(run_cli("simulate", "-w", str(path)), "both give the arrival times")
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", str(path)), "both give the arrival times")
 
 
 def test_a_csv_with_two_prompt_length_columns_names_both(tmp_path):
@@ -47,7 +48,7 @@ def test_a_csv_with_one_name_per_field_still_loads(tmp_path):
 # -- a slow millisecond trace from 0 ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("n, gap_ms", [(50, 1500.0), (100, 500.0), (12, 2000.0), (100, 1500.0)])
-def test_a_slow_millisecond_trace_from_zero_warns(tmp_path, n, gap_ms):
+def test_a_slow_millisecond_trace_from_zero_warns(capsys, tmp_path, n, gap_ms):
     """Times from 0 in ms, 0.5-2 s apart: read as seconds, a span under a day, so the days rule did not warn (50
     requests 1.5 s apart: 20 hours, gaps of 25 minutes), and the run replayed 1000x slower, silently."""
     from ltrsched.workloads.arrivals import seconds_unit_warning
@@ -56,7 +57,7 @@ def test_a_slow_millisecond_trace_from_zero_warns(tmp_path, n, gap_ms):
     assert seconds_unit_warning(times) is not None
     path = tmp_path / "t.csv"
     pl.DataFrame({"arrival_time": times, "prompt_tokens": [5] * n, "output_tokens": [5] * n}).write_csv(path)
-    r = run_cli("simulate", "-w", str(path), "--arrival", "replay")
+    r = run_cli_fast(capsys, "simulate", "-w", str(path), "--arrival", "replay")
     assert r.returncode == 0, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"warning: {path}: its arrival times, read as seconds")
@@ -123,7 +124,7 @@ def test_a_conversations_parquet_uses_its_own_token_counts(tmp_path, capsys):
         assert "prompt_tokens differ from the Llama-3 count of their text (first: id 'c0', 100 given" in err[0]
         assert err[0].endswith("counted); the file's counts are used")
     assert workload_fingerprint(str(path))["counts"] == "given"  # (runs cached before recounted the text)
-    r = run_cli("simulate", "-w", str(path))
+    r = run_cli_fast(capsys, "simulate", "-w", str(path))
     assert r.returncode == 0 and r.stderr.count("the file's counts are used") == 2, r.stderr
 
 
@@ -152,10 +153,10 @@ def test_counts_that_match_the_text_carry_no_warning(tmp_path, capsys):
     ([5.0, float("nan"), 6.0], "row 2 (id 'c1'): prompt_tokens nan is not a whole number"),
     (["5", "6", "7"], "column prompt_tokens holds String values (first: '5'), not token counts"),
 ])
-def test_bad_counts_of_a_conversations_parquet_are_one_line_errors(tmp_path, values, message):
+def test_bad_counts_of_a_conversations_parquet_are_one_line_errors(capsys, tmp_path, values, message):
     """A count of 0 or -1 was no error: the paper's selection would have dropped the turn as ineligible, silently."""
     path = _conversations(tmp_path / "c.parquet", {"prompt_tokens": values})
-    assert_one_line_error(run_cli("simulate", "-w", str(path)), message)
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", str(path)), message)
 
 
 def test_a_parse_cached_before_counts_were_used_is_not_reused(tmp_path, monkeypatch, capsys):
@@ -172,21 +173,24 @@ def test_a_parse_cached_before_counts_were_used_is_not_reused(tmp_path, monkeypa
 
 # -- found by the audit ---------------------------------------------------------------------------------------------
 
-def test_an_empty_workload_name_says_so():
+def test_an_empty_workload_name_says_so(capsys):
     """``-w ''`` said "workload '' is a directory, not a file" (Path("") is the current directory)."""
-    assert_one_line_error(run_cli("simulate", "-w", ""), "no workload given (the name '' is empty): give a built-in")
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w",
+                                       ""), "no workload given (the name '' is empty): give a built-in")
 
 
 @pytest.mark.parametrize("value", ["inf", "1e23", "nan"])
-def test_an_infinite_or_huge_token_count_is_a_plain_error(tmp_path, value):
+def test_an_infinite_or_huge_token_count_is_a_plain_error(capsys, tmp_path, value):
     """inf and 1e23 are integral floats: the cast to Int64 failed with polars' own message ("conversion from `f64` to
     `i64` failed in column 'prompt_tokens' for 1 out of 1 values: [inf]")."""
     path = tmp_path / "t.parquet"
     pl.DataFrame({"prompt_tokens": [3.0, float(value)], "output_tokens": [4, 5]}).write_parquet(path)
-    assert_one_line_error(run_cli("simulate", "-w", str(path)), "column prompt_tokens has 1 value(s) that are not "
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w",
+                                       str(path)), "column prompt_tokens has 1 value(s) that are not "
                                                                 "finite or beyond 2**53 (first: ")
     (tmp_path / "t.csv").write_text(f"prompt_tokens,output_tokens\n3,4\n{value.replace('nan', 'inf')},5\n")
-    assert_one_line_error(run_cli("simulate", "-w", str(tmp_path / "t.csv")), "that are not finite or beyond 2**53")
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w",
+                                       str(tmp_path / "t.csv")), "that are not finite or beyond 2**53")
 
 
 def test_an_unsigned_count_beyond_int64_is_a_plain_error(tmp_path):
@@ -198,21 +202,21 @@ def test_an_unsigned_count_beyond_int64_is_a_plain_error(tmp_path):
         load_workload(str(path))
 
 
-def test_conversations_in_a_jsonl_and_prompts_in_a_json_array_name_the_other_format(tmp_path):
+def test_conversations_in_a_jsonl_and_prompts_in_a_json_array_name_the_other_format(capsys, tmp_path):
     import json
 
     message = [{"role": "user", "content": "hello there my friend"}, {"role": "assistant", "content": "hi back to you"}]
     (tmp_path / "c.jsonl").write_text(json.dumps({"messages": message}) + "\n")  # OpenAI's chat format: read
-    assert run_cli("simulate", "-w", str(tmp_path / "c.jsonl")).returncode == 0
+    assert run_cli_fast(capsys, "simulate", "-w", str(tmp_path / "c.jsonl")).returncode == 0
     (tmp_path / "m.jsonl").write_text(json.dumps({"prompt": "hello", "output_tokens": 3}) + "\n"
                                       + json.dumps({"messages": message}) + "\n")
-    assert_one_line_error(run_cli("simulate", "-w", str(tmp_path / "m.jsonl")),
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", str(tmp_path / "m.jsonl")),
                           "m.jsonl:2: expected an object with string fields 'prompt' and 'generated' (or, instead of "
                           "a text, its length: 'prompt_tokens', 'output_tokens'; Mooncake's 'input_length', "
                           "'output_length'); this line is a conversation and the first line is not: a .jsonl holds "
                           "requests or conversations (OpenAI's chat format), one kind on every line")
     (tmp_path / "p.json").write_text(json.dumps([{"prompt": "hello there friend", "generated": "ok then"}] * 2))
-    assert_one_line_error(run_cli("simulate", "-w", str(tmp_path / "p.json")),
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", str(tmp_path / "p.json")),
                           "2 with no messages (first: record 1: no 'conversations', 'items', 'conversation' or "
                           "'messages' list ('prompt' text: a .jsonl format))")
 
@@ -262,15 +266,17 @@ def test_a_flat_parquet_reads_a_count_under_another_name_beside_the_text(tmp_pat
     assert df["prompt_tokens"].to_list() == [4, 5] and df["output_tokens"].to_list() == [3, 4]
 
 
-def test_a_parquet_with_ours_keeps_ours_and_one_with_two_other_names_is_refused(tmp_path):
+def test_a_parquet_with_ours_keeps_ours_and_one_with_two_other_names_is_refused(capsys, tmp_path):
     path = tmp_path / "t.parquet"
     pl.DataFrame({"prompt_tokens": [4, 5], "input_tokens": [9, 9], "output_tokens": [3, 4]}).write_parquet(path)
     assert load_workload(str(path)).df["prompt_tokens"].to_list() == [4, 5]  # (input_tokens travels along)
     pl.DataFrame({"input_tokens": [4, 5], "prompt_len": [9, 9], "output_tokens": [3, 4]}).write_parquet(path)
-    assert_one_line_error(run_cli("simulate", "-w", str(path)), "t.parquet: columns 'input_tokens' and 'prompt_len' "
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w",
+                                       str(path)), "t.parquet: columns 'input_tokens' and 'prompt_len' "
                                                                 "both give the prompt_tokens; which does? keep one")
     _conversations(path, {"input_tokens": [4, 5, 6], "num_prefill_tokens": [9, 9, 9]})
-    assert_one_line_error(run_cli("simulate", "-w", str(path)), "columns 'input_tokens' and 'num_prefill_tokens' both "
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w",
+                                       str(path)), "columns 'input_tokens' and 'num_prefill_tokens' both "
                                                                 "give the prompt_tokens")
 
 

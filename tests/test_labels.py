@@ -15,7 +15,7 @@ from ltrsched.errors import UserError
 from ltrsched.models import LLAMA_TINY
 from ltrsched.workloads.labels import LABEL_COLUMNS, prompt_digest
 from cli_helpers import run_cli_fast
-from test_cli_simulate import assert_one_line_error, run_cli
+from test_cli_simulate import assert_one_line_error
 
 
 def _window(split: str, n: int) -> pl.DataFrame:
@@ -110,7 +110,7 @@ def test_damaged_labels_file_is_one_line(tmp_path, capsys, edit, message):
     (401, "stop", "more than its cap: the server stops at max_tokens"),
     (399, "length", "a length finish below the cap (`ltrsched label` serves only prompts with room for max_tokens)"),
 ])
-def test_labels_inconsistent_with_their_cap_are_one_line(tmp_path, output, finish, why):
+def test_labels_inconsistent_with_their_cap_are_one_line(capsys, tmp_path, output, finish, why):
     """A label longer than its own max_tokens (impossible: the server stops there), or a 'length' finish short
     of it, was read as a served length; the error names the row, its key and the values."""
     from ltrsched.workloads import load_workload
@@ -120,7 +120,7 @@ def test_labels_inconsistent_with_their_cap_are_one_line(tmp_path, output, finis
     edit = lambda out, fin: labels.with_columns(output_tokens=pl.when(row).then(out).otherwise("output_tokens"),  # noqa: E731
                                                 finish_reason=pl.when(row).then(pl.lit(fin)).otherwise("finish_reason"))
     edit(output, finish).write_parquet(tmp_path / "bad.parquet")
-    assert_one_line_error(run_cli("simulate", "-w", str(tmp_path / "bad.parquet")),
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", str(tmp_path / "bad.parquet")),
                           f"bad: row 13 of 22 (key {labels['key'][12]!r}, run main) has output_tokens {output}, "
                           f"max_tokens 400, finish_reason {finish!r}: {why}; 1 row(s) so")
     # what a server does make: an EOS as the last allowed token is a stop at the cap
@@ -128,19 +128,19 @@ def test_labels_inconsistent_with_their_cap_are_one_line(tmp_path, output, finis
     assert load_workload(str(tmp_path / "eos-at-cap.parquet")).df["output_tokens"][2] == 400
 
 
-def test_train_and_evaluate_on_a_labels_file_without_prompt_text(tmp_path):
+def test_train_and_evaluate_on_a_labels_file_without_prompt_text(capsys, tmp_path):
     """`train --data LABELS` trains on the train split's served lengths and reports tau on the eval split's."""
     labels = synthetic_labels(tmp_path / "l.parquet", num_train=60, num_eval=25)
     assert "prompt" not in labels.columns
-    r = run_cli("train", "--data", str(tmp_path / "l.parquet"), "--epochs", "1", "--out", str(tmp_path / "ck"))
+    r = run_cli_fast(capsys, "train", "--data", str(tmp_path / "l.parquet"), "--epochs", "1", "--out", str(tmp_path / "ck"))
     assert r.returncode == 0, r.stderr[-2000:]
     assert "trained on 60 prompts; held-out (25) Kendall tau" in r.stdout
-    r = run_cli("evaluate", "-m", str(tmp_path / "ck"), "--data", str(tmp_path / "l.parquet"))
+    r = run_cli_fast(capsys, "evaluate", "-m", str(tmp_path / "ck"), "--data", str(tmp_path / "l.parquet"))
     assert r.returncode == 0 and json.loads(r.stdout)["num_prompts"] == 25
 
 
 @pytest.mark.parametrize("column", ["split", "key"])
-def test_predict_column_must_not_clobber_a_labels_column(tmp_path, column):
+def test_predict_column_must_not_clobber_a_labels_column(capsys, tmp_path, column):
     """predict --column split on a labels file wrote scores over the split column (exit 0), and the file it wrote
     no longer loaded ("column split has the value '0.123...'")."""
     from ltrsched.predictors.config import PredictorConfig
@@ -148,13 +148,13 @@ def test_predict_column_must_not_clobber_a_labels_column(tmp_path, column):
 
     synthetic_labels(tmp_path / "l.parquet", num_train=10, num_eval=10, num_sample=0)
     Predictor(PredictorConfig(dim=64, epochs=1)).save(tmp_path / "ck")
-    r = run_cli("predict", "-m", str(tmp_path / "ck"), "-w", str(tmp_path / "l.parquet"), "-o", str(tmp_path / "o.parquet"),
-                "--column", column)
+    r = run_cli_fast(capsys, "predict", "-m", str(tmp_path / "ck"), "-w", str(tmp_path / "l.parquet"),
+                     "-o", str(tmp_path / "o.parquet"), "--column", column)
     assert_one_line_error(r, f"--column {column!r} is a column of the labels file {tmp_path / 'l.parquet'}")
     assert not (tmp_path / "o.parquet").exists()
 
 
-def test_train_and_evaluate_refuse_labels_of_two_models_or_caps(tmp_path):
+def test_train_and_evaluate_refuse_labels_of_two_models_or_caps(capsys, tmp_path):
     """`train --data` trained on a file mixing two models' labels (or two caps'), e.g. one model's train split and
     another's eval split: a ranker fitted to one model and its held-out tau measured on the other's lengths.
     label-report refused such a file; train and evaluate now share its check."""
@@ -164,16 +164,16 @@ def test_train_and_evaluate_refuse_labels_of_two_models_or_caps(tmp_path):
     other_model = one.filter(ev).with_columns(model=pl.lit("other"), model_sha256=pl.lit("1" * 64))
     mixes = {"models": (pl.concat([one.filter(train), other_model]), "mixes the labels of 2 models (" + "0" * 64),
              "caps": (pl.concat([one.filter(train), higher.filter(ev)]), "mixes the labels of 2 output caps (max_tokens) (400, 512)")}
-    r = run_cli("train", "--data", str(tmp_path / "one.parquet"), "--epochs", "1", "--out", str(tmp_path / "ck"))
+    r = run_cli_fast(capsys, "train", "--data", str(tmp_path / "one.parquet"), "--epochs", "1", "--out", str(tmp_path / "ck"))
     assert r.returncode == 0, r.stderr[-2000:]
     for what, (df, message) in mixes.items():
         df.write_parquet(tmp_path / f"{what}.parquet")
         message = f"{what} {message}"  # (named by the file's stem, as every labels error)
-        assert_one_line_error(run_cli("train", "--data", str(tmp_path / f"{what}.parquet"), "--epochs", "1",
-                                      "--out", str(tmp_path / f"ck-{what}")), message)
+        assert_one_line_error(run_cli_fast(capsys, "train", "--data", str(tmp_path / f"{what}.parquet"), "--epochs", "1",
+                                           "--out", str(tmp_path / f"ck-{what}")), message)
         assert not (tmp_path / f"ck-{what}").exists()
-        assert_one_line_error(run_cli("evaluate", "-m", str(tmp_path / "ck"), "--data", str(tmp_path / f"{what}.parquet"),
-                                      "--split", "eval"), message)
+        assert_one_line_error(run_cli_fast(capsys, "evaluate", "-m", str(tmp_path / "ck"),
+                                           "--data", str(tmp_path / f"{what}.parquet"), "--split", "eval"), message)
 
 
 # ---------------------------------------------------------------- the report
@@ -212,10 +212,10 @@ def test_label_report_numbers_on_synthetic_labels(tmp_path, capsys):
     assert all(-1 <= p["tau"] <= 1 for p in report.learning_curve)
 
 
-def test_label_report_command_writes_its_files(tmp_path):
+def test_label_report_command_writes_its_files(capsys, tmp_path):
     synthetic_labels(tmp_path / "l.parquet", num_train=40, num_eval=20, num_sample=0)
-    r = run_cli("label-report", str(tmp_path / "l.parquet"), "--out", str(tmp_path / "rep"), "--sizes", "10,all",
-                "--epochs", "1")
+    r = run_cli_fast(capsys, "label-report", str(tmp_path / "l.parquet"), "--out", str(tmp_path / "rep"), "--sizes", "10,all",
+                     "--epochs", "1")
     assert r.returncode == 0, r.stderr[-2000:]
     data = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert data["ceiling"] is None and data["num_ceiling"] == 0  # no sampled run: no ceiling, said so
@@ -230,9 +230,10 @@ def test_label_report_command_writes_its_files(tmp_path):
     (["--sizes", "1_0"], "--sizes takes training-set sizes"),  # int("1_0") was 10
     (["--epochs", "0"], "--epochs must be >= 1"),
 ])
-def test_label_report_bad_options_are_one_line(tmp_path, args, message):
+def test_label_report_bad_options_are_one_line(capsys, tmp_path, args, message):
     synthetic_labels(tmp_path / "l.parquet", num_train=10, num_eval=10, num_sample=0)
-    assert_one_line_error(run_cli("label-report", str(tmp_path / "l.parquet"), "--out", str(tmp_path / "r"), *args), message)
+    assert_one_line_error(run_cli_fast(capsys, "label-report", str(tmp_path / "l.parquet"), "--out", str(tmp_path / "r"),
+                                       *args), message)
 
 
 def test_label_report_refuses_mixed_models_or_caps_and_a_missing_split(tmp_path):
@@ -255,20 +256,20 @@ def test_label_report_refuses_mixed_models_or_caps_and_a_missing_split(tmp_path)
             label_report(labels.filter(pl.col("split") != split), "l.parquet", sizes=["all"], epochs=1)
 
 
-def test_label_report_refuses_a_plain_workload(tmp_path):
+def test_label_report_refuses_a_plain_workload(capsys, tmp_path):
     from conftest import make_workload
 
     make_workload([10, 20], [5, 6]).save(tmp_path / "wl.parquet")
-    assert_one_line_error(run_cli("label-report", str(tmp_path / "wl.parquet"), "--out", str(tmp_path / "r")),
+    assert_one_line_error(run_cli_fast(capsys, "label-report", str(tmp_path / "wl.parquet"), "--out", str(tmp_path / "r")),
                           "is not a labels file")
 
 
 @pytest.mark.parametrize("name, content", [("x.csv", "key,output_tokens\n1,2\n"), ("x.parquet", "garbage")])
-def test_label_report_says_it_reads_the_parquet_labels_file(tmp_path, name, content):
+def test_label_report_says_it_reads_the_parquet_labels_file(capsys, tmp_path, name, content):
     """`label-report x.csv` said "cannot read x.csv: ComputeError: parquet: File out of specification", not what
     it expects."""
     (tmp_path / name).write_text(content)
-    assert_one_line_error(run_cli("label-report", str(tmp_path / name), "--out", str(tmp_path / "r")),
+    assert_one_line_error(run_cli_fast(capsys, "label-report", str(tmp_path / name), "--out", str(tmp_path / "r")),
                           "as Parquet: label-report reads the .parquet labels file that `ltrsched label --out "
                           "FILE.parquet` writes")
 
@@ -325,14 +326,14 @@ def _tiny_chat_model(directory, context: int):
     return directory
 
 
-def test_label_with_no_prompt_that_fits_writes_nothing(tmp_path):
+def test_label_with_no_prompt_that_fits_writes_nothing(capsys, tmp_path):
     """Every prompt skipped as too long wrote a 0-row labels file ("nothing to serve: every requested prompt is
     already labelled"); and the part directory that run left refused the lower --max-tokens the fix needs."""
     pytest.importorskip("transformers")
     model = _tiny_chat_model(tmp_path / "m", context=64)
     out = tmp_path / "l.parquet"
-    r = run_cli("label", "--model", str(model), "--splits", "eval", "--limit", "3", "--max-tokens", "62",
-                "--out", str(out))
+    r = run_cli_fast(capsys, "label", "--model", str(model), "--splits", "eval", "--limit", "3", "--max-tokens", "62",
+                     "--out", str(out))
     assert_one_line_error(r, "none of the 3 prompt(s) fits the 64-token context with --max-tokens 62 (prompts of at "
                              "most 2 tokens): nothing labelled")
     assert not out.exists() and not out.with_suffix(".json").exists()
@@ -342,8 +343,8 @@ def test_label_with_no_prompt_that_fits_writes_nothing(tmp_path):
         assert store.labelled().height == 0
 
 
-def test_label_out_must_be_parquet(tmp_path):
-    assert_one_line_error(run_cli("label", "--out", str(tmp_path / "l.csv")), "--out must be a .parquet file")
+def test_label_out_must_be_parquet(capsys, tmp_path):
+    assert_one_line_error(run_cli_fast(capsys, "label", "--out", str(tmp_path / "l.csv")), "--out must be a .parquet file")
 
 
 # ---------------------------------------------------------------- settings and part files
@@ -420,7 +421,7 @@ def test_real_stopping_options_are_checked(options, message):
         engine_config(**options)
 
 
-def test_engine_settings_vllm_would_refuse_are_checked_first(tmp_path):
+def test_engine_settings_vllm_would_refuse_are_checked_first(capsys, tmp_path):
     """An unknown --dtype was vLLM's "2 validation errors for ModelConfig" (what to fix cut off); weights read
     from a model without any (a built-in config, a directory of config.json alone) were a traceback from vLLM's
     loader after the engine started."""
@@ -436,11 +437,11 @@ def test_engine_settings_vllm_would_refuse_are_checked_first(tmp_path):
     assert engine_config(model=str(tmp_path), platform="cpu").model == str(tmp_path)  # random weights: fine
     (tmp_path / "model.safetensors").write_bytes(b"")
     assert engine_config(model=str(tmp_path), load_format="auto", platform="cpu").dtype == "float32"
-    r = run_cli("replay", "-n", "2", "--model", "llama-tiny", "--load-format", "auto")
+    r = run_cli_fast(capsys, "replay", "-n", "2", "--model", "llama-tiny", "--load-format", "auto")
     assert_one_line_error(r, "is a config.json without weights")
 
 
-def test_a_model_directory_without_a_layer_count_is_refused_before_the_engine_starts(tmp_path):
+def test_a_model_directory_without_a_layer_count_is_refused_before_the_engine_starts(capsys, tmp_path):
     """vLLM reads a model's config.json through transformers, whose config classes default the layer count (32 for
     Llama): a directory whose config.json lacks num_hidden_layers was served as a 32-layer model without a word (its
     KV sized for 32 layers too), or, on a CPU with --num-gpu-blocks, was a KeyError traceback."""
@@ -465,18 +466,18 @@ def test_a_model_directory_without_a_layer_count_is_refused_before_the_engine_st
     assert engine_config(model=str(tmp_path), platform="cpu").model == str(tmp_path)
     assert _kv_bytes_per_token(str(tmp_path), "float32") == 2 * 3 * 2 * 16 * 4
     config.write_text(json.dumps(shape))
-    assert_one_line_error(run_cli("replay", "-n", "2", "--model", str(tmp_path)), f"{config} has no 'num_hidden_layers'")
+    assert_one_line_error(run_cli_fast(capsys, "replay", "-n", "2", "--model", str(tmp_path)), f"{config} has no 'num_hidden_layers'")
 
 
-def test_replay_with_prompt_text_needs_text_before_the_engine_starts(tmp_path):
+def test_replay_with_prompt_text_needs_text_before_the_engine_starts(capsys, tmp_path):
     from conftest import make_workload
 
     make_workload([10, 20], [5, 6]).save(tmp_path / "wl.parquet")
-    r = run_cli("replay", "-w", str(tmp_path / "wl.parquet"), "--prompts", "text")
+    r = run_cli_fast(capsys, "replay", "-w", str(tmp_path / "wl.parquet"), "--prompts", "text")
     assert_one_line_error(r, "--prompts text needs the prompt text of every request")
 
 
-def test_prompt_text_needs_a_tokenizer_before_the_engine_starts(tmp_path):
+def test_prompt_text_needs_a_tokenizer_before_the_engine_starts(capsys, tmp_path):
     """`replay --prompts text` on a built-in random-weights model got as far as loading vLLM, then failed with
     "vLLM refused the engine settings: Couldn't instantiate the backend tokenizer from one of:" (cut off)."""
     from ltrsched.validation.engines import engine_config
@@ -488,7 +489,7 @@ def test_prompt_text_needs_a_tokenizer_before_the_engine_starts(tmp_path):
         engine_config(model=str(tmp_path), prompts="text", platform="cpu")
     (tmp_path / "tokenizer.json").write_text("{}")
     assert engine_config(model=str(tmp_path), prompts="text", platform="cpu").prompts == "text"
-    r = run_cli("replay", "-n", "2", "--prompts", "text")
+    r = run_cli_fast(capsys, "replay", "-n", "2", "--prompts", "text")
     assert_one_line_error(r, "needs the model's tokenizer; built-in model 'llama-tiny'")
 
 

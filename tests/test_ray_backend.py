@@ -99,16 +99,29 @@ SWEEP = ('workloads = ["lmsys-like"]\npolicies = ["fcfs", "ltr:tau=0.6,starve=20
          'arrival = "poisson"\nrates = [8.0, 24.0]\nseeds = [0, 1]\nnum_requests = 120\n')
 
 
-def test_ray_sweep_writes_the_same_files_as_the_process_pool_and_resumes(tmp_path, request):
+@pytest.fixture(scope="module")
+def pool_sweep(tmp_path_factory):
+    """:data:`SWEEP` computed once on the process pool (2 spawned workers), the reference both Ray sweeps below are
+    compared with: (the CLI's result, the directory holding ``s.toml`` and the sweep's ``--out pool``). The command
+    runs in this process (the pool's workers are spawned either way): no interpreter or import of its own."""
+    from cli_helpers import run_cli_captured
+
+    root = tmp_path_factory.mktemp("pool-sweep")
+    (root / "s.toml").write_text(SWEEP)
+    local = run_cli_captured("sweep", "s.toml", "--out", "pool", "--jobs", "2", cwd=root)
+    assert local.returncode == 0, local.stderr[-2000:]
+    return local, root
+
+
+def test_ray_sweep_writes_the_same_files_as_the_process_pool_and_resumes(tmp_path, request, pool_sweep):
     """The backend's default: it starts a local Ray instance of its own and shuts it down (this module's shared
     instance starts later, below, and is joined with --address only); the resumed half joins that one."""
     (tmp_path / "s.toml").write_text(SWEEP)
-    local = run_cli("sweep", "s.toml", "--out", "pool", "--jobs", "2", cwd=tmp_path)
-    assert local.returncode == 0, local.stderr[-2000:]
+    local, pool_root = pool_sweep
     ray = run_cli("sweep", "s.toml", "--out", "ray", "--backend", "ray", "--jobs", "2", cwd=tmp_path)
     assert ray.returncode == 0, ray.stderr[-2000:]
     assert counts(local.stdout) == counts(ray.stdout) == (8, 0)
-    pool_files, ray_files = output_files(tmp_path / "pool"), output_files(tmp_path / "ray")
+    pool_files, ray_files = output_files(pool_root / "pool"), output_files(tmp_path / "ray")
     assert len(pool_files) == 8 * 2 + 1  # requests.parquet + summary.json per run, sweep.csv
     assert pool_files.keys() == ray_files.keys()  # the same run keys
     assert [k for k in pool_files if pool_files[k] != ray_files[k]] == []  # the same bytes
@@ -125,10 +138,14 @@ def test_ray_sweep_writes_the_same_files_as_the_process_pool_and_resumes(tmp_pat
     assert output_files(tmp_path / "ray") == ray_files
 
 
-def test_capacity_on_ray_finds_the_same_capacities_from_the_same_runs(tmp_path, ray_address):
+def test_capacity_on_ray_finds_the_same_capacities_from_the_same_runs(tmp_path, ray_address, capsys):
+    """The process pool's search runs in this process (run_cli_fast: its workers are spawned either way); Ray's in a
+    command of its own, which joins the module's instance by --address."""
+    from cli_helpers import run_cli_fast
+
     args = ["capacity", "-w", "lmsys-like", "-n", "200", "--seeds", "1", "-p", "fcfs", "--max-num-seqs", "16",
             "--slo", "ttft_p90=1", "--tolerance", "0.2", "--start-rate", "2", "--jobs", "2"]
-    local = run_cli(*args, "--out", "pool", cwd=tmp_path)
+    local = run_cli_fast(capsys, *args, "--out", "pool", cwd=tmp_path)
     assert local.returncode == 0, local.stderr[-2000:]
     ray = run_cli(*args, "--out", "ray", "--backend", "ray", "--address", ray_address, cwd=tmp_path)
     assert ray.returncode == 0, ray.stderr[-2000:]
@@ -138,7 +155,7 @@ def test_capacity_on_ray_finds_the_same_capacities_from_the_same_runs(tmp_path, 
     assert pl.read_csv(tmp_path / "ray" / "capacity.csv")["status"].to_list() == ["found"]
 
 
-def test_joining_a_running_ray_instance_by_address_and_from_a_library_session(tmp_path, ray_address):
+def test_joining_a_running_ray_instance_by_address_and_from_a_library_session(tmp_path, ray_address, pool_sweep):
     """--address joins a running instance (the module's, started with Ray's token authentication) and leaves
     it running; without the token setting the refusal is a one-line error within seconds (Ray alone retries
     for 20 s); a library caller's own Ray session (this process's, the module's instance) is used as it is
@@ -159,8 +176,8 @@ def test_joining_a_running_ray_instance_by_address_and_from_a_library_session(tm
     r = run_cli("sweep", "s.toml", "--out", "joined", "--backend", "ray", "--address", address, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert counts(r.stdout) == (8, 0)
-    local = run_cli("sweep", "s.toml", "--out", "pool", "--jobs", "2", cwd=tmp_path)
-    assert output_files(tmp_path / "joined") == output_files(tmp_path / "pool")
+    local, pool_root = pool_sweep
+    assert output_files(tmp_path / "joined") == output_files(pool_root / "pool")
     assert ray.is_initialized() and ray.cluster_resources().get("CPU") == 2  # the joined instance is still up
     specs = [RunSpec("sweep", "s", "fcfs", workload="lmsys-like", policy=p, profile="a100-llama3-8b",
                      num_requests=60) for p in ("fcfs", "srtf")]
@@ -260,24 +277,29 @@ def test_plugin_code_that_raises_in_a_ray_task_is_one_line_naming_where(tmp_path
     assert_one_line_error(r, f"plugin code raised KeyError: 'no such key' ({plugin}:{line}, in rank)")
 
 
-def test_a_bad_ray_address_is_a_one_line_error_not_a_hang(tmp_path):
+def test_a_bad_ray_address_is_a_one_line_error_not_a_hang(tmp_path, capsys):
+    """Each refusal comes before Ray is started or joined (a closed port and a bad spelling are seen without Ray; a
+    silent port by a probe in a child process, stopped at LTRSCHED_RAY_TIMEOUT), so the commands run in this process
+    (run_cli_fast), whose Ray session, if any, they never reach. A hang would fail by pytest-timeout."""
+    from cli_helpers import run_cli_fast
+
     (tmp_path / "s.toml").write_text('workloads = ["lmsys-like"]\npolicies = ["fcfs"]\nnum_requests = 20\n')
     with socket.socket() as closed:  # a port nobody listens on
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    r = run_cli("sweep", "s.toml", "--backend", "ray", "--address", f"127.0.0.1:{port}", cwd=tmp_path)
+    r = run_cli_fast(capsys, "sweep", "s.toml", "--backend", "ray", "--address", f"127.0.0.1:{port}", cwd=tmp_path)
     assert_one_line_error(r, f"--address 127.0.0.1:{port}: cannot reach a Ray cluster there (Connection refused)")
 
     with socket.socket() as silent:  # listens, never answers: ray.init alone would retry for ever
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         address = "127.0.0.1:%d" % silent.getsockname()[1]
-        r = run_cli("reproduce", "table1", "--quick", "--backend", "ray", "--address", address, cwd=tmp_path,
-                    env={**os.environ, "LTRSCHED_RAY_TIMEOUT": "4"})
+        r = run_cli_fast(capsys, "reproduce", "table1", "--quick", "--backend", "ray", "--address", address,
+                         cwd=tmp_path, env={**os.environ, "LTRSCHED_RAY_TIMEOUT": "4"})
         assert_one_line_error(r, f"--address {address}: no Ray cluster answered within 4 s")
     for args, message in [(["--backend", "ray", "--address", "nonsense"], "expected host:port, ray://host:port or auto"),
                           (["--address", "127.0.0.1:6379"], "--address needs --backend ray")]:
-        assert_one_line_error(run_cli("sweep", "s.toml", *args, cwd=tmp_path), message)
+        assert_one_line_error(run_cli_fast(capsys, "sweep", "s.toml", *args, cwd=tmp_path), message)
     assert not (tmp_path / "sweep").exists() and not (tmp_path / "results").exists()  # nothing started
 
 
@@ -292,13 +314,18 @@ def test_missing_ray_is_a_one_line_error_naming_the_extra(monkeypatch):
 
 
 def test_the_cli_and_the_process_backend_never_import_ray(tmp_path):
+    """In a fresh interpreter (this one has Ray imported): each command in turn, Ray looked for after each."""
     (tmp_path / "s.toml").write_text('workloads = ["lmsys-like"]\npolicies = ["fcfs"]\nnum_requests = 20\n')
-    code = ("import sys\nfrom ltrsched.cli import main\n"
-            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
-            "assert 'ray' not in sys.modules, 'ray was imported'\n")
-    for args in (["--help"], ["sweep", "--help"], ["capacity", "--help"], ["sweep", "s.toml", "--jobs", "1"]):
-        r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=tmp_path, timeout=120)
-        assert r.returncode == 0, (args, r.stderr[-2000:])
+    code = ("import json, sys\nfrom ltrsched.cli import main\n"
+            "for args in json.loads(sys.argv[1]):\n"
+            "    try:\n        main(args)\n    except SystemExit as exc:\n"
+            "        assert exc.code in (0, None), (args, exc.code)\n"
+            "    assert 'ray' not in sys.modules, f'ray was imported by {args}'\n")
+    commands = [["--help"], ["sweep", "--help"], ["capacity", "--help"], ["sweep", "s.toml", "--jobs", "1"]]
+    r = subprocess.run([sys.executable, "-c", code, json.dumps(commands)], capture_output=True, text=True, cwd=tmp_path,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "sweep" / "sweep.csv").is_file()  # (the last command ran its sweep)
 
 
 @pytest.mark.parametrize("value", ["inf", "nan", "0", "-1", "soon"])

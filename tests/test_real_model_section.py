@@ -8,7 +8,8 @@ import json
 import polars as pl
 import pytest
 
-from test_cli_simulate import assert_one_line_error, run_cli
+from cli_helpers import run_cli_fast
+from test_cli_simulate import assert_one_line_error
 
 from ltrsched.experiments import real_model
 
@@ -49,10 +50,10 @@ def validation_dir(tmp_path):
     return root, report
 
 
-def test_collect_then_render(validation_dir, tmp_path):
+def test_collect_then_render(capsys, validation_dir, tmp_path):
     root, report = validation_dir
     out = tmp_path / "results.json"
-    r = run_cli("real-model-results", str(root), "--labels-report", str(report), "--out", str(out))
+    r = run_cli_fast(capsys, "real-model-results", str(root), "--labels-report", str(report), "--out", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     data = json.loads(out.read_text())
     burst = data["cases"]["burst"]["policies"]
@@ -78,7 +79,7 @@ def test_collect_then_render(validation_dir, tmp_path):
     assert (tmp_path / "rendered" / "tables" / "real-model-ratios.md").is_file()
 
 
-def test_one_repeat_is_engine_without_a_number(tmp_path):
+def test_one_repeat_is_engine_without_a_number(capsys, tmp_path):
     """validate writes a single repeat to engine/, not engine-0/."""
     root = tmp_path / "val"
     for policy, lpt in (("fcfs", 1.0), ("ltr", 0.5)):
@@ -87,19 +88,20 @@ def test_one_repeat_is_engine_without_a_number(tmp_path):
     report = tmp_path / "report.json"
     report.write_text(json.dumps(LABELS))
     out = tmp_path / "results.json"
-    r = run_cli("real-model-results", str(root), "--labels-report", str(report), "--out", str(out))
+    r = run_cli_fast(capsys, "real-model-results", str(root), "--labels-report", str(report), "--out", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     engine = json.loads(out.read_text())["cases"]["burst"]["policies"]["ltr"]["engine"]
     assert engine["repeats"] == 1 and engine["latency_per_token_mean"] == 0.5
 
 
-def test_two_directories_pool_their_repeats(validation_dir, tmp_path):
+def test_two_directories_pool_their_repeats(capsys, validation_dir, tmp_path):
     root, report = validation_dir
     more = tmp_path / "val2"
     _run(more / "runs" / "burst" / "ltr" / "engine-0", "burst", "ltr", 0.85, repeat=0)
     _run(more / "runs" / "burst" / "ltr" / "sim", "burst", "ltr", 0.99)  # the first directory's sim run stays
     out = tmp_path / "results.json"
-    r = run_cli("real-model-results", str(root), str(more), "--labels-report", str(report), "--out", str(out))
+    r = run_cli_fast(capsys, "real-model-results", str(root), str(more), "--labels-report", str(report), "--out",
+                     str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     ltr = json.loads(out.read_text())["cases"]["burst"]["policies"]["ltr"]
     assert ltr["engine"]["repeats"] == 3
@@ -107,12 +109,13 @@ def test_two_directories_pool_their_repeats(validation_dir, tmp_path):
     assert ltr["sim"]["latency_per_token_mean"] == 0.54
 
 
-def test_a_directory_given_twice_is_one_line(validation_dir, tmp_path):
+def test_a_directory_given_twice_is_one_line(capsys, validation_dir, tmp_path):
     """Its repeats were pooled twice (4 repeats of 2 runs: a smaller noise than measured)."""
     root, report = validation_dir
     out = tmp_path / "results.json"
-    assert_one_line_error(run_cli("real-model-results", str(root), str(root) + "/.", "--labels-report", str(report),
-                                  "--out", str(out)), "is given twice")
+    assert_one_line_error(run_cli_fast(capsys, "real-model-results", str(root), str(root) + "/.", "--labels-report",
+                                       str(report),
+                                               "--out", str(out)), "is given twice")
     assert not out.exists()
 
 
@@ -121,13 +124,14 @@ def test_a_directory_given_twice_is_one_line(validation_dir, tmp_path):
     ('{"summary": {}}', "(no model, num_train"),
     (json.dumps({**LABELS, "served_ranker": "high"}), "served_ranker must be a Kendall tau"),
 ])
-def test_a_labels_report_of_another_kind_is_one_line(validation_dir, tmp_path, doc, message):
+def test_a_labels_report_of_another_kind_is_one_line(capsys, validation_dir, tmp_path, doc, message):
     """A JSON list was a traceback ('list' object has no attribute 'get'); another JSON object rendered n/a."""
     root, _ = validation_dir
     (tmp_path / "other.json").write_text(doc)
     out = tmp_path / "results.json"
-    assert_one_line_error(run_cli("real-model-results", str(root), "--labels-report", str(tmp_path / "other.json"),
-                                  "--out", str(out)), message)
+    assert_one_line_error(run_cli_fast(capsys, "real-model-results", str(root), "--labels-report",
+                                       str(tmp_path / "other.json"),
+                                               "--out", str(out)), message)
     assert not out.exists()
 
 
@@ -137,35 +141,37 @@ def test_a_labels_report_of_another_kind_is_one_line(validation_dir, tmp_path, d
      "latency_per_token_mean must be a number, got 'fast'"),
     ("requests.parquet", "garbage", "cannot read"),
 ])
-def test_a_damaged_run_is_one_line(validation_dir, tmp_path, name, content, message):
+def test_a_damaged_run_is_one_line(capsys, validation_dir, tmp_path, name, content, message):
     """Each was a traceback (AttributeError, numpy's TypeError, polars' ComputeError)."""
     root, report = validation_dir
     (root / "runs" / "burst" / "fcfs" / "engine-0" / name).write_text(content)
-    assert_one_line_error(run_cli("real-model-results", str(root), "--labels-report", str(report),
-                                  "--out", str(tmp_path / "r.json")), message)
+    assert_one_line_error(run_cli_fast(capsys, "real-model-results", str(root), "--labels-report", str(report),
+                                               "--out", str(tmp_path / "r.json")), message)
 
 
-def test_workload_without_ranker_is_one_line(validation_dir, tmp_path):
+def test_workload_without_ranker_is_one_line(capsys, validation_dir, tmp_path):
     root, report = validation_dir
-    assert_one_line_error(run_cli("real-model-results", str(root), "--labels-report", str(report),
-                                  "--out", str(tmp_path / "r.txt")), "--out must be a .json file")
-    assert_one_line_error(run_cli("real-model-results", str(root), "--labels-report", str(report), "-w", "sharegpt",
-                                  "--out", str(tmp_path / "r.json")), "add --ranker")
+    assert_one_line_error(run_cli_fast(capsys, "real-model-results", str(root), "--labels-report", str(report),
+                                               "--out", str(tmp_path / "r.txt")), "--out must be a .json file")
+    assert_one_line_error(run_cli_fast(capsys, "real-model-results", str(root), "--labels-report", str(report), "-w",
+                                       "sharegpt",
+                                               "--out", str(tmp_path / "r.json")), "add --ranker")
 
 
-def test_labels_without_a_sampled_run_render(validation_dir, tmp_path):
+def test_labels_without_a_sampled_run_render(capsys, validation_dir, tmp_path):
     """label-report writes "ceiling": null for labels without a sampled run; rendering raised TypeError."""
     root, _ = validation_dir
     report = tmp_path / "report-no-sample.json"
     report.write_text(json.dumps({**LABELS, "ceiling": None, "num_ceiling": 0}))
     out = tmp_path / "results.json"
-    assert run_cli("real-model-results", str(root), "--labels-report", str(report), "--out", str(out)).returncode == 0
+    assert run_cli_fast(capsys, "real-model-results", str(root), "--labels-report", str(report), "--out",
+                        str(out)).returncode == 0
     sec = real_model.build(tmp_path / "r", quick=False, results=out)
     check = next(c for c in sec.checks if "held-out tau" in c.claim)
     assert not check.passed and check.detail == "0.159; another-seed ceiling not measured"
 
 
-def test_runs_of_other_engine_settings_are_their_own_case(validation_dir, tmp_path):
+def test_runs_of_other_engine_settings_are_their_own_case(capsys, validation_dir, tmp_path):
     root, report = validation_dir
     more = tmp_path / "val3"
     policy = "ltr:starve=200,quantum=10"
@@ -173,7 +179,8 @@ def test_runs_of_other_engine_settings_are_their_own_case(validation_dir, tmp_pa
         _run(more / "runs" / "burst" / "s" / side, "burst", policy, 0.56, repeat=0 if side == "engine" else None,
              waits=(1.0, 40.0), config={"max_num_seqs": 16, "max_resident_seqs": 48})
     out = tmp_path / "results.json"
-    r = run_cli("real-model-results", str(root), str(more), "--labels-report", str(report), "--out", str(out))
+    r = run_cli_fast(capsys, "real-model-results", str(root), str(more), "--labels-report", str(report), "--out",
+                     str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     cases = json.loads(out.read_text())["cases"]
     assert cases["burst"]["policies"][policy]["engine"]["repeats"] == 2  # not pooled with the other settings
@@ -183,7 +190,7 @@ def test_runs_of_other_engine_settings_are_their_own_case(validation_dir, tmp_pa
     assert check.passed and "max waiting 40.0 s vs 89.0 s" in check.detail  # against the burst's LTR runs
 
 
-def test_runs_of_another_workload_size_are_their_own_case(validation_dir, tmp_path):
+def test_runs_of_another_workload_size_are_their_own_case(capsys, validation_dir, tmp_path):
     """A later validate of the same case name with more requests must not pool with the first one's repeats."""
     root, report = validation_dir
     more = tmp_path / "val6"
@@ -192,8 +199,8 @@ def test_runs_of_another_workload_size_are_their_own_case(validation_dir, tmp_pa
         _run(pdir / "engine-0", "poisson@2.0/s", policy, lpt, repeat=0, num_requests=128)
         _run(pdir / "sim", "poisson@2.0/s", policy, lpt)
     out = tmp_path / "results.json"
-    assert run_cli("real-model-results", str(root), str(more), "--labels-report", str(report),
-                   "--out", str(out)).returncode == 0
+    assert run_cli_fast(capsys, "real-model-results", str(root), str(more), "--labels-report", str(report),
+                                "--out", str(out)).returncode == 0
     cases = json.loads(out.read_text())["cases"]
     assert cases["poisson@2.0/s"]["policies"]["fcfs"]["engine"]["repeats"] == 2
     big = cases["poisson@2.0/s (num_requests=128)"]["policies"]["fcfs"]["engine"]
@@ -202,7 +209,7 @@ def test_runs_of_another_workload_size_are_their_own_case(validation_dir, tmp_pa
     assert runs.filter(pl.col("case") == "poisson@2.0/s (num_requests=128)")["requests"].to_list() == [128, 128]
 
 
-def test_a_case_with_its_own_ltr_runs_is_checked_against_them(validation_dir, tmp_path):
+def test_a_case_with_its_own_ltr_runs_is_checked_against_them(capsys, validation_dir, tmp_path):
     """The resident-cap case repeats LTR under its own settings: starvation prevention compares with those runs
     (0.70 vs 0.69: +1.4%), not with the first burst case's LTR (0.55: +27%)."""
     root, report = validation_dir
@@ -213,8 +220,8 @@ def test_a_case_with_its_own_ltr_runs_is_checked_against_them(validation_dir, tm
         _run(pdir / "engine-0", "burst", policy, lpt, repeat=0, waits=waits, config=config)
         _run(pdir / "sim", "burst", policy, lpt, config=config)
     out = tmp_path / "results.json"
-    assert run_cli("real-model-results", str(root), str(more), "--labels-report", str(report),
-                   "--out", str(out)).returncode == 0
+    assert run_cli_fast(capsys, "real-model-results", str(root), str(more), "--labels-report", str(report),
+                                "--out", str(out)).returncode == 0
     sec = real_model.build(tmp_path / "r", quick=False, results=out)
     checks = {c.claim.split(":")[0]: c for c in sec.checks if "starvation" in c.claim}
     assert set(checks) == {"burst", "burst (max_resident_seqs=48)"}
@@ -223,20 +230,21 @@ def test_a_case_with_its_own_ltr_runs_is_checked_against_them(validation_dir, tm
     assert "the burst's LTR runs" not in own.claim
 
 
-def test_starvation_check_fails_when_the_mean_moves(validation_dir, tmp_path):
+def test_starvation_check_fails_when_the_mean_moves(capsys, validation_dir, tmp_path):
     root, report = validation_dir
     summary = root / "runs" / "burst" / "ltr_starve=200_quantum=10" / "engine-0" / "summary.json"
     doc = json.loads(summary.read_text())
     doc["summary"]["latency_per_token_mean"] = 0.80  # mean of the repeats: (0.80 + 0.616) / 2 = 0.708, +28.7% of LTR
     summary.write_text(json.dumps(doc))
     out = tmp_path / "results.json"
-    assert run_cli("real-model-results", str(root), "--labels-report", str(report), "--out", str(out)).returncode == 0
+    assert run_cli_fast(capsys, "real-model-results", str(root), "--labels-report", str(report), "--out",
+                        str(out)).returncode == 0
     sec = real_model.build(tmp_path / "r", quick=False, results=out)
     starve = next(c for c in sec.checks if "starvation" in c.claim)
     assert not starve.passed and "+28.7%" in starve.detail
 
 
-def test_predictor_share(validation_dir, tmp_path):
+def test_predictor_share(capsys, validation_dir, tmp_path):
     from ltrsched.predictors.config import PredictorConfig
     from ltrsched.predictors.predictor import Predictor
 
@@ -248,8 +256,9 @@ def test_predictor_share(validation_dir, tmp_path):
     pred.fit(prompts, [1 + i % 7 for i in range(40)])
     pred.save(tmp_path / "ranker")
     out = tmp_path / "results.json"
-    r = run_cli("real-model-results", str(root), "--labels-report", str(report), "--ranker", str(tmp_path / "ranker"),
-                "-w", str(wl), "-n", "16", "--out", str(out))
+    r = run_cli_fast(capsys, "real-model-results", str(root), "--labels-report", str(report), "--ranker",
+                     str(tmp_path / "ranker"),
+                             "-w", str(wl), "-n", "16", "--out", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads(out.read_text())["ranker"] == {"kind": "rank", "backbone": "ngram"}
     share = json.loads(out.read_text())["predictor"]
@@ -259,19 +268,22 @@ def test_predictor_share(validation_dir, tmp_path):
     assert next(c for c in sec.checks if "predictor overhead" in c.claim).passed
 
 
-def test_bad_input(validation_dir, tmp_path):
+def test_bad_input(capsys, validation_dir, tmp_path):
     root, report = validation_dir
-    assert_one_line_error(run_cli("real-model-results", str(tmp_path), "--labels-report", str(report),
-                                  "--out", str(tmp_path / "o.json")), "not a validate directory")
-    assert_one_line_error(run_cli("real-model-results", str(root), "--labels-report", str(report), "--ranker",
-                                  str(tmp_path), "--out", str(tmp_path / "o.json")), "--ranker needs --workload")
-    assert_one_line_error(run_cli("real-model-results", str(root), "--labels-report", str(tmp_path / "missing.json"),
-                                  "--out", str(tmp_path / "o.json")), "cannot read")
+    assert_one_line_error(run_cli_fast(capsys, "real-model-results", str(tmp_path), "--labels-report", str(report),
+                                               "--out", str(tmp_path / "o.json")), "not a validate directory")
+    assert_one_line_error(run_cli_fast(capsys, "real-model-results", str(root), "--labels-report", str(report),
+                                       "--ranker",
+                                               str(tmp_path), "--out", str(tmp_path / "o.json")),
+                          "--ranker needs --workload")
+    assert_one_line_error(run_cli_fast(capsys, "real-model-results", str(root), "--labels-report",
+                                       str(tmp_path / "missing.json"),
+                                               "--out", str(tmp_path / "o.json")), "cannot read")
     assert not (tmp_path / "o.json").exists()
 
 
-def test_reproduce_renders_the_section_without_an_engine(tmp_path):
-    r = run_cli("reproduce", "real-model", "--out", str(tmp_path / "res"))
+def test_reproduce_renders_the_section_without_an_engine(capsys, tmp_path):
+    r = run_cli_fast(capsys, "reproduce", "real-model", "--out", str(tmp_path / "res"))
     assert r.returncode == 0, r.stderr[-2000:]
     text = (tmp_path / "res" / "REPRODUCTION.md").read_text()
     assert real_model.TITLE in text
@@ -279,13 +291,14 @@ def test_reproduce_renders_the_section_without_an_engine(tmp_path):
         assert "LTR/FCFS" in text and "held-out tau" in text
 
 
-def test_the_tau_checked_is_the_ranker_the_ltr_runs_used(validation_dir, tmp_path):
+def test_the_tau_checked_is_the_ranker_the_ltr_runs_used(capsys, validation_dir, tmp_path):
     """A label report with a probe row: the section shows it, and checks the probe's tau when the LTR runs'
     ranker (recorded by real-model-results --ranker) is the probe, the n-gram ranker's otherwise."""
     root, report = validation_dir
     report.write_text(json.dumps({**LABELS, "probe_ranker": 0.31, "probe_model": "smollm2", "probe_layer": 15}))
     out = tmp_path / "results.json"
-    assert run_cli("real-model-results", str(root), "--labels-report", str(report), "--out", str(out)).returncode == 0
+    assert run_cli_fast(capsys, "real-model-results", str(root), "--labels-report", str(report), "--out",
+                        str(out)).returncode == 0
 
     def tau_check(data):
         out.write_text(json.dumps(data))
@@ -326,14 +339,15 @@ def test_the_ranker_identity_names_a_bf16_probes_precision():
     assert ranker_identity(Fake(probe_precision="bf16"))["probe_precision"] == "bf16"
 
 
-def test_a_probe_tau_that_is_not_a_number_is_one_line(validation_dir, tmp_path):
+def test_a_probe_tau_that_is_not_a_number_is_one_line(capsys, validation_dir, tmp_path):
     root, report = validation_dir
     report.write_text(json.dumps({**LABELS, "probe_ranker": "high"}))
-    r = run_cli("real-model-results", str(root), "--labels-report", str(report), "--out", str(tmp_path / "o.json"))
+    r = run_cli_fast(capsys, "real-model-results", str(root), "--labels-report", str(report), "--out",
+                     str(tmp_path / "o.json"))
     assert_one_line_error(r, "probe_ranker must be a Kendall tau")
 
 
-def test_ltr_fcfs_at_the_profiles_speed_divides_each_run_by_its_step_time_ratio(validation_dir, tmp_path):
+def test_ltr_fcfs_at_the_profiles_speed_divides_each_run_by_its_step_time_ratio(capsys, validation_dir, tmp_path):
     """validate's step_time_ratio.csv (each engine run's step time over the profile's): the section shows LTR/FCFS
     with each run's latency divided by its ratio, beside the raw one; a damaged file is one line."""
     root, report = validation_dir
@@ -342,7 +356,7 @@ def test_ltr_fcfs_at_the_profiles_speed_divides_each_run_by_its_step_time_ratio(
         "burst,fcfs,0,1.0\nburst,fcfs,1,2.0\nburst,ltr,0,1.0\nburst,ltr,1,1.0\n"
         'burst,"ltr:starve=200,quantum=10",0,1.5\npoisson@2.0/s,fcfs,0,nan\n')
     out = tmp_path / "results.json"
-    r = run_cli("real-model-results", str(root), "--labels-report", str(report), "--out", str(out))
+    r = run_cli_fast(capsys, "real-model-results", str(root), "--labels-report", str(report), "--out", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     data = json.loads(out.read_text())
     fcfs = data["cases"]["burst"]["policies"]["fcfs"]["engine"]
@@ -356,7 +370,7 @@ def test_ltr_fcfs_at_the_profiles_speed_divides_each_run_by_its_step_time_ratio(
     assert ratios["LTR/FCFS engine at the profile's speed"][0] == pytest.approx(0.55 / ((0.9 + 0.55) / 2))
     assert ratios["LTR/FCFS engine"][0] == pytest.approx(0.55)
     (root / "step_time_ratio.csv").write_text("case,policy,repeat,step_time_ratio\nburst,fcfs,zero,1\n")
-    r = run_cli("real-model-results", str(root), "--labels-report", str(report), "--out", str(out))
+    r = run_cli_fast(capsys, "real-model-results", str(root), "--labels-report", str(report), "--out", str(out))
     assert_one_line_error(r, "step_time_ratio.csv")
 
 
@@ -377,12 +391,13 @@ def test_starvation_check_bounds_the_cost_not_the_gain(starve_mean, starve_wait,
     assert "at most 5% above LTR" in check.claim
 
 
-def test_update_replaces_the_remeasured_case_and_names_its_host(validation_dir, tmp_path):
+def test_update_replaces_the_remeasured_case_and_names_its_host(capsys, validation_dir, tmp_path):
     """`--update`: a re-measured case replaces its old numbers in place; the other cases, the labels and the
     first measurement's commands stay; the section names the new host, day and command beside that case."""
     root, report = validation_dir
     out = tmp_path / "results.json"
-    assert run_cli("real-model-results", str(root), "--labels-report", str(report), "--out", str(out)).returncode == 0
+    assert run_cli_fast(capsys, "real-model-results", str(root), "--labels-report", str(report), "--out",
+                        str(out)).returncode == 0
     first = json.loads(out.read_text())
     again = tmp_path / "again"
     for policy, lpt, sim in (("fcfs", 0.25, 0.18), ("ltr", 0.19, 0.15)):
@@ -394,7 +409,7 @@ def test_update_replaces_the_remeasured_case_and_names_its_host(validation_dir, 
                                command="ltrsched validate --rate 2 --spread-repeats")
             (pdir / f"engine-{k}" / "summary.json").write_text(json.dumps(doc))
         _run(pdir / "sim", "poisson@2.0/s", policy, sim)
-    r = run_cli("real-model-results", str(again), "--update", "--out", str(out))
+    r = run_cli_fast(capsys, "real-model-results", str(again), "--update", "--out", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     assert "1 case(s) re-measured (poisson@2.0/s; 2 policy runs), 2 case(s) in all" in r.stdout
     data = json.loads(out.read_text())
@@ -415,17 +430,20 @@ def test_update_replaces_the_remeasured_case_and_names_its_host(validation_dir, 
     assert "Case burst" not in notes  # measured with the results' own host and day
 
 
-def test_update_needs_results_and_labels_are_needed_without_it(validation_dir, tmp_path):
+def test_update_needs_results_and_labels_are_needed_without_it(capsys, validation_dir, tmp_path):
     root, report = validation_dir
     out = tmp_path / "results.json"
-    assert_one_line_error(run_cli("real-model-results", str(root), "--update", "--out", str(out)), "does not exist")
-    assert_one_line_error(run_cli("real-model-results", str(root), "--out", str(out)), "--labels-report is required")
+    assert_one_line_error(run_cli_fast(capsys, "real-model-results", str(root), "--update", "--out",
+                                       str(out)), "does not exist")
+    assert_one_line_error(run_cli_fast(capsys, "real-model-results", str(root), "--out",
+                                       str(out)), "--labels-report is required")
     out.write_text("[1]")
-    assert_one_line_error(run_cli("real-model-results", str(root), "--update", "--out", str(out)), "is not")
+    assert_one_line_error(run_cli_fast(capsys, "real-model-results", str(root), "--update", "--out",
+                                       str(out)), "is not")
     assert out.read_text() == "[1]"
 
 
-def test_each_starvation_setting_gets_its_own_check(validation_dir, tmp_path):
+def test_each_starvation_setting_gets_its_own_check(capsys, validation_dir, tmp_path):
     """Two starvation settings in one burst case: each is checked against LTR and named in its claim (the paper's
     T=200, Q=10 costs +27% here and fails; T=1000, Q=100 costs +1.8% and passes)."""
     root, report = validation_dir
@@ -440,7 +458,8 @@ def test_each_starvation_setting_gets_its_own_check(validation_dir, tmp_path):
         _run(pdir / "engine-0", "burst", policy, lpt, repeat=0, waits=(1.0, wait))
         _run(pdir / "sim", "burst", policy, lpt)
     out = tmp_path / "results.json"
-    assert run_cli("real-model-results", str(root), "--labels-report", str(report), "--out", str(out)).returncode == 0
+    assert run_cli_fast(capsys, "real-model-results", str(root), "--labels-report", str(report), "--out",
+                        str(out)).returncode == 0
     sec = real_model.build(tmp_path / "r", quick=False, results=out)
     checks = [c for c in sec.checks if "starvation" in c.claim]
     assert len(checks) == 2
@@ -449,13 +468,14 @@ def test_each_starvation_setting_gets_its_own_check(validation_dir, tmp_path):
     assert by_policy["ltr:starve=1000,quantum=100"].passed and "+1.8%" in by_policy["ltr:starve=1000,quantum=100"].detail
 
 
-def test_a_bf16_probes_own_tau_is_the_one_checked(validation_dir, tmp_path):
+def test_a_bf16_probes_own_tau_is_the_one_checked(capsys, validation_dir, tmp_path):
     """The LTR runs' ranker is a bf16 probe whose `train` recorded a held-out tau: the check and a row of the labels
     table carry that tau, not the label report's float32 probe's."""
     root, report = validation_dir
     report.write_text(json.dumps({**LABELS, "probe_ranker": 0.31, "probe_model": "smollm2", "probe_layer": 15}))
     out = tmp_path / "results.json"
-    assert run_cli("real-model-results", str(root), "--labels-report", str(report), "--out", str(out)).returncode == 0
+    assert run_cli_fast(capsys, "real-model-results", str(root), "--labels-report", str(report), "--out",
+                        str(out)).returncode == 0
     data = json.loads(out.read_text())
     data["ranker"] = {"kind": "rank", "backbone": "probe", "hf_path": "smollm2", "probe_layer": 15,
                       "probe_precision": "bf16", "held_out_tau": 0.299}

@@ -5,19 +5,13 @@ run's cache key covers it only when it is set (runs cached before the key existe
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import polars as pl
 import pytest
 
+from cli_helpers import run_cli_fast
 from ltrsched.experiments.runspec import RunSpec
 from test_cli_simulate import assert_one_line_error
-
-
-def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "ltrsched.cli", *args], capture_output=True, text=True,
-                          timeout=600, cwd=cwd)
 
 
 def write_long_tail(path, n: int = 30) -> None:
@@ -27,17 +21,17 @@ def write_long_tail(path, n: int = 30) -> None:
     path.write_text("arrival_time,prompt_tokens,output_tokens\n" + rows)
 
 
-def test_a_long_tail_sweep_runs_with_max_model_len_and_is_told_the_key_without_it(tmp_path):
+def test_a_long_tail_sweep_runs_with_max_model_len_and_is_told_the_key_without_it(capsys, tmp_path):
     write_long_tail(tmp_path / "longtail.csv")
     base = 'workloads = ["longtail.csv"]\npolicies = ["fcfs", "srtf"]\n'
     (tmp_path / "without.toml").write_text(base)
-    r = run_cli("sweep", "without.toml", "--out", "o1", "--jobs", "1", cwd=tmp_path)
+    r = run_cli_fast(capsys, "sweep", "without.toml", "--out", "o1", "--jobs", "1", cwd=tmp_path)
     assert_one_line_error(r, "3 request(s) exceed the profile's context limit of 8192 tokens")
     assert "set max_model_len (tokens) in the sweep file" in r.stderr and "copy" not in r.stderr
     assert not (tmp_path / "o1" / "sweep.csv").exists()
 
     (tmp_path / "with.toml").write_text(base + "max_model_len = 32768\n")
-    r = run_cli("sweep", "with.toml", "--out", "o2", "--jobs", "1", cwd=tmp_path)
+    r = run_cli_fast(capsys, "sweep", "with.toml", "--out", "o2", "--jobs", "1", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     df = pl.read_csv(tmp_path / "o2" / "sweep.csv")
     assert df.height == 2 and df["num_finished"].to_list() == [30, 30]
@@ -55,12 +49,13 @@ def test_a_long_tail_sweep_runs_with_max_model_len_and_is_told_the_key_without_i
     ("s.toml", 'policies = ["fcfs"]\nmax_model_len = 32768.0\n', "'max_model_len' must be an integer, got 32768.0"),
     ("s.json", '{"policies": ["fcfs"], "max_model_len": true}', "'max_model_len' must be an integer, got True"),
 ])
-def test_a_bad_max_model_len_is_one_line_before_any_run(tmp_path, name, content, message):
+def test_a_bad_max_model_len_is_one_line_before_any_run(capsys, tmp_path, name, content, message):
     (tmp_path / name).write_text(content)
-    assert_one_line_error(run_cli("sweep", str(tmp_path / name), "--out", str(tmp_path / "o"), "--jobs", "1"),
+    assert_one_line_error(run_cli_fast(capsys, "sweep", str(tmp_path / name), "--out", str(tmp_path / "o"), "--jobs",
+                                       "1"),
                           message)
     assert not (tmp_path / "o").exists()
-    simulate = run_cli("simulate", "-n", "5", "--max-model-len", "0")
+    simulate = run_cli_fast(capsys, "simulate", "-n", "5", "--max-model-len", "0")
     assert_one_line_error(simulate, "--max-model-len must be positive, got 0")
 
 
@@ -104,17 +99,17 @@ def test_the_key_of_a_run_that_sets_no_max_model_len_is_unchanged():
                                        "profile": {"builtin": "a100-llama3-8b"}, "policy": None, "scoring": None}}
 
 
-def test_capacity_takes_max_model_len_like_simulate(tmp_path):
+def test_capacity_takes_max_model_len_like_simulate(capsys, tmp_path):
     write_long_tail(tmp_path / "longtail.csv", n=40)
     args = ["capacity", "--slo", "ttft_p90=2", "-p", "fcfs", "-w", "longtail.csv", "-n", "40", "--seeds", "1",
             "--max-num-seqs", "4", "--tolerance", "0.5", "--jobs", "1"]
-    r = run_cli(*args, "--out", "o1", cwd=tmp_path)
+    r = run_cli_fast(capsys, *args, "--out", "o1", cwd=tmp_path)
     assert_one_line_error(r, "exceed the profile's context limit of 8192 tokens")
     assert "raise --max-model-len" in r.stderr
-    assert_one_line_error(run_cli(*args, "--out", "o0", "--max-model-len", "0", cwd=tmp_path),
+    assert_one_line_error(run_cli_fast(capsys, *args, "--out", "o0", "--max-model-len", "0", cwd=tmp_path),
                           "--max-model-len must be positive, got 0")
     assert not (tmp_path / "o0").exists()
-    r = run_cli(*args, "--out", "o2", "--max-model-len", "32768", cwd=tmp_path)
+    r = run_cli_fast(capsys, *args, "--out", "o2", "--max-model-len", "32768", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     table = pl.read_csv(tmp_path / "o2" / "capacity.csv")
     assert table.height == 1 and table["status"][0] == "found" and table["capacity_rps"][0] > 0

@@ -12,7 +12,6 @@ import pytest
 
 from cli_helpers import run_cli_fast
 from conftest import make_workload
-from test_cli_simulate import run_cli
 from ltrsched.policies.step_shape import StepShape
 from ltrsched.sim.profiles import load_profile
 from ltrsched.validation.profiling import (PROBE_GAP_S, ProbePlan, fit_steps, probe_plan, probe_workload,
@@ -160,12 +159,22 @@ def test_cpu_probe_plan_reaches_the_sequence_cap(quick):
     assert {1, 64, 256} <= batches
 
 
+@pytest.fixture(scope="module")
+def quick_profile(tmp_path_factory, vllm_scheduler_code):
+    """``profile --emulate a100-llama3-8b --quick`` (one repeat of each probe), measured once for the module's tests
+    in this process (run_cli_captured): the profile's path."""
+    from cli_helpers import run_cli_captured
+
+    out = tmp_path_factory.mktemp("quick-profile") / "measured.json"
+    r = run_cli_captured("profile", "--emulate", "a100-llama3-8b", "--quick", "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    return out
+
+
 @pytest.mark.vllm
 @pytest.mark.usefixtures("vllm_scheduler_code")
-def test_profile_measured_on_the_emulated_engine_predicts_the_true_one(tmp_path, capsys):
-    out = tmp_path / "measured.json"
-    r = run_cli_fast(capsys, "profile", "--emulate", "a100-llama3-8b", "--quick", "--out", str(out))
-    assert r.returncode == 0, r.stderr[-2000:]
+def test_profile_measured_on_the_emulated_engine_predicts_the_true_one(quick_profile):
+    out = quick_profile
     measured, truth = load_profile(str(out)), load_profile("a100-llama3-8b")
     data = json.loads(out.read_text())
     assert data["provenance"]["fit"]["num_samples"] > 200 and out.with_suffix(".steps.parquet").is_file()
@@ -181,15 +190,14 @@ def test_profile_measured_on_the_emulated_engine_predicts_the_true_one(tmp_path,
 
 @pytest.mark.vllm
 @pytest.mark.usefixtures("vllm_scheduler_code")
-def test_profile_runs_pools_engine_starts_each_in_its_own_process(tmp_path, capsys):
+def test_profile_runs_pools_engine_starts_each_in_its_own_process(tmp_path, capsys, quick_profile):
     """--runs 2 measures the probes on two engines, one after another, each in a fresh process, and fits one
     profile to their steps (a ``run`` column tells them apart); it reports each start's speed against the fit
-    (the emulated engine's two starts time every step alike). The one-run profile is measured in this process; the
-    pooled one in a command of its own, whose engines start in processes of their own."""
-    one, two = tmp_path / "one.json", tmp_path / "two.json"
-    r = run_cli_fast(capsys, "profile", "--emulate", "a100-llama3-8b", "--quick", "--repeats", "1", "--out", str(one))
-    assert r.returncode == 0, r.stderr[-2000:]
-    r = run_cli("profile", "--emulate", "a100-llama3-8b", "--quick", "--repeats", "1", "--runs", "2", "--out", str(two))
+    (the emulated engine's two starts time every step alike). The one-run profile is the module's (--quick: one
+    repeat). Both commands run in this process (run_cli_fast): the pooled one's engines start in processes of their
+    own, spawned by the command, as from a command of its own (its interpreter and vLLM import were most of its time)."""
+    one, two = quick_profile, tmp_path / "two.json"
+    r = run_cli_fast(capsys, "profile", "--emulate", "a100-llama3-8b", "--quick", "--repeats", "1", "--runs", "2", "--out", str(two))
     assert r.returncode == 0, r.stderr[-2000:]
     speeds = [float(v) for v in r.stdout.split("each one's measured time over the fit's: ")[1].split(",")]
     assert len(speeds) == 2 and speeds[0] == speeds[1] and 0.97 < speeds[0] < 1.03
@@ -207,10 +215,10 @@ def test_profile_runs_pools_engine_starts_each_in_its_own_process(tmp_path, caps
 
 
 @pytest.mark.parametrize("runs", ["0", "21"])
-def test_profile_runs_out_of_range_is_one_line(tmp_path, runs):
+def test_profile_runs_out_of_range_is_one_line(tmp_path, capsys, runs):
     from test_cli_simulate import assert_one_line_error
 
-    r = run_cli("profile", "--emulate", "a100-llama3-8b", "--runs", runs, "--out", str(tmp_path / "p.json"))
+    r = run_cli_fast(capsys, "profile", "--emulate", "a100-llama3-8b", "--runs", runs, "--out", str(tmp_path / "p.json"))
     assert_one_line_error(r, f"--runs must be in [1, 20] (engine starts), got {runs}")
 
 
@@ -253,14 +261,16 @@ def test_validate_on_the_emulated_engine_reports_zero_error(tmp_path, capsys):
 
 @pytest.mark.vllm
 @pytest.mark.usefixtures("vllm_scheduler_code")
-def test_validate_spread_repeats_runs_each_pass_on_an_engine_start_of_its_own(tmp_path):
+def test_validate_spread_repeats_runs_each_pass_on_an_engine_start_of_its_own(tmp_path, capsys):
+    """The command runs in this process (run_cli_fast); each pass's engine starts in a process it spawns, as from a
+    command of its own: neither is this process (the pids below)."""
     wl = tmp_path / "wl.parquet"
     rng = np.random.default_rng(1)
     make_workload(rng.integers(5, 300, 40), rng.integers(1, 80, 40)).save(wl)
     out = tmp_path / "val"
     specs = ["fcfs", "ltr:tau=0.6,starve=20,quantum=3"]
-    r = run_cli("validate", "-w", str(wl), "--policies", ";".join(specs), "--rates", "5", "--repeats", "2",
-                "--spread-repeats", "--emulate", "a100-llama3-8b", "--num-gpu-blocks", "60", "--out", str(out))
+    r = run_cli_fast(capsys, "validate", "-w", str(wl), "--policies", ";".join(specs), "--rates", "5", "--repeats",
+                     "2", "--spread-repeats", "--emulate", "a100-llama3-8b", "--num-gpu-blocks", "60", "--out", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     assert "engine start 2 of 2 done" in r.stdout
     metas = {}
@@ -472,11 +482,11 @@ def test_validate_refuses_an_out_holding_files_no_validation_recorded(tmp_path, 
     assert sorted(out.rglob("*")) == before  # nothing deleted
 
 
-def test_validate_refuses_a_mixed_out_before_the_engine_starts(tmp_path):
+def test_validate_refuses_a_mixed_out_before_the_engine_starts(tmp_path, capsys):
     run = tmp_path / "val" / "runs" / "burst" / "fcfs" / "engine"
     run.mkdir(parents=True)
     (run / "summary.json").write_text("{}")
-    r = run_cli("validate", "-n", "5", "--profile", "nosuch", "--emulate", "a100-llama3-8b", "--out",
+    r = run_cli_fast(capsys, "validate", "-n", "5", "--profile", "nosuch", "--emulate", "a100-llama3-8b", "--out",
                 str(tmp_path / "val"))
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr[-2000:]
     assert f"--out {tmp_path / 'val'} holds {run / 'summary.json'}, not written by a validation recorded" in r.stderr
