@@ -115,16 +115,21 @@ _MAX_SIZE = 1 << 31
 def read_model_config(directory: str | Path) -> dict:
     """The ``config.json`` of a model directory as a dict; one-line :class:`UserError` if it is unreadable or no
     JSON object."""
+    return read_json_object(Path(directory) / "config.json", "model config ")
+
+
+def read_json_object(path: Path, what: str = "") -> dict:
+    """The JSON object in the file ``path`` (a model directory's config.json, its hf_quant_config.json); one-line
+    :class:`UserError` naming ``what`` (e.g. ``"model config "``) and the path if it is unreadable or no object."""
     from ltrsched.errors import UserError
 
-    path = Path(directory) / "config.json"
     try:
-        config = strict_json.loads(path.read_bytes())
+        value = strict_json.loads(path.read_bytes())
     except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read model config {path}: {exc}") from None
-    if not isinstance(config, dict):
-        raise UserError(f"model config {path} must be a JSON object, got {type(config).__name__}")
-    return config
+        raise UserError(f"cannot read {what}{path}: {exc}") from None
+    if not isinstance(value, dict):
+        raise UserError(f"{what}{path} must be a JSON object, got {type(value).__name__}")
+    return value
 
 
 def config_size(config, key: str, source: str, prefix: str = "") -> int:

@@ -13,16 +13,9 @@ import pytest
 
 from ltrsched.errors import UserError
 from ltrsched.models import LLAMA_TINY
+from test_models_other import DSV2  # (one DeepSeek-V2-Lite-like fixture for both files)
 
 TINY = dict(LLAMA_TINY)  # 2 layers, 4 KV heads of 64, float32
-#: A 3-layer DeepSeek-V2-Lite-like model (no query LoRA, MoE after the first layer), bfloat16.
-DSV2 = {"architectures": ["DeepseekV2ForCausalLM"], "model_type": "deepseek_v2", "hidden_size": 256,
-        "intermediate_size": 512, "moe_intermediate_size": 128, "num_hidden_layers": 3, "num_attention_heads": 4,
-        "num_key_value_heads": 4, "kv_lora_rank": 64, "q_lora_rank": None, "qk_rope_head_dim": 16,
-        "qk_nope_head_dim": 32, "v_head_dim": 32, "n_routed_experts": 4, "n_shared_experts": 1,
-        "num_experts_per_tok": 2, "first_k_dense_replace": 1, "moe_layer_freq": 1, "n_group": 1, "topk_group": 1,
-        "vocab_size": 32000, "max_position_embeddings": 4096, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
-        "torch_dtype": "bfloat16", "tie_word_embeddings": False}
 DSV3 = {**DSV2, "model_type": "deepseek_v3", "architectures": ["DeepseekV3ForCausalLM"]}
 KIMI_K2 = {**DSV3, "model_type": "kimi_k2"}  # (vLLM reads it through transformers' DeepseekV3Config)
 #: A 2-layer Falcon-7B-like config under its original RefinedWeb names (vLLM's own RWConfig reads them).

@@ -142,15 +142,9 @@ def model_quantization_config(path: str, config: dict) -> dict | None:
     file = Path(path) / QUANT_CONFIG_FILE
     if not file.is_file():
         return None
-    from ltrsched import strict_json
+    from ltrsched.models import read_json_object
 
-    try:
-        quant = strict_json.loads(file.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read {file}: {exc}") from None
-    if not isinstance(quant, dict):
-        raise UserError(f"{file} must be a JSON object, got {type(quant).__name__}")
-    return quant
+    return read_json_object(file)
 
 
 def model_kv_bytes_per_token(path: str, dtype: str) -> int:
