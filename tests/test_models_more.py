@@ -137,9 +137,20 @@ def test_mla_disable_sizes_per_head_keys_and_values(tmp_path, monkeypatch, confi
     assert model_kv_bytes_per_token(path, "auto") == kv_bytes_per_token(config) == 3 * (64 + 16) * 2
 
 
+def _vllm_reads_the_environment_now(request) -> None:
+    """vLLM's ``envs`` caches every variable once an engine starts (``enable_envs_cache``): after an engine started
+    in this test process (an in-process command of another test), it kept the VLLM_MLA_DISABLE of that time. Reset
+    its cache for this test (its own function for isolating tests), and cache again afterwards if it did."""
+    import vllm.envs as vllm_envs
+
+    if getattr(vllm_envs, "_is_envs_cache_enabled", lambda: False)():
+        vllm_envs.disable_envs_cache()
+        request.addfinalizer(vllm_envs.enable_envs_cache)
+
+
 @pytest.mark.vllm
 @needs_vllm
-def test_mla_disable_is_vllms_own_head_size(tmp_path, monkeypatch):
+def test_mla_disable_is_vllms_own_head_size(tmp_path, monkeypatch, request):
     """vLLM's own reading under the switch: its head size (ModelArchConfigConvertorBase.get_head_size) and the page of
     the per-head layers its DeepseekV2Attention registers (a FullAttentionSpec of a KV head per query head)."""
     import torch
@@ -151,6 +162,7 @@ def test_mla_disable_is_vllms_own_head_size(tmp_path, monkeypatch):
     from ltrsched.engine.config import pool_block_bytes
 
     monkeypatch.setenv("VLLM_MLA_DISABLE", "1")
+    _vllm_reads_the_environment_now(request)
     path = _model_dir(tmp_path / "m", DSV2)
     hf = get_config(str(path), trust_remote_code=False)
     head = ModelArchConfigConvertorBase(hf, hf).get_head_size()
