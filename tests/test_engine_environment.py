@@ -124,6 +124,20 @@ def test_a_refused_start_leaves_the_environment_as_it_was(fake_vllm, clean_engin
     assert _engine_variables() == clean_engine_variables
 
 
+def test_a_refused_start_hands_its_setup_to_no_later_scheduler(fake_vllm):
+    """The start's FCFS setup stayed pending after vLLM refused the settings: the next scheduler built in the
+    process (one ``vllm serve`` builds from its ``--additional-config``) took it and ran FCFS without the plugin time
+    limit (a fresh CI failed so: the served scheduler's watchdog test ran after this file on one xdist worker)."""
+    from ltrsched.engine.config import EngineConfig
+    from ltrsched.engine.setup import take_setup
+
+    _FakeLLM.refuse = True
+    with pytest.raises(UserError, match="vLLM refused the engine settings"):
+        fake_vllm.VllmDriver(EngineConfig(model="llama-tiny", platform="cpu", threads=1))
+    served = take_setup({"ltrsched": {"policy": "srtf"}})
+    assert served.policy.name == "srtf" and served.watch_plugins
+
+
 def test_require_vllm_sets_the_logging_level_only_while_vllm_is_imported(tmp_path, monkeypatch, clean_engine_variables):
     """An emulated engine's check set VLLM_LOGGING_LEVEL=CRITICAL (and VLLM_USE_FLASHINFER_SAMPLER=0) for good; the
     level is what vLLM's logger reads on import, so it is set for the import alone. (A stand-in vLLM package

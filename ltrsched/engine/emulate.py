@@ -12,12 +12,13 @@ real-engine validation finds is timing, not scheduling.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any, Callable
 
 from ltrsched.engine.config import EngineConfig, model_dir
 from ltrsched.engine.live_table import RequestInfo
 from ltrsched.engine.replay import replay
-from ltrsched.engine.setup import EngineSetup, install
+from ltrsched.engine.setup import EngineSetup, handed_to_next_scheduler
 from ltrsched.engine.vllm_compat import require_vllm
 from ltrsched.policies.base import Policy
 from ltrsched.policies.step_shape import StepShape
@@ -110,10 +111,9 @@ def build_scheduler(config: EngineConfig, setup: EngineSetup | None, additional_
     kv = KVCacheConfig(num_blocks=config.num_gpu_blocks, kv_cache_tensors=[], kv_cache_groups=[
         KVCacheGroupSpec(["layer"], FullAttentionSpec(block_size=config.block_size, num_kv_heads=1, head_size=1,
                                                       dtype=torch.float32))])
-    if setup is not None:
-        install(setup)
-    return PolicyScheduler(vllm_config=vllm_config, kv_cache_config=kv, block_size=config.block_size,
-                           structured_output_manager=StructuredOutputManager(vllm_config), log_stats=False)
+    with handed_to_next_scheduler(setup) if setup is not None else nullcontext():
+        return PolicyScheduler(vllm_config=vllm_config, kv_cache_config=kv, block_size=config.block_size,
+                               structured_output_manager=StructuredOutputManager(vllm_config), log_stats=False)
 
 
 def emulated_driver(config: EngineConfig, step_time: Callable[[StepShape], float]) -> EmulatedDriver:

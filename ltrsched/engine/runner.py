@@ -40,7 +40,7 @@ from ltrsched.engine.config import EngineConfig, kv_cache_bytes, model_dir, stat
 from ltrsched.engine.environment import EngineEnvironment, EnginePinning
 from ltrsched.engine.live_table import RequestInfo
 from ltrsched.engine.replay import replay
-from ltrsched.engine.setup import EngineSetup, MonotonicClock, install, request_extra
+from ltrsched.engine.setup import EngineSetup, MonotonicClock, handed_to_next_scheduler, request_extra
 from ltrsched.engine.platform import CPU, HostInfo, host_info, pin_threads
 from ltrsched.engine.vllm_compat import require_vllm, require_vllm_installed, vllm_distribution
 from ltrsched.errors import UserError
@@ -189,9 +189,10 @@ class VllmDriver:
         from ltrsched.policies import make_policy
 
         self.clock = MonotonicClock()
-        install(EngineSetup(policy=make_policy("fcfs"), clock=self.clock, max_batch_seqs=config.max_num_seqs))
         try:
-            return LLM(**engine_kwargs(config, load_format, seed))
+            with handed_to_next_scheduler(EngineSetup(policy=make_policy("fcfs"), clock=self.clock,
+                                                      max_batch_seqs=config.max_num_seqs)):
+                return LLM(**engine_kwargs(config, load_format, seed))
         except ValueError as exc:  # vLLM's checks of the settings (memory, lengths): one line
             raise UserError(f"vLLM refused the engine settings: {config_error_line(exc)}") from None
 

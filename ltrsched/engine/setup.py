@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -66,10 +67,17 @@ class EngineSetup:
 _PENDING: list[EngineSetup] = []
 
 
-def install(setup: EngineSetup) -> None:
-    """Hand ``setup`` to the next scheduler vLLM constructs in this process."""
-    _PENDING.clear()
-    _PENDING.append(setup)
+@contextmanager
+def handed_to_next_scheduler(setup: EngineSetup) -> Iterator[None]:
+    """Hand ``setup`` to the scheduler vLLM constructs in this process inside the block. A setup no scheduler took
+    (the engine's start failed before building one) is dropped when the block ends: left pending, it went to the
+    next scheduler built in the process, e.g. one ``vllm serve`` builds from its ``--additional-config``, which
+    then ran the failed start's policy without the plugin time limit."""
+    _PENDING[:] = [setup]
+    try:
+        yield
+    finally:
+        _PENDING.clear()
 
 
 def take_setup(additional_config: Mapping[str, Any] | None) -> EngineSetup:
