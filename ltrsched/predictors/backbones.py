@@ -40,6 +40,11 @@ class NgramBackbone:
     def forward(self, data, rows):
         return self.model(subset(data, rows))
 
+    def inputs_digest(self, prompts: list[str]) -> str:
+        """SHA-256 (hex) of the n-gram buckets of ``prompts`` and where each prompt's start (integers: the same on
+        every machine for the same tokenizer, n-gram set and ``dim``)."""
+        return _digest_arrays(*(getattr(self.prepare(prompts), name) for name in ("indices", "offsets")))
+
     def note_training(self, data) -> None:
         """Remember the buckets of the training prompts' bags ``data``."""
         self.seen = np.zeros(self.config.dim, dtype=bool)
@@ -66,6 +71,18 @@ class NgramBackbone:
         ends = np.append(data.offsets[1:], len(data.indices))
         per_row[data.offsets == ends] = 0  # (reduceat gives an empty bag its next entry)
         return int((per_row == 0).sum())
+
+
+def _digest_arrays(*arrays) -> str:
+    """SHA-256 (hex) of integer ``arrays``, each as little-endian int64 with its length."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(np.asarray(a, dtype="<i8"))
+        h.update(len(a).to_bytes(8, "little"))
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def resolve_hf_model(spec: str | None, option: str = "--hf-model") -> tuple[Path, str | None]:
@@ -163,6 +180,10 @@ class HFBackbone:
         toks, offs = _encoding().encode_batch(list(prompts), 0, False)
         toks = np.asarray(toks, dtype=np.int64) % (self.vocab - 1)
         return [toks[a:b][:n] if b > a else toks[:0] for a, b in zip(offs[:-1], offs[1:])]
+
+    def inputs_digest(self, prompts: list[str]) -> str:
+        """SHA-256 (hex) of the token ids the model is given for ``prompts`` (its tokenizer's, cut as trained)."""
+        return _digest_arrays(*self.prepare(prompts))
 
     def forward(self, data, rows):
         import torch

@@ -24,6 +24,17 @@ WEIGHTS_DIGEST_KEY = "weights_sha256"
 #: predictor.json's record of the prompts the predictor was trained on (:func:`prompt_hashes`), so that ``evaluate``
 #: can say when prompts it scores are not held out (checkpoints written before it, or never trained, lack it).
 TRAINING_PROMPTS_KEY = "training_prompts"
+#: predictor.json's record of what its weights were trained with (:func:`trained_with`): the settings that decide a
+#: prompt's inputs and what the outputs mean, as trained, and the SHA-256 of the inputs its backbone made of
+#: :data:`~ltrsched.predictors.predictor.CANARY_PROMPTS` (the tokenizer's ids, the n-gram buckets). A settings field
+#: edited afterwards (``ngrams``: the weights scored other n-grams' buckets) or another tokenizer at ``hf_path`` loaded
+#: and scored every prompt by weights fitted to other inputs; checkpoints written before it lack it.
+TRAINED_WITH_KEY = "trained_with"
+#: The settings :data:`TRAINED_WITH_KEY` may record (:meth:`PredictorConfig.scoring_settings`): those that turn a
+#: prompt into the model's inputs or give its outputs their meaning (a class model's ``bucket``: its predicted lengths).
+#: Not ``hf_path`` (a moved model is named anew), ``seed``, ``epochs``, ``lr`` and the like (training only).
+SCORING_FIELDS = ("kind", "backbone", "ngrams", "dim", "hidden", "num_classes", "bucket", "max_prompt_tokens",
+                  "probe_layer", "probe_precision")
 
 #: Size limits, checked before any tensor is allocated: a damaged predictor.json (``dim: 2**36``) fails with
 #: one line instead of an allocation of terabytes. The defaults are 2^20 buckets (linear) and 2^17 x 32.
@@ -155,14 +166,27 @@ class PredictorConfig:
             raise UserError(f"dim x width = {self.dim} x {width} n-gram weights exceed {MAX_EMBEDDING_PARAMS:,} "
                             f"(1 GiB); lower dim or hidden")
 
-    def save(self, directory: Path, weights_sha256: str | None = None, training_prompts=None) -> None:
+    def scoring_settings(self) -> dict:
+        """The :data:`SCORING_FIELDS` this predictor's scores depend on, by name: its backbone's (the n-gram set and
+        sizes; the prompt cut of a model's; the probe's layer and precision) and a class model's buckets."""
+        names = ["kind", "backbone"]
+        names += ["ngrams", "dim", "hidden"] if self.backbone == "ngram" else ["max_prompt_tokens"]
+        names += ["probe_layer", "probe_precision"] if self.backbone == "probe" else []
+        names += ["num_classes", "bucket"] if self.kind == "class" else []
+        return {name: getattr(self, name) for name in names}
+
+    def save(self, directory: Path, weights_sha256: str | None = None, training_prompts=None,
+             inputs_sha256: str | None = None) -> None:
         """Write ``predictor.json``; ``weights_sha256`` (hex) names the weights file it was saved with,
-        ``training_prompts`` (:func:`prompt_hashes`) the prompts it was trained on."""
+        ``training_prompts`` (:func:`prompt_hashes`) the prompts it was trained on, ``inputs_sha256`` (hex) the
+        inputs its backbone made of the canary prompts (:data:`TRAINED_WITH_KEY`; None: a backbone without them)."""
         from ltrsched import atomic
 
         data = {**asdict(self), "hf_path": model_reference(self.hf_path)}
-        if weights_sha256 is not None:
+        if weights_sha256 is not None:  # (saved with its weights: what they were trained with too)
             data[WEIGHTS_DIGEST_KEY] = weights_sha256
+            data[TRAINED_WITH_KEY] = {"settings": self.scoring_settings(),
+                                      "inputs_sha256": inputs_sha256}
         if training_prompts is not None:
             data[TRAINING_PROMPTS_KEY] = encode_prompt_hashes(training_prompts)
         atomic.write_text(Path(directory) / CONFIG_FILE, strict_json.dumps(data, indent=2))
@@ -184,6 +208,7 @@ class PredictorConfig:
                 raise UserError(f"{WEIGHTS_DIGEST_KEY} must be the weights file's SHA-256 as 64 hex digits, got "
                                 f"{str(digest)[:80]!r} (a damaged or hand-edited file; train the predictor again)")
             data.pop(TRAINING_PROMPTS_KEY, None)  # read by saved_training_prompts
+            _check_trained_with(data.pop(TRAINED_WITH_KEY, None))  # compared by check_trained_with
             return cls(**data)
         except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
             raise UserError(f"{path}: not a valid predictor config ({exc})") from None
@@ -193,6 +218,55 @@ class PredictorConfig:
             raise UserError(f"{path}: not a valid predictor config ({str(exc).split(';')[0]})") from None
         except UserError as exc:
             raise UserError(f"{path}: {exc}") from None
+
+
+def _check_trained_with(record) -> None:
+    """Raise :class:`UserError` unless ``record`` (predictor.json's :data:`TRAINED_WITH_KEY`, None if absent) has
+    the form :meth:`PredictorConfig.save` writes."""
+    if record is None:
+        return
+    settings = record.get("settings") if isinstance(record, dict) else None
+    digest = record.get("inputs_sha256") if isinstance(record, dict) else None
+    if not (isinstance(settings, dict) and set(settings) <= set(SCORING_FIELDS)
+            and (digest is None or (isinstance(digest, str) and len(digest) == 64
+                                    and all(c in "0123456789abcdef" for c in digest)))):
+        raise UserError(f"{TRAINED_WITH_KEY} must be {{\"settings\": {{...}}, \"inputs_sha256\": 64 hex digits or null}}, "
+                        f"got {json.dumps(record)[:80]} (a damaged or hand-edited file; train the predictor again)")
+
+
+def trained_with(directory: Path) -> tuple[dict, str | None] | None:
+    """The settings and inputs digest ``predictor.json`` in ``directory`` records its weights were trained with
+    (:data:`TRAINED_WITH_KEY`), or None (older checkpoints; read after :meth:`PredictorConfig.load` accepted the
+    file)."""
+    record = json.loads((Path(directory) / CONFIG_FILE).read_text()).get(TRAINED_WITH_KEY)
+    if not isinstance(record, dict):
+        return None
+    return record["settings"], record.get("inputs_sha256")
+
+
+def check_trained_with(config: PredictorConfig, directory: Path, inputs_sha256=None) -> None:
+    """Raise :class:`UserError` if ``config`` (read from ``directory``) is not what its weights were trained with
+    (:func:`trained_with`): a scoring setting edited since, named with its trained value; or, where the settings
+    are those, if ``inputs_sha256()`` (the inputs the backbone makes of the canary prompts now, None: not known)
+    differs from the recorded one: the tokenizer changed."""
+    record = trained_with(directory)
+    if record is None:
+        return
+    settings, digest = record
+    changed = [name for name, value in settings.items() if getattr(config, name) != value]
+    if changed:
+        name = changed[0]
+        raise UserError(f"{directory}: {CONFIG_FILE} says {name} {json.dumps(getattr(config, name))}, but its weights "
+                        f"were trained with {name} {json.dumps(settings[name])}"
+                        + (f" ({len(changed) - 1} more setting(s) changed too)" if len(changed) > 1 else "")
+                        + f": its scores would not be the trained model's; set it back to {json.dumps(settings[name])}, "
+                        "or train the predictor again")
+    now = inputs_sha256() if digest is not None else None
+    if now is not None and now != digest:
+        where = ("the Llama-3 tokenizer that makes its n-grams" if config.backbone == "ngram"
+                 else f"the tokenizer of its model {config.hf_path}")
+        raise UserError(f"{directory}: {where} turns prompts into other token ids than those its weights were trained "
+                        "on (another tokenizer or version): its scores would be noise; train the predictor again here")
 
 
 def model_reference(hf_path: str | None) -> str | None:

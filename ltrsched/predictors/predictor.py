@@ -18,8 +18,8 @@ from ltrsched.strict_json import defined
 from ltrsched.errors import MissingDependencyError, UserError
 from ltrsched.inputs import check_not_special
 from ltrsched.predictors.backbones import make_backbone
-from ltrsched.predictors.config import (CONFIG_FILE, KINDS, WEIGHTS_FILE, PredictorConfig, hash_prompts,
-                                       prompt_hashes, saved_training_prompts, saved_weights_digest)
+from ltrsched.predictors.config import (CONFIG_FILE, KINDS, WEIGHTS_FILE, PredictorConfig, check_trained_with,
+                                       hash_prompts, prompt_hashes, saved_training_prompts, saved_weights_digest)
 from ltrsched.predictors.losses import LOSSES
 
 
@@ -41,6 +41,13 @@ def kendall_tau(scores: np.ndarray, lengths: np.ndarray) -> float | None:
     """Kendall's tau-b between predicted shortness (score) and true shortness (-length); None where it is
     undefined (constant scores or lengths), as the JSON files hold it (``null``)."""
     return defined(float(kendalltau(scores, -np.asarray(lengths, dtype=np.float64)).statistic))
+
+
+#: Prompts whose inputs (:meth:`Predictor.inputs_digest`) identify how a checkpoint turns text into model inputs:
+#: English words and punctuation, Chinese, Japanese, emoji, right-to-left Arabic and Hebrew, and a prompt of ~3,000
+#: tokens (longer than the 2,048 that the HF backbone keeps by default).
+CANARY_PROMPTS = ("Write a short story about a city, in 3 paragraphs!", "请用中文回答：秋天的诗。日本語で説明してください",
+                  "🙂🚀 emoji ✓ “quotes”", "مرحبا كيف حالك؟ שלום עולם", "word " * 3000)
 
 
 #: Warn where at least this share of the prompts scored have no n-gram in common with the training prompts.
@@ -378,8 +385,16 @@ class Predictor:
         atomic.write_bytes(directory / WEIGHTS_FILE, buf.getvalue())
         # the config names the weights it goes with: a save interrupted between the two files (or one file
         # replaced by hand) is refused on load instead of scoring with weights of another model of the same shape
-        self.config.save(directory, hashlib.sha256(buf.getvalue()).hexdigest(), self.training_prompts)
+        self.config.save(directory, hashlib.sha256(buf.getvalue()).hexdigest(), self.training_prompts,
+                         self.inputs_digest())
         return directory
+
+    def inputs_digest(self) -> str | None:
+        """SHA-256 (hex) of the inputs the backbone makes of :data:`CANARY_PROMPTS` (the tokenizer's ids, the
+        n-gram buckets): another tokenizer or n-gram set gives another; None for a backbone without such inputs
+        (the probe: its features of a reference prompt identify its model, ``check_loaded``)."""
+        digest = getattr(self.backbone, "inputs_digest", None)
+        return None if digest is None else digest(list(CANARY_PROMPTS))
 
     def training_overlap(self, prompts: list[str]) -> int | None:
         """How many of ``prompts`` are prompts it was trained on (by text); None if its checkpoint does not say
@@ -422,6 +437,7 @@ class Predictor:
         if digest is not None and digest != hashlib.sha256(weights.read_bytes()).hexdigest():
             raise UserError(f"{directory}: {WEIGHTS_FILE} is not the weights file saved with {CONFIG_FILE} (a save "
                             "was interrupted, or one of the two was replaced); train the predictor again")
+        check_trained_with(config, directory, pred.inputs_digest)
         pred.training_prompts = saved_training_prompts(directory)
         check = getattr(pred.backbone, "check_loaded", None)  # (the probe: is its model the one it was trained on?)
         if check is not None:
