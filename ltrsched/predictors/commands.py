@@ -63,7 +63,7 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
     from ltrsched.outputs import check_out_dir
     from ltrsched.predictors.config import CONFIG_FILE, WEIGHTS_FILE, PredictorConfig, class_count
     from ltrsched.predictors.data import prompts_and_lengths
-    from ltrsched.predictors.predictor import Predictor, check_buckets, check_labelled
+    from ltrsched.predictors.predictor import Predictor, check_buckets, check_labelled, check_list_size
 
     check_out_dir(out, files=(CONFIG_FILE, WEIGHTS_FILE))  # (before the training)
     from ltrsched.predictors.ensemble import ENSEMBLE_FILE
@@ -76,6 +76,9 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
         raise UserError("--hf-model needs --backbone hf or probe")
     if ngrams is not None and backbone != "ngram":
         raise UserError("--ngrams needs --backbone ngram")
+    if backbone == "ngram" and _given("max_prompt_tokens"):  # (the n-gram ranker reads every token: it was ignored)
+        raise UserError("--max-prompt-tokens needs --backbone hf or probe (the n-gram ranker reads every token of "
+                        "every prompt)")
     if probe_layer is not None and backbone != "probe":
         raise UserError("--probe-layer needs --backbone probe")
     if probe_layer is not None and probe_layer < 1:
@@ -110,6 +113,7 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
     if kind == "class":
         config = dataclasses.replace(config, num_classes=class_count(bucket, int(lengths.max()) if len(lengths) else 0))
     check_buckets(config, lengths)
+    check_list_size(config, len(prompts))  # (before a model loads)
     predictor = Predictor(config)
     work_starts()  # (the training takes minutes: its warnings so far are news now)
     # (on a terminal only; closed before an error is printed, so the error is a line of its own)
@@ -212,10 +216,22 @@ def _note_emulated_bf16(predictor, model_dir) -> None:
                    "native bfloat16 products: slower than a float32 probe here", err=True)
 
 
+def _given(name: str) -> bool:
+    """Whether the running command's option ``name`` (its parameter name) was given on the command line."""
+    return click.get_current_context().get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+
+
 def _check_train_numbers(epochs, list_size, max_prompt_tokens, bucket, label_bucket, lr, seed) -> None:
-    """Raise :class:`UserError` for a training option out of range (before any data is loaded)."""
-    if (epochs is not None and epochs < 1) or list_size < 2 or max_prompt_tokens < 1:
-        raise UserError("--epochs and --max-prompt-tokens must be >= 1 and --list-size >= 2")
+    """Raise :class:`UserError` for a training option out of range (before any data is loaded), naming the option
+    and its value."""
+    from ltrsched.predictors.config import MAX_EPOCHS, MAX_PROMPT_TOKENS
+
+    if epochs is not None and not 1 <= epochs <= MAX_EPOCHS:
+        raise UserError(f"--epochs must be in [1, {MAX_EPOCHS}], got {epochs}")
+    if list_size < 2:
+        raise UserError(f"--list-size must be >= 2 (the rank loss orders the prompts of a list), got {list_size}")
+    if not 1 <= max_prompt_tokens <= MAX_PROMPT_TOKENS:
+        raise UserError(f"--max-prompt-tokens must be in [1, {MAX_PROMPT_TOKENS}], got {max_prompt_tokens}")
     if bucket < 1 or label_bucket < 1:
         raise UserError(f"--bucket and --label-bucket must be >= 1 token, got {bucket} and {label_bucket}")
     if lr is not None and not (math.isfinite(lr) and lr > 0):
