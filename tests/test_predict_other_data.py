@@ -1,0 +1,203 @@
+"""The predictors on data unlike ShareGPT's: other models' lengths (all at a cap, heavy-tailed), other prompt sources,
+checkpoints edited or read through another tokenizer, and training options at their limits. Each case ends in a
+correct result or one line naming the problem and the fix (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import warnings
+
+import numpy as np
+import polars as pl
+import pytest
+
+from cli_helpers import run_cli_fast
+
+WORDS = "please explain the story of a word list write answer today city code python function loop summary".split()
+
+
+def _english(n: int, seed: int) -> list[tuple[str, int]]:
+    """``n`` (prompt, output length [tokens]) pairs of English words, longer prompts with longer answers."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        words = list(rng.choice(WORDS, size=int(rng.integers(3, 12))))
+        rows.append((" ".join(words) + f" {seed}-{i}", 20 * len(words) + int(rng.integers(1, 50))))
+    return rows
+
+
+def _jsonl(path, rows) -> None:
+    path.write_text("".join(json.dumps({"prompt": p, "output_tokens": n}) + "\n" for p, n in rows))
+
+
+def _one_line_error(r, *parts: str) -> None:
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.stderr, r.stderr
+    for part in parts:
+        assert part in lines[0], lines[0]
+
+
+def _ranker(path, rows, **config) -> None:
+    """An n-gram ranker (one epoch) trained on ``rows``, saved at ``path``."""
+    from ltrsched.predictors.config import PredictorConfig
+    from ltrsched.predictors.predictor import Predictor
+
+    predictor = Predictor(PredictorConfig(epochs=1, **config))
+    predictor.fit([p for p, _ in rows], np.array([n for _, n in rows]))
+    predictor.save(path)
+
+
+def _edit(path, **changes) -> None:
+    config = path / "predictor.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), **changes}))
+
+
+# ---------------------------------------------------------------- checkpoints read as other than trained
+@pytest.mark.parametrize("field, value", [("ngrams", "tokens"), ("ngrams", "tokens+cjk-words")])
+def test_a_feature_set_edited_after_training_is_refused_on_load(tmp_path, capsys, field, value):
+    """predictor.json's n-gram set changed after training (the weights digest covers the weights only): evaluate
+    loaded it and scored each prompt by the weights of other n-grams' buckets, held-out tau 0.29 -> -0.21, without a
+    word."""
+    _ranker(tmp_path / "ck", _english(120, 0))
+    _jsonl(tmp_path / "ev.jsonl", _english(40, 1))
+    _edit(tmp_path / "ck", **{field: value})
+    r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "ck", "--data", tmp_path / "ev.jsonl")
+    _one_line_error(r, f'predictor.json says {field} "{value}", but its weights were trained with {field} '
+                       '"tokens+words"', 'set it back to "tokens+words", or train the predictor again')
+
+
+def test_a_class_models_bucket_edited_after_training_is_refused(tmp_path):
+    """A class model's bucket width gives its predicted lengths ((class + 0.5) x bucket): edited from 100 to 50 tokens,
+    every predicted length halved without a word."""
+    from ltrsched.errors import UserError
+    from ltrsched.predictors.predictor import Predictor
+
+    ck = tmp_path / "ck"
+    _ranker(ck, _english(60, 0), kind="class", loss="ce", bucket=100, num_classes=82, hidden=8, dim=1 << 10)
+    Predictor.load(ck)
+    _edit(ck, bucket=50)
+    with pytest.raises(UserError, match=r"says bucket 50, but its weights were trained with bucket 100"):
+        Predictor.load(ck)
+
+
+def test_another_tokenizer_at_the_hf_model_path_is_refused(tmp_path, capsys):
+    """An HF ranker trained on a model directory without a tokenizer (Llama-3 ids folded into its vocabulary): a
+    tokenizer.json added there later gave other token ids, and evaluate scored them with the trained weights without a
+    word."""
+    transformers = pytest.importorskip("transformers")
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from ltrsched.predictors.config import PredictorConfig
+    from ltrsched.predictors.predictor import Predictor
+
+    model = tmp_path / "tiny-opt"
+    transformers.OPTConfig(vocab_size=512, hidden_size=16, num_hidden_layers=1, ffn_dim=32, num_attention_heads=2,
+                           max_position_embeddings=64, word_embed_proj_dim=16).save_pretrained(model)
+    rows = _english(40, 0)
+    predictor = Predictor(PredictorConfig(backbone="hf", hf_path=str(model), epochs=1, lr=1e-3, list_size=16,
+                                          max_prompt_tokens=32))
+    predictor.fit([p for p, _ in rows], np.array([n for _, n in rows]))
+    predictor.save(tmp_path / "ck")
+    _jsonl(tmp_path / "ev.jsonl", _english(12, 1))
+    assert run_cli_fast(capsys, "evaluate", "-m", tmp_path / "ck", "--data", tmp_path / "ev.jsonl").returncode == 0
+    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(["[UNK]", *WORDS])}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.save(str(model / "tokenizer.json"))
+    r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "ck", "--data", tmp_path / "ev.jsonl")
+    _one_line_error(r, f"the tokenizer of its model {model} turns prompts into other token ids",
+                    "train the predictor again here")
+
+
+def test_a_checkpoint_saved_before_the_record_loads_and_scores_as_before(tmp_path):
+    """Checkpoints written before predictor.json recorded what they were trained with load as they did."""
+    from ltrsched.predictors.config import TRAINED_WITH_KEY
+    from ltrsched.predictors.predictor import Predictor
+
+    rows = _english(60, 0)
+    _ranker(tmp_path / "ck", rows)
+    prompts = [p for p, _ in rows]
+    before = Predictor.load(tmp_path / "ck").scores(prompts)
+    config = json.loads((tmp_path / "ck" / "predictor.json").read_text())
+    assert set(config[TRAINED_WITH_KEY]) == {"settings", "inputs_sha256"}
+    config.pop(TRAINED_WITH_KEY)
+    (tmp_path / "ck" / "predictor.json").write_text(json.dumps(config))
+    assert np.array_equal(Predictor.load(tmp_path / "ck").scores(prompts), before)
+
+
+def test_a_foreign_pickle_as_weights_is_one_line(tmp_path, capsys):
+    """A plain pickle (another tool's "weights") printed torch's two-line UserWarning about its pickle protocol
+    before the error line."""
+    _ranker(tmp_path / "ck", _english(60, 0))
+    (tmp_path / "ck" / "weights.pt").write_bytes(pickle.dumps({"bag.weight": 3}, protocol=4))
+    _jsonl(tmp_path / "ev.jsonl", _english(12, 1))
+    with warnings.catch_warnings(record=True) as caught:  # (pytest keeps warnings off stderr: a process prints them)
+        warnings.simplefilter("always")
+        r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "ck", "--data", tmp_path / "ev.jsonl")
+    _one_line_error(r, "weights.pt: not a readable torch weights file")
+    assert not [w for w in caught if "pickle" in str(w.message)], [str(w.message) for w in caught]
+
+
+# ---------------------------------------------------------------- training options at their limits
+@pytest.mark.parametrize("args, message", [
+    # (--max-prompt-tokens 1 was accepted and ignored: the n-gram ranker trained on every token of every prompt)
+    (["--max-prompt-tokens", "1"], "--max-prompt-tokens needs --backbone hf or probe"),
+    # (one message for three options, naming neither the option nor its value)
+    (["--epochs", "0"], "--epochs must be in [1, 10000], got 0"),
+    (["--epochs", "-3"], "--epochs must be in [1, 10000], got -3"),
+    (["--epochs", "100000"], "--epochs must be in [1, 10000], got 100000"),
+    (["--list-size", "0"], "--list-size must be >= 2 (the rank loss orders the prompts of a list), got 0"),
+    (["--list-size", "1"], "--list-size must be >= 2"),
+    (["--backbone", "hf", "--hf-model", "minilm", "--max-prompt-tokens", "0"],
+     "--max-prompt-tokens must be in [1, 1048576], got 0"),
+])
+def test_training_options_out_of_range_name_the_option_and_value(tmp_path, capsys, args, message):
+    _jsonl(tmp_path / "tr.jsonl", _english(20, 0))
+    _jsonl(tmp_path / "ev.jsonl", _english(10, 1))
+    r = run_cli_fast(capsys, "train", "--data", tmp_path / "tr.jsonl", "--eval-data", tmp_path / "ev.jsonl",
+                     "-o", tmp_path / "ck", *args)
+    _one_line_error(r, message)
+    assert not (tmp_path / "ck").exists()
+
+
+def test_a_pairwise_list_whose_pairs_outgrow_memory_is_refused_before_training(tmp_path, capsys):
+    """--list-size 100000 was accepted whatever the data: on 100,000 labels one list of the pairwise loss would take
+    ~160 GiB (17 bytes a pair, measured on 8,192). Here 9,000 prompts (~1.3 GiB a list): refused before the model."""
+    rows = [(f"prompt number {i} " + WORDS[i % len(WORDS)], 1 + i % 997) for i in range(9000)]
+    _jsonl(tmp_path / "tr.jsonl", rows)
+    _jsonl(tmp_path / "ev.jsonl", _english(10, 1))
+    r = run_cli_fast(capsys, "train", "--data", tmp_path / "tr.jsonl", "--eval-data", tmp_path / "ev.jsonl",
+                     "-o", tmp_path / "ck", "--list-size", "100000")
+    _one_line_error(r, "--list-size 100000: the pairwise loss compares every pair", "lists of 9,000 prompts need ~1 GiB",
+                    "use --list-size 8192 or less, or --loss listmle")
+    assert not (tmp_path / "ck").exists()
+
+
+def test_the_list_size_bound_is_the_pairwise_losss_only():
+    from ltrsched.errors import UserError
+    from ltrsched.predictors.config import PredictorConfig
+    from ltrsched.predictors.predictor import MAX_PAIRWISE_LIST, check_list_size
+
+    check_list_size(PredictorConfig(list_size=100_000), MAX_PAIRWISE_LIST)  # (a list holds at most every prompt)
+    check_list_size(PredictorConfig(list_size=100_000, loss="listmle"), 100_000)  # (linear in the list)
+    check_list_size(PredictorConfig(list_size=100_000, kind="class", loss="ce"), 100_000)
+    with pytest.raises(UserError, match="lists of 8,193 prompts need"):
+        check_list_size(PredictorConfig(list_size=100_000), MAX_PAIRWISE_LIST + 1)
+
+
+# ---------------------------------------------------------------- lengths of other models
+def test_lengths_all_at_a_models_cap_name_the_fix(tmp_path, capsys):
+    """Another model that stops at its 512-token cap on every prompt: the error said "nothing to rank" and stopped
+    there; it now says what to do."""
+    _jsonl(tmp_path / "tr.jsonl", [(p, 512) for p, _ in _english(30, 0)])
+    _jsonl(tmp_path / "ev.jsonl", _english(10, 1))
+    r = run_cli_fast(capsys, "train", "--data", tmp_path / "tr.jsonl", "--eval-data", tmp_path / "ev.jsonl",
+                     "-o", tmp_path / "ck", "--epochs", "1")
+    _one_line_error(r, "all 30 training prompts have the same output length (512)",
+                    "label them again with a larger --max-tokens")
+    _jsonl(tmp_path / "one.jsonl", _english(1, 2))
+    _jsonl(tmp_path / "tr.jsonl", _english(30, 0))
+    r = run_cli_fast(capsys, "train", "--data", tmp_path / "tr.jsonl", "--eval-data", tmp_path / "one.jsonl",
+                     "-o", tmp_path / "ck", "--epochs", "1")
+    _one_line_error(r, "need at least 2 held-out prompts, got 1: Kendall tau and the rank loss compare pairs")
