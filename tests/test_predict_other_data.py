@@ -201,3 +201,69 @@ def test_lengths_all_at_a_models_cap_name_the_fix(tmp_path, capsys):
     r = run_cli_fast(capsys, "train", "--data", tmp_path / "tr.jsonl", "--eval-data", tmp_path / "one.jsonl",
                      "-o", tmp_path / "ck", "--epochs", "1")
     _one_line_error(r, "need at least 2 held-out prompts, got 1: Kendall tau and the rank loss compare pairs")
+
+
+# ---------------------------------------------------------------- label: resumed after a kill mid-write
+def test_a_resumed_label_run_keeps_its_labels_and_serves_each_prompt_once(tmp_path, monkeypatch):
+    """A run killed while writing a part leaves its temp file (the rename never happened); a part damaged on disk
+    (here cut to half its bytes) is unreadable. The rerun keeps the readable parts' labels, serves only the prompts
+    no readable part holds, and writes each prompt once. Before: the rerun (in the same process within the same
+    second, as here) named its parts like the first run's and replaced them, losing k0 and k1; and the killed write's
+    temp file stayed in OUT.parts/ for good (now removed under the lock: no other process writes there)."""
+    from types import SimpleNamespace
+
+    import ltrsched.engine.runner as runner
+    import ltrsched.labelling.generate as generate
+    from ltrsched import atomic
+    from ltrsched.engine.config import EngineConfig
+    from ltrsched.labelling.jobs import LabelJob
+    from ltrsched.labelling.parts import open_parts, parts_dir
+    from ltrsched.labelling.run import _final_labels, _serve, _Stats
+    from ltrsched.labelling.settings import LabelSettings, Sampling
+
+    class FakeDriver:
+        def __init__(self, config, load_format, seed):
+            self.host = SimpleNamespace(to_dict=lambda: {})
+            self.max_model_len = 1000
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+    served = []
+
+    def serve(driver, requests, on_done, window):
+        for i, r in enumerate(requests):
+            served.append(r.prompt_ids[0])
+            on_done(i, generate.Generated(prompt_tokens=len(r.prompt_ids), output_tokens=10 + r.prompt_ids[0],
+                                          finish_reason="stop"))
+
+    monkeypatch.setattr(runner, "VllmDriver", FakeDriver)
+    monkeypatch.setattr(generate, "serve_requests", serve)
+    jobs = [LabelJob("main", "eval", f"k{i}", f"prompt {i} 你好 🙂") for i in range(6)]
+    settings = LabelSettings("m", "0" * 64, 100, Sampling(0.0, 1.0, 0), Sampling(0.8, 1.0, 1), prompts_sha256="a" * 64)
+    out = tmp_path / "labels.parquet"
+
+    def run(todo_keys):
+        stats = _Stats()
+        stats.context = 1000
+        with open_parts(out, settings) as store:
+            held = set(store.labelled()["key"].to_list())
+            todo = [j for j in jobs if j.key not in held and j.key in todo_keys]
+            _serve(todo, [[int(j.key[1:]), 7] for j in todo], EngineConfig(platform="cpu"), settings, store, 2, stats)
+            return store, _final_labels(store.labelled(), jobs, store.schema)
+
+    run({"k0", "k1", "k2", "k3"})  # killed after two parts of two prompts
+    parts = sorted(parts_dir(out).glob("part-*.parquet"))
+    assert len(parts) == 2
+    parts[1].write_bytes(parts[1].read_bytes()[: parts[1].stat().st_size // 2])  # k2, k3: damaged on disk
+    atomic.temp_path(parts_dir(out) / "part-killed-00003.parquet").write_bytes(b"PAR1 half a part")
+    served.clear()
+    store, final = run({f"k{i}" for i in range(6)})
+    assert sorted(served) == [2, 3, 4, 5]  # k0, k1 kept; k2, k3 relabelled; k4, k5 new
+    assert store.damaged == [parts[1].name]
+    assert final["key"].to_list() == [f"k{i}" for i in range(6)] and final["output_tokens"].to_list() == [10, 11, 12, 13, 14, 15]
+    assert final["prompt"].to_list() == [j.prompt for j in jobs]
+    assert not list(parts_dir(out).glob(".*.tmp*"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import time
 from pathlib import Path
 from typing import Iterator
@@ -39,7 +40,9 @@ class PartStore:
     def __init__(self, directory: Path, settings: LabelSettings):
         self.directory = directory
         self.settings = settings
-        self._prefix = f"part-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        # (time and pid alone named a second run in one process within the same second like the first: its parts
+        # replaced the first run's, whose labels were lost; the random token keeps every run's names its own)
+        self._prefix = f"part-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{secrets.token_hex(4)}"
         self._count = 0
         self.damaged: list[str] = []  # unreadable part files found (and removed: their prompts are labelled again)
         self.schema = label_schema(settings.keeps_text)
@@ -74,6 +77,8 @@ def open_parts(out: str | os.PathLike, settings: LabelSettings) -> Iterator[Part
     with run_lock(directory / ".lock", wait=False) as held:
         if not held:
             raise UserError(f"another `ltrsched label` is writing {directory}; wait for it or use another --out")
+        for stale in directory.glob(".part-*.parquet.tmp*"):  # (a killed run's half-written part: never read, kept
+            stale.unlink(missing_ok=True)                     # forever; no other process writes here under the lock)
         recorded = directory / SETTINGS_FILE
         if recorded.is_file() and next(directory.glob("part-*.parquet"), None) is not None:
             try:
