@@ -267,3 +267,31 @@ def test_a_resumed_label_run_keeps_its_labels_and_serves_each_prompt_once(tmp_pa
     assert final["key"].to_list() == [f"k{i}" for i in range(6)] and final["output_tokens"].to_list() == [10, 11, 12, 13, 14, 15]
     assert final["prompt"].to_list() == [j.prompt for j in jobs]
     assert not list(parts_dir(out).glob(".*.tmp*"))
+
+
+# ---------------------------------------------------------------- ensembles
+def test_an_ensemble_member_replaced_by_another_checkpoint_is_refused(tmp_path, capsys):
+    """The ensemble z-scores each member by the mean and spread of its scores when it was made: a member directory
+    replaced later by another checkpoint (here the same ranker trained with another seed) loaded, and its scores
+    were scaled by the old member's statistics without a word."""
+    import shutil
+
+    rows = _english(80, 0)
+    _ranker(tmp_path / "a", rows, seed=0)
+    _ranker(tmp_path / "b", rows, seed=1)
+    _ranker(tmp_path / "c", rows, seed=2)
+    _jsonl(tmp_path / "tr.jsonl", rows)
+    _jsonl(tmp_path / "ev.jsonl", _english(20, 1))
+    r = run_cli_fast(capsys, "ensemble", "-m", tmp_path / "a", "-m", tmp_path / "b", "--data", tmp_path / "tr.jsonl",
+                     "--eval-data", tmp_path / "ev.jsonl", "-o", tmp_path / "e")
+    assert r.returncode == 0, r.stderr
+    evaluate = ("evaluate", "-m", tmp_path / "e", "--data", tmp_path / "ev.jsonl")
+    assert run_cli_fast(capsys, *evaluate).returncode == 0
+    shutil.rmtree(tmp_path / "e" / "member1")
+    shutil.copytree(tmp_path / "c", tmp_path / "e" / "member1")
+    _one_line_error(run_cli_fast(capsys, *evaluate), "member 'member1' is not the checkpoint this ensemble was "
+                    "calibrated on", "make the ensemble again")
+    spec = json.loads((tmp_path / "e" / "ensemble.json").read_text())
+    del spec["member_weights_sha256"]  # an ensemble written before the record: loads unchecked, as before
+    (tmp_path / "e" / "ensemble.json").write_text(json.dumps(spec))
+    assert run_cli_fast(capsys, *evaluate).returncode == 0

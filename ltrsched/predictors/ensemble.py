@@ -20,6 +20,8 @@ from ltrsched.numbers import is_finite_number
 from ltrsched.predictors.config import PredictorConfig
 
 ENSEMBLE_FILE = "ensemble.json"
+#: ensemble.json's record of each member's weights digest (``weights_sha256`` of its predictor.json) when calibrated.
+MEMBER_DIGESTS_KEY = "member_weights_sha256"
 
 
 class Ensemble:
@@ -94,9 +96,14 @@ class Ensemble:
                 shutil.copytree(src, dst)
             except OSError as exc:
                 raise UserError(f"cannot write {dst}: {exc.strerror or str(exc).splitlines()[0]}") from None
+        from ltrsched.predictors.config import saved_weights_digest
+
+        # (the means and stds are those of these members' scores: a member directory replaced later by another
+        # checkpoint, e.g. one trained again, was z-scored by the old member's statistics without a word)
+        digests = [saved_weights_digest(directory / f"member{i}") for i in range(len(sources))]
         atomic.write_text(directory / ENSEMBLE_FILE, strict_json.dumps(
             {"members": [f"member{i}" for i in range(len(sources))], "weights": self.weights,
-             "means": self.means, "stds": self.stds}, indent=2))
+             "means": self.means, "stds": self.stds, MEMBER_DIGESTS_KEY: digests}, indent=2))
         return directory
 
     @classmethod
@@ -118,7 +125,27 @@ class Ensemble:
             if (directory / name / ENSEMBLE_FILE).is_file():
                 raise UserError(f"{path}: member {name!r} is an ensemble; ensemble members must be single predictors")
         members = [Predictor.load(directory / name) for name in spec["members"]]
+        _check_member_digests(spec, directory, path)
         return cls(members, spec["weights"], spec["means"], spec["stds"])
+
+
+def _check_member_digests(spec: dict, directory: Path, path: Path) -> None:
+    """Raise :class:`UserError` if a member's weights are not those the ensemble was calibrated on (``spec``'s
+    :data:`MEMBER_DIGESTS_KEY`, absent in ensembles written before it: not checked)."""
+    from ltrsched.predictors.config import saved_weights_digest
+
+    recorded = spec.get(MEMBER_DIGESTS_KEY)
+    if recorded is None:
+        return
+    if not (isinstance(recorded, list) and len(recorded) == len(spec["members"])
+            and all(d is None or isinstance(d, str) for d in recorded)):
+        raise UserError(f"{path}: not a valid ensemble ({MEMBER_DIGESTS_KEY!r} must hold one weights digest or null "
+                        "per member)")
+    for name, digest in zip(spec["members"], recorded):
+        if digest is not None and saved_weights_digest(directory / name) != digest:
+            raise UserError(f"{path}: member {name!r} is not the checkpoint this ensemble was calibrated on (its "
+                            "weights changed: its scores would be z-scored by another model's mean and spread); "
+                            "make the ensemble again (`ltrsched ensemble`)")
 
 
 def _check_spec(spec, path: Path) -> None:
