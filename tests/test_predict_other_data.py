@@ -295,3 +295,15 @@ def test_an_ensemble_member_replaced_by_another_checkpoint_is_refused(tmp_path, 
     del spec["member_weights_sha256"]  # an ensemble written before the record: loads unchecked, as before
     (tmp_path / "e" / "ensemble.json").write_text(json.dumps(spec))
     assert run_cli_fast(capsys, *evaluate).returncode == 0
+
+
+def test_an_ensemble_of_a_classifier_names_it(tmp_path, capsys):
+    """It said "ensemble members must be rank predictors (--kind rank)", not which of the --model checkpoints is not."""
+    rows = _english(60, 0)
+    _ranker(tmp_path / "a", rows)
+    _ranker(tmp_path / "c", rows, kind="class", loss="ce", bucket=100, num_classes=82, hidden=8, dim=1 << 10)
+    _jsonl(tmp_path / "tr.jsonl", rows)
+    r = run_cli_fast(capsys, "ensemble", "-m", tmp_path / "a", "-m", tmp_path / "c", "--data", tmp_path / "tr.jsonl",
+                     "-o", tmp_path / "e")
+    _one_line_error(r, f"--model {tmp_path / 'c'} is a length classifier (--kind class)")
+    assert not (tmp_path / "e").exists()

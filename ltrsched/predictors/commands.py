@@ -415,6 +415,10 @@ def ensemble(models, weights, data, eval_data, out):
     members = [Predictor.load(m) for m in models]
     if any(isinstance(m, Ensemble) for m in members):
         raise UserError("ensemble members must be single predictors, not ensembles")
+    for path, member in zip(models, members):  # (it said "members must be rank predictors", not which one is not)
+        if member.config.kind != "rank":
+            raise UserError(f"--model {path} is a length classifier (--kind {member.config.kind}): ensemble members "
+                            "must be rank predictors (--kind rank); leave it out, or train a ranker in its place")
     prompts, _ = prompts_and_lengths(data, "train", hint=_TRAIN_HINT)
     ev_prompts, ev_lengths = prompts_and_lengths(data if eval_data is None else eval_data, "eval" if eval_data is None else "all",
                                                  hint=_EVAL_HINT)
