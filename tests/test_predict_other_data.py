@@ -307,3 +307,23 @@ def test_an_ensemble_of_a_classifier_names_it(tmp_path, capsys):
                      "-o", tmp_path / "e")
     _one_line_error(r, f"--model {tmp_path / 'c'} is a length classifier (--kind class)")
     assert not (tmp_path / "e").exists()
+
+
+# ---------------------------------------------------------------- lengths tied at a cap
+def test_an_epoch_whose_lists_hold_only_tied_lengths_is_not_blamed_on_the_learning_rate():
+    """Two of three lengths at the 512-token cap, --list-size 2: where the shuffle put the short one in the list of
+    one (skipped), the pairwise loss saw no pair of different lengths and moved no weight, and training stopped with
+    "too small a step for float32 weights; raise --lr" at the default rate. Now a later epoch's lists train it; with
+    no such epoch, the error says why."""
+    from ltrsched.errors import UserError
+    from ltrsched.predictors.config import PredictorConfig
+    from ltrsched.predictors.predictor import Predictor
+
+    prompts, lengths = [p for p, _ in _english(3, 7)], np.array([512, 512, 20])
+    with pytest.raises(UserError, match=r"no list of --list-size 2 training prompts held two different lengths in 1 "
+                                        r"epoch\(s\): the pairwise loss learned nothing \(2 of 3 lengths tie at 512 "
+                                        r"tokens\); raise --list-size or --epochs"):
+        Predictor(PredictorConfig(epochs=1, list_size=2, seed=1, dim=1 << 10)).fit(prompts, lengths)
+    predictor = Predictor(PredictorConfig(epochs=3, list_size=2, seed=1, dim=1 << 10))
+    predictor.fit(prompts, lengths)
+    assert predictor.scores(prompts)[2] > predictor.scores(prompts)[:2].max()  # (the short one ranked first)

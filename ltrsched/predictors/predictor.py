@@ -170,15 +170,28 @@ def _small_parameters(model) -> dict:
     return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad and p.numel() <= 65536}
 
 
-def _check_moved(model, initial: dict, lr: float) -> None:
+def _check_moved(model, initial: dict, lr: float, epoch: int = 1) -> None:
     """Raise :class:`UserError` if an epoch of training left every tensor of ``initial`` (:func:`_small_parameters`)
     as it was: a learning rate too small for float32 weights (--lr 1e-300) trained nothing, and the untrained
     model's held-out tau (its random initial weights') was reported and saved as the ranker's."""
     torch = _torch()
     now = dict(model.named_parameters())
     if initial and all(torch.equal(now[name].detach(), before) for name, before in initial.items()):
-        raise UserError(f"training moved no weight in its first epoch at learning rate {lr:g}: too small a step for "
+        when = "its first epoch" if epoch == 1 else f"epoch {epoch} (its first with a list of two different lengths)"
+        raise UserError(f"training moved no weight in {when} at learning rate {lr:g}: too small a step for "
                         "float32 weights; raise --lr (nothing was saved)")
+
+
+def _no_pairs(labels: np.ndarray, config: PredictorConfig) -> None:
+    """Raise :class:`UserError`: no list of the pairwise loss held two different ``labels`` in any epoch, so
+    training learned nothing (e.g. 2 of 3 lengths at a cap, the third in a list of its own, which is skipped; it
+    said "raise --lr", at any rate)."""
+    values, counts = np.unique(labels, return_counts=True)
+    top = int(np.argmax(counts))
+    raise UserError(f"no list of --list-size {config.list_size} training prompts held two different lengths in "
+                    f"{config.epochs} epoch(s): the pairwise loss learned nothing ({counts[top]} of {len(labels)} "
+                    f"lengths tie at {int(values[top]) * config.label_bucket} tokens); raise --list-size or --epochs "
+                    "(nothing was saved)")
 
 
 def count_known(known: np.ndarray | None, prompts: list[str]) -> int | None:
@@ -344,6 +357,7 @@ class Predictor:
             ce = torch.nn.CrossEntropyLoss()
         cfg.metrics = []
         initial = _small_parameters(model)
+        pairwise, moved_checked = cfg.kind == "rank" and cfg.loss == "pairwise", False
         measured = eval_prompts is not None and len(eval_prompts) > 1
         if measured:  # (after prepare: the probe sets its scale from the training prompts; the seeded draws kept)
             rng_state = torch.get_rng_state()
@@ -357,11 +371,13 @@ class Predictor:
             perm = rng.permutation(len(prompts))
             total = 0.0
             lists = [perm[i: i + cfg.list_size] for i in range(0, len(perm), cfg.list_size)]
+            informative = False  # (some list gave the loss a gradient: the pairwise loss needs two different labels)
             for rows in lists:
                 if len(rows) < 2:
                     continue
                 out = self.backbone.forward(data, rows)
                 target = y[torch.as_tensor(rows)]
+                informative = informative or not pairwise or bool((target != target[0]).any())
                 loss = loss_fn(out, target) if cfg.kind == "rank" else ce(out, target)
                 opt.zero_grad()
                 loss.backward()
@@ -374,14 +390,17 @@ class Predictor:
                                     "the optimizer's float32 step; lower it with --lr (nothing was saved)") from None
                 total += float(loss.detach()) * len(rows)
             _check_converging(model, total, epoch, cfg.lr)
-            if epoch == 1:
-                _check_moved(model, initial, cfg.lr)
+            if informative and not moved_checked:  # (an epoch of tied lists only moves nothing at any rate)
+                _check_moved(model, initial, cfg.lr, epoch)
+                moved_checked = True
             record = {"epoch": epoch, "loss": defined(total / len(prompts)), "seconds": time.perf_counter() - t0}
             if measured:
                 record.update(self.evaluate(eval_prompts, eval_lengths))
             cfg.metrics.append(record)
             if on_epoch is not None:
                 on_epoch(record)
+        if not moved_checked:
+            _no_pairs(self.labels(lengths), cfg)
         if measured:
             self.untrained_agreement = defined(float(kendalltau(untrained, self._eval_scores).statistic))
         return cfg.metrics
