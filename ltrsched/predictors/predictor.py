@@ -44,10 +44,10 @@ def kendall_tau(scores: np.ndarray, lengths: np.ndarray) -> float | None:
 
 
 #: Prompts whose inputs (:meth:`Predictor.inputs_digest`) identify how a checkpoint turns text into model inputs:
-#: English words and punctuation, Chinese, Japanese, emoji, right-to-left Arabic and Hebrew, and a prompt of ~3,000
-#: tokens (longer than the 2,048 that the HF backbone keeps by default).
+#: English words and punctuation, Chinese, Japanese, emoji, right-to-left Arabic and Hebrew. (Where prompts are cut,
+#: ``max_prompt_tokens``, is compared as a setting.)
 CANARY_PROMPTS = ("Write a short story about a city, in 3 paragraphs!", "请用中文回答：秋天的诗。日本語で説明してください",
-                  "🙂🚀 emoji ✓ “quotes”", "مرحبا كيف حالك؟ שלום עולם", "word " * 3000)
+                  "🙂🚀 emoji ✓ “quotes”", "مرحبا كيف حالك؟ שלום עולם")
 
 
 #: Warn where at least this share of the prompts scored have no n-gram in common with the training prompts.
