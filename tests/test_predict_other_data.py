@@ -327,3 +327,26 @@ def test_an_epoch_whose_lists_hold_only_tied_lengths_is_not_blamed_on_the_learni
     predictor = Predictor(PredictorConfig(epochs=3, list_size=2, seed=1, dim=1 << 10))
     predictor.fit(prompts, lengths)
     assert predictor.scores(prompts)[2] > predictor.scores(prompts)[:2].max()  # (the short one ranked first)
+
+
+# ---------------------------------------------------------------- a model directory whose tokenizer is not its model's
+@pytest.mark.parametrize("backbone", ["hf", "probe"])
+def test_a_tokenizer_with_more_tokens_than_the_model_is_one_line(tmp_path, capsys, backbone):
+    """A model directory whose tokenizer gives ids past its config.json's vocab_size (another model's tokenizer beside
+    these weights): training was an IndexError traceback from the embedding ("index out of range in self")."""
+    pytest.importorskip("transformers")
+    import torch
+    from test_probe import make_lm
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    model = make_lm(tmp_path / "lm")  # (a word-level tokenizer of ~30 tokens and a chat template)
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(vocab_size=4, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                                 num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64,
+                                 pad_token_id=0)).save_pretrained(model)
+    _jsonl(tmp_path / "tr.jsonl", _english(20, 0))
+    _jsonl(tmp_path / "ev.jsonl", _english(10, 1))
+    r = run_cli_fast(capsys, "train", "--data", tmp_path / "tr.jsonl", "--eval-data", tmp_path / "ev.jsonl",
+                     "-o", tmp_path / "ck", "--backbone", backbone, "--hf-model", model, "--epochs", "1")
+    _one_line_error(r, f"the tokenizer of {model} gives ", "outside the model's 4 input embeddings",
+                    "that tokenizer is not this model's")

@@ -85,6 +85,20 @@ def _digest_arrays(*arrays) -> str:
     return h.hexdigest()
 
 
+def check_token_ids(ids, vocab: int, model: str | None, prompts: list[str] | None = None) -> None:
+    """Raise :class:`UserError` if a token id of ``ids`` (one sequence per prompt) is outside the model's ``vocab``
+    input embeddings: a tokenizer that is not the model's (more tokens than its config.json's vocab_size) was an
+    IndexError traceback from the embedding ("index out of range in self")."""
+    for i, seq in enumerate(ids):
+        seq = np.asarray(seq)
+        if len(seq) and (int(seq.max()) >= vocab or int(seq.min()) < 0):
+            bad = int(seq.max()) if int(seq.max()) >= vocab else int(seq.min())
+            which = f"prompt {i} ({len(prompts[i])} characters)" if prompts is not None else "a prompt"
+            raise UserError(f"the tokenizer of {model} gives {which} token id {bad}, outside the model's {vocab} input "
+                            "embeddings (its config.json's vocab_size): that tokenizer is not this model's; give a "
+                            "model directory whose tokenizer and weights go together")
+
+
 def resolve_hf_model(spec: str | None, option: str = "--hf-model") -> tuple[Path, str | None]:
     """``--hf-model`` -> (model directory, GGUF file name in it or None).
 
@@ -174,7 +188,9 @@ class HFBackbone:
         embeddings)."""
         n = min(self.config.max_prompt_tokens, self.context)
         if self.tokenizer is not None:
-            return [ids[:n] for ids in self.tokenizer(list(prompts), add_special_tokens=True)["input_ids"]]
+            ids = [ids[:n] for ids in self.tokenizer(list(prompts), add_special_tokens=True)["input_ids"]]
+            check_token_ids(ids, self.model.get_input_embeddings().num_embeddings, self.config.hf_path, list(prompts))
+            return ids
         from ltrsched.workloads.tokenizer import _encoding
 
         toks, offs = _encoding().encode_batch(list(prompts), 0, False)

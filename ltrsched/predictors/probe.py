@@ -282,6 +282,9 @@ class ProbeBackbone:
         else:
             ids = tok(prompt, add_special_tokens=True)["input_ids"]
         ids = [int(i) for i in ids] or [tok.eos_token_id or 0]
+        from ltrsched.predictors.backbones import check_token_ids
+
+        check_token_ids([ids], self.lm.get_input_embeddings().num_embeddings, self.config.hf_path)
         n = min(self.config.max_prompt_tokens, self.context)
         if len(ids) > n:  # keep the end: the generation prompt, whose last token's state is read
             tail = min(8, n)
