@@ -350,3 +350,17 @@ def test_a_tokenizer_with_more_tokens_than_the_model_is_one_line(tmp_path, capsy
                      "-o", tmp_path / "ck", "--backbone", backbone, "--hf-model", model, "--epochs", "1")
     _one_line_error(r, f"the tokenizer of {model} gives ", "outside the model's 4 input embeddings",
                     "that tokenizer is not this model's")
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"dim": 1024}, "bag.weight is 1048576x1 in the file, 1024x1 for these settings"),
+    ({"kind": "class"}, "no tensor head.0.weight and 3 more"),
+])
+def test_weights_of_other_settings_say_how_they_differ(tmp_path, capsys, change, message):
+    """predictor.json's sizes edited (or another checkpoint's weights.pt beside it): the error said only "weights do
+    not match its ngram config (Error(s) in loading state_dict for NgramModel:)", torch's first line."""
+    _ranker(tmp_path / "ck", _english(40, 0))
+    _edit(tmp_path / "ck", **change)
+    _jsonl(tmp_path / "ev.jsonl", _english(10, 1))
+    r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "ck", "--data", tmp_path / "ev.jsonl")
+    _one_line_error(r, f"weights do not match its ngram config ({message}): the weights of another model or settings")

@@ -194,6 +194,28 @@ def _no_pairs(labels: np.ndarray, config: PredictorConfig) -> None:
                     "(nothing was saved)")
 
 
+def _state_mismatch(model, state) -> str | None:
+    """The first way the tensors of ``state`` (a loaded weights file) differ from ``model``'s, in words (torch's own
+    first line said only "Error(s) in loading state_dict for NgramModel:"); None if ``state`` is no dict of tensors."""
+    torch = _torch()
+    if not isinstance(state, dict):
+        return None
+    odd = next((k for k, t in state.items() if not isinstance(t, torch.Tensor)), None)
+    if odd is not None:
+        return f"{str(odd)[:80]} is {type(state[odd]).__name__}, not a tensor"
+    own = model.state_dict()
+    missing, extra = [k for k in own if k not in state], [k for k in state if k not in own]
+    if missing:
+        return f"no tensor {missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
+    if extra:
+        return f"an unknown tensor {str(extra[0])[:80]}" + (f" and {len(extra) - 1} more" if len(extra) > 1 else "")
+    for name, tensor in own.items():
+        if tuple(state[name].shape) != tuple(tensor.shape):
+            shape = "x".join(map(str, state[name].shape)) or "a scalar"
+            return f"{name} is {shape} in the file, {'x'.join(map(str, tensor.shape))} for these settings"
+    return None
+
+
 def count_known(known: np.ndarray | None, prompts: list[str]) -> int | None:
     """How many of ``prompts`` have their hash in ``known`` (:func:`prompt_hashes`); None if ``known`` is None."""
     if known is None:
@@ -471,7 +493,9 @@ class Predictor:
         try:
             pred.backbone.model.load_state_dict(state)
         except (RuntimeError, TypeError) as exc:  # other tensors, or not a state dict at all
-            raise UserError(f"{directory}: weights do not match its {config.backbone} config ({str(exc).splitlines()[0]})") from None
+            raise UserError(f"{directory}: weights do not match its {config.backbone} config ("
+                            f"{_state_mismatch(pred.backbone.model, state) or str(exc).splitlines()[0]}): the weights of "
+                            "another model or settings; train the predictor again") from None
         bad = [name for name, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
         if bad:  # (training refuses to save such weights: damaged, or edited by hand)
             raise UserError(f"{weights}: the weights hold NaN or infinite values ({bad[0]}); train the predictor again")
