@@ -41,7 +41,7 @@ class NgramBackbone:
         return self.model(subset(data, rows))
 
     def inputs_digest(self, prompts: list[str]) -> str:
-        """SHA-256 (hex) of the n-gram buckets of ``prompts`` and where each prompt's start (integers: the same on
+        """SHA-256 (hex) of the n-gram buckets of ``prompts`` and where each prompt's bag starts (integers: the same on
         every machine for the same tokenizer, n-gram set and ``dim``)."""
         return _digest_arrays(*(getattr(self.prepare(prompts), name) for name in ("indices", "offsets")))
 
