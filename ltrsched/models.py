@@ -429,26 +429,61 @@ def kv_bytes_per_token(config, dtype_bytes: int, source: str = "model config") -
 MODELOPT_KV_DTYPES = MappingProxyType({"fp8": "fp8_e4m3", "nvfp4": "nvfp4"})
 
 
-def kv_cache_dtype(quant, source: str) -> str:
-    """The KV-cache dtype vLLM 0.32 resolves ``--kv-cache-dtype auto`` to (ltrsched never passes another) for a model
-    whose quantization config is ``quant`` (config.json's ``quantization_config``, else its directory's
-    ``hf_quant_config.json``; None: none): a ModelOpt checkpoint's (``quant_method`` starting ``modelopt``)
-    ``kv_cache_scheme`` or ``kv_cache_quant_algo``, under its ``quantization`` dict or beside it, as a name
-    (:data:`MODELOPT_KV_DTYPES`) or a scheme dict (static 8-bit float: ``fp8_e4m3``; 4-bit float: ``nvfp4``); else
-    ``auto`` (the model's dtype), as vLLM falls back for a name it does not know (its
-    ``resolve_kv_cache_dtype_string``).
-    A ``quant_method`` or ``quantization`` of another type than vLLM reads (a traceback at its start) is a one-line
-    :class:`UserError` naming ``source``."""
+#: ModelOpt ``quant_algo`` names (upper-cased) vLLM 0.32 gives a ModelOpt checkpoint's quantization config the
+#: ``quant_method`` of (its ``_normalize_quantization_config``); any other algorithm it refuses at its start.
+MODELOPT_QUANT_METHODS = MappingProxyType({"FP8": "modelopt", "FP8_PER_CHANNEL_PER_TOKEN": "modelopt",
+                                           "FP8_PB_WO": "modelopt", "NVFP4": "modelopt_fp4"})
+
+
+def quant_method(quant, source: str) -> str | None:
+    """The ``quant_method`` vLLM 0.32 reads from a model's quantization config ``quant`` (config.json's
+    ``quantization_config``, else its directory's ``hf_quant_config.json``; None: none, and None is returned), as its
+    ``_normalize_quantization_config`` rewrites it before anything reads it: a ModelOpt checkpoint's (``producer``'s
+    ``name`` ``modelopt``, or a ``quantization`` dict with ``modelopt_quant_config``: the files ModelOpt writes carry no
+    ``quant_method``) from its ``quantization``'s ``quant_algo`` (:data:`MODELOPT_QUANT_METHODS`; none given: the
+    file's own), then lowercased, ``compressed_tensors`` spelled ``compressed-tensors``; "" where none is given.
+    A config vLLM fails reading (no object, a ``producer`` or ModelOpt ``quantization`` that is no object, a
+    ``quant_method`` that is no string, a ModelOpt ``quant_algo`` it does not know: a traceback at its start) is a
+    one-line :class:`UserError` naming ``source``."""
     from ltrsched.errors import UserError
 
     if quant is None:
-        return "auto"
+        return None
     if not isinstance(quant, dict):  # (vLLM reads it with .get: an AttributeError traceback)
         raise UserError(f"{source}: its quantization config must be an object, got {quant!r}")
+    producer = quant.get("producer", {})
+    if not isinstance(producer, dict):
+        raise UserError(f"{source}: quantization_config's 'producer' must be an object, got {producer!r}")
+    inner = quant.get("quantization", {})
     method = quant.get("quant_method", "")
+    if producer.get("name") == "modelopt" or isinstance(inner, dict) and "modelopt_quant_config" in inner:
+        if not isinstance(inner, dict):
+            raise UserError(f"{source}: quantization_config's 'quantization' must be an object, got {inner!r}")
+        algo = inner.get("quant_algo")
+        if algo is not None:
+            if str(algo).upper() not in MODELOPT_QUANT_METHODS:
+                raise UserError(f"{source}: quantization_config's ModelOpt 'quant_algo' {algo!r} is none vLLM 0.32 "
+                                f"knows ({', '.join(MODELOPT_QUANT_METHODS)}): it refuses the model at its start")
+            method = MODELOPT_QUANT_METHODS[str(algo).upper()]
     if not isinstance(method, str):
         raise UserError(f"{source}: quantization_config's 'quant_method' must be a string, got {method!r}")
-    if not method.startswith("modelopt"):
+    return method.lower().replace("compressed_tensors", "compressed-tensors")
+
+
+def kv_cache_dtype(quant, source: str) -> str:
+    """The KV-cache dtype vLLM 0.32 resolves ``--kv-cache-dtype auto`` to (ltrsched never passes another) for a model
+    whose quantization config is ``quant`` (config.json's ``quantization_config``, else its directory's
+    ``hf_quant_config.json``; None: none): a ModelOpt checkpoint's (its :func:`quant_method` starting ``modelopt``:
+    given, or as vLLM derives it for the files ModelOpt writes without one) ``kv_cache_scheme`` or
+    ``kv_cache_quant_algo``, under its ``quantization`` dict or beside it, as a name (:data:`MODELOPT_KV_DTYPES`) or a
+    scheme dict (static 8-bit float: ``fp8_e4m3``; 4-bit float: ``nvfp4``); else ``auto`` (the model's dtype), as
+    vLLM falls back for a name it does not know (its ``resolve_kv_cache_dtype_string``).
+    A config vLLM cannot read (:func:`quant_method`), or a ``quantization`` of another type than it reads (a traceback
+    at its start), is a one-line :class:`UserError` naming ``source``."""
+    from ltrsched.errors import UserError
+
+    method = quant_method(quant, source)
+    if method is None or not method.startswith("modelopt"):
         return "auto"
     inner = quant.get("quantization", quant)
     if not isinstance(inner, dict):

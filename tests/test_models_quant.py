@@ -1,0 +1,155 @@
+"""Quantized and mixture-of-experts models as vLLM 0.32 sizes them before the engine starts: the KV dtype a ModelOpt
+checkpoint's quantization config gives (also where only hf_quant_config.json gives it, and in a profile's model
+config), the weights a quantization stores, and the experts of Qwen-MoE and DBRX layouts; each sized as vLLM sizes it
+or refused in one line. Config dicts only: no weights, no engine start."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+
+import pytest
+
+from ltrsched.errors import UserError
+from ltrsched.models import LLAMA_TINY
+from test_models_other import DSV2, DSV2_KV_PER_TOKEN  # (a DeepSeek-V2-Lite-like model: 3 layers, a 64 + 16 latent)
+
+TINY = dict(LLAMA_TINY)  # 2 layers, 4 KV heads of 64, float32
+#: TINY's KV bytes a token at 16 bits: 2 layers x keys and values x 4 heads x 64.
+TINY_KV_16 = 2 * 2 * 4 * 64 * 2
+NVFP4 = {"quant_method": "modelopt_fp4", "quantization": {"quant_algo": "NVFP4", "kv_cache_quant_algo": "NVFP4"}}
+#: The hf_quant_config.json ModelOpt 0.29 and before writes (no quant_method: vLLM derives it from quant_algo).
+LEGACY_FP8 = {"producer": {"name": "modelopt", "version": "0.19.0"},
+              "quantization": {"quant_algo": "FP8", "kv_cache_quant_algo": "FP8"}}
+
+needs_vllm = pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="reads the installed vLLM")
+
+
+def _model_dir(path, config, quant_file=None):
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text(json.dumps(config))
+    if quant_file is not None:
+        (path / "hf_quant_config.json").write_text(json.dumps(quant_file))
+    return path
+
+
+def _cpu_config(path, **options):
+    """The settings of the CPU engine for the model directory ``path`` (not checked: no vLLM or transformers import)."""
+    from ltrsched.engine.config import EngineConfig
+
+    return EngineConfig(**{"model": str(path), "platform": "cpu", "block_size": 128, **options})
+
+
+# --- an NVFP4 KV cache stated only beside config.json, with --kv-cache-gib on a CPU ---------------------------------
+
+@pytest.mark.parametrize("where", ["config.json", "hf_quant_config.json"])
+def test_an_nvfp4_kv_cache_is_refused_where_kv_cache_gib_states_the_cache(tmp_path, where):
+    """stated_kv_blocks caught every UserError of the block's size (meant for a config.json without its sizes), the
+    NVFP4 refusal among them: with --kv-cache-gib the context check before the start passed, and vLLM started on a KV
+    cache ltrsched had not sized."""
+    from ltrsched.engine.config import stated_kv_blocks
+    from ltrsched.validation.engines import expected_context
+
+    path = (_model_dir(tmp_path / "m", {**TINY, "quantization_config": NVFP4}) if where == "config.json"
+            else _model_dir(tmp_path / "m", TINY, quant_file=NVFP4))
+    says = re.escape(f"{path / 'config.json'}: its quantization config makes vLLM keep the KV cache as nvfp4")
+    engine = _cpu_config(path, kv_cache_gib=0.01)
+    with pytest.raises(UserError, match=f"^{says}"):
+        stated_kv_blocks(engine, str(path))
+    with pytest.raises(UserError, match=f"^{says}"):
+        expected_context(engine)  # (the check before the engine starts: replay, validate, label, profile)
+
+
+def test_a_config_json_without_its_sizes_is_still_left_to_vllm(tmp_path):
+    from ltrsched.engine.config import stated_kv_blocks
+
+    path = _model_dir(tmp_path / "m", {k: v for k, v in TINY.items() if k != "num_attention_heads"})
+    assert stated_kv_blocks(_cpu_config(path, kv_cache_gib=0.01), str(path)) is None
+
+
+# --- an FP8 KV cache: one byte an element, in the engine's arithmetic and in a profile's model config ---------------
+
+@pytest.mark.parametrize("quant, kv", [
+    (LEGACY_FP8, "fp8_e4m3"),
+    ({"producer": {"name": "modelopt"}, "quantization": {"quant_algo": "fp8_pb_wo", "kv_cache_quant_algo": "fp8"}},
+     "fp8_e4m3"),
+    ({"quantization": {"modelopt_quant_config": {}, "quant_algo": "NVFP4", "kv_cache_quant_algo": "FP8"}}, "fp8_e4m3"),
+    ({"quant_method": "ModelOpt", "kv_cache_quant_algo": "FP8"}, "fp8_e4m3"),
+    ({"producer": {"name": "modelopt"}, "quantization": {"quant_algo": None, "kv_cache_quant_algo": "FP8"}}, "auto"),
+    ({"producer": {"name": "other"}, "quantization": {"quant_algo": "FP8", "kv_cache_quant_algo": "FP8"}}, "auto"),
+])
+def test_a_modelopt_file_without_quant_method_is_read_as_vllm_reads_it(quant, kv):
+    """The hf_quant_config.json (and config.json) that ModelOpt writes has no quant_method: vLLM derives "modelopt"
+    from its producer and quant_algo, and lowercases any method, before resolving the KV dtype; ltrsched read no
+    method and sized an FP8 KV cache at the model's 2 bytes."""
+    from ltrsched.models import kv_cache_dtype
+
+    assert kv_cache_dtype(quant, "config.json") == kv
+
+
+@pytest.mark.vllm
+@needs_vllm
+@pytest.mark.parametrize("quant", [
+    LEGACY_FP8, NVFP4, {"quant_method": "ModelOpt", "kv_cache_quant_algo": "FP8"},
+    {"producer": {"name": "modelopt"}, "quantization": {"quant_algo": None, "kv_cache_quant_algo": "FP8"}},
+    {"quantization": {"modelopt_quant_config": {}, "quant_algo": "FP8", "kv_cache_quant_algo": "fp8"}},
+])
+def test_that_is_vllms_own_reading(quant):
+    """vLLM's normalization of the config (its ModelConfig runs it before resolving --kv-cache-dtype auto), then its
+    resolution."""
+    import copy
+    from types import SimpleNamespace
+
+    import vllm.config  # noqa: F401  (its import order)
+    from vllm.transformers_utils.model_arch_config_convertor import ModelArchConfigConvertorBase
+    from vllm.utils.torch_utils import get_kv_cache_quant_algo_string
+
+    from ltrsched.models import kv_cache_dtype
+
+    theirs = copy.deepcopy(quant)
+    ModelArchConfigConvertorBase._normalize_quantization_config(None, SimpleNamespace(quantization_config=theirs))
+    assert kv_cache_dtype(quant, "config.json") == (get_kv_cache_quant_algo_string(theirs) or "auto")
+
+
+@pytest.mark.parametrize("quant, says", [
+    ({"producer": "modelopt"}, "quantization_config's 'producer' must be an object, got 'modelopt'"),
+    ({"producer": {"name": "modelopt"}, "quantization": {"quant_algo": "W4A8_AWQ"}},
+     "quantization_config's ModelOpt 'quant_algo' 'W4A8_AWQ' is none vLLM 0.32 knows"),
+    ({"producer": {"name": "modelopt"}, "quantization": None}, "quantization_config's 'quantization' must be an object"),
+])
+def test_a_modelopt_config_vllm_fails_reading_is_one_line(quant, says):
+    from ltrsched.models import kv_cache_dtype
+
+    with pytest.raises(UserError, match=f"^config.json: {re.escape(says)}"):
+        kv_cache_dtype(quant, "config.json")
+
+
+def test_the_engines_kv_bytes_read_a_legacy_hf_quant_config(tmp_path):
+    from ltrsched.engine.config import model_kv_bytes_per_token
+
+    path = _model_dir(tmp_path / "m", TINY, quant_file=LEGACY_FP8)
+    assert model_kv_bytes_per_token(str(path), "bfloat16") == TINY_KV_16 // 2
+
+
+@pytest.mark.parametrize("where", ["config.json", "hf_quant_config.json", "composite"])
+def test_a_profiles_model_config_keeps_the_fp8_kv_cache(tmp_path, where):
+    """The profile command's model config (what a profile file keeps, and its KV capacity is sized from) was the text
+    model's config with the served dtype: a quantization config in hf_quant_config.json, or beside a composite
+    model's text_config, was left out, and the profile sized an FP8 KV cache at 2 bytes an element."""
+    from ltrsched.sim.kv_capacity import ModelShape, kv_bytes_per_token
+    from ltrsched.validation.engines import served_model_config
+
+    quant = {"quant_method": "modelopt", "quantization": {"quant_algo": "FP8", "kv_cache_quant_algo": "FP8"}}
+    if where == "config.json":
+        path = _model_dir(tmp_path / "m", {**TINY, "quantization_config": quant})
+    elif where == "hf_quant_config.json":
+        path = _model_dir(tmp_path / "m", TINY, quant_file=LEGACY_FP8)
+    else:
+        text = {k: v for k, v in DSV2.items() if k not in ("architectures", "model_type")}  # (vLLM's own class)
+        path = _model_dir(tmp_path / "m", {"model_type": "kimi_vl", "architectures": ["KimiVLForConditionalGeneration"],
+                                           "text_config": text, "quantization_config": quant})
+    config = served_model_config(_cpu_config(path, kv_cache_gib=0.01, dtype="bfloat16"))
+    per_token = DSV2_KV_PER_TOKEN if where == "composite" else TINY_KV_16
+    assert kv_bytes_per_token(config) == per_token // 2
+    assert ModelShape.from_config(json.loads(json.dumps(config))).kv_dtype_bytes == 1  # (as a profile file keeps it)
