@@ -290,6 +290,34 @@ def falcon_kv_heads(text: dict, source: str, prefix: str = "") -> int:
     return 1 if flags["multi_query"] else heads
 
 
+#: DBRX's sizes, which its config.json gives under its own names (transformers' ``DbrxConfig``: ``d_model``, ``n_heads``,
+#: ``n_layers``; its ``attn_config`` and ``ffn_config`` objects), as vLLM 0.32's DBRX model reads them -> the name
+#: ltrsched reads the size by: (object or None, key).
+DBRX_SIZES = MappingProxyType({"hidden_size": (None, "d_model"), "num_attention_heads": (None, "n_heads"),
+                               "num_hidden_layers": (None, "n_layers"),
+                               "num_key_value_heads": ("attn_config", "kv_n_heads"),
+                               "intermediate_size": ("ffn_config", "ffn_hidden_size"),
+                               "moe_num_experts": ("ffn_config", "moe_num_experts")})
+
+
+def dbrx_names(text: dict, source: str, prefix: str = "") -> dict:
+    """A DBRX text model's config (``model_type`` ``dbrx``) with each size of :data:`DBRX_SIZES` also under the name
+    ltrsched reads it by (its ``attn_config.kv_n_heads`` as ``num_key_value_heads``: vLLM's KV heads, each of
+    ``d_model / n_heads``; its experts' width ``ffn_config.ffn_hidden_size`` as ``intermediate_size``), checked. A size
+    the file leaves out (vLLM would take ``DbrxConfig``'s default: one KV head, four experts), an ``attn_config`` or
+    ``ffn_config`` that is no object, or a size that is no positive integer is a one-line :class:`UserError` naming
+    ``source`` and the key (after ``prefix``)."""
+    from ltrsched.errors import UserError
+
+    named = dict(text)
+    for name, (inner, key) in DBRX_SIZES.items():
+        where = text if inner is None else text.get(inner)
+        if not isinstance(where, dict):
+            raise UserError(f"{source}: DBRX's {prefix + inner!r} must be an object giving {key!r}, got {where!r}")
+        named[name] = config_size(where, key, source, prefix + (f"{inner}." if inner else ""))
+    return named
+
+
 #: The environment variable that makes vLLM 0.32 serve latent-attention models without their latent (its
 #: ``ModelConfig.use_mla`` is then false), read as vLLM reads it: ``bool(int(value))``.
 MLA_DISABLE = "VLLM_MLA_DISABLE"
@@ -387,8 +415,8 @@ def layer_kv_size(config, source: str = "model config") -> int:
     ``VLLM_MLA_DISABLE`` set, keys and values of a head per query head, :func:`mla_disabled_head`), else the keys
     and values of its KV heads, ``2 x num_key_value_heads x head_dim`` (``num_key_value_heads`` defaulting to
     ``num_attention_heads``, multi-head attention as in transformers; ChatGLM's ``multi_query_group_num`` where its
-    ``multi_query_attention`` is set, :data:`KV_HEADS_KEYS`, Falcon's :func:`falcon_kv_heads`; ``head_dim`` to
-    ``hidden_size`` / heads, always for Falcon). A missing or bad size is a one-line :class:`UserError` naming
+    ``multi_query_attention`` is set, :data:`KV_HEADS_KEYS`, Falcon's :func:`falcon_kv_heads`, DBRX's
+    ``attn_config.kv_n_heads``: :func:`dbrx_names`; ``head_dim`` to ``hidden_size`` / heads, always for Falcon). A missing or bad size is a one-line :class:`UserError` naming
     ``source`` and the key."""
     text, prefix = text_model(config, source)
     latent = mla_latent_size(text, source, prefix)
@@ -399,6 +427,8 @@ def layer_kv_size(config, source: str = "model config") -> int:
         return 2 * config_size(text, "num_attention_heads", source, prefix) * disabled_head
     if model_type(text) in FALCON_MODEL_TYPES:  # (RefinedWeb's names, as vLLM's RWConfig reads them)
         text = falcon_names(text)
+    if model_type(text) == "dbrx":  # (its own names: d_model, n_heads, attn_config.kv_n_heads)
+        text = dbrx_names(text, source, prefix)
     heads = config_size(text, "num_attention_heads", source, prefix)
     head_dim = (config_size(text, "head_dim", source, prefix) if text.get("head_dim") is not None
                 else config_size(text, "hidden_size", source, prefix) // heads)

@@ -153,3 +153,91 @@ def test_a_profiles_model_config_keeps_the_fp8_kv_cache(tmp_path, where):
     per_token = DSV2_KV_PER_TOKEN if where == "composite" else TINY_KV_16
     assert kv_bytes_per_token(config) == per_token // 2
     assert ModelShape.from_config(json.loads(json.dumps(config))).kv_dtype_bytes == 1  # (as a profile file keeps it)
+
+
+# --- a profile's weight estimate of Qwen2/3-MoE and DBRX experts (they were refused) ---------------------------------
+
+QWEN2_MOE = {**TINY, "model_type": "qwen2_moe", "architectures": ["Qwen2MoeForCausalLM"], "num_hidden_layers": 4,
+             "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 128,
+             "shared_expert_intermediate_size": 192, "decoder_sparse_step": 2, "mlp_only_layers": [3],
+             "torch_dtype": "bfloat16"}
+QWEN3_MOE = {**TINY, "model_type": "qwen3_moe", "architectures": ["Qwen3MoeForCausalLM"], "num_experts": 4,
+             "num_experts_per_tok": 2, "moe_intermediate_size": 128, "head_dim": 32, "torch_dtype": "bfloat16"}
+DBRX = {"model_type": "dbrx", "architectures": ["DbrxForCausalLM"], "d_model": 256, "n_heads": 8, "n_layers": 2,
+        "max_seq_len": 4096, "vocab_size": 1000, "torch_dtype": "bfloat16",
+        "attn_config": {"kv_n_heads": 2, "clip_qkv": 8, "rope_theta": 500000},
+        "ffn_config": {"ffn_hidden_size": 512, "moe_num_experts": 4, "moe_top_k": 2}}
+
+
+@pytest.mark.parametrize("config", [
+    QWEN2_MOE, {**QWEN2_MOE, "decoder_sparse_step": 1, "mlp_only_layers": []}, QWEN3_MOE,
+    {**QWEN3_MOE, "decoder_sparse_step": 2, "mlp_only_layers": [0]}, DBRX,
+    {**TINY, "model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"]},
+    {**TINY, "model_type": "qwen3", "architectures": ["Qwen3ForCausalLM"], "head_dim": 32},
+])
+def test_the_parameter_count_of_qwen_moe_and_dbrx_is_the_models_own(config):
+    """Qwen2-MoE's, Qwen3-MoE's and DBRX's experts were refused by the weight estimate (a layout not read); now their
+    routed experts, Qwen2-MoE's shared expert and its one-output gate, placed every decoder_sparse_step-th layer but
+    mlp_only_layers as vLLM's models place them, and the attention's own parameters (Qwen2's q/k/v biases, Qwen3's
+    head norms): transformers' parameter count of the config exactly (built on the meta device: no weights)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from ltrsched.sim.kv_capacity import parameter_count
+
+    hf = AutoConfig.for_model(**{k: v for k, v in config.items() if k != "architectures"})
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(hf)
+    assert parameter_count(config) == sum(p.numel() for p in model.parameters())
+
+
+def test_experts_of_qwen_moe_are_placed_and_split_as_vllm_places_and_splits_them():
+    """Layer i has experts where i is not in mlp_only_layers and (i + 1) % decoder_sparse_step == 0 (vLLM's
+    Qwen2MoeDecoderLayer): layer 1 of 4 here (3 is dense by mlp_only_layers). Under tensor parallelism experts,
+    shared expert, heads and biases split; the router, the shared expert's gate and the norms stay whole."""
+    from ltrsched.sim.kv_capacity import ModelShape, parameter_count, weight_bytes_per_gpu
+
+    h = 256
+    assert ModelShape.from_config(QWEN2_MOE).moe_layers == 1
+    assert ModelShape.from_config({**QWEN2_MOE, "mlp_only_layers": []}).moe_layers == 2
+    assert ModelShape.from_config({**QWEN3_MOE, "decoder_sparse_step": 2, "mlp_only_layers": [0]}).moe_layers == 1
+    whole = 4 * 2 * h + (h * 4 + h) + h  # (two norms a layer; the MoE layer's router and shared gate; the final norm)
+    total = parameter_count(QWEN2_MOE)
+    assert weight_bytes_per_gpu(QWEN2_MOE, 2) == (whole + (total - whole) // 2) * 2
+
+
+def test_a_dbrx_configs_kv_is_sized_from_its_own_names(tmp_path):
+    """DBRX gives its sizes as d_model, n_heads, n_layers and attn_config.kv_n_heads (vLLM's DbrxAttention): the
+    engine's KV arithmetic refused it ("has no 'num_attention_heads'"), a profile ("lacks key 'num_hidden_layers'").
+    2 layers x keys and values x 2 KV heads x 256 / 8 x 2 bytes."""
+    from ltrsched.engine.config import model_kv_bytes_per_token
+    from ltrsched.sim.kv_capacity import kv_bytes_per_token
+
+    path = _model_dir(tmp_path / "m", DBRX)
+    assert model_kv_bytes_per_token(str(path), "auto") == kv_bytes_per_token(DBRX) == 2 * 2 * 2 * 32 * 2
+
+
+@pytest.mark.parametrize("config, says", [
+    ({**DBRX, "attn_config": {"clip_qkv": 8}}, "p.json has no 'attn_config.kv_n_heads'"),
+    ({**DBRX, "ffn_config": None}, "p.json: DBRX's 'ffn_config' must be an object giving 'ffn_hidden_size', got None"),
+    ({**DBRX, "ffn_config": {**DBRX["ffn_config"], "moe_num_experts": "4"}},
+     "p.json: 'ffn_config.moe_num_experts' must be a positive integer, got '4'"),
+    ({k: v for k, v in QWEN2_MOE.items() if k != "shared_expert_intermediate_size"},
+     "p.json: model config lacks key 'shared_expert_intermediate_size'"),  # (its class default 5632)
+    ({**QWEN2_MOE, "mlp_only_layers": "3"}, "p.json: model config key 'mlp_only_layers' must be a list of layer "
+                                            "numbers, got '3'"),
+    ({**QWEN2_MOE, "decoder_sparse_step": 0}, "p.json: 'decoder_sparse_step' must be a positive integer, got 0"),
+])
+def test_bad_expert_sizes_of_qwen_moe_and_dbrx_are_one_line(config, says):
+    from ltrsched.sim.kv_capacity import ModelShape
+
+    with pytest.raises(UserError, match=f"^{re.escape(says)}$"):
+        ModelShape.from_config(config, "p.json")
+
+
+def test_num_experts_of_another_model_type_is_still_refused():
+    """OLMoE's num_experts (experts of intermediate_size, other norms): not Qwen-MoE's layout."""
+    from ltrsched.sim.kv_capacity import weight_bytes_per_gpu
+
+    with pytest.raises(UserError, match="^the weight estimate of a model config with 'num_experts'"):
+        weight_bytes_per_gpu({**TINY, "model_type": "olmoe", "num_experts": 4})

@@ -98,14 +98,23 @@ class ModelShape:
             key-value compressions, per-head up-projections), which its weights are made of instead of per-head
             query, key, value and output projections; None for those.
         moe_layers: layers whose MLP is a mixture of experts (DeepSeek's from ``first_k_dense_replace`` on, every
-            ``moe_layer_freq``-th; Mixtral's every layer); the others keep the gated MLP of ``intermediate_size``.
-        num_experts: routed experts of each such layer (``n_routed_experts``, Mixtral's ``num_local_experts``), each a
-            gated MLP of ``expert_intermediate_size`` (``moe_intermediate_size``; Mixtral's ``intermediate_size``),
-            beside a router of one weight per expert and hidden element.
+            ``moe_layer_freq``-th; Qwen2/3-MoE's every ``decoder_sparse_step``-th but ``mlp_only_layers``; Mixtral's
+            and DBRX's every layer); the others keep the gated MLP of ``intermediate_size``.
+        num_experts: routed experts of each such layer (``n_routed_experts``, Qwen-MoE's ``num_experts``, Mixtral's
+            ``num_local_experts``, DBRX's ``ffn_config.moe_num_experts``), each a gated MLP of
+            ``expert_intermediate_size`` (``moe_intermediate_size``; Mixtral's ``intermediate_size``, DBRX's
+            ``ffn_config.ffn_hidden_size``), beside a router of one weight per expert and hidden element.
         shared_intermediate_size: the width of the experts every token passes through in such a layer (DeepSeek's
-            ``n_shared_experts`` x ``moe_intermediate_size``) [elements].
-        weights_unknown: where the config's layout of experts is not one read here (Qwen-MoE's ``num_experts``,
-            DBRX's ``moe_num_experts``), the key saying so: the weight and activation estimates refuse it.
+            ``n_shared_experts`` x ``moe_intermediate_size``, Qwen-MoE's ``shared_expert_intermediate_size``)
+            [elements].
+        shared_expert_gate: a replicated gate of one weight per hidden element beside the shared experts of each
+            such layer (Qwen2-MoE's always, Qwen3-MoE's where it has shared experts).
+        qkv_bias: the query, key and value projections have biases (Qwen2's and Qwen2-MoE's always, Qwen3-MoE's under
+            ``attention_bias``: as vLLM's models build them).
+        qk_norm: each layer normalizes each query and key head (Qwen3's and Qwen3-MoE's ``q_norm``, ``k_norm``: a
+            weight of ``head_dim`` each, replicated).
+        weights_unknown: where the config's layout of experts is not one read here (``num_experts`` of another model
+            type than Qwen2/3-MoE, ``block_configs``), the key saying so: the weight and activation estimates refuse it.
     """
 
     num_layers: int
@@ -124,6 +133,9 @@ class ModelShape:
     num_experts: int = 0
     expert_intermediate_size: int = 0
     shared_intermediate_size: int = 0
+    shared_expert_gate: bool = False
+    qkv_bias: bool = False
+    qk_norm: bool = False
     weights_unknown: str | None = None
 
     @classmethod
@@ -134,8 +146,8 @@ class ModelShape:
         model's ``text_config``, found as the engine side finds it (:func:`ltrsched.models.text_model`), else the
         config itself; the dtype is the config's own ``torch_dtype``, else its text model's, as vLLM falls back
         (:func:`ltrsched.models.config_dtype`)."""
-        from ltrsched.models import (FALCON_MODEL_TYPES, KV_HEADS_KEYS, config_dtype, falcon_kv_heads, falcon_names,
-                                     kv_cache_dtype, kv_element_bytes, mla_disabled_head, mla_latent_size, model_type,
+        from ltrsched.models import (FALCON_MODEL_TYPES, KV_HEADS_KEYS, config_dtype, dbrx_names, falcon_kv_heads,
+                                     falcon_names, kv_cache_dtype, kv_element_bytes, mla_disabled_head, mla_latent_size, model_type,
                                      text_model)
 
         if not isinstance(config, Mapping):
@@ -148,6 +160,8 @@ class ModelShape:
             text = {**text, "num_key_value_heads": text["num_attention_heads"], "head_dim": disabled_head}
         if model_type(text) in FALCON_MODEL_TYPES:  # (its KV heads as vLLM's Falcon attention derives them)
             text = {**falcon_names(text), "num_key_value_heads": falcon_kv_heads(text, source, prefix)}
+        if model_type(text) == "dbrx":  # (its own names: d_model, n_heads, attn_config.kv_n_heads, ffn_config)
+            text = dbrx_names(text, source, prefix)
         if text.get("num_key_value_heads") is None and isinstance(text.get("num_attention_heads"), int):
             # (multi-head attention: transformers' config classes, and vLLM, take a KV head per query head)
             text = {**text, "num_key_value_heads": text["num_attention_heads"]}
@@ -186,6 +200,11 @@ class ModelShape:
         if not isinstance(tied, bool):  # bool("false") is True
             raise UserError(f"{source}: model config key 'tie_word_embeddings' must be true or false, got {tied!r}")
         experts = _experts(text, ints["num_hidden_layers"], ints["intermediate_size"], source, prefix)
+        attention_bias = text.get("attention_bias", False)
+        if not isinstance(attention_bias, bool):  # (bool("false") is True)
+            raise UserError(f"{source}: model config key {prefix + 'attention_bias'!r} must be true or false, got "
+                            f"{attention_bias!r}")
+        kind = model_type(text)
         return cls(
             num_layers=ints["num_hidden_layers"],
             hidden_size=ints["hidden_size"],
@@ -200,6 +219,8 @@ class ModelShape:
             kv_dtype_bytes=kv_element_bytes(kv_cache_dtype(config.get("quantization_config"), source),
                                             DTYPE_BYTES[dtype], source),
             latent=_latent_projections(text, source, prefix),
+            qkv_bias=kind in QKV_BIAS_MODEL_TYPES or kind in QKV_BIAS_KEY_MODEL_TYPES and attention_bias,
+            qk_norm=kind in QK_NORM_MODEL_TYPES,
             **experts,
         )
 
@@ -240,17 +261,44 @@ def _latent_projections(text: Mapping[str, Any], source: str, prefix: str) -> La
                                 for key in ("kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim")})
 
 
-#: Keys of other layouts of experts than DeepSeek's and Mixtral's (vLLM's ``get_num_experts`` reads them too).
+#: Keys of other layouts of experts than those read here (vLLM's ``get_num_experts`` reads them too): ``num_experts``
+#: of another model type than :data:`QWEN_MOE_MODEL_TYPES` (OLMoE's, Qwen3-Next's: other layers around them).
 OTHER_EXPERT_KEYS = ("num_experts", "moe_num_experts", "block_configs")
+#: Model types whose experts are Qwen-MoE's (``num_experts`` of ``moe_intermediate_size``, shared ones of
+#: ``shared_expert_intermediate_size`` behind a one-output gate), placed as vLLM 0.32's ``qwen2_moe`` / ``qwen3_moe``.
+QWEN_MOE_MODEL_TYPES = frozenset({"qwen2_moe", "qwen3_moe"})
+#: Model types whose query, key and value projections vLLM 0.32 builds with biases: always, or under
+#: ``attention_bias`` (its ``qkv_bias``; the output projection without).
+QKV_BIAS_MODEL_TYPES = frozenset({"qwen2", "qwen2_moe"})
+QKV_BIAS_KEY_MODEL_TYPES = frozenset({"qwen3", "qwen3_moe"})
+#: Model types whose layers normalize each query and key head (``q_norm``, ``k_norm`` of ``head_dim``).
+QK_NORM_MODEL_TYPES = frozenset({"qwen3", "qwen3_moe"})
+
+
+def _qwen_moe_layers(text: Mapping[str, Any], layers: int, source: str, prefix: str) -> int:
+    """Layers vLLM 0.32's Qwen2/3-MoE model gives experts: layer i unless in ``mlp_only_layers`` (class default: none),
+    where ``(i + 1) % decoder_sparse_step == 0`` (class default 1)."""
+    from ltrsched.models import config_size
+
+    step = config_size(text, "decoder_sparse_step", source, prefix) if "decoder_sparse_step" in text else 1
+    dense = text.get("mlp_only_layers") or []
+    if not isinstance(dense, list) or any(isinstance(i, bool) or not isinstance(i, int) for i in dense):
+        raise UserError(f"{source}: model config key {prefix + 'mlp_only_layers'!r} must be a list of layer numbers, "
+                        f"got {text.get('mlp_only_layers')!r}")
+    return sum(1 for i in range(layers) if i not in dense and (i + 1) % step == 0)
 
 
 def _experts(text: Mapping[str, Any], layers: int, intermediate: int, source: str, prefix: str) -> dict[str, Any]:
     """:class:`ModelShape`'s mixture-of-experts fields of a text model: DeepSeek's (``n_routed_experts`` of
     ``moe_intermediate_size`` from layer ``first_k_dense_replace`` on, every ``moe_layer_freq``-th, with
-    ``n_shared_experts`` shared ones, as vLLM's DeepSeek-V2 model places them), Mixtral's (``num_local_experts`` of
-    ``intermediate_size`` in every layer), or, for another layout, only the key that names it (``weights_unknown``)."""
-    from ltrsched.models import config_size
+    ``n_shared_experts`` shared ones, as vLLM's DeepSeek-V2 model places them), Qwen2/3-MoE's (``num_experts`` of
+    ``moe_intermediate_size``, shared ones of ``shared_expert_intermediate_size``, :func:`_qwen_moe_layers`), Mixtral's
+    (``num_local_experts`` of ``intermediate_size`` in every layer), DBRX's (``ffn_config``'s ``moe_num_experts`` of
+    ``ffn_hidden_size`` in every layer, read by :func:`ltrsched.models.dbrx_names`), or, for another layout, only the
+    key that names it (``weights_unknown``)."""
+    from ltrsched.models import config_size, model_type
 
+    kind = model_type(dict(text))
     if text.get("n_routed_experts") is not None:
         width = _optional_size(text, "moe_intermediate_size", source, prefix)
         first = _optional_size(text, "first_k_dense_replace", source, prefix)
@@ -259,6 +307,16 @@ def _experts(text: Mapping[str, Any], layers: int, intermediate: int, source: st
                 "num_experts": _optional_size(text, "n_routed_experts", source, prefix),
                 "expert_intermediate_size": width,
                 "shared_intermediate_size": _optional_size(text, "n_shared_experts", source, prefix) * width}
+    if kind in QWEN_MOE_MODEL_TYPES:
+        experts = _optional_size(text, "num_experts", source, prefix)
+        # (Qwen2-MoE's class default is 5632: a file without it is refused; Qwen3-MoE's model reads none as 0)
+        shared = _optional_size(text, "shared_expert_intermediate_size", source, prefix,
+                                default=0 if kind == "qwen3_moe" else None)
+        return {"moe_layers": _qwen_moe_layers(text, layers, source, prefix) if experts else 0, "num_experts": experts,
+                "expert_intermediate_size": _optional_size(text, "moe_intermediate_size", source, prefix),
+                "shared_intermediate_size": shared, "shared_expert_gate": kind == "qwen2_moe" or shared > 0}
+    if kind == "dbrx":  # (names given by dbrx_names; its experts in every layer)
+        return {"moe_layers": layers, "num_experts": text["moe_num_experts"], "expert_intermediate_size": intermediate}
     if text.get("num_local_experts"):
         return {"moe_layers": layers, "num_experts": _optional_size(text, "num_local_experts", source, prefix),
                 "expert_intermediate_size": intermediate}
@@ -274,8 +332,9 @@ def _check_estimable(m: ModelShape, what: str) -> None:
     """One-line UserError where ``what`` (an estimate) would take the model for a dense one."""
     if m.weights_unknown is not None:
         raise UserError(f"the {what} of a model config with {m.weights_unknown!r} (a layout of experts ltrsched does "
-                        "not read: it reads DeepSeek's n_routed_experts and Mixtral's num_local_experts) would be a "
-                        "dense model's, so the simulator cannot size this model's memory")
+                        "not read: it reads DeepSeek's n_routed_experts, Qwen2/3-MoE's num_experts, Mixtral's "
+                        "num_local_experts and DBRX's ffn_config) would be a dense model's, so the simulator cannot "
+                        "size this model's memory")
 
 
 def _parameters_per_gpu(m: ModelShape, tp: int) -> int:
@@ -295,9 +354,10 @@ def _parameters_per_gpu(m: ModelShape, tp: int) -> int:
         q = m.num_heads * m.head_dim // tp
         kv = m.kv_heads_per_gpu(tp) * m.head_dim
         attention = 2 * h * q + 2 * h * kv  # (q, o; k, v)
+        attention += (q + 2 * kv if m.qkv_bias else 0) + (2 * m.head_dim if m.qk_norm else 0)
     dense = 3 * h * m.intermediate_size // tp  # (gate, up, down)
     moe = (3 * h * (m.num_experts * m.expert_intermediate_size + m.shared_intermediate_size) // tp
-           + h * m.num_experts)  # (experts split by width; the router replicated)
+           + h * m.num_experts + (h if m.shared_expert_gate else 0))  # (experts split by width; the gates replicated)
     layers = m.num_layers * (attention + 2 * h) + (m.num_layers - m.moe_layers) * dense + m.moe_layers * moe
     vocab_shard = -(-m.vocab_size // tp)
     embeddings = vocab_shard * h * (1 if m.tie_word_embeddings else 2)
@@ -306,8 +366,9 @@ def _parameters_per_gpu(m: ModelShape, tp: int) -> int:
 
 def parameter_count(config: Mapping[str, Any] | ModelShape) -> int:
     """Parameters of the decoder (embedding, layers, final norm, LM head) [parameters]: a Llama-style layer's
-    attention and gated MLP, or a latent attention's projections (:class:`LatentProjections`) and DeepSeek's or
-    Mixtral's experts where the model has them; a one-line UserError for a layout of experts not read here."""
+    attention (with Qwen's biases and head norms) and gated MLP, or a latent attention's projections
+    (:class:`LatentProjections`) and the experts of DeepSeek, Qwen2/3-MoE, Mixtral or DBRX where the model has them; a
+    one-line UserError for a layout of experts not read here."""
     return _parameters_per_gpu(_shape(config), 1)
 
 
