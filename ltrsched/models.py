@@ -290,9 +290,9 @@ def falcon_kv_heads(text: dict, source: str, prefix: str = "") -> int:
     return 1 if flags["multi_query"] else heads
 
 
-#: DBRX's sizes, which its config.json gives under its own names (transformers' ``DbrxConfig``: ``d_model``, ``n_heads``,
-#: ``n_layers``; its ``attn_config`` and ``ffn_config`` objects), as vLLM 0.32's DBRX model reads them -> the name
-#: ltrsched reads the size by: (object or None, key).
+#: DBRX's sizes, which its config.json gives under its own names (transformers' ``DbrxConfig``: ``d_model``,
+#: ``n_heads``, ``n_layers``; its ``attn_config`` and ``ffn_config`` objects), as vLLM 0.32's DBRX model reads them ->
+#: the name ltrsched reads the size by: (object or None, key).
 DBRX_SIZES = MappingProxyType({"hidden_size": (None, "d_model"), "num_attention_heads": (None, "n_heads"),
                                "num_hidden_layers": (None, "n_layers"),
                                "num_key_value_heads": ("attn_config", "kv_n_heads"),
@@ -416,8 +416,8 @@ def layer_kv_size(config, source: str = "model config") -> int:
     and values of its KV heads, ``2 x num_key_value_heads x head_dim`` (``num_key_value_heads`` defaulting to
     ``num_attention_heads``, multi-head attention as in transformers; ChatGLM's ``multi_query_group_num`` where its
     ``multi_query_attention`` is set, :data:`KV_HEADS_KEYS`, Falcon's :func:`falcon_kv_heads`, DBRX's
-    ``attn_config.kv_n_heads``: :func:`dbrx_names`; ``head_dim`` to ``hidden_size`` / heads, always for Falcon). A missing or bad size is a one-line :class:`UserError` naming
-    ``source`` and the key."""
+    ``attn_config.kv_n_heads``: :func:`dbrx_names`; ``head_dim`` to ``hidden_size`` / heads, always for Falcon). A
+    missing or bad size is a one-line :class:`UserError` naming ``source`` and the key."""
     text, prefix = text_model(config, source)
     latent = mla_latent_size(text, source, prefix)
     if latent is not None:

@@ -116,7 +116,8 @@ def test_that_is_vllms_own_reading(quant):
     ({"producer": "modelopt"}, "quantization_config's 'producer' must be an object, got 'modelopt'"),
     ({"producer": {"name": "modelopt"}, "quantization": {"quant_algo": "W4A8_AWQ"}},
      "quantization_config's ModelOpt 'quant_algo' 'W4A8_AWQ' is none vLLM 0.32 knows"),
-    ({"producer": {"name": "modelopt"}, "quantization": None}, "quantization_config's 'quantization' must be an object"),
+    ({"producer": {"name": "modelopt"}, "quantization": None},
+     "quantization_config's 'quantization' must be an object"),
 ])
 def test_a_modelopt_config_vllm_fails_reading_is_one_line(quant, says):
     from ltrsched.models import kv_cache_dtype
@@ -241,3 +242,108 @@ def test_num_experts_of_another_model_type_is_still_refused():
 
     with pytest.raises(UserError, match="^the weight estimate of a model config with 'num_experts'"):
         weight_bytes_per_gpu({**TINY, "model_type": "olmoe", "num_experts": 4})
+
+
+# --- a quantized checkpoint's weights at their stored width (they were counted at torch_dtype) -----------------------
+
+TINY_16 = {**TINY, "torch_dtype": "bfloat16"}
+#: TINY's decoder linear weights, (inputs, outputs) a layer: q, k, v, o (4 heads of 64), gate, up (768), down.
+TINY_LINEARS = [(256, 256)] * 4 + [(256, 768)] * 2 + [(768, 256)]
+TINY_LINEAR = 2 * sum(i * o for i, o in TINY_LINEARS)  # (2 layers: 1,703,936 elements)
+
+
+def _packed_int4_bytes(group, zeros=True):
+    """vLLM's AutoGPTQ / AutoAWQ create_weights for TINY's layers, shape by shape: int32 words of 8 packed 4-bit
+    weights, and per group of ``group`` inputs and output a bfloat16 scale and (packed) 4-bit zero point."""
+    return 2 * sum(i * o // 8 * 4 + (i // group) * o * 2 + ((i // group) * o // 8 * 4 if zeros else 0)
+                   for i, o in TINY_LINEARS)
+
+
+GPTQ = {"quant_method": "gptq", "bits": 4, "group_size": 128, "desc_act": False, "sym": True}
+AWQ = {"quant_method": "awq", "bits": 4, "group_size": 64, "zero_point": True, "version": "gemm"}
+CT_W4A16 = {"quant_method": "compressed-tensors", "format": "pack-quantized", "ignore": ["lm_head"],
+            "config_groups": {"group_0": {"targets": ["Linear"], "weights": {
+                "num_bits": 4, "type": "int", "strategy": "group", "group_size": 128, "symmetric": True}}}}
+
+
+@pytest.mark.parametrize("quant, linear_bytes", [
+    (GPTQ, _packed_int4_bytes(128)),
+    (AWQ, _packed_int4_bytes(64)),
+    ({"quant_method": "gptq", "bits": 8, "group_size": -1, "sym": True}, TINY_LINEAR),  # (per-channel scales)
+    ({"quant_method": "fp8", "activation_scheme": "dynamic"}, TINY_LINEAR),
+    ({"quant_method": "fp8", "weight_block_size": [128, 128], "ignored_layers": ["lm_head"]}, TINY_LINEAR),
+    ({"producer": {"name": "modelopt"}, "quantization": {"quant_algo": "FP8", "kv_cache_quant_algo": "FP8",
+                                                         "exclude_modules": ["lm_head"]}}, TINY_LINEAR),
+    ({"producer": {"name": "modelopt"}, "quantization": {"quant_algo": "NVFP4", "group_size": 16}},
+     TINY_LINEAR // 2 + TINY_LINEAR // 16),  # (two weights a byte, an FP8 scale per 16)
+    (CT_W4A16, _packed_int4_bytes(128, zeros=False)),
+    ({**CT_W4A16, "config_groups": {"g": {"targets": ["Linear"], "weights": {
+        "num_bits": 4, "type": "int", "strategy": "group", "group_size": 128, "symmetric": False}}}},
+     _packed_int4_bytes(128)),
+    ({**CT_W4A16, "format": "float-quantized", "config_groups": {"g": {"targets": ["Linear"], "weights": {
+        "num_bits": 8, "type": "float", "strategy": "channel"}}}}, TINY_LINEAR),
+    ({"producer": {"name": "modelopt"}, "quantization": {"quant_algo": None, "kv_cache_quant_algo": "FP8"}},
+     TINY_LINEAR * 2),  # (an FP8 KV cache alone: vLLM reads no method, the weights at the model's dtype)
+])
+def test_quantized_weights_are_counted_at_their_stored_width(quant, linear_bytes):
+    """The weight estimate beside a profile's KV capacity counted a GPTQ/AWQ/FP8/ModelOpt/compressed-tensors model's
+    weights at its torch_dtype (2 bytes an element here: a 4-bit model's 3.6x, its KV capacity that much too small).
+    Now the decoder's linear layers as vLLM stores them; the embedding, LM head and norms at the dtype."""
+    from ltrsched.sim.kv_capacity import parameter_count, weight_bytes, weight_bytes_per_gpu
+
+    config = {**TINY_16, "quantization_config": quant}
+    other = (parameter_count(TINY_16) - TINY_LINEAR) * 2
+    assert weight_bytes(config) == weight_bytes_per_gpu(config, 1) == other + linear_bytes
+    assert weight_bytes(TINY_16) == other + TINY_LINEAR * 2
+
+
+def test_a_quantized_models_layers_split_under_tensor_parallelism():
+    from ltrsched.sim.kv_capacity import weight_bytes_per_gpu
+
+    from ltrsched.sim.kv_capacity import parameter_count
+
+    config = {**TINY_16, "quantization_config": GPTQ}
+    whole = (2 * 2 * 256 + 256) * 2  # (norms, final norm: kept whole)
+    split = (parameter_count(TINY_16) - TINY_LINEAR) * 2 - whole + _packed_int4_bytes(128)  # (embeddings, layers)
+    assert weight_bytes_per_gpu(config, 2) == whole + split // 2
+
+
+@pytest.mark.parametrize("quant, why", [
+    ({"quant_method": "bitsandbytes", "load_in_4bit": True}, "vLLM 0.32 has no bitsandbytes quantization"),
+    ({**GPTQ, "bits": 3}, "bits 3: vLLM 0.32 serves 4 or 8-bit symmetric weights only"),
+    ({**GPTQ, "sym": False}, "bits 4: vLLM 0.32 serves 4 or 8-bit symmetric weights only"),
+    ({**GPTQ, "lm_head": True}, "a quantized LM head or per-module 'dynamic' settings"),
+    ({**GPTQ, "dynamic": {"-:.*mlp.*": {}}}, "a quantized LM head or per-module 'dynamic' settings"),
+    ({"quant_method": "modelopt", "quantization": {"quant_algo": "W4A8_AWQ"}}, "quant_algo 'W4A8_AWQ', neither FP8 "
+                                                                              "nor NVFP4"),
+    ({**AWQ, "modules_to_not_convert": ["model.layers.0.self_attn"]}, "its 'modules_to_not_convert' keeps decoder "
+                                                                      "layers unquantized"),
+    ({**CT_W4A16, "config_groups": {"a": CT_W4A16["config_groups"]["group_0"], "b": {
+        "targets": ["re:.*down_proj"], "weights": {"num_bits": 8, "type": "int", "strategy": "channel"}}}},
+     "not one weight scheme for every Linear layer"),
+    ({"quant_method": "mxfp4"}, "a method whose stored weights ltrsched does not count"),
+])
+def test_a_quantization_whose_weights_are_not_counted_is_refused_where_weights_are_estimated(quant, why):
+    """Refused in one line by the weight estimate only: the KV cache does not depend on it."""
+    from ltrsched.sim.kv_capacity import kv_bytes_per_token, weight_bytes_per_gpu
+
+    config = {**TINY_16, "quantization_config": quant}
+    assert kv_bytes_per_token(config) == TINY_KV_16
+    with pytest.raises(UserError, match=f"^p.json: the weight estimate of a model quantized by '[a-z0-9-]+' "
+                                        f"\\({re.escape(why)}"):
+        from ltrsched.sim.kv_capacity import ModelShape
+
+        weight_bytes_per_gpu(ModelShape.from_config(config, "p.json"))
+
+
+def test_profile_refuses_a_quantization_it_cannot_weigh_before_measuring(tmp_path, capsys):
+    """The profile command checked its model's sizes before the engine started, not its weight estimate: a model
+    whose weights are not counted was measured (a minute on a CPU), then refused."""
+    from cli_helpers import run_cli_fast
+
+    path = _model_dir(tmp_path / "m", {**TINY, "quantization_config": {"quant_method": "mxfp4"}})
+    result = run_cli_fast(capsys, "profile", "-m", path, "--quick", "-o", tmp_path / "p.json")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: model {path} (its profile): the weight estimate of a model quantized by "
+                               "'mxfp4'"), lines[0]
