@@ -347,3 +347,39 @@ def test_profile_refuses_a_quantization_it_cannot_weigh_before_measuring(tmp_pat
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert lines[0].startswith(f"error: model {path} (its profile): the weight estimate of a model quantized by "
                                "'mxfp4'"), lines[0]
+
+
+# --- a simulated model with sliding-window layers says what the simulator assumes -------------------------------------
+
+@pytest.mark.parametrize("config, noted", [
+    ({**TINY, "model_type": "mistral", "sliding_window": 1024}, True),
+    ({**TINY, "model_type": "qwen2", "use_sliding_window": False, "sliding_window": 1024}, False),
+    ({**TINY, "sliding_window": None}, False),
+    (TINY, False),
+])
+def test_a_sliding_window_the_simulator_does_not_model_is_noted(capsys, config, noted):
+    """The simulator's KV capacity counts every layer's KV for a request's whole context; vLLM keeps only the window
+    in a sliding layer once a request is longer. A model with a sliding window was simulated so without a word."""
+    from ltrsched.sim.kv_capacity import ModelShape
+
+    capsys.readouterr()
+    ModelShape.from_config(config)
+    err = capsys.readouterr().err
+    assert err.startswith("note: a mistral model's 1,024-token sliding window is not simulated") if noted else not err
+
+
+def test_a_simulation_of_such_a_profile_notes_it_once(tmp_path, capsys):
+    from importlib.resources import files
+
+    from cli_helpers import run_cli_fast
+
+    profile = json.loads((files("ltrsched.sim.profiles") / "cpu-llama-tiny.json").read_text())
+    profile["model_config"] = {**profile["model_config"], "model_type": "mistral", "sliding_window": 1024}
+    (tmp_path / "p.json").write_text(json.dumps(profile))
+    result = run_cli_fast(capsys, "simulate", "-p", tmp_path / "p.json", "-w", "lmsys-like", "-n", "20", "-P", "fcfs",
+                          "-o", tmp_path / "o")
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stderr.splitlines() if "sliding window" in line]
+    assert notes == ["note: a mistral model's 1,024-token sliding window is not simulated: every layer keeps KV for a "
+                     "request's whole context (vLLM's count for requests within the window; beyond it vLLM keeps only "
+                     "the window in sliding layers, and holds more long requests than simulated)"]

@@ -336,6 +336,7 @@ class ModelShape:
         if not isinstance(tied, bool):  # bool("false") is True
             raise UserError(f"{source}: model config key 'tie_word_embeddings' must be true or false, got {tied!r}")
         experts = _experts(text, ints["num_hidden_layers"], ints["intermediate_size"], source, prefix)
+        _note_sliding_window(text)
         attention_bias = text.get("attention_bias", False)
         if not isinstance(attention_bias, bool):  # (bool("false") is True)
             raise UserError(f"{source}: model config key {prefix + 'attention_bias'!r} must be true or false, got "
@@ -375,6 +376,24 @@ class ModelShape:
     def kv_heads_per_gpu(self, tp: int) -> int:
         """KV heads each GPU stores: sharded, or replicated once there are more GPUs than KV heads."""
         return max(1, self.num_kv_heads // tp)
+
+
+def _note_sliding_window(text: Mapping[str, Any]) -> None:
+    """A ``note:`` line on stderr (once a command: :class:`ltrsched.notices.Notices`) where the text model ``text`` has
+    sliding-window layers (a positive ``sliding_window``, not switched off by ``use_sliding_window``: Mistral's every
+    layer, Gemma-2/3's and Qwen2's some): the simulator keeps every layer's KV for a request's whole context, which is
+    vLLM 0.32's count for requests within the window (its KV groups of equal size: a padded group aside), not beyond
+    it, where vLLM keeps only the window in those layers and holds more long requests than simulated."""
+    import sys
+
+    window = text.get("sliding_window")
+    if text.get("use_sliding_window") is False or type(window) is not int or window <= 0:
+        return
+    kind = text.get("model_type") if isinstance(text.get("model_type"), str) else "profile's"
+    # (no source named: the same model read as a file's model_config and as a profile is one note)
+    print(f"note: a {kind} model's {window:,}-token sliding window is not simulated: every layer keeps KV for a "
+          "request's whole context (vLLM's count for requests within the window; beyond it vLLM keeps only the "
+          "window in sliding layers, and holds more long requests than simulated)", file=sys.stderr)
 
 
 def _optional_size(text: Mapping[str, Any], key: str, source: str, prefix: str, default: int | None = None) -> int:
