@@ -324,11 +324,11 @@ def test_a_quantized_models_layers_split_under_tensor_parallelism():
     ({"quant_method": "mxfp4"}, "a method whose stored weights ltrsched does not count"),
 ])
 def test_a_quantization_whose_weights_are_not_counted_is_refused_where_weights_are_estimated(quant, why):
-    """Refused in one line by the weight estimate only: the KV cache does not depend on it."""
-    from ltrsched.sim.kv_capacity import kv_bytes_per_token, weight_bytes_per_gpu
+    """Refused in one line by the weight estimate only: the KV cache and the parameter count do not depend on it."""
+    from ltrsched.sim.kv_capacity import kv_bytes_per_token, parameter_count, weight_bytes_per_gpu
 
     config = {**TINY_16, "quantization_config": quant}
-    assert kv_bytes_per_token(config) == TINY_KV_16
+    assert kv_bytes_per_token(config) == TINY_KV_16 and parameter_count(config) == parameter_count(TINY_16)
     with pytest.raises(UserError, match=f"^p.json: the weight estimate of a model quantized by '[a-z0-9-]+' "
                                         f"\\({re.escape(why)}"):
         from ltrsched.sim.kv_capacity import ModelShape

@@ -114,9 +114,9 @@ def _refuse_weights(source: str, method: str, why: str) -> str:
 def weight_storage(quant: Any, dtype_bytes: int, source: str) -> WeightStorage | str | None:
     """How vLLM 0.32 stores the decoder's linear weights of a model whose quantization config is ``quant``
     (config.json's ``quantization_config``, else hf_quant_config.json's; None: none) served at ``dtype_bytes`` bytes an
-    element (``source`` names the file in refusals): None
-    where they stay at it, a :class:`WeightStorage`, or the one-line refusal (a string: raised only where weights are
-    estimated) where ltrsched cannot count them. Read from vLLM's ``create_weights`` of each method:
+    element: None where they stay at it, a :class:`WeightStorage`, or the one-line refusal naming ``source`` (a string:
+    raised only where weights are estimated) where ltrsched cannot count them. Read from vLLM's ``create_weights`` of
+    each method:
 
     * ``gptq`` (4 or 8 ``bits``, symmetric), ``awq`` (4 ``w_bit``/``bits``): packed weights, and per group of
       ``group_size`` inputs and output channel a scale at the served dtype and packed zero point (``group_size`` -1:
@@ -245,8 +245,8 @@ class ModelShape:
             weight of ``head_dim`` each, replicated).
         weight_storage: how the decoder's linear weights are stored where its quantization config quantizes them
             (:func:`weight_storage`); None: at ``dtype_bytes``.
-        weights_refused: where the quantization's stored weights are not counted here, the one-line refusal of the
-            weight and activation estimates.
+        weights_refused: where the quantization's stored weights are not counted here, the weight estimate's one-line
+            refusal.
         weights_unknown: where the config's layout of experts is not one read here (``num_experts`` of another model
             type than Qwen2/3-MoE, ``block_configs``), the key saying so: the weight and activation estimates refuse it.
     """
@@ -501,10 +501,8 @@ def _parameters_per_gpu(m: ModelShape, tp: int) -> tuple[int, int]:
     expert widths and the vocabulary split; norms, a latent attention's compressions and the routers replicated), and
     how many of them are the decoder's linear weights a quantization stores (:class:`WeightStorage`: attention
     projections, MLPs and experts; not the embedding, LM head, norms, biases, routers or gates). A one-line UserError
-    where the model's experts or quantized weights are not read here."""
+    where the model's experts are not read here."""
     _check_estimable(m, "weight estimate")
-    if m.weights_refused is not None:
-        raise UserError(m.weights_refused)
     h = m.hidden_size
     if m.latent is not None:  # (q_a, kv_a and their norms replicated; q_b / q, kv_b and o split by heads)
         lat = m.latent
@@ -540,7 +538,10 @@ def parameter_count(config: Mapping[str, Any] | ModelShape) -> int:
 
 def _weight_bytes_per_gpu(m: ModelShape, tp: int) -> int:
     """Bytes of :func:`_parameters_per_gpu`'s parameters: the decoder's linear weights as its quantization stores them
-    (:attr:`ModelShape.weight_storage`), the rest at the model's dtype."""
+    (:attr:`ModelShape.weight_storage`), the rest at the model's dtype; its one-line refusal where they are not counted
+    (:attr:`ModelShape.weights_refused`)."""
+    if m.weights_refused is not None:
+        raise UserError(m.weights_refused)
     total, linear = _parameters_per_gpu(m, tp)
     if m.weight_storage is None:
         return total * m.dtype_bytes
