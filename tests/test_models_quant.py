@@ -383,3 +383,15 @@ def test_a_simulation_of_such_a_profile_notes_it_once(tmp_path, capsys):
     assert notes == ["note: a mistral model's 1,024-token sliding window is not simulated: every layer keeps KV for a "
                      "request's whole context (vLLM's count for requests within the window; beyond it vLLM keeps only "
                      "the window in sliding layers, and holds more long requests than simulated)"]
+
+
+def test_qwen3s_attention_bias_is_its_qkv_bias_as_vllm_builds_it():
+    """vLLM's Qwen3 attention: q, k and v biases under attention_bias (its output projection without); a value that
+    is no bool is one line (bool("false") is true)."""
+    from ltrsched.sim.kv_capacity import ModelShape, parameter_count
+
+    qwen3 = {**TINY, "model_type": "qwen3", "architectures": ["Qwen3ForCausalLM"], "head_dim": 32}
+    assert parameter_count({**qwen3, "attention_bias": True}) - parameter_count(qwen3) == 2 * (4 + 2 * 4) * 32
+    with pytest.raises(UserError, match="^p.json: model config key 'attention_bias' must be true or false, got 'no'$"):
+        ModelShape.from_config({**qwen3, "attention_bias": "no"}, "p.json")
+    ModelShape.from_config({**TINY, "attention_bias": "no"}, "p.json")  # (not read for a Llama: left to vLLM's checks)

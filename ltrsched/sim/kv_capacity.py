@@ -337,11 +337,11 @@ class ModelShape:
             raise UserError(f"{source}: model config key 'tie_word_embeddings' must be true or false, got {tied!r}")
         experts = _experts(text, ints["num_hidden_layers"], ints["intermediate_size"], source, prefix)
         _note_sliding_window(text)
-        attention_bias = text.get("attention_bias", False)
+        kind = model_type(text)
+        attention_bias = text.get("attention_bias", False) if kind in QKV_BIAS_KEY_MODEL_TYPES else False
         if not isinstance(attention_bias, bool):  # (bool("false") is True)
             raise UserError(f"{source}: model config key {prefix + 'attention_bias'!r} must be true or false, got "
                             f"{attention_bias!r}")
-        kind = model_type(text)
         quant = config.get("quantization_config")
         storage = weight_storage(quant, DTYPE_BYTES[dtype], source)
         return cls(
@@ -358,7 +358,7 @@ class ModelShape:
             kv_dtype_bytes=kv_element_bytes(kv_cache_dtype(quant, source),
                                             DTYPE_BYTES[dtype], source),
             latent=_latent_projections(text, source, prefix),
-            qkv_bias=kind in QKV_BIAS_MODEL_TYPES or kind in QKV_BIAS_KEY_MODEL_TYPES and attention_bias,
+            qkv_bias=kind in QKV_BIAS_MODEL_TYPES or attention_bias,
             qk_norm=kind in QK_NORM_MODEL_TYPES,
             weight_storage=storage if isinstance(storage, WeightStorage) else None,
             weights_refused=storage if isinstance(storage, str) else None,
