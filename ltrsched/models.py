@@ -290,6 +290,34 @@ def falcon_kv_heads(text: dict, source: str, prefix: str = "") -> int:
     return 1 if flags["multi_query"] else heads
 
 
+#: DBRX's sizes, which its config.json gives under its own names (transformers' ``DbrxConfig``: ``d_model``,
+#: ``n_heads``, ``n_layers``; its ``attn_config`` and ``ffn_config`` objects), as vLLM 0.32's DBRX model reads them ->
+#: the name ltrsched reads the size by: (object or None, key).
+DBRX_SIZES = MappingProxyType({"hidden_size": (None, "d_model"), "num_attention_heads": (None, "n_heads"),
+                               "num_hidden_layers": (None, "n_layers"),
+                               "num_key_value_heads": ("attn_config", "kv_n_heads"),
+                               "intermediate_size": ("ffn_config", "ffn_hidden_size"),
+                               "moe_num_experts": ("ffn_config", "moe_num_experts")})
+
+
+def dbrx_names(text: dict, source: str, prefix: str = "") -> dict:
+    """A DBRX text model's config (``model_type`` ``dbrx``) with each size of :data:`DBRX_SIZES` also under the name
+    ltrsched reads it by (its ``attn_config.kv_n_heads`` as ``num_key_value_heads``: vLLM's KV heads, each of
+    ``d_model / n_heads``; its experts' width ``ffn_config.ffn_hidden_size`` as ``intermediate_size``), checked. A size
+    the file leaves out (vLLM would take ``DbrxConfig``'s default: one KV head, four experts), an ``attn_config`` or
+    ``ffn_config`` that is no object, or a size that is no positive integer is a one-line :class:`UserError` naming
+    ``source`` and the key (after ``prefix``)."""
+    from ltrsched.errors import UserError
+
+    named = dict(text)
+    for name, (inner, key) in DBRX_SIZES.items():
+        where = text if inner is None else text.get(inner)
+        if not isinstance(where, dict):
+            raise UserError(f"{source}: DBRX's {prefix + inner!r} must be an object giving {key!r}, got {where!r}")
+        named[name] = config_size(where, key, source, prefix + (f"{inner}." if inner else ""))
+    return named
+
+
 #: The environment variable that makes vLLM 0.32 serve latent-attention models without their latent (its
 #: ``ModelConfig.use_mla`` is then false), read as vLLM reads it: ``bool(int(value))``.
 MLA_DISABLE = "VLLM_MLA_DISABLE"
@@ -387,9 +415,9 @@ def layer_kv_size(config, source: str = "model config") -> int:
     ``VLLM_MLA_DISABLE`` set, keys and values of a head per query head, :func:`mla_disabled_head`), else the keys
     and values of its KV heads, ``2 x num_key_value_heads x head_dim`` (``num_key_value_heads`` defaulting to
     ``num_attention_heads``, multi-head attention as in transformers; ChatGLM's ``multi_query_group_num`` where its
-    ``multi_query_attention`` is set, :data:`KV_HEADS_KEYS`, Falcon's :func:`falcon_kv_heads`; ``head_dim`` to
-    ``hidden_size`` / heads, always for Falcon). A missing or bad size is a one-line :class:`UserError` naming
-    ``source`` and the key."""
+    ``multi_query_attention`` is set, :data:`KV_HEADS_KEYS`, Falcon's :func:`falcon_kv_heads`, DBRX's
+    ``attn_config.kv_n_heads``: :func:`dbrx_names`; ``head_dim`` to ``hidden_size`` / heads, always for Falcon). A
+    missing or bad size is a one-line :class:`UserError` naming ``source`` and the key."""
     text, prefix = text_model(config, source)
     latent = mla_latent_size(text, source, prefix)
     if latent is not None:
@@ -399,6 +427,8 @@ def layer_kv_size(config, source: str = "model config") -> int:
         return 2 * config_size(text, "num_attention_heads", source, prefix) * disabled_head
     if model_type(text) in FALCON_MODEL_TYPES:  # (RefinedWeb's names, as vLLM's RWConfig reads them)
         text = falcon_names(text)
+    if model_type(text) == "dbrx":  # (its own names: d_model, n_heads, attn_config.kv_n_heads)
+        text = dbrx_names(text, source, prefix)
     heads = config_size(text, "num_attention_heads", source, prefix)
     head_dim = (config_size(text, "head_dim", source, prefix) if text.get("head_dim") is not None
                 else config_size(text, "hidden_size", source, prefix) // heads)
@@ -429,26 +459,61 @@ def kv_bytes_per_token(config, dtype_bytes: int, source: str = "model config") -
 MODELOPT_KV_DTYPES = MappingProxyType({"fp8": "fp8_e4m3", "nvfp4": "nvfp4"})
 
 
-def kv_cache_dtype(quant, source: str) -> str:
-    """The KV-cache dtype vLLM 0.32 resolves ``--kv-cache-dtype auto`` to (ltrsched never passes another) for a model
-    whose quantization config is ``quant`` (config.json's ``quantization_config``, else its directory's
-    ``hf_quant_config.json``; None: none): a ModelOpt checkpoint's (``quant_method`` starting ``modelopt``)
-    ``kv_cache_scheme`` or ``kv_cache_quant_algo``, under its ``quantization`` dict or beside it, as a name
-    (:data:`MODELOPT_KV_DTYPES`) or a scheme dict (static 8-bit float: ``fp8_e4m3``; 4-bit float: ``nvfp4``); else
-    ``auto`` (the model's dtype), as vLLM falls back for a name it does not know (its
-    ``resolve_kv_cache_dtype_string``).
-    A ``quant_method`` or ``quantization`` of another type than vLLM reads (a traceback at its start) is a one-line
-    :class:`UserError` naming ``source``."""
+#: ModelOpt ``quant_algo`` names (upper-cased) vLLM 0.32 gives a ModelOpt checkpoint's quantization config the
+#: ``quant_method`` of (its ``_normalize_quantization_config``); any other algorithm it refuses at its start.
+MODELOPT_QUANT_METHODS = MappingProxyType({"FP8": "modelopt", "FP8_PER_CHANNEL_PER_TOKEN": "modelopt",
+                                           "FP8_PB_WO": "modelopt", "NVFP4": "modelopt_fp4"})
+
+
+def quant_method(quant, source: str) -> str | None:
+    """The ``quant_method`` vLLM 0.32 reads from a model's quantization config ``quant`` (config.json's
+    ``quantization_config``, else its directory's ``hf_quant_config.json``; None: none, and None is returned), as its
+    ``_normalize_quantization_config`` rewrites it before anything reads it: a ModelOpt checkpoint's (``producer``'s
+    ``name`` ``modelopt``, or a ``quantization`` dict with ``modelopt_quant_config``: the files ModelOpt writes carry no
+    ``quant_method``) from its ``quantization``'s ``quant_algo`` (:data:`MODELOPT_QUANT_METHODS`; none given: the
+    file's own), then lowercased, ``compressed_tensors`` spelled ``compressed-tensors``; "" where none is given.
+    A config vLLM fails reading (no object, a ``producer`` or ModelOpt ``quantization`` that is no object, a
+    ``quant_method`` that is no string, a ModelOpt ``quant_algo`` it does not know: a traceback at its start) is a
+    one-line :class:`UserError` naming ``source``."""
     from ltrsched.errors import UserError
 
     if quant is None:
-        return "auto"
+        return None
     if not isinstance(quant, dict):  # (vLLM reads it with .get: an AttributeError traceback)
         raise UserError(f"{source}: its quantization config must be an object, got {quant!r}")
+    producer = quant.get("producer", {})
+    if not isinstance(producer, dict):
+        raise UserError(f"{source}: quantization_config's 'producer' must be an object, got {producer!r}")
+    inner = quant.get("quantization", {})
     method = quant.get("quant_method", "")
+    if producer.get("name") == "modelopt" or isinstance(inner, dict) and "modelopt_quant_config" in inner:
+        if not isinstance(inner, dict):
+            raise UserError(f"{source}: quantization_config's 'quantization' must be an object, got {inner!r}")
+        algo = inner.get("quant_algo")
+        if algo is not None:
+            if str(algo).upper() not in MODELOPT_QUANT_METHODS:
+                raise UserError(f"{source}: quantization_config's ModelOpt 'quant_algo' {algo!r} is none vLLM 0.32 "
+                                f"knows ({', '.join(MODELOPT_QUANT_METHODS)}): it refuses the model at its start")
+            method = MODELOPT_QUANT_METHODS[str(algo).upper()]
     if not isinstance(method, str):
         raise UserError(f"{source}: quantization_config's 'quant_method' must be a string, got {method!r}")
-    if not method.startswith("modelopt"):
+    return method.lower().replace("compressed_tensors", "compressed-tensors")
+
+
+def kv_cache_dtype(quant, source: str) -> str:
+    """The KV-cache dtype vLLM 0.32 resolves ``--kv-cache-dtype auto`` to (ltrsched never passes another) for a model
+    whose quantization config is ``quant`` (config.json's ``quantization_config``, else its directory's
+    ``hf_quant_config.json``; None: none): a ModelOpt checkpoint's (its :func:`quant_method` starting ``modelopt``:
+    given, or as vLLM derives it for the files ModelOpt writes without one) ``kv_cache_scheme`` or
+    ``kv_cache_quant_algo``, under its ``quantization`` dict or beside it, as a name (:data:`MODELOPT_KV_DTYPES`) or a
+    scheme dict (static 8-bit float: ``fp8_e4m3``; 4-bit float: ``nvfp4``); else ``auto`` (the model's dtype), as
+    vLLM falls back for a name it does not know (its ``resolve_kv_cache_dtype_string``).
+    A config vLLM cannot read (:func:`quant_method`), or a ``quantization`` of another type than it reads (a traceback
+    at its start), is a one-line :class:`UserError` naming ``source``."""
+    from ltrsched.errors import UserError
+
+    method = quant_method(quant, source)
+    if method is None or not method.startswith("modelopt"):
         return "auto"
     inner = quant.get("quantization", quant)
     if not isinstance(inner, dict):

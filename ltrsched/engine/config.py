@@ -147,20 +147,47 @@ def model_quantization_config(path: str, config: dict) -> dict | None:
     return read_json_object(file)
 
 
+def sized_model_config(path: str, dtype: str) -> dict:
+    """The config a simulator profile sizes the model directory ``path`` served at ``dtype`` by (its
+    ``model_config``, read by :class:`ltrsched.sim.kv_capacity.ModelShape`): the text model's (a composite model's
+    ``text_config``, where vLLM reads the layer count and KV sizes), with ``torch_dtype`` the dtype it is served in
+    (:func:`served_dtype`) and ``quantization_config`` the one vLLM reads for the whole model
+    (:func:`model_quantization_config`: config.json's top-level one, else hf_quant_config.json beside it), which
+    makes its KV cache FP8 (one byte an element) and its weights their stored width; read before the engine starts."""
+    from ltrsched.models import read_model_config, text_model
+
+    model = read_model_config(path)
+    text, _ = text_model(model, str(Path(path) / "config.json"))
+    quant = model_quantization_config(path, model)
+    return {**text, "torch_dtype": served_dtype(model, dtype),
+            **({"quantization_config": quant} if quant is not None else {})}
+
+
 def model_kv_bytes_per_token(path: str, dtype: str) -> int:
     """KV-cache bytes one token takes in the model directory ``path`` served at ``dtype`` (``auto``: as vLLM serves
     it, :func:`served_dtype`) [bytes], its elements in the KV dtype vLLM resolves from the model's quantization config
     (:func:`model_quantization_config`, :func:`ltrsched.models.kv_cache_dtype`: a ModelOpt checkpoint's FP8 KV cache
     takes one byte an element); a one-line :class:`UserError` naming its config.json and the key if a size is missing
     or bad, or the KV dtype is one ltrsched does not size."""
-    from ltrsched.models import kv_bytes_per_token, kv_cache_dtype, kv_element_bytes, read_model_config
+    from ltrsched.models import kv_bytes_per_token, read_model_config
+
+    config = read_model_config(path)
+    return kv_bytes_per_token(config, model_kv_element_bytes(path, dtype), source=str(Path(path) / "config.json"))
+
+
+def model_kv_element_bytes(path: str, dtype: str) -> int:
+    """Bytes one KV element takes for the model directory ``path`` served at ``dtype`` (``auto``: as vLLM serves it,
+    :func:`served_dtype`) [bytes]: in the KV dtype vLLM resolves from the model's quantization config
+    (:func:`model_quantization_config`, :func:`ltrsched.models.kv_cache_dtype`), else the served dtype's. A one-line
+    :class:`UserError` naming its config.json where that KV dtype is one ltrsched does not size (NVFP4), or the
+    quantization config cannot be read."""
+    from ltrsched.models import kv_cache_dtype, kv_element_bytes, read_model_config
 
     config = read_model_config(path)
     source = str(Path(path) / "config.json")
     name = served_dtype(config, dtype)
-    element = kv_element_bytes(kv_cache_dtype(model_quantization_config(path, config), source),
-                               4 if name in ("float32", "float") else 2, source)
-    return kv_bytes_per_token(config, element, source=source)
+    return kv_element_bytes(kv_cache_dtype(model_quantization_config(path, config), source),
+                            4 if name in ("float32", "float") else 2, source)
 
 
 def pool_block_bytes(path: str, dtype: str, block_size: int) -> int:
@@ -192,8 +219,9 @@ def kv_cache_bytes(config: EngineConfig, path: str) -> int:
 def stated_kv_blocks(config: EngineConfig, path: str) -> int | None:
     """KV blocks the real engine allocates for ``config`` (vLLM's null block among them) where the options state
     them: ``num_gpu_blocks``, or on a CPU the blocks ``kv_cache_gib`` holds (its bytes // a block's bytes,
-    :func:`pool_block_bytes`, as vLLM divides them); None where vLLM sizes the cache by profiling a GPU's memory.
-    ``path``: the model directory."""
+    :func:`pool_block_bytes`, as vLLM divides them); None where vLLM sizes the cache by profiling a GPU's memory, or
+    (left to vLLM's own checks) where config.json lacks a size. ``path``: the model directory. A KV dtype ltrsched
+    does not size (an NVFP4 KV cache, from config.json or hf_quant_config.json) is a one-line :class:`UserError`."""
     from ltrsched.engine.platform import CPU
 
     if config.num_gpu_blocks is not None:
@@ -202,6 +230,7 @@ def stated_kv_blocks(config: EngineConfig, path: str) -> int | None:
         return None
     from ltrsched.errors import UserError
 
+    model_kv_element_bytes(path, config.dtype)  # (a KV dtype ltrsched does not size: its one line, not swallowed)
     try:
         per_block = pool_block_bytes(path, config.dtype, config.block_size)
     except UserError:  # a config.json without the sizes (vLLM's own checks remain)

@@ -15,6 +15,7 @@ beyond that, as in vLLM.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -73,6 +74,135 @@ class LatentProjections:
 
 
 @dataclass(frozen=True)
+class WeightStorage:
+    """How a quantized checkpoint's decoder linear weights (attention projections, MLPs, experts) are kept in memory by
+    vLLM 0.32 [bits, elements, bytes]; the embedding, the LM head, norms, biases, routers and gates stay at the model's
+    dtype, as vLLM's models build them.
+
+    Attributes:
+        method: the quantization's ``quant_method`` as vLLM reads it (:func:`ltrsched.models.quant_method`).
+        bits: bits one weight element takes (packed: GPTQ's and AWQ's int32 words, NVFP4's two to a byte).
+        group_size: input elements sharing one scale (and zero point), or None where the scales are per output
+            channel, per tensor or per 128x128 block: counted as nothing (under 0.03% of the weights).
+        group_bytes: bytes of a group's scale and zero point, for each output channel.
+    """
+
+    method: str
+    bits: int
+    group_size: int | None = None
+    group_bytes: float = 0.0
+
+    def bytes_of(self, elements: int) -> int:
+        """Bytes ``elements`` linear weight elements take, with their groups' scales and zero points [bytes]."""
+        groups = elements // self.group_size if self.group_size else 0
+        return math.ceil(elements * self.bits / 8 + groups * self.group_bytes)
+
+
+#: Entries of a quantization's list of modules kept unquantized that name no decoder linear layer counted as quantized
+#: (the LM head, a vision tower or projector, an MoE router or shared-expert gate: kept at the dtype here anyway).
+_UNQUANTIZED_ELSEWHERE = re.compile(r"lm_head|visual|vision|projector|router|(^|[.:_])gate\$?$")
+#: The keys a quantization config lists its unquantized modules under (GPTQ's ``dynamic`` negative matches aside).
+_NOT_CONVERTED_KEYS = ("modules_to_not_convert", "ignored_layers", "ignore", "exclude_modules")
+
+
+def _refuse_weights(source: str, method: str, why: str) -> str:
+    """The one-line refusal of the weight estimate of a model quantized by ``method`` (``why``: in words)."""
+    return (f"{source}: the weight estimate of a model quantized by {method!r} ({why}) would be wrong, so the "
+            "simulator cannot size this model's memory")
+
+
+def weight_storage(quant: Any, dtype_bytes: int, source: str) -> WeightStorage | str | None:
+    """How vLLM 0.32 stores the decoder's linear weights of a model whose quantization config is ``quant``
+    (config.json's ``quantization_config``, else hf_quant_config.json's; None: none) served at ``dtype_bytes`` bytes an
+    element: None where they stay at it, a :class:`WeightStorage`, or the one-line refusal naming ``source`` (a string:
+    raised only where weights are estimated) where ltrsched cannot count them. Read from vLLM's ``create_weights`` of
+    each method:
+
+    * ``gptq`` (4 or 8 ``bits``, symmetric), ``awq`` (4 ``w_bit``/``bits``): packed weights, and per group of
+      ``group_size`` inputs and output channel a scale at the served dtype and packed zero point (``group_size`` -1:
+      one group per channel, counted as nothing);
+    * ``fp8``, ModelOpt's FP8 (its ``quant_algo`` FP8, FP8_PER_CHANNEL_PER_TOKEN, FP8_PB_WO): one byte, scales per
+      tensor, channel or 128x128 block;
+    * ModelOpt's NVFP4 (``quant_algo`` NVFP4): 4 bits and an FP8 scale per ``group_size`` (16) inputs;
+    * ``compressed-tensors`` with one weight scheme for every ``Linear``: its ``num_bits``, and for the ``group``
+      strategies a scale per group (one byte for a 4-bit float, NVFP4; else the served dtype's, and a packed zero
+      point where not symmetric).
+
+    Refused: bitsandbytes (vLLM 0.32 has no such method: it refuses the model at its start), GPTQ's per-module
+    ``dynamic`` and a quantized LM head, a list of unquantized modules naming decoder layers, a compressed-tensors
+    config of several schemes or a sparse format, and every other method."""
+    from ltrsched.models import MODELOPT_QUANT_METHODS, quant_method
+
+    method = quant_method(quant, source)
+    if not method:
+        return None
+    inner = quant.get("quantization")
+    for where in (quant, inner) if isinstance(inner, dict) else (quant,):
+        for key in _NOT_CONVERTED_KEYS:
+            kept = where.get(key)
+            if kept and (not isinstance(kept, list)
+                         or not all(isinstance(e, str) and _UNQUANTIZED_ELSEWHERE.search(e) for e in kept)):
+                return _refuse_weights(source, method, f"its {key!r} keeps decoder layers unquantized: {kept!r}")
+    if method in ("gptq", "awq"):
+        bits = quant.get("bits") if method == "gptq" else quant.get("w_bit", quant.get("bits"))
+        group = quant.get("group_size") if method == "gptq" else quant.get("q_group_size", quant.get("group_size"))
+        supported = (4, 8) if method == "gptq" else (4,)
+        if isinstance(bits, bool) or bits not in supported or method == "gptq" and quant.get("sym", True) is not True:
+            served = " or ".join(map(str, supported))
+            return _refuse_weights(source, method, f"bits {bits!r}: vLLM 0.32 serves {served}-bit"
+                                                   f"{' symmetric' if method == 'gptq' else ''} weights only")
+        if isinstance(group, bool) or not isinstance(group, int) or group < 1 and group != -1:
+            return _refuse_weights(source, method, f"group_size {group!r} is no positive integer or -1")
+        if quant.get("lm_head") or quant.get("dynamic"):
+            return _refuse_weights(source, method, "a quantized LM head or per-module 'dynamic' settings")
+        return WeightStorage(method, bits, None if group == -1 else group, dtype_bytes + bits / 8)
+    if method == "fp8":
+        return WeightStorage(method, 8)
+    if method in ("modelopt", "modelopt_fp4"):  # (by its quant_algo, as vLLM's ModelOpt configs read it)
+        inner = quant.get("quantization") if isinstance(quant.get("quantization"), dict) else quant
+        algo = str(inner.get("quant_algo", quant.get("quant_algo"))).upper()
+        if algo in MODELOPT_QUANT_METHODS and MODELOPT_QUANT_METHODS[algo] == "modelopt":
+            return WeightStorage(method, 8)
+        if algo != "NVFP4":
+            return _refuse_weights(source, method, f"quant_algo {algo!r}, neither FP8 nor NVFP4")
+        group = inner.get("group_size", quant.get("group_size")) or 16
+        if isinstance(group, bool) or not isinstance(group, int) or group < 1:
+            return _refuse_weights(source, method, f"group_size {group!r} is no positive integer")
+        return WeightStorage(method, 4, group, 1)
+    if method == "compressed-tensors":
+        return _compressed_tensors_storage(quant, dtype_bytes, method, source)
+    if method == "bitsandbytes":
+        return _refuse_weights(source, method, "vLLM 0.32 has no bitsandbytes quantization: it refuses the model at "
+                                               "its start")
+    return _refuse_weights(source, method, "a method whose stored weights ltrsched does not count")
+
+
+def _compressed_tensors_storage(quant: dict, dtype_bytes: int, method: str, source: str) -> WeightStorage | str:
+    """:func:`weight_storage` of a compressed-tensors config: one weight scheme for every ``Linear`` layer."""
+    groups = quant.get("config_groups")
+    if not isinstance(groups, dict) or not groups:
+        return _refuse_weights(source, method, "no 'config_groups' object")
+    schemes = [g.get("weights") if isinstance(g, dict) else None for g in groups.values()]
+    targets = [g.get("targets") if isinstance(g, dict) else None for g in groups.values()]
+    if len(schemes) != 1 or targets[0] != ["Linear"] or not isinstance(schemes[0], dict):
+        return _refuse_weights(source, method, "not one weight scheme for every Linear layer")
+    if "sparse" in str(quant.get("format", "")) or "24" in str(quant.get("format", "")):
+        return _refuse_weights(source, method, f"its sparse format {quant.get('format')!r}")
+    weights = schemes[0]
+    bits, kind, strategy = weights.get("num_bits"), weights.get("type"), weights.get("strategy")
+    if isinstance(bits, bool) or bits not in (4, 8) or kind not in ("int", "float"):
+        return _refuse_weights(source, method, f"weights of {bits!r} bits of type {kind!r}")
+    if strategy not in ("group", "tensor_group"):
+        return WeightStorage(method, bits)  # (per tensor, channel or block)
+    group = weights.get("group_size")
+    if isinstance(group, bool) or not isinstance(group, int) or group < 1:
+        return _refuse_weights(source, method, f"group_size {group!r} is no positive integer")
+    if kind == "float":  # (NVFP4: an FP8 scale per group)
+        return WeightStorage(method, bits, group, 1)
+    return WeightStorage(method, bits, group, dtype_bytes + (0 if weights.get("symmetric", True) else bits / 8))
+
+
+@dataclass(frozen=True)
 class ModelShape:
     """The sizes of a Llama-style decoder that memory arithmetic needs.
 
@@ -98,14 +228,27 @@ class ModelShape:
             key-value compressions, per-head up-projections), which its weights are made of instead of per-head
             query, key, value and output projections; None for those.
         moe_layers: layers whose MLP is a mixture of experts (DeepSeek's from ``first_k_dense_replace`` on, every
-            ``moe_layer_freq``-th; Mixtral's every layer); the others keep the gated MLP of ``intermediate_size``.
-        num_experts: routed experts of each such layer (``n_routed_experts``, Mixtral's ``num_local_experts``), each a
-            gated MLP of ``expert_intermediate_size`` (``moe_intermediate_size``; Mixtral's ``intermediate_size``),
-            beside a router of one weight per expert and hidden element.
+            ``moe_layer_freq``-th; Qwen2/3-MoE's every ``decoder_sparse_step``-th but ``mlp_only_layers``; Mixtral's
+            and DBRX's every layer); the others keep the gated MLP of ``intermediate_size``.
+        num_experts: routed experts of each such layer (``n_routed_experts``, Qwen-MoE's ``num_experts``, Mixtral's
+            ``num_local_experts``, DBRX's ``ffn_config.moe_num_experts``), each a gated MLP of
+            ``expert_intermediate_size`` (``moe_intermediate_size``; Mixtral's ``intermediate_size``, DBRX's
+            ``ffn_config.ffn_hidden_size``), beside a router of one weight per expert and hidden element.
         shared_intermediate_size: the width of the experts every token passes through in such a layer (DeepSeek's
-            ``n_shared_experts`` x ``moe_intermediate_size``) [elements].
-        weights_unknown: where the config's layout of experts is not one read here (Qwen-MoE's ``num_experts``,
-            DBRX's ``moe_num_experts``), the key saying so: the weight and activation estimates refuse it.
+            ``n_shared_experts`` x ``moe_intermediate_size``, Qwen-MoE's ``shared_expert_intermediate_size``)
+            [elements].
+        shared_expert_gate: a replicated gate of one weight per hidden element beside the shared experts of each
+            such layer (Qwen2-MoE's always, Qwen3-MoE's where it has shared experts).
+        qkv_bias: the query, key and value projections have biases (Qwen2's and Qwen2-MoE's always, Qwen3-MoE's under
+            ``attention_bias``: as vLLM's models build them).
+        qk_norm: each layer normalizes each query and key head (Qwen3's and Qwen3-MoE's ``q_norm``, ``k_norm``: a
+            weight of ``head_dim`` each, replicated).
+        weight_storage: how the decoder's linear weights are stored where its quantization config quantizes them
+            (:func:`weight_storage`); None: at ``dtype_bytes``.
+        weights_refused: where the quantization's stored weights are not counted here, the weight estimate's one-line
+            refusal.
+        weights_unknown: where the config's layout of experts is not one read here (``num_experts`` of another model
+            type than Qwen2/3-MoE, ``block_configs``), the key saying so: the weight and activation estimates refuse it.
     """
 
     num_layers: int
@@ -124,6 +267,11 @@ class ModelShape:
     num_experts: int = 0
     expert_intermediate_size: int = 0
     shared_intermediate_size: int = 0
+    shared_expert_gate: bool = False
+    qkv_bias: bool = False
+    qk_norm: bool = False
+    weight_storage: WeightStorage | None = None
+    weights_refused: str | None = None
     weights_unknown: str | None = None
 
     @classmethod
@@ -134,9 +282,9 @@ class ModelShape:
         model's ``text_config``, found as the engine side finds it (:func:`ltrsched.models.text_model`), else the
         config itself; the dtype is the config's own ``torch_dtype``, else its text model's, as vLLM falls back
         (:func:`ltrsched.models.config_dtype`)."""
-        from ltrsched.models import (FALCON_MODEL_TYPES, KV_HEADS_KEYS, config_dtype, falcon_kv_heads, falcon_names,
-                                     kv_cache_dtype, kv_element_bytes, mla_disabled_head, mla_latent_size, model_type,
-                                     text_model)
+        from ltrsched.models import (FALCON_MODEL_TYPES, KV_HEADS_KEYS, config_dtype, dbrx_names, falcon_kv_heads,
+                                     falcon_names, kv_cache_dtype, kv_element_bytes, mla_disabled_head,
+                                     mla_latent_size, model_type, text_model)
 
         if not isinstance(config, Mapping):
             raise UserError(f"{source}: model config must be a JSON object, got {type(config).__name__}")
@@ -148,6 +296,8 @@ class ModelShape:
             text = {**text, "num_key_value_heads": text["num_attention_heads"], "head_dim": disabled_head}
         if model_type(text) in FALCON_MODEL_TYPES:  # (its KV heads as vLLM's Falcon attention derives them)
             text = {**falcon_names(text), "num_key_value_heads": falcon_kv_heads(text, source, prefix)}
+        if model_type(text) == "dbrx":  # (its own names: d_model, n_heads, attn_config.kv_n_heads, ffn_config)
+            text = dbrx_names(text, source, prefix)
         if text.get("num_key_value_heads") is None and isinstance(text.get("num_attention_heads"), int):
             # (multi-head attention: transformers' config classes, and vLLM, take a KV head per query head)
             text = {**text, "num_key_value_heads": text["num_attention_heads"]}
@@ -186,6 +336,14 @@ class ModelShape:
         if not isinstance(tied, bool):  # bool("false") is True
             raise UserError(f"{source}: model config key 'tie_word_embeddings' must be true or false, got {tied!r}")
         experts = _experts(text, ints["num_hidden_layers"], ints["intermediate_size"], source, prefix)
+        _note_sliding_window(text)
+        kind = model_type(text)
+        attention_bias = text.get("attention_bias", False) if kind in QKV_BIAS_KEY_MODEL_TYPES else False
+        if not isinstance(attention_bias, bool):  # (bool("false") is True)
+            raise UserError(f"{source}: model config key {prefix + 'attention_bias'!r} must be true or false, got "
+                            f"{attention_bias!r}")
+        quant = config.get("quantization_config")
+        storage = weight_storage(quant, DTYPE_BYTES[dtype], source)
         return cls(
             num_layers=ints["num_hidden_layers"],
             hidden_size=ints["hidden_size"],
@@ -197,9 +355,13 @@ class ModelShape:
             dtype_bytes=DTYPE_BYTES[dtype],
             tie_word_embeddings=tied,
             kv_latent=mla_latent_size(text, source, prefix),
-            kv_dtype_bytes=kv_element_bytes(kv_cache_dtype(config.get("quantization_config"), source),
+            kv_dtype_bytes=kv_element_bytes(kv_cache_dtype(quant, source),
                                             DTYPE_BYTES[dtype], source),
             latent=_latent_projections(text, source, prefix),
+            qkv_bias=kind in QKV_BIAS_MODEL_TYPES or attention_bias,
+            qk_norm=kind in QK_NORM_MODEL_TYPES,
+            weight_storage=storage if isinstance(storage, WeightStorage) else None,
+            weights_refused=storage if isinstance(storage, str) else None,
             **experts,
         )
 
@@ -214,6 +376,24 @@ class ModelShape:
     def kv_heads_per_gpu(self, tp: int) -> int:
         """KV heads each GPU stores: sharded, or replicated once there are more GPUs than KV heads."""
         return max(1, self.num_kv_heads // tp)
+
+
+def _note_sliding_window(text: Mapping[str, Any]) -> None:
+    """A ``note:`` line on stderr (once a command: :class:`ltrsched.notices.Notices`) where the text model ``text`` has
+    sliding-window layers (a positive ``sliding_window``, not switched off by ``use_sliding_window``: Mistral's every
+    layer, Gemma-2/3's and Qwen2's some): the simulator keeps every layer's KV for a request's whole context, which is
+    vLLM 0.32's count for requests within the window (its KV groups of equal size: a padded group aside), not beyond
+    it, where vLLM keeps only the window in those layers and holds more long requests than simulated."""
+    import sys
+
+    window = text.get("sliding_window")
+    if text.get("use_sliding_window") is False or type(window) is not int or window <= 0:
+        return
+    kind = text.get("model_type") if isinstance(text.get("model_type"), str) else "profile's"
+    # (no source named: the same model read as a file's model_config and as a profile is one note)
+    print(f"note: a {kind} model's {window:,}-token sliding window is not simulated: every layer keeps KV for a "
+          "request's whole context (vLLM's count for requests within the window; beyond it vLLM keeps only the "
+          "window in sliding layers, and holds more long requests than simulated)", file=sys.stderr)
 
 
 def _optional_size(text: Mapping[str, Any], key: str, source: str, prefix: str, default: int | None = None) -> int:
@@ -240,17 +420,44 @@ def _latent_projections(text: Mapping[str, Any], source: str, prefix: str) -> La
                                 for key in ("kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim")})
 
 
-#: Keys of other layouts of experts than DeepSeek's and Mixtral's (vLLM's ``get_num_experts`` reads them too).
+#: Keys of other layouts of experts than those read here (vLLM's ``get_num_experts`` reads them too): ``num_experts``
+#: of another model type than :data:`QWEN_MOE_MODEL_TYPES` (OLMoE's, Qwen3-Next's: other layers around them).
 OTHER_EXPERT_KEYS = ("num_experts", "moe_num_experts", "block_configs")
+#: Model types whose experts are Qwen-MoE's (``num_experts`` of ``moe_intermediate_size``, shared ones of
+#: ``shared_expert_intermediate_size`` behind a one-output gate), placed as vLLM 0.32's ``qwen2_moe`` / ``qwen3_moe``.
+QWEN_MOE_MODEL_TYPES = frozenset({"qwen2_moe", "qwen3_moe"})
+#: Model types whose query, key and value projections vLLM 0.32 builds with biases: always, or under
+#: ``attention_bias`` (its ``qkv_bias``; the output projection without).
+QKV_BIAS_MODEL_TYPES = frozenset({"qwen2", "qwen2_moe"})
+QKV_BIAS_KEY_MODEL_TYPES = frozenset({"qwen3", "qwen3_moe"})
+#: Model types whose layers normalize each query and key head (``q_norm``, ``k_norm`` of ``head_dim``).
+QK_NORM_MODEL_TYPES = frozenset({"qwen3", "qwen3_moe"})
+
+
+def _qwen_moe_layers(text: Mapping[str, Any], layers: int, source: str, prefix: str) -> int:
+    """Layers vLLM 0.32's Qwen2/3-MoE model gives experts: layer i unless in ``mlp_only_layers`` (class default: none),
+    where ``(i + 1) % decoder_sparse_step == 0`` (class default 1)."""
+    from ltrsched.models import config_size
+
+    step = config_size(text, "decoder_sparse_step", source, prefix) if "decoder_sparse_step" in text else 1
+    dense = text.get("mlp_only_layers") or []
+    if not isinstance(dense, list) or any(isinstance(i, bool) or not isinstance(i, int) for i in dense):
+        raise UserError(f"{source}: model config key {prefix + 'mlp_only_layers'!r} must be a list of layer numbers, "
+                        f"got {text.get('mlp_only_layers')!r}")
+    return sum(1 for i in range(layers) if i not in dense and (i + 1) % step == 0)
 
 
 def _experts(text: Mapping[str, Any], layers: int, intermediate: int, source: str, prefix: str) -> dict[str, Any]:
     """:class:`ModelShape`'s mixture-of-experts fields of a text model: DeepSeek's (``n_routed_experts`` of
     ``moe_intermediate_size`` from layer ``first_k_dense_replace`` on, every ``moe_layer_freq``-th, with
-    ``n_shared_experts`` shared ones, as vLLM's DeepSeek-V2 model places them), Mixtral's (``num_local_experts`` of
-    ``intermediate_size`` in every layer), or, for another layout, only the key that names it (``weights_unknown``)."""
-    from ltrsched.models import config_size
+    ``n_shared_experts`` shared ones, as vLLM's DeepSeek-V2 model places them), Qwen2/3-MoE's (``num_experts`` of
+    ``moe_intermediate_size``, shared ones of ``shared_expert_intermediate_size``, :func:`_qwen_moe_layers`), Mixtral's
+    (``num_local_experts`` of ``intermediate_size`` in every layer), DBRX's (``ffn_config``'s ``moe_num_experts`` of
+    ``ffn_hidden_size`` in every layer, read by :func:`ltrsched.models.dbrx_names`), or, for another layout, only the
+    key that names it (``weights_unknown``)."""
+    from ltrsched.models import config_size, model_type
 
+    kind = model_type(dict(text))
     if text.get("n_routed_experts") is not None:
         width = _optional_size(text, "moe_intermediate_size", source, prefix)
         first = _optional_size(text, "first_k_dense_replace", source, prefix)
@@ -259,6 +466,16 @@ def _experts(text: Mapping[str, Any], layers: int, intermediate: int, source: st
                 "num_experts": _optional_size(text, "n_routed_experts", source, prefix),
                 "expert_intermediate_size": width,
                 "shared_intermediate_size": _optional_size(text, "n_shared_experts", source, prefix) * width}
+    if kind in QWEN_MOE_MODEL_TYPES:
+        experts = _optional_size(text, "num_experts", source, prefix)
+        # (Qwen2-MoE's class default is 5632: a file without it is refused; Qwen3-MoE's model reads none as 0)
+        shared = _optional_size(text, "shared_expert_intermediate_size", source, prefix,
+                                default=0 if kind == "qwen3_moe" else None)
+        return {"moe_layers": _qwen_moe_layers(text, layers, source, prefix) if experts else 0, "num_experts": experts,
+                "expert_intermediate_size": _optional_size(text, "moe_intermediate_size", source, prefix),
+                "shared_intermediate_size": shared, "shared_expert_gate": kind == "qwen2_moe" or shared > 0}
+    if kind == "dbrx":  # (names given by dbrx_names; its experts in every layer)
+        return {"moe_layers": layers, "num_experts": text["moe_num_experts"], "expert_intermediate_size": intermediate}
     if text.get("num_local_experts"):
         return {"moe_layers": layers, "num_experts": _optional_size(text, "num_local_experts", source, prefix),
                 "expert_intermediate_size": intermediate}
@@ -274,55 +491,75 @@ def _check_estimable(m: ModelShape, what: str) -> None:
     """One-line UserError where ``what`` (an estimate) would take the model for a dense one."""
     if m.weights_unknown is not None:
         raise UserError(f"the {what} of a model config with {m.weights_unknown!r} (a layout of experts ltrsched does "
-                        "not read: it reads DeepSeek's n_routed_experts and Mixtral's num_local_experts) would be a "
-                        "dense model's, so the simulator cannot size this model's memory")
+                        "not read: it reads DeepSeek's n_routed_experts, Qwen2/3-MoE's num_experts, Mixtral's "
+                        "num_local_experts and DBRX's ffn_config) would be a dense model's, so the simulator cannot "
+                        "size this model's memory")
 
 
-def _parameters_per_gpu(m: ModelShape, tp: int) -> int:
-    """Parameters one GPU holds under ``tp``-way tensor parallelism, as vLLM shards them: attention heads, MLP and
-    expert widths and the vocabulary split; norms, a latent attention's compressions and the routers replicated."""
+def _parameters_per_gpu(m: ModelShape, tp: int) -> tuple[int, int]:
+    """Parameters one GPU holds under ``tp``-way tensor parallelism, as vLLM shards them (attention heads, MLP and
+    expert widths and the vocabulary split; norms, a latent attention's compressions and the routers replicated), and
+    how many of them are the decoder's linear weights a quantization stores (:class:`WeightStorage`: attention
+    projections, MLPs and experts; not the embedding, LM head, norms, biases, routers or gates). A one-line UserError
+    where the model's experts are not read here."""
     _check_estimable(m, "weight estimate")
     h = m.hidden_size
     if m.latent is not None:  # (q_a, kv_a and their norms replicated; q_b / q, kv_b and o split by heads)
         lat = m.latent
         heads = m.num_heads // tp
         qk = lat.qk_nope_head_dim + lat.qk_rope_head_dim
-        query = (h * lat.q_lora_rank + lat.q_lora_rank + lat.q_lora_rank * heads * qk if lat.q_lora_rank
-                 else h * heads * qk)
-        attention = (query + h * (lat.kv_lora_rank + lat.qk_rope_head_dim) + lat.kv_lora_rank
+        query = h * lat.q_lora_rank + lat.q_lora_rank * heads * qk if lat.q_lora_rank else h * heads * qk
+        attention = (query + h * (lat.kv_lora_rank + lat.qk_rope_head_dim)
                      + lat.kv_lora_rank * heads * (lat.qk_nope_head_dim + lat.v_head_dim) + heads * lat.v_head_dim * h)
+        attention_other = lat.q_lora_rank + lat.kv_lora_rank  # (the compressions' norms)
     else:
         q = m.num_heads * m.head_dim // tp
         kv = m.kv_heads_per_gpu(tp) * m.head_dim
         attention = 2 * h * q + 2 * h * kv  # (q, o; k, v)
+        attention_other = (q + 2 * kv if m.qkv_bias else 0) + (2 * m.head_dim if m.qk_norm else 0)
     dense = 3 * h * m.intermediate_size // tp  # (gate, up, down)
-    moe = (3 * h * (m.num_experts * m.expert_intermediate_size + m.shared_intermediate_size) // tp
-           + h * m.num_experts)  # (experts split by width; the router replicated)
-    layers = m.num_layers * (attention + 2 * h) + (m.num_layers - m.moe_layers) * dense + m.moe_layers * moe
+    # (experts split by width; the router and shared expert's gate replicated)
+    moe = 3 * h * (m.num_experts * m.expert_intermediate_size + m.shared_intermediate_size) // tp
+    moe_other = h * m.num_experts + (h if m.shared_expert_gate else 0)
+    linear = m.num_layers * attention + (m.num_layers - m.moe_layers) * dense + m.moe_layers * moe
+    other = m.num_layers * (attention_other + 2 * h) + m.moe_layers * moe_other
     vocab_shard = -(-m.vocab_size // tp)
     embeddings = vocab_shard * h * (1 if m.tie_word_embeddings else 2)
-    return embeddings + layers + h
+    return embeddings + linear + other + h, linear
 
 
 def parameter_count(config: Mapping[str, Any] | ModelShape) -> int:
     """Parameters of the decoder (embedding, layers, final norm, LM head) [parameters]: a Llama-style layer's
-    attention and gated MLP, or a latent attention's projections (:class:`LatentProjections`) and DeepSeek's or
-    Mixtral's experts where the model has them; a one-line UserError for a layout of experts not read here."""
-    return _parameters_per_gpu(_shape(config), 1)
+    attention (with Qwen's biases and head norms) and gated MLP, or a latent attention's projections
+    (:class:`LatentProjections`) and the experts of DeepSeek, Qwen2/3-MoE, Mixtral or DBRX where the model has them; a
+    one-line UserError for a layout of experts not read here."""
+    return _parameters_per_gpu(_shape(config), 1)[0]
+
+
+def _weight_bytes_per_gpu(m: ModelShape, tp: int) -> int:
+    """Bytes of :func:`_parameters_per_gpu`'s parameters: the decoder's linear weights as its quantization stores them
+    (:attr:`ModelShape.weight_storage`), the rest at the model's dtype; its one-line refusal where they are not counted
+    (:attr:`ModelShape.weights_refused`)."""
+    if m.weights_refused is not None:
+        raise UserError(m.weights_refused)
+    total, linear = _parameters_per_gpu(m, tp)
+    if m.weight_storage is None:
+        return total * m.dtype_bytes
+    return (total - linear) * m.dtype_bytes + m.weight_storage.bytes_of(linear)
 
 
 def weight_bytes(config: Mapping[str, Any] | ModelShape) -> int:
-    """All weights of the model [bytes]."""
-    m = _shape(config)
-    return parameter_count(m) * m.dtype_bytes
+    """All weights of the model [bytes]: at its dtype, a quantized checkpoint's linear weights at their stored width
+    (:func:`weight_storage`; a one-line UserError for a quantization not counted)."""
+    return _weight_bytes_per_gpu(_shape(config), 1)
 
 
 def weight_bytes_per_gpu(config: Mapping[str, Any] | ModelShape, tp: int = 1) -> int:
     """Weights one GPU holds under ``tp``-way tensor parallelism [bytes] (:func:`parameter_count`'s layers, split
-    as vLLM shards them)."""
+    as vLLM shards them; a quantized checkpoint's linear weights at their stored width, :func:`weight_storage`)."""
     m = _shape(config)
     m.check_tp(tp)
-    return _parameters_per_gpu(m, tp) * m.dtype_bytes
+    return _weight_bytes_per_gpu(m, tp)
 
 
 def kv_bytes_per_token(config: Mapping[str, Any] | ModelShape, tp: int = 1) -> int:

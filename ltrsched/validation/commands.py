@@ -123,12 +123,12 @@ def profile(name, out, quick, repeats, runs, **engine):
 
     planned = engine_before_start(engine)  # (bad engine options: one line now, not from the first run's process)
     if engine.get("emulate_profile") is None:  # (the profile's model sizes: refused after measuring, else)
-        from ltrsched.sim.kv_capacity import ModelShape
+        from ltrsched.sim.kv_capacity import ModelShape, weight_bytes_per_gpu
         from ltrsched.validation.engines import engine_config, served_model_config
 
         config = engine_config(**engine)
-        ModelShape.from_config(served_model_config(config), source=f"model {config.model} (its profile)").check_tp(
-            config.tensor_parallel_size)
+        weight_bytes_per_gpu(ModelShape.from_config(served_model_config(config), source=f"model {config.model} (its "
+                                                    "profile)"), config.tensor_parallel_size)  # (and its weights)
     if planned is not None:  # a KV cache too small for the probes: said before the engine starts
         check_probe_cache(planned, quick, repeats)
 

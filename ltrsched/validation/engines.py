@@ -197,14 +197,11 @@ class Engine:
 def served_model_config(config: EngineConfig) -> dict:
     """The config a profile of the engine ``config`` describes its model by (:meth:`Engine.model_config`): the text
     model's (a composite model's ``text_config``, where vLLM reads the layer count and KV sizes), with
-    ``torch_dtype`` the dtype it is served in; read before the engine starts."""
-    from ltrsched.engine.config import model_dir, served_dtype
-    from ltrsched.models import read_model_config, text_model
+    ``torch_dtype`` the dtype it is served in and the quantization config vLLM reads (an FP8 KV cache's one byte an
+    element): :func:`ltrsched.engine.config.sized_model_config`; read before the engine starts."""
+    from ltrsched.engine.config import model_dir, sized_model_config
 
-    path = model_dir(config.model)
-    model = read_model_config(path)
-    text, _ = text_model(model, str(Path(path) / "config.json"))
-    return {**text, "torch_dtype": served_dtype(model, config.dtype)}
+    return sized_model_config(model_dir(config.model), config.dtype)
 
 
 def engine_config(model=None, load_format=None, dtype=None, max_num_batched_tokens=768, max_num_seqs=256,
