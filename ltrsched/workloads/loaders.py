@@ -65,7 +65,7 @@ Files, by suffix:
   and numbers may have spaces around them (``a, b``).
 
 Arrival times are read alike in every format (:func:`arrival_suffix`): under the ``.csv``'s names (``arrival_time``,
-``arrived_at``, ``arrival``, ``timestamp``, in any case: Azure's ``TIMESTAMP`` in a parquet or a ``.jsonl`` too;
+``arrived_at``, ``arrival``, ``timestamp``, Chatbot Arena's ``tstamp``, in any case: Azure's ``TIMESTAMP`` in a parquet or a ``.jsonl`` too;
 they travelled along unread; a conversation file's too, LMSYS's ``timestamp`` column or a ``.json``'s or
 ``.jsonl``'s record's key, on every record or none: they were dropped), date-time text as seconds since the
 earliest (:func:`_datetime_seconds`; a parquet refused it, a ``.jsonl`` too). They are seconds unless a name's
@@ -98,7 +98,9 @@ from ltrsched.errors import UserError
 from ltrsched.strict_json import shown
 from ltrsched.fingerprint import file_digest
 from ltrsched.inputs import check_not_special
-from ltrsched.workloads.arrival_names import ARRIVAL_KEYS, ARRIVAL_NAMES, UNIT_SUFFIXES, arrival_suffix
+from ltrsched.workloads.arrival_names import (
+    ARRIVAL_KEYS, ARRIVAL_NAMES, UNIT_SUFFIXES, arrival_suffix, file_may_name_added,
+)
 from ltrsched.workloads.arrivals import seconds_unit_warning
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
 from ltrsched.workloads.jsonl import jsonl_records
@@ -906,6 +908,8 @@ def workload_fingerprint(source: str) -> dict[str, str]:
     # and a .json's or .jsonl's conversation records' request_id, score, po_estimate and predicted_length, kept since
     # this marker (runs cached before numbered the requests and had no score: `po` drew its estimates); and the system
     # and developer text before a conversation's first user turn, counted in its prompt since this marker
+    # and arrival times named by a name read since (ADDED_NAMES: Chatbot Arena's tstamp), in any format, read since
+    # this marker (runs cached before put every request at t = 0)
     return {"sha256": file_digest(path), **({"ids": "given"} if _gives_ids(path) else {}),
             **({"mooncake": "read"} if _jsonl_gives_mooncake(path) else {}),
             **({"columns": "kept"} if _jsonl_gives_columns(path) else {}),
@@ -917,7 +921,8 @@ def workload_fingerprint(source: str) -> dict[str, str]:
             **({"arrival names": "read"} if _reads_other_arrival_names(path) else {}),
             **({"conversation arrivals": "read"} if _conversations_give_arrivals(path) else {}),
             **({"conversation columns": "kept"} if _conversations_file(path) and may_give_columns(path) else {}),
-            **({"system text": "counted"} if _conversations_file(path) and may_give_system_text(path) else {})}
+            **({"system text": "counted"} if _conversations_file(path) and may_give_system_text(path) else {}),
+            **({"added arrival names": "read"} if file_may_name_added(path) else {})}
 
 
 def _conversations_give_arrivals(path: Path) -> bool:

@@ -38,7 +38,9 @@ import polars as pl
 from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
 from ltrsched.fingerprint import dist_version, file_digest
-from ltrsched.workloads.arrival_names import arrival_suffix, escapes_a_letter, json_may_name_arrivals
+from ltrsched.workloads.arrival_names import (
+    arrival_suffix, escapes_a_letter, file_may_name_added, json_may_name_arrivals,
+)
 from ltrsched.workloads.record_values import optional_number, request_id_value
 from ltrsched.workloads.schema import NUMERIC_OPTIONAL_COLUMNS, length_columns, request_ids
 from ltrsched.workloads.tokenizer import count_tokens
@@ -132,13 +134,22 @@ TURN_LIST_HINT = ("'data', a list of turns as plain strings: UltraChat's format,
                   "write each record's turns as OpenAI chat messages ({\"messages\": [{\"role\": \"user\", "
                   "\"content\": data[0]}, {\"role\": \"assistant\", \"content\": data[1]}]}, one per line of a .jsonl)")
 
+#: What Chatbot Arena's conversations hold (``lmsys/chatbot_arena_conversations``): ``conversation_a`` and
+#: ``conversation_b``, two models' replies to one prompt, neither read as the one served.
+ARENA_HINT = ("'conversation_a' and 'conversation_b', two models' conversations: Chatbot Arena's format, not read as it "
+              "is (which reply is served?); rename the one to serve 'conversation' (its 'tstamp' is read as the "
+              "arrival time) and drop the other")
+
 
 def format_hint(names, text_lists=()) -> str | None:
     """What a record or table that is neither requests nor conversations is, by its keys or columns ``names`` (in
     any case), for its error: an instruction data set's (:data:`INSTRUCTION_HINT`), a preference data set's
     (:data:`PREFERENCE_HINT`), UltraChat's where ``data`` is among ``text_lists``, the names that hold lists of
-    text (:data:`TURN_LIST_HINT`); None for anything else, or where a ``prompt`` is given."""
+    text (:data:`TURN_LIST_HINT`), Chatbot Arena's (:data:`ARENA_HINT`); None for anything else, or where a
+    ``prompt`` is given."""
     names = {n.strip().lower() for n in names if isinstance(n, str)}
+    if {"conversation_a", "conversation_b"} <= names and not names & {"prompt", *CONVERSATION_KEYS}:
+        return ARENA_HINT
     if "prompt" in names and "chosen" in names and not names & {"generated", "response", "completion"}:
         return PAIR_HINT
     if "prompt" in names:
@@ -240,6 +251,7 @@ def read_first_turn(record, system: bool = False) -> tuple[str, str, str] | Skip
         flat = (" ('prompt' text: a .jsonl format)" if "prompt" in record else
                 " ('instruction': Alpaca's format)" if "instruction" in record else
                 " ('chosen': Anthropic HH's format)" if "chosen" in record else
+                " ('conversation_a': Arena's format)" if "conversation_a" in record else
                 " ('data': UltraChat's format)" if isinstance(data, list) and data and all(
                     isinstance(t, str) for t in data) else "")  # (a detail is cut at 100)
         return Skip(True, "with no messages", f"no {', '.join(repr(k) for k in CONVERSATION_KEYS[:-1])} or "
@@ -596,7 +608,10 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
     skips: dict[tuple[bool, str], list] = {}  # (malformed, reason) -> [count, first record number, its id, detail]
     arrivals: dict[int, dict] = {}  # a .json's or .jsonl's record index -> the arrival time it gives
     kept: dict[int, dict] = {}  # a .json's or .jsonl's record index -> its RECORD_COLUMNS (_record_columns)
+    hint = None  # what the first record is, if it is another data set's format (format_hint)
     for total, record in enumerate(records, 1):
+        if total == 1:
+            hint = record_hint(record)
         turn = read_first_turn(record, system=not packaged)
         if isinstance(turn, Skip):
             skips.setdefault((turn.malformed, turn.reason), [0, total, _record_id(record), turn.detail])[0] += 1
@@ -614,7 +629,8 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
                         "and a reply" + (f" among its {total:,} record(s): {why.lstrip('; ')}" if total else
                                          ": it ends inside its first record (cut off)"
                                          if cut else ": it holds no records")
-                        + (f"; it ends inside record {cut['record']:,} (cut off)" if cut and total else ""))
+                        + (f"; it ends inside record {cut['record']:,} (cut off)" if cut and total else "")
+                        + (f"; record 1 has {hint}" if hint else ""))
     malformed = sum(count for (bad, _), (count, *_) in skips.items() if bad)
     if malformed:  # (they were skipped without a word: a file half garbage gave half its requests, silently)
         notes.append(f"skipped {malformed:,} of the {total:,} records, which are not conversations: "
@@ -719,11 +735,14 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # "-columns": a .json's or .jsonl's records' request_id and predictor numbers kept (RECORD_COLUMNS:
     # may_give_columns), which a parse cached before dropped; "-system": the system and developer text before a first
     # user turn counted in its prompt (may_give_system_text: not the packaged file's), which a parse before left out
+    # "-added": arrival times under a name read since (arrival_names.ADDED_NAMES: Chatbot Arena's tstamp), which a
+    # parse cached before dropped (file_may_name_added: other files keep their entries)
     cached = cache_dir() / (f"sharegpt-{key}-utf8{'-counts' if src.suffix.lower() == '.parquet' else ''}"
                             f"{'' if package else '-skips-case'}"
                             f"{'-arrivals' if not package and may_give_arrivals(src) else ''}"
                             f"{'-columns' if not package and may_give_columns(src) else ''}"
-                            f"{'-system' if not package and may_give_system_text(src) else ''}.parquet")
+                            f"{'-system' if not package and may_give_system_text(src) else ''}"
+                            f"{'-added' if not package and file_may_name_added(src) else ''}.parquet")
     cached_notes = cached.with_name(cached.name + NOTES_SUFFIX)
     df = None
     if cached.is_file() and cached_notes.is_file():

@@ -1,0 +1,131 @@
+"""Workload files from other sources, given as their users would: Chatbot Arena's ``tstamp`` arrival times (every
+request arrived at t = 0), its two-conversation records, and odd or hostile files (OpenAI request logs, WildChat
+records, time zones, encodings). Each case was loaded wrongly, or refused misleadingly, before its fix."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+
+from ltrsched.workloads import load_workload
+from ltrsched.workloads.loaders import workload_fingerprint
+from tests.cli_helpers import run_cli_fast
+
+PROMPTS = [f"Please explain topic number {i} in a few words" for i in range(3)]
+REPLIES = [f"Topic {i} is about many things indeed" for i in range(3)]
+TSTAMPS = [1682351591.25, 1682351596.25, 1682351601.25]  # (Unix seconds, 5 s apart: Arena's own are so)
+
+
+def one_line_error(r, message: str) -> None:
+    """Exit code 2 and one stderr line, ``error: ...`` holding ``message``, no traceback."""
+    assert r.returncode == 2, (r.stdout[-1000:], r.stderr[-2000:])
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], r.stderr[-2000:]
+
+
+def messages(i: int) -> list[dict]:
+    return [{"content": PROMPTS[i], "role": "user"}, {"content": REPLIES[i], "role": "assistant"}]
+
+
+def arena(i: int, **extra) -> dict:
+    """A Chatbot Arena record (``lmsys/chatbot_arena_conversations``) with its chosen conversation renamed
+    ``conversation``, as :data:`~ltrsched.workloads.sharegpt.ARENA_HINT` says to."""
+    return {"question_id": f"q{i}", "model_a": "vicuna-13b", "winner": "model_a", "conversation": messages(i),
+            "turn": 1, "anony": True, "language": "English", "tstamp": TSTAMPS[i], **extra}
+
+
+def lines(records) -> str:
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
+def arrivals(path) -> dict[str, float]:
+    """Each prompt's arrival time as loaded [s], relative to the first (replay shifts them so)."""
+    df = load_workload(str(path)).df
+    first = df["arrival_time"].min()
+    return {p: round(t - first, 6) for p, t in zip(df["prompt"], df["arrival_time"])}
+
+
+EXPECTED = {PROMPTS[i]: 5.0 * i for i in range(3)}
+
+
+@pytest.mark.parametrize("name, write", [
+    ("arena.parquet", lambda p: pl.DataFrame([arena(i) for i in range(3)]).write_parquet(p)),
+    ("arena.json", lambda p: p.write_text(json.dumps([arena(i) for i in range(3)]))),
+    ("arena.jsonl", lambda p: p.write_text(lines(arena(i, tstamp=None, TSTAMP_ms=TSTAMPS[i] * 1000)
+                                                 for i in range(3)))),
+    ("flat.csv", lambda p: p.write_text("prompt,generated,tstamp\n" + "".join(
+        f"{PROMPTS[i]},{REPLIES[i]},{TSTAMPS[i]}\n" for i in range(3)))),
+    ("flat.jsonl", lambda p: p.write_text(lines({"prompt": PROMPTS[i], "generated": REPLIES[i],
+                                                 " Tstamp ": TSTAMPS[i]} for i in range(3)))),
+    ("flat.parquet", lambda p: pl.DataFrame({"prompt": PROMPTS, "generated": REPLIES, "tstamp": TSTAMPS})
+     .write_parquet(p)),
+])
+def test_tstamp_is_read_as_the_arrival_time(tmp_path, name, write):
+    """Chatbot Arena's ``tstamp`` (Unix seconds) was no arrival name: every request arrived at t = 0. It is read in
+    every format by arrival_names' rule (any case, a unit suffix), and the run cache key marks such files."""
+    path = tmp_path / name
+    write(path)
+    assert arrivals(path) == EXPECTED
+    assert workload_fingerprint(str(path))["added arrival names"] == "read"  # (runs cached before had t = 0)
+
+
+def test_replay_of_tstamp_starts_at_zero(tmp_path, capsys):
+    path = tmp_path / "arena.json"
+    path.write_text(json.dumps([arena(i) for i in range(3)]))
+    r = run_cli_fast(capsys, "simulate", "-w", path, "--arrival", "replay", "-o", tmp_path / "out")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert sorted(pl.read_parquet(tmp_path / "out" / "requests.parquet")["arrival_time"]) == [0.0, 5.0, 10.0]
+
+
+def test_files_without_tstamp_keep_their_cache_keys(tmp_path):
+    """Only a file that may name ``tstamp`` has its run cache key changed; its text elsewhere (a prompt) does not."""
+    chat = tmp_path / "chat.jsonl"
+    chat.write_text(lines({"messages": messages(i), "timestamp": TSTAMPS[i], "note": "tstamp"} for i in range(3)))
+    table = tmp_path / "t.csv"
+    table.write_text("prompt,generated,timestamp\n" + "".join(f"tstamp,{REPLIES[i]},{i}\n" for i in range(3)))
+    lmsys = tmp_path / "lmsys.parquet"
+    pl.DataFrame({"conversation_id": ["a", "b", "c"], "conversation": [messages(i) for i in range(3)],
+                  "timestamp": TSTAMPS}).write_parquet(lmsys)
+    for path in (chat, table, lmsys):
+        assert "added arrival names" not in workload_fingerprint(str(path))
+    assert "added arrival names" not in workload_fingerprint("sharegpt")
+
+
+def test_a_parse_cached_before_tstamp_was_read_is_not_reused(tmp_path, monkeypatch):
+    """A conversation file's first turns are cached; one cached before ``tstamp`` was read has no arrival times."""
+    from ltrsched.workloads.sharegpt import cache_dir, records_key
+
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "arena.json"
+    path.write_text(json.dumps([arena(i) for i in range(3)]))
+    stale = cache_dir() / f"sharegpt-{records_key(path)}-utf8-skips-case.parquet"  # (the name it had)
+    stale.parent.mkdir(parents=True)
+    pl.DataFrame({"source_id": [""] * 3, "prompt": PROMPTS, "response": REPLIES, "prompt_tokens": [10] * 3,
+                  "output_tokens": [8] * 3}).write_parquet(stale)
+    stale.with_name(stale.name + ".notes.json").write_text("[]")
+    assert arrivals(path) == EXPECTED
+
+
+def arena_pair(i: int) -> dict:
+    """A Chatbot Arena record as published: two models' conversations, ``conversation_a`` and ``conversation_b``."""
+    record = arena(i)
+    del record["conversation"]
+    return {**record, "conversation_a": messages(i), "conversation_b": messages((i + 1) % 3)}
+
+
+@pytest.mark.parametrize("name, write", [
+    ("a.parquet", lambda p: pl.DataFrame([arena_pair(i) for i in range(3)]).write_parquet(p)),
+    ("a.jsonl", lambda p: p.write_text(lines(arena_pair(i) for i in range(3)))),
+    ("a.json", lambda p: p.write_text(json.dumps([arena_pair(i) for i in range(3)]))),
+])
+def test_arena_pairs_name_their_format(tmp_path, capsys, name, write):
+    """Chatbot Arena's own records said "missing column(s) prompt_tokens, output_tokens" (a parquet), "expected an
+    object with string fields 'prompt' and 'generated'" (a .jsonl) or "no 'conversations', ... list" (a .json):
+    they name the format and what to write instead."""
+    path = tmp_path / name
+    write(path)
+    r = run_cli_fast(capsys, "simulate", "-w", path)
+    one_line_error(r, "Chatbot Arena's format, not read as it is (which reply is served?); rename the one to serve "
+                   "'conversation'")
