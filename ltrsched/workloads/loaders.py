@@ -1157,17 +1157,16 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
         raise UserError(f"{path}: the file is empty")
     arrival: dict = {}  # the arrival-time column and its unit (load_csv, load_jsonl, _table_arrivals)
     if suffix == ".parquet":
-        try:
-            df = pl.read_parquet(path)
-        except Exception as exc:
-            raise UserError(f"cannot read workload {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
         from ltrsched.workloads.labels import is_labels, labels_workload
 
-        if is_labels(df):
-            return labels_workload(df, path.stem, split, num_requests=num_requests, seed=seed, meta={"source": str(path)})
-        if is_conversation_table(df):  # e.g. LMSYS-Chat-1M's parquet: first turns, as from a ShareGPT .json
+        # (its columns first: a conversations table's first turns are parsed once and cached, and its messages were
+        # read in full on every load to tell what it is)
+        if is_conversation_table(_read_parquet(path, n_rows=0)):  # e.g. LMSYS-Chat-1M's: first turns, as a .json's
             df = _first_turns(path, num_requests, seed, arrival)
             return Workload(df, path.stem, _meta(path, arrival, arrival.get("warning")))
+        df = _read_parquet(path)
+        if is_labels(df):
+            return labels_workload(df, path.stem, split, num_requests=num_requests, seed=seed, meta={"source": str(path)})
         columns = df.columns  # the file's own: a missing column's error named the ids and arrival times added here
         df = df.with_columns(pl.int_range(1, df.height + 1, dtype=pl.Int64).alias(FILE_ROW))
         renames = _any_case_renames(columns, path)  # (PROMPT: "missing column(s) prompt_tokens", where a .csv read it)
@@ -1210,6 +1209,14 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
     for line in arrival.get("notes", ()):  # (after the checks: a warning ahead of an error made it two lines)
         print(line, file=sys.stderr)
     return workload
+
+
+def _read_parquet(path: Path, n_rows: int | None = None) -> pl.DataFrame:
+    """A workload parquet's table (its first ``n_rows`` rows); one-line :class:`UserError` if polars cannot read it."""
+    try:
+        return pl.read_parquet(path, n_rows=n_rows)
+    except Exception as exc:
+        raise UserError(f"cannot read workload {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
 
 
 def _meta(path: Path, arrival_info: dict, warning: str | None) -> dict:
