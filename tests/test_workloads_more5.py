@@ -175,3 +175,86 @@ def test_a_damaged_remembered_probe_is_probed_again(tmp_path, monkeypatch):
     kept[0].write_text("tru")
     assert workload_fingerprint(str(path))["system text"] == "counted"
     assert kept[0].read_text() == "true"
+
+
+SYSTEM = "be brief"
+#: Chat templates of a word-level tokenizer: one that renders a system turn, one that refuses it (as Gemma's does),
+#: one that leaves it out without a word.
+TEMPLATES = {
+    "takes": ("{% for m in messages %}{% if m['role'] == 'system' %}<sys> {{ m['content'] }} </sys> {% else %}"
+              "<user> {{ m['content'] }} </user> {% endif %}{% endfor %}{% if add_generation_prompt %}<assistant>"
+              "{% endif %}"),
+    "refuses": ("{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
+                "{% for m in messages %}<user> {{ m['content'] }} </user> {% endfor %}"
+                "{% if add_generation_prompt %}<assistant>{% endif %}"),
+    "drops": ("{% for m in messages %}{% if m['role'] != 'system' %}<user> {{ m['content'] }} </user> {% endif %}"
+              "{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}"),
+}
+
+
+def word_tokenizer(path, template: str):
+    """A word-level tokenizer (no download) whose chat template is ``template``, saved in ``path``."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["<unk>", "<sys>", "</sys>", "<user>", "</user>", "<assistant>", "be", "brief", "please", "explain",
+             "topic", "number", "0", "1", "2", "in", "a", "few", "words"]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>")
+    fast.chat_template = template
+    fast.save_pretrained(str(path))
+    return fast
+
+
+def rendered(tok, chat: list[dict]) -> list[int]:
+    ids = tok.apply_chat_template(chat, add_generation_prompt=True, tokenize=True)
+    return list(ids if isinstance(ids, list) else ids["input_ids"])
+
+
+@pytest.mark.parametrize("template", list(TEMPLATES))
+def test_text_prompts_send_system_text_as_the_system_turn(tmp_path, template):
+    """``--prompts text`` put a conversation's system text inside the user message (``"be brief\\n\\nPlease ..."``):
+    it is the system turn where the chat template renders one, as vLLM's chat endpoint is sent it; a template that
+    refuses a system turn or drops it keeps the joined text as the user's. The prompt's token count is the rendered
+    ids' length either way."""
+    from ltrsched.engine.served_models import ChatPrompts, with_text_prompts
+
+    tok = word_tokenizer(tmp_path / "model", TEMPLATES[template])
+    path = tmp_path / "chat.jsonl"
+    path.write_text(lines({"messages": [{"role": "system", "content": SYSTEM}, *messages(i)]} for i in range(2))
+                    + lines([{"messages": messages(2)}]))  # (one without a system message)
+    workload = load_workload(str(path))
+    served, ids = with_text_prompts(workload, ChatPrompts(tmp_path / "model"))
+    for prompt, system, row, count in zip(workload.df["prompt"], workload.df["system_prompt"], ids,
+                                          served.df["prompt_tokens"]):
+        user = prompt.removeprefix(f"{SYSTEM}\n\n")
+        if system is None:
+            chat = [{"role": "user", "content": prompt}]
+        elif template == "takes":
+            chat = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+        else:
+            chat = [{"role": "user", "content": f"{SYSTEM}\n\n{user}"}]
+        assert row == rendered(tok, chat) and count == len(row)
+        assert (tok.convert_ids_to_tokens(row)[:1] == ["<sys>"]) is (system is not None and template == "takes")
+    assert workload.df["system_prompt"].to_list().count(SYSTEM) == 2
+
+
+def test_a_parse_cached_before_the_system_turn_is_not_reused(tmp_path, monkeypatch):
+    """A parse cached as "-system" (its prompts counted the system text, which it did not keep apart) is parsed
+    again; a file without system messages keeps its entry and has no such column."""
+    from ltrsched.workloads.sharegpt import cache_dir, records_key
+
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "chat.jsonl"
+    path.write_text(lines({"messages": [{"role": "system", "content": SYSTEM}, *messages(i)]} for i in range(3)))
+    stale = cache_dir() / f"sharegpt-{records_key(path)}-utf8-skips-case-system.parquet"  # (the name it had)
+    stale.parent.mkdir(parents=True)
+    pl.DataFrame({"source_id": [""] * 3, "prompt": [f"{SYSTEM}\n\n{p}" for p in PROMPTS], "response": REPLIES,
+                  "prompt_tokens": [10] * 3, "output_tokens": [8] * 3}).write_parquet(stale)
+    stale.with_name(stale.name + ".notes.json").write_text("[]")
+    assert load_workload(str(path)).df["system_prompt"].to_list() == [SYSTEM] * 3
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text(lines({"messages": messages(i)} for i in range(3)))
+    assert "system_prompt" not in load_workload(str(plain)).df.columns
+    assert not any("system" in p.name for p in (tmp_path / "cache").iterdir() if records_key(plain) in p.name)

@@ -225,12 +225,26 @@ def _kind(value) -> str:
     return names.get(type(value), f"a {type(value).__name__}")
 
 
-def read_first_turn(record, system: bool = False) -> tuple[str, str, str] | Skip:
-    """(id, first user message, the assistant reply that follows it), or why the record has none (:class:`Skip`).
-    With ``system``, the first user message is preceded by the text of the system and developer messages before it,
-    each followed by a blank line (:data:`SYSTEM_SEPARATOR`): what the request sent a server held, and what its
-    prompt's tokens count (:func:`parse_sharegpt` of a user's file; the packaged ShareGPT file's first turns are the
-    paper's, the user turn alone). A system message with no text (null, ``""``) adds none.
+class FirstTurn(NamedTuple):
+    """A conversation's first turn: its ``id``, the ``prompt`` (the first user message, after its ``system`` text
+    where that is counted), the assistant's ``reply`` to it, and ``system``: the text of the system and developer
+    messages before it, joined by :data:`SYSTEM_SEPARATOR` (``""`` if none, or not counted), with which ``prompt``
+    begins, followed by the separator."""
+
+    id: str
+    prompt: str
+    reply: str
+    system: str = ""
+
+
+def read_first_turn(record, system: bool = False) -> FirstTurn | Skip:
+    """(id, first user message, the assistant reply that follows it, system text), or why the record has none
+    (:class:`Skip`). With ``system``, the first user message is preceded by the text of the system and developer
+    messages before it, each followed by a blank line (:data:`SYSTEM_SEPARATOR`): what the request sent a server held,
+    and what its prompt's tokens count (:func:`parse_sharegpt` of a user's file; the packaged ShareGPT file's first
+    turns are the paper's, the user turn alone); that text is the :class:`FirstTurn`'s ``system`` too, for an engine
+    to send as the system turn (:func:`~ltrsched.engine.served_models.with_text_prompts`). A system message with no
+    text (null, ``""``) adds none.
 
     Records in ShareGPT's form (``id``, ``conversations`` of ``{"from", "value"}``) or in LMSYS-Chat-1M's and
     OpenAI's (``conversation_id``, ``conversation`` or ``messages`` of ``{"role", "content"}``). A conversation
@@ -294,19 +308,24 @@ def read_first_turn(record, system: bool = False) -> tuple[str, str, str] | Skip
             return Skip(True, "with first turns that are not text", f"message {i + 1} has {what}")
         texts.append(text)
     instructions = [t for t in texts[:-2] if t]
-    return rid, SYSTEM_SEPARATOR.join([*instructions, texts[-2]]), texts[-1]
+    return FirstTurn(rid, SYSTEM_SEPARATOR.join([*instructions, texts[-2]]), texts[-1],
+                     SYSTEM_SEPARATOR.join(instructions))
 
 
 #: What joins a conversation's system (or developer) texts and its first user turn into one prompt
 #: (:func:`read_first_turn`): a blank line.
 SYSTEM_SEPARATOR = "\n\n"
+#: The column of a conversation file's first turns that holds the system text their prompt begins with
+#: (:attr:`FirstTurn.system`; null where there is none): an engine serving the text sends it as the system turn.
+#: Only a file with such text has it.
+SYSTEM_COLUMN = "system_prompt"
 
 
 def first_turn(record) -> tuple[str, str, str] | None:
     """(id, first user message, the assistant reply that follows it), or None if the record has none
     (:func:`read_first_turn` says why)."""
     turn = read_first_turn(record)
-    return None if isinstance(turn, Skip) else turn
+    return None if isinstance(turn, Skip) else tuple(turn[:3])
 
 
 def is_conversation_line(record) -> bool:
@@ -573,14 +592,14 @@ def given_counts(given: pl.Series, counted: pl.Series, ids: list[str], rows: lis
     return kept
 
 
-def _drop_lone_surrogates(rows: list[tuple[str, str, str]], rows_at: list[int], notes: list[str]):
+def _drop_lone_surrogates(rows: list[FirstTurn], rows_at: list[int], notes: list[str]):
     """``rows`` (and their record indices ``rows_at``) without first turns whose prompt or reply holds a lone UTF-16
     surrogate (an escaped half of a character, e.g. a scraper's cut emoji: no tokenizer encodes it); a note names
     how many and the first. Skipped like any other ineligible record: one damaged conversation does not make a
     file unusable."""
     ok = [lone_surrogate(r[1]) is None and lone_surrogate(r[2]) is None for r in rows]
     if not all(ok):
-        rid, prompt, reply = rows[ok.index(False)]
+        rid, prompt, reply = rows[ok.index(False)][:3]
         which, text = ("prompt", prompt) if lone_surrogate(prompt) is not None else ("reply", reply)
         notes.append(f"skipped {ok.count(False)} conversation(s) whose first turn holds a lone UTF-16 surrogate, which "
                      f"cannot be tokenized (first: id {rid!r}, {which} {describe_surrogate(text, lone_surrogate(text))})")
@@ -676,7 +695,7 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
     if cut and not packaged:
         notes.append(f"the file ends inside record {cut['record']:,} (cut off): read the {total:,} complete record(s) "
                      "before it")
-    ids, prompts, responses = map(list, zip(*rows))
+    ids, prompts, responses, systems = map(list, zip(*rows))
     df = pl.DataFrame(
         {
             "source_id": ids,
@@ -684,6 +703,9 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
             "response": responses,
             "prompt_tokens": count_tokens(prompts),
             "output_tokens": count_tokens(responses),
+            # (the system text a prompt begins with: an engine sends it as the system turn, not in the user's)
+            **({SYSTEM_COLUMN: pl.Series(SYSTEM_COLUMN, [t or None for t in systems], dtype=pl.String)}
+               if any(systems) else {}),
         }
     )
     if extra is None:  # (a .json's or .jsonl's records: their arrival times, as a parquet's column)
@@ -745,7 +767,8 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     """First turns of ShareGPT (the packaged file by default), cached as parquet by :func:`records_key`.
 
     Columns: ``source_id, prompt, response, prompt_tokens, output_tokens`` (Llama-3 tokens, or a conversations
-    parquet's own: :func:`given_counts`), and a conversations parquet's :data:`TABLE_COLUMNS`. What the parse noted
+    parquet's own: :func:`given_counts`), a file's :data:`SYSTEM_COLUMN` where a prompt begins with system text,
+    and a conversations parquet's :data:`TABLE_COLUMNS`. What the parse noted
     (:func:`parse_sharegpt`: records skipped, a file cut off), on every load, cached or not: lines
     ``warning: <file>: ...`` appended to ``notes``, or (None) printed on stderr. The packaged file's cut-off end and
     later chunks are expected, and not noted.
@@ -764,14 +787,15 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     package = _is_package_file(src)
     # "-columns": a .json's or .jsonl's records' request_id and predictor numbers kept (RECORD_COLUMNS:
     # may_give_columns), which a parse cached before dropped; "-system": the system and developer text before a first
-    # user turn counted in its prompt (may_give_system_text: not the packaged file's), which a parse before left out
+    # user turn counted in its prompt (may_give_system_text: not the packaged file's), which a parse before left out;
+    # "-systemturn" since that text is kept apart too (SYSTEM_COLUMN), which a parse cached as "-system" had not
     # "-added": arrival times under a name read since (arrival_names.ADDED_NAMES: Chatbot Arena's tstamp), which a
     # parse cached before dropped (file_may_name_added: other files keep their entries)
     cached = cache_dir() / (f"sharegpt-{key}-utf8{'-counts' if src.suffix.lower() == '.parquet' else ''}"
                             f"{'' if package else '-skips-case'}"
                             f"{'-arrivals' if not package and may_give_arrivals(src) else ''}"
                             f"{'-columns' if not package and may_give_columns(src) else ''}"
-                            f"{'-system' if not package and may_give_system_text(src) else ''}"
+                            f"{'-systemturn' if not package and may_give_system_text(src) else ''}"
                             f"{'-added' if not package and file_may_name_added(src) else ''}.parquet")
     cached_notes = cached.with_name(cached.name + NOTES_SUFFIX)
     df = None
