@@ -258,3 +258,99 @@ def test_a_parse_cached_before_the_system_turn_is_not_reused(tmp_path, monkeypat
     plain.write_text(lines({"messages": messages(i)} for i in range(3)))
     assert "system_prompt" not in load_workload(str(plain)).df.columns
     assert not any("system" in p.name for p in (tmp_path / "cache").iterdir() if records_key(plain) in p.name)
+
+
+# -- other sources' odd and hostile files -------------------------------------------------------------------------
+
+def flat(times, key: str = "timestamp") -> str:
+    return lines({"prompt": PROMPTS[i], "generated": REPLIES[i], key: t} for i, t in enumerate(times))
+
+
+def conversations_json(n: int = 3) -> str:
+    return json.dumps([{"id": f"a{i}", "conversations": [{"from": "human", "value": PROMPTS[i]},
+                                                         {"from": "gpt", "value": REPLIES[i]}]} for i in range(n)],
+                      indent=1)
+
+
+ODD_ERRORS = [
+    ("oai.jsonl", lines({"model": "gpt-4o", "messages": [{"role": "system", "content": SYSTEM},
+                                                        {"role": "user", "content": p}], "max_tokens": 256}
+                        for p in PROMPTS),
+     "3 requests without the assistant's reply (first: record 1: 'max_tokens' is a cap, not the reply's length: "
+     "write the reply as an assistant message)"),
+    ("ask.json", json.dumps([{"messages": [{"role": "user", "content": p}]} for p in PROMPTS]),
+     "3 requests without the assistant's reply (first: record 1: the last message is the user's: write the reply"),
+    ("one.json", json.dumps({"id": "a", "conversations": messages(0)}),
+     "not a JSON array of conversations: it starts with '{' (one conversation: wrap it in [ ])"),
+    ("wrapped.json", json.dumps({"version": 2, "data": [{"messages": messages(i)} for i in range(3)]}),
+     "it starts with '{' (an object whose records are under 'data': write that array alone)"),
+    ("u16.json", conversations_json().encode("utf-16"),
+     "u16.json: the file is UTF-16 text (its byte-order mark), not UTF-8; save it as UTF-8"),
+    ("u16le.json", conversations_json().encode("utf-16-le"),
+     "u16le.json: the file is UTF-16 text (NUL bytes beside its characters), not UTF-8"),
+    ("u16.jsonl", flat([0, 1, 2]).encode("utf-16"), "u16.jsonl: the file is UTF-16 text (its byte-order mark)"),
+    ("u16be.csv", "prompt,generated\nhello there,hi\n".encode("utf-16-be"),
+     "u16be.csv: the file is UTF-16 text (NUL bytes beside its characters)"),
+    ("u32.csv", "prompt,generated\nhello there,hi\n".encode("utf-32"), "u32.csv: the file is UTF-32 text (its byte-"),
+    ("u32le.jsonl", flat([0, 1, 2]).encode("utf-32-le"), "the file is UTF-32 text (NUL bytes beside its characters)"),
+    ("tz.jsonl", flat(["2023-04-09T00:00:00+00:00", "2023-04-09 00:00:05", "2023-04-09T00:00:10Z"]),
+     "tz.jsonl: key 'timestamp': the date-time '2023-04-09 00:00:05' has no time zone where others have one (first: "
+     "'2023-04-09T00:00:00+00:00'): which zone is it in?"),
+    ("tz.csv", "prompt,generated,Timestamp\n" + "".join(
+        f"{PROMPTS[i]},{REPLIES[i]},{t}\n" for i, t in enumerate(["2023-04-09 00:00:00", "2023-04-09T00:00:05-05:00"])),
+     "tz.csv: column 'Timestamp': the date-time '2023-04-09 00:00:00' has no time zone where others have one"),
+    ("dup.jsonl", lines({"prompt": p, "generated": "ok", "request_id": 4} for p in PROMPTS[:2]),
+     "dup.jsonl: line 2: request_id 4 is line 1's too; request ids must be unique"),
+]
+
+
+@pytest.mark.parametrize("name, data, message", ODD_ERRORS, ids=[case[0] for case in ODD_ERRORS])
+def test_odd_files_are_one_line_errors_saying_what_they_are(tmp_path, capsys, name, data, message):
+    """Before: an OpenAI chat-completions request log was "conversations that do not open with a user turn answered
+    by the assistant"; a single conversation or a wrapped array said "wrap them in [ ] with commas"; a UTF-16 file
+    "not valid UTF-8: byte 0xff" or (no mark) "not valid JSON at line 1 column 2"; a date-time without a zone among
+    zoned ones "must be a number of seconds or a date-time"."""
+    path = tmp_path / name
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", path), message)
+
+
+ODD_LOADS = [
+    ("zones.jsonl", flat(["2023-04-09T00:00:00+00:00", "2023-04-09T02:00:05+02:00", "2023-04-08T19:00:10-05:00"])),
+    ("zones.csv", "prompt,generated,timestamp\n" + "".join(f"{PROMPTS[i]},{REPLIES[i]},{t}\r\n" for i, t in enumerate(
+        ["2023-04-09T00:00:00Z", "2023-04-09T02:00:05+0200", "2023-04-08T19:00:10-05:00"]))),
+    ("bom-crlf.jsonl", b"\xef\xbb\xbf" + flat([0, 5, 10]).replace("\n", "\r\n").encode()),
+    ("bom-crlf.json", b"\xef\xbb\xbf" + json.dumps([{"messages": messages(i), "timestamp": 5 * i} for i in range(3)],
+                                                   indent=1).replace("\n", "\r\n").encode()),
+    ("wildchat.jsonl", lines({"conversation_hash": f"h{i}", "model": "gpt-4", "turn": 1, "language": "English",
+                              "toxic": i == 1, "redacted": False, "timestamp": f"2023-04-09T00:00:{5 * i:02}+00:00",
+                              "conversation": [{**m, "language": "English", "toxic": False, "turn_identifier": 1,
+                                                "timestamp": None} for m in messages(i)]} for i in range(3))),
+    ("future.jsonl", flat([4102444800.0, 4102444805.0, 4102444810.0])),  # (2100, Unix seconds: replay shifts them)
+]
+
+
+@pytest.mark.parametrize("name, data", ODD_LOADS, ids=[case[0] for case in ODD_LOADS])
+def test_odd_files_that_load(tmp_path, name, data):
+    """Mixed time zones are one clock (UTC); byte-order marks and CRLF line ends are read; WildChat's records (ISO
+    date-times with a zone, per-message keys, ``toxic``) load; times decades ahead replay from 0."""
+    path = tmp_path / name
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    assert arrivals(path) == EXPECTED
+
+
+def test_a_json_array_of_one_record_is_one_request(tmp_path):
+    path = tmp_path / "one.json"
+    path.write_text(conversations_json(1))
+    df = load_workload(str(path)).df
+    assert df["prompt"].to_list() == PROMPTS[:1] and df["request_id"].to_list() == [0]
+
+
+def test_times_decades_apart_name_the_requests(tmp_path, capsys):
+    """A time at Unix 0 among 2023's (a missing value written as 0) was refused naming neither request."""
+    path = tmp_path / "d.jsonl"
+    path.write_text(lines({"prompt": PROMPTS[i], "generated": REPLIES[i], "request_id": 10 + i, "arrival_time_s": t}
+                          for i, t in enumerate([1680998400.0, 0.0, 1680998405.0])))
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", path, "--arrival", "replay"),
+                   "d with replay arrivals (request 12 arrives 53 years after request 11) has arrival times up to "
+                   "1.68e+09 s; they must stay below 1e+08 s")

@@ -80,7 +80,7 @@ for every format); without them the requests are numbered 0, 1, ... (a parquet's
 after). Errors name the file.
 
 Text files are UTF-8 (a byte-order mark is dropped); an invalid byte is an error naming its line
-(:mod:`ltrsched.workloads.utf8`), never replaced.
+(:mod:`ltrsched.workloads.utf8`), never replaced; a UTF-16 or UTF-32 file is an error saying so.
 """
 
 from __future__ import annotations
@@ -851,12 +851,17 @@ def _sample_checked(df: pl.DataFrame, num_requests: int | None, seed: int, path:
     return _numbered(df) if numbered else df
 
 
+#: A date-time's time zone at its end (``Z``, ``+02:00``, ``-0500``), after a time of day.
+_ZONE = r"\d:\d\d(?::\d\d(?:[.,]\d+)?)?\s*(?:[Zz]|[+-]\d\d(?::?\d\d)?)$"
+
+
 def _datetime_seconds(col: pl.Series, where: str = "the column") -> pl.Series:
     """Date-time text as seconds since the earliest [s] (a trace's wall-clock timestamps); ``col`` itself if
     it is not date-time text (the caller names the non-numeric values). Dates written with the day and the month
     first (``01/02/2023``) are read in the one order every row allows (US traces' month first was refused as "non-
     numeric"); one-line :class:`UserError` naming ``where`` if both orders read every row and give other times
-    (``01/02/2023 23:59`` then ``01/03/2023 00:01`` was read 28 days apart, not 2 minutes, silently)."""
+    (``01/02/2023 23:59`` then ``01/03/2023 00:01`` was read 28 days apart, not 2 minutes, silently), or if a
+    date-time without a time zone is among ones with one (the time is unknown; mixed zones are read, as UTC)."""
 
     def seconds(text: pl.Series) -> pl.Series | None:
         try:
@@ -866,6 +871,15 @@ def _datetime_seconds(col: pl.Series, where: str = "the column") -> pl.Series:
         return (stamps - stamps.min()).dt.total_microseconds().cast(pl.Float64) / 1e6
 
     day_first = seconds(col)
+    if day_first is None:  # (a date-time without a zone among ones with one: "must be a number of seconds or a
+        # date-time", of a date-time)
+        zoned = col.str.contains(_ZONE).fill_null(False)
+        given = col.is_not_null()
+        naive = col.filter(given & ~zoned).head(1)
+        if zoned.any() and naive.len() and seconds(naive) is not None:  # (a date-time, not other text)
+            naive, aware = naive[0], col.filter(zoned)[0]
+            raise UserError(f"{where}: the date-time {naive!r} has no time zone where others have one (first: "
+                            f"{aware!r}): which zone is it in? give every date-time a zone (e.g. +00:00), or none")
     swapped = col.str.replace(r"^(\s*)(\d{1,2})([/.-])(\d{1,2})([/.-])", "${1}${4}${3}${2}${5}")
     month_first = None if swapped.equals(col) else seconds(swapped)
     if day_first is not None and month_first is not None and not day_first.equals(month_first):

@@ -74,7 +74,7 @@ def iter_records(text: str, source: str, cut: dict | None = None):
     if start != "[":  # (a top-level object was searched for its first "[": e.g. a .jsonl of conversations saved
         # as .json read the first conversation's messages as records)
         what = f"it starts with {start!r}" if start else "it holds only white space"
-        hint = " (one conversation per line is a .jsonl format: wrap them in [ ] with commas)" if start == "{" else ""
+        hint = _object_hint(text) if start == "{" else ""
         raise UserError(f"{source}: not a JSON array of conversations: {what}{hint}")
     i = text.find("[") + 1
     n = len(text)
@@ -100,6 +100,23 @@ def iter_records(text: str, source: str, cut: dict | None = None):
             raise UserError(f"{source}: record {count + 1:,} (from line {line}) is not readable JSON ({why})") from None
         count += 1
         yield record
+
+
+def _object_hint(text: str) -> str:
+    """What to write instead of a ``.json`` that is an object (``text``), not an array of conversations: one
+    conversation wrapped in ``[ ]``; the array under its one key holding a list of objects (``{"data": [...]}``, as
+    some exports wrap them) written alone; conversations one per line (a ``.jsonl``: the first is read) in ``[ ]``."""
+    try:
+        whole = json.loads(text)
+    except (ValueError, RecursionError):  # (more than one object: a .jsonl's lines; or damaged)
+        return " (one conversation per line is a .jsonl format: wrap them in [ ] with commas)"
+    if isinstance(whole, dict) and any(isinstance(whole.get(k), list) for k in CONVERSATION_KEYS):
+        return " (one conversation: wrap it in [ ])"
+    lists = [k for k, v in whole.items() if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)] \
+        if isinstance(whole, dict) else []
+    if len(lists) == 1:
+        return f" (an object whose records are under {lists[0]!r}: write that array alone)"
+    return ""
 
 
 _CHUNK = re.compile(r"_(\d+)$")
@@ -286,6 +303,11 @@ def read_first_turn(record, system: bool = False) -> FirstTurn | Skip:
             return Skip(True, "with unknown speakers", f"message {i + 1} has {what}")
     if not turns:  # (a conversation of system messages alone was counted as an empty one)
         return Skip(False, "conversations of system messages alone" if conv else "empty conversations")
+    if len(turns) == 1 and _speaker(turns[0][1]) in _USER:  # (an OpenAI chat-completions request as logged)
+        return Skip(False, "requests without the assistant's reply",
+                    ("'max_tokens' is a cap, not the reply's length" if any(
+                        k in record for k in ("max_tokens", "max_completion_tokens")) else "the last message is the "
+                     "user's") + ": write the reply as an assistant message")
     if len(turns) < 2 or _speaker(turns[0][1]) not in _USER or _speaker(turns[1][1]) not in _ASSISTANT:
         return Skip(False, "conversations that do not open with a user turn answered by the assistant")
     i, reply = turns[1]
