@@ -226,9 +226,9 @@ def test_text_prompts_send_system_text_as_the_system_turn(tmp_path, template):
                     + lines([{"messages": messages(2)}]))  # (one without a system message)
     workload = load_workload(str(path))
     served, ids = with_text_prompts(workload, ChatPrompts(tmp_path / "model"))
-    for prompt, system, row, count in zip(workload.df["prompt"], workload.df["system_prompt"], ids,
-                                          served.df["prompt_tokens"]):
+    for prompt, row, count in zip(workload.df["prompt"], ids, served.df["prompt_tokens"]):
         user = prompt.removeprefix(f"{SYSTEM}\n\n")
+        system = SYSTEM if user != prompt else None
         if system is None:
             chat = [{"role": "user", "content": prompt}]
         elif template == "takes":
@@ -237,13 +237,14 @@ def test_text_prompts_send_system_text_as_the_system_turn(tmp_path, template):
             chat = [{"role": "user", "content": f"{SYSTEM}\n\n{user}"}]
         assert row == rendered(tok, chat) and count == len(row)
         assert (tok.convert_ids_to_tokens(row)[:1] == ["<sys>"]) is (system is not None and template == "takes")
-    assert workload.df["system_prompt"].to_list().count(SYSTEM) == 2
+    assert sum(p.startswith(SYSTEM) for p in workload.df["prompt"]) == 2
+    assert "system_prompt" not in workload.df.columns  # (a workload's columns are the flat formats')
 
 
 def test_a_parse_cached_before_the_system_turn_is_not_reused(tmp_path, monkeypatch):
     """A parse cached as "-system" (its prompts counted the system text, which it did not keep apart) is parsed
-    again; a file without system messages keeps its entry and has no such column."""
-    from ltrsched.workloads.sharegpt import cache_dir, records_key
+    again; a file without system messages keeps its entry and has no system turns."""
+    from ltrsched.workloads.sharegpt import cache_dir, records_key, system_turns
 
     monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
     path = tmp_path / "chat.jsonl"
@@ -253,10 +254,10 @@ def test_a_parse_cached_before_the_system_turn_is_not_reused(tmp_path, monkeypat
     pl.DataFrame({"source_id": [""] * 3, "prompt": [f"{SYSTEM}\n\n{p}" for p in PROMPTS], "response": REPLIES,
                   "prompt_tokens": [10] * 3, "output_tokens": [8] * 3}).write_parquet(stale)
     stale.with_name(stale.name + ".notes.json").write_text("[]")
-    assert load_workload(str(path)).df["system_prompt"].to_list() == [SYSTEM] * 3
+    assert system_turns(path) == {f"{SYSTEM}\n\n{p}": SYSTEM for p in PROMPTS}
     plain = tmp_path / "plain.jsonl"
     plain.write_text(lines({"messages": messages(i)} for i in range(3)))
-    assert "system_prompt" not in load_workload(str(plain)).df.columns
+    assert system_turns(plain) == {} and len(load_workload(str(plain))) == 3
     assert not any("system" in p.name for p in (tmp_path / "cache").iterdir() if records_key(plain) in p.name)
 
 
@@ -354,3 +355,26 @@ def test_times_decades_apart_name_the_requests(tmp_path, capsys):
     one_line_error(run_cli_fast(capsys, "simulate", "-w", path, "--arrival", "replay"),
                    "d with replay arrivals (request 12 arrives 53 years after request 11) has arrival times up to "
                    "1.68e+09 s; they must stay below 1e+08 s")
+
+
+def test_a_conversations_parquet_sends_its_system_turn_and_a_sample_too(tmp_path):
+    from ltrsched.engine.served_models import ChatPrompts, with_text_prompts
+
+    word_tokenizer(tmp_path / "model", TEMPLATES["takes"])
+    path = tmp_path / "lmsys.parquet"
+    lmsys(True).write_parquet(path)
+    chat = ChatPrompts(tmp_path / "model")
+    for workload in (load_workload(str(path)), load_workload(str(path), num_requests=2, seed=3)):
+        served, ids = with_text_prompts(workload, chat)
+        tokens = [chat.tokenizer.convert_ids_to_tokens(row) for row in ids]
+        assert all(t[0] == "<sys>" and "</sys>" in t for t in tokens) and len(ids) == len(workload)
+        assert served.df["prompt_tokens"].to_list() == [len(row) for row in ids]
+
+
+def test_a_conversations_parquets_repeated_ids_name_its_rows(tmp_path, capsys):
+    """A conversations parquet without conversation ids and a repeated request_id said "a record without an id:
+    request_id 1 is a record without an id's too" (its first turns were chosen and shuffled before the check)."""
+    path = tmp_path / "c.parquet"
+    pl.DataFrame({"conversation": [messages(i) for i in range(3)], "request_id": [1, 1, 2]}).write_parquet(path)
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", path),
+                   "c.parquet: row 2: request_id 1 is row 1's too; request ids must be unique")

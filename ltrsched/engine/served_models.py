@@ -129,7 +129,7 @@ class ChatPrompts:
     Each prompt becomes one user message of a conversation rendered by the model's chat template with the
     generation prompt (the assistant's turn opened), as ``vllm.LLM.chat`` renders it; the template's own
     default system message, if any, is part of it. A prompt given with its system text (a conversation file's
-    system and developer messages: :data:`~ltrsched.workloads.sharegpt.SYSTEM_COLUMN`) has it as a system message
+    system and developer messages: :func:`~ltrsched.workloads.sharegpt.system_turns`) has it as a system message
     before the user's, as vLLM's chat endpoint is sent the conversation, where the template takes one
     (:meth:`takes_system`); where it does not (it raises, as Gemma's does, or leaves the text out), the prompt stays
     one user message holding the system text, a blank line and the user's, as the request's text is counted."""
@@ -190,16 +190,17 @@ class ChatPrompts:
 
 def with_text_prompts(workload, chat: ChatPrompts):
     """``workload`` as an engine serving its prompt text through ``chat`` sees it, and each request's token ids:
-    ``prompt_tokens`` becomes the model's count (chat template applied; a conversation's system text as the system
-    turn where the workload keeps it apart, :data:`~ltrsched.workloads.sharegpt.SYSTEM_COLUMN`, and the template
-    takes one: :meth:`ChatPrompts.messages`), the workload's own count kept as ``text_prompt_tokens``."""
+    ``prompt_tokens`` becomes the model's count (chat template applied; a conversation file's system text as the
+    system turn where the template takes one: :meth:`ChatPrompts.messages`, the text read from the file's parse by
+    :func:`~ltrsched.workloads.sharegpt.system_turns`), the workload's own count kept as ``text_prompt_tokens``."""
     import polars as pl
 
-    from ltrsched.workloads.sharegpt import SYSTEM_COLUMN
+    from ltrsched.workloads.sharegpt import system_turns
 
     df = workload.df
-    systems = df[SYSTEM_COLUMN].cast(pl.String).to_list() if SYSTEM_COLUMN in df.columns else None
-    ids = chat.encode(df["prompt"].to_list(), systems)
+    prompts = df["prompt"].to_list()
+    turns = system_turns(workload.meta.get("source"))
+    ids = chat.encode(prompts, [turns.get(p) for p in prompts] if turns else None)
     if "text_prompt_tokens" not in df.columns:
         df = df.with_columns(text_prompt_tokens=df["prompt_tokens"])
     served = workload.with_df(df.with_columns(prompt_tokens=pl.Series([len(i) for i in ids], dtype=pl.Int64)),

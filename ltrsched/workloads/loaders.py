@@ -112,7 +112,7 @@ from ltrsched.workloads.schema import (
 from ltrsched.workloads.record_values import optional_number, request_id_value
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, left_out, paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import (
-    CONVERSATION_KEYS, COUNT_COLUMNS, TABLE_COLUMNS, format_hint, is_conversation_table, load_sharegpt_records,
+    CONVERSATION_KEYS, COUNT_COLUMNS, SYSTEM_COLUMN, TABLE_COLUMNS, format_hint, is_conversation_table, load_sharegpt_records,
     may_give_arrivals, may_give_columns, may_give_system_text, record_hint, records_key,
 )
 from ltrsched.workloads.tokenizer import count_tokens
@@ -494,7 +494,8 @@ def _first_turns(path: Path, num_requests: int | None, seed: int, arrival_info: 
         notes.append(f"warning: {path}: {capped} of the {df.height:,} first turn(s) used have a prompt + output of "
                      f"more than {MAX_OUTPUT_TOKENS:,} tokens (the paper's context); their outputs are cut to "
                      f"{MAX_OUTPUT_TOKENS:,} tokens minus the prompt, as the model would have stopped there")
-    df = df.drop("response", over)
+    df = df.drop("response", over, SYSTEM_COLUMN, strict=False)  # (the system text an engine sends as the system
+    # turn is read from the parse by the engine: sharegpt.system_turns; the workload's columns are the flat formats')
     df = df if "arrival_time" in df.columns else df.with_columns(arrival_time=pl.lit(0.0))
     df = df if "request_id" in df.columns else _numbered(df)
     # (before the notes: an error is the one line printed). The rows are first turns chosen and shuffled: an error

@@ -260,7 +260,7 @@ def read_first_turn(record, system: bool = False) -> FirstTurn | Skip:
     messages before it, each followed by a blank line (:data:`SYSTEM_SEPARATOR`): what the request sent a server held,
     and what its prompt's tokens count (:func:`parse_sharegpt` of a user's file; the packaged ShareGPT file's first
     turns are the paper's, the user turn alone); that text is the :class:`FirstTurn`'s ``system`` too, for an engine
-    to send as the system turn (:func:`~ltrsched.engine.served_models.with_text_prompts`). A system message with no
+    to send as the system turn (:func:`system_turns`). A system message with no
     text (null, ``""``) adds none.
 
     Records in ShareGPT's form (``id``, ``conversations`` of ``{"from", "value"}``) or in LMSYS-Chat-1M's and
@@ -337,10 +337,40 @@ def read_first_turn(record, system: bool = False) -> FirstTurn | Skip:
 #: What joins a conversation's system (or developer) texts and its first user turn into one prompt
 #: (:func:`read_first_turn`): a blank line.
 SYSTEM_SEPARATOR = "\n\n"
-#: The column of a conversation file's first turns that holds the system text their prompt begins with
-#: (:attr:`FirstTurn.system`; null where there is none): an engine serving the text sends it as the system turn.
-#: Only a file with such text has it.
+#: The column of a conversation file's parsed first turns (:func:`load_sharegpt_records`) that holds the system text
+#: their prompt begins with (:attr:`FirstTurn.system`; null where there is none), for an engine serving the text to
+#: send as the system turn (:func:`system_turns`). Only a file with such text has it; a workload has none.
 SYSTEM_COLUMN = "system_prompt"
+
+
+def system_turns(source: str | Path | None) -> dict[str, str]:
+    """The system text each prompt of the conversations file ``source`` (a workload's ``source``) begins with, by the
+    prompt's text (system text, a blank line, the user's), from its parse (cached: :func:`load_sharegpt_records`):
+    what an engine sends as the system turn (:func:`~ltrsched.engine.served_models.with_text_prompts`). Empty for a
+    file of none, or no conversations file (a flat table, a built-in name, a file gone); a prompt whose text two first
+    turns split otherwise is left out (sent as it is counted)."""
+    if source is None:
+        return {}
+    path = Path(source)
+    suffix = path.suffix.lower()
+    try:
+        if not path.is_file() or suffix not in (".json", ".jsonl", ".parquet") or not may_give_system_text(path):
+            return {}
+        if suffix == ".parquet" and not is_conversation_table(pl.read_parquet(path, n_rows=0)):
+            return {}
+        if suffix == ".jsonl":
+            from ltrsched.workloads.loaders import jsonl_conversations
+
+            if not jsonl_conversations(path):
+                return {}
+        records = load_sharegpt_records(path, notes=[])
+    except Exception:  # (UserError, a parquet polars cannot read: the workload was loaded, or not, by its loader)
+        return {}
+    if SYSTEM_COLUMN not in records.columns:
+        return {}
+    pairs = records.select("prompt", SYSTEM_COLUMN).drop_nulls().unique()
+    once = pairs.filter(pl.col("prompt").is_unique())
+    return dict(zip(once["prompt"].to_list(), once[SYSTEM_COLUMN].to_list()))
 
 
 def first_turn(record) -> tuple[str, str, str] | None:
@@ -737,6 +767,11 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
             extra = extra.hstack(columns) if extra.width else columns
     elif extra.width:
         extra = extra[rows_at]
+        if "request_id" in extra.columns:  # (checked here, naming the file's row: once the first turns are chosen and
+            # shuffled, a repeated id of a table without conversation ids was "a record without an id: request_id 1
+            # is a record without an id's too")
+            extra = extra.with_columns(request_ids(extra["request_id"], str(path), lambda i: f"row {rows_at[i] + 1:,}"
+                                                   + (f" (id {ids[i]!r})" if ids[i] else "")))
     if extra.width:
         for name in (c for c in COUNT_COLUMNS if c in extra.columns):  # the file's own counts (they were ignored)
             df = df.with_columns(given_counts(extra[name], df[name], ids, rows_at, path, notes))
