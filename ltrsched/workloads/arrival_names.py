@@ -27,8 +27,8 @@ def arrival_suffix(name: str) -> str | None:
     """The unit suffix (``""``: seconds, or date-times; else a key of :data:`UNIT_SUFFIXES`) of a column or key that
     names arrival times, in every format (a ``.csv``'s header, a parquet's columns, a ``.jsonl``'s keys, a
     conversation record's keys or a conversations parquet's columns): one of :data:`ARRIVAL_NAMES` (``arrival_time``,
-    ``arrived_at``, ``arrival``, ``timestamp``, ``tstamp``; Azure's ``TIMESTAMP``), plain or with a suffix, in any case and with
-    spaces around it; None for any other name. (A parquet and a ``.jsonl`` read ``arrival_time`` alone: a
+    ``arrived_at``, ``arrival``, ``timestamp``, ``tstamp``; Azure's ``TIMESTAMP``), plain or with a suffix, in any case
+    and with spaces around it; None for any other name. (A parquet and a ``.jsonl`` read ``arrival_time`` alone: a
     ``timestamp`` travelled along unread; conversation files read none but a conversations parquet's
     :data:`ARRIVAL_KEYS`.)"""
     low = name.strip().lower() if isinstance(name, str) else ""

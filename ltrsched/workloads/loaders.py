@@ -65,15 +65,15 @@ Files, by suffix:
   and numbers may have spaces around them (``a, b``).
 
 Arrival times are read alike in every format (:func:`arrival_suffix`): under the ``.csv``'s names (``arrival_time``,
-``arrived_at``, ``arrival``, ``timestamp``, Chatbot Arena's ``tstamp``, in any case: Azure's ``TIMESTAMP`` in a parquet or a ``.jsonl`` too;
-they travelled along unread; a conversation file's too, LMSYS's ``timestamp`` column or a ``.json``'s or
-``.jsonl``'s record's key, on every record or none: they were dropped), date-time text as seconds since the
-earliest (:func:`_datetime_seconds`; a parquet refused it, a ``.jsonl`` too). They are seconds unless a name's
-suffix says otherwise (:data:`UNIT_SUFFIXES`); two
-columns (or keys) giving them are an error. Plain-named times that look like milliseconds (a span of days with a median
-gap of minutes, a span of hours with a median gap of over 5 minutes, or Unix milliseconds) carry a warning that
-``replay`` arrivals print, naming the column to rename (:func:`ltrsched.workloads.arrivals.seconds_unit_warning`);
-the Azure traces (an hour, gaps of 0.06-0.12 s) and Poisson workloads in seconds do not.
+``arrived_at``, ``arrival``, ``timestamp``, Chatbot Arena's ``tstamp``, in any case: Azure's ``TIMESTAMP`` in a parquet
+or a ``.jsonl`` too; they travelled along unread; a conversation file's too, LMSYS's ``timestamp`` column or a
+``.json``'s or ``.jsonl``'s record's key, on every record or none: they were dropped), date-time text as seconds since
+the earliest (:func:`_datetime_seconds`; a parquet refused it, a ``.jsonl`` too). They are seconds unless a name's
+suffix says otherwise (:data:`UNIT_SUFFIXES`); two columns (or keys) giving them are an error. Plain-named times that
+look like milliseconds (a span of days with a median gap of minutes, a span of hours with a median gap of over 5
+minutes, or Unix milliseconds) carry a warning that ``replay`` arrivals print, naming the column to rename
+(:func:`ltrsched.workloads.arrivals.seconds_unit_warning`); the Azure traces (an hour, gaps of 0.06-0.12 s) and Poisson
+workloads in seconds do not.
 
 Ids a file gives are whole numbers in [0, 10,000,000), each once (:func:`ltrsched.workloads.schema.request_ids`,
 for every format); without them the requests are numbered 0, 1, ... (a parquet's rows before sampling, the others'
@@ -112,7 +112,8 @@ from ltrsched.workloads.schema import (
 from ltrsched.workloads.record_values import optional_number, request_id_value
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, left_out, paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import (
-    CONVERSATION_KEYS, COUNT_COLUMNS, SYSTEM_COLUMN, TABLE_COLUMNS, format_hint, is_conversation_table, load_sharegpt_records,
+    CONVERSATION_KEYS, COUNT_COLUMNS, SYSTEM_COLUMN, TABLE_COLUMNS, format_hint, is_conversation_table,
+    load_sharegpt_records,
     may_give_arrivals, may_give_columns, may_give_system_text, record_hint, records_key,
 )
 from ltrsched.workloads.tokenizer import count_tokens
@@ -1181,7 +1182,8 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
             return Workload(df, path.stem, _meta(path, arrival, arrival.get("warning")))
         df = _read_parquet(path)
         if is_labels(df):
-            return labels_workload(df, path.stem, split, num_requests=num_requests, seed=seed, meta={"source": str(path)})
+            return labels_workload(df, path.stem, split, num_requests=num_requests, seed=seed,
+                                   meta={"source": str(path)})
         columns = df.columns  # the file's own: a missing column's error named the ids and arrival times added here
         df = df.with_columns(pl.int_range(1, df.height + 1, dtype=pl.Int64).alias(FILE_ROW))
         renames = _any_case_renames(columns, path)  # (PROMPT: "missing column(s) prompt_tokens", where a .csv read it)

@@ -153,8 +153,8 @@ TURN_LIST_HINT = ("'data', a list of turns as plain strings: UltraChat's format,
 
 #: What Chatbot Arena's conversations hold (``lmsys/chatbot_arena_conversations``): ``conversation_a`` and
 #: ``conversation_b``, two models' replies to one prompt, neither read as the one served.
-ARENA_HINT = ("'conversation_a' and 'conversation_b', two models' conversations: Chatbot Arena's format, not read as it "
-              "is (which reply is served?); rename the one to serve 'conversation' (its 'tstamp' is read as the "
+ARENA_HINT = ("'conversation_a' and 'conversation_b', two models' conversations: Chatbot Arena's format, not read as "
+              "it is (which reply is served?); rename the one to serve 'conversation' (its 'tstamp' is read as the "
               "arrival time) and drop the other")
 
 
