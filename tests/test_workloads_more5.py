@@ -378,3 +378,19 @@ def test_a_conversations_parquets_repeated_ids_name_its_rows(tmp_path, capsys):
     pl.DataFrame({"conversation": [messages(i) for i in range(3)], "request_id": [1, 1, 2]}).write_parquet(path)
     one_line_error(run_cli_fast(capsys, "simulate", "-w", path),
                    "c.parquet: row 2: request_id 1 is row 1's too; request ids must be unique")
+
+
+def test_a_wildchat_parquet_loads_with_its_zoned_timestamps(tmp_path):
+    """WildChat's parquet: a record-level ``timestamp`` of UTC date-times, per-message ``timestamp``, ``toxic`` and
+    ``language`` fields (not read), ``turn``: its first turns, 5 s apart."""
+    import datetime as dt
+
+    utc = dt.timezone.utc
+    path = tmp_path / "wildchat.parquet"
+    pl.DataFrame({"conversation_hash": ["h0", "h1", "h2"], "model": ["gpt-4"] * 3,
+                  "timestamp": [dt.datetime(2023, 4, 9, 0, 0, 5 * i, tzinfo=utc) for i in range(3)],
+                  "conversation": [[{**m, "language": "English", "toxic": False, "turn_identifier": 1,
+                                     "timestamp": dt.datetime(2023, 4, 9, 1, tzinfo=utc)} for m in messages(i)]
+                                   for i in range(3)],
+                  "turn": [1] * 3, "language": ["English"] * 3, "toxic": [False, True, False]}).write_parquet(path)
+    assert arrivals(path) == EXPECTED

@@ -354,15 +354,17 @@ def system_turns(source: str | Path | None) -> dict[str, str]:
     path = Path(source)
     suffix = path.suffix.lower()
     try:
-        if not path.is_file() or suffix not in (".json", ".jsonl", ".parquet") or not may_give_system_text(path):
+        if not path.is_file() or suffix not in (".json", ".jsonl", ".parquet"):
             return {}
         if suffix == ".parquet" and not is_conversation_table(pl.read_parquet(path, n_rows=0)):
-            return {}
+            return {}  # (a flat table, a labels file)
         if suffix == ".jsonl":
             from ltrsched.workloads.loaders import jsonl_conversations
 
             if not jsonl_conversations(path):
                 return {}
+        if not may_give_system_text(path):
+            return {}
         records = load_sharegpt_records(path, notes=[])
     except Exception:  # (UserError, a parquet polars cannot read: the workload was loaded, or not, by its loader)
         return {}
