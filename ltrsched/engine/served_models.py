@@ -11,7 +11,8 @@
 
 :func:`model_fingerprint` names a served model by the content of its files (labels record it), and
 :class:`ChatPrompts` turns a user prompt into the token ids the served model sees (its chat template with
-the generation prompt, exactly what ``LLM.chat`` sends).
+the generation prompt, exactly what ``LLM.chat`` sends; a conversation's system text as the system turn where the
+template takes one).
 """
 
 from __future__ import annotations
@@ -127,7 +128,11 @@ class ChatPrompts:
 
     Each prompt becomes one user message of a conversation rendered by the model's chat template with the
     generation prompt (the assistant's turn opened), as ``vllm.LLM.chat`` renders it; the template's own
-    default system message, if any, is part of it."""
+    default system message, if any, is part of it. A prompt given with its system text (a conversation file's
+    system and developer messages: :func:`~ltrsched.workloads.sharegpt.system_turns`) has it as a system message
+    before the user's, as vLLM's chat endpoint is sent the conversation, where the template takes one
+    (:meth:`takes_system`); where it does not (it raises, as Gemma's does, or leaves the text out), the prompt stays
+    one user message holding the system text, a blank line and the user's, as the request's text is counted."""
 
     def __init__(self, model_dir: str | os.PathLike):
         try:
@@ -143,13 +148,40 @@ class ChatPrompts:
         if not getattr(self.tokenizer, "chat_template", None):
             raise UserError(f"model {model_dir} has no chat template (chat_template.jinja or the tokenizer "
                             "config's chat_template): serve an instruct model")
+        self._takes_system: bool | None = None
 
-    def encode(self, prompts: list[str]) -> list[list[int]]:
-        """Token ids of each prompt as a user turn of a chat, the assistant's turn opened."""
+    def takes_system(self) -> bool:
+        """Whether the chat template renders a system message before a user's: it renders one without an error, and
+        the system text is in what it renders (a template may drop it without a word)."""
+        if self._takes_system is None:
+            mark = "ltrsched system text 7f3a"
+            try:
+                text = self.tokenizer.apply_chat_template(
+                    [{"role": "system", "content": mark}, {"role": "user", "content": "hello"}],
+                    add_generation_prompt=True, tokenize=False)
+            except Exception:  # (jinja's TemplateError, a template's raise_exception: "System role not supported")
+                text = ""
+            self._takes_system = isinstance(text, str) and mark in text
+        return self._takes_system
+
+    def messages(self, prompt: str, system: str | None = None) -> list[dict]:
+        """The chat messages ``prompt`` is sent as: a user message, after a system message of ``system`` where it is
+        given (not empty), ``prompt`` begins with it and a blank line (:data:`~ltrsched.workloads.sharegpt.
+        SYSTEM_SEPARATOR`), and the template :meth:`takes_system`; the user message then holds the rest."""
+        from ltrsched.workloads.sharegpt import SYSTEM_SEPARATOR
+
+        head = f"{system}{SYSTEM_SEPARATOR}" if system else None
+        if head is not None and prompt.startswith(head) and self.takes_system():
+            return [{"role": "system", "content": system}, {"role": "user", "content": prompt[len(head):]}]
+        return [{"role": "user", "content": prompt}]
+
+    def encode(self, prompts: list[str], systems: list[str | None] | None = None) -> list[list[int]]:
+        """Token ids of each prompt as a user turn of a chat (after its system text from ``systems``, one per prompt
+        or None, as :meth:`messages` sends it), the assistant's turn opened."""
         out = []
-        for text in prompts:
-            ids = self.tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
-                                                     tokenize=True)
+        for n, text in enumerate(prompts):
+            ids = self.tokenizer.apply_chat_template(self.messages(text, systems[n] if systems else None),
+                                                     add_generation_prompt=True, tokenize=True)
             if not isinstance(ids, list):  # transformers 5 returns a BatchEncoding
                 ids = ids["input_ids"]
             out.append([int(i) for i in ids])
@@ -158,12 +190,17 @@ class ChatPrompts:
 
 def with_text_prompts(workload, chat: ChatPrompts):
     """``workload`` as an engine serving its prompt text through ``chat`` sees it, and each request's token ids:
-    ``prompt_tokens`` becomes the model's count (chat template applied), the workload's own count kept as
-    ``text_prompt_tokens``."""
+    ``prompt_tokens`` becomes the model's count (chat template applied; a conversation file's system text as the
+    system turn where the template takes one: :meth:`ChatPrompts.messages`, the text read from the file's parse by
+    :func:`~ltrsched.workloads.sharegpt.system_turns`), the workload's own count kept as ``text_prompt_tokens``."""
     import polars as pl
 
-    ids = chat.encode(workload.df["prompt"].to_list())
+    from ltrsched.workloads.sharegpt import system_turns
+
     df = workload.df
+    prompts = df["prompt"].to_list()
+    turns = system_turns(workload.meta.get("source"))
+    ids = chat.encode(prompts, [turns.get(p) for p in prompts] if turns else None)
     if "text_prompt_tokens" not in df.columns:
         df = df.with_columns(text_prompt_tokens=df["prompt_tokens"])
     served = workload.with_df(df.with_columns(prompt_tokens=pl.Series([len(i) for i in ids], dtype=pl.Int64)),

@@ -4,10 +4,15 @@ parquet's columns, a ``.jsonl`` line's keys, a conversation record's keys): one 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
-#: A file's names for the arrival times (in any case, with spaces around them): ours, ``arrived_at``, ``arrival``
-#: and ``timestamp`` (Azure's ``TIMESTAMP``, LMSYS's ``timestamp``, BurstGPT's ``Timestamp``).
-ARRIVAL_NAMES = ("arrival_time", "arrived_at", "arrival", "timestamp")
+#: A file's names for the arrival times (in any case, with spaces around them): ours, ``arrived_at``, ``arrival``,
+#: ``timestamp`` (Azure's ``TIMESTAMP``, LMSYS's ``timestamp``, BurstGPT's ``Timestamp``) and ``tstamp`` (Chatbot
+#: Arena's conversations, Unix seconds: :data:`ADDED_NAMES`).
+ARRIVAL_NAMES = ("arrival_time", "arrived_at", "arrival", "timestamp", "tstamp")
+#: Names of :data:`ARRIVAL_NAMES` read since a later change: a file naming one was loaded with every request at t = 0
+#: (Chatbot Arena's ``tstamp``), so cache keys mark such files (:func:`file_may_name_added`) and no other's.
+ADDED_NAMES = ("tstamp",)
 #: Arrival-time units a name's suffix states: ``arrival_time_ms`` (or ``arrived_at_ms``, ``timestamp_ms``, ...)
 #: holds milliseconds, ``arrival_time_s`` seconds (said so: no unit warning). A name without a suffix holds
 #: seconds (or date-times); :func:`ltrsched.workloads.arrivals.seconds_unit_warning` warns when those look like
@@ -22,8 +27,8 @@ def arrival_suffix(name: str) -> str | None:
     """The unit suffix (``""``: seconds, or date-times; else a key of :data:`UNIT_SUFFIXES`) of a column or key that
     names arrival times, in every format (a ``.csv``'s header, a parquet's columns, a ``.jsonl``'s keys, a
     conversation record's keys or a conversations parquet's columns): one of :data:`ARRIVAL_NAMES` (``arrival_time``,
-    ``arrived_at``, ``arrival``, ``timestamp``; Azure's ``TIMESTAMP``), plain or with a suffix, in any case and with
-    spaces around it; None for any other name. (A parquet and a ``.jsonl`` read ``arrival_time`` alone: a
+    ``arrived_at``, ``arrival``, ``timestamp``, ``tstamp``; Azure's ``TIMESTAMP``), plain or with a suffix, in any case
+    and with spaces around it; None for any other name. (A parquet and a ``.jsonl`` read ``arrival_time`` alone: a
     ``timestamp`` travelled along unread; conversation files read none but a conversations parquet's
     :data:`ARRIVAL_KEYS`.)"""
     low = name.strip().lower() if isinstance(name, str) else ""
@@ -47,3 +52,37 @@ def escapes_a_letter(data: bytes) -> bool:
     """Whether JSON text holds a ``\\u`` escape of a letter, ``_`` or a space, which could spell a key or a name a
     cache key's probe looks for in its bytes (JSON writers escape none of them; non-ASCII text's escapes are others)."""
     return _ESCAPED_LETTER.search(data) is not None
+
+
+#: A JSON key of :data:`ADDED_NAMES` (any case, spaces around it, a unit suffix), in a file's bytes.
+_ADDED_KEY = re.compile(rb'"\s*(?:' + b"|".join(n.encode() for n in ADDED_NAMES) + rb')(?:_s|_ms)?\s*"\s*:', re.I)
+
+
+def is_added_name(name) -> bool:
+    """Whether a column or key names arrival times by one of :data:`ADDED_NAMES` (``tstamp``, ``TSTAMP_ms``, ...)."""
+    suffix = arrival_suffix(name)
+    return suffix is not None and name.strip().lower()[:len(name.strip()) - len(suffix)] in ADDED_NAMES
+
+
+def file_may_name_added(path: Path) -> bool:
+    """Whether the workload file ``path`` may name arrival times by one of :data:`ADDED_NAMES`, which loading did not
+    read before (every request at t = 0): a ``.csv`` header or a parquet's column that does, a ``.json``'s or
+    ``.jsonl``'s bytes that have such a key (or an escaped letter that could spell one). A cache key's probe: False
+    for other files and a file that cannot be read (loading it says why)."""
+    import csv
+
+    import polars as pl
+
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".json", ".jsonl"):
+            data = path.read_bytes()
+            return _ADDED_KEY.search(data) is not None or escapes_a_letter(data)
+        if suffix == ".csv":
+            with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
+                return any(is_added_name(name) for name in next(csv.reader(fh), []))
+        if suffix == ".parquet":
+            return any(is_added_name(name) for name in pl.read_parquet_schema(path))
+    except Exception:  # (OSError, csv.Error, a parquet polars cannot read)
+        return False
+    return False

@@ -184,7 +184,7 @@ def apply_arrivals(
     unit_doubt = workload.meta.get("arrival_warning") if process == "replay" and rate is None else None
     try:
         check_arrival_span(df["arrival_time"].to_numpy(), f"{workload.name} with {process} arrivals"
-                           + (f" at {rate:g} req/s" if rate is not None else ""))
+                           + (f" at {rate:g} req/s" if rate is not None else "") + _outlier(df))
     except UserError as exc:
         if not unit_doubt:
             raise
@@ -193,6 +193,18 @@ def apply_arrivals(
     if unit_doubt:  # (after the checks: a warning ahead of an error made it two lines)
         print(f"warning: {unit_doubt}", file=sys.stderr)
     return workload.with_df(df, arrival=process, rate=rate, cv=cv, arrival_seed=seed, duration=duration)
+
+
+def _outlier(df: pl.DataFrame) -> str:
+    """``" (request 7 arrives 63 years after request 0)"``: the requests of ``df`` whose arrival times [s] span it,
+    where that span reaches :data:`MAX_ARRIVAL_TIME_S` (a file's times decades apart, e.g. one at Unix time 0 among
+    2023's: the refusal named neither); ``""`` otherwise."""
+    t = df["arrival_time"].to_numpy()
+    if len(t) < 2 or not np.isfinite(t).all() or not t.max() - t.min() >= MAX_ARRIVAL_TIME_S:
+        return ""
+    ids = df["request_id"].to_list() if "request_id" in df.columns else list(range(len(t)))
+    return (f" (request {ids[int(np.argmax(t))]} arrives {(t.max() - t.min()) / 31_557_600:,.0f} years after request "
+            f"{ids[int(np.argmin(t))]})")
 
 
 def thinned_replay_note(sample: Workload, whole: Workload, drawn_by: str, fix: str) -> str | None:

@@ -65,22 +65,22 @@ Files, by suffix:
   and numbers may have spaces around them (``a, b``).
 
 Arrival times are read alike in every format (:func:`arrival_suffix`): under the ``.csv``'s names (``arrival_time``,
-``arrived_at``, ``arrival``, ``timestamp``, in any case: Azure's ``TIMESTAMP`` in a parquet or a ``.jsonl`` too;
-they travelled along unread; a conversation file's too, LMSYS's ``timestamp`` column or a ``.json``'s or
-``.jsonl``'s record's key, on every record or none: they were dropped), date-time text as seconds since the
-earliest (:func:`_datetime_seconds`; a parquet refused it, a ``.jsonl`` too). They are seconds unless a name's
-suffix says otherwise (:data:`UNIT_SUFFIXES`); two
-columns (or keys) giving them are an error. Plain-named times that look like milliseconds (a span of days with a median
-gap of minutes, a span of hours with a median gap of over 5 minutes, or Unix milliseconds) carry a warning that
-``replay`` arrivals print, naming the column to rename (:func:`ltrsched.workloads.arrivals.seconds_unit_warning`);
-the Azure traces (an hour, gaps of 0.06-0.12 s) and Poisson workloads in seconds do not.
+``arrived_at``, ``arrival``, ``timestamp``, Chatbot Arena's ``tstamp``, in any case: Azure's ``TIMESTAMP`` in a parquet
+or a ``.jsonl`` too; they travelled along unread; a conversation file's too, LMSYS's ``timestamp`` column or a
+``.json``'s or ``.jsonl``'s record's key, on every record or none: they were dropped), date-time text as seconds since
+the earliest (:func:`_datetime_seconds`; a parquet refused it, a ``.jsonl`` too). They are seconds unless a name's
+suffix says otherwise (:data:`UNIT_SUFFIXES`); two columns (or keys) giving them are an error. Plain-named times that
+look like milliseconds (a span of days with a median gap of minutes, a span of hours with a median gap of over 5
+minutes, or Unix milliseconds) carry a warning that ``replay`` arrivals print, naming the column to rename
+(:func:`ltrsched.workloads.arrivals.seconds_unit_warning`); the Azure traces (an hour, gaps of 0.06-0.12 s) and Poisson
+workloads in seconds do not.
 
 Ids a file gives are whole numbers in [0, 10,000,000), each once (:func:`ltrsched.workloads.schema.request_ids`,
 for every format); without them the requests are numbered 0, 1, ... (a parquet's rows before sampling, the others'
 after). Errors name the file.
 
 Text files are UTF-8 (a byte-order mark is dropped); an invalid byte is an error naming its line
-(:mod:`ltrsched.workloads.utf8`), never replaced.
+(:mod:`ltrsched.workloads.utf8`), never replaced; a UTF-16 or UTF-32 file is an error saying so.
 """
 
 from __future__ import annotations
@@ -98,7 +98,9 @@ from ltrsched.errors import UserError
 from ltrsched.strict_json import shown
 from ltrsched.fingerprint import file_digest
 from ltrsched.inputs import check_not_special
-from ltrsched.workloads.arrival_names import ARRIVAL_KEYS, ARRIVAL_NAMES, UNIT_SUFFIXES, arrival_suffix
+from ltrsched.workloads.arrival_names import (
+    ARRIVAL_KEYS, ARRIVAL_NAMES, UNIT_SUFFIXES, arrival_suffix, file_may_name_added,
+)
 from ltrsched.workloads.arrivals import seconds_unit_warning
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
 from ltrsched.workloads.jsonl import jsonl_records
@@ -110,7 +112,8 @@ from ltrsched.workloads.schema import (
 from ltrsched.workloads.record_values import optional_number, request_id_value
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, left_out, paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import (
-    CONVERSATION_KEYS, COUNT_COLUMNS, TABLE_COLUMNS, format_hint, is_conversation_table, load_sharegpt_records,
+    CONVERSATION_KEYS, COUNT_COLUMNS, SYSTEM_COLUMN, TABLE_COLUMNS, format_hint, is_conversation_table,
+    load_sharegpt_records,
     may_give_arrivals, may_give_columns, may_give_system_text, record_hint, records_key,
 )
 from ltrsched.workloads.tokenizer import count_tokens
@@ -492,7 +495,8 @@ def _first_turns(path: Path, num_requests: int | None, seed: int, arrival_info: 
         notes.append(f"warning: {path}: {capped} of the {df.height:,} first turn(s) used have a prompt + output of "
                      f"more than {MAX_OUTPUT_TOKENS:,} tokens (the paper's context); their outputs are cut to "
                      f"{MAX_OUTPUT_TOKENS:,} tokens minus the prompt, as the model would have stopped there")
-    df = df.drop("response", over)
+    df = df.drop("response", over, SYSTEM_COLUMN, strict=False)  # (the system text an engine sends as the system
+    # turn is read from the parse by the engine: sharegpt.system_turns; the workload's columns are the flat formats')
     df = df if "arrival_time" in df.columns else df.with_columns(arrival_time=pl.lit(0.0))
     df = df if "request_id" in df.columns else _numbered(df)
     # (before the notes: an error is the one line printed). The rows are first turns chosen and shuffled: an error
@@ -849,12 +853,17 @@ def _sample_checked(df: pl.DataFrame, num_requests: int | None, seed: int, path:
     return _numbered(df) if numbered else df
 
 
+#: A date-time's time zone at its end (``Z``, ``+02:00``, ``-0500``), after a time of day.
+_ZONE = r"\d:\d\d(?::\d\d(?:[.,]\d+)?)?\s*(?:[Zz]|[+-]\d\d(?::?\d\d)?)$"
+
+
 def _datetime_seconds(col: pl.Series, where: str = "the column") -> pl.Series:
     """Date-time text as seconds since the earliest [s] (a trace's wall-clock timestamps); ``col`` itself if
     it is not date-time text (the caller names the non-numeric values). Dates written with the day and the month
     first (``01/02/2023``) are read in the one order every row allows (US traces' month first was refused as "non-
     numeric"); one-line :class:`UserError` naming ``where`` if both orders read every row and give other times
-    (``01/02/2023 23:59`` then ``01/03/2023 00:01`` was read 28 days apart, not 2 minutes, silently)."""
+    (``01/02/2023 23:59`` then ``01/03/2023 00:01`` was read 28 days apart, not 2 minutes, silently), or if a
+    date-time without a time zone is among ones with one (the time is unknown; mixed zones are read, as UTC)."""
 
     def seconds(text: pl.Series) -> pl.Series | None:
         try:
@@ -864,6 +873,15 @@ def _datetime_seconds(col: pl.Series, where: str = "the column") -> pl.Series:
         return (stamps - stamps.min()).dt.total_microseconds().cast(pl.Float64) / 1e6
 
     day_first = seconds(col)
+    if day_first is None:  # (a date-time without a zone among ones with one: "must be a number of seconds or a
+        # date-time", of a date-time)
+        zoned = col.str.contains(_ZONE).fill_null(False)
+        given = col.is_not_null()
+        naive = col.filter(given & ~zoned).head(1)
+        if zoned.any() and naive.len() and seconds(naive) is not None:  # (a date-time, not other text)
+            naive, aware = naive[0], col.filter(zoned)[0]
+            raise UserError(f"{where}: the date-time {naive!r} has no time zone where others have one (first: "
+                            f"{aware!r}): which zone is it in? give every date-time a zone (e.g. +00:00), or none")
     swapped = col.str.replace(r"^(\s*)(\d{1,2})([/.-])(\d{1,2})([/.-])", "${1}${4}${3}${2}${5}")
     month_first = None if swapped.equals(col) else seconds(swapped)
     if day_first is not None and month_first is not None and not day_first.equals(month_first):
@@ -906,6 +924,8 @@ def workload_fingerprint(source: str) -> dict[str, str]:
     # and a .json's or .jsonl's conversation records' request_id, score, po_estimate and predicted_length, kept since
     # this marker (runs cached before numbered the requests and had no score: `po` drew its estimates); and the system
     # and developer text before a conversation's first user turn, counted in its prompt since this marker
+    # and arrival times named by a name read since (ADDED_NAMES: Chatbot Arena's tstamp), in any format, read since
+    # this marker (runs cached before put every request at t = 0)
     return {"sha256": file_digest(path), **({"ids": "given"} if _gives_ids(path) else {}),
             **({"mooncake": "read"} if _jsonl_gives_mooncake(path) else {}),
             **({"columns": "kept"} if _jsonl_gives_columns(path) else {}),
@@ -917,7 +937,8 @@ def workload_fingerprint(source: str) -> dict[str, str]:
             **({"arrival names": "read"} if _reads_other_arrival_names(path) else {}),
             **({"conversation arrivals": "read"} if _conversations_give_arrivals(path) else {}),
             **({"conversation columns": "kept"} if _conversations_file(path) and may_give_columns(path) else {}),
-            **({"system text": "counted"} if _conversations_file(path) and may_give_system_text(path) else {})}
+            **({"system text": "counted"} if _conversations_file(path) and may_give_system_text(path) else {}),
+            **({"added arrival names": "read"} if file_may_name_added(path) else {})}
 
 
 def _conversations_give_arrivals(path: Path) -> bool:
@@ -1152,17 +1173,17 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
         raise UserError(f"{path}: the file is empty")
     arrival: dict = {}  # the arrival-time column and its unit (load_csv, load_jsonl, _table_arrivals)
     if suffix == ".parquet":
-        try:
-            df = pl.read_parquet(path)
-        except Exception as exc:
-            raise UserError(f"cannot read workload {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
         from ltrsched.workloads.labels import is_labels, labels_workload
 
-        if is_labels(df):
-            return labels_workload(df, path.stem, split, num_requests=num_requests, seed=seed, meta={"source": str(path)})
-        if is_conversation_table(df):  # e.g. LMSYS-Chat-1M's parquet: first turns, as from a ShareGPT .json
+        # (its columns first: a conversations table's first turns are parsed once and cached, and its messages were
+        # read in full on every load to tell what it is)
+        if is_conversation_table(_read_parquet(path, n_rows=0)):  # e.g. LMSYS-Chat-1M's: first turns, as a .json's
             df = _first_turns(path, num_requests, seed, arrival)
             return Workload(df, path.stem, _meta(path, arrival, arrival.get("warning")))
+        df = _read_parquet(path)
+        if is_labels(df):
+            return labels_workload(df, path.stem, split, num_requests=num_requests, seed=seed,
+                                   meta={"source": str(path)})
         columns = df.columns  # the file's own: a missing column's error named the ids and arrival times added here
         df = df.with_columns(pl.int_range(1, df.height + 1, dtype=pl.Int64).alias(FILE_ROW))
         renames = _any_case_renames(columns, path)  # (PROMPT: "missing column(s) prompt_tokens", where a .csv read it)
@@ -1205,6 +1226,14 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
     for line in arrival.get("notes", ()):  # (after the checks: a warning ahead of an error made it two lines)
         print(line, file=sys.stderr)
     return workload
+
+
+def _read_parquet(path: Path, n_rows: int | None = None) -> pl.DataFrame:
+    """A workload parquet's table (its first ``n_rows`` rows); one-line :class:`UserError` if polars cannot read it."""
+    try:
+        return pl.read_parquet(path, n_rows=n_rows)
+    except Exception as exc:
+        raise UserError(f"cannot read workload {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
 
 
 def _meta(path: Path, arrival_info: dict, warning: str | None) -> dict:

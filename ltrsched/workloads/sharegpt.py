@@ -38,7 +38,9 @@ import polars as pl
 from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
 from ltrsched.fingerprint import dist_version, file_digest
-from ltrsched.workloads.arrival_names import arrival_suffix, escapes_a_letter, json_may_name_arrivals
+from ltrsched.workloads.arrival_names import (
+    arrival_suffix, escapes_a_letter, file_may_name_added, json_may_name_arrivals,
+)
 from ltrsched.workloads.record_values import optional_number, request_id_value
 from ltrsched.workloads.schema import NUMERIC_OPTIONAL_COLUMNS, length_columns, request_ids
 from ltrsched.workloads.tokenizer import count_tokens
@@ -72,7 +74,7 @@ def iter_records(text: str, source: str, cut: dict | None = None):
     if start != "[":  # (a top-level object was searched for its first "[": e.g. a .jsonl of conversations saved
         # as .json read the first conversation's messages as records)
         what = f"it starts with {start!r}" if start else "it holds only white space"
-        hint = " (one conversation per line is a .jsonl format: wrap them in [ ] with commas)" if start == "{" else ""
+        hint = _object_hint(text) if start == "{" else ""
         raise UserError(f"{source}: not a JSON array of conversations: {what}{hint}")
     i = text.find("[") + 1
     n = len(text)
@@ -98,6 +100,23 @@ def iter_records(text: str, source: str, cut: dict | None = None):
             raise UserError(f"{source}: record {count + 1:,} (from line {line}) is not readable JSON ({why})") from None
         count += 1
         yield record
+
+
+def _object_hint(text: str) -> str:
+    """What to write instead of a ``.json`` that is an object (``text``), not an array of conversations: one
+    conversation wrapped in ``[ ]``; the array under its one key holding a list of objects (``{"data": [...]}``, as
+    some exports wrap them) written alone; conversations one per line (a ``.jsonl``: the first is read) in ``[ ]``."""
+    try:
+        whole = json.loads(text)
+    except (ValueError, RecursionError):  # (more than one object: a .jsonl's lines; or damaged)
+        return " (one conversation per line is a .jsonl format: wrap them in [ ] with commas)"
+    if isinstance(whole, dict) and any(isinstance(whole.get(k), list) for k in CONVERSATION_KEYS):
+        return " (one conversation: wrap it in [ ])"
+    lists = [k for k, v in whole.items() if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)] \
+        if isinstance(whole, dict) else []
+    if len(lists) == 1:
+        return f" (an object whose records are under {lists[0]!r}: write that array alone)"
+    return ""
 
 
 _CHUNK = re.compile(r"_(\d+)$")
@@ -132,13 +151,22 @@ TURN_LIST_HINT = ("'data', a list of turns as plain strings: UltraChat's format,
                   "write each record's turns as OpenAI chat messages ({\"messages\": [{\"role\": \"user\", "
                   "\"content\": data[0]}, {\"role\": \"assistant\", \"content\": data[1]}]}, one per line of a .jsonl)")
 
+#: What Chatbot Arena's conversations hold (``lmsys/chatbot_arena_conversations``): ``conversation_a`` and
+#: ``conversation_b``, two models' replies to one prompt, neither read as the one served.
+ARENA_HINT = ("'conversation_a' and 'conversation_b', two models' conversations: Chatbot Arena's format, not read as "
+              "it is (which reply is served?); rename the one to serve 'conversation' (its 'tstamp' is read as the "
+              "arrival time) and drop the other")
+
 
 def format_hint(names, text_lists=()) -> str | None:
     """What a record or table that is neither requests nor conversations is, by its keys or columns ``names`` (in
     any case), for its error: an instruction data set's (:data:`INSTRUCTION_HINT`), a preference data set's
     (:data:`PREFERENCE_HINT`), UltraChat's where ``data`` is among ``text_lists``, the names that hold lists of
-    text (:data:`TURN_LIST_HINT`); None for anything else, or where a ``prompt`` is given."""
+    text (:data:`TURN_LIST_HINT`), Chatbot Arena's (:data:`ARENA_HINT`); None for anything else, or where a
+    ``prompt`` is given."""
     names = {n.strip().lower() for n in names if isinstance(n, str)}
+    if {"conversation_a", "conversation_b"} <= names and not names & {"prompt", *CONVERSATION_KEYS}:
+        return ARENA_HINT
     if "prompt" in names and "chosen" in names and not names & {"generated", "response", "completion"}:
         return PAIR_HINT
     if "prompt" in names:
@@ -214,12 +242,26 @@ def _kind(value) -> str:
     return names.get(type(value), f"a {type(value).__name__}")
 
 
-def read_first_turn(record, system: bool = False) -> tuple[str, str, str] | Skip:
-    """(id, first user message, the assistant reply that follows it), or why the record has none (:class:`Skip`).
-    With ``system``, the first user message is preceded by the text of the system and developer messages before it,
-    each followed by a blank line (:data:`SYSTEM_SEPARATOR`): what the request sent a server held, and what its
-    prompt's tokens count (:func:`parse_sharegpt` of a user's file; the packaged ShareGPT file's first turns are the
-    paper's, the user turn alone). A system message with no text (null, ``""``) adds none.
+class FirstTurn(NamedTuple):
+    """A conversation's first turn: its ``id``, the ``prompt`` (the first user message, after its ``system`` text
+    where that is counted), the assistant's ``reply`` to it, and ``system``: the text of the system and developer
+    messages before it, joined by :data:`SYSTEM_SEPARATOR` (``""`` if none, or not counted), with which ``prompt``
+    begins, followed by the separator."""
+
+    id: str
+    prompt: str
+    reply: str
+    system: str = ""
+
+
+def read_first_turn(record, system: bool = False) -> FirstTurn | Skip:
+    """(id, first user message, the assistant reply that follows it, system text), or why the record has none
+    (:class:`Skip`). With ``system``, the first user message is preceded by the text of the system and developer
+    messages before it, each followed by a blank line (:data:`SYSTEM_SEPARATOR`): what the request sent a server held,
+    and what its prompt's tokens count (:func:`parse_sharegpt` of a user's file; the packaged ShareGPT file's first
+    turns are the paper's, the user turn alone); that text is the :class:`FirstTurn`'s ``system`` too, for an engine
+    to send as the system turn (:func:`system_turns`). A system message with no
+    text (null, ``""``) adds none.
 
     Records in ShareGPT's form (``id``, ``conversations`` of ``{"from", "value"}``) or in LMSYS-Chat-1M's and
     OpenAI's (``conversation_id``, ``conversation`` or ``messages`` of ``{"role", "content"}``). A conversation
@@ -240,6 +282,7 @@ def read_first_turn(record, system: bool = False) -> tuple[str, str, str] | Skip
         flat = (" ('prompt' text: a .jsonl format)" if "prompt" in record else
                 " ('instruction': Alpaca's format)" if "instruction" in record else
                 " ('chosen': Anthropic HH's format)" if "chosen" in record else
+                " ('conversation_a': Arena's format)" if "conversation_a" in record else
                 " ('data': UltraChat's format)" if isinstance(data, list) and data and all(
                     isinstance(t, str) for t in data) else "")  # (a detail is cut at 100)
         return Skip(True, "with no messages", f"no {', '.join(repr(k) for k in CONVERSATION_KEYS[:-1])} or "
@@ -260,6 +303,11 @@ def read_first_turn(record, system: bool = False) -> tuple[str, str, str] | Skip
             return Skip(True, "with unknown speakers", f"message {i + 1} has {what}")
     if not turns:  # (a conversation of system messages alone was counted as an empty one)
         return Skip(False, "conversations of system messages alone" if conv else "empty conversations")
+    if len(turns) == 1 and _speaker(turns[0][1]) in _USER:  # (an OpenAI chat-completions request as logged)
+        return Skip(False, "requests without the assistant's reply",
+                    ("'max_tokens' is a cap, not the reply's length" if any(
+                        k in record for k in ("max_tokens", "max_completion_tokens")) else "the last message is the "
+                     "user's") + ": write the reply as an assistant message")
     if len(turns) < 2 or _speaker(turns[0][1]) not in _USER or _speaker(turns[1][1]) not in _ASSISTANT:
         return Skip(False, "conversations that do not open with a user turn answered by the assistant")
     i, reply = turns[1]
@@ -282,19 +330,56 @@ def read_first_turn(record, system: bool = False) -> tuple[str, str, str] | Skip
             return Skip(True, "with first turns that are not text", f"message {i + 1} has {what}")
         texts.append(text)
     instructions = [t for t in texts[:-2] if t]
-    return rid, SYSTEM_SEPARATOR.join([*instructions, texts[-2]]), texts[-1]
+    return FirstTurn(rid, SYSTEM_SEPARATOR.join([*instructions, texts[-2]]), texts[-1],
+                     SYSTEM_SEPARATOR.join(instructions))
 
 
 #: What joins a conversation's system (or developer) texts and its first user turn into one prompt
 #: (:func:`read_first_turn`): a blank line.
 SYSTEM_SEPARATOR = "\n\n"
+#: The column of a conversation file's parsed first turns (:func:`load_sharegpt_records`) that holds the system text
+#: their prompt begins with (:attr:`FirstTurn.system`; null where there is none), for an engine serving the text to
+#: send as the system turn (:func:`system_turns`). Only a file with such text has it; a workload has none.
+SYSTEM_COLUMN = "system_prompt"
+
+
+def system_turns(source: str | Path | None) -> dict[str, str]:
+    """The system text each prompt of the conversations file ``source`` (a workload's ``source``) begins with, by the
+    prompt's text (system text, a blank line, the user's), from its parse (cached: :func:`load_sharegpt_records`):
+    what an engine sends as the system turn (:func:`~ltrsched.engine.served_models.with_text_prompts`). Empty for a
+    file of none, or no conversations file (a flat table, a built-in name, a file gone); a prompt whose text two first
+    turns split otherwise is left out (sent as it is counted)."""
+    if source is None:
+        return {}
+    path = Path(source)
+    suffix = path.suffix.lower()
+    try:
+        if not path.is_file() or suffix not in (".json", ".jsonl", ".parquet"):
+            return {}
+        if suffix == ".parquet" and not is_conversation_table(pl.read_parquet(path, n_rows=0)):
+            return {}  # (a flat table, a labels file)
+        if suffix == ".jsonl":
+            from ltrsched.workloads.loaders import jsonl_conversations
+
+            if not jsonl_conversations(path):
+                return {}
+        if not may_give_system_text(path):
+            return {}
+        records = load_sharegpt_records(path, notes=[])
+    except Exception:  # (UserError, a parquet polars cannot read: the workload was loaded, or not, by its loader)
+        return {}
+    if SYSTEM_COLUMN not in records.columns:
+        return {}
+    pairs = records.select("prompt", SYSTEM_COLUMN).drop_nulls().unique()
+    once = pairs.filter(pl.col("prompt").is_unique())
+    return dict(zip(once["prompt"].to_list(), once[SYSTEM_COLUMN].to_list()))
 
 
 def first_turn(record) -> tuple[str, str, str] | None:
     """(id, first user message, the assistant reply that follows it), or None if the record has none
     (:func:`read_first_turn` says why)."""
     turn = read_first_turn(record)
-    return None if isinstance(turn, Skip) else turn
+    return None if isinstance(turn, Skip) else tuple(turn[:3])
 
 
 def is_conversation_line(record) -> bool:
@@ -397,20 +482,50 @@ def may_give_system_text(path: Path) -> bool:
             return _SYSTEM_SPEAKER.search(data) is not None or escapes_a_letter(data)
         if suffix != ".parquet":
             return False
-        schema = pl.read_parquet_schema(path)
-        for key in CONVERSATION_KEYS:
-            kind = schema.get(key)
-            if not (isinstance(kind, pl.List) and isinstance(kind.inner, pl.Struct)):
-                continue
-            for field in (f.name for f in kind.inner.fields if f.name in ("from", "role")):
-                # (the speakers alone, then exploded: 4x faster than a list.eval of the test, or exploding the
-                # messages with their text)
-                speakers = pl.col(key).list.eval(pl.element().struct.field(field)).explode()
-                if pl.scan_parquet(path).select(speakers.str.strip_chars().str.to_lowercase().is_in(list(_SYSTEM))
-                                                .any()).collect().item():
-                    return True
+        return _remembered(path, "system", _parquet_has_system_speaker)
     except Exception:  # (OSError, a parquet polars cannot read, a speaker field that is not text)
         return False
+
+
+#: Bumped when a probe :func:`_remembered` keeps changes what it finds (part of the name it is kept under).
+PROBE_VERSION = 1
+
+
+def _remembered(path: Path, name: str, probe) -> bool:
+    """``probe(path)`` (a cache key's probe of a file's content, ``name``), computed once per content: kept beside the
+    parse cache as ``true`` or ``false``, under the file's :func:`records_key`. A conversations parquet's speakers
+    were read for it on every load, cached or not (0.69 s of a 2.96 s cached load of 100,000 conversations, twice: the
+    parse cache's name and the run cache key). A kept value that cannot be read is probed again."""
+    kept = cache_dir() / f"sharegpt-{records_key(path)}-{name}-p{PROBE_VERSION}.probe.json"
+    try:
+        value = json.loads(kept.read_text(encoding="utf-8"))
+        if isinstance(value, bool):
+            return value
+    except (OSError, ValueError):
+        pass
+    value = bool(probe(path))
+    try:
+        atomic.write_text(kept, json.dumps(value))
+    except UserError:
+        pass  # (remembering is an optimisation only)
+    return value
+
+
+def _parquet_has_system_speaker(path: Path) -> bool:
+    """Whether a conversations parquet's messages have a system or developer speaker (read from its speaker fields
+    alone: :func:`may_give_system_text`)."""
+    schema = pl.read_parquet_schema(path)
+    for key in CONVERSATION_KEYS:
+        kind = schema.get(key)
+        if not (isinstance(kind, pl.List) and isinstance(kind.inner, pl.Struct)):
+            continue
+        for field in (f.name for f in kind.inner.fields if f.name in ("from", "role")):
+            # (the speakers alone, then exploded: 4x faster than a list.eval of the test, or exploding the
+            # messages with their text)
+            speakers = pl.col(key).list.eval(pl.element().struct.field(field)).explode()
+            if pl.scan_parquet(path).select(speakers.str.strip_chars().str.to_lowercase().is_in(list(_SYSTEM))
+                                            .any()).collect().item():
+                return True
     return False
 
 
@@ -531,14 +646,14 @@ def given_counts(given: pl.Series, counted: pl.Series, ids: list[str], rows: lis
     return kept
 
 
-def _drop_lone_surrogates(rows: list[tuple[str, str, str]], rows_at: list[int], notes: list[str]):
+def _drop_lone_surrogates(rows: list[FirstTurn], rows_at: list[int], notes: list[str]):
     """``rows`` (and their record indices ``rows_at``) without first turns whose prompt or reply holds a lone UTF-16
     surrogate (an escaped half of a character, e.g. a scraper's cut emoji: no tokenizer encodes it); a note names
     how many and the first. Skipped like any other ineligible record: one damaged conversation does not make a
     file unusable."""
     ok = [lone_surrogate(r[1]) is None and lone_surrogate(r[2]) is None for r in rows]
     if not all(ok):
-        rid, prompt, reply = rows[ok.index(False)]
+        rid, prompt, reply = rows[ok.index(False)][:3]
         which, text = ("prompt", prompt) if lone_surrogate(prompt) is not None else ("reply", reply)
         notes.append(f"skipped {ok.count(False)} conversation(s) whose first turn holds a lone UTF-16 surrogate, which "
                      f"cannot be tokenized (first: id {rid!r}, {which} {describe_surrogate(text, lone_surrogate(text))})")
@@ -596,7 +711,10 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
     skips: dict[tuple[bool, str], list] = {}  # (malformed, reason) -> [count, first record number, its id, detail]
     arrivals: dict[int, dict] = {}  # a .json's or .jsonl's record index -> the arrival time it gives
     kept: dict[int, dict] = {}  # a .json's or .jsonl's record index -> its RECORD_COLUMNS (_record_columns)
+    hint = None  # what the first record is, if it is another data set's format (format_hint)
     for total, record in enumerate(records, 1):
+        if total == 1:
+            hint = record_hint(record)
         turn = read_first_turn(record, system=not packaged)
         if isinstance(turn, Skip):
             skips.setdefault((turn.malformed, turn.reason), [0, total, _record_id(record), turn.detail])[0] += 1
@@ -614,7 +732,8 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
                         "and a reply" + (f" among its {total:,} record(s): {why.lstrip('; ')}" if total else
                                          ": it ends inside its first record (cut off)"
                                          if cut else ": it holds no records")
-                        + (f"; it ends inside record {cut['record']:,} (cut off)" if cut and total else ""))
+                        + (f"; it ends inside record {cut['record']:,} (cut off)" if cut and total else "")
+                        + (f"; record 1 has {hint}" if hint else ""))
     malformed = sum(count for (bad, _), (count, *_) in skips.items() if bad)
     if malformed:  # (they were skipped without a word: a file half garbage gave half its requests, silently)
         notes.append(f"skipped {malformed:,} of the {total:,} records, which are not conversations: "
@@ -630,7 +749,7 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
     if cut and not packaged:
         notes.append(f"the file ends inside record {cut['record']:,} (cut off): read the {total:,} complete record(s) "
                      "before it")
-    ids, prompts, responses = map(list, zip(*rows))
+    ids, prompts, responses, systems = map(list, zip(*rows))
     df = pl.DataFrame(
         {
             "source_id": ids,
@@ -638,6 +757,9 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
             "response": responses,
             "prompt_tokens": count_tokens(prompts),
             "output_tokens": count_tokens(responses),
+            # (the system text a prompt begins with: an engine sends it as the system turn, not in the user's)
+            **({SYSTEM_COLUMN: pl.Series(SYSTEM_COLUMN, [t or None for t in systems], dtype=pl.String)}
+               if any(systems) else {}),
         }
     )
     if extra is None:  # (a .json's or .jsonl's records: their arrival times, as a parquet's column)
@@ -647,6 +769,11 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
             extra = extra.hstack(columns) if extra.width else columns
     elif extra.width:
         extra = extra[rows_at]
+        if "request_id" in extra.columns:  # (checked here, naming the file's row: once the first turns are chosen and
+            # shuffled, a repeated id of a table without conversation ids was "a record without an id: request_id 1
+            # is a record without an id's too")
+            extra = extra.with_columns(request_ids(extra["request_id"], str(path), lambda i: f"row {rows_at[i] + 1:,}"
+                                                   + (f" (id {ids[i]!r})" if ids[i] else "")))
     if extra.width:
         for name in (c for c in COUNT_COLUMNS if c in extra.columns):  # the file's own counts (they were ignored)
             df = df.with_columns(given_counts(extra[name], df[name], ids, rows_at, path, notes))
@@ -699,7 +826,8 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     """First turns of ShareGPT (the packaged file by default), cached as parquet by :func:`records_key`.
 
     Columns: ``source_id, prompt, response, prompt_tokens, output_tokens`` (Llama-3 tokens, or a conversations
-    parquet's own: :func:`given_counts`), and a conversations parquet's :data:`TABLE_COLUMNS`. What the parse noted
+    parquet's own: :func:`given_counts`), a file's :data:`SYSTEM_COLUMN` where a prompt begins with system text,
+    and a conversations parquet's :data:`TABLE_COLUMNS`. What the parse noted
     (:func:`parse_sharegpt`: records skipped, a file cut off), on every load, cached or not: lines
     ``warning: <file>: ...`` appended to ``notes``, or (None) printed on stderr. The packaged file's cut-off end and
     later chunks are expected, and not noted.
@@ -718,12 +846,16 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     package = _is_package_file(src)
     # "-columns": a .json's or .jsonl's records' request_id and predictor numbers kept (RECORD_COLUMNS:
     # may_give_columns), which a parse cached before dropped; "-system": the system and developer text before a first
-    # user turn counted in its prompt (may_give_system_text: not the packaged file's), which a parse before left out
+    # user turn counted in its prompt (may_give_system_text: not the packaged file's), which a parse before left out;
+    # "-systemturn" since that text is kept apart too (SYSTEM_COLUMN), which a parse cached as "-system" had not
+    # "-added": arrival times under a name read since (arrival_names.ADDED_NAMES: Chatbot Arena's tstamp), which a
+    # parse cached before dropped (file_may_name_added: other files keep their entries)
     cached = cache_dir() / (f"sharegpt-{key}-utf8{'-counts' if src.suffix.lower() == '.parquet' else ''}"
                             f"{'' if package else '-skips-case'}"
                             f"{'-arrivals' if not package and may_give_arrivals(src) else ''}"
                             f"{'-columns' if not package and may_give_columns(src) else ''}"
-                            f"{'-system' if not package and may_give_system_text(src) else ''}.parquet")
+                            f"{'-systemturn' if not package and may_give_system_text(src) else ''}"
+                            f"{'-added' if not package and file_may_name_added(src) else ''}.parquet")
     cached_notes = cached.with_name(cached.name + NOTES_SUFFIX)
     df = None
     if cached.is_file() and cached_notes.is_file():

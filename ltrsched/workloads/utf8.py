@@ -14,11 +14,32 @@ from pathlib import Path
 from ltrsched.errors import UserError
 
 
+#: Byte-order marks of the encodings a text file may be saved in besides UTF-8 (Windows' "Unicode" is UTF-16 LE),
+#: longest first (UTF-32 LE's begins with UTF-16 LE's).
+_OTHER_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"), (codecs.BOM_UTF16_LE, "UTF-16"),
+               (codecs.BOM_UTF16_BE, "UTF-16"))
+
+
+def check_not_utf16(data: bytes, source: str | Path) -> None:
+    """One-line :class:`UserError` naming ``source`` if ``data`` is UTF-16 or UTF-32 text: it starts with their
+    byte-order mark, or with a NUL byte beside a character, as ASCII text in those encodings does (no workload
+    file's text starts with NUL). Such a file was "not valid UTF-8: byte 0xff" (a mark), or read as UTF-8 with a NUL
+    between its characters: "not valid JSON at line 1 column 2"."""
+    found = next((f"{name} text (its byte-order mark)" for bom, name in _OTHER_BOMS if data.startswith(bom)), None)
+    if found is None and len(data) >= 4 and b"\x00\x00\x00" in (data[:3], data[1:4]) and any(data[:4]):
+        found = "UTF-32 text (NUL bytes beside its characters)"
+    elif found is None and len(data) >= 2 and (data[0] == 0) != (data[1] == 0):
+        found = "UTF-16 text (NUL bytes beside its characters)"
+    if found is not None:
+        raise UserError(f"{source}: the file is {found}, not UTF-8; save it as UTF-8")
+
+
 def decode_utf8(data: bytes, source: str | Path, cut_tail_ok: bool = False) -> str:
     """``data`` as text, a leading byte-order mark dropped; raises :class:`UserError` naming ``source``, the line
     (1-based, ``\\n``, ``\\r\\n`` or ``\\r`` ending a line, as Python's text files count them) and the byte of the
     first invalid one. ``cut_tail_ok``: a file cut off inside its last character (a truncated download, which the
     caller reads in part) loses that character instead."""
+    check_not_utf16(data, source)
     start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     body = memoryview(data)[start:]
     try:
@@ -41,6 +62,7 @@ _CHECK_CHUNK = 1 << 16
 def check_utf8(data: bytes, source: str | Path) -> None:
     """Raise :func:`decode_utf8`'s :class:`UserError` if ``data`` is not valid UTF-8, without holding its text:
     decoded 64 KiB at a time, each piece dropped (for a caller that reads the file a line at a time)."""
+    check_not_utf16(data, source)
     decoder = codecs.getincrementaldecoder("utf-8")()
     view = memoryview(data)
     try:
