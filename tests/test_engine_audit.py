@@ -41,3 +41,88 @@ def test_replay_and_validate_record_their_own_command_not_the_host_programs_argv
     assert engine_run["meta"]["command"] == manifest["command"]
     assert f"`{manifest['command']}`" in (tmp_path / "v" / "validation.md").read_text()
 
+
+# ---------------------------------------------------------------------------------------------- served scheduler
+
+#: A plugin policy whose call at step ``at`` of ``where`` (rank or on_step) takes ``nap`` seconds; ``calls`` counts
+#: its rank and on_step calls.
+NAP_PLUGIN = '''
+import time
+from ltrsched.policies import Policy, register
+
+
+@register
+class AuditNap(Policy):
+    name = "audit-nap"
+    calls = 0
+
+    def __init__(self, where: str = "rank", at: int = 1, nap: float = 2.0):
+        self.where, self.at, self.nap = where, at, nap
+
+    def rank(self, view):
+        AuditNap.calls += 1
+        if self.where == "rank" and view.step == self.at:
+            time.sleep(self.nap)
+        return view.order_by()
+
+    def on_step(self, view, scheduled, dt):
+        AuditNap.calls += 1
+        if self.where == "on_step" and view.step == self.at:
+            time.sleep(self.nap)
+'''
+
+
+@pytest.fixture(scope="module")
+def nap_plugin(tmp_path_factory):
+    from ltrsched.policies import load_plugin
+    from ltrsched.policies.registry import available
+
+    path = tmp_path_factory.mktemp("audit-plugin") / "audit_nap.py"
+    path.write_text(NAP_PLUGIN)
+    load_plugin(str(path))
+    return available()["audit-nap"]
+
+
+@pytest.mark.parametrize("where", ["rank", "on_step"])
+def test_a_served_scheduler_whose_watchdog_fired_refuses_further_work_and_frees_the_kv_on_abort(nap_plugin, monkeypatch,
+                                                                                               where):
+    """Under ``vllm serve`` the scheduler's own watchdog stops a plugin call past the limit. The scheduler then went
+    on: the next step called the policy again with no limit left (the watchdog fires once; a call past the grace
+    time ended the process, saying the first call had not stopped), and after an ``on_step`` stopped, the requests
+    vLLM had just finished stayed live in the adapter's table and were handed to vLLM again. Now every later step,
+    arrival or run is refused with the same one line at once, no plugin call made, and vLLM's aborts still free
+    every KV block."""
+    import threading
+
+    import numpy as np
+    from vllm.v1.request import RequestStatus
+
+    from ltrsched.engine.emulate import EmulatedDriver, EngineConfig, VirtualClock, build_scheduler
+    from ltrsched.engine.live_table import RequestInfo
+    from ltrsched.plugin_watchdog import PluginTimeoutError
+
+    monkeypatch.setenv("LTRSCHED_PLUGIN_TIMEOUT", "0.2")
+    scheduler = build_scheduler(EngineConfig(num_gpu_blocks=100), None,
+                                {"ltrsched": {"policy": f"audit-nap:where={where},at=1,nap=1.5"}})
+    driver = EmulatedDriver(scheduler, VirtualClock(), lambda shape: 0.01)
+    free = scheduler.kv_cache_manager.block_pool.get_num_free_blocks()
+    try:
+        for i in range(3):  # 20-token prompts, 1 to 3 output tokens: request 0 finishes in step 1
+            driver.add(RequestInfo(i, 0.0, 20, i + 1, i + 1, np.nan, np.nan, np.nan))
+        with pytest.raises(PluginTimeoutError) as first:
+            for _ in range(3):
+                driver.step()
+        calls = nap_plugin.calls
+        for again in (driver.step, lambda: driver.add(RequestInfo(9, 0.0, 20, 2, 2, np.nan, np.nan, np.nan)),
+                      lambda: driver.begin(nap_plugin())):
+            with pytest.raises(PluginTimeoutError) as later:
+                again()
+            assert str(later.value) == f"{first.value}; the scheduler stopped there and takes no more requests or steps"
+        assert nap_plugin.calls == calls and "\n" not in str(later.value)
+        assert "9" not in scheduler.requests
+        scheduler.finish_requests(list(scheduler.requests), RequestStatus.FINISHED_ABORTED)  # (vLLM's aborts)
+        assert scheduler.get_num_unfinished_requests() == 0 and not scheduler.requests
+        assert scheduler.kv_cache_manager.block_pool.get_num_free_blocks() == free
+    finally:
+        scheduler.shutdown()
+    assert not any(t.name == "ltrsched-plugin-watchdog" for t in threading.enumerate())
