@@ -42,6 +42,48 @@ def test_replay_and_validate_record_their_own_command_not_the_host_programs_argv
     assert f"`{manifest['command']}`" in (tmp_path / "v" / "validation.md").read_text()
 
 
+
+# ---------------------------------------------------------------------------------------------- hostile inputs
+
+
+def test_an_emulated_refusal_found_once_the_engine_is_built_is_one_line_without_vllms_warnings(capsys, caplog, tmp_path):
+    """Building the emulated engine, vLLM warned about the CPU it models nothing on ("Triton is not installed", "CPU
+    backend prefers block_size is multiples of 32", ...): with no handler of its own they reached stderr (Python's
+    last-resort handler; pytest's log capture here), three lines ahead of every emulated run's output and of the
+    one-line refusal of a request too long for its KV cache."""
+    import logging
+
+    from ltrsched.engine.emulate import EngineConfig, EngineSetup, build_scheduler
+    from ltrsched.policies import make_policy
+
+    # (torch warns once per process, at the first build in a test process, through a handler of its own: not here)
+    build_scheduler(EngineConfig(num_gpu_blocks=10), EngineSetup(make_policy("fcfs"))).shutdown()
+    vllm_level = logging.getLogger("vllm").level
+    caplog.set_level(logging.WARNING)
+    r = run_cli_fast(capsys, "replay", *EMU, "-n", "3", "--num-gpu-blocks", "3", cwd=tmp_path)
+    assert_one_line_error(r, "3 request(s) can never fit the engine's KV cache of 2 usable blocks (first: request 0 "
+                             "needs 19 blocks)")
+    assert not [rec.getMessage() for rec in caplog.records if rec.name.startswith("vllm")]
+    assert logging.getLogger("vllm").level == vllm_level  # (held for the build only)
+
+
+def test_validate_refuses_requests_the_emulated_engine_cannot_hold_before_replacing_its_out(capsys, tmp_path):
+    """A request longer than the emulated engine's context or KV cache was refused at validate's first engine run,
+    after it had replaced the earlier validation in --out: that one's runs and report deleted, a note saying so
+    printed above the error."""
+    (tmp_path / "long.jsonl").write_text('{"prompt_tokens": 9000, "output_tokens": 10}\n')
+    r = run_cli_fast(capsys, "validate", *EMU, "-n", "2", "--policies", "fcfs", "--out", "v", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    before = {p: p.read_bytes() for p in (tmp_path / "v").rglob("*") if p.is_file()}
+    for bad, message in ((["-w", "long.jsonl"], "1 request(s) exceed the engine's max_model_len 8192 tokens (first: "
+                                                "request 0, 9010 tokens)"),
+                         (["-n", "2", "--num-gpu-blocks", "3"], "2 request(s) can never fit the engine's KV cache of "
+                                                                "2 usable blocks")):
+        r = run_cli_fast(capsys, "validate", *EMU, *bad, "--policies", "fcfs", "--out", "v", cwd=tmp_path)
+        assert_one_line_error(r, message)
+        assert {p: p.read_bytes() for p in (tmp_path / "v").rglob("*") if p.is_file()} == before
+
+
 # ---------------------------------------------------------------------------------------------- served scheduler
 
 #: A plugin policy whose call at step ``at`` of ``where`` (rank or on_step) takes ``nap`` seconds; ``calls`` counts

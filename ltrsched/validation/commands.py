@@ -18,8 +18,8 @@ from ltrsched.notices import work_starts
 from ltrsched.outputs import OutFile
 from ltrsched.sim.commands import build_workload, workload_options
 from ltrsched.validation.command_line import RecordedCommand, command_line
-from ltrsched.validation.engines import (check_context_before_start, check_workload_for_engine, engine_config,
-                                        engine_options, start_engine)
+from ltrsched.validation.engines import (check_context_before_start, check_emulated_fits, check_workload_for_engine,
+                                        engine_config, engine_options, start_engine)
 
 
 @click.command(cls=RecordedCommand)
@@ -251,10 +251,14 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     # every case's workload before the engine starts: a rate the workload refuses fails now, not after the
     # earlier cases' engine runs
     workloads = [first] + [build_workload(workload, num_requests, arr, r, 1.0, duration, seed) for arr, r in cases[1:]]
-    if engine["emulate_profile"] is None:  # (requests too long for the model: refused once the engine had started)
-        extra = max(make_policy(s).extra_output_tokens for s in specs)  # (the policy that needs most)
-        for wl in workloads:
+    # (requests too long for the model or its KV cache: refused once the engine had started, after the take-over of
+    # --out below had removed an earlier validation there)
+    extra = max(make_policy(s).extra_output_tokens for s in specs)  # (the policy that needs most)
+    for wl in workloads:
+        if engine["emulate_profile"] is None:
             check_context_before_start(wl, config, extra)
+        else:
+            check_emulated_fits(wl, config, engine["emulate_profile"], extra)
     step_profile = load_profile(sim_profile)
     mismatch = sampling_mismatch(step_profile, config)
     if mismatch:
