@@ -86,8 +86,8 @@ def test_validate_refuses_requests_the_emulated_engine_cannot_hold_before_replac
 
 # ---------------------------------------------------------------------------------------------- served scheduler
 
-#: A plugin policy whose call at step ``at`` of ``where`` (rank or on_step) takes ``nap`` seconds; ``calls`` counts
-#: its rank and on_step calls.
+#: A plugin policy whose call at step ``at`` of ``where`` (rank or on_step) takes ``nap`` seconds (``calls`` counts
+#: its rank and on_step calls), and one whose rank raises at step 1.
 NAP_PLUGIN = '''
 import time
 from ltrsched.policies import Policy, register
@@ -111,6 +111,16 @@ class AuditNap(Policy):
         AuditNap.calls += 1
         if self.where == "on_step" and view.step == self.at:
             time.sleep(self.nap)
+
+
+@register
+class AuditBoom(Policy):
+    name = "audit-boom"
+
+    def rank(self, view):
+        if view.step == 1:
+            raise KeyError("boom")
+        return view.order_by()
 '''
 
 
@@ -168,3 +178,28 @@ def test_a_served_scheduler_whose_watchdog_fired_refuses_further_work_and_frees_
     finally:
         scheduler.shutdown()
     assert not any(t.name == "ltrsched-plugin-watchdog" for t in threading.enumerate())
+
+
+# ---------------------------------------------------------------------------------------------- state left behind
+
+
+def test_a_failed_run_leaves_the_engine_idle_for_the_next_run(nap_plugin):
+    """A run that failed mid-way (a plugin's rank raised, Ctrl-C, a stall) left its requests in the engine, their
+    KV allocated: the next run on the same engine (validate's policies, a notebook's second try) failed with
+    "begin_run needs an idle engine", a RuntimeError traceback. The failed run's requests are now aborted; the error
+    is the run's own."""
+    from conftest import LinearProfile, make_workload
+    from ltrsched.engine.emulate import EngineConfig, emulate, emulated_driver
+    from ltrsched.policies import make_policy
+
+    config = EngineConfig(num_gpu_blocks=100, max_num_batched_tokens=64, max_num_seqs=4)
+    driver = emulated_driver(config, LinearProfile().step_time)
+    free = driver.scheduler.kv_cache_manager.block_pool.get_num_free_blocks()
+    workload = make_workload([20, 20, 20], [5, 5, 5], arrivals=[0.0, 0.0, 1e3])  # (the last one never added)
+    with pytest.raises(KeyError, match="boom"):
+        emulate(workload, make_policy("audit-boom"), LinearProfile().step_time, config, driver=driver)
+    assert not driver.has_unfinished() and driver.scheduler.kv_cache_manager.block_pool.get_num_free_blocks() == free
+    again = emulate(workload, make_policy("fcfs"), LinearProfile().step_time, config, driver=driver)
+    fresh = emulate(workload, make_policy("fcfs"), LinearProfile().step_time, config)
+    assert again.summary["num_finished"] == 3
+    assert again.requests.equals(fresh.requests)

@@ -71,6 +71,12 @@ class EmulatedDriver:
     def has_unfinished(self) -> bool:
         return self.scheduler.get_num_unfinished_requests() > 0
 
+    def abort(self, request_ids: list[int]) -> None:
+        """Abort those of ``request_ids`` still in the engine, as vLLM's engine aborts them (their KV freed)."""
+        from vllm.v1.request import RequestStatus
+
+        self.scheduler.finish_requests([str(r) for r in request_ids], RequestStatus.FINISHED_ABORTED)
+
     def wait_until(self, t: float) -> None:
         self.clock.now = max(self.clock.now, t)
 

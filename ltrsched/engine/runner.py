@@ -263,6 +263,11 @@ class VllmDriver:
     def has_unfinished(self) -> bool:
         return self.engine.has_unfinished_requests()
 
+    def abort(self, request_ids: list[int]) -> None:
+        """Abort those of ``request_ids`` still in the engine (vLLM's ``abort_request``: their KV freed)."""
+        if self.engine is not None:
+            self.engine.abort_request([str(r) for r in request_ids])
+
     def step(self) -> None:
         self.engine.step()
 

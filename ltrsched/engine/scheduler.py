@@ -112,6 +112,7 @@ class PolicyScheduler(Scheduler):
         self._plain_outputs = not (getattr(self, "is_mm_encoder_only", False) or getattr(self, "ec_connector", None))
         self._watchdog = None
         self._stopped: str | None = None  # the line of the plugin time limit this scheduler's watchdog enforced
+        self._abandoned = False  # the run under way was abandoned (abandon_run): aborts skip the table and the policy
         setup = take_setup(self.vllm_config.additional_config)
         self.begin_run(setup)
         # under `vllm serve` no ltrsched harness brackets the steps with the plugin time limit: the scheduler
@@ -151,6 +152,7 @@ class PolicyScheduler(Scheduler):
         self._check_not_stopped()
         if self.get_num_unfinished_requests():
             raise RuntimeError("begin_run needs an idle engine")
+        self._abandoned = False
         batch_seqs = setup.max_batch_seqs or self.max_num_running_reqs
         if not 0 < batch_seqs <= self.max_num_running_reqs:
             raise ValueError(f"max_batch_seqs must be in [1, vLLM's max_num_seqs={self.max_num_running_reqs}], got {batch_seqs}")
@@ -186,6 +188,12 @@ class PolicyScheduler(Scheduler):
         self._paused: dict[int, Any] = {}  # id -> request of the residents the last schedule() set aside (in sync)
         self._survivors: tuple | None = None  # (the last batch's requests, ids of those that finished), or None
 
+    def abandon_run(self) -> None:
+        """Give up the run under way (its replay failed): vLLM's aborts of its requests, which should follow, free
+        their KV without touching the table or calling the policy (whose call may be what failed), so that the next
+        :meth:`begin_run` finds the engine idle."""
+        self._abandoned = True
+
     @property
     def planned_shape(self):
         """The :class:`StepShape` of the step the last ``schedule()`` planned (until its output is processed)."""
@@ -209,7 +217,7 @@ class PolicyScheduler(Scheduler):
     def finish_requests(self, request_ids, finished_status):
         """Aborts from outside: the requests leave the live set without a finish time."""
         done = super().finish_requests(request_ids, finished_status)
-        if self._stopped is not None:  # vLLM's part alone (the KV freed): the table and the policy stopped
+        if self._stopped is not None or self._abandoned:  # vLLM's part alone (the KV freed): the run is over
             return done
         if done:  # (vLLM took them out of its running list: the next step's pass over it finds the residents)
             self._survivors = None
