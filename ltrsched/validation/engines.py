@@ -266,6 +266,9 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
         if num_gpu_blocks is None and kv_cache_gib is None:
             kv_cache_gib = CPU_KV_CACHE_GIB
         threads = threads or 1
+        from ltrsched.engine.platform import check_threads
+
+        check_threads(threads)  # (found as the engine started: validate had replaced an earlier validation in --out)
     elif threads is not None:
         raise UserError("--threads is for the CPU engine (a GPU engine computes on the GPU)")
     model = defaults["model"] if model is None else model  # ("" was the default model, silently)
