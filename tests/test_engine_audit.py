@@ -67,19 +67,20 @@ def test_an_emulated_refusal_found_once_the_engine_is_built_is_one_line_without_
     assert logging.getLogger("vllm").level == vllm_level  # (held for the build only)
 
 
-def test_validate_refuses_requests_the_emulated_engine_cannot_hold_before_replacing_its_out(capsys, tmp_path):
-    """A request longer than the emulated engine's context or KV cache was refused at validate's first engine run,
-    after it had replaced the earlier validation in --out: that one's runs and report deleted, a note saying so
-    printed above the error."""
+def test_validate_refuses_what_the_engine_would_refuse_at_its_start_before_replacing_its_out(capsys, tmp_path):
+    """A request longer than the emulated engine's context or KV cache, or more --threads than CPUs for the CPU
+    engine, was refused as the engine started, after validate had replaced the earlier validation in --out: that
+    one's runs and report deleted, a note saying so printed above the error."""
     (tmp_path / "long.jsonl").write_text('{"prompt_tokens": 9000, "output_tokens": 10}\n')
     r = run_cli_fast(capsys, "validate", *EMU, "-n", "2", "--policies", "fcfs", "--out", "v", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     before = {p: p.read_bytes() for p in (tmp_path / "v").rglob("*") if p.is_file()}
-    for bad, message in ((["-w", "long.jsonl"], "1 request(s) exceed the engine's max_model_len 8192 tokens (first: "
-                                                "request 0, 9010 tokens)"),
-                         (["-n", "2", "--num-gpu-blocks", "3"], "2 request(s) can never fit the engine's KV cache of "
-                                                                "2 usable blocks")):
-        r = run_cli_fast(capsys, "validate", *EMU, *bad, "--policies", "fcfs", "--out", "v", cwd=tmp_path)
+    for bad, message in ((["-w", "long.jsonl", *EMU], "1 request(s) exceed the engine's max_model_len 8192 tokens "
+                                                      "(first: request 0, 9010 tokens)"),
+                         (["-n", "2", "--num-gpu-blocks", "3", *EMU], "2 request(s) can never fit the engine's KV "
+                                                                      "cache of 2 usable blocks"),
+                         (["-n", "2", "--threads", "100000"], "--threads 100000 exceeds the")):  # (the CPU engine)
+        r = run_cli_fast(capsys, "validate", *bad, "--policies", "fcfs", "--out", "v", cwd=tmp_path)
         assert_one_line_error(r, message)
         assert {p: p.read_bytes() for p in (tmp_path / "v").rglob("*") if p.is_file()} == before
 
@@ -203,3 +204,20 @@ def test_a_failed_run_leaves_the_engine_idle_for_the_next_run(nap_plugin):
     fresh = emulate(workload, make_policy("fcfs"), LinearProfile().step_time, config)
     assert again.summary["num_finished"] == 3
     assert again.requests.equals(fresh.requests)
+
+
+def test_building_the_emulated_engine_leaves_the_environment_as_it_found_it(monkeypatch):
+    """vLLM's CPU platform, checking the emulated engine's configuration, wrote its CPU worker's variables
+    (LD_PRELOAD of torch's libgomp, VLLM_WORKER_MULTIPROC_METHOD, NUMEXPR_MAX_THREADS, ...) into the process for
+    good: every command it started later inherited them. An emulated engine runs no worker: they are put back."""
+    import os
+
+    from ltrsched.engine.emulate import EngineConfig, EngineSetup, build_scheduler
+    from ltrsched.policies import make_policy
+
+    for name in ("LD_PRELOAD", "VLLM_WORKER_MULTIPROC_METHOD", "NUMEXPR_MAX_THREADS", "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)  # (unset, as in a fresh process)
+    monkeypatch.setenv("LTRSCHED_AUDIT_MINE", "kept")
+    before = dict(os.environ)
+    build_scheduler(EngineConfig(num_gpu_blocks=10), EngineSetup(make_policy("fcfs"))).shutdown()
+    assert dict(os.environ) == before
