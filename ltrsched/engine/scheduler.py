@@ -201,7 +201,8 @@ class PolicyScheduler(Scheduler):
 
     # ------------------------------------------------------------------ arrivals and aborts
     def add_request(self, request) -> None:
-        self._check_not_stopped()
+        if self._stopped is not None:  # (an attribute read per call: the check's method only when stopped)
+            self._check_not_stopped()
         super().add_request(request)
         now = self.clock()
         params = request.sampling_params
@@ -241,7 +242,8 @@ class PolicyScheduler(Scheduler):
 
     # ------------------------------------------------------------------ one step
     def schedule(self, *args: Any, **kwargs: Any):
-        self._check_not_stopped()
+        if self._stopped is not None:  # (an attribute read per call: the check's method only when stopped)
+            self._check_not_stopped()
         t = self.table
         if not t.num_live:
             return super().schedule(*args, **kwargs)
@@ -466,7 +468,8 @@ class PolicyScheduler(Scheduler):
     def update_from_output(self, scheduler_output, model_runner_output):
         # vLLM adds outputs without tokens only for requests it fails (grammar compile errors, encoder cache
         # mismatches, connectors) or for pooling and encoder-only models
-        self._check_not_stopped()
+        if self._stopped is not None:
+            self._check_not_stopped()
         plain = self._plain_outputs and not (self.grammar_compile_error_reqs or self.encoder_cache_mismatch_reqs)
         outputs = super().update_from_output(scheduler_output, model_runner_output)
         if self._step is None:
