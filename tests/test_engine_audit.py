@@ -221,3 +221,33 @@ def test_building_the_emulated_engine_leaves_the_environment_as_it_found_it(monk
     before = dict(os.environ)
     build_scheduler(EngineConfig(num_gpu_blocks=10), EngineSetup(make_policy("fcfs"))).shutdown()
     assert dict(os.environ) == before
+
+
+def test_a_real_engine_start_that_fails_after_vllm_started_shuts_it_down_and_puts_the_environment_back(monkeypatch):
+    """VllmDriver put the engine's environment variables and CPUs back, and shut it down, only where vLLM's start
+    itself failed: a failure after it (reading the model's vocabulary, describing the host) left the engine running
+    and the process pinned, for the process's life. vLLM's start is replaced here by one that sets a variable as the
+    real start does and returns an engine whose vocabulary cannot be read."""
+    import os
+    from types import SimpleNamespace
+
+    from ltrsched.engine import runner
+    from ltrsched.engine.config import EngineConfig
+
+    shut = []
+
+    def start(self, config, load_format, seed):
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+
+        def vocab():
+            raise RuntimeError("no vocabulary")
+
+        model = SimpleNamespace(max_model_len=128, get_vocab_size=vocab)
+        core = SimpleNamespace(engine_core=SimpleNamespace(scheduler=None), shutdown=lambda: shut.append(True))
+        return SimpleNamespace(llm_engine=SimpleNamespace(engine_core=core, model_config=model))
+
+    monkeypatch.setattr(runner.VllmDriver, "_start", start)
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "mine")
+    with pytest.raises(RuntimeError, match="no vocabulary"):
+        runner.VllmDriver(EngineConfig())
+    assert shut == [True] and os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] == "mine"
