@@ -21,9 +21,10 @@ EMU = ("--emulate", "h100-llama3-8b")
 # ---------------------------------------------------------------------------------------------- recorded command
 
 
-def test_replay_and_validate_record_their_own_command_not_the_host_programs_argv(capsys, tmp_path, monkeypatch):
-    """Called from Python (pytest, a notebook, the API: ``ltrsched.cli.main([...])``) replay and validate recorded
-    ``sys.argv``, the host program's arguments (``ltrsched -q tests/x.py``), as the command that reruns the run."""
+def test_replay_records_its_own_command_not_the_host_programs_argv(capsys, tmp_path, monkeypatch):
+    """Called from Python (pytest, a notebook, the API: ``ltrsched.cli.main([...])``) replay, profile and validate
+    recorded ``sys.argv``, the host program's arguments (``ltrsched -q tests/x.py``), as the command that reruns the
+    run."""
     monkeypatch.setattr(sys, "argv", ["pytest", "-q", "tests/x.py"])
     replay = ["replay", *EMU, "-n", "2", "--policy", "ltr:tau=0.5", "-o", "run dir"]
     r = run_cli_fast(capsys, *replay, cwd=tmp_path)
@@ -31,22 +32,14 @@ def test_replay_and_validate_record_their_own_command_not_the_host_programs_argv
     recorded = json.loads((tmp_path / "run dir" / "summary.json").read_text())["meta"]["command"]
     assert recorded == "ltrsched " + shlex.join(replay)
     assert shlex.split(recorded)[1:] == replay  # (the record reruns the same command)
-
-    validate = ["validate", *EMU, "-n", "2", "--policies", "fcfs", "--out", "v"]
-    r = run_cli_fast(capsys, *validate, cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    manifest = json.loads((tmp_path / "v" / "validate-manifest.json").read_text())
-    assert manifest["command"] == "ltrsched " + shlex.join(validate)
-    engine_run = json.loads((tmp_path / "v" / "runs" / "burst" / "fcfs" / "engine" / "summary.json").read_text())
-    assert engine_run["meta"]["command"] == manifest["command"]
-    assert f"`{manifest['command']}`" in (tmp_path / "v" / "validation.md").read_text()
-
+    # (validate's record: test_validate_refuses_what_the_engine_would_refuse_at_its_start_before_replacing_its_out)
 
 
 # ---------------------------------------------------------------------------------------------- hostile inputs
 
 
-def test_an_emulated_refusal_found_once_the_engine_is_built_is_one_line_without_vllms_warnings(capsys, caplog, tmp_path):
+def test_an_emulated_refusal_found_once_the_engine_is_built_is_one_line_without_vllms_warnings(capsys, caplog,
+                                                                                            tmp_path):
     """Building the emulated engine, vLLM warned about the CPU it models nothing on ("Triton is not installed", "CPU
     backend prefers block_size is multiples of 32", ...): with no handler of its own they reached stderr (Python's
     last-resort handler; pytest's log capture here), three lines ahead of every emulated run's output and of the
@@ -67,13 +60,22 @@ def test_an_emulated_refusal_found_once_the_engine_is_built_is_one_line_without_
     assert logging.getLogger("vllm").level == vllm_level  # (held for the build only)
 
 
-def test_validate_refuses_what_the_engine_would_refuse_at_its_start_before_replacing_its_out(capsys, tmp_path):
+def test_validate_refuses_what_the_engine_would_refuse_at_its_start_before_replacing_its_out(capsys, tmp_path,
+                                                                                         monkeypatch):
     """A request longer than the emulated engine's context or KV cache, or more --threads than CPUs for the CPU
     engine, was refused as the engine started, after validate had replaced the earlier validation in --out: that
     one's runs and report deleted, a note saying so printed above the error."""
     (tmp_path / "long.jsonl").write_text('{"prompt_tokens": 9000, "output_tokens": 10}\n')
-    r = run_cli_fast(capsys, "validate", *EMU, "-n", "2", "--policies", "fcfs", "--out", "v", cwd=tmp_path)
+    monkeypatch.setattr(sys, "argv", ["pytest", "-q", "tests/x.py"])
+    validate = ["validate", *EMU, "-n", "2", "--policies", "fcfs", "--out", "v"]
+    r = run_cli_fast(capsys, *validate, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
+    # the command recorded is validate's own, not the host program's argv (as replay's: test above)
+    manifest = json.loads((tmp_path / "v" / "validate-manifest.json").read_text())
+    assert manifest["command"] == "ltrsched " + shlex.join(validate)
+    engine_run = json.loads((tmp_path / "v" / "runs" / "burst" / "fcfs" / "engine" / "summary.json").read_text())
+    assert engine_run["meta"]["command"] == manifest["command"]
+    assert f"`{manifest['command']}`" in (tmp_path / "v" / "validation.md").read_text()
     before = {p: p.read_bytes() for p in (tmp_path / "v").rglob("*") if p.is_file()}
     for bad, message in ((["-w", "long.jsonl", *EMU], "1 request(s) exceed the engine's max_model_len 8192 tokens "
                                                       "(first: request 0, 9010 tokens)"),
