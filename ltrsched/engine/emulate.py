@@ -12,7 +12,9 @@ real-engine validation finds is timing, not scheduling.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+import logging
+import os
+from contextlib import contextmanager, nullcontext
 from typing import Any, Callable
 
 from ltrsched.engine.config import EngineConfig, model_dir
@@ -70,6 +72,12 @@ class EmulatedDriver:
     def has_unfinished(self) -> bool:
         return self.scheduler.get_num_unfinished_requests() > 0
 
+    def abort(self, request_ids: list[int]) -> None:
+        """Abort those of ``request_ids`` still in the engine, as vLLM's engine aborts them (their KV freed)."""
+        from vllm.v1.request import RequestStatus
+
+        self.scheduler.finish_requests([str(r) for r in request_ids], RequestStatus.FINISHED_ABORTED)
+
     def wait_until(self, t: float) -> None:
         self.clock.now = max(self.clock.now, t)
 
@@ -86,10 +94,53 @@ class EmulatedDriver:
             req_ids=ids, req_id_to_index={r: k for k, r in enumerate(ids)}, sampled_token_ids=sampled))
 
 
+@contextmanager
+def vllm_warnings_held():
+    """vLLM's log records below error level dropped inside the block, its logger's level put back on leaving. Building
+    the emulated engine's configuration, vLLM warns about the CPU it models nothing on ("Triton is not installed",
+    "CPU backend prefers block_size is multiples of 32", "Model Runner V2 requires Triton"): with no handler of vLLM's
+    configured they reached stderr through Python's last-resort handler, three lines ahead of every emulated run's
+    output, and ahead of a one-line refusal (a request too long for the KV cache) found once the engine was built."""
+    logger = logging.getLogger("vllm")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+@contextmanager
+def environment_kept():
+    """The process's environment variables as they were on entering, put back on leaving (an error included): each
+    one set, changed or removed inside. vLLM's CPU platform writes the variables of the CPU worker it plans while it
+    checks a configuration (``LD_PRELOAD`` of torch's libgomp, ``VLLM_WORKER_MULTIPROC_METHOD=spawn``,
+    ``NUMEXPR_MAX_THREADS=1``, ``LOCAL_WORLD_SIZE``, ...): the emulated engine runs no worker, and they stayed in the
+    process, so every command it started later (a fresh process of ``validate --spread-repeats``, a notebook's
+    subprocess) preloaded libgomp and ran numexpr on one thread."""
+    before = dict(os.environ)
+    try:
+        yield
+    finally:
+        for name in [name for name in os.environ if name not in before]:
+            del os.environ[name]
+        for name, value in before.items():
+            if os.environ.get(name) != value:
+                os.environ[name] = value
+
+
 def build_scheduler(config: EngineConfig, setup: EngineSetup | None, additional_config: dict | None = None):
     """A :class:`PolicyScheduler` built the way vLLM's engine core builds one, on the CPU: with ``setup``, or
     (None) with the policy ``additional_config`` names, as under ``vllm serve --additional-config``."""
     require_vllm(cpu_only=True)
+    if config.num_gpu_blocks is None:
+        raise ValueError("the emulated engine needs num_gpu_blocks")
+    with vllm_warnings_held(), environment_kept():
+        return _build_scheduler(config, setup, additional_config or {})
+
+
+def _build_scheduler(config: EngineConfig, setup: EngineSetup | None, additional_config: dict):
+    """:func:`build_scheduler`'s work."""
     import torch
     from vllm.config import CacheConfig, DeviceConfig, ModelConfig, SchedulerConfig, VllmConfig
     from vllm.v1.kv_cache_interface import FullAttentionSpec, KVCacheConfig, KVCacheGroupSpec
@@ -97,8 +148,6 @@ def build_scheduler(config: EngineConfig, setup: EngineSetup | None, additional_
 
     from ltrsched.engine.scheduler import PolicyScheduler
 
-    if config.num_gpu_blocks is None:
-        raise ValueError("the emulated engine needs num_gpu_blocks")
     model = ModelConfig(model=model_dir(config.model), dtype="bfloat16", seed=0, skip_tokenizer_init=True,
                         max_model_len=config.max_model_len)
     sched = SchedulerConfig(max_num_seqs=config.vllm_max_num_seqs, max_num_batched_tokens=config.max_num_batched_tokens,
@@ -107,7 +156,7 @@ def build_scheduler(config: EngineConfig, setup: EngineSetup | None, additional_
     cache = CacheConfig(block_size=config.block_size, enable_prefix_caching=False)
     cache.num_gpu_blocks = config.num_gpu_blocks
     vllm_config = VllmConfig(scheduler_config=sched, model_config=model, cache_config=cache,
-                             device_config=DeviceConfig(device="cpu"), additional_config=additional_config or {})
+                             device_config=DeviceConfig(device="cpu"), additional_config=additional_config)
     kv = KVCacheConfig(num_blocks=config.num_gpu_blocks, kv_cache_tensors=[], kv_cache_groups=[
         KVCacheGroupSpec(["layer"], FullAttentionSpec(block_size=config.block_size, num_kv_heads=1, head_size=1,
                                                       dtype=torch.float32))])

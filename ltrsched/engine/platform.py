@@ -140,13 +140,20 @@ def host_info(platform: str, threads: int | None = None, vllm: str | None = None
                     memory_gib=memory_gib(), gpu=gpu, gpu_memory_gib=gpu_mem, load_1m=load, vllm=vllm)
 
 
+def check_threads(threads: int) -> list[int]:
+    """The CPUs this process may use; a one-line :class:`UserError` if they are fewer than ``threads``."""
+    cpus = usable_cpus()
+    if threads > len(cpus):
+        raise UserError(f"--threads {threads} exceeds the {len(cpus)} CPU{'s' if len(cpus) != 1 else ''} this process "
+                        "may use")
+    return cpus
+
+
 def pin_threads(threads: int) -> list[int]:
     """Give this process's compute ``threads`` threads pinned to as many CPUs (the last usable ones, away
     from CPU 0 where the OS does its own work); must run before torch starts its thread pool. Returns the
     CPUs. Raises :class:`UserError` if fewer CPUs are usable."""
-    cpus = usable_cpus()
-    if threads > len(cpus):
-        raise UserError(f"--threads {threads} exceeds the {len(cpus)} CPUs this process may use")
+    cpus = check_threads(threads)
     chosen = cpus[-threads:]
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["MKL_NUM_THREADS"] = str(threads)

@@ -48,6 +48,8 @@ class Driver(Protocol):
 
     def wait_until(self, t: float) -> None: ...
 
+    def abort(self, request_ids: list[int]) -> None: ...  # those still in the engine, their KV freed
+
 
 def request_infos(workload: Workload, extra_output_tokens: int) -> list[RequestInfo]:
     """One :class:`RequestInfo` per workload row, by arrival (the engine serves ``output + extra`` tokens)."""
@@ -105,58 +107,78 @@ def replay(workload: Workload, policy: Policy, driver: Driver, config: Any, host
     check_needs(policy, workload.has_column, f"workload {workload.name!r}")
     output_cap = getattr(driver, "output_cap", None)
     check_fits(workload, driver.scheduler, policy.extra_output_tokens, output_cap)
-    with plugin_time_limit():  # a plugin call that never returns stops the run with one line
-        policy.prepare(workload.policy_columns(policy.extra_output_tokens))
-        infos = request_infos(workload, policy.extra_output_tokens)
-        driver.begin(policy)
-        bar = None
-        if progress:
-            from tqdm import tqdm
+    infos: list[RequestInfo] = []
+    i = 0  # requests added to the engine so far
+    bar = None
+    try:
+        with plugin_time_limit():  # a plugin call that never returns stops the run with one line
+            policy.prepare(workload.policy_columns(policy.extra_output_tokens))
+            infos = request_infos(workload, policy.extra_output_tokens)
+            driver.begin(policy)
+            if progress:
+                from tqdm import tqdm
 
-            bar = tqdm(total=len(infos), unit="req", desc=f"engine {policy.name}", leave=False)
-        wall = time.perf_counter()
-        i = 0
-        while i < len(infos) and infos[i].arrival_time <= 0:  # a burst is in the queue before the clock starts
-            driver.add(infos[i])
-            i += 1
-        driver.start()
-        finished = 0
-        stalled = 0  # consecutive engine steps that computed no token
-        guard = ThrashGuard(len(infos))  # (vLLM V1 preempts by recompute only)
-        while True:
-            now = driver.now()
-            while i < len(infos) and infos[i].arrival_time <= now:
+                bar = tqdm(total=len(infos), unit="req", desc=f"engine {policy.name}", leave=False)
+            wall = time.perf_counter()
+            while i < len(infos) and infos[i].arrival_time <= 0:  # a burst is in the queue before the clock starts
                 driver.add(infos[i])
                 i += 1
-            if not driver.has_unfinished():
-                if i == len(infos):
-                    break
-                driver.wait_until(infos[i].arrival_time)
-                continue
-            log = driver.scheduler.log
-            logged = len(log)
-            driver.step()
-            computed = 0  # tokens the step computed (0 when it logged no step)
-            if len(log) > logged:
-                computed = int(log.last("num_prefill_tokens")) + int(log.last("num_decode_seqs"))
-                evicted = int(log.last("num_evicted"))
-                if evicted:
-                    table = driver.scheduler.table
-                    # (the step's index: the simulator's numbering, so that both stop a run with the same line)
-                    guard.preempted(evicted, evicted, driver.scheduler.num_steps - 1, policy, table.num_live,
-                                    lambda: int(table.generated_tokens.sum()))
-            stalled = 0 if computed else stalled + 1
-            if stalled >= MAX_STALLED_STEPS:
-                raise RuntimeError(
-                    f"the engine made no progress for {stalled} consecutive steps at t={driver.now():.3f} s with "
-                    f"{driver.scheduler.table.num_live} live requests (a bug in the adapter or the policy "
-                    f"{type(policy).__name__}; please report it with the workload and configuration)")
-            if bar is not None:
-                done = len(infos) - driver.scheduler.table.num_live - (len(infos) - i)
-                bar.update(done - finished)
-                finished = done
-        wall = time.perf_counter() - wall
-    if bar is not None:
-        bar.close()
+            driver.start()
+            finished = 0
+            stalled = 0  # consecutive engine steps that computed no token
+            guard = ThrashGuard(len(infos))  # (vLLM V1 preempts by recompute only)
+            while True:
+                now = driver.now()
+                while i < len(infos) and infos[i].arrival_time <= now:
+                    driver.add(infos[i])
+                    i += 1
+                if not driver.has_unfinished():
+                    if i == len(infos):
+                        break
+                    driver.wait_until(infos[i].arrival_time)
+                    continue
+                log = driver.scheduler.log
+                logged = len(log)
+                driver.step()
+                computed = 0  # tokens the step computed (0 when it logged no step)
+                if len(log) > logged:
+                    computed = int(log.last("num_prefill_tokens")) + int(log.last("num_decode_seqs"))
+                    evicted = int(log.last("num_evicted"))
+                    if evicted:
+                        table = driver.scheduler.table
+                        # (the step's index: the simulator's numbering, so that both stop a run with the same line)
+                        guard.preempted(evicted, evicted, driver.scheduler.num_steps - 1, policy, table.num_live,
+                                        lambda: int(table.generated_tokens.sum()))
+                stalled = 0 if computed else stalled + 1
+                if stalled >= MAX_STALLED_STEPS:
+                    raise RuntimeError(
+                        f"the engine made no progress for {stalled} consecutive steps at t={driver.now():.3f} s with "
+                        f"{driver.scheduler.table.num_live} live requests (a bug in the adapter or the policy "
+                        f"{type(policy).__name__}; please report it with the workload and configuration)")
+                if bar is not None:
+                    done = len(infos) - driver.scheduler.table.num_live - (len(infos) - i)
+                    bar.update(done - finished)
+                    finished = done
+            wall = time.perf_counter() - wall
+    except BaseException:  # (an error, Ctrl-C): the requests added leave the engine, which is idle for the next run
+        _abandon(driver, infos[:i])
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
     return engine_result(workload, policy, driver.scheduler, host=host, config=config, wall_time_s=wall,
                          output_cap=output_cap)
+
+
+def _abandon(driver: Driver, added: list[RequestInfo]) -> None:
+    """Abort the requests a failed run added (``added``) and end its run on ``driver``'s scheduler: they stayed in the
+    engine, so the next run on it (one engine serves several) failed with "begin_run needs an idle engine", and their KV
+    stayed allocated. An engine that cannot abort them (its core died with the error) is left as it is: the run's own
+    error is the one to report."""
+    if not added:
+        return
+    try:
+        driver.scheduler.abandon_run()
+        driver.abort([info.request_id for info in added])
+    except Exception:
+        pass

@@ -169,11 +169,15 @@ class VllmDriver:
         self.config = config
         self.skip_idle = skip_idle
         self.engine = self.llm.llm_engine
-        self.scheduler = self.engine.engine_core.engine_core.scheduler
-        self.rng = np.random.default_rng(seed)
-        self.max_model_len = int(self.engine.model_config.max_model_len)
-        self.vocab_size = int(self.engine.model_config.get_vocab_size())
-        self.host: HostInfo = host_info(config.platform, config.threads, f"{vllm_distribution()[0]} {version}")
+        try:  # (a failure here left the engine running, and the environment and CPUs it set, for the process's life)
+            self.scheduler = self.engine.engine_core.engine_core.scheduler
+            self.rng = np.random.default_rng(seed)
+            self.max_model_len = int(self.engine.model_config.max_model_len)
+            self.vocab_size = int(self.engine.model_config.get_vocab_size())
+            self.host: HostInfo = host_info(config.platform, config.threads, f"{vllm_distribution()[0]} {version}")
+        except BaseException:
+            self.close()
+            raise
         self.chat = None  # the model's chat template (prompts="text"), loaded on first use
         self.prompt_ids: dict[int, list[int]] = {}  # request id -> token ids (prompts="text")
 
@@ -262,6 +266,11 @@ class VllmDriver:
 
     def has_unfinished(self) -> bool:
         return self.engine.has_unfinished_requests()
+
+    def abort(self, request_ids: list[int]) -> None:
+        """Abort those of ``request_ids`` still in the engine (vLLM's ``abort_request``: their KV freed)."""
+        if self.engine is not None:
+            self.engine.abort_request([str(r) for r in request_ids])
 
     def step(self) -> None:
         self.engine.step()

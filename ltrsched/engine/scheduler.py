@@ -111,6 +111,8 @@ class PolicyScheduler(Scheduler):
         # outputs from update_from_output are one per request that got tokens, less the failures (see there)
         self._plain_outputs = not (getattr(self, "is_mm_encoder_only", False) or getattr(self, "ec_connector", None))
         self._watchdog = None
+        self._stopped: str | None = None  # the line of the plugin time limit this scheduler's watchdog enforced
+        self._abandoned = False  # the run under way was abandoned (abandon_run): aborts skip the table and the policy
         setup = take_setup(self.vllm_config.additional_config)
         self.begin_run(setup)
         # under `vllm serve` no ltrsched harness brackets the steps with the plugin time limit: the scheduler
@@ -129,13 +131,28 @@ class PolicyScheduler(Scheduler):
         vLLM's engine core reports as its fatal error) where this scheduler's own watchdog stopped it; another's
         interrupt as it is (the replay loop's bracket turns it into that error)."""
         dog = self._watchdog
-        return PluginTimeoutError(dog.message) if dog is not None and dog.message is not None else exc
+        if dog is None or dog.message is None:
+            return exc
+        self._stopped = dog.message
+        return PluginTimeoutError(dog.message)
+
+    def _check_not_stopped(self) -> None:
+        """Refuse to go on, in one line, once this scheduler's own watchdog stopped a plugin call: the call left the
+        policy and the adapter's table half-updated (an ``on_step`` stopped after vLLM had freed the finished
+        requests: they stayed live in the table, and the next step handed vLLM requests it had finished), and the
+        watchdog, having fired once, no longer limits a call (a later call past the limit ended the process after
+        :data:`~ltrsched.plugin_watchdog.GRACE_S`, saying the first call did not stop). vLLM's own aborts
+        (:meth:`finish_requests`) still free the requests' KV blocks."""
+        if self._stopped is not None:
+            raise PluginTimeoutError(f"{self._stopped}; the scheduler stopped there and takes no more requests or steps")
 
     def begin_run(self, setup: EngineSetup) -> None:
         """Start a new run (fresh arrays, step log and step count) with ``setup``'s policy and clock.
         The engine must be idle: one engine serves several runs without a restart."""
+        self._check_not_stopped()
         if self.get_num_unfinished_requests():
             raise RuntimeError("begin_run needs an idle engine")
+        self._abandoned = False
         batch_seqs = setup.max_batch_seqs or self.max_num_running_reqs
         if not 0 < batch_seqs <= self.max_num_running_reqs:
             raise ValueError(f"max_batch_seqs must be in [1, vLLM's max_num_seqs={self.max_num_running_reqs}], got {batch_seqs}")
@@ -171,6 +188,12 @@ class PolicyScheduler(Scheduler):
         self._paused: dict[int, Any] = {}  # id -> request of the residents the last schedule() set aside (in sync)
         self._survivors: tuple | None = None  # (the last batch's requests, ids of those that finished), or None
 
+    def abandon_run(self) -> None:
+        """Give up the run under way (its replay failed): vLLM's aborts of its requests, which should follow, free
+        their KV without touching the table or calling the policy (whose call may be what failed), so that the next
+        :meth:`begin_run` finds the engine idle."""
+        self._abandoned = True
+
     @property
     def planned_shape(self):
         """The :class:`StepShape` of the step the last ``schedule()`` planned (until its output is processed)."""
@@ -178,6 +201,8 @@ class PolicyScheduler(Scheduler):
 
     # ------------------------------------------------------------------ arrivals and aborts
     def add_request(self, request) -> None:
+        if self._stopped is not None:  # (an attribute read per call: the check's method only when stopped)
+            self._check_not_stopped()
         super().add_request(request)
         now = self.clock()
         params = request.sampling_params
@@ -193,6 +218,8 @@ class PolicyScheduler(Scheduler):
     def finish_requests(self, request_ids, finished_status):
         """Aborts from outside: the requests leave the live set without a finish time."""
         done = super().finish_requests(request_ids, finished_status)
+        if self._stopped is not None or self._abandoned:  # vLLM's part alone (the KV freed): the run is over
+            return done
         if done:  # (vLLM took them out of its running list: the next step's pass over it finds the residents)
             self._survivors = None
             for r in done:
@@ -215,6 +242,8 @@ class PolicyScheduler(Scheduler):
 
     # ------------------------------------------------------------------ one step
     def schedule(self, *args: Any, **kwargs: Any):
+        if self._stopped is not None:  # (an attribute read per call: the check's method only when stopped)
+            self._check_not_stopped()
         t = self.table
         if not t.num_live:
             return super().schedule(*args, **kwargs)
@@ -439,6 +468,8 @@ class PolicyScheduler(Scheduler):
     def update_from_output(self, scheduler_output, model_runner_output):
         # vLLM adds outputs without tokens only for requests it fails (grammar compile errors, encoder cache
         # mismatches, connectors) or for pooling and encoder-only models
+        if self._stopped is not None:
+            self._check_not_stopped()
         plain = self._plain_outputs and not (self.grammar_compile_error_reqs or self.encoder_cache_mismatch_reqs)
         outputs = super().update_from_output(scheduler_output, model_runner_output)
         if self._step is None:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import math
-import shlex
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -18,15 +17,12 @@ from ltrsched.policies.needs import check_needs
 from ltrsched.notices import work_starts
 from ltrsched.outputs import OutFile
 from ltrsched.sim.commands import build_workload, workload_options
-from ltrsched.validation.engines import (check_context_before_start, check_workload_for_engine, engine_config,
-                                        engine_options, start_engine)
+from ltrsched.validation.command_line import RecordedCommand, command_line
+from ltrsched.validation.engines import (check_context_before_start, check_emulated_fits, check_workload_for_engine,
+                                        engine_config, engine_options, start_engine)
 
 
-def _command_line() -> str:
-    return "ltrsched " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-
-
-@click.command()
+@click.command(cls=RecordedCommand)
 @workload_options
 @click.option("--policy", "-P", default="fcfs", show_default=True, help="Policy spec (see `ltrsched policies`).")
 @engine_options
@@ -60,7 +56,7 @@ def replay(workload, num_requests, arrival, rate, cv, duration, seed, policy, pl
     with start_engine(**engine) as eng:
         result = eng.run(wl, pol, progress=sys.stderr.isatty())
         described = eng.describe()
-    result.meta.update(arrival=arrival, rate=rate, seed=seed, command=_command_line())
+    result.meta.update(arrival=arrival, rate=rate, seed=seed, command=command_line())
     click.echo(f"engine: {described}")
     click.echo(result.table())
     s = result.summary
@@ -76,7 +72,7 @@ def replay(workload, num_requests, arrival, rate, cv, duration, seed, policy, pl
         click.echo(f"wrote {out}/requests.parquet, summary.json, steps.parquet")
 
 
-@click.command()
+@click.command(cls=RecordedCommand)
 @engine_options
 @click.option("--name", default=None, help="Profile name (default: <device>-<model>, e.g. cpu-llama-100m).")
 @click.option("--out", "-o", type=OutFile(), required=True,
@@ -149,11 +145,11 @@ def profile(name, out, quick, repeats, runs, **engine):
         raise UserError(f"{exc}{fix}") from None
     config, device = first.config, first.device
     name = name or f"{device.short_name}-{Path(config.model).name}"
-    provenance = {"command": _command_line(), "host": first.host, "host_info": first.host_info,
+    provenance = {"command": command_line(), "host": first.host, "host_info": first.host_info,
                   "probe_requests": first.probe_requests, "repeats": first.plan_repeats, "engine": asdict(config)}
     prof = fitted_profile(
         fit, name=name, gpu=device.name, model=config.model, model_config=first.model_config,
-        gpu_memory_bytes=device.memory_bytes, description=f"measured on {first.host} by `{_command_line()}`",
+        gpu_memory_bytes=device.memory_bytes, description=f"measured on {first.host} by `{command_line()}`",
         engine_num_gpu_blocks=first.num_gpu_blocks, gpu_memory_utilization=device.memory_utilization,
         tensor_parallel=config.tensor_parallel_size, host_link_bytes_per_s=device.host_link_bytes_per_s,
         block_size=config.block_size, max_model_len=first.max_model_len, provenance=provenance,
@@ -173,7 +169,7 @@ def profile(name, out, quick, repeats, runs, **engine):
                    + ", ".join(f"{v:.3f}" for v in speeds))
 
 
-@click.command()
+@click.command(cls=RecordedCommand)
 @workload_options
 @click.option("--policies", default="fcfs,srtf,ltr:tau=0.6,ltr:tau=0.6,starve=200,quantum=10,mlfq",
               show_default=True, help="Policy specs separated by ';' (or ',' between specs without parameters).")
@@ -255,10 +251,14 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     # every case's workload before the engine starts: a rate the workload refuses fails now, not after the
     # earlier cases' engine runs
     workloads = [first] + [build_workload(workload, num_requests, arr, r, 1.0, duration, seed) for arr, r in cases[1:]]
-    if engine["emulate_profile"] is None:  # (requests too long for the model: refused once the engine had started)
-        extra = max(make_policy(s).extra_output_tokens for s in specs)  # (the policy that needs most)
-        for wl in workloads:
+    # (requests too long for the model or its KV cache: refused once the engine had started, after the take-over of
+    # --out below had removed an earlier validation there)
+    extra = max(make_policy(s).extra_output_tokens for s in specs)  # (the policy that needs most)
+    for wl in workloads:
+        if engine["emulate_profile"] is None:
             check_context_before_start(wl, config, extra)
+        else:
+            check_emulated_fits(wl, config, engine["emulate_profile"], extra)
     step_profile = load_profile(sim_profile)
     mismatch = sampling_mismatch(step_profile, config)
     if mismatch:
@@ -311,7 +311,7 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
                    f"{total - len(kept)} run now")
         click.echo(resumed)
     md = tally.write(out, f"Simulator ({sim_profile}) vs {'the emulated engine' if emulated else 'vLLM'}",
-                     _command_line(), tolerance, host=facts.host, repeats=repeats,
+                     command_line(), tolerance, host=facts.host, repeats=repeats,
                      spread=spread_repeats and repeats > 1, note=resumed and resumed[0].upper() + resumed[1:] + ".")
     finish_validation(out)
     click.echo(f"report: {md}")
@@ -326,7 +326,7 @@ def _take_over(out: Path, previous, resume: bool | None, arguments: dict, digest
     from ltrsched.validation.outdir import replace_validation, resume_validation
     from ltrsched.validation.resume import first_difference, kept_runs
 
-    command = _command_line()
+    command = command_line()
     recorded = previous is not None and bool(previous.runs)
     differs = None
     if recorded:
@@ -405,7 +405,7 @@ def _runs_on(eng, engine: dict, cases: list, specs: list[str], out: Path, engine
                 run = kept.get((case, spec, k))
                 if run is None:
                     run = run_one(eng, wl, spec, _run_dir(out, case, spec) / engine_dirs[k], sys.stderr.isatty(),
-                                  case=case, repeat=k, command=_command_line(), engine_facts=asdict(facts), **meta)
+                                  case=case, repeat=k, command=command_line(), engine_facts=asdict(facts), **meta)
                 engs[spec].append(run)
     return facts, prepared, runs
 
@@ -426,7 +426,7 @@ def _engine_passes(engine: dict, cases: list, specs: list[str], out: Path, engin
                    ("not needed: its runs are kept" if done is None else f"done: {done.facts.host}"))
 
     passes = run_passes(engine, cases, specs, lambda case, spec, k: _run_dir(out, case, spec) / engine_dirs[k],
-                        len(engine_dirs), _command_line(), progress=sys.stderr.isatty(), on_pass=started, meta=meta,
+                        len(engine_dirs), command_line(), progress=sys.stderr.isatty(), on_pass=started, meta=meta,
                         kept=kept)
     runs = {case: {spec: [kept.get((case, spec, k)) or RunResult.load(_run_dir(out, case, spec) / d)
                           for k, d in enumerate(engine_dirs)] for spec in specs}

@@ -263,6 +263,9 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
         if num_gpu_blocks is None and kv_cache_gib is None:
             kv_cache_gib = CPU_KV_CACHE_GIB
         threads = threads or 1
+        from ltrsched.engine.platform import check_threads
+
+        check_threads(threads)  # (found as the engine started: validate had replaced an earlier validation in --out)
     elif threads is not None:
         raise UserError("--threads is for the CPU engine (a GPU engine computes on the GPU)")
     model = defaults["model"] if model is None else model  # ("" was the default model, silently)
@@ -420,6 +423,34 @@ def check_context_before_start(workload, config: EngineConfig, extra_output_toke
         fix = f"give a smaller --max-tokens (each request's output cap, {config.max_tokens}), or {fix}"
     check_context(workload, context, extra_output_tokens, config.max_tokens if config.eos == "model" else None,
                   f", its context from {source}: {fix}")
+
+
+def check_emulated_fits(workload, config: EngineConfig, emulate_profile: str, extra_output_tokens: int = 0) -> None:
+    """One-line :class:`UserError`, before the emulated engine is built, for requests it would refuse once built
+    (:func:`ltrsched.engine.replay.check_fits`): longer than its context (the model's, as vLLM derives it from the
+    config.json: :func:`~ltrsched.engine.model_context.model_context`) or than its KV cache (the blocks
+    :func:`emulated_config` sizes, less vLLM's null block and watermark). ``validate`` found them at its first engine
+    run, after it had replaced an earlier validation in ``--out`` (its runs and report deleted, for a refusal)."""
+    from ltrsched.engine.config import model_dir
+    from ltrsched.engine.model_context import model_context
+    from ltrsched.engine.replay import check_fits
+    from ltrsched.policies.batching import BatchLimits
+
+    config, _ = emulated_config(config, emulate_profile)
+    blocks = config.num_gpu_blocks
+    limits = BatchLimits(max_num_batched_tokens=config.max_num_batched_tokens, max_num_seqs=config.max_num_seqs,
+                         num_gpu_blocks=blocks - 1, block_size=config.block_size,  # (vLLM's null block left out)
+                         watermark_blocks=int(config.watermark * blocks))
+    context = config.max_model_len or model_context(model_dir(config.model))[0]
+    check_fits(workload, _Planned(limits, context), extra_output_tokens)
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """What :func:`~ltrsched.engine.replay.check_fits` reads of a scheduler, known before it is built."""
+
+    limits: Any
+    max_model_len: int
 
 
 def resolve_load_format(model: str | None, load_format: str | None) -> str:
