@@ -194,3 +194,123 @@ def test_bad_bias_flags_and_olmoe_experts_are_one_line(config, says):
 
     with pytest.raises(UserError, match=f"^{re.escape(says)}$"):
         ModelShape.from_config(config, "p.json")
+
+
+# --- config variants: sizes a file leaves out or null, the tied LM head, the padded vocabulary -----------------------
+
+GEMMA = {**TINY_16, "model_type": "gemma", "architectures": ["GemmaForCausalLM"], "head_dim": 32,
+         "hidden_act": "gelu_pytorch_tanh"}  # (4 heads of 32: not hidden_size / heads)
+MISTRAL = {**TINY_16, "model_type": "mistral", "architectures": ["MistralForCausalLM"]}
+
+
+@pytest.mark.parametrize("config", [
+    {**MISTRAL, "head_dim": None, "sliding_window": None},  # (what MistralConfig's save_pretrained writes)
+    {k: v for k, v in TINY_16.items() if k != "num_key_value_heads"},  # (LlamaConfig: a KV head per query head)
+    GEMMA, {**TINY_16, "model_type": "phi3", "architectures": ["Phi3ForCausalLM"], "partial_rotary_factor": 0.5},
+])
+def test_head_sizes_are_vllms(config):
+    """The KV heads and head size ltrsched sizes a profile's KV cache by are vLLM's own (its ModelArchConfigConvertor,
+    on the config transformers reads). A null head_dim (Mistral's configs) was refused ("must be a positive integer,
+    got None"): vLLM takes hidden_size / heads."""
+    from ltrsched.sim.kv_capacity import ModelShape
+
+    shape = ModelShape.from_config(config, "p.json")
+    if importlib.util.find_spec("vllm") is None:
+        return
+    import vllm.config  # noqa: F401  (its import order)
+    from transformers import AutoConfig
+    from vllm.transformers_utils.model_arch_config_convertor import ModelArchConfigConvertorBase
+
+    hf = AutoConfig.for_model(**{k: v for k, v in config.items() if k != "architectures"})
+    arch = ModelArchConfigConvertorBase(hf, hf)
+    assert (shape.num_kv_heads, shape.head_dim) == (arch.get_total_num_kv_heads(), arch.get_head_size())
+
+
+@pytest.mark.parametrize("config, says", [
+    ({k: v for k, v in MISTRAL.items() if k != "num_key_value_heads"},
+     "p.json: model config lacks key 'num_key_value_heads': transformers' 'mistral' config class (through which vLLM "
+     "reads it) would take its default 8"),
+    ({k: v for k, v in GEMMA.items() if k != "head_dim"},
+     "p.json: model config lacks key 'head_dim': transformers' 'gemma' config class (through which vLLM reads it) "
+     "would take its default 256"),
+    ({**GEMMA, "head_dim": None}, "p.json: model config lacks key 'head_dim': transformers' 'gemma' config class"),
+])
+def test_a_size_left_to_another_class_default_is_one_line(config, says):
+    """The profile's sizes took a KV head per query head and hidden_size / heads where the file gives none; vLLM
+    reads the model through its type's config class, whose default is another (8 KV heads: 2x the KV bytes here)."""
+    from ltrsched.sim.kv_capacity import ModelShape
+
+    with pytest.raises(UserError, match=f"^{re.escape(says)}"):
+        ModelShape.from_config(config, "p.json")
+
+
+@pytest.mark.parametrize("config", [{k: v for k, v in GEMMA.items() if k != "tie_word_embeddings"},
+                                    {**GEMMA, "tie_word_embeddings": False}, {**TINY_16, "vocab_size": 32001}])
+def test_the_tied_lm_head_is_the_config_classs_and_the_count_the_models_own(config):
+    """Gemma's config class ties the LM head to the embedding (vLLM's model reads its tie_word_embeddings): a file
+    without the key was counted with an LM head of its own (2 x vocabulary x width, 1.5 GB for Gemma-7B)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from ltrsched.sim.kv_capacity import parameter_count
+
+    hf = AutoConfig.for_model(**{k: v for k, v in config.items() if k != "architectures"})
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(hf)
+    assert parameter_count(config) == sum(p.numel() for p in model.parameters())
+
+
+def test_gemma2_has_no_lm_head_of_its_own():
+    """vLLM's Gemma-2 computes its logits with the embedding, whatever tie_word_embeddings says."""
+    from ltrsched.sim.kv_capacity import ModelShape
+
+    gemma2 = {**GEMMA, "model_type": "gemma2", "architectures": ["Gemma2ForCausalLM"], "tie_word_embeddings": False}
+    assert ModelShape.from_config(gemma2).tie_word_embeddings
+
+
+@pytest.mark.parametrize("vocab, tp", [(32001, 1), (32001, 2), (50257, 4), (32000, 2)])
+def test_the_vocabulary_is_padded_as_vllm_allocates_it(vocab, tp):
+    """vLLM pads the embedding's and LM head's vocabulary to a multiple of 64 before splitting it (its
+    VocabParallelEmbedding): the weight estimate took the vocabulary as given (GPT-2's 50,257: 47 rows short)."""
+    from ltrsched.sim.kv_capacity import weight_bytes_per_gpu
+
+    padded = -(-vocab // 64) * 64
+    if importlib.util.find_spec("vllm") is not None:
+        from vllm.model_executor.layers.vocab_parallel_embedding import pad_vocab_size
+
+        assert pad_vocab_size(vocab) == padded
+    extra = weight_bytes_per_gpu({**TINY_16, "vocab_size": vocab}, tp) - weight_bytes_per_gpu(TINY_16, tp)
+    assert extra == 2 * (padded // tp - 32000 // tp) * 256 * 2  # (embedding and LM head, 256 wide, 2 bytes)
+
+
+@pytest.mark.vllm
+@needs_vllm
+@pytest.mark.parametrize("rope, context", [
+    ({"rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 1024}}, 4096),
+    ({"rope_scaling": {"type": "dynamic", "factor": 2.0}}, 8192),
+    ({"rope_parameters": {"rope_type": "dynamic", "factor": 4.0, "rope_theta": 10000.0}}, 16384),
+    ({"rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                       "original_max_position_embeddings": 1024}}, 4096),
+    ({"model_type": "phi3", "architectures": ["Phi3ForCausalLM"], "partial_rotary_factor": 0.5,
+      "original_max_position_embeddings": 1024,
+      "rope_scaling": {"type": "longrope", "long_factor": [1.0] * 16, "short_factor": [1.0] * 16}}, 1024),
+    ({"model_type": "mistral", "architectures": ["MistralForCausalLM"], "sliding_window": None, "head_dim": None},
+     4096),
+])
+def test_the_context_of_these_rope_types_is_vllms(tmp_path, rope, context):
+    """The context the check before the start bounds a request by, for YaRN, dynamic NTK, Llama-3 and LongRoPE
+    scaling and a null sliding window: vLLM's own derivation (its config reading and _get_and_verify_max_len)."""
+    from transformers import AutoConfig
+    from vllm.config.model import _get_and_verify_max_len
+    from vllm.transformers_utils.config import get_hf_text_config, patch_rope_parameters
+    from vllm.transformers_utils.model_arch_config_convertor import ModelArchConfigConvertorBase
+
+    from ltrsched.engine.model_context import model_context
+
+    path = _model_dir(tmp_path / "m", {**TINY_16, **rope})
+    hf = AutoConfig.from_pretrained(str(path))
+    patch_rope_parameters(hf)
+    text = get_hf_text_config(hf)
+    derived = type("Arch", (), {"derived_max_model_len_and_key":
+                                ModelArchConfigConvertorBase(hf, text).derive_max_model_len_and_key()})()
+    assert model_context(path)[0] == context == _get_and_verify_max_len(text, derived, None, None, False, None)

@@ -308,8 +308,11 @@ class ModelShape:
             text = {**falcon_names(text), "num_key_value_heads": falcon_kv_heads(text, source, prefix)}
         if model_type(text) == "dbrx":  # (its own names: d_model, n_heads, attn_config.kv_n_heads, ffn_config)
             text = dbrx_names(text, source, prefix)
+        if text.get("head_dim") is None:  # (null: vLLM's width / heads, as absent)
+            text = {k: v for k, v in text.items() if k != "head_dim"}
+        class_tied = _check_class_defaults(text, source, prefix)
         if text.get("num_key_value_heads") is None and isinstance(text.get("num_attention_heads"), int):
-            # (multi-head attention: transformers' config classes, and vLLM, take a KV head per query head)
+            # (multi-head attention: LlamaConfig, and vLLM, take a KV head per query head)
             text = {**text, "num_key_value_heads": text["num_attention_heads"]}
         for key in REQUIRED_KEYS[:-1]:
             if key not in text:
@@ -342,9 +345,10 @@ class ModelShape:
         if heads % ints["num_key_value_heads"]:
             raise UserError(f"{source}: {prefix}num_attention_heads {heads} is not a multiple of "
                             f"{prefix}num_key_value_heads {ints['num_key_value_heads']}")
-        tied = text.get("tie_word_embeddings", config.get("tie_word_embeddings", False))
+        tied = text.get("tie_word_embeddings", config.get("tie_word_embeddings", class_tied))
         if not isinstance(tied, bool):  # bool("false") is True
             raise UserError(f"{source}: model config key 'tie_word_embeddings' must be true or false, got {tied!r}")
+        tied = tied or model_type(text) in ALWAYS_TIED_MODEL_TYPES
         experts = _experts(text, ints["num_hidden_layers"], ints["intermediate_size"], source, prefix)
         _note_sliding_window(text)
         kind = model_type(text)
@@ -387,6 +391,39 @@ class ModelShape:
     def kv_heads_per_gpu(self, tp: int) -> int:
         """KV heads each GPU stores: sharded, or replicated once there are more GPUs than KV heads."""
         return max(1, self.num_kv_heads // tp)
+
+
+#: Model types whose vLLM 0.32 model has no LM head of its own, whatever ``tie_word_embeddings`` says (Gemma-2's logits
+#: come from its embedding).
+ALWAYS_TIED_MODEL_TYPES = frozenset({"gemma2"})
+#: Model types whose transformers config class takes the defaults assumed here for a size the file leaves out (a KV
+#: head per query head, ``hidden_size / num_attention_heads`` a head, an LM head of its own): LlamaConfig's.
+_LLAMA_DEFAULTS_MODEL_TYPES = frozenset({"llama"})
+
+
+def _check_class_defaults(text: Mapping[str, Any], source: str, prefix: str) -> bool:
+    """The ``tie_word_embeddings`` the config class vLLM reads the text model ``text``'s type through takes where the
+    file leaves it out (:func:`ltrsched.engine.model_sizes._class_defaults`; false where it is not known); a one-line
+    UserError where the file leaves out ``num_key_value_heads`` or ``head_dim`` (null: left out) and that class would
+    take a default of its own rather than one KV head per query head or ``hidden_size / num_attention_heads``
+    (Mistral's 8 KV heads, Gemma's heads of 256): a model of other sizes than the file's. A model type without
+    ``model_type``, or a Llama's, takes LlamaConfig's defaults, assumed here without reading its class."""
+    from ltrsched.engine.model_sizes import _class_defaults
+    from ltrsched.models import MLA_MODEL_TYPES, model_type
+
+    kind = model_type(dict(text))
+    absent = [key for key in ("num_key_value_heads", "head_dim", "tie_word_embeddings") if text.get(key) is None]
+    if kind is None or kind in _LLAMA_DEFAULTS_MODEL_TYPES or not absent:
+        return False
+    aliases, defaults, config_class = _class_defaults(kind, tuple(absent))
+    for key in absent:
+        if key == "tie_word_embeddings" or key == "head_dim" and kind in MLA_MODEL_TYPES:
+            continue  # (a default read, not refused; a latent attention's heads are not sized by head_dim)
+        if defaults.get(key) is not None:
+            raise UserError(f"{source}: model config lacks key {prefix + aliases.get(key, key)!r}: {config_class} "
+                            f"(through which vLLM reads it) would take its default {defaults[key]!r}, a size of "
+                            "another model: add the model's own")
+    return defaults.get("tie_word_embeddings") is True
 
 
 def _flag(text: Mapping[str, Any], key: str, source: str, prefix: str) -> bool:
@@ -538,12 +575,18 @@ def _check_estimable(m: ModelShape, what: str) -> None:
                         "cannot size this model's memory")
 
 
-def _parameters_per_gpu(m: ModelShape, tp: int) -> tuple[int, int]:
+#: vLLM 0.32 pads a vocabulary to a multiple of this many tokens in its embedding and LM head (its
+#: ``DEFAULT_VOCAB_PADDING_SIZE``), before splitting it under tensor parallelism.
+VOCAB_PADDING = 64
+
+
+def _parameters_per_gpu(m: ModelShape, tp: int, padded: bool = False) -> tuple[int, int]:
     """Parameters one GPU holds under ``tp``-way tensor parallelism, as vLLM shards them (attention heads, MLP and
     expert widths and the vocabulary split; norms, a latent attention's compressions and the routers replicated), and
     how many of them are the decoder's linear weights a quantization stores (:class:`WeightStorage`: attention
-    projections, MLPs and experts; not the embedding, LM head, norms, biases, routers or gates). A one-line UserError
-    where the model's experts are not read here."""
+    projections, MLPs and experts; not the embedding, LM head, norms, biases, routers or gates). ``padded``: the
+    embedding and LM head as vLLM allocates them, their vocabulary padded to :data:`VOCAB_PADDING` tokens (the model's
+    own parameters without). A one-line UserError where the model's experts are not read here."""
     _check_estimable(m, "weight estimate")
     h = m.hidden_size
     if m.latent is not None:  # (q_a, kv_a and their norms replicated; q_b / q, kv_b and o split by heads)
@@ -569,7 +612,8 @@ def _parameters_per_gpu(m: ModelShape, tp: int) -> tuple[int, int]:
     linear = m.num_layers * attention + (m.num_layers - m.moe_layers) * dense + m.moe_layers * moe
     other = (m.num_layers * (attention_other + 2 * h) + m.moe_layers * moe_other
              + (m.num_layers - m.moe_layers) * dense_other)
-    vocab_shard = -(-m.vocab_size // tp)
+    vocab = -(-m.vocab_size // VOCAB_PADDING) * VOCAB_PADDING if padded else m.vocab_size
+    vocab_shard = -(-vocab // tp)
     embeddings = vocab_shard * h * (1 if m.tie_word_embeddings else 2)
     return embeddings + linear + other + h, linear
 
@@ -583,12 +627,12 @@ def parameter_count(config: Mapping[str, Any] | ModelShape) -> int:
 
 
 def _weight_bytes_per_gpu(m: ModelShape, tp: int) -> int:
-    """Bytes of :func:`_parameters_per_gpu`'s parameters: the decoder's linear weights as its quantization stores them
-    (:attr:`ModelShape.weight_storage`), the rest at the model's dtype; its one-line refusal where they are not counted
-    (:attr:`ModelShape.weights_refused`)."""
+    """Bytes of :func:`_parameters_per_gpu`'s parameters as vLLM allocates them (the vocabulary padded): the decoder's
+    linear weights as its quantization stores them (:attr:`ModelShape.weight_storage`), the rest at the model's dtype;
+    its one-line refusal where they are not counted (:attr:`ModelShape.weights_refused`)."""
     if m.weights_refused is not None:
         raise UserError(m.weights_refused)
-    total, linear = _parameters_per_gpu(m, tp)
+    total, linear = _parameters_per_gpu(m, tp, padded=True)
     if m.weight_storage is None:
         return total * m.dtype_bytes
     return (total - linear) * m.dtype_bytes + m.weight_storage.bytes_of(linear)
