@@ -314,3 +314,26 @@ def test_the_context_of_these_rope_types_is_vllms(tmp_path, rope, context):
     derived = type("Arch", (), {"derived_max_model_len_and_key":
                                 ModelArchConfigConvertorBase(hf, text).derive_max_model_len_and_key()})()
     assert model_context(path)[0] == context == _get_and_verify_max_len(text, derived, None, None, False, None)
+
+
+@pytest.mark.parametrize("where", ["top", None])
+def test_longropes_old_name_without_its_context_inside_is_one_line(tmp_path, where):
+    """Phi-3's first configs named LongRoPE 'su': transformers reads that type only with original_max_position_embeddings
+    inside the RoPE settings (a KeyError traceback at vLLM's start, where the check before it derived a context)."""
+    from transformers import AutoConfig
+
+    from ltrsched.engine.model_context import model_context
+
+    config = {**TINY_16, "model_type": "phi3", "architectures": ["Phi3ForCausalLM"],
+              "rope_scaling": {"type": "su", "long_factor": [1.0] * 32, "short_factor": [1.0] * 32},
+              **({"original_max_position_embeddings": 1024} if where else {})}
+    path = _model_dir(tmp_path / "m", config)
+    with pytest.raises(KeyError):
+        AutoConfig.from_pretrained(str(path))
+    with pytest.raises(UserError, match=f"^{re.escape(str(path / 'config.json'))}: its RoPE type 'su' .* gives no "
+                                        "original_max_position_embeddings inside rope_scaling"):
+        model_context(path)
+    inside = {**{k: v for k, v in config.items() if k != "original_max_position_embeddings"},
+              "rope_scaling": {**config["rope_scaling"], "original_max_position_embeddings": 1024}}
+    AutoConfig.from_pretrained(str(_model_dir(tmp_path / "ok", inside)))
+    assert model_context(tmp_path / "ok")[0] == 4096  # (vLLM's own, as it derives it for Phi-3's LongRoPE)
