@@ -337,3 +337,21 @@ def test_longropes_old_name_without_its_context_inside_is_one_line(tmp_path, whe
               "rope_scaling": {**config["rope_scaling"], "original_max_position_embeddings": 1024}}
     AutoConfig.from_pretrained(str(_model_dir(tmp_path / "ok", inside)))
     assert model_context(tmp_path / "ok")[0] == 4096  # (vLLM's own, as it derives it for Phi-3's LongRoPE)
+
+
+@pytest.mark.parametrize("config", [
+    {**GEMMA, "model_type": "gemma2", "architectures": ["Gemma2ForCausalLM"], "tie_word_embeddings": True},
+    {**GEMMA, "model_type": "gemma3_text", "architectures": ["Gemma3ForCausalLM"], "tie_word_embeddings": True},
+])
+def test_gemma2_and_gemma3_norms_are_counted(config):
+    """Gemma-2's and Gemma-3's four norms a layer (before and after attention and MLP), and Gemma-3's q/k head norms,
+    were counted as a Llama's two: transformers' parameter count now, exactly."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from ltrsched.sim.kv_capacity import parameter_count
+
+    hf = AutoConfig.for_model(**{k: v for k, v in config.items() if k != "architectures"})
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(hf)
+    assert parameter_count(config) == sum(p.numel() for p in model.parameters())

@@ -242,8 +242,9 @@ class ModelShape:
             such layer (Qwen2-MoE's always, Qwen3-MoE's where it has shared experts).
         qkv_bias: the query, key and value projections have biases (Qwen2's and Qwen2-MoE's always, Qwen3-MoE's under
             ``attention_bias``: as vLLM's models build them).
-        qk_norm: each layer normalizes each query and key head (Qwen3's and Qwen3-MoE's ``q_norm``, ``k_norm``: a
-            weight of ``head_dim`` each, replicated).
+        qk_norm: each layer normalizes each query and key head (Qwen3's, Qwen3-MoE's and Gemma-3's ``q_norm``,
+            ``k_norm``: a weight of ``head_dim`` each, replicated).
+        layer_norms: norms of ``hidden_size`` a layer has (two; Gemma-2's and Gemma-3's four), replicated.
         qk_norm_whole: each layer normalizes its whole query and key projections (OLMoE's ``q_norm`` of
             ``num_heads x head_dim``, ``k_norm`` of ``num_kv_heads x head_dim``, replicated).
         o_bias: the output projection has a bias (a Llama's ``attention_bias`` or ``bias``: one weight per hidden
@@ -278,6 +279,7 @@ class ModelShape:
     qkv_bias: bool = False
     qk_norm: bool = False
     qk_norm_whole: bool = False
+    layer_norms: int = 2
     o_bias: bool = False
     mlp_bias: bool = False
     weight_storage: WeightStorage | None = None
@@ -372,6 +374,7 @@ class ModelShape:
             latent=_latent_projections(text, source, prefix),
             qkv_bias=kind in QKV_BIAS_MODEL_TYPES or biases["qkv"],
             qk_norm=kind in QK_NORM_MODEL_TYPES,
+            layer_norms=4 if kind in FOUR_NORMS_MODEL_TYPES else 2,
             qk_norm_whole=kind == "olmoe",
             o_bias=biases["o"],
             mlp_bias=biases["mlp"],
@@ -506,7 +509,10 @@ QKV_BIAS_KEY_MODEL_TYPES = frozenset({"qwen3", "qwen3_moe"})
 #: and ``mlp_bias`` (:func:`_biases`).
 LLAMA_BIAS_MODEL_TYPES = frozenset({"llama", "mistral"})
 #: Model types whose layers normalize each query and key head (``q_norm``, ``k_norm`` of ``head_dim``).
-QK_NORM_MODEL_TYPES = frozenset({"qwen3", "qwen3_moe"})
+QK_NORM_MODEL_TYPES = frozenset({"qwen3", "qwen3_moe", "gemma3_text"})
+#: Model types whose layers have four norms of ``hidden_size`` (Gemma-2's and Gemma-3's before and after attention and
+#: MLP), not two.
+FOUR_NORMS_MODEL_TYPES = frozenset({"gemma2", "gemma3_text"})
 
 
 def _qwen_moe_layers(text: Mapping[str, Any], layers: int, source: str, prefix: str) -> int:
@@ -610,7 +616,7 @@ def _parameters_per_gpu(m: ModelShape, tp: int, padded: bool = False) -> tuple[i
     moe = 3 * h * (m.num_experts * m.expert_intermediate_size + m.shared_intermediate_size) // tp
     moe_other = h * m.num_experts + (h if m.shared_expert_gate else 0)
     linear = m.num_layers * attention + (m.num_layers - m.moe_layers) * dense + m.moe_layers * moe
-    other = (m.num_layers * (attention_other + 2 * h) + m.moe_layers * moe_other
+    other = (m.num_layers * (attention_other + m.layer_norms * h) + m.moe_layers * moe_other
              + (m.num_layers - m.moe_layers) * dense_other)
     vocab = -(-m.vocab_size // VOCAB_PADDING) * VOCAB_PADDING if padded else m.vocab_size
     vocab_shard = -(-vocab // tp)
