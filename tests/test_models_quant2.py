@@ -318,8 +318,9 @@ def test_the_context_of_these_rope_types_is_vllms(tmp_path, rope, context):
 
 @pytest.mark.parametrize("where", ["top", None])
 def test_longropes_old_name_without_its_context_inside_is_one_line(tmp_path, where):
-    """Phi-3's first configs named LongRoPE 'su': transformers reads that type only with original_max_position_embeddings
-    inside the RoPE settings (a KeyError traceback at vLLM's start, where the check before it derived a context)."""
+    """Phi-3's first configs named LongRoPE 'su': transformers reads that type only with
+    original_max_position_embeddings inside the RoPE settings (a KeyError traceback at vLLM's start, where the check
+    before it derived a context)."""
     from transformers import AutoConfig
 
     from ltrsched.engine.model_context import model_context
