@@ -500,7 +500,55 @@ def quant_method(quant, source: str) -> str | None:
     return method.lower().replace("compressed_tensors", "compressed-tensors")
 
 
-def kv_cache_dtype(quant, source: str) -> str:
+#: Where a model's config.json may give the quantization config vLLM 0.32 builds its layers with, besides its
+#: top-level ``quantization_config``: older compressed-tensors checkpoints' ``compression_config``.
+COMPRESSION_CONFIG = "compression_config"
+
+
+def layers_quantization_config(model: dict, top, source: str):
+    """The quantization config vLLM 0.32 builds the model's layers with (its ``get_quant_config``; the method it checks
+    them by, its ``get_quantization_config``, agrees), for config.json ``model`` whose top-level one is ``top``
+    (``quantization_config``, else the directory's hf_quant_config.json; None: none): ``top``, else a composite model's
+    ``text_config.quantization_config``, else ``model``'s :data:`COMPRESSION_CONFIG` (older compressed-tensors
+    checkpoints); None where none is given. A one-line :class:`UserError` naming ``source`` where vLLM takes the method
+    from one config and the layers' settings from another or none (a ``compression_config`` beside a
+    ``text_config.quantization_config``; a ``text_config.compression_config`` alone)."""
+    from ltrsched.errors import UserError
+
+    if top is not None:
+        return top
+    text = model.get("text_config") if isinstance(model.get("text_config"), dict) else {}
+    inner, compressed = text.get("quantization_config"), model.get(COMPRESSION_CONFIG)
+    if inner is not None and compressed is not None:
+        raise UserError(f"{source}: vLLM 0.32 reads its quantization method from '{COMPRESSION_CONFIG}' and builds "
+                        "its layers from 'text_config.quantization_config': give one of them")
+    if inner is None and compressed is None and text.get(COMPRESSION_CONFIG) is not None:
+        raise UserError(f"{source}: vLLM 0.32 reads its quantization method from 'text_config.{COMPRESSION_CONFIG}' "
+                        "but builds no layer from it (it fails at its start): give it as the top-level "
+                        f"'{COMPRESSION_CONFIG}' or 'quantization_config'")
+    return inner if inner is not None else compressed
+
+
+def compressed_tensors_kv_cache(layers, source: str) -> bool:
+    """Whether vLLM 0.32 keeps the KV cache in FP8 (one byte an element) for the layers' quantization config
+    ``layers`` (:func:`layers_quantization_config`) where ``--kv-cache-dtype`` is ``auto``: a compressed-tensors
+    config's ``kv_cache_scheme`` (not null; its ``Attention`` then sets the cache dtype to ``fp8``). A scheme vLLM
+    refuses at its start (not 8-bit float, not symmetric, a strategy other than ``tensor`` or ``attn_head``: its
+    ``validate_kv_cache_scheme``) is a one-line :class:`UserError` naming ``source``."""
+    from ltrsched.errors import UserError
+
+    if quant_method(layers, source) != "compressed-tensors" or layers.get("kv_cache_scheme") is None:
+        return False
+    scheme = layers["kv_cache_scheme"]
+    if not (isinstance(scheme, dict) and scheme.get("type") == "float" and scheme.get("num_bits") == 8
+            and scheme.get("strategy") in ("tensor", "attn_head") and scheme.get("symmetric")):
+        raise UserError(f"{source}: its compressed-tensors 'kv_cache_scheme' must be a symmetric 8-bit float scheme "
+                        f"per tensor or attention head, as vLLM 0.32 serves (it refuses others at its start), got "
+                        f"{scheme!r}")
+    return True
+
+
+def kv_cache_dtype(quant, source: str, layers=...) -> str:
     """The KV-cache dtype vLLM 0.32 resolves ``--kv-cache-dtype auto`` to (ltrsched never passes another) for a model
     whose quantization config is ``quant`` (config.json's ``quantization_config``, else its directory's
     ``hf_quant_config.json``; None: none): a ModelOpt checkpoint's (its :func:`quant_method` starting ``modelopt``:
@@ -509,12 +557,15 @@ def kv_cache_dtype(quant, source: str) -> str:
     scheme dict (static 8-bit float: ``fp8_e4m3``; 4-bit float: ``nvfp4``); else ``auto`` (the model's dtype), as
     vLLM falls back for a name it does not know (its ``resolve_kv_cache_dtype_string``).
     A config vLLM cannot read (:func:`quant_method`), or a ``quantization`` of another type than it reads (a traceback
-    at its start), is a one-line :class:`UserError` naming ``source``."""
+    at its start), is a one-line :class:`UserError` naming ``source``. Where ``quant`` names no ModelOpt KV dtype, the
+    layers' quantization config ``layers`` (:func:`layers_quantization_config`; by default ``quant``) makes the cache
+    ``fp8`` where it is compressed-tensors' with a ``kv_cache_scheme`` (:func:`compressed_tensors_kv_cache`)."""
     from ltrsched.errors import UserError
 
     method = quant_method(quant, source)
+    layers = quant if layers is ... else layers
     if method is None or not method.startswith("modelopt"):
-        return "auto"
+        return "fp8" if layers is not None and compressed_tensors_kv_cache(layers, source) else "auto"
     inner = quant.get("quantization", quant)
     if not isinstance(inner, dict):
         raise UserError(f"{source}: quantization_config's 'quantization' must be an object, got {inner!r}")

@@ -237,11 +237,11 @@ def test_bad_expert_sizes_of_qwen_moe_and_dbrx_are_one_line(config, says):
 
 
 def test_num_experts_of_another_model_type_is_still_refused():
-    """OLMoE's num_experts (experts of intermediate_size, other norms): not Qwen-MoE's layout."""
+    """Jamba's num_experts (experts every expert_layer_period-th layer, beside Mamba layers): not Qwen-MoE's layout."""
     from ltrsched.sim.kv_capacity import weight_bytes_per_gpu
 
     with pytest.raises(UserError, match="^the weight estimate of a model config with 'num_experts'"):
-        weight_bytes_per_gpu({**TINY, "model_type": "olmoe", "num_experts": 4})
+        weight_bytes_per_gpu({**TINY, "model_type": "jamba", "num_experts": 4})
 
 
 # --- a quantized checkpoint's weights at their stored width (they were counted at torch_dtype) -----------------------
@@ -394,4 +394,4 @@ def test_qwen3s_attention_bias_is_its_qkv_bias_as_vllm_builds_it():
     assert parameter_count({**qwen3, "attention_bias": True}) - parameter_count(qwen3) == 2 * (4 + 2 * 4) * 32
     with pytest.raises(UserError, match="^p.json: model config key 'attention_bias' must be true or false, got 'no'$"):
         ModelShape.from_config({**qwen3, "attention_bias": "no"}, "p.json")
-    ModelShape.from_config({**TINY, "attention_bias": "no"}, "p.json")  # (not read for a Llama: left to vLLM's checks)
+    ModelShape.from_config({**TINY, "model_type": "gemma", "head_dim": 64, "attention_bias": "no"}, "p.json")  # (not read)

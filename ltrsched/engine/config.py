@@ -115,9 +115,10 @@ def check_config_dtype(model: dict, source: str) -> None:
     own or its text model's) is no torch dtype: transformers looks it up on torch as vLLM reads the config, whatever
     ``--dtype`` says (``"float64x"``: an AttributeError traceback at the start); so is a ``quantization_config`` vLLM
     cannot read its KV dtype from (:func:`ltrsched.models.kv_cache_dtype`)."""
-    from ltrsched.models import config_dtype, kv_cache_dtype
+    from ltrsched.models import config_dtype, kv_cache_dtype, layers_quantization_config
 
-    kv_cache_dtype(model.get("quantization_config"), source)  # (its KV dtype: a type vLLM cannot read is one line)
+    top = model.get("quantization_config")  # (its KV dtype, where vLLM reads it: a type it cannot read is one line)
+    kv_cache_dtype(top, source, layers_quantization_config(model, top, source))
     name = config_dtype(model)
     if name is None or isinstance(name, str) and name in COMMON_DTYPES:  # (a list is unhashable)
         return
@@ -153,14 +154,21 @@ def sized_model_config(path: str, dtype: str) -> dict:
     ``text_config``, where vLLM reads the layer count and KV sizes), with ``torch_dtype`` the dtype it is served in
     (:func:`served_dtype`) and ``quantization_config`` the one vLLM reads for the whole model
     (:func:`model_quantization_config`: config.json's top-level one, else hf_quant_config.json beside it), which
-    makes its KV cache FP8 (one byte an element) and its weights their stored width; read before the engine starts."""
-    from ltrsched.models import read_model_config, text_model
+    makes its KV cache FP8 (one byte an element) and its weights their stored width; where vLLM builds the layers from
+    another (:func:`ltrsched.models.layers_quantization_config`: a composite model's ``text_config`` one, config.json's
+    ``compression_config``), that one as ``compression_config``, read for the weights and a compressed-tensors KV
+    cache, not for a ModelOpt KV dtype (as vLLM reads them); read before the engine starts."""
+    from ltrsched.models import COMPRESSION_CONFIG, layers_quantization_config, read_model_config, text_model
 
     model = read_model_config(path)
-    text, _ = text_model(model, str(Path(path) / "config.json"))
+    source = str(Path(path) / "config.json")
+    text, _ = text_model(model, source)
     quant = model_quantization_config(path, model)
+    layers = layers_quantization_config(model, quant, source)
+    text = {k: v for k, v in text.items() if k not in ("quantization_config", COMPRESSION_CONFIG)}
     return {**text, "torch_dtype": served_dtype(model, dtype),
-            **({"quantization_config": quant} if quant is not None else {})}
+            **({"quantization_config": quant} if quant is not None else {}),
+            **({COMPRESSION_CONFIG: layers} if layers is not None and quant is None else {})}
 
 
 def model_kv_bytes_per_token(path: str, dtype: str) -> int:
@@ -181,12 +189,13 @@ def model_kv_element_bytes(path: str, dtype: str) -> int:
     (:func:`model_quantization_config`, :func:`ltrsched.models.kv_cache_dtype`), else the served dtype's. A one-line
     :class:`UserError` naming its config.json where that KV dtype is one ltrsched does not size (NVFP4), or the
     quantization config cannot be read."""
-    from ltrsched.models import kv_cache_dtype, kv_element_bytes, read_model_config
+    from ltrsched.models import kv_cache_dtype, kv_element_bytes, layers_quantization_config, read_model_config
 
     config = read_model_config(path)
     source = str(Path(path) / "config.json")
     name = served_dtype(config, dtype)
-    return kv_element_bytes(kv_cache_dtype(model_quantization_config(path, config), source),
+    quant = model_quantization_config(path, config)
+    return kv_element_bytes(kv_cache_dtype(quant, source, layers_quantization_config(config, quant, source)),
                             4 if name in ("float32", "float") else 2, source)
 
 

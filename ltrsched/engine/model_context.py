@@ -170,6 +170,12 @@ def derived_context(model: dict, where: str = "the model's config.json") -> tupl
     factor = rope_factor(text, where, prefix)
     if factor != 1.0:
         context, source = int(context * factor), f"{source} x the RoPE scaling factor {factor:g}"
+    legacy = next((p for p in params if p.get("rope_type", p.get("type")) == "su"), None)
+    if legacy is not None and legacy.get("original_max_position_embeddings") is None:
+        raise UserError(f"{where}: its RoPE type 'su' (LongRoPE's old name) gives no original_max_position_embeddings "
+                        f"inside {prefix}{'rope_scaling' if text.get('rope_scaling') else 'rope_parameters'}, which "
+                        "transformers then requires as it reads the config (a KeyError traceback at vLLM's start): "
+                        "move it there, or name the type 'longrope'")
     if any(rope_type(p) == "longrope" for p in params):
         original = text.get("original_max_position_embeddings")
         if original is not None and not positive_number(original):

@@ -113,10 +113,11 @@ def _refuse_weights(source: str, method: str, why: str) -> str:
 
 def weight_storage(quant: Any, dtype_bytes: int, source: str) -> WeightStorage | str | None:
     """How vLLM 0.32 stores the decoder's linear weights of a model whose quantization config is ``quant``
-    (config.json's ``quantization_config``, else hf_quant_config.json's; None: none) served at ``dtype_bytes`` bytes an
-    element: None where they stay at it, a :class:`WeightStorage`, or the one-line refusal naming ``source`` (a string:
-    raised only where weights are estimated) where ltrsched cannot count them. Read from vLLM's ``create_weights`` of
-    each method:
+    (:func:`ltrsched.models.layers_quantization_config`: config.json's ``quantization_config``, else
+    hf_quant_config.json's, else a composite model's ``text_config`` one, else ``compression_config``; None: none)
+    served at ``dtype_bytes`` bytes an element: None where they stay at it, a :class:`WeightStorage`, or the one-line
+    refusal naming ``source`` (a string: raised only where weights are estimated) where ltrsched cannot count them.
+    Read from vLLM's ``create_weights`` of each method:
 
     * ``gptq`` (4 or 8 ``bits``, symmetric), ``awq`` (4 ``w_bit``/``bits``): packed weights, and per group of
       ``group_size`` inputs and output channel a scale at the served dtype and packed zero point (``group_size`` -1:
@@ -228,12 +229,12 @@ class ModelShape:
             key-value compressions, per-head up-projections), which its weights are made of instead of per-head
             query, key, value and output projections; None for those.
         moe_layers: layers whose MLP is a mixture of experts (DeepSeek's from ``first_k_dense_replace`` on, every
-            ``moe_layer_freq``-th; Qwen2/3-MoE's every ``decoder_sparse_step``-th but ``mlp_only_layers``; Mixtral's
-            and DBRX's every layer); the others keep the gated MLP of ``intermediate_size``.
-        num_experts: routed experts of each such layer (``n_routed_experts``, Qwen-MoE's ``num_experts``, Mixtral's
-            ``num_local_experts``, DBRX's ``ffn_config.moe_num_experts``), each a gated MLP of
-            ``expert_intermediate_size`` (``moe_intermediate_size``; Mixtral's ``intermediate_size``, DBRX's
-            ``ffn_config.ffn_hidden_size``), beside a router of one weight per expert and hidden element.
+            ``moe_layer_freq``-th; Qwen2/3-MoE's every ``decoder_sparse_step``-th but ``mlp_only_layers``; Mixtral's,
+            DBRX's and OLMoE's every layer); the others keep the gated MLP of ``intermediate_size``.
+        num_experts: routed experts of each such layer (``n_routed_experts``, Qwen-MoE's and OLMoE's ``num_experts``,
+            Mixtral's ``num_local_experts``, DBRX's ``ffn_config.moe_num_experts``), each a gated MLP of
+            ``expert_intermediate_size`` (``moe_intermediate_size``; Mixtral's and OLMoE's ``intermediate_size``,
+            DBRX's ``ffn_config.ffn_hidden_size``), beside a router of one weight per expert and hidden element.
         shared_intermediate_size: the width of the experts every token passes through in such a layer (DeepSeek's
             ``n_shared_experts`` x ``moe_intermediate_size``, Qwen-MoE's ``shared_expert_intermediate_size``)
             [elements].
@@ -241,8 +242,15 @@ class ModelShape:
             such layer (Qwen2-MoE's always, Qwen3-MoE's where it has shared experts).
         qkv_bias: the query, key and value projections have biases (Qwen2's and Qwen2-MoE's always, Qwen3-MoE's under
             ``attention_bias``: as vLLM's models build them).
-        qk_norm: each layer normalizes each query and key head (Qwen3's and Qwen3-MoE's ``q_norm``, ``k_norm``: a
-            weight of ``head_dim`` each, replicated).
+        qk_norm: each layer normalizes each query and key head (Qwen3's, Qwen3-MoE's and Gemma-3's ``q_norm``,
+            ``k_norm``: a weight of ``head_dim`` each, replicated).
+        layer_norms: norms of ``hidden_size`` a layer has (two; Gemma-2's and Gemma-3's four), replicated.
+        qk_norm_whole: each layer normalizes its whole query and key projections (OLMoE's ``q_norm`` of
+            ``num_heads x head_dim``, ``k_norm`` of ``num_kv_heads x head_dim``, replicated).
+        o_bias: the output projection has a bias (a Llama's ``attention_bias`` or ``bias``: one weight per hidden
+            element, replicated, as vLLM's row-parallel layers keep it).
+        mlp_bias: the dense MLPs' gate, up and down projections have biases (a Llama's ``mlp_bias``; gate and up split,
+            down replicated).
         weight_storage: how the decoder's linear weights are stored where its quantization config quantizes them
             (:func:`weight_storage`); None: at ``dtype_bytes``.
         weights_refused: where the quantization's stored weights are not counted here, the weight estimate's one-line
@@ -270,6 +278,10 @@ class ModelShape:
     shared_expert_gate: bool = False
     qkv_bias: bool = False
     qk_norm: bool = False
+    qk_norm_whole: bool = False
+    layer_norms: int = 2
+    o_bias: bool = False
+    mlp_bias: bool = False
     weight_storage: WeightStorage | None = None
     weights_refused: str | None = None
     weights_unknown: str | None = None
@@ -283,8 +295,8 @@ class ModelShape:
         config itself; the dtype is the config's own ``torch_dtype``, else its text model's, as vLLM falls back
         (:func:`ltrsched.models.config_dtype`)."""
         from ltrsched.models import (FALCON_MODEL_TYPES, KV_HEADS_KEYS, config_dtype, dbrx_names, falcon_kv_heads,
-                                     falcon_names, kv_cache_dtype, kv_element_bytes, mla_disabled_head,
-                                     mla_latent_size, model_type, text_model)
+                                     falcon_names, kv_cache_dtype, kv_element_bytes, layers_quantization_config,
+                                     mla_disabled_head, mla_latent_size, model_type, text_model)
 
         if not isinstance(config, Mapping):
             raise UserError(f"{source}: model config must be a JSON object, got {type(config).__name__}")
@@ -298,8 +310,11 @@ class ModelShape:
             text = {**falcon_names(text), "num_key_value_heads": falcon_kv_heads(text, source, prefix)}
         if model_type(text) == "dbrx":  # (its own names: d_model, n_heads, attn_config.kv_n_heads, ffn_config)
             text = dbrx_names(text, source, prefix)
+        if text.get("head_dim") is None:  # (null: vLLM's width / heads, as absent)
+            text = {k: v for k, v in text.items() if k != "head_dim"}
+        class_tied = _check_class_defaults(text, source, prefix)
         if text.get("num_key_value_heads") is None and isinstance(text.get("num_attention_heads"), int):
-            # (multi-head attention: transformers' config classes, and vLLM, take a KV head per query head)
+            # (multi-head attention: LlamaConfig, and vLLM, take a KV head per query head)
             text = {**text, "num_key_value_heads": text["num_attention_heads"]}
         for key in REQUIRED_KEYS[:-1]:
             if key not in text:
@@ -332,18 +347,17 @@ class ModelShape:
         if heads % ints["num_key_value_heads"]:
             raise UserError(f"{source}: {prefix}num_attention_heads {heads} is not a multiple of "
                             f"{prefix}num_key_value_heads {ints['num_key_value_heads']}")
-        tied = text.get("tie_word_embeddings", config.get("tie_word_embeddings", False))
+        tied = text.get("tie_word_embeddings", config.get("tie_word_embeddings", class_tied))
         if not isinstance(tied, bool):  # bool("false") is True
             raise UserError(f"{source}: model config key 'tie_word_embeddings' must be true or false, got {tied!r}")
+        tied = tied or model_type(text) in ALWAYS_TIED_MODEL_TYPES
         experts = _experts(text, ints["num_hidden_layers"], ints["intermediate_size"], source, prefix)
         _note_sliding_window(text)
         kind = model_type(text)
-        attention_bias = text.get("attention_bias", False) if kind in QKV_BIAS_KEY_MODEL_TYPES else False
-        if not isinstance(attention_bias, bool):  # (bool("false") is True)
-            raise UserError(f"{source}: model config key {prefix + 'attention_bias'!r} must be true or false, got "
-                            f"{attention_bias!r}")
-        quant = config.get("quantization_config")
-        storage = weight_storage(quant, DTYPE_BYTES[dtype], source)
+        biases = _biases(text, kind, source, prefix)
+        quant = config.get("quantization_config")  # (where vLLM reads a ModelOpt KV dtype)
+        layers = layers_quantization_config(dict(config), quant, source)  # (or text_config's, compression_config)
+        storage = weight_storage(layers, DTYPE_BYTES[dtype], source)
         return cls(
             num_layers=ints["num_hidden_layers"],
             hidden_size=ints["hidden_size"],
@@ -355,11 +369,15 @@ class ModelShape:
             dtype_bytes=DTYPE_BYTES[dtype],
             tie_word_embeddings=tied,
             kv_latent=mla_latent_size(text, source, prefix),
-            kv_dtype_bytes=kv_element_bytes(kv_cache_dtype(quant, source),
+            kv_dtype_bytes=kv_element_bytes(kv_cache_dtype(quant, source, layers),
                                             DTYPE_BYTES[dtype], source),
             latent=_latent_projections(text, source, prefix),
-            qkv_bias=kind in QKV_BIAS_MODEL_TYPES or attention_bias,
+            qkv_bias=kind in QKV_BIAS_MODEL_TYPES or biases["qkv"],
             qk_norm=kind in QK_NORM_MODEL_TYPES,
+            layer_norms=4 if kind in FOUR_NORMS_MODEL_TYPES else 2,
+            qk_norm_whole=kind == "olmoe",
+            o_bias=biases["o"],
+            mlp_bias=biases["mlp"],
             weight_storage=storage if isinstance(storage, WeightStorage) else None,
             weights_refused=storage if isinstance(storage, str) else None,
             **experts,
@@ -376,6 +394,63 @@ class ModelShape:
     def kv_heads_per_gpu(self, tp: int) -> int:
         """KV heads each GPU stores: sharded, or replicated once there are more GPUs than KV heads."""
         return max(1, self.num_kv_heads // tp)
+
+
+#: Model types whose vLLM 0.32 model has no LM head of its own, whatever ``tie_word_embeddings`` says (Gemma-2's logits
+#: come from its embedding).
+ALWAYS_TIED_MODEL_TYPES = frozenset({"gemma2"})
+#: Model types whose transformers config class takes the defaults assumed here for a size the file leaves out (a KV
+#: head per query head, ``hidden_size / num_attention_heads`` a head, an LM head of its own): LlamaConfig's.
+_LLAMA_DEFAULTS_MODEL_TYPES = frozenset({"llama"})
+
+
+def _check_class_defaults(text: Mapping[str, Any], source: str, prefix: str) -> bool:
+    """The ``tie_word_embeddings`` the config class vLLM reads the text model ``text``'s type through takes where the
+    file leaves it out (:func:`ltrsched.engine.model_sizes._class_defaults`; false where it is not known); a one-line
+    UserError where the file leaves out ``num_key_value_heads`` or ``head_dim`` (null: left out) and that class would
+    take a default of its own rather than one KV head per query head or ``hidden_size / num_attention_heads``
+    (Mistral's 8 KV heads, Gemma's heads of 256): a model of other sizes than the file's. A model type without
+    ``model_type``, or a Llama's, takes LlamaConfig's defaults, assumed here without reading its class."""
+    from ltrsched.engine.model_sizes import _class_defaults
+    from ltrsched.models import MLA_MODEL_TYPES, model_type
+
+    kind = model_type(dict(text))
+    absent = [key for key in ("num_key_value_heads", "head_dim", "tie_word_embeddings") if text.get(key) is None]
+    if kind is None or kind in _LLAMA_DEFAULTS_MODEL_TYPES or not absent:
+        return False
+    aliases, defaults, config_class = _class_defaults(kind, tuple(absent))
+    for key in absent:
+        if key == "tie_word_embeddings" or key == "head_dim" and kind in MLA_MODEL_TYPES:
+            continue  # (a default read, not refused; a latent attention's heads are not sized by head_dim)
+        if defaults.get(key) is not None:
+            raise UserError(f"{source}: model config lacks key {prefix + aliases.get(key, key)!r}: {config_class} "
+                            f"(through which vLLM reads it) would take its default {defaults[key]!r}, a size of "
+                            "another model: add the model's own")
+    return defaults.get("tie_word_embeddings") is True
+
+
+def _flag(text: Mapping[str, Any], key: str, source: str, prefix: str) -> bool:
+    """``text[key]`` (absent or null: false), true or false; a one-line UserError for another value (vLLM takes any
+    truthy one: the string "false" would be true)."""
+    value = text.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise UserError(f"{source}: model config key {prefix + key!r} must be true or false, got {value!r}")
+    return bool(value)
+
+
+def _biases(text: Mapping[str, Any], kind: str | None, source: str, prefix: str) -> dict[str, bool]:
+    """Which biases vLLM 0.32's model of type ``kind`` builds from the text model's flags: ``qkv`` (the query, key and
+    value projections'), ``o`` (the output projection's), ``mlp`` (the dense MLP's). Qwen3's ``attention_bias`` is its
+    q/k/v biases alone; a Llama's or Mistral's (:data:`LLAMA_BIAS_MODEL_TYPES`) ``attention_bias`` (or ``bias``) both
+    q/k/v and output biases, its ``qkv_bias`` (as InternLM3 gives it) the q/k/v biases instead, its ``mlp_bias`` the
+    MLP's (vLLM's ``LlamaDecoderLayer``); other types' flags are not read here (Qwen2's biases are its type's)."""
+    if kind in QKV_BIAS_KEY_MODEL_TYPES:
+        return {"qkv": _flag(text, "attention_bias", source, prefix), "o": False, "mlp": False}
+    if kind not in LLAMA_BIAS_MODEL_TYPES:
+        return {"qkv": False, "o": False, "mlp": False}
+    attention = _flag(text, "attention_bias", source, prefix) or _flag(text, "bias", source, prefix)
+    qkv = _flag(text, "qkv_bias", source, prefix) if "qkv_bias" in text else attention
+    return {"qkv": qkv, "o": attention, "mlp": _flag(text, "mlp_bias", source, prefix)}
 
 
 def _note_sliding_window(text: Mapping[str, Any]) -> None:
@@ -421,7 +496,7 @@ def _latent_projections(text: Mapping[str, Any], source: str, prefix: str) -> La
 
 
 #: Keys of other layouts of experts than those read here (vLLM's ``get_num_experts`` reads them too): ``num_experts``
-#: of another model type than :data:`QWEN_MOE_MODEL_TYPES` (OLMoE's, Qwen3-Next's: other layers around them).
+#: of another model type than :data:`QWEN_MOE_MODEL_TYPES` and OLMoE (Jamba's, Qwen3-Next's: other layers around them).
 OTHER_EXPERT_KEYS = ("num_experts", "moe_num_experts", "block_configs")
 #: Model types whose experts are Qwen-MoE's (``num_experts`` of ``moe_intermediate_size``, shared ones of
 #: ``shared_expert_intermediate_size`` behind a one-output gate), placed as vLLM 0.32's ``qwen2_moe`` / ``qwen3_moe``.
@@ -430,8 +505,14 @@ QWEN_MOE_MODEL_TYPES = frozenset({"qwen2_moe", "qwen3_moe"})
 #: ``attention_bias`` (its ``qkv_bias``; the output projection without).
 QKV_BIAS_MODEL_TYPES = frozenset({"qwen2", "qwen2_moe"})
 QKV_BIAS_KEY_MODEL_TYPES = frozenset({"qwen3", "qwen3_moe"})
+#: Model types vLLM 0.32 builds with its ``LlamaDecoderLayer``, which reads ``attention_bias``, ``bias``, ``qkv_bias``
+#: and ``mlp_bias`` (:func:`_biases`).
+LLAMA_BIAS_MODEL_TYPES = frozenset({"llama", "mistral"})
 #: Model types whose layers normalize each query and key head (``q_norm``, ``k_norm`` of ``head_dim``).
-QK_NORM_MODEL_TYPES = frozenset({"qwen3", "qwen3_moe"})
+QK_NORM_MODEL_TYPES = frozenset({"qwen3", "qwen3_moe", "gemma3_text"})
+#: Model types whose layers have four norms of ``hidden_size`` (Gemma-2's and Gemma-3's before and after attention and
+#: MLP), not two.
+FOUR_NORMS_MODEL_TYPES = frozenset({"gemma2", "gemma3_text"})
 
 
 def _qwen_moe_layers(text: Mapping[str, Any], layers: int, source: str, prefix: str) -> int:
@@ -451,10 +532,11 @@ def _experts(text: Mapping[str, Any], layers: int, intermediate: int, source: st
     """:class:`ModelShape`'s mixture-of-experts fields of a text model: DeepSeek's (``n_routed_experts`` of
     ``moe_intermediate_size`` from layer ``first_k_dense_replace`` on, every ``moe_layer_freq``-th, with
     ``n_shared_experts`` shared ones, as vLLM's DeepSeek-V2 model places them), Qwen2/3-MoE's (``num_experts`` of
-    ``moe_intermediate_size``, shared ones of ``shared_expert_intermediate_size``, :func:`_qwen_moe_layers`), Mixtral's
-    (``num_local_experts`` of ``intermediate_size`` in every layer), DBRX's (``ffn_config``'s ``moe_num_experts`` of
-    ``ffn_hidden_size`` in every layer, read by :func:`ltrsched.models.dbrx_names`), or, for another layout, only the
-    key that names it (``weights_unknown``)."""
+    ``moe_intermediate_size``, shared ones of ``shared_expert_intermediate_size``, :func:`_qwen_moe_layers`), OLMoE's
+    (``num_experts`` of ``intermediate_size`` in every layer), Mixtral's (``num_local_experts`` of
+    ``intermediate_size`` in every layer), DBRX's (``ffn_config``'s ``moe_num_experts`` of ``ffn_hidden_size`` in every
+    layer, read by :func:`ltrsched.models.dbrx_names`), or, for another layout, only the key that names it
+    (``weights_unknown``)."""
     from ltrsched.models import config_size, model_type
 
     kind = model_type(dict(text))
@@ -476,6 +558,9 @@ def _experts(text: Mapping[str, Any], layers: int, intermediate: int, source: st
                 "shared_intermediate_size": shared, "shared_expert_gate": kind == "qwen2_moe" or shared > 0}
     if kind == "dbrx":  # (names given by dbrx_names; its experts in every layer)
         return {"moe_layers": layers, "num_experts": text["moe_num_experts"], "expert_intermediate_size": intermediate}
+    if kind == "olmoe":  # (OLMoE: num_experts of intermediate_size in every layer, no shared experts)
+        return {"moe_layers": layers, "num_experts": config_size(text, "num_experts", source, prefix),
+                "expert_intermediate_size": intermediate}
     if text.get("num_local_experts"):
         return {"moe_layers": layers, "num_experts": _optional_size(text, "num_local_experts", source, prefix),
                 "expert_intermediate_size": intermediate}
@@ -491,17 +576,23 @@ def _check_estimable(m: ModelShape, what: str) -> None:
     """One-line UserError where ``what`` (an estimate) would take the model for a dense one."""
     if m.weights_unknown is not None:
         raise UserError(f"the {what} of a model config with {m.weights_unknown!r} (a layout of experts ltrsched does "
-                        "not read: it reads DeepSeek's n_routed_experts, Qwen2/3-MoE's num_experts, Mixtral's "
-                        "num_local_experts and DBRX's ffn_config) would be a dense model's, so the simulator cannot "
-                        "size this model's memory")
+                        "not read: it reads DeepSeek's n_routed_experts, Qwen2/3-MoE's and OLMoE's num_experts, "
+                        "Mixtral's num_local_experts and DBRX's ffn_config) would be a dense model's, so the simulator "
+                        "cannot size this model's memory")
 
 
-def _parameters_per_gpu(m: ModelShape, tp: int) -> tuple[int, int]:
+#: vLLM 0.32 pads a vocabulary to a multiple of this many tokens in its embedding and LM head (its
+#: ``DEFAULT_VOCAB_PADDING_SIZE``), before splitting it under tensor parallelism.
+VOCAB_PADDING = 64
+
+
+def _parameters_per_gpu(m: ModelShape, tp: int, padded: bool = False) -> tuple[int, int]:
     """Parameters one GPU holds under ``tp``-way tensor parallelism, as vLLM shards them (attention heads, MLP and
     expert widths and the vocabulary split; norms, a latent attention's compressions and the routers replicated), and
     how many of them are the decoder's linear weights a quantization stores (:class:`WeightStorage`: attention
-    projections, MLPs and experts; not the embedding, LM head, norms, biases, routers or gates). A one-line UserError
-    where the model's experts are not read here."""
+    projections, MLPs and experts; not the embedding, LM head, norms, biases, routers or gates). ``padded``: the
+    embedding and LM head as vLLM allocates them, their vocabulary padded to :data:`VOCAB_PADDING` tokens (the model's
+    own parameters without). A one-line UserError where the model's experts are not read here."""
     _check_estimable(m, "weight estimate")
     h = m.hidden_size
     if m.latent is not None:  # (q_a, kv_a and their norms replicated; q_b / q, kv_b and o split by heads)
@@ -516,14 +607,19 @@ def _parameters_per_gpu(m: ModelShape, tp: int) -> tuple[int, int]:
         q = m.num_heads * m.head_dim // tp
         kv = m.kv_heads_per_gpu(tp) * m.head_dim
         attention = 2 * h * q + 2 * h * kv  # (q, o; k, v)
-        attention_other = (q + 2 * kv if m.qkv_bias else 0) + (2 * m.head_dim if m.qk_norm else 0)
+        attention_other = ((q + 2 * kv if m.qkv_bias else 0) + (2 * m.head_dim if m.qk_norm else 0)
+                           + (h if m.o_bias else 0)  # (a row-parallel layer's bias: whole on each GPU)
+                           + ((m.num_heads + m.num_kv_heads) * m.head_dim if m.qk_norm_whole else 0))
     dense = 3 * h * m.intermediate_size // tp  # (gate, up, down)
+    dense_other = 2 * m.intermediate_size // tp + h if m.mlp_bias else 0  # (gate and up biases split, down's whole)
     # (experts split by width; the router and shared expert's gate replicated)
     moe = 3 * h * (m.num_experts * m.expert_intermediate_size + m.shared_intermediate_size) // tp
     moe_other = h * m.num_experts + (h if m.shared_expert_gate else 0)
     linear = m.num_layers * attention + (m.num_layers - m.moe_layers) * dense + m.moe_layers * moe
-    other = m.num_layers * (attention_other + 2 * h) + m.moe_layers * moe_other
-    vocab_shard = -(-m.vocab_size // tp)
+    other = (m.num_layers * (attention_other + m.layer_norms * h) + m.moe_layers * moe_other
+             + (m.num_layers - m.moe_layers) * dense_other)
+    vocab = -(-m.vocab_size // VOCAB_PADDING) * VOCAB_PADDING if padded else m.vocab_size
+    vocab_shard = -(-vocab // tp)
     embeddings = vocab_shard * h * (1 if m.tie_word_embeddings else 2)
     return embeddings + linear + other + h, linear
 
@@ -537,12 +633,12 @@ def parameter_count(config: Mapping[str, Any] | ModelShape) -> int:
 
 
 def _weight_bytes_per_gpu(m: ModelShape, tp: int) -> int:
-    """Bytes of :func:`_parameters_per_gpu`'s parameters: the decoder's linear weights as its quantization stores them
-    (:attr:`ModelShape.weight_storage`), the rest at the model's dtype; its one-line refusal where they are not counted
-    (:attr:`ModelShape.weights_refused`)."""
+    """Bytes of :func:`_parameters_per_gpu`'s parameters as vLLM allocates them (the vocabulary padded): the decoder's
+    linear weights as its quantization stores them (:attr:`ModelShape.weight_storage`), the rest at the model's dtype;
+    its one-line refusal where they are not counted (:attr:`ModelShape.weights_refused`)."""
     if m.weights_refused is not None:
         raise UserError(m.weights_refused)
-    total, linear = _parameters_per_gpu(m, tp)
+    total, linear = _parameters_per_gpu(m, tp, padded=True)
     if m.weight_storage is None:
         return total * m.dtype_bytes
     return (total - linear) * m.dtype_bytes + m.weight_storage.bytes_of(linear)
