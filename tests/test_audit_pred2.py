@@ -11,23 +11,9 @@ import polars as pl
 import pytest
 
 from cli_helpers import run_cli_fast
+from label_data import english_rows, write_label_jsonl
 
-WORDS = "please explain the story of a word list write answer today city code python function loop summary".split()
 FOREIGN = ["مرحبا كيف حالك اليوم", "नमस्ते आप कैसे हैं", "ελληνικά κείμενο εδώ", "שלום עולם מה שלומך", "Привет как дела"]
-
-
-def _english(n: int, seed: int) -> list[tuple[str, int]]:
-    """``n`` (prompt, output length [tokens]) pairs of English words, longer prompts with longer answers."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(n):
-        words = list(rng.choice(WORDS, size=int(rng.integers(3, 12))))
-        rows.append((" ".join(words) + f" {seed}-{i}", 20 * len(words) + int(rng.integers(1, 50))))
-    return rows
-
-
-def _jsonl(path, rows) -> None:
-    path.write_text("".join(json.dumps({"prompt": p, "output_tokens": n}) + "\n" for p, n in rows))
 
 
 def _labels(path, splits: dict[str, list[tuple[str, int]]], cap: int = 512, sample: list[tuple[str, int]] = ()) -> None:
@@ -63,12 +49,12 @@ def _ranker(path, rows, seed: int = 0) -> None:
 def test_ensemble_warns_where_held_out_prompts_are_unlike_a_members_training_prompts(tmp_path, capsys):
     """train, evaluate and predict warned of prompts that share no n-gram with an n-gram ranker's training prompts;
     ensemble printed each member's held-out tau on Arabic, Hindi, Greek, Hebrew and Russian prompts without a word."""
-    train = _english(120, 0)
+    train = english_rows(120, 0)
     _ranker(tmp_path / "a", train, seed=0)
     _ranker(tmp_path / "b", train, seed=1)
-    _jsonl(tmp_path / "train.jsonl", train)
-    _jsonl(tmp_path / "foreign.jsonl", [(p + " " + p[: i % 7], 10 + 7 * i) for i, p in enumerate(FOREIGN * 4)])
-    _jsonl(tmp_path / "eval.jsonl", _english(40, 1))
+    write_label_jsonl(tmp_path / "train.jsonl", train)
+    write_label_jsonl(tmp_path / "foreign.jsonl", [(p + " " + p[: i % 7], 10 + 7 * i) for i, p in enumerate(FOREIGN * 4)])
+    write_label_jsonl(tmp_path / "eval.jsonl", english_rows(40, 1))
     r = run_cli_fast(capsys, "ensemble", "-m", tmp_path / "a", "-m", tmp_path / "b", "--data", tmp_path / "train.jsonl",
                      "--eval-data", tmp_path / "foreign.jsonl", "-o", tmp_path / "e")
     assert r.returncode == 0, r.stderr
@@ -83,10 +69,10 @@ def test_ensemble_warns_where_held_out_prompts_are_unlike_a_members_training_pro
 def test_ensemble_warns_where_its_held_out_prompts_are_a_members_training_prompts(tmp_path, capsys):
     """A --data file without splits is its own "eval" split: ensemble reported a "held-out" tau of 0.68 on the
     members' training prompts without a word, where evaluate of the ensemble warns of it."""
-    train = _english(120, 0)
+    train = english_rows(120, 0)
     _ranker(tmp_path / "a", train, seed=0)
     _ranker(tmp_path / "b", train, seed=1)
-    _jsonl(tmp_path / "train.jsonl", train)
+    write_label_jsonl(tmp_path / "train.jsonl", train)
     r = run_cli_fast(capsys, "ensemble", "-m", tmp_path / "a", "-m", tmp_path / "b", "--data", tmp_path / "train.jsonl",
                      "-o", tmp_path / "e")
     assert r.returncode == 0, r.stderr
@@ -98,8 +84,8 @@ def test_ensemble_warns_where_its_held_out_prompts_are_a_members_training_prompt
 def test_predict_scores_a_labels_file_of_train_prompts_only_with_split(tmp_path, capsys):
     """predict scores a labels file's eval split: a file of train prompts only ended with "no 'main' labels in the
     eval split", and predict had no way to score it."""
-    _ranker(tmp_path / "m", _english(60, 0))
-    _labels(tmp_path / "train-only.parquet", {"train": _english(30, 2)}, cap=128)
+    _ranker(tmp_path / "m", english_rows(60, 0))
+    _labels(tmp_path / "train-only.parquet", {"train": english_rows(30, 2)}, cap=128)
     r = run_cli_fast(capsys, "predict", "-m", tmp_path / "m", "-w", tmp_path / "train-only.parquet",
                      "-o", tmp_path / "o.parquet")
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r
@@ -111,7 +97,7 @@ def test_predict_scores_a_labels_file_of_train_prompts_only_with_split(tmp_path,
         assert r.returncode == 0, r.stderr
         scored = pl.read_parquet(tmp_path / f"{split}.parquet")
         assert scored.height == 30 and scored["score"].is_finite().all()
-    _jsonl(tmp_path / "w.jsonl", _english(5, 3))  # (no splits: --split train would be all of it)
+    write_label_jsonl(tmp_path / "w.jsonl", english_rows(5, 3))  # (no splits: --split train would be all of it)
     r = run_cli_fast(capsys, "predict", "-m", tmp_path / "m", "-w", tmp_path / "w.jsonl", "-o", tmp_path / "x.parquet",
                      "--split", "train")
     assert r.returncode == 2 and "has no train/eval split" in r.stderr and r.stderr.count("\n") == 1, r
@@ -119,9 +105,9 @@ def test_predict_scores_a_labels_file_of_train_prompts_only_with_split(tmp_path,
 
 @pytest.mark.parametrize("command", ["evaluate", "train", "ensemble"])
 def test_a_labels_file_without_an_eval_split_says_what_to_do(tmp_path, capsys, command):
-    _ranker(tmp_path / "m", _english(60, 0))
-    _ranker(tmp_path / "m2", _english(60, 0), seed=1)
-    _labels(tmp_path / "l.parquet", {"train": _english(30, 2)})
+    _ranker(tmp_path / "m", english_rows(60, 0))
+    _ranker(tmp_path / "m2", english_rows(60, 0), seed=1)
+    _labels(tmp_path / "l.parquet", {"train": english_rows(30, 2)})
     args = {"evaluate": ["evaluate", "-m", tmp_path / "m", "--data", tmp_path / "l.parquet"],
             "train": ["train", "--data", tmp_path / "l.parquet", "-o", tmp_path / "t"],
             "ensemble": ["ensemble", "-m", tmp_path / "m", "-m", tmp_path / "m2", "--data", tmp_path / "l.parquet",
@@ -139,8 +125,8 @@ def test_a_learning_rate_that_barely_trains_is_warned_and_the_default_is_not(tmp
     rate is not warned of, even where few steps leave the order near the untrained one."""
     from ltrsched.predictors.predictor import untrained_warning
 
-    _jsonl(tmp_path / "train.jsonl", _english(120, 0))
-    _jsonl(tmp_path / "eval.jsonl", _english(40, 1))
+    write_label_jsonl(tmp_path / "train.jsonl", english_rows(120, 0))
+    write_label_jsonl(tmp_path / "eval.jsonl", english_rows(40, 1))
     r = run_cli_fast(capsys, "train", "--data", tmp_path / "train.jsonl", "--eval-data", tmp_path / "eval.jsonl",
                      "-o", tmp_path / "slow", "--lr", "1e-7")
     assert r.returncode == 0, r.stderr
@@ -162,7 +148,7 @@ def test_measuring_the_untrained_order_leaves_training_as_it_was(tmp_path):
     from ltrsched.predictors.config import PredictorConfig
     from ltrsched.predictors.predictor import Predictor
 
-    train, held = _english(60, 0), _english(20, 1)
+    train, held = english_rows(60, 0), english_rows(20, 1)
     prompts, lengths = [p for p, _ in train], np.array([n for _, n in train])
     a, b = Predictor(PredictorConfig(dim=4096, epochs=2)), Predictor(PredictorConfig(dim=4096, epochs=2))
     a.fit(prompts, lengths, [p for p, _ in held], np.array([n for _, n in held]))
@@ -177,8 +163,8 @@ def test_a_plot_format_this_machine_cannot_write_is_refused_before_evaluating(tm
     """--plot x.pgf needs a TeX system: without one evaluate printed its results, then a RuntimeError traceback."""
     import os
 
-    _ranker(tmp_path / "m", _english(60, 0))
-    _jsonl(tmp_path / "eval.jsonl", _english(20, 1))
+    _ranker(tmp_path / "m", english_rows(60, 0))
+    write_label_jsonl(tmp_path / "eval.jsonl", english_rows(20, 1))
     (tmp_path / "bin").mkdir()  # (a PATH without TeX)
     r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "m", "--data", tmp_path / "eval.jsonl", "--plot",
                      tmp_path / "c.pgf", env={**os.environ, "PATH": str(tmp_path / "bin")})
@@ -196,7 +182,7 @@ def test_sizes_given_twice_train_once(tmp_path):
     from ltrsched.predictors.label_report import label_report, parse_sizes
 
     assert parse_sizes("20,20,all,10,all") == [20, "all", 10]
-    _labels(tmp_path / "l.parquet", {"train": _english(40, 0), "eval": _english(30, 1)})
+    _labels(tmp_path / "l.parquet", {"train": english_rows(40, 0), "eval": english_rows(30, 1)})
     df = pl.read_parquet(tmp_path / "l.parquet")
     heard = []
     report = label_report(df, "l.parquet", parse_sizes("20,20,all"), epochs=1, on_progress=heard.append)
@@ -207,8 +193,8 @@ def test_sizes_given_twice_train_once(tmp_path):
 def test_label_report_says_why_a_row_is_n_a(tmp_path, capsys):
     """Labels without a sampled run, or whose sampled lengths are all at the cap, printed the ceiling's row as "n/a"
     and nothing more."""
-    train = [(p, 600) for p, _ in _english(30, 0)] + _english(10, 5)  # (most at the 128-token cap)
-    held = _english(30, 1)
+    train = [(p, 600) for p, _ in english_rows(30, 0)] + english_rows(10, 5)  # (most at the 128-token cap)
+    held = english_rows(30, 1)
     _labels(tmp_path / "none.parquet", {"train": train, "eval": held}, cap=128)
     _labels(tmp_path / "capped.parquet", {"train": train, "eval": held}, cap=128, sample=[(p, 999) for p, _ in held[:10]])
     r = run_cli_fast(capsys, "label-report", tmp_path / "none.parquet", "-o", tmp_path / "r1", "--sizes", "2,all",
@@ -240,7 +226,7 @@ def test_label_report_on_a_curve_subset_of_equal_lengths_explains_its_n_a():
 def test_label_report_warns_where_held_out_prompts_are_train_prompts(tmp_path, capsys):
     """Two labels files merged (or a prompt under two keys) put train prompts among the held-out ones: the report's
     taus were measured partly on training prompts, without a word (train warns of the same)."""
-    train, held = _english(40, 0), _english(30, 1)
+    train, held = english_rows(40, 0), english_rows(30, 1)
     _labels(tmp_path / "l.parquet", {"train": train, "eval": held + [(p + "", n) for p, n in train[:5]]})
     df = pl.read_parquet(tmp_path / "l.parquet")  # (the same text under another key)
     df = df.with_columns(key=pl.when(pl.col("split") == "eval").then(pl.col("key") + "-eval").otherwise(pl.col("key")))

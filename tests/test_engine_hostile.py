@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from cli_helpers import run_cli_fast
+from label_data import FakeLabelDriver
 from conftest import LinearProfile, make_workload
 from ltrsched.errors import UserError
 from ltrsched.policies import make_policy
@@ -230,8 +231,6 @@ def test_model_execution_options_are_refused_by_the_emulated_engine(options, nam
 def test_label_keeps_the_finished_prompts_of_unfinished_chunks_when_it_stops(tmp_path, monkeypatch, stop):
     """A labelling run stopped (Ctrl-C, an engine error) kept only its complete chunks: the labels of the
     prompts already finished in a chunk still in flight were lost, and a rerun served them again."""
-    from types import SimpleNamespace
-
     import ltrsched.engine.runner as runner
     import ltrsched.labelling.generate as generate
     from ltrsched.engine.config import EngineConfig
@@ -241,25 +240,14 @@ def test_label_keeps_the_finished_prompts_of_unfinished_chunks_when_it_stops(tmp
     from ltrsched.labelling.settings import LabelSettings, Sampling
 
     closed = []
-
-    class FakeDriver:
-        def __init__(self, config, load_format, seed):
-            self.host = SimpleNamespace(to_dict=lambda: {})
-            self.max_model_len = 1000
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):  # (the engine shut down, its environment put back)
-            closed.append(True)
-
+    monkeypatch.setattr(FakeLabelDriver, "closed", closed)  # (the engine shut down, its environment put back)
     def serve_then_stop(driver, requests, on_done, window):  # prompts 0, 2, 3 finish, then the run stops
         for i in (0, 2, 3):
             on_done(i, generate.Generated(prompt_tokens=len(requests[i].prompt_ids), output_tokens=5 + i,
                                           finish_reason="stop"))
         raise stop("stopped")
 
-    monkeypatch.setattr(runner, "VllmDriver", FakeDriver)
+    monkeypatch.setattr(runner, "VllmDriver", FakeLabelDriver)
     monkeypatch.setattr(generate, "serve_requests", serve_then_stop)
     jobs = [LabelJob("main", "eval", f"k{i}", f"prompt {i}") for i in range(5)]
     settings = LabelSettings("m", "0" * 64, 100, Sampling(0.0, 1.0, 0), Sampling(0.8, 1.0, 1))

@@ -9,26 +9,11 @@ import pickle
 import warnings
 
 import numpy as np
-import polars as pl
 import pytest
 
 from cli_helpers import run_cli_fast
+from label_data import WORDS, FakeLabelDriver, english_rows, write_label_jsonl
 
-WORDS = "please explain the story of a word list write answer today city code python function loop summary".split()
-
-
-def _english(n: int, seed: int) -> list[tuple[str, int]]:
-    """``n`` (prompt, output length [tokens]) pairs of English words, longer prompts with longer answers."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(n):
-        words = list(rng.choice(WORDS, size=int(rng.integers(3, 12))))
-        rows.append((" ".join(words) + f" {seed}-{i}", 20 * len(words) + int(rng.integers(1, 50))))
-    return rows
-
-
-def _jsonl(path, rows) -> None:
-    path.write_text("".join(json.dumps({"prompt": p, "output_tokens": n}) + "\n" for p, n in rows))
 
 
 def _one_line_error(r, *parts: str) -> None:
@@ -60,8 +45,8 @@ def test_a_feature_set_edited_after_training_is_refused_on_load(tmp_path, capsys
     """predictor.json's n-gram set changed after training (the weights digest covers the weights only): evaluate
     loaded it and scored each prompt by the weights of other n-grams' buckets, held-out tau 0.29 -> -0.21, without a
     word."""
-    _ranker(tmp_path / "ck", _english(120, 0))
-    _jsonl(tmp_path / "ev.jsonl", _english(40, 1))
+    _ranker(tmp_path / "ck", english_rows(120, 0))
+    write_label_jsonl(tmp_path / "ev.jsonl", english_rows(40, 1))
     _edit(tmp_path / "ck", **{field: value})
     r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "ck", "--data", tmp_path / "ev.jsonl")
     _one_line_error(r, f'predictor.json says {field} "{value}", but its weights were trained with {field} '
@@ -75,7 +60,7 @@ def test_a_class_models_bucket_edited_after_training_is_refused(tmp_path):
     from ltrsched.predictors.predictor import Predictor
 
     ck = tmp_path / "ck"
-    _ranker(ck, _english(60, 0), kind="class", loss="ce", bucket=100, num_classes=82, hidden=8, dim=1 << 10)
+    _ranker(ck, english_rows(60, 0), kind="class", loss="ce", bucket=100, num_classes=82, hidden=8, dim=1 << 10)
     Predictor.load(ck)
     _edit(ck, bucket=50)
     with pytest.raises(UserError, match=r"says bucket 50, but its weights were trained with bucket 100"):
@@ -95,12 +80,12 @@ def test_another_tokenizer_at_the_hf_model_path_is_refused(tmp_path, capsys):
     model = tmp_path / "tiny-opt"
     transformers.OPTConfig(vocab_size=512, hidden_size=16, num_hidden_layers=1, ffn_dim=32, num_attention_heads=2,
                            max_position_embeddings=64, word_embed_proj_dim=16).save_pretrained(model)
-    rows = _english(40, 0)
+    rows = english_rows(40, 0)
     predictor = Predictor(PredictorConfig(backbone="hf", hf_path=str(model), epochs=1, lr=1e-3, list_size=16,
                                           max_prompt_tokens=32))
     predictor.fit([p for p, _ in rows], np.array([n for _, n in rows]))
     predictor.save(tmp_path / "ck")
-    _jsonl(tmp_path / "ev.jsonl", _english(12, 1))
+    write_label_jsonl(tmp_path / "ev.jsonl", english_rows(12, 1))
     assert run_cli_fast(capsys, "evaluate", "-m", tmp_path / "ck", "--data", tmp_path / "ev.jsonl").returncode == 0
     tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(["[UNK]", *WORDS])}, unk_token="[UNK]"))
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
@@ -115,7 +100,7 @@ def test_a_checkpoint_saved_before_the_record_loads_and_scores_as_before(tmp_pat
     from ltrsched.predictors.config import TRAINED_WITH_KEY
     from ltrsched.predictors.predictor import Predictor
 
-    rows = _english(60, 0)
+    rows = english_rows(60, 0)
     _ranker(tmp_path / "ck", rows)
     prompts = [p for p, _ in rows]
     before = Predictor.load(tmp_path / "ck").scores(prompts)
@@ -129,9 +114,9 @@ def test_a_checkpoint_saved_before_the_record_loads_and_scores_as_before(tmp_pat
 def test_a_foreign_pickle_as_weights_is_one_line(tmp_path, capsys):
     """A plain pickle (another tool's "weights") printed torch's two-line UserWarning about its pickle protocol
     before the error line."""
-    _ranker(tmp_path / "ck", _english(60, 0))
+    _ranker(tmp_path / "ck", english_rows(60, 0))
     (tmp_path / "ck" / "weights.pt").write_bytes(pickle.dumps({"bag.weight": 3}, protocol=4))
-    _jsonl(tmp_path / "ev.jsonl", _english(12, 1))
+    write_label_jsonl(tmp_path / "ev.jsonl", english_rows(12, 1))
     with warnings.catch_warnings(record=True) as caught:  # (pytest keeps warnings off stderr: a process prints them)
         warnings.simplefilter("always")
         r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "ck", "--data", tmp_path / "ev.jsonl")
@@ -153,8 +138,8 @@ def test_a_foreign_pickle_as_weights_is_one_line(tmp_path, capsys):
      "--max-prompt-tokens must be in [1, 1048576], got 0"),
 ])
 def test_training_options_out_of_range_name_the_option_and_value(tmp_path, capsys, args, message):
-    _jsonl(tmp_path / "tr.jsonl", _english(20, 0))
-    _jsonl(tmp_path / "ev.jsonl", _english(10, 1))
+    write_label_jsonl(tmp_path / "tr.jsonl", english_rows(20, 0))
+    write_label_jsonl(tmp_path / "ev.jsonl", english_rows(10, 1))
     r = run_cli_fast(capsys, "train", "--data", tmp_path / "tr.jsonl", "--eval-data", tmp_path / "ev.jsonl",
                      "-o", tmp_path / "ck", *args)
     _one_line_error(r, message)
@@ -165,8 +150,8 @@ def test_a_pairwise_list_whose_pairs_outgrow_memory_is_refused_before_training(t
     """--list-size 100000 was accepted whatever the data: on 100,000 labels one list of the pairwise loss would take
     ~160 GiB (17 bytes a pair, measured on 8,192). Here 9,000 prompts (~1.3 GiB a list): refused before the model."""
     rows = [(f"prompt number {i} " + WORDS[i % len(WORDS)], 1 + i % 997) for i in range(9000)]
-    _jsonl(tmp_path / "tr.jsonl", rows)
-    _jsonl(tmp_path / "ev.jsonl", _english(10, 1))
+    write_label_jsonl(tmp_path / "tr.jsonl", rows)
+    write_label_jsonl(tmp_path / "ev.jsonl", english_rows(10, 1))
     r = run_cli_fast(capsys, "train", "--data", tmp_path / "tr.jsonl", "--eval-data", tmp_path / "ev.jsonl",
                      "-o", tmp_path / "ck", "--list-size", "100000")
     _one_line_error(r, "--list-size 100000: the pairwise loss compares every pair", "lists of 9,000 prompts need ~1 GiB",
@@ -190,14 +175,14 @@ def test_the_list_size_bound_is_the_pairwise_losss_only():
 def test_lengths_all_at_a_models_cap_name_the_fix(tmp_path, capsys):
     """Another model that stops at its 512-token cap on every prompt: the error said "nothing to rank" and stopped
     there; it now says what to do."""
-    _jsonl(tmp_path / "tr.jsonl", [(p, 512) for p, _ in _english(30, 0)])
-    _jsonl(tmp_path / "ev.jsonl", _english(10, 1))
+    write_label_jsonl(tmp_path / "tr.jsonl", [(p, 512) for p, _ in english_rows(30, 0)])
+    write_label_jsonl(tmp_path / "ev.jsonl", english_rows(10, 1))
     r = run_cli_fast(capsys, "train", "--data", tmp_path / "tr.jsonl", "--eval-data", tmp_path / "ev.jsonl",
                      "-o", tmp_path / "ck", "--epochs", "1")
     _one_line_error(r, "all 30 training prompts have the same output length (512)",
                     "label them again with a larger --max-tokens")
-    _jsonl(tmp_path / "one.jsonl", _english(1, 2))
-    _jsonl(tmp_path / "tr.jsonl", _english(30, 0))
+    write_label_jsonl(tmp_path / "one.jsonl", english_rows(1, 2))
+    write_label_jsonl(tmp_path / "tr.jsonl", english_rows(30, 0))
     r = run_cli_fast(capsys, "train", "--data", tmp_path / "tr.jsonl", "--eval-data", tmp_path / "one.jsonl",
                      "-o", tmp_path / "ck", "--epochs", "1")
     _one_line_error(r, "need at least 2 held-out prompts, got 1: Kendall tau and the rank loss compare pairs")
@@ -210,8 +195,6 @@ def test_a_resumed_label_run_keeps_its_labels_and_serves_each_prompt_once(tmp_pa
     no readable part holds, and writes each prompt once. Before: the rerun (in the same process within the same
     second, as here) named its parts like the first run's and replaced them, losing k0 and k1; and the killed write's
     temp file stayed in OUT.parts/ for good (now removed under the lock: no other process writes there)."""
-    from types import SimpleNamespace
-
     import ltrsched.engine.runner as runner
     import ltrsched.labelling.generate as generate
     from ltrsched import atomic
@@ -221,17 +204,6 @@ def test_a_resumed_label_run_keeps_its_labels_and_serves_each_prompt_once(tmp_pa
     from ltrsched.labelling.run import _final_labels, _serve, _Stats
     from ltrsched.labelling.settings import LabelSettings, Sampling
 
-    class FakeDriver:
-        def __init__(self, config, load_format, seed):
-            self.host = SimpleNamespace(to_dict=lambda: {})
-            self.max_model_len = 1000
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            pass
-
     served = []
 
     def serve(driver, requests, on_done, window):
@@ -240,7 +212,7 @@ def test_a_resumed_label_run_keeps_its_labels_and_serves_each_prompt_once(tmp_pa
             on_done(i, generate.Generated(prompt_tokens=len(r.prompt_ids), output_tokens=10 + r.prompt_ids[0],
                                           finish_reason="stop"))
 
-    monkeypatch.setattr(runner, "VllmDriver", FakeDriver)
+    monkeypatch.setattr(runner, "VllmDriver", FakeLabelDriver)
     monkeypatch.setattr(generate, "serve_requests", serve)
     jobs = [LabelJob("main", "eval", f"k{i}", f"prompt {i} 你好 🙂") for i in range(6)]
     settings = LabelSettings("m", "0" * 64, 100, Sampling(0.0, 1.0, 0), Sampling(0.8, 1.0, 1), prompts_sha256="a" * 64)
@@ -276,12 +248,12 @@ def test_an_ensemble_member_replaced_by_another_checkpoint_is_refused(tmp_path, 
     were scaled by the old member's statistics without a word."""
     import shutil
 
-    rows = _english(80, 0)
+    rows = english_rows(80, 0)
     _ranker(tmp_path / "a", rows, seed=0)
     _ranker(tmp_path / "b", rows, seed=1)
     _ranker(tmp_path / "c", rows, seed=2)
-    _jsonl(tmp_path / "tr.jsonl", rows)
-    _jsonl(tmp_path / "ev.jsonl", _english(20, 1))
+    write_label_jsonl(tmp_path / "tr.jsonl", rows)
+    write_label_jsonl(tmp_path / "ev.jsonl", english_rows(20, 1))
     r = run_cli_fast(capsys, "ensemble", "-m", tmp_path / "a", "-m", tmp_path / "b", "--data", tmp_path / "tr.jsonl",
                      "--eval-data", tmp_path / "ev.jsonl", "-o", tmp_path / "e")
     assert r.returncode == 0, r.stderr
@@ -299,10 +271,10 @@ def test_an_ensemble_member_replaced_by_another_checkpoint_is_refused(tmp_path, 
 
 def test_an_ensemble_of_a_classifier_names_it(tmp_path, capsys):
     """It said "ensemble members must be rank predictors (--kind rank)", not which of the --model checkpoints is not."""
-    rows = _english(60, 0)
+    rows = english_rows(60, 0)
     _ranker(tmp_path / "a", rows)
     _ranker(tmp_path / "c", rows, kind="class", loss="ce", bucket=100, num_classes=82, hidden=8, dim=1 << 10)
-    _jsonl(tmp_path / "tr.jsonl", rows)
+    write_label_jsonl(tmp_path / "tr.jsonl", rows)
     r = run_cli_fast(capsys, "ensemble", "-m", tmp_path / "a", "-m", tmp_path / "c", "--data", tmp_path / "tr.jsonl",
                      "-o", tmp_path / "e")
     _one_line_error(r, f"--model {tmp_path / 'c'} is a length classifier (--kind class)")
@@ -319,7 +291,7 @@ def test_an_epoch_whose_lists_hold_only_tied_lengths_is_not_blamed_on_the_learni
     from ltrsched.predictors.config import PredictorConfig
     from ltrsched.predictors.predictor import Predictor
 
-    prompts, lengths = [p for p, _ in _english(3, 7)], np.array([512, 512, 20])
+    prompts, lengths = [p for p, _ in english_rows(3, 7)], np.array([512, 512, 20])
     with pytest.raises(UserError, match=r"no list of --list-size 2 training prompts held two different lengths in 1 "
                                         r"epoch\(s\): the pairwise loss learned nothing \(2 of 3 lengths tie at 512 "
                                         r"tokens\); raise --list-size or --epochs"):
@@ -344,8 +316,8 @@ def test_a_tokenizer_with_more_tokens_than_the_model_is_one_line(tmp_path, capsy
     LlamaForCausalLM(LlamaConfig(vocab_size=4, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
                                  num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64,
                                  pad_token_id=0)).save_pretrained(model)
-    _jsonl(tmp_path / "tr.jsonl", _english(20, 0))
-    _jsonl(tmp_path / "ev.jsonl", _english(10, 1))
+    write_label_jsonl(tmp_path / "tr.jsonl", english_rows(20, 0))
+    write_label_jsonl(tmp_path / "ev.jsonl", english_rows(10, 1))
     r = run_cli_fast(capsys, "train", "--data", tmp_path / "tr.jsonl", "--eval-data", tmp_path / "ev.jsonl",
                      "-o", tmp_path / "ck", "--backbone", backbone, "--hf-model", model, "--epochs", "1")
     _one_line_error(r, f"the tokenizer of {model} gives ", "outside the model's 4 input embeddings",
@@ -359,8 +331,8 @@ def test_a_tokenizer_with_more_tokens_than_the_model_is_one_line(tmp_path, capsy
 def test_weights_of_other_settings_say_how_they_differ(tmp_path, capsys, change, message):
     """predictor.json's sizes edited (or another checkpoint's weights.pt beside it): the error said only "weights do
     not match its ngram config (Error(s) in loading state_dict for NgramModel:)", torch's first line."""
-    _ranker(tmp_path / "ck", _english(40, 0))
+    _ranker(tmp_path / "ck", english_rows(40, 0))
     _edit(tmp_path / "ck", **change)
-    _jsonl(tmp_path / "ev.jsonl", _english(10, 1))
+    write_label_jsonl(tmp_path / "ev.jsonl", english_rows(10, 1))
     r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "ck", "--data", tmp_path / "ev.jsonl")
     _one_line_error(r, f"weights do not match its ngram config ({message}): the weights of another model or settings")
