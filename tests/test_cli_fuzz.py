@@ -1,0 +1,81 @@
+"""Hostile values for the simulator-side commands (simulate, sweep, capacity, reproduce, plot), in this process: each
+is one `error:` line naming the option, exit code 2, or a run; never a traceback, a second line or a silent choice.
+A representative set of what a fuzz of every option x {negative, 0, NaN, inf, 2**63, empty, blank, odd names,
+directories, empty and binary files, repeats, conflicts} covered; the full cross product ran once, outside the suite."""
+
+from __future__ import annotations
+
+import pytest
+
+from cli_helpers import run_cli_fast
+from test_cli_simulate import assert_one_line_error
+
+BIG = str(2**63)
+
+
+# ---------------------------------------------------------------------------- an option given twice
+@pytest.mark.parametrize("args, message", [
+    # (each would otherwise have run with the last value, or failed later on something else)
+    (["simulate", "-w", "lmsys-like", "-n", "5", "-n", "3"], "--num-requests / -n is given twice; give it once"),
+    (["simulate", "-w", "lmsys-like", "-n", "3", "-P", "ltr:tau=0.6", "-P", "fcfs"], "--policy / -P is given twice"),
+    (["simulate", "-w", "nope", "--chunked-prefill", "--no-chunked-prefill"],
+     "--chunked-prefill / --no-chunked-prefill is given twice; give it once (one of them)"),
+    (["simulate", "-w", "nope", "--rate", "1", "--rate", "2", "--rate", "3"], "--rate is given 3 times"),
+    (["sweep", "missing.toml", "-j", "1", "-j", "2"], "--jobs / -j is given twice"),
+    (["capacity", "--tolerance", "0.1", "--tolerance", "0.2"], "--tolerance is given twice"),
+    (["reproduce", "nope", "--quick", "--quick"], "--quick is given twice"),
+    (["plot", "cdf", "missing", "-o", "a.png", "-o", "b.png"], "--out / -o is given twice"),
+    (["plot", "trace", "missing", "-o", "a.json", "--out", "b.json"], "--out / -o is given twice"),
+])
+def test_an_option_that_takes_one_value_given_twice_is_refused(capsys, tmp_path, args, message):
+    """click kept the last value silently: `simulate ... -P ltr:tau=0.6 ... -P fcfs` ran FCFS alone."""
+    r = run_cli_fast(capsys, *args, cwd=tmp_path)
+    assert_one_line_error(r, message)
+    assert f"(see 'ltrsched {' '.join(args[:2] if args[0] == 'plot' else args[:1])} --help')" in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["capacity", "--slo", "ttft_p90=2", "--slo", "tpot_p90=0.1", "-w", "nope"], "workload 'nope'"),
+    (["simulate", "-w", "nope", "--plugin", "a", "--plugin", "b"], "cannot load plugin a"),
+])
+def test_options_meant_to_repeat_still_repeat(capsys, tmp_path, args, message):
+    assert_one_line_error(run_cli_fast(capsys, *args, cwd=tmp_path), message)
+
+
+# ---------------------------------------------------------------------------- hostile values (regressions)
+@pytest.mark.parametrize("args, message", [
+    (["simulate", "-n", "0"], "--num-requests must be positive, got 0"),
+    (["simulate", "--arrival", "poisson", "--rate", "nan"], "--rate must be a positive number of requests per second"),
+    (["simulate", "--arrival", "poisson", "--rate", "-inf"], "--rate must be a positive number"),
+    (["simulate", "-w", "lmsys-like", "-n", "5", "--arrival", "gamma", "--rate", "5", "--cv", "1e308"], "coefficient of variation 1e+308"),
+    (["simulate", "--seed", "1e308"], "Invalid value for '--seed': '1e308' is not a valid integer"),
+    (["simulate", "--replicas", BIG], "--replicas must be at most 4,096"),
+    (["simulate", "--gpu-memory-utilization", "inf"], "--gpu-memory-utilization must be in (0, 1], got inf"),
+    (["simulate", "-w", " "], "no workload given"),
+    (["simulate", "-w", "adir"], "workload 'adir' is a directory, not a file"),
+    (["simulate", "-w", "empty.csv"], "empty.csv: the file is empty"),
+    (["simulate", "-w", "bin.csv"], "bin.csv:1: not valid UTF-8"),
+    (["simulate", "-p", "adir"], "profile path is a directory"),
+    (["simulate", "-o", "afile"], "Invalid value for '--out' / '-o': Directory 'afile' is a file."),
+    (["simulate", "--cdf", "afile/c.png"], "is a file, not a directory"),
+    (["simulate", "-P", "ltr:tau=nan"], "policy 'ltr': tau must be in (0, 1], got nan"),
+    (["simulate", "-P", f"fcfs:starve={BIG}"], "out of range for a 64-bit integer"),
+    (["simulate", "-P", "中文|$"], "unknown policy '中文|$'"),
+    (["simulate", "--replicas", "2", "--router", "least-kv:by=tokens,by=blocks"], "by is given twice"),
+    (["sweep", "adir"], "Invalid value for 'SWEEP_FILE': File 'adir' is a directory."),
+    (["sweep", "empty.toml"], "'policies' must list at least one policy spec"),
+    (["sweep", "s.toml", "--max-runs", "nan"], "Invalid value for '--max-runs'"),
+    (["capacity", "--slo", "ttft_p90=inf"], "--slo 'ttft_p90=inf': the limit must be a positive number of seconds"),
+    (["capacity", "--slo", "ttft_p90=2", "--max-rate", "1e308"], "--max-rate must be at most 1e+09 req/s"),
+    (["reproduce", "table1", "-j", BIG], "--jobs must be in 1..4,096"),
+    (["plot", "cdf", "empty.csv"], "neither a run directory"),
+    (["plot", "trace", "adir"], "adir: not a run directory (no summary.json)"),
+])
+def test_hostile_values_are_one_line_naming_the_option(capsys, tmp_path, args, message):
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("x\n")
+    (tmp_path / "empty.csv").touch()
+    (tmp_path / "empty.toml").touch()
+    (tmp_path / "bin.csv").write_bytes(b"\x80\x81\xfe\xff" * 64)
+    (tmp_path / "s.toml").write_text('policies = ["fcfs"]\n')
+    assert_one_line_error(run_cli_fast(capsys, *args, cwd=tmp_path), message)
