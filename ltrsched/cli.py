@@ -13,6 +13,7 @@ from ltrsched import __version__
 from ltrsched.errors import RunFailedError, UserError, first_repeat
 from ltrsched.notices import Notices
 from ltrsched.numbers import plain_number_text
+from ltrsched.plots.glyphs import missing_glyphs_noted
 
 #: command name -> ("module:attribute" of its click command, one-line help for `ltrsched --help`).
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -206,7 +207,8 @@ def main(argv: list[str] | None = None) -> None:
 def _run(argv: list[str] | None, notices: Notices) -> None:
     """:func:`main`'s command, its errors each as one line with its exit code."""
     try:
-        cli.main(args=argv, prog_name="ltrsched", standalone_mode=False)
+        with missing_glyphs_noted(notices):  # (a note ahead of any error line; dropped with bad input's error)
+            cli.main(args=argv, prog_name="ltrsched", standalone_mode=False)
     except UserError as exc:  # (a workload file named "a\nb.csv" made its error two lines)
         click.echo(f"error: {one_line(exc)}", err=True)
         sys.exit(2)

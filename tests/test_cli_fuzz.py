@@ -5,10 +5,14 @@ directories, empty and binary files, repeats, conflicts} covered; the full cross
 
 from __future__ import annotations
 
+import sys
+import warnings
+
 import pytest
 
 from cli_helpers import run_cli_fast
 from test_cli_simulate import assert_one_line_error
+from test_plot_styles import save_run
 
 BIG = str(2**63)
 
@@ -40,6 +44,48 @@ def test_an_option_that_takes_one_value_given_twice_is_refused(capsys, tmp_path,
 ])
 def test_options_meant_to_repeat_still_repeat(capsys, tmp_path, args, message):
     assert_one_line_error(run_cli_fast(capsys, *args, cwd=tmp_path), message)
+
+
+# ---------------------------------------------------------------------------- figures with names no font draws
+def _real_process_warnings(monkeypatch):
+    """Warnings printed to stderr as a fresh process prints them (pytest records them instead)."""
+    monkeypatch.setattr(warnings, "showwarning", lambda message, category, filename, lineno, file=None, line=None:
+                        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line)))
+
+
+def test_cjk_names_in_a_figure_are_one_note_not_a_warning_per_glyph(capsys, monkeypatch, tmp_path):
+    """matplotlib warned once per missing glyph and drawing pass, two lines each: 32 lines for this figure."""
+    _real_process_warnings(monkeypatch)
+    save_run(tmp_path / "run", "先来先服务😀", policy="fcfs")
+    r = run_cli_fast(capsys, "plot", "cdf", tmp_path / "run", "--title", "负载 标题", "-o", tmp_path / "c.png")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "c.png").stat().st_size > 0
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("note: the figures' font (DejaVu Sans) has no glyph for 8 character(s)"), lines
+    assert "drawn as empty boxes: 先来服务负载标题; " in lines[0] and "font.family" in lines[0]
+
+
+def test_other_warnings_still_print_beside_the_glyph_note(capsys, monkeypatch):
+    from ltrsched.plots.glyphs import missing_glyphs_noted
+
+    _real_process_warnings(monkeypatch)
+    with missing_glyphs_noted(sys.stderr):
+        warnings.warn("Glyph 20808 (\\N{CJK UNIFIED IDEOGRAPH-5148}) missing from font(s) DejaVu Sans.")
+        warnings.warn("something else")
+    err = capsys.readouterr().err
+    assert "UserWarning: something else" in err and "Glyph" not in err
+    assert err.endswith("drawn as empty boxes: 先; to see them, install a font that has them and name it after the "
+                        "first in matplotlib's font.family (a matplotlibrc line such as 'font.family: DejaVu Sans, "
+                        "Noto Sans CJK JP')\n")
+
+
+def test_the_glyph_note_lists_twenty_characters_and_counts_the_rest():
+    from ltrsched.plots.glyphs import missing_glyphs_note
+
+    note = missing_glyphs_note({chr(0x4E00 + i): "DejaVu Sans" for i in range(25)} | {"\x07": "DejaVu Sans"})
+    assert "has no glyph for 26 character(s)" in note and "一丁丂七丄丅丆万丈三上下丌不与丏丐丑丒专 and 6 more;" in note
+    assert note.count("\n") == 1 and note.endswith("\n")
 
 
 # ---------------------------------------------------------------------------- hostile values (regressions)
