@@ -46,6 +46,21 @@ def test_options_meant_to_repeat_still_repeat(capsys, tmp_path, args, message):
     assert_one_line_error(run_cli_fast(capsys, *args, cwd=tmp_path), message)
 
 
+# ---------------------------------------------------------------------------- plugin names
+@pytest.mark.parametrize("kind, escaped", [("policy", r"a\nb"), ("policy", r"tab\there"), ("router", r"bell\x07")])
+def test_a_plugin_name_with_a_line_break_or_control_character_is_refused(capsys, tmp_path, kind, escaped):
+    """Registered, `-P 'a<newline>b'` ran and split the run's printed header (and sweep.csv rows, report tables)."""
+    base, module, method = (("Policy", "policies", "rank(self, view):\n        return view.order_by()")
+                            if kind == "policy" else
+                            ("Router", "routers", "route(self, request, now, replicas):\n        return 0"))
+    plugin = tmp_path / f"ctl_{kind}.py"
+    plugin.write_text(f"from ltrsched.{module} import {base}, register\n\n\n@register\nclass Named({base}):\n"
+                      f"    name = '{escaped}'\n\n    def {method}\n")
+    assert_one_line_error(run_cli_fast(capsys, module, "--plugin", plugin),
+                          f"{kind} class Named has the name '{escaped}'; a {kind} name is a non-empty, printable text "
+                          "(no line breaks or control characters)")
+
+
 # ---------------------------------------------------------------------------- figures with names no font draws
 def _real_process_warnings(monkeypatch):
     """Warnings printed to stderr as a fresh process prints them (pytest records them instead)."""

@@ -84,11 +84,14 @@ def is_builtin(cls: type) -> bool:
 def check_name(cls: type, kind: str) -> None:
     """Refuse a class whose ``name`` no spec string can name: not a string (``ltrsched policies`` failed sorting
     it, a traceback), empty, or holding ``:``, ``,``, ``=`` or surrounding spaces (a spec splits or strips there,
-    so the class was listed but unreachable)."""
+    so the class was listed but unreachable), or a line break or other control character (``name = "a\nb"`` was
+    reachable only as ``-P 'a<newline>b'`` and split the run's printed header, sweep.csv rows and report tables)."""
     name = cls.name
-    if not isinstance(name, str) or not name.strip() or name != name.strip() or any(c in name for c in ":,="):
-        raise ValueError(f"{kind} class {cls.__qualname__} has the name {name!r}; a {kind} name is a non-empty text "
-                         "without ':', ',', '=' or surrounding spaces (spec strings are name:key=value,...)")
+    if (not isinstance(name, str) or not name.strip() or name != name.strip() or any(c in name for c in ":,=")
+            or not name.isprintable()):
+        raise ValueError(f"{kind} class {cls.__qualname__} has the name {name!r}; a {kind} name is a non-empty, "
+                         "printable text (no line breaks or control characters) without ':', ',', '=' or "
+                         "surrounding spaces (spec strings are name:key=value,...)")
 
 
 def check_not_shadowing(existing: type | None, cls: type, kind: str) -> None:
