@@ -5,6 +5,7 @@ directories, empty and binary files, repeats, conflicts} covered; the full cross
 
 from __future__ import annotations
 
+import re
 import sys
 import warnings
 
@@ -59,6 +60,18 @@ def test_a_plugin_name_with_a_line_break_or_control_character_is_refused(capsys,
     assert_one_line_error(run_cli_fast(capsys, module, "--plugin", plugin),
                           f"{kind} class Named has the name '{escaped}'; a {kind} name is a non-empty, printable text "
                           "(no line breaks or control characters)")
+
+
+# ---------------------------------------------------------------------------- a Ray address
+@pytest.mark.parametrize("port", ["0", "65536", "99999999"])
+def test_a_ray_address_whose_port_is_no_tcp_port_says_so(port):
+    """It was tried and reported as "cannot reach a Ray cluster there (Connection refused)"."""
+    from ltrsched.errors import UserError
+    from ltrsched.experiments.ray_backend import check_address
+
+    message = f"--address '127.0.0.1:{port}': port {port} is not a TCP port (1..65535)"
+    with pytest.raises(UserError, match=f"^{re.escape(message)}$"):
+        check_address(f"127.0.0.1:{port}", 1.0)
 
 
 # ---------------------------------------------------------------------------- figures with names no font draws
