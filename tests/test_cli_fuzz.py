@@ -62,6 +62,22 @@ def test_a_plugin_name_with_a_line_break_or_control_character_is_refused(capsys,
                           "(no line breaks or control characters)")
 
 
+# ---------------------------------------------------------------------------- an --out holding one run
+@pytest.mark.parametrize("args", [
+    ["sweep", "s.toml"],  # (each would otherwise have failed on something else, or run: see the options given)
+    ["capacity", "--slo", "ttft_p90=2", "-w", "lmsys-like", "-n", "5", "--address", "127.0.0.1:1"],
+    ["reproduce", "table1", "--quick", "--address", "127.0.0.1:1"],
+])
+def test_a_sweep_capacity_or_reproduction_into_a_run_directory_is_refused(capsys, tmp_path, args):
+    """`sweep -o RUN` wrote sweep.csv and runs/ beside a simulated run; `plot cdf RUN` then drew the one run alone."""
+    save_run(tmp_path / "run", "fcfs")
+    (tmp_path / "s.toml").write_text('policies = ["fcfs"]\nworkloads = ["nope.csv"]\n')
+    r = run_cli_fast(capsys, *args, "-o", "run", cwd=tmp_path)
+    assert_one_line_error(r, f"--out run holds a simulated run (`ltrsched simulate`), which this `{args[0]}` would mix "
+                             "with: give another --out, or move that output away first")
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["requests.parquet", "summary.json"]
+
+
 # ---------------------------------------------------------------------------- a Ray address
 @pytest.mark.parametrize("port", ["0", "65536", "99999999"])
 def test_a_ray_address_whose_port_is_no_tcp_port_says_so(port):
