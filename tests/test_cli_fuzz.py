@@ -132,12 +132,27 @@ def test_the_glyph_note_lists_twenty_characters_and_counts_the_rest():
     assert note.count("\n") == 1 and note.endswith("\n")
 
 
+# ---------------------------------------------------------------------------- spec numbers
+@pytest.mark.parametrize("args, message", [
+    (["-P", "fcfs:starve=nan"], "policy 'fcfs': starve/quantum must be integers (steps): 'nan' is not a whole number"),
+    (["-P", "ltr:tau=0.6,seed=1.5"], "policy 'ltr': bad value for seed: '1.5' is not a whole number (e.g. 10)"),
+    (["-P", "ltr:tau=0.6;srtf"], "policy 'ltr': bad value for tau: '0.6;srtf' is not a number (e.g. 0.5)"),
+    (["-P", "ltr:tau=1_0"], "policy 'ltr': bad value for tau: '1_0' is not a plain number"),
+    (["--replicas", "2", "--router", "random:seed=nan"], "router 'random': bad value for seed: 'nan' is not a whole"),
+])
+def test_a_spec_value_that_is_no_number_is_named_in_plain_words(capsys, args, message):
+    """Python's words were shown: "invalid literal for int() with base 10: 'nan'", "could not convert string to
+    float: '0.6;srtf'"."""
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", "lmsys-like", "-n", "5", *args), message)
+
+
 # ---------------------------------------------------------------------------- hostile values (regressions)
 @pytest.mark.parametrize("args, message", [
     (["simulate", "-n", "0"], "--num-requests must be positive, got 0"),
     (["simulate", "--arrival", "poisson", "--rate", "nan"], "--rate must be a positive number of requests per second"),
     (["simulate", "--arrival", "poisson", "--rate", "-inf"], "--rate must be a positive number"),
-    (["simulate", "-w", "lmsys-like", "-n", "5", "--arrival", "gamma", "--rate", "5", "--cv", "1e308"], "coefficient of variation 1e+308"),
+    (["simulate", "-w", "lmsys-like", "-n", "5", "--arrival", "gamma", "--rate", "5", "--cv", "1e308"],
+     "coefficient of variation 1e+308"),
     (["simulate", "--seed", "1e308"], "Invalid value for '--seed': '1e308' is not a valid integer"),
     (["simulate", "--replicas", BIG], "--replicas must be at most 4,096"),
     (["simulate", "--gpu-memory-utilization", "inf"], "--gpu-memory-utilization must be in (0, 1], got inf"),
