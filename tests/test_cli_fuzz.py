@@ -78,6 +78,20 @@ def test_a_sweep_capacity_or_reproduction_into_a_run_directory_is_refused(capsys
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["requests.parquet", "summary.json"]
 
 
+# ---------------------------------------------------------------------------- markdown tables
+def test_a_name_with_a_pipe_or_a_line_break_stays_in_its_markdown_cell(tmp_path):
+    """capacity.md's row of a plugin policy named `a|b$c$` had one cell more than its header."""
+    import polars as pl
+
+    from ltrsched.experiments.tables import write_table
+
+    df = pl.DataFrame({"policy": ["a|b$c$", "x\ny", "fcfs"], "capacity_rps": [8.0, 4.0, None]})
+    md, _ = write_table(df, tmp_path, "capacity", "Capacity under SLOs")
+    table = [line for line in md.read_text().splitlines() if line.startswith("|")]
+    assert table[2:] == ["| a\\|b$c$ | 8.00 |", "| x y | 4.00 |", "| fcfs | - |"]
+    assert {line.replace("\\|", "").count("|") for line in table} == {3}
+
+
 # ---------------------------------------------------------------------------- a Ray address
 @pytest.mark.parametrize("port", ["0", "65536", "99999999"])
 def test_a_ray_address_whose_port_is_no_tcp_port_says_so(port):
