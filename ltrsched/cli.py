@@ -10,9 +10,10 @@ import sys
 import click
 
 from ltrsched import __version__
-from ltrsched.errors import RunFailedError, UserError
+from ltrsched.errors import RunFailedError, UserError, first_repeat
 from ltrsched.notices import Notices
 from ltrsched.numbers import plain_number_text
+from ltrsched.plots.glyphs import missing_glyphs_noted
 
 #: command name -> ("module:attribute" of its click command, one-line help for `ltrsched --help`).
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -76,6 +77,46 @@ def check_parameter_text(command: click.Command) -> click.Command:
     return command
 
 
+def refuse_repeated_options(command: click.Command) -> click.Command:
+    """``command`` (and its sub-commands) refusing an option that takes one value (or a flag) given more than once.
+    click keeps the last one silently, so ``simulate -P ltr:tau=0.6 ... -P fcfs`` (an option added at the end of a
+    long command line, or a script's default beside the user's) ran FCFS alone and labelled its run so, and
+    ``--chunked-prefill --no-chunked-prefill`` ran whichever came last. Options meant to repeat (``--slo``,
+    capacity's ``-p``, ``--plugin``) keep their own checks of repeated values."""
+    if not getattr(command, "_repeats_checked", False):
+        make_parser = command.make_parser
+
+        def checked_parser(ctx: click.Context, _make_parser=make_parser):
+            parser = _make_parser(ctx)
+            parse_args = parser.parse_args
+
+            def checked_parse(args, _parse_args=parse_args):
+                opts, largs, order = _parse_args(args)
+                single = [p for p in order if isinstance(p, click.Option) and not p.multiple and not p.count
+                          and p.expose_value]  # (not --help)
+                twice = first_repeat(single)
+                if twice is not None:
+                    names = " / ".join(twice.opts + twice.secondary_opts)
+                    which = " (one of them)" if twice.secondary_opts else ""
+                    raise click.UsageError(f"{names} is given {_times(single.count(twice))}; give it once{which}",
+                                           ctx=ctx)
+                return opts, largs, order
+
+            parser.parse_args = checked_parse
+            return parser
+
+        command.make_parser = checked_parser
+        command._repeats_checked = True
+    for sub in getattr(command, "commands", {}).values():
+        refuse_repeated_options(sub)
+    return command
+
+
+def _times(count: int) -> str:
+    """``count`` repeats in words: "twice", "3 times"."""
+    return "twice" if count == 2 else f"{count:,} times"
+
+
 class Interrupted(BaseException):
     """Ctrl-C during a command, past click: click answers a KeyboardInterrupt with a line break of its own ahead of
     its Abort, so the "aborted" that :func:`main` prints came as two lines (a blank one first, in a log or a pipe)."""
@@ -98,7 +139,7 @@ class LazyGroup(click.Group):
             return None
         module, attr = COMMANDS[name][0].split(":")
         try:
-            return check_parameter_text(getattr(importlib.import_module(module), attr))
+            return refuse_repeated_options(check_parameter_text(getattr(importlib.import_module(module), attr)))
         except (ImportError, AttributeError) as exc:
             raise click.ClickException(f"command {name!r} is unavailable: {exc}") from None
 
@@ -166,7 +207,8 @@ def main(argv: list[str] | None = None) -> None:
 def _run(argv: list[str] | None, notices: Notices) -> None:
     """:func:`main`'s command, its errors each as one line with its exit code."""
     try:
-        cli.main(args=argv, prog_name="ltrsched", standalone_mode=False)
+        with missing_glyphs_noted(notices):  # (a note ahead of any error line; dropped with bad input's error)
+            cli.main(args=argv, prog_name="ltrsched", standalone_mode=False)
     except UserError as exc:  # (a workload file named "a\nb.csv" made its error two lines)
         click.echo(f"error: {one_line(exc)}", err=True)
         sys.exit(2)

@@ -38,6 +38,17 @@ def _modules():
             "real-model": real_model}
 
 
+def check_run_tree_out(out, command: str) -> None:
+    """One-line error if ``out`` holds output no run tree may share: one run (``simulate -o``'s, an engine's), a
+    validation (whose runs/ its manifest records), a profile or a checkpoint; or if it lies in another output's
+    ``runs/``. ``sweep -o RUN`` wrote its sweep.csv and runs/ beside a simulated run, and ``plot cdf RUN`` then drew
+    that one run, the sweep's left out. Sweeps, capacity searches and reproductions may share an ``--out`` (their
+    runs are cached by content)."""
+    from ltrsched.output_owner import check_output_owner
+
+    check_output_owner(out, command, accepts=("sweep", "capacity", "reproduction", "cached-runs"))
+
+
 @click.command()
 @click.argument("experiment", type=click.Choice([*EXPERIMENT_NAMES, "all"]))
 @click.option("--quick", is_flag=True, help="A reduced but faithful version (about a minute on 2 cores).")
@@ -55,6 +66,7 @@ def reproduce(experiment, quick, out, jobs, backend, address):
 
     check_jobs(jobs)
     check_out_dir(out, files=("REPRODUCTION.md",), dirs=("runs", "sections", "tables", "figures"))
+    check_run_tree_out(out, "reproduce")
     modules = _modules()
     names = EXPERIMENT_NAMES if experiment == "all" else (experiment,)
     if quick and experiment == "all":
@@ -353,6 +365,7 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
 
     check_jobs(jobs)
     check_out_dir(out, files=("sweep.csv",), dirs=("runs",))
+    check_run_tree_out(out, "sweep")
     data = _load_sweep(sweep_file, max_runs)
     for kind in ("workloads", "profiles"):  # (a workload named sweep.csv in --out was replaced by the table)
         for source in data.get(kind, []):
@@ -599,6 +612,7 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
     clusters = _clusters({"replicas": list(replica_counts or [1]), "routers": list(routers or ["round-robin"])},
                          "--router")
     check_out_dir(out, files=CAPACITY_FILES, dirs=("runs", "figures"))
+    check_run_tree_out(out, "capacity")
     # (`-w OUT/capacity.csv` was replaced by the capacity table)
     for option, source in (("--workload", workload), *(("--profile", prof) for prof in profiles)):
         check_inputs_kept({option: source}, files=tuple(out / name for name in CAPACITY_FILES))

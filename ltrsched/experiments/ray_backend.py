@@ -83,6 +83,8 @@ def check_address(address: str, timeout: float) -> None:
         host, _, port = hostport.rpartition(":")
         if not host or not port.isdigit():
             raise UserError(f"--address {address!r}: expected host:port, ray://host:port or auto")
+        if not 1 <= int(port) <= 65535:  # (0 and 99999999 were "Connection refused", as if nothing listened there)
+            raise UserError(f"--address {address!r}: port {port} is not a TCP port (1..65535)")
         try:
             socket.create_connection((host.strip("[]"), int(port)), timeout=min(timeout, 10.0)).close()
         except OSError as exc:

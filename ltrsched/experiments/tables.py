@@ -54,11 +54,17 @@ def fmt(value: Any, digits: int = 2) -> str:
     return str(value)
 
 
+def md_cell(text: str) -> str:
+    """``text`` as one cell of a markdown table: ``|`` escaped, line breaks as spaces (a plugin policy named
+    ``a|b``, as ``capacity -p`` names it, split its row of capacity.md into one cell more than the header)."""
+    return " ".join(str(text).splitlines()).replace("|", "\\|")
+
+
 def to_markdown(df: pl.DataFrame, digits: int = 2) -> str:
     """A GitHub markdown table of ``df``."""
-    head = "| " + " | ".join(df.columns) + " |"
+    head = "| " + " | ".join(md_cell(c) for c in df.columns) + " |"
     sep = "|" + "|".join("---" for _ in df.columns) + "|"
-    rows = ["| " + " | ".join(fmt(v, digits) for v in row) + " |" for row in df.iter_rows()]
+    rows = ["| " + " | ".join(md_cell(fmt(v, digits)) for v in row) + " |" for row in df.iter_rows()]
     return "\n".join([head, sep, *rows])
 
 

@@ -84,11 +84,14 @@ def is_builtin(cls: type) -> bool:
 def check_name(cls: type, kind: str) -> None:
     """Refuse a class whose ``name`` no spec string can name: not a string (``ltrsched policies`` failed sorting
     it, a traceback), empty, or holding ``:``, ``,``, ``=`` or surrounding spaces (a spec splits or strips there,
-    so the class was listed but unreachable)."""
+    so the class was listed but unreachable), or a line break or other control character (``name = "a\nb"`` was
+    reachable only as ``-P 'a<newline>b'`` and split the run's printed header, sweep.csv rows and report tables)."""
     name = cls.name
-    if not isinstance(name, str) or not name.strip() or name != name.strip() or any(c in name for c in ":,="):
-        raise ValueError(f"{kind} class {cls.__qualname__} has the name {name!r}; a {kind} name is a non-empty text "
-                         "without ':', ',', '=' or surrounding spaces (spec strings are name:key=value,...)")
+    if (not isinstance(name, str) or not name.strip() or name != name.strip() or any(c in name for c in ":,=")
+            or not name.isprintable()):
+        raise ValueError(f"{kind} class {cls.__qualname__} has the name {name!r}; a {kind} name is a non-empty, "
+                         "printable text (no line breaks or control characters) without ':', ',', '=' or "
+                         "surrounding spaces (spec strings are name:key=value,...)")
 
 
 def check_not_shadowing(existing: type | None, cls: type, kind: str) -> None:
@@ -251,13 +254,20 @@ def _converter(cls: type, param: inspect.Parameter) -> Callable[[str], object]:
 
 def to_float(text: str) -> float:
     """A real spec value (Python's float syntax, without underscore digit separators)."""
-    return float(plain_number_text(text))
+    try:
+        return float(plain_number_text(text))
+    except ValueError as exc:  # (float's own words: "could not convert string to float: '0.6;srtf'")
+        raise ValueError(str(exc) if "plain number" in str(exc) else f"{text!r} is not a number (e.g. 0.5)") from None
 
 
 def to_int(text: str) -> int:
     """An integer spec value; at most 64 bits, as the policies and the simulator store them in numpy int64
     arrays (larger ones ended in an OverflowError deep in a run). No underscore digit separators."""
-    value = int(plain_number_text(text))
+    try:
+        value = int(plain_number_text(text))
+    except ValueError as exc:  # (int's own words: "invalid literal for int() with base 10: 'nan'")
+        raise ValueError(str(exc) if "plain number" in str(exc) else
+                         f"{text!r} is not a whole number (e.g. 10)") from None
     if not -(2**63) <= value < 2**63:
         raise ValueError(f"{text} is out of range for a 64-bit integer")
     return value
