@@ -94,7 +94,7 @@ def test_a_latent_size_no_class_default_tells_is_refused(monkeypatch):
     latent): refused in one line rather than left to the KV arithmetic (which a context bound skipped)."""
     from ltrsched.engine import model_sizes
 
-    monkeypatch.setattr(model_sizes, "_class_defaults", lambda kind, sizes: ({}, {}, "no class"))
+    monkeypatch.setattr(model_sizes, "class_defaults", lambda kind, sizes: ({}, {}, "no class"))
     with pytest.raises(UserError, match="^config.json has no 'kv_lora_rank', a size of its latent attention's KV"):
         model_sizes.check_text_sizes(_without(KIMI_K2, "kv_lora_rank"), "config.json")
 
@@ -229,7 +229,7 @@ def test_the_indexer_types_are_those_whose_class_gives_index_topk(tmp_path):
     without the file giving it; vLLM's own reading of a GLM-MoE-DSA config.json without the key has the attribute."""
     import inspect
 
-    from ltrsched.engine.architectures import vllm_config_classes
+    from ltrsched.config_classes import vllm_config_classes
     from ltrsched.models import INDEXER_MODEL_TYPES, MLA_MODEL_TYPES
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 

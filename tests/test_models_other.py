@@ -653,7 +653,7 @@ def test_a_vllm_registry_source_of_another_shape_refuses_nothing(tmp_path, monke
     from ltrsched.engine import architectures
 
     (tmp_path / "registry.py").write_text("_VLLM_MODELS = {**_A}\n_A = dict(LlamaForCausalLM=1)\n")
-    monkeypatch.setattr(architectures, "_vllm_file", lambda relative: tmp_path / "registry.py")
+    monkeypatch.setattr(architectures, "vllm_file", lambda relative: tmp_path / "registry.py")
     architectures.installed_registry.cache_clear()
     try:
         assert architectures.installed_registry() is None

@@ -26,8 +26,8 @@ import functools
 import importlib.metadata
 import importlib.util
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from ltrsched.config_classes import assignments, string_dict, vllm_file
 from ltrsched.errors import UserError
 
 #: The command that lists every architecture the installed vLLM supports (it imports vLLM: seconds).
@@ -61,33 +61,6 @@ class Registry:
     arch_types: dict[str, str] = field(default_factory=dict)
 
 
-def _vllm_file(relative: str) -> Path | None:
-    """A source file of the installed ``vllm`` package, found without importing it (None: no vLLM)."""
-    try:
-        spec = importlib.util.find_spec("vllm")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for root in spec.submodule_search_locations:
-        path = Path(root) / relative
-        if path.is_file():
-            return path
-    return None
-
-
-def _assignments(path: Path) -> dict[str, ast.expr]:
-    """Module-level ``NAME = value`` (annotated or not) of a Python source file, by name."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-    found: dict[str, ast.expr] = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            found[node.targets[0].id] = node.value
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
-            found[node.target.id] = node.value
-    return found
-
-
 def _keys(node: ast.expr, names: dict[str, ast.expr], depth: int = 0) -> set[str]:
     """The string keys of a dict literal, ``**NAME`` merges of other module-level dicts followed; ValueError where
     a key is not a literal string or a merge is no such dict. A comprehension over another dict (``{k: v for k, v in
@@ -116,32 +89,22 @@ def _keys(node: ast.expr, names: dict[str, ast.expr], depth: int = 0) -> set[str
     return keys
 
 
-def _string_dict(node: ast.expr | None) -> dict[str, str]:
-    """A dict literal of literal strings (anything else: empty, these only enrich a refusal's wording)."""
-    try:
-        value = ast.literal_eval(node) if node is not None else {}
-    except ValueError:
-        return {}
-    ok = isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
-    return value if ok else {}
-
-
 @functools.lru_cache(maxsize=1)
 def installed_registry() -> Registry | None:
     """The installed vLLM's architecture names (:class:`Registry`), read from its source without importing it;
     None where there is no vLLM, or its source is not of the shape this reads (vLLM's own check remains)."""
-    registry, model, config = (_vllm_file("model_executor/models/registry.py"), _vllm_file("config/model.py"),
-                               _vllm_file("transformers_utils/config.py"))
+    registry, model, config = (vllm_file("model_executor/models/registry.py"), vllm_file("config/model.py"),
+                               vllm_file("transformers_utils/config.py"))
     if registry is None or model is None or config is None:
         return None
     try:
-        names = _assignments(registry)
+        names = assignments(registry)
         supported = _keys(names["_VLLM_MODELS"], names)
-        suffix_pairs = ast.literal_eval(_assignments(model)["_SUFFIX_TO_DEFAULTS"])
+        suffix_pairs = ast.literal_eval(assignments(model)["_SUFFIX_TO_DEFAULTS"])
         suffixes = tuple(pair[0] for pair in suffix_pairs)
         if not all(isinstance(s, str) and s for s in suffixes):
             return None
-        config_names = _assignments(config)
+        config_names = assignments(config)
         types = config_names["_CONFIG_REGISTRY"]
         if isinstance(types, ast.Call) and not types.args:  # LazyConfigDict(model_type="ClassName", ...)
             config_types = set()
@@ -153,85 +116,16 @@ def installed_registry() -> Registry | None:
         return None
     if not supported or not suffixes:
         return None
-    return Registry(frozenset(supported), _string_dict(names.get("_PREVIOUSLY_SUPPORTED_MODELS")),
-                    _string_dict(names.get("_OOT_SUPPORTED_MODELS")), suffixes, frozenset(config_types),
-                    _string_dict(config_names.get("_ARCHITECTURE_TO_MODEL_TYPE")))
-
-
-@functools.lru_cache(maxsize=1)
-def vllm_config_classes() -> dict[str, str]:
-    """Model type -> the config class the installed vLLM reads it through instead of transformers' own (its
-    ``_CONFIG_REGISTRY``, which it registers with transformers' AutoConfig before reading a config.json), as
-    ``module.Class``: ``transformers.DeepseekV3Config`` where vLLM names an upstream class (``kimi_k2``), else its
-    own module's (``vllm.transformers_utils.configs.step3_vl.Step3TextConfig``). Read from vLLM's source, never
-    imported; empty where there is no vLLM or its source is not of the shape this reads."""
-    config, classes = _vllm_file("transformers_utils/config.py"), _vllm_file("transformers_utils/configs/__init__.py")
-    if config is None or classes is None:
-        return {}
-    try:
-        registry = _assignments(config)["_CONFIG_REGISTRY"]
-        modules = _string_dict(_assignments(classes).get("_CLASS_TO_MODULE"))
-    except (OSError, SyntaxError, ValueError, KeyError):
-        return {}
-    if not (isinstance(registry, ast.Call) and not registry.args):  # (LazyConfigDict(model_type="ClassName", ...))
-        return {}
-    found: dict[str, str] = {}
-    for keyword in registry.keywords:  # (name="Class", or **{"odd-name": "Class"})
-        if keyword.arg is None:
-            pairs = _string_dict(keyword.value)
-        else:
-            pairs = {keyword.arg: keyword.value.value} if isinstance(keyword.value, ast.Constant) else {}
-        for kind, name in pairs.items():
-            if isinstance(name, str) and name in modules:
-                found[kind] = f"{modules[name]}.{name}"
-    return found
-
-
-@functools.lru_cache(maxsize=64)
-def own_class_defaults(kind: str) -> tuple[dict[str, str], dict[str, object]] | None:
-    """The ``attribute_map`` and the literal ``__init__`` defaults of the config class of vLLM's own that the installed
-    vLLM reads model type ``kind`` through (:func:`vllm_config_classes`: ``RefinedWeb``'s ``RWConfig``, whose
-    ``hidden_size`` defaults to 64), read from its module's source without importing vLLM; None where vLLM names no
-    class of its own for the type, or its source is not of the shape this reads (a default that is no literal is
-    left out)."""
-    named = vllm_config_classes().get(kind) if isinstance(kind, str) else None
-    prefix = "vllm."
-    if named is None or not named.startswith(prefix):
-        return None
-    module, _, name = named.rpartition(".")
-    path = _vllm_file(module[len(prefix):].replace(".", "/") + ".py")
-    try:
-        tree = ast.parse(path.read_text(encoding="utf-8"), str(path)) if path is not None else None
-    except (OSError, SyntaxError, ValueError):
-        return None
-    found = [node for node in (tree.body if tree else ()) if isinstance(node, ast.ClassDef) and node.name == name]
-    if len(found) != 1:
-        return None
-    aliases: dict[str, str] = {}
-    defaults: dict[str, object] = {}
-    for node in found[0].body:
-        if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
-                and node.targets[0].id == "attribute_map"):
-            aliases = _string_dict(node.value)
-        if isinstance(node, ast.FunctionDef) and node.name == "__init__":
-            args = node.args.args + node.args.kwonlyargs
-            values = [None] * (len(node.args.args) - len(node.args.defaults)) + node.args.defaults
-            values += node.args.kw_defaults
-            for arg, value in zip(args, values):
-                if value is None:
-                    continue
-                try:
-                    defaults[arg.arg] = ast.literal_eval(value)
-                except ValueError:
-                    continue
-    return aliases, defaults
+    return Registry(frozenset(supported), string_dict(names.get("_PREVIOUSLY_SUPPORTED_MODELS")),
+                    string_dict(names.get("_OOT_SUPPORTED_MODELS")), suffixes, frozenset(config_types),
+                    string_dict(config_names.get("_ARCHITECTURE_TO_MODEL_TYPE")))
 
 
 @functools.lru_cache(maxsize=1)
 def _model_modules() -> dict[str, str]:
     """Architecture -> the module of ``vllm/model_executor/models`` that serves it, from the installed vLLM's registry
     source (its literal ``"Arch": ("module", "Class")`` entries; empty where there is no vLLM or no such source)."""
-    registry = _vllm_file("model_executor/models/registry.py")
+    registry = vllm_file("model_executor/models/registry.py")
     if registry is None:
         return {}
     try:
@@ -257,7 +151,7 @@ def model_source(archs) -> str | None:
         return None
     for arch in archs:
         module = _model_modules().get(arch) if isinstance(arch, str) else None
-        path = _vllm_file(f"model_executor/models/{module}.py") if module and module.isidentifier() else None
+        path = vllm_file(f"model_executor/models/{module}.py") if module and module.isidentifier() else None
         if path is not None:
             try:
                 return path.read_text(encoding="utf-8")

@@ -12,8 +12,8 @@ Units: elements (sizes), tokens (vocabulary).
 from __future__ import annotations
 
 import copy
-import inspect
 
+from ltrsched.config_classes import class_defaults
 from ltrsched.errors import UserError
 from ltrsched.hf_quiet import transformers_quiet
 
@@ -25,42 +25,6 @@ SIZES = ("hidden_size", "num_attention_heads", "num_key_value_heads", "head_dim"
 MLA_SIZES = ("kv_lora_rank", "qk_rope_head_dim")
 #: Largest plausible size [elements], as :data:`ltrsched.sim.kv_capacity.MAX_CONFIG_SIZE`.
 MAX_SIZE = 1 << 31
-
-
-def _class_defaults(kind, sizes=SIZES) -> tuple[dict[str, str], dict[str, object], str]:
-    """The ``attribute_map`` of the config class vLLM reads model type ``kind`` through, its ``__init__`` defaults of
-    ``sizes`` (a size absent from its signature is none of its own), and the class in words: the class vLLM's own
-    config registry names for the type (an upstream one such as ``kimi_k2``'s ``DeepseekV3Config``, or one of its
-    own, read from its source: ``RefinedWeb``'s ``RWConfig``, :func:`ltrsched.engine.architectures.own_class_defaults`),
-    else transformers' class of the type; empty where there is none (vLLM then refuses the model type itself)."""
-    from ltrsched.engine.architectures import own_class_defaults, vllm_config_classes
-
-    own = own_class_defaults(kind) if isinstance(kind, str) else None  # (a hostile list is unhashable)
-    if own is not None:
-        aliases, found = own
-        return (aliases, {k: found[aliases.get(k, k)] for k in sizes if aliases.get(k, k) in found},
-                f"vLLM's own {kind!r} config class {vllm_config_classes()[kind].rpartition('.')[2]}")
-    try:
-        named = vllm_config_classes().get(kind) if isinstance(kind, str) else None
-        if named is not None and named.startswith("transformers."):
-            import transformers
-
-            config_class = getattr(transformers, named.rpartition(".")[2])
-        else:
-            from transformers.models.auto.configuration_auto import CONFIG_MAPPING
-
-            config_class = CONFIG_MAPPING[kind]
-    except (ImportError, KeyError, TypeError, AttributeError):
-        return {}, {}, ""
-    params = inspect.signature(config_class.__init__).parameters
-    aliases = dict(getattr(config_class, "attribute_map", None) or {})
-    defaults = {}
-    for key in sizes:
-        name = aliases.get(key, key)
-        if name in params and params[name].default is not inspect.Parameter.empty:
-            defaults[key] = params[name].default
-    return aliases, defaults, (f"transformers' {config_class.__name__} (vLLM's config class for {kind!r})"
-                               if named is not None else f"transformers' {kind!r} config class")
 
 
 def _size(value) -> bool:
@@ -86,7 +50,7 @@ def check_text_sizes(model: dict, source: str) -> None:
     if model_type(text) in FALCON_MODEL_TYPES:  # (RefinedWeb's n_embed, as vLLM's RWConfig reads it)
         text = falcon_names(text)
     sizes = SIZES + (MLA_SIZES + ("qk_nope_head_dim",) * disabled if model_type(text) in MLA_MODEL_TYPES else ())
-    aliases, defaults, config_class = _class_defaults(text.get("model_type"), sizes)
+    aliases, defaults, config_class = class_defaults(text.get("model_type"), sizes)
     given = {}
     for key in sizes:
         name = aliases.get(key, key)

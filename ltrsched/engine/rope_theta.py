@@ -69,10 +69,10 @@ def _vllm_model_reads_rope(text: dict) -> bool:
 
 def _config_class(kind):
     """The config class vLLM reads model type ``kind`` through: the one its own registry names (it registers them
-    with transformers before reading: :func:`ltrsched.engine.architectures.vllm_config_classes`), an upstream class
+    with transformers before reading: :func:`ltrsched.config_classes.vllm_config_classes`), an upstream class
     looked up on transformers, or :data:`OWN_CLASS` for a class of vLLM's own (not imported: it imports vLLM);
     else transformers' class of the type; None where there is none (vLLM refuses the type)."""
-    from ltrsched.engine.architectures import vllm_config_classes
+    from ltrsched.config_classes import vllm_config_classes
 
     try:
         named = vllm_config_classes().get(kind)

@@ -406,19 +406,19 @@ _LLAMA_DEFAULTS_MODEL_TYPES = frozenset({"llama"})
 
 def _check_class_defaults(text: Mapping[str, Any], source: str, prefix: str) -> bool:
     """The ``tie_word_embeddings`` the config class vLLM reads the text model ``text``'s type through takes where the
-    file leaves it out (:func:`ltrsched.engine.model_sizes._class_defaults`; false where it is not known); a one-line
+    file leaves it out (:func:`ltrsched.config_classes.class_defaults`; false where it is not known); a one-line
     UserError where the file leaves out ``num_key_value_heads`` or ``head_dim`` (null: left out) and that class would
     take a default of its own rather than one KV head per query head or ``hidden_size / num_attention_heads``
     (Mistral's 8 KV heads, Gemma's heads of 256): a model of other sizes than the file's. A model type without
     ``model_type``, or a Llama's, takes LlamaConfig's defaults, assumed here without reading its class."""
-    from ltrsched.engine.model_sizes import _class_defaults
+    from ltrsched.config_classes import class_defaults
     from ltrsched.models import MLA_MODEL_TYPES, model_type
 
     kind = model_type(dict(text))
     absent = [key for key in ("num_key_value_heads", "head_dim", "tie_word_embeddings") if text.get(key) is None]
     if kind is None or kind in _LLAMA_DEFAULTS_MODEL_TYPES or not absent:
         return False
-    aliases, defaults, config_class = _class_defaults(kind, tuple(absent))
+    aliases, defaults, config_class = class_defaults(kind, tuple(absent))
     for key in absent:
         if key == "tie_word_embeddings" or key == "head_dim" and kind in MLA_MODEL_TYPES:
             continue  # (a default read, not refused; a latent attention's heads are not sized by head_dim)

@@ -1,0 +1,154 @@
+"""The config classes vLLM reads a model type's config.json through, and the defaults they give a size the file
+leaves out, told without importing vLLM: vLLM's own classes are read from the installed ``vllm`` package's source
+(parsed, never imported or copied), transformers' from its classes. Shared by the engine side's checks before a start
+(:mod:`ltrsched.engine.model_sizes`, :mod:`ltrsched.engine.architectures`) and the simulator's KV sizing of a model
+(:mod:`ltrsched.sim.kv_capacity`), which must not import each other.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import importlib.util
+import inspect
+from pathlib import Path
+
+
+def vllm_file(relative: str) -> Path | None:
+    """A source file of the installed ``vllm`` package, found without importing it (None: no vLLM)."""
+    try:
+        spec = importlib.util.find_spec("vllm")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for root in spec.submodule_search_locations:
+        path = Path(root) / relative
+        if path.is_file():
+            return path
+    return None
+
+
+def assignments(path: Path) -> dict[str, ast.expr]:
+    """Module-level ``NAME = value`` (annotated or not) of a Python source file, by name."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    found: dict[str, ast.expr] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            found[node.targets[0].id] = node.value
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            found[node.target.id] = node.value
+    return found
+
+
+def string_dict(node: ast.expr | None) -> dict[str, str]:
+    """A dict literal of literal strings (anything else: empty, these only enrich a refusal's wording)."""
+    try:
+        value = ast.literal_eval(node) if node is not None else {}
+    except ValueError:
+        return {}
+    ok = isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    return value if ok else {}
+
+
+@functools.lru_cache(maxsize=1)
+def vllm_config_classes() -> dict[str, str]:
+    """Model type -> the config class the installed vLLM reads it through instead of transformers' own (its
+    ``_CONFIG_REGISTRY``, which it registers with transformers' AutoConfig before reading a config.json), as
+    ``module.Class``: ``transformers.DeepseekV3Config`` where vLLM names an upstream class (``kimi_k2``), else its
+    own module's (``vllm.transformers_utils.configs.step3_vl.Step3TextConfig``). Read from vLLM's source, never
+    imported; empty where there is no vLLM or its source is not of the shape this reads."""
+    config, classes = vllm_file("transformers_utils/config.py"), vllm_file("transformers_utils/configs/__init__.py")
+    if config is None or classes is None:
+        return {}
+    try:
+        registry = assignments(config)["_CONFIG_REGISTRY"]
+        modules = string_dict(assignments(classes).get("_CLASS_TO_MODULE"))
+    except (OSError, SyntaxError, ValueError, KeyError):
+        return {}
+    if not (isinstance(registry, ast.Call) and not registry.args):  # (LazyConfigDict(model_type="ClassName", ...))
+        return {}
+    found: dict[str, str] = {}
+    for keyword in registry.keywords:  # (name="Class", or **{"odd-name": "Class"})
+        if keyword.arg is None:
+            pairs = string_dict(keyword.value)
+        else:
+            pairs = {keyword.arg: keyword.value.value} if isinstance(keyword.value, ast.Constant) else {}
+        for kind, name in pairs.items():
+            if isinstance(name, str) and name in modules:
+                found[kind] = f"{modules[name]}.{name}"
+    return found
+
+
+@functools.lru_cache(maxsize=64)
+def own_class_defaults(kind: str) -> tuple[dict[str, str], dict[str, object]] | None:
+    """The ``attribute_map`` and the literal ``__init__`` defaults of the config class of vLLM's own that the installed
+    vLLM reads model type ``kind`` through (:func:`vllm_config_classes`: ``RefinedWeb``'s ``RWConfig``, whose
+    ``hidden_size`` defaults to 64), read from its module's source without importing vLLM; None where vLLM names no
+    class of its own for the type, or its source is not of the shape this reads (a default that is no literal is
+    left out)."""
+    named = vllm_config_classes().get(kind) if isinstance(kind, str) else None
+    prefix = "vllm."
+    if named is None or not named.startswith(prefix):
+        return None
+    module, _, name = named.rpartition(".")
+    path = vllm_file(module[len(prefix):].replace(".", "/") + ".py")
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path)) if path is not None else None
+    except (OSError, SyntaxError, ValueError):
+        return None
+    found = [node for node in (tree.body if tree else ()) if isinstance(node, ast.ClassDef) and node.name == name]
+    if len(found) != 1:
+        return None
+    aliases: dict[str, str] = {}
+    defaults: dict[str, object] = {}
+    for node in found[0].body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                and node.targets[0].id == "attribute_map"):
+            aliases = string_dict(node.value)
+        if isinstance(node, ast.FunctionDef) and node.name == "__init__":
+            args = node.args.args + node.args.kwonlyargs
+            values = [None] * (len(node.args.args) - len(node.args.defaults)) + node.args.defaults
+            values += node.args.kw_defaults
+            for arg, value in zip(args, values):
+                if value is None:
+                    continue
+                try:
+                    defaults[arg.arg] = ast.literal_eval(value)
+                except ValueError:
+                    continue
+    return aliases, defaults
+
+
+def class_defaults(kind, sizes: tuple[str, ...]) -> tuple[dict[str, str], dict[str, object], str]:
+    """The ``attribute_map`` of the config class vLLM reads model type ``kind`` through, its ``__init__`` defaults of
+    ``sizes`` (a size absent from its signature is none of its own), and the class in words: the class vLLM's own
+    config registry names for the type (an upstream one such as ``kimi_k2``'s ``DeepseekV3Config``, or one of its
+    own, read from its source: ``RefinedWeb``'s ``RWConfig``, :func:`own_class_defaults`),
+    else transformers' class of the type; empty where there is none (vLLM then refuses the model type itself)."""
+    own = own_class_defaults(kind) if isinstance(kind, str) else None  # (a hostile list is unhashable)
+    if own is not None:
+        aliases, found = own
+        return (aliases, {k: found[aliases.get(k, k)] for k in sizes if aliases.get(k, k) in found},
+                f"vLLM's own {kind!r} config class {vllm_config_classes()[kind].rpartition('.')[2]}")
+    try:
+        named = vllm_config_classes().get(kind) if isinstance(kind, str) else None
+        if named is not None and named.startswith("transformers."):
+            import transformers
+
+            config_class = getattr(transformers, named.rpartition(".")[2])
+        else:
+            from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+            config_class = CONFIG_MAPPING[kind]
+    except (ImportError, KeyError, TypeError, AttributeError):
+        return {}, {}, ""
+    params = inspect.signature(config_class.__init__).parameters
+    aliases = dict(getattr(config_class, "attribute_map", None) or {})
+    defaults = {}
+    for key in sizes:
+        name = aliases.get(key, key)
+        if name in params and params[name].default is not inspect.Parameter.empty:
+            defaults[key] = params[name].default
+    return aliases, defaults, (f"transformers' {config_class.__name__} (vLLM's config class for {kind!r})"
+                               if named is not None else f"transformers' {kind!r} config class")
