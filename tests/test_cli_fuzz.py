@@ -48,6 +48,22 @@ def test_options_meant_to_repeat_still_repeat(capsys, tmp_path, args, message):
 
 
 # ---------------------------------------------------------------------------- plugin names
+@pytest.mark.parametrize("given, missing", [("policies.csv", "policies"), ("nosuch_plugin_mod", "nosuch_plugin_mod")])
+def test_a_plugin_that_is_no_module_and_no_py_file_says_what_to_give(capsys, tmp_path, given, missing):
+    """`--plugin policies.csv` said only "ModuleNotFoundError: No module named 'policies'"."""
+    r = run_cli_fast(capsys, "simulate", "-w", "lmsys-like", "-n", "2", "--plugin", given, cwd=tmp_path)
+    assert_one_line_error(r, f"cannot load plugin {given}: no module {missing!r} is importable here; give a .py "
+                             "file's path, or the name of a module on the Python path")
+
+
+def test_a_module_the_plugin_imports_is_named_as_missing(capsys, tmp_path, monkeypatch):
+    (tmp_path / "plug_with_dep.py").write_text("import nosuch_dependency_mod\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    r = run_cli_fast(capsys, "simulate", "-w", "lmsys-like", "-n", "2", "--plugin", "plug_with_dep", cwd=tmp_path)
+    assert_one_line_error(r, "cannot load plugin plug_with_dep: ModuleNotFoundError: No module named "
+                             "'nosuch_dependency_mod'")
+
+
 @pytest.mark.parametrize("kind, escaped", [("policy", r"a\nb"), ("policy", r"tab\there"), ("router", r"bell\x07")])
 def test_a_plugin_name_with_a_line_break_or_control_character_is_refused(capsys, tmp_path, kind, escaped):
     """Registered, `-P 'a<newline>b'` ran and split the run's printed header (and sweep.csv rows, report tables)."""

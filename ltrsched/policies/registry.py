@@ -208,6 +208,13 @@ def load_plugin(module_or_path: str) -> None:
             importlib.import_module(module_or_path)
     except UserError:
         raise
+    except ModuleNotFoundError as exc:
+        if not is_file and (module_or_path == exc.name or module_or_path.startswith(f"{exc.name}.")):
+            # the name itself (not a module the plugin imports): `--plugin policies.csv` said only "No module
+            # named 'policies'"
+            raise UserError(f"cannot load plugin {module_or_path}: no module {exc.name!r} is importable here; give "
+                            "a .py file's path, or the name of a module on the Python path") from None
+        raise UserError(f"cannot load plugin {module_or_path}: {type(exc).__name__}: {exc}") from None
     except (Exception, SystemExit) as exc:  # a plugin that calls sys.exit() is a broken plugin too
         raise UserError(f"cannot load plugin {module_or_path}: {type(exc).__name__}: {exc}") from None
     if PluginSources.registrations == registrations and not imported_before:

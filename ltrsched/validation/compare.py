@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from ltrsched import atomic
+from ltrsched.experiments.tables import md_cell
 from ltrsched.results import RunResult
 from ltrsched.validation.step_time_ratio import ratio_lines, step_time_ratio
 
@@ -169,12 +170,6 @@ def write_report(cases: pl.DataFrame, rankings: list[dict], out: Path, title: st
     atomic.write_text(md, "\n".join(lines) + "\n")
     _plot(cases, out / "validation.png", tolerance)
     return md
-
-
-def md_cell(text: str) -> str:
-    """``text`` as one cell of a markdown table: a ``|`` (a policy named ``a|b``) ended the cell and shifted the
-    row's columns; a line break ended the row."""
-    return " ".join(str(text).splitlines()).replace("|", "\\|")
 
 
 def _md_names(table: pl.DataFrame) -> pl.DataFrame:
