@@ -8,8 +8,9 @@ A labelling run needs prompts only (the served model makes the lengths), so a fi
   format has none, by ``turn-N``: the N-th first turn read, 1-based); a parquet of conversations (LMSYS-Chat-1M's)
   likewise;
 - ``.jsonl``: one object per line with a string ``prompt`` (other fields are ignored); an ``id`` (string or
-  integer) keys it, else ``line-N`` (its 1-based line number); or one conversation per line (OpenAI's chat
-  format), read as a ``.json``'s;
+  integer) keys it, else ``line-N`` (its 1-based line number); a string ``system`` is its system text, which the
+  prompt then begins with, as a conversation's (the system text, a blank line, the prompt); or one conversation per
+  line (OpenAI's chat format), read as a ``.json``'s;
 - ``.parquet``: a string ``prompt`` column; a ``key``, ``id`` or ``source_id`` column keys the rows, else
   ``row-N`` (1-based);
 - ``.csv``: a ``prompt`` column (in any case), text as written, keyed as a parquet's rows (a trace of lengths
@@ -40,9 +41,17 @@ SUFFIXES = (".json", ".jsonl", ".parquet", ".csv", ".txt")
 _KEY_COLUMNS = ("key", "id", "source_id")
 
 
-def load_prompts(path: str | Path) -> pl.DataFrame:
-    """``key`` and ``prompt`` (both Utf8) of the file's prompts, in file order, each prompt once; one-line
-    :class:`UserError` for a file that holds none or that cannot be read as one of :data:`SUFFIXES`."""
+#: :func:`load_prompts`' column of each prompt's system text (``""`` where none), with ``with_system``.
+SYSTEM = "system"
+
+
+def load_prompts(path: str | Path, with_system: bool = False) -> pl.DataFrame:
+    """``key`` and ``prompt`` (both Utf8) of the file's prompts, in file order, each prompt once; with
+    ``with_system``, :data:`SYSTEM` too: the system text each prompt begins with (a conversation's system and
+    developer messages, a ``.jsonl`` line's ``system``), followed by a blank line
+    (:data:`~ltrsched.workloads.sharegpt.SYSTEM_SEPARATOR`), which a chat template may take as a system turn
+    (``ChatPrompts.encode``); ``""`` where none. One-line :class:`UserError` for a file that holds none or that
+    cannot be read as one of :data:`SUFFIXES`."""
     path = Path(path).expanduser()
     check_not_special(path, "prompts file")
     if not path.is_file():
@@ -68,7 +77,10 @@ def load_prompts(path: str | Path) -> pl.DataFrame:
             raise UserError(f"{path}: no first turn with a prompt of {selection.MIN_PROMPT_TOKENS}.."
                             f"{selection.MAX_PROMPT_TOKENS} tokens and a reply of >= {selection.MIN_OUTPUT_TOKENS} "
                             "(the paper's rules)")
-        df = pool.select(pl.col("source_id").cast(pl.Utf8).alias("key"), "prompt")
+        from ltrsched.workloads.sharegpt import SYSTEM_COLUMN
+
+        system = pl.col(SYSTEM_COLUMN).fill_null("") if SYSTEM_COLUMN in pool.columns else pl.lit("")
+        df = pool.select(pl.col("source_id").cast(pl.Utf8).alias("key"), "prompt", system.cast(pl.Utf8).alias(SYSTEM))
     elif suffix == ".jsonl":
         df = _jsonl(path)
     elif suffix == ".parquet":
@@ -89,7 +101,10 @@ def load_prompts(path: str | Path) -> pl.DataFrame:
                      "first key")
     for line in notes:
         print(line, file=sys.stderr)
-    return df.filter(~repeated)
+    df = df.filter(~repeated)
+    if not with_system:
+        return df.select("key", "prompt")
+    return df if SYSTEM in df.columns else df.with_columns(pl.lit("", dtype=pl.Utf8).alias(SYSTEM))
 
 
 def _jsonl_conversations(path: Path) -> bool:
@@ -110,7 +125,11 @@ def _is_conversations(path: Path) -> bool:
 
 
 def _jsonl(path: Path) -> pl.DataFrame:
-    keys, prompts = [], []
+    """``key``, ``prompt`` and :data:`SYSTEM` of a ``.jsonl`` of prompts; a line's ``system`` (it was ignored) begins
+    its prompt, as a conversation's system text does."""
+    from ltrsched.workloads.sharegpt import SYSTEM_SEPARATOR
+
+    keys, prompts, systems = [], [], []
     for lineno, rec in jsonl_records(path):
         prompt = rec.get("prompt") if isinstance(rec, dict) else None
         if prompt is not None and not isinstance(prompt, str):  # (JSON has types: 42 is no text)
@@ -125,11 +144,20 @@ def _jsonl(path: Path) -> pl.DataFrame:
         if isinstance(key, bool) or not isinstance(key, (str, int)):
             raise UserError(f"{path}:{lineno}: 'id' must be a string or an integer, got {key!r}")
         _check_text(prompt, f"{path}:{lineno}")
+        system = rec.get("system")
+        if system is not None and not isinstance(system, str):
+            raise UserError(f"{path}:{lineno}: 'system' must be text (a JSON string), got {shown(system)}")
+        at = lone_surrogate(system) if system else None
+        if at is not None:
+            raise UserError(f"{path}:{lineno}: the system text holds a lone UTF-16 surrogate "
+                            f"({describe_surrogate(system, at)}), half of a character that cannot be tokenized")
         keys.append(str(key))
-        prompts.append(prompt)
+        prompts.append(f"{system}{SYSTEM_SEPARATOR}{prompt}" if system else prompt)  # ("": none, as a conversation's)
+        systems.append(system or "")
     if not prompts:
         raise UserError(f"{path}: no prompts (empty file)")
-    return pl.DataFrame({"key": keys, "prompt": prompts}, schema={"key": pl.Utf8, "prompt": pl.Utf8})
+    return pl.DataFrame({"key": keys, "prompt": prompts, SYSTEM: systems},
+                        schema={"key": pl.Utf8, "prompt": pl.Utf8, SYSTEM: pl.Utf8})
 
 
 def _parquet(path: Path) -> pl.DataFrame:
