@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import types
 
 import numpy as np
 import polars as pl
@@ -76,3 +77,104 @@ def test_a_replay_without_a_rate_is_not_told_to_raise_its_rate(tmp_path, capsys)
     r = run_cli_fast(capsys, "simulate", "-w", str(path), "--arrival", "replay", "--rate", "1e-8")
     one_line_error(r, "with replay arrivals at 1e-08 req/s")
     assert "(raise the rate, or use fewer requests)" in r.stderr  # (a rate it has: raising it helps)
+
+
+# 2. labels files: NaN and 0-token lengths, empty prompts
+
+
+def text_labels(prompts: list[str], outputs: list) -> pl.DataFrame:
+    """A labels table of a prompts file (it carries the text), one main-run eval row per prompt."""
+    from ltrsched.workloads.labels import prompt_digest
+
+    n = len(prompts)
+    return pl.DataFrame({
+        "key": [f"k{i}" for i in range(n)], "split": ["eval"] * n, "run": ["main"] * n,
+        "prompt_sha256": [prompt_digest(p) for p in prompts], "prompt_tokens": [5] * n, "output_tokens": outputs,
+        "finish_reason": ["stop"] * n, "model": ["m"] * n, "model_sha256": ["0" * 64] * n, "temperature": [0.0] * n,
+        "top_p": [1.0] * n, "max_tokens": [400] * n, "seed": [0] * n, "prompt": prompts})
+
+
+@pytest.mark.parametrize("prompts, outputs, message", [
+    # polars' cast message was the error ("conversion from `f64` to `i64` failed in column 'output_tokens' ...")
+    (["a", "b", "c"], [3.0, float("nan"), 4.0], ": l: column output_tokens has 1 non-integer value(s) (first: "
+                                               "nan, row 2 of 3, key 'k1'); token counts are whole numbers"),
+    (["a", "b", "c"], [3.0, 5.0, float("inf")], "column output_tokens has 1 non-integer value(s) (first: inf, row 3"),
+    (["a", "b", "c"], [3, 0, 4], ": l: 1 row(s) with output_tokens < 1 (first: row 2 of 3, key 'k1', "
+                                 "output_tokens 0); output_tokens counts the EOS token, so a reply of the EOS token "
+                                 "alone is 1 token (a 0 is a count without it: count the EOS token)"),
+    # accepted, and then warned of as prompts "of another language?"
+    (["a", "", " \n\t", "d"], [3, 4, 5, 6], ": l: 2 row(s) of 4 with an empty prompt (only whitespace or "
+                                            "nothing: row(s) 2, 3; first key 'k1'); a prompt is text to serve"),
+])
+def test_a_labels_file_with_a_bad_row_names_it(tmp_path, capsys, prompts, outputs, message):
+    path = tmp_path / "l.parquet"
+    text_labels(prompts, outputs).write_parquet(path)
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", str(path)), message)
+
+
+def test_a_zero_prompt_count_in_labels_is_named_apart():
+    from ltrsched.workloads.labels import check_labels
+
+    df = text_labels(["a", "b"], [3, 4]).with_columns(prompt_tokens=pl.Series([5, 0]))
+    with pytest.raises(UserError, match=r"^x: 1 row\(s\) with prompt_tokens < 1 \(first: row 2 of 2, key 'k1', "
+                                        r"prompt_tokens 0\); a prompt has at least one token$"):
+        check_labels(df, "x")
+
+
+# 4, 5. a prompts file's system text: carried, and sent as the system turn when labelling
+
+
+def test_a_jsonl_prompts_system_key_is_the_prompts_system_text(tmp_path):
+    from ltrsched.workloads.prompts import load_prompts
+
+    path = tmp_path / "p.jsonl"  # (the 'system' key was ignored without a word)
+    path.write_text("".join(json.dumps(r) + "\n" for r in [{"prompt": "please explain", "system": "be brief"},
+                                                           {"prompt": "a few words", "system": ""}, {"prompt": "in"}]))
+    assert load_prompts(path).rows() == [("line-1", "be brief\n\nplease explain"), ("line-2", "a few words"),
+                                         ("line-3", "in")]
+    assert load_prompts(path, with_system=True)["system"].to_list() == ["be brief", "", ""]
+    path.write_text(json.dumps({"prompt": "p", "system": 7}) + "\n")
+    with pytest.raises(UserError, match=r"p\.jsonl:1: 'system' must be text \(a JSON string\), got 7$"):
+        load_prompts(path)
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "conversations"])
+def test_label_sends_a_prompts_system_text_as_the_system_turn(tmp_path, monkeypatch, kind):
+    """``label --prompts`` sent a conversation's system text inside the user message, where the engine sends it as
+    the system turn (``ChatPrompts.encode``): the prompts' ids are rendered as the engine's are."""
+    import ltrsched.engine.config
+    import ltrsched.engine.served_models
+    import ltrsched.validation.engines
+    from ltrsched.labelling import run
+    from ltrsched.labelling.jobs import select_jobs
+    from ltrsched.labelling.settings import Sampling
+    from tests.test_workloads_more5 import PROMPTS, REPLIES, TEMPLATES, word_tokenizer
+
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    tok = word_tokenizer(tmp_path / "model", TEMPLATES["takes"])
+    (tmp_path / "model" / "config.json").write_text(json.dumps({"model_type": "llama", "vocab_size": 100}))
+    path = tmp_path / "p.jsonl"
+    records = ([{"prompt": PROMPTS[i].lower(), **({"system": "be brief"} if i < 2 else {})} for i in range(3)]
+               if kind == "jsonl" else
+               [{"messages": [*([{"role": "system", "content": "be brief"}] if i < 2 else []),
+                              {"role": "user", "content": PROMPTS[i].lower()},
+                              {"role": "assistant", "content": REPLIES[i]}]} for i in range(3)])
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    jobs = select_jobs(("eval", "train"), None, 0, path)
+    assert sorted(j.system for j in jobs) == ["", "be brief", "be brief"]
+    sent = {}
+
+    def serve(todo, ids, *args):  # (no engine: the ids it would be sent)
+        sent.update({j.key: tok.convert_ids_to_tokens(row) for j, row in zip(todo, ids)})
+
+    monkeypatch.setattr(run, "engine_settings", lambda *a: types.SimpleNamespace(model="m"))
+    monkeypatch.setattr(ltrsched.engine.config, "model_dir", lambda model: tmp_path / "model")
+    monkeypatch.setattr(ltrsched.engine.served_models, "model_fingerprint", lambda model: "0" * 64)
+    monkeypatch.setattr(ltrsched.validation.engines, "expected_context", lambda config: (1000, "test"))
+    monkeypatch.setattr(run, "_serve", serve)
+    with pytest.raises(UserError, match="nothing labelled"):  # (nothing served)
+        run.label_prompts(jobs, tmp_path / "l.parquet", "m", 100, Sampling(0.0, 1.0, 0), Sampling(0.8, 1.0, 1), 10,
+                          {}, prompts=path)
+    for job in jobs:
+        user = ["<user>", *job.prompt.removeprefix("be brief\n\n").split(), "</user>", "<assistant>"]
+        assert sent[job.key] == (["<sys>", "be", "brief", "</sys>", *user] if job.system else user)
