@@ -178,3 +178,37 @@ def test_label_sends_a_prompts_system_text_as_the_system_turn(tmp_path, monkeypa
     for job in jobs:
         user = ["<user>", *job.prompt.removeprefix("be brief\n\n").split(), "</user>", "<assistant>"]
         assert sent[job.key] == (["<sys>", "be", "brief", "</sys>", *user] if job.system else user)
+
+
+# 4. conversation files of requests without replies
+
+
+def test_a_prompts_file_of_requests_without_replies_is_labelled(tmp_path, capsys, monkeypatch):
+    """An OpenAI-messages file of user turns alone was refused ("no complete conversation ... with a user turn and a
+    reply"): labelling needs no reply."""
+    from ltrsched.workloads.prompts import load_prompts
+
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    ask = "What is the capital of France and why is it famous?"
+    path = tmp_path / "requests.jsonl"
+    path.write_text("".join(json.dumps({"messages": m}) + "\n" for m in [
+        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": ask}],
+        [{"role": "user", "content": "Write a long poem about the sea."}], [{"role": "user", "content": "Hi"}]]))
+    df = load_prompts(path, with_system=True)
+    assert df.rows() == [("request-1", f"Be brief.\n\n{ask}", "Be brief."),
+                         ("request-2", "Write a long poem about the sea.", "")]
+    assert capsys.readouterr().err == (f"warning: {path}: left out 1 of its 3 requests without the assistant's reply, "
+                                       "with a prompt outside 4..1024 tokens (the paper's rule)\n")
+    # ShareGPT's form, beside a complete conversation: both kinds are prompts, the notes say so
+    path = tmp_path / "sg.json"
+    path.write_text(json.dumps([
+        {"id": "a", "conversations": [{"from": "human", "value": "Tell me a story about a fox please"},
+                                      {"from": "gpt", "value": "Once upon a time there was a fox"}]},
+        {"id": "b", "conversations": [{"from": "human", "value": ask}]}]))
+    assert load_prompts(path).rows() == [("a", "Tell me a story about a fox please"), ("b", ask)]
+    assert (f"warning: {path}: labelling needs no reply: the 1 request without the assistant's reply left out above is "
+            "a prompt too\n") in capsys.readouterr().err
+    path.write_text(json.dumps([{"id": "b", "conversations": [{"from": "human", "value": "Hi"}]}]))
+    with pytest.raises(UserError, match=r"sg\.json: no request with a prompt of 4\.\.1024 tokens \(the paper's rule\) "
+                                        r"among its 1 without the assistant's reply$"):
+        load_prompts(path)
