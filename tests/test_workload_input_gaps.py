@@ -307,9 +307,9 @@ def test_a_span_too_long_for_seconds_names_the_unit_fix(tmp_path):
     pl.DataFrame({"arrived_at": np.linspace(0, 7 * 86_400e3, 300), "prompt_tokens": [5] * 300,
                   "output_tokens": [5] * 300}).write_csv(path)
     assert_one_line_error(run_cli("simulate", "-w", str(path), "--arrival", "replay"),
-                          "must stay below 1e+08 s (about 3 years), where float64 time still resolves a step (raise the "
-                          "rate, or use fewer requests); if the file's times are milliseconds, name the column "
-                          "arrived_at_ms")
+                          "must stay below 1e+08 s (about 3 years), where float64 time still resolves a step (give a "
+                          "rate, to which the replay rescales the file's times, or drop the requests far from the "
+                          "rest); if the file's times are milliseconds, name the column arrived_at_ms")
 
 
 @pytest.mark.parametrize("name", ["azure-2023-code.csv", "azure-2023-conv.csv"])

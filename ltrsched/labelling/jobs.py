@@ -32,13 +32,16 @@ class LabelJob:
         run: ``main`` (the labels) or ``sample`` (the sampled second run).
         split: the window, ``train`` or ``eval``.
         key: the prompt's key: its ShareGPT record id (``source_id``), or its key in a prompts file.
-        prompt: the prompt text (the first user turn).
+        prompt: the prompt text (the first user turn, after its system text and a blank line where it has one).
+        system: the system text ``prompt`` begins with (a prompts file's: a conversation's system messages, a
+            ``.jsonl`` line's ``system``), sent as the system turn where the chat template takes one; ``""``: none.
     """
 
     run: str
     split: str
     key: str
     prompt: str
+    system: str = ""
 
 
 def parse_splits(text: str) -> tuple[str, ...]:
@@ -70,13 +73,13 @@ def select_jobs(splits: tuple[str, ...], limit: int | None, sample_subset: int,
             raise UserError(f"{prompts}: its {windows['eval'].height} prompt(s) leave the {split} split empty "
                             "(the eval window is the first half): label --splits eval only, or give more prompts")
         rows = window if limit is None else window.head(limit)
-        jobs += [LabelJob(MAIN_RUN, split, k, p) for k, p in zip(rows["key"].to_list(), rows["prompt"].to_list())]
+        jobs += [LabelJob(MAIN_RUN, split, *row) for row in rows.select("key", "prompt", "system").rows()]
     if sample_subset:
         window = windows["eval"]
         if sample_subset > window.height:
             raise UserError(f"--sample-subset {sample_subset} exceeds the {window.height} eval prompts")
         rows = window.head(sample_subset)
-        jobs += [LabelJob(SAMPLE_RUN, "eval", k, p) for k, p in zip(rows["key"].to_list(), rows["prompt"].to_list())]
+        jobs += [LabelJob(SAMPLE_RUN, "eval", *row) for row in rows.select("key", "prompt", "system").rows()]
     return jobs
 
 
@@ -86,7 +89,8 @@ def file_eval_size(num_prompts: int) -> int:
 
 
 def _windows(splits: tuple[str, ...], prompts: Path | None) -> dict[str, pl.DataFrame]:
-    """split -> its window (``key``, ``prompt``), for each split asked and eval."""
+    """split -> its window (``key``, ``prompt``, ``system``: a prompts file's system text, else ``""``), for each
+    split asked and eval."""
     from ltrsched.workloads.selection import paper_selection, split_window
 
     wanted = dict.fromkeys((*splits, "eval"))
@@ -94,8 +98,9 @@ def _windows(splits: tuple[str, ...], prompts: Path | None) -> dict[str, pl.Data
         from ltrsched.workloads.sharegpt import load_sharegpt_records
 
         records = load_sharegpt_records()
-        return {s: paper_selection(records, split=s).select(pl.col("source_id").alias("key"), "prompt") for s in wanted}
+        return {s: paper_selection(records, split=s).select(pl.col("source_id").alias("key"), "prompt",
+                                                            system=pl.lit("", dtype=pl.Utf8)) for s in wanted}
     from ltrsched.workloads.prompts import load_prompts
 
-    pool = load_prompts(prompts)
+    pool = load_prompts(prompts, with_system=True)
     return {s: split_window(pool, s, file_eval_size(pool.height)) for s in wanted}

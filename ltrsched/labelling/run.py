@@ -71,7 +71,9 @@ def label_prompts(jobs: list[LabelJob], out: Path, model: str, max_tokens: int, 
         done = store.labelled()
         held = set(zip(done["run"].to_list(), done["key"].to_list()))
         todo = [j for j in jobs if (j.run, j.key) not in held]
-        ids = chat.encode([j.prompt for j in todo])
+        # a system text as the system turn where the template takes one, as the engine sends a conversation's
+        # (ChatPrompts.messages; it was sent inside the user message)
+        ids = chat.encode([j.prompt for j in todo], [j.system or None for j in todo])
         check_prompt_ids(ids, path, [f"prompt {j.key!r}" for j in todo])  # (the engine would index past its vocabulary)
         stats = _Stats()
         stats.context = context

@@ -104,7 +104,13 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
         seed=seed, hf_path=hf_model, max_prompt_tokens=max_prompt_tokens, probe_layer=probe_layer,
         probe_precision=probe_precision, **({} if ngrams is None else {"ngrams": ngrams}),
     )
-    prompts, lengths = prompts_and_lengths(data, "train", limit, seed, hint=_TRAIN_HINT)
+    from ltrsched.workloads.selection import TooFewRequests
+
+    try:
+        prompts, lengths = prompts_and_lengths(data, "train", limit, seed, hint=_TRAIN_HINT)
+    except TooFewRequests as exc:  # (it said "asked for 100 requests but ...", naming no option)
+        raise UserError(f"--limit {limit}: {exc}; give at most {exc.available} "
+                        "(or leave --limit out to train on all of them)") from None
     ev_prompts, ev_lengths = prompts_and_lengths(data if eval_data is None else eval_data, "eval" if eval_data is None else "all",
                                                  hint=_EVAL_HINT)
     check_labelled(prompts, lengths)

@@ -54,13 +54,20 @@ def ignored_parameters(process: str, rate: float | None, cv: float | None, durat
     return ignored
 
 
-def check_arrival_span(t: np.ndarray, what: str = "the workload") -> None:
-    """Raise :class:`UserError` if an arrival time [s] reaches :data:`MAX_ARRIVAL_TIME_S`."""
+#: What shortens arrivals generated at a rate (poisson, gamma, a replay rescaled to a rate): :func:`check_arrival_span`.
+RATE_FIX = "raise the rate, or use fewer requests"
+#: ... and a file's own times, replayed without a rate (which has no rate to raise).
+REPLAY_FIX = "give a rate, to which the replay rescales the file's times, or drop the requests far from the rest"
+
+
+def check_arrival_span(t: np.ndarray, what: str = "the workload", fix: str = RATE_FIX) -> None:
+    """Raise :class:`UserError` if an arrival time [s] reaches :data:`MAX_ARRIVAL_TIME_S`; ``fix``: what to do
+    (:data:`RATE_FIX`, :data:`REPLAY_FIX`)."""
     last = float(t.max()) if len(t) else 0.0
     if not last < MAX_ARRIVAL_TIME_S:
         raise UserError(
             f"{what} has arrival times up to {last:.3g} s; they must stay below {MAX_ARRIVAL_TIME_S:.0e} s "
-            "(about 3 years), where float64 time still resolves a step (raise the rate, or use fewer requests)")
+            f"(about 3 years), where float64 time still resolves a step ({fix})")
 
 
 #: :func:`seconds_unit_warning`'s thresholds: a span of more than a day [s] whose median gap between arrivals is
@@ -184,7 +191,9 @@ def apply_arrivals(
     unit_doubt = workload.meta.get("arrival_warning") if process == "replay" and rate is None else None
     try:
         check_arrival_span(df["arrival_time"].to_numpy(), f"{workload.name} with {process} arrivals"
-                           + (f" at {rate:g} req/s" if rate is not None else "") + _outlier(df))
+                           + (f" at {rate:g} req/s" if rate is not None else "") + _outlier(df),
+                           # (a replay of the file's own times has no rate: "raise the rate" was said of it too)
+                           REPLAY_FIX if process == "replay" and rate is None else RATE_FIX)
     except UserError as exc:
         if not unit_doubt:
             raise

@@ -85,11 +85,13 @@ def check_labels(df: pl.DataFrame, name: str) -> pl.DataFrame:
     for col, dtype in LABEL_COLUMNS.items():  # a cast to an integer truncates 12.7 to 12, silently
         if dtype == pl.Int64 and df.schema[col].is_decimal():  # (a Decimal 12.70 too)
             df = df.with_columns(pl.col(col).cast(pl.Float64))
-        if dtype == pl.Int64 and df.schema[col].is_float():
-            bad = df.filter(pl.col(col).is_not_null() & (pl.col(col) != pl.col(col).floor()))
+        if dtype == pl.Int64 and df.schema[col].is_float():  # (NaN equals its floor in polars: polars' strict
+            v = pl.col(col)  # cast message was the error, naming no row)
+            bad = df.with_row_index("row", offset=1).filter(v.is_not_null() & (~v.is_finite() | (v != v.floor())))
             if bad.height:
                 raise UserError(f"{name}: column {col} has {bad.height} non-integer value(s) (first: {bad[col][0]}, "
-                                f"key {bad['key'][0]!r}); token counts are whole numbers")
+                                f"row {bad['row'][0]} of {df.height}, key {bad['key'][0]!r}); token counts are whole "
+                                "numbers")
     try:
         df = df.with_columns([pl.col(c).cast(t, strict=True) for c, t in LABEL_COLUMNS.items() if df.schema[c] != t])
     except Exception as exc:
@@ -100,9 +102,8 @@ def check_labels(df: pl.DataFrame, name: str) -> pl.DataFrame:
     nulls = [c for c in columns if df[c].null_count()]
     if nulls:
         raise UserError(f"{name}: column {nulls[0]} has {df[nulls[0]].null_count()} missing value(s)")
-    bad = df.filter((pl.col("prompt_tokens") < 1) | (pl.col("output_tokens") < 1))
-    if bad.height:
-        raise UserError(f"{name}: {bad.height} row(s) with prompt_tokens or output_tokens < 1 (first: key {bad['key'][0]})")
+    _check_counts(df, name)
+    _check_prompt_text(df, name)
     for col, allowed in (("run", (MAIN_RUN, SAMPLE_RUN)), ("split", ("train", "eval")), ("finish_reason", ("stop", "length"))):
         wrong = df.filter(~pl.col(col).is_in(list(allowed)))
         if wrong.height:
@@ -113,6 +114,31 @@ def check_labels(df: pl.DataFrame, name: str) -> pl.DataFrame:
     if df.select("run", "key").is_duplicated().any():
         raise UserError(f"{name}: a prompt key appears twice in one run")
     return df
+
+
+def _check_counts(df: pl.DataFrame, name: str) -> None:
+    """:class:`UserError` naming the first row with a token count below 1: a prompt has a token, and an output
+    counts its EOS token (a reply of the EOS token alone is 1 token: a 0 is a count without it)."""
+    why = {"prompt_tokens": "a prompt has at least one token",
+           "output_tokens": "output_tokens counts the EOS token, so a reply of the EOS token alone is 1 token (a 0 "
+                            "is a count without it: count the EOS token)"}
+    for col, fix in why.items():
+        bad = df.with_row_index("row", offset=1).filter(pl.col(col) < 1)
+        if bad.height:
+            raise UserError(f"{name}: {bad.height} row(s) with {col} < 1 (first: row {bad['row'][0]} of {df.height}, "
+                            f"key {bad['key'][0]!r}, {col} {bad[col][0]}); {fix}")
+
+
+def _check_prompt_text(df: pl.DataFrame, name: str) -> None:
+    """:class:`UserError` naming the rows whose prompt text (labels of a prompts file) is empty or only whitespace,
+    as a prompts or workload file's are refused (they were accepted, and scored as text of another language)."""
+    if TEXT_COLUMN not in df.columns:
+        return
+    rows = [row for row, text in enumerate(df[TEXT_COLUMN].to_list(), 1) if not text.strip()]
+    if rows:
+        shown = ", ".join(map(str, rows[:5])) + (", ..." if len(rows) > 5 else "")
+        raise UserError(f"{name}: {len(rows)} row(s) of {df.height} with an empty prompt (only whitespace or "
+                        f"nothing: row(s) {shown}; first key {df['key'][rows[0] - 1]!r}); a prompt is text to serve")
 
 
 #: The sampling settings' ranges, as ``ltrsched label`` checks its options (``labelling.settings.Sampling``):

@@ -109,8 +109,22 @@ def split_window(pool: pl.DataFrame, split: str, eval_size: int) -> pl.DataFrame
     return pool
 
 
+class TooFewRequests(UserError):
+    """More requests asked for than ``source`` has: the message names no option, as every command that samples
+    (``-n``, a sweep's ``num_requests``, ``train --limit``) reaches it; a command names its own from ``asked`` and
+    ``available``."""
+
+    def __init__(self, asked: int, available: int, source: str):
+        super().__init__(f"asked for {asked} requests but {source} has only {available}")
+        self.asked, self.available, self.source = asked, available, source
+
+    def __reduce__(self):  # picklable, so that a sweep worker can report it to the main process
+        return type(self), (self.asked, self.available, self.source)
+
+
 def sample_rows(df: pl.DataFrame, n: int | None, seed: int, source: str) -> pl.DataFrame:
-    """A seeded sample of ``n`` rows without replacement (all rows, in order, if ``n`` is None)."""
+    """A seeded sample of ``n`` rows without replacement (all rows, in order, if ``n`` is None); more rows than
+    ``df`` has: :class:`TooFewRequests`."""
     if n is None:
         return df
     if not 0 <= seed <= MAX_SEED:
@@ -118,5 +132,5 @@ def sample_rows(df: pl.DataFrame, n: int | None, seed: int, source: str) -> pl.D
     if n <= 0:
         raise UserError(f"the number of requests must be positive, got {n}")
     if n > df.height:
-        raise UserError(f"asked for {n} requests but {source} has only {df.height}")
+        raise TooFewRequests(n, df.height, source)
     return df.sample(n=n, shuffle=True, seed=seed)

@@ -31,13 +31,20 @@ def tau_ceiling(lengths: np.ndarray) -> float:
 
 def ties_warning(lengths: np.ndarray, what: str) -> str | None:
     """A one-line warning if ties in ``lengths`` [tokens] (``what``: "held-out lengths") cap tau-b below
-    :data:`WARN_BELOW`, naming the most common length; None otherwise."""
+    :data:`WARN_BELOW`, naming the most common length and whether it is the largest (a cap?) or the shortest;
+    None otherwise."""
     lengths = np.asarray(lengths)
     ceiling = tau_ceiling(lengths)
     if len(lengths) < 2 or ceiling >= WARN_BELOW:
         return None
     values, counts = np.unique(lengths, return_counts=True)
     top = int(np.argmax(counts))
-    return (f"warning: {what}: {tied_pair_share(lengths):.0%} of the prompt pairs have equal lengths (the most common, "
-            f"{values[top]} tokens, for {counts[top]} of {len(lengths)} prompts: a cap?); Kendall tau-b orders no "
-            f"tied pair, so a ranker whose scores never tie reaches at most {ceiling:.3f} here")
+    length = f"{values[top]} token{'' if values[top] == 1 else 's'}"
+    if len(values) == 1:  # (it said "the most common, 1 tokens ... a cap?" of lengths all one)
+        common = f"all {len(lengths)} prompts have one length, {length}"
+    else:  # (named by what the data shows: the shortest length is no cap)
+        place = (", is the largest length: a cap?" if top == len(values) - 1 else ", is the shortest length" if top == 0
+                 else "")
+        common = f"the most common, {length}, for {counts[top]} of {len(lengths)} prompts{place}"
+    return (f"warning: {what}: {tied_pair_share(lengths):.0%} of the prompt pairs have equal lengths ({common}); "
+            f"Kendall tau-b orders no tied pair, so a ranker whose scores never tie reaches at most {ceiling:.3f} here")
