@@ -69,7 +69,8 @@ def _handlers_follow_stderr() -> None:
             if (type(handler) is logging.StreamHandler
                     and handler.stream not in (sys.__stderr__, sys.__stdout__)
                     and not isinstance(handler.stream, _CurrentStderr)):
-                handler.setStream(_CurrentStderr())
+                with handler.lock:  # (not setStream: it flushes the old stream first, a closed capture by now)
+                    handler.stream = _CurrentStderr()
 
 
 @contextlib.contextmanager
