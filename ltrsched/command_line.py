@@ -1,5 +1,6 @@
-"""The command line a ``replay``, ``profile`` or ``validate`` records (in a run's ``summary.json``, a profile's
-provenance, a validation's manifest and report): one that reruns the same thing.
+"""The command line a ``replay``, ``profile``, ``validate`` or ``label`` records (in a run's ``summary.json``, a
+profile's provenance, a validation's manifest and report, a labels file's description): one that reruns the same
+thing.
 
 It was read from ``sys.argv``, which is the command's own arguments only when ``ltrsched`` is the process: called
 from Python (the API, a notebook, pytest: ``ltrsched.cli.main([...])``) it recorded the host program's arguments
