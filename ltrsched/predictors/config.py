@@ -11,6 +11,7 @@ from ltrsched import strict_json
 from ltrsched.errors import UserError
 from ltrsched.inputs import check_not_special
 from ltrsched.numbers import is_finite_number
+from ltrsched.strict_json import shown
 
 KINDS = ("rank", "class")
 BACKBONES = ("ngram", "hf", "probe")
@@ -231,7 +232,7 @@ def _check_trained_with(record) -> None:
             and (digest is None or (isinstance(digest, str) and len(digest) == 64
                                     and all(c in "0123456789abcdef" for c in digest)))):
         raise UserError(f"{TRAINED_WITH_KEY} must be {{\"settings\": {{...}}, \"inputs_sha256\": 64 hex digits or null}}, "
-                        f"got {json.dumps(record)[:80]} (a damaged or hand-edited file; train the predictor again)")
+                        f"got {shown(record, 80)} (a damaged or hand-edited file; train the predictor again)")
 
 
 def trained_with(directory: Path) -> tuple[dict, str | None] | None:
@@ -256,10 +257,10 @@ def check_trained_with(config: PredictorConfig, directory: Path, inputs_sha256=N
     changed = [name for name, value in settings.items() if getattr(config, name) != value]
     if changed:
         name = changed[0]
-        raise UserError(f"{directory}: {CONFIG_FILE} says {name} {json.dumps(getattr(config, name))}, but its weights "
-                        f"were trained with {name} {json.dumps(settings[name])}"
+        raise UserError(f"{directory}: {CONFIG_FILE} says {name} {shown(getattr(config, name))}, but its weights "
+                        f"were trained with {name} {shown(settings[name])}"
                         + (f" ({len(changed) - 1} more setting(s) changed too)" if len(changed) > 1 else "")
-                        + f": its scores would not be the trained model's; set it back to {json.dumps(settings[name])}, "
+                        + f": its scores would not be the trained model's; set it back to {shown(settings[name])}, "
                         "or train the predictor again")
     now = inputs_sha256() if digest is not None else None
     if now is not None and now != digest:

@@ -505,7 +505,7 @@ def _remembered(path: Path, name: str, probe) -> bool:
         pass
     value = bool(probe(path))
     try:
-        atomic.write_text(kept, json.dumps(value))
+        atomic.write_text(kept, strict_json.dumps(value))
     except UserError:
         pass  # (remembering is an optimisation only)
     return value
