@@ -13,11 +13,11 @@ real-engine validation finds is timing, not scheduling.
 from __future__ import annotations
 
 import logging
-import os
 from contextlib import contextmanager, nullcontext
 from typing import Any, Callable
 
 from ltrsched.engine.config import EngineConfig, model_dir
+from ltrsched.engine.environment import EngineEnvironment
 from ltrsched.engine.live_table import RequestInfo
 from ltrsched.engine.replay import replay
 from ltrsched.engine.setup import EngineSetup, handed_to_next_scheduler
@@ -110,32 +110,16 @@ def vllm_warnings_held():
         logger.setLevel(level)
 
 
-@contextmanager
-def environment_kept():
-    """The process's environment variables as they were on entering, put back on leaving (an error included): each
-    one set, changed or removed inside. vLLM's CPU platform writes the variables of the CPU worker it plans while it
-    checks a configuration (``LD_PRELOAD`` of torch's libgomp, ``VLLM_WORKER_MULTIPROC_METHOD=spawn``,
-    ``NUMEXPR_MAX_THREADS=1``, ``LOCAL_WORLD_SIZE``, ...): the emulated engine runs no worker, and they stayed in the
-    process, so every command it started later (a fresh process of ``validate --spread-repeats``, a notebook's
-    subprocess) preloaded libgomp and ran numexpr on one thread."""
-    before = dict(os.environ)
-    try:
-        yield
-    finally:
-        for name in [name for name in os.environ if name not in before]:
-            del os.environ[name]
-        for name, value in before.items():
-            if os.environ.get(name) != value:
-                os.environ[name] = value
-
-
 def build_scheduler(config: EngineConfig, setup: EngineSetup | None, additional_config: dict | None = None):
     """A :class:`PolicyScheduler` built the way vLLM's engine core builds one, on the CPU: with ``setup``, or
     (None) with the policy ``additional_config`` names, as under ``vllm serve --additional-config``."""
     require_vllm(cpu_only=True)
     if config.num_gpu_blocks is None:
         raise ValueError("the emulated engine needs num_gpu_blocks")
-    with vllm_warnings_held(), environment_kept():
+    # vLLM's CPU platform writes the variables of the CPU worker it plans while it checks a configuration
+    # (LD_PRELOAD of torch's libgomp, VLLM_WORKER_MULTIPROC_METHOD=spawn, NUMEXPR_MAX_THREADS=1, ...): the emulated
+    # engine runs no worker, and every command the process started later inherited them: every variable is put back
+    with vllm_warnings_held(), EngineEnvironment(names=None):
         return _build_scheduler(config, setup, additional_config or {})
 
 

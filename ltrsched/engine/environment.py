@@ -35,16 +35,19 @@ ENGINE_VARIABLES = ("VLLM_ENABLE_V1_MULTIPROCESSING", "VLLM_USE_FLASHINFER_SAMPL
 
 
 class EngineEnvironment:
-    """Which of ``names`` (:data:`ENGINE_VARIABLES`) changed between this object's creation and :meth:`started`
-    (or, without it, :meth:`restore`): :meth:`restore` puts them back. A context manager: ``with
-    EngineEnvironment(): ...`` restores on leaving, an exception included."""
+    """Which of ``names`` (:data:`ENGINE_VARIABLES`; None: every variable, those set later included) changed between
+    this object's creation and :meth:`started` (or, without it, :meth:`restore`): :meth:`restore` puts them back. A
+    context manager: ``with EngineEnvironment(): ...`` restores on leaving, an exception included."""
 
-    def __init__(self, names: tuple[str, ...] = ENGINE_VARIABLES) -> None:
-        self._before: dict[str, str | None] = {name: os.environ.get(name) for name in names}  # None: unset
+    def __init__(self, names: tuple[str, ...] | None = ENGINE_VARIABLES) -> None:
+        self._every = names is None
+        self._before: dict[str, str | None] = (dict(os.environ) if names is None  # None: unset
+                                               else {name: os.environ.get(name) for name in names})
         self._changes: dict[str, str | None] | None = None  # name -> the value the start left (None: removed)
 
     def _changed(self) -> dict[str, str | None]:
-        return {name: os.environ.get(name) for name, old in self._before.items() if os.environ.get(name) != old}
+        names = self._before.keys() | os.environ.keys() if self._every else self._before.keys()
+        return {name: os.environ.get(name) for name in names if os.environ.get(name) != self._before.get(name)}
 
     def started(self) -> None:
         """The engine has started: what changed until now is what :meth:`restore` puts back (later changes are
