@@ -176,21 +176,25 @@ def test_an_engine_that_cannot_progress_stops_with_an_error(monkeypatch):
 
 
 
-def test_preemption_thrash_stops_the_engine_replay_too():
+def test_preemption_thrash_stops_the_engine_replay_too(monkeypatch):
     """A fresh random order every step with little KV evicts requests faster than they finish: the engine
-    replay stops with the simulator's one-line error instead of running for hours."""
+    replay stops with the simulator's one-line error instead of running for hours. (At 50 preemptions per request
+    here, not 1,000: the same stop after a twentieth of the steps.)"""
     from ltrsched.errors import UserError
+    from ltrsched.policies import batching
 
+    monkeypatch.setattr(batching, "MAX_PREEMPTIONS_PER_REQUEST", 50)
     rng = np.random.default_rng(1)
     n = 8
     workload = make_workload(rng.integers(60, 120, n), rng.integers(40, 60, n), rng.uniform(0, 0.1, n))
-    thrash = r"preemption thrash: [0-9,]+ preemptions of 8 requests"
-    with pytest.raises(UserError, match=thrash):
+    thrash = r"^preemption thrash: 401 preemptions of 8 requests by step [0-9,]+; "
+    with pytest.raises(UserError, match=thrash) as sim:
         simulate(workload, RandomOrder(3), SimConfig(profile=LinearProfile(blocks=11), max_num_batched_tokens=16,
                                                      max_num_seqs=4, watermark=0.0, preemption="recompute",
                                                      semantics="vllm-v1"))
-    with pytest.raises(UserError, match=thrash):
+    with pytest.raises(UserError, match=thrash) as engine:
         _both(workload, "random", 12, 16, 4)
+    assert str(engine.value) == str(sim.value)
 
 
 def test_an_engine_replay_that_livelocks_stops_as_the_simulator_does(monkeypatch):
@@ -215,6 +219,29 @@ def test_an_engine_replay_that_livelocks_stops_as_the_simulator_does(monkeypatch
                                                     semantics="vllm-v1"))
     window = batching.NO_PROGRESS_MIN_RECOMPUTES + batching.NO_PROGRESS_RECOMPUTES_PER_LIVE * 6
     assert f", the last {window} recomputes of 6 live requests without a single output token; " in str(engine.value)
+    assert str(engine.value) == str(sim.value)
+
+
+def test_an_engine_replay_that_creeps_stops_at_the_waste_bound_as_the_simulator_does(monkeypatch):
+    """The thrash above samples a token now and then (it ran to the cap, 8,001 preemptions of 8 requests); with the
+    waste rule's bound in tokens lowered to this run's size, the replay stops where the simulator does, with the same
+    line: the tokens its recomputes threw away are counted alike (the live table's ``discarded_tokens``)."""
+    from ltrsched.engine.emulate import EngineConfig, emulate
+    from ltrsched.errors import UserError
+    from ltrsched.policies import batching
+
+    monkeypatch.setattr(batching, "WASTE_MIN_TOKENS", 0)
+    rng = np.random.default_rng(1)
+    workload = make_workload(rng.integers(60, 120, 8), rng.integers(40, 60, 8), rng.uniform(0, 0.1, 8))
+    profile = LinearProfile(overhead=0.01, per_token=0.001, per_kv=1e-5, blocks=11)
+    with pytest.raises(UserError) as engine:
+        emulate(workload, RandomOrder(3), profile.step_time,
+                EngineConfig(num_gpu_blocks=12, max_num_batched_tokens=16, max_num_seqs=4))
+    with pytest.raises(UserError) as sim:
+        simulate(workload, RandomOrder(3), SimConfig(profile=profile, max_num_batched_tokens=16, max_num_seqs=4,
+                                                     num_gpu_blocks=11, watermark=0.0, preemption="recompute",
+                                                     semantics="vllm-v1"))
+    assert " computed tokens thrown away to recompute (" in str(engine.value)
     assert str(engine.value) == str(sim.value)
 
 

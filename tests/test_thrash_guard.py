@@ -1,11 +1,14 @@
 """The preemption-thrash guard (``ltrsched.policies.batching.ThrashGuard``): a run whose requests keep being evicted
 before they finish the prefill they restarted, with no output token sampled anywhere, stops with a one-line error
-within the no-progress window instead of running on until 1,000 preemptions per request (minutes of wall time)."""
+within the no-progress window instead of running on until 1,000 preemptions per request (minutes of wall time); a
+run that creeps (it samples a token now and then) stops once the KV its recomputes threw away passes the waste
+rule's bounds."""
 
 from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 
 from cli_helpers import run_cli_fast
@@ -16,6 +19,9 @@ from ltrsched.policies.batching import (
     MAX_PREEMPTIONS_PER_REQUEST,
     NO_PROGRESS_MIN_RECOMPUTES,
     NO_PROGRESS_RECOMPUTES_PER_LIVE,
+    WASTE_MIN_TOKENS,
+    WASTE_MIN_WORKLOADS,
+    WASTE_PER_OUTPUT_TOKEN,
     ThrashGuard,
 )
 from ltrsched.sim import SimConfig, simulate
@@ -134,3 +140,91 @@ def test_swap_preemption_never_livelocks():
                        preemption="swap", block_size=16)
     result = simulate(make_workload([60] * 10, [10] * 10, [0.0] * 10), Flip(), config)
     assert result.summary["num_finished"] == 10 and result.summary["num_preemptions"] > 0
+
+
+WASTE = (r"preemption thrash: [0-9,]+ preemptions of {n} requests by step [0-9,]+, [0-9,]+ computed tokens thrown away "
+         r"to recompute \([0-9,]+x the workload's [0-9,]+ prompt and output tokens, [0-9,]+ for each of the [0-9,]+ "
+         r"output tokens sampled\); ")
+
+
+def test_a_thrash_that_creeps_stops_once_its_waste_passes_the_bounds():
+    """Each recompute throws 100,000 computed tokens away and one output token is sampled meanwhile, so the
+    no-progress window never ends: it stopped only at 1,000 preemptions per request (10,001 here). Now at the
+    first bound (:data:`WASTE_MIN_TOKENS` thrown away), where the waste per output token is far past its bound."""
+    guard, calls = ThrashGuard(num_requests=10, num_tokens=1_000), WASTE_MIN_TOKENS // 100_000
+    for step in range(calls - 1):
+        guard.preempted(1, 1, step, None, 10, lambda: step, 100_000)
+    with pytest.raises(UserError, match=WASTE.format(n=10)) as err:
+        guard.preempted(1, 1, calls - 1, None, 10, lambda: calls, 100_000)
+    assert str(err.value).startswith(f"preemption thrash: {calls:,} preemptions of 10 requests by step {calls - 1:,}, "
+                                     f"{WASTE_MIN_TOKENS:,} computed tokens thrown away to recompute "
+                                     f"({WASTE_MIN_TOKENS // 1_000:,}x the workload's 1,000 prompt and output tokens, ")
+    assert "\n" not in str(err.value)
+
+
+def test_the_waste_rule_needs_every_bound(monkeypatch):
+    """Past the bound in tokens and in workloads, a run that samples more than one output token per
+    :data:`WASTE_PER_OUTPUT_TOKEN` tokens thrown away goes on (the sampled total read once per further workload of
+    waste); it stops once the waste per output token passes the bound."""
+    monkeypatch.setattr(batching, "WASTE_MIN_TOKENS", 0)
+    guard, reads = ThrashGuard(num_requests=10**6, num_tokens=1_000), []
+
+    def sampled() -> int:
+        reads.append(guard.discarded_tokens)
+        return guard.discarded_tokens // WASTE_PER_OUTPUT_TOKEN  # exactly at the bound: not past it
+    for step in range(3 * WASTE_MIN_WORKLOADS * 1_000 // 100):
+        guard.preempted(1, 1, step, None, 10, sampled, 100)
+    reads = reads[1:]  # (the first: where the no-progress window starts, at the first recompute)
+    assert reads[0] == WASTE_MIN_WORKLOADS * 1_000 and all(b - a >= 1_000 for a, b in zip(reads, reads[1:]))
+    with pytest.raises(UserError, match=WASTE.format(n="1,000,000")):
+        for step in range(1_000 // 100 + 1):
+            guard.preempted(1, 1, step, None, 10, lambda: guard.discarded_tokens // WASTE_PER_OUTPUT_TOKEN - 1, 100)
+
+
+def test_the_waste_rule_counts_recomputes_only_and_is_off_without_the_workloads_tokens(monkeypatch):
+    monkeypatch.setattr(batching, "WASTE_MIN_TOKENS", 0)
+    guard = ThrashGuard(num_requests=10**6, num_tokens=1_000)
+    for step in range(100):
+        guard.preempted(5, 0, step, None, 10, _never_read)  # swaps keep the work
+    assert guard.discarded_tokens == 0
+    off = ThrashGuard(num_requests=10**6)  # (num_tokens 0: the other rules alone)
+    off.preempted(1, 1, 0, None, 10, lambda: 0, 10**12)
+    assert off.discarded_tokens == 10**12
+
+
+def _creep_workload():
+    """8 requests of 60-120 prompt and 40-60 output tokens arriving in the first 0.1 s (test_cluster's thrash)."""
+    rng = np.random.default_rng(1)
+    return make_workload(rng.integers(60, 120, 8), rng.integers(40, 60, 8), rng.uniform(0, 0.1, 8))
+
+
+def test_a_run_that_creeps_to_the_cap_stops_at_the_waste_bound(monkeypatch):
+    """The cluster test's creep: a random order redrawn every step, recompute, 11 KV blocks. It sampled tokens all
+    along and ran to the cap, 8,001 preemptions of 8 requests; with the bound in tokens lowered to this run's
+    size it stops at the bound in workloads, after a few hundred (the other bounds as shipped)."""
+    monkeypatch.setattr(batching, "WASTE_MIN_TOKENS", 0)
+    from test_sim_invariants import RandomOrder
+
+    config = SimConfig(profile=LinearProfile(blocks=11), max_num_batched_tokens=16, max_num_seqs=4, watermark=0.0,
+                       preemption="recompute", semantics="vllm-v1")
+    with pytest.raises(UserError, match=WASTE.format(n=8)) as err:
+        simulate(_creep_workload(), RandomOrder(3, period=1), config)
+    count = int(re.match(r"preemption thrash: ([0-9,]+) ", str(err.value)).group(1).replace(",", ""))
+    assert count < MAX_PREEMPTIONS_PER_REQUEST * 8 // 10
+
+
+def test_a_sweep_names_the_run_a_thrash_stopped(tmp_path, capsys, monkeypatch):
+    """A sweep's run stopped by the guard: the one line names the run (policy, workload, rate, seed, its folder) before
+    the guard's words, as the sweep's other refusals name what they refuse; the line alone named no run among the
+    sweep's. (Any preemption stops a run here: 24 requests of 7,000 tokens overflow the profile's KV cache.)"""
+    monkeypatch.setattr(batching, "MAX_PREEMPTIONS_PER_REQUEST", 0)
+    (tmp_path / "w.csv").write_text("prompt_tokens,output_tokens\n" + "4000,3000\n" * 24)
+    sweep = tmp_path / "s.toml"
+    sweep.write_text('workloads = ["w.csv"]\npolicies = ["fcfs:starve=200,quantum=10"]\n')
+    r = run_cli_fast(capsys, "sweep", sweep, "--out", tmp_path / "o", "--jobs", "1")
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert re.match(r"error: run fcfs:starve=200,quantum=10 on .*w\.csv seed 0 \(runs/[0-9a-f]+\): preemption thrash: 1 "
+                    r"preemptions of 24 requests by step [0-9,]+; its starvation prevention \(starve=200,quantum=10\)",
+                    lines[0]), lines[0]

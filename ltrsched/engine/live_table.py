@@ -112,6 +112,8 @@ class LiveTable:
         self.events = ResultEvents()
         self._ran: list[tuple[np.ndarray, float]] = []  # (batch, duration [s]) of steps not in run_time yet
         self._grown: list[tuple[np.ndarray, list]] = []  # (batch, slots that made no token), not in generated yet
+        #: computed tokens whose KV preemptions threw away so far [tokens] (the thrash guard's waste rule)
+        self.discarded_tokens = 0
 
     def __getattr__(self, name: str) -> np.ndarray:
         try:
@@ -192,11 +194,13 @@ class LiveTable:
             for s in slots.tolist():
                 resident[s] = False
                 state[s] = WAITING
+                self.discarded_tokens += computed.item(s)
                 computed[s] = 0
                 pending[s] = prompt.item(s) + generated.item(s)
         else:
             c["resident"][slots] = False
             c["state"][slots] = WAITING
+            self.discarded_tokens += int(c["computed_tokens"][slots].sum())
             c["computed_tokens"][slots] = 0
             c["pending_tokens"][slots] = c["prompt_tokens"][slots] + generated[slots]
         self.events.preempted(slots)

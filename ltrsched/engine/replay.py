@@ -126,7 +126,8 @@ def replay(workload: Workload, policy: Policy, driver: Driver, config: Any, host
             driver.start()
             finished = 0
             stalled = 0  # consecutive engine steps that computed no token
-            guard = ThrashGuard(len(infos))  # (vLLM V1 preempts by recompute only)
+            guard = ThrashGuard(len(infos), sum(r.prompt_tokens + r.output_tokens for r in infos))  # (V1: recompute only)
+            discarded = 0  # the table's discarded tokens at the last preemption
             while True:
                 now = driver.now()
                 while i < len(infos) and infos[i].arrival_time <= now:
@@ -148,7 +149,8 @@ def replay(workload: Workload, policy: Policy, driver: Driver, config: Any, host
                         table = driver.scheduler.table
                         # (the step's index: the simulator's numbering, so that both stop a run with the same line)
                         guard.preempted(evicted, evicted, driver.scheduler.num_steps - 1, policy, table.num_live,
-                                        lambda: int(table.generated_tokens.sum()))
+                                        lambda: int(table.generated_tokens.sum()), table.discarded_tokens - discarded)
+                        discarded = table.discarded_tokens
                 stalled = 0 if computed else stalled + 1
                 if stalled >= MAX_STALLED_STEPS:
                     raise RuntimeError(

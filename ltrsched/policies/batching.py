@@ -138,15 +138,36 @@ MAX_PREEMPTIONS_PER_REQUEST = 1000
 NO_PROGRESS_MIN_RECOMPUTES = 10_000
 NO_PROGRESS_RECOMPUTES_PER_LIVE = 10
 
+#: The waste rule, for a thrash that creeps (it samples a token now and then, so the no-progress window never
+#: ends, and it may run to :data:`MAX_PREEMPTIONS_PER_REQUEST`: minutes to hours). A recompute preemption throws the
+#: request's computed KV away (its prompt and the output so far are prefilled again): the run stops once the
+#: tokens so discarded pass :data:`WASTE_MIN_WORKLOADS` times the workload's own tokens (prompt + output, every
+#: request) and :data:`WASTE_PER_OUTPUT_TOKEN` per output token sampled so far. Measured: MEASURED_PLACEHOLDER
+WASTE_MIN_TOKENS = 10_000_000
+WASTE_MIN_WORKLOADS = 10
+WASTE_PER_OUTPUT_TOKEN = 50
+_NEVER = 1 << 62  # (the waste rule's check with no workload tokens given)
+
+
+class ThrashError(UserError):
+    """A run stopped by :class:`ThrashGuard`: its one-line ``preemption thrash`` message (the CLI prints ``error:``
+    and it, exit code 2; a sweep or capacity search names the run before it)."""
+
 
 def thrash_message(num_preemptions: int, num_requests: int, step: int, policy: object, without_progress: int = 0,
-                   num_live: int = 0) -> str:
+                   num_live: int = 0, waste: tuple[int, int, int] | None = None) -> str:
     """The one-line error for a run past :data:`MAX_PREEMPTIONS_PER_REQUEST`, or, with ``without_progress``
-    (recompute preemptions with no token sampled, among ``num_live`` live requests), past the no-progress window.
-    A policy with starvation prevention is named as the cause, with its remedy (the run-end warning's words:
+    (recompute preemptions with no token sampled, among ``num_live`` live requests), past the no-progress window,
+    or, with ``waste`` (tokens discarded by recompute, the workload's tokens, output tokens sampled), past the waste
+    rule. A policy with starvation prevention is named as the cause, with its remedy (the run-end warning's words:
     :func:`ltrsched.policies.starvation_thrash.starvation_cause`), which a run stopped here never prints."""
     stalled = (f", the last {without_progress:,} recomputes of {num_live:,} live requests without a single output "
                "token" if without_progress else "")
+    if waste is not None:
+        discarded, workload_tokens, sampled = waste
+        stalled = (f", {discarded:,} computed tokens thrown away to recompute ({discarded / workload_tokens:,.0f}x the "
+                   f"workload's {workload_tokens:,} prompt and output tokens, {discarded / max(sampled, 1):,.0f} for each "
+                   f"of the {sampled:,} output tokens sampled)")
     from ltrsched.policies.starvation_thrash import starvation_cause
 
     cause = starvation_cause(policy)
@@ -166,41 +187,67 @@ class ThrashGuard:
     - or when no output token was sampled by any request over a window of recompute preemptions (swaps keep
       the work; a swap-only run cannot livelock) of :data:`NO_PROGRESS_MIN_RECOMPUTES` +
       :data:`NO_PROGRESS_RECOMPUTES_PER_LIVE` per live request (counted when the window starts). The windows
-      follow one another: the sampled-token total is read once per window (O(requests)), at its end.
+      follow one another: the sampled-token total is read once per window (O(requests)), at its end;
+    - or when the computed tokens recompute preemptions threw away pass :data:`WASTE_MIN_TOKENS`,
+      :data:`WASTE_MIN_WORKLOADS` times the workload's tokens (``num_tokens``) and :data:`WASTE_PER_OUTPUT_TOKEN`
+      per output token sampled so far (a thrash that creeps). The sampled-token total is read once the first two
+      bounds are passed, then once per further ``num_tokens`` thrown away.
 
     Attributes:
         num_requests: the workload's requests (the first rule's scale).
+        num_tokens: the workload's prompt + output tokens, every request [tokens] (the waste rule's scale; 0: the
+            waste rule is off).
         num_preemptions: preemptions so far (swaps and recomputes).
         num_recomputes: recompute preemptions so far.
+        discarded_tokens: computed tokens whose KV recompute preemptions threw away so far [tokens].
     """
 
     num_requests: int
+    num_tokens: int = 0
     num_preemptions: int = 0
     num_recomputes: int = 0
+    discarded_tokens: int = 0
     _window_end: int = 0  # num_recomputes at which the current window ends (0: none started)
     _window: int = 0  # its length [recomputes]
     _sampled: int = -1  # the sampled-token total when it started
+    _waste_check: int = 0  # discarded_tokens at which the waste rule reads the sampled tokens next
+
+    def __post_init__(self) -> None:
+        self._waste_check = (max(WASTE_MIN_WORKLOADS * self.num_tokens, WASTE_MIN_TOKENS) if self.num_tokens > 0
+                             else _NEVER)
 
     def preempted(self, count: int, recomputed: int, step: int, policy: object, num_live: int,
-                  sampled_tokens: Callable[[], int]) -> None:
-        """``count`` requests were preempted at step ``step``, ``recomputed`` of them by recompute, with ``num_live``
-        live requests. ``sampled_tokens()``: the output tokens sampled so far by every request of the run
-        (finished ones included), read only where a window ends. Raises :class:`UserError` per the rules."""
+                  sampled_tokens: Callable[[], int], discarded: int = 0) -> None:
+        """``count`` requests were preempted at step ``step``, ``recomputed`` of them by recompute, which threw away
+        the KV of ``discarded`` computed tokens, with ``num_live`` live requests. ``sampled_tokens()``: the output
+        tokens sampled so far by every request of the run (finished ones included), read only where a window ends
+        or the waste rule looks. Raises :class:`UserError` per the rules."""
         self.num_preemptions += count
         if self.num_preemptions > MAX_PREEMPTIONS_PER_REQUEST * self.num_requests:
-            raise UserError(thrash_message(self.num_preemptions, self.num_requests, step, policy))
+            raise ThrashError(thrash_message(self.num_preemptions, self.num_requests, step, policy))
         if not recomputed:
             return
         self.num_recomputes += recomputed
+        self.discarded_tokens += discarded
+        if self.discarded_tokens >= self._waste_check:
+            self._check_waste(step, policy, sampled_tokens)
         if self.num_recomputes < self._window_end:
             return
         sampled = sampled_tokens()
         if sampled == self._sampled:
-            raise UserError(thrash_message(self.num_preemptions, self.num_requests, step, policy,
+            raise ThrashError(thrash_message(self.num_preemptions, self.num_requests, step, policy,
                                            self.num_recomputes - (self._window_end - self._window), num_live))
         self._sampled = sampled
         self._window = NO_PROGRESS_MIN_RECOMPUTES + NO_PROGRESS_RECOMPUTES_PER_LIVE * num_live
         self._window_end = self.num_recomputes + self._window
+
+    def _check_waste(self, step: int, policy: object, sampled_tokens: Callable[[], int]) -> None:
+        """The waste rule, where ``discarded_tokens`` reached the next check (the first: the bound in workloads)."""
+        sampled = sampled_tokens()
+        if self.discarded_tokens > WASTE_PER_OUTPUT_TOKEN * sampled:
+            raise ThrashError(thrash_message(self.num_preemptions, self.num_requests, step, policy,
+                                           waste=(self.discarded_tokens, self.num_tokens, sampled)))
+        self._waste_check = self.discarded_tokens + self.num_tokens
 
 
 def form_batch(

@@ -176,8 +176,10 @@ class Replica:
         self.inbox = inbox
         # the preemption-thrash guard's scale: the workload's requests (a cluster replica's table grows with
         # what the router sends it, so its length is no measure)
-        self.num_requests = len(table.request_id) if inbox is None else len(inbox.source.request_id)
-        self.thrash_guard = ThrashGuard(self.num_requests)
+        source = table if inbox is None else inbox.source
+        self.num_requests = len(source.request_id)
+        self.thrash_guard = ThrashGuard(self.num_requests,
+                                        int(source.prompt_tokens.sum()) + int(source.output_tokens.sum()))
         self.live = np.zeros(0, dtype=np.int64)
         self.num_admitted = 0
         self.num_finished = 0
@@ -470,7 +472,7 @@ class Replica:
         else:
             recompute = ev
         self.thrash_guard.preempted(len(ev), len(recompute), self.steps, self.policy, len(self.live),
-                                    self._sampled_tokens)
+                                    self._sampled_tokens, int(t.computed_tokens[recompute].sum()))
         t.state[recompute] = WAITING
         t.computed_tokens[recompute] = 0
         t.pending_tokens[recompute] = t.prompt_tokens[recompute] + t.generated_tokens[recompute]
