@@ -42,6 +42,23 @@ def test_finished_returns_the_ids_and_computed_tokens_it_read_in_its_pass(num_fi
     assert t.num_live == 30 - num_finished and t.finish_time[gone].tolist() == [2.0] * num_finished
 
 
+@pytest.mark.parametrize("num_evicted", [2, 20])  # scalar writes, array writes
+def test_preempted_counts_the_computed_tokens_it_throws_away(num_evicted):
+    """The thrash guard's waste rule reads ``discarded_tokens`` (the engine replay): the evicted slots' computed
+    tokens, summed over every preemption of the run, as the simulator counts them."""
+    t = LiveTable(capacity=4)
+    for i in range(30):
+        t.add(_info(100 + i, 0.0, prompt=4), 0)
+    batch = np.arange(30)
+    t.scheduled(batch, np.arange(30) % 4 + 1, t.computed_tokens[batch], np.zeros(0, dtype=np.int64), 0, 1.0,
+                admitted=batch)
+    evicted = np.arange(num_evicted)
+    t.preempted(evicted)
+    t.preempted(np.array([29]))
+    assert t.discarded_tokens == int((evicted % 4 + 1).sum()) + 29 % 4 + 1
+    assert t.computed_tokens[evicted].tolist() == [0] * num_evicted
+
+
 def test_a_rerun_writes_only_what_changes_and_keeps_the_invariants():
     t = LiveTable()
     for i in range(3):

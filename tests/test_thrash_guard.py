@@ -225,6 +225,6 @@ def test_a_sweep_names_the_run_a_thrash_stopped(tmp_path, capsys, monkeypatch):
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
-    assert re.match(r"error: run fcfs:starve=200,quantum=10 on .*w\.csv seed 0 \(runs/[0-9a-f]+\): preemption thrash: 1 "
-                    r"preemptions of 24 requests by step [0-9,]+; its starvation prevention \(starve=200,quantum=10\)",
-                    lines[0]), lines[0]
+    assert re.match(r"error: run fcfs:starve=200,quantum=10 on .*w\.csv seed 0 \(runs/[0-9a-f]+\): "
+                    r"preemption thrash: 1 preemptions of 24 requests by step [0-9,]+; its starvation prevention "
+                    r"\(starve=200,quantum=10\)", lines[0]), lines[0]

@@ -126,7 +126,8 @@ def replay(workload: Workload, policy: Policy, driver: Driver, config: Any, host
             driver.start()
             finished = 0
             stalled = 0  # consecutive engine steps that computed no token
-            guard = ThrashGuard(len(infos), sum(r.prompt_tokens + r.output_tokens for r in infos))  # (V1: recompute only)
+            # (vLLM V1 preempts by recompute only)
+            guard = ThrashGuard(len(infos), sum(r.prompt_tokens + r.output_tokens for r in infos))
             discarded = 0  # the table's discarded tokens at the last preemption
             while True:
                 now = driver.now()

@@ -172,9 +172,10 @@ def thrash_message(num_preemptions: int, num_requests: int, step: int, policy: o
                "token" if without_progress else "")
     if waste is not None:
         discarded, workload_tokens, sampled = waste
+        per_token = discarded / max(sampled, 1)
         stalled = (f", {discarded:,} computed tokens thrown away to recompute ({discarded / workload_tokens:,.0f}x the "
-                   f"workload's {workload_tokens:,} prompt and output tokens, {discarded / max(sampled, 1):,.0f} for each "
-                   f"of the {sampled:,} output tokens sampled)")
+                   f"workload's {workload_tokens:,} prompt and output tokens, {per_token:,.0f} for each of the "
+                   f"{sampled:,} output tokens sampled)")
     from ltrsched.policies.starvation_thrash import starvation_cause
 
     cause = starvation_cause(policy)

@@ -472,7 +472,7 @@ class Replica:
         else:
             recompute = ev
         self.thrash_guard.preempted(len(ev), len(recompute), self.steps, self.policy, len(self.live),
-                                    self._sampled_tokens, int(t.computed_tokens[recompute].sum()))
+                                    self._sampled_tokens, sum(t.computed_tokens[recompute].tolist()))  # (a few: 0.4 us)
         t.state[recompute] = WAITING
         t.computed_tokens[recompute] = 0
         t.pending_tokens[recompute] = t.prompt_tokens[recompute] + t.generated_tokens[recompute]
