@@ -189,7 +189,7 @@ def thrash_message(num_preemptions: int, num_requests: int, step: int, policy: o
 @dataclass(slots=True)
 class ThrashGuard:
     """The preemption-thrash rules, one per run (replica), fed by the host on its preemption path only (a step
-    without preemption costs nothing). Stops a run with a one-line ``preemption thrash`` :class:`UserError`:
+    without preemption costs nothing). Stops a run with a one-line ``preemption thrash`` :class:`ThrashError`:
 
     - past :data:`MAX_PREEMPTIONS_PER_REQUEST` preemptions per request of the workload (``num_requests``);
     - or when no output token was sampled by any request over a window of recompute preemptions (swaps keep
@@ -229,7 +229,7 @@ class ThrashGuard:
         """``count`` requests were preempted at step ``step``, ``recomputed`` of them by recompute, which threw away
         the KV of ``discarded`` computed tokens, with ``num_live`` live requests. ``sampled_tokens()``: the output
         tokens sampled so far by every request of the run (finished ones included), read only where a window ends
-        or the waste rule looks. Raises :class:`UserError` per the rules."""
+        or the waste rule looks. Raises :class:`ThrashError` per the rules."""
         self.num_preemptions += count
         if self.num_preemptions > MAX_PREEMPTIONS_PER_REQUEST * self.num_requests:
             raise ThrashError(thrash_message(self.num_preemptions, self.num_requests, step, policy))
@@ -244,17 +244,18 @@ class ThrashGuard:
         sampled = sampled_tokens()
         if sampled == self._sampled:
             raise ThrashError(thrash_message(self.num_preemptions, self.num_requests, step, policy,
-                                           self.num_recomputes - (self._window_end - self._window), num_live))
+                                             self.num_recomputes - (self._window_end - self._window), num_live))
         self._sampled = sampled
         self._window = NO_PROGRESS_MIN_RECOMPUTES + NO_PROGRESS_RECOMPUTES_PER_LIVE * num_live
         self._window_end = self.num_recomputes + self._window
 
     def _check_waste(self, step: int, policy: object, sampled_tokens: Callable[[], int]) -> None:
-        """The waste rule, where ``discarded_tokens`` reached the next check (the first: the bound in workloads)."""
+        """The waste rule, where ``discarded_tokens`` reached its next check (the first: the larger of the bounds in
+        tokens and in workloads; then one more workload's tokens each)."""
         sampled = sampled_tokens()
         if self.discarded_tokens > WASTE_PER_OUTPUT_TOKEN * sampled:
             raise ThrashError(thrash_message(self.num_preemptions, self.num_requests, step, policy,
-                                           waste=(self.discarded_tokens, self.num_tokens, sampled)))
+                                             waste=(self.discarded_tokens, self.num_tokens, sampled)))
         self._waste_check = self.discarded_tokens + self.num_tokens
 
 
