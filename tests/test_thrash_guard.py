@@ -228,3 +228,13 @@ def test_a_sweep_names_the_run_a_thrash_stopped(tmp_path, capsys, monkeypatch):
     assert re.match(r"error: run fcfs:starve=200,quantum=10 on .*w\.csv seed 0 \(runs/[0-9a-f]+\): "
                     r"preemption thrash: 1 preemptions of 24 requests by step [0-9,]+; its starvation prevention "
                     r"\(starve=200,quantum=10\)", lines[0]), lines[0]
+
+
+def test_a_thrash_error_crosses_a_process_boundary_as_itself():
+    """A sweep's pool worker or Ray task hands the error back pickled: it must stay a ThrashError (the main process
+    names the run before it) and a UserError (exit code 2), with its one line."""
+    import pickle
+
+    err = pickle.loads(pickle.dumps(batching.ThrashError("preemption thrash: 3 preemptions of 1 requests by step 2")))
+    assert type(err) is batching.ThrashError and isinstance(err, UserError)
+    assert str(err) == "preemption thrash: 3 preemptions of 1 requests by step 2"
