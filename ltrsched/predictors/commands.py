@@ -141,8 +141,15 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
         click.echo(line, err=True)
     _warn_ties(ev_lengths, "held-out lengths")  # (after the training: an error in it stays one line)
     _warn_majority(config, ev_lengths, last.get("accuracy"))
-    click.echo(f"trained on {len(prompts)} prompts; held-out ({len(ev_prompts)}) Kendall tau {fmt(last['tau'], '.4f')}"
+    click.echo(f"trained on {len(prompts)} prompts; held-out ({len(ev_prompts)}) Kendall tau-b {fmt(last['tau'], '.4f')}"
                + (f", accuracy {last['accuracy']:.3f}" if "accuracy" in last else "") + f"; wrote {out}")
+
+
+#: The Kendall tau ``train``, ``evaluate`` and ``ensemble`` report (:func:`~ltrsched.predictors.predictor.kendall_tau`):
+#: tau-b, which counts a pair tied in the lengths or in the scores as neither concordant nor discordant and divides
+#: by the pairs untied in each (a model that stops at its cap ties many lengths: tau-a would count those pairs as
+#: misordered). ``evaluate``'s JSON names it (``tau_variant``).
+TAU_VARIANT = "tau-b"
 
 
 #: What to do where ``--data`` is a labels file without a train or an eval split (:func:`~ltrsched.predictors.data.
@@ -315,7 +322,7 @@ def evaluate(model_dir, data, split, plot):
     if result["tau"] is None:
         raise UserError(f"the predictor gives all {len(prompts)} held-out prompts the same score: "
                         "Kendall tau is undefined (it cannot tell these prompts apart)")
-    click.echo(strict_json.dumps({"num_prompts": len(prompts), **result}, indent=2))
+    click.echo(strict_json.dumps({"num_prompts": len(prompts), **result, "tau_variant": TAU_VARIANT}, indent=2))
     _warn_unseen(predictor, len(prompts), "evaluated prompts")
     _warn_ties(lengths, f"{data} lengths")
     _warn_majority(getattr(predictor, "config", None), lengths, result.get("accuracy"))  # (an ensemble has no config)
@@ -331,7 +338,7 @@ def evaluate(model_dir, data, split, plot):
         ax.boxplot([lengths[deciles == d] for d in range(10)], showfliers=False)
         ax.set_xlabel("predicted-length decile (1 = shortest score)")
         ax.set_ylabel("true output tokens")
-        ax.set_title(f"calibration, Kendall tau {result['tau']:.3f}")
+        ax.set_title(f"calibration, Kendall tau-b {result['tau']:.3f}")
         fig.tight_layout()
         try:
             atomic.write_figure(plot, fig, dpi=120)
@@ -439,13 +446,13 @@ def ensemble(models, weights, data, eval_data, out):
     ens.save(out, list(models))
     for m, s, count in zip(models, ev_scores, unseen):
         tau = kendall_tau(s, ev_lengths)
-        click.echo(f"member {m}: held-out Kendall tau {fmt(tau, '.4f')}")
+        click.echo(f"member {m}: held-out Kendall tau-b {fmt(tau, '.4f')}")
         _warn_undefined_tau(tau, len(ev_prompts), f"member {m}")
         line = unseen_warning(count, len(ev_prompts), f"held-out prompts (member {m})")
         if line:
             click.echo(line, err=True)
     tau = kendall_tau(ens.combine(ev_scores), ev_lengths)
-    click.echo(f"ensemble of {len(models)}: held-out ({len(ev_prompts)}) Kendall tau {fmt(tau, '.4f')}; wrote {out}")
+    click.echo(f"ensemble of {len(models)}: held-out ({len(ev_prompts)}) Kendall tau-b {fmt(tau, '.4f')}; wrote {out}")
     _warn_undefined_tau(tau, len(ev_prompts), "the ensemble")
     trained_on = ens.training_overlap(ev_prompts)
     if trained_on:  # (a file without splits: its "eval" prompts are all of it, the members' training prompts too)
