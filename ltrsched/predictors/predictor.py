@@ -149,7 +149,21 @@ def check_buckets(config: PredictorConfig, lengths: np.ndarray) -> None:
                             f"which holds every length from {last} tokens on ({config.num_classes} classes of "
                             f"{config.bucket} tokens): a length classifier cannot tell these apart; use --kind rank")
         raise UserError(f"every training length ({lengths.min()}-{lengths.max()} tokens) falls in one bucket of {width} "
-                        f"tokens ({option} {width}): nothing to learn; use a smaller {option}")
+                        f"tokens ({option} {width}): nothing to learn; use {option} {fitting_bucket(lengths, config)}"
+                        + (" or less (about 10 classes over these lengths" + ("; the default 820 is a tenth of "
+                           "ChatGPT's 8,192-token span" if width == 820 else "") + ")" if config.kind == "class"
+                           else " (the labels are then the lengths)"))
+
+
+def fitting_bucket(lengths: np.ndarray, config: PredictorConfig) -> int:
+    """A bucket width [tokens] that tells the training ``lengths`` [tokens] apart, from the data: a class model's a
+    tenth of their range (at least 1: about 10 classes between the shortest and the longest, the paper's 10-bucket
+    baseline over these lengths rather than over ChatGPT's 8,192 tokens), a ranker's 1 (its labels are the lengths).
+    Two lengths ``d`` >= 1 apart fall in different buckets of any width <= ``d``."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if config.kind != "class":
+        return 1
+    return max(1, int(lengths.max() - lengths.min()) // 10)
 
 
 def _check_converging(model, total_loss: float, epoch: int, lr: float) -> None:
