@@ -93,3 +93,49 @@ def test_rank_labels_in_one_bucket_name_label_bucket_1(tmp_path, capsys):
     r = run_cli_fast(capsys, "train", "--data", tmp_path / "tr.jsonl", "--eval-data", tmp_path / "ev.jsonl",
                      "--label-bucket", "100", "--epochs", "1", "-o", tmp_path / "r")
     _one_line_error(r, "(--label-bucket 100): nothing to learn; use --label-bucket 1 (the labels are then the lengths)")
+
+
+# ---------------------------------------------------------------- prompts longer than the model reads
+def test_prompts_cut_by_an_hf_model_are_noted_in_train_and_evaluate(tmp_path, capsys):
+    """An encoder reads at most its positions (MiniLM: 512) and --max-prompt-tokens: longer prompts (another source's
+    long documents) were scored by their first tokens without a word."""
+    transformers = pytest.importorskip("transformers")
+    transformers.BertConfig(vocab_size=512, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                            intermediate_size=32, max_position_embeddings=64).save_pretrained(tmp_path / "bert")
+    long_rows = [("word " * (5 + 25 * (i % 4)) + str(i), 10 + 50 * (i % 4)) for i in range(16)]  # 4 of 16 > 64 tokens
+    write_label_jsonl(tmp_path / "tr.jsonl", long_rows)
+    write_label_jsonl(tmp_path / "ev.jsonl", [("story " * (3 + 10 * (i % 3)) + str(i), 10 + 50 * (i % 3))
+                                              for i in range(6)])  # 2 of 6 over 16 tokens, none over 64
+    args = ("train", "--backbone", "hf", "--hf-model", tmp_path / "bert", "--data", tmp_path / "tr.jsonl",
+            "--eval-data", tmp_path / "ev.jsonl", "--epochs", "1", "--list-size", "4")
+    r = run_cli_fast(capsys, *args, "-o", tmp_path / "a")
+    assert r.returncode == 0, r.stderr
+    assert (f"note: 4 of 16 training prompts are longer than the 64 tokens the predictor reads (the 64 positions of "
+            f"its model {tmp_path / 'bert'}): it scores their first 64 tokens\n") in r.stderr, r.stderr
+    r = run_cli_fast(capsys, *args, "-o", tmp_path / "b", "--max-prompt-tokens", "16")
+    assert r.returncode == 0, r.stderr
+    assert ("note: 12 of 16 training prompts and 2 of 6 held-out prompts are longer than the 16 tokens the "
+            "predictor reads (--max-prompt-tokens 16): it scores their first 16 tokens\n") in r.stderr, r.stderr
+    r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "b", "--data", tmp_path / "tr.jsonl")
+    assert "note: 12 of 16 evaluated prompts are longer than the 16 tokens" in r.stderr, r.stderr
+    r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "a", "--data", tmp_path / "ev.jsonl")
+    assert r.returncode == 0 and "note:" not in r.stderr, r.stderr  # (none cut: nothing said)
+
+
+def test_the_probe_counts_prompts_cut_through_its_chat_template(tmp_path):
+    pytest.importorskip("transformers")
+    from test_probe import make_lm
+
+    from ltrsched.predictors.config import PredictorConfig
+    from ltrsched.predictors.predictor import Predictor, cut_note
+
+    make_lm(tmp_path / "lm")
+    predictor = Predictor(PredictorConfig(backbone="probe", hf_path=str(tmp_path / "lm"), max_prompt_tokens=12))
+    prompts = ["please explain", "write a long story " * 3, "yes"]  # "[ ... ] answer": 5, 15 and 4 tokens
+    assert predictor.prompts_cut(prompts) == 1
+    assert len(predictor.backbone._ids(prompts[1])) == 12  # (what it reads: 4 of the head, the last 8)
+    assert cut_note(predictor, [(1, 3, "prompts")]) == (
+        "note: 1 of 3 prompts are longer than the 12 tokens the predictor reads (--max-prompt-tokens 12): it scores "
+        "their first 4 and last 8 tokens (the end of the chat template)")
+    assert cut_note(predictor, [(0, 3, "prompts")]) is None
+    assert Predictor(PredictorConfig(dim=64)).prompts_cut(prompts) is None  # (the n-gram ranker reads every token)

@@ -133,6 +133,7 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
     predictor.save(out)
     last = config.metrics[-1]
     _warn_unseen(predictor, len(ev_prompts), "held-out prompts")  # (the last prompts scored: the held-out ones)
+    _note_cut(predictor, (prompts, "training prompts"), (ev_prompts, "held-out prompts"))
     _warn_undefined_tau(last["tau"], len(ev_prompts), "the trained predictor")
     from ltrsched.predictors.predictor import untrained_warning
 
@@ -179,6 +180,18 @@ def _warn_unseen(predictor, total: int, what: str) -> None:
     from ltrsched.predictors.predictor import unseen_warning
 
     line = unseen_warning(getattr(predictor, "unseen_last", None), total, what)
+    if line:
+        click.echo(line, err=True)
+
+
+def _note_cut(predictor, *groups: tuple[list[str], str]) -> None:
+    """Note on stderr how many prompts of each group (prompts, what they are) the predictor's HF or probe backbone
+    reads only part of (:func:`~ltrsched.predictors.predictor.cut_note`): it was cut without a word."""
+    from ltrsched.predictors.predictor import cut_note
+
+    if not hasattr(predictor, "prompts_cut"):  # (an ensemble)
+        return
+    line = cut_note(predictor, [(predictor.prompts_cut(prompts), len(prompts), what) for prompts, what in groups])
     if line:
         click.echo(line, err=True)
 
@@ -284,6 +297,7 @@ def predict(model_dir, workload, out, column, split):
     if predictor.config.kind == "class":
         cols["predicted_length"] = pl.Series(predictor.predicted_lengths(prompts))
     _warn_unseen(predictor, len(prompts), "prompts")
+    _note_cut(predictor, (prompts, "prompts"))
     wl.with_df(wl.df.with_columns(**cols)).save(out)
     click.echo(f"wrote {out} ({len(wl)} request{'' if len(wl) == 1 else 's'}, columns {', '.join(cols)})")
 
@@ -324,6 +338,7 @@ def evaluate(model_dir, data, split, plot):
                         "Kendall tau is undefined (it cannot tell these prompts apart)")
     click.echo(strict_json.dumps({"num_prompts": len(prompts), **result, "tau_variant": TAU_VARIANT}, indent=2))
     _warn_unseen(predictor, len(prompts), "evaluated prompts")
+    _note_cut(predictor, (prompts, "evaluated prompts"))
     _warn_ties(lengths, f"{data} lengths")
     _warn_majority(getattr(predictor, "config", None), lengths, result.get("accuracy"))  # (an ensemble has no config)
     if plot is not None:

@@ -65,6 +65,23 @@ def unseen_warning(unseen: int | None, total: int, what: str) -> str | None:
             "weights' noise")
 
 
+def cut_note(predictor, counts: list[tuple[int | None, int, str]]) -> str | None:
+    """A one-line note where the HF or probe backbone of ``predictor`` reads only part of some prompts: ``counts``
+    holds (prompts longer than it reads, prompts, what they are: "held-out prompts"), as
+    :meth:`Predictor.prompts_cut` counts them; None where none is cut (or the backbone reads every token). The
+    prompt's end beyond the cut changes no score: two prompts that differ only there score alike."""
+    cut = [(n, total, what) for n, total, what in counts if n]
+    if not cut:
+        return None
+    backbone, config = predictor.backbone, predictor.config
+    limit = backbone.prompt_cut
+    why = (f"--max-prompt-tokens {limit}" if limit == config.max_prompt_tokens
+           else f"the {limit} positions of its model {config.hf_path}")
+    told = " and ".join(f"{n} of {total} {what}" for n, total, what in cut)
+    return (f"note: {told} are longer than the {limit} tokens the predictor reads ({why}): it scores "
+            f"{backbone.cut_words()}")
+
+
 #: Warn where a learning rate below the backbone's default leaves the held-out scores in the untrained model's order
 #: to at least this Kendall tau-b: measured on ShareGPT (the default n-gram ranker, 5 epochs), 0.06 at the default
 #: --lr 1e-2, 0.31 at 1e-4, 0.82 at 1e-5 (held-out tau 0.088), 0.981 at 1e-6 (0.020) and 0.998 at 1e-7 (0.013;
@@ -469,6 +486,12 @@ class Predictor:
         (the probe: its features of a reference prompt identify its model, ``check_loaded``)."""
         digest = getattr(self.backbone, "inputs_digest", None)
         return None if digest is None else digest(list(CANARY_PROMPTS))
+
+    def prompts_cut(self, prompts: list[str]) -> int | None:
+        """How many of ``prompts`` are longer than the backbone reads (:func:`cut_note`); None for a backbone that
+        reads every token (the n-gram ranker)."""
+        count = getattr(self.backbone, "count_cut", None)
+        return None if count is None else count(list(prompts))
 
     def training_overlap(self, prompts: list[str]) -> int | None:
         """How many of ``prompts`` are prompts it was trained on (by text); None if its checkpoint does not say
