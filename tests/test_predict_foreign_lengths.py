@@ -139,3 +139,25 @@ def test_the_probe_counts_prompts_cut_through_its_chat_template(tmp_path):
         "their first 4 and last 8 tokens (the end of the chat template)")
     assert cut_note(predictor, [(0, 3, "prompts")]) is None
     assert Predictor(PredictorConfig(dim=64)).prompts_cut(prompts) is None  # (the n-gram ranker reads every token)
+
+
+# ---------------------------------------------------------------- scores an LTR policy cannot order
+def test_predict_warns_where_every_prompt_gets_the_same_score(tmp_path, capsys):
+    """A predictor that reads every prompt alike (one its training never moved, or a tokenizer that makes unknown
+    words of another language) wrote one score for all: `ltr` then ran first come first served without a word."""
+    import torch
+
+    rows = english_rows(30, 0)
+    predictor = _ranker(tmp_path / "ok", rows)
+    with torch.no_grad():
+        for weights in predictor.backbone.model.parameters():
+            weights.zero_()  # (every score: 0)
+    predictor.save(tmp_path / "flat")
+    write_label_jsonl(tmp_path / "w.jsonl", english_rows(12, 1))
+    r = run_cli_fast(capsys, "predict", "-m", tmp_path / "flat", "-w", tmp_path / "w.jsonl", "-o", tmp_path / "s.parquet")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ("warning: the predictor gives all 12 prompts the same score (0): an LTR policy on column "
+                        "'score' ranks them by arrival, first come first served (it cannot tell them apart: text its "
+                        "model reads alike)\n")
+    r = run_cli_fast(capsys, "predict", "-m", tmp_path / "ok", "-w", tmp_path / "w.jsonl", "-o", tmp_path / "t.parquet")
+    assert r.returncode == 0 and r.stderr == "", r.stderr

@@ -196,6 +196,16 @@ def _note_cut(predictor, *groups: tuple[list[str], str]) -> None:
         click.echo(line, err=True)
 
 
+def _warn_constant_scores(scores, prompts: list[str], column: str) -> None:
+    """Warn on stderr where ``predict`` gives prompts of more than one text the same score: an LTR policy orders
+    equal scores by arrival, so it runs them first come first served (a predictor trained on other text, e.g. a
+    tokenizer that reads every prompt as unknown words, or --max-prompt-tokens cutting them all to one token)."""
+    if len(scores) > 1 and (scores == scores[0]).all() and len(set(prompts)) > 1:
+        click.echo(f"warning: the predictor gives all {len(scores)} prompts the same score ({scores[0]:g}): an LTR "
+                   f"policy on column {column!r} ranks them by arrival, first come first served (it cannot tell them "
+                   "apart: text its model reads alike)", err=True)
+
+
 def _warn_undefined_tau(tau: float | None, total: int, who: str) -> None:
     """Warn on stderr where ``who`` scored all ``total`` held-out prompts alike, so its tau is printed as n/a (the
     lengths vary: :func:`~ltrsched.predictors.predictor.check_labelled` saw to that)."""
@@ -298,6 +308,7 @@ def predict(model_dir, workload, out, column, split):
         cols["predicted_length"] = pl.Series(predictor.predicted_lengths(prompts))
     _warn_unseen(predictor, len(prompts), "prompts")
     _note_cut(predictor, (prompts, "prompts"))
+    _warn_constant_scores(cols[column].to_numpy(), prompts, column)
     wl.with_df(wl.df.with_columns(**cols)).save(out)
     click.echo(f"wrote {out} ({len(wl)} request{'' if len(wl) == 1 else 's'}, columns {', '.join(cols)})")
 
