@@ -161,3 +161,30 @@ def test_predict_warns_where_every_prompt_gets_the_same_score(tmp_path, capsys):
                         "model reads alike)\n")
     r = run_cli_fast(capsys, "predict", "-m", tmp_path / "ok", "-w", tmp_path / "w.jsonl", "-o", tmp_path / "t.parquet")
     assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
+# ---------------------------------------------------------------- checkpoints from elsewhere
+@pytest.mark.parametrize("given, message", [
+    ("ck/predictor.json", "ck/predictor.json is not a predictor checkpoint but a file of one: give its directory, {tmp}/ck"),
+    ("ck/weights.pt", "ck/weights.pt is not a predictor checkpoint but a file of one: give its directory, {tmp}/ck"),
+    ("empty", "empty is not a predictor checkpoint: it is a file, and a checkpoint is the directory `ltrsched train "
+              "--out DIR` writes (predictor.json and weights.pt)"),
+    ("missing", "missing is not a predictor checkpoint: no such directory; train one with `ltrsched train --out DIR`"),
+    ("newer", 'newer/predictor.json: unknown setting "prompt_template" and 1 more: a checkpoint written by another '
+              "ltrsched version, or edited by hand; train the predictor again with this one"),
+])
+def test_a_checkpoint_path_that_is_no_checkpoint_says_what_it_is(tmp_path, capsys, given, message):
+    """A checkpoint's own file, an empty file and a missing path all said "(no predictor.json)"; settings of another
+    version said "PredictorConfig.__init__() got an unexpected keyword argument"."""
+    import shutil
+
+    _ranker(tmp_path / "ck", english_rows(20, 0))
+    (tmp_path / "empty").write_bytes(b"")
+    shutil.copytree(tmp_path / "ck", tmp_path / "newer")
+    config = tmp_path / "newer" / "predictor.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "prompt_template": "chat", "version": 2}))
+    write_label_jsonl(tmp_path / "ev.jsonl", english_rows(10, 1))
+    r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / given, "--data", tmp_path / "ev.jsonl")
+    _one_line_error(r, f"error: {tmp_path}/" + message.format(tmp=tmp_path))
+    r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "ck", "--data", tmp_path / "ev.jsonl")
+    assert r.returncode == 0, r.stderr
