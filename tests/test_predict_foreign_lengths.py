@@ -188,3 +188,29 @@ def test_a_checkpoint_path_that_is_no_checkpoint_says_what_it_is(tmp_path, capsy
     _one_line_error(r, f"error: {tmp_path}/" + message.format(tmp=tmp_path))
     r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "ck", "--data", tmp_path / "ev.jsonl")
     assert r.returncode == 0, r.stderr
+
+
+# ---------------------------------------------------------------- overhead (Table 4)
+def test_overhead_timing_at_batch_sizes_0_1_and_beyond_the_prompts():
+    """A batch size of 0 was a ValueError from range(), no prompts a ZeroDivisionError, and -1 timed nothing and
+    reported ~1e8 prompts/s; a batch size beyond the prompts was reported as given (per_batch_s of 50 prompts as a
+    batch of 10^9). Each timing records torch's thread count, which its time depends on."""
+    import torch
+
+    from ltrsched.errors import UserError
+    from ltrsched.predictors.config import PredictorConfig
+    from ltrsched.predictors.overhead import measure_overhead
+    from ltrsched.predictors.predictor import Predictor
+
+    predictor = Predictor(PredictorConfig(dim=64))
+    prompts = [p for p, _ in english_rows(20, 0)]
+    one = measure_overhead(predictor, prompts, batch_size=1, repeat=1)
+    assert one["batch_size"] == 1 and one["per_batch_s"] == pytest.approx(one["per_request_s"])
+    assert one["threads"] == torch.get_num_threads()
+    huge = measure_overhead(predictor, prompts, batch_size=10**9, repeat=1)
+    assert huge["batch_size"] == 20 and huge["per_batch_s"] == pytest.approx(huge["total_s"])
+    for args, message in [((prompts, 0), "batch size of a predictor timing must be a whole number >= 1, got 0"),
+                          ((prompts, -1), "got -1"), (([], 32), "no prompts to time the predictor on"),
+                          ((prompts, 32, 0), "repeat count of a predictor timing must be a whole number >= 1, got 0")]:
+        with pytest.raises(UserError, match=message):
+            measure_overhead(predictor, *args)
