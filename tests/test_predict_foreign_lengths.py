@@ -214,3 +214,22 @@ def test_overhead_timing_at_batch_sizes_0_1_and_beyond_the_prompts():
                           ((prompts, 32, 0), "repeat count of a predictor timing must be a whole number >= 1, got 0")]:
         with pytest.raises(UserError, match=message):
             measure_overhead(predictor, *args)
+
+
+# ---------------------------------------------------------------- lengths far from ChatGPT's
+@pytest.mark.parametrize("loss", ["pairwise", "listmle"])
+def test_a_ranker_orders_lengths_in_the_millions_as_it_orders_their_differences(loss):
+    """Rank labels were float32: lengths 10**12 + 69..268 tokens all became one value (the pairwise loss: "no list
+    held two different lengths"; ListMLE trained on a tie-broken shuffle, held-out tau -0.09), and lengths above
+    2**24 that differ by 1 tied. A ranker only compares lengths: shifted by any amount, the same model."""
+    from ltrsched.predictors.config import PredictorConfig
+    from ltrsched.predictors.predictor import Predictor
+
+    rows = english_rows(40, 0)
+    prompts, lengths = [p for p, _ in rows], np.array([n for _, n in rows])
+    scores = []
+    for shift in (0, 2**24, 10**12):
+        predictor = Predictor(PredictorConfig(epochs=1, dim=4096, loss=loss, list_size=8))
+        predictor.fit(prompts, lengths + shift)
+        scores.append(predictor.scores(prompts))
+    assert np.array_equal(scores[0], scores[1]) and np.array_equal(scores[0], scores[2])

@@ -399,7 +399,9 @@ class Predictor:
         data = self.backbone.prepare(list(prompts))
         if hasattr(self.backbone, "note_training"):
             self.backbone.note_training(data)
-        y = torch.as_tensor(self.labels(lengths), dtype=torch.float32 if cfg.kind == "rank" else torch.long)
+        # (rank labels only compare: int64, exact at any length; float32 ones tied every length within 2**-24 of
+        # another, e.g. all of 10**12 + 69..268 tokens: "no list held two different lengths")
+        y = torch.as_tensor(self.labels(lengths), dtype=torch.long)
         model = self.backbone.model
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         if cfg.kind == "rank":
