@@ -233,3 +233,21 @@ def test_a_ranker_orders_lengths_in_the_millions_as_it_orders_their_differences(
         predictor.fit(prompts, lengths + shift)
         scores.append(predictor.scores(prompts))
     assert np.array_equal(scores[0], scores[1]) and np.array_equal(scores[0], scores[2])
+
+
+def test_class_lengths_past_the_last_class_name_a_wider_bucket_where_one_fits():
+    """Lengths of 69M-268M tokens at --bucket 820 need more than the 65,536 classes allowed: all in the last class.
+    The refusal said only "use --kind rank"; a bucket of a tenth of their range gives 14 classes, and is named."""
+    from ltrsched.errors import UserError
+    from ltrsched.predictors.config import PredictorConfig, class_count
+    from ltrsched.predictors.predictor import check_buckets
+
+    lengths = np.array([69, 120, 200, 268]) * 10**6
+    with pytest.raises(UserError, match=r"falls in the last class, .*; use --kind rank, or --bucket 19900000 \(about "
+                                        r"10 classes over these lengths\)$"):
+        check_buckets(PredictorConfig(kind="class", num_classes=class_count(820, int(lengths.max()))), lengths)
+    check_buckets(PredictorConfig(kind="class", bucket=19900000, num_classes=class_count(19900000, int(lengths.max()))),
+                  lengths)  # (accepted)
+    near = 10**12 + np.array([69, 120, 268])  # a range of 199 tokens at 10^12: no bucket fits 65,536 classes
+    with pytest.raises(UserError, match=r"falls in the last class, .*; use --kind rank$"):
+        check_buckets(PredictorConfig(kind="class", num_classes=class_count(820, int(near.max()))), near)

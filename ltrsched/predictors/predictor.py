@@ -18,8 +18,9 @@ from ltrsched.strict_json import defined
 from ltrsched.errors import MissingDependencyError, UserError
 from ltrsched.inputs import check_not_special
 from ltrsched.predictors.backbones import make_backbone
-from ltrsched.predictors.config import (CONFIG_FILE, KINDS, WEIGHTS_FILE, PredictorConfig, check_trained_with,
-                                       hash_prompts, prompt_hashes, saved_training_prompts, saved_weights_digest)
+from ltrsched.predictors.config import (CONFIG_FILE, KINDS, MAX_CLASSES, WEIGHTS_FILE, PredictorConfig,
+                                       check_trained_with, hash_prompts, prompt_hashes, saved_training_prompts,
+                                       saved_weights_digest)
 from ltrsched.predictors.losses import LOSSES
 
 
@@ -162,9 +163,13 @@ def check_buckets(config: PredictorConfig, lengths: np.ndarray) -> None:
     if len(labels) and (labels == labels[0]).all():
         last = (config.num_classes - 1) * config.bucket  # [tokens]: where the open-ended last class starts
         if config.kind == "class" and lengths.min() >= last:  # (a smaller --bucket does not help: the classes end too)
+            fit = fitting_bucket(lengths, config)
+            wider = (-(-(int(lengths.max()) + 1) // fit) <= MAX_CLASSES
+                     and lengths.min() // fit != lengths.max() // fit)  # (classes up to the longest tell them apart)
             raise UserError(f"every training length ({lengths.min()}-{lengths.max()} tokens) falls in the last class, "
                             f"which holds every length from {last} tokens on ({config.num_classes} classes of "
-                            f"{config.bucket} tokens): a length classifier cannot tell these apart; use --kind rank")
+                            f"{config.bucket} tokens): a length classifier cannot tell these apart; use --kind rank"
+                            + (f", or --bucket {fit} (about 10 classes over these lengths)" if wider else ""))
         raise UserError(f"every training length ({lengths.min()}-{lengths.max()} tokens) falls in one bucket of {width} "
                         f"tokens ({option} {width}): nothing to learn; use {option} {fitting_bucket(lengths, config)}"
                         + (" or less (about 10 classes over these lengths" + ("; the default 820 is a tenth of "
