@@ -251,3 +251,29 @@ def test_class_lengths_past_the_last_class_name_a_wider_bucket_where_one_fits():
     near = 10**12 + np.array([69, 120, 268])  # a range of 199 tokens at 10^12: no bucket fits 65,536 classes
     with pytest.raises(UserError, match=r"falls in the last class, .*; use --kind rank$"):
         check_buckets(PredictorConfig(kind="class", num_classes=class_count(820, int(near.max()))), near)
+
+
+def test_a_tokenizer_with_a_length_limit_adds_no_warning_of_indexing_errors(tmp_path, capsys):
+    """A model directory whose tokenizer states its limit (MiniLM's 512) printed transformers' "Token indices sequence
+    length is longer than the specified maximum sequence length for this model (81 > 64). Running this sequence
+    through the model will result in indexing errors" under train: none follows, the backbone cuts the prompt first
+    (and its note says so)."""
+    transformers = pytest.importorskip("transformers")
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {"[UNK]": 0, "[PAD]": 1, "word": 2, "story": 3}
+    words = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    words.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    transformers.PreTrainedTokenizerFast(tokenizer_object=words, unk_token="[UNK]", pad_token="[PAD]",
+                                         model_max_length=64).save_pretrained(tmp_path / "bert")
+    transformers.BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                            intermediate_size=32, max_position_embeddings=64).save_pretrained(tmp_path / "bert")
+    write_label_jsonl(tmp_path / "tr.jsonl", [("word " * (5 + 25 * (i % 4)) + "x", 10 + 50 * (i % 4) + i)
+                                              for i in range(16)])  # 4 of 16: 81 tokens
+    write_label_jsonl(tmp_path / "ev.jsonl", [("story " * (3 + i), 10 + i) for i in range(6)])
+    r = run_cli_fast(capsys, "train", "--backbone", "hf", "--hf-model", tmp_path / "bert", "--data",
+                     tmp_path / "tr.jsonl", "--eval-data", tmp_path / "ev.jsonl", "--epochs", "1", "--list-size", "4",
+                     "-o", tmp_path / "a")
+    assert r.returncode == 0, r.stderr
+    assert "Token indices" not in r.stderr and "indexing errors" not in r.stderr, r.stderr
+    assert r.stderr.startswith("note: 4 of 16 training prompts are longer than the 64 tokens"), r.stderr

@@ -24,7 +24,7 @@ from ltrsched.packaged_models import PACKAGED, missing_gguf_packages, packaged_p
 from ltrsched.predictors.config import PredictorConfig
 from ltrsched.predictors.features import ngram_bags
 from ltrsched.predictors.model import build_ngram_model, subset
-from ltrsched.predictors.quiet import quiet_load
+from ltrsched.predictors.quiet import no_length_warning, quiet_load
 
 
 class NgramBackbone:
@@ -177,7 +177,8 @@ class HFBackbone:
         if gguf or (path / "tokenizer.json").is_file() or (path / "tokenizer_config.json").is_file():
             try:
                 with quiet_load():
-                    self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, **extra)
+                    self.tokenizer = no_length_warning(AutoTokenizer.from_pretrained(path, local_files_only=True,
+                                                                                     **extra))
             except (OSError, ValueError):
                 self.tokenizer = None
         self.outputs = outputs

@@ -26,7 +26,7 @@ import numpy as np
 
 from ltrsched.errors import MissingDependencyError, UserError
 from ltrsched.predictors.config import PROBE_PRECISIONS as PRECISIONS, PredictorConfig
-from ltrsched.predictors.quiet import quiet_load
+from ltrsched.predictors.quiet import no_length_warning, quiet_load
 
 
 #: Files of a model directory's tokenizer (one is needed; a GGUF file holds its own).
@@ -221,7 +221,7 @@ class ProbeBackbone:
         try:
             with quiet_load():
                 self.lm = AutoModel.from_pretrained(path, local_files_only=True, dtype=torch.float32, **extra)
-                self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, **extra)
+                self.tokenizer = no_length_warning(AutoTokenizer.from_pretrained(path, local_files_only=True, **extra))
         except Exception as exc:  # transformers and torch raise anything for a damaged model directory
             raise hf_load_error(path / (gguf or ""), exc) from None
         self.lm.eval()
