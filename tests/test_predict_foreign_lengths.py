@@ -170,12 +170,15 @@ def test_predict_warns_where_every_prompt_gets_the_same_score(tmp_path, capsys):
     ("empty", "empty is not a predictor checkpoint: it is a file, and a checkpoint is the directory `ltrsched train "
               "--out DIR` writes (predictor.json and weights.pt)"),
     ("missing", "missing is not a predictor checkpoint: no such directory; train one with `ltrsched train --out DIR`"),
+    ("dirs/predictor.json", "dirs/predictor.json is not a file (a directory?); train the predictor again"),
+    ("dirs2/weights.pt", "dirs2/weights.pt is not a file (a directory?); train the predictor again"),
     ("newer", 'newer/predictor.json: unknown setting "prompt_template" and 1 more: a checkpoint written by another '
               "ltrsched version, or edited by hand; train the predictor again with this one"),
 ])
 def test_a_checkpoint_path_that_is_no_checkpoint_says_what_it_is(tmp_path, capsys, given, message):
-    """A checkpoint's own file, an empty file and a missing path all said "(no predictor.json)"; settings of another
-    version said "PredictorConfig.__init__() got an unexpected keyword argument"."""
+    """A checkpoint's own file, an empty file, a missing path and a directory in place of predictor.json all said
+    "(no predictor.json)", one in place of weights.pt "missing weights.pt"; settings of another version said
+    "PredictorConfig.__init__() got an unexpected keyword argument"."""
     import shutil
 
     _ranker(tmp_path / "ck", english_rows(20, 0))
@@ -183,8 +186,13 @@ def test_a_checkpoint_path_that_is_no_checkpoint_says_what_it_is(tmp_path, capsy
     shutil.copytree(tmp_path / "ck", tmp_path / "newer")
     config = tmp_path / "newer" / "predictor.json"
     config.write_text(json.dumps({**json.loads(config.read_text()), "prompt_template": "chat", "version": 2}))
+    for name, damaged in (("dirs", "predictor.json"), ("dirs2", "weights.pt")):  # (a directory where the file was)
+        shutil.copytree(tmp_path / "ck", tmp_path / name)
+        (tmp_path / name / damaged).unlink()
+        (tmp_path / name / damaged).mkdir()
     write_label_jsonl(tmp_path / "ev.jsonl", english_rows(10, 1))
-    r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / given, "--data", tmp_path / "ev.jsonl")
+    model = tmp_path / (given.split("/")[0] if given.startswith("dirs") else given)  # (dirs*: the checkpoint)
+    r = run_cli_fast(capsys, "evaluate", "-m", model, "--data", tmp_path / "ev.jsonl")
     _one_line_error(r, f"error: {tmp_path}/" + message.format(tmp=tmp_path))
     r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "ck", "--data", tmp_path / "ev.jsonl")
     assert r.returncode == 0, r.stderr

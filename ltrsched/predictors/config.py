@@ -240,6 +240,8 @@ def _not_a_checkpoint(directory: Path) -> str:
                 f"`ltrsched train --out DIR` writes ({CONFIG_FILE} and {WEIGHTS_FILE})")
     if not directory.exists():
         return f"{directory} is not a predictor checkpoint: no such directory; train one with `ltrsched train --out DIR`"
+    if (directory / CONFIG_FILE).exists():
+        return f"{directory / CONFIG_FILE} is not a file (a directory?); train the predictor again"
     return f"{directory} is not a predictor checkpoint (no {CONFIG_FILE}); train one with `ltrsched train`"
 
 

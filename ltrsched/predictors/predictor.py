@@ -522,7 +522,8 @@ class Predictor:
         weights = directory / WEIGHTS_FILE
         check_not_special(weights, "predictor weights")  # (it said "missing weights.pt")
         if not weights.is_file():
-            raise UserError(f"{directory}: missing {WEIGHTS_FILE}")
+            raise UserError(f"{directory}: missing {WEIGHTS_FILE}" if not weights.exists() else
+                            f"{weights} is not a file (a directory?); train the predictor again")
         try:
             import warnings
 
