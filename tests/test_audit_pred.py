@@ -248,6 +248,6 @@ def test_train_says_why_the_held_out_tau_is_undefined(tmp_path, capsys):
     _jsonl(tmp_path / "eval.jsonl", [(f"zz{i} yy{i}", 10 + i) for i in range(8)])
     r = run_cli_fast(capsys, "train", "--data", tmp_path / "train.jsonl", "--eval-data", tmp_path / "eval.jsonl",
                      "-o", tmp_path / "m", "--backbone", "probe", "--hf-model", tmp_path / "lm", "--epochs", "1")
-    assert r.returncode == 0 and "held-out (8) Kendall tau n/a" in r.stdout, r
+    assert r.returncode == 0 and "held-out (8) Kendall tau-b n/a" in r.stdout, r
     assert ("warning: the trained predictor gives all 8 held-out prompts the same score: Kendall tau is undefined"
             in r.stderr), r.stderr

@@ -159,8 +159,8 @@ def test_cli_predict_needs_prompt_text(tmp_path, capsys):
     # refused, so is a known one that the checkpoint's backbone does not read)
     ("probe-layer-of-ngram", "predictor.json: probe_layer 3 is set, but the backbone is 'ngram': only the probe "
                              "backbone reads a layer"),
-    ("unknown-key", "not a valid predictor config (PredictorConfig.__init__() got an unexpected keyword argument "
-                    "'layer'"),
+    ("unknown-key", 'predictor.json: unknown setting "layer": a checkpoint written by another ltrsched version, or '
+                    "edited by hand; train the predictor again with this one"),
 ])
 def test_cli_damaged_checkpoint_is_one_line(tmp_path, capsys, damage, message):
     """A damaged checkpoint was 'aborted' (exit 130, an EOFError), a traceback, or a misleading mismatch."""

@@ -24,7 +24,7 @@ from ltrsched.packaged_models import PACKAGED, missing_gguf_packages, packaged_p
 from ltrsched.predictors.config import PredictorConfig
 from ltrsched.predictors.features import ngram_bags
 from ltrsched.predictors.model import build_ngram_model, subset
-from ltrsched.predictors.quiet import quiet_load
+from ltrsched.predictors.quiet import no_length_warning, quiet_load
 
 
 class NgramBackbone:
@@ -177,25 +177,47 @@ class HFBackbone:
         if gguf or (path / "tokenizer.json").is_file() or (path / "tokenizer_config.json").is_file():
             try:
                 with quiet_load():
-                    self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, **extra)
+                    self.tokenizer = no_length_warning(AutoTokenizer.from_pretrained(path, local_files_only=True,
+                                                                                     **extra))
             except (OSError, ValueError):
                 self.tokenizer = None
         self.outputs = outputs
+
+    @property
+    def prompt_cut(self) -> int:
+        """[tokens] The most of a prompt the model reads: ``max_prompt_tokens``, or fewer where the model has fewer
+        positions (:func:`model_positions`)."""
+        return min(self.config.max_prompt_tokens, self.context)
+
+    def _token_ids(self, prompts: list[str]) -> list:
+        """Each prompt's token ids, whole: its tokenizer's, else Llama-3's folded into the model's vocabulary."""
+        if self.tokenizer is not None:
+            return self.tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
+        from ltrsched.workloads.tokenizer import _encoding
+
+        toks, offs = _encoding().encode_batch(list(prompts), 0, False)
+        toks = np.asarray(toks, dtype=np.int64) % (self.vocab - 1)
+        return [toks[a:b] if b > a else toks[:0] for a, b in zip(offs[:-1], offs[1:])]
 
     def prepare(self, prompts: list[str]):
         """Each prompt's token ids, cut to ``max_prompt_tokens`` and to the positions the model has
         (:func:`model_positions`: a BERT-like model's 512; a longer prompt was a traceback in its position
         embeddings)."""
-        n = min(self.config.max_prompt_tokens, self.context)
+        n = self.prompt_cut
+        ids = [seq[:n] for seq in self._token_ids(prompts)]
         if self.tokenizer is not None:
-            ids = [ids[:n] for ids in self.tokenizer(list(prompts), add_special_tokens=True)["input_ids"]]
             check_token_ids(ids, self.model.get_input_embeddings().num_embeddings, self.config.hf_path, list(prompts))
-            return ids
-        from ltrsched.workloads.tokenizer import _encoding
+        return ids
 
-        toks, offs = _encoding().encode_batch(list(prompts), 0, False)
-        toks = np.asarray(toks, dtype=np.int64) % (self.vocab - 1)
-        return [toks[a:b][:n] if b > a else toks[:0] for a, b in zip(offs[:-1], offs[1:])]
+    def count_cut(self, prompts: list[str]) -> int:
+        """How many of ``prompts`` have more tokens than the model reads (:attr:`prompt_cut`): it scores their
+        first :attr:`prompt_cut` tokens."""
+        n = self.prompt_cut
+        return sum(len(seq) > n for seq in self._token_ids(prompts))
+
+    def cut_words(self) -> str:
+        """What the model reads of a prompt longer than :attr:`prompt_cut`, in words."""
+        return f"their first {self.prompt_cut} tokens"
 
     def inputs_digest(self, prompts: list[str]) -> str:
         """SHA-256 (hex) of the token ids the model is given for ``prompts`` (its tokenizer's, cut as trained)."""

@@ -133,6 +133,7 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
     predictor.save(out)
     last = config.metrics[-1]
     _warn_unseen(predictor, len(ev_prompts), "held-out prompts")  # (the last prompts scored: the held-out ones)
+    _note_cut(predictor, (prompts, "training prompts"), (ev_prompts, "held-out prompts"))
     _warn_undefined_tau(last["tau"], len(ev_prompts), "the trained predictor")
     from ltrsched.predictors.predictor import untrained_warning
 
@@ -141,8 +142,15 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
         click.echo(line, err=True)
     _warn_ties(ev_lengths, "held-out lengths")  # (after the training: an error in it stays one line)
     _warn_majority(config, ev_lengths, last.get("accuracy"))
-    click.echo(f"trained on {len(prompts)} prompts; held-out ({len(ev_prompts)}) Kendall tau {fmt(last['tau'], '.4f')}"
+    click.echo(f"trained on {len(prompts)} prompts; held-out ({len(ev_prompts)}) Kendall tau-b {fmt(last['tau'], '.4f')}"
                + (f", accuracy {last['accuracy']:.3f}" if "accuracy" in last else "") + f"; wrote {out}")
+
+
+#: The Kendall tau ``train``, ``evaluate`` and ``ensemble`` report (:func:`~ltrsched.predictors.predictor.kendall_tau`):
+#: tau-b, which counts a pair tied in the lengths or in the scores as neither concordant nor discordant and divides
+#: by the pairs untied in each (a model that stops at its cap ties many lengths: tau-a would count those pairs as
+#: misordered). ``evaluate``'s JSON names it (``tau_variant``).
+TAU_VARIANT = "tau-b"
 
 
 #: What to do where ``--data`` is a labels file without a train or an eval split (:func:`~ltrsched.predictors.data.
@@ -174,6 +182,28 @@ def _warn_unseen(predictor, total: int, what: str) -> None:
     line = unseen_warning(getattr(predictor, "unseen_last", None), total, what)
     if line:
         click.echo(line, err=True)
+
+
+def _note_cut(predictor, *groups: tuple[list[str], str]) -> None:
+    """Note on stderr how many prompts of each group (prompts, what they are) the predictor's HF or probe backbone
+    reads only part of (:func:`~ltrsched.predictors.predictor.cut_note`): it was cut without a word."""
+    from ltrsched.predictors.predictor import cut_note
+
+    if not hasattr(predictor, "prompts_cut"):  # (an ensemble)
+        return
+    line = cut_note(predictor, [(predictor.prompts_cut(prompts), len(prompts), what) for prompts, what in groups])
+    if line:
+        click.echo(line, err=True)
+
+
+def _warn_constant_scores(scores, prompts: list[str], column: str) -> None:
+    """Warn on stderr where ``predict`` gives prompts of more than one text the same score: an LTR policy orders
+    equal scores by arrival, so it runs them first come first served (a predictor trained on other text, e.g. a
+    tokenizer that reads every prompt as unknown words, or --max-prompt-tokens cutting them all to one token)."""
+    if len(scores) > 1 and (scores == scores[0]).all() and len(set(prompts)) > 1:
+        click.echo(f"warning: the predictor gives all {len(scores)} prompts the same score ({scores[0]:g}): an LTR "
+                   f"policy on column {column!r} ranks them by arrival, first come first served (it cannot tell them "
+                   "apart: text its model reads alike)", err=True)
 
 
 def _warn_undefined_tau(tau: float | None, total: int, who: str) -> None:
@@ -277,6 +307,8 @@ def predict(model_dir, workload, out, column, split):
     if predictor.config.kind == "class":
         cols["predicted_length"] = pl.Series(predictor.predicted_lengths(prompts))
     _warn_unseen(predictor, len(prompts), "prompts")
+    _note_cut(predictor, (prompts, "prompts"))
+    _warn_constant_scores(cols[column].to_numpy(), prompts, column)
     wl.with_df(wl.df.with_columns(**cols)).save(out)
     click.echo(f"wrote {out} ({len(wl)} request{'' if len(wl) == 1 else 's'}, columns {', '.join(cols)})")
 
@@ -315,8 +347,9 @@ def evaluate(model_dir, data, split, plot):
     if result["tau"] is None:
         raise UserError(f"the predictor gives all {len(prompts)} held-out prompts the same score: "
                         "Kendall tau is undefined (it cannot tell these prompts apart)")
-    click.echo(strict_json.dumps({"num_prompts": len(prompts), **result}, indent=2))
+    click.echo(strict_json.dumps({"num_prompts": len(prompts), **result, "tau_variant": TAU_VARIANT}, indent=2))
     _warn_unseen(predictor, len(prompts), "evaluated prompts")
+    _note_cut(predictor, (prompts, "evaluated prompts"))
     _warn_ties(lengths, f"{data} lengths")
     _warn_majority(getattr(predictor, "config", None), lengths, result.get("accuracy"))  # (an ensemble has no config)
     if plot is not None:
@@ -331,7 +364,7 @@ def evaluate(model_dir, data, split, plot):
         ax.boxplot([lengths[deciles == d] for d in range(10)], showfliers=False)
         ax.set_xlabel("predicted-length decile (1 = shortest score)")
         ax.set_ylabel("true output tokens")
-        ax.set_title(f"calibration, Kendall tau {result['tau']:.3f}")
+        ax.set_title(f"calibration, Kendall tau-b {result['tau']:.3f}")
         fig.tight_layout()
         try:
             atomic.write_figure(plot, fig, dpi=120)
@@ -439,13 +472,13 @@ def ensemble(models, weights, data, eval_data, out):
     ens.save(out, list(models))
     for m, s, count in zip(models, ev_scores, unseen):
         tau = kendall_tau(s, ev_lengths)
-        click.echo(f"member {m}: held-out Kendall tau {fmt(tau, '.4f')}")
+        click.echo(f"member {m}: held-out Kendall tau-b {fmt(tau, '.4f')}")
         _warn_undefined_tau(tau, len(ev_prompts), f"member {m}")
         line = unseen_warning(count, len(ev_prompts), f"held-out prompts (member {m})")
         if line:
             click.echo(line, err=True)
     tau = kendall_tau(ens.combine(ev_scores), ev_lengths)
-    click.echo(f"ensemble of {len(models)}: held-out ({len(ev_prompts)}) Kendall tau {fmt(tau, '.4f')}; wrote {out}")
+    click.echo(f"ensemble of {len(models)}: held-out ({len(ev_prompts)}) Kendall tau-b {fmt(tau, '.4f')}; wrote {out}")
     _warn_undefined_tau(tau, len(ev_prompts), "the ensemble")
     trained_on = ens.training_overlap(ev_prompts)
     if trained_on:  # (a file without splits: its "eval" prompts are all of it, the members' training prompts too)

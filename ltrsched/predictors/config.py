@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ltrsched import strict_json
@@ -197,7 +197,7 @@ class PredictorConfig:
         path = Path(directory) / CONFIG_FILE
         check_not_special(path, "predictor config")  # (a pipe, /dev/zero: "no predictor.json", of one that is there)
         if not path.is_file():
-            raise UserError(f"{directory} is not a predictor checkpoint (no {CONFIG_FILE}); train one with `ltrsched train`")
+            raise UserError(_not_a_checkpoint(Path(directory)))
         try:
             data = json.loads(path.read_text())
             if not isinstance(data, dict):
@@ -210,6 +210,12 @@ class PredictorConfig:
                                 f"{str(digest)[:80]!r} (a damaged or hand-edited file; train the predictor again)")
             data.pop(TRAINING_PROMPTS_KEY, None)  # read by saved_training_prompts
             _check_trained_with(data.pop(TRAINED_WITH_KEY, None))  # compared by check_trained_with
+            unknown = [str(k) for k in data if k not in {f.name for f in fields(cls)}]
+            if unknown:  # (it said "PredictorConfig.__init__() got an unexpected keyword argument", no fix)
+                raise UserError(f"unknown setting {shown(unknown[0][:80])}"
+                                + (f" and {len(unknown) - 1} more" if len(unknown) > 1 else "")
+                                + ": a checkpoint written by another ltrsched version, or edited by hand; train the "
+                                  "predictor again with this one")
             return cls(**data)
         except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
             raise UserError(f"{path}: not a valid predictor config ({exc})") from None
@@ -219,6 +225,24 @@ class PredictorConfig:
             raise UserError(f"{path}: not a valid predictor config ({str(exc).split(';')[0]})") from None
         except UserError as exc:
             raise UserError(f"{path}: {exc}") from None
+
+
+def _not_a_checkpoint(directory: Path) -> str:
+    """Why ``directory``, which holds no ``predictor.json``, is not a predictor checkpoint, in words: missing, a
+    file (one of a checkpoint's own: its directory is meant), or a directory without one."""
+    from ltrsched.predictors.ensemble import ENSEMBLE_FILE
+
+    if directory.is_file() and directory.name in (CONFIG_FILE, WEIGHTS_FILE, ENSEMBLE_FILE):
+        return (f"{directory} is not a predictor checkpoint but a file of one: give its directory, "
+                f"{directory.parent}")
+    if directory.exists() and not directory.is_dir():
+        return (f"{directory} is not a predictor checkpoint: it is a file, and a checkpoint is the directory "
+                f"`ltrsched train --out DIR` writes ({CONFIG_FILE} and {WEIGHTS_FILE})")
+    if not directory.exists():
+        return f"{directory} is not a predictor checkpoint: no such directory; train one with `ltrsched train --out DIR`"
+    if (directory / CONFIG_FILE).exists():
+        return f"{directory / CONFIG_FILE} is not a file (a directory?); train the predictor again"
+    return f"{directory} is not a predictor checkpoint (no {CONFIG_FILE}); train one with `ltrsched train`"
 
 
 def _check_trained_with(record) -> None:

@@ -18,8 +18,9 @@ from ltrsched.strict_json import defined
 from ltrsched.errors import MissingDependencyError, UserError
 from ltrsched.inputs import check_not_special
 from ltrsched.predictors.backbones import make_backbone
-from ltrsched.predictors.config import (CONFIG_FILE, KINDS, WEIGHTS_FILE, PredictorConfig, check_trained_with,
-                                       hash_prompts, prompt_hashes, saved_training_prompts, saved_weights_digest)
+from ltrsched.predictors.config import (CONFIG_FILE, KINDS, MAX_CLASSES, WEIGHTS_FILE, PredictorConfig,
+                                       check_trained_with, hash_prompts, prompt_hashes, saved_training_prompts,
+                                       saved_weights_digest)
 from ltrsched.predictors.losses import LOSSES
 
 
@@ -63,6 +64,23 @@ def unseen_warning(unseen: int | None, total: int, what: str) -> str | None:
     return (f"warning: {unseen} of {total} {what} share no word or token n-gram with the training prompts (another "
             "language, script or kind of text?): the ranker scores them by their length and its untrained "
             "weights' noise")
+
+
+def cut_note(predictor, counts: list[tuple[int | None, int, str]]) -> str | None:
+    """A one-line note where the HF or probe backbone of ``predictor`` reads only part of some prompts: ``counts``
+    holds (prompts longer than it reads, prompts, what they are: "held-out prompts"), as
+    :meth:`Predictor.prompts_cut` counts them; None where none is cut (or the backbone reads every token). The
+    prompt's end beyond the cut changes no score: two prompts that differ only there score alike."""
+    cut = [(n, total, what) for n, total, what in counts if n]
+    if not cut:
+        return None
+    backbone, config = predictor.backbone, predictor.config
+    limit = backbone.prompt_cut
+    why = (f"--max-prompt-tokens {limit}" if limit == config.max_prompt_tokens
+           else f"the {limit} positions of its model {config.hf_path}")
+    told = " and ".join(f"{n} of {total} {what}" for n, total, what in cut)
+    return (f"note: {told} are longer than the {limit} tokens the predictor reads ({why}): it scores "
+            f"{backbone.cut_words()}")
 
 
 #: Warn where a learning rate below the backbone's default leaves the held-out scores in the untrained model's order
@@ -145,11 +163,29 @@ def check_buckets(config: PredictorConfig, lengths: np.ndarray) -> None:
     if len(labels) and (labels == labels[0]).all():
         last = (config.num_classes - 1) * config.bucket  # [tokens]: where the open-ended last class starts
         if config.kind == "class" and lengths.min() >= last:  # (a smaller --bucket does not help: the classes end too)
+            fit = fitting_bucket(lengths, config)
+            wider = (-(-(int(lengths.max()) + 1) // fit) <= MAX_CLASSES
+                     and lengths.min() // fit != lengths.max() // fit)  # (classes up to the longest tell them apart)
             raise UserError(f"every training length ({lengths.min()}-{lengths.max()} tokens) falls in the last class, "
                             f"which holds every length from {last} tokens on ({config.num_classes} classes of "
-                            f"{config.bucket} tokens): a length classifier cannot tell these apart; use --kind rank")
+                            f"{config.bucket} tokens): a length classifier cannot tell these apart; use --kind rank"
+                            + (f", or --bucket {fit} (about 10 classes over these lengths)" if wider else ""))
         raise UserError(f"every training length ({lengths.min()}-{lengths.max()} tokens) falls in one bucket of {width} "
-                        f"tokens ({option} {width}): nothing to learn; use a smaller {option}")
+                        f"tokens ({option} {width}): nothing to learn; use {option} {fitting_bucket(lengths, config)}"
+                        + (" or less (about 10 classes over these lengths" + ("; the default 820 is a tenth of "
+                           "ChatGPT's 8,192-token span" if width == 820 else "") + ")" if config.kind == "class"
+                           else " (the labels are then the lengths)"))
+
+
+def fitting_bucket(lengths: np.ndarray, config: PredictorConfig) -> int:
+    """A bucket width [tokens] that tells the training ``lengths`` [tokens] apart, from the data: a class model's a
+    tenth of their range (at least 1: about 10 classes between the shortest and the longest, the paper's 10-bucket
+    baseline over these lengths rather than over ChatGPT's 8,192 tokens), a ranker's 1 (its labels are the lengths).
+    Two lengths ``d`` >= 1 apart fall in different buckets of any width <= ``d``."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if config.kind != "class":
+        return 1
+    return max(1, int(lengths.max() - lengths.min()) // 10)
 
 
 def _check_converging(model, total_loss: float, epoch: int, lr: float) -> None:
@@ -368,7 +404,9 @@ class Predictor:
         data = self.backbone.prepare(list(prompts))
         if hasattr(self.backbone, "note_training"):
             self.backbone.note_training(data)
-        y = torch.as_tensor(self.labels(lengths), dtype=torch.float32 if cfg.kind == "rank" else torch.long)
+        # (rank labels only compare: int64, exact at any length; float32 ones tied every length within 2**-24 of
+        # another, e.g. all of 10**12 + 69..268 tokens: "no list held two different lengths")
+        y = torch.as_tensor(self.labels(lengths), dtype=torch.long)
         model = self.backbone.model
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         if cfg.kind == "rank":
@@ -456,6 +494,12 @@ class Predictor:
         digest = getattr(self.backbone, "inputs_digest", None)
         return None if digest is None else digest(list(CANARY_PROMPTS))
 
+    def prompts_cut(self, prompts: list[str]) -> int | None:
+        """How many of ``prompts`` are longer than the backbone reads (:func:`cut_note`); None for a backbone that
+        reads every token (the n-gram ranker)."""
+        count = getattr(self.backbone, "count_cut", None)
+        return None if count is None else count(list(prompts))
+
     def training_overlap(self, prompts: list[str]) -> int | None:
         """How many of ``prompts`` are prompts it was trained on (by text); None if its checkpoint does not say
         what it was trained on (written before it recorded that, or never trained)."""
@@ -478,7 +522,8 @@ class Predictor:
         weights = directory / WEIGHTS_FILE
         check_not_special(weights, "predictor weights")  # (it said "missing weights.pt")
         if not weights.is_file():
-            raise UserError(f"{directory}: missing {WEIGHTS_FILE}")
+            raise UserError(f"{directory}: missing {WEIGHTS_FILE}" if not weights.exists() else
+                            f"{weights} is not a file (a directory?); train the predictor again")
         try:
             import warnings
 

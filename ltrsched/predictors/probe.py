@@ -26,7 +26,7 @@ import numpy as np
 
 from ltrsched.errors import MissingDependencyError, UserError
 from ltrsched.predictors.config import PROBE_PRECISIONS as PRECISIONS, PredictorConfig
-from ltrsched.predictors.quiet import quiet_load
+from ltrsched.predictors.quiet import no_length_warning, quiet_load
 
 
 #: Files of a model directory's tokenizer (one is needed; a GGUF file holds its own).
@@ -221,7 +221,7 @@ class ProbeBackbone:
         try:
             with quiet_load():
                 self.lm = AutoModel.from_pretrained(path, local_files_only=True, dtype=torch.float32, **extra)
-                self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, **extra)
+                self.tokenizer = no_length_warning(AutoTokenizer.from_pretrained(path, local_files_only=True, **extra))
         except Exception as exc:  # transformers and torch raise anything for a damaged model directory
             raise hf_load_error(path / (gguf or ""), exc) from None
         self.lm.eval()
@@ -267,8 +267,35 @@ class ProbeBackbone:
         if not same:
             layers.extend(dropped)
 
+    @property
+    def prompt_cut(self) -> int:
+        """[tokens] The most of a templated prompt the model reads: ``max_prompt_tokens``, or fewer where the model
+        has fewer positions."""
+        return min(self.config.max_prompt_tokens, self.context)
+
+    def count_cut(self, prompts: list[str]) -> int:
+        """How many of ``prompts`` have more tokens through the chat template than the model reads
+        (:attr:`prompt_cut`)."""
+        return sum(len(self._templated_ids(p)) > self.prompt_cut for p in prompts)
+
+    def cut_words(self) -> str:
+        """What the model reads of a prompt longer than :attr:`prompt_cut`, in words (:meth:`_ids`)."""
+        tail = min(8, self.prompt_cut)
+        return (f"their first {self.prompt_cut - tail} and last {tail} tokens (the end of the chat template)"
+                if self.prompt_cut > tail else f"their last {tail} tokens")
+
     def _ids(self, prompt: str) -> list[int]:
-        """The prompt's token ids as the model is served them: through its chat template if it has one."""
+        """The prompt's token ids as the model is served them (:meth:`_templated_ids`), cut to :attr:`prompt_cut`:
+        its head and its last 8 (the generation prompt, whose last token's state is read)."""
+        ids = self._templated_ids(prompt)
+        n = self.prompt_cut
+        if len(ids) > n:  # keep the end: the generation prompt, whose last token's state is read
+            tail = min(8, n)
+            ids = ids[: n - tail] + ids[-tail:]
+        return ids
+
+    def _templated_ids(self, prompt: str) -> list[int]:
+        """The prompt's token ids as the model is served them, whole: through its chat template if it has one."""
         tok = self.tokenizer
         if getattr(tok, "chat_template", None):
             try:
@@ -285,10 +312,6 @@ class ProbeBackbone:
         from ltrsched.predictors.backbones import check_token_ids
 
         check_token_ids([ids], self.lm.get_input_embeddings().num_embeddings, self.config.hf_path)
-        n = min(self.config.max_prompt_tokens, self.context)
-        if len(ids) > n:  # keep the end: the generation prompt, whose last token's state is read
-            tail = min(8, n)
-            ids = ids[: n - tail] + ids[-tail:]
         return ids
 
     @contextlib.contextmanager

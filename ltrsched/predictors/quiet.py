@@ -33,3 +33,19 @@ def quiet_load():
             hf_logging.enable_progress_bar()
         if bar is not None:
             gguf_utils.tqdm = bar
+
+
+#: transformers' key for its one-time "Token indices sequence length is longer than the specified maximum sequence
+#: length for this model (600 > 512). Running this sequence through the model will result in indexing errors".
+_TOO_LONG_WARNING = "sequence-length-is-longer-than-the-specified-maximum"
+
+
+def no_length_warning(tokenizer):
+    """``tokenizer`` without transformers' warning that a prompt is longer than the model takes: the backbones cut
+    every prompt to what the model reads before it runs (no indexing error follows) and say so in their own note
+    (:func:`~ltrsched.predictors.predictor.cut_note`). The warning is marked as given already, as transformers does
+    after giving it once."""
+    warned = getattr(tokenizer, "deprecation_warnings", None)
+    if isinstance(warned, dict):
+        warned[_TOO_LONG_WARNING] = True
+    return tokenizer
