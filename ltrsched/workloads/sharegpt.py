@@ -31,7 +31,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import NamedTuple
+from typing import Iterable, NamedTuple
 
 import polars as pl
 
@@ -413,7 +413,29 @@ COUNT_COLUMNS = ("prompt_tokens", "output_tokens")
 _MAX_TOKENS = 2**53  # (a length beyond is no length, as a .jsonl's)
 
 
-def _table_records(path: Path) -> tuple[list[dict], pl.DataFrame]:
+def conversation_records(path: Path, cut: dict | None = None) -> tuple[Iterable, pl.DataFrame | None]:
+    """The records of a conversations file, in file order: a parquet's (:func:`table_records`, with its
+    :data:`TABLE_COLUMNS`), a ``.jsonl``'s (one conversation per line, OpenAI's chat format as its files hold it) or a
+    ``.json`` array's (strict UTF-8, complete or cut off: ``cut`` says where, :func:`iter_records`), and the parquet's
+    columns (None for the others). The one reader of a conversations file's records (:func:`parse_sharegpt`, and the
+    requests without a reply ``label --prompts`` reads: :mod:`ltrsched.workloads.prompts`). One-line
+    :class:`UserError` for a file that cannot be read; a ``.jsonl`` or ``.json`` record's error when it is reached."""
+    if path.suffix.lower() == ".parquet":
+        return table_records(path)
+    if path.suffix.lower() == ".jsonl":
+        from ltrsched.workloads.jsonl import jsonl_records
+
+        return (record for _, record in jsonl_records(path)), None
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    # strict: a replaced byte would change a prompt silently (the packaged file is valid UTF-8); a file cut
+    # off inside its last character loses it, as the truncated last record is dropped anyway
+    return iter_records(decode_utf8(data, path, cut_tail_ok=True), str(path), {} if cut is None else cut), None
+
+
+def table_records(path: Path) -> tuple[list[dict], pl.DataFrame]:
     """The records of a conversations parquet (:func:`is_conversation_table`), as dicts, and its
     :data:`TABLE_COLUMNS` (those it has, a row per record)."""
     try:
@@ -660,6 +682,23 @@ def _drop_lone_surrogates(rows: list[FirstTurn], rows_at: list[int], notes: list
     return [r for r, good in zip(rows, ok) if good], [i for i, good in zip(rows_at, ok) if good]
 
 
+def count_skip(skips: dict[tuple[bool, str], list], skip: Skip, number: int, record) -> None:
+    """Count ``skip`` (why record ``number``, 1-based, gives no first turn) in ``skips``: ``(malformed, reason) ->
+    [count, first record number, its id, its detail]``, as :func:`_skip_summary` and :func:`left_out_note` read it."""
+    skips.setdefault((skip.malformed, skip.reason), [0, number, _record_id(record), skip.detail])[0] += 1
+
+
+def left_out_note(skips: dict[tuple[bool, str], list], total: int) -> str | None:
+    """The note counting the conversations of a file of ``total`` records that the paper's rule does not take (the
+    :class:`Skip` categories counted in ``skips`` that are not malformed records: :func:`count_skip`), without the
+    file's name; None if there are none."""
+    passed = sum(count for (bad, _), (count, *_) in skips.items() if not bad)
+    if not passed:
+        return None
+    return (f"left out {passed:,} of the {total:,} records, conversations without a first turn the paper's rule takes "
+            "(a user turn answered by the assistant, opening the conversation): " + _skip_summary(skips, malformed=False))
+
+
 def _skip_summary(skips: dict[tuple[bool, str], list], malformed: bool | None) -> str:
     """``"3 not objects (first: record 2: a string); 1 with ..."``: the :class:`Skip` categories counted in
     ``skips`` (``(malformed, reason) -> [count, first record number, its id, its detail]``), most first; only the
@@ -692,21 +731,7 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
     path = Path(path)
     notes = [] if notes is None else notes
     cut: dict = {}
-    extra = None
-    if path.suffix.lower() == ".parquet":
-        records, extra = _table_records(path)
-    elif path.suffix.lower() == ".jsonl":  # one conversation per line (OpenAI's chat format as its files hold it)
-        from ltrsched.workloads.jsonl import jsonl_records
-
-        records = (record for _, record in jsonl_records(path))
-    else:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise UserError(f"cannot read {path}: {exc.strerror}") from None
-        # strict: a replaced byte would change a prompt silently (the packaged file is valid UTF-8); a file cut
-        # off inside its last character loses it, as the truncated last record is dropped anyway
-        records = iter_records(decode_utf8(data, path, cut_tail_ok=True), str(path), cut)
+    records, extra = conversation_records(path, cut)
     rows, rows_at, total = [], [], 0
     skips: dict[tuple[bool, str], list] = {}  # (malformed, reason) -> [count, first record number, its id, detail]
     arrivals: dict[int, dict] = {}  # a .json's or .jsonl's record index -> the arrival time it gives
@@ -717,7 +742,7 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
             hint = record_hint(record)
         turn = read_first_turn(record, system=not packaged)
         if isinstance(turn, Skip):
-            skips.setdefault((turn.malformed, turn.reason), [0, total, _record_id(record), turn.detail])[0] += 1
+            count_skip(skips, turn, total, record)
         else:
             rows.append(turn)
             rows_at.append(total - 1)
@@ -738,13 +763,11 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
     if malformed:  # (they were skipped without a word: a file half garbage gave half its requests, silently)
         notes.append(f"skipped {malformed:,} of the {total:,} records, which are not conversations: "
                      + _skip_summary(skips, malformed=True))
-    passed = sum(count for (bad, _), (count, *_) in skips.items() if not bad)
-    if passed and not packaged:  # (they were left out quietly: a file of 6 conversations, 4 opening with the
+    left_out = left_out_note(skips, total)
+    if left_out and not packaged:  # (they were left out quietly: a file of 6 conversations, 4 opening with the
         # assistant's turn or empty, served 2 requests without a word; the packaged file's thousands of later chunks
         # are expected)
-        notes.append(f"left out {passed:,} of the {total:,} records, conversations without a first turn the paper's "
-                     "rule takes (a user turn answered by the assistant, opening the conversation): "
-                     + _skip_summary(skips, malformed=False))
+        notes.append(left_out)
     notes.extend(found)
     if cut and not packaged:
         notes.append(f"the file ends inside record {cut['record']:,} (cut off): read the {total:,} complete record(s) "
