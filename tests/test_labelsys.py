@@ -16,6 +16,28 @@ from tests.cli_helpers import run_cli_fast
 from tests.test_workloads_more5 import PROMPTS, REPLIES, messages, one_line_error
 
 
+# -- an old parse cache and repeated ids -----------------------------------------------------------------------------
+
+def test_a_parse_cached_before_the_id_check_does_not_hide_repeated_ids(tmp_path, capsys, monkeypatch):
+    """A conversations parquet's parse cached before its repeated request_id was refused (the parse kept it) was
+    reused: the load said "a record without an id: request_id 1 is a record without an id's too" (checked after the
+    shuffle), not the row. The cached parse is parsed again, and the one-line message names the row."""
+    import ltrsched.workloads.sharegpt as sharegpt
+
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "c.parquet"
+    pl.DataFrame({"conversation": [messages(i) for i in range(3)], "request_id": [1, 1, 2]}).write_parquet(path)
+    plain = tmp_path / "plain.parquet"  # (the same conversations without ids: the parse before the check)
+    pl.DataFrame({"conversation": [messages(i) for i in range(3)]}).write_parquet(plain)
+    stale = sharegpt.parse_sharegpt(plain).with_columns(request_id=pl.Series([1, 1, 2]))
+    monkeypatch.setattr(sharegpt, "parse_sharegpt", lambda *args, **kwargs: stale)
+    assert sharegpt.load_sharegpt_records(path, notes=[])["request_id"].to_list() == [1, 1, 2]  # (cached so)
+    monkeypatch.undo()
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", path),
+                   "c.parquet: row 2: request_id 1 is row 1's too; request ids must be unique")
+
+
 # -- one reader of a conversations file's records ---------------------------------------------------------------
 
 @pytest.mark.parametrize("part", ["workloads", "labelling"])

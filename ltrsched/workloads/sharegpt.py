@@ -886,8 +886,11 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
             lines = json.loads(cached_notes.read_text(encoding="utf-8"))
             if isinstance(lines, list) and all(isinstance(line, str) for line in lines):
                 df = pl.read_parquet(cached)
+                if "request_id" in df.columns:  # (a parse cached before a parquet's ids were checked kept repeated
+                    # ones: the loader's check, after the shuffle, named no row; parsed again, the parse names it)
+                    request_ids(df["request_id"], str(src))
         except Exception:
-            df = None  # a damaged cache is rebuilt
+            df = None  # a damaged cache (or one the parse would refuse now) is rebuilt
     if df is None:
         lines = []
         df = parse_sharegpt(src, lines, packaged=package)
