@@ -106,3 +106,125 @@ def test_a_mixed_file_whose_requests_are_all_too_short_keeps_its_answered_prompt
     assert capsys.readouterr().err.splitlines() == [
         f"warning: {path}: labelling needs no reply: its 1 request without the assistant's reply is a prompt too, but "
         "for 1 with a prompt outside 4..1024 tokens (the paper's rule)"]
+
+
+# -- a labels file replays the chat that was labelled ----------------------------------------------------------------
+
+def _label_with_a_stand_in_engine(tmp_path, monkeypatch, capsys, prompts_file, *options) -> tuple[dict, str]:
+    """``ltrsched label --prompts PROMPTS_FILE`` on a word-level model whose chat template renders a system turn, the
+    engine a stand-in: {prompt token ids sent: output tokens generated (1, 2, ... as sent)}, and its report."""
+    import ltrsched.engine.runner as runner
+    import ltrsched.labelling.generate as generate
+    from label_data import FakeLabelDriver
+    from test_labels import _tiny_chat_model
+    from test_workloads_more5 import TEMPLATES, word_tokenizer
+
+    model = _tiny_chat_model(tmp_path / "m", context=256)
+    word_tokenizer(model, TEMPLATES["takes"])
+    sent = {}
+
+    def serve(driver, requests, on_done, window):
+        for i, r in enumerate(requests):
+            sent[tuple(r.prompt_ids)] = 1 + len(sent)
+            on_done(i, generate.Generated(len(r.prompt_ids), sent[tuple(r.prompt_ids)], "stop"))
+
+    monkeypatch.setattr(runner, "VllmDriver", FakeLabelDriver)
+    monkeypatch.setattr(generate, "serve_requests", serve)
+    r = run_cli_fast(capsys, "label", "--model", model, "--prompts", prompts_file, "--max-tokens", "20",
+                     "--out", tmp_path / "l.parquet", *options)
+    assert r.returncode == 0, r.stderr
+    return sent, r.stdout
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "conversations"])
+def test_a_labels_file_replays_the_system_turn_it_was_labelled_with(tmp_path, monkeypatch, capsys, kind):
+    """Prompts with a system text (a .jsonl's "system", a conversation's system message) were labelled with it as
+    the system turn, but the labels file kept it only joined in front of the prompt: the labels loaded as a workload
+    (replay, validate, simulate, train) sent the whole text as the user message, a request other than the labelled
+    one. The labels file keeps it in its own column, and the engine sends the chat that was labelled."""
+    pytest.importorskip("transformers")
+    from ltrsched.engine.served_models import ChatPrompts, with_text_prompts
+
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    users = [f"please explain topic number {i} in a few words" for i in range(4)]
+    path = tmp_path / ("p.jsonl" if kind == "jsonl" else "p.json")
+    if kind == "jsonl":
+        path.write_text("".join(json.dumps({"prompt": u, "id": f"k{i}", **({"system": "be brief"} if i % 2 else {})})
+                                + "\n" for i, u in enumerate(users)))
+    else:
+        path.write_text(json.dumps([{"id": f"k{i}", "messages": [
+            *([{"role": "system", "content": "be brief"}] if i % 2 else []), {"role": "user", "content": u},
+            {"role": "assistant", "content": "a few words in a number of words"}]} for i, u in enumerate(users)]))
+    sent, _ = _label_with_a_stand_in_engine(tmp_path, monkeypatch, capsys, path)
+    labels = pl.read_parquet(tmp_path / "l.parquet")
+    assert dict(zip(labels["key"], labels["system_prompt"])) == {"k0": "", "k1": "be brief", "k2": "", "k3": "be brief"}
+    chat = ChatPrompts(tmp_path / "m")
+    workload = load_workload(str(tmp_path / "l.parquet"), split="all")
+    served, ids = with_text_prompts(workload, chat)
+    assert sorted(map(tuple, ids)) == sorted(sent)  # the replay sends the token ids that were labelled
+    assert served.df["prompt_tokens"].to_list() == workload.df["prompt_tokens"].to_list()
+    assert workload.df["output_tokens"].to_list() == [sent[tuple(i)] for i in ids]
+    starts = {key: chat.tokenizer.convert_ids_to_tokens(row)[0] for key, row in zip(workload.df["key"], ids)}
+    assert starts == {"k0": "<user>", "k1": "<sys>", "k2": "<user>", "k3": "<sys>"}
+
+
+def test_a_resumed_run_labels_again_a_part_holding_another_text_under_the_key(tmp_path, monkeypatch, capsys):
+    """A part written by an ltrsched that read the prompts file otherwise (before a .jsonl's system text began its
+    prompt, the user's text alone) was reused by key: the labels file held the label of another request. It is
+    labelled again, and the file holds this text's label."""
+    from ltrsched.labelling.parts import parts_dir
+    from ltrsched.workloads.labels import prompt_digest
+
+    path = tmp_path / "p.jsonl"
+    users = [f"please explain topic number {i} in a few words" for i in range(2)]
+    path.write_text("".join(json.dumps({"prompt": u, "id": f"k{i}", "system": "be brief"}) + "\n"
+                            for i, u in enumerate(users)))
+    _label_with_a_stand_in_engine(tmp_path, monkeypatch, capsys, path, "--splits", "eval")
+    (part,) = parts_dir(tmp_path / "l.parquet").glob("part-*.parquet")
+    old = pl.read_parquet(part).with_columns(prompt=pl.lit(users[0]), prompt_sha256=pl.lit(prompt_digest(users[0])),
+                                             output_tokens=pl.lit(19, dtype=pl.Int64))
+    old.write_parquet(part)
+    sent, report = _label_with_a_stand_in_engine(tmp_path, monkeypatch, capsys, path, "--splits", "eval")
+    assert "unreadable" not in report  # (the part was read, not dropped as damaged)
+    assert len(sent) == 1  # (the eval window: the first of the two prompts, relabelled)
+    labels = pl.read_parquet(tmp_path / "l.parquet")
+    assert labels.select("prompt", "system_prompt", "output_tokens").rows() == [
+        (f"be brief\n\n{labels['prompt'][0].removeprefix('be brief' + chr(10) * 2)}", "be brief", 1)]
+    assert load_workload(str(tmp_path / "l.parquet")).df["output_tokens"].to_list() == [1]
+
+
+def _labels_file(path, systems: list[str]) -> pl.DataFrame:
+    """What `label --prompts` writes, of prompts with the system texts ``systems`` ("": none)."""
+    from ltrsched.workloads.labels import LABEL_COLUMNS, prompt_digest
+
+    prompts = [(f"{s}\n\n" if s else "") + f"please explain topic number {i}" for i, s in enumerate(systems)]
+    df = pl.DataFrame({"key": [f"k{i}" for i in range(len(systems))], "split": "eval", "run": "main",
+                       "prompt_sha256": [prompt_digest(p) for p in prompts], "prompt_tokens": 9, "output_tokens": 5,
+                       "finish_reason": "stop", "model": "m", "model_sha256": "0" * 64, "temperature": 0.0,
+                       "top_p": 1.0, "max_tokens": 20, "seed": 0, "prompt": prompts, "system_prompt": systems})
+    df = df.with_columns(pl.col(c).cast(t) for c, t in LABEL_COLUMNS.items())
+    df.write_parquet(path)
+    return df
+
+
+def test_labels_without_the_system_column_still_load_and_send_one_user_message(tmp_path):
+    from ltrsched.workloads.sharegpt import system_turns
+
+    labels = _labels_file(tmp_path / "new.parquet", ["be brief", ""])
+    assert system_turns(tmp_path / "new.parquet") == {labels["prompt"][0]: "be brief"}
+    labels.drop("system_prompt").write_parquet(tmp_path / "old.parquet")  # (made before the column)
+    workload = load_workload(str(tmp_path / "old.parquet"))
+    assert workload.df["prompt"].to_list() == labels["prompt"].to_list()
+    assert system_turns(tmp_path / "old.parquet") == {}
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda df: df.with_columns(system_prompt=pl.lit("be long")), "error: l: row 1 of 2 (key 'k0'): the prompt does "
+     "not begin with its system_prompt and a blank line; the file was edited after labelling"),
+    (lambda df: df.drop("prompt"), "column system_prompt without the prompt text (prompt)"),
+    (lambda df: df.with_columns(system_prompt=pl.lit(3)), "column system_prompt holds Int32, not the system text"),
+    (lambda df: df.with_columns(system_prompt=pl.lit(None, pl.Utf8)), "column system_prompt has 2 missing value(s)"),
+])
+def test_a_damaged_system_column_is_one_line(tmp_path, capsys, edit, message):
+    edit(_labels_file(tmp_path / "l.parquet", ["be brief", ""])).write_parquet(tmp_path / "l.parquet")
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", tmp_path / "l.parquet"), message)

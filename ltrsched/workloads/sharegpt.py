@@ -346,9 +346,11 @@ SYSTEM_COLUMN = "system_prompt"
 def system_turns(source: str | Path | None) -> dict[str, str]:
     """The system text each prompt of the conversations file ``source`` (a workload's ``source``) begins with, by the
     prompt's text (system text, a blank line, the user's), from its parse (cached: :func:`load_sharegpt_records`):
-    what an engine sends as the system turn (:func:`~ltrsched.engine.served_models.with_text_prompts`). Empty for a
-    file of none, or no conversations file (a flat table, a built-in name, a file gone); a prompt whose text two first
-    turns split otherwise is left out (sent as it is counted)."""
+    what an engine sends as the system turn (:func:`~ltrsched.engine.served_models.with_text_prompts`). A labels file
+    of a prompts file's (``ltrsched label --prompts``) gives its ``system_prompt`` column's
+    (:func:`ltrsched.workloads.labels.system_turns`): the chat its labels were made with. Empty for a file of none,
+    or no conversations file (a flat table, a built-in name, a file gone); a prompt whose text two first turns split
+    otherwise is left out (sent as it is counted)."""
     if source is None:
         return {}
     path = Path(source)
@@ -356,8 +358,13 @@ def system_turns(source: str | Path | None) -> dict[str, str]:
     try:
         if not path.is_file() or suffix not in (".json", ".jsonl", ".parquet"):
             return {}
-        if suffix == ".parquet" and not is_conversation_table(pl.read_parquet(path, n_rows=0)):
-            return {}  # (a flat table, a labels file)
+        if suffix == ".parquet" and not is_conversation_table(head := pl.read_parquet(path, n_rows=0)):
+            from ltrsched.workloads import labels
+
+            if labels.is_labels(head) and labels.SYSTEM_COLUMN in head.columns:  # (a prompts file's labels: the system
+                # text they were made with; it was sent inside the user message, not the chat that was labelled)
+                return labels.system_turns(pl.read_parquet(path, columns=[labels.TEXT_COLUMN, labels.SYSTEM_COLUMN]))
+            return {}  # (a flat table, labels without system text)
         if suffix == ".jsonl":
             from ltrsched.workloads.loaders import jsonl_conversations
 
