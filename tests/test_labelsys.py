@@ -5,6 +5,7 @@ the engine loop is a stand-in (``label_data.FakeLabelDriver``) and the tokenizer
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import polars as pl
@@ -219,12 +220,105 @@ def test_labels_without_the_system_column_still_load_and_send_one_user_message(t
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda df: df.with_columns(system_prompt=pl.lit("be long")), "error: l: row 1 of 2 (key 'k0'): the prompt does "
-     "not begin with its system_prompt and a blank line; the file was edited after labelling"),
-    (lambda df: df.drop("prompt"), "column system_prompt without the prompt text (prompt)"),
-    (lambda df: df.with_columns(system_prompt=pl.lit(3)), "column system_prompt holds Int32, not the system text"),
-    (lambda df: df.with_columns(system_prompt=pl.lit(None, pl.Utf8)), "column system_prompt has 2 missing value(s)"),
+    pytest.param(lambda df: df.with_columns(system_prompt=pl.lit("be long")), "error: l: row 1 of 2 (key 'k0'): the prompt does "
+     "not begin with its system_prompt and a blank line; the file was edited after labelling", id="edited"),
+    pytest.param(lambda df: df.drop("prompt"), "column system_prompt without the prompt text (prompt)", id="no-text"),
+    pytest.param(lambda df: df.with_columns(system_prompt=pl.lit(3)),
+                 "column system_prompt holds Int32, not the system text", id="number"),
+    pytest.param(lambda df: df.with_columns(system_prompt=pl.lit(None, pl.Utf8)),
+                 "column system_prompt has 2 missing value(s)", id="null"),
 ])
 def test_a_damaged_system_column_is_one_line(tmp_path, capsys, edit, message):
     edit(_labels_file(tmp_path / "l.parquet", ["be brief", ""])).write_parquet(tmp_path / "l.parquet")
     one_line_error(run_cli_fast(capsys, "simulate", "-w", tmp_path / "l.parquet"), message)
+
+
+# -- hostile and foreign prompts files -------------------------------------------------------------------------------
+
+ASK = "please explain the topic of cities and their history"
+TWO = f"{ASK} again"
+
+
+def _jsonl(*records) -> bytes:
+    return "".join(json.dumps(r) + "\n" for r in records).encode()
+
+
+#: (file name, its bytes, the one-line error's text): refused, exit code 2.
+HOSTILE_PROMPTS = [
+    ("gz.jsonl", gzip.compress(_jsonl({"prompt": ASK})), "gz.jsonl: the file is gzip-compressed; "
+     "decompress it first and give the file it holds"),  # (was "not valid UTF-8: byte 0x8b")
+    ("gz.txt", gzip.compress(ASK.encode()), "gz.txt: the file is gzip-compressed"),
+    ("z.parquet", gzip.compress(b"PAR1....PAR1"), "z.parquet: the file is gzip-compressed"),  # (was
+    # "cannot read parquet (ComputeError: parquet: File out of specification: The file must end with PAR1 or PARE)")
+    ("a.zip.json", b"PK\x03\x04\x14\x00\x00\x00\x08\x00\xff\xfe", "a.zip.json: the file is a zip archive; extract"),
+    ("empty.parquet", b"", "empty.parquet: the file is empty"),  # (was "A Parquet file must contain a header ...")
+    ("empty.csv", b"", "empty.csv: the file is empty"),  # (was "cannot parse CSV (NoDataError: empty CSV)")
+    ("empty.jsonl", b"", "empty.jsonl: the file is empty"),
+    ("blank.csv", b"\r\n\r\n", "blank.csv: no prompts (no line with text)"),  # (was "NoDataError: empty CSV")
+    ("surrogate.jsonl", _jsonl({"prompt": ASK + "\ud800"}), "surrogate.jsonl:1: the prompt holds a lone UTF-16 "
+     "surrogate (\\ud800 at character 53)"),
+    ("utf16.txt", ASK.encode("utf-16"), "utf16.txt: the file is UTF-16 text (its byte-order mark), not UTF-8"),
+    ("latin1.txt", f"café {ASK}".encode("latin-1"), "latin1.txt:1: not valid UTF-8: byte 0xe9"),
+]
+
+
+@pytest.mark.parametrize("name, data, message", HOSTILE_PROMPTS, ids=[c[0] for c in HOSTILE_PROMPTS])
+def test_hostile_prompts_files_are_one_line(tmp_path, capsys, monkeypatch, name, data, message):
+    import ltrsched.labelling.run as run
+
+    monkeypatch.setattr(run, "label_prompts", lambda *a, **k: pytest.fail("labelled"))
+    (tmp_path / name).write_bytes(data)
+    one_line_error(run_cli_fast(capsys, "label", "--prompts", tmp_path / name, "--out", tmp_path / "l.parquet"),
+                   message)
+
+
+def test_a_directory_as_prompts_is_one_line(tmp_path, capsys):
+    (tmp_path / "d.jsonl").mkdir()
+    one_line_error(run_cli_fast(capsys, "label", "--prompts", tmp_path / "d.jsonl", "--out", tmp_path / "l.parquet"),
+                   "is a directory")
+
+
+#: (file name, its bytes, the prompts labelled): read as they should be.
+FOREIGN_PROMPTS = [
+    ("nul.jsonl", _jsonl({"prompt": ASK + "\u0000x", "id": "a"}, {"prompt": TWO, "id": "b"}),
+     [ASK + "\u0000x", TWO]),  # (a NUL is a character a tokenizer encodes)
+    ("nul.txt", f"{ASK}\x00x\n{TWO}\n".encode(), [ASK + "\x00x", TWO]),
+    ("crlf.jsonl", _jsonl({"prompt": ASK, "id": "a"}, {"prompt": TWO, "id": "b"}).replace(b"\n", b"\r\n"), [ASK, TWO]),
+    ("crlf.txt", f"{ASK}\r\n{TWO}\r\n".encode(), [ASK, TWO]),
+    ("crlf.csv", f"prompt,id\r\n{ASK},a\r\n{TWO},b\r\n".encode(), [ASK, TWO]),
+    ("bom.jsonl", b"\xef\xbb\xbf" + _jsonl({"prompt": ASK, "id": "a"}, {"prompt": TWO, "id": "b"}), [ASK, TWO]),
+    ("bom.txt", b"\xef\xbb\xbf" + f"{ASK}\n{TWO}\n".encode(), [ASK, TWO]),
+    ("bom.csv", b"\xef\xbb\xbf" + f"prompt\n{ASK}\n{TWO}\n".encode(), [ASK, TWO]),
+    ("bom-crlf.json", b"\xef\xbb\xbf" + json.dumps([{"id": k, "messages": [{"role": "user", "content": p}]}
+                                                     for k, p in (("a", ASK), ("b", TWO))], indent=1)
+     .replace("\n", "\r\n").encode(), [ASK, TWO]),
+    ("long.txt", ("word " * 200_000 + f"\n{TWO}\n").encode(), ["word " * 200_000, TWO]),  # (1 MB: skipped as too long
+    # for the context when labelled, as the label run's report says)
+]
+
+
+@pytest.mark.parametrize("name, data, prompts", FOREIGN_PROMPTS, ids=[c[0] for c in FOREIGN_PROMPTS])
+def test_foreign_prompts_files_are_read(tmp_path, capsys, monkeypatch, name, data, prompts):
+    import ltrsched.labelling.run as run
+
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    seen = []
+    monkeypatch.setattr(run, "label_prompts", lambda jobs, *a, **k: seen.extend(jobs) or ["labelled"])
+    (tmp_path / name).write_bytes(data)
+    r = run_cli_fast(capsys, "label", "--prompts", tmp_path / name, "--out", tmp_path / "l.parquet")
+    assert (r.returncode, r.stderr) == (0, "")
+    assert sorted(j.prompt for j in seen) == sorted(prompts)
+
+
+HOSTILE_WORKLOADS = [
+    ("gz.jsonl", gzip.compress(b'{"prompt_tokens": 5, "output_tokens": 5}\n'),
+     "gz.jsonl: the file is gzip-compressed"),  # (was "not valid UTF-8: byte 0x8b")
+    ("gz.parquet", gzip.compress(b"PAR1....PAR1"), "gz.parquet: the file is gzip-compressed"),
+    ("blank.csv", b"\n\n", "blank.csv: no requests (no line with text)"),  # (was "NoDataError: empty CSV")
+]
+
+
+@pytest.mark.parametrize("name, data, message", HOSTILE_WORKLOADS, ids=[c[0] for c in HOSTILE_WORKLOADS])
+def test_hostile_workload_files_are_one_line(tmp_path, capsys, name, data, message):
+    (tmp_path / name).write_bytes(data)
+    one_line_error(run_cli_fast(capsys, "simulate", "-w", tmp_path / name), message)

@@ -59,6 +59,8 @@ def load_prompts(path: str | Path, with_system: bool = False) -> pl.DataFrame:
     check_not_special(path, "prompts file")
     if not path.is_file():
         raise UserError(f"prompts file not found: {path}")
+    if path.stat().st_size == 0:  # (as a workload's: each format said it otherwise, a parquet "out of specification")
+        raise UserError(f"{path}: the file is empty")
     suffix = path.suffix.lower()
     notes: list[str] = []  # the parse's, printed once the prompts are read (an error stays one line)
     if suffix == ".json" or (suffix == ".parquet" and _is_conversations(path)) or (
@@ -149,7 +151,11 @@ def _parquet(path: Path) -> pl.DataFrame:
     try:
         raw = pl.read_parquet(path)
     except Exception as exc:
-        raise UserError(f"{path}: cannot read parquet ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+        from ltrsched.workloads.utf8 import not_text_hint
+
+        with path.open("rb") as fh:  # (a .parquet.gz renamed: "must end with PAR1 or PARE")
+            hint = not_text_hint(fh.read(8), path)
+        raise UserError(hint or f"{path}: cannot read parquet ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     from ltrsched.workloads.labels import is_labels
 
     if is_labels(raw):
@@ -165,7 +171,8 @@ def _csv(path: Path) -> pl.DataFrame:
     from ltrsched.workloads.utf8 import decode_utf8, lf_line_ends
 
     data = lf_line_ends(path.read_bytes())  # (lines ended by CR alone: one line to polars, "no text column 'prompt'")
-    decode_utf8(data, path)  # (strict: an invalid byte is an error naming its line, never replaced)
+    if not decode_utf8(data, path).strip():  # (strict: an invalid byte is an error naming its line, never replaced)
+        raise UserError(f"{path}: no prompts (no line with text)")  # (it was polars' "NoDataError: empty CSV")
     try:
         raw = pl.read_csv(io.BytesIO(data), infer_schema=False)
     except Exception as exc:
