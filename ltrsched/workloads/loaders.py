@@ -1235,10 +1235,9 @@ def _read_parquet(path: Path, n_rows: int | None = None) -> pl.DataFrame:
     try:
         return pl.read_parquet(path, n_rows=n_rows)
     except Exception as exc:
-        from ltrsched.workloads.utf8 import not_text_hint
+        from ltrsched.workloads.utf8 import file_not_text_hint
 
-        with path.open("rb") as fh:  # (a .parquet.gz renamed: "The file must end with PAR1 or PARE")
-            hint = not_text_hint(fh.read(8), path)
+        hint = file_not_text_hint(path)  # (a .parquet.gz renamed: "The file must end with PAR1 or PARE")
         raise UserError(hint or f"cannot read workload {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
 
 

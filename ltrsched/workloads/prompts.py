@@ -151,10 +151,9 @@ def _parquet(path: Path) -> pl.DataFrame:
     try:
         raw = pl.read_parquet(path)
     except Exception as exc:
-        from ltrsched.workloads.utf8 import not_text_hint
+        from ltrsched.workloads.utf8 import file_not_text_hint
 
-        with path.open("rb") as fh:  # (a .parquet.gz renamed: "must end with PAR1 or PARE")
-            hint = not_text_hint(fh.read(8), path)
+        hint = file_not_text_hint(path)  # (a .parquet.gz renamed: "The file must end with PAR1 or PARE")
         raise UserError(hint or f"{path}: cannot read parquet ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     from ltrsched.workloads.labels import is_labels
 

@@ -42,6 +42,16 @@ def not_text_hint(data: bytes, source: str | Path) -> str | None:
     return f"{source}: the file is {kind}-compressed; decompress it first and give the file it holds"
 
 
+def file_not_text_hint(path: Path) -> str | None:
+    """:func:`not_text_hint` of the file ``path`` (its first bytes), for a file that failed to read as it should (a
+    parquet polars refused); None if it is not compressed or cannot be read."""
+    try:
+        with Path(path).open("rb") as fh:
+            return not_text_hint(fh.read(8), path)
+    except OSError:
+        return None
+
+
 def check_not_utf16(data: bytes, source: str | Path) -> None:
     """One-line :class:`UserError` naming ``source`` if ``data`` is UTF-16 or UTF-32 text: it starts with their
     byte-order mark, or with a NUL byte beside a character, as ASCII text in those encodings does (no workload
