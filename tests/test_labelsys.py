@@ -322,3 +322,27 @@ HOSTILE_WORKLOADS = [
 def test_hostile_workload_files_are_one_line(tmp_path, capsys, name, data, message):
     (tmp_path / name).write_bytes(data)
     one_line_error(run_cli_fast(capsys, "simulate", "-w", tmp_path / name), message)
+
+
+def test_requests_with_a_lone_surrogate_are_skipped_with_a_note(tmp_path, capsys, monkeypatch):
+    """A request without the assistant's reply whose prompt (or system text) holds an escaped lone UTF-16 surrogate was
+    a UnicodeEncodeError traceback (the requests' table could not be built), in a file of requests alone or beside
+    answered conversations; it is skipped with a note, as the parse skips such a conversation."""
+    from ltrsched.workloads.prompts import load_prompts
+
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    bad = [{"id": "a", "messages": [{"role": "user", "content": ASK + "\ud800"}]},
+           {"id": "s", "messages": [{"role": "system", "content": "\udc00"}, {"role": "user", "content": ASK}]}]
+    path = tmp_path / "requests.json"
+    path.write_text(json.dumps([*bad, {"id": "b", "messages": [{"role": "user", "content": TWO}]}]))
+    assert load_prompts(path)["key"].to_list() == ["b"]
+    assert capsys.readouterr().err == (f"warning: {path}: skipped 2 of its 3 requests without the assistant's reply, "
+                                       "whose prompt holds a lone UTF-16 surrogate, which cannot be tokenized (first: "
+                                       "record 1, id 'a': \\ud800 at character 53)\n")
+    path.write_text(json.dumps([*bad, {"id": "b", "messages": messages(0)},
+                                {"id": "c", "messages": [{"role": "user", "content": TWO}]}]))
+    assert load_prompts(path)["key"].to_list() == ["b", "c"]
+    assert capsys.readouterr().err.splitlines() == [
+        f"warning: {path}: skipped 2 of its 3 requests without the assistant's reply, whose prompt holds a lone UTF-16 "
+        "surrogate, which cannot be tokenized (first: record 1, id 'a': \\ud800 at character 53)",
+        f"warning: {path}: labelling needs no reply: the other 1 request without the assistant's reply is a prompt too"]

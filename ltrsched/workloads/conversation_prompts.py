@@ -36,12 +36,15 @@ class _Pass:
         skips: the :class:`~ltrsched.workloads.sharegpt.Skip` categories counted as the parse counts them
             (:func:`~ltrsched.workloads.sharegpt.count_skip`).
         total: the records read.
+        cannot_tokenize: the note on the requests left out for a lone UTF-16 surrogate in their prompt (``""``: none),
+            and how many.
     """
 
     requests: pl.DataFrame
     answered: pl.DataFrame
     skips: dict
     total: int
+    cannot_tokenize: tuple[str, int] = ("", 0)
 
     @property
     def unanswered(self) -> int:
@@ -85,7 +88,7 @@ def conversation_prompts(path: Path, notes: list[str]) -> pl.DataFrame:
     system = pl.col(SYSTEM_COLUMN).fill_null("") if SYSTEM_COLUMN in pool.columns else pl.lit("")
     answered = pool.select(pl.col("source_id").cast(pl.Utf8).alias("key"), "prompt", system.cast(pl.Utf8).alias(SYSTEM),
                            "_occurrence")
-    if read is None or read.requests.height == 0:
+    if read is None:
         return answered.drop("_occurrence")
     # each first turn's record number: the k-th first turn of a prompt text in the parse is the k-th in the records
     # (a first turn the parse drops, one with a lone surrogate, drops every one of its text); one not found (a parse
@@ -107,14 +110,16 @@ def _read(path: Path) -> _Pass:
     from ltrsched.workloads.prompts import SYSTEM
     from ltrsched.workloads.sharegpt import (CONVERSATION_KEYS, FirstTurn, Skip, conversation_records, count_skip,
                                              read_first_turn)
+    from ltrsched.workloads.utf8 import describe_surrogate, lone_surrogate
 
-    rows, answered, skips, total = [], [], {}, 0
+    rows, answered, skips, total, surrogates = [], [], {}, 0, []
     try:
         records, _ = conversation_records(path)
         for total, record in enumerate(records, 1):
             turn = read_first_turn(record, system=True)
             if isinstance(turn, FirstTurn):
-                answered.append((turn.prompt, total))
+                if lone_surrogate(turn.prompt) is None:  # (the parse leaves the others out, with a note)
+                    answered.append((turn.prompt, total))
                 continue
             count_skip(skips, turn, total, record)
             if not (isinstance(turn, Skip) and turn.reason == UNANSWERED):
@@ -123,13 +128,23 @@ def _read(path: Path) -> _Pass:
             user = record[key][-1]
             reply = {"from": "gpt", "value": "."} if "from" in user else {"role": "assistant", "content": "."}
             turn = read_first_turn({**record, key: [*record[key], reply]}, system=True)
-            if isinstance(turn, FirstTurn) and turn.prompt.strip():
-                rows.append((turn.id or f"request-{total}", turn.prompt, turn.system, total))
+            if not (isinstance(turn, FirstTurn) and turn.prompt.strip()):
+                continue
+            at = lone_surrogate(turn.prompt)
+            if at is not None:  # (half of a character: no tokenizer encodes it; it was a UnicodeEncodeError traceback)
+                surrogates.append(f"record {total:,}" + (f", id {turn.id[:40]!r}" if turn.id else "")
+                                  + f": {describe_surrogate(turn.prompt, at)}")
+                continue
+            rows.append((turn.id or f"request-{total}", turn.prompt, turn.system, total))
     except (UserError, OSError):
-        rows, answered, skips, total = [], [], {}, 0
+        rows, answered, skips, total, surrogates = [], [], {}, 0, []
+    unanswered = skips.get((False, UNANSWERED), [0])[0]
+    note = (f"warning: {path}: skipped {len(surrogates):,} of its {unanswered:,} {UNANSWERED}, whose prompt holds a "
+            f"lone UTF-16 surrogate, which cannot be tokenized (first: {surrogates[0]})" if surrogates else "")
     return _Pass(pl.DataFrame(rows, schema={"key": pl.Utf8, "prompt": pl.Utf8, SYSTEM: pl.Utf8, _RECORD: pl.Int64},
                               orient="row"),
-                 pl.DataFrame(answered, schema={"prompt": pl.Utf8, _RECORD: pl.Int64}, orient="row"), skips, total)
+                 pl.DataFrame(answered, schema={"prompt": pl.Utf8, _RECORD: pl.Int64}, orient="row"), skips, total,
+                 (note, len(surrogates)))
 
 
 def _eligible_requests(read: _Pass, path: Path, notes: list[str], answered: bool) -> pl.DataFrame:
@@ -144,21 +159,27 @@ def _eligible_requests(read: _Pass, path: Path, notes: list[str], answered: bool
     requests = read.requests
     tokens = pl.Series(count_tokens(requests["prompt"].to_list()), dtype=pl.Int64)
     keep = tokens.is_between(selection.MIN_PROMPT_TOKENS, selection.MAX_PROMPT_TOKENS)
+    note, cannot = read.cannot_tokenize
     if not keep.any() and not answered:
         raise UserError(f"{path}: no request with a prompt of {selection.MIN_PROMPT_TOKENS}.."
                         f"{selection.MAX_PROMPT_TOKENS} tokens (the paper's rule) among its {read.unanswered:,} "
-                        "without the assistant's reply")
+                        "without the assistant's reply" + (f" ({cannot:,} holding a lone UTF-16 surrogate)"
+                                                           if cannot else ""))
+    if note:
+        notes.append(note)
     rule = f"a prompt outside {selection.MIN_PROMPT_TOKENS}..{selection.MAX_PROMPT_TOKENS} tokens (the paper's rule)"
-    out = read.unanswered - int(keep.sum())  # (a request without text too: 0 tokens)
+    out = read.unanswered - cannot - int(keep.sum())  # (a request without text too: 0 tokens)
     if answered:
         parsed = f"warning: {path}: {left_out_note(read.skips, read.total)}"
         rest = left_out_note({k: v for k, v in read.skips.items() if k != (False, UNANSWERED)}, read.total)
         if parsed in notes:  # (it counted them as left out, and a second note said they were not)
             notes[notes.index(parsed):notes.index(parsed) + 1] = [f"warning: {path}: {rest}"] if rest else []
-        one = read.unanswered == 1
-        notes.append(f"warning: {path}: labelling needs no reply: its {read.unanswered:,} "
-                     f"{'request' if one else 'requests'} without the assistant's reply "
-                     f"{'is a prompt' if one else 'are prompts'} too" + (f", but for {out:,} with {rule}" if out else ""))
+        tokenized = read.unanswered - cannot
+        if tokenized:
+            one = tokenized == 1
+            notes.append(f"warning: {path}: labelling needs no reply: {'the other' if cannot else 'its'} {tokenized:,} "
+                         f"{'request' if one else 'requests'} without the assistant's reply "
+                         f"{'is a prompt' if one else 'are prompts'} too" + (f", but for {out:,} with {rule}" if out else ""))
     elif out:
         notes.append(f"warning: {path}: left out {out:,} of its {read.unanswered:,} {UNANSWERED}, with {rule}")
     return requests.filter(keep)
