@@ -346,3 +346,21 @@ def test_requests_with_a_lone_surrogate_are_skipped_with_a_note(tmp_path, capsys
         f"warning: {path}: skipped 2 of its 3 requests without the assistant's reply, whose prompt holds a lone UTF-16 "
         "surrogate, which cannot be tokenized (first: record 1, id 'a': \\ud800 at character 53)",
         f"warning: {path}: labelling needs no reply: the other 1 request without the assistant's reply is a prompt too"]
+
+
+@pytest.mark.parametrize("name", ["p.parquet", "p.csv"])
+def test_a_prompt_tables_system_column_is_its_system_text(tmp_path, name):
+    """A .jsonl's "system" begins its prompt and is sent as the system turn; a parquet's or a .csv's system column was
+    ignored without a word (the prompts labelled without the system text they were given with)."""
+    from ltrsched.workloads.prompts import load_prompts
+
+    table = pl.DataFrame({"id": ["a", "b"], "prompt": [ASK, TWO], "System": ["be brief", ""]})
+    if name.endswith(".csv"):
+        table.write_csv(tmp_path / name)
+    else:
+        table.rename({"System": "system"}).write_parquet(tmp_path / name)
+    assert load_prompts(tmp_path / name, with_system=True).rows() == [("a", f"be brief\n\n{ASK}", "be brief"),
+                                                                      ("b", TWO, "")]
+    pl.DataFrame({"prompt": [ASK], "system": [3]}).write_parquet(tmp_path / "n.parquet")
+    with pytest.raises(UserError, match=r"n\.parquet: column 'system' holds Int64 values \(first: 3, row 1\), not text$"):
+        load_prompts(tmp_path / "n.parquet")

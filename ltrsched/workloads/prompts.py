@@ -15,7 +15,7 @@ A labelling run needs prompts only (the served model makes the lengths), so a fi
   prompt then begins with, as a conversation's (the system text, a blank line, the prompt); or one conversation per
   line (OpenAI's chat format), read as a ``.json``'s;
 - ``.parquet``: a string ``prompt`` column; a ``key``, ``id`` or ``source_id`` column keys the rows, else
-  ``row-N`` (1-based);
+  ``row-N`` (1-based); a string ``system`` column is each row's system text, as a ``.jsonl`` line's;
 - ``.csv``: a ``prompt`` column (in any case), text as written, keyed as a parquet's rows (a trace of lengths
   alone, such as the workload ``.csv`` traces, has no prompts);
 - ``.txt``: plain text, one prompt per line (a line ends at ``\n``, ``\r\n`` or ``\r``; blank lines are skipped;
@@ -180,7 +180,8 @@ def _csv(path: Path) -> pl.DataFrame:
     if "prompt" not in names:
         raise UserError(f"{path}: no text column 'prompt' (have {', '.join(raw.columns) or 'none'}); a .csv trace of "
                         "lengths holds no prompts")
-    raw = raw.rename({c: c.strip().lower() for c in raw.columns if c.strip().lower() in ("prompt", *_KEY_COLUMNS)})
+    raw = raw.rename({c: c.strip().lower() for c in raw.columns
+                      if c.strip().lower() in ("prompt", SYSTEM, *_KEY_COLUMNS)})
     return _prompt_table(raw, path)
 
 
@@ -200,7 +201,9 @@ def _txt(path: Path) -> pl.DataFrame:
 
 
 def _prompt_table(raw: pl.DataFrame, path: Path) -> pl.DataFrame:
-    """``key`` and ``prompt`` of a table (a parquet's, a ``.csv``'s) with a ``prompt`` column of text."""
+    """``key``, ``prompt`` and :data:`SYSTEM` of a table (a parquet's, a ``.csv``'s) with a ``prompt`` column of
+    text; a ``system`` column of text (empty or missing: none) is each prompt's system text, which the prompt then
+    begins with, as a ``.jsonl`` line's ``system`` (it was ignored: the prompts were labelled without it)."""
     if "prompt" in raw.columns and raw.schema["prompt"] not in (pl.Utf8, pl.String, pl.Null):
         first = raw["prompt"].drop_nulls().head(1).to_list()  # (it said "no text column 'prompt'", of one it has)
         row = f" (first: {first[0]!r}, row {int(raw['prompt'].is_not_null().arg_max()) + 1})" if first else ""
@@ -217,7 +220,14 @@ def _prompt_table(raw: pl.DataFrame, path: Path) -> pl.DataFrame:
                         + (f" (first: {first[0]!r}, row {row})" if first else "") + "; a key is text or a whole number")
     keys = (raw[key_col].cast(pl.Utf8, strict=False) if key_col else
             pl.Series([f"row-{i}" for i in range(1, raw.height + 1)], dtype=pl.Utf8))
-    df = pl.DataFrame({"key": keys, "prompt": raw["prompt"]})
+    if SYSTEM in raw.columns and raw.schema[SYSTEM] not in (pl.Utf8, pl.String, pl.Null):
+        first = raw[SYSTEM].drop_nulls().head(1).to_list()
+        raise UserError(f"{path}: column {SYSTEM!r} holds {raw.schema[SYSTEM]} values"
+                        + (f" (first: {first[0]!r}, row {int(raw[SYSTEM].is_not_null().arg_max()) + 1})" if first else "")
+                        + ", not text")
+    systems = raw[SYSTEM].cast(pl.Utf8).fill_null("") if SYSTEM in raw.columns else pl.Series([""] * raw.height)
+    df = pl.DataFrame({"key": keys, "prompt": raw["prompt"], SYSTEM: systems},
+                      schema={"key": pl.Utf8, "prompt": pl.Utf8, SYSTEM: pl.Utf8})
     for what, col in (("key", "key"), ("prompt", "prompt")):
         missing = df[col].is_null()
         if missing.any():
@@ -225,7 +235,10 @@ def _prompt_table(raw: pl.DataFrame, path: Path) -> pl.DataFrame:
             raise UserError(f"{path}: row {row} has no {what}" + (f" (column {key_col!r})" if what == "key" else ""))
     for row, prompt in enumerate(df["prompt"].to_list(), 1):
         _check_text(prompt, f"{path}: row {row}")
-    return df
+    from ltrsched.workloads.sharegpt import SYSTEM_SEPARATOR
+
+    return df.with_columns(prompt=pl.when(pl.col(SYSTEM) != "").then(pl.col(SYSTEM) + SYSTEM_SEPARATOR + pl.col("prompt"))
+                           .otherwise(pl.col("prompt")))
 
 
 def _check_text(prompt: str, where: str) -> None:
