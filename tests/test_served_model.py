@@ -171,7 +171,8 @@ def test_label_of_a_prompts_file_keeps_the_text_and_the_same_lengths(labelled, t
     r = run_cli(*args, "--prompts", str(tmp_path / "p.jsonl"))
     assert r.returncode == 0, r.stderr[-3000:]
     mine = pl.read_parquet(out)
-    assert mine.columns == [*LABEL_COLUMNS, "prompt"] and set(mine["run"]) == {"main"}
+    assert mine.columns == [*LABEL_COLUMNS, "prompt", "system_prompt"] and set(mine["run"]) == {"main"}
+    assert set(mine["system_prompt"]) == {""}  # (no system text: the prompts are the user's turn alone)
     assert sorted(mine["split"].to_list()) == ["eval"] * -(-len(served) // 2) + ["train"] * (len(served) // 2)
     built_in = pl.read_parquet(labelled["out"]).filter(pl.col("run") == "main").select("key", "prompt_tokens", "output_tokens")
     both = mine.join(built_in, on="key", suffix="_built_in")

@@ -206,8 +206,8 @@ def test_a_prompts_file_of_requests_without_replies_is_labelled(tmp_path, capsys
                                       {"from": "gpt", "value": "Once upon a time there was a fox"}]},
         {"id": "b", "conversations": [{"from": "human", "value": ask}]}]))
     assert load_prompts(path).rows() == [("a", "Tell me a story about a fox please"), ("b", ask)]
-    assert (f"warning: {path}: labelling needs no reply: the 1 request without the assistant's reply left out above is "
-            "a prompt too\n") in capsys.readouterr().err
+    assert capsys.readouterr().err == (f"warning: {path}: labelling needs no reply: its 1 request without the "
+                                       "assistant's reply is a prompt too\n")
     path.write_text(json.dumps([{"id": "b", "conversations": [{"from": "human", "value": "Hi"}]}]))
     with pytest.raises(UserError, match=r"sg\.json: no request with a prompt of 4\.\.1024 tokens \(the paper's rule\) "
                                         r"among its 1 without the assistant's reply$"):

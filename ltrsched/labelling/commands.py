@@ -24,7 +24,8 @@ from ltrsched.validation.engines import DEFAULT_MAX_TOKENS
               help="Label these prompts instead of the built-in ShareGPT's: a ShareGPT .json (the paper's rules), a "
                    ".jsonl of {\"prompt\": ...} objects (optional \"id\"), a .parquet or .csv with a prompt column (optional "
                    "key/id) or a .txt of one prompt per line. Split by a seeded shuffle: eval the first half (at most 4,000), train the rest; the "
-                   "labels then keep the prompt text.")
+                   "labels then keep the prompt text, and its system text (a \"system\" key, a system message) apart, "
+                   "sent as the system turn when they are replayed.")
 @click.option("--splits", default="train,eval", show_default=True, help="Windows to label (train, eval).")
 @click.option("--limit", type=int, default=None, help="Prompts per split: the first N of each window [default: all].")
 @click.option("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS, show_default=True,
@@ -62,7 +63,7 @@ def label(model, prompts_file, splits, limit, max_tokens, temperature, top_p, se
     output length it generates for each ShareGPT (or --prompts) train / eval prompt (chat template applied).
 
     Writes a labels parquet (key, split, prompt and output tokens, finish reason, model hash, sampling
-    settings, seed; the prompt text only for --prompts: the built-in's is joined by key);
+    settings, seed; the prompt text and its system text only for --prompts: the built-in's is joined by key);
     `ltrsched train --data OUT` and `ltrsched label-report OUT` read it. Resumable: rerun the same command
     after an interruption.
     """

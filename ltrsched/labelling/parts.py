@@ -48,7 +48,7 @@ class PartStore:
         self.schema = label_schema(settings.keeps_text)
 
     def labelled(self) -> pl.DataFrame:
-        """Every row the parts hold (one per run and key, the first part's if two hold it)."""
+        """Every row the parts hold (one per run, key and prompt text, the first part's if two hold it)."""
         frames = []
         for path in sorted(self.directory.glob("part-*.parquet")):
             try:
@@ -58,7 +58,7 @@ class PartStore:
                 path.unlink(missing_ok=True)
         if not frames:
             return pl.DataFrame(schema=self.schema)
-        return pl.concat(frames).unique(subset=["run", "key"], keep="first", maintain_order=True)
+        return pl.concat(frames).unique(subset=["run", "key", "prompt_sha256"], keep="first", maintain_order=True)
 
     def write(self, rows: list[dict]) -> Path:
         """Write one chunk's rows as a new part file (atomic, durable)."""

@@ -17,7 +17,7 @@ from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
 from ltrsched.labelling.jobs import LabelJob
 from ltrsched.labelling.settings import LabelSettings, Sampling
-from ltrsched.workloads.labels import MAIN_RUN, TEXT_COLUMN, prompt_digest
+from ltrsched.workloads.labels import MAIN_RUN, SYSTEM_COLUMN, TEXT_COLUMN, labels_file_schema, prompt_digest
 
 #: The engine's defaults for labelling: a batch of 64 and 2 GiB of KV (64 requests of ~700 tokens).
 LABEL_MAX_NUM_SEQS = 64
@@ -69,8 +69,10 @@ def label_prompts(jobs: list[LabelJob], out: Path, model: str, max_tokens: int, 
                         f"(from {source})")
     with open_parts(out, settings) as store:
         done = store.labelled()
-        held = set(zip(done["run"].to_list(), done["key"].to_list()))
-        todo = [j for j in jobs if (j.run, j.key) not in held]
+        # (a part's label of another text under the key, by an ltrsched that read the prompts file otherwise, e.g.
+        # before a .jsonl's system text began its prompt, is not this prompt's: labelled again)
+        held = set(zip(done["run"].to_list(), done["key"].to_list(), done["prompt_sha256"].to_list()))
+        todo = [j for j in jobs if (j.run, j.key, prompt_digest(j.prompt)) not in held]
         # a system text as the system turn where the template takes one, as the engine sends a conversation's
         # (ChatPrompts.messages; it was sent inside the user message)
         ids = chat.encode([j.prompt for j in todo], [j.system or None for j in todo])
@@ -184,11 +186,17 @@ def _serve_on(driver, todo: list[LabelJob], ids: list[list[int]], config, settin
 
 
 def _final_labels(held: pl.DataFrame, jobs: list[LabelJob], schema: dict) -> pl.DataFrame:
-    """The rows of ``held`` for ``jobs``, in job order (prompts skipped as too long are absent), with the columns
-    of ``schema``."""
+    """The rows of ``held`` for ``jobs`` (their run, key and prompt text), in job order (prompts skipped as too long
+    are absent), with the columns of ``schema`` (the part files'), and where they hold the prompt text, each job's
+    system text (:data:`~ltrsched.workloads.labels.SYSTEM_COLUMN`: the labels file round-trips the chat that was
+    labelled; it held the text joined in front of the prompt alone, and a replay sent it in the user message)."""
     order = pl.DataFrame({"run": [j.run for j in jobs], "key": [j.key for j in jobs],
-                          "_order": list(range(len(jobs)))}, schema={"run": pl.Utf8, "key": pl.Utf8, "_order": pl.Int64})
-    return held.join(order, on=["run", "key"], how="inner").sort("_order").select(list(schema))
+                          "_order": list(range(len(jobs))), "_digest": [prompt_digest(j.prompt) for j in jobs],
+                          SYSTEM_COLUMN: [j.system for j in jobs]},
+                         schema={"run": pl.Utf8, "key": pl.Utf8, "_order": pl.Int64, "_digest": pl.Utf8,
+                                 SYSTEM_COLUMN: pl.Utf8})
+    final = held.join(order, on=["run", "key"], how="inner").filter(pl.col("prompt_sha256") == pl.col("_digest"))
+    return final.sort("_order").select(list(labels_file_schema(TEXT_COLUMN in schema)))
 
 
 def _counts(final: pl.DataFrame) -> dict[str, dict[str, dict[str, int]]]:

@@ -23,12 +23,18 @@ temperature        Float64  sampling temperature (0: greedy)
 top_p              Float64  nucleus sampling threshold (1: off)
 max_tokens         Int64    the output cap [tokens]
 seed               Int64    the run's seed (a sampled request's vLLM seed derives from it and ``key``)
-prompt             Utf8     only in labels of a prompts file: the prompt text
+prompt             Utf8     only in labels of a prompts file: the prompt text (a system text first, then a
+                            blank line, where the prompt has one)
+system_prompt      Utf8     only in labels of a prompts file: the system text the prompt begins with, sent as
+                            the system turn where the chat template takes one; ``""`` where none (labels made
+                            before it have no column: their prompts are sent as one user message)
 =================  =======  ==================================================================
 
 Loaded as a workload (``load_workload("labels.parquet", split=...)``, so every command that takes ``-w`` or
 ``--data``), a labels file gives the ``main`` run's rows of the split (``eval`` by default, ``train``, or
-``all``), with the prompt text joined, ``request_id`` numbered and every arrival at t = 0.
+``all``), with the prompt text joined, ``request_id`` numbered and every arrival at t = 0. An engine serving
+its text sends the chat the labels were made with: a ``system_prompt`` as the system turn
+(:func:`system_turns`, read by :func:`ltrsched.workloads.sharegpt.system_turns` as a conversation file's).
 """
 
 from __future__ import annotations
@@ -58,13 +64,26 @@ LABEL_COLUMNS: dict[str, pl.DataType] = {
 }
 #: The prompt text column of labels made from a prompts file (the built-in ShareGPT's are joined by key).
 TEXT_COLUMN = "prompt"
+#: The column of labels made from a prompts file that holds the system text their prompt begins with (``""``: none):
+#: the name of a conversation file's parse's (:data:`ltrsched.workloads.sharegpt.SYSTEM_COLUMN`).
+SYSTEM_COLUMN = "system_prompt"
+#: What joins a system text and the user's prompt in a prompt's text (:data:`ltrsched.workloads.sharegpt.
+#: SYSTEM_SEPARATOR`).
+_SEPARATOR = "\n\n"
 #: The columns that make a parquet table a labels file.
 _MARKERS = ("key", "run", "model_sha256", "prompt_sha256")
 
 
 def label_schema(with_text: bool) -> dict[str, pl.DataType]:
-    """The columns of a labels table: :data:`LABEL_COLUMNS`, and the prompt text if ``with_text``."""
+    """The columns of a labels table's part files (:mod:`ltrsched.labelling.parts`): :data:`LABEL_COLUMNS`, and the
+    prompt text if ``with_text``."""
     return {**LABEL_COLUMNS, TEXT_COLUMN: pl.Utf8} if with_text else dict(LABEL_COLUMNS)
+
+
+def labels_file_schema(with_text: bool) -> dict[str, pl.DataType]:
+    """The columns of a labels file ``ltrsched label`` writes: :func:`label_schema`'s, and with the prompt text its
+    system text (:data:`SYSTEM_COLUMN`)."""
+    return {**label_schema(True), SYSTEM_COLUMN: pl.Utf8} if with_text else label_schema(False)
 
 
 def is_labels(df: pl.DataFrame) -> bool:
@@ -97,13 +116,17 @@ def check_labels(df: pl.DataFrame, name: str) -> pl.DataFrame:
     except Exception as exc:
         raise UserError(f"{name}: a labels column has the wrong type: {str(exc).splitlines()[0]}") from None
     columns = label_schema(TEXT_COLUMN in df.columns)
-    if df.schema.get(TEXT_COLUMN, pl.Utf8) != pl.Utf8:
-        raise UserError(f"{name}: column {TEXT_COLUMN} holds {df.schema[TEXT_COLUMN]}, not the prompt text")
+    for column, what in ((TEXT_COLUMN, "the prompt text"), (SYSTEM_COLUMN, "the system text")):
+        if df.schema.get(column, pl.Utf8) != pl.Utf8:
+            raise UserError(f"{name}: column {column} holds {df.schema[column]}, not {what}")
+    if SYSTEM_COLUMN in df.columns:
+        columns[SYSTEM_COLUMN] = pl.Utf8
     nulls = [c for c in columns if df[c].null_count()]
     if nulls:
         raise UserError(f"{name}: column {nulls[0]} has {df[nulls[0]].null_count()} missing value(s)")
     _check_counts(df, name)
     _check_prompt_text(df, name)
+    _check_system_text(df, name)
     for col, allowed in (("run", (MAIN_RUN, SAMPLE_RUN)), ("split", ("train", "eval")), ("finish_reason", ("stop", "length"))):
         wrong = df.filter(~pl.col(col).is_in(list(allowed)))
         if wrong.height:
@@ -139,6 +162,32 @@ def _check_prompt_text(df: pl.DataFrame, name: str) -> None:
         shown = ", ".join(map(str, rows[:5])) + (", ..." if len(rows) > 5 else "")
         raise UserError(f"{name}: {len(rows)} row(s) of {df.height} with an empty prompt (only whitespace or "
                         f"nothing: row(s) {shown}; first key {df['key'][rows[0] - 1]!r}); a prompt is text to serve")
+
+
+def _check_system_text(df: pl.DataFrame, name: str) -> None:
+    """:class:`UserError` naming the first row whose ``system_prompt`` is not the text its prompt begins with (then a
+    blank line), or that has one without the prompt text (the built-in's labels have none to begin)."""
+    if SYSTEM_COLUMN not in df.columns:
+        return
+    if TEXT_COLUMN not in df.columns:
+        raise UserError(f"{name}: column {SYSTEM_COLUMN} without the prompt text ({TEXT_COLUMN}): a system text is "
+                        "part of a prompts file's labels")
+    for row, (key, prompt, system) in enumerate(df.select("key", TEXT_COLUMN, SYSTEM_COLUMN).iter_rows(), 1):
+        if system and not prompt.startswith(system + _SEPARATOR):
+            raise UserError(f"{name}: row {row} of {df.height} (key {key!r}): the prompt does not begin with its "
+                            f"{SYSTEM_COLUMN} and a blank line; the file was edited after labelling")
+
+
+def system_turns(df: pl.DataFrame) -> dict[str, str]:
+    """The system text each prompt of the labels table ``df`` begins with, by the prompt's text (its rows with a
+    ``system_prompt``; a prompt whose text two rows split otherwise is left out): what an engine sends as the
+    system turn, as :func:`ltrsched.workloads.sharegpt.system_turns` gives a conversation file's. Empty for labels
+    without the column."""
+    if SYSTEM_COLUMN not in df.columns or TEXT_COLUMN not in df.columns:
+        return {}
+    pairs = df.select(TEXT_COLUMN, SYSTEM_COLUMN).filter(pl.col(SYSTEM_COLUMN).fill_null("") != "").unique()
+    once = pairs.filter(pl.col(TEXT_COLUMN).is_unique())
+    return dict(zip(once[TEXT_COLUMN].to_list(), once[SYSTEM_COLUMN].to_list()))
 
 
 #: The sampling settings' ranges, as ``ltrsched label`` checks its options (``labelling.settings.Sampling``):

@@ -550,6 +550,8 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     column's name (``column``) and its unit (``unit``: ``_s``, ``_ms``, ``date-time``, or None: seconds assumed)."""
     data = lf_line_ends(path.read_bytes())  # (lines ended by CR alone: polars read one line, "no requests")
     text = decode_utf8(data, path)  # polars names no line of an invalid byte, and replaces one in the header
+    if not text.strip():  # (blank lines alone: polars' "NoDataError: empty CSV")
+        raise UserError(f"{path}: no requests (no line with text)")
     try:
         raw = _read_csv(data)
     except Exception as exc:
@@ -1233,7 +1235,10 @@ def _read_parquet(path: Path, n_rows: int | None = None) -> pl.DataFrame:
     try:
         return pl.read_parquet(path, n_rows=n_rows)
     except Exception as exc:
-        raise UserError(f"cannot read workload {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+        from ltrsched.workloads.utf8 import file_not_text_hint
+
+        hint = file_not_text_hint(path)  # (a .parquet.gz renamed: "The file must end with PAR1 or PARE")
+        raise UserError(hint or f"cannot read workload {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
 
 
 def _meta(path: Path, arrival_info: dict, warning: str | None) -> dict:

@@ -8,13 +8,14 @@ A labelling run needs prompts only (the served model makes the lengths), so a fi
   format has none, by ``turn-N``: the N-th first turn read, 1-based); a parquet of conversations (LMSYS-Chat-1M's)
   likewise. A request without the assistant's reply (a user turn alone, after any system messages: a chat request
   as logged) is a prompt too, as labelling needs no reply: the paper's prompt-length rule applies to it, and a
-  record without an id is keyed ``request-N`` (its 1-based record number);
+  record without an id is keyed ``request-N`` (its 1-based record number); both kinds in the file's order
+  (:mod:`ltrsched.workloads.conversation_prompts`);
 - ``.jsonl``: one object per line with a string ``prompt`` (other fields are ignored); an ``id`` (string or
   integer) keys it, else ``line-N`` (its 1-based line number); a string ``system`` is its system text, which the
   prompt then begins with, as a conversation's (the system text, a blank line, the prompt); or one conversation per
   line (OpenAI's chat format), read as a ``.json``'s;
 - ``.parquet``: a string ``prompt`` column; a ``key``, ``id`` or ``source_id`` column keys the rows, else
-  ``row-N`` (1-based);
+  ``row-N`` (1-based); a string ``system`` column is each row's system text, as a ``.jsonl`` line's;
 - ``.csv``: a ``prompt`` column (in any case), text as written, keyed as a parquet's rows (a trace of lengths
   alone, such as the workload ``.csv`` traces, has no prompts);
 - ``.txt``: plain text, one prompt per line (a line ends at ``\n``, ``\r\n`` or ``\r``; blank lines are skipped;
@@ -58,45 +59,15 @@ def load_prompts(path: str | Path, with_system: bool = False) -> pl.DataFrame:
     check_not_special(path, "prompts file")
     if not path.is_file():
         raise UserError(f"prompts file not found: {path}")
+    if path.stat().st_size == 0:  # (as a workload's: each format said it otherwise, a parquet "out of specification")
+        raise UserError(f"{path}: the file is empty")
     suffix = path.suffix.lower()
     notes: list[str] = []  # the parse's, printed once the prompts are read (an error stays one line)
     if suffix == ".json" or (suffix == ".parquet" and _is_conversations(path)) or (
             suffix == ".jsonl" and _jsonl_conversations(path)):
-        from ltrsched.workloads import selection
-        from ltrsched.workloads.sharegpt import load_sharegpt_records
+        from ltrsched.workloads.conversation_prompts import conversation_prompts
 
-        try:
-            records = load_sharegpt_records(path, notes)
-        except UserError:  # (no complete conversation: "needs a user turn and a reply", of a file of requests)
-            unanswered = _unanswered(path)
-            if unanswered.height == 0:
-                raise
-            records = None
-        else:  # (read again only where the parse, cached, counted some: a large file's second pass takes long)
-            unanswered = _unanswered(path) if any(_UNANSWERED in line for line in notes) else _unanswered(None)
-        from ltrsched.workloads.sharegpt import SYSTEM_COLUMN
-
-        frames = []
-        if records is not None:
-            # a record without an id (OpenAI's chat format has none) is keyed by its first turn's place in the file:
-            # every such key was "", and the file refused for "the key '' names N prompts"
-            number = pl.format("turn-{}", pl.int_range(1, pl.len() + 1))
-            records = records.with_columns(source_id=pl.when(pl.col("source_id").cast(pl.Utf8) == "").then(number)
-                                           .otherwise(pl.col("source_id").cast(pl.Utf8)))
-            pool = selection.eligible(records)
-            dropped = selection.left_out(records)  # (they were left out without a word)
-            if dropped and pool.height:
-                notes.append(f"warning: {path}: {dropped}")
-            if pool.height == 0 and unanswered.height == 0:
-                raise UserError(f"{path}: no first turn with a prompt of {selection.MIN_PROMPT_TOKENS}.."
-                                f"{selection.MAX_PROMPT_TOKENS} tokens and a reply of >= "
-                                f"{selection.MIN_OUTPUT_TOKENS} (the paper's rules)")
-            system = pl.col(SYSTEM_COLUMN).fill_null("") if SYSTEM_COLUMN in pool.columns else pl.lit("")
-            frames.append(pool.select(pl.col("source_id").cast(pl.Utf8).alias("key"), "prompt",
-                                      system.cast(pl.Utf8).alias(SYSTEM)))
-        if unanswered.height:
-            frames.append(_eligible_requests(unanswered, path, notes, answered=records is not None))
-        df = pl.concat(frames)
+        df = conversation_prompts(path, notes)
     elif suffix == ".jsonl":
         df = _jsonl(path)
     elif suffix == ".parquet":
@@ -121,70 +92,6 @@ def load_prompts(path: str | Path, with_system: bool = False) -> pl.DataFrame:
     if not with_system:
         return df.select("key", "prompt")
     return df if SYSTEM in df.columns else df.with_columns(pl.lit("", dtype=pl.Utf8).alias(SYSTEM))
-
-
-#: :func:`~ltrsched.workloads.sharegpt.read_first_turn`'s reason for a request without the assistant's reply.
-_UNANSWERED = "requests without the assistant's reply"
-
-
-def _unanswered(path: Path | None) -> pl.DataFrame:
-    """``key``, ``prompt`` and :data:`SYSTEM` of a conversation file's requests without the assistant's reply (a user
-    turn alone, after any system messages), in file order: each read as the first turn it opens (its record with a
-    placeholder reply, :func:`~ltrsched.workloads.sharegpt.read_first_turn`), keyed by its id, else
-    ``request-N`` (its 1-based record number). Empty if the file cannot be read (its parse says why), or ``path``
-    is None."""
-    from ltrsched.workloads.sharegpt import (CONVERSATION_KEYS, FirstTurn, Skip, _table_records, iter_records,
-                                             read_first_turn)
-
-    try:
-        if path is None:
-            records = []
-        elif path.suffix.lower() == ".parquet":
-            records = _table_records(path)[0]
-        elif path.suffix.lower() == ".jsonl":
-            records = (record for _, record in jsonl_records(path))
-        else:
-            from ltrsched.workloads.utf8 import decode_utf8
-
-            records = iter_records(decode_utf8(path.read_bytes(), path, cut_tail_ok=True), str(path), {})
-        rows = []
-        for number, record in enumerate(records, 1):
-            turn = read_first_turn(record, system=True)
-            if not (isinstance(turn, Skip) and turn.reason == _UNANSWERED):
-                continue
-            key = next(k for k in CONVERSATION_KEYS if record.get(k))
-            user = record[key][-1]
-            reply = {"from": "gpt", "value": "."} if "from" in user else {"role": "assistant", "content": "."}
-            turn = read_first_turn({**record, key: [*record[key], reply]}, system=True)
-            if isinstance(turn, FirstTurn) and turn.prompt.strip():
-                rows.append((turn.id or f"request-{number}", turn.prompt, turn.system))
-    except (UserError, OSError):
-        rows = []
-    return pl.DataFrame(rows, schema={"key": pl.Utf8, "prompt": pl.Utf8, SYSTEM: pl.Utf8}, orient="row")
-
-
-def _eligible_requests(requests: pl.DataFrame, path: Path, notes: list[str], answered: bool) -> pl.DataFrame:
-    """The ``requests`` (:func:`_unanswered`) whose prompt the paper's length rule keeps (Llama-3 tokens, as a
-    conversation's), the others counted in a note; ``answered``: the file has complete conversations too."""
-    from ltrsched.workloads import selection
-    from ltrsched.workloads.tokenizer import count_tokens
-
-    tokens = pl.Series(count_tokens(requests["prompt"].to_list()))
-    keep = tokens.is_between(selection.MIN_PROMPT_TOKENS, selection.MAX_PROMPT_TOKENS)
-    if not keep.any():
-        raise UserError(f"{path}: no request with a prompt of {selection.MIN_PROMPT_TOKENS}.."
-                        f"{selection.MAX_PROMPT_TOKENS} tokens (the paper's rule) among its {requests.height:,} "
-                        "without the assistant's reply")
-    rule = f"a prompt outside {selection.MIN_PROMPT_TOKENS}..{selection.MAX_PROMPT_TOKENS} tokens (the paper's rule)"
-    out = int((~keep).sum())
-    if answered:  # (the parse's note counted them as left out)
-        one = requests.height == 1
-        notes.append(f"warning: {path}: labelling needs no reply: the {requests.height:,} request{'' if one else 's'} "
-                     f"without the assistant's reply left out above {'is a prompt' if one else 'are prompts'} too"
-                     + (f", but for {out:,} with {rule}" if out else ""))
-    elif out:
-        notes.append(f"warning: {path}: left out {out:,} of its {requests.height:,} {_UNANSWERED}, with {rule}")
-    return requests.filter(keep)
 
 
 def _jsonl_conversations(path: Path) -> bool:
@@ -244,7 +151,10 @@ def _parquet(path: Path) -> pl.DataFrame:
     try:
         raw = pl.read_parquet(path)
     except Exception as exc:
-        raise UserError(f"{path}: cannot read parquet ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+        from ltrsched.workloads.utf8 import file_not_text_hint
+
+        hint = file_not_text_hint(path)  # (a .parquet.gz renamed: "The file must end with PAR1 or PARE")
+        raise UserError(hint or f"{path}: cannot read parquet ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     from ltrsched.workloads.labels import is_labels
 
     if is_labels(raw):
@@ -260,7 +170,8 @@ def _csv(path: Path) -> pl.DataFrame:
     from ltrsched.workloads.utf8 import decode_utf8, lf_line_ends
 
     data = lf_line_ends(path.read_bytes())  # (lines ended by CR alone: one line to polars, "no text column 'prompt'")
-    decode_utf8(data, path)  # (strict: an invalid byte is an error naming its line, never replaced)
+    if not decode_utf8(data, path).strip():  # (strict: an invalid byte is an error naming its line, never replaced)
+        raise UserError(f"{path}: no prompts (no line with text)")  # (it was polars' "NoDataError: empty CSV")
     try:
         raw = pl.read_csv(io.BytesIO(data), infer_schema=False)
     except Exception as exc:
@@ -269,7 +180,8 @@ def _csv(path: Path) -> pl.DataFrame:
     if "prompt" not in names:
         raise UserError(f"{path}: no text column 'prompt' (have {', '.join(raw.columns) or 'none'}); a .csv trace of "
                         "lengths holds no prompts")
-    raw = raw.rename({c: c.strip().lower() for c in raw.columns if c.strip().lower() in ("prompt", *_KEY_COLUMNS)})
+    raw = raw.rename({c: c.strip().lower() for c in raw.columns
+                      if c.strip().lower() in ("prompt", SYSTEM, *_KEY_COLUMNS)})
     return _prompt_table(raw, path)
 
 
@@ -289,7 +201,9 @@ def _txt(path: Path) -> pl.DataFrame:
 
 
 def _prompt_table(raw: pl.DataFrame, path: Path) -> pl.DataFrame:
-    """``key`` and ``prompt`` of a table (a parquet's, a ``.csv``'s) with a ``prompt`` column of text."""
+    """``key``, ``prompt`` and :data:`SYSTEM` of a table (a parquet's, a ``.csv``'s) with a ``prompt`` column of
+    text; a ``system`` column of text (empty or missing: none) is each prompt's system text, which the prompt then
+    begins with, as a ``.jsonl`` line's ``system`` (it was ignored: the prompts were labelled without it)."""
     if "prompt" in raw.columns and raw.schema["prompt"] not in (pl.Utf8, pl.String, pl.Null):
         first = raw["prompt"].drop_nulls().head(1).to_list()  # (it said "no text column 'prompt'", of one it has)
         row = f" (first: {first[0]!r}, row {int(raw['prompt'].is_not_null().arg_max()) + 1})" if first else ""
@@ -306,7 +220,14 @@ def _prompt_table(raw: pl.DataFrame, path: Path) -> pl.DataFrame:
                         + (f" (first: {first[0]!r}, row {row})" if first else "") + "; a key is text or a whole number")
     keys = (raw[key_col].cast(pl.Utf8, strict=False) if key_col else
             pl.Series([f"row-{i}" for i in range(1, raw.height + 1)], dtype=pl.Utf8))
-    df = pl.DataFrame({"key": keys, "prompt": raw["prompt"]})
+    if SYSTEM in raw.columns and raw.schema[SYSTEM] not in (pl.Utf8, pl.String, pl.Null):
+        first = raw[SYSTEM].drop_nulls().head(1).to_list()
+        raise UserError(f"{path}: column {SYSTEM!r} holds {raw.schema[SYSTEM]} values"
+                        + (f" (first: {first[0]!r}, row {int(raw[SYSTEM].is_not_null().arg_max()) + 1})" if first else "")
+                        + ", not text")
+    systems = raw[SYSTEM].cast(pl.Utf8).fill_null("") if SYSTEM in raw.columns else pl.Series([""] * raw.height)
+    df = pl.DataFrame({"key": keys, "prompt": raw["prompt"], SYSTEM: systems},
+                      schema={"key": pl.Utf8, "prompt": pl.Utf8, SYSTEM: pl.Utf8})
     for what, col in (("key", "key"), ("prompt", "prompt")):
         missing = df[col].is_null()
         if missing.any():
@@ -314,7 +235,10 @@ def _prompt_table(raw: pl.DataFrame, path: Path) -> pl.DataFrame:
             raise UserError(f"{path}: row {row} has no {what}" + (f" (column {key_col!r})" if what == "key" else ""))
     for row, prompt in enumerate(df["prompt"].to_list(), 1):
         _check_text(prompt, f"{path}: row {row}")
-    return df
+    from ltrsched.workloads.sharegpt import SYSTEM_SEPARATOR
+
+    return df.with_columns(prompt=pl.when(pl.col(SYSTEM) != "").then(pl.col(SYSTEM) + SYSTEM_SEPARATOR + pl.col("prompt"))
+                           .otherwise(pl.col("prompt")))
 
 
 def _check_text(prompt: str, where: str) -> None:

@@ -31,7 +31,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import NamedTuple
+from typing import Iterable, NamedTuple
 
 import polars as pl
 
@@ -346,9 +346,11 @@ SYSTEM_COLUMN = "system_prompt"
 def system_turns(source: str | Path | None) -> dict[str, str]:
     """The system text each prompt of the conversations file ``source`` (a workload's ``source``) begins with, by the
     prompt's text (system text, a blank line, the user's), from its parse (cached: :func:`load_sharegpt_records`):
-    what an engine sends as the system turn (:func:`~ltrsched.engine.served_models.with_text_prompts`). Empty for a
-    file of none, or no conversations file (a flat table, a built-in name, a file gone); a prompt whose text two first
-    turns split otherwise is left out (sent as it is counted)."""
+    what an engine sends as the system turn (:func:`~ltrsched.engine.served_models.with_text_prompts`). A labels file
+    of a prompts file's (``ltrsched label --prompts``) gives its ``system_prompt`` column's
+    (:func:`ltrsched.workloads.labels.system_turns`): the chat its labels were made with. Empty for a file of none,
+    or no conversations file (a flat table, a built-in name, a file gone); a prompt whose text two first turns split
+    otherwise is left out (sent as it is counted)."""
     if source is None:
         return {}
     path = Path(source)
@@ -356,8 +358,13 @@ def system_turns(source: str | Path | None) -> dict[str, str]:
     try:
         if not path.is_file() or suffix not in (".json", ".jsonl", ".parquet"):
             return {}
-        if suffix == ".parquet" and not is_conversation_table(pl.read_parquet(path, n_rows=0)):
-            return {}  # (a flat table, a labels file)
+        if suffix == ".parquet" and not is_conversation_table(head := pl.read_parquet(path, n_rows=0)):
+            from ltrsched.workloads import labels
+
+            if labels.is_labels(head) and labels.SYSTEM_COLUMN in head.columns:  # (a prompts file's labels: the system
+                # text they were made with; it was sent inside the user message, not the chat that was labelled)
+                return labels.system_turns(pl.read_parquet(path, columns=[labels.TEXT_COLUMN, labels.SYSTEM_COLUMN]))
+            return {}  # (a flat table, labels without system text)
         if suffix == ".jsonl":
             from ltrsched.workloads.loaders import jsonl_conversations
 
@@ -413,7 +420,29 @@ COUNT_COLUMNS = ("prompt_tokens", "output_tokens")
 _MAX_TOKENS = 2**53  # (a length beyond is no length, as a .jsonl's)
 
 
-def _table_records(path: Path) -> tuple[list[dict], pl.DataFrame]:
+def conversation_records(path: Path, cut: dict | None = None) -> tuple[Iterable, pl.DataFrame | None]:
+    """The records of a conversations file, in file order: a parquet's (:func:`table_records`, with its
+    :data:`TABLE_COLUMNS`), a ``.jsonl``'s (one conversation per line, OpenAI's chat format as its files hold it) or a
+    ``.json`` array's (strict UTF-8, complete or cut off: ``cut`` says where, :func:`iter_records`), and the parquet's
+    columns (None for the others). The one reader of a conversations file's records (:func:`parse_sharegpt`, and the
+    requests without a reply ``label --prompts`` reads: :mod:`ltrsched.workloads.prompts`). One-line
+    :class:`UserError` for a file that cannot be read; a ``.jsonl`` or ``.json`` record's error when it is reached."""
+    if path.suffix.lower() == ".parquet":
+        return table_records(path)
+    if path.suffix.lower() == ".jsonl":
+        from ltrsched.workloads.jsonl import jsonl_records
+
+        return (record for _, record in jsonl_records(path)), None
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    # strict: a replaced byte would change a prompt silently (the packaged file is valid UTF-8); a file cut
+    # off inside its last character loses it, as the truncated last record is dropped anyway
+    return iter_records(decode_utf8(data, path, cut_tail_ok=True), str(path), {} if cut is None else cut), None
+
+
+def table_records(path: Path) -> tuple[list[dict], pl.DataFrame]:
     """The records of a conversations parquet (:func:`is_conversation_table`), as dicts, and its
     :data:`TABLE_COLUMNS` (those it has, a row per record)."""
     try:
@@ -660,6 +689,23 @@ def _drop_lone_surrogates(rows: list[FirstTurn], rows_at: list[int], notes: list
     return [r for r, good in zip(rows, ok) if good], [i for i, good in zip(rows_at, ok) if good]
 
 
+def count_skip(skips: dict[tuple[bool, str], list], skip: Skip, number: int, record) -> None:
+    """Count ``skip`` (why record ``number``, 1-based, gives no first turn) in ``skips``: ``(malformed, reason) ->
+    [count, first record number, its id, its detail]``, as :func:`_skip_summary` and :func:`left_out_note` read it."""
+    skips.setdefault((skip.malformed, skip.reason), [0, number, _record_id(record), skip.detail])[0] += 1
+
+
+def left_out_note(skips: dict[tuple[bool, str], list], total: int) -> str | None:
+    """The note counting the conversations of a file of ``total`` records that the paper's rule does not take (the
+    :class:`Skip` categories counted in ``skips`` that are not malformed records: :func:`count_skip`), without the
+    file's name; None if there are none."""
+    passed = sum(count for (bad, _), (count, *_) in skips.items() if not bad)
+    if not passed:
+        return None
+    return (f"left out {passed:,} of the {total:,} records, conversations without a first turn the paper's rule takes "
+            "(a user turn answered by the assistant, opening the conversation): " + _skip_summary(skips, malformed=False))
+
+
 def _skip_summary(skips: dict[tuple[bool, str], list], malformed: bool | None) -> str:
     """``"3 not objects (first: record 2: a string); 1 with ..."``: the :class:`Skip` categories counted in
     ``skips`` (``(malformed, reason) -> [count, first record number, its id, its detail]``), most first; only the
@@ -692,21 +738,7 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
     path = Path(path)
     notes = [] if notes is None else notes
     cut: dict = {}
-    extra = None
-    if path.suffix.lower() == ".parquet":
-        records, extra = _table_records(path)
-    elif path.suffix.lower() == ".jsonl":  # one conversation per line (OpenAI's chat format as its files hold it)
-        from ltrsched.workloads.jsonl import jsonl_records
-
-        records = (record for _, record in jsonl_records(path))
-    else:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise UserError(f"cannot read {path}: {exc.strerror}") from None
-        # strict: a replaced byte would change a prompt silently (the packaged file is valid UTF-8); a file cut
-        # off inside its last character loses it, as the truncated last record is dropped anyway
-        records = iter_records(decode_utf8(data, path, cut_tail_ok=True), str(path), cut)
+    records, extra = conversation_records(path, cut)
     rows, rows_at, total = [], [], 0
     skips: dict[tuple[bool, str], list] = {}  # (malformed, reason) -> [count, first record number, its id, detail]
     arrivals: dict[int, dict] = {}  # a .json's or .jsonl's record index -> the arrival time it gives
@@ -717,7 +749,7 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
             hint = record_hint(record)
         turn = read_first_turn(record, system=not packaged)
         if isinstance(turn, Skip):
-            skips.setdefault((turn.malformed, turn.reason), [0, total, _record_id(record), turn.detail])[0] += 1
+            count_skip(skips, turn, total, record)
         else:
             rows.append(turn)
             rows_at.append(total - 1)
@@ -738,13 +770,11 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
     if malformed:  # (they were skipped without a word: a file half garbage gave half its requests, silently)
         notes.append(f"skipped {malformed:,} of the {total:,} records, which are not conversations: "
                      + _skip_summary(skips, malformed=True))
-    passed = sum(count for (bad, _), (count, *_) in skips.items() if not bad)
-    if passed and not packaged:  # (they were left out quietly: a file of 6 conversations, 4 opening with the
+    left_out = left_out_note(skips, total)
+    if left_out and not packaged:  # (they were left out quietly: a file of 6 conversations, 4 opening with the
         # assistant's turn or empty, served 2 requests without a word; the packaged file's thousands of later chunks
         # are expected)
-        notes.append(f"left out {passed:,} of the {total:,} records, conversations without a first turn the paper's "
-                     "rule takes (a user turn answered by the assistant, opening the conversation): "
-                     + _skip_summary(skips, malformed=False))
+        notes.append(left_out)
     notes.extend(found)
     if cut and not packaged:
         notes.append(f"the file ends inside record {cut['record']:,} (cut off): read the {total:,} complete record(s) "
@@ -863,8 +893,11 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
             lines = json.loads(cached_notes.read_text(encoding="utf-8"))
             if isinstance(lines, list) and all(isinstance(line, str) for line in lines):
                 df = pl.read_parquet(cached)
+                if "request_id" in df.columns:  # (a parse cached before a parquet's ids were checked kept repeated
+                    # ones: the loader's check, after the shuffle, named no row; parsed again, the parse names it)
+                    request_ids(df["request_id"], str(src))
         except Exception:
-            df = None  # a damaged cache is rebuilt
+            df = None  # a damaged cache (or one the parse would refuse now) is rebuilt
     if df is None:
         lines = []
         df = parse_sharegpt(src, lines, packaged=package)

@@ -20,6 +20,38 @@ _OTHER_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
                (codecs.BOM_UTF16_BE, "UTF-16"))
 
 
+#: The first bytes of a compressed file (or an archive) of the formats a data set is downloaded in -> the format.
+_COMPRESSED = ((b"\x1f\x8b", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"\xfd7zXZ\x00", "xz"), (b"BZh", "bzip2"),
+               (b"PK\x03\x04", "zip"), (b"7z\xbc\xaf\x27\x1c", "7z"))
+
+
+def compressed(data: bytes) -> str | None:
+    """The compression format (``gzip``, ``zstd``, ...) whose first bytes ``data`` starts with, or None."""
+    return next((name for magic, name in _COMPRESSED if data.startswith(magic)), None)
+
+
+def not_text_hint(data: bytes, source: str | Path) -> str | None:
+    """The one-line message for a file ``source`` that cannot be read because it is compressed (``data``: its first
+    bytes at least), e.g. ``"x.jsonl: the file is gzip-compressed; decompress it first"``; None if it is not. Only
+    for a file that fails to read as it should (a text file whose first bytes happen to spell ``BZh`` reads)."""
+    kind = compressed(data)
+    if kind is None:
+        return None
+    if kind in ("zip", "7z"):
+        return f"{source}: the file is a {kind} archive; extract the file it holds and give that"
+    return f"{source}: the file is {kind}-compressed; decompress it first and give the file it holds"
+
+
+def file_not_text_hint(path: Path) -> str | None:
+    """:func:`not_text_hint` of the file ``path`` (its first bytes), for a file that failed to read as it should (a
+    parquet polars refused); None if it is not compressed or cannot be read."""
+    try:
+        with Path(path).open("rb") as fh:
+            return not_text_hint(fh.read(8), path)
+    except OSError:
+        return None
+
+
 def check_not_utf16(data: bytes, source: str | Path) -> None:
     """One-line :class:`UserError` naming ``source`` if ``data`` is UTF-16 or UTF-32 text: it starts with their
     byte-order mark, or with a NUL byte beside a character, as ASCII text in those encodings does (no workload
@@ -48,6 +80,9 @@ def decode_utf8(data: bytes, source: str | Path, cut_tail_ok: bool = False) -> s
         if cut_tail_ok and exc.reason == "unexpected end of data" and exc.end == len(body):
             return str(body[:exc.start], "utf-8")
         pos = start + exc.start  # the first invalid byte's offset in the file (0-based)
+    hint = not_text_hint(data, source)  # (a .jsonl.gz renamed: "not valid UTF-8: byte 0x8b")
+    if hint is not None:
+        raise UserError(hint)
     head = data[:pos]
     line = 1 + head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n")
     line_start = max(head.rfind(b"\n"), head.rfind(b"\r")) + 1
