@@ -222,9 +222,10 @@ def test_a_digest_that_is_no_sha256_is_refused(tmp_path, digest):
         Predictor.load(ck)
 
 
-@pytest.mark.parametrize("column", ["", "prompt", "prompt_tokens", "predicted_length"])
+@pytest.mark.parametrize("column", ["", "prompt", "prompt_tokens", "predicted_length", "system_prompt"])
 def test_cli_predict_column_must_not_clobber_workload_columns(tmp_path, column, capsys):
-    """--column prompt overwrote the prompt text with scores; prompt_tokens gave a misleading 'tokens < 1'."""
+    """--column prompt overwrote the prompt text with scores; prompt_tokens gave a misleading 'tokens < 1'; system_prompt
+    overwrote the system text a labels file keeps for its prompts (the saved file was then refused on load)."""
     from test_cli_simulate import assert_one_line_error
 
     wl = tmp_path / "wl.jsonl"

@@ -376,10 +376,10 @@ def evaluate(model_dir, data, split, plot):
 def _check_score_column(column: str) -> None:
     """Raise :class:`UserError` unless ``column`` may hold scores: printable, not empty, not a column with another
     meaning."""
-    from ltrsched.workloads.schema import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+    from ltrsched.workloads.schema import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, SYSTEM_COLUMN
 
     check_printable(column, "--column")  # (a newline or NUL in a column name garbled every table that shows it)
-    reserved = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c != "score"]
+    reserved = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, SYSTEM_COLUMN) if c != "score"]
     if not column.strip() or column in reserved:
         raise UserError(f"--column {column!r} cannot hold scores; use 'score' or a new name such as 'score_mymodel' "
                         f"(not {', '.join(reserved)})")

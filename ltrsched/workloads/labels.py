@@ -44,6 +44,7 @@ import hashlib
 import polars as pl
 
 from ltrsched.errors import UserError
+from ltrsched.workloads.schema import SYSTEM_COLUMN, SYSTEM_SEPARATOR
 
 MAIN_RUN = "main"
 SAMPLE_RUN = "sample"
@@ -64,12 +65,6 @@ LABEL_COLUMNS: dict[str, pl.DataType] = {
 }
 #: The prompt text column of labels made from a prompts file (the built-in ShareGPT's are joined by key).
 TEXT_COLUMN = "prompt"
-#: The column of labels made from a prompts file that holds the system text their prompt begins with (``""``: none):
-#: the name of a conversation file's parse's (:data:`ltrsched.workloads.sharegpt.SYSTEM_COLUMN`).
-SYSTEM_COLUMN = "system_prompt"
-#: What joins a system text and the user's prompt in a prompt's text (:data:`ltrsched.workloads.sharegpt.
-#: SYSTEM_SEPARATOR`).
-_SEPARATOR = "\n\n"
 #: The columns that make a parquet table a labels file.
 _MARKERS = ("key", "run", "model_sha256", "prompt_sha256")
 
@@ -173,7 +168,7 @@ def _check_system_text(df: pl.DataFrame, name: str) -> None:
         raise UserError(f"{name}: column {SYSTEM_COLUMN} without the prompt text ({TEXT_COLUMN}): a system text is "
                         "part of a prompts file's labels")
     for row, (key, prompt, system) in enumerate(df.select("key", TEXT_COLUMN, SYSTEM_COLUMN).iter_rows(), 1):
-        if system and not prompt.startswith(system + _SEPARATOR):
+        if system and not prompt.startswith(system + SYSTEM_SEPARATOR):
             raise UserError(f"{name}: row {row} of {df.height} (key {key!r}): the prompt does not begin with its "
                             f"{SYSTEM_COLUMN} and a blank line; the file was edited after labelling")
 

@@ -46,6 +46,12 @@ OPTIONAL_COLUMNS: dict[str, pl.DataType] = {
     "predicted_length": pl.Float64,
 }
 NUMERIC_OPTIONAL_COLUMNS = ("score", "po_estimate", "predicted_length")
+#: The column holding the system text a prompt begins with (``""`` or null: none), for an engine serving the text to
+#: send as the system turn: in a conversation file's parsed first turns (:mod:`ltrsched.workloads.sharegpt`) and in
+#: labels made from a prompts file (:mod:`ltrsched.workloads.labels`).
+SYSTEM_COLUMN = "system_prompt"
+#: What joins a system text and the user's prompt in a prompt's text: a blank line.
+SYSTEM_SEPARATOR = "\n\n"
 _MAX_COUNT = 2**53  # a whole number in a float column beyond this is no count (nor exact)
 #: Names token counts go by in other tools' files, ours first, matched in any case: a ``.csv`` reads them all (e.g.
 #: vidur's ``num_prefill_tokens``, Azure's ``ContextTokens``); a parquet reads the others where it lacks ours

@@ -42,7 +42,8 @@ from ltrsched.workloads.arrival_names import (
     arrival_suffix, escapes_a_letter, file_may_name_added, json_may_name_arrivals,
 )
 from ltrsched.workloads.record_values import optional_number, request_id_value
-from ltrsched.workloads.schema import NUMERIC_OPTIONAL_COLUMNS, length_columns, request_ids
+from ltrsched.workloads.schema import (NUMERIC_OPTIONAL_COLUMNS, SYSTEM_COLUMN, SYSTEM_SEPARATOR, length_columns,
+                                       request_ids)
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
 
@@ -332,15 +333,6 @@ def read_first_turn(record, system: bool = False) -> FirstTurn | Skip:
     instructions = [t for t in texts[:-2] if t]
     return FirstTurn(rid, SYSTEM_SEPARATOR.join([*instructions, texts[-2]]), texts[-1],
                      SYSTEM_SEPARATOR.join(instructions))
-
-
-#: What joins a conversation's system (or developer) texts and its first user turn into one prompt
-#: (:func:`read_first_turn`): a blank line.
-SYSTEM_SEPARATOR = "\n\n"
-#: The column of a conversation file's parsed first turns (:func:`load_sharegpt_records`) that holds the system text
-#: their prompt begins with (:attr:`FirstTurn.system`; null where there is none), for an engine serving the text to
-#: send as the system turn (:func:`system_turns`). Only a file with such text has it; a workload has none.
-SYSTEM_COLUMN = "system_prompt"
 
 
 def system_turns(source: str | Path | None) -> dict[str, str]:
