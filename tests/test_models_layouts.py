@@ -1,0 +1,125 @@
+"""The weight estimate of other model types than a Llama's (OLMo, OLMo-2/3, Granite, Cohere, Phi, StarCoder-2, GPT-NeoX,
+StableLM, Nemotron, Arcee, EXAONE-4): their biases, norms, ungated MLPs and LM-head biases as vLLM 0.32 builds them,
+equal to transformers' parameter count of small configs (built on the meta device: no weights); a model type whose
+layers are not read is refused in one line naming it. Config dicts only: no engine start."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ltrsched.errors import UserError
+
+#: 2 layers, 4 query heads and 2 KV heads of 16, a vocabulary of 512: small enough to build in milliseconds.
+SMALL = {"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4, "num_key_value_heads": 2,
+         "num_hidden_layers": 2, "vocab_size": 512, "torch_dtype": "bfloat16", "max_position_embeddings": 256,
+         "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0, "tie_word_embeddings": False}
+
+
+def _typed(kind, **extra):
+    return {**SMALL, "model_type": kind, **extra}
+
+
+def transformers_count(config) -> int:
+    """transformers' parameter count of ``config``'s model, built on the meta device."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from ltrsched.hf_quiet import transformers_quiet
+
+    with transformers_quiet():
+        hf = AutoConfig.for_model(**{k: v for k, v in config.items() if k not in ("architectures", "torch_dtype")})
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(hf)
+    return sum(p.numel() for p in model.parameters())
+
+
+LAYOUTS = [
+    _typed("olmo"), _typed("olmo", attention_bias=True, tie_word_embeddings=True),
+    _typed("olmo2"), _typed("olmo2", attention_bias=True), _typed("olmo3"),
+    _typed("granite"), _typed("granite", attention_bias=True, mlp_bias=True),
+    _typed("cohere"), _typed("cohere", use_qk_norm=True), {k: v for k, v in _typed("cohere").items()
+                                                           if k != "tie_word_embeddings"},  # (class default: tied)
+    _typed("cohere2"),
+    _typed("phi"), _typed("phi", qk_layernorm=True), _typed("phi", tie_word_embeddings=True),
+    _typed("starcoder2"), _typed("starcoder2", use_bias=False),
+    _typed("gpt_neox", num_key_value_heads=4), _typed("gpt_neox", num_key_value_heads=4, attention_bias=False),
+    _typed("stablelm"), _typed("stablelm", use_qkv_bias=True),
+    _typed("nemotron"), _typed("nemotron", attention_bias=True, mlp_bias=True),
+    _typed("arcee"), _typed("arcee", attention_bias=True, mlp_bias=True),
+    _typed("exaone4"),
+    _typed("gemma2", head_dim=16, attention_bias=True, tie_word_embeddings=True),  # (vLLM's: no LM head of its own)
+    _typed("gemma3_text", head_dim=16, attention_bias=True),
+    _typed("mixtral", num_local_experts=4),
+]
+
+
+@pytest.mark.parametrize("config", LAYOUTS, ids=lambda c: "-".join(f"{k}" for k in c if k not in SMALL or k == "model_type"
+                                                                    ) + f"-{c['model_type']}")
+def test_the_parameter_count_of_other_layouts_is_the_models_own(config):
+    """Each was counted as a Llama's layers (gated MLP, two RMSNorms, biases unread): a GPT-NeoX's ungated MLP and
+    LayerNorm biases, Phi's LM-head bias, OLMo's norms without weights, Cohere's one norm a layer and q/k norms, Gemma-2/3's
+    attention_bias were all miscounted. Now transformers' parameter count exactly."""
+    from ltrsched.sim.kv_capacity import parameter_count
+
+    assert parameter_count(config) == transformers_count(config)
+
+
+def test_other_layouts_split_as_vllm_splits_them():
+    """Under tensor parallelism an ungated MLP's up bias and the LM head's bias split, its down bias and the LayerNorms
+    stay whole; Cohere's per-head q/k norm weights split with the heads."""
+    from ltrsched.sim.kv_capacity import weight_bytes_per_gpu
+
+    h, layers = 64, 2
+    phi = _typed("phi")
+    total = weight_bytes_per_gpu(phi, 1) // 2
+    whole = layers * (h + h + 2 * h) + 2 * h  # (o and fc2 biases, one LayerNorm a layer; the final LayerNorm)
+    assert weight_bytes_per_gpu(phi, 2) // 2 == whole + (total - whole) // 2
+    assert total == transformers_count(phi)
+    cohere, normed = _typed("cohere"), _typed("cohere", use_qk_norm=True)
+    per_gpu = (4 * 16 + 2 * 16) // 2  # (each GPU: 2 query heads' and 1 KV head's norm weights)
+    assert weight_bytes_per_gpu(normed, 2) - weight_bytes_per_gpu(cohere, 2) == layers * per_gpu * 2
+
+
+@pytest.mark.parametrize("config, kind", [
+    (_typed("gptj"), "gptj"), (_typed("falcon"), "falcon"), (_typed("granitemoe", num_local_experts=4), "granitemoe"),
+    (_typed("phimoe", num_local_experts=4), "phimoe"), (_typed("persimmon"), "persimmon"),
+    ({"model_type": "llava", "text_config": _typed("bloom")}, "bloom"),
+])
+def test_a_model_type_whose_layers_are_not_read_is_one_line(config, kind):
+    """They were counted as a Llama's layers (GPT-J's LM-head bias and ungated MLP, PhiMoE's LayerNorms: silently
+    another number); its KV cache is still sized, the weight estimate refuses it naming the type."""
+    from ltrsched.sim.kv_capacity import ModelShape, parameter_count, weight_bytes_per_gpu
+
+    says = f"p.json: ltrsched's weight estimate does not read the layers of model type {kind!r} (it reads arcee, "
+    shape = ModelShape.from_config(config, "p.json")
+    for estimate in (parameter_count, weight_bytes_per_gpu):
+        with pytest.raises(UserError, match=f"^{re.escape(says)}.*so the simulator cannot size this model's memory$"):
+            estimate(shape)
+
+
+@pytest.mark.parametrize("config, says", [
+    (_typed("stablelm", qk_layernorm=True), "p.json: model config key 'qk_layernorm' is true, which vLLM 0.32's "
+                                            "StableLM model does not build"),
+    (_typed("stablelm", use_parallel_residual=True), "p.json: model config key 'use_parallel_residual' is true"),
+    (_typed("starcoder2", use_bias="no"), "p.json: model config key 'use_bias' must be true or false, got 'no'"),
+    (_typed("cohere", use_qk_norm=1), "p.json: model config key 'use_qk_norm' must be true or false, got 1"),
+    (_typed("mixtral"), "p.json has no 'num_local_experts'"),  # (class default 8: was counted as a dense model)
+])
+def test_layouts_vllm_does_not_build_or_bad_flags_are_one_line(config, says):
+    from ltrsched.sim.kv_capacity import ModelShape
+
+    with pytest.raises(UserError, match=f"^{re.escape(says)}"):
+        ModelShape.from_config(config, "p.json")
+
+
+def test_a_composite_text_config_without_its_type_is_read_as_the_type_its_class_builds():
+    """Gemma-3's composite config builds a gemma3_text model from a text_config naming no type (and Llava's a Llama):
+    its layers are that type's (four norms, q/k head norms), not refused as a 'gemma3' nor counted as a Llama's."""
+    from ltrsched.sim.kv_capacity import ModelShape
+
+    text = {k: v for k, v in _typed("gemma3_text", head_dim=16).items() if k != "model_type"}
+    composite = ModelShape.from_config({"model_type": "gemma3", "torch_dtype": "bfloat16", "text_config": text})
+    assert composite.layout == ModelShape.from_config(_typed("gemma3_text", head_dim=16)).layout
+    assert composite.layout.layer_norms == 4 and composite.layout_refused is None
