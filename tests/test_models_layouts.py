@@ -39,9 +39,8 @@ LAYOUTS = [
     _typed("olmo"), _typed("olmo", attention_bias=True, tie_word_embeddings=True),
     _typed("olmo2"), _typed("olmo2", attention_bias=True), _typed("olmo3"),
     _typed("granite"), _typed("granite", attention_bias=True, mlp_bias=True),
-    _typed("cohere"), _typed("cohere", use_qk_norm=True), {k: v for k, v in _typed("cohere").items()
-                                                           if k != "tie_word_embeddings"},  # (class default: tied)
-    _typed("cohere2"),
+    _typed("cohere", tie_word_embeddings=True), _typed("cohere", use_qk_norm=True, tie_word_embeddings=True),
+    _typed("cohere2", tie_word_embeddings=True),  # (vLLM's Cohere has no LM head: test_the_lm_head_is_...)
     _typed("phi"), _typed("phi", qk_layernorm=True), _typed("phi", tie_word_embeddings=True),
     _typed("starcoder2"), _typed("starcoder2", use_bias=False),
     _typed("gpt_neox", num_key_value_heads=4), _typed("gpt_neox", num_key_value_heads=4, attention_bias=False),
@@ -123,3 +122,36 @@ def test_a_composite_text_config_without_its_type_is_read_as_the_type_its_class_
     composite = ModelShape.from_config({"model_type": "gemma3", "torch_dtype": "bfloat16", "text_config": text})
     assert composite.layout == ModelShape.from_config(_typed("gemma3_text", head_dim=16)).layout
     assert composite.layout.layer_norms == 4 and composite.layout_refused is None
+
+
+@pytest.mark.parametrize("config", [
+    _typed("cohere"), _typed("cohere2"),  # (no LM head: logits from the embedding)
+    _typed("olmoe", num_experts=4, tie_word_embeddings=True),  # (an LM head of its own, never tied)
+    _typed("deepseek_v3", n_routed_experts=4, moe_intermediate_size=32, kv_lora_rank=32, q_lora_rank=None,
+           qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16, first_k_dense_replace=1, n_shared_experts=1,
+           tie_word_embeddings=True),
+])
+def test_the_lm_head_is_the_one_vllms_model_builds_whatever_tie_word_embeddings_says(config):
+    """vLLM's Cohere model has no LM head (its logits come from the embedding), its OLMoE and DeepSeek-V2/V3 models
+    always build one: the weight estimate followed tie_word_embeddings (an LM head counted for a Cohere model saying
+    false: its vocabulary x width, 2 GB for Command-R's 256k x 8192 at bf16; none for a tied OLMoE)."""
+    from ltrsched.sim.kv_capacity import ModelShape, parameter_count
+
+    flipped = {**config, "tie_word_embeddings": not config["tie_word_embeddings"]}
+    vllm_ties = config["model_type"].startswith("cohere")
+    assert ModelShape.from_config(config).tie_word_embeddings is ModelShape.from_config(flipped).tie_word_embeddings
+    assert ModelShape.from_config(config).tie_word_embeddings is vllm_ties
+    assert parameter_count(config) == transformers_count({**config, "tie_word_embeddings": vllm_ties})
+
+
+def test_a_tied_dbrx_is_one_line():
+    """vLLM's DBRX raises "tie_word_embeddings is not supported for Dbrx models" at its start."""
+    from ltrsched.sim.kv_capacity import ModelShape
+
+    dbrx = {"model_type": "dbrx", "d_model": 64, "n_heads": 4, "n_layers": 2, "vocab_size": 512, "max_seq_len": 256,
+            "torch_dtype": "bfloat16", "attn_config": {"kv_n_heads": 2, "rope_theta": 10000},
+            "ffn_config": {"ffn_hidden_size": 128, "moe_num_experts": 4, "moe_top_k": 2}}
+    assert ModelShape.from_config(dbrx).num_experts == 4
+    with pytest.raises(UserError, match="^p.json: model config key 'tie_word_embeddings' is true, which vLLM 0.32's "
+                                        "DBRX model refuses at its start"):
+        ModelShape.from_config({**dbrx, "tie_word_embeddings": True}, "p.json")

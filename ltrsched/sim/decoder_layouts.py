@@ -42,7 +42,9 @@ class DecoderLayout:
         qk_norm: the layers' query and key norms: None, :data:`QK_HEAD`, :data:`QK_WHOLE` or :data:`QK_PER_HEAD`.
         qk_norm_params: parameter vectors each query and key norm has (2: Phi's LayerNorms with biases).
         lm_head_bias: the LM head has a bias of the vocabulary's size (Phi's), split with it.
-        always_tied: vLLM's model takes its logits from the embedding whatever ``tie_word_embeddings`` says (Gemma-2).
+        tied: whether vLLM's model takes its logits from the embedding whatever ``tie_word_embeddings`` says: True
+            (Gemma-2's and Cohere's models have no LM head), False (OLMoE's and DeepSeek-V2/V3's build one and never
+            tie it); None: as ``tie_word_embeddings`` (or the config class's default) says.
     """
 
     qkv_bias: bool = False
@@ -54,7 +56,7 @@ class DecoderLayout:
     qk_norm: str | None = None
     qk_norm_params: int = 1
     lm_head_bias: bool = False
-    always_tied: bool = False
+    tied: bool | None = None
 
 
 def flag(text: Mapping[str, Any], key: str, source: str, prefix: str, default: bool = False) -> bool:
@@ -101,10 +103,11 @@ def _qwen3(text, source, prefix) -> DecoderLayout:
 
 def _cohere(text, source, prefix) -> DecoderLayout:
     """vLLM's Cohere (Command-R) model, also Cohere-2's: no biases (it does not read ``attention_bias``), one LayerNorm
-    without bias a layer (attention and MLP side by side), and with ``use_qk_norm`` a norm weight per query and key
-    head, split with the heads."""
+    without bias a layer (attention and MLP side by side), with ``use_qk_norm`` a norm weight per query and key head,
+    split with the heads, and no LM head (its logits come from the embedding, whatever ``tie_word_embeddings``
+    says)."""
     qk = flag(text, "use_qk_norm", source, prefix)
-    return DecoderLayout(layer_norms=1, qk_norm=QK_PER_HEAD if qk else None)
+    return DecoderLayout(layer_norms=1, qk_norm=QK_PER_HEAD if qk else None, tied=True)
 
 
 def _phi(text, source, prefix) -> DecoderLayout:
@@ -142,6 +145,14 @@ def _stablelm(text, source, prefix) -> DecoderLayout:
     return DecoderLayout(qkv_bias=flag(text, "use_qkv_bias", source, prefix), norm_params=2)
 
 
+def _dbrx(text, source, prefix) -> DecoderLayout:
+    """vLLM's DBRX model: its layers are counted from its own keys; a tied LM head it refuses at its start."""
+    if flag(text, "tie_word_embeddings", source, prefix):
+        raise UserError(f"{source}: model config key {prefix + 'tie_word_embeddings'!r} is true, which vLLM 0.32's "
+                        "DBRX model refuses at its start (\"tie_word_embeddings is not supported for Dbrx models\")")
+    return DecoderLayout()
+
+
 #: How each model type's layers are read (:func:`decoder_layout`): vLLM 0.32's model of the type, or, for those it
 #: serves through its Transformers backend (OLMo, OLMo-2/3, Phi, StarCoder-2, GPT-NeoX, Arcee), transformers' own.
 #: Each equals transformers' parameter count of small configs (tests/test_models_layouts.py). A config without a
@@ -159,12 +170,12 @@ READERS: dict[str | None, Reader] = {
     "qwen3": _qwen3,
     "qwen3_moe": _qwen3,
     "gemma": lambda t, s, p: DecoderLayout(),  # (vLLM's Gemma builds no biases)
-    "gemma2": lambda t, s, p: _attention_bias(t, s, p, layer_norms=4, always_tied=True),
+    "gemma2": lambda t, s, p: _attention_bias(t, s, p, layer_norms=4, tied=True),
     "gemma3_text": lambda t, s, p: _attention_bias(t, s, p, layer_norms=4, qk_norm=QK_HEAD),
     "olmo": lambda t, s, p: _attention_bias(t, s, p, norm_params=0),
     "olmo2": lambda t, s, p: _attention_bias(t, s, p, qk_norm=QK_WHOLE),
     "olmo3": lambda t, s, p: _attention_bias(t, s, p, qk_norm=QK_WHOLE),
-    "olmoe": lambda t, s, p: DecoderLayout(qk_norm=QK_WHOLE),
+    "olmoe": lambda t, s, p: DecoderLayout(qk_norm=QK_WHOLE, tied=False),  # (vLLM's OLMoE reads no tie)
     "arcee": lambda t, s, p: _attention_bias(t, s, p, reads_mlp_bias=True, gated_mlp=False),
     "cohere": _cohere,
     "cohere2": _cohere,
@@ -174,10 +185,11 @@ READERS: dict[str | None, Reader] = {
     "stablelm": _stablelm,
     # (layouts of experts and latent attention, counted by kv_capacity from their own keys)
     "mixtral": lambda t, s, p: DecoderLayout(),
-    "dbrx": lambda t, s, p: DecoderLayout(),
-    "deepseek_v2": lambda t, s, p: DecoderLayout(),
-    "deepseek_v3": lambda t, s, p: DecoderLayout(),
-    "kimi_k2": lambda t, s, p: DecoderLayout(),
+    "dbrx": lambda t, s, p: _dbrx(t, s, p),
+    # (vLLM's DeepSeek-V2 model, also V3's and Kimi-K2's, builds its own LM head and reads no tie)
+    "deepseek_v2": lambda t, s, p: DecoderLayout(tied=False),
+    "deepseek_v3": lambda t, s, p: DecoderLayout(tied=False),
+    "kimi_k2": lambda t, s, p: DecoderLayout(tied=False),
 }
 
 

@@ -213,7 +213,8 @@ class ModelShape:
             raise UserError(f"{source}: model config key 'tie_word_embeddings' must be true or false, got {tied!r}")
         kind = model_type(text)
         layout = decoder_layout(text, kind, source, prefix)
-        tied = tied or isinstance(layout, DecoderLayout) and layout.always_tied
+        if isinstance(layout, DecoderLayout) and layout.tied is not None:  # (vLLM's model ties, or never does)
+            tied = layout.tied
         experts = _experts(text, ints["num_hidden_layers"], ints["intermediate_size"], source, prefix)
         _note_sliding_window(text)
         quant = config.get("quantization_config")  # (where vLLM reads a ModelOpt KV dtype)
