@@ -155,3 +155,96 @@ def test_a_tied_dbrx_is_one_line():
     with pytest.raises(UserError, match="^p.json: model config key 'tie_word_embeddings' is true, which vLLM 0.32's "
                                         "DBRX model refuses at its start"):
         ModelShape.from_config({**dbrx, "tie_word_embeddings": True}, "p.json")
+
+
+# --- hybrid and attention-free models: no full-context KV cache in every layer -----------------------------------------
+
+HYBRIDS = [
+    _typed("jamba", attn_layer_period=8, attn_layer_offset=4),  # (one attention layer in 8, the rest Mamba)
+    _typed("qwen3_next", head_dim=16, full_attention_interval=4),  # (3 of 4 layers linear attention)
+    _typed("falcon_h1"),
+    {k: v for k, v in _typed("mamba").items() if k not in ("num_attention_heads", "num_key_value_heads")},
+    {"model_type": "qwen3_5", "torch_dtype": "bfloat16", "text_config": _typed("qwen3_5_text", head_dim=16)},
+]
+
+
+@pytest.mark.parametrize("config", HYBRIDS, ids=lambda c: c["model_type"])
+def test_a_hybrid_models_kv_cache_is_refused_where_it_is_sized(tmp_path, capsys, config):
+    """Jamba's KV was sized for every layer (8x its attention layers'), Qwen3-Next's likewise (4x), a Mamba's refused
+    for a missing num_attention_heads: vLLM keeps a fixed state a request for their Mamba or linear-attention layers.
+    Now one line naming the type, in the simulator's sizing and in the checks before the engine starts."""
+    import json
+
+    from cli_helpers import run_cli_fast
+
+    from ltrsched.engine.model_sizes import check_text_sizes
+    from ltrsched.sim.kv_capacity import ModelShape
+    from ltrsched.sim.profiles.io import load_profile, profile_to_dict
+
+    kind = config["text_config"]["model_type"] if "text_config" in config else config["model_type"]
+    kind = "qwen3_5" if kind == "qwen3_5_text" else kind  # (the composite's type, named first)
+    says = f"p.json: model type {kind!r} has state-space or linear-attention layers, which vLLM 0.32 serves as a hybrid"
+    with pytest.raises(UserError, match=f"^{re.escape(says)}.*the simulator cannot size its KV cache$"):
+        ModelShape.from_config(config, "p.json")
+    with pytest.raises(UserError, match=f"^{re.escape(says)}.*ltrsched cannot check its KV cache or context before"):
+        check_text_sizes(config, "p.json")
+    data = profile_to_dict(load_profile("a100-llama3-8b"))
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({**data, "model_config": config}))
+    result = run_cli_fast(capsys, "simulate", "--profile", path, "-w", "lmsys-like", "-n", "5", "-o", tmp_path / "o")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert f"model type {kind!r} has state-space" in result.stderr
+
+
+def _vllm_models_dir():
+    from ltrsched.config_classes import vllm_file
+
+    registry = vllm_file("model_executor/models/registry.py")
+    return None if registry is None else registry.parent
+
+
+def hybrid_of(name: str, bases: dict[str, set[str]], seen: tuple = ()) -> bool:
+    """Class ``name`` is IsHybrid or IsAttentionFree through ``bases`` (class -> its base classes' names)."""
+    return name in ("IsHybrid", "IsAttentionFree") or name not in seen and any(
+        hybrid_of(b, bases, seen + (name,)) for b in bases.get(name, ()))
+
+
+@pytest.mark.skipif(_vllm_models_dir() is None, reason="reads the installed vLLM's source")
+def test_the_hybrid_types_cover_every_hybrid_class_vllm_registers():
+    """Every architecture the installed vLLM registers whose class is (through its bases) IsHybrid or IsAttentionFree,
+    read from its source, has each model type transformers gives that architecture in HYBRID_MODEL_TYPES."""
+    import ast
+
+    from transformers.models.auto import modeling_auto
+
+    from ltrsched.config_classes import HYBRID_MODEL_TYPES
+
+    root = _vllm_models_dir()
+    texts = {path: path.read_text(encoding="utf-8") for path in root.rglob("*.py")}
+    bases: dict[str, set[str]] = {}
+    named, parsed = {"IsHybrid", "IsAttentionFree"}, set()
+    while True:  # (parse the files naming a hybrid class, until no new subclass is found: not all 300)
+        todo = [path for path, text in texts.items() if path not in parsed and any(n in text for n in named)]
+        if not todo:
+            break
+        for path in todo:
+            parsed.add(path)
+            for node in ast.walk(ast.parse(texts[path])):
+                if isinstance(node, ast.ClassDef):
+                    bases.setdefault(node.name, set()).update(
+                        b.id if isinstance(b, ast.Name) else b.attr for b in node.bases
+                        if isinstance(b, (ast.Name, ast.Attribute)))
+        named |= {name for name in bases if hybrid_of(name, bases)}
+
+    registry = ast.parse((root / "registry.py").read_text(encoding="utf-8"))
+    archs = {key.value for node in ast.walk(registry) if isinstance(node, ast.Dict)
+             for key, value in zip(node.keys, node.values)
+             if isinstance(key, ast.Constant) and isinstance(value, ast.Tuple) and len(value.elts) == 2
+             and isinstance(value.elts[1], ast.Constant) and hybrid_of(value.elts[1].value, bases)}
+    assert "JambaForCausalLM" in archs and "Qwen3NextForCausalLM" in archs
+    types = set()
+    for mapping in (modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, modeling_auto.MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES,
+                    modeling_auto.MODEL_MAPPING_NAMES):
+        types |= {kind for kind, names in mapping.items()
+                  if set([names] if isinstance(names, str) else names) & archs}
+    assert types and types <= HYBRID_MODEL_TYPES, sorted(types - HYBRID_MODEL_TYPES)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 
-from ltrsched.config_classes import class_defaults
+from ltrsched.config_classes import class_defaults, hybrid_refusal
 from ltrsched.errors import UserError
 from ltrsched.hf_quiet import transformers_quiet
 
@@ -41,11 +41,16 @@ def check_text_sizes(model: dict, source: str) -> None:
     latent), and with ``VLLM_MLA_DISABLE`` set (a value vLLM cannot read is refused for any model) its per-head size
     ``qk_nope_head_dim``, or the model is refused where vLLM has no attention without the latent for it
     (:func:`ltrsched.models.mla_disabled_head`); a model with DeepSeek-V3.2's sparse-attention indexer is refused
-    (:func:`ltrsched.models.check_no_indexer`)."""
+    (:func:`ltrsched.models.check_no_indexer`), as is a hybrid or attention-free model (Jamba, Qwen3-Next, Mamba,
+    ...: :data:`ltrsched.config_classes.HYBRID_MODEL_TYPES`), whose cache is no full-context KV of every layer."""
     from ltrsched.models import (FALCON_MODEL_TYPES, MLA_MODEL_TYPES, check_no_indexer, falcon_kv_heads, falcon_names,
                                  mla_disabled, mla_disabled_head, model_type, text_model)
 
     text, prefix = text_model(model, source)
+    hybrid = hybrid_refusal((model.get("model_type"), text.get("model_type")), source,
+                            "ltrsched cannot check its KV cache or context before the engine starts")
+    if hybrid is not None:
+        raise UserError(hybrid)
     disabled = mla_disabled()  # (a value vLLM cannot read: a traceback at its start, whatever the model)
     if model_type(text) in FALCON_MODEL_TYPES:  # (RefinedWeb's n_embed, as vLLM's RWConfig reads it)
         text = falcon_names(text)
