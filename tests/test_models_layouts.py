@@ -248,3 +248,27 @@ def test_the_hybrid_types_cover_every_hybrid_class_vllm_registers():
         types |= {kind for kind, names in mapping.items()
                   if set([names] if isinstance(names, str) else names) & archs}
     assert types and types <= HYBRID_MODEL_TYPES, sorted(types - HYBRID_MODEL_TYPES)
+
+
+# --- a sliding window or chunked attention the file leaves to its config class --------------------------------------
+
+@pytest.mark.parametrize("config, says", [
+    (_typed("mistral"), "note: a mistral model's 4,096-token sliding window is not simulated"),  # (MistralConfig's)
+    (_typed("gemma3_text", head_dim=16), "note: a gemma3_text model's 4,096-token sliding window is not simulated"),
+    (_typed("cohere2"), "note: a cohere2 model's 4,096-token sliding window is not simulated"),
+    (_typed("qwen2", sliding_window=1024), None),  # (Qwen2Config's use_sliding_window: false)
+    (_typed("qwen2", sliding_window=1024, use_sliding_window=True), "note: a qwen2 model's 1,024-token sliding"),
+    (_typed("llama4_text", head_dim=16, attention_chunk_size=8192),
+     "note: a llama4_text model's 8,192-token chunked local attention is not simulated: every layer keeps KV for a "
+     "request's whole context"),
+    (_typed("llama", attention_chunk_size=8192), None),  # (vLLM's Llama builds no chunked attention)
+])
+def test_a_window_vllm_takes_from_the_config_class_is_noted(capsys, config, says):
+    """A config.json without sliding_window has its class's (Mistral's, Gemma-3's and Cohere-2's 4096), which vLLM
+    slides with: nothing was said, as for Llama-4's chunked local attention (only the current chunk kept)."""
+    from ltrsched.sim.kv_capacity import ModelShape
+
+    capsys.readouterr()
+    ModelShape.from_config(config)
+    err = capsys.readouterr().err
+    assert err.startswith(says) if says else not err, err

@@ -290,22 +290,35 @@ def _check_class_defaults(text: Mapping[str, Any], source: str, prefix: str) -> 
     return defaults.get("tie_word_embeddings") is True
 
 
+#: Model types whose vLLM 0.32 model builds chunked local attention where ``attention_chunk_size`` is set (Llama-4's).
+CHUNKED_ATTENTION_MODEL_TYPES = frozenset({"llama4", "llama4_text"})
+
+
 def _note_sliding_window(text: Mapping[str, Any]) -> None:
     """A ``note:`` line on stderr (once a command: :class:`ltrsched.notices.Notices`) where the text model ``text`` has
-    sliding-window layers (a positive ``sliding_window``, not switched off by ``use_sliding_window``: Mistral's every
-    layer, Gemma-2/3's and Qwen2's some): the simulator keeps every layer's KV for a request's whole context, which is
-    vLLM 0.32's count for requests within the window (its KV groups of equal size: a padded group aside), not beyond
+    sliding-window layers (a positive ``sliding_window``, not switched off by ``use_sliding_window``, either the config
+    class's default where the file leaves it out, as vLLM reads them: Mistral's every layer, Gemma-2/3's and Qwen2's
+    some) or chunked local attention (Llama-4's ``attention_chunk_size``): the simulator keeps every layer's KV for a
+    request's whole context, which is vLLM 0.32's count for requests within the window (its KV groups of equal size: a padded group aside), not beyond
     it, where vLLM keeps only the window in those layers and holds more long requests than simulated."""
     import sys
 
-    window = text.get("sliding_window")
-    if text.get("use_sliding_window") is False or type(window) is not int or window <= 0:
-        return
-    kind = text.get("model_type") if isinstance(text.get("model_type"), str) else "profile's"
+    from ltrsched.config_classes import class_defaults
+
+    kind = text.get("model_type") if isinstance(text.get("model_type"), str) else None
+    absent = tuple(key for key in ("sliding_window", "use_sliding_window") if key not in text)
+    given = {**(class_defaults(kind, absent)[1] if kind and absent else {}), **text}  # (the class's where left out)
+    window, chunk = given.get("sliding_window"), text.get("attention_chunk_size")
+    named = kind or "profile's"
     # (no source named: the same model read as a file's model_config and as a profile is one note)
-    print(f"note: a {kind} model's {window:,}-token sliding window is not simulated: every layer keeps KV for a "
-          "request's whole context (vLLM's count for requests within the window; beyond it vLLM keeps only the "
-          "window in sliding layers, and holds more long requests than simulated)", file=sys.stderr)
+    if given.get("use_sliding_window") is not False and type(window) is int and window > 0:
+        print(f"note: a {named} model's {window:,}-token sliding window is not simulated: every layer keeps KV for a "
+              "request's whole context (vLLM's count for requests within the window; beyond it vLLM keeps only the "
+              "window in sliding layers, and holds more long requests than simulated)", file=sys.stderr)
+    if kind in CHUNKED_ATTENTION_MODEL_TYPES and type(chunk) is int and chunk > 0:
+        print(f"note: a {named} model's {chunk:,}-token chunked local attention is not simulated: every layer keeps KV "
+              "for a request's whole context (vLLM's count for requests within one chunk; beyond it vLLM keeps only "
+              "the current chunk in those layers, and holds more long requests than simulated)", file=sys.stderr)
 
 
 def _optional_size(text: Mapping[str, Any], key: str, source: str, prefix: str, default: int | None = None) -> int:
