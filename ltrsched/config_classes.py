@@ -13,6 +13,18 @@ import importlib.util
 import inspect
 from pathlib import Path
 
+#: Most decoder layers a model config may give: real models have at most a few hundred; transformers' config classes
+#: build a list of the layers' kinds, and the weight estimate walks them, so 2^31 layers hung the checks for minutes.
+MAX_LAYERS = 1 << 12
+
+
+def layers_refusal(layers: int, source: str, key: str) -> str | None:
+    """The one-line refusal naming ``source`` and ``key`` of a layer count beyond :data:`MAX_LAYERS`; None within."""
+    if layers <= MAX_LAYERS:
+        return None
+    return (f"{source}: {key!r} gives {layers:,} decoder layers, more than the largest plausible count {MAX_LAYERS:,} "
+            "(real models have at most a few hundred)")
+
 
 def vllm_file(relative: str) -> Path | None:
     """A source file of the installed ``vllm`` package, found without importing it (None: no vLLM)."""

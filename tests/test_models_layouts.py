@@ -272,3 +272,41 @@ def test_a_window_vllm_takes_from_the_config_class_is_noted(capsys, config, says
     ModelShape.from_config(config)
     err = capsys.readouterr().err
     assert err.startswith(says) if says else not err, err
+
+
+# --- hostile sizes -----------------------------------------------------------------------------------------------------
+
+DEEP = _typed("qwen3", head_dim=16, num_hidden_layers=10**6)  # (2^31 was accepted: minutes in the checks)
+
+
+def test_a_layer_count_no_model_has_is_one_line_before_any_class_is_built(tmp_path, capsys):
+    """Any layer count up to 2^31 passed: transformers' Qwen3 config class (read before the engine starts) builds a
+    list of every layer's kind, and the weight estimate walked every layer (a million layers: seconds; 2^31: a hang).
+    Now one line naming the key, in a profile's sizing and before the engine starts."""
+    import json
+
+    from cli_helpers import run_cli_fast
+
+    from ltrsched.sim.kv_capacity import ModelShape
+
+    says = "'num_hidden_layers' gives 1,000,000 decoder layers, more than the largest plausible count 4,096"
+    with pytest.raises(UserError, match=f"^p.json: {re.escape(says)}"):
+        ModelShape.from_config({**DEEP, "model_type": "qwen3_moe", "num_experts": 4, "moe_intermediate_size": 32},
+                               "p.json")
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({**DEEP, "architectures": ["Qwen3ForCausalLM"]}))
+    result = run_cli_fast(capsys, "replay", "-m", model, "-w", "lmsys-like", "-n", "2", "-o", tmp_path / "o")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert f"{model / 'config.json'}: {says}" in result.stderr
+
+
+@pytest.mark.parametrize("key, value", [("sliding_window", "4096"), ("sliding_window", float("nan")),
+                                        ("sliding_window", -1), ("attention_chunk_size", 8192.5)])
+def test_a_window_that_is_no_number_of_tokens_is_one_line(key, value):
+    """The simulator took a window of "4096" or NaN as none (transformers' config class, and so vLLM, refuses it)."""
+    from ltrsched.sim.kv_capacity import ModelShape
+
+    with pytest.raises(UserError, match=f"^p.json: model config key {key!r} must be a whole number of tokens or null, "
+                                        f"got {re.escape(repr(value))}$"):
+        ModelShape.from_config(_typed("mistral", **{key: value}), "p.json")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 
-from ltrsched.config_classes import class_defaults, hybrid_refusal
+from ltrsched.config_classes import class_defaults, hybrid_refusal, layers_refusal
 from ltrsched.errors import UserError
 from ltrsched.hf_quiet import transformers_quiet
 
@@ -43,10 +43,14 @@ def check_text_sizes(model: dict, source: str) -> None:
     (:func:`ltrsched.models.mla_disabled_head`); a model with DeepSeek-V3.2's sparse-attention indexer is refused
     (:func:`ltrsched.models.check_no_indexer`), as is a hybrid or attention-free model (Jamba, Qwen3-Next, Mamba,
     ...: :data:`ltrsched.config_classes.HYBRID_MODEL_TYPES`), whose cache is no full-context KV of every layer."""
-    from ltrsched.models import (FALCON_MODEL_TYPES, MLA_MODEL_TYPES, check_no_indexer, falcon_kv_heads, falcon_names,
-                                 mla_disabled, mla_disabled_head, model_type, text_model)
+    from ltrsched.models import (FALCON_MODEL_TYPES, LAYER_KEYS, MLA_MODEL_TYPES, check_no_indexer, falcon_kv_heads,
+                                 falcon_names, layer_count, mla_disabled, mla_disabled_head, model_type, text_model)
 
     text, prefix = text_model(model, source)
+    key = next((k for k in LAYER_KEYS if k in text), None)
+    too_deep = layers_refusal(layer_count(model, source), source, prefix + key) if key else None
+    if too_deep is not None:  # (transformers' config classes build a list of 2^31 layer kinds: minutes)
+        raise UserError(too_deep)
     hybrid = hybrid_refusal((model.get("model_type"), text.get("model_type")), source,
                             "ltrsched cannot check its KV cache or context before the engine starts")
     if hybrid is not None:

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ltrsched.config_classes import hybrid_refusal
+from ltrsched.config_classes import hybrid_refusal, layers_refusal
 from ltrsched.errors import UserError
 from ltrsched.sim.decoder_layouts import QK_HEAD, QK_PER_HEAD, QK_WHOLE, DecoderLayout, decoder_layout
 from ltrsched.sim.weight_storage import WeightStorage, weight_storage
@@ -198,6 +198,9 @@ class ModelShape:
                 raise UserError(f"{source}: model config key {prefix + key!r} is more than the largest plausible "
                                 f"size {MAX_CONFIG_SIZE:,}")
             ints[key] = value
+        too_deep = layers_refusal(ints["num_hidden_layers"], source, prefix + "num_hidden_layers")
+        if too_deep is not None:
+            raise UserError(too_deep)
         dtype = config_dtype(config)
         if dtype is None:
             raise UserError(f"{source}: model config lacks key 'torch_dtype'")
@@ -222,7 +225,7 @@ class ModelShape:
         if isinstance(layout, DecoderLayout) and layout.tied is not None:  # (vLLM's model ties, or never does)
             tied = layout.tied
         experts = _experts(text, ints["num_hidden_layers"], ints["intermediate_size"], source, prefix)
-        _note_sliding_window(text)
+        _note_sliding_window(text, source, prefix)
         quant = config.get("quantization_config")  # (where vLLM reads a ModelOpt KV dtype)
         layers = layers_quantization_config(dict(config), quant, source)  # (or text_config's, compression_config)
         storage = weight_storage(layers, DTYPE_BYTES[dtype], source)
@@ -294,13 +297,14 @@ def _check_class_defaults(text: Mapping[str, Any], source: str, prefix: str) -> 
 CHUNKED_ATTENTION_MODEL_TYPES = frozenset({"llama4", "llama4_text"})
 
 
-def _note_sliding_window(text: Mapping[str, Any]) -> None:
+def _note_sliding_window(text: Mapping[str, Any], source: str, prefix: str) -> None:
     """A ``note:`` line on stderr (once a command: :class:`ltrsched.notices.Notices`) where the text model ``text`` has
     sliding-window layers (a positive ``sliding_window``, not switched off by ``use_sliding_window``, either the config
     class's default where the file leaves it out, as vLLM reads them: Mistral's every layer, Gemma-2/3's and Qwen2's
     some) or chunked local attention (Llama-4's ``attention_chunk_size``): the simulator keeps every layer's KV for a
     request's whole context, which is vLLM 0.32's count for requests within the window (its KV groups of equal size: a padded group aside), not beyond
-    it, where vLLM keeps only the window in those layers and holds more long requests than simulated."""
+    it, where vLLM keeps only the window in those layers and holds more long requests than simulated. A window or
+    chunk that is no whole number of tokens (``"4096"``, NaN) is a one-line UserError naming ``source``."""
     import sys
 
     from ltrsched.config_classes import class_defaults
@@ -309,6 +313,10 @@ def _note_sliding_window(text: Mapping[str, Any]) -> None:
     absent = tuple(key for key in ("sliding_window", "use_sliding_window") if key not in text)
     given = {**(class_defaults(kind, absent)[1] if kind and absent else {}), **text}  # (the class's where left out)
     window, chunk = given.get("sliding_window"), text.get("attention_chunk_size")
+    for key, value in (("sliding_window", window), ("attention_chunk_size", chunk)):
+        if value is not None and (type(value) is not int or value < 0):  # (transformers' classes refuse it)
+            raise UserError(f"{source}: model config key {prefix + key!r} must be a whole number of tokens or null, "
+                            f"got {value!r}")
     named = kind or "profile's"
     # (no source named: the same model read as a file's model_config and as a profile is one note)
     if given.get("use_sliding_window") is not False and type(window) is int and window > 0:
