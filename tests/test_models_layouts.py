@@ -310,3 +310,88 @@ def test_a_window_that_is_no_number_of_tokens_is_one_line(key, value):
     with pytest.raises(UserError, match=f"^p.json: model config key {key!r} must be a whole number of tokens or null, "
                                         f"got {re.escape(repr(value))}$"):
         ModelShape.from_config(_typed("mistral", **{key: value}), "p.json")
+
+
+# --- an FP8 KV cache on the CPU engine ----------------------------------------------------------------------------------
+
+CT_FP8_KV = {"quant_method": "compressed-tensors", "format": "float-quantized", "ignore": ["lm_head"],
+             "config_groups": {"group_0": {"targets": ["Linear"], "weights": {
+                 "num_bits": 8, "type": "float", "strategy": "channel", "symmetric": True}}},
+             "kv_cache_scheme": {"num_bits": 8, "type": "float", "strategy": "tensor", "dynamic": False,
+                                 "symmetric": True}}
+#: A Llama with heads of 64 (LLAMA_TINY's sizes) whose compressed-tensors config keeps its KV cache in FP8.
+FP8_KV_LLAMA = {**_typed("llama", hidden_size=256, num_attention_heads=4, num_key_value_heads=4, intermediate_size=512),
+                "architectures": ["LlamaForCausalLM"], "quantization_config": CT_FP8_KV}
+
+
+def _cpu_engine(tmp_path, config):
+    from ltrsched.validation.engines import engine_config
+
+    path = _model_dir_of(tmp_path, config)
+    return lambda: engine_config(model=str(path), platform="cpu", num_gpu_blocks=4)
+
+
+@pytest.mark.parametrize("config, supported, says", [
+    (FP8_KV_LLAMA, False, "its quantization config makes vLLM keep the KV cache in FP8 (fp8), which vLLM 0.32's CPU "
+                          "attention keeps only on x86 with AVX-512 or AMX, and this machine has neither"),
+    ({**FP8_KV_LLAMA, "hidden_size": 320}, True, "which vLLM 0.32's CPU attention keeps only for heads of a size "
+                                                 "divisible by 32, not 80 (hidden_size / num_attention_heads"),
+    ({**FP8_KV_LLAMA, "head_dim": 48}, True, "keeps only for heads of a size divisible by 32, not 48 (head_dim"),
+])
+def test_an_fp8_kv_cache_the_cpu_attention_refuses_is_one_line_before_the_start(tmp_path, monkeypatch, config,
+                                                                                 supported, says):
+    """vLLM's CPU attention refuses an FP8 KV cache (a compressed-tensors kv_cache_scheme: vLLM sets fp8 under
+    --kv-cache-dtype auto) on a host without AVX-512 or AMX, and for heads divisible by 16 but not 32, with a
+    NotImplementedError traceback once the model has loaded; the CPU engine's checks sized it at one byte an element
+    and let it start."""
+    from ltrsched.engine import model_sizes
+
+    monkeypatch.setattr(model_sizes, "_cpu_supports_fp8_kv", lambda: supported)
+    with pytest.raises(UserError, match=f"config.json: .*{re.escape(says)}"):
+        _cpu_engine(tmp_path, config)()
+
+
+@pytest.mark.parametrize("config, supported", [
+    (FP8_KV_LLAMA, True), ({**FP8_KV_LLAMA, "hidden_size": 384}, True),  # (heads of 96: a multiple of 32)
+    ({k: v for k, v in FP8_KV_LLAMA.items() if k != "quantization_config"}, False),  # (no FP8 KV cache)
+])
+def test_an_fp8_kv_cache_the_cpu_attention_keeps_passes(tmp_path, monkeypatch, config, supported):
+    from ltrsched.engine import model_sizes
+
+    monkeypatch.setattr(model_sizes, "_cpu_supports_fp8_kv", lambda: supported)
+    model_sizes.check_cpu_kv_cache(str(_model_dir_of(tmp_path, config)), "p.json")
+
+
+def _model_dir_of(tmp_path, config):
+    import json
+
+    path = tmp_path / "m"
+    path.mkdir(exist_ok=True)
+    (path / "config.json").write_text(json.dumps(config))
+    return path
+
+
+@pytest.mark.slow  # (imports vLLM: about 25 s under load)
+@pytest.mark.vllm
+@pytest.mark.skipif(_vllm_models_dir() is None, reason="reads the installed vLLM")
+@pytest.mark.parametrize("head", [64, 80])
+def test_the_cpu_fp8_condition_is_vllms_own(tmp_path, head):
+    """vLLM's CPU attention's own choice of kernel (its _get_attn_isa) refuses an FP8 KV cache on this host exactly
+    where check_cpu_kv_cache does."""
+    import torch
+    from vllm.v1.attention.backends.cpu_attn import _get_attn_isa
+
+    from ltrsched.engine.model_sizes import check_cpu_kv_cache
+
+    path = _model_dir_of(tmp_path, {**FP8_KV_LLAMA, "head_dim": head})
+    try:
+        _get_attn_isa(torch.bfloat16, 128, head, "fp8")
+        theirs = None
+    except NotImplementedError as exc:
+        theirs = str(exc)
+    try:
+        check_cpu_kv_cache(str(path), "p.json")
+        ours = None
+    except UserError as exc:
+        ours = str(exc)
+    assert (ours is None) == (theirs is None), (ours, theirs)

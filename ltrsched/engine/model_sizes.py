@@ -129,3 +129,45 @@ def check_config_values(model: dict, source: str) -> None:
                         f"it) refuses it: {' '.join(str(exc).split())}") from None
     except Exception:  # (any other failure of a config class built from hostile values: vLLM's own reading decides)
         return
+
+
+def _cpu_supports_fp8_kv() -> bool:
+    """Whether this host has what vLLM 0.32's CPU attention needs for an FP8 KV cache: x86 with AVX-512 or AMX, as it
+    asks torch (its ``_get_attn_isa``); True where torch cannot tell (vLLM's own check remains)."""
+    try:
+        import torch
+
+        return bool(torch.cpu._is_avx512_supported() or torch.cpu._is_amx_tile_supported())
+    except Exception:  # (no torch, or a torch without these probes)
+        return True
+
+
+def check_cpu_kv_cache(path: str, source: str) -> None:
+    """One-line :class:`UserError` naming ``source`` (the config.json of the model directory ``path``) where vLLM 0.32
+    keeps the model's KV cache in FP8 (a compressed-tensors ``kv_cache_scheme`` or a ModelOpt FP8 KV config:
+    :func:`ltrsched.models.kv_cache_dtype`) and its CPU attention refuses it once the model has loaded (a
+    NotImplementedError traceback): on a host without AVX-512 or AMX ("FP8 KV cache on CPU requires x86 with AVX-512
+    or AMX"), or for heads of a size divisible by 16 but not 32 ("FP8 KV cache requires head_size divisible by 32 on
+    CPU"). For the CPU engine only: a GPU keeps it."""
+    from ltrsched.engine.config import model_quantization_config
+    from ltrsched.models import kv_cache_dtype, layers_quantization_config, read_model_config, text_model
+
+    model = read_model_config(path)
+    quant = model_quantization_config(path, model)
+    kv_dtype = kv_cache_dtype(quant, source, layers_quantization_config(model, quant, source))
+    if not kv_dtype.startswith("fp8"):
+        return
+    if not _cpu_supports_fp8_kv():
+        raise UserError(f"{source}: its quantization config makes vLLM keep the KV cache in FP8 ({kv_dtype}), which "
+                        "vLLM 0.32's CPU attention keeps only on x86 with AVX-512 or AMX, and this machine has neither "
+                        "(a traceback once the model has loaded): serve it on a GPU, or a checkpoint without an FP8 "
+                        "KV cache")
+    text, prefix = text_model(model, source)
+    head, heads, width = text.get("head_dim"), text.get("num_attention_heads"), text.get("hidden_size")
+    if not _size(head) and _size(heads) and _size(width):
+        head = width // heads
+    if _size(head) and head % 32 and head % 16 == 0:
+        raise UserError(f"{source}: its quantization config makes vLLM keep the KV cache in FP8 ({kv_dtype}), which "
+                        f"vLLM 0.32's CPU attention keeps only for heads of a size divisible by 32, not {head} "
+                        f"({prefix}{'head_dim' if _size(text.get('head_dim')) else 'hidden_size / num_attention_heads'}"
+                        "; a traceback once the model has loaded): serve it on a GPU")
