@@ -395,3 +395,13 @@ def test_the_cpu_fp8_condition_is_vllms_own(tmp_path, head):
     except UserError as exc:
         ours = str(exc)
     assert (ours is None) == (theirs is None), (ours, theirs)
+
+
+def test_a_model_type_that_is_no_name_has_no_weight_estimate():
+    """A list model_type was read as no type, and its weights counted as a Llama's (vLLM refuses the config)."""
+    from ltrsched.sim.kv_capacity import ModelShape, parameter_count
+
+    shape = ModelShape.from_config(_typed(["olmo"]), "p.json")  # (its KV cache: a head's keys and values a layer)
+    with pytest.raises(UserError, match=re.escape("p.json: model_type must be a string naming the model's type, got "
+                                                  "['olmo']")):
+        parameter_count(shape)

@@ -219,6 +219,11 @@ def decoder_layout(text: Mapping[str, Any], kind: str | None, source: str, prefi
     type whose layers are not read here, the one-line refusal of its weight estimate naming the type (a string, raised
     only where weights are estimated: its KV cache is still sized). A flag that is no boolean is a one-line
     UserError."""
+    stated = text.get("model_type")
+    if stated is not None and not isinstance(stated, str):  # (vLLM refuses it; read as no type, it was a Llama's)
+        shown = repr(stated) if len(repr(stated)) <= 60 else repr(stated)[:57] + "..."
+        return (f"{source}: {prefix}model_type must be a string naming the model's type, got {shown}, so the "
+                "simulator cannot tell its layers to size its memory")
     if kind not in READERS:
         kind = _built_text_type(kind, text)
     reader = READERS.get(kind)
