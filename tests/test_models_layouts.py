@@ -54,12 +54,16 @@ LAYOUTS = [
 ]
 
 
-@pytest.mark.parametrize("config", LAYOUTS, ids=lambda c: "-".join(f"{k}" for k in c if k not in SMALL or k == "model_type"
-                                                                    ) + f"-{c['model_type']}")
+def _case(config) -> str:
+    """A test id: the model type and the keys given beside SMALL's."""
+    return "-".join([config["model_type"], *(k for k in config if k not in SMALL and k != "model_type")])
+
+
+@pytest.mark.parametrize("config", LAYOUTS, ids=_case)
 def test_the_parameter_count_of_other_layouts_is_the_models_own(config):
     """Each was counted as a Llama's layers (gated MLP, two RMSNorms, biases unread): a GPT-NeoX's ungated MLP and
-    LayerNorm biases, Phi's LM-head bias, OLMo's norms without weights, Cohere's one norm a layer and q/k norms, Gemma-2/3's
-    attention_bias were all miscounted. Now transformers' parameter count exactly."""
+    LayerNorm biases, Phi's LM-head bias, OLMo's norms without weights, Cohere's one norm a layer and q/k norms,
+    Gemma-2/3's attention_bias were all miscounted. Now transformers' parameter count exactly."""
     from ltrsched.sim.kv_capacity import parameter_count
 
     assert parameter_count(config) == transformers_count(config)
@@ -157,7 +161,7 @@ def test_a_tied_dbrx_is_one_line():
         ModelShape.from_config({**dbrx, "tie_word_embeddings": True}, "p.json")
 
 
-# --- hybrid and attention-free models: no full-context KV cache in every layer -----------------------------------------
+# --- hybrid and attention-free models: no full-context KV cache in every layer ----------------------------------------
 
 HYBRIDS = [
     _typed("jamba", attn_layer_period=8, attn_layer_offset=4),  # (one attention layer in 8, the rest Mamba)
@@ -243,14 +247,14 @@ def test_the_hybrid_types_cover_every_hybrid_class_vllm_registers():
              and isinstance(value.elts[1], ast.Constant) and hybrid_of(value.elts[1].value, bases)}
     assert "JambaForCausalLM" in archs and "Qwen3NextForCausalLM" in archs
     types = set()
-    for mapping in (modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, modeling_auto.MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES,
-                    modeling_auto.MODEL_MAPPING_NAMES):
+    for mapping in (modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, modeling_auto.MODEL_MAPPING_NAMES,
+                    modeling_auto.MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES):
         types |= {kind for kind, names in mapping.items()
                   if set([names] if isinstance(names, str) else names) & archs}
     assert types and types <= HYBRID_MODEL_TYPES, sorted(types - HYBRID_MODEL_TYPES)
 
 
-# --- a sliding window or chunked attention the file leaves to its config class --------------------------------------
+# --- a sliding window or chunked attention the file leaves to its config class ----------------------------------------
 
 @pytest.mark.parametrize("config, says", [
     (_typed("mistral"), "note: a mistral model's 4,096-token sliding window is not simulated"),  # (MistralConfig's)
@@ -274,7 +278,7 @@ def test_a_window_vllm_takes_from_the_config_class_is_noted(capsys, config, says
     assert err.startswith(says) if says else not err, err
 
 
-# --- hostile sizes -----------------------------------------------------------------------------------------------------
+# --- hostile sizes ----------------------------------------------------------------------------------------------------
 
 DEEP = _typed("qwen3", head_dim=16, num_hidden_layers=10**6)  # (2^31 was accepted: minutes in the checks)
 
@@ -312,7 +316,7 @@ def test_a_window_that_is_no_number_of_tokens_is_one_line(key, value):
         ModelShape.from_config(_typed("mistral", **{key: value}), "p.json")
 
 
-# --- an FP8 KV cache on the CPU engine ----------------------------------------------------------------------------------
+# --- an FP8 KV cache on the CPU engine --------------------------------------------------------------------------------
 
 CT_FP8_KV = {"quant_method": "compressed-tensors", "format": "float-quantized", "ignore": ["lm_head"],
              "config_groups": {"group_0": {"targets": ["Linear"], "weights": {

@@ -302,9 +302,10 @@ def _note_sliding_window(text: Mapping[str, Any], source: str, prefix: str) -> N
     sliding-window layers (a positive ``sliding_window``, not switched off by ``use_sliding_window``, either the config
     class's default where the file leaves it out, as vLLM reads them: Mistral's every layer, Gemma-2/3's and Qwen2's
     some) or chunked local attention (Llama-4's ``attention_chunk_size``): the simulator keeps every layer's KV for a
-    request's whole context, which is vLLM 0.32's count for requests within the window (its KV groups of equal size: a padded group aside), not beyond
-    it, where vLLM keeps only the window in those layers and holds more long requests than simulated. A window or
-    chunk that is no whole number of tokens (``"4096"``, NaN) is a one-line UserError naming ``source``."""
+    request's whole context, which is vLLM 0.32's count for requests within the window (its KV groups of equal size:
+    a padded group aside), not beyond it, where vLLM keeps only the window in those layers and holds more long requests
+    than simulated. A window or chunk that is no whole number of tokens (``"4096"``, NaN) is a one-line UserError
+    naming ``source``."""
     import sys
 
     from ltrsched.config_classes import class_defaults
