@@ -138,7 +138,7 @@ def test_a_composite_text_config_without_its_type_is_read_as_the_type_its_class_
 def test_the_lm_head_is_the_one_vllms_model_builds_whatever_tie_word_embeddings_says(config):
     """vLLM's Cohere model has no LM head (its logits come from the embedding), its OLMoE and DeepSeek-V2/V3 models
     always build one: the weight estimate followed tie_word_embeddings (an LM head counted for a Cohere model saying
-    false: its vocabulary x width, 2 GB for Command-R's 256k x 8192 at bf16; none for a tied OLMoE)."""
+    false: its vocabulary x width, 4.2 GB for Command-R's 256,000 x 8,192 at bf16; none for a tied OLMoE)."""
     from ltrsched.sim.kv_capacity import ModelShape, parameter_count
 
     flipped = {**config, "tie_word_embeddings": not config["tie_word_embeddings"]}
