@@ -13,6 +13,18 @@ import importlib.util
 import inspect
 from pathlib import Path
 
+#: Most decoder layers a model config may give: real models have at most a few hundred; transformers' config classes
+#: build a list of the layers' kinds, and the weight estimate walks them, so 2^31 layers hung the checks for minutes.
+MAX_LAYERS = 1 << 12
+
+
+def layers_refusal(layers: int, source: str, key: str) -> str | None:
+    """The one-line refusal naming ``source`` and ``key`` of a layer count beyond :data:`MAX_LAYERS`; None within."""
+    if layers <= MAX_LAYERS:
+        return None
+    return (f"{source}: {key!r} gives {layers:,} decoder layers, more than the largest plausible count {MAX_LAYERS:,} "
+            "(real models have at most a few hundred)")
+
 
 def vllm_file(relative: str) -> Path | None:
     """A source file of the installed ``vllm`` package, found without importing it (None: no vLLM)."""
@@ -152,3 +164,27 @@ def class_defaults(kind, sizes: tuple[str, ...]) -> tuple[dict[str, str], dict[s
             defaults[key] = params[name].default
     return aliases, defaults, (f"transformers' {config_class.__name__} (vLLM's config class for {kind!r})"
                                if named is not None else f"transformers' {kind!r} config class")
+
+
+#: Model types vLLM 0.32 serves as hybrid or attention-free models (its model classes are ``IsHybrid`` or
+#: ``IsAttentionFree``: Mamba / state-space or linear-attention layers beside, or instead of, attention): it keeps a
+#: fixed state a request for those layers, KV only for the attention layers, in blocks it sizes to the state's page,
+#: none of which is a full-context KV cache of every layer. The composite types and their text types both.
+#: tests/test_models_layouts.py checks this covers every such class the installed vLLM registers.
+HYBRID_MODEL_TYPES = frozenset({
+    "bailing_hybrid", "bailing_moe_v3_vl", "falcon_h1", "falcon_mamba", "granitemoehybrid", "jamba", "kimi_linear",
+    "lfm2", "lfm2_moe", "lfm2_vl", "mamba", "mamba2", "minicpmv4_6", "minicpmv4_7", "nemotron_h", "nemotron_h_omni",
+    "olmo_hybrid", "qwen3_5", "qwen3_5_moe", "qwen3_5_moe_text", "qwen3_5_text", "qwen3_next", "zamba2",
+})
+
+
+def hybrid_refusal(kinds, source: str, what: str) -> str | None:
+    """The one-line refusal naming ``source`` where one of ``kinds`` (a config's model type and its text model's) is a
+    hybrid or attention-free model type (:data:`HYBRID_MODEL_TYPES`), whose cache ``what`` (in words: "the simulator
+    cannot size ...") would take for every layer's full-context KV; None for any other."""
+    kind = next((k for k in kinds if isinstance(k, str) and k in HYBRID_MODEL_TYPES), None)
+    if kind is None:
+        return None
+    return (f"{source}: model type {kind!r} has state-space or linear-attention layers, which vLLM 0.32 serves as a "
+            "hybrid model (a fixed state a request for them, KV only in its attention layers, in blocks of its own "
+            f"size), not with a full-context KV cache in every layer, which is all ltrsched sizes: {what}")

@@ -415,7 +415,7 @@ def test_bad_expert_sizes_are_one_line(config, says):
 
 
 @pytest.mark.parametrize("config, key", [
-    ({**TINY, "model_type": "jamba", "num_experts": 4}, "num_experts"),  # (Qwen2/3-MoE, OLMoE: test_models_quant*)
+    ({**TINY, "model_type": "flex_olmo", "num_experts": 4}, "num_experts"),  # (Qwen2/3-MoE, OLMoE: test_models_quant*)
     ({**TINY, "moe_num_experts": 4}, "moe_num_experts"),
 ])
 def test_a_layout_of_experts_not_read_is_refused_where_weights_are_estimated(config, key):

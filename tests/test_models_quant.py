@@ -237,11 +237,12 @@ def test_bad_expert_sizes_of_qwen_moe_and_dbrx_are_one_line(config, says):
 
 
 def test_num_experts_of_another_model_type_is_still_refused():
-    """Jamba's num_experts (experts every expert_layer_period-th layer, beside Mamba layers): not Qwen-MoE's layout."""
+    """FlexOlmo's num_experts (each expert a domain's, no shared ones; Jamba's, beside Mamba layers, is refused as a
+    hybrid model, test_models_layouts.py): not Qwen-MoE's layout."""
     from ltrsched.sim.kv_capacity import weight_bytes_per_gpu
 
     with pytest.raises(UserError, match="^the weight estimate of a model config with 'num_experts'"):
-        weight_bytes_per_gpu({**TINY, "model_type": "jamba", "num_experts": 4})
+        weight_bytes_per_gpu({**TINY, "model_type": "flex_olmo", "num_experts": 4})
 
 
 # --- a quantized checkpoint's weights at their stored width (they were counted at torch_dtype) -----------------------

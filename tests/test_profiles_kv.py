@@ -107,7 +107,8 @@ def test_bad_arguments(kwargs, needle):
 def test_sizes_beyond_a_float_leave_no_blocks():
     """`profiles --block-size` of 10**400 was an OverflowError traceback (int too large to convert to float)."""
     assert kv_blocks_from_config(LLAMA3_8B, A100_40GB, block_size=10**400) == 0
-    assert kv_blocks_from_config({**LLAMA3_8B, "num_hidden_layers": 1 << 31}, A100_40GB) == 0
+    assert kv_blocks_from_config({**LLAMA3_8B, "hidden_size": 1 << 31, "intermediate_size": 1 << 31}, A100_40GB) == 0
+    # (2^31 layers: refused, more than any model has, test_models_layouts.py)
 
 
 def test_block_count_unchanged_by_the_exact_comparisons():

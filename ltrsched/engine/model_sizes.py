@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 
-from ltrsched.config_classes import class_defaults
+from ltrsched.config_classes import class_defaults, hybrid_refusal, layers_refusal
 from ltrsched.errors import UserError
 from ltrsched.hf_quiet import transformers_quiet
 
@@ -41,11 +41,20 @@ def check_text_sizes(model: dict, source: str) -> None:
     latent), and with ``VLLM_MLA_DISABLE`` set (a value vLLM cannot read is refused for any model) its per-head size
     ``qk_nope_head_dim``, or the model is refused where vLLM has no attention without the latent for it
     (:func:`ltrsched.models.mla_disabled_head`); a model with DeepSeek-V3.2's sparse-attention indexer is refused
-    (:func:`ltrsched.models.check_no_indexer`)."""
-    from ltrsched.models import (FALCON_MODEL_TYPES, MLA_MODEL_TYPES, check_no_indexer, falcon_kv_heads, falcon_names,
-                                 mla_disabled, mla_disabled_head, model_type, text_model)
+    (:func:`ltrsched.models.check_no_indexer`), as is a hybrid or attention-free model (Jamba, Qwen3-Next, Mamba,
+    ...: :data:`ltrsched.config_classes.HYBRID_MODEL_TYPES`), whose cache is no full-context KV of every layer."""
+    from ltrsched.models import (FALCON_MODEL_TYPES, LAYER_KEYS, MLA_MODEL_TYPES, check_no_indexer, falcon_kv_heads,
+                                 falcon_names, layer_count, mla_disabled, mla_disabled_head, model_type, text_model)
 
     text, prefix = text_model(model, source)
+    key = next((k for k in LAYER_KEYS if k in text), None)
+    too_deep = layers_refusal(layer_count(model, source), source, prefix + key) if key else None
+    if too_deep is not None:  # (transformers' config classes build a list of 2^31 layer kinds: minutes)
+        raise UserError(too_deep)
+    hybrid = hybrid_refusal((model.get("model_type"), text.get("model_type")), source,
+                            "ltrsched cannot check its KV cache or context before the engine starts")
+    if hybrid is not None:
+        raise UserError(hybrid)
     disabled = mla_disabled()  # (a value vLLM cannot read: a traceback at its start, whatever the model)
     if model_type(text) in FALCON_MODEL_TYPES:  # (RefinedWeb's n_embed, as vLLM's RWConfig reads it)
         text = falcon_names(text)
@@ -120,3 +129,45 @@ def check_config_values(model: dict, source: str) -> None:
                         f"it) refuses it: {' '.join(str(exc).split())}") from None
     except Exception:  # (any other failure of a config class built from hostile values: vLLM's own reading decides)
         return
+
+
+def _cpu_supports_fp8_kv() -> bool:
+    """Whether this host has what vLLM 0.32's CPU attention needs for an FP8 KV cache: x86 with AVX-512 or AMX, as it
+    asks torch (its ``_get_attn_isa``); True where torch cannot tell (vLLM's own check remains)."""
+    try:
+        import torch
+
+        return bool(torch.cpu._is_avx512_supported() or torch.cpu._is_amx_tile_supported())
+    except Exception:  # (no torch, or a torch without these probes)
+        return True
+
+
+def check_cpu_kv_cache(path: str, source: str) -> None:
+    """One-line :class:`UserError` naming ``source`` (the config.json of the model directory ``path``) where vLLM 0.32
+    keeps the model's KV cache in FP8 (a compressed-tensors ``kv_cache_scheme`` or a ModelOpt FP8 KV config:
+    :func:`ltrsched.models.kv_cache_dtype`) and its CPU attention refuses it once the model has loaded (a
+    NotImplementedError traceback): on a host without AVX-512 or AMX ("FP8 KV cache on CPU requires x86 with AVX-512
+    or AMX"), or for heads of a size divisible by 16 but not 32 ("FP8 KV cache requires head_size divisible by 32 on
+    CPU"). For the CPU engine only: a GPU keeps it."""
+    from ltrsched.engine.config import model_quantization_config
+    from ltrsched.models import kv_cache_dtype, layers_quantization_config, read_model_config, text_model
+
+    model = read_model_config(path)
+    quant = model_quantization_config(path, model)
+    kv_dtype = kv_cache_dtype(quant, source, layers_quantization_config(model, quant, source))
+    if not kv_dtype.startswith("fp8"):
+        return
+    if not _cpu_supports_fp8_kv():
+        raise UserError(f"{source}: its quantization config makes vLLM keep the KV cache in FP8 ({kv_dtype}), which "
+                        "vLLM 0.32's CPU attention keeps only on x86 with AVX-512 or AMX, and this machine has neither "
+                        "(a traceback once the model has loaded): serve it on a GPU, or a checkpoint without an FP8 "
+                        "KV cache")
+    text, prefix = text_model(model, source)
+    head, heads, width = text.get("head_dim"), text.get("num_attention_heads"), text.get("hidden_size")
+    if not _size(head) and _size(heads) and _size(width):
+        head = width // heads
+    if _size(head) and head % 32 and head % 16 == 0:
+        raise UserError(f"{source}: its quantization config makes vLLM keep the KV cache in FP8 ({kv_dtype}), which "
+                        f"vLLM 0.32's CPU attention keeps only for heads of a size divisible by 32, not {head} "
+                        f"({prefix}{'head_dim' if _size(text.get('head_dim')) else 'hidden_size / num_attention_heads'}"
+                        "; a traceback once the model has loaded): serve it on a GPU")

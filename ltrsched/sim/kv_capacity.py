@@ -18,7 +18,9 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from ltrsched.config_classes import hybrid_refusal, layers_refusal
 from ltrsched.errors import UserError
+from ltrsched.sim.decoder_layouts import QK_HEAD, QK_PER_HEAD, QK_WHOLE, DecoderLayout, decoder_layout
 from ltrsched.sim.weight_storage import WeightStorage, weight_storage
 
 #: bytes per element of the ``torch_dtype`` names found in HF configs.
@@ -110,23 +112,17 @@ class ModelShape:
             [elements].
         shared_expert_gate: a replicated gate of one weight per hidden element beside the shared experts of each
             such layer (Qwen2-MoE's always, Qwen3-MoE's where it has shared experts).
-        qkv_bias: the query, key and value projections have biases (Qwen2's and Qwen2-MoE's always, Qwen3-MoE's under
-            ``attention_bias``: as vLLM's models build them).
-        qk_norm: each layer normalizes each query and key head (Qwen3's, Qwen3-MoE's and Gemma-3's ``q_norm``,
-            ``k_norm``: a weight of ``head_dim`` each, replicated).
-        layer_norms: norms of ``hidden_size`` a layer has (two; Gemma-2's and Gemma-3's four), replicated.
-        qk_norm_whole: each layer normalizes its whole query and key projections (OLMoE's ``q_norm`` of
-            ``num_heads x head_dim``, ``k_norm`` of ``num_kv_heads x head_dim``, replicated).
-        o_bias: the output projection has a bias (a Llama's ``attention_bias`` or ``bias``: one weight per hidden
-            element, replicated, as vLLM's row-parallel layers keep it).
-        mlp_bias: the dense MLPs' gate, up and down projections have biases (a Llama's ``mlp_bias``; gate and up split,
-            down replicated).
+        layout: what the layers are made of besides the attention projections and the MLP (biases, norms, the MLP's
+            gate, the LM head's bias), as vLLM builds the model type
+            (:func:`~ltrsched.sim.decoder_layouts.decoder_layout`).
         weight_storage: how the decoder's linear weights are stored where its quantization config quantizes them
             (:func:`~ltrsched.sim.weight_storage.weight_storage`); None: at ``dtype_bytes``.
         weights_refused: where the quantization's stored weights are not counted here, the weight estimate's one-line
             refusal.
         weights_unknown: where the config's layout of experts is not one read here (``num_experts`` of another model
             type than Qwen2/3-MoE, ``block_configs``), the key saying so: the weight and activation estimates refuse it.
+        layout_refused: where the model type's layers are not read here (:data:`~ltrsched.sim.decoder_layouts.READERS`),
+            the weight and activation estimates' one-line refusal naming it.
     """
 
     num_layers: int
@@ -146,15 +142,11 @@ class ModelShape:
     expert_intermediate_size: int = 0
     shared_intermediate_size: int = 0
     shared_expert_gate: bool = False
-    qkv_bias: bool = False
-    qk_norm: bool = False
-    qk_norm_whole: bool = False
-    layer_norms: int = 2
-    o_bias: bool = False
-    mlp_bias: bool = False
+    layout: DecoderLayout = DecoderLayout()
     weight_storage: WeightStorage | None = None
     weights_refused: str | None = None
     weights_unknown: str | None = None
+    layout_refused: str | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], source: str = "model config") -> "ModelShape":
@@ -163,7 +155,8 @@ class ModelShape:
         The sizes are the text model's, where vLLM reads them (its ``hf_text_config``): a composite (multimodal)
         model's ``text_config``, found as the engine side finds it (:func:`ltrsched.models.text_model`), else the
         config itself; the dtype is the config's own ``torch_dtype``, else its text model's, as vLLM falls back
-        (:func:`ltrsched.models.config_dtype`)."""
+        (:func:`ltrsched.models.config_dtype`). A hybrid or attention-free model (Jamba, Qwen3-Next, Mamba, ...:
+        :data:`ltrsched.config_classes.HYBRID_MODEL_TYPES`), whose cache vLLM sizes otherwise, is refused."""
         from ltrsched.models import (FALCON_MODEL_TYPES, KV_HEADS_KEYS, config_dtype, dbrx_names, falcon_kv_heads,
                                      falcon_names, kv_cache_dtype, kv_element_bytes, layers_quantization_config,
                                      mla_disabled_head, mla_latent_size, model_type, text_model)
@@ -171,6 +164,10 @@ class ModelShape:
         if not isinstance(config, Mapping):
             raise UserError(f"{source}: model config must be a JSON object, got {type(config).__name__}")
         text, prefix = text_model(dict(config), source, fix=PROFILE_FIX)
+        hybrid = hybrid_refusal((config.get("model_type"), text.get("model_type")), source,
+                                "the simulator cannot size its KV cache")
+        if hybrid is not None:
+            raise UserError(hybrid)
         if model_type(text) in KV_HEADS_KEYS and KV_HEADS_KEYS[model_type(text)] in text:
             text = {**text, "num_key_value_heads": text[KV_HEADS_KEYS[text["model_type"]]]}  # (its KV heads' key)
         disabled_head = mla_disabled_head(text, source, prefix)
@@ -201,6 +198,9 @@ class ModelShape:
                 raise UserError(f"{source}: model config key {prefix + key!r} is more than the largest plausible "
                                 f"size {MAX_CONFIG_SIZE:,}")
             ints[key] = value
+        too_deep = layers_refusal(ints["num_hidden_layers"], source, prefix + "num_hidden_layers")
+        if too_deep is not None:
+            raise UserError(too_deep)
         dtype = config_dtype(config)
         if dtype is None:
             raise UserError(f"{source}: model config lacks key 'torch_dtype'")
@@ -220,11 +220,12 @@ class ModelShape:
         tied = text.get("tie_word_embeddings", config.get("tie_word_embeddings", class_tied))
         if not isinstance(tied, bool):  # bool("false") is True
             raise UserError(f"{source}: model config key 'tie_word_embeddings' must be true or false, got {tied!r}")
-        tied = tied or model_type(text) in ALWAYS_TIED_MODEL_TYPES
-        experts = _experts(text, ints["num_hidden_layers"], ints["intermediate_size"], source, prefix)
-        _note_sliding_window(text)
         kind = model_type(text)
-        biases = _biases(text, kind, source, prefix)
+        layout = decoder_layout(text, kind, source, prefix)
+        if isinstance(layout, DecoderLayout) and layout.tied is not None:  # (vLLM's model ties, or never does)
+            tied = layout.tied
+        experts = _experts(text, ints["num_hidden_layers"], ints["intermediate_size"], source, prefix)
+        _note_sliding_window(text, source, prefix)
         quant = config.get("quantization_config")  # (where vLLM reads a ModelOpt KV dtype)
         layers = layers_quantization_config(dict(config), quant, source)  # (or text_config's, compression_config)
         storage = weight_storage(layers, DTYPE_BYTES[dtype], source)
@@ -242,12 +243,8 @@ class ModelShape:
             kv_dtype_bytes=kv_element_bytes(kv_cache_dtype(quant, source, layers),
                                             DTYPE_BYTES[dtype], source),
             latent=_latent_projections(text, source, prefix),
-            qkv_bias=kind in QKV_BIAS_MODEL_TYPES or biases["qkv"],
-            qk_norm=kind in QK_NORM_MODEL_TYPES,
-            layer_norms=4 if kind in FOUR_NORMS_MODEL_TYPES else 2,
-            qk_norm_whole=kind == "olmoe",
-            o_bias=biases["o"],
-            mlp_bias=biases["mlp"],
+            layout=layout if isinstance(layout, DecoderLayout) else DecoderLayout(),
+            layout_refused=layout if isinstance(layout, str) else None,
             weight_storage=storage if isinstance(storage, WeightStorage) else None,
             weights_refused=storage if isinstance(storage, str) else None,
             **experts,
@@ -266,9 +263,6 @@ class ModelShape:
         return max(1, self.num_kv_heads // tp)
 
 
-#: Model types whose vLLM 0.32 model has no LM head of its own, whatever ``tie_word_embeddings`` says (Gemma-2's logits
-#: come from its embedding).
-ALWAYS_TIED_MODEL_TYPES = frozenset({"gemma2"})
 #: Model types whose transformers config class takes the defaults assumed here for a size the file leaves out (a KV
 #: head per query head, ``hidden_size / num_attention_heads`` a head, an LM head of its own): LlamaConfig's.
 _LLAMA_DEFAULTS_MODEL_TYPES = frozenset({"llama"})
@@ -299,46 +293,41 @@ def _check_class_defaults(text: Mapping[str, Any], source: str, prefix: str) -> 
     return defaults.get("tie_word_embeddings") is True
 
 
-def _flag(text: Mapping[str, Any], key: str, source: str, prefix: str) -> bool:
-    """``text[key]`` (absent or null: false), true or false; a one-line UserError for another value (vLLM takes any
-    truthy one: the string "false" would be true)."""
-    value = text.get(key)
-    if value is not None and not isinstance(value, bool):
-        raise UserError(f"{source}: model config key {prefix + key!r} must be true or false, got {value!r}")
-    return bool(value)
+#: Model types whose vLLM 0.32 model builds chunked local attention where ``attention_chunk_size`` is set (Llama-4's).
+CHUNKED_ATTENTION_MODEL_TYPES = frozenset({"llama4", "llama4_text"})
 
 
-def _biases(text: Mapping[str, Any], kind: str | None, source: str, prefix: str) -> dict[str, bool]:
-    """Which biases vLLM 0.32's model of type ``kind`` builds from the text model's flags: ``qkv`` (the query, key and
-    value projections'), ``o`` (the output projection's), ``mlp`` (the dense MLP's). Qwen3's ``attention_bias`` is its
-    q/k/v biases alone; a Llama's or Mistral's (:data:`LLAMA_BIAS_MODEL_TYPES`) ``attention_bias`` (or ``bias``) both
-    q/k/v and output biases, its ``qkv_bias`` (as InternLM3 gives it) the q/k/v biases instead, its ``mlp_bias`` the
-    MLP's (vLLM's ``LlamaDecoderLayer``); other types' flags are not read here (Qwen2's biases are its type's)."""
-    if kind in QKV_BIAS_KEY_MODEL_TYPES:
-        return {"qkv": _flag(text, "attention_bias", source, prefix), "o": False, "mlp": False}
-    if kind not in LLAMA_BIAS_MODEL_TYPES:
-        return {"qkv": False, "o": False, "mlp": False}
-    attention = _flag(text, "attention_bias", source, prefix) or _flag(text, "bias", source, prefix)
-    qkv = _flag(text, "qkv_bias", source, prefix) if "qkv_bias" in text else attention
-    return {"qkv": qkv, "o": attention, "mlp": _flag(text, "mlp_bias", source, prefix)}
-
-
-def _note_sliding_window(text: Mapping[str, Any]) -> None:
+def _note_sliding_window(text: Mapping[str, Any], source: str, prefix: str) -> None:
     """A ``note:`` line on stderr (once a command: :class:`ltrsched.notices.Notices`) where the text model ``text`` has
-    sliding-window layers (a positive ``sliding_window``, not switched off by ``use_sliding_window``: Mistral's every
-    layer, Gemma-2/3's and Qwen2's some): the simulator keeps every layer's KV for a request's whole context, which is
-    vLLM 0.32's count for requests within the window (its KV groups of equal size: a padded group aside), not beyond
-    it, where vLLM keeps only the window in those layers and holds more long requests than simulated."""
+    sliding-window layers (a positive ``sliding_window``, not switched off by ``use_sliding_window``, either the config
+    class's default where the file leaves it out, as vLLM reads them: Mistral's every layer, Gemma-2/3's and Qwen2's
+    some) or chunked local attention (Llama-4's ``attention_chunk_size``): the simulator keeps every layer's KV for a
+    request's whole context, which is vLLM 0.32's count for requests within the window (its KV groups of equal size:
+    a padded group aside), not beyond it, where vLLM keeps only the window in those layers and holds more long requests
+    than simulated. A window or chunk that is no whole number of tokens (``"4096"``, NaN) is a one-line UserError
+    naming ``source``."""
     import sys
 
-    window = text.get("sliding_window")
-    if text.get("use_sliding_window") is False or type(window) is not int or window <= 0:
-        return
-    kind = text.get("model_type") if isinstance(text.get("model_type"), str) else "profile's"
+    from ltrsched.config_classes import class_defaults
+
+    kind = text.get("model_type") if isinstance(text.get("model_type"), str) else None
+    absent = tuple(key for key in ("sliding_window", "use_sliding_window") if key not in text)
+    given = {**(class_defaults(kind, absent)[1] if kind and absent else {}), **text}  # (the class's where left out)
+    window, chunk = given.get("sliding_window"), text.get("attention_chunk_size")
+    for key, value in (("sliding_window", window), ("attention_chunk_size", chunk)):
+        if value is not None and (type(value) is not int or value < 0):  # (transformers' classes refuse it)
+            raise UserError(f"{source}: model config key {prefix + key!r} must be a whole number of tokens or null, "
+                            f"got {value!r}")
+    named = kind or "profile's"
     # (no source named: the same model read as a file's model_config and as a profile is one note)
-    print(f"note: a {kind} model's {window:,}-token sliding window is not simulated: every layer keeps KV for a "
-          "request's whole context (vLLM's count for requests within the window; beyond it vLLM keeps only the "
-          "window in sliding layers, and holds more long requests than simulated)", file=sys.stderr)
+    if given.get("use_sliding_window") is not False and type(window) is int and window > 0:
+        print(f"note: a {named} model's {window:,}-token sliding window is not simulated: every layer keeps KV for a "
+              "request's whole context (vLLM's count for requests within the window; beyond it vLLM keeps only the "
+              "window in sliding layers, and holds more long requests than simulated)", file=sys.stderr)
+    if kind in CHUNKED_ATTENTION_MODEL_TYPES and type(chunk) is int and chunk > 0:
+        print(f"note: a {named} model's {chunk:,}-token chunked local attention is not simulated: every layer keeps KV "
+              "for a request's whole context (vLLM's count for requests within one chunk; beyond it vLLM keeps only "
+              "the current chunk in those layers, and holds more long requests than simulated)", file=sys.stderr)
 
 
 def _optional_size(text: Mapping[str, Any], key: str, source: str, prefix: str, default: int | None = None) -> int:
@@ -371,18 +360,6 @@ OTHER_EXPERT_KEYS = ("num_experts", "moe_num_experts", "block_configs")
 #: Model types whose experts are Qwen-MoE's (``num_experts`` of ``moe_intermediate_size``, shared ones of
 #: ``shared_expert_intermediate_size`` behind a one-output gate), placed as vLLM 0.32's ``qwen2_moe`` / ``qwen3_moe``.
 QWEN_MOE_MODEL_TYPES = frozenset({"qwen2_moe", "qwen3_moe"})
-#: Model types whose query, key and value projections vLLM 0.32 builds with biases: always, or under
-#: ``attention_bias`` (its ``qkv_bias``; the output projection without).
-QKV_BIAS_MODEL_TYPES = frozenset({"qwen2", "qwen2_moe"})
-QKV_BIAS_KEY_MODEL_TYPES = frozenset({"qwen3", "qwen3_moe"})
-#: Model types vLLM 0.32 builds with its ``LlamaDecoderLayer``, which reads ``attention_bias``, ``bias``, ``qkv_bias``
-#: and ``mlp_bias`` (:func:`_biases`).
-LLAMA_BIAS_MODEL_TYPES = frozenset({"llama", "mistral"})
-#: Model types whose layers normalize each query and key head (``q_norm``, ``k_norm`` of ``head_dim``).
-QK_NORM_MODEL_TYPES = frozenset({"qwen3", "qwen3_moe", "gemma3_text"})
-#: Model types whose layers have four norms of ``hidden_size`` (Gemma-2's and Gemma-3's before and after attention and
-#: MLP), not two.
-FOUR_NORMS_MODEL_TYPES = frozenset({"gemma2", "gemma3_text"})
 
 
 def _qwen_moe_layers(text: Mapping[str, Any], layers: int, source: str, prefix: str) -> int:
@@ -431,8 +408,8 @@ def _experts(text: Mapping[str, Any], layers: int, intermediate: int, source: st
     if kind == "olmoe":  # (OLMoE: num_experts of intermediate_size in every layer, no shared experts)
         return {"moe_layers": layers, "num_experts": config_size(text, "num_experts", source, prefix),
                 "expert_intermediate_size": intermediate}
-    if text.get("num_local_experts"):
-        return {"moe_layers": layers, "num_experts": _optional_size(text, "num_local_experts", source, prefix),
+    if text.get("num_local_experts") or kind == "mixtral":  # (Mixtral's class default: 8 experts, another model's)
+        return {"moe_layers": layers, "num_experts": config_size(text, "num_local_experts", source, prefix),
                 "expert_intermediate_size": intermediate}
     unknown = next((key for key in OTHER_EXPERT_KEYS if text.get(key)), None)
     return {"weights_unknown": prefix + unknown} if unknown else {}
@@ -449,6 +426,8 @@ def _check_estimable(m: ModelShape, what: str) -> None:
                         "not read: it reads DeepSeek's n_routed_experts, Qwen2/3-MoE's and OLMoE's num_experts, "
                         "Mixtral's num_local_experts and DBRX's ffn_config) would be a dense model's, so the simulator "
                         "cannot size this model's memory")
+    if m.layout_refused is not None:
+        raise UserError(m.layout_refused)
 
 
 #: vLLM 0.32 pads a vocabulary to a multiple of this many tokens in its embedding and LM head (its
@@ -464,7 +443,7 @@ def _parameters_per_gpu(m: ModelShape, tp: int, padded: bool = False) -> tuple[i
     embedding and LM head as vLLM allocates them, their vocabulary padded to :data:`VOCAB_PADDING` tokens (the model's
     own parameters without). A one-line UserError where the model's experts are not read here."""
     _check_estimable(m, "weight estimate")
-    h = m.hidden_size
+    h, lay = m.hidden_size, m.layout
     if m.latent is not None:  # (q_a, kv_a and their norms replicated; q_b / q, kv_b and o split by heads)
         lat = m.latent
         heads = m.num_heads // tp
@@ -477,21 +456,26 @@ def _parameters_per_gpu(m: ModelShape, tp: int, padded: bool = False) -> tuple[i
         q = m.num_heads * m.head_dim // tp
         kv = m.kv_heads_per_gpu(tp) * m.head_dim
         attention = 2 * h * q + 2 * h * kv  # (q, o; k, v)
-        attention_other = ((q + 2 * kv if m.qkv_bias else 0) + (2 * m.head_dim if m.qk_norm else 0)
-                           + (h if m.o_bias else 0)  # (a row-parallel layer's bias: whole on each GPU)
-                           + ((m.num_heads + m.num_kv_heads) * m.head_dim if m.qk_norm_whole else 0))
-    dense = 3 * h * m.intermediate_size // tp  # (gate, up, down)
-    dense_other = 2 * m.intermediate_size // tp + h if m.mlp_bias else 0  # (gate and up biases split, down's whole)
+        attention_other = ((q + 2 * kv if lay.qkv_bias else 0)
+                           + (h if lay.o_bias else 0)  # (a row-parallel layer's bias: whole on each GPU)
+                           + lay.qk_norm_params * {QK_HEAD: 2 * m.head_dim, QK_PER_HEAD: q + kv,  # (split with heads)
+                                                   QK_WHOLE: (m.num_heads + m.num_kv_heads) * m.head_dim,
+                                                   None: 0}[lay.qk_norm])
+    projections = 3 if lay.gated_mlp else 2  # (gate, up, down; or up, down)
+    dense = projections * h * m.intermediate_size // tp
+    # (gate and up biases split, down's whole)
+    dense_other = (projections - 1) * m.intermediate_size // tp + h if lay.mlp_bias else 0
     # (experts split by width; the router and shared expert's gate replicated)
     moe = 3 * h * (m.num_experts * m.expert_intermediate_size + m.shared_intermediate_size) // tp
     moe_other = h * m.num_experts + (h if m.shared_expert_gate else 0)
     linear = m.num_layers * attention + (m.num_layers - m.moe_layers) * dense + m.moe_layers * moe
-    other = (m.num_layers * (attention_other + m.layer_norms * h) + m.moe_layers * moe_other
+    norm = lay.norm_params * h  # (one norm of the hidden state: weight, and a LayerNorm's bias)
+    other = (m.num_layers * (attention_other + lay.layer_norms * norm) + m.moe_layers * moe_other
              + (m.num_layers - m.moe_layers) * dense_other)
     vocab = -(-m.vocab_size // VOCAB_PADDING) * VOCAB_PADDING if padded else m.vocab_size
     vocab_shard = -(-vocab // tp)
-    embeddings = vocab_shard * h * (1 if m.tie_word_embeddings else 2)
-    return embeddings + linear + other + h, linear
+    embeddings = vocab_shard * h * (1 if m.tie_word_embeddings else 2) + (vocab_shard if lay.lm_head_bias else 0)
+    return embeddings + linear + other + norm, linear  # (and the final norm)
 
 
 def parameter_count(config: Mapping[str, Any] | ModelShape) -> int:
@@ -557,7 +541,7 @@ def activation_reserve_bytes(config: Mapping[str, Any] | ModelShape, tp: int = 1
     if m.latent is not None or m.moe_layers:
         raise UserError("the activation estimate assumes a dense Llama-style layer, not a model with latent attention "
                         "or experts: give the profile's activation_reserve_bytes from a measured engine instead")
-    per_token = (3 * m.intermediate_size // tp
+    per_token = ((3 if m.layout.gated_mlp else 2) * m.intermediate_size // tp  # (gate/up, or up, and activation)
                  + (m.num_heads // tp + 2 * m.kv_heads_per_gpu(tp)) * m.head_dim
                  + 4 * m.hidden_size) * m.dtype_bytes
     logits = max_num_seqs * m.vocab_size * 4 * 2

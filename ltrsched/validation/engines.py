@@ -303,6 +303,9 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
         if prompts == "text":
             _check_tokenizer(model, path)
         if platform == CPU:
+            from ltrsched.engine.model_sizes import check_cpu_kv_cache
+
+            check_cpu_kv_cache(path, source)  # (an FP8 KV cache vLLM's CPU attention refuses once loaded)
             _check_cpu_kv_fits(kv_cache_gib, num_gpu_blocks, block_size or defaults["block_size"], model, path,
                                dtype or defaults["dtype"])
             _check_cpu_kv_blocks(kv_cache_gib, block_size or defaults["block_size"], model, path,
