@@ -11,6 +11,7 @@ import click
 
 from ltrsched import __version__
 from ltrsched.errors import RunFailedError, UserError, first_repeat
+from ltrsched.names import one_line
 from ltrsched.notices import Notices
 from ltrsched.numbers import plain_number_text
 from ltrsched.plots.glyphs import missing_glyphs_noted
@@ -174,15 +175,6 @@ def name_too_long_line(exc: OSError) -> str:
     shown = name if len(name) <= 80 else f"{name[:40]}...{name[-20:]} ({len(name):,} characters)"
     return one_line(f"{shown}: the file name is too long for the file system (most allow 255 bytes per name); "
                     "give a shorter one")
-
-
-def one_line(message: object) -> str:
-    """``message`` on one line: a line break in it (a file name's, a value's) written as its escape, ``\\n``."""
-    return str(message).translate(_LINE_BREAKS)
-
-
-_LINE_BREAKS = str.maketrans({"\r": "\\r", "\n": "\\n", "\v": "\\v", "\f": "\\f", "\x85": "\\x85",
-                              "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 
 def main(argv: list[str] | None = None) -> None:

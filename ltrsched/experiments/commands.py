@@ -14,7 +14,7 @@ import click
 from ltrsched import strict_json
 from ltrsched.errors import UserError, first_repeat
 from ltrsched.inputs import check_not_special
-from ltrsched.names import check_printable
+from ltrsched.names import check_printable, shown_path
 
 EXPERIMENT_NAMES = ("table1", "fig3", "fig4-5", "table2", "table3", "table4", "real-model")
 
@@ -87,7 +87,7 @@ def reproduce(experiment, quick, out, jobs, backend, address):
                 click.echo(table)
         for c in sec.checks:
             click.echo(("  [ok]   " if c.passed else "  [MISS] ") + c.claim + (f" ({c.detail})" if c.detail else ""))
-    click.echo(f"\n{stats.line()}; {elapsed:.1f} s. Report: {report}")
+    click.echo(f"\n{stats.line()}; {elapsed:.1f} s. Report: {shown_path(report)}")
     # (the paper's settings preempt about never: BENCHMARKS.md; a thrash here is news, and its starvation rows wrong)
     for line in thrash_warnings(specs, [load_summary(out, s) for s in specs]):
         click.echo(line, err=True)
@@ -423,7 +423,7 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
     with pl.Config(tbl_rows=100, tbl_width_chars=160, float_precision=3):
         click.echo(table.select("workload", "policy", "profile", "rate", "latency_per_token_mean",
                                 "latency_per_token_p90", "ttft_mean", "throughput_rps"))
-    click.echo(f"{stats.line()}; wrote {out / 'sweep.csv'}")
+    click.echo(f"{stats.line()}; wrote {shown_path(out / 'sweep.csv')}")
     for line in thrash_warnings(specs, rows):
         click.echo(line, err=True)
 
@@ -678,5 +678,6 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
                    tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
         click.echo(table)
     click.echo(f"SLOs: {slo_text}; tolerance {tolerance:.0%}; {len(seeds)} seed{'' if len(seeds) == 1 else 's'} x {sizes_text} requests per rate")
-    click.echo(f"{stats.line()}; {elapsed:.1f} s. Wrote {out / 'capacity.md'}, {out / 'capacity.csv'}, "
-               f"{out / 'capacity-rates.csv'} and {len(figures)} figure(s) in {out / 'figures'}")
+    click.echo(f"{stats.line()}; {elapsed:.1f} s. Wrote {shown_path(out / 'capacity.md')}, "
+               f"{shown_path(out / 'capacity.csv')}, {shown_path(out / 'capacity-rates.csv')} and {len(figures)} "
+               f"figure(s) in {shown_path(out / 'figures')}")

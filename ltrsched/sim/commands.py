@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from ltrsched.errors import UserError
+from ltrsched.names import shown_path
 from ltrsched.outputs import OutFile
 from ltrsched.strict_json import fmt
 
@@ -259,19 +260,19 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
                f"({result.summary['steps']} steps, {result.summary['num_preemptions']} preemptions)")
     if out is not None:
         result.save(out)
-        click.echo(f"wrote {out}/requests.parquet, {out}/summary.json"
-                   + (f", {out}/steps.parquet" if result.steps is not None else ""))
+        files = ["requests.parquet", "summary.json"] + (["steps.parquet"] if result.steps is not None else [])
+        click.echo("wrote " + ", ".join(shown_path(out / f) for f in files))
     if trace_file is not None:
         from ltrsched.plots.chrome_trace import write_chrome_trace
 
         write_chrome_trace(result, trace_file)
-        click.echo(f"wrote {trace_file} (open in https://ui.perfetto.dev)")
+        click.echo(f"wrote {shown_path(trace_file)} (open in https://ui.perfetto.dev)")
     if cdf_file is not None:
         from ltrsched.plots.cdf import plot_cdfs
         from ltrsched.plots.runs import run_label
 
         plot_cdfs([(run_label(result.meta), result.requests)], cdf_file)
-        click.echo(f"wrote {cdf_file}")
+        click.echo(f"wrote {shown_path(cdf_file)}")
     for note in notes:
         click.echo(note, err=True)
     from ltrsched.policies.starvation_thrash import thrash_warning
