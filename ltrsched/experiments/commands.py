@@ -274,6 +274,10 @@ def _check_sweep_values(data: dict, path: Path) -> None:
         values = data.get(key, [])
         if not all(is_finite_number(v) and v > 0 for v in (values if isinstance(values, list) else [values])):
             raise UserError(f"{path}: {key!r} must be positive and finite, got {reprlib.repr(values)}")
+    from ltrsched.sim.rates import check_rate
+
+    for i, rate in enumerate(data.get("rates", [])):
+        check_rate(rate, f"{path}: 'rates' item {i + 1} of {len(data['rates'])}:", burst='arrival = "burst"')
     for key in ("num_requests", "max_num_batched_tokens", "max_num_seqs", "block_size"):
         if data.get(key, 1) < 1:
             raise UserError(f"{path}: {key!r} must be >= 1, got {data[key]}")
@@ -535,7 +539,7 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
 
     import polars as pl
 
-    from ltrsched.experiments.capacity import MAX_RATE, MAX_SEEDS, parse_slos, search_capacity
+    from ltrsched.experiments.capacity import MAX_SEEDS, parse_slos, search_capacity
     from ltrsched.experiments.capacity_report import capacity_figures, capacity_table, none_notes, rates_table
     from ltrsched.experiments.runner import check_jobs, open_backend
     from ltrsched.experiments.runspec import RunSpec
@@ -583,12 +587,10 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
         raise UserError(f"--seed must be below 2**64 - {k - 1} (runs use SEED..SEED+{k - 1}), got {first_seed}")
     if not (math.isfinite(tolerance) and 0.001 <= tolerance <= 1):
         raise UserError(f"--tolerance must be between 0.001 and 1 (relative), got {tolerance}")
+    from ltrsched.sim.rates import check_rate
+
     for name, value in (("--start-rate", start_rate), ("--max-rate", max_rate)):
-        if not (math.isfinite(value) and value > 0):
-            raise UserError(f"{name} must be a positive number of requests per second, got {value}")
-        if value > MAX_RATE:
-            raise UserError(f"{name} must be at most {MAX_RATE:.0e} req/s (a request every nanosecond, far beyond "
-                            f"any engine's capacity), got {value:.10g}")
+        check_rate(value, name, burst=None)
     if start_rate > max_rate:
         raise UserError(f"--start-rate {start_rate:g} is above --max-rate {max_rate:g}")
     if not workload.strip():  # (Path("") is the current directory: "workload '' is a directory")

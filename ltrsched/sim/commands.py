@@ -30,8 +30,8 @@ def workload_options(fn):
                      help="burst: all at t=0 (takes no --rate or --duration); poisson/gamma: at --rate; "
                           "replay: the file's timestamps (scaled to --rate if given)."),
         click.option("--rate", type=float, default=None,
-                     help="Mean arrival rate [req/s] of poisson/gamma arrivals, or of a replayed trace; refused "
-                          "with burst arrivals (add --arrival poisson)."),
+                     help="Mean arrival rate [req/s] of poisson/gamma arrivals, or of a replayed trace, from 1e-8 to "
+                          "1e9; refused with burst arrivals (add --arrival poisson)."),
         click.option("--cv", type=float, default=1.0, show_default=True,
                      help="Coefficient of variation of gamma inter-arrival times (--arrival gamma only; "
                           "1 is Poisson)."),
@@ -79,8 +79,10 @@ def build_workload(workload, num_requests, arrival, rate, cv, duration, seed, no
 
     if num_requests is not None and num_requests <= 0:
         raise UserError(f"--num-requests must be positive, got {num_requests}")
-    if rate is not None and not (math.isfinite(rate) and rate > 0):
-        raise UserError(f"--rate must be a positive number of requests per second, got {rate}")
+    if rate is not None:
+        from ltrsched.sim.rates import check_rate
+
+        check_rate(rate, "--rate")
     if arrival in ("poisson", "gamma") and rate is None:
         raise UserError(f"--arrival {arrival} needs --rate")
     if duration is not None and not (math.isfinite(duration) and duration > 0):
