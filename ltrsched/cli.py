@@ -125,8 +125,11 @@ class Interrupted(BaseException):
 
 class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context):
+        from ltrsched.plugin_scope import command_plugins
+
         try:
-            return super().invoke(ctx)
+            with command_plugins():  # (called from Python, e.g. by click's CliRunner: no plugin outlives its command)
+                return super().invoke(ctx)
         except KeyboardInterrupt as exc:
             raise Interrupted() from exc
 
@@ -178,14 +181,18 @@ def name_too_long_line(exc: OSError) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: bad input prints one line and exits 2. Warnings and notes are held while the command
+    """Console entry point: bad input prints one line and exits 2. Plugins the command loads are registered until
+    it ends (:mod:`ltrsched.plugin_scope`). Warnings and notes are held while the command
     runs (:class:`Notices`): printed once it has run (or been interrupted, or failed for another reason than its
     input), dropped when its input was bad (exit code 2)."""
+    from ltrsched.plugin_scope import command_plugins
+
     notices = Notices(sys.stderr)
     sys.stderr = notices
     failed = False
     try:
-        _run(argv, notices)
+        with command_plugins():  # (the command's plugins stay registered while its error line names their files)
+            _run(argv, notices)
     except SystemExit as exc:
         failed = exc.code == 2  # bad input: its one-line error alone
         raise
