@@ -83,25 +83,26 @@ def refuse_repeated_options(command: click.Command) -> click.Command:
     click keeps the last one silently, so ``simulate -P ltr:tau=0.6 ... -P fcfs`` (an option added at the end of a
     long command line, or a script's default beside the user's) ran FCFS alone and labelled its run so, and
     ``--chunked-prefill --no-chunked-prefill`` ran whichever came last. Options meant to repeat (``--slo``,
-    capacity's ``-p``, ``--plugin``) keep their own checks of repeated values."""
-    if not getattr(command, "_repeats_checked", False):
-        make_parser = command.make_parser
+    capacity's ``-p``, ``--plugin``) keep their own checks of repeated values.
 
+    The check reads the order in which click 8's parser met the options (``Command.make_parser(ctx).parse_args``,
+    whose third result lists each option's parameter as it was given; pyproject pins click 8). On a click without
+    them (a parser of another shape) it is left out, and options work as that click parses them: every command
+    runs, as before the check (it said "command 'simulate' is unavailable" of every command)."""
+    make_parser = getattr(command, "make_parser", None)
+    if callable(make_parser) and not getattr(command, "_repeats_checked", False):
         def checked_parser(ctx: click.Context, _make_parser=make_parser):
             parser = _make_parser(ctx)
-            parse_args = parser.parse_args
+            parse_args = getattr(parser, "parse_args", None)
+            if not callable(parse_args):  # (another click's parser: unchecked)
+                return parser
 
             def checked_parse(args, _parse_args=parse_args):
-                opts, largs, order = _parse_args(args)
-                single = [p for p in order if isinstance(p, click.Option) and not p.multiple and not p.count
-                          and p.expose_value]  # (not --help)
-                twice = first_repeat(single)
-                if twice is not None:
-                    names = " / ".join(twice.opts + twice.secondary_opts)
-                    which = " (one of them)" if twice.secondary_opts else ""
-                    raise click.UsageError(f"{names} is given {_times(single.count(twice))}; give it once{which}",
-                                           ctx=ctx)
-                return opts, largs, order
+                parsed = _parse_args(args)
+                order = parsed[2] if isinstance(parsed, tuple) and len(parsed) == 3 else None
+                if isinstance(order, list):
+                    _refuse_repeats(order, ctx)
+                return parsed
 
             parser.parse_args = checked_parse
             return parser
@@ -111,6 +112,18 @@ def refuse_repeated_options(command: click.Command) -> click.Command:
     for sub in getattr(command, "commands", {}).values():
         refuse_repeated_options(sub)
     return command
+
+
+def _refuse_repeats(order: list, ctx: click.Context) -> None:
+    """A one-line usage error if an option of ``order`` (the parameters in the order given) that takes one value or
+    is a flag comes twice."""
+    single = [p for p in order if isinstance(p, click.Option) and not p.multiple and not getattr(p, "count", False)
+              and p.expose_value]  # (not --help)
+    twice = first_repeat(single)
+    if twice is not None:
+        names = " / ".join(twice.opts + twice.secondary_opts)
+        which = " (one of them)" if twice.secondary_opts else ""
+        raise click.UsageError(f"{names} is given {_times(single.count(twice))}; give it once{which}", ctx=ctx)
 
 
 def _times(count: int) -> str:
