@@ -24,6 +24,7 @@ BELOW = "req/s is below 1e-08 (a request every 1e+08 s, about 3 years, the lates
     (["simulate", "--arrival", "poisson", "--rate", "1e-308"], f"--rate 1e-308 {BELOW}; give a higher rate"),
     (["simulate", "--arrival", "poisson", "--rate", "5e-324"], f"--rate 4.940656458e-324 {BELOW}"),
     (["replay", "-n", "3", "--arrival", "poisson", "--rate", "1e308"], f"--rate 1e+308 {ABOVE}"),
+    (["validate", "-n", "3", "--rates", "4,1e10"], f"--rates item 2 of 2: 1e+10 {ABOVE}"),
     (["capacity", "--slo", "ttft_p90=2", "--max-rate", "1e10"], f"--max-rate 1e+10 {ABOVE}: arrivals that dense are a burst at any rate; give a lower rate"),
 ])
 def test_a_rate_out_of_range_is_one_line(capsys, tmp_path, args, message):

@@ -544,4 +544,8 @@ def _parse_rates(text: str) -> list[float]:
         raise UserError(f"--rates must be numbers separated by ',' or 'auto', got {text!r}")
     if any(not (math.isfinite(v) and v > 0) for v in values):
         raise UserError(f"--rates must be positive, got {text!r}")
+    from ltrsched.sim.rates import check_rate
+
+    for i, v in enumerate(values):  # (a rate out of range was named as --rate's)
+        check_rate(v, f"--rates item {i + 1} of {len(values)}:")
     return values
