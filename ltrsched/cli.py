@@ -183,6 +183,20 @@ def usage_error_line(exc: click.UsageError) -> str:
     return f"{message} (see '{command} --help')"
 
 
+#: Longest word an error line shows whole [characters]: longer ones (a value of thousands of characters, as a
+#: script's runaway variable gives) are cut to their start and end. Paths of up to 1,000 characters stay whole.
+MAX_SHOWN_WORD = 1000
+
+
+def cut_long_words(line: str, limit: int = MAX_SHOWN_WORD) -> str:
+    """``line`` with each space-separated word longer than ``limit`` characters cut to its start and end: the
+    error for ``-j`` given a 5,000-character value was a line of 5,100 characters, the value repeated whole."""
+    if len(line) <= limit:
+        return line
+    return " ".join(w if len(w) <= limit else f"{w[:40]}...{w[-20:]} ({len(w):,} characters)"
+                    for w in line.split(" "))
+
+
 def name_too_long_line(exc: OSError) -> str:
     """The error for a path too long for the file system (ENAMETOOLONG: a name of more than 255 bytes, or a path of
     more than 4,096, on Linux), which any option taking a file (``-w``, ``-o``, ``-p``, ``--cdf``) met as a
@@ -222,11 +236,11 @@ def _run(argv: list[str] | None, notices: Notices) -> None:
         with missing_glyphs_noted(notices):  # (a note ahead of any error line; dropped with bad input's error)
             cli.main(args=argv, prog_name="ltrsched", standalone_mode=False)
     except UserError as exc:  # (a workload file named "a\nb.csv" made its error two lines)
-        click.echo(f"error: {one_line(exc)}", err=True)
+        click.echo(f"error: {cut_long_words(one_line(exc))}", err=True)
         sys.exit(2)
     except RunFailedError as exc:  # (not bad input: the warnings, e.g. of workers that died, stay; above it)
         notices.release()
-        click.echo(f"error: {one_line(exc)}", err=True)
+        click.echo(f"error: {cut_long_words(one_line(exc))}", err=True)
         sys.exit(1)
     except (click.exceptions.Abort, Interrupted) as exc:
         if isinstance(exc, Interrupted) and notices.stream.isatty():  # (after the terminal's "^C", not on it)
@@ -238,7 +252,7 @@ def _run(argv: list[str] | None, notices: Notices) -> None:
         if isinstance(exc, getattr(click.exceptions, "NoArgsIsHelpError", ())):  # `ltrsched` alone: the help
             exc.show()
             sys.exit(2)
-        click.echo(f"error: {usage_error_line(exc)}", err=True)
+        click.echo(f"error: {cut_long_words(usage_error_line(exc))}", err=True)
         sys.exit(2)
     except click.ClickException as exc:
         exc.show()
