@@ -419,7 +419,7 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
         summ = load_summary(out, s)
         cluster = {"replicas": s.replicas, "router": s.router} if clusters != [(1, None)] else {}
         rows.append({"workload": s.workload, "policy": s.policy, "profile": s.profile, "arrival": s.arrival,
-                     "rate": _csv_rate(s.rate), "seed": s.seed, **cluster,
+                     "rate": s.rate, "seed": s.seed, **cluster,
                      **{k: v for k, v in summ.items()
                         if (v is None or isinstance(v, (int, float))) and k != "num_replicas"}})  # None: undefined
     table = pl.DataFrame(rows, infer_schema_length=None)
@@ -430,12 +430,6 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
     click.echo(f"{stats.line()}; wrote {shown_path(out / 'sweep.csv')}")
     for line in thrash_warnings(specs, rows):
         click.echo(line, err=True)
-
-
-def _csv_rate(rate: int | float | None) -> int | float | None:
-    """A run's rate [req/s] as sweep.csv shows it: as the sweep file gave it, but an integer beyond a table's 64-bit
-    integers as its float (``rates = [10**42]`` ran, then building the table was an OverflowError traceback)."""
-    return float(rate) if isinstance(rate, int) and not -2**63 <= rate < 2**63 else rate
 
 
 def _note_thinned_replay(spec, sweep_file) -> None:
