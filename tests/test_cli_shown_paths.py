@@ -37,3 +37,12 @@ def test_simulate_writes_its_paths_on_one_line(tmp_path, capsys):
 def test_an_error_names_a_path_on_one_line_too(tmp_path, capsys):
     r = run_cli_fast(capsys, "plot", "trace", tmp_path / "a\x1b[31m\nb")
     assert r.returncode == 2 and r.stderr == f"error: {tmp_path}/a\\x1b[31m\\nb: not a run directory (no summary.json)\n"
+
+
+def test_a_note_naming_the_workload_file_is_one_line(tmp_path, capsys):
+    wl = tmp_path / "w\nx.parquet"
+    make_workload([10, 20], [5, 6], arrivals=[0.0, 2.0]).save(wl)
+    r = run_cli_fast(capsys, "simulate", "-w", wl)  # (burst arrivals set the file's own times aside: a note)
+    assert r.returncode == 0 and r.stderr.startswith("note: ") and r.stderr.count("\n") == 1, r.stderr
+    assert "note: w\\nx has arrival times of its own" in r.stderr
+    assert r.stdout.startswith("w\\nx | fcfs | a100-llama3-8b\n")  # (the run's title: the workload's name)

@@ -14,7 +14,7 @@ import click
 from ltrsched import strict_json
 from ltrsched.errors import UserError, first_repeat
 from ltrsched.inputs import check_not_special
-from ltrsched.names import check_printable, shown_path
+from ltrsched.names import check_printable, one_line, shown_path
 
 EXPERIMENT_NAMES = ("table1", "fig3", "fig4-5", "table2", "table3", "table4", "real-model")
 
@@ -442,8 +442,8 @@ def _note_thinned_replay(spec, sweep_file) -> None:
         f"num_requests = {spec.num_requests} in {sweep_file}",
         "set rates = [R] to replay them at R req/s, or leave out num_requests and replay the trace's first D seconds "
         "with duration = D")
-    if note:
-        print(note, file=sys.stderr)
+    if note:  # (naming the sweep file and workload: on one line, as paths are shown)
+        print(one_line(note), file=sys.stderr)
 
 
 def thrash_warnings(specs, rows: list[dict]) -> list[str]:

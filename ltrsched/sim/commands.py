@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from ltrsched.errors import UserError
-from ltrsched.names import shown_path
+from ltrsched.names import one_line, shown_path
 from ltrsched.outputs import OutFile
 from ltrsched.strict_json import fmt
 
@@ -275,8 +275,8 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
 
         plot_cdfs([(run_label(result.meta), result.requests)], cdf_file)
         click.echo(f"wrote {shown_path(cdf_file)}")
-    for note in notes:
-        click.echo(note, err=True)
+    for note in notes:  # (naming the workload's file: on one line, as paths are shown)
+        click.echo(one_line(note), err=True)
     from ltrsched.policies.starvation_thrash import thrash_warning
 
     thrash = thrash_warning(pol, result.summary["num_preemptions"], result.summary["num_finished"], f"policy {policy}")
