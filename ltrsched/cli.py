@@ -11,6 +11,7 @@ import click
 
 from ltrsched import __version__
 from ltrsched.errors import RunFailedError, UserError, first_repeat
+from ltrsched.names import one_line
 from ltrsched.notices import Notices
 from ltrsched.numbers import plain_number_text
 from ltrsched.plots.glyphs import missing_glyphs_noted
@@ -82,25 +83,26 @@ def refuse_repeated_options(command: click.Command) -> click.Command:
     click keeps the last one silently, so ``simulate -P ltr:tau=0.6 ... -P fcfs`` (an option added at the end of a
     long command line, or a script's default beside the user's) ran FCFS alone and labelled its run so, and
     ``--chunked-prefill --no-chunked-prefill`` ran whichever came last. Options meant to repeat (``--slo``,
-    capacity's ``-p``, ``--plugin``) keep their own checks of repeated values."""
-    if not getattr(command, "_repeats_checked", False):
-        make_parser = command.make_parser
+    capacity's ``-p``, ``--plugin``) keep their own checks of repeated values.
 
+    The check reads the order in which click 8's parser met the options (``Command.make_parser(ctx).parse_args``,
+    whose third result lists each option's parameter as it was given; pyproject pins click 8). On a click without
+    them (a parser of another shape) it is left out, and options work as that click parses them: every command
+    runs, as before the check (it said "command 'simulate' is unavailable" of every command)."""
+    make_parser = getattr(command, "make_parser", None)
+    if callable(make_parser) and not getattr(command, "_repeats_checked", False):
         def checked_parser(ctx: click.Context, _make_parser=make_parser):
             parser = _make_parser(ctx)
-            parse_args = parser.parse_args
+            parse_args = getattr(parser, "parse_args", None)
+            if not callable(parse_args):  # (another click's parser: unchecked)
+                return parser
 
             def checked_parse(args, _parse_args=parse_args):
-                opts, largs, order = _parse_args(args)
-                single = [p for p in order if isinstance(p, click.Option) and not p.multiple and not p.count
-                          and p.expose_value]  # (not --help)
-                twice = first_repeat(single)
-                if twice is not None:
-                    names = " / ".join(twice.opts + twice.secondary_opts)
-                    which = " (one of them)" if twice.secondary_opts else ""
-                    raise click.UsageError(f"{names} is given {_times(single.count(twice))}; give it once{which}",
-                                           ctx=ctx)
-                return opts, largs, order
+                parsed = _parse_args(args)
+                order = parsed[2] if isinstance(parsed, tuple) and len(parsed) == 3 else None
+                if isinstance(order, list):
+                    _refuse_repeats(order, ctx)
+                return parsed
 
             parser.parse_args = checked_parse
             return parser
@@ -110,6 +112,18 @@ def refuse_repeated_options(command: click.Command) -> click.Command:
     for sub in getattr(command, "commands", {}).values():
         refuse_repeated_options(sub)
     return command
+
+
+def _refuse_repeats(order: list, ctx: click.Context) -> None:
+    """A one-line usage error if an option of ``order`` (the parameters in the order given) that takes one value or
+    is a flag comes twice."""
+    single = [p for p in order if isinstance(p, click.Option) and not p.multiple and not getattr(p, "count", False)
+              and p.expose_value]  # (not --help)
+    twice = first_repeat(single)
+    if twice is not None:
+        names = " / ".join(twice.opts + twice.secondary_opts)
+        which = " (one of them)" if twice.secondary_opts else ""
+        raise click.UsageError(f"{names} is given {_times(single.count(twice))}; give it once{which}", ctx=ctx)
 
 
 def _times(count: int) -> str:
@@ -124,8 +138,11 @@ class Interrupted(BaseException):
 
 class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context):
+        from ltrsched.plugin_scope import command_plugins
+
         try:
-            return super().invoke(ctx)
+            with command_plugins():  # (called from Python, e.g. by click's CliRunner: no plugin outlives its command)
+                return super().invoke(ctx)
         except KeyboardInterrupt as exc:
             raise Interrupted() from exc
 
@@ -166,6 +183,20 @@ def usage_error_line(exc: click.UsageError) -> str:
     return f"{message} (see '{command} --help')"
 
 
+#: Longest word an error line shows whole [characters]: longer ones (a value of thousands of characters, as a
+#: script's runaway variable gives) are cut to their start and end. Paths of up to 1,000 characters stay whole.
+MAX_SHOWN_WORD = 1000
+
+
+def cut_long_words(line: str, limit: int = MAX_SHOWN_WORD) -> str:
+    """``line`` with each space-separated word longer than ``limit`` characters cut to its start and end: the
+    error for ``-j`` given a 5,000-character value was a line of 5,100 characters, the value repeated whole."""
+    if len(line) <= limit:
+        return line
+    return " ".join(w if len(w) <= limit else f"{w[:40]}...{w[-20:]} ({len(w):,} characters)"
+                    for w in line.split(" "))
+
+
 def name_too_long_line(exc: OSError) -> str:
     """The error for a path too long for the file system (ENAMETOOLONG: a name of more than 255 bytes, or a path of
     more than 4,096, on Linux), which any option taking a file (``-w``, ``-o``, ``-p``, ``--cdf``) met as a
@@ -176,24 +207,19 @@ def name_too_long_line(exc: OSError) -> str:
                     "give a shorter one")
 
 
-def one_line(message: object) -> str:
-    """``message`` on one line: a line break in it (a file name's, a value's) written as its escape, ``\\n``."""
-    return str(message).translate(_LINE_BREAKS)
-
-
-_LINE_BREAKS = str.maketrans({"\r": "\\r", "\n": "\\n", "\v": "\\v", "\f": "\\f", "\x85": "\\x85",
-                              "\u2028": "\\u2028", "\u2029": "\\u2029"})
-
-
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: bad input prints one line and exits 2. Warnings and notes are held while the command
+    """Console entry point: bad input prints one line and exits 2. Plugins the command loads are registered until
+    it ends (:mod:`ltrsched.plugin_scope`). Warnings and notes are held while the command
     runs (:class:`Notices`): printed once it has run (or been interrupted, or failed for another reason than its
     input), dropped when its input was bad (exit code 2)."""
+    from ltrsched.plugin_scope import command_plugins
+
     notices = Notices(sys.stderr)
     sys.stderr = notices
     failed = False
     try:
-        _run(argv, notices)
+        with command_plugins():  # (the command's plugins stay registered while its error line names their files)
+            _run(argv, notices)
     except SystemExit as exc:
         failed = exc.code == 2  # bad input: its one-line error alone
         raise
@@ -210,11 +236,11 @@ def _run(argv: list[str] | None, notices: Notices) -> None:
         with missing_glyphs_noted(notices):  # (a note ahead of any error line; dropped with bad input's error)
             cli.main(args=argv, prog_name="ltrsched", standalone_mode=False)
     except UserError as exc:  # (a workload file named "a\nb.csv" made its error two lines)
-        click.echo(f"error: {one_line(exc)}", err=True)
+        click.echo(f"error: {cut_long_words(one_line(exc))}", err=True)
         sys.exit(2)
     except RunFailedError as exc:  # (not bad input: the warnings, e.g. of workers that died, stay; above it)
         notices.release()
-        click.echo(f"error: {one_line(exc)}", err=True)
+        click.echo(f"error: {cut_long_words(one_line(exc))}", err=True)
         sys.exit(1)
     except (click.exceptions.Abort, Interrupted) as exc:
         if isinstance(exc, Interrupted) and notices.stream.isatty():  # (after the terminal's "^C", not on it)
@@ -226,7 +252,7 @@ def _run(argv: list[str] | None, notices: Notices) -> None:
         if isinstance(exc, getattr(click.exceptions, "NoArgsIsHelpError", ())):  # `ltrsched` alone: the help
             exc.show()
             sys.exit(2)
-        click.echo(f"error: {usage_error_line(exc)}", err=True)
+        click.echo(f"error: {cut_long_words(usage_error_line(exc))}", err=True)
         sys.exit(2)
     except click.ClickException as exc:
         exc.show()

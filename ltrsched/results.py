@@ -37,7 +37,11 @@ class RunResult:
     replicas: list[dict[str, Any]] | None = None
 
     def table(self) -> str:
-        title = f"{self.meta.get('workload', '')} | {self.meta.get('policy', '')} | {self.meta.get('profile', '')}"
+        from ltrsched.names import one_line
+
+        # (a workload named by its file, "w\nx.parquet", split the title in two)
+        title = one_line(f"{self.meta.get('workload', '')} | {self.meta.get('policy', '')} | "
+                         f"{self.meta.get('profile', '')}")
         if self.replicas is None:
             return format_summary(self.summary, title)
         title += f" | {len(self.replicas)} replicas, router {self.meta.get('router', '')}"

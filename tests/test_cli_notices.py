@@ -36,7 +36,8 @@ def _ms_trace(path: Path) -> Path:
 @pytest.mark.parametrize("args, message", [
     (["--max-model-len", "100"], "exceed the context limit of 100 tokens set by --max-model-len"),  # found by the run, after the load
     (["-P", "ltr"], "policy 'ltr' needs a 'score' column"),
-    (["--arrival", "replay", "--rate", "1e-300"], "must stay below 1e+08 s"),
+    (["--arrival", "replay", "--rate", "1e-300"], "--rate 1e-300 req/s is below 1e-08"),
+    (["--arrival", "replay", "--rate", "1e-8"], "must stay below 1e+08 s"),
 ])
 def test_a_load_warning_before_a_later_error_leaves_the_error_alone(args, message):
     assert_one_line_error(run_cli("simulate", "-w", str(BURSTGPT), *args), message)

@@ -42,7 +42,7 @@ def assert_one_line_error(r, message):
 @pytest.mark.parametrize("args, message", [
     (["simulate", "--seed", "1e3"], "Invalid value for '--seed': '1e3' is not a valid integer. (see 'ltrsched simulate --help')"),
     (["simulate", "--arrival", "nope"], "Invalid value for '--arrival': 'nope' is not one of"),
-    (["simulate", "--polcy", "fcfs"], "No such option '--polcy'. (Did you mean one of: '--policy'"),
+    (["simulate", "--polcy", "fcfs"], "No such option"),  # (its wording: click's; the suggestion: test_cli_click_parser)
     (["sweep"], "Missing argument 'SWEEP_FILE'. (see 'ltrsched sweep --help')"),
     (["nosuch"], "No such command 'nosuch'. (see 'ltrsched --help')"),
 ])

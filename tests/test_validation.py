@@ -338,7 +338,9 @@ def test_replay_on_the_emulated_engine_writes_the_simulators_files(tmp_path, cap
     (["replay", "-n", "5", "--max-num-seqs", "8", "--max-resident-seqs", "64", "--max-num-batched-tokens", "32",
       "--emulate", "a100-llama3-8b"], "--max-num-batched-tokens (32) must be >= --max-resident-seqs (64)"),
     # a later case's rate was refused only after the earlier cases' engine runs
-    (["validate", "-n", "5", "--rates", "1,1e-300", "--emulate", "a100-llama3-8b"], "must stay below 1e+08 s"),
+    (["validate", "-n", "5", "--rates", "1,1e-300", "--emulate", "a100-llama3-8b"],
+     "--rates item 2 of 2: 1e-300 req/s is below 1e-08"),
+    (["validate", "-n", "50", "--rates", "1,1e-7", "--emulate", "a100-llama3-8b"], "must stay below 1e+08 s"),
 ])
 def test_engine_commands_reject_bad_input_in_one_line(tmp_path, capsys, args, message):
     r = run_cli_fast(capsys, *args, cwd=tmp_path)

@@ -50,10 +50,6 @@ MAX_HALVINGS = 10
 #: an idle engine. Measured on sharegpt (2,000 requests, seeds 0-1, a100-llama3-8b): 0.81-0.87 with FCFS and LTR from
 #: 4 to 16 req/s (capacity about 19 at the README's SLOs), 500-1,700 from 32 to 1,024 req/s, where a queue builds.
 QUEUE_FREE_STEPS = 2.0
-#: Highest rate a search may try [req/s]: a request every nanosecond, a thousandth of the shortest step a profile
-#: may model (``MIN_STEP_S``), where every run is a burst. Rates near float64's largest (1e308) overflowed the
-#: figure's log axis (a RuntimeWarning on the terminal, or a LinAlgError traceback at 1.7e308).
-MAX_RATE = 1e9
 #: Largest SLO limit [s or s/token]: about 3 years, as long as a run's arrivals may span
 #: (``MAX_ARRIVAL_TIME_S``). A limit near 1e308 overflowed the figure's log axis (a RuntimeWarning on the terminal).
 MAX_SLO_LIMIT = 1e8

@@ -14,7 +14,7 @@ import click
 from ltrsched import strict_json
 from ltrsched.errors import UserError, first_repeat
 from ltrsched.inputs import check_not_special
-from ltrsched.names import check_printable
+from ltrsched.names import check_printable, one_line, shown_path
 
 EXPERIMENT_NAMES = ("table1", "fig3", "fig4-5", "table2", "table3", "table4", "real-model")
 
@@ -87,7 +87,7 @@ def reproduce(experiment, quick, out, jobs, backend, address):
                 click.echo(table)
         for c in sec.checks:
             click.echo(("  [ok]   " if c.passed else "  [MISS] ") + c.claim + (f" ({c.detail})" if c.detail else ""))
-    click.echo(f"\n{stats.line()}; {elapsed:.1f} s. Report: {report}")
+    click.echo(f"\n{stats.line()}; {elapsed:.1f} s. Report: {shown_path(report)}")
     # (the paper's settings preempt about never: BENCHMARKS.md; a thrash here is news, and its starvation rows wrong)
     for line in thrash_warnings(specs, [load_summary(out, s) for s in specs]):
         click.echo(line, err=True)
@@ -274,6 +274,10 @@ def _check_sweep_values(data: dict, path: Path) -> None:
         values = data.get(key, [])
         if not all(is_finite_number(v) and v > 0 for v in (values if isinstance(values, list) else [values])):
             raise UserError(f"{path}: {key!r} must be positive and finite, got {reprlib.repr(values)}")
+    from ltrsched.sim.rates import check_rate
+
+    for i, rate in enumerate(data.get("rates", [])):
+        check_rate(rate, f"{path}: 'rates' item {i + 1} of {len(data['rates'])}:", burst='arrival = "burst"')
     for key in ("num_requests", "max_num_batched_tokens", "max_num_seqs", "block_size"):
         if data.get(key, 1) < 1:
             raise UserError(f"{path}: {key!r} must be >= 1, got {data[key]}")
@@ -415,7 +419,7 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
         summ = load_summary(out, s)
         cluster = {"replicas": s.replicas, "router": s.router} if clusters != [(1, None)] else {}
         rows.append({"workload": s.workload, "policy": s.policy, "profile": s.profile, "arrival": s.arrival,
-                     "rate": _csv_rate(s.rate), "seed": s.seed, **cluster,
+                     "rate": s.rate, "seed": s.seed, **cluster,
                      **{k: v for k, v in summ.items()
                         if (v is None or isinstance(v, (int, float))) and k != "num_replicas"}})  # None: undefined
     table = pl.DataFrame(rows, infer_schema_length=None)
@@ -423,15 +427,9 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
     with pl.Config(tbl_rows=100, tbl_width_chars=160, float_precision=3):
         click.echo(table.select("workload", "policy", "profile", "rate", "latency_per_token_mean",
                                 "latency_per_token_p90", "ttft_mean", "throughput_rps"))
-    click.echo(f"{stats.line()}; wrote {out / 'sweep.csv'}")
+    click.echo(f"{stats.line()}; wrote {shown_path(out / 'sweep.csv')}")
     for line in thrash_warnings(specs, rows):
         click.echo(line, err=True)
-
-
-def _csv_rate(rate: int | float | None) -> int | float | None:
-    """A run's rate [req/s] as sweep.csv shows it: as the sweep file gave it, but an integer beyond a table's 64-bit
-    integers as its float (``rates = [10**42]`` ran, then building the table was an OverflowError traceback)."""
-    return float(rate) if isinstance(rate, int) and not -2**63 <= rate < 2**63 else rate
 
 
 def _note_thinned_replay(spec, sweep_file) -> None:
@@ -444,8 +442,8 @@ def _note_thinned_replay(spec, sweep_file) -> None:
         f"num_requests = {spec.num_requests} in {sweep_file}",
         "set rates = [R] to replay them at R req/s, or leave out num_requests and replay the trace's first D seconds "
         "with duration = D")
-    if note:
-        print(note, file=sys.stderr)
+    if note:  # (naming the sweep file and workload: on one line, as paths are shown)
+        print(one_line(note), file=sys.stderr)
 
 
 def thrash_warnings(specs, rows: list[dict]) -> list[str]:
@@ -535,7 +533,7 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
 
     import polars as pl
 
-    from ltrsched.experiments.capacity import MAX_RATE, MAX_SEEDS, parse_slos, search_capacity
+    from ltrsched.experiments.capacity import MAX_SEEDS, parse_slos, search_capacity
     from ltrsched.experiments.capacity_report import capacity_figures, capacity_table, none_notes, rates_table
     from ltrsched.experiments.runner import check_jobs, open_backend
     from ltrsched.experiments.runspec import RunSpec
@@ -583,12 +581,10 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
         raise UserError(f"--seed must be below 2**64 - {k - 1} (runs use SEED..SEED+{k - 1}), got {first_seed}")
     if not (math.isfinite(tolerance) and 0.001 <= tolerance <= 1):
         raise UserError(f"--tolerance must be between 0.001 and 1 (relative), got {tolerance}")
+    from ltrsched.sim.rates import check_rate
+
     for name, value in (("--start-rate", start_rate), ("--max-rate", max_rate)):
-        if not (math.isfinite(value) and value > 0):
-            raise UserError(f"{name} must be a positive number of requests per second, got {value}")
-        if value > MAX_RATE:
-            raise UserError(f"{name} must be at most {MAX_RATE:.0e} req/s (a request every nanosecond, far beyond "
-                            f"any engine's capacity), got {value:.10g}")
+        check_rate(value, name, burst=None)
     if start_rate > max_rate:
         raise UserError(f"--start-rate {start_rate:g} is above --max-rate {max_rate:g}")
     if not workload.strip():  # (Path("") is the current directory: "workload '' is a directory")
@@ -678,5 +674,6 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
                    tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
         click.echo(table)
     click.echo(f"SLOs: {slo_text}; tolerance {tolerance:.0%}; {len(seeds)} seed{'' if len(seeds) == 1 else 's'} x {sizes_text} requests per rate")
-    click.echo(f"{stats.line()}; {elapsed:.1f} s. Wrote {out / 'capacity.md'}, {out / 'capacity.csv'}, "
-               f"{out / 'capacity-rates.csv'} and {len(figures)} figure(s) in {out / 'figures'}")
+    click.echo(f"{stats.line()}; {elapsed:.1f} s. Wrote {shown_path(out / 'capacity.md')}, "
+               f"{shown_path(out / 'capacity.csv')}, {shown_path(out / 'capacity-rates.csv')} and {len(figures)} "
+               f"figure(s) in {shown_path(out / 'figures')}")

@@ -23,6 +23,7 @@ import numpy as np
 from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
 from ltrsched.experiments.real_model import FORMAT, FORMAT_VERSION, METRICS, RESULTS, policy_roles
+from ltrsched.names import shown_path
 from ltrsched.outputs import OutFile
 
 #: Engine-only counts copied from an engine run's summary (real stopping).
@@ -303,7 +304,7 @@ def real_model_results(validation, labels_report, ranker, workload, num_requests
     atomic.write_text(out, strict_json.dumps(data, indent=1, sort_keys=True) + "\n")
     runs = sum(len(c['policies']) for c in cases.values())
     if existing is not None:
-        click.echo(f"updated {out}: {len(cases)} case(s) re-measured ({', '.join(cases)}; {runs} policy runs), "
+        click.echo(f"updated {shown_path(out)}: {len(cases)} case(s) re-measured ({', '.join(cases)}; {runs} policy runs), "
                    f"{len(data['cases'])} case(s) in all")
     else:
-        click.echo(f"wrote {out} ({len(cases)} case(s), {runs} policy runs)")
+        click.echo(f"wrote {shown_path(out)} ({len(cases)} case(s), {runs} policy runs)")

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ltrsched.errors import UserError
+from ltrsched.names import shown_path
 from ltrsched.outputs import OutFile
 
 
@@ -41,7 +42,7 @@ def cdf(runs, out, title):
     if len(groups) > 40:
         raise UserError(f"{len(groups)} settings would make {len(groups)} rows of panels; plot fewer runs at once")
     plot_cdf_grid(groups, out, title, line_series(loaded))
-    click.echo(f"wrote {out} ({len(loaded)} runs, {len(groups)} setting(s))")
+    click.echo(f"wrote {shown_path(out)} ({len(loaded)} runs, {len(groups)} setting(s))")
 
 
 @plot.command()
@@ -77,7 +78,7 @@ def trace(run, out):
                         "not a simulated step trace, which plot trace draws; simulate the same workload and policy "
                         "with --record-steps --out DIR and give DIR (plot cdf compares the two runs)")
     write_chrome_trace(result, out)
-    click.echo(f"wrote {out} (open in https://ui.perfetto.dev)")
+    click.echo(f"wrote {shown_path(out)} (open in https://ui.perfetto.dev)")
 
 
 #: Columns of the engine adapter's step log (:data:`ltrsched.engine.step_log.OTHER_FIELDS`) that no simulated

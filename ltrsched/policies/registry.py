@@ -21,6 +21,7 @@ from typing import Callable
 
 from ltrsched.errors import UserError
 from ltrsched.numbers import plain_number_text
+from ltrsched.plugin_scope import installing, on_exit
 from ltrsched.policies.base import Policy
 
 
@@ -36,14 +37,28 @@ class PluginSources:
         self._by_name: dict[str, dict[str, str | None]] = {}
         self._modules: dict[str, str] = {}  # registered name -> the module defining the class (sys.modules' name)
 
-    def record(self, cls: type) -> None:
-        """Note that ``cls`` registered as ``cls.name`` (replacing whatever had that name)."""
+    def record(self, cls: type, registry: dict[str, type]) -> None:
+        """Register ``cls`` in ``registry`` as ``cls.name`` (replacing whatever had that name) and note its source.
+        A plugin's class is registered until the command that loaded it ends (:mod:`ltrsched.plugin_scope`)."""
         PluginSources.registrations += 1
-        self._by_name.pop(cls.name, None)
-        self._modules.pop(cls.name, None)
+        name = cls.name
+        before = registry.get(name), self._by_name.get(name), self._modules.get(name)
+        registry[name] = cls
+        self._by_name.pop(name, None)
+        self._modules.pop(name, None)
         if not is_builtin(cls):  # a plugin: the code run is part of a result's key
-            self._by_name[cls.name] = _code_digest(cls.__module__)
-            self._modules[cls.name] = cls.__module__
+            self._by_name[name] = _code_digest(cls.__module__)
+            self._modules[name] = cls.__module__
+            on_exit(lambda: self._put_back(registry, name, *before))
+
+    def _put_back(self, registry: dict[str, type], name: str, cls: type | None, source: dict | None,
+                  module: str | None) -> None:
+        """``name`` registered as before :meth:`record` (``cls`` None: not at all)."""
+        for table, value in ((registry, cls), (self._by_name, source), (self._modules, module)):
+            if value is None:
+                table.pop(name, None)
+            else:
+                table[name] = value
 
     def get(self, name: str) -> dict[str, str | None] | None:
         """The source of the plugin class registered as ``name``; None for this package's classes."""
@@ -58,6 +73,9 @@ _REGISTRY: dict[str, type[Policy]] = {}
 #: Where the code of policies outside this package came from (see :func:`policy_source`).
 _SOURCES = PluginSources()
 _BUILTINS_LOADED = False
+#: Whether ``LTRSCHED_PLUGINS`` has been read (again by a command: :mod:`ltrsched.plugin_scope`).
+_ENV_PLUGINS_LOADED = False
+#: Plugins loaded, each once: a ``.py`` file's resolved path, or a module's name.
 _PLUGINS_LOADED: set[str] = set()
 #: Modules loaded from plugin files, by module name: the name a result's key gives them, ``ltrsched_plugin_<stem>``.
 _FILE_MODULES: dict[str, str] = {}
@@ -71,8 +89,7 @@ def register(cls: type[Policy]) -> type[Policy]:
         importlib.import_module("ltrsched.policies.builtin")
     check_name(cls, "policy")
     check_not_shadowing(_REGISTRY.get(cls.name), cls, "policy")
-    _REGISTRY[cls.name] = cls
-    _SOURCES.record(cls)
+    _SOURCES.record(cls, _REGISTRY)
     return cls
 
 
@@ -156,30 +173,44 @@ def policy_source(spec: str) -> dict[str, str | None] | None:
 
 
 def _load_builtins() -> None:
+    """The built-in policies and installed entry points' (once a process: they stay), then ``LTRSCHED_PLUGINS``'."""
     global _BUILTINS_LOADED
-    if _BUILTINS_LOADED:
-        return
-    _BUILTINS_LOADED = True
-    importlib.import_module("ltrsched.policies.builtin")
-    try:
-        eps = metadata.entry_points(group="ltrsched.policies")
-    except Exception:  # pragma: no cover - broken metadata
-        eps = ()
-    for ep in eps:
-        try:
-            ep.load()
-        except Exception as exc:  # a broken third-party plugin must not break the CLI
-            print(f"warning: policy plugin {ep.name!r} failed to load: {exc}", file=sys.stderr)
+    if not _BUILTINS_LOADED:
+        _BUILTINS_LOADED = True
+        with installing():
+            importlib.import_module("ltrsched.policies.builtin")
+            try:
+                eps = metadata.entry_points(group="ltrsched.policies")
+            except Exception:  # pragma: no cover - broken metadata
+                eps = ()
+            for ep in eps:
+                try:
+                    ep.load()
+                except Exception as exc:  # a broken third-party plugin must not break the CLI
+                    print(f"warning: policy plugin {ep.name!r} failed to load: {exc}", file=sys.stderr)
     load_env_plugins()
 
 
 def load_env_plugins() -> None:
-    """Load every module or ``.py`` file named in ``LTRSCHED_PLUGINS`` (policies and routers alike)."""
+    """Load every module or ``.py`` file named in ``LTRSCHED_PLUGINS`` (policies and routers alike), once (a
+    command reads it again: :mod:`ltrsched.plugin_scope`)."""
+    global _ENV_PLUGINS_LOADED
+    if _ENV_PLUGINS_LOADED:
+        return
+    _ENV_PLUGINS_LOADED = True
+    on_exit(read_env_plugins_again)
     for item in filter(None, os.environ.get("LTRSCHED_PLUGINS", "").split(os.pathsep)):
         try:
             load_plugin(item)
         except UserError as exc:  # say where the name came from: the user may not remember setting it
             raise UserError(f"{exc} (named in the environment variable LTRSCHED_PLUGINS; fix or unset it)") from None
+
+
+def read_env_plugins_again() -> None:
+    """Read ``LTRSCHED_PLUGINS`` again when policies are next looked up (a command's own value; plugins loaded
+    already are not loaded twice)."""
+    global _ENV_PLUGINS_LOADED
+    _ENV_PLUGINS_LOADED = False
 
 
 def load_plugin(module_or_path: str) -> None:
@@ -201,10 +232,13 @@ def load_plugin(module_or_path: str) -> None:
             module = importlib.util.module_from_spec(spec)
             sys.modules[spec.name] = module
             _FILE_MODULES[spec.name] = f"ltrsched_plugin_{path.stem}"
+            on_exit(lambda: (sys.modules.pop(spec.name, None), _FILE_MODULES.pop(spec.name, None)))
             spec.loader.exec_module(module)
         elif "/" in module_or_path or os.sep in module_or_path or path.is_file():
             raise UserError(f"plugin {module_or_path} is neither a module name nor a .py file")
         else:
+            if not imported_before:  # (imported again by the next command: its classes registered again)
+                on_exit(lambda: sys.modules.pop(module_or_path, None))
             importlib.import_module(module_or_path)
     except UserError:
         raise
@@ -221,6 +255,7 @@ def load_plugin(module_or_path: str) -> None:
         raise UserError(f"plugin {module_or_path} registers no policy or router: decorate its Policy (or Router) "
                         "subclass with @register (from ltrsched.policies, or ltrsched.routers)")
     _PLUGINS_LOADED.add(loaded_as)
+    on_exit(lambda: _PLUGINS_LOADED.discard(loaded_as))
 
 
 def available() -> dict[str, type[Policy]]:

@@ -13,6 +13,7 @@ import sys
 from importlib import metadata
 
 from ltrsched.errors import UserError
+from ltrsched.plugin_scope import installing
 from ltrsched.policies.registry import (PluginSources, _converter, _parameters, check_name, check_not_shadowing,
                                        is_builtin, load_env_plugins, parse_spec)
 from ltrsched.routers.base import Router
@@ -31,8 +32,7 @@ def register(cls: type[Router]) -> type[Router]:
         importlib.import_module("ltrsched.routers.builtin")
     check_name(cls, "router")
     check_not_shadowing(_REGISTRY.get(cls.name), cls, "router")
-    _REGISTRY[cls.name] = cls
-    _SOURCES.record(cls)
+    _SOURCES.record(cls, _REGISTRY)
     return cls
 
 
@@ -50,20 +50,21 @@ def router_source(spec: str) -> dict[str, str | None] | None:
 
 
 def _load_builtins() -> None:
+    """The built-in routers and installed entry points' (once a process: they stay), then ``LTRSCHED_PLUGINS``'."""
     global _BUILTINS_LOADED
-    if _BUILTINS_LOADED:
-        return
-    _BUILTINS_LOADED = True
-    importlib.import_module("ltrsched.routers.builtin")
-    try:
-        eps = metadata.entry_points(group="ltrsched.routers")
-    except Exception:  # pragma: no cover - broken metadata
-        eps = ()
-    for ep in eps:
-        try:
-            ep.load()
-        except Exception as exc:  # a broken third-party plugin must not break the CLI
-            print(f"warning: router plugin {ep.name!r} failed to load: {exc}", file=sys.stderr)
+    if not _BUILTINS_LOADED:
+        _BUILTINS_LOADED = True
+        with installing():
+            importlib.import_module("ltrsched.routers.builtin")
+            try:
+                eps = metadata.entry_points(group="ltrsched.routers")
+            except Exception:  # pragma: no cover - broken metadata
+                eps = ()
+            for ep in eps:
+                try:
+                    ep.load()
+                except Exception as exc:  # a broken third-party plugin must not break the CLI
+                    print(f"warning: router plugin {ep.name!r} failed to load: {exc}", file=sys.stderr)
     load_env_plugins()
 
 

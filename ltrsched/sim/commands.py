@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from ltrsched.errors import UserError
+from ltrsched.names import one_line, shown_path
 from ltrsched.outputs import OutFile
 from ltrsched.strict_json import fmt
 
@@ -29,8 +30,8 @@ def workload_options(fn):
                      help="burst: all at t=0 (takes no --rate or --duration); poisson/gamma: at --rate; "
                           "replay: the file's timestamps (scaled to --rate if given)."),
         click.option("--rate", type=float, default=None,
-                     help="Mean arrival rate [req/s] of poisson/gamma arrivals, or of a replayed trace; refused "
-                          "with burst arrivals (add --arrival poisson)."),
+                     help="Mean arrival rate [req/s] of poisson/gamma arrivals, or of a replayed trace, from 1e-8 to "
+                          "1e9; refused with burst arrivals (add --arrival poisson)."),
         click.option("--cv", type=float, default=1.0, show_default=True,
                      help="Coefficient of variation of gamma inter-arrival times (--arrival gamma only; "
                           "1 is Poisson)."),
@@ -78,8 +79,10 @@ def build_workload(workload, num_requests, arrival, rate, cv, duration, seed, no
 
     if num_requests is not None and num_requests <= 0:
         raise UserError(f"--num-requests must be positive, got {num_requests}")
-    if rate is not None and not (math.isfinite(rate) and rate > 0):
-        raise UserError(f"--rate must be a positive number of requests per second, got {rate}")
+    if rate is not None:
+        from ltrsched.sim.rates import check_rate
+
+        check_rate(rate, "--rate")
     if arrival in ("poisson", "gamma") and rate is None:
         raise UserError(f"--arrival {arrival} needs --rate")
     if duration is not None and not (math.isfinite(duration) and duration > 0):
@@ -259,21 +262,21 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
                f"({result.summary['steps']} steps, {result.summary['num_preemptions']} preemptions)")
     if out is not None:
         result.save(out)
-        click.echo(f"wrote {out}/requests.parquet, {out}/summary.json"
-                   + (f", {out}/steps.parquet" if result.steps is not None else ""))
+        files = ["requests.parquet", "summary.json"] + (["steps.parquet"] if result.steps is not None else [])
+        click.echo("wrote " + ", ".join(shown_path(out / f) for f in files))
     if trace_file is not None:
         from ltrsched.plots.chrome_trace import write_chrome_trace
 
         write_chrome_trace(result, trace_file)
-        click.echo(f"wrote {trace_file} (open in https://ui.perfetto.dev)")
+        click.echo(f"wrote {shown_path(trace_file)} (open in https://ui.perfetto.dev)")
     if cdf_file is not None:
         from ltrsched.plots.cdf import plot_cdfs
         from ltrsched.plots.runs import run_label
 
         plot_cdfs([(run_label(result.meta), result.requests)], cdf_file)
-        click.echo(f"wrote {cdf_file}")
-    for note in notes:
-        click.echo(note, err=True)
+        click.echo(f"wrote {shown_path(cdf_file)}")
+    for note in notes:  # (naming the workload's file: on one line, as paths are shown)
+        click.echo(one_line(note), err=True)
     from ltrsched.policies.starvation_thrash import thrash_warning
 
     thrash = thrash_warning(pol, result.summary["num_preemptions"], result.summary["num_finished"], f"policy {policy}")

@@ -12,7 +12,7 @@ import click
 
 from ltrsched import atomic
 from ltrsched.errors import UserError, first_repeat, list_items
-from ltrsched.names import check_printable
+from ltrsched.names import check_printable, shown_path
 from ltrsched.policies.needs import check_needs
 from ltrsched.notices import work_starts
 from ltrsched.outputs import OutFile
@@ -69,7 +69,7 @@ def replay(workload, num_requests, arrival, rate, cv, duration, seed, policy, pl
                    "workload's")
     if out is not None:
         result.save(out)
-        click.echo(f"wrote {out}/requests.parquet, summary.json, steps.parquet")
+        click.echo(f"wrote {shown_path(out / 'requests.parquet')}, summary.json, steps.parquet")
 
 
 @click.command(cls=RecordedCommand)
@@ -162,7 +162,7 @@ def profile(name, out, quick, repeats, runs, **engine):
     save_profile(prof, out)
     atomic.write_parquet(steps_out, steps)
     f = fit.summary()
-    click.echo(f"wrote {out} ({fit.num_samples} steps fitted: median error {f['median_rel_error']:.1%}, "
+    click.echo(f"wrote {shown_path(out)} ({fit.num_samples} steps fitted: median error {f['median_rel_error']:.1%}, "
                f"P90 {f['p90_rel_error']:.1%}; CPU overhead {fit.overhead_s_per_step * 1e3:.2f} ms/step)")
     if runs > 1:
         click.echo(f"{runs} engine starts pooled; each one's measured time over the fit's: "
@@ -314,7 +314,7 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
                      command_line(), tolerance, host=facts.host, repeats=repeats,
                      spread=spread_repeats and repeats > 1, note=resumed and resumed[0].upper() + resumed[1:] + ".")
     finish_validation(out)
-    click.echo(f"report: {md}")
+    click.echo(f"report: {shown_path(md)}")
 
 
 def _take_over(out: Path, previous, resume: bool | None, arguments: dict, digest: str, dirs: dict,
@@ -342,18 +342,18 @@ def _take_over(out: Path, previous, resume: bool | None, arguments: dict, digest
                         "a new --out, or add --no-resume to replace it")
     if resume is False or not recorded or differs or (resume is None and previous.finished):
         if resume and not recorded:
-            click.echo(f"note: --resume: {out} holds no earlier validation; every run starts now", err=True)
+            click.echo(f"note: --resume: {shown_path(out)} holds no earlier validation; every run starts now", err=True)
         replace_validation(out, previous, run_dirs, command, arguments)
         if recorded:
             why = (f"another validation: {differs}" if differs else
                    "this same validation, finished; --resume would have kept its engine runs" if resume is None else
                    "this same validation; --no-resume")
-            click.echo(f"note: {out} held an earlier validation (`{previous.command}`: {why}); its runs and report "
+            click.echo(f"note: {shown_path(out)} held an earlier validation (`{previous.command}`: {why}); its runs and report "
                        "were removed for this one's", err=True)
         return None
     kept = kept_runs(dirs, digest)
     resume_validation(out, previous, [dirs[key] for key in kept], command)
-    click.echo(f"note: resuming the {'finished' if previous.finished else 'unfinished'} validation in {out}: "
+    click.echo(f"note: resuming the {'finished' if previous.finished else 'unfinished'} validation in {shown_path(out)}: "
                f"{len(kept)} of {len(dirs)} engine runs kept{'' if resume else ' (--no-resume runs them all again)'}",
                err=True)
     return kept
@@ -544,4 +544,8 @@ def _parse_rates(text: str) -> list[float]:
         raise UserError(f"--rates must be numbers separated by ',' or 'auto', got {text!r}")
     if any(not (math.isfinite(v) and v > 0) for v in values):
         raise UserError(f"--rates must be positive, got {text!r}")
+    from ltrsched.sim.rates import check_rate
+
+    for i, v in enumerate(values):  # (a rate out of range was named as --rate's)
+        check_rate(v, f"--rates item {i + 1} of {len(values)}:")
     return values
