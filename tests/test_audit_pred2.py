@@ -174,6 +174,18 @@ def test_a_plot_format_this_machine_cannot_write_is_refused_before_evaluating(tm
     r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "m", "--data", tmp_path / "eval.jsonl", "--plot",
                      tmp_path / "c.svg")
     assert r.returncode == 0 and (tmp_path / "c.svg").stat().st_size > 0, r
+    # a name without a suffix was written as a PNG over whatever it named (plot cdf and simulate --cdf refuse it)
+    (tmp_path / "NOTES").write_text("mine\n")
+    r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "m", "--data", tmp_path / "eval.jsonl", "--plot",
+                     tmp_path / "NOTES")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "NOTES.png" in r.stderr, r
+    assert (tmp_path / "NOTES").read_text() == "mine\n"
+    # the success line shows a name with a line break on one line
+    r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "m", "--data", tmp_path / "eval.jsonl", "--plot",
+                     tmp_path / "c\nd.svg")
+    assert r.returncode == 0 and (tmp_path / "c\nd.svg").is_file(), r
+    assert [line for line in r.stdout.splitlines() if line.startswith("wrote")] == [
+        f"wrote {tmp_path}/c\\nd.svg"], r.stdout
 
 
 # ---------------------------------------------------------------- label-report

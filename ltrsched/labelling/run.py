@@ -15,6 +15,7 @@ import polars as pl
 
 from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
+from ltrsched.names import shown_path
 from ltrsched.labelling.jobs import LabelJob
 from ltrsched.labelling.settings import LabelSettings, Sampling
 from ltrsched.workloads.labels import MAIN_RUN, SYSTEM_COLUMN, TEXT_COLUMN, labels_file_schema, prompt_digest
@@ -246,5 +247,6 @@ def _report(final: pl.DataFrame, stats: _Stats, damaged: list[str], max_tokens: 
         lines.append(f"skipped {len(stats.skipped)} prompt(s) longer than the context allows "
                      f"({stats.context} - {max_tokens} = {stats.context - max_tokens} tokens); first: {stats.skipped[0].key}")
     main = final.filter(pl.col("run") == MAIN_RUN)
-    lines.append(f"wrote {out} ({final.height} rows, {main.height} main) and {out.with_suffix('.json')}")
+    lines.append(f"wrote {shown_path(out)} ({final.height} rows, {main.height} main) and "
+                 f"{shown_path(out.with_suffix('.json'))}")
     return lines

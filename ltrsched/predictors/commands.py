@@ -13,7 +13,7 @@ from ltrsched import atomic, strict_json
 from ltrsched.strict_json import fmt
 from ltrsched.errors import UserError
 from ltrsched.outputs import OutFile
-from ltrsched.names import check_printable
+from ltrsched.names import check_printable, shown_path
 from ltrsched.notices import work_starts
 
 
@@ -143,7 +143,7 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
     _warn_ties(ev_lengths, "held-out lengths")  # (after the training: an error in it stays one line)
     _warn_majority(config, ev_lengths, last.get("accuracy"))
     click.echo(f"trained on {len(prompts)} prompts; held-out ({len(ev_prompts)}) Kendall tau-b {fmt(last['tau'], '.4f')}"
-               + (f", accuracy {last['accuracy']:.3f}" if "accuracy" in last else "") + f"; wrote {out}")
+               + (f", accuracy {last['accuracy']:.3f}" if "accuracy" in last else "") + f"; wrote {shown_path(out)}")
 
 
 #: The Kendall tau ``train``, ``evaluate`` and ``ensemble`` report (:func:`~ltrsched.predictors.predictor.kendall_tau`):
@@ -310,7 +310,7 @@ def predict(model_dir, workload, out, column, split):
     _note_cut(predictor, (prompts, "prompts"))
     _warn_constant_scores(cols[column].to_numpy(), prompts, column)
     wl.with_df(wl.df.with_columns(**cols)).save(out)
-    click.echo(f"wrote {out} ({len(wl)} request{'' if len(wl) == 1 else 's'}, columns {', '.join(cols)})")
+    click.echo(f"wrote {shown_path(out)} ({len(wl)} request{'' if len(wl) == 1 else 's'}, columns {', '.join(cols)})")
 
 
 @click.command()
@@ -370,7 +370,7 @@ def evaluate(model_dir, data, split, plot):
             atomic.write_figure(plot, fig, dpi=120)
         finally:
             plt.close(fig)
-        click.echo(f"wrote {plot}")
+        click.echo(f"wrote {shown_path(plot)}")
 
 
 def _check_score_column(column: str) -> None:
@@ -396,11 +396,16 @@ def _check_labels_column(column: str, wl, workload: str) -> None:
 
 
 def _check_plot_format(path: Path) -> None:
-    """Raise :class:`UserError` unless matplotlib can write ``path``'s format (PNG when it has no suffix) here."""
+    """Raise :class:`UserError` unless ``path`` names an image format by its suffix and matplotlib can write that format
+    here. A name without a suffix (``nan``, ``-``, ``0``, an existing ``NOTES`` file) was written as a PNG over whatever
+    it named, as ``plot cdf`` and ``simulate --cdf`` never do."""
     from matplotlib.backend_bases import FigureCanvasBase
 
     formats = FigureCanvasBase.get_supported_filetypes()
-    if path.suffix and path.suffix[1:].lower() not in formats:
+    if not path.suffix:
+        raise UserError(f"--plot {shown_path(path)}: give an image file name ending in its format, e.g. "
+                        f"{shown_path(path.name + '.png')} (.png, .pdf, .svg, ...)")
+    if path.suffix[1:].lower() not in formats:
         raise UserError(f"--plot {path}: unknown image format {path.suffix!r}; use .png or one of {', '.join(sorted(formats))}")
     import io
 
@@ -411,7 +416,7 @@ def _check_plot_format(path: Path) -> None:
 
     # a format whose writer needs what this machine lacks (.pgf: a TeX system) failed with a traceback after the
     # whole evaluation, its results printed: a small figure with text is tried first, before the predictor loads
-    fmt = path.suffix[1:].lower() or "png"
+    fmt = path.suffix[1:].lower()
     fig = plt.figure(figsize=(1, 1))
     fig.text(0.5, 0.5, "tau 0.5")  # (the pgf writer runs TeX only for text)
     try:
@@ -478,7 +483,8 @@ def ensemble(models, weights, data, eval_data, out):
         if line:
             click.echo(line, err=True)
     tau = kendall_tau(ens.combine(ev_scores), ev_lengths)
-    click.echo(f"ensemble of {len(models)}: held-out ({len(ev_prompts)}) Kendall tau-b {fmt(tau, '.4f')}; wrote {out}")
+    click.echo(f"ensemble of {len(models)}: held-out ({len(ev_prompts)}) Kendall tau-b {fmt(tau, '.4f')}; "
+               f"wrote {shown_path(out)}")
     _warn_undefined_tau(tau, len(ev_prompts), "the ensemble")
     trained_on = ens.training_overlap(ev_prompts)
     if trained_on:  # (a file without splits: its "eval" prompts are all of it, the members' training prompts too)
@@ -549,4 +555,4 @@ def label_report(labels, out, sizes, seed, epochs, probe, probe_layer):
     atomic.write_text(out / "report.json", strict_json.dumps(report.to_dict(), indent=2) + "\n")
     atomic.write_csv(out / "learning_curve.csv", pl.DataFrame(report.learning_curve, schema={"num_train": pl.Int64, "tau": pl.Float64}))
     click.echo(md)
-    click.echo(f"wrote {out}/report.md, report.json, learning_curve.csv")
+    click.echo(f"wrote {shown_path(out)}/report.md, report.json, learning_curve.csv")
