@@ -44,6 +44,17 @@ def test_requests_without_a_score_are_ranked_last_with_a_warning(tmp_path, capsy
     assert finish[0] > max(finish[1:])  # the shortest, unscored, ran last: as the warning says
 
 
+@pytest.mark.parametrize("policy", ["ltr", "ltr:starve=1000,quantum=1"])
+def test_a_workload_whose_requests_all_have_one_score_warns(tmp_path, capsys, policy):
+    """A score column of one value (a predictor that gives every prompt the same score) ran LTR as first come first
+    served without a word."""
+    r = run_cli_fast(capsys, "simulate", "-w", _scored(tmp_path, [0.5, 0.5, 0.5]), "-P", policy)
+    warnings = [line for line in r.stderr.splitlines() if line.startswith("warning: ")]
+    assert r.returncode == 0 and len(warnings) == 1 and warnings[0].startswith(
+        "warning: policy 'ltr': all 3 scored request(s) have the same score (0.5); ranked by it they run first come "
+        "first served"), r.stderr
+
+
 def test_a_fully_scored_workload_runs_under_ltr_without_a_warning(tmp_path, capsys):
     r = run_cli_fast(capsys, "simulate", "-w", _scored(tmp_path, [3.0, 1.0, 2.0]), "-P", "ltr")
     assert r.returncode == 0 and "warning" not in r.stderr, r.stderr

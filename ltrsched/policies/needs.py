@@ -72,3 +72,10 @@ def warn_missing_scores(requests, who: str, example: str) -> None:
               f"{requests['request_id'][missing[0]]}); they rank after every scored request, first come first "
               f"served among themselves: give every request a score (`ltrsched predict`), or use approximate-oracle "
               f"scores with a tau parameter, e.g. {example}", file=sys.stderr)
+    scored = scores[~np.isnan(scores)]
+    if len(scored) > 1 and scored.min() == scored.max():
+        # (a predictor that gives every prompt one score, e.g. trained on labels all at one cap: its column ran the
+        # policy as first come first served without a word; `ltrsched predict` warns when it writes such a column)
+        print(f"warning: {who}: all {len(scored):,} scored request(s) have the same score ({scored[0]:g}); ranked "
+              f"by it they run first come first served: check the predictor that wrote the column, or use "
+              f"approximate-oracle scores with a tau parameter, e.g. {example}", file=sys.stderr)
