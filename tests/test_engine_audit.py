@@ -253,3 +253,46 @@ def test_a_real_engine_start_that_fails_after_vllm_started_shuts_it_down_and_put
     with pytest.raises(RuntimeError, match="no vocabulary"):
         runner.VllmDriver(EngineConfig())
     assert shut == [True] and os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] == "mine"
+
+
+def test_after_a_served_schedulers_watchdog_fired_a_new_engine_in_the_process_replays_as_a_fresh_one(nap_plugin,
+                                                                                                     monkeypatch):
+    """An in-process engine whose step raised the served scheduler's one line is never shut down by vLLM (``vllm
+    serve``'s engine core is; a notebook's ``LLM`` is not), and the watchdog it fired kept watching the thread for the
+    process's life, its signal handler installed: the next engine's run of the same plugin was ended, the process
+    exiting with "it did not stop when interrupted" at the first call the old watchdog saw twice. The watchdog now
+    stops once its interrupt landed: no thread left, the signal handler back, and a new engine replays as a fresh
+    process would."""
+    import signal
+    import threading
+
+    import numpy as np
+
+    import ltrsched.plugin_watchdog as watchdog
+    from conftest import LinearProfile, make_workload
+    from ltrsched.engine.emulate import EmulatedDriver, EngineConfig, VirtualClock, build_scheduler, emulate
+    from ltrsched.engine.live_table import RequestInfo
+    from ltrsched.policies import make_policy
+
+    ended = []
+    monkeypatch.setattr(watchdog, "end_process", ended.append)  # (it would end pytest's process)
+    monkeypatch.setattr(watchdog, "GRACE_S", 0.0)
+    monkeypatch.setenv("LTRSCHED_PLUGIN_TIMEOUT", "0.2")
+    handler = signal.getsignal(watchdog.SIGNAL)
+    scheduler = build_scheduler(EngineConfig(num_gpu_blocks=100), None,
+                                {"ltrsched": {"policy": "audit-nap:where=rank,at=1,nap=1.5"}})
+    driver = EmulatedDriver(scheduler, VirtualClock(), lambda shape: 0.01)
+    for i in range(3):
+        driver.add(RequestInfo(i, 0.0, 20, 3, 3, np.nan, np.nan, np.nan))
+    with pytest.raises(watchdog.PluginTimeoutError):
+        for _ in range(3):
+            driver.step()
+    # (no shutdown: the engine is dropped as it is)
+    assert not any(t.name == "ltrsched-plugin-watchdog" for t in threading.enumerate())
+    assert signal.getsignal(watchdog.SIGNAL) == handler
+    config = EngineConfig(num_gpu_blocks=100, max_num_batched_tokens=64, max_num_seqs=4)
+    workload = make_workload([20, 30, 40], [3, 2, 4])
+    slow = emulate(workload, make_policy("audit-nap:where=rank,at=0,nap=0.1"), LinearProfile().step_time, config)
+    assert ended == []
+    fresh = emulate(workload, make_policy("fcfs"), LinearProfile().step_time, config)
+    assert slow.requests.equals(fresh.requests)

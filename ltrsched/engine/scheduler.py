@@ -129,11 +129,20 @@ class PolicyScheduler(Scheduler):
     def _plugin_timeout(self, exc: PluginInterrupt) -> BaseException:
         """What a plugin call interrupted past the time limit raises: one line (:class:`PluginTimeoutError`, which
         vLLM's engine core reports as its fatal error) where this scheduler's own watchdog stopped it; another's
-        interrupt as it is (the replay loop's bracket turns it into that error)."""
+        interrupt as it is (the replay loop's bracket turns it into that error).
+
+        The watchdog is stopped here, its interrupt having landed (the call stopped; the scheduler takes no more
+        plugin calls, :meth:`_check_not_stopped`): left running until a :meth:`shutdown` that an in-process engine
+        whose step raised never gets, it kept watching the thread for the process's life, with the files of the
+        plugins registered when it started, and ended the process ("it did not stop when interrupted") at the next
+        call of those plugins that it saw twice, a run of a new engine in the same process included; its signal
+        handler stayed installed, so a later watchdog on that thread could not interrupt a ``time.sleep``."""
         dog = self._watchdog
         if dog is None or dog.message is None:
             return exc
         self._stopped = dog.message
+        self._watchdog = None
+        dog.stop()
         return PluginTimeoutError(dog.message)
 
     def _check_not_stopped(self) -> None:
