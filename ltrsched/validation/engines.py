@@ -204,6 +204,12 @@ def served_model_config(config: EngineConfig) -> dict:
     return sized_model_config(model_dir(config.model), config.dtype)
 
 
+#: The GPU engine's block sizes are multiples of this [tokens]: vLLM 0.26's and 0.32's CUDA attention backends
+#: (FlashAttention, Triton, FlexAttention: ``MultipleOf(16)``; FlashInfer: 16 to 1024) take no other, and a KV block
+#: no kernel block divides stopped the engine's start after loading the weights ("No common block size").
+GPU_BLOCK_MULTIPLE = 16
+
+
 def engine_config(model=None, load_format=None, dtype=None, max_num_batched_tokens=768, max_num_seqs=256,
                   max_resident_seqs=None, block_size=None, num_gpu_blocks=None, kv_cache_gib=None, threads=None,
                   gpu_memory_utilization=0.9, tensor_parallel_size=1, enforce_eager=None, emulate_profile=None,
@@ -268,6 +274,9 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
         check_threads(threads)  # (found as the engine started: validate had replaced an earlier validation in --out)
     elif threads is not None:
         raise UserError("--threads is for the CPU engine (a GPU engine computes on the GPU)")
+    elif emulate_profile is None and block_size is not None and block_size % GPU_BLOCK_MULTIPLE:
+        raise UserError(f"--block-size must be a multiple of {GPU_BLOCK_MULTIPLE} on the GPU engine (vLLM's GPU attention "
+                        f"kernels), got {block_size}")
     model = defaults["model"] if model is None else model  # ("" was the default model, silently)
     from ltrsched.engine.config import model_dir
 
