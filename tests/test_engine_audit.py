@@ -296,3 +296,59 @@ def test_after_a_served_schedulers_watchdog_fired_a_new_engine_in_the_process_re
     assert ended == []
     fresh = emulate(workload, make_policy("fcfs"), LinearProfile().step_time, config)
     assert slow.requests.equals(fresh.requests)
+
+
+# ---------------------------------------------------------------------------------------------- context (max_model_len)
+
+
+def _lengths(tmp_path, name, rows):
+    path = tmp_path / name
+    path.write_text("".join(json.dumps({"prompt_tokens": p, "output_tokens": o}) + "\n" for p, o in rows))
+    return path
+
+
+def test_the_emulated_engines_context_is_its_profiles_as_the_simulators(capsys, tmp_path):
+    """The emulated engine built vLLM's scheduler with the model's context (llama-3-8b's 8,192 tokens, whatever the
+    profile), the simulator and validate's simulated side with the profile's (cpu-llama-tiny: 4,096): ``replay
+    --emulate cpu-llama-tiny`` served a 6,000-token request that ``simulate -p cpu-llama-tiny`` refuses, and
+    ``validate`` refused it only on its simulated side, naming a setting (max_model_len) no option sets. Now both
+    refuse it before the engine is built, naming the option that raises it."""
+    from ltrsched.engine.emulate import EngineConfig, EngineSetup, build_scheduler
+    from ltrsched.policies import make_policy
+
+    # (torch warns once per process, at the first build in a test process, through a handler of its own: not here)
+    build_scheduler(EngineConfig(num_gpu_blocks=10), EngineSetup(make_policy("fcfs"))).shutdown()
+    long = _lengths(tmp_path, "six.jsonl", [(5000, 1000), (50, 20)])
+    message = ("1 request(s) exceed the engine's max_model_len 4096 tokens (first: request 0, 6000 tokens): raise "
+               "--max-model-len if the model takes longer contexts, or leave them out")
+    for command in (["replay", "-o", "out"], ["validate", "--policies", "fcfs", "--out", "out"]):
+        r = run_cli_fast(capsys, *command, "--emulate", "cpu-llama-tiny", "-w", long, cwd=tmp_path)
+        assert_one_line_error(r, message)
+        assert not (tmp_path / "out").exists()
+    r = run_cli_fast(capsys, "simulate", "-p", "cpu-llama-tiny", "-w", long, cwd=tmp_path)
+    assert_one_line_error(r, "exceed the profile's context limit of 4096 tokens")
+
+
+def test_max_model_len_lets_the_engine_commands_serve_longer_requests_as_simulate_does(capsys, tmp_path):
+    """``simulate --max-model-len`` serves requests longer than the profile's context (reasoning models' 32k-128k
+    outputs); replay and validate had no such option, so they refused them whatever the user gave. The emulated engine
+    now takes ``--max-model-len`` for vLLM's scheduler and the simulated side alike; the real engine's is refused
+    before the start where it exceeds the model's context (vLLM refuses it)."""
+    long = _lengths(tmp_path, "long.jsonl", [(8150, 60), (50, 20)])
+    r = run_cli_fast(capsys, "replay", *EMU, "-w", long, "--max-model-len", "9000", "-o", "run", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    import polars as pl
+
+    served = pl.read_parquet(tmp_path / "run" / "requests.parquet").sort("request_id")
+    assert served["output_tokens"].to_list() == [60, 20]
+    # (validate takes the same emulated_config: ~6 s of report here, so not repeated)
+    r = run_cli_fast(capsys, "replay", *EMU, "-w", long, "-o", "refused", cwd=tmp_path)  # (the profile's 8,192)
+    assert_one_line_error(r, "exceed the engine's max_model_len 8192 tokens (first: request 0, 8210 tokens): raise "
+                             "--max-model-len")
+    for value, message in (("9000", "--max-model-len 9000 exceeds llama-tiny's context of 4096 tokens "
+                                    "(max_position_embeddings in its config.json), which vLLM refuses"),
+                           ("1", "--max-model-len must be in 2..16,777,216 tokens, got 1"),
+                           ("16777217", "--max-model-len must be in 2..16,777,216 tokens, got 16777217")):
+        r = run_cli_fast(capsys, "replay", "-w", long, "--max-model-len", value, "-o", "refused", cwd=tmp_path)
+        assert_one_line_error(r, message)  # (the CPU engine: refused before it starts)
+    assert not (tmp_path / "refused").exists()

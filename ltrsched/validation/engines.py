@@ -89,6 +89,9 @@ def engine_options(fn):
                           "with --eos ignore; --eos model decodes greedily]."),
         click.option("--max-tokens", type=int, default=None,
                      help=f"With --eos model: output cap per request [tokens] [default: {DEFAULT_MAX_TOKENS}]."),
+        click.option("--max-model-len", type=int, default=None,
+                     help="Longest prompt + output a request may have [tokens] (vLLM's --max-model-len) [default: the "
+                          "model's context; with --emulate, the profile's, as `ltrsched simulate` takes it]."),
         click.option("--emulate", "emulate_profile", default=None, metavar="PROFILE",
                      help="No real engine: run vLLM's scheduler with the adapter on the CPU, steps timed by PROFILE."),
     ]
@@ -204,6 +207,9 @@ def served_model_config(config: EngineConfig) -> dict:
     return sized_model_config(model_dir(config.model), config.dtype)
 
 
+#: The longest ``--max-model-len`` [tokens]: a simulator profile's limit (``ltrsched.sim.profiles.io``), 16.8M.
+MAX_MODEL_LEN = 1 << 24
+
 #: The GPU engine's block sizes are multiples of this [tokens]: vLLM 0.26's and 0.32's CUDA attention backends
 #: (FlashAttention, Triton, FlexAttention: ``MultipleOf(16)``; FlashInfer: 16 to 1024) take no other, and a KV block
 #: no kernel block divides stopped the engine's start after loading the weights ("No common block size").
@@ -230,8 +236,8 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
                         f"auto: the model directory's), got {load_format!r}")
     if dtype is not None and dtype not in DTYPES:
         raise UserError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    if max_model_len is not None and max_model_len < 2:
-        raise UserError(f"--max-model-len must be >= 2 tokens, got {max_model_len}")
+    if max_model_len is not None and not 2 <= max_model_len <= MAX_MODEL_LEN:
+        raise UserError(f"--max-model-len must be in 2..{MAX_MODEL_LEN:,} tokens, got {max_model_len}")
     for name, value in (("--max-num-batched-tokens", max_num_batched_tokens), ("--max-num-seqs", max_num_seqs),
                         ("--tensor-parallel-size", tensor_parallel_size)):
         if value <= 0:
@@ -308,6 +314,8 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
         from ltrsched.engine.rope_theta import check_rope_theta
 
         check_rope_theta(read_model_config(path), source)  # (a list or a string: a traceback once loaded)
+        if max_model_len is not None:
+            _check_max_model_len(max_model_len, model, path)
         _check_weights(model, path, resolve_load_format(model, load_format))
         if prompts == "text":
             _check_tokenizer(model, path)
@@ -324,6 +332,27 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
                         enforce_eager=defaults["enforce_eager"] if enforce_eager is None else enforce_eager,
                         prompts=prompts, eos=eos, max_tokens=max_tokens, max_model_len=max_model_len,
                         sampling=sampling)
+
+
+#: vLLM's variable that lets ``max_model_len`` exceed the context it derives from the model's config.json.
+ALLOW_LONG_CONTEXT = "VLLM_ALLOW_LONG_MAX_MODEL_LEN"
+
+
+def _check_max_model_len(max_model_len: int, model: str, path: str) -> None:
+    """One-line :class:`UserError` before the real engine starts if ``--max-model-len`` exceeds the context vLLM
+    derives from the model's config.json (:func:`~ltrsched.engine.model_context.model_context`, RoPE scaling
+    included), which vLLM refuses (unless :data:`ALLOW_LONG_CONTEXT` is set, as vLLM reads it)."""
+    import os
+
+    from ltrsched.engine.model_context import model_context
+
+    if os.environ.get(ALLOW_LONG_CONTEXT, "").strip().lower() in ("1", "true"):
+        return
+    context, key = model_context(path)
+    if max_model_len > context:
+        raise UserError(f"--max-model-len {max_model_len} exceeds {model}'s context of {context} tokens ({key} in its "
+                        f"config.json), which vLLM refuses: give at most {context}, or set {ALLOW_LONG_CONTEXT}=1 "
+                        "as vLLM says")
 
 
 def _check_cpu_kv_fits(kv_cache_gib: float | None, num_gpu_blocks: int | None, block_size: int, model: str, path: str,
@@ -436,11 +465,12 @@ def check_context_before_start(workload, config: EngineConfig, extra_output_toke
 
 def check_emulated_fits(workload, config: EngineConfig, emulate_profile: str, extra_output_tokens: int = 0) -> None:
     """One-line :class:`UserError`, before the emulated engine is built, for requests it would refuse once built
-    (:func:`ltrsched.engine.replay.check_fits`): longer than its context (the model's, as vLLM derives it from the
-    config.json: :func:`~ltrsched.engine.model_context.model_context`) or than its KV cache (the blocks
+    (:func:`ltrsched.engine.replay.check_fits`): longer than its context (``--max-model-len``, else its profile's,
+    as :func:`emulated_config` sets it) or than its KV cache (the blocks
     :func:`emulated_config` sizes, less vLLM's null block and watermark). ``validate`` found them at its first engine
     run, after it had replaced an earlier validation in ``--out`` (its runs and report deleted, for a refusal)."""
     from ltrsched.engine.config import model_dir
+    from ltrsched.engine.emulate import EmulatedDriver
     from ltrsched.engine.model_context import model_context
     from ltrsched.engine.replay import check_fits
     from ltrsched.policies.batching import BatchLimits
@@ -451,7 +481,7 @@ def check_emulated_fits(workload, config: EngineConfig, emulate_profile: str, ex
                          num_gpu_blocks=blocks - 1, block_size=config.block_size,  # (vLLM's null block left out)
                          watermark_blocks=int(config.watermark * blocks))
     context = config.max_model_len or model_context(model_dir(config.model))[0]
-    check_fits(workload, _Planned(limits, context), extra_output_tokens)
+    check_fits(workload, _Planned(limits, context), extra_output_tokens, fix=EmulatedDriver.context_fix)
 
 
 @dataclass(frozen=True)
@@ -598,6 +628,10 @@ def emulated_config(config: EngineConfig, emulate_profile: str):
                             f"tokens at --gpu-memory-utilization {config.gpu_memory_utilization:g}; use a smaller "
                             "--block-size or a larger utilization, or set --num-gpu-blocks")
         config = replace(config, num_gpu_blocks=blocks + 1)
+    if config.max_model_len is not None:  # (the context both the emulated engine and the simulator's side take)
+        profile = replace(profile, max_model_len=config.max_model_len)
+    else:  # (the profile's, for vLLM's scheduler too: it took the model's config.json's)
+        config = replace(config, max_model_len=int(profile.max_model_len))
     if config.num_gpu_blocks > MAX_EMULATED_BLOCKS:  # (10**12 blocks: building the pool never ended)
         raise UserError(f"the emulated engine cannot hold {config.num_gpu_blocks} KV blocks: vLLM's block pool "
                         f"makes an object per block (about 3 us and 130 bytes each), so at most "
