@@ -352,3 +352,18 @@ def test_max_model_len_lets_the_engine_commands_serve_longer_requests_as_simulat
         r = run_cli_fast(capsys, "replay", "-w", long, "--max-model-len", value, "-o", "refused", cwd=tmp_path)
         assert_one_line_error(r, message)  # (the CPU engine: refused before it starts)
     assert not (tmp_path / "refused").exists()
+
+
+def test_max_model_len_is_the_context_of_a_config_that_tells_none(tmp_path, monkeypatch):
+    """Where the model's config.json tells no context (the refusal asks for --max-model-len), the one given is checked
+    against nothing; vLLM's own variable that lets it exceed the model's context is read as vLLM reads it."""
+    from ltrsched.errors import UserError
+    from ltrsched.validation.engines import _check_max_model_len
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", "architectures": ["LlamaForCausalLM"]}))
+    _check_max_model_len(100_000, "mine", str(tmp_path))
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", "max_position_embeddings": 2048}))
+    with pytest.raises(UserError, match="exceeds mine's context of 2048 tokens"):
+        _check_max_model_len(4096, "mine", str(tmp_path))
+    monkeypatch.setenv("VLLM_ALLOW_LONG_MAX_MODEL_LEN", "1")
+    _check_max_model_len(4096, "mine", str(tmp_path))

@@ -344,11 +344,16 @@ def _check_max_model_len(max_model_len: int, model: str, path: str) -> None:
     included), which vLLM refuses (unless :data:`ALLOW_LONG_CONTEXT` is set, as vLLM reads it)."""
     import os
 
-    from ltrsched.engine.model_context import model_context
+    from ltrsched.engine.model_context import GIVE_MAX_MODEL_LEN, model_context
 
     if os.environ.get(ALLOW_LONG_CONTEXT, "").strip().lower() in ("1", "true"):
         return
-    context, key = model_context(path)
+    try:
+        context, key = model_context(path)
+    except UserError as exc:  # a context the config.json does not tell: the one given is the context
+        if GIVE_MAX_MODEL_LEN in str(exc):
+            return
+        raise
     if max_model_len > context:
         raise UserError(f"--max-model-len {max_model_len} exceeds {model}'s context of {context} tokens ({key} in its "
                         f"config.json), which vLLM refuses: give at most {context}, or set {ALLOW_LONG_CONTEXT}=1 "
