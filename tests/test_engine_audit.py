@@ -253,3 +253,117 @@ def test_a_real_engine_start_that_fails_after_vllm_started_shuts_it_down_and_put
     with pytest.raises(RuntimeError, match="no vocabulary"):
         runner.VllmDriver(EngineConfig())
     assert shut == [True] and os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] == "mine"
+
+
+def test_after_a_served_schedulers_watchdog_fired_a_new_engine_in_the_process_replays_as_a_fresh_one(nap_plugin,
+                                                                                                     monkeypatch):
+    """An in-process engine whose step raised the served scheduler's one line is never shut down by vLLM (``vllm
+    serve``'s engine core is; a notebook's ``LLM`` is not), and the watchdog it fired kept watching the thread for the
+    process's life, its signal handler installed: the next engine's run of the same plugin was ended, the process
+    exiting with "it did not stop when interrupted" at the first call the old watchdog saw twice. The watchdog now
+    stops once its interrupt landed: no thread left, the signal handler back, and a new engine replays as a fresh
+    process would."""
+    import signal
+    import threading
+
+    import numpy as np
+
+    import ltrsched.plugin_watchdog as watchdog
+    from conftest import LinearProfile, make_workload
+    from ltrsched.engine.emulate import EmulatedDriver, EngineConfig, VirtualClock, build_scheduler, emulate
+    from ltrsched.engine.live_table import RequestInfo
+    from ltrsched.policies import make_policy
+
+    ended = []
+    monkeypatch.setattr(watchdog, "end_process", ended.append)  # (it would end pytest's process)
+    monkeypatch.setattr(watchdog, "GRACE_S", 0.0)
+    monkeypatch.setenv("LTRSCHED_PLUGIN_TIMEOUT", "0.2")
+    handler = signal.getsignal(watchdog.SIGNAL)
+    scheduler = build_scheduler(EngineConfig(num_gpu_blocks=100), None,
+                                {"ltrsched": {"policy": "audit-nap:where=rank,at=1,nap=1.5"}})
+    driver = EmulatedDriver(scheduler, VirtualClock(), lambda shape: 0.01)
+    for i in range(3):
+        driver.add(RequestInfo(i, 0.0, 20, 3, 3, np.nan, np.nan, np.nan))
+    with pytest.raises(watchdog.PluginTimeoutError):
+        for _ in range(3):
+            driver.step()
+    # (no shutdown: the engine is dropped as it is)
+    assert not any(t.name == "ltrsched-plugin-watchdog" for t in threading.enumerate())
+    assert signal.getsignal(watchdog.SIGNAL) == handler
+    config = EngineConfig(num_gpu_blocks=100, max_num_batched_tokens=64, max_num_seqs=4)
+    workload = make_workload([20, 30, 40], [3, 2, 4])
+    slow = emulate(workload, make_policy("audit-nap:where=rank,at=0,nap=0.1"), LinearProfile().step_time, config)
+    assert ended == []
+    fresh = emulate(workload, make_policy("fcfs"), LinearProfile().step_time, config)
+    assert slow.requests.equals(fresh.requests)
+
+
+# ---------------------------------------------------------------------------------------------- context (max_model_len)
+
+
+def _lengths(tmp_path, name, rows):
+    path = tmp_path / name
+    path.write_text("".join(json.dumps({"prompt_tokens": p, "output_tokens": o}) + "\n" for p, o in rows))
+    return path
+
+
+def test_the_emulated_engines_context_is_its_profiles_as_the_simulators(capsys, tmp_path):
+    """The emulated engine built vLLM's scheduler with the model's context (llama-3-8b's 8,192 tokens, whatever the
+    profile), the simulator and validate's simulated side with the profile's (cpu-llama-tiny: 4,096): ``replay
+    --emulate cpu-llama-tiny`` served a 6,000-token request that ``simulate -p cpu-llama-tiny`` refuses, and
+    ``validate`` refused it only on its simulated side, naming a setting (max_model_len) no option sets. Now both
+    refuse it before the engine is built, naming the option that raises it."""
+    from ltrsched.engine.emulate import EngineConfig, EngineSetup, build_scheduler
+    from ltrsched.policies import make_policy
+
+    # (torch warns once per process, at the first build in a test process, through a handler of its own: not here)
+    build_scheduler(EngineConfig(num_gpu_blocks=10), EngineSetup(make_policy("fcfs"))).shutdown()
+    long = _lengths(tmp_path, "six.jsonl", [(5000, 1000), (50, 20)])
+    message = ("1 request(s) exceed the engine's max_model_len 4096 tokens (first: request 0, 6000 tokens): raise "
+               "--max-model-len if the model takes longer contexts, or leave them out")
+    for command in (["replay", "-o", "out"], ["validate", "--policies", "fcfs", "--out", "out"]):
+        r = run_cli_fast(capsys, *command, "--emulate", "cpu-llama-tiny", "-w", long, cwd=tmp_path)
+        assert_one_line_error(r, message)
+        assert not (tmp_path / "out").exists()
+    r = run_cli_fast(capsys, "simulate", "-p", "cpu-llama-tiny", "-w", long, cwd=tmp_path)
+    assert_one_line_error(r, "exceed the profile's context limit of 4096 tokens")
+
+
+def test_max_model_len_lets_the_engine_commands_serve_longer_requests_as_simulate_does(capsys, tmp_path):
+    """``simulate --max-model-len`` serves requests longer than the profile's context (reasoning models' 32k-128k
+    outputs); replay and validate had no such option, so they refused them whatever the user gave. The emulated engine
+    now takes ``--max-model-len`` for vLLM's scheduler and the simulated side alike; the real engine's is refused
+    before the start where it exceeds the model's context (vLLM refuses it)."""
+    long = _lengths(tmp_path, "long.jsonl", [(8150, 60), (50, 20)])
+    r = run_cli_fast(capsys, "replay", *EMU, "-w", long, "--max-model-len", "9000", "-o", "run", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    import polars as pl
+
+    served = pl.read_parquet(tmp_path / "run" / "requests.parquet").sort("request_id")
+    assert served["output_tokens"].to_list() == [60, 20]
+    # (validate takes the same emulated_config: ~6 s of report here, so not repeated)
+    r = run_cli_fast(capsys, "replay", *EMU, "-w", long, "-o", "refused", cwd=tmp_path)  # (the profile's 8,192)
+    assert_one_line_error(r, "exceed the engine's max_model_len 8192 tokens (first: request 0, 8210 tokens): raise "
+                             "--max-model-len")
+    for value, message in (("9000", "--max-model-len 9000 exceeds llama-tiny's context of 4096 tokens "
+                                    "(max_position_embeddings in its config.json), which vLLM refuses"),
+                           ("1", "--max-model-len must be in 2..16,777,216 tokens, got 1"),
+                           ("16777217", "--max-model-len must be in 2..16,777,216 tokens, got 16777217")):
+        r = run_cli_fast(capsys, "replay", "-w", long, "--max-model-len", value, "-o", "refused", cwd=tmp_path)
+        assert_one_line_error(r, message)  # (the CPU engine: refused before it starts)
+    assert not (tmp_path / "refused").exists()
+
+
+def test_max_model_len_is_the_context_of_a_config_that_tells_none(tmp_path, monkeypatch):
+    """Where the model's config.json tells no context (the refusal asks for --max-model-len), the one given is checked
+    against nothing; vLLM's own variable that lets it exceed the model's context is read as vLLM reads it."""
+    from ltrsched.errors import UserError
+    from ltrsched.validation.engines import _check_max_model_len
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", "architectures": ["LlamaForCausalLM"]}))
+    _check_max_model_len(100_000, "mine", str(tmp_path))
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", "max_position_embeddings": 2048}))
+    with pytest.raises(UserError, match="exceeds mine's context of 2048 tokens"):
+        _check_max_model_len(4096, "mine", str(tmp_path))
+    monkeypatch.setenv("VLLM_ALLOW_LONG_MAX_MODEL_LEN", "1")
+    _check_max_model_len(4096, "mine", str(tmp_path))

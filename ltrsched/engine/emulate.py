@@ -41,6 +41,10 @@ class VirtualClock:
 class EmulatedDriver:
     """vLLM's scheduler + the adapter on the CPU; a step takes ``step_time(shape)`` seconds of virtual time."""
 
+    #: What to do about a request longer than the context (its profile's, or ``--max-model-len``), as ``simulate``
+    #: says it.
+    context_fix = ": raise --max-model-len if the model takes longer contexts, or leave them out"
+
     def __init__(self, scheduler: Any, clock: Any, step_time: Callable[[StepShape], float]):
         self.scheduler = scheduler
         self.clock = clock
@@ -132,8 +136,12 @@ def _build_scheduler(config: EngineConfig, setup: EngineSetup | None, additional
 
     from ltrsched.engine.scheduler import PolicyScheduler
 
-    model = ModelConfig(model=model_dir(config.model), dtype="bfloat16", seed=0, skip_tokenizer_init=True,
-                        max_model_len=config.max_model_len)
+    model = ModelConfig(model=model_dir(config.model), dtype="bfloat16", seed=0, skip_tokenizer_init=True)
+    if config.max_model_len is not None:
+        # the context is the profile's or --max-model-len, as the simulator takes it: the config.json vLLM's config
+        # objects are built from does not bound it (no model runs here); given to ModelConfig, one beyond the model's
+        # was refused unless VLLM_ALLOW_LONG_MAX_MODEL_LEN was set before vLLM's first engine in the process
+        model.max_model_len = config.max_model_len
     sched = SchedulerConfig(max_num_seqs=config.vllm_max_num_seqs, max_num_batched_tokens=config.max_num_batched_tokens,
                             max_model_len=model.max_model_len, enable_chunked_prefill=True, async_scheduling=False,
                             is_encoder_decoder=False, watermark=config.watermark)

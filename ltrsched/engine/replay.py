@@ -64,12 +64,14 @@ def request_infos(workload: Workload, extra_output_tokens: int) -> list[RequestI
     return sorted(infos, key=lambda r: r.arrival_time)
 
 
-def check_fits(workload: Workload, scheduler: Any, extra_output_tokens: int = 0, output_cap: int | None = None) -> None:
+def check_fits(workload: Workload, scheduler: Any, extra_output_tokens: int = 0, output_cap: int | None = None,
+               fix: str = "") -> None:
     """Reject, before a run, requests longer than the engine's ``max_model_len`` or its KV cache. With
     ``output_cap`` (requests stop at the model's EOS) a request may generate up to that many tokens; the
     policy's ``extra_output_tokens`` (PO's estimate phase) count too: vLLM stops a request at
-    ``max_model_len``, so one that does not fit would silently be served fewer tokens than planned."""
-    total = check_context(workload, scheduler.max_model_len, extra_output_tokens, output_cap)
+    ``max_model_len``, so one that does not fit would silently be served fewer tokens than planned. ``fix``: what
+    to do about a request beyond the context, appended to its line."""
+    total = check_context(workload, scheduler.max_model_len, extra_output_tokens, output_cap, fix)
     limits = scheduler.limits
     blocks = limits.blocks_for(total)
     too_big = np.flatnonzero(blocks > limits.num_gpu_blocks - limits.watermark_blocks)
@@ -106,7 +108,7 @@ def replay(workload: Workload, policy: Policy, driver: Driver, config: Any, host
     (``ltrsched.results.RunResult``) and the adapter's step log."""
     check_needs(policy, workload.has_column, f"workload {workload.name!r}")
     output_cap = getattr(driver, "output_cap", None)
-    check_fits(workload, driver.scheduler, policy.extra_output_tokens, output_cap)
+    check_fits(workload, driver.scheduler, policy.extra_output_tokens, output_cap, getattr(driver, "context_fix", ""))
     infos: list[RequestInfo] = []
     i = 0  # requests added to the engine so far
     bar = None

@@ -62,6 +62,9 @@ _OUTPUTS = attrgetter("outputs")
 #: Steps with at most this many prompt chunks read only the chunks' output counts from vLLM (see ``_sampled``).
 _FEW_CHUNKS = 16
 _NONE = ()
+#: vLLM's scheduler attributes holding the requests its ``update_from_output`` fails, with an output without tokens
+#: each (grammar compile errors; encoder cache mismatches, vLLM 0.32 only).
+ERROR_SETS = ("grammar_compile_error_reqs", "encoder_cache_mismatch_reqs")
 
 
 class EngineMismatchError(RuntimeError):
@@ -110,6 +113,9 @@ class PolicyScheduler(Scheduler):
         self.waiting = HeldRequests(self.waiting)
         # outputs from update_from_output are one per request that got tokens, less the failures (see there)
         self._plain_outputs = not (getattr(self, "is_mm_encoder_only", False) or getattr(self, "ec_connector", None))
+        # the sets of requests vLLM fails in update_from_output (an output without tokens each), those this vLLM has:
+        # 0.32 has both, 0.26 only the grammar's (reading the other raised AttributeError at every step)
+        self._failing_sets = tuple(name for name in ERROR_SETS if hasattr(self, name))
         self._watchdog = None
         self._stopped: str | None = None  # the line of the plugin time limit this scheduler's watchdog enforced
         self._abandoned = False  # the run under way was abandoned (abandon_run): aborts skip the table and the policy
@@ -129,11 +135,20 @@ class PolicyScheduler(Scheduler):
     def _plugin_timeout(self, exc: PluginInterrupt) -> BaseException:
         """What a plugin call interrupted past the time limit raises: one line (:class:`PluginTimeoutError`, which
         vLLM's engine core reports as its fatal error) where this scheduler's own watchdog stopped it; another's
-        interrupt as it is (the replay loop's bracket turns it into that error)."""
+        interrupt as it is (the replay loop's bracket turns it into that error).
+
+        The watchdog is stopped here, its interrupt having landed (the call stopped; the scheduler takes no more
+        plugin calls, :meth:`_check_not_stopped`): left running until a :meth:`shutdown` that an in-process engine
+        whose step raised never gets, it kept watching the thread for the process's life, with the files of the
+        plugins registered when it started, and ended the process ("it did not stop when interrupted") at the next
+        call of those plugins that it saw twice, a run of a new engine in the same process included; its signal
+        handler stayed installed, so a later watchdog on that thread could not interrupt a ``time.sleep``."""
         dog = self._watchdog
         if dog is None or dog.message is None:
             return exc
         self._stopped = dog.message
+        self._watchdog = None
+        dog.stop()
         return PluginTimeoutError(dog.message)
 
     def _check_not_stopped(self) -> None:
@@ -470,7 +485,7 @@ class PolicyScheduler(Scheduler):
         # mismatches, connectors) or for pooling and encoder-only models
         if self._stopped is not None:
             self._check_not_stopped()
-        plain = self._plain_outputs and not (self.grammar_compile_error_reqs or self.encoder_cache_mismatch_reqs)
+        plain = self._plain_outputs and not any([getattr(self, name) for name in self._failing_sets])
         outputs = super().update_from_output(scheduler_output, model_runner_output)
         if self._step is None:
             return outputs

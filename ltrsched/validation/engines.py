@@ -89,6 +89,9 @@ def engine_options(fn):
                           "with --eos ignore; --eos model decodes greedily]."),
         click.option("--max-tokens", type=int, default=None,
                      help=f"With --eos model: output cap per request [tokens] [default: {DEFAULT_MAX_TOKENS}]."),
+        click.option("--max-model-len", type=int, default=None,
+                     help="Longest prompt + output a request may have [tokens] (vLLM's --max-model-len) [default: the "
+                          "model's context; with --emulate, the profile's, as `ltrsched simulate` takes it]."),
         click.option("--emulate", "emulate_profile", default=None, metavar="PROFILE",
                      help="No real engine: run vLLM's scheduler with the adapter on the CPU, steps timed by PROFILE."),
     ]
@@ -204,6 +207,15 @@ def served_model_config(config: EngineConfig) -> dict:
     return sized_model_config(model_dir(config.model), config.dtype)
 
 
+#: The longest ``--max-model-len`` [tokens]: a simulator profile's limit (``ltrsched.sim.profiles.io``), 16.8M.
+MAX_MODEL_LEN = 1 << 24
+
+#: The GPU engine's block sizes are multiples of this [tokens]: vLLM 0.26's and 0.32's CUDA attention backends
+#: (FlashAttention, Triton, FlexAttention: ``MultipleOf(16)``; FlashInfer: 16 to 1024) take no other, and a KV block
+#: no kernel block divides stopped the engine's start after loading the weights ("No common block size").
+GPU_BLOCK_MULTIPLE = 16
+
+
 def engine_config(model=None, load_format=None, dtype=None, max_num_batched_tokens=768, max_num_seqs=256,
                   max_resident_seqs=None, block_size=None, num_gpu_blocks=None, kv_cache_gib=None, threads=None,
                   gpu_memory_utilization=0.9, tensor_parallel_size=1, enforce_eager=None, emulate_profile=None,
@@ -224,8 +236,8 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
                         f"auto: the model directory's), got {load_format!r}")
     if dtype is not None and dtype not in DTYPES:
         raise UserError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    if max_model_len is not None and max_model_len < 2:
-        raise UserError(f"--max-model-len must be >= 2 tokens, got {max_model_len}")
+    if max_model_len is not None and not 2 <= max_model_len <= MAX_MODEL_LEN:
+        raise UserError(f"--max-model-len must be in 2..{MAX_MODEL_LEN:,} tokens, got {max_model_len}")
     for name, value in (("--max-num-batched-tokens", max_num_batched_tokens), ("--max-num-seqs", max_num_seqs),
                         ("--tensor-parallel-size", tensor_parallel_size)):
         if value <= 0:
@@ -268,6 +280,9 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
         check_threads(threads)  # (found as the engine started: validate had replaced an earlier validation in --out)
     elif threads is not None:
         raise UserError("--threads is for the CPU engine (a GPU engine computes on the GPU)")
+    elif emulate_profile is None and block_size is not None and block_size % GPU_BLOCK_MULTIPLE:
+        raise UserError(f"--block-size must be a multiple of {GPU_BLOCK_MULTIPLE} on the GPU engine (vLLM's GPU attention "
+                        f"kernels), got {block_size}")
     model = defaults["model"] if model is None else model  # ("" was the default model, silently)
     from ltrsched.engine.config import model_dir
 
@@ -299,6 +314,8 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
         from ltrsched.engine.rope_theta import check_rope_theta
 
         check_rope_theta(read_model_config(path), source)  # (a list or a string: a traceback once loaded)
+        if max_model_len is not None:
+            _check_max_model_len(max_model_len, model, path)
         _check_weights(model, path, resolve_load_format(model, load_format))
         if prompts == "text":
             _check_tokenizer(model, path)
@@ -318,6 +335,32 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
                         enforce_eager=defaults["enforce_eager"] if enforce_eager is None else enforce_eager,
                         prompts=prompts, eos=eos, max_tokens=max_tokens, max_model_len=max_model_len,
                         sampling=sampling)
+
+
+#: vLLM's variable that lets ``max_model_len`` exceed the context it derives from the model's config.json.
+ALLOW_LONG_CONTEXT = "VLLM_ALLOW_LONG_MAX_MODEL_LEN"
+
+
+def _check_max_model_len(max_model_len: int, model: str, path: str) -> None:
+    """One-line :class:`UserError` before the real engine starts if ``--max-model-len`` exceeds the context vLLM
+    derives from the model's config.json (:func:`~ltrsched.engine.model_context.model_context`, RoPE scaling
+    included), which vLLM refuses (unless :data:`ALLOW_LONG_CONTEXT` is set, as vLLM reads it)."""
+    import os
+
+    from ltrsched.engine.model_context import GIVE_MAX_MODEL_LEN, model_context
+
+    if os.environ.get(ALLOW_LONG_CONTEXT, "").strip().lower() in ("1", "true"):
+        return
+    try:
+        context, key = model_context(path)
+    except UserError as exc:  # a context the config.json does not tell: the one given is the context
+        if GIVE_MAX_MODEL_LEN in str(exc):
+            return
+        raise
+    if max_model_len > context:
+        raise UserError(f"--max-model-len {max_model_len} exceeds {model}'s context of {context} tokens ({key} in its "
+                        f"config.json), which vLLM refuses: give at most {context}, or set {ALLOW_LONG_CONTEXT}=1 "
+                        "as vLLM says")
 
 
 def _check_cpu_kv_fits(kv_cache_gib: float | None, num_gpu_blocks: int | None, block_size: int, model: str, path: str,
@@ -430,11 +473,12 @@ def check_context_before_start(workload, config: EngineConfig, extra_output_toke
 
 def check_emulated_fits(workload, config: EngineConfig, emulate_profile: str, extra_output_tokens: int = 0) -> None:
     """One-line :class:`UserError`, before the emulated engine is built, for requests it would refuse once built
-    (:func:`ltrsched.engine.replay.check_fits`): longer than its context (the model's, as vLLM derives it from the
-    config.json: :func:`~ltrsched.engine.model_context.model_context`) or than its KV cache (the blocks
+    (:func:`ltrsched.engine.replay.check_fits`): longer than its context (``--max-model-len``, else its profile's,
+    as :func:`emulated_config` sets it) or than its KV cache (the blocks
     :func:`emulated_config` sizes, less vLLM's null block and watermark). ``validate`` found them at its first engine
     run, after it had replaced an earlier validation in ``--out`` (its runs and report deleted, for a refusal)."""
     from ltrsched.engine.config import model_dir
+    from ltrsched.engine.emulate import EmulatedDriver
     from ltrsched.engine.model_context import model_context
     from ltrsched.engine.replay import check_fits
     from ltrsched.policies.batching import BatchLimits
@@ -445,7 +489,7 @@ def check_emulated_fits(workload, config: EngineConfig, emulate_profile: str, ex
                          num_gpu_blocks=blocks - 1, block_size=config.block_size,  # (vLLM's null block left out)
                          watermark_blocks=int(config.watermark * blocks))
     context = config.max_model_len or model_context(model_dir(config.model))[0]
-    check_fits(workload, _Planned(limits, context), extra_output_tokens)
+    check_fits(workload, _Planned(limits, context), extra_output_tokens, fix=EmulatedDriver.context_fix)
 
 
 @dataclass(frozen=True)
@@ -592,6 +636,10 @@ def emulated_config(config: EngineConfig, emulate_profile: str):
                             f"tokens at --gpu-memory-utilization {config.gpu_memory_utilization:g}; use a smaller "
                             "--block-size or a larger utilization, or set --num-gpu-blocks")
         config = replace(config, num_gpu_blocks=blocks + 1)
+    if config.max_model_len is not None:  # (the context both the emulated engine and the simulator's side take)
+        profile = replace(profile, max_model_len=config.max_model_len)
+    else:  # (the profile's, for vLLM's scheduler too: it took the model's config.json's)
+        config = replace(config, max_model_len=int(profile.max_model_len))
     if config.num_gpu_blocks > MAX_EMULATED_BLOCKS:  # (10**12 blocks: building the pool never ended)
         raise UserError(f"the emulated engine cannot hold {config.num_gpu_blocks} KV blocks: vLLM's block pool "
                         f"makes an object per block (about 3 us and 130 bytes each), so at most "
