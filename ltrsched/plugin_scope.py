@@ -43,6 +43,26 @@ def installing() -> Iterator[None]:
         _installing -= 1
 
 
+def load_installed(builtin_module: str, group: str, kind: str) -> None:
+    """Import ``builtin_module`` (the built-in policies or routers) and every installed entry point of ``group``, to
+    stay loaded (:func:`installing`). A broken third-party plugin is a ``warning:`` naming it as a ``kind`` plugin,
+    never a failed CLI. The registries call it once a process."""
+    import importlib
+    from importlib import metadata
+
+    with installing():
+        importlib.import_module(builtin_module)
+        try:
+            eps = metadata.entry_points(group=group)
+        except Exception:  # pragma: no cover - broken metadata
+            eps = ()
+        for ep in eps:
+            try:
+                ep.load()
+            except Exception as exc:  # a broken third-party plugin must not break the CLI
+                print(f"warning: {kind} plugin {ep.name!r} failed to load: {exc}", file=sys.stderr)
+
+
 @contextlib.contextmanager
 def command_plugins() -> Iterator[None]:
     """Run the body (one command) with the plugins it loads registered until it ends, whatever way it ends; the

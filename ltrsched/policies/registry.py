@@ -15,13 +15,12 @@ import inspect
 import os
 import sys
 import typing
-from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
 from ltrsched.errors import UserError
 from ltrsched.numbers import plain_number_text
-from ltrsched.plugin_scope import installing, on_exit
+from ltrsched.plugin_scope import load_installed, on_exit
 from ltrsched.policies.base import Policy
 
 
@@ -177,17 +176,7 @@ def _load_builtins() -> None:
     global _BUILTINS_LOADED
     if not _BUILTINS_LOADED:
         _BUILTINS_LOADED = True
-        with installing():
-            importlib.import_module("ltrsched.policies.builtin")
-            try:
-                eps = metadata.entry_points(group="ltrsched.policies")
-            except Exception:  # pragma: no cover - broken metadata
-                eps = ()
-            for ep in eps:
-                try:
-                    ep.load()
-                except Exception as exc:  # a broken third-party plugin must not break the CLI
-                    print(f"warning: policy plugin {ep.name!r} failed to load: {exc}", file=sys.stderr)
+        load_installed("ltrsched.policies.builtin", "ltrsched.policies", "policy")
     load_env_plugins()
 
 

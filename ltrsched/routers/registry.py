@@ -10,10 +10,9 @@ from __future__ import annotations
 import importlib
 import inspect
 import sys
-from importlib import metadata
 
 from ltrsched.errors import UserError
-from ltrsched.plugin_scope import installing
+from ltrsched.plugin_scope import load_installed
 from ltrsched.policies.registry import (PluginSources, _converter, _parameters, check_name, check_not_shadowing,
                                        is_builtin, load_env_plugins, parse_spec)
 from ltrsched.routers.base import Router
@@ -54,17 +53,7 @@ def _load_builtins() -> None:
     global _BUILTINS_LOADED
     if not _BUILTINS_LOADED:
         _BUILTINS_LOADED = True
-        with installing():
-            importlib.import_module("ltrsched.routers.builtin")
-            try:
-                eps = metadata.entry_points(group="ltrsched.routers")
-            except Exception:  # pragma: no cover - broken metadata
-                eps = ()
-            for ep in eps:
-                try:
-                    ep.load()
-                except Exception as exc:  # a broken third-party plugin must not break the CLI
-                    print(f"warning: router plugin {ep.name!r} failed to load: {exc}", file=sys.stderr)
+        load_installed("ltrsched.routers.builtin", "ltrsched.routers", "router")
     load_env_plugins()
 
 
