@@ -144,3 +144,12 @@ def run_cli_captured(*args, cwd=None, env=None) -> CliResult:
     with _call_state(cwd, env), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         code = _main(args)
     return CliResult(code, stdout.getvalue(), stderr.getvalue())
+
+
+def assert_one_line_error(r: CliResult, *parts: str) -> None:
+    """Bad input: exit code 2 and one stderr line, ``error: ...``, holding each of ``parts``; no traceback."""
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.stderr, r.stderr
+    for part in parts:
+        assert part in lines[0], lines[0]

@@ -10,16 +10,8 @@ import numpy as np
 import pytest
 from scipy.stats import kendalltau
 
-from cli_helpers import run_cli_fast
+from cli_helpers import assert_one_line_error, run_cli_fast
 from label_data import english_rows, write_label_jsonl
-
-
-def _one_line_error(r, *parts: str) -> None:
-    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.stderr, r.stderr
-    for part in parts:
-        assert part in lines[0], lines[0]
 
 
 def _ranker(path, rows, **config):
@@ -77,7 +69,7 @@ def test_class_lengths_in_one_default_bucket_name_a_bucket_from_the_data(tmp_pat
     args = ("train", "--kind", "class", "--data", tmp_path / "tr.jsonl", "--eval-data", tmp_path / "ev.jsonl",
             "--epochs", "1", "-o", tmp_path / "c")
     r = run_cli_fast(capsys, *args, "--bucket", bucket)
-    _one_line_error(r, f"falls in one bucket of {bucket} tokens (--bucket {bucket}): nothing to learn; use --bucket "
+    assert_one_line_error(r, f"falls in one bucket of {bucket} tokens (--bucket {bucket}): nothing to learn; use --bucket "
                        f"{fitting} or less (about 10 classes over these lengths")
     assert ("the default 820 is a tenth of ChatGPT's 8,192-token span" in r.stderr) == (bucket == 820)
     values = np.array([n for _, n in train])
@@ -92,7 +84,7 @@ def test_rank_labels_in_one_bucket_name_label_bucket_1(tmp_path, capsys):
     write_label_jsonl(tmp_path / "ev.jsonl", english_rows(10, 1))
     r = run_cli_fast(capsys, "train", "--data", tmp_path / "tr.jsonl", "--eval-data", tmp_path / "ev.jsonl",
                      "--label-bucket", "100", "--epochs", "1", "-o", tmp_path / "r")
-    _one_line_error(r, "(--label-bucket 100): nothing to learn; use --label-bucket 1 (the labels are then the lengths)")
+    assert_one_line_error(r, "(--label-bucket 100): nothing to learn; use --label-bucket 1 (the labels are then the lengths)")
 
 
 # ---------------------------------------------------------------- prompts longer than the model reads
@@ -193,7 +185,7 @@ def test_a_checkpoint_path_that_is_no_checkpoint_says_what_it_is(tmp_path, capsy
     write_label_jsonl(tmp_path / "ev.jsonl", english_rows(10, 1))
     model = tmp_path / (given.split("/")[0] if given.startswith("dirs") else given)  # (dirs*: the checkpoint)
     r = run_cli_fast(capsys, "evaluate", "-m", model, "--data", tmp_path / "ev.jsonl")
-    _one_line_error(r, f"error: {tmp_path}/" + message.format(tmp=tmp_path))
+    assert_one_line_error(r, f"error: {tmp_path}/" + message.format(tmp=tmp_path))
     r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "ck", "--data", tmp_path / "ev.jsonl")
     assert r.returncode == 0, r.stderr
 

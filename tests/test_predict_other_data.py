@@ -11,17 +11,8 @@ import warnings
 import numpy as np
 import pytest
 
-from cli_helpers import run_cli_fast
+from cli_helpers import assert_one_line_error, run_cli_fast
 from label_data import WORDS, FakeLabelDriver, english_rows, write_label_jsonl
-
-
-
-def _one_line_error(r, *parts: str) -> None:
-    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.stderr, r.stderr
-    for part in parts:
-        assert part in lines[0], lines[0]
 
 
 def _ranker(path, rows, **config) -> None:
@@ -49,7 +40,7 @@ def test_a_feature_set_edited_after_training_is_refused_on_load(tmp_path, capsys
     write_label_jsonl(tmp_path / "ev.jsonl", english_rows(40, 1))
     _edit(tmp_path / "ck", **{field: value})
     r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "ck", "--data", tmp_path / "ev.jsonl")
-    _one_line_error(r, f'predictor.json says {field} "{value}", but its weights were trained with {field} '
+    assert_one_line_error(r, f'predictor.json says {field} "{value}", but its weights were trained with {field} '
                        '"tokens+words"', 'set it back to "tokens+words", or train the predictor again')
 
 
@@ -91,7 +82,7 @@ def test_another_tokenizer_at_the_hf_model_path_is_refused(tmp_path, capsys):
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
     tokenizer.save(str(model / "tokenizer.json"))
     r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "ck", "--data", tmp_path / "ev.jsonl")
-    _one_line_error(r, f"the tokenizer of its model {model} turns prompts into other token ids",
+    assert_one_line_error(r, f"the tokenizer of its model {model} turns prompts into other token ids",
                     "train the predictor again here")
 
 
@@ -120,7 +111,7 @@ def test_a_foreign_pickle_as_weights_is_one_line(tmp_path, capsys):
     with warnings.catch_warnings(record=True) as caught:  # (pytest keeps warnings off stderr: a process prints them)
         warnings.simplefilter("always")
         r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "ck", "--data", tmp_path / "ev.jsonl")
-    _one_line_error(r, "weights.pt: not a readable torch weights file")
+    assert_one_line_error(r, "weights.pt: not a readable torch weights file")
     assert not [w for w in caught if "pickle" in str(w.message)], [str(w.message) for w in caught]
 
 
@@ -142,7 +133,7 @@ def test_training_options_out_of_range_name_the_option_and_value(tmp_path, capsy
     write_label_jsonl(tmp_path / "ev.jsonl", english_rows(10, 1))
     r = run_cli_fast(capsys, "train", "--data", tmp_path / "tr.jsonl", "--eval-data", tmp_path / "ev.jsonl",
                      "-o", tmp_path / "ck", *args)
-    _one_line_error(r, message)
+    assert_one_line_error(r, message)
     assert not (tmp_path / "ck").exists()
 
 
@@ -154,7 +145,7 @@ def test_a_pairwise_list_whose_pairs_outgrow_memory_is_refused_before_training(t
     write_label_jsonl(tmp_path / "ev.jsonl", english_rows(10, 1))
     r = run_cli_fast(capsys, "train", "--data", tmp_path / "tr.jsonl", "--eval-data", tmp_path / "ev.jsonl",
                      "-o", tmp_path / "ck", "--list-size", "100000")
-    _one_line_error(r, "--list-size 100000: the pairwise loss compares every pair", "lists of 9,000 prompts need ~1 GiB",
+    assert_one_line_error(r, "--list-size 100000: the pairwise loss compares every pair", "lists of 9,000 prompts need ~1 GiB",
                     "use --list-size 8192 or less, or --loss listmle")
     assert not (tmp_path / "ck").exists()
 
@@ -179,13 +170,13 @@ def test_lengths_all_at_a_models_cap_name_the_fix(tmp_path, capsys):
     write_label_jsonl(tmp_path / "ev.jsonl", english_rows(10, 1))
     r = run_cli_fast(capsys, "train", "--data", tmp_path / "tr.jsonl", "--eval-data", tmp_path / "ev.jsonl",
                      "-o", tmp_path / "ck", "--epochs", "1")
-    _one_line_error(r, "all 30 training prompts have the same output length (512)",
+    assert_one_line_error(r, "all 30 training prompts have the same output length (512)",
                     "label them again with a larger --max-tokens")
     write_label_jsonl(tmp_path / "one.jsonl", english_rows(1, 2))
     write_label_jsonl(tmp_path / "tr.jsonl", english_rows(30, 0))
     r = run_cli_fast(capsys, "train", "--data", tmp_path / "tr.jsonl", "--eval-data", tmp_path / "one.jsonl",
                      "-o", tmp_path / "ck", "--epochs", "1")
-    _one_line_error(r, "need at least 2 held-out prompts, got 1: Kendall tau and the rank loss compare pairs")
+    assert_one_line_error(r, "need at least 2 held-out prompts, got 1: Kendall tau and the rank loss compare pairs")
 
 
 # ---------------------------------------------------------------- label: resumed after a kill mid-write
@@ -261,7 +252,7 @@ def test_an_ensemble_member_replaced_by_another_checkpoint_is_refused(tmp_path, 
     assert run_cli_fast(capsys, *evaluate).returncode == 0
     shutil.rmtree(tmp_path / "e" / "member1")
     shutil.copytree(tmp_path / "c", tmp_path / "e" / "member1")
-    _one_line_error(run_cli_fast(capsys, *evaluate), "member 'member1' is not the checkpoint this ensemble was "
+    assert_one_line_error(run_cli_fast(capsys, *evaluate), "member 'member1' is not the checkpoint this ensemble was "
                     "calibrated on", "make the ensemble again")
     spec = json.loads((tmp_path / "e" / "ensemble.json").read_text())
     del spec["member_weights_sha256"]  # an ensemble written before the record: loads unchecked, as before
@@ -277,7 +268,7 @@ def test_an_ensemble_of_a_classifier_names_it(tmp_path, capsys):
     write_label_jsonl(tmp_path / "tr.jsonl", rows)
     r = run_cli_fast(capsys, "ensemble", "-m", tmp_path / "a", "-m", tmp_path / "c", "--data", tmp_path / "tr.jsonl",
                      "-o", tmp_path / "e")
-    _one_line_error(r, f"--model {tmp_path / 'c'} is a length classifier (--kind class)")
+    assert_one_line_error(r, f"--model {tmp_path / 'c'} is a length classifier (--kind class)")
     assert not (tmp_path / "e").exists()
 
 
@@ -320,7 +311,7 @@ def test_a_tokenizer_with_more_tokens_than_the_model_is_one_line(tmp_path, capsy
     write_label_jsonl(tmp_path / "ev.jsonl", english_rows(10, 1))
     r = run_cli_fast(capsys, "train", "--data", tmp_path / "tr.jsonl", "--eval-data", tmp_path / "ev.jsonl",
                      "-o", tmp_path / "ck", "--backbone", backbone, "--hf-model", model, "--epochs", "1")
-    _one_line_error(r, f"the tokenizer of {model} gives ", "outside the model's 4 input embeddings",
+    assert_one_line_error(r, f"the tokenizer of {model} gives ", "outside the model's 4 input embeddings",
                     "that tokenizer is not this model's")
 
 
@@ -335,4 +326,4 @@ def test_weights_of_other_settings_say_how_they_differ(tmp_path, capsys, change,
     _edit(tmp_path / "ck", **change)
     write_label_jsonl(tmp_path / "ev.jsonl", english_rows(10, 1))
     r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "ck", "--data", tmp_path / "ev.jsonl")
-    _one_line_error(r, f"weights do not match its ngram config ({message}): the weights of another model or settings")
+    assert_one_line_error(r, f"weights do not match its ngram config ({message}): the weights of another model or settings")
