@@ -26,16 +26,22 @@ def test_arrival_order_is_vouched_for_only_when_requests_came_in_it(arrivals, id
     assert t.arrival_ordered is ordered
 
 
-@pytest.mark.parametrize("num_finished", [2, 20])  # scalar writes, array writes
-def test_finished_returns_the_ids_and_computed_tokens_it_read_in_its_pass(num_finished):
-    """The host frees the finished requests' KV blocks and tells the policy their ids from what ``finished`` read in
-    its pass over them (before: two more passes over the finished slots, one per column)."""
+def _thirty_scheduled() -> LiveTable:
+    """30 requests of 4-token prompts, all scheduled at step 0: request 100 + s has computed s % 4 + 1 tokens."""
     t = LiveTable(capacity=4)
     for i in range(30):
         t.add(_info(100 + i, 0.0, prompt=4), 0)
     batch = np.arange(30)
     t.scheduled(batch, np.arange(30) % 4 + 1, t.computed_tokens[batch], np.zeros(0, dtype=np.int64), 0, 1.0,
                 admitted=batch)
+    return t
+
+
+@pytest.mark.parametrize("num_finished", [2, 20])  # scalar writes, array writes
+def test_finished_returns_the_ids_and_computed_tokens_it_read_in_its_pass(num_finished):
+    """The host frees the finished requests' KV blocks and tells the policy their ids from what ``finished`` read in
+    its pass over them (before: two more passes over the finished slots, one per column)."""
+    t = _thirty_scheduled()
     gone = [7, 3, 29, 11, 0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, 15, 16, 17, 18][:num_finished]
     ids, computed = t.finished(gone if num_finished < 16 else np.array(gone), 2.0)
     assert ids == [100 + s for s in gone] and computed == [s % 4 + 1 for s in gone]
@@ -46,12 +52,7 @@ def test_finished_returns_the_ids_and_computed_tokens_it_read_in_its_pass(num_fi
 def test_preempted_counts_the_computed_tokens_it_throws_away(num_evicted):
     """The thrash guard's waste rule reads ``discarded_tokens`` (the engine replay): the evicted slots' computed
     tokens, summed over every preemption of the run, as the simulator counts them."""
-    t = LiveTable(capacity=4)
-    for i in range(30):
-        t.add(_info(100 + i, 0.0, prompt=4), 0)
-    batch = np.arange(30)
-    t.scheduled(batch, np.arange(30) % 4 + 1, t.computed_tokens[batch], np.zeros(0, dtype=np.int64), 0, 1.0,
-                admitted=batch)
+    t = _thirty_scheduled()
     evicted = np.arange(num_evicted)
     t.preempted(evicted)
     t.preempted(np.array([29]))
