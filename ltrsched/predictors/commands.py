@@ -46,7 +46,8 @@ from ltrsched.notices import work_starts
 @click.option("--bucket", type=int, default=820, show_default=True, help="Class bucket width [tokens].")
 @click.option("--label-bucket", type=int, default=1, show_default=True, help="Rank labels: length // this.")
 @click.option("--epochs", type=int, default=None, help="Default: 5.")
-@click.option("--lr", type=float, default=None, help="Default: 1e-2 (ngram), 2e-5 (hf), 1e-3 (probe).")
+@click.option("--lr", type=float, default=None,
+              help="Learning rate, in [1e-8, 1]. Default: 1e-2 (ngram), 2e-5 (hf), 1e-3 (probe).")
 @click.option("--list-size", type=int, default=32, show_default=True, help="Prompts per list (minibatch) of the rank loss.")
 @click.option("--limit", type=int, default=None,
               help="Train on a seeded sample of this many prompts (no more than the data has) [default: all].")
@@ -260,7 +261,7 @@ def _given(name: str) -> bool:
 def _check_train_numbers(epochs, list_size, max_prompt_tokens, bucket, label_bucket, lr, seed) -> None:
     """Raise :class:`UserError` for a training option out of range (before any data is loaded), naming the option
     and its value."""
-    from ltrsched.predictors.config import MAX_EPOCHS, MAX_PROMPT_TOKENS
+    from ltrsched.predictors.config import MAX_EPOCHS, MAX_LR, MAX_PROMPT_TOKENS, MIN_LR
 
     if epochs is not None and not 1 <= epochs <= MAX_EPOCHS:
         raise UserError(f"--epochs must be in [1, {MAX_EPOCHS}], got {epochs}")
@@ -272,6 +273,9 @@ def _check_train_numbers(epochs, list_size, max_prompt_tokens, bucket, label_buc
         raise UserError(f"--bucket and --label-bucket must be >= 1 token, got {bucket} and {label_bucket}")
     if lr is not None and not (math.isfinite(lr) and lr > 0):
         raise UserError(f"--lr must be a positive number, got {lr}")
+    if lr is not None and not MIN_LR <= lr <= MAX_LR:  # (1e23 gave a ranker scores of 1e24; 1e-9 moved no rank)
+        raise UserError(f"--lr must be in [{MIN_LR:g}, {MAX_LR:g}] (Adam's step per weight: below, training moves "
+                        f"no prompt's rank; above, it collapses or only scales the scores), got {lr:g}")
     if seed < 0:
         raise UserError(f"--seed must be >= 0, got {seed}")
 
