@@ -329,6 +329,10 @@ def test_cli_train_bad_hf_model_is_one_line(tmp_path, capsys):
     (["--kind", "class", "--bucket", "8192"], "needs at least 2 classes"),
     (["--seed", "-1"], "--seed must be >= 0"),
     (["--hf-model", "minilm"], "--hf-model needs --backbone hf"),
+    # options of another backbone given as empty or as their default were ignored without a word
+    (["--hf-model", ""], "--hf-model needs --backbone hf or probe"),
+    (["--probe-precision", "float32"], "--probe-precision needs --backbone probe"),
+    (["--backbone", "hf", "--hf-model", "{one}", "--probe-precision", "float32"], "--probe-precision needs --backbone probe"),
     (["--limit", "1"], "need at least 2 training prompts, got 1"),
     (["--limit", "0"], "--limit must be >= 1 training prompt, got 0"),
     (["--limit", "100"], "asked for 100 requests but"),

@@ -73,7 +73,7 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
         raise UserError(f"--out {out} holds an ensemble ({ENSEMBLE_FILE}); write the predictor to another directory")
     if backbone in ("hf", "probe") and not hf_model:
         raise UserError(f"--backbone {backbone} needs --hf-model DIR (a local Hugging Face model directory)")
-    if hf_model and backbone not in ("hf", "probe"):
+    if hf_model is not None and backbone not in ("hf", "probe"):  # (an empty name was ignored without a word)
         raise UserError("--hf-model needs --backbone hf or probe")
     if ngrams is not None and backbone != "ngram":
         raise UserError("--ngrams needs --backbone ngram")
@@ -84,7 +84,7 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
         raise UserError("--probe-layer needs --backbone probe")
     if probe_layer is not None and probe_layer < 1:
         raise UserError(f"--probe-layer must be >= 1, got {probe_layer}")
-    if probe_precision != "float32" and backbone != "probe":
+    if _given("probe_precision") and backbone != "probe":  # (--probe-precision float32 was ignored without a word)
         raise UserError("--probe-precision needs --backbone probe")
     if probe_precision == "bf16":
         from ltrsched.predictors.probe import native_bf16
