@@ -185,16 +185,29 @@ def _warn_unseen(predictor, total: int, what: str) -> None:
         click.echo(line, err=True)
 
 
-def _note_cut(predictor, *groups: tuple[list[str], str]) -> None:
+def _note_cut(predictor, *groups: tuple[list[str], str], names: list | None = None) -> None:
     """Note on stderr how many prompts of each group (prompts, what they are) the predictor's HF or probe backbone
-    reads only part of (:func:`~ltrsched.predictors.predictor.cut_note`): it was cut without a word."""
+    reads only part of (:func:`~ltrsched.predictors.predictor.cut_note`): it was cut without a word. An ensemble's
+    note is its members' (``names``: theirs to print, by default ``member0``, ``member1``, ... as in its directory),
+    each different note once: members that read the same part of the same prompts are named together; a member of
+    weight 0 scores nothing and is not named."""
     from ltrsched.predictors.predictor import cut_note
 
-    if not hasattr(predictor, "prompts_cut"):  # (an ensemble)
+    members = getattr(predictor, "members", None)
+    if members is None:
+        line = cut_note(predictor, [(predictor.prompts_cut(prompts), len(prompts), what) for prompts, what in groups])
+        if line:
+            click.echo(line, err=True)
         return
-    line = cut_note(predictor, [(predictor.prompts_cut(prompts), len(prompts), what) for prompts, what in groups])
-    if line:
-        click.echo(line, err=True)
+    names = names or [f"member{i}" for i in range(len(members))]
+    cut: dict[str, list[str]] = {}  # note -> the members it is of
+    for member, weight, name in zip(members, predictor.weights, names):
+        line = weight and cut_note(member, [(member.prompts_cut(p), len(p), what) for p, what in groups])
+        if line:
+            cut.setdefault(line, []).append(str(name))
+    for line, who in cut.items():  # ("note: 4 of 16 ..." -> "note: ensemble member a: 4 of 16 ...")
+        click.echo(f"note: ensemble member{'s' if len(who) > 1 else ''} {' and '.join(who)}: "
+                   f"{line.removeprefix('note: ')}", err=True)
 
 
 def _warn_constant_scores(scores, prompts: list[str], column: str) -> None:
@@ -486,6 +499,7 @@ def ensemble(models, weights, data, eval_data, out):
         line = unseen_warning(count, len(ev_prompts), f"held-out prompts (member {m})")
         if line:
             click.echo(line, err=True)
+    _note_cut(ens, (prompts, "calibration prompts"), (ev_prompts, "held-out prompts"), names=list(models))
     tau = kendall_tau(ens.combine(ev_scores), ev_lengths)
     click.echo(f"ensemble of {len(models)}: held-out ({len(ev_prompts)}) Kendall tau-b {fmt(tau, '.4f')}; "
                f"wrote {shown_path(out)}")
