@@ -332,6 +332,10 @@ def test_cli_train_bad_hf_model_is_one_line(tmp_path, capsys):
     # options of another backbone given as empty or as their default were ignored without a word
     (["--hf-model", ""], "--hf-model needs --backbone hf or probe"),
     (["--probe-precision", "float32"], "--probe-precision needs --backbone probe"),
+    # the other kind's options, ignored too
+    (["--bucket", "100"], "--bucket needs --kind class"),
+    (["--kind", "class", "--label-bucket", "10"], "--label-bucket needs --kind rank"),
+    (["--kind", "class", "--loss", "listmle"], "--loss needs --kind rank"),
     (["--backbone", "hf", "--hf-model", "{one}", "--probe-precision", "float32"], "--probe-precision needs --backbone probe"),
     (["--limit", "1"], "need at least 2 training prompts, got 1"),
     (["--limit", "0"], "--limit must be >= 1 training prompt, got 0"),

@@ -95,6 +95,13 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
             probe_precision = "float32"
     hf = backbone == "hf"
     _check_train_numbers(epochs, list_size, max_prompt_tokens, bucket, label_bucket, lr, seed)
+    # (the other kind's options were ignored without a word: a classifier trains with cross-entropy on --bucket)
+    if kind == "rank" and _given("bucket"):
+        raise UserError("--bucket needs --kind class (a ranker's labels are the lengths in --label-bucket steps)")
+    if kind == "class" and _given("label_bucket"):
+        raise UserError("--label-bucket needs --kind rank (a length classifier's classes are --bucket wide)")
+    if kind == "class" and _given("loss"):
+        raise UserError("--loss needs --kind rank (a length classifier trains with cross-entropy)")
     if limit is not None and limit < 1:  # (it said "the number of requests must be positive", naming no option)
         raise UserError(f"--limit must be >= 1 training prompt, got {limit}")
     default_lr = {"hf": 2e-5, "probe": 1e-3}.get(backbone, 1e-2)  # (probe: a linear head on standardised states)
