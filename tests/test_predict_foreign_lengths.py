@@ -114,6 +114,39 @@ def test_prompts_cut_by_an_hf_model_are_noted_in_train_and_evaluate(tmp_path, ca
     assert r.returncode == 0 and "note:" not in r.stderr, r.stderr  # (none cut: nothing said)
 
 
+def test_an_ensemble_notes_its_members_cut_prompts_once(tmp_path, capsys):
+    """An ensemble of HF members said nothing of the prompts their backbones cut (train, evaluate and predict of one
+    predictor note them): ``ensemble`` and ``evaluate`` of an ensemble now name the members, one note for members
+    that cut alike; the n-gram member reads every token and is not named."""
+    transformers = pytest.importorskip("transformers")
+    from ltrsched.predictors.config import PredictorConfig
+    from ltrsched.predictors.predictor import Predictor
+
+    transformers.BertConfig(vocab_size=512, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                            intermediate_size=32, max_position_embeddings=64).save_pretrained(tmp_path / "bert")
+    rows = [("word " * (3 + 10 * (i % 3)) + str(i), 10 + 50 * (i % 3)) for i in range(12)]  # 4 of 12 over 16 tokens
+    write_label_jsonl(tmp_path / "tr.jsonl", rows)
+    write_label_jsonl(tmp_path / "ev.jsonl", [("story " * (3 + 10 * (i % 3)) + str(i), 10 + 50 * (i % 3))
+                                              for i in range(6)])  # 2 of 6 over 16 tokens
+    hf = Predictor(PredictorConfig(backbone="hf", hf_path=str(tmp_path / "bert"), epochs=1, list_size=4,
+                                   max_prompt_tokens=16))
+    hf.fit([p for p, _ in rows], np.array([n for _, n in rows]))
+    hf.save(tmp_path / "hf")
+    _ranker(tmp_path / "ng", rows)
+    r = run_cli_fast(capsys, "ensemble", "-m", tmp_path / "hf", "-m", tmp_path / "ng", "-m", tmp_path / "hf",
+                     "--data", tmp_path / "tr.jsonl", "--eval-data", tmp_path / "ev.jsonl", "-o", tmp_path / "ens")
+    assert r.returncode == 0, r.stderr
+    notes = [line for line in r.stderr.splitlines() if line.startswith("note:")]
+    assert notes == [f"note: ensemble members {tmp_path / 'hf'} and {tmp_path / 'hf'}: 4 of 12 calibration prompts and "
+                     "2 of 6 held-out prompts are longer than the 16 tokens the predictor reads (--max-prompt-tokens "
+                     "16): it scores their first 16 tokens"], r.stderr
+    r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "ens", "--data", tmp_path / "ev.jsonl")
+    assert r.returncode == 0, r.stderr
+    assert [line for line in r.stderr.splitlines() if line.startswith("note:")] == [
+        "note: ensemble members member0 and member2: 2 of 6 evaluated prompts are longer than the 16 tokens the "
+        "predictor reads (--max-prompt-tokens 16): it scores their first 16 tokens"], r.stderr
+
+
 def test_the_probe_counts_prompts_cut_through_its_chat_template(tmp_path):
     pytest.importorskip("transformers")
     from test_probe import make_lm

@@ -319,10 +319,24 @@ def test_cli_train_bad_hf_model_is_one_line(tmp_path, capsys):
     (["--lr", "0"], "--lr must be a positive number, got 0.0"),
     (["--lr", "-1"], "--lr must be a positive number"),
     (["--lr", "nan"], "--lr must be a positive number"),
+    (["--lr", "inf"], "--lr must be a positive number"),
+    # (1e23 trained a ranker with scores of 1e24, a classifier that put every prompt in one class; 1e-9 moved no rank)
+    (["--lr", "1e23"], "--lr must be in [1e-08, 1] (Adam's step per weight: below, training moves no prompt's rank; "
+                       "above, it collapses or only scales the scores), got 1e+23"),
+    (["--lr", "1.5"], "--lr must be in [1e-08, 1]"),
+    (["--lr", "1e-9"], "--lr must be in [1e-08, 1]"),
     (["--bucket", "0"], "--bucket and --label-bucket must be >= 1 token"),
     (["--kind", "class", "--bucket", "8192"], "needs at least 2 classes"),
     (["--seed", "-1"], "--seed must be >= 0"),
     (["--hf-model", "minilm"], "--hf-model needs --backbone hf"),
+    # options of another backbone given as empty or as their default were ignored without a word
+    (["--hf-model", ""], "--hf-model needs --backbone hf or probe"),
+    (["--probe-precision", "float32"], "--probe-precision needs --backbone probe"),
+    # the other kind's options, ignored too
+    (["--bucket", "100"], "--bucket needs --kind class"),
+    (["--kind", "class", "--label-bucket", "10"], "--label-bucket needs --kind rank"),
+    (["--kind", "class", "--loss", "listmle"], "--loss needs --kind rank"),
+    (["--backbone", "hf", "--hf-model", "{one}", "--probe-precision", "float32"], "--probe-precision needs --backbone probe"),
     (["--limit", "1"], "need at least 2 training prompts, got 1"),
     (["--limit", "0"], "--limit must be >= 1 training prompt, got 0"),
     (["--limit", "100"], "asked for 100 requests but"),
@@ -358,7 +372,9 @@ def test_training_that_diverges_is_an_error_not_a_nan_checkpoint(kind, loss, lr,
         pred.fit(prompts, lengths)
 
 
-def test_cli_training_that_diverges_is_one_line_and_saves_nothing(tmp_path, capsys):
+def test_cli_a_learning_rate_that_would_diverge_is_refused_and_saves_nothing(tmp_path, capsys):
+    """--lr 1e38 overflowed Adam's float32 step after the data was loaded; it is now out of --lr's range, refused
+    before (the divergence itself: the test above)."""
     from test_cli_simulate import assert_one_line_error
 
     data, held_out = tmp_path / "d.jsonl", tmp_path / "e.jsonl"
@@ -366,7 +382,7 @@ def test_cli_training_that_diverges_is_one_line_and_saves_nothing(tmp_path, caps
     held_out.write_text("".join(json.dumps({"prompt": f"q {i}", "generated": "x " * (i + 2)}) + "\n" for i in range(4)))
     r = run_cli_fast(capsys, "train", "--data", str(data), "--eval-data", str(held_out), "--lr", "1e38", "--out",
                      str(tmp_path / "ck"))
-    assert_one_line_error(r, "training diverged in epoch 1: the learning rate 1e+38 overflows")
+    assert_one_line_error(r, "--lr must be in [1e-08, 1]")
     assert not (tmp_path / "ck").exists()
 
 

@@ -46,7 +46,8 @@ from ltrsched.notices import work_starts
 @click.option("--bucket", type=int, default=820, show_default=True, help="Class bucket width [tokens].")
 @click.option("--label-bucket", type=int, default=1, show_default=True, help="Rank labels: length // this.")
 @click.option("--epochs", type=int, default=None, help="Default: 5.")
-@click.option("--lr", type=float, default=None, help="Default: 1e-2 (ngram), 2e-5 (hf), 1e-3 (probe).")
+@click.option("--lr", type=float, default=None,
+              help="Learning rate, in [1e-8, 1]. Default: 1e-2 (ngram), 2e-5 (hf), 1e-3 (probe).")
 @click.option("--list-size", type=int, default=32, show_default=True, help="Prompts per list (minibatch) of the rank loss.")
 @click.option("--limit", type=int, default=None,
               help="Train on a seeded sample of this many prompts (no more than the data has) [default: all].")
@@ -72,7 +73,7 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
         raise UserError(f"--out {out} holds an ensemble ({ENSEMBLE_FILE}); write the predictor to another directory")
     if backbone in ("hf", "probe") and not hf_model:
         raise UserError(f"--backbone {backbone} needs --hf-model DIR (a local Hugging Face model directory)")
-    if hf_model and backbone not in ("hf", "probe"):
+    if hf_model is not None and backbone not in ("hf", "probe"):  # (an empty name was ignored without a word)
         raise UserError("--hf-model needs --backbone hf or probe")
     if ngrams is not None and backbone != "ngram":
         raise UserError("--ngrams needs --backbone ngram")
@@ -83,7 +84,7 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
         raise UserError("--probe-layer needs --backbone probe")
     if probe_layer is not None and probe_layer < 1:
         raise UserError(f"--probe-layer must be >= 1, got {probe_layer}")
-    if probe_precision != "float32" and backbone != "probe":
+    if _given("probe_precision") and backbone != "probe":  # (--probe-precision float32 was ignored without a word)
         raise UserError("--probe-precision needs --backbone probe")
     if probe_precision == "bf16":
         from ltrsched.predictors.probe import native_bf16
@@ -94,6 +95,13 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
             probe_precision = "float32"
     hf = backbone == "hf"
     _check_train_numbers(epochs, list_size, max_prompt_tokens, bucket, label_bucket, lr, seed)
+    # (the other kind's options were ignored without a word: a classifier trains with cross-entropy on --bucket)
+    if kind == "rank" and _given("bucket"):
+        raise UserError("--bucket needs --kind class (a ranker's labels are the lengths in --label-bucket steps)")
+    if kind == "class" and _given("label_bucket"):
+        raise UserError("--label-bucket needs --kind rank (a length classifier's classes are --bucket wide)")
+    if kind == "class" and _given("loss"):
+        raise UserError("--loss needs --kind rank (a length classifier trains with cross-entropy)")
     if limit is not None and limit < 1:  # (it said "the number of requests must be positive", naming no option)
         raise UserError(f"--limit must be >= 1 training prompt, got {limit}")
     default_lr = {"hf": 2e-5, "probe": 1e-3}.get(backbone, 1e-2)  # (probe: a linear head on standardised states)
@@ -184,16 +192,29 @@ def _warn_unseen(predictor, total: int, what: str) -> None:
         click.echo(line, err=True)
 
 
-def _note_cut(predictor, *groups: tuple[list[str], str]) -> None:
+def _note_cut(predictor, *groups: tuple[list[str], str], names: list | None = None) -> None:
     """Note on stderr how many prompts of each group (prompts, what they are) the predictor's HF or probe backbone
-    reads only part of (:func:`~ltrsched.predictors.predictor.cut_note`): it was cut without a word."""
+    reads only part of (:func:`~ltrsched.predictors.predictor.cut_note`): it was cut without a word. An ensemble's
+    note is its members' (``names``: theirs to print, by default ``member0``, ``member1``, ... as in its directory),
+    each different note once: members that read the same part of the same prompts are named together; a member of
+    weight 0 scores nothing and is not named."""
     from ltrsched.predictors.predictor import cut_note
 
-    if not hasattr(predictor, "prompts_cut"):  # (an ensemble)
+    members = getattr(predictor, "members", None)
+    if members is None:
+        line = cut_note(predictor, [(predictor.prompts_cut(prompts), len(prompts), what) for prompts, what in groups])
+        if line:
+            click.echo(line, err=True)
         return
-    line = cut_note(predictor, [(predictor.prompts_cut(prompts), len(prompts), what) for prompts, what in groups])
-    if line:
-        click.echo(line, err=True)
+    names = names or [f"member{i}" for i in range(len(members))]
+    cut: dict[str, list[str]] = {}  # note -> the members it is of
+    for member, weight, name in zip(members, predictor.weights, names):
+        line = weight and cut_note(member, [(member.prompts_cut(p), len(p), what) for p, what in groups])
+        if line:
+            cut.setdefault(line, []).append(str(name))
+    for line, who in cut.items():  # ("note: 4 of 16 ..." -> "note: ensemble member a: 4 of 16 ...")
+        click.echo(f"note: ensemble member{'s' if len(who) > 1 else ''} {' and '.join(who)}: "
+                   f"{line.removeprefix('note: ')}", err=True)
 
 
 def _warn_constant_scores(scores, prompts: list[str], column: str) -> None:
@@ -260,7 +281,7 @@ def _given(name: str) -> bool:
 def _check_train_numbers(epochs, list_size, max_prompt_tokens, bucket, label_bucket, lr, seed) -> None:
     """Raise :class:`UserError` for a training option out of range (before any data is loaded), naming the option
     and its value."""
-    from ltrsched.predictors.config import MAX_EPOCHS, MAX_PROMPT_TOKENS
+    from ltrsched.predictors.config import MAX_EPOCHS, MAX_LR, MAX_PROMPT_TOKENS, MIN_LR
 
     if epochs is not None and not 1 <= epochs <= MAX_EPOCHS:
         raise UserError(f"--epochs must be in [1, {MAX_EPOCHS}], got {epochs}")
@@ -272,6 +293,9 @@ def _check_train_numbers(epochs, list_size, max_prompt_tokens, bucket, label_buc
         raise UserError(f"--bucket and --label-bucket must be >= 1 token, got {bucket} and {label_bucket}")
     if lr is not None and not (math.isfinite(lr) and lr > 0):
         raise UserError(f"--lr must be a positive number, got {lr}")
+    if lr is not None and not MIN_LR <= lr <= MAX_LR:  # (1e23 gave a ranker scores of 1e24; 1e-9 moved no rank)
+        raise UserError(f"--lr must be in [{MIN_LR:g}, {MAX_LR:g}] (Adam's step per weight: below, training moves "
+                        f"no prompt's rank; above, it collapses or only scales the scores), got {lr:g}")
     if seed < 0:
         raise UserError(f"--seed must be >= 0, got {seed}")
 
@@ -482,6 +506,7 @@ def ensemble(models, weights, data, eval_data, out):
         line = unseen_warning(count, len(ev_prompts), f"held-out prompts (member {m})")
         if line:
             click.echo(line, err=True)
+    _note_cut(ens, (prompts, "calibration prompts"), (ev_prompts, "held-out prompts"), names=list(models))
     tau = kendall_tau(ens.combine(ev_scores), ev_lengths)
     click.echo(f"ensemble of {len(models)}: held-out ({len(ev_prompts)}) Kendall tau-b {fmt(tau, '.4f')}; "
                f"wrote {shown_path(out)}")
