@@ -98,7 +98,7 @@ def rates_table(searches: Sequence[Search], slos: Sequence[Slo]) -> pl.DataFrame
 
 def capacity_figures(searches: Sequence[Search], slos: Sequence[Slo], out_dir: Path) -> list[Path]:
     """One PNG per SLO metric under ``out_dir``; a rate whose runs a preemption thrash stopped (no metrics) is an
-    ``x`` at the top of the plot in its configuration's colour (legend: ``stopped: preemption thrash``)."""
+    ``x`` at the top of the plot in its configuration's colour (one grey legend entry: ``stopped: preemption thrash``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -116,7 +116,6 @@ def capacity_figures(searches: Sequence[Search], slos: Sequence[Slo], out_dir: P
     paths = []
     for slo in slos:
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        stopped_label = STOPPED_TEXT
         for s, name in zip(searches, names):
             rates = sorted(r for r in s.points if not s.points[r].stopped)
             values = [s.points[r].means[slo.metric] for r in rates]
@@ -132,8 +131,9 @@ def capacity_figures(searches: Sequence[Search], slos: Sequence[Slo], out_dir: P
             stopped = sorted(r for r in s.points if s.points[r].stopped)
             if stopped:
                 ax.plot(stopped, [0.97] * len(stopped), marker="x", markersize=8, color=color, linestyle="none",
-                        transform=ax.get_xaxis_transform(), label=stopped_label)
-                stopped_label = None  # (one legend entry per figure)
+                        transform=ax.get_xaxis_transform())
+        if any(p.stopped for s in searches for p in s.points.values()):  # (one legend entry, in no series' colour)
+            ax.plot([], [], marker="x", markersize=8, color="gray", linestyle="none", label=STOPPED_TEXT)
         ax.axhline(slo.limit, color="black", linestyle="--", linewidth=1.2, label=f"SLO {slo.metric} = {slo.limit:g}")
         if any(s.points for s in searches):
             ax.set_xscale("log", base=2)
