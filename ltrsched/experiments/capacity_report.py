@@ -98,7 +98,8 @@ def rates_table(searches: Sequence[Search], slos: Sequence[Slo]) -> pl.DataFrame
 
 def capacity_figures(searches: Sequence[Search], slos: Sequence[Slo], out_dir: Path) -> list[Path]:
     """One PNG per SLO metric under ``out_dir``; a rate whose runs a preemption thrash stopped (no metrics) is an
-    ``x`` at the top of the plot in its configuration's colour (one grey legend entry: ``stopped: preemption thrash``)."""
+    ``x`` at the top of the plot in its configuration's colour (one grey legend entry: ``stopped: preemption
+    thrash``)."""
     import matplotlib
 
     matplotlib.use("Agg")
