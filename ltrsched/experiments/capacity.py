@@ -20,6 +20,12 @@ Before any run, an SLO that the profile alone proves unmeetable at every rate ru
 tried; :func:`slo_bound`): every request's TTFT, TPOT, E2E latency, latency per token and max waiting time is at
 least the profile's lightest step, one token of one sequence, so an SLO on one of them below that can never be met.
 
+A rate where a run stopped for preemption thrash (:class:`~ltrsched.policies.batching.ThrashError`: far above capacity,
+e.g. LTR with starvation prevention on long outputs) misses the SLOs (it is overloaded by definition), with no metrics:
+its :attr:`RatePoint.stopped` says so, the table and figures say ``stopped: preemption thrash``, a line on stderr gives
+the run's error, and the search bisects below it. Such a run saves no result (it is not cached): a rerun runs it
+again, it stops again, and the table comes out the same. Any other error of a run stops the search, as before.
+
 Searches for several templates advance in lockstep: each round runs every open search's next rate
 (all its seeds) as one batch on the sweep backend, through the run cache (``<out>/runs/<hash>``, the
 same layout and keys as ``ltrsched sweep``), so a rerun, or a wider search over the same out
@@ -129,10 +135,22 @@ class RatePoint:
     violated: tuple[str, ...]  # metrics whose mean exceeds their SLO
     queue_free: bool = False  # the runs formed no queue (QUEUE_FREE_STEPS); False where a summary lacks the metrics
     limits: dict[str, float] = field(default_factory=dict)  # each SLO metric's limit [s or s/token]
+    stopped: str = ""  # a seed's run stopped for preemption thrash: its one-line error (then no metrics: each inf)
 
     @property
     def meets(self) -> bool:
-        return not self.violated
+        return not self.violated and not self.stopped
+
+
+#: What the table, the rates file and the figures say of a rate whose runs a preemption thrash stopped.
+STOPPED_TEXT = "stopped: preemption thrash"
+
+
+def stopped_point(slos: Sequence[Slo], rate: float, error: str) -> RatePoint:
+    """A rate at which a run stopped for preemption thrash (``error``: its line): it misses the SLOs, no metrics
+    (each mean infinite, no per-seed value), and it shows no queue-free service (so it never ends a halving)."""
+    return RatePoint(rate, {s.metric: math.inf for s in slos}, {s.metric: [] for s in slos}, (), False,
+                     {s.metric: s.limit for s in slos}, stopped=error)
 
 
 def _late(value: float | None) -> float:
@@ -382,10 +400,16 @@ def search_capacity(templates: Sequence[RunSpec], slos: Sequence[Slo], seeds: Se
             return searches, tally
         batch = {id(s): specs_at(s.template, rate, seeds) for s, rate in open_}
         stats = run_all([spec for specs in batch.values() for spec in specs], out, backend=backend, bar=bar,
-                        progress=False)
+                        progress=False, thrash_ok=True)
         tally.merge(stats)
         for s, rate in open_:
-            s.record(evaluate(slos, rate, [load_summary(out, spec) for spec in batch[id(s)]]))
+            stopped = [stats.stopped[h] for h in (spec.run_hash() for spec in batch[id(s)]) if h in stats.stopped]
+            if stopped:
+                s.record(stopped_point(slos, rate, stopped[0]))
+                _say(f"capacity: {describe(s.template)}: {rate:g} req/s misses the SLOs ({STOPPED_TEXT}): {stopped[0]}",
+                     bar)
+            else:
+                s.record(evaluate(slos, rate, [load_summary(out, spec) for spec in batch[id(s)]]))
             if s.floor is not None:
                 _say(f"capacity: {describe(s.template)}: none; {s.floor}", bar)
 

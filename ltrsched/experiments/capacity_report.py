@@ -15,7 +15,7 @@ from typing import Sequence
 
 import polars as pl
 
-from ltrsched.experiments.capacity import Search, Slo
+from ltrsched.experiments.capacity import STOPPED_TEXT, Search, Slo
 from ltrsched.experiments.runspec import LABEL_FIELDS, RunSpec
 
 #: Template fields that the search sets itself, never shown as a configuration's columns.
@@ -35,7 +35,8 @@ def varying_fields(templates: Sequence[RunSpec]) -> list[str]:
 
 def capacity_table(searches: Sequence[Search], seeds: int) -> pl.DataFrame:
     """One row per configuration: its fields, ``capacity_rps`` (None if no rate met the SLOs), the
-    bracket [req/s], the SLOs missed at the bracket's top, rates tried, runs used, status."""
+    bracket [req/s], the SLOs missed at the bracket's top (``stopped: preemption thrash`` where its runs were), rates
+    tried, runs used, status."""
     columns = varying_fields([s.template for s in searches])
     rows = []
     for s in searches:
@@ -45,7 +46,7 @@ def capacity_table(searches: Sequence[Search], seeds: int) -> pl.DataFrame:
             "capacity_rps": s.capacity,
             "bracket_low": s.low,
             "bracket_high": s.high,
-            "limiting_slo": ", ".join(top.violated) if top else "",
+            "limiting_slo": (STOPPED_TEXT if top.stopped else ", ".join(top.violated)) if top else "",
             "rates_tried": len(s.points),
             "runs": len(s.points) * seeds,
             "status": s.status,
@@ -70,28 +71,35 @@ def none_notes(searches: Sequence[Search]) -> list[str]:
             why = str(s.floor)
         else:
             lowest = min(s.points)
-            why = f"even the lowest rate tried, {lowest:g} req/s, missed {', '.join(s.points[lowest].violated)}"
+            point = s.points[lowest]
+            missed = f"was {STOPPED_TEXT}" if point.stopped else f"missed {', '.join(point.violated)}"
+            why = f"even the lowest rate tried, {lowest:g} req/s, {missed}"
         notes.append(f"{', '.join(f'{c} {getattr(s.template, c)}' for c in columns)}: none; {why}")
     return notes
 
 
 def rates_table(searches: Sequence[Search], slos: Sequence[Slo]) -> pl.DataFrame:
-    """Every rate tried per configuration: each SLO metric's mean over seeds, and whether it met the SLOs."""
+    """Every rate tried per configuration: each SLO metric's mean over seeds (empty where the runs were stopped),
+    whether it met the SLOs, and ``note``: ``stopped: preemption thrash`` where a run was stopped, else empty."""
     columns = varying_fields([s.template for s in searches])
     rows = []
     for s in searches:
         for rate in sorted(s.points):
             p = s.points[rate]
             rows.append({**{c: getattr(s.template, c) for c in columns}, "rate": rate,
-                         **{slo.metric: p.means[slo.metric] for slo in slos}, "meets_slos": p.meets})
+                         **{slo.metric: None if p.stopped else p.means[slo.metric] for slo in slos},
+                         "meets_slos": p.meets, "note": STOPPED_TEXT if p.stopped else ""})
+    schema = {"rate": pl.Float64, **{slo.metric: pl.Float64 for slo in slos}, "meets_slos": pl.Boolean,
+              "note": pl.String}
     if not rows:  # (every search ruled out before any run: the file has its header, not nothing)
-        return pl.DataFrame(schema={**{c: pl.String for c in columns}, "rate": pl.Float64,
-                                    **{slo.metric: pl.Float64 for slo in slos}, "meets_slos": pl.Boolean})
-    return pl.DataFrame(rows)
+        return pl.DataFrame(schema={**{c: pl.String for c in columns}, **schema})
+    return pl.DataFrame(rows, schema_overrides=schema)
 
 
 def capacity_figures(searches: Sequence[Search], slos: Sequence[Slo], out_dir: Path) -> list[Path]:
-    """One PNG per SLO metric under ``out_dir``."""
+    """One PNG per SLO metric under ``out_dir``; a rate whose runs a preemption thrash stopped (no metrics) is an
+    ``x`` at the top of the plot in its configuration's colour (one grey legend entry: ``stopped: preemption
+    thrash``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -110,7 +118,7 @@ def capacity_figures(searches: Sequence[Search], slos: Sequence[Slo], out_dir: P
     for slo in slos:
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         for s, name in zip(searches, names):
-            rates = sorted(s.points)
+            rates = sorted(r for r in s.points if not s.points[r].stopped)
             values = [s.points[r].means[slo.metric] for r in rates]
             color = styles[name].color
             ax.plot(rates, values, marker="o", markersize=4, linewidth=1.3, color=color,
@@ -121,6 +129,12 @@ def capacity_figures(searches: Sequence[Search], slos: Sequence[Slo], out_dir: P
                 ax.plot([s.capacity], [y], marker="*", markersize=14, color=color, markeredgecolor="black",
                         linestyle="none")
                 ax.axvline(s.capacity, color=color, linestyle=":", linewidth=1)
+            stopped = sorted(r for r in s.points if s.points[r].stopped)
+            if stopped:
+                ax.plot(stopped, [0.97] * len(stopped), marker="x", markersize=8, color=color, linestyle="none",
+                        transform=ax.get_xaxis_transform())
+        if any(p.stopped for s in searches for p in s.points.values()):  # (one legend entry, in no series' colour)
+            ax.plot([], [], marker="x", markersize=8, color="gray", linestyle="none", label=STOPPED_TEXT)
         ax.axhline(slo.limit, color="black", linestyle="--", linewidth=1.2, label=f"SLO {slo.metric} = {slo.limit:g}")
         if any(s.points for s in searches):
             ax.set_xscale("log", base=2)
@@ -130,7 +144,7 @@ def capacity_figures(searches: Sequence[Search], slos: Sequence[Slo], out_dir: P
             ax.set_ylim(0, 2 * slo.limit)
             ax.text(0.5, 0.75, "no rate run: the profile rules every rate out", transform=ax.transAxes,
                     ha="center", va="center", color="gray")
-        finite = [v for s in searches for p in s.points.values() for v in [p.means[slo.metric]]
+        finite = [v for s in searches for p in s.points.values() if not p.stopped for v in [p.means[slo.metric]]
                   if math.isfinite(v) and v > 0]
         if finite and max(finite) / min(finite) > 20:
             ax.set_yscale("log")

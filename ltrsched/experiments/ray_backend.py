@@ -42,6 +42,7 @@ from ltrsched.experiments.runner import (BUSY, EXIT_LINE_FILE, Backend, Pending,
                                         report_notices, run_one_noting)
 from ltrsched.experiments.runspec import RunSpec
 from ltrsched.plugin_watchdog import PluginTimeoutError, exit_line_left_in, leave_exit_line_in
+from ltrsched.policies.batching import ThrashError
 
 #: Seconds allowed to reach and join a Ray cluster given with ``--address``; the environment variable
 #: ``LTRSCHED_RAY_TIMEOUT`` overrides it.
@@ -266,7 +267,7 @@ class RayBackend(Backend):
         cpus = max(1, int(self._ray.cluster_resources().get("CPU", 1)))
         return min(cpus, self.jobs) if self.jobs else cpus
 
-    def run(self, pending: list[Pending], out: Path, stats: RunStats, bar) -> None:
+    def run(self, pending: list[Pending], out: Path, stats: RunStats, bar, thrash_ok: bool = False) -> None:
         self._connect()
         ray = self._ray
         from ltrsched.fingerprint import known_digests
@@ -312,6 +313,11 @@ class RayBackend(Backend):
                         queue.appendleft((s, h, wait))
                     continue
                 except ray.exceptions.RayTaskError as exc:  # the run raised: re-raised below, after the others
+                    cause = getattr(exc, "cause", None)
+                    if thrash_ok and isinstance(cause, ThrashError):  # (this run only: the others go on)
+                        stats.stopped[h] = str(cause)
+                        bar.update(1)
+                        continue
                     if error is None:
                         error = exc.cause if isinstance(getattr(exc, "cause", None), BaseException) else exc
                         task_error = exc  # (its text holds the worker's traceback: where the run failed)

@@ -270,6 +270,8 @@ def execute_run(spec: RunSpec, out: str | Path, run_hash: str | None = None) -> 
 #: What :func:`run_one` did: computed the run, found it finished (by another process meanwhile), or
 #: found it locked by another process (only with ``wait=False``).
 RAN, REUSED, BUSY = "ran", "reused", "busy"
+#: A run a preemption thrash stopped, where the caller lets the others go on (``run_all(thrash_ok=True)``).
+STOPPED = "stopped"
 
 
 def run_one(spec: RunSpec, out: str | Path, run_hash: str | None = None, wait: bool = True) -> str:
@@ -334,12 +336,14 @@ class RunStats:
     """What a call to :func:`run_all` did: hashes of the runs computed here, of those found finished
     (before, or meanwhile by another process sharing the output directory), of those whose worker died
     once and were run again (:attr:`retried`, with why), and of those whose worker died twice
-    (:attr:`failed`, with why)."""
+    (:attr:`failed`, with why), and, where :func:`run_all` was given ``thrash_ok``, of those a preemption thrash stopped
+    (:attr:`stopped`, with the run's one-line ``preemption thrash`` error; no result is saved for them)."""
 
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     retried: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    stopped: dict[str, str] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -354,12 +358,15 @@ class RunStats:
         self.skipped += other.skipped
         self.retried.update(other.retried)
         self.failed.update(other.failed)
+        self.stopped.update(other.stopped)
 
     def line(self) -> str:
         """``"N runs simulated, M reused"`` (+ how many were retried after their worker died)."""
         text = f"{len(self.ran)} runs simulated, {len(self.skipped)} reused"
         if self.retried:
             text += f", {len(self.retried)} retried after their worker died"
+        if self.stopped:
+            text += f", {len(self.stopped)} stopped for preemption thrash"
         return text
 
 
@@ -392,7 +399,10 @@ class Backend:
 
     name = "base"
 
-    def run(self, pending: list[Pending], out: Path, stats: RunStats, bar) -> None:
+    def run(self, pending: list[Pending], out: Path, stats: RunStats, bar, thrash_ok: bool = False) -> None:
+        """Execute ``pending``. ``thrash_ok``: a run stopped by a preemption thrash (its
+        :class:`~ltrsched.policies.batching.ThrashError`) goes into ``stats.stopped`` and the others go on; without
+        it, that error stops the rest as any other run's error does."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -410,11 +420,11 @@ class ProcessBackend(Backend):
         self._pool: cf.ProcessPoolExecutor | None = None
         self._exit_lines: str | None = None  # a temporary folder: the lines of workers a stuck plugin call ended
 
-    def run(self, pending: list[Pending], out: Path, stats: RunStats, bar) -> None:
+    def run(self, pending: list[Pending], out: Path, stats: RunStats, bar, thrash_ok: bool = False) -> None:
         if self.jobs == 1 or len(pending) <= 1:
-            _run_here(pending, out, stats, bar)
+            _run_here(pending, out, stats, bar, thrash_ok)
         else:
-            _run_pool(self._executor(), pending, out, stats, bar, self._exit_lines)
+            _run_pool(self._executor(), pending, out, stats, bar, self._exit_lines, thrash_ok)
 
     def _executor(self) -> cf.ProcessPoolExecutor:
         if self._pool is None:
@@ -476,14 +486,16 @@ def open_backend(name: str = "process", jobs: int | None = None, address: str | 
 
 
 def run_all(specs: Iterable[RunSpec], out: str | Path, jobs: int | None = None, progress: bool = True,
-            desc: str = "runs", backend: Backend | None = None, bar=None) -> RunStats:
+            desc: str = "runs", backend: Backend | None = None, bar=None, thrash_ok: bool = False) -> RunStats:
     """Run every spec not already finished under ``out``, on ``backend`` (default: a process pool of
     ``jobs`` workers, all cores by default, opened and closed here).
 
     A run another process is computing is put last, then waited for and reused. A failing run raises its
     error after the runs already under way have finished and been written. A run whose worker died twice
     (Ray backend) raises :class:`RunFailedError` after every other run has been written. ``bar``: a tqdm
-    bar to advance instead of one made here.
+    bar to advance instead of one made here. ``thrash_ok``: a run that a preemption thrash stopped is recorded in
+    :attr:`RunStats.stopped` (its error line) and the others go on, as a capacity search far above capacity needs; it
+    saves no result, so a later call runs it again (and it stops again: the same outcome).
     """
     from tqdm import tqdm
 
@@ -510,9 +522,9 @@ def run_all(specs: Iterable[RunSpec], out: str | Path, jobs: int | None = None, 
         if pending:
             if backend is None:
                 with open_backend("process", jobs) as local:
-                    local.run(pending, out, stats, bar)
+                    local.run(pending, out, stats, bar, thrash_ok)
             else:
-                backend.run(pending, out, stats, bar)
+                backend.run(pending, out, stats, bar, thrash_ok)
     finally:
         if own_bar:
             bar.close()
@@ -524,17 +536,31 @@ def run_all(specs: Iterable[RunSpec], out: str | Path, jobs: int | None = None, 
     return stats
 
 
-def _run_here(pending: list[Pending], out: Path, stats: RunStats, bar) -> None:
+def _run_here(pending: list[Pending], out: Path, stats: RunStats, bar, thrash_ok: bool = False) -> None:
+    from ltrsched.policies.batching import ThrashError
+
+    def one(s: RunSpec, h: str, wait: bool) -> str:
+        try:
+            return run_one(s, out, h, wait=wait)
+        except ThrashError as exc:
+            if not thrash_ok:
+                raise
+            stats.stopped[h] = str(exc)
+            return STOPPED
+
     busy = []
     for s, h in pending:
-        status = run_one(s, out, h, wait=False)
+        status = one(s, h, False)
         if status == BUSY:
             busy.append((s, h))
             continue
-        stats.count(h, status)
+        if status != STOPPED:
+            stats.count(h, status)
         bar.update(1)
     for s, h in busy:  # computed by another process: wait for it (or compute it if that process failed)
-        stats.count(h, run_one(s, out, h, wait=True))
+        status = one(s, h, True)
+        if status != STOPPED:
+            stats.count(h, status)
         bar.update(1)
 
 
@@ -551,11 +577,14 @@ def _raise_exit_line(exit_lines: str | None) -> None:
 
 
 def _run_pool(pool: cf.ProcessPoolExecutor, pending: list[Pending], out: Path, stats: RunStats, bar,
-              exit_lines: str | None = None) -> None:
+              exit_lines: str | None = None, thrash_ok: bool = False) -> None:
     """Run ``pending`` on ``pool``; ``exit_lines``: the folder where its workers leave the line of a plugin call
-    that ended them (:func:`_raise_exit_line`)."""
+    that ended them (:func:`_raise_exit_line`); ``thrash_ok``: as :meth:`Backend.run`."""
+    from ltrsched.policies.batching import ThrashError
+
     specs = dict((h, s) for s, h in pending)
-    futures = {pool.submit(_pool_task, s.to_dict(), str(out), h, False) for s, h in pending}
+    hashes: dict[cf.Future, str] = {pool.submit(_pool_task, s.to_dict(), str(out), h, False): h for s, h in pending}
+    futures = set(hashes)
     error: BaseException | None = None
     seen: set[str] = set()
     while futures:
@@ -567,6 +596,10 @@ def _run_pool(pool: cf.ProcessPoolExecutor, pending: list[Pending], out: Path, s
                 run_hash, status, notices = fut.result()
                 report_notices(notices, seen, bar)
             except Exception as exc:  # re-raised below, after the others are written
+                if thrash_ok and isinstance(exc, ThrashError):  # (this run only: the others go on)
+                    stats.stopped[hashes[fut]] = str(exc)
+                    bar.update(1)
+                    continue
                 if error is None:
                     error = exc
                     for f in futures:
@@ -574,7 +607,9 @@ def _run_pool(pool: cf.ProcessPoolExecutor, pending: list[Pending], out: Path, s
                 continue
             if status == BUSY:  # another process is computing it: wait for it, last
                 if error is None:
-                    futures.add(pool.submit(_pool_task, specs[run_hash].to_dict(), str(out), run_hash, True))
+                    again = pool.submit(_pool_task, specs[run_hash].to_dict(), str(out), run_hash, True)
+                    hashes[again] = run_hash
+                    futures.add(again)
                 continue
             stats.count(run_hash, status)
             bar.update(1)
