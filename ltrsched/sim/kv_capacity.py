@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ltrsched.config_classes import hybrid_refusal, layers_refusal
+from ltrsched.config_classes import hybrid_refusal, ignored_kv_heads_refusal, layers_refusal
 from ltrsched.errors import UserError
 from ltrsched.sim.decoder_layouts import QK_HEAD, QK_PER_HEAD, QK_WHOLE, DecoderLayout, decoder_layout
 from ltrsched.sim.weight_storage import WeightStorage, weight_storage
@@ -156,7 +156,8 @@ class ModelShape:
         model's ``text_config``, found as the engine side finds it (:func:`ltrsched.models.text_model`), else the
         config itself; the dtype is the config's own ``torch_dtype``, else its text model's, as vLLM falls back
         (:func:`ltrsched.models.config_dtype`). A hybrid or attention-free model (Jamba, Qwen3-Next, Mamba, ...:
-        :data:`ltrsched.config_classes.HYBRID_MODEL_TYPES`), whose cache vLLM sizes otherwise, is refused."""
+        :data:`ltrsched.config_classes.HYBRID_MODEL_TYPES`), whose cache vLLM sizes otherwise, is refused, as is a GPT-NeoX
+        whose ``num_key_value_heads`` is not its head count (:func:`ltrsched.config_classes.ignored_kv_heads_refusal`)."""
         from ltrsched.models import (FALCON_MODEL_TYPES, KV_HEADS_KEYS, config_dtype, dbrx_names, falcon_kv_heads,
                                      falcon_names, kv_cache_dtype, kv_element_bytes, layers_quantization_config,
                                      mla_disabled_head, mla_latent_size, model_type, text_model)
@@ -168,6 +169,9 @@ class ModelShape:
                                 "the simulator cannot size its KV cache")
         if hybrid is not None:
             raise UserError(hybrid)
+        ignored = ignored_kv_heads_refusal(text, source, prefix)  # (GPT-NeoX: transformers ignores the key, vLLM not)
+        if ignored is not None:
+            raise UserError(ignored)
         if model_type(text) in KV_HEADS_KEYS and KV_HEADS_KEYS[model_type(text)] in text:
             text = {**text, "num_key_value_heads": text[KV_HEADS_KEYS[text["model_type"]]]}  # (its KV heads' key)
         disabled_head = mla_disabled_head(text, source, prefix)
