@@ -238,10 +238,10 @@ def check_generative(model, source: str) -> None:
     registry = installed_registry()
     if registry is None or not isinstance(model, dict) or model.get("auto_map"):
         return
-    archs = model.get("architectures")
-    if model.get("model_type") in registry.config_types or not isinstance(archs, list) or not all(
+    archs, kind = model.get("architectures"), model.get("model_type")
+    if isinstance(kind, str) and kind in registry.config_types or not isinstance(archs, list) or not all(
             isinstance(a, str) for a in archs):
-        return
+        return  # (a model_type that is no name, unhashable, is refused where it is read)
     pooled = pooling_architecture(archs, registry)
     if pooled is not None:
         raise UserError(pooling_line(pooled, source))
