@@ -202,7 +202,7 @@ def ignored_kv_heads_refusal(text, source: str, prefix: str = "") -> str | None:
     vLLM would build its KV cache (and attention) with fewer heads than the weights project, so its sizing is of no
     model that runs; None for any other (``prefix``: where ``text`` sits in the file, e.g. ``"text_config."``)."""
     kind = text.get("model_type") if isinstance(text, dict) else None
-    if kind not in IGNORED_KV_HEADS_MODEL_TYPES:
+    if not isinstance(kind, str) or kind not in IGNORED_KV_HEADS_MODEL_TYPES:  # (a list is unhashable)
         return None
     kv_heads, heads = text.get("num_key_value_heads"), text.get("num_attention_heads")
     if kv_heads is None or kv_heads == heads:
