@@ -188,3 +188,26 @@ def hybrid_refusal(kinds, source: str, what: str) -> str | None:
     return (f"{source}: model type {kind!r} has state-space or linear-attention layers, which vLLM 0.32 serves as a "
             "hybrid model (a fixed state a request for them, KV only in its attention layers, in blocks of its own "
             f"size), not with a full-context KV cache in every layer, which is all ltrsched sizes: {what}")
+
+
+#: Model types whose transformers model takes a KV head per query head whatever ``num_key_value_heads`` says (its
+#: attention projects keys and values of ``num_attention_heads`` heads), while vLLM 0.32 (serving them through its
+#: Transformers backend) sizes the KV cache and its attention by the key where a config.json gives it.
+IGNORED_KV_HEADS_MODEL_TYPES = frozenset({"gpt_neox"})
+
+
+def ignored_kv_heads_refusal(text, source: str, prefix: str = "") -> str | None:
+    """The one-line refusal naming ``source`` where the text model ``text`` (a config.json's dict) is of a type in
+    :data:`IGNORED_KV_HEADS_MODEL_TYPES` and gives a ``num_key_value_heads`` other than its ``num_attention_heads``:
+    vLLM would build its KV cache (and attention) with fewer heads than the weights project, so its sizing is of no
+    model that runs; None for any other (``prefix``: where ``text`` sits in the file, e.g. ``"text_config."``)."""
+    kind = text.get("model_type") if isinstance(text, dict) else None
+    if not isinstance(kind, str) or kind not in IGNORED_KV_HEADS_MODEL_TYPES:  # (a list is unhashable)
+        return None
+    kv_heads, heads = text.get("num_key_value_heads"), text.get("num_attention_heads")
+    if kv_heads is None or kv_heads == heads:
+        return None
+    return (f"{source}: {prefix}num_key_value_heads {kv_heads!r} is not {prefix}num_attention_heads {heads!r}, and "
+            f"model type {kind!r} has a KV head per query head (transformers' model ignores the key), but vLLM 0.32 "
+            f"builds its KV cache and attention with that many heads, not the weights' {heads!r}: remove the key (or "
+            f"set it to {heads!r})")

@@ -409,3 +409,25 @@ def test_a_model_type_that_is_no_name_has_no_weight_estimate():
     with pytest.raises(UserError, match=re.escape("p.json: model_type must be a string naming the model's type, got "
                                                   "['olmo']")):
         parameter_count(shape)
+
+
+# --- GPT-NeoX: transformers ignores num_key_value_heads, vLLM 0.32 sizes its KV cache by it ---------------------------
+
+NEOX = {"model_type": "gpt_neox", "architectures": ["GPTNeoXForCausalLM"], "hidden_size": 64, "num_attention_heads": 4,
+        "num_hidden_layers": 2, "intermediate_size": 128, "vocab_size": 100, "torch_dtype": "float16"}
+
+
+def test_a_gpt_neox_whose_kv_heads_are_not_its_heads_is_one_line_where_it_is_sized():
+    """transformers' GPT-NeoX projects a KV head per query head whatever the key says; the simulator sized 2 heads
+    (half the cache) and the engine's checks passed it, while vLLM builds an attention of 2 KV heads for weights of 4."""
+    from ltrsched.engine.model_sizes import check_text_sizes
+    from ltrsched.sim.kv_capacity import ModelShape
+
+    says = re.escape("p.json: num_key_value_heads 2 is not num_attention_heads 4, and model type 'gpt_neox' has a KV "
+                     "head per query head")
+    for check in (ModelShape.from_config, check_text_sizes):
+        with pytest.raises(UserError, match=f"^{says}.*remove the key \\(or set it to 4\\)$"):
+            check({**NEOX, "num_key_value_heads": 2}, "p.json")
+    for given in ({}, {"num_key_value_heads": 4}, {"num_key_value_heads": None}):  # (a head per query head)
+        assert ModelShape.from_config({**NEOX, **given}, "p.json").num_kv_heads == 4
+        check_text_sizes({**NEOX, **given}, "p.json")

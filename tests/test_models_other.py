@@ -6,6 +6,7 @@ factor, and hostile values, each refused in one line before the start."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -637,8 +638,8 @@ def test_an_architecture_vllm_does_not_serve_is_refused_before_its_import(tmp_pa
 @needs_vllm_source
 @pytest.mark.parametrize("extra", [
     {"architectures": ["LlamaForCausalLM"]},
-    {"architectures": ["LlamaForSequenceClassification"]},  # (vLLM converts it from LlamaForCausalLM)
-    {"architectures": ["BertForMaskedLM"]},                 # (a Transformers class: vLLM's backend may serve it)
+    {"architectures": ["LlamaModel"]},                      # (vLLM serves it with LlamaForCausalLM)
+    {"architectures": ["BertForQuestionAnswering"]},        # (a Transformers class: vLLM's backend may serve it)
     {"architectures": ["MyForCausalLM"], "auto_map": {"AutoModelForCausalLM": "my.MyForCausalLM"}},  # (custom code)
     {"architectures": []}, {}, {"architectures": None},    # (vLLM takes transformers' LlamaModel: it serves them)
 ])
@@ -646,6 +647,38 @@ def test_architectures_vllm_may_serve_are_left_to_it(extra):
     from ltrsched.engine.architectures import check_architecture
 
     check_architecture({**{k: v for k, v in TINY.items() if k != "architectures"}, **extra}, "config.json")
+
+
+@needs_vllm_source
+@pytest.mark.parametrize("arch", [
+    "LlamaForSequenceClassification",  # (vLLM converts it from LlamaForCausalLM: a classifier)
+    "MistralForTokenClassification",
+    "Qwen2ForRewardModel",             # (registered: a reward model)
+    "BertModel",                       # (registered: an embedding model)
+    "BertForMaskedLM",                 # (registered: vLLM 0.32's has a pooling head over every token)
+])
+def test_a_pooling_architecture_is_refused_before_the_start_and_in_a_profile(tmp_path, capsys, arch):
+    """vLLM serves these as pooling models (its pooling runner: embeddings, scores), not for generation; they passed
+    the architecture check and were sized with an LM head. Now one line naming the architecture, before the engine
+    starts and where a profile's model config is sized."""
+    from ltrsched.sim.kv_capacity import ModelShape
+
+    config = {**TINY, "architectures": [arch]}
+    says = (f"architecture {arch!r} is served by vLLM as a pooling model (embeddings, classification or rewards), "
+            "not for generation: ltrsched serves only generative models (*ForCausalLM / *ForConditionalGeneration)")
+    path, line = _replay_refusal(tmp_path, capsys, config)
+    assert line == f"error: {path / 'config.json'}: {says}", line
+    with pytest.raises(UserError, match=f"^p.json: {re.escape(says)}$"):
+        ModelShape.from_config(config, "p.json")
+
+
+@needs_vllm_source
+def test_a_generative_architecture_vllm_also_lists_among_pooling_models_is_sized():
+    """vLLM's embedding table names LlamaModel, Qwen2ForCausalLM, ... with their generative classes: not refused."""
+    from ltrsched.sim.kv_capacity import ModelShape
+
+    for archs in (["LlamaModel"], ["Qwen2ForCausalLM"], ["LlamaForCausalLM", "LlamaForSequenceClassification"]):
+        assert ModelShape.from_config({**TINY, "architectures": archs}, "p.json").num_layers == TINY["num_hidden_layers"]
 
 
 def test_a_vllm_registry_source_of_another_shape_refuses_nothing(tmp_path, monkeypatch):

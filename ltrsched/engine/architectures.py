@@ -48,6 +48,7 @@ class Registry:
         previous: architectures vLLM dropped -> the last version that served them.
         plugins: architectures served out of tree -> the plugin's address.
         suffixes: the architecture suffixes vLLM converts between (``ForCausalLM``, ``ForSequenceClassification``..).
+        runners: (suffix, runner) in vLLM's order: the runner (``generate`` or ``pooling``) it gives a name so ending.
         config_types: model types vLLM reads through config classes of its own.
         arch_types: architectures -> the model type vLLM reads a config.json naming none as
             (``_ARCHITECTURE_TO_MODEL_TYPE``: checkpoints whose config.json has only remote code).
@@ -59,6 +60,7 @@ class Registry:
     suffixes: tuple[str, ...]
     config_types: frozenset[str]
     arch_types: dict[str, str] = field(default_factory=dict)
+    runners: tuple[tuple[str, str], ...] = ()
 
 
 def _keys(node: ast.expr, names: dict[str, ast.expr], depth: int = 0) -> set[str]:
@@ -102,7 +104,8 @@ def installed_registry() -> Registry | None:
         supported = _keys(names["_VLLM_MODELS"], names)
         suffix_pairs = ast.literal_eval(assignments(model)["_SUFFIX_TO_DEFAULTS"])
         suffixes = tuple(pair[0] for pair in suffix_pairs)
-        if not all(isinstance(s, str) and s for s in suffixes):
+        runners = tuple((pair[0], pair[1][0]) for pair in suffix_pairs)
+        if not all(isinstance(s, str) and s and isinstance(r, str) for s, r in runners):
             return None
         config_names = assignments(config)
         types = config_names["_CONFIG_REGISTRY"]
@@ -118,7 +121,7 @@ def installed_registry() -> Registry | None:
         return None
     return Registry(frozenset(supported), string_dict(names.get("_PREVIOUSLY_SUPPORTED_MODELS")),
                     string_dict(names.get("_OOT_SUPPORTED_MODELS")), suffixes, frozenset(config_types),
-                    string_dict(config_names.get("_ARCHITECTURE_TO_MODEL_TYPE")))
+                    string_dict(config_names.get("_ARCHITECTURE_TO_MODEL_TYPE")), runners)
 
 
 @functools.lru_cache(maxsize=1)
@@ -170,6 +173,78 @@ def _registered(arch: str, registry: Registry) -> bool:
             if any(stem + other in registry.supported for other in registry.suffixes):
                 return True
     return False
+
+
+#: vLLM 0.32's registry tables of pooling models (embeddings, late interaction, rewards, token and sequence
+#: classification): an architecture it serves from one of these with no generative class has only its pooling runner.
+POOLING_TABLES = frozenset({"_EMBEDDING_MODELS", "_LATE_INTERACTION_MODELS", "_REWARD_MODELS",
+                            "_TOKEN_CLASSIFICATION_MODELS", "_SEQUENCE_CLASSIFICATION_MODELS"})
+
+
+@functools.lru_cache(maxsize=1)
+def _served_classes() -> dict[str, tuple[str, str]]:
+    """Architecture -> (the table of the installed vLLM's registry source, the class) it serves it with: the last of
+    ``_VLLM_MODELS``' merged tables naming it, as the merge keeps; empty where there is no such source."""
+    registry = vllm_file("model_executor/models/registry.py")
+    try:
+        names = assignments(registry) if registry is not None else {}
+    except (OSError, SyntaxError, ValueError):
+        return {}
+    merged, served = names.get("_VLLM_MODELS"), {}
+    for key, value in zip(getattr(merged, "keys", ()), getattr(merged, "values", ())):
+        table = names.get(value.id) if key is None and isinstance(value, ast.Name) else None
+        for arch, entry in zip(getattr(table, "keys", ()), getattr(table, "values", ())):
+            if (isinstance(arch, ast.Constant) and isinstance(arch.value, str) and isinstance(entry, ast.Tuple)
+                    and len(entry.elts) == 2 and isinstance(entry.elts[1], ast.Constant)
+                    and isinstance(entry.elts[1].value, str)):
+                served[arch.value] = (value.id, entry.elts[1].value)
+    return served
+
+
+def _runner(name: str, registry: Registry) -> str | None:
+    """The runner vLLM gives a name by its suffix (the first of :attr:`Registry.runners` it ends with), or None."""
+    return next((runner for suffix, runner in registry.runners if name.endswith(suffix)), None)
+
+
+def pooling_architecture(archs: list[str], registry: Registry) -> str | None:
+    """The architecture of ``archs`` for which vLLM 0.32 picks its pooling runner (embeddings, classification,
+    rewards: no generation), or None where it picks generation or this cannot tell.
+
+    As vLLM decides, the first architecture that tells: a registered one by the table and class it is served from
+    (one of :data:`POOLING_TABLES` with no generative class: ``Qwen2ForRewardModel``, ``BertModel``; not ``LlamaModel``,
+    served by ``LlamaForCausalLM``), one it converts by its own suffix (``LlamaForSequenceClassification``)."""
+    served = _served_classes()
+    for arch in archs:
+        if arch in registry.supported:
+            table, cls = served.get(arch, (None, ""))
+            return arch if table in POOLING_TABLES and _runner(cls, registry) != "generate" else None
+        runner = _runner(arch, registry)
+        if runner is not None:
+            return arch if runner == "pooling" else None
+    return None
+
+
+def pooling_line(arch: str, source: str) -> str:
+    """The one-line refusal of ``source`` (a config.json) whose architecture ``arch`` vLLM serves as a pooling model."""
+    return (f"{source}: architecture {arch!r} is served by vLLM as a pooling model (embeddings, classification or "
+            "rewards), not for generation: ltrsched serves only generative models (*ForCausalLM / "
+            "*ForConditionalGeneration)")
+
+
+def check_generative(model, source: str) -> None:
+    """One-line :class:`UserError` naming ``source`` where vLLM would serve the config.json ``model`` as a pooling
+    model (:func:`pooling_architecture`); nothing where its architectures are no list of names, custom code
+    (``auto_map``) or a model type vLLM reads with a config class of its own decides, or there is no vLLM source."""
+    registry = installed_registry()
+    if registry is None or not isinstance(model, dict) or model.get("auto_map"):
+        return
+    archs, kind = model.get("architectures"), model.get("model_type")
+    if isinstance(kind, str) and kind in registry.config_types or not isinstance(archs, list) or not all(
+            isinstance(a, str) for a in archs):
+        return  # (a model_type that is no name, unhashable, is refused where it is read)
+    pooled = pooling_architecture(archs, registry)
+    if pooled is not None:
+        raise UserError(pooling_line(pooled, source))
 
 
 def _transformers_class(arch: str) -> bool:
@@ -302,7 +377,12 @@ def check_architecture(model: dict, source: str) -> None:
     registry = installed_registry()
     archs = _names(model, source, registry)
     check_model_type(model, source, registry)
-    if archs is None or registry is None or any(_registered(a, registry) for a in archs):
+    if archs is None or registry is None:
+        return
+    if any(_registered(a, registry) for a in archs):
+        pooled = pooling_architecture(archs, registry)
+        if pooled is not None:  # (vLLM picks its pooling runner: no generation to schedule)
+            raise UserError(pooling_line(pooled, source))
         return
     if (model.get("auto_map") or model.get("model_type") in registry.config_types or _transformers_class(archs[0])
             or _plugins_installed()):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 
-from ltrsched.config_classes import class_defaults, hybrid_refusal, layers_refusal
+from ltrsched.config_classes import class_defaults, hybrid_refusal, ignored_kv_heads_refusal, layers_refusal
 from ltrsched.errors import UserError
 from ltrsched.hf_quiet import transformers_quiet
 
@@ -42,7 +42,8 @@ def check_text_sizes(model: dict, source: str) -> None:
     ``qk_nope_head_dim``, or the model is refused where vLLM has no attention without the latent for it
     (:func:`ltrsched.models.mla_disabled_head`); a model with DeepSeek-V3.2's sparse-attention indexer is refused
     (:func:`ltrsched.models.check_no_indexer`), as is a hybrid or attention-free model (Jamba, Qwen3-Next, Mamba,
-    ...: :data:`ltrsched.config_classes.HYBRID_MODEL_TYPES`), whose cache is no full-context KV of every layer."""
+    ...: :data:`ltrsched.config_classes.HYBRID_MODEL_TYPES`), whose cache is no full-context KV of every layer, and a
+    GPT-NeoX whose ``num_key_value_heads`` is not its head count (:func:`ltrsched.config_classes.ignored_kv_heads_refusal`)."""
     from ltrsched.models import (FALCON_MODEL_TYPES, LAYER_KEYS, MLA_MODEL_TYPES, check_no_indexer, falcon_kv_heads,
                                  falcon_names, layer_count, mla_disabled, mla_disabled_head, model_type, text_model)
 
@@ -55,6 +56,9 @@ def check_text_sizes(model: dict, source: str) -> None:
                             "ltrsched cannot check its KV cache or context before the engine starts")
     if hybrid is not None:
         raise UserError(hybrid)
+    ignored = ignored_kv_heads_refusal(text, source, prefix)  # (GPT-NeoX: transformers ignores the key, vLLM not)
+    if ignored is not None:
+        raise UserError(ignored)
     disabled = mla_disabled()  # (a value vLLM cannot read: a traceback at its start, whatever the model)
     if model_type(text) in FALCON_MODEL_TYPES:  # (RefinedWeb's n_embed, as vLLM's RWConfig reads it)
         text = falcon_names(text)

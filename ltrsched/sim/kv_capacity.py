@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ltrsched.config_classes import hybrid_refusal, layers_refusal
+from ltrsched.config_classes import hybrid_refusal, ignored_kv_heads_refusal, layers_refusal
 from ltrsched.errors import UserError
 from ltrsched.sim.decoder_layouts import QK_HEAD, QK_PER_HEAD, QK_WHOLE, DecoderLayout, decoder_layout
 from ltrsched.sim.weight_storage import WeightStorage, weight_storage
@@ -156,18 +156,27 @@ class ModelShape:
         model's ``text_config``, found as the engine side finds it (:func:`ltrsched.models.text_model`), else the
         config itself; the dtype is the config's own ``torch_dtype``, else its text model's, as vLLM falls back
         (:func:`ltrsched.models.config_dtype`). A hybrid or attention-free model (Jamba, Qwen3-Next, Mamba, ...:
-        :data:`ltrsched.config_classes.HYBRID_MODEL_TYPES`), whose cache vLLM sizes otherwise, is refused."""
+        :data:`ltrsched.config_classes.HYBRID_MODEL_TYPES`), whose cache vLLM sizes otherwise, is refused, as is a GPT-NeoX
+        whose ``num_key_value_heads`` is not its head count (:func:`ltrsched.config_classes.ignored_kv_heads_refusal`),
+        and one whose architecture the installed vLLM serves as a pooling model, not for generation
+        (:func:`ltrsched.engine.architectures.check_generative`; nothing is refused so where vLLM is not installed)."""
         from ltrsched.models import (FALCON_MODEL_TYPES, KV_HEADS_KEYS, config_dtype, dbrx_names, falcon_kv_heads,
                                      falcon_names, kv_cache_dtype, kv_element_bytes, layers_quantization_config,
                                      mla_disabled_head, mla_latent_size, model_type, text_model)
 
         if not isinstance(config, Mapping):
             raise UserError(f"{source}: model config must be a JSON object, got {type(config).__name__}")
+        from ltrsched.engine.architectures import check_generative
+
+        check_generative(dict(config), source)  # (a pooling model: vLLM serves it with no KV cache to schedule)
         text, prefix = text_model(dict(config), source, fix=PROFILE_FIX)
         hybrid = hybrid_refusal((config.get("model_type"), text.get("model_type")), source,
                                 "the simulator cannot size its KV cache")
         if hybrid is not None:
             raise UserError(hybrid)
+        ignored = ignored_kv_heads_refusal(text, source, prefix)  # (GPT-NeoX: transformers ignores the key, vLLM not)
+        if ignored is not None:
+            raise UserError(ignored)
         if model_type(text) in KV_HEADS_KEYS and KV_HEADS_KEYS[model_type(text)] in text:
             text = {**text, "num_key_value_heads": text[KV_HEADS_KEYS[text["model_type"]]]}  # (its KV heads' key)
         disabled_head = mla_disabled_head(text, source, prefix)
