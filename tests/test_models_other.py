@@ -644,7 +644,7 @@ def test_an_architecture_vllm_does_not_serve_is_refused_before_its_import(tmp_pa
     {"architectures": []}, {}, {"architectures": None},    # (vLLM takes transformers' LlamaModel: it serves them)
 ])
 def test_architectures_vllm_may_serve_are_left_to_it(extra):
-    from ltrsched.engine.architectures import check_architecture
+    from ltrsched.architectures import check_architecture
 
     check_architecture({**{k: v for k, v in TINY.items() if k != "architectures"}, **extra}, "config.json")
 
@@ -683,7 +683,7 @@ def test_a_generative_architecture_vllm_also_lists_among_pooling_models_is_sized
 
 def test_a_vllm_registry_source_of_another_shape_refuses_nothing(tmp_path, monkeypatch):
     """Another vLLM release may keep its names otherwise: then the check leaves every architecture to vLLM."""
-    from ltrsched.engine import architectures
+    from ltrsched import architectures
 
     (tmp_path / "registry.py").write_text("_VLLM_MODELS = {**_A}\n_A = dict(LlamaForCausalLM=1)\n")
     monkeypatch.setattr(architectures, "vllm_file", lambda relative: tmp_path / "registry.py")
@@ -811,7 +811,7 @@ def test_a_model_type_vllm_cannot_read_is_refused_before_its_import(tmp_path, ca
 def test_a_model_type_vllm_reads_with_its_own_config_class_is_left_to_it(config):
     """Types transformers does not know but vLLM registers a config class for (its _CONFIG_REGISTRY), and a config.json
     without model_type that vLLM maps from its architecture or its speculators_config, are read by vLLM: not refused."""
-    from ltrsched.engine.architectures import check_model_type, installed_registry
+    from ltrsched.architectures import check_model_type, installed_registry
 
     check_model_type(config, "config.json", installed_registry())
 
@@ -822,7 +822,7 @@ def test_no_architectures_where_the_model_type_has_no_base_class_is_refused(monk
     had "No model architectures are specified" once vLLM was imported."""
     from transformers.models.auto import modeling_auto
 
-    from ltrsched.engine.architectures import check_architecture
+    from ltrsched.architectures import check_architecture
 
     monkeypatch.delitem(modeling_auto.MODEL_MAPPING_NAMES, "llama")
     with pytest.raises(UserError, match="names no 'architectures', and transformers has no base model class of "

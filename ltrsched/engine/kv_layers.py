@@ -177,7 +177,7 @@ def reads_layer_types(model: dict) -> bool:
     of the language model it builds by name does; read from their source, not imported. False where there is none,
     or it does not name them (a module that takes its layers from another: the caller then keeps both of
     :func:`alternatives`)."""
-    from ltrsched.engine.architectures import model_source
+    from ltrsched.architectures import model_source
 
     source = model_source(model.get("architectures"))
     if source is None:

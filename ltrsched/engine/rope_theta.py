@@ -61,7 +61,7 @@ def _vllm_model_reads_rope(text: dict) -> bool:
     """vLLM's model module for the text model's ``architectures`` builds a rotary embedding from ``rope_parameters``
     (where its ``patch_rope_parameters`` puts ``rope_theta`` or ``rotary_emb_base``), though transformers' config
     class declares none: GPT-J (``rotary_dim``), Cohere2-MoE. Read from vLLM's source, not imported."""
-    from ltrsched.engine.architectures import model_source
+    from ltrsched.architectures import model_source
 
     source = model_source(text.get("architectures"))
     return source is not None and "get_rope(" in source and "rope_parameters" in source
@@ -94,7 +94,7 @@ def _own_class_bases(text: dict, stated: list[tuple[str, object]]) -> list | Non
     """The bases a model type read through a config class of vLLM's own uses: each one the file states, where
     vLLM's model module for its ``architectures`` takes its RoPE from the config's ``rope_parameters`` (where
     ``patch_rope_parameters`` puts them) and it does not run ALiBi instead (Falcon's ``alibi``); else None."""
-    from ltrsched.engine.architectures import model_source
+    from ltrsched.architectures import model_source
 
     source = model_source(text.get("architectures"))
     if source is None or "config.rope_parameters" not in source or text.get("alibi") is True:

@@ -105,7 +105,7 @@ def config_error_line(exc: Exception) -> str:
     """What a vLLM config error says is wrong, in one line: a pydantic ValidationError's first error (its
     message's first line is only "1 validation error for SchedulerConfig"), else the first line. An unsupported
     architecture's refusal without vLLM's list of every supported one (:func:`shorten_vllm_refusal`)."""
-    from ltrsched.engine.architectures import shorten_vllm_refusal
+    from ltrsched.architectures import shorten_vllm_refusal
 
     errors = getattr(exc, "errors", None)
     if callable(errors):

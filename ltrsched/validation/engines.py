@@ -291,7 +291,7 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
         from ltrsched.models import layer_count, read_model_config, text_model
 
         source = str(Path(path) / "config.json")
-        from ltrsched.engine.architectures import check_architecture
+        from ltrsched.architectures import check_architecture
 
         check_architecture(read_model_config(path), source)  # (vLLM refused it once imported, listing hundreds)
         # (vLLM reads the config through transformers, which assumed a default depth: 32 layers for Llama)

@@ -16,6 +16,10 @@ model type gives vLLM no class to take instead, are refused too, as vLLM refuses
 So is a ``model_type`` vLLM cannot read the config.json of (:func:`check_model_type`): one neither transformers nor
 vLLM's own config registry knows, one only the model's own code reads (ltrsched never sets ``trust_remote_code``), or
 none; a type vLLM reads with a config class of its own (``step3_text``, ``kimi_k2``) passes.
+
+Shared by the engine's checks before a start and the simulator's sizing of a profile (pooling models,
+:func:`check_generative`), as :mod:`ltrsched.config_classes` is: it reads vLLM's files, and neither side imports
+the other.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import importlib.metadata
 import importlib.util
 from dataclasses import dataclass, field
 
-from ltrsched.config_classes import assignments, string_dict, vllm_file
+from ltrsched.config_classes import assignments, release_version, string_dict, vllm_distribution, vllm_file
 from ltrsched.errors import UserError
 
 #: The command that lists every architecture the installed vLLM supports (it imports vLLM: seconds).
@@ -387,9 +391,7 @@ def check_architecture(model: dict, source: str) -> None:
     if (model.get("auto_map") or model.get("model_type") in registry.config_types or _transformers_class(archs[0])
             or _plugins_installed()):
         return
-    from ltrsched.engine.vllm_compat import vllm_version
-
-    version = vllm_version()
+    version = release_version(vllm_distribution())
     for arch in archs:  # vLLM's own wording for a dropped one, or one served by a plugin
         if arch in registry.previous:
             raise UserError(f"{source}: architecture {arch!r} was served by vLLM until v{registry.previous[arch]} and "
