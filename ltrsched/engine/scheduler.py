@@ -29,7 +29,7 @@ Where vLLM V1 forces a difference from the paper's semantics (the simulator mode
   requests pause with their KV kept.
 * V1 has no swap: preemption always recomputes.
 * one KV block is vLLM's null block: the usable capacity is ``num_gpu_blocks - 1``.
-* async scheduling, prefix caching, speculative decoding and pipeline parallelism are refused: each
+* async scheduling, prefix caching, speculative decoding, pipeline and data parallelism are refused: each
   would make a step's work differ from the plan.
 """
 
@@ -86,6 +86,10 @@ def unsupported_settings(vllm_config) -> list[str]:
         problems.append("speculative decoding")
     if vllm_config.parallel_config.pipeline_parallel_size > 1:
         problems.append("pipeline parallelism")
+    if vllm_config.parallel_config.data_parallel_size > 1:
+        # vLLM defers prefills on some steps (throttle_prefills) and each rank would rank only its own requests
+        problems.append(f"data parallelism (data_parallel_size={vllm_config.parallel_config.data_parallel_size}; "
+                        "run one engine per GPU)")
     if vllm_config.kv_transfer_config is not None:
         problems.append("KV connectors")
     if sc.policy != "fcfs":
