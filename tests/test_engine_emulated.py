@@ -130,6 +130,28 @@ def test_unsupported_engine_settings_are_refused():
     assert any("async scheduling" in p for p in problems) and any("prefix caching" in p for p in problems)
 
 
+def test_data_parallelism_is_refused_in_one_line_when_the_scheduler_is_built(monkeypatch):
+    """Under data parallelism (``vllm serve --data-parallel-size 2``) vLLM defers prefills on some steps
+    (``throttle_prefills``) and each rank's scheduler ranks only its own requests: the steps differed from the plan,
+    and the scheduler was built without a word. It is refused at construction, in one line."""
+    from vllm.v1.core.sched.scheduler import Scheduler
+
+    from ltrsched.engine.emulate import EngineConfig, build_scheduler
+    from ltrsched.engine.setup import EngineSetup
+
+    built = Scheduler.__init__
+
+    def built_with_two_ranks(self, *args, **kwargs):
+        built(self, *args, **kwargs)
+        self.vllm_config.parallel_config.data_parallel_size = 2
+
+    monkeypatch.setattr(Scheduler, "__init__", built_with_two_ranks)
+    with pytest.raises(ValueError) as err:
+        build_scheduler(EngineConfig(num_gpu_blocks=100), EngineSetup(make_policy("fcfs")))
+    assert str(err.value) == ("ltrsched's PolicyScheduler cannot run with: data parallelism (data_parallel_size=2; "
+                              "run one engine per GPU)")
+
+
 def test_policy_from_additional_config_and_request_extra_round_trip():
     from ltrsched.engine.live_table import RequestInfo
     from ltrsched.engine.setup import request_extra, request_info, take_setup

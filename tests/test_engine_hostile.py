@@ -329,3 +329,24 @@ def test_empty_rates_and_profile_names_are_named_as_such(capsys, tmp_path, args,
 
     assert_one_line_error(run_cli_fast(capsys, *args, cwd=tmp_path), message)
     assert not (tmp_path / "p.json").exists() and not (tmp_path / "v").exists()
+
+
+@pytest.mark.parametrize("command, out", [(["replay", "--emulate", "h100-llama3-8b", "-n", "2", "-o"], "out"),
+                                          (["validate", "-n", "2", "--policies", "fcfs", "--out"], "out")])
+def test_vllms_data_parallel_size_from_the_environment_is_refused_before_the_engine_starts(capsys, tmp_path,
+                                                                                          monkeypatch, command, out):
+    """vLLM reads its data parallel size from VLLM_DP_SIZE too: VLLM_DP_SIZE=2 reached the scheduler, which cannot
+    run data parallelism and refused it with a ValueError traceback once the engine was being built. It is refused
+    in one line before the engine starts; 1 is vLLM's default."""
+    from ltrsched.validation.engines import engine_config
+    from test_cli_simulate import assert_one_line_error
+
+    for value in ("2", "x"):
+        monkeypatch.setenv("VLLM_DP_SIZE", value)
+        r = run_cli_fast(capsys, *command, tmp_path / out, cwd=tmp_path)
+        assert_one_line_error(r, f"VLLM_DP_SIZE in the environment must be unset or 1 (vLLM's data parallel size: the "
+                                 f"engine adapter cannot run data parallelism, each rank ranking only its own "
+                                 f"requests), got '{value}'")
+        assert not (tmp_path / out).exists()
+    monkeypatch.setenv("VLLM_DP_SIZE", "1")
+    assert engine_config(emulate_profile="h100-llama3-8b").block_size == 16

@@ -48,6 +48,57 @@ def test_the_adapter_steps_a_scheduler_without_032s_encoder_cache_mismatch_set(m
     assert old.summary["num_finished"] == 5
 
 
+def test_the_adapter_admits_from_026s_second_waiting_queue_only_what_the_plan_admits(monkeypatch):
+    """vLLM 0.26 keeps the requests waiting on a structured-output grammar, streaming input or remote KV in a second
+    queue, ``skipped_waiting``, and its ``schedule()`` serves that queue before ``waiting`` (once a grammar is ready
+    the request is promoted and scheduled): the adapter left the queue to vLLM, which admitted its requests outside
+    the plan (a mismatch at the first step). Here the installed scheduler is given 0.26's queue, which two of the
+    requests enter (their grammars ready), and serves it first: the run is the installed one's."""
+    from vllm.v1.core.sched.request_queue import SchedulingPolicy, create_request_queue
+    from vllm.v1.core.sched.scheduler import Scheduler
+    from vllm.v1.request import RequestStatus
+
+    from conftest import LinearProfile, make_workload
+    from ltrsched.engine.emulate import EngineConfig, emulate, emulated_driver
+    from ltrsched.policies import make_policy
+
+    config = EngineConfig(num_gpu_blocks=60, max_num_batched_tokens=64, max_num_seqs=4)
+    workload = make_workload([40, 70, 20, 90, 30, 50], [5, 3, 8, 2, 6, 4], arrivals=[0.0, 0.0, 0.0, 0.0, 0.0, 0.1])
+    installed = emulate(workload, make_policy("fcfs"), LinearProfile().step_time, config)
+    built, added, schedule = Scheduler.__init__, Scheduler.add_request, Scheduler.schedule
+
+    def built_as_in_026(self, *args, **kwargs):
+        built(self, *args, **kwargs)
+        self.skipped_waiting = create_request_queue(SchedulingPolicy.FCFS)
+
+    def added_as_in_026(self, request):  # (vLLM 0.26's _enqueue_waiting_request, for a request with a grammar)
+        added(self, request)
+        if request.request_id in ("3", "4"):
+            self.waiting.remove_request(request)
+            self.skipped_waiting.add_request(request)
+
+    def schedule_as_in_026(self, *args, **kwargs):  # (0.26 with FCFS: `self.skipped_waiting or self.waiting`)
+        skipped = list(self.skipped_waiting)
+        self.skipped_waiting.remove_requests(skipped)
+        for r in reversed(skipped):
+            self.waiting.prepend_request(r)
+        try:
+            return schedule(self, *args, **kwargs)
+        finally:
+            left = [r for r in skipped if r.status == RequestStatus.WAITING]
+            self.waiting.remove_requests(left)
+            for r in left:
+                self.skipped_waiting.add_request(r)
+
+    monkeypatch.setattr(Scheduler, "__init__", built_as_in_026)
+    monkeypatch.setattr(Scheduler, "add_request", added_as_in_026)
+    monkeypatch.setattr(Scheduler, "schedule", schedule_as_in_026)
+    driver = emulated_driver(config, LinearProfile().step_time)
+    old = emulate(workload, make_policy("fcfs"), LinearProfile().step_time, config, driver=driver)
+    assert old.requests.equals(installed.requests)
+    assert old.summary["num_finished"] == 6 and not len(driver.scheduler.skipped_waiting)
+
+
 @pytest.mark.parametrize("command, out", [(["replay", "-n", "2", "-o"], "out"),
                                           (["validate", "-n", "2", "--policies", "fcfs", "--out"], "out"),
                                           (["profile", "-o"], "out.json"), (["label", "--limit", "2", "-o"], "out.parquet")])

@@ -11,7 +11,9 @@ ltrsched.engine.scheduler.PolicyScheduler``. Each step:
 3. the plan is handed to vLLM's own ``Scheduler.schedule()``: the preempted requests are preempted
    first (vLLM's ``_preempt_request``: KV freed, recomputed later); for the duration of the call the
    running queue holds only the batch's resident members and the waiting queue only the members to
-   admit, both in rank order; paused residents are set aside and put back afterwards, keeping their KV;
+   admit, both in rank order (vLLM 0.26's second waiting queue, which it serves first, is empty then: its
+   members to admit are in the waiting queue); paused residents are set aside and put back afterwards, keeping
+   their KV;
 4. the step vLLM scheduled is checked against the plan (tokens per request, preemptions); a difference
    raises :class:`EngineMismatchError` (``strict``) or is counted in the step log.
 
@@ -27,7 +29,7 @@ Where vLLM V1 forces a difference from the paper's semantics (the simulator mode
   requests pause with their KV kept.
 * V1 has no swap: preemption always recomputes.
 * one KV block is vLLM's null block: the usable capacity is ``num_gpu_blocks - 1``.
-* async scheduling, prefix caching, speculative decoding and pipeline parallelism are refused: each
+* async scheduling, prefix caching, speculative decoding, pipeline and data parallelism are refused: each
   would make a step's work differ from the plan.
 """
 
@@ -47,6 +49,7 @@ from ltrsched.engine.queues import HeldRequests
 from ltrsched.engine.request_slots import RequestSlots
 from ltrsched.engine.setup import EngineSetup, request_info, take_setup
 from ltrsched.engine.step_log import StepLog
+from ltrsched.engine.vllm_compat import second_waiting_queue
 from ltrsched.plugin_watchdog import PluginInterrupt, PluginTimeoutError, start_watchdog
 from ltrsched.policies.base import LiveView, Policy
 from ltrsched.policies.batching import BatchLimits, form_batch
@@ -83,6 +86,10 @@ def unsupported_settings(vllm_config) -> list[str]:
         problems.append("speculative decoding")
     if vllm_config.parallel_config.pipeline_parallel_size > 1:
         problems.append("pipeline parallelism")
+    if vllm_config.parallel_config.data_parallel_size > 1:
+        # vLLM defers prefills on some steps (throttle_prefills) and each rank would rank only its own requests
+        problems.append(f"data parallelism (data_parallel_size={vllm_config.parallel_config.data_parallel_size}; "
+                        "run one engine per GPU)")
     if vllm_config.kv_transfer_config is not None:
         problems.append("KV connectors")
     if sc.policy != "fcfs":
@@ -111,6 +118,12 @@ class PolicyScheduler(Scheduler):
         # this step (as the simulator does), not the whole prompt.
         self.scheduler_reserve_full_isl = False
         self.waiting = HeldRequests(self.waiting)
+        # vLLM 0.26 keeps the requests waiting on a grammar, streaming input or remote KV in a second queue that its
+        # schedule() serves before `waiting`: held like `waiting` between steps, empty during schedule()
+        self._second_queue = second_waiting_queue(self)
+        if self._second_queue is not None:
+            setattr(self, self._second_queue, HeldRequests(getattr(self, self._second_queue)))
+            self._no_skipped = create_request_queue(SchedulingPolicy.FCFS)
         # outputs from update_from_output are one per request that got tokens, less the failures (see there)
         self._plain_outputs = not (getattr(self, "is_mm_encoder_only", False) or getattr(self, "ec_connector", None))
         # the sets of requests vLLM fails in update_from_output (an output without tokens each), those this vLLM has:
@@ -379,6 +392,11 @@ class PolicyScheduler(Scheduler):
         admit_queue.clear()
         admit_queue.extend(to_admit)
         self.waiting = admit_queue
+        second = self._second_queue
+        if second is not None:  # (vLLM 0.26) its members to admit are in admit_queue; what vLLM skips lands here
+            skipped_all = getattr(self, second)
+            self._no_skipped.clear()
+            setattr(self, second, self._no_skipped)
         wall1 = time.perf_counter()
         try:
             out = super().schedule(*args, **kwargs)
@@ -391,6 +409,10 @@ class PolicyScheduler(Scheduler):
             if admitted:
                 waiting_all.remove_requests(admitted)
             self.waiting = waiting_all
+            if second is not None:  # (a request vLLM skipped stays in the queue that held it)
+                if admitted:
+                    skipped_all.remove_requests(admitted)
+                setattr(self, second, skipped_all)
 
         mismatch = self._check(out, plan, planned, scheduled, engine_reqs, evicted)
         plugin_s = (wall1 - wall0) + (time.perf_counter() - wall2)

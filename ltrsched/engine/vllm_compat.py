@@ -68,3 +68,14 @@ def require_vllm(cpu_only: bool = False) -> None:
             import vllm.v1.core.sched.scheduler  # noqa: F401
         except Exception as exc:  # a broken install: name it in one line
             raise UserError(f"vLLM {found} is installed but does not import: {type(exc).__name__}: {exc}") from None
+
+
+#: vLLM 0.26's second waiting queue: the requests waiting on a structured-output grammar, streaming input or
+#: remote KV, which its ``schedule()`` serves before ``waiting`` (0.32 keeps them in ``waiting``, and has no such
+#: attribute).
+SKIPPED_WAITING = "skipped_waiting"
+
+
+def second_waiting_queue(scheduler) -> str | None:
+    """The name of the scheduler's second waiting queue (:data:`SKIPPED_WAITING` on vLLM 0.26), or None (0.32)."""
+    return SKIPPED_WAITING if hasattr(scheduler, SKIPPED_WAITING) else None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -242,6 +243,7 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
                         ("--tensor-parallel-size", tensor_parallel_size)):
         if value <= 0:
             raise UserError(f"{name} must be positive, got {value}")
+    _check_no_data_parallel()
     if max_resident_seqs is not None and max_resident_seqs < max_num_seqs:
         raise UserError(f"--max-resident-seqs ({max_resident_seqs}) must be >= --max-num-seqs ({max_num_seqs})")
     resident = max_resident_seqs or max_num_seqs  # vLLM's max_num_seqs
@@ -339,6 +341,17 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
 
 #: vLLM's variable that lets ``max_model_len`` exceed the context it derives from the model's config.json.
 ALLOW_LONG_CONTEXT = "VLLM_ALLOW_LONG_MAX_MODEL_LEN"
+
+
+def _check_no_data_parallel() -> None:
+    """vLLM takes its data parallel size from ``VLLM_DP_SIZE`` in the environment too (its offline mode), and the
+    adapter cannot run data parallelism (vLLM defers prefills on some steps; each rank ranks only its own
+    requests): a one-line :class:`UserError` before the engine starts unless it is unset or 1 (``PolicyScheduler``
+    refused it with a ValueError traceback once the engine was being built)."""
+    value = os.environ.get("VLLM_DP_SIZE")
+    if value is not None and value.strip() != "1":
+        raise UserError(f"VLLM_DP_SIZE in the environment must be unset or 1 (vLLM's data parallel size: the engine "
+                        f"adapter cannot run data parallelism, each rank ranking only its own requests), got {value!r}")
 
 
 def _check_max_model_len(max_model_len: int, model: str, path: str) -> None:
