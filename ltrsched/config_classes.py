@@ -231,3 +231,12 @@ def ignored_kv_heads_refusal(text, source: str, prefix: str = "") -> str | None:
             f"model type {kind!r} has a KV head per query head (transformers' model ignores the key), but vLLM 0.32 "
             f"builds its KV cache and attention with that many heads, not the weights' {heads!r}: remove the key (or "
             f"set it to {heads!r})")
+
+
+def kv_layout_refusal(model: dict, text: dict, source: str, prefix: str, what: str) -> str | None:
+    """The first refusal of a model whose KV cache is no full-context KV of its config's heads, shared by the engine's
+    checks and the simulator's sizing: a hybrid or attention-free type (:func:`hybrid_refusal`, ``what`` saying what
+    cannot be done), or a GPT-NeoX whose KV heads vLLM reads otherwise (:func:`ignored_kv_heads_refusal`). ``model``:
+    the config.json's dict, ``text``: its text model (at ``prefix``). None where neither applies."""
+    return (hybrid_refusal((model.get("model_type"), text.get("model_type")), source, what)
+            or ignored_kv_heads_refusal(text, source, prefix))

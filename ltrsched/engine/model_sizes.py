@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 
-from ltrsched.config_classes import class_defaults, hybrid_refusal, ignored_kv_heads_refusal, layers_refusal
+from ltrsched.config_classes import class_defaults, kv_layout_refusal, layers_refusal
 from ltrsched.errors import UserError
 from ltrsched.hf_quiet import transformers_quiet
 
@@ -52,13 +52,10 @@ def check_text_sizes(model: dict, source: str) -> None:
     too_deep = layers_refusal(layer_count(model, source), source, prefix + key) if key else None
     if too_deep is not None:  # (transformers' config classes build a list of 2^31 layer kinds: minutes)
         raise UserError(too_deep)
-    hybrid = hybrid_refusal((model.get("model_type"), text.get("model_type")), source,
-                            "ltrsched cannot check its KV cache or context before the engine starts")
-    if hybrid is not None:
-        raise UserError(hybrid)
-    ignored = ignored_kv_heads_refusal(text, source, prefix)  # (GPT-NeoX: transformers ignores the key, vLLM not)
-    if ignored is not None:
-        raise UserError(ignored)
+    layout = kv_layout_refusal(model, text, source, prefix,
+                               "ltrsched cannot check its KV cache or context before the engine starts")
+    if layout is not None:
+        raise UserError(layout)
     disabled = mla_disabled()  # (a value vLLM cannot read: a traceback at its start, whatever the model)
     if model_type(text) in FALCON_MODEL_TYPES:  # (RefinedWeb's n_embed, as vLLM's RWConfig reads it)
         text = falcon_names(text)

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ltrsched.config_classes import hybrid_refusal, ignored_kv_heads_refusal, layers_refusal
+from ltrsched.config_classes import kv_layout_refusal, layers_refusal
 from ltrsched.errors import UserError
 from ltrsched.sim.decoder_layouts import QK_HEAD, QK_PER_HEAD, QK_WHOLE, DecoderLayout, decoder_layout
 from ltrsched.sim.weight_storage import WeightStorage, weight_storage
@@ -170,13 +170,9 @@ class ModelShape:
 
         check_generative(dict(config), source)  # (a pooling model: vLLM serves it with no KV cache to schedule)
         text, prefix = text_model(dict(config), source, fix=PROFILE_FIX)
-        hybrid = hybrid_refusal((config.get("model_type"), text.get("model_type")), source,
-                                "the simulator cannot size its KV cache")
-        if hybrid is not None:
-            raise UserError(hybrid)
-        ignored = ignored_kv_heads_refusal(text, source, prefix)  # (GPT-NeoX: transformers ignores the key, vLLM not)
-        if ignored is not None:
-            raise UserError(ignored)
+        layout = kv_layout_refusal(dict(config), text, source, prefix, "the simulator cannot size its KV cache")
+        if layout is not None:
+            raise UserError(layout)
         if model_type(text) in KV_HEADS_KEYS and KV_HEADS_KEYS[model_type(text)] in text:
             text = {**text, "num_key_value_heads": text[KV_HEADS_KEYS[text["model_type"]]]}  # (its KV heads' key)
         disabled_head = mla_disabled_head(text, source, prefix)
