@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import sys
 
 from ltrsched.errors import UserError
 from ltrsched.plugin_scope import load_installed
