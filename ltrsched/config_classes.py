@@ -152,6 +152,26 @@ def own_class_defaults(kind: str) -> tuple[dict[str, str], dict[str, object]] | 
     return aliases, defaults
 
 
+def class_names_none_of(kind, keys: tuple[str, ...]) -> bool:
+    """Whether the config class vLLM reads model type ``kind`` through surely gives none of ``keys`` a default, told
+    without importing transformers (seconds: every ``simulate`` of a built-in Llama profile paid it for the
+    sliding-window note): True only where vLLM names no class of its own for the type and transformers'
+    ``models/<kind>/configuration_<kind>.py`` names none of ``keys``; False wherever that is not sure
+    (:func:`class_defaults` then reads the class)."""
+    if not isinstance(kind, str) or not kind.isidentifier() or kind in vllm_config_classes():
+        return False
+    try:
+        spec = importlib.util.find_spec("transformers")
+    except (ImportError, ValueError):
+        return False
+    for root in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = Path(root) / "models" / kind / f"configuration_{kind}.py"
+        if path.is_file():
+            text = path.read_text(encoding="utf-8", errors="replace")
+            return not any(key in text for key in keys)
+    return False
+
+
 def class_defaults(kind, sizes: tuple[str, ...]) -> tuple[dict[str, str], dict[str, object], str]:
     """The ``attribute_map`` of the config class vLLM reads model type ``kind`` through, its ``__init__`` defaults of
     ``sizes`` (a size absent from its signature is none of its own), and the class in words: the class vLLM's own

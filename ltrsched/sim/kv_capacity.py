@@ -313,10 +313,12 @@ def _note_sliding_window(text: Mapping[str, Any], source: str, prefix: str) -> N
     naming ``source``."""
     import sys
 
-    from ltrsched.config_classes import class_defaults
+    from ltrsched.config_classes import class_defaults, class_names_none_of
 
     kind = text.get("model_type") if isinstance(text.get("model_type"), str) else None
     absent = tuple(key for key in ("sliding_window", "use_sliding_window") if key not in text)
+    if kind and absent and class_names_none_of(kind, absent):  # (Llama's: no import of transformers, seconds)
+        absent = ()
     given = {**(class_defaults(kind, absent)[1] if kind and absent else {}), **text}  # (the class's where left out)
     window, chunk = given.get("sliding_window"), text.get("attention_chunk_size")
     for key, value in (("sliding_window", window), ("attention_chunk_size", chunk)):
