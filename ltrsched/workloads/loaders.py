@@ -102,10 +102,12 @@ from ltrsched.workloads.arrival_names import (
     ARRIVAL_KEYS, ARRIVAL_NAMES, UNIT_SUFFIXES, arrival_suffix, file_may_name_added,
 )
 from ltrsched.workloads.arrivals import seconds_unit_warning
+from ltrsched.workloads.blank_text import blank_why, is_blank
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.schema import (
-    LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Workload, first_non_numeric,
+    LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, ZERO_OUTPUT_HINT, Workload,
+    first_non_numeric,
     first_non_numeric_row,
     length_columns, request_ids, validate,
 )
@@ -184,6 +186,7 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     key (``column``) and whether every line states its unit (``unit``: None where a line gives plain-named times,
     ``date-time`` where they are date-times)."""
     prompts, prompt_counts, generated, arrivals, timed, ids = [], [], [], [], [], []
+    reply_keys = []  # [per line] the key of its reply's text as written ('response', 'completion'), for the errors
     units = set()  # the arrival-time keys the lines use
     dates = {}  # line -> (key, its date-time text): read as a .csv's are, once every line is read
     optional = {name: [] for name in NUMERIC_OPTIONAL_COLUMNS}  # [per line] (None where a line has none)
@@ -256,6 +259,7 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             # of the file's, silently, and `ltr` said the file had no score)
             values.append(optional_number(rec.get(name), name, f"{path}:{lineno}"))
         prompts.append(rec.get("prompt"))  # (None: a trace of lengths alone, as a .csv's)
+        reply_keys.append(replies[0] if replies else "generated")
         generated.append(rec["generated"])
         arrivals.append(arrival)
         timed.append(lineno if keys else -lineno)
@@ -285,11 +289,14 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     texts = [g if isinstance(g, str) else "" for g in generated]
     counts = {"prompt": _given_or_counted(np.array(prompt_counts, dtype=np.int64), [p or "" for p in prompts]),
               "generated": _given_or_counted(given, texts)}
+    _no_blank_prompts(prompts, [c < 0 for c in prompt_counts], lambda i: f"{path}:{lines[i]}")
     for name, tokens in counts.items():  # name the line (the schema's check names a 0-based request id)
         empty = np.flatnonzero(tokens < 1)
-        if len(empty):
-            raise UserError(f"{path}:{lines[empty[0]]}: {name!r} has no tokens ({len(empty)} line(s) so); "
-                            "every request needs at least one prompt and one output token")
+        if len(empty):  # (a 'response' key was named 'generated', the name it is read by)
+            key = reply_keys[empty[0]] if name == "generated" else name
+            raise UserError(f"{path}:{lines[empty[0]]}: {key!r} has no tokens ({len(empty)} line(s) so); "
+                            + (ZERO_OUTPUT_HINT if name == "generated" else
+                               "every request needs at least one prompt and one output token"))
     texts = {"prompt": pl.Series("prompt", prompts, dtype=pl.String)} if any(p is not None for p in prompts) else {}
     return pl.DataFrame(
         {
@@ -415,8 +422,21 @@ def _token_count(value, name: str, where: str) -> int:
     integral float too, as some writers make them); one-line :class:`UserError` for anything else."""
     number = int(value) if isinstance(value, float) and value.is_integer() else value
     if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= _MAX_TOKENS:
-        raise UserError(f"{where}: {name!r} must be a whole number of tokens in 1..2**53, got {value!r}")
+        zero = number == 0 and not isinstance(number, bool) and name in ("output_tokens", "output_length")
+        raise UserError(f"{where}: {name!r} must be a whole number of tokens in 1..2**53, got {value!r}"
+                        + (f"; {ZERO_OUTPUT_HINT}" if zero else ""))
     return number
+
+
+def _no_blank_prompts(texts: list, counted, where) -> None:
+    """One-line :class:`UserError` for the first prompt text whose tokens are counted (``counted[i]``) that is blank:
+    whitespace or invisible characters alone (:mod:`ltrsched.workloads.blank_text`), an empty prompt as a text of
+    nothing is (zero-width spaces were counted as tokens and served as a prompt; a text of nothing counts 0 tokens,
+    which the caller's count check refuses). ``where(i)`` names the line or row."""
+    blank = [i for i, text in enumerate(texts) if counted[i] and isinstance(text, str) and text and is_blank(text)]
+    if blank:  # (a text of nothing counts 0 tokens: the count's own error names it)
+        raise UserError(f"{where(blank[0])}: the prompt is empty: {blank_why(texts[blank[0]])}, {len(blank):,} "
+                        "request(s) so; a prompt is text to serve")
 
 
 def _given_or_counted(given: np.ndarray, texts: list[str]) -> np.ndarray:
@@ -456,7 +476,11 @@ def _complete_table(df: pl.DataFrame, path: Path) -> pl.DataFrame:
             row = df[FILE_ROW][at] if FILE_ROW in df.columns else at + 1
             raise UserError(f"{path}: row {row} has no {source!r} text to count {column} from")
         # (a parquet string is valid UTF-8: no lone surrogate, unlike JSON text)
-        df = df.with_columns(pl.Series(column, count_tokens(df[source].to_list()), dtype=pl.Int64))
+        texts = df[source].to_list()
+        if column == "prompt_tokens":
+            rows = df[FILE_ROW] if FILE_ROW in df.columns else pl.int_range(1, df.height + 1, eager=True)
+            _no_blank_prompts(texts, [True] * len(texts), lambda i: f"{path}: row {rows[i]}")
+        df = df.with_columns(pl.Series(column, count_tokens(texts), dtype=pl.Int64))
     if "arrival_time" not in df.columns:
         df = df.with_columns(arrival_time=pl.lit(0.0, dtype=pl.Float64))
     return df
@@ -660,6 +684,8 @@ def _counted_texts(texts: pl.Series, column: str, path: Path, rows: pl.Series, i
             f"warning: {path}: {int(ids.sum()):,} of the {texts.len():,} values of column {texts.name.strip()!r} are "
             f"lists of numbers, as token ids are written (row {rows[at]}: {texts[at][:40]!r}); they are counted as "
             f"text (not as ids): if they are token ids, give the counts in a {column} column")
+    if column == "prompt_tokens":
+        _no_blank_prompts(texts.to_list(), [True] * texts.len(), lambda i: f"{path}: row {rows[i]}")
     return pl.Series(column, count_tokens(texts.to_list()), dtype=pl.Int64)
 
 

@@ -19,9 +19,11 @@ A labelling run needs prompts only (the served model makes the lengths), so a fi
 - ``.csv``: a ``prompt`` column (in any case), text as written, keyed as a parquet's rows (a trace of lengths
   alone, such as the workload ``.csv`` traces, has no prompts);
 - ``.txt``: plain text, one prompt per line (a line ends at ``\n``, ``\r\n`` or ``\r``; blank lines are skipped;
-  a prompt of several lines needs a ``.jsonl``), keyed ``line-N`` (its 1-based line number).
+  a prompt of several lines needs a ``.jsonl``; a line of whitespace and invisible characters alone is blank:
+  :mod:`ltrsched.workloads.blank_text`), keyed ``line-N`` (its 1-based line number).
 
-Text files are strict UTF-8 (:mod:`ltrsched.workloads.utf8`). Empty prompts are refused, as is a key given twice;
+Text files are strict UTF-8 (:mod:`ltrsched.workloads.utf8`). Empty prompts (nothing, whitespace or invisible
+characters alone: :mod:`ltrsched.workloads.blank_text`) are refused, as is a key given twice;
 a prompt given twice is kept once (its first key), so no prompt can land in two splits, with a warning on stderr
 counting the repeats.
 """
@@ -37,6 +39,7 @@ import polars as pl
 from ltrsched.errors import UserError
 from ltrsched.inputs import check_not_special
 from ltrsched.strict_json import shown
+from ltrsched.workloads.blank_text import blank_why, is_blank
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.utf8 import describe_surrogate, lone_surrogate
 
@@ -192,7 +195,7 @@ def _txt(path: Path) -> pl.DataFrame:
     text = decode_utf8(path.read_bytes(), path)  # (strict: an invalid byte is an error naming its line)
     keys, prompts = [], []
     for lineno, line in enumerate(re.split(r"\r\n|\r|\n", text), 1):  # (not splitlines: U+2028, \f... are text here)
-        if line.strip():
+        if not is_blank(line):  # (a line of zero-width spaces alone shows as blank: skipped as one)
             keys.append(f"line-{lineno}")
             prompts.append(line)
     if not prompts:
@@ -242,8 +245,8 @@ def _prompt_table(raw: pl.DataFrame, path: Path) -> pl.DataFrame:
 
 
 def _check_text(prompt: str, where: str) -> None:
-    if not prompt.strip():
-        raise UserError(f"{where}: the prompt is empty")
+    if is_blank(prompt):  # (zero-width spaces alone were a prompt: :mod:`ltrsched.workloads.blank_text`)
+        raise UserError(f"{where}: the prompt is empty ({blank_why(prompt)})")
     at = lone_surrogate(prompt)
     if at is not None:
         raise UserError(f"{where}: the prompt holds a lone UTF-16 surrogate ({describe_surrogate(prompt, at)}), half of "

@@ -33,6 +33,7 @@ import sys
 from pathlib import Path
 from typing import Iterable, NamedTuple
 
+import numpy as np
 import polars as pl
 
 from ltrsched import atomic, strict_json
@@ -41,14 +42,16 @@ from ltrsched.fingerprint import dist_version, file_digest
 from ltrsched.workloads.arrival_names import (
     arrival_suffix, escapes_a_letter, file_may_name_added, json_may_name_arrivals,
 )
+from ltrsched.workloads.blank_text import is_blank
 from ltrsched.workloads.record_values import optional_number, request_id_value
-from ltrsched.workloads.schema import (NUMERIC_OPTIONAL_COLUMNS, SYSTEM_COLUMN, SYSTEM_SEPARATOR, length_columns,
-                                       request_ids)
+from ltrsched.workloads.schema import (NUMERIC_OPTIONAL_COLUMNS, SYSTEM_COLUMN, SYSTEM_SEPARATOR, ZERO_OUTPUT_HINT,
+                                       length_columns, request_ids)
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
 
-CACHE_VERSION = 4  # 2: continuation chunks and replies-first conversations skipped; 3: role/content messages;
-# 4: OpenAI content parts (a file of them parsed before had none of those conversations)
+CACHE_VERSION = 5  # 2: continuation chunks and replies-first conversations skipped; 3: role/content messages;
+# 4: OpenAI content parts (a file of them parsed before had none of those conversations); 5: a prompt of invisible
+# characters alone counts 0 tokens (blank_text)
 # (speakers in another case, read since the parse cache's "-case" marker: load_sharegpt_records)
 #: The distribution that counts tokens (part of the parse cache's key).
 TOKENIZER_DIST = "quicktok-v1"
@@ -656,7 +659,8 @@ def given_counts(given: pl.Series, counted: pl.Series, ids: list[str], rows: lis
     if bad.any():
         at = int(bad.arg_true()[0])
         raise UserError(f"{path}: row {rows[at] + 1} (id {ids[at]!r}): {name} {given[at]!r} is not a whole number of "
-                        f"tokens in 1..2**53 ({int(bad.sum())} row(s) so)")
+                        f"tokens in 1..2**53 ({int(bad.sum())} row(s) so)"
+                        + (f"; {ZERO_OUTPUT_HINT}" if name == "output_tokens" and values[at] == 0 else ""))
     kept = pl.select(pl.coalesce(values, counted.cast(pl.Float64))).to_series().cast(pl.Int64).alias(name)
     differ = (values.is_not_null() & (kept != counted)).fill_null(False)
     if differ.any():
@@ -777,7 +781,9 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
             "source_id": ids,
             "prompt": prompts,
             "response": responses,
-            "prompt_tokens": count_tokens(prompts),
+            # (a prompt of invisible characters alone, e.g. zero-width spaces, is empty: its tokens counted 4 or
+            # more, it passed the paper's prompt-length rule and was served as a prompt)
+            "prompt_tokens": np.where([is_blank(p) for p in prompts], 0, count_tokens(prompts)),
             "output_tokens": count_tokens(responses),
             # (the system text a prompt begins with: an engine sends it as the system turn, not in the user's)
             **({SYSTEM_COLUMN: pl.Series(SYSTEM_COLUMN, [t or None for t in systems], dtype=pl.String)}

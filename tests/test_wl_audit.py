@@ -1,0 +1,177 @@
+"""Workload and prompts files audited as a user meets them: an output of 0 tokens refused with its likely cause (EOS
+as the first token) and the remedy, prompts of invisible characters alone refused as empty."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+
+from cli_helpers import assert_one_line_error, run_cli_fast
+from ltrsched.errors import UserError
+from ltrsched.workloads import load_workload
+from ltrsched.workloads.blank_text import blank_why, is_blank
+from ltrsched.workloads.prompts import load_prompts
+
+#: What every refusal of an output of 0 tokens says: the likely cause and what to do.
+EOS_CAUSE = "most likely a model that stopped at once (EOS as its first token)"
+EOS_REMEDY = "give output_tokens 1 (the EOS token), or leave the request out"
+
+
+def _lines(path, *records) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return str(path)
+
+
+# --- an output of 0 tokens -------------------------------------------------------------------------------------------
+
+
+def _zero_output_files(tmp_path):
+    """(file, what the error names first) for each way a user's file gives an output of 0 tokens."""
+    yield _lines(tmp_path / "count.jsonl", {"prompt": "hi there", "output_tokens": 3},
+                 {"prompt": "yo", "output_tokens": 0}), "count.jsonl:2: 'output_tokens' must be a whole number"
+    # (it named 'generated', the key the reply is read by, not the line's 'response')
+    yield _lines(tmp_path / "reply.jsonl", {"prompt": "hi there", "response": "ok"},
+                 {"prompt": "yo", "response": ""}), "reply.jsonl:2: 'response' has no tokens (1 line(s) so)"
+    yield _lines(tmp_path / "moon.jsonl", {"timestamp": 0, "input_length": 5, "output_length": 0}), \
+        "'output_length' must be a whole number of tokens in 1..2**53, got 0"
+    (tmp_path / "t.csv").write_text("prompt_tokens,output_tokens\n3,4\n5,0\n")
+    yield str(tmp_path / "t.csv"), "t.csv: 1 request(s) with output_tokens < 1 (first: 0, request 1) in row 2"
+    pl.DataFrame({"prompt_tokens": [3, 4], "output_tokens": [2, 0]}).write_parquet(tmp_path / "t.parquet")
+    yield str(tmp_path / "t.parquet"), "t.parquet: 1 request(s) with output_tokens < 1"
+    pl.DataFrame({"prompt": ["hello there", "good day"], "response": ["fine", ""]}).write_parquet(tmp_path / "r.parquet")
+    yield str(tmp_path / "r.parquet"), "r.parquet: 1 request(s) with output_tokens < 1"
+
+
+def test_an_output_of_0_tokens_is_refused_with_its_likely_cause_and_remedy(tmp_path):
+    """The refusal named the count alone ("must be a whole number of tokens in 1..2**53, got 0"): not that a model
+    that stops at once (its EOS token first) gives it when the count leaves the EOS token out, nor what to do."""
+    for path, first in _zero_output_files(tmp_path):
+        with pytest.raises(UserError) as info:
+            load_workload(path)
+        message = str(info.value)
+        assert first in message and EOS_CAUSE in message and EOS_REMEDY in message, message
+        assert "\n" not in message
+
+
+def test_an_output_of_0_tokens_is_one_line_on_the_command_line(tmp_path, capsys):
+    path = _lines(tmp_path / "w.jsonl", {"prompt": "hi there", "output_tokens": 0})
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", path), "w.jsonl:1:", EOS_CAUSE, EOS_REMEDY)
+
+
+def test_a_conversation_tables_output_count_of_0_names_the_cause(tmp_path):
+    conversation = [{"role": "user", "content": "how are you today my friend"},
+                    {"role": "assistant", "content": "fine, thanks for asking, and you"}]
+    pl.DataFrame({"conversation": [conversation], "output_tokens": [0]}).write_parquet(tmp_path / "c.parquet")
+    with pytest.raises(UserError, match=r"output_tokens 0 is not a whole number of tokens.*EOS as its first token"):
+        load_workload(str(tmp_path / "c.parquet"))
+
+
+def test_a_negative_output_count_keeps_its_message(tmp_path):
+    """Only a 0 is the model's stop counted without its EOS token: a -3 is no count at all."""
+    (tmp_path / "t.csv").write_text("prompt_tokens,output_tokens\n3,-3\n")
+    with pytest.raises(UserError) as info:
+        load_workload(str(tmp_path / "t.csv"))
+    assert "output_tokens < 1 (first: -3" in str(info.value) and "EOS" not in str(info.value)
+
+
+# --- prompts of invisible characters alone --------------------------------------------------------------------------
+
+INVISIBLE = {
+    "zero-width space": "\u200b",
+    "zero-width joiners": "\u200c\u200d",
+    "word joiner": "\u2060",
+    "byte-order mark": "\ufeff\ufeff",
+    "soft hyphen": "\u00ad",
+    "combining marks alone": "\u0301\u0302\u0303",
+    "Hangul filler": "\u3164",
+    "mixed with spaces": " \u200b\t\u2060 \u00ad\n",
+    "control characters": "\x00\x01",
+}
+
+
+@pytest.mark.parametrize("text", INVISIBLE.values(), ids=INVISIBLE.keys())
+def test_invisible_characters_alone_are_blank(text):
+    assert is_blank(text)
+    assert blank_why(text).startswith("only invisible characters (first: U+")
+
+
+@pytest.mark.parametrize("text", ["a", "\u200bhello", "e\u0301", "\u00a0x", "日本", "🙂", "\u200b1"])
+def test_text_with_a_visible_character_is_not_blank(text):
+    assert not is_blank(text)
+
+
+def test_blank_why_names_whitespace_and_nothing():
+    assert (blank_why(""), blank_why(" \t\n")) == ("nothing", "only whitespace")
+    assert blank_why("\u200b") == "only invisible characters (first: U+200B ZERO WIDTH SPACE)"
+
+
+@pytest.mark.parametrize("text", INVISIBLE.values(), ids=INVISIBLE.keys())
+def test_a_prompts_file_refuses_a_prompt_of_invisible_characters(tmp_path, text):
+    """They were prompts: served to the model for labels of a question it never saw."""
+    path = _lines(tmp_path / "p.jsonl", {"prompt": "a real question"}, {"prompt": text})
+    with pytest.raises(UserError, match=r"p\.jsonl:2: the prompt is empty \(only invisible characters"):
+        load_prompts(path)
+
+
+def test_prompt_tables_refuse_invisible_prompts_naming_the_row(tmp_path):
+    (tmp_path / "p.csv").write_text("prompt\nquestion one\n\u200b\u200b\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"p\.csv: row 2: the prompt is empty \(only invisible characters \(first: "
+                                        r"U\+200B ZERO WIDTH SPACE\)\)"):
+        load_prompts(tmp_path / "p.csv")
+    pl.DataFrame({"prompt": ["question one", "\u2060"]}).write_parquet(tmp_path / "p.parquet")
+    with pytest.raises(UserError, match=r"p\.parquet: row 2: the prompt is empty \(only invisible characters"):
+        load_prompts(tmp_path / "p.parquet")
+
+
+def test_a_txt_line_of_invisible_characters_is_blank_as_an_empty_line(tmp_path):
+    """Blank lines are skipped; one that shows blank but held a zero-width space was a prompt."""
+    (tmp_path / "p.txt").write_text("first question\n\u200b\n\nsecond question\n", encoding="utf-8")
+    assert load_prompts(tmp_path / "p.txt")["key"].to_list() == ["line-1", "line-4"]
+
+
+@pytest.mark.parametrize("name, write, where", [
+    ("w.jsonl", lambda p, t: _lines(p, {"prompt": "a question", "output_tokens": 3},
+                                    {"prompt": t, "output_tokens": 3}), "w.jsonl:2"),
+    ("w.csv", lambda p, t: p.write_text(f"prompt,output_tokens\na question,3\n{t},3\n", encoding="utf-8"),
+     "w.csv: row 2"),
+    ("w.parquet", lambda p, t: pl.DataFrame({"prompt": ["a question", t], "output_tokens": [3, 3]}).write_parquet(p),
+     "w.parquet: row 2"),
+])
+def test_a_workloads_counted_prompt_of_invisible_characters_is_refused(tmp_path, name, write, where):
+    """A workload refuses an empty prompt (its count, 0 tokens); a zero-width space counted 1 token and was served."""
+    write(tmp_path / name, "\u200b\u2060")
+    with pytest.raises(UserError) as info:
+        load_workload(str(tmp_path / name))
+    assert str(info.value).startswith(f"{tmp_path / name}"[: -len(name)] + where + ": the prompt is empty: only "
+                                      "invisible characters (first: U+200B ZERO WIDTH SPACE), 1 request(s) so")
+
+
+def test_a_workload_of_given_counts_keeps_its_text_as_is(tmp_path):
+    """A prompt's count given beside it is used as is, as before (the text is not what the counts come from)."""
+    path = _lines(tmp_path / "w.jsonl", {"prompt": "\u200b", "prompt_tokens": 4, "output_tokens": 3})
+    assert load_workload(path).df["prompt_tokens"].to_list() == [4]
+
+
+def test_labels_with_an_invisible_prompt_are_refused(tmp_path, capsys):
+    from test_smallfix3 import text_labels
+
+    text_labels(["a", "\u200d\u200d", "c"], [3, 4, 5]).write_parquet(tmp_path / "l.parquet")
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", str(tmp_path / "l.parquet")),
+                          "1 row(s) of 3 with an empty prompt", "row(s) 2; the first, key 'k1', holds only invisible "
+                          "characters (first: U+200D ZERO WIDTH JOINER)")
+
+
+def test_a_conversations_invisible_first_turn_is_left_out_as_an_empty_prompt(tmp_path, capsys):
+    """Six invisible characters counted 7 tokens: the paper's prompt rule (4..1,024) took them as a prompt."""
+    reply = "fine, thanks for asking, and how are you doing"
+    records = [{"id": "a", "conversations": [{"from": "human", "value": "how are you today my friend"},
+                                             {"from": "gpt", "value": reply}]},
+               {"id": "b", "conversations": [{"from": "human", "value": "\u200b\u200c\u200d\u2060\ufeff\u00ad"},
+                                             {"from": "gpt", "value": reply}]}]
+    (tmp_path / "c.json").write_text(json.dumps(records))
+    assert load_workload(str(tmp_path / "c.json")).df["source_id"].to_list() == ["a"]
+    assert "1 with a prompt of under 4 tokens" in capsys.readouterr().err
+    assert load_prompts(tmp_path / "c.json")["key"].to_list() == ["a"]
+
