@@ -175,3 +175,82 @@ def test_a_conversations_invisible_first_turn_is_left_out_as_an_empty_prompt(tmp
     assert "1 with a prompt of under 4 tokens" in capsys.readouterr().err
     assert load_prompts(tmp_path / "c.json")["key"].to_list() == ["a"]
 
+
+# --- warnings that explain a loading error ----------------------------------------------------------------------------
+
+BURST_HEADER = "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+
+
+def _burst(path, failed: int, ok: int) -> str:
+    rows = [f"{i},ChatGPT,5,{0 if i < failed else 7},12,Conversation log\n" for i in range(failed + ok)]
+    path.write_text(BURST_HEADER + "".join(rows))
+    return str(path)
+
+
+def _stderr_lines(r) -> list[str]:
+    return r.stderr.strip().splitlines()
+
+
+def test_rows_left_out_are_named_ahead_of_the_error_they_explain(tmp_path, capsys):
+    """'asked for 3 requests but b.csv has only 1' came alone: the warning that 2 failed requests were left out was
+    dropped with it."""
+    path = _burst(tmp_path / "b.csv", failed=2, ok=1)
+    r = run_cli_fast(capsys, "simulate", "-w", path, "-n", "3")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    warning, error = _stderr_lines(r)
+    assert warning.startswith(f"warning: {path}: 2 of its 3 requests have 'Response tokens' 0"), r.stderr
+    assert error == f"error: asked for 3 requests but {path} has only 1", r.stderr
+
+
+def test_first_turns_left_out_are_named_ahead_of_the_error_they_explain(tmp_path, capsys):
+    reply = "fine, thanks for asking, and how are you doing"
+    records = [{"id": f"r{i}", "conversations": [{"from": "human", "value": prompt}, {"from": "gpt", "value": reply}]}
+               for i, prompt in enumerate(["how are you today my friend", "hi", "yo"])]
+    (tmp_path / "c.json").write_text(json.dumps(records))
+    r = run_cli_fast(capsys, "simulate", "-w", str(tmp_path / "c.json"), "-n", "2")
+    assert r.returncode == 2
+    warning, error = _stderr_lines(r)
+    assert warning.endswith("2 of the 3 first turns are left out by the paper's selection rules: 2 with a prompt of "
+                            "under 4 tokens"), r.stderr
+    assert error.startswith("error: asked for 2 requests but ") and error.endswith("has only 1"), r.stderr
+
+
+def test_a_load_that_succeeds_keeps_its_warning_and_a_later_error_stays_alone(tmp_path, capsys):
+    path = _burst(tmp_path / "b.csv", failed=1, ok=2)
+    r = run_cli_fast(capsys, "simulate", "-w", path, "-n", "2", "--arrival", "replay")
+    assert r.returncode == 0 and _stderr_lines(r) == [
+        f"warning: {path}: 1 of its 3 requests have 'Response tokens' 0, BurstGPT's mark of a failed request (no "
+        "output); they are left out (BurstGPT's *_without_fails_* files have none)"], r.stderr
+    r = run_cli_fast(capsys, "simulate", "-w", path, "-P", "ltr")  # (the run's error, not the file's)
+    assert_one_line_error(r, "policy 'ltr' needs a 'score' column")
+
+
+def test_a_library_caller_sees_the_warnings_ahead_of_the_exception(tmp_path, capsys):
+    path = _burst(tmp_path / "b.csv", failed=2, ok=1)
+    with pytest.raises(UserError, match="has only 1"):
+        load_workload(path, num_requests=3)
+    assert capsys.readouterr().err.startswith(f"warning: {path}: 2 of its 3 requests")
+
+
+def test_notices_print_explanations_ahead_of_the_error_line_only():
+    import io
+
+    from ltrsched.notices import Notices
+
+    out = io.StringIO()
+    notices = Notices(out)
+    notices.write("warning: held\n")
+    notices.explain_error(["warning: why\n", "warning: held\n"])
+    notices.write("progress 1/2\n")
+    assert out.getvalue() == "progress 1/2\n"
+    notices.write("error: bad input\n")
+    notices.drop()
+    notices.release()
+    assert out.getvalue() == "progress 1/2\nwarning: why\nwarning: held\nerror: bad input\n"
+    quiet = io.StringIO()
+    notices = Notices(quiet)
+    notices.explain_error(["warning: of an error handled\n"])  # (no error line comes: forgotten)
+    notices.write("warning: kept\n")
+    notices.release()
+    assert quiet.getvalue() == "warning: kept\n"
+

@@ -98,6 +98,7 @@ from ltrsched.errors import UserError
 from ltrsched.strict_json import shown
 from ltrsched.fingerprint import file_digest
 from ltrsched.inputs import check_not_special
+from ltrsched.notices import explain_error
 from ltrsched.workloads.arrival_names import (
     ARRIVAL_KEYS, ARRIVAL_NAMES, UNIT_SUFFIXES, arrival_suffix, file_may_name_added,
 )
@@ -494,10 +495,23 @@ def _first_turns(path: Path, num_requests: int | None, seed: int, arrival_info: 
     file's, however few ``num_requests`` sampled). First turns the paper's rules leave out (prompt or reply
     lengths, repeated prompts) are counted in a warning (:func:`~ltrsched.workloads.selection.left_out`). The
     parse's notes (records skipped as malformed, a file cut off) are printed on stderr once the requests are
-    chosen, so that an error stays the one line it is.
+    chosen, or ahead of an error's one line (:func:`ltrsched.notices.explain_error`: they may say why it came).
     ``arrival_info`` receives what :func:`_table_arrivals` tells of a parquet's arrival times, and ``warning``,
     :func:`_unit_warning` of every record's."""
     notes: list[str] = []
+    try:
+        df = _chosen_first_turns(path, num_requests, seed, notes, arrival_info)
+    except UserError:  # ("has only 1", "no eligible requests": the warning counting what was left out says why)
+        explain_error(notes)
+        raise
+    for line in notes:
+        print(line, file=sys.stderr)
+    return df
+
+
+def _chosen_first_turns(path: Path, num_requests: int | None, seed: int, notes: list[str],
+                        arrival_info: dict | None = None) -> pl.DataFrame:
+    """:func:`_first_turns`' requests; the warnings to print once they are chosen appended to ``notes``."""
     arrival_info = {} if arrival_info is None else arrival_info
     # (a conversation file's arrival times are read by the rule a flat table's are: any of arrival_suffix's names,
     # date-times as seconds since the earliest, a unit suffix; LMSYS's 'timestamp' and a .jsonl's keys were dropped)
@@ -528,8 +542,6 @@ def _first_turns(path: Path, num_requests: int | None, seed: int, arrival_info: 
     ids = df["source_id"].cast(pl.String).to_list() if "source_id" in df.columns else []
     validate(df, str(path), lambda row: f"record id {ids[row]!r}" if row < len(ids) and ids[row] else
              "a record without an id")
-    for line in notes:
-        print(line, file=sys.stderr)
     return df
 
 
@@ -1186,6 +1198,17 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
     """
     if source in BUILTIN:
         return builtin_workload(source, num_requests, seed, split)
+    arrival: dict = {}  # the arrival-time column and its unit (load_csv, load_jsonl, _table_arrivals), and notes
+    try:
+        return _file_workload(source, num_requests, seed, split, arrival)
+    except UserError:  # (BurstGPT's failed rows left out, then "has only 90": the warning counting them says why)
+        explain_error(arrival.get("notes", ()))
+        raise
+
+
+def _file_workload(source: str, num_requests: int | None, seed: int, split: str, arrival: dict) -> Workload:
+    """:func:`load_workload` of a file; ``arrival`` receives what its readers tell (``notes``: warnings printed once
+    the workload has loaded)."""
     if not source.strip():  # (Path("") is the current directory: "workload '' is a directory, not a file")
         raise UserError(f"no workload given (the name {source!r} is empty): give a built-in ({', '.join(BUILTIN)}) "
                         "or a file")
@@ -1199,7 +1222,6 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
     suffix = path.suffix.lower()
     if path.stat().st_size == 0:
         raise UserError(f"{path}: the file is empty")
-    arrival: dict = {}  # the arrival-time column and its unit (load_csv, load_jsonl, _table_arrivals)
     if suffix == ".parquet":
         from ltrsched.workloads.labels import is_labels, labels_workload
 
@@ -1251,7 +1273,7 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
         raise UserError(f"{path}: unknown workload format {suffix!r}; use .parquet, .jsonl, .json or .csv")
     warning = _unit_warning(df["arrival_time"], arrival, path) if "arrival_time" in df.columns else None
     workload = Workload(_sample_checked(df, num_requests, seed, path), path.stem, _meta(path, arrival, warning))
-    for line in arrival.get("notes", ()):  # (after the checks: a warning ahead of an error made it two lines)
+    for line in arrival.get("notes", ()):  # (after the checks; ahead of an error, load_workload prints them)
         print(line, file=sys.stderr)
     return workload
 

@@ -38,6 +38,7 @@ import polars as pl
 
 from ltrsched.errors import UserError
 from ltrsched.inputs import check_not_special
+from ltrsched.notices import explain_error
 from ltrsched.strict_json import shown
 from ltrsched.workloads.blank_text import blank_why, is_blank
 from ltrsched.workloads.jsonl import jsonl_records
@@ -65,23 +66,12 @@ def load_prompts(path: str | Path, with_system: bool = False) -> pl.DataFrame:
     if path.stat().st_size == 0:  # (as a workload's: each format said it otherwise, a parquet "out of specification")
         raise UserError(f"{path}: the file is empty")
     suffix = path.suffix.lower()
-    notes: list[str] = []  # the parse's, printed once the prompts are read (an error stays one line)
-    if suffix == ".json" or (suffix == ".parquet" and _is_conversations(path)) or (
-            suffix == ".jsonl" and _jsonl_conversations(path)):
-        from ltrsched.workloads.conversation_prompts import conversation_prompts
-
-        df = conversation_prompts(path, notes)
-    elif suffix == ".jsonl":
-        df = _jsonl(path)
-    elif suffix == ".parquet":
-        df = _parquet(path)
-    elif suffix == ".csv":
-        df = _csv(path)
-    elif suffix == ".txt":
-        df = _txt(path)
-    else:
-        raise UserError(f"{path}: prompts come from a {', '.join(SUFFIXES)} file")
-    _check_keys(df, path)
+    notes: list[str] = []  # the parse's, printed once the prompts are read, or ahead of an error they explain
+    try:
+        df = _read(path, suffix, notes)
+    except UserError:
+        explain_error(notes)  # ("no prompt is eligible", without the warning counting what was left out and why)
+        raise
     repeated = ~df["prompt"].is_first_distinct()
     if repeated.any():  # (left out without a word: 100 lines labelled 90 prompts)
         at = int(repeated.arg_true()[0])
@@ -148,6 +138,28 @@ def _jsonl(path: Path) -> pl.DataFrame:
         raise UserError(f"{path}: no prompts (empty file)")
     return pl.DataFrame({"key": keys, "prompt": prompts, SYSTEM: systems},
                         schema={"key": pl.Utf8, "prompt": pl.Utf8, SYSTEM: pl.Utf8})
+
+
+def _read(path: Path, suffix: str, notes: list[str]) -> pl.DataFrame:
+    """:func:`load_prompts`' prompts of ``path`` (its ``suffix`` in lower case), keys checked; the parse's warnings
+    appended to ``notes``."""
+    if suffix == ".json" or (suffix == ".parquet" and _is_conversations(path)) or (
+            suffix == ".jsonl" and _jsonl_conversations(path)):
+        from ltrsched.workloads.conversation_prompts import conversation_prompts
+
+        df = conversation_prompts(path, notes)
+    elif suffix == ".jsonl":
+        df = _jsonl(path)
+    elif suffix == ".parquet":
+        df = _parquet(path)
+    elif suffix == ".csv":
+        df = _csv(path)
+    elif suffix == ".txt":
+        df = _txt(path)
+    else:
+        raise UserError(f"{path}: prompts come from a {', '.join(SUFFIXES)} file")
+    _check_keys(df, path)
+    return df
 
 
 def _parquet(path: Path) -> pl.DataFrame:
