@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from ltrsched.errors import UserError
-from tests.cli_helpers import run_cli_fast
+from cli_helpers import run_cli_fast
 
 
 def one_line_error(r, message: str) -> None:

@@ -254,3 +254,22 @@ def test_notices_print_explanations_ahead_of_the_error_line_only():
     notices.release()
     assert quiet.getvalue() == "warning: kept\n"
 
+
+# --- the test helpers' one module name ---------------------------------------------------------------------------------
+
+
+def test_test_modules_import_the_helpers_by_one_name():
+    """``tests.cli_helpers`` beside ``cli_helpers`` loaded the helpers twice, as two modules (each its own state),
+    and a file importing ``tests.X`` failed to collect under the ``pytest`` command (``No module named 'tests'``:
+    only ``python -m pytest`` puts the repository root on the path). The tests import each other as the rest do:
+    ``from cli_helpers import ...`` (pytest puts ``tests/`` on the path)."""
+    import ast
+    from pathlib import Path
+
+    found = []
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else
+                     [alias.name for alias in node.names] if isinstance(node, ast.Import) else [])
+            found += [f"{path.name}:{node.lineno}: {name}" for name in names if name.split(".")[0] == "tests"]
+    assert not found, found

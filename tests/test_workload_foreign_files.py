@@ -11,7 +11,7 @@ import pytest
 
 from ltrsched.errors import UserError
 from ltrsched.workloads import load_workload
-from tests.cli_helpers import run_cli_fast
+from cli_helpers import run_cli_fast
 
 
 def one_line_error(r, message: str) -> None:
