@@ -273,3 +273,22 @@ def test_test_modules_import_the_helpers_by_one_name():
                      [alias.name for alias in node.names] if isinstance(node, ast.Import) else [])
             found += [f"{path.name}:{node.lineno}: {name}" for name in names if name.split(".")[0] == "tests"]
     assert not found, found
+
+
+# --- other data sets' files, loaded as a user would ---------------------------------------------------------------------
+
+
+def test_json_lines_in_a_json_file_are_refused_alike_whatever_was_parsed_before(tmp_path):
+    """The parse cache keyed the bytes alone: a .json of conversations one per line (as `datasets`' to_json writes
+    it) was refused, until the same bytes had been loaded as a .jsonl; then it loaded from that parse."""
+    text = "".join(json.dumps({"conversation_id": f"c{i}", "conversation": [
+        {"role": "user", "content": f"how are you today, friend number {i}"},
+        {"role": "assistant", "content": "fine, thanks for asking, and you"}]}) + "\n" for i in range(3))
+    (tmp_path / "c.jsonl").write_text(text)
+    (tmp_path / "c.json").write_text(text)
+    assert len(load_workload(str(tmp_path / "c.jsonl"))) == 3
+    with pytest.raises(UserError, match=r"c\.json: not a JSON array of conversations: it starts with '\{' \(one object "
+                                        r"per line is JSON Lines, as `datasets`' to_json writes it: name the file "
+                                        r"\.jsonl"):
+        load_workload(str(tmp_path / "c.json"))
+

@@ -113,7 +113,8 @@ def _object_hint(text: str) -> str:
     try:
         whole = json.loads(text)
     except (ValueError, RecursionError):  # (more than one object: a .jsonl's lines; or damaged)
-        return " (one conversation per line is a .jsonl format: wrap them in [ ] with commas)"
+        return (" (one object per line is JSON Lines, as `datasets`' to_json writes it: name the file .jsonl, or "
+                "wrap conversations in [ ] with commas)")
     if isinstance(whole, dict) and any(isinstance(whole.get(k), list) for k in CONVERSATION_KEYS):
         return " (one conversation: wrap it in [ ])"
     lists = [k for k, v in whole.items() if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)] \
@@ -831,11 +832,16 @@ def _source(path: str | Path | None) -> Path:
 
 
 def records_key(path: str | Path | None = None) -> str:
-    """What the parsed first turns of a ShareGPT file depend on: the file's content (SHA-256), the
-    parser version and the tokenizer's version. Two files with the same bytes share it; any other two
-    do not, whatever their names, sizes or modification times."""
-    digest = file_digest(_source(path))
-    return f"v{CACHE_VERSION}-{digest[:32]}-tok{dist_version(TOKENIZER_DIST)}"
+    """What the parsed first turns of a ShareGPT file depend on: the file's content (SHA-256), how it is read (a
+    ``.jsonl`` line by line, any other as one JSON array or a parquet), the parser version and the tokenizer's
+    version. Two files with the same bytes read alike share it; any other two do not, whatever their names, sizes or
+    modification times."""
+    src = _source(path)
+    digest = file_digest(src)
+    # (a .jsonl is read line by line, a .json as one array: the same bytes are two files; a .json of conversations
+    # one per line, refused on its own, loaded once the same bytes as a .jsonl had been parsed)
+    lines = "-lines" if src.suffix.lower() == ".jsonl" else ""
+    return f"v{CACHE_VERSION}-{digest[:32]}-tok{dist_version(TOKENIZER_DIST)}{lines}"
 
 
 #: A cached parse's notes (a JSON list of lines) lie beside it, in a file of this suffix; a parse cached without
