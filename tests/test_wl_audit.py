@@ -292,3 +292,15 @@ def test_json_lines_in_a_json_file_are_refused_alike_whatever_was_parsed_before(
                                         r"\.jsonl"):
         load_workload(str(tmp_path / "c.json"))
 
+
+def test_a_jsonl_line_of_a_prompt_alone_says_what_it_lacks(tmp_path):
+    """"it has 'prompt'" named no missing output length, nor the command that makes them (a prompts file)."""
+    path = _lines(tmp_path / "p.jsonl", {"prompt": "a question"})
+    with pytest.raises(UserError, match=r"a prompt without its output length \(the reply's text or 'output_tokens'\) "
+                                        r"is no request: label such prompts first \(`ltrsched label --prompts FILE`\)"):
+        load_workload(path)
+    path = _lines(tmp_path / "o.jsonl", {"prompt": "a question", "output": "an answer"})
+    with pytest.raises(UserError) as info:
+        load_workload(path)
+    assert "its 'output' is not read as the reply's text (Alpaca's name): name it 'generated'" in str(info.value)
+    assert "a prompt without its output length" not in str(info.value)

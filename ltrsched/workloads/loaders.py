@@ -213,11 +213,23 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                 isinstance(rec.get("prompt"), str) or ("prompt" not in rec and "prompt_tokens" in rec)) or not (
                 isinstance(rec.get("generated"), str) or ("generated" not in rec and "output_tokens" in rec)):
             conversation = isinstance(rec, dict) and any(k in rec for k in CONVERSATION_KEYS)
+            unread = [k for k in rec if k in UNREAD_REPLY_NAMES and isinstance(rec[k], str)] if isinstance(
+                rec, dict) and isinstance(rec.get("prompt"), str) else []  # (a {"prompt", "output"} line: "it has
+            # 'prompt', 'output'", of a reply it has)
+            # (a prompts file, as `label --prompts` reads: "it has 'prompt'" said not what was missing)
+            prompt_only = isinstance(rec, dict) and isinstance(rec.get("prompt"), str) and not any(
+                k.strip().lower() in ("generated", *REPLY_NAMES, *UNREAD_REPLY_NAMES, *LENGTH_NAMES["output_tokens"])
+                for k in rec if isinstance(k, str))
             raise UserError(f"{path}:{lineno}: expected an object with string fields 'prompt' and 'generated' "
                             "(or, instead of a text, its length: 'prompt_tokens', 'output_tokens'; Mooncake's "
                             "'input_length', 'output_length')"
                             + ("; this line is a conversation and the first line is not: a .jsonl holds requests "
                                "or conversations (OpenAI's chat format), one kind on every line" if conversation else "")
+                            + ("; a prompt without its output length (the reply's text or 'output_tokens') is no "
+                               "request: label such prompts first (`ltrsched label --prompts FILE`)"
+                               if prompt_only else "")
+                            + (f"; its {unread[0]!r} is not read as the reply's text (Alpaca's name): name it "
+                               "'generated' (or 'response')" if unread else "")
                             + _record_hint(original) + _line_keys(original if isinstance(rec, dict) else rec))
             # (the line's own keys: a Dolly line's 'response' was named 'generated', the name it is read by)
         if "output_tokens" in rec:  # a count given is kept, beside the text too (as a parquet's): it was ignored
