@@ -304,3 +304,16 @@ def test_a_jsonl_line_of_a_prompt_alone_says_what_it_lacks(tmp_path):
         load_workload(path)
     assert "its 'output' is not read as the reply's text (Alpaca's name): name it 'generated'" in str(info.value)
     assert "a prompt without its output length" not in str(info.value)
+
+
+def test_a_prompts_csv_of_another_separator_says_so(tmp_path):
+    """A ';'-separated file of prompts (Excel's, where the decimal mark is a comma) was "a .csv trace of lengths",
+    which holds no prompts; a workload .csv said what it is."""
+    (tmp_path / "p.csv").write_text("prompt;system\nhello there;be brief\n")
+    with pytest.raises(UserError, match=r"p\.csv: no text column 'prompt' \(have prompt;system\) \(one column: the file "
+                                        r"separates its fields by ';', where a \.csv here separates them by ','"):
+        load_prompts(tmp_path / "p.csv")
+    (tmp_path / "t.csv").write_text("prompt_tokens,output_tokens\n5,4\n")
+    with pytest.raises(UserError, match=r"\(have prompt_tokens, output_tokens\); a \.csv trace of lengths holds no "
+                                        "prompts$"):
+        load_prompts(tmp_path / "t.csv")

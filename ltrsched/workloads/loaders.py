@@ -105,6 +105,7 @@ from ltrsched.workloads.arrival_names import (
 from ltrsched.workloads.arrivals import seconds_unit_warning
 from ltrsched.workloads.blank_text import blank_why, is_blank
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
+from ltrsched.workloads.csv_separator import separator_hint
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.schema import (
     LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, ZERO_OUTPUT_HINT, Workload,
@@ -642,13 +643,11 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             cols[ours] = _counted_texts(raw[reply], ours, path, rows, arrival_info)
             continue
         if found is None:
-            other = next((sep for sep in (";", "\t", "|") if raw.width == 1 and sep in raw.columns[0]), None)
             text = {"prompt_tokens": "a 'prompt'",
                     "output_tokens": "a 'generated' (or 'response', 'completion')"}[ours]
             raise UserError(f"{path}: no column for {ours} (looked for {', '.join(names)}, in any case, and for "
-                            f"{text} text to count); have {', '.join(raw.columns)}" + (
-                                f" (one column: the file separates its fields by {other!r}, where a .csv here "
-                                "separates them by ','; save it with commas)" if other else "") + _table_hint(raw))
+                            f"{text} text to count); have {', '.join(raw.columns)}" + separator_hint(raw.columns)
+                            + _table_hint(raw))
         names_found[ours] = found
         col = _spaced_numbers(raw[found])
         if ours == "arrival_time" and col.dtype == pl.String:

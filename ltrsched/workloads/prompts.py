@@ -41,6 +41,7 @@ from ltrsched.inputs import check_not_special
 from ltrsched.notices import explain_error
 from ltrsched.strict_json import shown
 from ltrsched.workloads.blank_text import blank_why, is_blank
+from ltrsched.workloads.csv_separator import separator_hint
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.utf8 import describe_surrogate, lone_surrogate
 
@@ -193,8 +194,9 @@ def _csv(path: Path) -> pl.DataFrame:
         raise UserError(f"{path}: cannot parse CSV ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     names = {c.strip().lower(): c for c in raw.columns}
     if "prompt" not in names:
-        raise UserError(f"{path}: no text column 'prompt' (have {', '.join(raw.columns) or 'none'}); a .csv trace of "
-                        "lengths holds no prompts")
+        hint = separator_hint(raw.columns)  # (a ';'-separated file of prompts: "a trace of lengths holds none")
+        raise UserError(f"{path}: no text column 'prompt' (have {', '.join(raw.columns) or 'none'})"
+                        + (hint or "; a .csv trace of lengths holds no prompts"))
     raw = raw.rename({c: c.strip().lower() for c in raw.columns
                       if c.strip().lower() in ("prompt", SYSTEM, *_KEY_COLUMNS)})
     return _prompt_table(raw, path)
