@@ -51,7 +51,7 @@ from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrog
 
 CACHE_VERSION = 5  # 2: continuation chunks and replies-first conversations skipped; 3: role/content messages;
 # 4: OpenAI content parts (a file of them parsed before had none of those conversations); 5: a prompt of invisible
-# characters alone counts 0 tokens (blank_text)
+# characters alone counts 0 tokens (blank_text); the Responses API's input_text/output_text parts are text
 # (speakers in another case, read since the parse cache's "-case" marker: load_sharegpt_records)
 #: The distribution that counts tokens (part of the parse cache's key).
 TOKENIZER_DIST = "quicktok-v1"
@@ -212,14 +212,20 @@ def _speaker(message: dict):
     return who.strip().lower() if isinstance(who, str) else who
 
 
+#: The types of OpenAI's content parts that hold text: chat completions' ``text``, the Responses API's ``input_text``
+#: (a user's) and ``output_text`` (the model's); a conversation of the latter was skipped as "a part that is not text
+#: (an image)", and a file of them was "no complete conversation".
+TEXT_PARTS = ("text", "input_text", "output_text")
+
+
 def _text(message: dict):
     """A message's text: ShareGPT's ``value`` or OpenAI/LMSYS's ``content``. OpenAI's content may be a list of
-    parts, ``{"type": "text", "text": ...}``: their texts joined by newlines (as vLLM's OpenAI server joins
+    parts, ``{"type": "text", "text": ...}`` (:data:`TEXT_PARTS`): their texts joined by newlines (as vLLM's OpenAI server joins
     them); a list with another part (an image) is no text (None), as is anything else but a string. (Such
     conversations were skipped: a file of them was "no complete conversation".)"""
     text = _field(message, "value", "content")
     if isinstance(text, list):
-        parts = [p.get("text") if isinstance(p, dict) and p.get("type") == "text" else None for p in text]
+        parts = [p.get("text") if isinstance(p, dict) and p.get("type") in TEXT_PARTS else None for p in text]
         return "\n".join(parts) if parts and all(isinstance(p, str) for p in parts) else None
     return text
 
@@ -330,7 +336,10 @@ def read_first_turn(record, system: bool = False) -> FirstTurn | Skip:
             raw = _field(m, "value", "content")
             if isinstance(raw, list) and all(isinstance(part, dict) and isinstance(part.get("type"), str)
                                              for part in raw) and raw:
-                return Skip(False, "first turns with a part that is not text (an image)")
+                other = next(part["type"] for part in raw if part["type"] not in TEXT_PARTS)
+                return Skip(False, "first turns with a part that is not text (an image)",
+                            f"message {i + 1} has a part of type {other[:40]!r}")  # (the part named: "an image" of
+                # an 'input_text' part was the Responses API's text)
             what = "no text ('value' or 'content')" if raw is None else f"{_kind(raw)} for its text"
             return Skip(True, "with first turns that are not text", f"message {i + 1} has {what}")
         texts.append(text)
