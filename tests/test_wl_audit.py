@@ -335,3 +335,15 @@ def test_responses_api_text_parts_are_text(tmp_path):
     with pytest.raises(UserError, match=r"1 first turns with a part that is not text \(an image\) \(first: record 1: "
                                         r"message 1 has a part of type 'image_url'\)"):
         load_workload(image)
+
+
+def test_a_byte_order_mark_inside_a_jsonl_names_its_line_and_cause(tmp_path):
+    """Two files joined (each beginning with a byte-order mark): json's "Unexpected UTF-8 BOM (decode using
+    utf-8-sig)", Python's advice, not the user's."""
+    line = json.dumps({"prompt": "hello there", "output_tokens": 3}) + "\r\n"
+    (tmp_path / "j.jsonl").write_text(("\ufeff" + line) * 2, encoding="utf-8")
+    with pytest.raises(UserError, match=r"j\.jsonl:2: the line begins with a byte-order mark \(U\+FEFF\), which only "
+                                        r"a file's start may hold: files joined together\? remove it"):
+        load_workload(str(tmp_path / "j.jsonl"))
+    (tmp_path / "one.jsonl").write_text("\ufeff" + line * 2, encoding="utf-8")  # (at the file's start: dropped)
+    assert len(load_workload(str(tmp_path / "one.jsonl"))) == 2
