@@ -220,7 +220,7 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             # (a prompts file, as `label --prompts` reads: "it has 'prompt'" said not what was missing)
             prompt_only = isinstance(rec, dict) and isinstance(rec.get("prompt"), str) and not any(
                 k.strip().lower() in ("generated", *REPLY_NAMES, *UNREAD_REPLY_NAMES, *LENGTH_NAMES["output_tokens"])
-                for k in rec if isinstance(k, str))
+                for k in rec if isinstance(k, str)) and not record_hint(original)  # (DPO's 'chosen': its own hint)
             raise UserError(f"{path}:{lineno}: expected an object with string fields 'prompt' and 'generated' "
                             "(or, instead of a text, its length: 'prompt_tokens', 'output_tokens'; Mooncake's "
                             "'input_length', 'output_length')"
