@@ -2,8 +2,10 @@
 once its work starts (:func:`work_starts`) or it has run.
 
 The CLI holds the ``warning:``/``note:`` lines a command prints on stderr until it has run, so that bad input found
-late still gets its one-line error alone. A long command calls :func:`work_starts` once its input is read and checked
-and its work begins (engine runs, training, a sweep's runs, labelling): from there they print as they come.
+late still gets its one-line error alone; the warnings that explain that error (:func:`explain_error`: what a file's
+reading left out, ahead of "has only 1") print ahead of it. A long command calls :func:`work_starts` once its input
+is read and checked and its work begins (engine runs, training, a sweep's runs, labelling): from there they print as
+they come.
 """
 
 from __future__ import annotations
@@ -19,8 +21,24 @@ def work_starts() -> None:
         begin()
 
 
+def explain_error(lines) -> None:
+    """``lines`` (``warning:``/``note:`` lines, each with its line break or without) explain the :class:`UserError`
+    about to be raised: collected while a file was read (rows left out, first turns the paper's rules leave out), they
+    were dropped with the error's one line, which then said "has only 1" without why. Under the CLI
+    (:class:`Notices`) they print ahead of the next ``error:`` line, once each, and are forgotten if none comes (the
+    error was handled); elsewhere they print now."""
+    lines = [line if line.endswith("\n") else line + "\n" for line in lines]
+    explain = getattr(sys.stderr, "explain_error", None)
+    if explain is not None:
+        explain(lines)
+    elif lines:
+        sys.stderr.write("".join(lines))
+
+
 #: How the lines begin that a command's warnings and notes print on stderr (:class:`Notices`).
 NOTICE_PREFIXES = ("warning: ", "note: ")
+#: How the CLI's line for bad input begins (:func:`ltrsched.cli.main`): :func:`explain_error`'s lines go ahead of it.
+ERROR_PREFIX = "error: "
 
 
 class Notices:
@@ -42,6 +60,7 @@ class Notices:
         self._start = ""  # the start of a line that is, or may become, a notice: held until its line break
         self._mid_line = False  # the last text passed on ended inside a line (a notice starts a line)
         self.holding = True  # False once the command's work began: notices pass (each once)
+        self.explaining: list[str] = []  # lines that explain the next error line (explain_error)
 
     def write(self, text: str) -> int:
         if not isinstance(text, str):  # (click's test for a binary stream writes b"")
@@ -52,6 +71,8 @@ class Notices:
             line, rest = (rest[:cut], rest[cut:]) if cut else (rest, "")
             if self._mid_line or not (line.startswith(NOTICE_PREFIXES)
                                       or (not cut and any(p.startswith(line) for p in NOTICE_PREFIXES))):
+                if not self._mid_line and line.startswith(ERROR_PREFIX) and self.explaining:
+                    passed.extend(self._explanations())
                 passed.append(line)
                 self._mid_line = not cut
             elif not cut:  # a notice (or what may become one) without its line break yet
@@ -67,8 +88,9 @@ class Notices:
         self.stream.flush()
 
     def release(self) -> None:
-        """Print the held notices (and a notice's start still without its line break)."""
-        text, self.held, self._start = "".join(self.held) + self._start, [], ""
+        """Print the held notices (and a notice's start still without its line break); lines explaining an error that
+        never came (it was handled) are forgotten."""
+        text, self.held, self._start, self.explaining = "".join(self.held) + self._start, [], "", []
         if text:
             self.stream.write(text)
             self.stream.flush()
@@ -78,9 +100,21 @@ class Notices:
         self.release()
         self.holding = False
 
+    def explain_error(self, lines: list[str]) -> None:
+        """Hold ``lines`` (:func:`ltrsched.notices.explain_error`) to print ahead of the next ``error:`` line."""
+        self.explaining.extend(line for line in lines if line not in self.explaining)
+
+    def _explanations(self) -> list[str]:
+        """The lines explaining an error now printed: those not printed yet (a held one leaves the hold)."""
+        lines, self.explaining = self.explaining, []
+        fresh = [line for line in lines if line not in self._seen or line in self.held]
+        self.held = [line for line in self.held if line not in fresh]
+        self._seen.update(fresh)
+        return fresh
+
     def drop(self) -> None:
         """Forget the held notices."""
-        self.held, self._start = [], ""
+        self.held, self._start, self.explaining = [], "", []
 
     def __getattr__(self, name: str):
         if name == "buffer":  # (click writes to a text stream's buffer where it doubts its encoding: past the hold)

@@ -349,7 +349,7 @@ def test_the_flat_metric_far_above_capacity_does_not_stop_the_halving():
 def test_an_infeasible_slo_ends_after_two_rates_with_one_line_saying_why(tmp_path, capsys):
     """(0.02 s: above the profile's lightest step, 0.0159 s, which rules lower SLOs out before any run:
     tests/test_capacity_floor.py; below the unloaded P90 TTFT, 0.034 s.)"""
-    from tests.cli_helpers import run_cli_fast
+    from cli_helpers import run_cli_fast
 
     out = tmp_path / "cap"
     r = run_cli_fast(capsys, "capacity", "-w", "lmsys-like", "-n", "60", "--seeds", "1", "-p", "fcfs",

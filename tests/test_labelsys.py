@@ -13,8 +13,8 @@ import pytest
 
 from ltrsched.errors import UserError
 from ltrsched.workloads import load_workload
-from tests.cli_helpers import run_cli_fast
-from tests.test_workloads_more5 import messages, one_line_error
+from cli_helpers import run_cli_fast
+from test_workloads_more5 import messages, one_line_error
 
 
 # -- an old parse cache and repeated ids -----------------------------------------------------------------------------

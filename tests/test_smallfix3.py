@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from ltrsched.errors import UserError
-from tests.cli_helpers import run_cli_fast
+from cli_helpers import run_cli_fast
 
 
 def one_line_error(r, message: str) -> None:
@@ -100,11 +100,14 @@ def text_labels(prompts: list[str], outputs: list) -> pl.DataFrame:
                                                "nan, row 2 of 3, key 'k1'); token counts are whole numbers"),
     (["a", "b", "c"], [3.0, 5.0, float("inf")], "column output_tokens has 1 non-integer value(s) (first: inf, row 3"),
     (["a", "b", "c"], [3, 0, 4], ": l: 1 row(s) with output_tokens < 1 (first: row 2 of 3, key 'k1', "
-                                 "output_tokens 0); output_tokens counts the EOS token, so a reply of the EOS token "
-                                 "alone is 1 token (a 0 is a count without it: count the EOS token)"),
+                                 "output_tokens 0); an output of 0 tokens (an empty reply) is most likely a model "
+                                 "that stopped at once (EOS as its first token)"),
+    (["a", "b", "c"], [3, -2, 4], "output_tokens -2); output_tokens counts the EOS token, so a reply of the EOS token "
+                                  "alone is 1 token (a 0 is a count without it: count the EOS token)"),
     # accepted, and then warned of as prompts "of another language?"
-    (["a", "", " \n\t", "d"], [3, 4, 5, 6], ": l: 2 row(s) of 4 with an empty prompt (only whitespace or "
-                                            "nothing: row(s) 2, 3; first key 'k1'); a prompt is text to serve"),
+    (["a", "", " \n\t", "d"], [3, 4, 5, 6], ": l: 2 row(s) of 4 with an empty prompt (nothing, or whitespace and "
+                                            "invisible characters alone: row(s) 2, 3; the first, key 'k1', holds "
+                                            "nothing); a prompt is text to serve"),
 ])
 def test_a_labels_file_with_a_bad_row_names_it(tmp_path, capsys, prompts, outputs, message):
     path = tmp_path / "l.parquet"
@@ -148,7 +151,7 @@ def test_label_sends_a_prompts_system_text_as_the_system_turn(tmp_path, monkeypa
     from ltrsched.labelling import run
     from ltrsched.labelling.jobs import select_jobs
     from ltrsched.labelling.settings import Sampling
-    from tests.test_workloads_more5 import PROMPTS, REPLIES, TEMPLATES, word_tokenizer
+    from test_workloads_more5 import PROMPTS, REPLIES, TEMPLATES, word_tokenizer
 
     monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
     tok = word_tokenizer(tmp_path / "model", TEMPLATES["takes"])

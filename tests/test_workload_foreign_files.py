@@ -4,6 +4,7 @@ wrongly (or refused with a misleading message) before its fix."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import polars as pl
@@ -11,7 +12,7 @@ import pytest
 
 from ltrsched.errors import UserError
 from ltrsched.workloads import load_workload
-from tests.cli_helpers import run_cli_fast
+from cli_helpers import run_cli_fast
 
 
 def one_line_error(r, message: str) -> None:
@@ -66,10 +67,16 @@ def test_csv_with_lines_ended_by_cr_alone(tmp_path):
 def test_value_errors_name_the_files_row(tmp_path, capsys, name, text, message):
     """A bad value in a large trace was named by its column alone ("1 request(s) with a negative or non-finite
     arrival_time", "1 missing value(s)", "first: request 41", a number the loader gave): which row? The file's row
-    (a .csv's record after the header, a .jsonl's line) is named, blank lines and left-out rows counted."""
+    (a .csv's record after the header, a .jsonl's line) is named, blank lines and left-out rows counted. The one
+    error line comes after the warnings of the file's reading (BurstGPT's failed requests left out), which say why
+    rows are missing."""
     path = tmp_path / name
     path.write_text(text)
-    one_line_error(run_cli_fast(capsys, "simulate", "-w", path), message)
+    r = run_cli_fast(capsys, "simulate", "-w", path)
+    lines = r.stderr.strip().splitlines()
+    one_line_error(dataclasses.replace(r, stderr=lines[-1]), message)
+    assert [line.split(": ", 2)[2][:40] for line in lines[:-1]] == (
+        ["1 of its 3 requests have 'Response token"] if name == "burst.csv" else []), r.stderr
 
 
 def test_parquet_errors_name_the_row(tmp_path, capsys):

@@ -143,8 +143,8 @@ def test_conversations_one_per_line_in_a_json_file_are_refused(tmp_path):
     path = tmp_path / "lines.json"
     path.write_text("\n".join(json.dumps(_conversation(i)) for i in range(3)))
     assert_one_line_error(run_cli("simulate", "-w", str(path)),
-                          "lines.json: not a JSON array of conversations: it starts with '{' (one conversation per "
-                          "line is a .jsonl format")
+                          "lines.json: not a JSON array of conversations: it starts with '{' (one object per line "
+                          "is JSON Lines, as `datasets`' to_json writes it: name the file .jsonl")
 
 
 def test_a_users_file_cut_off_inside_a_record_is_noted(tmp_path, capsys):

@@ -13,7 +13,7 @@ import pytest
 from ltrsched.workloads import load_workload
 from ltrsched.workloads.loaders import workload_fingerprint
 from ltrsched.workloads.tokenizer import count_tokens
-from tests.cli_helpers import run_cli_fast
+from cli_helpers import run_cli_fast
 
 PROMPTS = [f"Please explain topic number {i} in a few words" for i in range(4)]
 REPLIES = [f"Topic {i} is about many things indeed" for i in range(4)]

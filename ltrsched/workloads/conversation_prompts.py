@@ -111,6 +111,7 @@ def _read(path: Path) -> _Pass:
     from ltrsched.workloads.sharegpt import (CONVERSATION_KEYS, FirstTurn, Skip, conversation_records, count_skip,
                                              read_first_turn)
     from ltrsched.workloads.utf8 import describe_surrogate, lone_surrogate
+    from ltrsched.workloads.blank_text import is_blank
 
     rows, answered, skips, total, surrogates = [], [], {}, 0, []
     try:
@@ -128,7 +129,7 @@ def _read(path: Path) -> _Pass:
             user = record[key][-1]
             reply = {"from": "gpt", "value": "."} if "from" in user else {"role": "assistant", "content": "."}
             turn = read_first_turn({**record, key: [*record[key], reply]}, system=True)
-            if not (isinstance(turn, FirstTurn) and turn.prompt.strip()):
+            if not (isinstance(turn, FirstTurn) and not is_blank(turn.prompt)):
                 continue
             at = lone_surrogate(turn.prompt)
             if at is not None:  # (half of a character: no tokenizer encodes it; it was a UnicodeEncodeError traceback)

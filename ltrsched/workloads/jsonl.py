@@ -24,6 +24,9 @@ def jsonl_records(path: Path) -> Iterator[tuple[int, object]]:
         line = str(line, "utf-8")
         if not line.strip():
             continue
+        if line.lstrip(" \t").startswith("\ufeff"):  # (json's "Unexpected UTF-8 BOM (decode using utf-8-sig)")
+            raise UserError(f"{path}:{lineno}: the line begins with a byte-order mark (U+FEFF), which only a file's "
+                            "start may hold: files joined together? remove it")
         try:
             record = json.loads(line, object_pairs_hook=unique_keys)
         except DuplicateKeyError as exc:  # (json kept the last value silently)

@@ -44,7 +44,8 @@ import hashlib
 import polars as pl
 
 from ltrsched.errors import UserError
-from ltrsched.workloads.schema import SYSTEM_COLUMN, SYSTEM_SEPARATOR
+from ltrsched.workloads.blank_text import blank_why, is_blank
+from ltrsched.workloads.schema import SYSTEM_COLUMN, SYSTEM_SEPARATOR, ZERO_OUTPUT_HINT
 
 MAIN_RUN = "main"
 SAMPLE_RUN = "sample"
@@ -143,20 +144,25 @@ def _check_counts(df: pl.DataFrame, name: str) -> None:
     for col, fix in why.items():
         bad = df.with_row_index("row", offset=1).filter(pl.col(col) < 1)
         if bad.height:
+            if col == "output_tokens" and bad[col][0] == 0:  # (the likely cause, and what to do)
+                fix = ZERO_OUTPUT_HINT
             raise UserError(f"{name}: {bad.height} row(s) with {col} < 1 (first: row {bad['row'][0]} of {df.height}, "
                             f"key {bad['key'][0]!r}, {col} {bad[col][0]}); {fix}")
 
 
 def _check_prompt_text(df: pl.DataFrame, name: str) -> None:
-    """:class:`UserError` naming the rows whose prompt text (labels of a prompts file) is empty or only whitespace,
-    as a prompts or workload file's are refused (they were accepted, and scored as text of another language)."""
+    """:class:`UserError` naming the rows whose prompt text (labels of a prompts file) is blank: empty, or whitespace
+    and invisible characters alone (:mod:`ltrsched.workloads.blank_text`), as a prompts file's are refused (they were
+    accepted, and scored as text of another language)."""
     if TEXT_COLUMN not in df.columns:
         return
-    rows = [row for row, text in enumerate(df[TEXT_COLUMN].to_list(), 1) if not text.strip()]
+    texts = df[TEXT_COLUMN].to_list()
+    rows = [row for row, text in enumerate(texts, 1) if is_blank(text)]  # (zero-width spaces alone were text)
     if rows:
         shown = ", ".join(map(str, rows[:5])) + (", ..." if len(rows) > 5 else "")
-        raise UserError(f"{name}: {len(rows)} row(s) of {df.height} with an empty prompt (only whitespace or "
-                        f"nothing: row(s) {shown}; first key {df['key'][rows[0] - 1]!r}); a prompt is text to serve")
+        raise UserError(f"{name}: {len(rows)} row(s) of {df.height} with an empty prompt (nothing, or whitespace and "
+                        f"invisible characters alone: row(s) {shown}; the first, key {df['key'][rows[0] - 1]!r}, holds "
+                        f"{blank_why(texts[rows[0] - 1])}); a prompt is text to serve")
 
 
 def _check_system_text(df: pl.DataFrame, name: str) -> None:

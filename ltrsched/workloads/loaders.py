@@ -98,14 +98,18 @@ from ltrsched.errors import UserError
 from ltrsched.strict_json import shown
 from ltrsched.fingerprint import file_digest
 from ltrsched.inputs import check_not_special
+from ltrsched.notices import explain_error
 from ltrsched.workloads.arrival_names import (
     ARRIVAL_KEYS, ARRIVAL_NAMES, UNIT_SUFFIXES, arrival_suffix, file_may_name_added,
 )
 from ltrsched.workloads.arrivals import seconds_unit_warning
+from ltrsched.workloads.blank_text import blank_why, is_blank
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
+from ltrsched.workloads.csv_separator import separator_hint
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.schema import (
-    LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Workload, first_non_numeric,
+    LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, ZERO_OUTPUT_HINT, Workload,
+    first_non_numeric,
     first_non_numeric_row,
     length_columns, request_ids, validate,
 )
@@ -184,6 +188,7 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     key (``column``) and whether every line states its unit (``unit``: None where a line gives plain-named times,
     ``date-time`` where they are date-times)."""
     prompts, prompt_counts, generated, arrivals, timed, ids = [], [], [], [], [], []
+    reply_keys = []  # [per line] the key of its reply's text as written ('response', 'completion'), for the errors
     units = set()  # the arrival-time keys the lines use
     dates = {}  # line -> (key, its date-time text): read as a .csv's are, once every line is read
     optional = {name: [] for name in NUMERIC_OPTIONAL_COLUMNS}  # [per line] (None where a line has none)
@@ -209,11 +214,23 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                 isinstance(rec.get("prompt"), str) or ("prompt" not in rec and "prompt_tokens" in rec)) or not (
                 isinstance(rec.get("generated"), str) or ("generated" not in rec and "output_tokens" in rec)):
             conversation = isinstance(rec, dict) and any(k in rec for k in CONVERSATION_KEYS)
+            unread = [k for k in rec if k in UNREAD_REPLY_NAMES and isinstance(rec[k], str)] if isinstance(
+                rec, dict) and isinstance(rec.get("prompt"), str) else []  # (a {"prompt", "output"} line: "it has
+            # 'prompt', 'output'", of a reply it has)
+            # (a prompts file, as `label --prompts` reads: "it has 'prompt'" said not what was missing)
+            prompt_only = isinstance(rec, dict) and isinstance(rec.get("prompt"), str) and not any(
+                k.strip().lower() in ("generated", *REPLY_NAMES, *UNREAD_REPLY_NAMES, *LENGTH_NAMES["output_tokens"])
+                for k in rec if isinstance(k, str)) and not record_hint(original)  # (DPO's 'chosen': its own hint)
             raise UserError(f"{path}:{lineno}: expected an object with string fields 'prompt' and 'generated' "
                             "(or, instead of a text, its length: 'prompt_tokens', 'output_tokens'; Mooncake's "
                             "'input_length', 'output_length')"
                             + ("; this line is a conversation and the first line is not: a .jsonl holds requests "
                                "or conversations (OpenAI's chat format), one kind on every line" if conversation else "")
+                            + ("; a prompt without its output length (the reply's text or 'output_tokens') is no "
+                               "request: label such prompts first (`ltrsched label --prompts FILE`)"
+                               if prompt_only else "")
+                            + (f"; its {unread[0]!r} is not read as the reply's text (Alpaca's name): name it "
+                               "'generated' (or 'response')" if unread else "")
                             + _record_hint(original) + _line_keys(original if isinstance(rec, dict) else rec))
             # (the line's own keys: a Dolly line's 'response' was named 'generated', the name it is read by)
         if "output_tokens" in rec:  # a count given is kept, beside the text too (as a parquet's): it was ignored
@@ -256,6 +273,7 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             # of the file's, silently, and `ltr` said the file had no score)
             values.append(optional_number(rec.get(name), name, f"{path}:{lineno}"))
         prompts.append(rec.get("prompt"))  # (None: a trace of lengths alone, as a .csv's)
+        reply_keys.append(replies[0] if replies else "generated")
         generated.append(rec["generated"])
         arrivals.append(arrival)
         timed.append(lineno if keys else -lineno)
@@ -285,11 +303,14 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     texts = [g if isinstance(g, str) else "" for g in generated]
     counts = {"prompt": _given_or_counted(np.array(prompt_counts, dtype=np.int64), [p or "" for p in prompts]),
               "generated": _given_or_counted(given, texts)}
+    _no_blank_prompts(prompts, [c < 0 for c in prompt_counts], lambda i: f"{path}:{lines[i]}")
     for name, tokens in counts.items():  # name the line (the schema's check names a 0-based request id)
         empty = np.flatnonzero(tokens < 1)
-        if len(empty):
-            raise UserError(f"{path}:{lines[empty[0]]}: {name!r} has no tokens ({len(empty)} line(s) so); "
-                            "every request needs at least one prompt and one output token")
+        if len(empty):  # (a 'response' key was named 'generated', the name it is read by)
+            key = reply_keys[empty[0]] if name == "generated" else name
+            raise UserError(f"{path}:{lines[empty[0]]}: {key!r} has no tokens ({len(empty)} line(s) so); "
+                            + (ZERO_OUTPUT_HINT if name == "generated" else
+                               "every request needs at least one prompt and one output token"))
     texts = {"prompt": pl.Series("prompt", prompts, dtype=pl.String)} if any(p is not None for p in prompts) else {}
     return pl.DataFrame(
         {
@@ -415,8 +436,21 @@ def _token_count(value, name: str, where: str) -> int:
     integral float too, as some writers make them); one-line :class:`UserError` for anything else."""
     number = int(value) if isinstance(value, float) and value.is_integer() else value
     if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= _MAX_TOKENS:
-        raise UserError(f"{where}: {name!r} must be a whole number of tokens in 1..2**53, got {value!r}")
+        zero = number == 0 and not isinstance(number, bool) and name in ("output_tokens", "output_length")
+        raise UserError(f"{where}: {name!r} must be a whole number of tokens in 1..2**53, got {value!r}"
+                        + (f"; {ZERO_OUTPUT_HINT}" if zero else ""))
     return number
+
+
+def _no_blank_prompts(texts: list, counted, where) -> None:
+    """One-line :class:`UserError` for the first prompt text whose tokens are counted (``counted[i]``) that is blank:
+    whitespace or invisible characters alone (:mod:`ltrsched.workloads.blank_text`), an empty prompt as a text of
+    nothing is (zero-width spaces were counted as tokens and served as a prompt; a text of nothing counts 0 tokens,
+    which the caller's count check refuses). ``where(i)`` names the line or row."""
+    blank = [i for i, text in enumerate(texts) if counted[i] and isinstance(text, str) and text and is_blank(text)]
+    if blank:  # (a text of nothing counts 0 tokens: the count's own error names it)
+        raise UserError(f"{where(blank[0])}: the prompt is empty: {blank_why(texts[blank[0]])}, {len(blank):,} "
+                        "request(s) so; a prompt is text to serve")
 
 
 def _given_or_counted(given: np.ndarray, texts: list[str]) -> np.ndarray:
@@ -456,7 +490,11 @@ def _complete_table(df: pl.DataFrame, path: Path) -> pl.DataFrame:
             row = df[FILE_ROW][at] if FILE_ROW in df.columns else at + 1
             raise UserError(f"{path}: row {row} has no {source!r} text to count {column} from")
         # (a parquet string is valid UTF-8: no lone surrogate, unlike JSON text)
-        df = df.with_columns(pl.Series(column, count_tokens(df[source].to_list()), dtype=pl.Int64))
+        texts = df[source].to_list()
+        if column == "prompt_tokens":
+            rows = df[FILE_ROW] if FILE_ROW in df.columns else pl.int_range(1, df.height + 1, eager=True)
+            _no_blank_prompts(texts, [True] * len(texts), lambda i: f"{path}: row {rows[i]}")
+        df = df.with_columns(pl.Series(column, count_tokens(texts), dtype=pl.Int64))
     if "arrival_time" not in df.columns:
         df = df.with_columns(arrival_time=pl.lit(0.0, dtype=pl.Float64))
     return df
@@ -470,10 +508,23 @@ def _first_turns(path: Path, num_requests: int | None, seed: int, arrival_info: 
     file's, however few ``num_requests`` sampled). First turns the paper's rules leave out (prompt or reply
     lengths, repeated prompts) are counted in a warning (:func:`~ltrsched.workloads.selection.left_out`). The
     parse's notes (records skipped as malformed, a file cut off) are printed on stderr once the requests are
-    chosen, so that an error stays the one line it is.
+    chosen, or ahead of an error's one line (:func:`ltrsched.notices.explain_error`: they may say why it came).
     ``arrival_info`` receives what :func:`_table_arrivals` tells of a parquet's arrival times, and ``warning``,
     :func:`_unit_warning` of every record's."""
     notes: list[str] = []
+    try:
+        df = _chosen_first_turns(path, num_requests, seed, notes, arrival_info)
+    except UserError:  # ("has only 1", "no eligible requests": the warning counting what was left out says why)
+        explain_error(notes)
+        raise
+    for line in notes:
+        print(line, file=sys.stderr)
+    return df
+
+
+def _chosen_first_turns(path: Path, num_requests: int | None, seed: int, notes: list[str],
+                        arrival_info: dict | None = None) -> pl.DataFrame:
+    """:func:`_first_turns`' requests; the warnings to print once they are chosen appended to ``notes``."""
     arrival_info = {} if arrival_info is None else arrival_info
     # (a conversation file's arrival times are read by the rule a flat table's are: any of arrival_suffix's names,
     # date-times as seconds since the earliest, a unit suffix; LMSYS's 'timestamp' and a .jsonl's keys were dropped)
@@ -504,8 +555,6 @@ def _first_turns(path: Path, num_requests: int | None, seed: int, arrival_info: 
     ids = df["source_id"].cast(pl.String).to_list() if "source_id" in df.columns else []
     validate(df, str(path), lambda row: f"record id {ids[row]!r}" if row < len(ids) and ids[row] else
              "a record without an id")
-    for line in notes:
-        print(line, file=sys.stderr)
     return df
 
 
@@ -594,13 +643,11 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             cols[ours] = _counted_texts(raw[reply], ours, path, rows, arrival_info)
             continue
         if found is None:
-            other = next((sep for sep in (";", "\t", "|") if raw.width == 1 and sep in raw.columns[0]), None)
             text = {"prompt_tokens": "a 'prompt'",
                     "output_tokens": "a 'generated' (or 'response', 'completion')"}[ours]
             raise UserError(f"{path}: no column for {ours} (looked for {', '.join(names)}, in any case, and for "
-                            f"{text} text to count); have {', '.join(raw.columns)}" + (
-                                f" (one column: the file separates its fields by {other!r}, where a .csv here "
-                                "separates them by ','; save it with commas)" if other else "") + _table_hint(raw))
+                            f"{text} text to count); have {', '.join(raw.columns)}" + separator_hint(raw.columns)
+                            + _table_hint(raw))
         names_found[ours] = found
         col = _spaced_numbers(raw[found])
         if ours == "arrival_time" and col.dtype == pl.String:
@@ -660,6 +707,8 @@ def _counted_texts(texts: pl.Series, column: str, path: Path, rows: pl.Series, i
             f"warning: {path}: {int(ids.sum()):,} of the {texts.len():,} values of column {texts.name.strip()!r} are "
             f"lists of numbers, as token ids are written (row {rows[at]}: {texts[at][:40]!r}); they are counted as "
             f"text (not as ids): if they are token ids, give the counts in a {column} column")
+    if column == "prompt_tokens":
+        _no_blank_prompts(texts.to_list(), [True] * texts.len(), lambda i: f"{path}: row {rows[i]}")
     return pl.Series(column, count_tokens(texts.to_list()), dtype=pl.Int64)
 
 
@@ -1160,6 +1209,17 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
     """
     if source in BUILTIN:
         return builtin_workload(source, num_requests, seed, split)
+    arrival: dict = {}  # the arrival-time column and its unit (load_csv, load_jsonl, _table_arrivals), and notes
+    try:
+        return _file_workload(source, num_requests, seed, split, arrival)
+    except UserError:  # (BurstGPT's failed rows left out, then "has only 90": the warning counting them says why)
+        explain_error(arrival.get("notes", ()))
+        raise
+
+
+def _file_workload(source: str, num_requests: int | None, seed: int, split: str, arrival: dict) -> Workload:
+    """:func:`load_workload` of a file; ``arrival`` receives what its readers tell (``notes``: warnings printed once
+    the workload has loaded)."""
     if not source.strip():  # (Path("") is the current directory: "workload '' is a directory, not a file")
         raise UserError(f"no workload given (the name {source!r} is empty): give a built-in ({', '.join(BUILTIN)}) "
                         "or a file")
@@ -1173,7 +1233,6 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
     suffix = path.suffix.lower()
     if path.stat().st_size == 0:
         raise UserError(f"{path}: the file is empty")
-    arrival: dict = {}  # the arrival-time column and its unit (load_csv, load_jsonl, _table_arrivals)
     if suffix == ".parquet":
         from ltrsched.workloads.labels import is_labels, labels_workload
 
@@ -1225,7 +1284,7 @@ def load_workload(source: str, num_requests: int | None = None, seed: int = 0, s
         raise UserError(f"{path}: unknown workload format {suffix!r}; use .parquet, .jsonl, .json or .csv")
     warning = _unit_warning(df["arrival_time"], arrival, path) if "arrival_time" in df.columns else None
     workload = Workload(_sample_checked(df, num_requests, seed, path), path.stem, _meta(path, arrival, warning))
-    for line in arrival.get("notes", ()):  # (after the checks: a warning ahead of an error made it two lines)
+    for line in arrival.get("notes", ()):  # (after the checks; ahead of an error, load_workload prints them)
         print(line, file=sys.stderr)
     return workload
 

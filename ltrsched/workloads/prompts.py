@@ -19,9 +19,11 @@ A labelling run needs prompts only (the served model makes the lengths), so a fi
 - ``.csv``: a ``prompt`` column (in any case), text as written, keyed as a parquet's rows (a trace of lengths
   alone, such as the workload ``.csv`` traces, has no prompts);
 - ``.txt``: plain text, one prompt per line (a line ends at ``\n``, ``\r\n`` or ``\r``; blank lines are skipped;
-  a prompt of several lines needs a ``.jsonl``), keyed ``line-N`` (its 1-based line number).
+  a prompt of several lines needs a ``.jsonl``; a line of whitespace and invisible characters alone is blank:
+  :mod:`ltrsched.workloads.blank_text`), keyed ``line-N`` (its 1-based line number).
 
-Text files are strict UTF-8 (:mod:`ltrsched.workloads.utf8`). Empty prompts are refused, as is a key given twice;
+Text files are strict UTF-8 (:mod:`ltrsched.workloads.utf8`). Empty prompts (nothing, whitespace or invisible
+characters alone: :mod:`ltrsched.workloads.blank_text`) are refused, as is a key given twice;
 a prompt given twice is kept once (its first key), so no prompt can land in two splits, with a warning on stderr
 counting the repeats.
 """
@@ -36,7 +38,10 @@ import polars as pl
 
 from ltrsched.errors import UserError
 from ltrsched.inputs import check_not_special
+from ltrsched.notices import explain_error
 from ltrsched.strict_json import shown
+from ltrsched.workloads.blank_text import blank_why, is_blank
+from ltrsched.workloads.csv_separator import separator_hint
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.utf8 import describe_surrogate, lone_surrogate
 
@@ -62,23 +67,12 @@ def load_prompts(path: str | Path, with_system: bool = False) -> pl.DataFrame:
     if path.stat().st_size == 0:  # (as a workload's: each format said it otherwise, a parquet "out of specification")
         raise UserError(f"{path}: the file is empty")
     suffix = path.suffix.lower()
-    notes: list[str] = []  # the parse's, printed once the prompts are read (an error stays one line)
-    if suffix == ".json" or (suffix == ".parquet" and _is_conversations(path)) or (
-            suffix == ".jsonl" and _jsonl_conversations(path)):
-        from ltrsched.workloads.conversation_prompts import conversation_prompts
-
-        df = conversation_prompts(path, notes)
-    elif suffix == ".jsonl":
-        df = _jsonl(path)
-    elif suffix == ".parquet":
-        df = _parquet(path)
-    elif suffix == ".csv":
-        df = _csv(path)
-    elif suffix == ".txt":
-        df = _txt(path)
-    else:
-        raise UserError(f"{path}: prompts come from a {', '.join(SUFFIXES)} file")
-    _check_keys(df, path)
+    notes: list[str] = []  # the parse's, printed once the prompts are read, or ahead of an error they explain
+    try:
+        df = _read(path, suffix, notes)
+    except UserError:
+        explain_error(notes)  # ("no prompt is eligible", without the warning counting what was left out and why)
+        raise
     repeated = ~df["prompt"].is_first_distinct()
     if repeated.any():  # (left out without a word: 100 lines labelled 90 prompts)
         at = int(repeated.arg_true()[0])
@@ -147,6 +141,28 @@ def _jsonl(path: Path) -> pl.DataFrame:
                         schema={"key": pl.Utf8, "prompt": pl.Utf8, SYSTEM: pl.Utf8})
 
 
+def _read(path: Path, suffix: str, notes: list[str]) -> pl.DataFrame:
+    """:func:`load_prompts`' prompts of ``path`` (its ``suffix`` in lower case), keys checked; the parse's warnings
+    appended to ``notes``."""
+    if suffix == ".json" or (suffix == ".parquet" and _is_conversations(path)) or (
+            suffix == ".jsonl" and _jsonl_conversations(path)):
+        from ltrsched.workloads.conversation_prompts import conversation_prompts
+
+        df = conversation_prompts(path, notes)
+    elif suffix == ".jsonl":
+        df = _jsonl(path)
+    elif suffix == ".parquet":
+        df = _parquet(path)
+    elif suffix == ".csv":
+        df = _csv(path)
+    elif suffix == ".txt":
+        df = _txt(path)
+    else:
+        raise UserError(f"{path}: prompts come from a {', '.join(SUFFIXES)} file")
+    _check_keys(df, path)
+    return df
+
+
 def _parquet(path: Path) -> pl.DataFrame:
     try:
         raw = pl.read_parquet(path)
@@ -178,8 +194,9 @@ def _csv(path: Path) -> pl.DataFrame:
         raise UserError(f"{path}: cannot parse CSV ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     names = {c.strip().lower(): c for c in raw.columns}
     if "prompt" not in names:
-        raise UserError(f"{path}: no text column 'prompt' (have {', '.join(raw.columns) or 'none'}); a .csv trace of "
-                        "lengths holds no prompts")
+        hint = separator_hint(raw.columns)  # (a ';'-separated file of prompts: "a trace of lengths holds none")
+        raise UserError(f"{path}: no text column 'prompt' (have {', '.join(raw.columns) or 'none'})"
+                        + (hint or "; a .csv trace of lengths holds no prompts"))
     raw = raw.rename({c: c.strip().lower() for c in raw.columns
                       if c.strip().lower() in ("prompt", SYSTEM, *_KEY_COLUMNS)})
     return _prompt_table(raw, path)
@@ -192,7 +209,7 @@ def _txt(path: Path) -> pl.DataFrame:
     text = decode_utf8(path.read_bytes(), path)  # (strict: an invalid byte is an error naming its line)
     keys, prompts = [], []
     for lineno, line in enumerate(re.split(r"\r\n|\r|\n", text), 1):  # (not splitlines: U+2028, \f... are text here)
-        if line.strip():
+        if not is_blank(line):  # (a line of zero-width spaces alone shows as blank: skipped as one)
             keys.append(f"line-{lineno}")
             prompts.append(line)
     if not prompts:
@@ -242,8 +259,8 @@ def _prompt_table(raw: pl.DataFrame, path: Path) -> pl.DataFrame:
 
 
 def _check_text(prompt: str, where: str) -> None:
-    if not prompt.strip():
-        raise UserError(f"{where}: the prompt is empty")
+    if is_blank(prompt):  # (zero-width spaces alone were a prompt: :mod:`ltrsched.workloads.blank_text`)
+        raise UserError(f"{where}: the prompt is empty ({blank_why(prompt)})")
     at = lone_surrogate(prompt)
     if at is not None:
         raise UserError(f"{where}: the prompt holds a lone UTF-16 surrogate ({describe_surrogate(prompt, at)}), half of "

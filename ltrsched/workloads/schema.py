@@ -53,6 +53,12 @@ SYSTEM_COLUMN = "system_prompt"
 #: What joins a system text and the user's prompt in a prompt's text: a blank line.
 SYSTEM_SEPARATOR = "\n\n"
 _MAX_COUNT = 2**53  # a whole number in a float column beyond this is no count (nor exact)
+#: What an error refusing an output of 0 tokens adds, in every format: the likely cause and what to do. A model that
+#: stops at once generates its EOS token alone; a count that leaves the EOS token out then says 0, and an empty reply
+#: text counts 0 (every request decodes at least one token, so none can be served as generating nothing).
+ZERO_OUTPUT_HINT = ("an output of 0 tokens (an empty reply) is most likely a model that stopped at once (EOS as its "
+                    "first token) counted without its EOS token; give output_tokens 1 (the EOS token), or leave the "
+                    "request out")
 #: Names token counts go by in other tools' files, ours first, matched in any case: a ``.csv`` reads them all (e.g.
 #: vidur's ``num_prefill_tokens``, Azure's ``ContextTokens``); a parquet reads the others where it lacks ours
 #: (:func:`length_columns`). BurstGPT's ``Request tokens`` and ``Response tokens`` too (a ``Response tokens`` of 0
@@ -232,7 +238,8 @@ def validate(df: pl.DataFrame, name: str = "workload", row_name: Callable[[int],
         if bad.any():
             first = df.filter(bad).row(0, named=True)
             raise UserError(f"{name}: {bad.sum()} request(s) with {col} < 1 (first: {first[col]}, request "
-                            f"{first['request_id']}) in {at(bad)}")
+                            f"{first['request_id']}) in {at(bad)}"
+                            + (f"; {ZERO_OUTPUT_HINT}" if col == "output_tokens" and first[col] == 0 else ""))
     bad = ~df["arrival_time"].is_finite() | (df["arrival_time"] < 0)
     if bad.any():
         raise UserError(f"{name}: {bad.sum()} request(s) with a negative or non-finite arrival_time (first: "

@@ -33,6 +33,7 @@ import sys
 from pathlib import Path
 from typing import Iterable, NamedTuple
 
+import numpy as np
 import polars as pl
 
 from ltrsched import atomic, strict_json
@@ -41,14 +42,16 @@ from ltrsched.fingerprint import dist_version, file_digest
 from ltrsched.workloads.arrival_names import (
     arrival_suffix, escapes_a_letter, file_may_name_added, json_may_name_arrivals,
 )
+from ltrsched.workloads.blank_text import is_blank
 from ltrsched.workloads.record_values import optional_number, request_id_value
-from ltrsched.workloads.schema import (NUMERIC_OPTIONAL_COLUMNS, SYSTEM_COLUMN, SYSTEM_SEPARATOR, length_columns,
-                                       request_ids)
+from ltrsched.workloads.schema import (NUMERIC_OPTIONAL_COLUMNS, SYSTEM_COLUMN, SYSTEM_SEPARATOR, ZERO_OUTPUT_HINT,
+                                       length_columns, request_ids)
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
 
-CACHE_VERSION = 4  # 2: continuation chunks and replies-first conversations skipped; 3: role/content messages;
-# 4: OpenAI content parts (a file of them parsed before had none of those conversations)
+CACHE_VERSION = 5  # 2: continuation chunks and replies-first conversations skipped; 3: role/content messages;
+# 4: OpenAI content parts (a file of them parsed before had none of those conversations); 5: a prompt of invisible
+# characters alone counts 0 tokens (blank_text); the Responses API's input_text/output_text parts are text
 # (speakers in another case, read since the parse cache's "-case" marker: load_sharegpt_records)
 #: The distribution that counts tokens (part of the parse cache's key).
 TOKENIZER_DIST = "quicktok-v1"
@@ -110,7 +113,8 @@ def _object_hint(text: str) -> str:
     try:
         whole = json.loads(text)
     except (ValueError, RecursionError):  # (more than one object: a .jsonl's lines; or damaged)
-        return " (one conversation per line is a .jsonl format: wrap them in [ ] with commas)"
+        return (" (one object per line is JSON Lines, as `datasets`' to_json writes it: name the file .jsonl, or "
+                "wrap conversations in [ ] with commas)")
     if isinstance(whole, dict) and any(isinstance(whole.get(k), list) for k in CONVERSATION_KEYS):
         return " (one conversation: wrap it in [ ])"
     lists = [k for k, v in whole.items() if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)] \
@@ -208,14 +212,20 @@ def _speaker(message: dict):
     return who.strip().lower() if isinstance(who, str) else who
 
 
+#: The types of OpenAI's content parts that hold text: chat completions' ``text``, the Responses API's ``input_text``
+#: (a user's) and ``output_text`` (the model's); a conversation of the latter was skipped as "a part that is not text
+#: (an image)", and a file of them was "no complete conversation".
+TEXT_PARTS = ("text", "input_text", "output_text")
+
+
 def _text(message: dict):
     """A message's text: ShareGPT's ``value`` or OpenAI/LMSYS's ``content``. OpenAI's content may be a list of
-    parts, ``{"type": "text", "text": ...}``: their texts joined by newlines (as vLLM's OpenAI server joins
+    parts, ``{"type": "text", "text": ...}`` (:data:`TEXT_PARTS`): their texts joined by newlines (as vLLM's OpenAI server joins
     them); a list with another part (an image) is no text (None), as is anything else but a string. (Such
     conversations were skipped: a file of them was "no complete conversation".)"""
     text = _field(message, "value", "content")
     if isinstance(text, list):
-        parts = [p.get("text") if isinstance(p, dict) and p.get("type") == "text" else None for p in text]
+        parts = [p.get("text") if isinstance(p, dict) and p.get("type") in TEXT_PARTS else None for p in text]
         return "\n".join(parts) if parts and all(isinstance(p, str) for p in parts) else None
     return text
 
@@ -326,7 +336,10 @@ def read_first_turn(record, system: bool = False) -> FirstTurn | Skip:
             raw = _field(m, "value", "content")
             if isinstance(raw, list) and all(isinstance(part, dict) and isinstance(part.get("type"), str)
                                              for part in raw) and raw:
-                return Skip(False, "first turns with a part that is not text (an image)")
+                other = next(part["type"] for part in raw if part["type"] not in TEXT_PARTS)
+                return Skip(False, "first turns with a part that is not text (an image)",
+                            f"message {i + 1} has a part of type {other[:40]!r}")  # (the part named: "an image" of
+                # an 'input_text' part was the Responses API's text)
             what = "no text ('value' or 'content')" if raw is None else f"{_kind(raw)} for its text"
             return Skip(True, "with first turns that are not text", f"message {i + 1} has {what}")
         texts.append(text)
@@ -656,7 +669,8 @@ def given_counts(given: pl.Series, counted: pl.Series, ids: list[str], rows: lis
     if bad.any():
         at = int(bad.arg_true()[0])
         raise UserError(f"{path}: row {rows[at] + 1} (id {ids[at]!r}): {name} {given[at]!r} is not a whole number of "
-                        f"tokens in 1..2**53 ({int(bad.sum())} row(s) so)")
+                        f"tokens in 1..2**53 ({int(bad.sum())} row(s) so)"
+                        + (f"; {ZERO_OUTPUT_HINT}" if name == "output_tokens" and values[at] == 0 else ""))
     kept = pl.select(pl.coalesce(values, counted.cast(pl.Float64))).to_series().cast(pl.Int64).alias(name)
     differ = (values.is_not_null() & (kept != counted)).fill_null(False)
     if differ.any():
@@ -777,7 +791,9 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
             "source_id": ids,
             "prompt": prompts,
             "response": responses,
-            "prompt_tokens": count_tokens(prompts),
+            # (a prompt of invisible characters alone, e.g. zero-width spaces, is empty: its tokens counted 4 or
+            # more, it passed the paper's prompt-length rule and was served as a prompt)
+            "prompt_tokens": np.where([is_blank(p) for p in prompts], 0, count_tokens(prompts)),
             "output_tokens": count_tokens(responses),
             # (the system text a prompt begins with: an engine sends it as the system turn, not in the user's)
             **({SYSTEM_COLUMN: pl.Series(SYSTEM_COLUMN, [t or None for t in systems], dtype=pl.String)}
@@ -825,11 +841,16 @@ def _source(path: str | Path | None) -> Path:
 
 
 def records_key(path: str | Path | None = None) -> str:
-    """What the parsed first turns of a ShareGPT file depend on: the file's content (SHA-256), the
-    parser version and the tokenizer's version. Two files with the same bytes share it; any other two
-    do not, whatever their names, sizes or modification times."""
-    digest = file_digest(_source(path))
-    return f"v{CACHE_VERSION}-{digest[:32]}-tok{dist_version(TOKENIZER_DIST)}"
+    """What the parsed first turns of a ShareGPT file depend on: the file's content (SHA-256), how it is read (a
+    ``.jsonl`` line by line, any other as one JSON array or a parquet), the parser version and the tokenizer's
+    version. Two files with the same bytes read alike share it; any other two do not, whatever their names, sizes or
+    modification times."""
+    src = _source(path)
+    digest = file_digest(src)
+    # (a .jsonl is read line by line, a .json as one array: the same bytes are two files; a .json of conversations
+    # one per line, refused on its own, loaded once the same bytes as a .jsonl had been parsed)
+    lines = "-lines" if src.suffix.lower() == ".jsonl" else ""
+    return f"v{CACHE_VERSION}-{digest[:32]}-tok{dist_version(TOKENIZER_DIST)}{lines}"
 
 
 #: A cached parse's notes (a JSON list of lines) lie beside it, in a file of this suffix; a parse cached without
