@@ -117,3 +117,42 @@ def test_a_thrash_stops_only_its_run_where_allowed_and_any_other_error_stops_the
         _backend_run(path, pending, tmp_path / "ok", runner.RunStats(), thrash_ok=False)
     with pytest.raises(UserError, match="^an input changed$"):  # (not a thrash: it stops a capacity search too)
         _backend_run(path, pending, tmp_path / "bad", runner.RunStats(), thrash_ok=True)
+
+
+class OldBackend(runner.Backend):
+    """A user's backend written before ``thrash_ok`` existed: its ``run`` takes four arguments."""
+
+    name = "old"
+
+    def run(self, pending, out, stats, bar):
+        runner._run_here(pending, out, stats, bar)
+
+
+class KeywordBackend(runner.Backend):
+    """A user's backend that passes whatever keywords it gets on (``**options``)."""
+
+    name = "keywords"
+
+    def run(self, pending, out, stats, bar, **options):
+        runner._run_here(pending, out, stats, bar, **options)
+
+
+def test_a_backend_written_before_thrash_ok_is_called_the_old_way_and_a_thrash_says_what_to_add(tmp_path, monkeypatch):
+    """Passing ``thrash_ok`` to it was a TypeError traceback (``run() takes 5 positional arguments but 6 were given``)
+    for every capacity search; now its runs go on, and a thrash stops them as before, its one line naming the class
+    and the parameter to add."""
+    monkeypatch.setattr(runner, "run_one", _fake_run_one)
+    specs = [s for s, _ in _pending()]
+    fine = [s for s in specs if s.rate != 2.0]
+    stats = runner.run_all(fine, tmp_path / "ok", backend=OldBackend(), progress=False, thrash_ok=True)
+    assert len(stats.ran) == 2 and not stats.stopped
+    with pytest.raises(batching.ThrashError) as err:
+        runner.run_all(specs, tmp_path / "ok", backend=OldBackend(), progress=False, thrash_ok=True)
+    line = str(err.value)
+    assert ": preemption thrash: 1 preemptions of 5 requests by step 9 (backend test_capacity_thrash.OldBackend ran it " \
+           "without thrash_ok: its run takes no such keyword, so the thrash stops every run; add a `thrash_ok: bool = " \
+           "False` parameter to its run" in line and "\n" not in line
+    with pytest.raises(batching.ThrashError, match=r"by step 9$"):  # (not asked for: the error as it always was)
+        runner.run_all(specs, tmp_path / "ok", backend=OldBackend(), progress=False)
+    stats = runner.run_all(specs, tmp_path / "ok", backend=KeywordBackend(), progress=False, thrash_ok=True)
+    assert len(stats.ran) == 2 and len(stats.stopped) == 1  # (**options: given the keyword, it goes on)
