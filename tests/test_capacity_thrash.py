@@ -62,6 +62,9 @@ def test_capacity_goes_on_below_a_rate_whose_run_thrashed_and_a_rerun_gives_the_
     assert len(said) == 2 and all(f"misses the SLOs ({STOPPED_TEXT}): run fcfs on " in ln and
                                   ": preemption thrash: " in ln for ln in said), r.stderr
     assert (out / "figures" / "capacity-ttft_p90.png").stat().st_size > 0
+    notes = (out / "capacity.md").read_text()
+    assert f"limiting_slo = what bracket_high missed, or {STOPPED_TEXT} where its runs were stopped for it" in notes
+    assert "- policy fcfs, profile a100-llama3-8b: the runs at 1.414, 2 req/s were stopped for preemption thrash" in notes
     # a thrash-stopped run saves no result: the rerun runs it again, it stops again, the same table
     assert not any(runner.is_done(out, s) for s in _stopped_specs(out, rates))
     again = _thrashing_capacity(capsys, out, workload)
@@ -117,3 +120,77 @@ def test_a_thrash_stops_only_its_run_where_allowed_and_any_other_error_stops_the
         _backend_run(path, pending, tmp_path / "ok", runner.RunStats(), thrash_ok=False)
     with pytest.raises(UserError, match="^an input changed$"):  # (not a thrash: it stops a capacity search too)
         _backend_run(path, pending, tmp_path / "bad", runner.RunStats(), thrash_ok=True)
+
+
+class OldBackend(runner.Backend):
+    """A user's backend written before ``thrash_ok`` existed: its ``run`` takes four arguments."""
+
+    name = "old"
+
+    def run(self, pending, out, stats, bar):
+        runner._run_here(pending, out, stats, bar)
+
+
+class KeywordBackend(runner.Backend):
+    """A user's backend that passes whatever keywords it gets on (``**options``)."""
+
+    name = "keywords"
+
+    def run(self, pending, out, stats, bar, **options):
+        runner._run_here(pending, out, stats, bar, **options)
+
+
+def test_a_backend_written_before_thrash_ok_is_called_the_old_way_and_a_thrash_says_what_to_add(tmp_path, monkeypatch):
+    """Passing ``thrash_ok`` to it was a TypeError traceback (``run() takes 5 positional arguments but 6 were given``)
+    for every capacity search; now its runs go on, and a thrash stops them as before, its one line naming the class
+    and the parameter to add."""
+    monkeypatch.setattr(runner, "run_one", _fake_run_one)
+    specs = [s for s, _ in _pending()]
+    fine = [s for s in specs if s.rate != 2.0]
+    stats = runner.run_all(fine, tmp_path / "ok", backend=OldBackend(), progress=False, thrash_ok=True)
+    assert len(stats.ran) == 2 and not stats.stopped
+    with pytest.raises(batching.ThrashError) as err:
+        runner.run_all(specs, tmp_path / "ok", backend=OldBackend(), progress=False, thrash_ok=True)
+    line = str(err.value)
+    assert ": preemption thrash: 1 preemptions of 5 requests by step 9 (backend test_capacity_thrash.OldBackend ran it " \
+           "without thrash_ok: its run takes no such keyword, so the thrash stops every run; add a `thrash_ok: bool = " \
+           "False` parameter to its run" in line and "\n" not in line
+    with pytest.raises(batching.ThrashError, match=r"by step 9$"):  # (not asked for: the error as it always was)
+        runner.run_all(specs, tmp_path / "ok", backend=OldBackend(), progress=False)
+    stats = runner.run_all(specs, tmp_path / "ok", backend=KeywordBackend(), progress=False, thrash_ok=True)
+    assert len(stats.ran) == 2 and len(stats.stopped) == 1  # (**options: given the keyword, it goes on)
+
+
+def _search_on(curve) -> Search:
+    """A search driven to its end on ``curve``: rate [req/s] -> a point (met, missed or stopped)."""
+    search = Search(RunSpec("capacity", "s", "fcfs", workload="w", policy="fcfs", profile="a100-llama3-8b",
+                            num_requests=30), 1.0, 0.2, 1024.0)
+    while search.next_rate is not None:
+        search.record(curve(search.next_rate))
+    return search
+
+
+def test_the_limiting_slo_note_says_where_the_rates_that_failed_were_stopped():
+    """The note under the table said ``limiting_slo = what bracket_high missed`` and nothing of stopped runs, whose
+    rates missed no SLO that was measured; now it says when bracket_high's runs were stopped, and a note per
+    configuration lists the stopped rates where the highest rate that failed was one (bracket_high may have run)."""
+    from ltrsched.experiments.capacity_report import limiting_note, stopped_notes
+
+    slo = Slo("ttft_p90", 10.0)
+
+    def curve(stop_above, miss_above):
+        return lambda rate: (stopped_point([slo], rate, "run x: preemption thrash") if rate > stop_above else
+                             evaluate([slo], rate, [{"ttft_p90": 20.0 if rate > miss_above else 1.0}]))
+
+    stopped_top = _search_on(curve(3, 3))  # bracket_high stopped
+    measured_top = _search_on(curve(3, 2.5))  # bracket_high missed ttft_p90, the rates above it stopped
+    met = _search_on(curve(1e9, 5))  # nothing stopped
+    assert stopped_top.points[stopped_top.high].stopped and not measured_top.points[measured_top.high].stopped
+    assert limiting_note([met, measured_top]) == "limiting_slo = what bracket_high missed"
+    assert limiting_note([met, stopped_top]) == (f"limiting_slo = what bracket_high missed, or {STOPPED_TEXT} where "
+                                                 "its runs were stopped for it (no metrics: counted as missing every SLO)")
+    notes = stopped_notes([met, measured_top])
+    stopped = ", ".join(f"{r:g}" for r in sorted(measured_top.points) if measured_top.points[r].stopped)
+    assert stopped and notes == [f"policy fcfs, profile a100-llama3-8b: the runs at {stopped} req/s were stopped for "
+                                 "preemption thrash (no metrics: counted as missing every SLO)"]
+    assert stopped_notes([met]) == []

@@ -287,8 +287,8 @@ def test_random_router_is_seeded():
 
 @pytest.mark.parametrize("router", ["round-robin", "least-outstanding"])
 def test_preemption_thrash_counts_the_workloads_requests(router):
-    """The thrash guard scales with the workload's requests (as the lone simulator's), not with the rows a
-    replica's table happens to have room for."""
+    """One replica's thrash guard scales with the workload's requests (as the lone simulator's), not with the rows a
+    replica's table happens to have room for (a fleet's replica: with those routed to it, tested below)."""
     rng = np.random.default_rng(1)
     n = 8
     wl = make_workload(rng.integers(60, 120, n), rng.integers(40, 60, n), rng.uniform(0, 0.1, n))
@@ -296,6 +296,72 @@ def test_preemption_thrash_counts_the_workloads_requests(router):
                     preemption="recompute", semantics="vllm-v1")
     with pytest.raises(UserError, match=r"preemption thrash: 8,001 preemptions of 8 requests"):
         simulate_cluster(wl, RandomOrder(3, period=1), cfg, replicas=1, router=make_router(router))
+
+
+def _creep_and_light(monkeypatch):
+    """test_preemption_thrash_counts_the_workloads_requests's 8 thrashing requests (rows 0-7) and 8 of one token each
+    arriving with them (rows 8-15: round-robin sends each replica one kind), the config, the guard's cap lowered to 2
+    preemptions per request (for the test's time)."""
+    from ltrsched.policies import batching
+
+    monkeypatch.setattr(batching, "MAX_PREEMPTIONS_PER_REQUEST", 2)
+    rng = np.random.default_rng(1)
+    prompts, outputs, arrivals = rng.integers(60, 120, 8), rng.integers(40, 60, 8), rng.uniform(0, 0.1, 8)
+    thrashing = make_workload(prompts, outputs, arrivals)
+    both = make_workload(np.r_[prompts, [1] * 8], np.r_[outputs, [1] * 8], np.r_[arrivals, arrivals])
+    cfg = SimConfig(profile=LinearProfile(blocks=11), max_num_batched_tokens=16, max_num_seqs=4, watermark=0.0,
+                    preemption="recompute", semantics="vllm-v1")
+    return thrashing, both, cfg
+
+
+def test_a_thrashing_replica_in_a_fleet_stops_where_it_would_alone(monkeypatch):
+    """Each replica's thrash guard scales by what the router sent it: replica 0 serves the lone run's 8 requests and
+    stops with its error, word for word (it stopped at 33 preemptions 'of 16 requests', the fleet's: among N replicas a
+    thrash ran about N times as long)."""
+    thrashing, both, cfg = _creep_and_light(monkeypatch)
+    with pytest.raises(UserError) as alone:
+        simulate(thrashing, RandomOrder(3, period=1), cfg)
+    assert str(alone.value).startswith("preemption thrash: 17 preemptions of 8 requests by step ")
+    with pytest.raises(UserError) as fleet:
+        simulate_cluster(both, RandomOrder(3, period=1), cfg, replicas=2, router=make_router("round-robin"))
+    assert str(fleet.value) == str(alone.value)
+
+
+def test_a_replica_routed_at_each_arrival_scales_its_thrash_guard_by_the_requests_sent_so_far(monkeypatch):
+    """A router that reads the replicas' state routes at each arrival: the guard grows with each request sent."""
+    import re
+
+    _, both, cfg = _creep_and_light(monkeypatch)
+    with pytest.raises(UserError) as fleet:
+        simulate_cluster(both, RandomOrder(3, period=1), cfg, replicas=2, router=make_router("least-outstanding"))
+    count, sent = map(int, re.match(r"preemption thrash: ([0-9]+) preemptions of ([0-9]+) requests", str(fleet.value))
+                      .groups())
+    assert count == 2 * sent + 1 and sent < 16  # (the whole workload's 16 before)
+
+
+def test_a_thrash_guard_grown_request_by_request_is_the_guard_of_its_whole_workload(monkeypatch):
+    """:meth:`ThrashGuard.add` (a cluster replica's guard): grown to 10 requests of 1,000 tokens, the waste rule looks
+    and stops where the guard built for them does (the rule's first check is set from the tokens given at the start:
+    none for a replica before the router sends it anything, and it never looked)."""
+    from ltrsched.policies import batching
+    from ltrsched.policies.batching import ThrashGuard
+
+    monkeypatch.setattr(batching, "WASTE_MIN_TOKENS", 0)
+
+    def stop(guard) -> tuple[int, str]:
+        with pytest.raises(UserError) as err:
+            for step in range(10_000):
+                guard.preempted(1, 1, step, None, 10, lambda: 1, 100)
+        return guard.num_preemptions, str(err.value)
+
+    grown = ThrashGuard(0)
+    for _ in range(10):
+        grown.add(1, 100)
+    assert stop(grown) == stop(ThrashGuard(10, 1_000)) and grown.num_preemptions == 10 * 1_000 // 100
+    looked = ThrashGuard(1, 100)  # (after the rule's first look, each next check is one workload's tokens further)
+    looked.preempted(1, 1, 0, None, 1, lambda: 10**9, 10 * 100)
+    looked.add(9, 900)
+    assert stop(looked)[0] == 2
 
 
 def test_stop_time_leaves_late_requests_unrouted():

@@ -155,6 +155,80 @@ def test_capacity_on_ray_finds_the_same_capacities_from_the_same_runs(tmp_path, 
     assert pl.read_csv(tmp_path / "ray" / "capacity.csv")["status"].to_list() == ["found"]
 
 
+THRASHING_POLICY = '''
+from ltrsched.policies import LiveView, Policy, batching, register
+
+
+@register
+class ThrashAtOnce(Policy):
+    """FCFS, whose runs the thrash guard stops at their first preemption (its cap of preemptions per request is 0
+    for this policy's runs only: a Ray worker serves other tests' runs after this one)."""
+    name = "thrash-at-once"
+
+    def rank(self, view: LiveView):
+        return view.order_by(view.arrival_time)
+
+
+_preempted = getattr(batching.ThrashGuard.preempted, "unwrapped", batching.ThrashGuard.preempted)
+
+
+def preempted(self, count, recomputed, step, policy, *args, **kwargs):
+    if getattr(policy, "name", None) != ThrashAtOnce.name:
+        return _preempted(self, count, recomputed, step, policy, *args, **kwargs)
+    cap, batching.MAX_PREEMPTIONS_PER_REQUEST = batching.MAX_PREEMPTIONS_PER_REQUEST, 0
+    try:
+        return _preempted(self, count, recomputed, step, policy, *args, **kwargs)
+    finally:
+        batching.MAX_PREEMPTIONS_PER_REQUEST = cap
+
+
+preempted.unwrapped = _preempted
+batching.ThrashGuard.preempted = preempted
+'''
+
+
+def test_capacity_on_ray_goes_on_below_a_rate_whose_run_thrashed_as_the_process_pool_does(tmp_path, ray_address,
+                                                                                          capsys, monkeypatch):
+    """The Ray backend's side of tests/test_capacity_thrash.py: a run a preemption thrash stopped in a Ray task misses
+    the SLOs there, as in this process (the same tables, the note column, the stderr lines), and is not cached (a
+    rerun runs it again). Both commands run in this process (run_cli_fast); the Ray one uses this module's instance
+    (this process's Ray session, as a library caller's), so no Ray starts."""
+    from cli_helpers import run_cli_fast
+    from ltrsched.experiments import runner
+    from ltrsched.experiments.capacity import STOPPED_TEXT, specs_at
+    from ltrsched.experiments.runspec import RunSpec
+    from ltrsched.policies import batching
+
+    monkeypatch.setattr(batching.ThrashGuard, "preempted", batching.ThrashGuard.preempted)  # (the plugin wraps it)
+    (tmp_path / "thrash.py").write_text(THRASHING_POLICY)
+    env = {**os.environ, "LTRSCHED_PLUGINS": str(tmp_path / "thrash.py")}
+    workload = tmp_path / "w.csv"  # (above about 1 req/s its requests overflow the KV cache: test_capacity_thrash)
+    workload.write_text("prompt_tokens,output_tokens\n" + "5000,1000\n" * 30)
+    args = ["capacity", "-w", str(workload), "-n", "30", "--seeds", "1", "-p", "thrash-at-once", "--slo",
+            "ttft_p90=10000", "--start-rate", "1", "--tolerance", "0.5"]
+    runs = []
+    for out, backend in (("pool", ["--jobs", "1"]), ("ray", ["--backend", "ray"]), ("ray", ["--backend", "ray"])):
+        r = run_cli_fast(capsys, *args, "--out", tmp_path / out, *backend, cwd=tmp_path, env=env)
+        assert r.returncode == 0, r.stderr[-2000:]
+        runs.append(r)
+    assert "1 runs simulated, 0 reused, 2 stopped for preemption thrash" in runs[0].stdout
+    assert "1 runs simulated, 0 reused, 2 stopped for preemption thrash" in runs[1].stdout
+    assert "0 runs simulated, 1 reused, 2 stopped for preemption thrash" in runs[2].stdout  # (stopped: not cached)
+    for name in ("capacity.csv", "capacity-rates.csv", "capacity.md"):
+        assert (tmp_path / "pool" / name).read_bytes() == (tmp_path / "ray" / name).read_bytes(), name
+    rates = pl.read_csv(tmp_path / "ray" / "capacity-rates.csv")
+    assert rates["note"].fill_null("").to_list() == ["", STOPPED_TEXT, STOPPED_TEXT]
+    assert pl.read_csv(tmp_path / "ray" / "capacity.csv")["limiting_slo"].to_list() == [STOPPED_TEXT]
+    said = [[ln for ln in r.stderr.splitlines() if ln.startswith("capacity: ")] for r in runs]
+    assert len(said[0]) == 2 and said[1] == said[2] == [ln.replace(str(tmp_path / "pool"), str(tmp_path / "ray"))
+                                                        for ln in said[0]]
+    assert all(": preemption thrash: 1 preemptions of 30 requests by step " in ln for ln in said[1])
+    template = RunSpec("capacity", str(workload), "thrash-at-once", workload=str(workload), policy="thrash-at-once",
+                       profile="a100-llama3-8b", num_requests=30, arrival="poisson")
+    stopped = [s for rate in (1.414, 2.0) for s in specs_at(template, rate, [0])]
+    assert not any(runner.is_done(tmp_path / "ray", s) for s in stopped)
+
+
 def test_joining_a_running_ray_instance_by_address_and_from_a_library_session(tmp_path, ray_address, pool_sweep):
     """--address joins a running instance (the module's, started with Ray's token authentication) and leaves
     it running; without the token setting the refusal is a one-line error within seconds (Ray alone retries

@@ -78,6 +78,31 @@ def none_notes(searches: Sequence[Search]) -> list[str]:
     return notes
 
 
+def limiting_note(searches: Sequence[Search]) -> str:
+    """What the table's ``limiting_slo`` is, for the note under it: what ``bracket_high`` missed, and, where some
+    configuration's ``bracket_high`` had its runs stopped for preemption thrash, that it then says so."""
+    text = "limiting_slo = what bracket_high missed"
+    if any(s.high is not None and s.points[s.high].stopped for s in searches):
+        text += f", or {STOPPED_TEXT} where its runs were stopped for it (no metrics: counted as missing every SLO)"
+    return text
+
+
+def stopped_notes(searches: Sequence[Search]) -> list[str]:
+    """One note under the capacity table per configuration whose highest rate that missed the SLOs had its runs
+    stopped for preemption thrash, naming it by the table's columns and listing every such rate [req/s]: its
+    ``limiting_slo`` names only what ``bracket_high`` missed, which may be a lower rate that ran."""
+    columns = varying_fields([s.template for s in searches])
+    notes = []
+    for s in searches:
+        missed = [r for r in sorted(s.points) if not s.points[r].meets]
+        if not missed or not s.points[missed[-1]].stopped:
+            continue
+        stopped = [f"{r:g}" for r in missed if s.points[r].stopped]
+        notes.append(f"{', '.join(f'{c} {getattr(s.template, c)}' for c in columns)}: the runs at {', '.join(stopped)} "
+                     "req/s were stopped for preemption thrash (no metrics: counted as missing every SLO)")
+    return notes
+
+
 def rates_table(searches: Sequence[Search], slos: Sequence[Slo]) -> pl.DataFrame:
     """Every rate tried per configuration: each SLO metric's mean over seeds (empty where the runs were stopped),
     whether it met the SLOs, and ``note``: ``stopped: preemption thrash`` where a run was stopped, else empty."""

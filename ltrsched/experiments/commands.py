@@ -534,7 +534,8 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
     import polars as pl
 
     from ltrsched.experiments.capacity import MAX_SEEDS, parse_slos, search_capacity
-    from ltrsched.experiments.capacity_report import capacity_figures, capacity_table, none_notes, rates_table
+    from ltrsched.experiments.capacity_report import (capacity_figures, capacity_table, limiting_note, none_notes,
+                                                      rates_table, stopped_notes)
     from ltrsched.experiments.runner import check_jobs, open_backend
     from ltrsched.experiments.runspec import RunSpec
     from ltrsched.experiments.scoring import check_scoring
@@ -663,8 +664,8 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
     notes = [f"SLOs: {slo_text} (a rate meets one when the metric's mean over {len(seeds)} seeded runs "
              f"(seeds {seeds[0]}-{seeds[-1]}) of {sizes_text} {workload} requests is at most the limit)",
              f"capacity = the highest rate [req/s] seen to meet every SLO; bracket_high = the lowest seen to miss "
-             f"one, at most {tolerance:.0%} above it; limiting_slo = what bracket_high missed",
-             *none_notes(searches)]
+             f"one, at most {tolerance:.0%} above it; {limiting_note(searches)}",
+             *none_notes(searches), *stopped_notes(searches)]
     write_table(table, out, "capacity", "Capacity under SLOs", notes, digits=3)
     from ltrsched import atomic
 

@@ -402,7 +402,8 @@ class Backend:
     def run(self, pending: list[Pending], out: Path, stats: RunStats, bar, thrash_ok: bool = False) -> None:
         """Execute ``pending``. ``thrash_ok``: a run stopped by a preemption thrash (its
         :class:`~ltrsched.policies.batching.ThrashError`) goes into ``stats.stopped`` and the others go on; without
-        it, that error stops the rest as any other run's error does."""
+        it, that error stops the rest as any other run's error does. (A subclass whose ``run`` takes no ``thrash_ok``,
+        written before it existed, is still called, without it: :func:`_backend_run`.)"""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -522,9 +523,9 @@ def run_all(specs: Iterable[RunSpec], out: str | Path, jobs: int | None = None, 
         if pending:
             if backend is None:
                 with open_backend("process", jobs) as local:
-                    local.run(pending, out, stats, bar, thrash_ok)
+                    local.run(pending, out, stats, bar, thrash_ok=thrash_ok)
             else:
-                backend.run(pending, out, stats, bar, thrash_ok)
+                _backend_run(backend, pending, out, stats, bar, thrash_ok)
     finally:
         if own_bar:
             bar.close()
@@ -534,6 +535,40 @@ def run_all(specs: Iterable[RunSpec], out: str | Path, jobs: int | None = None, 
         raise RunFailedError(f"{len(stats.failed)} run(s) failed, their worker died twice: {runs}. The other "
                              f"{stats.total} runs are saved under {out / 'runs'}; run the command again to retry")
     return stats
+
+
+def takes_thrash_ok(backend: Backend) -> bool:
+    """Whether ``backend.run`` takes the ``thrash_ok`` keyword (or any keyword); one whose signature cannot be read is
+    taken to (it is called as :class:`Backend` documents)."""
+    import inspect
+
+    try:
+        params = inspect.signature(backend.run).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.kind is p.VAR_KEYWORD or (p.name == "thrash_ok" and p.kind is not p.POSITIONAL_ONLY) for p in params)
+
+
+def _backend_run(backend: Backend, pending: list[Pending], out: Path, stats: RunStats, bar, thrash_ok: bool) -> None:
+    """``backend.run``, with ``thrash_ok`` where it asks for it. A :class:`Backend` subclass written before
+    ``thrash_ok`` existed (its ``run`` takes ``pending, out, stats, bar`` only: passing the keyword was a TypeError
+    traceback) is called as it was then, so a preemption thrash stops the rest as before; where ``thrash_ok`` was
+    asked for, the thrash's one line then says what to add to the backend to let the others go on."""
+    if takes_thrash_ok(backend):
+        backend.run(pending, out, stats, bar, thrash_ok=thrash_ok)
+        return
+    if not thrash_ok:
+        backend.run(pending, out, stats, bar)
+        return
+    from ltrsched.policies.batching import ThrashError
+
+    try:
+        backend.run(pending, out, stats, bar)
+    except ThrashError as exc:
+        cls = type(backend)
+        raise ThrashError(f"{exc} (backend {cls.__module__}.{cls.__qualname__} ran it without thrash_ok: its run takes "
+                          "no such keyword, so the thrash stops every run; add a `thrash_ok: bool = False` parameter "
+                          "to its run and record such runs in stats.stopped to let the others go on)") from None
 
 
 def _run_here(pending: list[Pending], out: Path, stats: RunStats, bar, thrash_ok: bool = False) -> None:

@@ -202,9 +202,10 @@ class ThrashGuard:
       bounds are passed, then once per further ``num_tokens`` thrown away.
 
     Attributes:
-        num_requests: the workload's requests (the first rule's scale).
+        num_requests: the workload's requests (the first rule's scale; a cluster's replica: those sent to it so far,
+            :meth:`add`).
         num_tokens: the workload's prompt + output tokens, every request [tokens] (the waste rule's scale; 0: the
-            waste rule is off).
+            waste rule is off until :meth:`add` gives some).
         num_preemptions: preemptions so far (swaps and recomputes).
         num_recomputes: recompute preemptions so far.
         discarded_tokens: computed tokens whose KV recompute preemptions threw away so far [tokens].
@@ -219,10 +220,22 @@ class ThrashGuard:
     _window: int = 0  # its length [recomputes]
     _sampled: int = -1  # the sampled-token total when it started
     _waste_check: int = 0  # discarded_tokens at which the waste rule reads the sampled tokens next
+    _waste_looked: bool = False  # whether it has read them once (its first check is behind it)
 
     def __post_init__(self) -> None:
-        self._waste_check = (max(WASTE_MIN_WORKLOADS * self.num_tokens, WASTE_MIN_TOKENS) if self.num_tokens > 0
-                             else _NEVER)
+        self._waste_check = self._first_waste_check()
+
+    def _first_waste_check(self) -> int:
+        return max(WASTE_MIN_WORKLOADS * self.num_tokens, WASTE_MIN_TOKENS) if self.num_tokens > 0 else _NEVER
+
+    def add(self, requests: int, tokens: int) -> None:
+        """Scale the rules by ``requests`` more requests of ``tokens`` prompt + output tokens in all, for a host whose
+        requests come during the run (a cluster's replica, as its router sends them): the waste rule's first check
+        moves with the tokens until it has looked once (then each next check is one workload's tokens further)."""
+        self.num_requests += requests
+        self.num_tokens += tokens
+        if not self._waste_looked:
+            self._waste_check = self._first_waste_check()
 
     def preempted(self, count: int, recomputed: int, step: int, policy: object, num_live: int,
                   sampled_tokens: Callable[[], int], discarded: int = 0) -> None:
@@ -253,6 +266,7 @@ class ThrashGuard:
         """The waste rule, where ``discarded_tokens`` reached its next check (the first: the larger of the bounds in
         tokens and in workloads; then one more workload's tokens each)."""
         sampled = sampled_tokens()
+        self._waste_looked = True
         if self.discarded_tokens > WASTE_PER_OUTPUT_TOKEN * sampled:
             raise ThrashError(thrash_message(self.num_preemptions, self.num_requests, step, policy,
                                              waste=(self.discarded_tokens, self.num_tokens, sampled)))

@@ -16,6 +16,10 @@ ends exactly at ``t`` shows its state from before it ended. A router that never 
 (``Router.reads_state = False``: round-robin, random) routes every request before the run instead, and
 each replica then runs without pausing. With one replica the result is bit-identical to
 :func:`ltrsched.sim.simulate` (tested on the whole golden grid).
+
+Each replica's preemption-thrash guard (:class:`~ltrsched.policies.batching.ThrashGuard`) scales by the requests and
+tokens routed to it so far, as a lone replica's by its workload: a thrashing replica among N stops where it would
+alone, not at N times its preemptions. (One replica keeps the lone simulator's scale.)
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from simpy.events import URGENT, Timeout
 from ltrsched.errors import UserError
 from ltrsched.metrics import speedup_vs_real_time, summarize
 from ltrsched.policies.base import Policy
+from ltrsched.policies.batching import ThrashGuard
 from ltrsched.policies.needs import check_needs
 from ltrsched.plugin_watchdog import plugin_time_limit
 from ltrsched.routers.base import ReplicaView, Router
@@ -170,11 +175,32 @@ def _route_one(router: Router, row: int, at: float, views, table: RequestTable) 
     return k
 
 
+def _request_tokens(table: RequestTable) -> np.ndarray:
+    """Each request's prompt + output tokens [tokens]: what a replica's thrash guard scales by (:func:`_fresh_guards`)."""
+    return table.prompt_tokens.astype(np.int64) + table.output_tokens.astype(np.int64)
+
+
+def _fresh_guards(fleet: Sequence[Replica]) -> list[ThrashGuard] | None:
+    """Thrash guards scaled by what each replica is sent (none yet: the router adds each request as it routes it,
+    :meth:`ThrashGuard.add`), in place of the whole workload's scale the replica was built with; with it, a thrashing
+    replica among N stopped at about N times the preemptions and wasted tokens of the same replica alone. None for
+    one replica: it keeps the lone simulator's scale (every request, those arriving after the stop time too), so that
+    it stays the lone simulator, thrash stops included."""
+    if len(fleet) == 1:
+        return None
+    for replica in fleet:
+        replica.thrash_guard = ThrashGuard(0)
+    return [replica.thrash_guard for replica in fleet]
+
+
 def _route_arrivals(env: simpy.Environment, table: RequestTable, router: Router, views: Sequence[ReplicaState],
-                    inboxes: Sequence[Inbox], horizon: Horizon, assigned: np.ndarray, stop_time: float | None):
+                    inboxes: Sequence[Inbox], horizon: Horizon, assigned: np.ndarray, stop_time: float | None,
+                    guards: Sequence[ThrashGuard] | None = None):
     """SimPy process: route every request at its arrival time (same-instant arrivals in row order), then
-    close the inboxes. ``horizon`` always holds the next arrival still to be routed."""
+    close the inboxes. ``horizon`` always holds the next arrival still to be routed. ``guards``: each replica's thrash
+    guard, given each request routed there as it is (the share grows during the run)."""
     rows, times = _arrivals(table, stop_time)
+    tokens = _request_tokens(table).tolist() if guards is not None else None
     horizon.time = times[0] if times else float("inf")
     for j, (row, at) in enumerate(zip(rows, times)):
         if at > env.now:
@@ -182,23 +208,30 @@ def _route_arrivals(env: simpy.Environment, table: RequestTable, router: Router,
         k = _route_one(router, row, at, views, table)
         assigned[row] = k
         inboxes[k].put(row)
+        if guards is not None:
+            guards[k].add(1, tokens[row])
         horizon.time = times[j + 1] if j + 1 < len(times) else float("inf")
     for inbox in inboxes:
         inbox.close()
 
 
 def _route_up_front(table: RequestTable, router: Router, inboxes: Sequence[Inbox], num_gpu_blocks: int,
-                    assigned: np.ndarray, stop_time: float | None) -> None:
+                    assigned: np.ndarray, stop_time: float | None, guards: Sequence[ThrashGuard] | None = None) -> None:
     """Route every request before the run (a router that never reads the replicas' state), so that the
-    replicas need not pause at each other's arrivals."""
+    replicas need not pause at each other's arrivals. ``guards``: each replica's thrash guard, given the requests
+    routed there."""
     views = [_BlindView(k, num_gpu_blocks, router) for k in range(len(inboxes))]
     rows, times = _arrivals(table, stop_time)
     for row, at in zip(rows, times):
         assigned[row] = _route_one(router, row, at, views, table)
     rows = np.asarray(rows, dtype=np.int64)
+    tokens = _request_tokens(table) if guards is not None else None
     for k, inbox in enumerate(inboxes):
-        inbox.put_many(rows[assigned[rows] == k])  # (still in arrival order)
+        mine = rows[assigned[rows] == k]
+        inbox.put_many(mine)  # (still in arrival order)
         inbox.close()
+        if guards is not None:
+            guards[k].add(len(mine), int(tokens[mine].sum()))
 
 
 def simulate_cluster(workload: Workload, policy: Policy, config: SimConfig | None = None, replicas: int = 1,
@@ -240,12 +273,14 @@ def simulate_cluster(workload: Workload, policy: Policy, config: SimConfig | Non
         fleet = [make_replica(env, setup, policies[k], config, table=inboxes[k].table, trace=traces[k],
                               inbox=inboxes[k], on_progress=bar.update if bar else None) for k in range(replicas)]
         views = [ReplicaState(k, fleet[k], inboxes[k]) for k in range(replicas)]
+        guards = _fresh_guards(fleet)
         assigned = np.full(n, -1, dtype=np.int64)
         wall = time.perf_counter()
         if router.reads_state:
-            env.process(_route_arrivals(env, table, router, views, inboxes, horizon, assigned, config.stop_time))  # first
+            env.process(_route_arrivals(env, table, router, views, inboxes, horizon, assigned, config.stop_time,  # first
+                                        guards))
         else:
-            _route_up_front(table, router, inboxes, setup.limits.num_gpu_blocks, assigned, config.stop_time)
+            _route_up_front(table, router, inboxes, setup.limits.num_gpu_blocks, assigned, config.stop_time, guards)
         for replica in fleet:
             env.process(replica.run())
         env.run()
