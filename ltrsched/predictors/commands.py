@@ -196,7 +196,8 @@ def _note_cut(predictor, *groups: tuple[list[str], str], names: list | None = No
     """Note on stderr how many prompts of each group (prompts, what they are) the predictor's HF or probe backbone
     reads only part of (:func:`~ltrsched.predictors.predictor.cut_note`): it was cut without a word. An ensemble's
     note is its members' (``names``: theirs to print, by default ``member0``, ``member1``, ... as in its directory),
-    each different note once: members that read the same part of the same prompts are named together; a member of
+    each different note once: members that read the same part of the same prompts are named together, each once (a
+    checkpoint given twice, as ``a`` and ``./a``, is named as first given: it said "members a and a"); a member of
     weight 0 scores nothing and is not named."""
     from ltrsched.predictors.predictor import cut_note
 
@@ -207,12 +208,13 @@ def _note_cut(predictor, *groups: tuple[list[str], str], names: list | None = No
             click.echo(line, err=True)
         return
     names = names or [f"member{i}" for i in range(len(members))]
-    cut: dict[str, list[str]] = {}  # note -> the members it is of
+    cut: dict[str, dict] = {}  # note -> the members it is of: {the checkpoint (resolved, where a path): its name}
     for member, weight, name in zip(members, predictor.weights, names):
         line = weight and cut_note(member, [(member.prompts_cut(p), len(p), what) for p, what in groups])
         if line:
-            cut.setdefault(line, []).append(str(name))
-    for line, who in cut.items():  # ("note: 4 of 16 ..." -> "note: ensemble member a: 4 of 16 ...")
+            cut.setdefault(line, {}).setdefault(Path(name).resolve() if isinstance(name, Path) else name, str(name))
+    for line, named in cut.items():  # ("note: 4 of 16 ..." -> "note: ensemble member a: 4 of 16 ...")
+        who = list(named.values())
         click.echo(f"note: ensemble member{'s' if len(who) > 1 else ''} {' and '.join(who)}: "
                    f"{line.removeprefix('note: ')}", err=True)
 
