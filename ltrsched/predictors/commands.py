@@ -283,7 +283,7 @@ def _given(name: str) -> bool:
 def _check_train_numbers(epochs, list_size, max_prompt_tokens, bucket, label_bucket, lr, seed) -> None:
     """Raise :class:`UserError` for a training option out of range (before any data is loaded), naming the option
     and its value."""
-    from ltrsched.predictors.config import MAX_EPOCHS, MAX_LR, MAX_PROMPT_TOKENS, MIN_LR
+    from ltrsched.predictors.config import MAX_EPOCHS, MAX_PROMPT_TOKENS, lr_range_error
 
     if epochs is not None and not 1 <= epochs <= MAX_EPOCHS:
         raise UserError(f"--epochs must be in [1, {MAX_EPOCHS}], got {epochs}")
@@ -295,9 +295,8 @@ def _check_train_numbers(epochs, list_size, max_prompt_tokens, bucket, label_buc
         raise UserError(f"--bucket and --label-bucket must be >= 1 token, got {bucket} and {label_bucket}")
     if lr is not None and not (math.isfinite(lr) and lr > 0):
         raise UserError(f"--lr must be a positive number, got {lr}")
-    if lr is not None and not MIN_LR <= lr <= MAX_LR:  # (1e23 gave a ranker scores of 1e24; 1e-9 moved no rank)
-        raise UserError(f"--lr must be in [{MIN_LR:g}, {MAX_LR:g}] (Adam's step per weight: below, training moves "
-                        f"no prompt's rank; above, it collapses or only scales the scores), got {lr:g}")
+    if lr is not None and lr_range_error(lr, "--lr"):  # (1e23 gave a ranker scores of 1e24; 1e-9 moved no rank)
+        raise UserError(lr_range_error(lr, "--lr"))
     if seed < 0:
         raise UserError(f"--seed must be >= 0, got {seed}")
 
