@@ -257,7 +257,8 @@ def _warn_majority(config, lengths, accuracy: float | None) -> None:
     bucket, share = majority_accuracy(config, lengths)
     if accuracy <= share:
         low = bucket * config.bucket
-        span = f"{low}+" if bucket == config.num_classes - 1 else f"{low}-{low + config.bucket - 1}"  # (last: open)
+        span = (f"{low}+" if bucket == config.num_classes - 1 else f"{low}" if config.bucket == 1  # (last: open)
+                else f"{low}-{low + config.bucket - 1}")  # (a bucket of 1 token said "2-2 tokens")
         click.echo(f"warning: bucket accuracy {accuracy:.3f} is no better than always predicting the most common "
                    f"bucket ({span} tokens), which {share:.3f} of these prompts fall in", err=True)
 
