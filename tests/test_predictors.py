@@ -326,7 +326,6 @@ def test_cli_train_bad_hf_model_is_one_line(tmp_path, capsys):
     (["--lr", "1.5"], "--lr must be in [1e-08, 1]"),
     (["--lr", "1e-9"], "--lr must be in [1e-08, 1]"),
     (["--bucket", "0"], "--bucket and --label-bucket must be >= 1 token"),
-    (["--kind", "class", "--bucket", "8192"], "needs at least 2 classes"),
     (["--seed", "-1"], "--seed must be >= 0"),
     (["--hf-model", "minilm"], "--hf-model needs --backbone hf"),
     # options of another backbone given as empty or as their default were ignored without a word

@@ -105,9 +105,12 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
     if limit is not None and limit < 1:  # (it said "the number of requests must be positive", naming no option)
         raise UserError(f"--limit must be >= 1 training prompt, got {limit}")
     default_lr = {"hf": 2e-5, "probe": 1e-3}.get(backbone, 1e-2)  # (probe: a linear head on standardised states)
+    # (classes are counted from the training lengths once read: a --bucket of 8,192 or more was refused here as "1
+    # class" whatever the lengths, 100,000-token buckets of lengths up to 10^7 too; at least 2 until then, and where
+    # every length falls in one, check_buckets names a width that fits them)
     config = PredictorConfig(
         kind=kind, backbone=backbone, loss=loss if kind == "rank" else "ce", bucket=bucket,
-        num_classes=class_count(bucket), label_bucket=label_bucket, list_size=list_size,
+        num_classes=max(2, class_count(bucket)), label_bucket=label_bucket, list_size=list_size,
         epochs=epochs or 5, lr=lr if lr is not None else default_lr, weight_decay=0.01 if hf else 0.0,
         seed=seed, hf_path=hf_model, max_prompt_tokens=max_prompt_tokens, probe_layer=probe_layer,
         probe_precision=probe_precision, **({} if ngrams is None else {"ngrams": ngrams}),
@@ -125,7 +128,8 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
     check_labelled(ev_prompts, ev_lengths, "held-out")
     _check_held_out(prompts, ev_prompts, data, eval_data)
     if kind == "class":
-        config = dataclasses.replace(config, num_classes=class_count(bucket, int(lengths.max()) if len(lengths) else 0))
+        config = dataclasses.replace(config, num_classes=max(2, class_count(bucket, int(lengths.max()) if len(lengths)
+                                                                            else 0)))
     check_buckets(config, lengths)
     check_list_size(config, len(prompts))  # (before a model loads)
     predictor = Predictor(config)
