@@ -19,7 +19,8 @@ none; a type vLLM reads with a config class of its own (``step3_text``, ``kimi_k
 
 Shared by the engine's checks before a start and the simulator's sizing of a profile (pooling models,
 :func:`check_generative`), as :mod:`ltrsched.config_classes` is: it reads vLLM's files, and neither side imports
-the other.
+the other. A pooling model is refused without vLLM too where the files tell: a sentence-transformers directory's
+pooling module (:func:`sentence_transformers_pooling`), or an architecture's suffix (:data:`VLLM_RUNNERS`).
 """
 
 from __future__ import annotations
@@ -29,9 +30,12 @@ import difflib
 import functools
 import importlib.metadata
 import importlib.util
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from ltrsched.config_classes import assignments, release_version, string_dict, vllm_distribution, vllm_file
+from ltrsched.config_classes import (assignments, package_file, release_version, string_dict, vllm_distribution,
+                                     vllm_file)
 from ltrsched.errors import UserError
 
 #: The command that lists every architecture the installed vLLM supports (it imports vLLM: seconds).
@@ -228,6 +232,70 @@ def pooling_architecture(archs: list[str], registry: Registry) -> str | None:
     return None
 
 
+#: vLLM 0.32's runners by architecture suffix (its ``_SUFFIX_TO_DEFAULTS``, in its order), for where the installed
+#: vLLM's source cannot be read (no vLLM: the simulator's profiles): (suffix, the runner it gives a name so ending).
+VLLM_RUNNERS = (("ForCausalLM", "generate"), ("ForConditionalGeneration", "generate"), ("ChatModel", "generate"),
+                ("LMHeadModel", "generate"), ("ForTextEncoding", "pooling"), ("EmbeddingModel", "pooling"),
+                ("ForSequenceClassification", "pooling"), ("ForTokenClassification", "pooling"),
+                ("ForAudioClassification", "pooling"), ("ForImageClassification", "pooling"),
+                ("ForVideoClassification", "pooling"), ("ClassificationModel", "pooling"),
+                ("ForRewardModeling", "pooling"), ("RewardModel", "pooling"), ("Model", "pooling"))
+
+
+def suffix_pooling_architecture(archs: list[str]) -> str | None:
+    """The first of ``archs`` where its suffix alone surely makes it a pooling model in vLLM 0.32
+    (:data:`VLLM_RUNNERS`: ``FooForSequenceClassification``, ``Qwen2ForRewardModel``), told without its registry; None
+    elsewhere. Only the first name tells (vLLM decides by the first it registers or whose suffix it knows), and a
+    plain ``*Model`` does not: vLLM registers some as generative (``LlamaModel``: ``LlamaForCausalLM``). No name vLLM
+    0.32 registers with such a suffix is served for generation."""
+    if not archs or not isinstance(archs[0], str):
+        return None
+    suffix, runner = next(((s, r) for s, r in VLLM_RUNNERS if archs[0].endswith(s)), (None, None))
+    return archs[0] if runner == "pooling" and suffix != "Model" else None
+
+
+#: The file of a sentence-transformers model directory that lists its modules, and the module types vLLM 0.32 reads
+#: a pooling configuration from (its ``_ST_POOLING_MODULE_TYPES``): where one is listed, vLLM picks its pooling runner
+#: whatever the architectures (``_get_default_runner_type``: "Some Sentence Transformers models use *ForCausalLM").
+ST_MODULES_FILE = "modules.json"
+ST_POOLING_TYPES = frozenset({"sentence_transformers.models.Pooling",
+                              "sentence_transformers.sentence_transformer.modules.pooling.Pooling"})
+
+
+def sentence_transformers_pooling(directory) -> str | None:
+    """The one-line refusal of the model directory ``directory`` where its :data:`ST_MODULES_FILE` lists a
+    sentence-transformers pooling module (:data:`ST_POOLING_TYPES`), which vLLM serves as a pooling model whatever its
+    config.json's architectures (``BertModel``, ``Qwen2ForCausalLM``), or where vLLM cannot read that file as JSON
+    (its start fails); None where there is no such file, or it lists no pooling module."""
+    path = Path(directory) / ST_MODULES_FILE
+    if not path.is_file():
+        return None
+    try:
+        modules = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return (f"{path}: not readable JSON ({reason}); vLLM reads it for a sentence-transformers pooling module and "
+                "fails to start: fix it, or remove it from a generative model's directory")
+    listed = [m.get("type") for m in modules if isinstance(m, dict)] if isinstance(modules, list) else []
+    pooling = next((t for t in listed if isinstance(t, str) and t in ST_POOLING_TYPES), None)
+    if pooling is None:
+        return None
+    return (f"{path}: lists the sentence-transformers pooling module {pooling!r}, so vLLM serves the model as a "
+            "pooling model (embeddings), not for generation, whatever its architectures: ltrsched serves only "
+            "generative models (*ForCausalLM / *ForConditionalGeneration)")
+
+
+def _pooling_only(arch: str, registry: Registry) -> bool:
+    """``arch`` is a pooling architecture of the installed vLLM (:func:`pooling_architecture`) whose model module
+    serves no architecture for generation (``BertModel``; not ``Gemma3TextModel``, whose module serves
+    ``Gemma3ForCausalLM``)."""
+    module = _model_modules().get(arch)
+    if module is None or pooling_architecture([arch], registry) is None:
+        return False
+    return not any(_model_modules().get(other) == module and pooling_architecture([other], registry) is None
+                   for other in registry.supported)
+
+
 def pooling_line(arch: str, source: str) -> str:
     """The one-line refusal of ``source`` (a config.json) whose architecture ``arch`` vLLM serves as a pooling model."""
     return (f"{source}: architecture {arch!r} is served by vLLM as a pooling model (embeddings, classification or "
@@ -237,16 +305,25 @@ def pooling_line(arch: str, source: str) -> str:
 
 def check_generative(model, source: str) -> None:
     """One-line :class:`UserError` naming ``source`` where vLLM would serve the config.json ``model`` as a pooling
-    model (:func:`pooling_architecture`); nothing where its architectures are no list of names, custom code
-    (``auto_map``) or a model type vLLM reads with a config class of its own decides, or there is no vLLM source."""
-    registry = installed_registry()
-    if registry is None or not isinstance(model, dict) or model.get("auto_map"):
+    model (:func:`pooling_architecture`; where vLLM's source cannot be read, by suffix alone:
+    :func:`suffix_pooling_architecture`). A config naming no architectures is taken as vLLM takes it, by
+    transformers' base model class of its type (``bert``: ``BertModel``), refused only where vLLM registers that class
+    as a pooling one and serves nothing of its module for generation (:func:`_pooling_only`): a profile's model config
+    may be a composite model's text config, whose base class vLLM never reads (``gemma3_text``'s ``Gemma3TextModel``,
+    an embedding model, where the model is a generative Gemma-3). Nothing is refused where the architectures are no
+    list of names, or custom code (``auto_map``) or a model type vLLM reads with a config class of its own decides."""
+    if not isinstance(model, dict) or model.get("auto_map"):
         return
+    registry = installed_registry()
     archs, kind = model.get("architectures"), model.get("model_type")
-    if isinstance(kind, str) and kind in registry.config_types or not isinstance(archs, list) or not all(
-            isinstance(a, str) for a in archs):
+    if registry is not None and isinstance(kind, str) and kind in registry.config_types:
         return  # (a model_type that is no name, unhashable, is refused where it is read)
-    pooled = pooling_architecture(archs, registry)
+    if not archs and isinstance(kind, str):  # (vLLM's get_config: transformers' base class of the type)
+        base = _base_model_class(kind)
+        archs = [base] if registry is not None and base is not None and _pooling_only(base, registry) else None
+    if not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
+        return
+    pooled = suffix_pooling_architecture(archs) if registry is None else pooling_architecture(archs, registry)
     if pooled is not None:
         raise UserError(pooling_line(pooled, source))
 
@@ -284,14 +361,32 @@ def unsupported_line(archs: list[str], supported, version: str | None = None) ->
             f"it supports with: {LIST_COMMAND}")
 
 
+@functools.lru_cache(maxsize=1)
+def _base_model_classes() -> dict | None:
+    """transformers' ``MODEL_MAPPING_NAMES`` (model type -> base model class), read from its source without importing
+    it (the import takes seconds and loads torch); None where that source is not of the expected shape."""
+    path = package_file("transformers", "models/auto/modeling_auto.py")
+    try:
+        value = assignments(path)["MODEL_MAPPING_NAMES"] if path is not None else None
+        if not (isinstance(value, ast.Call) and len(value.args) == 1 and not value.keywords):
+            return None  # (OrderedDict([...]))
+        return {k: v for k, v in ast.literal_eval(value.args[0]) if isinstance(k, str) and isinstance(v, str)}
+    except (OSError, SyntaxError, KeyError, ValueError, TypeError):
+        return None
+
+
 def _base_model_class(model_type) -> str | None:
     """transformers' base model class of ``model_type`` (``LlamaModel``): the architecture vLLM gives a config.json
     that names none; None where transformers has none (or is not installed)."""
-    try:
-        from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
-    except ImportError:
+    if not isinstance(model_type, str):
         return None
-    name = MODEL_MAPPING_NAMES.get(model_type) if isinstance(model_type, str) else None
+    names = _base_model_classes()
+    if names is None:  # (another transformers' source: its table, imported)
+        try:
+            from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES as names
+        except ImportError:
+            return None
+    name = names.get(model_type)
     return name if isinstance(name, str) else None
 
 
@@ -374,13 +469,21 @@ def check_model_type(model: dict, source: str, registry: Registry | None) -> Non
                     "architecture\" once imported): fix model_type, or upgrade transformers")
 
 
-def check_architecture(model: dict, source: str) -> None:
+def check_architecture(model: dict, source: str, directory=None) -> None:
     """One-line :class:`UserError` naming ``source`` (the config.json) where the installed vLLM surely has no model
     class for the model's ``architectures``, or cannot read its ``model_type`` (:func:`check_model_type`; see the
-    module's docstring for what is left to vLLM)."""
+    module's docstring for what is left to vLLM), or would serve it as a pooling model: by a sentence-transformers
+    pooling module in the model directory ``directory`` (:func:`sentence_transformers_pooling`), by its architecture
+    (where vLLM's source cannot be read, by its suffix alone: :func:`suffix_pooling_architecture`)."""
     registry = installed_registry()
     archs = _names(model, source, registry)
     check_model_type(model, source, registry)
+    line = sentence_transformers_pooling(directory) if directory is not None else None
+    if line is not None:
+        raise UserError(line)
+    pooled = suffix_pooling_architecture(archs) if archs is not None and registry is None else None
+    if pooled is not None:
+        raise UserError(pooling_line(pooled, source))
     if archs is None or registry is None:
         return
     if any(_registered(a, registry) for a in archs):

@@ -48,8 +48,14 @@ def layers_refusal(layers: int, source: str, key: str) -> str | None:
 
 def vllm_file(relative: str) -> Path | None:
     """A source file of the installed ``vllm`` package, found without importing it (None: no vLLM)."""
+    return package_file("vllm", relative)
+
+
+def package_file(package: str, relative: str) -> Path | None:
+    """A source file of the installed top-level ``package`` (``vllm``, ``transformers``), found without importing it
+    (None: no such package or file)."""
     try:
-        spec = importlib.util.find_spec("vllm")
+        spec = importlib.util.find_spec(package)
     except (ImportError, ValueError):
         return None
     if spec is None or not spec.submodule_search_locations:

@@ -79,6 +79,24 @@ def test_class_lengths_in_one_default_bucket_name_a_bucket_from_the_data(tmp_pat
     assert r.returncode == 0, r.stderr
 
 
+def test_class_buckets_of_8192_tokens_or_more_are_judged_by_the_training_lengths(tmp_path, capsys):
+    """The classes were counted over ChatGPT's 8,192-token span before the data was read: --bucket 100000 was refused
+    as "needs at least 2 classes ... use --bucket below 8192" for lengths up to 10^7 (101 classes). Now counted from
+    the lengths; where all fall in one bucket, the width that fits them is named."""
+    from ltrsched.predictors.config import PredictorConfig
+
+    heavy = [(p, 10**7 if i % 2 else 3) for i, (p, _) in enumerate(english_rows(30, 0))]
+    write_label_jsonl(tmp_path / "tr.jsonl", heavy)
+    write_label_jsonl(tmp_path / "ev.jsonl", [(p, 10**7 if i % 2 else 3) for i, (p, _) in enumerate(english_rows(6, 1))])
+    args = ("train", "--kind", "class", "--eval-data", tmp_path / "ev.jsonl", "--epochs", "1")
+    r = run_cli_fast(capsys, *args, "--data", tmp_path / "tr.jsonl", "--bucket", 100_000, "-o", tmp_path / "c")
+    assert r.returncode == 0, r.stderr
+    assert PredictorConfig.load(tmp_path / "c").num_classes == 101
+    write_label_jsonl(tmp_path / "short.jsonl", english_rows(30, 0))  # (lengths under 300 tokens)
+    r = run_cli_fast(capsys, *args, "--data", tmp_path / "short.jsonl", "--bucket", 8192, "-o", tmp_path / "d")
+    assert_one_line_error(r, "falls in one bucket of 8192 tokens (--bucket 8192): nothing to learn; use --bucket ")
+
+
 def test_rank_labels_in_one_bucket_name_label_bucket_1(tmp_path, capsys):
     write_label_jsonl(tmp_path / "tr.jsonl", [(p, 1 + n % 49) for p, n in english_rows(30, 0)])
     write_label_jsonl(tmp_path / "ev.jsonl", english_rows(10, 1))
@@ -133,11 +151,12 @@ def test_an_ensemble_notes_its_members_cut_prompts_once(tmp_path, capsys):
     hf.fit([p for p, _ in rows], np.array([n for _, n in rows]))
     hf.save(tmp_path / "hf")
     _ranker(tmp_path / "ng", rows)
-    r = run_cli_fast(capsys, "ensemble", "-m", tmp_path / "hf", "-m", tmp_path / "ng", "-m", tmp_path / "hf",
+    r = run_cli_fast(capsys, "ensemble", "-m", tmp_path / "hf", "-m", tmp_path / "ng", "-m", tmp_path / "ng/../hf",
                      "--data", tmp_path / "tr.jsonl", "--eval-data", tmp_path / "ev.jsonl", "-o", tmp_path / "ens")
     assert r.returncode == 0, r.stderr
     notes = [line for line in r.stderr.splitlines() if line.startswith("note:")]
-    assert notes == [f"note: ensemble members {tmp_path / 'hf'} and {tmp_path / 'hf'}: 4 of 12 calibration prompts and "
+    # (one checkpoint given twice is named once, as first given: it said "members .../hf and .../ng/../hf")
+    assert notes == [f"note: ensemble member {tmp_path / 'hf'}: 4 of 12 calibration prompts and "
                      "2 of 6 held-out prompts are longer than the 16 tokens the predictor reads (--max-prompt-tokens "
                      "16): it scores their first 16 tokens"], r.stderr
     r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "ens", "--data", tmp_path / "ev.jsonl")

@@ -26,6 +26,29 @@ def test_a_bucket_wider_than_int64_is_refused(field):
     assert getattr(PredictorConfig(**{field: 2**63 - 1}), field) == 2**63 - 1
 
 
+@pytest.mark.parametrize("lr", [2.0, 1e23, 1e-9, 1e-300])
+def test_a_learning_rate_out_of_trains_range_is_refused_by_the_config_too(lr):
+    """``train --lr`` took [1e-8, 1] only; a PredictorConfig built in code took any positive rate (1e23: a ranker's
+    scores of 1e24). Both now refuse it in the same words, from one definition of the bounds."""
+    from ltrsched.predictors.commands import _check_train_numbers
+    from ltrsched.predictors.config import PredictorConfig
+
+    says = ("must be in [1e-08, 1] (Adam's step per weight: below, training moves no prompt's rank; above, it "
+            f"collapses or only scales the scores), got {lr:g}")
+    with pytest.raises(UserError) as err:
+        PredictorConfig(lr=lr)
+    assert str(err.value) == f"lr {says}"
+    with pytest.raises(UserError) as err:
+        _check_train_numbers(None, 32, 2048, 820, 1, lr, 0)
+    assert str(err.value) == f"--lr {says}"
+
+
+def test_the_learning_rates_at_the_bounds_are_taken():
+    from ltrsched.predictors.config import MAX_LR, MIN_LR, PredictorConfig
+
+    assert [PredictorConfig(lr=lr).lr for lr in (MIN_LR, MAX_LR, 1)] == [1e-8, 1.0, 1]
+
+
 def test_train_with_a_label_bucket_wider_than_int64_is_one_line(tmp_path):
     for name, n in (("train.jsonl", 12), ("eval.jsonl", 8)):
         (tmp_path / name).write_text("".join(json.dumps({"prompt": f"{name} prompt number {i} " + "word " * i,

@@ -93,6 +93,17 @@ def test_a_class_model_no_better_than_the_most_common_bucket_is_warned(tmp_path,
     assert code == 0 and json.loads(out)["accuracy"] > 0.6 and err == "", err
 
 
+def test_the_most_common_bucket_of_one_token_is_named_as_its_length(capsys):
+    """A short-answer model's lengths (1-3 tokens) with --bucket 1: the warning named the bucket "(2-2 tokens)"."""
+    from ltrsched.predictors.commands import _warn_majority
+    from ltrsched.predictors.config import PredictorConfig
+
+    lengths = np.array([1, 2, 2, 2, 3, 3])
+    for bucket, span in ((1, "2 tokens"), (2, "2-3 tokens")):
+        _warn_majority(PredictorConfig(kind="class", loss="ce", bucket=bucket, num_classes=8), lengths, 0.0)
+        assert f"always predicting the most common bucket ({span}), which " in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("kind", ["rank", "class"])
 def test_scoring_prepares_features_a_bounded_number_of_prompts_at_a_time(kind, monkeypatch):
     """`predict` on 200,000 prompts prepared every prompt's features at once (5.7 GB resident); now a few batches at

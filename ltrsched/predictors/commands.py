@@ -105,9 +105,12 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
     if limit is not None and limit < 1:  # (it said "the number of requests must be positive", naming no option)
         raise UserError(f"--limit must be >= 1 training prompt, got {limit}")
     default_lr = {"hf": 2e-5, "probe": 1e-3}.get(backbone, 1e-2)  # (probe: a linear head on standardised states)
+    # (classes are counted from the training lengths once read: a --bucket of 8,192 or more was refused here as "1
+    # class" whatever the lengths, 100,000-token buckets of lengths up to 10^7 too; at least 2 until then, and where
+    # every length falls in one, check_buckets names a width that fits them)
     config = PredictorConfig(
         kind=kind, backbone=backbone, loss=loss if kind == "rank" else "ce", bucket=bucket,
-        num_classes=class_count(bucket), label_bucket=label_bucket, list_size=list_size,
+        num_classes=max(2, class_count(bucket)), label_bucket=label_bucket, list_size=list_size,
         epochs=epochs or 5, lr=lr if lr is not None else default_lr, weight_decay=0.01 if hf else 0.0,
         seed=seed, hf_path=hf_model, max_prompt_tokens=max_prompt_tokens, probe_layer=probe_layer,
         probe_precision=probe_precision, **({} if ngrams is None else {"ngrams": ngrams}),
@@ -125,7 +128,8 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
     check_labelled(ev_prompts, ev_lengths, "held-out")
     _check_held_out(prompts, ev_prompts, data, eval_data)
     if kind == "class":
-        config = dataclasses.replace(config, num_classes=class_count(bucket, int(lengths.max()) if len(lengths) else 0))
+        config = dataclasses.replace(config, num_classes=max(2, class_count(bucket, int(lengths.max()) if len(lengths)
+                                                                            else 0)))
     check_buckets(config, lengths)
     check_list_size(config, len(prompts))  # (before a model loads)
     predictor = Predictor(config)
@@ -196,7 +200,8 @@ def _note_cut(predictor, *groups: tuple[list[str], str], names: list | None = No
     """Note on stderr how many prompts of each group (prompts, what they are) the predictor's HF or probe backbone
     reads only part of (:func:`~ltrsched.predictors.predictor.cut_note`): it was cut without a word. An ensemble's
     note is its members' (``names``: theirs to print, by default ``member0``, ``member1``, ... as in its directory),
-    each different note once: members that read the same part of the same prompts are named together; a member of
+    each different note once: members that read the same part of the same prompts are named together, each once (a
+    checkpoint given twice, as ``a`` and ``./a``, is named as first given: it said "members a and a"); a member of
     weight 0 scores nothing and is not named."""
     from ltrsched.predictors.predictor import cut_note
 
@@ -207,12 +212,13 @@ def _note_cut(predictor, *groups: tuple[list[str], str], names: list | None = No
             click.echo(line, err=True)
         return
     names = names or [f"member{i}" for i in range(len(members))]
-    cut: dict[str, list[str]] = {}  # note -> the members it is of
+    cut: dict[str, dict] = {}  # note -> the members it is of: {the checkpoint (resolved, where a path): its name}
     for member, weight, name in zip(members, predictor.weights, names):
         line = weight and cut_note(member, [(member.prompts_cut(p), len(p), what) for p, what in groups])
         if line:
-            cut.setdefault(line, []).append(str(name))
-    for line, who in cut.items():  # ("note: 4 of 16 ..." -> "note: ensemble member a: 4 of 16 ...")
+            cut.setdefault(line, {}).setdefault(Path(name).resolve() if isinstance(name, Path) else name, str(name))
+    for line, named in cut.items():  # ("note: 4 of 16 ..." -> "note: ensemble member a: 4 of 16 ...")
+        who = list(named.values())
         click.echo(f"note: ensemble member{'s' if len(who) > 1 else ''} {' and '.join(who)}: "
                    f"{line.removeprefix('note: ')}", err=True)
 
@@ -255,7 +261,8 @@ def _warn_majority(config, lengths, accuracy: float | None) -> None:
     bucket, share = majority_accuracy(config, lengths)
     if accuracy <= share:
         low = bucket * config.bucket
-        span = f"{low}+" if bucket == config.num_classes - 1 else f"{low}-{low + config.bucket - 1}"  # (last: open)
+        span = (f"{low}+" if bucket == config.num_classes - 1 else f"{low}" if config.bucket == 1  # (last: open)
+                else f"{low}-{low + config.bucket - 1}")  # (a bucket of 1 token said "2-2 tokens")
         click.echo(f"warning: bucket accuracy {accuracy:.3f} is no better than always predicting the most common "
                    f"bucket ({span} tokens), which {share:.3f} of these prompts fall in", err=True)
 
@@ -281,7 +288,7 @@ def _given(name: str) -> bool:
 def _check_train_numbers(epochs, list_size, max_prompt_tokens, bucket, label_bucket, lr, seed) -> None:
     """Raise :class:`UserError` for a training option out of range (before any data is loaded), naming the option
     and its value."""
-    from ltrsched.predictors.config import MAX_EPOCHS, MAX_LR, MAX_PROMPT_TOKENS, MIN_LR
+    from ltrsched.predictors.config import MAX_EPOCHS, MAX_PROMPT_TOKENS, lr_range_error
 
     if epochs is not None and not 1 <= epochs <= MAX_EPOCHS:
         raise UserError(f"--epochs must be in [1, {MAX_EPOCHS}], got {epochs}")
@@ -293,9 +300,8 @@ def _check_train_numbers(epochs, list_size, max_prompt_tokens, bucket, label_buc
         raise UserError(f"--bucket and --label-bucket must be >= 1 token, got {bucket} and {label_bucket}")
     if lr is not None and not (math.isfinite(lr) and lr > 0):
         raise UserError(f"--lr must be a positive number, got {lr}")
-    if lr is not None and not MIN_LR <= lr <= MAX_LR:  # (1e23 gave a ranker scores of 1e24; 1e-9 moved no rank)
-        raise UserError(f"--lr must be in [{MIN_LR:g}, {MAX_LR:g}] (Adam's step per weight: below, training moves "
-                        f"no prompt's rank; above, it collapses or only scales the scores), got {lr:g}")
+    if lr is not None and lr_range_error(lr, "--lr"):  # (1e23 gave a ranker scores of 1e24; 1e-9 moved no rank)
+        raise UserError(lr_range_error(lr, "--lr"))
     if seed < 0:
         raise UserError(f"--seed must be >= 0, got {seed}")
 

@@ -62,6 +62,16 @@ MAX_EPOCHS = 10_000
 #: only scales its scores with the rate (1e23: scores of 1e24); Adam's step overflows float32 at 1e38. The floor is
 #: left low for fine-tuning a pretrained model (hf: 2e-5 by default).
 MIN_LR, MAX_LR = 1e-8, 1.0
+
+
+def lr_range_error(lr: float, name: str = "lr") -> str | None:
+    """The one-line refusal of the learning rate ``lr`` (a positive finite number) outside [:data:`MIN_LR`,
+    :data:`MAX_LR`], naming it ``name`` (``--lr`` on the command line); None where it is in range. The config and
+    ``train --lr`` both check it here (a rate built in code was taken at any size)."""
+    if MIN_LR <= lr <= MAX_LR:
+        return None
+    return (f"{name} must be in [{MIN_LR:g}, {MAX_LR:g}] (Adam's step per weight: below, training moves no prompt's "
+            f"rank; above, it collapses or only scales the scores), got {lr:g}")
 _INTS = ("label_bucket", "bucket", "num_classes", "dim", "hidden", "list_size", "epochs", "seed", "max_prompt_tokens")
 
 
@@ -158,6 +168,8 @@ class PredictorConfig:
                 raise UserError(f"{name} must be in [{low}, {high}], got {value}")
         if not self.lr > 0 or self.weight_decay < 0:
             raise UserError(f"lr must be > 0 and weight_decay >= 0, got {self.lr} and {self.weight_decay}")
+        if lr_range_error(self.lr) is not None:
+            raise UserError(lr_range_error(self.lr))
         if self.kind == "class" and self.num_classes < 2:
             raise UserError(f"a length classifier needs at least 2 classes, got {self.num_classes} "
                             f"(a class bucket of {self.bucket} tokens: use --bucket below 8192)")

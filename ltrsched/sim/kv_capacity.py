@@ -158,8 +158,9 @@ class ModelShape:
         (:func:`ltrsched.models.config_dtype`). A hybrid or attention-free model (Jamba, Qwen3-Next, Mamba, ...:
         :data:`ltrsched.config_classes.HYBRID_MODEL_TYPES`), whose cache vLLM sizes otherwise, is refused, as is a GPT-NeoX
         whose ``num_key_value_heads`` is not its head count (:func:`ltrsched.config_classes.ignored_kv_heads_refusal`),
-        and one whose architecture the installed vLLM serves as a pooling model, not for generation
-        (:func:`ltrsched.architectures.check_generative`; nothing is refused so where vLLM is not installed)."""
+        and one whose architecture the installed vLLM serves as a pooling model, not for generation, or whose type's
+        base class it pools where the config names no architectures (:func:`ltrsched.architectures.check_generative`;
+        where vLLM is not installed, only what the architecture's suffix tells)."""
         from ltrsched.models import (FALCON_MODEL_TYPES, KV_HEADS_KEYS, config_dtype, dbrx_names, falcon_kv_heads,
                                      falcon_names, kv_cache_dtype, kv_element_bytes, layers_quantization_config,
                                      mla_disabled_head, mla_latent_size, model_type, text_model)

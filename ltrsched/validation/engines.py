@@ -295,7 +295,7 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
         source = str(Path(path) / "config.json")
         from ltrsched.architectures import check_architecture
 
-        check_architecture(read_model_config(path), source)  # (vLLM refused it once imported, listing hundreds)
+        check_architecture(read_model_config(path), source, path)  # (vLLM refused it once imported, listing hundreds)
         # (vLLM reads the config through transformers, which assumed a default depth: 32 layers for Llama)
         layer_count(read_model_config(path), source)
         from ltrsched.engine.model_sizes import check_config_values, check_text_sizes
