@@ -351,6 +351,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--limit", type=float, default=60.0, help="seconds a case may run")
     parser.add_argument("--commands", nargs="*", default=None)
+    parser.add_argument("--log", type=Path, default=None, help="write each case's outcome here (JSON lines)")
     args = parser.parse_args(argv)
     cases = all_cases(args.commands)
     total = len(cases)
@@ -360,6 +361,7 @@ def main(argv=None) -> int:
     inputs = make_inputs(root / "inputs")
     counts: dict[str, int] = {}
     failures, slow = [], []
+    log = args.log.open("w") if args.log else None
     for i, case in enumerate(cases):
         cwd = root / f"case{i}"
         cwd.mkdir()
@@ -371,6 +373,13 @@ def main(argv=None) -> int:
             print(f"FAIL {case}: {out.problem} | {out.stderr.strip()[-400:]!r}", flush=True)
         if out.seconds > 1.0:
             slow.append(out)
+        if log:
+            import json
+
+            log.write(json.dumps({"command": case.command, "option": case.option, "value": case.value,
+                                  "code": out.code, "seconds": round(out.seconds, 3), "problem": out.problem,
+                                  "stderr": out.stderr[-500:]}, ensure_ascii=False) + "\n")
+            log.flush()
     print(f"{len(cases)} of {total} cases (seed {args.seed}): " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
     for command in BASES:
         mine = [c for c in cases if c.command == command]

@@ -15,6 +15,26 @@ BIG = str(2**63)
 
 #: (command, option, value): value None is the option given twice.
 CASES = [
+    ("simulate", "-n", "nan"), ("simulate", "-n", None), ("simulate", "--rate", "1e308"),
+    ("simulate", "-P", "ltr:tau="), ("simulate", "-P", "mlfq:levels=0"), ("simulate", "-P", "fcfs:x=1"),
+    ("simulate", "-P", "ltr:tau=0.5,tau=0.6"), ("simulate", "--router", "random:seed=nan"),
+    ("simulate", "--router", "least-kv:by="), ("simulate", "-w", "{IN}/adir"), ("simulate", "-w", "a\x1bb"),
+    ("simulate", "-o", "{IN}/afile.txt"), ("simulate", "-o", "{INPUT}"), ("simulate", "--trace", "{INPUT}"),
+    ("simulate", "--cdf", fuzz_cli.UNWRITABLE_DIR + "/x"), ("simulate", "--max-model-len", BIG),
+    ("sweep", "ARG", "{IN}/adir"), ("sweep", "-o", "{INPUT}"), ("sweep", "-j", "-0"), ("sweep", "--max-runs", "inf"),
+    ("sweep-file", "policies", "ltr:tau=nan"), ("sweep-file", "routers", "least-kv:by="),
+    ("sweep-file", "rates", "nan"), ("sweep-file", "rates", "[]"), ("sweep-file", "num_requests", str(2**63 - 1)),
+    ("sweep-file", "workloads", "{INPUT}"), ("sweep-file", "policies", "fcfs,,fcfs"), ("sweep-file", "arrival", None),
+    ("capacity", "--slo", "ttft_p90=nan"), ("capacity", "-p", "fcfs:x=1"), ("capacity", "--replicas", BIG),
+    ("capacity", "-o", fuzz_cli.UNWRITABLE_DIR + "/x"),
+    ("plot cdf", "-o", "{INPUT}"), ("plot cdf", "ARG", "{IN}/afile.txt"),
+    ("plot trace", "-o", "{IN}/adir"), ("plot trace", "-o", "{INPUT}"),
+    ("profile", "-o", "{IN}/adir"), ("profile", "--name", "a\nb"), ("profile", "--runs", BIG),
+    ("validate", "--policies", "fcfs;;srtf"), ("validate", "--rates", "1,,2"), ("validate", "-o", "{IN}/afile.txt"),
+    ("validate", "--tolerance", "nan"),
+    ("replay", "-P", "ltr:tau="), ("replay", "--emulate", "{IN}/adir"),
+    ("label", "--splits", "eval,,eval"), ("label", "-o", "{INPUT}"),
+    ("predict", "-o", "{INPUT}"), ("predict", "--column", "a\nb"), ("predict", "-w", "{IN}/adir"),
 ]
 
 
