@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 import fuzz_cli
-from cli_helpers import run_cli_fast
+from cli_helpers import assert_one_line_error, run_cli_fast
 from fuzz_cli import Case
 
 BIG = str(2**63)
@@ -58,3 +58,16 @@ def test_a_label_limit_past_the_window_is_the_whole_window(inputs):
     whole = select_jobs(("eval",), None, 0, inputs / "prompts.json")
     assert whole and select_jobs(("eval",), 10**20, 0, inputs / "prompts.json") == whole
     assert select_jobs(("eval",), 2**63, 0, inputs / "prompts.json") == whole
+
+
+@pytest.mark.parametrize("title, control", [("\t", "\t"), ("a\x1bb", "\x1b"), ("load\rtitle", "\r"), ("a\x7f", "\x7f")])
+def test_a_plot_title_with_a_control_character_is_refused(capsys, tmp_path, inputs, title, control):
+    """It was drawn as an empty box, and the missing-glyph note advised installing a font that has the character."""
+    r = run_cli_fast(capsys, "plot", "cdf", inputs / "run", "--title", title, "-o", tmp_path / "c.png")
+    assert_one_line_error(r, f"--title {title!r}: {control!r} is a control character")
+    assert not (tmp_path / "c.png").exists()
+
+
+def test_a_plot_title_with_a_line_break_is_two_lines(capsys, tmp_path, inputs):
+    r = run_cli_fast(capsys, "plot", "cdf", inputs / "run", "--title", "load\ntitle", "-o", tmp_path / "c.png")
+    assert r.returncode == 0 and r.stderr == "" and (tmp_path / "c.png").stat().st_size > 0, r.stderr
