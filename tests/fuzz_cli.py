@@ -258,6 +258,19 @@ def snapshot(directory: Path) -> dict[str, str]:
             for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
+def _remove_new(inputs: Path, before: dict[str, str]) -> None:
+    """Remove what a case wrote under ``inputs`` (paths not in ``before``, nor a directory holding one)."""
+    import shutil
+
+    kept = {Path(name) for name in before} | {parent for name in before for parent in Path(name).parents}
+    for path in sorted(inputs.rglob("*"), key=lambda p: -len(p.parts)):
+        if path.relative_to(inputs) not in kept and path.name != "adir":
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
+
+
 @contextlib.contextmanager
 def engine_stopped():
     """The points where a command starts the engine or loads a model raise :class:`ReachedEngine` meanwhile."""
@@ -340,6 +353,7 @@ def run_case(case: Case, inputs: Path, cwd: Path, limit: float, run=None) -> Out
     changed = sorted(name for name, digest in before.items() if after.get(name) != digest)
     if problem is None and changed:
         problem = f"input files changed: {', '.join(changed)}"
+    _remove_new(inputs, before)  # (the next case reads the inputs as made: an empty adir stays empty)
     return Outcome(case, code, seconds, problem, err)
 
 
