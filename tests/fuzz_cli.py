@@ -6,8 +6,8 @@ a directory where a file is wanted and a file where a directory is, an output th
 the suite runs as root, where a read-only mode bit writes anyway), an output equal to an input, the option given
 twice, comma lists with empty or repeated members, bad policy and router specs. A case passes when the command exits
 0 or 2, with one ``error:`` line on stderr for 2 and no traceback for either, within its time limit, leaving every
-input file as it was. The engine never starts: the point where a command would start it (or load a checkpoint) is
-patched to stop the case there, which passes (:data:`ENGINE` is its outcome).
+input file as it was. The engine never starts: where a command would start it (after ``start_engine``'s own checks of
+its options) or load a served model, the case stops, and passes (:data:`ENGINE` is its outcome).
 
 Run once, outside the suite (each case in a fresh directory; a summary and every failure printed)::
 
@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-#: The outcome of a case that reached the point where its command starts the engine (or loads a checkpoint).
+#: The outcome of a case that reached the point where its command starts the engine (or loads a served model).
 ENGINE = "engine"
 
 #: An output path no write reaches (the root user writes through a file's read-only mode bits; /proc refuses).
@@ -37,7 +37,7 @@ UNWRITABLE_DIR = "/proc/ltrsched-fuzz"
 
 
 class ReachedEngine(BaseException):
-    """Raised where a command would start the engine or load a model: the case stops there."""
+    """Raised where a command would start the engine: the case stops there."""
 
 
 class Hang(BaseException):
@@ -100,9 +100,10 @@ BASES: dict[str, Base] = {
                      specs={"--policies": POLICY_SPECS}),
     "replay": Base(("replay",), {"-w": "{IN}/w.csv", "-n": "3", "-m": "llama-tiny", "-o": "out/rp",
                                  "--kv-cache-gib": "1"}, specs={"-P": POLICY_SPECS}),
-    "label": Base(("label",), {"-m": "llama-tiny", "--limit": "2", "-o": "out/l.parquet"},
+    "label": Base(("label",), {"-m": "smollm2", "--limit": "2", "-o": "out/l.parquet"},
                   input_file="{IN}/prompts.json"),
-    "predict": Base(("predict",), {"-m": "{IN}/adir", "-w": "{IN}/w.csv", "-o": "out/p.parquet"}),
+    "predict": Base(("predict",), {"-m": "{IN}/ckpt", "-w": "{IN}/prompts.json", "-o": "out/p.parquet"},
+                    input_file="{IN}/prompts.json"),
     # (a sweep whose file's one key is hostile: the options are the file's keys, the values TOML literals)
     "sweep-file": Base(("sweep", "fuzz.toml"), {"-o": "out/sw", "-j": "1"}, input_file="{IN}/s.toml"),
 }
@@ -221,7 +222,8 @@ def all_cases(commands=None) -> list[Case]:
 
 
 def make_inputs(directory: Path) -> Path:
-    """The input files the cases read, in ``directory``: a workload, a sweep file, a saved run, a profile, prompts."""
+    """The input files the cases read, in ``directory``: a workload, a sweep file, a saved run, a profile, prompts,
+    a small untrained predictor checkpoint."""
     import json
 
     import numpy as np
@@ -246,6 +248,10 @@ def make_inputs(directory: Path) -> Path:
     from ltrsched.sim.profiles.io import save_profile
 
     save_profile(load_profile("cpu-llama-tiny"), directory / "profile.json")
+    from ltrsched.predictors.config import PredictorConfig
+    from ltrsched.predictors.predictor import Predictor
+
+    Predictor(PredictorConfig(dim=1024, hidden=8)).save(directory / "ckpt")  # (untrained: scores all the same)
     (directory / "prompts.json").write_text(json.dumps([{"id": f"p{i}", "conversations": [
         {"from": "human", "value": f"Tell me about the number {i} in a few words, please."},
         {"from": "gpt", "value": f"The number {i} is a whole number, one more than {i - 1}."}]} for i in range(4)]))
@@ -279,26 +285,38 @@ def engine_stopped():
     def stop(*args, **kwargs):
         raise ReachedEngine()
 
-    targets = [("ltrsched.validation.commands", "work_starts"), ("ltrsched.validation.commands", "start_engine"),
+    def start_engine(load_format=None, emulate_profile=None, skip_idle=False, **options):
+        """What ``start_engine`` checks before it starts one, then :class:`ReachedEngine`."""
+        from ltrsched.validation import engines
+
+        config = engines.engine_config(load_format=load_format, emulate_profile=emulate_profile, **options)
+        engines.resolve_load_format(config.model, load_format)
+        if emulate_profile is not None:
+            engines.emulated_config(config, emulate_profile)
+        raise ReachedEngine()
+
+    def label_prompts(jobs, out, model, max_tokens, main, sample, chunk, engine, **kwargs):
+        """What ``label_prompts`` checks of the engine's options before the model loads, then :class:`ReachedEngine`."""
+        from ltrsched.labelling.run import engine_settings
+
+        engine_settings(model, max_tokens, engine)
+        raise ReachedEngine()
+
+    targets = [("ltrsched.validation.commands", "start_engine"),
                ("ltrsched.validation.probe_runs", "measure_probe_runs"),
                ("ltrsched.validation.engine_passes", "run_passes"), ("ltrsched.validation.engines", "start_engine"),
-               ("ltrsched.labelling.commands", "work_starts"), ("ltrsched.labelling.run", "label_prompts"),
+               ("ltrsched.labelling.run", "label_prompts"),
                ("ltrsched.predictors.commands", "work_starts")]
     saved = []
     for module, name in targets:
         mod = importlib.import_module(module)
         saved.append((mod, name, getattr(mod, name)))
-        setattr(mod, name, stop)
-    from ltrsched.predictors.predictor import Predictor
-
-    load = Predictor.__dict__["load"]
-    Predictor.load = classmethod(lambda cls, *a, **k: stop())
+        setattr(mod, name, {"start_engine": start_engine, "label_prompts": label_prompts}.get(name, stop))
     try:
         yield
     finally:
         for mod, name, value in saved:
             setattr(mod, name, value)
-        Predictor.load = load
 
 
 @dataclass
