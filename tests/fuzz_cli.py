@@ -104,6 +104,12 @@ BASES: dict[str, Base] = {
                   input_file="{IN}/prompts.json"),
     "predict": Base(("predict",), {"-m": "{IN}/ckpt", "-w": "{IN}/prompts.json", "-o": "out/p.parquet"},
                     input_file="{IN}/prompts.json"),
+    "evaluate": Base(("evaluate",), {"-m": "{IN}/ckpt", "--data": "{IN}/prompts.json", "--split": "all",
+                                     "--plot": "out/e.png"}, input_file="{IN}/prompts.json"),
+    "profiles": Base(("profiles",), {"--steps": None}),
+    "workloads": Base(("workloads",), {}),
+    "policies": Base(("policies",), {}),
+    "routers": Base(("routers",), {}),
     # (a sweep whose file's one key is hostile: the options are the file's keys, the values TOML literals)
     "sweep-file": Base(("sweep", "fuzz.toml"), {"-o": "out/sw", "-j": "1"}, input_file="{IN}/s.toml"),
 }
@@ -254,7 +260,8 @@ def make_inputs(directory: Path) -> Path:
     Predictor(PredictorConfig(dim=1024, hidden=8)).save(directory / "ckpt")  # (untrained: scores all the same)
     (directory / "prompts.json").write_text(json.dumps([{"id": f"p{i}", "conversations": [
         {"from": "human", "value": f"Tell me about the number {i} in a few words, please."},
-        {"from": "gpt", "value": f"The number {i} is a whole number, one more than {i - 1}."}]} for i in range(4)]))
+        {"from": "gpt", "value": f"The number {i} is a whole number, {'much ' * 4 * i}more than {i - 1}."}]}
+        for i in range(4)]))
     return directory
 
 
@@ -394,6 +401,10 @@ def main(argv=None) -> int:
     counts: dict[str, int] = {}
     failures, slow = [], []
     log = args.log.open("w") if args.log else None
+    for command in dict.fromkeys(c.command for c in cases):  # (untimed: a first call's imports, e.g. vLLM's, take
+        warm = root / f"warm-{command.replace(' ', '-')}"     # a minute on a loaded machine)
+        warm.mkdir()
+        run_case(Case(command, "BASE", None), inputs, warm, 3600)
     for i, case in enumerate(cases):
         cwd = root / f"case{i}"
         cwd.mkdir()

@@ -1,7 +1,8 @@
 """A fast, fixed subset of the seeded option fuzz (:mod:`fuzz_cli`): one option at a time of simulate, sweep (its
-options and its file's keys), capacity, plot, profile, validate, replay, label and predict given a hostile value;
-each exits 0 or 2 with one ``error:`` line, no traceback, in time, and leaves its inputs as they were. The engine
-never starts (the fuzz stops a case where it would). The full cross product ran once, outside the suite."""
+options and its file's keys), capacity, plot, profile, validate, replay, label, predict, evaluate, profiles, policies
+and routers given a hostile value; each exits 0 or 2 with one ``error:`` line, no traceback, in time, and leaves its
+inputs as they were. The engine never starts (the fuzz stops a case where it would). The full cross product ran once,
+outside the suite."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ CASES = [
     ("replay", "-P", "ltr:tau="), ("replay", "--emulate", "{IN}/adir"),
     ("label", "--splits", "eval,,eval"), ("label", "-o", "{INPUT}"),
     ("predict", "-o", "{INPUT}"), ("predict", "--column", "a\nb"), ("predict", "-w", "{IN}/adir"),
+    ("evaluate", "--plot", "{INPUT}"), ("evaluate", "--data", "a,,b"), ("profiles", "--block-size", "-1"),
+    ("profiles", "--gpu-memory-utilization", "nan"), ("policies", "--plugin", "{IN}/adir"), ("routers", "--plugin", ""),
 ]
 
 
