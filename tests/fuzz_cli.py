@@ -143,7 +143,9 @@ class Case:
             import json
 
             entries = {k: v.replace("{IN}", str(inputs)) for k, v in SWEEP_FILE.items()}
-            if self.value is None:  # (a key twice: TOML refuses it)
+            if self.option == "BASE":
+                text = "".join(f"{k} = {v}\n" for k, v in entries.items())
+            elif self.value is None:  # (a key twice: TOML refuses it)
                 text = "".join(f"{k} = {v}\n" for k, v in entries.items()) + f"{self.option} = {entries[self.option]}\n"
             else:
                 literal = self.value if self.value in TOML_VALUES else json.dumps(
