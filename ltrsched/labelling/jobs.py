@@ -72,7 +72,7 @@ def select_jobs(splits: tuple[str, ...], limit: int | None, sample_subset: int,
         if window.height == 0:  # (only a prompts file's train window can be: one prompt, all in eval)
             raise UserError(f"{prompts}: its {windows['eval'].height} prompt(s) leave the {split} split empty "
                             "(the eval window is the first half): label --splits eval only, or give more prompts")
-        rows = window if limit is None else window.head(limit)
+        rows = window if limit is None else window.head(min(limit, window.height))  # (polars: an int64 count)
         jobs += [LabelJob(MAIN_RUN, split, *row) for row in rows.select("key", "prompt", "system").rows()]
     if sample_subset:
         window = windows["eval"]

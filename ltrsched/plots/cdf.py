@@ -33,9 +33,18 @@ def check_image_path(path: str | Path, option: str = "--out") -> Path:
 
 def check_title(title: str, option: str = "--title") -> str:
     """Raise :class:`UserError` if matplotlib would fail to typeset ``title`` (text between two ``$`` is
-    math, e.g. ``$\\lambda$``; an unknown command there ended in a traceback after the runs were read)."""
+    math, e.g. ``$\\lambda$``; an unknown command there ended in a traceback after the runs were read), or if it holds
+    a control character other than a line break (a tab, ESC, a carriage return: drawn as an empty box, which the
+    missing-glyph note said a font would fix)."""
+    import unicodedata
+
     from matplotlib import cbook
     from matplotlib.mathtext import MathTextParser
+
+    control = next((c for c in title if c != "\n" and unicodedata.category(c) == "Cc"), None)
+    if control is not None:
+        raise UserError(f"{option} {title!r}: {control!r} is a control character, which no font draws (an empty box "
+                        "in the figure); give printable text (a line break, \\n, starts a second line)")
 
     if cbook.is_math_text(title):
         try:
