@@ -375,3 +375,12 @@ def test_a_scaled_profile_times_every_step_by_the_factor_and_keeps_its_memory():
     for bad in (0.0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="speed factor must be positive and finite"):
             base.scaled(bad)
+
+
+def test_profiles_refuses_a_block_size_no_kv_block_fits_like_simulate(capsys):
+    """``profiles --block-size 2**63`` printed 0 blocks and 0.0 GiB for every profile and exited 0, where
+    ``simulate`` refuses the same setting in one line."""
+    from cli_helpers import assert_one_line_error, run_cli_fast
+    r = run_cli_fast(capsys, "profiles", "a100-llama3-8b", "--block-size", str(2**63))
+    assert_one_line_error(r, "a100-llama3-8b", "no GPU memory for one KV block", "--block-size")
+    assert run_cli_fast(capsys, "profiles", "a100-llama3-8b").returncode == 0

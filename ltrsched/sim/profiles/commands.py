@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from ltrsched.errors import UserError
+
 from ltrsched.sim.profiles.io import builtin_profiles, load_profile
 from ltrsched.sim.profiles.model import StepTimeProfile
 from ltrsched.sim.step_shape import StepShape
@@ -41,6 +43,10 @@ def _rows(profiles: list[StepTimeProfile], block_size: int, util: float, steps: 
     rows = [header]
     for p in profiles:
         blocks = p.num_gpu_blocks(block_size=block_size, gpu_memory_utilization=util)
+        if blocks <= 0:  # (printed as 0 blocks, 0.0 GiB and exit 0, where simulate refused the same setting)
+            raise UserError(f"profile {p.name!r} leaves no GPU memory for one KV block of {block_size} tokens at "
+                            f"--gpu-memory-utilization {util:g}; use a smaller --block-size or a larger "
+                            "--gpu-memory-utilization")
         row = [p.name, p.gpu, p.model, str(p.tensor_parallel), str(blocks),
                f"{blocks * block_size * p.kv_bytes_per_token / 2**30:.1f}"]
         if steps:
