@@ -573,3 +573,26 @@ def test_an_engine_process_ends_when_ltrsched_is_killed(tmp_path):
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+@pytest.mark.vllm
+@pytest.mark.usefixtures("vllm_scheduler_code")
+def test_validate_names_the_engine_run_that_stopped_for_preemption_thrash(tmp_path, capsys, monkeypatch):
+    """An engine replay stopped for preemption thrash said only ``preemption thrash: ...``: among a validation's runs
+    (policies x cases x repeats) the user could not tell which. It names the run now, as a simulator sweep does:
+    policy, case (arrivals and load), repeat and directory. Six 400-token prompts, 30 usable 16-token KV blocks (one
+    prompt fits, two do not), starve=1,quantum=1: each promoted request evicts the one before it finishes its prompt
+    (a smaller no-progress window here keeps the steps few)."""
+    from ltrsched.policies import batching
+
+    monkeypatch.setattr(batching, "NO_PROGRESS_MIN_RECOMPUTES", 100)
+    wl = tmp_path / "wl.parquet"
+    make_workload([400] * 6, [10] * 6, [0.0] * 6).save(wl)
+    out = tmp_path / "val"
+    r = run_cli_fast(capsys, "validate", "-w", str(wl), "--policies", "fcfs:starve=1,quantum=1", "--emulate",
+                     "a100-llama3-8b", "--num-gpu-blocks", "31", "--max-num-batched-tokens", "16", "--max-num-seqs",
+                     "8", "--out", str(out))
+    assert r.returncode == 2, r.stderr[-2000:]
+    run_dir = out / "runs" / "burst" / "fcfs_starve=1_quantum=1" / "engine"
+    assert r.stderr.splitlines()[-1].startswith(f"error: engine run fcfs:starve=1,quantum=1 on burst, repeat 1 ({run_dir}): "
+                               "preemption thrash: "), r.stderr
