@@ -594,5 +594,38 @@ def test_validate_names_the_engine_run_that_stopped_for_preemption_thrash(tmp_pa
                      "8", "--out", str(out))
     assert r.returncode == 2, r.stderr[-2000:]
     run_dir = out / "runs" / "burst" / "fcfs_starve=1_quantum=1" / "engine"
-    assert r.stderr.splitlines()[-1].startswith(f"error: engine run fcfs:starve=1,quantum=1 on burst, repeat 1 ({run_dir}): "
-                               "preemption thrash: "), r.stderr
+    assert r.stderr.splitlines()[-1].startswith(
+        f"error: engine run fcfs:starve=1,quantum=1 on burst, repeat 1 ({run_dir}): preemption thrash: "), r.stderr
+
+
+_RANGE_CASES = [
+    (["replay", "--max-num-batched-tokens", "100000000000000000000000"],
+     "--max-num-batched-tokens must be at most 16,777,216 tokens (the longest --max-model-len; vLLM sizes its per-step "
+     "buffers by it), got 100000000000000000000000"),
+    (["validate", "--max-num-seqs", "65537", "--max-num-batched-tokens", "100000"],
+     "--max-num-seqs must be at most 65,536 sequences (vLLM's model runner keeps a row of --max-model-len token ids "
+     "per sequence), got 65537"),
+    (["profile", "--max-resident-seqs", "100000000000000000000000"],
+     "--max-resident-seqs must be at most 65,536 sequences"),
+    (["replay", "--block-size", "100000000000000000000000"], "--block-size must be at most 16,777,216 tokens"),
+    (["replay", "--num-gpu-blocks", "100000000000000000000000"], "--num-gpu-blocks must be at most 10,000,000 blocks"),
+    (["replay", "--max-model-len", "100000000000000000000000"], "--max-model-len must be in 2..16,777,216 tokens"),
+    (["replay", "--kv-cache-gib", "1e23"], "--kv-cache-gib must be a positive size in GiB"),
+    (["replay", "--model", "smollm2", "--eos", "model", "--max-tokens", "100000000000000000000000"],
+     "--max-tokens must be at most 16,777,216 tokens"),
+]
+
+
+@pytest.mark.parametrize("args,message,emulated", [
+    (args, message, emulated) for args, message in _RANGE_CASES for emulated in (False, True)
+    if not (emulated and "--max-tokens" in args)])  # (the emulated engine runs no model: --eos model is refused)
+def test_engine_integer_options_have_a_range_checked_before_the_engine_starts(tmp_path, capsys, args, message,
+                                                                            emulated):
+    """The engine's integer options took any integer: `replay --max-num-batched-tokens 1e23`'s digits ran on and
+    failed deep inside vLLM (the emulated engine's run had not ended after a minute). Each has a documented range
+    now, checked with the other options before the engine starts (the real engine's and the emulated one's)."""
+    extra = ["--emulate", "a100-llama3-8b"] if emulated else []
+    out = {"replay": ["-n", "5", "-o", "out"], "validate": ["-n", "5", "--out", "out"], "profile": ["-o", "p.json"]}
+    r = run_cli_fast(capsys, *args, *extra, *out[args[0]], cwd=tmp_path)
+    assert r.returncode == 2, (r.stdout, r.stderr[-2000:])
+    assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
