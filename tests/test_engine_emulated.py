@@ -503,3 +503,35 @@ def test_a_request_whose_grammar_fails_to_compile_is_failed_as_vllm_fails_it():
     steps = scheduler.log.columns
     assert run.summary["num_finished"] == 2 and sum(steps["mismatches"]) == 0
     assert "1" not in scheduler.requests and not scheduler._grammar_wait and not scheduler.grammar_compile_error_reqs
+
+
+def test_a_streaming_input_session_is_refused_in_one_line_before_vllm_takes_it():
+    """vLLM 0.32's streaming-input sessions (resumable requests) keep their KV and a request slot between inputs in its
+    kv_holding_waiting queue, which its schedule() serves before the waiting queue: the adapter left that queue to
+    vLLM, which served the session outside the plan, and each next input (the same request id) became a second
+    request in the table. The plan cannot model them: the session is refused in one line, before vLLM registers it;
+    the engine's other requests run on."""
+    from vllm.sampling_params import SamplingParams
+    from vllm.v1.request import Request
+
+    from ltrsched.engine.emulate import EngineConfig, emulated_driver
+    from ltrsched.engine.scheduler import StreamingSessionError
+    from ltrsched.engine.setup import EngineSetup
+
+    driver = emulated_driver(EngineConfig(num_gpu_blocks=60, max_num_batched_tokens=64, max_num_seqs=4),
+                             LinearProfile().step_time)
+    scheduler = driver.scheduler
+    scheduler.begin_run(EngineSetup(policy=make_policy("fcfs"), clock=driver.clock))
+    session = Request(request_id="s", prompt_token_ids=[0] * 30, sampling_params=SamplingParams(max_tokens=4),
+                      pooling_params=None, arrival_time=0.0, resumable=True)
+    with pytest.raises(StreamingSessionError) as refused:
+        scheduler.add_request(session)
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith("ltrsched's PolicyScheduler cannot serve streaming-input "
+                                                      "session 's': ")
+    assert "s" not in scheduler.requests and scheduler.table.size == 0 and not scheduler.get_num_unfinished_requests()
+    scheduler.add_request(Request(request_id="r", prompt_token_ids=[0] * 30,
+                                  sampling_params=SamplingParams(max_tokens=2), pooling_params=None, arrival_time=0.0))
+    while scheduler.get_num_unfinished_requests():
+        driver.step()
+    assert scheduler.table.size == 1 and sum(scheduler.log.columns["mismatches"]) == 0

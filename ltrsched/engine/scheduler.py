@@ -33,6 +33,8 @@ Where vLLM V1 forces a difference from the paper's semantics (the simulator mode
 * one KV block is vLLM's null block: the usable capacity is ``num_gpu_blocks - 1``.
 * async scheduling, prefix caching, speculative decoding, pipeline and data parallelism are refused: each
   would make a step's work differ from the plan.
+* streaming-input sessions (vLLM 0.32's resumable requests) are refused, one line per session
+  (:class:`StreamingSessionError`): see :meth:`PolicyScheduler.add_request`.
 """
 
 from __future__ import annotations
@@ -74,6 +76,10 @@ ERROR_SETS = ("grammar_compile_error_reqs", "encoder_cache_mismatch_reqs")
 
 class EngineMismatchError(RuntimeError):
     """vLLM scheduled a step that differs from the plan (a bug in the adapter's model of vLLM)."""
+
+
+class StreamingSessionError(ValueError):
+    """A streaming-input session (a resumable request) was sent to the adapter, which cannot plan one."""
 
 
 def unsupported_settings(vllm_config) -> list[str]:
@@ -217,7 +223,7 @@ class PolicyScheduler(Scheduler):
         self._none_paused = True  # the last schedule() paused no resident
         self._paused: dict[int, Any] = {}  # id -> request of the residents the last schedule() set aside (in sync)
         self._survivors: tuple | None = None  # (the last batch's requests, ids of those that finished), or None
-        self._grammar_wait: dict[int, Any] = {}  # slot -> request, of those whose grammar was compiling at the last look
+        self._grammar_wait: dict[int, Any] = {}  # slot -> request, of those whose grammar compiled at the last look
 
     def abandon_run(self) -> None:
         """Give up the run under way (its replay failed): vLLM's aborts of its requests, which should follow, free
@@ -232,8 +238,24 @@ class PolicyScheduler(Scheduler):
 
     # ------------------------------------------------------------------ arrivals and aborts
     def add_request(self, request) -> None:
+        """A new request joins the table (and the policy hears of its arrival).
+
+        A streaming-input session (vLLM 0.32's ``resumable`` request, whose input arrives in parts) is refused in one
+        line (:class:`StreamingSessionError`) before vLLM takes it: between inputs it keeps its KV blocks and a model
+        runner slot while it cannot run, in vLLM's ``kv_holding_waiting`` queue, which vLLM's ``schedule()`` serves
+        before ``waiting``; each next input arrives as a request with the same id that extends its prompt. The plan
+        (the simulator's batch rules) models neither, so the adapter cannot hold that queue as it holds 0.26's
+        ``skipped_waiting``: vLLM served the session outside the plan, and the table counted each input as a new
+        request beside the first, which stayed live (a mismatch at every step). With sessions refused, vLLM's
+        ``kv_holding_waiting`` stays empty under the adapter: the other requests that would enter it (remote KV) need a
+        KV connector, refused at start, and a preempted request keeps no KV."""
         if self._stopped is not None:  # (an attribute read per call: the check's method only when stopped)
             self._check_not_stopped()
+        if getattr(request, "resumable", False):
+            raise StreamingSessionError(
+                f"ltrsched's PolicyScheduler cannot serve streaming-input session {request.request_id!r}: between "
+                "inputs it keeps its KV cache and a request slot while it cannot run, and each input extends its "
+                "prompt, which the policy's plan does not model; send each input as a request of its own")
         super().add_request(request)
         now = self.clock()
         params = request.sampling_params
