@@ -223,7 +223,7 @@ class PolicyScheduler(Scheduler):
         self._none_paused = True  # the last schedule() paused no resident
         self._paused: dict[int, Any] = {}  # id -> request of the residents the last schedule() set aside (in sync)
         self._survivors: tuple | None = None  # (the last batch's requests, ids of those that finished), or None
-        self._grammar_wait: dict[int, Any] = {}  # slot -> request, of those whose grammar compiled at the last look
+        self._grammar_wait: dict[int, Any] = {}  # slot -> request: its grammar was not ready at the last look
 
     def abandon_run(self) -> None:
         """Give up the run under way (its replay failed): vLLM's aborts of its requests, which should follow, free
