@@ -621,8 +621,8 @@ _RANGE_CASES = [
     if not (emulated and "--max-tokens" in args)])  # (the emulated engine runs no model: --eos model is refused)
 def test_engine_integer_options_have_a_range_checked_before_the_engine_starts(tmp_path, capsys, args, message,
                                                                             emulated):
-    """The engine's integer options took any integer: `replay --max-num-batched-tokens 1e23`'s digits ran on and
-    failed deep inside vLLM (the emulated engine's run had not ended after a minute). Each has a documented range
+    """The engine's integer options took any integer: `replay --max-num-batched-tokens` given 1e23's digits was taken
+    (the emulated engine's five-request replay had not ended after a minute). Each has a documented range
     now, checked with the other options before the engine starts (the real engine's and the emulated one's)."""
     extra = ["--emulate", "a100-llama3-8b"] if emulated else []
     out = {"replay": ["-n", "5", "-o", "out"], "validate": ["-n", "5", "--out", "out"], "profile": ["-o", "p.json"]}

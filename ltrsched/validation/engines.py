@@ -215,8 +215,8 @@ def served_model_config(config: EngineConfig) -> dict:
 MAX_MODEL_LEN = 1 << 24
 
 #: The largest ``--max-num-batched-tokens`` [tokens]: the longest ``--max-model-len``. vLLM sizes its per-step buffers
-#: by the budget and runs a step of the whole budget to profile its memory; ``--max-num-batched-tokens 1e23``'s
-#: digits were taken and failed minutes later, deep inside vLLM.
+#: by the budget and runs a step of the whole budget to profile its memory; ``--max-num-batched-tokens`` given 1e23's
+#: digits was taken, and the emulated engine's five-request replay had not ended after a minute.
 MAX_BATCHED_TOKENS = MAX_MODEL_LEN
 
 #: The largest ``--max-num-seqs`` and ``--max-resident-seqs`` [sequences]: vLLM's model runner keeps a row of
