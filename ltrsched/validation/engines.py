@@ -273,8 +273,6 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
                         f"{'--max-resident-seqs' if max_resident_seqs else '--max-num-seqs'} ({resident}), as vLLM requires")
     if num_gpu_blocks is not None and num_gpu_blocks < 2:
         raise UserError(f"--num-gpu-blocks must be >= 2 (one is vLLM's null block), got {num_gpu_blocks}")
-    _check_at_most("--num-gpu-blocks", num_gpu_blocks, MAX_EMULATED_BLOCKS, "blocks",
-                   "vLLM's block pool makes an object per block, about 3 us and 130 bytes each")
     if not 0 < gpu_memory_utilization <= 1:
         raise UserError(f"--gpu-memory-utilization must be in (0, 1], got {gpu_memory_utilization}")
     if block_size is not None and block_size <= 0:
@@ -310,6 +308,10 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
     elif emulate_profile is None and block_size is not None and block_size % GPU_BLOCK_MULTIPLE:
         raise UserError(f"--block-size must be a multiple of {GPU_BLOCK_MULTIPLE} on the GPU engine (vLLM's GPU attention "
                         f"kernels), got {block_size}")
+    if platform == CUDA and emulate_profile is None:  # (the CPU engine's KV is checked against the RAM, the emulated
+        # engine's blocks where they are known, from --kv-cache-gib too: emulated_config)
+        _check_at_most("--num-gpu-blocks", num_gpu_blocks, MAX_EMULATED_BLOCKS, "blocks",
+                       "vLLM's block pool makes an object per block, about 3 us and 130 bytes each")
     model = defaults["model"] if model is None else model  # ("" was the default model, silently)
     from ltrsched.engine.config import model_dir
 
