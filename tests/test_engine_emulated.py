@@ -434,3 +434,104 @@ def test_vllms_running_list_holds_exactly_the_residents(spec):
     result = emulate(workload, _policy(spec), profile.step_time, config, driver=driver)
     assert result.summary["mismatched_steps"] == 0
     assert max(set_aside) > 2 and result.summary["num_preemptions"] > 0  # (pauses and preemptions happened)
+
+
+def _grammar_run(outcome, at_step: int = 5):
+    """Three requests on the emulated engine, request 1 with a structured-output grammar that compiles until step
+    ``at_step`` and then is ready (``outcome`` "ready") or fails ("error"); returns the run and the scheduler."""
+    from concurrent.futures import Future
+
+    from vllm.sampling_params import SamplingParams, StructuredOutputsParams
+    from vllm.v1.request import Request
+
+    from ltrsched.engine.emulate import EmulatedDriver, EngineConfig, emulate, emulated_driver
+    from ltrsched.engine.setup import request_extra
+
+    class Grammar:  # (what vLLM asks of a compiled grammar in these steps: no decoding runs here)
+        def accept_tokens(self, request_id, tokens):
+            return True
+
+        def is_terminated(self):
+            return False
+
+    compiling: list[Future] = []
+
+    class GrammarDriver(EmulatedDriver):
+        def add(self, info):
+            constraint = StructuredOutputsParams(regex="[a-z]+") if info.request_id == 1 else None
+            params = SamplingParams(max_tokens=info.output_tokens, ignore_eos=True, extra_args=request_extra(info),
+                                    structured_outputs=constraint)
+            request = Request(request_id=str(info.request_id), prompt_token_ids=[0] * info.prompt_tokens,
+                              sampling_params=params, pooling_params=None, arrival_time=info.arrival_time)
+            if constraint is not None:  # (vLLM's engine core starts the compile in a thread: grammar_init)
+                request.structured_output_request.grammar = future = Future()
+                compiling.append(future)
+            self.scheduler.add_request(request)
+
+        def step(self):
+            if self.scheduler.num_steps == at_step:
+                for future in compiling:
+                    future.set_result(Grammar()) if outcome == "ready" else future.set_exception(ValueError("bad"))
+            super().step()
+
+    config = EngineConfig(num_gpu_blocks=60, max_num_batched_tokens=64, max_num_seqs=4)
+    driver = emulated_driver(config, LinearProfile().step_time)
+    driver.__class__ = GrammarDriver
+    run = emulate(make_workload([40, 70, 20], [5, 3, 8]), make_policy("fcfs"), LinearProfile().step_time, config,
+                  driver=driver)
+    return run, driver.scheduler
+
+
+def test_a_request_whose_grammar_is_compiling_is_held_out_of_the_plan_until_it_is_ready():
+    """vLLM skips a waiting request until its structured-output grammar has compiled; the plan admitted it anyway, and
+    the step was a mismatch (strict: EngineMismatchError at step 0, "vLLM scheduled {'0': 40} but the plan was
+    {'0': 40, '1': 24}"). The plan holds it out now, as vLLM does, and admits it at the first step its grammar is
+    ready: no step differs from its plan."""
+    run, scheduler = _grammar_run("ready", at_step=5)
+    steps = scheduler.log.columns
+    assert run.summary["num_finished"] == 3 and sum(steps["mismatches"]) == 0
+    first = dict(zip(run.requests["request_id"].to_list(), run.requests["first_scheduled_time"].to_list()))
+    assert first[0] == first[2] == steps["start"][0] and first[1] == steps["start"][5]
+    assert not scheduler._grammar_wait
+
+
+def test_a_request_whose_grammar_fails_to_compile_is_failed_as_vllm_fails_it():
+    """A grammar that fails to compile: vLLM finishes the request with an error at its next update_from_output (it
+    puts it in grammar_compile_error_reqs when its schedule() looks at it); held out of the plan, vLLM never looks, so
+    the adapter puts it there itself. The others finish, no step differs from its plan, and the run ends."""
+    run, scheduler = _grammar_run("error", at_step=2)
+    steps = scheduler.log.columns
+    assert run.summary["num_finished"] == 2 and sum(steps["mismatches"]) == 0
+    assert "1" not in scheduler.requests and not scheduler._grammar_wait and not scheduler.grammar_compile_error_reqs
+
+
+def test_a_streaming_input_session_is_refused_in_one_line_before_vllm_takes_it():
+    """vLLM 0.32's streaming-input sessions (resumable requests) keep their KV and a request slot between inputs in its
+    kv_holding_waiting queue, which its schedule() serves before the waiting queue: the adapter left that queue to
+    vLLM, which served the session outside the plan, and each next input (the same request id) became a second
+    request in the table. The plan cannot model them: the session is refused in one line, before vLLM registers it;
+    the engine's other requests run on."""
+    from vllm.sampling_params import SamplingParams
+    from vllm.v1.request import Request
+
+    from ltrsched.engine.emulate import EngineConfig, emulated_driver
+    from ltrsched.engine.scheduler import StreamingSessionError
+    from ltrsched.engine.setup import EngineSetup
+
+    driver = emulated_driver(EngineConfig(num_gpu_blocks=60, max_num_batched_tokens=64, max_num_seqs=4),
+                             LinearProfile().step_time)
+    scheduler = driver.scheduler
+    scheduler.begin_run(EngineSetup(policy=make_policy("fcfs"), clock=driver.clock))
+    session = Request(request_id="s", prompt_token_ids=[0] * 30, sampling_params=SamplingParams(max_tokens=4),
+                      pooling_params=None, arrival_time=0.0, resumable=True)
+    with pytest.raises(StreamingSessionError) as refused:
+        scheduler.add_request(session)
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith("ltrsched's PolicyScheduler cannot serve streaming-input "
+                                                      "session 's': ")
+    assert "s" not in scheduler.requests and scheduler.table.size == 0 and not scheduler.get_num_unfinished_requests()
+    scheduler.add_request(Request(request_id="r", prompt_token_ids=[0] * 30,
+                                  sampling_params=SamplingParams(max_tokens=2), pooling_params=None, arrival_time=0.0))
+    while scheduler.get_num_unfinished_requests():
+        driver.step()
+    assert scheduler.table.size == 1 and sum(scheduler.log.columns["mismatches"]) == 0

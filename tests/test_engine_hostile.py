@@ -118,7 +118,8 @@ def test_an_input_is_never_an_output(capsys, tmp_path, args, source, message):
 
 
 @pytest.mark.parametrize("options, message", [
-    (["--block-size", "1000000000"], "profile 'h100-llama3-8b' leaves no GPU memory for one KV block of 1000000000 tokens"),
+    # (a block within --block-size's range, 16,777,216 tokens, that no GPU's memory holds)
+    (["--block-size", "10000000"], "profile 'h100-llama3-8b' leaves no GPU memory for one KV block of 10000000 tokens"),
     (["--gpu-memory-utilization", "1e-9"], "leaves no GPU memory for one KV block of 16 tokens at --gpu-memory-utilization 1e-09"),
     (["--num-gpu-blocks", "1000000000000"], "the emulated engine cannot hold 1000000000000 KV blocks"),
     (["--kv-cache-gib", "1e-9"], "--kv-cache-gib 1e-09 holds 0 KV block(s) of 16 tokens (2,097,152 bytes each in "

@@ -573,3 +573,70 @@ def test_an_engine_process_ends_when_ltrsched_is_killed(tmp_path):
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+@pytest.mark.vllm
+@pytest.mark.usefixtures("vllm_scheduler_code")
+def test_validate_names_the_engine_run_that_stopped_for_preemption_thrash(tmp_path, capsys, monkeypatch):
+    """An engine replay stopped for preemption thrash said only ``preemption thrash: ...``: among a validation's runs
+    (policies x cases x repeats) the user could not tell which. It names the run now, as a simulator sweep does:
+    policy, case (arrivals and load), repeat and directory. Six 400-token prompts, 30 usable 16-token KV blocks (one
+    prompt fits, two do not), starve=1,quantum=1: each promoted request evicts the one before it finishes its prompt
+    (a smaller no-progress window here keeps the steps few)."""
+    from ltrsched.policies import batching
+
+    monkeypatch.setattr(batching, "NO_PROGRESS_MIN_RECOMPUTES", 100)
+    wl = tmp_path / "wl.parquet"
+    make_workload([400] * 6, [10] * 6, [0.0] * 6).save(wl)
+    out = tmp_path / "val"
+    r = run_cli_fast(capsys, "validate", "-w", str(wl), "--policies", "fcfs:starve=1,quantum=1", "--emulate",
+                     "a100-llama3-8b", "--num-gpu-blocks", "31", "--max-num-batched-tokens", "16", "--max-num-seqs",
+                     "8", "--out", str(out))
+    assert r.returncode == 2, r.stderr[-2000:]
+    run_dir = out / "runs" / "burst" / "fcfs_starve=1_quantum=1" / "engine"
+    assert r.stderr.splitlines()[-1].startswith(
+        f"error: engine run fcfs:starve=1,quantum=1 on burst, repeat 1 ({run_dir}): preemption thrash: "), r.stderr
+
+
+_RANGE_CASES = [
+    (["replay", "--max-num-batched-tokens", "100000000000000000000000"],
+     "--max-num-batched-tokens must be at most 16,777,216 tokens (the longest --max-model-len; vLLM sizes its per-step "
+     "buffers by it), got 100000000000000000000000"),
+    (["validate", "--max-num-seqs", "65537", "--max-num-batched-tokens", "100000"],
+     "--max-num-seqs must be at most 65,536 sequences (vLLM's model runner keeps a row of --max-model-len token ids "
+     "per sequence), got 65537"),
+    (["profile", "--max-resident-seqs", "100000000000000000000000"],
+     "--max-resident-seqs must be at most 65,536 sequences"),
+    (["replay", "--block-size", "100000000000000000000000"], "--block-size must be at most 16,777,216 tokens"),
+    (["replay", "--max-model-len", "100000000000000000000000"], "--max-model-len must be in 2..16,777,216 tokens"),
+    (["replay", "--kv-cache-gib", "1e23"], "--kv-cache-gib must be a positive size in GiB"),
+    (["replay", "--model", "smollm2", "--eos", "model", "--max-tokens", "100000000000000000000000"],
+     "--max-tokens must be at most 16,777,216 tokens"),
+]
+
+
+@pytest.mark.parametrize("args,message,emulated", [
+    (args, message, emulated) for args, message in _RANGE_CASES for emulated in (False, True)
+    if not (emulated and "--max-tokens" in args)])  # (the emulated engine runs no model: --eos model is refused)
+def test_engine_integer_options_have_a_range_checked_before_the_engine_starts(tmp_path, capsys, args, message,
+                                                                            emulated):
+    """The engine's integer options took any integer: `replay --max-num-batched-tokens` given 1e23's digits was taken
+    (the emulated engine's five-request replay had not ended after a minute). Each has a documented range
+    now, checked with the other options before the engine starts (the real engine's and the emulated one's)."""
+    extra = ["--emulate", "a100-llama3-8b"] if emulated else []
+    out = {"replay": ["-n", "5", "-o", "out"], "validate": ["-n", "5", "--out", "out"], "profile": ["-o", "p.json"]}
+    r = run_cli_fast(capsys, *args, *extra, *out[args[0]], cwd=tmp_path)
+    assert r.returncode == 2, (r.stdout, r.stderr[-2000:])
+    assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_the_gpu_engines_kv_blocks_have_a_range_checked_before_it_starts():
+    """--num-gpu-blocks on the GPU engine went to vLLM as it was: its block pool makes an object per block (10**12
+    never finished building on the emulated engine, which refuses more than 10,000,000; the CPU engine's KV is
+    checked against the RAM). The GPU engine takes the emulated engine's bound, before it starts."""
+    from ltrsched.errors import UserError
+    from ltrsched.validation.engines import engine_config
+
+    with pytest.raises(UserError, match=r"^--num-gpu-blocks must be at most 10,000,000 blocks \(vLLM's block pool makes "
+                                        r"an object per block, about 3 us and 130 bytes each\), got 10000001$"):
+        engine_config(num_gpu_blocks=10_000_001, platform="cuda")

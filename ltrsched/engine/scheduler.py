@@ -14,6 +14,8 @@ ltrsched.engine.scheduler.PolicyScheduler``. Each step:
    admit, both in rank order (vLLM 0.26's second waiting queue, which it serves first, is empty then: its
    members to admit are in the waiting queue); paused residents are set aside and put back afterwards, keeping
    their KV;
+   a request whose structured-output grammar is still compiling is held out of the plan (vLLM skips it until the
+   grammar is ready: :meth:`PolicyScheduler._held_for_grammar`);
 4. the step vLLM scheduled is checked against the plan (tokens per request, preemptions); a difference
    raises :class:`EngineMismatchError` (``strict``) or is counted in the step log.
 
@@ -31,6 +33,8 @@ Where vLLM V1 forces a difference from the paper's semantics (the simulator mode
 * one KV block is vLLM's null block: the usable capacity is ``num_gpu_blocks - 1``.
 * async scheduling, prefix caching, speculative decoding, pipeline and data parallelism are refused: each
   would make a step's work differ from the plan.
+* streaming-input sessions (vLLM 0.32's resumable requests) are refused, one line per session
+  (:class:`StreamingSessionError`): see :meth:`PolicyScheduler.add_request`.
 """
 
 from __future__ import annotations
@@ -72,6 +76,10 @@ ERROR_SETS = ("grammar_compile_error_reqs", "encoder_cache_mismatch_reqs")
 
 class EngineMismatchError(RuntimeError):
     """vLLM scheduled a step that differs from the plan (a bug in the adapter's model of vLLM)."""
+
+
+class StreamingSessionError(ValueError):
+    """A streaming-input session (a resumable request) was sent to the adapter, which cannot plan one."""
 
 
 def unsupported_settings(vllm_config) -> list[str]:
@@ -215,6 +223,7 @@ class PolicyScheduler(Scheduler):
         self._none_paused = True  # the last schedule() paused no resident
         self._paused: dict[int, Any] = {}  # id -> request of the residents the last schedule() set aside (in sync)
         self._survivors: tuple | None = None  # (the last batch's requests, ids of those that finished), or None
+        self._grammar_wait: dict[int, Any] = {}  # slot -> request: its grammar was not ready at the last look
 
     def abandon_run(self) -> None:
         """Give up the run under way (its replay failed): vLLM's aborts of its requests, which should follow, free
@@ -229,8 +238,24 @@ class PolicyScheduler(Scheduler):
 
     # ------------------------------------------------------------------ arrivals and aborts
     def add_request(self, request) -> None:
+        """A new request joins the table (and the policy hears of its arrival).
+
+        A streaming-input session (vLLM 0.32's ``resumable`` request, whose input arrives in parts) is refused in one
+        line (:class:`StreamingSessionError`) before vLLM takes it: between inputs it keeps its KV blocks and a model
+        runner slot while it cannot run, in vLLM's ``kv_holding_waiting`` queue, which vLLM's ``schedule()`` serves
+        before ``waiting``; each next input arrives as a request with the same id that extends its prompt. The plan
+        (the simulator's batch rules) models neither, so the adapter cannot hold that queue as it holds 0.26's
+        ``skipped_waiting``: vLLM served the session outside the plan, and the table counted each input as a new
+        request beside the first, which stayed live (a mismatch at every step). With sessions refused, vLLM's
+        ``kv_holding_waiting`` stays empty under the adapter: the other requests that would enter it (remote KV) need a
+        KV connector, refused at start, and a preempted request keeps no KV."""
         if self._stopped is not None:  # (an attribute read per call: the check's method only when stopped)
             self._check_not_stopped()
+        if getattr(request, "resumable", False):
+            raise StreamingSessionError(
+                f"ltrsched's PolicyScheduler cannot serve streaming-input session {request.request_id!r}: between "
+                "inputs it keeps its KV cache and a request slot while it cannot run, and each input extends its "
+                "prompt, which the policy's plan does not model; send each input as a request of its own")
         super().add_request(request)
         now = self.clock()
         params = request.sampling_params
@@ -238,6 +263,8 @@ class PolicyScheduler(Scheduler):
                             request.max_tokens, now, fallback_id=self.table.size)
         slot = self._slot[request.request_id] = self.table.add(info, self.num_steps)
         self.slots.put(slot, request)
+        if request.structured_output_request is not None:  # (its grammar compiles in a thread: see _held_for_grammar)
+            self._grammar_wait[slot] = request
         try:  # (a plugin call: the try costs nothing unless it raises)
             self.ranking_policy.on_arrival(np.array([info.request_id], dtype=np.int64), now)
         except PluginInterrupt as exc:
@@ -253,6 +280,9 @@ class PolicyScheduler(Scheduler):
             for r in done:
                 self._paused.pop(id(r), None)
         slots = np.array([self._slot.pop(r.request_id) for r in done if r.request_id in self._slot], dtype=np.int64)
+        if self._grammar_wait:
+            for s in slots.tolist():
+                self._grammar_wait.pop(s, None)
         if len(slots):
             t = self.table
             self.blocks_in_use -= int(self.limits.blocks_for(t.computed_tokens[slots][t.resident[slots]]).sum())
@@ -283,6 +313,10 @@ class PolicyScheduler(Scheduler):
             order = check_order(self.ranking_policy.rank(view), view, self.ranking_policy)
         except PluginInterrupt as exc:
             raise self._plugin_timeout(exc) from None
+        if self._grammar_wait:  # (requests whose grammar is compiling may not join the batch: vLLM would skip them)
+            held = self._held_for_grammar()
+            if len(held):
+                order = order[~np.isin(t.live[order], held)]
         plan = form_batch(order, t.pending_tokens, t.computed_tokens, t.resident, self.limits,
                           self.blocks_in_use, live=t.live)
         batch = plan.batch
@@ -418,6 +452,29 @@ class PolicyScheduler(Scheduler):
         plugin_s = (wall1 - wall0) + (time.perf_counter() - wall2)
         self._step = (view, on_step, plan, now, shape, mismatch, wall2 - wall1, plugin_s, batch_reqs, b_pending, chunks)
         return out
+
+    def _held_for_grammar(self) -> np.ndarray:
+        """The slots of the requests whose structured-output grammar is not ready: the plan holds them out.
+
+        vLLM compiles a request's grammar in a thread from its arrival and its ``schedule()`` skips a waiting request
+        until the grammar is ready (``_handle_blocked_waiting_request``): a plan that admitted one was a mismatch
+        (an :class:`EngineMismatchError` when ``strict``), and the table counted the tokens vLLM had not scheduled.
+        A request leaves this wait once its grammar is ready. One whose compilation failed stays held and is put
+        in vLLM's ``grammar_compile_error_reqs``, as vLLM's own check puts it (it never sees the request: the plan
+        does not hand it over): vLLM's next ``update_from_output`` finishes it with an error (:meth:`finish_requests`
+        takes it out of the table)."""
+        wait = self._grammar_wait
+        held = []
+        for slot, request in list(wait.items()):
+            grammar = request.structured_output_request.grammar  # (None while compiling; polls the compile's future)
+            if grammar is None:
+                held.append(slot)
+            elif isinstance(grammar, Exception):
+                self.grammar_compile_error_reqs.add(request.request_id)
+                held.append(slot)
+            else:
+                del wait[slot]
+        return np.array(held, dtype=np.int64)
 
     def _check(self, out, plan, planned: list | None, scheduled: list, engine_reqs: list | None, evicted: list) -> int:
         """Tokens per request and preemptions vLLM scheduled vs the plan; the number of differences.

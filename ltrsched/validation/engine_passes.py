@@ -111,15 +111,32 @@ def run_one(eng, workload, spec: str, run_dir: Path, progress: bool, **meta):
     """One engine run of ``workload`` under policy ``spec``, saved in ``run_dir`` with ``meta`` and when and
     where it ran (``started_unix_s``: its start [s since the epoch]; ``engine_pid``: the engine's process, the
     same for runs that shared an engine start). Returns the run. An earlier ``summary.json`` there is removed
-    first: the run is complete when its own ``summary.json`` exists (:meth:`RunResult.save` writes it last)."""
+    first: the run is complete when its own ``summary.json`` exists (:meth:`RunResult.save` writes it last).
+
+    A run stopped for preemption thrash (:class:`~ltrsched.policies.batching.ThrashError`) raises that error
+    naming the run (policy, case: its arrivals and load, repeat, directory), as a simulator sweep names its run:
+    the replay's own line named none, so among a validation's runs the user could not tell which had stopped."""
     from ltrsched.policies import make_policy
+    from ltrsched.policies.batching import ThrashError
 
     (run_dir / "summary.json").unlink(missing_ok=True)
     started = time.time()
-    result = eng.run(workload, make_policy(spec), progress=progress)
+    try:
+        result = eng.run(workload, make_policy(spec), progress=progress)
+    except ThrashError as exc:
+        raise ThrashError(f"engine run {describe_engine_run(spec, meta.get('case'), meta.get('repeat'), run_dir)}: "
+                          f"{exc}") from None
     result.meta.update(meta, started_unix_s=started, engine_pid=os.getpid())
     result.save(run_dir)
     return result
+
+
+def describe_engine_run(spec: str, case: str | None, repeat: int | None, run_dir: Path) -> str:
+    """An engine run in one short phrase, e.g. ``fcfs on poisson@5/s, repeat 2 (val/runs/poisson@5_s/fcfs/engine-1)``
+    (``repeat``: counted from 0, shown from 1; the case names the arrivals and their load)."""
+    on = f" on {case}" if case is not None else ""
+    rep = f", repeat {repeat + 1}" if repeat is not None else ""
+    return f"{spec}{on}{rep} ({run_dir})"
 
 
 def run_passes(engine: dict, cases: list[tuple[str, Any]], specs: list[str], run_dir, repeats: int,

@@ -55,16 +55,19 @@ def engine_options(fn):
                           "[default: auto for smollm2, dummy otherwise]."),
         click.option("--dtype", default=None,
                      help="Weights' and KV's data type (vLLM's --dtype) [default: float32 on a CPU, auto on a GPU]."),
-        click.option("--max-num-batched-tokens", type=int, default=768, show_default=True),
-        click.option("--max-num-seqs", type=int, default=256, show_default=True, help="Sequence cap of a step."),
+        click.option("--max-num-batched-tokens", type=int, default=768, show_default=True,
+                     help="Token budget of a step [tokens], 1 to 16,777,216."),
+        click.option("--max-num-seqs", type=int, default=256, show_default=True,
+                     help="Sequence cap of a step, 1 to 65,536."),
         click.option("--max-resident-seqs", type=int, default=None,
                      help="vLLM's max_num_seqs: cap on requests holding KV, running or paused (default: "
-                          "--max-num-seqs). Larger lets more requests pause instead of being preempted."),
+                          "--max-num-seqs; at most 65,536). Larger lets more requests pause instead of being "
+                          "preempted."),
         click.option("--block-size", type=int, default=None,
-                     help="Tokens per KV block, for the engine and the simulator alike [default: 128 on a CPU "
-                          "(vLLM's CPU attention takes multiples of 32), 16 on a GPU]."),
+                     help="Tokens per KV block (at most 16,777,216), for the engine and the simulator alike "
+                          "[default: 128 on a CPU (vLLM's CPU attention takes multiples of 32), 16 on a GPU]."),
         click.option("--num-gpu-blocks", type=int, default=None,
-                     help="KV blocks for vLLM to allocate, its null block included (default: from "
+                     help="KV blocks for vLLM to allocate, its null block included: 2 to 10,000,000 (default: from "
                           "--kv-cache-gib on a CPU, vLLM's memory profiling on a GPU)."),
         click.option("--kv-cache-gib", type=float, default=None,
                      help=f"KV cache size [GiB] (default: {CPU_KV_CACHE_GIB:g} on a CPU; vLLM's memory "
@@ -211,6 +214,19 @@ def served_model_config(config: EngineConfig) -> dict:
 #: The longest ``--max-model-len`` [tokens]: a simulator profile's limit (``ltrsched.sim.profiles.io``), 16.8M.
 MAX_MODEL_LEN = 1 << 24
 
+#: The largest ``--max-num-batched-tokens`` [tokens]: the longest ``--max-model-len``. vLLM sizes its per-step buffers
+#: by the budget and runs a step of the whole budget to profile its memory; ``--max-num-batched-tokens`` given 1e23's
+#: digits was taken, and the emulated engine's five-request replay had not ended after a minute.
+MAX_BATCHED_TOKENS = MAX_MODEL_LEN
+
+#: The largest ``--max-num-seqs`` and ``--max-resident-seqs`` [sequences]: vLLM's model runner keeps a row of
+#: ``--max-model-len`` token ids per sequence it may hold (65,536 rows of an 8,192-token context: 2 GiB of host
+#: memory), and sizes its per-sequence buffers by it; its own default is 256 to 1,024.
+MAX_SEQS = 1 << 16
+
+#: The largest ``--block-size`` [tokens]: the longest ``--max-model-len`` (a larger block holds no more of a request).
+MAX_BLOCK_SIZE = MAX_MODEL_LEN
+
 #: The GPU engine's block sizes are multiples of this [tokens]: vLLM 0.26's and 0.32's CUDA attention backends
 #: (FlashAttention, Triton, FlexAttention: ``MultipleOf(16)``; FlashInfer: 16 to 1024) take no other, and a KV block
 #: no kernel block divides stopped the engine's start after loading the weights ("No common block size").
@@ -243,6 +259,11 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
                         ("--tensor-parallel-size", tensor_parallel_size)):
         if value <= 0:
             raise UserError(f"{name} must be positive, got {value}")
+    _check_at_most("--max-num-batched-tokens", max_num_batched_tokens, MAX_BATCHED_TOKENS, "tokens",
+                   "the longest --max-model-len; vLLM sizes its per-step buffers by it")
+    for name, value in (("--max-num-seqs", max_num_seqs), ("--max-resident-seqs", max_resident_seqs)):
+        _check_at_most(name, value, MAX_SEQS, "sequences",
+                       "vLLM's model runner keeps a row of --max-model-len token ids per sequence")
     _check_no_data_parallel()
     if max_resident_seqs is not None and max_resident_seqs < max_num_seqs:
         raise UserError(f"--max-resident-seqs ({max_resident_seqs}) must be >= --max-num-seqs ({max_num_seqs})")
@@ -256,6 +277,8 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
         raise UserError(f"--gpu-memory-utilization must be in (0, 1], got {gpu_memory_utilization}")
     if block_size is not None and block_size <= 0:
         raise UserError(f"--block-size must be positive, got {block_size}")
+    _check_at_most("--block-size", block_size, MAX_BLOCK_SIZE, "tokens",
+                   "the longest --max-model-len: a larger block holds no more of a request")
     if kv_cache_gib is not None and not (math.isfinite(kv_cache_gib) and 0 < kv_cache_gib <= 1 << 20):
         raise UserError(f"--kv-cache-gib must be a positive size in GiB, got {kv_cache_gib}")
     if kv_cache_gib is not None and num_gpu_blocks is not None:
@@ -285,6 +308,10 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
     elif emulate_profile is None and block_size is not None and block_size % GPU_BLOCK_MULTIPLE:
         raise UserError(f"--block-size must be a multiple of {GPU_BLOCK_MULTIPLE} on the GPU engine (vLLM's GPU attention "
                         f"kernels), got {block_size}")
+    if platform == CUDA and emulate_profile is None:  # (the CPU engine's KV is checked against the RAM, the emulated
+        # engine's blocks where they are known, from --kv-cache-gib too: emulated_config)
+        _check_at_most("--num-gpu-blocks", num_gpu_blocks, MAX_EMULATED_BLOCKS, "blocks",
+                       "vLLM's block pool makes an object per block, about 3 us and 130 bytes each")
     model = defaults["model"] if model is None else model  # ("" was the default model, silently)
     from ltrsched.engine.config import model_dir
 
@@ -571,6 +598,13 @@ def _check_emulated(load_format, dtype, enforce_eager, tensor_parallel_size, thr
                         f"{'it' if len(given) == 1 else 'them'} out, or serve the model on the real engine")
 
 
+def _check_at_most(option: str, value: int | None, most: int, unit: str, why: str) -> None:
+    """A one-line :class:`UserError` naming ``option`` if ``value`` (None: not given) is above ``most`` [``unit``]
+    (``why``: the reason, in words): the engine took any integer, and a huge one failed later, deep inside vLLM."""
+    if value is not None and value > most:
+        raise UserError(f"{option} must be at most {most:,} {unit} ({why}), got {value}")
+
+
 def _check_stopping(model, load_format, emulate_profile, prompts, eos, max_tokens) -> int | None:
     """Check --prompts / --eos / --max-tokens together; returns the output cap (None with --eos ignore)."""
     if prompts not in ("random", "text"):
@@ -590,6 +624,7 @@ def _check_stopping(model, load_format, emulate_profile, prompts, eos, max_token
     max_tokens = DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
     if max_tokens < 1:
         raise UserError(f"--max-tokens must be >= 1, got {max_tokens}")
+    _check_at_most("--max-tokens", max_tokens, MAX_MODEL_LEN, "tokens", "the longest --max-model-len")
     return max_tokens
 
 
