@@ -144,6 +144,18 @@ def kv_capacity_blocks(config: SimConfig, profile: Any = None, fix: str = KV_ROO
     return num_blocks
 
 
+#: Host swap capacity past which more changes nothing [blocks] (no run swaps out 2**62 blocks): what an infinite
+#: ``swap_space_gib`` (no limit) or one whose bytes pass float64's range gives.
+MAX_HOST_BLOCKS = 1 << 62
+
+
+def host_capacity_blocks(swap_space_gib: float, block_bytes: int) -> int:
+    """Host swap capacity [blocks of ``block_bytes`` bytes] of ``swap_space_gib`` GiB (>= 0, +inf: no limit), at most
+    :data:`MAX_HOST_BLOCKS` (an int(NaN) ValueError for +inf or past ~1.7e299 GiB, where the bytes overflow)."""
+    blocks = swap_space_gib * GIB // block_bytes  # (inf // x is NaN: the comparison below is then False)
+    return int(blocks) if blocks < MAX_HOST_BLOCKS else MAX_HOST_BLOCKS
+
+
 def setup_run(workload: Workload, policy: Policy, config: SimConfig, fixes: FitFixes = FitFixes()) -> RunSetup:
     """Check that the workload suits the policy and fits the replica, and build the request table. ``fixes``: what
     the errors about a request that cannot run tell the user to change."""
@@ -170,7 +182,7 @@ def setup_run(workload: Workload, policy: Policy, config: SimConfig, fixes: FitF
     _check_step_time(profile)
 
     block_bytes = profile.kv_bytes_per_token * config.block_size
-    host_blocks = int(config.swap_space_gib * GIB // block_bytes)
+    host_blocks = host_capacity_blocks(config.swap_space_gib, block_bytes)
     swap_s_per_block = block_bytes / profile.host_link_bytes_per_s
     return RunSetup(profile, limits, table, host_blocks, swap_s_per_block)
 
