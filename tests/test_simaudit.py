@@ -9,12 +9,19 @@ import math
 import numpy as np
 import pytest
 
+from ltrsched.errors import UserError
 from ltrsched.policies import make_policy
 from ltrsched.sim import SimConfig, simulate
 from ltrsched.sim.config import ConfigError
-from ltrsched.sim.simulate import MAX_HOST_BLOCKS
+from ltrsched.sim.simulate import MAX_HOST_BLOCKS, setup_run
+from cli_helpers import assert_one_line_error, run_cli_fast
 
 from conftest import LinearProfile, make_workload
+
+
+def saved(tmp_path, workload) -> str:
+    """``workload`` as a parquet file in ``tmp_path`` (a command's ``-w``; a built-in one takes seconds to make)."""
+    return str(workload.save(tmp_path / "w.parquet"))
 
 
 def assert_served(result, workload) -> None:
@@ -45,3 +52,31 @@ def test_swap_space_without_limit_or_past_float_range_runs(gib):
 def test_swap_space_of_nan_is_refused():
     with pytest.raises(ConfigError, match="swap_space_gib must be >= 0, got nan"):
         SimConfig(swap_space_gib=float("nan"))
+
+
+# ---------------------------------------------------------------------------- int64 token counts
+def test_a_request_whose_token_sum_wraps_int64_is_refused_as_too_long():
+    """prompt + output of 2**63 - 1 each wrapped to -2 tokens: the request passed the context and KV checks and the
+    run chunked its prompt for ever."""
+    wl = make_workload([2**63 - 1, 10], [2**63 - 1, 5])
+    with pytest.raises(UserError, match="1 request.s. exceed the profile's context limit of 100000 tokens"):
+        setup_run(wl, make_policy("fcfs"), SimConfig(profile=LinearProfile()))
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(block_size=2**63 - 1, num_gpu_blocks=5), "block_size must be at most 2[*][*]60 tokens, got 9,223,"),
+    (dict(max_model_len=2**64), "max_model_len must be at most 2[*][*]60 tokens, got 18,446,"),
+])
+def test_block_size_or_context_past_int64_room_is_refused(kw, message):
+    """A block of 2**63 - 1 tokens wrapped every block count (computed + block_size - 1) to <= 0: a run counted no
+    request as holding KV (peak_blocks_in_use 0 of 5 blocks); a block of 2**63 was an OverflowError traceback."""
+    with pytest.raises(UserError, match=message):
+        setup_run(make_workload([10] * 3, [5] * 3), make_policy("fcfs"), SimConfig(profile=LinearProfile(), **kw))
+    assert setup_run(make_workload([10] * 3, [5] * 3), make_policy("fcfs"), SimConfig(
+        profile=LinearProfile(), block_size=2**60, num_gpu_blocks=5, max_model_len=2**60)).limits.block_size == 2**60
+
+
+def test_cli_block_size_past_int64_is_one_line(capsys, tmp_path):
+    r = run_cli_fast(capsys, "simulate", "-w", saved(tmp_path, make_workload([10] * 3, [5] * 3)), "--block-size",
+                     str(2**63), "--num-gpu-blocks", "5")
+    assert_one_line_error(r, "--block-size must be at most 2**60 tokens")
