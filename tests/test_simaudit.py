@@ -80,3 +80,31 @@ def test_cli_block_size_past_int64_is_one_line(capsys, tmp_path):
     r = run_cli_fast(capsys, "simulate", "-w", saved(tmp_path, make_workload([10] * 3, [5] * 3)), "--block-size",
                      str(2**63), "--num-gpu-blocks", "5")
     assert_one_line_error(r, "--block-size must be at most 2**60 tokens")
+
+
+# ---------------------------------------------------------------------------- odd KV geometries, every policy
+POLICIES = ["fcfs", "srtf", "ltr", "ltr:starve=20,quantum=2", "mlfq", "po:tokens=3", "class"]
+MODES = [dict(preemption="swap"), dict(preemption="swap", swap_space_gib=0.0), dict(preemption="recompute"),
+         dict(preemption="recompute", semantics="vllm-v1")]
+
+
+@pytest.mark.parametrize("geometry", [
+    dict(block_size=1, num_gpu_blocks=20, max_num_batched_tokens=5),  # a block per token, a cache of 20 tokens
+    dict(block_size=256, num_gpu_blocks=2, max_num_batched_tokens=7),  # a step's budget far below one block
+    dict(block_size=256, num_gpu_blocks=1, max_num_batched_tokens=300, max_num_seqs=1),  # one block, one sequence
+], ids=["block-1", "budget-below-block", "one-block"])
+def test_tiny_caches_serve_every_token_under_every_policy_and_preemption(geometry):
+    """Block sizes of 1 and 256 on caches of a few blocks, budgets below a block: every policy, each preemption mode
+    (swap, swap with no host memory, recompute, vLLM V1's rules) serves each request its tokens within the limits,
+    holds no KV at the end and counts the KV blocks it holds as the requests' states do, every step."""
+    from test_sim_invariants import _check
+
+    prompts, outputs = [9, 3, 12, 1, 7, 5], [6, 11, 2, 1, 8, 4]
+    wl = make_workload(prompts, outputs, [0.0, 0.0, 0.01, 0.01, 0.5, 0.5],
+                       score=[0.3, 0.9, 0.1, 0.5, 0.7, 0.2], predicted_length=[6, 10, 2, 1, 9, 3])
+    for spec in POLICIES:
+        for mode in MODES:
+            config = SimConfig(profile=LinearProfile(), watermark=0.0, record_steps=True, **geometry, **mode)
+            result = simulate(wl, make_policy(spec), config)
+            assert_served(result, wl)
+            _check(result, wl, config, geometry["num_gpu_blocks"])
