@@ -108,3 +108,24 @@ def test_tiny_caches_serve_every_token_under_every_policy_and_preemption(geometr
             result = simulate(wl, make_policy(spec), config)
             assert_served(result, wl)
             _check(result, wl, config, geometry["num_gpu_blocks"])
+
+
+# ---------------------------------------------------------------------------- a profile object's step times
+class _HeavyStepsFail(LinearProfile):
+    """Right for light steps (the one-token decode checked before a run), ``value`` [s] for a step of over 50 tokens."""
+
+    def __init__(self, value: float):
+        super().__init__()
+        self.value = value
+
+    def step_time(self, s):
+        return self.value if s.num_tokens > 50 else super().step_time(s)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0, 0.0])
+def test_a_profile_object_timing_a_heavier_step_out_of_range_is_one_line(value):
+    """NaN or infinite times left every request unfinished, a RuntimeError blaming the simulator ('simulation ended
+    with unfinished requests'); negative or zero ones ran on (finish times of -0.952 s)."""
+    with pytest.raises(UserError, match=r"profile 'linear-test': a step of 110 prefill tokens and 0 decodes over 0 "
+                                        r"context tokens takes .* s \(swaps included\); a step must take a finite"):
+        simulate(make_workload([100, 10], [5, 5]), make_policy("fcfs"), SimConfig(profile=_HeavyStepsFail(value)))
