@@ -143,7 +143,7 @@ class SimConfig:
             refuse(("max_resident_seqs", "max_num_seqs"),
                    lambda n: f"{n.name('max_resident_seqs')} ({self.max_resident_seqs}) must be >= "
                              f"{n.name('max_num_seqs')} ({self.max_num_seqs})")
-        if self.swap_space_gib < 0:
+        if not self.swap_space_gib >= 0:  # (NaN too: it passed, and the host's size was int(NaN), a ValueError)
             refuse(("swap_space_gib",), lambda n: f"{n.name('swap_space_gib')} must be >= 0, got {self.swap_space_gib}")
 
     def describe(self) -> dict[str, Any]:

@@ -29,6 +29,8 @@ from ltrsched.policies.fastops import (  # ones(k): exact int64 sums by dot
 )
 from ltrsched.policies.order_check import check_order
 from ltrsched.policies.step_shape import StepShape, split_step_shape
+from ltrsched.errors import UserError
+from ltrsched.sim.profiles.model import MIN_STEP_S
 from ltrsched.sim.request_table import FINISHED, RequestTable
 
 if TYPE_CHECKING:
@@ -42,6 +44,7 @@ _NONE = np.zeros(0, dtype=np.intp)  # no positions
 # 0-d array operands: numpy converts a Python scalar operand on every call (~0.25 us of a ~0.6 us operation on
 # a few hundred values); an array operand of the same value and dtype gives the same result without that
 _ONE = np.array(1, dtype=np.int64)
+_INF = float("inf")
 #: Consecutive empty batches after which a run stops with an error instead of spinning (a legal step always
 #: runs at least the best-ranked live request, so even one is a bug; a margin costs nothing).
 MAX_STALLED_STEPS = 1000
@@ -121,6 +124,18 @@ def _step_arrays(t: RequestTable) -> tuple[np.ndarray, ...]:
     """The table's arrays :meth:`Replica.run` touches every step, bound to locals there."""
     return (t.computed_tokens, t.generated_tokens, t.pending_tokens, t.resident, t.state, t.output_tokens, t.run_time,
             t.last_token_time, t.max_token_gap, t.last_run_step, t.max_idle_steps)
+
+
+def _step_time_message(step_time: Callable[[StepShape], float], shape: StepShape, dt: float) -> str:
+    """The one-line error for a step whose time ``dt`` [s] is not a finite time of at least :data:`MIN_STEP_S`: a
+    profile object's (the Python API's; profile files are checked in full on load) for a heavier step than the
+    one-token decode checked before the run. It ran on with NaN or infinite times (every request left unfinished:
+    "simulation ended with unfinished requests") or with negative ones (latencies below zero)."""
+    owner = getattr(step_time, "__self__", None)
+    name = getattr(owner, "name", type(owner).__name__ if owner is not None else "the step-time function")
+    return (f"profile {name!r}: a step of {shape.num_prefill_tokens} prefill tokens and {shape.num_decode_seqs} "
+            f"decodes over {shape.decode_context_tokens} context tokens takes {dt:.3g} s (swaps included); a step "
+            f"must take a finite time of at least {MIN_STEP_S:g} s")
 
 
 class Replica:
@@ -353,6 +368,8 @@ class Replica:
                 else:
                     shape = split_step_shape(take, b_computed, b_pending)  # several prompt chunks
             dt = self.step_time(shape) + swap_blocks * self.swap_seconds_per_block
+            if not MIN_STEP_S <= dt < _INF:  # (NaN too) a profile object's time for a shape beyond its lightest step
+                raise UserError(_step_time_message(self.step_time, shape, dt))
             start = float(now)
             end = now + dt  # what a SimPy timeout of dt ends at
             if peek() <= end:  # another event is due first: let SimPy run it

@@ -63,7 +63,9 @@ def _check_fits(table: RequestTable, limits: BatchLimits, max_model_len: int, ch
     (else it is the profile's)."""
     # the context limit applies to the workload's own lengths; a policy's extra tokens (PO's length
     # estimate) model a separate short generation and only count toward KV memory
-    too_long = np.flatnonzero(table.prompt_tokens + table.requested_output_tokens > max_model_len)
+    # (prompt > limit - output: the sum of a workload's int64 counts can wrap around, and a request of 2**63 - 1
+    # prompt and output tokens passed as -2 tokens long; max_model_len <= MAX_TOKENS keeps the difference in range)
+    too_long = np.flatnonzero(table.prompt_tokens > max_model_len - table.requested_output_tokens)
     if len(too_long):
         i = too_long[0]
         limit = (f"the context limit of {max_model_len} tokens set by {fixes.naming.name('max_model_len')}" if given
@@ -89,6 +91,20 @@ def _check_fits(table: RequestTable, limits: BatchLimits, max_model_len: int, ch
             f"{fixes.where}without chunked prefill, a step's token budget ({limits.max_num_batched_tokens} tokens) "
             f"must cover the longest prompt + output ({int(total.max())} tokens); " + fixes.budget
         )
+
+
+#: The most tokens a context or a KV block may hold [tokens]: a request's counts (prompt + output + a policy's extra
+#: tokens) and a block's rounding (computed + block_size - 1) then stay far inside int64, whose sums wrapped around
+#: without a word (a block of 2**63 - 1 tokens counted every request as holding no block).
+MAX_TOKENS = 1 << 60
+
+
+def _check_token_range(field: str, value: int, naming: Naming, given: bool = True) -> None:
+    """Refuse a ``block_size`` or ``max_model_len`` [tokens] past :data:`MAX_TOKENS` (``given``: set by the user, not
+    the profile), in one line naming the setting as its user does."""
+    if value > MAX_TOKENS:
+        what = naming.name(field) if given else f"the profile's {field}"
+        raise UserError(f"{what} must be at most 2**60 tokens, got {value:,}")
 
 
 def _check_step_time(profile) -> None:
@@ -144,11 +160,24 @@ def kv_capacity_blocks(config: SimConfig, profile: Any = None, fix: str = KV_ROO
     return num_blocks
 
 
+#: Host swap capacity past which more changes nothing [blocks] (no run swaps out 2**62 blocks): what an infinite
+#: ``swap_space_gib`` (no limit) or one whose bytes pass float64's range gives.
+MAX_HOST_BLOCKS = 1 << 62
+
+
+def host_capacity_blocks(swap_space_gib: float, block_bytes: int) -> int:
+    """Host swap capacity [blocks of ``block_bytes`` bytes] of ``swap_space_gib`` GiB (>= 0, +inf: no limit), at most
+    :data:`MAX_HOST_BLOCKS` (an int(NaN) ValueError for +inf or past ~1.7e299 GiB, where the bytes overflow)."""
+    blocks = swap_space_gib * GIB // block_bytes  # (inf // x is NaN: the comparison below is then False)
+    return int(blocks) if blocks < MAX_HOST_BLOCKS else MAX_HOST_BLOCKS
+
+
 def setup_run(workload: Workload, policy: Policy, config: SimConfig, fixes: FitFixes = FitFixes()) -> RunSetup:
     """Check that the workload suits the policy and fits the replica, and build the request table. ``fixes``: what
     the errors about a request that cannot run tell the user to change."""
     profile = resolve_profile(config.profile)
     check_needs(policy, workload.has_column, f"workload {workload.name!r}")
+    _check_token_range("block_size", config.block_size, fixes.naming)
     num_blocks = kv_capacity_blocks(config, profile, naming=fixes.naming)
     limits = BatchLimits(
         max_num_batched_tokens=config.max_num_batched_tokens,
@@ -161,6 +190,7 @@ def setup_run(workload: Workload, policy: Policy, config: SimConfig, fixes: FitF
         max_resident_seqs=config.max_resident_seqs or (config.max_num_seqs if config.semantics == "vllm-v1" else None),
     )
     max_model_len = config.max_model_len or profile.max_model_len
+    _check_token_range("max_model_len", max_model_len, fixes.naming, given=bool(config.max_model_len))
     if policy.extra_output_tokens > max_model_len:  # (also keeps the token counts far from int64 overflow)
         raise UserError(f"policy {policy.spec()!r} adds {policy.extra_output_tokens} output tokens to every request "
                         f"(its length-estimate phase), more than the context of {max_model_len} tokens; use fewer")
@@ -170,7 +200,7 @@ def setup_run(workload: Workload, policy: Policy, config: SimConfig, fixes: FitF
     _check_step_time(profile)
 
     block_bytes = profile.kv_bytes_per_token * config.block_size
-    host_blocks = int(config.swap_space_gib * GIB // block_bytes)
+    host_blocks = host_capacity_blocks(config.swap_space_gib, block_bytes)
     swap_s_per_block = block_bytes / profile.host_link_bytes_per_s
     return RunSetup(profile, limits, table, host_blocks, swap_s_per_block)
 
