@@ -129,3 +129,18 @@ def test_a_profile_object_timing_a_heavier_step_out_of_range_is_one_line(value):
     with pytest.raises(UserError, match=r"profile 'linear-test': a step of 110 prefill tokens and 0 decodes over 0 "
                                         r"context tokens takes .* s \(swaps included\); a step must take a finite"):
         simulate(make_workload([100, 10], [5, 5]), make_policy("fcfs"), SimConfig(profile=_HeavyStepsFail(value)))
+
+
+# ---------------------------------------------------------------------------- a replica's request counts
+def test_a_replica_holds_no_whole_workload_request_count():
+    """``Replica.num_requests`` was the whole workload's size on every replica of a cluster (its own count is what the
+    router sends it), read by nothing once the cluster's guards were scaled by what each replica is sent: gone. The
+    lone replica's thrash guard keeps the workload's scale."""
+    import simpy
+
+    from ltrsched.sim.simulate import make_replica
+
+    wl, policy, config = make_workload([10] * 3, [5] * 3), make_policy("fcfs"), SimConfig(profile=LinearProfile())
+    replica = make_replica(simpy.Environment(), setup_run(wl, policy, config), policy, config)
+    assert not hasattr(replica, "num_requests")
+    assert (replica.thrash_guard.num_requests, replica.thrash_guard.num_tokens) == (3, 45)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
@@ -11,6 +12,10 @@ PREEMPTION_MODES = ("swap", "recompute")
 #: Batch-forming semantics: the paper's reference rules, or what the vLLM 0.26 adapter realises
 #: (``ltrsched.engine``; rules 5 and 6 of ``ltrsched.policies.batching``, recompute preemption).
 SEMANTICS = ("paper", "vllm-v1")
+#: :class:`SimConfig`'s settings that count something [tokens, sequences, blocks]: an integer (a numpy one too, kept as
+#: Python's), or None where that is the field's default; never a float or a bool.
+INTEGER_FIELDS = ("max_num_batched_tokens", "max_num_seqs", "block_size", "num_gpu_blocks", "max_model_len",
+                  "max_resident_seqs")
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,15 @@ class SimConfig:
         if self.preemption not in PREEMPTION_MODES:
             refuse(("preemption",), lambda n: f"{n.name('preemption')} must be one of "
                                               f"{', '.join(PREEMPTION_MODES)}, got {self.preemption!r}")
+        for name in INTEGER_FIELDS:  # (7.5 ran with a 7.5-token budget, True as 1; "8" or None a TypeError)
+            value = getattr(self, name)
+            if value is None and SimConfig.__dataclass_fields__[name].default is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                refuse((name,), lambda n, name=name, value=value: f"{n.name(name)} must be an integer, got {value!r}")
+            # a numpy integer as Python's: the simulator's arithmetic on it was fixed-width (a uint16 block size
+            # overflowed the block's bytes), and describe() gave a value json.dumps refuses
+            object.__setattr__(self, name, int(value))
         for name in ("max_num_batched_tokens", "max_num_seqs", "block_size", "max_model_len", "num_gpu_blocks"):
             value = getattr(self, name)
             if value is not None and value <= 0:

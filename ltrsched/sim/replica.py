@@ -190,10 +190,10 @@ class Replica:
         self.stop_time = float("inf") if stop_time is None else stop_time
         self.inbox = inbox
         # the preemption-thrash guard's scale: the workload's requests (a cluster replica's table grows with
-        # what the router sends it, so its length is no measure)
+        # what the router sends it, so its length is no measure; a cluster of several replicas replaces the guard
+        # with one scaled by what each is sent, cluster._fresh_guards)
         source = table if inbox is None else inbox.source
-        self.num_requests = len(source.request_id)
-        self.thrash_guard = ThrashGuard(self.num_requests,
+        self.thrash_guard = ThrashGuard(len(source.request_id),
                                         int(source.prompt_tokens.sum()) + int(source.output_tokens.sum()))
         self.live = np.zeros(0, dtype=np.int64)
         self.num_admitted = 0

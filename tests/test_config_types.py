@@ -1,0 +1,76 @@
+"""SimConfig's integer settings take integers only (a float budget ran as a fractional budget, True as 1), and each
+interface that builds one names the setting as its user wrote it."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from ltrsched.errors import UserError
+from ltrsched.experiments.commands import SWEEP_KEYS
+from ltrsched.policies import make_policy
+from ltrsched.sim import SimConfig, simulate
+from ltrsched.sim.commands import build_config
+from ltrsched.sim.config import INTEGER_FIELDS, ConfigError, key_naming
+from cli_helpers import assert_one_line_error, run_cli_fast
+from conftest import make_workload
+
+
+@pytest.mark.parametrize("field", INTEGER_FIELDS)
+@pytest.mark.parametrize("value", [7.5, 512.0, True, False, "8", np.float64(16.0)])
+def test_a_non_integer_count_is_refused_naming_the_field(field, value):
+    with pytest.raises(ConfigError, match=f"^{re.escape(f'{field} must be an integer, got {value!r}')}$"):
+        SimConfig(**{field: value})
+
+
+@pytest.mark.parametrize("field", ["max_num_batched_tokens", "max_num_seqs", "block_size"])
+def test_none_for_a_count_without_a_none_default_is_refused(field):
+    # (it was a TypeError from `None <= 0`, or from the simulator's first comparison)
+    with pytest.raises(ConfigError, match=f"^{field} must be an integer, got None$"):
+        SimConfig(**{field: None})
+
+
+def test_numpy_integers_and_optional_nones_are_taken():
+    config = SimConfig(max_num_batched_tokens=np.int64(512), max_num_seqs=np.int32(8), block_size=np.uint16(16),
+                       num_gpu_blocks=np.int64(400), max_model_len=np.int64(4096), max_resident_seqs=np.int64(8))
+    # kept as Python integers: a uint16 block size overflowed the simulator's block bytes (an OverflowError)
+    assert all(type(getattr(config, f)) is int for f in INTEGER_FIELDS), config
+    assert json.loads(json.dumps(config.describe()))["block_size"] == 16
+    assert SimConfig(num_gpu_blocks=None, max_model_len=None, max_resident_seqs=None).num_gpu_blocks is None
+    wl = make_workload([100, 300, 50], [20, 40, 10])
+    assert simulate(wl, make_policy("fcfs"), config).summary["num_finished"] == 3
+
+
+def test_a_fractional_budget_no_longer_runs():
+    # the run that was possible: a 7.5-token budget per step, every request served
+    wl = make_workload([100, 300, 50], [20, 40, 10])
+    with pytest.raises(ConfigError, match="max_num_batched_tokens must be an integer, got 7.5"):
+        simulate(wl, make_policy("fcfs"), SimConfig(max_num_batched_tokens=7.5))
+
+
+def test_simulate_options_and_sweep_keys_name_the_setting_as_written():
+    with pytest.raises(UserError, match=r"^--max-num-seqs must be an integer, got 7\.5$"):
+        build_config("a100-llama3-8b", 768, 7.5, None, 0.9, None, "paper", None, None, True)
+    with pytest.raises(ConfigError) as exc:
+        SimConfig(max_num_batched_tokens=True)
+    assert exc.value.render(key_naming(SWEEP_KEYS)) == "'max_num_batched_tokens' must be an integer, got True"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("max_num_seqs = 7.5\n", "'max_num_seqs' must be an integer, got 7.5"),
+    ("max_num_batched_tokens = true\n", "'max_num_batched_tokens' must be an integer, got True"),
+])
+def test_a_sweep_file_refuses_a_non_integer_in_its_own_words(capsys, tmp_path, text, message):
+    (tmp_path / "s.toml").write_text('policies = ["fcfs"]\n' + text)
+    r = run_cli_fast(capsys, "sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path / "out"))
+    assert_one_line_error(r, f"{tmp_path / 's.toml'}: {message}")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("option", ["--max-num-seqs", "--max-num-batched-tokens"])
+def test_capacity_refuses_a_non_integer_in_its_own_words(capsys, tmp_path, option):
+    r = run_cli_fast(capsys, "capacity", option, "7.5", "--out", str(tmp_path / "out"))
+    assert_one_line_error(r, f"Invalid value for '{option}': '7.5' is not a valid integer")
