@@ -74,3 +74,24 @@ def test_a_sweep_file_refuses_a_non_integer_in_its_own_words(capsys, tmp_path, t
 def test_capacity_refuses_a_non_integer_in_its_own_words(capsys, tmp_path, option):
     r = run_cli_fast(capsys, "capacity", option, "7.5", "--out", str(tmp_path / "out"))
     assert_one_line_error(r, f"Invalid value for '{option}': '7.5' is not a valid integer")
+
+
+@pytest.mark.parametrize("name, value", [("watermark", "0.1"), ("stop_time", "5"), ("gpu_memory_utilization", True),
+                                         ("swap_space_gib", True), ("swap_space_gib", [4])])
+def test_a_number_setting_that_is_no_number_is_one_line(name, value):
+    """A decimal setting given as text or a bool: "0.1" was a TypeError at the range check, True was taken as 1.0."""
+    with pytest.raises(ConfigError, match=f"^{name} must be a number, got "):
+        SimConfig(**{name: value})
+
+
+@pytest.mark.parametrize("name, value", [("chunked_prefill", "no"), ("record_steps", 1), ("chunked_prefill", None)])
+def test_a_flag_setting_that_is_no_bool_is_one_line(name, value):
+    """``chunked_prefill="no"`` ran with chunked prefill (any value was taken as true or false)."""
+    with pytest.raises(ConfigError, match=f"^{name} must be true or false, got "):
+        SimConfig(**{name: value})
+
+
+def test_numpy_numbers_and_bools_are_taken_as_pythons():
+    config = SimConfig(swap_space_gib=np.float32(2), stop_time=np.float64(5), chunked_prefill=np.False_)
+    assert config.chunked_prefill is False and type(config.swap_space_gib) is float
+    json.dumps(config.describe())

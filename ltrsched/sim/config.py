@@ -16,6 +16,10 @@ SEMANTICS = ("paper", "vllm-v1")
 #: Python's), or None where that is the field's default; never a float or a bool.
 INTEGER_FIELDS = ("max_num_batched_tokens", "max_num_seqs", "block_size", "num_gpu_blocks", "max_model_len",
                   "max_resident_seqs")
+#: The settings that are numbers [GiB, s, fractions] (None where that is the default).
+NUMBER_FIELDS = ("gpu_memory_utilization", "watermark", "swap_space_gib", "stop_time")
+#: The settings that are true or false.
+FLAG_FIELDS = ("chunked_prefill", "record_steps")
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,19 @@ class SimConfig:
             # a numpy integer as Python's: the simulator's arithmetic on it was fixed-width (a uint16 block size
             # overflowed the block's bytes), and describe() gave a value json.dumps refuses
             object.__setattr__(self, name, int(value))
+        for name in NUMBER_FIELDS:  # ("0.1" was a TypeError at the range check, True taken as 1.0)
+            value = getattr(self, name)
+            if value is None and SimConfig.__dataclass_fields__[name].default is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                refuse((name,), lambda n, name=name, value=value: f"{n.name(name)} must be a number, got {value!r}")
+            if not isinstance(value, (int, float)):  # (a numpy float32: describe() gave what json.dumps refuses)
+                object.__setattr__(self, name, float(value))
+        for name in FLAG_FIELDS:  # (any value was taken as true or false)
+            value = getattr(self, name)
+            if not (isinstance(value, bool) or type(value).__name__ in ("bool", "bool_")):  # (numpy's bool too)
+                refuse((name,), lambda n, name=name, value=value: f"{n.name(name)} must be true or false, got {value!r}")
+            object.__setattr__(self, name, bool(value))
         for name in ("max_num_batched_tokens", "max_num_seqs", "block_size", "max_model_len", "num_gpu_blocks"):
             value = getattr(self, name)
             if value is not None and value <= 0:
