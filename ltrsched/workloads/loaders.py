@@ -453,6 +453,21 @@ def _no_blank_prompts(texts: list, counted, where) -> None:
                         "request(s) so; a prompt is text to serve")
 
 
+def _no_blank_texts(df: pl.DataFrame, where) -> None:
+    """One-line :class:`UserError` for the first prompt text of ``df`` that is blank (empty, whitespace or invisible
+    characters alone: :mod:`ltrsched.workloads.blank_text`), counts given or not: the text is what an engine replay
+    (``--prompts text``) sends. A request without text (null) is a lengths-only one, kept. ``where(i)`` names row
+    ``i``'s line or row in the file. (A blank text beside its own ``prompt_tokens`` was accepted and kept.)"""
+    if "prompt" not in df.columns or not isinstance(df.schema["prompt"], (pl.String, pl.Categorical, pl.Enum)):
+        return
+    texts = df["prompt"].cast(pl.String).to_list()
+    blank = [i for i, text in enumerate(texts) if text is not None and is_blank(text)]
+    if blank:
+        raise UserError(f"{where(blank[0])}: the prompt is empty: {blank_why(texts[blank[0]])}, {len(blank):,} "
+                        "request(s) so; a prompt text is what an engine replay sends: give the text, or no 'prompt' "
+                        "for a trace of lengths only")
+
+
 def _given_or_counted(given: np.ndarray, texts: list[str]) -> np.ndarray:
     """[tokens] per line: the count given (>= 0), else its text's Llama-3 token count (only those texts are
     tokenized)."""
@@ -900,6 +915,8 @@ def _sample_checked(df: pl.DataFrame, num_requests: int | None, seed: int, path:
     what = "line" if path.suffix.lower() == ".jsonl" else "row"
     df = validate(_numbered(df) if numbered else df, str(path),
                   None if rows is None else lambda row: f"{what} {rows[row]}")
+    _no_blank_texts(df, lambda row: (f"{path}:{rows[row]}" if what == "line" else f"{path}: row {rows[row]}")
+                    if rows is not None else f"{path}: row {row + 1}")
     df = sample_rows(df, num_requests, seed, str(path))
     return _numbered(df) if numbered else df
 

@@ -1,0 +1,58 @@
+"""Workload files audited further: a blank prompt beside its own count, two CSVs joined, ChatML text records, blank
+conversation prompts counted as empty, and the tau ceiling of tied lengths worded as what it bounds."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+
+from cli_helpers import assert_one_line_error, run_cli_fast
+from ltrsched.errors import UserError
+from ltrsched.workloads import load_workload
+
+
+def _lines(path, *records) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return str(path)
+
+
+# --- 1. a blank prompt that carries its own prompt_tokens ------------------------------------------------------------
+
+
+def _blank_with_counts(tmp_path):
+    """(file, where the error names it, what it holds) for a blank prompt given with prompt_tokens, per format."""
+    yield _lines(tmp_path / "w.jsonl", {"prompt": "hello there", "prompt_tokens": 3, "output_tokens": 4},
+                 {"prompt": "\u200b  ", "prompt_tokens": 3, "output_tokens": 4}), "w.jsonl:2", "only invisible"
+    yield _lines(tmp_path / "e.jsonl", {"prompt": "hello there", "prompt_tokens": 3, "output_tokens": 4},
+                 {"prompt": "", "prompt_tokens": 3, "output_tokens": 4}), "e.jsonl:2", "nothing"
+    (tmp_path / "w.csv").write_text('prompt,prompt_tokens,output_tokens\nhello,3,4\n"  ",3,4\n')
+    yield str(tmp_path / "w.csv"), "w.csv: row 2", "only whitespace"
+    pl.DataFrame({"prompt": ["hi there", "\u2060"], "prompt_tokens": [3, 3], "output_tokens": [4, 4]}).write_parquet(
+        tmp_path / "w.parquet")
+    yield str(tmp_path / "w.parquet"), "w.parquet: row 2", "only invisible characters (first: U+2060 WORD JOINER)"
+
+
+def test_a_blank_prompt_with_its_own_count_is_refused_naming_the_record(tmp_path):
+    """Its text was kept (only a counted text was checked): an engine replay would send blank text."""
+    for path, where, holds in _blank_with_counts(tmp_path):
+        with pytest.raises(UserError) as info:
+            load_workload(path)
+        message = str(info.value)
+        assert message.startswith(f"{path[: -len(where.split(':')[0])]}{where}: the prompt is empty: ") and \
+            holds in message and "engine replay" in message and "\n" not in message, message
+
+
+def test_a_blank_prompt_with_its_count_is_one_line_on_the_command_line(tmp_path, capsys):
+    path = _lines(tmp_path / "w.jsonl", {"prompt": " \t", "prompt_tokens": 3, "output_tokens": 4})
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", path), "w.jsonl:1: the prompt is empty")
+
+
+def test_lengths_only_traces_and_missing_texts_still_load(tmp_path):
+    """No text (no prompt at all, or a null one beside others' text) is a request of lengths alone, as before."""
+    (tmp_path / "l.csv").write_text("prompt_tokens,output_tokens\n3,4\n5,6\n")
+    assert load_workload(str(tmp_path / "l.csv")).df["prompt_tokens"].to_list() == [3, 5]
+    pl.DataFrame({"prompt": ["hi there", None], "prompt_tokens": [3, 5], "output_tokens": [4, 4]}).write_parquet(
+        tmp_path / "n.parquet")
+    assert load_workload(str(tmp_path / "n.parquet")).df["prompt"].to_list() == ["hi there", None]
