@@ -56,3 +56,24 @@ def test_lengths_only_traces_and_missing_texts_still_load(tmp_path):
     pl.DataFrame({"prompt": ["hi there", None], "prompt_tokens": [3, 5], "output_tokens": [4, 4]}).write_parquet(
         tmp_path / "n.parquet")
     assert load_workload(str(tmp_path / "n.parquet")).df["prompt"].to_list() == ["hi there", None]
+
+
+# --- 2. two CSVs joined, the header line repeated ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, row", [
+    ("arrival_time,prompt_tokens,output_tokens\n0.1,3,4\n0.2,5,6\narrival_time,prompt_tokens,output_tokens\n0.3,3,4\n",
+     3),
+    ("prompt,output_tokens\nhello,4\n\n there ,6\n prompt , output_tokens\nyo,4\n", 4),  # (a blank line counts)
+])
+def test_two_csvs_joined_name_the_repeated_header(tmp_path, capsys, text, row):
+    """It was "column 'arrival_time' has non-numeric values (String, first: 'arrival_time') in row 3"."""
+    (tmp_path / "j.csv").write_text(text)
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", str(tmp_path / "j.csv")),
+                          f"j.csv: the header line repeats at row {row} (the files were joined")
+
+
+def test_a_csv_of_text_with_a_word_of_its_header_loads(tmp_path):
+    """Only a row of every column's own name is a header: a prompt that is one column's name is text."""
+    (tmp_path / "t.csv").write_text("prompt,prompt_tokens,output_tokens\nprompt,1,4\nhello there,2,6\n")
+    assert load_workload(str(tmp_path / "t.csv")).df["prompt"].to_list() == ["prompt", "hello there"]

@@ -105,6 +105,7 @@ from ltrsched.workloads.arrival_names import (
 from ltrsched.workloads.arrivals import seconds_unit_warning
 from ltrsched.workloads.blank_text import blank_why, is_blank
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
+from ltrsched.workloads.csv_joined import joined_files_error, repeated_header_row
 from ltrsched.workloads.csv_separator import separator_hint
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.schema import (
@@ -637,6 +638,9 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     raw, rows = _without_blank_lines(raw, text)
     if raw.height == 0:
         raise UserError(f"{path}: no requests (empty file)")
+    joined = repeated_header_row(raw)
+    if joined is not None:  # (named as the first column's "non-numeric 'arrival_time'" in that row)
+        raise UserError(joined_files_error(path, rows[joined]))
     cols, names_found = {}, {}
     for ours, names in CSV_COLUMNS.items():
         scale = 1.0
