@@ -77,3 +77,35 @@ def test_a_csv_of_text_with_a_word_of_its_header_loads(tmp_path):
     """Only a row of every column's own name is a header: a prompt that is one column's name is text."""
     (tmp_path / "t.csv").write_text("prompt,prompt_tokens,output_tokens\nprompt,1,4\nhello there,2,6\n")
     assert load_workload(str(tmp_path / "t.csv")).df["prompt"].to_list() == ["prompt", "hello there"]
+
+
+# --- 3. records of a ChatML 'text' alone ------------------------------------------------------------------------------
+
+CHATML = "<|im_start|>user\nhello there<|im_end|>\n<|im_start|>assistant\nhi!<|im_end|>"
+
+
+def _chatml_files(tmp_path):
+    """Each format's file of records with one ChatML 'text' each, and where its error begins."""
+    yield _lines(tmp_path / "c.jsonl", {"text": CHATML}, {"text": CHATML}), "c.jsonl:1: expected an object"
+    (tmp_path / "c.json").write_text(json.dumps([{"text": CHATML}, {"text": CHATML}]))
+    yield str(tmp_path / "c.json"), "c.json: no complete conversation"
+    pl.DataFrame({"text": [CHATML, CHATML]}).write_parquet(tmp_path / "c.parquet")
+    yield str(tmp_path / "c.parquet"), "c.parquet: missing column(s) prompt_tokens, output_tokens"
+    pl.DataFrame({"text": [CHATML, CHATML]}).write_csv(tmp_path / "c.csv")
+    yield str(tmp_path / "c.csv"), "c.csv: no column for prompt_tokens"
+
+
+def test_records_of_a_chatml_text_say_what_is_read_instead(tmp_path):
+    """A .jsonl's said "it has 'text'" and no more (the .json's, parquet's and .csv's not even that)."""
+    for path, first in _chatml_files(tmp_path):
+        with pytest.raises(UserError) as info:
+            load_workload(path)
+        message = str(info.value)
+        assert first in message and "'text', not read as it is" in message and "ChatML" in message, message
+        assert "as a 'prompt' and the reply to it as 'generated'" in message and '{"messages": ' in message, message
+
+
+def test_a_prompts_file_of_chatml_text_says_what_is_read_instead(tmp_path, capsys):
+    path = _lines(tmp_path / "p.jsonl", {"text": CHATML})
+    assert_one_line_error(run_cli_fast(capsys, "label", "--prompts", path, "-o", str(tmp_path / "l.parquet")),
+                          "p.jsonl:1: expected an object with a string field 'prompt'; it has 'text', not read as it is")

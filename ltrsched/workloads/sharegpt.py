@@ -162,13 +162,21 @@ ARENA_HINT = ("'conversation_a' and 'conversation_b', two models' conversations:
               "it is (which reply is served?); rename the one to serve 'conversation' (its 'tstamp' is read as the "
               "arrival time) and drop the other")
 
+#: What a record of one ``text`` holds (a pretraining or SFT export: a whole dialogue in a chat template, ChatML's
+#: ``<|im_start|>user ... <|im_end|>``), which is no prompt apart from its reply: it got "it has 'text'" alone.
+TEXT_HINT = ("'text', not read as it is: a whole dialogue in one text (a chat template's, such as ChatML's "
+             "\"<|im_start|>user ... <|im_end|>\") has no prompt apart from its reply; write each record's first user "
+             "turn as a 'prompt' and the reply to it as 'generated' (or 'response'), or its turns as OpenAI chat "
+             "messages ({\"messages\": [{\"role\": \"user\", ...}, {\"role\": \"assistant\", ...}]}, one per line "
+             "of a .jsonl); if 'text' is the prompt itself, name it 'prompt'")
+
 
 def format_hint(names, text_lists=()) -> str | None:
     """What a record or table that is neither requests nor conversations is, by its keys or columns ``names`` (in
     any case), for its error: an instruction data set's (:data:`INSTRUCTION_HINT`), a preference data set's
     (:data:`PREFERENCE_HINT`), UltraChat's where ``data`` is among ``text_lists``, the names that hold lists of
-    text (:data:`TURN_LIST_HINT`), Chatbot Arena's (:data:`ARENA_HINT`); None for anything else, or where a
-    ``prompt`` is given."""
+    text (:data:`TURN_LIST_HINT`), Chatbot Arena's (:data:`ARENA_HINT`), a dialogue in one ``text``
+    (:data:`TEXT_HINT`); None for anything else, or where a ``prompt`` is given."""
     names = {n.strip().lower() for n in names if isinstance(n, str)}
     if {"conversation_a", "conversation_b"} <= names and not names & {"prompt", *CONVERSATION_KEYS}:
         return ARENA_HINT
@@ -182,6 +190,8 @@ def format_hint(names, text_lists=()) -> str | None:
         return PREFERENCE_HINT
     if "data" in {n.strip().lower() for n in text_lists if isinstance(n, str)}:
         return TURN_LIST_HINT
+    if "text" in names and not names & set(CONVERSATION_KEYS):
+        return TEXT_HINT
     return None
 
 
