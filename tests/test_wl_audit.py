@@ -176,7 +176,7 @@ def test_a_conversations_invisible_first_turn_is_left_out_as_an_empty_prompt(tmp
                                              {"from": "gpt", "value": reply}]}]
     (tmp_path / "c.json").write_text(json.dumps(records))
     assert load_workload(str(tmp_path / "c.json")).df["source_id"].to_list() == ["a"]
-    assert "1 with a prompt of under 4 tokens" in capsys.readouterr().err
+    assert "1 with an empty prompt (nothing, or whitespace and invisible characters alone)" in capsys.readouterr().err
     assert load_prompts(tmp_path / "c.json")["key"].to_list() == ["a"]
 
 

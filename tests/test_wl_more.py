@@ -109,3 +109,34 @@ def test_a_prompts_file_of_chatml_text_says_what_is_read_instead(tmp_path, capsy
     path = _lines(tmp_path / "p.jsonl", {"text": CHATML})
     assert_one_line_error(run_cli_fast(capsys, "label", "--prompts", path, "-o", str(tmp_path / "l.parquet")),
                           "p.jsonl:1: expected an object with a string field 'prompt'; it has 'text', not read as it is")
+
+
+# --- 4. a blank conversation prompt is counted as empty -------------------------------------------------------------
+
+STORY = "once upon a time there was a ship on the sea"
+
+
+def _conversation(prompt: str) -> list[dict]:
+    return [{"role": "user", "content": prompt}, {"role": "assistant", "content": STORY}]
+
+
+def test_a_blank_first_turn_is_left_out_as_empty_not_short(tmp_path, capsys):
+    """It was counted among "with a prompt of under 4 tokens" (its count is 0)."""
+    prompts = [f"please tell me a long story about the sea, number {i}" for i in range(3)] + [" \u200b ", "", "hi"]
+    (tmp_path / "b.json").write_text(json.dumps([{"messages": _conversation(p)} for p in prompts]))
+    assert load_workload(str(tmp_path / "b.json")).df.height == 3
+    err = capsys.readouterr().err
+    assert ("3 of the 6 first turns are left out by the paper's selection rules: 2 with an empty prompt (nothing, or "
+            "whitespace and invisible characters alone), 1 with a prompt of under 4 tokens") in err, err
+
+
+def test_a_blank_first_turn_with_its_own_count_is_left_out(tmp_path, capsys):
+    """A conversations parquet's prompt_tokens for a blank prompt was kept: the blank prompt was served."""
+    prompts = [f"please tell me a long story about the sea, number {i}" for i in range(3)] + ["\u200b\u200b  "]
+    pl.DataFrame({"conversation": [_conversation(p) for p in prompts], "prompt_tokens": [12, 12, 12, 9]}).write_parquet(
+        tmp_path / "c.parquet")
+    df = load_workload(str(tmp_path / "c.parquet")).df
+    assert df.height == 3 and "\u200b" not in "".join(df["prompt"].to_list())
+    err = capsys.readouterr().err
+    assert "1 of the 4 first turns are left out by the paper's selection rules: 1 with an empty prompt" in err, err
+    assert "3 of the 4 first turns' prompt_tokens differ" in err, err  # (not the blank one's: its count is not used)

@@ -659,6 +659,16 @@ def _kept_columns(given: list[dict], numbers: list[int], ids: list[str], path: P
     return pl.DataFrame(columns)
 
 
+def _gives_prompt_counts(src: Path) -> bool:
+    """Whether ``src`` is a parquet with a ``prompt_tokens`` column (its schema alone is read; False if it cannot be)."""
+    if src.suffix.lower() != ".parquet":
+        return False
+    try:
+        return "prompt_tokens" in pl.read_parquet_schema(src)
+    except Exception:  # (the load's own read names what is wrong with it)
+        return False
+
+
 def given_counts(given: pl.Series, counted: pl.Series, ids: list[str], rows: list[int], path: Path,
                  notes: list[str]) -> pl.Series:
     """A conversations parquet's count column ``given`` (``prompt_tokens`` or ``output_tokens``, a value per first
@@ -796,6 +806,7 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
         notes.append(f"the file ends inside record {cut['record']:,} (cut off): read the {total:,} complete record(s) "
                      "before it")
     ids, prompts, responses, systems = map(list, zip(*rows))
+    blank = np.array([is_blank(p) for p in prompts], dtype=bool)
     df = pl.DataFrame(
         {
             "source_id": ids,
@@ -803,7 +814,7 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
             "response": responses,
             # (a prompt of invisible characters alone, e.g. zero-width spaces, is empty: its tokens counted 4 or
             # more, it passed the paper's prompt-length rule and was served as a prompt)
-            "prompt_tokens": np.where([is_blank(p) for p in prompts], 0, count_tokens(prompts)),
+            "prompt_tokens": np.where(blank, 0, count_tokens(prompts)),
             "output_tokens": count_tokens(responses),
             # (the system text a prompt begins with: an engine sends it as the system turn, not in the user's)
             **({SYSTEM_COLUMN: pl.Series(SYSTEM_COLUMN, [t or None for t in systems], dtype=pl.String)}
@@ -823,6 +834,10 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
             extra = extra.with_columns(request_ids(extra["request_id"], str(path), lambda i: f"row {rows_at[i] + 1:,}"
                                                    + (f" (id {ids[i]!r})" if ids[i] else "")))
     if extra.width:
+        if "prompt_tokens" in extra.columns and blank.any():  # a blank prompt's own count is no count: its 0 left
+            # it out as empty (the count was kept, and the blank prompt served)
+            extra = extra.with_columns(pl.when(pl.Series(blank)).then(None).otherwise(pl.col("prompt_tokens"))
+                                       .alias("prompt_tokens"))
         for name in (c for c in COUNT_COLUMNS if c in extra.columns):  # the file's own counts (they were ignored)
             df = df.with_columns(given_counts(extra[name], df[name], ids, rows_at, path, notes))
         extra = extra.drop([c for c in COUNT_COLUMNS if c in extra.columns])
@@ -901,6 +916,8 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # may_give_columns), which a parse cached before dropped; "-system": the system and developer text before a first
     # user turn counted in its prompt (may_give_system_text: not the packaged file's), which a parse before left out;
     # "-systemturn" since that text is kept apart too (SYSTEM_COLUMN), which a parse cached as "-system" had not
+    # "-blankcount": a blank prompt's own prompt_tokens (a conversations parquet's) set to 0, an empty prompt left out,
+    # which a parse cached before kept (and served): _gives_prompt_counts (other files keep their entries)
     # "-added": arrival times under a name read since (arrival_names.ADDED_NAMES: Chatbot Arena's tstamp), which a
     # parse cached before dropped (file_may_name_added: other files keep their entries)
     cached = cache_dir() / (f"sharegpt-{key}-utf8{'-counts' if src.suffix.lower() == '.parquet' else ''}"
@@ -908,7 +925,8 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
                             f"{'-arrivals' if not package and may_give_arrivals(src) else ''}"
                             f"{'-columns' if not package and may_give_columns(src) else ''}"
                             f"{'-systemturn' if not package and may_give_system_text(src) else ''}"
-                            f"{'-added' if not package and file_may_name_added(src) else ''}.parquet")
+                            f"{'-added' if not package and file_may_name_added(src) else ''}"
+                            f"{'-blankcount' if _gives_prompt_counts(src) else ''}.parquet")
     cached_notes = cached.with_name(cached.name + NOTES_SUFFIX)
     df = None
     if cached.is_file() and cached_notes.is_file():
