@@ -140,3 +140,25 @@ def test_a_blank_first_turn_with_its_own_count_is_left_out(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "1 of the 4 first turns are left out by the paper's selection rules: 1 with an empty prompt" in err, err
     assert "3 of the 4 first turns' prompt_tokens differ" in err, err  # (not the blank one's: its count is not used)
+
+
+# --- 5. the tau ceiling of tied lengths, beside a tau of 1 ---------------------------------------------------------
+
+
+def test_the_ties_warning_says_what_its_ceiling_bounds():
+    """Copies of two prompts: tau-b 1.0000 was printed beside "a ranker whose scores never tie reaches at most 0.707",
+    which read as a contradiction (copies of a prompt score alike). Both hold, and the warning now says why."""
+    import numpy as np
+    from scipy.stats import kendalltau
+
+    from ltrsched.workloads.ties import tau_ceiling, ties_warning
+
+    lengths = np.repeat([40, 300], 500)  # two prompts, 500 copies each, one length each
+    alike = -lengths.astype(float)  # each prompt's score, the same for its copies
+    untied = alike + np.linspace(0, 1e-3, lengths.size)  # the same order, no two scores equal
+    assert kendalltau(alike, -lengths).statistic == pytest.approx(1.0)
+    assert kendalltau(untied, -lengths).statistic == pytest.approx(tau_ceiling(lengths)) == pytest.approx(0.707, abs=1e-3)
+    line = ties_warning(lengths, "held-out lengths")
+    assert "a ranker whose scores never tie reaches at most 0.707 here (scores that tie exactly where the lengths tie, " \
+           "as copies of one prompt do, are not so bounded: they reach 1 in the right order)" in line, line
+    assert "\n" not in line
