@@ -162,3 +162,26 @@ def test_the_ties_warning_says_what_its_ceiling_bounds():
     assert "a ranker whose scores never tie reaches at most 0.707 here (scores that tie exactly where the lengths tie, " \
            "as copies of one prompt do, are not so bounded: they reach 1 in the right order)" in line, line
     assert "\n" not in line
+
+
+def _requests_file(path, prompts, answered=()) -> str:
+    """A .jsonl of OpenAI chat requests without the assistant's reply (``prompts``), after conversations (``answered``)."""
+    return _lines(path, *({"messages": _conversation(p)} for p in answered),
+                  *({"messages": [{"role": "user", "content": p}]} for p in prompts))
+
+
+@pytest.mark.parametrize("answered, note", [
+    ((), "left out 2 of its 3 requests without the assistant's reply: 1 with an empty prompt (nothing, or whitespace "
+         "and invisible characters alone), 1 with a prompt outside 4..1024 tokens (the paper's rule)"),
+    (("please tell me a story about the sea",), "its 3 requests without the assistant's reply are prompts too, but for "
+                                                "1 with an empty prompt (nothing, or whitespace and invisible characters "
+                                                "alone) and 1 with a prompt outside 4..1024 tokens"),
+])
+def test_a_blank_request_to_label_is_counted_as_empty(tmp_path, capsys, answered, note):
+    """`label --prompts` of requests without a reply counted a blank one as "a prompt outside 4..1024 tokens"."""
+    from ltrsched.workloads.prompts import load_prompts
+
+    path = _requests_file(tmp_path / "u.jsonl", ["please tell me a story about ships", " \u200b ", "hi"], answered)
+    assert load_prompts(path)["prompt"].to_list()[-1] == "please tell me a story about ships"
+    err = capsys.readouterr().err
+    assert note in err, err

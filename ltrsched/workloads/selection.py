@@ -27,6 +27,8 @@ SPLIT_SEED = 0
 SPLITS = ("eval", "train", "all")
 #: Largest sampling seed (polars samples with a 64-bit seed; a larger one was an OverflowError traceback).
 MAX_SEED = 2**64 - 1
+#: What a first turn whose prompt is blank (:mod:`ltrsched.workloads.blank_text`: its count is 0) is left out with.
+EMPTY_PROMPT = "an empty prompt (nothing, or whitespace and invisible characters alone)"
 
 
 def _uncapped(df: pl.DataFrame) -> pl.DataFrame:
@@ -58,7 +60,7 @@ def left_out(df: pl.DataFrame) -> str | None:
     counts["repeated"] = df.height - kept - counts["empty"] - counts["short"] - counts["long"] - counts["reply"]
     if kept == df.height:
         return None
-    reasons = {"empty": "with an empty prompt (nothing, or whitespace and invisible characters alone)",
+    reasons = {"empty": f"with {EMPTY_PROMPT}",
                "short": f"with a prompt of under {MIN_PROMPT_TOKENS} tokens",
                "long": f"with a prompt of over {MAX_PROMPT_TOKENS:,} tokens",
                "reply": f"with a reply of under {MIN_OUTPUT_TOKENS} tokens",
