@@ -454,6 +454,11 @@ def _no_blank_prompts(texts: list, counted, where) -> None:
                         "request(s) so; a prompt is text to serve")
 
 
+#: Texts of nothing but what :func:`~ltrsched.workloads.blank_text.is_blank` may call blank (whitespace, format,
+#: control and combining characters, the blank glyphs): the candidates it then checks.
+_MAYBE_BLANK = r"^[\s\p{Cf}\p{Cc}\p{M}\x{115F}\x{1160}\x{3164}\x{FFA0}\x{2800}]*$"
+
+
 def _no_blank_texts(df: pl.DataFrame, where) -> None:
     """One-line :class:`UserError` for the first prompt text of ``df`` that is blank (empty, whitespace or invisible
     characters alone: :mod:`ltrsched.workloads.blank_text`), counts given or not: the text is what an engine replay
@@ -461,8 +466,9 @@ def _no_blank_texts(df: pl.DataFrame, where) -> None:
     ``i``'s line or row in the file. (A blank text beside its own ``prompt_tokens`` was accepted and kept.)"""
     if "prompt" not in df.columns or not isinstance(df.schema["prompt"], (pl.String, pl.Categorical, pl.Enum)):
         return
-    texts = df["prompt"].cast(pl.String).to_list()
-    blank = [i for i, text in enumerate(texts) if text is not None and is_blank(text)]
+    texts = df["prompt"].cast(pl.String)
+    maybe = texts.str.contains(_MAYBE_BLANK).fill_null(False)  # (is_blank on a million texts took 2.8 s; these 0.05)
+    blank = [int(i) for i in maybe.arg_true() if is_blank(texts[int(i)])]
     if blank:
         raise UserError(f"{where(blank[0])}: the prompt is empty: {blank_why(texts[blank[0]])}, {len(blank):,} "
                         "request(s) so; a prompt text is what an engine replay sends: give the text, or no 'prompt' "
