@@ -18,7 +18,9 @@ Files, by suffix:
   ``arrival_time`` [s] (or ``arrival_time_ms`` [ms]) is kept. A line may give the output's
   length instead of (or beside) the generated text, ``"output_tokens": N`` (e.g. another model's own count), and
   the prompt's beside (or instead of) its text, ``"prompt_tokens": N``: both used as is, as a parquet's given
-  counts are (a line of lengths alone has no prompt text, as a ``.csv``'s). A
+  counts are (a line of lengths alone has no prompt text, as a ``.csv``'s). In every format a prompt text that is
+  blank (nothing, whitespace or invisible characters alone) is an error naming its line or row, its count given or
+  not: an engine replay sends the text (a null text is a request of lengths alone). A
   ``"request_id": N`` on every line (or none) is kept as the request's id. A predictor's ``"score"``, the model's
   own ``"po_estimate"`` and a ``"predicted_length"`` (numbers, or null where missing) are kept as those columns.
   Mooncake's traces (``{"timestamp": ms, "input_length": N, "output_length": N, "hash_ids": [...]}``) too: a line
@@ -62,7 +64,8 @@ Files, by suffix:
   an output count column (:data:`REPLY_NAMES`). In every format two columns (or keys) of the reply's text, two of
   those names or one beside Alpaca's ``output`` (:data:`UNREAD_REPLY_NAMES`), are an error naming both where the
   text is counted (one was used, silently). Lines may end with CR alone. Header names
-  and numbers may have spaces around them (``a, b``).
+  and numbers may have spaces around them (``a, b``). The header line repeated among the records (two files
+  joined) is an error naming its row (:mod:`ltrsched.workloads.csv_joined`).
 
 Arrival times are read alike in every format (:func:`arrival_suffix`): under the ``.csv``'s names (``arrival_time``,
 ``arrived_at``, ``arrival``, ``timestamp``, Chatbot Arena's ``tstamp``, in any case: Azure's ``TIMESTAMP`` in a parquet
