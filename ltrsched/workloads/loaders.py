@@ -18,9 +18,10 @@ Files, by suffix:
   ``arrival_time`` [s] (or ``arrival_time_ms`` [ms]) is kept. A line may give the output's
   length instead of (or beside) the generated text, ``"output_tokens": N`` (e.g. another model's own count), and
   the prompt's beside (or instead of) its text, ``"prompt_tokens": N``: both used as is, as a parquet's given
-  counts are (a line of lengths alone has no prompt text, as a ``.csv``'s). In a ``.jsonl``, ``.csv`` or parquet of requests a prompt text that is
-  blank (nothing, whitespace or invisible characters alone) is an error naming its line or row, its count given or
-  not: an engine replay sends the text (a null text is a request of lengths alone). A
+  counts are (a line of lengths alone has no prompt text, as a ``.csv``'s). In a ``.jsonl``, ``.csv`` or parquet
+  of requests a prompt text that is blank (nothing, whitespace or invisible characters alone) is an error naming
+  its line or row, its count given or not: an engine replay sends the text (a null text is a request of lengths
+  alone). A
   ``"request_id": N`` on every line (or none) is kept as the request's id. A predictor's ``"score"``, the model's
   own ``"po_estimate"`` and a ``"predicted_length"`` (numbers, or null where missing) are kept as those columns.
   Mooncake's traces (``{"timestamp": ms, "input_length": N, "output_length": N, "hash_ids": [...]}``) too: a line
