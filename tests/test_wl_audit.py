@@ -148,10 +148,14 @@ def test_a_workloads_counted_prompt_of_invisible_characters_is_refused(tmp_path,
                                       "invisible characters (first: U+200B ZERO WIDTH SPACE), 1 request(s) so")
 
 
-def test_a_workload_of_given_counts_keeps_its_text_as_is(tmp_path):
-    """A prompt's count given beside it is used as is, as before (the text is not what the counts come from)."""
-    path = _lines(tmp_path / "w.jsonl", {"prompt": "\u200b", "prompt_tokens": 4, "output_tokens": 3})
+def test_a_workload_of_given_counts_keeps_its_counts_as_is(tmp_path):
+    """A prompt's count given beside it is used as is, as before (the text is not what the counts come from); a blank
+    text beside its count is refused all the same (it is what an engine replay sends: tests/test_wl_more.py)."""
+    path = _lines(tmp_path / "w.jsonl", {"prompt": "hi \u200b", "prompt_tokens": 4, "output_tokens": 3})
     assert load_workload(path).df["prompt_tokens"].to_list() == [4]
+    path = _lines(tmp_path / "w.jsonl", {"prompt": "\u200b", "prompt_tokens": 4, "output_tokens": 3})
+    with pytest.raises(UserError, match=r"w\.jsonl:1: the prompt is empty: only invisible characters"):
+        load_workload(path)
 
 
 def test_labels_with_an_invisible_prompt_are_refused(tmp_path, capsys):
@@ -172,7 +176,7 @@ def test_a_conversations_invisible_first_turn_is_left_out_as_an_empty_prompt(tmp
                                              {"from": "gpt", "value": reply}]}]
     (tmp_path / "c.json").write_text(json.dumps(records))
     assert load_workload(str(tmp_path / "c.json")).df["source_id"].to_list() == ["a"]
-    assert "1 with a prompt of under 4 tokens" in capsys.readouterr().err
+    assert "1 with an empty prompt (nothing, or whitespace and invisible characters alone)" in capsys.readouterr().err
     assert load_prompts(tmp_path / "c.json")["key"].to_list() == ["a"]
 
 

@@ -38,6 +38,8 @@ class _Pass:
         total: the records read.
         cannot_tokenize: the note on the requests left out for a lone UTF-16 surrogate in their prompt (``""``: none),
             and how many.
+        blank: the requests left out for an empty prompt (whitespace and invisible characters alone: they were
+            counted as prompts outside the paper's length rule).
     """
 
     requests: pl.DataFrame
@@ -45,6 +47,7 @@ class _Pass:
     skips: dict
     total: int
     cannot_tokenize: tuple[str, int] = ("", 0)
+    blank: int = 0
 
     @property
     def unanswered(self) -> int:
@@ -113,7 +116,7 @@ def _read(path: Path) -> _Pass:
     from ltrsched.workloads.utf8 import describe_surrogate, lone_surrogate
     from ltrsched.workloads.blank_text import is_blank
 
-    rows, answered, skips, total, surrogates = [], [], {}, 0, []
+    rows, answered, skips, total, surrogates, blank = [], [], {}, 0, [], 0
     try:
         records, _ = conversation_records(path)
         for total, record in enumerate(records, 1):
@@ -129,7 +132,10 @@ def _read(path: Path) -> _Pass:
             user = record[key][-1]
             reply = {"from": "gpt", "value": "."} if "from" in user else {"role": "assistant", "content": "."}
             turn = read_first_turn({**record, key: [*record[key], reply]}, system=True)
-            if not (isinstance(turn, FirstTurn) and not is_blank(turn.prompt)):
+            if not isinstance(turn, FirstTurn):
+                continue
+            if is_blank(turn.prompt):
+                blank += 1
                 continue
             at = lone_surrogate(turn.prompt)
             if at is not None:  # (half of a character: no tokenizer encodes it; it was a UnicodeEncodeError traceback)
@@ -138,14 +144,14 @@ def _read(path: Path) -> _Pass:
                 continue
             rows.append((turn.id or f"request-{total}", turn.prompt, turn.system, total))
     except (UserError, OSError):
-        rows, answered, skips, total, surrogates = [], [], {}, 0, []
+        rows, answered, skips, total, surrogates, blank = [], [], {}, 0, [], 0
     unanswered = skips.get((False, UNANSWERED), [0])[0]
     note = (f"warning: {path}: skipped {len(surrogates):,} of its {unanswered:,} {UNANSWERED}, whose prompt holds a "
             f"lone UTF-16 surrogate, which cannot be tokenized (first: {surrogates[0]})" if surrogates else "")
     return _Pass(pl.DataFrame(rows, schema={"key": pl.Utf8, "prompt": pl.Utf8, SYSTEM: pl.Utf8, _RECORD: pl.Int64},
                               orient="row"),
                  pl.DataFrame(answered, schema={"prompt": pl.Utf8, _RECORD: pl.Int64}, orient="row"), skips, total,
-                 (note, len(surrogates)))
+                 (note, len(surrogates)), blank)
 
 
 def _eligible_requests(read: _Pass, path: Path, notes: list[str], answered: bool) -> pl.DataFrame:
@@ -165,11 +171,13 @@ def _eligible_requests(read: _Pass, path: Path, notes: list[str], answered: bool
         raise UserError(f"{path}: no request with a prompt of {selection.MIN_PROMPT_TOKENS}.."
                         f"{selection.MAX_PROMPT_TOKENS} tokens (the paper's rule) among its {read.unanswered:,} "
                         "without the assistant's reply" + (f" ({cannot:,} holding a lone UTF-16 surrogate)"
-                                                           if cannot else ""))
+                                                           if cannot else "")
+                        + (f" ({read.blank:,} with an empty prompt)" if read.blank else ""))
     if note:
         notes.append(note)
     rule = f"a prompt outside {selection.MIN_PROMPT_TOKENS}..{selection.MAX_PROMPT_TOKENS} tokens (the paper's rule)"
-    out = read.unanswered - cannot - int(keep.sum())  # (a request without text too: 0 tokens)
+    out = read.unanswered - cannot - read.blank - int(keep.sum())  # (a request without text too: 0 tokens)
+    why = [f"{n:,} with {what}" for n, what in ((read.blank, selection.EMPTY_PROMPT), (out, rule)) if n]
     if answered:
         parsed = f"warning: {path}: {left_out_note(read.skips, read.total)}"
         rest = left_out_note({k: v for k, v in read.skips.items() if k != (False, UNANSWERED)}, read.total)
@@ -180,7 +188,8 @@ def _eligible_requests(read: _Pass, path: Path, notes: list[str], answered: bool
             one = tokenized == 1
             notes.append(f"warning: {path}: labelling needs no reply: {'the other' if cannot else 'its'} {tokenized:,} "
                          f"{'request' if one else 'requests'} without the assistant's reply "
-                         f"{'is a prompt' if one else 'are prompts'} too" + (f", but for {out:,} with {rule}" if out else ""))
-    elif out:
-        notes.append(f"warning: {path}: left out {out:,} of its {read.unanswered:,} {UNANSWERED}, with {rule}")
+                         f"{'is a prompt' if one else 'are prompts'} too" + (f", but for {' and '.join(why)}" if why else ""))
+    elif why:
+        notes.append(f"warning: {path}: left out {out + read.blank:,} of its {read.unanswered:,} {UNANSWERED}"
+                     + (f": {', '.join(why)}" if read.blank else f", with {rule}"))
     return requests.filter(keep)

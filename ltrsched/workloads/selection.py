@@ -27,6 +27,8 @@ SPLIT_SEED = 0
 SPLITS = ("eval", "train", "all")
 #: Largest sampling seed (polars samples with a 64-bit seed; a larger one was an OverflowError traceback).
 MAX_SEED = 2**64 - 1
+#: What a first turn whose prompt is blank (:mod:`ltrsched.workloads.blank_text`: its count is 0) is left out with.
+EMPTY_PROMPT = "an empty prompt (nothing, or whitespace and invisible characters alone)"
 
 
 def _uncapped(df: pl.DataFrame) -> pl.DataFrame:
@@ -46,17 +48,20 @@ def left_out(df: pl.DataFrame) -> str | None:
     over 1,024 tokens, 1 with a reply of under 4 tokens"``; None if they keep every one. Each first turn is
     counted once, under the first rule it fails (prompt, then reply, then a repeated prompt). They were left out
     without a word: a file of another model's replies, many of them a token or two long, lost them all silently,
-    and the requests served were not the file's."""
+    and the requests served were not the file's. A prompt of 0 tokens is an empty one (the parse counts a blank
+    prompt, whitespace or invisible characters alone, so): it was counted as "a prompt of under 4 tokens"."""
     prompts = pl.col("prompt_tokens")
     counts = df.select(
-        short=(prompts < MIN_PROMPT_TOKENS).sum(), long=(prompts > MAX_PROMPT_TOKENS).sum(),
+        empty=(prompts == 0).sum(), short=prompts.is_between(1, MIN_PROMPT_TOKENS - 1).sum(),
+        long=(prompts > MAX_PROMPT_TOKENS).sum(),
         reply=(prompts.is_between(MIN_PROMPT_TOKENS, MAX_PROMPT_TOKENS)
                & (pl.col("output_tokens") < MIN_OUTPUT_TOKENS)).sum()).row(0, named=True)
     kept = _uncapped(df).height
-    counts["repeated"] = df.height - kept - counts["short"] - counts["long"] - counts["reply"]
+    counts["repeated"] = df.height - kept - counts["empty"] - counts["short"] - counts["long"] - counts["reply"]
     if kept == df.height:
         return None
-    reasons = {"short": f"with a prompt of under {MIN_PROMPT_TOKENS} tokens",
+    reasons = {"empty": f"with {EMPTY_PROMPT}",
+               "short": f"with a prompt of under {MIN_PROMPT_TOKENS} tokens",
                "long": f"with a prompt of over {MAX_PROMPT_TOKENS:,} tokens",
                "reply": f"with a reply of under {MIN_OUTPUT_TOKENS} tokens",
                "repeated": "repeating an earlier prompt (each prompt is kept once)"}

@@ -162,13 +162,21 @@ ARENA_HINT = ("'conversation_a' and 'conversation_b', two models' conversations:
               "it is (which reply is served?); rename the one to serve 'conversation' (its 'tstamp' is read as the "
               "arrival time) and drop the other")
 
+#: What a record of one ``text`` holds (a pretraining or SFT export: a whole dialogue in a chat template, ChatML's
+#: ``<|im_start|>user ... <|im_end|>``), which is no prompt apart from its reply: it got "it has 'text'" alone.
+TEXT_HINT = ("'text', not read as it is: a whole dialogue in one text (a chat template's, such as ChatML's "
+             "\"<|im_start|>user ... <|im_end|>\") has no prompt apart from its reply; write each record's first user "
+             "turn as a 'prompt' and the reply to it as 'generated' (or 'response'), or its turns as OpenAI chat "
+             "messages ({\"messages\": [{\"role\": \"user\", ...}, {\"role\": \"assistant\", ...}]}, one per line "
+             "of a .jsonl); if 'text' is the prompt itself, name it 'prompt'")
+
 
 def format_hint(names, text_lists=()) -> str | None:
     """What a record or table that is neither requests nor conversations is, by its keys or columns ``names`` (in
     any case), for its error: an instruction data set's (:data:`INSTRUCTION_HINT`), a preference data set's
     (:data:`PREFERENCE_HINT`), UltraChat's where ``data`` is among ``text_lists``, the names that hold lists of
-    text (:data:`TURN_LIST_HINT`), Chatbot Arena's (:data:`ARENA_HINT`); None for anything else, or where a
-    ``prompt`` is given."""
+    text (:data:`TURN_LIST_HINT`), Chatbot Arena's (:data:`ARENA_HINT`), a dialogue in one ``text``
+    (:data:`TEXT_HINT`); None for anything else, or where a ``prompt`` is given."""
     names = {n.strip().lower() for n in names if isinstance(n, str)}
     if {"conversation_a", "conversation_b"} <= names and not names & {"prompt", *CONVERSATION_KEYS}:
         return ARENA_HINT
@@ -182,6 +190,8 @@ def format_hint(names, text_lists=()) -> str | None:
         return PREFERENCE_HINT
     if "data" in {n.strip().lower() for n in text_lists if isinstance(n, str)}:
         return TURN_LIST_HINT
+    if "text" in names and not names & set(CONVERSATION_KEYS):
+        return TEXT_HINT
     return None
 
 
@@ -649,6 +659,16 @@ def _kept_columns(given: list[dict], numbers: list[int], ids: list[str], path: P
     return pl.DataFrame(columns)
 
 
+def _gives_prompt_counts(src: Path) -> bool:
+    """Whether ``src`` is a parquet with a ``prompt_tokens`` column (its schema alone is read; False if it cannot be)."""
+    if src.suffix.lower() != ".parquet":
+        return False
+    try:
+        return "prompt_tokens" in pl.read_parquet_schema(src)
+    except Exception:  # (the load's own read names what is wrong with it)
+        return False
+
+
 def given_counts(given: pl.Series, counted: pl.Series, ids: list[str], rows: list[int], path: Path,
                  notes: list[str]) -> pl.Series:
     """A conversations parquet's count column ``given`` (``prompt_tokens`` or ``output_tokens``, a value per first
@@ -786,6 +806,7 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
         notes.append(f"the file ends inside record {cut['record']:,} (cut off): read the {total:,} complete record(s) "
                      "before it")
     ids, prompts, responses, systems = map(list, zip(*rows))
+    blank = np.array([is_blank(p) for p in prompts], dtype=bool)
     df = pl.DataFrame(
         {
             "source_id": ids,
@@ -793,7 +814,7 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
             "response": responses,
             # (a prompt of invisible characters alone, e.g. zero-width spaces, is empty: its tokens counted 4 or
             # more, it passed the paper's prompt-length rule and was served as a prompt)
-            "prompt_tokens": np.where([is_blank(p) for p in prompts], 0, count_tokens(prompts)),
+            "prompt_tokens": np.where(blank, 0, count_tokens(prompts)),
             "output_tokens": count_tokens(responses),
             # (the system text a prompt begins with: an engine sends it as the system turn, not in the user's)
             **({SYSTEM_COLUMN: pl.Series(SYSTEM_COLUMN, [t or None for t in systems], dtype=pl.String)}
@@ -813,6 +834,10 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
             extra = extra.with_columns(request_ids(extra["request_id"], str(path), lambda i: f"row {rows_at[i] + 1:,}"
                                                    + (f" (id {ids[i]!r})" if ids[i] else "")))
     if extra.width:
+        if "prompt_tokens" in extra.columns and blank.any():  # a blank prompt's own count is no count: its 0 left
+            # it out as empty (the count was kept, and the blank prompt served)
+            extra = extra.with_columns(pl.when(pl.Series(blank)).then(None).otherwise(pl.col("prompt_tokens"))
+                                       .alias("prompt_tokens"))
         for name in (c for c in COUNT_COLUMNS if c in extra.columns):  # the file's own counts (they were ignored)
             df = df.with_columns(given_counts(extra[name], df[name], ids, rows_at, path, notes))
         extra = extra.drop([c for c in COUNT_COLUMNS if c in extra.columns])
@@ -891,6 +916,8 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # may_give_columns), which a parse cached before dropped; "-system": the system and developer text before a first
     # user turn counted in its prompt (may_give_system_text: not the packaged file's), which a parse before left out;
     # "-systemturn" since that text is kept apart too (SYSTEM_COLUMN), which a parse cached as "-system" had not
+    # "-blankcount": a blank prompt's own prompt_tokens (a conversations parquet's) set to 0, an empty prompt left out,
+    # which a parse cached before kept (and served): _gives_prompt_counts (other files keep their entries)
     # "-added": arrival times under a name read since (arrival_names.ADDED_NAMES: Chatbot Arena's tstamp), which a
     # parse cached before dropped (file_may_name_added: other files keep their entries)
     cached = cache_dir() / (f"sharegpt-{key}-utf8{'-counts' if src.suffix.lower() == '.parquet' else ''}"
@@ -898,7 +925,8 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
                             f"{'-arrivals' if not package and may_give_arrivals(src) else ''}"
                             f"{'-columns' if not package and may_give_columns(src) else ''}"
                             f"{'-systemturn' if not package and may_give_system_text(src) else ''}"
-                            f"{'-added' if not package and file_may_name_added(src) else ''}.parquet")
+                            f"{'-added' if not package and file_may_name_added(src) else ''}"
+                            f"{'-blankcount' if _gives_prompt_counts(src) else ''}.parquet")
     cached_notes = cached.with_name(cached.name + NOTES_SUFFIX)
     df = None
     if cached.is_file() and cached_notes.is_file():

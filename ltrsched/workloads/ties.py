@@ -3,6 +3,9 @@
 A model that nearly always stops at a cap (``max_tokens``) gives most prompts one length. Tau-b counts no pair of
 equal lengths as ordered, so a ranker whose scores never tie (every built-in one) reaches at most
 ``sqrt(1 - tied / all)`` over all pairs [dimensionless], however right its order: tau 0.5 may be the best possible.
+The bound is for scores without ties only: scores that tie exactly where the lengths tie (copies of one prompt, with
+one length, score alike) leave those pairs out on both sides and reach 1 in the right order. The warning says so: a
+tau-b of 1.0000 beside "at most 0.707" (200,000 copies of two prompts) read as a contradiction.
 """
 
 from __future__ import annotations
@@ -47,4 +50,6 @@ def ties_warning(lengths: np.ndarray, what: str) -> str | None:
                  else "")
         common = f"the most common, {length}, for {counts[top]} of {len(lengths)} prompts{place}"
     return (f"warning: {what}: {tied_pair_share(lengths):.0%} of the prompt pairs have equal lengths ({common}); "
-            f"Kendall tau-b orders no tied pair, so a ranker whose scores never tie reaches at most {ceiling:.3f} here")
+            f"Kendall tau-b orders no tied pair, so a ranker whose scores never tie reaches at most {ceiling:.3f} here "
+            "(scores that tie exactly where the lengths tie, as copies of one prompt do, are not so bounded: they reach "
+            "1 in the right order)")
