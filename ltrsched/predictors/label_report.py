@@ -80,7 +80,7 @@ class LabelReport:
             f"the output cap: {self.capped_share.get('train', 0):.1%} of train, {self.capped_share.get('eval', 0):.1%} of eval.",
             "All numbers are Kendall's tau-b against the served model's lengths on the held-out prompts."
             + (f" Tau-b orders no pair of equal lengths: on these (tied at the cap, or elsewhere) scores that never "
-               f"tie reach at most {self.tie_ceiling:.3f}, a perfect ranker included."
+               f"tie reach at most {self.tie_ceiling:.3f}, however right their order (scores tied exactly where the lengths tie are not so bounded)."
                if self.tie_ceiling is not None and self.tie_ceiling < 1 else ""),
             "",
             "| predictor | tau |",
