@@ -615,6 +615,18 @@ _RANGE_CASES = [
 ]
 
 
+@pytest.mark.parametrize("command,out", [("replay", ["-n", "5", "-o", "out"]), ("validate", ["-n", "5", "--out", "out"]),
+                                         ("profile", ["-o", "p.json"])])
+def test_tensor_parallel_size_has_an_upper_bound(tmp_path, capsys, command, out):
+    """`--tensor-parallel-size` took any positive integer (1e23's digits) and failed late, inside vLLM, on a GPU
+    machine: bounded like the other engine options, in one line, before the platform is looked at."""
+    r = run_cli_fast(capsys, command, "--tensor-parallel-size", "100000000000000000000000", *out,
+                     cwd=tmp_path)
+    assert r.returncode == 2, (r.stdout, r.stderr[-2000:])
+    assert r.stderr.strip() == ("error: --tensor-parallel-size must be at most 1,024 GPUs (vLLM starts a worker "
+                                "process per GPU of the group), got 100000000000000000000000"), r.stderr
+
+
 @pytest.mark.parametrize("args,message,emulated", [
     (args, message, emulated) for args, message in _RANGE_CASES for emulated in (False, True)
     if not (emulated and "--max-tokens" in args)])  # (the emulated engine runs no model: --eos model is refused)
