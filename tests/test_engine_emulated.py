@@ -591,8 +591,8 @@ def test_a_streaming_session_alone_on_an_idle_engine_is_failed_not_served():
                              LinearProfile().step_time)
     scheduler = driver.scheduler
     scheduler.begin_run(EngineSetup(policy=make_policy("fcfs"), clock=driver.clock))
-    scheduler.add_request(Request(request_id="s", prompt_token_ids=[0] * 30, sampling_params=SamplingParams(max_tokens=4),
-                                  pooling_params=None, arrival_time=0.0, resumable=True))
+    scheduler.add_request(Request(request_id="s", prompt_token_ids=[0] * 30, pooling_params=None, arrival_time=0.0,
+                                  sampling_params=SamplingParams(max_tokens=4), resumable=True))
     assert scheduler.get_num_unfinished_requests() == 1 and scheduler.table.size == 0
     out = scheduler.schedule()
     assert not out.num_scheduled_tokens and scheduler.kv_cache_manager.block_pool.get_num_free_blocks() == 59

@@ -141,7 +141,7 @@ class PolicyScheduler(Scheduler):
         self._watchdog = None
         self._stopped: str | None = None  # the line of the plugin time limit this scheduler's watchdog enforced
         self._abandoned = False  # the run under way was abandoned (abandon_run): aborts skip the table and the policy
-        self._refused: dict[str, None] = {}  # ids of the streaming-input sessions refused (_refuse_session), oldest first
+        self._refused: dict[str, None] = {}  # ids of the refused streaming-input sessions, oldest first
         setup = take_setup(self.vllm_config.additional_config)
         self.begin_run(setup)
         # under `vllm serve` no ltrsched harness brackets the steps with the plugin time limit: the scheduler
