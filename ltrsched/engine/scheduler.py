@@ -331,14 +331,19 @@ class PolicyScheduler(Scheduler):
         if self._stopped is not None:  # (an attribute read per call: the check's method only when stopped)
             self._check_not_stopped()
         t = self.table
-        if not t.num_live:  # (the held waiting queue holds only refused sessions, if any: vLLM must not admit them)
+        if not t.num_live:
             if not self.waiting:
                 return super().schedule(*args, **kwargs)
-            waiting_all, self.waiting = self.waiting, create_request_queue(SchedulingPolicy.FCFS)
+            # the held waiting queue holds only requests outside the table: the refused sessions (_refuse_session),
+            # which vLLM fails at this step's update_from_output, must not be admitted; any other is vLLM's, as before
+            waiting_all, failing = self.waiting, self.grammar_compile_error_reqs
+            self.waiting = create_request_queue(SchedulingPolicy.FCFS)
+            self.waiting.extend([r for r in waiting_all if r.request_id not in failing])
             try:
                 return super().schedule(*args, **kwargs)
             finally:
                 self.waiting = waiting_all
+                waiting_all.remove_requests(self.running)  # (those vLLM admitted: the running list was empty)
         wall0 = time.perf_counter()
         now = self.clock()
         step = self.num_steps
