@@ -276,7 +276,7 @@ class PolicyScheduler(Scheduler):
         hands vLLM the plan's members) and it joins ``grammar_compile_error_reqs``, so vLLM's next
         ``update_from_output`` finishes it with ``FINISHED_ERROR`` and an output without tokens for its client
         (:meth:`finish_requests` finds it outside the table). It never enters the table or the plan, and the policy
-        never hears of it. Raising here instead (:class:`StreamingSessionError`, as before) stopped the engine core
+        never hears of it. Raising here instead (``StreamingSessionError``, as before) stopped the engine core
         under ``vllm serve``, which takes any exception from ``add_request`` as fatal: one such client ended every
         client's requests.
 
