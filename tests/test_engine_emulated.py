@@ -505,33 +505,98 @@ def test_a_request_whose_grammar_fails_to_compile_is_failed_as_vllm_fails_it():
     assert "1" not in scheduler.requests and not scheduler._grammar_wait and not scheduler.grammar_compile_error_reqs
 
 
-def test_a_streaming_input_session_is_refused_in_one_line_before_vllm_takes_it():
-    """vLLM 0.32's streaming-input sessions (resumable requests) keep their KV and a request slot between inputs in its
-    kv_holding_waiting queue, which its schedule() serves before the waiting queue: the adapter left that queue to
-    vLLM, which served the session outside the plan, and each next input (the same request id) became a second
-    request in the table. The plan cannot model them: the session is refused in one line, before vLLM registers it;
-    the engine's other requests run on."""
+def _session_run(with_session: bool):
+    """Four requests on the emulated engine (strict: a step that differs from its plan raises); ``with_session``: a
+    streaming-input session "s" arrives at step 1 with a next input at once, and once it has failed, another input
+    and the session's closing request (not resumable), as vLLM's front end sends them. Returns the run, the
+    scheduler and the engine outputs each step returned, by request id."""
     from vllm.sampling_params import SamplingParams
+    from vllm.v1.outputs import ModelRunnerOutput
+    from vllm.v1.request import Request
+
+    from ltrsched.engine.emulate import EmulatedDriver, EngineConfig, emulate, emulated_driver
+
+    outputs: dict[str, list] = {}
+
+    def session(resumable: bool):
+        return Request(request_id="s", prompt_token_ids=[0] * 30, sampling_params=SamplingParams(max_tokens=4),
+                       pooling_params=None, arrival_time=0.0, resumable=resumable)
+
+    class SessionDriver(EmulatedDriver):
+        def step(self):
+            scheduler = self.scheduler
+            if with_session and scheduler.num_steps == 1:
+                scheduler.add_request(session(True))
+                scheduler.add_request(session(True))  # (vLLM holds the session: it queues the input on it)
+            if with_session and scheduler.num_steps == 4:
+                scheduler.add_request(session(True))
+                scheduler.add_request(session(False))
+            out = scheduler.schedule()
+            self.clock.now += self.step_time(scheduler.planned_shape) if scheduler.planned_shape else 0.0
+            ids = list(out.num_scheduled_tokens)
+            sampled = [[] if scheduler.requests[r].is_prefill_chunk else [0] for r in ids]
+            got = scheduler.update_from_output(out, ModelRunnerOutput(
+                req_ids=ids, req_id_to_index={r: k for k, r in enumerate(ids)}, sampled_token_ids=sampled))
+            for engine_outputs in got.values():
+                for o in engine_outputs.outputs:
+                    outputs.setdefault(o.request_id, []).append(o)
+
+    config = EngineConfig(num_gpu_blocks=60, max_num_batched_tokens=64, max_num_seqs=4)
+    driver = emulated_driver(config, LinearProfile().step_time)
+    driver.__class__ = SessionDriver
+    run = emulate(make_workload([40, 70, 20, 30], [5, 3, 8, 6]), make_policy("srtf"), LinearProfile().step_time,
+                  config, driver=driver)
+    return run, driver.scheduler, outputs
+
+
+def test_a_streaming_input_session_is_failed_alone_and_the_others_run_as_planned(caplog):
+    """vLLM 0.32's streaming-input sessions (resumable requests) keep their KV and a request slot between inputs, which
+    the plan cannot model. The adapter raised StreamingSessionError from add_request, which under `vllm serve` is
+    fatal to the engine core: one such client stopped every client's requests. Now the session alone is failed, as
+    vLLM fails a request whose grammar did not compile: an output without tokens, FINISHED_ERROR, at the next step;
+    a later input after that gets one (the closing request that follows it is queued on it, as vLLM queues inputs on a
+    session it holds); one warning line; the other requests run exactly as
+    in a run without it (strict: no step differs from its plan)."""
+    from vllm.v1.engine import FinishReason
+
+    plain, _, _ = _session_run(False)
+    with caplog.at_level("WARNING", logger="ltrsched.engine.scheduler"):
+        run, scheduler, outputs = _session_run(True)
+    failed = outputs.pop("s")
+    assert [(o.finish_reason, o.new_token_ids) for o in failed] == [(FinishReason.ERROR, [])] * 2
+    assert sorted(outputs) == ["0", "1", "2", "3"] and run.summary["num_finished"] == 4
+    assert run.summary["mismatched_steps"] == 0 and sum(scheduler.log.columns["mismatches"]) == 0
+    for col in COMPARED:
+        np.testing.assert_array_equal(run.requests[col].to_numpy(), plain.requests[col].to_numpy(), err_msg=col)
+    assert run.summary["steps"] == plain.summary["steps"] and scheduler.table.size == 4
+    assert "s" not in scheduler.requests and not scheduler.waiting and not scheduler._refused
+    assert not scheduler.get_num_unfinished_requests() and not scheduler.grammar_compile_error_reqs
+    lines = [r.getMessage() for r in caplog.records if r.name == "ltrsched.engine.scheduler"]
+    assert len(lines) == 1 and "\n" not in lines[0] and lines[0].startswith(
+        "ltrsched's PolicyScheduler cannot serve streaming-input session 's': it is failed (FINISHED_ERROR)")
+
+
+def test_a_streaming_session_alone_on_an_idle_engine_is_failed_not_served():
+    """With no other request the adapter hands vLLM its schedule() as it is: the session must not be admitted there
+    (vLLM's waiting queue holds it), and it is failed at that step's update_from_output."""
+    from vllm.sampling_params import SamplingParams
+    from vllm.v1.engine import FinishReason
+    from vllm.v1.outputs import ModelRunnerOutput
     from vllm.v1.request import Request
 
     from ltrsched.engine.emulate import EngineConfig, emulated_driver
-    from ltrsched.engine.scheduler import StreamingSessionError
     from ltrsched.engine.setup import EngineSetup
 
     driver = emulated_driver(EngineConfig(num_gpu_blocks=60, max_num_batched_tokens=64, max_num_seqs=4),
                              LinearProfile().step_time)
     scheduler = driver.scheduler
     scheduler.begin_run(EngineSetup(policy=make_policy("fcfs"), clock=driver.clock))
-    session = Request(request_id="s", prompt_token_ids=[0] * 30, sampling_params=SamplingParams(max_tokens=4),
-                      pooling_params=None, arrival_time=0.0, resumable=True)
-    with pytest.raises(StreamingSessionError) as refused:
-        scheduler.add_request(session)
-    message = str(refused.value)
-    assert "\n" not in message and message.startswith("ltrsched's PolicyScheduler cannot serve streaming-input "
-                                                      "session 's': ")
-    assert "s" not in scheduler.requests and scheduler.table.size == 0 and not scheduler.get_num_unfinished_requests()
-    scheduler.add_request(Request(request_id="r", prompt_token_ids=[0] * 30,
-                                  sampling_params=SamplingParams(max_tokens=2), pooling_params=None, arrival_time=0.0))
-    while scheduler.get_num_unfinished_requests():
-        driver.step()
-    assert scheduler.table.size == 1 and sum(scheduler.log.columns["mismatches"]) == 0
+    scheduler.add_request(Request(request_id="s", prompt_token_ids=[0] * 30, pooling_params=None, arrival_time=0.0,
+                                  sampling_params=SamplingParams(max_tokens=4), resumable=True))
+    assert scheduler.get_num_unfinished_requests() == 1 and scheduler.table.size == 0
+    out = scheduler.schedule()
+    assert not out.num_scheduled_tokens and scheduler.kv_cache_manager.block_pool.get_num_free_blocks() == 59
+    got = scheduler.update_from_output(out, ModelRunnerOutput(req_ids=[], req_id_to_index={}, sampled_token_ids=[]))
+    (o,) = [o for engine_outputs in got.values() for o in engine_outputs.outputs]
+    assert (o.request_id, o.finish_reason, o.new_token_ids) == ("s", FinishReason.ERROR, [])
+    assert not scheduler.get_num_unfinished_requests() and not scheduler.waiting and "s" not in scheduler.requests

@@ -598,6 +598,41 @@ def test_validate_names_the_engine_run_that_stopped_for_preemption_thrash(tmp_pa
         f"error: engine run fcfs:starve=1,quantum=1 on burst, repeat 1 ({run_dir}): preemption thrash: "), r.stderr
 
 
+@pytest.mark.vllm
+@pytest.mark.usefixtures("vllm_scheduler_code")
+@pytest.mark.parametrize("which", ["at the engine's speed", "plain"])
+def test_validate_names_the_simulator_run_that_stopped_for_preemption_thrash(tmp_path, capsys, monkeypatch, which):
+    """The simulator's own runs in `validate` (at each engine run's speed, then the plain one) said only
+    ``preemption thrash: ...`` when one stopped: among a validation's runs the user could not tell which. Each names
+    its run now, as an engine run's line does (policy, case with its load, repeat, directory). The engine runs here
+    preempt without thrashing; the thrash bound is set to 0 preemptions per request once they are done, so the first
+    simulator run that preempts stops."""
+    from ltrsched import sim
+    from ltrsched.policies import batching
+    from ltrsched.validation import own_speed
+
+    real = sim.simulate
+
+    def simulate_strictly(*args, **kwargs):
+        monkeypatch.setattr(batching, "MAX_PREEMPTIONS_PER_REQUEST", 0)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sim, "simulate", simulate_strictly)
+    if which == "plain":
+        monkeypatch.setattr(own_speed, "simulate_at_speed", lambda *args: None)
+    wl = tmp_path / "wl.parquet"
+    make_workload([200] * 4, [150] * 4, [0.0] * 4).save(wl)  # (two prompts fit the cache, not their outputs)
+    out = tmp_path / "val"
+    r = run_cli_fast(capsys, "validate", "-w", str(wl), "--policies", "fcfs", "--emulate", "a100-llama3-8b",
+                     "--num-gpu-blocks", "31", "--max-num-batched-tokens", "64", "--max-num-seqs", "8",
+                     "--out", str(out))
+    assert r.returncode == 2, r.stderr[-2000:]
+    run_dir = out / "runs" / "burst" / "fcfs"
+    named = (f"simulator run at the speed of engine run fcfs on burst, repeat 1 ({run_dir / 'engine'})"
+             if which != "plain" else f"simulator run fcfs on burst ({run_dir / 'sim'})")
+    assert r.stderr.splitlines()[-1].startswith(f"error: {named}: preemption thrash: "), r.stderr
+
+
 _RANGE_CASES = [
     (["replay", "--max-num-batched-tokens", "100000000000000000000000"],
      "--max-num-batched-tokens must be at most 16,777,216 tokens (the longest --max-model-len; vLLM sizes its per-step "
@@ -613,6 +648,18 @@ _RANGE_CASES = [
     (["replay", "--model", "smollm2", "--eos", "model", "--max-tokens", "100000000000000000000000"],
      "--max-tokens must be at most 16,777,216 tokens"),
 ]
+
+
+@pytest.mark.parametrize("command,out", [("replay", ["-n", "5", "-o", "out"]),
+                                         ("validate", ["-n", "5", "--out", "out"]), ("profile", ["-o", "p.json"])])
+def test_tensor_parallel_size_has_an_upper_bound(tmp_path, capsys, command, out):
+    """`--tensor-parallel-size` took any positive integer (1e23's digits) and failed late, inside vLLM, on a GPU
+    machine: bounded like the other engine options, in one line, before the platform is looked at."""
+    r = run_cli_fast(capsys, command, "--tensor-parallel-size", "100000000000000000000000", *out,
+                     cwd=tmp_path)
+    assert r.returncode == 2, (r.stdout, r.stderr[-2000:])
+    assert r.stderr.strip() == ("error: --tensor-parallel-size must be at most 1,024 GPUs (vLLM starts a worker "
+                                "process per GPU of the group), got 100000000000000000000000"), r.stderr
 
 
 @pytest.mark.parametrize("args,message,emulated", [

@@ -33,12 +33,13 @@ Where vLLM V1 forces a difference from the paper's semantics (the simulator mode
 * one KV block is vLLM's null block: the usable capacity is ``num_gpu_blocks - 1``.
 * async scheduling, prefix caching, speculative decoding, pipeline and data parallelism are refused: each
   would make a step's work differ from the plan.
-* streaming-input sessions (vLLM 0.32's resumable requests) are refused, one line per session
-  (:class:`StreamingSessionError`): see :meth:`PolicyScheduler.add_request`.
+* streaming-input sessions (vLLM 0.32's resumable requests) are refused: each is failed alone (``FINISHED_ERROR``,
+  one warning line), the engine's other requests run on: see :meth:`PolicyScheduler._refuse_session`.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from itertools import repeat
 from operator import attrgetter
@@ -72,14 +73,14 @@ _NONE = ()
 #: vLLM's scheduler attributes holding the requests its ``update_from_output`` fails, with an output without tokens
 #: each (grammar compile errors; encoder cache mismatches, vLLM 0.32 only).
 ERROR_SETS = ("grammar_compile_error_reqs", "encoder_cache_mismatch_reqs")
+#: How many refused streaming-input session ids the adapter remembers (to fail their later inputs too).
+REFUSED_IDS_KEPT = 4096
+
+logger = logging.getLogger(__name__)
 
 
 class EngineMismatchError(RuntimeError):
     """vLLM scheduled a step that differs from the plan (a bug in the adapter's model of vLLM)."""
-
-
-class StreamingSessionError(ValueError):
-    """A streaming-input session (a resumable request) was sent to the adapter, which cannot plan one."""
 
 
 def unsupported_settings(vllm_config) -> list[str]:
@@ -140,6 +141,7 @@ class PolicyScheduler(Scheduler):
         self._watchdog = None
         self._stopped: str | None = None  # the line of the plugin time limit this scheduler's watchdog enforced
         self._abandoned = False  # the run under way was abandoned (abandon_run): aborts skip the table and the policy
+        self._refused: dict[str, None] = {}  # ids of the refused streaming-input sessions, oldest first
         setup = take_setup(self.vllm_config.additional_config)
         self.begin_run(setup)
         # under `vllm serve` no ltrsched harness brackets the steps with the plugin time limit: the scheduler
@@ -240,22 +242,20 @@ class PolicyScheduler(Scheduler):
     def add_request(self, request) -> None:
         """A new request joins the table (and the policy hears of its arrival).
 
-        A streaming-input session (vLLM 0.32's ``resumable`` request, whose input arrives in parts) is refused in one
-        line (:class:`StreamingSessionError`) before vLLM takes it: between inputs it keeps its KV blocks and a model
-        runner slot while it cannot run, in vLLM's ``kv_holding_waiting`` queue, which vLLM's ``schedule()`` serves
-        before ``waiting``; each next input arrives as a request with the same id that extends its prompt. The plan
-        (the simulator's batch rules) models neither, so the adapter cannot hold that queue as it holds 0.26's
-        ``skipped_waiting``: vLLM served the session outside the plan, and the table counted each input as a new
-        request beside the first, which stayed live (a mismatch at every step). With sessions refused, vLLM's
-        ``kv_holding_waiting`` stays empty under the adapter: the other requests that would enter it (remote KV) need a
-        KV connector, refused at start, and a preempted request keeps no KV."""
+        A streaming-input session (vLLM 0.32's ``resumable`` request, whose input arrives in parts) is refused, and
+        only it (:meth:`_refuse_session`): between inputs it keeps its KV blocks and a model runner slot while it
+        cannot run, in vLLM's ``kv_holding_waiting`` queue, which vLLM's ``schedule()`` serves before ``waiting``;
+        each next input arrives as a request with the same id that extends its prompt. The plan (the simulator's
+        batch rules) models neither, so the adapter cannot hold that queue as it holds 0.26's ``skipped_waiting``:
+        vLLM served the session outside the plan, and the table counted each input as a new request beside the
+        first, which stayed live (a mismatch at every step). With sessions refused, vLLM's ``kv_holding_waiting``
+        stays empty under the adapter: the other requests that would enter it (remote KV) need a KV connector,
+        refused at start, and a preempted request keeps no KV."""
         if self._stopped is not None:  # (an attribute read per call: the check's method only when stopped)
             self._check_not_stopped()
-        if getattr(request, "resumable", False):
-            raise StreamingSessionError(
-                f"ltrsched's PolicyScheduler cannot serve streaming-input session {request.request_id!r}: between "
-                "inputs it keeps its KV cache and a request slot while it cannot run, and each input extends its "
-                "prompt, which the policy's plan does not model; send each input as a request of its own")
+        if self._refused and request.request_id in self._refused or getattr(request, "resumable", False):
+            self._refuse_session(request)
+            return
         super().add_request(request)
         now = self.clock()
         params = request.sampling_params
@@ -269,6 +269,34 @@ class PolicyScheduler(Scheduler):
             self.ranking_policy.on_arrival(np.array([info.request_id], dtype=np.int64), now)
         except PluginInterrupt as exc:
             raise self._plugin_timeout(exc) from None
+
+    def _refuse_session(self, request) -> None:
+        """Fail a streaming-input session, or a later input of one, alone, as vLLM fails a request whose grammar did
+        not compile: vLLM registers it (in its waiting queue, which between steps only holds requests: ``schedule()``
+        hands vLLM the plan's members) and it joins ``grammar_compile_error_reqs``, so vLLM's next
+        ``update_from_output`` finishes it with ``FINISHED_ERROR`` and an output without tokens for its client
+        (:meth:`finish_requests` finds it outside the table). It never enters the table or the plan, and the policy
+        never hears of it. Raising here instead (``StreamingSessionError``, as before) stopped the engine core
+        under ``vllm serve``, which takes any exception from ``add_request`` as fatal: one such client ended every
+        client's requests.
+
+        A next input of a session vLLM still holds is vLLM's (it queues it on the session, failed with it). One that
+        comes after the session failed, or the session's closing request (not resumable, the same id), is registered
+        and failed the same way, so each request handed to the engine gets an output; the closing request ends the
+        adapter's record of the id (the last :data:`REFUSED_IDS_KEPT` ids are kept: a cancelled session sends none)."""
+        rid = request.request_id
+        if rid not in self._refused:
+            logger.warning("ltrsched's PolicyScheduler cannot serve streaming-input session %r: it is failed "
+                           "(FINISHED_ERROR), the other requests run on; send each input as a request of its own", rid)
+            self._refused[rid] = None
+            if len(self._refused) > REFUSED_IDS_KEPT:
+                del self._refused[next(iter(self._refused))]
+        if not getattr(request, "resumable", False):
+            self._refused.pop(rid, None)
+        held = self.requests.get(rid)
+        super().add_request(request)  # (a session vLLM holds takes the input in its own queue)
+        if held is None:
+            self.grammar_compile_error_reqs.add(rid)
 
     def finish_requests(self, request_ids, finished_status):
         """Aborts from outside: the requests leave the live set without a finish time."""
@@ -304,7 +332,18 @@ class PolicyScheduler(Scheduler):
             self._check_not_stopped()
         t = self.table
         if not t.num_live:
-            return super().schedule(*args, **kwargs)
+            if not self.waiting:
+                return super().schedule(*args, **kwargs)
+            # the held waiting queue holds only requests outside the table: the refused sessions (_refuse_session),
+            # which vLLM fails at this step's update_from_output, must not be admitted; any other is vLLM's, as before
+            waiting_all, failing = self.waiting, self.grammar_compile_error_reqs
+            self.waiting = create_request_queue(SchedulingPolicy.FCFS)
+            self.waiting.extend([r for r in waiting_all if r.request_id not in failing])
+            try:
+                return super().schedule(*args, **kwargs)
+            finally:
+                self.waiting = waiting_all
+                waiting_all.remove_requests(self.running)  # (those vLLM admitted: the running list was empty)
         wall0 = time.perf_counter()
         now = self.clock()
         step = self.num_steps

@@ -139,6 +139,19 @@ def describe_engine_run(spec: str, case: str | None, repeat: int | None, run_dir
     return f"{spec}{on}{rep} ({run_dir})"
 
 
+def simulator_run(what: str, run, *args):
+    """``run(*args)``, a simulator run of a validation; one stopped for preemption thrash
+    (:class:`~ltrsched.policies.batching.ThrashError`) raises that error naming it (``what``: e.g. ``simulator run
+    fcfs on poisson@5/s (val/runs/poisson@5_s/fcfs/sim)``), as :func:`run_one` names an engine run: the simulator's
+    own line named none, so among a validation's runs the user could not tell which had stopped."""
+    from ltrsched.policies.batching import ThrashError
+
+    try:
+        return run(*args)
+    except ThrashError as exc:
+        raise ThrashError(f"{what}: {exc}") from None
+
+
 def run_passes(engine: dict, cases: list[tuple[str, Any]], specs: list[str], run_dir, repeats: int,
                command: str, progress: bool = False, on_pass=None, meta: dict | None = None,
                kept: dict | None = None) -> list[EnginePass | None]:

@@ -224,6 +224,10 @@ MAX_BATCHED_TOKENS = MAX_MODEL_LEN
 #: memory), and sizes its per-sequence buffers by it; its own default is 256 to 1,024.
 MAX_SEQS = 1 << 16
 
+#: The largest ``--tensor-parallel-size`` [GPUs]: vLLM starts a worker process per GPU of the tensor-parallel group
+#: (a node holds 8 to 16). Unbounded, 1e23's digits were taken, to fail late inside vLLM on a GPU machine.
+MAX_TENSOR_PARALLEL = 1 << 10
+
 #: The largest ``--block-size`` [tokens]: the longest ``--max-model-len`` (a larger block holds no more of a request).
 MAX_BLOCK_SIZE = MAX_MODEL_LEN
 
@@ -261,6 +265,8 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
             raise UserError(f"{name} must be positive, got {value}")
     _check_at_most("--max-num-batched-tokens", max_num_batched_tokens, MAX_BATCHED_TOKENS, "tokens",
                    "the longest --max-model-len; vLLM sizes its per-step buffers by it")
+    _check_at_most("--tensor-parallel-size", tensor_parallel_size, MAX_TENSOR_PARALLEL, "GPUs",
+                   "vLLM starts a worker process per GPU of the group")
     for name, value in (("--max-num-seqs", max_num_seqs), ("--max-resident-seqs", max_resident_seqs)):
         _check_at_most(name, value, MAX_SEQS, "sequences",
                        "vLLM's model runner keeps a row of --max-model-len token ids per sequence")
