@@ -231,7 +231,7 @@ def execute_run(spec: RunSpec, out: str | Path, run_hash: str | None = None) -> 
     run read it) raises :class:`UserError` instead of filing new results under the old hash."""
     from ltrsched.experiments.scoring import attach_scores
     from ltrsched.policies import make_policy
-    from ltrsched.policies.batching import ThrashError
+    from ltrsched.policies.batching import thrash_named
     from ltrsched.sim import simulate
 
     run_hash = run_hash or spec.run_hash()
@@ -240,7 +240,7 @@ def execute_run(spec: RunSpec, out: str | Path, run_hash: str | None = None) -> 
     wl, scoring_info = attach_scores(wl, spec.scoring, spec.seed)
     config = _sim_config(spec)
     _check_setup(spec, wl, policy, config)
-    try:
+    with thrash_named(f"run {describe_run(spec, run_hash)}"):  # (among a sweep's runs, which one)
         if spec.replicas > 1 or spec.router is not None:
             from ltrsched.routers import make_router
             from ltrsched.sim.cluster import simulate_cluster
@@ -251,8 +251,6 @@ def execute_run(spec: RunSpec, out: str | Path, run_hash: str | None = None) -> 
             result = simulate_cluster(wl, policy, config, spec.replicas, router)
         else:
             result = simulate(wl, policy, config)
-    except ThrashError as exc:  # (the run's own line names no run: among a sweep's, which one)
-        raise ThrashError(f"run {describe_run(spec, run_hash)}: {exc}") from None
     if spec.run_hash() != run_hash:  # every input has been read by now: it must still be what was hashed
         raise UserError(f"an input of run {run_hash} ({spec.workload}, {spec.profile}, {spec.policy}) changed "
                         "while the runs were under way; run the command again")

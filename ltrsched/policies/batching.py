@@ -31,6 +31,7 @@ engine adapter, ``ltrsched.engine``), so the simulator can model the engine exac
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
@@ -159,6 +160,17 @@ _NEVER = 1 << 62  # (the waste rule's check with no workload tokens given)
 class ThrashError(UserError):
     """A run stopped by :class:`ThrashGuard`: its one-line ``preemption thrash`` message (the CLI prints ``error:``
     and it, exit code 2; a sweep or capacity search names the run before it)."""
+
+
+@contextmanager
+def thrash_named(what: str):
+    """A :class:`ThrashError` raised inside becomes one naming the run ``what`` (e.g. ``run 1a2b (fcfs on ...)``):
+    the guard's own line names none, so among a sweep's or a validation's runs the user could not tell which had
+    stopped."""
+    try:
+        yield
+    except ThrashError as exc:
+        raise ThrashError(f"{what}: {exc}") from None
 
 
 def thrash_message(num_preemptions: int, num_requests: int, step: int, policy: object, without_progress: int = 0,

@@ -214,7 +214,8 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     from ltrsched.validation.compare import ValidationTally
     from ltrsched.validation.outdir import check_validation_dir, finish_validation
     from ltrsched.validation.own_speed import simulate_at_speed
-    from ltrsched.validation.engine_passes import describe_engine_run, simulator_run
+    from ltrsched.policies.batching import thrash_named
+    from ltrsched.validation.engine_passes import describe_engine_run
     from ltrsched.validation.resume import arguments_digest, validation_arguments
     check_out_dir(out)
     from ltrsched.experiments.runlock import run_lock
@@ -297,13 +298,13 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
         for spec in specs:
             for k, e in enumerate(engs[spec]):
                 factor = tally.add_engine_run(case, spec, k, e, step_profile)
-                at_speed = simulator_run(f"simulator run at the speed of engine run "
-                                         f"{describe_engine_run(spec, case, k, dirs[case, spec, k])}",
-                                         simulate_at_speed, wl, spec, sim_config, step_profile, factor)
+                with thrash_named("simulator run at the speed of engine run "
+                                  f"{describe_engine_run(spec, case, k, dirs[case, spec, k])}"):
+                    at_speed = simulate_at_speed(wl, spec, sim_config, step_profile, factor)
                 tally.add_own_speed(case, spec, k, factor, at_speed, e)
             sim_dir = _run_dir(out, case, spec) / "sim"
-            s = simulator_run(f"simulator run {describe_engine_run(spec, case, None, sim_dir)}",
-                              simulate, wl, make_policy(spec), sim_config)
+            with thrash_named(f"simulator run {describe_engine_run(spec, case, None, sim_dir)}"):
+                s = simulate(wl, make_policy(spec), sim_config)
             s.save(sim_dir)
             sims[spec] = s
             click.echo(tally.add_policy(case, spec, s, engs[spec]))

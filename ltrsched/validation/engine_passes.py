@@ -117,15 +117,12 @@ def run_one(eng, workload, spec: str, run_dir: Path, progress: bool, **meta):
     naming the run (policy, case: its arrivals and load, repeat, directory), as a simulator sweep names its run:
     the replay's own line named none, so among a validation's runs the user could not tell which had stopped."""
     from ltrsched.policies import make_policy
-    from ltrsched.policies.batching import ThrashError
+    from ltrsched.policies.batching import thrash_named
 
     (run_dir / "summary.json").unlink(missing_ok=True)
     started = time.time()
-    try:
+    with thrash_named(f"engine run {describe_engine_run(spec, meta.get('case'), meta.get('repeat'), run_dir)}"):
         result = eng.run(workload, make_policy(spec), progress=progress)
-    except ThrashError as exc:
-        raise ThrashError(f"engine run {describe_engine_run(spec, meta.get('case'), meta.get('repeat'), run_dir)}: "
-                          f"{exc}") from None
     result.meta.update(meta, started_unix_s=started, engine_pid=os.getpid())
     result.save(run_dir)
     return result
@@ -137,19 +134,6 @@ def describe_engine_run(spec: str, case: str | None, repeat: int | None, run_dir
     on = f" on {case}" if case is not None else ""
     rep = f", repeat {repeat + 1}" if repeat is not None else ""
     return f"{spec}{on}{rep} ({run_dir})"
-
-
-def simulator_run(what: str, run, *args):
-    """``run(*args)``, a simulator run of a validation; one stopped for preemption thrash
-    (:class:`~ltrsched.policies.batching.ThrashError`) raises that error naming it (``what``: e.g. ``simulator run
-    fcfs on poisson@5/s (val/runs/poisson@5_s/fcfs/sim)``), as :func:`run_one` names an engine run: the simulator's
-    own line named none, so among a validation's runs the user could not tell which had stopped."""
-    from ltrsched.policies.batching import ThrashError
-
-    try:
-        return run(*args)
-    except ThrashError as exc:
-        raise ThrashError(f"{what}: {exc}") from None
 
 
 def run_passes(engine: dict, cases: list[tuple[str, Any]], specs: list[str], run_dir, repeats: int,
