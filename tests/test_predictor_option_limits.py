@@ -81,3 +81,21 @@ def test_a_gguf_model_that_is_a_device_is_not_called_missing(tmp_path):
     (tmp_path / "m.gguf").symlink_to("/dev/zero")
     with pytest.raises(UserError, match=r"^--hf-model '.*m\.gguf' is a character device, not a regular file"):
         resolve_hf_model(str(tmp_path / "m.gguf"))
+
+
+@pytest.mark.parametrize("lr", [2.0, 1e-9])
+def test_a_checkpoint_saved_with_a_rate_outside_the_range_still_loads(tmp_path, lr):
+    """A config built in code took any positive rate before the range bounded it, and its checkpoint was saved;
+    loading it (to score, evaluate or serve) then failed with the training range's error, although only training
+    reads the rate. It loads, keeping the rate it was trained with; a config built now is still refused."""
+    from ltrsched.predictors.config import CONFIG_FILE, PredictorConfig
+
+    PredictorConfig().save(tmp_path)
+    data = json.loads((tmp_path / CONFIG_FILE).read_text())
+    (tmp_path / CONFIG_FILE).write_text(json.dumps({**data, "lr": lr}))
+    assert PredictorConfig.load(tmp_path).lr == lr
+    with pytest.raises(UserError):
+        PredictorConfig(lr=lr)
+    (tmp_path / CONFIG_FILE).write_text(json.dumps({**data, "lr": -1.0}))
+    with pytest.raises(UserError, match="lr must be > 0"):
+        PredictorConfig.load(tmp_path)

@@ -235,6 +235,14 @@ class PredictorConfig:
                                 + (f" and {len(unknown) - 1} more" if len(unknown) > 1 else "")
                                 + ": a checkpoint written by another ltrsched version, or edited by hand; train the "
                                   "predictor again with this one")
+            lr = data.get("lr")
+            if (isinstance(lr, (int, float)) and not isinstance(lr, bool) and is_finite_number(lr) and lr > 0
+                    and lr_range_error(lr) is not None):
+                # a rate saved from code before the range bounded it: only training reads it, so the checkpoint still
+                # scores (it failed to load); the config keeps the rate it was trained with
+                config = cls(**{**data, "lr": min(max(lr, MIN_LR), MAX_LR)})
+                config.lr = lr
+                return config
             return cls(**data)
         except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
             raise UserError(f"{path}: not a valid predictor config ({exc})") from None
