@@ -185,3 +185,14 @@ def test_a_blank_request_to_label_is_counted_as_empty(tmp_path, capsys, answered
     assert load_prompts(path)["prompt"].to_list()[-1] == "please tell me a story about ships"
     err = capsys.readouterr().err
     assert note in err, err
+
+
+def test_a_file_of_only_blank_requests_to_label_says_they_are_blank(tmp_path):
+    """`label --prompts` of a file whose requests without a reply are all blank said "no complete conversation ...
+    write the reply as an assistant message": advice to add replies, where what lacks is a prompt."""
+    from ltrsched.workloads.prompts import load_prompts
+
+    path = _requests_file(tmp_path / "u.jsonl", [" \u200b ", "   "])
+    with pytest.raises(UserError, match=r"no prompt to send: 2 request\(s\) without the assistant's reply, each with "
+                                        r"an empty prompt .* and no complete conversation$"):
+        load_prompts(path)

@@ -69,6 +69,10 @@ def conversation_prompts(path: Path, notes: list[str]) -> pl.DataFrame:
         records = load_sharegpt_records(path, notes)
     except UserError:  # (no complete conversation: "needs a user turn and a reply", of a file of requests)
         read = _read(path)
+        if read.requests.height == 0 and read.blank:  # (it said "no complete conversation", advising replies)
+            raise UserError(f"{path}: no prompt to send: {read.blank} request(s) without the assistant's reply, each "
+                            "with an empty prompt (whitespace or invisible characters alone), and no complete "
+                            "conversation") from None
         if read.requests.height == 0:
             raise
         return _eligible_requests(read, path, notes, answered=False).drop(_RECORD)
