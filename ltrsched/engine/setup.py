@@ -112,24 +112,89 @@ def request_extra(info: RequestInfo) -> dict[str, Any]:
     }}
 
 
+#: Flat ``extra_args`` keys read beside the ``ltrsched`` entry, and the field each gives: the OpenAI API's
+#: ``vllm_xargs`` (how an HTTP client's arguments reach ``extra_args`` under ``vllm serve``) takes only strings, numbers
+#: and lists as values, so it cannot carry the ``ltrsched`` object (vLLM answers 400).
+FLAT_KEYS = {f"{EXTRA_KEY}_{name}": name for name in ("score", "po_estimate", "predicted_length")}
+#: The fields of :class:`RequestInfo` a request's extra arguments may give: name -> integer field.
+_FIELDS = {"id": True, "arrival": False, "output_tokens": True, "requested_output_tokens": True, "score": False,
+           "po_estimate": False, "predicted_length": False}
+#: Integer fields' bound (the table's int64 columns; a token count far beyond any context).
+_INT_MAX = 2**62
+
+
+class BadRequestArgs(ValueError):
+    """A request's ltrsched arguments (``SamplingParams.extra_args``) are not what the adapter reads: one line,
+    naming the argument and the value (shortened)."""
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def request_fields(extra: Mapping[str, Any] | None) -> dict[str, float | int]:
+    """The ltrsched fields of a request's ``extra_args``: its ``ltrsched`` object's (in-process callers,
+    :func:`request_extra`) and the flat :data:`FLAT_KEYS` (an HTTP client's ``vllm_xargs``), checked.
+
+    Each is a number (``True``, a string or a list is not); the integer fields (``id``, the output lengths) are
+    non-negative integers below 2**62; ``score``, ``po_estimate`` and ``predicted_length`` may be NaN ("none": a
+    request without a score ranks after every scored one under LTR) but not infinite, ``arrival`` neither. A
+    missing or ``None`` field is left out (the caller's default). Raises :class:`BadRequestArgs` otherwise."""
+    if not extra:
+        return {}
+    nested = extra.get(EXTRA_KEY)
+    if nested is None:
+        nested = {}
+    elif not isinstance(nested, Mapping):
+        raise BadRequestArgs(f"extra_args[{EXTRA_KEY!r}] must be an object of fields ({', '.join(_FIELDS)}), "
+                             f"got {_shown(nested)}")
+    given = {}
+    for key, value in nested.items():
+        if key not in _FIELDS:
+            raise BadRequestArgs(f"extra_args[{EXTRA_KEY!r}] has an unknown field {_shown(key)} "
+                                 f"(known: {', '.join(_FIELDS)})")
+        given[key] = (f"extra_args[{EXTRA_KEY!r}][{key!r}]", value)
+    for key, name in FLAT_KEYS.items():
+        if key in extra:
+            if name in given and given[name][1] is not None:
+                raise BadRequestArgs(f"{name} given twice: as {key} and in extra_args[{EXTRA_KEY!r}]")
+            given[name] = (key, extra[key])
+    fields: dict[str, float | int] = {}
+    for name, (where, value) in given.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise BadRequestArgs(f"{where} must be a number, got {_shown(value)}")
+        if _FIELDS[name]:
+            if isinstance(value, (float, np.floating)) and not float(value).is_integer() or not 0 <= value < _INT_MAX:
+                raise BadRequestArgs(f"{where} must be an integer in [0, 2**62), got {_shown(value)}")
+            fields[name] = int(value)
+        else:
+            try:
+                number = float(value)
+            except OverflowError:  # (an integer beyond a float's range)
+                number = math.inf
+            if math.isinf(number) or (name == "arrival" and math.isnan(number)):
+                raise BadRequestArgs(f"{where} must be a finite number{'' if name == 'arrival' else ' (or NaN: none)'}, "
+                                     f"got {_shown(value)}")
+            fields[name] = number
+    return fields
+
+
 def request_info(extra: Mapping[str, Any] | None, prompt_tokens: int, max_tokens: int, now: float,
                  fallback_id: int) -> RequestInfo:
-    """Read a request's :class:`RequestInfo` from its ``extra_args`` (missing fields: what vLLM knows)."""
-    d = (extra or {}).get(EXTRA_KEY) or {}
-
-    def num(key: str) -> float:
-        v = d.get(key)
-        return math.nan if v is None else float(v)
-
-    out = int(d.get("output_tokens", max_tokens))
+    """Read a request's :class:`RequestInfo` from its ``extra_args`` (:func:`request_fields`; missing fields: what
+    vLLM knows). Raises :class:`BadRequestArgs` for a field that is not a number of its kind."""
+    d = request_fields(extra)
+    out = d.get("output_tokens", max_tokens)
     return RequestInfo(
-        request_id=int(d.get("id", fallback_id)),
-        arrival_time=float(d.get("arrival", now)),
+        request_id=d.get("id", fallback_id),
+        arrival_time=d.get("arrival", now),
         prompt_tokens=int(prompt_tokens),
-        output_tokens=out,
-        requested_output_tokens=int(d.get("requested_output_tokens", out)),
-        score=num("score"),
-        po_estimate=num("po_estimate"),
-        predicted_length=num("predicted_length"),
+        output_tokens=int(out),
+        requested_output_tokens=d.get("requested_output_tokens", int(out)),
+        score=d.get("score", math.nan),
+        po_estimate=d.get("po_estimate", math.nan),
+        predicted_length=d.get("predicted_length", math.nan),
     )
-
