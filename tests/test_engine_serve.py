@@ -137,3 +137,35 @@ def test_flat_scores_rank_requests_under_ltr_in_the_scheduler():
                                       sampling_params=SamplingParams(max_tokens=5, extra_args=extra)))
     np.testing.assert_array_equal(scheduler.table.score[:3], [0.1, np.nan, 5.0])
     assert list(scheduler.schedule().num_scheduled_tokens) == ["c"]
+
+
+@pytest.mark.parametrize("config,line", [
+    ({"ltrsched": "ltr"}, "additional_config['ltrsched'] must be an object, e.g. {\"policy\": \"ltr\"}, got 'ltr'"),
+    ({"ltrsched": {"policy": "ltr", "strict": "no"}},
+     "additional_config['ltrsched']['strict'] must be true or false, got 'no'"),
+    ({"ltrsched": {"policy": "ltr", "max_batch_seqs": "8"}},
+     "additional_config['ltrsched']['max_batch_seqs'] must be a positive integer, got '8'"),
+    ({"ltrsched": {"policy": "ltr", "max_batch_seqs": 0}},
+     "additional_config['ltrsched']['max_batch_seqs'] must be a positive integer, got 0"),
+    ({"ltrsched": {"policy": 3}}, "additional_config['ltrsched']['policy'] must be a policy spec, e.g. "
+                                  "\"ltr:starve=200,quantum=10\", got 3"),
+    ({"ltrsched": {"policy": "ltr", "polcy": "x"}},
+     "additional_config['ltrsched'] has an unknown key 'polcy' (known: policy, strict, max_batch_seqs)"),
+])
+def test_a_bad_additional_config_is_one_line(config, line):
+    """`vllm serve --additional-config` as the scheduler reads it at the engine core's start: ``"strict": "no"`` ran
+    strict (any string is true), ``"max_batch_seqs": "8"`` was a TypeError and ``"ltrsched": "ltr"`` an
+    AttributeError; each is now one line (vLLM logs it under "EngineCore failed to start" and the server exits)."""
+    from ltrsched.engine.setup import take_setup
+
+    with pytest.raises(ValueError) as err:
+        take_setup(config)
+    assert str(err.value) == line
+
+
+def test_a_good_additional_config_sets_the_scheduler_up():
+    from ltrsched.engine.setup import take_setup
+
+    setup = take_setup({"ltrsched": {"policy": "mlfq", "strict": True, "max_batch_seqs": 8}})
+    assert (setup.policy.name, setup.strict, setup.max_batch_seqs, setup.watch_plugins) == ("mlfq", True, 8, True)
+    assert take_setup({"ltrsched": {"policy": "fcfs"}}).strict is False

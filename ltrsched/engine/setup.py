@@ -67,6 +67,12 @@ class EngineSetup:
 _PENDING: list[EngineSetup] = []
 
 
+def _shown(value: Any) -> str:
+    """``value``'s repr, cut to 40 characters (a line names what a client or config gave)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 @contextmanager
 def handed_to_next_scheduler(setup: EngineSetup) -> Iterator[None]:
     """Hand ``setup`` to the scheduler vLLM constructs in this process inside the block. A setup no scheduler took
@@ -80,26 +86,53 @@ def handed_to_next_scheduler(setup: EngineSetup) -> Iterator[None]:
         _PENDING.clear()
 
 
-def take_setup(additional_config: Mapping[str, Any] | None) -> EngineSetup:
-    """The installed setup, else one built from ``additional_config["ltrsched"]["policy"]`` (``vllm serve``'s:
-    its scheduler applies the plugin time limit itself, ``watch_plugins``)."""
-    if _PENDING:
-        return _PENDING.pop()
-    spec = ((additional_config or {}).get(EXTRA_KEY) or {}).get("policy")
-    if not spec:
+#: The keys of ``additional_config["ltrsched"]`` (``vllm serve --additional-config``) and what each takes.
+SERVE_KEYS = {"policy": "a policy spec, e.g. \"ltr:starve=200,quantum=10\"", "strict": "true or false",
+              "max_batch_seqs": "a positive integer"}
+
+
+def serve_config(additional_config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``additional_config["ltrsched"]``, checked: an object with a ``policy`` string and at most the other
+    :data:`SERVE_KEYS`, each of its type. A one-line ``ValueError`` otherwise (before, ``"strict": "no"`` read as true,
+    ``"max_batch_seqs": "8"`` raised a TypeError at the scheduler's start and ``{"ltrsched": "ltr"}`` an
+    AttributeError)."""
+    extra = (additional_config or {}).get(EXTRA_KEY)
+    if extra is None or isinstance(extra, Mapping) and not extra.get("policy"):
         raise ValueError(
             "PolicyScheduler has no policy: pass additional_config={'ltrsched': {'policy': 'ltr'}} "
             "(or --additional-config) or run through ltrsched's engine runner"
         )
+    if not isinstance(extra, Mapping):
+        raise ValueError(f"additional_config[{EXTRA_KEY!r}] must be an object, e.g. {{\"policy\": \"ltr\"}}, got "
+                         f"{_shown(extra)}")
+    wrong = [key for key in extra if key not in SERVE_KEYS]
+    if wrong:
+        raise ValueError(f"additional_config[{EXTRA_KEY!r}] has an unknown key {_shown(wrong[0])} (known: "
+                         f"{', '.join(SERVE_KEYS)})")
+    policy, strict, seqs = extra["policy"], extra.get("strict", False), extra.get("max_batch_seqs")
+    for key, ok in (("policy", isinstance(policy, str)), ("strict", isinstance(strict, bool)),
+                    ("max_batch_seqs", seqs is None or type(seqs) is int and seqs > 0)):
+        if not ok:
+            raise ValueError(f"additional_config[{EXTRA_KEY!r}][{key!r}] must be {SERVE_KEYS[key]}, got "
+                             f"{_shown(extra[key])}")
+    return {"policy": policy, "strict": strict, "max_batch_seqs": seqs}
+
+
+def take_setup(additional_config: Mapping[str, Any] | None) -> EngineSetup:
+    """The installed setup, else one built from ``additional_config["ltrsched"]`` (:func:`serve_config`: ``vllm
+    serve``'s; its scheduler applies the plugin time limit itself, ``watch_plugins``). A bad policy spec raises the
+    registry's one-line :class:`~ltrsched.errors.UserError`."""
+    if _PENDING:
+        return _PENDING.pop()
+    config = serve_config(additional_config)
     from ltrsched.plugin_watchdog import plugin_time_limit
     from ltrsched.policies import make_policy
 
-    policy = make_policy(str(spec))
+    policy = make_policy(config["policy"])
     with plugin_time_limit():  # (a plugin's prepare that never returns would hang the engine's start)
         policy.prepare({name: _EMPTY for name in ("request_id", "arrival_time", "prompt_tokens", "output_tokens",
                                                   "score", "po_estimate", "predicted_length")})
-    extra = additional_config[EXTRA_KEY]
-    return EngineSetup(policy=policy, strict=bool(extra.get("strict", False)), max_batch_seqs=extra.get("max_batch_seqs"),
+    return EngineSetup(policy=policy, strict=config["strict"], max_batch_seqs=config["max_batch_seqs"],
                        watch_plugins=True)
 
 
@@ -126,11 +159,6 @@ _INT_MAX = 2**62
 class BadRequestArgs(ValueError):
     """A request's ltrsched arguments (``SamplingParams.extra_args``) are not what the adapter reads: one line,
     naming the argument and the value (shortened)."""
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def request_fields(extra: Mapping[str, Any] | None) -> dict[str, float | int]:
