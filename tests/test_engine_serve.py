@@ -169,3 +169,25 @@ def test_a_good_additional_config_sets_the_scheduler_up():
     setup = take_setup({"ltrsched": {"policy": "mlfq", "strict": True, "max_batch_seqs": 8}})
     assert (setup.policy.name, setup.strict, setup.max_batch_seqs, setup.watch_plugins) == ("mlfq", True, 8, True)
     assert take_setup({"ltrsched": {"policy": "fcfs"}}).strict is False
+
+
+@pytest.mark.vllm
+@pytest.mark.usefixtures("vllm_scheduler_code")
+def test_the_front_end_check_refuses_what_the_scheduler_refuses_through_vllms_validator():
+    """``--logits-processors ltrsched.engine.serve_check:ArgsCheck``: vLLM's front end runs its ``validate_params`` on
+    each request and turns the error into HTTP 400 (its ``VLLMValidationError``) with the scheduler's line; a good
+    request passes, and the logits are left alone."""
+    from vllm.exceptions import VLLMValidationError
+    from vllm.sampling_params import SamplingParams
+    from vllm.v1.sample.logits_processor import validate_logits_processors_parameters
+
+    check = ["ltrsched.engine.serve_check:ArgsCheck"]
+    validate_logits_processors_parameters(check, SamplingParams(extra_args={"ltrsched_score": 0.5}))
+    validate_logits_processors_parameters(check, SamplingParams())
+    with pytest.raises(VLLMValidationError, match=r"ltrsched_score must be a number, got 'abc'"):
+        validate_logits_processors_parameters(check, SamplingParams(extra_args={"ltrsched_score": "abc"}))
+    from ltrsched.engine.serve_check import ArgsCheck
+
+    logits = np.ones((2, 3))
+    processor = ArgsCheck(None, None, False)
+    assert processor.apply(logits) is logits and processor.is_argmax_invariant()
