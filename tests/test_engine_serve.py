@@ -168,6 +168,7 @@ def test_a_good_additional_config_sets_the_scheduler_up():
 
     setup = take_setup({"ltrsched": {"policy": "mlfq", "strict": True, "max_batch_seqs": 8}})
     assert (setup.policy.name, setup.strict, setup.max_batch_seqs, setup.watch_plugins) == ("mlfq", True, 8, True)
+    assert setup.max_log_steps == 100_000  # (a server's step log keeps its last 100,000 steps)
     assert take_setup({"ltrsched": {"policy": "fcfs"}}).strict is False
 
 
@@ -191,3 +192,18 @@ def test_the_front_end_check_refuses_what_the_scheduler_refuses_through_vllms_va
     logits = np.ones((2, 3))
     processor = ArgsCheck(None, None, False)
     assert processor.apply(logits) is logits and processor.is_argmax_invariant()
+
+
+def test_a_step_log_with_a_bound_keeps_the_last_steps():
+    """A server's scheduler logs every step of one endless run: unbounded (as before), ~360 bytes a step grew without
+    end. Bounded, it keeps at least the last ``max_steps`` and at most twice as many."""
+    from ltrsched.engine.step_log import StepLog
+    from ltrsched.policies.step_shape import StepShape
+
+    log, everything = StepLog(max_steps=10), StepLog()
+    for k in range(45):
+        for each in (log, everything):
+            each.record(StepShape(num_decode_seqs=1, decode_context_tokens=k), k, k + 1, 1.0, 1, 0, 0, 1, 0, 0.0, 0.0)
+        assert min(k + 1, 10) <= len(log) < 20
+    assert log.columns["start"] == list(range(45 - len(log), 45)) and log.last("decode_context_tokens") == 44
+    assert len(everything) == 45

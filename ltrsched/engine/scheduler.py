@@ -208,7 +208,7 @@ class PolicyScheduler(Scheduler):
         self.clock = setup.clock
         self.strict = setup.strict
         self.table = LiveTable()
-        self.log = StepLog()
+        self.log = StepLog(setup.max_log_steps)
         self.num_steps = 0
         self.blocks_in_use = 0
         self.slots = RequestSlots()  # slot -> vLLM Request (None once finished) and its request id

@@ -55,6 +55,8 @@ class EngineSetup:
         watch_plugins: the scheduler applies the plugin time limit itself
             (:func:`ltrsched.plugin_watchdog.start_watchdog`): set where no ltrsched harness brackets the run with
             it, as under ``vllm serve`` (the replay loop brackets each run with ``plugin_time_limit``).
+        max_log_steps: the step log keeps only the last this many steps (None: every step, a run's result needs
+            them): a server's scheduler serves one endless run, whose log grew without bound.
     """
 
     policy: Policy
@@ -62,9 +64,12 @@ class EngineSetup:
     strict: bool = True
     max_batch_seqs: int | None = None
     watch_plugins: bool = False
+    max_log_steps: int | None = None
 
 
 _PENDING: list[EngineSetup] = []
+#: Steps a server's scheduler keeps in its step log (~360 bytes each: ~36 MB).
+SERVE_LOG_STEPS = 100_000
 
 
 def _shown(value: Any) -> str:
@@ -133,7 +138,7 @@ def take_setup(additional_config: Mapping[str, Any] | None) -> EngineSetup:
         policy.prepare({name: _EMPTY for name in ("request_id", "arrival_time", "prompt_tokens", "output_tokens",
                                                   "score", "po_estimate", "predicted_length")})
     return EngineSetup(policy=policy, strict=config["strict"], max_batch_seqs=config["max_batch_seqs"],
-                       watch_plugins=True)
+                       watch_plugins=True, max_log_steps=SERVE_LOG_STEPS)
 
 
 def request_extra(info: RequestInfo) -> dict[str, Any]:
