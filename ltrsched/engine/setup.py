@@ -176,43 +176,52 @@ def request_fields(extra: Mapping[str, Any] | None) -> dict[str, float | int]:
     missing or ``None`` field is left out (the caller's default). Raises :class:`BadRequestArgs` otherwise."""
     if not extra:
         return {}
-    nested = extra.get(EXTRA_KEY)
-    if nested is None:
-        nested = {}
-    elif not isinstance(nested, Mapping):
-        raise BadRequestArgs(f"extra_args[{EXTRA_KEY!r}] must be an object of fields ({', '.join(_FIELDS)}), "
-                             f"got {_shown(nested)}")
-    given = {}
-    for key, value in nested.items():
-        if key not in _FIELDS:
-            raise BadRequestArgs(f"extra_args[{EXTRA_KEY!r}] has an unknown field {_shown(key)} "
-                                 f"(known: {', '.join(_FIELDS)})")
-        given[key] = (f"extra_args[{EXTRA_KEY!r}][{key!r}]", value)
-    for key, name in FLAT_KEYS.items():
-        if key in extra:
-            if name in given and given[name][1] is not None:
-                raise BadRequestArgs(f"{name} given twice: as {key} and in extra_args[{EXTRA_KEY!r}]")
-            given[name] = (key, extra[key])
     fields: dict[str, float | int] = {}
-    for name, (where, value) in given.items():
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-            raise BadRequestArgs(f"{where} must be a number, got {_shown(value)}")
-        if _FIELDS[name]:
-            if isinstance(value, (float, np.floating)) and not float(value).is_integer() or not 0 <= value < _INT_MAX:
-                raise BadRequestArgs(f"{where} must be an integer in [0, 2**62), got {_shown(value)}")
-            fields[name] = int(value)
-        else:
-            try:
-                number = float(value)
-            except OverflowError:  # (an integer beyond a float's range)
-                number = math.inf
-            if math.isinf(number) or (name == "arrival" and math.isnan(number)):
-                raise BadRequestArgs(f"{where} must be a finite number{'' if name == 'arrival' else ' (or NaN: none)'}, "
-                                     f"got {_shown(value)}")
-            fields[name] = number
+    nested = extra.get(EXTRA_KEY)
+    if nested is not None:
+        if not isinstance(nested, Mapping):
+            raise BadRequestArgs(f"extra_args[{EXTRA_KEY!r}] must be an object of fields ({', '.join(_FIELDS)}), "
+                                 f"got {_shown(nested)}")
+        for key, value in nested.items():
+            integer = _FIELDS.get(key)
+            if integer is None:
+                raise BadRequestArgs(f"extra_args[{EXTRA_KEY!r}] has an unknown field {_shown(key)} "
+                                     f"(known: {', '.join(_FIELDS)})")
+            if value is not None:
+                fields[key] = _checked(value, key, integer, None)
+    for key, name in FLAT_KEYS.items():
+        value = extra.get(key)
+        if value is not None:
+            if name in fields:
+                raise BadRequestArgs(f"{name} given twice: as {key} and in extra_args[{EXTRA_KEY!r}]")
+            fields[name] = _checked(value, name, False, key)
     return fields
+
+
+def _checked(value: Any, name: str, integer: bool, flat_key: str | None) -> float | int:
+    """Field ``name``'s ``value`` as :func:`request_fields` takes it (``flat_key``: the key it came as, if flat)."""
+    kind = type(value)
+    if integer:
+        if kind is int and 0 <= value < _INT_MAX:  # (the common case first: exact type checks)
+            return value
+    elif kind is float:
+        if value - value == 0 or value != value and name != "arrival":  # finite, or NaN where NaN means none
+            return value
+    where = flat_key or f"extra_args[{EXTRA_KEY!r}][{name!r}]"
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise BadRequestArgs(f"{where} must be a number, got {_shown(value)}")
+    if integer:
+        if isinstance(value, (float, np.floating)) and not float(value).is_integer() or not 0 <= value < _INT_MAX:
+            raise BadRequestArgs(f"{where} must be an integer in [0, 2**62), got {_shown(value)}")
+        return int(value)
+    try:
+        number = float(value)
+    except OverflowError:  # (an integer beyond a float's range)
+        number = math.inf
+    if math.isinf(number) or (name == "arrival" and math.isnan(number)):
+        raise BadRequestArgs(f"{where} must be a finite number{'' if name == 'arrival' else ' (or NaN: none)'}, "
+                             f"got {_shown(value)}")
+    return number
 
 
 def request_info(extra: Mapping[str, Any] | None, prompt_tokens: int, max_tokens: int, now: float,
