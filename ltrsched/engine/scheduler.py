@@ -52,7 +52,7 @@ from vllm.v1.core.sched.scheduler import Scheduler
 from ltrsched.engine.live_table import AS_PLANNED, FINISHED, LiveTable
 from ltrsched.engine.queues import HeldRequests
 from ltrsched.engine.request_slots import RequestSlots
-from ltrsched.engine.setup import EngineSetup, request_info, take_setup
+from ltrsched.engine.setup import BadRequestArgs, EngineSetup, request_info, take_setup
 from ltrsched.engine.step_log import StepLog
 from ltrsched.engine.vllm_compat import second_waiting_queue
 from ltrsched.plugin_watchdog import PluginInterrupt, PluginTimeoutError, start_watchdog
@@ -208,7 +208,7 @@ class PolicyScheduler(Scheduler):
         self.clock = setup.clock
         self.strict = setup.strict
         self.table = LiveTable()
-        self.log = StepLog()
+        self.log = StepLog(setup.max_log_steps)
         self.num_steps = 0
         self.blocks_in_use = 0
         self.slots = RequestSlots()  # slot -> vLLM Request (None once finished) and its request id
@@ -256,11 +256,15 @@ class PolicyScheduler(Scheduler):
         if self._refused and request.request_id in self._refused or getattr(request, "resumable", False):
             self._refuse_session(request)
             return
-        super().add_request(request)
         now = self.clock()
         params = request.sampling_params
-        info = request_info(params.extra_args if params is not None else None, request.num_prompt_tokens,
-                            request.max_tokens, now, fallback_id=self.table.size)
+        try:
+            info = request_info(params.extra_args if params is not None else None, request.num_prompt_tokens,
+                                request.max_tokens, now, fallback_id=self.table.size)
+        except BadRequestArgs as exc:
+            self._refuse_args(request, exc)
+            return
+        super().add_request(request)
         slot = self._slot[request.request_id] = self.table.add(info, self.num_steps)
         self.slots.put(slot, request)
         if request.structured_output_request is not None:  # (its grammar compiles in a thread: see _held_for_grammar)
@@ -269,6 +273,25 @@ class PolicyScheduler(Scheduler):
             self.ranking_policy.on_arrival(np.array([info.request_id], dtype=np.int64), now)
         except PluginInterrupt as exc:
             raise self._plugin_timeout(exc) from None
+
+    def _refuse_args(self, request, exc: BadRequestArgs) -> None:
+        """Fail a request whose ltrsched arguments cannot be read (a score that is no number, ...: :class:`BadRequestArgs`)
+        alone, with one warning line naming it and the argument: vLLM registers it and finishes it at its next
+        ``update_from_output`` with ``FINISHED_ERROR`` (:meth:`_fail_alone`). Raising here instead (a ``ValueError`` or
+        ``AttributeError`` from reading the arguments, as before) stopped the engine core under ``vllm serve``, which takes any
+        exception from ``add_request`` as fatal: one HTTP client's ``vllm_xargs`` ended every client's requests."""
+        logger.warning("ltrsched's PolicyScheduler refuses request %r: %s; it is failed (FINISHED_ERROR), the other "
+                       "requests run on", request.request_id, exc)
+        self._fail_alone(request)
+
+    def _fail_alone(self, request) -> None:
+        """Register ``request`` with vLLM and have vLLM fail it at its next ``update_from_output`` (it joins
+        ``grammar_compile_error_reqs``, as a request whose grammar did not compile): ``FINISHED_ERROR``, an output
+        without tokens for its client. It never enters the table or the plan (vLLM's waiting queue holds it between
+        steps; :meth:`schedule` hands vLLM only the plan's members, and with no live request leaves it out), the policy
+        never hears of it, and :meth:`finish_requests` finds it outside the table."""
+        super().add_request(request)
+        self.grammar_compile_error_reqs.add(request.request_id)
 
     def _refuse_session(self, request) -> None:
         """Fail a streaming-input session, or a later input of one, alone, as vLLM fails a request whose grammar did

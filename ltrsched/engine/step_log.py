@@ -19,10 +19,15 @@ OTHER_FIELDS = ("start", "end", "cycle", "num_live", "num_evicted", "num_finishe
 
 
 class StepLog:
-    """Per-step values, one row appended per step (a tuple: the engine's hot path), as columns on demand."""
+    """Per-step values, one row appended per step (a tuple: the engine's hot path), as columns on demand; the last
+    ``max_steps`` of them where that is set."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_steps: int | None = None) -> None:
+        """``max_steps``: keep only the last ``max_steps`` steps (at most twice as many between trims); None: all.
+        A server's scheduler keeps no run's result, and every step kept holds ~360 bytes (tracemalloc): kept all,
+        a server's log grew by 1 GB every ~3 million steps (``vllm serve``, docs/serving.md)."""
         self._rows: list[tuple] = []  # OTHER_FIELDS' values, then the StepShape
+        self.max_steps = max_steps
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -31,8 +36,11 @@ class StepLog:
                num_finished: int, blocks_in_use: int, mismatches: int, vllm_schedule_s: float,
                plugin_s: float) -> None:
         """Append a step (the values of ``OTHER_FIELDS``, in that order)."""
-        self._rows.append((start, end, cycle, num_live, num_evicted, num_finished, blocks_in_use, mismatches,
-                           vllm_schedule_s, plugin_s, shape))
+        rows = self._rows
+        rows.append((start, end, cycle, num_live, num_evicted, num_finished, blocks_in_use, mismatches,
+                     vllm_schedule_s, plugin_s, shape))
+        if self.max_steps is not None and len(rows) >= 2 * self.max_steps:  # (amortised: one trim per max_steps steps)
+            del rows[:len(rows) - self.max_steps]
 
     def last(self, name: str):
         """The last step's value of field ``name`` (one of ``OTHER_FIELDS`` or ``SHAPE_FIELDS``)."""
