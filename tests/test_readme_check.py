@@ -119,3 +119,56 @@ def test_plot_cdf_keeps_a_row_per_scoring_where_one_policy_ran_with_several():
     runs = [_saved("fcfs", "w", "a"), _saved("ltr", "w", "a"), _saved("fcfs", "w", "b"), _saved("ltr", "w", "b")]
     assert [(title, [label for label, _ in lines]) for title, lines in group_for_plot(runs)] == [
         ("scoring a", ["fcfs", "ltr"]), ("scoring b", ["fcfs", "ltr"])]
+
+
+def _readme_commands() -> list[list[str]]:
+    """Every `ltrsched ...` command of README.md's bash blocks (continued lines joined, comments cut), as its words
+    after `ltrsched`."""
+    import shlex
+
+    commands = []
+    for block in _readme_blocks("bash"):
+        for line in block.replace("\\\n", " ").splitlines():
+            for part in line.split(" #")[0].split("&&"):
+                if part.strip().startswith("ltrsched "):
+                    commands.append(shlex.split(part)[1:])
+    return commands
+
+
+def _parse(words: list[str]):
+    """The command a README line runs and its parameters, parsed as click parses them: an unknown command or option
+    raises."""
+    import click
+
+    from ltrsched.cli import cli
+
+    command, parent, name = cli, click.Context(cli, info_name="ltrsched"), "ltrsched"
+    while isinstance(command, click.Group):
+        name, words = words[0], words[1:]
+        sub = command.get_command(parent, name)
+        assert sub is not None, f"no command {name!r}"
+        if isinstance(sub, click.Group):
+            parent = click.Context(sub, info_name=name, parent=parent)
+        command = sub
+    return command, command.make_context(name, list(words), parent=parent, resilient_parsing=True).params
+
+
+def test_readme_commands_parse_and_read_files_a_checkout_has_or_an_earlier_command_wrote():
+    """Three README commands ran `ltrsched sweep my-sweep.toml`, a file no checkout has (a newcomer's first sweep
+    stopped at 'does not exist'): each command's options must exist, and each input file it names must be in the
+    repository, written by an earlier README command, or a file the text says is the reader's own."""
+    root = Path(__file__).resolve().parents[1]
+    suffixes = {".toml", ".json", ".jsonl", ".parquet", ".csv", ".py", ".txt"}
+    written: set[str] = set()
+    commands = _readme_commands()
+    assert len(commands) > 40  # (the blocks were found)
+    for words in commands:
+        command, params = _parse(words)
+        for key in ("sweep_file", "plugin", "workload", "data", "labels", "prompts"):
+            values = params.get(key)
+            for value in values if isinstance(values, tuple) else [values]:
+                path = str(value) if value is not None else ""
+                if Path(path).suffix not in suffixes or path.startswith("../shared/") or path == "my-prompts.jsonl":
+                    continue  # (a built-in name; the trace kept beside the checkout; "Your own prompts instead")
+                assert (root / path).exists() or path in written, f"ltrsched {' '.join(words)}: no {path}"
+        written |= {str(v) for k, v in params.items() if k in ("out", "output") and v is not None}
