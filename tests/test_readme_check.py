@@ -172,3 +172,38 @@ def test_readme_commands_parse_and_read_files_a_checkout_has_or_an_earlier_comma
                     continue  # (a built-in name; the trace kept beside the checkout; "Your own prompts instead")
                 assert (root / path).exists() or path in written, f"ltrsched {' '.join(words)}: no {path}"
         written |= {str(v) for k, v in params.items() if k in ("out", "output") and v is not None}
+
+
+def test_markdown_links_in_the_repository_point_at_files_it_has():
+    """docs/reproduction/sections/*.md linked their figures as `figures/x.png`, beside the section file (no such
+    directory: they are in docs/reproduction/figures); every relative link of a committed .md file must resolve."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    broken = []
+    for md in [*root.glob("*.md"), *root.glob("docs/**/*.md")]:
+        for target in re.findall(r"\]\(([^)\s#]+)", md.read_text(encoding="utf-8")):
+            if "://" not in target and not (md.parent / target).exists():
+                broken.append(f"{md.relative_to(root)}: {target}")
+    assert not broken, broken
+
+
+def test_reproduce_section_files_link_their_figures_from_where_they_are_kept(tmp_path):
+    """A section kept in OUT/sections/ links its figure as ../figures/x.png; REPRODUCTION.md, in OUT, as figures/x.png
+    (also for a section an earlier version kept, which linked figures/x.png)."""
+    from ltrsched.experiments.report import SECTIONS_DIR, write_report
+    from ltrsched.experiments.tables import Section
+
+    figure = tmp_path / "figures" / "fig3_latency.png"
+    figure.parent.mkdir()
+    figure.write_bytes(b"png")
+    (tmp_path / SECTIONS_DIR).mkdir()
+    (tmp_path / SECTIONS_DIR / "table1.md").write_text(  # (as an earlier version kept it)
+        '<!-- ltrsched-section {"command": "c0", "date": "d", "passed": 0, "checks": 0} -->\n## Table 1\n\n'
+        "![table1](figures/table1.png)\n")
+    report = write_report([("fig3", Section("fig3", "Figure 3", figures=[figure]))], tmp_path, "c1", 1.0,
+                          ["table1", "fig3"]).read_text()
+    section = (tmp_path / SECTIONS_DIR / "fig3.md").read_text()
+    assert "![fig3_latency](../figures/fig3_latency.png)" in section
+    assert "![fig3_latency](figures/fig3_latency.png)" in report and "![table1](figures/table1.png)" in report
+    assert "../" not in report
