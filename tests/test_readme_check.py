@@ -207,3 +207,16 @@ def test_reproduce_section_files_link_their_figures_from_where_they_are_kept(tmp
     assert "![fig3_latency](../figures/fig3_latency.png)" in section
     assert "![fig3_latency](figures/fig3_latency.png)" in report and "![table1](figures/table1.png)" in report
     assert "../" not in report
+
+
+def test_a_run_table_title_names_only_what_the_run_has():
+    """`replay`'s table (an engine run: no profile) was titled "sharegpt | srtf | ", an empty last field."""
+    import polars as pl
+
+    from ltrsched.results import RunResult
+
+    summary = {"num_requests": 1, "makespan": 1.0, "throughput_rps": 1.0, "throughput_tok_s": 1.0}
+    title = lambda meta: RunResult(pl.DataFrame(), summary, meta=meta).table().splitlines()[0]  # noqa: E731
+    assert title({"workload": "sharegpt", "policy": "srtf"}) == "sharegpt | srtf"
+    assert title({"workload": "sharegpt", "policy": "srtf", "profile": "a100-llama3-8b"}) == \
+        "sharegpt | srtf | a100-llama3-8b"
