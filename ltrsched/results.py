@@ -40,8 +40,8 @@ class RunResult:
         from ltrsched.names import one_line
 
         # (a workload named by its file, "w\nx.parquet", split the title in two)
-        title = one_line(f"{self.meta.get('workload', '')} | {self.meta.get('policy', '')} | "
-                         f"{self.meta.get('profile', '')}")
+        # (an engine run has no profile: its title ended in an empty "| "; the engine is named on a line of its own)
+        title = one_line(" | ".join(str(self.meta[k]) for k in ("workload", "policy", "profile") if self.meta.get(k)))
         if self.replicas is None:
             return format_summary(self.summary, title)
         title += f" | {len(self.replicas)} replicas, router {self.meta.get('router', '')}"

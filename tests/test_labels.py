@@ -222,6 +222,9 @@ def test_label_report_command_writes_its_files(capsys, tmp_path):
     assert "| ranker trained on the served model's lengths |" in (tmp_path / "rep" / "report.md").read_text()
     curve = pl.read_csv(tmp_path / "rep" / "learning_curve.csv")
     assert curve["num_train"].to_list() == [10, 40]
+    # (it said `wrote DIR/report.md, report.json, learning_curve.csv`: the last two as if in the current directory)
+    rep = tmp_path / "rep"
+    assert r.stdout.strip().splitlines()[-1] == f"wrote {rep}/report.md, {rep}/report.json, {rep}/learning_curve.csv"
 
 
 @pytest.mark.parametrize("args, message", [

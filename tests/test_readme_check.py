@@ -119,3 +119,104 @@ def test_plot_cdf_keeps_a_row_per_scoring_where_one_policy_ran_with_several():
     runs = [_saved("fcfs", "w", "a"), _saved("ltr", "w", "a"), _saved("fcfs", "w", "b"), _saved("ltr", "w", "b")]
     assert [(title, [label for label, _ in lines]) for title, lines in group_for_plot(runs)] == [
         ("scoring a", ["fcfs", "ltr"]), ("scoring b", ["fcfs", "ltr"])]
+
+
+def _readme_commands() -> list[list[str]]:
+    """Every `ltrsched ...` command of README.md's bash blocks (continued lines joined, comments cut), as its words
+    after `ltrsched`."""
+    import shlex
+
+    commands = []
+    for block in _readme_blocks("bash"):
+        for line in block.replace("\\\n", " ").splitlines():
+            for part in line.split(" #")[0].split("&&"):
+                if part.strip().startswith("ltrsched "):
+                    commands.append(shlex.split(part)[1:])
+    return commands
+
+
+def _parse(words: list[str]):
+    """The command a README line runs and its parameters, parsed as click parses them: an unknown command or option
+    raises."""
+    import click
+
+    from ltrsched.cli import cli
+
+    command, parent, name = cli, click.Context(cli, info_name="ltrsched"), "ltrsched"
+    while isinstance(command, click.Group):
+        name, words = words[0], words[1:]
+        sub = command.get_command(parent, name)
+        assert sub is not None, f"no command {name!r}"
+        if isinstance(sub, click.Group):
+            parent = click.Context(sub, info_name=name, parent=parent)
+        command = sub
+    return command, command.make_context(name, list(words), parent=parent, resilient_parsing=True).params
+
+
+def test_readme_commands_parse_and_read_files_a_checkout_has_or_an_earlier_command_wrote():
+    """Three README commands ran `ltrsched sweep my-sweep.toml`, a file no checkout has (a newcomer's first sweep
+    stopped at 'does not exist'): each command's options must exist, and each input file it names must be in the
+    repository, written by an earlier README command, or a file the text says is the reader's own."""
+    root = Path(__file__).resolve().parents[1]
+    suffixes = {".toml", ".json", ".jsonl", ".parquet", ".csv", ".py", ".txt"}
+    written: set[str] = set()
+    commands = _readme_commands()
+    assert len(commands) > 40  # (the blocks were found)
+    for words in commands:
+        command, params = _parse(words)
+        for key in ("sweep_file", "plugin", "workload", "data", "labels", "prompts"):
+            values = params.get(key)
+            for value in values if isinstance(values, tuple) else [values]:
+                path = str(value) if value is not None else ""
+                if Path(path).suffix not in suffixes or path.startswith("../shared/") or path == "my-prompts.jsonl":
+                    continue  # (a built-in name; the trace kept beside the checkout; "Your own prompts instead")
+                assert (root / path).exists() or path in written, f"ltrsched {' '.join(words)}: no {path}"
+        written |= {str(v) for k, v in params.items() if k in ("out", "output") and v is not None}
+
+
+def test_markdown_links_in_the_repository_point_at_files_it_has():
+    """docs/reproduction/sections/*.md linked their figures as `figures/x.png`, beside the section file (no such
+    directory: they are in docs/reproduction/figures); every relative link of a committed .md file must resolve."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    broken = []
+    for md in [*root.glob("*.md"), *root.glob("docs/**/*.md")]:
+        for target in re.findall(r"\]\(([^)\s#]+)", md.read_text(encoding="utf-8")):
+            if "://" not in target and not (md.parent / target).exists():
+                broken.append(f"{md.relative_to(root)}: {target}")
+    assert not broken, broken
+
+
+def test_reproduce_section_files_link_their_figures_from_where_they_are_kept(tmp_path):
+    """A section kept in OUT/sections/ links its figure as ../figures/x.png; REPRODUCTION.md, in OUT, as figures/x.png
+    (also for a section an earlier version kept, which linked figures/x.png)."""
+    from ltrsched.experiments.report import SECTIONS_DIR, write_report
+    from ltrsched.experiments.tables import Section
+
+    figure = tmp_path / "figures" / "fig3_latency.png"
+    figure.parent.mkdir()
+    figure.write_bytes(b"png")
+    (tmp_path / SECTIONS_DIR).mkdir()
+    (tmp_path / SECTIONS_DIR / "table1.md").write_text(  # (as an earlier version kept it)
+        '<!-- ltrsched-section {"command": "c0", "date": "d", "passed": 0, "checks": 0} -->\n## Table 1\n\n'
+        "![table1](figures/table1.png)\n")
+    report = write_report([("fig3", Section("fig3", "Figure 3", figures=[figure]))], tmp_path, "c1", 1.0,
+                          ["table1", "fig3"]).read_text()
+    section = (tmp_path / SECTIONS_DIR / "fig3.md").read_text()
+    assert "![fig3_latency](../figures/fig3_latency.png)" in section
+    assert "![fig3_latency](figures/fig3_latency.png)" in report and "![table1](figures/table1.png)" in report
+    assert "../" not in report
+
+
+def test_a_run_table_title_names_only_what_the_run_has():
+    """`replay`'s table (an engine run: no profile) was titled "sharegpt | srtf | ", an empty last field."""
+    import polars as pl
+
+    from ltrsched.results import RunResult
+
+    summary = {"num_requests": 1, "makespan": 1.0, "throughput_rps": 1.0, "throughput_tok_s": 1.0}
+    title = lambda meta: RunResult(pl.DataFrame(), summary, meta=meta).table().splitlines()[0]  # noqa: E731
+    assert title({"workload": "sharegpt", "policy": "srtf"}) == "sharegpt | srtf"
+    assert title({"workload": "sharegpt", "policy": "srtf", "profile": "a100-llama3-8b"}) == \
+        "sharegpt | srtf | a100-llama3-8b"

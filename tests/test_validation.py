@@ -301,10 +301,16 @@ def test_validate_spread_repeats_runs_each_pass_on_an_engine_start_of_its_own(tm
 @pytest.mark.vllm
 @pytest.mark.usefixtures("vllm_scheduler_code")
 def test_replay_on_the_emulated_engine_writes_the_simulators_files(tmp_path, capsys):
+    """Also what it prints (README's walk-through): the table's title ended in an empty field ("sharegpt | srtf | ",
+    an engine run has no profile), and the last line named the summary and steps files without their directory
+    (`wrote run/requests.parquet, summary.json, steps.parquet`), as if they were in the current one."""
     out = tmp_path / "run"
     r = run_cli_fast(capsys, "replay", "-n", "50", "--policy", "srtf", "--emulate", "a100-llama3-8b", "--out", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     assert "plug-in overhead" in r.stdout
+    assert "sharegpt | srtf\n" in r.stdout
+    wrote = r.stdout.strip().splitlines()[-1]
+    assert wrote == f"wrote {out}/requests.parquet, {out}/summary.json, {out}/steps.parquet"
     for name in ("requests.parquet", "summary.json", "steps.parquet"):
         assert (out / name).is_file()
     assert json.loads((out / "summary.json").read_text())["summary"]["num_finished"] == 50

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import re
 import time
 from pathlib import Path
 from typing import Sequence
@@ -87,7 +88,9 @@ _META = "<!-- ltrsched-section "
 
 
 def render_section(sec: Section, out: Path) -> list[str]:
-    """One experiment's part of the report: its tables, checks, notes and figures, as markdown lines."""
+    """One experiment's part of the report: its tables, checks, notes and figures, as markdown lines (figure links
+    relative to ``out``'s :data:`SECTIONS_DIR`, where the section is kept: :func:`_in_report` makes them relative to
+    ``out`` for REPRODUCTION.md)."""
     lines = [f"## {sec.title}", ""]
     for caption, table in sec.tables:
         lines += [f"**{caption}**", "", to_markdown(table, 3), ""]
@@ -96,8 +99,15 @@ def render_section(sec: Section, out: Path) -> list[str]:
     if sec.notes:
         lines += [f"- {n}" for n in sec.notes] + [""]
     for fig in sec.figures:
-        lines += [f"![{fig.stem}]({fig.relative_to(out)})", ""]
+        lines += [f"![{fig.stem}](../{fig.relative_to(out).as_posix()})", ""]
     return lines
+
+
+def _in_report(body: str) -> str:
+    """A kept section's markdown as REPRODUCTION.md (in ``out``) shows it: its figure links, relative to the section's
+    file (``../figures/x.png``; a section file viewed alone linked ``figures/x.png`` beside it, which does not
+    exist), made relative to ``out``. (Sections kept by earlier versions link ``figures/x.png`` already.)"""
+    return re.sub(r"^(!\[[^\]\n]*\]\()\.\./", r"\1", body, flags=re.M)
 
 
 def _save_section(name: str, sec: Section, out: Path, command: str) -> None:
@@ -145,7 +155,7 @@ def write_report(sections: Sequence[tuple[str, Section]], out: Path, command: st
         if name in earlier:
             title, _, rest = body.partition("\n")
             body = f"{title}\n\n_From `{meta['command']}`, {meta['date']}._\n{rest}"
-        lines += [body]
+        lines += [_in_report(body)]
     lines.append(KNOWN_REASONS)
     path = out / "REPRODUCTION.md"
     atomic.write_text(path, "\n".join(lines))

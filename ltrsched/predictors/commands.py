@@ -586,4 +586,4 @@ def label_report(labels, out, sizes, seed, epochs, probe, probe_layer):
     atomic.write_text(out / "report.json", strict_json.dumps(report.to_dict(), indent=2) + "\n")
     atomic.write_csv(out / "learning_curve.csv", pl.DataFrame(report.learning_curve, schema={"num_train": pl.Int64, "tau": pl.Float64}))
     click.echo(md)
-    click.echo(f"wrote {shown_path(out)}/report.md, report.json, learning_curve.csv")
+    click.echo("wrote " + ", ".join(shown_path(out / name) for name in ("report.md", "report.json", "learning_curve.csv")))

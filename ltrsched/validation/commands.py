@@ -69,7 +69,8 @@ def replay(workload, num_requests, arrival, rate, cv, duration, seed, policy, pl
                    "workload's")
     if out is not None:
         result.save(out)
-        click.echo(f"wrote {shown_path(out / 'requests.parquet')}, summary.json, steps.parquet")
+        click.echo("wrote " + ", ".join(shown_path(out / name) for name in ("requests.parquet", "summary.json",
+                                                                            "steps.parquet")))
 
 
 @click.command(cls=RecordedCommand)
