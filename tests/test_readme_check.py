@@ -220,3 +220,21 @@ def test_a_run_table_title_names_only_what_the_run_has():
     assert title({"workload": "sharegpt", "policy": "srtf"}) == "sharegpt | srtf"
     assert title({"workload": "sharegpt", "policy": "srtf", "profile": "a100-llama3-8b"}) == \
         "sharegpt | srtf | a100-llama3-8b"
+
+
+def test_listings_align_every_summary_and_show_docstring_literals_as_the_help_does(capsys, tmp_path):
+    """`ltrsched policies` printed ``quantum``-style reStructuredText marks, and a spec longer than its 48-character
+    column (mlfq's, class's) pushed its own summary out of line. One line per policy, summaries in one column."""
+    res = run_cli_fast(capsys, "policies")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert "``" not in res.stdout and "`quantum` [s] at the top level" in res.stdout, res.stdout
+    mlfq = next(line for line in lines if line.startswith("mlfq:"))
+    column = mlfq.index("Multi-level feedback queue")
+    assert column > 48 and all(line[column - 1] == " " and line[column] != " " for line in lines), res.stdout
+    (tmp_path / "long.py").write_text(  # a plugin's very long spec overflows alone
+        "from ltrsched.policies import Policy, register\n\n@register\nclass Long(Policy):\n"
+        "    '''Long.'''\n    name = 'long'\n\n    def __init__(self, " + ", ".join(f"p{i}=0" for i in range(40))
+        + "):\n        pass\n\n    def rank(self, view):\n        return view.order_by(view.arrival_time)\n")
+    res = run_cli_fast(capsys, "policies", "--plugin", tmp_path / "long.py")
+    assert next(line for line in res.stdout.splitlines() if line.startswith("mlfq:")).index("Multi-level") == column

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ltrsched.doc_summary import doc_summary
+from ltrsched.doc_summary import doc_summary, listing_lines
 
 
 @click.command()
@@ -16,6 +16,5 @@ def policies(plugin) -> None:
 
     for p in plugin:
         load_plugin(p)
-    for name, cls in available().items():
-        doc = doc_summary(cls)
-        click.echo(f"{signature_text(cls):<48} {doc}")
+    rows = [(signature_text(cls), doc_summary(cls)) for cls in available().values()]
+    click.echo("\n".join(listing_lines(rows, 48)))

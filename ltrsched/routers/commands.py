@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ltrsched.doc_summary import doc_summary
+from ltrsched.doc_summary import doc_summary, listing_lines
 
 
 @click.command()
@@ -17,6 +17,5 @@ def routers(plugin) -> None:
 
     for p in plugin:
         load_plugin(p)
-    for name, cls in available().items():
-        doc = doc_summary(cls)
-        click.echo(f"{signature_text(cls):<36} {doc}")
+    rows = [(signature_text(cls), doc_summary(cls)) for cls in available().values()]
+    click.echo("\n".join(listing_lines(rows, 36)))
