@@ -372,6 +372,10 @@ class Replica:
                 raise UserError(_step_time_message(self.step_time, shape, dt))
             start = float(now)
             end = now + dt  # what a SimPy timeout of dt ends at
+            # the step's duration as the clock measured it, for the members' run times and the policy's on_step: the
+            # engine's (its clock's end - start, not always dt in floating point: 0.017 + 0.003 - 0.017 is
+            # 0.002999...), so that a policy comparing run times with a quantum (MLFQ) decides as it does there
+            ran = end - start
             if peek() <= end:  # another event is due first: let SimPy run it
                 self.blocks_in_use = plan.blocks_in_use  # (what a router sees in the meantime)
                 yield env.timeout(end - env.now)
@@ -382,7 +386,7 @@ class Replica:
 
             # -- advance the batch
             if solo:
-                num_done = self._advance_solo(i, dt, end)
+                num_done = self._advance_solo(i, ran, end)
                 prev_all_sampled = True
             else:
                 if len(odd_pos) < 2:
@@ -406,7 +410,7 @@ class Replica:
                     max_token_gap[sampled] = np.fmax(max_token_gap[sampled], gaps)
                     last_token_time[sampled] = end
                     prev_all_sampled = len(sampled) == k
-                run_time[batch] += dt
+                run_time[batch] += ran
                 # states and idle runs (O(batch): a run of idle steps ends when the request runs again)
                 if not rerun:
                     state[batch] = RUNNING
@@ -419,11 +423,11 @@ class Replica:
             prev_end = end
 
             if on_step_ranks is not None:
-                on_step_ranks(view, order, k if plan.ranks is None else plan.ranks, dt)
+                on_step_ranks(view, order, k if plan.ranks is None else plan.ranks, ran)
             elif wants_on_step:
                 scheduled = np.zeros(len(live), dtype=bool)
                 scheduled[order[:k] if plan.ranks is None else order[plan.ranks]] = True
-                policy.on_step(view, scheduled, dt)
+                policy.on_step(view, scheduled, ran)
 
             # -- finishes
             blocks_now = plan.blocks_in_use
