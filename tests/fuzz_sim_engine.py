@@ -8,7 +8,8 @@ request to plenty, block sizes 8-128, token budgets 1-2,048, ``max_num_seqs`` 1-
 context), a step-time profile and a workload (bursts, Poisson at random rates, arrival ties, 1-token prompts and
 outputs, prompts at the context limit, outputs long relative to the cache, duplicated lengths, 2-200 requests). The
 engine side is configured as ``validate`` pairs it with the simulator (:meth:`EngineFacts.sim_config`): one KV block
-more (vLLM's null block), no watermark, recompute preemption, chunked prefill (the only mode the adapter runs).
+more (vLLM's null block), recompute preemption, chunked prefill (the only mode the adapter runs); each side's default
+watermark (as ``simulate --semantics vllm-v1`` and ``replay --emulate`` take it), or now and then one both are given.
 
 A case agrees when both runs end with the same per-request results (:data:`COMPARED`, exactly up to 1e-9 s), the same
 number of steps, no step where vLLM left the plan, every request served its planned tokens; or when both refuse the
@@ -100,7 +101,9 @@ class Case:
     """One differential case. ``blocks``: the simulator's KV blocks (the engine gets one more, vLLM's null block);
     ``budget``/``seqs``: the step's token budget and sequence cap; ``resident``: vLLM's own ``max_num_seqs`` (None:
     ``seqs``); ``profile``: the linear step time's (overhead [s], per token [s], per decode KV token [s], per prefill
-    attention pair [s]); the workload's columns per request (``score``, ``predicted``, ``po``: None when absent)."""
+    attention pair [s]); the workload's columns per request (``score``, ``predicted``, ``po``: None when absent);
+    ``watermark``: both sides' (None: each one's default, as ``simulate --semantics vllm-v1`` and ``replay --emulate``
+    take it)."""
 
     seed: int
     spec: str
@@ -117,6 +120,7 @@ class Case:
     score: tuple[float, ...] | None = None
     predicted: tuple[float, ...] | None = None
     po: tuple[float, ...] | None = None
+    watermark: float | None = None
 
     @property
     def n(self) -> int:
@@ -254,9 +258,10 @@ def draw_case(seed: int) -> Case:
     score = col(has_score, np.round(rng.normal(0, 1, n) - 0.01 * outputs * rng.random(), 3))
     predicted = col(has_predicted, np.maximum(1, outputs + rng.integers(-20, 21, n)))
     po = col(has_po, np.maximum(1, outputs + rng.integers(-10, 11, n)))
+    watermark = None if rng.random() < 0.85 else float(rng.choice([0.01, 0.05, 0.2]))
     return Case(seed, spec, tuple(int(p) for p in prompts), tuple(int(o) for o in outputs),
                 tuple(float(a) for a in _arrivals(rng, n)), blocks, block_size, budget, seqs, resident, max_model_len,
-                profile, score, predicted, po)
+                profile, score, predicted, po, watermark)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -314,8 +319,10 @@ def workload_of(case: Case):
 def engine_config(case: Case):
     from ltrsched.engine.emulate import EngineConfig
 
+    given = {} if case.watermark is None else {"watermark": case.watermark}
     return EngineConfig(num_gpu_blocks=case.blocks + 1, block_size=case.block_size, max_num_batched_tokens=case.budget,
-                        max_num_seqs=case.seqs, max_resident_seqs=case.resident, max_model_len=case.max_model_len)
+                        max_num_seqs=case.seqs, max_resident_seqs=case.resident, max_model_len=case.max_model_len,
+                        **given)
 
 
 def sim_config(case: Case):
@@ -323,8 +330,8 @@ def sim_config(case: Case):
 
     return SimConfig(profile=_profile(case), max_num_batched_tokens=case.budget, max_num_seqs=case.seqs,
                      block_size=case.block_size, num_gpu_blocks=case.blocks, max_resident_seqs=case.resident,
-                     max_model_len=case.max_model_len, watermark=0.0, preemption="recompute", semantics="vllm-v1",
-                     record_steps=True)
+                     max_model_len=case.max_model_len, preemption="recompute", semantics="vllm-v1", record_steps=True,
+                     **({} if case.watermark is None else {"watermark": case.watermark}))
 
 
 def _run(fn):
@@ -490,6 +497,22 @@ def run_case(case: Case, limit: float = 60.0) -> Outcome:
     return outcome
 
 
+#: The thrash guards' bounds the fuzz runs under (``ltrsched.policies.batching``'s, which both sides share): a
+#: thrash stops after a tenth of its default preemptions, so that a case under KV pressure with an unstable order takes
+#: seconds, not minutes, and both sides must stop it at the same step with the same line.
+QUICK_GUARDS = {"MAX_PREEMPTIONS_PER_REQUEST": 100, "NO_PROGRESS_MIN_RECOMPUTES": 1000}
+
+
+def quick_guards() -> dict:
+    """Set :data:`QUICK_GUARDS`; returns the bounds they replaced."""
+    from ltrsched.policies import batching
+
+    before = {name: getattr(batching, name) for name in QUICK_GUARDS}
+    for name, value in QUICK_GUARDS.items():
+        setattr(batching, name, value)
+    return before
+
+
 def warm() -> None:
     """Run a one-request case without a time limit: vLLM's imports and its first engine build (30-80 s on a loaded
     2-core machine; later builds ~0.1 s) are not counted in the first case's time limit."""
@@ -557,11 +580,15 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="first case's seed; case k has seed S + k")
     parser.add_argument("--no-minimise", action="store_true", help="print divergences as drawn")
     parser.add_argument("--verbose", action="store_true", help="a line per case")
+    parser.add_argument("--full-guards", action="store_true",
+                        help="the thrash guards' default bounds (else QUICK_GUARDS: a thrash stops sooner)")
     args = parser.parse_args(argv)
+    if not args.full_guards:
+        quick_guards()
     start = time.perf_counter()
     print("building the emulated engine once (vLLM's imports) ...", file=sys.stderr, flush=True)
     warm()
-    warm = time.perf_counter() - start
+    warm_s = time.perf_counter() - start
     counts = {"agree": 0, "refused alike": 0, "diverged": 0, SLOW: 0}
     divergences = []
     seconds = []
@@ -596,7 +623,7 @@ def main(argv=None) -> int:
         print(f"  {first_view_difference(small)}")
         print(f"  {small.literal()}")
     print(f"\n{args.cases} cases (seeds {args.seed}..{args.seed + args.cases - 1}): {counts['agree']} agree, "
-          f"{counts['refused alike']} refused alike, {counts['diverged']} diverged, {counts[SLOW]} past the time limit; engine build {warm:.1f} s, cases "
+          f"{counts['refused alike']} refused alike, {counts['diverged']} diverged, {counts[SLOW]} past the time limit; engine build {warm_s:.1f} s, cases "
           f"{sum(seconds):.1f} s (median {np.median(seconds) if seconds else math.nan:.2f} s, max "
           f"{max(seconds, default=math.nan):.2f} s)")
     return 1 if divergences else 0
