@@ -13,8 +13,9 @@ watermark (as ``simulate --semantics vllm-v1`` and ``replay --emulate`` take it)
 
 A case agrees when both runs end with the same per-request results (:data:`COMPARED`, exactly up to 1e-9 s), the same
 number of steps, no step where vLLM left the plan, every request served its planned tokens; or when both refuse the
-case with the same one-line error. A divergence is minimised (fewest requests that still diverge) and printed as a
-:class:`Case` literal with the first differing request and step.
+case with the same one-line error (a preemption thrash both stop at the same step: the guards' bounds are lowered,
+:data:`QUICK_GUARDS`, unless ``--full-guards``). A divergence is minimised (fewest requests that still diverge) and
+printed as a :class:`Case` literal with the first differing request, step and policy view.
 
 Run outside the suite (one engine build, ~30-80 s on first use, then ~0.1-3 s a case)::
 
@@ -408,11 +409,13 @@ def first_view_difference(case: Case, limit: float = 60.0, calls: int | None = N
         if e != s:
             (es, et, erows), (ss, st, srows) = e, s
             e_by, s_by = {r[0]: r[1:] for r in erows}, {r[0]: r[1:] for r in srows}
-            diff = {i: (e_by.get(i), s_by.get(i)) for i in sorted(set(e_by) | set(s_by)) if e_by.get(i) != s_by.get(i)}
-            return (f"first differing policy view: call {k} (engine step {es} at t={et}, simulator step {ss} at t={st}); "
-                    f"request: (engine, simulator) {VIEW_COLUMNS[1:]}: {dict(list(diff.items())[:6])}")
+            diff = {i: (e_by.get(i), s_by.get(i)) for i in sorted(set(e_by) | set(s_by))
+                    if e_by.get(i) != s_by.get(i)}
+            return (f"first differing policy view: call {k} (engine step {es} at t={et}, simulator step {ss} at "
+                    f"t={st}); request: (engine, simulator) {VIEW_COLUMNS[1:]}: {dict(list(diff.items())[:6])}")
     if len(on_engine) != len(in_sim):
-        return f"policy views agree for {min(len(on_engine), len(in_sim))} calls; engine {len(on_engine)}, simulator {len(in_sim)}"
+        return (f"policy views agree for {min(len(on_engine), len(in_sim))} calls; engine {len(on_engine)}, "
+                f"simulator {len(in_sim)}")
     return "policy views agree"
 
 
@@ -623,7 +626,8 @@ def main(argv=None) -> int:
         print(f"  {first_view_difference(small)}")
         print(f"  {small.literal()}")
     print(f"\n{args.cases} cases (seeds {args.seed}..{args.seed + args.cases - 1}): {counts['agree']} agree, "
-          f"{counts['refused alike']} refused alike, {counts['diverged']} diverged, {counts[SLOW]} past the time limit; engine build {warm_s:.1f} s, cases "
+          f"{counts['refused alike']} refused alike, {counts['diverged']} diverged, {counts[SLOW]} past the time "
+          f"limit; engine build {warm_s:.1f} s, cases "
           f"{sum(seconds):.1f} s (median {np.median(seconds) if seconds else math.nan:.2f} s, max "
           f"{max(seconds, default=math.nan):.2f} s)")
     return 1 if divergences else 0
