@@ -9,6 +9,8 @@ from typing import Any, Callable
 from ltrsched.strict_json import shown
 
 PREEMPTION_MODES = ("swap", "recompute")
+#: The watermark of "paper" semantics by default: the fraction of KV blocks kept free when admitting requests.
+PAPER_WATERMARK = 0.01
 #: Batch-forming semantics: the paper's reference rules, or what the vLLM 0.26 adapter realises
 #: (``ltrsched.engine``; rules 5 and 6 of ``ltrsched.policies.batching``, recompute preemption).
 SEMANTICS = ("paper", "vllm-v1")
@@ -89,7 +91,9 @@ class SimConfig:
         block_size: tokens per KV block [tokens].
         num_gpu_blocks: KV capacity [blocks]; None derives it from the profile's GPU memory.
         gpu_memory_utilization: fraction of GPU memory vLLM may use (for the derived capacity).
-        watermark: fraction of KV blocks kept free when admitting requests without KV on the GPU.
+        watermark: fraction of KV blocks kept free when admitting requests without KV on the GPU. None (the
+            default): 0.01 under "paper" semantics, 0 under "vllm-v1" (the adapter's engine: vLLM V1's default,
+            ``EngineConfig.watermark``).
         preemption: "swap" (KV to host memory over the host link) or "recompute" (drop KV, prefill again).
         swap_space_gib: host memory for swapped KV per GPU [GiB]; when full, preemption falls back to
             recompute (as vLLM does).
@@ -112,7 +116,7 @@ class SimConfig:
     block_size: int = 16
     num_gpu_blocks: int | None = None
     gpu_memory_utilization: float = 0.9
-    watermark: float = 0.01
+    watermark: float | None = None
     preemption: str = "swap"
     swap_space_gib: float = 4.0
     chunked_prefill: bool = True
@@ -125,6 +129,9 @@ class SimConfig:
     def __post_init__(self) -> None:
         def refuse(fields: tuple[str, ...], message: Callable[[Naming], str]) -> None:
             raise ConfigError(fields, message)
+
+        if self.watermark is None:  # (vllm-v1 took the paper's 0.01: 1% of the blocks kept free, the engine none)
+            object.__setattr__(self, "watermark", PAPER_WATERMARK if self.semantics != "vllm-v1" else 0.0)
 
         if self.preemption not in PREEMPTION_MODES:
             refuse(("preemption",), lambda n: f"{n.name('preemption')} must be one of "

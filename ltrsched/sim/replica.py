@@ -196,6 +196,7 @@ class Replica:
         self.thrash_guard = ThrashGuard(len(source.request_id),
                                         int(source.prompt_tokens.sum()) + int(source.output_tokens.sum()))
         self.live = np.zeros(0, dtype=np.int64)
+        self._guard_due: tuple[int, int, int] | None = None  # this step's preemptions, recomputes, discarded tokens
         self.num_admitted = 0
         self.num_finished = 0
         self.steps = 0
@@ -372,6 +373,10 @@ class Replica:
                 raise UserError(_step_time_message(self.step_time, shape, dt))
             start = float(now)
             end = now + dt  # what a SimPy timeout of dt ends at
+            # the step's duration as the clock measured it, for the members' run times and the policy's on_step: the
+            # engine's (its clock's end - start, not always dt in floating point: 0.017 + 0.003 - 0.017 is
+            # 0.002999...), so that a policy comparing run times with a quantum (MLFQ) decides as it does there
+            ran = end - start
             if peek() <= end:  # another event is due first: let SimPy run it
                 self.blocks_in_use = plan.blocks_in_use  # (what a router sees in the meantime)
                 yield env.timeout(end - env.now)
@@ -382,7 +387,7 @@ class Replica:
 
             # -- advance the batch
             if solo:
-                num_done = self._advance_solo(i, dt, end)
+                num_done = self._advance_solo(i, ran, end)
                 prev_all_sampled = True
             else:
                 if len(odd_pos) < 2:
@@ -406,7 +411,7 @@ class Replica:
                     max_token_gap[sampled] = np.fmax(max_token_gap[sampled], gaps)
                     last_token_time[sampled] = end
                     prev_all_sampled = len(sampled) == k
-                run_time[batch] += dt
+                run_time[batch] += ran
                 # states and idle runs (O(batch): a run of idle steps ends when the request runs again)
                 if not rerun:
                     state[batch] = RUNNING
@@ -419,11 +424,11 @@ class Replica:
             prev_end = end
 
             if on_step_ranks is not None:
-                on_step_ranks(view, order, k if plan.ranks is None else plan.ranks, dt)
+                on_step_ranks(view, order, k if plan.ranks is None else plan.ranks, ran)
             elif wants_on_step:
                 scheduled = np.zeros(len(live), dtype=bool)
                 scheduled[order[:k] if plan.ranks is None else order[plan.ranks]] = True
-                policy.on_step(view, scheduled, dt)
+                policy.on_step(view, scheduled, ran)
 
             # -- finishes
             blocks_now = plan.blocks_in_use
@@ -441,6 +446,15 @@ class Replica:
 
             if self.trace is not None:
                 self._record(start, dt, shape, plan, swap_blocks, int(num_done), len(view), live)
+            if self._guard_due is not None:
+                # the step's preemptions, told once it is done, as the engine's replay tells them: with the live
+                # requests and the tokens sampled after it (its finished requests gone, its tokens counted). Told
+                # before it (live at its start, its tokens not yet sampled), a no-progress window started at a step
+                # where a request finished was longer, and the run stopped a window later than on the engine
+                count, recomputed, discarded = self._guard_due
+                self._guard_due = None
+                self.thrash_guard.preempted(count, recomputed, self.steps, self.policy, len(live),
+                                            self._sampled_tokens, discarded)
             self.steps += 1
 
         if now > env.now:  # SimPy's clock ends where the last step did
@@ -464,7 +478,7 @@ class Replica:
     def _preempt(self, ev: np.ndarray, cum: np.ndarray | None = None) -> int:
         """Preempt residents ``ev`` (lowest-ranked first): swap to host while it has room, else recompute.
         ``cum``: the running total of the blocks they hold, if known (the plan's ``evict_blocks``).
-        Returns the blocks moved to the host."""
+        Returns the blocks moved to the host. The thrash guard is told at the end of the step (``_guard_due``)."""
         t = self.t
         if cum is None:
             cum = (-(-t.computed_tokens[ev] // self.limits.block_size)).cumsum()
@@ -477,7 +491,7 @@ class Replica:
             if moved <= room:  # all go to the host (the usual case): nothing to recompute
                 t.state[ev] = SWAPPED
                 self.host_blocks_in_use += moved
-                self.thrash_guard.preempted(len(ev), 0, self.steps, self.policy, len(self.live), self._sampled_tokens)
+                self._guard_due = (len(ev), 0, 0)
                 return moved
             fits = cum <= room  # a prefix (the total grows along ev)
             to_host = ev[fits]
@@ -488,8 +502,7 @@ class Replica:
             recompute = ev[~fits]
         else:
             recompute = ev
-        self.thrash_guard.preempted(len(ev), len(recompute), self.steps, self.policy, len(self.live),
-                                    self._sampled_tokens, sum(t.computed_tokens[recompute].tolist()))  # (a few: 0.4 us)
+        self._guard_due = (len(ev), len(recompute), sum(t.computed_tokens[recompute].tolist()))  # (a few: 0.4 us)
         t.state[recompute] = WAITING
         t.computed_tokens[recompute] = 0
         t.pending_tokens[recompute] = t.prompt_tokens[recompute] + t.generated_tokens[recompute]
