@@ -281,8 +281,6 @@ class Outcome:
 
 
 def _profile(case: Case):
-    from ltrsched.policies.step_shape import StepShape  # noqa: F401  (the shape the step time takes)
-
     overhead, per_token, per_kv, per_pair = case.profile
 
     @dataclass(frozen=True)
