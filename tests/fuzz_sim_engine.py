@@ -529,48 +529,43 @@ def _kind(problem: str | None) -> str | None:
     return problem.split(":")[0].split(" for ")[0].split(" differs")[0]
 
 
-def minimise(case: Case, outcome: Outcome, budget_s: float = 120.0) -> tuple[Case, Outcome]:
-    """The case with the fewest requests (removed in halves, then quarters, ..., then one at a time) that still
-    diverges the same way; within ``budget_s`` seconds."""
-    kind = _kind(outcome.problem)
+def _shrink(n: int, still_fails, budget_s: float) -> list[int]:
+    """The fewest of the rows ``0..n-1`` for which ``still_fails(rows)`` holds (removed in halves, then quarters, ...,
+    then one at a time), within ``budget_s`` seconds."""
     deadline = time.perf_counter() + budget_s
-    rows = list(range(case.n))
+    rows = list(range(n))
     chunk = max(1, len(rows) // 2)
     while chunk >= 1 and time.perf_counter() < deadline:
         k, removed = 0, False
         while k < len(rows) and len(rows) > 1 and time.perf_counter() < deadline:
             trial = rows[:k] + rows[k + chunk:]
-            if trial:
-                got = run_case(case.keep(trial), limit=30)
-                if _kind(got.problem) == kind:
-                    rows, outcome, removed = trial, got, True
-                    continue
-            k += chunk
-        if not removed:
-            chunk //= 2
-    return case.keep(rows), outcome
-
-
-def minimise_views(case: Case, calls: int = 300, budget_s: float = 300.0) -> Case:
-    """The case with the fewest requests whose policy views still differ within ``calls`` steps (a divergence that
-    starts early but shows late, e.g. in a thrash's stop): as :func:`minimise`."""
-    def differs(c: Case) -> bool:
-        return first_view_difference(c, limit=30, calls=calls).startswith("first differing")
-
-    deadline = time.perf_counter() + budget_s
-    rows = list(range(case.n))
-    chunk = max(1, len(rows) // 2)
-    while chunk >= 1 and time.perf_counter() < deadline:
-        k, removed = 0, False
-        while k < len(rows) and len(rows) > 1 and time.perf_counter() < deadline:
-            trial = rows[:k] + rows[k + chunk:]
-            if trial and differs(case.keep(trial)):
+            if trial and still_fails(trial):
                 rows, removed = trial, True
                 continue
             k += chunk
         if not removed:
             chunk //= 2
-    return case.keep(rows)
+    return rows
+
+
+def minimise(case: Case, outcome: Outcome, budget_s: float = 120.0) -> tuple[Case, Outcome]:
+    """The case with the fewest requests that still diverges the same way (:func:`_shrink`), and its outcome."""
+    kind = _kind(outcome.problem)
+    outcomes = {}
+
+    def same_kind(rows: list[int]) -> bool:
+        got = outcomes[tuple(rows)] = run_case(case.keep(rows), limit=30)
+        return _kind(got.problem) == kind
+
+    rows = _shrink(case.n, same_kind, budget_s)
+    return case.keep(rows), outcomes.get(tuple(rows), outcome)
+
+
+def minimise_views(case: Case, calls: int = 300, budget_s: float = 300.0) -> Case:
+    """The case with the fewest requests whose policy views still differ within ``calls`` steps (a divergence that
+    starts early but shows late, e.g. in a thrash's stop): as :func:`minimise`."""
+    return case.keep(_shrink(case.n, lambda rows: first_view_difference(case.keep(rows), limit=30, calls=calls)
+                             .startswith("first differing"), budget_s))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
