@@ -505,32 +505,20 @@ def test_a_request_whose_grammar_fails_to_compile_is_failed_as_vllm_fails_it():
     assert "1" not in scheduler.requests and not scheduler._grammar_wait and not scheduler.grammar_compile_error_reqs
 
 
-def _session_run(with_session: bool):
-    """Four requests on the emulated engine (strict: a step that differs from its plan raises); ``with_session``: a
-    streaming-input session "s" arrives at step 1 with a next input at once, and once it has failed, another input
-    and the session's closing request (not resumable), as vLLM's front end sends them. Returns the run, the
-    scheduler and the engine outputs each step returned, by request id."""
-    from vllm.sampling_params import SamplingParams
+def run_with_arrivals(workload, spec: str, arrive):
+    """``workload`` under policy ``spec`` on the emulated engine (strict: a step that differs from its plan raises),
+    with ``arrive(scheduler)`` called before each step to add requests outside the workload, as vLLM's front end
+    adds them. Returns the run, the scheduler and the engine outputs each step returned, by request id."""
     from vllm.v1.outputs import ModelRunnerOutput
-    from vllm.v1.request import Request
 
     from ltrsched.engine.emulate import EmulatedDriver, EngineConfig, emulate, emulated_driver
 
     outputs: dict[str, list] = {}
 
-    def session(resumable: bool):
-        return Request(request_id="s", prompt_token_ids=[0] * 30, sampling_params=SamplingParams(max_tokens=4),
-                       pooling_params=None, arrival_time=0.0, resumable=resumable)
-
-    class SessionDriver(EmulatedDriver):
+    class ArrivalsDriver(EmulatedDriver):
         def step(self):
             scheduler = self.scheduler
-            if with_session and scheduler.num_steps == 1:
-                scheduler.add_request(session(True))
-                scheduler.add_request(session(True))  # (vLLM holds the session: it queues the input on it)
-            if with_session and scheduler.num_steps == 4:
-                scheduler.add_request(session(True))
-                scheduler.add_request(session(False))
+            arrive(scheduler)
             out = scheduler.schedule()
             self.clock.now += self.step_time(scheduler.planned_shape) if scheduler.planned_shape else 0.0
             ids = list(out.num_scheduled_tokens)
@@ -543,10 +531,31 @@ def _session_run(with_session: bool):
 
     config = EngineConfig(num_gpu_blocks=60, max_num_batched_tokens=64, max_num_seqs=4)
     driver = emulated_driver(config, LinearProfile().step_time)
-    driver.__class__ = SessionDriver
-    run = emulate(make_workload([40, 70, 20, 30], [5, 3, 8, 6]), make_policy("srtf"), LinearProfile().step_time,
-                  config, driver=driver)
+    driver.__class__ = ArrivalsDriver
+    run = emulate(workload, make_policy(spec), LinearProfile().step_time, config, driver=driver)
     return run, driver.scheduler, outputs
+
+
+def _session_run(with_session: bool):
+    """Four requests under SRTF (:func:`run_with_arrivals`); ``with_session``: a streaming-input session "s" arrives
+    at step 1 with a next input at once, and once it has failed, another input and the session's closing request
+    (not resumable), as vLLM's front end sends them."""
+    from vllm.sampling_params import SamplingParams
+    from vllm.v1.request import Request
+
+    def session(resumable: bool):
+        return Request(request_id="s", prompt_token_ids=[0] * 30, sampling_params=SamplingParams(max_tokens=4),
+                       pooling_params=None, arrival_time=0.0, resumable=resumable)
+
+    def arrive(scheduler):
+        if with_session and scheduler.num_steps == 1:
+            scheduler.add_request(session(True))
+            scheduler.add_request(session(True))  # (vLLM holds the session: it queues the input on it)
+        if with_session and scheduler.num_steps == 4:
+            scheduler.add_request(session(True))
+            scheduler.add_request(session(False))
+
+    return run_with_arrivals(make_workload([40, 70, 20, 30], [5, 3, 8, 6]), "srtf", arrive)
 
 
 def test_a_streaming_input_session_is_failed_alone_and_the_others_run_as_planned(caplog):

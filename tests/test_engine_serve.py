@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from conftest import LinearProfile, make_workload
+from conftest import make_workload
 from ltrsched.engine.setup import BadRequestArgs, request_fields, request_info
 from ltrsched.policies import make_policy
 
@@ -58,37 +58,18 @@ def _bad_args_run(bad_extra: dict | None):
     its score as ``vllm_xargs`` carries it; with ``bad_extra``, a request "b" with those extra arguments and one "c"
     (n=2's second child, say) with the same arrive at step 1. Returns the run, the scheduler and the outputs by id."""
     from vllm.sampling_params import SamplingParams
-    from vllm.v1.outputs import ModelRunnerOutput
     from vllm.v1.request import Request
 
-    from ltrsched.engine.emulate import EmulatedDriver, EngineConfig, emulate, emulated_driver
+    from test_engine_emulated import run_with_arrivals
 
-    outputs: dict[str, list] = {}
+    def arrive(scheduler):
+        if bad_extra is not None and scheduler.num_steps == 1:
+            for rid in "bc":
+                scheduler.add_request(Request(request_id=rid, prompt_token_ids=[0] * 30, pooling_params=None,
+                                              sampling_params=SamplingParams(max_tokens=4, extra_args=bad_extra),
+                                              arrival_time=0.0))
 
-    class BadArgsDriver(EmulatedDriver):
-        def step(self):
-            scheduler = self.scheduler
-            if bad_extra is not None and scheduler.num_steps == 1:
-                for rid in "bc":
-                    scheduler.add_request(Request(request_id=rid, prompt_token_ids=[0] * 30, pooling_params=None,
-                                                  sampling_params=SamplingParams(max_tokens=4, extra_args=bad_extra),
-                                                  arrival_time=0.0))
-            out = scheduler.schedule()
-            self.clock.now += self.step_time(scheduler.planned_shape) if scheduler.planned_shape else 0.0
-            ids = list(out.num_scheduled_tokens)
-            sampled = [[] if scheduler.requests[r].is_prefill_chunk else [0] for r in ids]
-            got = scheduler.update_from_output(out, ModelRunnerOutput(
-                req_ids=ids, req_id_to_index={r: k for k, r in enumerate(ids)}, sampled_token_ids=sampled))
-            for engine_outputs in got.values():
-                for o in engine_outputs.outputs:
-                    outputs.setdefault(o.request_id, []).append(o)
-
-    config = EngineConfig(num_gpu_blocks=60, max_num_batched_tokens=64, max_num_seqs=4)
-    driver = emulated_driver(config, LinearProfile().step_time)
-    driver.__class__ = BadArgsDriver
-    workload = make_workload([40, 70, 20, 30], [5, 3, 8, 6], score=[0.1, 0.9, 0.5, 0.3])
-    run = emulate(workload, make_policy("ltr"), LinearProfile().step_time, config, driver=driver)
-    return run, driver.scheduler, outputs
+    return run_with_arrivals(make_workload([40, 70, 20, 30], [5, 3, 8, 6], score=[0.1, 0.9, 0.5, 0.3]), "ltr", arrive)
 
 
 @pytest.mark.parametrize("bad_extra", [{"ltrsched_score": "abc"}, {"ltrsched": "x"}, {"ltrsched_score": [1, 2]}])
