@@ -98,7 +98,7 @@ def requests():
 @pytest.mark.vllm
 @pytest.mark.usefixtures("vllm_scheduler_code")
 def test_a_servers_table_stays_bounded_and_serves_as_before(requests, spec):
-    """A server's scheduler kept a row for every request it served (346 bytes each: ~1.7 GB after ~5 million
+    """A server's scheduler kept a row for every request it served (348 bytes each: ~1.7 GB after ~5 million
     requests, docs/serving.md). Now it drops the finished rows once they are the majority of at least
     ``compact_rows``: the table stays bounded, and the steps (what vLLM scheduled per request, in order, and the
     preemptions, and the live requests' ids, states and computed tokens after each) and every request's tokens are
