@@ -374,6 +374,28 @@ class LiveTable:
         self._live_stale = True
         return ids, tokens
 
+    def compact(self, capacity: int) -> np.ndarray:
+        """Drop the finished requests' rows: the live requests get the slots ``0 .. k-1`` in their slot order (a
+        policy's view lists them in the same order), with their rows as they were (the logged run times, tokens and
+        result events added first). For a server's scheduler, which keeps no run's result (:meth:`results` then
+        holds only the rows kept). Returns the old slots of the rows kept, ascending: row ``j`` was slot
+        ``kept[j]``; the caller renumbers whatever else holds slots. The arrays shrink to ``capacity`` rows (at
+        least the live count)."""
+        self.events.flush(self._cols)
+        if self._ran:
+            self._add_run_times()
+        if self._grown:
+            self._add_tokens()
+        kept = self.live
+        k = len(kept)
+        for name, (dtype, fill) in _COLUMNS.items():
+            col = np.full(capacity, fill, dtype=dtype)
+            col[:k] = self._cols[name][kept]
+            self._cols[name] = col
+        self.size = k
+        self._live = np.arange(k, dtype=np.int64)
+        return kept
+
     def results(self) -> dict[str, np.ndarray]:
         """Per-request result columns (rows in slot order)."""
         self.events.flush(self._cols)

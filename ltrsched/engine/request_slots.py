@@ -50,3 +50,12 @@ class RequestSlots:
         released = self.requests[slots].tolist()
         self.requests[slots] = None
         return released
+
+    def compact(self, kept: np.ndarray, capacity: int) -> None:
+        """Keep only the slots ``kept`` (ascending), renumbered ``0 .. len(kept)-1`` in that order, in arrays of
+        ``capacity`` entries (at least ``len(kept)``): :meth:`LiveTable.compact`'s renumbering."""
+        requests = np.full(capacity, None, dtype=object)
+        ids = np.full(capacity, None, dtype=object)
+        requests[:len(kept)] = self.requests[kept]
+        ids[:len(kept)] = self.ids[kept]
+        self.requests, self.ids = requests, ids

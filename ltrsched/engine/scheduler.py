@@ -40,6 +40,7 @@ Where vLLM V1 forces a difference from the paper's semantics (the simulator mode
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from itertools import repeat
 from operator import attrgetter
@@ -213,6 +214,9 @@ class PolicyScheduler(Scheduler):
         self.blocks_in_use = 0
         self.slots = RequestSlots()  # slot -> vLLM Request (None once finished) and its request id
         self._slot: dict[str, int] = {}
+        self._num_added = 0  # requests the table took so far (a request without an id gets this one)
+        # the table drops its finished rows from this size on (a server's: setup.compact_rows; a run's never)
+        self._compact_rows = setup.compact_rows or sys.maxsize
         self._prev_batch = np.zeros(0, dtype=np.int64)
         self._step: tuple | None = None  # what schedule() planned, until update_from_output
         self._prev_end = float("nan")
@@ -260,12 +264,13 @@ class PolicyScheduler(Scheduler):
         params = request.sampling_params
         try:
             info = request_info(params.extra_args if params is not None else None, request.num_prompt_tokens,
-                                request.max_tokens, now, fallback_id=self.table.size)
+                                request.max_tokens, now, fallback_id=self._num_added)
         except BadRequestArgs as exc:
             self._refuse_args(request, exc)
             return
         super().add_request(request)
         slot = self._slot[request.request_id] = self.table.add(info, self.num_steps)
+        self._num_added += 1
         self.slots.put(slot, request)
         if request.structured_output_request is not None:  # (its grammar compiles in a thread: see _held_for_grammar)
             self._grammar_wait[slot] = request
@@ -354,6 +359,8 @@ class PolicyScheduler(Scheduler):
         if self._stopped is not None:  # (an attribute read per call: the check's method only when stopped)
             self._check_not_stopped()
         t = self.table
+        if t.size >= self._compact_rows and t.size >= 2 * t.num_live and self._step is None and not self._aborted:
+            self._compact()
         if not t.num_live:
             if not self.waiting:
                 return super().schedule(*args, **kwargs)
@@ -514,6 +521,29 @@ class PolicyScheduler(Scheduler):
         plugin_s = (wall1 - wall0) + (time.perf_counter() - wall2)
         self._step = (view, on_step, plan, now, shape, mismatch, wall2 - wall1, plugin_s, batch_reqs, b_pending, chunks)
         return out
+
+    def _compact(self) -> None:
+        """Drop the finished requests' rows from the table (a server's scheduler: ``EngineSetup.compact_rows``), and
+        renumber every slot held anywhere: the live requests get the slots ``0 .. k-1`` in their slot order, so a
+        policy's view lists them in the same order (policies key their memory by request id and position). Called
+        between steps (no plan in flight), when at least half the rows are finished: amortised O(1) per request.
+
+        The last batch's finished members (``_prev_gone``) leave it: the next step's table update then pauses the
+        others and finds the same rerun (it is what a preemption before the step does)."""
+        t = self.table
+        prev = self._prev_batch
+        prev = prev[t.state[prev] != FINISHED]
+        old_size = t.size
+        capacity = max(1024, 2 * t.num_live)
+        kept = t.compact(capacity)
+        new_of = np.full(old_size, -1, dtype=np.int64)
+        new_of[kept] = np.arange(len(kept), dtype=np.int64)
+        self.slots.compact(kept, capacity)
+        self._slot = {rid: new_of.item(s) for rid, s in self._slot.items()}
+        self._prev_batch = new_of[prev]
+        self._prev_gone = None
+        if self._grammar_wait:
+            self._grammar_wait = {new_of.item(s): r for s, r in self._grammar_wait.items()}
 
     def _held_for_grammar(self) -> np.ndarray:
         """The slots of the requests whose structured-output grammar is not ready: the plan holds them out.

@@ -57,6 +57,9 @@ class EngineSetup:
             it, as under ``vllm serve`` (the replay loop brackets each run with ``plugin_time_limit``).
         max_log_steps: the step log keeps only the last this many steps (None: every step, a run's result needs
             them): a server's scheduler serves one endless run, whose log grew without bound.
+        compact_rows: the scheduler drops the finished requests' rows from its table once the table holds at least
+            this many rows and the finished ones are at least half of them [rows] (None: never, a run's result
+            needs every row): a server's table otherwise kept a row for every request it ever served.
     """
 
     policy: Policy
@@ -65,11 +68,14 @@ class EngineSetup:
     max_batch_seqs: int | None = None
     watch_plugins: bool = False
     max_log_steps: int | None = None
+    compact_rows: int | None = None
 
 
 _PENDING: list[EngineSetup] = []
 #: Steps a server's scheduler keeps in its step log (~360 bytes each: ~36 MB).
 SERVE_LOG_STEPS = 100_000
+#: Rows a server's scheduler's table holds before it drops the finished requests' (``EngineSetup.compact_rows``).
+SERVE_COMPACT_ROWS = 4096
 
 
 def _shown(value: Any) -> str:
@@ -138,7 +144,8 @@ def take_setup(additional_config: Mapping[str, Any] | None) -> EngineSetup:
         policy.prepare({name: _EMPTY for name in ("request_id", "arrival_time", "prompt_tokens", "output_tokens",
                                                   "score", "po_estimate", "predicted_length")})
     return EngineSetup(policy=policy, strict=config["strict"], max_batch_seqs=config["max_batch_seqs"],
-                       watch_plugins=True, max_log_steps=SERVE_LOG_STEPS)
+                       watch_plugins=True, max_log_steps=SERVE_LOG_STEPS,
+                       compact_rows=SERVE_COMPACT_ROWS)
 
 
 def request_extra(info: RequestInfo) -> dict[str, Any]:
