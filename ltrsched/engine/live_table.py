@@ -374,6 +374,14 @@ class LiveTable:
         self._live_stale = True
         return ids, tokens
 
+    def _settle(self) -> None:
+        """Add what is logged and not yet in the columns: result events, run times, generated tokens."""
+        self.events.flush(self._cols)
+        if self._ran:
+            self._add_run_times()
+        if self._grown:
+            self._add_tokens()
+
     def compact(self, capacity: int) -> np.ndarray:
         """Drop the finished requests' rows: the live requests get the slots ``0 .. k-1`` in their slot order (a
         policy's view lists them in the same order), with their rows as they were (the logged run times, tokens and
@@ -381,11 +389,7 @@ class LiveTable:
         holds only the rows kept). Returns the old slots of the rows kept, ascending: row ``j`` was slot
         ``kept[j]``; the caller renumbers whatever else holds slots. The arrays shrink to ``capacity`` rows (at
         least the live count)."""
-        self.events.flush(self._cols)
-        if self._ran:
-            self._add_run_times()
-        if self._grown:
-            self._add_tokens()
+        self._settle()
         kept = self.live
         k = len(kept)
         for name, (dtype, fill) in _COLUMNS.items():
@@ -398,11 +402,7 @@ class LiveTable:
 
     def results(self) -> dict[str, np.ndarray]:
         """Per-request result columns (rows in slot order)."""
-        self.events.flush(self._cols)
-        if self._ran:
-            self._add_run_times()
-        if self._grown:
-            self._add_tokens()
+        self._settle()
         n = self.size
         out = {name: self._cols[name][:n].copy() for name in ("request_id", "arrival_time", "prompt_tokens",
                                                              "requested_output_tokens") + RESULT_COLUMNS}
