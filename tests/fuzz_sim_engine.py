@@ -59,23 +59,9 @@ class Hang(BaseException):
 
 
 def random_order_class():
-    """:class:`RandomOrder`, defined on first use (importing ``ltrsched.policies`` takes a second)."""
-    from ltrsched.policies import Policy
-
-    class RandomOrder(Policy):
-        """A fresh random order every step: stresses preemption, pauses, the resident cap and chunk edges."""
-
-        name = RANDOM
-
-        def __init__(self, seed: int = 0):
-            self.seed = seed
-            self._rng = np.random.default_rng(seed)
-
-        def prepare(self, requests) -> None:
-            self._rng = np.random.default_rng(self.seed)
-
-        def rank(self, view):
-            return self._rng.permutation(len(view))
+    """The emulated-engine tests' :class:`RandomOrder` (a fresh random order every step: stresses preemption, pauses,
+    the resident cap and chunk edges), imported on first use (importing ``ltrsched.policies`` takes a second)."""
+    from test_engine_emulated import RandomOrder
 
     return RandomOrder
 
