@@ -151,14 +151,20 @@ def test_the_front_end_check_loads_without_the_v1_model_runners_interface(monkey
     from vllm.v1.worker.gpu.sample.logits_processor import (LogitsProcessor,
                                                            build_custom_logits_processors_params_validator)
 
+    import ltrsched.engine
+
+    installed = importlib.import_module("ltrsched.engine.serve_check")  # (put back after the test, for later tests)
+    monkeypatch.setattr(ltrsched.engine, "serve_check", installed)
+    monkeypatch.delitem(sys.modules, "ltrsched.engine.serve_check")
     monkeypatch.setitem(sys.modules, "vllm.v1.sample.logits_processor", None)  # (an import of it: ImportError)
-    monkeypatch.delitem(sys.modules, "ltrsched.engine.serve_check", raising=False)
     check = importlib.import_module("ltrsched.engine.serve_check").ArgsCheck
     assert check.__bases__ == (LogitsProcessor,)
     validate = build_custom_logits_processors_params_validator([check])
     validate(SamplingParams(extra_args={"ltrsched_score": 0.5}))
     with pytest.raises(VLLMValidationError, match=r"ltrsched_score must be a number, got 'abc'"):
         validate(SamplingParams(extra_args={"ltrsched_score": "abc"}))
+    monkeypatch.undo()
+    assert importlib.import_module("ltrsched.engine.serve_check") is installed
 
 
 @pytest.mark.parametrize("found", [("vllm", "0.34.0"), ("vllm", "0.34.2+cu130")])
