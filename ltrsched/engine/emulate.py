@@ -21,7 +21,7 @@ from ltrsched.engine.environment import EngineEnvironment
 from ltrsched.engine.live_table import RequestInfo
 from ltrsched.engine.replay import replay
 from ltrsched.engine.setup import EngineSetup, handed_to_next_scheduler
-from ltrsched.engine.vllm_compat import require_vllm
+from ltrsched.engine.vllm_compat import model_runner_output, require_vllm
 from ltrsched.policies.base import Policy
 from ltrsched.policies.step_shape import StepShape
 from ltrsched.results import RunResult
@@ -87,15 +87,12 @@ class EmulatedDriver:
 
     def step(self) -> None:
         """One engine step: schedule, 'run' it for its modelled time, report a token per finished prompt."""
-        from vllm.v1.outputs import ModelRunnerOutput
-
         out = self.scheduler.schedule()
         self.clock.now += self.step_time(self.scheduler.planned_shape)
         ids = list(out.num_scheduled_tokens)
         requests = self.scheduler.requests
         sampled = [[] if requests[r].is_prefill_chunk else [0] for r in ids]
-        self.scheduler.update_from_output(out, ModelRunnerOutput(
-            req_ids=ids, req_id_to_index={r: k for k, r in enumerate(ids)}, sampled_token_ids=sampled))
+        self.scheduler.update_from_output(out, model_runner_output(ids, sampled))
 
 
 @contextmanager

@@ -55,7 +55,7 @@ from ltrsched.engine.queues import HeldRequests
 from ltrsched.engine.request_slots import RequestSlots
 from ltrsched.engine.setup import BadRequestArgs, EngineSetup, request_info, take_setup
 from ltrsched.engine.step_log import StepLog
-from ltrsched.engine.vllm_compat import second_waiting_queue
+from ltrsched.engine.vllm_compat import fail_at_next_update, local_prefill_interval, second_waiting_queue
 from ltrsched.plugin_watchdog import PluginInterrupt, PluginTimeoutError, start_watchdog
 from ltrsched.policies.base import LiveView, Policy
 from ltrsched.policies.batching import BatchLimits, form_batch
@@ -84,8 +84,9 @@ class EngineMismatchError(RuntimeError):
     """vLLM scheduled a step that differs from the plan (a bug in the adapter's model of vLLM)."""
 
 
-def unsupported_settings(vllm_config) -> list[str]:
-    """Engine settings the adapter cannot realise exactly (empty if none)."""
+def unsupported_settings(vllm_config, prefill_interval: int = 1) -> list[str]:
+    """Engine settings the adapter cannot realise exactly (empty if none). ``prefill_interval``: every how many steps
+    the scheduler admits prefill work (:func:`~ltrsched.engine.vllm_compat.local_prefill_interval`)."""
     sc, cc = vllm_config.scheduler_config, vllm_config.cache_config
     problems = []
     if sc.async_scheduling:
@@ -106,6 +107,9 @@ def unsupported_settings(vllm_config) -> list[str]:
         problems.append(f"scheduling policy {sc.policy!r} (the ltrsched policy replaces it; leave vLLM's at fcfs)")
     if sc.long_prefill_token_threshold:
         problems.append("long_prefill_token_threshold")
+    if prefill_interval > 1:  # (vLLM 0.33 on: its schedule() then defers the plan's prompt chunks on most steps)
+        problems.append(f"prefill_schedule_interval={prefill_interval} (prefill admitted only every "
+                        f"{prefill_interval} steps; leave it at 1)")
     return problems
 
 
@@ -121,7 +125,7 @@ class PolicyScheduler(Scheduler):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        problems = unsupported_settings(self.vllm_config)
+        problems = unsupported_settings(self.vllm_config, local_prefill_interval(self))
         if problems:
             raise ValueError("ltrsched's PolicyScheduler cannot run with: " + "; ".join(problems))
         # Admission is the plan's decision: rule 3 checks the blocks of the chunk a request computes
@@ -287,16 +291,17 @@ class PolicyScheduler(Scheduler):
         exception from ``add_request`` as fatal: one HTTP client's ``vllm_xargs`` ended every client's requests."""
         logger.warning("ltrsched's PolicyScheduler refuses request %r: %s; it is failed (FINISHED_ERROR), the other "
                        "requests run on", request.request_id, exc)
-        self._fail_alone(request)
+        self._fail_alone(request, f"ltrsched's PolicyScheduler refuses the request: {exc}")
 
-    def _fail_alone(self, request) -> None:
+    def _fail_alone(self, request, message: str) -> None:
         """Register ``request`` with vLLM and have vLLM fail it at its next ``update_from_output`` (it joins
         ``grammar_compile_error_reqs``, as a request whose grammar did not compile): ``FINISHED_ERROR``, an output
         without tokens for its client. It never enters the table or the plan (vLLM's waiting queue holds it between
         steps; :meth:`schedule` hands vLLM only the plan's members, and with no live request leaves it out), the policy
-        never hears of it, and :meth:`finish_requests` finds it outside the table."""
+        never hears of it, and :meth:`finish_requests` finds it outside the table. ``message``: the error that vLLM 0.33
+        on send the client (:func:`~ltrsched.engine.vllm_compat.fail_at_next_update`)."""
         super().add_request(request)
-        self.grammar_compile_error_reqs.add(request.request_id)
+        fail_at_next_update(self, request.request_id, message)
 
     def _refuse_session(self, request) -> None:
         """Fail a streaming-input session, or a later input of one, alone, as vLLM fails a request whose grammar did
@@ -324,7 +329,8 @@ class PolicyScheduler(Scheduler):
         held = self.requests.get(rid)
         super().add_request(request)  # (a session vLLM holds takes the input in its own queue)
         if held is None:
-            self.grammar_compile_error_reqs.add(rid)
+            fail_at_next_update(self, rid, "ltrsched's PolicyScheduler cannot serve streaming-input sessions; "
+                                           "send each input as a request of its own")
 
     def finish_requests(self, request_ids, finished_status):
         """Aborts from outside: the requests leave the live set without a finish time."""
@@ -562,7 +568,7 @@ class PolicyScheduler(Scheduler):
             if grammar is None:
                 held.append(slot)
             elif isinstance(grammar, Exception):
-                self.grammar_compile_error_reqs.add(request.request_id)
+                fail_at_next_update(self, request.request_id, f"Invalid structured outputs: {grammar}")
                 held.append(slot)
             else:
                 del wait[slot]
