@@ -32,13 +32,14 @@ def _requests(n: int, seed: int = 7) -> list[tuple[int, int, int, float, int]]:
     return out
 
 
-def serve(spec: str, compact_rows: int | None, requests: list, log_steps: int = 0) -> dict:
+def serve(spec: str, compact_rows: int | None, requests: list, log_steps: int = 0, each_step=None) -> dict:
     """Serve ``requests`` under ``spec`` on the emulated engine built as a server's scheduler (strict: a step that
     differs from its plan raises), the HTTP client's score as ``vllm_xargs`` carries it (no ltrsched request id: the
     scheduler numbers the requests). Returns each step's plan (the tokens vLLM scheduled per request, in its order,
     and the preemptions) with the table's live requests after it (ids, states, computed tokens, in the view's
     order), each request's output tokens and finish reason, and the largest table size and live count seen.
-    ``log_steps``: the steps the step log keeps (0: a server's, :data:`~ltrsched.engine.setup.SERVE_LOG_STEPS`)."""
+    ``log_steps``: the steps the step log keeps (0: a server's, :data:`~ltrsched.engine.setup.SERVE_LOG_STEPS`);
+    ``each_step``: called with the scheduler after each step."""
     from vllm.sampling_params import SamplingParams
     from vllm.v1.outputs import ModelRunnerOutput
     from vllm.v1.request import Request, RequestStatus
@@ -84,6 +85,8 @@ def serve(spec: str, compact_rows: int | None, requests: list, log_steps: int = 
                 tokens[o.request_id] = tokens.get(o.request_id, 0) + len(o.new_token_ids)
                 if o.finish_reason is not None:
                     reasons[o.request_id] = o.finish_reason
+        if each_step is not None:
+            each_step(scheduler)
         step += 1
     return {"plans": plans, "tokens": tokens, "reasons": reasons, "biggest": biggest, "peak": peak,
             "mismatches": sum(scheduler.log.columns["mismatches"]), "scheduler": scheduler}
@@ -119,6 +122,43 @@ def test_a_servers_table_stays_bounded_and_serves_as_before(requests, spec):
         rid = f"r{k}"
         if rid not in aborted:  # (an aborted request's output, if any, is cut short)
             assert small["tokens"][rid] == max_tokens and small["reasons"][rid] == FinishReason.LENGTH, rid
+
+
+def _windows(policy) -> dict[str, int]:
+    """The length of each :class:`~ltrsched.policies.id_array.IdArray` of ``policy`` (and of the policy it wraps, and
+    of its kept order's), by attribute name."""
+    from ltrsched.policies.id_array import IdArray
+
+    out = {}
+    for name, value in vars(policy).items():
+        if isinstance(value, IdArray):
+            out[f"{type(policy).__name__}.{name}"] = len(value.data)
+        elif name in ("inner", "_front") and value is not None:
+            out.update(_windows(value))
+    return out
+
+
+@pytest.mark.parametrize("spec", ["ltr:starve=20,quantum=3", "mlfq:promote=5,starve=30", "class"])
+@pytest.mark.vllm
+@pytest.mark.usefixtures("vllm_scheduler_code")
+def test_a_servers_policies_hold_only_the_ids_still_asked_for(requests, spec, monkeypatch):
+    """A server numbers its requests by arrival for ever, and the policies' memory by request id (``IdArray``) held
+    every id up to the latest: 8-16 bytes per request served (docs/serving.md). Now each holds a window from about the
+    lowest id it may still ask for (the live requests', and those its own state names): with windows of at least 64
+    ids, serving 1,500 requests (58-147 live at the peak) they stay within a few hundred ids (else each reaches 1,500)."""
+    from ltrsched.policies import id_array
+
+    monkeypatch.setattr(id_array, "MIN_WINDOW", 64)
+    widest: dict[str, int] = {}
+
+    def measure(scheduler) -> None:
+        for name, n in _windows(scheduler.ranking_policy).items():
+            widest[name] = max(widest.get(name, 0), n)
+
+    got = serve(spec, 64, requests, each_step=measure)
+    assert got["mismatches"] == 0 and len(got["tokens"]) > _N - _N // 97
+    assert widest, spec
+    assert max(widest.values()) < _N // 2, (widest, got["peak"])  # (544 ids at most, at a peak of 147 live)
 
 
 def test_a_servers_setup_compacts_and_a_runs_does_not():

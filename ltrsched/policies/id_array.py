@@ -14,6 +14,9 @@ import numpy as np
 _max = np.maximum.reduce  # (ndarray.max() goes through a Python wrapper: ~1 us more per call)
 _min = np.minimum.reduce
 
+#: The smallest window [ids] (its length when made).
+MIN_WINDOW = 1024
+
 
 class IdArray:
     """A numpy array indexed by non-negative integer request ids, over a window of ids grown on demand.
@@ -29,10 +32,10 @@ class IdArray:
         grew: the window grew since the last :meth:`trim` (its owner may then look for ids to drop).
     """
 
-    def __init__(self, fill: float | int, dtype=np.float64, size: int = 1024):
+    def __init__(self, fill: float | int, dtype=np.float64, size: int | None = None):
         self.fill = fill
         self.dtype = dtype
-        self._size = size  # the smallest window
+        self._size = size = MIN_WINDOW if size is None else size  # the smallest window
         self.base = 0
         self.grew = False
         self.data = np.full(size, fill, dtype=dtype)
