@@ -3,9 +3,9 @@ once its work starts (:func:`work_starts`) or it has run.
 
 The CLI holds the ``warning:``/``note:`` lines a command prints on stderr until it has run, so that bad input found
 late still gets its one-line error alone; the warnings that explain that error (:func:`explain_error`: what a file's
-reading left out, ahead of "has only 1") go with it, and print ahead of its line. A long command calls :func:`work_starts` once its input
-is read and checked and its work begins (engine runs, training, a sweep's runs, labelling): from there they print as
-they come.
+reading left out, ahead of "has only 1") go with it, and print ahead of its line. A long command calls
+:func:`work_starts` once its input is read and checked and its work begins (engine runs, training, a sweep's runs,
+labelling): from there they print as they come.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A server's scheduler drops its finished requests' rows (``EngineSetup.compact_rows``) and serves exactly as before.
 
 Run as a script it measures the adapter's memory per served request with and without the compaction (tracemalloc):
-``PYTHONPATH=$PWD:tests python tests/test_engine_serve_memory.py 20000``.
+``PYTHONPATH=$PWD:tests python tests/test_engine_serve_memory.py 20000 [POLICY]`` (by default ``ltr``).
 """
 
 from __future__ import annotations
@@ -168,21 +168,22 @@ def test_a_servers_setup_compacts_and_a_runs_does_not():
     assert EngineSetup(make_policy("fcfs")).compact_rows is None
 
 
-def _measure(n: int) -> None:
+def _measure(n: int, spec: str = "ltr") -> None:
     """Print the adapter's memory per served request (tracemalloc: what the scheduler holds after serving ``n``
-    requests less what it holds after ``n // 4``, over the difference), with and without the compaction. The step log
+    requests less what it holds after ``n // 4``, over the difference), with and without the compaction, under the
+    policy ``spec`` (its own memory included: ``ltr:starve=200,quantum=10`` keeps some by request id). The step log
     keeps its last 1,000 steps here, so that only the per-request memory grows."""
     import tracemalloc
 
     from ltrsched.engine.setup import SERVE_COMPACT_ROWS
 
     reqs = _requests(n)
-    serve("ltr", None, reqs[:200])  # (vLLM's and numpy's one-time allocations)
+    serve(spec, None, reqs[:200])  # (vLLM's and numpy's one-time allocations)
     for rows in (None, SERVE_COMPACT_ROWS):
         held = []
         for m in (n // 4, n):
             tracemalloc.start()
-            scheduler = serve("ltr", rows, reqs[:m], log_steps=1000)["scheduler"]  # (the test's records freed)
+            scheduler = serve(spec, rows, reqs[:m], log_steps=1000)["scheduler"]  # (the test's records freed)
             held.append(tracemalloc.get_traced_memory()[0])
             del scheduler
             tracemalloc.stop()
@@ -191,4 +192,4 @@ def _measure(n: int) -> None:
 
 
 if __name__ == "__main__":
-    _measure(int(sys.argv[1]) if len(sys.argv) > 1 else 20000)
+    _measure(int(sys.argv[1]) if len(sys.argv) > 1 else 20000, *sys.argv[2:3])

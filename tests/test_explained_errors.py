@@ -1,4 +1,5 @@
-"""The warnings that explain a load's error (``notices.explain_error``) go with that error, not with the next error line.
+"""The warnings that explain a load's error (``notices.explain_error``) go with that error, not with the next error
+line.
 
 Held by the CLI's stderr (``Notices``) until the next ``error:`` line, they printed ahead of a later, unrelated error
 when code handled the load's error and went on. Now they ride on the exception: printed ahead of its line, or of an
@@ -21,7 +22,8 @@ def burst(tmp_path) -> str:
     """A BurstGPT trace of 3 requests, 2 of them failed (left out with a warning): a load of 3 requests fails with
     "has only 1", explained by that warning."""
     path = tmp_path / "b.csv"
-    path.write_text(BURST_HEADER + "".join(f"{i},ChatGPT,5,{0 if i < 2 else 7},12,Conversation log\n" for i in range(3)))
+    rows = [f"{i},ChatGPT,5,{0 if i < 2 else 7},12,Conversation log\n" for i in range(3)]
+    path.write_text(BURST_HEADER + "".join(rows))
     return str(path)
 
 

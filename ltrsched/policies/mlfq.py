@@ -107,7 +107,7 @@ class MLFQ(Policy):
         for arr in (self._last_run, self._time_base, self._idle_from, self._flag):
             arr.reserve(request_ids)
         if self.promote:
-            self._idle_from.data[self._idle_from.rows(request_ids)] = _NEW
+            self._idle_from[request_ids] = _NEW
         self._arrived.append(request_ids)
 
     def on_finish(self, request_ids, now) -> None:
@@ -144,7 +144,8 @@ class MLFQ(Policy):
         host named one entry per request of ``view``."""
         ids = view.at("request_id", batch)  # (not the column for every live request: see _follow)
         try:  # (arrivals reserved their ids)
-            self._last_run.data[self._last_run.rows(ids)] = view.step
+            last_run = self._last_run
+            last_run.data[ids if not last_run.base else last_run.rows(ids)] = view.step
         except IndexError:
             self._last_run[ids] = view.step
         if view is self._view:
@@ -283,9 +284,9 @@ class MLFQ(Policy):
                 else:
                     flag = self._flag.data
                     try:  # (arrivals reserved their ids)
-                        finished = self._flag.rows(finished)
+                        finished = finished if not self._flag.base else self._flag.rows(finished)
                         flag[finished] = True
-                        done = flag[self._flag.rows(batch_ids)]
+                        done = flag[batch_ids if not self._flag.base else self._flag.rows(batch_ids)]
                     except IndexError:  # a finished request that never arrived: sort
                         flag[:] = False
                         return None
@@ -371,7 +372,8 @@ class MLFQ(Policy):
         position with a sort only where the kept order did not list them so (its ``_lead``)."""
         rt = view.at("run_time", batch)
         if self.promote:  # (else nobody's accumulated time ever restarts: the base stays 0)
-            rt = rt - self._time_base.data[self._time_base.rows(batch_ids)]
+            base = self._time_base
+            rt = rt - base.data[batch_ids if not base.base else base.rows(batch_ids)]
         bounds = self._bounds
         lead = self._lead
         pieces = []
@@ -481,7 +483,8 @@ class MLFQ(Policy):
         """The current levels of the requests at ``positions`` (ids ``ids``), from their ``run_time``."""
         run_time = view.at("run_time", positions)
         if self.promote:  # (else nobody's accumulated time ever restarts: the base stays 0)
-            run_time = run_time - self._time_base.data[self._time_base.rows(ids)]
+            base = self._time_base
+            run_time = run_time - base.data[ids if not base.base else base.rows(ids)]
         return self._bounds.searchsorted(run_time, side="right")
 
 
