@@ -111,12 +111,13 @@ class IdArray:
     def reserve(self, ids: np.ndarray, lowest: int | None = None) -> None:
         """Grow so that ``self.data[self.rows(ids)]`` can be read and written (no check per access). ``lowest``:
         the lowest id the caller may still ask for, if it knows it: a window that must grow then drops the ids
-        below it, if they are at least half of it."""
+        below it (the new window no longer than one grown in place)."""
         self._grow(ids, lowest)
 
     def trim(self, lowest: int) -> None:
-        """Drop the ids below ``lowest`` (the caller will not ask for them again) if that frees at least half of the
-        window: the ids held from ``lowest`` on keep their values, in a window twice as long as they need."""
+        """Drop the ids below ``lowest`` (the caller will not ask for them again) if they are at least half of the
+        window, or the ids from ``lowest`` on need at most a quarter of it: those keep their values, in a window twice
+        as long as they need (at least :data:`MIN_WINDOW`)."""
         self.grew = False
         n, base = len(self.data), self.base
         if lowest > base and (lowest - base >= n // 2 or 4 * max(self._top - lowest, 1) <= n):

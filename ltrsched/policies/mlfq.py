@@ -282,15 +282,16 @@ class MLFQ(Policy):
                         return None  # a request left that did not run (an abort): sort
                     gone = 1
                 else:
-                    flag = self._flag.data
+                    flags = self._flag
+                    flag = flags.data
                     try:  # (arrivals reserved their ids)
-                        finished = finished if not self._flag.base else self._flag.rows(finished)
-                        flag[finished] = True
-                        done = flag[batch_ids if not self._flag.base else self._flag.rows(batch_ids)]
+                        rows = finished if not flags.base else flags.rows(finished)
+                        flag[rows] = True
+                        done = flag[batch_ids if not flags.base else flags.rows(batch_ids)]
                     except IndexError:  # a finished request that never arrived: sort
                         flag[:] = False
                         return None
-                    flag[finished] = False
+                    flag[rows] = False
                     gone = int(count_nonzero(done))
                     if gone != len(finished):
                         return None  # a request left that did not run (an abort): sort
