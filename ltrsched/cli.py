@@ -12,7 +12,7 @@ import click
 from ltrsched import __version__
 from ltrsched.errors import RunFailedError, UserError, first_repeat
 from ltrsched.names import one_line
-from ltrsched.notices import Notices
+from ltrsched.notices import Notices, explanations
 from ltrsched.numbers import plain_number_text
 from ltrsched.plots.glyphs import missing_glyphs_noted
 
@@ -236,6 +236,7 @@ def _run(argv: list[str] | None, notices: Notices) -> None:
         with missing_glyphs_noted(notices):  # (a note ahead of any error line; dropped with bad input's error)
             cli.main(args=argv, prog_name="ltrsched", standalone_mode=False)
     except UserError as exc:  # (a workload file named "a\nb.csv" made its error two lines)
+        notices.explain_error(explanations(exc))  # (what a file's reading left out, ahead of "has only 1")
         click.echo(f"error: {cut_long_words(one_line(exc))}", err=True)
         sys.exit(2)
     except RunFailedError as exc:  # (not bad input: the warnings, e.g. of workers that died, stay; above it)

@@ -3,9 +3,9 @@ once its work starts (:func:`work_starts`) or it has run.
 
 The CLI holds the ``warning:``/``note:`` lines a command prints on stderr until it has run, so that bad input found
 late still gets its one-line error alone; the warnings that explain that error (:func:`explain_error`: what a file's
-reading left out, ahead of "has only 1") print ahead of it. A long command calls :func:`work_starts` once its input
-is read and checked and its work begins (engine runs, training, a sweep's runs, labelling): from there they print as
-they come.
+reading left out, ahead of "has only 1") go with it, and print ahead of its line. A long command calls
+:func:`work_starts` once its input is read and checked and its work begins (engine runs, training, a sweep's runs,
+labelling): from there they print as they come.
 """
 
 from __future__ import annotations
@@ -22,17 +22,35 @@ def work_starts() -> None:
 
 
 def explain_error(lines) -> None:
-    """``lines`` (``warning:``/``note:`` lines, each with its line break or without) explain the :class:`UserError`
-    about to be raised: collected while a file was read (rows left out, first turns the paper's rules leave out), they
-    were dropped with the error's one line, which then said "has only 1" without why. Under the CLI
-    (:class:`Notices`) they print ahead of the next ``error:`` line, once each, and are forgotten if none comes (the
-    error was handled); elsewhere they print now."""
+    """``lines`` (``warning:``/``note:`` lines, each with its line break or without) explain the
+    :class:`~ltrsched.errors.UserError` being handled, about to be raised again (call it in the ``except`` block):
+    collected while a file was read (rows left out, first turns the paper's rules leave out), they were dropped with
+    the error's one line, which then said "has only 1" without why. Under the CLI (:class:`Notices`) they go with that
+    exception (:func:`explanations`): the CLI prints them ahead of its error line, or of the line of an error raised
+    while it was handled ("sweep.toml: ... has only 1"), once each; a caller that handles it and goes on drops them with
+    it (held by the stream instead, they printed ahead of the next error line, however unrelated). Elsewhere they
+    print now (and, under the CLI, outside an ``except`` block, as the other notices)."""
     lines = [line if line.endswith("\n") else line + "\n" for line in lines]
-    explain = getattr(sys.stderr, "explain_error", None)
-    if explain is not None:
-        explain(lines)
+    exc = sys.exception()
+    if exc is not None and getattr(sys.stderr, "explain_error", None) is not None:
+        vars(exc).setdefault(_EXPLAINED, []).extend(lines)
     elif lines:
         sys.stderr.write("".join(lines))
+
+
+#: The attribute of an exception under which :func:`explain_error` keeps the lines explaining it.
+_EXPLAINED = "_ltrsched_explained"
+
+
+def explanations(exc: BaseException) -> list[str]:
+    """The lines explaining ``exc`` (:func:`explain_error`), and the errors it was raised while handling (its
+    context, which it may name: "sweep.toml: ... has only 1"), the first raised first."""
+    chain, seen = [], set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return [line for e in reversed(chain) for line in vars(e).get(_EXPLAINED, ())]
 
 
 #: How the lines begin that a command's warnings and notes print on stderr (:class:`Notices`).
@@ -101,7 +119,8 @@ class Notices:
         self.holding = False
 
     def explain_error(self, lines: list[str]) -> None:
-        """Hold ``lines`` (:func:`ltrsched.notices.explain_error`) to print ahead of the next ``error:`` line."""
+        """Hold ``lines`` to print ahead of the next ``error:`` line: the CLI's, of the exception they explain
+        (:func:`ltrsched.notices.explanations`), which it prints next."""
         self.explaining.extend(line for line in lines if line not in self.explaining)
 
     def _explanations(self) -> list[str]:

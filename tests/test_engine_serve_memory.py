@@ -1,7 +1,7 @@
 """A server's scheduler drops its finished requests' rows (``EngineSetup.compact_rows``) and serves exactly as before.
 
 Run as a script it measures the adapter's memory per served request with and without the compaction (tracemalloc):
-``PYTHONPATH=$PWD:tests python tests/test_engine_serve_memory.py 20000``.
+``PYTHONPATH=$PWD:tests python tests/test_engine_serve_memory.py 20000 [POLICY]`` (by default ``ltr``).
 """
 
 from __future__ import annotations
@@ -32,13 +32,14 @@ def _requests(n: int, seed: int = 7) -> list[tuple[int, int, int, float, int]]:
     return out
 
 
-def serve(spec: str, compact_rows: int | None, requests: list, log_steps: int = 0) -> dict:
+def serve(spec: str, compact_rows: int | None, requests: list, log_steps: int = 0, each_step=None) -> dict:
     """Serve ``requests`` under ``spec`` on the emulated engine built as a server's scheduler (strict: a step that
     differs from its plan raises), the HTTP client's score as ``vllm_xargs`` carries it (no ltrsched request id: the
     scheduler numbers the requests). Returns each step's plan (the tokens vLLM scheduled per request, in its order,
     and the preemptions) with the table's live requests after it (ids, states, computed tokens, in the view's
     order), each request's output tokens and finish reason, and the largest table size and live count seen.
-    ``log_steps``: the steps the step log keeps (0: a server's, :data:`~ltrsched.engine.setup.SERVE_LOG_STEPS`)."""
+    ``log_steps``: the steps the step log keeps (0: a server's, :data:`~ltrsched.engine.setup.SERVE_LOG_STEPS`);
+    ``each_step``: called with the scheduler after each step."""
     from vllm.sampling_params import SamplingParams
     from vllm.v1.request import Request, RequestStatus
 
@@ -83,6 +84,8 @@ def serve(spec: str, compact_rows: int | None, requests: list, log_steps: int = 
                 tokens[o.request_id] = tokens.get(o.request_id, 0) + len(o.new_token_ids)
                 if o.finish_reason is not None:
                     reasons[o.request_id] = o.finish_reason
+        if each_step is not None:
+            each_step(scheduler)
         step += 1
     return {"plans": plans, "tokens": tokens, "reasons": reasons, "biggest": biggest, "peak": peak,
             "mismatches": sum(scheduler.log.columns["mismatches"]), "scheduler": scheduler}
@@ -120,6 +123,43 @@ def test_a_servers_table_stays_bounded_and_serves_as_before(requests, spec):
             assert small["tokens"][rid] == max_tokens and small["reasons"][rid] == FinishReason.LENGTH, rid
 
 
+def _windows(policy) -> dict[str, int]:
+    """The length of each :class:`~ltrsched.policies.id_array.IdArray` of ``policy`` (and of the policy it wraps, and
+    of its kept order's), by attribute name."""
+    from ltrsched.policies.id_array import IdArray
+
+    out = {}
+    for name, value in vars(policy).items():
+        if isinstance(value, IdArray):
+            out[f"{type(policy).__name__}.{name}"] = len(value.data)
+        elif name in ("inner", "_front") and value is not None:
+            out.update(_windows(value))
+    return out
+
+
+@pytest.mark.parametrize("spec", ["ltr:starve=20,quantum=3", "mlfq:promote=5,starve=30", "class"])
+@pytest.mark.vllm
+@pytest.mark.usefixtures("vllm_scheduler_code")
+def test_a_servers_policies_hold_only_the_ids_still_asked_for(requests, spec, monkeypatch):
+    """A server numbers its requests by arrival for ever, and the policies' memory by request id (``IdArray``) held
+    every id up to the latest: 8-16 bytes per request served (docs/serving.md). Now each holds a window from about the
+    lowest id it may still ask for (the live requests', and those its own state names): with windows of at least 64
+    ids, serving 1,500 requests (58-147 live at the peak) they stay within a few hundred ids (else each reaches 1,500)."""
+    from ltrsched.policies import id_array
+
+    monkeypatch.setattr(id_array, "MIN_WINDOW", 64)
+    widest: dict[str, int] = {}
+
+    def measure(scheduler) -> None:
+        for name, n in _windows(scheduler.ranking_policy).items():
+            widest[name] = max(widest.get(name, 0), n)
+
+    got = serve(spec, 64, requests, each_step=measure)
+    assert got["mismatches"] == 0 and len(got["tokens"]) > _N - _N // 97
+    assert widest, spec
+    assert max(widest.values()) < _N // 2, (widest, got["peak"])  # (544 ids at most, at a peak of 147 live)
+
+
 def test_a_servers_setup_compacts_and_a_runs_does_not():
     from ltrsched.engine.setup import SERVE_COMPACT_ROWS, EngineSetup, take_setup
 
@@ -127,21 +167,22 @@ def test_a_servers_setup_compacts_and_a_runs_does_not():
     assert EngineSetup(make_policy("fcfs")).compact_rows is None
 
 
-def _measure(n: int) -> None:
+def _measure(n: int, spec: str = "ltr") -> None:
     """Print the adapter's memory per served request (tracemalloc: what the scheduler holds after serving ``n``
-    requests less what it holds after ``n // 4``, over the difference), with and without the compaction. The step log
+    requests less what it holds after ``n // 4``, over the difference), with and without the compaction, under the
+    policy ``spec`` (its own memory included: ``ltr:starve=200,quantum=10`` keeps some by request id). The step log
     keeps its last 1,000 steps here, so that only the per-request memory grows."""
     import tracemalloc
 
     from ltrsched.engine.setup import SERVE_COMPACT_ROWS
 
     reqs = _requests(n)
-    serve("ltr", None, reqs[:200])  # (vLLM's and numpy's one-time allocations)
+    serve(spec, None, reqs[:200])  # (vLLM's and numpy's one-time allocations)
     for rows in (None, SERVE_COMPACT_ROWS):
         held = []
         for m in (n // 4, n):
             tracemalloc.start()
-            scheduler = serve("ltr", rows, reqs[:m], log_steps=1000)["scheduler"]  # (the test's records freed)
+            scheduler = serve(spec, rows, reqs[:m], log_steps=1000)["scheduler"]  # (the test's records freed)
             held.append(tracemalloc.get_traced_memory()[0])
             del scheduler
             tracemalloc.stop()
@@ -150,4 +191,4 @@ def _measure(n: int) -> None:
 
 
 if __name__ == "__main__":
-    _measure(int(sys.argv[1]) if len(sys.argv) > 1 else 20000)
+    _measure(int(sys.argv[1]) if len(sys.argv) > 1 else 20000, *sys.argv[2:3])

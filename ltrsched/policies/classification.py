@@ -59,4 +59,4 @@ class Classification(Policy):
         self._bucket_of[requests["request_id"]] = key
 
     def rank(self, view: LiveView) -> np.ndarray:
-        return view.order_by(self._bucket_of[view.request_id])
+        return view.order_by(self._bucket_of.get(view.request_id))

@@ -93,7 +93,9 @@ class FrontOrder:
             return False
         ids = view.request_id
         now = np.arange(len(ids))
-        self._base_of[ids] = now
+        base_of = self._base_of  # (only the listing's ids are asked for from here on: those below its first may go)
+        base_of.reserve(ids, lowest=ids.item(0))
+        base_of.data[ids if not base_of.base else base_of.rows(ids)] = now
         now[front] -= _FRONT
         self._ids, self._base, self._now, self._live = snapshot_ids(ids), order, now, len(ids)
         self._compact_below = _compact_below(len(ids))
@@ -130,7 +132,8 @@ class FrontOrder:
         order[front] += _FRONT
         ids = self._ids[now > _LIVE_MIN]  # the listing now: the live base entries, in base order
         now = np.arange(len(ids))
-        self._base_of.data[ids] = now
+        base_of = self._base_of
+        base_of.data[ids if not base_of.base else base_of.rows(ids)] = now
         now[order[front]] -= _FRONT
         self._ids, self._base, self._now = ids, order, now
         self._compact_below = _compact_below(len(ids))
@@ -148,12 +151,12 @@ class FrontOrder:
         d = len(gone)
         if d > _MAX_FINISHES:
             return False
-        ids, now, base_of = self._ids, self._now, self._base_of.data
+        ids, now, base_of, lo = self._ids, self._now, self._base_of.data, self._base_of.base
         n, known = len(ids), len(base_of)
         last = -1  # the base position of the departed request before (ascending: the base ids ascend)
         gone.sort()
         for j, g in enumerate(gone):
-            b = base_of.item(g) if 0 <= g < known else -1
+            b = base_of.item(g - lo) if 0 <= g - lo < known else -1
             if not last < b < n or ids.item(b) != g or now.item(b) < _LIVE_MIN_INT:
                 return False  # not in the base listing, left before, or announced twice
             if j and last + 1 < b:
@@ -169,13 +172,15 @@ class FrontOrder:
 
     def positions(self, request_ids: np.ndarray, front: bool) -> np.ndarray:
         """Positions now of live requests (all at the front, or none)."""
-        at = self._now[self._base_of.data[request_ids]]
+        base_of = self._base_of
+        at = self._now[base_of.data[request_ids if not base_of.base else base_of.rows(request_ids)]]
         return at + _FRONT if front else at
 
     def move(self, request_ids: np.ndarray, to_front: bool, positions: np.ndarray | None = None) -> None:
         """Move live requests to the front (out of the rest of the order) or back to their rank (``positions``:
         theirs now, if known, for a move to the front)."""
-        at = self._base_of.data[request_ids]
+        base_of = self._base_of
+        at = base_of.data[request_ids if not base_of.base else base_of.rows(request_ids)]
         if to_front:
             if positions is None:
                 self._now[at] -= _FRONT

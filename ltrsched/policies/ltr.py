@@ -55,7 +55,7 @@ class LTR(Policy):
         self._order.departed(request_ids)
 
     def scores(self, view: LiveView) -> np.ndarray:
-        return self._oracle[view.request_id] if self.tau is not None else view.score
+        return self._oracle.get(view.request_id) if self.tau is not None else view.score
 
     def rank(self, view: LiveView) -> np.ndarray:
         return self._order.order(view, self._keys)

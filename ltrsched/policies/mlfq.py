@@ -107,7 +107,7 @@ class MLFQ(Policy):
         for arr in (self._last_run, self._time_base, self._idle_from, self._flag):
             arr.reserve(request_ids)
         if self.promote:
-            self._idle_from.data[request_ids] = _NEW
+            self._idle_from[request_ids] = _NEW
         self._arrived.append(request_ids)
 
     def on_finish(self, request_ids, now) -> None:
@@ -144,7 +144,8 @@ class MLFQ(Policy):
         host named one entry per request of ``view``."""
         ids = view.at("request_id", batch)  # (not the column for every live request: see _follow)
         try:  # (arrivals reserved their ids)
-            self._last_run.data[ids] = view.step
+            last_run = self._last_run
+            last_run.data[ids if not last_run.base else last_run.rows(ids)] = view.step
         except IndexError:
             self._last_run[ids] = view.step
         if view is self._view:
@@ -153,11 +154,13 @@ class MLFQ(Policy):
             self._scheduled = scheduled
             self._next_step = view.step + 1
             if self.promote:
-                self._idle_from.data[ids] = view.step
+                self._idle_from[ids] = view.step
                 self._due.add(view.step + 1 + self.promote, ids)
 
     # ------------------------------------------------------------------ ranking
     def rank(self, view: LiveView) -> np.ndarray:
+        if self._last_run.grew:  # (arrivals grew the id arrays: drop the ids gone)
+            self._trim(view)
         if len(view) < 2 and not self.promote:  # one request (a burst's tail runs alone for thousands of steps)
             return self._alone(view)
         order = None
@@ -192,6 +195,20 @@ class MLFQ(Policy):
         self._finished.clear()
         return order
 
+    def _trim(self, view: LiveView) -> None:
+        """Drop from the id arrays the ids below the lowest this policy may still ask them for: the live requests'
+        (``view``'s), those announced since the last rank and the last batch's, and those filed as due (``promote``).
+        A server numbers its requests by arrival for ever: without this the arrays held every id it served."""
+        held = [view.request_id, *self._arrived, *self._finished, *self._due.held()]
+        if self._batch_ids is not None:
+            held.append(self._batch_ids)
+        held = [ids for ids in held if len(ids)]
+        if held:
+            lowest = min(int(ids.min()) for ids in held)
+            for arr in (self._last_run, self._time_base, self._idle_from, self._flag):
+                arr.trim(lowest)
+        self._last_run.grew = False
+
     def _alone(self, view: LiveView) -> np.ndarray:
         """The order of at most one live request (no level read: any level leads). Nothing is kept (on_step still
         records who ran), so the next rank of two or more sorts."""
@@ -211,13 +228,14 @@ class MLFQ(Policy):
     def _promotions_due(self, view: LiveView) -> bool:
         """promote: file newcomers; whether a request reaches ``promote`` idle steps now."""
         step = view.step
-        idle_from = self._idle_from.data
+        idle_from = self._idle_from
         for ids in self._arrived:
             ids = ids[idle_from[ids] == _NEW]  # (not finished since)
             idle_from[ids] = step - 1
             self._due.add(step + self.promote, ids)
         due = self._due.pop(step)
-        return due is not None and bool(count_nonzero(idle_from[due] == step - 1 - self.promote))
+        # (a finished request filed as due reads _NEW + 1, or _NEW once its id is dropped: not due either way)
+        return due is not None and bool(count_nonzero(idle_from.get(due) == step - 1 - self.promote))
 
     def _follow(self, view: LiveView) -> np.ndarray | None:
         """The kept order updated for the step that ran (None: sort instead)."""
@@ -264,14 +282,16 @@ class MLFQ(Policy):
                         return None  # a request left that did not run (an abort): sort
                     gone = 1
                 else:
-                    flag = self._flag.data
+                    flags = self._flag
+                    flag = flags.data
                     try:  # (arrivals reserved their ids)
-                        flag[finished] = True
+                        rows = finished if not flags.base else flags.rows(finished)
+                        flag[rows] = True
+                        done = flag[batch_ids if not flags.base else flags.rows(batch_ids)]
                     except IndexError:  # a finished request that never arrived: sort
-                        self._flag.reset()
+                        flag[:] = False
                         return None
-                    done = flag[batch_ids]
-                    flag[finished] = False
+                    flag[rows] = False
                     gone = int(count_nonzero(done))
                     if gone != len(finished):
                         return None  # a request left that did not run (an abort): sort
@@ -353,7 +373,8 @@ class MLFQ(Policy):
         position with a sort only where the kept order did not list them so (its ``_lead``)."""
         rt = view.at("run_time", batch)
         if self.promote:  # (else nobody's accumulated time ever restarts: the base stays 0)
-            rt = rt - self._time_base.data[batch_ids]
+            base = self._time_base
+            rt = rt - base.data[batch_ids if not base.base else base.rows(batch_ids)]
         bounds = self._bounds
         lead = self._lead
         pieces = []
@@ -463,7 +484,8 @@ class MLFQ(Policy):
         """The current levels of the requests at ``positions`` (ids ``ids``), from their ``run_time``."""
         run_time = view.at("run_time", positions)
         if self.promote:  # (else nobody's accumulated time ever restarts: the base stays 0)
-            run_time = run_time - self._time_base.data[ids]
+            base = self._time_base
+            run_time = run_time - base.data[ids if not base.base else base.rows(ids)]
         return self._bounds.searchsorted(run_time, side="right")
 
 

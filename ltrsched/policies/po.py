@@ -47,5 +47,5 @@ class PO(Policy):
 
     def rank(self, view: LiveView) -> np.ndarray:
         phase = view.generated_tokens < self.tokens
-        estimate = np.where(phase, 0.0, self._estimate[view.request_id])
+        estimate = np.where(phase, 0.0, self._estimate.get(view.request_id))
         return view.order_by(~phase, estimate)

@@ -139,8 +139,9 @@ class StarvationPrevention(Policy):
     def on_arrival(self, request_ids, now) -> None:
         self._num_live += len(request_ids)  # (a newcomer has been idle 0 steps: none is due before a read)
         self._is_promoted.reserve(request_ids)
-        self._gone.reserve(request_ids)
-        self._gone.data[request_ids] = _FALSE
+        gone = self._gone
+        gone.reserve(request_ids)
+        gone.data[request_ids if not gone.base else gone.rows(request_ids)] = _FALSE
         if self._front is not None:  # (a newcomer: the inner policy merges it in)
             self._front.reset()
         self._quiet = False
@@ -148,20 +149,24 @@ class StarvationPrevention(Policy):
 
     def on_finish(self, request_ids, now) -> None:
         self._num_live -= len(request_ids)
+        gone, is_promoted = self._gone, self._is_promoted
         try:  # (a host that announced its arrivals reserved their ids)
-            self._gone.data[request_ids] = _TRUE
-            promoted = self._e > self._s and count_nonzero(self._is_promoted.data[request_ids])
+            gone.data[request_ids if not gone.base else gone.rows(request_ids)] = _TRUE
+            promoted = self._e > self._s and count_nonzero(
+                is_promoted.data[request_ids if not is_promoted.base else is_promoted.rows(request_ids)])
         except IndexError:
-            self._gone[request_ids] = _TRUE
-            promoted = self._e > self._s and count_nonzero(self._is_promoted[request_ids])
+            gone[request_ids] = _TRUE
+            promoted = self._e > self._s and count_nonzero(is_promoted[request_ids])
         if promoted:
-            self._is_promoted.data[request_ids] = _FALSE
+            is_promoted[request_ids] = _FALSE
             self._stale = True
         if self._front is not None:
             self._front.departed(request_ids)
         self.inner.on_finish(request_ids, now)
 
     def rank(self, view: LiveView) -> np.ndarray:
+        if self._gone.grew or self._is_promoted.grew:  # (arrivals grew the id arrays: drop the ids gone)
+            self._trim(view)
         front = self._front
         # while the promoted-first order is kept here, the inner policy is not ranked (it catches up when it is)
         kept = front is not None and front.follow(view)
@@ -248,7 +253,8 @@ class StarvationPrevention(Policy):
         view does not add up, are not listed)."""
         if self._stale:  # promoted requests finished
             self._stale = False
-            self._keep_only(self._is_promoted.data[self._pid[self._s:self._e]])
+            is_promoted, pids = self._is_promoted, self._pid[self._s:self._e]  # (held: they were written)
+            self._keep_only(is_promoted.data[pids if not is_promoted.base else is_promoted.rows(pids)])
             if self._e == self._s:
                 return
         if kept:
@@ -273,7 +279,7 @@ class StarvationPrevention(Policy):
                 head = self._pos[s:e] = index.positions(pids)
                 if _min(head) < 0:  # a promoted request is not listed (its finish went unannounced)
                     listed = head >= _ZERO
-                    self._is_promoted.data[pids[~listed]] = _FALSE
+                    self._is_promoted[pids[~listed]] = _FALSE
                     self._keep_only(listed)
             self._pos_at = (index, index.version)
             self._version += 1
@@ -300,7 +306,7 @@ class StarvationPrevention(Policy):
             k = int(ends.searchsorted(tick, side="right"))  # the spent ones: a prefix
             if k:
                 spent = self._pid[s:s + k]
-                self._is_promoted.data[spent] = _FALSE
+                self._is_promoted.data[spent if not self._is_promoted.base else self._is_promoted.rows(spent)] = _FALSE
                 self._moved(spent, False)
                 self._s = s + k
                 self._version += 1
@@ -308,7 +314,7 @@ class StarvationPrevention(Policy):
             keep = ends > tick
             if count_nonzero(keep) < p:
                 spent = self._pid[s:e][~keep]
-                self._is_promoted.data[spent] = _FALSE
+                self._is_promoted.data[spent if not self._is_promoted.base else self._is_promoted.rows(spent)] = _FALSE
                 self._moved(spent, False)
                 self._keep_only(keep)
         if self._e == self._s:
@@ -354,7 +360,7 @@ class StarvationPrevention(Policy):
         self._due_group, self._due_next = g, j
         self._next_due = steps[g] if g < len(steps) else _NEVER
         try:  # (filed from a view whose requests the hooks announced: reserved)
-            gone = self._gone.data[ids]
+            gone = self._gone.data[ids if not self._gone.base else self._gone.rows(ids)]
         except IndexError:
             gone = self._gone[ids]
         if count_nonzero(gone):  # (finished since)
@@ -395,7 +401,7 @@ class StarvationPrevention(Policy):
         if ids is None:
             ids = view.at("request_id", new)
         try:  # (a host that announced its arrivals reserved their ids)
-            self._is_promoted.data[ids] = _TRUE
+            self._is_promoted.data[ids if not self._is_promoted.base else self._is_promoted.rows(ids)] = _TRUE
         except IndexError:
             self._is_promoted[ids] = _TRUE
         s, e = self._s, self._e
@@ -427,6 +433,17 @@ class StarvationPrevention(Policy):
             pos, pid = self._pos[lo:e + k], self._pid[lo:e + k]
             by = order_by(view.at("arrival_time", pos), pid)
             self._pos[lo:e + k], self._pid[lo:e + k] = pos[by], pid[by]
+
+    def _trim(self, view: LiveView) -> None:
+        """Drop from the id arrays the ids below the lowest this wrapper may still ask them for: the live requests'
+        (``view``'s), the promoted ones' and those filed as due (a finished one among them must still read as gone).
+        A server numbers its requests by arrival for ever: without this the arrays held every id it served."""
+        held = (view.request_id, self._pid[self._s:self._e], self._due_ids[self._due_next:])
+        held = [ids for ids in held if len(ids)]
+        if held:
+            lowest = min(int(_min(ids)) for ids in held)
+            self._gone.trim(lowest)
+            self._is_promoted.trim(lowest)
 
     def _moved(self, ids: np.ndarray, to_front: bool, positions: np.ndarray | None = None) -> None:
         """Requests ``ids`` were promoted (or returned to their rank): so in the kept order, if one is kept

@@ -171,6 +171,10 @@ class DueSteps:
             else:
                 got.append(ids)
 
+    def held(self) -> list[np.ndarray]:
+        """The requests filed (arrays of ids, under any step)."""
+        return [ids for got in self._due.values() for ids in got]
+
     def pop(self, step: int) -> np.ndarray | None:
         """The requests filed under ``step`` (None if none), forgotten here."""
         got = self._due.pop(step, None)
