@@ -34,8 +34,9 @@ from ltrsched.validation.engines import DEFAULT_MAX_TOKENS
 @click.option("--top-p", type=float, default=1.0, show_default=True, help="Main run: nucleus sampling threshold.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Main run's seed (used when --temperature > 0).")
 @click.option("--repetition-penalty", type=float, default=1.0, show_default=True,
-              help="Main run: vLLM's repetition penalty (1: off; e.g. 1.1 stops a small model's loops); greedy "
-                   "decoding with it stays deterministic.")
+              help="Main run: vLLM's repetition penalty (1: off; it covers the prompt's tokens too, the chat "
+                   "template's end-of-turn among them, so a high one delays the model's stop; greedy decoding with it "
+                   "draws nothing at random).")
 @click.option("--sample-subset", type=int, default=0, show_default=True,
               help="Also serve the first K eval prompts with sampling (the another-seed ceiling of the ranker).")
 @click.option("--sample-temperature", type=float, default=0.8, show_default=True)

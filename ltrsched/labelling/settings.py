@@ -23,7 +23,7 @@ from ltrsched.workloads.labels import MAIN_RUN, SAMPLE_RUN, SAMPLING_RANGES, sam
 class Sampling:
     """One run's sampling: ``temperature`` (0: greedy), ``top_p`` (1: off), ``seed`` and ``repetition_penalty``
     (vLLM's: the logits of tokens already in the prompt or the output divided by it where positive, multiplied
-    where negative; 1: off). Greedy decoding with a penalty stays deterministic."""
+    where negative; 1: off). Greedy decoding with a penalty draws nothing at random."""
 
     temperature: float
     top_p: float
