@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+import types
+from types import SimpleNamespace
 
 import numpy as np
 import polars as pl
@@ -14,6 +17,7 @@ from scipy.stats import kendalltau
 from ltrsched.errors import UserError
 from ltrsched.models import LLAMA_TINY
 from ltrsched.workloads.labels import LABEL_COLUMNS, prompt_digest
+from ltrsched.workloads import load_workload
 from cli_helpers import run_cli_fast
 from test_cli_simulate import assert_one_line_error
 
@@ -48,6 +52,7 @@ def synthetic_labels(path, num_train=120, num_eval=50, num_sample=20, seed=0, le
         model=pl.lit("synthetic"), model_sha256=pl.lit("0" * 64),
         temperature=pl.when(pl.col("run") == "main").then(0.0).otherwise(0.8), top_p=pl.lit(1.0),
         max_tokens=pl.lit(max_tokens, dtype=pl.Int64), seed=pl.when(pl.col("run") == "main").then(0).otherwise(1),
+        repetition_penalty=pl.lit(1.0),
     ).select(list(LABEL_COLUMNS))
     df.write_parquet(path)
     return df
@@ -304,6 +309,11 @@ def test_label_jobs_are_the_selection_windows_nested_by_limit():
     (["--sample-top-p", "0.9", "--sample-seed", "3"], "--sample-top-p, --sample-seed set the sampled run"),
     (["--sample-subset", "5", "--limit", "2"], "--sample-subset 5 exceeds --limit 2"),
     (["--model", "/no/such/dir"], "is neither a built-in name"),
+    (["--repetition-penalty", "0"], "--repetition-penalty must be in (0, 100], got 0.0"),
+    (["--repetition-penalty", "nan"], "--repetition-penalty must be in (0, 100], got nan"),
+    (["--repetition-penalty", "inf"], "--repetition-penalty must be in (0, 100], got inf"),
+    (["--sample-subset", "2", "--sample-repetition-penalty", "-1.1"], "--sample-repetition-penalty must be in (0, 100]"),
+    (["--sample-repetition-penalty", "1.2"], "--sample-repetition-penalty set the sampled run, which only --sample-subset"),
 ])
 def test_label_bad_input_is_one_line_before_any_engine(tmp_path, capsys, args, message):
     r = run_cli_fast(capsys, "label", "--out", str(tmp_path / "l.parquet"), *args)
@@ -624,7 +634,7 @@ def _labels_with_text(path, num_train=40, num_eval=20, num_sample=0, seed=0) -> 
         prompt_sha256=pl.col("prompt").map_elements(prompt_digest, return_dtype=pl.Utf8),
         prompt_tokens=pl.col("prompt").str.len_chars().cast(pl.Int64), finish_reason=pl.lit("stop"),
         model=pl.lit("synthetic"), model_sha256=pl.lit("0" * 64), temperature=pl.lit(0.0), top_p=pl.lit(1.0),
-        max_tokens=pl.lit(400, dtype=pl.Int64), seed=pl.lit(0, dtype=pl.Int64),
+        max_tokens=pl.lit(400, dtype=pl.Int64), seed=pl.lit(0, dtype=pl.Int64), repetition_penalty=pl.lit(1.0),
     ).select([*LABEL_COLUMNS, "prompt"])
     df.write_parquet(path)
     return df
@@ -681,3 +691,107 @@ def test_the_report_of_a_prompts_files_labels_has_no_chatgpt_rows(tmp_path):
     builtin = synthetic_labels(tmp_path / "b.parquet", num_train=20, num_eval=10, num_sample=0)
     md = label_report(builtin, "b.parquet", sizes=["all"], epochs=1).markdown("b.parquet")
     assert "| ranker trained on ChatGPT's lengths (same prompts) |" in md and "| ChatGPT's true length |" in md
+
+
+# ---------------------------------------------------------------- the repetition penalty (label --repetition-penalty)
+def _penalty_settings(main_penalty=1.0, sample_penalty=1.0):
+    from ltrsched.labelling.settings import LabelSettings, Sampling
+
+    return LabelSettings(model="m", model_sha256="a" * 64, max_tokens=8, main=Sampling(0.0, 1.0, 0, main_penalty),
+                         sample=Sampling(0.8, 1.0, 1, sample_penalty))
+
+
+def test_a_resumed_run_with_another_penalty_is_refused_and_old_parts_resume_at_one(tmp_path):
+    """The penalty is part of the resume key: labels of two penalties are two models' lengths. Parts made before
+    the option (their settings.json has no penalty) were made without one: a run at 1 resumes them."""
+    from ltrsched.labelling.parts import SETTINGS_FILE, open_parts, parts_dir
+
+    out = tmp_path / "l.parquet"
+    rows = synthetic_labels(tmp_path / "src.parquet", num_train=2, num_eval=2, num_sample=0)
+    with open_parts(out, _penalty_settings()) as store:
+        store.write(rows.to_dicts())
+    for settings, diff in ((_penalty_settings(1.2), "main.repetition_penalty 1.0 there, 1.2 here"),
+                           (_penalty_settings(1.0, 1.3), "sample.repetition_penalty 1.0 there, 1.3 here")):
+        with pytest.raises(UserError, match=diff):
+            with open_parts(out, settings):
+                pass
+    recorded = parts_dir(out) / SETTINGS_FILE
+    old = json.loads(recorded.read_text())
+    for run in ("main", "sample"):
+        del old[run]["repetition_penalty"]
+    recorded.write_text(json.dumps(old))
+    with open_parts(out, _penalty_settings()) as store:
+        assert store.labelled().height == 4
+    with pytest.raises(UserError, match="main.repetition_penalty 1.0 there, 1.1 here"):
+        with open_parts(out, _penalty_settings(1.1)):
+            pass
+
+
+def _labels(path, penalties=None):
+    df = synthetic_labels(path, num_train=3, num_eval=3, num_sample=0)
+    if penalties is None:
+        df = df.drop("repetition_penalty")
+    else:
+        df = df.with_columns(repetition_penalty=pl.Series(penalties, dtype=pl.Float64))
+    df.write_parquet(path)
+    return df
+
+
+def test_labels_made_before_the_penalty_load_at_one_and_a_bad_or_mixed_penalty_is_one_line(tmp_path, capsys):
+    from ltrsched.engine.runner import workload_penalty
+
+    _labels(tmp_path / "old.parquet")
+    old = load_workload(str(tmp_path / "old.parquet"))
+    # (its requests' table as before the option: a validation's kept runs of it stay its own)
+    assert workload_penalty(old) == 1.0 and "repetition_penalty" not in old.df.columns
+    _labels(tmp_path / "new.parquet", [1.2] * 6)
+    new = load_workload(str(tmp_path / "new.parquet"), split="train")
+    assert workload_penalty(new) == 1.2 and new.df["repetition_penalty"].to_list() == [1.2] * 3
+    _labels(tmp_path / "mixed.parquet", [1.2, 1.2, 1.2, 1.2, 1.1, 1.2])
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", str(tmp_path / "mixed.parquet")),
+                          "the 'main' labels mix 2 repetition penalties (1.2, 1.1)")
+    _labels(tmp_path / "bad.parquet", [1.2, 1.2, 1.2, 0.0, 1.2, 1.2])
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", str(tmp_path / "bad.parquet")),
+                          "column repetition_penalty has 1 value(s) outside (0, 100]")
+
+
+def _fake_vllm(monkeypatch):
+    """Stand-ins for the vLLM names the driver's requests are built with (vLLM takes seconds to import)."""
+    vllm = types.ModuleType("vllm")
+    vllm.SamplingParams = lambda **kw: SimpleNamespace(**kw)
+    inputs = types.ModuleType("vllm.inputs")
+    inputs.TokensPrompt = lambda **kw: kw
+    monkeypatch.setitem(sys.modules, "vllm", vllm)
+    monkeypatch.setitem(sys.modules, "vllm.inputs", inputs)
+
+
+def test_an_engine_replaying_labels_with_the_models_eos_decodes_with_their_penalty(tmp_path, monkeypatch):
+    """A replay of penalised labels with `--eos model` decoded greedily without the penalty: the engine generated
+    other lengths than the labels it was checked against. The driver takes the workload's penalty."""
+    import ltrsched.engine.runner as runner
+    from ltrsched.engine.live_table import RequestInfo
+    from ltrsched.policies import make_policy
+
+    _fake_vllm(monkeypatch)
+    _labels(tmp_path / "l.parquet", [1.2] * 6)
+    workload = load_workload(str(tmp_path / "l.parquet"))
+    added = []
+    driver = SimpleNamespace(
+        config=SimpleNamespace(eos="model", max_tokens=20, prompts="random", sampling="random"),
+        prepare=lambda w: w, host=SimpleNamespace(describe=lambda: "host", to_dict=lambda: {}),
+        num_gpu_blocks=lambda: 10, rng=np.random.default_rng(0), vocab_size=1000,
+        engine=SimpleNamespace(add_request=lambda rid, prompt, params: added.append(params)))
+
+    def replay(wl, policy, drv, config, host, progress):  # the engine's requests, as VllmDriver.add sends them
+        for rid in range(2):
+            runner.VllmDriver.add(drv, RequestInfo(request_id=rid, arrival_time=0.0, prompt_tokens=3,
+                                                   output_tokens=5, requested_output_tokens=5))
+        return SimpleNamespace(summary={}, meta={})
+
+    monkeypatch.setattr(runner, "replay", replay)
+    result = runner.run_on_vllm(workload, make_policy("fcfs"), driver)
+    assert [(p.repetition_penalty, p.temperature, p.ignore_eos) for p in added] == [(1.2, 0.0, False)] * 2
+    assert result.meta["repetition_penalty"] == 1.2
+    added.clear()  # a workload that is not labels: no penalty
+    runner.run_on_vllm(load_workload("sharegpt", num_requests=2), make_policy("fcfs"), driver)
+    assert [p.repetition_penalty for p in added] == [1.0] * 2

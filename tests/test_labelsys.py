@@ -202,7 +202,7 @@ def _labels_file(path, systems: list[str]) -> pl.DataFrame:
     df = pl.DataFrame({"key": [f"k{i}" for i in range(len(systems))], "split": "eval", "run": "main",
                        "prompt_sha256": [prompt_digest(p) for p in prompts], "prompt_tokens": 9, "output_tokens": 5,
                        "finish_reason": "stop", "model": "m", "model_sha256": "0" * 64, "temperature": 0.0,
-                       "top_p": 1.0, "max_tokens": 20, "seed": 0, "prompt": prompts, "system_prompt": systems})
+                       "top_p": 1.0, "max_tokens": 20, "seed": 0, "repetition_penalty": 1.0, "prompt": prompts, "system_prompt": systems})
     df = df.with_columns(pl.col(c).cast(t) for c, t in LABEL_COLUMNS.items())
     df.write_parquet(path)
     return df
@@ -364,3 +364,102 @@ def test_a_prompt_tables_system_column_is_its_system_text(tmp_path, name):
     pl.DataFrame({"prompt": [ASK], "system": [3]}).write_parquet(tmp_path / "n.parquet")
     with pytest.raises(UserError, match=r"n\.parquet: column 'system' holds Int64 values \(first: 3, row 1\), not text$"):
         load_prompts(tmp_path / "n.parquet")
+
+
+# -- label --repetition-penalty: sent, recorded, carried to a replay ------------------------------------------------
+
+def _label_penalised(tmp_path, monkeypatch, capsys, *options):
+    """``ltrsched label`` on prompts of a word-level model with a stand-in engine; returns the requests it was sent."""
+    pytest.importorskip("transformers")
+    import ltrsched.engine.runner as runner
+    import ltrsched.labelling.generate as generate
+    from label_data import FakeLabelDriver
+    from test_labels import _tiny_chat_model
+
+    model = _tiny_chat_model(tmp_path / "m", context=256)
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("".join(f"please explain topic number {i} in a few words\n" for i in range(8)))
+    sent = []
+
+    def serve(driver, requests, on_done, window):
+        for i, r in enumerate(requests):
+            sent.append(r)
+            on_done(i, generate.Generated(len(r.prompt_ids), 3 + i, "stop"))
+
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(runner, "VllmDriver", FakeLabelDriver)
+    monkeypatch.setattr(generate, "serve_requests", serve)
+    r = run_cli_fast(capsys, "label", "--model", model, "--prompts", prompts, "--max-tokens", "20",
+                     "--out", tmp_path / "l.parquet", *options)
+    return r, sent
+
+
+def test_the_penalty_is_sent_and_recorded_and_a_replay_decodes_with_it(tmp_path, monkeypatch, capsys):
+    r, sent = _label_penalised(tmp_path, monkeypatch, capsys, "--repetition-penalty", "1.3", "--sample-subset", "2")
+    assert r.returncode == 0, r.stderr
+    assert sorted({(q.temperature, q.repetition_penalty) for q in sent}) == [(0.0, 1.3), (0.8, 1.3)]  # (sample: main's)
+    labels = pl.read_parquet(tmp_path / "l.parquet")
+    assert labels["repetition_penalty"].unique().to_list() == [1.3]
+    settings = json.loads((tmp_path / "l.json").read_text())["settings"]
+    assert settings["main"]["repetition_penalty"] == settings["sample"]["repetition_penalty"] == 1.3
+    from ltrsched.engine.runner import workload_penalty
+
+    assert workload_penalty(load_workload(str(tmp_path / "l.parquet"), split="all")) == 1.3
+    # another penalty on the same --out would mix two samplers' labels
+    r, sent = _label_penalised(tmp_path, monkeypatch, capsys, "--repetition-penalty", "1.1", "--sample-subset", "2")
+    one_line_error(r, "main.repetition_penalty 1.3 there, 1.1 here")
+    assert sent == []
+
+
+def test_the_sampled_run_takes_its_own_penalty(tmp_path, monkeypatch, capsys):
+    r, sent = _label_penalised(tmp_path, monkeypatch, capsys, "--sample-subset", "2", "--sample-repetition-penalty", "1.2")
+    assert r.returncode == 0, r.stderr
+    assert sorted({(q.temperature, q.repetition_penalty) for q in sent}) == [(0.0, 1.0), (0.8, 1.2)]
+    labels = pl.read_parquet(tmp_path / "l.parquet")
+    assert dict(labels.group_by("run").agg(pl.col("repetition_penalty").first()).rows()) == {"main": 1.0, "sample": 1.2}
+    from ltrsched.engine.runner import workload_penalty
+
+    assert workload_penalty(load_workload(str(tmp_path / "l.parquet"), split="all")) == 1.0  # (the main run's)
+
+
+def test_the_labelling_loop_asks_the_engine_for_each_requests_penalty(monkeypatch):
+    """The labelling loop builds vLLM's sampling parameters of each request: the penalty must be among them (a
+    Request's penalty that the loop left out labelled every run without one)."""
+    import sys
+    import types
+    from types import SimpleNamespace
+
+    from ltrsched.labelling.generate import Request, serve_requests
+
+    fakes = {"vllm": {"SamplingParams": lambda **kw: SimpleNamespace(**kw)},
+             "vllm.inputs": {"TokensPrompt": lambda **kw: kw},
+             "vllm.sampling_params": {"RequestOutputKind": SimpleNamespace(FINAL_ONLY="final")}}
+    for name, attrs in fakes.items():
+        module = types.ModuleType(name)
+        module.__dict__.update(attrs)
+        monkeypatch.setitem(sys.modules, name, module)
+    added = {}
+
+    class Engine:
+        def add_request(self, rid, prompt, params):
+            added[rid] = (prompt, params)
+
+        def has_unfinished_requests(self):
+            return bool(added)
+
+        def step(self):
+            done = [SimpleNamespace(finished=True, request_id=rid, prompt_token_ids=p["prompt_token_ids"],
+                                    outputs=[SimpleNamespace(finish_reason="stop", token_ids=[1, 2])])
+                    for rid, (p, _) in added.items()]
+            params.update({rid: q for rid, (_, q) in added.items()})
+            added.clear()
+            return done
+
+    params = {}
+    driver = SimpleNamespace(engine=Engine(), begin=lambda policy: None, start=lambda: None, now=lambda: 0.0)
+    finished = []
+    serve_requests(driver, [Request([5, 6], 8, 0.0, 1.0, None, 1.1), Request([7], 8, 0.8, 0.9, 3, 1.3)],
+                   lambda i, g: finished.append((i, g.output_tokens)), window=4)
+    assert finished == [(0, 2), (1, 2)]
+    assert [(p.repetition_penalty, p.temperature, p.top_p, p.seed) for p in params.values()] == [
+        (1.1, 0.0, 1.0, None), (1.3, 0.8, 0.9, 3)]

@@ -92,7 +92,7 @@ def labelled(smollm2_dir, tmp_path_factory):
                              main=Sampling(0.0, 1.0, 0), sample=Sampling(0.8, 1.0, 1))
     prewritten = [dict(key=k, split=s, run=r, prompt_sha256=prompt_digest(p), prompt_tokens=n, output_tokens=3 + i,
                        finish_reason="stop", model="smollm2", model_sha256=settings.model_sha256, temperature=0.0,
-                       top_p=1.0, max_tokens=MAX_TOKENS, seed=0)
+                       top_p=1.0, max_tokens=MAX_TOKENS, seed=0, repetition_penalty=1.0)
                   for i, (r, s, k, p, n) in enumerate(expected[:PREWRITTEN])]
     with open_parts(out, settings) as store:
         store.write(prewritten)

@@ -15,7 +15,8 @@ What a request is (:class:`~ltrsched.engine.config.EngineConfig` ``prompts`` and
 * ``prompts="text"``: the workload's prompt text through the served model's chat template
   (:class:`~ltrsched.engine.served_models.ChatPrompts`); the run's prompt lengths are the model's token
   counts (:meth:`VllmDriver.prepare`);
-* ``eos="model"``: greedy decoding until the model's own EOS token, at most ``max_tokens``. The workload's
+* ``eos="model"``: greedy decoding until the model's own EOS token, at most ``max_tokens``, with the repetition
+  penalty the labels were made with (a labels workload's: :func:`workload_penalty`; else none). The workload's
   ``output_tokens`` (e.g. the model's greedy labels from ``ltrsched label``) are then only what the
   policies see (SRTF's oracle); the result's ``output_tokens`` are what the engine generated, the
   workload's are kept as ``label_output_tokens``.
@@ -119,15 +120,16 @@ def config_error_line(exc: Exception) -> str:
     return shorten_vllm_refusal(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
 
 
-def sampling_params(config: EngineConfig, info: RequestInfo, **extra: Any):
+def sampling_params(config: EngineConfig, info: RequestInfo, repetition_penalty: float = 1.0, **extra: Any):
     """vLLM ``SamplingParams`` of a request: exactly ``info.output_tokens`` tokens with EOS ignored, or (with
-    ``config.eos == "model"``) greedy until the model's EOS, at most ``config.max_tokens``; forced lengths draw
-    their tokens as ``config.sampling`` says."""
+    ``config.eos == "model"``) greedy until the model's EOS, at most ``config.max_tokens``, with
+    ``repetition_penalty`` (1: off; a labels workload's, :func:`workload_penalty`); forced lengths draw their tokens
+    as ``config.sampling`` says."""
     from vllm import SamplingParams
 
     if config.eos == "model":
         return SamplingParams(max_tokens=config.max_tokens, temperature=0.0, ignore_eos=False, detokenize=False,
-                              extra_args=request_extra(info), **extra)
+                              repetition_penalty=repetition_penalty, extra_args=request_extra(info), **extra)
     return SamplingParams(max_tokens=info.output_tokens, temperature=0.0 if config.sampling == "greedy" else 1.0,
                           ignore_eos=True, detokenize=False, extra_args=request_extra(info), **extra)
 
@@ -180,6 +182,7 @@ class VllmDriver:
             raise
         self.chat = None  # the model's chat template (prompts="text"), loaded on first use
         self.prompt_ids: dict[int, list[int]] = {}  # request id -> token ids (prompts="text")
+        self.repetition_penalty = 1.0  # of the workload being served (run_on_vllm; eos="model" only)
 
     def _start(self, config: EngineConfig, load_format: str, seed: int):
         """vLLM's ``LLM`` for ``config``, started in this process with the environment it needs."""
@@ -262,7 +265,8 @@ class VllmDriver:
         else:
             high = max(self.vocab_size - _SPECIAL_TOKENS, 2)
             ids = self.rng.integers(1, high, info.prompt_tokens).tolist()
-        self.engine.add_request(str(info.request_id), TokensPrompt(prompt_token_ids=ids), sampling_params(self.config, info))
+        self.engine.add_request(str(info.request_id), TokensPrompt(prompt_token_ids=ids),
+                                sampling_params(self.config, info, self.repetition_penalty))
 
     def has_unfinished(self) -> bool:
         return self.engine.has_unfinished_requests()
@@ -294,14 +298,24 @@ class VllmDriver:
         return int(self.engine.vllm_config.cache_config.num_gpu_blocks)
 
 
+def workload_penalty(workload: Workload) -> float:
+    """The repetition penalty a request of ``workload`` decodes with when it stops at the model's EOS: a labels
+    workload's (``ltrsched label --repetition-penalty``, so that a replay generates the labels' lengths again),
+    else 1 (off)."""
+    return float(workload.meta.get("repetition_penalty", 1.0))
+
+
 def run_on_vllm(workload: Workload, policy: Policy, driver: VllmDriver, progress: bool = False) -> RunResult:
     """Serve ``workload`` under ``policy`` on real vLLM (``driver``); the result has the simulator's schema,
     plus ``engine_num_gpu_blocks`` (vLLM's KV blocks, its null block included) in the summary."""
     if driver.config.eos == "model" and policy.extra_output_tokens:
         raise UserError(f"policy {policy.spec()!r} adds {policy.extra_output_tokens} output tokens to every request, "
                         "which a model that stops at its own EOS cannot serve: use --eos ignore")
+    driver.repetition_penalty = workload_penalty(workload)
     workload = driver.prepare(workload)
     result = replay(workload, policy, driver, driver.config, host=driver.host.describe(), progress=progress)
+    if driver.config.eos == "model":
+        result.meta["repetition_penalty"] = driver.repetition_penalty
     result.summary["engine_num_gpu_blocks"] = driver.num_gpu_blocks()
     result.meta["host_info"] = driver.host.to_dict()
     return result

@@ -33,11 +33,17 @@ from ltrsched.validation.engines import DEFAULT_MAX_TOKENS
 @click.option("--temperature", type=float, default=0.0, show_default=True, help="Main run: 0 is greedy.")
 @click.option("--top-p", type=float, default=1.0, show_default=True, help="Main run: nucleus sampling threshold.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Main run's seed (used when --temperature > 0).")
+@click.option("--repetition-penalty", type=float, default=1.0, show_default=True,
+              help="Main run: vLLM's repetition penalty (1: off; it covers the prompt's tokens too, the chat "
+                   "template's end-of-turn among them, so a high one delays the model's stop; greedy decoding with it "
+                   "draws nothing at random).")
 @click.option("--sample-subset", type=int, default=0, show_default=True,
               help="Also serve the first K eval prompts with sampling (the another-seed ceiling of the ranker).")
 @click.option("--sample-temperature", type=float, default=0.8, show_default=True)
 @click.option("--sample-top-p", type=float, default=1.0, show_default=True)
 @click.option("--sample-seed", type=int, default=None, help="The sampled run's seed [default: --seed + 1].")
+@click.option("--sample-repetition-penalty", type=float, default=None,
+              help="The sampled run's repetition penalty [default: --repetition-penalty].")
 @click.option("--chunk", type=int, default=64, show_default=True,
               help="Prompts per part file: a run that is killed keeps every finished chunk (one stopped by "
                    "Ctrl-C or an error, every finished prompt).")
@@ -57,8 +63,8 @@ from ltrsched.validation.engines import DEFAULT_MAX_TOKENS
 @click.option("--tensor-parallel-size", type=int, default=1, show_default=True)
 @click.option("--enforce-eager/--no-enforce-eager", default=None,
               help="Run without CUDA graphs / torch.compile [default: eager on a CPU, compiled on a GPU].")
-def label(model, prompts_file, splits, limit, max_tokens, temperature, top_p, seed, sample_subset, sample_temperature,
-          sample_top_p, sample_seed, chunk, out, **engine):
+def label(model, prompts_file, splits, limit, max_tokens, temperature, top_p, seed, repetition_penalty, sample_subset,
+          sample_temperature, sample_top_p, sample_seed, sample_repetition_penalty, chunk, out, **engine):
     """Serve a model on the engine (CPU by default, a GPU if vLLM's CUDA build is installed) and record the
     output length it generates for each ShareGPT (or --prompts) train / eval prompt (chat template applied).
 
@@ -80,12 +86,14 @@ def label(model, prompts_file, splits, limit, max_tokens, temperature, top_p, se
         raise UserError(f"--chunk must be >= 1 prompt, got {chunk}")
     if max_tokens < 1:
         raise UserError(f"--max-tokens must be >= 1, got {max_tokens}")
-    main = Sampling(temperature, top_p, seed)
+    main = Sampling(temperature, top_p, seed, repetition_penalty)
     main.check("--")
-    sample = Sampling(sample_temperature, sample_top_p, seed + 1 if sample_seed is None else sample_seed)
+    sample = Sampling(sample_temperature, sample_top_p, seed + 1 if sample_seed is None else sample_seed,
+                      repetition_penalty if sample_repetition_penalty is None else sample_repetition_penalty)
     sample.check("--sample-")
     if not sample_subset:  # (the options had no effect: a user who gave them expected a sampled run)
-        given = [f"--{n.replace('_', '-')}" for n in ("sample_temperature", "sample_top_p", "sample_seed")
+        given = [f"--{n.replace('_', '-')}" for n in ("sample_temperature", "sample_top_p", "sample_seed",
+                                                      "sample_repetition_penalty")
                  if click.get_current_context().get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE]
         if given:
             raise UserError(f"{', '.join(given)} set the sampled run, which only --sample-subset K (K > 0) starts")

@@ -31,13 +31,15 @@ class Generated:
 
 @dataclass(frozen=True)
 class Request:
-    """One request: its token ids and sampling (``max_tokens`` [tokens], ``temperature``, ``top_p``, vLLM ``seed``)."""
+    """One request: its token ids and sampling (``max_tokens`` [tokens], ``temperature``, ``top_p``, vLLM ``seed``,
+    ``repetition_penalty``: 1 is off)."""
 
     prompt_ids: Sequence[int]
     max_tokens: int
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int | None = None
+    repetition_penalty: float = 1.0
 
 
 def serve_requests(driver: Any, requests: Sequence[Request], on_done: Callable[[int, Generated], None],
@@ -61,8 +63,8 @@ def serve_requests(driver: Any, requests: Sequence[Request], on_done: Callable[[
             info = RequestInfo(request_id=following, arrival_time=driver.now(), prompt_tokens=len(r.prompt_ids),
                                output_tokens=r.max_tokens, requested_output_tokens=r.max_tokens)
             params = SamplingParams(max_tokens=r.max_tokens, temperature=r.temperature, top_p=r.top_p, seed=r.seed,
-                                    ignore_eos=False, detokenize=False, extra_args=request_extra(info),
-                                    output_kind=RequestOutputKind.FINAL_ONLY)
+                                    repetition_penalty=r.repetition_penalty, ignore_eos=False, detokenize=False,
+                                    extra_args=request_extra(info), output_kind=RequestOutputKind.FINAL_ONLY)
             rid = f"label-{following}"
             engine.add_request(rid, TokensPrompt(prompt_token_ids=list(r.prompt_ids)), params)
             in_flight[rid] = following

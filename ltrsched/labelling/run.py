@@ -143,7 +143,7 @@ def _serve_on(driver, todo: list[LabelJob], ids: list[list[int]], config, settin
     for job, prompt_ids in zip(todo, ids):
         s = settings.sampling(job.run)
         requests.append(Request(prompt_ids, settings.max_tokens, s.temperature, s.top_p,
-                                s.request_seed(job.key) if per_request_seeds else None))
+                                s.request_seed(job.key) if per_request_seeds else None, s.repetition_penalty))
     rows: dict[int, list[dict]] = {}
     left = {c: min(chunk, len(todo) - c * chunk) for c in range(-(-len(todo) // chunk))}
     bar = tqdm(total=len(todo), unit="prompt", desc="label", disable=not sys.stderr.isatty())
@@ -160,7 +160,7 @@ def _serve_on(driver, todo: list[LabelJob], ids: list[list[int]], config, settin
             key=job.key, split=job.split, run=job.run, prompt_sha256=prompt_digest(job.prompt),
             prompt_tokens=g.prompt_tokens, output_tokens=g.output_tokens, finish_reason=g.finish_reason,
             model=settings.model, model_sha256=settings.model_sha256, temperature=s.temperature, top_p=s.top_p,
-            max_tokens=settings.max_tokens, seed=s.seed)
+            max_tokens=settings.max_tokens, seed=s.seed, repetition_penalty=s.repetition_penalty)
         if settings.keeps_text:
             row[TEXT_COLUMN] = job.prompt
         rows.setdefault(c, []).append(row)

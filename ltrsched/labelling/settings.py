@@ -21,15 +21,19 @@ from ltrsched.workloads.labels import MAIN_RUN, SAMPLE_RUN, SAMPLING_RANGES, sam
 
 @dataclass(frozen=True)
 class Sampling:
-    """One run's sampling: ``temperature`` (0: greedy), ``top_p`` (1: off) and ``seed``."""
+    """One run's sampling: ``temperature`` (0: greedy), ``top_p`` (1: off), ``seed`` and ``repetition_penalty``
+    (vLLM's: the logits of tokens already in the prompt or the output divided by it where positive, multiplied
+    where negative; 1: off). Greedy decoding with a penalty draws nothing at random."""
 
     temperature: float
     top_p: float
     seed: int
+    repetition_penalty: float = 1.0  # (absent from the settings of labels made before it: 1.0, what they used)
 
     def check(self, prefix: str) -> None:
         """One-line :class:`UserError` for a value out of range; ``prefix`` names the options (``--`` or ``--sample-``)."""
-        for name, value in (("temperature", self.temperature), ("top_p", self.top_p)):
+        for name, value in (("temperature", self.temperature), ("top_p", self.top_p),
+                            ("repetition_penalty", self.repetition_penalty)):
             low, high, closed = SAMPLING_RANGES[name]
             if not (math.isfinite(value) and (low <= value if closed else low < value) and value <= high):
                 raise UserError(f"{prefix}{name.replace('_', '-')} must be in {sampling_interval(name)}, got {value}")

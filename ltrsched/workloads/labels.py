@@ -23,6 +23,7 @@ temperature        Float64  sampling temperature (0: greedy)
 top_p              Float64  nucleus sampling threshold (1: off)
 max_tokens         Int64    the output cap [tokens]
 seed               Int64    the run's seed (a sampled request's vLLM seed derives from it and ``key``)
+repetition_penalty Float64  vLLM's repetition penalty (1: off; labels made before it have no column: read as 1)
 prompt             Utf8     only in labels of a prompts file: the prompt text (a system text first, then a
                             blank line, where the prompt has one)
 system_prompt      Utf8     only in labels of a prompts file: the system text the prompt begins with, sent as
@@ -63,7 +64,10 @@ LABEL_COLUMNS: dict[str, pl.DataType] = {
     "top_p": pl.Float64,
     "max_tokens": pl.Int64,
     "seed": pl.Int64,
+    "repetition_penalty": pl.Float64,
 }
+#: The repetition penalty's column: labels made before it lack it (they were served without one, i.e. 1).
+PENALTY_COLUMN = "repetition_penalty"
 #: The prompt text column of labels made from a prompts file (the built-in ShareGPT's are joined by key).
 TEXT_COLUMN = "prompt"
 #: The columns that make a parquet table a labels file.
@@ -93,7 +97,10 @@ def prompt_digest(text: str) -> str:
 
 
 def check_labels(df: pl.DataFrame, name: str) -> pl.DataFrame:
-    """Check a labels table's columns, types and values; raise :class:`UserError` naming the first problem."""
+    """Check a labels table's columns, types and values; raise :class:`UserError` naming the first problem. Labels
+    made before :data:`PENALTY_COLUMN` get it, at 1 (no penalty: what they were served with)."""
+    if PENALTY_COLUMN not in df.columns:
+        df = df.with_columns(pl.lit(1.0, dtype=pl.Float64).alias(PENALTY_COLUMN))
     missing = [c for c in LABEL_COLUMNS if c not in df.columns]
     if missing:
         raise UserError(f"{name}: not a complete labels file, missing column(s) {', '.join(missing)}")
@@ -193,7 +200,8 @@ def system_turns(df: pl.DataFrame) -> dict[str, str]:
 
 #: The sampling settings' ranges, as ``ltrsched label`` checks its options (``labelling.settings.Sampling``):
 #: column -> (low, high, low included); both ends finite, high included.
-SAMPLING_RANGES = {"temperature": (0.0, 100.0, True), "top_p": (0.0, 1.0, False)}
+SAMPLING_RANGES = {"temperature": (0.0, 100.0, True), "top_p": (0.0, 1.0, False),
+                   "repetition_penalty": (0.0, 100.0, False)}
 
 
 def sampling_interval(name: str) -> str:
@@ -204,7 +212,8 @@ def sampling_interval(name: str) -> str:
 
 def _check_sampling(df: pl.DataFrame, name: str) -> None:
     """:class:`UserError` naming the first row whose sampling setting no run can have had: a temperature outside
-    [0, 100] or a top_p outside (0, 1] (NaN and infinities included), or a negative seed."""
+    [0, 100], a top_p outside (0, 1] or a repetition penalty outside (0, 100] (NaN and infinities included), or a
+    negative seed."""
     for col, (low, high, closed) in SAMPLING_RANGES.items():
         v = pl.col(col)
         inside = ((v >= low) if closed else (v > low)) & (v <= high) & v.is_finite()
@@ -291,6 +300,7 @@ def labels_workload(df: pl.DataFrame, name: str, split: str = "eval", run: str =
 
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    before_penalty = PENALTY_COLUMN not in df.columns  # (made before the option: their workload stays as it was)
     df = check_labels(df, name)
     rows = df.filter(pl.col("run") == run)
     if split != "all":
@@ -298,8 +308,23 @@ def labels_workload(df: pl.DataFrame, name: str, split: str = "eval", run: str =
     if rows.height == 0:
         raise UserError(f"{name}: no {run!r} labels in the {split} split")
     rows = sample_rows(rows, num_requests, seed, f"{name} ({split} split)")
+    penalty = run_penalty(rows, name)
+    if before_penalty:  # (a validation keys its kept runs by the requests' table: an old file's is unchanged)
+        rows = rows.drop(PENALTY_COLUMN)
     rows = attach_prompts(rows, name).with_columns(
         request_id=pl.arange(0, rows.height, dtype=pl.Int64), arrival_time=pl.lit(0.0))
     keys = rows["key"].to_list()  # (the rows are one run's and split's, sampled: an error names the key, not a row)
     validate(rows, name, lambda row: f"the row of key {keys[row]!r}")
-    return Workload(rows, name, {**(meta or {}), "labels": True, "split": split, "run": run})
+    return Workload(rows, name, {**(meta or {}), "labels": True, "split": split, "run": run, PENALTY_COLUMN: penalty})
+
+
+def run_penalty(rows: pl.DataFrame, name: str) -> float:
+    """The one repetition penalty of a run's labels ``rows``: what an engine replaying them with the model's own EOS
+    decodes with (``ltrsched.engine.runner.sampling_params``), so that its lengths are the labels' again.
+    :class:`UserError` if the rows hold two (``ltrsched label`` serves a run with one)."""
+    values = rows[PENALTY_COLUMN].unique(maintain_order=True).to_list()
+    if len(values) > 1:
+        raise UserError(f"{name}: the {rows['run'][0]!r} labels mix {len(values)} repetition penalties "
+                        f"({', '.join(f'{v:g}' for v in values[:3])}): an engine replays a run with one; label "
+                        "each into its own file")
+    return float(values[0])
