@@ -95,7 +95,7 @@ class FrontOrder:
         now = np.arange(len(ids))
         base_of = self._base_of  # (only the listing's ids are asked for from here on: those below its first may go)
         base_of.reserve(ids, lowest=ids.item(0))
-        base_of.data[ids if not base_of.base else base_of.rows(ids)] = now
+        base_of.data[base_of.rows(ids)] = now
         now[front] -= _FRONT
         self._ids, self._base, self._now, self._live = snapshot_ids(ids), order, now, len(ids)
         self._compact_below = _compact_below(len(ids))
@@ -133,7 +133,7 @@ class FrontOrder:
         ids = self._ids[now > _LIVE_MIN]  # the listing now: the live base entries, in base order
         now = np.arange(len(ids))
         base_of = self._base_of
-        base_of.data[ids if not base_of.base else base_of.rows(ids)] = now
+        base_of.data[base_of.rows(ids)] = now
         now[order[front]] -= _FRONT
         self._ids, self._base, self._now = ids, order, now
         self._compact_below = _compact_below(len(ids))
@@ -173,14 +173,14 @@ class FrontOrder:
     def positions(self, request_ids: np.ndarray, front: bool) -> np.ndarray:
         """Positions now of live requests (all at the front, or none)."""
         base_of = self._base_of
-        at = self._now[base_of.data[request_ids if not base_of.base else base_of.rows(request_ids)]]
+        at = self._now[base_of.data[base_of.rows(request_ids)]]
         return at + _FRONT if front else at
 
     def move(self, request_ids: np.ndarray, to_front: bool, positions: np.ndarray | None = None) -> None:
         """Move live requests to the front (out of the rest of the order) or back to their rank (``positions``:
         theirs now, if known, for a move to the front)."""
         base_of = self._base_of
-        at = base_of.data[request_ids if not base_of.base else base_of.rows(request_ids)]
+        at = base_of.data[base_of.rows(request_ids)]
         if to_front:
             if positions is None:
                 self._now[at] -= _FRONT

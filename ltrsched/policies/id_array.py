@@ -23,9 +23,8 @@ class IdArray:
 
     ``arr[ids]`` reads (ids never seen read ``fill``; the window grows to the ids above it); ``arr.get(ids)`` reads
     without growing it; ``arr[ids] = values`` writes. Direct access for speed, once ``arr.reserve(ids)`` made room:
-    ``arr.data[ids if not arr.base else arr.rows(ids)]`` (the test spares a call per access, ~0.3% of a simulated
-    step's instructions; ``rows`` raises ``IndexError`` for an id below the window, and ``data`` does for one above
-    it). Ids below the window (dropped by :meth:`trim`, or never held) read ``fill``; writing one, or reserving it,
+    ``arr.data[arr.rows(ids)]`` (``rows`` raises ``IndexError`` for an id below the window, and ``data`` does for one
+    above it). Ids below the window (dropped by :meth:`trim`, or never held) read ``fill``; writing one, or reserving it,
     extends the window down to it.
 
     Attributes:

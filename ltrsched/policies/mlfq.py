@@ -145,7 +145,7 @@ class MLFQ(Policy):
         ids = view.at("request_id", batch)  # (not the column for every live request: see _follow)
         try:  # (arrivals reserved their ids)
             last_run = self._last_run
-            last_run.data[ids if not last_run.base else last_run.rows(ids)] = view.step
+            last_run.data[last_run.rows(ids)] = view.step
         except IndexError:
             self._last_run[ids] = view.step
         if view is self._view:
@@ -285,9 +285,9 @@ class MLFQ(Policy):
                     flags = self._flag
                     flag = flags.data
                     try:  # (arrivals reserved their ids)
-                        rows = finished if not flags.base else flags.rows(finished)
+                        rows = flags.rows(finished)
                         flag[rows] = True
-                        done = flag[batch_ids if not flags.base else flags.rows(batch_ids)]
+                        done = flag[flags.rows(batch_ids)]
                     except IndexError:  # a finished request that never arrived: sort
                         flag[:] = False
                         return None
@@ -374,7 +374,7 @@ class MLFQ(Policy):
         rt = view.at("run_time", batch)
         if self.promote:  # (else nobody's accumulated time ever restarts: the base stays 0)
             base = self._time_base
-            rt = rt - base.data[batch_ids if not base.base else base.rows(batch_ids)]
+            rt = rt - base.data[base.rows(batch_ids)]
         bounds = self._bounds
         lead = self._lead
         pieces = []
@@ -485,7 +485,7 @@ class MLFQ(Policy):
         run_time = view.at("run_time", positions)
         if self.promote:  # (else nobody's accumulated time ever restarts: the base stays 0)
             base = self._time_base
-            run_time = run_time - base.data[ids if not base.base else base.rows(ids)]
+            run_time = run_time - base.data[base.rows(ids)]
         return self._bounds.searchsorted(run_time, side="right")
 
 

@@ -141,7 +141,7 @@ class StarvationPrevention(Policy):
         self._is_promoted.reserve(request_ids)
         gone = self._gone
         gone.reserve(request_ids)
-        gone.data[request_ids if not gone.base else gone.rows(request_ids)] = _FALSE
+        gone.data[gone.rows(request_ids)] = _FALSE
         if self._front is not None:  # (a newcomer: the inner policy merges it in)
             self._front.reset()
         self._quiet = False
@@ -151,9 +151,9 @@ class StarvationPrevention(Policy):
         self._num_live -= len(request_ids)
         gone, is_promoted = self._gone, self._is_promoted
         try:  # (a host that announced its arrivals reserved their ids)
-            gone.data[request_ids if not gone.base else gone.rows(request_ids)] = _TRUE
+            gone.data[gone.rows(request_ids)] = _TRUE
             promoted = self._e > self._s and count_nonzero(
-                is_promoted.data[request_ids if not is_promoted.base else is_promoted.rows(request_ids)])
+                is_promoted.data[is_promoted.rows(request_ids)])
         except IndexError:
             gone[request_ids] = _TRUE
             promoted = self._e > self._s and count_nonzero(is_promoted[request_ids])
@@ -254,7 +254,7 @@ class StarvationPrevention(Policy):
         if self._stale:  # promoted requests finished
             self._stale = False
             is_promoted, pids = self._is_promoted, self._pid[self._s:self._e]  # (held: they were written)
-            self._keep_only(is_promoted.data[pids if not is_promoted.base else is_promoted.rows(pids)])
+            self._keep_only(is_promoted.data[is_promoted.rows(pids)])
             if self._e == self._s:
                 return
         if kept:
@@ -306,7 +306,7 @@ class StarvationPrevention(Policy):
             k = int(ends.searchsorted(tick, side="right"))  # the spent ones: a prefix
             if k:
                 spent = self._pid[s:s + k]
-                self._is_promoted.data[spent if not self._is_promoted.base else self._is_promoted.rows(spent)] = _FALSE
+                self._is_promoted.data[self._is_promoted.rows(spent)] = _FALSE
                 self._moved(spent, False)
                 self._s = s + k
                 self._version += 1
@@ -314,7 +314,7 @@ class StarvationPrevention(Policy):
             keep = ends > tick
             if count_nonzero(keep) < p:
                 spent = self._pid[s:e][~keep]
-                self._is_promoted.data[spent if not self._is_promoted.base else self._is_promoted.rows(spent)] = _FALSE
+                self._is_promoted.data[self._is_promoted.rows(spent)] = _FALSE
                 self._moved(spent, False)
                 self._keep_only(keep)
         if self._e == self._s:
@@ -360,7 +360,7 @@ class StarvationPrevention(Policy):
         self._due_group, self._due_next = g, j
         self._next_due = steps[g] if g < len(steps) else _NEVER
         try:  # (filed from a view whose requests the hooks announced: reserved)
-            gone = self._gone.data[ids if not self._gone.base else self._gone.rows(ids)]
+            gone = self._gone.data[self._gone.rows(ids)]
         except IndexError:
             gone = self._gone[ids]
         if count_nonzero(gone):  # (finished since)
@@ -401,7 +401,7 @@ class StarvationPrevention(Policy):
         if ids is None:
             ids = view.at("request_id", new)
         try:  # (a host that announced its arrivals reserved their ids)
-            self._is_promoted.data[ids if not self._is_promoted.base else self._is_promoted.rows(ids)] = _TRUE
+            self._is_promoted.data[self._is_promoted.rows(ids)] = _TRUE
         except IndexError:
             self._is_promoted[ids] = _TRUE
         s, e = self._s, self._e
