@@ -397,6 +397,35 @@ def test_live_index_trusts_the_ascending_ids_the_kept_order_proved(monkeypatch):
     assert not checked
 
 
+def test_live_index_memory_stays_bounded_by_the_listing_under_ids_in_the_millions():
+    """A long-lived server lists its requests by ids that grow for ever, in any order: the id -> position table
+    grew to the largest id listed (8 bytes per request ever served: ~40 MB by id 5 million, ~24 MB for one listing
+    of two requests 3 million ids apart). Now it holds a window of the listed ids (or, for sparse ids, their sorted
+    copy), and every position is still right: against a dict, for listed ids, unlisted ones, and ids far outside."""
+    import tracemalloc
+
+    from ltrsched.policies.tracking import LiveIndex
+
+    rng = np.random.default_rng(7)
+    index = LiveIndex()
+    tracemalloc.start()
+    try:
+        listings = [rng.permutation(np.arange(k * 50_000, k * 50_000 + 200)) for k in range(100)]  # up to id 5 million
+        listings += [np.array([3_000_000, 0]), rng.permutation(np.arange(5, 900)), np.array([9, 2_000_000, 17])]
+        for listing in listings:
+            index._follow(listing)
+            assert not index.ascending
+            where = {int(i): k for k, i in enumerate(listing)}
+            asked = np.concatenate((listing, rng.integers(0, 5_100_000, 50), [0, 1, 4_999_999, 10**12]))
+            assert index.positions(asked).tolist() == [where.get(int(i), -1) for i in asked]
+            if len(listing):
+                assert index.positions(listing[::-1], listed=True).tolist() == list(range(len(listing)))[::-1]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000, peak
+
+
 def test_front_order_follows_finishes_and_moves_and_gives_up_on_a_listing_it_cannot_explain():
     """The kept promoted-first order (``FrontOrder``): a finish renumbers the requests listed after it, moves to and
     from the front keep the others in the inner order, and a finish of a request it never listed (or a view of
