@@ -78,14 +78,14 @@ class ScriptedHost:
     gaps. Its columns follow their definitions (idle_steps counts the steps a request was left out)."""
 
     def __init__(self, rng: np.random.Generator, n: int, skip_steps: bool = True, ids_by_arrival: bool = False,
-                 by_arrival: float = 0.7):
+                 by_arrival: float = 0.7, first_id: int = 1):
         self.rng = rng
         self.skip_steps = skip_steps
         self.by_arrival = by_arrival  # the share of steps that list requests by arrival
         self.arrival = np.round(rng.uniform(0, 3, n), 1)
-        self.rid = rng.permutation(n) * 3 + 1  # ids neither dense nor in arrival order
+        self.rid = rng.permutation(n) * 3 + first_id  # ids neither dense nor in arrival order
         if ids_by_arrival:  # (still not dense) ascending in arrival order, as the simulator's usually are
-            self.rid[np.argsort(self.arrival, kind="stable")] = np.arange(n) * 3 + 1
+            self.rid[np.argsort(self.arrival, kind="stable")] = np.arange(n) * 3 + first_id
         self.score = np.where(rng.random(n) < 0.2, np.nan, np.round(rng.random(n), 1))
         self.output = rng.integers(1, 40, n)
         self.generated = np.zeros(n, dtype=np.int64)
@@ -160,6 +160,15 @@ def test_same_order_under_a_scripted_host(spec, seed):
     # skipping on_step tests MLFQ's fallback; starvation prevention counts quantum steps from idle_steps
     # instead (0 exactly when a request ran the step before), which a host that skips on_step still keeps
     ScriptedHost(np.random.default_rng(seed), 60, skip_steps="starve" not in spec).run(policy, 400)
+    assert policy.steps > 50
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("spec", ["ltr:starve=4,quantum=2", "po:tokens=3"])
+def test_same_order_under_a_scripted_host_with_ids_in_the_millions(spec, seed):
+    """A long-lived server's ids: the id -> position table (``LiveIndex``) holds a window from the lowest id listed."""
+    policy = Lockstep(make_policy(spec))
+    ScriptedHost(np.random.default_rng(seed), 60, skip_steps=False, first_id=7_000_000).run(policy, 400)
     assert policy.steps > 50
 
 
