@@ -1,4 +1,4 @@
-"""Stateless reference versions of the policies that keep incremental state (LTR's kept order, starvation
+"""Stateless reference versions of the policies that keep incremental state (LTR's and PO's kept orders, starvation
 prevention's due steps, MLFQ's kept order): each recounts every live request every step from the view's
 columns, as the policies did before they kept state. Tests compare the two step by step."""
 
@@ -22,6 +22,30 @@ class RefLTR(Policy):
 
     def rank(self, view: LiveView) -> np.ndarray:
         return view.order_by(-self.ltr.scores(view))
+
+
+class RefPO(Policy):
+    """PO as it ranked before it kept its orders: one sort of every live request per step."""
+
+    def __init__(self, po):
+        self.tokens, self.tau, self.seed = po.tokens, po.tau, po.seed
+        self._estimate = IdArray(np.nan)
+
+    @property
+    def extra_output_tokens(self) -> int:  # type: ignore[override]
+        return self.tokens
+
+    def prepare(self, requests) -> None:
+        from ltrsched.policies.approx_oracle import fill_missing_lengths
+
+        self._estimate.reset()
+        est = fill_missing_lengths(requests["po_estimate"], requests["output_tokens"], self.tau, self.seed)
+        self._estimate[requests["request_id"]] = est
+
+    def rank(self, view: LiveView) -> np.ndarray:
+        phase = view.generated_tokens < self.tokens
+        estimate = np.where(phase, 0.0, self._estimate.get(view.request_id))
+        return view.order_by(~phase, estimate)
 
 
 class RefStarvation(Policy):
@@ -99,6 +123,7 @@ def reference(policy: Policy) -> Policy:
     """A stateless reference for ``policy`` (a fresh object; ``policy`` is only read for its parameters)."""
     from ltrsched.policies.ltr import LTR
     from ltrsched.policies.mlfq import MLFQ
+    from ltrsched.policies.po import PO
 
     if isinstance(policy, StarvationPrevention):
         return RefStarvation(reference(policy.inner), policy.threshold, policy.quantum)
@@ -106,6 +131,8 @@ def reference(policy: Policy) -> Policy:
         return RefLTR(policy)
     if isinstance(policy, MLFQ):
         return RefMLFQ(policy.quantum, policy.threshold, policy.promote)
+    if isinstance(policy, PO):
+        return RefPO(policy)
     return policy
 
 

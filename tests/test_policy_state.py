@@ -22,7 +22,7 @@ STATEFUL = [
     "fcfs:starve=10,quantum=2", "srtf:starve=5,quantum=4", "class:bucket=100,starve=8,quantum=2",
     "mlfq", "mlfq:quantum=0.01,threshold=1.5", "mlfq:quantum=0.005,threshold=1", "mlfq:quantum=0.01,promote=6",
     "mlfq:quantum=0.02,threshold=3,promote=1", "mlfq:starve=15,starve_quantum=2",
-    "mlfq:quantum=0.01,promote=9,starve=4,starve_quantum=3",
+    "mlfq:quantum=0.01,promote=9,starve=4,starve_quantum=3", "po:tokens=3",
 ]
 
 
@@ -49,7 +49,7 @@ workloads = st.integers(min_value=1, max_value=30).flatmap(
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(wl=workloads, spec=st.sampled_from(["ltr", "ltr:starve=3,quantum=2", "mlfq:quantum=0.02",
+@given(wl=workloads, spec=st.sampled_from(["ltr", "ltr:starve=3,quantum=2", "mlfq:quantum=0.02", "po:tokens=2",
                                            "mlfq:quantum=0.02,promote=4", "mlfq:quantum=0.01,starve=3,starve_quantum=1"]),
        seqs=st.integers(1, 8), blocks=st.integers(12, 60), preemption=st.sampled_from(["swap", "recompute"]),
        semantics=st.sampled_from(["paper", "vllm-v1"]), shuffle=st.booleans())
@@ -78,14 +78,14 @@ class ScriptedHost:
     gaps. Its columns follow their definitions (idle_steps counts the steps a request was left out)."""
 
     def __init__(self, rng: np.random.Generator, n: int, skip_steps: bool = True, ids_by_arrival: bool = False,
-                 by_arrival: float = 0.7):
+                 by_arrival: float = 0.7, first_id: int = 1):
         self.rng = rng
         self.skip_steps = skip_steps
         self.by_arrival = by_arrival  # the share of steps that list requests by arrival
         self.arrival = np.round(rng.uniform(0, 3, n), 1)
-        self.rid = rng.permutation(n) * 3 + 1  # ids neither dense nor in arrival order
+        self.rid = rng.permutation(n) * 3 + first_id  # ids neither dense nor in arrival order
         if ids_by_arrival:  # (still not dense) ascending in arrival order, as the simulator's usually are
-            self.rid[np.argsort(self.arrival, kind="stable")] = np.arange(n) * 3 + 1
+            self.rid[np.argsort(self.arrival, kind="stable")] = np.arange(n) * 3 + first_id
         self.score = np.where(rng.random(n) < 0.2, np.nan, np.round(rng.random(n), 1))
         self.output = rng.integers(1, 40, n)
         self.generated = np.zeros(n, dtype=np.int64)
@@ -153,12 +153,22 @@ class ScriptedHost:
 @pytest.mark.parametrize("seed", range(12))
 @pytest.mark.parametrize("spec", ["ltr", "ltr:starve=4,quantum=2", "srtf:starve=2,quantum=1", "mlfq:quantum=0.02",
                                   "mlfq:quantum=0.01,threshold=1.5,promote=5",
-                                  "mlfq:quantum=0.02,starve=3,starve_quantum=2"])
+                                  "mlfq:quantum=0.02,starve=3,starve_quantum=2", "po:tokens=3",
+                                  "po:tokens=1,tau=1"])
 def test_same_order_under_a_scripted_host(spec, seed):
     policy = Lockstep(make_policy(spec))
     # skipping on_step tests MLFQ's fallback; starvation prevention counts quantum steps from idle_steps
     # instead (0 exactly when a request ran the step before), which a host that skips on_step still keeps
     ScriptedHost(np.random.default_rng(seed), 60, skip_steps="starve" not in spec).run(policy, 400)
+    assert policy.steps > 50
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("spec", ["ltr:starve=4,quantum=2", "po:tokens=3"])
+def test_same_order_under_a_scripted_host_with_ids_in_the_millions(spec, seed):
+    """A long-lived server's ids: the id -> position table (``LiveIndex``) holds a window from the lowest id listed."""
+    policy = Lockstep(make_policy(spec))
+    ScriptedHost(np.random.default_rng(seed), 60, skip_steps=False, first_id=7_000_000).run(policy, 400)
     assert policy.steps > 50
 
 
@@ -374,6 +384,26 @@ def test_same_order_as_the_stateless_reference_in_the_engine(spec):
     assert aborted >= 4 and policy.steps > 20
 
 
+@pytest.mark.parametrize("config", [dict(), dict(num_gpu_blocks=200, preemption="recompute")],
+                         ids=["roomy", "recompute"])
+def test_po_keeps_its_orders_in_a_burst_instead_of_sorting_every_live_request_each_step(monkeypatch, config):
+    """PO sorted every live request at every step (``view.order_by(~phase, estimate)``), ~16 steps per request: a
+    run over a large live set was quadratic (100,000 one-token requests at once: 56.8 s; now 14.6 s). Its two keys
+    are fixed per request, so it now keeps both orders and splits them by phase: a few sorts per run, the same order
+    at every step as the old formula (``Lockstep`` against ``RefPO``)."""
+    sorts = []
+    order_by = LiveView.order_by
+    monkeypatch.setattr(LiveView, "order_by", lambda view, *keys: sorts.append(len(view)) or order_by(view, *keys))
+    policy = make_policy("po:tokens=3")
+    wl = make_workload([8] * 600, list(np.random.default_rng(3).integers(1, 6, 600)))
+    simulate(wl, policy, SimConfig(max_num_seqs=16, **config))
+    assert len(sorts) <= 3, sorts[:20]
+    monkeypatch.undo()
+    lockstep = Lockstep(make_policy("po:tokens=3"))
+    simulate(wl, lockstep, SimConfig(max_num_seqs=16, **config))
+    assert lockstep.steps > 100 and lockstep.vouched == lockstep.steps
+
+
 def test_live_index_trusts_the_ascending_ids_the_kept_order_proved(monkeypatch):
     """LTR's kept order proves that a listing which lost a request still lists ids in ascending order; the
     LiveIndex a starvation wrapper asks for positions in that view then binary-searches without a pass to check."""
@@ -395,6 +425,35 @@ def test_live_index_trusts_the_ascending_ids_the_kept_order_proved(monkeypatch):
     index = tracking.LiveIndex.of(second, None)
     assert index.positions(np.array([3, 5])).tolist() == [2, 4]
     assert not checked
+
+
+def test_live_index_memory_stays_bounded_by_the_listing_under_ids_in_the_millions():
+    """A long-lived server lists its requests by ids that grow for ever, in any order: the id -> position table
+    grew to the largest id listed (8 bytes per request ever served: ~40 MB by id 5 million, ~24 MB for one listing
+    of two requests 3 million ids apart). Now it holds a window of the listed ids (or, for sparse ids, their sorted
+    copy), and every position is still right: against a dict, for listed ids, unlisted ones, and ids far outside."""
+    import tracemalloc
+
+    from ltrsched.policies.tracking import LiveIndex
+
+    rng = np.random.default_rng(7)
+    index = LiveIndex()
+    tracemalloc.start()
+    try:
+        listings = [rng.permutation(np.arange(k * 50_000, k * 50_000 + 200)) for k in range(100)]  # up to id 5 million
+        listings += [np.array([3_000_000, 0]), rng.permutation(np.arange(5, 900)), np.array([9, 2_000_000, 17])]
+        for listing in listings:
+            index._follow(listing)
+            assert not index.ascending
+            where = {int(i): k for k, i in enumerate(listing)}
+            asked = np.concatenate((listing, rng.integers(0, 5_100_000, 50), [0, 1, 4_999_999, 10**12]))
+            assert index.positions(asked).tolist() == [where.get(int(i), -1) for i in asked]
+            if len(listing):
+                assert index.positions(listing[::-1], listed=True).tolist() == list(range(len(listing)))[::-1]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000, peak
 
 
 def test_front_order_follows_finishes_and_moves_and_gives_up_on_a_listing_it_cannot_explain():

@@ -238,3 +238,20 @@ def test_listings_align_every_summary_and_show_docstring_literals_as_the_help_do
         + "):\n        pass\n\n    def rank(self, view):\n        return view.order_by(view.arrival_time)\n")
     res = run_cli_fast(capsys, "policies", "--plugin", tmp_path / "long.py")
     assert next(line for line in res.stdout.splitlines() if line.startswith("mlfq:")).index("Multi-level") == column
+
+
+def test_readme_gpu_install_with_the_predictors_adds_the_predict_extras_transformers_alone():
+    """`.[engine]` (vLLM's torch 2.14.0) and `.[predict]` (torch 2.13.0) cannot be installed together; README's GPU
+    line with the predictors adds `predict`'s transformers requirement alone, so it must name that extra's range and
+    `predict` must need nothing else but its torch pin."""
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    extras = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    torch_pins = [r for r in extras["predict"] if r.startswith("torch")]
+    others = [r for r in extras["predict"] if not r.startswith("torch")]
+    assert len(torch_pins) == 1 and [r.split(">")[0].split("=")[0] for r in others] == ["transformers"], extras
+    command = f"pip install -e '.[engine]' '{others[0]}'"
+    assert command in (root / "README.md").read_text()
+    assert command in (root / "pyproject.toml").read_text()
+    assert not [r for r in extras["engine"] if r.startswith("torch")], extras["engine"]

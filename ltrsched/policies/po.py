@@ -8,6 +8,14 @@ requests are ordered by the estimate, shortest first, ties by arrival.
 The estimate is the ``po_estimate`` column [tokens] when the workload has one. Otherwise it is drawn
 from a noise model: the true length perturbed to Kendall tau ``tau`` (default 0.51, the paper's PO tau on
 ShareGPT; 0.67 on LMSYS), see :mod:`ltrsched.policies.approx_oracle`.
+
+Both keys are fixed per request (the estimate; arrival, then id), so the two groups' orders are kept from step to step
+(:class:`~ltrsched.policies.fixed_order.FixedKeyOrder`) and each step only splits them by phase (a few passes over the
+live requests). Before, it sorted every live request at every step (``view.order_by(~phase, estimate)``, the same
+order): one-token requests at once, 10,000 / 20,000 / 100,000 of them, simulated in 0.68 / 2.28 / 56.8 s, now in
+0.48 / 1.09 / 14.6 s (CPU time of ``simulate(make_workload([8] * n, [1] * n), make_policy("po"), SimConfig())``, with
+tests/conftest.py's ``make_workload``, on one shared core; the phase makes each request 15 tokens longer: ~16 times the
+steps, each now a few passes over the live requests).
 """
 
 from __future__ import annotations
@@ -16,7 +24,10 @@ import numpy as np
 
 from ltrsched.policies.approx_oracle import check_seed, check_tau, fill_missing_lengths
 from ltrsched.policies.base import LiveView, Policy
+from ltrsched.policies.fastops import count_nonzero
+from ltrsched.policies.fixed_order import FixedKeyOrder
 from ltrsched.policies.id_array import IdArray
+from ltrsched.policies.order_check import vouched
 from ltrsched.policies.registry import register
 
 
@@ -35,6 +46,8 @@ class PO(Policy):
         self.seed = seed
         self.tokens = tokens
         self._estimate = IdArray(np.nan)
+        self._by_estimate = FixedKeyOrder()  # every live request by (estimate, arrival, id); told arrivals, finishes
+        self._by_arrival = FixedKeyOrder()  # every live request by (arrival, id), for hosts not listing by arrival
 
     @property
     def extra_output_tokens(self) -> int:  # type: ignore[override]
@@ -42,10 +55,44 @@ class PO(Policy):
 
     def prepare(self, requests) -> None:
         self._estimate.reset()
+        self._by_estimate.reset()
+        self._by_arrival.reset()
         est = fill_missing_lengths(requests["po_estimate"], requests["output_tokens"], self.tau, self.seed)
         self._estimate[requests["request_id"]] = est
 
+    def on_arrival(self, request_ids, now) -> None:
+        self._by_estimate.arrived(request_ids)
+
+    def on_finish(self, request_ids, now) -> None:
+        self._by_estimate.departed(request_ids)
+
     def rank(self, view: LiveView) -> np.ndarray:
+        """``view.order_by(~phase, estimate)`` (``estimate`` 0 in the phase): the requests in the estimate phase by
+        (arrival, id), then the others by (estimate, arrival, id), from the two kept orders."""
+        by_estimate = self._by_estimate.order(view, self._estimates)
+        if not self.tokens:
+            return by_estimate
+        proven = by_estimate is view._ranked  # (vouched: a permutation)
         phase = view.generated_tokens < self.tokens
-        estimate = np.where(phase, 0.0, self._estimate.get(view.request_id))
-        return view.order_by(~phase, estimate)
+        k = count_nonzero(phase)
+        if not k:
+            return by_estimate
+        if view.arrival_ordered:
+            first = phase.nonzero()[0]
+        else:
+            by_arrival = self._by_arrival.order(view, _arrival)
+            proven = proven and by_arrival is view._ranked
+            first = by_arrival[phase[by_arrival]] if k < len(phase) else by_arrival
+        if k == len(phase):
+            order = first
+        else:
+            order = np.concatenate((first, by_estimate[~phase[by_estimate]]))
+        # (two permutations' complementary parts: one, by construction)
+        return vouched(view, order) if proven else order
+
+    def _estimates(self, view: LiveView) -> np.ndarray:
+        return self._estimate.get(view.request_id)
+
+
+def _arrival(view: LiveView) -> np.ndarray:
+    return view.arrival_time

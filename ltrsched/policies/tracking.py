@@ -34,6 +34,8 @@ def same_ids(ids: np.ndarray, snapshot: np.ndarray | None) -> bool:
     return ids is snapshot or (len(ids) == len(snapshot) and not count_nonzero(ids != snapshot))
 
 
+_max = np.maximum.reduce
+_min = np.minimum.reduce
 _UNSET = np.array(-1)  # (0-d array operands spare numpy converting a Python int every call)
 
 #: The key under which a view records that a policy proved it lists request ids in ascending order
@@ -53,22 +55,37 @@ def known_ascending(view: LiveView) -> bool:
     return _ASCENDING_IDS in view._cache
 
 
+#: The smallest id -> position table [entries] (its length when made).
+MIN_TABLE = 1024
+#: A listing whose ids span more than this many times its length (and more than :data:`MIN_TABLE` ids) is looked up
+#: through its sorted ids instead of a table over the span: ids that sparse would make the table mostly holes.
+SPARSE_SPAN = 8
+
+
 class LiveIndex:
     """Request id -> position in the latest view, kept from view to view; one per host, shared by a wrapper and
     the policy it wraps (:meth:`of`). When the view lists ids in ascending order (a workload whose ids follow
     arrival order, listed by arrival) a position is a binary search; otherwise an id -> position table is
     rebuilt, only when the listing changed and someone asks.
 
+    The table holds a window of ids, ``_base`` .. ``_base + len(_pos) - 1``, from 0 while the lowest id listed is
+    below the span of the ids listed (a run of a workload), else from the lowest id listed: under a long-lived
+    server, whose ids grow for ever, a table from 0 held 8 bytes per request ever served. Ids that sparse (spanning
+    more than :data:`SPARSE_SPAN` times the listing) are found by binary search in their sorted copy instead. Either
+    way it holds a few times the listing's length [entries], whatever ids were served.
+
     Attributes:
         version: bumped whenever the listing changes, so a policy that kept something per position knows
             whether it still holds.
     """
 
-    __slots__ = ("_pos", "_marked", "_ids", "_ascending", "version")
+    __slots__ = ("_pos", "_base", "_sorted", "_marked", "_ids", "_ascending", "version")
 
     def __init__(self):
-        self._pos = np.full(1024, -1, dtype=np.intp)
-        self._marked: np.ndarray | None = None  # the listing whose positions _pos holds
+        self._pos = np.full(MIN_TABLE, -1, dtype=np.intp)
+        self._base = 0  # the id at _pos[0]
+        self._sorted: tuple[np.ndarray, np.ndarray] | None = None  # sparse ids: (sorted ids, their positions)
+        self._marked: np.ndarray | None = None  # the listing whose positions _pos (or _sorted) holds
         self._ids: np.ndarray | None = None  # the listing followed (a snapshot)
         self._ascending: bool | None = None  # whether it lists ids in ascending order (None: not checked)
         self.version = 0
@@ -106,20 +123,66 @@ class LiveIndex:
                 return at
             found = listing[np.minimum(at, len(listing) - 1)] == ids if len(listing) else np.zeros(len(ids), bool)
             return np.where(found, at, _UNSET)
-        pos = self._pos
         if self._marked is not listing:
-            if self._marked is not None:
-                pos[self._marked] = _UNSET
-            self._marked = listing
+            self._mark(listing)
+        pos = self._pos
+        if pos is None:
+            return _sorted_positions(self._sorted, ids, listed)
+        base = self._base
+        if not base:
             try:
-                pos[listing] = np.arange(len(listing))
-            except IndexError:  # an id beyond the table: grow it
-                self._pos = pos = np.full(max(2 * len(pos), int(listing.max()) + 1), -1, dtype=np.intp)
-                pos[listing] = np.arange(len(listing))
-        try:
-            return pos[ids]
-        except IndexError:  # ids beyond the table are listed nowhere
-            return np.where(ids < len(pos), pos[np.minimum(ids, len(pos) - 1)], _UNSET)
+                return pos[ids]
+            except IndexError:  # ids beyond the table are listed nowhere
+                return np.where(ids < len(pos), pos[np.minimum(ids, len(pos) - 1)], _UNSET)
+        rows = ids - base
+        if listed:
+            return pos[rows]
+        inside = (rows >= 0) & (rows < len(pos))
+        return np.where(inside, pos[np.where(inside, rows, 0)], _UNSET)
+
+    def _mark(self, listing: np.ndarray) -> None:
+        """Hold the positions of ``listing`` (not in ascending order): clear the last listing's from the table and
+        write this one's, in a new table if its ids leave this one's window (or in sorted ids, if they are sparse)."""
+        pos, base, marked = self._pos, self._base, self._marked
+        self._marked = listing
+        if pos is not None:
+            if marked is not None:
+                pos[marked - base if base else marked] = _UNSET
+            if not base:  # (a table from 0, a run's: the write is tried before the ids' bounds are counted)
+                try:
+                    pos[listing] = np.arange(len(listing))
+                    return
+                except IndexError:  # an id beyond the table
+                    pass
+        n = len(listing)  # (at least 2: a shorter listing is ascending)
+        lo, hi = int(_min(listing)), int(_max(listing))
+        if pos is not None and base and base <= lo and hi < base + len(pos):
+            pos[listing - base] = np.arange(n)
+            return
+        span = hi - lo + 1
+        if span > SPARSE_SPAN * n and span > MIN_TABLE:
+            order = listing.argsort(kind="stable")
+            self._pos, self._sorted = None, (listing[order], order)
+            return
+        self._sorted = None
+        if lo <= span:  # (a run's ids: the table from 0, doubled as it always was)
+            base, size = 0, max(2 * len(pos) if pos is not None and not base else MIN_TABLE, hi + 1)
+        else:
+            base, size = lo, max(2 * span, MIN_TABLE)
+        pos = np.full(size, -1, dtype=np.intp)
+        pos[listing - base if base else listing] = np.arange(n)
+        self._pos, self._base = pos, base
+
+
+def _sorted_positions(sorted_ids: tuple[np.ndarray, np.ndarray], ids: np.ndarray, listed: bool) -> np.ndarray:
+    """Positions of ``ids`` through a listing's sorted ids and their positions (-1 for an id not listed, unless every
+    one is ``listed``)."""
+    keys, order = sorted_ids
+    at = keys.searchsorted(ids)
+    if listed:
+        return order[at]
+    at = np.minimum(at, len(keys) - 1)
+    return np.where(keys[at] == ids, order[at], _UNSET)
 
 
 def is_ascending(ids: np.ndarray) -> bool:
