@@ -18,3 +18,27 @@ def test_predict_refuses_to_write_over_its_workload(tmp_path, capsys):
     r = run_cli_fast(capsys, "predict", "-m", tmp_path / "ckpt", "-w", labels, "-o", tmp_path / "." / "labels.parquet")
     assert_one_line_error(r, f"--workload {labels} would be overwritten by the output")
     assert labels.read_bytes() == before
+
+
+def test_date_times_in_two_formats_name_the_one_that_changes(tmp_path, capsys):
+    """Arrival date-times in two formats (an ISO date, then a US one) were "non-numeric values (first:
+    '2024-01-01 00:00:00') in row 1; it must hold numbers (seconds) or date-times": the row named held a date-time.
+    A .csv's and a parquet's error now name the value that changes format and its row, as a .jsonl's names its line."""
+    csv = tmp_path / "w.csv"
+    csv.write_text("timestamp,prompt_tokens,output_tokens\n2024-01-01 00:00:00,10,20\n\n"
+                   "2024-01-01 00:00:03,10,20\n01/02/2024 00:00:01,11,21\n")
+    r = run_cli_fast(capsys, "simulate", "-w", csv, "--arrival", "replay")
+    assert_one_line_error(r, "'01/02/2024 00:00:01' in row 4 is not a date-time in the format of the first, "
+                          "'2024-01-01 00:00:00'")
+    table = tmp_path / "w.parquet"
+    pl.DataFrame({"prompt_tokens": [10, 20, 30], "output_tokens": [5, 7, 8],
+                  "timestamp": ["2024-01-01 00:00:00", "2024-01-01 00:00:05", "yesterday"]}).write_parquet(table)
+    r = run_cli_fast(capsys, "simulate", "-w", table, "--arrival", "replay")
+    assert_one_line_error(r, "'yesterday' in row 3 is not a date-time in the format of the first")
+    # (text that is no date-time from its first row on keeps its error; one format throughout is read)
+    csv.write_text("timestamp,prompt_tokens,output_tokens\nsoon,10,20\nlater,11,21\n")
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", csv), "non-numeric values (String, first: 'soon') in row 1")
+    csv.write_text("timestamp,prompt_tokens,output_tokens\n2024-01-01 00:00:00,10,20\n2024-01-01 00:00:03,11,21\n")
+    r = run_cli_fast(capsys, "simulate", "-w", csv, "--arrival", "replay", "-o", tmp_path / "run")
+    assert r.returncode == 0, r.stderr
+    assert pl.read_parquet(tmp_path / "run" / "requests.parquet")["arrival_time"].sort().to_list() == [0.0, 3.0]
