@@ -42,3 +42,15 @@ def test_date_times_in_two_formats_name_the_one_that_changes(tmp_path, capsys):
     r = run_cli_fast(capsys, "simulate", "-w", csv, "--arrival", "replay", "-o", tmp_path / "run")
     assert r.returncode == 0, r.stderr
     assert pl.read_parquet(tmp_path / "run" / "requests.parquet")["arrival_time"].sort().to_list() == [0.0, 3.0]
+
+
+def test_an_arrival_time_of_1e300_prints_as_a_number_not_300_digits(tmp_path, capsys):
+    """A trace with one arrival at 1e300 s: burst arrivals' note said "(1,000,000,...,160.0 s from first to last)"
+    and a replay's error "request 0 arrives 31,688,...,544 years after request 1", 300 digits each."""
+    csv = tmp_path / "w.csv"
+    csv.write_text("arrival_time,prompt_tokens,output_tokens\n1e300,10,20\n1.0,10,21\n3.0,5,5\n")
+    r = run_cli_fast(capsys, "simulate", "-w", csv)
+    assert r.returncode == 0 and "(1e+300 s from first to last)" in r.stderr, r.stderr
+    r = run_cli_fast(capsys, "simulate", "-w", csv, "--arrival", "replay")
+    assert_one_line_error(r, "(request 0 arrives 3.17e+292 years after request 1)")
+    assert len(r.stderr) < 600
