@@ -54,3 +54,16 @@ def test_an_arrival_time_of_1e300_prints_as_a_number_not_300_digits(tmp_path, ca
     r = run_cli_fast(capsys, "simulate", "-w", csv, "--arrival", "replay")
     assert_one_line_error(r, "(request 0 arrives 3.17e+292 years after request 1)")
     assert len(r.stderr) < 600
+
+
+def test_capacity_refuses_a_tpot_slo_where_every_output_is_one_token(tmp_path, capsys):
+    """Another model's replies of 1 token each (a classifier's, a yes/no judge's): TPOT is undefined in every run,
+    `capacity --slo tpot_p90=0.05` ran every rate down to 0.004 req/s as missing it, then its figure ended in a
+    ValueError traceback (a log axis of no finite value)."""
+    csv = tmp_path / "w.csv"
+    csv.write_text("prompt_tokens,output_tokens\n" + "".join(f"{10 + i},1\n" for i in range(20)))
+    r = run_cli_fast(capsys, "capacity", "--slo", "ttft_p90=2", "--slo", "tpot_p90=0.05", "-w", csv, "-n", "20",
+                     "--seeds", "1", "-p", "fcfs", "-j", "1", "-o", tmp_path / "cap")
+    assert_one_line_error(r, "--slo tpot_p90=0.05: TPOT (the time per output token after the first) is undefined "
+                             f"for every request of {csv}: all of its outputs are 1 token")
+    assert not (tmp_path / "cap" / "runs").exists()
