@@ -67,3 +67,15 @@ def test_capacity_refuses_a_tpot_slo_where_every_output_is_one_token(tmp_path, c
     assert_one_line_error(r, "--slo tpot_p90=0.05: TPOT (the time per output token after the first) is undefined "
                              f"for every request of {csv}: all of its outputs are 1 token")
     assert not (tmp_path / "cap" / "runs").exists()
+
+
+def test_capacity_refuses_a_tpot_slo_where_one_seeds_requests_are_all_one_token(tmp_path, capsys):
+    """39 replies of 1 token and one of 10: seed 3's 20 requests hold the long one, seed 4's do not, so the runs of
+    seed 4 had no TPOT (infinitely late), every rate missed `tpot_p90=0.05` and the figure ended in a traceback."""
+    csv = tmp_path / "w.csv"
+    csv.write_text("prompt_tokens,output_tokens\n" + "".join(f"{10 + i},{10 if i == 7 else 1}\n" for i in range(40)))
+    r = run_cli_fast(capsys, "capacity", "--slo", "tpot_p90=0.05", "-w", csv, "-n", "20", "--seeds", "2", "--seed", "3",
+                     "-p", "fcfs", "-j", "1", "--max-rate", "8", "-o", tmp_path / "cap")
+    assert_one_line_error(r, "--slo tpot_p90=0.05: TPOT (the time per output token after the first) is undefined in "
+                             f"the runs of seed 4: the 20 requests it draws from {csv} all have outputs of 1 token")
+    assert not (tmp_path / "cap" / "runs").exists()
