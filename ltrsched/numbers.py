@@ -30,3 +30,9 @@ def is_finite_number(value) -> bool:
         return math.isfinite(value)
     except OverflowError:
         return False
+
+
+def grouped(value: float, decimals: int = 1) -> str:
+    """``value`` with thousands separators and ``decimals`` decimals (``12,345.6``), or in 3 significant digits
+    from 1e15 on (``1e+300``): a file's arrival time of 1e300 s printed a 300-digit number in a note."""
+    return f"{value:.3g}" if abs(value) >= 1e15 else f"{value:,.{decimals}f}"

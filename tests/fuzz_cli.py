@@ -4,9 +4,11 @@ Each case is one command's valid base command line with ONE option (or argument)
 blank, NaN/inf/-0/1e308/-1e308/2**63, huge and negative integers, unicode, control characters, a line break or ESC,
 a directory where a file is wanted and a file where a directory is, an output that cannot be written (under /proc:
 the suite runs as root, where a read-only mode bit writes anyway), an output equal to an input, the option given
-twice, comma lists with empty or repeated members, bad policy and router specs. A case passes when the command exits
-0 or 2, with one ``error:`` line on stderr for 2 and no traceback for either, within its time limit, leaving every
-input file as it was. The engine never starts: where a command would start it (after ``start_engine``'s own checks of
+twice, comma lists with empty or repeated members, bad policy and router specs, and workload files of other sources
+where a command reads one (:data:`WORKLOAD_FILES`: other models' lengths, other columns, other scripts, broken
+files). A case passes when the command exits 0 or 2, with one ``error:`` line on stderr for 2 (the last, after
+nothing but the warnings explaining it) and no traceback for either, within its time limit, leaving every input
+file as it was. The engine never starts: where a command would start it (after ``start_engine``'s own checks of
 its options) or load a served model, the case stops, and passes (:data:`ENGINE` is its outcome).
 
 Run once, outside the suite (each case in a fresh directory; a summary and every failure printed)::
@@ -31,6 +33,10 @@ from pathlib import Path
 
 #: The outcome of a case that reached the point where its command starts the engine (or loads a served model).
 ENGINE = "engine"
+
+#: How the lines begin that may go ahead of an error's line: the warnings that explain it (a file's first turns the
+#: paper's rules left out, ahead of "no eligible requests": :func:`ltrsched.notices.explain_error`).
+NOTICE_PREFIXES = ("warning: ", "note: ")
 
 #: An output path no write reaches (the root user writes through a file's read-only mode bits; /proc refuses).
 UNWRITABLE_DIR = "/proc/ltrsched-fuzz"
@@ -68,6 +74,77 @@ SLO_SPECS = ["ttft_p90=", "ttft_p90=nan", "ttft_p90=-0", "=2", "ttft_p90", "nope
              f"ttft_p90={2**63}", "ttft_p90=1e308"]
 
 
+def _csv(header: str, rows) -> str:
+    return header + "\n" + "".join(",".join(map(str, row)) + "\n" for row in rows)
+
+
+def _jsonl(records) -> str:
+    import json
+
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+
+
+_WORDS = ["こんにちは世界", "Привет, как дела?", "🙂🙃😀 emoji 🤖", "مرحبا كيف حالك", "请写一首关于春天的诗", "Écris un poème"]
+#: Workload (and prompt) files of other sources than ShareGPT, written under ``{IN}/wl/`` by :func:`make_inputs`:
+#: name -> its text (bytes for a binary file, a callable writing it for a parquet). Other models' lengths (outputs
+#: of 32k-128k tokens, a cap with many rows at it, all equal, 1 token), prompts longer than a context, lengths that
+#: are no lengths, missing and extra columns, non-English and emoji text, empty and 1 MB prompts, duplicate ids,
+#: unsorted / negative / NaN / 1e300 arrivals and date-times in two formats, one request and none, broken files.
+WORKLOAD_FILES = {
+    "long128k.csv": _csv("prompt_tokens,output_tokens", [(20 + i, (32768, 65536, 131072)[i % 3]) for i in range(9)]),
+    "cap4096.csv": _csv("prompt_tokens,output_tokens", [(30 + i, 4096 if i % 4 else 100 + i) for i in range(12)]),
+    "equal.csv": _csv("prompt_tokens,output_tokens", [(10 + i, 64) for i in range(8)]),
+    "one_token.csv": _csv("prompt_tokens,output_tokens", [(10 + i, 1) for i in range(8)]),
+    "long_prompt.csv": _csv("prompt_tokens,output_tokens", [(20000 if i % 2 else 50, 8) for i in range(8)]),
+    "float_lengths.csv": _csv("prompt_tokens,output_tokens", [(10.5, 20.0)] * 8),
+    "negative_lengths.csv": _csv("prompt_tokens,output_tokens", [(10, -5)] * 8),
+    "nan_lengths.csv": _csv("prompt_tokens,output_tokens", [(10, "nan")] * 8),
+    "inf_lengths.csv": _csv("prompt_tokens,output_tokens", [(10, "inf")] * 8),
+    "int64_lengths.csv": _csv("prompt_tokens,output_tokens", [(10, 2**63)] * 8),
+    "no_output.csv": _csv("prompt_tokens", [(10,)] * 8),
+    "extra_columns.csv": _csv("prompt_tokens,output_tokens,model,bar baz", [(10 + i, 5 + i, "m", 1.5) for i in range(8)]),
+    "duplicate_ids.csv": _csv("request_id,prompt_tokens,output_tokens", [(i // 2, 10, 5 + i) for i in range(8)]),
+    "unsorted_arrivals.csv": _csv("arrival_time,prompt_tokens,output_tokens", [(8 - i, 10, 5 + i) for i in range(8)]),
+    "negative_arrivals.csv": _csv("arrival_time,prompt_tokens,output_tokens", [(i - 3, 10, 5 + i) for i in range(8)]),
+    "huge_arrivals.csv": _csv("arrival_time,prompt_tokens,output_tokens", [(1e300 if i == 0 else i, 10, 5) for i in range(8)]),
+    "zero_arrivals.csv": _csv("arrival_time,prompt_tokens,output_tokens", [(0.0, 10, 5 + i) for i in range(8)]),
+    "mixed_dates.csv": _csv("timestamp,prompt_tokens,output_tokens",
+                            [("2024-01-01 00:00:0%d" % i if i < 7 else "01/02/2024 00:00:01", 10, 5) for i in range(8)]),
+    "one_request.csv": _csv("prompt_tokens,output_tokens", [(10, 20)]),
+    "header_only.csv": _csv("prompt_tokens,output_tokens", []),
+    "empty.csv": "",
+    "spaced ü 中.csv": _csv("prompt_tokens,output_tokens", [(10 + i, 5 + i) for i in range(8)]),
+    "intl.jsonl": _jsonl({"prompt": _WORDS[i % 6] * (1 + i), "output_tokens": 3 + 7 * i} for i in range(8)),
+    "empty_prompt.jsonl": _jsonl({"prompt": "" if i == 3 else f"prompt {i}", "output_tokens": 5} for i in range(8)),
+    "mb_prompt.jsonl": _jsonl({"prompt": "word " * 200_000 if i == 0 else f"prompt {i}", "output_tokens": 5 + i}
+                              for i in range(8)),
+    "nan_arrival.jsonl": "".join('{"prompt": "p %d", "output_tokens": 5, "arrival_time": %s}\n' % (i, "NaN" if i == 2 else i)
+                                 for i in range(8)),
+    "list_content.jsonl": _jsonl({"messages": [{"role": "user", "content": [{"type": "text", "text": f"hi {i}"}]},
+                                               {"role": "assistant", "content": "ok " * 9}]} for i in range(8)),
+    "utf16.jsonl": _jsonl({"prompt": f"p {i}", "output_tokens": 5} for i in range(8)).encode("utf-16"),
+    "latin1.jsonl": '{"prompt": "caf\xe9", "output_tokens": 5}\n'.encode("latin-1"),
+    "truncated.parquet": lambda path: _parquet(path, truncated=True),
+    "nan_lengths.parquet": lambda path: _parquet(path, output_tokens=[5.0, float("nan")] * 4),
+    "uint64_lengths.parquet": lambda path: _parquet(path, output_tokens=[5, 2**64 - 1] * 4, dtype="UInt64"),
+}
+
+
+def _parquet(path: Path, output_tokens=None, dtype=None, truncated: bool = False) -> None:
+    import polars as pl
+
+    output_tokens = output_tokens or [5 + i for i in range(8)]
+    df = pl.DataFrame({"prompt_tokens": [10] * len(output_tokens),
+                       "output_tokens": pl.Series(output_tokens, dtype=getattr(pl, dtype) if dtype else None)})
+    df.write_parquet(path)
+    if truncated:
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+#: The hostile workload files as option values.
+WORKLOADS = [f"{{IN}}/wl/{name}" for name in WORKLOAD_FILES]
+
+
 @dataclass(frozen=True)
 class Base:
     """A command line that runs (or reaches the engine): ``args`` its positional part (the command and its arguments,
@@ -86,26 +163,27 @@ class Base:
 
 BASES: dict[str, Base] = {
     "simulate": Base(("simulate",), {"-w": "{IN}/w.csv", "-n": "5", "-o": "out/run", "--record-steps": None},
-                     specs={"-P": POLICY_SPECS, "--router": ROUTER_SPECS}),
+                     specs={"-P": POLICY_SPECS, "--router": ROUTER_SPECS, "-w": WORKLOADS}),
     "sweep": Base(("sweep", "{IN}/s.toml"), {"-o": "out/sw", "-j": "1"}, input_file="{IN}/s.toml"),
     "capacity": Base(("capacity",), {"--slo": "ttft_p90=2", "-w": "{IN}/w.csv", "-n": "5", "--seeds": "1",
                                      "-p": "fcfs", "-j": "1", "--max-rate": "8", "-o": "out/cap"},
-                     specs={"-p": POLICY_SPECS, "--router": ROUTER_SPECS, "--slo": SLO_SPECS}),
+                     specs={"-p": POLICY_SPECS, "--router": ROUTER_SPECS, "--slo": SLO_SPECS, "-w": WORKLOADS}),
     "plot cdf": Base(("plot", "cdf", "{IN}/run"), {"-o": "out/c.png"}, input_file="{IN}/run/summary.json"),
     "plot trace": Base(("plot", "trace", "{IN}/run"), {"-o": "out/t.json"}, input_file="{IN}/run/summary.json"),
     "profile": Base(("profile",), {"-m": "llama-tiny", "--quick": None, "-o": "out/p.json", "--kv-cache-gib": "1"},
                     input_file="{IN}/profile.json"),
     "validate": Base(("validate",), {"-w": "{IN}/w.csv", "-n": "3", "-m": "llama-tiny", "-o": "out/val",
                                      "--kv-cache-gib": "1"},
-                     specs={"--policies": POLICY_SPECS}),
+                     specs={"--policies": POLICY_SPECS, "-w": WORKLOADS}),
     "replay": Base(("replay",), {"-w": "{IN}/w.csv", "-n": "3", "-m": "llama-tiny", "-o": "out/rp",
-                                 "--kv-cache-gib": "1"}, specs={"-P": POLICY_SPECS}),
+                                 "--kv-cache-gib": "1"}, specs={"-P": POLICY_SPECS, "-w": WORKLOADS}),
     "label": Base(("label",), {"-m": "smollm2", "--limit": "2", "-o": "out/l.parquet"},
-                  input_file="{IN}/prompts.json"),
+                  input_file="{IN}/prompts.json", specs={"--prompts": WORKLOADS}),
     "predict": Base(("predict",), {"-m": "{IN}/ckpt", "-w": "{IN}/prompts.json", "-o": "out/p.parquet"},
-                    input_file="{IN}/prompts.json"),
+                    input_file="{IN}/prompts.json", specs={"-w": WORKLOADS}),
     "evaluate": Base(("evaluate",), {"-m": "{IN}/ckpt", "--data": "{IN}/prompts.json", "--split": "all",
-                                     "--plot": "out/e.png"}, input_file="{IN}/prompts.json"),
+                                     "--plot": "out/e.png"}, input_file="{IN}/prompts.json",
+                     specs={"--data": WORKLOADS}),
     "profiles": Base(("profiles",), {"--steps": None}),
     "workloads": Base(("workloads",), {}),
     "policies": Base(("policies",), {}),
@@ -212,7 +290,7 @@ def all_cases(commands=None) -> list[Case]:
         base = BASES[command]
         if command == "sweep-file":
             for key in (*SWEEP_LIST_KEYS, *SWEEP_SCALAR_KEYS):
-                specs = {"policies": POLICY_SPECS, "routers": ROUTER_SPECS}.get(key, [])
+                specs = {"policies": POLICY_SPECS, "routers": ROUTER_SPECS, "workloads": WORKLOADS}.get(key, [])
                 cases += [Case(command, key, v) for v in GENERIC + TOML_VALUES + specs]
             cases += [Case(command, key, None) for key in SWEEP_FILE]
             continue
@@ -231,7 +309,7 @@ def all_cases(commands=None) -> list[Case]:
 
 def make_inputs(directory: Path) -> Path:
     """The input files the cases read, in ``directory``: a workload, a sweep file, a saved run, a profile, prompts,
-    a small untrained predictor checkpoint."""
+    a small untrained predictor checkpoint, the hostile workload files (:data:`WORKLOAD_FILES`, in ``wl/``)."""
     import json
 
     import numpy as np
@@ -243,6 +321,15 @@ def make_inputs(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "adir").mkdir(exist_ok=True)
     (directory / "afile.txt").write_text("x\n")
+    (directory / "wl").mkdir(exist_ok=True)
+    for name, content in WORKLOAD_FILES.items():
+        path = directory / "wl" / name
+        if callable(content):
+            content(path)
+        elif isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
     (directory / "w.csv").write_text("prompt_tokens,output_tokens\n" + "".join(f"{20 + i},{5 + 3 * i}\n"
                                                                                for i in range(8)))
     (directory / "s.toml").write_text(f'policies = ["fcfs"]\nworkloads = ["{directory / "w.csv"}"]\n'
@@ -374,7 +461,8 @@ def run_case(case: Case, inputs: Path, cwd: Path, limit: float, run=None) -> Out
             problem = f"exit code {code}"
         elif "Traceback" in err:
             problem = "a traceback on stderr"
-        elif code == 2 and not (len(lines) == 1 and lines[0].startswith("error: ")):
+        elif code == 2 and not (lines and lines[-1].startswith("error: ")
+                                and all(line.startswith(NOTICE_PREFIXES) for line in lines[:-1])):
             problem = f"{len(lines)} stderr lines for exit code 2"
     after = snapshot(inputs)  # (new files are an output written into an input's directory: no input changed)
     changed = sorted(name for name, digest in before.items() if after.get(name) != digest)

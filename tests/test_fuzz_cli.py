@@ -38,6 +38,12 @@ CASES = [
     ("predict", "-o", "{INPUT}"), ("predict", "--column", "a\nb"), ("predict", "-w", "{IN}/adir"),
     ("evaluate", "--plot", "{INPUT}"), ("evaluate", "--data", "a,,b"), ("profiles", "--block-size", "-1"),
     ("profiles", "--gpu-memory-utilization", "nan"), ("policies", "--plugin", "{IN}/adir"), ("routers", "--plugin", ""),
+    # workload files of other sources (fuzz_cli.WORKLOAD_FILES)
+    ("simulate", "-w", "{IN}/wl/long128k.csv"), ("simulate", "-w", "{IN}/wl/list_content.jsonl"),
+    ("simulate", "-w", "{IN}/wl/huge_arrivals.csv"), ("capacity", "-w", "{IN}/wl/mixed_dates.csv"),
+    ("sweep-file", "workloads", "{IN}/wl/cap4096.csv"), ("replay", "-w", "{IN}/wl/nan_lengths.parquet"),
+    ("validate", "-w", "{IN}/wl/utf16.jsonl"), ("predict", "-w", "{IN}/wl/intl.jsonl"),
+    ("evaluate", "--data", "{IN}/wl/equal.csv"), ("label", "--prompts", "{IN}/wl/empty_prompt.jsonl"),
 ]
 
 

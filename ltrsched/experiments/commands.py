@@ -93,6 +93,33 @@ def reproduce(experiment, quick, out, jobs, backend, address):
         click.echo(line, err=True)
 
 
+def _check_slo_defined(slos, wl, workload: str) -> None:
+    """One-line :class:`UserError` if an SLO is on TPOT and no request of ``wl`` (the requests of a run) has a
+    token after its first: TPOT is undefined in every run, counted as infinitely late, so every rate missed the SLO
+    (and the figure of that metric, all its values infinite, ended in a ValueError traceback)."""
+    tpot = [f"{s.metric}={s.limit:g}" for s in slos if s.metric.startswith("tpot_")]
+    if tpot and wl.df["output_tokens"].max() <= 1:
+        raise UserError(f"--slo {tpot[0]}: TPOT (the time per output token after the first) is undefined for every "
+                        f"request of {workload}: all of its outputs are 1 token; give an SLO on another metric "
+                        "(e.g. ttft_p90 or e2e_latency_p90)")
+
+
+def _check_slo_defined_per_seed(slos, workload: str, size: int, seeds) -> None:
+    """One-line :class:`UserError` if an SLO is on TPOT and the ``size`` requests one of ``seeds`` draws from
+    ``workload`` all have 1-token outputs (a workload of few longer outputs): that seed's runs have no TPOT, counted as
+    infinitely late, so every rate missed the SLO (and the figure ended in a ValueError traceback)."""
+    tpot = [f"{s.metric}={s.limit:g}" for s in slos if s.metric.startswith("tpot_")]
+    if not tpot:
+        return
+    from ltrsched.workloads import load_workload
+
+    for seed in seeds:
+        if load_workload(workload, num_requests=size, seed=seed).df["output_tokens"].max() <= 1:
+            raise UserError(f"--slo {tpot[0]}: TPOT (the time per output token after the first) is undefined in the "
+                            f"runs of seed {seed}: the {size:,} requests it draws from {workload} all have outputs of "
+                            "1 token; give more requests (-n), or an SLO on another metric (e.g. ttft_p90)")
+
+
 def _prepare_predictors(specs) -> None:
     """Train (or load) the trained predictors the runs use once, here, before the worker processes."""
     scorings = {s.scoring for s in specs}
@@ -618,12 +645,14 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
     sizes = {n: num_requests or default_n * n for n, _ in clusters}  # replicas -> requests per run
     for size in sorted(set(sizes.values())):
         try:
-            load_workload(workload, num_requests=size, seed=first_seed)  # e.g. more requests than the workload holds
+            wl = load_workload(workload, num_requests=size, seed=first_seed)  # e.g. more requests than it holds
         except UserError as exc:
             if num_requests is not None:
                 raise
             raise UserError(f"{exc} (runs have {default_n:,} requests per replica by default; "
                             "give fewer with -n, well above --max-num-seqs)") from None
+        _check_slo_defined(slos, wl, workload)
+        _check_slo_defined_per_seed(slos, workload, size, range(first_seed + 1, first_seed + k))
     from ltrsched.experiments.capacity import min_rate
 
     lowest = min_rate(max(sizes.values()))

@@ -318,11 +318,14 @@ def predict(model_dir, workload, out, column, split):
     """Add predictor output to a workload: a score column (and predicted_length for class models)."""
     import polars as pl
 
-    from ltrsched.outputs import check_out_file
+    from ltrsched.outputs import check_inputs_kept, check_out_file
     from ltrsched.predictors.data import load_split, texts_of
     from ltrsched.predictors.predictor import Predictor
 
     check_out_file(out, "--out", ".parquet")
+    # (`-w labels.parquet -o labels.parquet` replaced a labels file's train, eval and sampled rows with the scored
+    # split alone)
+    check_inputs_kept({"--workload": workload}, files=(out,))
     _check_score_column(column)
     predictor = Predictor.load(model_dir)
     _note_emulated_bf16(predictor, model_dir)

@@ -11,6 +11,7 @@ import click
 
 from ltrsched.errors import UserError
 from ltrsched.names import one_line, shown_path
+from ltrsched.numbers import grouped
 from ltrsched.outputs import OutFile
 from ltrsched.strict_json import fmt
 
@@ -117,7 +118,7 @@ def own_arrivals_note(wl) -> str | None:
     span = times.max() - times.min()
     if span is None or not math.isfinite(span) or span <= 0:
         return None
-    return (f"note: {wl.name} has arrival times of its own ({span:,.1f} s from first to last); --arrival burst "
+    return (f"note: {wl.name} has arrival times of its own ({grouped(span)} s from first to last); --arrival burst "
             "(the default) served every request at t = 0: add --arrival replay to keep them")
 
 

@@ -34,6 +34,7 @@ import numpy as np
 import polars as pl
 
 from ltrsched.errors import UserError
+from ltrsched.numbers import grouped
 from ltrsched.workloads.schema import Workload
 
 PROCESSES = ("burst", "poisson", "gamma", "replay")
@@ -212,7 +213,7 @@ def _outlier(df: pl.DataFrame) -> str:
     if len(t) < 2 or not np.isfinite(t).all() or not t.max() - t.min() >= MAX_ARRIVAL_TIME_S:
         return ""
     ids = df["request_id"].to_list() if "request_id" in df.columns else list(range(len(t)))
-    return (f" (request {ids[int(np.argmax(t))]} arrives {(t.max() - t.min()) / 31_557_600:,.0f} years after request "
+    return (f" (request {ids[int(np.argmax(t))]} arrives {grouped((t.max() - t.min()) / 31_557_600, 0)} years after request "
             f"{ids[int(np.argmin(t))]})")
 
 

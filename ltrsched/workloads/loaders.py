@@ -686,6 +686,9 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             col, scale = _datetime_seconds(col.str.strip_chars(), f"{path}: column {found!r}"), 1.0
             if arrival_info is not None and col.dtype != pl.String:
                 arrival_info["unit"] = "date-time"  # (seconds apart, whatever the column's name says)
+            at = _format_break(col) if col.dtype == pl.String else None
+            if at is not None:
+                raise _format_break_error(col, at, f"{path}: column {found!r}", f"row {rows[at]}")
         if not col.dtype.is_numeric():  # e.g. true/false (a Boolean column would cast to 1/0 tokens) or text
             row, first = first_non_numeric_row(col), first_non_numeric(col)
             raise UserError(f"{path}: column {found!r} has non-numeric values ({col.dtype}"
@@ -902,6 +905,10 @@ def _table_arrivals(df: pl.DataFrame, path: Path, arrival_info: dict | None = No
             if arrival_info is not None:
                 arrival_info["unit"] = "date-time"  # (seconds apart, whatever the column's name says)
             return df.drop(given[0]).with_columns(seconds.alias("arrival_time"))
+        at = _format_break(seconds)
+        if at is not None:
+            row = df[FILE_ROW][at] if FILE_ROW in df.columns else at + 1
+            raise _format_break_error(seconds, at, f"{path}: column {name!r}", f"row {row}")
     if given[0] == "arrival_time" and col.dtype != pl.String:
         return df
     if not col.dtype.is_numeric():
@@ -975,6 +982,29 @@ def _datetime_seconds(col: pl.Series, where: str = "the column") -> pl.Series:
                         "readings give other arrival times; write them year first (ISO 8601, e.g. 2023-02-01 18:15:46)")
     found = day_first if day_first is not None else month_first
     return col if found is None else found
+
+
+def _format_break(texts: pl.Series) -> int | None:
+    """Where date-time text changes format: the index of the first value that does not read in the format of the
+    first (which does read as a date-time), e.g. ``01/02/2024 00:00:01`` after ``2024-01-01 00:00:00``; None if the
+    first is no date-time or every value reads. (The error named the first value, a date-time, as "non-numeric".)"""
+    try:
+        stamps = texts.str.to_datetime(strict=False)
+    except pl.exceptions.PolarsError:  # (no format can be inferred from the first value: it is no date-time)
+        return None
+    bad = stamps.is_null() & texts.is_not_null()
+    given = texts.is_not_null()
+    if not bad.any() or not given.any() or bad[int(given.arg_max())]:
+        return None
+    return int(bad.arg_max())
+
+
+def _format_break_error(texts: pl.Series, at: int, where: str, row: str) -> UserError:
+    """The one-line error for date-time text that changes format at index ``at`` (:func:`_format_break`), in
+    ``row`` (e.g. "row 2") of ``where``."""
+    first = texts.drop_nulls()[0]
+    return UserError(f"{where}: {texts[at]!r} in {row} is not a date-time in the format of the first, {first!r}; "
+                     "write every arrival time as a date-time in one format (ISO 8601, e.g. 2023-02-01 18:15:46)")
 
 
 def workload_fingerprint(source: str) -> dict[str, str]:
