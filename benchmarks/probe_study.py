@@ -30,7 +30,7 @@ LAMBDAS = (10, 100, 1000, 10000)
 
 def features(backbone, prompts: list[str]) -> dict[str, np.ndarray]:
     """{last<L>, mean<L>} -> [prompts, hidden]: the state after layer L at the last token / averaged over tokens."""
-    layers = backbone.layers  # (the probed layer and those before it)
+    layers = probed_layers(backbone)
     out: dict[str, list] = {}
     for prompt in prompts:
         captured = {}
@@ -46,6 +46,14 @@ def features(backbone, prompts: list[str]) -> dict[str, np.ndarray]:
             out.setdefault(f"last{k}", []).append(h[-1].numpy())
             out.setdefault(f"mean{k}", []).append(h.mean(0).numpy())
     return {k: np.array(v) for k, v in out.items()}
+
+
+def probed_layers(backbone):
+    """The model's list of decoder layers that holds the probed one (the probed layer and those before it)."""
+    import torch
+
+    return next(m for m in backbone.lm.modules()
+                if isinstance(m, torch.nn.ModuleList) and any(x is backbone.layer for x in m))
 
 
 def ridge_tau(x_train, y_train, x_eval, y_eval) -> list[float]:
@@ -108,7 +116,7 @@ def timing(backbone, bf16, prompts: list[str], rounds: int) -> None:
         warnings.simplefilter("ignore")
         int8 = torch.ao.quantization.quantize_dynamic(copy.deepcopy(backbone.lm), {torch.nn.Linear}, dtype=torch.qint8)
         lm, layer, prefix = backbone.lm, backbone.layer, backbone._prefix
-        backbone.lm, backbone.layer, backbone._prefix = int8, int8.layers[len(backbone.layers) - 1], []
+        backbone.lm, backbone.layer, backbone._prefix = int8, int8.layers[backbone.config.probe_layer - 1], []
         try:
             out, wall, cpu = _timed(lambda: torch.stack([backbone._states(i)[-1] for i in ids]))
         finally:
