@@ -718,3 +718,9 @@ def test_the_probe_study_reads_the_probed_layers_states(tiny_lm):
     feats = study.features(backbone, prompts)
     assert sorted(feats) == ["last2", "mean2"] and feats["last2"].shape == (2, 32)
     np.testing.assert_allclose(feats["last2"], backbone.features(prompts).numpy(), rtol=1e-4, atol=1e-5)
+    every = study.all_layers(backbone, prompts)  # (--only layers: each layer's states, pooled)
+    assert sorted(every) == sorted(study.POOLS) and every["last"].shape == (2, 2, 32)
+    first = ProbeBackbone(PredictorConfig(backbone="probe", hf_path=str(tiny_lm), probe_layer=1), 1)
+    for k, probed in ((0, first), (1, backbone)):
+        np.testing.assert_allclose(every["last"][:, k], probed.features(prompts).numpy(), rtol=1e-4, atol=1e-5)
+    assert not np.allclose(every["m4"], every["last"]) and np.isfinite(every["all"]).all()
