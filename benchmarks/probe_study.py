@@ -160,9 +160,23 @@ def head_scores(xa, ya, xb, epochs: int = 5, lr: float = 1e-3, hidden: int = 0, 
         return model(xb)[:, 0].numpy()
 
 
-def layers_study(feats: dict, heads: list[str], subsets: int) -> None:
+def head_config(text: str, count: int) -> tuple[tuple[str, int], ...]:
+    """``--heads`` text (POOL@LAYER joined by +, e.g. last@15+m4@24) as ((pool, layer), ...); ValueError naming what
+    is wrong (``count``: the model's layers)."""
+    cfg = []
+    for part in text.split("+"):
+        pool, _, layer = part.partition("@")
+        if pool not in POOLS or not layer.isdigit() or not 1 <= int(layer) <= count:
+            raise ValueError(f"--heads {text!r}: {part!r} is not POOL@LAYER with POOL one of {', '.join(POOLS)} and "
+                             f"LAYER in [1, {count}]")
+        cfg.append((pool, int(layer)))
+    return tuple(cfg)
+
+
+def layers_study(feats: dict, heads: list, subsets: int) -> None:
     """Select probe features by 5-fold cross-validation on the training prompts (``feats``: {(split, pool) ->
-    [prompts, layers, hidden]}, {(split, "y") -> lengths}); print held-out tau of the selected ones."""
+    [prompts, layers, hidden]}, {(split, "y") -> lengths}); print held-out tau of the selected ones and, for each
+    of ``heads`` (:func:`head_config`), of the trained head's emulation and a learning curve."""
     import itertools
 
     from scipy.stats import kendalltau
@@ -193,8 +207,8 @@ def layers_study(feats: dict, heads: list[str], subsets: int) -> None:
     def show(results, top, width):
         for cfg in sorted(results, key=lambda c: -results[c][0])[:top]:
             m, j, se = results[cfg]
-            print(f"  {name(cfg):{width}s} CV {m:.3f} +-{se:.3f} lambda {CV_LAMBDAS[j]:g}, held out {held_out(cfg, j):.3f}",
-                  flush=True)
+            print(f"  {name(cfg):{width}s} CV {m:.3f} +-{se:.3f} lambda {CV_LAMBDAS[j]:g}, "
+                  f"held out {held_out(cfg, j):.3f}", flush=True)
 
     print(f"layers: {len(ytr)} train prompts (5-fold CV), {len(yev)} held out; ridge CV tau per layer 1..{count}")
     single = {((p, k),): cv(((p, k),)) for p in POOLS for k in range(1, count + 1)}
@@ -209,8 +223,7 @@ def layers_study(feats: dict, heads: list[str], subsets: int) -> None:
                 combos[cfg] = cv(cfg)
     print(f"combinations: {len(combos)} tried, the ten best by CV:")
     show(combos, 10, 24)
-    for text in heads:
-        cfg = tuple((part.split("@")[0], int(part.split("@")[1])) for part in text.split("+"))
+    for cfg in heads:
         for kw in ({"epochs": 5}, {"epochs": 10}, {"epochs": 20}, {"epochs": 5, "lr": 3e-3},
                    {"epochs": 20, "hidden": 64}):
             m, _, se = cv(cfg, lambda xa, ya, xb: [-head_scores(xa, ya, xb, **kw)])
@@ -220,9 +233,11 @@ def layers_study(feats: dict, heads: list[str], subsets: int) -> None:
         rng = np.random.default_rng(0)
         x, xe = block("train", cfg), block("eval", cfg)
         sizes = [n for n in (100, 200, 300, 400, 500, 600, 800) if n < len(ytr)] + [len(ytr)]
-        curve = [np.mean([tau(ridge_scores(x[i], ytr[i], xe)[j], yev)
-                          for i in (rng.choice(len(ytr), n, replace=False) for _ in range(subsets if n < len(ytr) else 1))])
-                 for n in sizes]
+
+        def draws(n):
+            return (rng.choice(len(ytr), n, replace=False) for _ in range(subsets if n < len(ytr) else 1))
+
+        curve = [np.mean([tau(ridge_scores(x[i], ytr[i], xe)[j], yev) for i in draws(n)]) for n in sizes]
         print(f"  curve {name(cfg)} (ridge, held out, mean of {subsets} subsets): "
               + ", ".join(f"{n}: {t:.3f}" for n, t in zip(sizes, curve)), flush=True)
 
@@ -306,6 +321,11 @@ def main() -> None:
     if args.only == "layers":
         from pathlib import Path
 
+        try:
+            heads = [head_config(text, 30) for text in args.heads]  # (SmolLM2-135M: 30 layers)
+        except ValueError as exc:
+            ap.error(str(exc))
+
         cache = Path(args.cache or "probe-layers-cache")
         if not (cache / "train-y.npy").is_file():
             cache.mkdir(parents=True, exist_ok=True)
@@ -316,9 +336,13 @@ def main() -> None:
                     np.save(cache / f"{split}-{pool}.npy", a)
                 np.save(cache / f"{split}-y.npy", np.asarray(lengths))
             del full
+        missing = [name for name in (f"{s}-{p}.npy" for s in ("train", "eval") for p in (*POOLS, "y"))
+                   if not (cache / name).is_file()]
+        if missing:
+            ap.error(f"--cache {cache} lacks {missing[0]}: remove the directory to compute the features again")
         feats = {(s, p): np.load(cache / f"{s}-{p}.npy", mmap_mode="r") for s in ("train", "eval") for p in POOLS}
         feats.update({(s, "y"): np.load(cache / f"{s}-y.npy") for s in ("train", "eval")})
-        layers_study(feats, args.heads, args.subsets)
+        layers_study(feats, heads, args.subsets)
         return
     backbone = ProbeBackbone(PredictorConfig(backbone="probe", hf_path="smollm2"), 1)
     train_p, train_y = prompts_and_lengths(args.data, "train")

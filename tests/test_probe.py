@@ -724,3 +724,7 @@ def test_the_probe_study_reads_the_probed_layers_states(tiny_lm):
     for k, probed in ((0, first), (1, backbone)):
         np.testing.assert_allclose(every["last"][:, k], probed.features(prompts).numpy(), rtol=1e-4, atol=1e-5)
     assert not np.allclose(every["m4"], every["last"]) and np.isfinite(every["all"]).all()
+    assert study.head_config("last@15+m4@24", 30) == (("last", 15), ("m4", 24))
+    for bad in ("last15", "x@3", "last@31", "last@0", "last@15+m4@"):
+        with pytest.raises(ValueError, match="POOL@LAYER"):
+            study.head_config(bad, 30)
