@@ -699,3 +699,32 @@ def test_the_hf_backbone_loads_a_causal_lm_without_transformers_report_on_stderr
     assert err == "", err
     assert hf_logging.get_verbosity() == before
     assert backbone.tokenizer is not None and backbone.model.config.num_labels == 1
+
+
+def test_the_probe_study_reads_the_probed_layers_states(tiny_lm):
+    """benchmarks/probe_study.py's features (per layer, last token and mean): its last-token state after the probed
+    layer is the backbone's feature (it read an attribute the backbone no longer has: AttributeError)."""
+    import importlib.util
+    from pathlib import Path
+
+    from ltrsched.predictors.probe import ProbeBackbone
+
+    spec = importlib.util.spec_from_file_location(
+        "probe_study", Path(__file__).resolve().parents[1] / "benchmarks" / "probe_study.py")
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    backbone = ProbeBackbone(PredictorConfig(backbone="probe", hf_path=str(tiny_lm), probe_layer=2), 1)
+    prompts = ["please explain the answer", "list a short word"]
+    feats = study.features(backbone, prompts)
+    assert sorted(feats) == ["last2", "mean2"] and feats["last2"].shape == (2, 32)
+    np.testing.assert_allclose(feats["last2"], backbone.features(prompts).numpy(), rtol=1e-4, atol=1e-5)
+    every = study.all_layers(backbone, prompts)  # (--only layers: each layer's states, pooled)
+    assert sorted(every) == sorted(study.POOLS) and every["last"].shape == (2, 2, 32)
+    first = ProbeBackbone(PredictorConfig(backbone="probe", hf_path=str(tiny_lm), probe_layer=1), 1)
+    for k, probed in ((0, first), (1, backbone)):
+        np.testing.assert_allclose(every["last"][:, k], probed.features(prompts).numpy(), rtol=1e-4, atol=1e-5)
+    assert not np.allclose(every["m4"], every["last"]) and np.isfinite(every["all"]).all()
+    assert study.head_config("last@15+m4@24", 30) == (("last", 15), ("m4", 24))
+    for bad in ("last15", "x@3", "last@31", "last@0", "last@15+m4@"):
+        with pytest.raises(ValueError, match="POOL@LAYER"):
+            study.head_config(bad, 30)
