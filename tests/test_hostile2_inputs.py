@@ -46,3 +46,50 @@ def test_predict_over_an_existing_score_column_says_it_replaced_it(tmp_path, cap
     assert r.returncode == 0 and "already has" not in r.stderr, r
     out = pl.read_parquet(tmp_path / "o2.parquet")
     assert out["score"].to_list() == [1000.0 + i for i in range(12)] and "score_new" in out.columns
+
+
+# ---------------------------------------------------------------- requests dropped by --duration
+def test_simulate_says_how_many_requests_duration_kept(tmp_path, capsys):
+    """``simulate --duration 0.001 --arrival poisson --rate 1`` ran 1 of the workload's requests and said only
+    ``requests 1``."""
+    _jsonl(tmp_path / "w.jsonl", _rows(20))
+    r = run_cli_fast(capsys, "simulate", "-w", tmp_path / "w.jsonl", "--arrival", "poisson", "--rate", "1",
+                     "--duration", "5")
+    assert r.returncode == 0, r
+    ran = int(r.stdout.split("requests ")[1].split()[0])
+    assert 0 < ran < 20, r.stdout
+    notes = [line for line in r.stderr.splitlines() if "--duration" in line]
+    assert notes == [f"note: --duration 5 kept {ran} of 20 requests: those arriving in the first 5 s (the rest arrive "
+                     "later and were not run); raise --duration or --rate to run more, or leave --duration out to run "
+                     "them all"], r.stderr
+    r = run_cli_fast(capsys, "simulate", "-w", tmp_path / "w.jsonl", "--arrival", "poisson", "--rate", "1")
+    assert r.returncode == 0 and "kept" not in r.stderr, r
+
+
+def test_a_sweep_says_once_how_many_requests_its_duration_kept(tmp_path, capsys):
+    _jsonl(tmp_path / "w.jsonl", _rows(20))
+    sweep = tmp_path / "s.toml"
+    sweep.write_text('workloads = ["w.jsonl"]\npolicies = ["fcfs", "srtf"]\narrival = "poisson"\nrates = [1.0, 2.0]\n'
+                     'duration = 5\n')
+    r = run_cli_fast(capsys, "sweep", sweep, "--out", tmp_path / "o", "--jobs", "1")
+    assert r.returncode == 0, r
+    from ltrsched.workloads import apply_arrivals, load_workload
+
+    kept = [len(apply_arrivals(load_workload(str(tmp_path / "w.jsonl")), "poisson", rate=rate, seed=0, duration=5))
+            for rate in (1.0, 2.0)]
+    assert sorted(pl.read_csv(tmp_path / "o" / "sweep.csv")["num_finished"].to_list()) == sorted(kept * 2)
+    notes = [line for line in r.stderr.splitlines() if "kept" in line]
+    assert len(notes) == 1 and notes[0].startswith(f"note: duration = 5 in {sweep} kept {min(kept)} to {max(kept)} "
+                                                   "of 20 requests in 4 of 4 runs: those arriving in the first 5 s"), r
+
+
+def test_a_sweeps_duration_note_counts_without_arrivals_past_the_time_limit(tmp_path, capsys):
+    """At 1e-5 req/s 2,000 requests arrive over ~2e8 s, past the 1e8 s arrival limit: only the duration's cut makes
+    the run possible, so the count of all requests must not come from arrivals without the cut."""
+    sweep = tmp_path / "s.toml"
+    sweep.write_text('workloads = ["lmsys-like"]\npolicies = ["fcfs"]\narrival = "poisson"\nrates = [0.00001]\n'
+                     'num_requests = 2000\nduration = 200000\n')
+    r = run_cli_fast(capsys, "sweep", sweep, "--out", tmp_path / "o", "--jobs", "1")
+    assert r.returncode == 0, r
+    ran = pl.read_csv(tmp_path / "o" / "sweep.csv")["num_finished"].item()
+    assert f"note: duration = 200000 in {sweep} kept {ran} of 2,000 requests: those arriving" in r.stderr, r
