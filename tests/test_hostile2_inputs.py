@@ -93,3 +93,25 @@ def test_a_sweeps_duration_note_counts_without_arrivals_past_the_time_limit(tmp_
     assert r.returncode == 0, r
     ran = pl.read_csv(tmp_path / "o" / "sweep.csv")["num_finished"].item()
     assert f"note: duration = 200000 in {sweep} kept {ran} of 2,000 requests: those arriving" in r.stderr, r
+
+
+# ---------------------------------------------------------------- train --kind class on absurd lengths
+def test_a_class_model_on_lengths_past_any_context_is_refused_in_one_line(tmp_path, capsys):
+    """Outputs of 2**53 tokens got 65,536 classes of 820 tokens, the last "53738700+ tokens", and a 25 MB weights file
+    for data of a few buckets. Now one line; the longest context itself (2**24) still trains."""
+    from cli_helpers import assert_one_line_error
+
+    rows = _rows(30)
+    _jsonl(tmp_path / "tr.jsonl", [(p, 2**53 if i % 3 == 0 else n) for i, (p, n) in enumerate(rows[:24])])
+    _jsonl(tmp_path / "ev.jsonl", rows[24:])
+    args = ("train", "--kind", "class", "--eval-data", tmp_path / "ev.jsonl", "--epochs", "1", "-o", tmp_path / "c")
+    r = run_cli_fast(capsys, *args, "--data", tmp_path / "tr.jsonl")
+    assert_one_line_error(r, "8 of 24 training output lengths are above 16,777,216 tokens, the longest context a "
+                             "profile or engine takes (the longest: 9,007,199,254,740,992)")
+    assert not (tmp_path / "c").exists()
+    _jsonl(tmp_path / "tr.jsonl", [(p, 2**24 if i % 3 == 0 else n) for i, (p, n) in enumerate(rows[:24])])
+    r = run_cli_fast(capsys, *args, "--data", tmp_path / "tr.jsonl", "--bucket", 2**21)
+    assert r.returncode == 0, r
+    from ltrsched.predictors.config import PredictorConfig
+
+    assert PredictorConfig.load(tmp_path / "c").num_classes == 9  # (0 .. 2**24 in buckets of 2**21: the last holds 2**24)
