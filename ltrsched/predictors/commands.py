@@ -413,9 +413,10 @@ def _note_replaced(written: list[str], existing: list[str], workload: str) -> No
     replaced = [c for c in written if c in existing]
     if replaced:
         names = ", ".join(repr(c) for c in replaced)
-        click.echo(f"note: {workload} already has the column{'s' if len(replaced) > 1 else ''} {names}: the output "
-                   f"holds this predictor's values in {'their' if len(replaced) > 1 else 'its'} place (give --column "
-                   "NAME, e.g. score_mymodel, to keep both)", err=True)
+        they = "their" if len(replaced) > 1 else "its"
+        click.echo(f"note: {shown_path(workload)} already has the column{'s' if len(replaced) > 1 else ''} {names}: "
+                   f"the output holds this predictor's values in {they} place (give --column NAME, e.g. score_mymodel, "
+                   "to keep both)", err=True)
 
 
 def _check_score_column(column: str) -> None:
