@@ -436,6 +436,7 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
         check_runs(specs)
     except UserError as exc:  # (e.g. "asked for 10 requests but the eval split has only 4000": which file asked)
         raise UserError(f"{sweep_file}: {exc}") from None
+    _note_duration_cut(specs, sweep_file)
     for spec in {(s.workload, s.num_requests, s.seed, s.arrival, s.rate): s for s in specs}.values():
         if spec.arrival == "replay" and spec.rate is None and spec.num_requests is not None:
             _note_thinned_replay(spec, sweep_file)
@@ -457,6 +458,25 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
     click.echo(f"{stats.line()}; wrote {shown_path(out / 'sweep.csv')}")
     for line in thrash_warnings(specs, rows):
         click.echo(line, err=True)
+
+
+def _note_duration_cut(specs, sweep_file) -> None:
+    """The note (on stderr, held to the end), once for the sweep, that its ``duration`` kept only the requests
+    arriving in its first seconds, with how many of how many (each workload and rate's, built and cached by
+    :func:`~ltrsched.experiments.runner.check_runs` already, counted once per run)."""
+    from ltrsched.experiments.runner import base_workload, build_workload
+    from ltrsched.workloads.arrivals import duration_cut_note
+
+    timed = {(s.workload, s.num_requests, s.seed, s.arrival, s.rate, s.cv): s for s in specs}
+    if not timed or next(iter(timed.values())).duration is None:  # (one duration for the whole sweep)
+        return
+    kept = {key: (len(build_workload(s)), len(base_workload(s))) for key, s in timed.items()}
+    counts = [kept[(s.workload, s.num_requests, s.seed, s.arrival, s.rate, s.cv)] for s in specs]  # (each run's)
+    duration = next(iter(timed.values())).duration
+    note = duration_cut_note(counts, duration, f"duration = {duration:g} in {sweep_file}",
+                             "raise duration or the rates to run more, or leave duration out to run them all")
+    if note:  # (naming the sweep file: on one line, as paths are shown)
+        print(one_line(note), file=sys.stderr)
 
 
 def _note_thinned_replay(spec, sweep_file) -> None:

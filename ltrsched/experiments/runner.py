@@ -94,6 +94,15 @@ def _arrived_workload(name: str, fingerprint: str, num_requests: int | None, see
                           seed=seed, duration=duration)
 
 
+def base_workload(spec: RunSpec) -> Workload:
+    """The spec's workload before its arrival process (and ``duration``) is applied; cached as
+    :func:`build_workload`."""
+    from ltrsched.workloads.loaders import workload_fingerprint
+
+    fingerprint = json.dumps(workload_fingerprint(spec.workload), sort_keys=True)
+    return _base_workload(spec.workload, fingerprint, spec.num_requests, spec.seed)
+
+
 def build_workload(spec: RunSpec) -> Workload:
     """The spec's workload with its arrival process applied (cached per process by the workload's
     content fingerprint, so an edited file is read again)."""

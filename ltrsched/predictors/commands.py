@@ -342,6 +342,7 @@ def predict(model_dir, workload, out, column, split):
     _warn_unseen(predictor, len(prompts), "prompts")
     _note_cut(predictor, (prompts, "prompts"))
     _warn_constant_scores(cols[column].to_numpy(), prompts, column)
+    _note_replaced(list(cols), wl.df.columns, workload)
     wl.with_df(wl.df.with_columns(**cols)).save(out)
     click.echo(f"wrote {shown_path(out)} ({len(wl)} request{'' if len(wl) == 1 else 's'}, columns {', '.join(cols)})")
 
@@ -404,6 +405,18 @@ def evaluate(model_dir, data, split, plot):
         finally:
             plt.close(fig)
         click.echo(f"wrote {shown_path(plot)}")
+
+
+def _note_replaced(written: list[str], existing: list[str], workload: str) -> None:
+    """Note on stderr each column ``predict`` writes that the workload already has (``existing``): the output holds
+    the new values alone (a file scored by another model, rescored, kept no trace of its first scores)."""
+    replaced = [c for c in written if c in existing]
+    if replaced:
+        names = ", ".join(repr(c) for c in replaced)
+        they = "their" if len(replaced) > 1 else "its"
+        click.echo(f"note: {shown_path(workload)} already has the column{'s' if len(replaced) > 1 else ''} {names}: "
+                   f"the output holds this predictor's values in {they} place (give --column NAME, e.g. score_mymodel, "
+                   "to keep both)", err=True)
 
 
 def _check_score_column(column: str) -> None:

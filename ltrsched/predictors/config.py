@@ -42,6 +42,10 @@ SCORING_FIELDS = ("kind", "backbone", "ngrams", "dim", "hidden", "num_classes", 
 MAX_DIM = 1 << 24  # n-gram hash buckets
 MAX_HIDDEN = 4096  # hidden width
 MAX_CLASSES = 1 << 16  # length classes
+#: [tokens] The longest training length a class model takes: the longest context a profile or engine takes
+#: (``--max-model-len``, 16.8M). Lengths of 2**53 (a file's largest) got 65,536 classes of 820 tokens, the last from
+#: 53,738,700 tokens on, and a 25 MB weights file, for a few buckets' worth of data.
+MAX_CLASS_LENGTH = 1 << 24
 #: [tokens] Class models' classes cover lengths up to at least this (the paper's 8k context): longer lengths fall in
 #: the open-ended last class unless the training data has them (:func:`class_count`).
 CLASS_SPAN = 8192

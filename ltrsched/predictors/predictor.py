@@ -18,9 +18,9 @@ from ltrsched.strict_json import defined
 from ltrsched.errors import MissingDependencyError, UserError
 from ltrsched.inputs import check_not_special
 from ltrsched.predictors.backbones import make_backbone
-from ltrsched.predictors.config import (CONFIG_FILE, KINDS, MAX_CLASSES, WEIGHTS_FILE, PredictorConfig,
-                                       check_trained_with, hash_prompts, prompt_hashes, saved_training_prompts,
-                                       saved_weights_digest)
+from ltrsched.predictors.config import (CONFIG_FILE, KINDS, MAX_CLASS_LENGTH, MAX_CLASSES, WEIGHTS_FILE,
+                                       PredictorConfig, check_trained_with, hash_prompts, prompt_hashes,
+                                       saved_training_prompts, saved_weights_digest)
 from ltrsched.predictors.losses import LOSSES
 
 
@@ -156,8 +156,14 @@ def majority_accuracy(config: PredictorConfig, lengths: np.ndarray) -> tuple[int
 
 def check_buckets(config: PredictorConfig, lengths: np.ndarray) -> None:
     """Raise :class:`UserError` if the training labels (``lengths`` [tokens] bucketed by the config) are all
-    one value: a model would learn nothing, e.g. a served model's lengths all below the 820-token class bucket."""
+    one value: a model would learn nothing, e.g. a served model's lengths all below the 820-token class bucket; or if a
+    class model's lengths reach past :data:`~ltrsched.predictors.config.MAX_CLASS_LENGTH`."""
     lengths = np.asarray(lengths, dtype=np.int64)
+    longer = lengths > MAX_CLASS_LENGTH
+    if config.kind == "class" and longer.any():
+        raise UserError(f"{int(longer.sum()):,} of {len(lengths):,} training output lengths are above {MAX_CLASS_LENGTH:,} "
+                        f"tokens, the longest context a profile or engine takes (the longest: {int(lengths.max()):,}): "
+                        "no length classifier has classes for them; fix or leave out those prompts, or use --kind rank")
     labels = bucket_labels(config, lengths)
     option, width = ("--bucket", config.bucket) if config.kind == "class" else ("--label-bucket", config.label_bucket)
     if len(labels) and (labels == labels[0]).all():

@@ -76,7 +76,7 @@ def build_workload(workload, num_requests, arrival, rate, cv, duration, seed, no
     note for the user (:func:`own_arrivals_note`), printed by the command once it has run (a note printed before
     an error would make the error two lines)."""
     from ltrsched.workloads import apply_arrivals, load_workload
-    from ltrsched.workloads.arrivals import thinned_replay_note
+    from ltrsched.workloads.arrivals import duration_cut_note, thinned_replay_note
 
     if num_requests is not None and num_requests <= 0:
         raise UserError(f"--num-requests must be positive, got {num_requests}")
@@ -106,7 +106,13 @@ def build_workload(workload, num_requests, arrival, rate, cv, duration, seed, no
                                    "the trace's first D seconds with --duration D")
         if note:
             notes.append(note)
-    return apply_arrivals(wl, arrival, rate=rate, cv=cv, seed=seed, duration=duration)
+    arrived = apply_arrivals(wl, arrival, rate=rate, cv=cv, seed=seed, duration=duration)
+    if duration is not None and notes is not None:
+        note = duration_cut_note([(len(arrived), len(wl))], duration, f"--duration {duration:g}",
+                                 "raise --duration or --rate to run more, or leave --duration out to run them all")
+        if note:
+            notes.append(note)
+    return arrived
 
 
 def own_arrivals_note(wl) -> str | None:

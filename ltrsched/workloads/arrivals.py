@@ -217,6 +217,24 @@ def _outlier(df: pl.DataFrame) -> str:
             f"{ids[int(np.argmin(t))]})")
 
 
+def duration_cut_note(counts: list[tuple[int, int]], duration: float, by: str, fix: str) -> str | None:
+    """That ``by`` (the option or key giving the duration [s]) kept only the requests arriving in its first
+    ``duration`` seconds: ``counts`` holds each run's ``(kept, total)`` requests (one for ``simulate``, one per
+    distinct workload and rate for a sweep); ``fix``: how the caller's settings keep more. None when no run lost a
+    request (the cut is then no news: a 200-request workload at 1 req/s kept 1 request with no word but "requests 1")."""
+    cut = [(kept, total) for kept, total in counts if kept < total]
+    if not cut:
+        return None
+
+    def span(values) -> str:
+        low, high = min(values), max(values)
+        return f"{low:,}" if low == high else f"{low:,} to {high:,}"
+
+    runs = f" in {len(cut)} of {len(counts)} runs" if len(counts) > 1 else ""
+    return (f"note: {by} kept {span([k for k, _ in cut])} of {span([t for _, t in cut])} requests{runs}: those arriving "
+            f"in the first {duration:g} s (the rest arrive later and were not run); {fix}")
+
+
 def thinned_replay_note(sample: Workload, whole: Workload, drawn_by: str, fix: str) -> str | None:
     """That ``drawn_by`` (the option or key giving the number of requests) drew ``sample`` at random from across the
     trace ``whole``, so that replaying its own timestamps serves the trace thinned (a trace of 2,000 requests at
