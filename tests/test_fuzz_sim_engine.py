@@ -115,9 +115,6 @@ def test_a_thrash_stops_at_the_same_step_as_on_the_engine_when_a_request_finishe
                                       "1,020 recomputes of 36 live requests without a single output token; ")
 
 
-@pytest.mark.xfail(strict=True, reason="a watermark given to both sides is not modelled as vLLM V1 applies it: vLLM "
-                   "keeps int(watermark x blocks) with its null block counted (the simulator: without it), and only "
-                   "for a request admitted after another was scheduled in the step (the simulator: for every one)")
 @pytest.mark.parametrize("case", [
     # 14 usable blocks of 8 tokens, watermark 0.2: the simulator keeps int(0.2 x 14) = 2 free and admits all three
     # prompts (4 blocks each) at step 0; vLLM keeps int(0.2 x 15) = 3 and admits two (59 prompt tokens)
