@@ -20,6 +20,7 @@ printed as a :class:`Case` literal with the first differing request, step and po
 Run outside the suite (one engine build, ~30-80 s on first use, then ~0.1-3 s a case)::
 
     PYTHONPATH=$PWD:$PWD/tests python tests/fuzz_sim_engine.py --cases 300 --seed 1
+    PYTHONPATH=$PWD:$PWD/tests python tests/fuzz_sim_engine.py --cases 100 --watermark-share 1  # a watermark in each
 
 ``tests/test_fuzz_sim_engine.py`` keeps a small seeded slice in the suite.
 """
