@@ -20,6 +20,7 @@ printed as a :class:`Case` literal with the first differing request, step and po
 Run outside the suite (one engine build, ~30-80 s on first use, then ~0.1-3 s a case)::
 
     PYTHONPATH=$PWD:$PWD/tests python tests/fuzz_sim_engine.py --cases 300 --seed 1
+    PYTHONPATH=$PWD:$PWD/tests python tests/fuzz_sim_engine.py --cases 100 --watermark-share 1  # a watermark in each
 
 ``tests/test_fuzz_sim_engine.py`` keeps a small seeded slice in the suite.
 """
@@ -207,8 +208,9 @@ def _lengths(rng: np.random.Generator, n: int, top: int) -> np.ndarray:
     return x
 
 
-def draw_case(seed: int) -> Case:
-    """The case of ``seed`` (the same seed draws the same case)."""
+def draw_case(seed: int, watermark_share: float | None = None) -> Case:
+    """The case of ``seed`` (the same seed draws the same case). ``watermark_share``: the chance that both sides are
+    given a watermark (None: 0.15); only the watermark's draw depends on it."""
     rng = np.random.default_rng(seed)
     n = int(rng.choice([int(rng.integers(2, 9)), int(rng.integers(9, 41)), int(rng.integers(41, 201))],
                        p=[0.35, 0.45, 0.2]))
@@ -245,7 +247,8 @@ def draw_case(seed: int) -> Case:
     score = col(has_score, np.round(rng.normal(0, 1, n) - 0.01 * outputs * rng.random(), 3))
     predicted = col(has_predicted, np.maximum(1, outputs + rng.integers(-20, 21, n)))
     po = col(has_po, np.maximum(1, outputs + rng.integers(-10, 11, n)))
-    watermark = None if rng.random() < 0.85 else float(rng.choice([0.01, 0.05, 0.2]))
+    no_watermark = 0.85 if watermark_share is None else 1 - watermark_share
+    watermark = None if rng.random() < no_watermark else float(rng.choice([0.01, 0.05, 0.2]))
     return Case(seed, spec, tuple(int(p) for p in prompts), tuple(int(o) for o in outputs),
                 tuple(float(a) for a in _arrivals(rng, n)), blocks, block_size, budget, seqs, resident, max_model_len,
                 profile, score, predicted, po, watermark)
@@ -564,7 +567,11 @@ def main(argv=None) -> int:
     parser.add_argument("--verbose", action="store_true", help="a line per case")
     parser.add_argument("--full-guards", action="store_true",
                         help="the thrash guards' default bounds (else QUICK_GUARDS: a thrash stops sooner)")
+    parser.add_argument("--watermark-share", type=float, default=None, metavar="P",
+                        help="the chance in [0, 1] that a case gives both sides a watermark (default 0.15)")
     args = parser.parse_args(argv)
+    if args.watermark_share is not None and not 0 <= args.watermark_share <= 1:
+        parser.error(f"--watermark-share must be in [0, 1], got {args.watermark_share}")
     if not args.full_guards:
         quick_guards()
     start = time.perf_counter()
@@ -575,7 +582,7 @@ def main(argv=None) -> int:
     divergences = []
     seconds = []
     for k in range(args.cases):
-        case = draw_case(args.seed + k)
+        case = draw_case(args.seed + k, args.watermark_share)
         outcome = run_case(case)
         seconds.append(outcome.seconds)
         if outcome.problem is None:

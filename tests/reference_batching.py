@@ -1,6 +1,7 @@
 """``form_batch`` as it was before its preemption path was made cheaper (residents outside the batch marked by
 rank instead of by a pass over every request; a batch that admits nobody skips the preemption path when it
-fits the capacity): the reference the current one must match bit for bit (tests/test_batching.py)."""
+fits the capacity), with vLLM V1's watermark rule (``watermark_when_running``) added in the plainest form: the
+reference the current one must match bit for bit (tests/test_batching.py)."""
 
 from __future__ import annotations
 
@@ -95,14 +96,17 @@ def reference_form_batch(
     while True:
         need_cum = np.cumsum(need)
         admits_new = np.maximum.accumulate(~resident[batch]) if len(batch) else np.zeros(0, dtype=bool)
-        over = np.flatnonzero(need_cum > np.where(admits_new, cap - wm, cap))
+        limit = np.where(admits_new, cap - wm, cap)
+        if limits.watermark_when_running and len(batch) and not resident[batch[0]]:
+            limit[0] = cap  # vLLM V1: no watermark for an admission while nothing else holds KV on the GPU
+        over = np.flatnonzero(need_cum > limit)
         if not len(over):
             break
         cut = int(over[0])
         if cut == 0:
             raise ValueError(
                 f"request at position {int(batch[0])} needs {int(need[0])} KV blocks, more than the "
-                f"{cap - wm} usable; it can never run"
+                f"{int(limit[0]) if limits.watermark_when_running else cap - wm} usable; it can never run"
             )
         kept = np.arange(cut) if ranks is None else ranks[:cut]
         if limits.resident_first:
@@ -120,8 +124,14 @@ def reference_form_batch(
     others = order[resident[order] & ~in_batch[order]][::-1]  # residents outside the batch, lowest first
     held_cum = np.cumsum(held_all[others])
     total_held = int(held_cum[-1]) if len(others) else 0
+    # vLLM V1: one admitted member alone keeps the watermark free only beside residents left on the GPU
+    lone = limits.watermark_when_running and len(batch) == 1 and not resident[batch[0]]
+    if lone and not len(others):
+        target = cap
     deficit = used_by_batch + total_held - target
     n_evict = int(np.searchsorted(held_cum, deficit, side="left")) + 1 if deficit > 0 else 0
+    if lone:
+        n_evict = min(n_evict, len(others))  # preempting every resident leaves it alone: it fits the capacity then
     if limits.max_resident_seqs is not None:
         n_evict = max(n_evict, len(others) + len(batch) - limits.max_resident_seqs)
     if n_evict:

@@ -112,6 +112,38 @@ def test_max_resident_seqs_preempts_the_lowest_ranked_paused():
     assert plan.blocks_in_use == 2 + 2 + 1  # 4: 20 tokens, 0: 17 tokens, 1 keeps its 16
 
 
+def test_vllm_v1_keeps_the_watermark_free_only_beside_another_request_on_the_gpu():
+    """vLLM V1 (``KVCacheManager.allocate_slots``, ``has_scheduled_reqs=bool(self.running)``) keeps its watermark
+    free for an admission only while another request holds KV on the GPU; the paper's rule keeps it for every
+    admission. 10 blocks of 16 tokens, a watermark of 3 [blocks]."""
+    paper = BatchLimits(num_gpu_blocks=10, block_size=16, watermark_blocks=3, resident_first=True)
+    vllm = dataclasses.replace(paper, watermark_when_running=True)
+    # one waiting request of 8 blocks (128 tokens), nothing on the GPU: vLLM admits it (8 <= 10), the paper never
+    # (8 > 10 - 3), on the scalar path and the general one (a second, later request that does not fit beside it)
+    for pending in ([128], [128, 16]):
+        p, c, r = arrays(pending, [0] * len(pending), [False] * len(pending))
+        order = np.arange(len(pending))
+        plan = form_batch(order, p, c, r, vllm)
+        assert plan.batch.tolist() == [0] and plan.blocks_in_use == 8 and not len(plan.evict)
+        with pytest.raises(ValueError, match="needs 8 KV blocks, more than the 7 usable"):
+            form_batch(order, p, c, r, paper)
+    # a second admission keeps it: 4 + 4 blocks > 10 - 3, so only the first of two 64-token prompts is admitted
+    p, c, r = arrays([64, 64], [0, 0], [False, False])
+    assert form_batch(np.array([0, 1]), p, c, r, vllm).batch.tolist() == [0]
+    # a paused resident (1 block, ranked last) keeps it too, unless it is preempted: then the admission is alone
+    p, c, r = arrays([128, 1], [0, 16], [False, True])
+    limits = dataclasses.replace(vllm, max_num_seqs=1)
+    plan = form_batch(np.array([0, 1]), p, c, r, limits)
+    assert plan.batch.tolist() == [0] and plan.evict.tolist() == [1] and plan.blocks_in_use == 8
+    p, c, r = arrays([48, 1], [0, 16], [False, True])  # 3 blocks beside it: 3 + 1 + 3 <= 10, nobody preempted
+    plan = form_batch(np.array([0, 1]), p, c, r, limits)
+    assert plan.batch.tolist() == [0] and not len(plan.evict) and plan.blocks_in_use == 4
+    # vLLM's int(watermark x blocks) with its null block counted can be every usable block; the paper's cannot
+    assert BatchLimits(num_gpu_blocks=10, watermark_blocks=10, watermark_when_running=True).watermark_blocks == 10
+    with pytest.raises(ValueError, match=r"watermark_blocks must be in \[0, num_gpu_blocks\), got 10"):
+        BatchLimits(num_gpu_blocks=10, watermark_blocks=10)
+
+
 def test_max_resident_seqs_must_cover_the_batch():
     with pytest.raises(ValueError, match="max_resident_seqs"):
         BatchLimits(max_num_seqs=8, max_resident_seqs=4)
@@ -148,7 +180,8 @@ def limits_strategy(draw) -> BatchLimits:
             values[f.name] = draw(st.booleans())
         elif f.name not in ("watermark_blocks", "max_resident_seqs"):
             values[f.name] = draw(st.integers(1, 64))
-    values["watermark_blocks"] = draw(st.integers(0, values["num_gpu_blocks"] - 1))
+    top = values["num_gpu_blocks"] if values["watermark_when_running"] else values["num_gpu_blocks"] - 1
+    values["watermark_blocks"] = draw(st.integers(0, top))
     values["max_resident_seqs"] = draw(st.none() | st.integers(values["max_num_seqs"], 80))
     return BatchLimits(**values)
 

@@ -91,6 +91,24 @@ def test_vllm_v1_semantics_keep_no_watermark_by_default_as_the_engine():
                budget=512, seqs=8, resident=None, max_model_len=500, profile=(0.01, 0.001, 0.0, 0.0)))
 
 
+def test_vllm_v1_semantics_count_the_null_block_in_the_watermark_as_the_engine():
+    """vLLM keeps ``int(watermark x num_blocks)`` free, its null block among the blocks; the simulator's
+    ``num_gpu_blocks`` leaves that block out (the engine has one more), so under "vllm-v1" it keeps
+    ``int(watermark x (num_gpu_blocks + 1))`` (4 blocks at 0.2: 1, not int(0.8) = 0), under "paper" its own count."""
+    from ltrsched.policies import make_policy
+    from ltrsched.sim import SimConfig
+    from ltrsched.sim.simulate import setup_run
+    from conftest import LinearProfile, make_workload
+
+    wl = make_workload([10] * 3, [5] * 3)
+    for semantics, blocks, watermark, kept, when_running in (("vllm-v1", 4, 0.2, 1, True), ("paper", 4, 0.2, 0, False),
+                                                             ("vllm-v1", 14, 0.2, 3, True), ("paper", 14, 0.2, 2, False)):
+        config = SimConfig(profile=LinearProfile(), semantics=semantics, preemption="recompute", num_gpu_blocks=blocks,
+                           watermark=watermark, block_size=16)
+        limits = setup_run(wl, make_policy("fcfs"), config).limits
+        assert (limits.watermark_blocks, limits.watermark_when_running) == (kept, when_running), semantics
+
+
 def test_a_thrash_stops_at_the_same_step_as_on_the_engine_when_a_request_finishes_where_a_window_starts(monkeypatch):
     """The simulator told its thrash guard of a step's preemptions before the step ran: with the live requests at its
     start and the tokens sampled before it. The engine's replay tells it after the step: its finished requests gone, its
@@ -115,19 +133,20 @@ def test_a_thrash_stops_at_the_same_step_as_on_the_engine_when_a_request_finishe
                                       "1,020 recomputes of 36 live requests without a single output token; ")
 
 
-@pytest.mark.xfail(strict=True, reason="a watermark given to both sides is not modelled as vLLM V1 applies it: vLLM "
-                   "keeps int(watermark x blocks) with its null block counted (the simulator: without it), and only "
-                   "for a request admitted after another was scheduled in the step (the simulator: for every one)")
 @pytest.mark.parametrize("case", [
-    # 14 usable blocks of 8 tokens, watermark 0.2: the simulator keeps int(0.2 x 14) = 2 free and admits all three
+    # 14 usable blocks of 8 tokens, watermark 0.2: the simulator kept int(0.2 x 14) = 2 free and admitted all three
     # prompts (4 blocks each) at step 0; vLLM keeps int(0.2 x 15) = 3 and admits two (59 prompt tokens)
     Case(seed=777, spec="ltr:starve=38,quantum=2", prompts=(26, 31, 28), outputs=(11, 4, 18), arrivals=(0.0, 0.0, 0.0),
          blocks=14, block_size=8, budget=2048, seqs=16, resident=None, max_model_len=51,
          profile=(0.02, 0.001, 0.0, 1e-08), score=(-1.596, -0.765, 0.797), watermark=0.2),
-    # 4 usable blocks of 64 tokens, watermark 0.2: the simulator keeps int(0.8) = 0 free, vLLM int(1.0) = 1
+    # 4 usable blocks of 64 tokens, watermark 0.2: the simulator kept int(0.8) = 0 free, vLLM int(1.0) = 1
     Case(seed=749, spec="fuzz-random:seed=818", prompts=(7, 3, 5, 7), outputs=(9, 9, 9, 9), arrivals=(1.351659,) * 4,
          blocks=4, block_size=64, budget=64, seqs=64, resident=None, max_model_len=2017,
          profile=(0.01, 0.001, 1e-06, 0.0), watermark=0.2),
 ], ids=["seed777", "seed749"])
 def test_a_watermark_given_to_both_sides(case):
+    """A watermark given to both sides (strict xfails before): the simulator's vllm-v1 semantics kept
+    ``int(watermark x blocks)`` free, vLLM 0.32 keeps ``int(watermark x (blocks + 1))``, its null block counted
+    (``KVCacheManager.watermark_blocks``); and it now keeps them only for an admission beside another request on the
+    GPU, as vLLM's ``allocate_slots(has_scheduled_reqs=bool(self.running))``."""
     agree(case)

@@ -208,6 +208,7 @@ class PolicyScheduler(Scheduler):
             chunked_prefill=self.scheduler_config.enable_chunked_prefill,
             resident_first=True,
             max_resident_seqs=self.max_num_running_reqs,
+            watermark_when_running=True,  # (allocate_slots' has_scheduled_reqs)
         )
         self.ranking_policy: Policy = setup.policy
         self.clock = setup.clock

@@ -16,7 +16,10 @@ Semantics (the paper's reference implementation, iteration-level like vLLM with 
    its own blocks no longer fit, then the lowest-ranked residents outside the batch are preempted
    (swapped out or recomputed, the host decides) until the rest fits.
 4. Watermark: when the batch admits a request without KV on the GPU (waiting or swapped), at least
-   ``watermark_blocks`` blocks must stay free, as vLLM keeps them to avoid thrashing.
+   ``watermark_blocks`` blocks must stay free, as vLLM keeps them to avoid thrashing. With
+   ``watermark_when_running`` (vLLM V1's rule, ``KVCacheManager.allocate_slots(has_scheduled_reqs=...)``) an
+   admission keeps them free only when another request holds KV on the GPU as it is admitted: a resident the
+   step keeps (running or paused), or a member admitted before it; a lone admission may fill the cache.
 
 Two options express what vLLM V1's scheduler forces on a plug-in that reuses its ``schedule()`` (the
 engine adapter, ``ltrsched.engine``), so the simulator can model the engine exactly:
@@ -50,12 +53,16 @@ class BatchLimits:
         max_num_seqs: sequence cap of one step [sequences] (paper: 256).
         num_gpu_blocks: KV-cache capacity [blocks].
         block_size: tokens per KV block [tokens].
-        watermark_blocks: blocks kept free when admitting a request without KV on the GPU [blocks].
+        watermark_blocks: blocks kept free when admitting a request without KV on the GPU [blocks]. vLLM V1
+            keeps ``int(watermark x num_blocks)``, its null block counted: ``int(watermark x (num_gpu_blocks + 1))``.
         chunked_prefill: split prompts across steps to fill the token budget.
         resident_first: give the token budget to resident batch members before admitted ones (rule 5;
             vLLM V1's running-queue-first loop).
         max_resident_seqs: most requests with KV on the GPU after the step [sequences] (rule 6; vLLM V1
             caps its running queue, paused requests included, at ``max_num_seqs``); None: no cap.
+        watermark_when_running: rule 4 as vLLM V1 applies it: the ``watermark_blocks`` stay free only for an
+            admission made while another request holds KV on the GPU (a resident kept, or a member admitted
+            before it, residents first); False (the paper's): for every admission.
     """
 
     max_num_batched_tokens: int = 768
@@ -66,13 +73,17 @@ class BatchLimits:
     chunked_prefill: bool = True
     resident_first: bool = False
     max_resident_seqs: int | None = None
+    watermark_when_running: bool = False
 
     def __post_init__(self) -> None:
         for name in ("max_num_batched_tokens", "max_num_seqs", "num_gpu_blocks", "block_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.watermark_blocks < 0 or self.watermark_blocks >= self.num_gpu_blocks:
-            raise ValueError(f"watermark_blocks must be in [0, num_gpu_blocks), got {self.watermark_blocks}")
+        # (vLLM V1's int(watermark x (blocks + 1)) can be every block: a lone admission may still use them all)
+        top = self.num_gpu_blocks + 1 if self.watermark_when_running else self.num_gpu_blocks
+        if self.watermark_blocks < 0 or self.watermark_blocks >= top:
+            raise ValueError(f"watermark_blocks must be in [0, num_gpu_blocks{']' if self.watermark_when_running else ')'}, "
+                             f"got {self.watermark_blocks}")
         if self.max_resident_seqs is not None and self.max_resident_seqs < self.max_num_seqs:
             raise ValueError(f"max_resident_seqs ({self.max_resident_seqs}) must be >= max_num_seqs ({self.max_num_seqs})")
 
@@ -388,8 +399,10 @@ def form_batch(
         num_residents = int(count_nonzero(resident[order if live is None else live]))
         slots_over = num_residents - num_resident + len(batch) - limits.max_resident_seqs
     # fast path: everything fits, under the watermark, or under the capacity when the batch admits no request
-    # (the watermark only guards admissions): then nothing is cut or preempted
-    if slots_over <= 0 and (after <= cap - wm or (after <= cap and num_resident == len(batch))):
+    # (the watermark only guards admissions), or, with watermark_when_running, admits one request alone (no resident
+    # anywhere): then nothing is cut or preempted
+    if slots_over <= 0 and (after <= cap - wm or (after <= cap and (
+            num_resident == len(batch) or _lone_admission(limits, batch, num_resident, order, live, resident)))):
         return BatchPlan(batch, np.asarray(take, dtype=np.int64), _EMPTY, after, ranks,
                          wanted[:len(batch)] if ranks is None else wanted[ranks], b_computed,
                          one_each and ranks is None, None, num_resident == len(batch))
@@ -399,6 +412,11 @@ def form_batch(
         held_by_batch = int(((b_computed + (bs - 1)) // bs).dot(b_resident))
     used_by_batch = after - resident_blocks + held_by_batch
     target = cap - wm if num_resident < len(batch) else cap  # the watermark guards admissions
+    if wm and limits.watermark_when_running and len(batch) == 1 and not num_resident:
+        # one admission: it keeps the watermark free only beside residents it leaves on the GPU; if preemption
+        # must take them all (below), it fits the capacity, as the cut allows
+        if _lone_admission(limits, batch, num_resident, order, live, resident):
+            target = cap
     if used_by_batch > target:
         # 3. cut the prefix where its own blocks no longer fit (admitting a request without KV on the GPU must
         # leave the watermark free); with resident_first a cut can move the chunk edge, so repeat. (The blocks
@@ -408,14 +426,17 @@ def form_batch(
         while True:
             need_cum = np.cumsum(need)
             admits_new = np.maximum.accumulate(~resident[batch]) if len(batch) else np.zeros(0, dtype=bool)
-            over = np.flatnonzero(need_cum > np.where(admits_new, cap - wm, cap))
+            limit = np.where(admits_new, cap - wm, cap)
+            if limits.watermark_when_running and len(batch) and not resident[batch[0]]:
+                limit[0] = cap  # a first member admitted alone: the watermark only if a resident stays (below)
+            over = np.flatnonzero(need_cum > limit)
             if not len(over):
                 break
             cut = int(over[0])
             if cut == 0:
                 raise ValueError(
                     f"request at position {int(batch[0])} needs {int(need[0])} KV blocks, more than the "
-                    f"{cap - wm} usable; it can never run"
+                    f"{int(limit[0]) if limits.watermark_when_running else cap - wm} usable; it can never run"
                 )
             kept = np.arange(cut) if ranks is None else ranks[:cut]
             if limits.resident_first:
@@ -426,6 +447,9 @@ def form_batch(
             need = (computed_tokens[batch] + take + (bs - 1)) // bs
         used_by_batch = int(need_cum[-1]) if len(batch) else 0
         target = cap - wm if (len(batch) and admits_new[-1]) else cap
+        if target < cap and limits.watermark_when_running and len(batch) == 1 and \
+                _lone_admission(limits, batch, 0, order, live, resident):
+            target = cap
         b_resident = resident[batch]
         num_resident = int(count_nonzero(b_resident))
         held_by_batch = int(((computed_tokens[batch] + (bs - 1)) // bs).dot(b_resident))
@@ -451,6 +475,14 @@ def form_batch(
     total_held -= int(evict_blocks[-1])
     return BatchPlan(batch, np.asarray(take, dtype=np.int64), evict, used_by_batch + total_held, ranks,
                      evict_blocks=evict_blocks, all_resident=all_resident)
+
+
+def _lone_admission(limits: BatchLimits, batch: np.ndarray, num_resident: int, order, live, resident) -> bool:
+    """Whether, under ``watermark_when_running`` (vLLM V1), the batch admits one request while no request holds KV
+    on the GPU (no resident, in the batch or out of it), so the watermark does not guard that admission."""
+    if not (limits.watermark_when_running and limits.watermark_blocks and len(batch) == 1 and not num_resident):
+        return False
+    return not count_nonzero(resident[order if live is None else live])
 
 
 #: Positions of the order looked at first, from its tail, for residents to preempt (then twice as many each time)
@@ -566,6 +598,7 @@ def _form_single(order, pending_tokens, computed_tokens, resident, limits, resid
     computed = int(computed_tokens[i])
     held = -(-computed // bs) if resident[i] else 0
     after = resident_blocks + (computed + take + bs - 1) // bs - held
-    if after > limits.num_gpu_blocks - limits.watermark_blocks:
+    # (alone, it keeps no watermark free under vLLM V1's rule: nothing else holds KV on the GPU)
+    if after > limits.num_gpu_blocks - (0 if limits.watermark_when_running else limits.watermark_blocks):
         return None
     return BatchPlan(order, np.array([take], dtype=np.int64), _EMPTY, after)

@@ -93,7 +93,9 @@ class SimConfig:
         gpu_memory_utilization: fraction of GPU memory vLLM may use (for the derived capacity).
         watermark: fraction of KV blocks kept free when admitting requests without KV on the GPU. None (the
             default): 0.01 under "paper" semantics, 0 under "vllm-v1" (the adapter's engine: vLLM V1's default,
-            ``EngineConfig.watermark``).
+            ``EngineConfig.watermark``). "paper" keeps ``int(watermark x num_gpu_blocks)`` blocks free for every
+            admission; "vllm-v1" keeps ``int(watermark x (num_gpu_blocks + 1))`` (vLLM counts its null block), and
+            only for an admission beside another request on the GPU (``BatchLimits.watermark_when_running``).
         preemption: "swap" (KV to host memory over the host link) or "recompute" (drop KV, prefill again).
         swap_space_gib: host memory for swapped KV per GPU [GiB]; when full, preemption falls back to
             recompute (as vLLM does).

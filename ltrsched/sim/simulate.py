@@ -179,15 +179,18 @@ def setup_run(workload: Workload, policy: Policy, config: SimConfig, fixes: FitF
     check_needs(policy, workload.has_column, f"workload {workload.name!r}")
     _check_token_range("block_size", config.block_size, fixes.naming)
     num_blocks = kv_capacity_blocks(config, profile, naming=fixes.naming)
+    vllm_v1 = config.semantics == "vllm-v1"
     limits = BatchLimits(
         max_num_batched_tokens=config.max_num_batched_tokens,
         max_num_seqs=config.max_num_seqs,
         num_gpu_blocks=num_blocks,
         block_size=config.block_size,
-        watermark_blocks=int(config.watermark * num_blocks),
+        # (vLLM V1 counts its null block, which num_blocks leaves out, in the blocks it takes the watermark of)
+        watermark_blocks=int(config.watermark * (num_blocks + 1 if vllm_v1 else num_blocks)),
         chunked_prefill=config.chunked_prefill,
-        resident_first=config.semantics == "vllm-v1",
-        max_resident_seqs=config.max_resident_seqs or (config.max_num_seqs if config.semantics == "vllm-v1" else None),
+        resident_first=vllm_v1,
+        max_resident_seqs=config.max_resident_seqs or (config.max_num_seqs if vllm_v1 else None),
+        watermark_when_running=vllm_v1,
     )
     max_model_len = config.max_model_len or profile.max_model_len
     _check_token_range("max_model_len", max_model_len, fixes.naming, given=bool(config.max_model_len))

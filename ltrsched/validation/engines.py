@@ -533,7 +533,7 @@ def check_emulated_fits(workload, config: EngineConfig, emulate_profile: str, ex
     blocks = config.num_gpu_blocks
     limits = BatchLimits(max_num_batched_tokens=config.max_num_batched_tokens, max_num_seqs=config.max_num_seqs,
                          num_gpu_blocks=blocks - 1, block_size=config.block_size,  # (vLLM's null block left out)
-                         watermark_blocks=int(config.watermark * blocks))
+                         watermark_blocks=int(config.watermark * blocks), watermark_when_running=True)
     context = config.max_model_len or model_context(model_dir(config.model))[0]
     check_fits(workload, _Planned(limits, context), extra_output_tokens, fix=EmulatedDriver.context_fix)
 
