@@ -441,7 +441,7 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
         if spec.arrival == "replay" and spec.rate is None and spec.num_requests is not None:
             _note_thinned_replay(spec, sweep_file)
     with open_backend(backend, jobs, address) as runner:
-        stats = run_all(specs, out, progress=sys.stderr.isatty(), desc="sweep", backend=runner)
+        stats = run_all(specs, out, progress=True, desc="sweep", backend=runner)  # (a line every 10 s off a terminal)
     rows = []
     for s in specs:
         summ = load_summary(out, s)

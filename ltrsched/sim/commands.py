@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
 from pathlib import Path
 
 import click
@@ -200,7 +199,8 @@ def build_config(profile, max_num_batched_tokens, max_num_seqs, num_gpu_blocks, 
                    "chrome://tracing); records steps.")
 @click.option("--cdf", "cdf_file", type=OutFile(), default=None,
               help="Plot the CDFs of latency per token, TTFT and TPOT to this image (.png, .pdf or .svg).")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress on stderr: a bar on a terminal, else a line about every 10 s [default: on].")
 @click.option("--block-size", type=int, default=None,
               help="Tokens per KV block [default: the block size a measured profile's engine used (128 for the "
                    "cpu-* profiles: vLLM's CPU attention takes multiples of 32), else 16].")
@@ -268,8 +268,8 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
         context="raise --max-model-len if the model takes longer contexts, or leave them out",
         kv="raise --num-gpu-blocks (or leave it to the profile), or leave such requests out",
         budget="raise --max-num-batched-tokens, or drop --no-chunked-prefill", naming=naming))
-    if progress is None:
-        progress = sys.stderr.isatty()
+    if progress is None:  # (a bar on a terminal, else a line on stderr about every 10 s: ltrsched.progress)
+        progress = True
     if cluster:
         from ltrsched.sim.cluster import simulate_cluster
 

@@ -55,7 +55,7 @@ def replay(workload, num_requests, arrival, rate, cv, duration, seed, policy, pl
         check_context_before_start(wl, engine_config(**engine), pol.extra_output_tokens)
     work_starts()
     with start_engine(**engine) as eng:
-        result = eng.run(wl, pol, progress=sys.stderr.isatty())
+        result = eng.run(wl, pol, progress=True)  # (a bar on a terminal, else a line about every 10 s)
         described = eng.describe()
     result.meta.update(arrival=arrival, rate=rate, seed=seed, command=command_line())
     click.echo(f"engine: {described}")
