@@ -72,7 +72,7 @@ def replay(workload, num_requests, arrival, rate, cv, duration, seed, policy, pl
         result.save(out)
         click.echo("wrote " + ", ".join(shown_path(out / name) for name in ("requests.parquet", "summary.json",
                                                                             "steps.parquet")))
-    note = duration_note(cuts, duration)  # (once the run is done, as simulate's: a note before an error made it two lines)
+    note = duration_note(cuts, duration)  # (once it has run, as simulate's: a note before an error made it two lines)
     if note:
         click.echo(note, err=True)
 
