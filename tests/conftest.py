@@ -31,6 +31,10 @@ for _name in CACHE_VARIABLES:
 for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, "1")
 
+#: No plain progress lines (ltrsched.progress): a run of the suite's may take over their 10 s on a loaded machine, and
+#: its tests read stderr line by line. tests/test_progress.py sets them back on.
+os.environ.setdefault("LTRSCHED_PROGRESS_EVERY_S", "0")
+
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(FRESH_CACHES, ignore_errors=True)

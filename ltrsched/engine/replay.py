@@ -118,9 +118,9 @@ def replay(workload: Workload, policy: Policy, driver: Driver, config: Any, host
             infos = request_infos(workload, policy.extra_output_tokens)
             driver.begin(policy)
             if progress:
-                from tqdm import tqdm
+                from ltrsched.progress import progress_bar
 
-                bar = tqdm(total=len(infos), unit="req", desc=f"engine {policy.name}", leave=False)
+                bar = progress_bar(len(infos), f"engine {policy.name}", "requests", leave=False)
             wall = time.perf_counter()
             while i < len(infos) and infos[i].arrival_time <= 0:  # a burst is in the queue before the clock starts
                 driver.add(infos[i])

@@ -75,7 +75,8 @@ def reproduce(experiment, quick, out, jobs, backend, address):
     specs = [s for n in names for s in modules[n].specs(quick)]
     with open_backend(backend, jobs, address) as runner:  # a bad --address or a missing Ray fails here, first
         _prepare_predictors(specs)
-        stats = run_all(specs, out, progress=sys.stderr.isatty(), desc=f"reproduce {experiment}", backend=runner)
+        # (a bar on a terminal, else a line about every 10 s: ltrsched.progress)
+        stats = run_all(specs, out, progress=True, desc=f"reproduce {experiment}", backend=runner)
     sections = [modules[n].build(out, quick) for n in names]
     elapsed = time.perf_counter() - t0
     cmd = "ltrsched reproduce " + experiment + (" --quick" if quick else "")
@@ -441,7 +442,7 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
         if spec.arrival == "replay" and spec.rate is None and spec.num_requests is not None:
             _note_thinned_replay(spec, sweep_file)
     with open_backend(backend, jobs, address) as runner:
-        stats = run_all(specs, out, progress=sys.stderr.isatty(), desc="sweep", backend=runner)
+        stats = run_all(specs, out, progress=True, desc="sweep", backend=runner)  # (a line every 10 s off a terminal)
     rows = []
     for s in specs:
         summ = load_summary(out, s)

@@ -505,7 +505,7 @@ def run_all(specs: Iterable[RunSpec], out: str | Path, jobs: int | None = None, 
     :attr:`RunStats.stopped` (its error line) and the others go on, as a capacity search far above capacity needs; it
     saves no result, so a later call runs it again (and it stops again: the same outcome).
     """
-    from tqdm import tqdm
+    from ltrsched.progress import progress_bar
 
     out = Path(out)
     stats = RunStats()
@@ -520,7 +520,7 @@ def run_all(specs: Iterable[RunSpec], out: str | Path, jobs: int | None = None, 
     pending.sort(key=lambda p: (p[0].workload, p[0].num_requests or 0, p[0].arrival, p[0].rate or 0.0, p[0].policy))
     own_bar = bar is None
     if own_bar:
-        bar = tqdm(total=len(pending), desc=desc, unit="run", disable=not progress or not pending)
+        bar = progress_bar(len(pending), desc, "runs", "done", unit="run", enabled=progress and bool(pending))
     else:
         bar.total = (bar.total or 0) + len(pending)
         bar.refresh()

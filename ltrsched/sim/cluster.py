@@ -264,9 +264,9 @@ def simulate_cluster(workload: Workload, policy: Policy, config: SimConfig | Non
         env = simpy.Environment()
         bar = None
         if progress:
-            from tqdm import tqdm
+            from ltrsched.progress import progress_bar
 
-            bar = tqdm(total=n, unit="req", desc=f"simulate {policy.name} x{replicas}", leave=False)
+            bar = progress_bar(n, f"simulate {policy.name} x{replicas}", "requests", leave=False)
         horizon, ordered = Horizon(), _arrival_ordered(table)
         inboxes = [Inbox(env, table, ordered, horizon) for _ in range(replicas)]
         traces = [StepTrace() if config.record_steps else None for _ in range(replicas)]

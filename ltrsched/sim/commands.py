@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
 from pathlib import Path
 
 import click
@@ -71,12 +70,15 @@ def engine_options(fn):
     return functools.reduce(lambda f, opt: opt(f), reversed(options), fn)
 
 
-def build_workload(workload, num_requests, arrival, rate, cv, duration, seed, notes: list[str] | None = None):
+def build_workload(workload, num_requests, arrival, rate, cv, duration, seed, notes: list[str] | None = None,
+                   cuts: list[tuple[int, int]] | None = None):
     """Load a workload and apply its arrival process, validating the numbers first. ``notes``: where to add a
     note for the user (:func:`own_arrivals_note`), printed by the command once it has run (a note printed before
-    an error would make the error two lines)."""
+    an error would make the error two lines). ``cuts``: where to add ``(kept, total)`` requests with a
+    ``duration`` (for a command building several workloads that notes the cut once:
+    :func:`duration_note`)."""
     from ltrsched.workloads import apply_arrivals, load_workload
-    from ltrsched.workloads.arrivals import duration_cut_note, thinned_replay_note
+    from ltrsched.workloads.arrivals import thinned_replay_note
 
     if num_requests is not None and num_requests <= 0:
         raise UserError(f"--num-requests must be positive, got {num_requests}")
@@ -107,12 +109,24 @@ def build_workload(workload, num_requests, arrival, rate, cv, duration, seed, no
         if note:
             notes.append(note)
     arrived = apply_arrivals(wl, arrival, rate=rate, cv=cv, seed=seed, duration=duration)
+    if duration is not None and cuts is not None:
+        cuts.append((len(arrived), len(wl)))
     if duration is not None and notes is not None:
-        note = duration_cut_note([(len(arrived), len(wl))], duration, f"--duration {duration:g}",
-                                 "raise --duration or --rate to run more, or leave --duration out to run them all")
+        note = duration_note([(len(arrived), len(wl))], duration)
         if note:
             notes.append(note)
     return arrived
+
+
+def duration_note(counts: list[tuple[int, int]], duration: float | None) -> str | None:
+    """The note that ``--duration`` kept only the requests arriving in its first ``duration`` seconds (``counts``:
+    each run's ``(kept, total)`` requests); None without a duration or when no run lost a request."""
+    from ltrsched.workloads.arrivals import duration_cut_note
+
+    if duration is None:
+        return None
+    return duration_cut_note(counts, duration, f"--duration {duration:g}",
+                             "raise --duration or --rate to run more, or leave --duration out to run them all")
 
 
 def own_arrivals_note(wl) -> str | None:
@@ -185,7 +199,8 @@ def build_config(profile, max_num_batched_tokens, max_num_seqs, num_gpu_blocks, 
                    "chrome://tracing); records steps.")
 @click.option("--cdf", "cdf_file", type=OutFile(), default=None,
               help="Plot the CDFs of latency per token, TTFT and TPOT to this image (.png, .pdf or .svg).")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress on stderr: a bar on a terminal, else a line about every 10 s [default: on].")
 @click.option("--block-size", type=int, default=None,
               help="Tokens per KV block [default: the block size a measured profile's engine used (128 for the "
                    "cpu-* profiles: vLLM's CPU attention takes multiples of 32), else 16].")
@@ -253,8 +268,8 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
         context="raise --max-model-len if the model takes longer contexts, or leave them out",
         kv="raise --num-gpu-blocks (or leave it to the profile), or leave such requests out",
         budget="raise --max-num-batched-tokens, or drop --no-chunked-prefill", naming=naming))
-    if progress is None:
-        progress = sys.stderr.isatty()
+    if progress is None:  # (a bar on a terminal, else a line on stderr about every 10 s: ltrsched.progress)
+        progress = True
     if cluster:
         from ltrsched.sim.cluster import simulate_cluster
 

@@ -267,9 +267,9 @@ def simulate(workload: Workload, policy: Policy, config: SimConfig | None = None
     with plugin_time_limit():  # a plugin call that never returns stops the run with one line
         policy.prepare(table.workload_columns())
         if progress:
-            from tqdm import tqdm
+            from ltrsched.progress import progress_bar
 
-            bar = tqdm(total=len(workload), unit="req", desc=f"simulate {policy.name}", leave=False)
+            bar = progress_bar(len(workload), f"simulate {policy.name}", "requests", leave=False)
         replica = make_replica(env, setup, policy, config, trace=trace, on_progress=bar.update if bar else None)
         wall = time.perf_counter()
         env.process(replica.run())

@@ -16,7 +16,7 @@ from ltrsched.names import check_printable, shown_path
 from ltrsched.policies.needs import check_needs
 from ltrsched.notices import work_starts
 from ltrsched.outputs import OutFile
-from ltrsched.sim.commands import build_workload, workload_options
+from ltrsched.sim.commands import build_workload, duration_note, workload_options
 from ltrsched.command_line import RecordedCommand, command_line
 from ltrsched.validation.engines import (check_context_before_start, check_emulated_fits, check_workload_for_engine,
                                         engine_config, engine_options, start_engine)
@@ -47,14 +47,15 @@ def replay(workload, num_requests, arrival, rate, cv, duration, seed, policy, pl
     for p in plugin:
         load_plugin(p)
     pol = make_policy(policy)
-    wl = build_workload(workload, num_requests, arrival, rate, cv, duration, seed)
+    cuts: list[tuple[int, int]] = []
+    wl = build_workload(workload, num_requests, arrival, rate, cv, duration, seed, cuts=cuts)
     check_needs(pol, wl.has_column, f"workload {wl.name!r}")  # before the engine starts (minutes on a GPU)
     check_workload_for_engine(wl, engine["prompts"])
     if engine["emulate_profile"] is None:  # (requests too long for the model: refused once the engine had started)
         check_context_before_start(wl, engine_config(**engine), pol.extra_output_tokens)
     work_starts()
     with start_engine(**engine) as eng:
-        result = eng.run(wl, pol, progress=sys.stderr.isatty())
+        result = eng.run(wl, pol, progress=True)  # (a bar on a terminal, else a line about every 10 s)
         described = eng.describe()
     result.meta.update(arrival=arrival, rate=rate, seed=seed, command=command_line())
     click.echo(f"engine: {described}")
@@ -71,6 +72,9 @@ def replay(workload, num_requests, arrival, rate, cv, duration, seed, policy, pl
         result.save(out)
         click.echo("wrote " + ", ".join(shown_path(out / name) for name in ("requests.parquet", "summary.json",
                                                                             "steps.parquet")))
+    note = duration_note(cuts, duration)  # (once it has run, as simulate's: a note before an error made it two lines)
+    if note:
+        click.echo(note, err=True)
 
 
 @click.command(cls=RecordedCommand)
@@ -236,7 +240,8 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     rate_values = _parse_rates(rates) if rates and rates.strip() != "auto" else None
     if sim_profile is not None:  # ("" was the default profile, silently)
         load_profile(sim_profile)
-    first = build_workload(workload, num_requests, arrival, rate, cv, duration, seed)
+    cuts: list[tuple[int, int]] = []  # (each case's kept and total requests, with --duration)
+    first = build_workload(workload, num_requests, arrival, rate, cv, duration, seed, cuts=cuts)
     for s in specs:  # bad specs, and columns a policy needs, fail before the engine starts
         check_needs(make_policy(s), first.has_column, f"workload {first.name!r}")
     check_distinct_policies(specs, "--policies")  # (two spellings of one policy: its engine runs twice)
@@ -253,7 +258,8 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
         raise UserError(f"the case {twice} is given twice (--arrival/--rate and --rates): give each rate once")
     # every case's workload before the engine starts: a rate the workload refuses fails now, not after the
     # earlier cases' engine runs
-    workloads = [first] + [build_workload(workload, num_requests, arr, r, 1.0, duration, seed) for arr, r in cases[1:]]
+    workloads = [first] + [build_workload(workload, num_requests, arr, r, 1.0, duration, seed, cuts=cuts)
+                           for arr, r in cases[1:]]
     # (requests too long for the model or its KV cache: refused once the engine had started, after the take-over of
     # --out below had removed an earlier validation there)
     extra = max(make_policy(s).extra_output_tokens for s in specs)  # (the policy that needs most)
@@ -322,6 +328,10 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
                      spread=spread_repeats and repeats > 1, note=resumed and resumed[0].upper() + resumed[1:] + ".")
     finish_validation(out)
     click.echo(f"report: {shown_path(md)}")
+    # (once for the validation, each engine run counted: a case's policies and repeats share its workload)
+    note = duration_note([cut for cut in cuts for _ in range(len(specs) * repeats)], duration)
+    if note:
+        click.echo(note, err=True)
 
 
 def _take_over(out: Path, previous, resume: bool | None, arguments: dict, digest: str, dirs: dict,

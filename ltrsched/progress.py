@@ -1,0 +1,120 @@
+"""A long run's progress on stderr: tqdm's bar on a terminal; elsewhere (a pipe, a CI log, ``nohup``) a plain line
+about every :data:`EVERY_S` seconds of wall time, as ``simulate fcfs: 1,234 of 4,000 requests finished, 21 s``
+(tqdm's bar is ``\\r`` updates, which a log shows as one line at the end, or as nothing).
+
+The seconds between plain lines are ``LTRSCHED_PROGRESS_EVERY_S`` (default :data:`EVERY_S`; 0: no plain lines, as
+the test suite sets it, whose runs may take over 10 s on a loaded machine and whose tests read stderr line by line).
+Nothing here goes to stdout: a command's JSON or CSV output there stays as it was. This module imports only
+``ltrsched.errors`` (the simulator and the engine both use it and never import each other)."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, TextIO
+
+#: Seconds of wall time between two plain progress lines (and before the first: a shorter run prints none).
+EVERY_S = 10.0
+#: The environment variable that sets them [s] (0: none).
+ENV = "LTRSCHED_PROGRESS_EVERY_S"
+
+
+def every_s() -> float:
+    """Seconds between plain progress lines [s]: ``LTRSCHED_PROGRESS_EVERY_S``, else :data:`EVERY_S`; 0 is none. A
+    value that is no finite number >= 0 is a :class:`~ltrsched.errors.UserError`."""
+    from ltrsched.errors import UserError
+
+    text = os.environ.get(ENV)
+    if text is None or not text.strip():
+        return EVERY_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise UserError(f"{ENV} must be a number of seconds >= 0 (0: no progress lines), got {text!r}")
+    return value
+
+
+def now() -> float:
+    """The wall clock the plain lines read [s] (monotonic; a test replaces it to run without sleeping)."""
+    return time.monotonic()
+
+
+def is_terminal(stream) -> bool:
+    """Whether ``stream`` is a terminal (False for a closed stream or one without ``isatty``)."""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+@dataclass
+class PlainProgress:
+    """tqdm's bar's interface (``update``, ``write``, ``refresh``, ``close``, ``total``, ``n``, a context manager) for a
+    stderr that is not a terminal: :meth:`update` prints ``LABEL: N of TOTAL NOUN VERB, S s`` when :data:`EVERY_S`
+    seconds or more have passed since the start or the last line. The clock is read only on an update, so a run
+    with no update for a while prints its next line at its next update."""
+
+    total: int
+    label: str  #: what runs, e.g. ``simulate fcfs``
+    noun: str  #: what is counted, plural, e.g. ``requests``
+    verb: str = "finished"  #: what happened to them, e.g. ``finished``, ``done``
+    every_s: float = field(default_factory=every_s)  #: [s] between lines (0: none)
+    clock: Callable[[], float] = field(default=None, repr=False)  # type: ignore[assignment]
+    n: int = 0  #: counted so far
+    _start: float = field(default=0.0, init=False, repr=False)
+    _next: float = field(default=0.0, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.clock is None:
+            self.clock = now
+        self._start = self.clock()
+        self._next = self._start + self.every_s
+
+    def update(self, k: int = 1) -> None:
+        """Count ``k`` more; print a line when one is due."""
+        self.n += k
+        if not self.every_s:
+            return
+        t = self.clock()
+        if t >= self._next:
+            self._next = t + self.every_s
+            print(self.line(t - self._start), file=sys.stderr, flush=True)
+
+    def line(self, elapsed: float) -> str:
+        """The progress line after ``elapsed`` seconds [s]."""
+        return f"{self.label}: {self.n:,} of {self.total or 0:,} {self.noun} {self.verb}, {elapsed:.0f} s"
+
+    def write(self, text: str, file: TextIO | None = None, **_) -> None:
+        """``text`` on its own line (``file``: stderr by default, as tqdm's ``write`` writes a line above its bar)."""
+        print(text, file=sys.stderr if file is None else file, flush=True)
+
+    def refresh(self) -> None:
+        """Nothing to redraw (tqdm's bar redraws itself here)."""
+
+    def close(self) -> None:
+        """Nothing to clear (a line printed stays in the log)."""
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def progress_bar(total: int, label: str, noun: str, verb: str = "finished", unit: str = "req", enabled: bool = True,
+                 **tqdm_options):
+    """A progress display for ``total`` items: with ``enabled`` False a silent (disabled) tqdm bar; on a terminal
+    stderr tqdm's bar (``label`` its description, ``unit`` its unit, ``tqdm_options`` passed on); otherwise a
+    :class:`PlainProgress` (``label``, ``noun``, ``verb`` make its line), silent where :func:`every_s` is 0."""
+    from tqdm import tqdm
+
+    if not enabled:
+        return tqdm(total=total, disable=True)
+    if is_terminal(sys.stderr):
+        return tqdm(total=total, desc=label, unit=unit, **tqdm_options)
+    return PlainProgress(total, label, noun, verb, every_s())
