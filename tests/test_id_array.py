@@ -55,3 +55,45 @@ def test_an_id_below_the_window_written_extends_it_down():
     assert arr.base == 40 and arr[_ids(40, 41, 100, 101)].tolist() == [True, False, True, False]
     arr.reset()
     assert arr.base == 0 and not arr.data.any()
+
+
+def test_an_old_id_held_far_below_the_rest_is_held_apart(monkeypatch):
+    """Ids held that span far more than their count (one old request live while many came and went): trim with
+    ``held`` keeps the old id apart, in a slot of its own, and the window over the rest; reads, writes, ``rows`` and
+    ``get`` reach it, ids below the window not held read ``fill`` (``rows`` refuses them), and it goes once not held."""
+    from ltrsched.policies import id_array
+
+    monkeypatch.setattr(id_array, "MIN_SPARSE", 64)
+    arr = IdArray(-1, np.int64, size=8)
+    arr[_ids(1000)] = _ids(5)
+    for k in range(1001, 3000):  # (a server: the old id 1000 stays live, a few others at a time)
+        arr[_ids(k)] = _ids(k)
+        if arr.grew:
+            arr.trim(1000, np.r_[1000, np.arange(max(k - 10, 1001), k + 1)])
+    assert arr.k == 1 and arr.old.tolist() == [1000] and len(arr.data) <= 256
+    assert arr[_ids(1000, 2999, 2995)].tolist() == [5, 2999, 2995]
+    assert arr.get(_ids(2995, 1000, 1500, 10**9)).tolist() == [2995, 5, -1, -1]
+    assert arr.data[arr.rows(_ids(2999, 1000))].tolist() == [2999, 5]
+    with pytest.raises(IndexError, match="below the ids held"):
+        arr.rows(_ids(1000, 1500))
+    arr.data[arr.rows(_ids(1000))] = 6
+    arr[_ids(1500)] = 7  # (written below the window: held apart too, not a window reaching down to it)
+    assert arr.k == 2 and arr[_ids(1000, 1500, 2999)].tolist() == [6, 7, 2999] and len(arr.data) <= 256
+    arr.trim(2990)  # (the old ids are gone)
+    assert arr.k == 0 and arr[_ids(1000, 2999)].tolist() == [-1, 2999]
+    arr.reset()
+    assert arr.base == arr.k == 0 and (arr.data == -1).all()
+
+
+def test_reserve_with_the_ids_held_holds_an_old_one_apart(monkeypatch):
+    """A kept order's table (``reserve`` with ``held``, the listing): a listing of an old id and the newest ones."""
+    from ltrsched.policies import id_array
+
+    monkeypatch.setattr(id_array, "MIN_SPARSE", 64)
+    arr = IdArray(-1, np.int64, size=8)
+    for k in range(0, 5000, 50):
+        ids = np.r_[7, np.arange(k + 10, k + 30)]
+        arr.reserve(ids, lowest=7, held=ids)
+        arr.data[arr.rows(ids)] = ids
+    assert len(arr.data) <= 512 and arr.old.tolist() == [7]
+    assert arr.get(ids).tolist() == ids.tolist()

@@ -699,3 +699,95 @@ def test_reading_a_few_positions_leaves_the_live_sets_gather_cached():
     view = LiveView({"x": column}, live, 0.1, 1)
     assert view.at("x", np.array([0, 2])).tolist() == [1.0, 5.0]
     assert view.column("x") is first
+
+
+def _id_arrays(policy) -> dict[str, object]:
+    """Every :class:`~ltrsched.policies.id_array.IdArray` of ``policy`` (and of the policy it wraps, and of its kept
+    order's), by attribute name."""
+    from ltrsched.policies.id_array import IdArray
+
+    out = {}
+    for name, value in vars(policy).items():
+        if isinstance(value, IdArray):
+            out[f"{type(policy).__name__}.{name}"] = value
+        elif name in ("inner", "_front", "policy") and value is not None:
+            out.update(_id_arrays(value))
+    return out
+
+
+def _serve_with_one_stuck(policy, others: int, per_step: int = 50, first_id: int = 7_000_000) -> dict[str, int]:
+    """A server's ids (from ``first_id``, by arrival): the first request stays live (a generation that never ends)
+    while ``others`` come, ``per_step`` a step, and go after 1-3 tokens; the batch is the head of the order (at most
+    ``4 * per_step``). The widest each id array of ``policy`` got [entries, ``len(data)``], and the most ids each held
+    apart, by name."""
+    rng = np.random.default_rng(5)
+    n = others + 1
+    rid = np.arange(n, dtype=np.int64) + first_id
+    output = rng.integers(1, 4, n)
+    output[0] = 10**9
+    score = rng.random(n)
+    score[0] = 2.0  # (ranked last: it runs when starvation prevention promotes it)
+    generated = np.zeros(n, dtype=np.int64)
+    run_time = np.zeros(n)
+    idle = np.zeros(n, dtype=np.int64)
+    live = np.zeros(0, dtype=np.int64)  # rows, ascending (by arrival)
+    nxt, step, widest, apart = 0, 0, {}, {}
+    while nxt < n or len(live) > 1:
+        new = np.arange(nxt, min(nxt + per_step, n))
+        nxt += len(new)
+        if len(new):
+            live = np.concatenate((live, new))
+            policy.on_arrival(rid[new], float(step))
+        cols = {"request_id": rid[live], "arrival_time": live.astype(float), "prompt_tokens": np.full(len(live), 8),
+                "output_tokens": output[live], "generated_tokens": generated[live], "computed_tokens": generated[live],
+                "state": np.full(len(live), int(RequestState.WAITING), np.int8), "idle_steps": idle[live],
+                "run_time": run_time[live], "score": score[live], "po_estimate": np.full(len(live), np.nan),
+                "predicted_length": np.full(len(live), np.nan)}
+        view = LiveView(cols, None, now=float(step), step=step, arrival_ordered=True)
+        order = policy.rank(view)
+        scheduled = np.zeros(len(live), dtype=bool)
+        scheduled[order[:4 * per_step]] = True
+        ran = live[scheduled]
+        generated[ran] += 1
+        run_time[ran] += 0.01
+        idle[live] += 1
+        idle[ran] = 0
+        policy.on_step(view, scheduled, 0.01)
+        done = ran[generated[ran] >= output[ran]]
+        if len(done):
+            live = live[~np.isin(live, done)]
+            policy.on_finish(rid[done], float(step))
+        if step % 50 == 0:
+            for name, arr in _id_arrays(policy).items():
+                widest[name] = max(widest.get(name, 0), len(arr.data))
+                apart[name] = max(apart.get(name, 0), getattr(arr, "k", 0))
+        step += 1
+    assert generated[0] > 0 and len(live) == 1  # (the first request ran, and is still live)
+    return widest, apart
+
+
+@pytest.mark.parametrize("spec", ["ltr:starve=200,quantum=10", "mlfq"])
+def test_id_arrays_stay_bounded_by_the_ids_held_while_one_old_request_stays_live(spec, monkeypatch):
+    """A server whose first request stays live (a very long or stuck generation) while 200,000 others come and go
+    (250 a step): the id arrays held a window from that request's id to the newest, 8-16 bytes per request served
+    while it lived (each reached 256,000 entries here). Now the old id is held apart and the window follows the count
+    of ids held (16,000 entries at most here under MLFQ, 2,005 under LTR with starvation prevention)."""
+    from ltrsched.policies import id_array
+
+    monkeypatch.setattr(id_array, "MIN_WINDOW", 64)  # (small windows: what is held shows)
+    monkeypatch.setattr(id_array, "MIN_SPARSE", 1024, raising=False)
+    widest, apart = _serve_with_one_stuck(make_policy(spec), 200_000, per_step=250)
+    assert widest and max(widest.values()) <= 20_000, widest
+    assert max(apart.values()) >= 1, apart  # (the old id, and any others held far below the rest)
+
+
+@pytest.mark.parametrize("spec", ["ltr:starve=20,quantum=3", "mlfq:quantum=0.02"])
+def test_same_order_as_the_stateless_reference_while_one_old_request_stays_live(spec, monkeypatch):
+    """The old id held apart (and read, written, promoted, finished through it) ranks as the stateless reference."""
+    from ltrsched.policies import id_array
+
+    monkeypatch.setattr(id_array, "MIN_WINDOW", 16)
+    monkeypatch.setattr(id_array, "MIN_SPARSE", 64, raising=False)
+    policy = Lockstep(make_policy(spec))
+    widest, apart = _serve_with_one_stuck(policy, 3_000, per_step=5)
+    assert policy.steps > 500 and max(widest.values()) < 1_000 and max(apart.values()) >= 1, (widest, apart)

@@ -94,7 +94,7 @@ class FrontOrder:
         ids = view.request_id
         now = np.arange(len(ids))
         base_of = self._base_of  # (only the listing's ids are asked for from here on: those below its first may go)
-        base_of.reserve(ids, lowest=ids.item(0))
+        base_of.reserve(ids, lowest=ids.item(0), held=ids)
         base_of.data[base_of.rows(ids)] = now
         now[front] -= _FRONT
         self._ids, self._base, self._now, self._live = snapshot_ids(ids), order, now, len(ids)
@@ -151,12 +151,12 @@ class FrontOrder:
         d = len(gone)
         if d > _MAX_FINISHES:
             return False
-        ids, now, base_of, lo = self._ids, self._now, self._base_of.data, self._base_of.base
+        ids, now, base_of, lo, k = self._ids, self._now, self._base_of.data, self._base_of.base, self._base_of.k
         n, known = len(ids), len(base_of)
         last = -1  # the base position of the departed request before (ascending: the base ids ascend)
         gone.sort()
         for j, g in enumerate(gone):
-            b = base_of.item(g - lo) if 0 <= g - lo < known else -1
+            b = base_of.item(g - lo) if k <= g - lo < known else self._apart(g) if k else -1
             if not last < b < n or ids.item(b) != g or now.item(b) < _LIVE_MIN_INT:
                 return False  # not in the base listing, left before, or announced twice
             if j and last + 1 < b:
@@ -169,6 +169,11 @@ class FrontOrder:
         self.listing += 1
         self.version += 1
         return True
+
+    def _apart(self, request_id: int) -> int:
+        """The base position of ``request_id``, below the id table's window: one of the old ids it holds apart (a
+        request live long after those listed beside it), else -1."""
+        return int(self._base_of.get(np.array([request_id], dtype=np.int64)).item(0))
 
     def positions(self, request_ids: np.ndarray, front: bool) -> np.ndarray:
         """Positions now of live requests (all at the front, or none)."""

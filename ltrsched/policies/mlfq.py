@@ -198,15 +198,17 @@ class MLFQ(Policy):
     def _trim(self, view: LiveView) -> None:
         """Drop from the id arrays the ids below the lowest this policy may still ask them for: the live requests'
         (``view``'s), those announced since the last rank and the last batch's, and those filed as due (``promote``).
-        A server numbers its requests by arrival for ever: without this the arrays held every id it served."""
+        A server numbers its requests by arrival for ever: without this the arrays held every id it served (and, but
+        for ``held``, every id since the oldest still live)."""
         held = [view.request_id, *self._arrived, *self._finished, *self._due.held()]
         if self._batch_ids is not None:
             held.append(self._batch_ids)
         held = [ids for ids in held if len(ids)]
         if held:
             lowest = min(int(ids.min()) for ids in held)
+            held = np.concatenate(held) if len(held) > 1 else held[0]
             for arr in (self._last_run, self._time_base, self._idle_from, self._flag):
-                arr.trim(lowest)
+                arr.trim(lowest, held)
         self._last_run.grew = False
 
     def _alone(self, view: LiveView) -> np.ndarray:

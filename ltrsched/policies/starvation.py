@@ -437,13 +437,15 @@ class StarvationPrevention(Policy):
     def _trim(self, view: LiveView) -> None:
         """Drop from the id arrays the ids below the lowest this wrapper may still ask them for: the live requests'
         (``view``'s), the promoted ones' and those filed as due (a finished one among them must still read as gone).
-        A server numbers its requests by arrival for ever: without this the arrays held every id it served."""
+        A server numbers its requests by arrival for ever: without this the arrays held every id it served (and, but
+        for ``held``, every id since the oldest still live)."""
         held = (view.request_id, self._pid[self._s:self._e], self._due_ids[self._due_next:])
         held = [ids for ids in held if len(ids)]
         if held:
             lowest = min(int(_min(ids)) for ids in held)
-            self._gone.trim(lowest)
-            self._is_promoted.trim(lowest)
+            held = np.concatenate(held) if len(held) > 1 else held[0]
+            self._gone.trim(lowest, held)
+            self._is_promoted.trim(lowest, held)
 
     def _moved(self, ids: np.ndarray, to_front: bool, positions: np.ndarray | None = None) -> None:
         """Requests ``ids`` were promoted (or returned to their rank): so in the kept order, if one is kept
