@@ -150,3 +150,21 @@ def test_a_watermark_given_to_both_sides(case):
     (``KVCacheManager.watermark_blocks``); and it now keeps them only for an admission beside another request on the
     GPU, as vLLM's ``allocate_slots(has_scheduled_reqs=bool(self.running))``."""
     agree(case)
+
+
+@pytest.mark.parametrize("case", [
+    # prompt 15 + output 2 holds the KV of 16 tokens at most (the last sampled token is never computed): vLLM serves it
+    # in its one usable block of 16; both fit checks counted 17 tokens (2 blocks) and refused it alike
+    Case(seed=0, spec="fcfs", prompts=(15, 15), outputs=(2, 2), arrivals=(0.0, 0.01), blocks=1, block_size=16,
+         budget=32, seqs=4, resident=None, max_model_len=100, profile=(0.01, 0.001, 0.0, 0.0)),
+    # 14 usable blocks, watermark 0.2 (int(0.2 x 15) = 3 kept free): vLLM 0.32 keeps them free only for an admission
+    # while another request runs, so each request of 14 blocks (200 + 24 tokens) runs alone; both checks refused them
+    # at "11 usable blocks"
+    Case(seed=0, spec="fcfs", prompts=(200, 200), outputs=(24, 24), arrivals=(0.0, 0.0), blocks=14, block_size=16,
+         budget=256, seqs=4, resident=None, max_model_len=300, profile=(0.01, 0.001, 0.0, 0.0), watermark=0.2),
+], ids=["last-token", "lone-watermark"])
+def test_a_request_at_the_kv_boundary_runs_alike_where_both_sides_refused_it(case):
+    """Requests the fit checks refused alike that vLLM serves now run, and alike on both sides."""
+    outcome = fuzz.run_case(case, limit=60)
+    assert outcome.problem is None and outcome.refused is None, (outcome.problem, outcome.refused)
+    assert outcome.steps > 0

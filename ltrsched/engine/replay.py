@@ -73,12 +73,16 @@ def check_fits(workload: Workload, scheduler: Any, extra_output_tokens: int = 0,
     to do about a request beyond the context, appended to its line."""
     total = check_context(workload, scheduler.max_model_len, extra_output_tokens, output_cap, fix)
     limits = scheduler.limits
-    blocks = limits.blocks_for(total)
-    too_big = np.flatnonzero(blocks > limits.num_gpu_blocks - limits.watermark_blocks)
+    # KV of at most total - 1 tokens: the last sampled token is never computed (vLLM serves a request of
+    # k x block_size + 1 tokens in k blocks); a request admitted alone may fill every block (vLLM V1 keeps the
+    # watermark free only when another request is running: allocate_slots' has_scheduled_reqs)
+    blocks = limits.blocks_for(total - 1)
+    usable = limits.num_gpu_blocks - (0 if limits.watermark_when_running else limits.watermark_blocks)
+    too_big = np.flatnonzero(blocks > usable)
     if len(too_big):
         i = int(too_big[0])
         raise UserError(f"{len(too_big)} request(s) can never fit the engine's KV cache of "
-                        f"{limits.num_gpu_blocks - limits.watermark_blocks} usable blocks (first: request "
+                        f"{usable} usable blocks (first: request "
                         f"{int(workload.df['request_id'][i])} needs {int(blocks[i])} blocks)")
 
 

@@ -520,8 +520,8 @@ def check_context_before_start(workload, config: EngineConfig, extra_output_toke
 def check_emulated_fits(workload, config: EngineConfig, emulate_profile: str, extra_output_tokens: int = 0) -> None:
     """One-line :class:`UserError`, before the emulated engine is built, for requests it would refuse once built
     (:func:`ltrsched.engine.replay.check_fits`): longer than its context (``--max-model-len``, else its profile's,
-    as :func:`emulated_config` sets it) or than its KV cache (the blocks
-    :func:`emulated_config` sizes, less vLLM's null block and watermark). ``validate`` found them at its first engine
+    as :func:`emulated_config` sets it) or than its KV cache (the blocks :func:`emulated_config` sizes, less vLLM's
+    null block; a request admitted alone may use its watermark's). ``validate`` found them at its first engine
     run, after it had replaced an earlier validation in ``--out`` (its runs and report deleted, for a refusal)."""
     from ltrsched.engine.config import model_dir
     from ltrsched.engine.emulate import EmulatedDriver

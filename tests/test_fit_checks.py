@@ -1,0 +1,87 @@
+"""The fit checks before a run refuse exactly the requests the replica or engine can never serve: the simulator's
+(``ltrsched.sim.simulate._check_fits``, through :func:`simulate`) and the engine replay's
+(:func:`ltrsched.engine.replay.check_fits`), at the KV boundaries. (The emulated engine serving these same boundary
+requests alike with the simulator: ``tests/test_fuzz_sim_engine.py``.)"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from conftest import LinearProfile, make_workload
+from ltrsched.engine.replay import check_fits
+from ltrsched.errors import UserError
+from ltrsched.policies import make_policy
+from ltrsched.policies.batching import BatchLimits
+from ltrsched.sim import SimConfig, simulate
+
+
+@dataclass(frozen=True)
+class _Scheduler:
+    """What check_fits reads of an engine's scheduler."""
+
+    limits: Any
+    max_model_len: int = 100_000
+
+
+def _sim(prompts, outputs, blocks, semantics="vllm-v1", watermark=None, policy="fcfs"):
+    config = SimConfig(profile=LinearProfile(), semantics=semantics, preemption="recompute", num_gpu_blocks=blocks,
+                       block_size=16, **({} if watermark is None else {"watermark": watermark}))
+    return simulate(make_workload(prompts, outputs), make_policy(policy), config)
+
+
+@pytest.mark.parametrize("semantics", ["vllm-v1", "paper"])
+def test_a_request_holding_one_block_of_kv_fits_one_block(semantics):
+    """A request of prompt 15 + output 2 tokens holds the KV of 16 tokens at most (its last sampled token is never
+    computed): one block of 16. Both checks counted 17 tokens, 2 blocks, and refused it; vLLM serves it in one
+    (the emulated engine, tests/test_fuzz_sim_engine.py). One token more still needs 2 blocks and is refused."""
+    result = _sim([15], [2], blocks=1, semantics=semantics, watermark=0.0)
+    assert result.requests["generated_tokens"].to_list() == [2]
+    with pytest.raises(UserError, match=r"^1 request\(s\) can never fit the KV cache of 1 usable blocks \(first: "
+                                        r"request 0 needs 2 blocks of 16 tokens\)"):
+        _sim([16], [2], blocks=1, semantics=semantics, watermark=0.0)
+
+
+def test_the_engine_check_counts_the_kv_a_request_holds():
+    """The engine's check: prompt 15 + output 2 fits one block; 16 + 2, or 15 + 2 with a policy's extra output token,
+    or with --max-tokens' cap of 3 (eos="model"), needs two."""
+    one = _Scheduler(BatchLimits(num_gpu_blocks=1, block_size=16, watermark_when_running=True))
+    check_fits(make_workload([15], [2]), one)
+    for workload, extra, cap in ((make_workload([16], [2]), 0, None), (make_workload([15], [2]), 1, None),
+                                 (make_workload([15], [2]), 0, 3)):
+        with pytest.raises(UserError, match=r"^1 request\(s\) can never fit the engine's KV cache of 1 usable blocks "
+                                            r"\(first: request 0 needs 2 blocks\)$"):
+            check_fits(workload, one, extra, cap)
+
+
+def test_vllm_v1_serves_a_request_alone_in_the_blocks_its_watermark_keeps_free():
+    """With 14 blocks and watermark 0.2, vllm-v1 keeps int(0.2 x 15) = 3 blocks free only for an admission beside
+    another request on the GPU (vLLM 0.32's allocate_slots(has_scheduled_reqs=...)): a request of 14 blocks runs alone,
+    as on vLLM. Both checks refused it ("11 usable blocks"). One of 15 blocks (225 tokens) is refused at the 14 usable. The paper's
+    semantics keep int(0.2 x 14) = 2 free for every admission: 12 usable, as before."""
+    result = _sim([200, 200], [24, 24], blocks=14, watermark=0.2)  # (223 tokens of KV: 14 blocks each, one at a time)
+    assert result.requests["generated_tokens"].to_list() == [24, 24]
+    assert result.requests["num_preemptions"].to_list() == [0, 0]
+    with pytest.raises(UserError, match=r"^1 request\(s\) can never fit the KV cache of 14 usable blocks \(first: "
+                                        r"request 0 needs 15 blocks of 16 tokens\)"):
+        _sim([200], [26], blocks=14, watermark=0.2)
+    with pytest.raises(UserError, match=r"^1 request\(s\) can never fit the KV cache of 12 usable blocks \(first: "
+                                        r"request 0 needs 14 blocks of 16 tokens\)"):
+        _sim([200], [24], blocks=14, semantics="paper", watermark=0.2)
+    assert _sim([176], [17], blocks=14, semantics="paper", watermark=0.2).requests["generated_tokens"].to_list() == [17]
+
+
+def test_the_engine_check_leaves_a_lone_request_the_blocks_of_vllm_v1s_watermark():
+    """The engine's check: the adapter's limits (watermark_when_running, as vLLM V1) leave all 14 blocks to a request
+    admitted alone; limits keeping the watermark for every admission leave 11."""
+    v1 = _Scheduler(BatchLimits(num_gpu_blocks=14, block_size=16, watermark_blocks=3, watermark_when_running=True))
+    check_fits(make_workload([200], [24]), v1)
+    with pytest.raises(UserError, match=r"^1 request\(s\) can never fit the engine's KV cache of 14 usable blocks "
+                                        r"\(first: request 0 needs 15 blocks\)$"):
+        check_fits(make_workload([200], [26]), v1)
+    every = _Scheduler(BatchLimits(num_gpu_blocks=14, block_size=16, watermark_blocks=3))
+    check_fits(make_workload([160], [17]), every)
+    with pytest.raises(UserError, match=r"KV cache of 11 usable blocks \(first: request 0 needs 12 blocks\)$"):
+        check_fits(make_workload([160], [18]), every)
