@@ -36,3 +36,22 @@ def grouped(value: float, decimals: int = 1) -> str:
     """``value`` with thousands separators and ``decimals`` decimals (``12,345.6``), or in 3 significant digits
     from 1e15 on (``1e+300``): a file's arrival time of 1e300 s printed a 300-digit number in a note."""
     return f"{value:.3g}" if abs(value) >= 1e15 else f"{value:,.{decimals}f}"
+
+
+def seconds_from_env(name: str, default: float, zero_means: str) -> float:
+    """A duration [s] from the environment variable ``name``: ``default`` when unset or blank; a value that is no
+    finite number >= 0 is a :class:`~ltrsched.errors.UserError` naming what 0 means (``zero_means``)."""
+    import os
+
+    from ltrsched.errors import UserError
+
+    text = os.environ.get(name)
+    if text is None or not text.strip():
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise UserError(f"{name} must be a finite number of seconds >= 0 (0: {zero_means}), got {text!r}")
+    return value

@@ -28,7 +28,6 @@ starts, in the command's process and in every sweep worker (Ray tasks get it fro
 from __future__ import annotations
 
 import ctypes
-import math
 import os
 import signal
 import sys
@@ -37,6 +36,7 @@ import time
 from contextlib import contextmanager
 
 from ltrsched.errors import UserError
+from ltrsched.numbers import seconds_from_env
 
 #: The environment variable holding the limit [s].
 ENV = "LTRSCHED_PLUGIN_TIMEOUT"
@@ -98,16 +98,7 @@ class PluginInterrupt(BaseException):
 def time_limit() -> float:
     """The limit on one plugin call [s]: ``LTRSCHED_PLUGIN_TIMEOUT``, else :data:`DEFAULT_LIMIT_S`; 0 is none.
     A value that is no finite number >= 0 is a :class:`UserError`."""
-    text = os.environ.get(ENV)
-    if text is None or not text.strip():
-        return DEFAULT_LIMIT_S
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not (value >= 0 and math.isfinite(value)):
-        raise UserError(f"{ENV} must be a finite number of seconds >= 0 (0: no limit on a plugin call), got {text!r}")
-    return value
+    return seconds_from_env(ENV, DEFAULT_LIMIT_S, "no limit on a plugin call")
 
 
 @contextmanager

@@ -9,12 +9,12 @@ Nothing here goes to stdout: a command's JSON or CSV output there stays as it wa
 
 from __future__ import annotations
 
-import math
-import os
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable, TextIO
+
+from ltrsched.numbers import seconds_from_env
 
 #: Seconds of wall time between two plain progress lines (and before the first: a shorter run prints none).
 EVERY_S = 10.0
@@ -25,18 +25,7 @@ ENV = "LTRSCHED_PROGRESS_EVERY_S"
 def every_s() -> float:
     """Seconds between plain progress lines [s]: ``LTRSCHED_PROGRESS_EVERY_S``, else :data:`EVERY_S`; 0 is none. A
     value that is no finite number >= 0 is a :class:`~ltrsched.errors.UserError`."""
-    from ltrsched.errors import UserError
-
-    text = os.environ.get(ENV)
-    if text is None or not text.strip():
-        return EVERY_S
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise UserError(f"{ENV} must be a number of seconds >= 0 (0: no progress lines), got {text!r}")
-    return value
+    return seconds_from_env(ENV, EVERY_S, "no progress lines")
 
 
 def now() -> float:

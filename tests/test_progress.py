@@ -58,7 +58,7 @@ def test_the_interval_comes_from_the_environment(monkeypatch, capsys, tmp_path):
     assert capsys.readouterr().err == ""
     monkeypatch.setenv("LTRSCHED_PROGRESS_EVERY_S", "-1")
     assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", _workload(tmp_path / "w.jsonl", 3)),
-                          "LTRSCHED_PROGRESS_EVERY_S must be a number of seconds >= 0 (0: no progress lines), got '-1'")
+                          "LTRSCHED_PROGRESS_EVERY_S must be a finite number of seconds >= 0 (0: no progress lines), got '-1'")
 
 
 def test_plain_lines_come_every_10_s_and_not_before(capsys):
