@@ -5,7 +5,7 @@ about every :data:`EVERY_S` seconds of wall time, as ``simulate fcfs: 1,234 of 4
 The seconds between plain lines are ``LTRSCHED_PROGRESS_EVERY_S`` (default :data:`EVERY_S`; 0: no plain lines, as
 the test suite sets it, whose runs may take over 10 s on a loaded machine and whose tests read stderr line by line).
 Nothing here goes to stdout: a command's JSON or CSV output there stays as it was. This module imports only
-``ltrsched.errors`` (the simulator and the engine both use it and never import each other)."""
+``ltrsched.numbers`` (the simulator and the engine both use it and never import each other)."""
 
 from __future__ import annotations
 

@@ -94,13 +94,18 @@ def reproduce(experiment, quick, out, jobs, backend, address):
         click.echo(line, err=True)
 
 
+def _tpot_slo(slos) -> str | None:
+    """The first SLO on TPOT, as given (``tpot_p90=0.05``), or None."""
+    return next((f"{s.metric}={s.limit:g}" for s in slos if s.metric.startswith("tpot_")), None)
+
+
 def _check_slo_defined(slos, wl, workload: str) -> None:
     """One-line :class:`UserError` if an SLO is on TPOT and no request of ``wl`` (the requests of a run) has a
     token after its first: TPOT is undefined in every run, counted as infinitely late, so every rate missed the SLO
     (and the figure of that metric, all its values infinite, ended in a ValueError traceback)."""
-    tpot = [f"{s.metric}={s.limit:g}" for s in slos if s.metric.startswith("tpot_")]
+    tpot = _tpot_slo(slos)
     if tpot and wl.df["output_tokens"].max() <= 1:
-        raise UserError(f"--slo {tpot[0]}: TPOT (the time per output token after the first) is undefined for every "
+        raise UserError(f"--slo {tpot}: TPOT (the time per output token after the first) is undefined for every "
                         f"request of {workload}: all of its outputs are 1 token; give an SLO on another metric "
                         "(e.g. ttft_p90 or e2e_latency_p90)")
 
@@ -109,14 +114,14 @@ def _check_slo_defined_per_seed(slos, workload: str, size: int, seeds) -> None:
     """One-line :class:`UserError` if an SLO is on TPOT and the ``size`` requests one of ``seeds`` draws from
     ``workload`` all have 1-token outputs (a workload of few longer outputs): that seed's runs have no TPOT, counted as
     infinitely late, so every rate missed the SLO (and the figure ended in a ValueError traceback)."""
-    tpot = [f"{s.metric}={s.limit:g}" for s in slos if s.metric.startswith("tpot_")]
+    tpot = _tpot_slo(slos)
     if not tpot:
         return
     from ltrsched.workloads import load_workload
 
     for seed in seeds:
         if load_workload(workload, num_requests=size, seed=seed).df["output_tokens"].max() <= 1:
-            raise UserError(f"--slo {tpot[0]}: TPOT (the time per output token after the first) is undefined in the "
+            raise UserError(f"--slo {tpot}: TPOT (the time per output token after the first) is undefined in the "
                             f"runs of seed {seed}: the {size:,} requests it draws from {workload} all have outputs of "
                             "1 token; give more requests (-n), or an SLO on another metric (e.g. ttft_p90)")
 

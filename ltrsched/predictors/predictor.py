@@ -159,8 +159,8 @@ def check_buckets(config: PredictorConfig, lengths: np.ndarray) -> None:
     one value: a model would learn nothing, e.g. a served model's lengths all below the 820-token class bucket; or if a
     class model's lengths reach past :data:`~ltrsched.predictors.config.MAX_CLASS_LENGTH`."""
     lengths = np.asarray(lengths, dtype=np.int64)
-    longer = lengths > MAX_CLASS_LENGTH
-    if config.kind == "class" and longer.any():
+    longer = lengths > MAX_CLASS_LENGTH if config.kind == "class" else None
+    if longer is not None and longer.any():
         raise UserError(f"{int(longer.sum()):,} of {len(lengths):,} training output lengths are above {MAX_CLASS_LENGTH:,} "
                         f"tokens, the longest context a profile or engine takes (the longest: {int(lengths.max()):,}): "
                         "no length classifier has classes for them; fix or leave out those prompts, or use --kind rank")
