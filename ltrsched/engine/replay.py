@@ -73,11 +73,7 @@ def check_fits(workload: Workload, scheduler: Any, extra_output_tokens: int = 0,
     to do about a request beyond the context, appended to its line."""
     total = check_context(workload, scheduler.max_model_len, extra_output_tokens, output_cap, fix)
     limits = scheduler.limits
-    # KV of at most total - 1 tokens: the last sampled token is never computed (vLLM serves a request of
-    # k x block_size + 1 tokens in k blocks); a request admitted alone may fill every block (vLLM V1 keeps the
-    # watermark free only when another request is running: allocate_slots' has_scheduled_reqs)
-    blocks = limits.blocks_for(total - 1)
-    usable = limits.num_gpu_blocks - (0 if limits.watermark_when_running else limits.watermark_blocks)
+    blocks, usable = limits.most_blocks_held(total), limits.blocks_alone  # (the simulator's rule: BatchLimits)
     too_big = np.flatnonzero(blocks > usable)
     if len(too_big):
         i = int(too_big[0])

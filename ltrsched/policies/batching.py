@@ -91,6 +91,19 @@ class BatchLimits:
         """KV blocks that hold ``tokens`` tokens."""
         return -(-np.asarray(tokens) // self.block_size) if isinstance(tokens, np.ndarray) else -(-tokens // self.block_size)
 
+    def most_blocks_held(self, total_tokens: np.ndarray) -> np.ndarray:
+        """The most KV blocks a request of ``total_tokens`` (prompt + output) tokens ever holds: those of
+        ``total_tokens - 1`` tokens, as its last sampled token is never computed (vLLM serves a request of
+        k x block_size + 1 tokens in k blocks)."""
+        return self.blocks_for(total_tokens - 1)
+
+    @property
+    def blocks_alone(self) -> int:
+        """The most KV blocks a request admitted alone may use [blocks]: every block under ``watermark_when_running``
+        (vLLM V1 keeps the watermark free only beside another request on the GPU, rule 4), else all but the
+        watermark's. A request needing more can never run (the fit checks before a run, simulator and engine)."""
+        return self.num_gpu_blocks - (0 if self.watermark_when_running else self.watermark_blocks)
+
 
 @dataclass(slots=True)  # not frozen: one is built per step, and a frozen __init__ costs ~4x more; read-only by convention
 class BatchPlan:

@@ -76,12 +76,7 @@ def _check_fits(table: RequestTable, limits: BatchLimits, max_model_len: int, ch
             + fixes.context
         )
     total = table.prompt_tokens + table.output_tokens
-    # KV of at most prompt + output - 1 tokens: the last sampled token is never computed (vLLM serves a request of
-    # k x block_size + 1 tokens in k blocks); under vllm-v1 a request admitted alone may fill every block (the
-    # watermark guards only an admission beside another request with KV on the GPU, rule 4), under the paper's
-    # semantics every admission keeps the watermark free
-    usable = limits.num_gpu_blocks - (0 if limits.watermark_when_running else limits.watermark_blocks)
-    blocks = -(-(total - 1) // limits.block_size)
+    usable, blocks = limits.blocks_alone, limits.most_blocks_held(total)
     too_big = np.flatnonzero(blocks > usable)
     if len(too_big):
         i = too_big[0]
