@@ -10,6 +10,7 @@ import re
 import pytest
 
 from cli_helpers import run_cli_fast
+from ltrsched.errors import UserError
 from ltrsched.sim.config import ConfigError, SimConfig
 from test_cli_simulate import assert_one_line_error
 
@@ -36,7 +37,8 @@ SIMULATE = ["simulate", "-w", "lmsys-like", "-n", "5"]
      "recompute"),
     # before: "without chunked prefill, max_num_batched_tokens must cover ...; raise it or enable chunked prefill"
     (["--no-chunked-prefill", "--max-num-batched-tokens", "16"],
-     "without chunked prefill, a step's token budget (16 tokens) must cover the longest prompt + output ("),
+     "without chunked prefill, a step's token budget (16 tokens) must cover a recompute of prompt + output - 1 "
+     "tokens, the most one step of a request computes ("),
     (["--no-chunked-prefill", "--max-num-batched-tokens", "16"],
      "tokens); raise --max-num-batched-tokens, or drop --no-chunked-prefill"),
 ])
@@ -44,6 +46,37 @@ def test_simulate_names_its_options_in_config_errors(capsys, args, message):
     r = run_cli_fast(capsys, *SIMULATE, *args)
     assert_one_line_error(r, message)
     assert not FIELD_NAME.search(r.stderr), r.stderr
+
+
+def _recompute_at_the_budget(budget: int):
+    """Request 0 (2 + 6 tokens) and request 1 (4 + 4) in 3 KV blocks of 4 tokens, recompute, no chunked prefill:
+    request 1 is preempted after its 3rd output token and recomputes 4 + 3 = 7 tokens in one step, prompt + output
+    - 1, the most a step of it can compute (its last sampled token never gets KV)."""
+    from conftest import make_workload
+    from ltrsched.policies import make_policy
+    from ltrsched.sim import simulate
+
+    config = SimConfig(block_size=4, num_gpu_blocks=3, watermark=0.0, preemption="recompute", chunked_prefill=False,
+                       max_num_batched_tokens=budget, record_steps=True)
+    return simulate(make_workload([2, 4], [6, 4]), make_policy("fcfs"), config)
+
+
+def test_without_chunked_prefill_a_budget_of_prompt_plus_output_less_one_runs_the_recompute():
+    """It was refused ("must cover the longest prompt + output (8 tokens)"), yet it runs, the recompute taking the
+    whole budget (vLLM's scheduler takes a request of that many tokens whole too)."""
+    r = _recompute_at_the_budget(7)
+    assert r.summary["num_finished"] == 2
+    assert r.requests["num_preemptions"].to_list() == [0, 1]
+    assert r.steps["num_prefill_tokens"].max() == 7 and r.steps["num_batched_tokens"].max() == 7
+
+
+def test_without_chunked_prefill_one_token_less_is_refused_in_one_line():
+    with pytest.raises(UserError) as info:
+        _recompute_at_the_budget(6)
+    assert str(info.value) == (
+        "without chunked prefill, a step's token budget (6 tokens) must cover a recompute of prompt + output - 1 "
+        "tokens, the most one step of a request computes (2 request(s) need more; first: request 0, 7 tokens); "
+        "raise max_num_batched_tokens, or set chunked_prefill=True")
 
 
 def test_capacity_names_its_option(capsys, tmp_path):

@@ -85,11 +85,21 @@ def _check_fits(table: RequestTable, limits: BatchLimits, max_model_len: int, ch
             f"(first: request {table.request_id[i]} needs {blocks[i]} blocks of {limits.block_size} tokens); "
             + fixes.kv
         )
-    if not chunked and (table.prompt_tokens + table.output_tokens).max() > limits.max_num_batched_tokens:
-        raise UserError(
-            f"{fixes.where}without chunked prefill, a step's token budget ({limits.max_num_batched_tokens} tokens) "
-            f"must cover the longest prompt + output ({int(total.max())} tokens); " + fixes.budget
-        )
+    # without chunked prefill a request's tokens to compute run in one step: its prompt at first, after a recompute
+    # the prompt + the tokens it generated, at most prompt + output - 1 (the last sampled token is never computed;
+    # output >= 1, so that covers the prompt too). vLLM 0.32's scheduler takes a waiting request whole likewise; its
+    # start-up check is stricter and context-wide (budget >= max_model_len): this one refuses what cannot run
+    if not chunked:
+        largest_step = total - 1
+        too_wide = np.flatnonzero(largest_step > limits.max_num_batched_tokens)
+        if len(too_wide):
+            i = too_wide[0]
+            raise UserError(
+                f"{fixes.where}without chunked prefill, a step's token budget ({limits.max_num_batched_tokens} "
+                f"tokens) must cover a recompute of prompt + output - 1 tokens, the most one step of a request "
+                f"computes ({len(too_wide)} request(s) need more; first: request {table.request_id[i]}, "
+                f"{int(largest_step[i])} tokens); " + fixes.budget
+            )
 
 
 #: The most tokens a context or a KV block may hold [tokens]: a request's counts (prompt + output + a policy's extra
