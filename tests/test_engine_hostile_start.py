@@ -410,6 +410,19 @@ def test_a_kv_cache_too_small_for_the_profiles_probes_names_the_smallest_that_wo
         check_probe_cache(_engine(cpu, 3, 256), quick=True, repeats=None)
 
 
+def test_planned_steps_counts_a_probes_kv_and_context_as_the_fit_checks_do():
+    """The warm-up probe, 4 requests of 64 + 8 tokens, holds KV for 71 tokens at most (its last sampled token gets
+    none: BatchLimits.most_blocks_held, the simulator's and the engine's rule): one block of 71 tokens holds it, and
+    its probe runs (1 usable step after it). planned_steps counted 72 tokens, 2 blocks, and gave 0 steps. Its context
+    is 72 tokens: a context of 71 refuses it."""
+    from ltrsched.validation.engines import engine_config
+    from ltrsched.validation.probe_cache import planned_steps
+
+    config = engine_config(emulate_profile="a100-llama3-8b", num_gpu_blocks=45, block_size=71)
+    assert [planned_steps(config, b, 8192, True, None) for b in (1, 2)] == [1, 2]
+    assert [planned_steps(config, 1, context, True, None) for context in (71, 72)] == [0, 1]
+
+
 @pytest.mark.parametrize("index", range(len(SMALL_CACHE_CASES)),
                          ids=[f"options{i}-{fix}" for i, (_, fix) in enumerate(SMALL_CACHE_CASES)])
 def test_profile_refuses_a_kv_cache_too_small_for_its_probes_before_the_engine_starts(refused_in_a_fresh_interpreter,

@@ -30,6 +30,7 @@ def planned_steps(config, usable_blocks: int, max_model_len: int, quick: bool, r
     up to ``max_model_len`` [tokens] give; 0 if a probe's request can never fit the cache (the engine refuses the
     probes)."""
     from ltrsched.policies import make_policy
+    from ltrsched.policies.batching import BatchLimits
     from ltrsched.sim import SimConfig, simulate
     from ltrsched.validation.profiling import PROBE_GAP_S, probe_plan, probe_workload
 
@@ -37,8 +38,12 @@ def planned_steps(config, usable_blocks: int, max_model_len: int, quick: bool, r
         return 0
     plan = probe_plan(config, usable_blocks, max_model_len, quick=quick, repeats=repeats)
     probes = probe_workload(plan, config.max_num_seqs, config.max_num_batched_tokens)
-    total = probes.df["prompt_tokens"] + probes.df["output_tokens"]
-    if int(((total + config.block_size - 1) // config.block_size).max()) > usable_blocks or int(total.max()) > max_model_len:
+    total = (probes.df["prompt_tokens"] + probes.df["output_tokens"]).to_numpy()
+    # the fit checks' rule (the simulator's below refuses what the engine refuses): a request holds KV for at most
+    # prompt + output - 1 tokens; alone (vllm-v1: no watermark then) it may use every block; its context is
+    # prompt + output
+    limits = BatchLimits(num_gpu_blocks=usable_blocks, block_size=config.block_size, watermark_when_running=True)
+    if int(limits.most_blocks_held(total).max()) > limits.blocks_alone or int(total.max()) > max_model_len:
         return 0
     result = simulate(probes, make_policy("fcfs"), SimConfig(
         profile="a100-llama3-8b", semantics="vllm-v1", preemption="recompute", max_num_seqs=config.max_num_seqs,
