@@ -206,3 +206,20 @@ def test_profile_shows_its_probes_progress(tmp_path, capsys, monkeypatch):
     with pytest.raises(Stop) as stopped:
         probe_runs._probes_on(eng, True, None, True)
     assert stopped.value.args[0] == (True, "profile probes")
+
+
+@pytest.mark.parametrize("router", ["round-robin", "random", "least-outstanding", "least-kv", "least-work:tau=0.62",
+                                    "rank:tau=0.62"])
+@pytest.mark.parametrize("replicas", [1, 3])
+def test_a_cluster_prints_progress_under_every_router_kind(tmp_path, capsys, monkeypatch, router, replicas):
+    """Routers that never read the replicas' state route every request before the run (``_route_up_front``); the
+    others route each at its arrival during it: the lines count requests finished on the replicas either way, one
+    replica behind a router too."""
+    w = tmp_path / "w.jsonl"
+    w.write_text("".join(json.dumps({"prompt": f"p {i}", "prompt_tokens": 5 + i, "output_tokens": 3 + 2 * i}) + "\n"
+                         for i in range(30)))
+    monkeypatch.setattr("ltrsched.progress.now", FakeClock(3.0))
+    r = run_cli_fast(capsys, "simulate", "-w", w, "--replicas", str(replicas), "--router", router,
+                     "--arrival", "poisson", "--rate", "50")
+    assert r.returncode == 0, r.stderr
+    assert _counting(_lines(r.stderr, f"simulate fcfs x{replicas}", "requests finished"), 30), r.stderr
