@@ -135,9 +135,9 @@ def run_one(eng, workload, spec: str, run_dir: Path, progress: bool, **meta):
     (run_dir / "summary.json").unlink(missing_ok=True)
     started = time.time()
     case, repeat = meta.get("case"), meta.get("repeat")
+    label = f"engine {spec}" + (f" on {case}" if case is not None else "") + (
+        f", repeat {repeat + 1}" if repeat is not None else "")
     with thrash_named(f"engine run {describe_engine_run(spec, case, repeat, run_dir)}"):
-        label = f"engine {spec}" + (f" on {case}" if case is not None else "") + (
-            f", repeat {repeat + 1}" if repeat is not None else "")
         result = eng.run(workload, make_policy(spec), progress=progress, progress_label=label)
     result.meta.update(meta, started_unix_s=started, engine_pid=os.getpid())
     result.save(run_dir)
