@@ -85,6 +85,10 @@ class PlainProgress:
     def refresh(self) -> None:
         """Nothing to redraw (tqdm's bar redraws itself here)."""
 
+    def set_postfix(self, *_, **__) -> None:
+        """Nothing shown (tqdm's bar shows these values after itself, e.g. a training's loss; the line keeps its
+        one form)."""
+
     def close(self) -> None:
         """Nothing to clear (a line printed stays in the log)."""
 

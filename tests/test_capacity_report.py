@@ -64,3 +64,35 @@ def test_a_policy_named_with_dollar_signs_is_drawn_as_written(tmp_path, drawn):
     lines, legend = drawn[0]
     assert [label for label, _, _ in lines] == ["\\$\\notacommand\\$", "\\$x\\$"]  # escaped: drawn literally
     assert legend[:2] == ["\\$\\notacommand\\$", "\\$x\\$"]
+
+
+def test_a_configuration_with_no_finite_value_is_marked_not_a_traceback(tmp_path, monkeypatch):
+    """Every rate of a configuration with its metric undefined (no request finished: counted as infinitely late):
+    its line had no point to draw, the log rate axis no value to scale, and the figure ended in a ValueError
+    traceback. Now its rates are marked at the top (``^``) and the other configuration's line is drawn as before."""
+    from ltrsched import atomic
+    from ltrsched.experiments.capacity_report import NO_VALUE_TEXT
+
+    empty = Search(dataclasses.replace(TEMPLATE, policy="srtf", label="srtf"), start_rate=1.0, tolerance=0.05,
+                   max_rate=1024.0)
+    for rate in (0.5, 1.0):
+        empty.points[rate] = evaluate(SLOS, rate, [{"ttft_p90": None, "tpot_p90": float("nan")}])
+    empty.low, empty.high, empty.done = None, 0.5, True
+    figures = []
+    write = atomic.write_figure
+
+    def record(path, fig, **kwargs):
+        ax = fig.axes[0]
+        figures.append(([(ln.get_marker(), list(ln.get_xdata())) for ln in ax.get_lines()],
+                        [t.get_text() for t in ax.get_legend().get_texts()]))
+        return write(path, fig, **kwargs)
+
+    monkeypatch.setattr(atomic, "write_figure", record)
+    for searches in ([empty], [search("fcfs", 2.0), empty]):
+        figures.clear()
+        paths = capacity_figures(searches, SLOS, tmp_path)
+        assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
+        for lines, legend in figures:
+            assert ("^", [0.5, 1.0]) in lines and NO_VALUE_TEXT in legend
+            assert ("o", []) in lines  # srtf's line: no finite point
+            assert ("o", [2.0, 4.0]) in lines or len(searches) == 1

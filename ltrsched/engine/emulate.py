@@ -164,8 +164,11 @@ def emulated_driver(config: EngineConfig, step_time: Callable[[StepShape], float
 
 
 def emulate(workload: Workload, policy: Policy, step_time: Callable[[StepShape], float],
-            config: EngineConfig, driver: EmulatedDriver | None = None) -> RunResult:
+            config: EngineConfig, driver: EmulatedDriver | None = None, progress: bool = False,
+            progress_label: str | None = None) -> RunResult:
     """Serve ``workload`` through vLLM's scheduler + the adapter, timing steps with ``step_time`` [s]
-    (on ``driver`` if given, e.g. to serve several runs with one scheduler)."""
+    (on ``driver`` if given, e.g. to serve several runs with one scheduler); ``progress``, ``progress_label``: as
+    :func:`~ltrsched.engine.replay.replay`'s."""
     driver = driver or emulated_driver(config, step_time)
-    return replay(workload, policy, driver, config, host="emulated vLLM scheduler (CPU, modelled step times)")
+    return replay(workload, policy, driver, config, host="emulated vLLM scheduler (CPU, modelled step times)",
+                  progress=progress, progress_label=progress_label)

@@ -103,9 +103,10 @@ MAX_STALLED_STEPS = 1000
 
 
 def replay(workload: Workload, policy: Policy, driver: Driver, config: Any, host: str,
-           progress: bool = False) -> RunResult:
+           progress: bool = False, progress_label: str | None = None) -> RunResult:
     """Serve ``workload`` under ``policy`` on ``driver``; the result has the simulator's schema
-    (``ltrsched.results.RunResult``) and the adapter's step log."""
+    (``ltrsched.results.RunResult``) and the adapter's step log. ``progress``: show requests finished
+    (:func:`ltrsched.progress.progress_bar`), labelled ``progress_label`` (default ``engine POLICY``)."""
     check_needs(policy, workload.has_column, f"workload {workload.name!r}")
     output_cap = getattr(driver, "output_cap", None)
     check_fits(workload, driver.scheduler, policy.extra_output_tokens, output_cap, getattr(driver, "context_fix", ""))
@@ -120,7 +121,7 @@ def replay(workload: Workload, policy: Policy, driver: Driver, config: Any, host
             if progress:
                 from ltrsched.progress import progress_bar
 
-                bar = progress_bar(len(infos), f"engine {policy.name}", "requests", leave=False)
+                bar = progress_bar(len(infos), progress_label or f"engine {policy.name}", "requests", leave=False)
             wall = time.perf_counter()
             while i < len(infos) and infos[i].arrival_time <= 0:  # a burst is in the queue before the clock starts
                 driver.add(infos[i])

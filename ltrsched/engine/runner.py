@@ -305,15 +305,18 @@ def workload_penalty(workload: Workload) -> float:
     return float(workload.meta.get("repetition_penalty", 1.0))
 
 
-def run_on_vllm(workload: Workload, policy: Policy, driver: VllmDriver, progress: bool = False) -> RunResult:
+def run_on_vllm(workload: Workload, policy: Policy, driver: VllmDriver, progress: bool = False,
+                progress_label: str | None = None) -> RunResult:
     """Serve ``workload`` under ``policy`` on real vLLM (``driver``); the result has the simulator's schema,
-    plus ``engine_num_gpu_blocks`` (vLLM's KV blocks, its null block included) in the summary."""
+    plus ``engine_num_gpu_blocks`` (vLLM's KV blocks, its null block included) in the summary. ``progress``,
+    ``progress_label``: as :func:`~ltrsched.engine.replay.replay`'s."""
     if driver.config.eos == "model" and policy.extra_output_tokens:
         raise UserError(f"policy {policy.spec()!r} adds {policy.extra_output_tokens} output tokens to every request, "
                         "which a model that stops at its own EOS cannot serve: use --eos ignore")
     driver.repetition_penalty = workload_penalty(workload)
     workload = driver.prepare(workload)
-    result = replay(workload, policy, driver, driver.config, host=driver.host.describe(), progress=progress)
+    result = replay(workload, policy, driver, driver.config, host=driver.host.describe(), progress=progress,
+                    progress_label=progress_label)
     if driver.config.eos == "model":
         result.meta["repetition_penalty"] = driver.repetition_penalty
     result.summary["engine_num_gpu_blocks"] = driver.num_gpu_blocks()

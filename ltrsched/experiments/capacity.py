@@ -384,7 +384,8 @@ def search_capacity(templates: Sequence[RunSpec], slos: Sequence[Slo], seeds: Se
                     backend, start_rate: float = 4.0, tolerance: float = 0.05, max_rate: float = 1024.0,
                     bar=None) -> tuple[list[Search], RunStats]:
     """Run one :class:`Search` per template to the end; returns them and what the runner did over all
-    rounds. ``backend``: an open :class:`~ltrsched.experiments.runner.Backend`; ``bar``: a tqdm bar."""
+    rounds. ``backend``: an open :class:`~ltrsched.experiments.runner.Backend`; ``bar``: a progress bar
+    (:func:`ltrsched.progress.progress_bar`'s), each round's runs added to its total."""
     from ltrsched.experiments.runner import load_summary, run_all
 
     searches = [Search(t, start_rate, tolerance, max_rate) for t in templates]
@@ -421,7 +422,7 @@ def describe(template: RunSpec) -> str:
 
 
 def _say(line: str, bar) -> None:
-    """``line`` on stderr, above ``bar`` (a tqdm bar) where there is one."""
+    """``line`` on stderr, above ``bar`` (a progress bar) where there is one."""
     import sys
 
     if bar is not None:

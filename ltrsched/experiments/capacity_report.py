@@ -18,6 +18,10 @@ import polars as pl
 from ltrsched.experiments.capacity import STOPPED_TEXT, Search, Slo
 from ltrsched.experiments.runspec import LABEL_FIELDS, RunSpec
 
+#: What a figure's legend says of a rate whose runs gave the metric no finite mean (e.g. no request finished, or a
+#: seed's metric undefined: :func:`~ltrsched.experiments.capacity.evaluate` counts it as missing the SLO).
+NO_VALUE_TEXT = "no value: counted as missing the SLO"
+
 #: Template fields that the search sets itself, never shown as a configuration's columns.
 SEARCH_FIELDS = {"rate", "seed", "arrival", *LABEL_FIELDS}
 
@@ -124,7 +128,8 @@ def rates_table(searches: Sequence[Search], slos: Sequence[Slo]) -> pl.DataFrame
 def capacity_figures(searches: Sequence[Search], slos: Sequence[Slo], out_dir: Path) -> list[Path]:
     """One PNG per SLO metric under ``out_dir``; a rate whose runs a preemption thrash stopped (no metrics) is an
     ``x`` at the top of the plot in its configuration's colour (one grey legend entry: ``stopped: preemption
-    thrash``)."""
+    thrash``), and a rate whose metric has no finite mean a ``^`` there (legend: :data:`NO_VALUE_TEXT`); lines join
+    the finite means."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -143,7 +148,8 @@ def capacity_figures(searches: Sequence[Search], slos: Sequence[Slo], out_dir: P
     for slo in slos:
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         for s, name in zip(searches, names):
-            rates = sorted(r for r in s.points if not s.points[r].stopped)
+            ran = sorted(r for r in s.points if not s.points[r].stopped)
+            rates = [r for r in ran if math.isfinite(s.points[r].means[slo.metric])]
             values = [s.points[r].means[slo.metric] for r in rates]
             color = styles[name].color
             ax.plot(rates, values, marker="o", markersize=4, linewidth=1.3, color=color,
@@ -158,8 +164,14 @@ def capacity_figures(searches: Sequence[Search], slos: Sequence[Slo], out_dir: P
             if stopped:
                 ax.plot(stopped, [0.97] * len(stopped), marker="x", markersize=8, color=color, linestyle="none",
                         transform=ax.get_xaxis_transform())
+            undefined = [r for r in ran if r not in rates]
+            if undefined:  # (no finite mean: drawn, they left no line and, for every rate, a traceback)
+                ax.plot(undefined, [0.97] * len(undefined), marker="^", markersize=7, color=color, linestyle="none",
+                        transform=ax.get_xaxis_transform())
         if any(p.stopped for s in searches for p in s.points.values()):  # (one legend entry, in no series' colour)
             ax.plot([], [], marker="x", markersize=8, color="gray", linestyle="none", label=STOPPED_TEXT)
+        if any(not p.stopped and not math.isfinite(p.means[slo.metric]) for s in searches for p in s.points.values()):
+            ax.plot([], [], marker="^", markersize=7, color="gray", linestyle="none", label=NO_VALUE_TEXT)
         ax.axhline(slo.limit, color="black", linestyle="--", linewidth=1.2, label=f"SLO {slo.metric} = {slo.limit:g}")
         if any(s.points for s in searches):
             ax.set_xscale("log", base=2)
@@ -173,6 +185,8 @@ def capacity_figures(searches: Sequence[Search], slos: Sequence[Slo], out_dir: P
                   if math.isfinite(v) and v > 0]
         if finite and max(finite) / min(finite) > 20:
             ax.set_yscale("log")
+        elif not finite and any(s.points for s in searches):  # (no value to scale by: the SLO in the middle)
+            ax.set_ylim(0, 2 * slo.limit)
         ax.set_xlabel("Poisson arrival rate [req/s]")
         ax.set_ylabel(f"{slo.metric} (mean over seeds)")
         ax.set_title(f"{slo.metric} vs rate; * = capacity (every SLO met)", fontsize=10)

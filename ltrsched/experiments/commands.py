@@ -704,12 +704,13 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
     # (a policy or router lacking a column, a request too long for --max-model-len: refused at the first round's run,
     # after the runs of the templates sorted ahead of it; the rounds after it change only the rate)
     check_runs([spec for t in templates for spec in specs_at(t, round_rate(start_rate), seeds)])
-    from tqdm import tqdm
+    from ltrsched.progress import progress_bar
 
     t0 = time.perf_counter()
     with open_backend(backend, jobs, address) as runner:
         _prepare_predictors(templates)
-        with tqdm(total=0, desc="capacity", unit="run", disable=not sys.stderr.isatty()) as bar:
+        # (each round adds its runs to the total: tqdm's bar on a terminal, else a line about every 10 s)
+        with progress_bar(0, "capacity", "runs", "done", unit="run") as bar:
             searches, stats = search_capacity(templates, slos, seeds, out, runner, start_rate=start_rate,
                                               tolerance=tolerance, max_rate=max_rate, bar=bar)
     elapsed = time.perf_counter() - t0

@@ -5,7 +5,6 @@ write the labels file (the parts' rows for the requested prompts, in prompt orde
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -131,9 +130,8 @@ def _serve(todo: list[LabelJob], ids: list[list[int]], config, settings: LabelSe
 def _serve_on(driver, todo: list[LabelJob], ids: list[list[int]], config, settings: LabelSettings, store, chunk: int,
               stats: _Stats, per_request_seeds: bool) -> None:
     """Serve ``todo`` on the started ``driver`` (:func:`_serve`)."""
-    from tqdm import tqdm
-
     from ltrsched.labelling.generate import Request, serve_requests
+    from ltrsched.progress import progress_bar
 
     stats.host = driver.host.to_dict()
     if driver.max_model_len < stats.context:  # vLLM bounded the context (a small KV cache)
@@ -146,7 +144,7 @@ def _serve_on(driver, todo: list[LabelJob], ids: list[list[int]], config, settin
                                 s.request_seed(job.key) if per_request_seeds else None, s.repetition_penalty))
     rows: dict[int, list[dict]] = {}
     left = {c: min(chunk, len(todo) - c * chunk) for c in range(-(-len(todo) // chunk))}
-    bar = tqdm(total=len(todo), unit="prompt", desc="label", disable=not sys.stderr.isatty())
+    bar = progress_bar(len(todo), "label", "prompts", "labelled", unit="prompt")  # (a line per ~10 s off a terminal)
     capped = 0
 
     def done(i: int, g) -> None:

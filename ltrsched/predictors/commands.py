@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 from pathlib import Path
 
 import click
@@ -59,8 +58,6 @@ from ltrsched.notices import work_starts
 def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_precision, max_prompt_tokens, loss,
           bucket, label_bucket, epochs, lr, list_size, limit, seed, ngrams):
     """Train a length predictor and write a checkpoint directory (weights + predictor.json with metrics)."""
-    from tqdm import tqdm
-
     from ltrsched.outputs import check_out_dir
     from ltrsched.predictors.config import CONFIG_FILE, WEIGHTS_FILE, PredictorConfig, class_count
     from ltrsched.predictors.data import prompts_and_lengths
@@ -132,16 +129,19 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
                                                                             else 0)))
     check_buckets(config, lengths)
     check_list_size(config, len(prompts))  # (before a model loads)
+    from ltrsched.progress import progress_bar
+
     predictor = Predictor(config)
     work_starts()  # (the training takes minutes: its warnings so far are news now)
-    # (on a terminal only; closed before an error is printed, so the error is a line of its own)
-    with tqdm(total=config.epochs, unit="epoch", desc=f"train {kind}", disable=not sys.stderr.isatty()) as bar:
+    # (tqdm's bar on a terminal, else a line about every 10 s; closed before an error is printed, so the error is a
+    # line of its own. Lists, not epochs: an epoch of a model's backbone may take minutes)
+    with progress_bar(predictor.batches(len(prompts)), f"train {kind}", "lists", "trained", unit="list") as bar:
 
         def report(record):
-            bar.update(1)
-            bar.set_postfix({k: fmt(v, ".4f") for k, v in record.items() if k in ("loss", "tau", "accuracy")})
+            bar.set_postfix({"epoch": record["epoch"],
+                             **{k: fmt(v, ".4f") for k, v in record.items() if k in ("loss", "tau", "accuracy")}})
 
-        predictor.fit(prompts, lengths, ev_prompts, ev_lengths, on_epoch=report)
+        predictor.fit(prompts, lengths, ev_prompts, ev_lengths, on_epoch=report, on_batch=bar.update)
     predictor.save(out)
     last = config.metrics[-1]
     _warn_unseen(predictor, len(ev_prompts), "held-out prompts")  # (the last prompts scored: the held-out ones)

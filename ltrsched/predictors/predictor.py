@@ -389,16 +389,23 @@ class Predictor:
 
     # ------------------------------------------------------------------ training
     def fit(self, prompts: list[str], lengths: np.ndarray, eval_prompts: list[str] | None = None,
-            eval_lengths: np.ndarray | None = None, on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
-        """Train; after each epoch record loss, eval Kendall tau (and accuracy) into ``config.metrics``. An n-gram
-        model trains on one torch thread (:func:`_one_thread`): the same seed and data give the same weights."""
+            eval_lengths: np.ndarray | None = None, on_epoch: Callable[[dict], None] | None = None,
+            on_batch: Callable[[], None] | None = None) -> list[dict]:
+        """Train; after each epoch record loss, eval Kendall tau (and accuracy) into ``config.metrics`` and call
+        ``on_epoch(record)``; ``on_batch()`` after each list (minibatch) of an epoch, :meth:`batches` of them in
+        all. An n-gram model trains on one torch thread (:func:`_one_thread`): the same seed and data give the same
+        weights."""
         import contextlib
 
         threads = _one_thread() if self.config.backbone == "ngram" else contextlib.nullcontext()
         with threads, getattr(self.backbone, "fitting", contextlib.nullcontext)():  # (the probe remembers prompts meanwhile)
-            return self._fit(prompts, lengths, eval_prompts, eval_lengths, on_epoch)
+            return self._fit(prompts, lengths, eval_prompts, eval_lengths, on_epoch, on_batch)
 
-    def _fit(self, prompts, lengths, eval_prompts, eval_lengths, on_epoch) -> list[dict]:
+    def batches(self, num_prompts: int) -> int:
+        """The lists (minibatches) :meth:`fit` trains on ``num_prompts`` prompts in, over every epoch."""
+        return self.config.epochs * -(-num_prompts // self.config.list_size)
+
+    def _fit(self, prompts, lengths, eval_prompts, eval_lengths, on_epoch, on_batch=None) -> list[dict]:
         torch = _torch()
         cfg = self.config
         check_labelled(prompts, lengths)
@@ -439,6 +446,8 @@ class Predictor:
             lists = [perm[i: i + cfg.list_size] for i in range(0, len(perm), cfg.list_size)]
             informative = False  # (some list gave the loss a gradient: the pairwise loss needs two different labels)
             for rows in lists:
+                if on_batch is not None:  # (before the list: a one-prompt list, skipped, counts too)
+                    on_batch()
                 if len(rows) < 2:
                     continue
                 out = self.backbone.forward(data, rows)

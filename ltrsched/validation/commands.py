@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -137,7 +136,8 @@ def profile(name, out, quick, repeats, runs, **engine):
         if runs > 1:
             click.echo(f"run {i + 1} of {runs}: {run.steps.height:,} steps measured", err=True)
 
-    measured = measure_probe_runs(engine, quick, repeats, runs, progress=sys.stderr.isatty(), on_run=done)
+    # (tqdm's bar on a terminal, else a line about every 10 s: the probes run for minutes)
+    measured = measure_probe_runs(engine, quick, repeats, runs, progress=True, on_run=done)
     first = measured[0]
     steps = measured[0].steps if runs == 1 else pooled_steps(measured)
     try:
@@ -396,7 +396,7 @@ def _engine_adjacent(engine: dict, cases: list, specs: list[str], out: Path, eng
 def _runs_on(eng, engine: dict, cases: list, specs: list[str], out: Path, engine_dirs: list[str], repeats: int,
              meta: dict, kept: dict):
     """:func:`_engine_adjacent`'s runs on ``eng``, the engine it started (None: every run kept)."""
-    from ltrsched.validation.engine_passes import EngineFacts, run_one
+    from ltrsched.validation.engine_passes import EngineFacts, run_one, runs_progress
     from ltrsched.validation.resume import KeptEngine, engine_facts, served_workload
 
     if eng is not None:
@@ -415,15 +415,18 @@ def _runs_on(eng, engine: dict, cases: list, specs: list[str], out: Path, engine
         runs[case] = {spec: [] for spec in specs}
     if eng is not None and kept:  # another engine than the kept runs' refused before a run starts
         KeptEngine.of(kept).check(facts, {case: wl for (case, _), wl in zip(cases, prepared)}, "the engine started now")
-    for (case, _), wl in zip(cases, prepared):
-        engs = runs[case]
-        for k in range(repeats):
-            for spec in specs:
-                run = kept.get((case, spec, k))
-                if run is None:
-                    run = run_one(eng, wl, spec, _run_dir(out, case, spec) / engine_dirs[k], sys.stderr.isatty(),
-                                  case=case, repeat=k, command=command_line(), engine_facts=asdict(facts), **meta)
-                engs[spec].append(run)
+    todo = len(cases) * len(specs) * repeats - len(kept)
+    with runs_progress(todo, "validate") as bar:  # (and each run's requests: a terminal's bar, else a line per ~10 s)
+        for (case, _), wl in zip(cases, prepared):
+            engs = runs[case]
+            for k in range(repeats):
+                for spec in specs:
+                    run = kept.get((case, spec, k))
+                    if run is None:
+                        run = run_one(eng, wl, spec, _run_dir(out, case, spec) / engine_dirs[k], True, case=case,
+                                      repeat=k, command=command_line(), engine_facts=asdict(facts), **meta)
+                        bar.update(1)
+                    engs[spec].append(run)
     return facts, prepared, runs
 
 
@@ -443,7 +446,7 @@ def _engine_passes(engine: dict, cases: list, specs: list[str], out: Path, engin
                    ("not needed: its runs are kept" if done is None else f"done: {done.facts.host}"))
 
     passes = run_passes(engine, cases, specs, lambda case, spec, k: _run_dir(out, case, spec) / engine_dirs[k],
-                        len(engine_dirs), command_line(), progress=sys.stderr.isatty(), on_pass=started, meta=meta,
+                        len(engine_dirs), command_line(), progress=True, on_pass=started, meta=meta,
                         kept=kept)
     runs = {case: {spec: [kept.get((case, spec, k)) or RunResult.load(_run_dir(out, case, spec) / d)
                           for k, d in enumerate(engine_dirs)] for spec in specs}

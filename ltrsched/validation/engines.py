@@ -151,16 +151,20 @@ class Engine:
         model's token counts (chat template applied), as the simulator must see them too."""
         return workload if self.emulated else self.driver.prepare(workload)
 
-    def run(self, workload, policy, progress: bool = False):
+    def run(self, workload, policy, progress: bool = False, progress_label: str | None = None):
+        """Serve ``workload`` under ``policy``; ``progress``: show requests finished, labelled ``progress_label``
+        (default ``engine POLICY``): tqdm's bar on a terminal, else a plain line on stderr about every 10 s
+        (:mod:`ltrsched.progress`), the emulated engine's runs too."""
         if self.emulated:
             from ltrsched.engine.emulate import emulate
 
-            result = emulate(workload, policy, self.emulated_profile.step_time, self.config, driver=self.driver)
+            result = emulate(workload, policy, self.emulated_profile.step_time, self.config, driver=self.driver,
+                             progress=progress, progress_label=progress_label)
             result.summary["engine_num_gpu_blocks"] = self.config.num_gpu_blocks
             return result
         from ltrsched.engine.runner import run_on_vllm
 
-        return run_on_vllm(workload, policy, self.driver, progress=progress)
+        return run_on_vllm(workload, policy, self.driver, progress=progress, progress_label=progress_label)
 
     def num_gpu_blocks(self) -> int:
         """KV blocks of the engine, vLLM's null block included."""

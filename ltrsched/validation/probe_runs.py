@@ -66,7 +66,7 @@ def _probes_on(eng, quick: bool, repeats: int | None, progress: bool) -> ProbeRu
     config = eng.config
     plan = probe_plan(config, eng.num_gpu_blocks() - 1, eng.max_model_len(), quick=quick, repeats=repeats)
     probes = probe_workload(plan, config.max_num_seqs, config.max_num_batched_tokens)
-    result = eng.run(probes, make_policy("fcfs"), progress=progress)
+    result = eng.run(probes, make_policy("fcfs"), progress=progress, progress_label="profile probes")
     return ProbeRun(steps=result.steps, plan_repeats=plan.repeats, probe_requests=probes.df.height, config=config,
                     emulated=eng.emulated, host=result.meta["host"], host_info=result.meta.get("host_info"),
                     device=eng.device(), model_config=eng.model_config(), num_gpu_blocks=eng.num_gpu_blocks(),
