@@ -10,6 +10,7 @@ Nothing here goes to stdout: a command's JSON or CSV output there stays as it wa
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, TextIO
@@ -20,6 +21,9 @@ from ltrsched.numbers import seconds_from_env
 EVERY_S = 10.0
 #: The environment variable that sets them [s] (0: none).
 ENV = "LTRSCHED_PROGRESS_EVERY_S"
+#: Seconds of wall time a loop waiting on work in flight waits at most before it checks whether a heartbeat line is
+#: due (:func:`poll_s`, :func:`beat`): the lines keep their :data:`EVERY_S` cadence, late by at most this.
+POLL_S = 1.0
 
 
 def every_s() -> float:
@@ -74,9 +78,20 @@ class PlainProgress:
             self._next = t + self.every_s
             print(self.line(t - self._start), file=sys.stderr, flush=True)
 
-    def line(self, elapsed: float) -> str:
-        """The progress line after ``elapsed`` seconds [s]."""
-        return f"{self.label}: {self.n:,} of {self.total or 0:,} {self.noun} {self.verb}, {elapsed:.0f} s"
+    def beat(self, running: int) -> None:
+        """A heartbeat while ``running`` items are under way and none has ended: the line, with ``R running`` before
+        its seconds, when one is due (the same cadence as :meth:`update`'s, which it shares)."""
+        if not self.every_s:
+            return
+        t = self.clock()
+        if t >= self._next:
+            self._next = t + self.every_s
+            print(self.line(t - self._start, running), file=sys.stderr, flush=True)
+
+    def line(self, elapsed: float, running: int | None = None) -> str:
+        """The progress line after ``elapsed`` seconds [s], with ``running`` items under way if given."""
+        under_way = f", {running:,} running" if running is not None else ""
+        return f"{self.label}: {self.n:,} of {self.total or 0:,} {self.noun} {self.verb}{under_way}, {elapsed:.0f} s"
 
     def write(self, text: str, file: TextIO | None = None, **_) -> None:
         """``text`` on its own line (``file``: stderr by default, as tqdm's ``write`` writes a line above its bar)."""
@@ -111,3 +126,44 @@ def progress_bar(total: int, label: str, noun: str, verb: str = "finished", unit
     if is_terminal(sys.stderr):
         return tqdm(total=total, desc=label, unit=unit, **tqdm_options)
     return PlainProgress(total, label, noun, verb, every_s())
+
+
+def poll_s(bar) -> float | None:
+    """Seconds [s] a loop waiting on work in flight for ``bar`` should wait at most before calling :func:`beat`:
+    :data:`POLL_S` for a plain progress that prints lines, None (wait as long as it takes) for tqdm's bar, a disabled
+    one, or a plain one with no lines."""
+    return POLL_S if isinstance(bar, PlainProgress) and bar.every_s else None
+
+
+def beat(bar, running: int) -> None:
+    """A heartbeat on ``bar`` (:meth:`PlainProgress.beat`) while ``running`` items are under way; nothing on tqdm's bar
+    (it shows its own elapsed time) or any other."""
+    if isinstance(bar, PlainProgress):
+        bar.beat(running)
+
+
+class Heartbeat:
+    """While its ``with`` block runs (one item under way in this process, e.g. a run computed here), a daemon thread
+    calls :func:`beat` on ``bar`` every :func:`poll_s` seconds, so that an item of minutes shows its line; nothing
+    (no thread) where :func:`poll_s` is None."""
+
+    def __init__(self, bar, running: int = 1):
+        self.bar, self.running = bar, running
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _loop(self, wait: float) -> None:
+        while not self._stop.wait(wait):
+            beat(self.bar, self.running)
+
+    def __enter__(self) -> Heartbeat:
+        wait = poll_s(self.bar)
+        if wait is not None:
+            self._thread = threading.Thread(target=self._loop, args=(wait,), name="ltrsched-heartbeat", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()

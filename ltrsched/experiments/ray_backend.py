@@ -271,6 +271,7 @@ class RayBackend(Backend):
         self._connect()
         ray = self._ray
         from ltrsched.fingerprint import known_digests
+        from ltrsched.progress import beat, poll_s
 
         deaths = (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.OutOfMemoryError,
                   ray.exceptions.LocalRayletDiedError)
@@ -282,13 +283,16 @@ class RayBackend(Backend):
         error: BaseException | None = None
         task_error: BaseException | None = None
         seen: set[str] = set()
+        wait_s = poll_s(bar)
         while queue or in_flight:
             while queue and error is None and len(in_flight) < self._slots:
                 s, h, wait = queue.popleft()
                 in_flight[self._remote.remote(s.to_dict(), out_dir, h, wait, context)] = (s, h, wait)
             if not in_flight:
                 break
-            done, _ = ray.wait(list(in_flight), num_returns=1)
+            done, _ = ray.wait(list(in_flight), num_returns=1, timeout=wait_s)
+            if not done:  # (off a terminal: a heartbeat while slow runs are under way)
+                beat(bar, len(in_flight))
             for ref in done:
                 s, h, wait = in_flight.pop(ref)
                 try:

@@ -590,9 +590,12 @@ def _run_here(pending: list[Pending], out: Path, stats: RunStats, bar, thrash_ok
             stats.stopped[h] = str(exc)
             return STOPPED
 
+    from ltrsched.progress import Heartbeat
+
     busy = []
     for s, h in pending:
-        status = one(s, h, False)
+        with Heartbeat(bar):  # (a run of minutes here shows a line about every 10 s off a terminal)
+            status = one(s, h, False)
         if status == BUSY:
             busy.append((s, h))
             continue
@@ -600,7 +603,8 @@ def _run_here(pending: list[Pending], out: Path, stats: RunStats, bar, thrash_ok
             stats.count(h, status)
         bar.update(1)
     for s, h in busy:  # computed by another process: wait for it (or compute it if that process failed)
-        status = one(s, h, True)
+        with Heartbeat(bar):
+            status = one(s, h, True)
         if status != STOPPED:
             stats.count(h, status)
         bar.update(1)
@@ -618,19 +622,32 @@ def _raise_exit_line(exit_lines: str | None) -> None:
         raise PluginTimeoutError(lines[0])
 
 
+def _running(pool: cf.Executor, futures: Iterable[cf.Future]) -> int:
+    """Runs under way on ``pool``: its futures running, at most its workers (a process pool marks one more than its
+    workers running: the one queued for the next free worker)."""
+    running = sum(1 for f in futures if f.running())
+    workers = getattr(pool, "_max_workers", None)
+    return min(running, workers) if isinstance(workers, int) else running
+
+
 def _run_pool(pool: cf.ProcessPoolExecutor, pending: list[Pending], out: Path, stats: RunStats, bar,
               exit_lines: str | None = None, thrash_ok: bool = False) -> None:
     """Run ``pending`` on ``pool``; ``exit_lines``: the folder where its workers leave the line of a plugin call
     that ended them (:func:`_raise_exit_line`); ``thrash_ok``: as :meth:`Backend.run`."""
     from ltrsched.policies.batching import ThrashError
 
+    from ltrsched.progress import beat, poll_s
+
     specs = dict((h, s) for s, h in pending)
     hashes: dict[cf.Future, str] = {pool.submit(_pool_task, s.to_dict(), str(out), h, False): h for s, h in pending}
     futures = set(hashes)
     error: BaseException | None = None
     seen: set[str] = set()
+    wait_s = poll_s(bar)  # (off a terminal: wake to print a heartbeat while slow runs are under way)
     while futures:
-        done, futures = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
+        done, futures = cf.wait(futures, timeout=wait_s, return_when=cf.FIRST_COMPLETED)
+        if not done:
+            beat(bar, _running(pool, futures))
         for fut in done:
             if fut.cancelled():
                 continue
