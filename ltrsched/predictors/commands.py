@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from pathlib import Path
 
 import click
@@ -129,9 +130,13 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
                                                                             else 0)))
     check_buckets(config, lengths)
     check_list_size(config, len(prompts))  # (before a model loads)
-    from ltrsched.progress import progress_bar
+    from ltrsched.progress import is_terminal, progress_bar
 
     predictor = Predictor(config)
+    # (a probe's featurising of every prompt before the first list, and the held-out scoring after each epoch, may
+    # take minutes: a line of their own off a terminal; on one, the lists' bar alone, its elapsed time moving)
+    predictor.progress = lambda total, noun, verb: progress_bar(total, f"train {kind}", noun, verb,
+                                                                enabled=not is_terminal(sys.stderr))
     work_starts()  # (the training takes minutes: its warnings so far are news now)
     # (tqdm's bar on a terminal, else a line about every 10 s; closed before an error is printed, so the error is a
     # line of its own. Lists, not epochs: an epoch of a model's backbone may take minutes)
@@ -329,6 +334,7 @@ def predict(model_dir, workload, out, column, split):
     _check_score_column(column)
     predictor = Predictor.load(model_dir)
     _note_emulated_bf16(predictor, model_dir)
+    _show_scoring(predictor, "predict")
     others = " or ".join(repr(s) for s in ("eval", "train", "all") if s != split)
     wl = load_split(workload, split, f"score those with --split {others}")
     if split == "train" and "split" not in wl.meta:  # (a file without splits: its "train" split would be all of it)
@@ -366,6 +372,7 @@ def evaluate(model_dir, data, split, plot):
         _check_plot_format(plot)
     predictor = Predictor.load(model_dir)
     _note_emulated_bf16(predictor, model_dir)
+    _show_scoring(predictor, "evaluate")
     others = " or ".join(repr(s) for s in ("eval", "train", "all") if s != split)
     wl = load_split(data, split, f"evaluate on those with --split {others}")
     if split == "train" and "split" not in wl.meta:
@@ -405,6 +412,26 @@ def evaluate(model_dir, data, split, plot):
         finally:
             plt.close(fig)
         click.echo(f"wrote {shown_path(plot)}")
+
+
+def _show_scoring(predictor, label: str) -> None:
+    """Show the scoring progress of ``predictor`` (each member's, of an ensemble) on stderr, ``label`` its line's
+    (``predict: 1,024 of 50,000 prompts scored, 12 s`` off a terminal; tqdm's bar on one): a model backbone's
+    scoring of a large workload is minutes."""
+    from functools import partial
+
+    members = getattr(predictor, "members", None)
+    shown = [(predictor, label)] if members is None else [
+        (m, f"{label} member {i} of {len(members)}") for i, m in enumerate(members, 1)]
+    for p, name in shown:
+        p.progress = partial(_scoring_bar, name)
+
+
+def _scoring_bar(label: str, total: int, noun: str, verb: str):
+    """A progress bar of ``total`` prompts (:func:`ltrsched.progress.progress_bar`), ``label`` its line's."""
+    from ltrsched.progress import progress_bar
+
+    return progress_bar(total, label, noun, verb, unit="prompt")
 
 
 def _note_replaced(written: list[str], existing: list[str], workload: str) -> None:

@@ -24,6 +24,12 @@ from ltrsched.predictors.config import (CONFIG_FILE, KINDS, MAX_CLASS_LENGTH, MA
 from ltrsched.predictors.losses import LOSSES
 
 
+def _advance(bar, done: int) -> None:
+    """Move ``bar`` on to ``done`` items, if it is not there yet."""
+    if done > bar.n:
+        bar.update(done - bar.n)
+
+
 def _torch():
     try:
         import torch
@@ -322,8 +328,34 @@ class Predictor:
         #: (None: not measured, or undefined); near 1, training barely changed the untrained model's order
         self.untrained_agreement: float | None = None
         self._eval_scores: np.ndarray | None = None  # (the scores :meth:`evaluate` computed last)
+        #: Where scoring, and a training's featurising of its prompts, show their progress: a function of (total,
+        #: noun, verb) that returns a bar (:func:`ltrsched.progress.progress_bar`'s), e.g. ``lambda total, noun,
+        #: verb: progress_bar(total, "predict", noun, verb)``; None: nowhere (a sweep's runs, a library caller)
+        self.progress: Callable[[int, str, str], object] | None = None
+        self._scoring_noun = "prompts"  # (what the prompts scored are, in a progress line: held-out ones in fit)
 
     # ------------------------------------------------------------------ inference
+    def _bar(self, total: int, noun: str, verb: str):
+        """A progress bar over ``total`` prompts from :attr:`progress` (a disabled one where that is None)."""
+        from ltrsched.progress import progress_bar
+
+        if self.progress is None or not total:
+            return progress_bar(total, "", noun, verb, enabled=False)
+        return self.progress(total, noun, verb)
+
+    @contextmanager
+    def _featurising(self, bar):
+        """While the block runs, a backbone that computes each prompt's features one by one (the probe: a forward
+        pass of its language model per prompt, minutes for thousands) advances ``bar`` per prompt."""
+        if not hasattr(self.backbone, "on_featurised"):
+            yield
+            return
+        self.backbone.on_featurised = bar.update
+        try:
+            yield
+        finally:
+            self.backbone.on_featurised = None
+
     def _raw(self, prompts: list[str], batch_size: int = 1024) -> np.ndarray:
         """The model's outputs for ``prompts``, their features prepared :data:`PREPARE_BATCHES` batches at a time
         (each prompt's features are its own: the same outputs as all at once, in bounded memory)."""
@@ -335,7 +367,8 @@ class Predictor:
         chunk = batch_size * PREPARE_BATCHES
         unseen = getattr(self.backbone, "unseen", lambda data: None)
         self.unseen_last = None
-        with torch.inference_mode():
+        with (torch.inference_mode(), self._bar(len(prompts), self._scoring_noun, "scored") as bar,
+              self._featurising(bar)):
             for first in range(0, len(prompts), chunk):
                 part = prompts[first: first + chunk]
                 data = self.backbone.prepare(part)
@@ -345,6 +378,7 @@ class Predictor:
                 for start in range(0, len(part), batch_size):
                     rows = np.arange(start, min(start + batch_size, len(part)))
                     outs.append(self.backbone.forward(data, rows).float().numpy())
+                    _advance(bar, first + rows[-1] + 1)  # (a probe's prompts counted as featurised: no more here)
                 del data
         if not outs:
             return np.zeros((0,) if self.outputs == 1 else (0, self.outputs))
@@ -398,8 +432,12 @@ class Predictor:
         import contextlib
 
         threads = _one_thread() if self.config.backbone == "ngram" else contextlib.nullcontext()
-        with threads, getattr(self.backbone, "fitting", contextlib.nullcontext)():  # (the probe remembers prompts meanwhile)
-            return self._fit(prompts, lengths, eval_prompts, eval_lengths, on_epoch, on_batch)
+        self._scoring_noun = "held-out prompts"  # (the prompts it scores while training)
+        try:
+            with threads, getattr(self.backbone, "fitting", contextlib.nullcontext)():  # (the probe remembers prompts meanwhile)
+                return self._fit(prompts, lengths, eval_prompts, eval_lengths, on_epoch, on_batch)
+        finally:
+            self._scoring_noun = "prompts"
 
     def batches(self, num_prompts: int) -> int:
         """The lists (minibatches) :meth:`fit` trains on ``num_prompts`` prompts in, over every epoch."""
@@ -414,7 +452,8 @@ class Predictor:
         lengths = np.asarray(lengths)
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
-        data = self.backbone.prepare(list(prompts))
+        with self._bar(len(prompts), "prompts", "featurised") as bar, self._featurising(bar):
+            data = self.backbone.prepare(list(prompts))  # (the probe's: its model's states, a pass per prompt)
         if hasattr(self.backbone, "note_training"):
             self.backbone.note_training(data)
         # (rank labels only compare: int64, exact at any length; float32 ones tied every length within 2**-24 of

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from typing import Callable
 
 import numpy as np
 
@@ -239,6 +240,9 @@ class ProbeBackbone:
         hidden = int(self.lm.config.hidden_size)
         self.model = _head(hidden, outputs)
         self._memo: dict | None = None  # prompt text -> its hidden state, while training (:meth:`fitting`)
+        #: Called with a count of prompts whose features are ready (computed, or remembered while training) as
+        #: :meth:`features` goes: a pass of the model per prompt (a progress display's ``update``); None: nothing
+        self.on_featurised: Callable[[int], None] | None = None
         # [tokens] the longest input the model takes (learned positions end there)
         self.context = int(getattr(self.lm.config, "max_position_embeddings", 0) or 1 << 30)
         ids = self._ids(CANARY)  # a chat template that cannot render a user message fails here, before any training
@@ -331,6 +335,8 @@ class ProbeBackbone:
 
         memo = self._memo if self._memo is not None else {}
         todo = list(dict.fromkeys(p for p in prompts if p not in memo))
+        if self.on_featurised is not None and len(prompts) > len(todo):
+            self.on_featurised(len(prompts) - len(todo))  # (remembered, or a repeat of one computed now)
         if todo:
             for prompt, row in zip(todo, self._run(todo)):
                 memo[prompt] = row
@@ -351,6 +357,8 @@ class ProbeBackbone:
         out = torch.zeros((len(prompts), self.model.mean.shape[0]), dtype=torch.float32)
         for i, prompt in enumerate(prompts):
             out[i] = self._last_state(self._ids(prompt))
+            if self.on_featurised is not None:
+                self.on_featurised(1)
         return out
 
     def _last_state(self, ids: list[int]):
