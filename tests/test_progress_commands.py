@@ -223,3 +223,23 @@ def test_a_cluster_prints_progress_under_every_router_kind(tmp_path, capsys, mon
                      "--arrival", "poisson", "--rate", "50")
     assert r.returncode == 0, r.stderr
     assert _counting(_lines(r.stderr, f"simulate fcfs x{replicas}", "requests finished"), 30), r.stderr
+
+
+def test_label_prints_prompts_templated_and_tokenised(capsys, monkeypatch):
+    """Before the engine starts, every prompt goes through the chat template and the tokenizer (minutes for 100,000
+    prompts): a line of its own, and the same ids as all at once (a stand-in template: a prompt's ids are its
+    length and its system text's)."""
+    from ltrsched.labelling import run
+    from ltrsched.labelling.jobs import LabelJob
+
+    class Chat:
+        def encode(self, prompts, systems=None):
+            return [[len(p), len(s or "")] for p, s in zip(prompts, systems or [None] * len(prompts))]
+
+    monkeypatch.setattr(run, "ENCODE_CHUNK", 4)
+    monkeypatch.setattr("ltrsched.progress.now", FakeClock(6.0))
+    jobs = [LabelJob("main", "train", f"k{i}", "p" * i, "s" * (i % 3)) for i in range(10)]
+    assert run._encode(Chat(), jobs) == Chat().encode([j.prompt for j in jobs], [j.system or None for j in jobs])
+    out = capsys.readouterr()
+    assert _counting(_lines(out.err, "label", "prompts templated and tokenised"), 10), out.err
+    assert out.out == ""

@@ -73,9 +73,7 @@ def label_prompts(jobs: list[LabelJob], out: Path, model: str, max_tokens: int, 
         # before a .jsonl's system text began its prompt, is not this prompt's: labelled again)
         held = set(zip(done["run"].to_list(), done["key"].to_list(), done["prompt_sha256"].to_list()))
         todo = [j for j in jobs if (j.run, j.key, prompt_digest(j.prompt)) not in held]
-        # a system text as the system turn where the template takes one, as the engine sends a conversation's
-        # (ChatPrompts.messages; it was sent inside the user message)
-        ids = chat.encode([j.prompt for j in todo], [j.system or None for j in todo])
+        ids = _encode(chat, todo)
         check_prompt_ids(ids, path, [f"prompt {j.key!r}" for j in todo])  # (the engine would index past its vocabulary)
         stats = _Stats()
         stats.context = context
@@ -91,6 +89,28 @@ def label_prompts(jobs: list[LabelJob], out: Path, model: str, max_tokens: int, 
         description = _describe(final, jobs, settings, config, stats, command, parts_dir(out), prompts)
         atomic.write_text(out.with_suffix(".json"), strict_json.dumps(description, indent=2) + "\n")
     return _report(final, stats, store.damaged, max_tokens, out)
+
+
+#: Prompts put through the chat template and the tokenizer between two looks at the progress display (~0.1 s).
+ENCODE_CHUNK = 256
+
+
+def _encode(chat, todo: list[LabelJob]) -> list[list[int]]:
+    """The token ids the engine is sent for each of ``todo`` (its prompt through ``chat``'s template, a system text as
+    the system turn where the template takes one, as the engine sends a conversation's: ChatPrompts.messages; it was
+    sent inside the user message), :data:`ENCODE_CHUNK` prompts at a time: a plain line about every 10 s off a
+    terminal (``label: K of N prompts templated and tokenised, S s``), as 100,000 prompts take minutes before the
+    engine starts."""
+    from ltrsched.progress import progress_bar
+
+    ids: list[list[int]] = []
+    with progress_bar(len(todo), "label", "prompts", "templated and tokenised", unit="prompt",
+                      enabled=bool(todo)) as bar:
+        for first in range(0, len(todo), ENCODE_CHUNK):
+            part = todo[first: first + ENCODE_CHUNK]
+            ids += chat.encode([j.prompt for j in part], [j.system or None for j in part])
+            bar.update(len(part))
+    return ids
 
 
 class _Stats:
