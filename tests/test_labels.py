@@ -782,7 +782,7 @@ def test_an_engine_replaying_labels_with_the_models_eos_decodes_with_their_penal
         num_gpu_blocks=lambda: 10, rng=np.random.default_rng(0), vocab_size=1000,
         engine=SimpleNamespace(add_request=lambda rid, prompt, params: added.append(params)))
 
-    def replay(wl, policy, drv, config, host, progress):  # the engine's requests, as VllmDriver.add sends them
+    def replay(wl, policy, drv, config, host, progress, progress_label=None):  # the engine's requests, as VllmDriver.add sends them
         for rid in range(2):
             runner.VllmDriver.add(drv, RequestInfo(request_id=rid, arrival_time=0.0, prompt_tokens=3,
                                                    output_tokens=5, requested_output_tokens=5))
