@@ -51,7 +51,8 @@ def _heartbeats(stderr: str) -> list[tuple[int, int, int, int]]:
 def _spec(policy: str):
     from ltrsched.experiments.runspec import RunSpec
 
-    return RunSpec(experiment="sweep", setting="s", label=policy, profile="a100-llama3-8b", workload="lmsys-like", num_requests=10, policy=policy, seed=0)
+    return RunSpec(experiment="sweep", setting="s", label=policy, profile="a100-llama3-8b", workload="lmsys-like",
+                   num_requests=10, policy=policy, seed=0)
 
 
 def test_the_pool_loop_prints_a_heartbeat_while_runs_are_under_way(tmp_path, capsys, monkeypatch, bar, released):
