@@ -216,15 +216,24 @@ def split_by_tail(before: int, after: np.ndarray, arrived: np.ndarray) -> bool:
 
 class DueSteps:
     """Requests keyed by the step at which something becomes due for them (e.g. a promotion after T idle
-    steps). Entries are never removed early: whoever pops a step checks that each request is still due."""
+    steps). Entries are not removed as requests finish or are filed again: whoever pops a step checks that each
+    request is still due, and its owner drops the entries no longer due with :meth:`keep` (when they outnumber the
+    live requests, say: filed every step a request runs or arrives, they would otherwise number the requests
+    served, or run, over the last T steps, whatever the count live).
 
-    __slots__ = ("_due",)
+    Attributes:
+        size: the entries filed [ids] (a request filed twice counts twice).
+    """
+
+    __slots__ = ("_due", "size")
 
     def __init__(self):
         self._due: dict[int, list[np.ndarray]] = {}
+        self.size = 0
 
     def clear(self) -> None:
         self._due.clear()
+        self.size = 0
 
     def add(self, step: int, ids: np.ndarray) -> None:
         if len(ids):
@@ -233,6 +242,7 @@ class DueSteps:
                 self._due[step] = [ids]
             else:
                 got.append(ids)
+            self.size += len(ids)
 
     def held(self) -> list[np.ndarray]:
         """The requests filed (arrays of ids, under any step)."""
@@ -243,7 +253,31 @@ class DueSteps:
         got = self._due.pop(step, None)
         if got is None:
             return None
-        return got[0] if len(got) == 1 else np.concatenate(got)
+        ids = got[0] if len(got) == 1 else np.concatenate(got)
+        self.size -= len(ids)
+        return ids
+
+    def keep(self, still_due) -> None:
+        """Keep only the entries ``still_due(ids, steps)`` (a bool mask aligned with the entries' ``ids`` and the
+        ``steps`` they are filed under) marks, in their order: one pass over every entry."""
+        due = self._due
+        if not due:
+            return
+        parts = [got[0] if len(got) == 1 else np.concatenate(got) for got in due.values()]
+        counts = [len(ids) for ids in parts]
+        ids = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        steps = np.fromiter(due, dtype=np.int64, count=len(due))
+        kept = np.asarray(still_due(ids, np.repeat(steps, counts)), dtype=bool)
+        starts = np.cumsum([0, *counts[:-1]])
+        left = np.add.reduceat(kept, starts).tolist()  # (no step is filed with no entry: reduceat's runs are >= 1)
+        ids = ids[kept]
+        due.clear()
+        at = 0
+        for step, c in zip(steps.tolist(), left):
+            if c:
+                due[step] = [ids[at:at + c]]
+                at += c
+        self.size = at
 
     def fill(self, ids: np.ndarray, steps: np.ndarray) -> None:
         """File every ``ids[i]`` under ``steps[i]`` (after a recount)."""
