@@ -882,3 +882,22 @@ def test_mlfq_drops_only_due_entries_no_longer_due_under_a_scripted_host(monkeyp
     policy = Lockstep(make_policy("mlfq:quantum=0.01,threshold=1.5,promote=3"))
     ScriptedHost(np.random.default_rng(4), 60).run(policy, 300)
     assert policy.steps > 50 and len(cuts) > 20, (policy.steps, len(cuts))
+
+
+def test_due_steps_pop_what_keep_kept_and_what_was_filed_since():
+    """``DueSteps``: entries kept by ``keep`` (held sorted by step) and entries filed since pop together by step, in
+    any order of steps popped; ``size`` and ``held`` follow."""
+    from ltrsched.policies.tracking import DueSteps
+
+    due = DueSteps()
+    for step, ids in [(5, [1, 2]), (3, [3]), (5, [4]), (7, [5, 6]), (4, [7])]:
+        due.add(step, np.array(ids, dtype=np.int64))
+    assert due.size == 7
+    due.keep(lambda ids, steps: (ids % 2 == 1) | (steps == 4))  # drops 2, 4 and 6
+    assert due.size == 4 and sorted(np.concatenate(due.held()).tolist()) == [1, 3, 5, 7]
+    due.add(5, np.array([8], dtype=np.int64))
+    assert due.pop(4).tolist() == [7]  # (a run in the middle of the kept steps)
+    assert sorted(due.pop(5).tolist()) == [1, 8] and due.pop(6) is None
+    assert due.size == 2 and due.pop(3).tolist() == [3] and due.pop(7).tolist() == [5] and due.size == 0
+    due.keep(lambda ids, steps: ids > 0)  # (nothing filed: nothing to do)
+    assert due.held() == [] and due.pop(7) is None

@@ -252,7 +252,12 @@ class MLFQ(Policy):
         """promote: which of the requests ``ids``, filed under ``steps``, are still due then: idle since the step
         they were filed for (not run since, nor finished). The others never are again: a request's last run only
         moves on to later steps, and a finished one's reads _NEW + 1 (_NEW once its id is dropped)."""
-        return self._idle_from.get(ids) == steps - (1 + self.promote)
+        idle_from = self._idle_from
+        try:  # (ids filed as due are held: _trim keeps them)
+            last = idle_from.data[idle_from.rows(ids)]
+        except IndexError:
+            last = idle_from.get(ids)
+        return last == steps - (1 + self.promote)
 
     def _follow(self, view: LiveView) -> np.ndarray | None:
         """The kept order updated for the step that ran (None: sort instead)."""
