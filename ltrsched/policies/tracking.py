@@ -281,22 +281,25 @@ class DueSteps:
 
     def keep(self, still_due) -> None:
         """Keep only the entries ``still_due(ids, steps)`` (a bool mask aligned with the entries' ``ids`` and the
-        ``steps`` they are filed under) marks: one pass over every entry, and a sort of those kept by step."""
-        parts = [ids for got in self._due.values() for ids in got]
-        filed = [step for step, got in self._due.items() for _ in got]
-        if len(self._kept_ids):
-            parts.append(self._kept_ids)
-        if not parts:
+        ``steps`` they are filed under) marks: one pass over every entry (and a sort of those kept by step, unless
+        they are so already: those kept before, then those filed since under later steps, the usual case)."""
+        due = self._due
+        parts = [ids for got in due.values() for ids in got]
+        filed = [step for step, got in due.items() for _ in got]
+        if not parts and not len(self._kept_ids):
             return
+        steps = np.repeat(np.array(filed, dtype=np.int64), [len(ids) for ids in parts])
+        if len(self._kept_ids):  # (kept first: filed before, under steps up to those filed since)
+            parts.insert(0, self._kept_ids)
+            steps = np.concatenate((self._kept_steps, steps))
         ids = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        steps = np.repeat(np.array(filed, dtype=np.int64), [len(p) for p in parts[:len(filed)]])
-        if len(self._kept_ids):
-            steps = np.concatenate((steps, self._kept_steps))
         kept = np.asarray(still_due(ids, steps), dtype=bool)
         ids, steps = ids[kept], steps[kept]
-        by = steps.argsort(kind="stable")
-        self._kept_ids, self._kept_steps = ids[by], steps[by]
-        self._due.clear()
+        if count_nonzero(steps[1:] < steps[:-1]):
+            by = steps.argsort(kind="stable")
+            ids, steps = ids[by], steps[by]
+        self._kept_ids, self._kept_steps = ids, steps
+        due.clear()
         self.size = len(ids)
 
     def fill(self, ids: np.ndarray, steps: np.ndarray) -> None:
