@@ -838,15 +838,17 @@ def _serve_short(policy, n: int, per_step: int, batch: int) -> tuple[int, int, d
     return most_due, most_live, widest
 
 
-def test_mlfq_with_promotion_holds_due_entries_and_ids_bounded_by_the_live_requests(monkeypatch):
+@pytest.mark.parametrize("promote", [64, 2**63 - 1])
+def test_mlfq_with_promotion_holds_due_entries_and_ids_bounded_by_the_live_requests(promote, monkeypatch):
     """MLFQ with ``promote=P`` files a request as due every step it runs or arrives and checked only when that step
     came: 100 arrivals a step of 1-3 tokens each (at most 219 live) with P=64 held 19,466 entries (every request
     served or run over the last 64 steps) and kept the id arrays 16,384 entries wide. Now the entries no longer due
-    are dropped once they outnumber the live requests: 1,632 entries at most, id arrays 2,400 wide."""
+    are dropped once they outnumber the live requests: 1,632 entries at most, id arrays 2,400 wide. The largest P the
+    spec takes files under steps past 64 bits (a first version of the cut failed converting them): never due."""
     from ltrsched.policies import id_array, mlfq
 
     monkeypatch.setattr(id_array, "MIN_WINDOW", 64)  # (small windows: what is held shows)
-    policy = make_policy("mlfq:quantum=0.02,promote=64")
+    policy = make_policy(f"mlfq:quantum=0.02,promote={promote}")
     most_due, most_live, widest = _serve_short(policy, 20_000, per_step=100, batch=400)
     assert most_live < 500, most_live
     assert most_due <= 4 * most_live + mlfq.MIN_DUE, (most_due, most_live)

@@ -48,6 +48,7 @@ _NEW = -(1 << 62)  # idle-run start of a request announced by on_arrival and not
 #: One pass over them, at most once every ``MIN_DUE`` entries filed.
 DUE_SLACK = 2
 MIN_DUE = 1024
+_FAR = 1 << 62  # a step count no run reaches
 
 
 @register
@@ -244,7 +245,10 @@ class MLFQ(Policy):
             self._due.add(step + self.promote, ids)
         due = self._due.pop(step)
         if self._due.size > DUE_SLACK * len(view) + MIN_DUE:  # (filed every step a request runs or arrives)
-            self._due.keep(self._still_due)
+            if self.promote < _FAR:
+                self._due.keep(self._still_due)
+            else:  # (filed under steps no run reaches, past 64-bit steps: never due)
+                self._due.clear()
         # (a finished request filed as due reads _NEW + 1, or _NEW once its id is dropped: not due either way)
         return due is not None and bool(count_nonzero(idle_from.get(due) == step - 1 - self.promote))
 
