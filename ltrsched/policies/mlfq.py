@@ -43,9 +43,10 @@ MAX_LEVELS = 32
 _NEW = -(1 << 62)  # idle-run start of a request announced by on_arrival and not yet seen in a view
 #: promote: the entries filed as due are cut to those still due (at most one per live request) once they number more
 #: than ``DUE_SLACK`` times the live requests plus ``MIN_DUE``: filed every step a request runs or arrives, they
-#: numbered the requests served (or run) over the last ``promote`` steps: 770,757 at 1,000 arrivals a step of 1-3
-#: tokens each and promote=256 with at most 1,057 live, the id arrays 524,288 entries wide (now 7,151 and 19,992).
-#: One pass over them, at most once every ``MIN_DUE`` entries filed.
+#: numbered the requests served (or run) over the last ``promote`` steps: 599,892 at 1,000 arrivals a step of 1-3
+#: tokens each and promote=256 with at most 2,076 live, the id arrays 262,144 entries wide (now 7,106 and 19,984:
+#: ``benchmarks/bench_server_churn.py``, BENCHMARKS.md). One pass over them, at most once every ``MIN_DUE`` entries
+#: filed.
 DUE_SLACK = 2
 MIN_DUE = 1024
 _FAR = 1 << 62  # a step count no run reaches
