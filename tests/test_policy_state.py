@@ -791,3 +791,116 @@ def test_same_order_as_the_stateless_reference_while_one_old_request_stays_live(
     policy = Lockstep(make_policy(spec))
     widest, apart = _serve_with_one_stuck(policy, 3_000, per_step=5)
     assert policy.steps > 500 and max(widest.values()) < 1_000 and max(apart.values()) >= 1, (widest, apart)
+
+
+def _serve_short(policy, n: int, per_step: int, batch: int) -> tuple[int, int, dict[str, int]]:
+    """A burst of ``n`` requests (ids by arrival), ``per_step`` arriving a step, each done after 1-3 tokens; the batch
+    is the head of the order (at most ``batch``). The most entries MLFQ's due steps held, the most requests live, and
+    the widest each id array got [entries], by name."""
+    rng = np.random.default_rng(3)
+    rid = np.arange(n, dtype=np.int64)
+    output = rng.integers(1, 4, n)
+    generated = np.zeros(n, dtype=np.int64)
+    run_time = np.zeros(n)
+    idle = np.zeros(n, dtype=np.int64)
+    live = np.zeros(0, dtype=np.int64)
+    nxt = step = most_due = most_live = 0
+    widest: dict[str, int] = {}
+    while nxt < n or len(live):
+        new = np.arange(nxt, min(nxt + per_step, n))
+        nxt += len(new)
+        if len(new):
+            live = np.concatenate((live, new))
+            policy.on_arrival(rid[new], float(step))
+        k = len(live)
+        cols = {"request_id": rid[live], "arrival_time": live.astype(float), "prompt_tokens": np.full(k, 8),
+                "output_tokens": output[live], "generated_tokens": generated[live], "computed_tokens": generated[live],
+                "state": np.full(k, int(RequestState.WAITING), np.int8), "idle_steps": idle[live],
+                "run_time": run_time[live], "score": np.zeros(k), "po_estimate": np.full(k, np.nan),
+                "predicted_length": np.full(k, np.nan)}
+        view = LiveView(cols, None, now=float(step), step=step, arrival_ordered=True)
+        scheduled = np.zeros(k, dtype=bool)
+        scheduled[policy.rank(view)[:batch]] = True
+        ran = live[scheduled]
+        generated[ran] += 1
+        run_time[ran] += 0.01
+        idle[live] += 1
+        idle[ran] = 0
+        policy.on_step(view, scheduled, 0.01)
+        done = ran[generated[ran] >= output[ran]]
+        if len(done):
+            live = live[~np.isin(live, done)]
+            policy.on_finish(rid[done], float(step))
+        most_due, most_live = max(most_due, policy._due.size), max(most_live, k)
+        for name, arr in _id_arrays(policy).items():
+            widest[name] = max(widest.get(name, 0), len(arr.data))
+        step += 1
+    return most_due, most_live, widest
+
+
+@pytest.mark.parametrize("promote", [64, 2**63 - 1])
+def test_mlfq_with_promotion_holds_due_entries_and_ids_bounded_by_the_live_requests(promote, monkeypatch):
+    """MLFQ with ``promote=P`` files a request as due every step it runs or arrives and checked only when that step
+    came: 100 arrivals a step of 1-3 tokens each (at most 219 live) with P=64 held 19,466 entries (every request
+    served or run over the last 64 steps) and kept the id arrays 16,384 entries wide. Now the entries no longer due
+    are dropped once they outnumber the live requests: 1,632 entries at most, id arrays 2,400 wide. The largest P the
+    spec takes files under steps past 64 bits (a first version of the cut failed converting them): never due."""
+    from ltrsched.policies import id_array, mlfq
+
+    monkeypatch.setattr(id_array, "MIN_WINDOW", 64)  # (small windows: what is held shows)
+    policy = make_policy(f"mlfq:quantum=0.02,promote={promote}")
+    most_due, most_live, widest = _serve_short(policy, 20_000, per_step=100, batch=400)
+    assert most_live < 500, most_live
+    assert most_due <= 4 * most_live + mlfq.MIN_DUE, (most_due, most_live)
+    assert max(widest.values()) <= 16 * most_live, (widest, most_live)
+
+
+def _cut_every_step(monkeypatch) -> list[int]:
+    """MLFQ's due entries cut at every step (no slack); the sizes they were cut at, appended as it happens."""
+    from ltrsched.policies import mlfq
+
+    monkeypatch.setattr(mlfq, "DUE_SLACK", 0)
+    monkeypatch.setattr(mlfq, "MIN_DUE", 0)
+    cuts: list[int] = []
+    keep = mlfq.DueSteps.keep
+    monkeypatch.setattr(mlfq.DueSteps, "keep", lambda self, still_due: (cuts.append(self.size), keep(self, still_due)))
+    return cuts
+
+
+@pytest.mark.parametrize("spec", ["mlfq:quantum=0.01,promote=6", "mlfq:quantum=0.01,promote=6,starve=4,starve_quantum=3"])
+def test_mlfq_drops_only_due_entries_no_longer_due_in_the_simulator(spec, monkeypatch):
+    """The entries filed as due cut at every step: MLFQ with promotion (and starvation prevention) orders as the
+    stateless reference, under memory pressure (a cut that kept the entries of one step earlier failed at step 80)."""
+    cuts = _cut_every_step(monkeypatch)
+    wl = apply_arrivals(load_workload("sharegpt", num_requests=60, seed=0), "poisson", rate=40.0, seed=1)
+    policy = Lockstep(make_policy(spec))
+    simulate(wl, policy, SimConfig(stop_time=60.0, num_gpu_blocks=300))
+    assert policy.steps > 100 and len(cuts) > 50, (policy.steps, len(cuts))
+
+
+def test_mlfq_drops_only_due_entries_no_longer_due_under_a_scripted_host(monkeypatch):
+    """...and under a host that skips ``on_step``, ranks a step twice, numbers steps with gaps, lists requests out of
+    arrival order and forms batches that are no prefix of the order."""
+    cuts = _cut_every_step(monkeypatch)
+    policy = Lockstep(make_policy("mlfq:quantum=0.01,threshold=1.5,promote=3"))
+    ScriptedHost(np.random.default_rng(4), 60).run(policy, 300)
+    assert policy.steps > 50 and len(cuts) > 20, (policy.steps, len(cuts))
+
+
+def test_due_steps_pop_what_keep_kept_and_what_was_filed_since():
+    """``DueSteps``: entries kept by ``keep`` (held sorted by step) and entries filed since pop together by step, in
+    any order of steps popped; ``size`` and ``held`` follow."""
+    from ltrsched.policies.tracking import DueSteps
+
+    due = DueSteps()
+    for step, ids in [(5, [1, 2]), (3, [3]), (5, [4]), (7, [5, 6]), (4, [7])]:
+        due.add(step, np.array(ids, dtype=np.int64))
+    assert due.size == 7
+    due.keep(lambda ids, steps: (ids % 2 == 1) | (steps == 4))  # drops 2, 4 and 6
+    assert due.size == 4 and sorted(np.concatenate(due.held()).tolist()) == [1, 3, 5, 7]
+    due.add(5, np.array([8], dtype=np.int64))
+    assert due.pop(4).tolist() == [7]  # (a run in the middle of the kept steps)
+    assert sorted(due.pop(5).tolist()) == [1, 8] and due.pop(6) is None
+    assert due.size == 2 and due.pop(3).tolist() == [3] and due.pop(7).tolist() == [5] and due.size == 0
+    due.keep(lambda ids, steps: ids > 0)  # (nothing filed: nothing to do)
+    assert due.held() == [] and due.pop(7) is None

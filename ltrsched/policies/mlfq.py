@@ -41,6 +41,15 @@ from ltrsched.policies.tracking import DueSteps, batch_positions, same_ids, snap
 MAX_LEVELS = 32
 
 _NEW = -(1 << 62)  # idle-run start of a request announced by on_arrival and not yet seen in a view
+#: promote: the entries filed as due are cut to those still due (at most one per live request) once they number more
+#: than ``DUE_SLACK`` times the live requests plus ``MIN_DUE``: filed every step a request runs or arrives, they
+#: numbered the requests served (or run) over the last ``promote`` steps: 599,892 at 1,000 arrivals a step of 1-3
+#: tokens each and promote=256 with at most 2,076 live, the id arrays 262,144 entries wide (now 7,106 and 19,984:
+#: ``benchmarks/bench_server_churn.py``, BENCHMARKS.md). One pass over them, at most once every ``MIN_DUE`` entries
+#: filed.
+DUE_SLACK = 2
+MIN_DUE = 1024
+_FAR = 1 << 62  # a step count no run reaches
 
 
 @register
@@ -236,8 +245,24 @@ class MLFQ(Policy):
             idle_from[ids] = step - 1
             self._due.add(step + self.promote, ids)
         due = self._due.pop(step)
+        if self._due.size > DUE_SLACK * len(view) + MIN_DUE:  # (filed every step a request runs or arrives)
+            if self.promote < _FAR:
+                self._due.keep(self._still_due)
+            else:  # (filed under steps no run reaches, past 64-bit steps: never due)
+                self._due.clear()
         # (a finished request filed as due reads _NEW + 1, or _NEW once its id is dropped: not due either way)
         return due is not None and bool(count_nonzero(idle_from.get(due) == step - 1 - self.promote))
+
+    def _still_due(self, ids: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        """promote: which of the requests ``ids``, filed under ``steps``, are still due then: idle since the step
+        they were filed for (not run since, nor finished). The others never are again: a request's last run only
+        moves on to later steps, and a finished one's reads _NEW + 1 (_NEW once its id is dropped)."""
+        idle_from = self._idle_from
+        try:  # (ids filed as due are held: _trim keeps them)
+            last = idle_from.data[idle_from.rows(ids)]
+        except IndexError:
+            last = idle_from.get(ids)
+        return last == steps - (1 + self.promote)
 
     def _follow(self, view: LiveView) -> np.ndarray | None:
         """The kept order updated for the step that ran (None: sort instead)."""

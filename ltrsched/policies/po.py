@@ -12,10 +12,10 @@ ShareGPT; 0.67 on LMSYS), see :mod:`ltrsched.policies.approx_oracle`.
 Both keys are fixed per request (the estimate; arrival, then id), so the two groups' orders are kept from step to step
 (:class:`~ltrsched.policies.fixed_order.FixedKeyOrder`) and each step only splits them by phase (a few passes over the
 live requests). Before, it sorted every live request at every step (``view.order_by(~phase, estimate)``, the same
-order): one-token requests at once, 10,000 / 20,000 / 100,000 of them, simulated in 0.68 / 2.28 / 56.8 s, now in
-0.48 / 1.09 / 14.6 s (CPU time of ``simulate(make_workload([8] * n, [1] * n), make_policy("po"), SimConfig())``, with
-tests/conftest.py's ``make_workload``, on one shared core; the phase makes each request 15 tokens longer: ~16 times the
-steps, each now a few passes over the live requests).
+order): one-token requests at once, 10,000 / 20,000 / 100,000 of them, simulated in 0.68 / 2.28 / 56.8 s, then in
+0.48 / 1.09 / 14.6 s (CPU time; the phase makes each request 15 tokens longer: ~16 times the steps, each now a few
+passes over the live requests). Measured again, with the command, machine and load: BENCHMARKS.md, "One-token bursts"
+(``benchmarks/bench_one_token_burst.py``).
 """
 
 from __future__ import annotations

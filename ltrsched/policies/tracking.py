@@ -18,6 +18,8 @@ import numpy as np
 from ltrsched.policies.base import LiveView
 from ltrsched.policies.fastops import count_nonzero
 
+_NO_IDS = np.zeros(0, dtype=np.int64)
+
 
 def snapshot_ids(ids: np.ndarray) -> np.ndarray:
     """``ids`` (a view's ``request_id`` column) kept for comparing with a later view's: the array itself when
@@ -216,15 +218,30 @@ def split_by_tail(before: int, after: np.ndarray, arrived: np.ndarray) -> bool:
 
 class DueSteps:
     """Requests keyed by the step at which something becomes due for them (e.g. a promotion after T idle
-    steps). Entries are never removed early: whoever pops a step checks that each request is still due."""
+    steps). Entries are not removed as requests finish or are filed again: whoever pops a step checks that each
+    request is still due, and its owner drops the entries no longer due with :meth:`keep` (when they outnumber the
+    live requests, say: filed every step a request runs or arrives, they would otherwise number the requests
+    served, or run, over the last T steps, whatever the count live).
 
-    __slots__ = ("_due",)
+    Entries filed since the last :meth:`keep` are held per step (a dict of arrays); those that :meth:`keep` kept, as
+    two arrays sorted by step (ids, steps), so that a cut costs a few numpy calls over every entry, not a few per
+    step filed.
+
+    Attributes:
+        size: the entries filed [ids] (a request filed twice counts twice).
+    """
+
+    __slots__ = ("_due", "_kept_ids", "_kept_steps", "size")
 
     def __init__(self):
         self._due: dict[int, list[np.ndarray]] = {}
+        self._kept_ids = self._kept_steps = _NO_IDS
+        self.size = 0
 
     def clear(self) -> None:
         self._due.clear()
+        self._kept_ids = self._kept_steps = _NO_IDS
+        self.size = 0
 
     def add(self, step: int, ids: np.ndarray) -> None:
         if len(ids):
@@ -233,17 +250,57 @@ class DueSteps:
                 self._due[step] = [ids]
             else:
                 got.append(ids)
+            self.size += len(ids)
 
     def held(self) -> list[np.ndarray]:
         """The requests filed (arrays of ids, under any step)."""
-        return [ids for got in self._due.values() for ids in got]
+        held = [ids for got in self._due.values() for ids in got]
+        if len(self._kept_ids):
+            held.append(self._kept_ids)
+        return held
 
     def pop(self, step: int) -> np.ndarray | None:
         """The requests filed under ``step`` (None if none), forgotten here."""
         got = self._due.pop(step, None)
+        steps = self._kept_steps
+        if len(steps) and steps[0] <= step:  # (kept entries filed under this step: a run of the sorted steps)
+            lo, hi = steps.searchsorted(step), steps.searchsorted(step, side="right")
+            if hi > lo:
+                kept = self._kept_ids
+                part = kept[lo:hi]
+                if lo:
+                    self._kept_ids, self._kept_steps = np.delete(kept, np.s_[lo:hi]), np.delete(steps, np.s_[lo:hi])
+                else:
+                    self._kept_ids, self._kept_steps = kept[hi:], steps[hi:]
+                got = [part] if got is None else [part, *got]
         if got is None:
             return None
-        return got[0] if len(got) == 1 else np.concatenate(got)
+        ids = got[0] if len(got) == 1 else np.concatenate(got)
+        self.size -= len(ids)
+        return ids
+
+    def keep(self, still_due) -> None:
+        """Keep only the entries ``still_due(ids, steps)`` (a bool mask aligned with the entries' ``ids`` and the
+        ``steps`` they are filed under) marks: one pass over every entry (and a sort of those kept by step, unless
+        they are so already: those kept before, then those filed since under later steps, the usual case)."""
+        due = self._due
+        parts = [ids for got in due.values() for ids in got]
+        filed = [step for step, got in due.items() for _ in got]
+        if not parts and not len(self._kept_ids):
+            return
+        steps = np.repeat(np.array(filed, dtype=np.int64), [len(ids) for ids in parts])
+        if len(self._kept_ids):  # (kept first: filed before, under steps up to those filed since)
+            parts.insert(0, self._kept_ids)
+            steps = np.concatenate((self._kept_steps, steps))
+        ids = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        kept = np.asarray(still_due(ids, steps), dtype=bool)
+        ids, steps = ids[kept], steps[kept]
+        if count_nonzero(steps[1:] < steps[:-1]):
+            by = steps.argsort(kind="stable")
+            ids, steps = ids[by], steps[by]
+        self._kept_ids, self._kept_steps = ids, steps
+        due.clear()
+        self.size = len(ids)
 
     def fill(self, ids: np.ndarray, steps: np.ndarray) -> None:
         """File every ``ids[i]`` under ``steps[i]`` (after a recount)."""
