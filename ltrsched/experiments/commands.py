@@ -458,12 +458,19 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
                         if (v is None or isinstance(v, (int, float))) and k != "num_replicas"}})  # None: undefined
     table = pl.DataFrame(rows, infer_schema_length=None)
     atomic.write_csv(out / "sweep.csv", table)
-    with pl.Config(tbl_rows=100, tbl_width_chars=160, float_precision=3):
-        click.echo(table.select("workload", "policy", "profile", "rate", "latency_per_token_mean",
-                                "latency_per_token_p90", "ttft_mean", "throughput_rps"))
+    with pl.Config(tbl_rows=100, tbl_cols=-1, tbl_width_chars=200, float_precision=3):
+        click.echo(table.select(*_shown_keys(table), "latency_per_token_mean", "latency_per_token_p90", "ttft_mean",
+                                "throughput_rps"))
     click.echo(f"{stats.line()}; wrote {shown_path(out / 'sweep.csv')}")
     for line in thrash_warnings(specs, rows):
         click.echo(line, err=True)
+
+
+def _shown_keys(table) -> list[str]:
+    """The columns that tell a sweep's printed rows apart: workload, policy, profile and rate, then seed, replicas and
+    router where the sweep has more than one of them (without them two seeds' or clusters' rows looked alike)."""
+    varying = [c for c in ("seed", "replicas", "router") if c in table.columns and table[c].n_unique() > 1]
+    return ["workload", "policy", "profile", "rate", *varying]
 
 
 def _note_duration_cut(specs, sweep_file) -> None:
