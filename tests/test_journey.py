@@ -32,3 +32,36 @@ def test_sweep_table_of_one_seed_and_replica_shows_no_extra_columns(tmp_path, ca
     assert result.returncode == 0, result.stderr
     header = next(line for line in result.stdout.splitlines() if "workload" in line)
     assert "seed" not in header and "replicas" not in header and "latency_per_token_mean" in header
+
+
+_HINT = "loads plugins from LTRSCHED_PLUGINS (e.g. LTRSCHED_PLUGINS=my_policy.py ltrsched ...), not --plugin"
+
+
+def test_sweep_names_how_it_loads_a_plugin_policy_or_router(tmp_path, capsys):
+    """`sweep` takes no --plugin; an unknown policy or router listed the built-ins alone, and a user coming from
+    `simulate --plugin` had no way to learn that the sweep's workers read LTRSCHED_PLUGINS."""
+    from test_cli_simulate import assert_one_line_error
+
+    sweep = tmp_path / "s.toml"
+    sweep.write_text('policies = ["my-policy"]\nworkloads = ["lmsys-like"]\n')
+    assert_one_line_error(run_cli_fast(capsys, "sweep", sweep, "--out", tmp_path / "o"),
+                          "unknown policy 'my-policy'; available: ")
+    assert_one_line_error(run_cli_fast(capsys, "sweep", sweep, "--out", tmp_path / "o"), f"; a sweep {_HINT}")
+    sweep.write_text('policies = ["fcfs"]\nworkloads = ["lmsys-like"]\nreplicas = [2]\nrouters = ["my-router"]\n')
+    assert_one_line_error(run_cli_fast(capsys, "sweep", sweep, "--out", tmp_path / "o"), f"; a sweep {_HINT}")
+    assert not (tmp_path / "o").exists()
+
+
+def test_capacity_names_how_it_loads_a_plugin_policy_or_router(tmp_path, capsys):
+    from test_cli_simulate import assert_one_line_error
+
+    out = tmp_path / "o"
+    assert_one_line_error(run_cli_fast(capsys, "capacity", "--slo", "ttft_p90=2", "-p", "mine", "--out", out),
+                          "unknown policy 'mine'; available: ")
+    assert_one_line_error(run_cli_fast(capsys, "capacity", "--slo", "ttft_p90=2", "-p", "mine", "--out", out),
+                          f"; capacity {_HINT}")
+    assert_one_line_error(run_cli_fast(capsys, "capacity", "--slo", "ttft_p90=2", "--replicas", "2", "--router",
+                                       "mine", "--out", out), "unknown router 'mine'; available: ")
+    assert_one_line_error(run_cli_fast(capsys, "capacity", "--slo", "ttft_p90=2", "--replicas", "2", "--router",
+                                       "mine", "--out", out), f"; capacity {_HINT}")
+    assert not out.exists()
