@@ -3,6 +3,8 @@ policies and routers, each checked here against what it did before its fix."""
 
 from __future__ import annotations
 
+import pytest
+
 from cli_helpers import run_cli_fast
 
 _LENGTHS = "prompt_tokens,output_tokens\n" + "".join(f"{10 + i},{20 + i}\n" for i in range(12))
@@ -65,3 +67,46 @@ def test_capacity_names_how_it_loads_a_plugin_policy_or_router(tmp_path, capsys)
     assert_one_line_error(run_cli_fast(capsys, "capacity", "--slo", "ttft_p90=2", "--replicas", "2", "--router",
                                        "mine", "--out", out), f"; capacity {_HINT}")
     assert not out.exists()
+
+
+def _write(path, columns: dict):
+    import polars as pl
+
+    table = pl.DataFrame({"prompt_tokens": [10, 11, 12], "output_tokens": [5, 6, 7], **columns})
+    if path.suffix == ".csv":
+        table.write_csv(path)
+    elif path.suffix == ".parquet":
+        table.write_parquet(path)
+    else:
+        table.write_ndjson(path)
+    return path
+
+
+@pytest.mark.parametrize("name, words, base", [
+    ("arrival_time_us", "microseconds", "arrival_time"),
+    ("Timestamp_NS", "nanoseconds", "timestamp"),
+    ("arrived_at_min", "minutes", "arrived_at"),
+    ("timestamp_sec", "seconds", "timestamp"),
+])
+@pytest.mark.parametrize("suffix, where", [(".csv", ""), (".parquet", ""), (".jsonl", ":1")])
+def test_arrival_times_in_a_unit_no_format_reads_are_refused(tmp_path, capsys, name, words, base, suffix, where):
+    """Such a column was not read at all: every request at t = 0 (the trace's times silently dropped), and
+    `--arrival replay` said the file had no arrival times."""
+    from test_cli_simulate import assert_one_line_error
+
+    path = _write(tmp_path / f"w{suffix}", {name: [0, 1_000, 2_000]})
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", path, "--no-progress"),
+                          f"{path}{where}: {name!r} gives arrival times in {words}, a unit ltrsched does not read; "
+                          f"convert them to seconds ({base} or {base}_s) or milliseconds ({base}_ms), or drop the "
+                          "column")
+
+
+@pytest.mark.parametrize("columns", [
+    {"timestamp_utc": [0, 1, 2]},  # (no unit: another column, left alone)
+    {"arrival_time": [0.0, 0.5, 1.0], "arrival_time_us": [0, 500_000, 1_000_000]},  # (the times read: seconds)
+    {"arrival_time_s": [0.0, 0.5, 1.0]},
+])
+def test_columns_beside_or_without_a_unit_are_read_as_before(tmp_path, capsys, columns):
+    path = _write(tmp_path / "w.csv", columns)
+    result = run_cli_fast(capsys, "simulate", "-w", path, "--no-progress")
+    assert result.returncode == 0, result.stderr
