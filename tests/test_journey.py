@@ -110,3 +110,23 @@ def test_columns_beside_or_without_a_unit_are_read_as_before(tmp_path, capsys, c
     path = _write(tmp_path / "w.csv", columns)
     result = run_cli_fast(capsys, "simulate", "-w", path, "--no-progress")
     assert result.returncode == 0, result.stderr
+
+
+def test_workloads_prints_the_statistics_of_a_file(tmp_path, capsys):
+    """`ltrsched workloads` said files "work too" but took none: a newcomer's own trace had no way to its length
+    statistics short of a simulation (`workloads FILE` was "Got unexpected extra argument")."""
+    path = _write(tmp_path / "w.csv", {"arrival_time": [0.0, 0.5, 2.0]})
+    result = run_cli_fast(capsys, "workloads", path, "lmsys-like")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == [str(path), "file"]
+    assert lines[1].split() == "n=3 prompt mean 11 max 12 output mean 6 p90 7 max 7 arrivals over 2 s".split()
+    assert lines[2].startswith("lmsys-like ") and lines[3].split()[0] == "n=10000" and len(lines) == 4
+
+
+def test_workloads_refuses_a_missing_file_in_one_line(tmp_path, capsys):
+    from test_cli_simulate import assert_one_line_error
+
+    assert_one_line_error(run_cli_fast(capsys, "workloads", tmp_path / "none.csv"), "workload not found")
+    assert_one_line_error(run_cli_fast(capsys, "workloads", "lmsys-like", "lmsys-like"),
+                          "workload lmsys-like is given twice")
