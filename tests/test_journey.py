@@ -130,3 +130,12 @@ def test_workloads_refuses_a_missing_file_in_one_line(tmp_path, capsys):
     assert_one_line_error(run_cli_fast(capsys, "workloads", tmp_path / "none.csv"), "workload not found")
     assert_one_line_error(run_cli_fast(capsys, "workloads", "lmsys-like", "lmsys-like"),
                           "workload lmsys-like is given twice")
+
+
+def test_simulate_help_says_what_the_memory_share_and_the_semantics_are(capsys):
+    """--gpu-memory-utilization had no help text at all, and --semantics named the vLLM 0.26 adapter alone (it is
+    the one V1 adapter of every supported line)."""
+    result = run_cli_fast(capsys, "simulate", "--help")
+    text = " ".join(result.stdout.split())
+    assert "--gpu-memory-utilization FLOAT Share of the profile's GPU memory for weights and KV cache, in (0, 1]" in text
+    assert "0.26" not in text and "exactly what the vLLM V1 adapter does" in text
