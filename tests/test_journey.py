@@ -139,3 +139,16 @@ def test_simulate_help_says_what_the_memory_share_and_the_semantics_are(capsys):
     text = " ".join(result.stdout.split())
     assert "--gpu-memory-utilization FLOAT Share of the profile's GPU memory for weights and KV cache, in (0, 1]" in text
     assert "0.26" not in text and "exactly what the vLLM V1 adapter does" in text
+
+
+def test_sweep_table_shows_long_policy_specs_whole(tmp_path, capsys):
+    """polars cut strings at 32 characters: `ltr:tau=0.62,starve=200,quantu…` (the README's own sweep), which could
+    be quantum=10 or quantum=100."""
+    (tmp_path / "w.csv").write_text(_LENGTHS)
+    sweep = tmp_path / "s.toml"
+    sweep.write_text('policies = ["ltr:tau=0.62,starve=200,quantum=10", "ltr:tau=0.62,starve=200,quantum=100"]\n'
+                     'workloads = ["w.csv"]\n')
+    result = run_cli_fast(capsys, "sweep", sweep, "--out", tmp_path / "o", "--jobs", "1")
+    assert result.returncode == 0, result.stderr
+    assert "┆ ltr:tau=0.62,starve=200,quantum=10 " in result.stdout
+    assert "┆ ltr:tau=0.62,starve=200,quantum=100 " in result.stdout

@@ -475,7 +475,7 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
                         if (v is None or isinstance(v, (int, float))) and k != "num_replicas"}})  # None: undefined
     table = pl.DataFrame(rows, infer_schema_length=None)
     atomic.write_csv(out / "sweep.csv", table)
-    with pl.Config(tbl_rows=100, tbl_cols=-1, tbl_width_chars=200, float_precision=3):
+    with pl.Config(tbl_rows=100, tbl_cols=-1, tbl_width_chars=200, fmt_str_lengths=120, float_precision=3):
         click.echo(table.select(*_shown_keys(table), "latency_per_token_mean", "latency_per_token_p90", "ttft_mean",
                                 "throughput_rps"))
     click.echo(f"{stats.line()}; wrote {shown_path(out / 'sweep.csv')}")
