@@ -152,3 +152,20 @@ def test_sweep_table_shows_long_policy_specs_whole(tmp_path, capsys):
     assert result.returncode == 0, result.stderr
     assert "┆ ltr:tau=0.62,starve=200,quantum=10 " in result.stdout
     assert "┆ ltr:tau=0.62,starve=200,quantum=100 " in result.stdout
+
+
+def test_capacity_table_shows_long_policy_specs_whole(capsys):
+    """Capacity's table cut strings at 40 characters and wrapped rows past 160: two MLFQ specs differing in
+    starve_quantum printed alike. (Its table is printed by the sweep's printer, checked through the command above.)"""
+    import polars as pl
+
+    from ltrsched.experiments.commands import echo_table
+
+    specs = ["mlfq:quantum=0.03,threshold=2,starve=200,starve_quantum=10",
+             "mlfq:quantum=0.03,threshold=2,starve=200,starve_quantum=100"]
+    table = pl.DataFrame({"policy": specs, "profile": ["a100-llama3-8b"] * 2, "capacity_rps": [19.03, 19.87],
+                          **{f"column_{i}": ["some text"] * 2 for i in range(9)}})
+    capsys.readouterr()
+    echo_table(table, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True)
+    out = capsys.readouterr().out
+    assert all(f"│ {spec} " in out for spec in specs) and "column_8" in out and len(out.splitlines()) == 6, out

@@ -475,12 +475,22 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
                         if (v is None or isinstance(v, (int, float))) and k != "num_replicas"}})  # None: undefined
     table = pl.DataFrame(rows, infer_schema_length=None)
     atomic.write_csv(out / "sweep.csv", table)
-    with pl.Config(tbl_rows=100, tbl_cols=-1, tbl_width_chars=200, fmt_str_lengths=120, float_precision=3):
-        click.echo(table.select(*_shown_keys(table), "latency_per_token_mean", "latency_per_token_p90", "ttft_mean",
-                                "throughput_rps"))
+    echo_table(table.select(*_shown_keys(table), "latency_per_token_mean", "latency_per_token_p90", "ttft_mean",
+                            "throughput_rps"))
     click.echo(f"{stats.line()}; wrote {shown_path(out / 'sweep.csv')}")
     for line in thrash_warnings(specs, rows):
         click.echo(line, err=True)
+
+
+def echo_table(table, **config) -> None:
+    """Print a result table (``sweep``'s, ``capacity``'s) on stdout: every row up to 100 and every column, strings
+    whole up to 120 characters and rows unwrapped up to 250 (polars cut strings at 32 characters, and wrapped wider
+    rows: two policy specs differing past it printed alike), numbers to 3 decimals; ``config``: more of
+    :class:`polars.Config`'s settings."""
+    import polars as pl
+
+    with pl.Config(tbl_rows=100, tbl_cols=-1, tbl_width_chars=250, fmt_str_lengths=120, float_precision=3, **config):
+        click.echo(table)
 
 
 def _shown_keys(table) -> list[str]:
@@ -752,9 +762,7 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
 
     atomic.write_csv(out / "capacity-rates.csv", rates_table(searches, slos))
     figures = capacity_figures(searches, slos, out / "figures")
-    with pl.Config(tbl_rows=100, tbl_cols=20, tbl_width_chars=160, float_precision=3, fmt_str_lengths=40,
-                   tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
-        click.echo(table)
+    echo_table(table, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True)
     click.echo(f"SLOs: {slo_text}; tolerance {tolerance:.0%}; {len(seeds)} seed{'' if len(seeds) == 1 else 's'} x {sizes_text} requests per rate")
     click.echo(f"{stats.line()}; {elapsed:.1f} s. Wrote {shown_path(out / 'capacity.md')}, "
                f"{shown_path(out / 'capacity.csv')}, {shown_path(out / 'capacity-rates.csv')} and {len(figures)} "
