@@ -169,3 +169,20 @@ def test_capacity_table_shows_long_policy_specs_whole(capsys):
     echo_table(table, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True)
     out = capsys.readouterr().out
     assert all(f"│ {spec} " in out for spec in specs) and "column_8" in out and len(out.splitlines()) == 6, out
+
+
+@pytest.mark.parametrize("extra, shown", [
+    ('"Score": 0.3', "the key 'Score' is not read (keys match as written): write 'score'"),
+    ('"Request_ID": 7, "PO_Estimate": 9', "the keys 'Request_ID', 'PO_Estimate' are not read (keys match as written): "
+                                          "write 'request_id', 'po_estimate'"),
+    ('"Output_Tokens": 9', "the key 'Output_Tokens' is not read"),  # (beside the reply's text: counted from it)
+])
+def test_a_jsonl_key_in_another_case_beside_a_request_is_refused(tmp_path, capsys, extra, shown):
+    """A .jsonl's keys match as written, and a line that is no request said so; but a `Score` (or `Request_ID`, ...)
+    beside a request's keys was dropped silently: `ltr` then said the file had no score, `fcfs` ran without it."""
+    from test_cli_simulate import assert_one_line_error
+
+    path = tmp_path / "w.jsonl"
+    path.write_text('{"prompt": "hello there", "generated": "hi"}\n'
+                    f'{{"prompt": "hi you", "generated": "hello", {extra}}}\n')
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", path, "--no-progress"), f"{path}:2: {shown}")

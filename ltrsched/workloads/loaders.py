@@ -198,7 +198,7 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     dates = {}  # line -> (key, its date-time text): read as a .csv's are, once every line is read
     optional = {name: [] for name in NUMERIC_OPTIONAL_COLUMNS}  # [per line] (None where a line has none)
     mooncake = set()  # the numbers of the lines in Mooncake's keys
-    checked_keys = set()  # keys of lines without arrival times found naming none in a unit no format reads
+    checked_keys = set()  # keys found in no other case than JSONL_KEYS' and naming no arrival times in a unit unread
     for lineno, rec in jsonl_records(path):
         original = rec if isinstance(rec, dict) else {}
         if isinstance(rec, dict) and any(k in rec for k in MOONCAKE_KEYS):
@@ -256,8 +256,16 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         if len(keys) > 1:
             raise UserError(f"{path}:{lineno}: {' and '.join(repr(k) for k in keys)} both give the arrival time"
                             f"{_in_units(arrival_suffix(k) for k in keys)}; give one")
-        if not keys and not checked_keys.issuperset(rec):  # (each key looked at once: most lines repeat the first's)
-            unread_arrival_unit(rec, f"{path}:{lineno}")
+        if not checked_keys.issuperset(rec):  # (each key looked at once: most lines repeat the first's)
+            cased = [k for k in rec if k not in JSONL_KEYS and k.strip().lower() in JSONL_KEYS
+                     and arrival_suffix(k) is None]
+            if cased:  # (a 'Score' or 'Request_ID' beside a line's request was dropped, silently)
+                named = (f"key {cased[0]!r} is" if len(cased) == 1
+                         else f"keys {', '.join(repr(k) for k in cased)} are")
+                raise UserError(f"{path}:{lineno}: the {named} not read (keys match as written): write "
+                                f"{', '.join(repr(k.strip().lower()) for k in cased)}")
+            if not keys:
+                unread_arrival_unit(rec, f"{path}:{lineno}")
             checked_keys.update(rec)
         key = keys[0] if keys else "arrival_time"
         unit = "milliseconds" if arrival_suffix(key) == "_ms" else "seconds"
