@@ -137,7 +137,8 @@ def test_simulate_help_says_what_the_memory_share_and_the_semantics_are(capsys):
     the one V1 adapter of every supported line)."""
     result = run_cli_fast(capsys, "simulate", "--help")
     text = " ".join(result.stdout.split())
-    assert "--gpu-memory-utilization FLOAT Share of the profile's GPU memory for weights and KV cache, in (0, 1]" in text
+    assert ("--gpu-memory-utilization FLOAT Share of the profile's GPU memory for weights and KV cache, in (0, 1]"
+            in text)
     assert "0.26" not in text and "exactly what the vLLM V1 adapter does" in text
 
 
