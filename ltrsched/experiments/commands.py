@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -358,6 +359,20 @@ def check_max_model_len(value: int | None, naming, where: str = "") -> None:
         raise UserError(f"{where}{exc.render(naming)}") from None
 
 
+@contextlib.contextmanager
+def _plugin_hint(command: str):
+    """Adds to an unknown policy's or router's one-line error how this command loads a plugin's: it takes no
+    ``--plugin`` (its runs go to worker processes, which import ``LTRSCHED_PLUGINS`` themselves), and a user coming
+    from ``simulate --plugin`` met only the list of built-ins."""
+    try:
+        yield
+    except UserError as exc:
+        if not str(exc).startswith(("unknown policy", "unknown router")):
+            raise
+        raise UserError(f"{exc}; {command} loads plugins from LTRSCHED_PLUGINS (e.g. LTRSCHED_PLUGINS=my_policy.py "
+                        "ltrsched ...), not --plugin") from None
+
+
 def _clusters(data: dict, option: str) -> list[tuple[int, str | None]]:
     """(replicas, router) pairs of a sweep: a lone replica has no router; routers are checked here (``option``: where
     they were given, for the error of two spellings of one router)."""
@@ -407,13 +422,15 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
     for kind in ("workloads", "profiles"):  # (a workload named sweep.csv in --out was replaced by the table)
         for source in data.get(kind, []):
             check_inputs_kept({f"the sweep's {kind[:-1]}": source}, files=(out / "sweep.csv",))
-    check_distinct_policies(data["policies"], f"{sweep_file}: 'policies'")  # (fails early on a bad spec, too)
+    with _plugin_hint("a sweep"):
+        check_distinct_policies(data["policies"], f"{sweep_file}: 'policies'")  # (fails early on a bad spec, too)
     for prof in data.get("profiles", []):
         try:
             load_profile(prof)
         except UserError as exc:  # (it named neither the sweep file nor its key)
             raise UserError(f"{sweep_file}: 'profiles': {exc}") from None
-    clusters = _clusters(data, f"{sweep_file}: 'routers'")
+    with _plugin_hint("a sweep"):
+        clusters = _clusters(data, f"{sweep_file}: 'routers'")
     arrival = data.get("arrival", "burst")
     rates = data.get("rates", [None])  # (none with burst arrivals: refused above)
     specs = [
@@ -458,12 +475,29 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
                         if (v is None or isinstance(v, (int, float))) and k != "num_replicas"}})  # None: undefined
     table = pl.DataFrame(rows, infer_schema_length=None)
     atomic.write_csv(out / "sweep.csv", table)
-    with pl.Config(tbl_rows=100, tbl_width_chars=160, float_precision=3):
-        click.echo(table.select("workload", "policy", "profile", "rate", "latency_per_token_mean",
-                                "latency_per_token_p90", "ttft_mean", "throughput_rps"))
+    echo_table(table.select(*_shown_keys(table), "latency_per_token_mean", "latency_per_token_p90", "ttft_mean",
+                            "throughput_rps"))
     click.echo(f"{stats.line()}; wrote {shown_path(out / 'sweep.csv')}")
     for line in thrash_warnings(specs, rows):
         click.echo(line, err=True)
+
+
+def echo_table(table, **config) -> None:
+    """Print a result table (``sweep``'s, ``capacity``'s) on stdout: every row up to 100 and every column, strings
+    whole up to 120 characters and rows unwrapped up to 250 (polars cut strings at 32 characters, and wrapped wider
+    rows: two policy specs differing past it printed alike), numbers to 3 decimals; ``config``: more of
+    :class:`polars.Config`'s settings."""
+    import polars as pl
+
+    with pl.Config(tbl_rows=100, tbl_cols=-1, tbl_width_chars=250, fmt_str_lengths=120, float_precision=3, **config):
+        click.echo(table)
+
+
+def _shown_keys(table) -> list[str]:
+    """The columns that tell a sweep's printed rows apart: workload, policy, profile and rate, then seed, replicas and
+    router where the sweep has more than one of them (without them two seeds' or clusters' rows looked alike)."""
+    varying = [c for c in ("seed", "replicas", "router") if c in table.columns and table[c].n_unique() > 1]
+    return ["workload", "policy", "profile", "rate", *varying]
 
 
 def _note_duration_cut(specs, sweep_file) -> None:
@@ -652,15 +686,17 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
         raise UserError(f"workload {workload!r} is neither a file nor a built-in ({', '.join(BUILTIN)})")
     policies = policies or CAPACITY_POLICIES
     profiles = profiles or ("a100-llama3-8b",)
-    check_distinct_policies(policies, "--policy")  # (fails early on a bad spec, too)
+    with _plugin_hint("capacity"):
+        check_distinct_policies(policies, "--policy")  # (fails early on a bad spec, too)
     for prof in profiles:
         load_profile(prof)
     check_scoring(scoring)
     if routers and not any(n > 1 for n in replica_counts):  # nothing is silently ignored
         raise UserError(f"--router {routers[0]} has no effect without --replicas above 1 (a lone replica needs no "
                         "router); add e.g. --replicas 4")
-    clusters = _clusters({"replicas": list(replica_counts or [1]), "routers": list(routers or ["round-robin"])},
-                         "--router")
+    with _plugin_hint("capacity"):
+        clusters = _clusters({"replicas": list(replica_counts or [1]), "routers": list(routers or ["round-robin"])},
+                             "--router")
     check_out_dir(out, files=CAPACITY_FILES, dirs=("runs", "figures"))
     check_run_tree_out(out, "capacity")
     # (`-w OUT/capacity.csv` was replaced by the capacity table)
@@ -727,9 +763,7 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
 
     atomic.write_csv(out / "capacity-rates.csv", rates_table(searches, slos))
     figures = capacity_figures(searches, slos, out / "figures")
-    with pl.Config(tbl_rows=100, tbl_cols=20, tbl_width_chars=160, float_precision=3, fmt_str_lengths=40,
-                   tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
-        click.echo(table)
+    echo_table(table, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True)
     click.echo(f"SLOs: {slo_text}; tolerance {tolerance:.0%}; {len(seeds)} seed{'' if len(seeds) == 1 else 's'} x {sizes_text} requests per rate")
     click.echo(f"{stats.line()}; {elapsed:.1f} s. Wrote {shown_path(out / 'capacity.md')}, "
                f"{shown_path(out / 'capacity.csv')}, {shown_path(out / 'capacity-rates.csv')} and {len(figures)} "

@@ -52,12 +52,15 @@ def engine_options(fn):
         click.option("--max-num-seqs", type=int, default=256, show_default=True, help="Sequence cap per step."),
         click.option("--num-gpu-blocks", type=int, default=None,
                      help="KV-cache capacity [blocks of --block-size tokens]; default: derived from the profile."),
-        click.option("--gpu-memory-utilization", type=float, default=0.9, show_default=True),
+        click.option("--gpu-memory-utilization", type=float, default=0.9, show_default=True,
+                     help="Share of the profile's GPU memory for weights and KV cache, in (0, 1]: the KV "
+                          "capacity is what it leaves after the weights and an activation reserve (not with "
+                          "--num-gpu-blocks)."),
         click.option("--max-model-len", type=int, default=None,
                      help="Longest prompt + output a request may have [tokens]; default: the profile's "
                           "(8,192 for the Llama-3 profiles)."),
         click.option("--semantics", type=click.Choice(["paper", "vllm-v1"]), default="paper", show_default=True,
-                     help="Batch rules: the paper's, or exactly what the vLLM 0.26 adapter does (resident "
+                     help="Batch rules: the paper's, or exactly what the vLLM V1 adapter does (resident "
                           "requests get the budget first, max-num-seqs caps requests holding KV, recompute)."),
         click.option("--max-resident-seqs", type=int, default=None,
                      help="Cap on requests holding KV (running + paused) [default: none; max-num-seqs with "

@@ -34,6 +34,40 @@ def arrival_suffix(name: str) -> str | None:
     return _SUFFIXES.get(name.strip().lower()) if isinstance(name, str) else None
 
 
+#: Unit suffixes of arrival-time names that no format reads (microseconds, nanoseconds, minutes, hours, and spellings
+#: of seconds and milliseconds other than ``_s`` and ``_ms``) -> the unit in words. A column so named was read as no
+#: arrival times at all: every request at t = 0, the trace's times silently dropped (:func:`unread_arrival_unit`).
+UNREAD_UNITS = {
+    **dict.fromkeys(("us", "µs", "usec", "usecs", "micros", "microseconds"), "microseconds"),
+    **dict.fromkeys(("ns", "nsec", "nsecs", "nanos", "nanoseconds"), "nanoseconds"),
+    **dict.fromkeys(("min", "mins", "minutes"), "minutes"),
+    **dict.fromkeys(("h", "hr", "hrs", "hours"), "hours"),
+    **dict.fromkeys(("sec", "secs", "seconds"), "seconds"),
+    **dict.fromkeys(("msec", "msecs", "millis", "milliseconds"), "milliseconds"),
+}
+#: Each arrival-time name with an unread unit suffix (lower case; ``_``, ``-`` or a space before the unit) -> its
+#: base name and the unit in words.
+_UNREAD = {f"{base}{sep}{unit}": (base, words) for base in ARRIVAL_NAMES for sep in ("_", "-", " ")
+           for unit, words in UNREAD_UNITS.items()}
+
+
+def unread_arrival_unit(names, where: str) -> None:
+    """One-line :class:`~ltrsched.errors.UserError` naming ``where`` (a file, or a file's line) if one of ``names``
+    (a header's columns, a record's keys) names arrival times in a unit no format reads (``arrival_time_us``,
+    ``timestamp_ns``, ``arrived_at_min``: :data:`UNREAD_UNITS`); the caller asks only where no name it reads gives
+    the times. (Such a column was not read: every request arrived at t = 0, and ``--arrival replay`` said the file
+    had no arrival times.)"""
+    from ltrsched.errors import UserError
+
+    for name in names:
+        found = _UNREAD.get(name.strip().lower()) if isinstance(name, str) else None
+        if found is not None:
+            base, words = found
+            raise UserError(f"{where}: {name!r} gives arrival times in {words}, a unit ltrsched does not read; "
+                            f"convert them to seconds ({base} or {base}_s) or milliseconds ({base}_ms), or drop "
+                            "the column")
+
+
 #: Each name :func:`arrival_suffix` reads (in lower case) -> its unit suffix: one look-up a key (the search of every
 #: name and suffix, 5 keys a line, took most of a 100,000-line ``.jsonl``'s load).
 _SUFFIXES = {base + suffix: suffix for suffix in ("", *UNIT_SUFFIXES) for base in ARRIVAL_NAMES}

@@ -104,7 +104,7 @@ from ltrsched.fingerprint import file_digest
 from ltrsched.inputs import check_not_special
 from ltrsched.notices import explain_error
 from ltrsched.workloads.arrival_names import (
-    ARRIVAL_KEYS, ARRIVAL_NAMES, UNIT_SUFFIXES, arrival_suffix, file_may_name_added,
+    ARRIVAL_KEYS, ARRIVAL_NAMES, UNIT_SUFFIXES, arrival_suffix, file_may_name_added, unread_arrival_unit,
 )
 from ltrsched.workloads.arrivals import seconds_unit_warning
 from ltrsched.workloads.blank_text import blank_why, is_blank
@@ -198,6 +198,7 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     dates = {}  # line -> (key, its date-time text): read as a .csv's are, once every line is read
     optional = {name: [] for name in NUMERIC_OPTIONAL_COLUMNS}  # [per line] (None where a line has none)
     mooncake = set()  # the numbers of the lines in Mooncake's keys
+    checked_keys = set()  # keys found in no other case than JSONL_KEYS' and naming no arrival times in a unit unread
     for lineno, rec in jsonl_records(path):
         original = rec if isinstance(rec, dict) else {}
         if isinstance(rec, dict) and any(k in rec for k in MOONCAKE_KEYS):
@@ -255,6 +256,17 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         if len(keys) > 1:
             raise UserError(f"{path}:{lineno}: {' and '.join(repr(k) for k in keys)} both give the arrival time"
                             f"{_in_units(arrival_suffix(k) for k in keys)}; give one")
+        if not checked_keys.issuperset(rec):  # (each key looked at once: most lines repeat the first's)
+            cased = [k for k in rec if k not in JSONL_KEYS and k.strip().lower() in JSONL_KEYS
+                     and arrival_suffix(k) is None]
+            if cased:  # (a 'Score' or 'Request_ID' beside a line's request was dropped, silently)
+                named = (f"key {cased[0]!r} is" if len(cased) == 1
+                         else f"keys {', '.join(repr(k) for k in cased)} are")
+                raise UserError(f"{path}:{lineno}: the {named} not read (keys match as written): write "
+                                f"{', '.join(repr(k.strip().lower()) for k in cased)}")
+            if not keys:
+                unread_arrival_unit(rec, f"{path}:{lineno}")
+            checked_keys.update(rec)
         key = keys[0] if keys else "arrival_time"
         unit = "milliseconds" if arrival_suffix(key) == "_ms" else "seconds"
         if keys:
@@ -825,6 +837,8 @@ def _csv_arrival_column(raw: pl.DataFrame, names: tuple[str, ...], path: Path) -
     found = {suffix: _csv_column(raw, tuple(n + suffix for n in names), "arrival_time", path)
              for suffix in ("", *UNIT_SUFFIXES)}
     found = {suffix: name for suffix, name in found.items() if name is not None}
+    if not found:
+        unread_arrival_unit(raw.columns, str(path))
     if len(found) > 1:
         raise UserError(f"{path}: columns {' and '.join(repr(n) for n in found.values())} both give arrival times"
                         f"{_in_units(found)}; keep one")
@@ -872,6 +886,8 @@ def _other_arrival_name(df: pl.DataFrame, path: Path) -> tuple[pl.DataFrame, str
     suffix kept), and the file's name for it; ``df`` and None if it has no such column. One-line :class:`UserError`
     (as a ``.csv``'s) for two columns giving the times (``timestamp`` and ``arrival_time``)."""
     if not any(arrival_suffix(c) is not None and c not in ARRIVAL_KEYS for c in df.columns):
+        if not any(c in ARRIVAL_KEYS for c in df.columns):
+            unread_arrival_unit(df.columns, str(path))
         return df, None
     found, suffix = _csv_arrival_column(df, CSV_COLUMNS["arrival_time"], path)
     return df.rename({found: f"arrival_time{suffix}"}), found
