@@ -149,5 +149,17 @@ def with_method_key(spec: RunSpec) -> str:
     return spec.label
 
 
-__all__ = ["CLASS_BUCKETS", "METHODS", "Method", "SETTINGS", "make_spec", "paper_tau_twin", "poisson_window_spec",
-           "with_method_key"]
+def one_length_note(setting: str, spec: RunSpec, summary: dict) -> str | None:
+    """A note for a run whose trained classifier predicted one length for every request (its Kendall tau
+    undefined): it then orders them as FCFS does, which a table row equal to FCFS's should say; None otherwise."""
+    if not spec.scoring.startswith("trained-class") or summary.get("scoring_kendall_tau") is not None:
+        return None
+    accuracy = summary.get("scoring_accuracy")
+    share = "" if accuracy is None else f" (accuracy {accuracy:.4g}: the share of requests in that bucket)"
+    return (f"{setting}: {spec.label}: the trained classifier puts every request in one "
+            f"bucket{share}, so it orders them as FCFS does; Kendall tau undefined ('-')")
+
+
+__all__ = ["CLASS_BUCKETS", "METHODS", "Method", "SETTINGS", "make_spec", "one_length_note", "paper_tau_twin",
+           "poisson_window_spec", "with_method_key"]
+

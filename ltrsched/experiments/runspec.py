@@ -100,6 +100,8 @@ class RunSpec:
         if self.max_model_len is None or self.max_model_len == self.profile_max_model_len():
             del d["max_model_len"]
         d["cache_version"] = CACHE_VERSION
+        if self.scoring.startswith("trained-class"):  # its summary's accuracy counts the classifier's own classes:
+            d["class_accuracy"] = "own-classes"       # runs cached before, at accuracy 0.0, are not reused
         d["inputs"] = inputs = self.inputs()
         # a file is its bytes (in inputs) and, for a workload, its format, not the path it was named by: the
         # same file found from another directory (a sweep file's relative paths, "./w.csv") is the same run

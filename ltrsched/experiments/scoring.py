@@ -181,8 +181,11 @@ def attach_scores(workload: Workload, scoring: str, seed: int = 0) -> tuple[Work
         values = scored.df[col].to_numpy()
         df = scored.df
         info.update(kendall_tau=approx.kendall_tau_b(-values if sub == "ltr" else values, out))
-        if sub == "class" and "bucket" in scored.meta:
-            info["accuracy"] = float(np.mean(values == approx.bucket_midpoints(out, int(scored.meta["bucket"]))))
+        if sub == "class" and "bucket" in scored.meta:  # (by the classifier's own classes: 0..W-1 tokens is class 0)
+            from ltrsched.predictors.predictor import bucket_accuracy
+
+            info["accuracy"] = defined(bucket_accuracy(values, out, int(scored.meta["bucket"]),
+                                                       int(scored.meta["num_classes"])))
     if "kendall_tau" in info:  # undefined (NaN) where every request has one length: None, null in summary.json
         info["kendall_tau"] = defined(info["kendall_tau"])
     return workload.with_df(df, scoring=scoring), info

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ltrsched.experiments.methods import METHODS, make_spec, paper_tau_twin
+from ltrsched.experiments.methods import METHODS, make_spec, one_length_note, paper_tau_twin
 from ltrsched.experiments.plotting import grouped_bars
 from ltrsched.experiments.reference import SETTINGS as ALL_SETTINGS, paper_value
 from ltrsched.experiments.runner import load_summary
@@ -40,6 +40,8 @@ def build(out: Path, quick: bool) -> Section:
             ours[p] = s
             if spec.note and spec.note not in notes:
                 notes.append(f"{setting}: {spec.note}")
+            if (one := one_length_note(setting, spec, s)) is not None:
+                notes.append(one)
             rows.append({
                 "setting": setting, "policy": METHODS[p].label,
                 "ours_mean": s["latency_per_token_mean"], "paper_mean": paper_value(NAME, setting, p, "mean"),

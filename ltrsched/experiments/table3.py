@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from ltrsched.experiments import table2
-from ltrsched.experiments.methods import METHODS, make_spec
+from ltrsched.experiments.methods import METHODS, make_spec, one_length_note
 from ltrsched.experiments.reference import paper_value
 from ltrsched.experiments.runner import load_summary
 from ltrsched.experiments.runspec import RunSpec
@@ -52,6 +52,8 @@ def build(out: Path, quick: bool) -> Section:
             })
             if spec.note and f"{setting}: {spec.note}" not in sec.notes:
                 sec.notes.append(f"{setting}: {spec.note}")
+            if (one := one_length_note(setting, spec, s)) is not None:
+                sec.notes.append(one)
         best = min(("ltr", "class", "class-100", "class-10", "class-1", "po"), key=lambda k: lat[k]["latency_per_token_mean"])
         sec.checks.append(Check(f"{setting}: LTR has the lowest latency among the non-oracle predictors",
                                 best == "ltr", f"lowest: {METHODS[best].label}"))

@@ -148,8 +148,21 @@ def bucket_labels(config: PredictorConfig, lengths: np.ndarray) -> np.ndarray:
     class model, else the length in ``label_bucket``-token steps."""
     lengths = np.asarray(lengths, dtype=np.int64)
     if config.kind == "class":
-        return np.minimum(lengths // config.bucket, config.num_classes - 1)
+        return length_classes(lengths, config.bucket, config.num_classes)
     return lengths // max(1, config.label_bucket)
+
+
+def length_classes(lengths: np.ndarray, bucket: int, num_classes: int) -> np.ndarray:
+    """A class model's class of each output length [tokens]: its ``bucket``-token bucket (class 0 holds lengths
+    0..bucket-1), the last of ``num_classes`` open-ended."""
+    return np.minimum(np.asarray(lengths, dtype=np.int64) // bucket, num_classes - 1)
+
+
+def bucket_accuracy(predicted_lengths: np.ndarray, lengths: np.ndarray, bucket: int, num_classes: int) -> float:
+    """Share of requests whose predicted length [tokens] (:meth:`Predictor.predicted_lengths`: a bucket's midpoint)
+    lies in the class of their true output length [tokens] (:func:`length_classes`); NaN for no request."""
+    predicted = np.floor(np.asarray(predicted_lengths, dtype=np.float64) / bucket)
+    return float((predicted == length_classes(lengths, bucket, num_classes)).mean()) if len(predicted) else float("nan")
 
 
 def majority_accuracy(config: PredictorConfig, lengths: np.ndarray) -> tuple[int, float]:
@@ -524,8 +537,8 @@ class Predictor:
         scores = self._eval_scores = self.scores(prompts)
         out = {"tau": kendall_tau(scores, lengths)}
         if self.config.kind == "class":
-            pred = np.floor(self.predicted_lengths(prompts) / self.config.bucket)
-            out["accuracy"] = float((pred == self.labels(lengths)).mean())
+            out["accuracy"] = bucket_accuracy(self.predicted_lengths(prompts), lengths, self.config.bucket,
+                                              self.config.num_classes)
         return out
 
     # ------------------------------------------------------------------ persistence

@@ -101,6 +101,8 @@ def classify_workload(workload, name: str = "sharegpt", bucket: int = 820):
     from ltrsched.predictors.data import texts_of
 
     _check_name(name)
-    lengths = sharegpt_predictor("class", bucket).predicted_lengths(texts_of(workload))
+    predictor = sharegpt_predictor("class", bucket)
+    lengths = predictor.predicted_lengths(texts_of(workload))
     return workload.with_df(workload.df.with_columns(predicted_length=pl.Series(lengths, dtype=pl.Float64)),
-                            predictor=f"sharegpt-class-{bucket}", bucket=bucket)
+                            predictor=f"sharegpt-class-{bucket}", bucket=bucket,
+                            num_classes=predictor.config.num_classes)
