@@ -185,7 +185,7 @@ class LiveTable:
         }
 
     def preempted(self, slots: np.ndarray) -> None:
-        """``slots`` lost their KV (recompute preemption): they wait and will prefill prompt + output again."""
+        """``slots`` lost their KV (recompute preemption): they wait and will prefill their prompt and the tokens generated so far again."""
         c = self._cols
         generated = self.generated_tokens  # (the logged tokens added)
         if len(slots) <= _FEW:  # (a few each step: scalar writes)
