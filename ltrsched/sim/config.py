@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numbers
+import os
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
+from ltrsched import arguments
 from ltrsched.strict_json import shown
 
 PREEMPTION_MODES = ("swap", "recompute")
@@ -135,6 +137,11 @@ class SimConfig:
         if self.watermark is None:  # (vllm-v1 took the paper's 0.01: 1% of the blocks kept free, the engine none)
             object.__setattr__(self, "watermark", PAPER_WATERMARK if self.semantics != "vllm-v1" else 0.0)
 
+        if not isinstance(self.profile, (str, os.PathLike)) and not callable(getattr(self.profile, "step_time", None)):
+            # (None or a number failed at the run's start: "'NoneType' object has no attribute 'num_gpu_blocks'")
+            refuse(("profile",), lambda n: f"{n.name('profile')} must be a built-in profile name, a path to a profile "
+                                           f"JSON file or a profile object (with step_time), got "
+                                           f"{arguments.shown(self.profile)}")
         if self.preemption not in PREEMPTION_MODES:
             refuse(("preemption",), lambda n: f"{n.name('preemption')} must be one of "
                                               f"{', '.join(PREEMPTION_MODES)}, got {self.preemption!r}")
