@@ -154,3 +154,23 @@ def test_emulate_with_a_nan_step_time_stops_with_one_line_not_a_hang(workload):
                                         r"nan s; a step must take a finite time of at least 1e-06 s$"):
         emulate(workload, make_policy("fcfs"), _Returns(math.nan).step_time,
                 EngineConfig(num_gpu_blocks=100, max_num_batched_tokens=64, max_num_seqs=4, max_model_len=128))
+
+
+def test_a_profile_object_that_cannot_be_copied_runs(workload):
+    """``SimConfig.describe()`` deep-copied the profile object (dataclasses.asdict): one holding a lock failed the
+    run at its end with "cannot pickle '_thread.lock' object"."""
+    import threading
+
+    class Locked:  # (not a dataclass: asdict recursed into a dataclass's fields, and copied the rest whole)
+        name = "locked"
+
+        def __init__(self):
+            self.lock = threading.Lock()
+            self.inner = LinearProfile()
+
+        def __getattr__(self, name):  # (step_time, num_gpu_blocks, max_model_len, ...: the linear profile's)
+            return getattr(self.__dict__["inner"], name)
+
+    result = simulate(workload, make_policy("fcfs"), SimConfig(profile=Locked()))
+    assert result.meta["config"]["profile"] == "locked"
+    assert result.summary["num_finished"] == 2

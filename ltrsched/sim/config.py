@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numbers
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Callable
 
 from ltrsched import arguments
@@ -194,7 +194,10 @@ class SimConfig:
             refuse(("swap_space_gib",), lambda n: f"{n.name('swap_space_gib')} must be >= 0, got {self.swap_space_gib}")
 
     def describe(self) -> dict[str, Any]:
-        d = asdict(self)
+        """The settings as a dict of plain values, the profile by its name (a result's ``meta["config"]``)."""
+        # (not dataclasses.asdict: it deep-copied a profile object only to drop it, and one holding a lock or an open
+        # file failed the run at its very end: "cannot pickle '_thread.lock' object")
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
         if not isinstance(self.profile, str):
             d["profile"] = getattr(self.profile, "name", type(self.profile).__name__)
         return d
