@@ -174,3 +174,16 @@ def test_a_profile_object_that_cannot_be_copied_runs(workload):
     result = simulate(workload, make_policy("fcfs"), SimConfig(profile=Locked()))
     assert result.meta["config"]["profile"] == "locked"
     assert result.summary["num_finished"] == 2
+
+
+def test_a_request_a_stop_time_left_unserved_has_no_waiting_time():
+    """A request that got no token before ``stop_time`` had ``max_waiting_time`` 0.0 (polars' max_horizontal skipped
+    its NaN time to first token), and the docstring said unfinished requests keep *null* finish times: they are NaN."""
+    workload = make_workload([10, 20, 30], [50, 5, 5], [0, 0, 5])
+    result = simulate(workload, make_policy("fcfs"), SimConfig(profile=LinearProfile(), stop_time=0.1))
+    requests = result.requests.sort("request_id")
+    assert requests["finish_time"].is_nan().to_list() == [True, False, True]
+    assert requests["finish_time"].null_count() == 0
+    waited = requests["max_waiting_time"].to_list()
+    assert waited[:2] == pytest.approx([0.04, 0.04]) and math.isnan(waited[2])
+    assert result.summary["num_finished"] == 1 and result.summary["max_waiting_time_mean"] == pytest.approx(0.04)

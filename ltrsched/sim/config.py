@@ -105,7 +105,8 @@ class SimConfig:
         max_model_len: longest prompt + output a request may have [tokens]; None: the profile's.
         record_steps: keep a per-step trace in the result.
         stop_time: end the run at this simulated time [s] (None: when every request has finished);
-            unfinished requests keep null finish times and are left out of the latency summaries.
+            unfinished requests keep NaN finish times (NaN, not null: ``is_nan()`` finds them; NaN first-token
+            times too where they had none) and are left out of the latency summaries.
         max_resident_seqs: most requests holding KV on the GPU (running + paused) [sequences]; beyond it the
             lowest-ranked paused requests are preempted. None: no cap ("paper"), ``max_num_seqs``
             ("vllm-v1": vLLM's running-queue cap, unless the engine ran with a larger one).
