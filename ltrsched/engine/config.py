@@ -93,7 +93,8 @@ class EngineConfig:
                 continue
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise ValueError(f"{name} must be a number, got {value!r}")
-            object.__setattr__(self, name, float(value))
+            if not isinstance(value, (int, float)):  # (a numpy float: asdict() gave what json.dumps refuses)
+                object.__setattr__(self, name, float(value))
         if not 0 <= self.watermark < 1:  # (NaN too)
             raise ValueError(f"watermark must be in [0, 1), got {self.watermark}")
         if not 0 < self.gpu_memory_utilization <= 1:
