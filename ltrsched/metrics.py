@@ -9,7 +9,7 @@ Per request:
     e2e_latency          finish_time - arrival_time [s]
     latency_per_token    e2e_latency / output_tokens [s/token] (the paper's main metric; output_tokens is
                          the workload's length, without any policy overhead tokens)
-    max_waiting_time     max(ttft, largest gap between two consecutive output tokens) [s]
+    max_waiting_time     max(ttft, largest gap between two consecutive output tokens) [s]; NaN without a first token
     queueing_delay       first_scheduled_time - arrival_time [s]
 """
 
@@ -39,7 +39,9 @@ def request_metrics(df: pl.DataFrame) -> pl.DataFrame:
         .otherwise(None),
         e2e_latency=pl.col("finish_time") - pl.col("arrival_time"),
         latency_per_token=(pl.col("finish_time") - pl.col("arrival_time")) / pl.col("output_tokens"),
-        max_waiting_time=pl.max_horizontal(ttft, pl.col("max_token_gap")),
+        # (NaN, or null, where there is no first token: max_horizontal skipped the NaN, and a request a stop time left
+        # waiting had waited 0.0 s)
+        max_waiting_time=pl.when(ttft.is_not_nan()).then(pl.max_horizontal(ttft, pl.col("max_token_gap"))).otherwise(ttft),
         queueing_delay=pl.col("first_scheduled_time") - pl.col("arrival_time"),
     )
 

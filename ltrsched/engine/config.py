@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
 from ltrsched.errors import UserError
+
+#: :class:`EngineConfig`'s settings that count something [blocks, threads, tokens, sequences, GPUs]: a positive
+#: integer (a numpy one too, kept as Python's), None where that is the default; never a float or a bool.
+INTEGER_FIELDS = ("num_gpu_blocks", "threads", "max_num_batched_tokens", "max_num_seqs", "max_resident_seqs",
+                  "block_size", "max_model_len", "tensor_parallel_size", "max_tokens")
+#: The settings with a fixed set of values.
+CHOICES = {"platform": ("cpu", "cuda"), "prompts": ("random", "text"), "eos": ("ignore", "model"),
+           "sampling": ("random", "greedy")}
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,50 @@ class EngineConfig:
     eos: str = "ignore"
     max_tokens: int | None = None
     sampling: str = "random"
+
+    def __post_init__(self) -> None:
+        """Refuse a setting vLLM would refuse deep inside (a pydantic report of several lines, an ``AssertionError``
+        from its block pool) or take silently wrong (``max_num_seqs=True`` ran with 1), with one ValueError naming
+        it; a numpy integer or float becomes Python's (vLLM's config refused ``np.int64(2048)`` as max_model_len)."""
+        for name in INTEGER_FIELDS:
+            value = getattr(self, name)
+            if value is None and EngineConfig.__dataclass_fields__[name].default is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ValueError(f"{name} must be an integer, got {value!r}")
+            if value <= 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+            object.__setattr__(self, name, int(value))
+        for name in ("watermark", "gpu_memory_utilization", "kv_cache_gib"):
+            value = getattr(self, name)
+            if value is None and name == "kv_cache_gib":
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ValueError(f"{name} must be a number, got {value!r}")
+            if not isinstance(value, (int, float)):  # (a numpy float: asdict() gave what json.dumps refuses)
+                object.__setattr__(self, name, float(value))
+        if not 0 <= self.watermark < 1:  # (NaN too)
+            raise ValueError(f"watermark must be in [0, 1), got {self.watermark}")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ValueError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
+        if self.kv_cache_gib is not None and not (math.isfinite(self.kv_cache_gib) and self.kv_cache_gib > 0):
+            raise ValueError(f"kv_cache_gib must be a positive size in GiB, got {self.kv_cache_gib}")
+        if self.num_gpu_blocks is not None and self.num_gpu_blocks < 2:
+            raise ValueError(f"num_gpu_blocks must be >= 2 (one is vLLM's null block), got {self.num_gpu_blocks}")
+        if self.max_resident_seqs is not None and self.max_resident_seqs < self.max_num_seqs:
+            raise ValueError(f"max_resident_seqs ({self.max_resident_seqs}) must be >= max_num_seqs "
+                             f"({self.max_num_seqs})")
+        if self.max_num_batched_tokens < self.vllm_max_num_seqs:
+            raise ValueError(f"max_num_batched_tokens ({self.max_num_batched_tokens}) must be >= "
+                             f"{'max_resident_seqs' if self.max_resident_seqs else 'max_num_seqs'} "
+                             f"({self.vllm_max_num_seqs}), as vLLM requires")
+        if not isinstance(self.enforce_eager, bool):
+            raise ValueError(f"enforce_eager must be true or false, got {self.enforce_eager!r}")
+        for name, values in CHOICES.items():
+            if getattr(self, name) not in values:
+                raise ValueError(f"{name} must be one of {', '.join(values)}, got {getattr(self, name)!r}")
+        if not isinstance(self.model, str) or not self.model:
+            raise ValueError(f"model must be a built-in model name or a model directory, got {self.model!r}")
 
     @property
     def needs_tokenizer(self) -> bool:

@@ -13,19 +13,41 @@ real-engine validation finds is timing, not scheduling.
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 from contextlib import contextmanager, nullcontext
 from typing import Any, Callable
 
+from ltrsched.arguments import check_argument, shown
 from ltrsched.engine.config import EngineConfig, model_dir
 from ltrsched.engine.environment import EngineEnvironment
 from ltrsched.engine.live_table import RequestInfo
-from ltrsched.engine.replay import replay
+from ltrsched.engine.replay import check_run_arguments, replay
 from ltrsched.engine.setup import EngineSetup, handed_to_next_scheduler
 from ltrsched.engine.vllm_compat import model_runner_output, require_vllm
+from ltrsched.errors import UserError
 from ltrsched.policies.base import Policy
 from ltrsched.policies.step_shape import StepShape
 from ltrsched.results import RunResult
 from ltrsched.workloads.schema import Workload
+
+
+#: The shortest step a step-time model may give [s]: the simulator's ``MIN_STEP_S`` (``ltrsched.sim.profiles.model``;
+#: this package does not import the simulator), so that a model both hosts run is refused by both alike.
+MIN_STEP_S = 1e-6
+
+
+def checked_step_time(step_time: Callable[[StepShape], float], shape: StepShape) -> float:
+    """``step_time(shape)`` [s]; a one-line :class:`UserError` where it is not a number, or not a finite time of at
+    least :data:`MIN_STEP_S` (NaN stopped the virtual clock, and the replay waited for the next arrival for good)."""
+    dt = step_time(shape)
+    if isinstance(dt, bool) or not isinstance(dt, numbers.Real) or not (math.isfinite(dt) and dt >= MIN_STEP_S):
+        owner = getattr(step_time, "__self__", None)  # (a profile's method: the profile is named)
+        who = "step_time" if owner is None else f"profile {getattr(owner, 'name', type(owner).__name__)!r}"
+        raise UserError(f"{who}: a step of {shape.num_prefill_tokens} prefill tokens and "
+                        f"{shape.num_decode_seqs} decodes takes {dt!r} s; a step must take a finite time of at least "
+                        f"{MIN_STEP_S:g} s")
+    return dt
 
 
 class VirtualClock:
@@ -88,7 +110,7 @@ class EmulatedDriver:
     def step(self) -> None:
         """One engine step: schedule, 'run' it for its modelled time, report a token per finished prompt."""
         out = self.scheduler.schedule()
-        self.clock.now += self.step_time(self.scheduler.planned_shape)
+        self.clock.now += checked_step_time(self.step_time, self.scheduler.planned_shape)
         ids = list(out.num_scheduled_tokens)
         requests = self.scheduler.requests
         sampled = [[] if requests[r].is_prefill_chunk else [0] for r in ids]
@@ -169,6 +191,11 @@ def emulate(workload: Workload, policy: Policy, step_time: Callable[[StepShape],
     """Serve ``workload`` through vLLM's scheduler + the adapter, timing steps with ``step_time`` [s]
     (on ``driver`` if given, e.g. to serve several runs with one scheduler); ``progress``, ``progress_label``: as
     :func:`~ltrsched.engine.replay.replay`'s."""
+    check_run_arguments(workload, policy)  # (before the scheduler is built: seconds)
+    check_argument(config, EngineConfig, "config", "an EngineConfig")
+    if not callable(step_time):  # (a profile object: its step_time method is what is wanted)
+        raise TypeError(f"step_time must be a function of a StepShape giving seconds (a profile's .step_time), "
+                        f"got {shown(step_time)}")
     driver = driver or emulated_driver(config, step_time)
     return replay(workload, policy, driver, config, host="emulated vLLM scheduler (CPU, modelled step times)",
                   progress=progress, progress_label=progress_label)

@@ -34,6 +34,7 @@ import polars as pl
 import simpy
 from simpy.events import URGENT, Timeout
 
+from ltrsched.arguments import check_argument
 from ltrsched.errors import UserError
 from ltrsched.metrics import speedup_vs_real_time, summarize
 from ltrsched.policies.base import Policy
@@ -48,6 +49,7 @@ from ltrsched.sim.request_table import RequestTable
 from ltrsched.sim.simulate import (
     SimResult,
     check_finished,
+    check_run_arguments,
     make_replica,
     replica_counters,
     request_frame,
@@ -247,6 +249,9 @@ def simulate_cluster(workload: Workload, policy: Policy, config: SimConfig | Non
     """
     from ltrsched.routers import make_router
 
+    check_run_arguments(workload, policy, config)
+    check_argument(router, (Router, type(None)), "router",
+                   "a Router object (ltrsched.routers.make_router('round-robin') for a spec), or None for round-robin")
     config = config or SimConfig()
     if isinstance(replicas, bool) or not isinstance(replicas, (int, np.integer)) or not 1 <= replicas <= MAX_REPLICAS:
         raise UserError(f"replicas must be an integer in 1..{MAX_REPLICAS}, got {replicas!r}")

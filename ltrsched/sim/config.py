@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numbers
-from dataclasses import asdict, dataclass
+import os
+from dataclasses import dataclass, fields
 from typing import Any, Callable
 
+from ltrsched import arguments
 from ltrsched.strict_json import shown
 
 PREEMPTION_MODES = ("swap", "recompute")
@@ -103,7 +105,8 @@ class SimConfig:
         max_model_len: longest prompt + output a request may have [tokens]; None: the profile's.
         record_steps: keep a per-step trace in the result.
         stop_time: end the run at this simulated time [s] (None: when every request has finished);
-            unfinished requests keep null finish times and are left out of the latency summaries.
+            unfinished requests keep NaN finish times (NaN, not null: ``is_nan()`` finds them; NaN first-token
+            times too where they had none) and are left out of the latency summaries.
         max_resident_seqs: most requests holding KV on the GPU (running + paused) [sequences]; beyond it the
             lowest-ranked paused requests are preempted. None: no cap ("paper"), ``max_num_seqs``
             ("vllm-v1": vLLM's running-queue cap, unless the engine ran with a larger one).
@@ -135,6 +138,11 @@ class SimConfig:
         if self.watermark is None:  # (vllm-v1 took the paper's 0.01: 1% of the blocks kept free, the engine none)
             object.__setattr__(self, "watermark", PAPER_WATERMARK if self.semantics != "vllm-v1" else 0.0)
 
+        if not isinstance(self.profile, (str, os.PathLike)) and not callable(getattr(self.profile, "step_time", None)):
+            # (None or a number failed at the run's start: "'NoneType' object has no attribute 'num_gpu_blocks'")
+            refuse(("profile",), lambda n: f"{n.name('profile')} must be a built-in profile name, a path to a profile "
+                                           f"JSON file or a profile object (with step_time), got "
+                                           f"{arguments.shown(self.profile)}")
         if self.preemption not in PREEMPTION_MODES:
             refuse(("preemption",), lambda n: f"{n.name('preemption')} must be one of "
                                               f"{', '.join(PREEMPTION_MODES)}, got {self.preemption!r}")
@@ -187,7 +195,10 @@ class SimConfig:
             refuse(("swap_space_gib",), lambda n: f"{n.name('swap_space_gib')} must be >= 0, got {self.swap_space_gib}")
 
     def describe(self) -> dict[str, Any]:
-        d = asdict(self)
+        """The settings as a dict of plain values, the profile by its name (a result's ``meta["config"]``)."""
+        # (not dataclasses.asdict: it deep-copied a profile object only to drop it, and one holding a lock or an open
+        # file failed the run at its very end: "cannot pickle '_thread.lock' object")
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
         if not isinstance(self.profile, str):
             d["profile"] = getattr(self.profile, "name", type(self.profile).__name__)
         return d

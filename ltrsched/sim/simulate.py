@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import time
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import numpy as np
 import polars as pl
 import simpy
 
+from ltrsched.arguments import check_argument
 from ltrsched.errors import UserError
 from ltrsched.metrics import request_metrics, speedup_vs_real_time, summarize
 from ltrsched.policies.base import Policy
@@ -120,6 +122,9 @@ def _check_step_time(profile) -> None:
     """The lightest step (one decode of a one-token context) must take a finite time of at least
     :data:`MIN_STEP_S`: zero-time steps make every latency 0 (profile files are checked in full on load)."""
     dt = profile.step_time(StepShape(num_decode_seqs=1, decode_context_tokens=1))
+    if isinstance(dt, bool) or not isinstance(dt, numbers.Real):  # (None: a TypeError from math.isfinite)
+        raise UserError(f"profile {getattr(profile, 'name', type(profile).__name__)!r}: step_time gave {dt!r} for a "
+                        f"one-token decode step; it must give a time in seconds (a number)")
     if not (math.isfinite(dt) and dt >= MIN_STEP_S):
         raise UserError(f"profile {getattr(profile, 'name', type(profile).__name__)!r}: a one-token decode step "
                         f"takes {dt:.3g} s; a step must take a finite time of at least {MIN_STEP_S:g} s")
@@ -179,6 +184,14 @@ def host_capacity_blocks(swap_space_gib: float, block_bytes: int) -> int:
     :data:`MAX_HOST_BLOCKS` (an int(NaN) ValueError for +inf or past ~1.7e299 GiB, where the bytes overflow)."""
     blocks = swap_space_gib * GIB // block_bytes  # (inf // x is NaN: the comparison below is then False)
     return int(blocks) if blocks < MAX_HOST_BLOCKS else MAX_HOST_BLOCKS
+
+
+def check_run_arguments(workload: Any, policy: Any, config: Any) -> None:
+    """One-line :class:`TypeError` naming the argument of :func:`simulate` (or the cluster's) that is not a
+    :class:`Workload`, a :class:`Policy` or a :class:`SimConfig` (``config`` may be None: the defaults)."""
+    check_argument(workload, Workload, "workload", "a Workload (ltrsched.workloads.schema.Workload(df) for a frame)")
+    check_argument(policy, Policy, "policy", "a Policy object (ltrsched.policies.make_policy('fcfs') for a spec)")
+    check_argument(config, (SimConfig, type(None)), "config", "a SimConfig, or None for the defaults")
 
 
 def setup_run(workload: Workload, policy: Policy, config: SimConfig, fixes: FitFixes = FitFixes()) -> RunSetup:
@@ -267,6 +280,7 @@ def replica_counters(replica: Replica) -> dict[str, Any]:
 
 def simulate(workload: Workload, policy: Policy, config: SimConfig | None = None, progress: bool = False) -> SimResult:
     """Simulate serving ``workload`` under ``policy``; see :class:`SimResult`."""
+    check_run_arguments(workload, policy, config)
     config = config or SimConfig()
     setup = setup_run(workload, policy, config)
     table = setup.table

@@ -1,0 +1,22 @@
+"""One-line :class:`TypeError` for a Python API entry point (``simulate``, ``simulate_cluster``, ``emulate``,
+``replay``) given the wrong kind of object for an argument: a string where a policy object goes, a polars frame where
+a :class:`~ltrsched.workloads.schema.Workload` goes, a dict where a config goes. Without the check each failed inside
+the run with an ``AttributeError`` about a missing attribute (``'str' object has no attribute 'needs'``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def shown(value: Any) -> str:
+    """``value`` as an error shows it: its type's name, and for a short value its repr (``str 'fcfs'``)."""
+    if value is None:
+        return "None"
+    text = repr(value)
+    return f"{type(value).__name__} {text}" if len(text) <= 60 else type(value).__name__
+
+
+def check_argument(value: Any, kind: type | tuple[type, ...], argument: str, expected: str) -> None:
+    """Raise ``TypeError("{argument} must be {expected}, got {shown(value)}")`` unless ``value`` is a ``kind``."""
+    if not isinstance(value, kind):
+        raise TypeError(f"{argument} must be {expected}, got {shown(value)}")
