@@ -342,9 +342,10 @@ def predict(model_dir, workload, out, column, split):
                         "have); leave --split out to score the whole file")
     _check_labels_column(column, wl, workload)
     prompts = texts_of(wl)
-    cols = {column: pl.Series(predictor.scores(prompts))}
+    scored = predictor.score(prompts)  # (once: a class model's lengths come from the same pass as its scores)
+    cols = {column: pl.Series(scored.scores)}
     if predictor.config.kind == "class":
-        cols["predicted_length"] = pl.Series(predictor.predicted_lengths(prompts))
+        cols["predicted_length"] = pl.Series(scored.predicted_lengths)
     _warn_unseen(predictor, len(prompts), "prompts")
     _note_cut(predictor, (prompts, "prompts"))
     _warn_constant_scores(cols[column].to_numpy(), prompts, column)
@@ -384,7 +385,8 @@ def evaluate(model_dir, data, split, plot):
     if trained_on:  # (None: the checkpoint does not record its training prompts)
         click.echo(f"warning: {trained_on} of the {len(prompts)} evaluated prompts are training prompts of {model_dir}: "
                    "its tau here is not held-out and overstates the ranker", err=True)
-    result = predictor.evaluate(prompts, lengths)
+    scored = predictor.score(prompts)  # (once: the metrics and the plot read the same scores)
+    result = predictor.measure(scored, lengths)
     if result["tau"] is None:
         raise UserError(f"the predictor gives all {len(prompts)} held-out prompts the same score: "
                         "Kendall tau is undefined (it cannot tell these prompts apart)")
@@ -399,7 +401,7 @@ def evaluate(model_dir, data, split, plot):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        scores = predictor.scores(prompts)
+        scores = scored.scores
         deciles = np.minimum((np.argsort(np.argsort(-scores)) * 10) // len(scores), 9)
         fig, ax = plt.subplots(figsize=(5, 3.5))
         ax.boxplot([lengths[deciles == d] for d in range(10)], showfliers=False)

@@ -72,10 +72,21 @@ class Ensemble:
         return self.combine([m.scores(prompts, batch_size) if w else np.zeros(len(prompts))
                              for m, w in zip(self.members, self.weights)])
 
+    def score(self, prompts: list[str], batch_size: int = 1024):
+        """``prompts`` scored once (:class:`~ltrsched.predictors.predictor.Scored`; an ensemble of rankers predicts
+        no lengths)."""
+        from ltrsched.predictors.predictor import Scored
+
+        return Scored(self.scores(prompts, batch_size))
+
     def evaluate(self, prompts: list[str], lengths: np.ndarray) -> dict:
+        return self.measure(self.score(prompts), lengths)
+
+    def measure(self, scored, lengths: np.ndarray) -> dict:
+        """Kendall tau of prompts already ``scored`` (:meth:`score`) against their output ``lengths`` [tokens]."""
         from ltrsched.predictors.predictor import kendall_tau
 
-        return {"tau": kendall_tau(self.scores(prompts), lengths)}
+        return {"tau": kendall_tau(scored.scores, lengths)}
 
     def training_overlap(self, prompts: list[str]) -> int | None:
         """How many of ``prompts`` some member was trained on (by text); None if no member's checkpoint says what it

@@ -6,7 +6,7 @@ import hashlib
 import io
 import time
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -321,6 +321,15 @@ def _one_thread():
         set_threads(before)
 
 
+@dataclass(frozen=True)
+class Scored:
+    """Prompts scored by a predictor in one pass (:meth:`Predictor.score`)."""
+
+    scores: np.ndarray  #: one per prompt, higher = shorter
+    #: [tokens] a class model's predicted length of each prompt (its most likely bucket's midpoint); None: a ranker
+    predicted_lengths: np.ndarray | None = None
+
+
 class Predictor:
     """A length predictor: ``scores(prompts)`` (higher = shorter); class models also give
     ``predicted_lengths(prompts)`` [tokens] (the predicted bucket's midpoint)."""
@@ -407,17 +416,26 @@ class Predictor:
             forget()
 
     def scores(self, prompts: list[str], batch_size: int = 1024) -> np.ndarray:
+        return self.score(prompts, batch_size).scores
+
+    def score(self, prompts: list[str], batch_size: int = 1024) -> Scored:
+        """``prompts`` scored once: their scores and, of a class model, their predicted lengths, from one pass of
+        the model (``predict`` and ``evaluate`` of a class model scored every prompt twice, once for each: twice the
+        minutes of a model backbone)."""
         raw = self._raw(prompts, batch_size)
         if self.outputs == 1:
-            return raw.astype(np.float64)
-        return -self._expected_bucket(raw)
+            return Scored(raw.astype(np.float64))
+        return Scored(-self._expected_bucket(raw), self._bucket_midpoints(raw))
 
     def predicted_lengths(self, prompts: list[str], batch_size: int = 1024) -> np.ndarray:
         """Predicted output length [tokens]: the midpoint of the most likely bucket (class models)."""
         if self.outputs == 1:
             raise UserError("a ranking model predicts scores, not lengths; train --kind class for lengths")
-        raw = self._raw(prompts, batch_size)
-        return (raw.argmax(axis=1) + 0.5) * self.config.bucket
+        return self._bucket_midpoints(self._raw(prompts, batch_size))
+
+    def _bucket_midpoints(self, logits: np.ndarray) -> np.ndarray:
+        """[tokens] The midpoint of each prompt's most likely bucket, from a class model's ``logits``."""
+        return (logits.argmax(axis=1) + 0.5) * self.config.bucket
 
     @staticmethod
     def _expected_bucket(logits: np.ndarray) -> np.ndarray:
@@ -533,11 +551,16 @@ class Predictor:
         return cfg.metrics
 
     def evaluate(self, prompts: list[str], lengths: np.ndarray) -> dict:
-        """Kendall tau (and, for class models, bucket accuracy) on held-out prompts."""
-        scores = self._eval_scores = self.scores(prompts)
-        out = {"tau": kendall_tau(scores, lengths)}
+        """Kendall tau (and, for class models, bucket accuracy) on held-out prompts, each scored once."""
+        return self.measure(self.score(prompts), lengths)
+
+    def measure(self, scored: Scored, lengths: np.ndarray) -> dict:
+        """Kendall tau (and, for class models, bucket accuracy) of prompts already ``scored`` (:meth:`score`) against
+        their output ``lengths`` [tokens]."""
+        self._eval_scores = scored.scores
+        out = {"tau": kendall_tau(scored.scores, lengths)}
         if self.config.kind == "class":
-            out["accuracy"] = bucket_accuracy(self.predicted_lengths(prompts), lengths, self.config.bucket,
+            out["accuracy"] = bucket_accuracy(scored.predicted_lengths, lengths, self.config.bucket,
                                               self.config.num_classes)
         return out
 
