@@ -423,10 +423,19 @@ def _show_scoring(predictor, label: str) -> None:
     from functools import partial
 
     members = getattr(predictor, "members", None)
-    shown = [(predictor, label)] if members is None else [
-        (m, f"{label} member {i} of {len(members)}") for i, m in enumerate(members, 1)]
-    for p, name in shown:
-        p.progress = partial(_scoring_bar, name)
+    if members is not None:
+        _show_members(members, label)
+        return
+    predictor.progress = partial(_scoring_bar, label)
+
+
+def _show_members(members: list, label: str) -> None:
+    """Show the scoring progress of each of an ensemble's ``members`` on stderr, its line's label ``LABEL member I of
+    N`` (:func:`_show_scoring`)."""
+    from functools import partial
+
+    for i, m in enumerate(members, 1):
+        m.progress = partial(_scoring_bar, f"{label} member {i} of {len(members)}")
 
 
 def _scoring_bar(label: str, total: int, noun: str, verb: str):
@@ -542,6 +551,9 @@ def ensemble(models, weights, data, eval_data, out):
     ev_prompts, ev_lengths = prompts_and_lengths(data if eval_data is None else eval_data, "eval" if eval_data is None else "all",
                                                  hint=_EVAL_HINT)
     check_labelled(ev_prompts, ev_lengths, "held-out")
+    # (each member scores the calibration and the held-out prompts: a model backbone's minutes; no line off a
+    # terminal before: `ensemble member 1 of 2: K of N prompts scored, S s`)
+    _show_members(members, "ensemble")
     ens = Ensemble.calibrate(members, prompts, list(weights) or None)
     from ltrsched.predictors.predictor import kendall_tau, unseen_warning
 
@@ -625,7 +637,8 @@ def label_report(labels, out, sizes, seed, epochs, probe, probe_layer):
     if not is_labels(df):
         raise UserError(f"{labels} is not a labels file from `ltrsched label` (no key/run/model_sha256/prompt_sha256 columns)")
     report = make_report(df, labels.name, size_list, seed=seed, epochs=epochs,
-                         on_progress=lambda m: click.echo(m, err=True), probe=probe, probe_layer=probe_layer)
+                         on_progress=lambda m: click.echo(m, err=True), probe=probe, probe_layer=probe_layer,
+                         show_progress=True)
     md = report.markdown(str(labels))
     atomic.write_text(out / "report.md", md)
     atomic.write_text(out / "report.json", strict_json.dumps(report.to_dict(), indent=2) + "\n")

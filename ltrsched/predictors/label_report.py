@@ -150,10 +150,11 @@ def parse_sizes(text: str) -> list[int | str]:
 
 def label_report(labels: pl.DataFrame, name: str, sizes=DEFAULT_SIZES, seed: int = 0, epochs: int | None = None,
                  on_progress: Callable[[str], None] | None = None, probe: str | None = None,
-                 probe_layer: int | None = None) -> LabelReport:
+                 probe_layer: int | None = None, show_progress: bool = False) -> LabelReport:
     """The report's numbers for a labels table (see the module docstring); ``epochs`` overrides the default
     ranker's; ``on_progress(message)`` hears of each ranker trained; ``probe``: a causal LM (``--hf-model``
-    spec, the served model) whose hidden state after ``probe_layer`` layers a probe ranker reads."""
+    spec, the served model) whose hidden state after ``probe_layer`` layers a probe ranker reads;
+    ``show_progress``: each ranker's training and scoring show their progress on stderr (:func:`_fit_shown`)."""
     from ltrsched.predictors.config import PredictorConfig
     from ltrsched.predictors.predictor import Predictor, check_labelled
 
@@ -175,7 +176,7 @@ def label_report(labels: pl.DataFrame, name: str, sizes=DEFAULT_SIZES, seed: int
         note(f"training the ranker on {what} ({len(prompts)} prompts)")
         config = PredictorConfig(seed=seed) if epochs is None else PredictorConfig(seed=seed, epochs=epochs)
         p = Predictor(config)
-        p.fit(prompts, lengths)
+        _fit_shown(p, prompts, lengths, show_progress)
         return p
 
     if probe is not None:  # loaded first: a layer past its model's, or a model that cannot load, fails before training
@@ -214,7 +215,7 @@ def label_report(labels: pl.DataFrame, name: str, sizes=DEFAULT_SIZES, seed: int
     if probe is not None:
         note(f"training the probe ranker on the served model's lengths ({len(tp)} prompts; one forward pass of "
              f"{probe} per prompt)")
-        probe_predictor.fit(tp, tl)
+        _fit_shown(probe_predictor, tp, tl, show_progress)
         probe_tau, probe_layer = kendall_tau(probe_predictor.scores(ep), el), probe_config.probe_layer
 
     ceiling, num_ceiling = _ceiling(labels)
@@ -238,6 +239,29 @@ def label_report(labels: pl.DataFrame, name: str, sizes=DEFAULT_SIZES, seed: int
     )
     report.na_reasons = _na_reasons(report, has_chatgpt, ec)
     return report
+
+
+#: The label of ``label-report``'s progress lines (``label-report: K of N lists trained, S s``).
+PROGRESS_LABEL = "label-report"
+
+
+def _fit_shown(predictor, prompts: list[str], lengths: np.ndarray, show: bool) -> None:
+    """Train ``predictor`` on ``prompts`` and their ``lengths`` [tokens]; with ``show``, as ``ltrsched train`` shows it
+    (:mod:`ltrsched.progress`): its lists trained (tqdm's bar on a terminal, else a line about every 10 s), its
+    prompts featurised off a terminal (a probe's pass per prompt), and afterwards its scoring of prompts. Without it
+    (a library caller) nothing is shown: the report's rankers printed no progress off a terminal, minutes apart."""
+    if not show:
+        predictor.fit(prompts, lengths)
+        return
+    import sys
+
+    from ltrsched.progress import is_terminal, progress_bar
+
+    quiet_here = is_terminal(sys.stderr)  # (on a terminal the lists' bar alone, as `train`)
+    predictor.progress = lambda total, noun, verb: progress_bar(total, PROGRESS_LABEL, noun, verb, enabled=not quiet_here)
+    with progress_bar(predictor.batches(len(prompts)), PROGRESS_LABEL, "lists", "trained", unit="list") as bar:
+        predictor.fit(prompts, lengths, on_batch=bar.update)
+    predictor.progress = lambda total, noun, verb: progress_bar(total, PROGRESS_LABEL, noun, verb, unit="prompt")
 
 
 def _na_reasons(report: LabelReport, has_chatgpt: bool, chatgpt_lengths: np.ndarray) -> dict[str, str]:
