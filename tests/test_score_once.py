@@ -111,15 +111,22 @@ def test_evaluate_with_a_plot_scores_each_prompt_once_and_prints_what_it_printed
     assert r.stdout.splitlines()[: len(want.splitlines())] == want.splitlines()
 
 
-def test_a_class_models_training_scores_its_held_out_prompts_once_an_epoch(counting):
-    """``fit`` scores the held-out prompts before training and after each epoch: a class model's tau and accuracy
-    from one scoring (it scored them twice an epoch)."""
+@pytest.mark.parametrize("kind", ["class", "rank"])
+def test_training_prepares_its_held_out_prompts_once(counting, kind):
+    """``fit`` scores the held-out prompts before training and after each epoch: their features are prepared once
+    (they were tokenised and featurised each time, a class model's twice an epoch: its tau, then its accuracy), and
+    the metrics are those of a fresh scoring, bit for bit."""
     from ltrsched.predictors.config import PredictorConfig, class_count
     from ltrsched.predictors.predictor import Predictor
 
     train, held = _rows("train", 40), _rows("eval", 12)
-    p = Predictor(PredictorConfig(kind="class", bucket=40, num_classes=class_count(40, 500), epochs=2))
-    p.fit([r["prompt"] for r in train], np.array([r["output_tokens"] for r in train]),
-          [r["prompt"] for r in held], np.array([r["output_tokens"] for r in held]))
-    assert {counting.prepared[r["prompt"]] for r in held} == {1 + 2}, counting.prepared
-    assert all("accuracy" in m for m in p.config.metrics)
+    config = (PredictorConfig(kind="class", bucket=40, num_classes=class_count(40, 500), epochs=2) if kind == "class"
+              else PredictorConfig(kind="rank", epochs=2))
+    p = Predictor(config)
+    held_prompts, held_lengths = [r["prompt"] for r in held], np.array([r["output_tokens"] for r in held])
+    p.fit([r["prompt"] for r in train], np.array([r["output_tokens"] for r in train]), held_prompts, held_lengths)
+    assert {counting.prepared[r["prompt"]] for r in held} == {1}, counting.prepared
+    assert len(p.config.metrics) == 2 and all(("accuracy" in m) == (kind == "class") for m in p.config.metrics)
+    last = p.config.metrics[-1]
+    assert p.evaluate(held_prompts, held_lengths) == {k: last[k] for k in ("tau", "accuracy") if k in last}
+    assert {counting.prepared[r["prompt"]] for r in held} == {2}  # (after training nothing is kept)

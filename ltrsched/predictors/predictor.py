@@ -355,6 +355,10 @@ class Predictor:
         #: verb: progress_bar(total, "predict", noun, verb)``; None: nowhere (a sweep's runs, a library caller)
         self.progress: Callable[[int, str, str], object] | None = None
         self._scoring_noun = "prompts"  # (what the prompts scored are, in a progress line: held-out ones in fit)
+        #: While training (:meth:`fit`): prompts scored -> their prepared features, for a list of at most one
+        #: :data:`PREPARE_BATCHES` chunk (the held-out prompts, scored before training and after each epoch, were
+        #: tokenised and featurised anew each time: 6 times in a default training); None: nothing kept
+        self._kept: dict | None = None
 
     # ------------------------------------------------------------------ inference
     def _bar(self, total: int, noun: str, verb: str):
@@ -389,11 +393,16 @@ class Predictor:
         chunk = batch_size * PREPARE_BATCHES
         unseen = getattr(self.backbone, "unseen", lambda data: None)
         self.unseen_last = None
+        kept = self._kept if self._kept is not None and len(prompts) <= chunk else None
         with (torch.inference_mode(), self._bar(len(prompts), self._scoring_noun, "scored") as bar,
               self._featurising(bar)):
             for first in range(0, len(prompts), chunk):
                 part = prompts[first: first + chunk]
-                data = self.backbone.prepare(part)
+                data = kept.get(tuple(part)) if kept is not None else None
+                if data is None:
+                    data = self.backbone.prepare(part)
+                    if kept is not None:
+                        kept[tuple(part)] = data
                 count = unseen(data)
                 if count is not None:
                     self.unseen_last = (self.unseen_last or 0) + count
@@ -464,11 +473,13 @@ class Predictor:
 
         threads = _one_thread() if self.config.backbone == "ngram" else contextlib.nullcontext()
         self._scoring_noun = "held-out prompts"  # (the prompts it scores while training)
+        self._kept = {}  # (their features, prepared once: the model changes between scorings, its inputs do not)
         try:
             with threads, getattr(self.backbone, "fitting", contextlib.nullcontext)():  # (the probe remembers prompts meanwhile)
                 return self._fit(prompts, lengths, eval_prompts, eval_lengths, on_epoch, on_batch)
         finally:
             self._scoring_noun = "prompts"
+            self._kept = None
 
     def batches(self, num_prompts: int) -> int:
         """The lists (minibatches) :meth:`fit` trains on ``num_prompts`` prompts in, over every epoch."""
