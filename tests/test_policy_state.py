@@ -62,12 +62,14 @@ def test_same_order_on_random_workloads(wl, spec, seqs, blocks, preemption, sema
         from ltrsched.workloads.schema import Workload
 
         workload = Workload(workload.df.reverse(), workload.name, workload.meta)
-    blocks = max(blocks, -(-max(p + o for p, o in zip(prompts, outputs)) // 4))
+    inner = make_policy(spec)  # (po:tokens=2 serves 2 tokens more than each request's output: they hold KV too)
+    longest = max(p + o for p, o in zip(prompts, outputs)) + inner.extra_output_tokens
+    blocks = max(blocks, -(-longest // 4))
     config = SimConfig(profile=LinearProfile(blocks=blocks, kv_bytes_per_token=64), max_num_batched_tokens=64,
                        max_num_seqs=seqs, block_size=4, watermark=0.0, semantics=semantics,
                        preemption="recompute" if semantics == "vllm-v1" else preemption,
                        stop_time=15.0)  # (a policy may thrash a tiny cache for a long time)
-    policy = Lockstep(make_policy(spec))
+    policy = Lockstep(inner)
     simulate(workload, policy, config)
     assert policy.steps > 0
 
