@@ -31,6 +31,7 @@ from ltrsched.policies.order_check import check_order
 from ltrsched.policies.step_shape import StepShape, split_step_shape
 from ltrsched.errors import UserError
 from ltrsched.sim.profiles.model import MIN_STEP_S
+from ltrsched.sim.live_set import drop_positions
 from ltrsched.sim.request_table import FINISHED, RequestTable
 
 if TYPE_CHECKING:
@@ -433,12 +434,15 @@ class Replica:
             # -- finishes
             blocks_now = plan.blocks_in_use
             if num_done:
+                # the finished requests' positions in the live listing: the batch's ranks in the order
+                at = order[:k] if plan.ranks is None else order[plan.ranks]
                 if solo:
                     done, prev_batch = batch, batch[:0]
                 else:
                     done, prev_batch = batch[done_mask], batch[~done_mask]
+                    at = at[done_mask]
                 blocks_now -= self._finish(done, end)
-                live = self._new_live(live[state[live] != FINISHED])
+                live = self._new_live(drop_positions(live, at))
             self.blocks_in_use = blocks_now
             if blocks_now > self.peak_blocks_in_use:
                 self.peak_blocks_in_use = blocks_now
