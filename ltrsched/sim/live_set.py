@@ -1,9 +1,10 @@
 """Dropping finished requests from a replica's live listing by their positions.
 
 A step's finished requests are members of its batch, whose positions in the live listing the step knows (the
-batch's ranks in the order). Removing them by position costs O(finished) Python work plus one copy of the
-kept entries, or nothing at all when they are the head or the tail of the listing (a FCFS burst's usual finish:
-a slice), where a filter on the request states reads every live request's state (~75 us at 50,000 live).
+batch's ranks in the order). Removing them by position costs nothing when they are the head or the tail of the
+listing (a FCFS burst's usual finish: a slice), a copy of the kept runs between a few, or one boolean mask over
+the listing for many; a filter on the request states also gathers every live request's state (~75 us in all at
+50,000 live).
 The kept entries keep their order: policies break ties by it.
 """
 
@@ -11,17 +12,21 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Scattered positions up to which the kept runs are copied one by one (~0.3 us each); beyond, one boolean
-#: mask over the span between the head and tail runs (a pass over it, ~1 ns per entry).
-MAX_COPIED_RUNS = 32
+#: Live requests per scattered position at or above which the kept runs between the positions are copied one by
+#: one (~1 us each); below, one boolean mask over the listing (a pass over it, ~1 ns per entry, ~2 us a call).
+ENTRIES_PER_COPIED_RUN = 1000
+#: Live requests below which several positions are dropped by the mask at once: sorting them to look for a head or
+#: a tail run costs more numpy calls (~1 us each) than the mask's pass saves.
+MIN_LIVE_TO_SORT = 4096
 
 
 def drop_positions(live: np.ndarray, at: np.ndarray) -> np.ndarray:
     """``live`` without the entries at positions ``at`` (distinct, any order), the rest in their order.
 
     Always a new array object (LiveGather caches gathers by the identity of the index array): a slice of
-    ``live`` (a view of its memory) when ``at`` covers a head and a tail of it, else a copy. Raises
-    IndexError for a position outside ``live``.
+    ``live`` (a view of its memory) when ``at`` is its head or its tail (one position, or from
+    ``MIN_LIVE_TO_SORT`` live), else a copy. Raises IndexError for a position past the end, and for a negative one
+    where it sorts them (the replica's positions come from the checked order: never negative).
     """
     n = len(live)
     d = len(at)
@@ -39,28 +44,30 @@ def drop_positions(live: np.ndarray, at: np.ndarray) -> np.ndarray:
         return out
     if d == 0:
         return live[:]
+    if n < MIN_LIVE_TO_SORT:
+        return _masked(live, at)
     at = np.sort(at)
-    if at[0] < 0 or at[-1] >= n:
-        raise IndexError(f"positions {int(at[0])}..{int(at[-1])} are not all inside a live listing of {n}")
-    # at[i] - i never decreases (distinct sorted positions): the head run is where it is 0 (at[i] == i), the
-    # tail run where it is n - d (the last positions)
-    shifted = at - np.arange(d)
-    head = int(shifted.searchsorted(0, side="right"))
-    tail = d - int(shifted.searchsorted(n - d, side="left"))
-    lo, hi = head, n - tail  # the span left after the head and tail runs
-    middle = at[head:d - tail]
-    if not len(middle):
-        return live[lo:hi]
-    if len(middle) <= MAX_COPIED_RUNS:
-        out = np.empty(hi - lo - len(middle), dtype=live.dtype)
-        start = lo
-        o = 0
-        for p in middle.tolist():
+    first, last = int(at[0]), int(at[-1])
+    if first < 0 or last >= n:
+        raise IndexError(f"positions {first}..{last} are not all inside a live listing of {n}")
+    if last == d - 1:  # the head (distinct positions: 0..d-1)
+        return live[d:]
+    if first == n - d:  # the tail
+        return live[:first]
+    if d * ENTRIES_PER_COPIED_RUN <= n:
+        out = np.empty(n - d, dtype=live.dtype)
+        start = o = 0
+        for p in at.tolist():
             out[o:o + p - start] = live[start:p]
             o += p - start
             start = p + 1
-        out[o:] = live[start:hi]
+        out[o:] = live[start:]
         return out
-    keep = np.ones(hi - lo, dtype=bool)
-    keep[middle - lo] = False
-    return live[lo:hi][keep]
+    return _masked(live, at)
+
+
+def _masked(live: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """``live`` without the positions ``at`` (distinct, in 0..len(live)-1), by one boolean mask."""
+    keep = np.ones(len(live), dtype=bool)
+    keep[at] = False
+    return live[keep]
