@@ -31,6 +31,7 @@ from ltrsched.policies.order_check import check_order
 from ltrsched.policies.step_shape import StepShape, split_step_shape
 from ltrsched.errors import UserError
 from ltrsched.sim.profiles.model import MIN_STEP_S
+from ltrsched.sim.live_set import MIN_LIVE_TO_SORT, drop_positions
 from ltrsched.sim.request_table import FINISHED, RequestTable
 
 if TYPE_CHECKING:
@@ -438,7 +439,11 @@ class Replica:
                 else:
                     done, prev_batch = batch[done_mask], batch[~done_mask]
                 blocks_now -= self._finish(done, end)
-                live = self._new_live(live[state[live] != FINISHED])
+                if len(live) < MIN_LIVE_TO_SORT:  # a pass over a few thousand costs fewer numpy calls
+                    live = self._new_live(live[state[live] != FINISHED])
+                else:  # by their positions in the listing: the batch's ranks in the order
+                    at = order[:k] if plan.ranks is None else order[plan.ranks]
+                    live = self._new_live(drop_positions(live, at if solo else at[done_mask]))
             self.blocks_in_use = blocks_now
             if blocks_now > self.peak_blocks_in_use:
                 self.peak_blocks_in_use = blocks_now
