@@ -19,7 +19,7 @@ from contextlib import contextmanager, nullcontext
 from typing import Any, Callable
 
 from ltrsched.arguments import check_argument, shown
-from ltrsched.engine.config import EngineConfig, model_dir
+from ltrsched.engine.config import MAX_EMULATED_BLOCKS, EngineConfig, model_dir
 from ltrsched.engine.environment import EngineEnvironment
 from ltrsched.engine.live_table import RequestInfo
 from ltrsched.engine.replay import check_run_arguments, replay
@@ -136,9 +136,13 @@ def vllm_warnings_held():
 def build_scheduler(config: EngineConfig, setup: EngineSetup | None, additional_config: dict | None = None):
     """A :class:`PolicyScheduler` built the way vLLM's engine core builds one, on the CPU: with ``setup``, or
     (None) with the policy ``additional_config`` names, as under ``vllm serve --additional-config``."""
-    require_vllm(cpu_only=True)
     if config.num_gpu_blocks is None:
         raise ValueError("the emulated engine needs num_gpu_blocks")
+    if config.num_gpu_blocks > MAX_EMULATED_BLOCKS:  # (10**12 from Python: building the pool never ended)
+        raise UserError(f"num_gpu_blocks {config.num_gpu_blocks:,} is more than the emulated engine holds: vLLM's "
+                        f"block pool makes an object per block (about 3 us and 130 bytes each), so at most "
+                        f"{MAX_EMULATED_BLOCKS:,}; give fewer, or a larger block_size")
+    require_vllm(cpu_only=True)
     # vLLM's CPU platform writes the variables of the CPU worker it plans while it checks a configuration
     # (LD_PRELOAD of torch's libgomp, VLLM_WORKER_MULTIPROC_METHOD=spawn, NUMEXPR_MAX_THREADS=1, ...): the emulated
     # engine runs no worker, and every command the process started later inherited them: every variable is put back
