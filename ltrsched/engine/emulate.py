@@ -18,7 +18,7 @@ import numbers
 from contextlib import contextmanager, nullcontext
 from typing import Any, Callable
 
-from ltrsched.arguments import check_argument, shown
+from ltrsched.arguments import check_argument, check_flag, shown
 from ltrsched.engine.config import MAX_EMULATED_BLOCKS, EngineConfig, model_dir
 from ltrsched.engine.environment import EngineEnvironment
 from ltrsched.engine.live_table import RequestInfo
@@ -197,6 +197,7 @@ def emulate(workload: Workload, policy: Policy, step_time: Callable[[StepShape],
     :func:`~ltrsched.engine.replay.replay`'s."""
     check_run_arguments(workload, policy)  # (before the scheduler is built: seconds)
     check_argument(config, EngineConfig, "config", "an EngineConfig")
+    check_flag(progress, "progress")
     if not callable(step_time):  # (a profile object: its step_time method is what is wanted)
         raise TypeError(f"step_time must be a function of a StepShape giving seconds (a profile's .step_time), "
                         f"got {shown(step_time)}")
