@@ -1,9 +1,9 @@
 """Drive the real vLLM scheduler with the adapter on a CPU, with a modelled GPU.
 
-:func:`emulate` serves a workload through vLLM 0.26's own V1 ``Scheduler`` code (request objects, KV
-block pool, queues, ``schedule()`` and ``update_from_output()``) with the :class:`PolicyScheduler`
-plug-in, but instead of a model runner it answers each step with one sampled token per finished prompt
-and advances a virtual clock by ``step_time(shape)``. Nothing runs on a GPU.
+:func:`emulate` serves a workload through the installed vLLM's own V1 ``Scheduler`` code (0.26 or 0.32+;
+request objects, KV block pool, queues, ``schedule()`` and ``update_from_output()``) with the
+:class:`PolicyScheduler` plug-in, but instead of a model runner it answers each step with one sampled
+token per finished prompt and advances a virtual clock by ``step_time(shape)``. Nothing runs on a GPU.
 
 It checks the adapter where no GPU is available: with the same step-time profile, its results must equal
 the simulator's under ``SimConfig(semantics="vllm-v1")`` (a test asserts this), so every difference a
