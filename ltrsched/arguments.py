@@ -20,3 +20,11 @@ def check_argument(value: Any, kind: type | tuple[type, ...], argument: str, exp
     """Raise ``TypeError("{argument} must be {expected}, got {shown(value)}")`` unless ``value`` is a ``kind``."""
     if not isinstance(value, kind):
         raise TypeError(f"{argument} must be {expected}, got {shown(value)}")
+
+
+def check_flag(value: Any, argument: str) -> None:
+    """Raise ``TypeError("{argument} must be True or False, got ...")`` unless ``value`` is a bool (a numpy one too):
+    any truthy value counted, so ``progress="no"`` showed a progress bar."""
+    numpy_bool = type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")
+    if not (isinstance(value, bool) or numpy_bool):
+        raise TypeError(f"{argument} must be True or False, got {shown(value)}")

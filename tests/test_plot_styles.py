@@ -65,7 +65,7 @@ def test_a_policy_has_one_colour_in_every_row_and_panel(capsys, monkeypatch, tmp
     assert {label for label, *_ in drawn} == {"FCFS", "SRTF", "LTR"}
     legends = [[t.get_text().split(" (n=")[0] for t in ax.get_legend().get_texts()] for ax in fig.axes
                if ax.get_legend()]
-    assert legends == [["FCFS", "SRTF"], ["SRTF", "LTR", "FCFS"]]  # a legend per row, as before
+    assert legends == [["FCFS", "SRTF"], ["FCFS", "SRTF", "LTR"]]  # a legend per row, the series in one order
 
 
 def test_a_reproduce_directorys_policy_keeps_its_colour_when_its_predictor_changes(capsys, monkeypatch, tmp_path):

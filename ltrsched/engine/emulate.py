@@ -1,9 +1,9 @@
 """Drive the real vLLM scheduler with the adapter on a CPU, with a modelled GPU.
 
-:func:`emulate` serves a workload through vLLM 0.26's own V1 ``Scheduler`` code (request objects, KV
-block pool, queues, ``schedule()`` and ``update_from_output()``) with the :class:`PolicyScheduler`
-plug-in, but instead of a model runner it answers each step with one sampled token per finished prompt
-and advances a virtual clock by ``step_time(shape)``. Nothing runs on a GPU.
+:func:`emulate` serves a workload through the installed vLLM's own V1 ``Scheduler`` code (0.26 or 0.32+;
+request objects, KV block pool, queues, ``schedule()`` and ``update_from_output()``) with the
+:class:`PolicyScheduler` plug-in, but instead of a model runner it answers each step with one sampled
+token per finished prompt and advances a virtual clock by ``step_time(shape)``. Nothing runs on a GPU.
 
 It checks the adapter where no GPU is available: with the same step-time profile, its results must equal
 the simulator's under ``SimConfig(semantics="vllm-v1")`` (a test asserts this), so every difference a
@@ -18,8 +18,8 @@ import numbers
 from contextlib import contextmanager, nullcontext
 from typing import Any, Callable
 
-from ltrsched.arguments import check_argument, shown
-from ltrsched.engine.config import EngineConfig, model_dir
+from ltrsched.arguments import check_argument, check_flag, shown
+from ltrsched.engine.config import MAX_EMULATED_BLOCKS, EngineConfig, model_dir
 from ltrsched.engine.environment import EngineEnvironment
 from ltrsched.engine.live_table import RequestInfo
 from ltrsched.engine.replay import check_run_arguments, replay
@@ -136,9 +136,13 @@ def vllm_warnings_held():
 def build_scheduler(config: EngineConfig, setup: EngineSetup | None, additional_config: dict | None = None):
     """A :class:`PolicyScheduler` built the way vLLM's engine core builds one, on the CPU: with ``setup``, or
     (None) with the policy ``additional_config`` names, as under ``vllm serve --additional-config``."""
-    require_vllm(cpu_only=True)
     if config.num_gpu_blocks is None:
         raise ValueError("the emulated engine needs num_gpu_blocks")
+    if config.num_gpu_blocks > MAX_EMULATED_BLOCKS:  # (10**12 from Python: building the pool never ended)
+        raise UserError(f"num_gpu_blocks {config.num_gpu_blocks:,} is more than the emulated engine holds: vLLM's "
+                        f"block pool makes an object per block (about 3 us and 130 bytes each), so at most "
+                        f"{MAX_EMULATED_BLOCKS:,}; give fewer, or a larger block_size")
+    require_vllm(cpu_only=True)
     # vLLM's CPU platform writes the variables of the CPU worker it plans while it checks a configuration
     # (LD_PRELOAD of torch's libgomp, VLLM_WORKER_MULTIPROC_METHOD=spawn, NUMEXPR_MAX_THREADS=1, ...): the emulated
     # engine runs no worker, and every command the process started later inherited them: every variable is put back
@@ -193,6 +197,7 @@ def emulate(workload: Workload, policy: Policy, step_time: Callable[[StepShape],
     :func:`~ltrsched.engine.replay.replay`'s."""
     check_run_arguments(workload, policy)  # (before the scheduler is built: seconds)
     check_argument(config, EngineConfig, "config", "an EngineConfig")
+    check_flag(progress, "progress")
     if not callable(step_time):  # (a profile object: its step_time method is what is wanted)
         raise TypeError(f"step_time must be a function of a StepShape giving seconds (a profile's .step_time), "
                         f"got {shown(step_time)}")

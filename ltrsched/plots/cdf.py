@@ -94,8 +94,9 @@ def cdf_figure(groups: Sequence[tuple[str, Lines]], title: str = "", series: Map
     """The figure of :func:`plot_cdf_grid` (a matplotlib ``Figure``; the caller closes it). A line's colour and
     dash pattern follow its series, ``series[label]`` (default: the label; :func:`ltrsched.plots.runs.line_series`),
     in order of first appearance (:func:`ltrsched.plots.styles.series_styles`), so a policy is drawn alike in
-    every panel and row. Each row has one legend of its runs (the first panel's count n where it has the run);
-    a panel that no run has a finite value for says so (e.g. TPOT of 1-token outputs)."""
+    every panel and row. Each row has one legend of its runs (the first panel's count n where it has the run), in
+    that order of the series in every row; a panel that no run has a finite value for says so (e.g. TPOT of
+    1-token outputs)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -105,6 +106,7 @@ def cdf_figure(groups: Sequence[tuple[str, Lines]], title: str = "", series: Map
 
     series = series or {}
     styles = series_styles(series.get(label, label) for _, lines in groups for label, _ in lines)
+    rank = {name: k for k, name in enumerate(styles)}  # series -> its place in every row's legend
     ncols = len(CDF_METRICS)
     fig, axes = plt.subplots(len(groups), ncols, figsize=(4.2 * ncols, 3.2 * len(groups) + 0.6), squeeze=False)
     for row, (group_title, lines) in zip(axes, groups):
@@ -135,7 +137,9 @@ def cdf_figure(groups: Sequence[tuple[str, Lines]], title: str = "", series: Map
             ax.grid(True, alpha=0.3)
             if group_title:
                 ax.set_title(shown_text(group_title), fontsize=9)
-        handles, texts = zip(*(entries[i] for i in sorted(entries))) if entries else ((), ())
+        # (in the series' order over the figure, as their styles: each row listed its runs in its own order)
+        ranked = sorted(entries, key=lambda i: (rank[series.get(lines[i][0], lines[i][0])], i))
+        handles, texts = zip(*(entries[i] for i in ranked)) if entries else ((), ())
         inside = len(handles) <= MAX_INNER_LEGEND and max(map(len, texts), default=0) <= MAX_INNER_TEXT
         if inside:  # (explicit texts: one starting with "_" was left out of the legend)
             row[0].legend(handles, texts, fontsize=7, loc="lower right")

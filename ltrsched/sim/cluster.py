@@ -34,7 +34,7 @@ import polars as pl
 import simpy
 from simpy.events import URGENT, Timeout
 
-from ltrsched.arguments import check_argument
+from ltrsched.arguments import check_argument, check_flag
 from ltrsched.errors import UserError
 from ltrsched.metrics import speedup_vs_real_time, summarize
 from ltrsched.policies.base import Policy
@@ -250,6 +250,7 @@ def simulate_cluster(workload: Workload, policy: Policy, config: SimConfig | Non
     from ltrsched.routers import make_router
 
     check_run_arguments(workload, policy, config)
+    check_flag(progress, "progress")
     check_argument(router, (Router, type(None)), "router",
                    "a Router object (ltrsched.routers.make_router('round-robin') for a spec), or None for round-robin")
     config = config or SimConfig()

@@ -13,8 +13,9 @@ from ltrsched.strict_json import shown
 PREEMPTION_MODES = ("swap", "recompute")
 #: The watermark of "paper" semantics by default: the fraction of KV blocks kept free when admitting requests.
 PAPER_WATERMARK = 0.01
-#: Batch-forming semantics: the paper's reference rules, or what the vLLM 0.26 adapter realises
-#: (``ltrsched.engine``; rules 5 and 6 of ``ltrsched.policies.batching``, recompute preemption).
+#: Batch-forming semantics: the paper's reference rules, or what the vLLM adapter realises on every release line it
+#: supports (0.26 and 0.32+: ``ltrsched.engine.vllm_compat.SUPPORTED_LINES``; rules 5 and 6 of
+#: ``ltrsched.policies.batching``, recompute preemption).
 SEMANTICS = ("paper", "vllm-v1")
 #: :class:`SimConfig`'s settings that count something [tokens, sequences, blocks]: an integer (a numpy one too, kept as
 #: Python's), or None where that is the field's default; never a float or a bool.
@@ -111,8 +112,8 @@ class SimConfig:
             lowest-ranked paused requests are preempted. None: no cap ("paper"), ``max_num_seqs``
             ("vllm-v1": vLLM's running-queue cap, unless the engine ran with a larger one).
         semantics: "paper" (all live requests compete; the chunk cut falls on the last-ranked member) or
-            "vllm-v1" (exactly what the engine adapter makes vLLM 0.26 do: resident members get the token
-            budget first, at most ``max_num_seqs`` requests hold KV, preemption by recompute).
+            "vllm-v1" (exactly what the engine adapter makes vLLM (0.26, 0.32+) do: resident members get the
+            token budget first, at most ``max_num_seqs`` requests hold KV, preemption by recompute).
     """
 
     profile: Any = "a100-llama3-8b"

@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 import simpy
 
-from ltrsched.arguments import check_argument
+from ltrsched.arguments import check_argument, check_flag
 from ltrsched.errors import UserError
 from ltrsched.metrics import request_metrics, speedup_vs_real_time, summarize
 from ltrsched.policies.base import Policy
@@ -281,6 +281,7 @@ def replica_counters(replica: Replica) -> dict[str, Any]:
 def simulate(workload: Workload, policy: Policy, config: SimConfig | None = None, progress: bool = False) -> SimResult:
     """Simulate serving ``workload`` under ``policy``; see :class:`SimResult`."""
     check_run_arguments(workload, policy, config)
+    check_flag(progress, "progress")  # ("no" showed a bar)
     config = config or SimConfig()
     setup = setup_run(workload, policy, config)
     table = setup.table

