@@ -17,6 +17,7 @@ import argparse
 import os
 import platform
 import time
+from typing import Callable
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -34,9 +35,10 @@ def held(policy) -> tuple[int, int]:
     return entries, widest
 
 
-def serve(policy, n: int, per_step: int, batch: int, watch: bool) -> tuple[int, int, int, int]:
-    """Serve ``n`` requests; returns (steps, most live, most entries due, widest id array), the last two 0 unless
-    ``watch``."""
+def serve(policy, n: int, per_step: int, batch: int,
+          on_step: Callable[[object, int], None] | None = None) -> tuple[int, int]:
+    """Serve ``n`` requests; returns (steps, most live). ``on_step(policy, live)`` is called after every step (what
+    the policy holds is read there), with the count live at that step's rank."""
     rng = np.random.default_rng(3)
     rid = np.arange(n, dtype=np.int64)
     output = rng.integers(1, 4, n)
@@ -44,7 +46,7 @@ def serve(policy, n: int, per_step: int, batch: int, watch: bool) -> tuple[int, 
     run_time = np.zeros(n)
     idle = np.zeros(n, dtype=np.int64)
     live = np.zeros(0, dtype=np.int64)
-    nxt = step = most_live = most_due = widest = 0
+    nxt = step = most_live = 0
     while nxt < n or len(live):
         new = np.arange(nxt, min(nxt + per_step, n))
         nxt += len(new)
@@ -71,11 +73,10 @@ def serve(policy, n: int, per_step: int, batch: int, watch: bool) -> tuple[int, 
             live = live[~np.isin(live, done)]
             policy.on_finish(rid[done], float(step))
         most_live = max(most_live, k)
-        if watch:
-            entries, wide = held(policy)
-            most_due, widest = max(most_due, entries), max(widest, wide)
+        if on_step is not None:
+            on_step(policy, k)
         step += 1
-    return step, most_live, most_due, widest
+    return step, most_live
 
 
 def main() -> None:
@@ -95,13 +96,20 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, python "
           f"{platform.python_version()}, pinned to CPUs {sorted(os.sched_getaffinity(0))}, load average "
           f"{os.getloadavg()[0]:.2f}")
-    steps, most_live, most_due, widest = serve(make_policy(args.policy), args.requests, args.per_step, args.batch, True)
+    most = [0, 0]  # entries filed as due, widest id array
+
+    def watch(policy, live: int) -> None:
+        entries, wide = held(policy)
+        most[:] = max(most[0], entries), max(most[1], wide)
+
+    steps, most_live = serve(make_policy(args.policy), args.requests, args.per_step, args.batch, watch)
+    most_due, widest = most
     print(f"{args.policy}: {args.requests} requests, {args.per_step} a step, batch <= {args.batch}: {steps} steps, "
           f"at most {most_live} live, {most_due} entries filed as due, id arrays {widest} wide")
     cpu = []
     for _ in range(args.repeat):
         c0 = time.process_time()
-        serve(make_policy(args.policy), args.requests, args.per_step, args.batch, False)
+        serve(make_policy(args.policy), args.requests, args.per_step, args.batch)
         cpu.append(time.process_time() - c0)
     print(f"CPU [s], best of {args.repeat}: {min(cpu):.3f} (all: {', '.join(f'{c:.3f}' for c in cpu)}); "
           f"load average after {os.getloadavg()[0]:.2f}")

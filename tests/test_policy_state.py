@@ -6,6 +6,8 @@ or jumps steps."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -797,46 +799,24 @@ def test_same_order_as_the_stateless_reference_while_one_old_request_stays_live(
 
 def _serve_short(policy, n: int, per_step: int, batch: int) -> tuple[int, int, dict[str, int]]:
     """A burst of ``n`` requests (ids by arrival), ``per_step`` arriving a step, each done after 1-3 tokens; the batch
-    is the head of the order (at most ``batch``). The most entries MLFQ's due steps held, the most requests live, and
-    the widest each id array got [entries], by name."""
-    rng = np.random.default_rng(3)
-    rid = np.arange(n, dtype=np.int64)
-    output = rng.integers(1, 4, n)
-    generated = np.zeros(n, dtype=np.int64)
-    run_time = np.zeros(n)
-    idle = np.zeros(n, dtype=np.int64)
-    live = np.zeros(0, dtype=np.int64)
-    nxt = step = most_due = most_live = 0
+    is the head of the order (at most ``batch``): benchmarks/bench_server_churn.py's server. The most entries MLFQ's
+    due steps held, the most requests live, and the widest each id array got [entries], by name."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_server_churn", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_server_churn.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    most_due = 0
     widest: dict[str, int] = {}
-    while nxt < n or len(live):
-        new = np.arange(nxt, min(nxt + per_step, n))
-        nxt += len(new)
-        if len(new):
-            live = np.concatenate((live, new))
-            policy.on_arrival(rid[new], float(step))
-        k = len(live)
-        cols = {"request_id": rid[live], "arrival_time": live.astype(float), "prompt_tokens": np.full(k, 8),
-                "output_tokens": output[live], "generated_tokens": generated[live], "computed_tokens": generated[live],
-                "state": np.full(k, int(RequestState.WAITING), np.int8), "idle_steps": idle[live],
-                "run_time": run_time[live], "score": np.zeros(k), "po_estimate": np.full(k, np.nan),
-                "predicted_length": np.full(k, np.nan)}
-        view = LiveView(cols, None, now=float(step), step=step, arrival_ordered=True)
-        scheduled = np.zeros(k, dtype=bool)
-        scheduled[policy.rank(view)[:batch]] = True
-        ran = live[scheduled]
-        generated[ran] += 1
-        run_time[ran] += 0.01
-        idle[live] += 1
-        idle[ran] = 0
-        policy.on_step(view, scheduled, 0.01)
-        done = ran[generated[ran] >= output[ran]]
-        if len(done):
-            live = live[~np.isin(live, done)]
-            policy.on_finish(rid[done], float(step))
-        most_due, most_live = max(most_due, policy._due.size), max(most_live, k)
+
+    def watch(policy, live: int) -> None:
+        nonlocal most_due
+        most_due = max(most_due, policy._due.size)
         for name, arr in _id_arrays(policy).items():
             widest[name] = max(widest.get(name, 0), len(arr.data))
-        step += 1
+
+    _, most_live = bench.serve(policy, n, per_step, batch, watch)
     return most_due, most_live, widest
 
 
