@@ -35,19 +35,27 @@ def held(policy) -> tuple[int, int]:
     return entries, widest
 
 
-def serve(policy, n: int, per_step: int, batch: int,
-          on_step: Callable[[object, int], None] | None = None) -> tuple[int, int]:
-    """Serve ``n`` requests; returns (steps, most live). ``on_step(policy, live)`` is called after every step (what
-    the policy holds is read there), with the count live at that step's rank."""
-    rng = np.random.default_rng(3)
-    rid = np.arange(n, dtype=np.int64)
-    output = rng.integers(1, 4, n)
+def churn_outputs(n: int, seed: int = 3) -> np.ndarray:
+    """Output lengths of ``n`` short requests: 1-3 tokens each [tokens]."""
+    return np.random.default_rng(seed).integers(1, 4, n)
+
+
+def serve(policy, output: np.ndarray, per_step: int, batch: int,
+          on_step: Callable[[object, int, int], None] | None = None, score: np.ndarray | None = None,
+          first_id: int = 0, stays: int = 0) -> tuple[int, int, np.ndarray]:
+    """Serve requests of ``output`` tokens each (ids ``first_id`` on, by arrival), ``per_step`` arriving a step, the
+    batch the first ``batch`` of the policy's order, until at most ``stays`` are live; ``score``: their LTR scores
+    (0 if None). Returns (steps, most live, tokens generated per request). ``on_step(policy, live, step)`` is called
+    after every step (what the policy holds is read there), with the count live at that step's rank."""
+    n = len(output)
+    rid = np.arange(n, dtype=np.int64) + first_id
+    score = np.zeros(n) if score is None else score
     generated = np.zeros(n, dtype=np.int64)
     run_time = np.zeros(n)
     idle = np.zeros(n, dtype=np.int64)
     live = np.zeros(0, dtype=np.int64)
     nxt = step = most_live = 0
-    while nxt < n or len(live):
+    while nxt < n or len(live) > stays:
         new = np.arange(nxt, min(nxt + per_step, n))
         nxt += len(new)
         if len(new):
@@ -57,7 +65,7 @@ def serve(policy, n: int, per_step: int, batch: int,
         cols = {"request_id": rid[live], "arrival_time": live.astype(float), "prompt_tokens": np.full(k, 8),
                 "output_tokens": output[live], "generated_tokens": generated[live], "computed_tokens": generated[live],
                 "state": np.full(k, int(RequestState.WAITING), np.int8), "idle_steps": idle[live],
-                "run_time": run_time[live], "score": np.zeros(k), "po_estimate": np.full(k, np.nan),
+                "run_time": run_time[live], "score": score[live], "po_estimate": np.full(k, np.nan),
                 "predicted_length": np.full(k, np.nan)}
         view = LiveView(cols, None, now=float(step), step=step, arrival_ordered=True)
         scheduled = np.zeros(k, dtype=bool)
@@ -74,9 +82,9 @@ def serve(policy, n: int, per_step: int, batch: int,
             policy.on_finish(rid[done], float(step))
         most_live = max(most_live, k)
         if on_step is not None:
-            on_step(policy, k)
+            on_step(policy, k, step)
         step += 1
-    return step, most_live
+    return step, most_live, generated
 
 
 def main() -> None:
@@ -98,18 +106,19 @@ def main() -> None:
           f"{os.getloadavg()[0]:.2f}")
     most = [0, 0]  # entries filed as due, widest id array
 
-    def watch(policy, live: int) -> None:
+    def watch(policy, live: int, step: int) -> None:
         entries, wide = held(policy)
         most[:] = max(most[0], entries), max(most[1], wide)
 
-    steps, most_live = serve(make_policy(args.policy), args.requests, args.per_step, args.batch, watch)
+    steps, most_live, _ = serve(make_policy(args.policy), churn_outputs(args.requests), args.per_step, args.batch,
+                                watch)
     most_due, widest = most
     print(f"{args.policy}: {args.requests} requests, {args.per_step} a step, batch <= {args.batch}: {steps} steps, "
           f"at most {most_live} live, {most_due} entries filed as due, id arrays {widest} wide")
     cpu = []
     for _ in range(args.repeat):
         c0 = time.process_time()
-        serve(make_policy(args.policy), args.requests, args.per_step, args.batch)
+        serve(make_policy(args.policy), churn_outputs(args.requests), args.per_step, args.batch)
         cpu.append(time.process_time() - c0)
     print(f"CPU [s], best of {args.repeat}: {min(cpu):.3f} (all: {', '.join(f'{c:.3f}' for c in cpu)}); "
           f"load average after {os.getloadavg()[0]:.2f}")

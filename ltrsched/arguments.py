@@ -28,3 +28,14 @@ def check_flag(value: Any, argument: str) -> None:
     numpy_bool = type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")
     if not (isinstance(value, bool) or numpy_bool):
         raise TypeError(f"{argument} must be True or False, got {shown(value)}")
+
+
+def check_workload_and_policy(workload: Any, policy: Any) -> None:
+    """One-line :class:`TypeError` naming the argument of a run (simulator or engine) that is not a
+    :class:`~ltrsched.workloads.schema.Workload` or a :class:`~ltrsched.policies.base.Policy` (a frame, a policy's
+    spec string: an ``AttributeError`` from inside the run)."""
+    from ltrsched.policies.base import Policy
+    from ltrsched.workloads.schema import Workload
+
+    check_argument(workload, Workload, "workload", "a Workload (ltrsched.workloads.schema.Workload(df) for a frame)")
+    check_argument(policy, Policy, "policy", "a Policy object (ltrsched.policies.make_policy('fcfs') for a spec)")

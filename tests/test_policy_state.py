@@ -719,6 +719,17 @@ def _id_arrays(policy) -> dict[str, object]:
     return out
 
 
+def _churn():
+    """benchmarks/bench_server_churn.py: a server's churn of short requests through one policy."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_server_churn", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_server_churn.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
 def _serve_with_one_stuck(policy, others: int, per_step: int = 50, first_id: int = 7_000_000) -> dict[str, int]:
     """A server's ids (from ``first_id``, by arrival): the first request stays live (a generation that never ends)
     while ``others`` come, ``per_step`` a step, and go after 1-3 tokens; the batch is the head of the order (at most
@@ -726,47 +737,21 @@ def _serve_with_one_stuck(policy, others: int, per_step: int = 50, first_id: int
     apart, by name."""
     rng = np.random.default_rng(5)
     n = others + 1
-    rid = np.arange(n, dtype=np.int64) + first_id
     output = rng.integers(1, 4, n)
     output[0] = 10**9
     score = rng.random(n)
     score[0] = 2.0  # (ranked last: it runs when starvation prevention promotes it)
-    generated = np.zeros(n, dtype=np.int64)
-    run_time = np.zeros(n)
-    idle = np.zeros(n, dtype=np.int64)
-    live = np.zeros(0, dtype=np.int64)  # rows, ascending (by arrival)
-    nxt, step, widest, apart = 0, 0, {}, {}
-    while nxt < n or len(live) > 1:
-        new = np.arange(nxt, min(nxt + per_step, n))
-        nxt += len(new)
-        if len(new):
-            live = np.concatenate((live, new))
-            policy.on_arrival(rid[new], float(step))
-        cols = {"request_id": rid[live], "arrival_time": live.astype(float), "prompt_tokens": np.full(len(live), 8),
-                "output_tokens": output[live], "generated_tokens": generated[live], "computed_tokens": generated[live],
-                "state": np.full(len(live), int(RequestState.WAITING), np.int8), "idle_steps": idle[live],
-                "run_time": run_time[live], "score": score[live], "po_estimate": np.full(len(live), np.nan),
-                "predicted_length": np.full(len(live), np.nan)}
-        view = LiveView(cols, None, now=float(step), step=step, arrival_ordered=True)
-        order = policy.rank(view)
-        scheduled = np.zeros(len(live), dtype=bool)
-        scheduled[order[:4 * per_step]] = True
-        ran = live[scheduled]
-        generated[ran] += 1
-        run_time[ran] += 0.01
-        idle[live] += 1
-        idle[ran] = 0
-        policy.on_step(view, scheduled, 0.01)
-        done = ran[generated[ran] >= output[ran]]
-        if len(done):
-            live = live[~np.isin(live, done)]
-            policy.on_finish(rid[done], float(step))
+    widest, apart = {}, {}
+
+    def watch(policy, live: int, step: int) -> None:
         if step % 50 == 0:
             for name, arr in _id_arrays(policy).items():
                 widest[name] = max(widest.get(name, 0), len(arr.data))
                 apart[name] = max(apart.get(name, 0), getattr(arr, "k", 0))
-        step += 1
-    assert generated[0] > 0 and len(live) == 1  # (the first request ran, and is still live)
+
+    _, _, generated = _churn().serve(policy, output, per_step, 4 * per_step, watch, score=score, first_id=first_id,
+                                     stays=1)
+    assert generated[0] > 0  # (the first request ran, and is still live)
     return widest, apart
 
 
@@ -801,22 +786,17 @@ def _serve_short(policy, n: int, per_step: int, batch: int) -> tuple[int, int, d
     """A burst of ``n`` requests (ids by arrival), ``per_step`` arriving a step, each done after 1-3 tokens; the batch
     is the head of the order (at most ``batch``): benchmarks/bench_server_churn.py's server. The most entries MLFQ's
     due steps held, the most requests live, and the widest each id array got [entries], by name."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "bench_server_churn", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_server_churn.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _churn()
     most_due = 0
     widest: dict[str, int] = {}
 
-    def watch(policy, live: int) -> None:
+    def watch(policy, live: int, step: int) -> None:
         nonlocal most_due
         most_due = max(most_due, policy._due.size)
         for name, arr in _id_arrays(policy).items():
             widest[name] = max(widest.get(name, 0), len(arr.data))
 
-    _, most_live = bench.serve(policy, n, per_step, batch, watch)
+    _, most_live, _ = bench.serve(policy, bench.churn_outputs(n), per_step, batch, watch)
     return most_due, most_live, widest
 
 

@@ -18,23 +18,18 @@ import numbers
 from contextlib import contextmanager, nullcontext
 from typing import Any, Callable
 
-from ltrsched.arguments import check_argument, check_flag, shown
+from ltrsched.arguments import check_argument, check_flag, check_workload_and_policy, shown
 from ltrsched.engine.config import MAX_EMULATED_BLOCKS, EngineConfig, model_dir
 from ltrsched.engine.environment import EngineEnvironment
 from ltrsched.engine.live_table import RequestInfo
-from ltrsched.engine.replay import check_run_arguments, replay
+from ltrsched.engine.replay import replay
 from ltrsched.engine.setup import EngineSetup, handed_to_next_scheduler
 from ltrsched.engine.vllm_compat import model_runner_output, require_vllm
 from ltrsched.errors import UserError
 from ltrsched.policies.base import Policy
-from ltrsched.policies.step_shape import StepShape
+from ltrsched.policies.step_shape import MIN_STEP_S, StepShape
 from ltrsched.results import RunResult
 from ltrsched.workloads.schema import Workload
-
-
-#: The shortest step a step-time model may give [s]: the simulator's ``MIN_STEP_S`` (``ltrsched.sim.profiles.model``;
-#: this package does not import the simulator), so that a model both hosts run is refused by both alike.
-MIN_STEP_S = 1e-6
 
 
 def checked_step_time(step_time: Callable[[StepShape], float], shape: StepShape) -> float:
@@ -195,7 +190,7 @@ def emulate(workload: Workload, policy: Policy, step_time: Callable[[StepShape],
     """Serve ``workload`` through vLLM's scheduler + the adapter, timing steps with ``step_time`` [s]
     (on ``driver`` if given, e.g. to serve several runs with one scheduler); ``progress``, ``progress_label``: as
     :func:`~ltrsched.engine.replay.replay`'s."""
-    check_run_arguments(workload, policy)  # (before the scheduler is built: seconds)
+    check_workload_and_policy(workload, policy)  # (before the scheduler is built: seconds)
     check_argument(config, EngineConfig, "config", "an EngineConfig")
     check_flag(progress, "progress")
     if not callable(step_time):  # (a profile object: its step_time method is what is wanted)

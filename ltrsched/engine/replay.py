@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ltrsched.arguments import check_argument
+from ltrsched.arguments import check_workload_and_policy
 from ltrsched.engine.live_table import RequestInfo
 from ltrsched.engine.results import engine_result
 from ltrsched.errors import UserError
@@ -98,13 +98,6 @@ def check_context(workload: Workload, max_model_len: int, extra_output_tokens: i
     return total
 
 
-def check_run_arguments(workload: Any, policy: Any) -> None:
-    """One-line :class:`TypeError` naming the argument of a replay that is not a :class:`Workload` or a
-    :class:`Policy` (a frame, a policy's spec string: an ``AttributeError`` from inside the run)."""
-    check_argument(workload, Workload, "workload", "a Workload (ltrsched.workloads.schema.Workload(df) for a frame)")
-    check_argument(policy, Policy, "policy", "a Policy object (ltrsched.policies.make_policy('fcfs') for a spec)")
-
-
 #: Consecutive engine steps without a computed token after which a replay stops with an error instead of
 #: spinning (every step should run at least the best-ranked live request).
 MAX_STALLED_STEPS = 1000
@@ -115,7 +108,7 @@ def replay(workload: Workload, policy: Policy, driver: Driver, config: Any, host
     """Serve ``workload`` under ``policy`` on ``driver``; the result has the simulator's schema
     (``ltrsched.results.RunResult``) and the adapter's step log. ``progress``: show requests finished
     (:func:`ltrsched.progress.progress_bar`), labelled ``progress_label`` (default ``engine POLICY``)."""
-    check_run_arguments(workload, policy)
+    check_workload_and_policy(workload, policy)
     check_needs(policy, workload.has_column, f"workload {workload.name!r}")
     output_cap = getattr(driver, "output_cap", None)
     check_fits(workload, driver.scheduler, policy.extra_output_tokens, output_cap, getattr(driver, "context_fix", ""))

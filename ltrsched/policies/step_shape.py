@@ -9,6 +9,12 @@ import numpy as np
 
 from ltrsched.policies.fastops import ones
 
+#: Shortest step a step-time model may give [s], for the simulator's profiles and the emulated engine's step times
+#: alike. Real engine steps take milliseconds; a step of zero (or nearly zero) seconds makes every latency 0 and
+#: throughput infinite, and time would stop advancing once the clock is large (see
+#: ``ltrsched.workloads.arrivals.MAX_ARRIVAL_TIME_S``).
+MIN_STEP_S = 1e-6
+
 
 @dataclass(slots=True)  # not frozen: one is built per simulated step, frozen __init__ is slower
 class StepShape:

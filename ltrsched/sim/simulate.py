@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 import simpy
 
-from ltrsched.arguments import check_argument, check_flag
+from ltrsched.arguments import check_argument, check_flag, check_workload_and_policy
 from ltrsched.errors import UserError
 from ltrsched.metrics import request_metrics, speedup_vs_real_time, summarize
 from ltrsched.policies.base import Policy
@@ -189,8 +189,7 @@ def host_capacity_blocks(swap_space_gib: float, block_bytes: int) -> int:
 def check_run_arguments(workload: Any, policy: Any, config: Any) -> None:
     """One-line :class:`TypeError` naming the argument of :func:`simulate` (or the cluster's) that is not a
     :class:`Workload`, a :class:`Policy` or a :class:`SimConfig` (``config`` may be None: the defaults)."""
-    check_argument(workload, Workload, "workload", "a Workload (ltrsched.workloads.schema.Workload(df) for a frame)")
-    check_argument(policy, Policy, "policy", "a Policy object (ltrsched.policies.make_policy('fcfs') for a spec)")
+    check_workload_and_policy(workload, policy)
     check_argument(config, (SimConfig, type(None)), "config", "a SimConfig, or None for the defaults")
 
 

@@ -18,14 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ltrsched.policies.step_shape import MIN_STEP_S  # noqa: F401  (the profiles' floor, imported from here)
 from ltrsched.sim.kv_capacity import ModelShape, kv_blocks_from_config, kv_bytes_per_token
 from ltrsched.sim.profiles.interp import PiecewiseLinear
 from ltrsched.sim.step_shape import StepShape
 
-#: Shortest step a profile may model [s]. Real engine steps take milliseconds; a step of zero (or nearly
-#: zero) seconds makes every latency 0 and throughput infinite, and time would stop advancing once the
-#: clock is large (see ``ltrsched.workloads.arrivals.MAX_ARRIVAL_TIME_S``).
-MIN_STEP_S = 1e-6
 
 
 @dataclass(frozen=True)
