@@ -257,3 +257,19 @@ def test_sweep_refuses_to_write_its_table_over_a_workload(capsys, tmp_path):
     assert_one_line_error(run_cli_fast(capsys, "sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path)),
                           f"the sweep's workload {trace} would be overwritten by the output {trace}")
     assert trace.read_bytes() == before and not (tmp_path / "runs").exists()
+
+
+def test_table1_writes_a_stand_in_note_shared_by_two_methods_once(tmp_path, monkeypatch):
+    """Table 1 compared each run's bare note with the notes it had already written with their setting in front, so a
+    note two methods share was written once per method."""
+    from dataclasses import replace
+
+    from ltrsched.experiments import table1
+
+    real = table1.make_spec
+    monkeypatch.setattr(table1, "make_spec", lambda *a, **k: replace(real(*a, **k), note="the same stand-in"))
+    summary = {"latency_per_token_mean": 1.0, "latency_per_token_p90": 2.0, "scoring_kendall_tau": 0.5}
+    monkeypatch.setattr(table1, "load_summary", lambda out, spec: summary)
+    monkeypatch.setattr(table1, "grouped_bars", lambda *a, **k: tmp_path / "table1.png")
+    sec = table1.build(tmp_path, quick=True)
+    assert sec.notes == [f"{s}: the same stand-in" for s in table1.settings(True)]

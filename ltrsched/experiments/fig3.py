@@ -11,7 +11,7 @@ from ltrsched.experiments.plotting import line_panels
 from ltrsched.experiments.reference import SETTINGS as ALL_SETTINGS, paper_value
 from ltrsched.experiments.runner import load_summary
 from ltrsched.experiments.runspec import RunSpec
-from ltrsched.experiments.tables import Check, Section, write_table
+from ltrsched.experiments.tables import Check, Section, add_setting_note, write_table
 
 NAME = "fig3"
 TITLE = "Figure 3: Poisson arrivals for 60 s, mean latency per token vs rate"
@@ -50,8 +50,7 @@ def build(out: Path, quick: bool) -> Section:
                 rows.append({"setting": setting, "policy": METHODS[p].label, "rate": float(r),
                              "requests": s["num_requests"], "latency_per_token_mean": s["latency_per_token_mean"],
                              "ttft_mean": s["ttft_mean"], "tpot_mean": s.get("tpot_mean")})
-                if spec.note and f"{setting}: {spec.note}" not in sec.notes:
-                    sec.notes.append(f"{setting}: {spec.note}")
+                add_setting_note(sec.notes, setting, spec.note)
     table = pl.DataFrame(rows)
     top = max(rates(quick))
     for setting in settings(quick):

@@ -11,7 +11,7 @@ from ltrsched.experiments.plotting import grouped_bars
 from ltrsched.experiments.reference import SETTINGS as ALL_SETTINGS, paper_value
 from ltrsched.experiments.runner import load_summary
 from ltrsched.experiments.runspec import RunSpec
-from ltrsched.experiments.tables import Check, Section, ratio, ratio_frame, ratio_row, write_table
+from ltrsched.experiments.tables import Check, Section, add_setting_note, ratio, ratio_frame, ratio_row, write_table
 
 NAME = "table1"
 TITLE = "Table 1: burst of 2,000 requests, latency per output token (s/token)"
@@ -38,8 +38,7 @@ def build(out: Path, quick: bool) -> Section:
             spec = make_spec(NAME, setting, p, num_requests=NUM_REQUESTS, arrival="burst")
             s = load_summary(out, spec)
             ours[p] = s
-            if spec.note and spec.note not in notes:
-                notes.append(f"{setting}: {spec.note}")
+            add_setting_note(notes, setting, spec.note)
             if (one := one_length_note(setting, spec, s)) is not None:
                 notes.append(one)
             rows.append({

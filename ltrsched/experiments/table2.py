@@ -11,7 +11,7 @@ from ltrsched.experiments.methods import METHODS, SETTINGS as SETTING_MAP, make_
 from ltrsched.experiments.reference import SETTINGS as ALL_SETTINGS, paper_value
 from ltrsched.experiments.runner import load_summary
 from ltrsched.experiments.runspec import RunSpec
-from ltrsched.experiments.tables import Check, Section, ratio, write_table
+from ltrsched.experiments.tables import Check, Section, add_setting_note, ratio, write_table
 from ltrsched.workloads.selection import EVAL_SIZE
 
 NAME = "table2"
@@ -47,8 +47,7 @@ def build(out: Path, quick: bool) -> Section:
                          "paper_time_to_1000_s": paper_value(NAME, setting, p, "time_to_1000_s"),
                          "ours_finished_in_300s": s["finished_within_300s"],
                          "paper_finished_in_300s": paper_value(NAME, setting, p, "finished_in_300s")})
-            if sp.note and f"{setting}: {sp.note}" not in sec.notes:
-                sec.notes.append(f"{setting}: {sp.note}")
+            add_setting_note(sec.notes, setting, sp.note)
         ours_r = ratio(got["fcfs"]["time_to_1000_finished"], got["ltr"]["time_to_1000_finished"])
         paper_r = ratio(paper_value(NAME, setting, "fcfs", "time_to_1000_s"), paper_value(NAME, setting, "ltr", "time_to_1000_s"))
         rows.append({"setting": setting, "policy": "speedup FCFS/LTR", "prompts": None,

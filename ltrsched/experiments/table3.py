@@ -12,7 +12,7 @@ from ltrsched.experiments.methods import METHODS, make_spec, one_length_note
 from ltrsched.experiments.reference import paper_value
 from ltrsched.experiments.runner import load_summary
 from ltrsched.experiments.runspec import RunSpec
-from ltrsched.experiments.tables import Check, Section, write_table
+from ltrsched.experiments.tables import Check, Section, add_setting_note, write_table
 
 NAME = "table3"
 TITLE = "Table 3: 70B ablation: predictor quality vs latency and synthetic data generation"
@@ -50,8 +50,7 @@ def build(out: Path, quick: bool) -> Section:
                 "ours_sdg_1000_s": t1000,  # None: fewer than 1,000 finished
                 "paper_sdg_1000_s": paper_value(NAME, dataset, ref, "sdg_time_to_1000_s"),
             })
-            if spec.note and f"{setting}: {spec.note}" not in sec.notes:
-                sec.notes.append(f"{setting}: {spec.note}")
+            add_setting_note(sec.notes, setting, spec.note)
             if (one := one_length_note(setting, spec, s)) is not None:
                 sec.notes.append(one)
         best = min(("ltr", "class", "class-100", "class-10", "class-1", "po"), key=lambda k: lat[k]["latency_per_token_mean"])

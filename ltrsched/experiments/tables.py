@@ -39,6 +39,14 @@ class Section:
     files: list[Path] = field(default_factory=list)
 
 
+def add_setting_note(notes: list[str], setting: str, note: str) -> None:
+    """Append ``"<setting>: <note>"`` to ``notes`` unless it is empty or already there (a setting's runs at several
+    policies or rates share their stand-in notes)."""
+    line = f"{setting}: {note}"
+    if note and line not in notes:
+        notes.append(line)
+
+
 def fmt(value: Any, digits: int = 2) -> str:
     """Numbers for markdown: fixed digits, '-' for missing/NaN, ints as ints."""
     if value is None:
