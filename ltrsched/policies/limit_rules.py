@@ -2,7 +2,8 @@
 
 Four entry points check the same settings: :class:`~ltrsched.policies.batching.BatchLimits`, the simulator's
 ``SimConfig`` (``ltrsched.sim.config``), the engine's ``EngineConfig`` (``ltrsched.engine.config``) and the engine
-commands' options (``ltrsched.validation.engines.engine_config``). Each rule here is a function of the values and
+commands' options (``ltrsched.validation.engines.engine_config``); a sweep file's keys
+(``ltrsched.experiments.commands``) and the simulator's KV sizing (``ltrsched.sim.kv_capacity``) call some. Each rule here is a function of the values and
 ``name`` (a setting's field name -> what that entry point's user calls it: the field itself in Python,
 :func:`option_name`'s ``--max-num-seqs`` on a command line) that returns the one-line reason the values are refused,
 or None. The caller raises its own error type (ValueError, the simulator's ``ConfigError``, ``UserError``).
