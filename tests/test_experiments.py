@@ -121,9 +121,11 @@ _SWEEP_BASE = 'policies = ["fcfs"]\nworkloads = ["lmsys-like"]\nnum_requests = 2
     ("s.toml", _SWEEP_BASE + 'arrival = "poisson"\n', "arrival 'poisson' needs 'rates'"),
     ("s.toml", 'policies = ["fcfs"]\nnum_requests = "ten"\n', "'num_requests' must be an integer, got 'ten'"),
     ("s.toml", _SWEEP_BASE + "seeds = [-1]\n", "'seeds' must be >= 0"),
-    ("s.toml", _SWEEP_BASE + "max_num_batched_tokens = 0\n", "'max_num_batched_tokens' must be >= 1"),
+    # (they said "'max_num_batched_tokens' must be >= 1" beside "'max_model_len' must be positive": one rule, SimConfig's)
+    ("s.toml", _SWEEP_BASE + "max_num_batched_tokens = 0\n", "'max_num_batched_tokens' must be positive, got 0"),
+    ("s.toml", _SWEEP_BASE + "max_num_seqs = -3\n", "s.toml: 'max_num_seqs' must be positive, got -3"),
     ("s.toml", _SWEEP_BASE + 'preemption = "kill"\n', "'preemption' must be swap or recompute"),
-    ("s.toml", _SWEEP_BASE + "block_size = 0\n", "'block_size' must be >= 1"),
+    ("s.toml", _SWEEP_BASE + "block_size = 0\n", "'block_size' must be positive, got 0"),
     ("s.toml", _SWEEP_BASE + "block_size = 12.5\n", "'block_size' must be an integer"),
     # found by its first run, after the lone replica's run had been computed
     ("s.toml", _SWEEP_BASE + "replicas = [1, 5000]\n", "'replicas' must be at most 4,096, got 5,000"),

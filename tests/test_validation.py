@@ -650,7 +650,9 @@ _RANGE_CASES = [
      "--max-resident-seqs must be at most 65,536 sequences"),
     (["replay", "--block-size", "100000000000000000000000"], "--block-size must be at most 16,777,216 tokens"),
     (["replay", "--max-model-len", "100000000000000000000000"], "--max-model-len must be in 2..16,777,216 tokens"),
-    (["replay", "--kv-cache-gib", "1e23"], "--kv-cache-gib must be a positive size in GiB"),
+    # (it said "--kv-cache-gib must be a positive size in GiB, got 1e+23", naming no bound; EngineConfig took it)
+    (["replay", "--kv-cache-gib", "1e23"],
+     "--kv-cache-gib must be at most 1,048,576 GiB (1 PiB, more than any machine holds), got 1e+23"),
     (["replay", "--model", "smollm2", "--eos", "model", "--max-tokens", "100000000000000000000000"],
      "--max-tokens must be at most 16,777,216 tokens"),
 ]

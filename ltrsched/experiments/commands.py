@@ -16,6 +16,7 @@ from ltrsched import strict_json
 from ltrsched.errors import UserError, first_repeat
 from ltrsched.inputs import check_not_special
 from ltrsched.names import check_printable, one_line, shown_path
+from ltrsched.policies import limit_rules
 
 EXPERIMENT_NAMES = ("table1", "fig3", "fig4-5", "table2", "table3", "table4", "real-model")
 
@@ -312,9 +313,11 @@ def _check_sweep_values(data: dict, path: Path) -> None:
 
     for i, rate in enumerate(data.get("rates", [])):
         check_rate(rate, f"{path}: 'rates' item {i + 1} of {len(data['rates'])}:", burst='arrival = "burst"')
-    for key in ("num_requests", "max_num_batched_tokens", "max_num_seqs", "block_size"):
-        if data.get(key, 1) < 1:
-            raise UserError(f"{path}: {key!r} must be >= 1, got {data[key]}")
+    if data.get("num_requests", 1) < 1:
+        raise UserError(f"{path}: 'num_requests' must be >= 1, got {data['num_requests']}")
+    for key in ("max_num_batched_tokens", "max_num_seqs", "block_size"):  # (SimConfig's rule, as 'max_model_len')
+        if reason := limit_rules.not_positive(key, data.get(key), repr):
+            raise UserError(f"{path}: {reason}")
     if any(r < 1 for r in data.get("replicas", [])):
         raise UserError(f"{path}: 'replicas' must be >= 1, got {data['replicas']}")
     from ltrsched.sim.cluster import MAX_REPLICAS

@@ -42,6 +42,7 @@ import numpy as np
 
 from ltrsched.errors import UserError
 from ltrsched.policies.fastops import count_nonzero, ones
+from ltrsched.policies.limit_rules import first, not_positive, resident_cap
 
 
 @dataclass(frozen=True)
@@ -76,16 +77,17 @@ class BatchLimits:
     watermark_when_running: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("max_num_batched_tokens", "max_num_seqs", "num_gpu_blocks", "block_size"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        reason = first(*(not_positive(name, getattr(self, name))
+                         for name in ("max_num_batched_tokens", "max_num_seqs", "num_gpu_blocks", "block_size")))
+        if reason:
+            raise ValueError(reason)
         # (vLLM V1's int(watermark x (blocks + 1)) can be every block: a lone admission may still use them all)
         top = self.num_gpu_blocks + 1 if self.watermark_when_running else self.num_gpu_blocks
         if self.watermark_blocks < 0 or self.watermark_blocks >= top:
             raise ValueError(f"watermark_blocks must be in [0, num_gpu_blocks{']' if self.watermark_when_running else ')'}, "
                              f"got {self.watermark_blocks}")
-        if self.max_resident_seqs is not None and self.max_resident_seqs < self.max_num_seqs:
-            raise ValueError(f"max_resident_seqs ({self.max_resident_seqs}) must be >= max_num_seqs ({self.max_num_seqs})")
+        if reason := resident_cap(self.max_resident_seqs, self.max_num_seqs):
+            raise ValueError(reason)
 
     def blocks_for(self, tokens: np.ndarray | int) -> np.ndarray | int:
         """KV blocks that hold ``tokens`` tokens."""

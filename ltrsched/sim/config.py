@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Callable
 
 from ltrsched import arguments
+from ltrsched.policies import limit_rules
 from ltrsched.strict_json import shown
 
 PREEMPTION_MODES = ("swap", "recompute")
@@ -136,6 +137,11 @@ class SimConfig:
         def refuse(fields: tuple[str, ...], message: Callable[[Naming], str]) -> None:
             raise ConfigError(fields, message)
 
+        def check(fields: tuple[str, ...], rule: Callable[[limit_rules.Name], str | None]) -> None:
+            """Refuse ``fields`` if a rule of :mod:`ltrsched.policies.limit_rules` (given the naming) finds a reason."""
+            if rule(limit_rules.field_name) is not None:
+                refuse(fields, lambda naming: rule(naming.name))
+
         if self.watermark is None:  # (vllm-v1 took the paper's 0.01: 1% of the blocks kept free, the engine none)
             object.__setattr__(self, "watermark", PAPER_WATERMARK if self.semantics != "vllm-v1" else 0.0)
 
@@ -170,16 +176,11 @@ class SimConfig:
                 refuse((name,), lambda n, name=name, value=value: f"{n.name(name)} must be true or false, got {value!r}")
             object.__setattr__(self, name, bool(value))
         for name in ("max_num_batched_tokens", "max_num_seqs", "block_size", "max_model_len", "num_gpu_blocks"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                refuse((name,), lambda n, name=name, value=value: f"{n.name(name)} must be positive, got {value}")
-        if not 0 < self.gpu_memory_utilization <= 1:
-            refuse(("gpu_memory_utilization",), lambda n: f"{n.name('gpu_memory_utilization')} must be in (0, 1], "
-                                                          f"got {self.gpu_memory_utilization}")
-        if not 0 <= self.watermark < 1:
-            refuse(("watermark",), lambda n: f"{n.name('watermark')} must be in [0, 1), got {self.watermark}")
-        if self.stop_time is not None and not self.stop_time > 0:
-            refuse(("stop_time",), lambda n: f"{n.name('stop_time')} must be positive, got {self.stop_time}")
+            check((name,), lambda name_of, name=name: limit_rules.not_positive(name, getattr(self, name), name_of))
+        check(("gpu_memory_utilization",), lambda name_of: limit_rules.memory_fraction(self.gpu_memory_utilization,
+                                                                                       name_of))
+        check(("watermark",), lambda name_of: limit_rules.watermark_fraction(self.watermark, name_of))
+        check(("stop_time",), lambda name_of: limit_rules.not_positive("stop_time", self.stop_time, name_of))
         if self.semantics not in SEMANTICS:
             refuse(("semantics",), lambda n: f"{n.name('semantics')} must be one of {', '.join(SEMANTICS)}, "
                                              f"got {self.semantics!r}")
@@ -188,10 +189,8 @@ class SimConfig:
                    lambda n: f"{n.setting('semantics', 'vllm-v1')} models vLLM V1, which preempts by recompute, "
                              f"not {n.setting('preemption', self.preemption)}: set "
                              f"{n.setting('preemption', 'recompute')}")
-        if self.max_resident_seqs is not None and self.max_resident_seqs < self.max_num_seqs:
-            refuse(("max_resident_seqs", "max_num_seqs"),
-                   lambda n: f"{n.name('max_resident_seqs')} ({self.max_resident_seqs}) must be >= "
-                             f"{n.name('max_num_seqs')} ({self.max_num_seqs})")
+        check(("max_resident_seqs", "max_num_seqs"),
+              lambda name_of: limit_rules.resident_cap(self.max_resident_seqs, self.max_num_seqs, name_of))
         if not self.swap_space_gib >= 0:  # (NaN too: it passed, and the host's size was int(NaN), a ValueError)
             refuse(("swap_space_gib",), lambda n: f"{n.name('swap_space_gib')} must be >= 0, got {self.swap_space_gib}")
 

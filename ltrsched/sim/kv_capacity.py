@@ -20,6 +20,7 @@ from typing import Any, Mapping
 
 from ltrsched.config_classes import kv_layout_refusal, layers_refusal
 from ltrsched.errors import UserError
+from ltrsched.policies.limit_rules import memory_fraction
 from ltrsched.sim.decoder_layouts import QK_HEAD, QK_PER_HEAD, QK_WHOLE, DecoderLayout, decoder_layout
 from ltrsched.sim.weight_storage import WeightStorage, weight_storage
 
@@ -577,8 +578,10 @@ def kv_blocks_from_config(config: Mapping[str, Any] | ModelShape, gpu_memory_byt
     m = _shape(config)
     if not (isinstance(gpu_memory_bytes, (int, float)) and gpu_memory_bytes > 0):
         raise UserError(f"gpu_memory_bytes must be positive, got {gpu_memory_bytes!r}")
-    if not (isinstance(util, (int, float)) and 0 < util <= 1):
-        raise UserError(f"gpu_memory_utilization must be in (0, 1], got {util!r}")
+    if not isinstance(util, (int, float)):
+        raise UserError(f"gpu_memory_utilization must be a number, got {util!r}")
+    if reason := memory_fraction(util):
+        raise UserError(reason)
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size <= 0:
         raise UserError(f"block_size must be a positive integer, got {block_size!r}")
     if reserve_bytes is None:

@@ -21,6 +21,7 @@ import click
 
 from ltrsched.engine.config import MAX_EMULATED_BLOCKS, EngineConfig
 from ltrsched.errors import UserError
+from ltrsched.policies import limit_rules as rules
 
 #: The CPU engine's KV cache when neither --kv-cache-gib nor --num-gpu-blocks is given [GiB].
 CPU_KV_CACHE_GIB = 1.0
@@ -212,25 +213,9 @@ def served_model_config(config: EngineConfig) -> dict:
     return sized_model_config(model_dir(config.model), config.dtype)
 
 
-#: The longest ``--max-model-len`` [tokens]: a simulator profile's limit (``ltrsched.sim.profiles.io``), 16.8M.
-MAX_MODEL_LEN = 1 << 24
-
-#: The largest ``--max-num-batched-tokens`` [tokens]: the longest ``--max-model-len``. vLLM sizes its per-step buffers
-#: by the budget and runs a step of the whole budget to profile its memory; ``--max-num-batched-tokens`` given 1e23's
-#: digits was taken, and the emulated engine's five-request replay had not ended after a minute.
-MAX_BATCHED_TOKENS = MAX_MODEL_LEN
-
-#: The largest ``--max-num-seqs`` and ``--max-resident-seqs`` [sequences]: vLLM's model runner keeps a row of
-#: ``--max-model-len`` token ids per sequence it may hold (65,536 rows of an 8,192-token context: 2 GiB of host
-#: memory), and sizes its per-sequence buffers by it; its own default is 256 to 1,024.
-MAX_SEQS = 1 << 16
-
-#: The largest ``--tensor-parallel-size`` [GPUs]: vLLM starts a worker process per GPU of the tensor-parallel group
-#: (a node holds 8 to 16). Unbounded, 1e23's digits were taken, to fail late inside vLLM on a GPU machine.
-MAX_TENSOR_PARALLEL = 1 << 10
-
-#: The largest ``--block-size`` [tokens]: the longest ``--max-model-len`` (a larger block holds no more of a request).
-MAX_BLOCK_SIZE = MAX_MODEL_LEN
+#: The engine options' upper bounds (--max-model-len, --max-num-batched-tokens, --max-num-seqs, --max-resident-seqs,
+#: --tensor-parallel-size, --block-size, --max-tokens, --kv-cache-gib) are ``EngineConfig``'s:
+#: :mod:`ltrsched.policies.limit_rules` (``ENGINE_MAXIMA``, ``MAX_MODEL_LEN``, ``MAX_KV_CACHE_GIB``).
 
 #: The GPU engine's block sizes are multiples of this [tokens]: vLLM 0.26's and 0.32's CUDA attention backends
 #: (FlashAttention, Triton, FlexAttention: ``MultipleOf(16)``; FlashInfer: 16 to 1024) take no other, and a KV block
@@ -258,40 +243,25 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
                         f"auto: the model directory's), got {load_format!r}")
     if dtype is not None and dtype not in DTYPES:
         raise UserError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    if max_model_len is not None and not 2 <= max_model_len <= MAX_MODEL_LEN:
-        raise UserError(f"--max-model-len must be in 2..{MAX_MODEL_LEN:,} tokens, got {max_model_len}")
-    for name, value in (("--max-num-batched-tokens", max_num_batched_tokens), ("--max-num-seqs", max_num_seqs),
-                        ("--tensor-parallel-size", tensor_parallel_size)):
-        if value <= 0:
-            raise UserError(f"{name} must be positive, got {value}")
-    _check_at_most("--max-num-batched-tokens", max_num_batched_tokens, MAX_BATCHED_TOKENS, "tokens",
-                   "the longest --max-model-len; vLLM sizes its per-step buffers by it")
-    _check_at_most("--tensor-parallel-size", tensor_parallel_size, MAX_TENSOR_PARALLEL, "GPUs",
-                   "vLLM starts a worker process per GPU of the group")
-    for name, value in (("--max-num-seqs", max_num_seqs), ("--max-resident-seqs", max_resident_seqs)):
-        _check_at_most(name, value, MAX_SEQS, "sequences",
-                       "vLLM's model runner keeps a row of --max-model-len token ids per sequence")
+    _refuse(rules.engine_model_len(max_model_len, rules.option_name),
+            *(rules.not_positive(name, value, rules.option_name) for name, value in (
+                ("max_num_batched_tokens", max_num_batched_tokens), ("max_num_seqs", max_num_seqs),
+                ("tensor_parallel_size", tensor_parallel_size))),
+            *(rules.engine_maximum(name, value, rules.option_name) for name, value in (
+                ("max_num_batched_tokens", max_num_batched_tokens), ("tensor_parallel_size", tensor_parallel_size),
+                ("max_num_seqs", max_num_seqs), ("max_resident_seqs", max_resident_seqs))))
     _check_no_data_parallel()
-    if max_resident_seqs is not None and max_resident_seqs < max_num_seqs:
-        raise UserError(f"--max-resident-seqs ({max_resident_seqs}) must be >= --max-num-seqs ({max_num_seqs})")
-    resident = max_resident_seqs or max_num_seqs  # vLLM's max_num_seqs
-    if max_num_batched_tokens < resident:  # vLLM's SchedulerConfig refuses it (the emulated engine: a traceback)
-        raise UserError(f"--max-num-batched-tokens ({max_num_batched_tokens}) must be >= "
-                        f"{'--max-resident-seqs' if max_resident_seqs else '--max-num-seqs'} ({resident}), as vLLM requires")
-    if num_gpu_blocks is not None and num_gpu_blocks < 2:
-        raise UserError(f"--num-gpu-blocks must be >= 2 (one is vLLM's null block), got {num_gpu_blocks}")
-    if not 0 < gpu_memory_utilization <= 1:
-        raise UserError(f"--gpu-memory-utilization must be in (0, 1], got {gpu_memory_utilization}")
-    if block_size is not None and block_size <= 0:
-        raise UserError(f"--block-size must be positive, got {block_size}")
-    _check_at_most("--block-size", block_size, MAX_BLOCK_SIZE, "tokens",
-                   "the longest --max-model-len: a larger block holds no more of a request")
-    if kv_cache_gib is not None and not (math.isfinite(kv_cache_gib) and 0 < kv_cache_gib <= 1 << 20):
-        raise UserError(f"--kv-cache-gib must be a positive size in GiB, got {kv_cache_gib}")
+    # (the token budget: vLLM's SchedulerConfig refuses it; the emulated engine gave a traceback)
+    _refuse(rules.resident_cap(max_resident_seqs, max_num_seqs, rules.option_name),
+            rules.engine_token_budget(max_num_batched_tokens, max_num_seqs, max_resident_seqs, rules.option_name),
+            rules.engine_blocks(num_gpu_blocks, rules.option_name),
+            rules.memory_fraction(gpu_memory_utilization, rules.option_name),
+            rules.not_positive("block_size", block_size, rules.option_name),
+            rules.engine_maximum("block_size", block_size, rules.option_name),
+            rules.kv_cache_size(kv_cache_gib, rules.option_name))
     if kv_cache_gib is not None and num_gpu_blocks is not None:
         raise UserError("give --kv-cache-gib or --num-gpu-blocks, not both")
-    if threads is not None and threads <= 0:
-        raise UserError(f"--threads must be positive, got {threads}")
+    _refuse(rules.not_positive("threads", threads, rules.option_name))
     if emulate_profile is not None:
         platform = CUDA  # the emulated engine times a GPU profile
     elif platform is None:
@@ -317,8 +287,9 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
                         f"kernels), got {block_size}")
     if platform == CUDA and emulate_profile is None:  # (the CPU engine's KV is checked against the RAM, the emulated
         # engine's blocks where they are known, from --kv-cache-gib too: emulated_config)
-        _check_at_most("--num-gpu-blocks", num_gpu_blocks, MAX_EMULATED_BLOCKS, "blocks",
-                       "vLLM's block pool makes an object per block, about 3 us and 130 bytes each")
+        _refuse(rules.at_most("num_gpu_blocks", num_gpu_blocks, MAX_EMULATED_BLOCKS, "blocks",
+                              "vLLM's block pool makes an object per block, about 3 us and 130 bytes each",
+                              rules.option_name))
     model = defaults["model"] if model is None else model  # ("" was the default model, silently)
     from ltrsched.engine.config import model_dir
 
@@ -605,11 +576,11 @@ def _check_emulated(load_format, dtype, enforce_eager, tensor_parallel_size, thr
                         f"{'it' if len(given) == 1 else 'them'} out, or serve the model on the real engine")
 
 
-def _check_at_most(option: str, value: int | None, most: int, unit: str, why: str) -> None:
-    """A one-line :class:`UserError` naming ``option`` if ``value`` (None: not given) is above ``most`` [``unit``]
-    (``why``: the reason, in words): the engine took any integer, and a huge one failed later, deep inside vLLM."""
-    if value is not None and value > most:
-        raise UserError(f"{option} must be at most {most:,} {unit} ({why}), got {value}")
+def _refuse(*reasons: str | None) -> None:
+    """A one-line :class:`UserError` with the first of ``reasons`` (the rules of
+    :mod:`ltrsched.policies.limit_rules`, in the order they are checked) that is not None."""
+    if reason := rules.first(*reasons):
+        raise UserError(reason)
 
 
 def _check_stopping(model, load_format, emulate_profile, prompts, eos, max_tokens) -> int | None:
@@ -631,7 +602,7 @@ def _check_stopping(model, load_format, emulate_profile, prompts, eos, max_token
     max_tokens = DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
     if max_tokens < 1:
         raise UserError(f"--max-tokens must be >= 1, got {max_tokens}")
-    _check_at_most("--max-tokens", max_tokens, MAX_MODEL_LEN, "tokens", "the longest --max-model-len")
+    _refuse(rules.engine_maximum("max_tokens", max_tokens, rules.option_name))
     return max_tokens
 
 
