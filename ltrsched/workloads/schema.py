@@ -61,14 +61,22 @@ ZERO_OUTPUT_HINT = ("an output of 0 tokens (an empty reply) is most likely a mod
                     "request out")
 #: Names token counts go by in other tools' files, ours first, matched in any case: a ``.csv`` reads them all (e.g.
 #: vidur's ``num_prefill_tokens``, Azure's ``ContextTokens``); a parquet reads the others where it lacks ours
-#: (:func:`length_columns`). BurstGPT's ``Request tokens`` and ``Response tokens`` too (a ``Response tokens`` of 0
-#: marks a failed request there: :func:`ltrsched.workloads.loaders.drop_failed_requests`).
+#: (:func:`length_columns`); a ``.jsonl`` line's keys as written (:data:`OTHER_LENGTH_KEYS`). BurstGPT's ``Request
+#: tokens`` and ``Response tokens`` too (a ``Response tokens`` of 0 marks a failed request there:
+#: :func:`ltrsched.workloads.loaders.drop_failed_requests`); OpenAI's usage records' ``completion_tokens`` (beside
+#: ``prompt_tokens``, ours), vLLM's benchmark ``input_len``/``output_len``, ``num_prompt_tokens``/``num_output_tokens``
+#: and Mooncake's ``input_length``/``output_length`` (whose ``timestamp`` is milliseconds:
+#: :data:`ltrsched.workloads.loaders.MOONCAKE_KEYS`). Every one counts tokens; names that may count characters or
+#: words (``prompt_length``, ``response_length``) are not read.
 LENGTH_NAMES = {
     "prompt_tokens": ("prompt_tokens", "num_prefill_tokens", "prompt_len", "input_tokens", "contexttokens",
-                      "request tokens"),
+                      "request tokens", "input_len", "input_length", "num_prompt_tokens"),
     "output_tokens": ("output_tokens", "num_decode_tokens", "output_len", "generated_tokens", "generatedtokens",
-                      "response tokens"),
+                      "response tokens", "completion_tokens", "output_length", "num_output_tokens"),
 }
+#: The names of :data:`LENGTH_NAMES` other than ours -> ours: a ``.jsonl`` line's keys read as its counts (as
+#: written, in lower case).
+OTHER_LENGTH_KEYS = {name: ours for ours, names in LENGTH_NAMES.items() for name in names if name != ours}
 
 
 def length_columns(df: pl.DataFrame, name: str) -> pl.DataFrame:
