@@ -229,7 +229,10 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             rec = {("generated" if k == replies[0] else k): v for k, v in rec.items()}
         for name in ("prompt", "generated"):  # a number where text belongs (JSON has types: 42 is no text)
             if isinstance(rec, dict) and rec.get(name) is not None and not isinstance(rec[name], str):
-                raise UserError(f"{path}:{lineno}: {name!r} must be text (a JSON string), got {shown(rec[name])}")
+                key = replies[0] if name == "generated" and replies else name  # (the line's own: 'response' was
+                # named 'generated', of an OpenAI Batch API output line, whose 'response' is an object)
+                raise UserError(f"{path}:{lineno}: {key!r} must be text (a JSON string), got {shown(rec[name])}"
+                                + _record_hint(original))
         if not isinstance(rec, dict) or not (
                 isinstance(rec.get("prompt"), str) or ("prompt" not in rec and "prompt_tokens" in rec)) or not (
                 isinstance(rec.get("generated"), str) or ("generated" not in rec and "output_tokens" in rec)):
