@@ -109,7 +109,9 @@ def iter_records(text: str, source: str, cut: dict | None = None):
 def _object_hint(text: str) -> str:
     """What to write instead of a ``.json`` that is an object (``text``), not an array of conversations: one
     conversation wrapped in ``[ ]``; the array under its one key holding a list of objects (``{"data": [...]}``, as
-    some exports wrap them) written alone; conversations one per line (a ``.jsonl``: the first is read) in ``[ ]``."""
+    some exports wrap them) written alone; conversations one per line (a ``.jsonl``: the first is read) in ``[ ]``; a
+    vLLM benchmark's saved result (``benchmark_serving.py --save-result``: ``input_lens``, ``output_lens``, lists of
+    token counts) as a ``.csv`` of them (it said only "it starts with '{'")."""
     try:
         whole = json.loads(text)
     except (ValueError, RecursionError):  # (more than one object: a .jsonl's lines; or damaged)
@@ -117,6 +119,10 @@ def _object_hint(text: str) -> str:
                 "wrap conversations in [ ] with commas)")
     if isinstance(whole, dict) and any(isinstance(whole.get(k), list) for k in CONVERSATION_KEYS):
         return " (one conversation: wrap it in [ ])"
+    if isinstance(whole, dict) and all(isinstance(whole.get(k), list) for k in ("input_lens", "output_lens")):
+        return (" (a vLLM benchmark's result: its 'input_lens' and 'output_lens' are each request's prompt and "
+                "generated token counts; write them as a .csv, columns input_len,output_len, a row per request, "
+                "leaving out requests that failed, with an output_len of 0)")
     lists = [k for k, v in whole.items() if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)] \
         if isinstance(whole, dict) else []
     if len(lists) == 1:
