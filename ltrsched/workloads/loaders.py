@@ -232,7 +232,7 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                 key = replies[0] if name == "generated" and replies else name  # (the line's own: 'response' was
                 # named 'generated', of an OpenAI Batch API output line, whose 'response' is an object)
                 raise UserError(f"{path}:{lineno}: {key!r} must be text (a JSON string), got {shown(rec[name])}"
-                                + _record_hint(original))
+                                + (_MESSAGES_HINT if _is_messages(rec[name]) else _record_hint(original)))
         if not isinstance(rec, dict) or not (
                 isinstance(rec.get("prompt"), str) or ("prompt" not in rec and "prompt_tokens" in rec)) or not (
                 isinstance(rec.get("generated"), str) or ("generated" not in rec and "output_tokens" in rec)):
@@ -389,6 +389,19 @@ def _jsonl_dates(dates: dict[int, tuple[str, str]], arrivals: list[float], lines
 #: :func:`arrival_suffix`).
 JSONL_KEYS = ("prompt", *REPLY_NAMES, "prompt_tokens", "output_tokens", *MOONCAKE_KEYS, *OTHER_LENGTH_KEYS,
               "request_id", *ARRIVAL_KEYS, *NUMERIC_OPTIONAL_COLUMNS)
+
+
+#: What a ``.jsonl`` line whose ``prompt`` (or reply) is a list of chat messages is (TRL's conversational
+#: prompt-completion format, ``{"prompt": [{"role": "user", ...}], "completion": [{"role": "assistant", ...}]}``), and
+#: how to write it as a conversation, read as OpenAI's chat format is.
+_MESSAGES_HINT = ("; it is a list of chat messages (TRL's conversational prompt-completion format): write each line as "
+                  "one conversation, {\"messages\": prompt + completion} (jq -c '{messages: (.prompt + .completion)}')")
+
+
+def _is_messages(value) -> bool:
+    """Whether a JSON value is a list of chat messages (objects with a ``role``), as TRL's conversational
+    prompt-completion lines hold in ``prompt`` and ``completion``."""
+    return isinstance(value, list) and bool(value) and all(isinstance(m, dict) and "role" in m for m in value)
 
 
 def _record_hint(rec) -> str:
