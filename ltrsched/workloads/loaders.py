@@ -718,10 +718,12 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     if joined is not None:  # (named as the first column's "non-numeric 'arrival_time'" in that row)
         raise UserError(joined_files_error(path, rows[joined]))
     cols, names_found = {}, {}
+    plain = None  # the arrival column, if its times are numbers under a name without a unit (seconds)
     for ours, names in CSV_COLUMNS.items():
         scale = 1.0
         if ours == "arrival_time":
             found, suffix = _csv_arrival_column(raw, names, path)
+            plain = None if suffix else found
             if arrival_info is not None and found is not None:
                 arrival_info.update(column=found, unit=suffix or None)
             scale = UNIT_SUFFIXES.get(suffix, 1.0)
@@ -747,6 +749,7 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         col = _spaced_numbers(raw[found])
         if ours == "arrival_time" and col.dtype == pl.String:
             col, scale = _datetime_seconds(col.str.strip_chars(), f"{path}: column {found!r}"), 1.0
+            plain = plain if col.dtype == pl.String else None  # (date-times: seconds apart)
             if arrival_info is not None and col.dtype != pl.String:
                 arrival_info["unit"] = "date-time"  # (seconds apart, whatever the column's name says)
             at = _format_break(col) if col.dtype == pl.String else None
@@ -758,8 +761,7 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                             + (f", first: {first[0]!r}) in row {rows[row]}" if first else ")")
                             + "; it must hold numbers" + (" (seconds) or date-times" if ours == "arrival_time" else ""))
         cols[ours] = col if scale == 1.0 else col.cast(pl.Float64) * scale
-    if arrival_info is not None and arrival_info.get("unit") is None:  # (plain-named numbers: seconds)
-        _mooncake_timestamp(arrival_info.get("column"), list(names_found.values()), path)
+    _mooncake_timestamp(plain, list(names_found.values()), path)  # (plain-named numbers: seconds)
     try:
         df = pl.DataFrame(
             {
@@ -841,7 +843,8 @@ def drop_failed_requests(df: pl.DataFrame, column: str | None, path: Path, info:
 
 def _mooncake_timestamp(arrival: str | None, columns: list[str], path: Path) -> None:
     """One-line :class:`UserError` if a table (a ``.csv``'s or a flat parquet's) gives plain-named numeric arrival
-    times under Mooncake's name, ``timestamp`` (``arrival``: the file's arrival column, None for none), beside
+    times under Mooncake's name, ``timestamp`` (``arrival``: the file's arrival column of numbers under a name
+    without a unit; None for none, or for one whose name or date-times say the unit), beside
     Mooncake's count columns (``input_length``, ``output_length``: among ``columns``, the count columns read). A
     ``.jsonl`` line in Mooncake's keys has its ``timestamp`` read in milliseconds, Mooncake's unit; a table's
     plain-named times are seconds: a Mooncake trace written out as a table (``pandas.read_json(...).to_csv()``) was
