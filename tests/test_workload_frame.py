@@ -86,3 +86,27 @@ def test_an_assigned_frame_is_checked(output):
 def test_errors_name_the_workload_given():
     with pytest.raises(UserError, match="^mine: the workload is empty"):
         Workload(pl.DataFrame(COLUMNS).head(0), "mine")
+
+
+def _set_cell(df: pl.DataFrame) -> None:
+    df[1, "output_tokens"] = 0
+
+
+@pytest.mark.parametrize("change", [
+    lambda df: df.replace_column(2, pl.Series("output_tokens", [0, 0])),
+    _set_cell,
+    lambda df: df.insert_column(0, pl.Series("output_tokens_x", [1, 1])).drop_in_place("arrival_time"),
+    lambda df: setattr(df, "columns", ["a", "b", "c", "d"]),
+], ids=["replace_column", "set a cell", "insert and drop in place", "rename in place"])
+def test_in_place_changes_to_the_frame_do_not_reach_the_workload(change):
+    """Polars changes a frame in place (``replace_column``, ``df[i, col] = v``, ...): through ``w.df`` they reached
+    the checked frame, unchecked (an output of 0 tokens then reached the simulator, which ended with unfinished
+    requests). ``w.df`` is a copy: the workload, what a policy and the simulator read of it, stays as checked."""
+    wl = Workload(pl.DataFrame(COLUMNS), "mine")
+    change(wl.df)
+    assert wl.df.columns == list(COLUMNS) and wl.df["output_tokens"].to_list() == [5, 6] and len(wl) == 2
+    assert wl.policy_columns()["output_tokens"].tolist() == [5, 6]
+    frame = wl.df
+    change(frame)  # (assigning the changed frame is how to change a workload: it is checked)
+    with pytest.raises(UserError, match="^mine: "):
+        wl.df = frame

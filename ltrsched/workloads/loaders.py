@@ -27,7 +27,9 @@ Files, by suffix:
   Mooncake's traces (``{"timestamp": ms, "input_length": N, "output_length": N, "hash_ids": [...]}``) too: a line
   with ``input_length``/``output_length`` (:data:`MOONCAKE_KEYS`) has them read as the prompt and output counts and
   its ``timestamp`` as the arrival in milliseconds (Mooncake's unit; on other lines ``timestamp`` is seconds);
-  ``hash_ids`` is not (no prefix cache is simulated).
+  ``hash_ids`` is not (no prefix cache is simulated). Other tools' count keys are read as ours
+  (:data:`~ltrsched.workloads.schema.OTHER_LENGTH_KEYS`: OpenAI's usage ``completion_tokens``, vLLM's benchmark
+  ``input_len``/``output_len``, ``num_prompt_tokens``/``num_output_tokens``); two keys for one count are an error.
 - ``.jsonl`` of conversations, one per line (OpenAI's chat format, ``{"messages": [{"role", "content"}, ...]}``;
   ShareGPT's, LMSYS's), told by its first line: read as a ``.json`` array of them (below).
 - ``.json``: a JSON array of ShareGPT conversations (complete or truncated), first turns, the paper's selection
@@ -52,7 +54,11 @@ Files, by suffix:
   and optionally ``arrived_at``/``arrival_time`` (column names in any case; Azure's published ``TIMESTAMP``,
   ``ContextTokens``, ``GeneratedTokens`` too, and BurstGPT's ``Timestamp`` [s], ``Request tokens``, ``Response
   tokens``: rows with ``Response tokens`` 0, BurstGPT's failed requests, are left out with a warning on stderr
-  counting them, :func:`drop_failed_requests`; its ``Log Type``, ``Model`` and ``Total tokens`` are not read). Arrival times are seconds, or date-times (e.g.
+  counting them, :func:`drop_failed_requests`; its ``Log Type``, ``Model`` and ``Total tokens`` are not read; every
+  other name of :data:`~ltrsched.workloads.schema.LENGTH_NAMES`, e.g. OpenAI's usage ``completion_tokens``, and
+  Mooncake's ``input_length``/``output_length``, beside which a plain-named numeric ``timestamp`` is an error: Mooncake
+  gives it in milliseconds, so the name must say which, ``timestamp_ms`` or ``timestamp_s``). Arrival times are
+  seconds, or date-times (e.g.
   ``2023-11-16 18:15:46.68``), read as seconds since the earliest; without them every request is at t = 0. Any
   of those names with ``_ms`` (``arrived_at_ms``, ``timestamp_ms``) holds milliseconds, with ``_s`` seconds. Two
   names for one field (``arrival_time`` and ``timestamp``, ``prompt_tokens`` and ``input_tokens``) are an error
@@ -104,7 +110,8 @@ from ltrsched.fingerprint import file_digest
 from ltrsched.inputs import check_not_special
 from ltrsched.notices import explain_error
 from ltrsched.workloads.arrival_names import (
-    ARRIVAL_KEYS, ARRIVAL_NAMES, UNIT_SUFFIXES, arrival_suffix, file_may_name_added, unread_arrival_unit,
+    ARRIVAL_KEYS, ARRIVAL_NAMES, UNIT_SUFFIXES, arrival_suffix, escapes_a_letter, file_may_name_added,
+    unread_arrival_unit,
 )
 from ltrsched.workloads.arrivals import seconds_unit_warning
 from ltrsched.workloads.blank_text import blank_why, is_blank
@@ -113,7 +120,8 @@ from ltrsched.workloads.csv_joined import joined_files_error, repeated_header_ro
 from ltrsched.workloads.csv_separator import separator_hint
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.schema import (
-    LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, ZERO_OUTPUT_HINT, Workload,
+    LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, OTHER_LENGTH_KEYS, REQUIRED_COLUMNS, ZERO_OUTPUT_HINT,
+    Workload,
     first_non_numeric,
     first_non_numeric_row,
     length_columns, request_ids, validate,
@@ -199,10 +207,16 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     optional = {name: [] for name in NUMERIC_OPTIONAL_COLUMNS}  # [per line] (None where a line has none)
     mooncake = set()  # the numbers of the lines in Mooncake's keys
     checked_keys = set()  # keys found in no other case than JSONL_KEYS' and naming no arrival times in a unit unread
+    plain_keys = set()  # keys of lines without another tool's token-count keys (OTHER_LENGTH_KEYS)
     for lineno, rec in jsonl_records(path):
         original = rec if isinstance(rec, dict) else {}
         if isinstance(rec, dict) and any(k in rec for k in MOONCAKE_KEYS):
             rec = _mooncake_line(rec, f"{path}:{lineno}")
+        if isinstance(rec, dict) and not plain_keys.issuperset(rec):  # (each key looked at once, as checked_keys)
+            if any(k in OTHER_LENGTH_KEYS for k in rec):
+                rec = _other_length_keys(rec, f"{path}:{lineno}")
+            else:
+                plain_keys.update(rec)
         replies = [k for k in REPLY_NAMES if k in rec] if isinstance(rec, dict) else []
         if len(replies) > 1:
             raise UserError(f"{path}:{lineno}: {' and '.join(repr(k) for k in replies)} both give the reply's text; "
@@ -215,7 +229,10 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             rec = {("generated" if k == replies[0] else k): v for k, v in rec.items()}
         for name in ("prompt", "generated"):  # a number where text belongs (JSON has types: 42 is no text)
             if isinstance(rec, dict) and rec.get(name) is not None and not isinstance(rec[name], str):
-                raise UserError(f"{path}:{lineno}: {name!r} must be text (a JSON string), got {shown(rec[name])}")
+                key = replies[0] if name == "generated" and replies else name  # (the line's own: 'response' was
+                # named 'generated', of an OpenAI Batch API output line, whose 'response' is an object)
+                raise UserError(f"{path}:{lineno}: {key!r} must be text (a JSON string), got {shown(rec[name])}"
+                                + (_MESSAGES_HINT if _is_messages(rec[name]) else _record_hint(original)))
         if not isinstance(rec, dict) or not (
                 isinstance(rec.get("prompt"), str) or ("prompt" not in rec and "prompt_tokens" in rec)) or not (
                 isinstance(rec.get("generated"), str) or ("generated" not in rec and "output_tokens" in rec)):
@@ -370,8 +387,21 @@ def _jsonl_dates(dates: dict[int, tuple[str, str]], arrivals: list[float], lines
 
 #: The keys a ``.jsonl`` request line is read by (as written: in lower case; the arrival time's in any case too,
 #: :func:`arrival_suffix`).
-JSONL_KEYS = ("prompt", *REPLY_NAMES, "prompt_tokens", "output_tokens", *MOONCAKE_KEYS, "request_id",
-              *ARRIVAL_KEYS, *NUMERIC_OPTIONAL_COLUMNS)
+JSONL_KEYS = ("prompt", *REPLY_NAMES, "prompt_tokens", "output_tokens", *MOONCAKE_KEYS, *OTHER_LENGTH_KEYS,
+              "request_id", *ARRIVAL_KEYS, *NUMERIC_OPTIONAL_COLUMNS)
+
+
+#: What a ``.jsonl`` line whose ``prompt`` (or reply) is a list of chat messages is (TRL's conversational
+#: prompt-completion format, ``{"prompt": [{"role": "user", ...}], "completion": [{"role": "assistant", ...}]}``), and
+#: how to write it as a conversation, read as OpenAI's chat format is.
+_MESSAGES_HINT = ("; it is a list of chat messages (TRL's conversational prompt-completion format): write each line as "
+                  "one conversation, {\"messages\": prompt + completion} (jq -c '{messages: (.prompt + .completion)}')")
+
+
+def _is_messages(value) -> bool:
+    """Whether a JSON value is a list of chat messages (objects with a ``role``), as TRL's conversational
+    prompt-completion lines hold in ``prompt`` and ``completion``."""
+    return isinstance(value, list) and bool(value) and all(isinstance(m, dict) and "role" in m for m in value)
 
 
 def _record_hint(rec) -> str:
@@ -448,12 +478,33 @@ def _mooncake_line(rec: dict, where: str) -> dict:
     return rec
 
 
+def _other_length_keys(rec: dict, where: str) -> dict:
+    """A ``.jsonl`` line whose token counts are under another tool's keys (OpenAI's usage ``completion_tokens``,
+    vLLM's benchmark ``input_len``/``output_len``, ``num_prompt_tokens``/``num_output_tokens``:
+    :data:`~ltrsched.workloads.schema.OTHER_LENGTH_KEYS`, as written) in ours, the values checked here so that an error
+    names the line's own key; ``rec`` itself without them. One-line :class:`UserError` naming ``where`` (the line) for
+    two keys giving one count (``completion_tokens`` beside ``output_tokens``: which holds it?). (Such a line was
+    refused as "expected an object with string fields 'prompt' and 'generated'", or, beside the texts, its counts
+    dropped and the texts' Llama-3 counts used.)"""
+    found = [k for k in rec if k in OTHER_LENGTH_KEYS]
+    if not found:
+        return rec
+    rec = dict(rec)
+    for key in found:
+        ours = OTHER_LENGTH_KEYS[key]
+        if ours in rec:
+            theirs = next((k for k in found if k != key and OTHER_LENGTH_KEYS[k] == ours), ours)
+            raise UserError(f"{where}: {theirs!r} and {key!r} both give the {ours}; which does? give one")
+        rec[ours] = _token_count(rec.pop(key), key, where)
+    return rec
+
+
 def _token_count(value, name: str, where: str) -> int:
     """A ``.jsonl`` line's ``output_tokens`` or ``prompt_tokens`` (``name``) [tokens]: a whole number >= 1 (an
     integral float too, as some writers make them); one-line :class:`UserError` for anything else."""
     number = int(value) if isinstance(value, float) and value.is_integer() else value
     if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= _MAX_TOKENS:
-        zero = number == 0 and not isinstance(number, bool) and name in ("output_tokens", "output_length")
+        zero = number == 0 and not isinstance(number, bool) and OTHER_LENGTH_KEYS.get(name, name) == "output_tokens"
         raise UserError(f"{where}: {name!r} must be a whole number of tokens in 1..2**53, got {value!r}"
                         + (f"; {ZERO_OUTPUT_HINT}" if zero else ""))
     return number
@@ -667,10 +718,12 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     if joined is not None:  # (named as the first column's "non-numeric 'arrival_time'" in that row)
         raise UserError(joined_files_error(path, rows[joined]))
     cols, names_found = {}, {}
+    plain = None  # the arrival column, if its times are numbers under a name without a unit (seconds)
     for ours, names in CSV_COLUMNS.items():
         scale = 1.0
         if ours == "arrival_time":
             found, suffix = _csv_arrival_column(raw, names, path)
+            plain = None if suffix else found
             if arrival_info is not None and found is not None:
                 arrival_info.update(column=found, unit=suffix or None)
             scale = UNIT_SUFFIXES.get(suffix, 1.0)
@@ -696,6 +749,7 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         col = _spaced_numbers(raw[found])
         if ours == "arrival_time" and col.dtype == pl.String:
             col, scale = _datetime_seconds(col.str.strip_chars(), f"{path}: column {found!r}"), 1.0
+            plain = plain if col.dtype == pl.String else None  # (date-times: seconds apart)
             if arrival_info is not None and col.dtype != pl.String:
                 arrival_info["unit"] = "date-time"  # (seconds apart, whatever the column's name says)
             at = _format_break(col) if col.dtype == pl.String else None
@@ -707,6 +761,7 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                             + (f", first: {first[0]!r}) in row {rows[row]}" if first else ")")
                             + "; it must hold numbers" + (" (seconds) or date-times" if ours == "arrival_time" else ""))
         cols[ours] = col if scale == 1.0 else col.cast(pl.Float64) * scale
+    _mooncake_timestamp(plain, list(names_found.values()), path)  # (plain-named numbers: seconds)
     try:
         df = pl.DataFrame(
             {
@@ -784,6 +839,24 @@ def drop_failed_requests(df: pl.DataFrame, column: str | None, path: Path, info:
             f"warning: {path}: {count:,} of its {df.height:,} requests have {column.strip()!r} 0, BurstGPT's mark of "
             "a failed request (no output); they are left out (BurstGPT's *_without_fails_* files have none)")
     return df.filter(~failed)
+
+
+def _mooncake_timestamp(arrival: str | None, columns: list[str], path: Path) -> None:
+    """One-line :class:`UserError` if a table (a ``.csv``'s or a flat parquet's) gives plain-named numeric arrival
+    times under Mooncake's name, ``timestamp`` (``arrival``: the file's arrival column of numbers under a name
+    without a unit; None for none, or for one whose name or date-times say the unit), beside
+    Mooncake's count columns (``input_length``, ``output_length``: among ``columns``, the count columns read). A
+    ``.jsonl`` line in Mooncake's keys has its ``timestamp`` read in milliseconds, Mooncake's unit; a table's
+    plain-named times are seconds: a Mooncake trace written out as a table (``pandas.read_json(...).to_csv()``) was
+    read 1000x slower, silently. The name's unit says which (``timestamp_ms``, ``timestamp_s``)."""
+    mooncake = [c for c in columns if c.strip().lower() in MOONCAKE_KEYS]
+    if arrival is None or arrival.strip().lower() != "timestamp" or not mooncake:
+        return
+    what = "column" if len(mooncake) == 1 else "columns"
+    raise UserError(f"{path}: column {arrival!r} beside Mooncake's {what} {' and '.join(repr(c) for c in mooncake)}: "
+                    "Mooncake's traces give the timestamp in milliseconds, but a table's plain-named arrival times are "
+                    "read as seconds; which are they? name the column timestamp_ms (milliseconds) or timestamp_s "
+                    "(seconds)")
 
 
 def _spaced_numbers(col: pl.Series) -> pl.Series:
@@ -1056,7 +1129,9 @@ def workload_fingerprint(source: str) -> dict[str, str]:
     # this marker (runs cached before numbered the requests and had no score: `po` drew its estimates); and the system
     # and developer text before a conversation's first user turn, counted in its prompt since this marker
     # and arrival times named by a name read since (ADDED_NAMES: Chatbot Arena's tstamp), in any format, read since
-    # this marker (runs cached before put every request at t = 0)
+    # this marker (runs cached before put every request at t = 0); and a .csv's or .jsonl's token counts under the
+    # names read since this marker (ADDED_LENGTH_NAMES: completion_tokens, input_len, ...; runs cached before counted
+    # the text's tokens instead)
     return {"sha256": file_digest(path), **({"ids": "given"} if _gives_ids(path) else {}),
             **({"mooncake": "read"} if _jsonl_gives_mooncake(path) else {}),
             **({"columns": "kept"} if _jsonl_gives_columns(path) else {}),
@@ -1069,7 +1144,36 @@ def workload_fingerprint(source: str) -> dict[str, str]:
             **({"conversation arrivals": "read"} if _conversations_give_arrivals(path) else {}),
             **({"conversation columns": "kept"} if _conversations_file(path) and may_give_columns(path) else {}),
             **({"system text": "counted"} if _conversations_file(path) and may_give_system_text(path) else {}),
-            **({"added arrival names": "read"} if file_may_name_added(path) else {})}
+            **({"added arrival names": "read"} if file_may_name_added(path) else {}),
+            **({"added length names": "read"} if _names_added_lengths(path) else {})}
+
+
+#: Names of :data:`~ltrsched.workloads.schema.LENGTH_NAMES` read since a later change (in lower case): a ``.csv``
+#: or ``.jsonl`` giving them beside the texts had the texts' tokens counted instead, so cache keys mark such files
+#: (:func:`_names_added_lengths`). (A parquet's are marked as any other tool's count names are,
+#: :func:`_parquet_gives_counts`; a ``.jsonl``'s ``input_length`` and ``output_length`` were read before, Mooncake's.)
+ADDED_LENGTH_NAMES = ("input_len", "input_length", "num_prompt_tokens", "completion_tokens", "output_length",
+                      "num_output_tokens")
+
+
+def _names_added_lengths(path: Path) -> bool:
+    """Whether a ``.csv``'s header or a ``.jsonl``'s bytes name one of :data:`ADDED_LENGTH_NAMES` (a ``.jsonl``'s: as
+    a key, or hold a ``\\u`` escape of a letter, which could spell one), which loading did not read before. A cache
+    key's probe: False for other files and a file that cannot be read (loading it says why)."""
+    import csv
+
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
+                return any(name.strip().lower() in ADDED_LENGTH_NAMES for name in next(csv.reader(fh), []))
+        if suffix == ".jsonl":
+            data = path.read_bytes()
+            return escapes_a_letter(data) or any(f'"{name}"'.encode() in data for name in ADDED_LENGTH_NAMES
+                                                 if name not in MOONCAKE_KEYS)
+    except (OSError, csv.Error):
+        return False
+    return False
 
 
 def _conversations_give_arrivals(path: Path) -> bool:
@@ -1336,6 +1440,8 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
         if "output_tokens" in df.columns:
             df = drop_failed_requests(df, output_name, path, arrival)
         df = _table_arrivals(df, path, arrival, named)
+        if arrival.get("unit") is None:  # (plain-named numbers: seconds; Mooncake's timestamp is milliseconds)
+            _mooncake_timestamp(named, [c for c in columns if c.strip().lower() in MOONCAKE_KEYS], path)
         if named:  # (a unit warning names the column to rename: the file's)
             arrival["column"] = named
         elif arrival.get("column") in renames.values():

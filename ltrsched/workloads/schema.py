@@ -61,14 +61,22 @@ ZERO_OUTPUT_HINT = ("an output of 0 tokens (an empty reply) is most likely a mod
                     "request out")
 #: Names token counts go by in other tools' files, ours first, matched in any case: a ``.csv`` reads them all (e.g.
 #: vidur's ``num_prefill_tokens``, Azure's ``ContextTokens``); a parquet reads the others where it lacks ours
-#: (:func:`length_columns`). BurstGPT's ``Request tokens`` and ``Response tokens`` too (a ``Response tokens`` of 0
-#: marks a failed request there: :func:`ltrsched.workloads.loaders.drop_failed_requests`).
+#: (:func:`length_columns`); a ``.jsonl`` line's keys as written (:data:`OTHER_LENGTH_KEYS`). BurstGPT's ``Request
+#: tokens`` and ``Response tokens`` too (a ``Response tokens`` of 0 marks a failed request there:
+#: :func:`ltrsched.workloads.loaders.drop_failed_requests`); OpenAI's usage records' ``completion_tokens`` (beside
+#: ``prompt_tokens``, ours), vLLM's benchmark ``input_len``/``output_len``, ``num_prompt_tokens``/``num_output_tokens``
+#: and Mooncake's ``input_length``/``output_length`` (whose ``timestamp`` is milliseconds:
+#: :data:`ltrsched.workloads.loaders.MOONCAKE_KEYS`). Every one counts tokens; names that may count characters or
+#: words (``prompt_length``, ``response_length``) are not read.
 LENGTH_NAMES = {
     "prompt_tokens": ("prompt_tokens", "num_prefill_tokens", "prompt_len", "input_tokens", "contexttokens",
-                      "request tokens"),
+                      "request tokens", "input_len", "input_length", "num_prompt_tokens"),
     "output_tokens": ("output_tokens", "num_decode_tokens", "output_len", "generated_tokens", "generatedtokens",
-                      "response tokens"),
+                      "response tokens", "completion_tokens", "output_length", "num_output_tokens"),
 }
+#: The names of :data:`LENGTH_NAMES` other than ours -> ours: a ``.jsonl`` line's keys read as its counts (as
+#: written, in lower case).
+OTHER_LENGTH_KEYS = {name: ours for ours, names in LENGTH_NAMES.items() for name in names if name != ours}
 
 
 def length_columns(df: pl.DataFrame, name: str) -> pl.DataFrame:
@@ -122,36 +130,46 @@ class Workload:
     ``df`` is checked (:func:`validate`) when the workload is made and whenever it is assigned (``w.df = frame``
     raises :class:`UserError` for a bad frame: an output of 0 tokens then ended a simulation as "unfinished
     requests"); :meth:`with_df` makes a new workload from a frame. ``df`` may be a polars or a pandas DataFrame
-    (:func:`as_polars`)."""
+    (:func:`as_polars`). Reading ``w.df`` hands out a copy of the checked frame (``DataFrame.clone``: its columns
+    shared, ~1.5 us), so that polars' in-place changes (``w.df.replace_column(...)``, ``w.df[0, "output_tokens"] =
+    0``, ``w.df.columns = [...]``) change the copy, never the workload, and cannot bypass the checks (an output of 0
+    tokens so written reached the simulator); to change a workload, assign the changed frame (``w.df = frame``)."""
 
     df: pl.DataFrame
     name: str = "workload"
     meta: dict = field(default_factory=dict)
 
     def __setattr__(self, attr: str, value) -> None:
-        if attr == "df" and "name" in self.__dict__:  # (__init__ sets df before name: __post_init__ checks it)
-            value = validate(as_polars(value, self.name), self.name)
+        if attr == "df":  # kept as _df (the checked frame), read through __getattr__ as a copy
+            if "name" in self.__dict__:  # (__init__ sets df before name: __post_init__ checks it)
+                value = validate(as_polars(value, self.name), self.name)
+            attr = "_df"
         object.__setattr__(self, attr, value)
 
+    def __getattr__(self, attr: str):  # (called only for what the instance and its class lack: df)
+        if attr == "df" and "_df" in self.__dict__:
+            return self.__dict__["_df"].clone()
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {attr!r}")
+
     def __post_init__(self) -> None:
-        self.df = self.df  # (checked by __setattr__, now that the name the errors give is set)
+        self.df = self._df  # (checked by __setattr__, now that the name the errors give is set)
 
     def __len__(self) -> int:
-        return self.df.height
+        return self._df.height
 
     @property
     def has_text(self) -> bool:
-        return "prompt" in self.df.columns and self.df["prompt"].null_count() < self.df.height
+        return self.has_column("prompt")
 
     def has_column(self, name: str) -> bool:
         """True if ``name`` exists and holds at least one non-null value."""
-        return name in self.df.columns and self.df[name].null_count() < self.df.height
+        return name in self._df.columns and self._df[name].null_count() < self._df.height
 
     def save(self, path: str | Path) -> Path:
         """Write as parquet, atomically and durably (:mod:`ltrsched.atomic`); :class:`UserError` on failure."""
         from ltrsched import atomic
 
-        return atomic.write_parquet(path, self.df)
+        return atomic.write_parquet(path, self._df)
 
     @classmethod
     def load(cls, path: str | Path, name: str | None = None) -> "Workload":
@@ -168,7 +186,7 @@ class Workload:
         """What :meth:`ltrsched.policies.Policy.prepare` receives: ``request_id``, ``arrival_time`` [s],
         ``prompt_tokens``, ``output_tokens`` (served: the workload's plus ``extra_output_tokens``) [tokens],
         and ``score``, ``po_estimate``, ``predicted_length`` (NaN where missing)."""
-        df = self.df
+        df = self._df
 
         def opt(col: str) -> np.ndarray:
             if col not in df.columns:

@@ -109,7 +109,9 @@ def iter_records(text: str, source: str, cut: dict | None = None):
 def _object_hint(text: str) -> str:
     """What to write instead of a ``.json`` that is an object (``text``), not an array of conversations: one
     conversation wrapped in ``[ ]``; the array under its one key holding a list of objects (``{"data": [...]}``, as
-    some exports wrap them) written alone; conversations one per line (a ``.jsonl``: the first is read) in ``[ ]``."""
+    some exports wrap them) written alone; conversations one per line (a ``.jsonl``: the first is read) in ``[ ]``; a
+    vLLM benchmark's saved result (``benchmark_serving.py --save-result``: ``input_lens``, ``output_lens``, lists of
+    token counts) as a ``.csv`` of them (it said only "it starts with '{'")."""
     try:
         whole = json.loads(text)
     except (ValueError, RecursionError):  # (more than one object: a .jsonl's lines; or damaged)
@@ -117,6 +119,10 @@ def _object_hint(text: str) -> str:
                 "wrap conversations in [ ] with commas)")
     if isinstance(whole, dict) and any(isinstance(whole.get(k), list) for k in CONVERSATION_KEYS):
         return " (one conversation: wrap it in [ ])"
+    if isinstance(whole, dict) and all(isinstance(whole.get(k), list) for k in ("input_lens", "output_lens")):
+        return (" (a vLLM benchmark's result: its 'input_lens' and 'output_lens' are each request's prompt and "
+                "generated token counts; write them as a .csv, columns input_len,output_len, a row per request, "
+                "leaving out requests that failed, with an output_len of 0)")
     lists = [k for k, v in whole.items() if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)] \
         if isinstance(whole, dict) else []
     if len(lists) == 1:
@@ -195,10 +201,37 @@ def format_hint(names, text_lists=()) -> str | None:
     return None
 
 
-def record_hint(record) -> str | None:
-    """:func:`format_hint` of a JSON record (a ``.jsonl`` line) by its keys and values; None for a non-object."""
+#: What a record is that holds an OpenAI API response's ``usage`` (a chat completion's, ``{"usage": {"prompt_tokens",
+#: "completion_tokens"}}``, or a Batch API output line's, under ``response.body``): its counts are not read inside
+#: it (such a line said "it has 'id', 'object', ..., 'usage'", or of a batch line that its 'generated' was no text).
+USAGE_HINT = ("{where}, whose token counts are not read inside it: write each record's "
+              "usage as its own keys, {{\"prompt_tokens\": P, \"completion_tokens\": C}}, one object per line of a "
+              ".jsonl (jq -c '{path} | {{prompt_tokens, completion_tokens}}')")
+
+
+def usage_hint(record) -> str | None:
+    """:data:`USAGE_HINT` for a JSON record holding an OpenAI API response's ``usage`` (at its top, or under a Batch
+    API output line's ``response.body``) with ``prompt_tokens`` or ``completion_tokens``; None for anything else."""
     if not isinstance(record, dict):
         return None
+    response = record.get("response")
+    body = response.get("body") if isinstance(response, dict) else None
+    for usage, where, path in ((record.get("usage"), "'usage': an OpenAI API response's", ".usage"),
+                               (body.get("usage") if isinstance(body, dict) else None,
+                                "'response.body.usage': an OpenAI Batch API output line's", ".response.body.usage")):
+        if isinstance(usage, dict) and ("prompt_tokens" in usage or "completion_tokens" in usage):
+            return USAGE_HINT.format(where=where, path=path)
+    return None
+
+
+def record_hint(record) -> str | None:
+    """:func:`format_hint` of a JSON record (a ``.jsonl`` line) by its keys and values, or :func:`usage_hint`; None
+    for a non-object."""
+    if not isinstance(record, dict):
+        return None
+    usage = usage_hint(record)
+    if usage is not None:
+        return usage
     return format_hint(record, [k for k, v in record.items()
                                 if isinstance(v, list) and v and all(isinstance(t, str) for t in v)])
 
