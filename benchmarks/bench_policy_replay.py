@@ -1,7 +1,8 @@
 """A policy's own per-step cost, without the simulator: its hooks replayed from a recorded run.
 
 Records one simulator run of the 2,000-request ShareGPT burst under ``--record`` (every ``on_arrival``,
-``on_finish``, ``rank`` and ``on_step`` call, with each step's ``idle_steps`` and ``run_time``), then replays
+``on_finish``, ``rank`` and ``on_step`` call, with each step's ``idle_steps`` and ``run_time``; a policy the simulator
+tells its batch through ``on_step_ranks``, e.g. MLFQ, has that call recorded instead), then replays
 those calls into a fresh policy of each ``--policies`` spec in a tight loop: a ``LiveView`` per step, the
 policy's ``rank`` and the host's order check, its hooks. The best of ``--repeat`` rounds is reported in CPU
 time per step. Policies replayed on another policy's run see that run's views (a cost, not a schedule).
@@ -62,36 +63,52 @@ def record(wl, spec: str, profile: str) -> tuple[dict, list]:
         return hooks["rank"](view)
 
     def on_step(view, scheduled, step_time):
-        calls.append(("step", np.array(scheduled), step_time))
+        calls.append(("step", np.array(scheduled), step_time, None))
         hooks["on_step"](view, scheduled, step_time)
+
+    def on_step_ranks(view, order, ranks, step_time):  # the simulator's call where the policy has it (MLFQ)
+        scheduled = np.zeros(len(order), dtype=bool)
+        scheduled[order[:ranks] if isinstance(ranks, (int, np.integer)) else order[ranks]] = True
+        calls.append(("step", scheduled, step_time, ranks if isinstance(ranks, (int, np.integer)) else np.array(ranks)))
+        hooks["on_step_ranks"](view, order, ranks, step_time)
 
     # instance attributes: the host still sees the policy's own class (and whether it has an on_step)
     policy.prepare, policy.on_arrival, policy.on_finish, policy.rank = prepare, on_arrival, on_finish, rank
     if getattr(type(policy), "on_step", Policy.on_step) is not Policy.on_step:
         policy.on_step = on_step
+        if hasattr(policy, "on_step_ranks"):
+            hooks["on_step_ranks"], policy.on_step_ranks = policy.on_step_ranks, on_step_ranks
     simulate(wl, policy, SimConfig(profile=profile))
     return columns, calls
 
 
-def replay(spec: str, columns: dict, calls: list) -> float:
-    """CPU seconds to replay ``calls`` into a fresh ``spec`` policy (views, ranks, order checks, hooks)."""
+def replay(spec: str, columns: dict, calls: list, recorded: str | None = None) -> float:
+    """CPU seconds to replay ``calls`` into a fresh ``spec`` policy (views, ranks, order checks, hooks), as the
+    simulator calls them: ``on_step_ranks`` where the policy has it (the batch's ranks in its order: the recorded
+    ones when ``spec`` is the ``recorded`` run's, else read off the batch's mask), ``on_step`` otherwise."""
     policy = make_policy(spec)
+    step_ranks = getattr(policy, "on_step_ranks", None)
+    same_run = spec == recorded
     policy.prepare(columns)
     live_columns = {k: LiveGather(columns[k]) for k in _FIXED}
     now_idle: list = [None]
     live_columns["idle_steps"] = lambda index: now_idle[0][index]
-    view = None
+    view = order = None
     t0 = time.process_time()
     for call in calls:
         kind = call[0]
         if kind == "rank":
             _, live, now, step, arrival_ordered, now_idle[0], live_columns["run_time"] = call
             view = LiveView(live_columns, live, now, step, arrival_ordered)
-            check_order(policy.rank(view), view, policy)
+            order = policy.rank(view)
+            check_order(order, view, policy)
         elif kind == "arrival":
             policy.on_arrival(call[1], call[2])
         elif kind == "finish":
             policy.on_finish(call[1], call[2])
+        elif step_ranks is not None:
+            ranks = call[3] if same_run and call[3] is not None else np.flatnonzero(call[1][order])
+            step_ranks(view, order, ranks, call[2])
         else:
             policy.on_step(view, call[1], call[2])
     return time.process_time() - t0
@@ -118,12 +135,12 @@ def main() -> None:
 
         counted = callgrind_counter(args.callgrind)
         for i, spec in enumerate(specs):
-            replay(spec, columns, calls)  # warm-up
-            n = counted(lambda: replay(spec, columns, calls), f"{i}")
+            replay(spec, columns, calls, args.record)  # warm-up
+            n = counted(lambda: replay(spec, columns, calls, args.record), f"{i}")
             print(f"{spec:<36}{n / steps / 1e3:>8.1f} k instr./step")
         return
     for spec in specs:
-        best = min(replay(spec, columns, calls) for _ in range(args.repeat))
+        best = min(replay(spec, columns, calls, args.record) for _ in range(args.repeat))
         print(f"{spec:<36}{best / steps * 1e6:>8.1f} us/step")
 
 
