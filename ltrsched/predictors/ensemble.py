@@ -136,15 +136,14 @@ class Ensemble:
             if (directory / name / ENSEMBLE_FILE).is_file():
                 raise UserError(f"{path}: member {name!r} is an ensemble; ensemble members must be single predictors")
         members = [Predictor.load(directory / name) for name in spec["members"]]
-        _check_member_digests(spec, directory, path)
+        _check_member_digests(spec, [m.weights_digest for m in members], path)
         return cls(members, spec["weights"], spec["means"], spec["stds"])
 
 
-def _check_member_digests(spec: dict, directory: Path, path: Path) -> None:
-    """Raise :class:`UserError` if a member's weights are not those the ensemble was calibrated on (``spec``'s
-    :data:`MEMBER_DIGESTS_KEY`, absent in ensembles written before it: not checked)."""
-    from ltrsched.predictors.config import saved_weights_digest
-
+def _check_member_digests(spec: dict, saved: list[str | None], path: Path) -> None:
+    """Raise :class:`UserError` if a member's weights (``saved``: the digest each member's ``predictor.json``
+    records, :attr:`~ltrsched.predictors.predictor.Predictor.weights_digest`) are not those the ensemble was
+    calibrated on (``spec``'s :data:`MEMBER_DIGESTS_KEY`, absent in ensembles written before it: not checked)."""
     recorded = spec.get(MEMBER_DIGESTS_KEY)
     if recorded is None:
         return
@@ -152,8 +151,8 @@ def _check_member_digests(spec: dict, directory: Path, path: Path) -> None:
             and all(d is None or isinstance(d, str) for d in recorded)):
         raise UserError(f"{path}: not a valid ensemble ({MEMBER_DIGESTS_KEY!r} must hold one weights digest or null "
                         "per member)")
-    for name, digest in zip(spec["members"], recorded):
-        if digest is not None and saved_weights_digest(directory / name) != digest:
+    for name, digest, now in zip(spec["members"], recorded, saved):
+        if digest is not None and now != digest:
             raise UserError(f"{path}: member {name!r} is not the checkpoint this ensemble was calibrated on (its "
                             "weights changed: its scores would be z-scored by another model's mean and spread); "
                             "make the ensemble again (`ltrsched ensemble`)")

@@ -344,6 +344,8 @@ class Predictor:
         self.backbone = make_backbone(config, self.outputs)
         #: :func:`~ltrsched.predictors.config.prompt_hashes` of the prompts it was trained on (None: not known)
         self.training_prompts: np.ndarray | None = None
+        #: The weights digest its checkpoint's ``predictor.json`` records (:meth:`load`; None: not loaded, or none)
+        self.weights_digest: str | None = None
         #: Of the prompts last scored, how many share no n-gram with the training prompts (None: not known)
         self.unseen_last: int | None = None
         #: After :meth:`fit` with held-out prompts: Kendall tau-b between their scores before and after training
@@ -615,7 +617,7 @@ class Predictor:
 
         if (directory / ENSEMBLE_FILE).is_file():
             return Ensemble.load(directory)
-        config = PredictorConfig.load(directory)
+        config, record = PredictorConfig.load_record(directory)  # (predictor.json read once)
         try:
             pred = cls(config)
         except UserError as exc:  # e.g. its model (hf_path, named as --hf-model) moved: say which checkpoint needs it
@@ -625,12 +627,13 @@ class Predictor:
         if not weights.is_file():
             raise UserError(f"{directory}: missing {WEIGHTS_FILE}" if not weights.exists() else
                             f"{weights} is not a file (a directory?); train the predictor again")
+        raw = weights.read_bytes()  # (read once: torch loads these bytes, and their digest is checked below)
         try:
             import warnings
 
             with warnings.catch_warnings():  # (a foreign pickle: torch's protocol warning made the error 3 lines)
                 warnings.simplefilter("ignore")
-                state = torch.load(weights, map_location="cpu", weights_only=True)
+                state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
         except Exception as exc:  # empty, truncated or not a torch file (EOFError, UnpicklingError, KeyError...)
             raise UserError(f"{weights}: not a readable torch weights file ({type(exc).__name__}: "
                             f"{str(exc).splitlines()[0] if str(exc) else 'no details'})") from None
@@ -645,12 +648,13 @@ class Predictor:
         bad = [name for name, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
         if bad:  # (training refuses to save such weights: damaged, or edited by hand)
             raise UserError(f"{weights}: the weights hold NaN or infinite values ({bad[0]}); train the predictor again")
-        digest = saved_weights_digest(directory)
-        if digest is not None and digest != hashlib.sha256(weights.read_bytes()).hexdigest():
+        digest = saved_weights_digest(directory, record)
+        if digest is not None and digest != hashlib.sha256(raw).hexdigest():
             raise UserError(f"{directory}: {WEIGHTS_FILE} is not the weights file saved with {CONFIG_FILE} (a save "
                             "was interrupted, or one of the two was replaced); train the predictor again")
-        check_trained_with(config, directory, pred.inputs_digest)
-        pred.training_prompts = saved_training_prompts(directory)
+        check_trained_with(config, directory, pred.inputs_digest, record)
+        pred.training_prompts = saved_training_prompts(directory, record)
+        pred.weights_digest = digest
         check = getattr(pred.backbone, "check_loaded", None)  # (the probe: is its model the one it was trained on?)
         if check is not None:
             check(directory)
