@@ -54,3 +54,97 @@ def test_load_reads_the_weights_and_the_config_once_each(tmp_path, opened):
     assert np.array_equal(loaded.scores(prompts), trained.scores(prompts))  # (the same weights, bit for bit)
     assert loaded.weights_digest is not None
     assert np.array_equal(loaded.training_prompts, trained.training_prompts)
+
+
+# ---------------------------------------------------------------- ensemble: one checkpoint given twice
+@pytest.mark.parametrize("spelling", ["dotdot", "link"])
+def test_ensemble_refuses_one_checkpoint_given_twice_before_loading_any(tmp_path, capsys, monkeypatch, spelling):
+    """``-m a -m b/../a`` (or a link to ``a``) loaded ``a`` twice, scored it twice and counted it twice over."""
+    from ltrsched.predictors.predictor import Predictor
+
+    rows = english_rows(30, 0)
+    _ranker(tmp_path / "a", rows)
+    _ranker(tmp_path / "b", rows[::-1])
+    if spelling == "link":
+        (tmp_path / "also-a").symlink_to(tmp_path / "a", target_is_directory=True)
+    again = tmp_path / "also-a" if spelling == "link" else tmp_path / "b" / ".." / "a"
+    loads = []
+    real = Predictor.load.__func__
+    monkeypatch.setattr(Predictor, "load", classmethod(lambda cls, d: (loads.append(d), real(cls, d))[1]))
+    r = run_cli_fast(capsys, "ensemble", "-m", tmp_path / "a", "-m", tmp_path / "b", "-m", again,
+                     "--data", tmp_path / "x.jsonl", "-o", tmp_path / "ens")
+    assert_one_line_error(r, f"--model {again} is the checkpoint --model {tmp_path / 'a'} again: give each checkpoint "
+                             "once (--weight sets how much one counts)")
+    assert loads == [] and not (tmp_path / "ens").exists()
+
+
+# ---------------------------------------------------------------- prompts cut: tokenised once
+@pytest.fixture(scope="module")
+def bert(tmp_path_factory):
+    """A 1-layer BERT of 64 positions, random weights, no tokenizer (the HF backbone folds Llama-3 ids into it)."""
+    transformers = pytest.importorskip("transformers")
+    path = tmp_path_factory.mktemp("bert")
+    transformers.BertConfig(vocab_size=512, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                            intermediate_size=32, max_position_embeddings=64).save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def tokenised(monkeypatch):
+    """A Counter of the prompts the HF backbone tokenises (the canary prompts of its inputs digest aside)."""
+    from ltrsched.predictors.backbones import HFBackbone
+    from ltrsched.predictors.predictor import CANARY_PROMPTS
+
+    counts: Counter = Counter()
+    real = HFBackbone._token_ids
+
+    def spy(self, prompts):
+        counts.update(p for p in prompts if p not in CANARY_PROMPTS)
+        return real(self, prompts)
+
+    monkeypatch.setattr(HFBackbone, "_token_ids", spy)
+    return counts
+
+
+def _long_rows(word: str, n: int) -> list[tuple[str, int]]:
+    """``n`` prompts, a third of them over 16 tokens (none over 64), and their lengths."""
+    return [((word + " ") * (3 + 10 * (i % 3)) + str(i), 10 + 50 * (i % 3)) for i in range(n)]
+
+
+def test_train_and_evaluate_count_the_cut_prompts_from_one_tokenisation(tmp_path, capsys, bert, tokenised):
+    write_label_jsonl(tmp_path / "tr.jsonl", _long_rows("word", 12))
+    write_label_jsonl(tmp_path / "ev.jsonl", _long_rows("story", 6))
+    r = run_cli_fast(capsys, "train", "--backbone", "hf", "--hf-model", bert, "--data", tmp_path / "tr.jsonl",
+                     "--eval-data", tmp_path / "ev.jsonl", "--epochs", "1", "--list-size", "4",
+                     "--max-prompt-tokens", "16", "-o", tmp_path / "m")
+    assert r.returncode == 0, r.stderr
+    assert ("note: 4 of 12 training prompts and 2 of 6 held-out prompts are longer than the 16 tokens the predictor "
+            "reads (--max-prompt-tokens 16): it scores their first 16 tokens\n") in r.stderr, r.stderr
+    assert len(tokenised) == 18 and set(tokenised.values()) == {1}, tokenised  # (it was 2 each: scored, then counted)
+    tokenised.clear()
+    r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "m", "--data", tmp_path / "tr.jsonl")
+    assert "note: 4 of 12 evaluated prompts are longer than the 16 tokens" in r.stderr, r.stderr
+    assert len(tokenised) == 12 and set(tokenised.values()) == {1}, tokenised
+
+
+def test_the_probe_counts_its_cut_prompts_from_the_ids_it_runs(tmp_path, monkeypatch):
+    pytest.importorskip("transformers")
+    from test_probe import make_lm
+
+    from ltrsched.predictors.config import PredictorConfig
+    from ltrsched.predictors.predictor import Predictor
+    from ltrsched.predictors.probe import ProbeBackbone
+
+    make_lm(tmp_path / "lm")
+    predictor = Predictor(PredictorConfig(backbone="probe", hf_path=str(tmp_path / "lm"), max_prompt_tokens=12))
+    prompts = ["please explain", "write a long story " * 3, "yes", "write a long story " * 3]  # 5, 15, 4, 15 tokens
+    calls: Counter = Counter()
+    real = ProbeBackbone._templated_ids
+    monkeypatch.setattr(ProbeBackbone, "_templated_ids", lambda self, p: (calls.update([p]), real(self, p))[1])
+    predictor.scores(prompts)
+    assert predictor.cut_last == 2 and calls == Counter(set(prompts)), calls  # (each distinct prompt once)
+    with predictor.backbone.fitting():  # (remembered states: their cut still counted, nothing tokenised again)
+        predictor.scores(prompts[:2])
+        calls.clear()
+        predictor.scores(prompts[:3])
+        assert predictor.cut_last == 1 and calls == Counter(["yes"]), calls

@@ -182,6 +182,8 @@ class HFBackbone:
             except (OSError, ValueError):
                 self.tokenizer = None
         self.outputs = outputs
+        #: Of the prompts :meth:`prepare` prepared last, how many are longer than the model reads (:attr:`prompt_cut`)
+        self.last_cut: int | None = None
 
     @property
     def prompt_cut(self) -> int:
@@ -204,7 +206,10 @@ class HFBackbone:
         (:func:`model_positions`: a BERT-like model's 512; a longer prompt was a traceback in its position
         embeddings)."""
         n = self.prompt_cut
-        ids = [seq[:n] for seq in self._token_ids(prompts)]
+        whole = self._token_ids(prompts)
+        self.last_cut = sum(len(seq) > n for seq in whole)  # (counted here: count_cut tokenised them all again)
+        ids = [seq[:n] for seq in whole]
+        del whole
         if self.tokenizer is not None:
             check_token_ids(ids, self.model.get_input_embeddings().num_embeddings, self.config.hf_path, list(prompts))
         return ids

@@ -348,6 +348,11 @@ class Predictor:
         self.weights_digest: str | None = None
         #: Of the prompts last scored, how many share no n-gram with the training prompts (None: not known)
         self.unseen_last: int | None = None
+        #: Of the prompts last scored, how many are longer than its HF or probe backbone reads (None: a backbone that
+        #: reads every token), counted from the token ids it scored them by (:func:`cut_note`)
+        self.cut_last: int | None = None
+        #: The same count of the prompts :meth:`fit` trained on
+        self.cut_training: int | None = None
         #: After :meth:`fit` with held-out prompts: Kendall tau-b between their scores before and after training
         #: (None: not measured, or undefined); near 1, training barely changed the untrained model's order
         self.untrained_agreement: float | None = None
@@ -394,17 +399,20 @@ class Predictor:
         outs = []
         chunk = batch_size * PREPARE_BATCHES
         unseen = getattr(self.backbone, "unseen", lambda data: None)
-        self.unseen_last = None
+        self.unseen_last = self.cut_last = None
         kept = self._kept if self._kept is not None and len(prompts) <= chunk else None
         with (torch.inference_mode(), self._bar(len(prompts), self._scoring_noun, "scored") as bar,
               self._featurising(bar)):
             for first in range(0, len(prompts), chunk):
                 part = prompts[first: first + chunk]
-                data = kept.get(tuple(part)) if kept is not None else None
+                data, cut = kept.get(tuple(part), (None, None)) if kept is not None else (None, None)
                 if data is None:
                     data = self.backbone.prepare(part)
+                    cut = getattr(self.backbone, "last_cut", None)  # (of the prompts it prepared last: these)
                     if kept is not None:
-                        kept[tuple(part)] = data
+                        kept[tuple(part)] = data, cut
+                if cut is not None:
+                    self.cut_last = (self.cut_last or 0) + cut
                 count = unseen(data)
                 if count is not None:
                     self.unseen_last = (self.unseen_last or 0) + count
@@ -498,6 +506,7 @@ class Predictor:
         rng = np.random.default_rng(cfg.seed)
         with self._bar(len(prompts), "prompts", "featurised") as bar, self._featurising(bar):
             data = self.backbone.prepare(list(prompts))  # (the probe's: its model's states, a pass per prompt)
+        self.cut_training = getattr(self.backbone, "last_cut", None)
         if hasattr(self.backbone, "note_training"):
             self.backbone.note_training(data)
         # (rank labels only compare: int64, exact at any length; float32 ones tied every length within 2**-24 of
@@ -599,7 +608,7 @@ class Predictor:
 
     def prompts_cut(self, prompts: list[str]) -> int | None:
         """How many of ``prompts`` are longer than the backbone reads (:func:`cut_note`); None for a backbone that
-        reads every token (the n-gram ranker)."""
+        reads every token (the n-gram ranker). It tokenises them: of prompts just scored, :attr:`cut_last` says."""
         count = getattr(self.backbone, "count_cut", None)
         return None if count is None else count(list(prompts))
 
