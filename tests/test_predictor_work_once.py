@@ -148,3 +148,55 @@ def test_the_probe_counts_its_cut_prompts_from_the_ids_it_runs(tmp_path, monkeyp
         calls.clear()
         predictor.scores(prompts[:3])
         assert predictor.cut_last == 1 and calls == Counter(["yes"]), calls
+
+
+# ---------------------------------------------------------------- ensemble members of one n-gram set: featurised once
+@pytest.fixture
+def featurised(monkeypatch):
+    """A Counter of the prompts the n-gram backbones featurise (the canary prompts of their inputs digest aside)."""
+    import ltrsched.predictors.backbones as backbones
+    from ltrsched.predictors.predictor import CANARY_PROMPTS
+
+    counts: Counter = Counter()
+    real = backbones.ngram_bags
+
+    def spy(texts, *args, **kwargs):
+        counts.update(t for t in texts if t not in CANARY_PROMPTS)
+        return real(texts, *args, **kwargs)
+
+    monkeypatch.setattr(backbones, "ngram_bags", spy)
+    return counts
+
+
+def test_an_ensembles_ngram_members_featurise_each_prompt_once_between_them(tmp_path, featurised):
+    from ltrsched.predictors.config import PredictorConfig
+    from ltrsched.predictors.ensemble import Ensemble
+    from ltrsched.predictors.predictor import Predictor
+
+    rows = english_rows(30, 0)
+    members = []
+    for seed, ngrams in ((0, "tokens+words"), (1, "tokens+words"), (2, "tokens")):  # (the third: other features)
+        m = Predictor(PredictorConfig(epochs=1, dim=4096, seed=seed, ngrams=ngrams))
+        m.fit([p for p, _ in rows], np.array([n for _, n in rows]))
+        members.append(m)
+    prompts = [p for p, _ in english_rows(12, 1)]
+    alone = [m.scores(prompts) for m in members]  # (each member's own features: the old path)
+    ens = Ensemble.calibrate(members, [p for p, _ in rows], [1.0, 2.0, 0.5])
+    featurised.clear()
+    scores = ens.scores(prompts)
+    assert featurised == Counter({p: 2 for p in prompts}), featurised  # (it was 3: once for each member)
+    assert np.array_equal(scores, ens.combine(alone))
+    assert all(m._kept is None for m in members)  # (nothing kept after it)
+
+
+def test_the_ensemble_command_featurises_each_prompt_once_for_ngram_members_alike(tmp_path, capsys, featurised):
+    rows = english_rows(30, 0)
+    write_label_jsonl(tmp_path / "tr.jsonl", rows)
+    write_label_jsonl(tmp_path / "ev.jsonl", english_rows(10, 1))
+    _ranker(tmp_path / "a", rows)
+    _ranker(tmp_path / "b", rows[::-1])
+    featurised.clear()
+    r = run_cli_fast(capsys, "ensemble", "-m", tmp_path / "a", "-m", tmp_path / "b", "--data", tmp_path / "tr.jsonl",
+                     "--eval-data", tmp_path / "ev.jsonl", "-o", tmp_path / "ens")
+    assert r.returncode == 0, r.stderr
+    assert len(featurised) == 40 and set(featurised.values()) == {1}, featurised  # (it was 2 each)

@@ -34,6 +34,12 @@ class NgramBackbone:
         #: Which n-gram buckets the training prompts had (bool [dim]); None: not known.
         self.seen: np.ndarray | None = None
 
+    @property
+    def features_key(self) -> tuple:
+        """What its features of a prompt depend on (the n-gram set and the buckets): backbones of one key prepare the
+        same features of the same prompts (:func:`~ltrsched.predictors.ensemble.shared_features`)."""
+        return ("ngram", self.config.ngrams, self.config.dim)
+
     def prepare(self, prompts: list[str]):
         return ngram_bags(prompts, self.config.dim, self.config.ngrams)
 

@@ -567,11 +567,14 @@ def ensemble(models, weights, data, eval_data, out):
     calibration_cut = [m.cut_last for m in members]  # (each member's last scoring: the calibration prompts)
     from ltrsched.predictors.predictor import kendall_tau, unseen_warning
 
+    from ltrsched.predictors.ensemble import shared_features
+
     ev_scores, unseen, ev_cut = [], [], []
-    for member in members:  # (each member's counts of unseen and cut prompts are its last scoring's: these prompts')
-        ev_scores.append(member.scores(ev_prompts))
-        unseen.append(member.unseen_last)
-        ev_cut.append(member.cut_last)
+    with shared_features(members):  # (members of one n-gram set and size featurise these prompts once between them)
+        for member in members:  # (each member's counts of unseen and cut prompts are its last scoring's: these prompts')
+            ev_scores.append(member.scores(ev_prompts))
+            unseen.append(member.unseen_last)
+            ev_cut.append(member.cut_last)
     ens.save(out, list(models))
     for m, s, count in zip(models, ev_scores, unseen):
         tau = kendall_tau(s, ev_lengths)

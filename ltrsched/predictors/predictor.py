@@ -362,9 +362,10 @@ class Predictor:
         #: verb: progress_bar(total, "predict", noun, verb)``; None: nowhere (a sweep's runs, a library caller)
         self.progress: Callable[[int, str, str], object] | None = None
         self._scoring_noun = "prompts"  # (what the prompts scored are, in a progress line: held-out ones in fit)
-        #: While training (:meth:`fit`): prompts scored -> their prepared features, for a list of at most one
-        #: :data:`PREPARE_BATCHES` chunk (the held-out prompts, scored before training and after each epoch, were
-        #: tokenised and featurised anew each time: 6 times in a default training); None: nothing kept
+        #: While training (:meth:`fit`) or sharing features (:meth:`sharing_features`): prompts scored -> their
+        #: prepared features and cut count, for a list of at most one :data:`PREPARE_BATCHES` chunk (the held-out
+        #: prompts, scored before training and after each epoch, were tokenised and featurised anew each time: 6 times
+        #: in a default training); None: nothing kept
         self._kept: dict | None = None
 
     # ------------------------------------------------------------------ inference
@@ -426,6 +427,23 @@ class Predictor:
         raw = np.concatenate(outs)
         _check_finite(raw, prompts)
         return raw
+
+    @property
+    def features_key(self) -> tuple | None:
+        """What its backbone's features of a prompt depend on: predictors of one key prepare the same features of the
+        same prompts (an n-gram backbone's n-gram set and size); None: a backbone whose features are its own."""
+        return getattr(self.backbone, "features_key", None)
+
+    @contextmanager
+    def sharing_features(self, shared: dict):
+        """While the block runs, the features it prepares of a list of prompts of at most one :data:`PREPARE_BATCHES`
+        chunk are kept in ``shared`` and taken from there: predictors of one :attr:`features_key` given one dict
+        prepare each such list once between them (:func:`~ltrsched.predictors.ensemble.shared_features`)."""
+        before, self._kept = self._kept, shared
+        try:
+            yield
+        finally:
+            self._kept = before
 
     def forget_features(self) -> None:
         """Drop what the backbone memoizes per prompt (the probe's hidden states), so the next scores compute
