@@ -200,3 +200,22 @@ def test_the_ensemble_command_featurises_each_prompt_once_for_ngram_members_alik
                      "--eval-data", tmp_path / "ev.jsonl", "-o", tmp_path / "ens")
     assert r.returncode == 0, r.stderr
     assert len(featurised) == 40 and set(featurised.values()) == {1}, featurised  # (it was 2 each)
+
+
+def test_label_report_featurises_the_eval_prompts_once_for_all_its_rankers(featurised):
+    """The served-lengths ranker, the ChatGPT-lengths one and each learning-curve ranker scored the eval prompts,
+    each featurising them again (the same n-gram set and size)."""
+    from pathlib import Path
+
+    import polars as pl
+
+    from ltrsched.predictors.label_report import label_report
+    from ltrsched.workloads.labels import attach_prompts
+
+    labels = pl.read_parquet(Path(__file__).parents[1] / "data" / "smollm2-labels.parquet")
+    main = labels.filter(pl.col("run") == "main")
+    small = pl.concat([main.filter(pl.col("split") == s).head(40) for s in ("train", "eval")])
+    report = label_report(small, "small.parquet", sizes=[10, 20, "all"], epochs=1)
+    assert report.chatgpt_ranker is not None and len(report.learning_curve) == 3
+    held_out = attach_prompts(small.filter(pl.col("split") == "eval"), "small.parquet")["prompt"].to_list()
+    assert Counter(featurised[p] for p in held_out) == Counter({1: 40}), featurised  # (it was 4 each: 2 rankers of all the train prompts and 2 of the curve)
