@@ -522,7 +522,7 @@ def _check_plot_format(path: Path) -> None:
 
 @click.command()
 @click.option("--model", "-m", "models", type=click.Path(path_type=Path), multiple=True, required=True,
-              help="A rank checkpoint directory; give two or more.")
+              help="A rank checkpoint directory; give two or more, each once (--weight sets how much one counts).")
 @click.option("--weight", "-w", "weights", type=float, multiple=True,
               help="One weight per --model, in order (default: equal weights).")
 @click.option("--data", default="sharegpt", show_default=True,
