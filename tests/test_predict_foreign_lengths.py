@@ -5,6 +5,7 @@ elsewhere, and the overhead measurement's batch sizes. Each case ends in a corre
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -150,13 +151,13 @@ def test_an_ensemble_notes_its_members_cut_prompts_once(tmp_path, capsys):
                                    max_prompt_tokens=16))
     hf.fit([p for p, _ in rows], np.array([n for _, n in rows]))
     hf.save(tmp_path / "hf")
+    shutil.copytree(tmp_path / "hf", tmp_path / "hf2")  # (one checkpoint given twice is refused: test_predictor_work_once)
     _ranker(tmp_path / "ng", rows)
-    r = run_cli_fast(capsys, "ensemble", "-m", tmp_path / "hf", "-m", tmp_path / "ng", "-m", tmp_path / "ng/../hf",
+    r = run_cli_fast(capsys, "ensemble", "-m", tmp_path / "hf", "-m", tmp_path / "ng", "-m", tmp_path / "hf2",
                      "--data", tmp_path / "tr.jsonl", "--eval-data", tmp_path / "ev.jsonl", "-o", tmp_path / "ens")
     assert r.returncode == 0, r.stderr
     notes = [line for line in r.stderr.splitlines() if line.startswith("note:")]
-    # (one checkpoint given twice is named once, as first given: it said "members .../hf and .../ng/../hf")
-    assert notes == [f"note: ensemble member {tmp_path / 'hf'}: 4 of 12 calibration prompts and "
+    assert notes == [f"note: ensemble members {tmp_path / 'hf'} and {tmp_path / 'hf2'}: 4 of 12 calibration prompts and "
                      "2 of 6 held-out prompts are longer than the 16 tokens the predictor reads (--max-prompt-tokens "
                      "16): it scores their first 16 tokens"], r.stderr
     r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "ens", "--data", tmp_path / "ev.jsonl")

@@ -195,7 +195,7 @@ def test_overhead_timing_computes_every_prompt_each_pass(tiny_lm, monkeypatch):
     prompts = [f"write {i} " + " ".join(["word"] * i) for i in range(12)]  # new, distinct prompts
     ran = []
     real_run = ProbeBackbone._run
-    monkeypatch.setattr(ProbeBackbone, "_run", lambda self, todo: (ran.extend(todo), real_run(self, todo))[1])
+    monkeypatch.setattr(ProbeBackbone, "_run", lambda self, todo, *rest: (ran.extend(todo), real_run(self, todo, *rest))[1])
     measure_overhead(p, prompts, batch_size=5, repeat=2)
     assert len(ran) == 5 + 2 * len(prompts)  # the warm-up batch, then every prompt in each of the 2 passes
     assert sorted(ran[5:5 + len(prompts)]) == sorted(prompts)

@@ -134,11 +134,12 @@ def test_the_probe_reports_each_prompt_featurised_and_each_remembered_one():
 
     probe = ProbeBackbone.__new__(ProbeBackbone)
     probe.model = SimpleNamespace(mean=torch.zeros(2))
-    probe._ids = lambda prompt: [len(prompt)]
+    probe.config, probe.context = SimpleNamespace(max_prompt_tokens=2048), 1 << 30  # (no prompt cut)
+    probe._templated_ids = lambda prompt: [len(prompt)]
     probe._last_state = lambda ids: torch.tensor([float(ids[0]), 1.0])
     counts = []
     probe.on_featurised = counts.append
-    probe._memo = {"seen": torch.ones(2)}
+    probe._memo, probe._cut_memo = {"seen": torch.ones(2)}, set()
     feats = probe.features(["seen", "new", "new", "other"])
     assert counts == [2, 1, 1] and feats.shape == (4, 2)
     assert float(feats[1, 0]) == 3.0

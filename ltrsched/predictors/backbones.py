@@ -34,6 +34,12 @@ class NgramBackbone:
         #: Which n-gram buckets the training prompts had (bool [dim]); None: not known.
         self.seen: np.ndarray | None = None
 
+    @property
+    def features_key(self) -> tuple:
+        """What its features of a prompt depend on (the n-gram set and the buckets): backbones of one key prepare the
+        same features of the same prompts (:func:`~ltrsched.predictors.ensemble.shared_features`)."""
+        return ("ngram", self.config.ngrams, self.config.dim)
+
     def prepare(self, prompts: list[str]):
         return ngram_bags(prompts, self.config.dim, self.config.ngrams)
 
@@ -182,6 +188,8 @@ class HFBackbone:
             except (OSError, ValueError):
                 self.tokenizer = None
         self.outputs = outputs
+        #: Of the prompts :meth:`prepare` prepared last, how many are longer than the model reads (:attr:`prompt_cut`)
+        self.last_cut: int | None = None
 
     @property
     def prompt_cut(self) -> int:
@@ -204,7 +212,10 @@ class HFBackbone:
         (:func:`model_positions`: a BERT-like model's 512; a longer prompt was a traceback in its position
         embeddings)."""
         n = self.prompt_cut
-        ids = [seq[:n] for seq in self._token_ids(prompts)]
+        whole = self._token_ids(prompts)
+        self.last_cut = sum(len(seq) > n for seq in whole)  # (counted here: count_cut tokenised them all again)
+        ids = [seq[:n] for seq in whole]
+        del whole
         if self.tokenizer is not None:
             check_token_ids(ids, self.model.get_input_embeddings().num_embeddings, self.config.hf_path, list(prompts))
         return ids

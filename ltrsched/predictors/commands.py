@@ -150,7 +150,8 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
     predictor.save(out)
     last = config.metrics[-1]
     _warn_unseen(predictor, len(ev_prompts), "held-out prompts")  # (the last prompts scored: the held-out ones)
-    _note_cut(predictor, (prompts, "training prompts"), (ev_prompts, "held-out prompts"))
+    _note_cut(predictor, (predictor.cut_training, len(prompts), "training prompts"),
+              (predictor.cut_last, len(ev_prompts), "held-out prompts"))  # (the last prompts scored: the held-out ones)
     _warn_undefined_tau(last["tau"], len(ev_prompts), "the trained predictor")
     from ltrsched.predictors.predictor import untrained_warning
 
@@ -201,31 +202,38 @@ def _warn_unseen(predictor, total: int, what: str) -> None:
         click.echo(line, err=True)
 
 
-def _note_cut(predictor, *groups: tuple[list[str], str], names: list | None = None) -> None:
-    """Note on stderr how many prompts of each group (prompts, what they are) the predictor's HF or probe backbone
-    reads only part of (:func:`~ltrsched.predictors.predictor.cut_note`): it was cut without a word. An ensemble's
-    note is its members' (``names``: theirs to print, by default ``member0``, ``member1``, ... as in its directory),
-    each different note once: members that read the same part of the same prompts are named together, each once (a
-    checkpoint given twice, as ``a`` and ``./a``, is named as first given: it said "members a and a"); a member of
-    weight 0 scores nothing and is not named."""
+def _note_cut(predictor, *groups: tuple, names: list | None = None) -> None:
+    """Note on stderr how many prompts of each group the predictor's HF or probe backbone reads only part of
+    (:func:`~ltrsched.predictors.predictor.cut_note`): it was cut without a word. A group is (the prompts cut, the
+    prompts, what they are), the count as scoring them counted it (:attr:`~ltrsched.predictors.predictor.Predictor.
+    cut_last`, :func:`_cut_last`: each prompt was tokenised again to count them); of an ensemble, a list of each
+    member's count. An ensemble's note is its members' (``names``: theirs to print, by default ``member0``,
+    ``member1``, ... as in its directory), each different note once: members that read the same part of the same
+    prompts are named together; a member of weight 0 scores nothing and is not named."""
     from ltrsched.predictors.predictor import cut_note
 
     members = getattr(predictor, "members", None)
     if members is None:
-        line = cut_note(predictor, [(predictor.prompts_cut(prompts), len(prompts), what) for prompts, what in groups])
+        line = cut_note(predictor, list(groups))
         if line:
             click.echo(line, err=True)
         return
     names = names or [f"member{i}" for i in range(len(members))]
-    cut: dict[str, dict] = {}  # note -> the members it is of: {the checkpoint (resolved, where a path): its name}
-    for member, weight, name in zip(members, predictor.weights, names):
-        line = weight and cut_note(member, [(member.prompts_cut(p), len(p), what) for p, what in groups])
+    cut: dict[str, list[str]] = {}  # note -> the names of the members it is of
+    for i, (member, weight, name) in enumerate(zip(members, predictor.weights, names)):
+        line = weight and cut_note(member, [(counts[i], total, what) for counts, total, what in groups])
         if line:
-            cut.setdefault(line, {}).setdefault(Path(name).resolve() if isinstance(name, Path) else name, str(name))
-    for line, named in cut.items():  # ("note: 4 of 16 ..." -> "note: ensemble member a: 4 of 16 ...")
-        who = list(named.values())
+            cut.setdefault(line, []).append(str(name))
+    for line, who in cut.items():  # ("note: 4 of 16 ..." -> "note: ensemble member a: 4 of 16 ...")
         click.echo(f"note: ensemble member{'s' if len(who) > 1 else ''} {' and '.join(who)}: "
                    f"{line.removeprefix('note: ')}", err=True)
+
+
+def _cut_last(predictor):
+    """Of the prompts ``predictor`` scored last, how many its backbone read only part of (:func:`_note_cut`'s count):
+    an ensemble's, each member's."""
+    members = getattr(predictor, "members", None)
+    return predictor.cut_last if members is None else [m.cut_last for m in members]
 
 
 def _warn_constant_scores(scores, prompts: list[str], column: str) -> None:
@@ -347,7 +355,7 @@ def predict(model_dir, workload, out, column, split):
     if predictor.config.kind == "class":
         cols["predicted_length"] = pl.Series(scored.predicted_lengths)
     _warn_unseen(predictor, len(prompts), "prompts")
-    _note_cut(predictor, (prompts, "prompts"))
+    _note_cut(predictor, (_cut_last(predictor), len(prompts), "prompts"))
     _warn_constant_scores(cols[column].to_numpy(), prompts, column)
     _note_replaced(list(cols), wl.df.columns, workload)
     wl.with_df(wl.df.with_columns(**cols)).save(out)
@@ -392,7 +400,7 @@ def evaluate(model_dir, data, split, plot):
                         "Kendall tau is undefined (it cannot tell these prompts apart)")
     click.echo(strict_json.dumps({"num_prompts": len(prompts), **result, "tau_variant": TAU_VARIANT}, indent=2))
     _warn_unseen(predictor, len(prompts), "evaluated prompts")
-    _note_cut(predictor, (prompts, "evaluated prompts"))
+    _note_cut(predictor, (_cut_last(predictor), len(prompts), "evaluated prompts"))
     _warn_ties(lengths, f"{data} lengths")
     _warn_majority(getattr(predictor, "config", None), lengths, result.get("accuracy"))  # (an ensemble has no config)
     if plot is not None:
@@ -514,7 +522,7 @@ def _check_plot_format(path: Path) -> None:
 
 @click.command()
 @click.option("--model", "-m", "models", type=click.Path(path_type=Path), multiple=True, required=True,
-              help="A rank checkpoint directory; give two or more.")
+              help="A rank checkpoint directory; give two or more, each once (--weight sets how much one counts).")
 @click.option("--weight", "-w", "weights", type=float, multiple=True,
               help="One weight per --model, in order (default: equal weights).")
 @click.option("--data", default="sharegpt", show_default=True,
@@ -533,6 +541,7 @@ def ensemble(models, weights, data, eval_data, out):
         raise UserError("give at least two --model checkpoints")
     if weights and len(weights) != len(models):
         raise UserError(f"{len(weights)} --weight values for {len(models)} --model checkpoints")
+    _check_distinct_members(models)
     for m in models:  # --out at, inside or around a member (an old ensemble's memberN) would replace its files
         if out.resolve() == m.resolve() or m.resolve() in out.resolve().parents or out.resolve() in m.resolve().parents:
             raise UserError(f"--out {out} would overwrite the member checkpoint {m}; write the ensemble elsewhere")
@@ -555,12 +564,17 @@ def ensemble(models, weights, data, eval_data, out):
     # terminal before: `ensemble member 1 of 2: K of N prompts scored, S s`)
     _show_members(members, "ensemble")
     ens = Ensemble.calibrate(members, prompts, list(weights) or None)
+    calibration_cut = [m.cut_last for m in members]  # (each member's last scoring: the calibration prompts)
     from ltrsched.predictors.predictor import kendall_tau, unseen_warning
 
-    ev_scores, unseen = [], []
-    for member in members:  # (each member's count of unseen prompts is its last scoring's: these prompts')
-        ev_scores.append(member.scores(ev_prompts))
-        unseen.append(member.unseen_last)
+    from ltrsched.predictors.ensemble import shared_features
+
+    ev_scores, unseen, ev_cut = [], [], []
+    with shared_features(members):  # (members of one n-gram set and size featurise these prompts once between them)
+        for member in members:  # (each member's counts of unseen and cut prompts are its last scoring's: these prompts')
+            ev_scores.append(member.scores(ev_prompts))
+            unseen.append(member.unseen_last)
+            ev_cut.append(member.cut_last)
     ens.save(out, list(models))
     for m, s, count in zip(models, ev_scores, unseen):
         tau = kendall_tau(s, ev_lengths)
@@ -569,7 +583,8 @@ def ensemble(models, weights, data, eval_data, out):
         line = unseen_warning(count, len(ev_prompts), f"held-out prompts (member {m})")
         if line:
             click.echo(line, err=True)
-    _note_cut(ens, (prompts, "calibration prompts"), (ev_prompts, "held-out prompts"), names=list(models))
+    _note_cut(ens, (calibration_cut, len(prompts), "calibration prompts"), (ev_cut, len(ev_prompts), "held-out prompts"),
+              names=list(models))
     tau = kendall_tau(ens.combine(ev_scores), ev_lengths)
     click.echo(f"ensemble of {len(models)}: held-out ({len(ev_prompts)}) Kendall tau-b {fmt(tau, '.4f')}; "
                f"wrote {shown_path(out)}")
@@ -579,6 +594,18 @@ def ensemble(models, weights, data, eval_data, out):
         click.echo(f"warning: {trained_on} of the {len(ev_prompts)} held-out prompts are training prompts of a member: "
                    "the held-out taus above are not held-out and overstate the rankers; give other prompts with "
                    "--eval-data FILE", err=True)
+
+
+def _check_distinct_members(models: list[Path]) -> None:
+    """Raise :class:`UserError` if one checkpoint is given twice (``-m a -m ./a``, or a link to it): it was loaded
+    twice, scored twice and, as two members, counted at twice the weight without a word (``--weight`` is how one
+    member counts more)."""
+    first: dict[Path, int] = {}
+    for i, m in enumerate(models):
+        seen = first.setdefault(m.resolve(), i)
+        if seen != i:
+            raise UserError(f"--model {m} is the checkpoint --model {models[seen]} again: give each checkpoint once "
+                            "(--weight sets how much one counts)")
 
 
 @click.command("label-report")

@@ -217,37 +217,22 @@ class PredictorConfig:
 
     @classmethod
     def load(cls, directory: Path) -> "PredictorConfig":
+        return cls.load_record(directory)[0]
+
+    @classmethod
+    def load_record(cls, directory: Path) -> tuple["PredictorConfig", dict]:
+        """The config in ``directory`` and its ``predictor.json`` as read (a JSON object), read once: what
+        :func:`saved_weights_digest`, :func:`trained_with` and :func:`saved_training_prompts` take as ``record``
+        (each read and parsed the file again: 4 reads a load)."""
         path = Path(directory) / CONFIG_FILE
         check_not_special(path, "predictor config")  # (a pipe, /dev/zero: "no predictor.json", of one that is there)
         if not path.is_file():
             raise UserError(_not_a_checkpoint(Path(directory)))
         try:
-            data = json.loads(path.read_text())
-            if not isinstance(data, dict):
-                raise TypeError(f"expected a JSON object, got {type(data).__name__}")
-            data.setdefault("ngrams", "tokens")  # written before word n-grams existed
-            digest = data.pop(WEIGHTS_DIGEST_KEY, None)  # read by saved_weights_digest
-            if digest is not None and not (isinstance(digest, str) and len(digest) == 64
-                                           and all(c in "0123456789abcdef" for c in digest)):
-                raise UserError(f"{WEIGHTS_DIGEST_KEY} must be the weights file's SHA-256 as 64 hex digits, got "
-                                f"{str(digest)[:80]!r} (a damaged or hand-edited file; train the predictor again)")
-            data.pop(TRAINING_PROMPTS_KEY, None)  # read by saved_training_prompts
-            _check_trained_with(data.pop(TRAINED_WITH_KEY, None))  # compared by check_trained_with
-            unknown = [str(k) for k in data if k not in {f.name for f in fields(cls)}]
-            if unknown:  # (it said "PredictorConfig.__init__() got an unexpected keyword argument", no fix)
-                raise UserError(f"unknown setting {shown(unknown[0][:80])}"
-                                + (f" and {len(unknown) - 1} more" if len(unknown) > 1 else "")
-                                + ": a checkpoint written by another ltrsched version, or edited by hand; train the "
-                                  "predictor again with this one")
-            lr = data.get("lr")
-            if (isinstance(lr, (int, float)) and not isinstance(lr, bool) and is_finite_number(lr) and lr > 0
-                    and lr_range_error(lr) is not None):
-                # a rate saved from code before the range bounded it: only training reads it, so the checkpoint still
-                # scores (it failed to load); the config keeps the rate it was trained with
-                config = cls(**{**data, "lr": min(max(lr, MIN_LR), MAX_LR)})
-                config.lr = lr
-                return config
-            return cls(**data)
+            record = json.loads(path.read_text())
+            if not isinstance(record, dict):
+                raise TypeError(f"expected a JSON object, got {type(record).__name__}")
+            return cls._from_record(dict(record)), record
         except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
             raise UserError(f"{path}: not a valid predictor config ({exc})") from None
         except RecursionError:  # e.g. 100,000 "[": json recurses once per level
@@ -256,6 +241,33 @@ class PredictorConfig:
             raise UserError(f"{path}: not a valid predictor config ({str(exc).split(';')[0]})") from None
         except UserError as exc:
             raise UserError(f"{path}: {exc}") from None
+
+    @classmethod
+    def _from_record(cls, data: dict) -> "PredictorConfig":
+        """The config of ``data`` (a copy of ``predictor.json``'s object: its other records are popped)."""
+        data.setdefault("ngrams", "tokens")  # written before word n-grams existed
+        digest = data.pop(WEIGHTS_DIGEST_KEY, None)  # read by saved_weights_digest
+        if digest is not None and not (isinstance(digest, str) and len(digest) == 64
+                                       and all(c in "0123456789abcdef" for c in digest)):
+            raise UserError(f"{WEIGHTS_DIGEST_KEY} must be the weights file's SHA-256 as 64 hex digits, got "
+                            f"{str(digest)[:80]!r} (a damaged or hand-edited file; train the predictor again)")
+        data.pop(TRAINING_PROMPTS_KEY, None)  # read by saved_training_prompts
+        _check_trained_with(data.pop(TRAINED_WITH_KEY, None))  # compared by check_trained_with
+        unknown = [str(k) for k in data if k not in {f.name for f in fields(cls)}]
+        if unknown:  # (it said "PredictorConfig.__init__() got an unexpected keyword argument", no fix)
+            raise UserError(f"unknown setting {shown(unknown[0][:80])}"
+                            + (f" and {len(unknown) - 1} more" if len(unknown) > 1 else "")
+                            + ": a checkpoint written by another ltrsched version, or edited by hand; train the "
+                              "predictor again with this one")
+        lr = data.get("lr")
+        if (isinstance(lr, (int, float)) and not isinstance(lr, bool) and is_finite_number(lr) and lr > 0
+                and lr_range_error(lr) is not None):
+            # a rate saved from code before the range bounded it: only training reads it, so the checkpoint still
+            # scores (it failed to load); the config keeps the rate it was trained with
+            config = cls(**{**data, "lr": min(max(lr, MIN_LR), MAX_LR)})
+            config.lr = lr
+            return config
+        return cls(**data)
 
 
 def _not_a_checkpoint(directory: Path) -> str:
@@ -290,22 +302,27 @@ def _check_trained_with(record) -> None:
                         f"got {shown(record, 80)} (a damaged or hand-edited file; train the predictor again)")
 
 
-def trained_with(directory: Path) -> tuple[dict, str | None] | None:
-    """The settings and inputs digest ``predictor.json`` in ``directory`` records its weights were trained with
-    (:data:`TRAINED_WITH_KEY`), or None (older checkpoints; read after :meth:`PredictorConfig.load` accepted the
-    file)."""
-    record = json.loads((Path(directory) / CONFIG_FILE).read_text()).get(TRAINED_WITH_KEY)
+def _saved(directory: Path, record: dict | None) -> dict:
+    """``predictor.json`` in ``directory`` as read: ``record`` (:meth:`PredictorConfig.load_record`'s), else read."""
+    return record if record is not None else json.loads((Path(directory) / CONFIG_FILE).read_text())
+
+
+def trained_with(directory: Path, record: dict | None = None) -> tuple[dict, str | None] | None:
+    """The settings and inputs digest ``predictor.json`` in ``directory`` (``record``: the file as read, None: read
+    it) records its weights were trained with (:data:`TRAINED_WITH_KEY`), or None (older checkpoints; read after
+    :meth:`PredictorConfig.load` accepted the file)."""
+    record = _saved(directory, record).get(TRAINED_WITH_KEY)
     if not isinstance(record, dict):
         return None
     return record["settings"], record.get("inputs_sha256")
 
 
-def check_trained_with(config: PredictorConfig, directory: Path, inputs_sha256=None) -> None:
+def check_trained_with(config: PredictorConfig, directory: Path, inputs_sha256=None, record: dict | None = None) -> None:
     """Raise :class:`UserError` if ``config`` (read from ``directory``) is not what its weights were trained with
     (:func:`trained_with`): a scoring setting edited since, named with its trained value; or, where the settings
     are those, if ``inputs_sha256()`` (the inputs the backbone makes of the canary prompts now, None: not known)
-    differs from the recorded one: the tokenizer changed."""
-    record = trained_with(directory)
+    differs from the recorded one: the tokenizer changed. ``record``: ``predictor.json`` as read (None: read it)."""
+    record = trained_with(directory, record)
     if record is None:
         return
     settings, digest = record
@@ -336,10 +353,10 @@ def model_reference(hf_path: str | None) -> str | None:
     return os.path.abspath(os.path.expanduser(hf_path))
 
 
-def saved_weights_digest(directory: Path) -> str | None:
-    """The weights digest ``predictor.json`` in ``directory`` records, or None (older checkpoints; read after
-    :meth:`PredictorConfig.load` accepted the file)."""
-    digest = json.loads((Path(directory) / CONFIG_FILE).read_text()).get(WEIGHTS_DIGEST_KEY)
+def saved_weights_digest(directory: Path, record: dict | None = None) -> str | None:
+    """The weights digest ``predictor.json`` in ``directory`` (``record``: the file as read, None: read it) records,
+    or None (older checkpoints; read after :meth:`PredictorConfig.load` accepted the file)."""
+    digest = _saved(directory, record).get(WEIGHTS_DIGEST_KEY)
     return digest if isinstance(digest, str) else None
 
 
@@ -372,16 +389,16 @@ def encode_prompt_hashes(hashes) -> dict:
     return {"num_prompts": int(data.size), "blake2b_64": base64.b64encode(data.tobytes()).decode("ascii")}
 
 
-def saved_training_prompts(directory: Path) -> "np.ndarray | None":
-    """The training prompts' hashes ``predictor.json`` in ``directory`` records (:func:`prompt_hashes`), or None
-    where it records none or a damaged record (older checkpoints; read after :meth:`PredictorConfig.load`
-    accepted the file)."""
+def saved_training_prompts(directory: Path, record: dict | None = None) -> "np.ndarray | None":
+    """The training prompts' hashes ``predictor.json`` in ``directory`` (``record``: the file as read, None: read it)
+    records (:func:`prompt_hashes`), or None where it records none or a damaged record (older checkpoints; read after
+    :meth:`PredictorConfig.load` accepted the file)."""
     import base64
     import binascii
 
     import numpy as np
 
-    record = json.loads((Path(directory) / CONFIG_FILE).read_text()).get(TRAINING_PROMPTS_KEY)
+    record = _saved(directory, record).get(TRAINING_PROMPTS_KEY)
     text = record.get("blake2b_64") if isinstance(record, dict) else None
     if not isinstance(text, str):
         return None

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +53,8 @@ class Ensemble:
     @classmethod
     def calibrate(cls, members: list, prompts: list[str], weights: list[float] | None = None) -> "Ensemble":
         """Member score statistics from ``prompts`` (e.g. the training prompts); equal weights by default."""
-        stats = [m.scores(prompts) for m in members]
+        with shared_features(members):
+            stats = [m.scores(prompts) for m in members]
         return cls(members, weights or [1.0] * len(members), [float(s.mean()) for s in stats],
                    [float(s.std()) for s in stats])
 
@@ -69,8 +72,9 @@ class Ensemble:
             member.forget_features()
 
     def scores(self, prompts: list[str], batch_size: int = 1024) -> np.ndarray:
-        return self.combine([m.scores(prompts, batch_size) if w else np.zeros(len(prompts))
-                             for m, w in zip(self.members, self.weights)])
+        with shared_features(self.members):
+            return self.combine([m.scores(prompts, batch_size) if w else np.zeros(len(prompts))
+                                 for m, w in zip(self.members, self.weights)])
 
     def score(self, prompts: list[str], batch_size: int = 1024):
         """``prompts`` scored once (:class:`~ltrsched.predictors.predictor.Scored`; an ensemble of rankers predicts
@@ -136,15 +140,30 @@ class Ensemble:
             if (directory / name / ENSEMBLE_FILE).is_file():
                 raise UserError(f"{path}: member {name!r} is an ensemble; ensemble members must be single predictors")
         members = [Predictor.load(directory / name) for name in spec["members"]]
-        _check_member_digests(spec, directory, path)
+        _check_member_digests(spec, [m.weights_digest for m in members], path)
         return cls(members, spec["weights"], spec["means"], spec["stds"])
 
 
-def _check_member_digests(spec: dict, directory: Path, path: Path) -> None:
-    """Raise :class:`UserError` if a member's weights are not those the ensemble was calibrated on (``spec``'s
-    :data:`MEMBER_DIGESTS_KEY`, absent in ensembles written before it: not checked)."""
-    from ltrsched.predictors.config import saved_weights_digest
+@contextmanager
+def shared_features(members: list):
+    """While the block runs, ``members`` whose backbones make the same features of a prompt (n-gram ones of one n-gram
+    set and size: :attr:`~ltrsched.predictors.predictor.Predictor.features_key`) prepare the features of a list of
+    prompts scored by each once between them (each member tokenised and featurised the same prompts again); a list of
+    more than one :data:`~ltrsched.predictors.predictor.PREPARE_BATCHES` chunk is prepared by each, as before, in
+    memory bounded by a chunk's features."""
+    keys = Counter(m.features_key for m in members if m.features_key is not None)
+    shared: dict = {}
+    with ExitStack() as stack:
+        for m in members:
+            if m.features_key is not None and keys[m.features_key] > 1:
+                stack.enter_context(m.sharing_features(shared.setdefault(m.features_key, {})))
+        yield
 
+
+def _check_member_digests(spec: dict, saved: list[str | None], path: Path) -> None:
+    """Raise :class:`UserError` if a member's weights (``saved``: the digest each member's ``predictor.json``
+    records, :attr:`~ltrsched.predictors.predictor.Predictor.weights_digest`) are not those the ensemble was
+    calibrated on (``spec``'s :data:`MEMBER_DIGESTS_KEY`, absent in ensembles written before it: not checked)."""
     recorded = spec.get(MEMBER_DIGESTS_KEY)
     if recorded is None:
         return
@@ -152,8 +171,8 @@ def _check_member_digests(spec: dict, directory: Path, path: Path) -> None:
             and all(d is None or isinstance(d, str) for d in recorded)):
         raise UserError(f"{path}: not a valid ensemble ({MEMBER_DIGESTS_KEY!r} must hold one weights digest or null "
                         "per member)")
-    for name, digest in zip(spec["members"], recorded):
-        if digest is not None and saved_weights_digest(directory / name) != digest:
+    for name, digest, now in zip(spec["members"], recorded, saved):
+        if digest is not None and now != digest:
             raise UserError(f"{path}: member {name!r} is not the checkpoint this ensemble was calibrated on (its "
                             "weights changed: its scores would be z-scored by another model's mean and spread); "
                             "make the ensemble again (`ltrsched ensemble`)")

@@ -184,11 +184,21 @@ def label_report(labels: pl.DataFrame, name: str, sizes=DEFAULT_SIZES, seed: int
                                        **({} if epochs is None else {"epochs": epochs}))
         probe_predictor = Predictor(probe_config)
 
+    held_out: dict = {}  # features key -> the eval prompts' features: every n-gram ranker scores them, prepared once
+
+    def held_out_scores(p: Predictor) -> np.ndarray:
+        """``p``'s scores of the eval prompts (featurised once for the rankers of one n-gram set: each ranker
+        tokenised and featurised them again, up to 7 times in a report)."""
+        if p.features_key is None:
+            return p.scores(ep)
+        with p.sharing_features(held_out.setdefault(p.features_key, {})):
+            return p.scores(ep)
+
     served = ranker(tp, tl, "the served model's lengths")
-    served_scores = served.scores(ep)
+    served_scores = held_out_scores(served)
     has_chatgpt = not (train["chatgpt_output_tokens"].null_count() or ev["chatgpt_output_tokens"].null_count())
     if has_chatgpt:
-        chatgpt_scores = ranker(tp, tc, "ChatGPT's lengths").scores(ep)
+        chatgpt_scores = held_out_scores(ranker(tp, tc, "ChatGPT's lengths"))
 
     curve = []
     past = sorted({n for n in sizes if n != "all" and n > len(tp)})
@@ -208,7 +218,7 @@ def label_report(labels: pl.DataFrame, name: str, sizes=DEFAULT_SIZES, seed: int
             curve.append({"num_train": int(n), "tau": None})
             continue
         p = ranker([tp[i] for i in rows], lengths, "the served model's lengths, learning curve")
-        curve.append({"num_train": int(n), "tau": kendall_tau(p.scores(ep), el)})
+        curve.append({"num_train": int(n), "tau": kendall_tau(held_out_scores(p), el)})
     curve = list({c["num_train"]: c for c in curve}.values())  # sizes past the train set collapse into "all"
 
     probe_tau = None

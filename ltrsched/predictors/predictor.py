@@ -344,8 +344,15 @@ class Predictor:
         self.backbone = make_backbone(config, self.outputs)
         #: :func:`~ltrsched.predictors.config.prompt_hashes` of the prompts it was trained on (None: not known)
         self.training_prompts: np.ndarray | None = None
+        #: The weights digest its checkpoint's ``predictor.json`` records (:meth:`load`; None: not loaded, or none)
+        self.weights_digest: str | None = None
         #: Of the prompts last scored, how many share no n-gram with the training prompts (None: not known)
         self.unseen_last: int | None = None
+        #: Of the prompts last scored, how many are longer than its HF or probe backbone reads (None: a backbone that
+        #: reads every token), counted from the token ids it scored them by (:func:`cut_note`)
+        self.cut_last: int | None = None
+        #: The same count of the prompts :meth:`fit` trained on
+        self.cut_training: int | None = None
         #: After :meth:`fit` with held-out prompts: Kendall tau-b between their scores before and after training
         #: (None: not measured, or undefined); near 1, training barely changed the untrained model's order
         self.untrained_agreement: float | None = None
@@ -355,9 +362,10 @@ class Predictor:
         #: verb: progress_bar(total, "predict", noun, verb)``; None: nowhere (a sweep's runs, a library caller)
         self.progress: Callable[[int, str, str], object] | None = None
         self._scoring_noun = "prompts"  # (what the prompts scored are, in a progress line: held-out ones in fit)
-        #: While training (:meth:`fit`): prompts scored -> their prepared features, for a list of at most one
-        #: :data:`PREPARE_BATCHES` chunk (the held-out prompts, scored before training and after each epoch, were
-        #: tokenised and featurised anew each time: 6 times in a default training); None: nothing kept
+        #: While training (:meth:`fit`) or sharing features (:meth:`sharing_features`): prompts scored -> their
+        #: prepared features and cut count, for a list of at most one :data:`PREPARE_BATCHES` chunk (the held-out
+        #: prompts, scored before training and after each epoch, were tokenised and featurised anew each time: 6 times
+        #: in a default training); None: nothing kept
         self._kept: dict | None = None
 
     # ------------------------------------------------------------------ inference
@@ -392,17 +400,20 @@ class Predictor:
         outs = []
         chunk = batch_size * PREPARE_BATCHES
         unseen = getattr(self.backbone, "unseen", lambda data: None)
-        self.unseen_last = None
+        self.unseen_last = self.cut_last = None
         kept = self._kept if self._kept is not None and len(prompts) <= chunk else None
         with (torch.inference_mode(), self._bar(len(prompts), self._scoring_noun, "scored") as bar,
               self._featurising(bar)):
             for first in range(0, len(prompts), chunk):
                 part = prompts[first: first + chunk]
-                data = kept.get(tuple(part)) if kept is not None else None
+                data, cut = kept.get(tuple(part), (None, None)) if kept is not None else (None, None)
                 if data is None:
                     data = self.backbone.prepare(part)
+                    cut = getattr(self.backbone, "last_cut", None)  # (of the prompts it prepared last: these)
                     if kept is not None:
-                        kept[tuple(part)] = data
+                        kept[tuple(part)] = data, cut
+                if cut is not None:
+                    self.cut_last = (self.cut_last or 0) + cut
                 count = unseen(data)
                 if count is not None:
                     self.unseen_last = (self.unseen_last or 0) + count
@@ -416,6 +427,23 @@ class Predictor:
         raw = np.concatenate(outs)
         _check_finite(raw, prompts)
         return raw
+
+    @property
+    def features_key(self) -> tuple | None:
+        """What its backbone's features of a prompt depend on: predictors of one key prepare the same features of the
+        same prompts (an n-gram backbone's n-gram set and size); None: a backbone whose features are its own."""
+        return getattr(self.backbone, "features_key", None)
+
+    @contextmanager
+    def sharing_features(self, shared: dict):
+        """While the block runs, the features it prepares of a list of prompts of at most one :data:`PREPARE_BATCHES`
+        chunk are kept in ``shared`` and taken from there: predictors of one :attr:`features_key` given one dict
+        prepare each such list once between them (:func:`~ltrsched.predictors.ensemble.shared_features`)."""
+        before, self._kept = self._kept, shared
+        try:
+            yield
+        finally:
+            self._kept = before
 
     def forget_features(self) -> None:
         """Drop what the backbone memoizes per prompt (the probe's hidden states), so the next scores compute
@@ -496,6 +524,7 @@ class Predictor:
         rng = np.random.default_rng(cfg.seed)
         with self._bar(len(prompts), "prompts", "featurised") as bar, self._featurising(bar):
             data = self.backbone.prepare(list(prompts))  # (the probe's: its model's states, a pass per prompt)
+        self.cut_training = getattr(self.backbone, "last_cut", None)
         if hasattr(self.backbone, "note_training"):
             self.backbone.note_training(data)
         # (rank labels only compare: int64, exact at any length; float32 ones tied every length within 2**-24 of
@@ -597,7 +626,7 @@ class Predictor:
 
     def prompts_cut(self, prompts: list[str]) -> int | None:
         """How many of ``prompts`` are longer than the backbone reads (:func:`cut_note`); None for a backbone that
-        reads every token (the n-gram ranker)."""
+        reads every token (the n-gram ranker). It tokenises them: of prompts just scored, :attr:`cut_last` says."""
         count = getattr(self.backbone, "count_cut", None)
         return None if count is None else count(list(prompts))
 
@@ -615,7 +644,7 @@ class Predictor:
 
         if (directory / ENSEMBLE_FILE).is_file():
             return Ensemble.load(directory)
-        config = PredictorConfig.load(directory)
+        config, record = PredictorConfig.load_record(directory)  # (predictor.json read once)
         try:
             pred = cls(config)
         except UserError as exc:  # e.g. its model (hf_path, named as --hf-model) moved: say which checkpoint needs it
@@ -625,12 +654,13 @@ class Predictor:
         if not weights.is_file():
             raise UserError(f"{directory}: missing {WEIGHTS_FILE}" if not weights.exists() else
                             f"{weights} is not a file (a directory?); train the predictor again")
+        raw = weights.read_bytes()  # (read once: torch loads these bytes, and their digest is checked below)
         try:
             import warnings
 
             with warnings.catch_warnings():  # (a foreign pickle: torch's protocol warning made the error 3 lines)
                 warnings.simplefilter("ignore")
-                state = torch.load(weights, map_location="cpu", weights_only=True)
+                state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
         except Exception as exc:  # empty, truncated or not a torch file (EOFError, UnpicklingError, KeyError...)
             raise UserError(f"{weights}: not a readable torch weights file ({type(exc).__name__}: "
                             f"{str(exc).splitlines()[0] if str(exc) else 'no details'})") from None
@@ -645,12 +675,13 @@ class Predictor:
         bad = [name for name, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
         if bad:  # (training refuses to save such weights: damaged, or edited by hand)
             raise UserError(f"{weights}: the weights hold NaN or infinite values ({bad[0]}); train the predictor again")
-        digest = saved_weights_digest(directory)
-        if digest is not None and digest != hashlib.sha256(weights.read_bytes()).hexdigest():
+        digest = saved_weights_digest(directory, record)
+        if digest is not None and digest != hashlib.sha256(raw).hexdigest():
             raise UserError(f"{directory}: {WEIGHTS_FILE} is not the weights file saved with {CONFIG_FILE} (a save "
                             "was interrupted, or one of the two was replaced); train the predictor again")
-        check_trained_with(config, directory, pred.inputs_digest)
-        pred.training_prompts = saved_training_prompts(directory)
+        check_trained_with(config, directory, pred.inputs_digest, record)
+        pred.training_prompts = saved_training_prompts(directory, record)
+        pred.weights_digest = digest
         check = getattr(pred.backbone, "check_loaded", None)  # (the probe: is its model the one it was trained on?)
         if check is not None:
             check(directory)

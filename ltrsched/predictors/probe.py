@@ -240,6 +240,10 @@ class ProbeBackbone:
         hidden = int(self.lm.config.hidden_size)
         self.model = _head(hidden, outputs)
         self._memo: dict | None = None  # prompt text -> its hidden state, while training (:meth:`fitting`)
+        self._cut_memo: set | None = None  # the prompts of ``_memo`` longer than it reads (:attr:`prompt_cut`)
+        #: Of the prompts :meth:`features` gave last, how many are longer than it reads (:attr:`prompt_cut`), counted
+        #: from the token ids it ran (``count_cut`` put each prompt through the template and tokenizer again)
+        self.last_cut: int | None = None
         #: Called with a count of prompts whose features are ready (computed, or remembered while training) as
         #: :meth:`features` goes: a pass of the model per prompt (a progress display's ``update``); None: nothing
         self.on_featurised: Callable[[int], None] | None = None
@@ -291,7 +295,10 @@ class ProbeBackbone:
     def _ids(self, prompt: str) -> list[int]:
         """The prompt's token ids as the model is served them (:meth:`_templated_ids`), cut to :attr:`prompt_cut`:
         its head and its last 8 (the generation prompt, whose last token's state is read)."""
-        ids = self._templated_ids(prompt)
+        return self._read_part(self._templated_ids(prompt))
+
+    def _read_part(self, ids: list[int]) -> list[int]:
+        """What the model reads of a templated prompt's token ``ids`` (:meth:`_ids`)."""
         n = self.prompt_cut
         if len(ids) > n:  # keep the end: the generation prompt, whose last token's state is read
             tail = min(8, n)
@@ -322,11 +329,11 @@ class ProbeBackbone:
     def fitting(self):
         """While training, a prompt's state is computed once (training scores its held-out prompts every epoch);
         after it nothing is kept: memory stays bounded, and a later call (a timed one) runs the model."""
-        self._memo = {}
+        self._memo, self._cut_memo = {}, set()
         try:
             yield
         finally:
-            self._memo = None
+            self._memo = self._cut_memo = None
 
     def features(self, prompts: list[str]):
         """Hidden states [len(prompts), hidden] (float32), one forward pass per distinct prompt (no padding); a
@@ -334,12 +341,14 @@ class ProbeBackbone:
         import torch
 
         memo = self._memo if self._memo is not None else {}
+        cut = self._cut_memo if self._cut_memo is not None else set()
         todo = list(dict.fromkeys(p for p in prompts if p not in memo))
         if self.on_featurised is not None and len(prompts) > len(todo):
             self.on_featurised(len(prompts) - len(todo))  # (remembered, or a repeat of one computed now)
         if todo:
-            for prompt, row in zip(todo, self._run(todo)):
+            for prompt, row in zip(todo, self._run(todo, cut)):
                 memo[prompt] = row
+        self.last_cut = sum(p in cut for p in prompts) if cut else 0
         if not prompts:
             return torch.zeros((0, self.model.mean.shape[0]), dtype=torch.float32)
         return torch.stack([memo[p] for p in prompts])
@@ -350,13 +359,17 @@ class ProbeBackbone:
         if self._memo is not None:
             self._memo.clear()
 
-    def _run(self, prompts: list[str]):
-        """The hidden states of ``prompts``, computed."""
+    def _run(self, prompts: list[str], cut: set):
+        """The hidden states of ``prompts``, computed; those longer than it reads are added to ``cut``."""
         import torch
 
         out = torch.zeros((len(prompts), self.model.mean.shape[0]), dtype=torch.float32)
+        limit = self.prompt_cut
         for i, prompt in enumerate(prompts):
-            out[i] = self._last_state(self._ids(prompt))
+            ids = self._templated_ids(prompt)
+            if len(ids) > limit:
+                cut.add(prompt)
+            out[i] = self._last_state(self._read_part(ids))
             if self.on_featurised is not None:
                 self.on_featurised(1)
         return out
