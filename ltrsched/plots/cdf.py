@@ -79,6 +79,10 @@ MAX_INNER_LEGEND = 8
 MAX_INNER_TEXT = 48
 #: Legend entries per column of a legend right of a row's panels (fontsize 7 fits about 16 in a row's height).
 LEGEND_ROWS = 16
+#: Most intervals between a linear x-axis's ticks. Matplotlib's default allows about 9 here, sized for labels of
+#: about 3 characters: over a narrow range of values, as every request of equal lengths has, or one request alone,
+#: its labels are 6-7 characters (0.01525) and ran into each other; 5 keeps them apart on a panel's width.
+MAX_X_TICK_BINS = 5
 
 
 def shown_text(text: str, limit: int = MAX_LABEL_CHARS) -> str:
@@ -101,6 +105,7 @@ def cdf_figure(groups: Sequence[tuple[str, Lines]], title: str = "", series: Map
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     from ltrsched.plots.styles import series_styles
 
@@ -128,6 +133,8 @@ def cdf_figure(groups: Sequence[tuple[str, Lines]], title: str = "", series: Map
                     lo, hi = min(lo, positive[0]), max(hi, positive[-1])
             if hi > 10 * lo:
                 ax.set_xscale("log")
+            else:
+                ax.xaxis.set_major_locator(MaxNLocator(nbins=MAX_X_TICK_BINS, steps=[1, 2, 2.5, 5, 10]))
             if not ax.get_lines():
                 ax.text(0.5, 0.5, "no finite values", transform=ax.transAxes, ha="center", va="center",
                         color="gray")
