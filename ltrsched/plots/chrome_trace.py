@@ -1,8 +1,9 @@
 """A run's steps as a Chrome trace-event JSON file (loads in Perfetto, ui.perfetto.dev, and chrome://tracing).
 
 One process per replica ("replica k"); its "steps" thread has one complete slice (``"ph": "X"``) per step, named
-by what the step computed (:func:`step_name`: ``prefill``, ``decode`` or ``prefill+decode``), and counter tracks (``"ph": "C"``) follow the batch (sequences, batched and prefill tokens), the KV cache
-(GPU and host blocks in use), preemptions per step and live requests. Timestamps are simulated time in
+by what the step computed (:func:`step_name`: ``prefill``, ``decode`` or ``prefill+decode``), and counter tracks
+(``"ph": "C"``) follow the batch (sequences, batched and prefill tokens), the KV cache (GPU and host blocks in use),
+preemptions per step and live requests. Timestamps are simulated time in
 microseconds (the trace-event format's unit). Counters drop to zero while a replica is idle.
 """
 
