@@ -35,30 +35,47 @@ def test_trace_steps_of_one_token_outputs_are_prefills():
     assert all(e["args"]["prefill_tokens"] > 0 and e["args"]["seqs"] > 1 for e in both)
 
 
+def _shown_labels(ax) -> list:
+    """The x tick labels (major and minor) that a panel draws: with text, inside its limits."""
+    lo, hi = ax.get_xlim()
+    return [t for t in ax.get_xticklabels() + ax.get_xticklabels(minor=True)
+            if t.get_visible() and t.get_text() and lo <= t.get_position()[0] <= hi]
+
+
 def _label_overlaps(fig) -> list[tuple[str, str, str]]:
     """Pairs of neighbouring x tick labels whose drawn boxes overlap, per panel."""
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     bad = []
     for ax in fig.axes:
-        labels = sorted((t for t in ax.get_xticklabels() if t.get_visible() and t.get_text()),
-                        key=lambda t: t.get_window_extent(renderer).x0)
-        boxes = [t.get_window_extent(renderer) for t in labels]
-        bad += [(ax.get_xlabel(), a.get_text(), b.get_text())
-                for a, b, box_a, box_b in zip(labels, labels[1:], boxes, boxes[1:]) if box_a.x1 > box_b.x0]
+        boxes = sorted(((t.get_window_extent(renderer), t.get_text()) for t in _shown_labels(ax)),
+                       key=lambda box: box[0].x0)
+        bad += [(ax.get_xlabel(), a, b) for (box_a, a), (box_b, b) in zip(boxes, boxes[1:]) if box_a.x1 > box_b.x0]
     return bad
 
 
-@pytest.mark.parametrize("values", [[0.0158938], np.linspace(0.0170, 0.0204, 200)], ids=["lone", "equal-lengths"])
-def test_cdf_tick_labels_of_a_narrow_range_do_not_run_into_each_other(values):
-    """A lone request, or requests of equal lengths (latencies per token from 0.0170 to 0.0204 s), drew 9-10 ticks
-    labelled 0.01525, 0.01550, ... on each panel's linear axis, written over one another."""
+#: Values of one panel that drew unreadable x tick labels: a lone request; equal lengths (latency per token from
+#: 0.0170 to 0.0204 s); two policies' TPOT of a lone request 1e-6 s apart; a heavy tail's latency per token over a
+#: decade or so (0.018 to 0.35 s/token, a log axis); two values near 1e-3 s.
+NARROW_AND_WIDE = {"lone": [0.0158938], "equal-lengths": np.linspace(0.0170, 0.0204, 200),
+                   "near-equal": [0.0158791, 0.0158803], "heavy-tail": np.geomspace(0.018, 0.35, 50),
+                   "near-1e-3": [0.00110936, 0.00110958]}
+
+
+@pytest.mark.parametrize("values", NARROW_AND_WIDE.values(), ids=NARROW_AND_WIDE.keys())
+def test_cdf_tick_labels_do_not_run_into_each_other(values):
+    """Each of :data:`NARROW_AND_WIDE` drew x tick labels written over one another: 9-10 ticks labelled 0.01525,
+    0.01550, ... (or 0.0001125, 0.0001150, ...) on a linear axis, 2, 3, 4 and 6 x 10^-2 in scientific notation on a
+    log one, and 1e-7 steps from an offset, "1e-6+1.5879e-2", over the axis label."""
     import matplotlib.pyplot as plt
 
     v = np.asarray(values, dtype=np.float64)
     fig = cdf_figure([("", [("fcfs", pl.DataFrame({"latency_per_token": v, "ttft": v, "tpot": v}))])])
     try:
         assert _label_overlaps(fig) == []
-        assert all(len(ax.get_xticks()) >= 3 for ax in fig.axes)  # (still a scale to read)
+        for ax in fig.axes:
+            shown = _shown_labels(ax)
+            assert len(shown) >= 2, [t.get_text() for t in shown]  # (still a scale to read)
+            assert "+" not in ax.xaxis.get_offset_text().get_text()
     finally:
         plt.close(fig)
