@@ -79,3 +79,23 @@ def test_cdf_tick_labels_do_not_run_into_each_other(values):
             assert "+" not in ax.xaxis.get_offset_text().get_text()
     finally:
         plt.close(fig)
+
+
+def test_the_calibration_plot_draws_a_heavy_tails_longest_outputs():
+    """``evaluate --plot`` left out each decile's lengths beyond its whiskers: on lengths of a heavy tail (lognormal
+    sigma 2, as a reasoning model's mix of short answers and long traces) the axis ended near the whiskers' top, and
+    the longest outputs, those a scheduler most needs ranked last, were in no part of the figure."""
+    import matplotlib.pyplot as plt
+
+    from ltrsched.predictors.calibration import calibration_figure
+
+    rng = np.random.default_rng(0)
+    lengths = np.maximum(np.round(rng.lognormal(4, 2, 100)), 1).astype(np.int64)
+    fig = calibration_figure(rng.normal(size=100), lengths, 0.0)
+    try:
+        ax = fig.axes[0]
+        low, high = ax.get_ylim()
+        assert low <= lengths.min() and high >= lengths.max(), (ax.get_ylim(), lengths.max())
+        assert ax.get_yscale() == "log"  # (a linear axis to 10,000 tokens drew most boxes as flat lines at 0)
+    finally:
+        plt.close(fig)
