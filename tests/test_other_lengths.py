@@ -99,3 +99,11 @@ def test_the_calibration_plot_draws_a_heavy_tails_longest_outputs():
         assert ax.get_yscale() == "log"  # (a linear axis to 10,000 tokens drew most boxes as flat lines at 0)
     finally:
         plt.close(fig)
+
+
+def test_the_equal_lengths_warning_of_one_token_outputs_says_1_token():
+    """``ltr:tau=`` on outputs of one token each warned that all were equal "(1 tokens)"."""
+    from ltrsched.policies.approx_oracle import unreachable_tau_warning
+
+    assert "(1 token), so" in unreachable_tau_warning(np.ones(200, dtype=np.int64), 0.6, "ltr:tau=0.6")
+    assert "(100 tokens), so" in unreachable_tau_warning(np.full(200, 100), 0.6, "ltr:tau=0.6")
