@@ -107,3 +107,26 @@ def test_the_equal_lengths_warning_of_one_token_outputs_says_1_token():
 
     assert "(1 token), so" in unreachable_tau_warning(np.ones(200, dtype=np.int64), 0.6, "ltr:tau=0.6")
     assert "(100 tokens), so" in unreachable_tau_warning(np.full(200, 100), 0.6, "ltr:tau=0.6")
+
+
+def test_capacity_warns_where_every_request_of_a_run_fits_one_batch(tmp_path, capsys):
+    """20 reasoning-length requests (--max-num-seqs 256) met the SLOs at every rate up to --max-rate (capacity
+    ``above max``, 1,024 req/s), without a word: a run of them is one burst, never a sustained load. A lone
+    request is refused; three here, two rates: the warning says so, once; a run with more requests than the cap has
+    none."""
+    from cli_helpers import run_cli_fast
+    from ltrsched.experiments.commands import _few_requests_warnings
+
+    workload = tmp_path / "w.csv"
+    workload.write_text("prompt_tokens,output_tokens\n" + "100,50\n" * 6)
+    args = ("capacity", "-w", workload, "--seeds", "1", "-p", "fcfs", "--slo", "ttft_p90=100",
+            "--start-rate", "4", "--max-rate", "8", "--jobs", "1")
+    r = run_cli_fast(capsys, *args, "-n", "3", "--out", tmp_path / "a")
+    assert r.returncode == 0, r.stderr
+    said = [line for line in r.stderr.splitlines() if line.startswith("warning: ")]
+    assert said == ["warning: runs of 3 requests are no more than --max-num-seqs 256 per replica: all of them can run "
+                    "at once, so a high rate is one burst of them, not a sustained load, and the capacity found may "
+                    "be far too high (or above max); give -n well above 256 (by default 4,000 per replica)"], r.stderr
+    # (more requests than the cap, per replica: none)
+    assert _few_requests_warnings({1: 257, 2: 513}, 256, 4000) == []
+    assert _few_requests_warnings({2: 512}, 256, 4000)[0].startswith("warning: runs of 512 requests over 2 replicas")
