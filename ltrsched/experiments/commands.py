@@ -562,6 +562,23 @@ def thrash_warnings(specs, rows: list[dict]) -> list[str]:
     return lines
 
 
+def _few_requests_warnings(sizes: dict[int, int], max_num_seqs: int, default_n: int) -> list[str]:
+    """A ``warning:`` line per replica count whose runs have no more requests per replica than ``max_num_seqs``
+    (``sizes``: replicas -> requests per run): each replica can hold all of them in its batch at once, so at high
+    rates a run is one burst of them, not a sustained load, and the search found every rate up to --max-rate
+    meeting the SLOs (20 reasoning-length requests: ``above max``, 1,024 req/s)."""
+    lines = []
+    for replicas, size in sorted(sizes.items()):
+        if size > max_num_seqs * replicas:
+            continue
+        each = f"{size:,} requests" + (f" over {replicas} replicas" if replicas > 1 else "")
+        lines.append(f"warning: runs of {each} are no more than --max-num-seqs {max_num_seqs} per replica: all of "
+                     "them can run at once, so a high rate is one burst of them, not a sustained load, and the "
+                     f"capacity found may be far too high (or above max); give -n well above "
+                     f"{max_num_seqs * replicas:,} (by default {default_n:,} per replica)")
+    return lines
+
+
 #: ``ltrsched capacity``'s default policies: FCFS, the oracle, LTR (approximate-oracle scores at the
 #: paper's tau), LTR with starvation prevention, and MLFQ.
 CAPACITY_POLICIES = ("fcfs", "srtf", "ltr:tau=0.62", "ltr:tau=0.62,starve=200,quantum=10", "mlfq")
@@ -708,6 +725,8 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
     from ltrsched.workloads import load_workload
 
     sizes = {n: num_requests or default_n * n for n, _ in clusters}  # replicas -> requests per run
+    for line in _few_requests_warnings(sizes, max_num_seqs, default_n):
+        click.echo(line, err=True)
     for size in sorted(set(sizes.values())):
         try:
             wl = load_workload(workload, num_requests=size, seed=first_seed)  # e.g. more requests than it holds

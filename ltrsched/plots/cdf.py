@@ -79,6 +79,18 @@ MAX_INNER_LEGEND = 8
 MAX_INNER_TEXT = 48
 #: Legend entries per column of a legend right of a row's panels (fontsize 7 fits about 16 in a row's height).
 LEGEND_ROWS = 16
+#: Most intervals between a linear x-axis's ticks. Matplotlib's default allows about 9 here, sized for labels of
+#: about 3 characters: over a narrow range of values, as every request of equal lengths has, or one request alone,
+#: its labels are 6-7 characters (0.01525) and ran into each other; 5 keeps them apart on a panel's width.
+MAX_X_TICK_BINS = 5
+#: Powers of ten below and above which a linear x-axis labels its ticks as multiples of a power of ten (written at
+#: its end, e.g. 1e-3): with matplotlib's default, (-5, 6), a narrow span near 1e-3 s was labelled 0.0011050, 0.0011075,
+#: ... written over each other.
+SCI_LIMITS = (-3, 4)
+#: Narrowest linear x-axis, relative to its values' midpoint: values closer than this (two policies' TPOT of a lone
+#: request, 1e-6 s apart) were labelled in steps of 1e-7 from an offset, "1e-6+1.5879e-2", drawn over the axis label.
+#: Such a panel spans this much around their midpoint. (Equal values keep matplotlib's span of a single value.)
+MIN_RELATIVE_SPAN = 0.01
 
 
 def shown_text(text: str, limit: int = MAX_LABEL_CHARS) -> str:
@@ -88,6 +100,21 @@ def shown_text(text: str, limit: int = MAX_LABEL_CHARS) -> str:
     if len(text) > limit:
         text = text[: limit - 3] + "..."
     return text.replace("$", "\\$")
+
+
+def _plain_log_labels(ax, ratio: float) -> None:
+    """Tick labels of a log x-axis spanning ``ratio`` (largest / smallest value) as plain numbers (0.02, 0.1, 1e-05),
+    at the decades and, over up to 2 decades, at 2 and 5 times them. Matplotlib's labelled 2, 3, 4 and 6 times
+    10^k in scientific notation over a decade or two (latency per token of a heavy tail), written over each other."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    ax.xaxis.set_major_formatter(plain)
+    if ratio <= 100:
+        ax.xaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+        ax.xaxis.set_minor_formatter(plain)
+    else:
+        ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def cdf_figure(groups: Sequence[tuple[str, Lines]], title: str = "", series: Mapping[str, str] | None = None):
@@ -101,6 +128,7 @@ def cdf_figure(groups: Sequence[tuple[str, Lines]], title: str = "", series: Map
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     from ltrsched.plots.styles import series_styles
 
@@ -112,7 +140,7 @@ def cdf_figure(groups: Sequence[tuple[str, Lines]], title: str = "", series: Map
     for row, (group_title, lines) in zip(axes, groups):
         entries: dict[int, tuple[object, str]] = {}  # run's index in the row -> (its first line, legend text)
         for ax, (metric, xlabel) in zip(row, CDF_METRICS.items()):
-            lo, hi = np.inf, 0.0
+            lo, hi, smallest = np.inf, 0.0, np.inf
             for i, (label, requests) in enumerate(lines):
                 x, y = ecdf(metric_values(requests, metric))
                 if not len(x):
@@ -123,11 +151,19 @@ def cdf_figure(groups: Sequence[tuple[str, Lines]], title: str = "", series: Map
                 (line,) = ax.step(np.r_[x[0], x], np.r_[0.0, y], where="post", label=text, linewidth=1.4,
                                   color=style.color, linestyle=style.linestyle)
                 entries.setdefault(i, (line, text))
+                smallest = min(smallest, x[0])
                 positive = x[x > 0]
                 if len(positive):
                     lo, hi = min(lo, positive[0]), max(hi, positive[-1])
             if hi > 10 * lo:
                 ax.set_xscale("log")
+                _plain_log_labels(ax, hi / lo)
+            else:
+                ax.xaxis.set_major_locator(MaxNLocator(nbins=MAX_X_TICK_BINS, steps=[1, 2, 2.5, 5, 10]))
+                ax.ticklabel_format(axis="x", style="sci", scilimits=SCI_LIMITS)
+                if smallest > 0 and 0 < hi - lo < MIN_RELATIVE_SPAN * (lo + hi) / 2:
+                    mid = (lo + hi) / 2
+                    ax.set_xlim(mid * (1 - MIN_RELATIVE_SPAN / 2), mid * (1 + MIN_RELATIVE_SPAN / 2))
             if not ax.get_lines():
                 ax.text(0.5, 0.5, "no finite values", transform=ax.transAxes, ha="center", va="center",
                         color="gray")

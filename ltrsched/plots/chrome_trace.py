@@ -1,8 +1,9 @@
 """A run's steps as a Chrome trace-event JSON file (loads in Perfetto, ui.perfetto.dev, and chrome://tracing).
 
-One process per replica ("replica k"); its "steps" thread has one complete slice (``"ph": "X"``) per step,
-and counter tracks (``"ph": "C"``) follow the batch (sequences, batched and prefill tokens), the KV cache
-(GPU and host blocks in use), preemptions per step and live requests. Timestamps are simulated time in
+One process per replica ("replica k"); its "steps" thread has one complete slice (``"ph": "X"``) per step, named
+by what the step computed (:func:`step_name`: ``prefill``, ``decode`` or ``prefill+decode``), and counter tracks
+(``"ph": "C"``) follow the batch (sequences, batched and prefill tokens), the KV cache (GPU and host blocks in use),
+preemptions per step and live requests. Timestamps are simulated time in
 microseconds (the trace-event format's unit). Counters drop to zero while a replica is idle.
 """
 
@@ -95,6 +96,16 @@ def _check_numbers(steps: pl.DataFrame) -> None:
                             "no count")
 
 
+def step_name(prefill_tokens: int, decode_seqs: int) -> str:
+    """A step's slice name: ``prefill`` where it computed prompt tokens [tokens] only (every step of a workload of
+    one-token outputs, whose one token comes from the prefill), ``decode`` where only sequences' next tokens
+    (``decode_seqs`` [seqs]), ``prefill+decode`` where both. (Every step with prompt tokens was named
+    ``prefill+decode``, so a trace of one-token outputs showed decode work that no step did.)"""
+    if prefill_tokens and decode_seqs:
+        return "prefill+decode"
+    return "prefill" if prefill_tokens else "decode"
+
+
 def _replica_events(pid: int, steps: pl.DataFrame) -> list[dict[str, Any]]:
     cols = {c: steps[c].to_list() for c in REQUIRED}
     events: list[dict[str, Any]] = []
@@ -104,7 +115,7 @@ def _replica_events(pid: int, steps: pl.DataFrame) -> list[dict[str, Any]]:
         ts, end = start * US, (start + dur) * US
         prefill = cols["num_prefill_tokens"][j]
         events.append({
-            "name": "prefill+decode" if prefill else "decode", "cat": "step", "ph": "X", "pid": pid, "tid": 0,
+            "name": step_name(prefill, cols["num_decode_seqs"][j]), "cat": "step", "ph": "X", "pid": pid, "tid": 0,
             "ts": ts, "dur": dur * US,
             "args": {"step": j, "seqs": cols["num_seqs"][j], "batched_tokens": cols["num_batched_tokens"][j],
                      "prefill_tokens": prefill, "evicted": cols["num_evicted"][j], "finished": cols["num_finished"][j]},

@@ -184,7 +184,7 @@ def unreachable_tau_warning(lengths: np.ndarray, tau: float, what: str) -> str |
                 f"requests are ranked at the nearest tau reached, {nearest:.3f}")
     if ceiling == 0:
         return (f"warning: {what}: tau {tau:g} cannot be reached: all {len(lengths):,} output lengths are equal "
-                f"({lengths[0]} tokens), so no order has a Kendall tau (the reachable maximum is 0) and the "
+                f"({lengths[0]} token{'' if lengths[0] == 1 else 's'}), so no order has a Kendall tau (the reachable maximum is 0) and the "
                 "requests are ranked at random")
     return (f"warning: {what}: tau {tau:g} cannot be reached on this workload: {tied_pair_share(lengths):.0%} of its "
             f"request pairs have equal output lengths, which Kendall tau-b orders in no pair, so scores without ties "

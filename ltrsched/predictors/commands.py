@@ -370,8 +370,6 @@ def predict(model_dir, workload, out, column, split):
               help="Write a calibration plot (true length by score decile) as PNG.")
 def evaluate(model_dir, data, split, plot):
     """Kendall tau (and bucket accuracy) of a predictor on held-out prompts, plus a calibration plot."""
-    import numpy as np
-
     from ltrsched.outputs import check_out_file
     from ltrsched.predictors.data import load_split, texts_of
     from ltrsched.predictors.predictor import Predictor, check_labelled
@@ -404,19 +402,11 @@ def evaluate(model_dir, data, split, plot):
     _warn_ties(lengths, f"{data} lengths")
     _warn_majority(getattr(predictor, "config", None), lengths, result.get("accuracy"))  # (an ensemble has no config)
     if plot is not None:
-        import matplotlib
-
-        matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        scores = scored.scores
-        deciles = np.minimum((np.argsort(np.argsort(-scores)) * 10) // len(scores), 9)
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        ax.boxplot([lengths[deciles == d] for d in range(10)], showfliers=False)
-        ax.set_xlabel("predicted-length decile (1 = shortest score)")
-        ax.set_ylabel("true output tokens")
-        ax.set_title(f"calibration, Kendall tau-b {result['tau']:.3f}")
-        fig.tight_layout()
+        from ltrsched.predictors.calibration import calibration_figure
+
+        fig = calibration_figure(scored.scores, lengths, result["tau"])
         try:
             atomic.write_figure(plot, fig, dpi=120)
         finally:
