@@ -255,3 +255,18 @@ def test_readme_gpu_install_with_the_predictors_adds_the_predict_extras_transfor
     assert command in (root / "README.md").read_text()
     assert command in (root / "pyproject.toml").read_text()
     assert not [r for r in extras["engine"] if r.startswith("torch")], extras["engine"]
+
+
+def test_capacity_quick_help_gives_the_time_the_readme_measured(capsys):
+    """`capacity --help` said --quick takes "~1.5 min on 2 cores"; README's capacity section measured the same
+    command (5 policies, --quick) at 20-75 s, and following it took 29 s wall (24.5 s of CPU) on one core: the help
+    must give README's measured range."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    [measured] = re.findall(r"The command above took (\d+-\d+ s) on the\s+2-core machine", readme)
+    res = run_cli_fast(capsys, "capacity", "--help")
+    assert res.returncode == 0, res.stderr
+    help_text = " ".join(res.stdout.split())
+    [quick] = re.findall(r" --quick ([A-Z].*?) -o, --out", help_text)  # (the option's own line, not -n's mention)
+    assert f"5 policies: {measured} on 2 cores" in quick, quick

@@ -622,7 +622,7 @@ CAPACITY_FILES = ("capacity.md", "capacity.csv", "capacity-rates.csv")
 @click.option("--max-model-len", type=int, default=None,
               help="Longest prompt + output a request may have [tokens]; default: the profile's (8,192 for the "
                    "Llama-3 profiles).")
-@click.option("--quick", is_flag=True, help="Fewer requests per run and fewer seeds (5 policies: ~1.5 min on 2 cores).")
+@click.option("--quick", is_flag=True, help="Fewer requests per run and fewer seeds (5 policies: 20-75 s on 2 cores).")
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("capacity"),
               show_default=True, help="Output directory (runs/, capacity.md|csv, capacity-rates.csv, figures/).")
 @backend_options
