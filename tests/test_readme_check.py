@@ -270,3 +270,48 @@ def test_capacity_quick_help_gives_the_time_the_readme_measured(capsys):
     help_text = " ".join(res.stdout.split())
     [quick] = re.findall(r" --quick ([A-Z].*?) -o, --out", help_text)  # (the option's own line, not -n's mention)
     assert f"5 policies: {measured} on 2 cores" in quick, quick
+
+
+def _readme_text() -> str:
+    return " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8").split())
+
+
+def _simulated_means(capsys, tmp_path, *words) -> dict:
+    """`ltrsched simulate WORDS --out DIR`'s summary.json (the README's own command, plugin paths from the checkout)."""
+    import json
+
+    root = Path(__file__).resolve().parents[1]
+    words = [str(root / w) if w.startswith("examples/") else w for w in words]
+    out = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
+    res = run_cli_fast(capsys, "simulate", *words, "--no-progress", "--out", out)
+    assert res.returncode == 0, res.stderr
+    return json.loads((out / "summary.json").read_text())["summary"]
+
+
+def test_readme_plugin_example_numbers_are_what_its_command_prints_in_the_simulator(capsys, tmp_path):
+    """The README quotes the plug-in policy's results on the 2,000-request burst and on the 300-request vllm-v1 run
+    beside the emulated engine; each number must be what the command it names prints now (the simulator is
+    deterministic: a change that moves them must change the README with it)."""
+    import re
+
+    text = _readme_text()
+    pattern = (r"the plug-in alone gives a mean latency per token of ([\d.]+) s and a mean max waiting time of "
+               r"([\d.]+) s \(FCFS: ([\d.]+) s, ([\d.]+) s\); with `starve=200` the waiting drops to ([\d.]+) s for "
+               r"a mean of ([\d.]+) s")
+    quoted = re.search(pattern, text)
+    assert quoted, "README's plug-in example no longer quotes its numbers as this test reads them"
+    alone_lat, alone_wait, fcfs_lat, fcfs_wait, starve_wait, starve_lat = quoted.groups()
+    command = ("simulate -n 2000 --plugin examples/policies/short_prompt_aging.py "
+               "--policy short-prompt:age=0.5,starve=200")
+    assert f"ltrsched {command}" in text
+    words = command.split()[1:]
+    for policy, (lat, wait) in {"short-prompt:age=0.5,starve=200": (starve_lat, starve_wait),
+                                "short-prompt:age=0.5": (alone_lat, alone_wait),
+                                "fcfs": (fcfs_lat, fcfs_wait)}.items():
+        summary = _simulated_means(capsys, tmp_path, *words[:-1], policy)
+        got = (summary["latency_per_token_mean"], summary["max_waiting_time_mean"])
+        assert (f"{got[0]:.3f}", f"{got[1]:.1f}") == (lat, wait), (policy, got)
+    [v1] = re.findall(r"ltrsched (simulate -n 300 --plugin \S+ --policy \S+ --semantics vllm-v1) "
+                      r"# both: mean latency per token ([\d.]+) s/token", text)
+    summary = _simulated_means(capsys, tmp_path, *v1[0].split()[1:])
+    assert f"{summary['latency_per_token_mean']:.4f}" == v1[1], summary["latency_per_token_mean"]
