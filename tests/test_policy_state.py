@@ -866,3 +866,19 @@ def test_due_steps_pop_what_keep_kept_and_what_was_filed_since():
     assert due.size == 2 and due.pop(3).tolist() == [3] and due.pop(7).tolist() == [5] and due.size == 0
     due.keep(lambda ids, steps: ids > 0)  # (nothing filed: nothing to do)
     assert due.held() == [] and due.pop(7) is None
+
+
+def test_kept_order_renumbers_positions_as_a_binary_search_of_the_departed_would():
+    """``FixedKeyOrder`` renumbers the kept order after finishes from a table of the departed positions' counts (a
+    few passes), not a binary search per position; the same positions as that search, for departures anywhere."""
+    from ltrsched.policies.fixed_order import _renumber
+
+    rng = np.random.default_rng(0)
+    for n in (2, 3, 10, 257, 5000):
+        for gone in {2, min(n, 3), max(2, n // 2), n}:
+            order = rng.permutation(n)
+            at = np.sort(rng.choice(n if rng.random() < 0.5 else min(n, max(gone, 40)), gone, replace=False))
+            want = order[~np.isin(order, at)]
+            want = want - at.searchsorted(want)
+            got = _renumber(order, at, n)
+            assert got.dtype == np.intp and np.array_equal(got, want), (n, gone)

@@ -125,10 +125,7 @@ class FixedKeyOrder:
             after >>= _SIGN_BIT  # -1 there, 0 elsewhere: integer operations only (a boolean operand is cast)
             kept += after
         elif len(left_at):
-            out = np.zeros(n_old, dtype=bool)
-            out[left_at] = True
-            kept = kept[~out[kept]]
-            kept -= left_at.searchsorted(kept)
+            kept = _renumber(kept, left_at, n_old)
         if not m:
             return kept, True
         if m > _MERGE_MAX_SHARE * n:
@@ -150,6 +147,25 @@ class FixedKeyOrder:
         listed = np.zeros(n, dtype=bool)
         listed[kept] = True
         return _merge(view, kept, (~listed).nonzero()[0], key)
+
+
+def _renumber(order: np.ndarray, left_at: np.ndarray, n: int) -> np.ndarray:
+    """``order`` (positions in a listing of ``n``) without the positions ``left_at`` (distinct, ascending, at least
+    two), the others renumbered for the listing without them: each moves up by the count of those before it.
+
+    That count is a table over positions up to the last one that left (the positions past it all move up by all of
+    them), read once per position: a few plain passes over ``order``, where a binary search of each position among
+    the ones that left cost ~log2(len(left_at)) dependent steps per position (a burst's finishes are at the head of
+    the listing, so the table is short). A position that left reads a count above ``n``, which makes it negative."""
+    top = int(left_at[-1]) + 1  # (positions from here on move up by all of them)
+    before = np.zeros(top + 1, dtype=np.intp)
+    before[left_at + 1] = 1
+    before = before.cumsum()  # before[p]: positions that left below p, p <= top
+    before[left_at] = n + 1  # (those positions: below 0 after the subtraction)
+    moved = np.minimum(order, top)
+    np.take(before, moved, out=moved)
+    np.subtract(order, moved, out=moved)
+    return moved[moved >= _ZERO]
 
 
 def _merge(view: LiveView, kept: np.ndarray, new: np.ndarray, key) -> np.ndarray:
