@@ -9,7 +9,7 @@ change only when it runs), so :meth:`PhaseSplit.order` reads theirs, takes those
 and inserts them among the others by their rank in the estimate order: the same order, built from the last one with
 copies of its two parts and no pass that reads every live request's tokens.
 
-It follows the host from the hooks: the positions that ran in the view it last split (:meth:`PhaseSplit.ran`, from
+It follows the host from the hooks: the positions that ran in the view it last split (``PhaseSplit.batch``, from
 ``on_step`` or ``on_step_ranks``). Without them (a rank without a step in between, another view), after a change of
 the live set, or when a request that ran is back in the phase (its generated tokens lowered), it splits afresh.
 """
@@ -38,17 +38,18 @@ class PhaseSplit:
         self._first: np.ndarray | None = None  # the positions in the phase, ascending
         self._ranks: np.ndarray | None = None  # the others' ranks in ``_base``, ascending (None: all of them)
         self._rank_of: np.ndarray | None = None  # position -> its rank in ``_base`` (made when first needed)
-        self._ran: np.ndarray | None = None  # positions that ran in ``_view`` since (None: not followed)
-
-    def ran(self, view: LiveView, positions: np.ndarray) -> None:
-        """The requests at ``positions`` of ``view`` ran a step (the batch)."""
-        self._ran = positions if view is self._view else None
+        #: the last step's batch as the hooks told it: (view, order, ranks), the positions ``order[:ranks]`` for an
+        #: int, ``order[ranks]`` for an array, ``order`` for None (read only when the view is ``_view``; kept as told,
+        #: a tuple, so that a hook costs the host no more than storing it)
+        self.batch: tuple | None = None
 
     def order(self, view: LiveView, base: np.ndarray, tokens: int) -> np.ndarray:
         """The phase's positions (fewer than ``tokens`` [tokens] generated) ascending, then ``base`` without them;
         ``base`` is a vouched permutation of ``view``'s positions, which lists requests by arrival."""
-        ran, self._ran = self._ran, None
-        if ran is not None and base is self._base:
+        batch, self.batch = self.batch, None
+        if batch is not None and batch[0] is self._view and base is self._base:
+            told, ranks = batch[1], batch[2]
+            ran = told if ranks is None else told[:ranks] if type(ranks) is int else told[ranks]
             order = self._follow(view, ran, tokens)
             if order is not None:
                 self._view, self._order = view, order

@@ -76,13 +76,13 @@ class PO(Policy):
         self._by_estimate.departed(request_ids)
 
     def on_step(self, view: LiveView, scheduled: np.ndarray, step_time: float) -> None:
-        if len(scheduled) == len(view):
-            self._split.ran(view, scheduled.nonzero()[0])
+        self._split.batch = (view, scheduled.nonzero()[0], None) if len(scheduled) == len(view) else None
 
     def on_step_ranks(self, view: LiveView, order: np.ndarray, ranks, step_time: float) -> None:
         """:meth:`on_step` with the batch named by its ranks in ``order`` (``order[:ranks]`` for an int, else
-        ``order[ranks]``; the simulator's replica calls this): no mask over every live request."""
-        self._split.ran(view, order[:ranks] if type(ranks) is int else order[ranks])
+        ``order[ranks]``; the simulator's replica calls this): no mask over every live request, and nothing read
+        until the next rank needs it."""
+        self._split.batch = (view, order, ranks)
 
     def rank(self, view: LiveView) -> np.ndarray:
         """``view.order_by(~phase, estimate)`` (``estimate`` 0 in the phase): the requests in the estimate phase by
@@ -94,7 +94,8 @@ class PO(Policy):
         proven = by_estimate is view._ranked  # (vouched: a permutation)
         if view.arrival_ordered and proven and len(by_estimate) >= _SPLIT_MIN:
             return self._split.order(view, by_estimate, self.tokens)
-        self._split.reset()
+        if self._split.batch is not None:
+            self._split.batch = None  # (nothing else kept to drop: the split is not used for this listing)
         phase = view.generated_tokens < self.tokens
         k = count_nonzero(phase)
         if not k:
