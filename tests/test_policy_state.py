@@ -866,3 +866,101 @@ def test_due_steps_pop_what_keep_kept_and_what_was_filed_since():
     assert due.size == 2 and due.pop(3).tolist() == [3] and due.pop(7).tolist() == [5] and due.size == 0
     due.keep(lambda ids, steps: ids > 0)  # (nothing filed: nothing to do)
     assert due.held() == [] and due.pop(7) is None
+
+
+@pytest.mark.parametrize("config", [dict(), dict(num_gpu_blocks=200, preemption="recompute")],
+                         ids=["roomy", "recompute"])
+def test_po_splits_by_phase_from_the_batch_while_the_live_set_stays(monkeypatch, config):
+    """PO read every live request's generated tokens and split its estimate order by phase at every step (a burst
+    of 100,000: ~1.2 ms a step). While the live set stays, only the batch can leave the phase: it reads the batch's
+    tokens only (``PhaseSplit``), and the whole column only after arrivals or finishes. Same orders as ``RefPO``,
+    told the batch by ranks (the simulator's replica) or by a mask (``Lockstep``). (It keeps the split from 4,096 live
+    requests; here from 2.)"""
+    import ltrsched.policies.fixed_order as fixed_order
+    import ltrsched.policies.po as po
+
+    monkeypatch.setattr(po, "_SPLIT_MIN", 2)
+    reads, ranked = [], []
+    column = LiveView.column
+    monkeypatch.setattr(LiveView, "column", lambda view, name: (
+        reads.append(len(view)) if name == "generated_tokens" else None) or column(view, name))
+    policy = make_policy("po:tokens=3")
+    rank = policy.rank
+    monkeypatch.setattr(policy, "rank", lambda view: ranked.append(len(view)) or rank(view))
+    wl = make_workload([8] * 600, list(np.random.default_rng(3).integers(1, 6, 600)))
+    steps = simulate(wl, policy, SimConfig(max_num_seqs=16, **config)).summary["steps"]
+    # all 600 live until the first finish (each request's phase comes first): one read of the column then, at step 0
+    assert ranked.count(600) > 100 and reads.count(600) == 1, (ranked.count(600), reads.count(600))
+    monkeypatch.undo()
+    monkeypatch.setattr(po, "_SPLIT_MIN", 2)
+    monkeypatch.setattr(fixed_order, "_TABLE_MIN", 2)  # (the kept order renumbered by its table after finishes too)
+    for lockstep in (LockstepRanks(make_policy("po:tokens=3")), Lockstep(make_policy("po:tokens=3"))):
+        simulate(wl, lockstep, SimConfig(max_num_seqs=16, **config))
+        assert lockstep.steps > 200 and lockstep.vouched == lockstep.steps
+    assert lockstep.steps == steps and not hasattr(lockstep, "ranked_steps")
+
+
+def test_po_splits_afresh_when_a_request_that_ran_is_back_in_its_phase(monkeypatch):
+    """A host whose request that ran, past the phase, has fewer generated tokens after the step (its output dropped):
+    the kept split would leave it among the requests past the phase; PO splits afresh instead (as ``RefPO``)."""
+    import ltrsched.policies.po as po
+
+    monkeypatch.setattr(po, "_SPLIT_MIN", 2)  # (it keeps the split from 4,096 live requests)
+    n, tokens = 12, 3
+    rng = np.random.default_rng(5)
+    cols = {"request_id": np.arange(n, dtype=np.int64), "arrival_time": np.arange(n, dtype=np.float64),
+            "prompt_tokens": np.full(n, 8, dtype=np.int64), "output_tokens": rng.integers(1, 9, n),
+            "po_estimate": rng.integers(1, 50, n).astype(np.float64)}
+    generated = np.zeros(n, dtype=np.int64)
+    policy = make_policy(f"po:tokens={tokens}")
+    lockstep = LockstepRanks(policy)
+    lockstep.prepare(cols)
+    lockstep.on_arrival(cols["request_id"], 0.0)
+    dropped = 0
+    for step in range(12):
+        view = LiveView({**cols, "generated_tokens": generated.copy()}, None, float(step), step, arrival_ordered=True)
+        order = lockstep.rank(view)
+        batch = order[:4]
+        lockstep.on_step_ranks(view, order, 4, 0.01)
+        generated[batch] += 1
+        back = batch[generated[batch] > tokens]
+        if len(back) and not dropped:  # one that ran, past the phase already, drops back into it
+            generated[back[-1]] = 0  # (the last of the batch: not first in the order anyway)
+            dropped = step
+    assert dropped and lockstep.steps == 12 and lockstep.vouched == 12
+
+
+def test_kept_order_renumbers_positions_as_a_binary_search_of_the_departed_would():
+    """``FixedKeyOrder`` renumbers the kept order after finishes from a table of the departed positions' counts (a
+    few passes), not a binary search per position; the same positions as that search, for departures anywhere."""
+    from ltrsched.policies.fixed_order import _renumber
+
+    rng = np.random.default_rng(0)
+    for n in (2, 3, 10, 257, 5000):
+        for gone in {2, min(n, 3), max(2, n // 2), n}:
+            order = rng.permutation(n)
+            at = np.sort(rng.choice(n if rng.random() < 0.5 else min(n, max(gone, 40)), gone, replace=False))
+            want = order[~np.isin(order, at)]
+            want = want - at.searchsorted(want)
+            got = _renumber(order, at, n)
+            assert got.dtype == np.intp and np.array_equal(got, want), (n, gone)
+
+
+def test_fcfs_orders_a_listing_by_arrival_from_one_shared_range():
+    """FCFS wrote ``np.arange(n)`` for every step (~20-30 us at 50,000-100,000 live); listed by arrival, its order is
+    now a read-only view of one shared range grown by doubling, vouched for; still ``order_by()``, and the same in a
+    simulation as its reference."""
+    policy = make_policy("fcfs")
+    orders = []
+    for n in (3, 700, 5000, 40):
+        ids = np.arange(10, 10 + n, dtype=np.int64)
+        view = LiveView({"request_id": ids, "arrival_time": np.zeros(n)}, None, 0.0, n, arrival_ordered=True)
+        order = policy.rank(view)
+        assert order is view._ranked and not order.flags.writeable and np.array_equal(order, np.arange(n))
+        orders.append(order)
+    assert np.shares_memory(orders[0], orders[1]) and np.shares_memory(orders[2], orders[3])
+    shuffled = LiveView({"request_id": np.array([5, 3, 4]), "arrival_time": np.array([2.0, 1.0, 1.0])}, None, 0.0, 0)
+    assert policy.rank(shuffled).tolist() == [1, 2, 0]
+    lockstep = Lockstep(make_policy("fcfs"))
+    simulate(make_workload([8] * 300, [1] * 300), lockstep, SimConfig(max_num_seqs=16))
+    assert lockstep.steps > 10 and lockstep.vouched == lockstep.steps

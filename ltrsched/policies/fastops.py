@@ -28,6 +28,21 @@ def ones(n: int) -> np.ndarray:
     return _ONES[:n]
 
 
+_RANGE = np.arange(1024, dtype=np.intp)
+_RANGE.flags.writeable = False
+
+
+def positions(n: int) -> np.ndarray:
+    """``np.arange(n)`` as a read-only view of a shared range, grown by doubling (never written: a view handed out
+    keeps its values): no pass over ``n`` values per call, where ``np.arange`` writes all of them (FCFS's order of
+    every live request, each step: ~20-30 us at 50,000-100,000 live)."""
+    global _RANGE
+    if n > len(_RANGE):
+        _RANGE = np.arange(2 * n, dtype=np.intp)
+        _RANGE.flags.writeable = False
+    return _RANGE[:n]
+
+
 def frozen(a: np.ndarray) -> bool:
     """Whether ``a`` is read-only and owns its memory, so nobody can change its values under one who holds it
     (a read-only view may look at a buffer someone else writes)."""

@@ -15,7 +15,9 @@ live requests). Before, it sorted every live request at every step (``view.order
 order): one-token requests at once, 10,000 / 20,000 / 100,000 of them, simulated in 0.68 / 2.28 / 56.8 s, then in
 0.48 / 1.09 / 14.6 s (CPU time; the phase makes each request 15 tokens longer: ~16 times the steps, each now a few
 passes over the live requests). Measured again, with the command, machine and load: BENCHMARKS.md, "One-token bursts"
-(``benchmarks/bench_one_token_burst.py``).
+(``benchmarks/bench_one_token_burst.py``). From 4,096 live requests listed by arrival the split is kept too
+(:class:`~ltrsched.policies.phase_split.PhaseSplit`): while the live set stays, only the batch (told by ``on_step`` or
+``on_step_ranks``) can leave the phase, so a step reads the batch's tokens and copies the two parts.
 """
 
 from __future__ import annotations
@@ -28,7 +30,12 @@ from ltrsched.policies.fastops import count_nonzero
 from ltrsched.policies.fixed_order import FixedKeyOrder
 from ltrsched.policies.id_array import IdArray
 from ltrsched.policies.order_check import vouched
+from ltrsched.policies.phase_split import PhaseSplit
 from ltrsched.policies.registry import register
+
+#: From this many live requests (listed by arrival) PO keeps its phase split from step to step (``PhaseSplit``); below
+#: it a fresh split costs fewer numpy calls than keeping one.
+_SPLIT_MIN = 4096
 
 
 @register
@@ -48,6 +55,7 @@ class PO(Policy):
         self._estimate = IdArray(np.nan)
         self._by_estimate = FixedKeyOrder()  # every live request by (estimate, arrival, id); told arrivals, finishes
         self._by_arrival = FixedKeyOrder()  # every live request by (arrival, id), for hosts not listing by arrival
+        self._split = PhaseSplit()  # the order split by phase, kept while the live set stays (hosts listing by arrival)
 
     @property
     def extra_output_tokens(self) -> int:  # type: ignore[override]
@@ -57,6 +65,7 @@ class PO(Policy):
         self._estimate.reset()
         self._by_estimate.reset()
         self._by_arrival.reset()
+        self._split.reset()
         est = fill_missing_lengths(requests["po_estimate"], requests["output_tokens"], self.tau, self.seed)
         self._estimate[requests["request_id"]] = est
 
@@ -66,13 +75,27 @@ class PO(Policy):
     def on_finish(self, request_ids, now) -> None:
         self._by_estimate.departed(request_ids)
 
+    def on_step(self, view: LiveView, scheduled: np.ndarray, step_time: float) -> None:
+        self._split.batch = (view, scheduled.nonzero()[0], None) if len(scheduled) == len(view) else None
+
+    def on_step_ranks(self, view: LiveView, order: np.ndarray, ranks, step_time: float) -> None:
+        """:meth:`on_step` with the batch named by its ranks in ``order`` (``order[:ranks]`` for an int, else
+        ``order[ranks]``; the simulator's replica calls this): no mask over every live request, and nothing read
+        until the next rank needs it."""
+        self._split.batch = (view, order, ranks)
+
     def rank(self, view: LiveView) -> np.ndarray:
         """``view.order_by(~phase, estimate)`` (``estimate`` 0 in the phase): the requests in the estimate phase by
-        (arrival, id), then the others by (estimate, arrival, id), from the two kept orders."""
+        (arrival, id), then the others by (estimate, arrival, id), from the two kept orders (listed by arrival:
+        the split itself kept too, :class:`~ltrsched.policies.phase_split.PhaseSplit`)."""
         by_estimate = self._by_estimate.order(view, self._estimates)
         if not self.tokens:
             return by_estimate
         proven = by_estimate is view._ranked  # (vouched: a permutation)
+        if view.arrival_ordered and proven and len(by_estimate) >= _SPLIT_MIN:
+            return self._split.order(view, by_estimate, self.tokens)
+        if self._split.batch is not None:
+            self._split.batch = None  # (nothing else kept to drop: the split is not used for this listing)
         phase = view.generated_tokens < self.tokens
         k = count_nonzero(phase)
         if not k:
@@ -86,7 +109,9 @@ class PO(Policy):
         if k == len(phase):
             order = first
         else:
-            order = np.concatenate((first, by_estimate[~phase[by_estimate]]))
+            # (``compress``, not ``by_estimate[mask]``: in the estimate order the phase is scattered at random, and
+            # numpy's boolean indexing then costs ~5 ns a position, mispredicted branches; compress ~1 ns)
+            order = np.concatenate((first, by_estimate.compress(~phase[by_estimate])))
         # (two permutations' complementary parts: one, by construction)
         return vouched(view, order) if proven else order
 
