@@ -39,7 +39,7 @@ class RefPO(Policy):
         from ltrsched.policies.approx_oracle import fill_missing_lengths
 
         self._estimate.reset()
-        est = fill_missing_lengths(requests["po_estimate"], requests["output_tokens"], self.tau, self.seed)
+        est = fill_missing_lengths(requests["po_estimate"], requests["output_tokens"], self.tau, self.seed, what="po")
         self._estimate[requests["request_id"]] = est
 
     def rank(self, view: LiveView) -> np.ndarray:

@@ -100,3 +100,25 @@ def test_a_sweep_warns_once_for_its_runs(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     found = warnings_of(r.stderr)
     assert len(found) == 1 and "ltr:tau=0.9: tau 0.9 cannot be reached" in found[0], r.stderr
+
+
+@pytest.mark.parametrize("lengths, policy, expected", [
+    ([200] * 30, "po", "po:tau=0.51: tau 0.51 cannot be reached: all 30 output lengths are equal"),
+    (TIED, "po:tau=0.9", "po:tau=0.9: tau 0.9 cannot be reached"),
+    (TIED, "class:tau=0.9", "class:tau=0.9: tau 0.9 cannot be reached"),
+    (TIED, "po", None),
+])
+def test_po_and_the_classifier_warn_where_their_noisy_lengths_cannot_reach_tau(tmp_path, capsys, lengths, policy,
+                                                                                 expected):
+    """PO's self-estimates and the classifier's lengths are drawn at ``tau`` as ``ltr:tau=``'s scores are, and ran
+    silently at random (equal lengths) or at the exact order (tau above the tie ceiling)."""
+    from cli_helpers import run_cli_fast
+
+    write_trace(tmp_path / "w.csv", lengths)
+    r = run_cli_fast(capsys, "simulate", "-w", str(tmp_path / "w.csv"), "--arrival", "replay", "-P", policy)
+    assert r.returncode == 0, r.stderr[-2000:]
+    found = warnings_of(r.stderr)
+    if expected is None:
+        assert found == [], r.stderr
+    else:
+        assert len(found) == 1 and expected in found[0], r.stderr

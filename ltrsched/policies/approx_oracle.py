@@ -195,7 +195,7 @@ def unreachable_tau_warning(lengths: np.ndarray, tau: float, what: str) -> str |
 def warn_unreachable_tau(lengths: np.ndarray, tau: float, what: str) -> None:
     """Print :func:`unreachable_tau_warning` on stderr where it has one (the CLI prints each distinct line once:
     :mod:`ltrsched.notices`); for every user of the approximate oracle (``ltr:tau=``, the ``rank``/``least-work``
-    routers' ``tau``)."""
+    routers' ``tau``, PO's and the classifier's noisy lengths: :func:`fill_missing_lengths`)."""
     import sys
 
     warning = unreachable_tau_warning(lengths, tau, what)
@@ -229,10 +229,14 @@ def noisy_lengths(lengths: np.ndarray, tau: float, seed: int = 0) -> np.ndarray:
 _LOG_TINY, _LOG_MAX = float(np.log(np.finfo(np.float64).tiny)), float(np.log(np.finfo(np.float64).max))
 
 
-def fill_missing_lengths(values, lengths, tau: float, seed: int = 0) -> np.ndarray:
-    """``values`` [tokens] with NaNs replaced by :func:`noisy_lengths` of the true ``lengths`` at ``tau``."""
+def fill_missing_lengths(values, lengths, tau: float, seed: int = 0, *, what: str) -> np.ndarray:
+    """``values`` [tokens] with NaNs replaced by :func:`noisy_lengths` of the true ``lengths`` at ``tau``; where ties
+    put ``tau`` out of reach of those requests, :func:`warn_unreachable_tau` says so for ``what`` (the spec, e.g.
+    ``po:tau=0.51``), as ``ltr:tau=`` does."""
     out = np.asarray(values, dtype=np.float64).copy()
     missing = np.isnan(out)
     if missing.any():
-        out[missing] = noisy_lengths(np.asarray(lengths)[missing], tau, seed)
+        drawn = np.asarray(lengths)[missing]
+        warn_unreachable_tau(drawn, tau, what)
+        out[missing] = noisy_lengths(drawn, tau, seed)
     return out

@@ -51,7 +51,8 @@ class Classification(Policy):
     def prepare(self, requests) -> None:
         self._bucket_of.reset()
         given = np.asarray(requests["predicted_length"], dtype=np.float64)
-        predicted = fill_missing_lengths(given, requests["output_tokens"], self.tau, self.seed)
+        predicted = fill_missing_lengths(given, requests["output_tokens"], self.tau, self.seed,
+                                         what=f"{self.name}:tau={self.tau:g}")
         if self.bucket is not None:
             key = np.floor(predicted / self.bucket)
         else:  # the noise model's lengths as a classifier of NOISE_BUCKET would give them (its bucket's midpoint)

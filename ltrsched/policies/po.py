@@ -66,7 +66,8 @@ class PO(Policy):
         self._by_estimate.reset()
         self._by_arrival.reset()
         self._split.reset()
-        est = fill_missing_lengths(requests["po_estimate"], requests["output_tokens"], self.tau, self.seed)
+        est = fill_missing_lengths(requests["po_estimate"], requests["output_tokens"], self.tau, self.seed,
+                                   what=f"{self.name}:tau={self.tau:g}")
         self._estimate[requests["request_id"]] = est
 
     def on_arrival(self, request_ids, now) -> None:
