@@ -1,0 +1,59 @@
+"""The predictors on prompt sets unlike ShareGPT's (code, other scripts, 1-character and very long prompts, duplicates,
+a handful of prompts): a prompt's score is its own, whatever else is scored with it."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from cli_helpers import run_cli_fast
+from label_data import english_rows, write_label_jsonl
+
+#: Prompts unlike the training prompts: code, Chinese, Arabic, emoji, combining marks, one character, JSON-like text.
+OTHER = ["def f(x):\n    return {'a': [x, 1]}", "请用中文回答：秋天的诗", "مرحبا كيف حالك؟", "🙂🚀👨‍👩‍👧‍👦", "e\u0301\u0301a\u0308",
+         "?", "x", '{"prompt": "x", "output_tokens": 5}', "tab\there\x07", "word " * 300]
+
+
+def _fitted(**config):
+    """An n-gram predictor (one epoch) trained on 40 English prompts."""
+    from ltrsched.predictors.config import PredictorConfig
+    from ltrsched.predictors.predictor import Predictor
+
+    rows = english_rows(40, 0)
+    predictor = Predictor(PredictorConfig(epochs=1, **config))
+    predictor.fit([p for p, _ in rows], np.array([n for _, n in rows]))
+    return predictor
+
+
+@pytest.mark.parametrize("config", [{}, {"hidden": 16, "dim": 1 << 12},
+                                    {"kind": "class", "loss": "ce", "bucket": 100, "num_classes": 82, "hidden": 8,
+                                     "dim": 1 << 10}], ids=["linear-ranker", "hidden-ranker", "classifier"])
+def test_a_prompts_score_is_the_same_alone_in_a_batch_or_among_others(config):
+    """The head's matrix product gave a row another last bit depending on how many rows it multiplied: a prompt scored
+    alone, or in a last batch of another size, scored 1 ulp apart from the same prompt in a full batch (a class model:
+    94 of 300 prompts scored one at a time), so a prompt twice in a workload could get two scores."""
+    predictor = _fitted(**config)
+    prompts = [p for p, _ in english_rows(37, 1)] + OTHER
+    whole = predictor._raw(prompts)
+    alone = np.concatenate([predictor._raw([p]) for p in prompts])
+    np.testing.assert_array_equal(alone, whole)
+    for batch_size in (3, 7, 9):
+        np.testing.assert_array_equal(predictor._raw(prompts, batch_size=batch_size), whole)
+    order = np.random.default_rng(0).permutation(len(prompts))
+    np.testing.assert_array_equal(predictor._raw([prompts[i] for i in order]), whole[order])
+
+
+def test_predict_scores_a_prompt_alike_in_a_file_of_its_own_and_among_others(tmp_path, capsys):
+    """``predict`` of a one-prompt file gave that prompt another score than the same prompt in a file of 12 (each
+    file one batch of its own size; prompt 11 of these is one the default ranker's head scored 1 ulp apart)."""
+    _fitted().save(tmp_path / "ck")
+    rows = english_rows(12, 1)
+    write_label_jsonl(tmp_path / "all.jsonl", rows)
+    write_label_jsonl(tmp_path / "one.jsonl", rows[11:])
+    for name in ("all", "one"):
+        r = run_cli_fast(capsys, "predict", "-m", tmp_path / "ck", "-w", tmp_path / f"{name}.jsonl", "-o",
+                         tmp_path / f"{name}.parquet")
+        assert r.returncode == 0, r.stderr
+    alone = pl.read_parquet(tmp_path / "one.parquet")["score"].to_list()
+    assert alone == pl.read_parquet(tmp_path / "all.parquet")["score"].to_list()[11:]
