@@ -79,3 +79,23 @@ def test_a_hugging_face_rankers_score_is_the_same_alone_or_in_a_padded_batch(tmp
     np.testing.assert_array_equal(np.concatenate([predictor.scores([p]) for p in prompts]), whole)
     np.testing.assert_array_equal(predictor.scores(prompts, batch_size=3), whole)
     assert predictor.cut_last == 1  # ("word " * 300 is longer than the 32 tokens it reads)
+
+
+def test_label_counts_a_prompt_too_long_for_the_context_once_though_both_runs_skip_it(tmp_path):
+    """An eval prompt too long for the context is skipped by the main run and by the sampled run: the report said
+    "skipped 3 prompt(s)" of 2 prompts (the .json's skipped_too_long listed 2 keys)."""
+    from ltrsched.labelling.jobs import LabelJob
+    from ltrsched.labelling.run import _report, _Stats
+    from test_labels import synthetic_labels
+
+    labels = synthetic_labels(tmp_path / "l.parquet", num_train=4, num_eval=4, num_sample=2)
+    stats = _Stats()
+    stats.context = 64
+    stats.skipped = [LabelJob("main", "train", "t1", "p"), LabelJob("main", "eval", "e2", "q"),
+                     LabelJob("sample", "eval", "e2", "q")]
+    lines = _report(labels, stats, [], 10, tmp_path / "l.parquet")
+    assert ("skipped 2 prompt(s) longer than the context allows (64 - 10 = 54 tokens), 3 labels missing with the "
+            "sampled run's; first: t1") in lines, lines
+    stats.skipped = stats.skipped[:2]  # (none sampled: prompts and labels alike)
+    assert ("skipped 2 prompt(s) longer than the context allows (64 - 10 = 54 tokens); first: t1"
+            in _report(labels, stats, [], 10, tmp_path / "l.parquet"))
