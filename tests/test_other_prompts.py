@@ -99,3 +99,24 @@ def test_label_counts_a_prompt_too_long_for_the_context_once_though_both_runs_sk
     stats.skipped = stats.skipped[:2]  # (none sampled: prompts and labels alike)
     assert ("skipped 2 prompt(s) longer than the context allows (64 - 10 = 54 tokens); first: t1"
             in _report(labels, stats, [], 10, tmp_path / "l.parquet"))
+
+
+def test_first_turns_the_rules_leave_out_are_counted_where_only_requests_remain(tmp_path, capsys):
+    """A conversations file whose answered first turns the paper's rules all leave out (replies of under 4 tokens),
+    beside a request without a reply: the request was labelled alone, and the first turns left out without a word."""
+    import json
+
+    from ltrsched.workloads.prompts import load_prompts
+
+    def turn(key, *values):
+        return {"id": key, "conversations": [{"from": f, "value": v} for f, v in zip(("human", "gpt"), values)]}
+
+    (tmp_path / "c.json").write_text(json.dumps([turn("a", "please explain the story of a city", "ok"),
+                                                 turn("b", "write a short poem about the sea", "no"),
+                                                 turn("g", "summarise the history of the python language")]))
+    capsys.readouterr()
+    assert load_prompts(tmp_path / "c.json")["key"].to_list() == ["g"]
+    err = capsys.readouterr().err
+    assert "c.json: 2 of the 2 first turns are left out by the paper's selection rules: 2 with a reply of under 4 " \
+           "tokens" in err, err
+    assert "its 1 request without the assistant's reply is a prompt too" in err
