@@ -120,3 +120,17 @@ def test_first_turns_the_rules_leave_out_are_counted_where_only_requests_remain(
     assert "c.json: 2 of the 2 first turns are left out by the paper's selection rules: 2 with a reply of under 4 " \
            "tokens" in err, err
     assert "its 1 request without the assistant's reply is a prompt too" in err
+
+
+def test_a_prompts_file_whose_first_prompt_starts_with_a_nul_character_is_utf8(tmp_path):
+    """A NUL inside a prompt is text (control characters are); a .txt whose first prompt began with one was refused as
+    "UTF-16 text (NUL bytes beside its characters)". UTF-16 text without a byte-order mark is still named."""
+    from ltrsched.errors import UserError
+    from ltrsched.workloads.prompts import load_prompts
+
+    (tmp_path / "p.txt").write_bytes(b"\x00first prompt\nsecond prompt\n")
+    assert load_prompts(tmp_path / "p.txt")["prompt"].to_list() == ["\x00first prompt", "second prompt"]
+    for encoding in ("utf-16-le", "utf-16-be"):
+        (tmp_path / "u.txt").write_bytes("first prompt\nsecond prompt\n".encode(encoding))
+        with pytest.raises(UserError, match=r"the file is UTF-16 text \(NUL bytes beside its characters\)"):
+            load_prompts(tmp_path / "u.txt")
