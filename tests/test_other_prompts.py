@@ -86,9 +86,8 @@ def test_label_counts_a_prompt_too_long_for_the_context_once_though_both_runs_sk
     "skipped 3 prompt(s)" of 2 prompts (the .json's skipped_too_long listed 2 keys)."""
     from ltrsched.labelling.jobs import LabelJob
     from ltrsched.labelling.run import _report, _Stats
-    from test_labels import synthetic_labels
-
-    labels = synthetic_labels(tmp_path / "l.parquet", num_train=4, num_eval=4, num_sample=2)
+    labels = pl.DataFrame({"run": ["main"] * 4 + ["sample"], "split": ["train", "train", "eval", "eval", "eval"],
+                           "finish_reason": ["stop"] * 5})  # (what the report reads of the labels)
     stats = _Stats()
     stats.context = 64
     stats.skipped = [LabelJob("main", "train", "t1", "p"), LabelJob("main", "eval", "e2", "q"),
