@@ -127,7 +127,7 @@ def test_label_writes_the_served_models_lengths(labelled):
         capped = int((g["finish_reason"] == "length").sum())
         assert f"{run} {split}: {g.height} labels, {capped} hit the {MAX_TOKENS}-token cap" in out, out
     skipped = labelled["skipped"]
-    assert f"skipped {len(skipped)} prompt(s) longer than the context allows" in out, out
+    assert f"skipped {len({k for _, _, k, _ in skipped})} prompt(s) longer than the context allows" in out, out
     description = json.loads(labelled["out"].with_suffix(".json").read_text())
     assert description["skipped_too_long"] == sorted({k for _, _, k, _ in skipped})
     assert description["missing"] == len(skipped) and description["requested"] == df.height + len(skipped)

@@ -262,8 +262,13 @@ def _report(final: pl.DataFrame, stats: _Stats, damaged: list[str], max_tokens: 
             share = c["capped"] / c["labelled"] if c["labelled"] else 0.0
             lines.append(f"{run} {split}: {c['labelled']} labels, {c['capped']} hit the {max_tokens}-token cap ({share:.1%})")
     if stats.skipped:
-        lines.append(f"skipped {len(stats.skipped)} prompt(s) longer than the context allows "
-                     f"({stats.context} - {max_tokens} = {stats.context - max_tokens} tokens); first: {stats.skipped[0].key}")
+        # (prompts, not requests: an eval prompt too long for the main run is too long for the sampled run, and one
+        # such prompt was "skipped 2 prompt(s)" beside the .json's one key in skipped_too_long)
+        prompts = len({j.key for j in stats.skipped})
+        labels = "" if prompts == len(stats.skipped) else f", {len(stats.skipped)} labels missing with the sampled run's"
+        lines.append(f"skipped {prompts} prompt(s) longer than the context allows "
+                     f"({stats.context} - {max_tokens} = {stats.context - max_tokens} tokens){labels}; "
+                     f"first: {stats.skipped[0].key}")
     main = final.filter(pl.col("run") == MAIN_RUN)
     lines.append(f"wrote {shown_path(out)} ({final.height} rows, {main.height} main) and "
                  f"{shown_path(out.with_suffix('.json'))}")

@@ -235,6 +235,18 @@ class HFBackbone:
         return _digest_arrays(*self.prepare(prompts))
 
     def forward(self, data, rows):
+        """The model's outputs for the prompts ``rows`` of ``data``: a training list as one padded batch; when scoring
+        (eval mode), each prompt alone, unpadded. A padded batch's width, so the other prompts in it, changed the last
+        bits of a prompt's score (a prompt scored alone and among 33 others: 1e-8 apart), as the probe's one pass per
+        prompt does not."""
+        import torch
+
+        if self.model.training:
+            return self._batch(data, rows)
+        return torch.cat([self._batch(data, [i]) for i in rows])
+
+    def _batch(self, data, rows):
+        """:meth:`forward` of the prompts ``rows`` as one batch, right-padded to the longest."""
         import torch
 
         seqs = [data[i] if len(data[i]) else np.array([0]) for i in rows]

@@ -86,7 +86,9 @@ def conversation_prompts(path: Path, notes: list[str]) -> pl.DataFrame:
                                    _occurrence=pl.int_range(pl.len()).over("prompt"))
     pool = selection.eligible(records)
     dropped = selection.left_out(records)  # (they were left out without a word)
-    if dropped and pool.height:
+    # (also where the rules leave no first turn but requests without a reply remain: those were labelled alone, and
+    # the first turns left out without a word; where nothing remains, the error below says why)
+    if dropped and (pool.height or (read is not None and read.requests.height)):
         notes.append(f"warning: {path}: {dropped}")
     if pool.height == 0 and (read is None or read.requests.height == 0):
         raise UserError(f"{path}: no first turn with a prompt of {selection.MIN_PROMPT_TOKENS}.."

@@ -54,16 +54,25 @@ def file_not_text_hint(path: Path) -> str | None:
 
 def check_not_utf16(data: bytes, source: str | Path) -> None:
     """One-line :class:`UserError` naming ``source`` if ``data`` is UTF-16 or UTF-32 text: it starts with their
-    byte-order mark, or with a NUL byte beside a character, as ASCII text in those encodings does (no workload
-    file's text starts with NUL). Such a file was "not valid UTF-8: byte 0xff" (a mark), or read as UTF-8 with a NUL
-    between its characters: "not valid JSON at line 1 column 2"."""
+    byte-order mark, or with a NUL byte beside a character, as ASCII text in those encodings does (in UTF-16, on the
+    same side of at least 2 of its first 8 two-byte units: a UTF-8 prompts file whose first prompt starts with a NUL
+    character has one such unit, and was refused as UTF-16 text). Such a file was "not valid UTF-8: byte 0xff" (a
+    mark), or read as UTF-8 with a NUL between its characters: "not valid JSON at line 1 column 2"."""
     found = next((f"{name} text (its byte-order mark)" for bom, name in _OTHER_BOMS if data.startswith(bom)), None)
     if found is None and len(data) >= 4 and b"\x00\x00\x00" in (data[:3], data[1:4]) and any(data[:4]):
         found = "UTF-32 text (NUL bytes beside its characters)"
-    elif found is None and len(data) >= 2 and (data[0] == 0) != (data[1] == 0):
+    elif found is None and len(data) >= 2 and (data[0] == 0) != (data[1] == 0) and _utf16_units(data):
         found = "UTF-16 text (NUL bytes beside its characters)"
     if found is not None:
         raise UserError(f"{source}: the file is {found}, not UTF-8; save it as UTF-8")
+
+
+def _utf16_units(data: bytes) -> bool:
+    """Whether at least 2 of the first 8 two-byte units of ``data`` (every unit, if it has one) hold a NUL byte beside
+    a character on the side its first unit does (UTF-16 of ASCII text: every unit; big-endian, the NUL first)."""
+    side = 0 if data[0] == 0 else 1
+    units = [data[i: i + 2] for i in range(0, 2 * min(len(data) // 2, 8), 2)]
+    return sum(u[side] == 0 and u[1 - side] != 0 for u in units) >= min(2, len(units))
 
 
 def decode_utf8(data: bytes, source: str | Path, cut_tail_ok: bool = False) -> str:
