@@ -1,0 +1,72 @@
+"""``simulate_cluster`` and routers driven from Python with hostile values: a numpy replica count, a replica count of
+the wrong kind, a user's Router subclass answering with something that is no replica index."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import LinearProfile, make_workload
+from ltrsched.errors import UserError
+from ltrsched.policies import make_policy
+from ltrsched.routers import Router
+from ltrsched.sim import SimConfig
+from ltrsched.sim.cluster import simulate_cluster
+
+
+@pytest.fixture(scope="module")
+def workload():
+    return make_workload([20] * 6, [10] * 6, np.arange(6) * 0.5)
+
+
+CONFIG = SimConfig(profile=LinearProfile())
+
+
+@pytest.mark.parametrize("replicas", [np.int64(2), np.int32(2), np.uint8(2)])
+def test_a_numpy_replica_count_is_saved_as_a_number(tmp_path, workload, replicas):
+    """summary.json held "replicas": "2" and "num_replicas": "2", strings (a numpy integer is no JSON number: the
+    writer's default=str), so a reader comparing the count with 2 found a mismatch."""
+    result = simulate_cluster(workload, make_policy("fcfs"), CONFIG, replicas=replicas)
+    result.save(tmp_path)
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["meta"]["replicas"] == 2 and saved["summary"]["num_replicas"] == 2
+    assert type(result.meta["replicas"]) is int and type(result.summary["num_replicas"]) is int
+
+
+@pytest.mark.parametrize("replicas", [2.0, "2", None, True, np.float64(2)])
+def test_a_replica_count_of_the_wrong_kind_is_a_type_error_naming_it(workload, replicas):
+    with pytest.raises(TypeError, match=r"^replicas must be an integer in 1\.\.4096, got "):
+        simulate_cluster(workload, make_policy("fcfs"), CONFIG, replicas=replicas)
+
+
+@pytest.mark.parametrize("replicas", [0, -1, 4097, np.int64(0)])
+def test_a_replica_count_out_of_range_is_one_line(workload, replicas):
+    with pytest.raises(UserError, match=r"^replicas must be an integer in 1\.\.4096, got "):
+        simulate_cluster(workload, make_policy("fcfs"), CONFIG, replicas=replicas)
+
+
+class Answer(Router):
+    """Answers every request with ``value``; ``reads_state`` as given."""
+
+    name = "answer"
+
+    def __init__(self, value=None, reads: bool = True):
+        self.value, self.reads_state = value, reads
+
+    def route(self, request, now, replicas):
+        return self.value
+
+
+@pytest.mark.parametrize("reads", [True, False])
+@pytest.mark.parametrize("value", [2, -1, 1.0, None, True, np.True_, "1", np.float64(1), np.array([1]), float("nan")])
+def test_a_router_answer_that_is_no_replica_index_is_one_line_naming_it(workload, value, reads):
+    with pytest.raises(UserError, match=r"returned .* for request 0; expected a replica index in 0\.\.1$"):
+        simulate_cluster(workload, make_policy("fcfs"), CONFIG, replicas=2, router=Answer(value, reads))
+
+
+@pytest.mark.parametrize("value", [np.int64(1), np.uint16(1), np.array(1)])
+def test_a_numpy_integer_answer_routes_there(workload, value):
+    result = simulate_cluster(workload, make_policy("fcfs"), CONFIG, replicas=2, router=Answer(value))
+    assert result.requests["replica"].to_list() == [1] * 6
