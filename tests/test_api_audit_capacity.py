@@ -102,3 +102,28 @@ def test_numpy_seeds_and_rates_reach_the_runs_as_python_numbers():
                                                     np.float32(0.5), np.int64(64))
     assert (seeds, start, tolerance, cap) == ([1, 2], 4.0, 0.5, 64.0)
     assert [type(v) for v in (*seeds, start, tolerance, cap)] == [int, int, float, float, float]
+
+
+@pytest.mark.parametrize("slo", [Slo("ttft_p90", 2.0), Slo("latency_per_token_mean", 0.125), Slo("tpot_p99", 1e-3)])
+def test_an_slo_as_capacity_prints_it_parses_back(slo):
+    """capacity prints its SLOs as METRIC<=SECONDS (stdout, capacity.md); given back to --slo, that was
+    "unknown metric 'ttft_p90<'"."""
+    assert parse_slo(str(slo)) == slo and parse_slo(f" {slo.metric} <= {slo.limit!r} ") == slo
+
+
+@pytest.mark.parametrize("text, message", [
+    ("p90_ttft<=-1", "--slo 'p90_ttft<=-1': unknown metric 'p90_ttft' (did you mean ttft_p90?); known: "),
+    ("p99_e2e_latency=2", "unknown metric 'p99_e2e_latency' (did you mean e2e_latency_p99?)"),
+    ("ttft_p90<=-1", "--slo 'ttft_p90<=-1': the limit must be a positive number of seconds, got -1"),
+    ("ttft_p90<=nan", "the limit must be a positive number of seconds, got nan"),
+    ("ttft_p90<=inf", "the limit must be a positive number of seconds, got inf"),
+    ("ttft_p90<=", "--slo 'ttft_p90<=': expected METRIC=SECONDS"),
+    ("<=2", "--slo '<=2': expected METRIC=SECONDS"),
+    ("ttft_p95=2", "unknown metric 'ttft_p95'; known: "),
+])
+def test_a_bad_slo_is_one_line_naming_it(capsys, tmp_path, text, message):
+    from cli_helpers import assert_one_line_error, run_cli_fast
+
+    r = run_cli_fast(capsys, "capacity", "--slo", text, "--out", tmp_path / "o")
+    assert_one_line_error(r, message)
+    assert not (tmp_path / "o").exists()

@@ -92,14 +92,18 @@ class Slo:
 
 
 def parse_slo(text: str) -> Slo:
-    """``"ttft_p90=2"`` -> ``Slo("ttft_p90", 2.0)``; :class:`UserError` for an unknown metric or a limit
-    that is not a positive number up to :data:`MAX_SLO_LIMIT`."""
+    """``"ttft_p90=2"`` (or ``"ttft_p90<=2"``, as :class:`Slo` prints it) -> ``Slo("ttft_p90", 2.0)``; :class:`UserError`
+    for an unknown metric or a limit that is not a positive number up to :data:`MAX_SLO_LIMIT`."""
     metric, sep, value = text.partition("=")
     metric = metric.strip()
+    if metric.endswith("<"):  # the form capacity writes its SLOs in (stdout, capacity.md): 'ttft_p90<' was no metric
+        metric = metric[:-1].rstrip()
     if not sep or not metric or not value.strip():
         raise UserError(f"--slo {text!r}: expected METRIC=SECONDS, e.g. ttft_p90=2")
     if metric not in SLO_METRICS:
-        raise UserError(f"--slo {text!r}: unknown metric {metric!r}; known: {', '.join(SLO_METRICS)}")
+        stat, _, name = metric.partition("_")  # p90_ttft: the statistic first
+        hint = f" (did you mean {name}_{stat}?)" if f"{name}_{stat}" in SLO_METRICS else ""
+        raise UserError(f"--slo {text!r}: unknown metric {metric!r}{hint}; known: {', '.join(SLO_METRICS)}")
     from ltrsched.policies.registry import to_float
 
     try:
