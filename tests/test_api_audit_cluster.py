@@ -70,3 +70,36 @@ def test_a_router_answer_that_is_no_replica_index_is_one_line_naming_it(workload
 def test_a_numpy_integer_answer_routes_there(workload, value):
     result = simulate_cluster(workload, make_policy("fcfs"), CONFIG, replicas=2, router=Answer(value))
     assert result.requests["replica"].to_list() == [1] * 6
+
+
+class Draining(Router):
+    """Least outstanding, leaving replica 0 out while it is busy by removing it from the list it was given."""
+
+    name = "draining"
+
+    def route(self, request, now, replicas):
+        if replicas[0].outstanding_requests > 0:
+            replicas.remove(replicas[0])
+        return min(replicas, key=lambda r: (r.outstanding_requests, r.index)).index
+
+
+class Emptying(Router):
+    """Answers replica 1, after emptying the list it was given."""
+
+    name = "emptying"
+    reads_state = False
+
+    def route(self, request, now, replicas):
+        replicas.clear()
+        return 1
+
+
+def test_a_router_that_changes_its_list_of_replicas_changes_no_later_arrivals_list(workload):
+    """The host passed its own list: a router that removed a replica from it took that replica out of every later
+    arrival's list, and then had a valid answer refused ("returned 2 for request 2; expected a replica index in
+    0..0")."""
+    burst = make_workload([20] * 12, [10] * 12, np.arange(12) * 0.001)
+    routed = simulate_cluster(burst, make_policy("fcfs"), CONFIG, replicas=3, router=Draining()).requests["replica"]
+    assert routed.to_list() == [0, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1]
+    routed = simulate_cluster(workload, make_policy("fcfs"), CONFIG, replicas=2, router=Emptying()).requests["replica"]
+    assert routed.to_list() == [1] * 6

@@ -166,7 +166,11 @@ def _read_only(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def _route_one(router: Router, row: int, at: float, views, table: RequestTable) -> int:
-    choice = router.route(row, at, views)
+    """The replica ``router`` sends request ``row`` to, arriving at ``at`` [s]; one-line :class:`UserError` for an
+    answer that is no replica index. The router gets a list of its own (copied per call: a router that removed a
+    replica from it, or emptied it, took that replica out of every later arrival's list, and then had valid answers
+    refused as out of range)."""
+    choice = router.route(row, at, list(views))
     try:
         k = -1 if isinstance(choice, bool) else operator.index(choice)  # (True is no replica index, though int)
     except TypeError:
