@@ -1,0 +1,69 @@
+"""Router specs and plugin routers given hostile values from Python and the CLI: a spec that is no string, a plugin
+router that keeps a parameter under another attribute name."""
+
+from __future__ import annotations
+
+import pytest
+
+from cli_helpers import assert_one_line_error, run_cli_fast
+from conftest import make_workload
+from ltrsched.errors import UserError
+from ltrsched.routers import Router, make_router
+from ltrsched.routers import registry
+from ltrsched.routers.registry import check_distinct_routers
+
+
+@pytest.mark.parametrize("spec", [None, 3, b"random", ["random"]])
+def test_a_spec_that_is_no_string_is_a_type_error_naming_it(spec):
+    """Each was an AttributeError ('NoneType' object has no attribute 'strip') or a TypeError about bytes."""
+    with pytest.raises(TypeError, match=r"^spec must be a router spec string, e\.g\. 'least-kv:by=tokens'"):
+        make_router(spec)
+
+
+class Hidden(Router):
+    """Keeps its parameter as ``self._k``: its spec cannot show it."""
+
+    name = "api-audit-hidden"
+
+    def __init__(self, k: int = 1):
+        self._k = k
+
+    def route(self, request, now, replicas):
+        return self._k % len(replicas)
+
+
+class Kept(Hidden):
+    name = "api-audit-kept"
+
+    def __init__(self, k: int = 1):
+        super().__init__(k)
+        self.k = k
+
+
+@pytest.fixture
+def hidden(monkeypatch):
+    monkeypatch.setitem(registry._REGISTRY, Hidden.name, Hidden)
+    monkeypatch.setitem(registry._REGISTRY, Kept.name, Kept)
+
+
+MESSAGE = ("router 'api-audit-hidden' keeps no attribute 'k' for its parameter k, so its spec 'api-audit-hidden' "
+           "leaves it out; store each constructor parameter as an attribute of the same name (self.k = k)")
+
+
+def test_a_router_that_keeps_a_given_parameter_under_another_name_is_refused(hidden):
+    """Its spec, 'api-audit-hidden' for k=1 and k=2 alike, was the run's meta and the tables' label, and a sweep of
+    both was refused as 'the same router (api-audit-hidden)'."""
+    with pytest.raises(UserError) as info:
+        check_distinct_routers([f"{Hidden.name}:k=1", f"{Hidden.name}:k=2"], "--router")
+    assert str(info.value) == MESSAGE
+    assert make_router(Hidden.name).spec() == Hidden.name  # (the default, given by no one, is not checked)
+    check_distinct_routers([f"{Kept.name}:k=1", f"{Kept.name}:k=2"], "--router")
+    assert make_router(f"{Kept.name}:k=2").spec() == f"{Kept.name}:k=2"
+
+
+def test_simulate_refuses_it_in_one_line(hidden, capsys, tmp_path):
+    path = tmp_path / "wl.parquet"
+    make_workload([20] * 4, [10] * 4).save(path)
+    r = run_cli_fast(capsys, "simulate", "-w", path, "--replicas", "2", "--router", f"{Hidden.name}:k=1",
+                     "--no-progress")
+    assert_one_line_error(r, MESSAGE)
