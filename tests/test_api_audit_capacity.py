@@ -127,3 +127,54 @@ def test_a_bad_slo_is_one_line_naming_it(capsys, tmp_path, text, message):
     r = run_cli_fast(capsys, "capacity", "--slo", text, "--out", tmp_path / "o")
     assert_one_line_error(r, message)
     assert not (tmp_path / "o").exists()
+
+
+def _finished(template: RunSpec, slos, capacity: float, value) -> Search:
+    """A search done by hand (no runs): ``value(rate)`` is each SLO metric's mean at the two rates it tried."""
+    s = Search(template, start_rate=capacity, tolerance=0.05, max_rate=1024.0)
+    for rate in (capacity, 2 * capacity):
+        s.points[rate] = evaluate(slos, rate, [{slo.metric: value(rate) for slo in slos}])
+    s.low, s.high, s.done = (capacity, 2 * capacity, True) if s.points[capacity].meets else (None, capacity, True)
+    return s
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """Each figure written: its legend's texts and its y scale."""
+    from ltrsched import atomic
+
+    seen = []
+    write = atomic.write_figure
+
+    def record(path, fig, **kwargs):
+        ax = fig.axes[0]
+        seen.append(([t.get_text() for t in ax.get_legend().get_texts()], ax.get_yscale()))
+        return write(path, fig, **kwargs)
+
+    monkeypatch.setattr(atomic, "write_figure", record)
+    return seen
+
+
+def test_a_lone_replica_beside_a_cluster_is_labelled_with_no_router_as_in_the_table(tmp_path, figures):
+    """The figures' legends and the notes said 'fcfs | 1 | None' and 'router None' (a router of that name) where the
+    table says '-'."""
+    from ltrsched.experiments.capacity_report import capacity_figures, capacity_table, none_notes
+
+    lone = TEMPLATE
+    cluster = dataclasses.replace(TEMPLATE, replicas=2, router="least-kv")
+    searches = [_finished(lone, SLOS, 4.0, lambda r: 2.0), _finished(cluster, SLOS, 4.0, lambda r: r / 8)]
+    capacity_figures(searches, SLOS, tmp_path)
+    (legend, _), = figures
+    assert legend[:2] == ["fcfs | 1 | -", "fcfs | 2 | least-kv"] and not any("None" in t for t in legend)
+    assert capacity_table(searches, 1)["router"].to_list() == [None, "least-kv"]  # (shown as '-')
+    (note,) = none_notes(searches)
+    assert note.startswith("policy fcfs, profile a100-llama3-8b, replicas 1, router -: none; ")
+
+
+def test_an_slo_far_above_the_values_gets_a_log_axis(tmp_path, figures):
+    """A limit 1e8 times the values on a linear axis drew every value at 0, under the SLO's line at the top."""
+    from ltrsched.experiments.capacity_report import capacity_figures
+
+    slos = [Slo("tpot_p90", 1e8), Slo("ttft_p90", 0.05)]
+    capacity_figures([_finished(TEMPLATE, slos, 4.0, lambda r: 0.02 * r / 4)], slos, tmp_path)
+    assert [scale for _, scale in figures] == ["log", "linear"]
