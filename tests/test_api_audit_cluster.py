@@ -103,3 +103,40 @@ def test_a_router_that_changes_its_list_of_replicas_changes_no_later_arrivals_li
     assert routed.to_list() == [0, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1]
     routed = simulate_cluster(workload, make_policy("fcfs"), CONFIG, replicas=2, router=Emptying()).requests["replica"]
     assert routed.to_list() == [1] * 6
+
+
+class Sleepy(Router):
+    """Round-robin, 0.05 s of wall time per request (a class of this test file: no plugin)."""
+
+    name = "api-audit-sleepy"
+
+    def route(self, request, now, replicas):
+        import time
+
+        time.sleep(0.05)
+        return request % len(replicas)
+
+
+SCRIPT = '''
+def run(simulate):  # a user's script (a plugin file: it registers its own router) that runs a simulation
+    return simulate()
+'''
+
+
+def test_a_plugin_files_frame_that_called_the_run_is_no_plugin_call_under_way(monkeypatch, tmp_path, workload):
+    """A script that registered its own router, then called simulate_cluster, had every run longer than
+    LTRSCHED_PLUGIN_TIMEOUT (60 s by default) stopped: the watchdog took the script's frame, under way for the whole
+    run, for a plugin call ("its <module>() call before the first step ran longer than the plugin time limit")."""
+    import importlib.util
+
+    from ltrsched.policies import make_policy
+
+    path = tmp_path / "my_script.py"
+    path.write_text(SCRIPT)
+    spec = importlib.util.spec_from_file_location("api_audit_my_script", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr("ltrsched.plugin_errors.plugin_files", lambda: {str(path.resolve())})
+    monkeypatch.setenv("LTRSCHED_PLUGIN_TIMEOUT", "0.1")
+    result = script.run(lambda: simulate_cluster(workload, make_policy("fcfs"), CONFIG, replicas=2, router=Sleepy()))
+    assert result.summary["num_finished"] == 6  # (6 x 0.05 s in the router: 3 times the limit)
