@@ -3,6 +3,7 @@ router that keeps a parameter under another attribute name."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from cli_helpers import assert_one_line_error, run_cli_fast
@@ -67,3 +68,27 @@ def test_simulate_refuses_it_in_one_line(hidden, capsys, tmp_path):
     r = run_cli_fast(capsys, "simulate", "-w", path, "--replicas", "2", "--router", f"{Hidden.name}:k=1",
                      "--no-progress")
     assert_one_line_error(r, MESSAGE)
+
+
+@pytest.mark.parametrize("scores, warning", [
+    ([1, np.nan, 2, np.nan, 3, 4], "warning: router 'rank': 2 of 6 request(s) have no score (first: request 1); each "
+                                   "is routed as by least-outstanding, and counts ahead of no scored request"),
+    ([1.5] * 6, "warning: router 'rank': all 6 scored request(s) have the same score (1.5); routed by it, the router "
+                "is least-outstanding"),
+])
+def test_the_rank_router_warns_of_scores_that_cannot_rank(capsys, scores, warning):
+    """The LTR policy warned of the same column; the router routed by it without a word."""
+    from conftest import LinearProfile
+    from ltrsched.policies import make_policy
+    from ltrsched.sim import SimConfig
+    from ltrsched.sim.cluster import simulate_cluster
+
+    wl = make_workload([20] * 6, [10] * 6, np.arange(6) * 0.001, score=scores)
+    capsys.readouterr()
+    simulate_cluster(wl, make_policy("fcfs"), SimConfig(profile=LinearProfile()), replicas=2,
+                     router=make_router("rank"))
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(warning)
+    simulate_cluster(make_workload([20] * 6, [10] * 6, score=np.arange(6.0)), make_policy("fcfs"),
+                     SimConfig(profile=LinearProfile()), replicas=2, router=make_router("rank"))
+    assert capsys.readouterr().err == ""
