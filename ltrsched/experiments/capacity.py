@@ -79,7 +79,8 @@ class Slo:
         none, the metric missing from every run) or a limit that is not a positive number of seconds up to
         :data:`MAX_SLO_LIMIT` (nan: never met, none; a negative one: ruled out, none)."""
         if not isinstance(self.metric, str) or self.metric not in SLO_METRICS:
-            raise ValueError(f"Slo metric must be a summary metric ({', '.join(SLO_METRICS)}), got {shown(self.metric)}")
+            raise ValueError(f"Slo metric must be a summary metric ({', '.join(SLO_METRICS)}), "
+                             f"got {shown(self.metric)}")
         if isinstance(self.limit, bool) or not isinstance(self.limit, numbers.Real):
             raise TypeError(f"Slo limit must be a number of seconds, got {shown(self.limit)}")
         if not (math.isfinite(self.limit) and 0 < self.limit <= MAX_SLO_LIMIT):
@@ -92,8 +93,8 @@ class Slo:
 
 
 def parse_slo(text: str) -> Slo:
-    """``"ttft_p90=2"`` (or ``"ttft_p90<=2"``, as :class:`Slo` prints it) -> ``Slo("ttft_p90", 2.0)``; :class:`UserError`
-    for an unknown metric or a limit that is not a positive number up to :data:`MAX_SLO_LIMIT`."""
+    """``"ttft_p90=2"`` (or ``"ttft_p90<=2"``, as :class:`Slo` prints it) -> ``Slo("ttft_p90", 2.0)``;
+    :class:`UserError` for an unknown metric or a limit that is not a positive number up to :data:`MAX_SLO_LIMIT`."""
     metric, sep, value = text.partition("=")
     metric = metric.strip()
     if metric.endswith("<"):  # the form capacity writes its SLOs in (stdout, capacity.md): 'ttft_p90<' was no metric
@@ -491,7 +492,8 @@ def search_arguments(templates, slos, seeds, start_rate, tolerance, max_rate) ->
         metrics.add(slo.metric)
     seeds = _check_list(seeds, "seeds", "seed")
     if len(seeds) > MAX_SEEDS:
-        raise ValueError(f"seeds must list at most {MAX_SEEDS:,} seeds (a run per seed at every rate), got {len(seeds):,}")
+        raise ValueError(f"seeds must list at most {MAX_SEEDS:,} seeds (a run per seed at every rate), "
+                         f"got {len(seeds):,}")
     for seed in seeds:
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
             raise TypeError(f"seeds must hold integers, got {shown(seed)}")
