@@ -92,3 +92,31 @@ def test_the_rank_router_warns_of_scores_that_cannot_rank(capsys, scores, warnin
     simulate_cluster(make_workload([20] * 6, [10] * 6, score=np.arange(6.0)), make_policy("fcfs"),
                      SimConfig(profile=LinearProfile()), replicas=2, router=make_router("rank"))
     assert capsys.readouterr().err == ""
+
+
+def test_a_replica_snapshot_takes_lists_and_fills_what_is_left_out():
+    """A router tested on hand-made snapshots: lists were kept as lists (context_tokens: an AttributeError about
+    'sum'), and generated/prompt_tokens left out were empty beside two outstanding requests."""
+    from ltrsched.routers import ReplicaSnapshot
+
+    snap = ReplicaSnapshot(index=0, num_gpu_blocks=10, outstanding=[4, 7], generated=[3, 4], prompt_tokens=[5, 6])
+    assert snap.context_tokens == 18 and snap.requests.dtype == np.int64
+    bare = ReplicaSnapshot(outstanding=[4, 7])
+    assert bare.generated_tokens.tolist() == [0, 0] and bare.context_tokens == 0
+    router = make_router("least-kv:by=tokens")  # (a router runs on them: 18 tokens against 100)
+    assert router.route(0, 0.0, [snap, ReplicaSnapshot(index=1, outstanding=[1], prompt_tokens=[100])]) == 0
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"num_gpu_blocks": 0}, "num_gpu_blocks must be a whole number of blocks >= 1, got 0"),  # was ZeroDivisionError
+    ({"num_gpu_blocks": 2.5}, "num_gpu_blocks must be a whole number of blocks >= 1, got 2.5"),
+    ({"outstanding": [1.5]}, "outstanding must be a list or 1-d array of whole numbers"),
+    ({"outstanding": [[1]]}, "outstanding must be a list or 1-d array of whole numbers"),
+    ({"outstanding": [1, 2], "generated": [0]}, "generated must have one value per outstanding request (2), got 1"),
+])
+def test_a_replica_snapshot_that_is_no_replica_state_is_a_value_error_naming_the_field(fields, message):
+    from ltrsched.routers import ReplicaSnapshot
+
+    with pytest.raises(ValueError) as info:
+        ReplicaSnapshot(**fields)
+    assert str(info.value).startswith(message)
