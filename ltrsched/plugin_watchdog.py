@@ -114,7 +114,7 @@ def plugin_time_limit():
     _ACTIVE.on = True
     try:
         try:
-            dog.start()
+            dog.start(outside=sys._getframe(1))  # (contextlib's __enter__, the `with` statement's frame, its callers)
             yield
         finally:
             _ACTIVE.on = False
@@ -169,8 +169,18 @@ class Watchdog:
         self._target = 0
         self._old_handler = None
         self._raised = False
+        self._outside: list = []  # the frames of the thread's stack that called the bracket (held while watched)
+        self._outside_ids: set[int] = set()
 
-    def start(self) -> None:
+    def start(self, outside=None) -> None:
+        """Watch the calling thread. ``outside``: the frame that opened the bracket (:func:`plugin_time_limit`): it
+        and its callers are not calls the bracket runs, so a plugin file's frame among them is no plugin call (a
+        script that registers its own router or policy and then simulates, its ``<module>`` frame under way for the
+        whole run, had every run longer than the limit stopped as a plugin call that "ran longer than the limit")."""
+        while outside is not None:
+            self._outside.append(outside)
+            outside = outside.f_back
+        self._outside_ids = {id(frame) for frame in self._outside}
         self._target = threading.get_ident()
         if threading.current_thread() is threading.main_thread() and signal.getsignal(SIGNAL) == signal.SIG_DFL:
             self._old_handler = signal.signal(SIGNAL, self._on_signal)
@@ -184,6 +194,7 @@ class Watchdog:
         if self._old_handler is not None:
             signal.signal(SIGNAL, self._old_handler)
             self._old_handler = None
+        self._outside, self._outside_ids = [], set()
 
     # ------------------------------------------------------------------ the watchdog thread
 
@@ -199,10 +210,11 @@ class Watchdog:
         return known
 
     def _plugin_frames(self):
-        """(outermost, innermost) frame of plugin code on the run thread's stack; (None, None) if none."""
+        """(outermost, innermost) frame of plugin code on the run thread's stack above the frames outside the
+        bracket; (None, None) if none."""
         frame = sys._current_frames().get(self._target)
         outer = inner = None
-        while frame is not None:
+        while frame is not None and id(frame) not in self._outside_ids:
             if self._plugin_file(frame.f_code.co_filename):
                 outer = frame
                 if inner is None:

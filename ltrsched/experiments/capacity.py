@@ -36,10 +36,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from ltrsched.arguments import shown
 from ltrsched.errors import UserError
 from ltrsched.experiments.runner import RunStats
 from ltrsched.experiments.runspec import RunSpec
@@ -71,19 +73,38 @@ class Slo:
     metric: str
     limit: float
 
+    def __post_init__(self) -> None:
+        """One-line :class:`TypeError`/:class:`ValueError` naming the field for an SLO :func:`parse_slo` would refuse:
+        a metric no summary has (``Slo("p90_ttft", 1)``: a search that ran every rate down to the floor and reported
+        none, the metric missing from every run) or a limit that is not a positive number of seconds up to
+        :data:`MAX_SLO_LIMIT` (nan: never met, none; a negative one: ruled out, none)."""
+        if not isinstance(self.metric, str) or self.metric not in SLO_METRICS:
+            raise ValueError(f"Slo metric must be a summary metric ({', '.join(SLO_METRICS)}), "
+                             f"got {shown(self.metric)}")
+        if isinstance(self.limit, bool) or not isinstance(self.limit, numbers.Real):
+            raise TypeError(f"Slo limit must be a number of seconds, got {shown(self.limit)}")
+        if not (math.isfinite(self.limit) and 0 < self.limit <= MAX_SLO_LIMIT):
+            raise ValueError(f"Slo limit must be a positive number of seconds up to {MAX_SLO_LIMIT:.0e}, "
+                             f"got {shown(self.limit)}")
+        object.__setattr__(self, "limit", float(self.limit))  # (a numpy float is no JSON number)
+
     def __str__(self) -> str:
         return f"{self.metric}<={self.limit:g}"
 
 
 def parse_slo(text: str) -> Slo:
-    """``"ttft_p90=2"`` -> ``Slo("ttft_p90", 2.0)``; :class:`UserError` for an unknown metric or a limit
-    that is not a positive number up to :data:`MAX_SLO_LIMIT`."""
+    """``"ttft_p90=2"`` (or ``"ttft_p90<=2"``, as :class:`Slo` prints it) -> ``Slo("ttft_p90", 2.0)``;
+    :class:`UserError` for an unknown metric or a limit that is not a positive number up to :data:`MAX_SLO_LIMIT`."""
     metric, sep, value = text.partition("=")
     metric = metric.strip()
+    if metric.endswith("<"):  # the form capacity writes its SLOs in (stdout, capacity.md): 'ttft_p90<' was no metric
+        metric = metric[:-1].rstrip()
     if not sep or not metric or not value.strip():
         raise UserError(f"--slo {text!r}: expected METRIC=SECONDS, e.g. ttft_p90=2")
     if metric not in SLO_METRICS:
-        raise UserError(f"--slo {text!r}: unknown metric {metric!r}; known: {', '.join(SLO_METRICS)}")
+        stat, _, name = metric.partition("_")  # p90_ttft: the statistic first
+        hint = f" (did you mean {name}_{stat}?)" if f"{name}_{stat}" in SLO_METRICS else ""
+        raise UserError(f"--slo {text!r}: unknown metric {metric!r}{hint}; known: {', '.join(SLO_METRICS)}")
     from ltrsched.policies.registry import to_float
 
     try:
@@ -118,6 +139,15 @@ def min_rate(num_requests: int) -> float:
     from ltrsched.workloads.arrivals import MAX_ARRIVAL_TIME_S
 
     return 10.0 * num_requests / MAX_ARRIVAL_TIME_S
+
+
+def requests_per_run(template: RunSpec) -> int:
+    """The requests in each run of ``template``: its ``num_requests``, or where that is None (all), its workload's."""
+    if template.num_requests is not None:
+        return template.num_requests
+    from ltrsched.experiments.runner import base_workload
+
+    return len(base_workload(template))
 
 
 def round_rate(rate: float) -> float:
@@ -307,7 +337,7 @@ class Search:
         elif self.low is None:  # every rate so far missed: halve, at most MAX_HALVINGS times, not below min_rate,
             half = round_rate(r / 2)  # nor below a rate already at the floor of unloaded latency
             self.floor = self.floor_reached(point)
-            self._finish_or(half if len(self.points) <= MAX_HALVINGS and half >= min_rate(self.template.num_requests)
+            self._finish_or(half if len(self.points) <= MAX_HALVINGS and half >= self._lowest_rate()
                             and self.floor is None else None)
         elif self.high / self.low <= 1 + self.tolerance:
             self.done = True
@@ -346,6 +376,11 @@ class Search:
             if bound > limit:
                 return Floor(metric, point.rate, point.means[metric], limit, bound)
         return None
+
+    def _lowest_rate(self) -> float:
+        """:func:`min_rate` of the template's runs [req/s] (a template of all its workload's requests, num_requests
+        None, was a TypeError traceback at the first halving, after its runs)."""
+        return min_rate(requests_per_run(self.template))
 
     def _finish_or(self, rate: float | None, cap: float | None = None) -> None:
         if rate is None:
@@ -388,6 +423,7 @@ def search_capacity(templates: Sequence[RunSpec], slos: Sequence[Slo], seeds: Se
     (:func:`ltrsched.progress.progress_bar`'s), each round's runs added to its total."""
     from ltrsched.experiments.runner import load_summary, run_all
 
+    seeds, start_rate, tolerance, max_rate = search_arguments(templates, slos, seeds, start_rate, tolerance, max_rate)
     searches = [Search(t, start_rate, tolerance, max_rate) for t in templates]
     for s in searches:
         bound = slo_bound(s.template, slos)
@@ -413,6 +449,74 @@ def search_capacity(templates: Sequence[RunSpec], slos: Sequence[Slo], seeds: Se
                 s.record(evaluate(slos, rate, [load_summary(out, spec) for spec in batch[id(s)]]))
             if s.floor is not None:
                 _say(f"capacity: {describe(s.template)}: none; {s.floor}", bar)
+
+
+def _check_list(values, argument: str, expected: str, empty_ok: bool = False) -> list:
+    """``values`` as a list: one-line :class:`TypeError` naming ``argument`` unless it is a list or tuple (a string
+    is a sequence of characters), :class:`ValueError` if it is empty (unless ``empty_ok``)."""
+    if not isinstance(values, (list, tuple)):
+        raise TypeError(f"{argument} must be a list or tuple, got {shown(values)}")
+    if not values and not empty_ok:
+        raise ValueError(f"{argument} must hold at least one {expected}, got an empty list")
+    return list(values)
+
+
+def _check_number(value, argument: str, unit: str = "") -> float:
+    """``value`` as a float: one-line :class:`TypeError` naming ``argument`` unless it is a real number (not a bool),
+    :class:`ValueError` unless it is finite and above 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{argument} must be a number{unit}, got {shown(value)}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{argument} must be a positive, finite number{unit}, got {shown(value)}")
+    return float(value)
+
+
+def search_arguments(templates, slos, seeds, start_rate, tolerance, max_rate) -> tuple[list[int], float, float, float]:
+    """``seeds``, ``start_rate``, ``tolerance`` and ``max_rate`` of :func:`search_capacity` as Python numbers (a numpy
+    seed was a JSON TypeError traceback from the run's key); a one-line :class:`TypeError`/:class:`ValueError` naming
+    the argument it cannot search with (``ltrsched capacity`` checks its options, in its own words, before it calls
+    it). Without the checks, no seed was a ZeroDivisionError traceback, no SLO an ``above max`` that no SLO bounded, a
+    ``max_rate`` below ``start_rate`` (or nan) a capacity above the cap, a zero, negative or nan rate the first run's
+    error naming no argument, a string where a list goes an AttributeError."""
+    from ltrsched.sim.rates import MAX_RATE, MIN_RATE
+
+    for template in _check_list(templates, "templates", "RunSpec", empty_ok=True):  # (none: no search)
+        if not isinstance(template, RunSpec):
+            raise TypeError(f"templates must hold RunSpec objects, got {shown(template)}")
+    metrics = set()
+    for slo in _check_list(slos, "slos", "Slo (parse_slo('ttft_p90=2') for a text)"):
+        if not isinstance(slo, Slo):
+            raise TypeError(f"slos must hold Slo objects (parse_slo('ttft_p90=2') for a text), got {shown(slo)}")
+        if slo.metric in metrics:
+            raise ValueError(f"slos name {slo.metric} twice")
+        metrics.add(slo.metric)
+    seeds = _check_list(seeds, "seeds", "seed")
+    if len(seeds) > MAX_SEEDS:
+        raise ValueError(f"seeds must list at most {MAX_SEEDS:,} seeds (a run per seed at every rate), "
+                         f"got {len(seeds):,}")
+    for seed in seeds:
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise TypeError(f"seeds must hold integers, got {shown(seed)}")
+        if not 0 <= seed < 2**64:
+            raise ValueError(f"seeds must be in 0..2**64-1, got {seed}")
+    seeds = [int(seed) for seed in seeds]
+    if len(set(seeds)) < len(seeds):  # (the same runs counted twice in every mean)
+        raise ValueError(f"seeds must be distinct, got {seeds}")
+    tolerance = _check_number(tolerance, "tolerance", " (relative: 0.05 is 5%)")
+    rates = []
+    for argument, rate in (("start_rate", start_rate), ("max_rate", max_rate)):
+        rate = _check_number(rate, argument, " of requests per second")
+        if not MIN_RATE <= rate <= MAX_RATE:
+            raise ValueError(f"{argument} must be in {MIN_RATE:.0e}..{MAX_RATE:.0e} req/s, got {rate:g}")
+        rates.append(rate)
+    start_rate, max_rate = rates
+    if start_rate > max_rate:
+        raise ValueError(f"start_rate {start_rate:g} is above max_rate {max_rate:g}")
+    lowest = max((min_rate(requests_per_run(t)) for t in templates), default=0.0)
+    if start_rate < lowest:
+        raise ValueError(f"start_rate {start_rate:g} req/s spreads a run's requests over more than the arrivals may "
+                         f"span; give at least {lowest:.3g} req/s")
+    return seeds, start_rate, tolerance, max_rate
 
 
 def describe(template: RunSpec) -> str:

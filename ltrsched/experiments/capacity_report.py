@@ -37,6 +37,17 @@ def varying_fields(templates: Sequence[RunSpec]) -> list[str]:
     return ["policy", "profile", *(n for n in shown if n not in ("policy", "profile"))]
 
 
+def shown_value(value) -> str:
+    """A configuration's field as the notes and figure legends show it: as the table does, ``-`` for None (a lone
+    replica's router, beside clusters: it read ``None``, a router of that name)."""
+    return "-" if value is None else str(value)
+
+
+def configuration(template: RunSpec, columns: Sequence[str]) -> str:
+    """A configuration named by the table's ``columns`` for a note: ``policy fcfs, replicas 1, router -``."""
+    return ", ".join(f"{c} {shown_value(getattr(template, c))}" for c in columns)
+
+
 def capacity_table(searches: Sequence[Search], seeds: int) -> pl.DataFrame:
     """One row per configuration: its fields, ``capacity_rps`` (None if no rate met the SLOs), the
     bracket [req/s], the SLOs missed at the bracket's top (``stopped: preemption thrash`` where its runs were), rates
@@ -78,7 +89,7 @@ def none_notes(searches: Sequence[Search]) -> list[str]:
             point = s.points[lowest]
             missed = f"was {STOPPED_TEXT}" if point.stopped else f"missed {', '.join(point.violated)}"
             why = f"even the lowest rate tried, {lowest:g} req/s, {missed}"
-        notes.append(f"{', '.join(f'{c} {getattr(s.template, c)}' for c in columns)}: none; {why}")
+        notes.append(f"{configuration(s.template, columns)}: none; {why}")
     return notes
 
 
@@ -102,7 +113,7 @@ def stopped_notes(searches: Sequence[Search]) -> list[str]:
         if not missed or not s.points[missed[-1]].stopped:
             continue
         stopped = [f"{r:g}" for r in missed if s.points[r].stopped]
-        notes.append(f"{', '.join(f'{c} {getattr(s.template, c)}' for c in columns)}: the runs at {', '.join(stopped)} "
+        notes.append(f"{configuration(s.template, columns)}: the runs at {', '.join(stopped)} "
                      "req/s were stopped for preemption thrash (no metrics: counted as missing every SLO)")
     return notes
 
@@ -142,7 +153,7 @@ def capacity_figures(searches: Sequence[Search], slos: Sequence[Slo], out_dir: P
 
     columns = varying_fields([s.template for s in searches])
     shown = [c for c in columns if c != "profile" or len({s.template.profile for s in searches}) > 1]
-    names = [" | ".join(str(getattr(s.template, c)) for c in shown) for s in searches]
+    names = [" | ".join(shown_value(getattr(s.template, c)) for c in shown) for s in searches]
     styles = series_styles(names)
     paths = []
     for slo in slos:
@@ -183,7 +194,8 @@ def capacity_figures(searches: Sequence[Search], slos: Sequence[Slo], out_dir: P
                     ha="center", va="center", color="gray")
         finite = [v for s in searches for p in s.points.values() if not p.stopped for v in [p.means[slo.metric]]
                   if math.isfinite(v) and v > 0]
-        if finite and max(finite) / min(finite) > 20:
+        # (the SLO's line counts: a limit 1e8 times the values drawn on a linear axis flattened them all onto 0)
+        if finite and max(*finite, slo.limit) / min(*finite, slo.limit) > 20:
             ax.set_yscale("log")
         elif not finite and any(s.points for s in searches):  # (no value to scale by: the SLO in the middle)
             ax.set_ylim(0, 2 * slo.limit)

@@ -34,6 +34,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import polars as pl
 
+from ltrsched.arguments import shown
 from ltrsched.errors import RunFailedError, UserError
 from ltrsched.experiments.runspec import RunSpec
 from ltrsched.notices import Notices, work_starts
@@ -464,7 +465,11 @@ MAX_JOBS = 4096
 
 
 def check_jobs(jobs: int | None) -> None:
-    """One-line :class:`UserError` unless ``jobs`` (``--jobs``; None: the default) is in 1..:data:`MAX_JOBS`."""
+    """One-line :class:`UserError` unless ``jobs`` (``--jobs``; None: the default) is in 1..:data:`MAX_JOBS`; a
+    :class:`TypeError` naming it for a Python caller's value that is no integer (``"2"`` was a TypeError about ``<=``,
+    ``2.5`` and ``True`` were taken)."""
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer))):
+        raise TypeError(f"jobs must be an integer in 1..{MAX_JOBS:,} (parallel runs) or None, got {shown(jobs)}")
     if jobs is not None and not 1 <= jobs <= MAX_JOBS:
         raise UserError(f"--jobs must be in 1..{MAX_JOBS:,} (parallel runs), got {jobs:,}")
 
@@ -479,6 +484,8 @@ def open_backend(name: str = "process", jobs: int | None = None, address: str | 
     if name not in BACKENDS:
         raise UserError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
     check_jobs(jobs)
+    if address is not None and not isinstance(address, str):  # (an int was an AttributeError traceback)
+        raise TypeError(f"address must be a string (host:port, ray://host:port or auto) or None, got {shown(address)}")
     if address is not None and name != "ray":
         raise UserError("--address needs --backend ray")
     if name == "ray":
@@ -507,6 +514,8 @@ def run_all(specs: Iterable[RunSpec], out: str | Path, jobs: int | None = None, 
     """
     from ltrsched.progress import progress_bar
 
+    check_jobs(jobs)  # (jobs=0 was taken while every run was cached, refused once one was not)
+    specs = _spec_list(specs)
     out = Path(out)
     stats = RunStats()
     pending: list[Pending] = []
@@ -542,6 +551,18 @@ def run_all(specs: Iterable[RunSpec], out: str | Path, jobs: int | None = None, 
         raise RunFailedError(f"{len(stats.failed)} run(s) failed, their worker died twice: {runs}. The other "
                              f"{stats.total} runs are saved under {out / 'runs'}; run the command again to retry")
     return stats
+
+
+def _spec_list(specs) -> list[RunSpec]:
+    """``specs`` as a list; one-line :class:`TypeError` naming the argument unless it is an iterable of
+    :class:`RunSpec` (one RunSpec, or a spec string, was an AttributeError or "not iterable" traceback)."""
+    if isinstance(specs, (str, RunSpec)) or not isinstance(specs, Iterable):
+        raise TypeError(f"specs must be a list of RunSpec objects, got {shown(specs)}")
+    specs = list(specs)
+    for spec in specs:
+        if not isinstance(spec, RunSpec):
+            raise TypeError(f"specs must hold RunSpec objects, got {shown(spec)}")
+    return specs
 
 
 def takes_thrash_ok(backend: Backend) -> bool:

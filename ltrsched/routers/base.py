@@ -72,6 +72,27 @@ class ReplicaSnapshot(ReplicaView):
     prompt_tokens: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     blocks_in_use: int = 0
 
+    def __post_init__(self) -> None:
+        """The columns as int64 arrays (a list was an AttributeError from :attr:`context_tokens`), ``generated`` and
+        ``prompt_tokens`` zeros where left out; one-line :class:`ValueError` naming the field for a KV capacity below
+        1 block (a ZeroDivisionError from :attr:`kv_utilization`) or a column not aligned with ``outstanding`` (a
+        router reading ``generated_tokens`` beside ``requests`` read another request's count, or an IndexError)."""
+        if isinstance(self.num_gpu_blocks, bool) or not isinstance(self.num_gpu_blocks, (int, np.integer)) \
+                or self.num_gpu_blocks < 1:
+            raise ValueError(f"num_gpu_blocks must be a whole number of blocks >= 1, got {self.num_gpu_blocks!r}")
+        for name in ("outstanding", "generated", "prompt_tokens"):
+            values = np.asarray(getattr(self, name))
+            if values.ndim != 1 or not (values.size == 0 or np.issubdtype(values.dtype, np.integer)):
+                raise ValueError(f"{name} must be a list or 1-d array of whole numbers, got {getattr(self, name)!r}")
+            setattr(self, name, values.astype(np.int64, copy=False))
+        for name in ("generated", "prompt_tokens"):
+            values = getattr(self, name)
+            if len(values) == 0:  # (left out: none generated, no prompt tokens)
+                setattr(self, name, np.zeros(len(self.outstanding), dtype=np.int64))
+            elif len(values) != len(self.outstanding):
+                raise ValueError(f"{name} must have one value per outstanding request ({len(self.outstanding)}), "
+                                 f"got {len(values)}")
+
     @property
     def outstanding_requests(self) -> int:
         return len(self.outstanding)

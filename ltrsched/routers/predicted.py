@@ -13,6 +13,27 @@ from ltrsched.routers.base import Router
 from ltrsched.routers.registry import register
 
 
+def _warn_uninformative(scores: np.ndarray, request_ids: np.ndarray, name: str) -> None:
+    """A ``warning:`` line on stderr where the ``score`` column cannot rank (as the LTR policy warns of the same
+    column; the router routed silently): requests without a score (NaN: compared as neither ahead nor behind, each is
+    routed as by least-outstanding and none counts ahead of a scored one), or one score for every request (each then
+    counts every outstanding request as ahead: least-outstanding)."""
+    import sys
+
+    fix = ("give every request a score (`ltrsched predict`), or use approximate-oracle scores with a tau parameter "
+           "(rank:tau=0.62)")
+    missing = np.flatnonzero(np.isnan(scores))
+    if len(missing):
+        print(f"warning: router {name!r}: {len(missing):,} of {len(scores):,} request(s) have no score (first: request "
+              f"{request_ids[missing[0]]}); each is routed as by least-outstanding, and counts ahead of no scored "
+              f"request: {fix}", file=sys.stderr)
+    scored = scores[~np.isnan(scores)]
+    if len(scored) > 1 and scored.min() == scored.max():
+        print(f"warning: router {name!r}: all {len(scored):,} scored request(s) have the same score ({scored[0]:g}); "
+              "routed by it, the router is least-outstanding: check the predictor that wrote the column, or use "
+              "approximate-oracle scores with a tau parameter (rank:tau=0.62)", file=sys.stderr)
+
+
 @register
 class Rank(Router):
     """Rank-aware: the replica where the fewest outstanding requests rank ahead of the new one.
@@ -43,6 +64,7 @@ class Rank(Router):
             self._score = approx_oracle_scores(requests["output_tokens"], self.tau, self.seed)
         else:
             self._score = np.asarray(requests["score"], dtype=np.float64)
+            _warn_uninformative(self._score, requests["request_id"], self.name)
 
     def route(self, request, now, replicas) -> int:
         score = self._score

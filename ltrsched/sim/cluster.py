@@ -34,7 +34,7 @@ import polars as pl
 import simpy
 from simpy.events import URGENT, Timeout
 
-from ltrsched.arguments import check_argument, check_flag
+from ltrsched.arguments import check_argument, check_flag, shown
 from ltrsched.errors import UserError
 from ltrsched.metrics import speedup_vs_real_time, summarize
 from ltrsched.policies.base import Policy
@@ -166,7 +166,11 @@ def _read_only(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def _route_one(router: Router, row: int, at: float, views, table: RequestTable) -> int:
-    choice = router.route(row, at, views)
+    """The replica ``router`` sends request ``row`` to, arriving at ``at`` [s]; one-line :class:`UserError` for an
+    answer that is no replica index. The router gets a list of its own (copied per call: a router that removed a
+    replica from it, or emptied it, took that replica out of every later arrival's list, and then had valid answers
+    refused as out of range)."""
+    choice = router.route(row, at, list(views))
     try:
         k = -1 if isinstance(choice, bool) else operator.index(choice)  # (True is no replica index, though int)
     except TypeError:
@@ -254,8 +258,11 @@ def simulate_cluster(workload: Workload, policy: Policy, config: SimConfig | Non
     check_argument(router, (Router, type(None)), "router",
                    "a Router object (ltrsched.routers.make_router('round-robin') for a spec), or None for round-robin")
     config = config or SimConfig()
-    if isinstance(replicas, bool) or not isinstance(replicas, (int, np.integer)) or not 1 <= replicas <= MAX_REPLICAS:
+    if isinstance(replicas, bool) or not isinstance(replicas, (int, np.integer)):
+        raise TypeError(f"replicas must be an integer in 1..{MAX_REPLICAS}, got {shown(replicas)}")
+    if not 1 <= replicas <= MAX_REPLICAS:
         raise UserError(f"replicas must be an integer in 1..{MAX_REPLICAS}, got {replicas!r}")
+    replicas = int(replicas)  # (a numpy integer went into the summary and meta as is: summary.json had "2", a string)
     router = router or make_router("round-robin")
     setup = setup_run(workload, policy, config)
     check_needs(router, workload.has_column, f"workload {workload.name!r}", kind="router")
