@@ -262,12 +262,13 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
                            for arr, r in cases[1:]]
     # (requests too long for the model or its KV cache: refused once the engine had started, after the take-over of
     # --out below had removed an earlier validation there)
-    extra = max(make_policy(s).extra_output_tokens for s in specs)  # (the policy that needs most)
+    # (the policy that needs most, named: of several, "the policy's extra output tokens" left the reader to guess)
+    extra, most = max((make_policy(s).extra_output_tokens, s) for s in specs)
     for wl in workloads:
         if engine["emulate_profile"] is None:
-            check_context_before_start(wl, config, extra)
+            check_context_before_start(wl, config, extra, f"policy {most}")
         else:
-            check_emulated_fits(wl, config, engine["emulate_profile"], extra)
+            check_emulated_fits(wl, config, engine["emulate_profile"], extra, f"policy {most}")
     step_profile = load_profile(sim_profile)
     mismatch = sampling_mismatch(step_profile, config)
     if mismatch:

@@ -465,12 +465,14 @@ def expected_context(config: EngineConfig) -> tuple[int, str]:
     return context, source
 
 
-def check_context_before_start(workload, config: EngineConfig, extra_output_tokens: int = 0) -> None:
+def check_context_before_start(workload, config: EngineConfig, extra_output_tokens: int = 0,
+                               extra_from: str = "the policy") -> None:
     """One-line :class:`UserError`, before the real engine starts (seconds on a CPU, minutes on a GPU), for requests
     longer than the context it will take (:func:`expected_context`): they were refused only once it had started.
     With ``--prompts text`` the prompts are counted as the engine will serve them (the model's tokens, its chat
     template applied: :func:`~ltrsched.engine.served_models.served_text_workload`). Not for the emulated engine
-    (it starts at once and checks its profile's context)."""
+    (it starts at once and checks its profile's context). ``extra_from``: who adds ``extra_output_tokens``, as the
+    line names it."""
     from ltrsched.engine.replay import check_context
 
     context, source = expected_context(config)
@@ -486,15 +488,17 @@ def check_context_before_start(workload, config: EngineConfig, extra_output_toke
     if config.eos == "model":  # (each request may generate up to --max-tokens)
         fix = f"give a smaller --max-tokens (each request's output cap, {config.max_tokens}), or {fix}"
     check_context(workload, context, extra_output_tokens, config.max_tokens if config.eos == "model" else None,
-                  f", its context from {source}: {fix}")
+                  f", its context from {source}: {fix}", extra_from)
 
 
-def check_emulated_fits(workload, config: EngineConfig, emulate_profile: str, extra_output_tokens: int = 0) -> None:
+def check_emulated_fits(workload, config: EngineConfig, emulate_profile: str, extra_output_tokens: int = 0,
+                        extra_from: str = "the policy") -> None:
     """One-line :class:`UserError`, before the emulated engine is built, for requests it would refuse once built
     (:func:`ltrsched.engine.replay.check_fits`): longer than its context (``--max-model-len``, else its profile's,
     as :func:`emulated_config` sets it) or than its KV cache (the blocks :func:`emulated_config` sizes, less vLLM's
     null block; a request admitted alone may use its watermark's). ``validate`` found them at its first engine
-    run, after it had replaced an earlier validation in ``--out`` (its runs and report deleted, for a refusal)."""
+    run, after it had replaced an earlier validation in ``--out`` (its runs and report deleted, for a refusal).
+    ``extra_from``: who adds ``extra_output_tokens``, as the line names it."""
     from ltrsched.engine.config import model_dir
     from ltrsched.engine.emulate import EmulatedDriver
     from ltrsched.engine.model_context import model_context
@@ -507,7 +511,8 @@ def check_emulated_fits(workload, config: EngineConfig, emulate_profile: str, ex
                          num_gpu_blocks=blocks - 1, block_size=config.block_size,  # (vLLM's null block left out)
                          watermark_blocks=int(config.watermark * blocks), watermark_when_running=True)
     context = config.max_model_len or model_context(model_dir(config.model))[0]
-    check_fits(workload, _Planned(limits, context), extra_output_tokens, fix=EmulatedDriver.context_fix)
+    check_fits(workload, _Planned(limits, context), extra_output_tokens, fix=EmulatedDriver.context_fix,
+               extra_from=extra_from)
 
 
 @dataclass(frozen=True)
