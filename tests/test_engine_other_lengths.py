@@ -27,3 +27,12 @@ def test_a_kv_refusal_names_the_tokens_a_policys_extra_output_adds(capsys, tmp_p
                              "needs 11 blocks for 176 tokens, 15 of them policy po's extra output tokens)")
     assert not (tmp_path / "v").exists()
 
+
+def test_a_context_refusal_under_a_short_max_model_len_says_to_raise_it(capsys, tmp_path):
+    """The real engine: a prompt of 256 tokens + 1 under --max-model-len 256 on llama-tiny (a context of 4,096) was
+    refused with "leave them out, or serve a model with a longer context", as if the model could not take it."""
+    workload = _csv(tmp_path / "w.csv", [(256, 1), (10, 5)])
+    r = run_cli_fast(capsys, "replay", "-w", workload, "--max-model-len", "256", "-m", "llama-tiny")
+    assert_one_line_error(r, "1 request(s) exceed the engine's max_model_len 256 tokens (first: request 0, 257 "
+                             "tokens), its context from --max-model-len: raise --max-model-len (up to 4096, "
+                             "llama-tiny's context), or leave them out")

@@ -484,11 +484,28 @@ def check_context_before_start(workload, config: EngineConfig, extra_output_toke
         source += " (text prompts counted in the model's tokens, its chat template applied)"
     fix = ("give more --num-gpu-blocks, or leave them out" if source.startswith("the KV cache of --num")
            else "give a larger --kv-cache-gib, or leave them out" if source.startswith("the KV cache")
+           else _longer_context_fix(config, context) if source.startswith("--max-model-len")
            else "leave them out, or serve a model with a longer context")
     if config.eos == "model":  # (each request may generate up to --max-tokens)
         fix = f"give a smaller --max-tokens (each request's output cap, {config.max_tokens}), or {fix}"
     check_context(workload, context, extra_output_tokens, config.max_tokens if config.eos == "model" else None,
                   f", its context from {source}: {fix}", extra_from)
+
+
+def _longer_context_fix(config: EngineConfig, given: int) -> str:
+    """What to do about requests longer than the ``--max-model-len`` given (``given`` tokens): raise it where the
+    model takes more (its config.json's context), else serve a longer-context model. It said "serve a model with a
+    longer context" for --max-model-len 256 on a model of 2,048."""
+    from ltrsched.engine.config import model_dir
+    from ltrsched.engine.model_context import model_context
+
+    try:
+        context, _ = model_context(model_dir(config.model))
+    except UserError:  # (a config.json that does not tell it: the context given is the only one known)
+        context = given
+    if context > given:
+        return f"raise --max-model-len (up to {context}, {config.model}'s context), or leave them out"
+    return "leave them out, or serve a model with a longer context"
 
 
 def check_emulated_fits(workload, config: EngineConfig, emulate_profile: str, extra_output_tokens: int = 0,
