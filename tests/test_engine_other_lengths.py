@@ -28,11 +28,48 @@ def test_a_kv_refusal_names_the_tokens_a_policys_extra_output_adds(capsys, tmp_p
     assert not (tmp_path / "v").exists()
 
 
-def test_a_context_refusal_under_a_short_max_model_len_says_to_raise_it(capsys, tmp_path):
-    """The real engine: a prompt of 256 tokens + 1 under --max-model-len 256 on llama-tiny (a context of 4,096) was
-    refused with "leave them out, or serve a model with a longer context", as if the model could not take it."""
-    workload = _csv(tmp_path / "w.csv", [(256, 1), (10, 5)])
-    r = run_cli_fast(capsys, "replay", "-w", workload, "--max-model-len", "256", "-m", "llama-tiny")
-    assert_one_line_error(r, "1 request(s) exceed the engine's max_model_len 256 tokens (first: request 0, 257 "
-                             "tokens), its context from --max-model-len: raise --max-model-len (up to 4096, "
-                             "llama-tiny's context), or leave them out")
+def test_a_context_refusal_under_a_short_max_model_len_says_to_raise_it(tmp_path):
+    """The real engine (its check before it starts, as `replay`/`validate` make it): a prompt of 256 tokens + 1 under
+    --max-model-len 256 on llama-tiny (a context of 4,096) was refused with "leave them out, or serve a model with a
+    longer context", as if the model could not take it. At the model's own context that advice stands."""
+    from ltrsched.errors import UserError
+    from ltrsched.sim.commands import build_workload
+    from ltrsched.validation.engines import check_context_before_start, engine_config
+
+    workload = build_workload(_csv(tmp_path / "w.csv", [(256, 1), (10, 5)]), None, "burst", None, 1.0, None, 0)
+    with pytest.raises(UserError) as short:
+        check_context_before_start(workload, engine_config(model="llama-tiny", max_model_len=256, platform="cpu"))
+    assert str(short.value) == ("1 request(s) exceed the engine's max_model_len 256 tokens (first: request 0, 257 "
+                                "tokens), its context from --max-model-len: raise --max-model-len (up to 4096, "
+                                "llama-tiny's context), or leave them out")
+    long = build_workload(_csv(tmp_path / "l.csv", [(4096, 1)]), None, "burst", None, 1.0, None, 0)
+    with pytest.raises(UserError, match="tokens\\), its context from --max-model-len: leave them out, or serve a model "
+                                        "with a longer context$"):
+        check_context_before_start(long, engine_config(model="llama-tiny", max_model_len=4096, platform="cpu"))
+
+
+@pytest.mark.parametrize("context", [72, 100, 150, 300])
+def test_profile_probes_fit_a_short_context(context):
+    """Under a short --max-model-len, decode probes of a prompt plus the outputs outlasting their batch's prefill went
+    beyond the context (150 tokens: 117 + 71 for 256 sequences), and profile refused every KV cache size for them.
+    Each probe now fits the context, its prompt shortened where needed; a context of 8,192 keeps the plan as it was."""
+    from ltrsched.engine.config import EngineConfig
+    from ltrsched.validation.profiling import probe_plan
+
+    config = EngineConfig(platform="cuda", block_size=16)
+    plan = probe_plan(config, usable_blocks=9561, max_model_len=context, quick=True)
+    requests = [r for probe in plan.probes(max_num_seqs=256, budget=768) for r in probe]
+    assert max(p + o for p, o in requests) <= context and min(p for p, _ in requests) >= 1
+    decode_batches = {len(probe) for probe in plan.probes(256, 768)[1:] if probe[0][1] > 1}
+    assert decode_batches == {1, 4, 16, 64, 256}  # (every batch probed, at a shorter prompt)
+
+
+@pytest.mark.parametrize("context", [2, 33, 71])
+def test_profile_under_a_context_too_short_for_its_probes_names_the_context(capsys, tmp_path, context):
+    """--max-model-len 33 or less left no decode probe (32 outputs + a prompt): profile said "profile-probes: 341
+    request(s) with prompt_tokens < 1"; up to 150 tokens it blamed the KV cache, "which no KV cache size gives". The
+    warm-up probe takes 72 tokens (64 + 8)."""
+    r = run_cli_fast(capsys, "profile", "--quick", *EMU, "--max-model-len", str(context), "-o", tmp_path / "p.json")
+    assert_one_line_error(r, f"the engine's context of {context} tokens is too short for the profile's probes",
+                          "give --max-model-len 72 or more")
+    assert not (tmp_path / "p.json").exists()
