@@ -73,3 +73,15 @@ def test_profile_under_a_context_too_short_for_its_probes_names_the_context(caps
     assert_one_line_error(r, f"the engine's context of {context} tokens is too short for the profile's probes",
                           "give --max-model-len 72 or more")
     assert not (tmp_path / "p.json").exists()
+
+
+def test_auto_rates_take_the_context_given(tmp_path):
+    """`validate --rates auto --max-model-len 8400` on a reasoning-length output (100 + 8,200 tokens): the capacity
+    run refused it at the profile's context, "1 request(s) exceed the profile's context limit of 8192 tokens"."""
+    from ltrsched.validation.commands import _auto_rates
+    from ltrsched.validation.engines import engine_config
+
+    workload = _csv(tmp_path / "w.csv", [(100, 8200), (50, 3)])
+    config = engine_config(emulate_profile="a100-llama3-8b", max_model_len=8400)
+    rates = _auto_rates(workload, None, 0, "a100-llama3-8b", config)
+    assert len(rates) == 3 and 0 < rates[0] < rates[1] < rates[2]

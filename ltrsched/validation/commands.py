@@ -534,7 +534,8 @@ def _once(specs: list[str]) -> list[str]:
 
 def _auto_rates(workload, num_requests, seed, sim_profile, config) -> list[float]:
     """--rates auto: 50%, 100% and 150% of the burst throughput the simulator predicts for the engine's
-    settings (``config``, an EngineConfig)."""
+    settings (``config``, an EngineConfig), its context ``--max-model-len`` where given (else the profile's): a
+    workload of reasoning-length outputs under --max-model-len 16500 was refused at the profile's 8,192 tokens."""
     from ltrsched.policies import make_policy
     from ltrsched.sim import SimConfig, simulate
 
@@ -542,7 +543,8 @@ def _auto_rates(workload, num_requests, seed, sim_profile, config) -> list[float
     burst = simulate(wl, make_policy("fcfs"), SimConfig(
         profile=sim_profile, semantics="vllm-v1", preemption="recompute", max_num_seqs=config.max_num_seqs,
         max_num_batched_tokens=config.max_num_batched_tokens, max_resident_seqs=config.max_resident_seqs,
-        block_size=config.block_size, num_gpu_blocks=config.num_gpu_blocks and config.num_gpu_blocks - 1))
+        block_size=config.block_size, num_gpu_blocks=config.num_gpu_blocks and config.num_gpu_blocks - 1,
+        max_model_len=config.max_model_len))
     capacity = burst.summary["throughput_rps"]
     return [_rounded_rate(f * capacity) for f in (0.5, 1.0, 1.5)]
 
