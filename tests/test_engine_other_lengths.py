@@ -85,3 +85,18 @@ def test_auto_rates_take_the_context_given(tmp_path):
     config = engine_config(emulate_profile="a100-llama3-8b", max_model_len=8400)
     rates = _auto_rates(workload, None, 0, "a100-llama3-8b", config)
     assert len(rates) == 3 and 0 < rates[0] < rates[1] < rates[2]
+
+
+def test_auto_rates_take_the_emulated_engines_kv_cache(tmp_path):
+    """`validate --emulate ... --kv-cache-gib 0.05 --rates auto`: the engine holds 25 KV blocks, but the capacity run
+    sized the profile's whole GPU (9,562 blocks): these 60 requests' 100% rate was 82.72 req/s either way; on the
+    engine's 25 blocks it is 22.2 req/s."""
+    from ltrsched.validation.commands import _auto_rates
+    from ltrsched.validation.engines import engine_config
+
+    workload = _csv(tmp_path / "w.csv", [(30 + 7 * (i % 5), 1 + 5 * (i % 7)) for i in range(60)])
+    whole = _auto_rates(workload, None, 0, "a100-llama3-8b", engine_config(emulate_profile="a100-llama3-8b"),
+                        "a100-llama3-8b")
+    small = _auto_rates(workload, None, 0, "a100-llama3-8b",
+                        engine_config(emulate_profile="a100-llama3-8b", kv_cache_gib=0.05), "a100-llama3-8b")
+    assert small[1] < 0.6 * whole[1]

@@ -18,7 +18,7 @@ from ltrsched.outputs import OutFile
 from ltrsched.sim.commands import build_workload, duration_note, workload_options
 from ltrsched.command_line import RecordedCommand, command_line
 from ltrsched.validation.engines import (check_context_before_start, check_emulated_fits, check_workload_for_engine,
-                                        engine_config, engine_options, start_engine)
+                                        emulated_config, engine_config, engine_options, start_engine)
 
 
 @click.command(cls=RecordedCommand)
@@ -250,7 +250,8 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     sim_profile = _default_profile(config, engine["emulate_profile"]) if sim_profile is None else sim_profile
     cases = [(arrival, rate)]
     if rates:
-        rate_values = rate_values or _auto_rates(workload, num_requests, seed, sim_profile, config)
+        rate_values = rate_values or _auto_rates(workload, num_requests, seed, sim_profile, config,
+                                                 engine["emulate_profile"])
         cases += [("poisson", r) for r in rate_values]
     names = [_case_label(arr, r) for arr, r in cases]
     twice = first_repeat(names)
@@ -532,12 +533,18 @@ def _once(specs: list[str]) -> list[str]:
     return specs
 
 
-def _auto_rates(workload, num_requests, seed, sim_profile, config) -> list[float]:
+def _auto_rates(workload, num_requests, seed, sim_profile, config,
+                emulate_profile: str | None = None) -> list[float]:
     """--rates auto: 50%, 100% and 150% of the burst throughput the simulator predicts for the engine's
     settings (``config``, an EngineConfig), its context ``--max-model-len`` where given (else the profile's): a
-    workload of reasoning-length outputs under --max-model-len 16500 was refused at the profile's 8,192 tokens."""
+    workload of reasoning-length outputs under --max-model-len 16500 was refused at the profile's 8,192 tokens.
+    ``emulate_profile``: the emulated engine's, whose KV blocks and context are sized as it sizes them (its
+    --kv-cache-gib was left out: the capacity of the profile's whole GPU)."""
     from ltrsched.policies import make_policy
     from ltrsched.sim import SimConfig, simulate
+
+    if emulate_profile is not None:
+        config = emulated_config(config, emulate_profile)[0]
 
     wl = build_workload(workload, num_requests, "burst", None, 1.0, None, seed)
     burst = simulate(wl, make_policy("fcfs"), SimConfig(
