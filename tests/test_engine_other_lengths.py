@@ -100,3 +100,16 @@ def test_auto_rates_take_the_emulated_engines_kv_cache(tmp_path):
     small = _auto_rates(workload, None, 0, "a100-llama3-8b",
                         engine_config(emulate_profile="a100-llama3-8b", kv_cache_gib=0.05), "a100-llama3-8b")
     assert small[1] < 0.6 * whole[1]
+
+
+def test_auto_rates_take_the_cpu_engines_kv_cache(tmp_path):
+    """The real CPU engine with --kv-cache-gib 0.01 holds 20 blocks of 128 tokens (1 GiB: 2,048); the capacity run
+    sized the cpu-llama-tiny profile's memory (2,047 usable blocks) for either: a 100% rate of 6.75 req/s for these
+    60 requests, 3.48 on the engine's 20 blocks. (The seconds this takes: transformers' import, reading config.json.)"""
+    from ltrsched.validation.commands import _auto_rates
+    from ltrsched.validation.engines import engine_config
+
+    workload = _csv(tmp_path / "w.csv", [(200 + 37 * (i % 5), 100 + 41 * (i % 7)) for i in range(60)])
+    whole = _auto_rates(workload, None, 0, "cpu-llama-tiny", engine_config(platform="cpu"))
+    small = _auto_rates(workload, None, 0, "cpu-llama-tiny", engine_config(platform="cpu", kv_cache_gib=0.01))
+    assert small[1] < 0.6 * whole[1]

@@ -538,13 +538,19 @@ def _auto_rates(workload, num_requests, seed, sim_profile, config,
     """--rates auto: 50%, 100% and 150% of the burst throughput the simulator predicts for the engine's
     settings (``config``, an EngineConfig), its context ``--max-model-len`` where given (else the profile's): a
     workload of reasoning-length outputs under --max-model-len 16500 was refused at the profile's 8,192 tokens.
-    ``emulate_profile``: the emulated engine's, whose KV blocks and context are sized as it sizes them (its
-    --kv-cache-gib was left out: the capacity of the profile's whole GPU)."""
+    ``emulate_profile``: the emulated engine's, whose KV blocks and context are sized as it sizes them; the real
+    engine's blocks are those its options state (the CPU's --kv-cache-gib). Either engine's --kv-cache-gib was left
+    out: the capacity of the profile's whole memory."""
+    from dataclasses import replace
+
+    from ltrsched.engine.config import model_dir, stated_kv_blocks
     from ltrsched.policies import make_policy
     from ltrsched.sim import SimConfig, simulate
 
     if emulate_profile is not None:
         config = emulated_config(config, emulate_profile)[0]
+    elif config.num_gpu_blocks is None:  # (None: a GPU's, which vLLM sizes as it starts)
+        config = replace(config, num_gpu_blocks=stated_kv_blocks(config, model_dir(config.model)))
 
     wl = build_workload(workload, num_requests, "burst", None, 1.0, None, seed)
     burst = simulate(wl, make_policy("fcfs"), SimConfig(
