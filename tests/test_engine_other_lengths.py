@@ -1,6 +1,7 @@
-"""The engine commands on length-only workloads unlike ShareGPT's (other models' lengths): their refusals name what
-the user can change. (The emulated engine serving such workloads exactly as the simulator schedules them, every
-built-in policy: ``tests/test_engine_emulated.py``, ``tests/test_fuzz_sim_engine.py``.)"""
+"""The engine commands on length-only workloads unlike ShareGPT's (other models' lengths, other settings): refusals
+name what the user can change; `profile`'s probes and `validate --rates auto` follow the engine's context and KV
+cache. (The emulated engine serving such workloads exactly as the simulator schedules them, every built-in policy:
+``tests/test_engine_emulated.py``, ``tests/test_fuzz_sim_engine.py``.)"""
 
 from __future__ import annotations
 
