@@ -49,10 +49,12 @@ def test_the_engine_check_counts_the_kv_a_request_holds():
     or with --max-tokens' cap of 3 (eos="model"), needs two."""
     one = _Scheduler(BatchLimits(num_gpu_blocks=1, block_size=16, watermark_when_running=True))
     check_fits(make_workload([15], [2]), one)
-    for workload, extra, cap in ((make_workload([16], [2]), 0, None), (make_workload([15], [2]), 1, None),
-                                 (make_workload([15], [2]), 0, 3)):
+    for workload, extra, cap, held in (
+            (make_workload([16], [2]), 0, None, ""),
+            (make_workload([15], [2]), 1, None, " for 18 tokens, 1 of them the policy's extra output tokens"),
+            (make_workload([15], [2]), 0, 3, " for 18 tokens, its output counted at the cap of 3 tokens")):
         with pytest.raises(UserError, match=r"^1 request\(s\) can never fit the engine's KV cache of 1 usable blocks "
-                                            r"\(first: request 0 needs 2 blocks\)$"):
+                                            r"\(first: request 0 needs 2 blocks" + held + r"\)$"):
             check_fits(workload, one, extra, cap)
 
 

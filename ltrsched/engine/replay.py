@@ -66,25 +66,34 @@ def request_infos(workload: Workload, extra_output_tokens: int) -> list[RequestI
 
 
 def check_fits(workload: Workload, scheduler: Any, extra_output_tokens: int = 0, output_cap: int | None = None,
-               fix: str = "") -> None:
+               fix: str = "", extra_from: str = "the policy") -> None:
     """Reject, before a run, requests longer than the engine's ``max_model_len`` or its KV cache. With
     ``output_cap`` (requests stop at the model's EOS) a request may generate up to that many tokens; the
     policy's ``extra_output_tokens`` (PO's estimate phase) count too: vLLM stops a request at
     ``max_model_len``, so one that does not fit would silently be served fewer tokens than planned. ``fix``: what
-    to do about a request beyond the context, appended to its line."""
-    total = check_context(workload, scheduler.max_model_len, extra_output_tokens, output_cap, fix)
+    to do about a request beyond the context, appended to its line. ``extra_from``: who adds the extra tokens, as the
+    lines name it (``validate``, of several policies: the one that adds most)."""
+    total = check_context(workload, scheduler.max_model_len, extra_output_tokens, output_cap, fix, extra_from)
     limits = scheduler.limits
     blocks, usable = limits.most_blocks_held(total), limits.blocks_alone  # (the simulator's rule: BatchLimits)
     too_big = np.flatnonzero(blocks > usable)
     if len(too_big):
         i = int(too_big[0])
+        # (the tokens the blocks hold, where they are not the workload's own: a request of 161 tokens was said to
+        # need 11 blocks of 16, PO's 15 estimate tokens or the output cap the reason, and neither named)
+        counted = []
+        if output_cap is not None:
+            counted.append(f"its output counted at the cap of {output_cap} tokens")
+        if extra_output_tokens:
+            counted.append(f"{extra_output_tokens} of them {extra_from}'s extra output tokens")
+        held = f" for {int(total[i])} tokens, " + " and ".join(counted) if counted else ""
         raise UserError(f"{len(too_big)} request(s) can never fit the engine's KV cache of "
                         f"{usable} usable blocks (first: request "
-                        f"{int(workload.df['request_id'][i])} needs {int(blocks[i])} blocks)")
+                        f"{int(workload.df['request_id'][i])} needs {int(blocks[i])} blocks{held})")
 
 
 def check_context(workload: Workload, max_model_len: int, extra_output_tokens: int = 0, output_cap: int | None = None,
-                  fix: str = "") -> np.ndarray:
+                  fix: str = "", extra_from: str = "the policy") -> np.ndarray:
     """One-line :class:`UserError` for requests whose prompt + output (``output_cap`` if set, plus the policy's
     ``extra_output_tokens``) exceed ``max_model_len`` [tokens], ``fix`` appended; returns every request's total."""
     prompt = workload.df["prompt_tokens"].to_numpy()
@@ -92,7 +101,7 @@ def check_context(workload: Workload, max_model_len: int, extra_output_tokens: i
     too_long = np.flatnonzero(total > max_model_len)
     if len(too_long):
         i = int(too_long[0])
-        extra = f", {extra_output_tokens} of them the policy's extra output tokens" if extra_output_tokens else ""
+        extra = f", {extra_output_tokens} of them {extra_from}'s extra output tokens" if extra_output_tokens else ""
         raise UserError(f"{len(too_long)} request(s) exceed the engine's max_model_len {max_model_len} "
                         f"tokens (first: request {int(workload.df['request_id'][i])}, {int(total[i])} tokens{extra}){fix}")
     return total

@@ -18,7 +18,7 @@ from ltrsched.outputs import OutFile
 from ltrsched.sim.commands import build_workload, duration_note, workload_options
 from ltrsched.command_line import RecordedCommand, command_line
 from ltrsched.validation.engines import (check_context_before_start, check_emulated_fits, check_workload_for_engine,
-                                        engine_config, engine_options, start_engine)
+                                        emulated_config, engine_config, engine_options, start_engine)
 
 
 @click.command(cls=RecordedCommand)
@@ -250,7 +250,8 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     sim_profile = _default_profile(config, engine["emulate_profile"]) if sim_profile is None else sim_profile
     cases = [(arrival, rate)]
     if rates:
-        rate_values = rate_values or _auto_rates(workload, num_requests, seed, sim_profile, config)
+        rate_values = rate_values or _auto_rates(workload, num_requests, seed, sim_profile, config,
+                                                 engine["emulate_profile"])
         cases += [("poisson", r) for r in rate_values]
     names = [_case_label(arr, r) for arr, r in cases]
     twice = first_repeat(names)
@@ -262,12 +263,13 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
                            for arr, r in cases[1:]]
     # (requests too long for the model or its KV cache: refused once the engine had started, after the take-over of
     # --out below had removed an earlier validation there)
-    extra = max(make_policy(s).extra_output_tokens for s in specs)  # (the policy that needs most)
+    # (the policy that needs most, named: of several, "the policy's extra output tokens" left the reader to guess)
+    extra, most = max((make_policy(s).extra_output_tokens, s) for s in specs)
     for wl in workloads:
         if engine["emulate_profile"] is None:
-            check_context_before_start(wl, config, extra)
+            check_context_before_start(wl, config, extra, f"policy {most}")
         else:
-            check_emulated_fits(wl, config, engine["emulate_profile"], extra)
+            check_emulated_fits(wl, config, engine["emulate_profile"], extra, f"policy {most}")
     step_profile = load_profile(sim_profile)
     mismatch = sampling_mismatch(step_profile, config)
     if mismatch:
@@ -531,17 +533,31 @@ def _once(specs: list[str]) -> list[str]:
     return specs
 
 
-def _auto_rates(workload, num_requests, seed, sim_profile, config) -> list[float]:
+def _auto_rates(workload, num_requests, seed, sim_profile, config,
+                emulate_profile: str | None = None) -> list[float]:
     """--rates auto: 50%, 100% and 150% of the burst throughput the simulator predicts for the engine's
-    settings (``config``, an EngineConfig)."""
+    settings (``config``, an EngineConfig), its context ``--max-model-len`` where given (else the profile's): a
+    workload of reasoning-length outputs under --max-model-len 16500 was refused at the profile's 8,192 tokens.
+    ``emulate_profile``: the emulated engine's, whose KV blocks and context are sized as it sizes them; the real
+    engine's blocks are those its options state (the CPU's --kv-cache-gib). Either engine's --kv-cache-gib was left
+    out: the capacity of the profile's whole memory."""
+    from dataclasses import replace
+
+    from ltrsched.engine.config import model_dir, stated_kv_blocks
     from ltrsched.policies import make_policy
     from ltrsched.sim import SimConfig, simulate
+
+    if emulate_profile is not None:
+        config = emulated_config(config, emulate_profile)[0]
+    elif config.num_gpu_blocks is None:  # (None: a GPU's, which vLLM sizes as it starts)
+        config = replace(config, num_gpu_blocks=stated_kv_blocks(config, model_dir(config.model)))
 
     wl = build_workload(workload, num_requests, "burst", None, 1.0, None, seed)
     burst = simulate(wl, make_policy("fcfs"), SimConfig(
         profile=sim_profile, semantics="vllm-v1", preemption="recompute", max_num_seqs=config.max_num_seqs,
         max_num_batched_tokens=config.max_num_batched_tokens, max_resident_seqs=config.max_resident_seqs,
-        block_size=config.block_size, num_gpu_blocks=config.num_gpu_blocks and config.num_gpu_blocks - 1))
+        block_size=config.block_size, num_gpu_blocks=config.num_gpu_blocks and config.num_gpu_blocks - 1,
+        max_model_len=config.max_model_len))
     capacity = burst.summary["throughput_rps"]
     return [_rounded_rate(f * capacity) for f in (0.5, 1.0, 1.5)]
 

@@ -465,12 +465,14 @@ def expected_context(config: EngineConfig) -> tuple[int, str]:
     return context, source
 
 
-def check_context_before_start(workload, config: EngineConfig, extra_output_tokens: int = 0) -> None:
+def check_context_before_start(workload, config: EngineConfig, extra_output_tokens: int = 0,
+                               extra_from: str = "the policy") -> None:
     """One-line :class:`UserError`, before the real engine starts (seconds on a CPU, minutes on a GPU), for requests
     longer than the context it will take (:func:`expected_context`): they were refused only once it had started.
     With ``--prompts text`` the prompts are counted as the engine will serve them (the model's tokens, its chat
     template applied: :func:`~ltrsched.engine.served_models.served_text_workload`). Not for the emulated engine
-    (it starts at once and checks its profile's context)."""
+    (it starts at once and checks its profile's context). ``extra_from``: who adds ``extra_output_tokens``, as the
+    line names it."""
     from ltrsched.engine.replay import check_context
 
     context, source = expected_context(config)
@@ -482,19 +484,38 @@ def check_context_before_start(workload, config: EngineConfig, extra_output_toke
         source += " (text prompts counted in the model's tokens, its chat template applied)"
     fix = ("give more --num-gpu-blocks, or leave them out" if source.startswith("the KV cache of --num")
            else "give a larger --kv-cache-gib, or leave them out" if source.startswith("the KV cache")
+           else _longer_context_fix(config, context) if source.startswith("--max-model-len")
            else "leave them out, or serve a model with a longer context")
     if config.eos == "model":  # (each request may generate up to --max-tokens)
         fix = f"give a smaller --max-tokens (each request's output cap, {config.max_tokens}), or {fix}"
     check_context(workload, context, extra_output_tokens, config.max_tokens if config.eos == "model" else None,
-                  f", its context from {source}: {fix}")
+                  f", its context from {source}: {fix}", extra_from)
 
 
-def check_emulated_fits(workload, config: EngineConfig, emulate_profile: str, extra_output_tokens: int = 0) -> None:
+def _longer_context_fix(config: EngineConfig, given: int) -> str:
+    """What to do about requests longer than the ``--max-model-len`` given (``given`` tokens): raise it where the
+    model takes more (its config.json's context), else serve a longer-context model. It said "serve a model with a
+    longer context" for --max-model-len 256 on a model of 2,048."""
+    from ltrsched.engine.config import model_dir
+    from ltrsched.engine.model_context import model_context
+
+    try:
+        context, _ = model_context(model_dir(config.model))
+    except UserError:  # (a config.json that does not tell it: the context given is the only one known)
+        context = given
+    if context > given:
+        return f"raise --max-model-len (up to {context}, {config.model}'s context), or leave them out"
+    return "leave them out, or serve a model with a longer context"
+
+
+def check_emulated_fits(workload, config: EngineConfig, emulate_profile: str, extra_output_tokens: int = 0,
+                        extra_from: str = "the policy") -> None:
     """One-line :class:`UserError`, before the emulated engine is built, for requests it would refuse once built
     (:func:`ltrsched.engine.replay.check_fits`): longer than its context (``--max-model-len``, else its profile's,
     as :func:`emulated_config` sets it) or than its KV cache (the blocks :func:`emulated_config` sizes, less vLLM's
     null block; a request admitted alone may use its watermark's). ``validate`` found them at its first engine
-    run, after it had replaced an earlier validation in ``--out`` (its runs and report deleted, for a refusal)."""
+    run, after it had replaced an earlier validation in ``--out`` (its runs and report deleted, for a refusal).
+    ``extra_from``: who adds ``extra_output_tokens``, as the line names it."""
     from ltrsched.engine.config import model_dir
     from ltrsched.engine.emulate import EmulatedDriver
     from ltrsched.engine.model_context import model_context
@@ -507,7 +528,8 @@ def check_emulated_fits(workload, config: EngineConfig, emulate_profile: str, ex
                          num_gpu_blocks=blocks - 1, block_size=config.block_size,  # (vLLM's null block left out)
                          watermark_blocks=int(config.watermark * blocks), watermark_when_running=True)
     context = config.max_model_len or model_context(model_dir(config.model))[0]
-    check_fits(workload, _Planned(limits, context), extra_output_tokens, fix=EmulatedDriver.context_fix)
+    check_fits(workload, _Planned(limits, context), extra_output_tokens, fix=EmulatedDriver.context_fix,
+               extra_from=extra_from)
 
 
 @dataclass(frozen=True)

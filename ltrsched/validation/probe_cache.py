@@ -22,6 +22,8 @@ from ltrsched.errors import UserError
 #: Most KV blocks the search for the smallest cache looks at: beyond it the plan no longer grows (its largest
 #: probes hold ``ProbePlan.max_tokens_in_flight`` tokens, 140,000) for any block size of at least 1 token.
 MAX_SEARCH_BLOCKS = 1 << 20
+#: Longest context [tokens] the search for the shortest one looks at: the plan's longest request is shorter.
+MAX_SEARCH_CONTEXT = 1 << 16
 
 
 def planned_steps(config, usable_blocks: int, max_model_len: int, quick: bool, repeats: int | None) -> int:
@@ -72,6 +74,25 @@ def smallest_probe_cache(config, context_at: Callable[[int], int], quick: bool, 
     return high
 
 
+def smallest_probe_context(config, usable_blocks: int, quick: bool, repeats: int | None, low: int) -> int | None:
+    """The shortest context [tokens], above ``low``, whose probes give enough steps to fit on a cache of
+    ``usable_blocks`` KV blocks (None: none up to :data:`MAX_SEARCH_CONTEXT` does)."""
+    from ltrsched.validation.profiling import MIN_FIT_STEPS
+
+    def enough(context: int) -> bool:
+        return planned_steps(config, usable_blocks, context, quick, repeats) >= MIN_FIT_STEPS
+
+    high = max(low + 1, 2)
+    while not enough(high):
+        if high >= MAX_SEARCH_CONTEXT:
+            return None
+        high = min(2 * high, MAX_SEARCH_CONTEXT)
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if enough(mid) else (mid, high)
+    return high
+
+
 def check_probe_cache(eng, quick: bool, repeats: int | None) -> None:
     """One-line :class:`UserError` before the probes run if the started engine ``eng``'s KV cache is too small for
     enough of them, naming its size and the smallest that works, in the option the user sized it by."""
@@ -87,7 +108,12 @@ def check_probe_cache(eng, quick: bool, repeats: int | None) -> None:
     size = f"the engine's KV cache of {blocks:,} blocks x {config.block_size} tokens (one of them vLLM's null block)"
     what = (f"{size} is too small for the profile's probes: those it holds give {steps} step(s) to fit, and a "
             f"fit needs {MIN_FIT_STEPS}")
-    if needed is None:  # (not met with any options tried: a guard, not a case known to occur)
+    if needed is None:
+        longer = smallest_probe_context(config, blocks - 1, quick, repeats, context)
+        if longer is not None:  # (a short --max-model-len: the cache was named, with no size that helps)
+            raise UserError(f"the engine's context of {context:,} tokens is too short for the profile's probes: those "
+                            f"it holds give {steps} step(s) to fit, and a fit needs {MIN_FIT_STEPS}: give "
+                            f"--max-model-len {longer} or more")
         raise UserError(f"{what}, which no KV cache size gives with these options: raise --max-num-seqs and "
                         "--max-num-batched-tokens, or leave out --quick")
     raise UserError(f"{what}: give {_larger(eng, needed + 1)} or more")

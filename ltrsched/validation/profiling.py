@@ -44,7 +44,8 @@ MIN_FIT_STEPS = 50
 
 @dataclass(frozen=True)
 class ProbePlan:
-    """Which probes to run. Sizes in tokens; ``max_tokens_in_flight`` bounds B * (L + D) (KV memory)."""
+    """Which probes to run. Sizes in tokens; ``max_tokens_in_flight`` bounds B * (L + D) (KV memory);
+    ``max_model_len`` (None: none) bounds each decode probe's prompt + output (the engine's context)."""
 
     decode_batches: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
     decode_prompts: tuple[int, ...] = (128, 1024, 3072)
@@ -52,19 +53,39 @@ class ProbePlan:
     prefill_prompts: tuple[int, ...] = (16, 32, 64, 128, 256, 384, 512, 640, 768, 4096)
     max_tokens_in_flight: int = 140_000
     repeats: int = 2
+    max_model_len: int | None = None
 
     def probes(self, max_num_seqs: int, budget: int) -> list[list[tuple[int, int]]]:
         """Each probe as its requests' (prompt tokens, output tokens); the first probe warms the engine up.
         ``budget`` is the engine's token budget per step [tokens]."""
+        context = self.max_model_len or 1 << 62
         out: list[list[tuple[int, int]]] = [[(64, 8)] * 4]
         for _ in range(self.repeats):
             for length in self.decode_prompts:
                 for batch in self.decode_batches:
-                    outputs = -(-batch * length // budget) + self.decode_outputs  # outlast the batch's prefill
-                    if batch <= max_num_seqs and batch * (length + outputs) <= self.max_tokens_in_flight:
-                        out.append([(length, outputs)] * batch)
+                    # (a probe beyond the context: planned for a short --max-model-len, profile refused every cache
+                    # size for it, "which no KV cache size gives", naming the cache, not the context): shorter prompts
+                    fits = _prompt_within(length, batch, budget, self.decode_outputs, context)
+                    outputs = -(-batch * fits // budget) + self.decode_outputs  # outlast the batch's prefill
+                    if fits >= 1 and batch <= max_num_seqs and batch * (fits + outputs) <= self.max_tokens_in_flight:
+                        out.append([(fits, outputs)] * batch)
             out.extend([[(p, 1)] for p in self.prefill_prompts])
         return out
+
+
+def _prompt_within(length: int, batch: int, budget: int, decode_outputs: int, context: int) -> int:
+    """The longest prompt, at most ``length`` [tokens], of a decode probe of ``batch`` requests that fits ``context``
+    [tokens] with its outputs (those outlasting the batch's prefill at ``budget`` tokens a step, + ``decode_outputs``);
+    0 if none does."""
+    def total(prompt: int) -> int:
+        return prompt + -(-batch * prompt // budget) + decode_outputs
+
+    if total(length) <= context:
+        return length
+    prompt = min(length, max(0, (context - decode_outputs - 1) * budget // (budget + batch) + 1))
+    while prompt > 0 and total(prompt) > context:
+        prompt -= 1
+    return prompt
 
 
 def probe_plan(config, usable_blocks: int, max_model_len: int, quick: bool = False,
@@ -96,9 +117,13 @@ def probe_plan(config, usable_blocks: int, max_model_len: int, quick: bool = Fal
     return replace(
         plan,
         repeats=repeats or plan.repeats,
-        decode_prompts=tuple(p for p in plan.decode_prompts if p <= limit) or (min(128, limit),),
+        # (a context of 33 tokens or fewer leaves no decode probe: its prompt of min(128, limit) < 1 token was refused
+        # as "profile-probes: 341 request(s) with prompt_tokens < 1", a workload the user never gave)
+        decode_prompts=(tuple(p for p in plan.decode_prompts if p <= limit)
+                        or ((min(128, limit),) if limit >= 1 else ())),
         prefill_prompts=tuple(p for p in plan.prefill_prompts if p < max_model_len and p + 1 <= in_flight),
         max_tokens_in_flight=in_flight,
+        max_model_len=max_model_len,
     )
 
 
