@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import types
 
 import pytest
 
@@ -107,3 +108,39 @@ def test_the_driver_starts_vllm_with_its_log_routed_and_puts_the_variables_back(
         assert _FakeLLM.seen["VLLM_LOGGING_LEVEL"] == "DEBUG"
     assert os.environ["VLLM_LOGGING_LEVEL"] == "DEBUG"
 
+
+def test_building_the_emulated_engine_holds_torchs_triton_warning(monkeypatch):
+    """Where vLLM's model-info cache is fresh, writing it imports ``vllm.kernels``, whose Triton op makes torch log
+    ``Triton not available, find_triton_kernels = []`` through its own handler (once per process: here torch's own
+    code logs it again inside the build)."""
+    import importlib.util
+
+    if importlib.util.find_spec("triton") is not None:
+        pytest.skip("Triton is installed: torch has no such warning to give")
+    import torch._library.triton as torch_triton
+
+    from ltrsched.engine import emulate
+    from ltrsched.engine.emulate import EngineConfig, EngineSetup, build_scheduler
+    from ltrsched.policies import make_policy
+
+    seen: list[str] = []
+
+    class Seen(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    def building(*args):  # (the build itself stood in for: vLLM's is seconds, and what it logs depends on its cache)
+        torch_triton.get_inner_triton_kernels(lambda: None)  # (triton is not installed: torch warns)
+        return types.SimpleNamespace(shutdown=lambda: None)
+
+    handler, torch_logger = Seen(), logging.getLogger("torch")
+    torch_logger.addHandler(handler)
+    try:
+        torch_triton.get_inner_triton_kernels(lambda: None)  # outside the build: torch's warning reaches its handler
+        assert seen == ["Triton not available, find_triton_kernels = []"]
+        seen.clear()
+        monkeypatch.setattr(emulate, "_build_scheduler", building)
+        build_scheduler(EngineConfig(num_gpu_blocks=10), EngineSetup(make_policy("fcfs"))).shutdown()
+    finally:
+        torch_logger.removeHandler(handler)
+    assert seen == []
