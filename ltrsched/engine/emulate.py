@@ -112,20 +112,29 @@ class EmulatedDriver:
         self.scheduler.update_from_output(out, model_runner_output(ids, sampled))
 
 
+#: The loggers :func:`vllm_warnings_held` holds at error level: vLLM's and torch's.
+HELD_LOGGERS = ("vllm", "torch")
+
+
 @contextmanager
 def vllm_warnings_held():
-    """vLLM's log records below error level dropped inside the block, its logger's level put back on leaving. Building
-    the emulated engine's configuration, vLLM warns about the CPU it models nothing on ("Triton is not installed",
-    "CPU backend prefers block_size is multiples of 32", "Model Runner V2 requires Triton"): with no handler of vLLM's
-    configured they reached stderr through Python's last-resort handler, three lines ahead of every emulated run's
-    output, and ahead of a one-line refusal (a request too long for the KV cache) found once the engine was built."""
-    logger = logging.getLogger("vllm")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    """vLLM's and torch's log records below error level dropped inside the block, their loggers' levels put back on
+    leaving. Building the emulated engine's configuration, vLLM warns about the CPU it models nothing on ("Triton is
+    not installed", "CPU backend prefers block_size is multiples of 32", "Model Runner V2 requires Triton"): with no
+    handler of vLLM's configured they reached stderr through Python's last-resort handler, three lines ahead of every
+    emulated run's output, and ahead of a one-line refusal (a request too long for the KV cache) found once the engine
+    was built. Torch warns through a handler of its own: where vLLM's model-info cache (``VLLM_CACHE_ROOT``) is fresh,
+    writing it imports ``vllm.kernels``, whose Triton op makes torch log ``W... Triton not available,
+    find_triton_kernels = []`` (``torch._library.triton``) once per process."""
+    loggers = [logging.getLogger(name) for name in HELD_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def build_scheduler(config: EngineConfig, setup: EngineSetup | None, additional_config: dict | None = None):

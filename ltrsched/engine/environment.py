@@ -2,8 +2,10 @@
 
 Before starting vLLM in this process ltrsched sets :data:`ENGINE_VARIABLES`: ``VLLM_ENABLE_V1_MULTIPROCESSING=0``
 (the scheduler lives in this process), ``VLLM_USE_FLASHINFER_SAMPLER=0`` and on a CPU
-``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` (:func:`ltrsched.engine.platform.pin_threads`); and, only while vLLM is
-imported for an emulated engine, ``VLLM_LOGGING_LEVEL`` (:func:`ltrsched.engine.vllm_compat.require_vllm`). They stayed in the process after the engine was done: every
+``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` (:func:`ltrsched.engine.platform.pin_threads`); where the user has not,
+``VLLM_LOGGING_STREAM`` and ``VLLM_LOGGING_LEVEL`` (vLLM's log on stderr at WARNING,
+:func:`ltrsched.engine.engine_log.route_engine_log`); and, only while vLLM is imported for an emulated engine,
+``VLLM_LOGGING_LEVEL`` (:func:`ltrsched.engine.vllm_compat.require_vllm`). They stayed in the process after the engine was done: every
 command it started later (a fresh process) inherited them, and the next engine or torch pool saw the first
 engine's thread count.
 
@@ -31,7 +33,7 @@ import sys
 #: The variables ltrsched writes before an engine starts (:mod:`ltrsched.engine.runner`,
 #: :mod:`ltrsched.engine.vllm_compat`, :mod:`ltrsched.engine.platform`).
 ENGINE_VARIABLES = ("VLLM_ENABLE_V1_MULTIPROCESSING", "VLLM_USE_FLASHINFER_SAMPLER", "VLLM_LOGGING_LEVEL",
-                    "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+                    "VLLM_LOGGING_STREAM", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class EngineEnvironment:

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from ltrsched.engine.config import EngineConfig, kv_cache_bytes, model_dir, stated_kv_blocks
+from ltrsched.engine.engine_log import route_engine_log
 from ltrsched.engine.environment import EngineEnvironment, EnginePinning
 from ltrsched.engine.live_table import RequestInfo
 from ltrsched.engine.replay import replay
@@ -188,6 +189,7 @@ class VllmDriver:
         """vLLM's ``LLM`` for ``config``, started in this process with the environment it needs."""
         if config.platform == CPU:
             pin_threads(config.threads or 1)  # before torch starts its thread pool
+        route_engine_log()  # vLLM's log on stderr, at WARNING, unless the user set it (before vLLM's import)
         require_vllm()
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # the scheduler lives in this process
         os.environ.setdefault("VLLM_USE_FLASHINFER_SAMPLER", "0")  # (read when the sampler is built)

@@ -1,0 +1,61 @@
+"""Where vLLM's own log goes when ltrsched starts a real engine: stderr, at WARNING and above, unless the user says.
+
+How vLLM configures it (read from the installed vLLM 0.32, ``vllm/logger.py``, ``vllm/envs.py``,
+``vllm/entrypoints/llm.py``): building an engine (``LLM()``, ``EngineArgs.create_engine_config``) applies a
+``dictConfig`` to the ``vllm`` logger (``configure_logging_if_needed``) from four variables:
+``VLLM_CONFIGURE_LOGGING`` (0: vLLM leaves Python's logging alone), ``VLLM_LOGGING_CONFIG_PATH`` (a JSON
+``dictConfig`` that replaces vLLM's own), ``VLLM_LOGGING_LEVEL`` (default INFO) and ``VLLM_LOGGING_STREAM`` (default
+``ext://sys.stdout``). With those defaults a CPU replay printed ~45 lines of vLLM's INFO log on stdout among the
+results a user pipes. :func:`route_engine_log` sets the last two, where the user has not, to stderr and WARNING
+before vLLM is imported (:class:`~ltrsched.engine.environment.EngineEnvironment` puts them back when the engine
+closes); ``VLLM_LOGGING_LEVEL=INFO`` (or DEBUG) shows vLLM's whole log again, on stderr, and
+``VLLM_LOGGING_STREAM=ext://sys.stdout`` puts it back on stdout; a user's ``VLLM_LOGGING_CONFIG_PATH`` or
+``VLLM_CONFIGURE_LOGGING=0`` is vLLM's to apply, as without ltrsched.
+
+One WARNING is no warning of the run's: ``LLM()`` warms up the chat template whatever the engine loaded, and an
+engine built with ``skip_tokenizer_init=True`` (forced lengths need no tokenizer, and the built-in models, a
+``config.json`` alone, have none) has none to render it with: vLLM logged ``Chat template warmup failed`` with the
+``ValueError`` traceback ``Tokenizer not available when `skip_tokenizer_init=True``` while the run went on.
+:class:`SkippedTokenizerWarmup` turns that record into one DEBUG line saying why (shown at
+``VLLM_LOGGING_LEVEL=DEBUG``); a warmup failing for any other reason stays vLLM's WARNING.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+#: vLLM's logging variables ltrsched sets where the user has not: name -> value.
+ENGINE_LOG_DEFAULTS = {"VLLM_LOGGING_STREAM": "ext://sys.stderr", "VLLM_LOGGING_LEVEL": "WARNING"}
+#: The logger vLLM's chat-template warmup logs through (``vllm/renderers/base.py``).
+WARMUP_LOGGER = "vllm.renderers.base"
+_WARMUP_FAILED = "Chat template warmup failed"
+_NO_TOKENIZER = "skip_tokenizer_init"
+
+
+class SkippedTokenizerWarmup(logging.Filter):
+    """vLLM's ``Chat template warmup failed`` WARNING, where it failed only because the engine loaded no tokenizer
+    (``skip_tokenizer_init=True``), made a DEBUG line without the traceback that says so; every other record as
+    it was."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if record.msg == _WARMUP_FAILED and exc is not None and _NO_TOKENIZER in str(exc):
+            record.msg = ("Chat template warmup skipped: the engine loads no tokenizer (skip_tokenizer_init=True; "
+                          "forced output lengths need none)")
+            record.args = ()
+            record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def route_engine_log() -> dict[str, str]:
+    """Set :data:`ENGINE_LOG_DEFAULTS` where unset (call before vLLM is imported and its engine built) and hold
+    the skipped-tokenizer warmup warning at DEBUG (:class:`SkippedTokenizerWarmup`, once per process); return the
+    variables set here."""
+    logger = logging.getLogger(WARMUP_LOGGER)
+    if not any(isinstance(f, SkippedTokenizerWarmup) for f in logger.filters):
+        logger.addFilter(SkippedTokenizerWarmup())
+    set_here = {name: value for name, value in ENGINE_LOG_DEFAULTS.items() if name not in os.environ}
+    os.environ.update(set_here)
+    return set_here

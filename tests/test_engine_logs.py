@@ -1,0 +1,146 @@
+"""vLLM's and torch's own log where ltrsched starts an engine: not on stdout, which carries the results users pipe.
+
+A real CPU replay printed vLLM's INFO log, ~45 lines, on stdout among the results, with a ``Chat template warmup
+failed`` traceback; the emulated engine printed torch's ``W... Triton not available`` line on stderr. No engine starts
+here: vLLM's logging is configured as ``LLM()`` configures it (``vllm.logger.configure_logging``) and logged through
+``vllm.logger.init_logger``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import types
+
+import pytest
+
+from test_engine_environment import _FakeLLM, clean_engine_variables, fake_vllm  # noqa: F401 (fixtures)
+
+from ltrsched.engine.engine_log import ENGINE_LOG_DEFAULTS, WARMUP_LOGGER, route_engine_log
+
+pytest.importorskip("vllm")
+
+
+@pytest.fixture
+def vllm_logging(monkeypatch):
+    """Configure vLLM's logging from the environment as ``LLM()`` does, then put back what that changed (the ``vllm``
+    logger's handlers and level, the record factory, vLLM's note of the last configuration, the warmup logger's
+    filters)."""
+    import vllm.envs as envs
+    import vllm.logger as vllm_logger
+    from vllm.config.logging import LoggingConfig
+
+    if envs._is_envs_cache_enabled():  # (a real engine started earlier in this process froze the variables)
+        monkeypatch.setattr(envs, "__getattr__", envs.__getattr__.__wrapped__)
+    for name in (*ENGINE_LOG_DEFAULTS, "VLLM_CONFIGURE_LOGGING", "VLLM_LOGGING_CONFIG_PATH", "VLLM_LOGGING_COLOR"):
+        monkeypatch.delenv(name, raising=False)
+    logger, warmup = logging.getLogger("vllm"), logging.getLogger(WARMUP_LOGGER)
+    saved = (logger.handlers[:], logger.level, logger.propagate, warmup.filters[:], logging.getLogRecordFactory(),
+             vllm_logger._last_configured_logging_config)
+
+    def configure():
+        vllm_logger._configure_vllm_root_logger(LoggingConfig())  # (configure_logging's dictConfig alone)
+
+    yield configure
+    logger.handlers[:], logger.level, logger.propagate, warmup.filters[:] = saved[:4]
+    logging.setLogRecordFactory(saved[4])
+    vllm_logger._last_configured_logging_config = saved[5]
+
+
+def _log_through_vllm():
+    """An INFO and a WARNING line through a vLLM logger, and the chat-template warmup's failures as vLLM logs them
+    (``vllm/renderers/base.py``): without a tokenizer, and for another reason."""
+    from vllm.logger import init_logger
+
+    logger = init_logger("vllm.test_engine_logs")
+    logger.info("an info line")
+    logger.warning("a warning line")
+    warmup = init_logger(WARMUP_LOGGER)
+    for error in (ValueError("Tokenizer not available when `skip_tokenizer_init=True`"), RuntimeError("template bug")):
+        try:
+            raise error
+        except Exception:
+            warmup.warning("Chat template warmup failed", exc_info=True)
+
+
+def test_vllms_log_goes_to_stderr_at_warning_and_the_skipped_tokenizers_warmup_is_no_warning(vllm_logging, capsys):
+    assert route_engine_log() == ENGINE_LOG_DEFAULTS
+    vllm_logging()
+    _log_through_vllm()
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "a warning line" in err and "an info line" not in err
+    # the warmup without a tokenizer is no warning (nor a traceback); one failing otherwise still is
+    assert "skip_tokenizer_init" not in err and "Chat template warmup skipped" not in err
+    assert err.count("Chat template warmup failed") == 1 and "RuntimeError: template bug" in err
+
+
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_the_users_vllm_logging_level_shows_the_whole_log_on_stderr(vllm_logging, capsys, monkeypatch, level):
+    monkeypatch.setenv("VLLM_LOGGING_LEVEL", level)
+    assert route_engine_log() == {"VLLM_LOGGING_STREAM": "ext://sys.stderr"}
+    vllm_logging()
+    _log_through_vllm()
+    out, err = capsys.readouterr()
+    assert out == "" and "an info line" in err and "a warning line" in err
+    # at DEBUG the warmup says in one line why it was skipped, without the traceback
+    skipped = "Chat template warmup skipped: the engine loads no tokenizer (skip_tokenizer_init=True"
+    assert (skipped in err) == (level == "DEBUG") and "Tokenizer not available" not in err
+
+
+def test_the_users_vllm_logging_stream_is_kept(vllm_logging, capsys, monkeypatch):
+    monkeypatch.setenv("VLLM_LOGGING_STREAM", "ext://sys.stdout")
+    route_engine_log()
+    vllm_logging()
+    _log_through_vllm()
+    out, err = capsys.readouterr()
+    assert "a warning line" in out and "an info line" not in out and err == ""
+
+
+def test_the_driver_starts_vllm_with_its_log_routed_and_puts_the_variables_back(fake_vllm, clean_engine_variables,
+                                                                                monkeypatch):
+    from ltrsched.engine.config import EngineConfig
+
+    with fake_vllm.VllmDriver(EngineConfig(model="llama-tiny", platform="cpu", threads=1)):
+        assert {name: _FakeLLM.seen[name] for name in ENGINE_LOG_DEFAULTS} == ENGINE_LOG_DEFAULTS
+    assert {name: os.environ.get(name) for name in ENGINE_LOG_DEFAULTS} == {name: None for name in ENGINE_LOG_DEFAULTS}
+    monkeypatch.setenv("VLLM_LOGGING_LEVEL", "DEBUG")  # the user's: kept
+    with fake_vllm.VllmDriver(EngineConfig(model="llama-tiny", platform="cpu", threads=1)):
+        assert _FakeLLM.seen["VLLM_LOGGING_LEVEL"] == "DEBUG"
+    assert os.environ["VLLM_LOGGING_LEVEL"] == "DEBUG"
+
+
+def test_building_the_emulated_engine_holds_torchs_triton_warning(monkeypatch):
+    """Where vLLM's model-info cache is fresh, writing it imports ``vllm.kernels``, whose Triton op makes torch log
+    ``Triton not available, find_triton_kernels = []`` through its own handler (once per process: here torch's own
+    code logs it again inside the build)."""
+    import importlib.util
+
+    if importlib.util.find_spec("triton") is not None:
+        pytest.skip("Triton is installed: torch has no such warning to give")
+    import torch._library.triton as torch_triton
+
+    from ltrsched.engine import emulate
+    from ltrsched.engine.emulate import EngineConfig, EngineSetup, build_scheduler
+    from ltrsched.policies import make_policy
+
+    seen: list[str] = []
+
+    class Seen(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    def building(*args):  # (the build itself stood in for: vLLM's is seconds, and what it logs depends on its cache)
+        torch_triton.get_inner_triton_kernels(lambda: None)  # (triton is not installed: torch warns)
+        return types.SimpleNamespace(shutdown=lambda: None)
+
+    handler, torch_logger = Seen(), logging.getLogger("torch")
+    torch_logger.addHandler(handler)
+    try:
+        torch_triton.get_inner_triton_kernels(lambda: None)  # outside the build: torch's warning reaches its handler
+        assert seen == ["Triton not available, find_triton_kernels = []"]
+        seen.clear()
+        monkeypatch.setattr(emulate, "_build_scheduler", building)
+        build_scheduler(EngineConfig(num_gpu_blocks=10), EngineSetup(make_policy("fcfs"))).shutdown()
+    finally:
+        torch_logger.removeHandler(handler)
+    assert seen == []
