@@ -100,7 +100,7 @@ def parse_slo(text: str) -> Slo:
     if metric.endswith("<"):  # the form capacity writes its SLOs in (stdout, capacity.md): 'ttft_p90<' was no metric
         metric = metric[:-1].rstrip()
     if not sep or not metric or not value.strip():
-        raise UserError(f"--slo {text!r}: expected METRIC=SECONDS, e.g. ttft_p90=2")
+        raise UserError(f"--slo {text!r}: expected METRIC=SECONDS (or METRIC<=SECONDS), e.g. ttft_p90=2")
     if metric not in SLO_METRICS:
         stat, _, name = metric.partition("_")  # p90_ttft: the statistic first
         hint = f" (did you mean {name}_{stat}?)" if f"{name}_{stat}" in SLO_METRICS else ""

@@ -376,6 +376,19 @@ def _plugin_hint(command: str):
                         "ltrsched ...), not --plugin") from None
 
 
+@contextlib.contextmanager
+def _in_sweep_file(path: Path, key: str):
+    """Starts a one-line error of a sweep file's ``key`` (a bad policy or router spec: ``unknown router 'nope'``)
+    with the file and the key, as the sweep file's own checks do; one that names them already is left as it is."""
+    prefix = f"{path}: {key!r}: "
+    try:
+        yield
+    except UserError as exc:
+        if str(exc).startswith(prefix):
+            raise
+        raise UserError(f"{prefix}{exc}") from None
+
+
 def _clusters(data: dict, option: str) -> list[tuple[int, str | None]]:
     """(replicas, router) pairs of a sweep: a lone replica has no router; routers are checked here (``option``: where
     they were given, for the error of two spellings of one router)."""
@@ -425,14 +438,14 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
     for kind in ("workloads", "profiles"):  # (a workload named sweep.csv in --out was replaced by the table)
         for source in data.get(kind, []):
             check_inputs_kept({f"the sweep's {kind[:-1]}": source}, files=(out / "sweep.csv",))
-    with _plugin_hint("a sweep"):
+    with _in_sweep_file(sweep_file, "policies"), _plugin_hint("a sweep"):
         check_distinct_policies(data["policies"], f"{sweep_file}: 'policies'")  # (fails early on a bad spec, too)
     for prof in data.get("profiles", []):
         try:
             load_profile(prof)
         except UserError as exc:  # (it named neither the sweep file nor its key)
             raise UserError(f"{sweep_file}: 'profiles': {exc}") from None
-    with _plugin_hint("a sweep"):
+    with _in_sweep_file(sweep_file, "routers"), _plugin_hint("a sweep"):
         clusters = _clusters(data, f"{sweep_file}: 'routers'")
     arrival = data.get("arrival", "burst")
     rates = data.get("rates", [None])  # (none with burst arrivals: refused above)
@@ -593,7 +606,8 @@ CAPACITY_FILES = ("capacity.md", "capacity.csv", "capacity-rates.csv")
 @click.command()
 @click.option("--slo", "slo_texts", multiple=True, metavar="METRIC=SECONDS",
               help="An upper limit on a run summary's metric, e.g. ttft_p90=2, tpot_p90=0.1, "
-                   "latency_per_token_mean=0.2, max_waiting_time_p99=10 (repeat; all must hold).")
+                   "latency_per_token_mean=0.2, max_waiting_time_p99=10 (repeat; all must hold). METRIC<=SECONDS, "
+                   "as the output writes SLOs, is the same (quote it in a shell: --slo 'ttft_p90<=2').")
 @click.option("--policy", "-p", "policies", multiple=True,
               help=f"Policy spec (repeat; default: {', '.join(CAPACITY_POLICIES)}).")
 @click.option("--profile", "profiles", multiple=True, help="Step-time profile (repeat; default: a100-llama3-8b).")
