@@ -648,7 +648,8 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
 
     A rate meets an SLO when the metric's mean over the seeds' runs is at most the limit. The search
     doubles the rate from --start-rate until the SLOs fail (or halves it until they hold), then bisects
-    until the bracket is within --tolerance. Runs are cached under OUT/runs like a sweep's.
+    until the bracket is within --tolerance. Runs are cached under OUT/runs like a sweep's. A later search
+    into the same OUT replaces the report and removes the earlier one's figures of SLO metrics it has not.
     """
     import math
 
@@ -656,7 +657,7 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
 
     from ltrsched.experiments.capacity import MAX_SEEDS, parse_slos, search_capacity
     from ltrsched.experiments.capacity_report import (capacity_figures, capacity_table, limiting_note, none_notes,
-                                                      rates_table, stopped_notes)
+                                                      rates_table, reported_metrics, stale_figures, stopped_notes)
     from ltrsched.experiments.runner import check_jobs, open_backend
     from ltrsched.experiments.runspec import RunSpec
     from ltrsched.experiments.scoring import check_scoring
@@ -794,13 +795,27 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
              f"capacity = the highest rate [req/s] seen to meet every SLO; bracket_high = the lowest seen to miss "
              f"one, at most {tolerance:.0%} above it; {limiting_note(searches)}",
              *none_notes(searches), *stopped_notes(searches)]
+    previous = reported_metrics(out / "capacity-rates.csv")  # (the SLOs of the report this one replaces)
     write_table(table, out, "capacity", "Capacity under SLOs", notes, digits=3)
     from ltrsched import atomic
 
     atomic.write_csv(out / "capacity-rates.csv", rates_table(searches, slos))
     figures = capacity_figures(searches, slos, out / "figures")
+    removed = []
+    for path in stale_figures(out / "figures", previous, slos):  # (they sat beside this report as if its own)
+        try:
+            path.unlink()
+            removed.append(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            click.echo(one_line(f"warning: could not remove {path}, a figure of the previous search's SLOs: "
+                                f"{exc.strerror or exc}"), err=True)
     echo_table(table, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True)
     click.echo(f"SLOs: {slo_text}; tolerance {tolerance:.0%}; {len(seeds)} seed{'' if len(seeds) == 1 else 's'} x {sizes_text} requests per rate")
     click.echo(f"{stats.line()}; {elapsed:.1f} s. Wrote {shown_path(out / 'capacity.md')}, "
                f"{shown_path(out / 'capacity.csv')}, {shown_path(out / 'capacity-rates.csv')} and {len(figures)} "
                f"figure(s) in {shown_path(out / 'figures')}")
+    if removed:
+        click.echo(f"Removed {len(removed)} figure(s) of the previous search's SLOs, which this one has not: "
+                   f"{', '.join(shown_path(p) for p in removed)}")
