@@ -195,8 +195,8 @@ def build_config(profile, max_num_batched_tokens, max_num_seqs, num_gpu_blocks, 
 @click.option("--replicas", type=int, default=1, show_default=True,
               help="Identical replicas (same profile and options) behind a router.")
 @click.option("--router", default=None,
-              help="Router spec for --replicas above 1, e.g. least-outstanding, least-kv:by=tokens, rank:tau=0.6 "
-                   "(see `ltrsched routers`) [default: round-robin].")
+              help="Router spec for --replicas, e.g. least-outstanding, least-kv:by=tokens, rank:tau=0.6 (see "
+                   "`ltrsched routers`) [default: round-robin]; needs --replicas.")
 @click.option("--trace", "trace_file", type=OutFile(), default=None,
               help="Write the run's steps as a Chrome trace-event JSON file (open it in Perfetto or "
                    "chrome://tracing); records steps.")
@@ -245,13 +245,16 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
 
     if replicas > MAX_REPLICAS:  # (the simulator's own message named no option)
         raise UserError(f"--replicas must be at most {MAX_REPLICAS:,}, got {replicas:,}")
-    if router is not None and replicas == 1:  # (it ran a 1-replica cluster; sweep and capacity refuse it too)
-        raise UserError(f"--router {router} has no effect without --replicas above 1 (a lone replica needs no "
-                        "router); add e.g. --replicas 4")
+    source = click.get_current_context().get_parameter_source("replicas")
+    if router is not None and source == click.core.ParameterSource.DEFAULT:  # (it silently ran a 1-replica cluster;
+        # sweep and capacity refuse a router without replicas too. `--replicas 1 --router R` asks for that cluster: the
+        # cluster path on one replica, bit-identical to the lone replica's run)
+        raise UserError(f"--router {router} has no effect without --replicas (a lone replica needs no router); add "
+                        "e.g. --replicas 4")
     for p in plugin:
         load_plugin(p)
     pol = make_policy(policy)
-    cluster = replicas > 1
+    cluster = replicas > 1 or router is not None
     if cluster:
         from ltrsched.routers import make_router
 
