@@ -41,3 +41,15 @@ def test_a_second_search_removes_the_first_ones_figures_of_other_slos_only(tmp_p
         assert (figures / name).read_bytes() == data, name
     assert pl.read_csv(out / "capacity-rates.csv").columns == ["policy", "profile", "rate", "ttft_p90", "meets_slos",
                                                               "note"]
+
+
+def test_the_previous_reports_metrics_are_read_from_its_rates_header_or_none(tmp_path):
+    """No such file, or one that is no CSV text (a damaged report), lists no metric: nothing is removed."""
+    from ltrsched.experiments.capacity_report import reported_metrics
+
+    rates = tmp_path / "capacity-rates.csv"
+    assert reported_metrics(rates) == []
+    rates.write_bytes(b"\xff\xfe\x00garbage")
+    assert reported_metrics(rates) == []
+    rates.write_text("policy,replicas,rate,tpot_p90,ttft_p90,meets_slos,note\nfcfs,1,2.0,0.1,1.0,true,\n")
+    assert reported_metrics(rates) == ["tpot_p90", "ttft_p90"]
