@@ -111,13 +111,24 @@ def test_an_slo_as_capacity_prints_it_parses_back(slo):
     assert parse_slo(str(slo)) == slo and parse_slo(f" {slo.metric} <= {slo.limit!r} ") == slo
 
 
+def test_the_slo_help_shows_both_forms_it_accepts(capsys):
+    """--help showed only METRIC=SECONDS, though --slo takes METRIC<=SECONDS too (as capacity prints its SLOs)."""
+    from cli_helpers import run_cli_fast
+
+    r = run_cli_fast(capsys, "capacity", "--help")
+    assert r.returncode == 0, r.stderr
+    text = " ".join(r.stdout.split())  # (click wraps the help)
+    assert "--slo METRIC=SECONDS" in text
+    assert "METRIC<=SECONDS, as the output writes SLOs, is the same (quote it in a shell: --slo 'ttft_p90<=2')" in text
+
+
 @pytest.mark.parametrize("text, message", [
     ("p90_ttft<=-1", "--slo 'p90_ttft<=-1': unknown metric 'p90_ttft' (did you mean ttft_p90?); known: "),
     ("p99_e2e_latency=2", "unknown metric 'p99_e2e_latency' (did you mean e2e_latency_p99?)"),
     ("ttft_p90<=-1", "--slo 'ttft_p90<=-1': the limit must be a positive number of seconds, got -1"),
     ("ttft_p90<=nan", "the limit must be a positive number of seconds, got nan"),
     ("ttft_p90<=inf", "the limit must be a positive number of seconds, got inf"),
-    ("ttft_p90<=", "--slo 'ttft_p90<=': expected METRIC=SECONDS"),
+    ("ttft_p90<=", "--slo 'ttft_p90<=': expected METRIC=SECONDS (or METRIC<=SECONDS), e.g. ttft_p90=2"),
     ("<=2", "--slo '<=2': expected METRIC=SECONDS"),
     ("ttft_p95=2", "unknown metric 'ttft_p95'; known: "),
 ])

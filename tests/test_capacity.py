@@ -335,6 +335,25 @@ def test_an_slo_just_above_the_unloaded_latency_finds_the_same_capacity_as_witho
     assert sorted(with_rule.points) == sorted(without.points) and with_rule.capacity == without.capacity
 
 
+def test_an_slo_on_the_queueing_delay_is_not_stopped_by_the_floor_rule():
+    """The queueing delay has no latency of unloaded service: its P90 sat on a plateau of about a step (0.010-0.016 s,
+    seed noise putting 2 req/s above 4) down to 0.125 req/s, then dropped to 0 where the engine idled for most
+    arrivals (lmsys-like, 30 requests). `--slo queueing_delay_p90=1e-9 --seeds 1 --seed 1` stopped at 2 req/s as none
+    ("no lower rate gets it below 0.01422"); it finds 0.02209 req/s."""
+    slo = Slo("queueing_delay_p90", 1e-9)
+
+    def delay(rate):
+        return 0.0 if rate < 0.1 else 0.0155 if rate == 2.0 else 0.015
+
+    s = Search(TEMPLATE, start_rate=4.0, tolerance=0.05, max_rate=1024.0)
+    for _ in range(50):
+        if s.next_rate is None:
+            break
+        s.record(evaluate([slo], s.next_rate, [{"queueing_delay_p90": delay(s.next_rate), "tpot_p90": 0.016}]))
+    assert s.points[2.0].queue_free and s.points[4.0].queue_free  # (the rule's precondition held)
+    assert s.floor is None and s.status == "found" and s.low < 0.1 <= s.high <= 1.05 * s.low
+
+
 def test_the_flat_metric_far_above_capacity_does_not_stop_the_halving():
     """Far above capacity every run is a burst and the metric barely moves between halvings, as at the floor; but
     there requests wait hundreds of steps to start (a queue), so the search halves on and finds 10."""

@@ -104,6 +104,9 @@ def test_simulate_writes_results(capsys, small_workload, tmp_path):
         (["--policy", "ltr:tau=0.5,seed=-1"], "policy 'ltr': seed must be >= 0"),
         (["--policy", "class:seed=-2"], "policy 'class': seed must be >= 0"),
         (["--replicas", "2", "--router", ""], "unknown router ''"),  # ran round-robin, as ':' is refused
+        # it silently ran a 1-replica cluster, as sweep and capacity do not (`--replicas 1 --router R` asks for one)
+        (["--router", "least-kv"], "error: --router least-kv has no effect without --replicas (a lone replica needs "
+                                   "no router); add e.g. --replicas 4"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(small_workload, tmp_path, capsys, args, message):

@@ -1,6 +1,9 @@
 """What ``ltrsched capacity`` writes: the capacity table (``capacity.md|csv``), every rate tried
 (``capacity-rates.csv``) and one figure per SLO metric (``figures/capacity-<metric>.png``: the metric's
 mean over seeds vs rate, one line per configuration, the SLO as a dashed line, each capacity starred).
+A later search into the same directory replaces them, and removes the earlier search's figures of SLO metrics it
+has not (:func:`stale_figures`: those the earlier ``capacity-rates.csv`` lists, nothing else), so ``figures/``
+holds the figures of the report beside it.
 
 A configuration's line is drawn in the same colour and dash pattern in every figure
 (:func:`ltrsched.plots.styles.series_styles`: distinct for up to 80 configurations) and labelled with its name as
@@ -136,6 +139,54 @@ def rates_table(searches: Sequence[Search], slos: Sequence[Slo]) -> pl.DataFrame
     return pl.DataFrame(rows, schema_overrides=schema)
 
 
+def figure_path(out_dir: Path, metric: str) -> Path:
+    """Where :func:`capacity_figures` draws ``metric`` under ``out_dir``: ``capacity-<metric>.png``."""
+    return out_dir / f"capacity-{metric}.png"
+
+
+def reported_metrics(rates_csv: Path) -> list[str]:
+    """The SLO metrics of the report whose every-rate table is ``rates_csv`` (its columns that are SLO metrics, in
+    order: :func:`rates_table` writes one per SLO); none where there is no such file or it cannot be read."""
+    import csv
+
+    from ltrsched.experiments.capacity import SLO_METRICS
+
+    try:
+        with open(rates_csv, newline="", encoding="utf-8") as f:
+            header = next(csv.reader(f), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
+    return [c for c in header if c in SLO_METRICS]
+
+
+#: The start of a PNG that matplotlib wrote (:func:`capacity_figures`): the signature, the header chunk, then a text
+#: chunk naming it.
+_MATPLOTLIB_PNG = (b"\x89PNG\r\n\x1a\n", b"tEXtSoftware\x00Matplotlib")
+
+
+def stale_figures(out_dir: Path, previous: Sequence[str], slos: Sequence[Slo]) -> list[Path]:
+    """The figures under ``out_dir`` that the previous report, of SLO metrics ``previous`` (:func:`reported_metrics`
+    of its ``capacity-rates.csv``), drew for a metric that ``slos`` do not have: left there, they sat beside the new
+    report as if its own (4 figures where the report said 1). Only such a figure, a regular file (no link) that is
+    still a PNG matplotlib wrote, is listed; every other file in ``out_dir`` (a reproduction's figures, the user's)
+    is not."""
+    now = {slo.metric for slo in slos}
+    found = []
+    for metric in dict.fromkeys(previous):
+        path = figure_path(out_dir, metric)
+        if metric in now or path.is_symlink() or not path.is_file():
+            continue
+        try:
+            with open(path, "rb") as f:
+                head = f.read(128)
+        except OSError:
+            continue
+        signature, software = _MATPLOTLIB_PNG
+        if head.startswith(signature) and software in head:
+            found.append(path)
+    return found
+
+
 def capacity_figures(searches: Sequence[Search], slos: Sequence[Slo], out_dir: Path) -> list[Path]:
     """One PNG per SLO metric under ``out_dir``; a rate whose runs a preemption thrash stopped (no metrics) is an
     ``x`` at the top of the plot in its configuration's colour (one grey legend entry: ``stopped: preemption
@@ -205,7 +256,7 @@ def capacity_figures(searches: Sequence[Search], slos: Sequence[Slo], out_dir: P
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7, frameon=False)
         fig.tight_layout()
-        path = out_dir / f"capacity-{slo.metric}.png"
+        path = figure_path(out_dir, slo.metric)
         try:
             atomic.write_figure(path, fig, dpi=110)
         finally:

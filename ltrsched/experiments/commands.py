@@ -376,6 +376,19 @@ def _plugin_hint(command: str):
                         "ltrsched ...), not --plugin") from None
 
 
+@contextlib.contextmanager
+def _in_sweep_file(path: Path, key: str):
+    """Starts a one-line error of a sweep file's ``key`` (a bad policy or router spec: ``unknown router 'nope'``)
+    with the file and the key, as the sweep file's own checks do; one that names them already is left as it is."""
+    prefix = f"{path}: {key!r}: "
+    try:
+        yield
+    except UserError as exc:
+        if str(exc).startswith(prefix):
+            raise
+        raise UserError(f"{prefix}{exc}") from None
+
+
 def _clusters(data: dict, option: str) -> list[tuple[int, str | None]]:
     """(replicas, router) pairs of a sweep: a lone replica has no router; routers are checked here (``option``: where
     they were given, for the error of two spellings of one router)."""
@@ -425,14 +438,14 @@ def sweep(sweep_file, out, jobs, backend, address, max_runs):
     for kind in ("workloads", "profiles"):  # (a workload named sweep.csv in --out was replaced by the table)
         for source in data.get(kind, []):
             check_inputs_kept({f"the sweep's {kind[:-1]}": source}, files=(out / "sweep.csv",))
-    with _plugin_hint("a sweep"):
+    with _in_sweep_file(sweep_file, "policies"), _plugin_hint("a sweep"):
         check_distinct_policies(data["policies"], f"{sweep_file}: 'policies'")  # (fails early on a bad spec, too)
     for prof in data.get("profiles", []):
         try:
             load_profile(prof)
         except UserError as exc:  # (it named neither the sweep file nor its key)
             raise UserError(f"{sweep_file}: 'profiles': {exc}") from None
-    with _plugin_hint("a sweep"):
+    with _in_sweep_file(sweep_file, "routers"), _plugin_hint("a sweep"):
         clusters = _clusters(data, f"{sweep_file}: 'routers'")
     arrival = data.get("arrival", "burst")
     rates = data.get("rates", [None])  # (none with burst arrivals: refused above)
@@ -593,7 +606,8 @@ CAPACITY_FILES = ("capacity.md", "capacity.csv", "capacity-rates.csv")
 @click.command()
 @click.option("--slo", "slo_texts", multiple=True, metavar="METRIC=SECONDS",
               help="An upper limit on a run summary's metric, e.g. ttft_p90=2, tpot_p90=0.1, "
-                   "latency_per_token_mean=0.2, max_waiting_time_p99=10 (repeat; all must hold).")
+                   "latency_per_token_mean=0.2, max_waiting_time_p99=10 (repeat; all must hold). METRIC<=SECONDS, "
+                   "as the output writes SLOs, is the same (quote it in a shell: --slo 'ttft_p90<=2').")
 @click.option("--policy", "-p", "policies", multiple=True,
               help=f"Policy spec (repeat; default: {', '.join(CAPACITY_POLICIES)}).")
 @click.option("--profile", "profiles", multiple=True, help="Step-time profile (repeat; default: a100-llama3-8b).")
@@ -634,7 +648,8 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
 
     A rate meets an SLO when the metric's mean over the seeds' runs is at most the limit. The search
     doubles the rate from --start-rate until the SLOs fail (or halves it until they hold), then bisects
-    until the bracket is within --tolerance. Runs are cached under OUT/runs like a sweep's.
+    until the bracket is within --tolerance. Runs are cached under OUT/runs like a sweep's. A later search
+    into the same OUT replaces the report and removes the earlier one's figures of SLO metrics it has not.
     """
     import math
 
@@ -642,7 +657,7 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
 
     from ltrsched.experiments.capacity import MAX_SEEDS, parse_slos, search_capacity
     from ltrsched.experiments.capacity_report import (capacity_figures, capacity_table, limiting_note, none_notes,
-                                                      rates_table, stopped_notes)
+                                                      rates_table, reported_metrics, stale_figures, stopped_notes)
     from ltrsched.experiments.runner import check_jobs, open_backend
     from ltrsched.experiments.runspec import RunSpec
     from ltrsched.experiments.scoring import check_scoring
@@ -780,13 +795,27 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
              f"capacity = the highest rate [req/s] seen to meet every SLO; bracket_high = the lowest seen to miss "
              f"one, at most {tolerance:.0%} above it; {limiting_note(searches)}",
              *none_notes(searches), *stopped_notes(searches)]
+    previous = reported_metrics(out / "capacity-rates.csv")  # (the SLOs of the report this one replaces)
     write_table(table, out, "capacity", "Capacity under SLOs", notes, digits=3)
     from ltrsched import atomic
 
     atomic.write_csv(out / "capacity-rates.csv", rates_table(searches, slos))
     figures = capacity_figures(searches, slos, out / "figures")
+    removed = []
+    for path in stale_figures(out / "figures", previous, slos):  # (they sat beside this report as if its own)
+        try:
+            path.unlink()
+            removed.append(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            click.echo(one_line(f"warning: could not remove {path}, a figure of the previous search's SLOs: "
+                                f"{exc.strerror or exc}"), err=True)
     echo_table(table, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True)
     click.echo(f"SLOs: {slo_text}; tolerance {tolerance:.0%}; {len(seeds)} seed{'' if len(seeds) == 1 else 's'} x {sizes_text} requests per rate")
     click.echo(f"{stats.line()}; {elapsed:.1f} s. Wrote {shown_path(out / 'capacity.md')}, "
                f"{shown_path(out / 'capacity.csv')}, {shown_path(out / 'capacity-rates.csv')} and {len(figures)} "
                f"figure(s) in {shown_path(out / 'figures')}")
+    if removed:
+        click.echo(f"Removed {len(removed)} figure(s) of the previous search's SLOs, which this one has not: "
+                   f"{', '.join(shown_path(p) for p in removed)}")

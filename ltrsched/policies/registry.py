@@ -18,6 +18,7 @@ import typing
 from pathlib import Path
 from typing import Callable
 
+from ltrsched.arguments import check_argument
 from ltrsched.errors import UserError
 from ltrsched.numbers import plain_number_text
 from ltrsched.plugin_scope import load_installed, on_exit
@@ -335,11 +336,14 @@ STARVATION_PARAMS = ("starve", "starve_quantum", "quantum")
 
 
 def make_policy(spec: str) -> Policy:
-    """Build a policy from a spec string; bad names or parameters raise :class:`UserError`.
+    """Build a policy from a spec string; bad names or parameters raise :class:`UserError`, a ``spec`` that is no
+    string a :class:`TypeError` naming it (None, a number, a list: an AttributeError about ``strip``), as
+    :func:`ltrsched.routers.make_router` does.
 
     Any policy takes ``starve=T`` (and ``quantum=Q``, or ``starve_quantum=Q`` for policies with their own
     ``quantum``) to add starvation prevention, e.g. ``ltr:starve=200,quantum=10``.
     """
+    check_argument(spec, str, "spec", "a policy spec string, e.g. 'ltr:tau=0.62' (`ltrsched policies`)")
     name, raw = parse_spec(spec)
     registry = available()
     if name not in registry:

@@ -196,7 +196,7 @@ def build_config(profile, max_num_batched_tokens, max_num_seqs, num_gpu_blocks, 
               help="Identical replicas (same profile and options) behind a router.")
 @click.option("--router", default=None,
               help="Router spec for --replicas, e.g. least-outstanding, least-kv:by=tokens, rank:tau=0.6 (see "
-                   "`ltrsched routers`) [default: round-robin].")
+                   "`ltrsched routers`) [default: round-robin]; needs --replicas.")
 @click.option("--trace", "trace_file", type=OutFile(), default=None,
               help="Write the run's steps as a Chrome trace-event JSON file (open it in Perfetto or "
                    "chrome://tracing); records steps.")
@@ -245,6 +245,12 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
 
     if replicas > MAX_REPLICAS:  # (the simulator's own message named no option)
         raise UserError(f"--replicas must be at most {MAX_REPLICAS:,}, got {replicas:,}")
+    source = click.get_current_context().get_parameter_source("replicas")
+    if router is not None and source == click.core.ParameterSource.DEFAULT:  # (it silently ran a 1-replica cluster;
+        # sweep and capacity refuse a router without replicas too. `--replicas 1 --router R` asks for that cluster: the
+        # cluster path on one replica, bit-identical to the lone replica's run)
+        raise UserError(f"--router {router} has no effect without --replicas (a lone replica needs no router); add "
+                        "e.g. --replicas 4")
     for p in plugin:
         load_plugin(p)
     pol = make_policy(policy)
