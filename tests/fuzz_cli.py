@@ -161,11 +161,13 @@ class Base:
 
 
 BASES: dict[str, Base] = {
-    "simulate": Base(("simulate",), {"-w": "{IN}/w.csv", "-n": "5", "-o": "out/run", "--record-steps": None},
+    # (--replicas 2: a --router is refused without replicas above 1, and the router specs would stop there)
+    "simulate": Base(("simulate",), {"-w": "{IN}/w.csv", "-n": "5", "-o": "out/run", "--record-steps": None,
+                                     "--replicas": "2"},
                      specs={"-P": POLICY_SPECS, "--router": ROUTER_SPECS, "-w": WORKLOADS}),
     "sweep": Base(("sweep", "{IN}/s.toml"), {"-o": "out/sw", "-j": "1"}, input_file="{IN}/s.toml"),
     "capacity": Base(("capacity",), {"--slo": "ttft_p90=2", "-w": "{IN}/w.csv", "-n": "5", "--seeds": "1",
-                                     "-p": "fcfs", "-j": "1", "--max-rate": "8", "-o": "out/cap"},
+                                     "-p": "fcfs", "-j": "1", "--max-rate": "8", "-o": "out/cap", "--replicas": "2"},
                      specs={"-p": POLICY_SPECS, "--router": ROUTER_SPECS, "--slo": SLO_SPECS, "-w": WORKLOADS}),
     "plot cdf": Base(("plot", "cdf", "{IN}/run"), {"-o": "out/c.png"}, input_file="{IN}/run/summary.json"),
     "plot trace": Base(("plot", "trace", "{IN}/run"), {"-o": "out/t.json"}, input_file="{IN}/run/summary.json"),
