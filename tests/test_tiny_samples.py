@@ -3,6 +3,9 @@ warning reached the user's stderr); a tau on a handful of held-out prompts, prin
 
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
 import polars as pl
 import pytest
 
@@ -34,4 +37,61 @@ def test_cdf_panels_of_few_values_have_a_readable_non_negative_scale(values):
                 assert low < min(line.get_xdata()) and max(line.get_xdata()) < high, (ax.get_xlim(), line.get_xdata())
     finally:
         plt.close(fig)
+
+
+# ---------------------------------------------------------------- tau of one value
+def _one_request(length: int = 57):
+    from ltrsched.workloads.schema import Workload
+
+    return Workload(pl.DataFrame({"request_id": [0], "prompt_tokens": [10], "output_tokens": [length],
+                                  "arrival_time": [0.0]}), "test")
+
+
+def _trained_ltr_scores(monkeypatch):
+    """A stand-in for the trained ranker: a score per request (no checkpoint to train or load)."""
+    from ltrsched.experiments import scoring
+
+    def score(workload, name="sharegpt"):
+        out = workload.df["output_tokens"].to_numpy()
+        return workload.with_df(workload.df.with_columns(score=pl.Series(-np.log(out), dtype=pl.Float64)))
+    monkeypatch.setattr(scoring, "_trained", lambda kind: score)
+
+
+def _tau_of_tiny_inputs(monkeypatch):
+    from ltrsched.experiments import approx, scoring
+    from ltrsched.predictors.predictor import kendall_tau
+
+    _trained_ltr_scores(monkeypatch)
+    return {
+        "trained-ltr scoring of 1 request": lambda: scoring.attach_scores(_one_request(), "trained-ltr:sharegpt")[1]
+        ["kendall_tau"],
+        "approx-po of 1 request": lambda: scoring.attach_scores(_one_request(), "approx-po:tau=0.5")[1]["kendall_tau"],
+        "approx-class of 1 request": lambda: scoring.attach_scores(_one_request(), "approx-class:bucket=100,tau=0.5")[1]
+        ["kendall_tau"],
+        "kendall_tau_b of none": lambda: approx.kendall_tau_b(np.zeros(0), np.zeros(0)),
+        "predictor's kendall_tau of 1 prompt": lambda: kendall_tau(np.array([0.3]), np.array([5])),
+    }
+
+
+@pytest.mark.parametrize("case", ["trained-ltr scoring of 1 request", "approx-po of 1 request",
+                                  "approx-class of 1 request", "kendall_tau_b of none",
+                                  "predictor's kendall_tau of 1 prompt"])
+def test_tau_of_fewer_than_two_values_is_undefined_without_scipys_warning(monkeypatch, case):
+    """A 1-request workload with ``trained-*`` scoring printed scipy's ``SmallSampleWarning: One or more sample
+    arguments is too small; all returned values will be NaN`` (and the source line that raised it) on stderr."""
+    compute = _tau_of_tiny_inputs(monkeypatch)[case]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tau = compute()
+    assert tau is None or np.isnan(tau), tau
+
+
+def test_tau_of_two_values_is_still_scipys():
+    from ltrsched.experiments import approx
+    from ltrsched.predictors.predictor import kendall_tau
+
+    assert approx.kendall_tau_b(np.array([1.0, 2.0]), np.array([3.0, 4.0])) == 1.0
+    assert kendall_tau(np.array([1.0, 2.0]), np.array([3, 4])) == -1.0
+    with pytest.raises(ValueError):  # (sizes that differ stay scipy's error)
+        approx.kendall_tau_b(np.array([1.0, 2.0]), np.array([1.0, 2.0, 3.0]))
 
