@@ -9,6 +9,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from cli_helpers import run_cli_fast
+from label_data import english_rows, write_label_jsonl
+from test_audit_pred2 import _labels, _ranker
 from test_other_lengths import _label_overlaps, _shown_labels
 
 
@@ -95,3 +98,48 @@ def test_tau_of_two_values_is_still_scipys():
     with pytest.raises(ValueError):  # (sizes that differ stay scipy's error)
         approx.kendall_tau_b(np.array([1.0, 2.0]), np.array([1.0, 2.0, 3.0]))
 
+
+# ---------------------------------------------------------------- a tau on a few held-out prompts
+def test_the_few_prompts_warning_gives_the_standard_error_of_chance():
+    from ltrsched.predictors.tau_noise import MIN_HELD_OUT, few_prompts_warning, tau_standard_error
+
+    assert tau_standard_error(3) == pytest.approx(0.6383, abs=1e-4)  # sqrt(2 (2n + 5) / (9 n (n - 1)))
+    assert tau_standard_error(100) == pytest.approx(0.0678, abs=1e-4)
+    line = few_prompts_warning(3)
+    assert line.startswith("warning: a Kendall tau on only 3 held-out prompts says little") and "0.64" in line
+    assert "\n" not in line
+    assert few_prompts_warning(MIN_HELD_OUT - 1) is not None and few_prompts_warning(MIN_HELD_OUT) is None
+
+
+def test_label_report_on_3_held_out_prompts_warns_that_its_taus_mean_little(tmp_path, capsys):
+    """It printed tau -1.000 on 3 held-out prompts without a word (nor in report.md)."""
+    _labels(tmp_path / "l.parquet", {"train": english_rows(20, 0), "eval": english_rows(3, 1)})
+    r = run_cli_fast(capsys, "label-report", tmp_path / "l.parquet", "-o", tmp_path / "r", "--sizes", "all",
+                     "--epochs", "1")
+    assert r.returncode == 0, r.stderr
+    found = [line for line in r.stderr.splitlines() if "held-out prompts says little" in line]
+    assert found == ["warning: a Kendall tau on only 3 held-out prompts says little: by chance alone it has a "
+                     "standard error of 0.64 (scores unrelated to the lengths); 100 or more bring it to 0.07"], r.stderr
+    assert "Warning: a Kendall tau on only 3 held-out prompts says little" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_evaluate_warns_on_few_prompts_and_not_on_100(tmp_path, capsys):
+    _ranker(tmp_path / "m", english_rows(40, 0))
+    write_label_jsonl(tmp_path / "few.jsonl", english_rows(3, 1))
+    write_label_jsonl(tmp_path / "many.jsonl", english_rows(100, 2))
+    r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "m", "--data", tmp_path / "few.jsonl")
+    assert r.returncode == 0 and "a Kendall tau on only 3 evaluated prompts says little" in r.stderr, r.stderr
+    r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "m", "--data", tmp_path / "many.jsonl")
+    assert r.returncode == 0 and "says little" not in r.stderr, r.stderr
+
+
+def test_train_and_ensemble_warn_on_few_held_out_prompts(tmp_path, capsys):
+    write_label_jsonl(tmp_path / "train.jsonl", english_rows(40, 0))
+    write_label_jsonl(tmp_path / "eval.jsonl", english_rows(3, 1))
+    r = run_cli_fast(capsys, "train", "--data", tmp_path / "train.jsonl", "--eval-data", tmp_path / "eval.jsonl",
+                     "-o", tmp_path / "a", "--epochs", "1")
+    assert r.returncode == 0 and "a Kendall tau on only 3 held-out prompts says little" in r.stderr, r.stderr
+    _ranker(tmp_path / "b", english_rows(40, 0), seed=1)
+    r = run_cli_fast(capsys, "ensemble", "-m", tmp_path / "a", "-m", tmp_path / "b", "--data", tmp_path / "train.jsonl",
+                     "--eval-data", tmp_path / "eval.jsonl", "-o", tmp_path / "e")
+    assert r.returncode == 0 and "a Kendall tau on only 3 held-out prompts says little" in r.stderr, r.stderr
