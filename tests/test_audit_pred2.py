@@ -63,7 +63,8 @@ def test_ensemble_warns_where_held_out_prompts_are_unlike_a_members_training_pro
                                    for line in found), r.stderr
     r = run_cli_fast(capsys, "ensemble", "-m", tmp_path / "a", "-m", tmp_path / "b", "--data", tmp_path / "train.jsonl",
                      "--eval-data", tmp_path / "eval.jsonl", "-o", tmp_path / "e2")
-    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+    # (40 held-out prompts: only the warning that so few say little, test_tiny_samples)
+    assert r.returncode == 0 and "share no" not in r.stderr and r.stderr.count("warning") == 1, r.stderr
 
 
 def test_ensemble_warns_where_its_held_out_prompts_are_a_members_training_prompts(tmp_path, capsys):

@@ -465,7 +465,9 @@ def test_cli_evaluate_on_training_prompts_warns_that_tau_is_not_held_out(tmp_pat
     def run(data, model=ck):
         result = CliRunner().invoke(evaluate, ["-m", str(model), "--data", str(tmp_path / f"{data}.jsonl")])
         assert result.exit_code == 0, result.output
-        return json.loads(result.stdout)["num_prompts"], result.stderr
+        # (less the line that a tau on 6-8 prompts says little: tests/test_tiny_samples.py)
+        return json.loads(result.stdout)["num_prompts"], "".join(
+            line for line in result.stderr.splitlines(keepends=True) if "says little" not in line)
 
     warning = "evaluated prompts are training prompts of {}: its tau here is not held-out and overstates the ranker\n"
     assert run("train") == (8, "warning: 8 of the 8 " + warning.format(ck))

@@ -24,9 +24,12 @@ _SALT = {"score": 11, "length": 23, "class": 37}
 
 
 def kendall_tau_b(prediction: np.ndarray, truth: np.ndarray) -> float:
-    """Kendall's tau-b between a prediction and the true lengths (NaN if either is constant)."""
-    res = stats.kendalltau(np.asarray(prediction, dtype=np.float64), np.asarray(truth, dtype=np.float64))
-    return float(res.statistic)
+    """Kendall's tau-b between a prediction and the true lengths (NaN if either is constant or has fewer than 2
+    values: a 1-request workload's, for which scipy also printed its ``SmallSampleWarning`` on the user's stderr)."""
+    prediction, truth = np.asarray(prediction, dtype=np.float64), np.asarray(truth, dtype=np.float64)
+    if min(len(prediction), len(truth)) < 2:
+        return float("nan")
+    return float(stats.kendalltau(prediction, truth).statistic)
 
 
 def _latent_parts(output_tokens: np.ndarray, seed: int, salt: int) -> tuple[np.ndarray, np.ndarray]:

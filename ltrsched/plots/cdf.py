@@ -91,6 +91,9 @@ SCI_LIMITS = (-3, 4)
 #: request, 1e-6 s apart) were labelled in steps of 1e-7 from an offset, "1e-6+1.5879e-2", drawn over the axis label.
 #: Such a panel spans this much around their midpoint. (Equal values keep matplotlib's span of a single value.)
 MIN_RELATIVE_SPAN = 0.01
+#: A panel whose values are all 0 spans [-ZERO_SPAN_MARGIN, 1] of its unit: matplotlib's span of the single value 0,
+#: -0.055 to 0.055, labelled negative latencies (-0.050, -0.025). The margin keeps the line at 0 off the left spine.
+ZERO_SPAN_MARGIN = 0.05
 
 
 def shown_text(text: str, limit: int = MAX_LABEL_CHARS) -> str:
@@ -164,6 +167,8 @@ def cdf_figure(groups: Sequence[tuple[str, Lines]], title: str = "", series: Map
                 if smallest > 0 and 0 < hi - lo < MIN_RELATIVE_SPAN * (lo + hi) / 2:
                     mid = (lo + hi) / 2
                     ax.set_xlim(mid * (1 - MIN_RELATIVE_SPAN / 2), mid * (1 + MIN_RELATIVE_SPAN / 2))
+                elif smallest == 0 and hi == 0:  # (every value 0)
+                    ax.set_xlim(-ZERO_SPAN_MARGIN, 1.0)
             if not ax.get_lines():
                 ax.text(0.5, 0.5, "no finite values", transform=ax.transAxes, ha="center", va="center",
                         color="gray")

@@ -160,6 +160,7 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
         click.echo(line, err=True)
     _warn_ties(ev_lengths, "held-out lengths")  # (after the training: an error in it stays one line)
     _warn_majority(config, ev_lengths, last.get("accuracy"))
+    _warn_few(len(ev_prompts))
     click.echo(f"trained on {len(prompts)} prompts; held-out ({len(ev_prompts)}) Kendall tau-b {fmt(last['tau'], '.4f')}"
                + (f", accuracy {last['accuracy']:.3f}" if "accuracy" in last else "") + f"; wrote {shown_path(out)}")
 
@@ -253,6 +254,16 @@ def _warn_undefined_tau(tau: float | None, total: int, who: str) -> None:
         click.echo(f"warning: {who} gives all {total} held-out prompts the same score: Kendall tau is undefined "
                    "(it cannot tell them apart: text its model reads alike, e.g. words outside its vocabulary)",
                    err=True)
+
+
+def _warn_few(total: int, what: str = "held-out prompts") -> None:
+    """Warn on stderr where a tau on ``total`` held-out prompts is mostly chance (:mod:`ltrsched.predictors.tau_noise`):
+    label-report printed tau -1.000 on 3 held-out prompts without a word."""
+    from ltrsched.predictors.tau_noise import few_prompts_warning
+
+    line = few_prompts_warning(total, what)
+    if line:
+        click.echo(line, err=True)
 
 
 def _warn_ties(lengths, what: str) -> None:
@@ -398,6 +409,7 @@ def evaluate(model_dir, data, split, plot):
                         "Kendall tau is undefined (it cannot tell these prompts apart)")
     click.echo(strict_json.dumps({"num_prompts": len(prompts), **result, "tau_variant": TAU_VARIANT}, indent=2))
     _warn_unseen(predictor, len(prompts), "evaluated prompts")
+    _warn_few(len(prompts), "evaluated prompts")
     _note_cut(predictor, (_cut_last(predictor), len(prompts), "evaluated prompts"))
     _warn_ties(lengths, f"{data} lengths")
     _warn_majority(getattr(predictor, "config", None), lengths, result.get("accuracy"))  # (an ensemble has no config)
@@ -579,6 +591,7 @@ def ensemble(models, weights, data, eval_data, out):
     click.echo(f"ensemble of {len(models)}: held-out ({len(ev_prompts)}) Kendall tau-b {fmt(tau, '.4f')}; "
                f"wrote {shown_path(out)}")
     _warn_undefined_tau(tau, len(ev_prompts), "the ensemble")
+    _warn_few(len(ev_prompts))
     trained_on = ens.training_overlap(ev_prompts)
     if trained_on:  # (a file without splits: its "eval" prompts are all of it, the members' training prompts too)
         click.echo(f"warning: {trained_on} of the {len(ev_prompts)} held-out prompts are training prompts of a member: "
@@ -661,4 +674,5 @@ def label_report(labels, out, sizes, seed, epochs, probe, probe_layer):
     atomic.write_text(out / "report.json", strict_json.dumps(report.to_dict(), indent=2) + "\n")
     atomic.write_csv(out / "learning_curve.csv", pl.DataFrame(report.learning_curve, schema={"num_train": pl.Int64, "tau": pl.Float64}))
     click.echo(md)
+    _warn_few(report.num_eval)
     click.echo("wrote " + ", ".join(shown_path(out / name) for name in ("report.md", "report.json", "learning_curve.csv")))

@@ -28,6 +28,7 @@ import polars as pl
 from ltrsched.errors import UserError, list_items
 from ltrsched.numbers import plain_number_text
 from ltrsched.predictors.predictor import kendall_tau
+from ltrsched.predictors.tau_noise import few_prompts_warning
 from ltrsched.workloads.labels import MAIN_RUN, SAMPLE_RUN, attach_prompts, check_labels
 from ltrsched.workloads.ties import tau_ceiling
 
@@ -73,6 +74,7 @@ class LabelReport:
         # labels of a prompts file (`ltrsched label --prompts`) have no ChatGPT lengths: their rows were three n/a
         # about ChatGPT's ShareGPT replies, which these prompts never had
         chatgpt = any(x is not None for x in (self.chatgpt_ranker, self.chatgpt_ranker_on_chatgpt, self.chatgpt_length))
+        few = few_prompts_warning(self.num_eval)  # (tau -1.000 on 3 held-out prompts was printed without a word)
         lines = [
             f"# Ranking the served model's output lengths ({self.model})",
             "",
@@ -98,7 +100,9 @@ class LabelReport:
             *([f"Warning: {self.held_out_in_train} of the {self.num_eval} held-out prompts are also train prompts (the "
                "same text): the rankers' taus on them are not held-out and overstate the rankers."]
               if self.held_out_in_train else []),
-            *([""] if self.held_out_in_train or len(self.na_reasons) > ("learning_curve" in self.na_reasons) else []),
+            *([f"Warning: {few[len('warning: '):]}."] if few else []),
+            *([""] if few or self.held_out_in_train or len(self.na_reasons) > ("learning_curve" in self.na_reasons)
+              else []),
             (f"The ChatGPT-label ranker against ChatGPT's own lengths on the same prompts: {f(self.chatgpt_ranker_on_chatgpt)}."
              if chatgpt else "These prompts (a prompts file's, not the built-in ShareGPT's) have no ChatGPT lengths to "
                              "compare with."),

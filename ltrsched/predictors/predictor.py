@@ -46,8 +46,16 @@ PREPARE_BATCHES = 16
 
 def kendall_tau(scores: np.ndarray, lengths: np.ndarray) -> float | None:
     """Kendall's tau-b between predicted shortness (score) and true shortness (-length); None where it is
-    undefined (constant scores or lengths), as the JSON files hold it (``null``)."""
-    return defined(float(kendalltau(scores, -np.asarray(lengths, dtype=np.float64)).statistic))
+    undefined (constant scores or lengths, fewer than 2 prompts), as the JSON files hold it (``null``)."""
+    return _tau_b(scores, -np.asarray(lengths, dtype=np.float64))
+
+
+def _tau_b(x, y) -> float | None:
+    """scipy's Kendall tau-b of ``x`` and ``y``, None where undefined; below 2 values None without calling scipy,
+    which printed its ``SmallSampleWarning`` to the user's stderr."""
+    if min(len(x), len(y)) < 2:
+        return None
+    return defined(float(kendalltau(x, y).statistic))
 
 
 #: Prompts whose inputs (:meth:`Predictor.inputs_digest`) identify how a checkpoint turns text into model inputs:
@@ -587,7 +595,7 @@ class Predictor:
         if not moved_checked:
             _no_pairs(self.labels(lengths), cfg)
         if measured:
-            self.untrained_agreement = defined(float(kendalltau(untrained, self._eval_scores).statistic))
+            self.untrained_agreement = _tau_b(untrained, self._eval_scores)
         return cfg.metrics
 
     def evaluate(self, prompts: list[str], lengths: np.ndarray) -> dict:
