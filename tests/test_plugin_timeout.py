@@ -216,8 +216,9 @@ def test_a_pool_worker_that_a_stuck_plugin_call_ends_is_one_line_and_no_process_
 
 
 def test_a_hanging_plugin_stops_a_capacity_search(tmp_path, plugin):
+    # (--max-num-seqs 8: 30 requests above it, or capacity warns that they run at once, a line before the error)
     r, took = run("capacity", "--slo", "latency_per_token_mean=0.1", "-p", "hanging", "-n", "30", "--seeds", "1",
-                  "-o", str(tmp_path / "capacity"), "-j", "2", LTRSCHED_PLUGINS=str(plugin))
+                  "--max-num-seqs", "8", "-o", str(tmp_path / "capacity"), "-j", "2", LTRSCHED_PLUGINS=str(plugin))
     assert_stopped(r, took, plugin, "Hanging.rank", "at step 3")
 
 
