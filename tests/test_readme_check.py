@@ -351,3 +351,16 @@ def test_readme_quotes_the_kv_fit_refusal_naming_pos_extra_tokens(capsys, tmp_pa
     text = _readme_text()
     assert "`validate --emulate a100-llama3-8b --num-gpu-blocks 11 --policies 'fcfs;po;srtf'`" in text
     assert f"printed `{_printed_line(res.stderr, 'error: ')}`" in text
+
+
+def test_readme_quotes_the_rank_routers_warning_on_one_score_for_all(capsys, tmp_path):
+    """README's Clusters section quotes `--replicas 2 --router rank` on 40 requests scored 0.5 each."""
+    (tmp_path / "w.csv").write_text("arrival_time,prompt_tokens,output_tokens,score\n"
+                                    + "".join(f"{i * 0.05},100,{50 + i},0.5\n" for i in range(40)))
+    res = run_cli_fast(capsys, "simulate", "-w", tmp_path / "w.csv", "--arrival", "replay", "--replicas", "2",
+                       "--router", "rank")
+    assert res.returncode == 0, res.stderr
+    line = _printed_line(res.stderr, "warning: router 'rank'")
+    quoted = ("warning: router 'rank': all 40 scored request(s) have the same score (0.5); routed by it, the router "
+              "is least-outstanding: ")
+    assert line.startswith(quoted) and f"`{quoted}...`" in _readme_text(), line
