@@ -315,3 +315,52 @@ def test_readme_plugin_example_numbers_are_what_its_command_prints_in_the_simula
                       r"# both: mean latency per token ([\d.]+) s/token", text)
     summary = _simulated_means(capsys, tmp_path, *v1[0].split()[1:])
     assert f"{summary['latency_per_token_mean']:.4f}" == v1[1], summary["latency_per_token_mean"]
+
+
+# ---------------------------------------------------------------- today's refusals and warnings, quoted in the README
+def _printed_line(text: str, start: str) -> str:
+    """The one line of ``text`` that starts with ``start``."""
+    [line] = [line for line in text.splitlines() if line.startswith(start)]
+    return line
+
+
+def test_readme_quotes_simulates_refusal_of_a_router_without_replicas(capsys):
+    """README's Clusters section quotes the refusal of `--router` without `--replicas` (it ran a 1-replica cluster)."""
+    res = run_cli_fast(capsys, "simulate", "-n", "100", "--router", "round-robin")
+    assert res.returncode == 2
+    assert f"`{_printed_line(res.stderr, 'error: ')}` (exit code 2)" in _readme_text()
+
+
+def test_readme_quotes_pos_warning_at_an_unreachable_tau(capsys, tmp_path):
+    """README's Predictors section quotes `simulate -P po` on 30 requests of 200 output tokens each."""
+    (tmp_path / "w.csv").write_text("arrival_time,prompt_tokens,output_tokens\n"
+                                    + "".join(f"{i * 0.1},100,200\n" for i in range(30)))
+    res = run_cli_fast(capsys, "simulate", "-w", tmp_path / "w.csv", "--arrival", "replay", "-P", "po")
+    assert res.returncode == 0, res.stderr
+    line = _printed_line(res.stderr, "warning: po:tau=0.51")
+    quoted = "warning: po:tau=0.51: tau 0.51 cannot be reached: all 30 output lengths are equal (215 tokens), "
+    assert line.startswith(quoted) and f"`{quoted}...`" in _readme_text(), line
+
+
+def test_readme_quotes_the_kv_fit_refusal_naming_pos_extra_tokens(capsys, tmp_path):
+    """README's Real engine section quotes validate's refusal of one request of 100 + 61 tokens on 11 KV blocks."""
+    (tmp_path / "one.csv").write_text("prompt_tokens,output_tokens\n100,61\n")
+    res = run_cli_fast(capsys, "validate", "--emulate", "a100-llama3-8b", "-w", tmp_path / "one.csv",
+                       "--num-gpu-blocks", "11", "--policies", "fcfs;po;srtf", "--out", tmp_path / "v")
+    assert res.returncode == 2
+    text = _readme_text()
+    assert "`validate --emulate a100-llama3-8b --num-gpu-blocks 11 --policies 'fcfs;po;srtf'`" in text
+    assert f"printed `{_printed_line(res.stderr, 'error: ')}`" in text
+
+
+def test_readme_quotes_the_rank_routers_warning_on_one_score_for_all(capsys, tmp_path):
+    """README's Clusters section quotes `--replicas 2 --router rank` on 40 requests scored 0.5 each."""
+    (tmp_path / "w.csv").write_text("arrival_time,prompt_tokens,output_tokens,score\n"
+                                    + "".join(f"{i * 0.05},100,{50 + i},0.5\n" for i in range(40)))
+    res = run_cli_fast(capsys, "simulate", "-w", tmp_path / "w.csv", "--arrival", "replay", "--replicas", "2",
+                       "--router", "rank")
+    assert res.returncode == 0, res.stderr
+    line = _printed_line(res.stderr, "warning: router 'rank'")
+    quoted = ("warning: router 'rank': all 40 scored request(s) have the same score (0.5); routed by it, the router "
+              "is least-outstanding: ")
+    assert line.startswith(quoted) and f"`{quoted}...`" in _readme_text(), line
