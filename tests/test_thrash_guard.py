@@ -104,6 +104,82 @@ def test_starvation_prevention_with_quantum_1_livelocks_and_stops_in_the_window(
     # (the cause named, with its remedy, as the run-end warning names it: a run stopped here never prints that)
     assert "; its starvation prevention (starve=1,quantum=1) promotes every request idle 1 steps" in lines[0]
     assert "raise the threshold and the quantum (e.g. starve=1000,quantum=100)" in lines[0]
+    # (the evictions are KV memory's, no resident-slot cap binds: more KV is the remedy, the cap goes unnamed)
+    assert lines[0].endswith(", or lower the load, or give the run more KV blocks or swap space"), lines[0]
+    assert "cap on requests holding KV" not in lines[0]
+
+
+def _cap_thrash(tmp_path, *options):
+    """12 prompts of 200 tokens in a burst, an 8-token budget, starve=1,quantum=1 under vllm-v1 with a KV cache that
+    holds them all (100,000 blocks): at most 8 requests may hold KV (--max-num-seqs 8), so each step's promotions
+    evict residents for the slot cap alone, before they finish their prompt."""
+    trace = tmp_path / "one.csv"
+    trace.write_text("arrival_time,prompt_tokens,output_tokens\n" + "".join(f"0,200,{11 + i}\n" for i in range(12)))
+    return ("simulate", "-w", trace, "--policy", "ltr:tau=0.6,starve=1,quantum=1", "--semantics", "vllm-v1",
+            "--max-num-batched-tokens", "8", "--num-gpu-blocks", "100000", "--no-progress", *options)
+
+
+def test_a_thrash_the_resident_cap_forces_names_the_cap_not_the_kv(tmp_path, capsys, monkeypatch):
+    """The error advised more KV blocks or swap space, which changed nothing here (it thrashed the same with 100,000
+    blocks): every eviction was the resident-slot cap's (rule 6). It now counts them and names the cap's options."""
+    monkeypatch.setattr(batching, "NO_PROGRESS_MIN_RECOMPUTES", 100)
+    r = run_cli_fast(capsys, *_cap_thrash(tmp_path, "--max-num-seqs", "8"))
+    assert r.returncode == 2, r.stderr
+    line = r.stderr.strip().splitlines()[-1]
+    count = re.match(r"error: preemption thrash: ([0-9,]+) preemptions of 12 requests by step ", line).group(1)
+    assert f"; all {count} preemptions forced by the cap on requests holding KV, none by KV memory; its starvation" in line
+    assert line.endswith(f"or lower the load, or {batching.RAISE_RESIDENT_CAP}: more KV blocks or swap space would "
+                         "not help"), line
+    assert "--max-resident-seqs" in line and "--max-num-seqs" in line
+
+
+def test_the_remedy_the_cap_message_gives_works(tmp_path, capsys):
+    """The same run with the cap raised to the 12 requests finishes without a preemption."""
+    r = run_cli_fast(capsys, *_cap_thrash(tmp_path, "--max-num-seqs", "12"))
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"\([0-9,]+ steps, 0 preemptions\)", r.stderr + r.stdout), r.stderr
+
+
+def test_a_mixed_thrash_counts_both_causes_and_gives_the_larger_ones_remedy_first():
+    from ltrsched.policies.fcfs import FCFS
+
+    more_kv = "give the run more KV blocks or swap space"
+    cap = batching.thrash_message(10, 2, 5, FCFS(), for_cap=7)
+    assert "by step 5; 7 preemptions forced by the cap on requests holding KV, 3 by KV memory; the policy FCFS" in cap
+    assert cap.endswith(f"(rank the requests holding KV more stably, or {batching.RAISE_RESIDENT_CAP}, or {more_kv})")
+    kv = batching.thrash_message(10, 2, 5, FCFS(), for_cap=3)
+    assert "; 3 preemptions forced by the cap on requests holding KV, 7 by KV memory; " in kv
+    assert kv.endswith(f"(rank the requests holding KV more stably, or {more_kv}, or {batching.RAISE_RESIDENT_CAP})")
+
+
+def test_the_guard_sums_the_cap_forced_preemptions_into_its_message():
+    guard = ThrashGuard(num_requests=1)
+    guard.preempted(600, 0, 0, None, 1, _never_read, for_cap=600)
+    with pytest.raises(UserError, match=r"^preemption thrash: 1,001 preemptions of 1 requests by step 1; 1,000 "
+                                        r"preemptions forced by the cap on requests holding KV, 1 by KV memory; "):
+        guard.preempted(401, 0, 1, None, 1, _never_read, for_cap=400)
+
+
+def test_the_plan_counts_the_evictions_the_resident_cap_forced_beyond_the_kv():
+    """Rule 6 beside rule 3: four residents of 2 blocks each outside a 1-token batch; the cap on residents and the
+    KV blocks each ask for some evictions: ``evict_for_cap`` is how many more than the blocks needed the cap took."""
+    from ltrsched.policies.batching import BatchLimits, form_batch
+
+    computed = np.array([0, 32, 32, 32, 32])  # request 0 waits (admitted now); 1-4 hold 2 blocks of 16 each
+    pending = np.array([1, 1, 1, 1, 1])
+    resident = np.array([False, True, True, True, True])
+    order = np.arange(5)
+
+    def plan(blocks: int, cap: int | None):
+        limits = BatchLimits(max_num_batched_tokens=1, max_num_seqs=1, num_gpu_blocks=blocks, block_size=16,
+                             watermark_blocks=0, max_resident_seqs=cap)
+        p = form_batch(order, pending, computed, resident, limits)
+        return list(p.evict), p.evict_for_cap
+
+    assert plan(100, 2) == ([4, 3, 2], 3)  # room for all: the cap (2) alone evicts 3
+    assert plan(7, None) == ([4], 0)  # 8 held + 1 new > 7: the blocks alone
+    assert plan(7, 3) == ([4, 3], 1)  # the blocks need 1, the cap 2: one more for the cap
+    assert plan(5, 3) == ([4, 3], 0)  # the blocks need 2 (>= the cap's 2): none for the cap alone
 
 
 def test_a_thrash_of_a_policy_without_starvation_prevention_names_the_policy():

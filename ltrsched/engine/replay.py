@@ -143,6 +143,7 @@ def replay(workload: Workload, policy: Policy, driver: Driver, config: Any, host
             # (vLLM V1 preempts by recompute only)
             guard = ThrashGuard(len(infos), sum(r.prompt_tokens + r.output_tokens for r in infos))
             discarded = 0  # the table's discarded tokens at the last preemption
+            for_cap = 0  # the scheduler's preemptions forced by the resident-slot cap, at the last preemption
             while True:
                 now = driver.now()
                 while i < len(infos) and infos[i].arrival_time <= now:
@@ -161,11 +162,13 @@ def replay(workload: Workload, policy: Policy, driver: Driver, config: Any, host
                     computed = int(log.last("num_prefill_tokens")) + int(log.last("num_decode_seqs"))
                     evicted = int(log.last("num_evicted"))
                     if evicted:
-                        table = driver.scheduler.table
+                        scheduler = driver.scheduler
+                        table = scheduler.table
                         # (the step's index: the simulator's numbering, so that both stop a run with the same line)
-                        guard.preempted(evicted, evicted, driver.scheduler.num_steps - 1, policy, table.num_live,
-                                        lambda: int(table.generated_tokens.sum()), table.discarded_tokens - discarded)
-                        discarded = table.discarded_tokens
+                        guard.preempted(evicted, evicted, scheduler.num_steps - 1, policy, table.num_live,
+                                        lambda: int(table.generated_tokens.sum()), table.discarded_tokens - discarded,
+                                        scheduler.num_evicted_for_cap - for_cap)
+                        discarded, for_cap = table.discarded_tokens, scheduler.num_evicted_for_cap
                 stalled = 0 if computed else stalled + 1
                 if stalled >= MAX_STALLED_STEPS:
                     raise RuntimeError(

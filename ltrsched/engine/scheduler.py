@@ -217,6 +217,9 @@ class PolicyScheduler(Scheduler):
         self.log = StepLog(setup.max_log_steps)
         self.num_steps = 0
         self.blocks_in_use = 0
+        #: preemptions so far that the resident-slot cap (vLLM's max_num_seqs) forced beyond what the KV blocks needed
+        #: (the plans' evict_for_cap: the thrash guard's cause, engine.replay)
+        self.num_evicted_for_cap = 0
         self.slots = RequestSlots()  # slot -> vLLM Request (None once finished) and its request id
         self._slot: dict[str, int] = {}
         self._num_added = 0  # requests the table took so far (a request without an id gets this one)
@@ -407,6 +410,7 @@ class PolicyScheduler(Scheduler):
         if len(plan.evict):  # (vLLM's part below, after the table's)
             evicted = slots.gather(plan.evict)
             t.preempted(plan.evict)
+            self.num_evicted_for_cap += plan.evict_for_cap
             # an evicted member of the last batch has no KV now: it waits, it must not be marked paused below.
             # Every other member of the last batch holds KV (those that finished left it), so the ones still
             # resident are the others

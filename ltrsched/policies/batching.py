@@ -128,6 +128,8 @@ class BatchPlan:
             there are none; form_batch counted them to choose the evictees, so a host need not again.
         all_resident: every member's KV was on the GPU before the step (nothing admitted, so nothing to swap
             in); False when unknown.
+        evict_for_cap: how many of ``evict`` the resident-slot cap (rule 6, ``max_resident_seqs``) forced beyond
+            those the KV blocks needed [sequences]: more KV would not have spared them (0 when none were).
     """
 
     batch: np.ndarray
@@ -140,6 +142,7 @@ class BatchPlan:
     one_token_each: bool = False
     evict_blocks: np.ndarray | None = None
     all_resident: bool = False
+    evict_for_cap: int = 0
 
     @property
     def num_batched_tokens(self) -> int:
@@ -199,13 +202,22 @@ def thrash_named(what: str):
         raise ThrashError(f"{what}: {exc}") from None
 
 
+#: The remedy for preemptions the resident-slot cap forced (rule 6): the options that set it, simulator and engine.
+RAISE_RESIDENT_CAP = ("raise the cap on requests holding KV (--max-resident-seqs, or --max-num-seqs where that is not "
+                      "given: max_resident_seqs, vLLM's max_num_seqs)")
+_MORE_KV = "give the run more KV blocks or swap space"
+
+
 def thrash_message(num_preemptions: int, num_requests: int, step: int, policy: object, without_progress: int = 0,
-                   num_live: int = 0, waste: tuple[int, int, int] | None = None) -> str:
+                   num_live: int = 0, waste: tuple[int, int, int] | None = None, for_cap: int = 0) -> str:
     """The one-line error for a run past :data:`MAX_PREEMPTIONS_PER_REQUEST`, or, with ``without_progress``
     (recompute preemptions with no token sampled, among ``num_live`` live requests), past the no-progress window,
     or, with ``waste`` (tokens discarded by recompute, the workload's tokens, output tokens sampled), past the waste
     rule. A policy with starvation prevention is named as the cause, with its remedy (the run-end warning's words:
-    :func:`ltrsched.policies.starvation_thrash.starvation_cause`), which a run stopped here never prints."""
+    :func:`ltrsched.policies.starvation_thrash.starvation_cause`), which a run stopped here never prints.
+    ``for_cap``: of the preemptions, those the resident-slot cap forced beyond what the KV blocks needed
+    (:attr:`BatchPlan.evict_for_cap`, summed): where there are some, the line counts them and the rest (KV memory's)
+    and gives the remedy of the larger share first; where all were, more KV is no remedy and the line says so."""
     stalled = (f", the last {without_progress:,} recomputes of {num_live:,} live requests without a single output "
                "token" if without_progress else "")
     if waste is not None:
@@ -216,12 +228,22 @@ def thrash_message(num_preemptions: int, num_requests: int, step: int, policy: o
                    f"{sampled:,} output tokens sampled)")
     from ltrsched.policies.starvation_thrash import starvation_cause
 
+    for_blocks = num_preemptions - for_cap
+    if for_cap <= 0:
+        fix, counts = _MORE_KV, ""
+    elif for_blocks <= 0:
+        fix = f"{RAISE_RESIDENT_CAP}: more KV blocks or swap space would not help"
+        counts = f"all {num_preemptions:,} preemptions forced by the cap on requests holding KV, none by KV memory; "
+    else:
+        fix = (f"{RAISE_RESIDENT_CAP}, or {_MORE_KV}" if for_cap >= for_blocks else
+               f"{_MORE_KV}, or {RAISE_RESIDENT_CAP}")
+        counts = f"{for_cap:,} preemptions forced by the cap on requests holding KV, {for_blocks:,} by KV memory; "
     cause = starvation_cause(policy)
-    remedy = (f"its {cause}, or give the run more KV blocks or swap space" if cause is not None else
+    remedy = (f"its {cause}, or {fix}" if cause is not None else
               f"the policy {type(policy).__name__} keeps evicting requests before they finish (rank the requests "
-              "holding KV more stably, or give the run more KV blocks or swap space)")
+              f"holding KV more stably, or {fix})")
     return (f"preemption thrash: {num_preemptions:,} preemptions of {num_requests:,} requests by step {step:,}"
-            f"{stalled}; {remedy}")
+            f"{stalled}; {counts}{remedy}")
 
 
 @dataclass(slots=True)
@@ -247,6 +269,8 @@ class ThrashGuard:
         num_preemptions: preemptions so far (swaps and recomputes).
         num_recomputes: recompute preemptions so far.
         discarded_tokens: computed tokens whose KV recompute preemptions threw away so far [tokens].
+        num_for_cap: preemptions so far that the resident-slot cap forced beyond what the KV blocks needed (the
+            error's cause and remedy, :func:`thrash_message`).
     """
 
     num_requests: int
@@ -254,6 +278,7 @@ class ThrashGuard:
     num_preemptions: int = 0
     num_recomputes: int = 0
     discarded_tokens: int = 0
+    num_for_cap: int = 0
     _window_end: int = 0  # num_recomputes at which the current window ends (0: none started)
     _window: int = 0  # its length [recomputes]
     _sampled: int = -1  # the sampled-token total when it started
@@ -276,14 +301,17 @@ class ThrashGuard:
             self._waste_check = self._first_waste_check()
 
     def preempted(self, count: int, recomputed: int, step: int, policy: object, num_live: int,
-                  sampled_tokens: Callable[[], int], discarded: int = 0) -> None:
+                  sampled_tokens: Callable[[], int], discarded: int = 0, for_cap: int = 0) -> None:
         """``count`` requests were preempted at step ``step``, ``recomputed`` of them by recompute, which threw away
-        the KV of ``discarded`` computed tokens, with ``num_live`` live requests. ``sampled_tokens()``: the output
+        the KV of ``discarded`` computed tokens, with ``num_live`` live requests; ``for_cap`` of them the
+        resident-slot cap forced (:attr:`BatchPlan.evict_for_cap`). ``sampled_tokens()``: the output
         tokens sampled so far by every request of the run (finished ones included), read only where a window ends
         or the waste rule looks. Raises :class:`ThrashError` per the rules."""
         self.num_preemptions += count
+        self.num_for_cap += for_cap
         if self.num_preemptions > MAX_PREEMPTIONS_PER_REQUEST * self.num_requests:
-            raise ThrashError(thrash_message(self.num_preemptions, self.num_requests, step, policy))
+            raise ThrashError(thrash_message(self.num_preemptions, self.num_requests, step, policy,
+                                             for_cap=self.num_for_cap))
         if not recomputed:
             return
         self.num_recomputes += recomputed
@@ -295,7 +323,8 @@ class ThrashGuard:
         sampled = sampled_tokens()
         if sampled == self._sampled:
             raise ThrashError(thrash_message(self.num_preemptions, self.num_requests, step, policy,
-                                             self.num_recomputes - (self._window_end - self._window), num_live))
+                                             self.num_recomputes - (self._window_end - self._window), num_live,
+                                             for_cap=self.num_for_cap))
         self._sampled = sampled
         self._window = NO_PROGRESS_MIN_RECOMPUTES + NO_PROGRESS_RECOMPUTES_PER_LIVE * num_live
         self._window_end = self.num_recomputes + self._window
@@ -307,7 +336,8 @@ class ThrashGuard:
         self._waste_looked = True
         if self.discarded_tokens > WASTE_PER_OUTPUT_TOKEN * sampled:
             raise ThrashError(thrash_message(self.num_preemptions, self.num_requests, step, policy,
-                                             waste=(self.discarded_tokens, self.num_tokens, sampled)))
+                                             waste=(self.discarded_tokens, self.num_tokens, sampled),
+                                             for_cap=self.num_for_cap))
         self._waste_check = self.discarded_tokens + self.num_tokens
 
 
@@ -483,13 +513,13 @@ def form_batch(
                          all_resident=all_resident)
     others, held_cum = _lowest_residents(order, live, resident, computed_tokens, bs,
                                          len(batch) if ranks is None else ranks, deficit, count)
-    n_evict = int(held_cum.searchsorted(deficit, side="left")) + 1 if deficit > 0 else 0
-    n_evict = max(n_evict, count)
+    n_for_blocks = int(held_cum.searchsorted(deficit, side="left")) + 1 if deficit > 0 else 0
+    n_evict = max(n_for_blocks, count)
     evict = others[:n_evict]
     evict_blocks = held_cum[:n_evict]
     total_held -= int(evict_blocks[-1])
     return BatchPlan(batch, np.asarray(take, dtype=np.int64), evict, used_by_batch + total_held, ranks,
-                     evict_blocks=evict_blocks, all_resident=all_resident)
+                     evict_blocks=evict_blocks, all_resident=all_resident, evict_for_cap=n_evict - n_for_blocks)
 
 
 def _lone_admission(limits: BatchLimits, batch: np.ndarray, num_resident: int, order, live, resident) -> bool:

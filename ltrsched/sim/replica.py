@@ -197,7 +197,8 @@ class Replica:
         self.thrash_guard = ThrashGuard(len(source.request_id),
                                         int(source.prompt_tokens.sum()) + int(source.output_tokens.sum()))
         self.live = np.zeros(0, dtype=np.int64)
-        self._guard_due: tuple[int, int, int] | None = None  # this step's preemptions, recomputes, discarded tokens
+        # this step's preemptions, recomputes, discarded tokens, preemptions the resident-slot cap forced
+        self._guard_due: tuple[int, int, int, int] | None = None
         self.num_admitted = 0
         self.num_finished = 0
         self.steps = 0
@@ -340,7 +341,7 @@ class Replica:
             # -- last step's batch (finished ones removed) pauses unless it runs again; then preemption
             if not rerun:  # (a rerun's members stay RUNNING)
                 state[prev_batch] = PAUSED
-            swap_blocks = self._preempt(plan.evict, plan.evict_blocks) if len(plan.evict) else 0
+            swap_blocks = self._preempt(plan.evict, plan.evict_blocks, plan.evict_for_cap) if len(plan.evict) else 0
             # swap-ins (nothing can be swapped while host memory is empty, nor in a batch of residents only)
             if self.host_blocks_in_use and not plan.all_resident:
                 swap_blocks += self._swap_in(batch)
@@ -456,10 +457,10 @@ class Replica:
                 # requests and the tokens sampled after it (its finished requests gone, its tokens counted). Told
                 # before it (live at its start, its tokens not yet sampled), a no-progress window started at a step
                 # where a request finished was longer, and the run stopped a window later than on the engine
-                count, recomputed, discarded = self._guard_due
+                count, recomputed, discarded, for_cap = self._guard_due
                 self._guard_due = None
                 self.thrash_guard.preempted(count, recomputed, self.steps, self.policy, len(live),
-                                            self._sampled_tokens, discarded)
+                                            self._sampled_tokens, discarded, for_cap)
             self.steps += 1
 
         if now > env.now:  # SimPy's clock ends where the last step did
@@ -480,9 +481,10 @@ class Replica:
         self.live = live
         return live
 
-    def _preempt(self, ev: np.ndarray, cum: np.ndarray | None = None) -> int:
+    def _preempt(self, ev: np.ndarray, cum: np.ndarray | None = None, for_cap: int = 0) -> int:
         """Preempt residents ``ev`` (lowest-ranked first): swap to host while it has room, else recompute.
-        ``cum``: the running total of the blocks they hold, if known (the plan's ``evict_blocks``).
+        ``cum``: the running total of the blocks they hold, if known (the plan's ``evict_blocks``). ``for_cap``: how
+        many of them the resident-slot cap forced (the plan's ``evict_for_cap``: the thrash error's cause).
         Returns the blocks moved to the host. The thrash guard is told at the end of the step (``_guard_due``)."""
         t = self.t
         if cum is None:
@@ -496,7 +498,7 @@ class Replica:
             if moved <= room:  # all go to the host (the usual case): nothing to recompute
                 t.state[ev] = SWAPPED
                 self.host_blocks_in_use += moved
-                self._guard_due = (len(ev), 0, 0)
+                self._guard_due = (len(ev), 0, 0, for_cap)
                 return moved
             fits = cum <= room  # a prefix (the total grows along ev)
             to_host = ev[fits]
@@ -507,7 +509,7 @@ class Replica:
             recompute = ev[~fits]
         else:
             recompute = ev
-        self._guard_due = (len(ev), len(recompute), sum(t.computed_tokens[recompute].tolist()))  # (a few: 0.4 us)
+        self._guard_due = (len(ev), len(recompute), sum(t.computed_tokens[recompute].tolist()), for_cap)  # (0.4 us)
         t.state[recompute] = WAITING
         t.computed_tokens[recompute] = 0
         t.pending_tokens[recompute] = t.prompt_tokens[recompute] + t.generated_tokens[recompute]
