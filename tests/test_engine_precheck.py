@@ -101,3 +101,51 @@ def test_the_emulated_replay_refuses_it_in_one_line(capsys, tmp_path):
     assert result.stderr.startswith("error: --max-model-len 4096 needs 257 KV blocks")
     assert result.stderr.count("\n") == 1
     assert not (tmp_path / "out" / "summary.json").exists()
+
+
+@pytest.mark.parametrize("layers", [
+    {"model_type": "gemma2", "architectures": ["Gemma2ForCausalLM"], "head_dim": 64},  # 3 full + 3 sliding layers
+    {"model_type": "gemma3_text", "architectures": ["Gemma3ForCausalLM"], "head_dim": 64},  # 5 sliding : 1 full
+    # layer types vLLM's Mistral module does not read: the smaller bound of its two possible layouts
+    {"model_type": "mistral", "architectures": ["MistralForCausalLM"],
+     "layer_types": ["sliding_attention", "full_attention"] * 3},
+])
+@pytest.mark.parametrize("option", ["num_gpu_blocks", "kv_cache_gib"])
+def test_the_size_a_refusal_names_is_taken_for_sliding_window_models(tmp_path, layers, option):
+    """The blocks a request takes in vLLM's KV groups (:mod:`ltrsched.engine.kv_layers`): the size the line asks
+    for starts the engine; one block fewer is refused."""
+    import json
+    import re
+
+    from ltrsched.models import LLAMA_TINY
+
+    path = tmp_path / "m"
+    path.mkdir()
+    (path / "config.json").write_text(json.dumps({**LLAMA_TINY, "num_hidden_layers": 6, "sliding_window": 256,
+                                                  **layers}))
+    small = {"num_gpu_blocks": 3, "kv_cache_gib": 0.003}[option]  # (2 to 3 blocks)
+    with pytest.raises(UserError) as caught:
+        _config(model=str(path), **{option: small})
+    flag = "--" + option.replace("_", "-")
+    asked = re.search(rf"give {flag} (\S+) or more(?:, or give --max-model-len (\d+) or less)?$", str(caught.value))
+    assert asked and str(caught.value).startswith("--max-model-len 4096 needs "), str(caught.value)
+    enough = int(asked[1]) if option == "num_gpu_blocks" else float(asked[1])
+    _config(model=str(path), **{option: enough})
+    if asked[2] is not None:  # (none where the sliding window's blocks fill the cache: no context fits)
+        _config(model=str(path), **{option: small, "max_model_len": int(asked[2])})
+        with pytest.raises(UserError, match="which vLLM refuses once started"):
+            _config(model=str(path), **{option: small, "max_model_len": int(asked[2]) + 1})
+    if option == "num_gpu_blocks":
+        with pytest.raises(UserError, match=f"{flag} {enough - 1} holds {enough - 1}"):
+            _config(model=str(path), **{option: enough - 1})
+
+
+def test_no_max_model_len_below_two_tokens_is_offered():
+    """2 blocks of 1 token hold a context of 1, which no engine takes: the line offers only more blocks (it said
+    "or give --max-model-len 1 or less", which is refused)."""
+    from ltrsched.validation.engines import emulated_config, engine_config
+
+    config = engine_config(emulate_profile="a100-llama3-8b", max_model_len=4096, num_gpu_blocks=2, block_size=1)
+    with pytest.raises(UserError) as caught:
+        emulated_config(config, "a100-llama3-8b")
+    assert str(caught.value).endswith("which vLLM refuses once started: give --num-gpu-blocks 4097 or more")

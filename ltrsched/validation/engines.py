@@ -370,8 +370,13 @@ def check_kv_holds_context(config: EngineConfig, path: str) -> None:
         given = f"--kv-cache-gib {config.kv_cache_gib:g} ({bound.blocks} blocks of {per_block:,} bytes for {config.model})"
         fix = f"give --kv-cache-gib {_round_up(bound.needed * per_block / 2**30):g} or more"
     raise UserError(f"{length} needs {bound.needed} KV blocks of {config.block_size} tokens ({bound.held}), and "
-                    f"{given} holds {bound.blocks}, which vLLM refuses once started: {fix}, or give --max-model-len "
-                    f"{bound.context} or less")
+                    f"{given} holds {bound.blocks}, which vLLM refuses once started: {fix}{_shorter(bound.context)}")
+
+
+def _shorter(context: int) -> str:
+    """The refusal's other fix: a ``--max-model-len`` of at most ``context`` [tokens], the longest the cache holds;
+    none where that is below the shortest one taken (a sliding window's blocks alone may fill a small cache)."""
+    return f", or give --max-model-len {context} or less" if context >= rules.MIN_MODEL_LEN else ""
 
 
 #: vLLM's variable that lets ``max_model_len`` exceed the context it derives from the model's config.json.
@@ -743,5 +748,4 @@ def _check_emulated_kv_holds_context(config: EngineConfig, per_token: int) -> No
         fix = f"give --kv-cache-gib {_round_up(needed * per_block / 2**30):g} or more"
     raise UserError(f"--max-model-len {config.max_model_len} needs {needed} KV blocks of {config.block_size} tokens "
                     f"(one of them vLLM's null block), and {given} holds {config.num_gpu_blocks}, which vLLM refuses "
-                    f"once started: {fix}, or give --max-model-len {(config.num_gpu_blocks - 1) * config.block_size} "
-                    "or less")
+                    f"once started: {fix}{_shorter((config.num_gpu_blocks - 1) * config.block_size)}")
