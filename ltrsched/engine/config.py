@@ -312,11 +312,14 @@ class KVBound:
         blocks: the blocks of vLLM's pool the cache holds (its null block among them; a block holds ``block_size``
             tokens of one of its KV groups).
         held: how a request takes its blocks, in words (the bound's reason).
+        needed: the blocks of that pool one request of the context asked for takes, vLLM's null block added: the
+            fewest the cache must hold for vLLM to start (of the layouts it may plan, the one that bounds).
     """
 
     context: int
     blocks: int
     held: str
+    needed: int
 
 
 def kv_bounded_context(config: EngineConfig, path: str, context: int) -> KVBound | None:
@@ -336,7 +339,8 @@ def kv_bounded_context(config: EngineConfig, path: str, context: int) -> KVBound
     layout = kv_layers.kv_layout(model)
     if layout is None:  # (a config.json without its sizes: as if every layer attended fully; vLLM checks it)
         bound = max(0, blocks - 1) * config.block_size
-        return KVBound(bound, blocks, "one of them vLLM's null block") if bound < context else None
+        needed = -(-context // config.block_size) + 1
+        return KVBound(bound, blocks, "one of them vLLM's null block", needed) if bound < context else None
     found = []
     options = kv_layers.planned(layout, model)
     for option in options:
@@ -346,11 +350,12 @@ def kv_bounded_context(config: EngineConfig, path: str, context: int) -> KVBound
             pool = kv_layers.pool_blocks(option, config.block_size, per_layer, int(config.kv_cache_gib * 2**30))
         bound = kv_layers.bounded_context(option, pool, config.block_size, config.max_num_batched_tokens, context)
         if bound is not None:
-            found.append((bound, pool))
+            needed = kv_layers.blocks_needed(option, context, config.block_size, config.max_num_batched_tokens) + 1
+            found.append((bound, pool, needed))
     if not found:
         return None
-    bound, pool = min(found)
-    return KVBound(bound, pool, kv_layers.held_in_words(layout if len(options) > 1 else options[0]))
+    bound, pool, needed = min(found)
+    return KVBound(bound, pool, kv_layers.held_in_words(layout if len(options) > 1 else options[0]), needed)
 
 
 def has_real_weights(model: str) -> bool:

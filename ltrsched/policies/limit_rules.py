@@ -21,6 +21,8 @@ Name = Callable[[str], str]
 
 #: The longest context an engine serves [tokens]: a simulator profile's limit (``ltrsched.sim.profiles.io``), 16.8M.
 MAX_MODEL_LEN = 1 << 24
+#: The shortest context an engine serves [tokens]: a prompt token and an output token.
+MIN_MODEL_LEN = 2
 
 #: The largest KV cache an engine is given by size [GiB] (1 PiB, more than any machine holds).
 MAX_KV_CACHE_GIB = 1 << 20
@@ -122,8 +124,8 @@ def engine_token_budget(max_num_batched_tokens, max_num_seqs, max_resident_seqs,
 def engine_model_len(max_model_len, name: Name = field_name) -> str | None:
     """An engine's context [tokens] (None: the model's): a prompt token and an output token at least, at most
     :data:`MAX_MODEL_LEN`."""
-    if max_model_len is not None and not 2 <= max_model_len <= MAX_MODEL_LEN:
-        return f"{name('max_model_len')} must be in 2..{MAX_MODEL_LEN:,} tokens, got {max_model_len}"
+    if max_model_len is not None and not MIN_MODEL_LEN <= max_model_len <= MAX_MODEL_LEN:
+        return f"{name('max_model_len')} must be in {MIN_MODEL_LEN}..{MAX_MODEL_LEN:,} tokens, got {max_model_len}"
     return None
 
 

