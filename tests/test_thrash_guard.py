@@ -102,7 +102,7 @@ def test_starvation_prevention_with_quantum_1_livelocks_and_stops_in_the_window(
     assert len(lines) == 1 and lines[0].startswith("error: preemption thrash: "), r.stderr
     assert re.search(r", the last [0-9,]+ recomputes of [0-9]+ live requests without a single output token; ", lines[0])
     # (the cause named, with its remedy, as the run-end warning names it: a run stopped here never prints that)
-    assert "; its starvation prevention (starve=1,quantum=1) promotes every request idle 1 steps" in lines[0]
+    assert "; its starvation prevention (starve=1,quantum=1) promotes every request idle 1 step ahead" in lines[0]
     assert "raise the threshold and the quantum (e.g. starve=1000,quantum=100)" in lines[0]
     # (the evictions are KV memory's, no resident-slot cap binds: more KV is the remedy, the cap goes unnamed)
     assert lines[0].endswith(", or lower the load, or give the run more KV blocks or swap space"), lines[0]

@@ -46,9 +46,9 @@ def starvation_cause(policy) -> str | None:
         return None
     threshold, quantum = wrapper.threshold, wrapper.quantum
     key = wrapper.quantum_key()  # (MLFQ's own quantum is "quantum": raising that changed the policy, not this)
-    return (f"starvation prevention (starve={threshold},{key}={quantum}) promotes every request idle {threshold} steps "
-            "ahead of those running, and under sustained overload evicts them over and over to recompute (a thrash, "
-            f"BENCHMARKS.md); raise the threshold and the quantum (e.g. starve={max(1000, 5 * threshold)},"
+    return (f"starvation prevention (starve={threshold},{key}={quantum}) promotes every request idle {threshold} "
+            f"step{'' if threshold == 1 else 's'} ahead of those running, and under sustained overload evicts them over "
+            f"and over to recompute (a thrash, BENCHMARKS.md); raise the threshold and the quantum (e.g. starve={max(1000, 5 * threshold)},"
             f"{key}={max(100, 10 * quantum)}), or lower the load")
 
 
