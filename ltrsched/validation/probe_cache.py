@@ -60,18 +60,9 @@ def smallest_probe_cache(config, context_at: Callable[[int], int], quick: bool, 
     e.g. a sequence cap that leaves too few probes). ``context_at(blocks)``: the engine's context with that cache."""
     from ltrsched.validation.profiling import MIN_FIT_STEPS
 
-    def enough(blocks: int) -> bool:
-        return planned_steps(config, blocks, context_at(blocks), quick, repeats) >= MIN_FIT_STEPS
-
-    high = max(low + 1, 2)
-    while not enough(high):  # (the steps grow with the cache: more and larger probes fit)
-        if high >= MAX_SEARCH_BLOCKS:
-            return None
-        high = min(2 * high, MAX_SEARCH_BLOCKS)
-    while high - low > 1:
-        mid = (low + high) // 2
-        low, high = (low, mid) if enough(mid) else (mid, high)
-    return high
+    # (the steps grow with the cache: more and larger probes fit)
+    return _smallest(lambda blocks: planned_steps(config, blocks, context_at(blocks), quick, repeats) >= MIN_FIT_STEPS,
+                     low, MAX_SEARCH_BLOCKS)
 
 
 def smallest_probe_context(config, usable_blocks: int, quick: bool, repeats: int | None, low: int) -> int | None:
@@ -79,14 +70,18 @@ def smallest_probe_context(config, usable_blocks: int, quick: bool, repeats: int
     ``usable_blocks`` KV blocks (None: none up to :data:`MAX_SEARCH_CONTEXT` does)."""
     from ltrsched.validation.profiling import MIN_FIT_STEPS
 
-    def enough(context: int) -> bool:
-        return planned_steps(config, usable_blocks, context, quick, repeats) >= MIN_FIT_STEPS
+    return _smallest(lambda context: planned_steps(config, usable_blocks, context, quick, repeats) >= MIN_FIT_STEPS,
+                     low, MAX_SEARCH_CONTEXT)
 
+
+def _smallest(enough: Callable[[int], bool], low: int, most: int) -> int | None:
+    """The smallest value above ``low`` (and at least 2) for which ``enough`` holds, ``enough`` being monotone: doubling
+    up to ``most``, then bisection; None where even ``most`` is not enough."""
     high = max(low + 1, 2)
     while not enough(high):
-        if high >= MAX_SEARCH_CONTEXT:
+        if high >= most:
             return None
-        high = min(2 * high, MAX_SEARCH_CONTEXT)
+        high = min(2 * high, most)
     while high - low > 1:
         mid = (low + high) // 2
         low, high = (low, mid) if enough(mid) else (mid, high)
