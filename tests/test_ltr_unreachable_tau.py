@@ -32,6 +32,16 @@ def warnings_of(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("warning: ")]
 
 
+def assert_warned_once(r, expected: str | None) -> None:
+    """``r`` (a run of the CLI) ended well with one warning line holding ``expected``, or none for None."""
+    assert r.returncode == 0, r.stderr[-2000:]
+    found = warnings_of(r.stderr)
+    if expected is None:
+        assert found == [], r.stderr
+    else:
+        assert len(found) == 1 and expected in found[0], r.stderr
+
+
 def test_above_the_tie_ceiling_the_oracle_ranks_in_the_exact_order():
     """What the warning says: scores without ties reach at most the ceiling, and a tau above it is met only by
     tying equal lengths' scores, with every pair of distinct lengths in order."""
@@ -73,12 +83,7 @@ def test_the_warning_names_the_reachable_maximum_only_when_tau_is_out_of_reach()
 def test_simulate_warns_once(tmp_path, lengths, policy, expected):
     write_trace(tmp_path / "w.csv", lengths)
     r = run_cli("simulate", "-w", str(tmp_path / "w.csv"), "--arrival", "replay", "-P", policy)
-    assert r.returncode == 0, r.stderr[-2000:]
-    found = warnings_of(r.stderr)
-    if expected is None:
-        assert found == [], r.stderr
-    else:
-        assert len(found) == 1 and expected in found[0], r.stderr
+    assert_warned_once(r, expected)
 
 
 @pytest.mark.parametrize("router", ["rank:tau=0.9", "least-work:tau=0.9"])
@@ -116,9 +121,4 @@ def test_po_and_the_classifier_warn_where_their_noisy_lengths_cannot_reach_tau(t
 
     write_trace(tmp_path / "w.csv", lengths)
     r = run_cli_fast(capsys, "simulate", "-w", str(tmp_path / "w.csv"), "--arrival", "replay", "-P", policy)
-    assert r.returncode == 0, r.stderr[-2000:]
-    found = warnings_of(r.stderr)
-    if expected is None:
-        assert found == [], r.stderr
-    else:
-        assert len(found) == 1 and expected in found[0], r.stderr
+    assert_warned_once(r, expected)
