@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import types
+import warnings
 
 import pytest
 
@@ -18,6 +19,16 @@ from test_engine_environment import _FakeLLM, clean_engine_variables, fake_vllm 
 from ltrsched.engine.engine_log import ENGINE_LOG_DEFAULTS, WARMUP_LOGGER, route_engine_log
 
 pytest.importorskip("vllm")
+
+#: What torch and Python say while a CPU engine starts (vLLM 0.32, torch 2.13).
+REDUCE_OP = "`torch.distributed.reduce_op` is deprecated, please use `torch.distributed.ReduceOp` instead"
+NO_TRITON = "Triton not available, find_triton_kernels = []"
+
+
+def _from_dispatcher(seen: list[tuple[bool, int]]) -> bool:
+    """Whether the reduce_op warnings seen are what a user saw at an engine's start: two source lines (``hasattr`` and
+    ``vars`` of one object), both in vLLM's ``vllm/triton_utils/dispatcher.py``."""
+    return len(seen) == 2 and all(from_vllm for from_vllm, _ in seen)
 
 
 @pytest.fixture
@@ -144,3 +155,87 @@ def test_building_the_emulated_engine_holds_torchs_triton_warning(monkeypatch):
     finally:
         torch_logger.removeHandler(handler)
     assert seen == []
+
+
+def _emit_engine_start_noise() -> None:
+    """What a CPU engine's start emits through the same code: vLLM's kernel registry scanning every module's namespace
+    (``torch.distributed.reduce_op`` warns twice, from ``vllm/triton_utils/dispatcher.py``; no kernel is rebound) and
+    torch's Triton lookup logging ``Triton not available`` (``torch._library.triton``; Triton is not installed)."""
+    import torch._library.triton as torch_triton
+    import torch.distributed.distributed_c10d  # noqa: F401 (the module holding reduce_op: a real engine imports it)
+    from vllm.triton_utils.dispatcher import _rebind_kernels
+
+    _rebind_kernels([])
+    torch_triton.get_inner_triton_kernels(lambda: None)
+
+
+@pytest.fixture
+def start_noise_seen():
+    """The engine start's noise as seen by the user: the reduce_op warnings Python would show (once per source line,
+    as its default filter shows them: whether from vLLM's dispatcher, and the line), the messages torch's
+    ``torch._library.triton`` logger passes on. A callable giving (warnings, log messages) so far."""
+    import importlib.util
+
+    if importlib.util.find_spec("triton") is not None:
+        pytest.skip("Triton is installed: torch has no such warning to give")
+    messages: list[str] = []
+
+    class Seen(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    handler, torch_logger = Seen(), logging.getLogger("torch")
+    torch_logger.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")  # (a warning shown once per process shows here every time)
+            yield lambda: (sorted({(w.filename.replace(os.sep, "/").rsplit("/", 3)[-3:] == ["vllm", "triton_utils",
+                                                                                             "dispatcher.py"], w.lineno)
+                                   for w in caught if str(w.message) == REDUCE_OP and w.category is FutureWarning}),
+                           list(messages))
+    finally:
+        torch_logger.removeHandler(handler)
+
+
+def test_the_engine_starts_known_torch_lines_are_held_and_only_while_it_starts(start_noise_seen, monkeypatch):
+    from ltrsched.engine.engine_log import engine_start_noise_held
+
+    monkeypatch.setenv("VLLM_LOGGING_LEVEL", "WARNING")  # (as route_engine_log sets it)
+    with engine_start_noise_held():
+        _emit_engine_start_noise()
+        warnings.warn(REDUCE_OP, FutureWarning)  # the same message from another module: not vLLM's scan, shown
+        logging.getLogger("torch._library.triton").error("an error")  # torch's errors: shown
+    (other,), logged = start_noise_seen()
+    assert other[0] is False and logged == ["an error"]
+    _emit_engine_start_noise()  # held no longer: the two source lines of vLLM's scan, and torch's line
+    dispatcher, logged = start_noise_seen()
+    assert _from_dispatcher([seen for seen in dispatcher if seen != other]) and logged == ["an error", NO_TRITON]
+
+
+@pytest.mark.parametrize("level", ["INFO", "debug"])
+def test_the_users_vllm_logging_level_shows_the_engine_starts_torch_lines(start_noise_seen, monkeypatch, level):
+    from ltrsched.engine.engine_log import engine_start_noise_held
+
+    monkeypatch.setenv("VLLM_LOGGING_LEVEL", level)
+    with engine_start_noise_held():
+        _emit_engine_start_noise()
+    dispatcher, logged = start_noise_seen()
+    assert _from_dispatcher(dispatcher) and logged == [NO_TRITON]
+
+
+def test_the_driver_holds_the_engine_starts_torch_lines(fake_vllm, clean_engine_variables, start_noise_seen,
+                                                        monkeypatch):
+    from ltrsched.engine.config import EngineConfig
+
+    start = _FakeLLM.__init__
+
+    def starting(self, **kwargs):
+        _emit_engine_start_noise()
+        start(self, **kwargs)
+
+    monkeypatch.setattr(_FakeLLM, "__init__", starting)
+    with fake_vllm.VllmDriver(EngineConfig(model="llama-tiny", platform="cpu", threads=1)):
+        assert start_noise_seen() == ([], [])
+        _emit_engine_start_noise()  # after the start: shown
+    dispatcher, logged = start_noise_seen()
+    assert _from_dispatcher(dispatcher) and logged == [NO_TRITON]

@@ -18,12 +18,25 @@ engine built with ``skip_tokenizer_init=True`` (forced lengths need no tokenizer
 ``ValueError`` traceback ``Tokenizer not available when `skip_tokenizer_init=True``` while the run went on.
 :class:`SkippedTokenizerWarmup` turns that record into one DEBUG line saying why (shown at
 ``VLLM_LOGGING_LEVEL=DEBUG``); a warmup failing for any other reason stays vLLM's WARNING.
+
+Starting a CPU engine, torch and Python wrote lines of their own on stderr that vLLM's settings do not reach and a
+user cannot act on (read from vLLM 0.32, torch 2.13): vLLM's kernel registry (``vllm/triton_utils/dispatcher.py``,
+``_rebind_kernels``) scans every module's namespace and reads ``__dict__`` of ``torch.distributed.reduce_op``,
+torch's deprecated object, whose attribute access warns: two ``FutureWarning``s through Python's ``warnings``,
+each with its source line (4 lines); and torch's logger ``torch._library.triton`` logs ``Triton not available,
+find_triton_kernels = []`` through torch's own handler. :func:`engine_start_noise_held` holds those, and only those
+(that message, category and warning module; that one logger below ERROR), while the engine starts, unless the user
+asked for vLLM's whole log (``VLLM_LOGGING_LEVEL=INFO`` or ``DEBUG``). Torch's C++ ``NUMA binding`` note
+(``utils.cpp``, from vLLM's ``init_cpu_memory_env``) is written by c10's own handler straight to the process's
+stderr: no Python filter or logger reaches it, and it is left as it is.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import warnings
+from contextlib import contextmanager
 
 #: vLLM's logging variables ltrsched sets where the user has not: name -> value.
 ENGINE_LOG_DEFAULTS = {"VLLM_LOGGING_STREAM": "ext://sys.stderr", "VLLM_LOGGING_LEVEL": "WARNING"}
@@ -31,6 +44,10 @@ ENGINE_LOG_DEFAULTS = {"VLLM_LOGGING_STREAM": "ext://sys.stderr", "VLLM_LOGGING_
 WARMUP_LOGGER = "vllm.renderers.base"
 _WARMUP_FAILED = "Chat template warmup failed"
 _NO_TOKENIZER = "skip_tokenizer_init"
+#: Python warnings held while an engine starts: (category, message regex, warning module regex).
+HELD_START_WARNINGS = ((FutureWarning, r"`torch\.distributed\.reduce_op` is deprecated", r"vllm\.triton_utils\."),)
+#: Torch's loggers held below ERROR while an engine starts (``Triton not available, find_triton_kernels = []``).
+HELD_START_LOGGERS = ("torch._library.triton",)
 
 
 class SkippedTokenizerWarmup(logging.Filter):
@@ -59,3 +76,31 @@ def route_engine_log() -> dict[str, str]:
     set_here = {name: value for name, value in ENGINE_LOG_DEFAULTS.items() if name not in os.environ}
     os.environ.update(set_here)
     return set_here
+
+
+def shows_whole_log() -> bool:
+    """Whether the user asked for vLLM's whole log: ``VLLM_LOGGING_LEVEL`` at INFO or below (e.g. INFO, DEBUG)."""
+    level = logging.getLevelName(os.environ.get("VLLM_LOGGING_LEVEL", "").strip().upper())
+    return isinstance(level, int) and level <= logging.INFO
+
+
+@contextmanager
+def engine_start_noise_held():
+    """While an engine starts: the Python warnings of :data:`HELD_START_WARNINGS` ignored (by category, message and
+    the module warned from; the filters put back on leaving) and the loggers of :data:`HELD_START_LOGGERS` at ERROR
+    (their levels put back on leaving); nothing held where :func:`shows_whole_log`."""
+    if shows_whole_log():
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in HELD_START_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        for category, message, module in HELD_START_WARNINGS:
+            warnings.filterwarnings("ignore", message=message, category=category, module=module)
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)

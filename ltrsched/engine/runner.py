@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from ltrsched.engine.config import EngineConfig, kv_cache_bytes, model_dir, stated_kv_blocks
-from ltrsched.engine.engine_log import route_engine_log
+from ltrsched.engine.engine_log import engine_start_noise_held, route_engine_log
 from ltrsched.engine.environment import EngineEnvironment, EnginePinning
 from ltrsched.engine.live_table import RequestInfo
 from ltrsched.engine.replay import replay
@@ -200,7 +200,7 @@ class VllmDriver:
         self.clock = MonotonicClock()
         try:
             with handed_to_next_scheduler(EngineSetup(policy=make_policy("fcfs"), clock=self.clock,
-                                                      max_batch_seqs=config.max_num_seqs)):
+                                                      max_batch_seqs=config.max_num_seqs)), engine_start_noise_held():
                 return LLM(**engine_kwargs(config, load_format, seed))
         except ValueError as exc:  # vLLM's checks of the settings (memory, lengths): one line
             raise UserError(f"vLLM refused the engine settings: {config_error_line(exc)}") from None
