@@ -643,7 +643,8 @@ class LockstepRanks(Lockstep):
 
 
 @pytest.mark.parametrize("spec", ["mlfq", "mlfq:quantum=0.01,threshold=1.5", "mlfq:quantum=0.005,threshold=1",
-                                  "mlfq:quantum=0.01,promote=6", "mlfq:quantum=0.02,threshold=3,promote=1"])
+                                  "mlfq:quantum=0.01,promote=6", "mlfq:quantum=0.02,threshold=3,promote=1",
+                                  "mlfq:starve=15,starve_quantum=2", "mlfq:quantum=0.01,promote=9,starve=4,starve_quantum=3"])
 @pytest.mark.parametrize("config", [
     dict(), dict(num_gpu_blocks=700), dict(num_gpu_blocks=600, preemption="recompute"),
     dict(num_gpu_blocks=800, preemption="recompute", semantics="vllm-v1", max_num_seqs=24),
@@ -651,7 +652,8 @@ class LockstepRanks(Lockstep):
 def test_mlfq_told_its_batch_by_ranks_orders_as_the_stateless_reference(spec, config):
     """The replica tells MLFQ its batch as ranks in the order (no scheduled mask over every live request): the
     orders are still the stateless reference's, told the mask, in the simulator (vLLM V1 semantics drop members
-    from the prefix: ranks then are an array)."""
+    from the prefix: ranks then are an array); under starvation prevention too, told the ranks in the wrapper's
+    order (promoted first), which it passes on."""
     wl = apply_arrivals(load_workload("sharegpt", num_requests=150, seed=0), "poisson", rate=40.0, seed=1)
     policy = LockstepRanks(make_policy(spec))
     simulate(wl, policy, SimConfig(stop_time=60.0, **config))
