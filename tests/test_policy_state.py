@@ -643,7 +643,8 @@ class LockstepRanks(Lockstep):
 
 
 @pytest.mark.parametrize("spec", ["mlfq", "mlfq:quantum=0.01,threshold=1.5", "mlfq:quantum=0.005,threshold=1",
-                                  "mlfq:quantum=0.01,promote=6", "mlfq:quantum=0.02,threshold=3,promote=1"])
+                                  "mlfq:quantum=0.01,promote=6", "mlfq:quantum=0.02,threshold=3,promote=1",
+                                  "mlfq:starve=15,starve_quantum=2", "mlfq:quantum=0.01,promote=9,starve=4,starve_quantum=3"])
 @pytest.mark.parametrize("config", [
     dict(), dict(num_gpu_blocks=700), dict(num_gpu_blocks=600, preemption="recompute"),
     dict(num_gpu_blocks=800, preemption="recompute", semantics="vllm-v1", max_num_seqs=24),
@@ -651,7 +652,8 @@ class LockstepRanks(Lockstep):
 def test_mlfq_told_its_batch_by_ranks_orders_as_the_stateless_reference(spec, config):
     """The replica tells MLFQ its batch as ranks in the order (no scheduled mask over every live request): the
     orders are still the stateless reference's, told the mask, in the simulator (vLLM V1 semantics drop members
-    from the prefix: ranks then are an array)."""
+    from the prefix: ranks then are an array); under starvation prevention too, told the ranks in the wrapper's
+    order (promoted first), which it passes on."""
     wl = apply_arrivals(load_workload("sharegpt", num_requests=150, seed=0), "poisson", rate=40.0, seed=1)
     policy = LockstepRanks(make_policy(spec))
     simulate(wl, policy, SimConfig(stop_time=60.0, **config))
@@ -964,3 +966,61 @@ def test_fcfs_orders_a_listing_by_arrival_from_one_shared_range():
     lockstep = Lockstep(make_policy("fcfs"))
     simulate(make_workload([8] * 300, [1] * 300), lockstep, SimConfig(max_num_seqs=16))
     assert lockstep.steps > 10 and lockstep.vouched == lockstep.steps
+
+
+@pytest.mark.parametrize("config", [dict(), dict(num_gpu_blocks=300, preemption="recompute")],
+                         ids=["roomy", "recompute"])
+def test_po_under_starvation_prevention_told_its_batch_by_ranks_at_4096_live(config):
+    """The starvation wrapper around PO passes ``on_step_ranks`` on: the replica names the batch by its ranks in the
+    *wrapper's* order (promoted first) and builds no mask; PO keeps its phase split (from 4,096 live) from those
+    positions. Same orders as the stateless references, told the mask, with requests promoted (before: the wrapper
+    had no ``on_step_ranks``, and the replica built a mask over every live request each step)."""
+    from ltrsched.policies.po import PO
+
+    calls = {"ranks": 0, "mask": 0}
+
+    class Counting(PO):
+        def on_step_ranks(self, view, order, ranks, step_time):
+            calls["ranks"] += 1
+            super().on_step_ranks(view, order, ranks, step_time)
+
+        def on_step(self, view, scheduled, step_time):
+            calls["mask"] += 1
+            super().on_step(view, scheduled, step_time)
+
+    Counting.__module__ = PO.__module__  # (a library policy's twin: told the ranks)
+    rng = np.random.default_rng(7)
+    wl = make_workload([8] * 4200, list(rng.integers(1, 4, 4200)), po_estimate=rng.integers(1, 60, 4200))
+    policy = make_policy("po:tokens=3,starve=6,quantum=2")
+    policy.inner.__class__ = Counting
+    lockstep = LockstepRanks(policy)
+    simulate(wl, lockstep, SimConfig(max_num_seqs=256, **config))
+    assert calls["ranks"] == lockstep.ranked_steps > 30 and calls["mask"] == 0, calls
+    assert lockstep.vouched == lockstep.steps
+
+
+def test_starvation_prevention_tells_a_plugins_step_hook_the_mask_not_the_wrappers_ranks():
+    """A plugin's ``on_step_ranks`` may take the ranks as ranks in its own order; the wrapper's order is another
+    (promoted first): the wrapper tells it the batch as the scheduled mask (``on_step``), the same positions."""
+    from ltrsched.policies.base import LiveView as View
+    from ltrsched.policies.starvation import StarvationPrevention
+
+    told = []
+
+    class Plugin(make_policy("fcfs").__class__):
+        def on_step(self, view, scheduled, step_time):
+            told.append(("mask", scheduled.nonzero()[0].tolist()))
+
+        def on_step_ranks(self, view, order, ranks, step_time):
+            told.append(("ranks", ranks))
+
+    policy = StarvationPrevention(Plugin(), threshold=2, quantum=1)
+    n = 6
+    cols = {"request_id": np.arange(n, dtype=np.int64), "arrival_time": np.arange(n, dtype=np.float64)}
+    policy.prepare(cols)
+    policy.on_arrival(cols["request_id"], 0.0)
+    view = View({**cols, "idle_steps": np.array([0, 0, 0, 0, 5, 0])}, None, 0.0, 0, arrival_ordered=True)
+    order = policy.rank(view)
+    assert order[0] == 4  # (promoted first)
+    policy.on_step_ranks(view, order, 2, 0.01)
+    assert told == [("mask", sorted(order[:2].tolist()))]

@@ -521,10 +521,27 @@ class StarvationPrevention(Policy):
 
 
 class _StarvationPreventionStepped(StarvationPrevention):
-    """Starvation prevention around a policy that has an ``on_step``: passes it on."""
+    """Starvation prevention around a policy that has an ``on_step``: passes it on, and ``on_step_ranks`` too."""
 
     def on_step(self, view: LiveView, scheduled: np.ndarray, step_time: float) -> None:
         self.inner.on_step(view, scheduled, step_time)
+
+    def on_step_ranks(self, view: LiveView, order: np.ndarray, ranks, step_time: float) -> None:
+        """:meth:`on_step` with the batch named by its ranks in ``order``, the order the *wrapper* returned (promoted
+        first), not the inner policy's; ``step_time`` [s]. Passed on as ranks, without a mask over every live
+        request, to an inner policy of this package that has ``on_step_ranks``: those read ``order`` only as the
+        positions ``order[:ranks]`` / ``order[ranks]`` (PO), or use it as their own order only when it is that very
+        array (MLFQ: ``order is self._order``; else a mask of the same positions), so another order naming the same
+        positions has the same effect. A plugin's twin may take the ranks as ranks in its own order: it (and an inner
+        policy without the twin) is told the mask, as the host would have told it (before: always the mask, built by
+        the simulator's replica over every live request each step)."""
+        inner = self.inner
+        if self._trust_inner and hasattr(inner, "on_step_ranks"):
+            inner.on_step_ranks(view, order, ranks, step_time)
+            return
+        scheduled = np.zeros(len(order), dtype=bool)
+        scheduled[order[:ranks] if type(ranks) is int else order[ranks]] = True
+        inner.on_step(view, scheduled, step_time)
 
 
 def _has_on_step(policy: Policy) -> bool:
