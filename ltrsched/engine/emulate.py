@@ -12,7 +12,6 @@ real-engine validation finds is timing, not scheduling.
 
 from __future__ import annotations
 
-import logging
 import math
 import numbers
 from contextlib import contextmanager, nullcontext
@@ -20,6 +19,7 @@ from typing import Any, Callable
 
 from ltrsched.arguments import check_argument, check_flag, check_workload_and_policy, shown
 from ltrsched.engine.config import MAX_EMULATED_BLOCKS, EngineConfig, model_dir
+from ltrsched.engine.engine_log import loggers_held
 from ltrsched.engine.environment import EngineEnvironment
 from ltrsched.engine.live_table import RequestInfo
 from ltrsched.engine.replay import replay
@@ -126,15 +126,8 @@ def vllm_warnings_held():
     was built. Torch warns through a handler of its own: where vLLM's model-info cache (``VLLM_CACHE_ROOT``) is fresh,
     writing it imports ``vllm.kernels``, whose Triton op makes torch log ``W... Triton not available,
     find_triton_kernels = []`` (``torch._library.triton``) once per process."""
-    loggers = [logging.getLogger(name) for name in HELD_LOGGERS]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.ERROR)
-    try:
+    with loggers_held(HELD_LOGGERS):
         yield
-    finally:
-        for logger, level in zip(loggers, levels):
-            logger.setLevel(level)
 
 
 def build_scheduler(config: EngineConfig, setup: EngineSetup | None, additional_config: dict | None = None):

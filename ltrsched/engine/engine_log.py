@@ -92,15 +92,21 @@ def engine_start_noise_held():
     if shows_whole_log():
         yield
         return
-    loggers = [logging.getLogger(name) for name in HELD_START_LOGGERS]
-    levels = [logger.level for logger in loggers]
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), loggers_held(HELD_START_LOGGERS):
         for category, message, module in HELD_START_WARNINGS:
             warnings.filterwarnings("ignore", message=message, category=category, module=module)
-        for logger in loggers:
-            logger.setLevel(logging.ERROR)
-        try:
-            yield
-        finally:
-            for logger, level in zip(loggers, levels):
-                logger.setLevel(level)
+        yield
+
+
+@contextmanager
+def loggers_held(names):
+    """The loggers ``names`` at ERROR inside the block (records below it dropped), their levels put back on leaving."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
