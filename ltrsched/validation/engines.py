@@ -362,15 +362,23 @@ def check_kv_holds_context(config: EngineConfig, path: str) -> None:
     bound = kv_bounded_context(config, path, config.max_model_len)
     if bound is None:
         return
-    length = f"--max-model-len {config.max_model_len}"
-    if config.num_gpu_blocks is not None:
-        given, fix = f"--num-gpu-blocks {config.num_gpu_blocks}", f"give --num-gpu-blocks {bound.needed} or more"
+    per_block = None if config.kv_cache_gib is None else pool_block_bytes(path, config.dtype, config.block_size)
+    raise _kv_short(config, bound.needed, bound.blocks, bound.held, per_block, bound.context, f" for {config.model}")
+
+
+def _kv_short(config: EngineConfig, needed: int, blocks: int, held: str, per_block: int | None, context: int,
+              model: str = "") -> UserError:
+    """The one-line refusal of a KV cache of ``blocks`` blocks (as ``--num-gpu-blocks`` gave them, or
+    ``--kv-cache-gib`` at ``per_block`` bytes a block) that holds no request of ``--max-model-len`` tokens, which
+    needs ``needed`` (``held``: what they hold beside it, in words); ``context``: the longest it holds [tokens];
+    ``model``: what the block size is of, in words."""
+    if config.kv_cache_gib is None:
+        given, fix = f"--num-gpu-blocks {config.num_gpu_blocks}", f"give --num-gpu-blocks {needed} or more"
     else:
-        per_block = pool_block_bytes(path, config.dtype, config.block_size)
-        given = f"--kv-cache-gib {config.kv_cache_gib:g} ({bound.blocks} blocks of {per_block:,} bytes for {config.model})"
-        fix = f"give --kv-cache-gib {_round_up(bound.needed * per_block / 2**30):g} or more"
-    raise UserError(f"{length} needs {bound.needed} KV blocks of {config.block_size} tokens ({bound.held}), and "
-                    f"{given} holds {bound.blocks}, which vLLM refuses once started: {fix}{_shorter(bound.context)}")
+        given = f"--kv-cache-gib {config.kv_cache_gib:g} ({blocks} blocks of {per_block:,} bytes{model})"
+        fix = f"give --kv-cache-gib {_round_up(needed * per_block / 2**30):g} or more"
+    return UserError(f"--max-model-len {config.max_model_len} needs {needed} KV blocks of {config.block_size} tokens "
+                     f"({held}), and {given} holds {blocks}, which vLLM refuses once started: {fix}{_shorter(context)}")
 
 
 def _shorter(context: int) -> str:
@@ -740,12 +748,5 @@ def _check_emulated_kv_holds_context(config: EngineConfig, per_token: int) -> No
     needed = -(-config.max_model_len // config.block_size) + 1
     if config.num_gpu_blocks >= needed:
         return
-    if config.kv_cache_gib is None:
-        given, fix = f"--num-gpu-blocks {config.num_gpu_blocks}", f"give --num-gpu-blocks {needed} or more"
-    else:
-        per_block = per_token * config.block_size
-        given = f"--kv-cache-gib {config.kv_cache_gib:g} ({config.num_gpu_blocks} blocks of {per_block:,} bytes)"
-        fix = f"give --kv-cache-gib {_round_up(needed * per_block / 2**30):g} or more"
-    raise UserError(f"--max-model-len {config.max_model_len} needs {needed} KV blocks of {config.block_size} tokens "
-                    f"(one of them vLLM's null block), and {given} holds {config.num_gpu_blocks}, which vLLM refuses "
-                    f"once started: {fix}{_shorter((config.num_gpu_blocks - 1) * config.block_size)}")
+    raise _kv_short(config, needed, config.num_gpu_blocks, "one of them vLLM's null block",
+                    per_token * config.block_size, (config.num_gpu_blocks - 1) * config.block_size)
