@@ -126,3 +126,38 @@ def test_the_simulators_blocks_leave_the_null_block_out():
 ])
 def test_the_edge_values_are_accepted(rule, args):
     assert rule(*args) is None
+
+
+# ---------------------------------------------------------------------------- vLLM's token budget, under vllm-v1
+@pytest.mark.parametrize("budget, seqs, resident, refused", [
+    (16, 256, None, "max_num_batched_tokens (16) must be >= max_num_seqs (256), as vLLM requires"),
+    (16, 8, 32, "max_num_batched_tokens (16) must be >= max_resident_seqs (32), as vLLM requires"),
+    (16, 16, None, None),
+    (32, 8, 32, None),
+])
+@pytest.mark.parametrize("chunked", [True, False])
+def test_vllm_v1_semantics_refuse_the_budget_vllm_refuses(budget, seqs, resident, refused, chunked):
+    """vLLM 0.32's SchedulerConfig refuses max_num_batched_tokens < max_num_seqs, chunked prefill or not, and the
+    engine's EngineConfig refused it; SimConfig(semantics="vllm-v1"), which models that engine, ran it. It now refuses
+    what EngineConfig refuses, for the same reason (paper semantics model no engine start: they still take it)."""
+    settings = dict(max_num_batched_tokens=budget, max_num_seqs=seqs, max_resident_seqs=resident)
+    sim = dict(settings, semantics="vllm-v1", preemption="recompute", chunked_prefill=chunked)
+    if refused is None:
+        SimConfig(**sim)
+        EngineConfig(**settings)
+    else:
+        with pytest.raises(ValueError, match=rf"^under semantics='vllm-v1', {refused}$".replace("(", r"\(")
+                           .replace(")", r"\)")):
+            SimConfig(**sim)
+        with pytest.raises(ValueError, match=rf"^{refused}$".replace("(", r"\(").replace(")", r"\)")):
+            EngineConfig(**settings)
+    SimConfig(**settings, chunked_prefill=chunked)  # (paper semantics)
+
+
+def test_simulate_refuses_the_budget_vllm_refuses_in_one_line(capsys):
+    r = run_cli_fast(capsys, "simulate", "-n", "5", "--semantics", "vllm-v1", "--max-num-batched-tokens", "8",
+                     "--max-num-seqs", "12", "--no-progress")
+    assert r.returncode == 2
+    assert r.stderr.strip() == ("error: under --semantics vllm-v1, --max-num-batched-tokens (8) must be >= "
+                                "--max-num-seqs (12), as vLLM requires"), r.stderr
+

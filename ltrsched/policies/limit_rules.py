@@ -112,8 +112,13 @@ def engine_blocks(num_gpu_blocks, name: Name = field_name) -> str | None:
 
 def engine_token_budget(max_num_batched_tokens, max_num_seqs, max_resident_seqs,
                         name: Name = field_name) -> str | None:
-    """vLLM's SchedulerConfig refuses a step's token budget below its ``max_num_seqs`` (the adapter's
-    ``max_resident_seqs`` where given, else ``max_num_seqs``)."""
+    """vLLM's SchedulerConfig refuses a step's token budget [tokens] below its ``max_num_seqs`` (the adapter's
+    ``max_resident_seqs`` where given, else ``max_num_seqs``) [sequences], with or without chunked prefill
+    (vLLM 0.32's ``SchedulerConfig.verify_max_model_len``: ``max_num_batched_tokens < max_num_seqs`` raises
+    unconditionally; its other check, a budget below ``max_model_len``, only without chunked prefill, which the
+    adapter never turns off). The engine's ``EngineConfig`` and options check it, and ``SimConfig`` under
+    ``semantics="vllm-v1"`` (whose resident cap is vLLM's ``max_num_seqs``), so the simulator refuses what vLLM
+    would not start."""
     resident = max_resident_seqs or max_num_seqs
     if max_num_batched_tokens < resident:
         return (f"{name('max_num_batched_tokens')} ({max_num_batched_tokens}) must be >= "
