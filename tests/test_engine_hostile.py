@@ -22,7 +22,7 @@ def test_policy_extra_tokens_beyond_the_context_are_refused_not_cut_short():
     workload = make_workload([100, 10], [20, 5])  # 100 + 20 = 120 fits 128; + 15 = 135 does not
     config = EngineConfig(num_gpu_blocks=100, max_num_batched_tokens=64, max_num_seqs=4, max_model_len=128)
     with pytest.raises(UserError, match=r"exceed the engine's max_model_len 128 tokens \(first: request 0, 135 tokens, "
-                                        r"15 of them the policy's extra output tokens\)"):
+                                        r"15 of them policy po's extra output tokens\)"):
         emulate(workload, make_policy("po:tokens=15"), LinearProfile().step_time, config)
     served = emulate(workload, make_policy("po:tokens=8"), LinearProfile().step_time, config)  # 128: fits exactly
     requests = served.requests.sort("request_id")

@@ -126,3 +126,96 @@ def test_the_simulators_blocks_leave_the_null_block_out():
 ])
 def test_the_edge_values_are_accepted(rule, args):
     assert rule(*args) is None
+
+
+# ---------------------------------------------------------------------------- vLLM's token budget, under vllm-v1
+@pytest.mark.parametrize("budget, seqs, resident, refused", [
+    (16, 256, None, "max_num_batched_tokens (16) must be >= max_num_seqs (256), as vLLM requires"),
+    (16, 8, 32, "max_num_batched_tokens (16) must be >= max_resident_seqs (32), as vLLM requires"),
+    (16, 16, None, None),
+    (32, 8, 32, None),
+])
+@pytest.mark.parametrize("chunked", [True, False])
+def test_vllm_v1_semantics_refuse_the_budget_vllm_refuses(budget, seqs, resident, refused, chunked):
+    """vLLM 0.32's SchedulerConfig refuses max_num_batched_tokens < max_num_seqs, chunked prefill or not, and the
+    engine's EngineConfig refused it; SimConfig(semantics="vllm-v1"), which models that engine, ran it. It now refuses
+    what EngineConfig refuses, for the same reason (paper semantics model no engine start: they still take it)."""
+    settings = dict(max_num_batched_tokens=budget, max_num_seqs=seqs, max_resident_seqs=resident)
+    sim = dict(settings, semantics="vllm-v1", preemption="recompute", chunked_prefill=chunked)
+    if refused is None:
+        SimConfig(**sim)
+        EngineConfig(**settings)
+    else:
+        with pytest.raises(ValueError, match=rf"^under semantics='vllm-v1', {refused}$".replace("(", r"\(")
+                           .replace(")", r"\)")):
+            SimConfig(**sim)
+        with pytest.raises(ValueError, match=rf"^{refused}$".replace("(", r"\(").replace(")", r"\)")):
+            EngineConfig(**settings)
+    SimConfig(**settings, chunked_prefill=chunked)  # (paper semantics)
+
+
+def test_simulate_refuses_the_budget_vllm_refuses_in_one_line(capsys):
+    r = run_cli_fast(capsys, "simulate", "-n", "5", "--semantics", "vllm-v1", "--max-num-batched-tokens", "8",
+                     "--max-num-seqs", "12", "--no-progress")
+    assert r.returncode == 2
+    assert r.stderr.strip() == ("error: under --semantics vllm-v1, --max-num-batched-tokens (8) must be >= "
+                                "--max-num-seqs (12), as vLLM requires"), r.stderr
+
+
+# ---------------------------------------------------------------------------- a request's context
+def test_the_context_rule_counts_without_wrapping_around():
+    """prompt + output + extra > max_model_len, compared without the int64 sum: 2**62 + 2**62 wrapped to -2**63 and
+    passed."""
+    import numpy as np
+
+    huge = np.array([1 << 62, 100, 8000, 8000], dtype=np.int64)
+    out = np.array([1 << 62, 50, 192, 177], dtype=np.int64)
+    assert limit_rules.beyond_context(huge, out, 8192).tolist() == [0]
+    assert limit_rules.beyond_context(huge, out, 8192, extra_output_tokens=15).tolist() == [0, 2]
+    assert limit_rules.beyond_context(huge, np.int64((1 << 63) - 1), 1 << 60).tolist() == [0, 1, 2, 3]
+    assert limit_rules.beyond_context(huge, out, 10, extra_output_tokens=11).tolist() == [0, 1, 2, 3]
+
+
+def test_the_engines_context_check_refuses_counts_whose_sum_wraps_around():
+    """The engine's check (Python API: a Workload built in code, not read from a file, which bounds counts at 2**53)
+    summed prompt + output + extra in int64: a request of 2**62 + 2**62 tokens passed as -9.2e18 tokens long."""
+    from conftest import make_workload
+    from ltrsched.engine.replay import check_context
+
+    with pytest.raises(UserError, match=r"^1 request\(s\) exceed the engine's max_model_len 8192 tokens \(first: "
+                                        r"request 0, 9223372036854775823 tokens, 15 of them policy po's extra output "
+                                        r"tokens\)$"):
+        check_context(make_workload([1 << 62, 10], [1 << 62, 5]), 8192, 15, extra_from="policy po")
+    assert check_context(make_workload([8000, 10], [177, 5]), 8192, 15).tolist() == [8192, 30]
+
+
+def test_the_simulators_kv_refusal_names_the_tokens_po_adds(capsys, tmp_path):
+    """A request of 100 + 61 tokens holds the KV of 160: 10 blocks of 16, the whole cache; PO serves it 15 more tokens
+    (its estimate phase), 11 blocks. The simulator said "needs 11 blocks of 16 tokens", naming neither the 176 tokens
+    nor PO (the engine's line names both)."""
+    (tmp_path / "w.csv").write_text("prompt_tokens,output_tokens\n100,61\n")
+    args = ("simulate", "-w", tmp_path / "w.csv", "--num-gpu-blocks", "10", "--no-progress")
+    assert run_cli_fast(capsys, *args, "-P", "fcfs").returncode == 0
+    r = run_cli_fast(capsys, *args, "-P", "po")
+    assert r.returncode == 2
+    assert r.stderr.strip() == (
+        "error: 1 request(s) can never fit the KV cache of 10 usable blocks (first: request 0 needs 11 blocks of 16 "
+        "tokens for 176 tokens, 15 of them policy po's extra output tokens); raise --num-gpu-blocks (or leave it to the "
+        "profile), or leave such requests out"), r.stderr
+
+
+def test_pos_estimate_tokens_stay_out_of_the_simulators_context_for_reproduce_table3():
+    """PO's 15 estimate tokens do not count toward the simulator's context (the engine's do: vLLM would stop such a
+    request), because counting them refused a run of the paper's experiments: `reproduce table3`'s synthetic data
+    generation under PO on 10,000 lmsys-like-70b requests, 3 of them within 15 tokens of the profile's 8,192."""
+    from ltrsched.experiments import table3
+    from ltrsched.experiments.runner import _check_setup, _sim_config, build_workload
+    from ltrsched.policies import make_policy
+
+    spec = next(s for s in table3.specs(quick=False) if s.setting == "70B LMSYS" and s.policy.startswith("po")
+                and s.num_requests == 10_000)
+    wl = build_workload(spec)
+    policy = make_policy(spec.policy)
+    total = (wl.df["prompt_tokens"] + wl.df["output_tokens"]).to_numpy()
+    assert policy.extra_output_tokens == 15 and int((total + 15 > 8192).sum()) == 3 and int(total.max()) == 8192
+    _check_setup(spec, wl, policy, _sim_config(spec))  # (no refusal)

@@ -77,6 +77,7 @@ def test_invariants_random_workloads(wl, policy, budget, seqs, blocks, preemptio
     prompts, outputs, arrivals = wl
     if semantics == "vllm-v1":
         preemption = "recompute"
+        budget = max(budget, seqs)  # (vLLM refuses a budget below its sequence cap, and so does SimConfig here)
     if not chunked:  # a step must take the largest recompute whole: prompt + output - 1 (the fit check's bound)
         budget = max(budget, max(p + o - 1 for p, o in zip(prompts, outputs)))
     workload = make_workload(prompts, outputs, arrivals)

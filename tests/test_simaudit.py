@@ -103,7 +103,11 @@ def test_tiny_caches_serve_every_token_under_every_policy_and_preemption(geometr
                        score=[0.3, 0.9, 0.1, 0.5, 0.7, 0.2], predicted_length=[6, 10, 2, 1, 9, 3])
     for spec in POLICIES:
         for mode in MODES:
-            config = SimConfig(profile=LinearProfile(), watermark=0.0, record_steps=True, **geometry, **mode)
+            shape = geometry
+            if mode.get("semantics") == "vllm-v1":  # (vLLM, and so vllm-v1, refuses a budget below the sequence cap)
+                shape = {**geometry, "max_num_seqs": min(geometry.get("max_num_seqs", 256),
+                                                         geometry["max_num_batched_tokens"])}
+            config = SimConfig(profile=LinearProfile(), watermark=0.0, record_steps=True, **shape, **mode)
             result = simulate(wl, make_policy(spec), config)
             assert_served(result, wl)
             _check(result, wl, config, geometry["num_gpu_blocks"])

@@ -22,6 +22,7 @@ from ltrsched.arguments import check_workload_and_policy
 from ltrsched.engine.live_table import RequestInfo
 from ltrsched.engine.results import engine_result
 from ltrsched.errors import UserError
+from ltrsched.policies import limit_rules
 from ltrsched.policies.base import Policy
 from ltrsched.policies.batching import ThrashGuard
 from ltrsched.policies.needs import check_needs
@@ -85,7 +86,7 @@ def check_fits(workload: Workload, scheduler: Any, extra_output_tokens: int = 0,
         if output_cap is not None:
             counted.append(f"its output counted at the cap of {output_cap} tokens")
         if extra_output_tokens:
-            counted.append(f"{extra_output_tokens} of them {extra_from}'s extra output tokens")
+            counted.append(limit_rules.extra_tokens_named(extra_output_tokens, extra_from))
         held = f" for {int(total[i])} tokens, " + " and ".join(counted) if counted else ""
         raise UserError(f"{len(too_big)} request(s) can never fit the engine's KV cache of "
                         f"{usable} usable blocks (first: request "
@@ -95,16 +96,19 @@ def check_fits(workload: Workload, scheduler: Any, extra_output_tokens: int = 0,
 def check_context(workload: Workload, max_model_len: int, extra_output_tokens: int = 0, output_cap: int | None = None,
                   fix: str = "", extra_from: str = "the policy") -> np.ndarray:
     """One-line :class:`UserError` for requests whose prompt + output (``output_cap`` if set, plus the policy's
-    ``extra_output_tokens``) exceed ``max_model_len`` [tokens], ``fix`` appended; returns every request's total."""
+    ``extra_output_tokens``: vLLM generates them in the same request and stops it at ``max_model_len``) exceed
+    ``max_model_len`` [tokens] (the rule: :func:`ltrsched.policies.limit_rules.beyond_context`), ``fix`` appended;
+    returns every request's total."""
     prompt = workload.df["prompt_tokens"].to_numpy()
-    total = prompt + (workload.df["output_tokens"].to_numpy() if output_cap is None else output_cap) + extra_output_tokens
-    too_long = np.flatnonzero(total > max_model_len)
+    output = workload.df["output_tokens"].to_numpy() if output_cap is None else output_cap
+    too_long = limit_rules.beyond_context(prompt, output, max_model_len, extra_output_tokens)
     if len(too_long):
         i = int(too_long[0])
-        extra = f", {extra_output_tokens} of them {extra_from}'s extra output tokens" if extra_output_tokens else ""
+        total = int(prompt[i]) + int(output if output_cap is not None else output[i]) + extra_output_tokens
+        extra = (", " + limit_rules.extra_tokens_named(extra_output_tokens, extra_from)) if extra_output_tokens else ""
         raise UserError(f"{len(too_long)} request(s) exceed the engine's max_model_len {max_model_len} "
-                        f"tokens (first: request {int(workload.df['request_id'][i])}, {int(total[i])} tokens{extra}){fix}")
-    return total
+                        f"tokens (first: request {int(workload.df['request_id'][i])}, {total} tokens{extra}){fix}")
+    return prompt + output + extra_output_tokens  # (each at most max_model_len now: no wrap)
 
 
 #: Consecutive engine steps without a computed token after which a replay stops with an error instead of
@@ -120,7 +124,9 @@ def replay(workload: Workload, policy: Policy, driver: Driver, config: Any, host
     check_workload_and_policy(workload, policy)
     check_needs(policy, workload.has_column, f"workload {workload.name!r}")
     output_cap = getattr(driver, "output_cap", None)
-    check_fits(workload, driver.scheduler, policy.extra_output_tokens, output_cap, getattr(driver, "context_fix", ""))
+    # (the extra tokens named by their policy: "the policy's extra output tokens" left PO unnamed)
+    check_fits(workload, driver.scheduler, policy.extra_output_tokens, output_cap, getattr(driver, "context_fix", ""),
+               f"policy {policy.name}")
     infos: list[RequestInfo] = []
     i = 0  # requests added to the engine so far
     bar = None

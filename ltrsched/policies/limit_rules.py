@@ -3,7 +3,9 @@
 Four entry points check the same settings: :class:`~ltrsched.policies.batching.BatchLimits`, the simulator's
 ``SimConfig`` (``ltrsched.sim.config``), the engine's ``EngineConfig`` (``ltrsched.engine.config``) and the engine
 commands' options (``ltrsched.validation.engines.engine_config``); a sweep file's keys
-(``ltrsched.experiments.commands``) and the simulator's KV sizing (``ltrsched.sim.kv_capacity``) call some. Each rule here is a function of the values and
+(``ltrsched.experiments.commands``) and the simulator's KV sizing (``ltrsched.sim.kv_capacity``) call some. The
+simulator's and the engine's checks of a workload's requests against the context share :func:`beyond_context` and
+:func:`extra_tokens_named`. Each rule here is a function of the values and
 ``name`` (a setting's field name -> what that entry point's user calls it: the field itself in Python,
 :func:`option_name`'s ``--max-num-seqs`` on a command line) that returns the one-line reason the values are refused,
 or None. The caller raises its own error type (ValueError, the simulator's ``ConfigError``, ``UserError``).
@@ -15,6 +17,8 @@ from __future__ import annotations
 
 import math
 from typing import Callable
+
+import numpy as np
 
 #: A setting's field name -> the name its user gives it.
 Name = Callable[[str], str]
@@ -112,8 +116,13 @@ def engine_blocks(num_gpu_blocks, name: Name = field_name) -> str | None:
 
 def engine_token_budget(max_num_batched_tokens, max_num_seqs, max_resident_seqs,
                         name: Name = field_name) -> str | None:
-    """vLLM's SchedulerConfig refuses a step's token budget below its ``max_num_seqs`` (the adapter's
-    ``max_resident_seqs`` where given, else ``max_num_seqs``)."""
+    """vLLM's SchedulerConfig refuses a step's token budget [tokens] below its ``max_num_seqs`` (the adapter's
+    ``max_resident_seqs`` where given, else ``max_num_seqs``) [sequences], with or without chunked prefill
+    (vLLM 0.32's ``SchedulerConfig.verify_max_model_len``: ``max_num_batched_tokens < max_num_seqs`` raises
+    unconditionally; its other check, a budget below ``max_model_len``, only without chunked prefill, which the
+    adapter never turns off). The engine's ``EngineConfig`` and options check it, and ``SimConfig`` under
+    ``semantics="vllm-v1"`` (whose resident cap is vLLM's ``max_num_seqs``), so the simulator refuses what vLLM
+    would not start."""
     resident = max_resident_seqs or max_num_seqs
     if max_num_batched_tokens < resident:
         return (f"{name('max_num_batched_tokens')} ({max_num_batched_tokens}) must be >= "
@@ -136,6 +145,28 @@ def kv_cache_size(kv_cache_gib, name: Name = field_name) -> str | None:
     if not (math.isfinite(kv_cache_gib) and kv_cache_gib > 0):
         return f"{name('kv_cache_gib')} must be a positive size in GiB, got {kv_cache_gib}"
     return at_most("kv_cache_gib", kv_cache_gib, MAX_KV_CACHE_GIB, "GiB", "1 PiB, more than any machine holds", name)
+
+
+def beyond_context(prompt_tokens: np.ndarray, output_tokens, max_model_len: int,
+                   extra_output_tokens: int = 0) -> np.ndarray:
+    """The indices of the requests whose context, ``prompt_tokens + output_tokens + extra_output_tokens`` [tokens],
+    exceeds ``max_model_len`` [tokens] (at most 2**62). ``output_tokens``: an array, or one count for every request
+    (an output cap). ``extra_output_tokens``: what a policy adds to every output (PO's length estimate, generated in
+    the same request, so vLLM stops a request whose context they pass at ``max_model_len``: the engine counts them;
+    the simulator does not, ``ltrsched.sim.simulate._check_fits`` says why).
+
+    Compared without adding the counts: their int64 sum wraps around (prompt and output of 2**62 each passed as
+    -2**63 tokens long)."""
+    headroom = int(max_model_len) - int(extra_output_tokens)  # (Python ints: exact)
+    if headroom < 0:
+        return np.arange(len(prompt_tokens))
+    return np.flatnonzero(prompt_tokens > headroom - output_tokens)  # (in [-2**63 + 1, 2**62]: no wrap)
+
+
+def extra_tokens_named(extra_output_tokens: int, extra_from: str) -> str:
+    """How a refusal names the tokens a policy adds to a request's count: ``"15 of them policy po's extra output
+    tokens"`` (``extra_from``: who adds them, e.g. ``"policy po"``)."""
+    return f"{extra_output_tokens} of them {extra_from}'s extra output tokens"
 
 
 def first(*reasons: str | None) -> str | None:

@@ -114,7 +114,9 @@ class SimConfig:
             ("vllm-v1": vLLM's running-queue cap, unless the engine ran with a larger one).
         semantics: "paper" (all live requests compete; the chunk cut falls on the last-ranked member) or
             "vllm-v1" (exactly what the engine adapter makes vLLM (0.26, 0.32+) do: resident members get the
-            token budget first, at most ``max_num_seqs`` requests hold KV, preemption by recompute).
+            token budget first, at most ``max_num_seqs`` requests hold KV, preemption by recompute; and what vLLM
+            refuses to start with is refused: a ``max_num_batched_tokens`` below that resident cap,
+            :func:`ltrsched.policies.limit_rules.engine_token_budget`).
     """
 
     profile: Any = "a100-llama3-8b"
@@ -191,6 +193,13 @@ class SimConfig:
                              f"{n.setting('preemption', 'recompute')}")
         check(("max_resident_seqs", "max_num_seqs"),
               lambda name_of: limit_rules.resident_cap(self.max_resident_seqs, self.max_num_seqs, name_of))
+        if self.semantics == "vllm-v1":  # (vLLM does not start with such a budget; the simulator ran it)
+            budget = lambda name_of: limit_rules.engine_token_budget(  # noqa: E731
+                self.max_num_batched_tokens, self.max_num_seqs, self.max_resident_seqs, name_of)
+            if budget(limit_rules.field_name) is not None:
+                refuse(("max_num_batched_tokens", "max_resident_seqs" if self.max_resident_seqs else "max_num_seqs",
+                        "semantics"),
+                       lambda n: f"under {n.setting('semantics', 'vllm-v1')}, {budget(n.name)}")
         if not self.swap_space_gib >= 0:  # (NaN too: it passed, and the host's size was int(NaN), a ValueError)
             refuse(("swap_space_gib",), lambda n: f"{n.name('swap_space_gib')} must be >= 0, got {self.swap_space_gib}")
 

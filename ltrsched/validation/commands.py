@@ -51,7 +51,7 @@ def replay(workload, num_requests, arrival, rate, cv, duration, seed, policy, pl
     check_needs(pol, wl.has_column, f"workload {wl.name!r}")  # before the engine starts (minutes on a GPU)
     check_workload_for_engine(wl, engine["prompts"])
     if engine["emulate_profile"] is None:  # (requests too long for the model: refused once the engine had started)
-        check_context_before_start(wl, engine_config(**engine), pol.extra_output_tokens)
+        check_context_before_start(wl, engine_config(**engine), pol.extra_output_tokens, f"policy {pol.name}")
     work_starts()
     with start_engine(**engine) as eng:
         result = eng.run(wl, pol, progress=True)  # (a bar on a terminal, else a line about every 10 s)
