@@ -58,3 +58,25 @@ def test_padding_that_reads_as_a_real_token_changes_no_training_output(tmp_path,
         alone = torch.cat([backbone.forward(data, [i]) for i in range(len(data))])
     np.testing.assert_allclose(padded.numpy(), alone.numpy(), rtol=0, atol=1e-6)
 
+
+def test_scoring_builds_no_kv_cache(tmp_path, monkeypatch):
+    """A ranker reads each prompt once, yet every scoring call of a decoder built a KV cache and filled it (a quarter
+    of a tiny OPT's time a prompt). Scores are unchanged bit for bit (tiny OPT, Llama, GPT-2, BERT: 305 prompts)."""
+    from transformers import cache_utils
+
+    from ltrsched.predictors.config import PredictorConfig
+    from ltrsched.predictors.predictor import Predictor
+
+    _TINY["opt"]().save_pretrained(tmp_path / "opt")
+    predictor = Predictor(PredictorConfig(backbone="hf", hf_path=str(tmp_path / "opt"), max_prompt_tokens=32))
+    built = []
+    init = cache_utils.DynamicCache.__init__
+
+    def counted(self, *args, **kwargs):
+        built.append(1)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(cache_utils.DynamicCache, "__init__", counted)
+    prompts = ["write a story", "", "a b c d e f", "write a story"]
+    scores = predictor.scores(prompts)
+    assert built == [] and scores[0] == scores[3] and np.isfinite(scores).all()
