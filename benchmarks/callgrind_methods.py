@@ -1,12 +1,13 @@
-"""Instructions per method of a policy, counted by callgrind in one ``simulate()`` of the 2,000-request burst.
+"""Instructions per method of a policy, counted by callgrind in one ``simulate()`` of a burst (by default the
+2,000-request ShareGPT burst of issue 15's policy-cost target).
 
 Callgrind counts C functions, not Python ones. Each method named here is therefore called through a C builtin of
 its own (``map``, ``itertools.starmap``, ``functools.reduce``, ``sorted``'s key, ``operator.call``, ``filter``), so
 that builtin's inclusive count is that method's calls, nested ones included, plus the wrapper (1-3 k instructions
 per call). Other calls of the same builtin count too (MLFQ's ``_relevel_head`` sorts a short Python list where a
 member fell several levels, inside the fourth method's ``list.sort`` count): name a method there whose builtin the
-code does not use, or compare with an unwrapped run. The results are the method's own (the wrapper hands its return value back), so the
-run is the same schedule; its total is higher than an unwrapped run's by the wrappers.
+code does not use, or compare with an unwrapped run. The wrapper hands the method's return value back, so the run
+is the same schedule; its total is higher than an unwrapped run's by the wrappers.
 
     PYTHONPATH=$PWD taskset -c 0 env PYTHONHASHSEED=0 POLARS_MAX_THREADS=1 valgrind --tool=callgrind \\
         --callgrind-out-file=/tmp/cgm.%p python benchmarks/callgrind_methods.py --policy mlfq \\
