@@ -490,6 +490,42 @@ def test_front_order_follows_finishes_and_moves_and_gives_up_on_a_listing_it_can
     assert not front.follow(_arrival_view(np.arange(5), 2)) and not front.active
 
 
+def test_front_order_builds_a_step_of_moves_alone_without_reading_positions_again():
+    """A step whose only change is a move to or from the front (a promotion, a return) builds the kept order from the
+    positions now in base order gathered after the last finish, by the rest's flags (one compress): no gather over the
+    base listing's positions now and no comparison of them (before: both at every changed order, and a move wrote
+    the table). A finish renumbers the positions, and the next order gathers them again."""
+    from ltrsched.policies.fixed_order import FixedKeyOrder
+    from ltrsched.policies.front_order import FrontOrder
+
+    class Untouchable(np.ndarray):
+        def __getitem__(self, key):
+            raise AssertionError("read the positions now again")
+
+        def __setitem__(self, key, value):
+            raise AssertionError("wrote the positions now")
+
+    keys = np.array([5.0, 1.0, 3.0, 2.0, 4.0, 0.5])
+    first = _arrival_view(np.arange(6), 0)
+    front = FrontOrder()
+    assert front.start(first, FixedKeyOrder().order(first, lambda view: keys[view.request_id]), np.array([4]))
+    front.departed(np.array([2]))
+    assert front.follow(_arrival_view(np.array([0, 1, 3, 4, 5]), 1))
+    assert front.order(np.array([3])).tolist() == [3, 4, 1, 2, 0]
+    now = front._now
+    front._now = now.view(Untouchable)
+    front.move(np.array([4]), False)
+    front.move(np.array([0]), True)
+    assert front.follow(_arrival_view(np.array([0, 1, 3, 4, 5]), 2))
+    assert front.order(np.array([0])).tolist() == [0, 4, 1, 2, 3]
+    front.move(np.array([0]), False)
+    assert front.order(np.array([], dtype=np.intp)).tolist() == [4, 1, 2, 3, 0]
+    front._now = now
+    front.departed(np.array([5]))
+    assert front.follow(_arrival_view(np.array([0, 1, 3, 4]), 3))
+    assert front.order(np.array([], dtype=np.intp)).tolist() == [1, 2, 3, 0]
+
+
 def test_mlfq_ranks_a_lone_request_without_reading_its_columns():
     """One live request (a burst's tail runs alone for thousands of steps) leads whatever its level: MLFQ ranks it
     without reading a column (before: every live request's run time and level, a sort and a count per level), and

@@ -4,12 +4,14 @@ Starvation prevention around a policy whose order is by a key fixed per request 
 requests first, then the inner order without them. Built from the inner order whenever either changes, a step on
 which a request finished pays two passes over the live requests for the same change: the inner order renumbered
 (``FixedKeyOrder``), then the promoted-first order built from it. Here the order is kept over a *base* listing
-instead: the inner order at the step the kept order started (positions in that listing), and for each base
-position the request's position now: less ``_FRONT`` while it is at the front, ``_GONE`` once it left. A finish
-renumbers the base positions after it (one slice subtraction), a move to or from the front changes a few entries,
-and the order is one gather, one compress and one concatenation (the front first) over the base listing; the
-inner policy is not ranked meanwhile (its hooks still are: it catches up when it is ranked again). With nothing at
-the front it is the inner order itself (the wrapper keeps it then too).
+instead: the inner order at the step the kept order started (positions in that listing, ``_base``), for each base
+position the request's position now (``_GONE`` once it left), and for each rank of the base order whether the
+request there is in the rest of the order (live, not at the front: ``_keep``). A finish renumbers the base positions
+after it (one slice subtraction), a move to or from the front flips a few ranks' flags, and the order is the front
+then one compress, by those flags, of the positions now in base order (``_at``: one gather, made again only after a
+finish; a step whose only change is a move pays the compress and the concatenation alone); the inner policy is not
+ranked meanwhile (its hooks still are: it catches up when it is ranked again). With nothing at the front it is the
+inner order itself (the wrapper keeps it then too).
 
 It holds while the host lists requests by arrival with ascending ids (the base listing less the requests that
 left is the listing now), announces every finish and adds no request (a newcomer stops it: the caller starts
@@ -18,8 +20,9 @@ it is compacted (the live requests become the base listing, in the kept order), 
 construction: the base order is one (the inner order, vouched for or a sort's), the positions now of the live base
 entries are 0 .. n-1 (each finish took one out and moved those after it down by one), the rest is the live entries
 not at the front, and the caller's front is the positions of the entries at the front, each once (read with
-:meth:`positions` for the distinct requests it moved there); :meth:`order` checks the length, and that no front
-position reads past the live ones (an entry that is not at the front). Costs: BENCHMARKS.md (issue 15).
+:meth:`positions`, which reads past the live positions if one of them is not at the front, for the distinct requests
+it moved there); :meth:`order` checks the length, and that no front position reads past the live ones. Costs:
+BENCHMARKS.md (issue 15).
 """
 
 from __future__ import annotations
@@ -29,15 +32,15 @@ import math
 import numpy as np
 
 from ltrsched.policies.base import LiveView
-from ltrsched.policies.fastops import frozen
+from ltrsched.policies.fastops import count_nonzero, frozen
 from ltrsched.policies.id_array import IdArray
 from ltrsched.policies.tracking import known_ascending, snapshot_ids
 
-_FRONT = np.array(1 << 40)  # subtracted from a front request's position (positions stay far below it)
+_FRONT = np.array(1 << 40)  # added to positions read for the front that are not at the front (past the live ones)
 _GONE = np.array(-(1 << 62))  # a request that left (never read as a position again)
 _LIVE_MIN = np.array(-(1 << 61))  # entries below this left
 _LIVE_MIN_INT = -(1 << 61)
-_ZERO = np.array(0)  # (a 0-d operand: numpy converts a Python int every call)
+_TRUE, _FALSE = np.array(True), np.array(False)  # (0-d operands: numpy converts a Python scalar every call)
 _max = np.maximum.reduce
 #: Finishes followed at a step, up to this many (each a few scalar reads and one slice subtraction, the slices
 #: disjoint); past it the caller starts again.
@@ -65,8 +68,11 @@ class FrontOrder:
 
     def reset(self) -> None:
         self._ids: np.ndarray | None = None  # the base listing's request ids (ascending); None: nothing kept
-        self._base: np.ndarray | None = None  # the inner order of the base listing (base positions)
-        self._now: np.ndarray | None = None  # base position -> position now (- _FRONT at the front, _GONE: left)
+        self._base: np.ndarray | None = None  # the inner order of the base listing (rank -> base position)
+        self._rank: np.ndarray | None = None  # base position -> rank in _base (its inverse)
+        self._now: np.ndarray | None = None  # base position -> position now (_GONE: left)
+        self._keep: np.ndarray | None = None  # rank -> live and not at the front (in the rest of the order)
+        self._at: np.ndarray | None = None  # rank -> position now (_now[_base]) while no finish changed _now since
         self._live = 0  # base requests still live
         self._compact_below = 0  # compact once fewer base requests than this are live
         self._left: list[int] = []  # ids announced finished since the last follow
@@ -96,8 +102,12 @@ class FrontOrder:
         base_of = self._base_of  # (only the listing's ids are asked for from here on: those below its first may go)
         base_of.reserve(ids, lowest=ids.item(0), held=ids)
         base_of.data[base_of.rows(ids)] = now
-        now[front] -= _FRONT
+        rank = np.empty(len(ids), dtype=np.intp)
+        rank[order] = now
+        keep = np.ones(len(ids), dtype=bool)
+        keep[rank[front]] = _FALSE
         self._ids, self._base, self._now, self._live = snapshot_ids(ids), order, now, len(ids)
+        self._rank, self._keep, self._at = rank, keep, order  # (positions now are the base positions)
         self._compact_below = _compact_below(len(ids))
         self.listing += 1
         self.version += 1
@@ -126,16 +136,16 @@ class FrontOrder:
         drop out of the gather. Positions and the order stay the same (``listing`` and ``version`` are not bumped):
         the live entries' positions now are 0 .. n-1, each once, so the new base order is a permutation of them."""
         now = self._now
-        at = now.take(self._base, mode="wrap")  # (in range)
-        order = at[at > _LIVE_MIN]  # the live base entries' positions now in the inner order (- _FRONT at the front)
-        front = order < _ZERO
-        order[front] += _FRONT
+        at = now.take(self._base, mode="wrap") if self._at is None else self._at  # (in range)
+        live = at > _LIVE_MIN
+        order = at[live]  # the live base entries' positions now in the inner order: their new base positions
         ids = self._ids[now > _LIVE_MIN]  # the listing now: the live base entries, in base order
         now = np.arange(len(ids))
         base_of = self._base_of
         base_of.data[base_of.rows(ids)] = now
-        now[order[front]] -= _FRONT
-        self._ids, self._base, self._now = ids, order, now
+        rank = np.empty(len(ids), dtype=np.intp)
+        rank[order] = now
+        self._ids, self._base, self._now, self._rank, self._keep, self._at = ids, order, now, rank, self._keep[live], order
         self._compact_below = _compact_below(len(ids))
 
     def _leave(self, gone: list[int]) -> bool:
@@ -152,6 +162,7 @@ class FrontOrder:
         if d > _MAX_FINISHES:
             return False
         ids, now, base_of, lo, k = self._ids, self._now, self._base_of.data, self._base_of.base, self._base_of.k
+        keep, rank = self._keep, self._rank
         n, known = len(ids), len(base_of)
         last = -1  # the base position of the departed request before (ascending: the base ids ascend)
         gone.sort()
@@ -162,10 +173,12 @@ class FrontOrder:
             if j and last + 1 < b:
                 now[last + 1:b] -= _SHIFTS[j - 1]  # listed after j of them
             now[b] = _GONE
+            keep[rank.item(b)] = False
             last = b
         if d and last + 1 < n:
             now[last + 1:] -= _SHIFTS[d - 1]
         self._live -= d
+        self._at = None
         self.listing += 1
         self.version += 1
         return True
@@ -176,31 +189,30 @@ class FrontOrder:
         return int(self._base_of.get(np.array([request_id], dtype=np.int64)).item(0))
 
     def positions(self, request_ids: np.ndarray, front: bool) -> np.ndarray:
-        """Positions now of live requests (all at the front, or none)."""
+        """Positions now of live requests (all at the front, or none). Read for the front (``front``), they read past
+        the live positions (``_FRONT`` more) if one of them is not at the front, which :meth:`order` refuses."""
         base_of = self._base_of
-        at = self._now[base_of.data[base_of.rows(request_ids)]]
-        return at + _FRONT if front else at
+        b = base_of.data[base_of.rows(request_ids)]
+        at = self._now[b]
+        if front and count_nonzero(self._keep[self._rank[b]]):
+            return at + _FRONT
+        return at
 
-    def move(self, request_ids: np.ndarray, to_front: bool, positions: np.ndarray | None = None) -> None:
-        """Move live requests to the front (out of the rest of the order) or back to their rank (``positions``:
-        theirs now, if known, for a move to the front)."""
+    def move(self, request_ids: np.ndarray, to_front: bool) -> None:
+        """Move live requests to the front (out of the rest of the order) or back to their rank: their flags only
+        (positions do not change)."""
         base_of = self._base_of
-        at = base_of.data[base_of.rows(request_ids)]
-        if to_front:
-            if positions is None:
-                self._now[at] -= _FRONT
-            else:
-                self._now[at] = positions - _FRONT
-        else:
-            self._now[at] += _FRONT
+        self._keep[self._rank[base_of.data[base_of.rows(request_ids)]]] = _FALSE if to_front else _TRUE
         self.version += 1
 
     def order(self, front: np.ndarray) -> np.ndarray | None:
         """``front`` (the positions of the requests at the front, in their order: from :meth:`positions`, each
         once), then the others in the inner order. None (and nothing kept any more) if that is not one position per
         live request: a position at the front that is not at the front here reads ``_FRONT`` or more."""
-        now = self._now[self._base]
-        rest = now[now >= _ZERO]
+        at = self._at
+        if at is None:  # (a finish renumbered positions since the last order: moves alone leave them)
+            at = self._at = self._now[self._base]
+        rest = at[self._keep]
         if not len(front):
             if len(rest) == self._live:
                 return rest

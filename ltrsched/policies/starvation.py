@@ -26,7 +26,7 @@ writes at their end. A view whose size does not match the announced arrivals and
 
 Around a policy that orders by a key fixed per request (LTR: ``fixed_key_rank``) the promoted-first order itself
 is kept (:class:`~ltrsched.policies.front_order.FrontOrder`) while the host lists requests by arrival and nobody
-arrives: a finish renumbers one table, promotions and returns change a few entries of it, and the inner policy is
+arrives: a finish renumbers one table, promotions and returns flip a few flags of another, and the inner policy is
 not ranked meanwhile, whether or not anything is promoted (it is kept from the first step after one that nobody
 arrived at; before: it was ranked every step, and every change of its order or of the promoted requests rebuilt
 the promoted-first order from it, two passes over the live requests on a step with a finish; until 2026-12-05 it
@@ -405,7 +405,7 @@ class StarvationPrevention(Policy):
         except IndexError:
             self._is_promoted[ids] = _TRUE
         s, e = self._s, self._e
-        self._moved(ids, True, new)
+        self._moved(ids, True)
         if s == e:  # positions in this listing from now on
             front = self._front
             if front is not None and front.active:
@@ -447,12 +447,11 @@ class StarvationPrevention(Policy):
             self._gone.trim(lowest, held)
             self._is_promoted.trim(lowest, held)
 
-    def _moved(self, ids: np.ndarray, to_front: bool, positions: np.ndarray | None = None) -> None:
-        """Requests ``ids`` were promoted (or returned to their rank): so in the kept order, if one is kept
-        (``positions``: theirs in the listing ranked, which the kept order follows while it is kept)."""
+    def _moved(self, ids: np.ndarray, to_front: bool) -> None:
+        """Requests ``ids`` were promoted (or returned to their rank): so in the kept order, if one is kept."""
         front = self._front
         if front is not None and front.active:
-            front.move(ids, to_front, positions)
+            front.move(ids, to_front)
 
     def _start_front(self, view: LiveView, order: np.ndarray) -> bool:
         """Keep the promoted-first order from ``order`` (the inner order) from now on, if it can be."""
