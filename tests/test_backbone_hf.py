@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 transformers = pytest.importorskip("transformers")
 
@@ -40,11 +44,12 @@ def _backbone(tmp_path, name):
 
 @pytest.mark.parametrize("name", list(_TINY))
 def test_padding_that_reads_as_a_real_token_changes_no_training_output(tmp_path, name):
-    """Without a tokenizer, a config's own pad_token_id (0 or 1) is also a token id prompts are folded onto, so a
-    training batch's padding reads as real tokens where the attention mask is not honoured: decoder rankers pool the
-    rightmost token that is not the pad id, RoBERTa counts positions from input_ids. Right padding comes after every
-    real token, so neither reaches a prompt's output: each prompt (pad ids inside it, at its end, or all of it) gives
-    the same output in a padded training batch as alone, up to the batch width's last bits (measured: <= 1.5e-8)."""
+    """A config's own pad_token_id (0 or 1) inside a prompt's ids (folded ids of a checkpoint folded "modulo", or a
+    tokenizer's pad id in the text) reads as padding where the attention mask is not honoured: transformers' decoder
+    rankers pool the rightmost token that is not the pad id (``_logits`` pools by the mask instead), RoBERTa counts
+    positions from input_ids. Right padding comes after every real token, so neither reaches a prompt's output: each
+    prompt (pad ids inside it, at its end, or all of it) gives the same output in a padded training batch as alone,
+    up to the batch width's last bits (measured: <= 1.5e-8)."""
     import torch
 
     backbone = _backbone(tmp_path, name)
@@ -80,3 +85,138 @@ def test_scoring_builds_no_kv_cache(tmp_path, monkeypatch):
     prompts = ["write a story", "", "a b c d e f", "write a story"]
     scores = predictor.scores(prompts)
     assert built == [] and scores[0] == scores[3] and np.isfinite(scores).all()
+
+
+# ---------------------------------------------------------------- the pad id, on the tokenizer-less path
+@settings(max_examples=40, deadline=None)
+@given(vocab=st.integers(2, 1 << 18), which=st.sampled_from(["0", "1", "last"]), seed=st.integers(0, 2**32 - 1))
+def test_no_folded_token_id_is_the_pad_id(vocab, which, seed):
+    """Llama-3 ids folded into a model's vocabulary without a tokenizer: "modulo" (id mod (vocab - 1)) put every
+    (vocab - 1)-th id on a pad id 0 or 1 (OPT-125M's 1: every '"'); "pad-free" skips it and keeps ids apart that the
+    vocab - 1 slots keep apart. Both agree with the pad id at vocab - 1 (a config without one is given that)."""
+    from ltrsched.predictors.backbones import fold_token_ids
+
+    pad = {"0": 0, "1": 1, "last": vocab - 1}[which]
+    if pad >= vocab:
+        return
+    ids = np.concatenate([np.arange(min(2 * vocab, 1 << 12)), np.random.default_rng(seed).integers(0, 128_256, 1024)])
+    folded = fold_token_ids(ids, vocab, pad)
+    assert pad not in folded and folded.min() >= 0 and folded.max() < vocab
+    slot = ids % (vocab - 1)
+    assert np.array_equal(fold_token_ids(ids, vocab, pad, "modulo"), slot)  # (the fold of older checkpoints)
+    assert len(np.unique(folded)) == len(np.unique(slot))  # (one id per slot: nothing merged)
+    if pad == vocab - 1:
+        assert np.array_equal(folded, slot)
+
+
+@pytest.mark.parametrize("name, text", [("opt", 'write a story about "cats"'), ("llama", "say it loud!")])
+def test_a_prompt_ending_in_a_token_folded_to_pad_is_pooled_at_its_last_token(tmp_path, name, text):
+    """'"' (Llama-3 id 1) folded "modulo" onto OPT's pad id 1, '!' (id 0) onto a pad id 0: the decoder ranker pooled a
+    prompt ending in one at the token before (its score that of the prompt without it), and the pad row's embedding
+    is zero and never trains. Folded "pad-free", the last token is read."""
+    import torch
+
+    backbone = _backbone(tmp_path, name)
+    backbone.model.eval()
+
+    def score(prompt):
+        with torch.inference_mode():
+            return float(backbone.forward(backbone.prepare([prompt]), [0])[0])
+
+    backbone.fold = "modulo"
+    assert backbone.prepare([text])[0][-1] == backbone.pad
+    assert score(text) == pytest.approx(score(text[:-1]), abs=1e-6)  # (pooled at the token before)
+    backbone.fold = "pad-free"
+    assert backbone.pad not in backbone.prepare([text])[0]
+    assert abs(score(text) - score(text[:-1])) > 1e-4
+
+
+@pytest.mark.parametrize("name", ["opt", "llama", "gpt2"])
+def test_a_decoder_is_pooled_at_the_last_token_by_the_mask(tmp_path, name):
+    """A decoder ranker is read at each prompt's last token by the attention mask, not at the rightmost id other than
+    the pad id (a tokenizer's pad id may be in a prompt: its end-of-text id written out), alone and in a padded
+    batch."""
+    import torch
+
+    backbone = _backbone(tmp_path, name)
+    pad = backbone.pad
+    data = [np.array([5, 7, 9, pad]), np.array([5, 7, 9]), np.arange(2, 12)]
+    backbone.model.eval()
+    with torch.inference_mode():
+        alone = backbone.forward(data, [0, 1, 2]).numpy()
+    backbone.model.train()
+    with torch.no_grad():
+        batch = backbone.forward(data, [0, 1, 2]).numpy()
+    assert abs(alone[0] - alone[1]) > 1e-4
+    np.testing.assert_allclose(batch, alone, rtol=0, atol=1e-6)
+
+
+_PROMPTS = ['say "hi"', "wow!", 'a "b" c', "end!", "list of things", '"', "!", 'why? "no"'] * 3
+
+
+def _trained_opt(tmp_path, fold=None):
+    """A one-epoch tiny OPT ranker (pad id 1, no tokenizer), its backbone folding ``fold`` (None: the default)."""
+    from ltrsched.predictors.config import PredictorConfig
+    from ltrsched.predictors.predictor import Predictor
+
+    _TINY["opt"]().save_pretrained(tmp_path / "opt")
+    predictor = Predictor(PredictorConfig(backbone="hf", hf_path=str(tmp_path / "opt"), epochs=1, lr=1e-2,
+                                          list_size=8, max_prompt_tokens=32))
+    if fold is not None:
+        predictor.backbone.fold = fold
+    predictor.fit(_PROMPTS, np.arange(1, len(_PROMPTS) + 1) * 7)
+    return predictor
+
+
+def test_a_checkpoint_without_the_fold_record_loads_and_scores_as_before(tmp_path):
+    """An HF checkpoint written before predictor.json recorded its fold (trained "modulo", as the code then did) loads
+    folding "modulo": its scores bit for bit (folded "pad-free" they are not: the key is what keeps them)."""
+    from ltrsched.predictors.config import TOKEN_FOLD_KEY
+    from ltrsched.predictors.predictor import Predictor
+
+    trained = _trained_opt(tmp_path, "modulo")
+    before = trained.scores(_PROMPTS)
+    trained.save(tmp_path / "ck")
+    path = tmp_path / "ck" / "predictor.json"
+    record = json.loads(path.read_text())
+    assert record.pop(TOKEN_FOLD_KEY) == "modulo"
+    path.write_text(json.dumps(record))
+    loaded = Predictor.load(tmp_path / "ck")
+    assert loaded.backbone.fold == "modulo" and np.array_equal(loaded.scores(_PROMPTS), before)
+    loaded.backbone.fold = "pad-free"
+    assert not np.array_equal(loaded.scores(_PROMPTS), before)
+
+
+def test_a_new_checkpoint_records_its_fold_and_round_trips(tmp_path):
+    from ltrsched.predictors.config import TOKEN_FOLD_KEY
+    from ltrsched.predictors.predictor import Predictor
+
+    trained = _trained_opt(tmp_path)
+    trained.save(tmp_path / "ck")
+    assert json.loads((tmp_path / "ck" / "predictor.json").read_text())[TOKEN_FOLD_KEY] == "pad-free"
+    loaded = Predictor.load(tmp_path / "ck")
+    assert loaded.backbone.fold == "pad-free"
+    assert np.array_equal(loaded.scores(_PROMPTS), trained.scores(_PROMPTS))
+
+
+def test_an_unknown_fold_record_is_one_line(tmp_path, capsys):
+    """(an n-gram checkpoint: the record is checked whatever the backbone; n-gram ones are saved without it)"""
+    from cli_helpers import run_cli_fast
+    from label_data import english_rows, write_label_jsonl
+
+    from ltrsched.predictors.config import TOKEN_FOLD_KEY, PredictorConfig
+    from ltrsched.predictors.predictor import Predictor
+
+    rows = english_rows(20, 0)
+    predictor = Predictor(PredictorConfig(epochs=1, dim=1 << 10))
+    predictor.fit([p for p, _ in rows], np.array([n for _, n in rows]))
+    predictor.save(tmp_path / "ck")
+    path = tmp_path / "ck" / "predictor.json"
+    record = json.loads(path.read_text())
+    assert TOKEN_FOLD_KEY not in record
+    path.write_text(json.dumps({**record, TOKEN_FOLD_KEY: "xor"}))
+    write_label_jsonl(tmp_path / "ev.jsonl", english_rows(6, 1))
+    result = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "ck", "--data", tmp_path / "ev.jsonl")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f'{TOKEN_FOLD_KEY} must be one of modulo, pad-free, got "xor"' in lines[0], lines

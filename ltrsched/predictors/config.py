@@ -31,6 +31,20 @@ TRAINING_PROMPTS_KEY = "training_prompts"
 #: edited afterwards (``ngrams``: the weights scored other n-grams' buckets) or another tokenizer at ``hf_path`` loaded
 #: and scored every prompt by weights fitted to other inputs; checkpoints written before it lack it.
 TRAINED_WITH_KEY = "trained_with"
+#: predictor.json's record of how an HF backbone without a tokenizer folds Llama-3 token ids into its model's
+#: vocabulary (one of :data:`TOKEN_FOLDS`, :func:`~ltrsched.predictors.backbones.fold_token_ids`), and so where a
+#: decoder ranker is read. HF checkpoints written before it lack it: they fold as :data:`LEGACY_TOKEN_FOLD`, and load
+#: and score as they did.
+TOKEN_FOLD_KEY = "hf_token_fold"
+#: The folds :data:`TOKEN_FOLD_KEY` names: "modulo" (id mod (vocab - 1): every (vocab - 1)-th id lands on the model's
+#: pad id where that is below vocab - 1, e.g. OPT's 1; a decoder read where transformers pools, the rightmost id that
+#: is not the pad id) and "pad-free" (the same vocab - 1 slots, the pad id skipped; a decoder read at the last token
+#: by the attention mask, :meth:`~ltrsched.predictors.backbones.HFBackbone._logits`).
+TOKEN_FOLDS = ("modulo", "pad-free")
+#: The fold of HF checkpoints without :data:`TOKEN_FOLD_KEY`.
+LEGACY_TOKEN_FOLD = "modulo"
+#: The fold a new HF backbone uses and saves.
+TOKEN_FOLD = "pad-free"
 #: The settings :data:`TRAINED_WITH_KEY` may record (:meth:`PredictorConfig.scoring_settings`): those that turn a
 #: prompt into the model's inputs or give its outputs their meaning (a class model's ``bucket``: its predicted lengths).
 #: Not ``hf_path`` (a moved model is named anew), ``seed``, ``epochs``, ``lr`` and the like (training only).
@@ -200,10 +214,11 @@ class PredictorConfig:
         return {name: getattr(self, name) for name in names}
 
     def save(self, directory: Path, weights_sha256: str | None = None, training_prompts=None,
-             inputs_sha256: str | None = None) -> None:
+             inputs_sha256: str | None = None, token_fold: str | None = None) -> None:
         """Write ``predictor.json``; ``weights_sha256`` (hex) names the weights file it was saved with,
         ``training_prompts`` (:func:`prompt_hashes`) the prompts it was trained on, ``inputs_sha256`` (hex) the
-        inputs its backbone made of the canary prompts (:data:`TRAINED_WITH_KEY`; None: a backbone without them)."""
+        inputs its backbone made of the canary prompts (:data:`TRAINED_WITH_KEY`; None: a backbone without them),
+        ``token_fold`` an HF backbone's fold of token ids (:data:`TOKEN_FOLD_KEY`; None: another backbone)."""
         from ltrsched import atomic
 
         data = {**asdict(self), "hf_path": model_reference(self.hf_path)}
@@ -211,6 +226,8 @@ class PredictorConfig:
             data[WEIGHTS_DIGEST_KEY] = weights_sha256
             data[TRAINED_WITH_KEY] = {"settings": self.scoring_settings(),
                                       "inputs_sha256": inputs_sha256}
+        if token_fold is not None:
+            data[TOKEN_FOLD_KEY] = token_fold
         if training_prompts is not None:
             data[TRAINING_PROMPTS_KEY] = encode_prompt_hashes(training_prompts)
         atomic.write_text(Path(directory) / CONFIG_FILE, strict_json.dumps(data, indent=2))
@@ -252,6 +269,11 @@ class PredictorConfig:
             raise UserError(f"{WEIGHTS_DIGEST_KEY} must be the weights file's SHA-256 as 64 hex digits, got "
                             f"{str(digest)[:80]!r} (a damaged or hand-edited file; train the predictor again)")
         data.pop(TRAINING_PROMPTS_KEY, None)  # read by saved_training_prompts
+        fold = data.pop(TOKEN_FOLD_KEY, None)  # read by saved_token_fold
+        if fold is not None and fold not in TOKEN_FOLDS:
+            raise UserError(f"{TOKEN_FOLD_KEY} must be one of {', '.join(TOKEN_FOLDS)}, got {shown(fold, 80)} (a "
+                            "checkpoint written by another ltrsched version, or edited by hand; train the predictor "
+                            "again with this one)")
         _check_trained_with(data.pop(TRAINED_WITH_KEY, None))  # compared by check_trained_with
         unknown = [str(k) for k in data if k not in {f.name for f in fields(cls)}]
         if unknown:  # (it said "PredictorConfig.__init__() got an unexpected keyword argument", no fix)
@@ -358,6 +380,14 @@ def saved_weights_digest(directory: Path, record: dict | None = None) -> str | N
     or None (older checkpoints; read after :meth:`PredictorConfig.load` accepted the file)."""
     digest = _saved(directory, record).get(WEIGHTS_DIGEST_KEY)
     return digest if isinstance(digest, str) else None
+
+
+def saved_token_fold(directory: Path, record: dict | None = None) -> str:
+    """How the HF backbone of the checkpoint in ``directory`` (``record``: its ``predictor.json`` as read, None: read
+    it) folds token ids (:data:`TOKEN_FOLD_KEY`): :data:`LEGACY_TOKEN_FOLD` where it does not say (written before
+    the record; read after :meth:`PredictorConfig.load` accepted the file)."""
+    fold = _saved(directory, record).get(TOKEN_FOLD_KEY)
+    return fold if fold in TOKEN_FOLDS else LEGACY_TOKEN_FOLD
 
 
 def hash_prompts(prompts) -> "np.ndarray":

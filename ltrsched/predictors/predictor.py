@@ -20,7 +20,7 @@ from ltrsched.inputs import check_not_special
 from ltrsched.predictors.backbones import make_backbone
 from ltrsched.predictors.config import (CONFIG_FILE, KINDS, MAX_CLASS_LENGTH, MAX_CLASSES, WEIGHTS_FILE,
                                        PredictorConfig, check_trained_with, hash_prompts, prompt_hashes,
-                                       saved_training_prompts, saved_weights_digest)
+                                       saved_token_fold, saved_training_prompts, saved_weights_digest)
 from ltrsched.predictors.losses import LOSSES
 
 
@@ -622,7 +622,7 @@ class Predictor:
         # the config names the weights it goes with: a save interrupted between the two files (or one file
         # replaced by hand) is refused on load instead of scoring with weights of another model of the same shape
         self.config.save(directory, hashlib.sha256(buf.getvalue()).hexdigest(), self.training_prompts,
-                         self.inputs_digest())
+                         self.inputs_digest(), getattr(self.backbone, "fold", None))
         return directory
 
     def inputs_digest(self) -> str | None:
@@ -657,6 +657,8 @@ class Predictor:
             pred = cls(config)
         except UserError as exc:  # e.g. its model (hf_path, named as --hf-model) moved: say which checkpoint needs it
             raise UserError(f"cannot load the predictor {directory}: {exc}") from None
+        if hasattr(pred.backbone, "fold"):  # (an HF backbone folds token ids as it was trained: older ones "modulo")
+            pred.backbone.fold = saved_token_fold(directory, record)
         weights = directory / WEIGHTS_FILE
         check_not_special(weights, "predictor weights")  # (it said "missing weights.pt")
         if not weights.is_file():
