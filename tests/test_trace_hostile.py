@@ -276,3 +276,10 @@ def test_files_read_otherwise_now_are_keyed_apart_from_runs_cached_before(tmp_pa
     plain.write_text('{"timestamp": 1000, "input_length": 3, "output_length": 4}\n')
     assert workload_fingerprint(str(mixed))["mooncake timestamps"] == "one unit"
     assert "mooncake timestamps" not in workload_fingerprint(str(plain))
+
+
+def test_a_parquet_of_no_rows_is_one_line(capsys, tmp_path):
+    path = tmp_path / "none.parquet"
+    empty = pl.Series([], dtype=pl.Int64)
+    pl.DataFrame({"input_len": empty, "output_len": empty}).write_parquet(path)
+    assert_one_line_error(_simulate(capsys, tmp_path, str(path)), "none.parquet", "the workload is empty")
