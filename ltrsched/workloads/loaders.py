@@ -3,7 +3,8 @@
 Files, by suffix:
 - ``.parquet``: our own workload table (see :mod:`ltrsched.workloads.schema`; a token count under another tool's
   name, ``input_tokens`` or ``num_decode_tokens`` (:data:`~ltrsched.workloads.schema.LENGTH_NAMES`), is read where the
-  table lacks ours, and two such names for one count are an error), or a labels file from
+  table lacks ours, and two names for one count, ours among them, are an error; our runs' ``generated_tokens`` beside
+  ``output_tokens`` is none), or a labels file from
   ``ltrsched label`` (:mod:`ltrsched.workloads.labels`: one split of its main run, prompt text joined by key). A
   table with prompt text but no ``prompt_tokens`` has them counted (Llama-3), as a ``.jsonl``'s; one with
   ``generated`` (or ``response``) text but no ``output_tokens`` too; without ``arrival_time`` (or
@@ -26,7 +27,8 @@ Files, by suffix:
   own ``"po_estimate"`` and a ``"predicted_length"`` (numbers, or null where missing) are kept as those columns.
   Mooncake's traces (``{"timestamp": ms, "input_length": N, "output_length": N, "hash_ids": [...]}``) too: a line
   with ``input_length``/``output_length`` (:data:`MOONCAKE_KEYS`) has them read as the prompt and output counts and
-  its ``timestamp`` as the arrival in milliseconds (Mooncake's unit; on other lines ``timestamp`` is seconds);
+  its ``timestamp`` as the arrival in milliseconds (Mooncake's unit; on other lines ``timestamp`` is seconds, and a
+  file giving it on both kinds of line is an error: which unit?);
   ``hash_ids`` is not (no prefix cache is simulated). Other tools' count keys are read as ours
   (:data:`~ltrsched.workloads.schema.OTHER_LENGTH_KEYS`: OpenAI's usage ``completion_tokens``, vLLM's benchmark
   ``input_len``/``output_len``, ``num_prompt_tokens``/``num_output_tokens``); two keys for one count are an error.
@@ -72,7 +74,8 @@ Files, by suffix:
   those names or one beside Alpaca's ``output`` (:data:`UNREAD_REPLY_NAMES`), are an error naming both where the
   text is counted (one was used, silently). Lines may end with CR alone. Header names
   and numbers may have spaces around them (``a, b``). The header line repeated among the records (two files
-  joined) is an error naming its row (:mod:`ltrsched.workloads.csv_joined`).
+  joined) is an error naming its row (:mod:`ltrsched.workloads.csv_joined`), and so is a line with more fields than
+  the header or a quote left open (:mod:`ltrsched.workloads.csv_fields`).
 
 Arrival times are read alike in every format (:func:`arrival_suffix`): under the ``.csv``'s names (``arrival_time``,
 ``arrived_at``, ``arrival``, ``timestamp``, Chatbot Arena's ``tstamp``, in any case: Azure's ``TIMESTAMP`` in a parquet
@@ -90,7 +93,8 @@ for every format); without them the requests are numbered 0, 1, ... (a parquet's
 after). Errors name the file.
 
 Text files are UTF-8 (a byte-order mark is dropped); an invalid byte is an error naming its line
-(:mod:`ltrsched.workloads.utf8`), never replaced; a UTF-16 or UTF-32 file is an error saying so.
+(:mod:`ltrsched.workloads.utf8`), never replaced; a UTF-16 or UTF-32 file is an error saying so, and a compressed one
+(``.csv.gz`` too) one saying to decompress it.
 """
 
 from __future__ import annotations
@@ -116,11 +120,13 @@ from ltrsched.workloads.arrival_names import (
 from ltrsched.workloads.arrivals import seconds_unit_warning
 from ltrsched.workloads.blank_text import blank_why, is_blank
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
+from ltrsched.workloads.csv_fields import field_error
 from ltrsched.workloads.csv_joined import joined_files_error, repeated_header_row
 from ltrsched.workloads.csv_separator import separator_hint
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.schema import (
-    LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, OTHER_LENGTH_KEYS, REQUIRED_COLUMNS, ZERO_OUTPUT_HINT,
+    LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, OTHER_LENGTH_KEYS, REQUIRED_COLUMNS, RUN_RESULT_COUNTS,
+    ZERO_OUTPUT_HINT,
     Workload,
     first_non_numeric,
     first_non_numeric_row,
@@ -134,7 +140,7 @@ from ltrsched.workloads.sharegpt import (
     may_give_arrivals, may_give_columns, may_give_system_text, record_hint, records_key,
 )
 from ltrsched.workloads.tokenizer import count_tokens
-from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lf_line_ends, lone_surrogate
+from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, file_not_text_hint, lf_line_ends, lone_surrogate
 
 CSV_COLUMNS = {"arrival_time": ARRIVAL_NAMES, **LENGTH_NAMES}
 
@@ -206,6 +212,7 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     dates = {}  # line -> (key, its date-time text): read as a .csv's are, once every line is read
     optional = {name: [] for name in NUMERIC_OPTIONAL_COLUMNS}  # [per line] (None where a line has none)
     mooncake = set()  # the numbers of the lines in Mooncake's keys
+    stamps = {}  # whether a line is Mooncake's -> the first such line giving a 'timestamp' (_timestamp_units_error)
     checked_keys = set()  # keys found in no other case than JSONL_KEYS' and naming no arrival times in a unit unread
     plain_keys = set()  # keys of lines without another tool's token-count keys (OTHER_LENGTH_KEYS)
     for lineno, rec in jsonl_records(path):
@@ -313,8 +320,12 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         timed.append(lineno if keys else -lineno)
         if any(k in original for k in MOONCAKE_KEYS):
             mooncake.add(lineno)
+        if "timestamp" in original:  # [ms] on a Mooncake line, else [s]
+            stamps.setdefault(lineno in mooncake, lineno)
     if not prompts:
         raise UserError(f"{path}: no requests (empty file)")
+    if len(stamps) == 2:  # (each line read in its unit: a file of both was read in two units, silently)
+        raise UserError(_timestamp_units_error(path, stamps[True], stamps[False]))
     if any(t > 0 for t in timed) and any(t < 0 for t in timed):  # the untimed ones would arrive at t = 0
         first = -next(t for t in timed if t < 0)
         key = "timestamp" if first in mooncake else sorted(units)[0]  # (a Mooncake line's is its 'timestamp')
@@ -358,6 +369,37 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             FILE_ROW: pl.Series(FILE_ROW, lines, dtype=pl.Int64),
         }
     )
+
+
+def _timestamp_units_error(path: Path, mooncake: int, plain: int) -> str:
+    """The one-line error for a ``.jsonl`` whose ``timestamp`` key is read in two units: milliseconds on line
+    ``mooncake``, which gives Mooncake's keys (:data:`MOONCAKE_KEYS`), seconds on line ``plain``, which does not."""
+    return (f"{path}:{max(mooncake, plain)}: 'timestamp' is read as milliseconds on line {mooncake}, beside "
+            f"Mooncake's input_length/output_length (its unit), and as seconds on line {plain}, without them; which "
+            "are they? name the key timestamp_ms (milliseconds) or timestamp_s (seconds) on every line")
+
+
+def _jsonl_mixes_timestamp_units(path: Path) -> bool:
+    """Whether a ``.jsonl`` gives ``timestamp`` both on a line with Mooncake's keys (milliseconds) and on one without
+    (seconds), which loading read in two units before it was refused (:func:`_timestamp_units_error`); False for
+    other files and one not readable as JSON Lines. Only a file whose bytes name both (or hold a ``\\u`` escape) is
+    parsed."""
+    if path.suffix.lower() != ".jsonl":
+        return False
+    try:
+        data = path.read_bytes()
+        if b"\\u" not in data and (b"timestamp" not in data or not any(k.encode() in data for k in MOONCAKE_KEYS)):
+            return False
+        kinds = set()
+        for line in io.StringIO(data.decode("utf-8-sig", errors="replace"), newline=None):
+            record = json.loads(line) if line.strip() else None
+            if isinstance(record, dict) and "timestamp" in record:
+                kinds.add(any(key in record for key in MOONCAKE_KEYS))
+                if len(kinds) == 2:
+                    return True
+    except (OSError, ValueError, RecursionError):
+        return False
+    return False
 
 
 def _jsonl_dates(dates: dict[int, tuple[str, str]], arrivals: list[float], lines: list[int], path: Path
@@ -695,8 +737,9 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         raise UserError(f"{path}: no requests (no line with text)")
     try:
         raw = _read_csv(data)
-    except Exception as exc:
-        raise UserError(f"{path}: cannot parse CSV ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    except Exception as exc:  # (polars names no line: a record with an extra field, a quote left open)
+        raise UserError(field_error(text, path)
+                        or f"{path}: cannot parse CSV ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     prompt = _csv_column(raw, ("prompt",), "prompt", path)
     # the reply's text, counted where the file gives no output count (as a parquet's and a .jsonl's: a table of
     # prompts and replies was refused, "no column for output_tokens")
@@ -1000,10 +1043,13 @@ def _table_arrivals(df: pl.DataFrame, path: Path, arrival_info: dict | None = No
             raise _format_break_error(seconds, at, f"{path}: column {name!r}", f"row {row}")
     if given[0] == "arrival_time" and col.dtype != pl.String:
         return df
-    if not col.dtype.is_numeric():
-        first = first_non_numeric(col)
+    if not col.dtype.is_numeric():  # (the error named no row)
+        first, at = first_non_numeric(col), first_non_numeric_row(col)
+        where = "" if at is None else (f"row {df[FILE_ROW][at]}" if FILE_ROW in df.columns else  # (a table's)
+                                       f"record id {df['source_id'][at]!r}" if "source_id" in df.columns  # (a first
+                                       else f"row {at + 1}")  # turn's: records skipped are no rows)
         raise UserError(f"{path}: column {name} has non-numeric values ({col.dtype}"
-                        + (f", first: {first[0]!r}" if first else "") + "); it must hold numbers"
+                        + (f", first: {first[0]!r}) in {where}" if first else ")") + "; it must hold numbers"
                         + (" or date-times" if col.dtype == pl.String else ""))
     return df.with_columns((col.cast(pl.Float64) * UNIT_SUFFIXES[given[0][len("arrival_time"):]]).alias(
         "arrival_time")).drop(given[0])
@@ -1131,7 +1177,9 @@ def workload_fingerprint(source: str) -> dict[str, str]:
     # and arrival times named by a name read since (ADDED_NAMES: Chatbot Arena's tstamp), in any format, read since
     # this marker (runs cached before put every request at t = 0); and a .csv's or .jsonl's token counts under the
     # names read since this marker (ADDED_LENGTH_NAMES: completion_tokens, input_len, ...; runs cached before counted
-    # the text's tokens instead)
+    # the text's tokens instead); and a parquet's count under ours and another tool's name, refused since this marker
+    # (runs cached before read ours); and a .jsonl's 'timestamp' in milliseconds on Mooncake's lines and seconds on
+    # others, refused since this marker (runs cached before read each line in its unit)
     return {"sha256": file_digest(path), **({"ids": "given"} if _gives_ids(path) else {}),
             **({"mooncake": "read"} if _jsonl_gives_mooncake(path) else {}),
             **({"columns": "kept"} if _jsonl_gives_columns(path) else {}),
@@ -1145,7 +1193,9 @@ def workload_fingerprint(source: str) -> dict[str, str]:
             **({"conversation columns": "kept"} if _conversations_file(path) and may_give_columns(path) else {}),
             **({"system text": "counted"} if _conversations_file(path) and may_give_system_text(path) else {}),
             **({"added arrival names": "read"} if file_may_name_added(path) else {}),
-            **({"added length names": "read"} if _names_added_lengths(path) else {})}
+            **({"added length names": "read"} if _names_added_lengths(path) else {}),
+            **({"count names": "two refused"} if _parquet_counts_twice(path) else {}),
+            **({"mooncake timestamps": "one unit"} if _jsonl_mixes_timestamp_units(path) else {})}
 
 
 #: Names of :data:`~ltrsched.workloads.schema.LENGTH_NAMES` read since a later change (in lower case): a ``.csv``
@@ -1275,6 +1325,22 @@ def _parquet_gives_counts(path: Path) -> bool:
     renamed = any(ours not in cols and any(c.strip().lower() in names for c in cols)
                   for ours, names in LENGTH_NAMES.items())
     return renamed or (is_conversation_table(head) and any(c in cols for c in COUNT_COLUMNS))
+
+
+def _parquet_counts_twice(path: Path) -> bool:
+    """Whether ``path`` is a parquet with one of our count columns beside another tool's name for it
+    (``prompt_tokens`` and ``input_len``), which loading read as ours, silently, before it was refused
+    (:func:`~ltrsched.workloads.schema.length_columns`): a run cached before must not stand for it. False for other
+    files and a parquet polars cannot read."""
+    if path.suffix.lower() != ".parquet":
+        return False
+    try:
+        cols = pl.read_parquet(path, n_rows=0).columns
+    except Exception:
+        return False
+    return any(ours in cols and any(c != ours and c.strip().lower() in names
+                                    and c.strip().lower() not in RUN_RESULT_COUNTS for c in cols)
+               for ours, names in LENGTH_NAMES.items())
 
 
 def _gives_unit_arrivals(path: Path) -> bool:
@@ -1466,8 +1532,9 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
         raise UserError(f"{path}: a .txt file holds prompts without output lengths; label them with `ltrsched label "
                         "--prompts FILE.txt` (one prompt per line), or give each its length in a .jsonl "
                         "({\"prompt\": ..., \"output_tokens\": N} per line)")
-    else:
-        raise UserError(f"{path}: unknown workload format {suffix!r}; use .parquet, .jsonl, .json or .csv")
+    else:  # (a .csv.gz said "unknown workload format '.gz'" alone)
+        raise UserError(file_not_text_hint(path)
+                        or f"{path}: unknown workload format {suffix!r}; use .parquet, .jsonl, .json or .csv")
     warning = _unit_warning(df["arrival_time"], arrival, path) if "arrival_time" in df.columns else None
     workload = Workload(_sample_checked(df, num_requests, seed, path), path.stem, _meta(path, arrival, warning))
     for line in arrival.get("notes", ()):  # (after the checks; ahead of an error, load_workload prints them)
@@ -1480,8 +1547,6 @@ def _read_parquet(path: Path, n_rows: int | None = None) -> pl.DataFrame:
     try:
         return pl.read_parquet(path, n_rows=n_rows)
     except Exception as exc:
-        from ltrsched.workloads.utf8 import file_not_text_hint
-
         hint = file_not_text_hint(path)  # (a .parquet.gz renamed: "The file must end with PAR1 or PARE")
         raise UserError(hint or f"cannot read workload {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
 

@@ -77,19 +77,30 @@ LENGTH_NAMES = {
 #: The names of :data:`LENGTH_NAMES` other than ours -> ours: a ``.jsonl`` line's keys read as its counts (as
 #: written, in lower case).
 OTHER_LENGTH_KEYS = {name: ours for ours, names in LENGTH_NAMES.items() for name in names if name != ours}
+#: A column of our runs' ``requests.parquet`` (the simulator's and the engine's) named as another tool's output
+#: count: the tokens the run generated, beside the request's ``output_tokens``. Such a file replayed as a workload
+#: reads ``output_tokens``; beside ours it is not a second name for the count (:func:`length_columns`).
+RUN_RESULT_COUNTS = ("generated_tokens",)
 
 
 def length_columns(df: pl.DataFrame, name: str) -> pl.DataFrame:
     """``df`` (a parquet's table) with a token-count column under another tool's name (:data:`LENGTH_NAMES`, in any
     case: ``input_tokens``, ``num_decode_tokens``, ``Prompt_Tokens``) renamed to ours, where it has none of ours: it
     travelled along unread, and the counts were taken from the text (or the table refused as "missing column
-    prompt_tokens"). One-line :class:`UserError` naming ``name`` (the file) if it has two such names for one count:
-    which holds it?"""
+    prompt_tokens"). One-line :class:`UserError` naming ``name`` (the file) if it has two such names for one count,
+    ours among them (``prompt_tokens`` beside ``input_len``: ours was read, silently, whatever the other held), as a
+    ``.csv``'s and a ``.jsonl``'s are: which holds it? (Our runs' ``generated_tokens`` beside ``output_tokens`` is
+    no second name: :data:`RUN_RESULT_COUNTS`.)"""
     renames = {}
     for ours, names in LENGTH_NAMES.items():
-        if ours in df.columns:
-            continue
         found = [c for c in df.columns if c.strip().lower() in names]
+        if ours in df.columns:
+            found = [c for c in found if c == ours or c.strip().lower() not in RUN_RESULT_COUNTS]
+            if len(found) > 1:
+                raise UserError(f"{name}: columns {' and '.join(repr(c) for c in found)} "
+                                f"{'both' if len(found) == 2 else 'all'} give the {ours}; which does? keep one "
+                                f"(drop or rename the other{'s' if len(found) > 2 else ''})")
+            continue
         if len(found) > 1:
             raise UserError(f"{name}: columns {' and '.join(repr(c) for c in found)} both give the {ours}; which "
                             "does? keep one (drop or rename the other)")
@@ -219,10 +230,13 @@ def first_non_numeric(col: pl.Series) -> list:
 
 
 def first_non_numeric_row(col: pl.Series) -> int | None:
-    """The row (0-based) of :func:`first_non_numeric`'s value, None where every value is null."""
+    """The row (0-based) of :func:`first_non_numeric`'s value, None where every value is null. Text that reads as
+    NaN (``nan``, which polars leaves as text where it reads ``NaN`` as a number) is no number (a ``.csv`` column of
+    ``3`` and ``nan`` showed ``'3'``, row 1)."""
     shown = col.is_not_null()
     if col.dtype == pl.String:
-        unread = shown & col.str.strip_chars().cast(pl.Float64, strict=False).is_null()
+        number = col.str.strip_chars().cast(pl.Float64, strict=False)
+        unread = shown & (number.is_null() | number.is_nan()).fill_null(True)
         shown = unread if unread.any() else shown
     return int(shown.arg_true()[0]) if shown.any() else None
 
@@ -261,9 +275,10 @@ def validate(df: pl.DataFrame, name: str = "workload", row_name: Callable[[int],
         raise UserError(f"{name}: column prompt holds {text}" + (f" values (first: {first[0]!r}, row {row})" if first
                                                                  else "") + ", not text; it must hold the prompt text")
     for col in INTEGER_COLUMNS:
-        if col in df.columns and (df.schema[col].is_float() or df.schema[col] == pl.UInt64):
+        if col in df.columns and (df.schema[col].is_float() or df.schema[col].is_integer()):
             # (inf, 1e23 and 2**64 - 1 are "integral": the cast to Int64 below failed with polars' message,
-            # "conversion from `f64` to `i64` failed in column 'prompt_tokens' for 1 out of 1 values: [inf]")
+            # "conversion from `f64` to `i64` failed in column 'prompt_tokens' for 1 out of 1 values: [inf]"; a
+            # parquet's Int64 2**60 was read as a count, where a .csv's and a .jsonl's are refused)
             huge = (df[col].is_not_null() & ~(df[col].cast(pl.Float64).abs() <= _MAX_COUNT)).fill_null(True)
             if huge.any():
                 raise UserError(f"{name}: column {col} has {huge.sum()} value(s) that are not finite or beyond "

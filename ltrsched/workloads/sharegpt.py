@@ -44,8 +44,8 @@ from ltrsched.workloads.arrival_names import (
 )
 from ltrsched.workloads.blank_text import is_blank
 from ltrsched.workloads.record_values import optional_number, request_id_value
-from ltrsched.workloads.schema import (NUMERIC_OPTIONAL_COLUMNS, SYSTEM_COLUMN, SYSTEM_SEPARATOR, ZERO_OUTPUT_HINT,
-                                       length_columns, request_ids)
+from ltrsched.workloads.schema import (LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, SYSTEM_COLUMN, SYSTEM_SEPARATOR,
+                                       ZERO_OUTPUT_HINT, length_columns, request_ids)
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
 
@@ -234,6 +234,20 @@ def record_hint(record) -> str | None:
         return usage
     return format_hint(record, [k for k, v in record.items()
                                 if isinstance(v, list) and v and all(isinstance(t, str) for t in v)])
+
+
+def counts_hint(record, path) -> str | None:
+    """What a ``.json`` array's record is that gives a request's token counts (keys of
+    :data:`~ltrsched.workloads.schema.LENGTH_NAMES`, e.g. ``input_len``, ``output_len``) and no messages: a request,
+    which a ``.jsonl`` holds, one per line (such a file said "no complete conversation" alone); None for other
+    records."""
+    if not isinstance(record, dict) or any(k in record for k in CONVERSATION_KEYS):
+        return None
+    names = [k for k in record if isinstance(k, str) and any(k.strip().lower() in n for n in LENGTH_NAMES.values())]
+    if not names:
+        return None
+    return (f"a request's token counts ({', '.join(repr(k) for k in names)}), not a conversation; a .jsonl holds such "
+            f"requests, one object per line: jq -c '.[]' {path} > requests.jsonl")
 
 
 #: Where a record keeps its messages: ShareGPT's ``conversations`` (or ``items``), LMSYS-Chat-1M's
@@ -805,7 +819,7 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
     hint = None  # what the first record is, if it is another data set's format (format_hint)
     for total, record in enumerate(records, 1):
         if total == 1:
-            hint = record_hint(record)
+            hint = record_hint(record) or (counts_hint(record, path) if extra is None else None)
         turn = read_first_turn(record, system=not packaged)
         if isinstance(turn, Skip):
             count_skip(skips, turn, total, record)
