@@ -151,9 +151,11 @@ def numa_note_held(op: tuple[str, str] | None = None, note: re.Pattern = NUMA_NO
 
 def fd2_filtered(call: Callable[[], Any], drop: re.Pattern) -> Any:
     """``call()``, with what it writes to the process's stderr (fd 2, where C++ writes) captured and written back
-    after it, less the lines ``drop`` matches; every line written back where it raises (nothing of an error is lost).
-    Only for a short call: the lines it writes reach stderr when it returns. A process without fd 2 calls it as is."""
-    sys.stderr.flush()
+    after it, less the lines ``drop`` matches; every line written back where it raises (an exception's account is
+    kept). Only for a short call that raises rather than crashes (vLLM's op ``TORCH_CHECK``s its errors): the lines it
+    writes reach stderr when it returns, and a signal that killed the process inside it would lose them. A process
+    without fd 2 calls it as is."""
+    _flush_stderr()
     try:
         saved = os.dup(2)
     except OSError:
@@ -166,7 +168,7 @@ def fd2_filtered(call: Callable[[], Any], drop: re.Pattern) -> Any:
                 result = call()
                 failed = False
             finally:
-                sys.stderr.flush()
+                _flush_stderr()  # (Python's own lines written inside it: captured, kept)
                 os.dup2(saved, 2)
                 capture.seek(0)
                 lines = capture.read().splitlines(keepends=True)
@@ -176,6 +178,14 @@ def fd2_filtered(call: Callable[[], Any], drop: re.Pattern) -> Any:
             return result
     finally:
         os.close(saved)
+
+
+def _flush_stderr() -> None:
+    """Python's stderr flushed to fd 2 where it can be (none, or closed: nothing to flush)."""
+    try:
+        sys.stderr.flush()
+    except (AttributeError, OSError, ValueError):
+        pass
 
 
 @contextmanager
