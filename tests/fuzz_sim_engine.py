@@ -5,7 +5,7 @@ Each case draws a policy with random parameters (every built-in: fcfs, srtf, ltr
 scores at a tau, ltr with starvation prevention, mlfq, po, class, oracle; a fresh random order every step; the plugin
 example ``examples/policies/short_prompt_aging.py``), an engine configuration (KV blocks from barely the largest
 request to plenty, block sizes 8-128, token budgets 1-2,048, ``max_num_seqs`` 1-64, a larger resident cap or none, the
-context), a step-time profile and a workload (bursts, Poisson at random rates, arrival ties, 1-token prompts and
+context, at most what the cache holds, as vLLM's engine starts only then), a step-time profile and a workload (bursts, Poisson at random rates, arrival ties, 1-token prompts and
 outputs, prompts at the context limit, outputs long relative to the cache, duplicated lengths, 2-200 requests). The
 engine side is configured as ``validate`` pairs it with the simulator (:meth:`EngineFacts.sim_config`): one KV block
 more (vLLM's null block), recompute preemption, chunked prefill (the only mode the adapter runs); each side's default
