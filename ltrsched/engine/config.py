@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass
 from pathlib import Path
@@ -338,9 +339,7 @@ def kv_bounded_context(config: EngineConfig, path: str, context: int) -> KVBound
     model = read_model_config(path)
     layout = kv_layers.kv_layout(model)
     if layout is None:  # (a config.json without its sizes: as if every layer attended fully; vLLM checks it)
-        bound = max(0, blocks - 1) * config.block_size
-        needed = -(-context // config.block_size) + 1
-        return KVBound(bound, blocks, "one of them vLLM's null block", needed) if bound < context else None
+        return full_attention_bound(blocks, config.block_size, context)
     found = []
     options = kv_layers.planned(layout, model)
     for option in options:
@@ -356,6 +355,58 @@ def kv_bounded_context(config: EngineConfig, path: str, context: int) -> KVBound
         return None
     bound, pool, needed = min(found)
     return KVBound(bound, pool, kv_layers.held_in_words(layout if len(options) > 1 else options[0]), needed)
+
+
+def full_attention_bound(blocks: int, block_size: int, context: int) -> KVBound | None:
+    """The bound ``blocks`` KV blocks of ``block_size`` tokens (vLLM's null block among them) put on a context of
+    ``context`` tokens where every layer attends fully (one KV group: the emulated engine's, and a config.json without
+    its sizes): one request takes ``ceil(context / block_size)`` blocks and the null block (vLLM 0.32's
+    ``check_enough_kv_cache_memory``), so the longest context is ``(blocks - 1) x block_size`` [tokens]; None where
+    the blocks hold a request of ``context`` tokens."""
+    bound = max(0, blocks - 1) * block_size
+    if bound >= context:
+        return None
+    return KVBound(bound, blocks, "one of them vLLM's null block", -(-context // block_size) + 1)
+
+
+def kv_short_reason(config: EngineConfig, bound: KVBound, per_block: int | None = None, model: str = "",
+                    name: limit_rules.Name = limit_rules.option_name) -> str:
+    """The one-line refusal of a KV cache that holds no request of ``config.max_model_len`` tokens, the real
+    engine's and the emulated engine's, from the command line and from Python. ``bound``: the blocks it holds, those
+    one request needs and the longest context it holds; ``per_block``: None where ``num_gpu_blocks`` gave the cache,
+    else the bytes a block takes where ``kv_cache_gib`` gave it [bytes]; ``model``: what the block size is of, in
+    words (" for llama-tiny"); ``name``: what the user calls a setting (:mod:`ltrsched.policies.limit_rules`: a
+    command line's ``--max-model-len`` by default, ``limit_rules.field_name`` for Python's ``max_model_len``)."""
+    blocks_name, size_name, context_name = name("num_gpu_blocks"), name("kv_cache_gib"), name("max_model_len")
+    if per_block is None:
+        given, fix = f"{blocks_name} {config.num_gpu_blocks}", f"give {blocks_name} {bound.needed} or more"
+    else:
+        given = f"{size_name} {config.kv_cache_gib:g} ({bound.blocks} blocks of {per_block:,} bytes{model})"
+        fix = f"give {size_name} {size_rounded_up(bound.needed * per_block / 2**30):g} or more"
+    # (the other fix, a shorter context, where one is taken: a sliding window's blocks alone may fill a small cache)
+    shorter = (f", or give {context_name} {bound.context} or less" if bound.context >= limit_rules.MIN_MODEL_LEN
+               else "")
+    return (f"{context_name} {config.max_model_len} needs {bound.needed} KV blocks of {config.block_size} tokens "
+            f"({bound.held}), and {given} holds {bound.blocks}, which vLLM refuses once started: {fix}{shorter}")
+
+
+def emulated_kv_short(config: EngineConfig, per_block: int | None = None,
+                      name: limit_rules.Name = limit_rules.option_name) -> str | None:
+    """The emulated engine's :func:`kv_short_reason` where its ``num_gpu_blocks`` (vLLM's null block among them)
+    cannot hold one request of ``max_model_len`` tokens (every layer of its model attends fully:
+    :func:`full_attention_bound`), else None (None too where ``max_model_len`` is None: the model's). It builds vLLM's
+    scheduler without vLLM's start-up check, and served what the real engine refuses (``max_model_len=4096`` on 200
+    blocks of 16 tokens). ``per_block``, ``name``: as :func:`kv_short_reason`'s."""
+    if config.max_model_len is None or config.num_gpu_blocks is None:
+        return None
+    bound = full_attention_bound(config.num_gpu_blocks, config.block_size, config.max_model_len)
+    return None if bound is None else kv_short_reason(config, bound, per_block, name=name)
+
+
+def size_rounded_up(x: float) -> float:
+    """``x`` > 0 rounded up to two significant digits (a size that is surely enough)."""
+    step = 10.0 ** (math.floor(math.log10(x)) - 1)
+    return math.ceil(x / step - 1e-9) * step
 
 
 def has_real_weights(model: str) -> bool:

@@ -18,7 +18,7 @@ from contextlib import contextmanager, nullcontext
 from typing import Any, Callable
 
 from ltrsched.arguments import check_argument, check_flag, check_workload_and_policy, shown
-from ltrsched.engine.config import MAX_EMULATED_BLOCKS, EngineConfig, model_dir
+from ltrsched.engine.config import MAX_EMULATED_BLOCKS, EngineConfig, emulated_kv_short, model_dir
 from ltrsched.engine.engine_log import loggers_held
 from ltrsched.engine.environment import EngineEnvironment
 from ltrsched.engine.live_table import RequestInfo
@@ -26,6 +26,7 @@ from ltrsched.engine.replay import replay
 from ltrsched.engine.setup import EngineSetup, handed_to_next_scheduler
 from ltrsched.engine.vllm_compat import model_runner_output, require_vllm
 from ltrsched.errors import UserError
+from ltrsched.policies import limit_rules
 from ltrsched.policies.base import Policy
 from ltrsched.policies.step_shape import MIN_STEP_S, StepShape
 from ltrsched.results import RunResult
@@ -130,15 +131,25 @@ def vllm_warnings_held():
         yield
 
 
-def build_scheduler(config: EngineConfig, setup: EngineSetup | None, additional_config: dict | None = None):
+def build_scheduler(config: EngineConfig, setup: EngineSetup | None, additional_config: dict | None = None,
+                    check_context: bool = True):
     """A :class:`PolicyScheduler` built the way vLLM's engine core builds one, on the CPU: with ``setup``, or
-    (None) with the policy ``additional_config`` names, as under ``vllm serve --additional-config``."""
+    (None) with the policy ``additional_config`` names, as under ``vllm serve --additional-config``. A one-line
+    :class:`UserError` for a KV cache of ``num_gpu_blocks`` that holds no request of ``max_model_len`` tokens, which
+    vLLM's engine refuses at its start (:func:`ltrsched.engine.config.emulated_kv_short`), unless ``check_context`` is
+    False: the command line checks a ``--max-model-len`` given in its own words, and without one the context is the
+    profile's, not the user's (``ltrsched.validation.engines.emulated_config``)."""
     if config.num_gpu_blocks is None:
         raise ValueError("the emulated engine needs num_gpu_blocks")
     if config.num_gpu_blocks > MAX_EMULATED_BLOCKS:  # (10**12 from Python: building the pool never ended)
         raise UserError(f"num_gpu_blocks {config.num_gpu_blocks:,} is more than the emulated engine holds: vLLM's "
                         f"block pool makes an object per block (about 3 us and 130 bytes each), so at most "
                         f"{MAX_EMULATED_BLOCKS:,}; give fewer, or a larger block_size")
+    # (vLLM's engine refuses to start on a KV cache that holds no request of max_model_len tokens: so does this one,
+    # from Python too, in the words the command line's refusal has, the fields named as Python names them)
+    short = emulated_kv_short(config, name=limit_rules.field_name) if check_context else None
+    if short is not None:
+        raise UserError(short)
     require_vllm(cpu_only=True)
     # vLLM's CPU platform writes the variables of the CPU worker it plans while it checks a configuration
     # (LD_PRELOAD of torch's libgomp, VLLM_WORKER_MULTIPROC_METHOD=spawn, NUMEXPR_MAX_THREADS=1, ...): the emulated
@@ -177,13 +188,15 @@ def _build_scheduler(config: EngineConfig, setup: EngineSetup | None, additional
                                structured_output_manager=StructuredOutputManager(vllm_config), log_stats=False)
 
 
-def emulated_driver(config: EngineConfig, step_time: Callable[[StepShape], float]) -> EmulatedDriver:
-    """An :class:`EmulatedDriver` over a fresh CPU scheduler built from ``config``."""
+def emulated_driver(config: EngineConfig, step_time: Callable[[StepShape], float],
+                    check_context: bool = True) -> EmulatedDriver:
+    """An :class:`EmulatedDriver` over a fresh CPU scheduler built from ``config``; ``check_context``: as
+    :func:`build_scheduler`'s."""
     from ltrsched.policies import make_policy
 
     clock = VirtualClock()
     setup = EngineSetup(policy=make_policy("fcfs"), clock=clock, max_batch_seqs=config.max_num_seqs)
-    return EmulatedDriver(build_scheduler(config, setup), clock, step_time)
+    return EmulatedDriver(build_scheduler(config, setup, check_context=check_context), clock, step_time)
 
 
 def emulate(workload: Workload, policy: Policy, step_time: Callable[[StepShape], float],

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import functools
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -355,7 +354,7 @@ def check_kv_holds_context(config: EngineConfig, path: str) -> None:
     back; :func:`ltrsched.engine.config.kv_bounded_context`). vLLM refused it only after loading the model (about
     60 s on a CPU). ``path``: the model directory. Without ``--max-model-len`` the cache bounds the context instead
     (:func:`expected_context`)."""
-    from ltrsched.engine.config import kv_bounded_context, pool_block_bytes
+    from ltrsched.engine.config import kv_bounded_context, kv_short_reason, pool_block_bytes
 
     if config.max_model_len is None:
         return
@@ -363,28 +362,7 @@ def check_kv_holds_context(config: EngineConfig, path: str) -> None:
     if bound is None:
         return
     per_block = None if config.kv_cache_gib is None else pool_block_bytes(path, config.dtype, config.block_size)
-    raise _kv_short(config, bound.needed, bound.blocks, bound.held, per_block, bound.context, f" for {config.model}")
-
-
-def _kv_short(config: EngineConfig, needed: int, blocks: int, held: str, per_block: int | None, context: int,
-              model: str = "") -> UserError:
-    """The one-line refusal of a KV cache of ``blocks`` blocks (as ``--num-gpu-blocks`` gave them, or
-    ``--kv-cache-gib`` at ``per_block`` bytes a block) that holds no request of ``--max-model-len`` tokens, which
-    needs ``needed`` (``held``: what they hold beside it, in words); ``context``: the longest it holds [tokens];
-    ``model``: what the block size is of, in words."""
-    if config.kv_cache_gib is None:
-        given, fix = f"--num-gpu-blocks {config.num_gpu_blocks}", f"give --num-gpu-blocks {needed} or more"
-    else:
-        given = f"--kv-cache-gib {config.kv_cache_gib:g} ({blocks} blocks of {per_block:,} bytes{model})"
-        fix = f"give --kv-cache-gib {_round_up(needed * per_block / 2**30):g} or more"
-    return UserError(f"--max-model-len {config.max_model_len} needs {needed} KV blocks of {config.block_size} tokens "
-                     f"({held}), and {given} holds {blocks}, which vLLM refuses once started: {fix}{_shorter(context)}")
-
-
-def _shorter(context: int) -> str:
-    """The refusal's other fix: a ``--max-model-len`` of at most ``context`` [tokens], the longest the cache holds;
-    none where that is below the shortest one taken (a sliding window's blocks alone may fill a small cache)."""
-    return f", or give --max-model-len {context} or less" if context >= rules.MIN_MODEL_LEN else ""
+    raise UserError(kv_short_reason(config, bound, per_block, f" for {config.model}"))
 
 
 #: vLLM's variable that lets ``max_model_len`` exceed the context it derives from the model's config.json.
@@ -458,7 +436,7 @@ def _check_cpu_kv_fits(kv_cache_gib: float | None, num_gpu_blocks: int | None, b
 def _check_cpu_kv_blocks(kv_cache_gib: float | None, block_size: int, model: str, path: str, dtype: str) -> None:
     """One-line :class:`UserError` before the CPU engine starts if ``--kv-cache-gib`` holds fewer than 2 KV blocks
     (one is vLLM's null block): vLLM refused it once started, naming its gpu_memory_utilization and max_model_len."""
-    from ltrsched.engine.config import pool_block_bytes
+    from ltrsched.engine.config import pool_block_bytes, size_rounded_up
 
     if kv_cache_gib is None:
         return
@@ -470,13 +448,7 @@ def _check_cpu_kv_blocks(kv_cache_gib: float | None, block_size: int, model: str
     if blocks < 2:
         raise UserError(f"--kv-cache-gib {kv_cache_gib:g} holds {blocks} KV block(s) of {block_size} tokens "
                         f"({per_block:,} bytes each for {model}), and the engine needs 2 (one is vLLM's null block): "
-                        f"give --kv-cache-gib {_round_up(2 * per_block / 2**30):g} or more")
-
-
-def _round_up(x: float) -> float:
-    """``x`` > 0 rounded up to two significant digits (a size that is surely enough)."""
-    step = 10.0 ** (math.floor(math.log10(x)) - 1)
-    return math.ceil(x / step - 1e-9) * step
+                        f"give --kv-cache-gib {size_rounded_up(2 * per_block / 2**30):g} or more")
 
 
 def check_workload_for_engine(workload, prompts: str) -> None:
@@ -694,7 +666,9 @@ def start_engine(load_format: str | None = None, emulate_profile: str | None = N
 
         config, profile = emulated_config(config, emulate_profile)
         require_vllm(cpu_only=True)
-        return Engine(emulated_driver(config, profile.step_time), config, profile)
+        # (a --max-model-len given was checked against the cache in the options' words: emulated_config; else the
+        # context is the profile's, which the emulated engine has served whatever the cache, as before)
+        return Engine(emulated_driver(config, profile.step_time, check_context=False), config, profile)
     from ltrsched.engine.runner import VllmDriver
 
     return Engine(VllmDriver(config, load_format=load_format, skip_idle=skip_idle), config)
@@ -742,11 +716,10 @@ def emulated_config(config: EngineConfig, emulate_profile: str):
 def _check_emulated_kv_holds_context(config: EngineConfig, per_token: int) -> None:
     """The emulated engine's :func:`check_kv_holds_context`: one-line :class:`UserError` if its ``num_gpu_blocks``
     (given, or what ``--kv-cache-gib`` holds at the profile's ``per_token`` KV bytes per token) cannot hold one
-    request of ``--max-model-len`` tokens, vLLM's null block held back (every layer of a profile's model attends
-    fully: ``ceil(max_model_len / block_size) + 1`` blocks). It built vLLM's scheduler without vLLM's start-up check
-    and served what the real engine refuses (--max-model-len 4096 on 200 blocks of 16 tokens)."""
-    needed = -(-config.max_model_len // config.block_size) + 1
-    if config.num_gpu_blocks >= needed:
-        return
-    raise _kv_short(config, needed, config.num_gpu_blocks, "one of them vLLM's null block",
-                    per_token * config.block_size, (config.num_gpu_blocks - 1) * config.block_size)
+    request of ``--max-model-len`` tokens (:func:`ltrsched.engine.config.emulated_kv_short`, the rule the emulated
+    engine applies from Python too, in the options' names here)."""
+    from ltrsched.engine.config import emulated_kv_short
+
+    reason = emulated_kv_short(config, None if config.kv_cache_gib is None else per_token * config.block_size)
+    if reason is not None:
+        raise UserError(reason)
