@@ -176,16 +176,19 @@ def test_the_context_rule_counts_without_wrapping_around():
     assert limit_rules.beyond_context(huge, out, 10, extra_output_tokens=11).tolist() == [0, 1, 2, 3]
 
 
-def test_the_engines_context_check_refuses_counts_whose_sum_wraps_around():
-    """The engine's check (Python API: a Workload built in code, not read from a file, which bounds counts at 2**53)
-    summed prompt + output + extra in int64: a request of 2**62 + 2**62 tokens passed as -9.2e18 tokens long."""
+def test_the_engines_context_check_never_sees_counts_whose_sum_wraps_around():
+    """The engine's check summed prompt + output + extra in int64: a request of 2**62 + 2**62 tokens passed as
+    -9.2e18 tokens long. A Workload (built in code or read from a file) now holds no count beyond 2**53, so such a
+    request is refused where it is built; the check itself compares without the sum (limit_rules.beyond_context,
+    above)."""
     from conftest import make_workload
     from ltrsched.engine.replay import check_context
 
-    with pytest.raises(UserError, match=r"^1 request\(s\) exceed the engine's max_model_len 8192 tokens \(first: "
-                                        r"request 0, 9223372036854775823 tokens, 15 of them policy po's extra output "
-                                        r"tokens\)$"):
-        check_context(make_workload([1 << 62, 10], [1 << 62, 5]), 8192, 15, extra_from="policy po")
+    with pytest.raises(UserError, match=r"beyond 2\*\*53"):
+        make_workload([1 << 62, 10], [1 << 62, 5])
+    with pytest.raises(UserError, match=r"^1 request\(s\) exceed the engine's max_model_len 8191 tokens \(first: "
+                                        r"request 0, 8192 tokens, 15 of them policy po's extra output tokens\)"):
+        check_context(make_workload([8000, 10], [177, 5]), 8191, 15, extra_from="policy po")
     assert check_context(make_workload([8000, 10], [177, 5]), 8192, 15).tolist() == [8192, 30]
 
 
