@@ -42,11 +42,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+import polars as pl
+
 from ltrsched.arguments import shown
 from ltrsched.errors import UserError
 from ltrsched.experiments.runner import RunStats
 from ltrsched.experiments.runspec import RunSpec
-from ltrsched.metrics import QUANTILES, SUMMARY_METRICS
+from ltrsched.metrics import QUANTILES, SUMMARY_METRICS, request_metrics
 
 #: Summary keys an SLO may name: each per-request metric's mean and quantiles ([s] or [s/token]).
 SLO_METRICS = tuple(f"{m}_{stat}" for m in SUMMARY_METRICS for stat in ("mean", *QUANTILES))
@@ -59,6 +62,12 @@ MAX_HALVINGS = 10
 #: an idle engine. Measured on sharegpt (2,000 requests, seeds 0-1, a100-llama3-8b): 0.81-0.87 with FCFS and LTR from
 #: 4 to 16 req/s (capacity about 19 at the README's SLOs), 500-1,700 from 32 to 1,024 req/s, where a queue builds.
 QUEUE_FREE_STEPS = 2.0
+#: Standard errors the floor rule allows each seed's statistic for the noise of its requests (:func:`service_summary`),
+#: which a single seed has no spread across seeds to show. With 1, none of 102 limits tried (lmsys-like, fcfs, seed
+#: 0, halving from 4 req/s: six metrics at 30 requests, P90 TTFT at 60) ended at ``none`` where a lower rate met it;
+#: with 0, 2 did (P90 TPOT and P50 E2E latency, limits within 0.1% of what the lowest rates gave). Seeds 0-1, the same
+#: limits, with 1: one, P90 TPOT <= 0.01595 s, none at 0.5 req/s, met at 0.0078 by 0.01594 (the lightest step 0.01586).
+NOISE_SIGMAS = 1.0
 #: Largest SLO limit [s or s/token]: about 3 years, as long as a run's arrivals may span
 #: (``MAX_ARRIVAL_TIME_S``). A limit near 1e308 overflowed the figure's log axis (a RuntimeWarning on the terminal).
 MAX_SLO_LIMIT = 1e8
@@ -167,6 +176,11 @@ class RatePoint:
     queue_free: bool = False  # the runs formed no queue (QUEUE_FREE_STEPS); False where a summary lacks the metrics
     limits: dict[str, float] = field(default_factory=dict)  # each SLO metric's limit [s or s/token]
     stopped: str = ""  # a seed's run stopped for preemption thrash: its one-line error (then no metrics: each inf)
+    #: Each SLO metric of the same runs without their queueing delay, per seed [s or s/token]: every request's metric
+    #: from its first scheduling instead of its arrival, at the low end of its noise (:func:`service_summary`); inf
+    #: where missing. Empty where not measured (the search measures it while no rate has met the SLOs): then no floor
+    #: (:meth:`Search.floor_reached`).
+    service: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def meets(self) -> bool:
@@ -189,13 +203,40 @@ def _late(value: float | None) -> float:
     return math.inf if value is None else float(value)
 
 
-def evaluate(slos: Sequence[Slo], rate: float, summaries: Sequence[dict]) -> RatePoint:
+def evaluate(slos: Sequence[Slo], rate: float, summaries: Sequence[dict],
+             services: Sequence[dict] | None = None) -> RatePoint:
     """Judge one rate from its seeds' run summaries (a metric missing or undefined in a summary, e.g. no request
-    finished, counts as infinitely late)."""
+    finished, counts as infinitely late); ``services``: the same runs' :func:`service_summary`, one per summary, for
+    the floor rule (None: none measured)."""
     per_seed = {s.metric: [_late(summ.get(s.metric)) for summ in summaries] for s in slos}
     means = {m: (math.fsum(v) / len(v) if all(math.isfinite(x) for x in v) else math.inf) for m, v in per_seed.items()}
     violated = tuple(s.metric for s in slos if not means[s.metric] <= s.limit)
-    return RatePoint(rate, means, per_seed, violated, _queue_free(summaries), {s.metric: s.limit for s in slos})
+    service = {} if services is None else {s.metric: [_late(summ.get(s.metric)) for summ in services] for s in slos}
+    return RatePoint(rate, means, per_seed, violated, _queue_free(summaries), {s.metric: s.limit for s in slos},
+                     service=service)
+
+
+def service_summary(requests: pl.DataFrame) -> dict[str, float]:
+    """A run's :data:`FLOOR_METRICS` without the requests' queueing delays, each statistic at the low end of its
+    noise: every request's metric as if it had arrived when it was first scheduled (its TTFT, E2E latency, latency
+    per token and max waiting time less its own queueing delay [s or s/token]; TPOT unchanged), then per metric the
+    mean less :data:`NOISE_SIGMAS` standard errors and each quantile ``q`` of ``n`` requests at
+    ``q - NOISE_SIGMAS * sqrt(q (1 - q) / n)`` (the P90 of 30 requests, about the 27th value, is one request's: at
+    the P84.5; of 2,000 at the P89.3). ``requests``: the run's ``requests.parquet``; a metric no request has is
+    absent."""
+    unqueued = request_metrics(requests.with_columns(arrival_time=pl.col("first_scheduled_time")))
+    out = {}
+    for metric in FLOOR_METRICS:
+        values = unqueued[metric].drop_nulls().to_numpy().astype(np.float64)
+        values = values[~np.isnan(values)]
+        n = len(values)
+        if not n:
+            continue
+        out[f"{metric}_mean"] = float(values.mean() - NOISE_SIGMAS * values.std() / math.sqrt(n))
+        for label, q in QUANTILES.items():
+            low = max(0.0, q - NOISE_SIGMAS * math.sqrt(q * (1 - q) / n))
+            out[f"{metric}_{label}"] = float(np.quantile(values, low))
+    return out
 
 
 def _queue_free(summaries: Sequence[dict]) -> bool:
@@ -208,10 +249,21 @@ def _queue_free(summaries: Sequence[dict]) -> bool:
     return math.isfinite(queue) and math.isfinite(step) and queue <= QUEUE_FREE_STEPS * step
 
 
+def _service(point: RatePoint, metric: str) -> list[float] | None:
+    """Per seed, ``metric`` at ``point`` without the queueing delays (:attr:`RatePoint.service`) [s or s/token]; None
+    where not measured, or a value is missing or not finite (no floor from it)."""
+    service = point.service.get(metric, [])
+    return service if service and all(math.isfinite(x) for x in service) else None
+
+
+def _mean(values: Sequence[float]) -> float:
+    return math.fsum(values) / len(values)
+
+
 @dataclass(frozen=True)
 class Floor:
     """Why a search stopped halving: ``metric`` [s or s/token] was ``value`` (mean over seeds) at ``rate`` [req/s],
-    above its SLO's ``limit``, and at least ``bound`` at every lower rate."""
+    above its SLO's ``limit``, and at least ``bound`` at every lower rate (:meth:`Search.floor_reached`)."""
 
     metric: str
     rate: float
@@ -221,8 +273,8 @@ class Floor:
 
     def __str__(self) -> str:
         return (f"{self.metric} {self.value:.4g} > {self.limit:g} even at {self.rate:g} req/s, where the runs form "
-                f"no queue; what is left is the latency of unloaded service, and the last halving gained so little "
-                f"that no lower rate gets it below {self.bound:.4g}")
+                f"no queue; without the queueing delay what is left is the latency of unloaded service, and the last "
+                f"two halvings gained so little that no lower rate gets it below {self.bound:.4g}")
 
 
 #: Slack of :func:`slo_bound` [s]: a run's latencies are differences of clock readings of up to ~1e9 s, each
@@ -360,32 +412,54 @@ class Search:
     def floor_reached(self, point: RatePoint) -> Floor | None:
         """Whether ``point``, a halving that missed, shows that no lower rate meets one of its missed SLOs.
 
-        Below saturation a latency metric falls as the rate falls, by less at each halving (a convex curve through
-        the latency of unloaded service at rate 0: queueing, and sharing a step with others, fade as the load
-        does), so what the halving from ``2r`` (the next rate tried above) to ``r`` gained, ``m(2r) - m(r)``, is at least all that the rates
-        below ``r`` can still gain. Where even ``m(r)`` less twice that gain (less, again, the spread of ``r``'s
-        seeds, for their noise) stays above the limit, no rate meets the SLO. The argument needs both rates on
-        the unloaded side of the curve, where the runs form no queue (:data:`QUEUE_FREE_STEPS`): far above capacity
-        the metric is as flat, every run a burst, but there requests wait hundreds of steps to start. A summary
-        without the queueing delay or TPOT never stops the search, nor does an SLO on the queueing delay, which has
-        no latency of unloaded service to stop at (:data:`FLOOR_METRICS`)."""
-        above = self.points.get(min((r for r in self.points if r > point.rate), default=None))  # (halved, rounded:
-        if above is None or above.meets:  # not always exactly twice point.rate)
+        Each request's metric is its queueing delay (arrival to first scheduled; none in TPOT) plus its service (the
+        same metric from its first scheduling, :func:`service_summary`), so a run's metric is at least its service's,
+        statistic by statistic, at every rate. Below saturation the service falls as the rate falls, by less at each
+        halving (a convex curve through the service of an idle engine at rate 0: sharing a step with others fades as
+        the load does). So where the halvings from ``4r`` to ``2r`` and from ``2r`` to ``r`` (the next two rates tried
+        above) show such a curve, the second gaining no more than the first, the first's gain, ``s(4r) - s(2r)``, is
+        at least all that the rates below ``r`` can still gain. Where even ``s(r)`` (the mean over the seeds, each
+        seed's statistic at the low end of its requests' noise) less twice that gain stays above the limit, no rate
+        meets the SLO. (Not less the seeds' spread: each seed is the same requests at every rate, so a seed whose
+        requests are slower is so at every rate, which is no noise; `capacity --quick -p fcfs`: seed 1's P90 TTFT
+        without the queueing delay 0.0012-0.0013 s above seed 0's at every rate from 0.5 to 0.0039 req/s.)
+
+        Why not the metric itself, and one halving, as before: the queueing delay is on no convex curve (its quantiles
+        drop at once, by about a step, where few enough arrivals find the engine busy; lmsys-like, 30 requests, seed
+        0, fcfs: P90 TTFT 0.0344 s at 2 req/s, 0.0315 at 1, 0.0222 at 0.0156); a run short enough to be a burst at
+        the upper rates is flat there, far from its floor (P90 TPOT 0.01681 s at 4 req/s, 0.01684 at 2, 0.01655 at
+        1); and a P90 of 30 requests is one request's value, so its gains jump (:data:`NOISE_SIGMAS`). Each ended
+        searches at ``none`` that a lower rate met.
+
+        The argument needs the rates on the unloaded side of the curve, where the runs form no queue
+        (:data:`QUEUE_FREE_STEPS`): far above capacity the metric is as flat, every run a burst, but there requests
+        wait hundreds of steps to start. A point without the service (:attr:`RatePoint.service`), a summary without
+        the queueing delay or TPOT never stops the search, nor does an SLO on the queueing delay, which has no
+        latency of unloaded service to stop at (:data:`FLOOR_METRICS`)."""
+        above = self._above(point)  # (halved, rounded: not always exactly twice point.rate)
+        above2 = self._above(above) if above is not None else None
+        if above2 is None or above.meets or above2.meets:
             return None
-        if not (point.queue_free and above.queue_free):
+        if not (point.queue_free and above.queue_free and above2.queue_free):
             return None
         for metric in point.violated:
             if metric.rsplit("_", 1)[0] not in FLOOR_METRICS:
                 continue
-            values = point.per_seed[metric]
-            if not (math.isfinite(point.means[metric]) and math.isfinite(above.means[metric])):
+            service, service1, service2 = (_service(p, metric) for p in (point, above, above2))
+            if service is None or service1 is None or service2 is None:
                 continue
-            gain = max(0.0, above.means[metric] - point.means[metric])
-            bound = min(values) - 2 * gain - (max(values) - min(values))
+            gain, earlier = max(0.0, _mean(service1) - _mean(service)), max(0.0, _mean(service2) - _mean(service1))
+            if gain > earlier:  # no sign of a convex curve yet
+                continue
+            bound = _mean(service) - 2 * earlier
             limit = point.limits[metric]
             if bound > limit:
                 return Floor(metric, point.rate, point.means[metric], limit, bound)
         return None
+
+    def _above(self, point: RatePoint) -> RatePoint | None:
+        """The point of the next rate tried above ``point``'s; None if none."""
+        return self.points.get(min((r for r in self.points if r > point.rate), default=None))
 
     def _lowest_rate(self) -> float:
         """:func:`min_rate` of the template's runs [req/s] (a template of all its workload's requests, num_requests
@@ -431,7 +505,7 @@ def search_capacity(templates: Sequence[RunSpec], slos: Sequence[Slo], seeds: Se
     """Run one :class:`Search` per template to the end; returns them and what the runner did over all
     rounds. ``backend``: an open :class:`~ltrsched.experiments.runner.Backend`; ``bar``: a progress bar
     (:func:`ltrsched.progress.progress_bar`'s), each round's runs added to its total."""
-    from ltrsched.experiments.runner import load_summary, run_all
+    from ltrsched.experiments.runner import load_requests, load_summary, run_all
 
     seeds, start_rate, tolerance, max_rate = search_arguments(templates, slos, seeds, start_rate, tolerance, max_rate)
     searches = [Search(t, start_rate, tolerance, max_rate) for t in templates]
@@ -455,8 +529,10 @@ def search_capacity(templates: Sequence[RunSpec], slos: Sequence[Slo], seeds: Se
                 s.record(stopped_point(slos, rate, stopped[0]))
                 _say(f"capacity: {describe(s.template)}: {rate:g} req/s misses the SLOs ({STOPPED_TEXT}): {stopped[0]}",
                      bar)
-            else:
-                s.record(evaluate(slos, rate, [load_summary(out, spec) for spec in batch[id(s)]]))
+            else:  # (the service, for the floor rule, only while halving: no rate has met the SLOs)
+                services = None if s.low is not None else [service_summary(load_requests(out, spec))
+                                                           for spec in batch[id(s)]]
+                s.record(evaluate(slos, rate, [load_summary(out, spec) for spec in batch[id(s)]], services))
             if s.floor is not None:
                 _say(f"capacity: {describe(s.template)}: none; {s.floor}", bar)
 
