@@ -268,6 +268,34 @@ def test_split_step_shape_follows_the_definition(batch):
     assert batch_step_shape(take, computed, known) == expected
 
 
+@given(planned_batch(), st.booleans())
+@settings(max_examples=200, deadline=None)
+def test_decode_shape_and_the_replicas_one_odd_member_follow_the_definition(batch, first_token):
+    """The simulator's fast paths (a decode-only step, a step with one prompt chunk or one first token) build their
+    shape with the shared functions (decode_shape, few_chunks_shape), as the engine adapter does: the same shape as
+    the definition member by member."""
+    from types import SimpleNamespace
+
+    from ltrsched.policies.step_shape import decode_shape
+    from ltrsched.sim.replica import _OddMember
+
+    take, computed, known = batch
+    pending = known - computed
+    n = len(take)
+    expected = step_shape_by_definition(take, computed, known)
+    odd = (pending != 1).nonzero()[0]
+    if not len(odd):
+        assert decode_shape(n, int(computed.sum())) == expected
+        odd = [0] if first_token else []  # a prompt whose one pending token is its last: the step's first token
+    if len(odd) != 1:
+        return
+    generated = np.ones(n, dtype=np.int64)
+    generated[odd[0]] = 0
+    table = SimpleNamespace(last_token_time=np.full(n, np.nan), max_token_gap=np.zeros(n))
+    member = _OddMember(int(odd[0]), np.arange(n), take, computed, pending, generated, table)
+    assert member.shape(n, computed) == expected
+
+
 def test_split_step_shape_by_hand():
     # two decodes (contexts 9 and 4+1) and one prompt chunk of 6 after 10 computed tokens (20 pending)
     shape = split_step_shape(np.array([1, 6, 1]), np.array([9, 10, 4]), np.array([1, 20, 1]))

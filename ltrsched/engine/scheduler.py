@@ -61,7 +61,7 @@ from ltrsched.policies.base import LiveView, Policy
 from ltrsched.policies.batching import BatchLimits, form_batch
 from ltrsched.policies.fastops import count_nonzero, ones
 from ltrsched.policies.order_check import check_order
-from ltrsched.policies.step_shape import StepShape, few_chunks_shape, split_step_shape
+from ltrsched.policies.step_shape import decode_shape, few_chunks_shape, split_step_shape
 
 
 #: A vLLM request's output tokens so far (a C-level attribute read; ``Request.num_output_tokens`` is a property).
@@ -470,12 +470,12 @@ class PolicyScheduler(Scheduler):
         context = int(b_computed.dot(ones(n)))  # KV tokens of the batch before the step
         chunks = None
         if plan.one_token_each:
-            shape = StepShape(num_decode_seqs=n, decode_context_tokens=context + n)
+            shape = decode_shape(n, context)
         else:
             pos = (b_pending != 1).nonzero()[0]
             k = len(pos)
             if not k:
-                shape = StepShape(num_decode_seqs=n, decode_context_tokens=context + n)
+                shape = decode_shape(n, context)
             elif k <= _FEW_CHUNKS:  # (scalar reads: a numpy call costs more than a few of them)
                 pos = pos.tolist()
                 c_take = list(map(take.item, pos))

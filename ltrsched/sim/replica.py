@@ -28,7 +28,7 @@ from ltrsched.policies.fastops import (  # ones(k): exact int64 sums by dot
     ones,
 )
 from ltrsched.policies.order_check import check_order
-from ltrsched.policies.step_shape import StepShape, split_step_shape
+from ltrsched.policies.step_shape import StepShape, decode_shape, few_chunks_shape, split_step_shape
 from ltrsched.errors import UserError
 from ltrsched.sim.profiles.model import MIN_STEP_S
 from ltrsched.sim.live_set import MIN_LIVE_TO_SORT, drop_positions
@@ -92,12 +92,10 @@ class _OddMember:
 
     def shape(self, k: int, b_computed) -> StepShape:
         """The step's shape (``k`` members, ``b_computed`` before the step)."""
+        context = int(b_computed.dot(ones(k)))
         if self.pending == 1:  # a first token: a decode, as far as the step's shape goes
-            return StepShape(num_decode_seqs=k, decode_context_tokens=int(b_computed.dot(ones(k))) + k)
-        chunk, before, n_decode = self.take, self.computed, k - 1
-        return StepShape(num_prefill_tokens=chunk, num_prefill_seqs=1, num_decode_seqs=n_decode,
-                         decode_context_tokens=int(b_computed.dot(ones(k))) + n_decode - before,
-                         prefill_attention_pairs=chunk * (before + (chunk + 1) * 0.5))
+            return decode_shape(k, context)
+        return few_chunks_shape(k, context, [self.take], [self.computed])  # (the engine adapter's, for its few chunks)
 
     def advance(self, b_gen, start, end) -> bool:
         """After the decode pass: the member computed ``take`` tokens and samples one only if they were all
@@ -348,7 +346,7 @@ class Replica:
             odd = None  # the one member that is not a plain decode, if just one (see _OddMember)
             if solo:
                 i = int(batch[0])
-                shape = StepShape(num_decode_seqs=1, decode_context_tokens=int(computed[i]) + 1)
+                shape = decode_shape(1, int(computed[i]))
             else:
                 # the batch's counts before the step (form_batch's, when it kept them: preemption and swap-in
                 # change neither for batch members)
@@ -364,7 +362,7 @@ class Replica:
                 else:
                     odd_pos = (b_pending > (b_gen != 0)).nonzero()[0]
                 if not len(odd_pos):  # decode-only: every member computes its one pending token
-                    shape = StepShape(num_decode_seqs=k, decode_context_tokens=int(b_computed.dot(ones(k))) + k)
+                    shape = decode_shape(k, int(b_computed.dot(ones(k))))
                 elif len(odd_pos) == 1:  # the usual mixed step: one request admitted
                     odd = _OddMember(int(odd_pos[0]), batch, take, b_computed, b_pending, b_gen, t)
                     shape = odd.shape(k, b_computed)
