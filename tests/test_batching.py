@@ -395,3 +395,15 @@ def test_preemption_reads_the_order_only_as_far_as_the_evictions_reach():
     assert list(plan.evict) == [n - 1, n - 2] and plan.blocks_in_use == limits.num_gpu_blocks
     assert list(plan.evict_blocks) == [15, 30] and plan.all_resident  # (the host counts neither again)
     assert _CountingIndex.read <= 256 + batching.TAIL_CHUNK
+
+
+@given(st.lists(st.integers(0, 10_000), max_size=30), st.sampled_from([1, 3, 16, 128]))
+@settings(max_examples=100, deadline=None)
+def test_blocks_total_is_blocks_for_summed(tokens, block_size):
+    """The hosts' count of the KV blocks requests hold (finishes, swaps, preemptions, aborts: simulator and engine
+    adapter), from a list or an array: ceil(tokens / block_size) each, summed."""
+    limits = BatchLimits(block_size=block_size)
+    expected = sum(-(-c // block_size) for c in tokens)
+    assert limits.blocks_total(tokens) == expected
+    assert limits.blocks_total(np.array(tokens, dtype=np.int64)) == expected
+    assert int(limits.blocks_for(np.array(tokens, dtype=np.int64)).sum()) == expected

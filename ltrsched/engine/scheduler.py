@@ -351,7 +351,7 @@ class PolicyScheduler(Scheduler):
                 self._grammar_wait.pop(s, None)
         if len(slots):
             t = self.table
-            self.blocks_in_use -= int(self.limits.blocks_for(t.computed_tokens[slots][t.resident[slots]]).sum())
+            self.blocks_in_use -= self.limits.blocks_total(t.computed_tokens[slots][t.resident[slots]])
             t.finished(slots, float("nan"))
             self._prev_batch = self._prev_batch[~np.isin(self._prev_batch, slots)]
             if self._step is not None:  # aborted during a step: its members among them left in it
@@ -704,8 +704,7 @@ class PolicyScheduler(Scheduler):
             finished = gone
             request_ids, computed = t.finished(gone, now)
             self._survivors = (reqs, set(map(id, self.slots.release(gone))))
-            bs = self.limits.block_size
-            self.blocks_in_use -= sum([-(-c // bs) for c in computed])
+            self.blocks_in_use -= self.limits.blocks_total(computed)  # (a list: Python integers)
             if self._wants_on_finish:
                 try:
                     self.ranking_policy.on_finish(np.array(request_ids, dtype=np.int64), now)

@@ -93,6 +93,15 @@ class BatchLimits:
         """KV blocks that hold ``tokens`` tokens."""
         return -(-np.asarray(tokens) // self.block_size) if isinstance(tokens, np.ndarray) else -(-tokens // self.block_size)
 
+    def blocks_total(self, tokens: np.ndarray | list[int]) -> int:
+        """KV blocks that requests holding ``tokens`` computed tokens each hold in all [blocks]: ``blocks_for`` summed.
+        The hosts' count of what finishes, preemptions and swaps free or move (simulator and engine adapter alike). A
+        list (a step's few finishes) is summed in Python integers: numpy calls cost more on a few values."""
+        bs = self.block_size
+        if isinstance(tokens, list):
+            return sum([-(-c // bs) for c in tokens])
+        return int((-(-tokens // bs)).sum())
+
     def most_blocks_held(self, total_tokens: np.ndarray) -> np.ndarray:
         """The most KV blocks a request of ``total_tokens`` (prompt + output) tokens ever holds: those of
         ``total_tokens - 1`` tokens, as its last sampled token is never computed (vLLM serves a request of

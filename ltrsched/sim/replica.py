@@ -486,7 +486,7 @@ class Replica:
         Returns the blocks moved to the host. The thrash guard is told at the end of the step (``_guard_due``)."""
         t = self.t
         if cum is None:
-            cum = (-(-t.computed_tokens[ev] // self.limits.block_size)).cumsum()
+            cum = self.limits.blocks_for(t.computed_tokens[ev]).cumsum()
         t.num_preemptions[ev] += 1
         t.resident[ev] = False
         moved = 0
@@ -519,7 +519,7 @@ class Replica:
         swapped_in = batch[t.state[batch] == SWAPPED]
         if not len(swapped_in):
             return 0
-        in_blocks = int((-(-t.computed_tokens[swapped_in] // self.limits.block_size)).sum())
+        in_blocks = self.limits.blocks_total(t.computed_tokens[swapped_in])
         self.host_blocks_in_use -= in_blocks
         t.resident[swapped_in] = True
         return in_blocks
@@ -562,12 +562,9 @@ class Replica:
     def _finish(self, done: np.ndarray, end) -> int:
         """Requests ``done`` finished at ``end``; returns the KV blocks they free."""
         t = self.t
-        bs = self.limits.block_size
         done_computed = t.computed_tokens[done]
-        if len(done) <= 4:  # usually one or two: Python integers cost less than four numpy calls
-            freed = sum([-(-c // bs) for c in done_computed.tolist()])
-        else:
-            freed = int((-(-done_computed // bs)).sum())
+        # (usually one or two: Python integers cost less than four numpy calls)
+        freed = self.limits.blocks_total(done_computed.tolist() if len(done) <= 4 else done_computed)
         t.state[done] = FINISHED
         t.resident[done] = False
         t.finish_time[done] = end
@@ -596,4 +593,4 @@ class Replica:
         tr.num_batched_tokens.append(plan.num_batched_tokens)
         tr.num_finished.append(num_finished)
         res = (t.state == RUNNING) | (t.state == PAUSED)
-        tr.resident_blocks.append(int((-(-t.computed_tokens[res] // self.limits.block_size)).sum()))
+        tr.resident_blocks.append(self.limits.blocks_total(t.computed_tokens[res]))
