@@ -28,6 +28,7 @@ from ltrsched.policies.fastops import (  # ones(k): exact int64 sums by dot
     ones,
 )
 from ltrsched.policies.order_check import check_order
+from ltrsched.policies.recompute import recompute
 from ltrsched.policies.step_shape import StepShape, decode_shape, few_chunks_shape, split_step_shape
 from ltrsched.errors import UserError
 from ltrsched.sim.profiles.model import MIN_STEP_S
@@ -504,13 +505,13 @@ class Replica:
             moved = int(cum[n_fit - 1]) if n_fit else 0
             t.state[to_host] = SWAPPED
             self.host_blocks_in_use += moved
-            recompute = ev[~fits]
+            to_recompute = ev[~fits]
         else:
-            recompute = ev
-        self._guard_due = (len(ev), len(recompute), sum(t.computed_tokens[recompute].tolist()), for_cap)  # (0.4 us)
-        t.state[recompute] = WAITING
-        t.computed_tokens[recompute] = 0
-        t.pending_tokens[recompute] = t.prompt_tokens[recompute] + t.generated_tokens[recompute]
+            to_recompute = ev
+        # (the rule, the engine adapter's too: ltrsched.policies.recompute)
+        discarded = recompute(to_recompute, t.state, t.resident, t.computed_tokens, t.pending_tokens, t.prompt_tokens,
+                              t.generated_tokens)
+        self._guard_due = (len(ev), len(to_recompute), discarded, for_cap)
         return moved
 
     def _swap_in(self, batch: np.ndarray) -> int:
