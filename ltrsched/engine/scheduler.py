@@ -204,6 +204,8 @@ class PolicyScheduler(Scheduler):
             max_num_seqs=batch_seqs,
             num_gpu_blocks=self.kv_cache_manager.block_pool.get_num_free_blocks(),  # the null block excluded
             block_size=self.block_size,
+            # (vLLM's own, its null block counted; the simulator's vllm-v1 semantics models it with
+            # ltrsched.policies.batching.vllm_watermark_blocks)
             watermark_blocks=self.kv_cache_manager.watermark_blocks,
             chunked_prefill=self.scheduler_config.enable_chunked_prefill,
             resident_first=True,

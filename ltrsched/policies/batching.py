@@ -116,6 +116,14 @@ class BatchLimits:
         return self.num_gpu_blocks - (0 if self.watermark_when_running else self.watermark_blocks)
 
 
+def vllm_watermark_blocks(watermark: float, usable_blocks: int) -> int:
+    """vLLM V1's watermark [blocks] for a cache of ``usable_blocks`` blocks (its null block left out, as
+    :class:`BatchLimits` counts them): ``int(watermark x num_blocks)`` of vLLM's ``KVCacheManager``, whose block count
+    holds the null block too. The simulator's ``semantics="vllm-v1"`` takes it (``ltrsched.sim.simulate.setup_run``);
+    the engine adapter reads vLLM's own ``watermark_blocks`` (``ltrsched.engine.scheduler``), which this must equal."""
+    return int(watermark * (usable_blocks + 1))
+
+
 @dataclass(slots=True)  # not frozen: one is built per step, and a frozen __init__ costs ~4x more; read-only by convention
 class BatchPlan:
     """The outcome of one step's batch formation. Positions index the arrays given to :func:`form_batch`.
