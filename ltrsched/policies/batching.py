@@ -168,6 +168,12 @@ class BatchPlan:
 
 _EMPTY = np.zeros(0, dtype=np.int64)
 
+#: Consecutive steps without progress after which a host stops a run with an error instead of spinning: the
+#: simulator's steps with an empty batch (``ltrsched.sim.replica``), the engine replay's steps that computed no token
+#: (``ltrsched.engine.replay``). A legal step runs at least the best-ranked live request, so even one such step is a
+#: bug; the margin costs nothing.
+MAX_STALLED_STEPS = 1000
+
 #: Preemptions per request after which a host (simulator, engine replay) stops a run with an error: a policy
 #: that keeps reordering the requests holding KV under memory pressure can evict them faster than they finish
 #: (with recompute each eviction throws their progress away), a thrash that may still creep forward. Real

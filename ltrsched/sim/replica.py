@@ -22,7 +22,7 @@ import numpy as np
 import simpy
 
 from ltrsched.policies.base import LiveView, Policy, RequestState
-from ltrsched.policies.batching import BatchLimits, ThrashGuard, form_batch
+from ltrsched.policies.batching import MAX_STALLED_STEPS, BatchLimits, ThrashGuard, form_batch
 from ltrsched.policies.fastops import (  # ones(k): exact int64 sums by dot
     count_nonzero,
     ones,
@@ -47,9 +47,6 @@ _NONE = np.zeros(0, dtype=np.intp)  # no positions
 # a few hundred values); an array operand of the same value and dtype gives the same result without that
 _ONE = np.array(1, dtype=np.int64)
 _INF = float("inf")
-#: Consecutive empty batches after which a run stops with an error instead of spinning (a legal step always
-#: runs at least the best-ranked live request, so even one is a bug; a margin costs nothing).
-MAX_STALLED_STEPS = 1000
 
 
 @dataclass
