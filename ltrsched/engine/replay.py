@@ -101,6 +101,9 @@ def check_context(workload: Workload, max_model_len: int, extra_output_tokens: i
     returns every request's total."""
     prompt = workload.df["prompt_tokens"].to_numpy()
     output = workload.df["output_tokens"].to_numpy() if output_cap is None else output_cap
+    # (the policy's extra tokens count here and not in the simulator's check, ltrsched.sim.simulate._check_fits:
+    # deliberate, vLLM stops a request at max_model_len, the extra tokens included; the simulator runs the paper's PO
+    # experiments, whose workloads hold requests within 15 tokens of the profile's context: see the comment there)
     too_long = limit_rules.beyond_context(prompt, output, max_model_len, extra_output_tokens)
     if len(too_long):
         i = int(too_long[0])

@@ -690,6 +690,10 @@ class PolicyScheduler(Scheduler):
                   chunks if type(chunks) is tuple else None)
         # the members that finished: vLLM names the requests it freed since schedule() (it starts a new set
         # there); those the table no longer holds were aborted since (finish_requests), and finished there
+        # (vLLM decides the finishes: max_tokens, the workload's output + the policy's extra tokens under ignore_eos,
+        # EOS where the driver has an output cap, max_model_len. The simulator's one rule is the first,
+        # generated >= output_tokens in ltrsched.sim.replica: the same finishes under ignore_eos, deliberately
+        # without EOS; check_fits keeps requests within max_model_len)
         freed = self.finished_req_ids
         gone = sorted(map(self._slot.pop, freed, repeat(-1))) if freed else _NONE
         if freed and gone[0] < 0:  # (-1, first: aborted since schedule())

@@ -416,7 +416,11 @@ class Replica:
                 if num_idle:  # else every member also ran last step
                     max_idle_steps[batch] = np.maximum(max_idle_steps[batch], idle_run)
                 last_run_step[batch] = self.steps
-                done_mask = b_gen >= output_tokens[batch]  # b_gen holds the new counts
+                # the finish rule: output reached (the workload's length + a policy's extra tokens; b_gen holds the new
+                # counts). The engine adapter leaves finishes to vLLM (ltrsched.engine.scheduler, update_from_output):
+                # max_tokens is this count under ignore_eos; vLLM's EOS and max_model_len stops have no counterpart
+                # here, deliberately (labelled lengths; the fit checks keep requests within the context)
+                done_mask = b_gen >= output_tokens[batch]
                 num_done = count_nonzero(done_mask)
             prev_batch = batch
             prev_end = end
@@ -481,7 +485,9 @@ class Replica:
         """Preempt residents ``ev`` (lowest-ranked first): swap to host while it has room, else recompute.
         ``cum``: the running total of the blocks they hold, if known (the plan's ``evict_blocks``). ``for_cap``: how
         many of them the resident-slot cap forced (the plan's ``evict_for_cap``: the thrash error's cause).
-        Returns the blocks moved to the host. The thrash guard is told at the end of the step (``_guard_due``)."""
+        Returns the blocks moved to the host. The thrash guard is told at the end of the step (``_guard_due``).
+        Swap is the simulator's alone: the engine adapter preempts by recompute only (vLLM V1 has no swap), which
+        ``semantics="vllm-v1"`` requires; the recompute accounting is shared (:mod:`ltrsched.policies.recompute`)."""
         t = self.t
         if cum is None:
             cum = self.limits.blocks_for(t.computed_tokens[ev]).cumsum()
@@ -539,7 +545,7 @@ class Replica:
         if idle_run > t.max_idle_steps[i]:
             t.max_idle_steps[i] = idle_run
         t.last_run_step[i] = self.steps
-        return generated >= t.output_tokens[i]
+        return generated >= t.output_tokens[i]  # (the finish rule: see run's done_mask)
 
     def _advance_mixed(self, batch, take, b_computed, b_gen, b_pending, start, end) -> np.ndarray:
         """Advance a batch with prefill work by ``take`` tokens; members that computed all their known
