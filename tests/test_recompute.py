@@ -1,4 +1,4 @@
-"""The recompute preemption's accounting (ltrsched.policies.recompute), shared by the simulator and the engine adapter."""
+"""The recompute preemption's accounting (ltrsched.policies.recompute), shared by the simulator and the engine."""
 
 from __future__ import annotations
 
