@@ -268,6 +268,34 @@ def test_split_step_shape_follows_the_definition(batch):
     assert batch_step_shape(take, computed, known) == expected
 
 
+@given(planned_batch(), st.booleans())
+@settings(max_examples=200, deadline=None)
+def test_decode_shape_and_the_replicas_one_odd_member_follow_the_definition(batch, first_token):
+    """The simulator's fast paths (a decode-only step, a step with one prompt chunk or one first token) build their
+    shape with the shared functions (decode_shape, few_chunks_shape), as the engine adapter does: the same shape as
+    the definition member by member."""
+    from types import SimpleNamespace
+
+    from ltrsched.policies.step_shape import decode_shape
+    from ltrsched.sim.replica import _OddMember
+
+    take, computed, known = batch
+    pending = known - computed
+    n = len(take)
+    expected = step_shape_by_definition(take, computed, known)
+    odd = (pending != 1).nonzero()[0]
+    if not len(odd):
+        assert decode_shape(n, int(computed.sum())) == expected
+        odd = [0] if first_token else []  # a prompt whose one pending token is its last: the step's first token
+    if len(odd) != 1:
+        return
+    generated = np.ones(n, dtype=np.int64)
+    generated[odd[0]] = 0
+    table = SimpleNamespace(last_token_time=np.full(n, np.nan), max_token_gap=np.zeros(n))
+    member = _OddMember(int(odd[0]), np.arange(n), take, computed, pending, generated, table)
+    assert member.shape(n, computed) == expected
+
+
 def test_split_step_shape_by_hand():
     # two decodes (contexts 9 and 4+1) and one prompt chunk of 6 after 10 computed tokens (20 pending)
     shape = split_step_shape(np.array([1, 6, 1]), np.array([9, 10, 4]), np.array([1, 20, 1]))
@@ -367,3 +395,15 @@ def test_preemption_reads_the_order_only_as_far_as_the_evictions_reach():
     assert list(plan.evict) == [n - 1, n - 2] and plan.blocks_in_use == limits.num_gpu_blocks
     assert list(plan.evict_blocks) == [15, 30] and plan.all_resident  # (the host counts neither again)
     assert _CountingIndex.read <= 256 + batching.TAIL_CHUNK
+
+
+@given(st.lists(st.integers(0, 10_000), max_size=30), st.sampled_from([1, 3, 16, 128]))
+@settings(max_examples=100, deadline=None)
+def test_blocks_total_is_blocks_for_summed(tokens, block_size):
+    """The hosts' count of the KV blocks requests hold (finishes, swaps, preemptions, aborts: simulator and engine
+    adapter), from a list or an array: ceil(tokens / block_size) each, summed."""
+    limits = BatchLimits(block_size=block_size)
+    expected = sum(-(-c // block_size) for c in tokens)
+    assert limits.blocks_total(tokens) == expected
+    assert limits.blocks_total(np.array(tokens, dtype=np.int64)) == expected
+    assert int(limits.blocks_for(np.array(tokens, dtype=np.int64)).sum()) == expected

@@ -605,3 +605,20 @@ def test_a_streaming_session_alone_on_an_idle_engine_is_failed_not_served():
     (o,) = [o for engine_outputs in got.values() for o in engine_outputs.outputs]
     assert (o.request_id, o.finish_reason, o.new_token_ids) == ("s", FinishReason.ERROR, [])
     assert not scheduler.get_num_unfinished_requests() and not scheduler.waiting and "s" not in scheduler.requests
+
+
+def test_the_simulators_vllm_watermark_is_vllms():
+    """The simulator's vllm-v1 watermark (policies.batching.vllm_watermark_blocks, of the usable blocks) is the one
+    vLLM's KV cache manager keeps (of its blocks, the null block among them), which the adapter hands form_batch."""
+    from ltrsched.engine.emulate import EngineConfig, EngineSetup, build_scheduler
+    from ltrsched.policies.batching import vllm_watermark_blocks
+
+    for blocks, watermark in ((30, 0.05), (401, 0.01), (99, 0.2), (1000, 0.0199)):
+        scheduler = build_scheduler(EngineConfig(num_gpu_blocks=blocks, watermark=watermark),
+                                    EngineSetup(make_policy("fcfs")))
+        try:
+            limits = scheduler.limits
+            assert limits.num_gpu_blocks == blocks - 1  # (the null block left out)
+            assert limits.watermark_blocks == vllm_watermark_blocks(watermark, limits.num_gpu_blocks) > 0
+        finally:
+            scheduler.shutdown()

@@ -22,6 +22,7 @@ import numpy as np
 from ltrsched.engine.result_events import DEFERRED, ResultEvents
 from ltrsched.policies.base import RequestState
 from ltrsched.policies.fastops import count_nonzero
+from ltrsched.policies.recompute import recompute
 
 WAITING = int(RequestState.WAITING)
 RUNNING = int(RequestState.RUNNING)
@@ -186,24 +187,11 @@ class LiveTable:
 
     def preempted(self, slots: np.ndarray) -> None:
         """``slots`` lost their KV (recompute preemption): they wait and will prefill their prompt and the tokens
-        generated so far again."""
+        generated so far again (the rule: :func:`ltrsched.policies.recompute.recompute`, the simulator's too)."""
         c = self._cols
         generated = self.generated_tokens  # (the logged tokens added)
-        if len(slots) <= _FEW:  # (a few each step: scalar writes)
-            resident, state, computed, pending, prompt = (c[k] for k in ("resident", "state", "computed_tokens",
-                                                                         "pending_tokens", "prompt_tokens"))
-            for s in slots.tolist():
-                resident[s] = False
-                state[s] = WAITING
-                self.discarded_tokens += computed.item(s)
-                computed[s] = 0
-                pending[s] = prompt.item(s) + generated.item(s)
-        else:
-            c["resident"][slots] = False
-            c["state"][slots] = WAITING
-            self.discarded_tokens += int(c["computed_tokens"][slots].sum())
-            c["computed_tokens"][slots] = 0
-            c["pending_tokens"][slots] = c["prompt_tokens"][slots] + generated[slots]
+        self.discarded_tokens += recompute(slots, c["state"], c["resident"], c["computed_tokens"], c["pending_tokens"],
+                                           c["prompt_tokens"], generated)
         self.events.preempted(slots)
 
     def scheduled(self, batch: np.ndarray, num_new_tokens: np.ndarray, computed_before: np.ndarray,

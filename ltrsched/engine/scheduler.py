@@ -61,7 +61,7 @@ from ltrsched.policies.base import LiveView, Policy
 from ltrsched.policies.batching import BatchLimits, form_batch
 from ltrsched.policies.fastops import count_nonzero, ones
 from ltrsched.policies.order_check import check_order
-from ltrsched.policies.step_shape import StepShape, few_chunks_shape, split_step_shape
+from ltrsched.policies.step_shape import decode_shape, few_chunks_shape, split_step_shape
 
 
 #: A vLLM request's output tokens so far (a C-level attribute read; ``Request.num_output_tokens`` is a property).
@@ -204,6 +204,8 @@ class PolicyScheduler(Scheduler):
             max_num_seqs=batch_seqs,
             num_gpu_blocks=self.kv_cache_manager.block_pool.get_num_free_blocks(),  # the null block excluded
             block_size=self.block_size,
+            # (vLLM's own, its null block counted; the simulator's vllm-v1 semantics models it with
+            # ltrsched.policies.batching.vllm_watermark_blocks)
             watermark_blocks=self.kv_cache_manager.watermark_blocks,
             chunked_prefill=self.scheduler_config.enable_chunked_prefill,
             resident_first=True,
@@ -351,7 +353,7 @@ class PolicyScheduler(Scheduler):
                 self._grammar_wait.pop(s, None)
         if len(slots):
             t = self.table
-            self.blocks_in_use -= int(self.limits.blocks_for(t.computed_tokens[slots][t.resident[slots]]).sum())
+            self.blocks_in_use -= self.limits.blocks_total(t.computed_tokens[slots][t.resident[slots]])
             t.finished(slots, float("nan"))
             self._prev_batch = self._prev_batch[~np.isin(self._prev_batch, slots)]
             if self._step is not None:  # aborted during a step: its members among them left in it
@@ -470,12 +472,12 @@ class PolicyScheduler(Scheduler):
         context = int(b_computed.dot(ones(n)))  # KV tokens of the batch before the step
         chunks = None
         if plan.one_token_each:
-            shape = StepShape(num_decode_seqs=n, decode_context_tokens=context + n)
+            shape = decode_shape(n, context)
         else:
             pos = (b_pending != 1).nonzero()[0]
             k = len(pos)
             if not k:
-                shape = StepShape(num_decode_seqs=n, decode_context_tokens=context + n)
+                shape = decode_shape(n, context)
             elif k <= _FEW_CHUNKS:  # (scalar reads: a numpy call costs more than a few of them)
                 pos = pos.tolist()
                 c_take = list(map(take.item, pos))
@@ -688,6 +690,10 @@ class PolicyScheduler(Scheduler):
                   chunks if type(chunks) is tuple else None)
         # the members that finished: vLLM names the requests it freed since schedule() (it starts a new set
         # there); those the table no longer holds were aborted since (finish_requests), and finished there
+        # (vLLM decides the finishes: max_tokens, the workload's output + the policy's extra tokens under ignore_eos,
+        # EOS where the driver has an output cap, max_model_len. The simulator's one rule is the first,
+        # generated >= output_tokens in ltrsched.sim.replica: the same finishes under ignore_eos, deliberately
+        # without EOS; check_fits keeps requests within max_model_len)
         freed = self.finished_req_ids
         gone = sorted(map(self._slot.pop, freed, repeat(-1))) if freed else _NONE
         if freed and gone[0] < 0:  # (-1, first: aborted since schedule())
@@ -704,8 +710,7 @@ class PolicyScheduler(Scheduler):
             finished = gone
             request_ids, computed = t.finished(gone, now)
             self._survivors = (reqs, set(map(id, self.slots.release(gone))))
-            bs = self.limits.block_size
-            self.blocks_in_use -= sum([-(-c // bs) for c in computed])
+            self.blocks_in_use -= self.limits.blocks_total(computed)  # (a list: Python integers)
             if self._wants_on_finish:
                 try:
                     self.ranking_policy.on_finish(np.array(request_ids, dtype=np.int64), now)

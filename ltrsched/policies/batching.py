@@ -93,6 +93,15 @@ class BatchLimits:
         """KV blocks that hold ``tokens`` tokens."""
         return -(-np.asarray(tokens) // self.block_size) if isinstance(tokens, np.ndarray) else -(-tokens // self.block_size)
 
+    def blocks_total(self, tokens: np.ndarray | list[int]) -> int:
+        """KV blocks that requests holding ``tokens`` computed tokens each hold in all [blocks]: ``blocks_for`` summed.
+        The hosts' count of what finishes, preemptions and swaps free or move (simulator and engine adapter alike). A
+        list (a step's few finishes) is summed in Python integers: numpy calls cost more on a few values."""
+        bs = self.block_size
+        if isinstance(tokens, list):
+            return sum([-(-c // bs) for c in tokens])
+        return int((-(-tokens // bs)).sum())
+
     def most_blocks_held(self, total_tokens: np.ndarray) -> np.ndarray:
         """The most KV blocks a request of ``total_tokens`` (prompt + output) tokens ever holds: those of
         ``total_tokens - 1`` tokens, as its last sampled token is never computed (vLLM serves a request of
@@ -105,6 +114,14 @@ class BatchLimits:
         (vLLM V1 keeps the watermark free only beside another request on the GPU, rule 4), else all but the
         watermark's. A request needing more can never run (the fit checks before a run, simulator and engine)."""
         return self.num_gpu_blocks - (0 if self.watermark_when_running else self.watermark_blocks)
+
+
+def vllm_watermark_blocks(watermark: float, usable_blocks: int) -> int:
+    """vLLM V1's watermark [blocks] for a cache of ``usable_blocks`` blocks (its null block left out, as
+    :class:`BatchLimits` counts them): ``int(watermark x num_blocks)`` of vLLM's ``KVCacheManager``, whose block count
+    holds the null block too. The simulator's ``semantics="vllm-v1"`` takes it (``ltrsched.sim.simulate.setup_run``);
+    the engine adapter reads vLLM's own ``watermark_blocks`` (``ltrsched.engine.scheduler``), which this must equal."""
+    return int(watermark * (usable_blocks + 1))
 
 
 @dataclass(slots=True)  # not frozen: one is built per step, and a frozen __init__ costs ~4x more; read-only by convention
@@ -150,6 +167,12 @@ class BatchPlan:
 
 
 _EMPTY = np.zeros(0, dtype=np.int64)
+
+#: Consecutive steps without progress after which a host stops a run with an error instead of spinning: the
+#: simulator's steps with an empty batch (``ltrsched.sim.replica``), the engine replay's steps that computed no token
+#: (``ltrsched.engine.replay``). A legal step runs at least the best-ranked live request, so even one such step is a
+#: bug; the margin costs nothing.
+MAX_STALLED_STEPS = 1000
 
 #: Preemptions per request after which a host (simulator, engine replay) stops a run with an error: a policy
 #: that keeps reordering the requests holding KV under memory pressure can evict them faster than they finish

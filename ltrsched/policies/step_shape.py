@@ -46,6 +46,19 @@ class StepShape:
         return self.num_prefill_seqs + self.num_decode_seqs
 
 
+def decode_shape(num_seqs: int, context_tokens: int) -> StepShape:
+    """The shape of a decode-only step: ``num_seqs`` members, each computing its one pending token, that held
+    ``context_tokens`` KV tokens in all before the step [tokens]. Each decode reads its context and its new token,
+    so the step's decode context is ``context_tokens + num_seqs``.
+
+    The one place a decode-only step's shape is written: :func:`split_step_shape`, the simulator's fast paths
+    (``ltrsched.sim.replica``: a lone decode, decode-only steps, a one-token first-token step) and the engine
+    adapter's (``ltrsched.engine.scheduler``) call it. A step with prompt chunks (:func:`few_chunks_shape`, the array
+    path of :func:`split_step_shape`) counts its decodes' context the same way: the batch's context less the
+    chunks', plus one token per decode."""
+    return StepShape(num_decode_seqs=num_seqs, decode_context_tokens=context_tokens + num_seqs)
+
+
 def batch_step_shape(num_new_tokens: np.ndarray, computed_tokens: np.ndarray, known_tokens: np.ndarray) -> StepShape:
     """The shape of a step from its batch (arrays aligned with the batch).
 
@@ -77,7 +90,7 @@ def split_step_shape(num_new_tokens: np.ndarray, computed_tokens: np.ndarray, pe
     context = int(computed_tokens.dot(ones(n)))  # KV tokens of the batch before the step
     k = len(chunks)
     if not k:  # decode-only: the common step
-        return StepShape(num_decode_seqs=n, decode_context_tokens=context + n)
+        return decode_shape(n, context)
     n_decode = n - k
     if k <= _FEW_CHUNKS:  # scalar arithmetic: a numpy call costs more than a few elements
         return few_chunks_shape(n, context, num_new_tokens[chunks].tolist(), computed_tokens[chunks].tolist())

@@ -22,13 +22,14 @@ import numpy as np
 import simpy
 
 from ltrsched.policies.base import LiveView, Policy, RequestState
-from ltrsched.policies.batching import BatchLimits, ThrashGuard, form_batch
+from ltrsched.policies.batching import MAX_STALLED_STEPS, BatchLimits, ThrashGuard, form_batch
 from ltrsched.policies.fastops import (  # ones(k): exact int64 sums by dot
     count_nonzero,
     ones,
 )
 from ltrsched.policies.order_check import check_order
-from ltrsched.policies.step_shape import StepShape, split_step_shape
+from ltrsched.policies.recompute import recompute
+from ltrsched.policies.step_shape import StepShape, decode_shape, few_chunks_shape, split_step_shape
 from ltrsched.errors import UserError
 from ltrsched.sim.profiles.model import MIN_STEP_S
 from ltrsched.sim.live_set import MIN_LIVE_TO_SORT, drop_positions
@@ -46,9 +47,6 @@ _NONE = np.zeros(0, dtype=np.intp)  # no positions
 # a few hundred values); an array operand of the same value and dtype gives the same result without that
 _ONE = np.array(1, dtype=np.int64)
 _INF = float("inf")
-#: Consecutive empty batches after which a run stops with an error instead of spinning (a legal step always
-#: runs at least the best-ranked live request, so even one is a bug; a margin costs nothing).
-MAX_STALLED_STEPS = 1000
 
 
 @dataclass
@@ -92,12 +90,10 @@ class _OddMember:
 
     def shape(self, k: int, b_computed) -> StepShape:
         """The step's shape (``k`` members, ``b_computed`` before the step)."""
+        context = int(b_computed.dot(ones(k)))
         if self.pending == 1:  # a first token: a decode, as far as the step's shape goes
-            return StepShape(num_decode_seqs=k, decode_context_tokens=int(b_computed.dot(ones(k))) + k)
-        chunk, before, n_decode = self.take, self.computed, k - 1
-        return StepShape(num_prefill_tokens=chunk, num_prefill_seqs=1, num_decode_seqs=n_decode,
-                         decode_context_tokens=int(b_computed.dot(ones(k))) + n_decode - before,
-                         prefill_attention_pairs=chunk * (before + (chunk + 1) * 0.5))
+            return decode_shape(k, context)
+        return few_chunks_shape(k, context, [self.take], [self.computed])  # (the engine adapter's, for its few chunks)
 
     def advance(self, b_gen, start, end) -> bool:
         """After the decode pass: the member computed ``take`` tokens and samples one only if they were all
@@ -348,7 +344,7 @@ class Replica:
             odd = None  # the one member that is not a plain decode, if just one (see _OddMember)
             if solo:
                 i = int(batch[0])
-                shape = StepShape(num_decode_seqs=1, decode_context_tokens=int(computed[i]) + 1)
+                shape = decode_shape(1, int(computed[i]))
             else:
                 # the batch's counts before the step (form_batch's, when it kept them: preemption and swap-in
                 # change neither for batch members)
@@ -364,7 +360,7 @@ class Replica:
                 else:
                     odd_pos = (b_pending > (b_gen != 0)).nonzero()[0]
                 if not len(odd_pos):  # decode-only: every member computes its one pending token
-                    shape = StepShape(num_decode_seqs=k, decode_context_tokens=int(b_computed.dot(ones(k))) + k)
+                    shape = decode_shape(k, int(b_computed.dot(ones(k))))
                 elif len(odd_pos) == 1:  # the usual mixed step: one request admitted
                     odd = _OddMember(int(odd_pos[0]), batch, take, b_computed, b_pending, b_gen, t)
                     shape = odd.shape(k, b_computed)
@@ -420,7 +416,11 @@ class Replica:
                 if num_idle:  # else every member also ran last step
                     max_idle_steps[batch] = np.maximum(max_idle_steps[batch], idle_run)
                 last_run_step[batch] = self.steps
-                done_mask = b_gen >= output_tokens[batch]  # b_gen holds the new counts
+                # the finish rule: output reached (the workload's length + a policy's extra tokens; b_gen holds the new
+                # counts). The engine adapter leaves finishes to vLLM (ltrsched.engine.scheduler, update_from_output):
+                # max_tokens is this count under ignore_eos; vLLM's EOS and max_model_len stops have no counterpart
+                # here, deliberately (labelled lengths; the fit checks keep requests within the context)
+                done_mask = b_gen >= output_tokens[batch]
                 num_done = count_nonzero(done_mask)
             prev_batch = batch
             prev_end = end
@@ -485,10 +485,12 @@ class Replica:
         """Preempt residents ``ev`` (lowest-ranked first): swap to host while it has room, else recompute.
         ``cum``: the running total of the blocks they hold, if known (the plan's ``evict_blocks``). ``for_cap``: how
         many of them the resident-slot cap forced (the plan's ``evict_for_cap``: the thrash error's cause).
-        Returns the blocks moved to the host. The thrash guard is told at the end of the step (``_guard_due``)."""
+        Returns the blocks moved to the host. The thrash guard is told at the end of the step (``_guard_due``).
+        Swap is the simulator's alone: the engine adapter preempts by recompute only (vLLM V1 has no swap), which
+        ``semantics="vllm-v1"`` requires; the recompute accounting is shared (:mod:`ltrsched.policies.recompute`)."""
         t = self.t
         if cum is None:
-            cum = (-(-t.computed_tokens[ev] // self.limits.block_size)).cumsum()
+            cum = self.limits.blocks_for(t.computed_tokens[ev]).cumsum()
         t.num_preemptions[ev] += 1
         t.resident[ev] = False
         moved = 0
@@ -506,13 +508,13 @@ class Replica:
             moved = int(cum[n_fit - 1]) if n_fit else 0
             t.state[to_host] = SWAPPED
             self.host_blocks_in_use += moved
-            recompute = ev[~fits]
+            to_recompute = ev[~fits]
         else:
-            recompute = ev
-        self._guard_due = (len(ev), len(recompute), sum(t.computed_tokens[recompute].tolist()), for_cap)  # (0.4 us)
-        t.state[recompute] = WAITING
-        t.computed_tokens[recompute] = 0
-        t.pending_tokens[recompute] = t.prompt_tokens[recompute] + t.generated_tokens[recompute]
+            to_recompute = ev
+        # (the rule, the engine adapter's too: ltrsched.policies.recompute)
+        discarded = recompute(to_recompute, t.state, t.resident, t.computed_tokens, t.pending_tokens, t.prompt_tokens,
+                              t.generated_tokens)
+        self._guard_due = (len(ev), len(to_recompute), discarded, for_cap)
         return moved
 
     def _swap_in(self, batch: np.ndarray) -> int:
@@ -521,7 +523,7 @@ class Replica:
         swapped_in = batch[t.state[batch] == SWAPPED]
         if not len(swapped_in):
             return 0
-        in_blocks = int((-(-t.computed_tokens[swapped_in] // self.limits.block_size)).sum())
+        in_blocks = self.limits.blocks_total(t.computed_tokens[swapped_in])
         self.host_blocks_in_use -= in_blocks
         t.resident[swapped_in] = True
         return in_blocks
@@ -543,7 +545,7 @@ class Replica:
         if idle_run > t.max_idle_steps[i]:
             t.max_idle_steps[i] = idle_run
         t.last_run_step[i] = self.steps
-        return generated >= t.output_tokens[i]
+        return generated >= t.output_tokens[i]  # (the finish rule: see run's done_mask)
 
     def _advance_mixed(self, batch, take, b_computed, b_gen, b_pending, start, end) -> np.ndarray:
         """Advance a batch with prefill work by ``take`` tokens; members that computed all their known
@@ -564,12 +566,9 @@ class Replica:
     def _finish(self, done: np.ndarray, end) -> int:
         """Requests ``done`` finished at ``end``; returns the KV blocks they free."""
         t = self.t
-        bs = self.limits.block_size
         done_computed = t.computed_tokens[done]
-        if len(done) <= 4:  # usually one or two: Python integers cost less than four numpy calls
-            freed = sum([-(-c // bs) for c in done_computed.tolist()])
-        else:
-            freed = int((-(-done_computed // bs)).sum())
+        # (usually one or two: Python integers cost less than four numpy calls)
+        freed = self.limits.blocks_total(done_computed.tolist() if len(done) <= 4 else done_computed)
         t.state[done] = FINISHED
         t.resident[done] = False
         t.finish_time[done] = end
@@ -598,4 +597,4 @@ class Replica:
         tr.num_batched_tokens.append(plan.num_batched_tokens)
         tr.num_finished.append(num_finished)
         res = (t.state == RUNNING) | (t.state == PAUSED)
-        tr.resident_blocks.append(int((-(-t.computed_tokens[res] // self.limits.block_size)).sum()))
+        tr.resident_blocks.append(self.limits.blocks_total(t.computed_tokens[res]))

@@ -18,7 +18,7 @@ from ltrsched.errors import UserError
 from ltrsched.metrics import request_metrics, speedup_vs_real_time, summarize
 from ltrsched.policies import limit_rules
 from ltrsched.policies.base import Policy
-from ltrsched.policies.batching import BatchLimits
+from ltrsched.policies.batching import BatchLimits, vllm_watermark_blocks
 from ltrsched.policies.needs import check_needs
 from ltrsched.plugin_watchdog import plugin_time_limit
 from ltrsched.results import RunResult
@@ -217,7 +217,8 @@ def setup_run(workload: Workload, policy: Policy, config: SimConfig, fixes: FitF
         num_gpu_blocks=num_blocks,
         block_size=config.block_size,
         # (vLLM V1 counts its null block, which num_blocks leaves out, in the blocks it takes the watermark of)
-        watermark_blocks=int(config.watermark * (num_blocks + 1 if vllm_v1 else num_blocks)),
+        watermark_blocks=(vllm_watermark_blocks(config.watermark, num_blocks) if vllm_v1
+                          else int(config.watermark * num_blocks)),
         chunked_prefill=config.chunked_prefill,
         resident_first=vllm_v1,
         max_resident_seqs=config.max_resident_seqs or (config.max_num_seqs if vllm_v1 else None),
