@@ -535,13 +535,13 @@ def check_emulated_fits(workload, config: EngineConfig, emulate_profile: str, ex
     from ltrsched.engine.emulate import EmulatedDriver
     from ltrsched.engine.model_context import model_context
     from ltrsched.engine.replay import check_fits
-    from ltrsched.policies.batching import BatchLimits
+    from ltrsched.policies.batching import BatchLimits, vllm_watermark_blocks
 
     config, _ = emulated_config(config, emulate_profile)
-    blocks = config.num_gpu_blocks
+    usable = config.num_gpu_blocks - 1  # (vLLM's null block left out)
     limits = BatchLimits(max_num_batched_tokens=config.max_num_batched_tokens, max_num_seqs=config.max_num_seqs,
-                         num_gpu_blocks=blocks - 1, block_size=config.block_size,  # (vLLM's null block left out)
-                         watermark_blocks=int(config.watermark * blocks), watermark_when_running=True)
+                         num_gpu_blocks=usable, block_size=config.block_size,
+                         watermark_blocks=vllm_watermark_blocks(config.watermark, usable), watermark_when_running=True)
     context = config.max_model_len or model_context(model_dir(config.model))[0]
     check_fits(workload, _Planned(limits, context), extra_output_tokens, fix=EmulatedDriver.context_fix,
                extra_from=extra_from)
