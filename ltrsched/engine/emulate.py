@@ -18,7 +18,8 @@ from contextlib import contextmanager, nullcontext
 from typing import Any, Callable
 
 from ltrsched.arguments import check_argument, check_flag, check_workload_and_policy, shown
-from ltrsched.engine.config import MAX_EMULATED_BLOCKS, EngineConfig, emulated_kv_short, model_dir
+from ltrsched.engine.config import (MAX_EMULATED_BLOCKS, EngineConfig, default_context_bound, emulated_kv_short,
+                                    model_dir)
 from ltrsched.engine.engine_log import loggers_held
 from ltrsched.engine.environment import EngineEnvironment
 from ltrsched.engine.live_table import RequestInfo
@@ -138,7 +139,9 @@ def build_scheduler(config: EngineConfig, setup: EngineSetup | None, additional_
     :class:`UserError` for a KV cache of ``num_gpu_blocks`` that holds no request of ``max_model_len`` tokens, which
     vLLM's engine refuses at its start (:func:`ltrsched.engine.config.emulated_kv_short`), unless ``check_context`` is
     False: the command line checks a ``--max-model-len`` given in its own words, and without one the context is the
-    profile's, not the user's (``ltrsched.validation.engines.emulated_config``)."""
+    profile's, not the user's (``ltrsched.validation.engines.emulated_config``). Without ``max_model_len`` the context
+    is the model's bounded by what the cache holds, as the real engine takes it
+    (:func:`ltrsched.engine.config.default_context_bound`)."""
     if config.num_gpu_blocks is None:
         raise ValueError("the emulated engine needs num_gpu_blocks")
     if config.num_gpu_blocks > MAX_EMULATED_BLOCKS:  # (10**12 from Python: building the pool never ended)
@@ -173,6 +176,12 @@ def _build_scheduler(config: EngineConfig, setup: EngineSetup | None, additional
         # objects are built from does not bound it (no model runs here); given to ModelConfig, one beyond the model's
         # was refused unless VLLM_ALLOW_LONG_MAX_MODEL_LEN was set before vLLM's first engine in the process
         model.max_model_len = config.max_model_len
+    else:
+        # the model's, bounded by the cache as the real engine bounds it (vLLM starts on no cache that holds no
+        # request of its context): it served a request of (blocks - 1) x block_size + 1 tokens that vLLM refuses
+        bound = default_context_bound(config, int(model.max_model_len))
+        if bound is not None:
+            model.max_model_len = bound.context
     sched = SchedulerConfig(max_num_seqs=config.vllm_max_num_seqs, max_num_batched_tokens=config.max_num_batched_tokens,
                             max_model_len=model.max_model_len, enable_chunked_prefill=True, async_scheduling=False,
                             is_encoder_decoder=False, watermark=config.watermark)

@@ -81,11 +81,12 @@ def engine_kwargs(config: EngineConfig, load_format: str, seed: int = 0) -> dict
         # vLLM refuses a KV cache that cannot hold one request of the model's full context: such a small
         # cache bounds the context instead (the longest request the run may hold). (--kv-cache-gib 0.001 on a
         # CPU was refused once the engine had started, naming vLLM's gpu_memory_utilization and max_model_len.)
-        from ltrsched.engine.config import kv_bounded_context
+        # (the emulated engine's rule too: ltrsched.engine.config.default_context_bound)
+        from ltrsched.engine.config import default_context_bound
         from ltrsched.engine.model_context import model_context
 
         # (RoPE scaling included: a scaled model's context is longer; a stated --max-model-len is kept below)
-        bound = (kv_bounded_context(config, kwargs["model"], model_context(kwargs["model"])[0])
+        bound = (default_context_bound(config, model_context(kwargs["model"])[0], kwargs["model"])
                  if stated_kv_blocks(config, kwargs["model"]) is not None else None)
         if bound is not None:
             kwargs["max_model_len"] = bound.context

@@ -125,6 +125,9 @@ class Engine:
     driver: Any
     config: EngineConfig
     emulated_profile: Any = None
+    #: The emulated engine's context before the bound its stated KV cache put on it (its profile's) [tokens]; None
+    #: where no bound was put (:func:`emulated_plan`).
+    full_context: int | None = None
 
     @property
     def emulated(self) -> bool:
@@ -464,20 +467,33 @@ def expected_context(config: EngineConfig) -> tuple[int, str]:
     :mod:`ltrsched.engine.model_context`), bounded by a ``--num-gpu-blocks`` cache as
     :func:`~ltrsched.engine.runner.engine_kwargs` bounds it. A one-line :class:`UserError` where the model's
     config.json does not tell it (:func:`~ltrsched.engine.model_context.derived_context`: give --max-model-len)."""
-    from ltrsched.engine.config import kv_bounded_context, model_dir
+    from ltrsched.engine.config import default_context_bound, model_dir
     from ltrsched.engine.model_context import model_context
 
     if config.max_model_len is not None:
         return config.max_model_len, "--max-model-len"
     context, key = model_context(model_dir(config.model))
     source = f"{key} in {config.model}'s config.json"
-    bound = kv_bounded_context(config, model_dir(config.model), context)
+    bound = default_context_bound(config, context, model_dir(config.model))
     if bound is not None:
-        context = bound.context
-        stated = (f"--num-gpu-blocks {bound.blocks}" if config.num_gpu_blocks is not None else
-                  f"--kv-cache-gib {config.kv_cache_gib:g}, {bound.blocks} blocks")
-        source = f"the KV cache of {stated} ({bound.held}) x {config.block_size} tokens"
+        context, source = bound.context, kv_context_source(config, bound)
     return context, source
+
+
+def kv_context_source(config: EngineConfig, bound) -> str:
+    """Where an engine's context comes from when the KV cache the options state bounds it (``bound``, a
+    :class:`ltrsched.engine.config.KVBound`), in the words of the line refusing a longer request: the real engine's
+    and the emulated engine's (:func:`kv_context_fix` says what to do)."""
+    # (keyed on --kv-cache-gib: the emulated engine's configuration holds the blocks it sized from it too)
+    stated = (f"--num-gpu-blocks {bound.blocks}" if config.kv_cache_gib is None else
+              f"--kv-cache-gib {config.kv_cache_gib:g}, {bound.blocks} blocks")
+    return f"the KV cache of {stated} ({bound.held}) x {config.block_size} tokens"
+
+
+def kv_context_fix(config: EngineConfig) -> str:
+    """What to do about a request longer than the context a stated KV cache bounds (:func:`kv_context_source`)."""
+    return ("give more --num-gpu-blocks, or leave them out" if config.kv_cache_gib is None
+            else "give a larger --kv-cache-gib, or leave them out")
 
 
 def check_context_before_start(workload, config: EngineConfig, extra_output_tokens: int = 0,
@@ -497,8 +513,7 @@ def check_context_before_start(workload, config: EngineConfig, extra_output_toke
 
         workload = served_text_workload(workload, model_dir(config.model))
         source += " (text prompts counted in the model's tokens, its chat template applied)"
-    fix = ("give more --num-gpu-blocks, or leave them out" if source.startswith("the KV cache of --num")
-           else "give a larger --kv-cache-gib, or leave them out" if source.startswith("the KV cache")
+    fix = (kv_context_fix(config) if source.startswith("the KV cache")
            else _longer_context_fix(config, context) if source.startswith("--max-model-len")
            else "leave them out, or serve a model with a longer context")
     if config.eos == "model":  # (each request may generate up to --max-tokens)
@@ -526,25 +541,35 @@ def _longer_context_fix(config: EngineConfig, given: int) -> str:
 def check_emulated_fits(workload, config: EngineConfig, emulate_profile: str, extra_output_tokens: int = 0,
                         extra_from: str = "the policy") -> None:
     """One-line :class:`UserError`, before the emulated engine is built, for requests it would refuse once built
-    (:func:`ltrsched.engine.replay.check_fits`): longer than its context (``--max-model-len``, else its profile's,
-    as :func:`emulated_config` sets it) or than its KV cache (the blocks :func:`emulated_config` sizes, less vLLM's
+    (:func:`ltrsched.engine.replay.check_fits`): longer than its context (``--max-model-len``, else its profile's
+    bounded by a stated cache, as :func:`emulated_config` sets it: a bounded one in the real engine's words) or than its KV cache (the blocks :func:`emulated_config` sizes, less vLLM's
     null block; a request admitted alone may use its watermark's). ``validate`` found them at its first engine
     run, after it had replaced an earlier validation in ``--out`` (its runs and report deleted, for a refusal).
     ``extra_from``: who adds ``extra_output_tokens``, as the line names it."""
     from ltrsched.engine.config import model_dir
-    from ltrsched.engine.emulate import EmulatedDriver
     from ltrsched.engine.model_context import model_context
     from ltrsched.engine.replay import check_fits
     from ltrsched.policies.batching import BatchLimits, vllm_watermark_blocks
 
-    config, _ = emulated_config(config, emulate_profile)
+    config, _, bound = emulated_plan(config, emulate_profile)[:3]
     usable = config.num_gpu_blocks - 1  # (vLLM's null block left out)
     limits = BatchLimits(max_num_batched_tokens=config.max_num_batched_tokens, max_num_seqs=config.max_num_seqs,
                          num_gpu_blocks=usable, block_size=config.block_size,
                          watermark_blocks=vllm_watermark_blocks(config.watermark, usable), watermark_when_running=True)
     context = config.max_model_len or model_context(model_dir(config.model))[0]
-    check_fits(workload, _Planned(limits, context), extra_output_tokens, fix=EmulatedDriver.context_fix,
+    check_fits(workload, _Planned(limits, context), extra_output_tokens, fix=_emulated_context_fix(config, bound),
                extra_from=extra_from)
+
+
+def _emulated_context_fix(config: EngineConfig, bound) -> str:
+    """What the emulated engine's line about a request beyond its context says to do: where a stated cache bounds the
+    context (``bound``), the real engine's words (:func:`check_context_before_start`'s), else to raise
+    ``--max-model-len`` (:attr:`ltrsched.engine.emulate.EmulatedDriver.context_fix`)."""
+    from ltrsched.engine.emulate import EmulatedDriver
+
+    if bound is None:
+        return EmulatedDriver.context_fix
+    return f", its context from {kv_context_source(config, bound)}: {kv_context_fix(config)}"
 
 
 @dataclass(frozen=True)
@@ -664,11 +689,14 @@ def start_engine(load_format: str | None = None, emulate_profile: str | None = N
         from ltrsched.engine.emulate import emulated_driver
         from ltrsched.engine.vllm_compat import require_vllm
 
-        config, profile = emulated_config(config, emulate_profile)
+        config, profile, bound, full = emulated_plan(config, emulate_profile)
         require_vllm(cpu_only=True)
         # (a --max-model-len given was checked against the cache in the options' words: emulated_config; else the
-        # context is the profile's, which the emulated engine has served whatever the cache, as before)
-        return Engine(emulated_driver(config, profile.step_time, check_context=False), config, profile)
+        # context is the profile's bounded by a stated cache, and a longer request is refused in the real engine's
+        # words)
+        driver = emulated_driver(config, profile.step_time, check_context=False)
+        driver.context_fix = _emulated_context_fix(config, bound)
+        return Engine(driver, config, profile, None if bound is None else full)
     from ltrsched.engine.runner import VllmDriver
 
     return Engine(VllmDriver(config, load_format=load_format, skip_idle=skip_idle), config)
@@ -677,12 +705,26 @@ def start_engine(load_format: str | None = None, emulate_profile: str | None = N
 def emulated_config(config: EngineConfig, emulate_profile: str):
     """The emulated engine's configuration, its KV blocks (vLLM's null block among them) sized as it sizes them
     (``--num-gpu-blocks``, the blocks ``--kv-cache-gib`` holds, else the profile's GPU memory), and its profile:
-    known before it starts. One-line :class:`UserError` for a cache of under 2 blocks or too many to build."""
+    known before it starts. Its context: ``--max-model-len``, else the profile's, bounded by a cache the options
+    state as the real engine bounds the model's (:func:`ltrsched.engine.config.default_context_bound`); the profile
+    takes it too (the simulator's side). One-line :class:`UserError` for a cache of under 2 blocks or too many to
+    build."""
+    config, profile = emulated_plan(config, emulate_profile)[:2]
+    return config, profile
+
+
+def emulated_plan(config: EngineConfig, emulate_profile: str):
+    """:func:`emulated_config`'s configuration and profile, the bound a cache the options state put on the profile's
+    context (None where ``--max-model-len`` is given, no size is stated, or the cache holds the context), and the
+    profile's own context [tokens], before that bound."""
     from dataclasses import replace
 
+    from ltrsched.engine.config import default_context_bound
     from ltrsched.sim.profiles import load_profile
 
     profile = load_profile(emulate_profile)
+    # (the real engine bounds the context by a cache the options state only: vLLM sizes any other by the memory)
+    stated = config.num_gpu_blocks is not None or config.kv_cache_gib is not None
     if config.num_gpu_blocks is None and config.kv_cache_gib is not None:
         # the KV cache the GiB hold, as vLLM sizes it (its null block among them); it was ignored for the
         # profile's GPU memory (--kv-cache-gib 1e-9 ran with 16,381 blocks, its summary saying 1e-09 GiB)
@@ -704,13 +746,20 @@ def emulated_config(config: EngineConfig, emulate_profile: str):
     if config.max_model_len is not None:  # (the context both the emulated engine and the simulator's side take)
         _check_emulated_kv_holds_context(config, per_token=profile.kv_bytes_per_token)
         profile = replace(profile, max_model_len=config.max_model_len)
-    else:  # (the profile's, for vLLM's scheduler too: it took the model's config.json's)
+    bound, full = None, int(profile.max_model_len)
+    if config.max_model_len is None:  # (the profile's, for vLLM's scheduler too: it took the model's config.json's)
+        # bounded by what a stated cache holds, as the real engine bounds the model's: the emulated engine served a
+        # request of (blocks - 1) x block_size + 1 tokens that the real one refuses, and refused a longer one in
+        # other words ("can never fit the engine's KV cache")
+        bound = default_context_bound(config, int(profile.max_model_len)) if stated else None
+        if bound is not None:
+            profile = replace(profile, max_model_len=bound.context)
         config = replace(config, max_model_len=int(profile.max_model_len))
     if config.num_gpu_blocks > MAX_EMULATED_BLOCKS:  # (10**12 blocks: building the pool never ended)
         raise UserError(f"the emulated engine cannot hold {config.num_gpu_blocks} KV blocks: vLLM's block pool "
                         f"makes an object per block (about 3 us and 130 bytes each), so at most "
                         f"{MAX_EMULATED_BLOCKS:,}; give fewer with --num-gpu-blocks, or a larger --block-size")
-    return config, profile
+    return config, profile, bound, full
 
 
 def _check_emulated_kv_holds_context(config: EngineConfig, per_token: int) -> None:

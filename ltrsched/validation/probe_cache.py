@@ -117,7 +117,9 @@ def check_probe_cache(eng, quick: bool, repeats: int | None) -> None:
 def _full_context(eng) -> int:
     """The engine's context without a bound from its KV cache [tokens]: the emulated profile's, ``--max-model-len``,
     or the model's (vLLM bounds it to a small cache: :func:`~ltrsched.engine.runner.engine_kwargs`)."""
-    if eng.emulated or eng.config.max_model_len is not None:
+    if eng.emulated:  # (its profile's, where the cache bounded it: ltrsched.validation.engines.emulated_plan)
+        return getattr(eng, "full_context", None) or eng.max_model_len()
+    if eng.config.max_model_len is not None:
         return eng.max_model_len()
     from ltrsched.engine.config import model_dir
     from ltrsched.engine.model_context import model_context
@@ -151,6 +153,7 @@ class PlannedEngine:
     blocks: int
     context: int
     emulated_profile: object = None
+    full_context: int | None = None  # (the emulated profile's context before its cache's bound: Engine's)
 
     @property
     def emulated(self) -> bool:
@@ -169,12 +172,13 @@ def engine_before_start(engine: dict) -> PlannedEngine | None:
     and the context its model's config.json tells, else a one-line UserError: :mod:`ltrsched.engine.model_context`);
     None where only its start tells (a GPU's memory profiling)."""
     from ltrsched.engine.config import model_dir, stated_kv_blocks
-    from ltrsched.validation.engines import emulated_config, engine_config, expected_context
+    from ltrsched.validation.engines import emulated_plan, engine_config, expected_context
 
     config = engine_config(**engine)
     if engine.get("emulate_profile") is not None:
-        config, profile = emulated_config(config, engine["emulate_profile"])
-        return PlannedEngine(config, config.num_gpu_blocks, int(profile.max_model_len), profile)
+        config, profile, bound, full = emulated_plan(config, engine["emulate_profile"])
+        return PlannedEngine(config, config.num_gpu_blocks, int(profile.max_model_len), profile,
+                             None if bound is None else full)
     blocks, expected = stated_kv_blocks(config, model_dir(config.model)), expected_context(config)
     if blocks is None:
         return None
