@@ -18,7 +18,7 @@ TEMPLATE = RunSpec("capacity", "s", "fcfs", workload="lmsys-like", policy="fcfs"
                    num_requests=30, arrival="poisson")
 
 
-@pytest.mark.parametrize("policy", ["fcfs", "srtf", "ltr:tau=0.62,starve=20,quantum=2", "mlfq"])
+@pytest.mark.parametrize("policy", ["fcfs", "srtf", "ltr:tau=0.62,starve=20,quantum=2", "mlfq", "po", "class"])
 def test_each_requests_ttft_under_load_is_at_least_its_ttft_served_alone(policy):
     """The property the floor rests on (capacity.UNLOADED_METRICS), where it is hardest: a 32-token budget cuts
     prompts into chunks that differ under load, few KV blocks preempt (swap and recompute), vllm-v1 and unchunked."""
@@ -27,8 +27,9 @@ def test_each_requests_ttft_under_load_is_at_least_its_ttft_served_alone(policy)
 
     rng = np.random.default_rng(3)
     prompts, outputs = rng.integers(1, 120, 40), rng.integers(1, 40, 40)
-    loaded = make_workload(prompts, outputs, np.sort(rng.uniform(0, 0.3, 40)))
-    alone = make_workload(prompts, outputs, np.arange(40) * 100.0)
+    guesses = {"po_estimate": outputs * rng.uniform(0.5, 2, 40), "predicted_length": rng.integers(1, 40, 40)}
+    loaded = make_workload(prompts, outputs, np.sort(rng.uniform(0, 0.3, 40)), **guesses)
+    alone = make_workload(prompts, outputs, np.arange(40) * 100.0, **guesses)
     for config in (SimConfig(max_num_batched_tokens=32, num_gpu_blocks=24),
                    SimConfig(max_num_batched_tokens=32, num_gpu_blocks=24, preemption="recompute"),
                    SimConfig(max_num_batched_tokens=32, num_gpu_blocks=24, preemption="recompute", max_num_seqs=32,
