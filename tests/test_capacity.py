@@ -396,10 +396,11 @@ def test_the_flat_metric_far_above_capacity_does_not_stop_the_halving():
     assert s.status == "found" and s.floor is None and s.low <= 10 < s.high
 
 
-def test_an_infeasible_slo_ends_after_three_rates_with_one_line_saying_why(tmp_path, capsys):
+def test_an_infeasible_slo_ends_at_its_first_rate_with_one_line_saying_why(tmp_path, capsys):
     """(0.02 s: above the profile's lightest step, 0.0159 s, which rules lower SLOs out before any run:
-    tests/test_capacity_floor.py; below the unloaded P90 TTFT, 0.0226-0.0232 s from 0.0078 to 0.001 req/s. It ended
-    after two rates, 4 and 2 req/s, on one halving's gain: tests/test_capacity_floor.py shows what that missed.)"""
+    tests/test_capacity_floor.py; below the unloaded P90 TTFT, 0.0226-0.0232 s from 0.0078 to 0.001 req/s, and the
+    0.0220 s of the run serving each request alone. The extrapolated floor ended it after three rates, 4 to 1 req/s;
+    the exact floor of unloaded service at the first: tests/test_capacity_unloaded.py.)"""
     from cli_helpers import run_cli_fast
 
     out = tmp_path / "cap"
@@ -407,12 +408,11 @@ def test_an_infeasible_slo_ends_after_three_rates_with_one_line_saying_why(tmp_p
                      "--slo", "ttft_p90=0.02", "--out", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     table = pl.read_csv(out / "capacity.csv")
-    assert table["status"].to_list() == ["none"] and table["rates_tried"].to_list() == [3]
+    assert table["status"].to_list() == ["none"] and table[["rates_tried", "runs"]].rows() == [(1, 2)]
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("capacity: ")]
     assert len(lines) == 1 and "policy fcfs on a100-llama3-8b: none; ttft_p90 " in lines[0]
-    assert ("> 0.02 even at 1 req/s, where the runs form no queue; without the queueing delay what is left is the "
-            "latency of unloaded service, and the last two halvings gained so little that no lower rate gets it below "
-            ) in lines[0]
+    assert ("> 0.02 at 4 req/s, and at every rate: ruled out by the floor of unloaded service, 0.02201 s with each "
+            "request served alone (no request's ttft is shorter under load)") in lines[0]
     # capacity.md said only `none`: it now gives the same reason under the table (the .csv keeps its columns)
     md = (out / "capacity.md").read_text()
     reason = lines[0].split(": none; ", 1)[1]

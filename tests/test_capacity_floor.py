@@ -82,9 +82,9 @@ def test_a_profile_whose_step_time_is_not_monotone_gets_no_bound():
 
 @pytest.mark.parametrize("slo", ["latency_per_token_mean=0.0165", "ttft_p90=0.0159"])
 def test_an_slo_just_above_the_bound_searches_as_without_the_rule(tmp_path, monkeypatch, slo):
-    """0.0165 s per token: found at about 1.2 req/s, 4% above the bound; 0.0159 s TTFT: none, by the floor of
-    unloaded latency after a few rates, 0.3% above it. Both as the search without the bound (same rates, same
-    answer)."""
+    """0.0165 s per token: found at about 1.2 req/s, 4% above the bound; 0.0159 s TTFT: none, 0.3% above it, by the
+    floor of unloaded service at the first rate (the runs serving each request alone give 0.0202 s; it took a few
+    rates when the floor was extrapolated). Both as the search without the bound (same rates, same answer)."""
     from ltrsched.experiments.capacity import parse_slo
     from ltrsched.experiments.runner import ProcessBackend
 
@@ -98,7 +98,8 @@ def test_an_slo_just_above_the_bound_searches_as_without_the_rule(tmp_path, monk
         backend.close()
     assert ruled.bound is None and len(stats.ran) == 0  # (the second search reused every run of the first)
     assert (ruled.status, ruled.capacity, sorted(ruled.points)) == (plain.status, plain.capacity, sorted(plain.points))
-    assert ruled.status == ("found" if slo.startswith("latency") else "none") and len(ruled.points) >= 2
+    assert ruled.status == ("found" if slo.startswith("latency") else "none")
+    assert len(ruled.points) >= 2 if slo.startswith("latency") else (list(ruled.points) == [1.0] and ruled.floor)
 
 
 @pytest.mark.filterwarnings("error")

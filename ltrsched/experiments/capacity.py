@@ -10,10 +10,13 @@ rate: a capacity found from it moves less from one seed set to the next.
 
 The search brackets the capacity by doubling the rate from ``start_rate`` while it meets the SLOs (or
 halving it while it does not), then bisects the bracket geometrically until its ends are within the
-relative ``tolerance`` (``high / low <= 1 + tolerance``). Halving stops early where no lower rate can meet an SLO
-(:meth:`Search.floor_reached`): each halving's runs take longer (fewer requests share a step), and an SLO below
-the latency of unloaded service halved the rate 10 times, for minutes, before reporting none (not for the queueing
-delay, which is 0 unloaded: :data:`FLOOR_METRICS`). The capacity is
+relative ``tolerance`` (``high / low <= 1 + tolerance``). Halving stops early where no lower rate can meet an SLO:
+each halving's runs take longer (fewer requests share a step), and an SLO below the latency of unloaded service
+halved the rate 10 times, for minutes, before reporting none. For a TTFT SLO the search knows its floor exactly
+(:data:`UNLOADED_METRICS`): at the first rate that misses it on runs that form no queue, one more run per seed
+serves each request alone (:func:`alone_specs`), and a limit below that run's statistic is ``none`` at once
+(:meth:`Search.unloaded_reached`), one above it keeps halving. For TPOT, E2E latency, latency per token and max waiting time the floor is extrapolated
+(:meth:`Search.floor_reached`); the queueing delay, 0 unloaded, has none (:data:`FLOOR_METRICS`). The capacity is
 the bracket's low end: the highest rate seen to meet the SLOs, with ``high``, a rate seen to miss them, at most
 ``tolerance`` above it. Rates are rounded to 4 significant digits (so reruns and neighbouring searches share runs).
 
@@ -353,6 +356,87 @@ def slo_bound(template: RunSpec, slos: Sequence[Slo]) -> Bound | None:
     return None
 
 
+#: Metrics whose SLO the floor of unloaded service rules out exactly (:func:`unloaded_floor`): TTFT alone. Each
+#: request's TTFT under any load is at least its TTFT served alone, in every configuration, since
+#:
+#: * a step's time is non-decreasing in its tokens, sequences and decode context (what :func:`lightest_step_s` checks
+#:   of a profile), and its prefill attention term is ``prefill_attention_s_per_pair`` times the pairs, whose sum over
+#:   a prompt's chunks is the same however the prompt is cut;
+#: * a prompt's chunk is cut only by the step's token budget (read in ``batching``'s paper rules: a KV shortage or the
+#:   sequence cap drops whole members; vllm-v1 and every policy checked by simulation, below), so under load each
+#:   prefill step of the request but its last either holds a full budget of tokens or the request's own full chunk: at
+#:   least the alone run's full chunk's non-attention time; by induction the request's progress after j of its steps is
+#:   at most alone's, so it needs at least as many steps, and its last holds at least alone's last chunk (or it needed a
+#:   step more, of a full budget); a preemption only loses progress (recompute) or adds a swap; waiting adds time; every
+#:   step holds at least its sequences (overheads, sampling).
+#:
+#: Not the later tokens: a token after a recompute comes from a prefill step, which on a short context can take less
+#: than the decode step alone (a100-llama3-8b: prefill 4.2e-9 s per pair, decode 1.4e-7 s per KV token; below ~66
+#: tokens of context), so TPOT, E2E latency, latency per token and the max waiting time keep the extrapolating rule
+#: (:meth:`Search.floor_reached`), though none was seen faster under load: every policy (fcfs, srtf, ltr, ltr with
+#: starvation prevention, mlfq, po, class), swap and recompute with 600 KV blocks, chunked or not, paper and vllm-v1
+#: semantics, on lmsys-like, sharegpt and a Pareto-tailed variant (a100-llama3-8b), lmsys-like on a100-llama3-70b-tp8,
+#: sharegpt on cpu-smollm2, 150 requests at 0.5 to 128 req/s each: no request's TTFT, TPOT, E2E latency, latency per
+#: token or max waiting time below its own served alone (tests/test_capacity_unloaded.py checks TTFT).
+UNLOADED_METRICS = ("ttft",)
+#: Coefficient of variation of the alone runs' gamma inter-arrival times: nearly even gaps (5 sigma: 5%).
+ALONE_CV = 0.01
+
+
+def alone_specs(template: RunSpec, seeds: Sequence[int]) -> list[RunSpec]:
+    """The runs that serve each request of ``template``'s runs alone, one per seed: the same requests (the seed draws
+    them, whatever the arrivals) arriving at :func:`min_rate` with nearly even gaps (gamma, :data:`ALONE_CV`), about
+    ``1e7 / num_requests`` s apart, far longer than a request served alone takes (:func:`served_alone` checks it).
+    Cached like the search's other runs (``setting`` ``... alone``)."""
+    rate = round_rate(min_rate(requests_per_run(template)))
+    return [dataclasses.replace(template, experiment="capacity", setting=f"{template.workload} alone",
+                                arrival="gamma", cv=ALONE_CV, rate=rate, seed=seed) for seed in seeds]
+
+
+def served_alone(requests: pl.DataFrame) -> bool:
+    """Whether every request of a run (its ``requests.parquet``) arrived after the one before it finished: each was
+    served on an idle engine, scheduled when it arrived."""
+    df = requests.sort("arrival_time")
+    arrival, finish = df["arrival_time"].to_numpy(), df["finish_time"].to_numpy()
+    first = df["first_scheduled_time"].to_numpy()
+    return bool(np.all(np.isfinite(finish)) and np.all(arrival[1:] > finish[:-1]) and np.all(first == arrival))
+
+
+def unloaded_floor(slos: Sequence[Slo], alone: Sequence[dict]) -> dict[str, float]:
+    """Per SLO on a :data:`UNLOADED_METRICS` metric, the least its mean over the seeds can be at any rate [s]: the mean
+    over the seeds of the statistic of the alone runs' summaries (``alone``, one per seed, each served alone:
+    :func:`served_alone`), less :data:`BOUND_SLACK_S` and :data:`BOUND_SLACK_REL` for rounding. Each request's metric
+    at any rate is at least its own alone (:data:`UNLOADED_METRICS`), so each seed's mean and quantiles are (a
+    quantile of values each at least another's is at least that one's), and so is their mean. A metric missing from
+    a summary has no floor."""
+    out = {}
+    for slo in slos:
+        if slo.metric.rsplit("_", 1)[0] not in UNLOADED_METRICS:
+            continue
+        values = [summ.get(slo.metric) for summ in alone]
+        if values and all(v is not None and math.isfinite(v) for v in values):
+            out[slo.metric] = _mean([float(v) for v in values]) * (1 - BOUND_SLACK_REL) - BOUND_SLACK_S
+    return out
+
+
+@dataclass(frozen=True)
+class UnloadedFloor:
+    """Why a search stopped halving: ``metric`` [s] was ``value`` (mean over seeds) at ``rate`` [req/s] and is at least
+    ``bound`` at every rate (its value with each request served alone, :func:`unloaded_floor`), above its SLO's
+    ``limit``."""
+
+    metric: str
+    rate: float
+    value: float
+    limit: float
+    bound: float
+
+    def __str__(self) -> str:
+        return (f"{self.metric} {self.value:.4g} > {self.limit:g} at {self.rate:g} req/s, and at every rate: ruled out "
+                f"by the floor of unloaded service, {self.bound:.4g} s with each request served alone (no request's "
+                f"{self.metric.rsplit('_', 1)[0]} is shorter under load)")
+
+
 @dataclass
 class Search:
     """The bracketing-and-bisection search for one template (see the module's docstring).
@@ -369,7 +453,10 @@ class Search:
     high: float | None = None
     points: dict[float, RatePoint] = field(default_factory=dict)
     done: bool = False
-    floor: Floor | None = None  # set where halving stopped because no lower rate can meet an SLO
+    floor: Floor | UnloadedFloor | None = None  # set where halving stopped because no lower rate can meet an SLO
+    #: Each SLO's floor of unloaded service (:func:`unloaded_floor`), measured at the first rate that missed such an
+    #: SLO while no rate had met the SLOs; None: not measured (or its runs were not served alone)
+    unloaded: dict[str, float] | None = None
     bound: Bound | None = None  # set where the profile alone ruled every rate out, before any run (rule_out)
     _next: float | None = None
 
@@ -395,7 +482,7 @@ class Search:
             self._finish_or(nxt if r < round_rate(self.max_rate) else None, cap=self.max_rate)
         elif self.low is None:  # every rate so far missed: halve, at most MAX_HALVINGS times, not below min_rate,
             half = round_rate(r / 2)  # nor below a rate already at the floor of unloaded latency
-            self.floor = self.floor_reached(point)
+            self.floor = self.unloaded_reached(point) or self.floor_reached(point)
             self._finish_or(half if len(self.points) <= MAX_HALVINGS and half >= self._lowest_rate()
                             and self.floor is None else None)
         elif self.high / self.low <= 1 + self.tolerance:
@@ -408,6 +495,23 @@ class Search:
         """End the search before any run: ``bound`` shows that no rate meets an SLO (status ``none``)."""
         assert not self.points
         self.bound, self.done = bound, True
+
+    def unloaded_reached(self, point: RatePoint) -> UnloadedFloor | None:
+        """Whether ``point``, a rate that missed, missed an SLO whose floor of unloaded service (:attr:`unloaded`) is
+        above its limit: then no rate meets it, exactly (:data:`UNLOADED_METRICS`)."""
+        for metric in point.violated:
+            bound = (self.unloaded or {}).get(metric)
+            if bound is not None and bound > point.limits[metric]:
+                return UnloadedFloor(metric, point.rate, point.means[metric], point.limits[metric], bound)
+        return None
+
+    def needs_unloaded(self, point: RatePoint) -> bool:
+        """Whether the search should measure its floor of unloaded service (:func:`alone_specs`) before taking
+        ``point``: no rate has met the SLOs, ``point`` misses one on a :data:`UNLOADED_METRICS` metric with runs that
+        formed no queue (:attr:`RatePoint.queue_free`: above capacity the halvings go on whatever the floor, and a
+        search that then finds its capacity would pay the runs for nothing), and none was measured yet."""
+        return (self.unloaded is None and self.low is None and not point.meets and point.queue_free
+                and any(m.rsplit("_", 1)[0] in UNLOADED_METRICS for m in point.violated))
 
     def floor_reached(self, point: RatePoint) -> Floor | None:
         """Whether ``point``, a halving that missed, shows that no lower rate meets one of its missed SLOs.
@@ -435,7 +539,8 @@ class Search:
         (:data:`QUEUE_FREE_STEPS`): far above capacity the metric is as flat, every run a burst, but there requests
         wait hundreds of steps to start. A point without the service (:attr:`RatePoint.service`), a summary without
         the queueing delay or TPOT never stops the search, nor does an SLO on the queueing delay, which has no
-        latency of unloaded service to stop at (:data:`FLOOR_METRICS`)."""
+        latency of unloaded service to stop at (:data:`FLOOR_METRICS`), nor does an SLO whose exact floor
+        (:attr:`unloaded`) was measured: it is at most the limit, or :meth:`unloaded_reached` stopped the search."""
         above = self._above(point)  # (halved, rounded: not always exactly twice point.rate)
         above2 = self._above(above) if above is not None else None
         if above2 is None or above.meets or above2.meets:
@@ -443,8 +548,8 @@ class Search:
         if not (point.queue_free and above.queue_free and above2.queue_free):
             return None
         for metric in point.violated:
-            if metric.rsplit("_", 1)[0] not in FLOOR_METRICS:
-                continue
+            if metric.rsplit("_", 1)[0] not in FLOOR_METRICS or metric in (self.unloaded or {}):
+                continue  # (an exact floor of unloaded service at most the limit: a low enough rate meets it)
             service, service1, service2 = (_service(p, metric) for p in (point, above, above2))
             if service is None or service1 is None or service2 is None:
                 continue
@@ -523,16 +628,28 @@ def search_capacity(templates: Sequence[RunSpec], slos: Sequence[Slo], seeds: Se
         stats = run_all([spec for specs in batch.values() for spec in specs], out, backend=backend, bar=bar,
                         progress=False, thrash_ok=True)
         tally.merge(stats)
+        points = {}
         for s, rate in open_:
             stopped = [stats.stopped[h] for h in (spec.run_hash() for spec in batch[id(s)]) if h in stats.stopped]
             if stopped:
-                s.record(stopped_point(slos, rate, stopped[0]))
+                points[id(s)] = stopped_point(slos, rate, stopped[0])
                 _say(f"capacity: {describe(s.template)}: {rate:g} req/s misses the SLOs ({STOPPED_TEXT}): {stopped[0]}",
                      bar)
             else:  # (the service, for the floor rule, only while halving: no rate has met the SLOs)
                 services = None if s.low is not None else [service_summary(load_requests(out, spec))
                                                            for spec in batch[id(s)]]
-                s.record(evaluate(slos, rate, [load_summary(out, spec) for spec in batch[id(s)]], services))
+                points[id(s)] = evaluate(slos, rate, [load_summary(out, spec) for spec in batch[id(s)]], services)
+        alone = {id(s): alone_specs(s.template, seeds) for s, _ in open_ if s.needs_unloaded(points[id(s)])}
+        if alone:  # (one batch for every search that needs it)
+            tally.merge(run_all([spec for specs in alone.values() for spec in specs], out, backend=backend, bar=bar,
+                                progress=False))
+            for s, _ in open_:
+                if id(s) in alone:
+                    runs = [load_requests(out, spec) for spec in alone[id(s)]]
+                    s.unloaded = (unloaded_floor(slos, [load_summary(out, spec) for spec in alone[id(s)]])
+                                  if all(served_alone(r) for r in runs) else {})
+        for s, rate in open_:
+            s.record(points[id(s)])
             if s.floor is not None:
                 _say(f"capacity: {describe(s.template)}: none; {s.floor}", bar)
 

@@ -54,7 +54,8 @@ def configuration(template: RunSpec, columns: Sequence[str]) -> str:
 def capacity_table(searches: Sequence[Search], seeds: int) -> pl.DataFrame:
     """One row per configuration: its fields, ``capacity_rps`` (None if no rate met the SLOs), the
     bracket [req/s], the SLOs missed at the bracket's top (``stopped: preemption thrash`` where its runs were), rates
-    tried, runs used, status."""
+    tried, runs used (those at each rate, and the runs serving each request alone where the search measured its floor
+    of unloaded service: :attr:`Search.unloaded`), status."""
     columns = varying_fields([s.template for s in searches])
     rows = []
     for s in searches:
@@ -66,7 +67,7 @@ def capacity_table(searches: Sequence[Search], seeds: int) -> pl.DataFrame:
             "bracket_high": s.high,
             "limiting_slo": (STOPPED_TEXT if top.stopped else ", ".join(top.violated)) if top else "",
             "rates_tried": len(s.points),
-            "runs": len(s.points) * seeds,
+            "runs": (len(s.points) + (s.unloaded is not None)) * seeds,
             "status": s.status,
         })
     return pl.DataFrame(rows, schema_overrides={"capacity_rps": pl.Float64, "bracket_low": pl.Float64,

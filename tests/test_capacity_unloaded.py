@@ -1,0 +1,108 @@
+"""Capacity's exact floor of unloaded service: each request's TTFT at any rate is at least its TTFT served alone, so
+an SLO on a TTFT statistic above what the alone runs give is `none` at the first rate that misses it (no halving), and
+one below it keeps halving (the extrapolating floor rule no longer guesses for TTFT)."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from conftest import make_workload
+from ltrsched.experiments.capacity import (MAX_HALVINGS, Search, Slo, UnloadedFloor, alone_specs, search_capacity,
+                                           served_alone, unloaded_floor)
+from ltrsched.experiments.runner import load_requests, open_backend
+from ltrsched.experiments.runspec import RunSpec
+
+TEMPLATE = RunSpec("capacity", "s", "fcfs", workload="lmsys-like", policy="fcfs", profile="a100-llama3-8b",
+                   num_requests=30, arrival="poisson")
+
+
+@pytest.mark.parametrize("policy", ["fcfs", "srtf", "ltr:tau=0.62,starve=20,quantum=2", "mlfq", "po", "class"])
+def test_each_requests_ttft_under_load_is_at_least_its_ttft_served_alone(policy):
+    """The property the floor rests on (capacity.UNLOADED_METRICS), where it is hardest: a 32-token budget cuts
+    prompts into chunks that differ under load, few KV blocks preempt (swap and recompute), vllm-v1 and unchunked."""
+    from ltrsched.policies import make_policy
+    from ltrsched.sim import SimConfig, simulate
+
+    rng = np.random.default_rng(3)
+    prompts, outputs = rng.integers(1, 120, 40), rng.integers(1, 40, 40)
+    guesses = {"po_estimate": outputs * rng.uniform(0.5, 2, 40), "predicted_length": rng.integers(1, 40, 40)}
+    loaded = make_workload(prompts, outputs, np.sort(rng.uniform(0, 0.3, 40)), **guesses)
+    alone = make_workload(prompts, outputs, np.arange(40) * 100.0, **guesses)
+    for config in (SimConfig(max_num_batched_tokens=32, num_gpu_blocks=24),
+                   SimConfig(max_num_batched_tokens=32, num_gpu_blocks=24, preemption="recompute"),
+                   SimConfig(max_num_batched_tokens=32, num_gpu_blocks=24, preemption="recompute", max_num_seqs=32,
+                             semantics="vllm-v1"),
+                   SimConfig(max_num_batched_tokens=256, chunked_prefill=False, num_gpu_blocks=24)):
+        solo = simulate(alone, make_policy(policy), config).requests.sort("request_id")
+        assert served_alone(solo)
+        load = simulate(loaded, make_policy(policy), config).requests.sort("request_id")
+        # (up to the rounding of clock readings: the floor subtracts capacity.BOUND_SLACK_S, 1e-6 s)
+        assert (load["ttft"] >= solo["ttft"] - 1e-12).all(), (config, (load["ttft"] - solo["ttft"]).min())
+        assert (load["ttft"] > solo["ttft"]).sum() > 10  # (the load is real)
+
+
+def test_served_alone_needs_each_arrival_after_the_finish_before_it():
+    df = pl.DataFrame({"arrival_time": [0.0, 10.0, 20.0], "first_scheduled_time": [0.0, 10.0, 20.0],
+                       "finish_time": [5.0, 15.0, 25.0]})
+    assert served_alone(df)
+    assert not served_alone(df.with_columns(finish_time=pl.Series([5.0, 21.0, 25.0])))  # an overlap
+    assert not served_alone(df.with_columns(first_scheduled_time=pl.Series([0.0, 10.5, 20.0])))  # a wait
+
+
+def test_unloaded_floor_is_the_mean_over_seeds_of_the_alone_statistic_on_ttft_only():
+    slos = [Slo("ttft_p90", 0.02), Slo("tpot_p90", 0.02), Slo("queueing_delay_p90", 0.1), Slo("ttft_mean", 0.02)]
+    floor = unloaded_floor(slos, [{"ttft_p90": 0.022, "tpot_p90": 0.03, "ttft_mean": 0.019},
+                                  {"ttft_p90": 0.024, "tpot_p90": 0.03, "ttft_mean": None}])
+    assert floor == {"ttft_p90": pytest.approx(0.023 * (1 - 1e-6) - 1e-6, abs=1e-15)}
+
+
+def drive(search: Search, ttft) -> Search:
+    """Run a search against a P90 TTFT of ``ttft(rate)`` on queue-free runs whose service is the metric itself (the
+    extrapolating floor rule stops a flat metric after three rates)."""
+    slo = Slo("ttft_p90", 0.001)
+    for _ in range(50):
+        rate = search.next_rate
+        if rate is None:
+            return search
+        from ltrsched.experiments.capacity import evaluate
+
+        summary = {"ttft_p90": ttft(rate), "queueing_delay_p90": 0.0, "tpot_p90": 0.02}
+        search.record(evaluate([slo], rate, [summary], [{"ttft_p90": ttft(rate)}]))
+    raise AssertionError("the search did not end")
+
+
+def test_an_exact_floor_above_the_limit_ends_at_the_first_rate_and_one_below_keeps_halving():
+    above = Search(TEMPLATE, 4.0, 0.05, 1024.0, unloaded={"ttft_p90": 0.002})
+    drive(above, lambda r: 0.03)
+    assert above.status == "none" and list(above.points) == [4.0] and isinstance(above.floor, UnloadedFloor)
+    assert (above.floor.bound, above.floor.limit, above.floor.value) == (0.002, 0.001, 0.03)
+    # the extrapolation would call this flat metric's floor after three rates; the exact floor says a low enough
+    # rate meets it, so the search halves to its end
+    below = Search(TEMPLATE, 4.0, 0.05, 1024.0, unloaded={"ttft_p90": 0.0009})
+    drive(below, lambda r: 0.03)
+    assert below.status == "none" and below.floor is None and len(below.points) == MAX_HALVINGS + 1
+    guessed = drive(Search(TEMPLATE, 4.0, 0.05, 1024.0), lambda r: 0.03)
+    assert len(guessed.points) == 3 and guessed.floor is not None
+
+
+def test_an_slo_below_the_unloaded_ttft_is_none_after_one_rate_and_the_alone_runs_are_cached(tmp_path):
+    """lmsys-like, 30 requests, seed 0: P90 TTFT 0.0344 s at 4 req/s, 0.0222 s at 0.0156 req/s; served alone its
+    requests give 0.0202 s, so 0.018 (above the lightest step, 0.0159 s) is ruled out at once: 2 runs (one rate
+    and one alone run), not 3 rates."""
+    with open_backend("process", jobs=1) as backend:
+        (s,), stats = search_capacity([TEMPLATE], [Slo("ttft_p90", 0.018)], [0], tmp_path, backend)
+        assert s.status == "none" and list(s.points) == [4.0] and isinstance(s.floor, UnloadedFloor)
+        assert len(stats.ran) == 2 and 0.018 < s.floor.bound < s.floor.value
+        assert str(s.floor).startswith("ttft_p90 0.03426 > 0.018 at 4 req/s, and at every rate: ruled out by the "
+                                       "floor of unloaded service, ")
+        (alone,) = alone_specs(TEMPLATE, [0])
+        solo = load_requests(tmp_path, alone)
+        assert served_alone(solo)
+        again, stats = search_capacity([TEMPLATE], [Slo("ttft_p90", 0.018)], [0], tmp_path, backend)
+        assert not stats.ran and len(stats.skipped) == 2 and again[0].floor == s.floor
+    from ltrsched.experiments.capacity_report import capacity_table, none_notes
+
+    assert capacity_table([s], 1)["runs"].to_list() == [2]  # (it said 1: the alone run uncounted)
+    assert none_notes([s]) == [f"policy fcfs, profile a100-llama3-8b: none; {s.floor}"]
