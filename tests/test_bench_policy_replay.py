@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from bench_modules import load_benchmark
 from ltrsched.policies.mlfq import MLFQ
 from ltrsched.workloads import Workload, apply_arrivals
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
 
 def _bench(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))  # (it imports bench_simulator's spec splitter)
-    spec = importlib.util.spec_from_file_location("bench_policy_replay", BENCHMARKS / "bench_policy_replay.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench
+    return load_benchmark("bench_policy_replay", monkeypatch)  # (it imports bench_simulator's spec splitter)
 
 
 def test_mlfq_is_replayed_through_on_step_ranks_as_the_simulator_calls_it(monkeypatch):

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import polars as pl
 
+from bench_modules import load_benchmark
 from ltrsched.policies import make_policy
 from ltrsched.sim import SimConfig, simulate
 from ltrsched.workloads import Workload, apply_arrivals
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
 
 def _bench(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))  # (it imports bench_simulator's callgrind bracket)
-    spec = importlib.util.spec_from_file_location("callgrind_methods", BENCHMARKS / "callgrind_methods.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench
+    return load_benchmark("callgrind_methods", monkeypatch)  # (it imports bench_simulator's callgrind bracket)
 
 
 def test_wrapped_methods_give_the_same_run_and_are_each_called(monkeypatch):

@@ -6,8 +6,6 @@ or jumps steps."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -759,13 +757,9 @@ def _id_arrays(policy) -> dict[str, object]:
 
 def _churn():
     """benchmarks/bench_server_churn.py: a server's churn of short requests through one policy."""
-    import importlib.util
+    from bench_modules import load_benchmark
 
-    spec = importlib.util.spec_from_file_location(
-        "bench_server_churn", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_server_churn.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench
+    return load_benchmark("bench_server_churn")
 
 
 def _serve_with_one_stuck(policy, others: int, per_step: int = 50, first_id: int = 7_000_000) -> dict[str, int]:

@@ -711,15 +711,10 @@ def test_the_hf_backbone_loads_a_causal_lm_without_transformers_report_on_stderr
 def test_the_probe_study_reads_the_probed_layers_states(tiny_lm):
     """benchmarks/probe_study.py's features (per layer, last token and mean): its last-token state after the probed
     layer is the backbone's feature (it read an attribute the backbone no longer has: AttributeError)."""
-    import importlib.util
-    from pathlib import Path
-
+    from bench_modules import load_benchmark
     from ltrsched.predictors.probe import ProbeBackbone
 
-    spec = importlib.util.spec_from_file_location(
-        "probe_study", Path(__file__).resolve().parents[1] / "benchmarks" / "probe_study.py")
-    study = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(study)
+    study = load_benchmark("probe_study")
     backbone = ProbeBackbone(PredictorConfig(backbone="probe", hf_path=str(tiny_lm), probe_layer=2), 1)
     prompts = ["please explain the answer", "list a short word"]
     feats = study.features(backbone, prompts)
