@@ -165,6 +165,21 @@ def test_save_and_load_name_a_directory_that_is_no_path(ranker, directory):
             call(directory)
 
 
+def test_save_into_a_file_says_the_path_is_a_file(ranker, tmp_path):
+    """It said "cannot write FILE/weights.pt: File exists", of a weights file that was not there."""
+    from ltrsched.predictors.ensemble import Ensemble
+
+    file = tmp_path / "scores.parquet"
+    file.write_text("not a directory")
+    with pytest.raises(ValueError, match=r"^directory '.*scores\.parquet' is a file, not a directory: a checkpoint is a "
+                                         r"directory of files; give a directory path$"):
+        ranker.save(file)
+    with pytest.raises(ValueError, match=r"^directory '.*scores\.parquet/ck' is below the file '.*scores\.parquet', "
+                                         r"not a directory"):
+        Ensemble([ranker, ranker], [1, 1], [0, 0], [1, 1]).save(file / "ck", [tmp_path / "a", tmp_path / "b"])
+    assert file.read_text() == "not a directory"
+
+
 def test_config_takes_numpy_numbers_as_python_ones():
     """np.int64(2) epochs was "epochs must be an integer, got np.int64(2)"; an np.float32 rate was refused, an
     np.float64 one taken."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numbers
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -98,3 +99,15 @@ def check_directory(directory, argument: str = "directory") -> None:
     None said only "expected str, bytes or os.PathLike object, not NoneType"."""
     if not isinstance(directory, (str, os.PathLike)):
         raise TypeError(f"{argument} must be a checkpoint directory path (str or pathlib.Path), got {shown(directory)}")
+
+
+def check_out_directory(directory, argument: str = "directory") -> None:
+    """:func:`check_directory`, and raise :class:`ValueError` naming ``argument`` where ``directory`` is a file (or
+    below one) rather than a directory to write a checkpoint into: it said "cannot write DIR/weights.pt: File exists",
+    of a weights file that was not there."""
+    check_directory(directory, argument)
+    path = Path(directory)
+    file = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if file is not None:
+        raise ValueError(f"{argument} {str(path)!r} is " + ("a file" if file == path else f"below the file {str(file)!r}")
+                         + ", not a directory: a checkpoint is a directory of files; give a directory path")

@@ -22,7 +22,8 @@ from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
 from ltrsched.arguments import shown
 from ltrsched.numbers import is_finite_number
-from ltrsched.predictors.arguments import check_batch_size, check_directory, check_lengths, check_prompts
+from ltrsched.predictors.arguments import (check_batch_size, check_directory, check_lengths, check_out_directory,
+                                          check_prompts)
 from ltrsched.predictors.config import PredictorConfig
 
 ENSEMBLE_FILE = "ensemble.json"
@@ -121,7 +122,7 @@ class Ensemble:
     def save(self, directory: str | Path, sources: list[str | Path]) -> Path:
         """Write the ensemble, copying each member's checkpoint directory (``sources``: one path per member, in
         order) inside it."""
-        check_directory(directory)
+        check_out_directory(directory)
         if isinstance(sources, (str, bytes, os.PathLike)):  # (a str was copied one character a member: "/" first)
             raise TypeError(f"sources must be a list of checkpoint directories, one per member, got {shown(sources)}")
         sources = list(sources)

@@ -17,7 +17,8 @@ from ltrsched import atomic
 from ltrsched.strict_json import defined
 from ltrsched.errors import MissingDependencyError, UserError
 from ltrsched.inputs import check_not_special
-from ltrsched.predictors.arguments import check_batch_size, check_directory, check_lengths, check_prompts
+from ltrsched.predictors.arguments import (check_batch_size, check_directory, check_lengths, check_out_directory,
+                                          check_prompts)
 from ltrsched.predictors.backbones import make_backbone
 from ltrsched.predictors.config import (CONFIG_FILE, KINDS, MAX_CLASS_LENGTH, MAX_CLASSES, WEIGHTS_FILE,
                                        PredictorConfig, check_trained_with, hash_prompts, prompt_hashes,
@@ -627,7 +628,7 @@ class Predictor:
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path) -> Path:
         """Write the checkpoint directory ``directory`` (a str or path: created, or its files replaced)."""
-        check_directory(directory)
+        check_out_directory(directory)
         torch = _torch()
         directory = Path(directory)
         buf = io.BytesIO()
