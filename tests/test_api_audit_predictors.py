@@ -180,6 +180,16 @@ def test_save_into_a_file_says_the_path_is_a_file(ranker, tmp_path):
     assert file.read_text() == "not a directory"
 
 
+@pytest.mark.parametrize("config", [{"kind": "rank"}, None, "rank"])
+def test_a_predictor_of_no_config_is_a_type_error_naming_it(config):
+    """It was "'dict' object has no attribute 'kind'"."""
+    from ltrsched.predictors.predictor import Predictor
+
+    with pytest.raises(TypeError, match=r"^config must be a PredictorConfig \(e\.g\. PredictorConfig\(kind='rank'\); "
+                                        r"PredictorConfig\(\*\*settings\) for a dict\), got "):
+        Predictor(config)
+
+
 def test_config_takes_numpy_numbers_as_python_ones():
     """np.int64(2) epochs was "epochs must be an integer, got np.int64(2)"; an np.float32 rate was refused, an
     np.float64 one taken."""

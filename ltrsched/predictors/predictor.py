@@ -14,6 +14,7 @@ import numpy as np
 from scipy.stats import kendalltau
 
 from ltrsched import atomic
+from ltrsched.arguments import check_argument
 from ltrsched.strict_json import defined
 from ltrsched.errors import MissingDependencyError, UserError
 from ltrsched.inputs import check_not_special
@@ -345,6 +346,9 @@ class Predictor:
     ``predicted_lengths(prompts)`` [tokens] (the predicted bucket's midpoint)."""
 
     def __init__(self, config: PredictorConfig):
+        # (a dict or None was "'dict' object has no attribute 'kind'")
+        check_argument(config, PredictorConfig, "config", "a PredictorConfig (e.g. PredictorConfig(kind='rank'); "
+                       "PredictorConfig(**settings) for a dict)")
         if config.kind not in KINDS:
             raise UserError(f"unknown predictor kind {config.kind!r}; use rank or class")
         torch = _torch()
