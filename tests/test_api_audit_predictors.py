@@ -208,6 +208,45 @@ def test_a_bool_learning_rate_is_called_a_bool():
         PredictorConfig(lr=True)
 
 
+@pytest.mark.parametrize("args, error, match", [
+    (("banana",), ValueError, r"^kind must be one of 'rank', 'class', got str 'banana'$"),
+    (("class", 0), ValueError, r"^bucket must be >= 1 token, got 0$"),
+    (("class", 1.5), TypeError, r"^bucket must be a whole number of tokens >= 1, got float 1\.5$"),
+    (("class", True), TypeError, r"^bucket must be a whole number of tokens >= 1, got bool True$"),
+])
+def test_the_default_predictors_config_refuses_another_kind_or_bucket(args, error, match):
+    """Any kind but "rank" gave a classifier (``sharegpt_predictor("banana")`` trained one); bucket 0 was a
+    ZeroDivisionError."""
+    from ltrsched.predictors.pretrained import default_config
+
+    with pytest.raises(error, match=match):
+        default_config(*args)
+
+
+def test_scoring_a_workload_with_the_default_predictors_checks_it_before_any_training(monkeypatch):
+    """A workload that is no Workload failed after the default ranker trained (on first use) or loaded, on
+    "'str' object has no attribute 'df'"; a bad bucket after the classifier trained."""
+    from ltrsched.predictors import pretrained
+    from ltrsched.workloads.schema import Workload
+
+    def trains(*args):
+        raise AssertionError("trained or loaded a predictor before checking the arguments")
+
+    monkeypatch.setattr(pretrained, "sharegpt_predictor", trains)
+    for call in (pretrained.score_workload, pretrained.classify_workload):
+        with pytest.raises(TypeError, match=r"^workload must be a Workload with prompt text \(ltrsched\.workloads\."
+                                            r"load_workload\(\.\.\.\)\), got str 'sharegpt'$"):
+            call("sharegpt")
+    frame = pl.DataFrame({"request_id": [0, 1], "arrival_time": [0.0, 0.0], "prompt_tokens": [5, 6],
+                          "output_tokens": [7, 8]})
+    with pytest.raises(ValueError, match=r"^bucket must be >= 1 token, got 0$"):
+        pretrained.classify_workload(Workload(frame), bucket=0)
+    from ltrsched.errors import UserError
+
+    with pytest.raises(UserError, match="has no prompt text"):
+        pretrained.score_workload(Workload(frame))
+
+
 # ---------------------------------------------------------------- ensembles
 
 def test_ensemble_members_and_weights_of_the_wrong_kind_are_type_errors(ranker):
