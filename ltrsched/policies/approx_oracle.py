@@ -11,9 +11,12 @@ settled where two scores cross, on tied scores or on either side of the crossing
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 from scipy.stats import kendalltau
 
+from ltrsched.arguments import shown
 from ltrsched.errors import UserError
 
 #: How close [dimensionless] :func:`approx_oracle_scores` brings Kendall tau-b to the requested tau.
@@ -21,13 +24,19 @@ TOLERANCE = 0.005
 
 
 def check_tau(tau: float | None) -> None:
-    """Raise ValueError unless ``tau`` is None or in (0, 1] (spec parameters call this at construction)."""
+    """Raise ValueError unless ``tau`` is None or in (0, 1] (spec parameters call this at construction); TypeError
+    for what is no number (text failed comparing ``<`` with an int; True ran as tau 1)."""
+    if tau is not None and (isinstance(tau, (bool, np.bool_)) or not isinstance(tau, numbers.Real)):
+        raise TypeError(f"tau must be a number in (0, 1], got {shown(tau)}")
     if tau is not None and not 0 < tau <= 1:
         raise ValueError(f"tau must be in (0, 1], got {tau}")
 
 
 def check_seed(seed: int) -> None:
-    """Raise ValueError unless ``seed`` is a non-negative integer (numpy's generators take no others)."""
+    """Raise ValueError unless ``seed`` is a non-negative integer (numpy's generators take no others); TypeError for
+    what is no integer (1.5 and True were taken, None failed comparing ``<`` with an int)."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be an integer >= 0, got {shown(seed)}")
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
 

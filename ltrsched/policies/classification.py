@@ -17,7 +17,11 @@ bucket tau 0.29 (paper 85.1%, 0.24); bucket 100 gives 28.3% and 0.56 (paper 28.1
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
+
+from ltrsched.arguments import shown
 
 from ltrsched.policies.approx_oracle import check_seed, check_tau, fill_missing_lengths
 from ltrsched.policies.base import LiveView, Policy
@@ -39,6 +43,9 @@ class Classification(Policy):
     name = "class"
 
     def __init__(self, bucket: int | None = None, tau: float = 0.55, seed: int = 0):
+        if bucket is not None and (isinstance(bucket, (bool, np.bool_)) or not isinstance(bucket, numbers.Integral)):
+            raise TypeError(f"bucket must be a whole number of tokens >= 1 or None, got {shown(bucket)}")  # (NaN, inf
+            # and 1.5 were taken: a NaN width ranked every request alike)
         if bucket is not None and bucket < 1:
             raise ValueError(f"bucket must be >= 1 token, got {bucket}")
         self.bucket = bucket

@@ -22,7 +22,11 @@ passes over the live requests). Measured again, with the command, machine and lo
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
+
+from ltrsched.arguments import shown
 
 from ltrsched.policies.approx_oracle import check_seed, check_tau, fill_missing_lengths
 from ltrsched.policies.base import LiveView, Policy
@@ -45,6 +49,8 @@ class PO(Policy):
     name = "po"
 
     def __init__(self, tau: float = 0.51, seed: int = 0, tokens: int = 15):
+        if isinstance(tokens, (bool, np.bool_)) or not isinstance(tokens, numbers.Integral):  # (1.5, NaN were taken)
+            raise TypeError(f"tokens must be a whole number of output tokens >= 0, got {shown(tokens)}")
         if tokens < 0:
             raise ValueError(f"tokens must be >= 0, got {tokens}")
         check_tau(tau)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import numbers
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -141,6 +142,12 @@ class PredictorConfig:
     metrics: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        for name in (*_INTS, "lr", "weight_decay"):  # numpy numbers (np.int64(5), np.float32(0.01)) as Python's
+            value = getattr(self, name)
+            if isinstance(value, numbers.Integral) and not isinstance(value, (bool, int)):
+                setattr(self, name, int(value))
+            elif name in ("lr", "weight_decay") and isinstance(value, numbers.Real) and not isinstance(value, (int, float)):
+                setattr(self, name, float(value))
         for name in _INTS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
@@ -148,7 +155,8 @@ class PredictorConfig:
         for name in ("lr", "weight_decay"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not is_finite_number(value):
-                got = f"an integer of {len(str(value))} digits" if isinstance(value, int) else repr(value)
+                got = (f"an integer of {len(str(value))} digits" if isinstance(value, int) and not isinstance(value, bool)
+                       else repr(value))  # (True was "an integer of 4 digits")
                 raise UserError(f"{name} must be a finite number, got {got}")
         for name in ("kind", "backbone", "loss", "ngrams", "probe_precision"):
             if not isinstance(getattr(self, name), str):

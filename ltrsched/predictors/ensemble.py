@@ -9,6 +9,8 @@ prompts) and the members' own checkpoint directories ``member0``, ``member1``, .
 from __future__ import annotations
 
 import json
+import numbers
+import os
 import shutil
 from collections import Counter
 from contextlib import ExitStack, contextmanager
@@ -18,7 +20,10 @@ import numpy as np
 
 from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
+from ltrsched.arguments import shown
 from ltrsched.numbers import is_finite_number
+from ltrsched.predictors.arguments import (check_batch_size, check_directory, check_lengths, check_out_directory,
+                                          check_prompts)
 from ltrsched.predictors.config import PredictorConfig
 
 ENSEMBLE_FILE = "ensemble.json"
@@ -33,6 +38,16 @@ class Ensemble:
     otherwise overflow the sum to inf - inf = NaN)."""
 
     def __init__(self, members: list, weights: list[float], means: list[float], stds: list[float]):
+        from ltrsched.predictors.predictor import Predictor
+
+        members, weights = list(members), list(weights)
+        for i, m in enumerate(members):  # (a path or a spec string failed with "'str' object has no attribute 'config'")
+            if not isinstance(m, Predictor):
+                raise TypeError(f"members[{i}] must be a Predictor (Predictor.load(directory) for a checkpoint), got "
+                                f"{shown(m)}")
+        for i, w in enumerate(weights):  # (a bool counted as 1 or 0; text failed comparing '<=' with an int)
+            if isinstance(w, (bool, np.bool_)) or not isinstance(w, numbers.Real):
+                raise TypeError(f"weights[{i}] must be a number, got {shown(w)}")
         if len(members) < 2 or not (len(members) == len(weights) == len(means) == len(stds)):
             raise UserError("an ensemble needs at least 2 members, with one weight each")
         if any(m.config.kind != "rank" for m in members):
@@ -52,10 +67,12 @@ class Ensemble:
 
     @classmethod
     def calibrate(cls, members: list, prompts: list[str], weights: list[float] | None = None) -> "Ensemble":
-        """Member score statistics from ``prompts`` (e.g. the training prompts); equal weights by default."""
+        """Member score statistics from ``prompts`` (e.g. the training prompts); equal weights by default (None; an
+        empty list is refused, as any list of another length than ``members``)."""
+        prompts = check_prompts(prompts)
         with shared_features(members):
             stats = [m.scores(prompts) for m in members]
-        return cls(members, weights or [1.0] * len(members), [float(s.mean()) for s in stats],
+        return cls(members, [1.0] * len(members) if weights is None else weights, [float(s.mean()) for s in stats],
                    [float(s.std()) for s in stats])
 
     def combine(self, member_scores: list[np.ndarray]) -> np.ndarray:
@@ -72,6 +89,7 @@ class Ensemble:
             member.forget_features()
 
     def scores(self, prompts: list[str], batch_size: int = 1024) -> np.ndarray:
+        prompts, batch_size = check_prompts(prompts), check_batch_size(batch_size)
         with shared_features(self.members):
             return self.combine([m.scores(prompts, batch_size) if w else np.zeros(len(prompts))
                                  for m, w in zip(self.members, self.weights)])
@@ -84,13 +102,14 @@ class Ensemble:
         return Scored(self.scores(prompts, batch_size))
 
     def evaluate(self, prompts: list[str], lengths: np.ndarray) -> dict:
-        return self.measure(self.score(prompts), lengths)
+        prompts = check_prompts(prompts)
+        return self.measure(self.score(prompts), check_lengths(lengths, len(prompts)))
 
     def measure(self, scored, lengths: np.ndarray) -> dict:
         """Kendall tau of prompts already ``scored`` (:meth:`score`) against their output ``lengths`` [tokens]."""
         from ltrsched.predictors.predictor import kendall_tau
 
-        return {"tau": kendall_tau(scored.scores, lengths)}
+        return {"tau": kendall_tau(scored.scores, check_lengths(lengths, len(scored.scores)))}
 
     def training_overlap(self, prompts: list[str]) -> int | None:
         """How many of ``prompts`` some member was trained on (by text); None if no member's checkpoint says what it
@@ -101,7 +120,17 @@ class Ensemble:
         return count_known(np.unique(np.concatenate(known)), prompts) if known else None
 
     def save(self, directory: str | Path, sources: list[str | Path]) -> Path:
-        """Write the ensemble, copying each member's checkpoint directory (``sources``) inside it."""
+        """Write the ensemble, copying each member's checkpoint directory (``sources``: one path per member, in
+        order) inside it."""
+        check_out_directory(directory)
+        if isinstance(sources, (str, bytes, os.PathLike)):  # (a str was copied one character a member: "/" first)
+            raise TypeError(f"sources must be a list of checkpoint directories, one per member, got {shown(sources)}")
+        sources = list(sources)
+        for i, src in enumerate(sources):
+            check_directory(src, f"sources[{i}]")
+        if len(sources) != len(self.members):  # (0 sources wrote an ensemble.json of no member, which no load takes)
+            raise ValueError(f"sources holds {len(sources)} checkpoint directories for {len(self.members)} members: "
+                             "give one per member, in order")
         directory = Path(directory)
         for i, src in enumerate(sources):
             dst = directory / f"member{i}"

@@ -14,9 +14,12 @@ import numpy as np
 from scipy.stats import kendalltau
 
 from ltrsched import atomic
+from ltrsched.arguments import check_argument
 from ltrsched.strict_json import defined
 from ltrsched.errors import MissingDependencyError, UserError
 from ltrsched.inputs import check_not_special
+from ltrsched.predictors.arguments import (check_batch_size, check_directory, check_lengths, check_out_directory,
+                                          check_prompts)
 from ltrsched.predictors.backbones import make_backbone
 from ltrsched.predictors.config import (CONFIG_FILE, KINDS, MAX_CLASS_LENGTH, MAX_CLASSES, WEIGHTS_FILE,
                                        PredictorConfig, check_trained_with, hash_prompts, prompt_hashes,
@@ -343,6 +346,9 @@ class Predictor:
     ``predicted_lengths(prompts)`` [tokens] (the predicted bucket's midpoint)."""
 
     def __init__(self, config: PredictorConfig):
+        # (a dict or None was "'dict' object has no attribute 'kind'")
+        check_argument(config, PredictorConfig, "config", "a PredictorConfig (e.g. PredictorConfig(kind='rank'); "
+                       "PredictorConfig(**settings) for a dict)")
         if config.kind not in KINDS:
             raise UserError(f"unknown predictor kind {config.kind!r}; use rank or class")
         torch = _torch()
@@ -466,8 +472,9 @@ class Predictor:
     def score(self, prompts: list[str], batch_size: int = 1024) -> Scored:
         """``prompts`` scored once: their scores and, of a class model, their predicted lengths, from one pass of
         the model (``predict`` and ``evaluate`` of a class model scored every prompt twice, once for each: twice the
-        minutes of a model backbone)."""
-        raw = self._raw(prompts, batch_size)
+        minutes of a model backbone). ``prompts``: an iterable of str (:func:`~ltrsched.predictors.arguments.
+        check_prompts`); ``batch_size``: prompts a forward pass scores at once, >= 1."""
+        raw = self._raw(check_prompts(prompts), check_batch_size(batch_size))
         if self.outputs == 1:
             return Scored(raw.astype(np.float64))
         return Scored(-self._expected_bucket(raw), self._bucket_midpoints(raw))
@@ -476,7 +483,7 @@ class Predictor:
         """Predicted output length [tokens]: the midpoint of the most likely bucket (class models)."""
         if self.outputs == 1:
             raise UserError("a ranking model predicts scores, not lengths; train --kind class for lengths")
-        return self._bucket_midpoints(self._raw(prompts, batch_size))
+        return self._bucket_midpoints(self._raw(check_prompts(prompts), check_batch_size(batch_size)))
 
     def _bucket_midpoints(self, logits: np.ndarray) -> np.ndarray:
         """[tokens] The midpoint of each prompt's most likely bucket, from a class model's ``logits``."""
@@ -507,6 +514,13 @@ class Predictor:
         weights."""
         import contextlib
 
+        prompts = check_prompts(prompts)
+        lengths = check_lengths(lengths, len(prompts))
+        if eval_prompts is not None or eval_lengths is not None:
+            if eval_prompts is None:
+                raise ValueError("eval_lengths is given without eval_prompts: give both, or neither")
+            eval_prompts = check_prompts(eval_prompts, "eval_prompts")
+            eval_lengths = check_lengths(eval_lengths, len(eval_prompts), "eval_lengths")
         threads = _one_thread() if self.config.backbone == "ngram" else contextlib.nullcontext()
         self._scoring_noun = "held-out prompts"  # (the prompts it scores while training)
         self._kept = {}  # (their features, prepared once: the model changes between scorings, its inputs do not)
@@ -599,12 +613,15 @@ class Predictor:
         return cfg.metrics
 
     def evaluate(self, prompts: list[str], lengths: np.ndarray) -> dict:
-        """Kendall tau (and, for class models, bucket accuracy) on held-out prompts, each scored once."""
-        return self.measure(self.score(prompts), lengths)
+        """Kendall tau (and, for class models, bucket accuracy) on held-out prompts, each scored once, against their
+        output ``lengths`` [tokens] (one per prompt, :func:`~ltrsched.predictors.arguments.check_lengths`)."""
+        prompts = check_prompts(prompts)
+        return self.measure(self.score(prompts), check_lengths(lengths, len(prompts)))
 
     def measure(self, scored: Scored, lengths: np.ndarray) -> dict:
         """Kendall tau (and, for class models, bucket accuracy) of prompts already ``scored`` (:meth:`score`) against
         their output ``lengths`` [tokens]."""
+        lengths = check_lengths(lengths, len(scored.scores))
         self._eval_scores = scored.scores
         out = {"tau": kendall_tau(scored.scores, lengths)}
         if self.config.kind == "class":
@@ -614,6 +631,8 @@ class Predictor:
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path) -> Path:
+        """Write the checkpoint directory ``directory`` (a str or path: created, or its files replaced)."""
+        check_out_directory(directory)
         torch = _torch()
         directory = Path(directory)
         buf = io.BytesIO()
@@ -635,17 +654,19 @@ class Predictor:
     def prompts_cut(self, prompts: list[str]) -> int | None:
         """How many of ``prompts`` are longer than the backbone reads (:func:`cut_note`); None for a backbone that
         reads every token (the n-gram ranker). It tokenises them: of prompts just scored, :attr:`cut_last` says."""
+        prompts = check_prompts(prompts)
         count = getattr(self.backbone, "count_cut", None)
-        return None if count is None else count(list(prompts))
+        return None if count is None else count(prompts)
 
     def training_overlap(self, prompts: list[str]) -> int | None:
         """How many of ``prompts`` are prompts it was trained on (by text); None if its checkpoint does not say
         what it was trained on (written before it recorded that, or never trained)."""
-        return count_known(self.training_prompts, prompts)
+        return count_known(self.training_prompts, check_prompts(prompts))
 
     @classmethod
     def load(cls, directory: str | Path) -> "Predictor":
         """A checkpoint directory: one predictor, or an ensemble (``ltrsched ensemble``)."""
+        check_directory(directory)
         torch = _torch()
         directory = Path(directory)
         from ltrsched.predictors.ensemble import ENSEMBLE_FILE, Ensemble

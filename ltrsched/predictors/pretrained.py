@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 import os
 import shutil
 from dataclasses import asdict
 
 from ltrsched.atomic import fsync_dir
 from ltrsched.errors import UserError
-from ltrsched.predictors.config import PredictorConfig, class_count
+from ltrsched.arguments import shown
+from ltrsched.predictors.config import KINDS, PredictorConfig, class_count
 
 #: 2: trained on one torch thread (a checkpoint of version 1 was trained on however many the process had, and
 #: the 1-token-bucket classifier's weights depended on that count).
@@ -32,6 +34,16 @@ CACHE_VERSION = 2
 
 
 def default_config(kind: str = "rank", bucket: int = 820) -> PredictorConfig:
+    """The default predictor's config: the ranker, or a classifier of ``bucket``-token classes [tokens] (``kind``
+    "class"). Raise :class:`ValueError`/:class:`TypeError` naming the argument for another kind (any other text gave
+    a classifier) or a bucket that is no whole number >= 1 (0 was a ZeroDivisionError)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(map(repr, KINDS))}, got {shown(kind)}")
+    if isinstance(bucket, bool) or not isinstance(bucket, numbers.Integral):
+        raise TypeError(f"bucket must be a whole number of tokens >= 1, got {shown(bucket)}")
+    if bucket < 1:
+        raise ValueError(f"bucket must be >= 1 token, got {bucket}")
+    bucket = int(bucket)
     if kind == "rank":
         return PredictorConfig()
     return PredictorConfig(kind="class", loss="ce", bucket=bucket, num_classes=class_count(bucket))
@@ -78,6 +90,14 @@ def sharegpt_predictor(kind: str = "rank", bucket: int = 820):
     return predictor
 
 
+def _check_workload(workload) -> None:
+    """Raise :class:`TypeError` naming ``workload`` unless it is a :class:`~ltrsched.workloads.schema.Workload`."""
+    from ltrsched.arguments import check_argument
+    from ltrsched.workloads.schema import Workload
+
+    check_argument(workload, Workload, "workload", "a Workload with prompt text (ltrsched.workloads.load_workload(...))")
+
+
 def _check_name(name: str) -> None:
     if name not in ("", "sharegpt"):
         raise UserError(f"no trained predictor named {name!r}; the built-in one is 'sharegpt'")
@@ -89,8 +109,10 @@ def score_workload(workload, name: str = "sharegpt"):
 
     from ltrsched.predictors.data import texts_of
 
+    _check_workload(workload)  # (before the ranker trains, on first use: it failed after, on "no attribute 'df'")
     _check_name(name)
-    scores = sharegpt_predictor("rank").scores(texts_of(workload))
+    texts = texts_of(workload)  # (a workload without prompt text refused before the training too)
+    scores = sharegpt_predictor("rank").scores(texts)
     return workload.with_df(workload.df.with_columns(score=pl.Series(scores, dtype=pl.Float64)), predictor="sharegpt-rank")
 
 
@@ -100,9 +122,12 @@ def classify_workload(workload, name: str = "sharegpt", bucket: int = 820):
 
     from ltrsched.predictors.data import texts_of
 
+    _check_workload(workload)
     _check_name(name)
+    default_config("class", bucket)  # (its bucket checked before the classifier trains)
+    texts = texts_of(workload)
     predictor = sharegpt_predictor("class", bucket)
-    lengths = predictor.predicted_lengths(texts_of(workload))
+    lengths = predictor.predicted_lengths(texts)
     return workload.with_df(workload.df.with_columns(predicted_length=pl.Series(lengths, dtype=pl.Float64)),
                             predictor=f"sharegpt-class-{bucket}", bucket=bucket,
                             num_classes=predictor.config.num_classes)
