@@ -106,3 +106,19 @@ def test_an_slo_below_the_unloaded_ttft_is_none_after_one_rate_and_the_alone_run
 
     assert capacity_table([s], 1)["runs"].to_list() == [2]  # (it said 1: the alone run uncounted)
     assert none_notes([s]) == [f"policy fcfs, profile a100-llama3-8b: none; {s.floor}"]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_alone_runs_serve_the_same_requests_as_the_searchs_runs_of_that_seed(seed):
+    """The floor is per request: it holds only if the alone run of a seed draws the very requests (ids, prompt and
+    output tokens) that the search's Poisson runs of that seed serve, whatever the arrival process."""
+    import dataclasses
+
+    from ltrsched.experiments.runner import build_workload
+
+    columns = ["request_id", "prompt_tokens", "output_tokens"]
+    searched = build_workload(dataclasses.replace(TEMPLATE, rate=2.0, seed=seed)).df.sort("request_id")
+    alone = build_workload(alone_specs(TEMPLATE, [seed])[0]).df.sort("request_id")
+    assert searched.select(columns).equals(alone.select(columns))
+    assert served_alone(alone.with_columns(finish_time=pl.col("arrival_time") + 1.0,
+                                           first_scheduled_time=pl.col("arrival_time")))
