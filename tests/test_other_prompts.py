@@ -9,6 +9,7 @@ import pytest
 
 from cli_helpers import run_cli_fast
 from label_data import english_rows, write_label_jsonl
+from tiny_models import save_tiny_opt
 
 #: Prompts unlike the training prompts: code, Chinese, Arabic, emoji, combining marks, one character, JSON-like text.
 OTHER = ["def f(x):\n    return {'a': [x, 1]}", "请用中文回答：秋天的诗", "مرحبا كيف حالك؟", "🙂🚀👨‍👩‍👧‍👦", "e\u0301\u0301a\u0308",
@@ -63,13 +64,11 @@ def test_a_hugging_face_rankers_score_is_the_same_alone_or_in_a_padded_batch(tmp
     """The HF backbone scored a batch padded to its longest prompt: the width, so the other prompts, changed the last
     bits of a prompt's score (a prompt alone and among 33 others: 1e-8 apart, 142 of 304 prompts). Scoring runs each
     prompt alone, as the probe does; a 135M model scored 32 ShareGPT prompts faster so (no padding)."""
-    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("transformers")
     from ltrsched.predictors.config import PredictorConfig
     from ltrsched.predictors.predictor import Predictor
 
-    model = tmp_path / "tiny-opt"
-    transformers.OPTConfig(vocab_size=512, hidden_size=16, num_hidden_layers=1, ffn_dim=32, num_attention_heads=2,
-                           max_position_embeddings=64, word_embed_proj_dim=16).save_pretrained(model)
+    model = save_tiny_opt(tmp_path / "tiny-opt")
     rows = english_rows(24, 0)
     predictor = Predictor(PredictorConfig(backbone="hf", hf_path=str(model), epochs=1, lr=1e-3, list_size=8,
                                           max_prompt_tokens=32))

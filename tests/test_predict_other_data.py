@@ -13,6 +13,7 @@ import pytest
 
 from cli_helpers import assert_one_line_error, run_cli_fast
 from label_data import WORDS, FakeLabelDriver, english_rows, write_label_jsonl
+from tiny_models import save_tiny_opt
 
 
 def _ranker(path, rows, **config) -> None:
@@ -62,15 +63,13 @@ def test_another_tokenizer_at_the_hf_model_path_is_refused(tmp_path, capsys):
     """An HF ranker trained on a model directory without a tokenizer (Llama-3 ids folded into its vocabulary): a
     tokenizer.json added there later gave other token ids, and evaluate scored them with the trained weights without a
     word."""
-    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("transformers")
     from tokenizers import Tokenizer, models, pre_tokenizers
 
     from ltrsched.predictors.config import PredictorConfig
     from ltrsched.predictors.predictor import Predictor
 
-    model = tmp_path / "tiny-opt"
-    transformers.OPTConfig(vocab_size=512, hidden_size=16, num_hidden_layers=1, ffn_dim=32, num_attention_heads=2,
-                           max_position_embeddings=64, word_embed_proj_dim=16).save_pretrained(model)
+    model = save_tiny_opt(tmp_path / "tiny-opt")
     rows = english_rows(40, 0)
     predictor = Predictor(PredictorConfig(backbone="hf", hf_path=str(model), epochs=1, lr=1e-3, list_size=16,
                                           max_prompt_tokens=32))

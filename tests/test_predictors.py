@@ -16,6 +16,7 @@ from conftest import make_workload  # noqa: E402
 from ltrsched.errors import UserError  # noqa: E402
 from ltrsched.predictors import PredictorConfig, listmle_loss, pairwise_loss  # noqa: E402
 from ltrsched.predictors.predictor import Predictor  # noqa: E402
+from tiny_models import save_tiny_opt  # noqa: E402
 
 WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
 
@@ -71,10 +72,8 @@ def test_save_load_round_trip(tmp_path):
 
 
 def test_hf_backbone_tiny_random_model_offline(tmp_path):
-    transformers = pytest.importorskip("transformers")
-    cfg = transformers.OPTConfig(vocab_size=512, hidden_size=16, num_hidden_layers=1, ffn_dim=32,
-                                 num_attention_heads=2, max_position_embeddings=64, word_embed_proj_dim=16)
-    cfg.save_pretrained(tmp_path / "tiny-opt")  # config only: random weights
+    pytest.importorskip("transformers")
+    save_tiny_opt(tmp_path / "tiny-opt")  # config only: random weights
     prompts, lengths = synthetic(64, 0)
     pcfg = PredictorConfig(backbone="hf", hf_path=str(tmp_path / "tiny-opt"), epochs=1, lr=1e-3,
                            list_size=16, max_prompt_tokens=32)
@@ -94,10 +93,8 @@ def test_hf_backbone_tiny_random_model_offline(tmp_path):
 def test_hf_model_directory_with_a_damaged_config_is_refused(tmp_path, change, message):
     """A local model directory whose config.json has 0 attention heads, a vocabulary of 0 or a size given as text
     was a traceback from transformers or torch (ZeroDivisionError, AssertionError, a validation error)."""
-    transformers = pytest.importorskip("transformers")
-    cfg = transformers.OPTConfig(vocab_size=512, hidden_size=16, num_hidden_layers=1, ffn_dim=32,
-                                 num_attention_heads=2, max_position_embeddings=64, word_embed_proj_dim=16)
-    cfg.save_pretrained(tmp_path / "tiny-opt")
+    pytest.importorskip("transformers")
+    save_tiny_opt(tmp_path / "tiny-opt")
     data = json.loads((tmp_path / "tiny-opt" / "config.json").read_text())
     (tmp_path / "tiny-opt" / "config.json").write_text(json.dumps({**data, **change}))
     with pytest.raises(UserError, match=f"cannot load Hugging Face model from {tmp_path / 'tiny-opt'}: .*{re.escape(message)}"):
@@ -107,10 +104,8 @@ def test_hf_model_directory_with_a_damaged_config_is_refused(tmp_path, change, m
 def test_hf_model_directory_without_a_layer_count_is_refused(tmp_path):
     """transformers' config classes default the layer count (OPT's to 12, Llama's to 32): a config.json without
     num_hidden_layers built a ranker of that depth, its missing layers random, without a word."""
-    transformers = pytest.importorskip("transformers")
-    cfg = transformers.OPTConfig(vocab_size=512, hidden_size=16, num_hidden_layers=1, ffn_dim=32,
-                                 num_attention_heads=2, max_position_embeddings=64, word_embed_proj_dim=16)
-    cfg.save_pretrained(tmp_path / "tiny-opt")
+    pytest.importorskip("transformers")
+    save_tiny_opt(tmp_path / "tiny-opt")
     config = tmp_path / "tiny-opt" / "config.json"
     data = json.loads(config.read_text())
     del data["num_hidden_layers"]

@@ -420,16 +420,10 @@ def unloaded_floor(slos: Sequence[Slo], alone: Sequence[dict]) -> dict[str, floa
 
 
 @dataclass(frozen=True)
-class UnloadedFloor:
+class UnloadedFloor(Floor):
     """Why a search stopped halving: ``metric`` [s] was ``value`` (mean over seeds) at ``rate`` [req/s] and is at least
     ``bound`` at every rate (its value with each request served alone, :func:`unloaded_floor`), above its SLO's
-    ``limit``."""
-
-    metric: str
-    rate: float
-    value: float
-    limit: float
-    bound: float
+    ``limit`` (a :class:`Floor` known exactly, not extrapolated)."""
 
     def __str__(self) -> str:
         return (f"{self.metric} {self.value:.4g} > {self.limit:g} at {self.rate:g} req/s, and at every rate: ruled out "
