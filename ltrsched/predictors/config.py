@@ -39,13 +39,15 @@ TRAINED_WITH_KEY = "trained_with"
 TOKEN_FOLD_KEY = "hf_token_fold"
 #: The folds :data:`TOKEN_FOLD_KEY` names: "modulo" (id mod (vocab - 1): every (vocab - 1)-th id lands on the model's
 #: pad id where that is below vocab - 1, e.g. OPT's 1; a decoder read where transformers pools, the rightmost id that
-#: is not the pad id) and "pad-free" (the same vocab - 1 slots, the pad id skipped; a decoder read at the last token
-#: by the attention mask, :meth:`~ltrsched.predictors.backbones.HFBackbone._logits`).
-TOKEN_FOLDS = ("modulo", "pad-free")
+#: is not the pad id), "pad-free" (the same vocab - 1 slots, the pad id skipped; a decoder read at the last token
+#: by the attention mask, :meth:`~ltrsched.predictors.backbones.HFBackbone._logits`) and "pad-free-bos" (the same, and
+#: an empty prompt read as Llama-3's begin-of-text token folded, where the two older folds give it id 0: a pad-0
+#: model's pad id; :meth:`~ltrsched.predictors.backbones.HFBackbone.empty_ids`).
+TOKEN_FOLDS = ("modulo", "pad-free", "pad-free-bos")
 #: The fold of HF checkpoints without :data:`TOKEN_FOLD_KEY`.
 LEGACY_TOKEN_FOLD = "modulo"
 #: The fold a new HF backbone uses and saves.
-TOKEN_FOLD = "pad-free"
+TOKEN_FOLD = "pad-free-bos"
 #: The settings :data:`TRAINED_WITH_KEY` may record (:meth:`PredictorConfig.scoring_settings`): those that turn a
 #: prompt into the model's inputs or give its outputs their meaning (a class model's ``bucket``: its predicted lengths).
 #: Not ``hf_path`` (a moved model is named anew), ``seed``, ``epochs``, ``lr`` and the like (training only).
