@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ltrsched import atomic, strict_json
-from ltrsched.errors import UserError
+from ltrsched.errors import ArgumentValueError, UserError
 from ltrsched.arguments import shown
 from ltrsched.numbers import is_finite_number
 from ltrsched.predictors.arguments import (check_batch_size, check_directory, check_lengths, check_out_directory,
@@ -49,19 +49,19 @@ class Ensemble:
             if isinstance(w, (bool, np.bool_)) or not isinstance(w, numbers.Real):
                 raise TypeError(f"weights[{i}] must be a number, got {shown(w)}")
         if len(members) < 2 or not (len(members) == len(weights) == len(means) == len(stds)):
-            raise UserError("an ensemble needs at least 2 members, with one weight each")
+            raise ArgumentValueError("an ensemble needs at least 2 members, with one weight each")
         if any(m.config.kind != "rank" for m in members):
-            raise UserError("ensemble members must be rank predictors (--kind rank)")
+            raise ArgumentValueError("ensemble members must be rank predictors (--kind rank)")
         if not all(0 <= w < np.inf for w in weights) or sum(weights) <= 0:
-            raise UserError(f"ensemble weights must be finite and >= 0, not all 0; got {list(weights)}")
+            raise ArgumentValueError(f"ensemble weights must be finite and >= 0, not all 0; got {list(weights)}")
         lost = [w for w in weights if w > 0 and w / max(weights) == 0]
         if lost:  # (scaled by the largest, it underflows to 0: that member was scored and silently counted for nothing)
-            raise UserError(f"ensemble weight {lost[0]!r} is too small beside the largest, {max(weights)!r}: their "
-                            "ratio is 0 in floating point, so its member would count for nothing; give weights of "
-                            "closer size, or 0 to leave the member out")
+            raise ArgumentValueError(f"ensemble weight {lost[0]!r} is too small beside the largest, {max(weights)!r}: "
+                                     "their ratio is 0 in floating point, so its member would count for nothing; give "
+                                     "weights of closer size, or 0 to leave the member out")
         if not all(0 < s < np.inf for s in stds):
-            raise UserError("member scores must vary on the calibration prompts (--data): give more than one prompt, "
-                            "not all the same text")
+            raise ArgumentValueError("member scores must vary on the calibration prompts (--data): give more than one "
+                                     "prompt, not all the same text")
         self.members, self.weights, self.means, self.stds = members, list(weights), list(means), list(stds)
         self.config = PredictorConfig(kind="rank")  # what the commands read (kind); members keep their own
 
