@@ -327,6 +327,37 @@ def _not_a_checkpoint(directory: Path) -> str:
     return f"{directory} is not a predictor checkpoint (no {CONFIG_FILE}); train one with `ltrsched train`"
 
 
+def checkpoint_entries(directory: Path, names: tuple[str, ...] = ()) -> list[str]:
+    """The names of the checkpoint files in ``directory`` (a predictor's :data:`CONFIG_FILE` and :data:`WEIGHTS_FILE`,
+    an ensemble's ``ensemble.json``) and of ``names`` (an ensemble's member directories) that are there now: what a
+    save into ``directory`` would replace."""
+    from ltrsched.predictors.ensemble import ENSEMBLE_FILE
+
+    directory = Path(directory)
+    return [name for name in (CONFIG_FILE, WEIGHTS_FILE, ENSEMBLE_FILE, *names) if os.path.lexists(directory / name)]
+
+
+def retire_checkpoint(directory: Path) -> None:
+    """Remove the files that make ``directory`` a checkpoint: the ensemble's ``ensemble.json`` and :data:`CONFIG_FILE`
+    first (what a load reads first), then :data:`WEIGHTS_FILE`, the removals made durable. The first step of a save
+    that replaces a checkpoint, whose own :data:`CONFIG_FILE` (or ``ensemble.json``) is written last: a save that
+    fails between leaves a directory that loads as no checkpoint ("no predictor.json"), never the old config with the
+    new weights (a checkpoint written before :data:`WEIGHTS_DIGEST_KEY` loaded so, as a model it is not) or an old
+    ensemble over new members. :class:`UserError` naming the file where one cannot be removed."""
+    from ltrsched import atomic
+    from ltrsched.predictors.ensemble import ENSEMBLE_FILE
+
+    directory = Path(directory)
+    for name in (ENSEMBLE_FILE, CONFIG_FILE, WEIGHTS_FILE):
+        path = directory / name
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:  # (no permission; a directory of that name)
+            raise UserError(f"cannot replace the checkpoint in {directory}: cannot remove {path} "
+                            f"({exc.strerror or exc})") from None
+    atomic.fsync_dir(directory)
+
+
 def _check_trained_with(record) -> None:
     """Raise :class:`UserError` unless ``record`` (predictor.json's :data:`TRAINED_WITH_KEY`, None if absent) has
     the form :meth:`PredictorConfig.save` writes."""

@@ -19,11 +19,12 @@ from ltrsched.strict_json import defined
 from ltrsched.errors import ArgumentValueError, MissingDependencyError, UserError
 from ltrsched.inputs import check_not_special
 from ltrsched.predictors.arguments import (check_batch_size, check_directory, check_lengths, check_out_directory,
-                                          check_prompts)
+                                          check_overwrite, check_prompts)
 from ltrsched.predictors.backbones import make_backbone
 from ltrsched.predictors.config import (CONFIG_FILE, KINDS, MAX_CLASS_LENGTH, MAX_CLASSES, WEIGHTS_FILE,
                                        PredictorConfig, check_trained_with, hash_prompts, prompt_hashes,
-                                       saved_token_fold, saved_training_prompts, saved_weights_digest)
+                                       retire_checkpoint, saved_token_fold, saved_training_prompts,
+                                       saved_weights_digest)
 from ltrsched.predictors.losses import LOSSES
 
 
@@ -639,18 +640,25 @@ class Predictor:
         return out
 
     # ------------------------------------------------------------------ persistence
-    def save(self, directory: str | Path) -> Path:
-        """Write the checkpoint directory ``directory`` (a str or path: created, or its files replaced)."""
+    def save(self, directory: str | Path, overwrite: bool = False) -> Path:
+        """Write the checkpoint directory ``directory`` (a str or path: created if missing). A directory that already
+        holds a checkpoint (a predictor's or an ensemble's files) is refused with a ValueError unless ``overwrite``
+        is True: it was replaced without a word. Replacing one, the old checkpoint's files are removed first and the
+        new ``predictor.json`` is written last (:func:`~ltrsched.predictors.config.retire_checkpoint`): a save that
+        fails half-way leaves no checkpoint there, never one that loads as another model."""
         check_out_directory(directory)
+        check_overwrite(directory, overwrite)
         torch = _torch()
         directory = Path(directory)
         buf = io.BytesIO()
         torch.save(self.backbone.model.state_dict(), buf)
+        inputs = self.inputs_digest()  # (before any file is touched: tokenising can fail too)
+        retire_checkpoint(directory)
         atomic.write_bytes(directory / WEIGHTS_FILE, buf.getvalue())
         # the config names the weights it goes with: a save interrupted between the two files (or one file
         # replaced by hand) is refused on load instead of scoring with weights of another model of the same shape
-        self.config.save(directory, hashlib.sha256(buf.getvalue()).hexdigest(), self.training_prompts,
-                         self.inputs_digest(), getattr(self.backbone, "fold", None))
+        self.config.save(directory, hashlib.sha256(buf.getvalue()).hexdigest(), self.training_prompts, inputs,
+                         getattr(self.backbone, "fold", None))
         return directory
 
     def inputs_digest(self) -> str | None:
