@@ -37,6 +37,18 @@ class UserError(Exception):
     """Bad input from the user (file, option, name). The CLI prints ``error: <message>`` and exits 2."""
 
 
+class ArgumentTypeError(UserError, TypeError):
+    """An argument of the wrong type (an epoch count given as text), from a Python entry point whose check the CLI
+    shares: a :class:`TypeError` to a Python caller (``except TypeError``), one line with exit code 2 on the
+    command line (a :class:`UserError`)."""
+
+
+class ArgumentValueError(UserError, ValueError):
+    """An argument of the right type but a value that cannot work (0 epochs, an unknown kind, one training prompt),
+    from a Python entry point whose check the CLI shares: a :class:`ValueError` to a Python caller, one line with
+    exit code 2 on the command line (a :class:`UserError`)."""
+
+
 class MissingDependencyError(UserError):
     """An optional dependency is not installed; the message names the extra to install."""
 

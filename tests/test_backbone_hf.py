@@ -131,6 +131,53 @@ def test_a_prompt_ending_in_a_token_folded_to_pad_is_pooled_at_its_last_token(tm
     assert abs(score(text) - score(text[:-1])) > 1e-4
 
 
+@settings(max_examples=40, deadline=None)
+@given(vocab=st.integers(2, 1 << 18), which=st.sampled_from(["0", "1", "last"]))
+def test_an_empty_prompt_is_given_no_pad_id(vocab, which):
+    """Without a tokenizer an empty prompt was given token id 0 under every fold: the pad id of a pad-0 model (BERT's,
+    a Llama or GPT-2 config given 0), whose embedding row is zero and never trains, so every empty prompt was read at
+    the pad embedding. Folded "pad-free-bos" (new checkpoints) it reads as Llama-3's <|begin_of_text|> folded like a
+    prompt's ids; the older folds keep id 0 (their checkpoints were trained so)."""
+    from types import SimpleNamespace
+
+    from ltrsched.predictors.backbones import LLAMA3_BEGIN_OF_TEXT, HFBackbone, fold_token_ids
+    from ltrsched.predictors.config import TOKEN_FOLD
+
+    pad = {"0": 0, "1": 1, "last": vocab - 1}[which]
+    if pad >= vocab:
+        return
+    backbone = SimpleNamespace(tokenizer=None, fold=TOKEN_FOLD, vocab=vocab, pad=pad)
+    ids = HFBackbone.empty_ids(backbone)
+    assert len(ids) == 1 and pad not in ids and 0 <= ids[0] < vocab
+    assert ids[0] == fold_token_ids(np.array([LLAMA3_BEGIN_OF_TEXT]), vocab, pad)[0]
+    for fold in ("modulo", "pad-free"):
+        assert list(HFBackbone.empty_ids(SimpleNamespace(tokenizer=None, fold=fold, vocab=vocab, pad=pad))) == [0]
+
+
+@pytest.mark.parametrize("name", ["llama", "bert"])
+def test_an_empty_prompt_is_not_read_at_the_pad_embedding(tmp_path, name):
+    """A pad-0 model without a tokenizer (a Llama config given pad 0, BERT's own): the empty prompt's score was that of
+    the input [pad] (its zero, untrained embedding row); now that of the folded begin-of-text token, alone and in a
+    padded training batch."""
+    import torch
+
+    backbone = _backbone(tmp_path, name)
+    assert backbone.pad == 0 and backbone.tokenizer is None
+    data = backbone.prepare(["", "some words"])
+    assert len(data[0]) == 0
+    backbone.model.eval()
+    with torch.inference_mode():
+        empty = float(backbone.forward(data, [0])[0])
+        as_pad = float(backbone.forward([np.array([backbone.pad])], [0])[0])
+        as_bos = float(backbone.forward([backbone.empty_ids()], [0])[0])
+    assert backbone.pad not in backbone.empty_ids()
+    assert empty == as_bos and abs(empty - as_pad) > 1e-4
+    backbone.model.train()
+    with torch.no_grad():
+        batch = backbone.forward(data, [0, 1]).numpy()
+    assert batch[0] == pytest.approx(as_bos, abs=1e-6)
+
+
 @pytest.mark.parametrize("name", ["opt", "llama", "gpt2"])
 def test_a_decoder_is_pooled_at_the_last_token_by_the_mask(tmp_path, name):
     """A decoder ranker is read at each prompt's last token by the attention mask, not at the rightmost id other than
@@ -151,7 +198,7 @@ def test_a_decoder_is_pooled_at_the_last_token_by_the_mask(tmp_path, name):
     np.testing.assert_allclose(batch, alone, rtol=0, atol=1e-6)
 
 
-_PROMPTS = ['say "hi"', "wow!", 'a "b" c', "end!", "list of things", '"', "!", 'why? "no"'] * 3
+_PROMPTS = ['say "hi"', "wow!", 'a "b" c', "end!", "list of things", '"', "!", 'why? "no"', ""] * 3
 
 
 def _trained_opt(tmp_path, fold=None):
@@ -193,10 +240,28 @@ def test_a_new_checkpoint_records_its_fold_and_round_trips(tmp_path):
 
     trained = _trained_opt(tmp_path)
     trained.save(tmp_path / "ck")
+    assert json.loads((tmp_path / "ck" / "predictor.json").read_text())[TOKEN_FOLD_KEY] == "pad-free-bos"
+    loaded = Predictor.load(tmp_path / "ck")
+    assert loaded.backbone.fold == "pad-free-bos"
+    assert np.array_equal(loaded.scores(_PROMPTS), trained.scores(_PROMPTS))
+
+
+def test_a_pad_free_checkpoint_scores_as_before(tmp_path):
+    """A checkpoint folded "pad-free" (written before "pad-free-bos": an empty prompt given id 0) loads folding
+    "pad-free" and scores every prompt, the empty one too, bit for bit as trained; read "pad-free-bos", the empty
+    prompt's score changes and no other."""
+    from ltrsched.predictors.config import TOKEN_FOLD_KEY
+    from ltrsched.predictors.predictor import Predictor
+
+    trained = _trained_opt(tmp_path, "pad-free")
+    before = trained.scores(_PROMPTS)
+    trained.save(tmp_path / "ck")
     assert json.loads((tmp_path / "ck" / "predictor.json").read_text())[TOKEN_FOLD_KEY] == "pad-free"
     loaded = Predictor.load(tmp_path / "ck")
-    assert loaded.backbone.fold == "pad-free"
-    assert np.array_equal(loaded.scores(_PROMPTS), trained.scores(_PROMPTS))
+    assert loaded.backbone.fold == "pad-free" and np.array_equal(loaded.scores(_PROMPTS), before)
+    loaded.backbone.fold = "pad-free-bos"
+    changed = loaded.scores(_PROMPTS) != before
+    assert changed.any() and all(p == "" for p in np.asarray(_PROMPTS)[changed])
 
 
 def test_an_unknown_fold_record_is_one_line(tmp_path, capsys):
@@ -219,4 +284,4 @@ def test_an_unknown_fold_record_is_one_line(tmp_path, capsys):
     result = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "ck", "--data", tmp_path / "ev.jsonl")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and f'{TOKEN_FOLD_KEY} must be one of modulo, pad-free, got "xor"' in lines[0], lines
+    assert len(lines) == 1 and f'{TOKEN_FOLD_KEY} must be one of modulo, pad-free, pad-free-bos, got "xor"' in lines[0], lines

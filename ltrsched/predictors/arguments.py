@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ltrsched.arguments import shown
+from ltrsched.arguments import check_flag, shown
+from ltrsched.errors import ArgumentValueError
 
 #: [tokens] The largest output length taken: int64's largest (training labels are int64).
 MAX_LENGTH = (1 << 63) - 1
@@ -111,3 +112,19 @@ def check_out_directory(directory, argument: str = "directory") -> None:
     if file is not None:
         raise ValueError(f"{argument} {str(path)!r} is " + ("a file" if file == path else f"below the file {str(file)!r}")
                          + ", not a directory: a checkpoint is a directory of files; give a directory path")
+
+
+def check_overwrite(directory, overwrite, argument: str = "directory", names: tuple[str, ...] = ()) -> None:
+    """Raise :class:`~ltrsched.errors.ArgumentValueError` (a ValueError) naming ``argument`` where ``directory``
+    already holds a checkpoint (a predictor's or an ensemble's files, or one of ``names``: an ensemble's member
+    directories) and ``overwrite`` is False: a save replaced it without a word. :class:`TypeError` unless
+    ``overwrite`` is a bool."""
+    from ltrsched.predictors.config import checkpoint_entries
+
+    check_flag(overwrite, "overwrite")
+    if overwrite:
+        return
+    found = checkpoint_entries(Path(directory), names)
+    if found:
+        raise ArgumentValueError(f"{argument} {str(directory)!r} already holds a checkpoint ({', '.join(found)}): "
+                                 "pass overwrite=True to replace it, or give another directory")

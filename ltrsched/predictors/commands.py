@@ -147,7 +147,7 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
                              **{k: fmt(v, ".4f") for k, v in record.items() if k in ("loss", "tau", "accuracy")}})
 
         predictor.fit(prompts, lengths, ev_prompts, ev_lengths, on_epoch=report, on_batch=bar.update)
-    predictor.save(out)
+    predictor.save(out, overwrite=True)  # (`train` into its own --out replaces its checkpoint, as other commands do)
     last = config.metrics[-1]
     _warn_unseen(predictor, len(ev_prompts), "held-out prompts")  # (the last prompts scored: the held-out ones)
     _note_cut(predictor, (predictor.cut_training, len(prompts), "training prompts"),
@@ -577,7 +577,7 @@ def ensemble(models, weights, data, eval_data, out):
             ev_scores.append(member.scores(ev_prompts))
             unseen.append(member.unseen_last)
             ev_cut.append(member.cut_last)
-    ens.save(out, list(models))
+    ens.save(out, list(models), overwrite=True)  # (into its own --out: replaces that ensemble)
     for m, s, count in zip(models, ev_scores, unseen):
         tau = kendall_tau(s, ev_lengths)
         click.echo(f"member {m}: held-out Kendall tau-b {fmt(tau, '.4f')}")

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ltrsched import strict_json
-from ltrsched.errors import UserError
+from ltrsched.errors import ArgumentTypeError, ArgumentValueError, UserError
 from ltrsched.inputs import check_not_special
 from ltrsched.numbers import is_finite_number
 from ltrsched.strict_json import shown
@@ -39,13 +39,15 @@ TRAINED_WITH_KEY = "trained_with"
 TOKEN_FOLD_KEY = "hf_token_fold"
 #: The folds :data:`TOKEN_FOLD_KEY` names: "modulo" (id mod (vocab - 1): every (vocab - 1)-th id lands on the model's
 #: pad id where that is below vocab - 1, e.g. OPT's 1; a decoder read where transformers pools, the rightmost id that
-#: is not the pad id) and "pad-free" (the same vocab - 1 slots, the pad id skipped; a decoder read at the last token
-#: by the attention mask, :meth:`~ltrsched.predictors.backbones.HFBackbone._logits`).
-TOKEN_FOLDS = ("modulo", "pad-free")
+#: is not the pad id), "pad-free" (the same vocab - 1 slots, the pad id skipped; a decoder read at the last token
+#: by the attention mask, :meth:`~ltrsched.predictors.backbones.HFBackbone._logits`) and "pad-free-bos" (the same, and
+#: an empty prompt read as Llama-3's begin-of-text token folded, where the two older folds give it id 0: a pad-0
+#: model's pad id; :meth:`~ltrsched.predictors.backbones.HFBackbone.empty_ids`).
+TOKEN_FOLDS = ("modulo", "pad-free", "pad-free-bos")
 #: The fold of HF checkpoints without :data:`TOKEN_FOLD_KEY`.
 LEGACY_TOKEN_FOLD = "modulo"
 #: The fold a new HF backbone uses and saves.
-TOKEN_FOLD = "pad-free"
+TOKEN_FOLD = "pad-free-bos"
 #: The settings :data:`TRAINED_WITH_KEY` may record (:meth:`PredictorConfig.scoring_settings`): those that turn a
 #: prompt into the model's inputs or give its outputs their meaning (a class model's ``bucket``: its predicted lengths).
 #: Not ``hf_path`` (a moved model is named anew), ``seed``, ``epochs``, ``lr`` and the like (training only).
@@ -151,39 +153,45 @@ class PredictorConfig:
         for name in _INTS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
-                raise UserError(f"{name} must be an integer, got {value!r}")
+                raise ArgumentTypeError(f"{name} must be an integer, got {value!r}")
         for name in ("lr", "weight_decay"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not is_finite_number(value):
-                got = (f"an integer of {len(str(value))} digits" if isinstance(value, int) and not isinstance(value, bool)
-                       else repr(value))  # (True was "an integer of 4 digits")
-                raise UserError(f"{name} must be a finite number, got {got}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ArgumentTypeError(f"{name} must be a finite number, got {value!r}")
+            if not is_finite_number(value):  # (NaN, infinity, an integer beyond float's range)
+                got = f"an integer of {len(str(value))} digits" if isinstance(value, int) else repr(value)
+                raise ArgumentValueError(f"{name} must be a finite number, got {got}")
         for name in ("kind", "backbone", "loss", "ngrams", "probe_precision"):
             if not isinstance(getattr(self, name), str):
-                raise UserError(f"{name} must be text, got {getattr(self, name)!r}")
+                raise ArgumentTypeError(f"{name} must be text, got {getattr(self, name)!r}")
         if self.hf_path is not None and not isinstance(self.hf_path, str):
-            raise UserError(f"hf_path must be text or null, got {self.hf_path!r}")
-        if self.probe_layer is not None and (isinstance(self.probe_layer, bool) or not isinstance(self.probe_layer, int)
-                                             or not 1 <= self.probe_layer <= 4096):
-            raise UserError(f"probe_layer must be an integer in [1, 4096] or null, got {self.probe_layer!r}")
+            raise ArgumentTypeError(f"hf_path must be text or null, got {self.hf_path!r}")
+        if self.probe_layer is not None:
+            wrong = f"probe_layer must be an integer in [1, 4096] or null, got {self.probe_layer!r}"
+            if isinstance(self.probe_layer, bool) or not isinstance(self.probe_layer, int):
+                raise ArgumentTypeError(wrong)
+            if not 1 <= self.probe_layer <= 4096:
+                raise ArgumentValueError(wrong)
         if not isinstance(self.metrics, list):
-            raise UserError(f"metrics must be a list, got {type(self.metrics).__name__}")
+            raise ArgumentTypeError(f"metrics must be a list, got {type(self.metrics).__name__}")
         if self.kind not in KINDS:
-            raise UserError(f"unknown predictor kind {self.kind!r}; use rank or class")
+            raise ArgumentValueError(f"unknown predictor kind {self.kind!r}; use rank or class")
         if self.backbone not in BACKBONES:
-            raise UserError(f"unknown backbone {self.backbone!r}; use {' or '.join(BACKBONES)}")
+            raise ArgumentValueError(f"unknown backbone {self.backbone!r}; use {' or '.join(BACKBONES)}")
         if self.probe_layer is not None and self.backbone != "probe":  # (read by nothing else: silently ignored)
-            raise UserError(f"probe_layer {self.probe_layer} is set, but the backbone is {self.backbone!r}: only the "
-                            "probe backbone reads a layer; remove it, or use backbone 'probe'")
+            raise ArgumentValueError(f"probe_layer {self.probe_layer} is set, but the backbone is {self.backbone!r}: "
+                                     "only the probe backbone reads a layer; remove it, or use backbone 'probe'")
         if self.probe_precision not in PROBE_PRECISIONS:
-            raise UserError(f"unknown probe_precision {self.probe_precision!r}; use {' or '.join(PROBE_PRECISIONS)}")
+            raise ArgumentValueError(f"unknown probe_precision {self.probe_precision!r}; use "
+                                     f"{' or '.join(PROBE_PRECISIONS)}")
         if self.probe_precision != "float32" and self.backbone != "probe":
-            raise UserError(f"probe_precision {self.probe_precision} is set, but the backbone is {self.backbone!r}: "
-                            "only the probe backbone reads it; remove it, or use backbone 'probe'")
+            raise ArgumentValueError(f"probe_precision {self.probe_precision} is set, but the backbone is "
+                                     f"{self.backbone!r}: only the probe backbone reads it; remove it, or use "
+                                     "backbone 'probe'")
         if self.loss not in LOSSES:
-            raise UserError(f"unknown loss {self.loss!r}; use one of {', '.join(LOSSES)}")
+            raise ArgumentValueError(f"unknown loss {self.loss!r}; use one of {', '.join(LOSSES)}")
         if self.bucket < 1 or self.label_bucket < 1:
-            raise UserError("bucket widths must be >= 1 token")
+            raise ArgumentValueError("bucket widths must be >= 1 token")
         for name, low, high in (("num_classes", 1, MAX_CLASSES), ("dim", 0, MAX_DIM), ("hidden", 0, MAX_HIDDEN),
                                 ("list_size", 2, 1 << 20), ("epochs", 1, MAX_EPOCHS), ("seed", 0, (1 << 63) - 1),
                                 ("max_prompt_tokens", 1, MAX_PROMPT_TOKENS),
@@ -191,26 +199,26 @@ class PredictorConfig:
                                 ("label_bucket", 1, (1 << 63) - 1), ("bucket", 1, (1 << 63) - 1)):
             value = getattr(self, name)
             if not low <= value <= high:
-                raise UserError(f"{name} must be in [{low}, {high}], got {value}")
+                raise ArgumentValueError(f"{name} must be in [{low}, {high}], got {value}")
         if not self.lr > 0 or self.weight_decay < 0:
-            raise UserError(f"lr must be > 0 and weight_decay >= 0, got {self.lr} and {self.weight_decay}")
+            raise ArgumentValueError(f"lr must be > 0 and weight_decay >= 0, got {self.lr} and {self.weight_decay}")
         if lr_range_error(self.lr) is not None:
-            raise UserError(lr_range_error(self.lr))
+            raise ArgumentValueError(lr_range_error(self.lr))
         if self.kind == "class" and self.num_classes < 2:
-            raise UserError(f"a length classifier needs at least 2 classes, got {self.num_classes} "
-                            f"(a class bucket of {self.bucket} tokens: use --bucket below 8192)")
+            raise ArgumentValueError(f"a length classifier needs at least 2 classes, got {self.num_classes} "
+                                     f"(a class bucket of {self.bucket} tokens: use --bucket below 8192)")
         from ltrsched.predictors.features import NGRAM_SETS
 
         if self.ngrams not in NGRAM_SETS:
-            raise UserError(f"unknown n-gram set {self.ngrams!r}; use one of {', '.join(NGRAM_SETS)}")
+            raise ArgumentValueError(f"unknown n-gram set {self.ngrams!r}; use one of {', '.join(NGRAM_SETS)}")
         if self.kind == "class" and self.hidden == 0:
             self.hidden = 32
         if self.dim <= 0:  # linear rankers: 2^20 buckets (fewer word collisions); hidden layers: 2^17 x hidden
             self.dim = 1 << 20 if self.hidden == 0 else 1 << 17
         width = self.hidden or (1 if self.kind == "rank" else self.num_classes)
         if self.dim * width > MAX_EMBEDDING_PARAMS:
-            raise UserError(f"dim x width = {self.dim} x {width} n-gram weights exceed {MAX_EMBEDDING_PARAMS:,} "
-                            f"(1 GiB); lower dim or hidden")
+            raise ArgumentValueError(f"dim x width = {self.dim} x {width} n-gram weights exceed "
+                                     f"{MAX_EMBEDDING_PARAMS:,} (1 GiB); lower dim or hidden")
 
     def scoring_settings(self) -> dict:
         """The :data:`SCORING_FIELDS` this predictor's scores depend on, by name: its backbone's (the n-gram set and
@@ -258,14 +266,15 @@ class PredictorConfig:
             if not isinstance(record, dict):
                 raise TypeError(f"expected a JSON object, got {type(record).__name__}")
             return cls._from_record(dict(record)), record
+        except UserError as exc:  # (first: a setting's ArgumentValueError is a ValueError too, ArgumentTypeError a
+            # TypeError; the branches below would cut its line at ";" or call it no valid config)
+            raise UserError(f"{path}: {exc}") from None
         except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
             raise UserError(f"{path}: not a valid predictor config ({exc})") from None
         except RecursionError:  # e.g. 100,000 "[": json recurses once per level
             raise UserError(f"{path}: not a valid predictor config (JSON nested too deeply)") from None
         except ValueError as exc:  # an integer of over 4,300 digits (Python's limit on reading one from text)
             raise UserError(f"{path}: not a valid predictor config ({str(exc).split(';')[0]})") from None
-        except UserError as exc:
-            raise UserError(f"{path}: {exc}") from None
 
     @classmethod
     def _from_record(cls, data: dict) -> "PredictorConfig":
@@ -316,6 +325,37 @@ def _not_a_checkpoint(directory: Path) -> str:
     if (directory / CONFIG_FILE).exists():
         return f"{directory / CONFIG_FILE} is not a file (a directory?); train the predictor again"
     return f"{directory} is not a predictor checkpoint (no {CONFIG_FILE}); train one with `ltrsched train`"
+
+
+def checkpoint_entries(directory: Path, names: tuple[str, ...] = ()) -> list[str]:
+    """The names of the checkpoint files in ``directory`` (a predictor's :data:`CONFIG_FILE` and :data:`WEIGHTS_FILE`,
+    an ensemble's ``ensemble.json``) and of ``names`` (an ensemble's member directories) that are there now: what a
+    save into ``directory`` would replace."""
+    from ltrsched.predictors.ensemble import ENSEMBLE_FILE
+
+    directory = Path(directory)
+    return [name for name in (CONFIG_FILE, WEIGHTS_FILE, ENSEMBLE_FILE, *names) if os.path.lexists(directory / name)]
+
+
+def retire_checkpoint(directory: Path) -> None:
+    """Remove the files that make ``directory`` a checkpoint: the ensemble's ``ensemble.json`` and :data:`CONFIG_FILE`
+    first (what a load reads first), then :data:`WEIGHTS_FILE`, the removals made durable. The first step of a save
+    that replaces a checkpoint, whose own :data:`CONFIG_FILE` (or ``ensemble.json``) is written last: a save that
+    fails between leaves a directory that loads as no checkpoint ("no predictor.json"), never the old config with the
+    new weights (a checkpoint written before :data:`WEIGHTS_DIGEST_KEY` loaded so, as a model it is not) or an old
+    ensemble over new members. :class:`UserError` naming the file where one cannot be removed."""
+    from ltrsched import atomic
+    from ltrsched.predictors.ensemble import ENSEMBLE_FILE
+
+    directory = Path(directory)
+    for name in (ENSEMBLE_FILE, CONFIG_FILE, WEIGHTS_FILE):
+        path = directory / name
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:  # (no permission; a directory of that name)
+            raise UserError(f"cannot replace the checkpoint in {directory}: cannot remove {path} "
+                            f"({exc.strerror or exc})") from None
+    atomic.fsync_dir(directory)
 
 
 def _check_trained_with(record) -> None:

@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from ltrsched import atomic, strict_json
-from ltrsched.errors import UserError
+from ltrsched.errors import ArgumentValueError, UserError
 from ltrsched.arguments import shown
 from ltrsched.numbers import is_finite_number
 from ltrsched.predictors.arguments import (check_batch_size, check_directory, check_lengths, check_out_directory,
-                                          check_prompts)
-from ltrsched.predictors.config import PredictorConfig
+                                          check_overwrite, check_prompts)
+from ltrsched.predictors.config import PredictorConfig, retire_checkpoint
 
 ENSEMBLE_FILE = "ensemble.json"
 #: ensemble.json's record of each member's weights digest (``weights_sha256`` of its predictor.json) when calibrated.
@@ -49,19 +49,19 @@ class Ensemble:
             if isinstance(w, (bool, np.bool_)) or not isinstance(w, numbers.Real):
                 raise TypeError(f"weights[{i}] must be a number, got {shown(w)}")
         if len(members) < 2 or not (len(members) == len(weights) == len(means) == len(stds)):
-            raise UserError("an ensemble needs at least 2 members, with one weight each")
+            raise ArgumentValueError("an ensemble needs at least 2 members, with one weight each")
         if any(m.config.kind != "rank" for m in members):
-            raise UserError("ensemble members must be rank predictors (--kind rank)")
+            raise ArgumentValueError("ensemble members must be rank predictors (--kind rank)")
         if not all(0 <= w < np.inf for w in weights) or sum(weights) <= 0:
-            raise UserError(f"ensemble weights must be finite and >= 0, not all 0; got {list(weights)}")
+            raise ArgumentValueError(f"ensemble weights must be finite and >= 0, not all 0; got {list(weights)}")
         lost = [w for w in weights if w > 0 and w / max(weights) == 0]
         if lost:  # (scaled by the largest, it underflows to 0: that member was scored and silently counted for nothing)
-            raise UserError(f"ensemble weight {lost[0]!r} is too small beside the largest, {max(weights)!r}: their "
-                            "ratio is 0 in floating point, so its member would count for nothing; give weights of "
-                            "closer size, or 0 to leave the member out")
+            raise ArgumentValueError(f"ensemble weight {lost[0]!r} is too small beside the largest, {max(weights)!r}: "
+                                     "their ratio is 0 in floating point, so its member would count for nothing; give "
+                                     "weights of closer size, or 0 to leave the member out")
         if not all(0 < s < np.inf for s in stds):
-            raise UserError("member scores must vary on the calibration prompts (--data): give more than one prompt, "
-                            "not all the same text")
+            raise ArgumentValueError("member scores must vary on the calibration prompts (--data): give more than one "
+                                     "prompt, not all the same text")
         self.members, self.weights, self.means, self.stds = members, list(weights), list(means), list(stds)
         self.config = PredictorConfig(kind="rank")  # what the commands read (kind); members keep their own
 
@@ -119,9 +119,13 @@ class Ensemble:
         known = [m.training_prompts for m in self.members if getattr(m, "training_prompts", None) is not None]
         return count_known(np.unique(np.concatenate(known)), prompts) if known else None
 
-    def save(self, directory: str | Path, sources: list[str | Path]) -> Path:
+    def save(self, directory: str | Path, sources: list[str | Path], overwrite: bool = False) -> Path:
         """Write the ensemble, copying each member's checkpoint directory (``sources``: one path per member, in
-        order) inside it."""
+        order) inside it (``member0``, ``member1``, ...). A directory that already holds a checkpoint (an ensemble's
+        or a predictor's files, or a ``memberN`` it would write) is refused with a ValueError unless ``overwrite`` is
+        True. Replacing one, its ``ensemble.json`` (and a predictor's files) are removed first and the new
+        ``ensemble.json`` is written last: a save that fails half-way leaves no checkpoint there, never the old
+        ensemble's statistics over new members."""
         check_out_directory(directory)
         if isinstance(sources, (str, bytes, os.PathLike)):  # (a str was copied one character a member: "/" first)
             raise TypeError(f"sources must be a list of checkpoint directories, one per member, got {shown(sources)}")
@@ -132,6 +136,13 @@ class Ensemble:
             raise ValueError(f"sources holds {len(sources)} checkpoint directories for {len(self.members)} members: "
                              "give one per member, in order")
         directory = Path(directory)
+        for i, src in enumerate(sources):  # (a member copied into itself: removed before it was copied)
+            inside = Path(src).resolve()
+            if inside == directory.resolve() or directory.resolve() in inside.parents:
+                raise ArgumentValueError(f"sources[{i}] {str(src)!r} lies in directory {str(directory)!r}, which the "
+                                         "save replaces: copy that member elsewhere first, or give another directory")
+        check_overwrite(directory, overwrite, names=tuple(f"member{i}" for i in range(len(sources))))
+        retire_checkpoint(directory)
         for i, src in enumerate(sources):
             dst = directory / f"member{i}"
             try:

@@ -16,14 +16,15 @@ from scipy.stats import kendalltau
 from ltrsched import atomic
 from ltrsched.arguments import check_argument
 from ltrsched.strict_json import defined
-from ltrsched.errors import MissingDependencyError, UserError
+from ltrsched.errors import ArgumentValueError, MissingDependencyError, UserError
 from ltrsched.inputs import check_not_special
 from ltrsched.predictors.arguments import (check_batch_size, check_directory, check_lengths, check_out_directory,
-                                          check_prompts)
+                                          check_overwrite, check_prompts)
 from ltrsched.predictors.backbones import make_backbone
 from ltrsched.predictors.config import (CONFIG_FILE, KINDS, MAX_CLASS_LENGTH, MAX_CLASSES, WEIGHTS_FILE,
                                        PredictorConfig, check_trained_with, hash_prompts, prompt_hashes,
-                                       saved_token_fold, saved_training_prompts, saved_weights_digest)
+                                       retire_checkpoint, saved_token_fold, saved_training_prompts,
+                                       saved_weights_digest)
 from ltrsched.predictors.losses import LOSSES
 
 
@@ -120,22 +121,23 @@ def untrained_warning(agreement: float | None, lr: float, default_lr: float) -> 
 
 
 def check_labelled(prompts: list[str], lengths: np.ndarray, what: str = "training") -> None:
-    """Raise :class:`UserError` unless there are >= 2 prompts, each with one positive output length [tokens],
-    not all equal, and not all the same text (training needs ordered pairs; Kendall tau needs two different
-    lengths and two different scores)."""
+    """Raise :class:`~ltrsched.errors.ArgumentValueError` (a ValueError; one line, exit 2 on the command line)
+    unless there are >= 2 prompts, each with one positive output length [tokens], not all equal, and not all the same
+    text (training needs ordered pairs; Kendall tau needs two different lengths and two different scores)."""
     if len(prompts) < 2:
-        raise UserError(f"need at least 2 {what} prompts, got {len(prompts)}: Kendall tau and the rank loss compare "
-                        "pairs of prompts; give more")
+        raise ArgumentValueError(f"need at least 2 {what} prompts, got {len(prompts)}: Kendall tau and the rank loss "
+                                 "compare pairs of prompts; give more")
     lengths = np.asarray(lengths)
     if lengths.shape != (len(prompts),) or (lengths < 1).any():
-        raise UserError(f"{what} labels must be one positive output length per prompt")
+        raise ArgumentValueError(f"{what} labels must be one positive output length per prompt")
     if (lengths == lengths[0]).all():
-        raise UserError(f"all {len(prompts)} {what} prompts have the same output length ({lengths[0]}): "
-                        "nothing to rank, Kendall tau is undefined; give prompts whose lengths differ (lengths that "
-                        "are all a model's output cap: label them again with a larger --max-tokens)")
+        raise ArgumentValueError(f"all {len(prompts)} {what} prompts have the same output length ({lengths[0]}): "
+                                 "nothing to rank, Kendall tau is undefined; give prompts whose lengths differ "
+                                 "(lengths that are all a model's output cap: label them again with a larger "
+                                 "--max-tokens)")
     if all(p == prompts[0] for p in prompts):
-        raise UserError(f"all {len(prompts)} {what} prompts are the same text: a predictor scores them alike, "
-                        "nothing to rank, Kendall tau is undefined")
+        raise ArgumentValueError(f"all {len(prompts)} {what} prompts are the same text: a predictor scores them "
+                                 "alike, nothing to rank, Kendall tau is undefined")
 
 
 #: The most prompts a list of the pairwise loss may hold: it compares every pair of a list, ~17 bytes of tensors a
@@ -145,13 +147,14 @@ MAX_PAIRWISE_LIST = 8192
 
 
 def check_list_size(config: PredictorConfig, num_prompts: int) -> None:
-    """Raise :class:`UserError` if a list of the pairwise loss (``list_size``, at most ``num_prompts``) is longer than
-    :data:`MAX_PAIRWISE_LIST`: its memory grows with the square of the list."""
+    """Raise :class:`~ltrsched.errors.ArgumentValueError` if a list of the pairwise loss (``list_size``, at most
+    ``num_prompts``) is longer than :data:`MAX_PAIRWISE_LIST`: its memory grows with the square of the list."""
     n = min(config.list_size, num_prompts)
     if config.kind == "rank" and config.loss == "pairwise" and n > MAX_PAIRWISE_LIST:
-        raise UserError(f"--list-size {config.list_size}: the pairwise loss compares every pair of a list's prompts, and "
-                        f"lists of {n:,} prompts need ~{17 * n * n / 2**30:,.0f} GiB; use --list-size "
-                        f"{MAX_PAIRWISE_LIST} or less, or --loss listmle (its memory grows with the list, not its square)")
+        raise ArgumentValueError(f"--list-size {config.list_size}: the pairwise loss compares every pair of a list's "
+                                 f"prompts, and lists of {n:,} prompts need ~{17 * n * n / 2**30:,.0f} GiB; use "
+                                 f"--list-size {MAX_PAIRWISE_LIST} or less, or --loss listmle (its memory grows with "
+                                 "the list, not its square)")
 
 
 def bucket_labels(config: PredictorConfig, lengths: np.ndarray) -> np.ndarray:
@@ -185,15 +188,16 @@ def majority_accuracy(config: PredictorConfig, lengths: np.ndarray) -> tuple[int
 
 
 def check_buckets(config: PredictorConfig, lengths: np.ndarray) -> None:
-    """Raise :class:`UserError` if the training labels (``lengths`` [tokens] bucketed by the config) are all
-    one value: a model would learn nothing, e.g. a served model's lengths all below the 820-token class bucket; or if a
-    class model's lengths reach past :data:`~ltrsched.predictors.config.MAX_CLASS_LENGTH`."""
+    """Raise :class:`~ltrsched.errors.ArgumentValueError` if the training labels (``lengths`` [tokens] bucketed by
+    the config) are all one value: a model would learn nothing, e.g. a served model's lengths all below the 820-token
+    class bucket; or if a class model's lengths reach past :data:`~ltrsched.predictors.config.MAX_CLASS_LENGTH`."""
     lengths = np.asarray(lengths, dtype=np.int64)
     longer = lengths > MAX_CLASS_LENGTH if config.kind == "class" else None
     if longer is not None and longer.any():
-        raise UserError(f"{int(longer.sum()):,} of {len(lengths):,} training output lengths are above {MAX_CLASS_LENGTH:,} "
-                        f"tokens, the longest context a profile or engine takes (the longest: {int(lengths.max()):,}): "
-                        "no length classifier has classes for them; fix or leave out those prompts, or use --kind rank")
+        raise ArgumentValueError(f"{int(longer.sum()):,} of {len(lengths):,} training output lengths are above "
+                                 f"{MAX_CLASS_LENGTH:,} tokens, the longest context a profile or engine takes (the "
+                                 f"longest: {int(lengths.max()):,}): no length classifier has classes for them; fix or "
+                                 "leave out those prompts, or use --kind rank")
     labels = bucket_labels(config, lengths)
     option, width = ("--bucket", config.bucket) if config.kind == "class" else ("--label-bucket", config.label_bucket)
     if len(labels) and (labels == labels[0]).all():
@@ -202,15 +206,18 @@ def check_buckets(config: PredictorConfig, lengths: np.ndarray) -> None:
             fit = fitting_bucket(lengths, config)
             wider = (-(-(int(lengths.max()) + 1) // fit) <= MAX_CLASSES
                      and lengths.min() // fit != lengths.max() // fit)  # (classes up to the longest tell them apart)
-            raise UserError(f"every training length ({lengths.min()}-{lengths.max()} tokens) falls in the last class, "
-                            f"which holds every length from {last} tokens on ({config.num_classes} classes of "
-                            f"{config.bucket} tokens): a length classifier cannot tell these apart; use --kind rank"
-                            + (f", or --bucket {fit} (about 10 classes over these lengths)" if wider else ""))
-        raise UserError(f"every training length ({lengths.min()}-{lengths.max()} tokens) falls in one bucket of {width} "
-                        f"tokens ({option} {width}): nothing to learn; use {option} {fitting_bucket(lengths, config)}"
-                        + (" or less (about 10 classes over these lengths" + ("; the default 820 is a tenth of "
-                           "ChatGPT's 8,192-token span" if width == 820 else "") + ")" if config.kind == "class"
-                           else " (the labels are then the lengths)"))
+            raise ArgumentValueError(f"every training length ({lengths.min()}-{lengths.max()} tokens) falls in the "
+                                     f"last class, which holds every length from {last} tokens on "
+                                     f"({config.num_classes} classes of {config.bucket} tokens): a length classifier "
+                                     "cannot tell these apart; use --kind rank"
+                                     + (f", or --bucket {fit} (about 10 classes over these lengths)" if wider else ""))
+        raise ArgumentValueError(f"every training length ({lengths.min()}-{lengths.max()} tokens) falls in one bucket "
+                                 f"of {width} tokens ({option} {width}): nothing to learn; use {option} "
+                                 f"{fitting_bucket(lengths, config)}"
+                                 + (" or less (about 10 classes over these lengths"
+                                    + ("; the default 820 is a tenth of ChatGPT's 8,192-token span" if width == 820
+                                       else "") + ")" if config.kind == "class"
+                                    else " (the labels are then the lengths)"))
 
 
 def fitting_bucket(lengths: np.ndarray, config: PredictorConfig) -> int:
@@ -225,15 +232,16 @@ def fitting_bucket(lengths: np.ndarray, config: PredictorConfig) -> int:
 
 
 def _check_converging(model, total_loss: float, epoch: int, lr: float) -> None:
-    """Raise :class:`UserError` if an epoch's summed loss or any weight is no longer finite: the training
-    diverged, and a checkpoint of it would score every prompt NaN (nothing is saved)."""
+    """Raise :class:`~ltrsched.errors.ArgumentValueError` (of the learning rate) if an epoch's summed loss or any
+    weight is no longer finite: the training diverged, and a checkpoint of it would score every prompt NaN (nothing is
+    saved)."""
     torch = _torch()
     finite_weights = all(bool(torch.isfinite(p).all()) for p in model.parameters())
     if np.isfinite(total_loss) and finite_weights:
         return
     what = "the loss" if not np.isfinite(total_loss) else "the weights"
-    raise UserError(f"training diverged in epoch {epoch}: {what} went to NaN or infinity at learning rate {lr:g}; "
-                    "lower it with --lr (nothing was saved)")
+    raise ArgumentValueError(f"training diverged in epoch {epoch}: {what} went to NaN or infinity at learning rate "
+                             f"{lr:g}; lower it with --lr (nothing was saved)")
 
 
 def _small_parameters(model) -> dict:
@@ -243,27 +251,28 @@ def _small_parameters(model) -> dict:
 
 
 def _check_moved(model, initial: dict, lr: float, epoch: int = 1) -> None:
-    """Raise :class:`UserError` if an epoch of training left every tensor of ``initial`` (:func:`_small_parameters`)
-    as it was: a learning rate too small for float32 weights (--lr 1e-300) trained nothing, and the untrained
-    model's held-out tau (its random initial weights') was reported and saved as the ranker's."""
+    """Raise :class:`~ltrsched.errors.ArgumentValueError` (of the learning rate) if an epoch of training left every
+    tensor of ``initial`` (:func:`_small_parameters`) as it was: a learning rate too small for float32 weights
+    (--lr 1e-300) trained nothing, and the untrained model's held-out tau (its random initial weights') was reported
+    and saved as the ranker's."""
     torch = _torch()
     now = dict(model.named_parameters())
     if initial and all(torch.equal(now[name].detach(), before) for name, before in initial.items()):
         when = "its first epoch" if epoch == 1 else f"epoch {epoch} (its first with a list of two different lengths)"
-        raise UserError(f"training moved no weight in {when} at learning rate {lr:g}: too small a step for "
-                        "float32 weights; raise --lr (nothing was saved)")
+        raise ArgumentValueError(f"training moved no weight in {when} at learning rate {lr:g}: too small a step for "
+                                 "float32 weights; raise --lr (nothing was saved)")
 
 
 def _no_pairs(labels: np.ndarray, config: PredictorConfig) -> None:
-    """Raise :class:`UserError`: no list of the pairwise loss held two different ``labels`` in any epoch, so
-    training learned nothing (e.g. 2 of 3 lengths at a cap, the third in a list of its own, which is skipped; it
-    said "raise --lr", at any rate)."""
+    """Raise :class:`~ltrsched.errors.ArgumentValueError`: no list of the pairwise loss held two different ``labels``
+    in any epoch, so training learned nothing (e.g. 2 of 3 lengths at a cap, the third in a list of its own, which is
+    skipped; it said "raise --lr", at any rate)."""
     values, counts = np.unique(labels, return_counts=True)
     top = int(np.argmax(counts))
-    raise UserError(f"no list of --list-size {config.list_size} training prompts held two different lengths in "
-                    f"{config.epochs} epoch(s): the pairwise loss learned nothing ({counts[top]} of {len(labels)} "
-                    f"lengths tie at {int(values[top]) * config.label_bucket} tokens); raise --list-size or --epochs "
-                    "(nothing was saved)")
+    raise ArgumentValueError(f"no list of --list-size {config.list_size} training prompts held two different lengths "
+                             f"in {config.epochs} epoch(s): the pairwise loss learned nothing ({counts[top]} of "
+                             f"{len(labels)} lengths tie at {int(values[top]) * config.label_bucket} tokens); raise "
+                             "--list-size or --epochs (nothing was saved)")
 
 
 def _state_mismatch(model, state) -> str | None:
@@ -350,7 +359,7 @@ class Predictor:
         check_argument(config, PredictorConfig, "config", "a PredictorConfig (e.g. PredictorConfig(kind='rank'); "
                        "PredictorConfig(**settings) for a dict)")
         if config.kind not in KINDS:
-            raise UserError(f"unknown predictor kind {config.kind!r}; use rank or class")
+            raise ArgumentValueError(f"unknown predictor kind {config.kind!r}; use rank or class")
         torch = _torch()
         self.config = config
         self.outputs = 1 if config.kind == "rank" else config.num_classes
@@ -556,7 +565,7 @@ class Predictor:
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         if cfg.kind == "rank":
             if cfg.loss not in LOSSES:
-                raise UserError(f"unknown loss {cfg.loss!r}; use {', '.join(LOSSES)}")
+                raise ArgumentValueError(f"unknown loss {cfg.loss!r}; use {', '.join(LOSSES)}")
             loss_fn = LOSSES[cfg.loss]
         else:
             ce = torch.nn.CrossEntropyLoss()
@@ -593,8 +602,9 @@ class Predictor:
                 except RuntimeError as exc:  # Adam's step size lr / (1 - beta1 ** t) beyond float32's range
                     if "overflow" not in str(exc):
                         raise
-                    raise UserError(f"training diverged in epoch {epoch}: the learning rate {cfg.lr:g} overflows "
-                                    "the optimizer's float32 step; lower it with --lr (nothing was saved)") from None
+                    raise ArgumentValueError(f"training diverged in epoch {epoch}: the learning rate {cfg.lr:g} "
+                                             "overflows the optimizer's float32 step; lower it with --lr (nothing was "
+                                             "saved)") from None
                 total += float(loss.detach()) * len(rows)
             _check_converging(model, total, epoch, cfg.lr)
             if informative and not moved_checked:  # (an epoch of tied lists only moves nothing at any rate)
@@ -630,18 +640,25 @@ class Predictor:
         return out
 
     # ------------------------------------------------------------------ persistence
-    def save(self, directory: str | Path) -> Path:
-        """Write the checkpoint directory ``directory`` (a str or path: created, or its files replaced)."""
+    def save(self, directory: str | Path, overwrite: bool = False) -> Path:
+        """Write the checkpoint directory ``directory`` (a str or path: created if missing). A directory that already
+        holds a checkpoint (a predictor's or an ensemble's files) is refused with a ValueError unless ``overwrite``
+        is True: it was replaced without a word. Replacing one, the old checkpoint's files are removed first and the
+        new ``predictor.json`` is written last (:func:`~ltrsched.predictors.config.retire_checkpoint`): a save that
+        fails half-way leaves no checkpoint there, never one that loads as another model."""
         check_out_directory(directory)
+        check_overwrite(directory, overwrite)
         torch = _torch()
         directory = Path(directory)
         buf = io.BytesIO()
         torch.save(self.backbone.model.state_dict(), buf)
+        inputs = self.inputs_digest()  # (before any file is touched: tokenising can fail too)
+        retire_checkpoint(directory)
         atomic.write_bytes(directory / WEIGHTS_FILE, buf.getvalue())
         # the config names the weights it goes with: a save interrupted between the two files (or one file
         # replaced by hand) is refused on load instead of scoring with weights of another model of the same shape
-        self.config.save(directory, hashlib.sha256(buf.getvalue()).hexdigest(), self.training_prompts,
-                         self.inputs_digest(), getattr(self.backbone, "fold", None))
+        self.config.save(directory, hashlib.sha256(buf.getvalue()).hexdigest(), self.training_prompts, inputs,
+                         getattr(self.backbone, "fold", None))
         return directory
 
     def inputs_digest(self) -> str | None:

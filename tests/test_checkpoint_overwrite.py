@@ -1,0 +1,169 @@
+"""``Predictor.save`` and ``Ensemble.save`` refuse a directory that already holds a checkpoint unless told to replace it
+(``overwrite=True``): they replaced it without a word. Replacing one, a save that fails half-way leaves no checkpoint
+there rather than one that loads as another model. ``ltrsched train`` and ``ensemble`` into their own ``--out`` still
+replace it, as the other commands do with their output."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from cli_helpers import run_cli_fast  # noqa: E402
+from label_data import english_rows, write_label_jsonl  # noqa: E402
+
+from ltrsched.errors import UserError  # noqa: E402
+
+_PROMPTS = [p for p, _ in english_rows(6, 3)]
+
+
+def _ranker(seed: int):
+    from ltrsched.predictors.config import PredictorConfig
+    from ltrsched.predictors.predictor import Predictor
+
+    return Predictor(PredictorConfig(dim=64, epochs=1, seed=seed))
+
+
+def _files(directory) -> dict:
+    return {p.relative_to(directory).as_posix(): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_saving_over_a_checkpoint_is_refused_unless_overwrite(tmp_path):
+    from ltrsched.predictors.predictor import Predictor
+
+    old, new = _ranker(0), _ranker(1)
+    ck = old.save(tmp_path / "ck")
+    before = _files(ck)
+    with pytest.raises(ValueError, match=r"^directory '.*ck' already holds a checkpoint \(predictor\.json, "
+                                         r"weights\.pt\): pass overwrite=True to replace it") as caught:
+        new.save(ck)
+    assert isinstance(caught.value, UserError) and _files(ck) == before  # (nothing replaced)
+    with pytest.raises(TypeError, match=r"^overwrite must be True or False, got str 'yes'$"):
+        new.save(ck, overwrite="yes")
+    new.save(ck, overwrite=True)
+    assert np.array_equal(Predictor.load(ck).scores(_PROMPTS), new.scores(_PROMPTS))
+    assert not np.array_equal(new.scores(_PROMPTS), old.scores(_PROMPTS))
+    (tmp_path / "empty").mkdir()
+    new.save(tmp_path / "empty")  # (an existing directory without a checkpoint, and a new one: no refusal)
+    new.save(tmp_path / "new" / "deeper")
+
+
+def test_a_predictor_saved_over_an_ensemble_loads_as_that_predictor(tmp_path):
+    """The ensemble's ensemble.json was left beside the new predictor.json, and a load gave the ensemble."""
+    from ltrsched.predictors.ensemble import Ensemble
+    from ltrsched.predictors.predictor import Predictor
+
+    a, b, new = _ranker(0), _ranker(1), _ranker(2)
+    sources = [a.save(tmp_path / "a"), b.save(tmp_path / "b")]
+    ens = Ensemble.calibrate([a, b], _PROMPTS).save(tmp_path / "ens", sources)
+    with pytest.raises(ValueError, match=r"already holds a checkpoint \(ensemble\.json\)"):
+        new.save(ens)
+    new.save(ens, overwrite=True)
+    loaded = Predictor.load(ens)
+    assert isinstance(loaded, Predictor) and np.array_equal(loaded.scores(_PROMPTS), new.scores(_PROMPTS))
+
+
+def test_saving_an_ensemble_over_a_checkpoint_is_refused_unless_overwrite(tmp_path):
+    from ltrsched.predictors.ensemble import Ensemble
+    from ltrsched.predictors.predictor import Predictor
+
+    a, b, c = _ranker(0), _ranker(1), _ranker(2)
+    dirs = [a.save(tmp_path / "a"), b.save(tmp_path / "b"), c.save(tmp_path / "c")]
+    first = Ensemble.calibrate([a, b], _PROMPTS)
+    ens = first.save(tmp_path / "ens", dirs[:2])
+    before = _files(ens)
+    second = Ensemble.calibrate([a, c], _PROMPTS, [1.0, 2.0])
+    with pytest.raises(ValueError, match=r"already holds a checkpoint \(ensemble\.json, member0, member1\)"):
+        second.save(ens, [dirs[0], dirs[2]])
+    assert _files(ens) == before
+    (tmp_path / "half").mkdir()
+    shutil.copytree(dirs[0], tmp_path / "half" / "member0")  # (a member directory it would replace, alone)
+    with pytest.raises(ValueError, match=r"already holds a checkpoint \(member0\)"):
+        second.save(tmp_path / "half", [dirs[0], dirs[2]])
+    second.save(ens, [dirs[0], dirs[2]], overwrite=True)
+    assert np.array_equal(Predictor.load(ens).scores(_PROMPTS), second.scores(_PROMPTS))
+    with pytest.raises(ValueError, match=r"^sources\[1\] '.*member1' lies in directory '.*ens', which the save "
+                                         r"replaces"):  # (it was removed before it was copied)
+        first.save(ens, [dirs[0], ens / "member1"], overwrite=True)
+    assert np.array_equal(Predictor.load(ens).scores(_PROMPTS), second.scores(_PROMPTS))
+
+
+def test_a_predictor_save_that_fails_half_way_leaves_no_checkpoint(tmp_path, monkeypatch):
+    """A checkpoint written before predictor.json named its weights (no weights_sha256) is replaced, and the save
+    fails after the new weights are written: the old predictor.json beside them loaded as the old model's settings and
+    metrics with the new model's scores. Now the old checkpoint's files go first: nothing there loads."""
+    from ltrsched.predictors.config import PredictorConfig
+    from ltrsched.predictors.predictor import Predictor
+
+    old, new = _ranker(0), _ranker(1)
+    ck = old.save(tmp_path / "ck")
+    path = ck / "predictor.json"
+    record = json.loads(path.read_text())
+    del record["weights_sha256"], record["trained_with"]
+    path.write_text(json.dumps(record))
+
+    def fails(*args, **kwargs):
+        raise UserError(f"cannot write {path}: No space left on device")
+
+    monkeypatch.setattr(PredictorConfig, "save", fails)
+    with pytest.raises(UserError, match="No space left"):
+        new.save(ck, overwrite=True)
+    with pytest.raises(UserError, match=r"is not a predictor checkpoint \(no predictor\.json\)"):
+        Predictor.load(ck)
+
+
+def test_an_ensemble_save_that_fails_half_way_leaves_no_checkpoint(tmp_path, monkeypatch):
+    """An ensemble written before ensemble.json named its members' weights is replaced, and the save fails after its
+    first member was copied: the old ensemble.json z-scored the new member by the old one's statistics."""
+    from ltrsched.predictors import ensemble as ensemble_module
+    from ltrsched.predictors.ensemble import Ensemble
+    from ltrsched.predictors.predictor import Predictor
+
+    a, b, c = _ranker(0), _ranker(1), _ranker(2)
+    dirs = [a.save(tmp_path / "a"), b.save(tmp_path / "b"), c.save(tmp_path / "c")]
+    ens = Ensemble.calibrate([a, b], _PROMPTS).save(tmp_path / "ens", dirs[:2])
+    spec = json.loads((ens / "ensemble.json").read_text())
+    del spec["member_weights_sha256"]
+    (ens / "ensemble.json").write_text(json.dumps(spec))
+    copies = []
+    copytree = shutil.copytree
+
+    def fails_second(src, dst, *args, **kwargs):
+        copies.append(dst)
+        if len(copies) == 2:
+            raise OSError(28, "No space left on device")
+        return copytree(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(ensemble_module.shutil, "copytree", fails_second)
+    with pytest.raises(UserError, match="No space left"):
+        Ensemble.calibrate([c, b], _PROMPTS).save(ens, [dirs[2], dirs[1]], overwrite=True)
+    with pytest.raises(UserError, match=r"is not a predictor checkpoint \(no predictor\.json\)"):
+        Predictor.load(ens)
+
+
+def test_train_and_ensemble_into_their_own_out_still_replace_it(tmp_path, capsys):
+    """The command line is unchanged: `train` and `ensemble` into an --out holding their own kind of checkpoint
+    replace it (as simulate, replay and validate replace their own output)."""
+    from ltrsched.predictors.predictor import Predictor
+
+    train, held_out = tmp_path / "tr.jsonl", tmp_path / "ev.jsonl"
+    write_label_jsonl(train, english_rows(20, 0))
+    write_label_jsonl(held_out, english_rows(6, 1))
+    ck = _ranker(0).save(tmp_path / "ck")
+    r = run_cli_fast(capsys, "train", "--data", train, "--eval-data", held_out, "--epochs", "1", "--seed", "7",
+                     "--out", ck)
+    assert r.returncode == 0, r.stderr
+    assert Predictor.load(ck).config.seed == 7
+    from ltrsched.predictors.ensemble import Ensemble
+
+    a, b = _ranker(1), _ranker(2)
+    members = [a.save(tmp_path / "m1"), b.save(tmp_path / "m2")]
+    Ensemble.calibrate([a, b], _PROMPTS).save(tmp_path / "ens", members)
+    r = run_cli_fast(capsys, "ensemble", "-m", members[0], "-m", members[1], "-w", "1", "-w", "3", "--data", train,
+                     "--eval-data", held_out, "-o", tmp_path / "ens")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "ens" / "ensemble.json").read_text())["weights"] == [1.0, 3.0]
