@@ -56,7 +56,7 @@ def main() -> None:
             sched.step()
     train_s = time.perf_counter() - t0
     if args.out:
-        pred.save(args.out)
+        pred.save(args.out, overwrite=True)  # (a rerun into the same --out replaces it)
     t0 = time.perf_counter()
     scores = pred.scores(ep, batch_size=64)
     rate = len(ep) / (time.perf_counter() - t0)
