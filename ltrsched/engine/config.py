@@ -370,15 +370,23 @@ def full_attention_bound(blocks: int, block_size: int, context: int) -> KVBound 
 
 
 def kv_short_reason(config: EngineConfig, bound: KVBound, per_block: int | None = None, model: str = "",
-                    name: limit_rules.Name = limit_rules.option_name) -> str:
+                    name: limit_rules.Name = limit_rules.option_name, sized_from: str | None = None) -> str:
     """The one-line refusal of a KV cache that holds no request of ``config.max_model_len`` tokens, the real
     engine's and the emulated engine's, from the command line and from Python. ``bound``: the blocks it holds, those
     one request needs and the longest context it holds; ``per_block``: None where ``num_gpu_blocks`` gave the cache,
     else the bytes a block takes where ``kv_cache_gib`` gave it [bytes]; ``model``: what the block size is of, in
     words (" for llama-tiny"); ``name``: what the user calls a setting (:mod:`ltrsched.policies.limit_rules`: a
-    command line's ``--max-model-len`` by default, ``limit_rules.field_name`` for Python's ``max_model_len``)."""
+    command line's ``--max-model-len`` by default, ``limit_rules.field_name`` for Python's ``max_model_len``);
+    ``sized_from``: the profile whose GPU memory sized the cache where no size was stated (the emulated engine's
+    blocks at ``gpu_memory_utilization``, as vLLM's memory profiling sizes a GPU's), else None. It named a
+    ``--num-gpu-blocks 21`` the user had not given."""
     blocks_name, size_name, context_name = name("num_gpu_blocks"), name("kv_cache_gib"), name("max_model_len")
-    if per_block is None:
+    if sized_from is not None:
+        utilization = name("gpu_memory_utilization")
+        given = (f"the KV cache of profile {sized_from!r} (its GPU memory at {utilization} "
+                 f"{config.gpu_memory_utilization:g})")
+        fix = f"give {blocks_name} {bound.needed} or more, or a larger {utilization}"
+    elif per_block is None:
         given, fix = f"{blocks_name} {config.num_gpu_blocks}", f"give {blocks_name} {bound.needed} or more"
     else:
         given = f"{size_name} {config.kv_cache_gib:g} ({bound.blocks} blocks of {per_block:,} bytes{model})"
@@ -391,17 +399,17 @@ def kv_short_reason(config: EngineConfig, bound: KVBound, per_block: int | None 
 
 
 def emulated_kv_short(config: EngineConfig, per_block: int | None = None,
-                      name: limit_rules.Name = limit_rules.option_name) -> str | None:
+                      name: limit_rules.Name = limit_rules.option_name, sized_from: str | None = None) -> str | None:
     """The emulated engine's :func:`kv_short_reason` where its ``num_gpu_blocks`` (vLLM's null block among them)
     cannot hold one request of ``max_model_len`` tokens (every layer of its model attends fully:
     :func:`full_attention_bound`), else None (None too where ``max_model_len`` is None: the model's, which the cache
     then bounds instead, :func:`default_context_bound`). It builds vLLM's
     scheduler without vLLM's start-up check, and served what the real engine refuses (``max_model_len=4096`` on 200
-    blocks of 16 tokens). ``per_block``, ``name``: as :func:`kv_short_reason`'s."""
+    blocks of 16 tokens). ``per_block``, ``name``, ``sized_from``: as :func:`kv_short_reason`'s."""
     if config.max_model_len is None or config.num_gpu_blocks is None:
         return None
     bound = full_attention_bound(config.num_gpu_blocks, config.block_size, config.max_model_len)
-    return None if bound is None else kv_short_reason(config, bound, per_block, name=name)
+    return None if bound is None else kv_short_reason(config, bound, per_block, name=name, sized_from=sized_from)
 
 
 def default_context_bound(config: EngineConfig, context: int, path: str | None = None) -> KVBound | None:
@@ -411,9 +419,12 @@ def default_context_bound(config: EngineConfig, context: int, path: str | None =
     scaling included; the emulated engine's: its profile's or model's) bounded by what the cache holds, as
     :func:`ltrsched.engine.runner.engine_kwargs` does for vLLM. ``path``: the real engine's model directory, whose KV
     groups count (:func:`kv_bounded_context`: ``num_gpu_blocks``, or the blocks ``kv_cache_gib`` holds on a CPU); None
-    for the emulated engine, whose one KV group attends fully over its ``num_gpu_blocks``
-    (:func:`full_attention_bound`). None where ``max_model_len`` is given (checked against the cache instead:
-    :func:`kv_short_reason`), where the cache holds a request of ``context`` tokens, or where no size is stated.
+    for the emulated engine, whose one KV group attends fully over its ``num_gpu_blocks`` (:func:`full_attention_bound`),
+    stated or sized from its profile's GPU memory (``ltrsched.validation.engines.emulated_plan``: known before it
+    starts). None where ``max_model_len`` is given (checked against the cache instead: :func:`kv_short_reason`), where
+    the cache holds a request of ``context`` tokens, or where its size is not known before the start (the real engine
+    on a GPU, whose vLLM profiles the memory at its start, and refuses to start on a cache that holds no request of
+    the model's context: there, no run serves a request beyond the cache either).
 
     The emulated engine served the profile's full context on any cache: a request of ``(blocks - 1) x block_size + 1``
     tokens (its last sampled token never computed, it fits ``blocks - 1`` blocks) was served on ``--num-gpu-blocks
