@@ -109,3 +109,20 @@ def test_replay_serves_the_bounded_context_and_refuses_one_token_more(capsys, tm
     assert refused.stderr == (f"error: 1 request(s) exceed the engine's max_model_len {CONTEXT} tokens (first: request "
                               f"0, {CONTEXT + 1} tokens), its context from {source} (one of them vLLM's null block) x "
                               f"16 tokens: {fix}\n")
+
+
+@pytest.mark.parametrize("profile, block_size", [("cpu-llama-tiny", 128), ("cpu-smollm2", 128), ("a100-llama3-8b", 16)])
+def test_without_block_size_the_emulated_engine_takes_the_simulators(profile, block_size):
+    """The block size ``simulate -p PROFILE`` takes (that of the engine the profile was measured on, else 16), and so
+    the cache the simulator sizes from the profile's memory, vLLM's null block added. The emulated engine took 16
+    for every profile: ``--emulate cpu-llama-tiny`` ran on 16,381 blocks of 16 tokens where ``simulate`` ran on
+    2,047 (usable) of 128."""
+    from ltrsched.sim.commands import build_config
+    from ltrsched.sim.profiles import load_profile
+    from ltrsched.validation.engines import emulated_config, engine_config
+
+    config = emulated_config(engine_config(emulate_profile=profile), profile)[0]
+    sim = build_config(load_profile(profile), 768, 256, None, 0.9, None, "vllm-v1", None, None, True)
+    assert config.block_size == sim.block_size == block_size
+    assert config.num_gpu_blocks == load_profile(profile).num_gpu_blocks(block_size, 0.9) + 1
+    assert engine_config(emulate_profile=profile, block_size=32).block_size == 32  # (a stated one is kept)

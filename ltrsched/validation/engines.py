@@ -62,7 +62,9 @@ def engine_options(fn):
                           "preempted."),
         click.option("--block-size", type=int, default=None,
                      help="Tokens per KV block (at most 16,777,216), for the engine and the simulator alike "
-                          "[default: 128 on a CPU (vLLM's CPU attention takes multiples of 32), 16 on a GPU]."),
+                          "[default: 128 on a CPU (vLLM's CPU attention takes multiples of 32), 16 on a GPU; with "
+                          "--emulate, the block size of the engine the profile was measured on, as `simulate` takes "
+                          "it (128 for the cpu-* profiles), else 16]."),
         click.option("--num-gpu-blocks", type=int, default=None,
                      help="KV blocks for vLLM to allocate, its null block included: 2 to 10,000,000 (default: from "
                           "--kv-cache-gib on a CPU, vLLM's memory profiling on a GPU)."),
@@ -336,6 +338,8 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
                                dtype or defaults["dtype"])
             _check_cpu_kv_blocks(kv_cache_gib, block_size or defaults["block_size"], model, path,
                                  dtype or defaults["dtype"])
+    if emulate_profile is not None and block_size is None:
+        block_size = _profile_block_size(emulate_profile)
     config = EngineConfig(model=model, platform=platform, dtype=dtype or defaults["dtype"],
                           num_gpu_blocks=num_gpu_blocks, kv_cache_gib=kv_cache_gib, threads=threads,
                           max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
@@ -347,6 +351,17 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
     if emulate_profile is None:
         check_kv_holds_context(config, path)
     return config
+
+
+def _profile_block_size(emulate_profile: str) -> int | None:
+    """The emulated engine's block size [tokens] where ``--block-size`` is not given: that of the engine the profile
+    was measured on (:func:`ltrsched.sim.profiles.engine_block_size`: 128 for the ``cpu-*`` profiles), as ``simulate
+    -p PROFILE`` and a sweep take it; None for a profile that records none (the GPU default, 16, then). It took the
+    GPU default for every profile: ``replay --emulate cpu-llama-tiny`` ran on 16,381 blocks of 16 tokens where
+    ``simulate -p cpu-llama-tiny`` ran on 2,047 of 128 (and the real CPU engine takes no block size below 32)."""
+    from ltrsched.sim.profiles import engine_block_size
+
+    return engine_block_size(emulate_profile)
 
 
 def check_kv_holds_context(config: EngineConfig, path: str) -> None:
