@@ -284,15 +284,21 @@ def kv_cache_bytes(config: EngineConfig, path: str) -> int:
 
 def stated_kv_blocks(config: EngineConfig, path: str) -> int | None:
     """KV blocks the real engine allocates for ``config`` (vLLM's null block among them) where the options state
-    them: ``num_gpu_blocks``, or on a CPU the blocks ``kv_cache_gib`` holds (its bytes // a block's bytes,
-    :func:`pool_block_bytes`, as vLLM divides them); None where vLLM sizes the cache by profiling a GPU's memory, or
-    (left to vLLM's own checks) where config.json lacks a size. ``path``: the model directory. A KV dtype ltrsched
-    does not size (an NVFP4 KV cache, from config.json or hf_quant_config.json) is a one-line :class:`UserError`."""
+    them: ``num_gpu_blocks``, or the blocks ``kv_cache_gib`` holds (its bytes // a block's bytes,
+    :func:`pool_block_bytes`, as vLLM divides them), on a CPU and on one GPU alike: vLLM 0.32's GPU worker takes
+    ``kv_cache_memory_bytes`` as the KV cache's memory and skips its memory profiling (``determine_available_memory``;
+    a multimodal model's frontend reservation is 0 GiB by default). None where vLLM sizes the cache by profiling a
+    GPU's memory, where ``kv_cache_gib`` is each of ``tensor_parallel_size`` > 1 GPUs' (each holds its share of the
+    KV heads: not counted here), or (left to vLLM's own checks) where config.json lacks a size. ``path``: the model
+    directory. A KV dtype ltrsched does not size (an NVFP4 KV cache, from config.json or hf_quant_config.json) is a
+    one-line :class:`UserError`. A GPU's ``kv_cache_gib`` was taken for a profiled cache: the context it bounds was
+    not bounded (vLLM refused to start once it had loaded the weights), unlike ``num_gpu_blocks`` and the emulated
+    engine's ``kv_cache_gib``."""
     from ltrsched.engine.platform import CPU
 
     if config.num_gpu_blocks is not None:
         return config.num_gpu_blocks
-    if config.kv_cache_gib is None or config.platform != CPU:
+    if config.kv_cache_gib is None or (config.platform != CPU and config.tensor_parallel_size != 1):
         return None
     from ltrsched.errors import UserError
 

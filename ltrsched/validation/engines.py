@@ -336,8 +336,9 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
             check_cpu_kv_cache(path, source)  # (an FP8 KV cache vLLM's CPU attention refuses once loaded)
             _check_cpu_kv_fits(kv_cache_gib, num_gpu_blocks, block_size or defaults["block_size"], model, path,
                                dtype or defaults["dtype"])
-            _check_cpu_kv_blocks(kv_cache_gib, block_size or defaults["block_size"], model, path,
-                                 dtype or defaults["dtype"])
+        if platform == CPU or tensor_parallel_size == 1:  # (one GPU's --kv-cache-gib too: stated_kv_blocks)
+            _check_kv_blocks(kv_cache_gib, block_size or defaults["block_size"], model, path,
+                             dtype or defaults["dtype"])
     if emulate_profile is not None and block_size is None:
         block_size = _profile_block_size(emulate_profile)
     config = EngineConfig(model=model, platform=platform, dtype=dtype or defaults["dtype"],
@@ -366,7 +367,8 @@ def _profile_block_size(emulate_profile: str) -> int | None:
 
 def check_kv_holds_context(config: EngineConfig, path: str) -> None:
     """One-line :class:`UserError` before the real engine starts if the KV cache the options state
-    (``--num-gpu-blocks``, or on a CPU the blocks ``--kv-cache-gib`` holds: :func:`ltrsched.engine.config.stated_kv_blocks`)
+    (``--num-gpu-blocks``, or the blocks ``--kv-cache-gib`` holds on a CPU or one GPU:
+    :func:`ltrsched.engine.config.stated_kv_blocks`)
     cannot hold one request of ``--max-model-len`` tokens, counted as vLLM 0.32 counts it at its start
     (``check_enough_kv_cache_memory``: the request's blocks in each KV group, plus the null block its pool holds
     back; :func:`ltrsched.engine.config.kv_bounded_context`). vLLM refused it only after loading the model (about
@@ -451,9 +453,10 @@ def _check_cpu_kv_fits(kv_cache_gib: float | None, num_gpu_blocks: int | None, b
                         f"{available / 2**30:.1f} GiB of RAM available on this machine (of {memory_gib():.1f} GiB): {fix}")
 
 
-def _check_cpu_kv_blocks(kv_cache_gib: float | None, block_size: int, model: str, path: str, dtype: str) -> None:
-    """One-line :class:`UserError` before the CPU engine starts if ``--kv-cache-gib`` holds fewer than 2 KV blocks
-    (one is vLLM's null block): vLLM refused it once started, naming its gpu_memory_utilization and max_model_len."""
+def _check_kv_blocks(kv_cache_gib: float | None, block_size: int, model: str, path: str, dtype: str) -> None:
+    """One-line :class:`UserError` before the real engine starts (the CPU's, or one GPU's) if ``--kv-cache-gib`` holds
+    fewer than 2 KV blocks (one is vLLM's null block): vLLM refused it once started, naming its
+    gpu_memory_utilization and max_model_len."""
     from ltrsched.engine.config import pool_block_bytes, size_rounded_up
 
     if kv_cache_gib is None:
@@ -479,7 +482,7 @@ def check_workload_for_engine(workload, prompts: str) -> None:
 def expected_context(config: EngineConfig) -> tuple[int, str]:
     """The ``max_model_len`` [tokens] the real engine will take for ``config`` and where it comes from, read before
     it starts: ``--max-model-len``, else what vLLM derives from the model's config.json (RoPE scaling included:
-    :mod:`ltrsched.engine.model_context`), bounded by a ``--num-gpu-blocks`` cache as
+    :mod:`ltrsched.engine.model_context`), bounded by a stated cache (``--num-gpu-blocks``, ``--kv-cache-gib``) as
     :func:`~ltrsched.engine.runner.engine_kwargs` bounds it. A one-line :class:`UserError` where the model's
     config.json does not tell it (:func:`~ltrsched.engine.model_context.derived_context`: give --max-model-len)."""
     from ltrsched.engine.config import default_context_bound, model_dir
