@@ -94,7 +94,9 @@ def engine_options(fn):
                      help=f"With --eos model: output cap per request [tokens] [default: {DEFAULT_MAX_TOKENS}]."),
         click.option("--max-model-len", type=int, default=None,
                      help="Longest prompt + output a request may have [tokens] (vLLM's --max-model-len) [default: the "
-                          "model's context; with --emulate, the profile's, as `ltrsched simulate` takes it]."),
+                          "model's context; with --emulate, the profile's, as `ltrsched simulate` takes it; either "
+                          "bounded by what the KV cache holds where it is known before the start: stated, or with "
+                          "--emulate sized from the profile's GPU memory]."),
         click.option("--emulate", "emulate_profile", default=None, metavar="PROFILE",
                      help="No real engine: run vLLM's scheduler with the adapter on the CPU, steps timed by PROFILE."),
     ]
