@@ -251,3 +251,54 @@ def test_the_emulated_config_and_its_profile_take_the_bounded_context(options, c
 
     config, profile = emulated_config(engine_config(emulate_profile="a100-llama3-8b", **options), "a100-llama3-8b")
     assert config.max_model_len == profile.max_model_len == context
+
+
+#: llama-3-8b at bfloat16 on one GPU: 131,072 KV bytes a token, 2 MiB a block of 16 tokens; --kv-cache-gib 0.5 holds
+#: 256 blocks (one of them vLLM's null block): a context of 255 x 16 = 4,080 tokens.
+GPU = {"model": "llama-3-8b", "platform": "cuda"}
+
+
+def test_one_gpus_kv_cache_gib_bounds_the_context_as_its_blocks_and_the_emulated_engines_do():
+    """vLLM's GPU worker takes ``kv_cache_memory_bytes`` as the cache's memory, without profiling: a stated size. It
+    was taken for a profiled one (``stated_kv_blocks`` counted a CPU's only): the context stayed the model's 8,192
+    tokens, and vLLM refused to start once it had loaded the weights, where ``--num-gpu-blocks 256`` and the emulated
+    engine's ``--kv-cache-gib 0.5`` bound it to 4,080."""
+    from ltrsched.validation.engines import emulated_config, engine_config, expected_context
+
+    context, source = expected_context(engine_config(kv_cache_gib=0.5, **GPU))
+    assert (context, source) == (4080, "the KV cache of --kv-cache-gib 0.5, 256 blocks (one of them vLLM's null "
+                                       "block) x 16 tokens")
+    assert expected_context(engine_config(num_gpu_blocks=256, **GPU))[0] == context
+    emulated = engine_config(emulate_profile="a100-llama3-8b", kv_cache_gib=0.5)
+    assert emulated_config(emulated, "a100-llama3-8b")[0].max_model_len == context
+    # (each of 2 GPUs holds half of the KV heads in its 0.5 GiB: not counted, vLLM's own checks remain)
+    assert expected_context(engine_config(kv_cache_gib=0.5, tensor_parallel_size=2, **GPU))[0] == 8192
+
+
+@pytest.mark.parametrize("options, line", [
+    ({"kv_cache_gib": 0.5, "max_model_len": 8192},
+     "--max-model-len 8192 needs 513 KV blocks of 16 tokens (one of them vLLM's null block), and --kv-cache-gib 0.5 "
+     "(256 blocks of 2,097,152 bytes for llama-3-8b) holds 256, which vLLM refuses once started: give --kv-cache-gib "
+     "1.1 or more, or give --max-model-len 4080 or less"),
+    ({"kv_cache_gib": 0.001},
+     "--kv-cache-gib 0.001 holds 0 KV block(s) of 16 tokens (2,097,152 bytes each for llama-3-8b), and the engine "
+     "needs 2 (one is vLLM's null block): give --kv-cache-gib 0.004 or more"),
+])
+def test_one_gpus_kv_cache_gib_too_small_is_refused_before_the_engine_starts(options, line):
+    """Both were taken, and refused by vLLM only once the GPU engine had loaded the model (minutes)."""
+    from ltrsched.validation.engines import engine_config
+
+    with pytest.raises(UserError) as caught:
+        engine_config(**options, **GPU)
+    assert str(caught.value) == line
+    assert engine_config(kv_cache_gib=0.5, max_model_len=4080, **GPU).kv_cache_gib == 0.5
+
+
+@pytest.mark.vllm
+@pytest.mark.usefixtures("vllm_scheduler_code")
+def test_the_gpu_engine_is_started_with_the_context_its_kv_cache_gib_bounds():
+    from ltrsched.engine.runner import engine_kwargs
+    from ltrsched.validation.engines import engine_config
+
+    kwargs = engine_kwargs(engine_config(kv_cache_gib=0.5, **GPU), "dummy")
+    assert kwargs["max_model_len"] == 4080 and kwargs["kv_cache_memory_bytes"] == 2**29

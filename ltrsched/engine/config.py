@@ -284,15 +284,21 @@ def kv_cache_bytes(config: EngineConfig, path: str) -> int:
 
 def stated_kv_blocks(config: EngineConfig, path: str) -> int | None:
     """KV blocks the real engine allocates for ``config`` (vLLM's null block among them) where the options state
-    them: ``num_gpu_blocks``, or on a CPU the blocks ``kv_cache_gib`` holds (its bytes // a block's bytes,
-    :func:`pool_block_bytes`, as vLLM divides them); None where vLLM sizes the cache by profiling a GPU's memory, or
-    (left to vLLM's own checks) where config.json lacks a size. ``path``: the model directory. A KV dtype ltrsched
-    does not size (an NVFP4 KV cache, from config.json or hf_quant_config.json) is a one-line :class:`UserError`."""
+    them: ``num_gpu_blocks``, or the blocks ``kv_cache_gib`` holds (its bytes // a block's bytes,
+    :func:`pool_block_bytes`, as vLLM divides them), on a CPU and on one GPU alike: vLLM 0.32's GPU worker takes
+    ``kv_cache_memory_bytes`` as the KV cache's memory and skips its memory profiling (``determine_available_memory``;
+    a multimodal model's frontend reservation is 0 GiB by default). None where vLLM sizes the cache by profiling a
+    GPU's memory, where ``kv_cache_gib`` is each of ``tensor_parallel_size`` > 1 GPUs' (each holds its share of the
+    KV heads: not counted here), or (left to vLLM's own checks) where config.json lacks a size. ``path``: the model
+    directory. A KV dtype ltrsched does not size (an NVFP4 KV cache, from config.json or hf_quant_config.json) is a
+    one-line :class:`UserError`. A GPU's ``kv_cache_gib`` was taken for a profiled cache: the context it bounds was
+    not bounded (vLLM refused to start once it had loaded the weights), unlike ``num_gpu_blocks`` and the emulated
+    engine's ``kv_cache_gib``."""
     from ltrsched.engine.platform import CPU
 
     if config.num_gpu_blocks is not None:
         return config.num_gpu_blocks
-    if config.kv_cache_gib is None or config.platform != CPU:
+    if config.kv_cache_gib is None or (config.platform != CPU and config.tensor_parallel_size != 1):
         return None
     from ltrsched.errors import UserError
 
@@ -370,15 +376,23 @@ def full_attention_bound(blocks: int, block_size: int, context: int) -> KVBound 
 
 
 def kv_short_reason(config: EngineConfig, bound: KVBound, per_block: int | None = None, model: str = "",
-                    name: limit_rules.Name = limit_rules.option_name) -> str:
+                    name: limit_rules.Name = limit_rules.option_name, sized_from: str | None = None) -> str:
     """The one-line refusal of a KV cache that holds no request of ``config.max_model_len`` tokens, the real
     engine's and the emulated engine's, from the command line and from Python. ``bound``: the blocks it holds, those
     one request needs and the longest context it holds; ``per_block``: None where ``num_gpu_blocks`` gave the cache,
     else the bytes a block takes where ``kv_cache_gib`` gave it [bytes]; ``model``: what the block size is of, in
     words (" for llama-tiny"); ``name``: what the user calls a setting (:mod:`ltrsched.policies.limit_rules`: a
-    command line's ``--max-model-len`` by default, ``limit_rules.field_name`` for Python's ``max_model_len``)."""
+    command line's ``--max-model-len`` by default, ``limit_rules.field_name`` for Python's ``max_model_len``);
+    ``sized_from``: the profile whose GPU memory sized the cache where no size was stated (the emulated engine's
+    blocks at ``gpu_memory_utilization``, as vLLM's memory profiling sizes a GPU's), else None. It named a
+    ``--num-gpu-blocks 21`` the user had not given."""
     blocks_name, size_name, context_name = name("num_gpu_blocks"), name("kv_cache_gib"), name("max_model_len")
-    if per_block is None:
+    if sized_from is not None:
+        utilization = name("gpu_memory_utilization")
+        given = (f"the KV cache of profile {sized_from!r} (its GPU memory at {utilization} "
+                 f"{config.gpu_memory_utilization:g})")
+        fix = f"give {blocks_name} {bound.needed} or more, or a larger {utilization}"
+    elif per_block is None:
         given, fix = f"{blocks_name} {config.num_gpu_blocks}", f"give {blocks_name} {bound.needed} or more"
     else:
         given = f"{size_name} {config.kv_cache_gib:g} ({bound.blocks} blocks of {per_block:,} bytes{model})"
@@ -391,17 +405,17 @@ def kv_short_reason(config: EngineConfig, bound: KVBound, per_block: int | None 
 
 
 def emulated_kv_short(config: EngineConfig, per_block: int | None = None,
-                      name: limit_rules.Name = limit_rules.option_name) -> str | None:
+                      name: limit_rules.Name = limit_rules.option_name, sized_from: str | None = None) -> str | None:
     """The emulated engine's :func:`kv_short_reason` where its ``num_gpu_blocks`` (vLLM's null block among them)
     cannot hold one request of ``max_model_len`` tokens (every layer of its model attends fully:
     :func:`full_attention_bound`), else None (None too where ``max_model_len`` is None: the model's, which the cache
     then bounds instead, :func:`default_context_bound`). It builds vLLM's
     scheduler without vLLM's start-up check, and served what the real engine refuses (``max_model_len=4096`` on 200
-    blocks of 16 tokens). ``per_block``, ``name``: as :func:`kv_short_reason`'s."""
+    blocks of 16 tokens). ``per_block``, ``name``, ``sized_from``: as :func:`kv_short_reason`'s."""
     if config.max_model_len is None or config.num_gpu_blocks is None:
         return None
     bound = full_attention_bound(config.num_gpu_blocks, config.block_size, config.max_model_len)
-    return None if bound is None else kv_short_reason(config, bound, per_block, name=name)
+    return None if bound is None else kv_short_reason(config, bound, per_block, name=name, sized_from=sized_from)
 
 
 def default_context_bound(config: EngineConfig, context: int, path: str | None = None) -> KVBound | None:
@@ -411,9 +425,12 @@ def default_context_bound(config: EngineConfig, context: int, path: str | None =
     scaling included; the emulated engine's: its profile's or model's) bounded by what the cache holds, as
     :func:`ltrsched.engine.runner.engine_kwargs` does for vLLM. ``path``: the real engine's model directory, whose KV
     groups count (:func:`kv_bounded_context`: ``num_gpu_blocks``, or the blocks ``kv_cache_gib`` holds on a CPU); None
-    for the emulated engine, whose one KV group attends fully over its ``num_gpu_blocks``
-    (:func:`full_attention_bound`). None where ``max_model_len`` is given (checked against the cache instead:
-    :func:`kv_short_reason`), where the cache holds a request of ``context`` tokens, or where no size is stated.
+    for the emulated engine, whose one KV group attends fully over its ``num_gpu_blocks`` (:func:`full_attention_bound`),
+    stated or sized from its profile's GPU memory (``ltrsched.validation.engines.emulated_plan``: known before it
+    starts). None where ``max_model_len`` is given (checked against the cache instead: :func:`kv_short_reason`), where
+    the cache holds a request of ``context`` tokens, or where its size is not known before the start (the real engine
+    on a GPU, whose vLLM profiles the memory at its start, and refuses to start on a cache that holds no request of
+    the model's context: there, no run serves a request beyond the cache either).
 
     The emulated engine served the profile's full context on any cache: a request of ``(blocks - 1) x block_size + 1``
     tokens (its last sampled token never computed, it fits ``blocks - 1`` blocks) was served on ``--num-gpu-blocks

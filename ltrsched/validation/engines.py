@@ -62,7 +62,9 @@ def engine_options(fn):
                           "preempted."),
         click.option("--block-size", type=int, default=None,
                      help="Tokens per KV block (at most 16,777,216), for the engine and the simulator alike "
-                          "[default: 128 on a CPU (vLLM's CPU attention takes multiples of 32), 16 on a GPU]."),
+                          "[default: 128 on a CPU (vLLM's CPU attention takes multiples of 32), 16 on a GPU; with "
+                          "--emulate, the block size of the engine the profile was measured on, as `simulate` takes "
+                          "it (128 for the cpu-* profiles), else 16]."),
         click.option("--num-gpu-blocks", type=int, default=None,
                      help="KV blocks for vLLM to allocate, its null block included: 2 to 10,000,000 (default: from "
                           "--kv-cache-gib on a CPU, vLLM's memory profiling on a GPU)."),
@@ -92,7 +94,9 @@ def engine_options(fn):
                      help=f"With --eos model: output cap per request [tokens] [default: {DEFAULT_MAX_TOKENS}]."),
         click.option("--max-model-len", type=int, default=None,
                      help="Longest prompt + output a request may have [tokens] (vLLM's --max-model-len) [default: the "
-                          "model's context; with --emulate, the profile's, as `ltrsched simulate` takes it]."),
+                          "model's context; with --emulate, the profile's, as `ltrsched simulate` takes it; either "
+                          "bounded by what the KV cache holds where it is known before the start: stated, or with "
+                          "--emulate sized from the profile's GPU memory]."),
         click.option("--emulate", "emulate_profile", default=None, metavar="PROFILE",
                      help="No real engine: run vLLM's scheduler with the adapter on the CPU, steps timed by PROFILE."),
     ]
@@ -125,7 +129,7 @@ class Engine:
     driver: Any
     config: EngineConfig
     emulated_profile: Any = None
-    #: The emulated engine's context before the bound its stated KV cache put on it (its profile's) [tokens]; None
+    #: The emulated engine's context before the bound its KV cache put on it (its profile's) [tokens]; None
     #: where no bound was put (:func:`emulated_plan`).
     full_context: int | None = None
 
@@ -334,8 +338,11 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
             check_cpu_kv_cache(path, source)  # (an FP8 KV cache vLLM's CPU attention refuses once loaded)
             _check_cpu_kv_fits(kv_cache_gib, num_gpu_blocks, block_size or defaults["block_size"], model, path,
                                dtype or defaults["dtype"])
-            _check_cpu_kv_blocks(kv_cache_gib, block_size or defaults["block_size"], model, path,
-                                 dtype or defaults["dtype"])
+        if platform == CPU or tensor_parallel_size == 1:  # (one GPU's --kv-cache-gib too: stated_kv_blocks)
+            _check_kv_blocks(kv_cache_gib, block_size or defaults["block_size"], model, path,
+                             dtype or defaults["dtype"])
+    if emulate_profile is not None and block_size is None:
+        block_size = _profile_block_size(emulate_profile)
     config = EngineConfig(model=model, platform=platform, dtype=dtype or defaults["dtype"],
                           num_gpu_blocks=num_gpu_blocks, kv_cache_gib=kv_cache_gib, threads=threads,
                           max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
@@ -349,9 +356,21 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
     return config
 
 
+def _profile_block_size(emulate_profile: str) -> int | None:
+    """The emulated engine's block size [tokens] where ``--block-size`` is not given: that of the engine the profile
+    was measured on (:func:`ltrsched.sim.profiles.engine_block_size`: 128 for the ``cpu-*`` profiles), as ``simulate
+    -p PROFILE`` and a sweep take it; None for a profile that records none (the GPU default, 16, then). It took the
+    GPU default for every profile: ``replay --emulate cpu-llama-tiny`` ran on 16,381 blocks of 16 tokens where
+    ``simulate -p cpu-llama-tiny`` ran on 2,047 of 128 (and the real CPU engine takes no block size below 32)."""
+    from ltrsched.sim.profiles import engine_block_size
+
+    return engine_block_size(emulate_profile)
+
+
 def check_kv_holds_context(config: EngineConfig, path: str) -> None:
     """One-line :class:`UserError` before the real engine starts if the KV cache the options state
-    (``--num-gpu-blocks``, or on a CPU the blocks ``--kv-cache-gib`` holds: :func:`ltrsched.engine.config.stated_kv_blocks`)
+    (``--num-gpu-blocks``, or the blocks ``--kv-cache-gib`` holds on a CPU or one GPU:
+    :func:`ltrsched.engine.config.stated_kv_blocks`)
     cannot hold one request of ``--max-model-len`` tokens, counted as vLLM 0.32 counts it at its start
     (``check_enough_kv_cache_memory``: the request's blocks in each KV group, plus the null block its pool holds
     back; :func:`ltrsched.engine.config.kv_bounded_context`). vLLM refused it only after loading the model (about
@@ -436,9 +455,10 @@ def _check_cpu_kv_fits(kv_cache_gib: float | None, num_gpu_blocks: int | None, b
                         f"{available / 2**30:.1f} GiB of RAM available on this machine (of {memory_gib():.1f} GiB): {fix}")
 
 
-def _check_cpu_kv_blocks(kv_cache_gib: float | None, block_size: int, model: str, path: str, dtype: str) -> None:
-    """One-line :class:`UserError` before the CPU engine starts if ``--kv-cache-gib`` holds fewer than 2 KV blocks
-    (one is vLLM's null block): vLLM refused it once started, naming its gpu_memory_utilization and max_model_len."""
+def _check_kv_blocks(kv_cache_gib: float | None, block_size: int, model: str, path: str, dtype: str) -> None:
+    """One-line :class:`UserError` before the real engine starts (the CPU's, or one GPU's) if ``--kv-cache-gib`` holds
+    fewer than 2 KV blocks (one is vLLM's null block): vLLM refused it once started, naming its
+    gpu_memory_utilization and max_model_len."""
     from ltrsched.engine.config import pool_block_bytes, size_rounded_up
 
     if kv_cache_gib is None:
@@ -464,7 +484,7 @@ def check_workload_for_engine(workload, prompts: str) -> None:
 def expected_context(config: EngineConfig) -> tuple[int, str]:
     """The ``max_model_len`` [tokens] the real engine will take for ``config`` and where it comes from, read before
     it starts: ``--max-model-len``, else what vLLM derives from the model's config.json (RoPE scaling included:
-    :mod:`ltrsched.engine.model_context`), bounded by a ``--num-gpu-blocks`` cache as
+    :mod:`ltrsched.engine.model_context`), bounded by a stated cache (``--num-gpu-blocks``, ``--kv-cache-gib``) as
     :func:`~ltrsched.engine.runner.engine_kwargs` bounds it. A one-line :class:`UserError` where the model's
     config.json does not tell it (:func:`~ltrsched.engine.model_context.derived_context`: give --max-model-len)."""
     from ltrsched.engine.config import default_context_bound, model_dir
@@ -480,18 +500,25 @@ def expected_context(config: EngineConfig) -> tuple[int, str]:
     return context, source
 
 
-def kv_context_source(config: EngineConfig, bound) -> str:
-    """Where an engine's context comes from when the KV cache the options state bounds it (``bound``, a
+def kv_context_source(config: EngineConfig, bound, sized_from: str | None = None) -> str:
+    """Where an engine's context comes from when its KV cache bounds it (``bound``, a
     :class:`ltrsched.engine.config.KVBound`), in the words of the line refusing a longer request: the real engine's
-    and the emulated engine's (:func:`kv_context_fix` says what to do)."""
+    and the emulated engine's (:func:`kv_context_fix` says what to do). ``sized_from``: the profile whose GPU memory
+    sized the emulated engine's cache where the options state no size (its blocks at --gpu-memory-utilization), else
+    None."""
     # (keyed on --kv-cache-gib: the emulated engine's configuration holds the blocks it sized from it too)
-    stated = (f"--num-gpu-blocks {bound.blocks}" if config.kv_cache_gib is None else
+    stated = (f"profile {sized_from!r} at --gpu-memory-utilization {config.gpu_memory_utilization:g}, {bound.blocks} "
+              "blocks" if sized_from is not None else
+              f"--num-gpu-blocks {bound.blocks}" if config.kv_cache_gib is None else
               f"--kv-cache-gib {config.kv_cache_gib:g}, {bound.blocks} blocks")
     return f"the KV cache of {stated} ({bound.held}) x {config.block_size} tokens"
 
 
-def kv_context_fix(config: EngineConfig) -> str:
-    """What to do about a request longer than the context a stated KV cache bounds (:func:`kv_context_source`)."""
+def kv_context_fix(config: EngineConfig, sized_from: str | None = None) -> str:
+    """What to do about a request longer than the context a KV cache bounds (:func:`kv_context_source`)."""
+    if sized_from is not None:
+        return (f"give --num-gpu-blocks (more than {config.num_gpu_blocks}) or a larger --gpu-memory-utilization, or "
+                "leave them out")
     return ("give more --num-gpu-blocks, or leave them out" if config.kv_cache_gib is None
             else "give a larger --kv-cache-gib, or leave them out")
 
@@ -542,7 +569,8 @@ def check_emulated_fits(workload, config: EngineConfig, emulate_profile: str, ex
                         extra_from: str = "the policy") -> None:
     """One-line :class:`UserError`, before the emulated engine is built, for requests it would refuse once built
     (:func:`ltrsched.engine.replay.check_fits`): longer than its context (``--max-model-len``, else its profile's
-    bounded by a stated cache, as :func:`emulated_config` sets it: a bounded one in the real engine's words) or than its KV cache (the blocks :func:`emulated_config` sizes, less vLLM's
+    bounded by its cache, as :func:`emulated_config` sets it: a bounded one in the real engine's words) or than its KV
+    cache (the blocks :func:`emulated_config` sizes, less vLLM's
     null block; a request admitted alone may use its watermark's). ``validate`` found them at its first engine
     run, after it had replaced an earlier validation in ``--out`` (its runs and report deleted, for a refusal).
     ``extra_from``: who adds ``extra_output_tokens``, as the line names it."""
@@ -551,25 +579,34 @@ def check_emulated_fits(workload, config: EngineConfig, emulate_profile: str, ex
     from ltrsched.engine.replay import check_fits
     from ltrsched.policies.batching import BatchLimits, vllm_watermark_blocks
 
-    config, _, bound = emulated_plan(config, emulate_profile)[:3]
+    planned, profile, bound = emulated_plan(config, emulate_profile)[:3]
+    fix = _emulated_context_fix(planned, bound, cache_sized_from(config, profile))
+    config = planned
     usable = config.num_gpu_blocks - 1  # (vLLM's null block left out)
     limits = BatchLimits(max_num_batched_tokens=config.max_num_batched_tokens, max_num_seqs=config.max_num_seqs,
                          num_gpu_blocks=usable, block_size=config.block_size,
                          watermark_blocks=vllm_watermark_blocks(config.watermark, usable), watermark_when_running=True)
     context = config.max_model_len or model_context(model_dir(config.model))[0]
-    check_fits(workload, _Planned(limits, context), extra_output_tokens, fix=_emulated_context_fix(config, bound),
-               extra_from=extra_from)
+    check_fits(workload, _Planned(limits, context), extra_output_tokens, fix=fix, extra_from=extra_from)
 
 
-def _emulated_context_fix(config: EngineConfig, bound) -> str:
-    """What the emulated engine's line about a request beyond its context says to do: where a stated cache bounds the
-    context (``bound``), the real engine's words (:func:`check_context_before_start`'s), else to raise
-    ``--max-model-len`` (:attr:`ltrsched.engine.emulate.EmulatedDriver.context_fix`)."""
+def cache_sized_from(config: EngineConfig, profile) -> str | None:
+    """The name of the emulated engine's ``profile`` where its GPU memory sizes the KV cache (``config``, the options
+    as given, states no size: neither ``--num-gpu-blocks`` nor ``--kv-cache-gib``), else None: what the lines about
+    that cache name (:func:`kv_context_source`, :func:`ltrsched.engine.config.kv_short_reason`)."""
+    return profile.name if config.num_gpu_blocks is None and config.kv_cache_gib is None else None
+
+
+def _emulated_context_fix(config: EngineConfig, bound, sized_from: str | None = None) -> str:
+    """What the emulated engine's line about a request beyond its context says to do: where its cache bounds the
+    context (``bound``), the real engine's words (:func:`check_context_before_start`'s; ``sized_from``: as
+    :func:`kv_context_source`'s), else to raise ``--max-model-len``
+    (:attr:`ltrsched.engine.emulate.EmulatedDriver.context_fix`)."""
     from ltrsched.engine.emulate import EmulatedDriver
 
     if bound is None:
         return EmulatedDriver.context_fix
-    return f", its context from {kv_context_source(config, bound)}: {kv_context_fix(config)}"
+    return f", its context from {kv_context_source(config, bound, sized_from)}: {kv_context_fix(config, sized_from)}"
 
 
 @dataclass(frozen=True)
@@ -689,13 +726,15 @@ def start_engine(load_format: str | None = None, emulate_profile: str | None = N
         from ltrsched.engine.emulate import emulated_driver
         from ltrsched.engine.vllm_compat import require_vllm
 
-        config, profile, bound, full = emulated_plan(config, emulate_profile)
+        planned, profile, bound, full = emulated_plan(config, emulate_profile)
+        sized_from = cache_sized_from(config, profile)
+        config = planned
         require_vllm(cpu_only=True)
         # (a --max-model-len given was checked against the cache in the options' words: emulated_config; else the
-        # context is the profile's bounded by a stated cache, and a longer request is refused in the real engine's
-        # words)
+        # context is the profile's bounded by the cache, stated or sized from the profile's GPU memory, and a longer
+        # request is refused in the real engine's words)
         driver = emulated_driver(config, profile.step_time, check_context=False)
-        driver.context_fix = _emulated_context_fix(config, bound)
+        driver.context_fix = _emulated_context_fix(config, bound, sized_from)
         return Engine(driver, config, profile, None if bound is None else full)
     from ltrsched.engine.runner import VllmDriver
 
@@ -706,25 +745,24 @@ def emulated_config(config: EngineConfig, emulate_profile: str):
     """The emulated engine's configuration, its KV blocks (vLLM's null block among them) sized as it sizes them
     (``--num-gpu-blocks``, the blocks ``--kv-cache-gib`` holds, else the profile's GPU memory), and its profile:
     known before it starts. Its context: ``--max-model-len``, else the profile's, bounded by a cache the options
-    state as the real engine bounds the model's (:func:`ltrsched.engine.config.default_context_bound`); the profile
-    takes it too (the simulator's side). One-line :class:`UserError` for a cache of under 2 blocks or too many to
+    state or its profile's GPU memory sizes, as the real engine bounds the model's
+    (:func:`ltrsched.engine.config.default_context_bound`); the profile takes it too (the simulator's side). One-line :class:`UserError` for a cache of under 2 blocks or too many to
     build."""
     config, profile = emulated_plan(config, emulate_profile)[:2]
     return config, profile
 
 
 def emulated_plan(config: EngineConfig, emulate_profile: str):
-    """:func:`emulated_config`'s configuration and profile, the bound a cache the options state put on the profile's
-    context (None where ``--max-model-len`` is given, no size is stated, or the cache holds the context), and the
-    profile's own context [tokens], before that bound."""
+    """:func:`emulated_config`'s configuration and profile, the bound its cache (stated, or sized from the profile's
+    GPU memory) put on the profile's context (None where ``--max-model-len`` is given or the cache holds the context),
+    and the profile's own context [tokens], before that bound."""
     from dataclasses import replace
 
     from ltrsched.engine.config import default_context_bound
     from ltrsched.sim.profiles import load_profile
 
     profile = load_profile(emulate_profile)
-    # (the real engine bounds the context by a cache the options state only: vLLM sizes any other by the memory)
-    stated = config.num_gpu_blocks is not None or config.kv_cache_gib is not None
+    sized_from = cache_sized_from(config, profile)  # (the profile's GPU memory sizes the cache: the lines say so)
     if config.num_gpu_blocks is None and config.kv_cache_gib is not None:
         # the KV cache the GiB hold, as vLLM sizes it (its null block among them); it was ignored for the
         # profile's GPU memory (--kv-cache-gib 1e-9 ran with 16,381 blocks, its summary saying 1e-09 GiB)
@@ -744,14 +782,15 @@ def emulated_plan(config: EngineConfig, emulate_profile: str):
                             "--block-size or a larger utilization, or set --num-gpu-blocks")
         config = replace(config, num_gpu_blocks=blocks + 1)
     if config.max_model_len is not None:  # (the context both the emulated engine and the simulator's side take)
-        _check_emulated_kv_holds_context(config, per_token=profile.kv_bytes_per_token)
+        _check_emulated_kv_holds_context(config, per_token=profile.kv_bytes_per_token, sized_from=sized_from)
         profile = replace(profile, max_model_len=config.max_model_len)
     bound, full = None, int(profile.max_model_len)
     if config.max_model_len is None:  # (the profile's, for vLLM's scheduler too: it took the model's config.json's)
-        # bounded by what a stated cache holds, as the real engine bounds the model's: the emulated engine served a
+        # bounded by what the cache holds, as the real engine bounds the model's: the emulated engine served a
         # request of (blocks - 1) x block_size + 1 tokens that the real one refuses, and refused a longer one in
-        # other words ("can never fit the engine's KV cache")
-        bound = default_context_bound(config, int(profile.max_model_len)) if stated else None
+        # other words ("can never fit the engine's KV cache"); on a cache sized from the profile's GPU memory too
+        # (the real engine on that GPU refuses to start on a context its cache does not hold)
+        bound = default_context_bound(config, int(profile.max_model_len))
         if bound is not None:
             profile = replace(profile, max_model_len=bound.context)
         config = replace(config, max_model_len=int(profile.max_model_len))
@@ -762,13 +801,15 @@ def emulated_plan(config: EngineConfig, emulate_profile: str):
     return config, profile, bound, full
 
 
-def _check_emulated_kv_holds_context(config: EngineConfig, per_token: int) -> None:
+def _check_emulated_kv_holds_context(config: EngineConfig, per_token: int, sized_from: str | None = None) -> None:
     """The emulated engine's :func:`check_kv_holds_context`: one-line :class:`UserError` if its ``num_gpu_blocks``
     (given, or what ``--kv-cache-gib`` holds at the profile's ``per_token`` KV bytes per token) cannot hold one
     request of ``--max-model-len`` tokens (:func:`ltrsched.engine.config.emulated_kv_short`, the rule the emulated
-    engine applies from Python too, in the options' names here)."""
+    engine applies from Python too, in the options' names here). ``sized_from``: the profile whose GPU memory sized
+    the blocks where no size is stated (:func:`cache_sized_from`), named instead of a ``--num-gpu-blocks`` not given."""
     from ltrsched.engine.config import emulated_kv_short
 
-    reason = emulated_kv_short(config, None if config.kv_cache_gib is None else per_token * config.block_size)
+    reason = emulated_kv_short(config, None if config.kv_cache_gib is None else per_token * config.block_size,
+                               sized_from=sized_from)
     if reason is not None:
         raise UserError(reason)
