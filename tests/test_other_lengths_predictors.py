@@ -61,3 +61,55 @@ def test_a_classifier_that_predicts_one_bucket_for_every_prompt_is_warned(capsys
            "classifier predicts one bucket for every prompt, so it orders them by arrival" in err, err
     assert "one bucket of 100 tokens" in _prepared_stderr(capsys, "class:bucket=100", lengths, [410.0] * 19 + [450.0])
     assert _prepared_stderr(capsys, "class", lengths, predicted=[410.0] * 19 + [1230.0]) == ""
+
+
+def _classifier(path, rows, bucket: int):
+    """A length classifier (5 epochs, 4,096 buckets) trained on ``rows`` and saved at ``path``."""
+    from ltrsched.predictors.config import PredictorConfig, class_count
+    from ltrsched.predictors.predictor import Predictor
+
+    lengths = np.array([n for _, n in rows])
+    predictor = Predictor(PredictorConfig(kind="class", loss="ce", bucket=bucket, epochs=5, dim=4096,
+                                          num_classes=class_count(bucket, int(lengths.max()))))
+    predictor.fit([p for p, _ in rows], lengths)
+    predictor.save(path)
+    return predictor
+
+
+def _pareto(rows, seed: int):
+    """``rows`` with heavy-tailed lengths: Pareto (shape 1.1) from 10 tokens, every 20th at 10^6."""
+    tail = np.ceil(10 * (1 + np.random.default_rng(seed).pareto(1.1, len(rows)))).astype(np.int64)
+    return [(p, 10**6 if i % 20 == 0 else int(min(t, 10**6))) for i, ((p, _), t) in enumerate(zip(rows, tail))]
+
+
+def test_a_classifier_predicting_one_bucket_for_every_prompt_is_warned_in_evaluate_and_predict(tmp_path, capsys):
+    """Trained on a heavy tail (1,220 classes of 820 tokens, most lengths in the first), the classifier predicts
+    class 0 for every prompt: evaluate printed a Kendall tau (that of its tie-break, the expected bucket) and predict
+    wrote a predicted_length column a class policy runs first come first served, neither with a word about it."""
+    _classifier(tmp_path / "c", _pareto(english_rows(60, 0), 0), 820)
+    write_label_jsonl(tmp_path / "ev.jsonl", _pareto(english_rows(30, 1), 1))
+    r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "c", "--data", tmp_path / "ev.jsonl")
+    assert r.returncode == 0, r.stderr
+    tau = json.loads(r.stdout)["tau"]
+    assert f"warning: the classifier predicts one bucket (0-819 tokens) for all 30 prompts: a class policy on its " \
+           f"predicted_length ranks them by arrival, first come first served; its Kendall tau {tau:.3f} is that of " \
+           "the tie-break within the bucket" in r.stderr, r.stderr
+    r = run_cli_fast(capsys, "predict", "-m", tmp_path / "c", "-w", tmp_path / "ev.jsonl", "-o", tmp_path / "s.parquet")
+    assert r.returncode == 0 and "predicts one bucket (0-819 tokens) for all 30 prompts" in r.stderr, r.stderr
+    assert "tie-break" not in r.stderr  # (no tau in predict)
+
+
+def _two_kinds(rows):
+    """``rows`` as two kinds of prompt: a yes/no question (20 tokens) and a long story (500 tokens)."""
+    return [(("write a long story " if i % 2 else "answer yes or no ") + p, 500 if i % 2 else 20)
+            for i, (p, _) in enumerate(rows)]
+
+
+def test_a_classifier_predicting_several_buckets_is_not_warned(tmp_path, capsys):
+    _classifier(tmp_path / "c", _two_kinds(english_rows(60, 0)), 100)
+    write_label_jsonl(tmp_path / "ev.jsonl", _two_kinds(english_rows(30, 1)))
+    for args in (("evaluate", "--data", tmp_path / "ev.jsonl"), ("predict", "-w", tmp_path / "ev.jsonl", "-o",
+                                                                 tmp_path / "s.parquet")):
+        r = run_cli_fast(capsys, *args, "-m", tmp_path / "c")
+        assert r.returncode == 0 and "predicts one bucket" not in r.stderr, r.stderr
+
