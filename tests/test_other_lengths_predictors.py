@@ -113,3 +113,17 @@ def test_a_classifier_predicting_several_buckets_is_not_warned(tmp_path, capsys)
         r = run_cli_fast(capsys, *args, "-m", tmp_path / "c")
         assert r.returncode == 0 and "predicts one bucket" not in r.stderr, r.stderr
 
+
+def _report(tie_ceiling: float):
+    from ltrsched.predictors.label_report import LabelReport
+
+    return LabelReport(model="m", num_train=300, num_eval=100, capped_share={"train": 0.0, "eval": 0.0},
+                       served_ranker=0.687, chatgpt_ranker=None, chatgpt_ranker_on_chatgpt=None, ceiling=0.99,
+                       num_ceiling=30, prompt_length=0.5, chatgpt_length=None, tie_ceiling=tie_ceiling)
+
+
+def test_label_report_names_no_tie_ceiling_that_rounds_to_one():
+    """A reasoning model's 2,000-32,000-token lengths tie in a few pairs (ceiling 0.9996): the report said that
+    scores "reach at most 1.000". The sentence stays where the ceiling shows below 1."""
+    assert "reach at most" not in _report(0.9995958779386394).markdown("l.parquet")
+    assert "scores that never tie reach at most 0.998" in _report(0.998).markdown("l.parquet")
