@@ -127,3 +127,23 @@ def test_label_report_names_no_tie_ceiling_that_rounds_to_one():
     scores "reach at most 1.000". The sentence stays where the ceiling shows below 1."""
     assert "reach at most" not in _report(0.9995958779386394).markdown("l.parquet")
     assert "scores that never tie reach at most 0.998" in _report(0.998).markdown("l.parquet")
+
+
+def test_held_out_lengths_past_a_classifiers_classes_are_noted(tmp_path, capsys):
+    """A classifier trained on short lengths (82 classes of 100 tokens) evaluated on a reasoning model's 2,000-32,000
+    tokens: the lengths past 8,200 counted as its open last class, in its accuracy too, without a word."""
+    _classifier(tmp_path / "c", _two_kinds(english_rows(60, 0)), 100)
+    long = [(p, 2000 + 1500 * i) for i, (p, _) in enumerate(_two_kinds(english_rows(20, 1)))]  # 2,000-30,500
+    write_label_jsonl(tmp_path / "long.jsonl", long)
+    r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "c", "--data", tmp_path / "long.jsonl")
+    assert r.returncode == 0, r.stderr
+    assert "note: 15 of the 20 evaluated lengths are 8,200 tokens or more (up to 30,500), past the classifier's 82 " \
+           "classes of 100 tokens: they count as its last class (8100+ tokens), whose midpoint, 8150 tokens, is the " \
+           "longest length it predicts" in r.stderr, r.stderr
+    write_label_jsonl(tmp_path / "tr.jsonl", _two_kinds(english_rows(60, 0)))
+    r = run_cli_fast(capsys, "train", "--kind", "class", "--bucket", 100, "--epochs", 1, "--data", tmp_path / "tr.jsonl",
+                     "--eval-data", tmp_path / "long.jsonl", "-o", tmp_path / "d")
+    assert r.returncode == 0 and "note: 15 of the 20 held-out lengths are 8,200 tokens or more" in r.stderr, r.stderr
+    write_label_jsonl(tmp_path / "short.jsonl", _two_kinds(english_rows(20, 1)))
+    r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "c", "--data", tmp_path / "short.jsonl")
+    assert r.returncode == 0 and "past the classifier's" not in r.stderr, r.stderr

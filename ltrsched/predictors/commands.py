@@ -160,6 +160,7 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
         click.echo(line, err=True)
     _warn_ties(ev_lengths, "held-out lengths")  # (after the training: an error in it stays one line)
     _warn_majority(config, ev_lengths, last.get("accuracy"))
+    _note_past_classes(config, ev_lengths, "held-out")
     _warn_few(len(ev_prompts))
     click.echo(f"trained on {len(prompts)} prompts; held-out ({len(ev_prompts)}) Kendall tau-b {fmt(last['tau'], '.4f')}"
                + (f", accuracy {last['accuracy']:.3f}" if "accuracy" in last else "") + f"; wrote {shown_path(out)}")
@@ -289,6 +290,26 @@ def _warn_majority(config, lengths, accuracy: float | None) -> None:
                 else f"{low}-{low + config.bucket - 1}")  # (a bucket of 1 token said "2-2 tokens")
         click.echo(f"warning: bucket accuracy {accuracy:.3f} is no better than always predicting the most common "
                    f"bucket ({span} tokens), which {share:.3f} of these prompts fall in", err=True)
+
+
+def _note_past_classes(config, lengths, what: str) -> None:
+    """Note on stderr where some of a class model's true ``lengths`` [tokens] (``what``: "held-out") lie past the end
+    of its classes: they count as its open last class, in its accuracy too, and no prediction reaches them. Its classes
+    reach past the longest training length (:func:`~ltrsched.predictors.config.class_count`), so these are longer
+    than any it was trained on: a classifier trained on ChatGPT-like lengths (82 classes of 100 tokens) evaluated on a
+    reasoning model's 2,000-32,000 tokens counted 73 of 100 lengths as "8100+" without a word."""
+    if config is None or config.kind != "class" or not len(lengths):
+        return
+    import numpy as np
+
+    end = config.num_classes * config.bucket  # [tokens] the first length past every class
+    past = np.asarray(lengths) >= end
+    if past.any():
+        last = (config.num_classes - 1) * config.bucket
+        click.echo(f"note: {int(past.sum()):,} of the {len(lengths):,} {what} lengths are {end:,} tokens or more (up to "
+                   f"{int(np.max(lengths)):,}), past the classifier's {config.num_classes:,} classes of {config.bucket:,} "
+                   f"tokens: they count as its last class ({last}+ tokens), whose midpoint, {last + config.bucket / 2:g} "
+                   "tokens, is the longest length it predicts (a classifier trained on shorter lengths)", err=True)
 
 
 def _warn_one_class(config, predicted_lengths, lengths=None, tau: float | None = None) -> None:
@@ -439,6 +460,7 @@ def evaluate(model_dir, data, split, plot):
     _warn_ties(lengths, f"{data} lengths")
     _warn_majority(getattr(predictor, "config", None), lengths, result.get("accuracy"))  # (an ensemble has no config)
     _warn_one_class(getattr(predictor, "config", None), scored.predicted_lengths, lengths, result["tau"])
+    _note_past_classes(getattr(predictor, "config", None), lengths, "evaluated")
     if plot is not None:
         import matplotlib.pyplot as plt
 
