@@ -147,3 +147,15 @@ def test_held_out_lengths_past_a_classifiers_classes_are_noted(tmp_path, capsys)
     write_label_jsonl(tmp_path / "short.jsonl", _two_kinds(english_rows(20, 1)))
     r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "c", "--data", tmp_path / "short.jsonl")
     assert r.returncode == 0 and "past the classifier's" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("n", [2, 30, 90, 99])
+def test_the_few_prompts_warning_never_prints_its_two_standard_errors_alike(n):
+    """label-report on 99 held-out prompts (a prompts file's 100 with a duplicate left out) warned of "a standard error
+    of 0.07; 100 or more bring it to 0.07"."""
+    import re
+
+    from ltrsched.predictors.tau_noise import few_prompts_warning
+
+    here, there = re.findall(r"\d\.\d+", few_prompts_warning(n))
+    assert here != there and float(here) > float(there)
