@@ -141,8 +141,8 @@ def test_held_out_lengths_past_a_classifiers_classes_are_noted(tmp_path, capsys)
            "classes of 100 tokens: they count as its last class (8100+ tokens), whose midpoint, 8150 tokens, is the " \
            "longest length it predicts" in r.stderr, r.stderr
     write_label_jsonl(tmp_path / "tr.jsonl", _two_kinds(english_rows(60, 0)))
-    r = run_cli_fast(capsys, "train", "--kind", "class", "--bucket", 100, "--epochs", 1, "--data", tmp_path / "tr.jsonl",
-                     "--eval-data", tmp_path / "long.jsonl", "-o", tmp_path / "d")
+    r = run_cli_fast(capsys, "train", "--kind", "class", "--bucket", 100, "--epochs", 1, "--data",
+                     tmp_path / "tr.jsonl", "--eval-data", tmp_path / "long.jsonl", "-o", tmp_path / "d")
     assert r.returncode == 0 and "note: 15 of the 20 held-out lengths are 8,200 tokens or more" in r.stderr, r.stderr
     write_label_jsonl(tmp_path / "short.jsonl", _two_kinds(english_rows(20, 1)))
     r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "c", "--data", tmp_path / "short.jsonl")

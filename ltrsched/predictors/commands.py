@@ -306,10 +306,11 @@ def _note_past_classes(config, lengths, what: str) -> None:
     past = np.asarray(lengths) >= end
     if past.any():
         last = (config.num_classes - 1) * config.bucket
-        click.echo(f"note: {int(past.sum()):,} of the {len(lengths):,} {what} lengths are {end:,} tokens or more (up to "
-                   f"{int(np.max(lengths)):,}), past the classifier's {config.num_classes:,} classes of {config.bucket:,} "
-                   f"tokens: they count as its last class ({last}+ tokens), whose midpoint, {last + config.bucket / 2:g} "
-                   "tokens, is the longest length it predicts (a classifier trained on shorter lengths)", err=True)
+        click.echo(f"note: {int(past.sum()):,} of the {len(lengths):,} {what} lengths are {end:,} tokens or more "
+                   f"(up to {int(np.max(lengths)):,}), past the classifier's {config.num_classes:,} classes of "
+                   f"{config.bucket:,} tokens: they count as its last class ({last}+ tokens), whose midpoint, "
+                   f"{last + config.bucket / 2:g} tokens, is the longest length it predicts (a classifier trained on "
+                   "shorter lengths)", err=True)
 
 
 def _warn_one_class(config, predicted_lengths, lengths=None, tau: float | None = None) -> None:
