@@ -9,6 +9,10 @@ quality), then bucketed (``bucket``, by default 820 tokens), so coarse buckets l
 a real classifier's do. ``bucket=820`` is the 10-bucket baseline of earlier work; the paper's ablation also uses
 100, 10 and 1.
 
+Where every request falls in one bucket although their lengths differ (a short-answer model's lengths all under 820
+tokens; a classifier that predicts one class for every prompt) the policy is first come first served: it says so on
+stderr (:func:`one_bucket_warning`), with a width that tells the lengths apart.
+
 Calibration of the default ``tau=0.55`` (the paper's 70B ShareGPT predictor tau), measured on 2,000
 ShareGPT requests (seed 0) against the paper's Table 3 (ShareGPT): bucket 820 gives 89.7% accuracy and
 bucket tau 0.29 (paper 85.1%, 0.24); bucket 100 gives 28.3% and 0.56 (paper 28.1%, 0.49); bucket 10 gives
@@ -18,6 +22,7 @@ bucket tau 0.29 (paper 85.1%, 0.24); bucket 100 gives 28.3% and 0.56 (paper 28.1
 from __future__ import annotations
 
 import numbers
+import sys
 
 import numpy as np
 
@@ -65,6 +70,37 @@ class Classification(Policy):
         else:  # the noise model's lengths as a classifier of NOISE_BUCKET would give them (its bucket's midpoint)
             key = np.where(np.isnan(given), (np.floor(predicted / NOISE_BUCKET) + 0.5) * NOISE_BUCKET, given)
         self._bucket_of[requests["request_id"]] = key
+        spec = ",".join([f"bucket={self.bucket}"] * (self.bucket is not None) + [f"tau={self.tau:g}"] * bool(
+            np.isnan(given).any()))  # (the tau only where the noise model drew lengths)
+        warning = one_bucket_warning(key, requests["output_tokens"], given, f"{self.name}:{spec}".rstrip(":"),
+                                     self.bucket)
+        if warning:
+            print(warning, file=sys.stderr)
 
     def rank(self, view: LiveView) -> np.ndarray:
         return view.order_by(self._bucket_of.get(view.request_id))
+
+
+def one_bucket_warning(keys: np.ndarray, lengths, given: np.ndarray, spec: str, bucket: int | None) -> str | None:
+    """A one-line ``warning:`` where every request's bucket (``keys``, :meth:`Classification.prepare`'s) is one and
+    the same although their true output ``lengths`` [tokens] differ: the policy then orders them by arrival alone,
+    first come first served. ``given``: the ``predicted_length`` column (NaN where absent); ``bucket``: the policy's
+    width [tokens] (None: the column's values as they are, the noise model's :data:`NOISE_BUCKET`). A model whose
+    lengths all lie below 820 tokens (short answers) fell in one noise bucket without a word; so did a classifier that
+    predicts one class for every prompt. None where the buckets differ, or where the lengths are all equal (nothing
+    to order)."""
+    keys, lengths = np.asarray(keys), np.asarray(lengths)
+    if len(keys) < 2 or not (keys == keys[0]).all() or (lengths == lengths[0]).all():
+        return None
+    n = f"all {len(keys):,} requests"
+    fcfs = "so it orders them by arrival, first come first served"
+    if bucket is None and not np.isnan(given).any():  # (a classifier's own buckets)
+        return (f"warning: {spec}: the predicted_length column gives {n} one length ({given[0]:g} tokens): the "
+                f"classifier predicts one bucket for every prompt, {fcfs} (a classifier trained on other lengths, or "
+                "on lengths most of which fell in that bucket: train it on these, or with a smaller --bucket)")
+    width = NOISE_BUCKET if bucket is None else bucket
+    fit = max(1, int(lengths.max() - lengths.min()) // 10)
+    source = ("their predicted lengths" if not np.isnan(given).any()
+              else f"the noise model's lengths (of output lengths {lengths.min():,}-{lengths.max():,} tokens)")
+    return (f"warning: {spec}: {source} put {n} in one bucket of {width:,} tokens, {fcfs}"
+            + (f"; give class:bucket={fit} (about 10 buckets over these lengths)" if fit < width else ""))

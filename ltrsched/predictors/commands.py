@@ -160,6 +160,7 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
         click.echo(line, err=True)
     _warn_ties(ev_lengths, "held-out lengths")  # (after the training: an error in it stays one line)
     _warn_majority(config, ev_lengths, last.get("accuracy"))
+    _note_past_classes(config, ev_lengths, "held-out")
     _warn_few(len(ev_prompts))
     click.echo(f"trained on {len(prompts)} prompts; held-out ({len(ev_prompts)}) Kendall tau-b {fmt(last['tau'], '.4f')}"
                + (f", accuracy {last['accuracy']:.3f}" if "accuracy" in last else "") + f"; wrote {shown_path(out)}")
@@ -291,6 +292,51 @@ def _warn_majority(config, lengths, accuracy: float | None) -> None:
                    f"bucket ({span} tokens), which {share:.3f} of these prompts fall in", err=True)
 
 
+def _note_past_classes(config, lengths, what: str) -> None:
+    """Note on stderr where some of a class model's true ``lengths`` [tokens] (``what``: "held-out") lie past the end
+    of its classes: they count as its open last class, in its accuracy too, and no prediction reaches them. Its classes
+    reach past the longest training length (:func:`~ltrsched.predictors.config.class_count`), so these are longer
+    than any it was trained on: a classifier trained on ChatGPT-like lengths (82 classes of 100 tokens) evaluated on a
+    reasoning model's 2,000-32,000 tokens counted 73 of 100 lengths as "8100+" without a word."""
+    if config is None or config.kind != "class" or not len(lengths):
+        return
+    import numpy as np
+
+    end = config.num_classes * config.bucket  # [tokens] the first length past every class
+    past = np.asarray(lengths) >= end
+    if past.any():
+        last = (config.num_classes - 1) * config.bucket
+        click.echo(f"note: {int(past.sum()):,} of the {len(lengths):,} {what} lengths are {end:,} tokens or more "
+                   f"(up to {int(np.max(lengths)):,}), past the classifier's {config.num_classes:,} classes of "
+                   f"{config.bucket:,} tokens: they count as its last class ({last}+ tokens), whose midpoint, "
+                   f"{last + config.bucket / 2:g} tokens, is the longest length it predicts (a classifier trained on "
+                   "shorter lengths)", err=True)
+
+
+def _warn_one_class(config, predicted_lengths, lengths=None, tau: float | None = None) -> None:
+    """Warn on stderr where a class model predicts one bucket for every prompt (``predicted_lengths`` [tokens], its
+    midpoints, all equal; more than one prompt): a ``class`` policy on its ``predicted_length`` column runs them first
+    come first served. With the true ``lengths`` (differing) and ``tau``, say that the tau comes from the tie-break
+    within that bucket alone (a heavy tail's 1,220 classes of 820 tokens, 97% of the lengths in the first: tau -0.34
+    at accuracy 0.89, an order no classification policy sees)."""
+    if config is None or config.kind != "class" or predicted_lengths is None or len(predicted_lengths) < 2:
+        return
+    import numpy as np
+
+    predicted = np.asarray(predicted_lengths)
+    if not (predicted == predicted[0]).all():
+        return
+    low = int(predicted[0] // config.bucket) * config.bucket
+    span = (f"{low}+" if low // config.bucket == config.num_classes - 1 else f"{low}" if config.bucket == 1
+            else f"{low}-{low + config.bucket - 1}")  # (as _warn_majority names a bucket)
+    told = ""
+    if tau is not None and lengths is not None and not (np.asarray(lengths) == lengths[0]).all():
+        told = (f"; its Kendall tau {tau:.3f} is that of the tie-break within the bucket (its expected bucket) alone, "
+                "an order a classification policy does not see")
+    click.echo(f"warning: the classifier predicts one bucket ({span} tokens) for all {len(predicted):,} prompts: a "
+               f"class policy on its predicted_length ranks them by arrival, first come first served{told}", err=True)
+
+
 def _note_emulated_bf16(predictor, model_dir) -> None:
     """A note on stderr when a probe trained in bfloat16 runs on a CPU without native bfloat16 products: its
     features are computed as trained (its head fits them), but slower than in float32."""
@@ -368,6 +414,7 @@ def predict(model_dir, workload, out, column, split):
     _warn_unseen(predictor, len(prompts), "prompts")
     _note_cut(predictor, (_cut_last(predictor), len(prompts), "prompts"))
     _warn_constant_scores(cols[column].to_numpy(), prompts, column)
+    _warn_one_class(predictor.config, scored.predicted_lengths)
     _note_replaced(list(cols), wl.df.columns, workload)
     wl.with_df(wl.df.with_columns(**cols)).save(out)
     click.echo(f"wrote {shown_path(out)} ({len(wl)} request{'' if len(wl) == 1 else 's'}, columns {', '.join(cols)})")
@@ -413,6 +460,8 @@ def evaluate(model_dir, data, split, plot):
     _note_cut(predictor, (_cut_last(predictor), len(prompts), "evaluated prompts"))
     _warn_ties(lengths, f"{data} lengths")
     _warn_majority(getattr(predictor, "config", None), lengths, result.get("accuracy"))  # (an ensemble has no config)
+    _warn_one_class(getattr(predictor, "config", None), scored.predicted_lengths, lengths, result["tau"])
+    _note_past_classes(getattr(predictor, "config", None), lengths, "evaluated")
     if plot is not None:
         import matplotlib.pyplot as plt
 

@@ -28,6 +28,10 @@ def few_prompts_warning(n: int, what: str = "held-out prompts") -> str | None:
     least 2); None otherwise."""
     if not 2 <= n < MIN_HELD_OUT:
         return None
+    here, there = tau_standard_error(n), tau_standard_error(MIN_HELD_OUT)
+    digits = 2  # (more where two decimals print the two alike: 99 prompts said "0.07; 100 or more bring it to 0.07")
+    while f"{here:.{digits}f}" == f"{there:.{digits}f}":
+        digits += 1
     return (f"warning: a Kendall tau on only {n} {what} says little: by chance alone it has a standard error of "
-            f"{tau_standard_error(n):.2f} (scores unrelated to the lengths); {MIN_HELD_OUT} or more bring it to "
-            f"{tau_standard_error(MIN_HELD_OUT):.2f}")
+            f"{here:.{digits}f} (scores unrelated to the lengths); {MIN_HELD_OUT} or more bring it to "
+            f"{there:.{digits}f}")
