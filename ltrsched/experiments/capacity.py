@@ -14,8 +14,9 @@ relative ``tolerance`` (``high / low <= 1 + tolerance``). Halving stops early wh
 each halving's runs take longer (fewer requests share a step), and an SLO below the latency of unloaded service
 halved the rate 10 times, for minutes, before reporting none. For a TTFT SLO the search knows its floor exactly
 (:data:`UNLOADED_METRICS`): at the first rate that misses it on runs that form no queue, one more run per seed
-serves each request alone (:func:`alone_specs`), and a limit below that run's statistic is ``none`` at once
-(:meth:`Search.unloaded_reached`), one above it keeps halving. For TPOT, E2E latency, latency per token and max waiting time the floor is extrapolated
+serves each request alone up to its first token (:func:`alone_specs`, :func:`first_tokens_alone`: in this process, not
+cached), and a limit below that run's statistic is ``none`` at once (:meth:`Search.unloaded_reached`), one above it
+keeps halving. For TPOT, E2E latency, latency per token and max waiting time the floor is extrapolated
 (:meth:`Search.floor_reached`); the queueing delay, 0 unloaded, has none (:data:`FLOOR_METRICS`). The capacity is
 the bracket's low end: the highest rate seen to meet the SLOs, with ``high``, a rate seen to miss them, at most
 ``tolerance`` above it. Rates are rounded to 4 significant digits (so reruns and neighbouring searches share runs).
@@ -53,6 +54,7 @@ from ltrsched.errors import UserError
 from ltrsched.experiments.runner import RunStats
 from ltrsched.experiments.runspec import RunSpec
 from ltrsched.metrics import QUANTILES, SUMMARY_METRICS, request_metrics
+from ltrsched.results import RunResult
 
 #: Summary keys an SLO may name: each per-request metric's mean and quantiles ([s] or [s/token]).
 SLO_METRICS = tuple(f"{m}_{stat}" for m in SUMMARY_METRICS for stat in ("mean", *QUANTILES))
@@ -387,10 +389,56 @@ def alone_specs(template: RunSpec, seeds: Sequence[int]) -> list[RunSpec]:
     """The runs that serve each request of ``template``'s runs alone, one per seed: the same requests (the seed draws
     them, whatever the arrivals) arriving at :func:`min_rate` with nearly even gaps (gamma, :data:`ALONE_CV`), about
     ``1e7 / num_requests`` s apart, far longer than a request served alone takes (:func:`served_alone` checks it).
-    Cached like the search's other runs (``setting`` ``... alone``)."""
+    Served FCFS on one replica with no scoring (``policy`` ``fcfs``, ``scoring`` ``none``, no router): a request's TTFT
+    served alone is the same whatever the policy, its scores and the router (:func:`first_tokens_alone`), so the
+    configurations of a search that differ only in those share these runs."""
     rate = round_rate(min_rate(requests_per_run(template)))
     return [dataclasses.replace(template, experiment="capacity", setting=f"{template.workload} alone",
-                                arrival="gamma", cv=ALONE_CV, rate=rate, seed=seed) for seed in seeds]
+                                arrival="gamma", cv=ALONE_CV, rate=rate, seed=seed, policy="fcfs", scoring="none",
+                                replicas=1, router=None) for seed in seeds]
+
+
+def first_tokens_alone(spec: RunSpec) -> RunResult:
+    """Serve ``spec``'s requests (an :func:`alone_specs` run) up to their first token: simulated in this process (not
+    cached: it costs about what reading a cached run does) with each request's output cut to one token, so each takes
+    its prompt's prefill steps instead of one step more per output token (sharegpt, 2,000 requests, a100-llama3-8b,
+    seeds 0-1: 2,020 and 2,025 steps, 0.06 s of CPU once the workload is built, where serving every output token took
+    544,862 and 548,995 steps; ``capacity --quick --slo ttft_p90=0.02``, which measures the floor for its five
+    policies, from 46.7 to 8.5 s of CPU, one core of the 2-core Xeon machine at load 5-9, 2026-12-07).
+
+    Each request's TTFT there is, to the bit, its TTFT served alone with its whole output, under the template's
+    policy, scoring and router (tested on several workloads, configurations, policies and clusters in
+    tests/test_capacity_unloaded.py). Served alone (:func:`served_alone`, checked on this run: it was scheduled at its
+    arrival, on an engine every earlier request had left with its KV), a request's steps up to its first token
+    depend only on its prompt, its arrival time and the configuration:
+
+    * the batch: a policy only orders the live requests (the simulator checks that its rank is a permutation), and
+      its hooks (``on_step``, ...) touch no batch, so the order of one request is that request whatever the policy,
+      its scores or the output lengths they come from; ``batching.form_batch`` then reads the request's uncomputed
+      prompt tokens, its computed tokens and residency and the blocks in use (none but its own), no output length;
+    * no preemption: while its prompt is computed the request holds at most its prompt's blocks, fewer than the most
+      it ever holds, which the run's fit check keeps within what a request alone may use; it is the one resident;
+    * the step's time is the profile's of the step's shape (prefill tokens, attention pairs, one sequence);
+    * the clock starts at the arrival time and each step ends at its start plus that time (the same floats), and the
+      first token is sampled at the end of the step that computes the prompt's last token: before it the request
+      has generated nothing, so the finish rule (generated >= output, a policy's extra tokens included) cannot end
+      it sooner with any output length >= 1;
+    * a cluster's replica runs the lone replica's loop with the same limits, and alone the router can only pick an
+      idle replica, like every other; the preemption-thrash guard, scaled by the output tokens, acts only on
+      preemptions.
+
+    Cutting the outputs refuses nothing the template's runs ran (the fit checks need at most prompt + output
+    tokens), and the one-token run is served alone wherever the whole one was (each request finishes sooner).
+    Without the policy the run reads no score (the approximate oracle's ``ltr:tau=`` scores from one-token outputs,
+    all tied, warned that the tau was out of reach)."""
+    from ltrsched.experiments.runner import _sim_config, build_workload
+    from ltrsched.policies import make_policy
+    from ltrsched.sim import simulate
+
+    workload = build_workload(spec)
+    df = workload.df
+    workload = workload.with_df(df.with_columns(pl.lit(1, dtype=df.schema["output_tokens"]).alias("output_tokens")))
+    return simulate(workload, make_policy(spec.policy), _sim_config(spec))
 
 
 def served_alone(requests: pl.DataFrame) -> bool:
@@ -614,6 +662,7 @@ def search_capacity(templates: Sequence[RunSpec], slos: Sequence[Slo], seeds: Se
             s.rule_out(bound)
             _say(f"capacity: {describe(s.template)}: none; {bound}", bar)
     tally = RunStats()
+    served: dict[RunSpec, RunResult] = {}  # the runs serving each request alone, by spec (first_tokens_alone)
     while True:
         open_ = [(s, s.next_rate) for s in searches if s.next_rate is not None]
         if not open_:
@@ -633,15 +682,15 @@ def search_capacity(templates: Sequence[RunSpec], slos: Sequence[Slo], seeds: Se
                 services = None if s.low is not None else [service_summary(load_requests(out, spec))
                                                            for spec in batch[id(s)]]
                 points[id(s)] = evaluate(slos, rate, [load_summary(out, spec) for spec in batch[id(s)]], services)
-        alone = {id(s): alone_specs(s.template, seeds) for s, _ in open_ if s.needs_unloaded(points[id(s)])}
-        if alone:  # (one batch for every search that needs it)
-            tally.merge(run_all([spec for specs in alone.values() for spec in specs], out, backend=backend, bar=bar,
-                                progress=False))
-            for s, _ in open_:
-                if id(s) in alone:
-                    runs = [load_requests(out, spec) for spec in alone[id(s)]]
-                    s.unloaded = (unloaded_floor(slos, [load_summary(out, spec) for spec in alone[id(s)]])
-                                  if all(served_alone(r) for r in runs) else {})
+        for s, _ in open_:
+            if s.needs_unloaded(points[id(s)]):
+                specs = alone_specs(s.template, seeds)
+                for spec in specs:  # (each served once: searches that differ only in policy or router share them)
+                    if spec not in served:
+                        served[spec] = first_tokens_alone(spec)
+                runs = [served[spec] for spec in specs]
+                s.unloaded = (unloaded_floor(slos, [r.summary for r in runs])
+                              if all(served_alone(r.requests) for r in runs) else {})
         for s, rate in open_:
             s.record(points[id(s)])
             if s.floor is not None:
