@@ -127,3 +127,15 @@ def test_a_bound_below_the_limit_leaves_the_extrapolating_floor_rule_on():
         search.record(evaluate([slo], rate, [summary], [{"e2e_latency_p90": 3.0}]))
     assert search.status == "none" and len(search.points) == 3 and search.floor is not None
     assert not isinstance(search.floor, AloneBound)
+
+
+@pytest.mark.parametrize("timed", [dict(duration=5.0), dict(stop_time=100.0)])
+def test_a_template_whose_runs_keep_only_some_requests_measures_no_floor_or_bound(timed):
+    """With a duration (or a stop time) each rate's runs summarise another subset of the requests (lmsys-like, 30
+    requests, duration 5 s: 14 at 4 req/s, 8 at 1), and the alone run served 1: its floor held of no run."""
+    from ltrsched.experiments.capacity import Search, evaluate
+
+    point = evaluate([Slo("ttft_p90", 0.01)], 4.0, [{"ttft_p90": 0.03, "queueing_delay_p90": 0.0, "tpot_p90": 0.02}])
+    assert point.queue_free and not point.meets
+    assert Search(TEMPLATE, 4.0, 0.05, 1024.0).needs_unloaded(point)
+    assert not Search(dataclasses.replace(TEMPLATE, **timed), 4.0, 0.05, 1024.0).needs_unloaded(point)

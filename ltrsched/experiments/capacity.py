@@ -650,8 +650,12 @@ class Search:
         ``point``: no rate has met the SLOs, ``point`` misses one on a :data:`UNLOADED_METRICS` or
         :data:`ALONE_BOUNDED_METRICS` metric with runs that formed no queue (:attr:`RatePoint.queue_free`: above
         capacity the halvings go on whatever the floor, and a search that then finds its capacity would pay the runs
-        for nothing), and none was measured yet."""
-        return (self.unloaded is None and self.low is None and not point.meets and point.queue_free
+        for nothing), and none was measured yet. Never for a template with a ``duration`` or a ``stop_time``: its runs
+        summarise only the requests that arrive, or finish, in time, another set at each rate, which the alone runs do
+        not serve (lmsys-like, 30 requests, ``duration`` 5 s: 14 requests at 4 req/s, 8 at 1, and 1 in the alone
+        run, whose floor was that one request's TTFT)."""
+        timed = self.template.duration is not None or self.template.stop_time is not None
+        return (self.unloaded is None and self.low is None and not point.meets and point.queue_free and not timed
                 and any(m.rsplit("_", 1)[0] in UNLOADED_METRICS + ALONE_BOUNDED_METRICS for m in point.violated))
 
     def floor_reached(self, point: RatePoint) -> Floor | None:
