@@ -558,7 +558,7 @@ class AloneBound(Floor):
     def __str__(self) -> str:
         metric = self.metric.rsplit("_", 1)[0]
         unit = " s/token" if metric == "latency_per_token" else " s"
-        extra = f" (its policy's {self.extra_tokens} extra tokens included)" if self.extra_tokens else ""
+        extra = f", its policy's {self.extra_tokens} extra tokens included" if self.extra_tokens else ""
         later = f" plus {self.step:.4g} s (the profile's lightest step) per later output token{extra}"
         per = {"e2e_latency": later, "latency_per_token": f"{later}, over its output tokens"}.get(metric, "")
         return (f"{self.metric} {self.value:.4g} > {self.limit:g} at {self.rate:g} req/s, and at every rate: ruled out "
