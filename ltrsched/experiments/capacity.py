@@ -14,8 +14,11 @@ relative ``tolerance`` (``high / low <= 1 + tolerance``). Halving stops early wh
 each halving's runs take longer (fewer requests share a step), and an SLO below the latency of unloaded service
 halved the rate 10 times, for minutes, before reporting none. For a TTFT SLO the search knows its floor exactly
 (:data:`UNLOADED_METRICS`): at the first rate that misses it on runs that form no queue, one more run per seed
-serves each request alone (:func:`alone_specs`), and a limit below that run's statistic is ``none`` at once
-(:meth:`Search.unloaded_reached`), one above it keeps halving. For TPOT, E2E latency, latency per token and max waiting time the floor is extrapolated
+serves each request alone up to its first token (:func:`alone_specs`, :func:`first_tokens_alone`: in this process, not
+cached), and a limit below that run's statistic is ``none`` at once (:meth:`Search.unloaded_reached`), one above it
+keeps halving. The same runs give a safe lower bound (not exact) on the E2E latency, latency per token and max waiting
+time (:data:`ALONE_BOUNDED_METRICS`), measured where such an SLO is missed likewise: a limit below it is ``none`` at
+once too. For TPOT, E2E latency, latency per token and max waiting time the floor is otherwise extrapolated
 (:meth:`Search.floor_reached`); the queueing delay, 0 unloaded, has none (:data:`FLOOR_METRICS`). The capacity is
 the bracket's low end: the highest rate seen to meet the SLOs, with ``high``, a rate seen to miss them, at most
 ``tolerance`` above it. Rates are rounded to 4 significant digits (so reruns and neighbouring searches share runs).
@@ -53,6 +56,7 @@ from ltrsched.errors import UserError
 from ltrsched.experiments.runner import RunStats
 from ltrsched.experiments.runspec import RunSpec
 from ltrsched.metrics import QUANTILES, SUMMARY_METRICS, request_metrics
+from ltrsched.results import RunResult
 
 #: Summary keys an SLO may name: each per-request metric's mean and quantiles ([s] or [s/token]).
 SLO_METRICS = tuple(f"{m}_{stat}" for m in SUMMARY_METRICS for stat in ("mean", *QUANTILES))
@@ -372,8 +376,9 @@ def slo_bound(template: RunSpec, slos: Sequence[Slo]) -> Bound | None:
 #:
 #: Not the later tokens: a token after a recompute comes from a prefill step, which on a short context can take less
 #: than the decode step alone (a100-llama3-8b: prefill 4.2e-9 s per pair, decode 1.4e-7 s per KV token; below ~66
-#: tokens of context), so TPOT, E2E latency, latency per token and the max waiting time keep the extrapolating rule
-#: (:meth:`Search.floor_reached`), though none was seen faster under load: every policy (fcfs, srtf, ltr, ltr with
+#: tokens of context), so TPOT, E2E latency, latency per token and the max waiting time have no exact floor and keep
+#: the extrapolating rule (:meth:`Search.floor_reached`; the last three also a safe bound:
+#: :data:`ALONE_BOUNDED_METRICS`), though none was seen faster under load: every policy (fcfs, srtf, ltr, ltr with
 #: starvation prevention, mlfq, po, class), swap and recompute with 600 KV blocks, chunked or not, paper and vllm-v1
 #: semantics, on lmsys-like, sharegpt and a Pareto-tailed variant (a100-llama3-8b), lmsys-like on a100-llama3-70b-tp8,
 #: sharegpt on cpu-smollm2, 150 requests at 0.5 to 128 req/s each: no request's TTFT, TPOT, E2E latency, latency per
@@ -387,10 +392,58 @@ def alone_specs(template: RunSpec, seeds: Sequence[int]) -> list[RunSpec]:
     """The runs that serve each request of ``template``'s runs alone, one per seed: the same requests (the seed draws
     them, whatever the arrivals) arriving at :func:`min_rate` with nearly even gaps (gamma, :data:`ALONE_CV`), about
     ``1e7 / num_requests`` s apart, far longer than a request served alone takes (:func:`served_alone` checks it).
-    Cached like the search's other runs (``setting`` ``... alone``)."""
+    Served FCFS on one replica with no scoring (``policy`` ``fcfs``, ``scoring`` ``none``, no router): a request's TTFT
+    served alone is the same whatever the policy, its scores and the router (:func:`first_tokens_alone`), so the
+    configurations of a search that differ only in those share these runs."""
     rate = round_rate(min_rate(requests_per_run(template)))
     return [dataclasses.replace(template, experiment="capacity", setting=f"{template.workload} alone",
-                                arrival="gamma", cv=ALONE_CV, rate=rate, seed=seed) for seed in seeds]
+                                arrival="gamma", cv=ALONE_CV, rate=rate, seed=seed, policy="fcfs", scoring="none",
+                                replicas=1, router=None) for seed in seeds]
+
+
+def first_tokens_alone(spec: RunSpec) -> RunResult:
+    """Serve ``spec``'s requests (an :func:`alone_specs` run) up to their first token: simulated in this process (not
+    cached: it costs about what reading a cached run does) with each request's output cut to one token, so each takes
+    its prompt's prefill steps instead of one step more per output token (sharegpt, 2,000 requests, a100-llama3-8b,
+    seeds 0-1: 2,020 and 2,025 steps, 0.06 s of CPU once the workload is built, where serving every output token took
+    544,862 and 548,995 steps; ``capacity --quick --slo ttft_p90=0.02``, which measures the floor for its five
+    policies, from 46.7 to 8.5 s of CPU, one core of the 2-core Xeon machine at load 5-9, 2026-12-07).
+
+    Each request's TTFT there is, to the bit, its TTFT served alone with its whole output, under the template's
+    policy, scoring and router (tested on several workloads, configurations, policies and clusters in
+    tests/test_capacity_unloaded.py). Served alone (:func:`served_alone`, checked on this run: it was scheduled at its
+    arrival, on an engine every earlier request had left with its KV), a request's steps up to its first token
+    depend only on its prompt, its arrival time and the configuration:
+
+    * the batch: a policy only orders the live requests (the simulator checks that its rank is a permutation), and
+      its hooks (``on_step``, ...) touch no batch, so the order of one request is that request whatever the policy,
+      its scores or the output lengths they come from; ``batching.form_batch`` then reads the request's uncomputed
+      prompt tokens, its computed tokens and residency and the blocks in use (none but its own), no output length;
+    * no preemption: while its prompt is computed the request holds at most its prompt's blocks, fewer than the most
+      it ever holds, which the run's fit check keeps within what a request alone may use; it is the one resident;
+    * the step's time is the profile's of the step's shape (prefill tokens, attention pairs, one sequence);
+    * the clock starts at the arrival time and each step ends at its start plus that time (the same floats), and the
+      first token is sampled at the end of the step that computes the prompt's last token: before it the request
+      has generated nothing, so the finish rule (generated >= output, a policy's extra tokens included) cannot end
+      it sooner with any output length >= 1;
+    * a cluster's replica runs the lone replica's loop with the same limits, and alone the router can only pick an
+      idle replica, like every other; the preemption-thrash guard, scaled by the output tokens, acts only on
+      preemptions.
+
+    Cutting the outputs refuses nothing the template's runs ran (the fit checks need at most prompt + output
+    tokens), and the one-token run is served alone wherever the whole one was (each request finishes sooner).
+    Without the policy the run reads no score (the approximate oracle's ``ltr:tau=`` scores from one-token outputs,
+    all tied, warned that the tau was out of reach). The requests keep their whole output lengths in
+    :data:`WHOLE_OUTPUT` (for :func:`alone_bounds`)."""
+    from ltrsched.experiments.runner import _sim_config, build_workload
+    from ltrsched.policies import make_policy
+    from ltrsched.sim import simulate
+
+    workload = build_workload(spec)
+    df = workload.df
+    workload = workload.with_df(df.with_columns(pl.col("output_tokens").alias(WHOLE_OUTPUT),
+                                                pl.lit(1, dtype=df.schema["output_tokens"]).alias("output_tokens")))
+    return simulate(workload, make_policy(spec.policy), _sim_config(spec))
 
 
 def served_alone(requests: pl.DataFrame) -> bool:
@@ -419,6 +472,68 @@ def unloaded_floor(slos: Sequence[Slo], alone: Sequence[dict]) -> dict[str, floa
     return out
 
 
+#: Metrics with a safe lower bound (not exact) from the runs serving each request alone (:func:`alone_bounds`). Per
+#: request, with ``a`` its TTFT served alone (:data:`UNLOADED_METRICS`: its TTFT at any rate is at least ``a``), ``o``
+#: its output tokens (the workload's), ``s = o + x`` those it is served (``x``: the policy's extra tokens, PO's length
+#: estimate) and ``L`` the profile's lightest step (:func:`lightest_step_s`), at any rate:
+#:
+#: * E2E latency >= ``a + (s - 1) L``: after its first token the request samples its ``s - 1`` other tokens
+#:   each in a step of its own (a step samples at most one token of a request: a decode, or the prefill of a chunk or
+#:   a recompute ending at its prompt's or context's last token), on its one replica, whose steps run one after the
+#:   other, each at least ``L`` long (every step computes a token of a sequence; swaps only add time);
+#: * latency per token >= ``(a + (s - 1) L) / o`` (the E2E latency over the workload's output tokens);
+#: * max waiting time >= ``a`` (it is at least the TTFT).
+#:
+#: Each statistic of values each at least their bound is at least the bound's statistic, and so is the mean over the
+#: seeds. Not exact: served alone, a later token's step is a decode of the request's context, longer than ``L`` by its
+#: attention (a100-llama3-8b, 2,000 requests, seed 0, each statistic served alone above its bound by: sharegpt
+#: 0.11-0.48% for E2E latency, 0.16-0.45% per token, 0-0.07% for max waiting time; lmsys-like 0.19-1.03%, 0.17-0.43%,
+#: 0-0.05%), and the later tokens after a recompute can be quicker than those decodes, which is why no exact floor of
+#: these metrics exists. TPOT has none beyond ``L`` (:func:`slo_bound`), which the search checks before any run.
+#:
+#: What it saves, at limits 1% below the bound (0.05% for latency per token; fcfs on a100-llama3-8b): sharegpt, 200
+#: requests, seeds 0-1: E2E latency mean, P50 and P90, max waiting time mean and P90, latency per token P99 halved 10
+#: times (11 rates, 22 runs) to ``none``, E2E P99 7 rates, max waiting time P99 4, latency per token mean 8 and P90 9;
+#: each now ``none`` at the first rate (2 runs and the 2 runs serving each request alone). lmsys-like, 30 requests,
+#: seed 0: the E2E latency's four statistics and the mean max waiting time 11 rates, now 1.
+ALONE_BOUNDED_METRICS = ("e2e_latency", "latency_per_token", "max_waiting_time")
+#: What the rounding of a run's clock may take off each step's measured length [s]: each step's end is the float
+#: nearest its start plus its time, and clock readings stay below 2**28 s (arrivals end by 1e8 s,
+#: ``MAX_ARRIVAL_TIME_S``), where float64's spacing is at most this.
+ALONE_STEP_SLACK_S = float(np.spacing(2.0**28))
+#: The column of :func:`first_tokens_alone`'s requests that keeps each request's whole output length [tokens].
+WHOLE_OUTPUT = "whole_output_tokens"
+
+
+def alone_bounds(slos: Sequence[Slo], alone: Sequence[pl.DataFrame], step_s: float,
+                 extra_tokens: int = 0) -> dict[str, float]:
+    """Per SLO on an :data:`ALONE_BOUNDED_METRICS` metric, a safe lower bound on its mean over the seeds at any rate
+    [s or s/token]: the mean over the seeds of the statistic (as :func:`ltrsched.metrics.summarize` takes it) of each
+    request's bound, from ``alone`` (:func:`first_tokens_alone`'s requests, one frame per seed, each served alone:
+    their ``ttft`` and :data:`WHOLE_OUTPUT`), ``step_s``, the profile's lightest step [s] (0 where unknown), less
+    :data:`ALONE_STEP_SLACK_S` per later token, and ``extra_tokens``, the policy's extra output tokens per request;
+    then less :data:`BOUND_SLACK_S` and :data:`BOUND_SLACK_REL` as :func:`unloaded_floor`. Below a limit it rules
+    nothing out: the metric may still have no rate that meets it."""
+    step = max(0.0, step_s - ALONE_STEP_SLACK_S)
+    per_seed = []
+    for requests in alone:
+        ttft = requests["ttft"].to_numpy().astype(np.float64)
+        outputs = requests[WHOLE_OUTPUT].to_numpy().astype(np.float64)
+        e2e = ttft + (outputs + extra_tokens - 1) * step
+        per_seed.append({"e2e_latency": e2e, "latency_per_token": e2e / outputs, "max_waiting_time": ttft})
+    out = {}
+    for slo in slos:
+        metric, stat = slo.metric.rsplit("_", 1)
+        if metric not in ALONE_BOUNDED_METRICS or not per_seed:
+            continue
+        values = [bounds[metric] for bounds in per_seed]
+        if not all(len(v) and np.isfinite(v).all() for v in values):
+            continue
+        stats = [float(v.mean()) if stat == "mean" else float(np.quantile(v, QUANTILES[stat])) for v in values]
+        out[slo.metric] = _mean(stats) * (1 - BOUND_SLACK_REL) - BOUND_SLACK_S
+    return out
+
+
 @dataclass(frozen=True)
 class UnloadedFloor(Floor):
     """Why a search stopped halving: ``metric`` [s] was ``value`` (mean over seeds) at ``rate`` [req/s] and is at least
@@ -429,6 +544,26 @@ class UnloadedFloor(Floor):
         return (f"{self.metric} {self.value:.4g} > {self.limit:g} at {self.rate:g} req/s, and at every rate: ruled out "
                 f"by the floor of unloaded service, {self.bound:.4g} s with each request served alone (no request's "
                 f"{self.metric.rsplit('_', 1)[0]} is shorter under load)")
+
+
+@dataclass(frozen=True)
+class AloneBound(Floor):
+    """Why a search stopped halving: ``metric`` [s or s/token] was ``value`` (mean over seeds) at ``rate`` [req/s] and
+    is at least ``bound`` at every rate (:func:`alone_bounds`, from each request served alone and ``step``, the
+    profile's lightest step [s]), above its SLO's ``limit``."""
+
+    step: float = 0.0
+    extra_tokens: int = 0  # the policy's extra output tokens per request (PO's length estimate), counted in the bound
+
+    def __str__(self) -> str:
+        metric = self.metric.rsplit("_", 1)[0]
+        unit = " s/token" if metric == "latency_per_token" else " s"
+        extra = f", its policy's {self.extra_tokens} extra tokens included" if self.extra_tokens else ""
+        later = f" plus {self.step:.4g} s (the profile's lightest step) per later output token{extra}"
+        per = {"e2e_latency": later, "latency_per_token": f"{later}, over its output tokens"}.get(metric, "")
+        return (f"{self.metric} {self.value:.4g} > {self.limit:g} at {self.rate:g} req/s, and at every rate: ruled out "
+                f"by the bound from unloaded service, {self.bound:.4g}{unit}: each request's ttft served alone{per} "
+                f"(no request's {metric} is below it under load)")
 
 
 @dataclass
@@ -447,10 +582,17 @@ class Search:
     high: float | None = None
     points: dict[float, RatePoint] = field(default_factory=dict)
     done: bool = False
-    floor: Floor | UnloadedFloor | None = None  # set where halving stopped because no lower rate can meet an SLO
+    #: set where halving stopped because no lower rate can meet an SLO (an UnloadedFloor or AloneBound where the runs
+    #: serving each request alone showed it)
+    floor: Floor | None = None
     #: Each SLO's floor of unloaded service (:func:`unloaded_floor`), measured at the first rate that missed such an
     #: SLO while no rate had met the SLOs; None: not measured (or its runs were not served alone)
     unloaded: dict[str, float] | None = None
+    #: Each SLO's safe bound from the same runs (:func:`alone_bounds`, [s or s/token]), measured with :attr:`unloaded`
+    alone_bounds: dict[str, float] = field(default_factory=dict)
+    #: The profile's lightest step [s] (0: unknown) and the policy's extra output tokens that :attr:`alone_bounds` used
+    alone_step: float = 0.0
+    alone_extra_tokens: int = 0
     bound: Bound | None = None  # set where the profile alone ruled every rate out, before any run (rule_out)
     _next: float | None = None
 
@@ -497,15 +639,24 @@ class Search:
             bound = (self.unloaded or {}).get(metric)
             if bound is not None and bound > point.limits[metric]:
                 return UnloadedFloor(metric, point.rate, point.means[metric], point.limits[metric], bound)
+            bound = self.alone_bounds.get(metric)
+            if bound is not None and bound > point.limits[metric]:
+                return AloneBound(metric, point.rate, point.means[metric], point.limits[metric], bound,
+                                  self.alone_step, self.alone_extra_tokens)
         return None
 
     def needs_unloaded(self, point: RatePoint) -> bool:
         """Whether the search should measure its floor of unloaded service (:func:`alone_specs`) before taking
-        ``point``: no rate has met the SLOs, ``point`` misses one on a :data:`UNLOADED_METRICS` metric with runs that
-        formed no queue (:attr:`RatePoint.queue_free`: above capacity the halvings go on whatever the floor, and a
-        search that then finds its capacity would pay the runs for nothing), and none was measured yet."""
-        return (self.unloaded is None and self.low is None and not point.meets and point.queue_free
-                and any(m.rsplit("_", 1)[0] in UNLOADED_METRICS for m in point.violated))
+        ``point``: no rate has met the SLOs, ``point`` misses one on a :data:`UNLOADED_METRICS` or
+        :data:`ALONE_BOUNDED_METRICS` metric with runs that formed no queue (:attr:`RatePoint.queue_free`: above
+        capacity the halvings go on whatever the floor, and a search that then finds its capacity would pay the runs
+        for nothing), and none was measured yet. Never for a template with a ``duration`` or a ``stop_time``: its runs
+        summarise only the requests that arrive, or finish, in time, another set at each rate, which the alone runs do
+        not serve (lmsys-like, 30 requests, ``duration`` 5 s: 14 requests at 4 req/s, 8 at 1, and 1 in the alone
+        run, whose floor was that one request's TTFT)."""
+        timed = self.template.duration is not None or self.template.stop_time is not None
+        return (self.unloaded is None and self.low is None and not point.meets and point.queue_free and not timed
+                and any(m.rsplit("_", 1)[0] in UNLOADED_METRICS + ALONE_BOUNDED_METRICS for m in point.violated))
 
     def floor_reached(self, point: RatePoint) -> Floor | None:
         """Whether ``point``, a halving that missed, shows that no lower rate meets one of its missed SLOs.
@@ -614,6 +765,7 @@ def search_capacity(templates: Sequence[RunSpec], slos: Sequence[Slo], seeds: Se
             s.rule_out(bound)
             _say(f"capacity: {describe(s.template)}: none; {bound}", bar)
     tally = RunStats()
+    served: dict[RunSpec, RunResult] = {}  # the runs serving each request alone, by spec (first_tokens_alone)
     while True:
         open_ = [(s, s.next_rate) for s in searches if s.next_rate is not None]
         if not open_:
@@ -633,19 +785,36 @@ def search_capacity(templates: Sequence[RunSpec], slos: Sequence[Slo], seeds: Se
                 services = None if s.low is not None else [service_summary(load_requests(out, spec))
                                                            for spec in batch[id(s)]]
                 points[id(s)] = evaluate(slos, rate, [load_summary(out, spec) for spec in batch[id(s)]], services)
-        alone = {id(s): alone_specs(s.template, seeds) for s, _ in open_ if s.needs_unloaded(points[id(s)])}
-        if alone:  # (one batch for every search that needs it)
-            tally.merge(run_all([spec for specs in alone.values() for spec in specs], out, backend=backend, bar=bar,
-                                progress=False))
-            for s, _ in open_:
-                if id(s) in alone:
-                    runs = [load_requests(out, spec) for spec in alone[id(s)]]
-                    s.unloaded = (unloaded_floor(slos, [load_summary(out, spec) for spec in alone[id(s)]])
-                                  if all(served_alone(r) for r in runs) else {})
+        for s, _ in open_:
+            if s.needs_unloaded(points[id(s)]):
+                specs = alone_specs(s.template, seeds)
+                for spec in specs:  # (each served once: searches that differ only in policy or router share them)
+                    if spec not in served:
+                        served[spec] = first_tokens_alone(spec)
+                runs = [served[spec] for spec in specs]
+                alone = all(served_alone(r.requests) for r in runs)
+                s.unloaded = unloaded_floor(slos, [r.summary for r in runs]) if alone else {}
+                s.alone_step, s.alone_extra_tokens = _lightest_step(s.template), _extra_tokens(s.template)
+                s.alone_bounds = (alone_bounds(slos, [r.requests for r in runs], s.alone_step, s.alone_extra_tokens)
+                                  if alone else {})
         for s, rate in open_:
             s.record(points[id(s)])
             if s.floor is not None:
                 _say(f"capacity: {describe(s.template)}: none; {s.floor}", bar)
+
+
+def _lightest_step(template: RunSpec) -> float:
+    """:func:`lightest_step_s` of ``template``'s profile [s]; 0 where it has none (a step then takes at least 0)."""
+    from ltrsched.sim.simulate import resolve_profile
+
+    return lightest_step_s(resolve_profile(template.profile)) or 0.0
+
+
+def _extra_tokens(template: RunSpec) -> int:
+    """The output tokens ``template``'s policy adds to every request (PO's length estimate; 0 for most)."""
+    from ltrsched.policies import make_policy
+
+    return int(make_policy(template.policy).extra_output_tokens)
 
 
 def _check_list(values, argument: str, expected: str, empty_ok: bool = False) -> list:

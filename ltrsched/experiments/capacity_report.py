@@ -55,7 +55,8 @@ def capacity_table(searches: Sequence[Search], seeds: int) -> pl.DataFrame:
     """One row per configuration: its fields, ``capacity_rps`` (None if no rate met the SLOs), the
     bracket [req/s], the SLOs missed at the bracket's top (``stopped: preemption thrash`` where its runs were), rates
     tried, runs used (those at each rate, and the runs serving each request alone where the search measured its floor
-    of unloaded service: :attr:`Search.unloaded`), status."""
+    of unloaded service, :attr:`Search.unloaded`: one per seed, up to each request's first token, simulated in the
+    main process and shared by the configurations that differ only in policy, scoring or router), status."""
     columns = varying_fields([s.template for s in searches])
     rows = []
     for s in searches:

@@ -1,0 +1,141 @@
+"""Capacity's safe bounds from the runs serving each request alone: no request's E2E latency is below its TTFT served
+alone plus the profile's lightest step per later output token (nor its latency per token below that over its output
+tokens, nor its max waiting time below its TTFT alone), whatever the load, so an SLO below the bound is `none` at the
+first rate that misses it, where it halved 10 times before."""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+
+import numpy as np
+import polars as pl
+import pytest
+
+from conftest import make_workload
+from ltrsched.experiments import capacity
+from ltrsched.experiments.capacity import (ALONE_STEP_SLACK_S, WHOLE_OUTPUT, AloneBound, Slo, alone_bounds,
+                                           lightest_step_s, search_capacity, served_alone)
+from ltrsched.experiments.runspec import RunSpec
+from ltrsched.sim.profiles import load_profile
+from test_capacity_floor import heavy_overheads
+
+TEMPLATE = RunSpec("capacity", "s", "fcfs", workload="lmsys-like", policy="fcfs", profile="a100-llama3-8b",
+                   num_requests=30, arrival="poisson")
+
+
+@pytest.mark.parametrize("policy", ["fcfs", "srtf", "ltr:tau=0.62,starve=20,quantum=2", "mlfq", "po", "class"])
+def test_no_requests_metric_under_load_is_below_its_bound_from_its_ttft_alone(tmp_path, policy):
+    """Random prompts, outputs and arrivals, and four random configurations per policy (a token budget of 16 to 64,
+    16 to 40 KV blocks, swaps or recomputes: a token after a recompute comes from a prefill step; paper or vllm-v1
+    semantics; one unchunked), each on one of three profiles (one mostly overheads): every request's E2E latency,
+    latency per token and max waiting time is at least its bound. The bound is close where the load is light: served
+    alone, the median E2E latency is within 1% of it."""
+    from ltrsched.policies import make_policy
+    from ltrsched.sim import SimConfig, simulate
+
+    rng = np.random.default_rng(zlib.crc32(policy.encode()))
+    prompts, outputs = rng.integers(1, 120, 40), rng.integers(1, 60, 40)
+    guesses = {"po_estimate": outputs * rng.uniform(0.5, 2, 40), "predicted_length": rng.integers(1, 60, 40)}
+    loaded = make_workload(prompts, outputs, np.sort(rng.uniform(0, 0.3, 40)), **guesses)
+    first = make_workload(prompts, np.ones(40, dtype=np.int64), np.arange(40) * 100.0, **guesses)
+    whole = make_workload(prompts, outputs, np.arange(40) * 100.0, **guesses)
+    extra = make_policy(policy).extra_output_tokens  # (po: 15)
+    profiles = ["a100-llama3-8b", "cpu-llama-tiny", heavy_overheads(tmp_path)]
+    for i in range(4):
+        profile = profiles[i % 3]
+        semantics = str(rng.choice(["paper", "vllm-v1"]))  # (vllm-v1 preempts by recompute)
+        preemption = "recompute" if semantics == "vllm-v1" else str(rng.choice(["swap", "recompute"]))
+        config = SimConfig(profile=profile, max_num_batched_tokens=int(rng.choice([16, 32, 64])),
+                           num_gpu_blocks=int(rng.integers(16, 41)), preemption=preemption, semantics=semantics,
+                           max_num_seqs=16)
+        if i == 3:
+            config = dataclasses.replace(config, max_num_batched_tokens=256, chunked_prefill=False)
+        step = lightest_step_s(load_profile(profile))
+        solo = simulate(first, make_policy("fcfs"), config).requests.sort("request_id")
+        assert served_alone(solo)
+        e2e = solo["ttft"] + (pl.Series(outputs) + extra - 1) * (step - ALONE_STEP_SLACK_S)
+        load = simulate(loaded, make_policy(policy), config).requests.sort("request_id")
+        for metric, bound in (("e2e_latency", e2e), ("latency_per_token", e2e / pl.Series(outputs)),
+                              ("max_waiting_time", solo["ttft"])):
+            low = (load[metric] - bound).min()
+            assert low >= -1e-12, (config, metric, low)
+        assert (load["e2e_latency"] > 1.5 * e2e).sum() > 10  # (the load is real)
+        alone = simulate(whole, make_policy(policy), config).requests.sort("request_id")
+        assert (alone["e2e_latency"] / e2e).median() < 1.01
+
+
+def test_alone_bounds_are_the_mean_over_seeds_of_each_statistic_of_the_requests_bounds():
+    step = 0.01
+    seeds = [pl.DataFrame({"ttft": [0.02, 0.03, 0.05], WHOLE_OUTPUT: [1, 11, 3]}),
+             pl.DataFrame({"ttft": [0.04, 0.02, 0.03], WHOLE_OUTPUT: [2, 1, 1]})]
+    slos = [Slo("e2e_latency_mean", 1.0), Slo("latency_per_token_p90", 1.0), Slo("max_waiting_time_p50", 1.0),
+            Slo("ttft_p90", 1.0), Slo("tpot_mean", 1.0), Slo("queueing_delay_p99", 1.0)]
+    bounds = alone_bounds(slos, seeds, step)
+    assert set(bounds) == {"e2e_latency_mean", "latency_per_token_p90", "max_waiting_time_p50"}  # (TTFT: exact)
+    d = step - ALONE_STEP_SLACK_S
+    e2e = [np.array([0.02, 0.03 + 10 * d, 0.05 + 2 * d]), np.array([0.04 + d, 0.02, 0.03])]
+    lpt = [e2e[0] / [1, 11, 3], e2e[1] / [2, 1, 1]]
+    expected = {"e2e_latency_mean": (e2e[0].mean() + e2e[1].mean()) / 2,
+                "latency_per_token_p90": (np.quantile(lpt[0], 0.9) + np.quantile(lpt[1], 0.9)) / 2,
+                "max_waiting_time_p50": (0.03 + 0.03) / 2}
+    for key, value in expected.items():  # (less the slack for rounding: 1e-6 s and 1e-6 of the value)
+        assert value - 2e-6 <= bounds[key] < value and bounds[key] == pytest.approx(value, abs=1.1e-6, rel=1e-6)
+    assert alone_bounds(slos, [], step) == {}
+
+
+def test_an_e2e_slo_below_the_bound_is_none_at_the_first_rate_and_one_above_searches_as_without_it(tmp_path,
+                                                                                                  monkeypatch):
+    """lmsys-like, 30 requests, seed 0: P90 E2E latency 13.8 s at 4 req/s; the bound from each request served alone
+    is 13.16 s, so 13 is `none` after one rate and the alone run (it halved 10 times: 11 rates, without a floor). 13.2
+    is above the bound, below the P90 E2E latency of unloaded service: it halves as it did without the bound."""
+    from ltrsched.experiments.runner import ProcessBackend
+
+    backend = ProcessBackend(1)
+    try:
+        (ruled,), _ = search_capacity([TEMPLATE], [Slo("e2e_latency_p90", 13.0)], [0], tmp_path, backend)
+        (above,), _ = search_capacity([TEMPLATE], [Slo("e2e_latency_p90", 13.2)], [0], tmp_path, backend)
+        monkeypatch.setattr(capacity, "alone_bounds", lambda *args: {})
+        (before,), _ = search_capacity([TEMPLATE], [Slo("e2e_latency_p90", 13.0)], [0], tmp_path, backend)
+        (plain,), _ = search_capacity([TEMPLATE], [Slo("e2e_latency_p90", 13.2)], [0], tmp_path, backend)
+    finally:
+        backend.close()
+    assert ruled.status == "none" and list(ruled.points) == [4.0] and isinstance(ruled.floor, AloneBound)
+    assert ruled.floor.bound == pytest.approx(13.16, abs=0.01) and ruled.alone_bounds == {
+        "e2e_latency_p90": ruled.floor.bound}
+    assert str(ruled.floor) == (
+        "e2e_latency_p90 13.8 > 13 at 4 req/s, and at every rate: ruled out by the bound from unloaded service, "
+        "13.16 s: each request's ttft served alone plus 0.01586 s (the profile's lightest step) per later output "
+        "token (no request's e2e_latency is below it under load)")
+    assert before.status == "none" and len(before.points) == 11 and before.floor is None
+    assert above.floor is None or not isinstance(above.floor, AloneBound)
+    assert (above.status, sorted(above.points), above.floor) == (plain.status, sorted(plain.points), plain.floor)
+    assert len(above.points) > 1 and above.alone_bounds == {"e2e_latency_p90": ruled.floor.bound}
+
+
+def test_a_bound_below_the_limit_leaves_the_extrapolating_floor_rule_on():
+    """Not exact: a bound at most the limit says nothing of whether a lower rate meets it (unlike TTFT's floor)."""
+    from ltrsched.experiments.capacity import Search, evaluate
+
+    slo = Slo("e2e_latency_p90", 1.0)
+    search = Search(dataclasses.replace(TEMPLATE), 4.0, 0.05, 1024.0, unloaded={}, alone_bounds={slo.metric: 0.5})
+    for _ in range(20):
+        rate = search.next_rate
+        if rate is None:
+            break
+        summary = {"e2e_latency_p90": 3.0, "queueing_delay_p90": 0.0, "tpot_p90": 0.02}
+        search.record(evaluate([slo], rate, [summary], [{"e2e_latency_p90": 3.0}]))
+    assert search.status == "none" and len(search.points) == 3 and search.floor is not None
+    assert not isinstance(search.floor, AloneBound)
+
+
+@pytest.mark.parametrize("timed", [dict(duration=5.0), dict(stop_time=100.0)])
+def test_a_template_whose_runs_keep_only_some_requests_measures_no_floor_or_bound(timed):
+    """With a duration (or a stop time) each rate's runs summarise another subset of the requests (lmsys-like, 30
+    requests, duration 5 s: 14 at 4 req/s, 8 at 1), and the alone run served 1: its floor held of no run."""
+    from ltrsched.experiments.capacity import Search, evaluate
+
+    point = evaluate([Slo("ttft_p90", 0.01)], 4.0, [{"ttft_p90": 0.03, "queueing_delay_p90": 0.0, "tpot_p90": 0.02}])
+    assert point.queue_free and not point.meets
+    assert Search(TEMPLATE, 4.0, 0.05, 1024.0).needs_unloaded(point)
+    assert not Search(dataclasses.replace(TEMPLATE, **timed), 4.0, 0.05, 1024.0).needs_unloaded(point)
