@@ -15,6 +15,8 @@ import json
 import math
 from dataclasses import asdict, dataclass
 
+import polars as pl
+
 from ltrsched.errors import UserError
 from ltrsched.workloads.labels import MAIN_RUN, SAMPLE_RUN, SAMPLING_RANGES, sampling_interval
 
@@ -94,3 +96,21 @@ class LabelSettings:
 
         mine, theirs = flat(self.to_dict()), flat(other.to_dict())
         return [f"{k} {json.dumps(theirs.get(k))} there, {json.dumps(v)} here" for k, v in mine.items() if theirs.get(k) != v]
+
+    def differences_in(self, rows: pl.DataFrame) -> list[str]:
+        """:meth:`differences` against the settings a labels table's ``rows`` (a part file's, checked by
+        :func:`~ltrsched.workloads.labels.check_labels`) record in their columns: the model, the cap and each run's
+        sampling (not the prompts file: a row's ``prompt_sha256`` ties it to its text). One entry per setting, with
+        the first other value found."""
+        wanted = [(name, rows, getattr(self, name)) for name in ("model", "model_sha256", "max_tokens")]
+        for run in (MAIN_RUN, SAMPLE_RUN):
+            of_run = rows.filter(pl.col("run") == run)
+            wanted += [(f"{run}.{name}", of_run, getattr(self.sampling(run), name))
+                       for name in ("temperature", "top_p", "seed", "repetition_penalty")]
+        out = []
+        for name, table, ours in wanted:
+            column = name.rpartition(".")[2]
+            other = table.filter(pl.col(column) != ours)[column]
+            if other.len():
+                out.append(f"{name} {json.dumps(other[0])} there, {json.dumps(ours)} here")
+        return out
