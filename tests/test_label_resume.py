@@ -184,3 +184,33 @@ def test_a_rerun_with_another_cap_after_settings_json_was_deleted_is_one_line(tm
     r, served = _label(tmp_path, monkeypatch, capsys, "--max-tokens", "20")
     assert r.returncode == 0 and served == 5, r.stderr
     assert pl.read_parquet(tmp_path / "l.parquet")["max_tokens"].to_list() == [20] * 8
+
+
+def test_a_damaged_settings_file_can_be_deleted_to_resume(tmp_path):
+    """A settings.json that is not one said to delete the whole part directory (every label made so far); deleting
+    the file alone resumes, the parts' rows checked against the run's settings instead."""
+    from ltrsched.labelling.parts import SETTINGS_FILE, parts_dir
+
+    out = tmp_path / "l.parquet"
+    _write_parts(out, _settings(), _rows(_settings()))
+    recorded = parts_dir(out) / SETTINGS_FILE
+    recorded.write_text('{"model": "m", "max_tok')  # (a disk that lost the end of it)
+    with pytest.raises(UserError, match=r"settings\.json is not a labels settings file: delete it to resume \(the part "
+                                        r"files' rows are checked against the settings\), or delete .* to start over$"):
+        _resume(out, _settings())
+    recorded.unlink()
+    assert _resume(out, _settings())["key"].to_list() == ["k0", "k1"]
+
+
+def test_ctrl_c_keeps_the_labels_and_says_how_to_resume(tmp_path, monkeypatch, capsys):
+    """A run stopped by Ctrl-C kept its labels, but said only "aborted": nothing of what was kept or how to go on."""
+    from ltrsched.labelling.parts import parts_dir
+
+    r, served = _label(tmp_path, monkeypatch, capsys, "--max-tokens", "20", stop_after=3)
+    assert r.returncode == 130 and served == 3
+    assert r.stderr.splitlines() == [
+        f"note: label stopped: 3 of the 8 prompt(s) this run was to label are labelled and kept in "
+        f"{parts_dir(tmp_path / 'l.parquet')} (3 labels in all); the same command labels the other 5", "aborted"]
+    r, served = _label(tmp_path, monkeypatch, capsys, "--max-tokens", "20", stop_after=2)  # (resumed: 5 to label)
+    assert r.returncode == 130 and served == 2
+    assert "2 of the 5 prompt(s) this run was to label" in r.stderr and "(5 labels in all); the same command labels the other 3" in r.stderr

@@ -113,7 +113,8 @@ def open_parts(out: str | os.PathLike, settings: LabelSettings) -> Iterator[Part
             try:
                 theirs = LabelSettings.from_dict(json.loads(recorded.read_text()))
             except (ValueError, KeyError, TypeError):
-                raise UserError(f"{recorded} is not a labels settings file; delete {directory} to start over") from None
+                raise UserError(f"{recorded} is not a labels settings file: delete it to resume (the part files' rows "
+                                f"are checked against the settings), or delete {directory} to start over") from None
             diff = settings.differences(theirs)
             if diff:
                 raise UserError(f"{directory} holds labels made with other settings ({'; '.join(diff)}): use the same "

@@ -5,6 +5,7 @@ write the labels file (the parts' rows for the requested prompts, in prompt orde
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -79,7 +80,11 @@ def label_prompts(jobs: list[LabelJob], out: Path, model: str, max_tokens: int, 
         stats.context = context
         todo, ids = _fitting(todo, ids, context - max_tokens, stats)
         if todo:
-            _serve(todo, ids, config, settings, store, chunk, stats)
+            try:
+                _serve(todo, ids, config, settings, store, chunk, stats)
+            except KeyboardInterrupt:  # (the CLI's last line is "aborted": it said nothing of the labels kept)
+                print(_stopped_note(stats.labelled, len(todo), done.height, parts_dir(out)), file=sys.stderr, flush=True)
+                raise
         final = _final_labels(store.labelled(), jobs, store.schema)
         if final.height == 0:  # a labels file of 0 rows only fails later, in train or label-report
             raise UserError(f"none of the {len(jobs)} prompt(s) fits the {stats.context}-token context with "
@@ -89,6 +94,14 @@ def label_prompts(jobs: list[LabelJob], out: Path, model: str, max_tokens: int, 
         description = _describe(final, jobs, settings, config, stats, command, parts_dir(out), prompts)
         atomic.write_text(out.with_suffix(".json"), strict_json.dumps(description, indent=2) + "\n")
     return _report(final, stats, store.damaged, max_tokens, out)
+
+
+def _stopped_note(labelled: int, served: int, held: int, parts: Path) -> str:
+    """The line a run stopped by Ctrl-C prints: what it labelled (kept: written to ``parts`` as it stopped), what
+    earlier runs had, and that the same command resumes with the rest of the ``served`` prompts it was to label."""
+    return (f"note: label stopped: {labelled} of the {served} prompt(s) this run was to label are labelled and kept in "
+            f"{shown_path(parts)} ({held + labelled} labels in all); the same command labels the other "
+            f"{served - labelled}")
 
 
 #: Prompts put through the chat template and the tokenizer between two looks at the progress display (~0.1 s).
