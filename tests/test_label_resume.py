@@ -138,10 +138,10 @@ def test_a_part_that_cannot_be_read_is_an_error_not_removed(tmp_path, monkeypatc
 
 # -- through the command line, the engine a stand-in ------------------------------------------------------------------
 
-def _label(tmp_path, monkeypatch, capsys, *options, stop_after=None):
+def _label(tmp_path, monkeypatch, capsys, *options, stop_after=None, after_done=lambda i: None):
     """``ltrsched label`` of 8 prompts of a .txt file on a word-level model, the engine a stand-in that generates
-    3, 4, ... tokens (and raises KeyboardInterrupt before request ``stop_after``); returns the result and the number
-    of requests served."""
+    3, 4, ... tokens (and raises KeyboardInterrupt before request ``stop_after``; calls ``after_done(i)`` once request
+    ``i`` is labelled); returns the result and the number of requests served."""
     pytest.importorskip("transformers")
     import ltrsched.engine.runner as runner
     import ltrsched.labelling.generate as generate
@@ -161,6 +161,7 @@ def _label(tmp_path, monkeypatch, capsys, *options, stop_after=None):
                 raise KeyboardInterrupt
             served.append(i)
             on_done(i, generate.Generated(len(r.prompt_ids), 3 + i, "stop"))
+            after_done(i)
 
     monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(runner, "VllmDriver", FakeLabelDriver)
@@ -214,3 +215,27 @@ def test_ctrl_c_keeps_the_labels_and_says_how_to_resume(tmp_path, monkeypatch, c
     r, served = _label(tmp_path, monkeypatch, capsys, "--max-tokens", "20", stop_after=2)  # (resumed: 5 to label)
     assert r.returncode == 130 and served == 2
     assert "2 of the 5 prompt(s) this run was to label" in r.stderr and "(5 labels in all); the same command labels the other 3" in r.stderr
+
+
+def test_sigterm_keeps_the_finished_labels_of_unfinished_chunks(tmp_path, monkeypatch, capsys):
+    """`kill` (SIGTERM, a batch system's time limit) ended the run at once: the finished prompts of the chunk in flight
+    were lost (here 1 of 3; up to --chunk - 1 per chunk). It stops as Ctrl-C does, and the handler before is put back.
+    (The test's own handler stands in for the default action, which would end pytest.)"""
+    import os
+    import signal
+
+    from ltrsched.labelling.parts import parts_dir
+
+    caught = []
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: caught.append(signum))
+    try:
+        r, served = _label(tmp_path, monkeypatch, capsys, "--max-tokens", "20",
+                           after_done=lambda i: i == 2 and os.kill(os.getpid(), signal.SIGTERM))
+        assert caught == [] and r.returncode == 130 and served == 3, (caught, r)
+        assert "note: label stopped: 3 of the 8 prompt(s)" in r.stderr
+        rows = pl.concat([pl.read_parquet(p) for p in parts_dir(tmp_path / "l.parquet").glob("part-*.parquet")])
+        assert rows.height == 3
+        os.kill(os.getpid(), signal.SIGTERM)  # (the handler before is back)
+        assert caught == [signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, before)

@@ -5,7 +5,10 @@ write the labels file (the parts' rows for the requested prompts, in prompt orde
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -157,7 +160,28 @@ def _serve(todo: list[LabelJob], ids: list[list[int]], config, settings: LabelSe
     # the batch it ran in (a resumed run's batches differ). On a GPU each request has its own seed.
     per_request_seeds = config.platform != CPU
     with VllmDriver(config, load_format="auto", seed=settings.sample.seed) as driver:  # (closed: env put back)
-        _serve_on(driver, todo, ids, config, settings, store, chunk, stats, per_request_seeds)
+        with _terminate_stops():
+            _serve_on(driver, todo, ids, config, settings, store, chunk, stats, per_request_seeds)
+
+
+@contextlib.contextmanager
+def _terminate_stops():
+    """While the engine serves: SIGTERM (``kill``, a batch system's time limit) stops the run as Ctrl-C does, so the
+    finished prompts of unfinished chunks are written too (its default action ended the process at once: up to
+    ``--chunk`` - 1 finished labels per chunk in flight were lost, each up to ``--max-tokens`` decoded tokens). The
+    handler before is put back after. Only in the main thread (where Python runs signal handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+
+    before = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
 
 
 def _serve_on(driver, todo: list[LabelJob], ids: list[list[int]], config, settings: LabelSettings, store, chunk: int,
