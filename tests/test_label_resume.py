@@ -239,3 +239,37 @@ def test_sigterm_keeps_the_finished_labels_of_unfinished_chunks(tmp_path, monkey
         assert caught == [signal.SIGTERM]
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def test_a_resumed_run_in_another_dtype_is_refused_and_unrecorded_ones_resume(tmp_path):
+    """The dtype the model is served in was no resume setting: a run begun in float32 (the CPU default) and resumed in
+    bfloat16 (--dtype, or on a GPU, where auto serves a float32 model at 16 bits) mixed the lengths of two numeric
+    precisions in one labels file. Settings recorded before the dtype resume in any."""
+    import json
+
+    from ltrsched.labelling.parts import SETTINGS_FILE, parts_dir
+
+    out = tmp_path / "l.parquet"
+    _write_parts(out, _settings(dtype="float32"), _rows(_settings()))
+    with pytest.raises(UserError, match='other settings \\(dtype "float32" there, "bfloat16" here\\)'):
+        _resume(out, _settings(dtype="bfloat16"))
+    recorded = parts_dir(out) / SETTINGS_FILE
+    old = json.loads(recorded.read_text())
+    del old["dtype"]
+    recorded.write_text(json.dumps(old))
+    assert _resume(out, _settings(dtype="bfloat16")).height == 2
+
+
+def test_label_records_the_served_dtype_and_refuses_another_on_resume(tmp_path, monkeypatch, capsys):
+    """Through the command line: the default (float32 on a CPU) is recorded, and --dtype bfloat16 on the same part
+    directory is one line."""
+    import json
+
+    from ltrsched.labelling.parts import SETTINGS_FILE, parts_dir
+
+    r, served = _label(tmp_path, monkeypatch, capsys, "--max-tokens", "20", stop_after=3)
+    assert r.returncode == 130
+    assert json.loads((parts_dir(tmp_path / "l.parquet") / SETTINGS_FILE).read_text())["dtype"] == "float32"
+    r, served = _label(tmp_path, monkeypatch, capsys, "--max-tokens", "20", "--dtype", "bfloat16")
+    assert_one_line_error(r, 'holds labels made with other settings (dtype "float32" there, "bfloat16" here)')
+    assert served == 0

@@ -55,7 +55,8 @@ def label_prompts(jobs: list[LabelJob], out: Path, model: str, max_tokens: int, 
     the prompts file the jobs come from (their labels then carry the text), None for the built-in ShareGPT."""
     from ltrsched.fingerprint import file_digest
 
-    from ltrsched.engine.config import model_dir
+    from ltrsched.engine.config import model_dir, served_dtype
+    from ltrsched.models import read_model_config
     from ltrsched.engine.served_models import ChatPrompts, check_prompt_ids, model_fingerprint
     from ltrsched.labelling.parts import open_parts, parts_dir
     from ltrsched.validation.engines import expected_context
@@ -64,7 +65,8 @@ def label_prompts(jobs: list[LabelJob], out: Path, model: str, max_tokens: int, 
     path = model_dir(config.model)
     chat = ChatPrompts(path)
     settings = LabelSettings(model=model_name(model), model_sha256=model_fingerprint(path), max_tokens=max_tokens,
-                             main=main, sample=sample, prompts_sha256=file_digest(prompts) if prompts else "")
+                             main=main, sample=sample, prompts_sha256=file_digest(prompts) if prompts else "",
+                             dtype=served_dtype(read_model_config(path), config.dtype))
     # the context the engine will take, as replay's check before the start reads it (--max-model-len, else the
     # model's config.json as vLLM derives it, bounded by a stated KV cache): prompts beyond it are skipped below
     context, source = expected_context(config)
