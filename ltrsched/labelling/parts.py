@@ -62,7 +62,7 @@ class PartStore:
                 self.damaged.append(path.name)
                 path.unlink(missing_ok=True)
                 continue
-            except OSError as exc:  # (unreadable is not damaged: it was removed, and its labels with it)
+            except OSError as exc:  # (a permission or I/O error is no damage: such a part was removed, its labels lost)
                 raise UserError(f"cannot read the part file {path}: {exc.strerror or exc}") from None
             frames.append(self._checked(table, path))
         if not frames:
@@ -70,10 +70,10 @@ class PartStore:
         return pl.concat(frames).unique(subset=["run", "key", "prompt_sha256"], keep="first", maintain_order=True)
 
     def _checked(self, table: pl.DataFrame, path: Path) -> pl.DataFrame:
-        """``table``, the part file ``path``'s rows, in :attr:`schema`: one-line :class:`UserError` if they are not
-        labels made with :attr:`settings` (a part of another run moved in, or made before a settings.json that
-        was deleted: their labels were taken into the labels file beside these settings' and their rows without
-        the prompt text, or any other parquet file named like a part, were removed as damaged)."""
+        """``table``, the part file ``path``'s rows, in :attr:`schema`; one-line :class:`UserError` if they are not
+        labels made with :attr:`settings`: a part of another run moved in, or one left under a deleted settings.json
+        (such labels went into the labels file beside these settings'), or any other parquet file named like a part
+        (it was removed as damaged, as was a part of the built-in prompts, without text, under a --prompts run)."""
         keep = f"move {path.name} out of {self.directory} to resume, or use another --out"
         try:
             rows = check_labels(table, str(path))

@@ -102,7 +102,7 @@ def label_prompts(jobs: list[LabelJob], out: Path, model: str, max_tokens: int, 
 
 
 def _stopped_note(labelled: int, served: int, held: int, parts: Path) -> str:
-    """The line a run stopped by Ctrl-C prints: what it labelled (kept: written to ``parts`` as it stopped), what
+    """The line a run stopped by Ctrl-C (or SIGTERM: :func:`_terminate_stops`) prints: what it labelled (kept: written to ``parts`` as it stopped), what
     earlier runs had, and that the same command resumes with the rest of the ``served`` prompts it was to label."""
     return (f"note: label stopped: {labelled} of the {served} prompt(s) this run was to label are labelled and kept in "
             f"{shown_path(parts)} ({held + labelled} labels in all); the same command labels the other "
