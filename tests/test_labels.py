@@ -362,9 +362,10 @@ def test_label_out_must_be_parquet(capsys, tmp_path):
 
 # ---------------------------------------------------------------- settings and part files
 def _settings(**changes):
+    """The settings ``synthetic_labels`` rows record (a part's rows must be labels of its directory's settings)."""
     from ltrsched.labelling.settings import LabelSettings, Sampling
 
-    base = dict(model="m", model_sha256="a" * 64, max_tokens=8, main=Sampling(0.0, 1.0, 0), sample=Sampling(0.8, 1.0, 1))
+    base = dict(model="synthetic", model_sha256="0" * 64, max_tokens=400, main=Sampling(0.0, 1.0, 0), sample=Sampling(0.8, 1.0, 1))
     return LabelSettings(**{**base, **changes})
 
 
@@ -381,7 +382,7 @@ def test_parts_resume_with_the_same_settings_and_refuse_others(tmp_path):
     with open_parts(out, _settings()) as store:  # resumed: both parts' rows
         assert store.labelled()["key"].to_list() == rows.head(5)["key"].to_list()
     assert len(list(parts_dir(out).glob("part-*.parquet"))) == 2
-    with pytest.raises(UserError, match=r"other settings \(max_tokens 8 there, 9 here\)"):
+    with pytest.raises(UserError, match=r"other settings \(max_tokens 400 there, 9 here\)"):
         with open_parts(out, _settings(max_tokens=9)):
             pass
     with pytest.raises(UserError, match=r"sample.seed 1 there, 2 here"):
@@ -697,7 +698,7 @@ def test_the_report_of_a_prompts_files_labels_has_no_chatgpt_rows(tmp_path):
 def _penalty_settings(main_penalty=1.0, sample_penalty=1.0):
     from ltrsched.labelling.settings import LabelSettings, Sampling
 
-    return LabelSettings(model="m", model_sha256="a" * 64, max_tokens=8, main=Sampling(0.0, 1.0, 0, main_penalty),
+    return LabelSettings(model="synthetic", model_sha256="0" * 64, max_tokens=400, main=Sampling(0.0, 1.0, 0, main_penalty),
                          sample=Sampling(0.8, 1.0, 1, sample_penalty))
 
 

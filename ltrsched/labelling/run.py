@@ -5,6 +5,10 @@ write the labels file (the parts' rows for the requested prompts, in prompt orde
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import sys
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -51,7 +55,8 @@ def label_prompts(jobs: list[LabelJob], out: Path, model: str, max_tokens: int, 
     the prompts file the jobs come from (their labels then carry the text), None for the built-in ShareGPT."""
     from ltrsched.fingerprint import file_digest
 
-    from ltrsched.engine.config import model_dir
+    from ltrsched.engine.config import model_dir, served_dtype
+    from ltrsched.models import read_model_config
     from ltrsched.engine.served_models import ChatPrompts, check_prompt_ids, model_fingerprint
     from ltrsched.labelling.parts import open_parts, parts_dir
     from ltrsched.validation.engines import expected_context
@@ -60,7 +65,8 @@ def label_prompts(jobs: list[LabelJob], out: Path, model: str, max_tokens: int, 
     path = model_dir(config.model)
     chat = ChatPrompts(path)
     settings = LabelSettings(model=model_name(model), model_sha256=model_fingerprint(path), max_tokens=max_tokens,
-                             main=main, sample=sample, prompts_sha256=file_digest(prompts) if prompts else "")
+                             main=main, sample=sample, prompts_sha256=file_digest(prompts) if prompts else "",
+                             dtype=served_dtype(read_model_config(path), config.dtype))
     # the context the engine will take, as replay's check before the start reads it (--max-model-len, else the
     # model's config.json as vLLM derives it, bounded by a stated KV cache): prompts beyond it are skipped below
     context, source = expected_context(config)
@@ -79,7 +85,11 @@ def label_prompts(jobs: list[LabelJob], out: Path, model: str, max_tokens: int, 
         stats.context = context
         todo, ids = _fitting(todo, ids, context - max_tokens, stats)
         if todo:
-            _serve(todo, ids, config, settings, store, chunk, stats)
+            try:
+                _serve(todo, ids, config, settings, store, chunk, stats)
+            except KeyboardInterrupt:  # (the CLI's last line is "aborted": it said nothing of the labels kept)
+                print(_stopped_note(stats.labelled, len(todo), done.height, parts_dir(out)), file=sys.stderr, flush=True)
+                raise
         final = _final_labels(store.labelled(), jobs, store.schema)
         if final.height == 0:  # a labels file of 0 rows only fails later, in train or label-report
             raise UserError(f"none of the {len(jobs)} prompt(s) fits the {stats.context}-token context with "
@@ -89,6 +99,14 @@ def label_prompts(jobs: list[LabelJob], out: Path, model: str, max_tokens: int, 
         description = _describe(final, jobs, settings, config, stats, command, parts_dir(out), prompts)
         atomic.write_text(out.with_suffix(".json"), strict_json.dumps(description, indent=2) + "\n")
     return _report(final, stats, store.damaged, max_tokens, out)
+
+
+def _stopped_note(labelled: int, served: int, held: int, parts: Path) -> str:
+    """The line a run stopped by Ctrl-C (or SIGTERM: :func:`_terminate_stops`) prints: what it labelled (kept: written to ``parts`` as it stopped), what
+    earlier runs had, and that the same command resumes with the rest of the ``served`` prompts it was to label."""
+    return (f"note: label stopped: {labelled} of the {served} prompt(s) this run was to label are labelled and kept in "
+            f"{shown_path(parts)} ({held + labelled} labels in all); the same command labels the other "
+            f"{served - labelled}")
 
 
 #: Prompts put through the chat template and the tokenizer between two looks at the progress display (~0.1 s).
@@ -144,7 +162,28 @@ def _serve(todo: list[LabelJob], ids: list[list[int]], config, settings: LabelSe
     # the batch it ran in (a resumed run's batches differ). On a GPU each request has its own seed.
     per_request_seeds = config.platform != CPU
     with VllmDriver(config, load_format="auto", seed=settings.sample.seed) as driver:  # (closed: env put back)
-        _serve_on(driver, todo, ids, config, settings, store, chunk, stats, per_request_seeds)
+        with _terminate_stops():
+            _serve_on(driver, todo, ids, config, settings, store, chunk, stats, per_request_seeds)
+
+
+@contextlib.contextmanager
+def _terminate_stops():
+    """While the engine serves: SIGTERM (``kill``, a batch system's time limit) stops the run as Ctrl-C does, so the
+    finished prompts of unfinished chunks are written too (its default action ended the process at once: up to
+    ``--chunk`` - 1 finished labels per chunk in flight were lost, each up to ``--max-tokens`` decoded tokens). The
+    handler before is put back after. Only in the main thread (where Python runs signal handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+
+    before = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
 
 
 def _serve_on(driver, todo: list[LabelJob], ids: list[list[int]], config, settings: LabelSettings, store, chunk: int,

@@ -2,8 +2,9 @@
 prompts (the built-in ShareGPT, or a prompts file by content).
 
 A part directory records the settings it was made with; a rerun with other settings is refused (its
-labels would mix two models or two samplers). Engine settings (threads, KV size, batch caps) are not
-part of it: they change how fast labels come, not what they are. (Greedy decoding in float32 can still
+labels would mix two models or two samplers). The dtype the model is served in is part of it (float32 and
+bfloat16 weights decode other lengths); other engine settings (threads, KV size, batch caps) are not: they change
+how fast labels come, not what they are. (Greedy decoding in float32 can still
 differ in the last bits between batch compositions, so a resumed run reproduces a label exactly only up
 to such ties.)
 """
@@ -14,6 +15,8 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass
+
+import polars as pl
 
 from ltrsched.errors import UserError
 from ltrsched.workloads.labels import MAIN_RUN, SAMPLE_RUN, SAMPLING_RANGES, sampling_interval
@@ -57,6 +60,8 @@ class LabelSettings:
         max_tokens: the output cap [tokens].
         main, sample: the sampling of the main run and of the sampled run.
         prompts_sha256: the SHA-256 of the prompts file's bytes (``--prompts``); empty for the built-in ShareGPT.
+        dtype: the dtype the model's weights are served in (``float32``, ``bfloat16``, ...: ``--dtype``, with
+            ``auto`` resolved as vLLM does); empty in the settings of labels made before it (not compared).
     """
 
     model: str
@@ -65,6 +70,7 @@ class LabelSettings:
     main: Sampling
     sample: Sampling
     prompts_sha256: str = ""
+    dtype: str = ""
 
     @property
     def keeps_text(self) -> bool:
@@ -81,7 +87,8 @@ class LabelSettings:
     def from_dict(cls, d: dict) -> "LabelSettings":
         return cls(model=d["model"], model_sha256=d["model_sha256"], max_tokens=int(d["max_tokens"]),
                    main=Sampling(**d["main"]), sample=Sampling(**d["sample"]),
-                   prompts_sha256=str(d.get("prompts_sha256", "")))  # (absent: made before --prompts, built-in)
+                   prompts_sha256=str(d.get("prompts_sha256", "")),  # (absent: made before --prompts, built-in)
+                   dtype=str(d.get("dtype", "")))  # (absent: made before it was recorded)
 
     def differences(self, other: "LabelSettings") -> list[str]:
         """``name: theirs -> ours`` for each setting that differs (flattened names, e.g. ``sample.seed``)."""
@@ -93,4 +100,24 @@ class LabelSettings:
             return out
 
         mine, theirs = flat(self.to_dict()), flat(other.to_dict())
-        return [f"{k} {json.dumps(theirs.get(k))} there, {json.dumps(v)} here" for k, v in mine.items() if theirs.get(k) != v]
+        unrecorded = {"dtype"} if not other.dtype else set()  # (settings of labels made before the dtype was recorded)
+        return [f"{k} {json.dumps(theirs.get(k))} there, {json.dumps(v)} here" for k, v in mine.items()
+                if theirs.get(k) != v and k not in unrecorded]
+
+    def differences_in(self, rows: pl.DataFrame) -> list[str]:
+        """:meth:`differences` against the settings a labels table's ``rows`` (a part file's, checked by
+        :func:`~ltrsched.workloads.labels.check_labels`) record in their columns: the model, the cap and each run's
+        sampling (not the prompts file: a row's ``prompt_sha256`` ties it to its text). One entry per setting, with
+        the first other value found."""
+        wanted = [(name, rows, getattr(self, name)) for name in ("model", "model_sha256", "max_tokens")]
+        for run in (MAIN_RUN, SAMPLE_RUN):
+            of_run = rows.filter(pl.col("run") == run)
+            wanted += [(f"{run}.{name}", of_run, getattr(self.sampling(run), name))
+                       for name in ("temperature", "top_p", "seed", "repetition_penalty")]
+        out = []
+        for name, table, ours in wanted:
+            column = name.rpartition(".")[2]
+            other = table.filter(pl.col(column) != ours)[column]
+            if other.len():
+                out.append(f"{name} {json.dumps(other[0])} there, {json.dumps(ours)} here")
+        return out
