@@ -248,7 +248,8 @@ def _run(argv: list[str] | None, notices: Notices) -> None:
             notices.stream.write("\n")
         notices.release()  # (ahead of the last line)
         click.echo("aborted", err=True)
-        sys.exit(130)
+        cause = exc.__cause__ if isinstance(exc, Interrupted) else None
+        sys.exit(143 if isinstance(cause, KeyboardInterrupt) and cause.args[:1] == ("SIGTERM",) else 130)  # (128 + signal)
     except click.UsageError as exc:  # a mistyped option, value or command: one line too
         if isinstance(exc, getattr(click.exceptions, "NoArgsIsHelpError", ())):  # `ltrsched` alone: the help
             exc.show()
