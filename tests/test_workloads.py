@@ -131,7 +131,7 @@ def test_jsonl_lengths_given_as_numbers(tmp_path):
     # beside the text, the count given is used as a parquet's is (it was ignored for the text's Llama-3 count, 7)
     path.write_text(json.dumps({"prompt": "Hi", "generated": "Hello world, how are you?", "output_tokens": 9}) + "\n")
     assert load_workload(str(path)).df["output_tokens"].to_list() == [9]
-    for bad in (0, -3, 2.5, "12", True, None, 2**60):
+    for bad in (0, -3, 2.5, "12.5", True, None, 2**60):  # ("12" is read: count_text)
         path.write_text(json.dumps({"prompt": "Hi", "output_tokens": bad}) + "\n")
         with pytest.raises(UserError, match=r":1: 'output_tokens' must be a whole number of tokens in 1\.\.2\*\*53"):
             load_workload(str(path))
@@ -174,7 +174,7 @@ def test_jsonl_prompt_count_given_beside_the_text_is_kept(tmp_path):
     assert wl.df["prompt_tokens"].to_list() == [500, 7, 40] and wl.df["output_tokens"].to_list() == [3, 1, 1]
     pl.DataFrame({"prompt": ["Hi"], "prompt_tokens": [500], "output_tokens": [3]}).write_parquet(tmp_path / "t.parquet")
     assert load_workload(str(tmp_path / "t.parquet")).df["prompt_tokens"].to_list() == [500]
-    for bad in (0, -3, 2.5, "12", True, None, 2**60):
+    for bad in (0, -3, 2.5, "12.5", True, None, 2**60):  # ("12" is read: count_text)
         path.write_text(json.dumps({"prompt": "Hi", "prompt_tokens": bad, "output_tokens": 3}) + "\n")
         with pytest.raises(UserError, match=r":1: 'prompt_tokens' must be a whole number of tokens in 1\.\.2\*\*53"):
             load_workload(str(path))

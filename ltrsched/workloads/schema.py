@@ -279,7 +279,11 @@ def validate(df: pl.DataFrame, name: str = "workload", row_name: Callable[[int],
             # (inf, 1e23 and 2**64 - 1 are "integral": the cast to Int64 below failed with polars' message,
             # "conversion from `f64` to `i64` failed in column 'prompt_tokens' for 1 out of 1 values: [inf]"; a
             # parquet's Int64 2**60 was read as a count, where a .csv's and a .jsonl's are refused)
-            huge = (df[col].is_not_null() & ~(df[col].cast(pl.Float64).abs() <= _MAX_COUNT)).fill_null(True)
+            # (an integer compared as itself: as a float, 2**53 + 1 was 2**53, and read, where a .jsonl refuses it)
+            exact = df[col].cast(pl.Int128) if df.schema[col].is_integer() else None  # (any width, unsigned too)
+            inside = ((exact <= _MAX_COUNT) & (exact >= -_MAX_COUNT) if exact is not None
+                      else df[col].cast(pl.Float64).abs() <= _MAX_COUNT)
+            huge = (df[col].is_not_null() & ~inside).fill_null(True)
             if huge.any():
                 raise UserError(f"{name}: column {col} has {huge.sum()} value(s) that are not finite or beyond "
                                 f"2**53 (first: {df[col].filter(huge)[0]}) in {at(huge)}; it must hold whole numbers")

@@ -1,0 +1,143 @@
+"""One value, every container: a request file's value is read the same, or refused with the same one line, whether
+the file is a ``.csv``, a parquet or a ``.jsonl`` (a ``.json`` holds conversations alone, whose first turns give no
+counts; a ``.tsv`` is no workload format). Each case writes the value in each container as that container holds it
+(a ``.csv``'s field as written, a parquet's Utf8 value or typed number, a ``.jsonl``'s JSON string or number) and runs
+``ltrsched simulate -w FILE`` in this process: the served requests must be equal, or every container's error must
+be the same line once the file's path and its own words for a place (a ``.jsonl``'s key and line, a table's column
+and row) are set aside."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import polars as pl
+import pytest
+
+from cli_helpers import assert_one_line_error, run_cli_fast
+
+KINDS = ("csv", "parquet", "jsonl")
+
+
+def _write(tmp_path, kind: str, rows: list[dict]) -> str:
+    """``rows`` as ``t.<kind>``: a ``.csv``'s fields as ``str`` writes them (quoted where they hold a comma), a
+    ``.jsonl``'s values as JSON, a parquet's columns as polars types them (text stays text)."""
+    path = tmp_path / kind / f"t.{kind}"
+    path.parent.mkdir()
+    if kind == "csv":
+        cell = lambda v: f'"{v}"' if "," in str(v) else str(v)  # noqa: E731
+        path.write_text(",".join(rows[0]) + "\n" + "".join(",".join(cell(v) for v in r.values()) + "\n" for r in rows),
+                        encoding="utf-8")
+    elif kind == "jsonl":
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    else:
+        pl.DataFrame(rows, strict=False).write_parquet(path)
+    return str(path)
+
+
+def _outcome(capsys, tmp_path, kind: str, rows: list[dict]):
+    """``("read", prompt counts, output counts, stderr lines)`` or ``("refused", the one line)``, the file's path
+    written ``FILE``."""
+    path = _write(tmp_path, kind, rows)
+    out = tmp_path / kind / "run"
+    r = run_cli_fast(capsys, "simulate", "-w", path, "--no-progress", "-o", str(out))
+    if r.returncode == 0:
+        served = pl.read_parquet(out / "requests.parquet").sort("request_id")
+        notes = [line.replace(path, "FILE") for line in r.stderr.splitlines() if line.startswith("warning:")]
+        return "read", served["prompt_tokens"].to_list(), served["output_tokens"].to_list(), notes
+    assert_one_line_error(r, path)
+    return "refused", r.stderr.strip().replace(path, "FILE")
+
+
+def _place_free(line: str) -> str:
+    """An error line without its container's words for a place: a ``.jsonl``'s ``key`` and ``line N`` read as a
+    table's ``column`` and ``row N``."""
+    return re.sub(r"\bin line (\d+)", r"in row \1", line.replace("error: FILE: key '", "error: FILE: column '"))
+
+
+def _counts(value, where: str = "prompt_tokens") -> list[dict]:
+    """Three requests, the second's ``where`` count ``value``."""
+    rows = [{"prompt_tokens": 3, "output_tokens": 4}, {"prompt_tokens": 5, "output_tokens": 6},
+            {"prompt_tokens": 7, "output_tokens": 8}]
+    rows[1][where] = value
+    return rows
+
+
+# A count written as text (a .csv's every field; a parquet's Utf8 column; a .jsonl's JSON string): read where it is
+# a number in ASCII decimal notation (spaces around it), the same number in every container.
+TEXT_READ = {"12": 12, " 12": 12, "12 ": 12, "012": 12, "+12": 12, "12.0": 12, "12.": 12, "1e3": 1000, "1E3": 1000,
+             "1.2e1": 12}
+# ... and refused in one line, the same in every container, naming the file, the row (line) and the field.
+TEXT_REFUSED = ("0x10", "1_000", "1,000", "١٢", "１２", "", "NaN", "nan", "inf", "-inf", "12e", "e3", "twelve", "1 2")
+
+
+@pytest.mark.parametrize("text", list(TEXT_READ))
+def test_a_count_written_as_text_is_read_alike_in_every_container(capsys, tmp_path, text):
+    outcomes = {kind: _outcome(capsys, tmp_path, kind, _counts(text)) for kind in KINDS}
+    assert outcomes["csv"] == ("read", [3, TEXT_READ[text], 7], [4, 6, 8], []), outcomes
+    assert outcomes["parquet"] == outcomes["csv"] == outcomes["jsonl"], outcomes
+
+
+@pytest.mark.parametrize("text", TEXT_REFUSED)
+def test_a_count_text_that_spells_no_number_is_the_same_one_line_in_every_container(capsys, tmp_path, text):
+    outcomes = {kind: _outcome(capsys, tmp_path, kind, _counts(text, "output_tokens")) for kind in KINDS}
+    if text == "":  # (a .csv's empty field is a missing value, as a parquet's null: checked below)
+        del outcomes["csv"]
+    for kind, outcome in outcomes.items():
+        assert outcome[0] == "refused" and f"'output_tokens' has non-numeric values (String, first: {text!r})" in \
+            outcome[1] and ("in line 2" if kind == "jsonl" else "in row 2") in outcome[1], (kind, outcome)
+    assert len({_place_free(outcome[1]) for outcome in outcomes.values()}) == 1, outcomes
+
+
+@pytest.mark.parametrize("text, parts", [
+    ("12.5", ("12.5",)), ("0", ("0",)), ("-0", ("0",)), ("-3", ("-3",)), ("1e30", ("2**53",)),
+    ("9007199254740993", ("2**53",)),
+])
+def test_a_count_text_of_a_number_that_is_no_count_is_refused_in_every_container(capsys, tmp_path, text, parts):
+    """The number the text spells is checked as any count is (a whole number in 1..2**53), in each container's
+    words (a .jsonl's line names the key; a table's, the column and row)."""
+    for kind in KINDS:
+        outcome = _outcome(capsys, tmp_path, kind, _counts(text))
+        assert outcome[0] == "refused" and all(p in outcome[1] for p in parts), (kind, outcome)
+        assert (":2:" if kind == "jsonl" else "row 2") in outcome[1], (kind, outcome)
+
+
+# --- BurstGPT's failed requests (Response tokens 0): left out in every container, with the same warning -------------
+
+def _burst(outputs: list, names=("Request tokens", "Response tokens")) -> list[dict]:
+    return [{"Timestamp": t, "Model": "ChatGPT", names[0]: p, names[1]: o, "Log Type": "Conversation log"}
+            for t, p, o in zip([5, 6, 7, 8], [472, 417, 29, 8], outputs)]
+
+
+def test_burstgpt_failed_requests_are_left_out_alike_in_every_container(capsys, tmp_path):
+    """A .jsonl reads BurstGPT's names as written (``request tokens``, ``response tokens``: its keys match as written,
+    in lower case); its ``response tokens`` 0 was refused ("must be a whole number of tokens in 1..2**53, got 0")
+    where a .csv's and a parquet's rows were left out with a warning."""
+    lower = ("request tokens", "response tokens")
+    outcomes = {"csv": _outcome(capsys, tmp_path, "csv", _burst([18, 0, 340, 0])),
+                "parquet": _outcome(capsys, tmp_path, "parquet", _burst([18, 0, 340, 0])),
+                "jsonl": _outcome(capsys, tmp_path, "jsonl", _burst([18, 0, 340, "0"], lower))}  # ("0": as text too)
+    csv = outcomes["csv"]
+    assert csv[:3] == ("read", [472, 29], [18, 340]) and len(csv[3]) == 1 and "2 of its 4 requests" in csv[3][0], csv
+    assert outcomes["parquet"] == csv
+    assert outcomes["jsonl"][:3] == csv[:3]
+    assert outcomes["jsonl"][3] == [csv[3][0].replace("'Response tokens'", "'response tokens'")]
+
+
+def test_a_file_of_failed_burstgpt_requests_alone_is_the_same_one_line_in_every_container(capsys, tmp_path):
+    outcomes = {kind: _outcome(capsys, tmp_path, kind, _burst([0, 0, 0, 0])) for kind in ("csv", "parquet")}
+    outcomes["jsonl"] = _outcome(capsys, tmp_path, "jsonl", _burst([0, 0, 0, 0], ("request tokens", "response tokens")))
+    assert outcomes["csv"] == outcomes["parquet"] == ("refused", "error: FILE: every request (4) has 'Response tokens' "
+                                                      "0, BurstGPT's mark of a failed request (no output): none is "
+                                                      "left to serve")
+    assert outcomes["jsonl"] == ("refused", outcomes["csv"][1].replace("'Response tokens'", "'response tokens'"))
+
+
+def test_an_output_of_0_under_another_name_is_still_refused_in_a_jsonl(capsys, tmp_path):
+    """Only BurstGPT's name marks a failed request; ``output_tokens`` 0 on a line beside BurstGPT lines is refused,
+    as a table's ``output_tokens`` 0 is."""
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"request tokens": 3, "response tokens": 0}\n{"prompt_tokens": 3, "output_tokens": 0}\n'
+                    '{"request tokens": 3, "response tokens": 4}\n')
+    r = run_cli_fast(capsys, "simulate", "-w", str(path), "--no-progress", "-o", str(tmp_path / "run"))
+    assert_one_line_error(r, "t.jsonl:2:", "'output_tokens'", "got 0", "EOS")
