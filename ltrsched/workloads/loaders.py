@@ -793,7 +793,8 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     if reply is not None:  # (an 'output' column beside it: which is the reply?)
         _one_reply(raw.columns, str(path))
     texts = tuple(c for c in (prompt, reply) if c is not None)
-    counts = tuple(c for c in _count_columns(raw.columns) if not raw.schema[c].is_integer())
+    counts = tuple(c for c in _count_columns(raw.columns)  # (true/false: refused as a parquet's Boolean column is)
+                   if not raw.schema[c].is_integer() and raw.schema[c] != pl.Boolean)
     if counts or any(raw.schema[c] != pl.String for c in texts):  # a CSV has no types: prompts "1", "42" (or
         # "007", "1e3") are text, which polars read as numbers (refused as "not text", or changed: 007 -> 7); and
         # counts that are not digits alone are read by the rule every container's text is (count_text: polars read
