@@ -25,7 +25,7 @@ def _write(tmp_path, kind: str, rows: list[dict]) -> str:
     path = tmp_path / kind / f"t.{kind}"
     path.parent.mkdir()
     if kind == "csv":
-        cell = lambda v: f'"{v}"' if "," in str(v) else str(v)  # noqa: E731
+        cell = lambda v: "" if v is None else f'"{v}"' if "," in str(v) else str(v)  # noqa: E731
         path.write_text(",".join(rows[0]) + "\n" + "".join(",".join(cell(v) for v in r.values()) + "\n" for r in rows),
                         encoding="utf-8")
     elif kind == "jsonl":
@@ -141,3 +141,78 @@ def test_an_output_of_0_under_another_name_is_still_refused_in_a_jsonl(capsys, t
                     '{"request tokens": 3, "response tokens": 4}\n')
     r = run_cli_fast(capsys, "simulate", "-w", str(path), "--no-progress", "-o", str(tmp_path / "run"))
     assert_one_line_error(r, "t.jsonl:2:", "'output_tokens'", "got 0", "EOS")
+
+
+# --- other fields, other kinds of value: the same Workload (load_workload) or the same refusal (the CLI) ------------
+
+def _two(**second) -> list[dict]:
+    """Two requests with ids, arrival times and scores, the second's fields ``second``."""
+    rows = [{"request_id": 1, "prompt_tokens": 3, "output_tokens": 4, "arrival_time": 0.0, "score": 0.25},
+            {"request_id": 2, "prompt_tokens": 5, "output_tokens": 6, "arrival_time": 1.0, "score": 0.75}]
+    rows[1].update(second)
+    return rows
+
+
+SAME_WORKLOAD = {  # case -> (rows, the second request's fields as read)
+    # ids, predictor numbers and arrival times written as text are read by the counts' rule (a .jsonl's "7" and a
+    # parquet's Utf8 "7.0" were refused, which a .csv reads; a parquet's and a .jsonl's arrival texts were read as
+    # date-times, and refused)
+    "id '7'": (_two(request_id="7"), {"request_id": 7}),
+    "id ' 7'": (_two(request_id=" 7"), {"request_id": 7}),
+    "id '+7'": (_two(request_id="+7"), {"request_id": 7}),
+    "id '7.0'": (_two(request_id="7.0"), {"request_id": 7}),
+    "id '7e0'": (_two(request_id="7e0"), {"request_id": 7}),
+    "score '0.5'": (_two(score="0.5"), {"score": 0.5}),
+    "score '-1e-3'": (_two(score="-1e-3"), {"score": -0.001}),
+    "score null": (_two(score=None), {"score": None}),
+    "po_estimate '12'": ([{**r, "po_estimate": e} for r, e in zip(_two(), [3.0, "12"])], {"po_estimate": 12.0}),
+    "arrival '12'": (_two(arrival_time="12"), {"arrival_time": 12.0}),
+    "arrival ' 1.5'": (_two(arrival_time=" 1.5"), {"arrival_time": 1.5}),
+    # numbers of other types, read alike (a whole float is a count; -0.0 s is t = 0; 2**53 is the largest count)
+    "count 12.0": (_two(prompt_tokens=12.0), {"prompt_tokens": 12}),
+    "id 7.0": (_two(request_id=7.0), {"request_id": 7}),
+    "arrival -0.0": (_two(arrival_time=-0.0), {"arrival_time": 0.0}),
+    "count 2**53": (_two(prompt_tokens=2**53), {"prompt_tokens": 2**53}),
+}
+
+
+def _columns(workload) -> list[dict]:
+    df = workload.df
+    return df.select(c for c in ("request_id", "prompt_tokens", "output_tokens", "arrival_time", "score",
+                                 "po_estimate") if c in df.columns).to_dicts()
+
+
+@pytest.mark.parametrize("case", list(SAME_WORKLOAD))
+def test_a_value_is_read_as_the_same_workload_in_every_container(tmp_path, case):
+    from ltrsched.workloads import load_workload
+
+    rows, second = SAME_WORKLOAD[case]
+    read = {kind: _columns(load_workload(_write(tmp_path, kind, rows))) for kind in KINDS}
+    assert read["csv"] == read["parquet"] == read["jsonl"], read
+    assert {k: read["csv"][1][k] for k in second} == second, read["csv"]
+
+
+SAME_REFUSAL = {  # case -> (rows, what every container's one line names[, the row (line) it names: 2])
+    "count -0.0": (_two(prompt_tokens=-0.0), ("prompt_tokens", "0")),
+    "count 2**53 + 1": (_two(output_tokens=2**53 + 1), ("output_tokens", str(2**53 + 1), "2**53")),
+    "count 2**64": (_two(output_tokens=2**64), ("output_tokens", str(2**64), "2**53")),
+    # (every row's: polars writes a parquet column of 3 and True as integers)
+    "count true": ([{**r, "prompt_tokens": True} for r in _two()], ("prompt_tokens", "True"), 1),
+    "count null": (_two(prompt_tokens=None), ("prompt_tokens",)),
+    "id '7x'": (_two(request_id="7x"), ("request_id", "'7x'", "whole number")),
+    "id true": ([{**r, "request_id": b} for r, b in zip(_two(), [False, True])], ("request_id", "whole number"), 1),
+    "score '0.5x'": (_two(score="0.5x"), ("score", "'0.5x'")),
+    "arrival 'soon'": (_two(arrival_time="soon"), ("arrival", "'soon'")),
+}
+
+
+@pytest.mark.parametrize("case", list(SAME_REFUSAL))
+def test_a_value_is_refused_in_one_line_in_every_container(capsys, tmp_path, case):
+    """Refused in every container, in one line naming the file, the field, the value and its row (line), in each
+    container's words (a .jsonl's checks of a line's values speak of its key and line)."""
+    rows, parts, *row = SAME_REFUSAL[case]
+    row = row[0] if row else 2
+    for kind in KINDS:
+        outcome = _outcome(capsys, tmp_path, kind, rows)
+        assert outcome[0] == "refused" and all(p in outcome[1] for p in parts), (kind, outcome)
+        assert re.search(rf"FILE:{row}:|line {row}\b|row {row}\b", outcome[1]), (kind, outcome)

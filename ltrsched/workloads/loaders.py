@@ -21,12 +21,14 @@ Files, by suffix:
   the prompt's beside (or instead of) its text, ``"prompt_tokens": N``: both used as is, as a parquet's given
   counts are (a line of lengths alone has no prompt text, as a ``.csv``'s). A count may be written as text in
   every container (a ``.jsonl``'s ``"12"``, a parquet's Utf8 column, as a ``.csv``'s fields are), read by one rule
-  (:mod:`ltrsched.workloads.count_text`). A line's BurstGPT ``response tokens`` 0 (its keys as written) is a failed
+  (:mod:`ltrsched.workloads.number_text`). A line's BurstGPT ``response tokens`` 0 (its keys as written) is a failed
   request, left out with a warning, as a ``.csv``'s row is (:func:`drop_failed_requests`). In a ``.jsonl``, ``.csv``
   or parquet of requests a prompt text that is blank (nothing, whitespace or invisible characters alone) is an
   error naming its line or row, its count given or not: an engine replay sends the text (a null text is a request
-  of lengths alone). A ``"request_id": N`` on every line (or none) is kept as the request's id. A predictor's ``"score"``, the model's
-  own ``"po_estimate"`` and a ``"predicted_length"`` (numbers, or null where missing) are kept as those columns.
+  of lengths alone). A ``"request_id": N`` on every line (or none) is kept as the request's id. A predictor's
+  ``"score"``, the model's own ``"po_estimate"`` and a ``"predicted_length"`` (numbers, or null where missing) are
+  kept as those columns. Ids, predictor numbers and arrival times in seconds written as text are read by the counts'
+  rule too (a ``.jsonl``'s strings, a parquet's Utf8 columns, as a ``.csv``'s fields).
   Mooncake's traces (``{"timestamp": ms, "input_length": N, "output_length": N, "hash_ids": [...]}``) too: a line
   with ``input_length``/``output_length`` (:data:`MOONCAKE_KEYS`) has them read as the prompt and output counts and
   its ``timestamp`` as the arrival in milliseconds (Mooncake's unit; on other lines ``timestamp`` is seconds, and a
@@ -122,7 +124,7 @@ from ltrsched.workloads.arrival_names import (
 from ltrsched.workloads.arrivals import seconds_unit_warning
 from ltrsched.workloads.blank_text import blank_why, is_blank
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
-from ltrsched.workloads.count_text import count_texts, text_error, text_number
+from ltrsched.workloads.number_text import number_texts, text_error, text_number, text_numbers
 from ltrsched.workloads.csv_fields import field_error
 from ltrsched.workloads.csv_joined import joined_files_error, repeated_header_row
 from ltrsched.workloads.csv_separator import separator_hint
@@ -304,6 +306,8 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         if keys:
             units.add(key)
         arrival = rec.get(key, 0.0)
+        if isinstance(arrival, str) and text_number(arrival) is not None:  # a number as text, as a .csv's (it
+            arrival = text_number(arrival)  # was read as a date-time, and refused)
         if isinstance(arrival, str):  # a date-time, as a .csv's, whatever the key's suffix (read below)
             dates[lineno] = (key, arrival)
             arrival = 0.0
@@ -555,7 +559,7 @@ def _other_length_keys(rec: dict, where: str) -> dict:
 
 def _token_count(value, name: str, where: str) -> int:
     """A ``.jsonl`` line's ``output_tokens`` or ``prompt_tokens`` (``name``) [tokens]: a whole number >= 1 (an
-    integral float too, as some writers make them; text as :mod:`ltrsched.workloads.count_text` reads it, as a
+    integral float too, as some writers make them; text as :mod:`ltrsched.workloads.number_text` reads it, as a
     ``.csv``'s field and a parquet's Utf8 value are: ``"12"`` was refused); one-line :class:`UserError` naming
     ``where`` (``"{path}:{line}"``) for anything else."""
     number = text_number(value) if isinstance(value, str) else value
@@ -797,7 +801,7 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                    if not raw.schema[c].is_integer() and raw.schema[c] != pl.Boolean)
     if counts or any(raw.schema[c] != pl.String for c in texts):  # a CSV has no types: prompts "1", "42" (or
         # "007", "1e3") are text, which polars read as numbers (refused as "not text", or changed: 007 -> 7); and
-        # counts that are not digits alone are read by the rule every container's text is (count_text: polars read
+        # counts that are not digits alone are read by the rule every container's text is (number_text: polars read
         # '+12.0' and 'NaN' as numbers, and refused '+12')
         raw = _read_csv_checked(data, text, path, (*texts, *counts))
     raw, rows = _without_blank_lines(raw, text)
@@ -836,7 +840,7 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                             + _table_hint(raw))
         names_found[ours] = found
         # (a count's text by the rule every container reads it by; an arrival time's may be a date-time)
-        col = _spaced_numbers(raw[found]) if ours == "arrival_time" else count_texts(raw[found], path, rows)
+        col = _spaced_numbers(raw[found]) if ours == "arrival_time" else number_texts(raw[found], path, rows)
         if ours == "arrival_time" and col.dtype == pl.String:
             col, scale = _datetime_seconds(col.str.strip_chars(), f"{path}: column {found!r}"), 1.0
             plain = plain if col.dtype == pl.String else None  # (date-times: seconds apart)
@@ -872,7 +876,8 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     for name in OPTIONAL_COLUMNS:  # in any case, as the others (a 'Score' or 'PO_ESTIMATE' column was dropped:
         found = _csv_column(raw, (name,), name, path)  # `po` drew its estimates instead, silently)
         if found is not None:
-            df = df.with_columns((raw[found] if name == "prompt" else _spaced_numbers(raw[found])).alias(name))
+            df = df.with_columns((raw[found] if name == "prompt" else number_texts(_spaced_numbers(raw[found]), path,
+                                                                                rows)).alias(name))
     df = df if ids is None else df.with_columns(_spaced_numbers(raw[ids]).alias("request_id"))
     return drop_failed_requests(df, names_found.get("output_tokens"), path, arrival_info)
 
@@ -1086,6 +1091,9 @@ def _table_arrivals(df: pl.DataFrame, path: Path, arrival_info: dict | None = No
             arrival_info["unit"] = "date-time"  # (seconds apart, whatever the column's name says)
         return df.drop(given[0]).with_columns(_temporal_seconds(col).alias("arrival_time"))
     name = named or given[0]
+    if col.dtype == pl.String and text_numbers(col)[1] is None and col.null_count() < col.len():  # numbers as text,
+        col = text_numbers(col)[0]  # as a .csv's (they were read as date-times, and refused)
+        df = df.with_columns(col.alias(given[0]))
     if col.dtype == pl.String:  # date-time text, as a .csv's (Azure's TIMESTAMP), whatever the name's suffix
         seconds = _datetime_seconds(col.str.strip_chars(), f"{path}: column {name!r}")
         if seconds.dtype != pl.String:
@@ -1555,7 +1563,8 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
         renames = _any_case_renames(columns, path)  # (PROMPT: "missing column(s) prompt_tokens", where a .csv read it)
         df = df.rename(renames)
         # (counts as text, read as a .csv's and a .jsonl's are: a Utf8 column of '12' was refused)
-        df = df.with_columns([count_texts(df[c], path, df[FILE_ROW]) for c in _count_columns(df.columns)])
+        df = df.with_columns([number_texts(df[c], path, df[FILE_ROW]) for c in (
+            *_count_columns(df.columns), *(c for c in NUMERIC_OPTIONAL_COLUMNS if c in df.columns))])
         df, named = _other_arrival_name(df, path)  # (TIMESTAMP, arrived_at: they travelled along unread)
         output_name = None if "output_tokens" in columns else next(
             (c for c in columns if c.strip().lower() in LENGTH_NAMES["output_tokens"]), None)

@@ -27,6 +27,7 @@ import numpy as np
 import polars as pl
 
 from ltrsched.errors import UserError
+from ltrsched.workloads.number_text import text_numbers
 
 REQUIRED_COLUMNS: dict[str, pl.DataType] = {
     "request_id": pl.Int64,
@@ -328,9 +329,9 @@ def request_ids(ids: pl.Series, name: str, row_name: Callable[[int], str] | None
     row_name = row_name or (lambda row: f"row {row + 1}")
     dtype = ids.dtype
     if dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum):
-        text = ids.cast(pl.String)
-        number = text.str.strip_chars().cast(pl.Int64, strict=False)
-        whole = number.is_not_null()
+        number = text_numbers(ids)[0]  # (by the rule every container's numbers as text are read by: "7.0" too)
+        whole = (number.is_finite() & (number == number.floor())).fill_null(False) if number.dtype.is_float() \
+            else number.is_not_null()
     elif dtype.is_integer():
         number, whole = ids, ids.is_not_null()
     elif dtype.is_float() or dtype.is_decimal():  # (a Decimal 1.00 was "not a whole number")

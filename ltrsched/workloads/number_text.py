@@ -1,4 +1,4 @@
-"""Token counts written as text: the one rule every container reads them by.
+"""Numbers written as text (token counts, request ids): the one rule every container reads them by.
 
 A ``.csv`` has no types, so every count it gives is text; a parquet may hold them in a Utf8 column and a ``.jsonl``
 as JSON strings (``"output_tokens": "12"``). Such text is read as the number it spells when, with spaces or tabs
@@ -8,7 +8,9 @@ as); the count's own checks (a whole number in 1..2**53) then apply as to any nu
 ``1_000``, ``1,000``, digits of other scripts such as ``١٢``, ``nan``, ``inf``, an empty text) is refused in one
 line naming the file, the row or line, and the field (:func:`text_error`). Before, a ``.csv`` read ``"12"`` and a
 parquet's Utf8 column and a ``.jsonl``'s string refused it; a ``.csv`` refused ``+12`` (reading ``+12.0``) with an
-error naming the column's first value and row, not the bad one, and ``١٢`` with polars' own error.
+error naming the column's first value and row, not the bad one, and ``١٢`` with polars' own error. Request ids
+written as text are read by the same rule (:func:`ltrsched.workloads.schema.request_ids`; a ``.jsonl``'s
+``"request_id": "7"`` was refused, and a parquet's Utf8 ``"7.0"``, which a ``.csv`` reads).
 """
 
 from __future__ import annotations
@@ -30,19 +32,20 @@ _INTEGER = re.compile(_INTEGER_TEXT)
 def text_number(text: str) -> int | float | None:
     """The number ``text`` spells by :data:`NUMBER_TEXT` (an ``int`` for digits alone, else a ``float``); None if it
     spells none."""
-    if not _NUMBER.match(text):
+    if not _NUMBER.fullmatch(text):  # (fullmatch: re's "$" also matches before a last "\n", polars' does not)
         return None
-    return int(text) if _INTEGER.match(text) else float(text)
+    return int(text) if _INTEGER.fullmatch(text) else float(text)
 
 
 def text_numbers(col: pl.Series) -> tuple[pl.Series, int | None]:
-    """A text column of counts ``col`` (String) read by :data:`NUMBER_TEXT`: Int64 if every value is digits alone
-    (and fits), else Float64 (as a ``.csv``'s column of ``12`` and ``12.0`` is), nulls kept; and the 0-based row of
-    the first non-null value that spells no number (None if none does)."""
+    """A text column of numbers ``col`` (String) read by :data:`NUMBER_TEXT`: Int64 if every value is digits alone
+    (and fits), else Float64 (as a ``.csv``'s column of ``12`` and ``12.0`` is), nulls kept, texts that spell no
+    number null; and the 0-based row of the first non-null value that spells no number (None if none does)."""
     text = col.cast(pl.String)
     bad = (text.is_not_null() & ~text.str.contains(NUMBER_TEXT)).fill_null(False)
     first = int(bad.arg_true()[0]) if bad.any() else None
-    stripped = text.str.strip_chars(" \t")
+    stripped = pl.DataFrame({"t": text, "bad": bad}).select(  # (a text that spells no number: null, not inf)
+        pl.when(~pl.col("bad")).then(pl.col("t").str.strip_chars(" \t"))).to_series()
     integers = stripped.cast(pl.Int64, strict=False)
     if (integers.is_not_null() | text.is_null()).all():
         return integers.alias(col.name), first
@@ -50,7 +53,7 @@ def text_numbers(col: pl.Series) -> tuple[pl.Series, int | None]:
     return numbers.alias(col.name), first
 
 
-def count_texts(col: pl.Series, path, rows: pl.Series) -> pl.Series:
+def number_texts(col: pl.Series, path, rows: pl.Series) -> pl.Series:
     """A table's count column ``col`` (a ``.csv``'s or a parquet's, under the file's own name) as numbers if it holds
     text (String, Categorical: :func:`text_numbers`), else ``col`` itself (the schema checks the values); one-line
     :class:`UserError` (:func:`text_error`) naming ``path`` and the row (``rows``: each value's in the file) of the
@@ -69,4 +72,4 @@ def text_error(path, field: str, value: str, where: str, what: str = "column") -
     ``"column"`` or ``"key"``), ``where`` its row (``"row 2"``: a table's, 1-based after a header) or line (``"line
     2"``: a ``.jsonl``'s)."""
     return (f"{path}: {what} {field!r} has non-numeric values (String, first: {value!r}) in {where}; it must hold "
-            "numbers (a count written as text: ASCII decimal digits, e.g. '12', as a .csv's fields are read)")
+            "numbers (a number written as text: ASCII decimal digits, e.g. '12', as a .csv's fields are read)")
