@@ -151,7 +151,8 @@ def test_counts_that_match_the_text_carry_no_warning(tmp_path, capsys):
     ([5, 0, 6], "row 2 (id 'c1'): prompt_tokens 0 is not a whole number of tokens in 1..2**53 (1 row(s) so)"),
     ([5.0, 6.5, -1.0], "row 2 (id 'c1'): prompt_tokens 6.5 is not a whole number of tokens in 1..2**53 (2 row(s) so)"),
     ([5.0, float("nan"), 6.0], "row 2 (id 'c1'): prompt_tokens nan is not a whole number"),
-    (["5", "6", "7"], "column prompt_tokens holds String values (first: '5'), not token counts"),
+    # (counts as text are read as a flat table's: number_text)
+    (["5", "6x", "7"], "column 'prompt_tokens' has non-numeric values (String, first: '6x') in row 2 (id 'c1')"),
 ])
 def test_bad_counts_of_a_conversations_parquet_are_one_line_errors(capsys, tmp_path, values, message):
     """A count of 0 or -1 was no error: the paper's selection would have dropped the turn as ineligible, silently."""

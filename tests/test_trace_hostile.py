@@ -76,7 +76,7 @@ READ = {
                        [12, 3, 4, 5, 6], [5, 6, 7, 8, 10]),
     "BurstGPT": (_rows(**{"Timestamp": [5, 6, 7, 8, 9], "Model": "ChatGPT", "Request tokens": [472, 417, 29, 8, 9],
                           "Response tokens": [18, 217, 340, 1, 2], "Total tokens": 0, "Log Type": "Conversation log"}),
-                 ("csv", "parquet"), [472, 417, 29, 8, 9], [18, 217, 340, 1, 2]),
+                 ALL, [472, 417, 29, 8, 9], [18, 217, 340, 1, 2]),  # (a .jsonl: BurstGPT's keys as it writes them)
 }
 
 

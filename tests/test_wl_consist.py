@@ -23,7 +23,7 @@ def _write(tmp_path, kind: str, rows: list[dict]) -> str:
     """``rows`` as ``t.<kind>``: a ``.csv``'s fields as ``str`` writes them (quoted where they hold a comma), a
     ``.jsonl``'s values as JSON, a parquet's columns as polars types them (text stays text)."""
     path = tmp_path / kind / f"t.{kind}"
-    path.parent.mkdir()
+    path.parent.mkdir(parents=True)
     if kind == "csv":
         cell = lambda v: "" if v is None else f'"{v}"' if "," in str(v) else str(v)  # noqa: E731
         path.write_text(",".join(rows[0]) + "\n" + "".join(",".join(cell(v) for v in r.values()) + "\n" for r in rows),
@@ -110,27 +110,25 @@ def _burst(outputs: list, names=("Request tokens", "Response tokens")) -> list[d
 
 
 def test_burstgpt_failed_requests_are_left_out_alike_in_every_container(capsys, tmp_path):
-    """A .jsonl reads BurstGPT's names as written (``request tokens``, ``response tokens``: its keys match as written,
-    in lower case); its ``response tokens`` 0 was refused ("must be a whole number of tokens in 1..2**53, got 0")
-    where a .csv's and a parquet's rows were left out with a warning."""
-    lower = ("request tokens", "response tokens")
+    """A .jsonl's ``response tokens`` 0 (its keys match as written: ours in lower case) was refused ("must be a whole
+    number of tokens in 1..2**53, got 0") where a .csv's and a parquet's rows were left out with a warning; BurstGPT's
+    own spelling, ``Response tokens``, was refused as a key in another case ("write 'response tokens'")."""
     outcomes = {"csv": _outcome(capsys, tmp_path, "csv", _burst([18, 0, 340, 0])),
                 "parquet": _outcome(capsys, tmp_path, "parquet", _burst([18, 0, 340, 0])),
-                "jsonl": _outcome(capsys, tmp_path, "jsonl", _burst([18, 0, 340, "0"], lower))}  # ("0": as text too)
+                "jsonl": _outcome(capsys, tmp_path, "jsonl", _burst([18, 0, 340, "0"]))}  # ("0": as text too)
     csv = outcomes["csv"]
     assert csv[:3] == ("read", [472, 29], [18, 340]) and len(csv[3]) == 1 and "2 of its 4 requests" in csv[3][0], csv
-    assert outcomes["parquet"] == csv
-    assert outcomes["jsonl"][:3] == csv[:3]
-    assert outcomes["jsonl"][3] == [csv[3][0].replace("'Response tokens'", "'response tokens'")]
+    assert outcomes["parquet"] == csv == outcomes["jsonl"]
+    lower = _outcome(capsys, tmp_path / "lower", "jsonl",
+                     _burst([18, 0, 340, 0], ("request tokens", "response tokens")))
+    assert lower == (*csv[:3], [csv[3][0].replace("'Response tokens'", "'response tokens'")])
 
 
 def test_a_file_of_failed_burstgpt_requests_alone_is_the_same_one_line_in_every_container(capsys, tmp_path):
-    outcomes = {kind: _outcome(capsys, tmp_path, kind, _burst([0, 0, 0, 0])) for kind in ("csv", "parquet")}
-    outcomes["jsonl"] = _outcome(capsys, tmp_path, "jsonl", _burst([0, 0, 0, 0], ("request tokens", "response tokens")))
-    assert outcomes["csv"] == outcomes["parquet"] == ("refused", "error: FILE: every request (4) has 'Response tokens' "
-                                                      "0, BurstGPT's mark of a failed request (no output): none is "
-                                                      "left to serve")
-    assert outcomes["jsonl"] == ("refused", outcomes["csv"][1].replace("'Response tokens'", "'response tokens'"))
+    outcomes = {kind: _outcome(capsys, tmp_path, kind, _burst([0, 0, 0, 0])) for kind in KINDS}
+    assert outcomes["csv"] == outcomes["parquet"] == outcomes["jsonl"] == (
+        "refused", "error: FILE: every request (4) has 'Response tokens' 0, BurstGPT's mark of a failed request (no "
+                   "output): none is left to serve")
 
 
 def test_an_output_of_0_under_another_name_is_still_refused_in_a_jsonl(capsys, tmp_path):
@@ -165,6 +163,11 @@ SAME_WORKLOAD = {  # case -> (rows, the second request's fields as read)
     "score '0.5'": (_two(score="0.5"), {"score": 0.5}),
     "score '-1e-3'": (_two(score="-1e-3"), {"score": -0.001}),
     "score null": (_two(score=None), {"score": None}),
+    # NaN, a predictor's missing value, in any case (a .csv read NaN and refused numpy's nan; a parquet's and a
+    # .jsonl's text refused both)
+    "score 'nan'": (_two(score="nan"), {"score": "NaN"}),
+    "score 'NaN'": (_two(score="NaN"), {"score": "NaN"}),
+    "score '-NAN'": (_two(score="-NAN"), {"score": "NaN"}),
     "po_estimate '12'": ([{**r, "po_estimate": e} for r, e in zip(_two(), [3.0, "12"])], {"po_estimate": 12.0}),
     "arrival '12'": (_two(arrival_time="12"), {"arrival_time": 12.0}),
     "arrival ' 1.5'": (_two(arrival_time=" 1.5"), {"arrival_time": 1.5}),
@@ -177,9 +180,11 @@ SAME_WORKLOAD = {  # case -> (rows, the second request's fields as read)
 
 
 def _columns(workload) -> list[dict]:
+    """The workload's rows, NaN written ``"NaN"`` (NaN != NaN)."""
     df = workload.df
-    return df.select(c for c in ("request_id", "prompt_tokens", "output_tokens", "arrival_time", "score",
+    rows = df.select(c for c in ("request_id", "prompt_tokens", "output_tokens", "arrival_time", "score",
                                  "po_estimate") if c in df.columns).to_dicts()
+    return [{k: "NaN" if isinstance(v, float) and v != v else v for k, v in row.items()} for row in rows]
 
 
 @pytest.mark.parametrize("case", list(SAME_WORKLOAD))
@@ -216,3 +221,26 @@ def test_a_value_is_refused_in_one_line_in_every_container(capsys, tmp_path, cas
         outcome = _outcome(capsys, tmp_path, kind, rows)
         assert outcome[0] == "refused" and all(p in outcome[1] for p in parts), (kind, outcome)
         assert re.search(rf"FILE:{row}:|line {row}\b|row {row}\b", outcome[1]), (kind, outcome)
+
+
+def test_a_conversation_parquets_counts_as_text_are_read_as_a_flat_tables(capsys, tmp_path):
+    """LMSYS-Chat-1M's kind of parquet (a ``conversation`` column) with its own ``output_tokens`` as text: refused
+    ("holds String values ..., not token counts") where a flat table's are read."""
+    from ltrsched.workloads import load_workload
+
+    turn = [{"role": "user", "content": "hello there, how are you"},
+            {"role": "assistant", "content": "fine, thanks; and you, my friend?"}]
+    conversations = [turn, [{**turn[0], "content": "and what is new with you today"}, turn[1]]]
+    read = {}
+    for kind, counts in (("text", ["12", " 13"]), ("numbers", [12, 13])):
+        path = tmp_path / f"{kind}.parquet"
+        pl.DataFrame({"conversation_id": ["a", "b"], "conversation": conversations,
+                      "output_tokens": counts}).write_parquet(path)
+        read[kind] = _columns(load_workload(str(path)))
+    assert read["text"] == read["numbers"] and sorted(r["output_tokens"] for r in read["text"]) == [12, 13]
+    path = tmp_path / "bad.parquet"
+    pl.DataFrame({"conversation_id": ["a", "b"], "conversation": conversations,
+                  "output_tokens": ["12", "1x"]}).write_parquet(path)
+    r = run_cli_fast(capsys, "simulate", "-w", str(path), "--no-progress", "-o", str(tmp_path / "run"))
+    assert_one_line_error(r, "bad.parquet", "column 'output_tokens' has non-numeric values (String, first: '1x') in "
+                                            "row 2 (id 'b')")

@@ -270,7 +270,8 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                             + _record_hint(original) + _line_keys(original if isinstance(rec, dict) else rec))
             # (the line's own keys: a Dolly line's 'response' was named 'generated', the name it is read by)
         # (BurstGPT's failed request, 'response tokens' 0: left out as a .csv's row is; it was refused)
-        failed_keys.append(next((k for k in original if k in FAILED_OUTPUT_NAMES and rec.get("output_tokens") == 0
+        failed_keys.append(next((k for k in original if k.lower() in FAILED_OUTPUT_NAMES and k in OTHER_LENGTH_KEYS
+                                 and rec.get("output_tokens") == 0
                                  and not isinstance(rec["output_tokens"], bool)), None))
         if "output_tokens" in rec:  # a count given is kept, beside the text too (as a parquet's): it was ignored
             rec["generated"] = 0 if failed_keys[-1] else _token_count(rec["output_tokens"], "output_tokens",
@@ -567,7 +568,7 @@ def _token_count(value, name: str, where: str) -> int:
         path, line = where.rsplit(":", 1)
         raise UserError(text_error(path, name, value, f"line {line}", what="key"))
     number = int(number) if isinstance(number, float) and number.is_integer() else number
-    if number == 0 and not isinstance(number, bool) and name in FAILED_OUTPUT_NAMES:
+    if number == 0 and not isinstance(number, bool) and name.lower() in FAILED_OUTPUT_NAMES:
         return 0  # BurstGPT's failed request: left out with a warning (:func:`drop_failed_requests`), as a .csv's
     if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= _MAX_TOKENS:
         zero = number == 0 and not isinstance(number, bool) and OTHER_LENGTH_KEYS.get(name, name) == "output_tokens"
@@ -877,7 +878,7 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         found = _csv_column(raw, (name,), name, path)  # `po` drew its estimates instead, silently)
         if found is not None:
             df = df.with_columns((raw[found] if name == "prompt" else number_texts(_spaced_numbers(raw[found]), path,
-                                                                                rows)).alias(name))
+                                                                                rows, missing=True)).alias(name))
     df = df if ids is None else df.with_columns(_spaced_numbers(raw[ids]).alias("request_id"))
     return drop_failed_requests(df, names_found.get("output_tokens"), path, arrival_info)
 
@@ -1563,8 +1564,9 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
         renames = _any_case_renames(columns, path)  # (PROMPT: "missing column(s) prompt_tokens", where a .csv read it)
         df = df.rename(renames)
         # (counts as text, read as a .csv's and a .jsonl's are: a Utf8 column of '12' was refused)
-        df = df.with_columns([number_texts(df[c], path, df[FILE_ROW]) for c in (
-            *_count_columns(df.columns), *(c for c in NUMERIC_OPTIONAL_COLUMNS if c in df.columns))])
+        df = df.with_columns([number_texts(df[c], path, df[FILE_ROW]) for c in _count_columns(df.columns)]
+                             + [number_texts(df[c], path, df[FILE_ROW], missing=True)  # (NaN: missing)
+                                for c in NUMERIC_OPTIONAL_COLUMNS if c in df.columns])
         df, named = _other_arrival_name(df, path)  # (TIMESTAMP, arrived_at: they travelled along unread)
         output_name = None if "output_tokens" in columns else next(
             (c for c in columns if c.strip().lower() in LENGTH_NAMES["output_tokens"]), None)

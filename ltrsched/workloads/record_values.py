@@ -14,7 +14,8 @@ def optional_number(value, name: str, where: str) -> float | None:
     values' range)."""
     if value is None:
         return None
-    number = text_number(value) if isinstance(value, str) else value  # (text as a table's: "0.5" was refused)
+    number = text_number(value, missing=True) if isinstance(value, str) else value  # (as a table's: "0.5" and
+    # "NaN", missing, were refused)
     if isinstance(number, bool) or not isinstance(number, (int, float)):
         raise UserError(f"{where}: {name!r} must be a number (or null), got {value!r}")
     try:

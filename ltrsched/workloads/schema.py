@@ -78,6 +78,9 @@ LENGTH_NAMES = {
 #: The names of :data:`LENGTH_NAMES` other than ours -> ours: a ``.jsonl`` line's keys read as its counts (as
 #: written, in lower case).
 OTHER_LENGTH_KEYS = {name: ours for ours, names in LENGTH_NAMES.items() for name in names if name != ours}
+#: BurstGPT's count names as its files write them, read as ``.jsonl`` keys too (keys match as written: a BurstGPT
+#: trace saved as JSON Lines, ``Request tokens``/``Response tokens``, was refused, "write 'request tokens'").
+OTHER_LENGTH_KEYS.update({"Request tokens": "prompt_tokens", "Response tokens": "output_tokens"})
 #: A column of our runs' ``requests.parquet`` (the simulator's and the engine's) named as another tool's output
 #: count: the tokens the run generated, beside the request's ``output_tokens``. Such a file replayed as a workload
 #: reads ``output_tokens``; beside ours it is not a second name for the count (:func:`length_columns`).

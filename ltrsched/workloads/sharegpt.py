@@ -43,6 +43,7 @@ from ltrsched.workloads.arrival_names import (
     arrival_suffix, escapes_a_letter, file_may_name_added, json_may_name_arrivals,
 )
 from ltrsched.workloads.blank_text import is_blank
+from ltrsched.workloads.number_text import text_error, text_numbers
 from ltrsched.workloads.record_values import optional_number, request_id_value
 from ltrsched.workloads.schema import (LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, SYSTEM_COLUMN, SYSTEM_SEPARATOR,
                                        ZERO_OUTPUT_HINT, length_columns, request_ids)
@@ -725,6 +726,12 @@ def given_counts(given: pl.Series, counted: pl.Series, ids: list[str], rows: lis
     have dropped it as ineligible, without a word). Counts that differ from the text's are kept, and counted in a
     note (``notes``): they may be another tokenizer's (the served model's), or stale."""
     name = given.name
+    if isinstance(given.dtype, (pl.String, pl.Categorical, pl.Enum)):  # (text, as a flat table's: it was refused)
+        numbers, bad = text_numbers(given)
+        if bad is not None:
+            raise UserError(text_error(path, name, given.cast(pl.String)[bad],
+                                       f"row {rows[bad] + 1} (id {ids[bad]!r})"))
+        given = numbers
     if given.dtype != pl.Null and not given.dtype.is_numeric():
         first = given.drop_nulls().head(1).to_list()
         raise UserError(f"{path}: column {name} holds {given.dtype} values"
