@@ -740,6 +740,16 @@ def _read_csv_checked(data: bytes, text: str, path: Path, text_columns: tuple[st
                         or f"{path}: cannot parse CSV ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
 
 
+def _count_text_to_read(col: pl.Series) -> bool:
+    """Whether a ``.csv``'s count column as polars read it must be read again as text, by the rule every container's
+    count text is (:mod:`ltrsched.workloads.number_text`): text, or floats among which polars read a word as a number
+    (``inf``, ``NaN``; its other numbers are the rule's own, so a column of ``12.0`` is not read twice, which took
+    twice as long). Integers (digits alone) are the rule's, and true/false is refused as a parquet's Boolean is."""
+    if col.dtype.is_float():
+        return not col.is_finite().fill_null(True).all()
+    return not col.dtype.is_integer() and col.dtype != pl.Boolean
+
+
 def _csv_header(data: bytes, text: str, path: Path) -> list[str]:
     """The column names of a ``.csv``'s header line (every column read as text)."""
     try:
@@ -798,8 +808,7 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     if reply is not None:  # (an 'output' column beside it: which is the reply?)
         _one_reply(raw.columns, str(path))
     texts = tuple(c for c in (prompt, reply) if c is not None)
-    counts = tuple(c for c in _count_columns(raw.columns)  # (true/false: refused as a parquet's Boolean column is)
-                   if not raw.schema[c].is_integer() and raw.schema[c] != pl.Boolean)
+    counts = tuple(c for c in _count_columns(raw.columns) if _count_text_to_read(raw[c]))
     if counts or any(raw.schema[c] != pl.String for c in texts):  # a CSV has no types: prompts "1", "42" (or
         # "007", "1e3") are text, which polars read as numbers (refused as "not text", or changed: 007 -> 7); and
         # counts that are not digits alone are read by the rule every container's text is (number_text: polars read
