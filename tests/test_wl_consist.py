@@ -263,3 +263,17 @@ def test_a_csv_is_read_again_only_where_the_text_rule_may_read_it_otherwise(tmp_
     except loaders.UserError:
         pass
     assert len(calls) == reads
+
+
+def test_a_mooncake_timestamp_as_text_is_read_as_other_arrival_texts(tmp_path):
+    """A Mooncake line's ``timestamp`` [ms] as text was refused ("must be a number of milliseconds"), where a line's
+    ``arrival_time`` text is read (and a .csv's ``timestamp_ms`` field)."""
+    from ltrsched.workloads import load_workload
+
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"timestamp": "0", "input_length": 3, "output_length": 4}\n'
+                    '{"timestamp": " 1500", "input_length": 5, "output_length": 6}\n')
+    csv = tmp_path / "t.csv"
+    csv.write_text("timestamp_ms,input_length,output_length\n0,3,4\n1500,5,6\n")
+    assert _columns(load_workload(str(path))) == _columns(load_workload(str(csv)))
+    assert load_workload(str(path)).df["arrival_time"].to_list() == [0.0, 1.5]

@@ -531,6 +531,8 @@ def _mooncake_line(rec: dict, where: str) -> dict:
             raise UserError(f"{where}: 'timestamp' (Mooncake's, milliseconds) and {given[0]!r} both give the arrival "
                             "time; give one")
         stamp = rec.pop("timestamp")
+        stamp = text_number(stamp) if isinstance(stamp, str) and text_number(stamp) is not None else stamp  # (as
+        # another line's arrival_time text is read: number_text)
         if isinstance(stamp, bool) or not isinstance(stamp, (int, float)):
             raise UserError(f"{where}: 'timestamp' must be a number of milliseconds (Mooncake's), got {shown(stamp)}")
         rec["arrival_time_ms"] = stamp
