@@ -277,3 +277,46 @@ def test_a_mooncake_timestamp_as_text_is_read_as_other_arrival_texts(tmp_path):
     csv.write_text("timestamp_ms,input_length,output_length\n0,3,4\n1500,5,6\n")
     assert _columns(load_workload(str(path))) == _columns(load_workload(str(csv)))
     assert load_workload(str(path)).df["arrival_time"].to_list() == [0.0, 1.5]
+
+
+def _conversations(tmp_path, kind: str, counts: list) -> str:
+    """Two ShareGPT conversations, each with its own ``output_tokens`` (``counts``), as a ``.json`` array, a
+    ``.jsonl`` or a parquet (LMSYS-Chat-1M's kind: a ``conversation`` column of role/content messages)."""
+    prompts = ["hello there, how are you doing today my friend", "and what is new with you today, tell me"]
+    reply = "fine, thanks; and you, my friend? all good here"
+    path = tmp_path / f"c.{kind}"
+    if kind == "parquet":
+        pl.DataFrame({"conversation_id": ["a", "b"], "output_tokens": counts,
+                      "conversation": [[{"role": "user", "content": p}, {"role": "assistant", "content": reply}]
+                                       for p in prompts]}).write_parquet(path)
+        return str(path)
+    records = [{"id": i, "conversations": [{"from": "human", "value": p}, {"from": "gpt", "value": reply}],
+                "output_tokens": c} for i, p, c in zip("ab", prompts, counts)]
+    path.write_text(json.dumps(records) if kind == "json" else "".join(json.dumps(r) + "\n" for r in records))
+    return str(path)
+
+
+@pytest.mark.parametrize("counts", [[99, 98], ["99", " 98"]])
+def test_a_conversation_records_own_counts_are_used_as_a_conversation_parquets(capsys, tmp_path, counts):
+    """A .json's or .jsonl's conversation record's ``output_tokens`` was ignored (the reply's Llama-3 count, 13, used),
+    where a conversations parquet's column is used (with a warning counting those that differ from the text's)."""
+    from ltrsched.workloads import load_workload
+    from ltrsched.workloads.loaders import workload_fingerprint
+
+    read = {}
+    for kind in ("parquet", "json", "jsonl"):
+        read[kind] = sorted(load_workload(_conversations(tmp_path, kind, counts)).df["output_tokens"].to_list())
+        assert "2 of the 2 first turns' output_tokens differ" in capsys.readouterr().err
+    assert read == {"parquet": [98, 99], "json": [98, 99], "jsonl": [98, 99]}
+    # (a run cached when such a file was read otherwise is not reused)
+    assert workload_fingerprint(_conversations(tmp_path, "json", counts))["conversation counts"] == "given"
+
+
+def test_a_conversation_records_bad_count_is_one_line(capsys, tmp_path):
+    path = _conversations(tmp_path, "json", [99, "9x"])
+    r = run_cli_fast(capsys, "simulate", "-w", path, "--no-progress", "-o", str(tmp_path / "run"))
+    assert_one_line_error(r, "c.json", "key 'output_tokens' has non-numeric values (String, first: '9x') in record 2")
+    path = _conversations(tmp_path, "jsonl", [99, 0])
+    r = run_cli_fast(capsys, "simulate", "-w", path, "--no-progress", "-o", str(tmp_path / "run"))
+    assert_one_line_error(r, "c.jsonl", "row 2 (id 'b'): output_tokens 0 is not a whole number of tokens in 1..2**53",
+                          "EOS")

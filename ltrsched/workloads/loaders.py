@@ -50,8 +50,8 @@ Files, by suffix:
   ``conversation`` column) is read the same way; its ``score``, ``po_estimate``, ``predicted_length``,
   arrival times and ``request_id`` columns are kept, as a flat table's (a ``.json``'s or ``.jsonl``'s record's keys
   likewise, read as a request line's: :data:`~ltrsched.workloads.sharegpt.RECORD_COLUMNS`), and so are its own
-  ``prompt_tokens``
-  and ``output_tokens`` of each first turn (a flat table's and a ``.jsonl``'s given counts are used too; they were
+  ``prompt_tokens`` and ``output_tokens`` of each first turn (a ``.json``'s or ``.jsonl``'s record's keys likewise:
+  they were ignored) (a flat table's and a ``.jsonl``'s given counts are used too; they were
   recounted from the text): the file's count where a row gives one, the text's Llama-3 count where it is null; the
   paper's selection (prompt and output lengths) reads them. Counts that differ from the text's Llama-3 count are
   kept, and counted in a warning on stderr (they may be another tokenizer's); a count that is not a whole number
@@ -141,7 +141,7 @@ from ltrsched.workloads.record_values import optional_number, request_id_value
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, left_out, paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import (
     CONVERSATION_KEYS, COUNT_COLUMNS, SYSTEM_COLUMN, TABLE_COLUMNS, format_hint, is_conversation_table,
-    load_sharegpt_records,
+    load_sharegpt_records, may_give_counts,
     may_give_arrivals, may_give_columns, may_give_system_text, record_hint, records_key,
 )
 from ltrsched.workloads.tokenizer import count_tokens
@@ -1254,7 +1254,9 @@ def workload_fingerprint(source: str) -> dict[str, str]:
     # names read since this marker (ADDED_LENGTH_NAMES: completion_tokens, input_len, ...; runs cached before counted
     # the text's tokens instead); and a parquet's count under ours and another tool's name, refused since this marker
     # (runs cached before read ours); and a .jsonl's 'timestamp' in milliseconds on Mooncake's lines and seconds on
-    # others, refused since this marker (runs cached before read each line in its unit)
+    # others, refused since this marker (runs cached before read each line in its unit); and a .json's or .jsonl's
+    # conversation records' own prompt_tokens and output_tokens, used since this marker (runs cached before counted
+    # the text's tokens, where a conversations parquet's counts were used)
     return {"sha256": file_digest(path), **({"ids": "given"} if _gives_ids(path) else {}),
             **({"mooncake": "read"} if _jsonl_gives_mooncake(path) else {}),
             **({"columns": "kept"} if _jsonl_gives_columns(path) else {}),
@@ -1267,6 +1269,7 @@ def workload_fingerprint(source: str) -> dict[str, str]:
             **({"conversation arrivals": "read"} if _conversations_give_arrivals(path) else {}),
             **({"conversation columns": "kept"} if _conversations_file(path) and may_give_columns(path) else {}),
             **({"system text": "counted"} if _conversations_file(path) and may_give_system_text(path) else {}),
+            **({"conversation counts": "given"} if _conversations_file(path) and may_give_counts(path) else {}),
             **({"added arrival names": "read"} if file_may_name_added(path) else {}),
             **({"added length names": "read"} if _names_added_lengths(path) else {}),
             **({"count names": "two refused"} if _parquet_counts_twice(path) else {}),
