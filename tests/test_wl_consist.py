@@ -320,3 +320,16 @@ def test_a_conversation_records_bad_count_is_one_line(capsys, tmp_path):
     r = run_cli_fast(capsys, "simulate", "-w", path, "--no-progress", "-o", str(tmp_path / "run"))
     assert_one_line_error(r, "c.jsonl", "row 2 (id 'b'): output_tokens 0 is not a whole number of tokens in 1..2**53",
                           "EOS")
+
+
+@pytest.mark.parametrize("kind", ["json", "jsonl"])
+def test_a_key_named_twice_in_a_conversation_record_is_refused_in_every_container(capsys, tmp_path, kind):
+    """A .json record naming a key twice was read (json keeps the last: score 0.9 of 0.1 and 0.9), where a .jsonl's
+    line is refused."""
+    record = ('{"id": "a", "score": 0.1, "score": 0.9, "conversations": [{"from": "human", "value": "hello there, '
+              'how are you doing today"}, {"from": "gpt", "value": "fine, thanks; and you, my friend?"}]}')
+    path = tmp_path / f"c.{kind}"
+    path.write_text(f"[{record}]" if kind == "json" else record + "\n")
+    r = run_cli_fast(capsys, "simulate", "-w", str(path), "--no-progress", "-o", str(tmp_path / "run"))
+    assert_one_line_error(r, f"c.{kind}", "the key 'score' is given twice; keep one",
+                          "record 1 (from line 1)" if kind == "json" else f"c.{kind}:1:")

@@ -40,6 +40,7 @@ import polars as pl
 from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
 from ltrsched.fingerprint import dist_version, file_digest
+from ltrsched.strict_json import DuplicateKeyError, unique_keys
 from ltrsched.workloads.arrival_names import (
     arrival_suffix, escapes_a_letter, file_may_name_added, json_may_name_arrivals,
 )
@@ -75,7 +76,8 @@ def cache_dir() -> Path:
 def iter_records(text: str, source: str, cut: dict | None = None):
     """Yield complete JSON records of a (possibly truncated) top-level JSON array. If the text ends inside a
     record (cut off), ``cut["record"]`` is set to that record's number (1-based), which is not yielded."""
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(object_pairs_hook=unique_keys)  # (a key named twice: json kept the last one silently,
+    # where a .jsonl's line is refused; the packaged file's parse takes 1.73 s instead of 1.52)
     start = text.lstrip()[:1]
     if start != "[":  # (a top-level object was searched for its first "[": e.g. a .jsonl of conversations saved
         # as .json read the first conversation's messages as records)
@@ -100,6 +102,9 @@ def iter_records(text: str, source: str, cut: dict | None = None):
             # damage elsewhere would silently drop every record after it
             raise UserError(f"{source}: not valid JSON at line {exc.lineno} column {exc.colno} ({exc.msg}); "
                             "only a file cut off at its end is read in part") from None
+        except DuplicateKeyError as exc:
+            line = text.count("\n", 0, i) + 1
+            raise UserError(f"{source}: record {count + 1:,} (from line {line}): {exc}; keep one") from None
         except (ValueError, RecursionError) as exc:  # were tracebacks
             why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
             line = text.count("\n", 0, i) + 1
