@@ -201,7 +201,7 @@ def test_csv_trace_keeps_its_predictor_columns(capsys, tmp_path):
     r = run_cli_fast(capsys, "simulate", "-w", str(path), "--policy", "ltr")
     assert r.returncode == 0, r.stderr
     path.write_text("arrival_time,prompt_tokens,output_tokens,score\n0,10,5,high\n")
-    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", str(path)), "column score has non-numeric values")
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", str(path)), "column 'score' has non-numeric values")
 
 
 def test_csv_trace_keeps_its_predictor_columns_in_any_case(tmp_path):

@@ -151,7 +151,8 @@ def test_counts_that_match_the_text_carry_no_warning(tmp_path, capsys):
     ([5, 0, 6], "row 2 (id 'c1'): prompt_tokens 0 is not a whole number of tokens in 1..2**53 (1 row(s) so)"),
     ([5.0, 6.5, -1.0], "row 2 (id 'c1'): prompt_tokens 6.5 is not a whole number of tokens in 1..2**53 (2 row(s) so)"),
     ([5.0, float("nan"), 6.0], "row 2 (id 'c1'): prompt_tokens nan is not a whole number"),
-    (["5", "6", "7"], "column prompt_tokens holds String values (first: '5'), not token counts"),
+    # (counts as text are read as a flat table's: number_text)
+    (["5", "6x", "7"], "column 'prompt_tokens' has non-numeric values (String, first: '6x') in row 2 (id 'c1')"),
 ])
 def test_bad_counts_of_a_conversations_parquet_are_one_line_errors(capsys, tmp_path, values, message):
     """A count of 0 or -1 was no error: the paper's selection would have dropped the turn as ineligible, silently."""
@@ -189,8 +190,10 @@ def test_an_infinite_or_huge_token_count_is_a_plain_error(capsys, tmp_path, valu
                                        str(path)), "column prompt_tokens has 1 value(s) that are not "
                                                                 "finite or beyond 2**53 (first: ")
     (tmp_path / "t.csv").write_text(f"prompt_tokens,output_tokens\n3,4\n{value.replace('nan', 'inf')},5\n")
-    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w",
-                                       str(tmp_path / "t.csv")), "that are not finite or beyond 2**53")
+    # (a .csv's count fields are text, read as a parquet's Utf8 and a .jsonl's strings are: 'inf' spells no count)
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", str(tmp_path / "t.csv")),
+                          *(("that are not finite or beyond 2**53",) if value == "1e23" else
+                            ("column 'prompt_tokens' has non-numeric values (String, first: 'inf') in row 2",)))
 
 
 def test_an_unsigned_count_beyond_int64_is_a_plain_error(tmp_path):

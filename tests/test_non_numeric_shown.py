@@ -32,7 +32,8 @@ def test_a_parquet_text_column_shows_a_value_that_is_not_a_number(tmp_path):
     path = tmp_path / "t.parquet"
     pl.DataFrame({"request_id": [0, 1, 2], "prompt_tokens": ["10", " 7 ", "x"], "output_tokens": [5, 6, 7]}
                  ).write_parquet(path)
-    with pytest.raises(UserError, match=r"column prompt_tokens has non-numeric values \(String, first: 'x'\)"):
+    with pytest.raises(UserError, match=r"column 'prompt_tokens' has non-numeric values \(String, first: 'x'\) in "
+                                        r"row 3"):
         load_workload(str(path))
     pl.DataFrame({"request_id": [0, 1], "prompt_tokens": [True, False], "output_tokens": [5, 6]}).write_parquet(path)
     with pytest.raises(UserError, match=r"column prompt_tokens has non-numeric values \(Boolean, first: True\)"):

@@ -70,9 +70,13 @@ READ = {
     "completion_tokens": (_rows(prompt_tokens=[3, 4, 5, 6, 7], completion_tokens=[8, 9, 10, 11, 12]), ALL,
                           [3, 4, 5, 6, 7], [8, 9, 10, 11, 12]),
     "num_prompt_tokens": (_rows(num_prompt_tokens=[3, 4, 5, 6, 7], num_output_tokens=9), ALL, [3, 4, 5, 6, 7], [9] * 5),
+    # counts written as text: read as a .csv's fields are, in every container (a parquet's Utf8 column and a .jsonl's
+    # JSON strings were refused)
+    "counts as text": (_rows(input_len=["12", " 3", "4.0", "+5", "6"], output_len=["5", "6", "7", "8", "1e1"]), ALL,
+                       [12, 3, 4, 5, 6], [5, 6, 7, 8, 10]),
     "BurstGPT": (_rows(**{"Timestamp": [5, 6, 7, 8, 9], "Model": "ChatGPT", "Request tokens": [472, 417, 29, 8, 9],
                           "Response tokens": [18, 217, 340, 1, 2], "Total tokens": 0, "Log Type": "Conversation log"}),
-                 ("csv", "parquet"), [472, 417, 29, 8, 9], [18, 217, 340, 1, 2]),
+                 ALL, [472, 417, 29, 8, 9], [18, 217, 340, 1, 2]),  # (a .jsonl: BurstGPT's keys as it writes them)
 }
 
 
@@ -177,8 +181,11 @@ REFUSED = {  # case -> (rows, {container: the parts of its one line}); every lin
                                       "jsonl": (":2:", "'output_len'", "1e+30")}),
     "2**60 as an integer": (_base(output_len=2**60), {k: (str(2**60), "2**53") for k in ("parquet", "jsonl")}
                             | {"csv": ("2**53", "row 2")}),
-    "counts as JSON strings": (_rows(input_len="12", output_len=[5, 6, 7, 8, 9]),
-                               {"parquet": ("non-numeric", "'12'", "row 1"), "jsonl": (":1:", "'input_len'", "'12'")}),
+    "counts as text that spells no number": (
+        _rows(input_len=[12, "0x10", 3, 4, 5], output_len=[5, 6, 7, 8, 9]),
+        {"csv": ("column 'input_len'", "non-numeric", "'0x10'", "row 2"),
+         "parquet": ("column 'input_len'", "non-numeric", "'0x10'", "row 2"),
+         "jsonl": ("key 'input_len'", "non-numeric", "'0x10'", "line 2")}),
     "input_len beside prompt_tokens, other values": (
         _rows(input_len=[10, 4, 5, 6, 7], prompt_tokens=[12, 4, 5, 6, 7], output_len=5),
         {k: ("'input_len'", "'prompt_tokens'", "both give the prompt", "which does?") for k in ALL}),

@@ -131,7 +131,7 @@ def test_jsonl_lengths_given_as_numbers(tmp_path):
     # beside the text, the count given is used as a parquet's is (it was ignored for the text's Llama-3 count, 7)
     path.write_text(json.dumps({"prompt": "Hi", "generated": "Hello world, how are you?", "output_tokens": 9}) + "\n")
     assert load_workload(str(path)).df["output_tokens"].to_list() == [9]
-    for bad in (0, -3, 2.5, "12", True, None, 2**60):
+    for bad in (0, -3, 2.5, "12.5", True, None, 2**60):  # ("12" is read: number_text)
         path.write_text(json.dumps({"prompt": "Hi", "output_tokens": bad}) + "\n")
         with pytest.raises(UserError, match=r":1: 'output_tokens' must be a whole number of tokens in 1\.\.2\*\*53"):
             load_workload(str(path))
@@ -150,7 +150,7 @@ def test_jsonl_keeps_predictor_columns(tmp_path):
     assert np.array_equal(load_workload(str(path)).policy_columns()["po_estimate"], [40.0, np.nan], equal_nan=True)
     path.write_text(json.dumps({"prompt": "Hi", "output_tokens": 3}) + "\n")
     assert "score" not in load_workload(str(path)).df.columns
-    for bad, message in [('"0.5"', "'score' must be a number \\(or null\\), got '0.5'"),
+    for bad, message in [('"0.5x"', "'score' must be a number \\(or null\\), got '0.5x'"),  # ("0.5" is read)
                          ("true", "'score' must be a number \\(or null\\), got True"),
                          ("1" + "0" * 400, "'score' is too large to be a number \\(401 digits\\)")]:
         path.write_text('{"prompt": "Hi", "output_tokens": 3}\n{"prompt": "Hi", "output_tokens": 3, "score": '
@@ -174,7 +174,7 @@ def test_jsonl_prompt_count_given_beside_the_text_is_kept(tmp_path):
     assert wl.df["prompt_tokens"].to_list() == [500, 7, 40] and wl.df["output_tokens"].to_list() == [3, 1, 1]
     pl.DataFrame({"prompt": ["Hi"], "prompt_tokens": [500], "output_tokens": [3]}).write_parquet(tmp_path / "t.parquet")
     assert load_workload(str(tmp_path / "t.parquet")).df["prompt_tokens"].to_list() == [500]
-    for bad in (0, -3, 2.5, "12", True, None, 2**60):
+    for bad in (0, -3, 2.5, "12.5", True, None, 2**60):  # ("12" is read: number_text)
         path.write_text(json.dumps({"prompt": "Hi", "prompt_tokens": bad, "output_tokens": 3}) + "\n")
         with pytest.raises(UserError, match=r":1: 'prompt_tokens' must be a whole number of tokens in 1\.\.2\*\*53"):
             load_workload(str(path))
@@ -514,7 +514,7 @@ def test_csv_request_id_column_errors(tmp_path, content, message):
 
 @pytest.mark.parametrize("second, message", [
     ({}, "w.jsonl:2: no 'request_id', which other lines have; give it on every line or none"),
-    ({"request_id": "2"}, "w.jsonl:2: 'request_id' must be a whole number, got '2'"),
+    ({"request_id": "2x"}, "w.jsonl:2: 'request_id' must be a whole number, got '2x'"),  # ("2" is read: number_text)
     ({"request_id": True}, "w.jsonl:2: 'request_id' must be a whole number, got True"),
     ({"request_id": 10**30}, "w.jsonl: line 2: request_id 1e+30 is outside [0, 10,000,000)"),
 ])

@@ -19,12 +19,16 @@ Files, by suffix:
   ``arrival_time`` [s] (or ``arrival_time_ms`` [ms]) is kept. A line may give the output's
   length instead of (or beside) the generated text, ``"output_tokens": N`` (e.g. another model's own count), and
   the prompt's beside (or instead of) its text, ``"prompt_tokens": N``: both used as is, as a parquet's given
-  counts are (a line of lengths alone has no prompt text, as a ``.csv``'s). In a ``.jsonl``, ``.csv`` or parquet
-  of requests a prompt text that is blank (nothing, whitespace or invisible characters alone) is an error naming
-  its line or row, its count given or not: an engine replay sends the text (a null text is a request of lengths
-  alone). A
-  ``"request_id": N`` on every line (or none) is kept as the request's id. A predictor's ``"score"``, the model's
-  own ``"po_estimate"`` and a ``"predicted_length"`` (numbers, or null where missing) are kept as those columns.
+  counts are (a line of lengths alone has no prompt text, as a ``.csv``'s). A count may be written as text in
+  every container (a ``.jsonl``'s ``"12"``, a parquet's Utf8 column, as a ``.csv``'s fields are), read by one rule
+  (:mod:`ltrsched.workloads.number_text`). A line's BurstGPT ``response tokens`` 0 (its keys as written) is a failed
+  request, left out with a warning, as a ``.csv``'s row is (:func:`drop_failed_requests`). In a ``.jsonl``, ``.csv``
+  or parquet of requests a prompt text that is blank (nothing, whitespace or invisible characters alone) is an
+  error naming its line or row, its count given or not: an engine replay sends the text (a null text is a request
+  of lengths alone). A ``"request_id": N`` on every line (or none) is kept as the request's id. A predictor's
+  ``"score"``, the model's own ``"po_estimate"`` and a ``"predicted_length"`` (numbers, or null where missing) are
+  kept as those columns. Ids, predictor numbers and arrival times in seconds written as text are read by the counts'
+  rule too (a ``.jsonl``'s strings, a parquet's Utf8 columns, as a ``.csv``'s fields).
   Mooncake's traces (``{"timestamp": ms, "input_length": N, "output_length": N, "hash_ids": [...]}``) too: a line
   with ``input_length``/``output_length`` (:data:`MOONCAKE_KEYS`) has them read as the prompt and output counts and
   its ``timestamp`` as the arrival in milliseconds (Mooncake's unit; on other lines ``timestamp`` is seconds, and a
@@ -46,8 +50,8 @@ Files, by suffix:
   ``conversation`` column) is read the same way; its ``score``, ``po_estimate``, ``predicted_length``,
   arrival times and ``request_id`` columns are kept, as a flat table's (a ``.json``'s or ``.jsonl``'s record's keys
   likewise, read as a request line's: :data:`~ltrsched.workloads.sharegpt.RECORD_COLUMNS`), and so are its own
-  ``prompt_tokens``
-  and ``output_tokens`` of each first turn (a flat table's and a ``.jsonl``'s given counts are used too; they were
+  ``prompt_tokens`` and ``output_tokens`` of each first turn (a ``.json``'s or ``.jsonl``'s record's keys likewise:
+  they were ignored) (a flat table's and a ``.jsonl``'s given counts are used too; they were
   recounted from the text): the file's count where a row gives one, the text's Llama-3 count where it is null; the
   paper's selection (prompt and output lengths) reads them. Counts that differ from the text's Llama-3 count are
   kept, and counted in a warning on stderr (they may be another tokenizer's); a count that is not a whole number
@@ -120,6 +124,7 @@ from ltrsched.workloads.arrival_names import (
 from ltrsched.workloads.arrivals import seconds_unit_warning
 from ltrsched.workloads.blank_text import blank_why, is_blank
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
+from ltrsched.workloads.number_text import number_texts, text_error, text_number, text_numbers
 from ltrsched.workloads.csv_fields import field_error
 from ltrsched.workloads.csv_joined import joined_files_error, repeated_header_row
 from ltrsched.workloads.csv_separator import separator_hint
@@ -136,7 +141,7 @@ from ltrsched.workloads.record_values import optional_number, request_id_value
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, left_out, paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import (
     CONVERSATION_KEYS, COUNT_COLUMNS, SYSTEM_COLUMN, TABLE_COLUMNS, format_hint, is_conversation_table,
-    load_sharegpt_records,
+    load_sharegpt_records, may_give_counts,
     may_give_arrivals, may_give_columns, may_give_system_text, record_hint, records_key,
 )
 from ltrsched.workloads.tokenizer import count_tokens
@@ -215,6 +220,7 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     stamps = {}  # whether a line is Mooncake's -> the first such line giving a 'timestamp' (_timestamp_units_error)
     checked_keys = set()  # keys found in no other case than JSONL_KEYS' and naming no arrival times in a unit unread
     plain_keys = set()  # keys of lines without another tool's token-count keys (OTHER_LENGTH_KEYS)
+    failed_keys = []  # [per line] its key of FAILED_OUTPUT_NAMES if that gives an output of 0 (a failed request)
     for lineno, rec in jsonl_records(path):
         original = rec if isinstance(rec, dict) else {}
         if isinstance(rec, dict) and any(k in rec for k in MOONCAKE_KEYS):
@@ -263,8 +269,13 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                                "'generated' (or 'response')" if unread else "")
                             + _record_hint(original) + _line_keys(original if isinstance(rec, dict) else rec))
             # (the line's own keys: a Dolly line's 'response' was named 'generated', the name it is read by)
+        # (BurstGPT's failed request, 'response tokens' 0: left out as a .csv's row is; it was refused)
+        failed_keys.append(next((k for k in original if k.lower() in FAILED_OUTPUT_NAMES and k in OTHER_LENGTH_KEYS
+                                 and rec.get("output_tokens") == 0
+                                 and not isinstance(rec["output_tokens"], bool)), None))
         if "output_tokens" in rec:  # a count given is kept, beside the text too (as a parquet's): it was ignored
-            rec["generated"] = _token_count(rec["output_tokens"], "output_tokens", f"{path}:{lineno}")
+            rec["generated"] = 0 if failed_keys[-1] else _token_count(rec["output_tokens"], "output_tokens",
+                                                                      f"{path}:{lineno}")
         # (a prompt count given beside the text is kept too: it was re-counted with Llama-3's tokenizer)
         prompt_counts.append(_token_count(rec["prompt_tokens"], "prompt_tokens", f"{path}:{lineno}")
                              if "prompt_tokens" in rec else -1)
@@ -296,6 +307,8 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         if keys:
             units.add(key)
         arrival = rec.get(key, 0.0)
+        if isinstance(arrival, str) and text_number(arrival) is not None:  # a number as text, as a .csv's (it
+            arrival = text_number(arrival)  # was read as a date-time, and refused)
         if isinstance(arrival, str):  # a date-time, as a .csv's, whatever the key's suffix (read below)
             dates[lineno] = (key, arrival)
             arrival = 0.0
@@ -349,15 +362,18 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     counts = {"prompt": _given_or_counted(np.array(prompt_counts, dtype=np.int64), [p or "" for p in prompts]),
               "generated": _given_or_counted(given, texts)}
     _no_blank_prompts(prompts, [c < 0 for c in prompt_counts], lambda i: f"{path}:{lines[i]}")
+    failed = np.array([k is not None for k in failed_keys], dtype=bool)
+    if failed.any():  # (the warning, or the error if every line failed, as a .csv's)
+        _failed_note(int(failed.sum()), len(failed), failed_keys[int(failed.argmax())], path, arrival_info)
     for name, tokens in counts.items():  # name the line (the schema's check names a 0-based request id)
-        empty = np.flatnonzero(tokens < 1)
+        empty = np.flatnonzero((tokens < 1) & ~failed)
         if len(empty):  # (a 'response' key was named 'generated', the name it is read by)
             key = reply_keys[empty[0]] if name == "generated" else name
             raise UserError(f"{path}:{lines[empty[0]]}: {key!r} has no tokens ({len(empty)} line(s) so); "
                             + (ZERO_OUTPUT_HINT if name == "generated" else
                                "every request needs at least one prompt and one output token"))
     texts = {"prompt": pl.Series("prompt", prompts, dtype=pl.String)} if any(p is not None for p in prompts) else {}
-    return pl.DataFrame(
+    df = pl.DataFrame(
         {
             **texts,
             "prompt_tokens": counts["prompt"],
@@ -369,6 +385,7 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             FILE_ROW: pl.Series(FILE_ROW, lines, dtype=pl.Int64),
         }
     )
+    return df.filter(~pl.Series(failed)) if failed.any() else df
 
 
 def _timestamp_units_error(path: Path, mooncake: int, plain: int) -> str:
@@ -514,6 +531,8 @@ def _mooncake_line(rec: dict, where: str) -> dict:
             raise UserError(f"{where}: 'timestamp' (Mooncake's, milliseconds) and {given[0]!r} both give the arrival "
                             "time; give one")
         stamp = rec.pop("timestamp")
+        stamp = text_number(stamp) if isinstance(stamp, str) and text_number(stamp) is not None else stamp  # (as
+        # another line's arrival_time text is read: number_text)
         if isinstance(stamp, bool) or not isinstance(stamp, (int, float)):
             raise UserError(f"{where}: 'timestamp' must be a number of milliseconds (Mooncake's), got {shown(stamp)}")
         rec["arrival_time_ms"] = stamp
@@ -543,8 +562,16 @@ def _other_length_keys(rec: dict, where: str) -> dict:
 
 def _token_count(value, name: str, where: str) -> int:
     """A ``.jsonl`` line's ``output_tokens`` or ``prompt_tokens`` (``name``) [tokens]: a whole number >= 1 (an
-    integral float too, as some writers make them); one-line :class:`UserError` for anything else."""
-    number = int(value) if isinstance(value, float) and value.is_integer() else value
+    integral float too, as some writers make them; text as :mod:`ltrsched.workloads.number_text` reads it, as a
+    ``.csv``'s field and a parquet's Utf8 value are: ``"12"`` was refused); one-line :class:`UserError` naming
+    ``where`` (``"{path}:{line}"``) for anything else."""
+    number = text_number(value) if isinstance(value, str) else value
+    if number is None and isinstance(value, str):  # (named by its line, as every container's bad text is)
+        path, line = where.rsplit(":", 1)
+        raise UserError(text_error(path, name, value, f"line {line}", what="key"))
+    number = int(number) if isinstance(number, float) and number.is_integer() else number
+    if number == 0 and not isinstance(number, bool) and name.lower() in FAILED_OUTPUT_NAMES:
+        return 0  # BurstGPT's failed request: left out with a warning (:func:`drop_failed_requests`), as a .csv's
     if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= _MAX_TOKENS:
         zero = number == 0 and not isinstance(number, bool) and OTHER_LENGTH_KEYS.get(name, name) == "output_tokens"
         raise UserError(f"{where}: {name!r} must be a whole number of tokens in 1..2**53, got {value!r}"
@@ -705,6 +732,42 @@ def _read_csv(data: bytes, text_columns: tuple[str, ...] = ()) -> pl.DataFrame:
         return pl.read_csv(io.BytesIO(data), infer_schema_length=None, schema_overrides=overrides)
 
 
+def _read_csv_checked(data: bytes, text: str, path: Path, text_columns: tuple[str, ...]) -> pl.DataFrame:
+    """:func:`_read_csv` of ``path``'s bytes ``data`` (its text ``text``), one-line :class:`UserError` if polars cannot
+    read it (naming the line where a record does not split: :func:`field_error`)."""
+    try:
+        return _read_csv(data, text_columns)
+    except Exception as exc:  # (polars names no line: a record with an extra field, a quote left open)
+        raise UserError(field_error(text, path)
+                        or f"{path}: cannot parse CSV ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+
+
+def _count_text_to_read(col: pl.Series) -> bool:
+    """Whether a ``.csv``'s count column as polars read it must be read again as text, by the rule every container's
+    count text is (:mod:`ltrsched.workloads.number_text`): text, or floats among which polars read a word as a number
+    (``inf``, ``NaN``; its other numbers are the rule's own, so a column of ``12.0`` is not read twice, which took
+    twice as long). Integers (digits alone) are the rule's, and true/false is refused as a parquet's Boolean is."""
+    if col.dtype.is_float():
+        return not col.is_finite().fill_null(True).all()
+    return not col.dtype.is_integer() and col.dtype != pl.Boolean
+
+
+def _csv_header(data: bytes, text: str, path: Path) -> list[str]:
+    """The column names of a ``.csv``'s header line (every column read as text)."""
+    try:
+        return pl.read_csv(io.BytesIO(data), n_rows=0, infer_schema_length=0).columns
+    except Exception as exc:
+        raise UserError(field_error(text, path)
+                        or f"{path}: cannot parse CSV ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+
+
+def _count_columns(columns: list[str]) -> tuple[str, ...]:
+    """The columns of ``columns`` (a ``.csv``'s header, a parquet's) named as a token count (:data:`LENGTH_NAMES`, in
+    any case, with spaces around them)."""
+    names = {n for names in LENGTH_NAMES.values() for n in names}
+    return tuple(c for c in columns if c.strip().lower() in names)
+
+
 def _without_blank_lines(raw: pl.DataFrame, text: str) -> tuple[pl.DataFrame, pl.Series]:
     """``raw`` without the rows polars makes of blank lines (a row of nulls): an empty line after the last
     record or between records, as editors and ``cat`` of several files leave, which Python's csv module and
@@ -737,9 +800,8 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         raise UserError(f"{path}: no requests (no line with text)")
     try:
         raw = _read_csv(data)
-    except Exception as exc:  # (polars names no line: a record with an extra field, a quote left open)
-        raise UserError(field_error(text, path)
-                        or f"{path}: cannot parse CSV ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    except Exception:  # (a count in other digits, '١٢': polars inferred an integer and failed to parse it)
+        raw = _read_csv_checked(data, text, path, _count_columns(_csv_header(data, text, path)))
     prompt = _csv_column(raw, ("prompt",), "prompt", path)
     # the reply's text, counted where the file gives no output count (as a parquet's and a .jsonl's: a table of
     # prompts and replies was refused, "no column for output_tokens")
@@ -748,12 +810,12 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     if reply is not None:  # (an 'output' column beside it: which is the reply?)
         _one_reply(raw.columns, str(path))
     texts = tuple(c for c in (prompt, reply) if c is not None)
-    if any(raw.schema[c] != pl.String for c in texts):  # a CSV has no types: prompts "1", "42" (or
-        # "007", "1e3") are text, which polars read as numbers (refused as "not text", or changed: 007 -> 7)
-        try:
-            raw = _read_csv(data, texts)
-        except Exception as exc:
-            raise UserError(f"{path}: cannot parse CSV ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    counts = tuple(c for c in _count_columns(raw.columns) if _count_text_to_read(raw[c]))
+    if counts or any(raw.schema[c] != pl.String for c in texts):  # a CSV has no types: prompts "1", "42" (or
+        # "007", "1e3") are text, which polars read as numbers (refused as "not text", or changed: 007 -> 7); and
+        # counts that are not digits alone are read by the rule every container's text is (number_text: polars read
+        # '+12.0' and 'NaN' as numbers, and refused '+12')
+        raw = _read_csv_checked(data, text, path, (*texts, *counts))
     raw, rows = _without_blank_lines(raw, text)
     if raw.height == 0:
         raise UserError(f"{path}: no requests (empty file)")
@@ -789,7 +851,8 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                             f"{text} text to count); have {', '.join(raw.columns)}" + separator_hint(raw.columns)
                             + _table_hint(raw))
         names_found[ours] = found
-        col = _spaced_numbers(raw[found])
+        # (a count's text by the rule every container reads it by; an arrival time's may be a date-time)
+        col = _spaced_numbers(raw[found]) if ours == "arrival_time" else number_texts(raw[found], path, rows)
         if ours == "arrival_time" and col.dtype == pl.String:
             col, scale = _datetime_seconds(col.str.strip_chars(), f"{path}: column {found!r}"), 1.0
             plain = plain if col.dtype == pl.String else None  # (date-times: seconds apart)
@@ -808,9 +871,10 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     try:
         df = pl.DataFrame(
             {
-                # floats here: validate() rejects fractional token counts rather than truncating them
-                "prompt_tokens": cols["prompt_tokens"].cast(pl.Float64, strict=True),
-                "output_tokens": cols["output_tokens"].cast(pl.Float64, strict=True),
+                # floats here: validate() rejects fractional token counts rather than truncating them (integers kept
+                # as they are: as floats, 2**53 + 1 was 2**53, and read)
+                **{c: cols[c] if cols[c].dtype.is_integer() else cols[c].cast(pl.Float64, strict=True)
+                   for c in ("prompt_tokens", "output_tokens")},
                 "arrival_time": cols["arrival_time"].cast(pl.Float64, strict=True),
                 FILE_ROW: rows,
             }
@@ -824,7 +888,8 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     for name in OPTIONAL_COLUMNS:  # in any case, as the others (a 'Score' or 'PO_ESTIMATE' column was dropped:
         found = _csv_column(raw, (name,), name, path)  # `po` drew its estimates instead, silently)
         if found is not None:
-            df = df.with_columns((raw[found] if name == "prompt" else _spaced_numbers(raw[found])).alias(name))
+            df = df.with_columns((raw[found] if name == "prompt" else number_texts(_spaced_numbers(raw[found]), path,
+                                                                                rows, missing=True)).alias(name))
     df = df if ids is None else df.with_columns(_spaced_numbers(raw[ids]).alias("request_id"))
     return drop_failed_requests(df, names_found.get("output_tokens"), path, arrival_info)
 
@@ -874,14 +939,21 @@ def drop_failed_requests(df: pl.DataFrame, column: str | None, path: Path, info:
     count = int(df.select(failed.sum()).item())
     if not count:
         return df
-    if count == df.height:
+    _failed_note(count, df.height, column, path, info)
+    return df.filter(~failed)
+
+
+def _failed_note(count: int, total: int, column: str, path: Path, info: dict | None) -> None:
+    """The warning (in ``info["notes"]``) that ``count`` of a file's ``total`` requests are left out, failed by
+    ``column`` (the file's name of it) 0: a table's (:func:`drop_failed_requests`) and a ``.jsonl``'s, whose lines
+    give ``response tokens`` 0; one-line :class:`UserError` if every request failed."""
+    if count == total:
         raise UserError(f"{path}: every request ({count:,}) has {column.strip()!r} 0, BurstGPT's mark of a failed "
                         "request (no output): none is left to serve")
     if info is not None:
         info.setdefault("notes", []).append(
-            f"warning: {path}: {count:,} of its {df.height:,} requests have {column.strip()!r} 0, BurstGPT's mark of "
+            f"warning: {path}: {count:,} of its {total:,} requests have {column.strip()!r} 0, BurstGPT's mark of "
             "a failed request (no output); they are left out (BurstGPT's *_without_fails_* files have none)")
-    return df.filter(~failed)
 
 
 def _mooncake_timestamp(arrival: str | None, columns: list[str], path: Path) -> None:
@@ -1031,6 +1103,9 @@ def _table_arrivals(df: pl.DataFrame, path: Path, arrival_info: dict | None = No
             arrival_info["unit"] = "date-time"  # (seconds apart, whatever the column's name says)
         return df.drop(given[0]).with_columns(_temporal_seconds(col).alias("arrival_time"))
     name = named or given[0]
+    if col.dtype == pl.String and text_numbers(col)[1] is None and col.null_count() < col.len():  # numbers as text,
+        col = text_numbers(col)[0]  # as a .csv's (they were read as date-times, and refused)
+        df = df.with_columns(col.alias(given[0]))
     if col.dtype == pl.String:  # date-time text, as a .csv's (Azure's TIMESTAMP), whatever the name's suffix
         seconds = _datetime_seconds(col.str.strip_chars(), f"{path}: column {name!r}")
         if seconds.dtype != pl.String:
@@ -1179,7 +1254,9 @@ def workload_fingerprint(source: str) -> dict[str, str]:
     # names read since this marker (ADDED_LENGTH_NAMES: completion_tokens, input_len, ...; runs cached before counted
     # the text's tokens instead); and a parquet's count under ours and another tool's name, refused since this marker
     # (runs cached before read ours); and a .jsonl's 'timestamp' in milliseconds on Mooncake's lines and seconds on
-    # others, refused since this marker (runs cached before read each line in its unit)
+    # others, refused since this marker (runs cached before read each line in its unit); and a .json's or .jsonl's
+    # conversation records' own prompt_tokens and output_tokens, used since this marker (runs cached before counted
+    # the text's tokens, where a conversations parquet's counts were used)
     return {"sha256": file_digest(path), **({"ids": "given"} if _gives_ids(path) else {}),
             **({"mooncake": "read"} if _jsonl_gives_mooncake(path) else {}),
             **({"columns": "kept"} if _jsonl_gives_columns(path) else {}),
@@ -1192,6 +1269,7 @@ def workload_fingerprint(source: str) -> dict[str, str]:
             **({"conversation arrivals": "read"} if _conversations_give_arrivals(path) else {}),
             **({"conversation columns": "kept"} if _conversations_file(path) and may_give_columns(path) else {}),
             **({"system text": "counted"} if _conversations_file(path) and may_give_system_text(path) else {}),
+            **({"conversation counts": "given"} if _conversations_file(path) and may_give_counts(path) else {}),
             **({"added arrival names": "read"} if file_may_name_added(path) else {}),
             **({"added length names": "read"} if _names_added_lengths(path) else {}),
             **({"count names": "two refused"} if _parquet_counts_twice(path) else {}),
@@ -1499,6 +1577,10 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
         df = df.with_columns(pl.int_range(1, df.height + 1, dtype=pl.Int64).alias(FILE_ROW))
         renames = _any_case_renames(columns, path)  # (PROMPT: "missing column(s) prompt_tokens", where a .csv read it)
         df = df.rename(renames)
+        # (counts as text, read as a .csv's and a .jsonl's are: a Utf8 column of '12' was refused)
+        df = df.with_columns([number_texts(df[c], path, df[FILE_ROW]) for c in _count_columns(df.columns)]
+                             + [number_texts(df[c], path, df[FILE_ROW], missing=True)  # (NaN: missing)
+                                for c in NUMERIC_OPTIONAL_COLUMNS if c in df.columns])
         df, named = _other_arrival_name(df, path)  # (TIMESTAMP, arrived_at: they travelled along unread)
         output_name = None if "output_tokens" in columns else next(
             (c for c in columns if c.strip().lower() in LENGTH_NAMES["output_tokens"]), None)

@@ -4,18 +4,22 @@ rule in a ``.jsonl`` request line and in a conversation record of a ``.json`` or
 from __future__ import annotations
 
 from ltrsched.errors import UserError
+from ltrsched.workloads.number_text import text_number
 
 
 def optional_number(value, name: str, where: str) -> float | None:
     """A record's ``score``, ``po_estimate`` or ``predicted_length`` (``name``): a number as float, None if the
-    record gives none (or null); one-line :class:`UserError` naming ``where`` (the line or record) for anything else
-    (the schema checks the values' range)."""
+    record gives none (or null); text as a table's is read (:func:`~ltrsched.workloads.number_text.text_number`);
+    one-line :class:`UserError` naming ``where`` (the line or record) for anything else (the schema checks the
+    values' range)."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    number = text_number(value, missing=True) if isinstance(value, str) else value  # (as a table's: "0.5" and
+    # "NaN", missing, were refused)
+    if isinstance(number, bool) or not isinstance(number, (int, float)):
         raise UserError(f"{where}: {name!r} must be a number (or null), got {value!r}")
     try:
-        return float(value)
+        return float(number)
     except OverflowError:  # an integer beyond float64 (JSON's integers have no bound)
         raise UserError(f"{where}: {name!r} is too large to be a number ({len(str(value))} digits)") from None
 
@@ -23,7 +27,10 @@ def optional_number(value, name: str, where: str) -> float | None:
 def request_id_value(value, where: str) -> int | float:
     """A record's ``request_id`` as given (a number; an integer beyond Int64 as a float, which
     :func:`~ltrsched.workloads.schema.request_ids` then refuses as out of range); one-line :class:`UserError` naming
-    ``where`` for anything else (text, null, a boolean). ``request_ids`` checks the values."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    ``where`` for anything else (null, a boolean, text that spells no number). Text is read as a table's is
+    (:func:`~ltrsched.workloads.number_text.text_number`: ``"7"`` was refused, which a ``.csv`` and a parquet's Utf8
+    column read). ``request_ids`` checks the values."""
+    number = text_number(value) if isinstance(value, str) else value
+    if isinstance(number, bool) or not isinstance(number, (int, float)):
         raise UserError(f"{where}: 'request_id' must be a whole number, got {value!r}")
-    return float(value) if isinstance(value, int) and abs(value) >= 2**62 else value
+    return float(number) if isinstance(number, int) and abs(number) >= 2**62 else number

@@ -27,6 +27,7 @@ import numpy as np
 import polars as pl
 
 from ltrsched.errors import UserError
+from ltrsched.workloads.number_text import text_numbers
 
 REQUIRED_COLUMNS: dict[str, pl.DataType] = {
     "request_id": pl.Int64,
@@ -77,6 +78,9 @@ LENGTH_NAMES = {
 #: The names of :data:`LENGTH_NAMES` other than ours -> ours: a ``.jsonl`` line's keys read as its counts (as
 #: written, in lower case).
 OTHER_LENGTH_KEYS = {name: ours for ours, names in LENGTH_NAMES.items() for name in names if name != ours}
+#: BurstGPT's count names as its files write them, read as ``.jsonl`` keys too (keys match as written: a BurstGPT
+#: trace saved as JSON Lines, ``Request tokens``/``Response tokens``, was refused, "write 'request tokens'").
+OTHER_LENGTH_KEYS.update({"Request tokens": "prompt_tokens", "Response tokens": "output_tokens"})
 #: A column of our runs' ``requests.parquet`` (the simulator's and the engine's) named as another tool's output
 #: count: the tokens the run generated, beside the request's ``output_tokens``. Such a file replayed as a workload
 #: reads ``output_tokens``; beside ours it is not a second name for the count (:func:`length_columns`).
@@ -279,7 +283,11 @@ def validate(df: pl.DataFrame, name: str = "workload", row_name: Callable[[int],
             # (inf, 1e23 and 2**64 - 1 are "integral": the cast to Int64 below failed with polars' message,
             # "conversion from `f64` to `i64` failed in column 'prompt_tokens' for 1 out of 1 values: [inf]"; a
             # parquet's Int64 2**60 was read as a count, where a .csv's and a .jsonl's are refused)
-            huge = (df[col].is_not_null() & ~(df[col].cast(pl.Float64).abs() <= _MAX_COUNT)).fill_null(True)
+            # (an integer compared as itself: as a float, 2**53 + 1 was 2**53, and read, where a .jsonl refuses it)
+            exact = df[col].cast(pl.Int128) if df.schema[col].is_integer() else None  # (any width, unsigned too)
+            inside = ((exact <= _MAX_COUNT) & (exact >= -_MAX_COUNT) if exact is not None
+                      else df[col].cast(pl.Float64).abs() <= _MAX_COUNT)
+            huge = (df[col].is_not_null() & ~inside).fill_null(True)
             if huge.any():
                 raise UserError(f"{name}: column {col} has {huge.sum()} value(s) that are not finite or beyond "
                                 f"2**53 (first: {df[col].filter(huge)[0]}) in {at(huge)}; it must hold whole numbers")
@@ -324,9 +332,9 @@ def request_ids(ids: pl.Series, name: str, row_name: Callable[[int], str] | None
     row_name = row_name or (lambda row: f"row {row + 1}")
     dtype = ids.dtype
     if dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum):
-        text = ids.cast(pl.String)
-        number = text.str.strip_chars().cast(pl.Int64, strict=False)
-        whole = number.is_not_null()
+        number = text_numbers(ids)[0]  # (by the rule every container's numbers as text are read by: "7.0" too)
+        whole = (number.is_finite() & (number == number.floor())).fill_null(False) if number.dtype.is_float() \
+            else number.is_not_null()
     elif dtype.is_integer():
         number, whole = ids, ids.is_not_null()
     elif dtype.is_float() or dtype.is_decimal():  # (a Decimal 1.00 was "not a whole number")

@@ -27,6 +27,7 @@ conversations parquet's own ``prompt_tokens`` and ``output_tokens`` columns are 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sys
@@ -39,10 +40,12 @@ import polars as pl
 from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
 from ltrsched.fingerprint import dist_version, file_digest
+from ltrsched.strict_json import DuplicateKeyError, unique_keys
 from ltrsched.workloads.arrival_names import (
     arrival_suffix, escapes_a_letter, file_may_name_added, json_may_name_arrivals,
 )
 from ltrsched.workloads.blank_text import is_blank
+from ltrsched.workloads.number_text import text_error, text_number, text_numbers
 from ltrsched.workloads.record_values import optional_number, request_id_value
 from ltrsched.workloads.schema import (LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, SYSTEM_COLUMN, SYSTEM_SEPARATOR,
                                        ZERO_OUTPUT_HINT, length_columns, request_ids)
@@ -73,7 +76,8 @@ def cache_dir() -> Path:
 def iter_records(text: str, source: str, cut: dict | None = None):
     """Yield complete JSON records of a (possibly truncated) top-level JSON array. If the text ends inside a
     record (cut off), ``cut["record"]`` is set to that record's number (1-based), which is not yielded."""
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(object_pairs_hook=unique_keys)  # (a key named twice: json kept the last one silently,
+    # where a .jsonl's line is refused; the packaged file's parse takes 1.73 s instead of 1.52)
     start = text.lstrip()[:1]
     if start != "[":  # (a top-level object was searched for its first "[": e.g. a .jsonl of conversations saved
         # as .json read the first conversation's messages as records)
@@ -98,6 +102,9 @@ def iter_records(text: str, source: str, cut: dict | None = None):
             # damage elsewhere would silently drop every record after it
             raise UserError(f"{source}: not valid JSON at line {exc.lineno} column {exc.colno} ({exc.msg}); "
                             "only a file cut off at its end is read in part") from None
+        except DuplicateKeyError as exc:
+            line = text.count("\n", 0, i) + 1
+            raise UserError(f"{source}: record {count + 1:,} (from line {line}): {exc}; keep one") from None
         except (ValueError, RecursionError) as exc:  # were tracebacks
             why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
             line = text.count("\n", 0, i) + 1
@@ -473,8 +480,9 @@ TABLE_COLUMNS = ("request_id", "arrival_time", "arrival_time_s", "arrival_time_m
 #: line's are (:mod:`~ltrsched.workloads.record_values`): a conversations parquet keeps these columns
 #: (:data:`TABLE_COLUMNS`); a record's were dropped (``ltr`` said the file had no score, ``po`` drew its estimates).
 RECORD_COLUMNS = ("request_id", *NUMERIC_OPTIONAL_COLUMNS)
-#: A conversations parquet's own token counts of each first turn's prompt and reply [tokens], used instead of the
-#: text's Llama-3 count (as a flat table's and a ``.jsonl``'s given counts are: e.g. the served model's own); they
+#: A conversations parquet's own token counts of each first turn's prompt and reply [tokens] (a ``.json``'s or
+#: ``.jsonl``'s record's keys of these names as written, :func:`_record_columns`), used instead of the text's Llama-3
+#: count (as a flat table's and a ``.jsonl``'s given counts are: e.g. the served model's own); they
 #: were ignored, and the text recounted. :func:`given_counts` says how they are checked. Other tools' names for
 #: them (``input_tokens``, ``num_decode_tokens``, ...) are read where the table lacks ours
 #: (:func:`ltrsched.workloads.schema.length_columns`).
@@ -559,6 +567,24 @@ def may_give_columns(path: Path) -> bool:
     except OSError:
         return False
     return _RECORD_KEY.search(data) is not None or escapes_a_letter(data)
+
+
+#: A JSON key of :data:`COUNT_COLUMNS` in a file's bytes.
+_COUNT_KEY = re.compile(rb'"(?:' + b"|".join(n.encode() for n in COUNT_COLUMNS) + rb')"\s*:')
+
+
+def may_give_counts(path: Path) -> bool:
+    """Whether the ``.json`` or ``.jsonl`` of conversations ``path`` may give its records' own token counts
+    (:data:`COUNT_COLUMNS`), which a parse before ignored (the text's counts used: a conversations parquet's were
+    used): its bytes name one as a key (or escape a letter that could spell one). False for other files and one that
+    cannot be read (loading it says why)."""
+    if path.suffix.lower() not in (".json", ".jsonl"):
+        return False
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    return _COUNT_KEY.search(data) is not None or escapes_a_letter(data)
 
 
 def may_give_system_text(path: Path) -> bool:
@@ -681,6 +707,14 @@ def _record_columns(record: dict, number: int, path: Path) -> dict:
     given = {name: optional_number(record.get(name), name, where) for name in NUMERIC_OPTIONAL_COLUMNS}
     if "request_id" in record:
         given["request_id"] = request_id_value(record["request_id"], where)
+    for name in COUNT_COLUMNS:  # the record's own counts, as a conversations parquet's (they were ignored, silently)
+        value = record.get(name)
+        number = text_number(value) if isinstance(value, str) else value  # (text as every container's: number_text)
+        if value is not None and (isinstance(number, bool) or not isinstance(number, (int, float))):
+            raise UserError(text_error(path, name, value, where[len(f"{path}: "):], what="key")
+                            if isinstance(value, str) else
+                            f"{where}: {name!r} must be a whole number of tokens (or null), got {value!r}")
+        given[name] = number if number is None or abs(number) < 2**63 else math.inf  # (beyond Int64: no count)
     return given
 
 
@@ -699,10 +733,12 @@ def _kept_columns(given: list[dict], numbers: list[int], ids: list[str], path: P
                             "record or none")
         columns["request_id"] = request_ids(pl.Series("request_id", [g["request_id"] for g in given], strict=False),
                                             str(path), where)
-    for name in NUMERIC_OPTIONAL_COLUMNS:
+    for name in (*NUMERIC_OPTIONAL_COLUMNS, *COUNT_COLUMNS):  # (counts: checked by given_counts, as a parquet's;
+        # whole numbers stay integers, as its Int64 column's)
         values = [g[name] for g in given]
         if any(v is not None for v in values):
-            columns[name] = pl.Series(name, values, dtype=pl.Float64)
+            columns[name] = pl.Series(name, values, dtype=None if name in COUNT_COLUMNS and all(
+                v is None or isinstance(v, int) for v in values) else pl.Float64)
     return pl.DataFrame(columns)
 
 
@@ -725,6 +761,12 @@ def given_counts(given: pl.Series, counted: pl.Series, ids: list[str], rows: lis
     have dropped it as ineligible, without a word). Counts that differ from the text's are kept, and counted in a
     note (``notes``): they may be another tokenizer's (the served model's), or stale."""
     name = given.name
+    if isinstance(given.dtype, (pl.String, pl.Categorical, pl.Enum)):  # (text, as a flat table's: it was refused)
+        numbers, bad = text_numbers(given)
+        if bad is not None:
+            raise UserError(text_error(path, name, given.cast(pl.String)[bad],
+                                       f"row {rows[bad] + 1} (id {ids[bad]!r})"))
+        given = numbers
     if given.dtype != pl.Null and not given.dtype.is_numeric():
         first = given.drop_nulls().head(1).to_list()
         raise UserError(f"{path}: column {name} holds {given.dtype} values"
@@ -966,14 +1008,16 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # "-blankcount": a blank prompt's own prompt_tokens (a conversations parquet's) set to 0, an empty prompt left out,
     # which a parse cached before kept (and served): _gives_prompt_counts (other files keep their entries)
     # "-added": arrival times under a name read since (arrival_names.ADDED_NAMES: Chatbot Arena's tstamp), which a
-    # parse cached before dropped (file_may_name_added: other files keep their entries)
+    # parse cached before dropped (file_may_name_added: other files keep their entries); "-recordcounts": a .json's
+    # or .jsonl's records' own token counts (may_give_counts), which a parse cached before ignored
     cached = cache_dir() / (f"sharegpt-{key}-utf8{'-counts' if src.suffix.lower() == '.parquet' else ''}"
                             f"{'' if package else '-skips-case'}"
                             f"{'-arrivals' if not package and may_give_arrivals(src) else ''}"
                             f"{'-columns' if not package and may_give_columns(src) else ''}"
                             f"{'-systemturn' if not package and may_give_system_text(src) else ''}"
                             f"{'-added' if not package and file_may_name_added(src) else ''}"
-                            f"{'-blankcount' if _gives_prompt_counts(src) else ''}.parquet")
+                            f"{'-blankcount' if _gives_prompt_counts(src) else ''}"
+                            f"{'-recordcounts' if not package and may_give_counts(src) else ''}.parquet")
     cached_notes = cached.with_name(cached.name + NOTES_SUFFIX)
     df = None
     if cached.is_file() and cached_notes.is_file():

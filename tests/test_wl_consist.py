@@ -1,0 +1,335 @@
+"""One value, every container: a request file's value is read the same, or refused with the same one line, whether
+the file is a ``.csv``, a parquet or a ``.jsonl`` (a ``.json`` holds conversations alone, whose first turns give no
+counts; a ``.tsv`` is no workload format). Each case writes the value in each container as that container holds it
+(a ``.csv``'s field as written, a parquet's Utf8 value or typed number, a ``.jsonl``'s JSON string or number) and runs
+``ltrsched simulate -w FILE`` in this process: the served requests must be equal, or every container's error must
+be the same line once the file's path and its own words for a place (a ``.jsonl``'s key and line, a table's column
+and row) are set aside."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import polars as pl
+import pytest
+
+from cli_helpers import assert_one_line_error, run_cli_fast
+
+KINDS = ("csv", "parquet", "jsonl")
+
+
+def _write(tmp_path, kind: str, rows: list[dict]) -> str:
+    """``rows`` as ``t.<kind>``: a ``.csv``'s fields as ``str`` writes them (quoted where they hold a comma), a
+    ``.jsonl``'s values as JSON, a parquet's columns as polars types them (text stays text)."""
+    path = tmp_path / kind / f"t.{kind}"
+    path.parent.mkdir(parents=True)
+    if kind == "csv":
+        cell = lambda v: "" if v is None else f'"{v}"' if "," in str(v) else str(v)  # noqa: E731
+        path.write_text(",".join(rows[0]) + "\n" + "".join(",".join(cell(v) for v in r.values()) + "\n" for r in rows),
+                        encoding="utf-8")
+    elif kind == "jsonl":
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    else:
+        pl.DataFrame(rows, strict=False).write_parquet(path)
+    return str(path)
+
+
+def _outcome(capsys, tmp_path, kind: str, rows: list[dict]):
+    """``("read", prompt counts, output counts, stderr lines)`` or ``("refused", the one line)``, the file's path
+    written ``FILE``."""
+    path = _write(tmp_path, kind, rows)
+    out = tmp_path / kind / "run"
+    r = run_cli_fast(capsys, "simulate", "-w", path, "--no-progress", "-o", str(out))
+    if r.returncode == 0:
+        served = pl.read_parquet(out / "requests.parquet").sort("request_id")
+        notes = [line.replace(path, "FILE") for line in r.stderr.splitlines() if line.startswith("warning:")]
+        return "read", served["prompt_tokens"].to_list(), served["output_tokens"].to_list(), notes
+    assert_one_line_error(r, path)
+    return "refused", r.stderr.strip().replace(path, "FILE")
+
+
+def _place_free(line: str) -> str:
+    """An error line without its container's words for a place: a ``.jsonl``'s ``key`` and ``line N`` read as a
+    table's ``column`` and ``row N``."""
+    return re.sub(r"\bin line (\d+)", r"in row \1", line.replace("error: FILE: key '", "error: FILE: column '"))
+
+
+def _counts(value, where: str = "prompt_tokens") -> list[dict]:
+    """Three requests, the second's ``where`` count ``value``."""
+    rows = [{"prompt_tokens": 3, "output_tokens": 4}, {"prompt_tokens": 5, "output_tokens": 6},
+            {"prompt_tokens": 7, "output_tokens": 8}]
+    rows[1][where] = value
+    return rows
+
+
+# A count written as text (a .csv's every field; a parquet's Utf8 column; a .jsonl's JSON string): read where it is
+# a number in ASCII decimal notation (spaces around it), the same number in every container.
+TEXT_READ = {"12": 12, " 12": 12, "12 ": 12, "012": 12, "+12": 12, "12.0": 12, "12.": 12, "1e3": 1000, "1E3": 1000,
+             "1.2e1": 12}
+# ... and refused in one line, the same in every container, naming the file, the row (line) and the field.
+TEXT_REFUSED = ("0x10", "1_000", "1,000", "١٢", "１２", "", "NaN", "nan", "inf", "-inf", "12e", "e3", "twelve", "1 2")
+
+
+@pytest.mark.parametrize("text", list(TEXT_READ))
+def test_a_count_written_as_text_is_read_alike_in_every_container(capsys, tmp_path, text):
+    outcomes = {kind: _outcome(capsys, tmp_path, kind, _counts(text)) for kind in KINDS}
+    assert outcomes["csv"] == ("read", [3, TEXT_READ[text], 7], [4, 6, 8], []), outcomes
+    assert outcomes["parquet"] == outcomes["csv"] == outcomes["jsonl"], outcomes
+
+
+@pytest.mark.parametrize("text", TEXT_REFUSED)
+def test_a_count_text_that_spells_no_number_is_the_same_one_line_in_every_container(capsys, tmp_path, text):
+    outcomes = {kind: _outcome(capsys, tmp_path, kind, _counts(text, "output_tokens")) for kind in KINDS}
+    if text == "":  # (a .csv's empty field is a missing value, as a parquet's null: checked below)
+        del outcomes["csv"]
+    for kind, outcome in outcomes.items():
+        assert outcome[0] == "refused" and f"'output_tokens' has non-numeric values (String, first: {text!r})" in \
+            outcome[1] and ("in line 2" if kind == "jsonl" else "in row 2") in outcome[1], (kind, outcome)
+    assert len({_place_free(outcome[1]) for outcome in outcomes.values()}) == 1, outcomes
+
+
+@pytest.mark.parametrize("text, parts", [
+    ("12.5", ("12.5",)), ("0", ("0",)), ("-0", ("0",)), ("-3", ("-3",)), ("1e30", ("2**53",)),
+    ("9007199254740993", ("2**53",)),
+])
+def test_a_count_text_of_a_number_that_is_no_count_is_refused_in_every_container(capsys, tmp_path, text, parts):
+    """The number the text spells is checked as any count is (a whole number in 1..2**53), in each container's
+    words (a .jsonl's line names the key; a table's, the column and row)."""
+    for kind in KINDS:
+        outcome = _outcome(capsys, tmp_path, kind, _counts(text))
+        assert outcome[0] == "refused" and all(p in outcome[1] for p in parts), (kind, outcome)
+        assert (":2:" if kind == "jsonl" else "row 2") in outcome[1], (kind, outcome)
+
+
+# --- BurstGPT's failed requests (Response tokens 0): left out in every container, with the same warning -------------
+
+def _burst(outputs: list, names=("Request tokens", "Response tokens")) -> list[dict]:
+    return [{"Timestamp": t, "Model": "ChatGPT", names[0]: p, names[1]: o, "Log Type": "Conversation log"}
+            for t, p, o in zip([5, 6, 7, 8], [472, 417, 29, 8], outputs)]
+
+
+def test_burstgpt_failed_requests_are_left_out_alike_in_every_container(capsys, tmp_path):
+    """A .jsonl's ``response tokens`` 0 (its keys match as written: ours in lower case) was refused ("must be a whole
+    number of tokens in 1..2**53, got 0") where a .csv's and a parquet's rows were left out with a warning; BurstGPT's
+    own spelling, ``Response tokens``, was refused as a key in another case ("write 'response tokens'")."""
+    outcomes = {"csv": _outcome(capsys, tmp_path, "csv", _burst([18, 0, 340, 0])),
+                "parquet": _outcome(capsys, tmp_path, "parquet", _burst([18, 0, 340, 0])),
+                "jsonl": _outcome(capsys, tmp_path, "jsonl", _burst([18, 0, 340, "0"]))}  # ("0": as text too)
+    csv = outcomes["csv"]
+    assert csv[:3] == ("read", [472, 29], [18, 340]) and len(csv[3]) == 1 and "2 of its 4 requests" in csv[3][0], csv
+    assert outcomes["parquet"] == csv == outcomes["jsonl"]
+    lower = _outcome(capsys, tmp_path / "lower", "jsonl",
+                     _burst([18, 0, 340, 0], ("request tokens", "response tokens")))
+    assert lower == (*csv[:3], [csv[3][0].replace("'Response tokens'", "'response tokens'")])
+
+
+def test_a_file_of_failed_burstgpt_requests_alone_is_the_same_one_line_in_every_container(capsys, tmp_path):
+    outcomes = {kind: _outcome(capsys, tmp_path, kind, _burst([0, 0, 0, 0])) for kind in KINDS}
+    assert outcomes["csv"] == outcomes["parquet"] == outcomes["jsonl"] == (
+        "refused", "error: FILE: every request (4) has 'Response tokens' 0, BurstGPT's mark of a failed request (no "
+                   "output): none is left to serve")
+
+
+def test_an_output_of_0_under_another_name_is_still_refused_in_a_jsonl(capsys, tmp_path):
+    """Only BurstGPT's name marks a failed request; ``output_tokens`` 0 on a line beside BurstGPT lines is refused,
+    as a table's ``output_tokens`` 0 is."""
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"request tokens": 3, "response tokens": 0}\n{"prompt_tokens": 3, "output_tokens": 0}\n'
+                    '{"request tokens": 3, "response tokens": 4}\n')
+    r = run_cli_fast(capsys, "simulate", "-w", str(path), "--no-progress", "-o", str(tmp_path / "run"))
+    assert_one_line_error(r, "t.jsonl:2:", "'output_tokens'", "got 0", "EOS")
+
+
+# --- other fields, other kinds of value: the same Workload (load_workload) or the same refusal (the CLI) ------------
+
+def _two(**second) -> list[dict]:
+    """Two requests with ids, arrival times and scores, the second's fields ``second``."""
+    rows = [{"request_id": 1, "prompt_tokens": 3, "output_tokens": 4, "arrival_time": 0.0, "score": 0.25},
+            {"request_id": 2, "prompt_tokens": 5, "output_tokens": 6, "arrival_time": 1.0, "score": 0.75}]
+    rows[1].update(second)
+    return rows
+
+
+SAME_WORKLOAD = {  # case -> (rows, the second request's fields as read)
+    # ids, predictor numbers and arrival times written as text are read by the counts' rule (a .jsonl's "7" and a
+    # parquet's Utf8 "7.0" were refused, which a .csv reads; a parquet's and a .jsonl's arrival texts were read as
+    # date-times, and refused)
+    "id '7'": (_two(request_id="7"), {"request_id": 7}),
+    "id ' 7'": (_two(request_id=" 7"), {"request_id": 7}),
+    "id '+7'": (_two(request_id="+7"), {"request_id": 7}),
+    "id '7.0'": (_two(request_id="7.0"), {"request_id": 7}),
+    "id '7e0'": (_two(request_id="7e0"), {"request_id": 7}),
+    "score '0.5'": (_two(score="0.5"), {"score": 0.5}),
+    "score '-1e-3'": (_two(score="-1e-3"), {"score": -0.001}),
+    "score null": (_two(score=None), {"score": None}),
+    # NaN, a predictor's missing value, in any case (a .csv read NaN and refused numpy's nan; a parquet's and a
+    # .jsonl's text refused both)
+    "score 'nan'": (_two(score="nan"), {"score": "NaN"}),
+    "score 'NaN'": (_two(score="NaN"), {"score": "NaN"}),
+    "score '-NAN'": (_two(score="-NAN"), {"score": "NaN"}),
+    "po_estimate '12'": ([{**r, "po_estimate": e} for r, e in zip(_two(), [3.0, "12"])], {"po_estimate": 12.0}),
+    "arrival '12'": (_two(arrival_time="12"), {"arrival_time": 12.0}),
+    "arrival ' 1.5'": (_two(arrival_time=" 1.5"), {"arrival_time": 1.5}),
+    # numbers of other types, read alike (a whole float is a count; -0.0 s is t = 0; 2**53 is the largest count)
+    "count 12.0": (_two(prompt_tokens=12.0), {"prompt_tokens": 12}),
+    "id 7.0": (_two(request_id=7.0), {"request_id": 7}),
+    "arrival -0.0": (_two(arrival_time=-0.0), {"arrival_time": 0.0}),
+    "count 2**53": (_two(prompt_tokens=2**53), {"prompt_tokens": 2**53}),
+}
+
+
+def _columns(workload) -> list[dict]:
+    """The workload's rows, NaN written ``"NaN"`` (NaN != NaN)."""
+    df = workload.df
+    rows = df.select(c for c in ("request_id", "prompt_tokens", "output_tokens", "arrival_time", "score",
+                                 "po_estimate") if c in df.columns).to_dicts()
+    return [{k: "NaN" if isinstance(v, float) and v != v else v for k, v in row.items()} for row in rows]
+
+
+@pytest.mark.parametrize("case", list(SAME_WORKLOAD))
+def test_a_value_is_read_as_the_same_workload_in_every_container(tmp_path, case):
+    from ltrsched.workloads import load_workload
+
+    rows, second = SAME_WORKLOAD[case]
+    read = {kind: _columns(load_workload(_write(tmp_path, kind, rows))) for kind in KINDS}
+    assert read["csv"] == read["parquet"] == read["jsonl"], read
+    assert {k: read["csv"][1][k] for k in second} == second, read["csv"]
+
+
+SAME_REFUSAL = {  # case -> (rows, what every container's one line names[, the row (line) it names: 2])
+    "count -0.0": (_two(prompt_tokens=-0.0), ("prompt_tokens", "0")),
+    "count 2**53 + 1": (_two(output_tokens=2**53 + 1), ("output_tokens", str(2**53 + 1), "2**53")),
+    "count 2**64": (_two(output_tokens=2**64), ("output_tokens", str(2**64), "2**53")),
+    # (every row's: polars writes a parquet column of 3 and True as integers)
+    "count true": ([{**r, "prompt_tokens": True} for r in _two()], ("prompt_tokens", "True"), 1),
+    "count null": (_two(prompt_tokens=None), ("prompt_tokens",)),
+    "id '7x'": (_two(request_id="7x"), ("request_id", "'7x'", "whole number")),
+    "id true": ([{**r, "request_id": b} for r, b in zip(_two(), [False, True])], ("request_id", "whole number"), 1),
+    "score '0.5x'": (_two(score="0.5x"), ("score", "'0.5x'")),
+    "arrival 'soon'": (_two(arrival_time="soon"), ("arrival", "'soon'")),
+}
+
+
+@pytest.mark.parametrize("case", list(SAME_REFUSAL))
+def test_a_value_is_refused_in_one_line_in_every_container(capsys, tmp_path, case):
+    """Refused in every container, in one line naming the file, the field, the value and its row (line), in each
+    container's words (a .jsonl's checks of a line's values speak of its key and line)."""
+    rows, parts, *row = SAME_REFUSAL[case]
+    row = row[0] if row else 2
+    for kind in KINDS:
+        outcome = _outcome(capsys, tmp_path, kind, rows)
+        assert outcome[0] == "refused" and all(p in outcome[1] for p in parts), (kind, outcome)
+        assert re.search(rf"FILE:{row}:|line {row}\b|row {row}\b", outcome[1]), (kind, outcome)
+
+
+def test_a_conversation_parquets_counts_as_text_are_read_as_a_flat_tables(capsys, tmp_path):
+    """LMSYS-Chat-1M's kind of parquet (a ``conversation`` column) with its own ``output_tokens`` as text: refused
+    ("holds String values ..., not token counts") where a flat table's are read."""
+    from ltrsched.workloads import load_workload
+
+    turn = [{"role": "user", "content": "hello there, how are you"},
+            {"role": "assistant", "content": "fine, thanks; and you, my friend?"}]
+    conversations = [turn, [{**turn[0], "content": "and what is new with you today"}, turn[1]]]
+    read = {}
+    for kind, counts in (("text", ["12", " 13"]), ("numbers", [12, 13])):
+        path = tmp_path / f"{kind}.parquet"
+        pl.DataFrame({"conversation_id": ["a", "b"], "conversation": conversations,
+                      "output_tokens": counts}).write_parquet(path)
+        read[kind] = _columns(load_workload(str(path)))
+    assert read["text"] == read["numbers"] and sorted(r["output_tokens"] for r in read["text"]) == [12, 13]
+    path = tmp_path / "bad.parquet"
+    pl.DataFrame({"conversation_id": ["a", "b"], "conversation": conversations,
+                  "output_tokens": ["12", "1x"]}).write_parquet(path)
+    r = run_cli_fast(capsys, "simulate", "-w", str(path), "--no-progress", "-o", str(tmp_path / "run"))
+    assert_one_line_error(r, "bad.parquet", "column 'output_tokens' has non-numeric values (String, first: '1x') in "
+                                            "row 2 (id 'b')")
+
+
+@pytest.mark.parametrize("counts, reads", [("3,4\n5.0,6.0\n", 1), ("3,4\n12,6\n", 1), ("3,4\n+12,6\n", 2),
+                                           ("3,4\nNaN,6\n", 2)])
+def test_a_csv_is_read_again_only_where_the_text_rule_may_read_it_otherwise(tmp_path, monkeypatch, counts, reads):
+    """A .csv's count column that polars read as numbers is the rule's own (digits; floats, but for inf and NaN):
+    reading every float column again as text took twice as long (200,000 rows of '12.0' counts: 179 -> 356 ms)."""
+    from ltrsched.workloads import loaders
+
+    calls = []
+    read = loaders._read_csv
+    monkeypatch.setattr(loaders, "_read_csv", lambda *a, **k: calls.append(a) or read(*a, **k))
+    path = tmp_path / "t.csv"
+    path.write_text("prompt_tokens,output_tokens\n" + counts)
+    try:
+        loaders.load_workload(str(path))
+    except loaders.UserError:
+        pass
+    assert len(calls) == reads
+
+
+def test_a_mooncake_timestamp_as_text_is_read_as_other_arrival_texts(tmp_path):
+    """A Mooncake line's ``timestamp`` [ms] as text was refused ("must be a number of milliseconds"), where a line's
+    ``arrival_time`` text is read (and a .csv's ``timestamp_ms`` field)."""
+    from ltrsched.workloads import load_workload
+
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"timestamp": "0", "input_length": 3, "output_length": 4}\n'
+                    '{"timestamp": " 1500", "input_length": 5, "output_length": 6}\n')
+    csv = tmp_path / "t.csv"
+    csv.write_text("timestamp_ms,input_length,output_length\n0,3,4\n1500,5,6\n")
+    assert _columns(load_workload(str(path))) == _columns(load_workload(str(csv)))
+    assert load_workload(str(path)).df["arrival_time"].to_list() == [0.0, 1.5]
+
+
+def _conversations(tmp_path, kind: str, counts: list) -> str:
+    """Two ShareGPT conversations, each with its own ``output_tokens`` (``counts``), as a ``.json`` array, a
+    ``.jsonl`` or a parquet (LMSYS-Chat-1M's kind: a ``conversation`` column of role/content messages)."""
+    prompts = ["hello there, how are you doing today my friend", "and what is new with you today, tell me"]
+    reply = "fine, thanks; and you, my friend? all good here"
+    path = tmp_path / f"c.{kind}"
+    if kind == "parquet":
+        pl.DataFrame({"conversation_id": ["a", "b"], "output_tokens": counts,
+                      "conversation": [[{"role": "user", "content": p}, {"role": "assistant", "content": reply}]
+                                       for p in prompts]}).write_parquet(path)
+        return str(path)
+    records = [{"id": i, "conversations": [{"from": "human", "value": p}, {"from": "gpt", "value": reply}],
+                "output_tokens": c} for i, p, c in zip("ab", prompts, counts)]
+    path.write_text(json.dumps(records) if kind == "json" else "".join(json.dumps(r) + "\n" for r in records))
+    return str(path)
+
+
+@pytest.mark.parametrize("counts", [[99, 98], ["99", " 98"]])
+def test_a_conversation_records_own_counts_are_used_as_a_conversation_parquets(capsys, tmp_path, counts):
+    """A .json's or .jsonl's conversation record's ``output_tokens`` was ignored (the reply's Llama-3 count, 13, used),
+    where a conversations parquet's column is used (with a warning counting those that differ from the text's)."""
+    from ltrsched.workloads import load_workload
+    from ltrsched.workloads.loaders import workload_fingerprint
+
+    read = {}
+    for kind in ("parquet", "json", "jsonl"):
+        read[kind] = sorted(load_workload(_conversations(tmp_path, kind, counts)).df["output_tokens"].to_list())
+        assert "2 of the 2 first turns' output_tokens differ" in capsys.readouterr().err
+    assert read == {"parquet": [98, 99], "json": [98, 99], "jsonl": [98, 99]}
+    # (a run cached when such a file was read otherwise is not reused)
+    assert workload_fingerprint(_conversations(tmp_path, "json", counts))["conversation counts"] == "given"
+
+
+def test_a_conversation_records_bad_count_is_one_line(capsys, tmp_path):
+    path = _conversations(tmp_path, "json", [99, "9x"])
+    r = run_cli_fast(capsys, "simulate", "-w", path, "--no-progress", "-o", str(tmp_path / "run"))
+    assert_one_line_error(r, "c.json", "key 'output_tokens' has non-numeric values (String, first: '9x') in record 2")
+    path = _conversations(tmp_path, "jsonl", [99, 0])
+    r = run_cli_fast(capsys, "simulate", "-w", path, "--no-progress", "-o", str(tmp_path / "run"))
+    assert_one_line_error(r, "c.jsonl", "row 2 (id 'b'): output_tokens 0 is not a whole number of tokens in 1..2**53",
+                          "EOS")
+
+
+@pytest.mark.parametrize("kind", ["json", "jsonl"])
+def test_a_key_named_twice_in_a_conversation_record_is_refused_in_every_container(capsys, tmp_path, kind):
+    """A .json record naming a key twice was read (json keeps the last: score 0.9 of 0.1 and 0.9), where a .jsonl's
+    line is refused."""
+    record = ('{"id": "a", "score": 0.1, "score": 0.9, "conversations": [{"from": "human", "value": "hello there, '
+              'how are you doing today"}, {"from": "gpt", "value": "fine, thanks; and you, my friend?"}]}')
+    path = tmp_path / f"c.{kind}"
+    path.write_text(f"[{record}]" if kind == "json" else record + "\n")
+    r = run_cli_fast(capsys, "simulate", "-w", str(path), "--no-progress", "-o", str(tmp_path / "run"))
+    assert_one_line_error(r, f"c.{kind}", "the key 'score' is given twice; keep one",
+                          "record 1 (from line 1)" if kind == "json" else f"c.{kind}:1:")
