@@ -5,8 +5,11 @@ Each case draws a policy with random parameters (every built-in: fcfs, srtf, ltr
 scores at a tau, ltr with starvation prevention, mlfq, po, class, oracle; a fresh random order every step; the plugin
 example ``examples/policies/short_prompt_aging.py``), an engine configuration (KV blocks from barely the largest
 request to plenty, block sizes 8-128, token budgets 1-2,048, ``max_num_seqs`` 1-64, a larger resident cap or none, the
-context, at most what the cache holds, as vLLM's engine starts only then), a step-time profile and a workload (bursts, Poisson at random rates, arrival ties, 1-token prompts and
-outputs, prompts at the context limit, outputs long relative to the cache, duplicated lengths, 2-200 requests). The
+context, at most what the cache holds, as vLLM's engine starts only then; or, in about a fifth of the cases, no
+context at all on a small cache, which then bounds the model's and the profile's context on each side, with requests of
+that bound and one token more), a step-time profile and a workload (bursts, Poisson at random rates, arrival ties,
+1-token prompts and outputs, prompts at the context limit, outputs long relative to the cache, duplicated lengths, 2-200
+requests). The
 engine side is configured as ``validate`` pairs it with the simulator (:meth:`EngineFacts.sim_config`): one KV block
 more (vLLM's null block), recompute preemption, chunked prefill (the only mode the adapter runs); each side's default
 watermark (as ``simulate --semantics vllm-v1`` and ``replay --emulate`` take it), or now and then one both are given.
@@ -53,6 +56,11 @@ RANDOM = "fuzz-random"
 MINIMISE_CALLS = 500
 #: The outcome of a case past its time limit.
 SLOW = "slow"
+#: The context both sides take where a case gives none, before its KV cache bounds it [tokens]: the emulated engine's
+#: model's (llama-3-8b's config.json), and so the fuzz profile's.
+MODEL_CONTEXT = 8192
+#: The share of the cases that give no context (:func:`draw_case`).
+UNBOUNDED_SHARE = 0.2
 
 
 class Hang(BaseException):
@@ -91,7 +99,9 @@ class Case:
     ``seqs``); ``profile``: the linear step time's (overhead [s], per token [s], per decode KV token [s], per prefill
     attention pair [s]); the workload's columns per request (``score``, ``predicted``, ``po``: None when absent);
     ``watermark``: both sides' (None: each one's default, as ``simulate --semantics vllm-v1`` and ``replay --emulate``
-    take it)."""
+    take it). ``max_model_len`` None: neither side is given a context, so each takes :data:`MODEL_CONTEXT` bounded by
+    its KV cache (the engine's ``default_context_bound``, the simulator's ``cache_bound``: ``blocks x block_size``);
+    ``sized``: the simulator's blocks come from its profile's memory (``num_gpu_blocks`` None), not given."""
 
     seed: int
     spec: str
@@ -103,12 +113,13 @@ class Case:
     budget: int
     seqs: int
     resident: int | None
-    max_model_len: int
+    max_model_len: int | None
     profile: tuple[float, float, float, float]
     score: tuple[float, ...] | None = None
     predicted: tuple[float, ...] | None = None
     po: tuple[float, ...] | None = None
     watermark: float | None = None
+    sized: bool = False
 
     @property
     def n(self) -> int:
@@ -126,12 +137,15 @@ class Case:
 
     def short(self) -> str:
         return (f"seed={self.seed} spec={self.spec!r} n={self.n} blocks={self.blocks} block_size={self.block_size} "
-                f"budget={self.budget} seqs={self.seqs} resident={self.resident} max_model_len={self.max_model_len}")
+                f"budget={self.budget} seqs={self.seqs} resident={self.resident} max_model_len={self.max_model_len}"
+                + (" sized" if self.sized else ""))
 
     def literal(self) -> str:
         """This case as a Python literal (``Case(**...)``), to paste into a regression test."""
         d = asdict(self)
-        return "Case(" + ", ".join(f"{k}={v!r}" for k, v in d.items() if v is not None or k == "resident") + ")"
+        return "Case(" + ", ".join(f"{k}={v!r}" for k, v in d.items()
+                                   if (v is not None or k in ("resident", "max_model_len"))
+                                   and not (k == "sized" and not v)) + ")"
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -208,9 +222,11 @@ def _lengths(rng: np.random.Generator, n: int, top: int) -> np.ndarray:
     return x
 
 
-def draw_case(seed: int, watermark_share: float | None = None) -> Case:
+def draw_case(seed: int, watermark_share: float | None = None, unbounded_share: float | None = None) -> Case:
     """The case of ``seed`` (the same seed draws the same case). ``watermark_share``: the chance that both sides are
-    given a watermark (None: 0.15); only the watermark's draw depends on it."""
+    given a watermark (None: 0.15); only the watermark's draw depends on it. ``unbounded_share``: the chance that
+    neither side is given a context, on a small cache (None: :data:`UNBOUNDED_SHARE`; 0 draws every case as before
+    there were such cases)."""
     rng = np.random.default_rng(seed)
     n = int(rng.choice([int(rng.integers(2, 9)), int(rng.integers(9, 41)), int(rng.integers(41, 201))],
                        p=[0.35, 0.45, 0.2]))
@@ -252,9 +268,23 @@ def draw_case(seed: int, watermark_share: float | None = None) -> Case:
     po = col(has_po, np.maximum(1, outputs + rng.integers(-10, 11, n)))
     no_watermark = 0.85 if watermark_share is None else 1 - watermark_share
     watermark = None if rng.random() < no_watermark else float(rng.choice([0.01, 0.05, 0.2]))
+    sized = False
+    # no context given, on a small cache (a stream of its own: the other cases stay as drawn before). Not under a
+    # policy that adds output tokens: the engine counts them against the context, the simulator deliberately does not
+    # (ltrsched.sim.simulate._check_fits says why), so a request within them of the bound is refused on one side only
+    bounded = np.random.default_rng([seed, 1])
+    if bounded.random() < (UNBOUNDED_SHARE if unbounded_share is None else unbounded_share) and po_extra == 0:
+        blocks = max(1, int(bounded.choice([need - 1, need, need, need + 1, need + int(bounded.integers(1, 4))])))
+        bound = blocks * block_size  # (the engine's (blocks + 1 - 1) x block_size: vLLM's null block aside)
+        near = bounded.random(n) < min(0.5, 2 / n)  # requests of the bound, or one token more
+        longer = near & (bounded.random(n) < 0.3)
+        outputs[near] = np.minimum(outputs[near], bound - 1)
+        prompts[near] = bound - outputs[near] + longer[near]
+        max_model_len, sized = None, bool(bounded.random() < 0.5)
+        budget = max(budget, -(-int(prompts.sum()) // 3000))
     return Case(seed, spec, tuple(int(p) for p in prompts), tuple(int(o) for o in outputs),
                 tuple(float(a) for a in _arrivals(rng, n)), blocks, block_size, budget, seqs, resident, max_model_len,
-                profile, score, predicted, po, watermark)
+                profile, score, predicted, po, watermark, sized)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -290,7 +320,7 @@ def _profile(case: Case):
         def num_gpu_blocks(self, block_size: int = 16, gpu_memory_utilization: float = 0.9) -> int:
             return self.blocks
 
-    return Linear(case.blocks, case.max_model_len)
+    return Linear(case.blocks, case.max_model_len or MODEL_CONTEXT)
 
 
 def workload_of(case: Case):
@@ -320,7 +350,8 @@ def sim_config(case: Case):
     from ltrsched.sim import SimConfig
 
     return SimConfig(profile=_profile(case), max_num_batched_tokens=case.budget, max_num_seqs=case.seqs,
-                     block_size=case.block_size, num_gpu_blocks=case.blocks, max_resident_seqs=case.resident,
+                     block_size=case.block_size, num_gpu_blocks=None if case.sized else case.blocks,
+                     max_resident_seqs=case.resident,
                      max_model_len=case.max_model_len, preemption="recompute", semantics="vllm-v1", record_steps=True,
                      **({} if case.watermark is None else {"watermark": case.watermark}))
 
@@ -440,13 +471,14 @@ def _same_fit_refusal(engine: str, sim: str) -> bool:
 #: policy's extra tokens) and the simulator's (requests, context, first request, its prompt and output).
 _CONTEXT_ENGINE = re.compile(r"^(\d+) request\(s\) exceed the engine's max_model_len (\d+) tokens \(first: request "
                              r"(\d+), (\d+) tokens\)")
-_CONTEXT_SIM = re.compile(r"^(\d+) request\(s\) exceed the context limit of (\d+) tokens set by max_model_len "
+_CONTEXT_SIM = re.compile(r"^(\d+) request\(s\) exceed the context limit of (\d+) tokens (?:set by max_model_len )?"
                           r"\(first: request (\d+), prompt (\d+) \+ output (\d+)\)")
 
 
 def _same_context_refusal(engine: str, sim: str) -> bool:
     """Both lines refuse requests longer than the context, with the same counts, the same first request and its
-    length (a cache-sized context, :func:`draw_case`, shorter than a request)."""
+    length (a cache-sized context, :func:`draw_case`, shorter than a request; given, or where none is given the one
+    the cache bounds)."""
     e, s = _CONTEXT_ENGINE.match(engine), _CONTEXT_SIM.match(sim)
     return (e is not None and s is not None and e.groups()[:3] == s.groups()[:3]
             and int(e[4]) == int(s[4]) + int(s[5]))

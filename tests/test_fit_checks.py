@@ -27,8 +27,11 @@ class _Scheduler:
 
 
 def _sim(prompts, outputs, blocks, semantics="vllm-v1", watermark=None, policy="fcfs"):
+    # (the profile's context given: without max_model_len the KV cache bounds it to blocks x 16 tokens, as the engines
+    # bound theirs, and a request of blocks x 16 + 1 tokens is refused for its context before the KV check counts it)
     config = SimConfig(profile=LinearProfile(), semantics=semantics, preemption="recompute", num_gpu_blocks=blocks,
-                       block_size=16, **({} if watermark is None else {"watermark": watermark}))
+                       block_size=16, max_model_len=LinearProfile().max_model_len,
+                       **({} if watermark is None else {"watermark": watermark}))
     return simulate(make_workload(prompts, outputs), make_policy(policy), config)
 
 

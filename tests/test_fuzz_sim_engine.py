@@ -32,7 +32,32 @@ SLICE = [263, 291, 335, 337, 351, 353, 354, 356, 358, 370, 378, 379, 388, 389, 3
 
 @pytest.mark.parametrize("seed", SLICE)
 def test_a_seeded_fuzz_case_runs_alike_on_the_simulator_and_the_emulated_engine(seed):
-    agree(fuzz.draw_case(seed))
+    agree(fuzz.draw_case(seed, unbounded_share=0))  # (as drawn when they were picked)
+
+
+#: Seeds whose cases give neither side a context, on a small cache that bounds it (each well under a second): requests
+#: of the bound served (25, 63, 75; 63 with the simulator's blocks sized by its profile) and one a token beyond it
+#: refused alike (46, 89). The simulator took the profile's whole context and served those requests of bound + 1
+#: tokens: "refused differently"/"one side failed" before it bounded its context as the engines do.
+BOUNDED_SLICE = [25, 46, 63, 75, 89]
+
+
+@pytest.mark.parametrize("seed", BOUNDED_SLICE)
+def test_a_context_bounded_by_the_cache_is_the_same_on_both_sides(seed):
+    case = fuzz.draw_case(seed)
+    assert case.max_model_len is None
+    agree(case)
+
+
+def test_the_fuzz_profiles_context_is_the_emulated_engines_models():
+    """Where a case gives no context, the simulator's profile takes :data:`fuzz.MODEL_CONTEXT` and the emulated engine
+    its model's, each bounded by its cache: the two must be one context."""
+    from ltrsched.engine.config import model_dir
+    from ltrsched.engine.model_context import model_context
+
+    config = fuzz.engine_config(fuzz.draw_case(46))
+    assert config.max_model_len is None
+    assert model_context(model_dir(config.model))[0] == fuzz.MODEL_CONTEXT
 
 
 def test_mlfq_reads_a_steps_duration_as_the_engines_clock_measured_it():
@@ -79,6 +104,14 @@ def test_the_comparison_finds_a_differing_request_and_a_differing_refusal():
         assert fuzz.compare(e, UserError(other)).problem.startswith("refused differently")
     po = UserError(str(e).replace("161 tokens)", "176 tokens, 15 of them the policy's extra output tokens)"))
     assert fuzz.compare(po, s).problem.startswith("refused differently")
+    # (no context given: the simulator's line names the cache that bounds it)
+    bounded = UserError("2 request(s) exceed the context limit of 128 tokens (first: request 0, prompt 112 + output "
+                        "49), the profile's 8192 tokens bounded by the KV cache of num_gpu_blocks=8 (vLLM's null "
+                        "block not among them) x 16 tokens, as vLLM bounds its context; raise num_gpu_blocks (None: "
+                        "the profile's), or leave such requests out")
+    assert fuzz.compare(e, bounded).refused is not None
+    assert fuzz.compare(e, UserError(str(bounded).replace("output 49", "output 48"))).problem.startswith(
+        "refused differently")
 
 
 def test_the_drawn_engine_configs_are_ones_vllm_starts():

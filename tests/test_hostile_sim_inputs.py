@@ -600,7 +600,10 @@ def test_sweep_and_capacity_name_their_own_fix_for_a_request_too_long(capsys, tm
     r = run_cli_fast(capsys, "capacity", "-w", str(wide), "--profile", str(tmp_path / "small.json"), "-p", "fcfs",
                      "--slo",
                              "ttft_p90=1", "-n", "301", "--seeds", "1", "--jobs", "1", "--out", str(tmp_path / "cap"))
-    assert_one_line_error(r, f"on profile '{tmp_path / 'small.json'}': 1 request(s) can never fit the KV cache of 20 "
-                             "usable blocks (first: request ")
-    assert "needs 500 blocks of 16 tokens); use a profile with more GPU memory, or leave such requests out" in r.stderr
+    # (the context is the profile's bounded by its 20 blocks, as the engines bound theirs: 8,000 tokens exceed it)
+    assert_one_line_error(r, f"on profile '{tmp_path / 'small.json'}': 1 request(s) exceed the context limit of 320 "
+                             "tokens (first: request ")
+    assert (f"bounded by the KV cache of profile '{tmp_path / 'small.json'}' (the 90% of its GPU memory the engine "
+            "may use), 20 blocks (vLLM's null block not among them) x 16 tokens, as vLLM bounds its context; use a "
+            "profile with more GPU memory, or leave such requests out") in r.stderr
     assert "--num-gpu-blocks" not in r.stderr

@@ -197,7 +197,9 @@ def test_the_simulators_kv_refusal_names_the_tokens_po_adds(capsys, tmp_path):
     (its estimate phase), 11 blocks. The simulator said "needs 11 blocks of 16 tokens", naming neither the 176 tokens
     nor PO (the engine's line names both)."""
     (tmp_path / "w.csv").write_text("prompt_tokens,output_tokens\n100,61\n")
-    args = ("simulate", "-w", tmp_path / "w.csv", "--num-gpu-blocks", "10", "--no-progress")
+    # (the context given: without it the cache bounds it to 160 tokens, as the engines bound theirs, and the request's
+    # 161 tokens are refused for the context before its blocks are counted)
+    args = ("simulate", "-w", tmp_path / "w.csv", "--num-gpu-blocks", "10", "--max-model-len", "8192", "--no-progress")
     assert run_cli_fast(capsys, *args, "-P", "fcfs").returncode == 0
     r = run_cli_fast(capsys, *args, "-P", "po")
     assert r.returncode == 2

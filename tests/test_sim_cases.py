@@ -76,6 +76,10 @@ def test_idle_gap_waits_for_next_arrival():
 def test_rejects_requests_that_can_never_fit():
     wl = make_workload([100, 4], [100, 4])
     with pytest.raises(UserError, match="never fit the KV cache"):
+        simulate(wl, make_policy("fcfs"), SimConfig(profile=LinearProfile(blocks=10), watermark=0,
+                                                    max_model_len=LinearProfile().max_model_len))
+    # (without max_model_len the cache bounds the profile's context to its 10 x 16 tokens, as the engines bound theirs)
+    with pytest.raises(UserError, match="exceed the context limit of 160 tokens .* bounded by the KV cache"):
         simulate(wl, make_policy("fcfs"), SimConfig(profile=LinearProfile(blocks=10), watermark=0))
     with pytest.raises(UserError, match="max_model_len"):
         simulate(wl, make_policy("fcfs"), SimConfig(profile=LinearProfile(), max_model_len=150))

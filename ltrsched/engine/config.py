@@ -9,6 +9,8 @@ from pathlib import Path
 
 from ltrsched.errors import UserError
 from ltrsched.policies import limit_rules
+# (the bound a one-group KV cache puts on the context, written once: the simulator's rule too)
+from ltrsched.policies.kv_bound import KVBound, full_attention_bound
 
 #: :class:`EngineConfig`'s settings that count something [blocks, threads, tokens, sequences, GPUs]: a positive
 #: integer (a numpy one too, kept as Python's), None where that is the default; never a float or a bool.
@@ -310,25 +312,6 @@ def stated_kv_blocks(config: EngineConfig, path: str) -> int | None:
     return int(config.kv_cache_gib * 2**30) // per_block
 
 
-@dataclass(frozen=True)
-class KVBound:
-    """The context a stated KV cache bounds (vLLM refuses a longer one at its start).
-
-    Attributes:
-        context: the longest context [tokens] one request may have.
-        blocks: the blocks of vLLM's pool the cache holds (its null block among them; a block holds ``block_size``
-            tokens of one of its KV groups).
-        held: how a request takes its blocks, in words (the bound's reason).
-        needed: the blocks of that pool one request of the context asked for takes, vLLM's null block added: the
-            fewest the cache must hold for vLLM to start (of the layouts it may plan, the one that bounds).
-    """
-
-    context: int
-    blocks: int
-    held: str
-    needed: int
-
-
 def kv_bounded_context(config: EngineConfig, path: str, context: int) -> KVBound | None:
     """The bound a KV cache the options state (``--num-gpu-blocks``, or ``--kv-cache-gib`` on a CPU) puts on the
     context ``context`` [tokens] of the model in ``path``, as vLLM 0.32 counts one request's blocks at its start
@@ -361,18 +344,6 @@ def kv_bounded_context(config: EngineConfig, path: str, context: int) -> KVBound
         return None
     bound, pool, needed = min(found)
     return KVBound(bound, pool, kv_layers.held_in_words(layout if len(options) > 1 else options[0]), needed)
-
-
-def full_attention_bound(blocks: int, block_size: int, context: int) -> KVBound | None:
-    """The bound ``blocks`` KV blocks of ``block_size`` tokens (vLLM's null block among them) put on a context of
-    ``context`` tokens where every layer attends fully (one KV group: the emulated engine's, and a config.json without
-    its sizes): one request takes ``ceil(context / block_size)`` blocks and the null block (vLLM 0.32's
-    ``check_enough_kv_cache_memory``), so the longest context is ``(blocks - 1) x block_size`` [tokens]; None where
-    the blocks hold a request of ``context`` tokens."""
-    bound = max(0, blocks - 1) * block_size
-    if bound >= context:
-        return None
-    return KVBound(bound, blocks, "one of them vLLM's null block", -(-context // block_size) + 1)
 
 
 def kv_short_reason(config: EngineConfig, bound: KVBound, per_block: int | None = None, model: str = "",
@@ -425,12 +396,13 @@ def default_context_bound(config: EngineConfig, context: int, path: str | None =
     scaling included; the emulated engine's: its profile's or model's) bounded by what the cache holds, as
     :func:`ltrsched.engine.runner.engine_kwargs` does for vLLM. ``path``: the real engine's model directory, whose KV
     groups count (:func:`kv_bounded_context`: ``num_gpu_blocks``, or the blocks ``kv_cache_gib`` holds on a CPU); None
-    for the emulated engine, whose one KV group attends fully over its ``num_gpu_blocks`` (:func:`full_attention_bound`),
-    stated or sized from its profile's GPU memory (``ltrsched.validation.engines.emulated_plan``: known before it
-    starts). None where ``max_model_len`` is given (checked against the cache instead: :func:`kv_short_reason`), where
-    the cache holds a request of ``context`` tokens, or where its size is not known before the start (the real engine
-    on a GPU, whose vLLM profiles the memory at its start, and refuses to start on a cache that holds no request of
-    the model's context: there, no run serves a request beyond the cache either).
+    for the emulated engine, whose one KV group attends fully over its ``num_gpu_blocks``
+    (:func:`ltrsched.policies.kv_bound.full_attention_bound`, the rule the simulator takes too), stated or sized from
+    its profile's GPU memory (``ltrsched.validation.engines.emulated_plan``: known before it starts). None where
+    ``max_model_len`` is given (checked against the cache instead: :func:`kv_short_reason`), where the cache holds a
+    request of ``context`` tokens, or where its size is not known before the start (the real engine on a GPU, whose
+    vLLM profiles the memory at its start, and refuses to start on a cache that holds no request of the model's
+    context: there, no run serves a request beyond the cache either).
 
     The emulated engine served the profile's full context on any cache: a request of ``(blocks - 1) x block_size + 1``
     tokens (its last sampled token never computed, it fits ``blocks - 1`` blocks) was served on ``--num-gpu-blocks

@@ -58,7 +58,8 @@ def engine_options(fn):
                           "--num-gpu-blocks)."),
         click.option("--max-model-len", type=int, default=None,
                      help="Longest prompt + output a request may have [tokens]; default: the profile's "
-                          "(8,192 for the Llama-3 profiles)."),
+                          "(8,192 for the Llama-3 profiles), bounded by what the KV cache holds "
+                          "(its blocks x --block-size), as vLLM bounds an engine's."),
         click.option("--semantics", type=click.Choice(["paper", "vllm-v1"]), default="paper", show_default=True,
                      help="Batch rules: the paper's, or exactly what the vLLM V1 adapter does (resident "
                           "requests get the budget first, max-num-seqs caps requests holding KV, recompute)."),

@@ -104,7 +104,9 @@ class SimConfig:
         swap_space_gib: host memory for swapped KV per GPU [GiB]; when full, preemption falls back to
             recompute (as vLLM does).
         chunked_prefill: split prompts across steps to fill the token budget.
-        max_model_len: longest prompt + output a request may have [tokens]; None: the profile's.
+        max_model_len: longest prompt + output a request may have [tokens]; None: the profile's, bounded by what the
+            KV cache holds (``num_gpu_blocks x block_size``, the null block left out), as vLLM bounds an engine's
+            (``ltrsched.sim.simulate.cache_bound``).
         record_steps: keep a per-step trace in the result.
         stop_time: end the run at this simulated time [s] (None: when every request has finished);
             unfinished requests keep NaN finish times (NaN, not null: ``is_nan()`` finds them; NaN first-token

@@ -19,6 +19,7 @@ from ltrsched.metrics import request_metrics, speedup_vs_real_time, summarize
 from ltrsched.policies import limit_rules
 from ltrsched.policies.base import Policy
 from ltrsched.policies.batching import BatchLimits, vllm_watermark_blocks
+from ltrsched.policies.kv_bound import usable_blocks_bound
 from ltrsched.policies.needs import check_needs
 from ltrsched.plugin_watchdog import plugin_time_limit
 from ltrsched.results import RunResult
@@ -60,11 +61,61 @@ class FitFixes:
     naming: Naming = PYTHON_NAMING
 
 
+@dataclass(frozen=True)
+class CacheBound:
+    """Where the KV cache bounds a run's context (the profile's, no ``max_model_len`` given), as vLLM bounds an
+    engine's (:func:`ltrsched.policies.kv_bound.usable_blocks_bound`), in the words of the line refusing a longer
+    request.
+
+    Attributes:
+        full: the profile's context [tokens], before the bound.
+        source: the cache in words, e.g. ``"the KV cache of --num-gpu-blocks 35 (vLLM's null block not among them)
+            x 16 tokens"``.
+        fix: what to change, in the caller's settings.
+    """
+
+    full: int
+    source: str
+    fix: str
+
+
+def cache_bound(config: SimConfig, profile: Any, num_blocks: int,
+                fixes: FitFixes = FitFixes()) -> tuple[int, CacheBound | None]:
+    """The context a run takes [tokens]: ``config.max_model_len``, else the profile's bounded by what the replica's
+    ``num_blocks`` KV blocks of ``config.block_size`` tokens hold (vLLM's null block not among them: the engine
+    ``validate`` pairs with it has one more), as both engines bound theirs
+    (``ltrsched.engine.config.default_context_bound``); with the :class:`CacheBound` where the cache bounds it
+    (named as ``fixes.naming`` names the settings), else None. The simulator took the profile's whole context on any
+    cache: on 35 blocks of 16 tokens it served a request of 561 tokens that both engines refuse."""
+    if config.max_model_len:
+        return config.max_model_len, None
+    full = int(profile.max_model_len)
+    bound = usable_blocks_bound(num_blocks, config.block_size, full)
+    if bound is None:
+        return full, None
+    naming = fixes.naming
+    blocks = f"(vLLM's null block not among them) x {config.block_size} tokens"
+    if config.num_gpu_blocks:
+        return bound.context, CacheBound(full, f"the KV cache of {naming.setting('num_gpu_blocks', num_blocks)} "
+                                               f"{blocks}", fixes.kv)
+    # (the profile as its user gave it: a file's name may be another profile's)
+    name = str(config.profile) if isinstance(config.profile, (str, os.PathLike)) else getattr(profile, "name", "")
+    util = config.gpu_memory_utilization
+    if naming.has("gpu_memory_utilization") and naming.has("num_gpu_blocks"):
+        at = f"at {naming.setting('gpu_memory_utilization', util)}"
+        fix = (f"give {naming.name('num_gpu_blocks')} (more than {num_blocks}) or a larger "
+               f"{naming.name('gpu_memory_utilization')}, or leave such requests out")
+    else:  # (a sweep file or capacity run sets neither: its own fix)
+        at, fix = f"(the {util:.0%} of its GPU memory the engine may use)", fixes.kv
+    return bound.context, CacheBound(full, f"the KV cache of profile {name!r} {at}, {num_blocks} blocks {blocks}", fix)
+
+
 def _check_fits(table: RequestTable, limits: BatchLimits, max_model_len: int, chunked: bool,
-                fixes: FitFixes = FitFixes(), given: bool = True, extra_from: str = "the policy") -> None:
+                fixes: FitFixes = FitFixes(), given: bool = True, extra_from: str = "the policy",
+                bounded: CacheBound | None = None) -> None:
     """Refuse a request the replica can never run. ``given``: whether the user set ``max_model_len`` [tokens]
-    (else it is the profile's). ``extra_from``: who adds the table's extra output tokens (``policy po``), as the KV
-    line names them."""
+    (else it is the profile's, or the profile's bounded by the KV cache: ``bounded``, :func:`cache_bound`).
+    ``extra_from``: who adds the table's extra output tokens (``policy po``), as the KV line names them."""
     # the context limit applies to the workload's own lengths, not to a policy's extra tokens (PO's 15-token length
     # estimate). The table serves them in the same request (output_tokens, its KV and its steps), and vLLM stops a
     # request at max_model_len, so the engine counts them (ltrsched.engine.replay.check_context) and refuses a request
@@ -76,13 +127,17 @@ def _check_fits(table: RequestTable, limits: BatchLimits, max_model_len: int, ch
     too_long = limit_rules.beyond_context(table.prompt_tokens, table.requested_output_tokens, max_model_len)
     if len(too_long):
         i = too_long[0]
+        first = (f"(first: request {table.request_id[i]}, prompt {table.prompt_tokens[i]} + output "
+                 f"{table.requested_output_tokens[i]})")
+        if bounded is not None:  # (the engines' line names where their bound comes from too)
+            raise UserError(
+                f"{fixes.where}{len(too_long)} request(s) exceed the context limit of {max_model_len} tokens {first}, "
+                f"the profile's {bounded.full} tokens bounded by {bounded.source}, as vLLM bounds its context; "
+                + bounded.fix
+            )
         limit = (f"the context limit of {max_model_len} tokens set by {fixes.naming.name('max_model_len')}" if given
                  else f"the profile's context limit of {max_model_len} tokens")
-        raise UserError(
-            f"{fixes.where}{len(too_long)} request(s) exceed {limit} (first: request "
-            f"{table.request_id[i]}, prompt {table.prompt_tokens[i]} + output {table.requested_output_tokens[i]}); "
-            + fixes.context
-        )
+        raise UserError(f"{fixes.where}{len(too_long)} request(s) exceed {limit} {first}; " + fixes.context)
     total = table.prompt_tokens + table.output_tokens
     usable, blocks = limits.blocks_alone, limits.most_blocks_held(total)
     too_big = np.flatnonzero(blocks > usable)
@@ -224,14 +279,15 @@ def setup_run(workload: Workload, policy: Policy, config: SimConfig, fixes: FitF
         max_resident_seqs=config.max_resident_seqs or (config.max_num_seqs if vllm_v1 else None),
         watermark_when_running=vllm_v1,
     )
-    max_model_len = config.max_model_len or profile.max_model_len
-    _check_token_range("max_model_len", max_model_len, fixes.naming, given=bool(config.max_model_len))
+    _check_token_range("max_model_len", config.max_model_len or profile.max_model_len, fixes.naming,
+                       given=bool(config.max_model_len))
+    max_model_len, bounded = cache_bound(config, profile, num_blocks, fixes)
     if policy.extra_output_tokens > max_model_len:  # (also keeps the token counts far from int64 overflow)
         raise UserError(f"policy {policy.spec()!r} adds {policy.extra_output_tokens} output tokens to every request "
                         f"(its length-estimate phase), more than the context of {max_model_len} tokens; use fewer")
     table = RequestTable.from_frame(workload.df, extra_output_tokens=policy.extra_output_tokens)
     _check_fits(table, limits, max_model_len, config.chunked_prefill, fixes, given=bool(config.max_model_len),
-                extra_from=f"policy {policy.name}")
+                extra_from=f"policy {policy.name}", bounded=bounded)
     check_arrival_span(table.arrival_time, f"workload {workload.name!r}")
     _check_step_time(profile)
 
