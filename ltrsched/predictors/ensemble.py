@@ -18,17 +18,21 @@ from pathlib import Path
 
 import numpy as np
 
-from ltrsched import atomic, strict_json
-from ltrsched.errors import ArgumentValueError, UserError
+from ltrsched import strict_json
+from ltrsched.errors import ArgumentValueError, PathNotFoundError, WriteFailedError
 from ltrsched.arguments import shown
 from ltrsched.numbers import is_finite_number
 from ltrsched.predictors.arguments import (check_batch_size, check_directory, check_lengths, check_out_directory,
                                           check_overwrite, check_prompts)
-from ltrsched.predictors.config import PredictorConfig, retire_checkpoint
+from ltrsched.predictors.config import PredictorConfig, retire_checkpoint, write_checkpoint_file
 
 ENSEMBLE_FILE = "ensemble.json"
 #: ensemble.json's record of each member's weights digest (``weights_sha256`` of its predictor.json) when calibrated.
 MEMBER_DIGESTS_KEY = "member_weights_sha256"
+#: The keys of ensemble.json (:meth:`Ensemble.save`); another is refused on load, as an unknown setting of
+#: predictor.json is: a file written by another ltrsched version, whose key would change what its scores mean.
+SPEC_KEYS = ("members", "weights", "means", "stds", MEMBER_DIGESTS_KEY)
+
 
 
 class Ensemble:
@@ -150,35 +154,50 @@ class Ensemble:
                     shutil.rmtree(dst)
                 shutil.copytree(src, dst)
             except OSError as exc:
-                raise UserError(f"cannot write {dst}: {exc.strerror or str(exc).splitlines()[0]}") from None
+                raise WriteFailedError(f"cannot write {dst}: {exc.strerror or str(exc).splitlines()[0]}",
+                                       getattr(exc, "errno", None)) from None
         from ltrsched.predictors.config import saved_weights_digest
 
         # (the means and stds are those of these members' scores: a member directory replaced later by another
         # checkpoint, e.g. one trained again, was z-scored by the old member's statistics without a word)
         digests = [saved_weights_digest(directory / f"member{i}") for i in range(len(sources))]
-        atomic.write_text(directory / ENSEMBLE_FILE, strict_json.dumps(
+        write_checkpoint_file(directory / ENSEMBLE_FILE, strict_json.dumps(
             {"members": [f"member{i}" for i in range(len(sources))], "weights": self.weights,
-             "means": self.means, "stds": self.stds, MEMBER_DIGESTS_KEY: digests}, indent=2))
+             "means": self.means, "stds": self.stds, MEMBER_DIGESTS_KEY: digests}, indent=2).encode("utf-8"))
         return directory
 
     @classmethod
     def load(cls, directory: str | Path) -> "Ensemble":
+        """The ensemble checkpoint in ``directory`` (a str or path). A damaged ``ensemble.json`` or member, or a
+        directory without an ``ensemble.json``, is an :class:`~ltrsched.errors.ArgumentValueError` (a ValueError); a
+        missing ``directory`` a :class:`~ltrsched.errors.PathNotFoundError` (a FileNotFoundError)."""
         from ltrsched.predictors.predictor import Predictor
 
+        check_directory(directory)  # (None was "expected str, bytes or os.PathLike object, not NoneType")
         directory = Path(directory)
         path = directory / ENSEMBLE_FILE
+        if not path.is_file():  # (it was a bare FileNotFoundError or IsADirectoryError naming no checkpoint)
+            if not directory.exists():
+                raise PathNotFoundError(f"{directory} is not an ensemble checkpoint: no such directory; make one with "
+                                        "`ltrsched ensemble --out DIR`")
+            raise ArgumentValueError(
+                f"{directory} is not an ensemble checkpoint: it is a file, and an ensemble is the directory `ltrsched "
+                f"ensemble --out DIR` writes ({ENSEMBLE_FILE} and its members)" if not directory.is_dir() else
+                f"{path} is not a file (a directory?); make the ensemble again" if path.exists() else
+                f"{directory} is not an ensemble checkpoint (no {ENSEMBLE_FILE}); make one with `ltrsched ensemble`")
         try:
             spec = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise UserError(f"{path}: not a valid ensemble ({exc})") from None
+            raise ArgumentValueError(f"{path}: not a valid ensemble ({exc})") from None
         except RecursionError:  # e.g. 100,000 "[": json recurses once per level
-            raise UserError(f"{path}: not a valid ensemble (JSON nested too deeply)") from None
+            raise ArgumentValueError(f"{path}: not a valid ensemble (JSON nested too deeply)") from None
         except ValueError as exc:  # an integer of over 4,300 digits (Python's limit on reading one from text)
-            raise UserError(f"{path}: not a valid ensemble ({str(exc).split(';')[0]})") from None
+            raise ArgumentValueError(f"{path}: not a valid ensemble ({str(exc).split(';')[0]})") from None
         _check_spec(spec, path)
         for name in spec["members"]:  # ("." or a link to the directory: an ensemble of itself, endless recursion)
             if (directory / name / ENSEMBLE_FILE).is_file():
-                raise UserError(f"{path}: member {name!r} is an ensemble; ensemble members must be single predictors")
+                raise ArgumentValueError(f"{path}: member {name!r} is an ensemble; ensemble members must be single "
+                                         "predictors")
         members = [Predictor.load(directory / name) for name in spec["members"]]
         _check_member_digests(spec, [m.weights_digest for m in members], path)
         return cls(members, spec["weights"], spec["means"], spec["stds"])
@@ -201,37 +220,45 @@ def shared_features(members: list):
 
 
 def _check_member_digests(spec: dict, saved: list[str | None], path: Path) -> None:
-    """Raise :class:`UserError` if a member's weights (``saved``: the digest each member's ``predictor.json``
-    records, :attr:`~ltrsched.predictors.predictor.Predictor.weights_digest`) are not those the ensemble was
-    calibrated on (``spec``'s :data:`MEMBER_DIGESTS_KEY`, absent in ensembles written before it: not checked)."""
+    """Raise :class:`~ltrsched.errors.ArgumentValueError` if a member's weights (``saved``: the digest each member's
+    ``predictor.json`` records, :attr:`~ltrsched.predictors.predictor.Predictor.weights_digest`) are not those the
+    ensemble was calibrated on (``spec``'s :data:`MEMBER_DIGESTS_KEY`, absent in ensembles written before it: not
+    checked)."""
     recorded = spec.get(MEMBER_DIGESTS_KEY)
     if recorded is None:
         return
     if not (isinstance(recorded, list) and len(recorded) == len(spec["members"])
             and all(d is None or isinstance(d, str) for d in recorded)):
-        raise UserError(f"{path}: not a valid ensemble ({MEMBER_DIGESTS_KEY!r} must hold one weights digest or null "
-                        "per member)")
+        raise ArgumentValueError(f"{path}: not a valid ensemble ({MEMBER_DIGESTS_KEY!r} must hold one weights digest "
+                                 "or null per member)")
     for name, digest, now in zip(spec["members"], recorded, saved):
         if digest is not None and now != digest:
-            raise UserError(f"{path}: member {name!r} is not the checkpoint this ensemble was calibrated on (its "
-                            "weights changed: its scores would be z-scored by another model's mean and spread); "
-                            "make the ensemble again (`ltrsched ensemble`)")
+            raise ArgumentValueError(f"{path}: member {name!r} is not the checkpoint this ensemble was calibrated on "
+                                     "(its weights changed: its scores would be z-scored by another model's mean and "
+                                     "spread); make the ensemble again (`ltrsched ensemble`)")
 
 
 def _check_spec(spec, path: Path) -> None:
-    """Raise :class:`UserError` unless ``spec`` (``ensemble.json``) names its members by text and holds finite
-    numbers for their weights, means and standard deviations (a NaN mean scored every prompt NaN, text one
-    failed at the first prompt scored)."""
+    """Raise :class:`~ltrsched.errors.ArgumentValueError` unless ``spec`` (``ensemble.json``) holds its keys only
+    (:data:`SPEC_KEYS`), names its members by text and holds finite numbers for their weights, means and standard
+    deviations (a NaN mean scored every prompt NaN, text one failed at the first prompt scored)."""
     if not isinstance(spec, dict):
-        raise UserError(f"{path}: not a valid ensemble (expected a JSON object, got {type(spec).__name__})")
+        raise ArgumentValueError(f"{path}: not a valid ensemble (expected a JSON object, got {type(spec).__name__})")
+    unknown = [str(k) for k in spec if k not in SPEC_KEYS]
+    if unknown:  # (ignored: a newer file's key, e.g. another way to combine the members, loaded as this one)
+        raise ArgumentValueError(f"{path}: unknown key {unknown[0][:80]!r}"
+                                 + (f" and {len(unknown) - 1} more" if len(unknown) > 1 else "")
+                                 + ": an ensemble written by another ltrsched version, or edited by hand; make the "
+                                   "ensemble again with this one (`ltrsched ensemble`)")
     for key in ("members", "weights", "means", "stds"):
         values = spec.get(key)
         if not isinstance(values, list):
-            raise UserError(f"{path}: not a valid ensemble ({key!r} must be a list, got {type(values).__name__})")
+            raise ArgumentValueError(f"{path}: not a valid ensemble ({key!r} must be a list, got "
+                                     f"{type(values).__name__})")
         for v in values:
             ok = isinstance(v, str) if key == "members" else (
                 isinstance(v, (int, float)) and not isinstance(v, bool) and is_finite_number(v))
             if not ok:
                 what = "member directory names" if key == "members" else "finite numbers"
                 got = f"an integer of {len(str(v))} digits" if isinstance(v, int) and not is_finite_number(v) else repr(v)
-                raise UserError(f"{path}: not a valid ensemble ({key!r} must hold {what}, got {got})")
+                raise ArgumentValueError(f"{path}: not a valid ensemble ({key!r} must hold {what}, got {got})")
