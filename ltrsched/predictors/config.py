@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import numbers
 import os
+import shutil
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -351,17 +352,30 @@ def checkpoint_entries(directory: Path, names: tuple[str, ...] = ()) -> list[str
 
 
 def retire_checkpoint(directory: Path) -> None:
-    """Remove the files that make ``directory`` a checkpoint: the ensemble's ``ensemble.json`` and :data:`CONFIG_FILE`
-    first (what a load reads first), then :data:`WEIGHTS_FILE`, the removals made durable. The first step of a save
-    that replaces a checkpoint, whose own :data:`CONFIG_FILE` (or ``ensemble.json``) is written last: a save that
-    fails between leaves a directory that loads as no checkpoint ("no predictor.json"), never the old config with the
-    new weights (a checkpoint written before :data:`WEIGHTS_DIGEST_KEY` loaded so, as a model it is not) or an old
-    ensemble over new members. :class:`~ltrsched.errors.WriteFailedError` (an OSError) naming the file where one
-    cannot be removed."""
+    """Remove what makes ``directory`` a checkpoint: the member directories an ensemble checkpoint there wrote
+    (:func:`~ltrsched.predictors.ensemble.saved_member_dirs`: ``member0``, ``member1``, ... as its ``ensemble.json``
+    lists them; never another file or directory), then its ``ensemble.json`` and :data:`CONFIG_FILE` (what a load
+    reads first), then :data:`WEIGHTS_FILE`, each step made durable. The first step of a save that replaces a
+    checkpoint, whose own :data:`CONFIG_FILE` (or ``ensemble.json``) is written last: a save that fails between
+    leaves a directory that loads as no checkpoint ("no predictor.json"), never the old config with the new weights (a
+    checkpoint written before :data:`WEIGHTS_DIGEST_KEY` loaded so, as a model it is not) or an old ensemble over new
+    members. The members go before ``ensemble.json``, which names them: a save stopped among them leaves an ensemble
+    that fails to load (a member gone) or loads whole as it was, and the next save with ``overwrite=True`` still finds
+    the rest (removed after ``ensemble.json``, they would be left behind, known to nothing as the ensemble's).
+    :class:`~ltrsched.errors.WriteFailedError` (an OSError) naming what cannot be removed."""
     from ltrsched import atomic
-    from ltrsched.predictors.ensemble import ENSEMBLE_FILE
+    from ltrsched.predictors.ensemble import ENSEMBLE_FILE, saved_member_dirs
 
     directory = Path(directory)
+    members = saved_member_dirs(directory)
+    for member in members:
+        try:
+            shutil.rmtree(member)
+        except OSError as exc:  # (no permission)
+            raise WriteFailedError(f"cannot replace the checkpoint in {directory}: cannot remove {member} "
+                                   f"({exc.strerror or exc})", exc.errno) from None
+    if members:
+        atomic.fsync_dir(directory)
     for name in (ENSEMBLE_FILE, CONFIG_FILE, WEIGHTS_FILE):
         path = directory / name
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import numbers
 import os
+import re
 import shutil
 from collections import Counter
 from contextlib import ExitStack, contextmanager
@@ -33,6 +34,32 @@ MEMBER_DIGESTS_KEY = "member_weights_sha256"
 #: predictor.json is: a file written by another ltrsched version, whose key would change what its scores mean.
 SPEC_KEYS = ("members", "weights", "means", "stds", MEMBER_DIGESTS_KEY)
 
+
+def member_name(i: int) -> str:
+    """The directory :meth:`Ensemble.save` copies member ``i`` (from 0) into, inside the ensemble's directory."""
+    return f"member{i}"
+
+
+def saved_member_dirs(directory: Path) -> list[Path]:
+    """The member directories the ensemble checkpoint in ``directory`` wrote, which a save replacing it removes
+    (:func:`~ltrsched.predictors.config.retire_checkpoint`): the names its ``ensemble.json`` lists that are
+    :func:`member_name`'s (``member0``, ``member1``, ...) and are directories there (no link). Nothing else: not a
+    name of another form (an ``ensemble.json`` edited to list ``../elsewhere``), not a ``memberN`` it does not list;
+    [] where ``directory`` holds no readable ``ensemble.json``."""
+    directory = Path(directory)
+    try:
+        spec = json.loads((directory / ENSEMBLE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):  # (none, damaged: no member known to be its own)
+        return []
+    names = spec.get("members") if isinstance(spec, dict) else None
+    if not isinstance(names, list):
+        return []
+    dirs = []
+    for name in dict.fromkeys(n for n in names if isinstance(n, str) and re.fullmatch(r"member(0|[1-9][0-9]*)", n)):
+        path = directory / name
+        if path.is_dir() and not path.is_symlink():
+            dirs.append(path)
+    return dirs
 
 
 class Ensemble:
@@ -145,10 +172,11 @@ class Ensemble:
             if inside == directory.resolve() or directory.resolve() in inside.parents:
                 raise ArgumentValueError(f"sources[{i}] {str(src)!r} lies in directory {str(directory)!r}, which the "
                                          "save replaces: copy that member elsewhere first, or give another directory")
-        check_overwrite(directory, overwrite, names=tuple(f"member{i}" for i in range(len(sources))))
-        retire_checkpoint(directory)
-        for i, src in enumerate(sources):
-            dst = directory / f"member{i}"
+        names = [member_name(i) for i in range(len(sources))]
+        check_overwrite(directory, overwrite, names=tuple(names))
+        retire_checkpoint(directory)  # (the replaced ensemble's members too, those these do not reuse)
+        for name, src in zip(names, sources):
+            dst = directory / name
             try:
                 if dst.exists():
                     shutil.rmtree(dst)
@@ -160,10 +188,10 @@ class Ensemble:
 
         # (the means and stds are those of these members' scores: a member directory replaced later by another
         # checkpoint, e.g. one trained again, was z-scored by the old member's statistics without a word)
-        digests = [saved_weights_digest(directory / f"member{i}") for i in range(len(sources))]
+        digests = [saved_weights_digest(directory / name) for name in names]
         write_checkpoint_file(directory / ENSEMBLE_FILE, strict_json.dumps(
-            {"members": [f"member{i}" for i in range(len(sources))], "weights": self.weights,
-             "means": self.means, "stds": self.stds, MEMBER_DIGESTS_KEY: digests}, indent=2).encode("utf-8"))
+            {"members": names, "weights": self.weights, "means": self.means, "stds": self.stds,
+             MEMBER_DIGESTS_KEY: digests}, indent=2).encode("utf-8"))
         return directory
 
     @classmethod

@@ -645,9 +645,10 @@ class Predictor:
     def save(self, directory: str | Path, overwrite: bool = False) -> Path:
         """Write the checkpoint directory ``directory`` (a str or path: created if missing). A directory that already
         holds a checkpoint (a predictor's or an ensemble's files) is refused with a ValueError unless ``overwrite``
-        is True: it was replaced without a word. Replacing one, the old checkpoint's files are removed first and the
-        new ``predictor.json`` is written last (:func:`~ltrsched.predictors.config.retire_checkpoint`): a save that
-        fails half-way leaves no checkpoint there, never one that loads as another model."""
+        is True: it was replaced without a word. Replacing one, the old checkpoint's files (an ensemble's member
+        directories too) are removed first and the new ``predictor.json`` is written last
+        (:func:`~ltrsched.predictors.config.retire_checkpoint`): a save that fails half-way leaves no checkpoint there,
+        never one that loads as another model."""
         check_out_directory(directory)
         check_overwrite(directory, overwrite)
         torch = _torch()
