@@ -35,20 +35,23 @@ TRAINING_PROMPTS_KEY = "training_prompts"
 TRAINED_WITH_KEY = "trained_with"
 #: predictor.json's record of how an HF backbone without a tokenizer folds Llama-3 token ids into its model's
 #: vocabulary (one of :data:`TOKEN_FOLDS`, :func:`~ltrsched.predictors.backbones.fold_token_ids`), and so where a
-#: decoder ranker is read. HF checkpoints written before it lack it: they fold as :data:`LEGACY_TOKEN_FOLD`, and load
+#: decoder ranker is read, and which id an empty prompt reads as (with a tokenizer too). HF checkpoints written before it lack it: they fold as :data:`LEGACY_TOKEN_FOLD`, and load
 #: and score as they did.
 TOKEN_FOLD_KEY = "hf_token_fold"
 #: The folds :data:`TOKEN_FOLD_KEY` names: "modulo" (id mod (vocab - 1): every (vocab - 1)-th id lands on the model's
 #: pad id where that is below vocab - 1, e.g. OPT's 1; a decoder read where transformers pools, the rightmost id that
 #: is not the pad id), "pad-free" (the same vocab - 1 slots, the pad id skipped; a decoder read at the last token
-#: by the attention mask, :meth:`~ltrsched.predictors.backbones.HFBackbone._logits`) and "pad-free-bos" (the same, and
-#: an empty prompt read as Llama-3's begin-of-text token folded, where the two older folds give it id 0: a pad-0
-#: model's pad id; :meth:`~ltrsched.predictors.backbones.HFBackbone.empty_ids`).
-TOKEN_FOLDS = ("modulo", "pad-free", "pad-free-bos")
+#: by the attention mask, :meth:`~ltrsched.predictors.backbones.HFBackbone._logits`), "pad-free-bos" (the same, and
+#: without a tokenizer an empty prompt read as Llama-3's begin-of-text token folded, where the two older folds give it
+#: id 0: a pad-0 model's pad id; :meth:`~ltrsched.predictors.backbones.HFBackbone.empty_ids`) and
+#: "pad-free-bos-tokenizer" (the same, and with a tokenizer that gives an empty prompt no id, GPT-2's kind, that
+#: tokenizer's begin-of-text id, never the pad id, where the older folds give it id 0). The fold is recorded with a
+#: tokenizer too: it decides where a decoder is read, and an empty prompt's id.
+TOKEN_FOLDS = ("modulo", "pad-free", "pad-free-bos", "pad-free-bos-tokenizer")
 #: The fold of HF checkpoints without :data:`TOKEN_FOLD_KEY`.
 LEGACY_TOKEN_FOLD = "modulo"
 #: The fold a new HF backbone uses and saves.
-TOKEN_FOLD = "pad-free-bos"
+TOKEN_FOLD = "pad-free-bos-tokenizer"
 #: The settings :data:`TRAINED_WITH_KEY` may record (:meth:`PredictorConfig.scoring_settings`): those that turn a
 #: prompt into the model's inputs or give its outputs their meaning (a class model's ``bucket``: its predicted lengths).
 #: Not ``hf_path`` (a moved model is named anew), ``seed``, ``epochs``, ``lr`` and the like (training only).
