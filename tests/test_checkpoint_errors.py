@@ -79,6 +79,37 @@ def test_a_damaged_predictor_checkpoint_is_a_value_error(tmp_path, case, match):
     assert isinstance(caught.value, UserError) and not isinstance(caught.value, (TypeError, OSError))
 
 
+@pytest.mark.parametrize("change", ["another form", "another count", "not base64", "a list"])
+def test_a_damaged_record_of_the_training_prompts_is_refused(tmp_path, capsys, change):
+    """predictor.json's training_prompts record, damaged or of another form (a newer version's), read as no record:
+    evaluate then said nothing of held-out prompts that are training prompts. Now a ValueError naming the record (one
+    line on the command line); a checkpoint without the record (older, or never trained) loads as before."""
+    from ltrsched.predictors.predictor import Predictor
+
+    rows = english_rows(12, 0)
+    ranker = _ranker()
+    ranker.fit([p for p, _ in rows], np.array([n for _, n in rows]))
+    ck = ranker.save(tmp_path / "ck")
+    config = json.loads((ck / "predictor.json").read_text())
+    record = config["training_prompts"]
+    assert record["num_prompts"] == 12 and Predictor.load(ck).training_overlap(_PROMPTS) == 0
+    damaged = {"another form": {"num_prompts": 12, "blake2b_128": record["blake2b_64"]},
+               "another count": {**record, "num_prompts": 13},
+               "not base64": {**record, "blake2b_64": "%%%"},
+               "a list": [record]}[change]
+    (ck / "predictor.json").write_text(json.dumps({**config, "training_prompts": damaged}))
+    with pytest.raises(ValueError, match=r"predictor\.json: training_prompts must be \{\"num_prompts\": N, "
+                                         r"\"blake2b_64\": N 8-byte hashes in base64\}, got ") as caught:
+        Predictor.load(ck)
+    assert isinstance(caught.value, UserError)
+    write_label_jsonl(tmp_path / "ev.jsonl", rows[:6])
+    assert_one_line_error(run_cli_fast(capsys, "evaluate", "-m", ck, "--data", tmp_path / "ev.jsonl"),
+                          "training_prompts must be")
+    del config["training_prompts"]
+    (ck / "predictor.json").write_text(json.dumps(config))
+    assert Predictor.load(ck).training_overlap(_PROMPTS) is None
+
+
 def test_a_missing_checkpoint_directory_is_a_file_not_found_error(tmp_path):
     from ltrsched.predictors.ensemble import Ensemble
     from ltrsched.predictors.predictor import Predictor

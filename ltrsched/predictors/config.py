@@ -294,7 +294,12 @@ class PredictorConfig:
                                        and all(c in "0123456789abcdef" for c in digest)):
             raise UserError(f"{WEIGHTS_DIGEST_KEY} must be the weights file's SHA-256 as 64 hex digits, got "
                             f"{str(digest)[:80]!r} (a damaged or hand-edited file; train the predictor again)")
-        data.pop(TRAINING_PROMPTS_KEY, None)  # read by saved_training_prompts
+        prompts = data.pop(TRAINING_PROMPTS_KEY, None)  # read by saved_training_prompts
+        if prompts is not None and decode_prompt_hashes(prompts) is None:  # (it read as "no record": no warning that
+            # the prompts evaluated are training prompts, of a file of another version or a damaged one)
+            raise UserError(f"{TRAINING_PROMPTS_KEY} must be {{\"num_prompts\": N, \"blake2b_64\": N 8-byte hashes in "
+                            f"base64}}, got {shown(prompts, 80)} (a checkpoint written by another ltrsched version, "
+                            "or a damaged or hand-edited file; train the predictor again with this one)")
         fold = data.pop(TOKEN_FOLD_KEY, None)  # read by saved_token_fold
         if fold is not None and fold not in TOKEN_FOLDS:
             raise UserError(f"{TOKEN_FOLD_KEY} must be one of {', '.join(TOKEN_FOLDS)}, got {shown(fold, 80)} (a "
@@ -517,21 +522,28 @@ def encode_prompt_hashes(hashes) -> dict:
 
 def saved_training_prompts(directory: Path, record: dict | None = None) -> "np.ndarray | None":
     """The training prompts' hashes ``predictor.json`` in ``directory`` (``record``: the file as read, None: read it)
-    records (:func:`prompt_hashes`), or None where it records none or a damaged record (older checkpoints; read after
-    :meth:`PredictorConfig.load` accepted the file)."""
+    records (:func:`prompt_hashes`), or None where it records none (older checkpoints, or never trained; read after
+    :meth:`PredictorConfig.load` accepted the file, which refuses a damaged record)."""
+    record = _saved(directory, record).get(TRAINING_PROMPTS_KEY)
+    return None if record is None else decode_prompt_hashes(record)
+
+
+def decode_prompt_hashes(record) -> "np.ndarray | None":
+    """The hashes :func:`encode_prompt_hashes` wrote as ``record``, sorted and distinct; None unless ``record`` has
+    its form: a ``blake2b_64`` of base64 text holding whole 8-byte hashes, as many as its ``num_prompts`` says."""
     import base64
     import binascii
 
     import numpy as np
 
-    record = _saved(directory, record).get(TRAINING_PROMPTS_KEY)
     text = record.get("blake2b_64") if isinstance(record, dict) else None
-    if not isinstance(text, str):
+    count = record.get("num_prompts") if isinstance(record, dict) else None
+    if not isinstance(text, str) or isinstance(count, bool) or not isinstance(count, int):
         return None
     try:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         return None
-    if len(raw) % 8:
+    if len(raw) % 8 or len(raw) // 8 != count:
         return None
     return np.unique(np.frombuffer(raw, dtype="<u8"))
