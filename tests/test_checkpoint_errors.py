@@ -292,3 +292,35 @@ def test_the_command_line_prints_each_as_before(tmp_path, capsys):
     (ck / "weights.pt").write_bytes(b"")
     r = run_cli_fast(capsys, "evaluate", "-m", ck, "--data", tmp_path / "ev.jsonl")
     assert_one_line_error(r, f"{ck / 'weights.pt'}: not a readable torch weights file (")
+
+
+def test_ensemble_entry_points_refuse_what_they_took_silently(recwarn):
+    """Ensemble(...) took a NaN mean (every prompt then scored NaN) and text as a mean (numpy's UFuncTypeError at the
+    first score); calibrate of a path as a member scored the others first and failed on "'str' object has no
+    attribute 'features_key'", of no prompt printed numpy's empty-mean warnings before its error; training_overlap of
+    a str counted one character a prompt; predicted_lengths of an ensemble was an AttributeError."""
+    from ltrsched.predictors.ensemble import Ensemble
+
+    a, b = _ranker(0), _ranker(1)
+    with pytest.raises(ValueError, match=r"^means\[0\] must be a finite number \(member 0's mean score on the "
+                                         r"calibration prompts\), got nan$"):
+        Ensemble([a, b], [1, 1], [float("nan"), 0.0], [1.0, 1.0])
+    with pytest.raises(TypeError, match=r"^means\[1\] must be a number, got str '0'$"):
+        Ensemble([a, b], [1, 1], [0.0, "0"], [1.0, 1.0])
+    with pytest.raises(TypeError, match=r"^stds\[0\] must be a number, got None$"):
+        Ensemble([a, b], [1, 1], [0.0, 0.0], [None, 1.0])
+    with pytest.raises(TypeError, match=r"^members\[0\] must be a Predictor \(Predictor\.load\(directory\) for a "
+                                        r"checkpoint\), got str '/some/checkpoint'$"):
+        Ensemble.calibrate(["/some/checkpoint", b], _PROMPTS)
+    with pytest.raises(TypeError, match=r"^members must be a list of Predictors"):
+        Ensemble.calibrate("/some/checkpoint", _PROMPTS)
+    with pytest.raises(ValueError, match=r"^member scores must vary on the calibration prompts \(--data\): give more "
+                                         r"than one prompt"):
+        Ensemble.calibrate([a, b], [])
+    assert not [w for w in recwarn.list if issubclass(w.category, RuntimeWarning)]
+    ensemble = Ensemble.calibrate([a, b], _PROMPTS)
+    with pytest.raises(TypeError, match=r"^prompts must be a list of prompt strings \(a single prompt: \[prompt\]\)"):
+        ensemble.training_overlap("abc")
+    with pytest.raises(ValueError, match=r"^a ranking model predicts scores, not lengths") as caught:
+        ensemble.predicted_lengths(_PROMPTS)
+    assert isinstance(caught.value, UserError)

@@ -69,20 +69,20 @@ class Ensemble:
     otherwise overflow the sum to inf - inf = NaN)."""
 
     def __init__(self, members: list, weights: list[float], means: list[float], stds: list[float]):
-        from ltrsched.predictors.predictor import Predictor
-
-        members, weights = list(members), list(weights)
-        for i, m in enumerate(members):  # (a path or a spec string failed with "'str' object has no attribute 'config'")
-            if not isinstance(m, Predictor):
-                raise TypeError(f"members[{i}] must be a Predictor (Predictor.load(directory) for a checkpoint), got "
-                                f"{shown(m)}")
-        for i, w in enumerate(weights):  # (a bool counted as 1 or 0; text failed comparing '<=' with an int)
-            if isinstance(w, (bool, np.bool_)) or not isinstance(w, numbers.Real):
-                raise TypeError(f"weights[{i}] must be a number, got {shown(w)}")
+        """``members`` (rank :class:`~ltrsched.predictors.predictor.Predictor` s), their ``weights`` (>= 0, not all 0)
+        and the mean and standard deviation of each member's scores on calibration prompts (:meth:`calibrate`)."""
+        members, weights, means, stds = _check_members(members), list(weights), list(means), list(stds)
+        for name, values in (("weights", weights), ("means", means), ("stds", stds)):
+            for i, v in enumerate(values):  # (a bool counted as 1 or 0; text failed comparing '<=' with an int, or
+                # subtracting it from the scores)
+                if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+                    raise TypeError(f"{name}[{i}] must be a number, got {shown(v)}")
         if len(members) < 2 or not (len(members) == len(weights) == len(means) == len(stds)):
             raise ArgumentValueError("an ensemble needs at least 2 members, with one weight each")
-        if any(m.config.kind != "rank" for m in members):
-            raise ArgumentValueError("ensemble members must be rank predictors (--kind rank)")
+        odd = next((i for i, m in enumerate(means) if not is_finite_number(m)), None)
+        if odd is not None:  # (a NaN mean scored every prompt NaN without a word; ensemble.json's are checked on load)
+            raise ArgumentValueError(f"means[{odd}] must be a finite number (member {odd}'s mean score on the "
+                                     f"calibration prompts), got {means[odd]!r}")
         if not all(0 <= w < np.inf for w in weights) or sum(weights) <= 0:
             raise ArgumentValueError(f"ensemble weights must be finite and >= 0, not all 0; got {list(weights)}")
         lost = [w for w in weights if w > 0 and w / max(weights) == 0]
@@ -91,16 +91,17 @@ class Ensemble:
                                      "their ratio is 0 in floating point, so its member would count for nothing; give "
                                      "weights of closer size, or 0 to leave the member out")
         if not all(0 < s < np.inf for s in stds):
-            raise ArgumentValueError("member scores must vary on the calibration prompts (--data): give more than one "
-                                     "prompt, not all the same text")
+            raise ArgumentValueError(_NO_SPREAD)
         self.members, self.weights, self.means, self.stds = members, list(weights), list(means), list(stds)
         self.config = PredictorConfig(kind="rank")  # what the commands read (kind); members keep their own
 
     @classmethod
     def calibrate(cls, members: list, prompts: list[str], weights: list[float] | None = None) -> "Ensemble":
-        """Member score statistics from ``prompts`` (e.g. the training prompts); equal weights by default (None; an
-        empty list is refused, as any list of another length than ``members``)."""
-        prompts = check_prompts(prompts)
+        """Member score statistics from ``prompts`` (e.g. the training prompts: at least 2); equal weights by default
+        (None; an empty list is refused, as any list of another length than ``members``)."""
+        members, prompts = _check_members(members), check_prompts(prompts)
+        if len(prompts) < 2:  # (before scoring: no prompt printed numpy's warnings of an empty mean first)
+            raise ArgumentValueError(_NO_SPREAD)
         with shared_features(members):
             stats = [m.scores(prompts) for m in members]
         return cls(members, [1.0] * len(members) if weights is None else weights, [float(s.mean()) for s in stats],
@@ -142,11 +143,18 @@ class Ensemble:
 
         return {"tau": kendall_tau(scored.scores, check_lengths(lengths, len(scored.scores)))}
 
+    def predicted_lengths(self, prompts: list[str], batch_size: int = 1024):
+        """An ensemble of rankers predicts no lengths: the ValueError of a ranker's
+        :meth:`~ltrsched.predictors.predictor.Predictor.predicted_lengths` (it was an AttributeError, of a checkpoint
+        ``Predictor.load`` gave)."""
+        raise ArgumentValueError("a ranking model predicts scores, not lengths; train --kind class for lengths")
+
     def training_overlap(self, prompts: list[str]) -> int | None:
         """How many of ``prompts`` some member was trained on (by text); None if no member's checkpoint says what it
         was trained on."""
         from ltrsched.predictors.predictor import count_known
 
+        prompts = check_prompts(prompts)  # (a str was counted one character a prompt)
         known = [m.training_prompts for m in self.members if getattr(m, "training_prompts", None) is not None]
         return count_known(np.unique(np.concatenate(known)), prompts) if known else None
 
@@ -229,6 +237,31 @@ class Ensemble:
         members = [Predictor.load(directory / name) for name in spec["members"]]
         _check_member_digests(spec, [m.weights_digest for m in members], path)
         return cls(members, spec["weights"], spec["means"], spec["stds"])
+
+
+#: Why an ensemble cannot be calibrated on these prompts (fewer than 2, or a member scoring them all alike).
+_NO_SPREAD = ("member scores must vary on the calibration prompts (--data): give more than one prompt, not all the same "
+              "text")
+
+
+def _check_members(members) -> list:
+    """``members`` as a list of rank predictors: :class:`TypeError` naming the first that is no
+    :class:`~ltrsched.predictors.predictor.Predictor` (a path, a spec string: "'str' object has no attribute
+    'config'", in :meth:`Ensemble.calibrate` after scoring "'str' object has no attribute 'features_key'"),
+    :class:`~ltrsched.errors.ArgumentValueError` for a class model."""
+    from ltrsched.predictors.predictor import Predictor
+
+    if isinstance(members, (str, bytes, os.PathLike)):
+        raise TypeError(f"members must be a list of Predictors (Predictor.load(directory) for a checkpoint), got "
+                        f"{shown(members)}")
+    members = list(members)
+    for i, m in enumerate(members):
+        if not isinstance(m, Predictor):
+            raise TypeError(f"members[{i}] must be a Predictor (Predictor.load(directory) for a checkpoint), got "
+                            f"{shown(m)}")
+    if any(m.config.kind != "rank" for m in members):
+        raise ArgumentValueError("ensemble members must be rank predictors (--kind rank)")
+    return members
 
 
 @contextmanager
