@@ -24,7 +24,7 @@ from ltrsched.errors import ArgumentValueError, PathNotFoundError, WriteFailedEr
 from ltrsched.arguments import shown
 from ltrsched.numbers import is_finite_number
 from ltrsched.predictors.arguments import (check_batch_size, check_directory, check_lengths, check_out_directory,
-                                          check_overwrite, check_prompts)
+                                          check_overwrite, check_prompts, check_scored)
 from ltrsched.predictors.config import PredictorConfig, retire_checkpoint, write_checkpoint_file
 
 ENSEMBLE_FILE = "ensemble.json"
@@ -141,6 +141,7 @@ class Ensemble:
         """Kendall tau of prompts already ``scored`` (:meth:`score`) against their output ``lengths`` [tokens]."""
         from ltrsched.predictors.predictor import kendall_tau
 
+        check_scored(scored)
         return {"tau": kendall_tau(scored.scores, check_lengths(lengths, len(scored.scores)))}
 
     def predicted_lengths(self, prompts: list[str], batch_size: int = 1024):

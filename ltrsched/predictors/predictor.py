@@ -18,8 +18,8 @@ from ltrsched.strict_json import defined
 from ltrsched.errors import (ArgumentTypeError, ArgumentValueError, MissingDependencyError, PathNotFoundError,
                              UserError)
 from ltrsched.inputs import check_not_special
-from ltrsched.predictors.arguments import (check_batch_size, check_directory, check_lengths, check_out_directory,
-                                          check_overwrite, check_prompts)
+from ltrsched.predictors.arguments import (check_batch_size, check_callback, check_directory, check_lengths,
+                                          check_out_directory, check_overwrite, check_prompts, check_scored)
 from ltrsched.predictors.backbones import make_backbone
 from ltrsched.predictors.config import (CONFIG_FILE, KINDS, MAX_CLASS_LENGTH, MAX_CLASSES, WEIGHTS_FILE,
                                        PredictorConfig, check_trained_with, hash_prompts, prompt_hashes,
@@ -527,6 +527,8 @@ class Predictor:
 
         prompts = check_prompts(prompts)
         lengths = check_lengths(lengths, len(prompts))
+        check_callback(on_epoch, "on_epoch")
+        check_callback(on_batch, "on_batch")
         if eval_prompts is not None or eval_lengths is not None:
             if eval_prompts is None:
                 raise ValueError("eval_lengths is given without eval_prompts: give both, or neither")
@@ -633,6 +635,7 @@ class Predictor:
     def measure(self, scored: Scored, lengths: np.ndarray) -> dict:
         """Kendall tau (and, for class models, bucket accuracy) of prompts already ``scored`` (:meth:`score`) against
         their output ``lengths`` [tokens]."""
+        check_scored(scored)
         lengths = check_lengths(lengths, len(scored.scores))
         self._eval_scores = scored.scores
         out = {"tau": kendall_tau(scored.scores, lengths)}
