@@ -238,3 +238,27 @@ def test_train_and_ensemble_into_their_own_out_still_replace_it(tmp_path, capsys
                      "--eval-data", held_out, "-o", tmp_path / "ens")
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "ens" / "ensemble.json").read_text())["weights"] == [1.0, 3.0]
+
+
+def test_a_pipe_named_ensemble_json_is_replaced_without_reading_it(tmp_path):
+    """Finding the members to remove read ensemble.json: a pipe of that name blocked the save for good. Now only a
+    regular file is read (a pipe: no member known); the save replaces it. (Run in a thread: without the fix the pipe is
+    opened for writing after 10 s to unblock the reader, and the test fails instead of hanging.)"""
+    import os
+    import threading
+
+    from ltrsched.predictors.predictor import Predictor
+
+    os.mkfifo(tmp_path / "ensemble.json")
+    new = _ranker(5)
+    done = []
+    saving = threading.Thread(target=lambda: done.append(new.save(tmp_path, overwrite=True)), daemon=True)
+    saving.start()
+    saving.join(10)
+    blocked = saving.is_alive()
+    if blocked:
+        with open(tmp_path / "ensemble.json", "w"):
+            pass
+        saving.join(10)
+    assert not blocked and done, "the save blocked reading the pipe"
+    assert np.array_equal(Predictor.load(tmp_path).scores(_PROMPTS), new.scores(_PROMPTS))

@@ -47,9 +47,12 @@ def saved_member_dirs(directory: Path) -> list[Path]:
     name of another form (an ``ensemble.json`` edited to list ``../elsewhere``), not a ``memberN`` it does not list;
     [] where ``directory`` holds no readable ``ensemble.json``."""
     directory = Path(directory)
+    path = directory / ENSEMBLE_FILE
+    if not path.is_file():  # (none, or a pipe or device: read, it would block or never end)
+        return []
     try:
-        spec = json.loads((directory / ENSEMBLE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):  # (none, damaged: no member known to be its own)
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):  # (damaged: no member known to be its own)
         return []
     names = spec.get("members") if isinstance(spec, dict) else None
     if not isinstance(names, list):
