@@ -49,6 +49,22 @@ class ArgumentValueError(UserError, ValueError):
     exit code 2 on the command line (a :class:`UserError`)."""
 
 
+class PathNotFoundError(UserError, FileNotFoundError):
+    """A path a Python entry point was given that does not exist (a checkpoint directory to load): a
+    :class:`FileNotFoundError` to a Python caller (``except FileNotFoundError``, ``except OSError``), one line with
+    exit code 2 on the command line (a :class:`UserError`)."""
+
+
+class WriteFailedError(UserError, OSError):
+    """A file or directory that could not be written or removed (disk full, no permission, a file size limit): an
+    :class:`OSError` to a Python caller, its ``errno`` the failed call's where known (None otherwise), one line with
+    exit code 2 on the command line (a :class:`UserError`). ``str()`` is the message alone."""
+
+    def __init__(self, message: str, errno: int | None = None):
+        super().__init__(message)
+        self.errno = errno  # (set after: OSError(errno, message) would print "[Errno 28] ..." before the line)
+
+
 class MissingDependencyError(UserError):
     """An optional dependency is not installed; the message names the extra to install."""
 

@@ -240,9 +240,9 @@ def test_a_new_checkpoint_records_its_fold_and_round_trips(tmp_path):
 
     trained = _trained_opt(tmp_path)
     trained.save(tmp_path / "ck")
-    assert json.loads((tmp_path / "ck" / "predictor.json").read_text())[TOKEN_FOLD_KEY] == "pad-free-bos"
+    assert json.loads((tmp_path / "ck" / "predictor.json").read_text())[TOKEN_FOLD_KEY] == "pad-free-bos-tokenizer"
     loaded = Predictor.load(tmp_path / "ck")
-    assert loaded.backbone.fold == "pad-free-bos"
+    assert loaded.backbone.fold == "pad-free-bos-tokenizer"
     assert np.array_equal(loaded.scores(_PROMPTS), trained.scores(_PROMPTS))
 
 
@@ -284,4 +284,93 @@ def test_an_unknown_fold_record_is_one_line(tmp_path, capsys):
     result = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "ck", "--data", tmp_path / "ev.jsonl")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and f'{TOKEN_FOLD_KEY} must be one of modulo, pad-free, pad-free-bos, got "xor"' in lines[0], lines
+    assert len(lines) == 1 and (f'{TOKEN_FOLD_KEY} must be one of modulo, pad-free, pad-free-bos, '
+                                 'pad-free-bos-tokenizer, got "xor"') in lines[0], lines
+
+
+def _save_word_tokenizer(directory):
+    """A tiny word-level tokenizer in ``directory`` that, as GPT-2's, adds no special id: "" gives no id. Id 0 is
+    "<pad>" (the tiny GPT-2's pad id), 1 "<|endoftext|>" (its begin- and end-of-text token), 2 "<unk>"."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    words = ["<pad>", "<|endoftext|>", "<unk>", "say", "hi", "wow", "a", "b", "c", "end", "list", "of", "things", "why",
+             "no", '"', "!", "?"]
+    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    transformers.PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<|endoftext|>",
+                                         eos_token="<|endoftext|>", unk_token="<unk>",
+                                         pad_token="<pad>").save_pretrained(directory)
+
+
+def _trained_gpt2_with_tokenizer(tmp_path, fold=None):
+    """A one-epoch tiny GPT-2 ranker (pad id 0) with :func:`_save_word_tokenizer`'s tokenizer, folding ``fold``."""
+    from ltrsched.predictors.config import PredictorConfig
+    from ltrsched.predictors.predictor import Predictor
+
+    _TINY["gpt2"]().save_pretrained(tmp_path / "gpt2")
+    _save_word_tokenizer(tmp_path / "gpt2")
+    predictor = Predictor(PredictorConfig(backbone="hf", hf_path=str(tmp_path / "gpt2"), epochs=1, lr=1e-2,
+                                          list_size=8, max_prompt_tokens=32))
+    if fold is not None:
+        predictor.backbone.fold = fold
+    predictor.fit(_PROMPTS, np.arange(1, len(_PROMPTS) + 1) * 7)
+    return predictor
+
+
+def test_an_empty_prompt_reads_as_the_tokenizers_begin_of_text_id(tmp_path):
+    """A tokenizer that gives "" no id (GPT-2's kind) left an empty prompt at id 0, the pad id of this pad-0 model:
+    now at the tokenizer's begin-of-text id ("<|endoftext|>", 1), alone and in a padded training batch."""
+    import torch
+
+    predictor = _trained_gpt2_with_tokenizer(tmp_path)
+    backbone = predictor.backbone
+    assert backbone.tokenizer is not None and backbone.pad == 0 and backbone.fold == "pad-free-bos-tokenizer"
+    data = backbone.prepare(["", "say hi"])
+    assert len(data[0]) == 0 and list(backbone.empty_ids()) == [1]
+    backbone.model.eval()
+    with torch.inference_mode():
+        empty = float(backbone.forward(data, [0])[0])
+        as_pad = float(backbone.forward([np.array([0])], [0])[0])
+        as_bos = float(backbone.forward([np.array([1])], [0])[0])
+    assert empty == as_bos and abs(empty - as_pad) > 1e-4
+    backbone.model.train()
+    with torch.no_grad():
+        assert float(backbone.forward(data, [0, 1])[0]) == pytest.approx(as_bos, abs=1e-6)
+
+
+def test_a_pad_free_bos_checkpoint_with_a_tokenizer_scores_as_before(tmp_path):
+    """A checkpoint folded "pad-free-bos" with a tokenizer (an empty prompt trained at id 0) loads folding so and scores
+    every prompt, "" too, bit for bit as trained; read "pad-free-bos-tokenizer", only ""'s score changes."""
+    from ltrsched.predictors.config import TOKEN_FOLD_KEY
+    from ltrsched.predictors.predictor import Predictor
+
+    trained = _trained_gpt2_with_tokenizer(tmp_path, "pad-free-bos")
+    assert list(trained.backbone.empty_ids()) == [0]
+    before = trained.scores(_PROMPTS)
+    trained.save(tmp_path / "ck")
+    assert json.loads((tmp_path / "ck" / "predictor.json").read_text())[TOKEN_FOLD_KEY] == "pad-free-bos"
+    loaded = Predictor.load(tmp_path / "ck")
+    assert loaded.backbone.fold == "pad-free-bos" and np.array_equal(loaded.scores(_PROMPTS), before)
+    loaded.backbone.fold = "pad-free-bos-tokenizer"
+    changed = loaded.scores(_PROMPTS) != before
+    assert changed.any() and all(p == "" for p in np.asarray(_PROMPTS)[changed])
+
+
+def test_the_begin_of_text_id_is_never_the_pad_id():
+    """The first of a tokenizer's begin-of-text, classifier, end-of-text, separator and unknown ids that is in the
+    vocabulary and not the pad id; none such (GPT-2 itself: <|endoftext|> is all of them and its pad id here, vocab - 1):
+    Llama-3's begin-of-text folded as without a tokenizer."""
+    from types import SimpleNamespace
+
+    from ltrsched.predictors.backbones import LLAMA3_BEGIN_OF_TEXT, fold_token_ids, tokenizer_begin_id
+
+    def begin(vocab, pad, **ids):
+        names = ("bos_token_id", "cls_token_id", "eos_token_id", "sep_token_id", "unk_token_id")
+        return list(tokenizer_begin_id(SimpleNamespace(**{n: ids.get(n) for n in names}), vocab, pad))
+
+    assert begin(64, 0, bos_token_id=1, eos_token_id=2) == [1]
+    assert begin(64, 1, bos_token_id=1, eos_token_id=2) == [2]
+    assert begin(64, 0, bos_token_id=99, cls_token_id=5) == [5]  # (past the embeddings: not taken)
+    gpt2 = begin(50257, 50256, bos_token_id=50256, eos_token_id=50256, unk_token_id=50256)
+    assert gpt2 == list(fold_token_ids(np.array([LLAMA3_BEGIN_OF_TEXT]), 50257, 50256, "pad-free")) and 50256 not in gpt2
+    assert 0 not in begin(64, 0)

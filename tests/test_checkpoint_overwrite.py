@@ -145,6 +145,77 @@ def test_an_ensemble_save_that_fails_half_way_leaves_no_checkpoint(tmp_path, mon
         Predictor.load(ens)
 
 
+def _three_member_ensemble(tmp_path):
+    """An ensemble of 3 rankers saved in tmp_path / "ens", with files of the user's around it (not the ensemble's)."""
+    from ltrsched.predictors.ensemble import Ensemble
+
+    rankers = [_ranker(seed) for seed in (0, 1, 2)]
+    sources = [r.save(tmp_path / f"src{i}") for i, r in enumerate(rankers)]
+    ens = Ensemble.calibrate(rankers, _PROMPTS).save(tmp_path / "ens", sources)
+    (ens / "notes.txt").write_text("mine")  # (a file, a memberN it does not list, and one it lists but never wrote)
+    (ens / "member7").mkdir()
+    (ens / "member7" / "keep.txt").write_text("mine")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "keep.txt").write_text("mine")
+    spec = json.loads((ens / "ensemble.json").read_text())
+    (ens / "ensemble.json").write_text(json.dumps({**spec, "members": spec["members"] + ["../outside"]}))
+    return ens, rankers, sources
+
+
+def _user_files_kept(tmp_path, ens) -> bool:
+    return ((ens / "notes.txt").read_text() == (ens / "member7" / "keep.txt").read_text()
+            == (tmp_path / "outside" / "keep.txt").read_text() == "mine")
+
+
+def test_a_save_over_an_ensemble_removes_the_members_it_wrote_and_nothing_else(tmp_path):
+    """Predictor.save over an ensemble left its member0, member1, ... beside the predictor; an ensemble of 2 over one
+    of 3 left member2. Now the members the replaced ensemble.json lists (of the form memberN, directories) go; the
+    user's files beside them, an unlisted memberN and a listed path outside stay."""
+    from ltrsched.predictors.ensemble import Ensemble
+    from ltrsched.predictors.predictor import Predictor
+
+    ens, rankers, sources = _three_member_ensemble(tmp_path)
+    two = Ensemble.calibrate(rankers[:2], _PROMPTS, [1.0, 3.0])
+    two.save(ens, sources[:2], overwrite=True)
+    assert sorted(p.name for p in ens.iterdir()) == ["ensemble.json", "member0", "member1", "member7", "notes.txt"]
+    assert np.array_equal(Predictor.load(ens).scores(_PROMPTS), two.scores(_PROMPTS))
+    ens, _, _ = _three_member_ensemble(tmp_path / "again")
+    new = _ranker(5)
+    new.save(ens, overwrite=True)
+    assert sorted(p.name for p in ens.iterdir()) == ["member7", "notes.txt", "predictor.json", "weights.pt"]
+    assert np.array_equal(Predictor.load(ens).scores(_PROMPTS), new.scores(_PROMPTS))
+    assert _user_files_kept(tmp_path / "again", ens) and _user_files_kept(tmp_path, tmp_path / "ens")
+
+
+def test_a_save_that_fails_among_the_old_members_leaves_no_checkpoint_and_a_retry_removes_the_rest(tmp_path,
+                                                                                                  monkeypatch):
+    """The members go before the ensemble.json that lists them: stopped after the first, the directory loads as no
+    checkpoint (a member gone), and the next save with overwrite=True still finds the others to remove."""
+    from ltrsched.predictors import config as config_module
+    from ltrsched.predictors.predictor import Predictor
+
+    ens, _, _ = _three_member_ensemble(tmp_path)
+    removed = []
+    rmtree = shutil.rmtree
+
+    def fails_second(path, *args, **kwargs):
+        removed.append(path)
+        if len(removed) == 2:
+            raise OSError(28, "No space left on device")
+        return rmtree(path, *args, **kwargs)
+
+    new = _ranker(5)
+    with monkeypatch.context() as patch:
+        patch.setattr(config_module.shutil, "rmtree", fails_second)
+        with pytest.raises(OSError, match=r"cannot remove .*member1 \(No space left on device\)"):
+            new.save(ens, overwrite=True)
+    with pytest.raises(FileNotFoundError, match=r"member0 is not a predictor checkpoint: no such directory"):
+        Predictor.load(ens)
+    new.save(ens, overwrite=True)
+    assert sorted(p.name for p in ens.iterdir()) == ["member7", "notes.txt", "predictor.json", "weights.pt"]
+    assert np.array_equal(Predictor.load(ens).scores(_PROMPTS), new.scores(_PROMPTS))
+
+
 def test_train_and_ensemble_into_their_own_out_still_replace_it(tmp_path, capsys):
     """The command line is unchanged: `train` and `ensemble` into an --out holding their own kind of checkpoint
     replace it (as simulate, replay and validate replace their own output)."""
@@ -167,3 +238,27 @@ def test_train_and_ensemble_into_their_own_out_still_replace_it(tmp_path, capsys
                      "--eval-data", held_out, "-o", tmp_path / "ens")
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "ens" / "ensemble.json").read_text())["weights"] == [1.0, 3.0]
+
+
+def test_a_pipe_named_ensemble_json_is_replaced_without_reading_it(tmp_path):
+    """Finding the members to remove read ensemble.json: a pipe of that name blocked the save for good. Now only a
+    regular file is read (a pipe: no member known); the save replaces it. (Run in a thread: without the fix the pipe is
+    opened for writing after 10 s to unblock the reader, and the test fails instead of hanging.)"""
+    import os
+    import threading
+
+    from ltrsched.predictors.predictor import Predictor
+
+    os.mkfifo(tmp_path / "ensemble.json")
+    new = _ranker(5)
+    done = []
+    saving = threading.Thread(target=lambda: done.append(new.save(tmp_path, overwrite=True)), daemon=True)
+    saving.start()
+    saving.join(10)
+    blocked = saving.is_alive()
+    if blocked:
+        with open(tmp_path / "ensemble.json", "w"):
+            pass
+        saving.join(10)
+    assert not blocked and done, "the save blocked reading the pipe"
+    assert np.array_equal(Predictor.load(tmp_path).scores(_PROMPTS), new.scores(_PROMPTS))

@@ -155,3 +155,27 @@ def test_the_command_line_still_prints_these_as_one_line(tmp_path, capsys):
         path.write_text(json.dumps({**json.loads(path.read_text()), key: value}))
         r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "bad", "--data", held_out)
         assert_one_line_error(r, f"error: {path}: {says}")
+
+
+def test_callbacks_and_scored_prompts_of_the_wrong_kind_are_type_errors():
+    """fit(on_epoch="x") trained an epoch, then failed on "'str' object is not callable" (on_batch=3: after the
+    featurising); measure of a list of scores failed on "'list' object has no attribute 'scores'". Now a TypeError
+    naming the argument before any work."""
+    from ltrsched.predictors.config import PredictorConfig
+    from ltrsched.predictors.ensemble import Ensemble
+    from ltrsched.predictors.predictor import Predictor
+
+    prompts, lengths = _rows(12)
+    predictor = Predictor(PredictorConfig(dim=64, epochs=1))
+    epochs = []
+    with pytest.raises(TypeError, match=r"^on_epoch must be a function or None, got str 'x'$"):
+        predictor.fit(prompts, lengths, on_epoch="x", on_batch=lambda: epochs.append(1))
+    assert epochs == []  # (nothing trained)
+    with pytest.raises(TypeError, match=r"^on_batch must be a function or None, got int 3$"):
+        predictor.fit(prompts, lengths, on_batch=3)
+    ensemble = Ensemble.calibrate([predictor, Predictor(PredictorConfig(dim=64, epochs=1, seed=1))], prompts)
+    for model in (predictor, ensemble):
+        with pytest.raises(TypeError, match=r"^scored must be prompts scored by score\(prompts\) \(a Scored\), got "
+                                            r"list \[0\.1, 0\.2\]$"):
+            model.measure([0.1, 0.2], [1, 2])
+        assert model.measure(model.score(prompts), lengths)["tau"] is not None

@@ -95,6 +95,24 @@ def check_batch_size(batch_size, argument: str = "batch_size") -> int:
     return int(batch_size)
 
 
+def check_callback(callback, argument: str) -> None:
+    """Raise :class:`TypeError` naming ``argument`` unless ``callback`` is None or callable (``fit``'s ``on_epoch``
+    and ``on_batch``): a string failed with "'str' object is not callable" once the first epoch (or list) was
+    trained."""
+    if callback is not None and not callable(callback):
+        raise TypeError(f"{argument} must be a function or None, got {shown(callback)}")
+
+
+def check_scored(scored, argument: str = "scored") -> None:
+    """Raise :class:`TypeError` naming ``argument`` unless ``scored`` is a
+    :class:`~ltrsched.predictors.predictor.Scored` (what ``score(prompts)`` returns): a list of scores failed with
+    "'list' object has no attribute 'scores'"."""
+    from ltrsched.predictors.predictor import Scored
+
+    if not isinstance(scored, Scored):
+        raise TypeError(f"{argument} must be prompts scored by score(prompts) (a Scored), got {shown(scored)}")
+
+
 def check_directory(directory, argument: str = "directory") -> None:
     """Raise :class:`TypeError` naming ``argument`` unless ``directory`` is a path (str or :class:`os.PathLike`):
     None said only "expected str, bytes or os.PathLike object, not NoneType"."""

