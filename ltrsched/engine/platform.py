@@ -18,14 +18,34 @@ from ltrsched.errors import UserError
 CPU = "cpu"
 CUDA = "cuda"
 
-#: Per-platform defaults of the engine settings whose best value differs between CPU and GPU.
+#: The CPU engine's KV cache where neither ``kv_cache_gib`` nor ``num_gpu_blocks`` is given [GiB]: vLLM's own
+#: default there reserves a fraction of the machine's RAM, and leaves the context unbounded by the cache.
+CPU_KV_CACHE_GIB = 1.0
+
+#: Per-platform defaults of the engine settings whose best value differs between CPU and GPU: what
+#: :class:`~ltrsched.engine.config.EngineConfig` gives a setting left None once its platform is known (given, or
+#: detected at the engine's start), from Python and from the command line alike (:func:`platform_defaults`).
 #: dtype: bf16 runs about 2x slower than float32 on CPUs without AVX512-BF16; block_size: vLLM's own
 #: defaults (the CPU attention kernels take multiples of 32 and default to 128); enforce_eager: on a CPU,
-#: torch.compile takes 1.5-2 minutes at every start and may recompile mid-run, for ~20% faster steps.
+#: torch.compile takes 1.5-2 minutes at every start and may recompile mid-run, for ~20% faster steps; threads: one
+#: compute thread on a CPU (the least noisy), none on a GPU; kv_cache_gib: :data:`CPU_KV_CACHE_GIB` on a CPU (where
+#: ``num_gpu_blocks`` does not size the cache), vLLM's memory profiling on a GPU (None).
 DEFAULTS = {
-    CPU: {"dtype": "float32", "block_size": 128, "model": "llama-tiny", "enforce_eager": True},
-    CUDA: {"dtype": "auto", "block_size": 16, "model": "llama-3-8b", "enforce_eager": False},
+    CPU: {"dtype": "float32", "block_size": 128, "model": "llama-tiny", "enforce_eager": True, "threads": 1,
+          "kv_cache_gib": CPU_KV_CACHE_GIB},
+    CUDA: {"dtype": "auto", "block_size": 16, "model": "llama-3-8b", "enforce_eager": False, "threads": None,
+           "kv_cache_gib": None},
 }
+
+
+def platform_defaults(platform: str, blocks_given: bool = False) -> dict:
+    """The value each platform-dependent engine setting (:data:`DEFAULTS`' keys) takes on ``platform`` where it is
+    not given; ``blocks_given``: ``num_gpu_blocks`` is given, which sizes the KV cache instead (``kv_cache_gib`` then
+    None). The one rule :class:`~ltrsched.engine.config.EngineConfig` and the engine commands' options take."""
+    defaults = dict(DEFAULTS[platform])
+    if blocks_given:
+        defaults["kv_cache_gib"] = None
+    return defaults
 
 
 def engine_platform() -> str:

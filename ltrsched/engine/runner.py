@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ltrsched.engine.config import EngineConfig, kv_cache_bytes, model_dir, stated_kv_blocks
+from ltrsched.engine.config import EngineConfig, kv_cache_bytes, model_dir, stated_kv_blocks, with_platform
 from ltrsched.engine.engine_log import engine_start_noise_held, route_engine_log
 from ltrsched.engine.environment import EngineEnvironment, EnginePinning
 from ltrsched.engine.live_table import RequestInfo
@@ -55,10 +55,12 @@ _SPECIAL_TOKENS = 256
 
 
 def engine_kwargs(config: EngineConfig, load_format: str, seed: int = 0) -> dict[str, Any]:
-    """``vllm.LLM`` keyword arguments for ``config`` with the adapter loaded; ``seed`` seeds vLLM's own
-    generators (random weights, sampling without a per-request seed)."""
+    """``vllm.LLM`` keyword arguments for ``config`` with the adapter loaded, its settings left None given their
+    platform's defaults (:func:`~ltrsched.engine.config.with_platform`: the platform detected where not given);
+    ``seed`` seeds vLLM's own generators (random weights, sampling without a per-request seed)."""
     from ltrsched.engine.scheduler import PolicyScheduler
 
+    config = with_platform(config)
     kwargs: dict[str, Any] = dict(
         model=model_dir(config.model),
         load_format=load_format,
@@ -155,10 +157,13 @@ class VllmDriver:
 
     One driver (one engine start: weights, compiled graphs) serves several runs. With ``skip_idle`` the clock
     jumps over idle time instead of sleeping (profiling probes, where only step times matter). ``seed`` seeds
-    random prompt token ids and vLLM's own generators."""
+    random prompt token ids and vLLM's own generators. ``config``'s settings left None take their platform's
+    defaults (:func:`~ltrsched.engine.config.with_platform`), as on the command line; :attr:`config` is the
+    resolved one."""
 
     def __init__(self, config: EngineConfig, load_format: str = "dummy", seed: int = 0, skip_idle: bool = False):
         version = require_vllm_installed()  # cheap checks first: importing vLLM takes seconds
+        config = with_platform(config)  # (the platform's defaults: the command line's, written once)
         self.environment = EngineEnvironment()  # the variables set below, put back by close()
         self.pinning = EnginePinning()  # the CPUs and torch's thread count pinned below, put back by close()
         self.engine = None

