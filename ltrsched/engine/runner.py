@@ -44,8 +44,9 @@ from ltrsched.engine.live_table import RequestInfo
 from ltrsched.engine.replay import replay
 from ltrsched.engine.setup import EngineSetup, MonotonicClock, handed_to_next_scheduler, request_extra
 from ltrsched.engine.platform import CPU, HostInfo, host_info, pin_threads
+from ltrsched.engine.start_checks import check_start, kv_sizes_reason
 from ltrsched.engine.vllm_compat import require_vllm, require_vllm_installed, vllm_distribution
-from ltrsched.errors import UserError
+from ltrsched.errors import ArgumentValueError, UserError
 from ltrsched.policies.base import Policy
 from ltrsched.results import RunResult
 from ltrsched.workloads.schema import Workload
@@ -56,11 +57,15 @@ _SPECIAL_TOKENS = 256
 
 def engine_kwargs(config: EngineConfig, load_format: str, seed: int = 0) -> dict[str, Any]:
     """``vllm.LLM`` keyword arguments for ``config`` with the adapter loaded, its settings left None given their
-    platform's defaults (:func:`~ltrsched.engine.config.with_platform`: the platform detected where not given);
-    ``seed`` seeds vLLM's own generators (random weights, sampling without a per-request seed)."""
+    platform's defaults (:func:`~ltrsched.engine.config.with_platform`: the platform detected where not given); a
+    one-line ValueError for both KV sizes stated (:func:`~ltrsched.engine.start_checks.kv_sizes_reason`); ``seed``
+    seeds vLLM's own generators (random weights, sampling without a per-request seed)."""
+    config = with_platform(config)
+    reason = kv_sizes_reason(config.num_gpu_blocks, config.kv_cache_gib)  # (vLLM was given both sizes)
+    if reason is not None:
+        raise ArgumentValueError(reason)
     from ltrsched.engine.scheduler import PolicyScheduler
 
-    config = with_platform(config)
     kwargs: dict[str, Any] = dict(
         model=model_dir(config.model),
         load_format=load_format,
@@ -159,11 +164,14 @@ class VllmDriver:
     jumps over idle time instead of sleeping (profiling probes, where only step times matter). ``seed`` seeds
     random prompt token ids and vLLM's own generators. ``config``'s settings left None take their platform's
     defaults (:func:`~ltrsched.engine.config.with_platform`), as on the command line; :attr:`config` is the
-    resolved one."""
+    resolved one. Settings the command line refuses before the engine starts are refused here too, from Python
+    (:func:`~ltrsched.engine.start_checks.check_start`: both KV sizes stated, a CPU's KV cache beyond the RAM
+    available), with a one-line ValueError."""
 
     def __init__(self, config: EngineConfig, load_format: str = "dummy", seed: int = 0, skip_idle: bool = False):
         version = require_vllm_installed()  # cheap checks first: importing vLLM takes seconds
         config = with_platform(config)  # (the platform's defaults: the command line's, written once)
+        check_start(config)  # (the command line's checks of the KV sizes, before vLLM's import: a one-line ValueError)
         self.environment = EngineEnvironment()  # the variables set below, put back by close()
         self.pinning = EnginePinning()  # the CPUs and torch's thread count pinned below, put back by close()
         self.engine = None

@@ -266,8 +266,9 @@ def engine_config(model=None, load_format=None, dtype=None, max_num_batched_toke
             rules.not_positive("block_size", block_size, rules.option_name),
             rules.engine_maximum("block_size", block_size, rules.option_name),
             rules.kv_cache_size(kv_cache_gib, rules.option_name))
-    if kv_cache_gib is not None and num_gpu_blocks is not None:
-        raise UserError("give --kv-cache-gib or --num-gpu-blocks, not both")
+    from ltrsched.engine.start_checks import kv_sizes_reason
+
+    _refuse(kv_sizes_reason(num_gpu_blocks, kv_cache_gib, rules.option_name))  # (the driver's start's rule too)
     _refuse(rules.not_positive("threads", threads, rules.option_name))
     if emulate_profile is not None:
         platform = CUDA  # the emulated engine times a GPU profile
@@ -425,32 +426,12 @@ def _check_max_model_len(max_model_len: int, model: str, path: str) -> None:
 def _check_cpu_kv_fits(kv_cache_gib: float | None, num_gpu_blocks: int | None, block_size: int, model: str, path: str,
                        dtype: str) -> None:
     """One-line :class:`UserError` before the CPU engine starts if its KV cache (``--kv-cache-gib``, or
-    ``--num-gpu-blocks`` x the bytes of a block of vLLM's pool, :func:`ltrsched.engine.config.pool_block_bytes`) is
-    more than the RAM available now: vLLM's CPU worker refused it only after loading the model (about 40 s), with a
-    message naming its own option. Where the available RAM cannot be read, vLLM's check remains."""
-    from ltrsched.engine.platform import available_memory_bytes, memory_gib
+    ``--num-gpu-blocks`` x the bytes of a block of vLLM's pool) is more than the RAM available now: the rule the
+    driver's start applies from Python too (:func:`ltrsched.engine.start_checks.cpu_kv_fits_reason`), in the options'
+    names. Where the available RAM cannot be read, vLLM's check remains."""
+    from ltrsched.engine.start_checks import cpu_kv_fits_reason
 
-    available = available_memory_bytes()
-    if available is None:
-        return
-    if num_gpu_blocks is not None:
-        from ltrsched.engine.config import model_kv_bytes_per_token, pool_block_bytes
-
-        # (a block holds one of vLLM's KV groups: part of the layers of a model mixing sliding-window layers)
-        per_token = pool_block_bytes(path, dtype, block_size) // block_size
-        wanted = num_gpu_blocks * block_size * per_token
-        option = f"--num-gpu-blocks {num_gpu_blocks}"
-        group = "" if per_token == model_kv_bytes_per_token(path, dtype) else " in one of vLLM's KV groups"
-        how = f" ({num_gpu_blocks:,} blocks x {block_size} tokens x {per_token:,} bytes per token of {model}{group})"
-        fix = "give fewer --num-gpu-blocks"
-    else:
-        wanted = kv_cache_gib * 2**30
-        option, how, fix = f"--kv-cache-gib {kv_cache_gib:g}", "", "give a smaller --kv-cache-gib"
-    if wanted > available:
-        gib = wanted // 2**30  # (an integer: --num-gpu-blocks 10**400 is beyond a float)
-        size = f"{wanted / 2**30:,.1f}" if gib < 10**15 else f"about 10^{len(str(gib)) - 1}"
-        raise UserError(f"{option} asks for a KV cache of {size} GiB{how}, more than the "
-                        f"{available / 2**30:.1f} GiB of RAM available on this machine (of {memory_gib():.1f} GiB): {fix}")
+    _refuse(cpu_kv_fits_reason(kv_cache_gib, num_gpu_blocks, block_size, model, path, dtype, rules.option_name))
 
 
 def _check_kv_blocks(kv_cache_gib: float | None, block_size: int, model: str, path: str, dtype: str) -> None:
