@@ -81,8 +81,10 @@ def test_invariants_random_workloads(wl, policy, budget, seqs, blocks, preemptio
     if not chunked:  # a step must take the largest recompute whole: prompt + output - 1 (the fit check's bound)
         budget = max(budget, max(p + o - 1 for p, o in zip(prompts, outputs)))
     workload = make_workload(prompts, outputs, arrivals)
-    # the largest must fit: it holds KV for prompt + output - 1 tokens at most (BatchLimits.most_blocks_held)
-    blocks = max(blocks, -(-max(p + o - 1 for p, o in zip(prompts, outputs)) // 4))
+    # the largest must fit: it holds KV for prompt + output - 1 tokens at most (BatchLimits.most_blocks_held), and
+    # without a stated context the cache bounds it to blocks x block_size tokens of prompt + output, as vLLM does
+    # (policies/kv_bound.py)
+    blocks = max(blocks, -(-max(p + o for p, o in zip(prompts, outputs)) // 4))
     profile = LinearProfile(blocks=blocks, kv_bytes_per_token=64)
     config = SimConfig(profile=profile, max_num_batched_tokens=budget, max_num_seqs=seqs, block_size=4,
                        watermark=0.0, preemption=preemption, swap_space_gib=swap_gib,

@@ -170,7 +170,7 @@ def test_label_sends_a_prompts_system_text_as_the_system_turn(tmp_path, monkeypa
     def serve(todo, ids, *args):  # (no engine: the ids it would be sent)
         sent.update({j.key: tok.convert_ids_to_tokens(row) for j, row in zip(todo, ids)})
 
-    monkeypatch.setattr(run, "engine_settings", lambda *a: types.SimpleNamespace(model="m"))
+    monkeypatch.setattr(run, "engine_settings", lambda *a: types.SimpleNamespace(model="m", dtype="float32"))
     monkeypatch.setattr(ltrsched.engine.config, "model_dir", lambda model: tmp_path / "model")
     monkeypatch.setattr(ltrsched.engine.served_models, "model_fingerprint", lambda model: "0" * 64)
     monkeypatch.setattr(ltrsched.validation.engines, "expected_context", lambda config: (1000, "test"))
