@@ -10,6 +10,11 @@ fully, the emulated engine always) and the simulator (``ltrsched.sim.simulate.se
 leaves the null block out: :func:`usable_blocks_bound`) take it from here. Models with sliding-window layers count
 their blocks per KV group (``ltrsched.engine.kv_layers``), which the simulator does not model.
 
+The words of the lines about it are written here once too: :func:`short_reason` refuses a context given beyond what a
+cache holds (vLLM does not start on it; both engines and the simulator refuse it, each counting its blocks its own
+way: :func:`usable_short`), :func:`bounded_source` and :func:`bounded_fix` name a cache that bounds the context in the
+line refusing a longer request; each takes the entry point's names (``limit_rules.option_name``, ``field_name``).
+
 Units: contexts and block sizes in tokens, pools in blocks.
 """
 
