@@ -7,7 +7,8 @@ example ``examples/policies/short_prompt_aging.py``), an engine configuration (K
 request to plenty, block sizes 8-128, token budgets 1-2,048, ``max_num_seqs`` 1-64, a larger resident cap or none, the
 context, at most what the cache holds, as vLLM's engine starts only then; or, in about a fifth of the cases, no
 context at all on a small cache, which then bounds the model's and the profile's context on each side, with requests of
-that bound and one token more), a step-time profile and a workload (bursts, Poisson at random rates, arrival ties,
+that bound and one token more; or, in about a tenth, a context beyond what a cache holds, which both sides refuse as
+vLLM refuses to start on it), a step-time profile and a workload (bursts, Poisson at random rates, arrival ties,
 1-token prompts and outputs, prompts at the context limit, outputs long relative to the cache, duplicated lengths, 2-200
 requests). The
 engine side is configured as ``validate`` pairs it with the simulator (:meth:`EngineFacts.sim_config`): one KV block
@@ -61,6 +62,9 @@ SLOW = "slow"
 MODEL_CONTEXT = 8192
 #: The share of the cases that give no context (:func:`draw_case`).
 UNBOUNDED_SHARE = 0.2
+#: The share of the cases that give a context beyond what their cache holds, which both sides refuse as vLLM does at
+#: its start (:func:`draw_case`).
+BEYOND_SHARE = 0.1
 
 
 class Hang(BaseException):
@@ -222,11 +226,14 @@ def _lengths(rng: np.random.Generator, n: int, top: int) -> np.ndarray:
     return x
 
 
-def draw_case(seed: int, watermark_share: float | None = None, unbounded_share: float | None = None) -> Case:
+def draw_case(seed: int, watermark_share: float | None = None, unbounded_share: float | None = None,
+              beyond_share: float | None = None) -> Case:
     """The case of ``seed`` (the same seed draws the same case). ``watermark_share``: the chance that both sides are
     given a watermark (None: 0.15); only the watermark's draw depends on it. ``unbounded_share``: the chance that
     neither side is given a context, on a small cache (None: :data:`UNBOUNDED_SHARE`; 0 draws every case as before
-    there were such cases)."""
+    there were such cases). ``beyond_share``: the chance that a case given a context is given one beyond what its cache
+    holds, 1 to 2 blocks' tokens more (None: :data:`BEYOND_SHARE`; 0 draws every case as before there were such
+    cases)."""
     rng = np.random.default_rng(seed)
     n = int(rng.choice([int(rng.integers(2, 9)), int(rng.integers(9, 41)), int(rng.integers(41, 201))],
                        p=[0.35, 0.45, 0.2]))
@@ -282,6 +289,13 @@ def draw_case(seed: int, watermark_share: float | None = None, unbounded_share: 
         prompts[near] = bound - outputs[near] + longer[near]
         max_model_len, sized = None, bool(bounded.random() < 0.5)
         budget = max(budget, -(-int(prompts.sum()) // 3000))
+    # a context given beyond what the cache holds (a stream of its own too): vLLM refuses to start on such a cache, and
+    # both sides must refuse the case alike (the engine's kv_short_reason, the simulator's cache_short), the
+    # simulator's blocks given or sized by its profile
+    beyond = np.random.default_rng([seed, 2])
+    if max_model_len is not None and beyond.random() < (BEYOND_SHARE if beyond_share is None else beyond_share):
+        max_model_len = blocks * block_size + int(beyond.integers(1, 2 * block_size + 1))
+        sized = bool(beyond.random() < 0.5)
     return Case(seed, spec, tuple(int(p) for p in prompts), tuple(int(o) for o in outputs),
                 tuple(float(a) for a in _arrivals(rng, n)), blocks, block_size, budget, seqs, resident, max_model_len,
                 profile, score, predicted, po, watermark, sized)
@@ -484,6 +498,21 @@ def _same_context_refusal(engine: str, sim: str) -> bool:
             and int(e[4]) == int(s[4]) + int(s[5]))
 
 
+#: The refusal of a context the KV cache does not hold (``ltrsched.policies.kv_bound.short_reason``), each side's
+#: blocks counted its own way (the engine's with vLLM's null block): the context, the blocks needed, the block size,
+#: the cache in words, the blocks it holds, what to do, the context it holds.
+_SHORT = re.compile(r"^max_model_len (\d+) needs (\d+) KV blocks of (\d+) tokens \((.+?)\), and (.+) holds (\d+), "
+                    r"which vLLM refuses once started: (.+), or give max_model_len (\d+) or less$")
+
+
+def _same_short_refusal(engine: str, sim: str) -> bool:
+    """Both lines refuse a context the KV cache does not hold: the same context, block size and the context the cache
+    holds, the engine's blocks (needed and held) one more than the simulator's (vLLM's null block)."""
+    e, s = _SHORT.match(engine), _SHORT.match(sim)
+    return (e is not None and s is not None and (e[1], e[3], e[8]) == (s[1], s[3], s[8])
+            and int(e[2]) == int(s[2]) + 1 and int(e[6]) == int(s[6]) + 1)
+
+
 def compare(engine, sim) -> Outcome:
     """The outcome of one case's two runs (a result or an exception each)."""
     from ltrsched.errors import UserError
@@ -494,6 +523,9 @@ def compare(engine, sim) -> Outcome:
         if e_err and s_err and isinstance(engine, UserError) and isinstance(sim, UserError) and (
                 str(engine) == str(sim) or _same_fit_refusal(str(engine), str(sim))
                 or _same_context_refusal(str(engine), str(sim))):
+            return Outcome(None, refused=str(sim))
+        # (a context the cache does not hold: the simulator's SimConfig refuses it as its other settings, a ValueError)
+        if isinstance(engine, UserError) and isinstance(sim, ValueError) and _same_short_refusal(str(engine), str(sim)):
             return Outcome(None, refused=str(sim))
         both = e_err and s_err and isinstance(engine, UserError) and isinstance(sim, UserError)
         kind = "refused differently" if both else "one side failed"

@@ -94,7 +94,7 @@ def test_simulate_writes_results(capsys, small_workload, tmp_path):
         (["--arrival", "poisson"], "needs --rate"),
         (["--num-requests", "0"], "--num-requests must be positive"),
         (["--num-gpu-blocks", "2"], "bounded by the KV cache of --num-gpu-blocks 2"),
-        (["--num-gpu-blocks", "2", "--max-model-len", "8192"], "never fit the KV cache"),
+        (["--num-gpu-blocks", "2", "--max-model-len", "8192"], "and --num-gpu-blocks 2 holds 2, which vLLM refuses"),
         (["--seed", "-1"], "--seed must be >= 0"),
         (["--policy", "fcfs:quantum=10"], "policy 'fcfs': quantum needs starve=T"),
         (["--policy", "fcfs:starve=200,starve=100"], "starve is given twice"),

@@ -414,13 +414,17 @@ def test_planned_steps_counts_a_probes_kv_and_context_as_the_fit_checks_do():
     """The warm-up probe, 4 requests of 64 + 8 tokens, holds KV for 71 tokens at most (its last sampled token gets
     none: BatchLimits.most_blocks_held, the simulator's and the engine's rule): one block of 71 tokens holds it, and
     its probe runs (1 usable step after it). planned_steps counted 72 tokens, 2 blocks, and gave 0 steps. Its context
-    is 72 tokens: a context of 71 refuses it."""
+    is 72 tokens: a context of 71 refuses it. One block holds no context of 72 tokens, which vLLM refuses to start
+    with, and so does the simulator planned_steps runs (ltrsched.sim.config.cache_short): a context given beyond the
+    cache is taken as the cache's, here 71 tokens, which refuses the probe (it gave 1 step on 1 block for a context of
+    8,192 or 72 before)."""
     from ltrsched.validation.engines import engine_config
     from ltrsched.validation.probe_cache import planned_steps
 
     config = engine_config(emulate_profile="a100-llama3-8b", num_gpu_blocks=45, block_size=71)
-    assert [planned_steps(config, b, 8192, True, None) for b in (1, 2)] == [1, 2]
-    assert [planned_steps(config, 1, context, True, None) for context in (71, 72)] == [0, 1]
+    assert [planned_steps(config, b, 8192, True, None) for b in (1, 2)] == [0, 2]
+    assert [planned_steps(config, 1, context, True, None) for context in (71, 72)] == [0, 0]
+    assert [planned_steps(config, 2, context, True, None) for context in (71, 72)] == [0, 35]
 
 
 @pytest.mark.parametrize("index", range(len(SMALL_CACHE_CASES)),

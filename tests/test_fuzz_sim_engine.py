@@ -32,7 +32,7 @@ SLICE = [263, 291, 335, 337, 351, 353, 354, 356, 358, 370, 378, 379, 388, 389, 3
 
 @pytest.mark.parametrize("seed", SLICE)
 def test_a_seeded_fuzz_case_runs_alike_on_the_simulator_and_the_emulated_engine(seed):
-    agree(fuzz.draw_case(seed, unbounded_share=0))  # (as drawn when they were picked)
+    agree(fuzz.draw_case(seed, unbounded_share=0, beyond_share=0))  # (as drawn when they were picked)
 
 
 #: Seeds whose cases give neither side a context, on a small cache that bounds it (each well under a second): requests
@@ -117,12 +117,27 @@ def test_the_comparison_finds_a_differing_request_and_a_differing_refusal():
 def test_the_drawn_engine_configs_are_ones_vllm_starts():
     """A drawn case's context is at most what its cache holds (vLLM's engine refuses to start otherwise, and so does
     the emulated one since it applies that check from Python): ``max_model_len`` had 2,000 tokens of slack over the
-    longest request whatever the cache, and 14 of seeds 3..62 were refused before a step."""
+    longest request whatever the cache, and 14 of seeds 3..62 were refused before a step. (Save the cases drawn to be
+    refused so: :func:`test_a_context_beyond_the_cache_is_refused_alike`.)"""
     from ltrsched.engine.config import emulated_kv_short
 
     for seed in range(3, 203):
-        case = fuzz.draw_case(seed)
+        case = fuzz.draw_case(seed, beyond_share=0)
         assert emulated_kv_short(fuzz.engine_config(case)) is None, case.short()
+
+
+#: Seeds whose case gives a context beyond its cache (``fuzz.BEYOND_SHARE``): the simulator's blocks given (0) and
+#: sized by its profile (23). The simulator ran them ("one side failed: engine UserError: max_model_len ... which
+#: vLLM refuses once started ... | simulator ran") before it refused such a context as vLLM does.
+BEYOND_SLICE = [0, 23]
+
+
+@pytest.mark.parametrize("seed", BEYOND_SLICE)
+def test_a_context_beyond_the_cache_is_refused_alike(seed):
+    case = fuzz.draw_case(seed)
+    assert case.max_model_len > case.blocks * case.block_size
+    outcome = fuzz.run_case(case)
+    assert outcome.problem is None and "which vLLM refuses once started" in outcome.refused, outcome.problem
 
 
 def test_vllm_v1_semantics_keep_no_watermark_by_default_as_the_engine():

@@ -193,20 +193,19 @@ def test_the_engines_context_check_never_sees_counts_whose_sum_wraps_around():
 
 
 def test_the_simulators_kv_refusal_names_the_tokens_po_adds(capsys, tmp_path):
-    """A request of 100 + 61 tokens holds the KV of 160: 10 blocks of 16, the whole cache; PO serves it 15 more tokens
-    (its estimate phase), 11 blocks. The simulator said "needs 11 blocks of 16 tokens", naming neither the 176 tokens
+    """A request of 100 + 60 tokens holds the KV of 159: 10 blocks of 16, the whole cache; PO serves it 15 more tokens
+    (its estimate phase), 11 blocks. The simulator said "needs 11 blocks of 16 tokens", naming neither the 175 tokens
     nor PO (the engine's line names both)."""
-    (tmp_path / "w.csv").write_text("prompt_tokens,output_tokens\n100,61\n")
-    # (the context given: without it the cache bounds it to 160 tokens, as the engines bound theirs, and the request's
-    # 161 tokens are refused for the context before its blocks are counted)
-    args = ("simulate", "-w", tmp_path / "w.csv", "--num-gpu-blocks", "10", "--max-model-len", "8192", "--no-progress")
+    (tmp_path / "w.csv").write_text("prompt_tokens,output_tokens\n100,60\n")
+    # (the context the 10 blocks hold, given: a longer one is refused as vLLM refuses it at its start; it was 8,192)
+    args = ("simulate", "-w", tmp_path / "w.csv", "--num-gpu-blocks", "10", "--max-model-len", "160", "--no-progress")
     assert run_cli_fast(capsys, *args, "-P", "fcfs").returncode == 0
     r = run_cli_fast(capsys, *args, "-P", "po")
     assert r.returncode == 2
     assert r.stderr.strip() == (
         "error: 1 request(s) can never fit the KV cache of 10 usable blocks (first: request 0 needs 11 blocks of 16 "
-        "tokens for 176 tokens, 15 of them policy po's extra output tokens); raise --num-gpu-blocks (or leave it to the "
-        "profile), or leave such requests out"), r.stderr
+        "tokens for 175 tokens, 15 of them policy po's extra output tokens); raise --num-gpu-blocks (or leave it to "
+        "the profile), or leave such requests out"), r.stderr
 
 
 def test_pos_estimate_tokens_stay_out_of_the_simulators_context_for_reproduce_table3():

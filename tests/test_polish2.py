@@ -31,9 +31,11 @@ def _long(tmp_path):
     # fix and wording came from the Python API's defaults
     (["--gpu-memory-utilization", "1e-9"], "one KV block of 16 tokens at --gpu-memory-utilization 1e-09; use a "
                                            "smaller --block-size"),
+    # (a context the cache does not hold: refused as vLLM refuses it at its start, before the requests are counted)
     (["--num-gpu-blocks", "3", "--max-model-len", "10000"],
-     "1 request(s) can never fit the KV cache of 3 usable blocks (first: request 1 needs 563 blocks of 16 tokens); "
-     "raise --num-gpu-blocks"),
+     "--max-model-len 10000 needs 625 KV blocks of 16 tokens (vLLM's null block not among them), and --num-gpu-blocks "
+     "3 holds 3, which vLLM refuses once started: give --num-gpu-blocks 625 or more, or give --max-model-len 48 or "
+     "less"),
 ])
 def test_simulate_names_its_options_when_a_request_cannot_fit(capsys, tmp_path, args, message):
     r = run_cli_fast(capsys, "simulate", "-w", _long(tmp_path), *args)

@@ -75,9 +75,13 @@ def test_idle_gap_waits_for_next_arrival():
 
 def test_rejects_requests_that_can_never_fit():
     wl = make_workload([100, 4], [100, 4])
-    with pytest.raises(UserError, match="never fit the KV cache"):
-        simulate(wl, make_policy("fcfs"), SimConfig(profile=LinearProfile(blocks=10), watermark=0,
-                                                    max_model_len=LinearProfile().max_model_len))
+    # (a context of 200 tokens given on the 10 x 16 tokens of the cache: refused as vLLM refuses it at its start; with
+    # the paper's watermark keeping 2 of the 10 blocks free, a request of 140 tokens, 9 blocks, can never fit)
+    with pytest.raises(ValueError, match="max_model_len 200 needs 13 KV blocks .* holds 10, which vLLM refuses"):
+        simulate(wl, make_policy("fcfs"), SimConfig(profile=LinearProfile(blocks=10), watermark=0, max_model_len=200))
+    with pytest.raises(UserError, match="never fit the KV cache of 8 usable blocks"):
+        simulate(make_workload([100, 4], [40, 4]), make_policy("fcfs"),
+                 SimConfig(profile=LinearProfile(blocks=10), watermark=0.2, max_model_len=160))
     # (without max_model_len the cache bounds the profile's context to its 10 x 16 tokens, as the engines bound theirs)
     with pytest.raises(UserError, match="exceed the context limit of 160 tokens .* bounded by the KV cache"):
         simulate(wl, make_policy("fcfs"), SimConfig(profile=LinearProfile(blocks=10), watermark=0))

@@ -8,8 +8,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ltrsched.errors import UserError
-from ltrsched.policies import limit_rules
-# (the bound a one-group KV cache puts on the context, written once: the simulator's rule too)
+from ltrsched.policies import kv_bound, limit_rules
+# (the bound a one-group KV cache puts on the context, written once: the simulator's rule too; and its refusal's words)
 from ltrsched.policies.kv_bound import KVBound, full_attention_bound
 
 #: :class:`EngineConfig`'s settings that count something [blocks, threads, tokens, sequences, GPUs]: a positive
@@ -412,22 +412,16 @@ def kv_short_reason(config: EngineConfig, bound: KVBound, per_block: int | None 
     ``sized_from``: the profile whose GPU memory sized the cache where no size was stated (the emulated engine's
     blocks at ``gpu_memory_utilization``, as vLLM's memory profiling sizes a GPU's), else None. It named a
     ``--num-gpu-blocks 21`` the user had not given."""
-    blocks_name, size_name, context_name = name("num_gpu_blocks"), name("kv_cache_gib"), name("max_model_len")
     if sized_from is not None:
-        utilization = name("gpu_memory_utilization")
-        given = (f"the KV cache of profile {sized_from!r} (its GPU memory at {utilization} "
-                 f"{config.gpu_memory_utilization:g})")
-        fix = f"give {blocks_name} {bound.needed} or more, or a larger {utilization}"
+        given = kv_bound.profile_cache(sized_from, config.gpu_memory_utilization, name)
+        fix = kv_bound.more_blocks(bound.needed, name, utilization=True)
     elif per_block is None:
-        given, fix = f"{blocks_name} {config.num_gpu_blocks}", f"give {blocks_name} {bound.needed} or more"
+        given, fix = kv_bound.blocks_given(config.num_gpu_blocks, name), kv_bound.more_blocks(bound.needed, name)
     else:
+        size_name = name("kv_cache_gib")
         given = f"{size_name} {config.kv_cache_gib:g} ({bound.blocks} blocks of {per_block:,} bytes{model})"
         fix = f"give {size_name} {size_rounded_up(bound.needed * per_block / 2**30):g} or more"
-    # (the other fix, a shorter context, where one is taken: a sliding window's blocks alone may fill a small cache)
-    shorter = (f", or give {context_name} {bound.context} or less" if bound.context >= limit_rules.MIN_MODEL_LEN
-               else "")
-    return (f"{context_name} {config.max_model_len} needs {bound.needed} KV blocks of {config.block_size} tokens "
-            f"({bound.held}), and {given} holds {bound.blocks}, which vLLM refuses once started: {fix}{shorter}")
+    return kv_bound.short_reason(bound, config.max_model_len, config.block_size, given, fix, name)
 
 
 def emulated_kv_short(config: EngineConfig, per_block: int | None = None,

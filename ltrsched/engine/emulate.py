@@ -28,7 +28,7 @@ from ltrsched.engine.replay import replay
 from ltrsched.engine.setup import EngineSetup, handed_to_next_scheduler
 from ltrsched.engine.vllm_compat import model_runner_output, require_vllm
 from ltrsched.errors import UserError
-from ltrsched.policies import limit_rules
+from ltrsched.policies import kv_bound, limit_rules
 from ltrsched.policies.base import Policy
 from ltrsched.policies.step_shape import MIN_STEP_S, StepShape
 from ltrsched.results import RunResult
@@ -62,8 +62,9 @@ class EmulatedDriver:
     """vLLM's scheduler + the adapter on the CPU; a step takes ``step_time(shape)`` seconds of virtual time."""
 
     #: What to do about a request longer than the context (its profile's, or ``--max-model-len``), as ``simulate``
-    #: says it.
-    context_fix = ": raise --max-model-len if the model takes longer contexts, or leave them out"
+    #: says it; from Python (:func:`emulated_driver`) in Python's names, and naming the KV cache where it bounds the
+    #: context (:func:`python_context_fix`).
+    context_fix = ": " + kv_bound.longer_context_fix()
 
     def __init__(self, scheduler: Any, clock: Any, step_time: Callable[[StepShape], float]):
         self.scheduler = scheduler
@@ -174,6 +175,7 @@ def _build_scheduler(config: EngineConfig, setup: EngineSetup | None, additional
     from ltrsched.engine.scheduler import PolicyScheduler
 
     model = ModelConfig(model=model_dir(config.model), dtype="bfloat16", seed=0, skip_tokenizer_init=True)
+    bound = None
     if config.max_model_len is not None:
         # the context is the profile's or --max-model-len, as the simulator takes it: the config.json vLLM's config
         # objects are built from does not bound it (no model runs here); given to ModelConfig, one beyond the model's
@@ -196,8 +198,24 @@ def _build_scheduler(config: EngineConfig, setup: EngineSetup | None, additional
         KVCacheGroupSpec(["layer"], FullAttentionSpec(block_size=config.block_size, num_kv_heads=1, head_size=1,
                                                       dtype=torch.float32))])
     with handed_to_next_scheduler(setup) if setup is not None else nullcontext():
-        return PolicyScheduler(vllm_config=vllm_config, kv_cache_config=kv, block_size=config.block_size,
-                               structured_output_manager=StructuredOutputManager(vllm_config), log_stats=False)
+        scheduler = PolicyScheduler(vllm_config=vllm_config, kv_cache_config=kv, block_size=config.block_size,
+                                    structured_output_manager=StructuredOutputManager(vllm_config), log_stats=False)
+    # (the bound its KV cache put on the model's context, None where there is none: named by python_context_fix)
+    scheduler.kv_context_bound = bound
+    return scheduler
+
+
+def python_context_fix(config: EngineConfig, scheduler) -> str:
+    """What the emulated engine's line about a request beyond its context says to do from Python (:func:`emulate`), as
+    the command line's says it (``ltrsched.validation.engines``), the settings in Python's names
+    (``limit_rules.field_name``): where its KV cache bounds the model's context (``scheduler.kv_context_bound``), that
+    cache and more ``num_gpu_blocks``; else raise ``max_model_len``. It said "raise --max-model-len" of a context its
+    ``num_gpu_blocks`` bounded, an option a Python caller has not, and which does not raise that bound."""
+    bound = getattr(scheduler, "kv_context_bound", None)
+    if bound is None:
+        return ": " + kv_bound.longer_context_fix(limit_rules.field_name)
+    return (f", its context from {kv_bound.bounded_source(bound, config.block_size, limit_rules.field_name)}: "
+            + kv_bound.bounded_fix(limit_rules.field_name))
 
 
 def emulated_driver(config: EngineConfig, step_time: Callable[[StepShape], float],
@@ -208,7 +226,9 @@ def emulated_driver(config: EngineConfig, step_time: Callable[[StepShape], float
 
     clock = VirtualClock()
     setup = EngineSetup(policy=make_policy("fcfs"), clock=clock, max_batch_seqs=config.max_num_seqs)
-    return EmulatedDriver(build_scheduler(config, setup, check_context=check_context), clock, step_time)
+    driver = EmulatedDriver(build_scheduler(config, setup, check_context=check_context), clock, step_time)
+    driver.context_fix = python_context_fix(config, driver.scheduler)  # (a command line sets its own words)
+    return driver
 
 
 def emulate(workload: Workload, policy: Policy, step_time: Callable[[StepShape], float],

@@ -175,14 +175,19 @@ def _sim_config(spec: RunSpec):
 def _check_setup(spec: RunSpec, wl: Workload, policy, config) -> None:
     """What a run checks before it simulates (the simulator's :func:`setup_run`: the policy's columns, requests that
     fit the context and the KV cache, ...), its errors naming what the run's user can change."""
+    from ltrsched.sim.config import ConfigError
     from ltrsched.sim.simulate import FitFixes, setup_run
 
     # (a request too long for the profile: the simulator's own error named simulate's options, which a sweep or
-    # capacity run has not, and no workload among a sweep's)
-    setup_run(wl, policy, config, FitFixes(
-        context=CONTEXT_FIXES.get(spec.experiment, CONTEXT_FIXES[""]),
-        kv="use a profile with more GPU memory, or leave such requests out",
-        where=f"workload {spec.workload!r} on profile {spec.profile!r}: ", naming=_fit_naming(spec.experiment)))
+    # capacity run has not, and no workload among a sweep's; a max_model_len the profile's KV cache does not hold too)
+    naming = _fit_naming(spec.experiment)
+    try:
+        setup_run(wl, policy, config, FitFixes(
+            context=CONTEXT_FIXES.get(spec.experiment, CONTEXT_FIXES[""]),
+            kv="use a profile with more GPU memory, or leave such requests out",
+            where=f"workload {spec.workload!r} on profile {spec.profile!r}: ", naming=naming))
+    except ConfigError as exc:
+        raise UserError(exc.render(naming)) from None
 
 
 def _check_sweep_router(spec: RunSpec, router, wl: Workload) -> None:

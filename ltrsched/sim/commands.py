@@ -59,7 +59,8 @@ def engine_options(fn):
         click.option("--max-model-len", type=int, default=None,
                      help="Longest prompt + output a request may have [tokens]; default: the profile's "
                           "(8,192 for the Llama-3 profiles), bounded by what the KV cache holds "
-                          "(its blocks x --block-size), as vLLM bounds an engine's."),
+                          "(its blocks x --block-size), as vLLM bounds an engine's; one given beyond what it holds "
+                          "is refused, as vLLM refuses it."),
         click.option("--semantics", type=click.Choice(["paper", "vllm-v1"]), default="paper", show_default=True,
                      help="Batch rules: the paper's, or exactly what the vLLM V1 adapter does (resident "
                           "requests get the budget first, max-num-seqs caps requests holding KV, recompute)."),
@@ -273,11 +274,17 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
     wl = build_workload(workload, num_requests, arrival, rate, cv, duration, seed, notes)
     from ltrsched.sim.simulate import FitFixes, setup_run
 
-    # (a request the settings cannot run: the simulator's own error named SimConfig's fields, not these options)
-    setup_run(wl, pol, config, FitFixes(
-        context="raise --max-model-len if the model takes longer contexts, or leave them out",
-        kv="raise --num-gpu-blocks (or leave it to the profile), or leave such requests out",
-        budget="raise --max-num-batched-tokens, or drop --no-chunked-prefill", naming=naming))
+    from ltrsched.sim.config import ConfigError
+
+    # (a request the settings cannot run: the simulator's own error named SimConfig's fields, not these options; so did
+    # a --max-model-len the KV cache the profile's GPU memory sizes does not hold)
+    try:
+        setup_run(wl, pol, config, FitFixes(
+            context="raise --max-model-len if the model takes longer contexts, or leave them out",
+            kv="raise --num-gpu-blocks (or leave it to the profile), or leave such requests out",
+            budget="raise --max-num-batched-tokens, or drop --no-chunked-prefill", naming=naming))
+    except ConfigError as exc:
+        raise UserError(exc.render(naming)) from None
     if progress is None:  # (a bar on a terminal, else a line on stderr about every 10 s: ltrsched.progress)
         progress = True
     if cluster:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Callable
 
 from ltrsched import arguments
-from ltrsched.policies import limit_rules
+from ltrsched.policies import kv_bound, limit_rules
 from ltrsched.strict_json import shown
 
 PREEMPTION_MODES = ("swap", "recompute")
@@ -204,6 +204,10 @@ class SimConfig:
                        lambda n: f"under {n.setting('semantics', 'vllm-v1')}, {budget(n.name)}")
         if not self.swap_space_gib >= 0:  # (NaN too: it passed, and the host's size was int(NaN), a ValueError)
             refuse(("swap_space_gib",), lambda n: f"{n.name('swap_space_gib')} must be >= 0, got {self.swap_space_gib}")
+        if self.num_gpu_blocks is not None:  # (a cache sized from the profile: checked as a run sets up, cache_short)
+            short = cache_short(self, self.num_gpu_blocks)
+            if short is not None:
+                raise short
 
     def describe(self) -> dict[str, Any]:
         """The settings as a dict of plain values, the profile by its name (a result's ``meta["config"]``)."""
@@ -213,6 +217,37 @@ class SimConfig:
         if not isinstance(self.profile, str):
             d["profile"] = getattr(self.profile, "name", type(self.profile).__name__)
         return d
+
+
+def cache_short(config: SimConfig, usable_blocks: int, profile: str | None = None) -> ConfigError | None:
+    """The :class:`ConfigError` refusing ``config`` where its ``max_model_len`` is given and its KV cache of
+    ``usable_blocks`` blocks of ``block_size`` tokens (vLLM's null block not among them: ``num_gpu_blocks``, or what
+    the GPU memory of ``profile`` leaves, named so, where that is None) holds no request of that many tokens; else None.
+    vLLM refuses to start on such a cache (``check_enough_kv_cache_memory``), both engines refuse it
+    (``ltrsched.engine.config.kv_short_reason``), and the simulator, which models vLLM, does too, in the same words
+    (:func:`ltrsched.policies.kv_bound.short_reason`). It ran them: ``--num-gpu-blocks 35 --max-model-len 8192``
+    (16-token blocks) served a request of 561 tokens. A context not given is bounded by the cache instead
+    (``ltrsched.sim.simulate.cache_bound``)."""
+    if config.max_model_len is None:
+        return None
+    bound = kv_bound.usable_short(usable_blocks, config.block_size, config.max_model_len)
+    if bound is None:
+        return None
+
+    def message(naming: Naming) -> str:
+        if profile is None:
+            given, fix = kv_bound.blocks_given(usable_blocks, naming.name), kv_bound.more_blocks(bound.needed,
+                                                                                                naming.name)
+        elif naming.has("num_gpu_blocks") and naming.has("gpu_memory_utilization"):
+            given = kv_bound.profile_cache(profile, config.gpu_memory_utilization, naming.name)
+            fix = kv_bound.more_blocks(bound.needed, naming.name, utilization=True)
+        else:  # (a sweep file or capacity run sets neither the blocks nor the utilization)
+            given = (f"the KV cache of profile {profile!r} (the {config.gpu_memory_utilization:.0%} of its GPU memory "
+                     "the engine may use)")
+            fix = "use a profile with more GPU memory"
+        return kv_bound.short_reason(bound, config.max_model_len, config.block_size, given, fix, naming.name)
+
+    return ConfigError(("max_model_len", "num_gpu_blocks" if profile is None else "gpu_memory_utilization"), message)
 
 
 #: The Python API's naming: the field names, as ``SimConfig(field=value)`` takes them (every field its own).

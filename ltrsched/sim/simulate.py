@@ -23,7 +23,7 @@ from ltrsched.policies.kv_bound import usable_blocks_bound
 from ltrsched.policies.needs import check_needs
 from ltrsched.plugin_watchdog import plugin_time_limit
 from ltrsched.results import RunResult
-from ltrsched.sim.config import PYTHON_NAMING, Naming, SimConfig
+from ltrsched.sim.config import PYTHON_NAMING, Naming, SimConfig, cache_short
 from ltrsched.sim.profiles.model import MIN_STEP_S
 from ltrsched.sim.replica import Replica, StepTrace
 from ltrsched.sim.request_table import FINISHED, RequestTable
@@ -79,6 +79,11 @@ class CacheBound:
     fix: str
 
 
+def profile_named(config: SimConfig, profile: Any) -> str:
+    """``config``'s profile as its user gave it (a file's name may be another profile's), ``profile`` its object."""
+    return str(config.profile) if isinstance(config.profile, (str, os.PathLike)) else getattr(profile, "name", "")
+
+
 def cache_bound(config: SimConfig, profile: Any, num_blocks: int,
                 fixes: FitFixes = FitFixes()) -> tuple[int, CacheBound | None]:
     """The context a run takes [tokens]: ``config.max_model_len``, else the profile's bounded by what the replica's
@@ -98,8 +103,7 @@ def cache_bound(config: SimConfig, profile: Any, num_blocks: int,
     if config.num_gpu_blocks:
         return bound.context, CacheBound(full, f"the KV cache of {naming.setting('num_gpu_blocks', num_blocks)} "
                                                f"{blocks}", fixes.kv)
-    # (the profile as its user gave it: a file's name may be another profile's)
-    name = str(config.profile) if isinstance(config.profile, (str, os.PathLike)) else getattr(profile, "name", "")
+    name = profile_named(config, profile)
     util = config.gpu_memory_utilization
     if naming.has("gpu_memory_utilization") and naming.has("num_gpu_blocks"):
         at = f"at {naming.setting('gpu_memory_utilization', util)}"
@@ -281,6 +285,10 @@ def setup_run(workload: Workload, policy: Policy, config: SimConfig, fixes: FitF
     )
     _check_token_range("max_model_len", config.max_model_len or profile.max_model_len, fixes.naming,
                        given=bool(config.max_model_len))
+    if not config.num_gpu_blocks:  # (a given context the profile's cache does not hold; given blocks: SimConfig's)
+        short = cache_short(config, num_blocks, profile_named(config, profile))
+        if short is not None:
+            raise short
     max_model_len, bounded = cache_bound(config, profile, num_blocks, fixes)
     if policy.extra_output_tokens > max_model_len:  # (also keeps the token counts far from int64 overflow)
         raise UserError(f"policy {policy.spec()!r} adds {policy.extra_output_tokens} output tokens to every request "

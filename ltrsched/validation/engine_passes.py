@@ -62,7 +62,10 @@ class EngineFacts:
         return SimConfig(profile=profile, max_num_batched_tokens=config.max_num_batched_tokens,
                          max_num_seqs=config.max_num_seqs, block_size=self.block_size,
                          num_gpu_blocks=self.num_gpu_blocks, max_resident_seqs=self.max_resident_seqs,
-                         max_model_len=self.max_model_len, watermark=0.0, preemption="recompute",
+                         # (at most what its blocks hold, where a sliding window's layers let vLLM take more: the
+                         # simulator, whose every layer attends fully, refuses a longer one as vLLM then would)
+                         max_model_len=min(self.max_model_len, self.num_gpu_blocks * self.block_size),
+                         watermark=0.0, preemption="recompute",
                          semantics="vllm-v1")
 
     def same_engine(self, other: "EngineFacts") -> bool:

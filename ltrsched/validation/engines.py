@@ -485,21 +485,19 @@ def kv_context_source(config: EngineConfig, bound, sized_from: str | None = None
     and the emulated engine's (:func:`kv_context_fix` says what to do). ``sized_from``: the profile whose GPU memory
     sized the emulated engine's cache where the options state no size (its blocks at --gpu-memory-utilization), else
     None."""
+    from ltrsched.policies.kv_bound import bounded_source
+
     # (keyed on --kv-cache-gib: the emulated engine's configuration holds the blocks it sized from it too)
-    stated = (f"profile {sized_from!r} at --gpu-memory-utilization {config.gpu_memory_utilization:g}, {bound.blocks} "
-              "blocks" if sized_from is not None else
-              f"--num-gpu-blocks {bound.blocks}" if config.kv_cache_gib is None else
-              f"--kv-cache-gib {config.kv_cache_gib:g}, {bound.blocks} blocks")
-    return f"the KV cache of {stated} ({bound.held}) x {config.block_size} tokens"
+    return bounded_source(bound, config.block_size, kv_cache_gib=config.kv_cache_gib,
+                          sized_from=None if sized_from is None else (sized_from, config.gpu_memory_utilization))
 
 
 def kv_context_fix(config: EngineConfig, sized_from: str | None = None) -> str:
     """What to do about a request longer than the context a KV cache bounds (:func:`kv_context_source`)."""
-    if sized_from is not None:
-        return (f"give --num-gpu-blocks (more than {config.num_gpu_blocks}) or a larger --gpu-memory-utilization, or "
-                "leave them out")
-    return ("give more --num-gpu-blocks, or leave them out" if config.kv_cache_gib is None
-            else "give a larger --kv-cache-gib, or leave them out")
+    from ltrsched.policies.kv_bound import bounded_fix
+
+    return bounded_fix(kv_cache_gib=config.kv_cache_gib,
+                       sized_blocks=None if sized_from is None else config.num_gpu_blocks)
 
 
 def check_context_before_start(workload, config: EngineConfig, extra_output_tokens: int = 0,

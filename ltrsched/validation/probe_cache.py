@@ -45,6 +45,9 @@ def planned_steps(config, usable_blocks: int, max_model_len: int, quick: bool, r
     # prompt + output - 1 tokens; alone (vllm-v1: no watermark then) it may use every block; its context is
     # prompt + output
     limits = BatchLimits(num_gpu_blocks=usable_blocks, block_size=config.block_size, watermark_when_running=True)
+    # (at most the context the cache holds, as the simulator takes a given one, modelling vLLM's start-up check:
+    # ltrsched.sim.config.cache_short; the search for a shorter context tries longer ones on the same cache)
+    max_model_len = min(max_model_len, usable_blocks * config.block_size)
     if int(limits.most_blocks_held(total).max()) > limits.blocks_alone or int(total.max()) > max_model_len:
         return 0
     result = simulate(probes, make_policy("fcfs"), SimConfig(
