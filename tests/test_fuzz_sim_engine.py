@@ -52,10 +52,11 @@ def test_a_context_bounded_by_the_cache_is_the_same_on_both_sides(seed):
 def test_the_fuzz_profiles_context_is_the_emulated_engines_models():
     """Where a case gives no context, the simulator's profile takes :data:`fuzz.MODEL_CONTEXT` and the emulated engine
     its model's, each bounded by its cache: the two must be one context."""
-    from ltrsched.engine.config import model_dir
+    from ltrsched.engine.config import model_dir, with_platform
     from ltrsched.engine.model_context import model_context
+    from ltrsched.engine.platform import CUDA
 
-    config = fuzz.engine_config(fuzz.draw_case(46))
+    config = with_platform(fuzz.engine_config(fuzz.draw_case(46)), CUDA)  # (the emulated engine's: the GPU it models)
     assert config.max_model_len is None
     assert model_context(model_dir(config.model))[0] == fuzz.MODEL_CONTEXT
 
