@@ -50,8 +50,9 @@ Files, by suffix:
   ``conversation`` column) is read the same way; its ``score``, ``po_estimate``, ``predicted_length``,
   arrival times and ``request_id`` columns are kept, as a flat table's (a ``.json``'s or ``.jsonl``'s record's keys
   likewise, read as a request line's: :data:`~ltrsched.workloads.sharegpt.RECORD_COLUMNS`), and so are its own
-  ``prompt_tokens`` and ``output_tokens`` of each first turn (a ``.json``'s or ``.jsonl``'s record's keys likewise:
-  they were ignored) (a flat table's and a ``.jsonl``'s given counts are used too; they were
+  ``prompt_tokens`` and ``output_tokens`` of each first turn (a ``.json``'s or ``.jsonl``'s record's keys likewise,
+  ours or another tool's, ``input_len``, ``completion_tokens``, by a request line's name table,
+  :func:`~ltrsched.workloads.record_values.count_keys`: they were ignored) (a flat table's and a ``.jsonl``'s given counts are used too; they were
   recounted from the text): the file's count where a row gives one, the text's Llama-3 count where it is null; the
   paper's selection (prompt and output lengths) reads them. Counts that differ from the text's Llama-3 count are
   kept, and counted in a warning on stderr (they may be another tokenizer's); a count that is not a whole number
@@ -124,6 +125,7 @@ from ltrsched.workloads.arrival_names import (
 from ltrsched.workloads.arrivals import seconds_unit_warning
 from ltrsched.workloads.blank_text import blank_why, is_blank
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
+from ltrsched.workloads.count_values import count_error, is_count
 from ltrsched.workloads.number_text import number_texts, text_error, text_number, text_numbers
 from ltrsched.workloads.csv_fields import field_error
 from ltrsched.workloads.csv_joined import joined_files_error, repeated_header_row
@@ -137,11 +139,11 @@ from ltrsched.workloads.schema import (
     first_non_numeric_row,
     length_columns, request_ids, validate,
 )
-from ltrsched.workloads.record_values import optional_number, request_id_value
+from ltrsched.workloads.record_values import count_keys, optional_number, request_id_value
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, left_out, paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import (
     CONVERSATION_KEYS, COUNT_COLUMNS, SYSTEM_COLUMN, TABLE_COLUMNS, format_hint, is_conversation_table,
-    load_sharegpt_records, may_give_counts,
+    load_sharegpt_records, may_give_counts, may_give_other_counts,
     may_give_arrivals, may_give_columns, may_give_system_text, record_hint, records_key,
 )
 from ltrsched.workloads.tokenizer import count_tokens
@@ -150,7 +152,6 @@ from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, file_not_te
 CSV_COLUMNS = {"arrival_time": ARRIVAL_NAMES, **LENGTH_NAMES}
 
 
-_MAX_TOKENS = 2**53  # a length given as a number: any larger is no length (and would not fit an int64 sum)
 #: Mooncake's trace keys (FAST'25 release, ``mooncake_trace.jsonl``): ``input_length`` and ``output_length``
 #: [tokens], read as ``prompt_tokens`` and ``output_tokens``; on a line that has them, ``timestamp`` is the arrival
 #: [ms] since the first request (Mooncake's unit). Its ``hash_ids`` (prefix-cache blocks) are not read: the simulator
@@ -427,9 +428,6 @@ def _jsonl_dates(dates: dict[int, tuple[str, str]], arrivals: list[float], lines
     date-time."""
     numbers = [line for line in lines if line not in dates]
     first_line, (key, first) = next(iter(dates.items()))
-    if numbers:  # (every line has a time: the caller refuses lines without one among timed ones)
-        raise UserError(f"{path}:{numbers[0]}: the arrival time is a number where line {first_line} gives a "
-                        f"date-time ({first!r}); give one kind on every line")
     texts = pl.Series(key, [text for _, text in dates.values()], dtype=pl.String).str.strip_chars()
     seconds = _datetime_seconds(texts, f"{path}: key {key!r}")
     if seconds.dtype == pl.String:
@@ -441,6 +439,11 @@ def _jsonl_dates(dates: dict[int, tuple[str, str]], arrivals: list[float], lines
         line, (name, text) = list(dates.items())[at]
         unit = "milliseconds" if arrival_suffix(name) == "_ms" else "seconds"
         raise UserError(f"{path}:{line}: {name!r} must be a number of {unit} or a date-time, got {text!r}")
+    if numbers:  # (every line has a time: the caller refuses lines without one among timed ones; a text that is no
+        # date-time among numbers, 'soon', is refused above, naming its key and line: "the arrival time is a number
+        # where line 2 gives a date-time ('soon')" named neither the key nor the bad line)
+        raise UserError(f"{path}:{numbers[0]}: the arrival time is a number where line {first_line} gives a "
+                        f"date-time ({key!r}: {first!r}); give one kind on every line")
     return seconds.to_list()
 
 
@@ -547,15 +550,11 @@ def _other_length_keys(rec: dict, where: str) -> dict:
     two keys giving one count (``completion_tokens`` beside ``output_tokens``: which holds it?). (Such a line was
     refused as "expected an object with string fields 'prompt' and 'generated'", or, beside the texts, its counts
     dropped and the texts' Llama-3 counts used.)"""
-    found = [k for k in rec if k in OTHER_LENGTH_KEYS]
+    found = {ours: key for ours, key in count_keys(rec, where).items() if key != ours}  # (the one name table)
     if not found:
         return rec
     rec = dict(rec)
-    for key in found:
-        ours = OTHER_LENGTH_KEYS[key]
-        if ours in rec:
-            theirs = next((k for k in found if k != key and OTHER_LENGTH_KEYS[k] == ours), ours)
-            raise UserError(f"{where}: {theirs!r} and {key!r} both give the {ours}; which does? give one")
+    for ours, key in found.items():
         rec[ours] = _token_count(rec.pop(key), key, where)
     return rec
 
@@ -564,19 +563,18 @@ def _token_count(value, name: str, where: str) -> int:
     """A ``.jsonl`` line's ``output_tokens`` or ``prompt_tokens`` (``name``) [tokens]: a whole number >= 1 (an
     integral float too, as some writers make them; text as :mod:`ltrsched.workloads.number_text` reads it, as a
     ``.csv``'s field and a parquet's Utf8 value are: ``"12"`` was refused); one-line :class:`UserError` naming
-    ``where`` (``"{path}:{line}"``) for anything else."""
+    ``where`` (``"{path}:{line}"``) for anything else, in a table's words (:func:`~ltrsched.workloads.count_values.
+    count_error`: ``got None`` was a table's ``missing value``)."""
     number = text_number(value) if isinstance(value, str) else value
+    path, line = where.rsplit(":", 1)
     if number is None and isinstance(value, str):  # (named by its line, as every container's bad text is)
-        path, line = where.rsplit(":", 1)
         raise UserError(text_error(path, name, value, f"line {line}", what="key"))
-    number = int(number) if isinstance(number, float) and number.is_integer() else number
     if number == 0 and not isinstance(number, bool) and name.lower() in FAILED_OUTPUT_NAMES:
         return 0  # BurstGPT's failed request: left out with a warning (:func:`drop_failed_requests`), as a .csv's
-    if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= _MAX_TOKENS:
-        zero = number == 0 and not isinstance(number, bool) and OTHER_LENGTH_KEYS.get(name, name) == "output_tokens"
-        raise UserError(f"{where}: {name!r} must be a whole number of tokens in 1..2**53, got {value!r}"
-                        + (f"; {ZERO_OUTPUT_HINT}" if zero else ""))
-    return number
+    if not is_count(number):
+        raise UserError(count_error(path, name, number, f"line {line}", "key",
+                                    output=OTHER_LENGTH_KEYS.get(name, name) == "output_tokens"))
+    return int(number)
 
 
 def _no_blank_prompts(texts: list, counted, where) -> None:
@@ -1270,6 +1268,8 @@ def workload_fingerprint(source: str) -> dict[str, str]:
             **({"conversation columns": "kept"} if _conversations_file(path) and may_give_columns(path) else {}),
             **({"system text": "counted"} if _conversations_file(path) and may_give_system_text(path) else {}),
             **({"conversation counts": "given"} if _conversations_file(path) and may_give_counts(path) else {}),
+            **({"conversation count names": "other tools'"} if _conversations_file(path)
+               and may_give_other_counts(path) else {}),
             **({"added arrival names": "read"} if file_may_name_added(path) else {}),
             **({"added length names": "read"} if _names_added_lengths(path) else {}),
             **({"count names": "two refused"} if _parquet_counts_twice(path) else {}),
