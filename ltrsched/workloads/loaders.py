@@ -126,6 +126,7 @@ from ltrsched.workloads.arrivals import seconds_unit_warning
 from ltrsched.workloads.blank_text import blank_why, is_blank
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
 from ltrsched.workloads.count_values import count_error, is_count
+from ltrsched.workloads.empty_file import check_not_empty
 from ltrsched.workloads.number_text import number_texts, text_error, text_number, text_numbers
 from ltrsched.workloads.csv_fields import field_error
 from ltrsched.workloads.csv_joined import joined_files_error, repeated_header_row
@@ -1559,8 +1560,7 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
         raise UserError(f"workload {source!r} is a directory, not a file")
     check_not_special(path, "workload")  # (a pipe, /dev/zero: "the file is empty", of a size 0 that says nothing)
     suffix = path.suffix.lower()
-    if path.stat().st_size == 0:
-        raise UserError(f"{path}: the file is empty")
+    check_not_empty(path, "workload")  # (a /proc file, size 0, was "the file is empty")
     if suffix == ".parquet":
         from ltrsched.workloads.labels import is_labels, labels_workload
 
