@@ -158,17 +158,17 @@ def _base(**changed) -> list[dict]:
 
 
 REFUSED = {  # case -> (rows, {container: the parts of its one line}); every line names the file too
-    # (a count that is no count: one wording in every container, count_values.count_error; a table names the
-    # column by our name, a .jsonl the line's own key)
-    "12.5 tokens": (_base(input_len=12.5), {"csv": ("column 'prompt_tokens' in row 2 is 12.5, not a token count",),
-                                            "parquet": ("column 'prompt_tokens' in row 2 is 12.5, not a token count",),
+    # (a count that is no count: one wording in every container, count_values.count_error, naming the file's own
+    # column or key: a table named ours, 'prompt_tokens')
+    "12.5 tokens": (_base(input_len=12.5), {"csv": ("column 'input_len' in row 2 is 12.5, not a token count",),
+                                            "parquet": ("column 'input_len' in row 2 is 12.5, not a token count",),
                                             "jsonl": ("key 'input_len' in line 2 is 12.5, not a token count",)}),
-    "negative": (_base(input_len=-3), {"csv": ("column 'prompt_tokens' in row 2 is -3, not a token count",),
-                                       "parquet": ("column 'prompt_tokens' in row 2 is -3, not a token count",),
+    "negative": (_base(input_len=-3), {"csv": ("column 'input_len' in row 2 is -3, not a token count",),
+                                       "parquet": ("column 'input_len' in row 2 is -3, not a token count",),
                                        "jsonl": ("key 'input_len' in line 2 is -3, not a token count",)}),
     "zero output": (_base(output_len=0), {k: ("0", "EOS", "give output_tokens 1") for k in ALL}),
     "bool": (_rows(input_len=[True, False, True, True, True], output_len=4),
-             {"csv": ("'input_len'", "non-numeric", "True", "row 1"), "parquet": ("'prompt_tokens' in row 1 is True",),
+             {"csv": ("'input_len'", "non-numeric", "True", "row 1"), "parquet": ("column 'input_len' in row 1 is True, not a token count",),
               "jsonl": ("key 'input_len' in line 1 is True, not a token count",)}),
     "null in one row": (_base(input_len=None), {"csv": ("missing", "row 2"), "parquet": ("missing", "row 2"),
                                                 "jsonl": ("key 'input_len' in line 2 is missing (null)",)}),

@@ -124,6 +124,17 @@ def test_a_number_that_is_no_count_is_the_same_one_line_in_every_container(capsy
     assert len({_place_free(outcome[1]) for outcome in outcomes.values()}) == 1, outcomes
 
 
+@pytest.mark.parametrize("prompt, output", [("input_len", "output_len"), ("prompt_tokens", "completion_tokens"),
+                                            ("num_prompt_tokens", "num_output_tokens")])
+@pytest.mark.parametrize("value", [12.5, 0, None])
+def test_a_count_under_another_tools_name_is_named_so_in_every_container(capsys, tmp_path, prompt, output, value):
+    """A table's line named our column ('prompt_tokens') where the file has 'input_len', which a .jsonl's names."""
+    rows = [{prompt: 3, output: 4}, {prompt: 5, output: value}, {prompt: 7, output: 8}]
+    outcomes = {kind: _outcome(capsys, tmp_path, kind, rows) for kind in KINDS}
+    assert outcomes["csv"][1].startswith(f"error: FILE: column {output!r} in row 2 is "), outcomes
+    assert len({_place_free(outcome[1]) for outcome in outcomes.values()}) == 1, outcomes
+
+
 def test_a_boolean_count_is_the_same_one_line_in_a_jsonl_and_a_parquet(capsys, tmp_path):
     """A .jsonl's ``true`` and a parquet's Boolean column are values, refused alike (a .csv's ``True`` is text that
     spells no number: :func:`~ltrsched.workloads.number_text.text_error`'s line)."""

@@ -51,7 +51,7 @@ def test_csv_with_lines_ended_by_cr_alone(tmp_path):
 @pytest.mark.parametrize("name, text, message", [
     # a blank line and a failed BurstGPT request (left out) before the bad row: the file's row is named, not the table's
     ("burst.csv", "Timestamp,Request tokens,Response tokens\n0,5,0\n\n1,6,4\n2,7,4.5\n",
-     "column 'output_tokens' in row 4 is 4.5, not a token count"),
+     "column 'Response tokens' in row 4 is 4.5, not a token count"),
     ("t.csv", "prompt_tokens,output_tokens,arrival_time\n5,5,0\n6,6,1\n7,7,-2\n",
      "1 request(s) with a negative or non-finite arrival_time (first: -2.0) in row 3"),
     ("t.csv", "prompt_tokens,output_tokens\n5,5\n6,\n",

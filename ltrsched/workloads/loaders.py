@@ -867,6 +867,8 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                             + "; it must hold numbers" + (" (seconds) or date-times" if ours == "arrival_time" else ""))
         cols[ours] = col if scale == 1.0 else col.cast(pl.Float64) * scale
     _mooncake_timestamp(plain, list(names_found.values()), path)  # (plain-named numbers: seconds)
+    if arrival_info is not None:  # (a count's error names the file's column: 'input_len' was 'prompt_tokens')
+        arrival_info["count names"] = {c: names_found[c] for c in ("prompt_tokens", "output_tokens") if c in names_found}
     try:
         df = pl.DataFrame(
             {
@@ -1139,15 +1141,18 @@ def _temporal_seconds(col: pl.Series) -> pl.Series:
     return (stamps - stamps.min()).dt.total_microseconds().cast(pl.Float64) / 1e6
 
 
-def _sample_checked(df: pl.DataFrame, num_requests: int | None, seed: int, path: Path) -> pl.DataFrame:
+def _sample_checked(df: pl.DataFrame, num_requests: int | None, seed: int, path: Path,
+                    count_names: dict[str, str] | None = None) -> pl.DataFrame:
     """A seeded sample of a file's rows, after checking every row (a bad row passed when no seed drew it); errors
-    name the file (``path``). Rows without a ``request_id`` column are numbered 0, 1, ... after sampling."""
+    name the file (``path``), and a count's column by the file's own name (``count_names``: ours -> the file's, e.g.
+    ``input_len``, as a ``.jsonl``'s error names the line's key). Rows without a ``request_id`` column are numbered
+    0, 1, ... after sampling."""
     numbered = "request_id" not in df.columns
     rows = df[FILE_ROW] if FILE_ROW in df.columns else None
     df = df.drop(FILE_ROW, strict=False)
     what = "line" if path.suffix.lower() == ".jsonl" else "row"
     df = validate(_numbered(df) if numbered else df, str(path),
-                  None if rows is None else lambda row: f"{what} {rows[row]}")
+                  None if rows is None else lambda row: f"{what} {rows[row]}", count_names)
     _no_blank_texts(df, lambda row: (f"{path}:{rows[row]}" if what == "line" else f"{path}: row {rows[row]}")
                     if rows is not None else f"{path}: row {row + 1}")
     df = sample_rows(df, num_requests, seed, str(path))
@@ -1584,6 +1589,9 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
         df, named = _other_arrival_name(df, path)  # (TIMESTAMP, arrived_at: they travelled along unread)
         output_name = None if "output_tokens" in columns else next(
             (c for c in columns if c.strip().lower() in LENGTH_NAMES["output_tokens"]), None)
+        arrival["count names"] = {ours: next(c for c in columns if c.strip().lower() in names) for ours, names in
+                                  LENGTH_NAMES.items() if any(c.strip().lower() in names for c in columns)
+                                  and ours not in columns}  # (as length_columns reads them: the file's in errors)
         df = length_columns(df, str(path))  # (input_tokens, num_decode_tokens, ...: where it lacks ours)
         if "output_tokens" in df.columns:
             df = drop_failed_requests(df, output_name, path, arrival)
@@ -1618,7 +1626,8 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
         raise UserError(file_not_text_hint(path)
                         or f"{path}: unknown workload format {suffix!r}; use .parquet, .jsonl, .json or .csv")
     warning = _unit_warning(df["arrival_time"], arrival, path) if "arrival_time" in df.columns else None
-    workload = Workload(_sample_checked(df, num_requests, seed, path), path.stem, _meta(path, arrival, warning))
+    workload = Workload(_sample_checked(df, num_requests, seed, path, arrival.pop("count names", None)), path.stem,
+                        _meta(path, arrival, warning))
     for line in arrival.get("notes", ()):  # (after the checks; ahead of an error, load_workload prints them)
         print(line, file=sys.stderr)
     return workload

@@ -27,7 +27,8 @@ import numpy as np
 import polars as pl
 
 from ltrsched.errors import UserError
-from ltrsched.workloads.count_values import MAX_TOKENS, count_error
+from ltrsched.workloads import count_values
+from ltrsched.workloads.count_values import MAX_TOKENS
 from ltrsched.workloads.count_values import ZERO_OUTPUT_HINT  # noqa: F401  (where it was defined: imported from here)
 from ltrsched.workloads.number_text import text_numbers
 
@@ -248,10 +249,21 @@ def _row(row_name: Callable[[int], str] | None, row: int) -> str:
     return row_name(row) if row_name is not None else f"row {row + 1}"
 
 
-def validate(df: pl.DataFrame, name: str = "workload", row_name: Callable[[int], str] | None = None) -> pl.DataFrame:
+def _count_error(count_names: dict[str, str]) -> Callable:
+    """:func:`~ltrsched.workloads.count_values.count_error` naming a count column by the file's own name
+    (``count_names``: ours -> the file's), the zero-output hint kept for the output count under any name."""
+    return lambda name, col, value, where: count_values.count_error(name, count_names.get(col, col), value, where,
+                                                                    output=col == "output_tokens")
+
+
+def validate(df: pl.DataFrame, name: str = "workload", row_name: Callable[[int], str] | None = None,
+             count_names: dict[str, str] | None = None) -> pl.DataFrame:
     """Check and normalise a request table; raise :class:`UserError` naming the first problem, and for a value, the
     first row that holds it: ``row_name(row)`` (``row`` 0-based), by default ``"row {row + 1}"`` (a loader names the
-    file's own row or line: :func:`ltrsched.workloads.loaders.load_workload`)."""
+    file's own row or line: :func:`ltrsched.workloads.loaders.load_workload`). A count's error names its column by
+    ``count_names`` (ours -> the file's own name, e.g. ``input_len``, as a ``.jsonl``'s names the line's key), else
+    by ours."""
+    count_error = _count_error(count_names or {})
     if df.height == 0:
         raise UserError(f"{name}: the workload is empty")
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
