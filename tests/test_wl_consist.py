@@ -268,6 +268,21 @@ def test_a_value_is_refused_in_one_line_in_every_container(capsys, tmp_path, cas
         assert re.search(rf"FILE:{row}:|line {row}\b|row {row}\b", outcome[1]), (kind, outcome)
 
 
+@pytest.mark.parametrize("key", ["arrival_time", "timestamp", "arrival_time_ms"])
+@pytest.mark.parametrize("times", [[0.0, "soon"], ["soon", 1.0], ["soon", "later"]])
+def test_an_arrival_text_that_is_no_time_is_the_same_one_line_in_every_container(capsys, tmp_path, key, times):
+    """A .jsonl said "'arrival_time' must be a number of seconds or a date-time, got 'soon'" (among numbers: "the
+    arrival time is a number where line 2 gives a date-time ('soon')", naming neither key nor line), a parquet
+    "column arrival_time has non-numeric values ... it must hold numbers or date-times"; now a .csv's line in all."""
+    rows = [{"prompt_tokens": 3, "output_tokens": 4, key: t} for t in times]
+    outcomes = {kind: _outcome(capsys, tmp_path, kind, rows) for kind in KINDS}
+    row = times.index("soon") + 1
+    unit = "milliseconds" if key.endswith("_ms") else "seconds"
+    assert outcomes["csv"] == ("refused", f"error: FILE: column {key!r} has non-numeric values (String, first: "
+                                          f"'soon') in row {row}; it must hold numbers ({unit}) or date-times"), outcomes
+    assert len({_place_free(outcome[1]) for outcome in outcomes.values()}) == 1, outcomes
+
+
 def test_a_conversation_parquets_counts_as_text_are_read_as_a_flat_tables(capsys, tmp_path):
     """LMSYS-Chat-1M's kind of parquet (a ``conversation`` column) with its own ``output_tokens`` as text: refused
     ("holds String values ..., not token counts") where a flat table's are read."""

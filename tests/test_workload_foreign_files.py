@@ -304,12 +304,13 @@ def test_date_time_arrivals_read_alike_in_every_format(tmp_path, capsys):
                                       + "\n" + json.dumps({"timestamp": "soon", "prompt_tokens": 5,
                                                            "output_tokens": 6}))
     one_line_error(run_cli_fast(capsys, "simulate", "-w", tmp_path / "b.jsonl"),
-                   "b.jsonl:2: 'timestamp' must be a number of seconds or a date-time, got 'soon'")
+                   "b.jsonl: key 'timestamp' has non-numeric values (String, first: 'soon') in line 2; it must hold "
+                   "numbers (seconds) or date-times")
     pl.DataFrame({"arrival_time": ["soon", "later"], "prompt_tokens": [5, 6], "output_tokens": [6, 7]}).write_parquet(
         tmp_path / "b.parquet")
     one_line_error(run_cli_fast(capsys, "simulate", "-w", tmp_path / "b.parquet"),
-                   "b.parquet: column arrival_time has non-numeric values (String, first: 'soon') in row 1; it must hold "
-                   "numbers or date-times")
+                   "b.parquet: column 'arrival_time' has non-numeric values (String, first: 'soon') in row 1; it must "
+                   "hold numbers (seconds) or date-times")
     pl.DataFrame({"arrival_time": ["01/02/2023 23:59", "01/03/2023 00:01"], "prompt_tokens": [5, 6],
                   "output_tokens": [6, 7]}).write_parquet(tmp_path / "b.parquet")  # (the .csv's day/month rule)
     one_line_error(run_cli_fast(capsys, "simulate", "-w", tmp_path / "b.parquet"),

@@ -119,7 +119,7 @@ from ltrsched.fingerprint import file_digest
 from ltrsched.inputs import check_not_special
 from ltrsched.notices import explain_error
 from ltrsched.workloads.arrival_names import (
-    ARRIVAL_KEYS, ARRIVAL_NAMES, UNIT_SUFFIXES, arrival_suffix, escapes_a_letter, file_may_name_added,
+    ARRIVAL_KEYS, ARRIVAL_NAMES, UNIT_SUFFIXES, arrival_suffix, arrival_text_error, escapes_a_letter, file_may_name_added,
     unread_arrival_unit,
 )
 from ltrsched.workloads.arrivals import seconds_unit_warning
@@ -438,8 +438,7 @@ def _jsonl_dates(dates: dict[int, tuple[str, str]], arrivals: list[float], lines
             bad = pl.Series([True] * len(texts))
         at = int(bad.arg_max()) if bad.any() else 0
         line, (name, text) = list(dates.items())[at]
-        unit = "milliseconds" if arrival_suffix(name) == "_ms" else "seconds"
-        raise UserError(f"{path}:{line}: {name!r} must be a number of {unit} or a date-time, got {text!r}")
+        raise UserError(arrival_text_error(path, name, text, f"line {line}", "key"))  # (as a table's)
     if numbers:  # (every line has a time: the caller refuses lines without one among timed ones; a text that is no
         # date-time among numbers, 'soon', is refused above, naming its key and line: "the arrival time is a number
         # where line 2 gives a date-time ('soon')" named neither the key nor the bad line)
@@ -860,6 +859,9 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             at = _format_break(col) if col.dtype == pl.String else None
             if at is not None:
                 raise _format_break_error(col, at, f"{path}: column {found!r}", f"row {rows[at]}")
+        if ours == "arrival_time" and col.dtype == pl.String:  # (the words of every container's)
+            row = first_non_numeric_row(col)
+            raise UserError(arrival_text_error(path, found, col[row], f"row {rows[row]}"))
         if not col.dtype.is_numeric():  # e.g. true/false (a Boolean column would cast to 1/0 tokens) or text
             row, first = first_non_numeric_row(col), first_non_numeric(col)
             raise UserError(f"{path}: column {found!r} has non-numeric values ({col.dtype}"
@@ -1124,6 +1126,8 @@ def _table_arrivals(df: pl.DataFrame, path: Path, arrival_info: dict | None = No
         where = "" if at is None else (f"row {df[FILE_ROW][at]}" if FILE_ROW in df.columns else  # (a table's)
                                        f"record id {df['source_id'][at]!r}" if "source_id" in df.columns  # (a first
                                        else f"row {at + 1}")  # turn's: records skipped are no rows)
+        if col.dtype == pl.String and first:  # (the words of every container's: a .csv's)
+            raise UserError(arrival_text_error(path, name, first[0], where))
         raise UserError(f"{path}: column {name} has non-numeric values ({col.dtype}"
                         + (f", first: {first[0]!r}) in {where}" if first else ")") + "; it must hold numbers"
                         + (" or date-times" if col.dtype == pl.String else ""))
