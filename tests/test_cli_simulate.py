@@ -137,7 +137,7 @@ def test_missing_workload_file(capsys, tmp_path):
 @pytest.mark.parametrize("name, content, message", [
     ("t.jsonl", '{"prompt": "a", "generated": "b", "arrival_time": "x"}\n', ":1: 'arrival_time' must be a number"),
     ("t.jsonl", '{"prompt": "a", "generated": "b", "arrival_time": null}\n', ":1: 'arrival_time' must be a number"),
-    ("t.csv", "arrival_time,prompt_tokens,output_tokens\n0,5.5,3\n", "prompt_tokens has 1 non-integer value"),
+    ("t.csv", "arrival_time,prompt_tokens,output_tokens\n0,5.5,3\n", "column 'prompt_tokens' in row 1 is 5.5, not a token count"),
 ])
 def test_bad_workload_values(capsys, tmp_path, name, content, message):
     path = tmp_path / name
@@ -175,7 +175,7 @@ def test_fractional_token_counts_in_parquet(capsys, tmp_path):
     pl.DataFrame({"request_id": [0, 1], "prompt_tokens": [10.0, 20.5], "output_tokens": [5, 6],
                   "arrival_time": [0.0, 0.1]}).write_parquet(path)
     assert_one_line_error(run_cli_fast(capsys, "simulate", "-w",
-                                       str(path)), "prompt_tokens has 1 non-integer value(s) (first: 20.5)")
+                                       str(path)), "column 'prompt_tokens' in row 2 is 20.5, not a token count")
 
 
 @pytest.mark.parametrize("args", [

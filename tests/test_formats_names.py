@@ -65,7 +65,7 @@ def test_two_keys_for_one_count_are_an_error_naming_both(tmp_path, capsys):
 def test_a_count_of_0_under_another_name_names_the_key_and_the_eos_hint(tmp_path, capsys):
     path = _lines(tmp_path / "zero.jsonl", {"prompt_tokens": 3, "completion_tokens": 0})
     assert_one_line_error(run_cli_fast(capsys, "workloads", path),
-                          "zero.jsonl:1: 'completion_tokens' must be a whole number of tokens", "EOS")
+                          "zero.jsonl: key 'completion_tokens' in line 1 is 0, not a token count", "EOS")
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])

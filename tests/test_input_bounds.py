@@ -131,7 +131,9 @@ def test_csv_boolean_token_values_are_refused(capsys, tmp_path, content):
 def test_boolean_columns_in_a_workload_table_are_refused(column):
     cols = {"request_id": [0, 1], "prompt_tokens": [3, 4], "output_tokens": [3, 4], "arrival_time": [0.0, 0.0]}
     cols[column] = [True, True]
-    with pytest.raises(UserError, match=rf"column {column} has non-numeric values \(Boolean"):
+    counts = column in ("prompt_tokens", "output_tokens")  # (a count's value: one line in every container)
+    with pytest.raises(UserError, match=rf"column '{column}' in row 1 is True, not a token count" if counts else
+                       rf"column {column} has non-numeric values \(Boolean"):
         Workload(pl.DataFrame(cols), "t")
 
 

@@ -158,27 +158,29 @@ def _base(**changed) -> list[dict]:
 
 
 REFUSED = {  # case -> (rows, {container: the parts of its one line}); every line names the file too
-    "12.5 tokens": (_base(input_len=12.5), {"csv": ("non-integer", "12.5", "row 2"),
-                                            "parquet": ("non-integer", "12.5", "row 2"),
-                                            "jsonl": (":2:", "'input_len'", "whole number", "12.5")}),
-    "negative": (_base(input_len=-3), {"csv": ("prompt_tokens < 1", "-3", "row 2"),
-                                       "parquet": ("prompt_tokens < 1", "-3", "row 2"),
-                                       "jsonl": (":2:", "'input_len'", "-3")}),
+    # (a count that is no count: one wording in every container, count_values.count_error, naming the file's own
+    # column or key: a table named ours, 'prompt_tokens')
+    "12.5 tokens": (_base(input_len=12.5), {"csv": ("column 'input_len' in row 2 is 12.5, not a token count",),
+                                            "parquet": ("column 'input_len' in row 2 is 12.5, not a token count",),
+                                            "jsonl": ("key 'input_len' in line 2 is 12.5, not a token count",)}),
+    "negative": (_base(input_len=-3), {"csv": ("column 'input_len' in row 2 is -3, not a token count",),
+                                       "parquet": ("column 'input_len' in row 2 is -3, not a token count",),
+                                       "jsonl": ("key 'input_len' in line 2 is -3, not a token count",)}),
     "zero output": (_base(output_len=0), {k: ("0", "EOS", "give output_tokens 1") for k in ALL}),
     "bool": (_rows(input_len=[True, False, True, True, True], output_len=4),
-             {"csv": ("'input_len'", "non-numeric", "True", "row 1"), "parquet": ("non-numeric", "True", "row 1"),
-              "jsonl": (":1:", "'input_len'", "True")}),
+             {"csv": ("'input_len'", "non-numeric", "True", "row 1"), "parquet": ("column 'input_len' in row 1 is True, not a token count",),
+              "jsonl": ("key 'input_len' in line 1 is True, not a token count",)}),
     "null in one row": (_base(input_len=None), {"csv": ("missing", "row 2"), "parquet": ("missing", "row 2"),
-                                                "jsonl": (":2:", "'input_len'", "None")}),
+                                                "jsonl": ("key 'input_len' in line 2 is missing (null)",)}),
     "NaN in one row": (_base(input_len=math.nan), {"csv": ("'input_len'", "'nan'", "row 2"),
                                                    "parquet": ("nan", "row 2"),
-                                                   "jsonl": (":2:", "'input_len'", "nan")}),
+                                                   "jsonl": ("key 'input_len' in line 2 is nan",)}),
     "NaN output": (_base(output_len=math.nan), {"csv": ("'output_len'", "'nan'", "row 2"),
-                                                "parquet": ("nan", "row 2"), "jsonl": (":2:", "'output_len'", "nan")}),
+                                                "parquet": ("nan", "row 2"), "jsonl": ("key 'output_len' in line 2 is nan",)}),
     "inf": (_base(output_len=math.inf), {"csv": ("inf", "row 2"), "parquet": ("inf", "row 2"),
-                                         "jsonl": (":2:", "'output_len'", "inf")}),
+                                         "jsonl": ("key 'output_len' in line 2 is inf",)}),
     "1e30": (_base(output_len=1e30), {"csv": ("1e+30", "row 2", "2**53"), "parquet": ("1e+30", "row 2", "2**53"),
-                                      "jsonl": (":2:", "'output_len'", "1e+30")}),
+                                      "jsonl": ("key 'output_len' in line 2 is 1e+30", "2**53")}),
     "2**60 as an integer": (_base(output_len=2**60), {k: (str(2**60), "2**53") for k in ("parquet", "jsonl")}
                             | {"csv": ("2**53", "row 2")}),
     "counts as text that spells no number": (

@@ -30,18 +30,18 @@ def _lines(path, *records) -> str:
 def _zero_output_files(tmp_path):
     """(file, what the error names first) for each way a user's file gives an output of 0 tokens."""
     yield _lines(tmp_path / "count.jsonl", {"prompt": "hi there", "output_tokens": 3},
-                 {"prompt": "yo", "output_tokens": 0}), "count.jsonl:2: 'output_tokens' must be a whole number"
+                 {"prompt": "yo", "output_tokens": 0}), "count.jsonl: key 'output_tokens' in line 2 is 0, not a token count"
     # (it named 'generated', the key the reply is read by, not the line's 'response')
     yield _lines(tmp_path / "reply.jsonl", {"prompt": "hi there", "response": "ok"},
                  {"prompt": "yo", "response": ""}), "reply.jsonl:2: 'response' has no tokens (1 line(s) so)"
     yield _lines(tmp_path / "moon.jsonl", {"timestamp": 0, "input_length": 5, "output_length": 0}), \
-        "'output_length' must be a whole number of tokens in 1..2**53, got 0"
+        "moon.jsonl: key 'output_length' in line 1 is 0, not a token count"
     (tmp_path / "t.csv").write_text("prompt_tokens,output_tokens\n3,4\n5,0\n")
-    yield str(tmp_path / "t.csv"), "t.csv: 1 request(s) with output_tokens < 1 (first: 0, request 1) in row 2"
+    yield str(tmp_path / "t.csv"), "t.csv: column 'output_tokens' in row 2 is 0, not a token count"
     pl.DataFrame({"prompt_tokens": [3, 4], "output_tokens": [2, 0]}).write_parquet(tmp_path / "t.parquet")
-    yield str(tmp_path / "t.parquet"), "t.parquet: 1 request(s) with output_tokens < 1"
+    yield str(tmp_path / "t.parquet"), "t.parquet: column 'output_tokens' in row 2 is 0, not a token count"
     pl.DataFrame({"prompt": ["hello there", "good day"], "response": ["fine", ""]}).write_parquet(tmp_path / "r.parquet")
-    yield str(tmp_path / "r.parquet"), "r.parquet: 1 request(s) with output_tokens < 1"
+    yield str(tmp_path / "r.parquet"), "r.parquet: column 'output_tokens' in row 2 is 0, not a token count"
 
 
 def test_an_output_of_0_tokens_is_refused_with_its_likely_cause_and_remedy(tmp_path):
@@ -57,14 +57,14 @@ def test_an_output_of_0_tokens_is_refused_with_its_likely_cause_and_remedy(tmp_p
 
 def test_an_output_of_0_tokens_is_one_line_on_the_command_line(tmp_path, capsys):
     path = _lines(tmp_path / "w.jsonl", {"prompt": "hi there", "output_tokens": 0})
-    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", path), "w.jsonl:1:", EOS_CAUSE, EOS_REMEDY)
+    assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", path), "w.jsonl: key 'output_tokens' in line 1 is 0", EOS_CAUSE, EOS_REMEDY)
 
 
 def test_a_conversation_tables_output_count_of_0_names_the_cause(tmp_path):
     conversation = [{"role": "user", "content": "how are you today my friend"},
                     {"role": "assistant", "content": "fine, thanks for asking, and you"}]
     pl.DataFrame({"conversation": [conversation], "output_tokens": [0]}).write_parquet(tmp_path / "c.parquet")
-    with pytest.raises(UserError, match=r"output_tokens 0 is not a whole number of tokens.*EOS as its first token"):
+    with pytest.raises(UserError, match=r"column 'output_tokens' in row 1 \(id ''\) is 0, not a token count.*EOS as its first token"):
         load_workload(str(tmp_path / "c.parquet"))
 
 
@@ -73,7 +73,7 @@ def test_a_negative_output_count_keeps_its_message(tmp_path):
     (tmp_path / "t.csv").write_text("prompt_tokens,output_tokens\n3,-3\n")
     with pytest.raises(UserError) as info:
         load_workload(str(tmp_path / "t.csv"))
-    assert "output_tokens < 1 (first: -3" in str(info.value) and "EOS" not in str(info.value)
+    assert "'output_tokens' in row 1 is -3, not a token count" in str(info.value) and "EOS" not in str(info.value)
 
 
 # --- prompts of invisible characters alone --------------------------------------------------------------------------

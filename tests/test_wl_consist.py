@@ -94,12 +94,55 @@ def test_a_count_text_that_spells_no_number_is_the_same_one_line_in_every_contai
     ("9007199254740993", ("2**53",)),
 ])
 def test_a_count_text_of_a_number_that_is_no_count_is_refused_in_every_container(capsys, tmp_path, text, parts):
-    """The number the text spells is checked as any count is (a whole number in 1..2**53), in each container's
-    words (a .jsonl's line names the key; a table's, the column and row)."""
-    for kind in KINDS:
-        outcome = _outcome(capsys, tmp_path, kind, _counts(text))
+    """The number the text spells is checked as any count is (a whole number in 1..2**53), in one line, the same in
+    every container but for its words for a place (a .jsonl's key and line; a table's column and row)."""
+    outcomes = {kind: _outcome(capsys, tmp_path, kind, _counts(text)) for kind in KINDS}
+    for kind, outcome in outcomes.items():
         assert outcome[0] == "refused" and all(p in outcome[1] for p in parts), (kind, outcome)
-        assert (":2:" if kind == "jsonl" else "row 2") in outcome[1], (kind, outcome)
+        assert ("in line 2" if kind == "jsonl" else "in row 2") in outcome[1], (kind, outcome)
+    assert len({_place_free(outcome[1]) for outcome in outcomes.values()}) == 1, outcomes
+
+
+# A count that is a number (or null) but no count: one line in every container, naming the file, the field, the row
+# (line) and the value as read. (A .jsonl said "'prompt_tokens' must be a whole number of tokens in 1..2**53, got
+# None" where a table said "column prompt_tokens has 1 missing value(s), the first in row 2"; for 0, 12.5 and 2**60
+# the tables had three other sentences.)
+COUNT_REFUSED = {"0": (0, "0"), "-3": (-3, "-3"), "-0.0": (-0.0, "0"), "12.5": (12.5, "12.5"),
+                 "2**60": (2**60, str(2**60)), "2**53 + 1": (2**53 + 1, str(2**53 + 1)), "1e30": (1e30, "1e+30"),
+                 "null": (None, "missing (null)")}
+
+
+@pytest.mark.parametrize("case", list(COUNT_REFUSED))
+@pytest.mark.parametrize("field", ["prompt_tokens", "output_tokens"])
+def test_a_number_that_is_no_count_is_the_same_one_line_in_every_container(capsys, tmp_path, case, field):
+    value, shown = COUNT_REFUSED[case]
+    outcomes = {kind: _outcome(capsys, tmp_path, kind, _counts(value, field)) for kind in KINDS}
+    line = f"error: FILE: column {field!r} in row 2 is {shown}, not a token count (a whole number in 1..2**53)"
+    zero = shown == "0" and field == "output_tokens"  # (with the likely cause: a count without its EOS token)
+    assert outcomes["csv"][0] == "refused" and outcomes["csv"][1].startswith(line), outcomes
+    assert ("; an output of 0 tokens" in outcomes["csv"][1]) == zero, outcomes
+    assert len({_place_free(outcome[1]) for outcome in outcomes.values()}) == 1, outcomes
+
+
+@pytest.mark.parametrize("prompt, output", [("input_len", "output_len"), ("prompt_tokens", "completion_tokens"),
+                                            ("num_prompt_tokens", "num_output_tokens")])
+@pytest.mark.parametrize("value", [12.5, 0, None])
+def test_a_count_under_another_tools_name_is_named_so_in_every_container(capsys, tmp_path, prompt, output, value):
+    """A table's line named our column ('prompt_tokens') where the file has 'input_len', which a .jsonl's names."""
+    rows = [{prompt: 3, output: 4}, {prompt: 5, output: value}, {prompt: 7, output: 8}]
+    outcomes = {kind: _outcome(capsys, tmp_path, kind, rows) for kind in KINDS}
+    assert outcomes["csv"][1].startswith(f"error: FILE: column {output!r} in row 2 is "), outcomes
+    assert len({_place_free(outcome[1]) for outcome in outcomes.values()}) == 1, outcomes
+
+
+def test_a_boolean_count_is_the_same_one_line_in_a_jsonl_and_a_parquet(capsys, tmp_path):
+    """A .jsonl's ``true`` and a parquet's Boolean column are values, refused alike (a .csv's ``True`` is text that
+    spells no number: :func:`~ltrsched.workloads.number_text.text_error`'s line)."""
+    rows = [{**r, "output_tokens": True} for r in _counts(5)]
+    outcomes = {kind: _outcome(capsys, tmp_path, kind, rows) for kind in ("parquet", "jsonl")}
+    assert outcomes["parquet"] == ("refused", "error: FILE: column 'output_tokens' in row 1 is True, not a token "
+                                              "count (a whole number in 1..2**53)"), outcomes
+    assert _place_free(outcomes["jsonl"][1]) == outcomes["parquet"][1], outcomes
 
 
 # --- BurstGPT's failed requests (Response tokens 0): left out in every container, with the same warning -------------
@@ -138,7 +181,7 @@ def test_an_output_of_0_under_another_name_is_still_refused_in_a_jsonl(capsys, t
     path.write_text('{"request tokens": 3, "response tokens": 0}\n{"prompt_tokens": 3, "output_tokens": 0}\n'
                     '{"request tokens": 3, "response tokens": 4}\n')
     r = run_cli_fast(capsys, "simulate", "-w", str(path), "--no-progress", "-o", str(tmp_path / "run"))
-    assert_one_line_error(r, "t.jsonl:2:", "'output_tokens'", "got 0", "EOS")
+    assert_one_line_error(r, "t.jsonl: key 'output_tokens' in line 2 is 0, not a token count", "EOS")
 
 
 # --- other fields, other kinds of value: the same Workload (load_workload) or the same refusal (the CLI) ------------
@@ -207,7 +250,9 @@ SAME_REFUSAL = {  # case -> (rows, what every container's one line names[, the r
     "id '7x'": (_two(request_id="7x"), ("request_id", "'7x'", "whole number")),
     "id true": ([{**r, "request_id": b} for r, b in zip(_two(), [False, True])], ("request_id", "whole number"), 1),
     "score '0.5x'": (_two(score="0.5x"), ("score", "'0.5x'")),
-    "arrival 'soon'": (_two(arrival_time="soon"), ("arrival", "'soon'")),
+    # (a .jsonl named neither the key nor the line: "t.jsonl:1: the arrival time is a number where line 2 gives a
+    # date-time ('soon')")
+    "arrival 'soon'": (_two(arrival_time="soon"), ("arrival_time", "'soon'")),
 }
 
 
@@ -221,6 +266,21 @@ def test_a_value_is_refused_in_one_line_in_every_container(capsys, tmp_path, cas
         outcome = _outcome(capsys, tmp_path, kind, rows)
         assert outcome[0] == "refused" and all(p in outcome[1] for p in parts), (kind, outcome)
         assert re.search(rf"FILE:{row}:|line {row}\b|row {row}\b", outcome[1]), (kind, outcome)
+
+
+@pytest.mark.parametrize("key", ["arrival_time", "timestamp", "arrival_time_ms"])
+@pytest.mark.parametrize("times", [[0.0, "soon"], ["soon", 1.0], ["soon", "later"]])
+def test_an_arrival_text_that_is_no_time_is_the_same_one_line_in_every_container(capsys, tmp_path, key, times):
+    """A .jsonl said "'arrival_time' must be a number of seconds or a date-time, got 'soon'" (among numbers: "the
+    arrival time is a number where line 2 gives a date-time ('soon')", naming neither key nor line), a parquet
+    "column arrival_time has non-numeric values ... it must hold numbers or date-times"; now a .csv's line in all."""
+    rows = [{"prompt_tokens": 3, "output_tokens": 4, key: t} for t in times]
+    outcomes = {kind: _outcome(capsys, tmp_path, kind, rows) for kind in KINDS}
+    row = times.index("soon") + 1
+    unit = "milliseconds" if key.endswith("_ms") else "seconds"
+    assert outcomes["csv"] == ("refused", f"error: FILE: column {key!r} has non-numeric values (String, first: "
+                                          f"'soon') in row {row}; it must hold numbers ({unit}) or date-times"), outcomes
+    assert len({_place_free(outcome[1]) for outcome in outcomes.values()}) == 1, outcomes
 
 
 def test_a_conversation_parquets_counts_as_text_are_read_as_a_flat_tables(capsys, tmp_path):
@@ -279,19 +339,22 @@ def test_a_mooncake_timestamp_as_text_is_read_as_other_arrival_texts(tmp_path):
     assert load_workload(str(path)).df["arrival_time"].to_list() == [0.0, 1.5]
 
 
-def _conversations(tmp_path, kind: str, counts: list) -> str:
-    """Two ShareGPT conversations, each with its own ``output_tokens`` (``counts``), as a ``.json`` array, a
-    ``.jsonl`` or a parquet (LMSYS-Chat-1M's kind: a ``conversation`` column of role/content messages)."""
+def _conversations(tmp_path, kind: str, counts: list, **more: list) -> str:
+    """Two ShareGPT conversations, each with its own ``output_tokens`` (``counts``; None: no such key or column) and
+    ``more`` counts under other names, as a ``.json`` array, a ``.jsonl`` or a parquet (LMSYS-Chat-1M's kind: a
+    ``conversation`` column of role/content messages)."""
     prompts = ["hello there, how are you doing today my friend", "and what is new with you today, tell me"]
     reply = "fine, thanks; and you, my friend? all good here"
     path = tmp_path / f"c.{kind}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    given = {**({"output_tokens": counts} if counts is not None else {}), **more}
     if kind == "parquet":
-        pl.DataFrame({"conversation_id": ["a", "b"], "output_tokens": counts,
+        pl.DataFrame({"conversation_id": ["a", "b"], **given,
                       "conversation": [[{"role": "user", "content": p}, {"role": "assistant", "content": reply}]
                                        for p in prompts]}).write_parquet(path)
         return str(path)
     records = [{"id": i, "conversations": [{"from": "human", "value": p}, {"from": "gpt", "value": reply}],
-                "output_tokens": c} for i, p, c in zip("ab", prompts, counts)]
+                **{name: values[n] for name, values in given.items()}} for n, (i, p) in enumerate(zip("ab", prompts))]
     path.write_text(json.dumps(records) if kind == "json" else "".join(json.dumps(r) + "\n" for r in records))
     return str(path)
 
@@ -318,8 +381,8 @@ def test_a_conversation_records_bad_count_is_one_line(capsys, tmp_path):
     assert_one_line_error(r, "c.json", "key 'output_tokens' has non-numeric values (String, first: '9x') in record 2")
     path = _conversations(tmp_path, "jsonl", [99, 0])
     r = run_cli_fast(capsys, "simulate", "-w", path, "--no-progress", "-o", str(tmp_path / "run"))
-    assert_one_line_error(r, "c.jsonl", "row 2 (id 'b'): output_tokens 0 is not a whole number of tokens in 1..2**53",
-                          "EOS")
+    assert_one_line_error(r, "c.jsonl: key 'output_tokens' in record 2 (id 'b') is 0, not a token count (a whole "
+                                     "number in 1..2**53)", "EOS")
 
 
 @pytest.mark.parametrize("kind", ["json", "jsonl"])
@@ -333,3 +396,55 @@ def test_a_key_named_twice_in_a_conversation_record_is_refused_in_every_containe
     r = run_cli_fast(capsys, "simulate", "-w", str(path), "--no-progress", "-o", str(tmp_path / "run"))
     assert_one_line_error(r, f"c.{kind}", "the key 'score' is given twice; keep one",
                           "record 1 (from line 1)" if kind == "json" else f"c.{kind}:1:")
+
+
+@pytest.mark.parametrize("prompt, output", [("input_len", "output_len"), ("prompt_tokens", "completion_tokens"),
+                                            ("num_prompt_tokens", "num_output_tokens"),
+                                            ("input_length", "output_length")])
+def test_a_conversation_records_counts_under_another_tools_names_are_read_as_a_parquets(capsys, tmp_path, prompt,
+                                                                                        output):
+    """A .json's or .jsonl's conversation record's ``input_len``/``output_len`` (vLLM's benchmark names, OpenAI
+    usage's ``completion_tokens``, ...) were ignored (the text's Llama-3 counts used: 13 for a record giving 98),
+    where a conversations parquet's columns of those names are read (the name table every format reads counts by:
+    :data:`~ltrsched.workloads.schema.LENGTH_NAMES`)."""
+    from ltrsched.workloads import load_workload
+    from ltrsched.workloads.loaders import workload_fingerprint
+
+    read = {}
+    for kind in ("parquet", "json", "jsonl"):
+        df = load_workload(_conversations(tmp_path / kind, kind, None, **{prompt: [41, 42], output: [99, 98]})).df
+        read[kind] = sorted(zip(df["prompt_tokens"].to_list(), df["output_tokens"].to_list()))
+        # (a .jsonl line with a prompt count, prompt_tokens or input_length, is a request line of lengths: the same
+        # counts, no conversation to compare them with)
+        assert ("2 of the 2 first turns' output_tokens differ" in capsys.readouterr().err) == (
+            kind != "jsonl" or prompt not in ("prompt_tokens", "input_length")), kind
+    assert read == {"parquet": [(41, 99), (42, 98)], "json": [(41, 99), (42, 98)], "jsonl": [(41, 99), (42, 98)]}
+    # (a run or parse cached when such a file was read otherwise is not reused)
+    assert workload_fingerprint(_conversations(tmp_path / "fp", "json", None, **{output: [99, 98]}))[
+        "conversation count names"] == "other tools'"
+
+
+@pytest.mark.parametrize("kind", ["json", "jsonl"])
+def test_two_names_for_a_conversation_records_count_are_a_request_lines_error(capsys, tmp_path, kind):
+    """``output_tokens`` beside ``completion_tokens`` in a conversation record: refused as a .jsonl request line's two
+    keys are (one was used, silently, or rather both ignored before the record's counts were read)."""
+    path = _conversations(tmp_path, kind, [99, 98], completion_tokens=[7, 8])
+    r = run_cli_fast(capsys, "simulate", "-w", path, "--no-progress", "-o", str(tmp_path / "run"))
+    assert_one_line_error(r, f"c.{kind}: record 1 (id 'a'): 'output_tokens' and 'completion_tokens' both give the "
+                             "output_tokens; which does? give one")
+    line = tmp_path / "line.jsonl"  # (a request line's, the same words)
+    line.write_text('{"prompt": "hi", "output_tokens": 99, "completion_tokens": 7}\n')
+    r = run_cli_fast(capsys, "simulate", "-w", str(line), "--no-progress", "-o", str(tmp_path / "run2"))
+    assert_one_line_error(r, "line.jsonl:1: 'output_tokens' and 'completion_tokens' both give the output_tokens; "
+                             "which does? give one")
+
+
+@pytest.mark.parametrize("value, shown", [(0, "0"), (12.5, "12.5"), (2**60, str(2**60)), (True, "True")])
+def test_a_conversation_records_count_that_is_no_count_is_a_request_lines_line(capsys, tmp_path, value, shown):
+    """A conversation record's count that is a number (or boolean) but no count, in the words every container uses
+    (it said "row 2 (id 'b'): output_tokens 0 is not a whole number of tokens in 1..2**53 (1 row(s) so)", and of
+    true "'output_tokens' must be a whole number of tokens (or null), got True")."""
+    path = _conversations(tmp_path, "json", [99, value])
+    r = run_cli_fast(capsys, "simulate", "-w", path, "--no-progress", "-o", str(tmp_path / "run"))
+    assert_one_line_error(r, f"c.json: key 'output_tokens' in record 2 (id 'b') is {shown}, not a token count (a whole "
+                             "number in 1..2**53)")

@@ -29,7 +29,7 @@ def test_decimal_token_counts_are_not_truncated(tmp_path, capsys):
     pl.DataFrame({"prompt_tokens": [5, 6], "output_tokens": pl.Series(["3.50", "7"]).cast(pl.Decimal(10, 2))}
                  ).write_parquet(path)
     one_line_error(run_cli_fast(capsys, "simulate", "-w", path),
-                   "column output_tokens has 1 non-integer value(s) (first: 3.5")
+                   "column 'output_tokens' in row 1 is 3.5, not a token count")
     pl.DataFrame({"prompt_tokens": pl.Series(["5", "6"]).cast(pl.Decimal(10, 2)),
                   "output_tokens": pl.Series(["3.00", "7"]).cast(pl.Decimal(10, 2)),
                   "request_id": pl.Series(["4", "9"]).cast(pl.Decimal(12, 0))}).write_parquet(path)
@@ -51,11 +51,11 @@ def test_csv_with_lines_ended_by_cr_alone(tmp_path):
 @pytest.mark.parametrize("name, text, message", [
     # a blank line and a failed BurstGPT request (left out) before the bad row: the file's row is named, not the table's
     ("burst.csv", "Timestamp,Request tokens,Response tokens\n0,5,0\n\n1,6,4\n2,7,4.5\n",
-     "column output_tokens has 1 non-integer value(s) (first: 4.5) in row 4"),
+     "column 'Response tokens' in row 4 is 4.5, not a token count"),
     ("t.csv", "prompt_tokens,output_tokens,arrival_time\n5,5,0\n6,6,1\n7,7,-2\n",
      "1 request(s) with a negative or non-finite arrival_time (first: -2.0) in row 3"),
     ("t.csv", "prompt_tokens,output_tokens\n5,5\n6,\n",
-     "column output_tokens has 1 missing value(s), the first in row 2"),
+     "column 'output_tokens' in row 2 is missing (null), not a token count"),
     ("t.csv", "prompt_tokens,output_tokens,po_estimate\n5,5,1\n6,6,-4\n",
      "column po_estimate has 1 negative or non-finite value(s) (first: -4.0) in row 2"),
     ("t.csv", "prompt_tokens,output_tokens\n5,5\n\n6,x\n",
@@ -82,7 +82,7 @@ def test_value_errors_name_the_files_row(tmp_path, capsys, name, text, message):
 def test_parquet_errors_name_the_row(tmp_path, capsys):
     path = tmp_path / "t.parquet"
     pl.DataFrame({"prompt_tokens": [5, 6, 0], "output_tokens": [3, 3, 3], "request_id": [7, 8, 9]}).write_parquet(path)
-    with pytest.raises(UserError, match=r"1 request\(s\) with prompt_tokens < 1 \(first: 0, request 9\) in row 3$"):
+    with pytest.raises(UserError, match=r"column 'prompt_tokens' in row 3 is 0, not a token count \(a whole number in 1\.\.2\*\*53\)$"):
         load_workload(str(path))
 
 
@@ -299,17 +299,18 @@ def test_date_time_arrivals_read_alike_in_every_format(tmp_path, capsys):
                                       + "\n" + json.dumps({"timestamp": 3.5, "prompt_tokens": 5, "output_tokens": 6}))
     one_line_error(run_cli_fast(capsys, "simulate", "-w", tmp_path / "b.jsonl"),
                    "b.jsonl:2: the arrival time is a number where line 1 gives a date-time "
-                   "('2023-11-16 18:15:46.6805900'); give one kind on every line")
+                   "('timestamp': '2023-11-16 18:15:46.6805900'); give one kind on every line")
     (tmp_path / "b.jsonl").write_text(json.dumps({"timestamp": stamps[0], "prompt_tokens": 5, "output_tokens": 6})
                                       + "\n" + json.dumps({"timestamp": "soon", "prompt_tokens": 5,
                                                            "output_tokens": 6}))
     one_line_error(run_cli_fast(capsys, "simulate", "-w", tmp_path / "b.jsonl"),
-                   "b.jsonl:2: 'timestamp' must be a number of seconds or a date-time, got 'soon'")
+                   "b.jsonl: key 'timestamp' has non-numeric values (String, first: 'soon') in line 2; it must hold "
+                   "numbers (seconds) or date-times")
     pl.DataFrame({"arrival_time": ["soon", "later"], "prompt_tokens": [5, 6], "output_tokens": [6, 7]}).write_parquet(
         tmp_path / "b.parquet")
     one_line_error(run_cli_fast(capsys, "simulate", "-w", tmp_path / "b.parquet"),
-                   "b.parquet: column arrival_time has non-numeric values (String, first: 'soon') in row 1; it must hold "
-                   "numbers or date-times")
+                   "b.parquet: column 'arrival_time' has non-numeric values (String, first: 'soon') in row 1; it must "
+                   "hold numbers (seconds) or date-times")
     pl.DataFrame({"arrival_time": ["01/02/2023 23:59", "01/03/2023 00:01"], "prompt_tokens": [5, 6],
                   "output_tokens": [6, 7]}).write_parquet(tmp_path / "b.parquet")  # (the .csv's day/month rule)
     one_line_error(run_cli_fast(capsys, "simulate", "-w", tmp_path / "b.parquet"),

@@ -120,8 +120,8 @@ def test_a_parse_cached_before_the_arrival_times_is_not_reused(tmp_path, monkeyp
     ([chat(0, timestamp=10**400)], "c.jsonl: record 1: 'timestamp' is too large to be an arrival time (401 digits)"),
     ([chat(0, timestamp=0, arrived_at=1)], "c.jsonl: record 1: 'timestamp' and 'arrived_at' both give the arrival"),
     ([sharegpt(0, timestamp="soon"), sharegpt(1, timestamp="later")],
-     "c.jsonl: column timestamp has non-numeric values (String, first: 'soon') in record id 's0'; it must hold numbers "
-     "or date-times"),
+     "c.jsonl: column 'timestamp' has non-numeric values (String, first: 'soon') in record id 's0'; it must hold "
+     "numbers (seconds) or date-times"),
     ([sharegpt(0, timestamp=-3), sharegpt(1, timestamp=2)],
      "c.jsonl: 1 request(s) with a negative or non-finite arrival_time (first: -3.0) in record id 's0'"),
 ])

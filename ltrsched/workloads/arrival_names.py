@@ -34,6 +34,17 @@ def arrival_suffix(name: str) -> str | None:
     return _SUFFIXES.get(name.strip().lower()) if isinstance(name, str) else None
 
 
+def arrival_text_error(path, field: str, value: str, where: str, what: str = "column") -> str:
+    """The one-line error for an arrival time written as text that is neither a number nor a date-time (``'soon'``),
+    in every container: ``field`` the file's own name of the ``what`` (``"column"`` or ``"key"``), ``where`` its row
+    (``"row 2"``) or line (``"line 2"``). (A ``.jsonl`` said "'arrival_time' must be a number of seconds or a
+    date-time, got 'soon'", a parquet "column arrival_time has non-numeric values ... it must hold numbers or
+    date-times".)"""
+    unit = "milliseconds" if arrival_suffix(field) == "_ms" else "seconds"
+    return (f"{path}: {what} {field!r} has non-numeric values (String, first: {value!r}) in {where}; it must hold "
+            f"numbers ({unit}) or date-times")
+
+
 #: Unit suffixes of arrival-time names that no format reads (microseconds, nanoseconds, minutes, hours, and spellings
 #: of seconds and milliseconds other than ``_s`` and ``_ms``) -> the unit in words. A column so named was read as no
 #: arrival times at all: every request at t = 0, the trace's times silently dropped (:func:`unread_arrival_unit`).

@@ -50,8 +50,9 @@ Files, by suffix:
   ``conversation`` column) is read the same way; its ``score``, ``po_estimate``, ``predicted_length``,
   arrival times and ``request_id`` columns are kept, as a flat table's (a ``.json``'s or ``.jsonl``'s record's keys
   likewise, read as a request line's: :data:`~ltrsched.workloads.sharegpt.RECORD_COLUMNS`), and so are its own
-  ``prompt_tokens`` and ``output_tokens`` of each first turn (a ``.json``'s or ``.jsonl``'s record's keys likewise:
-  they were ignored) (a flat table's and a ``.jsonl``'s given counts are used too; they were
+  ``prompt_tokens`` and ``output_tokens`` of each first turn (a ``.json``'s or ``.jsonl``'s record's keys likewise,
+  ours or another tool's, ``input_len``, ``completion_tokens``, by a request line's name table,
+  :func:`~ltrsched.workloads.record_values.count_keys`: they were ignored) (a flat table's and a ``.jsonl``'s given counts are used too; they were
   recounted from the text): the file's count where a row gives one, the text's Llama-3 count where it is null; the
   paper's selection (prompt and output lengths) reads them. Counts that differ from the text's Llama-3 count are
   kept, and counted in a warning on stderr (they may be another tokenizer's); a count that is not a whole number
@@ -118,12 +119,14 @@ from ltrsched.fingerprint import file_digest
 from ltrsched.inputs import check_not_special
 from ltrsched.notices import explain_error
 from ltrsched.workloads.arrival_names import (
-    ARRIVAL_KEYS, ARRIVAL_NAMES, UNIT_SUFFIXES, arrival_suffix, escapes_a_letter, file_may_name_added,
+    ARRIVAL_KEYS, ARRIVAL_NAMES, UNIT_SUFFIXES, arrival_suffix, arrival_text_error, escapes_a_letter, file_may_name_added,
     unread_arrival_unit,
 )
 from ltrsched.workloads.arrivals import seconds_unit_warning
 from ltrsched.workloads.blank_text import blank_why, is_blank
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
+from ltrsched.workloads.count_values import count_error, is_count
+from ltrsched.workloads.empty_file import check_not_empty
 from ltrsched.workloads.number_text import number_texts, text_error, text_number, text_numbers
 from ltrsched.workloads.csv_fields import field_error
 from ltrsched.workloads.csv_joined import joined_files_error, repeated_header_row
@@ -137,11 +140,11 @@ from ltrsched.workloads.schema import (
     first_non_numeric_row,
     length_columns, request_ids, validate,
 )
-from ltrsched.workloads.record_values import optional_number, request_id_value
+from ltrsched.workloads.record_values import count_keys, optional_number, request_id_value
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, left_out, paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import (
     CONVERSATION_KEYS, COUNT_COLUMNS, SYSTEM_COLUMN, TABLE_COLUMNS, format_hint, is_conversation_table,
-    load_sharegpt_records, may_give_counts,
+    load_sharegpt_records, may_give_counts, may_give_other_counts,
     may_give_arrivals, may_give_columns, may_give_system_text, record_hint, records_key,
 )
 from ltrsched.workloads.tokenizer import count_tokens
@@ -150,7 +153,6 @@ from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, file_not_te
 CSV_COLUMNS = {"arrival_time": ARRIVAL_NAMES, **LENGTH_NAMES}
 
 
-_MAX_TOKENS = 2**53  # a length given as a number: any larger is no length (and would not fit an int64 sum)
 #: Mooncake's trace keys (FAST'25 release, ``mooncake_trace.jsonl``): ``input_length`` and ``output_length``
 #: [tokens], read as ``prompt_tokens`` and ``output_tokens``; on a line that has them, ``timestamp`` is the arrival
 #: [ms] since the first request (Mooncake's unit). Its ``hash_ids`` (prefix-cache blocks) are not read: the simulator
@@ -427,9 +429,6 @@ def _jsonl_dates(dates: dict[int, tuple[str, str]], arrivals: list[float], lines
     date-time."""
     numbers = [line for line in lines if line not in dates]
     first_line, (key, first) = next(iter(dates.items()))
-    if numbers:  # (every line has a time: the caller refuses lines without one among timed ones)
-        raise UserError(f"{path}:{numbers[0]}: the arrival time is a number where line {first_line} gives a "
-                        f"date-time ({first!r}); give one kind on every line")
     texts = pl.Series(key, [text for _, text in dates.values()], dtype=pl.String).str.strip_chars()
     seconds = _datetime_seconds(texts, f"{path}: key {key!r}")
     if seconds.dtype == pl.String:
@@ -439,8 +438,12 @@ def _jsonl_dates(dates: dict[int, tuple[str, str]], arrivals: list[float], lines
             bad = pl.Series([True] * len(texts))
         at = int(bad.arg_max()) if bad.any() else 0
         line, (name, text) = list(dates.items())[at]
-        unit = "milliseconds" if arrival_suffix(name) == "_ms" else "seconds"
-        raise UserError(f"{path}:{line}: {name!r} must be a number of {unit} or a date-time, got {text!r}")
+        raise UserError(arrival_text_error(path, name, text, f"line {line}", "key"))  # (as a table's)
+    if numbers:  # (every line has a time: the caller refuses lines without one among timed ones; a text that is no
+        # date-time among numbers, 'soon', is refused above, naming its key and line: "the arrival time is a number
+        # where line 2 gives a date-time ('soon')" named neither the key nor the bad line)
+        raise UserError(f"{path}:{numbers[0]}: the arrival time is a number where line {first_line} gives a "
+                        f"date-time ({key!r}: {first!r}); give one kind on every line")
     return seconds.to_list()
 
 
@@ -547,15 +550,11 @@ def _other_length_keys(rec: dict, where: str) -> dict:
     two keys giving one count (``completion_tokens`` beside ``output_tokens``: which holds it?). (Such a line was
     refused as "expected an object with string fields 'prompt' and 'generated'", or, beside the texts, its counts
     dropped and the texts' Llama-3 counts used.)"""
-    found = [k for k in rec if k in OTHER_LENGTH_KEYS]
+    found = {ours: key for ours, key in count_keys(rec, where).items() if key != ours}  # (the one name table)
     if not found:
         return rec
     rec = dict(rec)
-    for key in found:
-        ours = OTHER_LENGTH_KEYS[key]
-        if ours in rec:
-            theirs = next((k for k in found if k != key and OTHER_LENGTH_KEYS[k] == ours), ours)
-            raise UserError(f"{where}: {theirs!r} and {key!r} both give the {ours}; which does? give one")
+    for ours, key in found.items():
         rec[ours] = _token_count(rec.pop(key), key, where)
     return rec
 
@@ -564,19 +563,18 @@ def _token_count(value, name: str, where: str) -> int:
     """A ``.jsonl`` line's ``output_tokens`` or ``prompt_tokens`` (``name``) [tokens]: a whole number >= 1 (an
     integral float too, as some writers make them; text as :mod:`ltrsched.workloads.number_text` reads it, as a
     ``.csv``'s field and a parquet's Utf8 value are: ``"12"`` was refused); one-line :class:`UserError` naming
-    ``where`` (``"{path}:{line}"``) for anything else."""
+    ``where`` (``"{path}:{line}"``) for anything else, in a table's words (:func:`~ltrsched.workloads.count_values.
+    count_error`: ``got None`` was a table's ``missing value``)."""
     number = text_number(value) if isinstance(value, str) else value
+    path, line = where.rsplit(":", 1)
     if number is None and isinstance(value, str):  # (named by its line, as every container's bad text is)
-        path, line = where.rsplit(":", 1)
         raise UserError(text_error(path, name, value, f"line {line}", what="key"))
-    number = int(number) if isinstance(number, float) and number.is_integer() else number
     if number == 0 and not isinstance(number, bool) and name.lower() in FAILED_OUTPUT_NAMES:
         return 0  # BurstGPT's failed request: left out with a warning (:func:`drop_failed_requests`), as a .csv's
-    if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= _MAX_TOKENS:
-        zero = number == 0 and not isinstance(number, bool) and OTHER_LENGTH_KEYS.get(name, name) == "output_tokens"
-        raise UserError(f"{where}: {name!r} must be a whole number of tokens in 1..2**53, got {value!r}"
-                        + (f"; {ZERO_OUTPUT_HINT}" if zero else ""))
-    return number
+    if not is_count(number):
+        raise UserError(count_error(path, name, number, f"line {line}", "key",
+                                    output=OTHER_LENGTH_KEYS.get(name, name) == "output_tokens"))
+    return int(number)
 
 
 def _no_blank_prompts(texts: list, counted, where) -> None:
@@ -861,6 +859,9 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             at = _format_break(col) if col.dtype == pl.String else None
             if at is not None:
                 raise _format_break_error(col, at, f"{path}: column {found!r}", f"row {rows[at]}")
+        if ours == "arrival_time" and col.dtype == pl.String:  # (the words of every container's)
+            row = first_non_numeric_row(col)
+            raise UserError(arrival_text_error(path, found, col[row], f"row {rows[row]}"))
         if not col.dtype.is_numeric():  # e.g. true/false (a Boolean column would cast to 1/0 tokens) or text
             row, first = first_non_numeric_row(col), first_non_numeric(col)
             raise UserError(f"{path}: column {found!r} has non-numeric values ({col.dtype}"
@@ -868,6 +869,8 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                             + "; it must hold numbers" + (" (seconds) or date-times" if ours == "arrival_time" else ""))
         cols[ours] = col if scale == 1.0 else col.cast(pl.Float64) * scale
     _mooncake_timestamp(plain, list(names_found.values()), path)  # (plain-named numbers: seconds)
+    if arrival_info is not None:  # (a count's error names the file's column: 'input_len' was 'prompt_tokens')
+        arrival_info["count names"] = {c: names_found[c] for c in ("prompt_tokens", "output_tokens") if c in names_found}
     try:
         df = pl.DataFrame(
             {
@@ -1123,6 +1126,8 @@ def _table_arrivals(df: pl.DataFrame, path: Path, arrival_info: dict | None = No
         where = "" if at is None else (f"row {df[FILE_ROW][at]}" if FILE_ROW in df.columns else  # (a table's)
                                        f"record id {df['source_id'][at]!r}" if "source_id" in df.columns  # (a first
                                        else f"row {at + 1}")  # turn's: records skipped are no rows)
+        if col.dtype == pl.String and first:  # (the words of every container's: a .csv's)
+            raise UserError(arrival_text_error(path, name, first[0], where))
         raise UserError(f"{path}: column {name} has non-numeric values ({col.dtype}"
                         + (f", first: {first[0]!r}) in {where}" if first else ")") + "; it must hold numbers"
                         + (" or date-times" if col.dtype == pl.String else ""))
@@ -1140,15 +1145,18 @@ def _temporal_seconds(col: pl.Series) -> pl.Series:
     return (stamps - stamps.min()).dt.total_microseconds().cast(pl.Float64) / 1e6
 
 
-def _sample_checked(df: pl.DataFrame, num_requests: int | None, seed: int, path: Path) -> pl.DataFrame:
+def _sample_checked(df: pl.DataFrame, num_requests: int | None, seed: int, path: Path,
+                    count_names: dict[str, str] | None = None) -> pl.DataFrame:
     """A seeded sample of a file's rows, after checking every row (a bad row passed when no seed drew it); errors
-    name the file (``path``). Rows without a ``request_id`` column are numbered 0, 1, ... after sampling."""
+    name the file (``path``), and a count's column by the file's own name (``count_names``: ours -> the file's, e.g.
+    ``input_len``, as a ``.jsonl``'s error names the line's key). Rows without a ``request_id`` column are numbered
+    0, 1, ... after sampling."""
     numbered = "request_id" not in df.columns
     rows = df[FILE_ROW] if FILE_ROW in df.columns else None
     df = df.drop(FILE_ROW, strict=False)
     what = "line" if path.suffix.lower() == ".jsonl" else "row"
     df = validate(_numbered(df) if numbered else df, str(path),
-                  None if rows is None else lambda row: f"{what} {rows[row]}")
+                  None if rows is None else lambda row: f"{what} {rows[row]}", count_names)
     _no_blank_texts(df, lambda row: (f"{path}:{rows[row]}" if what == "line" else f"{path}: row {rows[row]}")
                     if rows is not None else f"{path}: row {row + 1}")
     df = sample_rows(df, num_requests, seed, str(path))
@@ -1270,6 +1278,8 @@ def workload_fingerprint(source: str) -> dict[str, str]:
             **({"conversation columns": "kept"} if _conversations_file(path) and may_give_columns(path) else {}),
             **({"system text": "counted"} if _conversations_file(path) and may_give_system_text(path) else {}),
             **({"conversation counts": "given"} if _conversations_file(path) and may_give_counts(path) else {}),
+            **({"conversation count names": "other tools'"} if _conversations_file(path)
+               and may_give_other_counts(path) else {}),
             **({"added arrival names": "read"} if file_may_name_added(path) else {}),
             **({"added length names": "read"} if _names_added_lengths(path) else {}),
             **({"count names": "two refused"} if _parquet_counts_twice(path) else {}),
@@ -1559,8 +1569,7 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
         raise UserError(f"workload {source!r} is a directory, not a file")
     check_not_special(path, "workload")  # (a pipe, /dev/zero: "the file is empty", of a size 0 that says nothing)
     suffix = path.suffix.lower()
-    if path.stat().st_size == 0:
-        raise UserError(f"{path}: the file is empty")
+    check_not_empty(path, "workload")  # (a /proc file, size 0, was "the file is empty")
     if suffix == ".parquet":
         from ltrsched.workloads.labels import is_labels, labels_workload
 
@@ -1584,6 +1593,9 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
         df, named = _other_arrival_name(df, path)  # (TIMESTAMP, arrived_at: they travelled along unread)
         output_name = None if "output_tokens" in columns else next(
             (c for c in columns if c.strip().lower() in LENGTH_NAMES["output_tokens"]), None)
+        arrival["count names"] = {ours: next(c for c in columns if c.strip().lower() in names) for ours, names in
+                                  LENGTH_NAMES.items() if any(c.strip().lower() in names for c in columns)
+                                  and ours not in columns}  # (as length_columns reads them: the file's in errors)
         df = length_columns(df, str(path))  # (input_tokens, num_decode_tokens, ...: where it lacks ours)
         if "output_tokens" in df.columns:
             df = drop_failed_requests(df, output_name, path, arrival)
@@ -1618,7 +1630,8 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
         raise UserError(file_not_text_hint(path)
                         or f"{path}: unknown workload format {suffix!r}; use .parquet, .jsonl, .json or .csv")
     warning = _unit_warning(df["arrival_time"], arrival, path) if "arrival_time" in df.columns else None
-    workload = Workload(_sample_checked(df, num_requests, seed, path), path.stem, _meta(path, arrival, warning))
+    workload = Workload(_sample_checked(df, num_requests, seed, path, arrival.pop("count names", None)), path.stem,
+                        _meta(path, arrival, warning))
     for line in arrival.get("notes", ()):  # (after the checks; ahead of an error, load_workload prints them)
         print(line, file=sys.stderr)
     return workload

@@ -42,6 +42,7 @@ from ltrsched.notices import explain_error
 from ltrsched.strict_json import shown
 from ltrsched.workloads.blank_text import blank_why, is_blank
 from ltrsched.workloads.csv_separator import separator_hint
+from ltrsched.workloads.empty_file import check_not_empty
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.utf8 import describe_surrogate, lone_surrogate
 
@@ -64,8 +65,8 @@ def load_prompts(path: str | Path, with_system: bool = False) -> pl.DataFrame:
     check_not_special(path, "prompts file")
     if not path.is_file():
         raise UserError(f"prompts file not found: {path}")
-    if path.stat().st_size == 0:  # (as a workload's: each format said it otherwise, a parquet "out of specification")
-        raise UserError(f"{path}: the file is empty")
+    check_not_empty(path, "prompts file")  # (as a workload's: each format said it otherwise, a parquet "out of
+    # specification"; a /proc file, size 0, was "the file is empty")
     suffix = path.suffix.lower()
     notes: list[str] = []  # the parse's, printed once the prompts are read, or ahead of an error they explain
     try:

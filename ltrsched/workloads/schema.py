@@ -27,6 +27,9 @@ import numpy as np
 import polars as pl
 
 from ltrsched.errors import UserError
+from ltrsched.workloads import count_values
+from ltrsched.workloads.count_values import MAX_TOKENS
+from ltrsched.workloads.count_values import ZERO_OUTPUT_HINT  # noqa: F401  (where it was defined: imported from here)
 from ltrsched.workloads.number_text import text_numbers
 
 REQUIRED_COLUMNS: dict[str, pl.DataType] = {
@@ -37,6 +40,9 @@ REQUIRED_COLUMNS: dict[str, pl.DataType] = {
 }
 #: Required columns holding whole numbers (ids, token counts); a float column must hold integral values.
 INTEGER_COLUMNS = ("request_id", "prompt_tokens", "output_tokens")
+#: The token counts [tokens]: a value that is no count is refused in one line, whatever the container
+#: (:func:`~ltrsched.workloads.count_values.count_error`).
+COUNT_COLUMNS = ("prompt_tokens", "output_tokens")
 #: request ids must lie in [0, MAX_REQUEST_ID): policies index per-request arrays by id
 #: (:class:`ltrsched.policies.id_array.IdArray`, up to 25 bytes per id for MLFQ: 250 MB at the bound).
 MAX_REQUEST_ID = 10_000_000
@@ -53,13 +59,6 @@ NUMERIC_OPTIONAL_COLUMNS = ("score", "po_estimate", "predicted_length")
 SYSTEM_COLUMN = "system_prompt"
 #: What joins a system text and the user's prompt in a prompt's text: a blank line.
 SYSTEM_SEPARATOR = "\n\n"
-_MAX_COUNT = 2**53  # a whole number in a float column beyond this is no count (nor exact)
-#: What an error refusing an output of 0 tokens adds, in every format: the likely cause and what to do. A model that
-#: stops at once generates its EOS token alone; a count that leaves the EOS token out then says 0, and an empty reply
-#: text counts 0 (every request decodes at least one token, so none can be served as generating nothing).
-ZERO_OUTPUT_HINT = ("an output of 0 tokens (an empty reply) is most likely a model that stopped at once (EOS as its "
-                    "first token) counted without its EOS token; give output_tokens 1 (the EOS token), or leave the "
-                    "request out")
 #: Names token counts go by in other tools' files, ours first, matched in any case: a ``.csv`` reads them all (e.g.
 #: vidur's ``num_prefill_tokens``, Azure's ``ContextTokens``); a parquet reads the others where it lacks ours
 #: (:func:`length_columns`); a ``.jsonl`` line's keys as written (:data:`OTHER_LENGTH_KEYS`). BurstGPT's ``Request
@@ -250,10 +249,21 @@ def _row(row_name: Callable[[int], str] | None, row: int) -> str:
     return row_name(row) if row_name is not None else f"row {row + 1}"
 
 
-def validate(df: pl.DataFrame, name: str = "workload", row_name: Callable[[int], str] | None = None) -> pl.DataFrame:
+def _count_error(count_names: dict[str, str]) -> Callable:
+    """:func:`~ltrsched.workloads.count_values.count_error` naming a count column by the file's own name
+    (``count_names``: ours -> the file's), the zero-output hint kept for the output count under any name."""
+    return lambda name, col, value, where: count_values.count_error(name, count_names.get(col, col), value, where,
+                                                                    output=col == "output_tokens")
+
+
+def validate(df: pl.DataFrame, name: str = "workload", row_name: Callable[[int], str] | None = None,
+             count_names: dict[str, str] | None = None) -> pl.DataFrame:
     """Check and normalise a request table; raise :class:`UserError` naming the first problem, and for a value, the
     first row that holds it: ``row_name(row)`` (``row`` 0-based), by default ``"row {row + 1}"`` (a loader names the
-    file's own row or line: :func:`ltrsched.workloads.loaders.load_workload`)."""
+    file's own row or line: :func:`ltrsched.workloads.loaders.load_workload`). A count's error names its column by
+    ``count_names`` (ours -> the file's own name, e.g. ``input_len``, as a ``.jsonl``'s names the line's key), else
+    by ours."""
+    count_error = _count_error(count_names or {})
     if df.height == 0:
         raise UserError(f"{name}: the workload is empty")
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
@@ -269,6 +279,8 @@ def validate(df: pl.DataFrame, name: str = "workload", row_name: Callable[[int],
         dtype = df.schema.get(col)
         if dtype is not None and dtype != pl.Null and not dtype.is_numeric():
             row, first = first_non_numeric_row(df[col]), first_non_numeric(df[col])
+            if col in COUNT_COLUMNS and dtype == pl.Boolean and first:  # (a value, as a .jsonl's true: one line)
+                raise UserError(count_error(name, col, first[0], _row(row_name, row)))
             raise UserError(f"{name}: column {col} has non-numeric values ({dtype}"
                             + (f", first: {first[0]!r}) in {_row(row_name, row)}" if first else ")")
                             + "; it must hold numbers")
@@ -285,14 +297,18 @@ def validate(df: pl.DataFrame, name: str = "workload", row_name: Callable[[int],
             # parquet's Int64 2**60 was read as a count, where a .csv's and a .jsonl's are refused)
             # (an integer compared as itself: as a float, 2**53 + 1 was 2**53, and read, where a .jsonl refuses it)
             exact = df[col].cast(pl.Int128) if df.schema[col].is_integer() else None  # (any width, unsigned too)
-            inside = ((exact <= _MAX_COUNT) & (exact >= -_MAX_COUNT) if exact is not None
-                      else df[col].cast(pl.Float64).abs() <= _MAX_COUNT)
+            inside = ((exact <= MAX_TOKENS) & (exact >= -MAX_TOKENS) if exact is not None
+                      else df[col].cast(pl.Float64).abs() <= MAX_TOKENS)
             huge = (df[col].is_not_null() & ~inside).fill_null(True)
+            if huge.any() and col in COUNT_COLUMNS:  # (the same line as every container's: count_error)
+                raise UserError(count_error(name, col, df[col].filter(huge)[0], at(huge)))
             if huge.any():
                 raise UserError(f"{name}: column {col} has {huge.sum()} value(s) that are not finite or beyond "
                                 f"2**53 (first: {df[col].filter(huge)[0]}) in {at(huge)}; it must hold whole numbers")
         if col in df.columns and df.schema[col].is_float():
             bad = (df[col].is_not_null() & (df[col] != df[col].floor())).fill_null(False)
+            if bad.any() and col in COUNT_COLUMNS:
+                raise UserError(count_error(name, col, df[col].filter(bad)[0], at(bad)))
             if bad.any():
                 raise UserError(f"{name}: column {col} has {bad.sum()} non-integer value(s) (first: "
                                 f"{df[col].filter(bad)[0]}) in {at(bad)}")
@@ -306,16 +322,15 @@ def validate(df: pl.DataFrame, name: str = "workload", row_name: Callable[[int],
         except Exception as exc:
             raise UserError(f"{name}: a column has the wrong type: {exc}".splitlines()[0]) from None
     for col in REQUIRED_COLUMNS:
+        if df[col].null_count() and col in COUNT_COLUMNS:  # (a .jsonl's null said "got None", a table's "missing")
+            raise UserError(count_error(name, col, None, at(df[col].is_null())))
         if df[col].null_count():
             raise UserError(f"{name}: column {col} has {df[col].null_count()} missing value(s), the first in "
                             f"{at(df[col].is_null())}")
-    for col in ("prompt_tokens", "output_tokens"):
+    for col in COUNT_COLUMNS:
         bad = df[col] < 1
         if bad.any():
-            first = df.filter(bad).row(0, named=True)
-            raise UserError(f"{name}: {bad.sum()} request(s) with {col} < 1 (first: {first[col]}, request "
-                            f"{first['request_id']}) in {at(bad)}"
-                            + (f"; {ZERO_OUTPUT_HINT}" if col == "output_tokens" and first[col] == 0 else ""))
+            raise UserError(count_error(name, col, df[col].filter(bad)[0], at(bad)))
     bad = ~df["arrival_time"].is_finite() | (df["arrival_time"] < 0)
     if bad.any():
         raise UserError(f"{name}: {bad.sum()} request(s) with a negative or non-finite arrival_time (first: "

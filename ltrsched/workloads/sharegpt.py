@@ -27,7 +27,6 @@ conversations parquet's own ``prompt_tokens`` and ``output_tokens`` columns are 
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import sys
@@ -46,9 +45,10 @@ from ltrsched.workloads.arrival_names import (
 )
 from ltrsched.workloads.blank_text import is_blank
 from ltrsched.workloads.number_text import text_error, text_number, text_numbers
-from ltrsched.workloads.record_values import optional_number, request_id_value
-from ltrsched.workloads.schema import (LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, SYSTEM_COLUMN, SYSTEM_SEPARATOR,
-                                       ZERO_OUTPUT_HINT, length_columns, request_ids)
+from ltrsched.workloads.count_values import MAX_TOKENS, count_error, is_count
+from ltrsched.workloads.record_values import count_keys, optional_number, request_id_value
+from ltrsched.workloads.schema import (LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OTHER_LENGTH_KEYS, SYSTEM_COLUMN,
+                                       SYSTEM_SEPARATOR, length_columns, request_ids)
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
 
@@ -487,7 +487,6 @@ RECORD_COLUMNS = ("request_id", *NUMERIC_OPTIONAL_COLUMNS)
 #: them (``input_tokens``, ``num_decode_tokens``, ...) are read where the table lacks ours
 #: (:func:`ltrsched.workloads.schema.length_columns`).
 COUNT_COLUMNS = ("prompt_tokens", "output_tokens")
-_MAX_TOKENS = 2**53  # (a length beyond is no length, as a .jsonl's)
 
 
 def conversation_records(path: Path, cut: dict | None = None) -> tuple[Iterable, pl.DataFrame | None]:
@@ -585,6 +584,25 @@ def may_give_counts(path: Path) -> bool:
     except OSError:
         return False
     return _COUNT_KEY.search(data) is not None or escapes_a_letter(data)
+
+
+#: A JSON key of another tool's name for a count (:data:`~ltrsched.workloads.schema.OTHER_LENGTH_KEYS`, as written:
+#: ``input_len``, ``completion_tokens``) in a file's bytes.
+_OTHER_COUNT_KEY = re.compile(rb'"(?:' + b"|".join(re.escape(n.encode()) for n in OTHER_LENGTH_KEYS) + rb')"\s*:')
+
+
+def may_give_other_counts(path: Path) -> bool:
+    """Whether the ``.json`` or ``.jsonl`` of conversations ``path`` may give its records' token counts under another
+    tool's name (:data:`_OTHER_COUNT_KEY`), which a parse before ignored (the text's counts used; a count under ours
+    beside one was read, silently, where it is now an error): its bytes name one as a key (or escape a letter that
+    could spell one). False for other files and one that cannot be read (loading it says why)."""
+    if path.suffix.lower() not in (".json", ".jsonl"):
+        return False
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    return _OTHER_COUNT_KEY.search(data) is not None or escapes_a_letter(data)
 
 
 def may_give_system_text(path: Path) -> bool:
@@ -707,14 +725,18 @@ def _record_columns(record: dict, number: int, path: Path) -> dict:
     given = {name: optional_number(record.get(name), name, where) for name in NUMERIC_OPTIONAL_COLUMNS}
     if "request_id" in record:
         given["request_id"] = request_id_value(record["request_id"], where)
-    for name in COUNT_COLUMNS:  # the record's own counts, as a conversations parquet's (they were ignored, silently)
-        value = record.get(name)
+    keys = count_keys(record, where)  # the record's own counts, as a conversations parquet's (they were ignored,
+    # silently), under ours or another tool's name, as a request line's (input_len, completion_tokens: ignored)
+    for name in COUNT_COLUMNS:
+        key = keys.get(name, name)
+        value = record.get(key)
         number = text_number(value) if isinstance(value, str) else value  # (text as every container's: number_text)
-        if value is not None and (isinstance(number, bool) or not isinstance(number, (int, float))):
-            raise UserError(text_error(path, name, value, where[len(f"{path}: "):], what="key")
-                            if isinstance(value, str) else
-                            f"{where}: {name!r} must be a whole number of tokens (or null), got {value!r}")
-        given[name] = number if number is None or abs(number) < 2**63 else math.inf  # (beyond Int64: no count)
+        if number is None and isinstance(value, str):
+            raise UserError(text_error(path, key, value, where[len(f"{path}: "):], what="key"))
+        if value is not None and not is_count(number):  # (null: the text's count; else one line, every container's)
+            raise UserError(count_error(path, key, number, where[len(f"{path}: "):], "key",
+                                        output=name == "output_tokens"))
+        given[name] = number
     return given
 
 
@@ -767,6 +789,10 @@ def given_counts(given: pl.Series, counted: pl.Series, ids: list[str], rows: lis
             raise UserError(text_error(path, name, given.cast(pl.String)[bad],
                                        f"row {rows[bad] + 1} (id {ids[bad]!r})"))
         given = numbers
+    place = lambda at: f"row {rows[at] + 1} (id {ids[at]!r})"  # noqa: E731
+    if given.dtype == pl.Boolean and given.drop_nulls().len():  # (a value, as a .jsonl's true: every container's line)
+        at = int(given.is_not_null().arg_true()[0])
+        raise UserError(count_error(path, name, given[at], place(at)))
     if given.dtype != pl.Null and not given.dtype.is_numeric():
         first = given.drop_nulls().head(1).to_list()
         raise UserError(f"{path}: column {name} holds {given.dtype} values"
@@ -774,12 +800,10 @@ def given_counts(given: pl.Series, counted: pl.Series, ids: list[str], rows: lis
                         + ", not token counts; it must hold whole numbers (or be dropped to count the text)")
     values = given.cast(pl.Float64)
     bad = (values.is_not_null() & ~(values.is_finite() & (values == values.floor()) & (values >= 1)
-                                     & (values <= _MAX_TOKENS))).fill_null(False)
+                                     & (values <= MAX_TOKENS))).fill_null(False)
     if bad.any():
         at = int(bad.arg_true()[0])
-        raise UserError(f"{path}: row {rows[at] + 1} (id {ids[at]!r}): {name} {given[at]!r} is not a whole number of "
-                        f"tokens in 1..2**53 ({int(bad.sum())} row(s) so)"
-                        + (f"; {ZERO_OUTPUT_HINT}" if name == "output_tokens" and values[at] == 0 else ""))
+        raise UserError(count_error(path, name, given[at], place(at)))
     kept = pl.select(pl.coalesce(values, counted.cast(pl.Float64))).to_series().cast(pl.Int64).alias(name)
     differ = (values.is_not_null() & (kept != counted)).fill_null(False)
     if differ.any():
@@ -1009,7 +1033,8 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # which a parse cached before kept (and served): _gives_prompt_counts (other files keep their entries)
     # "-added": arrival times under a name read since (arrival_names.ADDED_NAMES: Chatbot Arena's tstamp), which a
     # parse cached before dropped (file_may_name_added: other files keep their entries); "-recordcounts": a .json's
-    # or .jsonl's records' own token counts (may_give_counts), which a parse cached before ignored
+    # or .jsonl's records' own token counts (may_give_counts), which a parse cached before ignored; "-othercounts":
+    # those under another tool's name (may_give_other_counts: input_len, completion_tokens), ignored before too
     cached = cache_dir() / (f"sharegpt-{key}-utf8{'-counts' if src.suffix.lower() == '.parquet' else ''}"
                             f"{'' if package else '-skips-case'}"
                             f"{'-arrivals' if not package and may_give_arrivals(src) else ''}"
@@ -1017,7 +1042,8 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
                             f"{'-systemturn' if not package and may_give_system_text(src) else ''}"
                             f"{'-added' if not package and file_may_name_added(src) else ''}"
                             f"{'-blankcount' if _gives_prompt_counts(src) else ''}"
-                            f"{'-recordcounts' if not package and may_give_counts(src) else ''}.parquet")
+                            f"{'-recordcounts' if not package and may_give_counts(src) else ''}"
+                            f"{'-othercounts' if not package and may_give_other_counts(src) else ''}.parquet")
     cached_notes = cached.with_name(cached.name + NOTES_SUFFIX)
     df = None
     if cached.is_file() and cached_notes.is_file():
