@@ -546,6 +546,7 @@ def _auto_rates(workload, num_requests, seed, sim_profile, config,
     from ltrsched.engine.config import model_dir, stated_kv_blocks
     from ltrsched.policies import make_policy
     from ltrsched.sim import SimConfig, simulate
+    from ltrsched.sim.config import ConfigError, option_naming
 
     if emulate_profile is not None:
         config = emulated_config(config, emulate_profile)[0]
@@ -553,11 +554,14 @@ def _auto_rates(workload, num_requests, seed, sim_profile, config,
         config = replace(config, num_gpu_blocks=stated_kv_blocks(config, model_dir(config.model)))
 
     wl = build_workload(workload, num_requests, "burst", None, 1.0, None, seed)
-    burst = simulate(wl, make_policy("fcfs"), SimConfig(
-        profile=sim_profile, semantics="vllm-v1", preemption="recompute", max_num_seqs=config.max_num_seqs,
-        max_num_batched_tokens=config.max_num_batched_tokens, max_resident_seqs=config.max_resident_seqs,
-        block_size=config.block_size, num_gpu_blocks=config.num_gpu_blocks and config.num_gpu_blocks - 1,
-        max_model_len=config.max_model_len))
+    try:  # (a GPU's cache, unstated, is the profile's memory's: a --max-model-len beyond it is refused in one line)
+        burst = simulate(wl, make_policy("fcfs"), SimConfig(
+            profile=sim_profile, semantics="vllm-v1", preemption="recompute", max_num_seqs=config.max_num_seqs,
+            max_num_batched_tokens=config.max_num_batched_tokens, max_resident_seqs=config.max_resident_seqs,
+            block_size=config.block_size, num_gpu_blocks=config.num_gpu_blocks and config.num_gpu_blocks - 1,
+            max_model_len=config.max_model_len))
+    except ConfigError as exc:
+        raise UserError(f"--rates auto: {exc.render(option_naming(validate.params))}") from None
     capacity = burst.summary["throughput_rps"]
     return [_rounded_rate(f * capacity) for f in (0.5, 1.0, 1.5)]
 
