@@ -555,17 +555,24 @@ _RECORD_KEY = re.compile(rb'"(?:' + b"|".join(n.encode() for n in RECORD_COLUMNS
 _SYSTEM_SPEAKER = re.compile(rb'"(?:from|role)"\s*:\s*"\s*(?i:system|developer)\s*"')
 
 
-def may_give_columns(path: Path) -> bool:
-    """Whether the ``.json`` or ``.jsonl`` of conversations ``path`` may give :data:`RECORD_COLUMNS` its parse dropped
-    before (a record's ``score``, ``request_id``, ...: a parquet's were kept): its bytes name one as a key
-    (:data:`_RECORD_KEY`). False for other files and one that cannot be read (loading it says why)."""
+def _json_bytes_may_name(path: Path, key: re.Pattern) -> bool:
+    """Whether ``path``, a ``.json`` or ``.jsonl``, may name ``key`` (a pattern of its bytes) or escapes a letter that
+    could spell one (:func:`~ltrsched.workloads.arrival_names.escapes_a_letter`). False for other files and one that
+    cannot be read (loading it says why)."""
     if path.suffix.lower() not in (".json", ".jsonl"):
         return False
     try:
         data = path.read_bytes()
     except OSError:
         return False
-    return _RECORD_KEY.search(data) is not None or escapes_a_letter(data)
+    return key.search(data) is not None or escapes_a_letter(data)
+
+
+def may_give_columns(path: Path) -> bool:
+    """Whether the ``.json`` or ``.jsonl`` of conversations ``path`` may give :data:`RECORD_COLUMNS` its parse dropped
+    before (a record's ``score``, ``request_id``, ...: a parquet's were kept): its bytes name one as a key
+    (:data:`_RECORD_KEY`). False for other files and one that cannot be read (loading it says why)."""
+    return _json_bytes_may_name(path, _RECORD_KEY)
 
 
 #: A JSON key of :data:`COUNT_COLUMNS` in a file's bytes.
@@ -577,13 +584,7 @@ def may_give_counts(path: Path) -> bool:
     (:data:`COUNT_COLUMNS`), which a parse before ignored (the text's counts used: a conversations parquet's were
     used): its bytes name one as a key (or escape a letter that could spell one). False for other files and one that
     cannot be read (loading it says why)."""
-    if path.suffix.lower() not in (".json", ".jsonl"):
-        return False
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return False
-    return _COUNT_KEY.search(data) is not None or escapes_a_letter(data)
+    return _json_bytes_may_name(path, _COUNT_KEY)
 
 
 #: A JSON key of another tool's name for a count (:data:`~ltrsched.workloads.schema.OTHER_LENGTH_KEYS`, as written:
@@ -596,13 +597,7 @@ def may_give_other_counts(path: Path) -> bool:
     tool's name (:data:`_OTHER_COUNT_KEY`), which a parse before ignored (the text's counts used; a count under ours
     beside one was read, silently, where it is now an error): its bytes name one as a key (or escape a letter that
     could spell one). False for other files and one that cannot be read (loading it says why)."""
-    if path.suffix.lower() not in (".json", ".jsonl"):
-        return False
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return False
-    return _OTHER_COUNT_KEY.search(data) is not None or escapes_a_letter(data)
+    return _json_bytes_may_name(path, _OTHER_COUNT_KEY)
 
 
 def may_give_system_text(path: Path) -> bool:
@@ -613,8 +608,7 @@ def may_give_system_text(path: Path) -> bool:
     suffix = path.suffix.lower()
     try:
         if suffix in (".json", ".jsonl"):
-            data = path.read_bytes()
-            return _SYSTEM_SPEAKER.search(data) is not None or escapes_a_letter(data)
+            return _json_bytes_may_name(path, _SYSTEM_SPEAKER)
         if suffix != ".parquet":
             return False
         return _remembered(path, "system", _parquet_has_system_speaker)
