@@ -6,7 +6,6 @@ object with string fields 'prompt' and 'generated'"). The fixtures are a few row
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import polars as pl

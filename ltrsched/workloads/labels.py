@@ -46,7 +46,8 @@ import polars as pl
 
 from ltrsched.errors import UserError
 from ltrsched.workloads.blank_text import blank_why, is_blank
-from ltrsched.workloads.schema import SYSTEM_COLUMN, SYSTEM_SEPARATOR, ZERO_OUTPUT_HINT
+from ltrsched.workloads.count_values import ZERO_OUTPUT_HINT
+from ltrsched.workloads.schema import SYSTEM_COLUMN, SYSTEM_SEPARATOR
 
 MAIN_RUN = "main"
 SAMPLE_RUN = "sample"

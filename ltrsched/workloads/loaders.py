@@ -127,6 +127,7 @@ from ltrsched.workloads.blank_text import blank_why, is_blank
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
 from ltrsched.workloads.count_values import count_error, is_count
 from ltrsched.workloads.empty_file import check_not_empty
+from ltrsched.workloads.count_values import ZERO_OUTPUT_HINT
 from ltrsched.workloads.number_text import number_texts, text_error, text_number, text_numbers
 from ltrsched.workloads.csv_fields import field_error
 from ltrsched.workloads.csv_joined import joined_files_error, repeated_header_row
@@ -134,7 +135,6 @@ from ltrsched.workloads.csv_separator import separator_hint
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.schema import (
     LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, OTHER_LENGTH_KEYS, REQUIRED_COLUMNS, RUN_RESULT_COUNTS,
-    ZERO_OUTPUT_HINT,
     Workload,
     first_non_numeric,
     first_non_numeric_row,

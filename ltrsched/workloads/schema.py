@@ -29,7 +29,6 @@ import polars as pl
 from ltrsched.errors import UserError
 from ltrsched.workloads import count_values
 from ltrsched.workloads.count_values import MAX_TOKENS
-from ltrsched.workloads.count_values import ZERO_OUTPUT_HINT  # noqa: F401  (where it was defined: imported from here)
 from ltrsched.workloads.number_text import text_numbers
 
 REQUIRED_COLUMNS: dict[str, pl.DataType] = {
