@@ -27,7 +27,8 @@ from ltrsched.engine.platform import CUDA
 from ltrsched.engine.replay import replay
 from ltrsched.engine.setup import EngineSetup, handed_to_next_scheduler
 from ltrsched.engine.vllm_compat import model_runner_output, require_vllm
-from ltrsched.errors import UserError
+from ltrsched.engine.start_checks import kv_sizes_reason
+from ltrsched.errors import ArgumentValueError, UserError
 from ltrsched.policies import kv_bound, limit_rules
 from ltrsched.policies.base import Policy
 from ltrsched.policies.step_shape import MIN_STEP_S, StepShape
@@ -116,6 +117,43 @@ class EmulatedDriver:
         self.scheduler.update_from_output(out, model_runner_output(ids, sampled))
 
 
+def emulated_settings_reason(config: EngineConfig, stated: bool = True) -> str | None:
+    """The one-line reason the emulated engine refuses ``config`` (the settings in Python's names), or None: what
+    ``ltrsched replay --emulate`` refuses in its options' names (``ltrsched.validation.engines.engine_config``), which
+    the emulated engine ignored from Python. It runs no model, so a setting of how one runs (``tensor_parallel_size``
+    other than 1, ``threads`` off the CPU platform, where they are the caller's) or one that needs its tokens
+    (``prompts="text"``, ``eos="model"``, ``max_tokens``, which caps only ``eos="model"``'s outputs) served every
+    request its workload lengths as if it were not given. ``stated``: ``config`` is the caller's, so both KV sizes
+    given (``num_gpu_blocks`` and ``kv_cache_gib``, :func:`~ltrsched.engine.start_checks.kv_sizes_reason`) are refused
+    too (the blocks were taken, the GiB silently dropped); False for the command line's planned configuration
+    (``ltrsched.validation.engines.emulated_plan``), which keeps the GiB stated beside the blocks they hold."""
+    from ltrsched.engine.platform import CPU
+
+    runs = [name for name, given in (("tensor_parallel_size", config.tensor_parallel_size != 1),
+                                     ("threads", config.threads is not None and config.platform != CPU)) if given]
+    if runs:
+        return (f"{' and '.join(runs)} set{'s' if len(runs) == 1 else ''} how a model runs, and the emulated engine "
+                "runs none (its step times are step_time's): leave "
+                f"{'it' if len(runs) == 1 else 'them'} out, or serve the model on the real engine")
+    needs = [f"{name}={value!r}" for name, value, default in (("prompts", config.prompts, "random"),
+                                                              ("eos", config.eos, "ignore")) if value != default]
+    if needs:  # (prompt text is tokenised by the model's tokenizer; its EOS ends a request)
+        return (f"{' and '.join(needs)} need{'s' if len(needs) == 1 else ''} a real model, and the emulated engine "
+                "runs none: leave prompts='random' and eos='ignore', or serve the model on the real engine")
+    if config.max_tokens is not None:
+        return (f"max_tokens {config.max_tokens} caps requests that stop at the model's EOS (eos='model'), which the "
+                "emulated engine does not serve: leave it out (with eos='ignore' each request serves exactly its "
+                "workload length)")
+    return kv_sizes_reason(config.num_gpu_blocks, config.kv_cache_gib) if stated else None
+
+
+def check_emulated_settings(config: EngineConfig, stated: bool = True) -> None:
+    """:func:`emulated_settings_reason` as a one-line :class:`~ltrsched.errors.ArgumentValueError` (a ValueError)."""
+    reason = emulated_settings_reason(config, stated)
+    if reason is not None:
+        raise ArgumentValueError(reason)
+
+
 #: The loggers :func:`vllm_warnings_held` holds at error level: vLLM's and torch's.
 HELD_LOGGERS = ("vllm", "torch")
 
@@ -144,7 +182,10 @@ def build_scheduler(config: EngineConfig, setup: EngineSetup | None, additional_
     profile's, not the user's (``ltrsched.validation.engines.emulated_config``). Without ``max_model_len`` the context
     is the model's bounded by what the cache holds, as the real engine takes it
     (:func:`ltrsched.engine.config.default_context_bound`). Settings left None take the defaults of the GPU it models
-    (:func:`ltrsched.engine.config.with_platform`: blocks of 16 tokens) unless ``config.platform`` is given."""
+    (:func:`ltrsched.engine.config.with_platform`: blocks of 16 tokens) unless ``config.platform`` is given. A
+    one-line ValueError for settings the emulated engine does not serve (:func:`check_emulated_settings`; both KV
+    sizes only where ``check_context``: the caller's own configuration, not the command line's planned one)."""
+    check_emulated_settings(config, stated=check_context)
     config = with_platform(config, CUDA)
     if config.num_gpu_blocks is None:
         raise ValueError("the emulated engine needs num_gpu_blocks")
@@ -240,6 +281,9 @@ def emulate(workload: Workload, policy: Policy, step_time: Callable[[StepShape],
     check_workload_and_policy(workload, policy)  # (before the scheduler is built: seconds)
     check_argument(config, EngineConfig, "config", "an EngineConfig")
     check_flag(progress, "progress")
+    # (before the scheduler is built; both KV sizes where ``driver`` is not given: a driver's builder checked its own
+    # configuration, and the command line's runs pass its planned one, the GiB beside the blocks they hold)
+    check_emulated_settings(config, stated=driver is None)
     if not callable(step_time):  # (a profile object: its step_time method is what is wanted)
         raise TypeError(f"step_time must be a function of a StepShape giving seconds (a profile's .step_time), "
                         f"got {shown(step_time)}")

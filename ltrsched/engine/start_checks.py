@@ -17,9 +17,11 @@ from ltrsched.policies.limit_rules import Name, field_name
 
 def kv_sizes_reason(num_gpu_blocks: int | None, kv_cache_gib: float | None, name: Name = field_name) -> str | None:
     """Both KV-cache sizes stated (``num_gpu_blocks`` [blocks] and ``kv_cache_gib`` [GiB]): vLLM was given both
-    (``num_gpu_blocks_override`` and ``kv_cache_memory_bytes``) from Python, and the command line refuses them. Only
-    for a configuration the real engine starts on: the emulated engine's planned one keeps the GiB stated beside the
-    blocks they hold (``ltrsched.validation.engines.emulated_plan``), to name them in the user's unit."""
+    (``num_gpu_blocks_override`` and ``kv_cache_memory_bytes``) from Python, the emulated engine took the blocks and
+    dropped the GiB, and the command line refuses them. Only for a configuration a caller states (the real engine's,
+    the emulated engine's from Python: :func:`ltrsched.engine.emulate.emulated_settings_reason`): the emulated
+    engine's planned one keeps the GiB stated beside the blocks they hold
+    (``ltrsched.validation.engines.emulated_plan``), to name them in the user's unit."""
     if num_gpu_blocks is not None and kv_cache_gib is not None:
         return f"give {name('kv_cache_gib')} or {name('num_gpu_blocks')}, not both"
     return None
