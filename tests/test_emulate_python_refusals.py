@@ -1,11 +1,11 @@
 """``emulate()`` and ``build_scheduler`` from Python refuse what ``ltrsched replay --emulate`` refuses, in one line
 with Python's names (a ValueError): both KV sizes stated (the blocks were taken, ``kv_cache_gib`` silently dropped),
-a setting of how a model runs (``tensor_parallel_size``, ``threads``), or one that needs a real model (``prompts``,
-``eos``, ``max_tokens``): each was ignored and the run served the workload's lengths. The command line's planned
-configuration, which keeps the GiB beside the blocks they hold, still runs
-(``test_the_planned_configuration_keeps_both_sizes``; ``replay --emulate --kv-cache-gib``:
-tests/test_engine_hostile.py).
-The refusals come before vLLM is imported: each case here takes milliseconds."""
+a setting of how a model runs (``dtype``, ``enforce_eager``, ``tensor_parallel_size``, ``threads``, ``sampling``,
+other than the engine's default), or one that needs a real model (``prompts``, ``eos``, ``max_tokens``): each was
+ignored and the run served the workload's lengths. The command line's planned configuration, which keeps the GiB
+beside the blocks they hold, still runs (``test_the_planned_configuration_keeps_both_sizes``;
+``replay --emulate --kv-cache-gib``: tests/test_engine_hostile.py). The refusals come before vLLM is imported: each
+case here takes milliseconds."""
 
 from __future__ import annotations
 
@@ -37,7 +37,14 @@ CASES = [
      "max_tokens 2 caps requests that stop at the model's EOS (eos='model'), which the emulated engine does not serve: "
      "leave it out (with eos='ignore' each request serves exactly its workload length)", "--max-tokens"),
 ]
-IDS = ["both-kv-sizes", "tensor-parallel", "threads", "eos-model", "prompts-text", "max-tokens"]
+RUN_LINE = ("{} sets how a model runs, and the emulated engine runs none (its step times are step_time's): leave it "
+            "out, or serve the model on the real engine")
+CASES += [(dict(num_gpu_blocks=100, **{name: value}), options, RUN_LINE.format(name), "runs none")
+          for name, value, options in (("dtype", "float32", ["--dtype", "float32"]),
+                                       ("enforce_eager", True, ["--enforce-eager"]),
+                                       ("sampling", "greedy", ["--sampling", "greedy"]))]
+IDS = ["both-kv-sizes", "tensor-parallel", "threads", "eos-model", "prompts-text", "max-tokens", "dtype",
+       "enforce-eager", "sampling"]
 
 
 @pytest.mark.parametrize("settings, options, line, word", CASES, ids=IDS)
@@ -58,7 +65,7 @@ def test_build_scheduler_refuses_the_callers_settings(settings, line):
 
     with pytest.raises(ValueError, match="^" + line.replace("(", r"\(").replace(")", r"\)") + "$"):
         build_scheduler(EngineConfig(**settings), None)
-    with pytest.raises(ValueError, match="runs none|not both|does not serve"):
+    with pytest.raises(ValueError, match="runs none|not both|does not serve"):  # (its scheduler: the same rule)
         emulated_driver(EngineConfig(**settings), LinearProfile().step_time)
 
 
@@ -72,6 +79,15 @@ def test_the_planned_configuration_keeps_both_sizes():
     assert emulated_settings_reason(planned, stated=False) is None
     assert emulated_settings_reason(planned) == "give kv_cache_gib or num_gpu_blocks, not both"
     assert emulated_settings_reason(EngineConfig(num_gpu_blocks=100, tensor_parallel_size=2), stated=False) is not None
-    # the CPU platform's default thread count is no setting the caller stated
-    assert emulated_settings_reason(EngineConfig(platform="cpu", num_gpu_blocks=100)) is None
+
+@pytest.mark.parametrize("settings", [
+    dict(platform="cpu"), dict(platform="cuda"), dict(platform="cpu", threads=1, dtype="float32", enforce_eager=True),
+    dict(dtype="auto", enforce_eager=False, sampling="random", tensor_parallel_size=1),
+], ids=["cpu-defaults", "cuda-defaults", "cpu-defaults-given", "gpu-defaults-given"])
+def test_a_platforms_defaults_are_no_setting_the_caller_stated(settings):
+    """The settings a platform fills in (``EngineConfig(platform="cpu")``: 1 thread, float32, eager), or given as
+    the engine would take them unstated, change nothing in the emulated engine: not refused."""
+    from ltrsched.engine.emulate import emulated_settings_reason
+
+    assert emulated_settings_reason(EngineConfig(num_gpu_blocks=100, **settings)) is None
 

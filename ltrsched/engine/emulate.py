@@ -120,21 +120,14 @@ class EmulatedDriver:
 def emulated_settings_reason(config: EngineConfig, stated: bool = True) -> str | None:
     """The one-line reason the emulated engine refuses ``config`` (the settings in Python's names), or None: what
     ``ltrsched replay --emulate`` refuses in its options' names (``ltrsched.validation.engines.engine_config``), which
-    the emulated engine ignored from Python. It runs no model, so a setting of how one runs (``tensor_parallel_size``
-    other than 1, ``threads`` off the CPU platform, where they are the caller's) or one that needs its tokens
-    (``prompts="text"``, ``eos="model"``, ``max_tokens``, which caps only ``eos="model"``'s outputs) served every
-    request its workload lengths as if it were not given. ``stated``: ``config`` is the caller's, so both KV sizes
-    given (``num_gpu_blocks`` and ``kv_cache_gib``, :func:`~ltrsched.engine.start_checks.kv_sizes_reason`) are refused
-    too (the blocks were taken, the GiB silently dropped); False for the command line's planned configuration
+    the emulated engine ignored from Python. It runs no model, so a setting that needs its tokens (``prompts="text"``,
+    ``eos="model"``, ``max_tokens``, which caps only ``eos="model"``'s outputs) served every request its workload
+    lengths as if it were not given, and so did a setting of how one runs (:data:`MODEL_RUN_SETTINGS`) other than what
+    the engine takes where it is not given (:func:`unstated_settings`: a default its platform filled in is not the
+    caller's). ``stated``: ``config`` is the caller's, so both KV sizes given (``num_gpu_blocks`` and
+    ``kv_cache_gib``, :func:`~ltrsched.engine.start_checks.kv_sizes_reason`) are refused too (the blocks were taken,
+    the GiB silently dropped); False for the command line's planned configuration
     (``ltrsched.validation.engines.emulated_plan``), which keeps the GiB stated beside the blocks they hold."""
-    from ltrsched.engine.platform import CPU
-
-    runs = [name for name, given in (("tensor_parallel_size", config.tensor_parallel_size != 1),
-                                     ("threads", config.threads is not None and config.platform != CPU)) if given]
-    if runs:
-        return (f"{' and '.join(runs)} set{'s' if len(runs) == 1 else ''} how a model runs, and the emulated engine "
-                "runs none (its step times are step_time's): leave "
-                f"{'it' if len(runs) == 1 else 'them'} out, or serve the model on the real engine")
     needs = [f"{name}={value!r}" for name, value, default in (("prompts", config.prompts, "random"),
                                                               ("eos", config.eos, "ignore")) if value != default]
     if needs:  # (prompt text is tokenised by the model's tokenizer; its EOS ends a request)
@@ -144,7 +137,30 @@ def emulated_settings_reason(config: EngineConfig, stated: bool = True) -> str |
         return (f"max_tokens {config.max_tokens} caps requests that stop at the model's EOS (eos='model'), which the "
                 "emulated engine does not serve: leave it out (with eos='ignore' each request serves exactly its "
                 "workload length)")
+    unstated = unstated_settings(config)
+    runs = [name for name in MODEL_RUN_SETTINGS if getattr(config, name) not in (None, unstated[name])]
+    if runs:
+        return (f"{', '.join(runs)} set{'s' if len(runs) == 1 else ''} how a model runs, and the emulated engine "
+                "runs none (its step times are step_time's): leave "
+                f"{'it' if len(runs) == 1 else 'them'} out, or serve the model on the real engine")
     return kv_sizes_reason(config.num_gpu_blocks, config.kv_cache_gib) if stated else None
+
+
+#: :class:`EngineConfig`'s settings of how the model runs, which the emulated engine (no model: the step times are
+#: ``step_time``'s) cannot honour; ``replay --emulate`` refuses their options (``--dtype``, ``--enforce-eager``,
+#: ``--tensor-parallel-size``, ``--threads``, ``--sampling``).
+MODEL_RUN_SETTINGS = ("dtype", "enforce_eager", "tensor_parallel_size", "threads", "sampling")
+
+
+def unstated_settings(config: EngineConfig) -> dict:
+    """What each of :data:`MODEL_RUN_SETTINGS` is in ``config`` where the caller did not give it: its platform's
+    default (:func:`ltrsched.engine.platform.platform_defaults`; the GPU's where no platform is given, as the emulated
+    engine models one), ``tensor_parallel_size`` 1, ``sampling`` ``random`` (``eos="ignore"``'s)."""
+    from ltrsched.engine.platform import platform_defaults
+
+    defaults = platform_defaults(config.platform or CUDA)
+    return {"dtype": defaults["dtype"], "enforce_eager": defaults["enforce_eager"], "threads": defaults["threads"],
+            "tensor_parallel_size": 1, "sampling": "random"}
 
 
 def check_emulated_settings(config: EngineConfig, stated: bool = True) -> None:
