@@ -91,3 +91,19 @@ def test_a_platforms_defaults_are_no_setting_the_caller_stated(settings):
 
     assert emulated_settings_reason(EngineConfig(num_gpu_blocks=100, **settings)) is None
 
+
+
+def test_kv_cache_gib_alone_says_to_give_the_blocks():
+    """``replay --emulate`` sizes ``--kv-cache-gib`` by its profile's bytes per token; from Python the engine has no
+    profile (only ``step_time``): it said "needs num_gpu_blocks" of a configuration that gave a size, without why."""
+    from ltrsched.engine.emulate import emulate
+
+    with pytest.raises(ValueError) as caught:
+        emulate(make_workload([10], [3]), make_policy("fcfs"), LinearProfile().step_time, EngineConfig(kv_cache_gib=1))
+    assert str(caught.value) == (
+        "the emulated engine needs num_gpu_blocks (its KV blocks, vLLM's null block among them): kv_cache_gib 1 alone "
+        "does not size its KV cache from Python (a block's bytes are its profile's); give num_gpu_blocks = "
+        "int(kv_cache_gib x 2**30) // (profile.kv_bytes_per_token x block_size 16) instead")
+    with pytest.raises(ValueError, match=r"^the emulated engine needs num_gpu_blocks \(its KV blocks, vLLM's null "
+                                         r"block among them\)$"):
+        emulate(make_workload([10], [3]), make_policy("fcfs"), LinearProfile().step_time, EngineConfig())

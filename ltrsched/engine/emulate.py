@@ -203,8 +203,13 @@ def build_scheduler(config: EngineConfig, setup: EngineSetup | None, additional_
     sizes only where ``check_context``: the caller's own configuration, not the command line's planned one)."""
     check_emulated_settings(config, stated=check_context)
     config = with_platform(config, CUDA)
-    if config.num_gpu_blocks is None:
-        raise ValueError("the emulated engine needs num_gpu_blocks")
+    if config.num_gpu_blocks is None:  # (the command line sizes it from its profile; sim/ is not engine's to import)
+        given = "" if config.kv_cache_gib is None else (
+            f": kv_cache_gib {config.kv_cache_gib:g} alone does not size its KV cache from Python (a block's bytes "
+            "are its profile's); give num_gpu_blocks = int(kv_cache_gib x 2**30) // (profile.kv_bytes_per_token x "
+            f"block_size {config.block_size}) instead")
+        raise ArgumentValueError(f"the emulated engine needs num_gpu_blocks (its KV blocks, vLLM's null block among "
+                                 f"them){given}")
     if config.num_gpu_blocks > MAX_EMULATED_BLOCKS:  # (10**12 from Python: building the pool never ended)
         raise UserError(f"num_gpu_blocks {config.num_gpu_blocks:,} is more than the emulated engine holds: vLLM's "
                         f"block pool makes an object per block (about 3 us and 130 bytes each), so at most "
