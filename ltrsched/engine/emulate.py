@@ -298,7 +298,11 @@ def emulate(workload: Workload, policy: Policy, step_time: Callable[[StepShape],
             progress_label: str | None = None) -> RunResult:
     """Serve ``workload`` through vLLM's scheduler + the adapter, timing steps with ``step_time`` [s]
     (on ``driver`` if given, e.g. to serve several runs with one scheduler); ``progress``, ``progress_label``: as
-    :func:`~ltrsched.engine.replay.replay`'s."""
+    :func:`~ltrsched.engine.replay.replay`'s. ``config`` states the KV cache in ``num_gpu_blocks`` and leaves the
+    settings of how a model runs unstated (:func:`check_emulated_settings`: a one-line ValueError otherwise). Its
+    ``block_size`` left None is the GPU's 16 tokens whatever profile ``step_time`` belongs to, where ``replay
+    --emulate PROFILE`` takes the block size of the engine the profile was measured on (128 for the ``cpu-*``
+    profiles): give ``block_size=ltrsched.sim.profiles.engine_block_size(profile)`` for the command line's run."""
     check_workload_and_policy(workload, policy)  # (before the scheduler is built: seconds)
     check_argument(config, EngineConfig, "config", "an EngineConfig")
     check_flag(progress, "progress")
