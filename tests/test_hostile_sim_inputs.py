@@ -448,7 +448,7 @@ def test_sweep_checks_every_workload_file_before_the_first_run(capsys, tmp_path)
     sweep = tmp_path / "s.toml"
     sweep.write_text(f'policies = ["fcfs", "srtf"]\nworkloads = ["{good}", "{bad}"]\n')
     assert_one_line_error(run_cli_fast(capsys, "sweep", str(sweep), "--out", str(tmp_path / "out"), "--jobs", "1"),
-                          "output_tokens < 1")
+                          "column 'output_tokens' in row 2 is 0, not a token count")
     assert not (tmp_path / "out" / "runs").exists()
 
 

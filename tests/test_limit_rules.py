@@ -184,7 +184,7 @@ def test_the_engines_context_check_never_sees_counts_whose_sum_wraps_around():
     from conftest import make_workload
     from ltrsched.engine.replay import check_context
 
-    with pytest.raises(UserError, match=r"beyond 2\*\*53"):
+    with pytest.raises(UserError, match=r"not a token count \(a whole number in 1\.\.2\*\*53\)"):
         make_workload([1 << 62, 10], [1 << 62, 5])
     with pytest.raises(UserError, match=r"^1 request\(s\) exceed the engine's max_model_len 8191 tokens \(first: "
                                         r"request 0, 8192 tokens, 15 of them policy po's extra output tokens\)"):
