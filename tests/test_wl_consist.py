@@ -135,14 +135,21 @@ def test_a_count_under_another_tools_name_is_named_so_in_every_container(capsys,
     assert len({_place_free(outcome[1]) for outcome in outcomes.values()}) == 1, outcomes
 
 
-def test_a_boolean_count_is_the_same_one_line_in_a_jsonl_and_a_parquet(capsys, tmp_path):
-    """A .jsonl's ``true`` and a parquet's Boolean column are values, refused alike (a .csv's ``True`` is text that
-    spells no number: :func:`~ltrsched.workloads.number_text.text_error`'s line)."""
-    rows = [{**r, "output_tokens": True} for r in _counts(5)]
-    outcomes = {kind: _outcome(capsys, tmp_path, kind, rows) for kind in ("parquet", "jsonl")}
-    assert outcomes["parquet"] == ("refused", "error: FILE: column 'output_tokens' in row 1 is True, not a token "
-                                              "count (a whole number in 1..2**53)"), outcomes
-    assert _place_free(outcomes["jsonl"][1]) == outcomes["parquet"][1], outcomes
+@pytest.mark.parametrize("field", ["prompt_tokens", "output_tokens"])
+@pytest.mark.parametrize("every", [True, False])
+@pytest.mark.parametrize("value", [True, False])
+def test_a_boolean_count_is_the_same_one_line_in_every_container(capsys, tmp_path, field, every, value):
+    """A .jsonl's ``true`` and a parquet's Boolean column are values, refused in count_values' line; a .csv's ``True``
+    is the same boolean (it was refused as text that spells no number, "non-numeric values (String, first: 'True')",
+    and a column of them as "non-numeric values (Boolean, first: True) ...; it must hold numbers"). (Among numbers:
+    polars writes a parquet column of 3 and True as integers, so only a .csv and a .jsonl hold it.)"""
+    rows = [{**r, field: value} for r in _counts(5)] if every else _counts(value, field)
+    kinds = KINDS if every else ("csv", "jsonl")
+    outcomes = {kind: _outcome(capsys, tmp_path, kind, rows) for kind in kinds}
+    row = 1 if every else 2
+    assert outcomes["csv"] == ("refused", f"error: FILE: column {field!r} in row {row} is {value}, not a token count "
+                                          "(a whole number in 1..2**53)"), outcomes
+    assert {_place_free(outcome[1]) for outcome in outcomes.values()} == {outcomes["csv"][1]}, outcomes
 
 
 # --- BurstGPT's failed requests (Response tokens 0): left out in every container, with the same warning -------------

@@ -125,7 +125,7 @@ from ltrsched.workloads.arrival_names import (
 from ltrsched.workloads.arrivals import seconds_unit_warning
 from ltrsched.workloads.blank_text import blank_why, is_blank
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
-from ltrsched.workloads.count_values import count_error, is_count
+from ltrsched.workloads.count_values import count_error, csv_boolean, is_count
 from ltrsched.workloads.empty_file import check_not_empty
 from ltrsched.workloads.count_values import ZERO_OUTPUT_HINT
 from ltrsched.workloads.number_text import number_texts, text_error, text_number, text_numbers
@@ -850,6 +850,9 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                             + _table_hint(raw))
         names_found[ours] = found
         # (a count's text by the rule every container reads it by; an arrival time's may be a date-time)
+        boolean = None if ours == "arrival_time" else csv_boolean(raw[found], rows)
+        if boolean is not None:  # (a .jsonl's true, a parquet's Boolean: refused in their words)
+            raise UserError(count_error(path, found, boolean[0], f"row {boolean[1]}", output=ours == "output_tokens"))
         col = _spaced_numbers(raw[found]) if ours == "arrival_time" else number_texts(raw[found], path, rows)
         if ours == "arrival_time" and col.dtype == pl.String:
             col, scale = _datetime_seconds(col.str.strip_chars(), f"{path}: column {found!r}"), 1.0
