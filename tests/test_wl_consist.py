@@ -9,6 +9,7 @@ and row) are set aside."""
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import polars as pl
@@ -50,9 +51,9 @@ def _outcome(capsys, tmp_path, kind: str, rows: list[dict]):
 
 
 def _place_free(line: str) -> str:
-    """An error line without its container's words for a place: a ``.jsonl``'s ``key`` and ``line N`` read as a
-    table's ``column`` and ``row N``."""
-    return re.sub(r"\bin line (\d+)", r"in row \1", line.replace("error: FILE: key '", "error: FILE: column '"))
+    """An error line without its container's words for a place: a ``.jsonl``'s ``key`` and ``line N`` (``in line
+    N``, ``where line N``) read as a table's ``column`` and ``row N``."""
+    return re.sub(r"\b(in|where) line (\d+)", r"\1 row \2", line.replace("error: FILE: key '", "error: FILE: column '"))
 
 
 def _counts(value, where: str = "prompt_tokens") -> list[dict]:
@@ -287,6 +288,67 @@ def test_an_arrival_text_that_is_no_time_is_the_same_one_line_in_every_container
     unit = "milliseconds" if key.endswith("_ms") else "seconds"
     assert outcomes["csv"] == ("refused", f"error: FILE: column {key!r} has non-numeric values (String, first: "
                                           f"'soon') in row {row}; it must hold numbers ({unit}) or date-times"), outcomes
+    assert len({_place_free(outcome[1]) for outcome in outcomes.values()}) == 1, outcomes
+
+
+# An arrival time that is no time (null, negative, NaN, infinite, a boolean): one line in every container, naming the
+# file, the file's own column (key), the row (line) and the value as the file gives it (-1500 ms, not -1.5 s). (A table
+# said "column arrival_time has 1 missing value(s), the first in row 2" where a .jsonl said "'arrival_time' must be a
+# number of seconds or a date-time, got None"; every container "1 request(s) with a negative or non-finite
+# arrival_time (first: -1.5) in row 2", under our name, in seconds.)
+ARRIVAL_REFUSED = {  # case -> (the file's key, the two requests' times, the bad one's row (line), as shown, containers)
+    "null": ("arrival_time", [0.0, None], 2, "missing (null)", KINDS),
+    "null timestamp": ("timestamp", [None, 1.0], 1, "missing (null)", KINDS),
+    "-1": ("arrival_time", [0.0, -1.0], 2, "-1", KINDS),
+    "-0.5 timestamp": ("timestamp", [0.0, -0.5], 2, "-0.5", KINDS),
+    "-1500 ms": ("arrival_time_ms", [0, -1500], 2, "-1500", KINDS),
+    "'-1' as text": ("arrival_time", ["0", "-1"], 2, "-1", KINDS),
+    "true": ("arrival_time", [True, True], 1, "True", KINDS),
+    # (a .csv's 'nan' and 'inf' are text, refused as a parquet's Utf8 'NaN' is: below)
+    "NaN": ("arrival_time", [0.0, math.nan], 2, "nan", ("parquet", "jsonl")),
+    "inf": ("timestamp_s", [0.0, math.inf], 2, "inf", ("parquet", "jsonl")),
+    "-inf ms": ("arrival_time_ms", [-math.inf, 0.0], 1, "-inf", ("parquet", "jsonl")),
+}
+
+
+@pytest.mark.parametrize("case", list(ARRIVAL_REFUSED))
+def test_an_arrival_time_that_is_no_time_is_the_same_one_line_in_every_container(capsys, tmp_path, case):
+    key, times, row, shown, kinds = ARRIVAL_REFUSED[case]
+    rows = [{"prompt_tokens": 3, "output_tokens": 4, key: t} for t in times]
+    outcomes = {kind: _outcome(capsys, tmp_path, kind, rows) for kind in kinds}
+    unit = "milliseconds" if key.endswith("_ms") else "seconds"
+    line = (f"error: FILE: column {key!r} in row {row} is {shown}, not an arrival time (a finite number of {unit} >= 0, "
+            "or a date-time)")
+    assert {_place_free(outcome[1]) for outcome in outcomes.values()} == {line}, outcomes
+    assert all(outcome[0] == "refused" for outcome in outcomes.values()), outcomes
+
+
+@pytest.mark.parametrize("text", ["NaN", "nan", "inf", "-inf", "Infinity"])
+def test_a_non_finite_arrival_written_as_text_is_the_same_one_line_in_every_container(capsys, tmp_path, text):
+    """As a count's: text that spells no number (a .csv read 'NaN', 'inf' and 'Infinity' as numbers, "1 request(s) with
+    a negative or non-finite arrival_time (first: nan)", where a parquet's Utf8 and a .jsonl's string were text)."""
+    rows = [{"prompt_tokens": 3, "output_tokens": 4, "arrival_time": t} for t in ["0", text]]
+    outcomes = {kind: _outcome(capsys, tmp_path, kind, rows) for kind in KINDS}
+    assert outcomes["csv"] == ("refused", f"error: FILE: column 'arrival_time' has non-numeric values (String, first: "
+                                          f"{text!r}) in row 2; it must hold numbers (seconds) or date-times"), outcomes
+    assert len({_place_free(outcome[1]) for outcome in outcomes.values()}) == 1, outcomes
+
+
+@pytest.mark.parametrize("key", ["arrival_time", "TIMESTAMP", "arrival_time_ms"])
+@pytest.mark.parametrize("number_first", [True, False])
+def test_a_date_time_among_numbers_is_the_same_one_line_in_every_container(capsys, tmp_path, key, number_first):
+    """A date-time after a number was a table's "non-numeric values (String, first: '2024-01-01 00:00:00')" (a
+    date-time) and a .jsonl's "FILE:1: the arrival time is a number where line 2 gives a date-time" (naming the
+    number's line); a number after one a table's "'5.0' in row 2 is not a date-time in the format of the first"."""
+    stamp = "2024-01-01 00:00:00"
+    times = [0.0, 5.0, stamp] if number_first else [stamp, 5.0, 7.0]
+    rows = [{"prompt_tokens": 3, "output_tokens": 4, key: t} for t in times]
+    outcomes = {kind: _outcome(capsys, tmp_path, kind, rows) for kind in KINDS}
+    unit = "milliseconds" if key.endswith("_ms") else "seconds"
+    this, first = (f"a date-time ({stamp!r})", "a number") if number_first else ("a number", f"a date-time ({stamp!r})")
+    where = "row 3" if number_first else "row 2"
+    assert outcomes["csv"] == ("refused", f"error: FILE: column {key!r} in {where} is {this} where row 1 gives {first}; "
+                                          f"give every arrival time as a number ({unit}) or every one as a date-time")
     assert len({_place_free(outcome[1]) for outcome in outcomes.values()}) == 1, outcomes
 
 

@@ -122,13 +122,14 @@ from ltrsched.workloads.arrival_names import (
     ARRIVAL_KEYS, ARRIVAL_NAMES, UNIT_SUFFIXES, arrival_suffix, arrival_text_error, escapes_a_letter, file_may_name_added,
     unread_arrival_unit,
 )
+from ltrsched.workloads.arrival_values import arrival_error, first_bad_arrival, is_arrival, mixed_kinds_error
 from ltrsched.workloads.arrivals import seconds_unit_warning
 from ltrsched.workloads.blank_text import blank_why, is_blank
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
 from ltrsched.workloads.count_values import count_error, csv_boolean, is_count
 from ltrsched.workloads.empty_file import check_not_empty
 from ltrsched.workloads.count_values import ZERO_OUTPUT_HINT
-from ltrsched.workloads.number_text import number_texts, text_error, text_number, text_numbers
+from ltrsched.workloads.number_text import NUMBER_TEXT, number_texts, text_error, text_number, text_numbers
 from ltrsched.workloads.csv_fields import field_error
 from ltrsched.workloads.csv_joined import joined_files_error, repeated_header_row
 from ltrsched.workloads.csv_separator import separator_hint
@@ -314,8 +315,8 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         if isinstance(arrival, str):  # a date-time, as a .csv's, whatever the key's suffix (read below)
             dates[lineno] = (key, arrival)
             arrival = 0.0
-        if isinstance(arrival, bool) or not isinstance(arrival, (int, float)):
-            raise UserError(f"{path}:{lineno}: {key!r} must be a number of {unit} or a date-time, got {arrival!r}")
+        if not is_arrival(arrival):  # (null, true, -1, NaN: a table's words, arrival_values)
+            raise UserError(arrival_error(path, key, arrival, f"line {lineno}", "key"))
         try:
             arrival = float(arrival) * UNIT_SUFFIXES.get(arrival_suffix(key), 1.0)
         except OverflowError:  # an integer beyond float64 (JSON's integers have no bound): was a traceback
@@ -440,10 +441,11 @@ def _jsonl_dates(dates: dict[int, tuple[str, str]], arrivals: list[float], lines
         line, (name, text) = list(dates.items())[at]
         raise UserError(arrival_text_error(path, name, text, f"line {line}", "key"))  # (as a table's)
     if numbers:  # (every line has a time: the caller refuses lines without one among timed ones; a text that is no
-        # date-time among numbers, 'soon', is refused above, naming its key and line: "the arrival time is a number
-        # where line 2 gives a date-time ('soon')" named neither the key nor the bad line)
-        raise UserError(f"{path}:{numbers[0]}: the arrival time is a number where line {first_line} gives a "
-                        f"date-time ({key!r}: {first!r}); give one kind on every line")
+        # date-time among numbers, 'soon', is refused above, naming its key and line; a date-time after a number
+        # named the number's line, "FILE:1: the arrival time is a number where line 2 gives a date-time")
+        number_first = numbers[0] < first_line
+        where, then = (first_line, numbers[0]) if number_first else (numbers[0], first_line)
+        raise UserError(mixed_kinds_error(path, key, f"line {where}", f"line {then}", first, number_first, "key"))
     return seconds.to_list()
 
 
@@ -809,6 +811,8 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         _one_reply(raw.columns, str(path))
     texts = tuple(c for c in (prompt, reply) if c is not None)
     counts = tuple(c for c in _count_columns(raw.columns) if _count_text_to_read(raw[c]))
+    counts += tuple(c for c in raw.columns if arrival_suffix(c) is not None and raw.schema[c].is_float()
+                    and _count_text_to_read(raw[c]))  # (arrival times: polars read 'NaN', 'inf' as numbers)
     if counts or any(raw.schema[c] != pl.String for c in texts):  # a CSV has no types: prompts "1", "42" (or
         # "007", "1e3") are text, which polars read as numbers (refused as "not text", or changed: 007 -> 7); and
         # counts that are not digits alone are read by the rule every container's text is (number_text: polars read
@@ -850,10 +854,12 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                             + _table_hint(raw))
         names_found[ours] = found
         # (a count's text by the rule every container reads it by; an arrival time's may be a date-time)
-        boolean = None if ours == "arrival_time" else csv_boolean(raw[found], rows)
+        boolean = csv_boolean(raw[found], rows)
         if boolean is not None:  # (a .jsonl's true, a parquet's Boolean: refused in their words)
-            raise UserError(count_error(path, found, boolean[0], f"row {boolean[1]}", output=ours == "output_tokens"))
-        col = _spaced_numbers(raw[found]) if ours == "arrival_time" else number_texts(raw[found], path, rows)
+            raise UserError(arrival_error(path, found, boolean[0], f"row {boolean[1]}") if ours == "arrival_time" else
+                            count_error(path, found, boolean[0], f"row {boolean[1]}", output=ours == "output_tokens"))
+        col = (_arrival_numbers(_spaced_numbers(raw[found]), path, found, lambda at: f"row {rows[at]}")
+               if ours == "arrival_time" else number_texts(raw[found], path, rows))
         if ours == "arrival_time" and col.dtype == pl.String:
             col, scale = _datetime_seconds(col.str.strip_chars(), f"{path}: column {found!r}"), 1.0
             plain = plain if col.dtype == pl.String else None  # (date-times: seconds apart)
@@ -863,7 +869,7 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             if at is not None:
                 raise _format_break_error(col, at, f"{path}: column {found!r}", f"row {rows[at]}")
         if ours == "arrival_time" and col.dtype == pl.String:  # (the words of every container's)
-            row = first_non_numeric_row(col)
+            row = text_numbers(col)[1]
             raise UserError(arrival_text_error(path, found, col[row], f"row {rows[row]}"))
         if not col.dtype.is_numeric():  # e.g. true/false (a Boolean column would cast to 1/0 tokens) or text
             row, first = first_non_numeric_row(col), first_non_numeric(col)
@@ -898,6 +904,32 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                                                                                 rows, missing=True)).alias(name))
     df = df if ids is None else df.with_columns(_spaced_numbers(raw[ids]).alias("request_id"))
     return drop_failed_requests(df, names_found.get("output_tokens"), path, arrival_info)
+
+
+def _arrival_numbers(col: pl.Series, path: Path, name: str, place) -> pl.Series:
+    """A table's arrival column ``col`` (a ``.csv``'s or a parquet's, the file's ``name`` for it) as numbers where it
+    holds numbers (text read by the rule every container reads numbers as text by: :mod:`~ltrsched.workloads.
+    number_text`), else ``col`` itself (text: date-times the caller reads, or text that is neither). One-line
+    :class:`UserError` (:mod:`~ltrsched.workloads.arrival_values`) naming ``place(i)`` (row ``i``'s words, 0-based)
+    for a number that is no arrival time (null, negative, NaN, infinite, a boolean) or a date-time among numbers."""
+    if col.dtype == pl.String:
+        numbers, bad = text_numbers(col)
+        if bad is not None:
+            number = col.str.contains(NUMBER_TEXT).fill_null(False)
+            given = col.is_not_null()
+            others = col.filter(given & ~number).str.strip_chars()
+            if number.any() and _datetime_seconds(others, f"{path}: column {name!r}").dtype != pl.String:
+                first = int(given.arg_true()[0])  # (numbers and date-times: which clock is it?)
+                number_first = bool(number[first])
+                at = int((given & (~number if number_first else number)).arg_true()[0])
+                text = col[at] if number_first else col[first]
+                raise UserError(mixed_kinds_error(path, name, place(at), place(first), text.strip(), number_first))
+            return col
+        col = numbers
+    at = first_bad_arrival(col)
+    if at is not None:
+        raise UserError(arrival_error(path, name, col[at], place(at)))
+    return col
 
 
 def _counted_texts(texts: pl.Series, column: str, path: Path, rows: pl.Series, info: dict | None = None
@@ -1109,8 +1141,12 @@ def _table_arrivals(df: pl.DataFrame, path: Path, arrival_info: dict | None = No
             arrival_info["unit"] = "date-time"  # (seconds apart, whatever the column's name says)
         return df.drop(given[0]).with_columns(_temporal_seconds(col).alias("arrival_time"))
     name = named or given[0]
-    if col.dtype == pl.String and text_numbers(col)[1] is None and col.null_count() < col.len():  # numbers as text,
-        col = text_numbers(col)[0]  # as a .csv's (they were read as date-times, and refused)
+    place = lambda at: (f"row {df[FILE_ROW][at]}" if FILE_ROW in df.columns else  # noqa: E731  (a table's)
+                        f"record id {df['source_id'][at]!r}" if "source_id" in df.columns  # (a first turn's:
+                        else f"row {at + 1}")  # records skipped are no rows)
+    if col.dtype == pl.String or col.dtype.is_numeric() or col.dtype == pl.Boolean:  # (numbers as text as a .csv's:
+        # they were read as date-times, and refused; null, -1, NaN, true: one line, arrival_values)
+        col = _arrival_numbers(col, path, name, place)
         df = df.with_columns(col.alias(given[0]))
     if col.dtype == pl.String:  # date-time text, as a .csv's (Azure's TIMESTAMP), whatever the name's suffix
         seconds = _datetime_seconds(col.str.strip_chars(), f"{path}: column {name!r}")
@@ -1126,11 +1162,10 @@ def _table_arrivals(df: pl.DataFrame, path: Path, arrival_info: dict | None = No
         return df
     if not col.dtype.is_numeric():  # (the error named no row)
         first, at = first_non_numeric(col), first_non_numeric_row(col)
-        where = "" if at is None else (f"row {df[FILE_ROW][at]}" if FILE_ROW in df.columns else  # (a table's)
-                                       f"record id {df['source_id'][at]!r}" if "source_id" in df.columns  # (a first
-                                       else f"row {at + 1}")  # turn's: records skipped are no rows)
+        where = "" if at is None else place(at)
         if col.dtype == pl.String and first:  # (the words of every container's: a .csv's)
-            raise UserError(arrival_text_error(path, name, first[0], where))
+            at = text_numbers(col)[1]  # (the first text that spells no number: 'inf' is none, though polars reads it)
+            raise UserError(arrival_text_error(path, name, col[at], place(at)))
         raise UserError(f"{path}: column {name} has non-numeric values ({col.dtype}"
                         + (f", first: {first[0]!r}) in {where}" if first else ")") + "; it must hold numbers"
                         + (" or date-times" if col.dtype == pl.String else ""))
