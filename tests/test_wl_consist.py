@@ -299,6 +299,7 @@ def test_an_arrival_text_that_is_no_time_is_the_same_one_line_in_every_container
 ARRIVAL_REFUSED = {  # case -> (the file's key, the two requests' times, the bad one's row (line), as shown, containers)
     "null": ("arrival_time", [0.0, None], 2, "missing (null)", KINDS),
     "null timestamp": ("timestamp", [None, 1.0], 1, "missing (null)", KINDS),
+    "null among date-times": ("TIMESTAMP", ["2024-01-01 00:00:00", None], 2, "missing (null)", KINDS),
     "-1": ("arrival_time", [0.0, -1.0], 2, "-1", KINDS),
     "-0.5 timestamp": ("timestamp", [0.0, -0.5], 2, "-0.5", KINDS),
     "-1500 ms": ("arrival_time_ms", [0, -1500], 2, "-1500", KINDS),

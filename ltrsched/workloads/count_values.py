@@ -60,11 +60,12 @@ def count_error(path, field: str, value, where: str, what: str = "column", outpu
 
 
 def csv_boolean(col: pl.Series, rows: pl.Series) -> tuple[bool, int] | None:
-    """A ``.csv``'s count column ``col`` as polars read it (Boolean, or text) whose first value that spells no number
-    is a boolean (``true``/``false`` in any case, spaces or tabs around it: what polars reads as one): that boolean
-    and its row (``rows``: each value's in the file), for :func:`count_error`; None otherwise (the text rule speaks of
-    other text). A ``.csv`` has no types, so its ``True`` is the boolean a ``.jsonl``'s ``true`` and a parquet's
-    Boolean column are, and refused in their words."""
+    """A ``.csv``'s count (or arrival-time) column ``col`` as polars read it (Boolean, or text) whose first value that
+    spells no number is a boolean (``true``/``false`` in any case, spaces or tabs around it: what polars reads as
+    one): that boolean and its row (``rows``: each value's in the file), for :func:`count_error` (or
+    :func:`~ltrsched.workloads.arrival_values.arrival_error`); None otherwise (the text rule speaks of other text). A
+    ``.csv`` has no types, so its ``True`` is the boolean a ``.jsonl``'s ``true`` and a parquet's Boolean column are,
+    and refused in their words."""
     if col.dtype == pl.Boolean:
         given = col.is_not_null()
         return (bool(col.filter(given)[0]), int(rows.filter(given)[0])) if given.any() else None

@@ -879,6 +879,8 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             plain = plain if col.dtype == pl.String else None  # (date-times: seconds apart)
             if arrival_info is not None and col.dtype != pl.String:
                 arrival_info["unit"] = "date-time"  # (seconds apart, whatever the column's name says)
+            if col.dtype != pl.String:  # (a date-time missing: the line every container's null has)
+                _arrival_numbers(col, path, found, lambda at: f"row {rows[at]}")
             at = _format_break(col) if col.dtype == pl.String else None
             if at is not None:
                 raise _format_break_error(col, at, f"{path}: column {found!r}", f"row {rows[at]}")
@@ -1150,14 +1152,15 @@ def _table_arrivals(df: pl.DataFrame, path: Path, arrival_info: dict | None = No
     if arrival_info is not None:
         arrival_info.update(column=given[0], unit=given[0][len("arrival_time"):] or None)
     col = df[given[0]]
-    if isinstance(col.dtype, (pl.Datetime, pl.Date, pl.Duration)):  # (refused as "non-numeric values")
-        if arrival_info is not None:
-            arrival_info["unit"] = "date-time"  # (seconds apart, whatever the column's name says)
-        return df.drop(given[0]).with_columns(_temporal_seconds(col).alias("arrival_time"))
     name = named or given[0]
     place = lambda at: (f"row {df[FILE_ROW][at]}" if FILE_ROW in df.columns else  # noqa: E731  (a table's)
                         f"record id {df['source_id'][at]!r}" if "source_id" in df.columns  # (a first turn's:
                         else f"row {at + 1}")  # records skipped are no rows)
+    if isinstance(col.dtype, (pl.Datetime, pl.Date, pl.Duration)):  # (refused as "non-numeric values")
+        if arrival_info is not None:
+            arrival_info["unit"] = "date-time"  # (seconds apart, whatever the column's name says)
+        seconds = _arrival_numbers(_temporal_seconds(col), path, name, place)  # (a null: every container's line)
+        return df.drop(given[0]).with_columns(seconds.alias("arrival_time"))
     if col.dtype == pl.String or col.dtype.is_numeric() or col.dtype == pl.Boolean:  # (numbers as text as a .csv's:
         # they were read as date-times, and refused; null, -1, NaN, true: one line, arrival_values)
         col = _arrival_numbers(col, path, name, place)
@@ -1167,6 +1170,7 @@ def _table_arrivals(df: pl.DataFrame, path: Path, arrival_info: dict | None = No
         if seconds.dtype != pl.String:
             if arrival_info is not None:
                 arrival_info["unit"] = "date-time"  # (seconds apart, whatever the column's name says)
+            seconds = _arrival_numbers(seconds, path, name, place)  # (a null: every container's line)
             return df.drop(given[0]).with_columns(seconds.alias("arrival_time"))
         at = _format_break(seconds)
         if at is not None:
