@@ -929,10 +929,9 @@ def _arrival_numbers(col: pl.Series, path: Path, name: str, place) -> pl.Series:
     :class:`UserError` (:mod:`~ltrsched.workloads.arrival_values`) naming ``place(i)`` (row ``i``'s words, 0-based)
     for a number that is no arrival time (null, negative, NaN, infinite, a boolean) or a date-time among numbers."""
     if col.dtype == pl.String:
-        numbers, bad = text_numbers(col)
-        if bad is not None:
-            number = col.str.contains(NUMBER_TEXT).fill_null(False)
-            given = col.is_not_null()
+        number = col.str.contains(NUMBER_TEXT).fill_null(False)
+        given = col.is_not_null()
+        if (given & ~number).any():  # (date-times, or text that is neither: the caller reads them)
             others = col.filter(given & ~number).str.strip_chars()
             if number.any() and _datetime_seconds(others, f"{path}: column {name!r}").dtype != pl.String:
                 first = int(given.arg_true()[0])  # (numbers and date-times: which clock is it?)
@@ -941,7 +940,7 @@ def _arrival_numbers(col: pl.Series, path: Path, name: str, place) -> pl.Series:
                 text = col[at] if number_first else col[first]
                 raise UserError(mixed_kinds_error(path, name, place(at), place(first), text.strip(), number_first))
             return col
-        col = numbers
+        col = text_numbers(col)[0]
     at = first_bad_arrival(col)
     if at is not None:
         raise UserError(arrival_error(path, name, col[at], place(at)))
