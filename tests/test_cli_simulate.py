@@ -137,7 +137,8 @@ def test_missing_workload_file(capsys, tmp_path):
 @pytest.mark.parametrize("name, content, message", [
     ("t.jsonl", '{"prompt": "a", "generated": "b", "arrival_time": "x"}\n',
      "key 'arrival_time' has non-numeric values (String, first: 'x') in line 1"),
-    ("t.jsonl", '{"prompt": "a", "generated": "b", "arrival_time": null}\n', ":1: 'arrival_time' must be a number"),
+    ("t.jsonl", '{"prompt": "a", "generated": "b", "arrival_time": null}\n',
+     "key 'arrival_time' in line 1 is missing (null), not an arrival time"),
     ("t.csv", "arrival_time,prompt_tokens,output_tokens\n0,5.5,3\n", "column 'prompt_tokens' in row 1 is 5.5, not a token count"),
 ])
 def test_bad_workload_values(capsys, tmp_path, name, content, message):

@@ -69,7 +69,7 @@ def test_a_missing_date_time_is_a_one_line_error(capsys, tmp_path):
     path = tmp_path / "t.parquet"
     _table([datetime.datetime(2023, 1, 1), None]).write_parquet(path)
     assert_one_line_error(run_cli_fast(capsys, "simulate", "-w",
-                                       str(path)), "t.parquet: column arrival_time has 1 missing value(s)")
+                                       str(path)), "t.parquet: column 'arrival_time' in row 2 is missing (null), not an arrival time")
 
 
 def test_a_mooncake_line_without_its_timestamp_is_named_by_its_key(capsys, tmp_path):

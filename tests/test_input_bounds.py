@@ -124,7 +124,7 @@ def test_csv_boolean_token_values_are_refused(capsys, tmp_path, content):
     path = tmp_path / "trace.csv"
     path.write_text(content)
     assert_one_line_error(run_cli_fast(capsys, "simulate", "-w",
-                                       str(path)), "has non-numeric values (Boolean, first: True)")
+                                       str(path)), "in row 1 is True, not a token count")
 
 
 @pytest.mark.parametrize("column", ["prompt_tokens", "output_tokens", "arrival_time", "score"])

@@ -9,6 +9,7 @@ and row) are set aside."""
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import polars as pl
@@ -50,9 +51,9 @@ def _outcome(capsys, tmp_path, kind: str, rows: list[dict]):
 
 
 def _place_free(line: str) -> str:
-    """An error line without its container's words for a place: a ``.jsonl``'s ``key`` and ``line N`` read as a
-    table's ``column`` and ``row N``."""
-    return re.sub(r"\bin line (\d+)", r"in row \1", line.replace("error: FILE: key '", "error: FILE: column '"))
+    """An error line without its container's words for a place: a ``.jsonl``'s ``key`` and ``line N`` (``in line
+    N``, ``where line N``) read as a table's ``column`` and ``row N``."""
+    return re.sub(r"\b(in|where) line (\d+)", r"\1 row \2", line.replace("error: FILE: key '", "error: FILE: column '"))
 
 
 def _counts(value, where: str = "prompt_tokens") -> list[dict]:
@@ -135,14 +136,21 @@ def test_a_count_under_another_tools_name_is_named_so_in_every_container(capsys,
     assert len({_place_free(outcome[1]) for outcome in outcomes.values()}) == 1, outcomes
 
 
-def test_a_boolean_count_is_the_same_one_line_in_a_jsonl_and_a_parquet(capsys, tmp_path):
-    """A .jsonl's ``true`` and a parquet's Boolean column are values, refused alike (a .csv's ``True`` is text that
-    spells no number: :func:`~ltrsched.workloads.number_text.text_error`'s line)."""
-    rows = [{**r, "output_tokens": True} for r in _counts(5)]
-    outcomes = {kind: _outcome(capsys, tmp_path, kind, rows) for kind in ("parquet", "jsonl")}
-    assert outcomes["parquet"] == ("refused", "error: FILE: column 'output_tokens' in row 1 is True, not a token "
-                                              "count (a whole number in 1..2**53)"), outcomes
-    assert _place_free(outcomes["jsonl"][1]) == outcomes["parquet"][1], outcomes
+@pytest.mark.parametrize("field", ["prompt_tokens", "output_tokens"])
+@pytest.mark.parametrize("every", [True, False])
+@pytest.mark.parametrize("value", [True, False])
+def test_a_boolean_count_is_the_same_one_line_in_every_container(capsys, tmp_path, field, every, value):
+    """A .jsonl's ``true`` and a parquet's Boolean column are values, refused in count_values' line; a .csv's ``True``
+    is the same boolean (it was refused as text that spells no number, "non-numeric values (String, first: 'True')",
+    and a column of them as "non-numeric values (Boolean, first: True) ...; it must hold numbers"). (Among numbers:
+    polars writes a parquet column of 3 and True as integers, so only a .csv and a .jsonl hold it.)"""
+    rows = [{**r, field: value} for r in _counts(5)] if every else _counts(value, field)
+    kinds = KINDS if every else ("csv", "jsonl")
+    outcomes = {kind: _outcome(capsys, tmp_path, kind, rows) for kind in kinds}
+    row = 1 if every else 2
+    assert outcomes["csv"] == ("refused", f"error: FILE: column {field!r} in row {row} is {value}, not a token count "
+                                          "(a whole number in 1..2**53)"), outcomes
+    assert {_place_free(outcome[1]) for outcome in outcomes.values()} == {outcomes["csv"][1]}, outcomes
 
 
 # --- BurstGPT's failed requests (Response tokens 0): left out in every container, with the same warning -------------
@@ -283,6 +291,68 @@ def test_an_arrival_text_that_is_no_time_is_the_same_one_line_in_every_container
     assert len({_place_free(outcome[1]) for outcome in outcomes.values()}) == 1, outcomes
 
 
+# An arrival time that is no time (null, negative, NaN, infinite, a boolean): one line in every container, naming the
+# file, the file's own column (key), the row (line) and the value as the file gives it (-1500 ms, not -1.5 s). (A table
+# said "column arrival_time has 1 missing value(s), the first in row 2" where a .jsonl said "'arrival_time' must be a
+# number of seconds or a date-time, got None"; every container "1 request(s) with a negative or non-finite
+# arrival_time (first: -1.5) in row 2", under our name, in seconds.)
+ARRIVAL_REFUSED = {  # case -> (the file's key, the two requests' times, the bad one's row (line), as shown, containers)
+    "null": ("arrival_time", [0.0, None], 2, "missing (null)", KINDS),
+    "null timestamp": ("timestamp", [None, 1.0], 1, "missing (null)", KINDS),
+    "null among date-times": ("TIMESTAMP", ["2024-01-01 00:00:00", None], 2, "missing (null)", KINDS),
+    "-1": ("arrival_time", [0.0, -1.0], 2, "-1", KINDS),
+    "-0.5 timestamp": ("timestamp", [0.0, -0.5], 2, "-0.5", KINDS),
+    "-1500 ms": ("arrival_time_ms", [0, -1500], 2, "-1500", KINDS),
+    "'-1' as text": ("arrival_time", ["0", "-1"], 2, "-1", KINDS),
+    "true": ("arrival_time", [True, True], 1, "True", KINDS),
+    # (a .csv's 'nan' and 'inf' are text, refused as a parquet's Utf8 'NaN' is: below)
+    "NaN": ("arrival_time", [0.0, math.nan], 2, "nan", ("parquet", "jsonl")),
+    "inf": ("timestamp_s", [0.0, math.inf], 2, "inf", ("parquet", "jsonl")),
+    "-inf ms": ("arrival_time_ms", [-math.inf, 0.0], 1, "-inf", ("parquet", "jsonl")),
+}
+
+
+@pytest.mark.parametrize("case", list(ARRIVAL_REFUSED))
+def test_an_arrival_time_that_is_no_time_is_the_same_one_line_in_every_container(capsys, tmp_path, case):
+    key, times, row, shown, kinds = ARRIVAL_REFUSED[case]
+    rows = [{"prompt_tokens": 3, "output_tokens": 4, key: t} for t in times]
+    outcomes = {kind: _outcome(capsys, tmp_path, kind, rows) for kind in kinds}
+    unit = "milliseconds" if key.endswith("_ms") else "seconds"
+    line = (f"error: FILE: column {key!r} in row {row} is {shown}, not an arrival time (a finite number of {unit} >= 0, "
+            "or a date-time)")
+    assert {_place_free(outcome[1]) for outcome in outcomes.values()} == {line}, outcomes
+    assert all(outcome[0] == "refused" for outcome in outcomes.values()), outcomes
+
+
+@pytest.mark.parametrize("text", ["NaN", "nan", "inf", "-inf", "Infinity"])
+def test_a_non_finite_arrival_written_as_text_is_the_same_one_line_in_every_container(capsys, tmp_path, text):
+    """As a count's: text that spells no number (a .csv read 'NaN', 'inf' and 'Infinity' as numbers, "1 request(s) with
+    a negative or non-finite arrival_time (first: nan)", where a parquet's Utf8 and a .jsonl's string were text)."""
+    rows = [{"prompt_tokens": 3, "output_tokens": 4, "arrival_time": t} for t in ["0", text]]
+    outcomes = {kind: _outcome(capsys, tmp_path, kind, rows) for kind in KINDS}
+    assert outcomes["csv"] == ("refused", f"error: FILE: column 'arrival_time' has non-numeric values (String, first: "
+                                          f"{text!r}) in row 2; it must hold numbers (seconds) or date-times"), outcomes
+    assert len({_place_free(outcome[1]) for outcome in outcomes.values()}) == 1, outcomes
+
+
+@pytest.mark.parametrize("key", ["arrival_time", "TIMESTAMP", "arrival_time_ms"])
+@pytest.mark.parametrize("number_first", [True, False])
+def test_a_date_time_among_numbers_is_the_same_one_line_in_every_container(capsys, tmp_path, key, number_first):
+    """A date-time after a number was a table's "non-numeric values (String, first: '2024-01-01 00:00:00')" (a
+    date-time) and a .jsonl's "FILE:1: the arrival time is a number where line 2 gives a date-time" (naming the
+    number's line); a number after one a table's "'5.0' in row 2 is not a date-time in the format of the first"."""
+    stamp = "2024-01-01 00:00:00"
+    times = [0.0, 5.0, stamp] if number_first else [stamp, 5.0, 7.0]
+    rows = [{"prompt_tokens": 3, "output_tokens": 4, key: t} for t in times]
+    outcomes = {kind: _outcome(capsys, tmp_path, kind, rows) for kind in KINDS}
+    unit = "milliseconds" if key.endswith("_ms") else "seconds"
+    this, first = (f"a date-time ({stamp!r})", "a number") if number_first else ("a number", f"a date-time ({stamp!r})")
+    where = "row 3" if number_first else "row 2"
+    assert outcomes["csv"] == ("refused", f"error: FILE: column {key!r} in {where} is {this} where row 1 gives {first}; "
+                                          f"give every arrival time as a number ({unit}) or every one as a date-time")
+    assert len({_place_free(outcome[1]) for outcome in outcomes.values()}) == 1, outcomes
+
+
 def test_a_conversation_parquets_counts_as_text_are_read_as_a_flat_tables(capsys, tmp_path):
     """LMSYS-Chat-1M's kind of parquet (a ``conversation`` column) with its own ``output_tokens`` as text: refused
     ("holds String values ..., not token counts") where a flat table's are read."""
@@ -400,28 +470,38 @@ def test_a_key_named_twice_in_a_conversation_record_is_refused_in_every_containe
 
 @pytest.mark.parametrize("prompt, output", [("input_len", "output_len"), ("prompt_tokens", "completion_tokens"),
                                             ("num_prompt_tokens", "num_output_tokens"),
-                                            ("input_length", "output_length")])
+                                            ("input_length", "output_length"), ("prompt_tokens", "output_tokens"),
+                                            ("prompt_tokens", None), ("input_length", None)])
 def test_a_conversation_records_counts_under_another_tools_names_are_read_as_a_parquets(capsys, tmp_path, prompt,
                                                                                         output):
     """A .json's or .jsonl's conversation record's ``input_len``/``output_len`` (vLLM's benchmark names, OpenAI
     usage's ``completion_tokens``, ...) were ignored (the text's Llama-3 counts used: 13 for a record giving 98),
     where a conversations parquet's columns of those names are read (the name table every format reads counts by:
-    :data:`~ltrsched.workloads.schema.LENGTH_NAMES`)."""
+    :data:`~ltrsched.workloads.schema.LENGTH_NAMES`). A .jsonl line whose messages come with a prompt count
+    (``prompt_tokens``, ``input_length``) is a conversation too, as in a .json array (the README: one conversation a
+    line, read as a .json array of them): it was read as a request of lengths alone, silently, its text dropped (no
+    prompt for ``ltr`` to score) and no warning that the counts differ from the text's; with a prompt count alone it
+    was refused as "a conversation, and the first line is not"."""
     from ltrsched.workloads import load_workload
     from ltrsched.workloads.loaders import workload_fingerprint
 
     read = {}
+    counts = {prompt: [41, 42], **({output: [99, 98]} if output else {})}
     for kind in ("parquet", "json", "jsonl"):
-        df = load_workload(_conversations(tmp_path / kind, kind, None, **{prompt: [41, 42], output: [99, 98]})).df
-        read[kind] = sorted(zip(df["prompt_tokens"].to_list(), df["output_tokens"].to_list()))
-        # (a .jsonl line with a prompt count, prompt_tokens or input_length, is a request line of lengths: the same
-        # counts, no conversation to compare them with)
-        assert ("2 of the 2 first turns' output_tokens differ" in capsys.readouterr().err) == (
-            kind != "jsonl" or prompt not in ("prompt_tokens", "input_length")), kind
-    assert read == {"parquet": [(41, 99), (42, 98)], "json": [(41, 99), (42, 98)], "jsonl": [(41, 99), (42, 98)]}
+        df = load_workload(_conversations(tmp_path / kind, kind, None, **counts)).df
+        read[kind] = sorted(zip(df["prompt_tokens"].to_list(), df["output_tokens"].to_list(), df["prompt"].to_list()))
+        err = capsys.readouterr().err
+        assert "2 of the 2 first turns' prompt_tokens differ" in err, (kind, err)
+        assert ("2 of the 2 first turns' output_tokens differ" in err) == (output is not None), (kind, err)
+    assert read["parquet"] == read["json"] == read["jsonl"], read
+    assert [r[:2] for r in read["jsonl"]] == ([(41, 99), (42, 98)] if output else [(41, 13), (42, 13)]), read
     # (a run or parse cached when such a file was read otherwise is not reused)
-    assert workload_fingerprint(_conversations(tmp_path / "fp", "json", None, **{output: [99, 98]}))[
-        "conversation count names"] == "other tools'"
+    if output not in (None, "output_tokens"):
+        assert workload_fingerprint(_conversations(tmp_path / "fp0", "json", None, **{output: [99, 98]}))[
+            "conversation count names"] == "other tools'"
+    # (a run cached when such a .jsonl was read as requests of lengths is not reused)
+    assert workload_fingerprint(_conversations(tmp_path / "fp", "jsonl", None, **counts)).get(
+        "counted conversation lines") == ("conversations" if prompt in ("prompt_tokens", "input_length") else None)
 
 
 @pytest.mark.parametrize("kind", ["json", "jsonl"])

@@ -53,7 +53,7 @@ def test_csv_with_lines_ended_by_cr_alone(tmp_path):
     ("burst.csv", "Timestamp,Request tokens,Response tokens\n0,5,0\n\n1,6,4\n2,7,4.5\n",
      "column 'Response tokens' in row 4 is 4.5, not a token count"),
     ("t.csv", "prompt_tokens,output_tokens,arrival_time\n5,5,0\n6,6,1\n7,7,-2\n",
-     "1 request(s) with a negative or non-finite arrival_time (first: -2.0) in row 3"),
+     "column 'arrival_time' in row 3 is -2, not an arrival time"),
     ("t.csv", "prompt_tokens,output_tokens\n5,5\n6,\n",
      "column 'output_tokens' in row 2 is missing (null), not a token count"),
     ("t.csv", "prompt_tokens,output_tokens,po_estimate\n5,5,1\n6,6,-4\n",
@@ -62,7 +62,7 @@ def test_csv_with_lines_ended_by_cr_alone(tmp_path):
      "column 'output_tokens' has non-numeric values (String, first: 'x') in row 3"),
     ("t.jsonl", '{"prompt": "a b", "output_tokens": 3, "arrival_time": 0}\n\n'
                 '{"prompt": "c", "output_tokens": 2, "arrival_time": -1}\n',
-     "1 request(s) with a negative or non-finite arrival_time (first: -1.0) in line 3"),
+     "key 'arrival_time' in line 3 is -1, not an arrival time"),
 ])
 def test_value_errors_name_the_files_row(tmp_path, capsys, name, text, message):
     """A bad value in a large trace was named by its column alone ("1 request(s) with a negative or non-finite
@@ -167,8 +167,8 @@ def test_a_conversations_parquets_bad_value_names_its_record(tmp_path):
         {"role": "assistant", "content": f"Topic {i} is about many things indeed"}]} for i in range(3)]
     path = tmp_path / "conv.parquet"
     pl.DataFrame(rows).with_columns(arrival_time=pl.Series([0.0, -1.0, 2.0])).write_parquet(path)
-    with pytest.raises(UserError, match=r"conv\.parquet: 1 request\(s\) with a negative or non-finite arrival_time "
-                                        r"\(first: -1\.0\) in record id 'c1'$"):
+    with pytest.raises(UserError, match=r"conv\.parquet: column 'arrival_time' in record id 'c1' is -1, not an arrival "
+                                        r"time \(a finite number of seconds >= 0, or a date-time\)$"):
         load_workload(str(path))
 
 
@@ -298,8 +298,9 @@ def test_date_time_arrivals_read_alike_in_every_format(tmp_path, capsys):
     (tmp_path / "b.jsonl").write_text(json.dumps({"timestamp": stamps[0], "prompt_tokens": 5, "output_tokens": 6})
                                       + "\n" + json.dumps({"timestamp": 3.5, "prompt_tokens": 5, "output_tokens": 6}))
     one_line_error(run_cli_fast(capsys, "simulate", "-w", tmp_path / "b.jsonl"),
-                   "b.jsonl:2: the arrival time is a number where line 1 gives a date-time "
-                   "('timestamp': '2023-11-16 18:15:46.6805900'); give one kind on every line")
+                   "b.jsonl: key 'timestamp' in line 2 is a number where line 1 gives a date-time "
+                   "('2023-11-16 18:15:46.6805900'); give every arrival time as a number (seconds) or every one as "
+                   "a date-time")
     (tmp_path / "b.jsonl").write_text(json.dumps({"timestamp": stamps[0], "prompt_tokens": 5, "output_tokens": 6})
                                       + "\n" + json.dumps({"timestamp": "soon", "prompt_tokens": 5,
                                                            "output_tokens": 6}))

@@ -123,7 +123,7 @@ def test_a_parse_cached_before_the_arrival_times_is_not_reused(tmp_path, monkeyp
      "c.jsonl: column 'timestamp' has non-numeric values (String, first: 'soon') in record id 's0'; it must hold "
      "numbers (seconds) or date-times"),
     ([sharegpt(0, timestamp=-3), sharegpt(1, timestamp=2)],
-     "c.jsonl: 1 request(s) with a negative or non-finite arrival_time (first: -3.0) in record id 's0'"),
+     "c.jsonl: column 'timestamp' in record id 's0' is -3, not an arrival time"),
 ])
 def test_bad_conversation_arrival_times_are_one_line(tmp_path, capsys, records, message):
     path = tmp_path / "c.jsonl"

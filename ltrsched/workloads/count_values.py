@@ -7,10 +7,16 @@ one line naming the file, the field (a table's column or a ``.jsonl``'s key), it
 the same. Before, a ``.jsonl`` said ``'prompt_tokens' must be a whole number of tokens in 1..2**53, got None``, a
 table ``column prompt_tokens has 1 missing value(s), the first in row 2`` (and for 0, 12.5 and 2**60 three other
 sentences), a conversations file a fourth. Text that spells no number is :func:`~ltrsched.workloads.number_text.
-text_error`'s (a ``.csv``'s ``True`` is such text; a ``.jsonl``'s ``true`` and a parquet's Boolean are values).
+text_error`'s; a ``.csv``'s ``true``/``false`` (any case, as polars reads a Boolean column) is a boolean, as a
+``.jsonl``'s ``true`` and a parquet's Boolean are (:func:`csv_boolean`: it was refused as text that spells no number,
+or as ``non-numeric values (Boolean, ...)``).
 """
 
 from __future__ import annotations
+
+import polars as pl
+
+from ltrsched.workloads.number_text import NUMBER_TEXT
 
 #: The largest count [tokens]: any larger is no length (and would not fit an int64 sum, nor a float exactly).
 MAX_TOKENS = 2**53
@@ -51,3 +57,22 @@ def count_error(path, field: str, value, where: str, what: str = "column", outpu
     zero = output and value == 0 and not isinstance(value, bool)
     return (f"{path}: {what} {field!r} in {where} is {shown_count(value)}, not a token count (a whole number in "
             "1..2**53)" + (f"; {ZERO_OUTPUT_HINT}" if zero else ""))
+
+
+def csv_boolean(col: pl.Series, rows: pl.Series) -> tuple[bool, int] | None:
+    """A ``.csv``'s count (or arrival-time) column ``col`` as polars read it (Boolean, or text) whose first value that
+    spells no number is a boolean (``true``/``false`` in any case, spaces or tabs around it: what polars reads as
+    one): that boolean and its row (``rows``: each value's in the file), for :func:`count_error` (or
+    :func:`~ltrsched.workloads.arrival_values.arrival_error`); None otherwise (the text rule speaks of other text). A
+    ``.csv`` has no types, so its ``True`` is the boolean a ``.jsonl``'s ``true`` and a parquet's Boolean column are,
+    and refused in their words."""
+    if col.dtype == pl.Boolean:
+        given = col.is_not_null()
+        return (bool(col.filter(given)[0]), int(rows.filter(given)[0])) if given.any() else None
+    if col.dtype != pl.String:
+        return None
+    bad = (col.is_not_null() & ~col.str.contains(NUMBER_TEXT)).fill_null(False)
+    if not bad.any():
+        return None
+    first = col.filter(bad)[0].strip(" \t").lower()
+    return (first == "true", int(rows.filter(bad)[0])) if first in ("true", "false") else None

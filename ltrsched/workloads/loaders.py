@@ -37,7 +37,8 @@ Files, by suffix:
   (:data:`~ltrsched.workloads.schema.OTHER_LENGTH_KEYS`: OpenAI's usage ``completion_tokens``, vLLM's benchmark
   ``input_len``/``output_len``, ``num_prompt_tokens``/``num_output_tokens``); two keys for one count are an error.
 - ``.jsonl`` of conversations, one per line (OpenAI's chat format, ``{"messages": [{"role", "content"}, ...]}``;
-  ShareGPT's, LMSYS's), told by its first line: read as a ``.json`` array of them (below).
+  ShareGPT's, LMSYS's), told by its first line (messages and no ``prompt`` text, whatever counts it gives beside
+  them: ``prompt_tokens`` too): read as a ``.json`` array of them (below).
 - ``.json``: a JSON array of ShareGPT conversations (complete or truncated), first turns, the paper's selection
   rules (first turns they leave out, e.g. replies of under 4 tokens, are counted in a warning on stderr); records
   with LMSYS-Chat-1M's or OpenAI's ``{"role", "content"}`` messages too
@@ -122,13 +123,14 @@ from ltrsched.workloads.arrival_names import (
     ARRIVAL_KEYS, ARRIVAL_NAMES, UNIT_SUFFIXES, arrival_suffix, arrival_text_error, escapes_a_letter, file_may_name_added,
     unread_arrival_unit,
 )
+from ltrsched.workloads.arrival_values import arrival_error, first_bad_arrival, is_arrival, mixed_kinds_error
 from ltrsched.workloads.arrivals import seconds_unit_warning
 from ltrsched.workloads.blank_text import blank_why, is_blank
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
-from ltrsched.workloads.count_values import count_error, is_count
+from ltrsched.workloads.count_values import count_error, csv_boolean, is_count
 from ltrsched.workloads.empty_file import check_not_empty
 from ltrsched.workloads.count_values import ZERO_OUTPUT_HINT
-from ltrsched.workloads.number_text import number_texts, text_error, text_number, text_numbers
+from ltrsched.workloads.number_text import NUMBER_TEXT, number_texts, text_error, text_number, text_numbers
 from ltrsched.workloads.csv_fields import field_error
 from ltrsched.workloads.csv_joined import joined_files_error, repeated_header_row
 from ltrsched.workloads.csv_separator import separator_hint
@@ -314,8 +316,8 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         if isinstance(arrival, str):  # a date-time, as a .csv's, whatever the key's suffix (read below)
             dates[lineno] = (key, arrival)
             arrival = 0.0
-        if isinstance(arrival, bool) or not isinstance(arrival, (int, float)):
-            raise UserError(f"{path}:{lineno}: {key!r} must be a number of {unit} or a date-time, got {arrival!r}")
+        if not is_arrival(arrival):  # (null, true, -1, NaN: a table's words, arrival_values)
+            raise UserError(arrival_error(path, key, arrival, f"line {lineno}", "key"))
         try:
             arrival = float(arrival) * UNIT_SUFFIXES.get(arrival_suffix(key), 1.0)
         except OverflowError:  # an integer beyond float64 (JSON's integers have no bound): was a traceback
@@ -440,10 +442,11 @@ def _jsonl_dates(dates: dict[int, tuple[str, str]], arrivals: list[float], lines
         line, (name, text) = list(dates.items())[at]
         raise UserError(arrival_text_error(path, name, text, f"line {line}", "key"))  # (as a table's)
     if numbers:  # (every line has a time: the caller refuses lines without one among timed ones; a text that is no
-        # date-time among numbers, 'soon', is refused above, naming its key and line: "the arrival time is a number
-        # where line 2 gives a date-time ('soon')" named neither the key nor the bad line)
-        raise UserError(f"{path}:{numbers[0]}: the arrival time is a number where line {first_line} gives a "
-                        f"date-time ({key!r}: {first!r}); give one kind on every line")
+        # date-time among numbers, 'soon', is refused above, naming its key and line; a date-time after a number
+        # named the number's line, "FILE:1: the arrival time is a number where line 2 gives a date-time")
+        number_first = numbers[0] < first_line
+        where, then = (first_line, numbers[0]) if number_first else (numbers[0], first_line)
+        raise UserError(mixed_kinds_error(path, key, f"line {where}", f"line {then}", first, number_first, "key"))
     return seconds.to_list()
 
 
@@ -503,6 +506,19 @@ def jsonl_conversations(path: Path) -> bool:
     no conversation (:func:`load_jsonl` then says what is wrong with it)."""
     from ltrsched.workloads.sharegpt import is_conversation_line
 
+    return is_conversation_line(_first_jsonl_record(path))
+
+
+def _jsonl_counted_conversations(path: Path) -> bool:
+    """Whether a ``.jsonl`` of conversations gives a prompt count beside its first line's messages (``prompt_tokens``,
+    ``input_length``), which loading read as a request of lengths alone before (its text dropped): a cache key's
+    probe."""
+    record = _first_jsonl_record(path)
+    return jsonl_conversations(path) and any(k in record for k in ("prompt_tokens", "input_length"))
+
+
+def _first_jsonl_record(path: Path):
+    """A ``.jsonl``'s first non-blank line as JSON, or None if it has none or cannot be read."""
     try:
         with path.open("rb") as fh:
             for number, raw in enumerate(fh):
@@ -510,10 +526,10 @@ def jsonl_conversations(path: Path) -> bool:
                 # (lines may end with \r alone, as jsonl_records reads them; JSON text holds no raw \r)
                 line = next((part for part in text.split("\r") if part.strip()), None)
                 if line is not None:
-                    return is_conversation_line(json.loads(line))
+                    return json.loads(line)
     except (OSError, ValueError, RecursionError):
-        return False
-    return False
+        return None
+    return None
 
 
 def _mooncake_line(rec: dict, where: str) -> dict:
@@ -809,6 +825,8 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         _one_reply(raw.columns, str(path))
     texts = tuple(c for c in (prompt, reply) if c is not None)
     counts = tuple(c for c in _count_columns(raw.columns) if _count_text_to_read(raw[c]))
+    counts += tuple(c for c in raw.columns if arrival_suffix(c) is not None and raw.schema[c].is_float()
+                    and _count_text_to_read(raw[c]))  # (arrival times: polars read 'NaN', 'inf' as numbers)
     if counts or any(raw.schema[c] != pl.String for c in texts):  # a CSV has no types: prompts "1", "42" (or
         # "007", "1e3") are text, which polars read as numbers (refused as "not text", or changed: 007 -> 7); and
         # counts that are not digits alone are read by the rule every container's text is (number_text: polars read
@@ -850,17 +868,24 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                             + _table_hint(raw))
         names_found[ours] = found
         # (a count's text by the rule every container reads it by; an arrival time's may be a date-time)
-        col = _spaced_numbers(raw[found]) if ours == "arrival_time" else number_texts(raw[found], path, rows)
+        boolean = csv_boolean(raw[found], rows)
+        if boolean is not None:  # (a .jsonl's true, a parquet's Boolean: refused in their words)
+            raise UserError(arrival_error(path, found, boolean[0], f"row {boolean[1]}") if ours == "arrival_time" else
+                            count_error(path, found, boolean[0], f"row {boolean[1]}", output=ours == "output_tokens"))
+        col = (_arrival_numbers(_spaced_numbers(raw[found]), path, found, lambda at: f"row {rows[at]}")
+               if ours == "arrival_time" else number_texts(raw[found], path, rows))
         if ours == "arrival_time" and col.dtype == pl.String:
             col, scale = _datetime_seconds(col.str.strip_chars(), f"{path}: column {found!r}"), 1.0
             plain = plain if col.dtype == pl.String else None  # (date-times: seconds apart)
             if arrival_info is not None and col.dtype != pl.String:
                 arrival_info["unit"] = "date-time"  # (seconds apart, whatever the column's name says)
+            if col.dtype != pl.String:  # (a date-time missing: the line every container's null has)
+                _arrival_numbers(col, path, found, lambda at: f"row {rows[at]}")
             at = _format_break(col) if col.dtype == pl.String else None
             if at is not None:
                 raise _format_break_error(col, at, f"{path}: column {found!r}", f"row {rows[at]}")
         if ours == "arrival_time" and col.dtype == pl.String:  # (the words of every container's)
-            row = first_non_numeric_row(col)
+            row = text_numbers(col)[1]
             raise UserError(arrival_text_error(path, found, col[row], f"row {rows[row]}"))
         if not col.dtype.is_numeric():  # e.g. true/false (a Boolean column would cast to 1/0 tokens) or text
             row, first = first_non_numeric_row(col), first_non_numeric(col)
@@ -895,6 +920,31 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                                                                                 rows, missing=True)).alias(name))
     df = df if ids is None else df.with_columns(_spaced_numbers(raw[ids]).alias("request_id"))
     return drop_failed_requests(df, names_found.get("output_tokens"), path, arrival_info)
+
+
+def _arrival_numbers(col: pl.Series, path: Path, name: str, place) -> pl.Series:
+    """A table's arrival column ``col`` (a ``.csv``'s or a parquet's, the file's ``name`` for it) as numbers where it
+    holds numbers (text read by the rule every container reads numbers as text by: :mod:`~ltrsched.workloads.
+    number_text`), else ``col`` itself (text: date-times the caller reads, or text that is neither). One-line
+    :class:`UserError` (:mod:`~ltrsched.workloads.arrival_values`) naming ``place(i)`` (row ``i``'s words, 0-based)
+    for a number that is no arrival time (null, negative, NaN, infinite, a boolean) or a date-time among numbers."""
+    if col.dtype == pl.String:
+        number = col.str.contains(NUMBER_TEXT).fill_null(False)
+        given = col.is_not_null()
+        if (given & ~number).any():  # (date-times, or text that is neither: the caller reads them)
+            others = col.filter(given & ~number).str.strip_chars()
+            if number.any() and _datetime_seconds(others, f"{path}: column {name!r}").dtype != pl.String:
+                first = int(given.arg_true()[0])  # (numbers and date-times: which clock is it?)
+                number_first = bool(number[first])
+                at = int((given & (~number if number_first else number)).arg_true()[0])
+                text = col[at] if number_first else col[first]
+                raise UserError(mixed_kinds_error(path, name, place(at), place(first), text.strip(), number_first))
+            return col
+        col = text_numbers(col)[0]
+    at = first_bad_arrival(col)
+    if at is not None:
+        raise UserError(arrival_error(path, name, col[at], place(at)))
+    return col
 
 
 def _counted_texts(texts: pl.Series, column: str, path: Path, rows: pl.Series, info: dict | None = None
@@ -1101,19 +1151,25 @@ def _table_arrivals(df: pl.DataFrame, path: Path, arrival_info: dict | None = No
     if arrival_info is not None:
         arrival_info.update(column=given[0], unit=given[0][len("arrival_time"):] or None)
     col = df[given[0]]
+    name = named or given[0]
+    place = lambda at: (f"row {df[FILE_ROW][at]}" if FILE_ROW in df.columns else  # noqa: E731  (a table's)
+                        f"record id {df['source_id'][at]!r}" if "source_id" in df.columns  # (a first turn's:
+                        else f"row {at + 1}")  # records skipped are no rows)
     if isinstance(col.dtype, (pl.Datetime, pl.Date, pl.Duration)):  # (refused as "non-numeric values")
         if arrival_info is not None:
             arrival_info["unit"] = "date-time"  # (seconds apart, whatever the column's name says)
-        return df.drop(given[0]).with_columns(_temporal_seconds(col).alias("arrival_time"))
-    name = named or given[0]
-    if col.dtype == pl.String and text_numbers(col)[1] is None and col.null_count() < col.len():  # numbers as text,
-        col = text_numbers(col)[0]  # as a .csv's (they were read as date-times, and refused)
+        seconds = _arrival_numbers(_temporal_seconds(col), path, name, place)  # (a null: every container's line)
+        return df.drop(given[0]).with_columns(seconds.alias("arrival_time"))
+    if col.dtype == pl.String or col.dtype.is_numeric() or col.dtype == pl.Boolean:  # (numbers as text as a .csv's:
+        # they were read as date-times, and refused; null, -1, NaN, true: one line, arrival_values)
+        col = _arrival_numbers(col, path, name, place)
         df = df.with_columns(col.alias(given[0]))
     if col.dtype == pl.String:  # date-time text, as a .csv's (Azure's TIMESTAMP), whatever the name's suffix
         seconds = _datetime_seconds(col.str.strip_chars(), f"{path}: column {name!r}")
         if seconds.dtype != pl.String:
             if arrival_info is not None:
                 arrival_info["unit"] = "date-time"  # (seconds apart, whatever the column's name says)
+            seconds = _arrival_numbers(seconds, path, name, place)  # (a null: every container's line)
             return df.drop(given[0]).with_columns(seconds.alias("arrival_time"))
         at = _format_break(seconds)
         if at is not None:
@@ -1123,11 +1179,10 @@ def _table_arrivals(df: pl.DataFrame, path: Path, arrival_info: dict | None = No
         return df
     if not col.dtype.is_numeric():  # (the error named no row)
         first, at = first_non_numeric(col), first_non_numeric_row(col)
-        where = "" if at is None else (f"row {df[FILE_ROW][at]}" if FILE_ROW in df.columns else  # (a table's)
-                                       f"record id {df['source_id'][at]!r}" if "source_id" in df.columns  # (a first
-                                       else f"row {at + 1}")  # turn's: records skipped are no rows)
+        where = "" if at is None else place(at)
         if col.dtype == pl.String and first:  # (the words of every container's: a .csv's)
-            raise UserError(arrival_text_error(path, name, first[0], where))
+            at = text_numbers(col)[1]  # (the first text that spells no number: 'inf' is none, though polars reads it)
+            raise UserError(arrival_text_error(path, name, col[at], place(at)))
         raise UserError(f"{path}: column {name} has non-numeric values ({col.dtype}"
                         + (f", first: {first[0]!r}) in {where}" if first else ")") + "; it must hold numbers"
                         + (" or date-times" if col.dtype == pl.String else ""))
@@ -1264,7 +1319,8 @@ def workload_fingerprint(source: str) -> dict[str, str]:
     # (runs cached before read ours); and a .jsonl's 'timestamp' in milliseconds on Mooncake's lines and seconds on
     # others, refused since this marker (runs cached before read each line in its unit); and a .json's or .jsonl's
     # conversation records' own prompt_tokens and output_tokens, used since this marker (runs cached before counted
-    # the text's tokens, where a conversations parquet's counts were used)
+    # the text's tokens, where a conversations parquet's counts were used); and a .jsonl's conversation lines that
+    # give a prompt count, read as conversations since this marker (runs cached before read requests of lengths alone)
     return {"sha256": file_digest(path), **({"ids": "given"} if _gives_ids(path) else {}),
             **({"mooncake": "read"} if _jsonl_gives_mooncake(path) else {}),
             **({"columns": "kept"} if _jsonl_gives_columns(path) else {}),
@@ -1283,7 +1339,9 @@ def workload_fingerprint(source: str) -> dict[str, str]:
             **({"added arrival names": "read"} if file_may_name_added(path) else {}),
             **({"added length names": "read"} if _names_added_lengths(path) else {}),
             **({"count names": "two refused"} if _parquet_counts_twice(path) else {}),
-            **({"mooncake timestamps": "one unit"} if _jsonl_mixes_timestamp_units(path) else {})}
+            **({"mooncake timestamps": "one unit"} if _jsonl_mixes_timestamp_units(path) else {}),
+            **({"counted conversation lines": "conversations"} if path.suffix.lower() == ".jsonl"
+               and _jsonl_counted_conversations(path) else {})}
 
 
 #: Names of :data:`~ltrsched.workloads.schema.LENGTH_NAMES` read since a later change (in lower case): a ``.csv``
