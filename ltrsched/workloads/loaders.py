@@ -37,8 +37,7 @@ Files, by suffix:
   (:data:`~ltrsched.workloads.schema.OTHER_LENGTH_KEYS`: OpenAI's usage ``completion_tokens``, vLLM's benchmark
   ``input_len``/``output_len``, ``num_prompt_tokens``/``num_output_tokens``); two keys for one count are an error.
 - ``.jsonl`` of conversations, one per line (OpenAI's chat format, ``{"messages": [{"role", "content"}, ...]}``;
-  ShareGPT's, LMSYS's), told by its first line (messages and no ``prompt`` text, whatever counts it gives beside
-  them: ``prompt_tokens`` too): read as a ``.json`` array of them (below).
+  ShareGPT's, LMSYS's), told by its first line: read as a ``.json`` array of them (below).
 - ``.json``: a JSON array of ShareGPT conversations (complete or truncated), first turns, the paper's selection
   rules (first turns they leave out, e.g. replies of under 4 tokens, are counted in a warning on stderr); records
   with LMSYS-Chat-1M's or OpenAI's ``{"role", "content"}`` messages too
@@ -506,19 +505,6 @@ def jsonl_conversations(path: Path) -> bool:
     no conversation (:func:`load_jsonl` then says what is wrong with it)."""
     from ltrsched.workloads.sharegpt import is_conversation_line
 
-    return is_conversation_line(_first_jsonl_record(path))
-
-
-def _jsonl_counted_conversations(path: Path) -> bool:
-    """Whether a ``.jsonl`` of conversations gives a prompt count beside its first line's messages (``prompt_tokens``,
-    ``input_length``), which loading read as a request of lengths alone before (its text dropped): a cache key's
-    probe."""
-    record = _first_jsonl_record(path)
-    return jsonl_conversations(path) and any(k in record for k in ("prompt_tokens", "input_length"))
-
-
-def _first_jsonl_record(path: Path):
-    """A ``.jsonl``'s first non-blank line as JSON, or None if it has none or cannot be read."""
     try:
         with path.open("rb") as fh:
             for number, raw in enumerate(fh):
@@ -526,10 +512,10 @@ def _first_jsonl_record(path: Path):
                 # (lines may end with \r alone, as jsonl_records reads them; JSON text holds no raw \r)
                 line = next((part for part in text.split("\r") if part.strip()), None)
                 if line is not None:
-                    return json.loads(line)
+                    return is_conversation_line(json.loads(line))
     except (OSError, ValueError, RecursionError):
-        return None
-    return None
+        return False
+    return False
 
 
 def _mooncake_line(rec: dict, where: str) -> dict:
@@ -1319,8 +1305,7 @@ def workload_fingerprint(source: str) -> dict[str, str]:
     # (runs cached before read ours); and a .jsonl's 'timestamp' in milliseconds on Mooncake's lines and seconds on
     # others, refused since this marker (runs cached before read each line in its unit); and a .json's or .jsonl's
     # conversation records' own prompt_tokens and output_tokens, used since this marker (runs cached before counted
-    # the text's tokens, where a conversations parquet's counts were used); and a .jsonl's conversation lines that
-    # give a prompt count, read as conversations since this marker (runs cached before read requests of lengths alone)
+    # the text's tokens, where a conversations parquet's counts were used)
     return {"sha256": file_digest(path), **({"ids": "given"} if _gives_ids(path) else {}),
             **({"mooncake": "read"} if _jsonl_gives_mooncake(path) else {}),
             **({"columns": "kept"} if _jsonl_gives_columns(path) else {}),
@@ -1339,9 +1324,7 @@ def workload_fingerprint(source: str) -> dict[str, str]:
             **({"added arrival names": "read"} if file_may_name_added(path) else {}),
             **({"added length names": "read"} if _names_added_lengths(path) else {}),
             **({"count names": "two refused"} if _parquet_counts_twice(path) else {}),
-            **({"mooncake timestamps": "one unit"} if _jsonl_mixes_timestamp_units(path) else {}),
-            **({"counted conversation lines": "conversations"} if path.suffix.lower() == ".jsonl"
-               and _jsonl_counted_conversations(path) else {})}
+            **({"mooncake timestamps": "one unit"} if _jsonl_mixes_timestamp_units(path) else {})}
 
 
 #: Names of :data:`~ltrsched.workloads.schema.LENGTH_NAMES` read since a later change (in lower case): a ``.csv``

@@ -460,13 +460,10 @@ def first_turn(record) -> tuple[str, str, str] | None:
 
 def is_conversation_line(record) -> bool:
     """True for a ``.jsonl`` line that is a conversation (OpenAI's chat format: ``{"messages": [...]}``; or
-    ShareGPT's, LMSYS's: :data:`CONVERSATION_KEYS`) rather than a request (no ``prompt`` text). Its own counts
-    (``prompt_tokens``, ``input_length``, ...) are a conversation record's, as in a ``.json`` array: used, with a
-    warning where they differ from the text's count. (A line that gave a prompt count beside its messages was read as
-    a request of lengths alone: its text dropped, ``ltr`` had no prompt to score, no rule of the paper's applied,
-    and no word said so; with an output count alone it was a conversation.)"""
+    ShareGPT's, LMSYS's: :data:`CONVERSATION_KEYS`) rather than a request (no ``prompt``, nor a length given in its
+    stead: ``prompt_tokens``, Mooncake's ``input_length``)."""
     return (isinstance(record, dict) and any(isinstance(record.get(k), list) for k in CONVERSATION_KEYS)
-            and "prompt" not in record)
+            and not any(k in record for k in ("prompt", "prompt_tokens", "input_length")))
 
 
 def is_conversation_table(df: pl.DataFrame) -> bool:
