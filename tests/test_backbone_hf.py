@@ -201,18 +201,24 @@ def test_a_decoder_is_pooled_at_the_last_token_by_the_mask(tmp_path, name):
 _PROMPTS = ['say "hi"', "wow!", 'a "b" c', "end!", "list of things", '"', "!", 'why? "no"', ""] * 3
 
 
-def _trained_opt(tmp_path, fold=None):
-    """A one-epoch tiny OPT ranker (pad id 1, no tokenizer), its backbone folding ``fold`` (None: the default)."""
+def _trained_ranker(model_dir, fold=None):
+    """A one-epoch tiny ranker on the HF model saved in ``model_dir``, its backbone folding ``fold`` (None: the
+    default)."""
     from ltrsched.predictors.config import PredictorConfig
     from ltrsched.predictors.predictor import Predictor
 
-    _TINY["opt"]().save_pretrained(tmp_path / "opt")
-    predictor = Predictor(PredictorConfig(backbone="hf", hf_path=str(tmp_path / "opt"), epochs=1, lr=1e-2,
-                                          list_size=8, max_prompt_tokens=32))
+    predictor = Predictor(PredictorConfig(backbone="hf", hf_path=str(model_dir), epochs=1, lr=1e-2, list_size=8,
+                                          max_prompt_tokens=32))
     if fold is not None:
         predictor.backbone.fold = fold
     predictor.fit(_PROMPTS, np.arange(1, len(_PROMPTS) + 1) * 7)
     return predictor
+
+
+def _trained_opt(tmp_path, fold=None):
+    """A one-epoch tiny OPT ranker (pad id 1, no tokenizer), its backbone folding ``fold`` (None: the default)."""
+    _TINY["opt"]().save_pretrained(tmp_path / "opt")
+    return _trained_ranker(tmp_path / "opt", fold)
 
 
 def test_a_checkpoint_without_the_fold_record_loads_and_scores_as_before(tmp_path):
@@ -304,17 +310,9 @@ def _save_word_tokenizer(directory):
 
 def _trained_gpt2_with_tokenizer(tmp_path, fold=None):
     """A one-epoch tiny GPT-2 ranker (pad id 0) with :func:`_save_word_tokenizer`'s tokenizer, folding ``fold``."""
-    from ltrsched.predictors.config import PredictorConfig
-    from ltrsched.predictors.predictor import Predictor
-
     _TINY["gpt2"]().save_pretrained(tmp_path / "gpt2")
     _save_word_tokenizer(tmp_path / "gpt2")
-    predictor = Predictor(PredictorConfig(backbone="hf", hf_path=str(tmp_path / "gpt2"), epochs=1, lr=1e-2,
-                                          list_size=8, max_prompt_tokens=32))
-    if fold is not None:
-        predictor.backbone.fold = fold
-    predictor.fit(_PROMPTS, np.arange(1, len(_PROMPTS) + 1) * 7)
-    return predictor
+    return _trained_ranker(tmp_path / "gpt2", fold)
 
 
 def test_an_empty_prompt_reads_as_the_tokenizers_begin_of_text_id(tmp_path):
