@@ -69,6 +69,13 @@ def usable_blocks_bound(usable_blocks: int, block_size: int, context: int) -> KV
     return full_attention_bound(usable_blocks + 1, block_size, context)
 
 
+def usable_context(usable_blocks: int, block_size: int, context: int) -> int:
+    """``context`` [tokens] at most what ``usable_blocks`` blocks of ``block_size`` tokens hold, counted without
+    vLLM's null block (:func:`usable_blocks_bound`): the context to give the simulator for such a cache."""
+    bound = usable_blocks_bound(usable_blocks, block_size, context)
+    return context if bound is None else bound.context
+
+
 def usable_short(usable_blocks: int, block_size: int, context: int) -> KVBound | None:
     """:func:`usable_blocks_bound` counted as the simulator counts its cache, without vLLM's null block:
     :attr:`KVBound.blocks` is ``usable_blocks`` and :attr:`KVBound.needed` the blocks one request of ``context``

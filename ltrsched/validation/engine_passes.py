@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ltrsched.errors import UserError
+from ltrsched.policies import kv_bound
 from ltrsched.validation.fresh_process import FreshProcesses
 
 
@@ -64,7 +65,7 @@ class EngineFacts:
                          num_gpu_blocks=self.num_gpu_blocks, max_resident_seqs=self.max_resident_seqs,
                          # (at most what its blocks hold, where a sliding window's layers let vLLM take more: the
                          # simulator, whose every layer attends fully, refuses a longer one as vLLM then would)
-                         max_model_len=min(self.max_model_len, self.num_gpu_blocks * self.block_size),
+                         max_model_len=kv_bound.usable_context(self.num_gpu_blocks, self.block_size, self.max_model_len),
                          watermark=0.0, preemption="recompute",
                          semantics="vllm-v1")
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ltrsched.errors import UserError
+from ltrsched.policies import kv_bound
 
 #: Most KV blocks the search for the smallest cache looks at: beyond it the plan no longer grows (its largest
 #: probes hold ``ProbePlan.max_tokens_in_flight`` tokens, 140,000) for any block size of at least 1 token.
@@ -47,7 +48,7 @@ def planned_steps(config, usable_blocks: int, max_model_len: int, quick: bool, r
     limits = BatchLimits(num_gpu_blocks=usable_blocks, block_size=config.block_size, watermark_when_running=True)
     # (at most the context the cache holds, as the simulator takes a given one, modelling vLLM's start-up check:
     # ltrsched.sim.config.cache_short; the search for a shorter context tries longer ones on the same cache)
-    max_model_len = min(max_model_len, usable_blocks * config.block_size)
+    max_model_len = kv_bound.usable_context(usable_blocks, config.block_size, max_model_len)
     if int(limits.most_blocks_held(total).max()) > limits.blocks_alone or int(total.max()) > max_model_len:
         return 0
     result = simulate(probes, make_policy("fcfs"), SimConfig(
