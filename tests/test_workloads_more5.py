@@ -278,9 +278,9 @@ ODD_ERRORS = [
                                                         {"role": "user", "content": p}], "max_tokens": 256}
                         for p in PROMPTS),
      "3 requests without the assistant's reply (first: record 1: 'max_tokens' is a cap, not the reply's length: "
-     "write the reply as an assistant message)"),
+     "give the assistant's reply or its output_tokens)"),
     ("ask.json", json.dumps([{"messages": [{"role": "user", "content": p}]} for p in PROMPTS]),
-     "3 requests without the assistant's reply (first: record 1: the last message is the user's: write the reply"),
+     "3 requests without the assistant's reply (first: record 1: the last message is the user's: give the assistant's reply"),
     ("one.json", json.dumps({"id": "a", "conversations": messages(0)}),
      "not a JSON array of conversations: it starts with '{' (one conversation: wrap it in [ ])"),
     ("wrapped.json", json.dumps({"version": 2, "data": [{"messages": messages(i)} for i in range(3)]}),

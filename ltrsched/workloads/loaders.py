@@ -1318,8 +1318,9 @@ def workload_fingerprint(source: str) -> dict[str, str]:
             **({"conversation arrivals": "read"} if _conversations_give_arrivals(path) else {}),
             **({"conversation columns": "kept"} if _conversations_file(path) and may_give_columns(path) else {}),
             **({"system text": "counted"} if _conversations_file(path) and may_give_system_text(path) else {}),
-            **({"conversation counts": "given"} if _conversations_file(path) and may_give_counts(path) else {}),
-            **({"conversation count names": "other tools'"} if _conversations_file(path)
+            **({"conversation counts": "given, a reply optional"} if _conversations_file(path) and may_give_counts(path)
+               else {}),
+            **({"conversation count names": "other tools', a reply optional"} if _conversations_file(path)
                and may_give_other_counts(path) else {}),
             **({"added arrival names": "read"} if file_may_name_added(path) else {}),
             **({"added length names": "read"} if _names_added_lengths(path) else {}),

@@ -329,6 +329,13 @@ class FirstTurn(NamedTuple):
     system: str = ""
 
 
+def _gives_output_count(record: dict) -> bool:
+    """Whether the conversation ``record`` gives its reply's length [tokens] under ours or another tool's name
+    (``output_tokens``, ``completion_tokens``: :data:`~ltrsched.workloads.schema.OTHER_LENGTH_KEYS`), not null."""
+    return any(record[k] is not None and (k == "output_tokens" or OTHER_LENGTH_KEYS.get(k) == "output_tokens")
+               for k in record)
+
+
 def read_first_turn(record, system: bool = False) -> FirstTurn | Skip:
     """(id, first user message, the assistant reply that follows it, system text), or why the record has none
     (:class:`Skip`). With ``system``, the first user message is preceded by the text of the system and developer
@@ -378,11 +385,15 @@ def read_first_turn(record, system: bool = False) -> FirstTurn | Skip:
             return Skip(True, "with unknown speakers", f"message {i + 1} has {what}")
     if not turns:  # (a conversation of system messages alone was counted as an empty one)
         return Skip(False, "conversations of system messages alone" if conv else "empty conversations")
+    if len(turns) == 1 and _speaker(turns[0][1]) in _USER and _gives_output_count(record):  # (a request logged
+        # with its reply's length, e.g. OpenAI usage's completion_tokens: the reply's text is not needed, its count is
+        # used as a conversation's own is; it was refused, "write the reply as an assistant message")
+        turns = [*turns, (len(conv), {"role": "assistant", "content": ""})]
     if len(turns) == 1 and _speaker(turns[0][1]) in _USER:  # (an OpenAI chat-completions request as logged)
         return Skip(False, "requests without the assistant's reply",
                     ("'max_tokens' is a cap, not the reply's length" if any(
                         k in record for k in ("max_tokens", "max_completion_tokens")) else "the last message is the "
-                     "user's") + ": write the reply as an assistant message")
+                     "user's") + ": give the assistant's reply or its output_tokens")
     if len(turns) < 2 or _speaker(turns[0][1]) not in _USER or _speaker(turns[1][1]) not in _ASSISTANT:
         return Skip(False, "conversations that do not open with a user turn answered by the assistant")
     i, reply = turns[1]
@@ -799,7 +810,7 @@ def given_counts(given: pl.Series, counted: pl.Series, ids: list[str], rows: lis
         at = int(bad.arg_true()[0])
         raise UserError(count_error(path, name, given[at], place(at)))
     kept = pl.select(pl.coalesce(values, counted.cast(pl.Float64))).to_series().cast(pl.Int64).alias(name)
-    differ = (values.is_not_null() & (kept != counted)).fill_null(False)
+    differ = (values.is_not_null() & (kept != counted) & (counted != 0)).fill_null(False)  # (no text: nothing to differ)
     if differ.any():
         at = int(differ.arg_true()[0])
         notes.append(f"{int(differ.sum()):,} of the {given.len():,} first turns' {name} differ from the Llama-3 count "
@@ -1029,6 +1040,8 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # parse cached before dropped (file_may_name_added: other files keep their entries); "-recordcounts": a .json's
     # or .jsonl's records' own token counts (may_give_counts), which a parse cached before ignored; "-othercounts":
     # those under another tool's name (may_give_other_counts: input_len, completion_tokens), ignored before too
+    # ("-replyless" since a request without the assistant's reply that gives its reply's length is read, where a
+    # parse cached before skipped it)
     cached = cache_dir() / (f"sharegpt-{key}-utf8{'-counts' if src.suffix.lower() == '.parquet' else ''}"
                             f"{'' if package else '-skips-case'}"
                             f"{'-arrivals' if not package and may_give_arrivals(src) else ''}"
@@ -1036,8 +1049,8 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
                             f"{'-systemturn' if not package and may_give_system_text(src) else ''}"
                             f"{'-added' if not package and file_may_name_added(src) else ''}"
                             f"{'-blankcount' if _gives_prompt_counts(src) else ''}"
-                            f"{'-recordcounts' if not package and may_give_counts(src) else ''}"
-                            f"{'-othercounts' if not package and may_give_other_counts(src) else ''}.parquet")
+                            f"{'-recordcounts-replyless' if not package and may_give_counts(src) else ''}"
+                            f"{'-othercounts-replyless' if not package and may_give_other_counts(src) else ''}.parquet")
     cached_notes = cached.with_name(cached.name + NOTES_SUFFIX)
     df = None
     if cached.is_file() and cached_notes.is_file():
