@@ -252,22 +252,28 @@ def test_a_new_checkpoint_records_its_fold_and_round_trips(tmp_path):
     assert np.array_equal(loaded.scores(_PROMPTS), trained.scores(_PROMPTS))
 
 
+def _assert_an_old_fold_scores_as_before(trained, tmp_path, newer: str) -> None:
+    """``trained``, saved, records its fold and loads folding so, scoring every prompt bit for bit as trained; read
+    with the ``newer`` fold, only the empty prompt's score changes."""
+    from ltrsched.predictors.config import TOKEN_FOLD_KEY
+    from ltrsched.predictors.predictor import Predictor
+
+    fold = trained.backbone.fold
+    before = trained.scores(_PROMPTS)
+    trained.save(tmp_path / "ck")
+    assert json.loads((tmp_path / "ck" / "predictor.json").read_text())[TOKEN_FOLD_KEY] == fold
+    loaded = Predictor.load(tmp_path / "ck")
+    assert loaded.backbone.fold == fold and np.array_equal(loaded.scores(_PROMPTS), before)
+    loaded.backbone.fold = newer
+    changed = loaded.scores(_PROMPTS) != before
+    assert changed.any() and all(p == "" for p in np.asarray(_PROMPTS)[changed])
+
+
 def test_a_pad_free_checkpoint_scores_as_before(tmp_path):
     """A checkpoint folded "pad-free" (written before "pad-free-bos": an empty prompt given id 0) loads folding
     "pad-free" and scores every prompt, the empty one too, bit for bit as trained; read "pad-free-bos", the empty
     prompt's score changes and no other."""
-    from ltrsched.predictors.config import TOKEN_FOLD_KEY
-    from ltrsched.predictors.predictor import Predictor
-
-    trained = _trained_opt(tmp_path, "pad-free")
-    before = trained.scores(_PROMPTS)
-    trained.save(tmp_path / "ck")
-    assert json.loads((tmp_path / "ck" / "predictor.json").read_text())[TOKEN_FOLD_KEY] == "pad-free"
-    loaded = Predictor.load(tmp_path / "ck")
-    assert loaded.backbone.fold == "pad-free" and np.array_equal(loaded.scores(_PROMPTS), before)
-    loaded.backbone.fold = "pad-free-bos"
-    changed = loaded.scores(_PROMPTS) != before
-    assert changed.any() and all(p == "" for p in np.asarray(_PROMPTS)[changed])
+    _assert_an_old_fold_scores_as_before(_trained_opt(tmp_path, "pad-free"), tmp_path, "pad-free-bos")
 
 
 def test_an_unknown_fold_record_is_one_line(tmp_path, capsys):
@@ -339,19 +345,9 @@ def test_an_empty_prompt_reads_as_the_tokenizers_begin_of_text_id(tmp_path):
 def test_a_pad_free_bos_checkpoint_with_a_tokenizer_scores_as_before(tmp_path):
     """A checkpoint folded "pad-free-bos" with a tokenizer (an empty prompt trained at id 0) loads folding so and scores
     every prompt, "" too, bit for bit as trained; read "pad-free-bos-tokenizer", only ""'s score changes."""
-    from ltrsched.predictors.config import TOKEN_FOLD_KEY
-    from ltrsched.predictors.predictor import Predictor
-
     trained = _trained_gpt2_with_tokenizer(tmp_path, "pad-free-bos")
     assert list(trained.backbone.empty_ids()) == [0]
-    before = trained.scores(_PROMPTS)
-    trained.save(tmp_path / "ck")
-    assert json.loads((tmp_path / "ck" / "predictor.json").read_text())[TOKEN_FOLD_KEY] == "pad-free-bos"
-    loaded = Predictor.load(tmp_path / "ck")
-    assert loaded.backbone.fold == "pad-free-bos" and np.array_equal(loaded.scores(_PROMPTS), before)
-    loaded.backbone.fold = "pad-free-bos-tokenizer"
-    changed = loaded.scores(_PROMPTS) != before
-    assert changed.any() and all(p == "" for p in np.asarray(_PROMPTS)[changed])
+    _assert_an_old_fold_scores_as_before(trained, tmp_path, "pad-free-bos-tokenizer")
 
 
 def test_the_begin_of_text_id_is_never_the_pad_id():
