@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib
 import sys
@@ -207,6 +208,17 @@ def name_too_long_line(exc: OSError) -> str:
                     "give a shorter one")
 
 
+def interrupted_exit_code(cause: BaseException | None) -> int:
+    """128 + the number of the signal that stopped a command, as a shell or a batch system reads it: the one a
+    ``KeyboardInterrupt`` names (``KeyboardInterrupt("SIGTERM")``: 143, ``"SIGHUP"``: 129, as ``ltrsched label`` stops
+    on them), else Ctrl-C's SIGINT (130)."""
+    import signal
+
+    name = cause.args[0] if isinstance(cause, KeyboardInterrupt) and cause.args else None
+    number = getattr(signal.Signals, name, None) if isinstance(name, str) and name.startswith("SIG") else None
+    return 128 + int(number if isinstance(number, signal.Signals) else signal.SIGINT)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: bad input prints one line and exits 2. Plugins the command loads are registered until
     it ends (:mod:`ltrsched.plugin_scope`). Warnings and notes are held while the command
@@ -244,12 +256,12 @@ def _run(argv: list[str] | None, notices: Notices) -> None:
         click.echo(f"error: {cut_long_words(one_line(exc))}", err=True)
         sys.exit(1)
     except (click.exceptions.Abort, Interrupted) as exc:
-        if isinstance(exc, Interrupted) and notices.stream.isatty():  # (after the terminal's "^C", not on it)
-            notices.stream.write("\n")
-        notices.release()  # (ahead of the last line)
-        click.echo("aborted", err=True)
-        cause = exc.__cause__ if isinstance(exc, Interrupted) else None
-        sys.exit(143 if isinstance(cause, KeyboardInterrupt) and cause.args[:1] == ("SIGTERM",) else 130)  # (128 + signal)
+        with contextlib.suppress(OSError):  # (a terminal that hung up, SIGHUP: the exit code still says why)
+            if isinstance(exc, Interrupted) and notices.stream.isatty():  # (after the terminal's "^C", not on it)
+                notices.stream.write("\n")
+            notices.release()  # (ahead of the last line)
+            click.echo("aborted", err=True)
+        sys.exit(interrupted_exit_code(exc.__cause__ if isinstance(exc, Interrupted) else None))
     except click.UsageError as exc:  # a mistyped option, value or command: one line too
         if isinstance(exc, getattr(click.exceptions, "NoArgsIsHelpError", ())):  # `ltrsched` alone: the help
             exc.show()

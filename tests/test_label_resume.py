@@ -273,3 +273,164 @@ def test_label_records_the_served_dtype_and_refuses_another_on_resume(tmp_path, 
     r, served = _label(tmp_path, monkeypatch, capsys, "--max-tokens", "20", "--dtype", "bfloat16")
     assert_one_line_error(r, 'holds labels made with other settings (dtype "float32" there, "bfloat16" here)')
     assert served == 0
+
+
+def _part_rows(out) -> pl.DataFrame:
+    """Every row of ``out``'s part files (none: an empty frame)."""
+    from ltrsched.labelling.parts import parts_dir
+
+    parts = sorted(parts_dir(out).glob("part-*.parquet"))
+    return pl.concat([pl.read_parquet(p) for p in parts]) if parts else pl.DataFrame()
+
+
+def test_sighup_keeps_the_finished_labels_of_unfinished_chunks_and_exits_129(tmp_path, monkeypatch, capsys):
+    """A closed terminal or a dropped ssh session (SIGHUP) ended the run at once: the finished prompts of the chunk in
+    flight were lost (here 1 of 3). It stops as SIGTERM does, exit code 129 (128 + SIGHUP), and the handler before is
+    put back. (The test's own handler stands in for the default action, which would end pytest.)"""
+    import os
+    import signal
+
+    caught = []
+    before = signal.signal(signal.SIGHUP, lambda signum, frame: caught.append(signum))
+    try:
+        r, served = _label(tmp_path, monkeypatch, capsys, "--max-tokens", "20",
+                           after_done=lambda i: i == 2 and os.kill(os.getpid(), signal.SIGHUP))
+        assert caught == [] and r.returncode == 129 and served == 3, (caught, r)
+        assert "note: label stopped: 3 of the 8 prompt(s)" in r.stderr and r.stderr.endswith("aborted\n"), r.stderr
+        assert _part_rows(tmp_path / "l.parquet").height == 3
+        os.kill(os.getpid(), signal.SIGHUP)  # (the handler before is back)
+        assert caught == [signal.SIGHUP]
+    finally:
+        signal.signal(signal.SIGHUP, before)
+    r, served = _label(tmp_path, monkeypatch, capsys, "--max-tokens", "20")  # (resumed: the other 5)
+    assert r.returncode == 0 and served == 5 and pl.read_parquet(tmp_path / "l.parquet").height == 8, r.stderr
+
+
+def test_an_ignored_sighup_stays_ignored(tmp_path, monkeypatch, capsys):
+    """Under ``nohup`` (SIGHUP ignored) a closed terminal does not stop the run, and SIGHUP is ignored after it too."""
+    import os
+    import signal
+
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        r, served = _label(tmp_path, monkeypatch, capsys, "--max-tokens", "20",
+                           after_done=lambda i: i == 2 and os.kill(os.getpid(), signal.SIGHUP))
+        assert r.returncode == 0 and served == 8, r
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
+@pytest.mark.parametrize("second", ["SIGINT", "SIGTERM"])
+def test_a_second_signal_waits_until_the_kept_labels_are_written(tmp_path, monkeypatch, capsys, second):
+    """A second Ctrl-C (or SIGTERM) while a stopped run wrote its finished prompts interrupted the write: no torn part
+    (writes are atomic: the temp file is removed), but those labels were lost. The signals wait until the part is
+    written, the first says so once; the run exits with the first signal's code, and the handlers before are back."""
+    import os
+    import signal
+
+    from ltrsched.labelling.parts import PartStore, parts_dir
+
+    write, stopped = PartStore.write, []
+
+    def write_signalled(store, rows):  # (two more signals arrive as the stopped run writes its last part)
+        if stopped:
+            os.kill(os.getpid(), getattr(signal, second))
+            os.kill(os.getpid(), getattr(signal, second))
+        return write(store, rows)
+
+    def stop(i):
+        if i == 2:
+            stopped.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(PartStore, "write", write_signalled)
+    caught = []
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: caught.append(signum))
+    try:
+        r, served = _label(tmp_path, monkeypatch, capsys, "--max-tokens", "20", after_done=stop)
+        assert r.returncode == 143 and served == 3 and caught == [], (caught, r)
+        assert r.stderr.count(f"note: label: {second}: still writing 1 label(s), please wait\n") == 1, r.stderr
+        assert _part_rows(tmp_path / "l.parquet").height == 3  # (2 without the wait: the 3rd label was lost)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert caught == [signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert not list(parts_dir(tmp_path / "l.parquet").glob(".*tmp*"))
+    monkeypatch.setattr(PartStore, "write", write)
+    r, served = _label(tmp_path, monkeypatch, capsys, "--max-tokens", "20")
+    assert r.returncode == 0 and served == 5, r.stderr
+
+
+def test_ctrl_c_during_a_chunks_write_keeps_that_chunk(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C that lands while a finished chunk is written (before its part is renamed into place) lost that chunk:
+    its rows were taken from the chunks in flight before the write, so the stopped run did not write them either."""
+    from ltrsched.labelling.parts import PartStore
+
+    write, calls = PartStore.write, []
+
+    def write_interrupted(store, rows):
+        calls.append(len(rows))
+        if len(calls) == 1:
+            raise KeyboardInterrupt  # (atomic.write_bytes removes its temp file: no part)
+        return write(store, rows)
+
+    monkeypatch.setattr(PartStore, "write", write_interrupted)
+    r, served = _label(tmp_path, monkeypatch, capsys, "--max-tokens", "20")
+    assert r.returncode == 130 and served == 2 and calls == [2, 2], (calls, r)
+    assert "note: label stopped: 2 of the 8 prompt(s)" in r.stderr
+    assert _part_rows(tmp_path / "l.parquet")["key"].n_unique() == 2  # (0 before)
+
+
+def test_sighup_from_a_terminal_that_hung_up_keeps_the_labels_and_exits_129(tmp_path, monkeypatch, capsys):
+    """SIGHUP as a terminal hangs up: every write to it fails (EIO). The progress bar's last line failed before the
+    kept labels were written (they were lost), and the stopped note and "aborted" turned the stop into an OSError
+    (exit 1). The labels are written and the exit code is 129. (A bar that, as tqdm's on a terminal, writes as it
+    closes; stderr a stream that refuses every write from the hang-up on.)"""
+    import errno
+    import os
+    import signal
+    import sys
+
+    import ltrsched.progress
+
+    class HungUp:
+        def write(self, text):
+            raise OSError(errno.EIO, "Input/output error")
+
+        def flush(self):
+            raise OSError(errno.EIO, "Input/output error")
+
+        def isatty(self):
+            return True
+
+    class TerminalBar:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.close()
+
+        def update(self, n):
+            pass
+
+        def set_postfix(self, **values):
+            pass
+
+        def close(self):
+            sys.stderr.write("\n")
+
+    def hang_up(i):
+        if i == 2:
+            sys.stderr.stream = HungUp()  # (the CLI's Notices in front of it)
+            os.kill(os.getpid(), signal.SIGHUP)
+
+    monkeypatch.setattr(ltrsched.progress, "progress_bar", lambda *args, **kwargs: TerminalBar())
+    before = signal.signal(signal.SIGHUP, signal.SIG_DFL)  # (restored by the run: not reached)
+    try:
+        r, served = _label(tmp_path, monkeypatch, capsys, "--max-tokens", "20", after_done=hang_up)
+    finally:
+        signal.signal(signal.SIGHUP, before)
+    assert r.returncode == 129 and served == 3 and r.stderr.strip() == "", r  # (nothing after the hang-up)
+    assert _part_rows(tmp_path / "l.parquet").height == 3

@@ -28,7 +28,7 @@ from ltrsched.engine.replay import replay
 from ltrsched.engine.setup import EngineSetup, handed_to_next_scheduler
 from ltrsched.engine.vllm_compat import model_runner_output, require_vllm
 from ltrsched.engine.start_checks import kv_sizes_reason
-from ltrsched.errors import ArgumentValueError, UserError
+from ltrsched.errors import ArgumentTypeError, ArgumentValueError
 from ltrsched.policies import kv_bound, limit_rules
 from ltrsched.policies.base import Policy
 from ltrsched.policies.step_shape import MIN_STEP_S, StepShape
@@ -37,15 +37,20 @@ from ltrsched.workloads.schema import Workload
 
 
 def checked_step_time(step_time: Callable[[StepShape], float], shape: StepShape) -> float:
-    """``step_time(shape)`` [s]; a one-line :class:`UserError` where it is not a number, or not a finite time of at
-    least :data:`MIN_STEP_S` (NaN stopped the virtual clock, and the replay waited for the next arrival for good)."""
+    """``step_time(shape)`` [s]; a one-line :class:`~ltrsched.errors.ArgumentTypeError` (a TypeError) where it is not a
+    number, an :class:`~ltrsched.errors.ArgumentValueError` (a ValueError) where it is not a finite time of at least
+    :data:`MIN_STEP_S` (NaN stopped the virtual clock, and the replay waited for the next arrival for good): the
+    ``step_time`` argument of :func:`emulate` is what is wrong (both are a :class:`~ltrsched.errors.UserError` to
+    the CLI)."""
     dt = step_time(shape)
-    if isinstance(dt, bool) or not isinstance(dt, numbers.Real) or not (math.isfinite(dt) and dt >= MIN_STEP_S):
+    number = not isinstance(dt, bool) and isinstance(dt, numbers.Real)
+    if not number or not (math.isfinite(dt) and dt >= MIN_STEP_S):
         owner = getattr(step_time, "__self__", None)  # (a profile's method: the profile is named)
         who = "step_time" if owner is None else f"profile {getattr(owner, 'name', type(owner).__name__)!r}"
-        raise UserError(f"{who}: a step of {shape.num_prefill_tokens} prefill tokens and "
-                        f"{shape.num_decode_seqs} decodes takes {dt!r} s; a step must take a finite time of at least "
-                        f"{MIN_STEP_S:g} s")
+        error = ArgumentValueError if number else ArgumentTypeError
+        raise error(f"{who}: a step of {shape.num_prefill_tokens} prefill tokens and "
+                    f"{shape.num_decode_seqs} decodes takes {dt!r} s; a step must take a finite time of at least "
+                    f"{MIN_STEP_S:g} s")
     return dt
 
 
@@ -192,10 +197,11 @@ def build_scheduler(config: EngineConfig, setup: EngineSetup | None, additional_
                     check_context: bool = True):
     """A :class:`PolicyScheduler` built the way vLLM's engine core builds one, on the CPU: with ``setup``, or
     (None) with the policy ``additional_config`` names, as under ``vllm serve --additional-config``. A one-line
-    :class:`UserError` for a KV cache of ``num_gpu_blocks`` that holds no request of ``max_model_len`` tokens, which
-    vLLM's engine refuses at its start (:func:`ltrsched.engine.config.emulated_kv_short`), unless ``check_context`` is
-    False: the command line checks a ``--max-model-len`` given in its own words, and without one the context is the
-    profile's, not the user's (``ltrsched.validation.engines.emulated_config``). Without ``max_model_len`` the context
+    :class:`~ltrsched.errors.ArgumentValueError` (a ValueError) for more than :data:`MAX_EMULATED_BLOCKS` blocks, and
+    for a KV cache of ``num_gpu_blocks`` that holds no request of ``max_model_len`` tokens, which vLLM's engine refuses
+    at its start (:func:`ltrsched.engine.config.emulated_kv_short`), unless ``check_context`` is False: the command
+    line checks a ``--max-model-len`` given in its own words, and without one the context is the profile's, not the
+    user's (``ltrsched.validation.engines.emulated_config``). Without ``max_model_len`` the context
     is the model's bounded by what the cache holds, as the real engine takes it
     (:func:`ltrsched.engine.config.default_context_bound`). Settings left None take the defaults of the GPU it models
     (:func:`ltrsched.engine.config.with_platform`: blocks of 16 tokens) unless ``config.platform`` is given. A
@@ -211,14 +217,14 @@ def build_scheduler(config: EngineConfig, setup: EngineSetup | None, additional_
         raise ArgumentValueError(f"the emulated engine needs num_gpu_blocks (its KV blocks, vLLM's null block among "
                                  f"them){given}")
     if config.num_gpu_blocks > MAX_EMULATED_BLOCKS:  # (10**12 from Python: building the pool never ended)
-        raise UserError(f"num_gpu_blocks {config.num_gpu_blocks:,} is more than the emulated engine holds: vLLM's "
-                        f"block pool makes an object per block (about 3 us and 130 bytes each), so at most "
-                        f"{MAX_EMULATED_BLOCKS:,}; give fewer, or a larger block_size")
+        raise ArgumentValueError(f"num_gpu_blocks {config.num_gpu_blocks:,} is more than the emulated engine holds: "
+                                 f"vLLM's block pool makes an object per block (about 3 us and 130 bytes each), so at "
+                                 f"most {MAX_EMULATED_BLOCKS:,}; give fewer, or a larger block_size")
     # (vLLM's engine refuses to start on a KV cache that holds no request of max_model_len tokens: so does this one,
     # from Python too, in the words the command line's refusal has, the fields named as Python names them)
     short = emulated_kv_short(config, name=limit_rules.field_name) if check_context else None
     if short is not None:
-        raise UserError(short)
+        raise ArgumentValueError(short)
     require_vllm(cpu_only=True)
     # vLLM's CPU platform writes the variables of the CPU worker it plans while it checks a configuration
     # (LD_PRELOAD of torch's libgomp, VLLM_WORKER_MULTIPROC_METHOD=spawn, NUMEXPR_MAX_THREADS=1, ...): the emulated

@@ -21,7 +21,7 @@ import numpy as np
 from ltrsched.arguments import check_workload_and_policy
 from ltrsched.engine.live_table import RequestInfo
 from ltrsched.engine.results import engine_result
-from ltrsched.errors import UserError
+from ltrsched.errors import ArgumentValueError, UserError
 from ltrsched.policies import limit_rules
 from ltrsched.policies.base import Policy
 from ltrsched.policies.batching import MAX_STALLED_STEPS, ThrashGuard
@@ -68,7 +68,8 @@ def request_infos(workload: Workload, extra_output_tokens: int) -> list[RequestI
 
 def check_fits(workload: Workload, scheduler: Any, extra_output_tokens: int = 0, output_cap: int | None = None,
                fix: str = "", extra_from: str = "the policy") -> None:
-    """Reject, before a run, requests longer than the engine's ``max_model_len`` or its KV cache. With
+    """Reject, before a run, requests longer than the engine's ``max_model_len`` or its KV cache (a one-line
+    :class:`~ltrsched.errors.ArgumentValueError`: a ValueError to a Python caller of ``emulate``/``replay``). With
     ``output_cap`` (requests stop at the model's EOS) a request may generate up to that many tokens; the
     policy's ``extra_output_tokens`` (PO's estimate phase) count too: vLLM stops a request at
     ``max_model_len``, so one that does not fit would silently be served fewer tokens than planned. ``fix``: what
@@ -88,17 +89,17 @@ def check_fits(workload: Workload, scheduler: Any, extra_output_tokens: int = 0,
         if extra_output_tokens:
             counted.append(limit_rules.extra_tokens_named(extra_output_tokens, extra_from))
         held = f" for {int(total[i])} tokens, " + " and ".join(counted) if counted else ""
-        raise UserError(f"{len(too_big)} request(s) can never fit the engine's KV cache of "
-                        f"{usable} usable blocks (first: request "
-                        f"{int(workload.df['request_id'][i])} needs {int(blocks[i])} blocks{held})")
+        raise ArgumentValueError(f"{len(too_big)} request(s) can never fit the engine's KV cache of "
+                                 f"{usable} usable blocks (first: request "
+                                 f"{int(workload.df['request_id'][i])} needs {int(blocks[i])} blocks{held})")
 
 
 def check_context(workload: Workload, max_model_len: int, extra_output_tokens: int = 0, output_cap: int | None = None,
                   fix: str = "", extra_from: str = "the policy") -> np.ndarray:
-    """One-line :class:`UserError` for requests whose prompt + output (``output_cap`` if set, plus the policy's
-    ``extra_output_tokens``: vLLM generates them in the same request and stops it at ``max_model_len``) exceed
-    ``max_model_len`` [tokens] (the rule: :func:`ltrsched.policies.limit_rules.beyond_context`), ``fix`` appended;
-    returns every request's total."""
+    """One-line :class:`~ltrsched.errors.ArgumentValueError` (a ValueError to a Python caller, a UserError to the
+    CLI) for requests whose prompt + output (``output_cap`` if set, plus the policy's ``extra_output_tokens``: vLLM
+    generates them in the same request and stops it at ``max_model_len``) exceed ``max_model_len`` [tokens] (the rule:
+    :func:`ltrsched.policies.limit_rules.beyond_context`), ``fix`` appended; returns every request's total."""
     prompt = workload.df["prompt_tokens"].to_numpy()
     output = workload.df["output_tokens"].to_numpy() if output_cap is None else output_cap
     # (the policy's extra tokens count here and not in the simulator's check, ltrsched.sim.simulate._check_fits:
@@ -109,8 +110,9 @@ def check_context(workload: Workload, max_model_len: int, extra_output_tokens: i
         i = int(too_long[0])
         total = int(prompt[i]) + int(output if output_cap is not None else output[i]) + extra_output_tokens
         extra = (", " + limit_rules.extra_tokens_named(extra_output_tokens, extra_from)) if extra_output_tokens else ""
-        raise UserError(f"{len(too_long)} request(s) exceed the engine's max_model_len {max_model_len} "
-                        f"tokens (first: request {int(workload.df['request_id'][i])}, {total} tokens{extra}){fix}")
+        raise ArgumentValueError(f"{len(too_long)} request(s) exceed the engine's max_model_len {max_model_len} "
+                                 f"tokens (first: request {int(workload.df['request_id'][i])}, {total} tokens{extra})"
+                                 f"{fix}")
     return prompt + output + extra_output_tokens  # (each at most max_model_len now: no wrap)
 
 
@@ -118,9 +120,14 @@ def replay(workload: Workload, policy: Policy, driver: Driver, config: Any, host
            progress: bool = False, progress_label: str | None = None) -> RunResult:
     """Serve ``workload`` under ``policy`` on ``driver``; the result has the simulator's schema
     (``ltrsched.results.RunResult``) and the adapter's step log. ``progress``: show requests finished
-    (:func:`ltrsched.progress.progress_bar`), labelled ``progress_label`` (default ``engine POLICY``)."""
+    (:func:`ltrsched.progress.progress_bar`), labelled ``progress_label`` (default ``engine POLICY``). A one-line
+    :class:`~ltrsched.errors.ArgumentValueError` (a ValueError) for arguments that cannot run together: a policy
+    that needs a column the workload lacks, requests beyond the engine's context or KV cache (:func:`check_fits`)."""
     check_workload_and_policy(workload, policy)
-    check_needs(policy, workload.has_column, f"workload {workload.name!r}")
+    try:
+        check_needs(policy, workload.has_column, f"workload {workload.name!r}")
+    except UserError as exc:  # (policies' check, shared with the CLI: a ValueError to a Python caller, the same line)
+        raise ArgumentValueError(str(exc)) from None
     output_cap = getattr(driver, "output_cap", None)
     # (the extra tokens named by their policy: "the policy's extra output tokens" left PO unnamed)
     check_fits(workload, driver.scheduler, policy.extra_output_tokens, output_cap, getattr(driver, "context_fix", ""),

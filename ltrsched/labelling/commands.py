@@ -46,7 +46,7 @@ from ltrsched.validation.engines import DEFAULT_MAX_TOKENS
               help="The sampled run's repetition penalty [default: --repetition-penalty].")
 @click.option("--chunk", type=int, default=64, show_default=True,
               help="Prompts per part file: a run that is killed keeps every finished chunk (one stopped by "
-                   "Ctrl-C, SIGTERM or an error, every finished prompt).")
+                   "Ctrl-C, SIGTERM, SIGHUP or an error, every finished prompt).")
 @click.option("--out", "-o", type=OutFile(), required=True,
               help="Labels parquet to write; part files go to OUT.parts/, a description to OUT with .json.")
 @click.option("--threads", type=int, default=None, help="CPU engine: compute threads [default: 1].")

@@ -3,7 +3,8 @@
 ``OUT.parquet`` gets the part directory ``OUT.parquet.parts/``: a ``settings.json``
 (:class:`~ltrsched.labelling.settings.LabelSettings`) and ``part-*.parquet`` files, each written
 atomically (:mod:`ltrsched.atomic`) as soon as its chunk of prompts is labelled. A run that is killed keeps
-every finished chunk (one stopped by Ctrl-C, SIGTERM or an error writes its other finished prompts as a last part); a rerun with the same settings labels only the prompts no part holds, and the final
+every finished chunk (one stopped by Ctrl-C, SIGTERM, SIGHUP or an error writes its other finished prompts as a last
+part); a rerun with the same settings labels only the prompts no part holds, and the final
 file is the concatenation. An exclusive lock (``.lock``) keeps two ``ltrsched label`` processes out of
 one part directory. A part directory without part files (a run that labelled nothing) takes the new settings.
 Each part's rows record the settings they were made with too (:meth:`LabelSettings.differences_in`): a part of other

@@ -6,9 +6,7 @@ write the labels file (the parts' rows for the requested prompts, in prompt orde
 from __future__ import annotations
 
 import contextlib
-import signal
 import sys
-import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -21,6 +19,7 @@ from ltrsched.errors import UserError
 from ltrsched.names import shown_path
 from ltrsched.labelling.jobs import LabelJob
 from ltrsched.labelling.settings import LabelSettings, Sampling
+from ltrsched.labelling.stopping import SignalStops
 from ltrsched.workloads.labels import MAIN_RUN, SYSTEM_COLUMN, TEXT_COLUMN, labels_file_schema, prompt_digest
 
 #: The engine's defaults for labelling: a batch of 64 and 2 GiB of KV (64 requests of ~700 tokens).
@@ -88,7 +87,9 @@ def label_prompts(jobs: list[LabelJob], out: Path, model: str, max_tokens: int, 
             try:
                 _serve(todo, ids, config, settings, store, chunk, stats)
             except KeyboardInterrupt:  # (the CLI's last line is "aborted": it said nothing of the labels kept)
-                print(_stopped_note(stats.labelled, len(todo), done.height, parts_dir(out)), file=sys.stderr, flush=True)
+                with contextlib.suppress(OSError):  # (SIGHUP: a terminal that hung up fails the write, not the stop)
+                    print(_stopped_note(stats.labelled, len(todo), done.height, parts_dir(out)), file=sys.stderr,
+                          flush=True)
                 raise
         final = _final_labels(store.labelled(), jobs, store.schema)
         if final.height == 0:  # a labels file of 0 rows only fails later, in train or label-report
@@ -102,8 +103,9 @@ def label_prompts(jobs: list[LabelJob], out: Path, model: str, max_tokens: int, 
 
 
 def _stopped_note(labelled: int, served: int, held: int, parts: Path) -> str:
-    """The line a run stopped by Ctrl-C (or SIGTERM: :func:`_terminate_stops`) prints: what it labelled (kept: written to ``parts`` as it stopped), what
-    earlier runs had, and that the same command resumes with the rest of the ``served`` prompts it was to label."""
+    """The line a run stopped by Ctrl-C (or SIGTERM, SIGHUP: :mod:`ltrsched.labelling.stopping`) prints: what it
+    labelled (kept: written to ``parts`` as it stopped), what earlier runs had, and that the same command resumes with
+    the rest of the ``served`` prompts it was to label."""
     return (f"note: label stopped: {labelled} of the {served} prompt(s) this run was to label are labelled and kept in "
             f"{shown_path(parts)} ({held + labelled} labels in all); the same command labels the other "
             f"{served - labelled}")
@@ -162,33 +164,15 @@ def _serve(todo: list[LabelJob], ids: list[list[int]], config, settings: LabelSe
     # the batch it ran in (a resumed run's batches differ). On a GPU each request has its own seed.
     per_request_seeds = config.platform != CPU
     with VllmDriver(config, load_format="auto", seed=settings.sample.seed) as driver:  # (closed: env put back)
-        with _terminate_stops():
-            _serve_on(driver, todo, ids, config, settings, store, chunk, stats, per_request_seeds)
-
-
-@contextlib.contextmanager
-def _terminate_stops():
-    """While the engine serves: SIGTERM (``kill``, a batch system's time limit) stops the run as Ctrl-C does, so the
-    finished prompts of unfinished chunks are written too (its default action ended the process at once: up to
-    ``--chunk`` - 1 finished labels per chunk in flight were lost, each up to ``--max-tokens`` decoded tokens). The
-    handler before is put back after. Only in the main thread (where Python runs signal handlers)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum, frame):
-        raise KeyboardInterrupt("SIGTERM")
-
-    before = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
+        # (SIGTERM and SIGHUP ended the process at once: the finished prompts of the chunks in flight were lost)
+        with SignalStops() as stops:
+            _serve_on(driver, todo, ids, config, settings, store, chunk, stats, per_request_seeds, stops)
 
 
 def _serve_on(driver, todo: list[LabelJob], ids: list[list[int]], config, settings: LabelSettings, store, chunk: int,
-              stats: _Stats, per_request_seeds: bool) -> None:
-    """Serve ``todo`` on the started ``driver`` (:func:`_serve`)."""
+              stats: _Stats, per_request_seeds: bool, stops: SignalStops | None = None) -> None:
+    """Serve ``todo`` on the started ``driver`` (:func:`_serve`); ``stops``: the signals that stop the run, held while
+    its finished labels are written as it stops."""
     from ltrsched.labelling.generate import Request, serve_requests
     from ltrsched.progress import progress_bar
 
@@ -225,22 +209,30 @@ def _serve_on(driver, todo: list[LabelJob], ids: list[list[int]], config, settin
         stats.output_tokens += g.output_tokens
         capped += g.finish_reason == "length"
         left[c] -= 1
-        if left[c] == 0:
-            store.write(rows.pop(c))
+        if left[c] == 0:  # (popped once written: popped first, a Ctrl-C during the write lost the chunk's labels)
+            store.write(rows[c])
+            del rows[c]
         bar.update(1)
         bar.set_postfix(capped=capped, tok_s=f"{stats.output_tokens / max(time.perf_counter() - t0, 1e-9):.0f}")
 
     t0 = time.perf_counter()
+    stopping = True  # (a signal or an error ends the serving)
     try:
         serve_requests(driver, requests, done, window=2 * config.vllm_max_num_seqs)
+        stopping = False
     finally:
-        bar.close()
         stats.seconds = time.perf_counter() - t0
         # a run that stops (Ctrl-C, an engine error) keeps its finished prompts of unfinished chunks too: up to
-        # chunk - 1 labels per chunk in flight were lost, each of them up to max_tokens decoded tokens
+        # chunk - 1 labels per chunk in flight were lost, each of them up to max_tokens decoded tokens. A second
+        # signal waits until they are written (it interrupted the write, and they were lost)
         finished = [row for c in sorted(rows) for row in rows[c]]
-        if finished:
-            store.write(finished)
+        with stops.writing(len(finished), stopping) if stops is not None and finished else contextlib.nullcontext():
+            try:
+                if finished:
+                    store.write(finished)
+            finally:  # (after the write; a terminal that hung up, SIGHUP, fails the bar's last line: the stop goes on)
+                with contextlib.suppress(OSError) if stopping else contextlib.nullcontext():
+                    bar.close()
 
 
 def _final_labels(held: pl.DataFrame, jobs: list[LabelJob], schema: dict) -> pl.DataFrame:
