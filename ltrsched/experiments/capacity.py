@@ -119,6 +119,12 @@ def parse_slo(text: str) -> Slo:
         metric = metric[:-1].rstrip()
     if not sep or not metric or not value.strip():
         raise UserError(f"--slo {text!r}: expected METRIC=SECONDS (or METRIC<=SECONDS), e.g. ttft_p90=2")
+    if "," in value and "=" in value:  # ('ttft_p90=0.1,tpot_p90=0.2' said "'0.1,tpot_p90=0.2' is not a number")
+        raise UserError(f"--slo {text!r}: one SLO per --slo; repeat the option for each, e.g. "
+                        "--slo ttft_p90=2 --slo tpot_p90=0.1")
+    if metric.endswith(">") and metric[:-1].rstrip() in SLO_METRICS:  # (it said "unknown metric 'ttft_p90>'")
+        raise UserError(f"--slo {text!r}: an SLO is an upper limit, METRIC=SECONDS (or METRIC<=SECONDS); a lower "
+                        "limit on a latency is no service level")
     if metric not in SLO_METRICS:
         stat, _, name = metric.partition("_")  # p90_ttft: the statistic first
         hint = f" (did you mean {name}_{stat}?)" if f"{name}_{stat}" in SLO_METRICS else ""
@@ -129,9 +135,9 @@ def parse_slo(text: str) -> Slo:
         limit = to_float(value.strip())
     except ValueError:
         raise UserError(f"--slo {text!r}: {value.strip()!r} is not a number of seconds") from None
-    if not (math.isfinite(limit) and limit > 0):
+    if not limit > 0:  # (nan too)
         raise UserError(f"--slo {text!r}: the limit must be a positive number of seconds, got {value.strip()}")
-    if limit > MAX_SLO_LIMIT:
+    if limit > MAX_SLO_LIMIT:  # (inf too, and 1e400, read as inf: it said "must be a positive number")
         raise UserError(f"--slo {text!r}: the limit must be at most {MAX_SLO_LIMIT:.0e} s (about 3 years), "
                         f"got {value.strip()}")
     return Slo(metric, limit)
