@@ -1,6 +1,6 @@
-"""`ltrsched capacity` under hostile values its earlier audits did not try: SLO texts that name a real metric but are
-no single upper limit, a limit too large to be a float, and a first seed at the top of the seed range. Each is one
-line, exit 2, before any run (no --out written)."""
+"""`ltrsched capacity` and `sweep` under hostile values their earlier audits did not try: SLO texts that name a real
+metric but are no single upper limit, a limit too large to be a float, a first seed at the top of the seed range (each
+one line, exit 2, before any run: no --out written), and a file where a run's directory goes."""
 
 from __future__ import annotations
 
@@ -42,3 +42,22 @@ def test_a_first_seed_past_the_seed_range_names_the_bound_plainly(capsys, tmp_pa
                      "--out", tmp_path / "o")
     assert_one_line_error(r, message)
     assert not (tmp_path / "o").exists()
+
+
+def test_a_file_where_a_runs_directory_goes_is_one_line_naming_it(capsys, tmp_path):
+    """A file in place of ``OUT/runs/<hash>`` (a sweep's or a capacity search's run): it said "cannot create the run
+    lock .../.lock: File exists"."""
+    sweep = tmp_path / "s.json"
+    sweep.write_text('{"workloads": ["lmsys-like"], "policies": ["fcfs"], "num_requests": 5}')
+    out = tmp_path / "o"
+    assert run_cli_fast(capsys, "sweep", sweep, "--out", out, "--jobs", "1").returncode == 0
+    (run,) = (out / "runs").iterdir()
+    for child in run.iterdir():
+        child.unlink()
+    run.rmdir()
+    run.write_text("not a run")
+    r = run_cli_fast(capsys, "sweep", sweep, "--out", out, "--jobs", "1")
+    assert_one_line_error(r, f"{run} is not a run directory but a file in its place, where this run's results go; "
+                             "remove it (the run is then computed again)")
+    run.unlink()
+    assert run_cli_fast(capsys, "sweep", sweep, "--out", out, "--jobs", "1").returncode == 0
