@@ -164,7 +164,7 @@ def test_a_tpot_slo_below_the_bound_is_none_at_the_first_rate_and_one_above_find
 def test_later_tokens_attention_is_the_sum_of_the_lesser_of_decode_and_recompute_over_each_later_context():
     rng = np.random.default_rng(3)
     prompt, served = rng.integers(1, 300, 200), rng.integers(1, 200, 200)
-    for d, q in ((1.40484e-07, 4.20103e-09), (6.2e-06, 5.8e-07), (1e-4, 1e-5), (1e-9, 1.0), (1e-7, 0.0)):
+    for d, q in ((1.40484e-07, 4.20103e-09), (6.2e-06, 5.8e-07), (1e-4, 1e-5), (1e-9, 1.0), (1e-7, 0.0), (1e-7, 1e-320)):
         expected = [sum(min(d * c, q * c * (c + 1) / 2) for c in range(p + 1, p + s)) for p, s in zip(prompt, served)]
         assert later_tokens_attention_s(prompt, served, d, q) == pytest.approx(expected, rel=1e-12, abs=1e-18)
 

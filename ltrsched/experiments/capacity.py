@@ -537,7 +537,8 @@ def later_tokens_attention_s(prompt: np.ndarray, served: np.ndarray, decode_s_pe
     high = prompt.astype(np.float64) + served.astype(np.float64) - 1.0  # (high < low: no later token)
     if d <= 0.0 or q <= 0.0:
         return np.zeros_like(low)
-    cross = math.ceil(2.0 * d / q - 1.0)  # the first context whose decode costs no more than its recompute
+    cross = 2.0 * d / q - 1.0  # from this context on a decode costs no more than its recompute
+    cross = float(math.ceil(cross)) if cross < 2.0**62 else 2.0**62  # (a tiny q: inf, no integer; past any context)
 
     def count(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # of the contexts a..b
         return np.maximum(b - a + 1.0, 0.0)
@@ -547,7 +548,7 @@ def later_tokens_attention_s(prompt: np.ndarray, served: np.ndarray, decode_s_pe
 
     quad_high = np.minimum(high, cross - 1.0)
     quad = np.where(quad_high >= low, tetra(quad_high) - tetra(low - 1.0), 0.0)
-    lin_low = np.maximum(low, float(cross))
+    lin_low = np.maximum(low, cross)
     lin = np.where(high >= lin_low, (lin_low + high) * count(lin_low, high) / 2.0, 0.0)
     return q * quad + d * lin
 
