@@ -384,7 +384,7 @@ def slo_bound(template: RunSpec, slos: Sequence[Slo]) -> Bound | None:
 #: Not the later tokens: a token after a recompute comes from a prefill step, which on a short context can take less
 #: than the decode step alone (a100-llama3-8b: prefill 4.2e-9 s per pair, decode 1.4e-7 s per KV token; below ~66
 #: tokens of context), so TPOT, E2E latency, latency per token and the max waiting time have no exact floor and keep
-#: the extrapolating rule (:meth:`Search.floor_reached`; the last three also a safe bound:
+#: the extrapolating rule (:meth:`Search.floor_reached`; each also a safe bound:
 #: :data:`ALONE_BOUNDED_METRICS`), though none was seen faster under load: every policy (fcfs, srtf, ltr, ltr with
 #: starvation prevention, mlfq, po, class), swap and recompute with 600 KV blocks, chunked or not, paper and vllm-v1
 #: semantics, on lmsys-like, sharegpt and a Pareto-tailed variant (a100-llama3-8b), lmsys-like on a100-llama3-70b-tp8,
@@ -515,7 +515,9 @@ def unloaded_floor(slos: Sequence[Slo], alone: Sequence[dict]) -> dict[str, floa
 #: requests, seeds 0-1: E2E latency mean, P50 and P90, max waiting time mean and P90, latency per token P99 halved 10
 #: times (11 rates, 22 runs) to ``none``, E2E P99 7 rates, max waiting time P99 4, latency per token mean 8 and P90 9;
 #: each now ``none`` at the first rate (2 runs and the 2 runs serving each request alone). lmsys-like, 30 requests,
-#: seed 0: the E2E latency's four statistics and the mean max waiting time 11 rates, now 1.
+#: seed 0: the E2E latency's four statistics and the mean max waiting time 11 rates, now 1. TPOT: sharegpt, 200
+#: requests, seeds 0-2, P90 TPOT <= 0.0159 s (the lightest step 0.01586, the bound 0.01592): 11 rates and 33 runs, the
+#: extrapolating rule's, now 1 rate (3 runs and the 3 alone; README.md, "capacity" section, gives the command).
 ALONE_BOUNDED_METRICS = ("e2e_latency", "latency_per_token", "max_waiting_time", "tpot")
 #: What the rounding of a run's clock may take off each step's measured length [s]: each step's end is the float
 #: nearest its start plus its time, and clock readings stay below 2**28 s (arrivals end by 1e8 s,
