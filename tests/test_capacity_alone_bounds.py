@@ -15,7 +15,7 @@ import pytest
 from conftest import make_workload
 from ltrsched.experiments import capacity
 from ltrsched.experiments.capacity import (ALONE_STEP_SLACK_S, WHOLE_OUTPUT, AloneBound, Slo, alone_bounds,
-                                           lightest_step_s, search_capacity, served_alone)
+                                           later_tokens_attention_s, lightest_step_s, search_capacity, served_alone)
 from ltrsched.experiments.runspec import RunSpec
 from ltrsched.sim.profiles import load_profile
 from test_capacity_floor import heavy_overheads
@@ -29,8 +29,8 @@ def test_no_requests_metric_under_load_is_below_its_bound_from_its_ttft_alone(tm
     """Random prompts, outputs and arrivals, and four random configurations per policy (a token budget of 16 to 64,
     16 to 40 KV blocks, swaps or recomputes: a token after a recompute comes from a prefill step; paper or vllm-v1
     semantics; one unchunked), each on one of three profiles (one mostly overheads): every request's E2E latency,
-    latency per token and max waiting time is at least its bound. The bound is close where the load is light: served
-    alone, the median E2E latency is within 1% of it."""
+    latency per token, max waiting time and TPOT is at least its bound. The bound is close where the load is light:
+    served alone, the median E2E latency is within 1% of it, the median TPOT within 0.1%."""
     from ltrsched.policies import make_policy
     from ltrsched.sim import SimConfig, simulate
 
@@ -55,30 +55,45 @@ def test_no_requests_metric_under_load_is_below_its_bound_from_its_ttft_alone(tm
         solo = simulate(first, make_policy("fcfs"), config).requests.sort("request_id")
         assert served_alone(solo)
         e2e = solo["ttft"] + (pl.Series(outputs) + extra - 1) * (step - ALONE_STEP_SLACK_S)
+        attention = (load_profile(profile).decode_attention_s_per_kv_token,
+                     load_profile(profile).prefill_attention_s_per_pair)
+        served = outputs + extra
+        tpot = (step - ALONE_STEP_SLACK_S) + pl.Series(later_tokens_attention_s(prompts, served, *attention)
+                                                       / np.maximum(served - 1, 1))
         load = simulate(loaded, make_policy(policy), config).requests.sort("request_id")
-        for metric, bound in (("e2e_latency", e2e), ("latency_per_token", e2e / pl.Series(outputs)),
-                              ("max_waiting_time", solo["ttft"])):
-            low = (load[metric] - bound).min()
-            assert low >= -1e-12, (config, metric, low)
-        assert (load["e2e_latency"] > 1.5 * e2e).sum() > 10  # (the load is real)
         alone = simulate(whole, make_policy(policy), config).requests.sort("request_id")
+        for run in (load, alone):  # (served alone, TPOT is within rounding of its bound: a bound a token high fails)
+            for metric, bound in (("e2e_latency", e2e), ("latency_per_token", e2e / pl.Series(outputs)),
+                                  ("max_waiting_time", solo["ttft"]), ("tpot", tpot)):
+                low = (run[metric] - bound).min()  # (TPOT: null for a request of one token)
+                assert low >= -1e-12, (config, metric, low)
+        assert (load["e2e_latency"] > 1.5 * e2e).sum() > 10  # (the load is real)
         assert (alone["e2e_latency"] / e2e).median() < 1.01
+        assert (alone["tpot"] / tpot).median() < 1.001
 
 
 def test_alone_bounds_are_the_mean_over_seeds_of_each_statistic_of_the_requests_bounds():
     step = 0.01
-    seeds = [pl.DataFrame({"ttft": [0.02, 0.03, 0.05], WHOLE_OUTPUT: [1, 11, 3]}),
-             pl.DataFrame({"ttft": [0.04, 0.02, 0.03], WHOLE_OUTPUT: [2, 1, 1]})]
+    seeds = [pl.DataFrame({"ttft": [0.02, 0.03, 0.05], WHOLE_OUTPUT: [1, 11, 3], "prompt_tokens": [5, 2, 100]}),
+             pl.DataFrame({"ttft": [0.04, 0.02, 0.03], WHOLE_OUTPUT: [2, 1, 1], "prompt_tokens": [7, 1, 1]})]
     slos = [Slo("e2e_latency_mean", 1.0), Slo("latency_per_token_p90", 1.0), Slo("max_waiting_time_p50", 1.0),
             Slo("ttft_p90", 1.0), Slo("tpot_mean", 1.0), Slo("queueing_delay_p99", 1.0)]
-    bounds = alone_bounds(slos, seeds, step)
-    assert set(bounds) == {"e2e_latency_mean", "latency_per_token_p90", "max_waiting_time_p50"}  # (TTFT: exact)
+    bounds = alone_bounds(slos, seeds, step, attention=(1e-4, 1e-5))
+    assert set(bounds) == {"e2e_latency_mean", "latency_per_token_p90", "max_waiting_time_p50",
+                           "tpot_mean"}  # (TTFT: exact)
     d = step - ALONE_STEP_SLACK_S
     e2e = [np.array([0.02, 0.03 + 10 * d, 0.05 + 2 * d]), np.array([0.04 + d, 0.02, 0.03])]
     lpt = [e2e[0] / [1, 11, 3], e2e[1] / [2, 1, 1]]
+    # TPOT (requests of one token have none): each later token at least d plus min(1e-4 c, 1e-5 c (c + 1) / 2) over
+    # its context c (the recompute's pairs are the lesser below c = 19)
+    def attention(c):
+        return min(1e-4 * c, 1e-5 * c * (c + 1) / 2)
+
+    tpot = [np.array([d + sum(attention(c) for c in range(3, 13)) / 10, d + sum(attention(c) for c in (101, 102)) / 2]),
+            np.array([d + attention(8)])]
     expected = {"e2e_latency_mean": (e2e[0].mean() + e2e[1].mean()) / 2,
                 "latency_per_token_p90": (np.quantile(lpt[0], 0.9) + np.quantile(lpt[1], 0.9)) / 2,
-                "max_waiting_time_p50": (0.03 + 0.03) / 2}
+                "max_waiting_time_p50": (0.03 + 0.03) / 2, "tpot_mean": (tpot[0].mean() + tpot[1].mean()) / 2}
     for key, value in expected.items():  # (less the slack for rounding: 1e-6 s and 1e-6 of the value)
         assert value - 2e-6 <= bounds[key] < value and bounds[key] == pytest.approx(value, abs=1.1e-6, rel=1e-6)
     assert alone_bounds(slos, [], step) == {}
@@ -111,6 +126,47 @@ def test_an_e2e_slo_below_the_bound_is_none_at_the_first_rate_and_one_above_sear
     assert above.floor is None or not isinstance(above.floor, AloneBound)
     assert (above.status, sorted(above.points), above.floor) == (plain.status, sorted(plain.points), plain.floor)
     assert len(above.points) > 1 and above.alone_bounds == {"e2e_latency_p90": ruled.floor.bound}
+
+
+def test_a_tpot_slo_below_the_bound_is_none_at_the_first_rate_and_one_above_finds_the_same_capacity(tmp_path,
+                                                                                                    monkeypatch):
+    """lmsys-like, 30 requests, seed 0: the profile's lightest step is 0.01586 s (all TPOT had before a run); each
+    request's later tokens at least that plus their own attention over their contexts gives P90 TPOT >= 0.01593 at
+    every rate (served alone: 0.015929). 0.0159 is `none` after one rate and the alone run, where the extrapolating
+    rule stopped it after 5 rates (4 down to 0.25 req/s); 0.01595 is above the bound, met at low rates: its capacity
+    and rates are those without the bound."""
+    from ltrsched.experiments.runner import ProcessBackend
+
+    backend = ProcessBackend(1)
+    try:
+        (ruled,), _ = search_capacity([TEMPLATE], [Slo("tpot_p90", 0.0159)], [0], tmp_path, backend)
+        (above,), _ = search_capacity([TEMPLATE], [Slo("tpot_p90", 0.01595)], [0], tmp_path, backend, start_rate=0.03,
+                                      tolerance=0.3)
+        monkeypatch.setattr(capacity, "_attention_s", lambda template: (0.0, 0.0))  # (the lightest step alone)
+        (before,), _ = search_capacity([TEMPLATE], [Slo("tpot_p90", 0.0159)], [0], tmp_path, backend)
+        (plain,), _ = search_capacity([TEMPLATE], [Slo("tpot_p90", 0.01595)], [0], tmp_path, backend, start_rate=0.03,
+                                      tolerance=0.3)
+    finally:
+        backend.close()
+    assert ruled.status == "none" and list(ruled.points) == [4.0] and isinstance(ruled.floor, AloneBound)
+    assert ruled.floor.bound == pytest.approx(0.015928, abs=2e-6)
+    assert str(ruled.floor) == (
+        "tpot_p90 0.01681 > 0.0159 at 4 req/s, and at every rate: ruled out by the bound from unloaded service, "
+        "0.01593 s/token: each later output token of a request at least 0.01586 s (the profile's lightest step) plus "
+        "its own attention over its context (a decode's, or a recompute's if less) (no request's tpot is below it "
+        "under load)")
+    assert before.status == "none" and len(before.points) == 5 and not isinstance(before.floor, AloneBound)
+    assert above.alone_bounds == ruled.alone_bounds and above.status == "found"
+    assert (above.capacity, sorted(above.points)) == (plain.capacity, sorted(plain.points))
+    assert above.capacity == pytest.approx(0.004459)
+
+
+def test_later_tokens_attention_is_the_sum_of_the_lesser_of_decode_and_recompute_over_each_later_context():
+    rng = np.random.default_rng(3)
+    prompt, served = rng.integers(1, 300, 200), rng.integers(1, 200, 200)
+    for d, q in ((1.40484e-07, 4.20103e-09), (6.2e-06, 5.8e-07), (1e-4, 1e-5), (1e-9, 1.0), (1e-7, 0.0), (1e-7, 1e-320)):
+        expected = [sum(min(d * c, q * c * (c + 1) / 2) for c in range(p + 1, p + s)) for p, s in zip(prompt, served)]
+        assert later_tokens_attention_s(prompt, served, d, q) == pytest.approx(expected, rel=1e-12, abs=1e-18)
 
 
 def test_a_bound_below_the_limit_leaves_the_extrapolating_floor_rule_on():

@@ -16,9 +16,10 @@ halved the rate 10 times, for minutes, before reporting none. For a TTFT SLO the
 (:data:`UNLOADED_METRICS`): at the first rate that misses it on runs that form no queue, one more run per seed
 serves each request alone up to its first token (:func:`alone_specs`, :func:`first_tokens_alone`: in this process, not
 cached), and a limit below that run's statistic is ``none`` at once (:meth:`Search.unloaded_reached`), one above it
-keeps halving. The same runs give a safe lower bound (not exact) on the E2E latency, latency per token and max waiting
-time (:data:`ALONE_BOUNDED_METRICS`), measured where such an SLO is missed likewise: a limit below it is ``none`` at
-once too. For TPOT, E2E latency, latency per token and max waiting time the floor is otherwise extrapolated
+keeps halving. The same runs give a safe lower bound (not exact) on the E2E latency, latency per token, max waiting
+time and TPOT (:data:`ALONE_BOUNDED_METRICS`; TPOT's from each request's prompt and output lengths: its later tokens'
+steps at least the lightest step plus the request's own attention over its growing context), measured where such an
+SLO is missed likewise: a limit below it is ``none`` at once too. For TPOT, E2E latency, latency per token and max waiting time the floor is otherwise extrapolated
 (:meth:`Search.floor_reached`); the queueing delay, 0 unloaded, has none (:data:`FLOOR_METRICS`). The capacity is
 the bracket's low end: the highest rate seen to meet the SLOs, with ``high``, a rate seen to miss them, at most
 ``tolerance`` above it. Rates are rounded to 4 significant digits (so reruns and neighbouring searches share runs).
@@ -118,6 +119,12 @@ def parse_slo(text: str) -> Slo:
         metric = metric[:-1].rstrip()
     if not sep or not metric or not value.strip():
         raise UserError(f"--slo {text!r}: expected METRIC=SECONDS (or METRIC<=SECONDS), e.g. ttft_p90=2")
+    if "," in value and "=" in value:  # ('ttft_p90=0.1,tpot_p90=0.2' said "'0.1,tpot_p90=0.2' is not a number")
+        raise UserError(f"--slo {text!r}: one SLO per --slo; repeat the option for each, e.g. "
+                        "--slo ttft_p90=2 --slo tpot_p90=0.1")
+    if metric.endswith(">") and metric[:-1].rstrip() in SLO_METRICS:  # (it said "unknown metric 'ttft_p90>'")
+        raise UserError(f"--slo {text!r}: an SLO is an upper limit, METRIC=SECONDS (or METRIC<=SECONDS); a lower "
+                        "limit on a latency is no service level")
     if metric not in SLO_METRICS:
         stat, _, name = metric.partition("_")  # p90_ttft: the statistic first
         hint = f" (did you mean {name}_{stat}?)" if f"{name}_{stat}" in SLO_METRICS else ""
@@ -128,9 +135,9 @@ def parse_slo(text: str) -> Slo:
         limit = to_float(value.strip())
     except ValueError:
         raise UserError(f"--slo {text!r}: {value.strip()!r} is not a number of seconds") from None
-    if not (math.isfinite(limit) and limit > 0):
+    if not limit > 0:  # (nan too)
         raise UserError(f"--slo {text!r}: the limit must be a positive number of seconds, got {value.strip()}")
-    if limit > MAX_SLO_LIMIT:
+    if limit > MAX_SLO_LIMIT:  # (inf too, and 1e400, read as inf: it said "must be a positive number")
         raise UserError(f"--slo {text!r}: the limit must be at most {MAX_SLO_LIMIT:.0e} s (about 3 years), "
                         f"got {value.strip()}")
     return Slo(metric, limit)
@@ -377,7 +384,7 @@ def slo_bound(template: RunSpec, slos: Sequence[Slo]) -> Bound | None:
 #: Not the later tokens: a token after a recompute comes from a prefill step, which on a short context can take less
 #: than the decode step alone (a100-llama3-8b: prefill 4.2e-9 s per pair, decode 1.4e-7 s per KV token; below ~66
 #: tokens of context), so TPOT, E2E latency, latency per token and the max waiting time have no exact floor and keep
-#: the extrapolating rule (:meth:`Search.floor_reached`; the last three also a safe bound:
+#: the extrapolating rule (:meth:`Search.floor_reached`; each also a safe bound:
 #: :data:`ALONE_BOUNDED_METRICS`), though none was seen faster under load: every policy (fcfs, srtf, ltr, ltr with
 #: starvation prevention, mlfq, po, class), swap and recompute with 600 KV blocks, chunked or not, paper and vllm-v1
 #: semantics, on lmsys-like, sharegpt and a Pareto-tailed variant (a100-llama3-8b), lmsys-like on a100-llama3-70b-tp8,
@@ -489,14 +496,29 @@ def unloaded_floor(slos: Sequence[Slo], alone: Sequence[dict]) -> dict[str, floa
 #: attention (a100-llama3-8b, 2,000 requests, seed 0, each statistic served alone above its bound by: sharegpt
 #: 0.11-0.48% for E2E latency, 0.16-0.45% per token, 0-0.07% for max waiting time; lmsys-like 0.19-1.03%, 0.17-0.43%,
 #: 0-0.05%), and the later tokens after a recompute can be quicker than those decodes, which is why no exact floor of
-#: these metrics exists. TPOT has none beyond ``L`` (:func:`slo_bound`), which the search checks before any run.
+#: these metrics exists.
+#:
+#: * TPOT >= ``L + A / (s - 1)`` for a request of ``s > 1`` tokens (TPOT is undefined for the others, at every rate),
+#:   where ``A`` sums :func:`later_tokens_attention_s`: each later token ``j`` (2..s) is sampled at the end of a
+#:   context of ``c = p + j - 1`` tokens (``p``: its prompt), and the steps from the token before to it hold at least
+#:   this request's attention over that context: a decode reads ``c`` KV tokens (``d c``, ``d``: the profile's decode
+#:   attention per KV token), while after a recompute (every computed token thrown away: ``policies.recompute``) the
+#:   prefill chunks that recompute the ``c`` tokens hold ``c (c + 1) / 2`` causal pairs however they are cut (``q c
+#:   (c + 1) / 2``, ``q``: per pair; a 1-token last chunk counts as a decode of ``c``); so at least the lesser of the
+#:   two, on top of ``L`` (each step's other terms are at least the lightest step's: :func:`lightest_step_s`). The
+#:   decode is the lesser from ``c >= 2 d / q - 1`` (66 tokens on a100-llama3-8b, 21 on cpu-smollm2), where the bound
+#:   is the token's own decode served alone: the bound is that request's TPOT served alone for most requests (an
+#:   exact floor below which no rate goes); only the tokens of shorter contexts count less (a recompute there may
+#:   beat the decode, as above). Before it the search only knew ``L`` (:func:`slo_bound`).
 #:
 #: What it saves, at limits 1% below the bound (0.05% for latency per token; fcfs on a100-llama3-8b): sharegpt, 200
 #: requests, seeds 0-1: E2E latency mean, P50 and P90, max waiting time mean and P90, latency per token P99 halved 10
 #: times (11 rates, 22 runs) to ``none``, E2E P99 7 rates, max waiting time P99 4, latency per token mean 8 and P90 9;
 #: each now ``none`` at the first rate (2 runs and the 2 runs serving each request alone). lmsys-like, 30 requests,
-#: seed 0: the E2E latency's four statistics and the mean max waiting time 11 rates, now 1.
-ALONE_BOUNDED_METRICS = ("e2e_latency", "latency_per_token", "max_waiting_time")
+#: seed 0: the E2E latency's four statistics and the mean max waiting time 11 rates, now 1. TPOT: sharegpt, 200
+#: requests, seeds 0-2, P90 TPOT <= 0.0159 s (the lightest step 0.01586, the bound 0.01592): 11 rates and 33 runs, the
+#: extrapolating rule's, now 1 rate (3 runs and the 3 alone; README.md, "capacity" section, gives the command).
+ALONE_BOUNDED_METRICS = ("e2e_latency", "latency_per_token", "max_waiting_time", "tpot")
 #: What the rounding of a run's clock may take off each step's measured length [s]: each step's end is the float
 #: nearest its start plus its time, and clock readings stay below 2**28 s (arrivals end by 1e8 s,
 #: ``MAX_ARRIVAL_TIME_S``), where float64's spacing is at most this.
@@ -505,22 +527,58 @@ ALONE_STEP_SLACK_S = float(np.spacing(2.0**28))
 WHOLE_OUTPUT = "whole_output_tokens"
 
 
+def later_tokens_attention_s(prompt: np.ndarray, served: np.ndarray, decode_s_per_kv_token: float,
+                              prefill_s_per_pair: float) -> np.ndarray:
+    """Per request (arrays aligned: ``prompt`` tokens, ``served`` output tokens, a policy's extra ones included), the
+    least attention time its later tokens' steps hold under any load [s] (:data:`ALONE_BOUNDED_METRICS`, TPOT): the
+    sum over the contexts ``c`` from ``prompt + 1`` to ``prompt + served - 1`` of ``min(d c, q c (c + 1) / 2)``, ``d``
+    the decode attention per KV token [s/token], ``q`` the prefill attention per pair [s/pair] (0 for a request of
+    one token). In closed form: the quadratic below ``c = 2 d / q - 1``, where the two cross, the linear from it."""
+    d, q = float(decode_s_per_kv_token), float(prefill_s_per_pair)
+    low = prompt.astype(np.float64) + 1.0
+    high = prompt.astype(np.float64) + served.astype(np.float64) - 1.0  # (high < low: no later token)
+    if d <= 0.0 or q <= 0.0:
+        return np.zeros_like(low)
+    cross = 2.0 * d / q - 1.0  # from this context on a decode costs no more than its recompute
+    cross = float(math.ceil(cross)) if cross < 2.0**62 else 2.0**62  # (a tiny q: inf, no integer; past any context)
+
+    def count(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # of the contexts a..b
+        return np.maximum(b - a + 1.0, 0.0)
+
+    def tetra(n: np.ndarray) -> np.ndarray:  # sum of c (c + 1) / 2 for c = 1..n
+        return n * (n + 1.0) * (n + 2.0) / 6.0
+
+    quad_high = np.minimum(high, cross - 1.0)
+    quad = np.where(quad_high >= low, tetra(quad_high) - tetra(low - 1.0), 0.0)
+    lin_low = np.maximum(low, cross)
+    lin = np.where(high >= lin_low, (lin_low + high) * count(lin_low, high) / 2.0, 0.0)
+    return q * quad + d * lin
+
+
 def alone_bounds(slos: Sequence[Slo], alone: Sequence[pl.DataFrame], step_s: float,
-                 extra_tokens: int = 0) -> dict[str, float]:
+                 extra_tokens: int = 0, attention: tuple[float, float] = (0.0, 0.0)) -> dict[str, float]:
     """Per SLO on an :data:`ALONE_BOUNDED_METRICS` metric, a safe lower bound on its mean over the seeds at any rate
     [s or s/token]: the mean over the seeds of the statistic (as :func:`ltrsched.metrics.summarize` takes it) of each
     request's bound, from ``alone`` (:func:`first_tokens_alone`'s requests, one frame per seed, each served alone:
-    their ``ttft`` and :data:`WHOLE_OUTPUT`), ``step_s``, the profile's lightest step [s] (0 where unknown), less
-    :data:`ALONE_STEP_SLACK_S` per later token, and ``extra_tokens``, the policy's extra output tokens per request;
-    then less :data:`BOUND_SLACK_S` and :data:`BOUND_SLACK_REL` as :func:`unloaded_floor`. Below a limit it rules
-    nothing out: the metric may still have no rate that meets it."""
+    their ``ttft``, ``prompt_tokens`` and :data:`WHOLE_OUTPUT`), ``step_s``, the profile's lightest step [s] (0 where
+    unknown), less :data:`ALONE_STEP_SLACK_S` per later token, ``extra_tokens``, the policy's extra output tokens per
+    request, and ``attention``, the profile's decode attention per KV token [s/token] and prefill attention per pair
+    [s/pair] (TPOT's bound, :func:`later_tokens_attention_s`; 0, 0 where unknown: then the lightest step alone); then
+    less :data:`BOUND_SLACK_S` and :data:`BOUND_SLACK_REL` as :func:`unloaded_floor`. Below a limit it rules nothing
+    out: the metric may still have no rate that meets it."""
     step = max(0.0, step_s - ALONE_STEP_SLACK_S)
     per_seed = []
     for requests in alone:
         ttft = requests["ttft"].to_numpy().astype(np.float64)
         outputs = requests[WHOLE_OUTPUT].to_numpy().astype(np.float64)
         e2e = ttft + (outputs + extra_tokens - 1) * step
-        per_seed.append({"e2e_latency": e2e, "latency_per_token": e2e / outputs, "max_waiting_time": ttft})
+        bounds = {"e2e_latency": e2e, "latency_per_token": e2e / outputs, "max_waiting_time": ttft}
+        served = outputs + extra_tokens
+        if any(slo.metric.startswith("tpot_") for slo in slos):
+            later = served > 1  # (TPOT is undefined for a request of one token)
+            prompt = requests["prompt_tokens"].to_numpy()[later]
+            bounds["tpot"] = step + later_tokens_attention_s(prompt, served[later], *attention) / (served[later] - 1)
+        per_seed.append(bounds)
     out = {}
     for slo in slos:
         metric, stat = slo.metric.rsplit("_", 1)
@@ -557,12 +615,16 @@ class AloneBound(Floor):
 
     def __str__(self) -> str:
         metric = self.metric.rsplit("_", 1)[0]
-        unit = " s/token" if metric == "latency_per_token" else " s"
+        unit = " s/token" if metric in ("latency_per_token", "tpot") else " s"
         extra = f", its policy's {self.extra_tokens} extra tokens included" if self.extra_tokens else ""
         later = f" plus {self.step:.4g} s (the profile's lightest step) per later output token{extra}"
         per = {"e2e_latency": later, "latency_per_token": f"{later}, over its output tokens"}.get(metric, "")
+        what = f"each request's ttft served alone{per}"
+        if metric == "tpot":
+            what = (f"each later output token of a request at least {self.step:.4g} s (the profile's lightest step) "
+                    f"plus its own attention over its context (a decode's, or a recompute's if less){extra}")
         return (f"{self.metric} {self.value:.4g} > {self.limit:g} at {self.rate:g} req/s, and at every rate: ruled out "
-                f"by the bound from unloaded service, {self.bound:.4g}{unit}: each request's ttft served alone{per} "
+                f"by the bound from unloaded service, {self.bound:.4g}{unit}: {what} "
                 f"(no request's {metric} is below it under load)")
 
 
@@ -795,8 +857,8 @@ def search_capacity(templates: Sequence[RunSpec], slos: Sequence[Slo], seeds: Se
                 alone = all(served_alone(r.requests) for r in runs)
                 s.unloaded = unloaded_floor(slos, [r.summary for r in runs]) if alone else {}
                 s.alone_step, s.alone_extra_tokens = _lightest_step(s.template), _extra_tokens(s.template)
-                s.alone_bounds = (alone_bounds(slos, [r.requests for r in runs], s.alone_step, s.alone_extra_tokens)
-                                  if alone else {})
+                s.alone_bounds = (alone_bounds(slos, [r.requests for r in runs], s.alone_step, s.alone_extra_tokens,
+                                               _attention_s(s.template)) if alone else {})
         for s, rate in open_:
             s.record(points[id(s)])
             if s.floor is not None:
@@ -808,6 +870,17 @@ def _lightest_step(template: RunSpec) -> float:
     from ltrsched.sim.simulate import resolve_profile
 
     return lightest_step_s(resolve_profile(template.profile)) or 0.0
+
+
+def _attention_s(template: RunSpec) -> tuple[float, float]:
+    """``template``'s profile's decode attention per KV token [s/token] and prefill attention per pair [s/pair], for
+    TPOT's bound (:func:`alone_bounds`); 0, 0 where :func:`lightest_step_s` does not bound its steps."""
+    from ltrsched.sim.simulate import resolve_profile
+
+    profile = resolve_profile(template.profile)
+    if lightest_step_s(profile) is None:
+        return 0.0, 0.0
+    return float(profile.decode_attention_s_per_kv_token), float(profile.prefill_attention_s_per_pair)
 
 
 def _extra_tokens(template: RunSpec) -> int:

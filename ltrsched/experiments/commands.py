@@ -701,7 +701,8 @@ def capacity(slo_texts, policies, profiles, replica_counts, routers, workload, n
     if first_seed < 0:
         raise UserError(f"--seed must be >= 0, got {first_seed}")
     if first_seed + k > 2**64:  # (polars and numpy take 64-bit seeds)
-        raise UserError(f"--seed must be below 2**64 - {k - 1} (runs use SEED..SEED+{k - 1}), got {first_seed}")
+        raise UserError(f"--seed must be below 2**64 - {k - 1} (runs use SEED..SEED+{k - 1}), got {first_seed}" if k > 1
+                        else f"--seed must be below 2**64, got {first_seed}")  # (it said "below 2**64 - 0 (...+0)")
     if not (math.isfinite(tolerance) and 0.001 <= tolerance <= 1):
         raise UserError(f"--tolerance must be between 0.001 and 1 (relative), got {tolerance}")
     from ltrsched.sim.rates import check_rate

@@ -294,7 +294,11 @@ def run_one(spec: RunSpec, out: str | Path, run_hash: str | None = None, wait: b
     run_hash = run_hash or spec.run_hash()
     from ltrsched.experiments.runlock import run_lock
 
-    with run_lock(run_dir(out, spec, run_hash) / LOCK_FILE, wait=wait) as held:
+    where = run_dir(out, spec, run_hash)
+    if where.exists() and not where.is_dir():  # (it said "cannot create the run lock .../.lock: File exists")
+        raise UserError(f"{where} is not a run directory but a file in its place, where this run's results go; remove "
+                        "it (the run is then computed again)")
+    with run_lock(where / LOCK_FILE, wait=wait) as held:
         if not held:
             return BUSY
         if is_done(out, spec, run_hash):
