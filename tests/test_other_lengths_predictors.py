@@ -99,6 +99,23 @@ def test_a_classifier_predicting_one_bucket_for_every_prompt_is_warned_in_evalua
     assert "tie-break" not in r.stderr  # (no tau in predict)
 
 
+def test_train_warns_of_a_classifier_predicting_one_bucket_as_evaluate_does(tmp_path, capsys):
+    """train evaluates on held-out prompts too: on a heavy tail it printed the classifier's tau (-0.33, that of its
+    tie-break within the one bucket it predicts) without the warning evaluate and predict give. Its line is evaluate's
+    of the checkpoint it wrote, on the same prompts."""
+    for name, n, seed in (("tr", 60, 0), ("ev", 30, 1)):  # (most lengths in the first of 7 classes, some in the last)
+        write_label_jsonl(tmp_path / f"{name}.jsonl", [(p, 5000 if i % 10 == 0 else k)
+                                                       for i, (p, k) in enumerate(english_rows(n, seed))])
+    r = run_cli_fast(capsys, "train", "--kind", "class", "--data", tmp_path / "tr.jsonl",
+                     "--eval-data", tmp_path / "ev.jsonl", "-o", tmp_path / "c")
+    assert r.returncode == 0, r.stderr
+    line = [x for x in r.stderr.splitlines() if "predicts one bucket" in x]
+    assert len(line) == 1 and line[0].startswith("warning: the classifier predicts one bucket (0-819 tokens) for all "
+                                                 "30 prompts") and "tie-break within the bucket" in line[0], r.stderr
+    r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "c", "--data", tmp_path / "ev.jsonl")
+    assert r.returncode == 0 and line[0] in r.stderr.splitlines(), r.stderr
+
+
 def _two_kinds(rows):
     """``rows`` as two kinds of prompt: a yes/no question (20 tokens) and a long story (500 tokens)."""
     return [(("write a long story " if i % 2 else "answer yes or no ") + p, 500 if i % 2 else 20)

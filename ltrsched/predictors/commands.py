@@ -161,6 +161,8 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
     _warn_ties(ev_lengths, "held-out lengths")  # (after the training: an error in it stays one line)
     _warn_majority(config, ev_lengths, last.get("accuracy"))
     _note_past_classes(config, ev_lengths, "held-out")
+    # (the held-out prompts as the last epoch scored them, the scores its tau is of; evaluate and predict warn alike)
+    _warn_one_class(config, getattr(predictor.measured_last, "predicted_lengths", None), ev_lengths, last.get("tau"))
     _warn_few(len(ev_prompts))
     click.echo(f"trained on {len(prompts)} prompts; held-out ({len(ev_prompts)}) Kendall tau-b {fmt(last['tau'], '.4f')}"
                + (f", accuracy {last['accuracy']:.3f}" if "accuracy" in last else "") + f"; wrote {shown_path(out)}")

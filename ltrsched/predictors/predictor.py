@@ -380,7 +380,10 @@ class Predictor:
         #: After :meth:`fit` with held-out prompts: Kendall tau-b between their scores before and after training
         #: (None: not measured, or undefined); near 1, training barely changed the untrained model's order
         self.untrained_agreement: float | None = None
-        self._eval_scores: np.ndarray | None = None  # (the scores :meth:`evaluate` computed last)
+        #: The prompts :meth:`measure` (and :meth:`evaluate`, :meth:`fit`'s held-out scoring) measured last, as scored:
+        #: a class model's predicted lengths [tokens] too (None: none measured yet). After :meth:`fit`, the held-out
+        #: prompts' of the last epoch, which ``train`` warns of as ``evaluate`` does of its own (one bucket for all)
+        self.measured_last: Scored | None = None
         #: Where scoring, and a training's featurising of its prompts, show their progress: a function of (total,
         #: noun, verb) that returns a bar (:func:`ltrsched.progress.progress_bar`'s), e.g. ``lambda total, noun,
         #: verb: progress_bar(total, "predict", noun, verb)``; None: nowhere (a sweep's runs, a library caller)
@@ -627,7 +630,7 @@ class Predictor:
         if not moved_checked:
             _no_pairs(self.labels(lengths), cfg)
         if measured:
-            self.untrained_agreement = _tau_b(untrained, self._eval_scores)
+            self.untrained_agreement = _tau_b(untrained, self.measured_last.scores)
         return cfg.metrics
 
     def evaluate(self, prompts: list[str], lengths: np.ndarray) -> dict:
@@ -641,7 +644,7 @@ class Predictor:
         their output ``lengths`` [tokens]."""
         check_scored(scored)
         lengths = check_lengths(lengths, len(scored.scores))
-        self._eval_scores = scored.scores
+        self.measured_last = scored
         out = {"tau": kendall_tau(scored.scores, lengths)}
         if self.config.kind == "class":
             out["accuracy"] = bucket_accuracy(scored.predicted_lengths, lengths, self.config.bucket,
