@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 from scipy.stats import kendalltau
 
+from ltrsched import atomic
 from ltrsched.arguments import check_argument
 from ltrsched.strict_json import defined
 from ltrsched.errors import (ArgumentTypeError, ArgumentValueError, MissingDependencyError, PathNotFoundError,
@@ -24,7 +25,7 @@ from ltrsched.predictors.backbones import make_backbone
 from ltrsched.predictors.config import (CONFIG_FILE, KINDS, MAX_CLASS_LENGTH, MAX_CLASSES, WEIGHTS_FILE,
                                        PredictorConfig, check_trained_with, hash_prompts, prompt_hashes,
                                        retire_checkpoint, saved_token_fold, saved_training_prompts,
-                                       saved_weights_digest, write_checkpoint_file)
+                                       saved_weights_digest)
 from ltrsched.predictors.losses import LOSSES
 
 
@@ -667,7 +668,7 @@ class Predictor:
         torch.save(self.backbone.model.state_dict(), buf)
         inputs = self.inputs_digest()  # (before any file is touched: tokenising can fail too)
         retire_checkpoint(directory)
-        write_checkpoint_file(directory / WEIGHTS_FILE, buf.getvalue())
+        atomic.write_bytes(directory / WEIGHTS_FILE, buf.getvalue())
         # the config names the weights it goes with: a save interrupted between the two files (or one file
         # replaced by hand) is refused on load instead of scoring with weights of another model of the same shape
         self.config.save(directory, hashlib.sha256(buf.getvalue()).hexdigest(), self.training_prompts, inputs,
