@@ -287,11 +287,19 @@ def _warn_majority(config, lengths, accuracy: float | None) -> None:
 
     bucket, share = majority_accuracy(config, lengths)
     if accuracy <= share:
-        low = bucket * config.bucket
-        span = (f"{low}+" if bucket == config.num_classes - 1 else f"{low}" if config.bucket == 1  # (last: open)
-                else f"{low}-{low + config.bucket - 1}")  # (a bucket of 1 token said "2-2 tokens")
         click.echo(f"warning: bucket accuracy {accuracy:.3f} is no better than always predicting the most common "
-                   f"bucket ({span} tokens), which {share:.3f} of these prompts fall in", err=True)
+                   f"bucket ({_bucket_span(config, bucket)}), which {share:.3f} of these prompts fall in", err=True)
+
+
+def _bucket_span(config, bucket: int) -> str:
+    """The lengths class ``bucket`` (from 0) of a class model holds, in words: "0-819 tokens", "8100+ tokens" (the
+    last class, open), "1 token" (a bucket of 1 token: it said "2-2 tokens", and "1 tokens")."""
+    low = bucket * config.bucket
+    if bucket == config.num_classes - 1:
+        return f"{low}+ tokens"
+    if config.bucket == 1:
+        return f"{low} token{'' if low == 1 else 's'}"
+    return f"{low}-{low + config.bucket - 1} tokens"
 
 
 def _note_past_classes(config, lengths, what: str) -> None:
@@ -307,12 +315,12 @@ def _note_past_classes(config, lengths, what: str) -> None:
     end = config.num_classes * config.bucket  # [tokens] the first length past every class
     past = np.asarray(lengths) >= end
     if past.any():
-        last = (config.num_classes - 1) * config.bucket
+        last = config.num_classes - 1
         click.echo(f"note: {int(past.sum()):,} of the {len(lengths):,} {what} lengths are {end:,} tokens or more "
                    f"(up to {int(np.max(lengths)):,}), past the classifier's {config.num_classes:,} classes of "
-                   f"{config.bucket:,} tokens: they count as its last class ({last}+ tokens), whose midpoint, "
-                   f"{last + config.bucket / 2:g} tokens, is the longest length it predicts (a classifier trained on "
-                   "shorter lengths)", err=True)
+                   f"{config.bucket:,} tokens: they count as its last class ({_bucket_span(config, last)}), whose "
+                   f"midpoint, {(last + 0.5) * config.bucket:g} tokens, is the longest length it predicts (a classifier "
+                   "trained on shorter lengths)", err=True)
 
 
 def _warn_one_class(config, predicted_lengths, lengths=None, tau: float | None = None) -> None:
@@ -328,15 +336,13 @@ def _warn_one_class(config, predicted_lengths, lengths=None, tau: float | None =
     predicted = np.asarray(predicted_lengths)
     if not (predicted == predicted[0]).all():
         return
-    low = int(predicted[0] // config.bucket) * config.bucket
-    span = (f"{low}+" if low // config.bucket == config.num_classes - 1 else f"{low}" if config.bucket == 1
-            else f"{low}-{low + config.bucket - 1}")  # (as _warn_majority names a bucket)
     told = ""
     if tau is not None and lengths is not None and not (np.asarray(lengths) == lengths[0]).all():
         told = (f"; its Kendall tau {tau:.3f} is that of the tie-break within the bucket (its expected bucket) alone, "
                 "an order a classification policy does not see")
-    click.echo(f"warning: the classifier predicts one bucket ({span} tokens) for all {len(predicted):,} prompts: a "
-               f"class policy on its predicted_length ranks them by arrival, first come first served{told}", err=True)
+    span = _bucket_span(config, int(predicted[0] // config.bucket))
+    click.echo(f"warning: the classifier predicts one bucket ({span}) for all {len(predicted):,} prompts: a class "
+               f"policy on its predicted_length ranks them by arrival, first come first served{told}", err=True)
 
 
 def _note_emulated_bf16(predictor, model_dir) -> None:
