@@ -159,6 +159,7 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
     if line:
         click.echo(line, err=True)
     _warn_ties(ev_lengths, "held-out lengths")  # (after the training: an error in it stays one line)
+    _warn_copies(ev_prompts, ev_lengths, "held-out prompts")
     _warn_majority(config, ev_lengths, last.get("accuracy"))
     _note_past_classes(config, ev_lengths, "held-out")
     # (the held-out prompts as the last epoch scored them, the scores its tau is of; evaluate and predict warn alike)
@@ -274,6 +275,16 @@ def _warn_ties(lengths, what: str) -> None:
     from ltrsched.workloads.ties import ties_warning
 
     line = ties_warning(lengths, what)
+    if line:
+        click.echo(line, err=True)
+
+
+def _warn_copies(prompts: list[str], lengths, what: str) -> None:
+    """Warn on stderr where copies of one prompt with different ``lengths`` [tokens] cap Kendall tau-b well below 1
+    (:mod:`ltrsched.predictors.copies`): five prompts sampled 20 times each reach at most 0.89."""
+    from ltrsched.predictors.copies import copies_warning
+
+    line = copies_warning(prompts, lengths, what)
     if line:
         click.echo(line, err=True)
 
@@ -467,6 +478,7 @@ def evaluate(model_dir, data, split, plot):
     _warn_few(len(prompts), "evaluated prompts")
     _note_cut(predictor, (_cut_last(predictor), len(prompts), "evaluated prompts"))
     _warn_ties(lengths, f"{data} lengths")
+    _warn_copies(prompts, lengths, "evaluated prompts")
     _warn_majority(getattr(predictor, "config", None), lengths, result.get("accuracy"))  # (an ensemble has no config)
     _warn_one_class(getattr(predictor, "config", None), scored.predicted_lengths, lengths, result["tau"])
     _note_past_classes(getattr(predictor, "config", None), lengths, "evaluated")
