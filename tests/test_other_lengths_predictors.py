@@ -187,3 +187,19 @@ def test_a_bucket_of_one_token_is_named_in_the_singular(tmp_path, capsys):
                      "--eval-data", tmp_path / "ev.jsonl", "-o", tmp_path / "c")
     assert r.returncode == 0 and "the most common bucket (1 token)," in r.stderr, r.stderr
     assert "1 tokens" not in r.stderr, r.stderr
+
+
+def test_training_lengths_past_the_class_cap_are_noted_with_a_bucket_that_reaches_them(tmp_path, capsys):
+    """Classes of 1 token on a tail to 10^6 tokens: the classes stop at 65,536, so the longest training lengths trained
+    as the last class without a word, and the held-out note blamed "a classifier trained on shorter lengths"."""
+    write_label_jsonl(tmp_path / "tr.jsonl", _pareto(english_rows(40, 0), 0))  # (2 of 40 at 10^6)
+    write_label_jsonl(tmp_path / "ev.jsonl", _pareto(english_rows(20, 1), 1))
+    r = run_cli_fast(capsys, "train", "--kind", "class", "--bucket", 1, "--epochs", 1, "--data", tmp_path / "tr.jsonl",
+                     "--eval-data", tmp_path / "ev.jsonl", "-o", tmp_path / "c")
+    cap = ("past the classifier's 65,536 classes of 1 token: they count as its last class (65535+ tokens), whose "
+           "midpoint, 65535.5 tokens, is the longest length it predicts (its classes stop at 65,536, the most a "
+           "classifier has: --bucket 16 or wider has classes up to 1,000,000 tokens)")
+    assert r.returncode == 0 and f"training lengths are 65,536 tokens or more (up to 1,000,000), {cap}" in r.stderr, \
+        r.stderr
+    assert "held-out lengths are 65,536 tokens or more (up to 1,000,000), " + cap in r.stderr, r.stderr
+    assert "trained on shorter lengths" not in r.stderr, r.stderr

@@ -130,6 +130,7 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
                                                                             else 0)))
     check_buckets(config, lengths)
     check_list_size(config, len(prompts))  # (before a model loads)
+    _note_past_classes(config, lengths, "training")  # (classes capped at MAX_CLASSES: the rest train as the last)
     from ltrsched.progress import is_terminal, progress_bar
 
     predictor = Predictor(config)
@@ -314,24 +315,31 @@ def _bucket_span(config, bucket: int) -> str:
 
 
 def _note_past_classes(config, lengths, what: str) -> None:
-    """Note on stderr where some of a class model's true ``lengths`` [tokens] (``what``: "held-out") lie past the end
-    of its classes: they count as its open last class, in its accuracy too, and no prediction reaches them. Its classes
-    reach past the longest training length (:func:`~ltrsched.predictors.config.class_count`), so these are longer
-    than any it was trained on: a classifier trained on ChatGPT-like lengths (82 classes of 100 tokens) evaluated on a
-    reasoning model's 2,000-32,000 tokens counted 73 of 100 lengths as "8100+" without a word."""
+    """Note on stderr where some of a class model's true ``lengths`` [tokens] (``what``: "held-out", "training") lie
+    past the end of its classes: they count as its open last class, in its accuracy too, and no prediction reaches
+    them. Its classes reach past the longest training length (:func:`~ltrsched.predictors.config.class_count`) up to
+    :data:`~ltrsched.predictors.config.MAX_CLASSES` of them, so these are longer than any it was trained on, or its
+    classes stop at that cap: a classifier trained on ChatGPT-like lengths (82 classes of 100 tokens) evaluated on a
+    reasoning model's 2,000-32,000 tokens counted 73 of 100 lengths as "8100+" without a word; one of 1-token classes
+    trained on a tail to 10^6 tokens, 65,536 classes, was said to be "trained on shorter lengths"."""
     if config is None or config.kind != "class" or not len(lengths):
         return
     import numpy as np
 
+    from ltrsched.predictors.config import MAX_CLASSES
+
     end = config.num_classes * config.bucket  # [tokens] the first length past every class
     past = np.asarray(lengths) >= end
     if past.any():
-        last = config.num_classes - 1
+        last, longest = config.num_classes - 1, int(np.max(lengths))
+        why = ("a classifier trained on shorter lengths" if config.num_classes < MAX_CLASSES else
+               f"its classes stop at {MAX_CLASSES:,}, the most a classifier has: --bucket "
+               f"{-(-(longest + 1) // MAX_CLASSES):,} or wider has classes up to {longest:,} tokens")
         click.echo(f"note: {int(past.sum()):,} of the {len(lengths):,} {what} lengths are {end:,} tokens or more "
-                   f"(up to {int(np.max(lengths)):,}), past the classifier's {config.num_classes:,} classes of "
-                   f"{config.bucket:,} tokens: they count as its last class ({_bucket_span(config, last)}), whose "
-                   f"midpoint, {(last + 0.5) * config.bucket:g} tokens, is the longest length it predicts (a classifier "
-                   "trained on shorter lengths)", err=True)
+                   f"(up to {longest:,}), past the classifier's {config.num_classes:,} classes of "
+                   f"{config.bucket:,} token{'' if config.bucket == 1 else 's'}: they count as its last class "
+                   f"({_bucket_span(config, last)}), whose midpoint, {(last + 0.5) * config.bucket:g} tokens, is the "
+                   f"longest length it predicts ({why})", err=True)
 
 
 def _warn_one_class(config, predicted_lengths, lengths=None, tau: float | None = None) -> None:
