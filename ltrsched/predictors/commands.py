@@ -190,7 +190,8 @@ def _check_held_out(prompts: list[str], ev_prompts: list[str], data: str, eval_d
     seen = set(prompts)
     shared = sum(p in seen for p in ev_prompts)
     if shared == len(ev_prompts):
-        where = (f"--data {data} has no train/eval split, so its held-out prompts are its training prompts"
+        where = (f"--data {data} has no train/eval split (the built-in sharegpt and labels files have; a 'split' "
+                 "column of another file is not read), so its held-out prompts are its training prompts"
                  if eval_data is None else f"--eval-data {eval_data} holds only training prompts")
         raise UserError(f"{where}: give other prompts with --eval-data FILE")
     if shared:
