@@ -182,7 +182,8 @@ def test_a_bucket_of_one_token_is_named_in_the_singular(tmp_path, capsys):
     """A short-answer model's lengths of 1 and 2 tokens, classes of 1 token: the warnings named the most common
     bucket, and the one predicted for every prompt, "(1 tokens)"."""
     for name, n, seed in (("tr", 40, 0), ("ev", 20, 1)):
-        write_label_jsonl(tmp_path / f"{name}.jsonl", [(p, 1 + i % 2) for i, (p, _) in enumerate(english_rows(n, seed))])
+        rows = [(p, 1 + i % 2) for i, (p, _) in enumerate(english_rows(n, seed))]
+        write_label_jsonl(tmp_path / f"{name}.jsonl", rows)
     r = run_cli_fast(capsys, "train", "--kind", "class", "--bucket", 1, "--epochs", 1, "--data", tmp_path / "tr.jsonl",
                      "--eval-data", tmp_path / "ev.jsonl", "-o", tmp_path / "c")
     assert r.returncode == 0 and "the most common bucket (1 token)," in r.stderr, r.stderr

@@ -2,10 +2,10 @@
 
 A model sampled several times per prompt gives one prompt several lengths. A predictor reads the text alone, so it
 scores copies of a prompt alike and orders none of them. Over ``D`` pairs of different lengths, ``S`` of which are
-copies of one prompt, tau-b of any such scores is at most ``sqrt(1 - S / D)`` [dimensionless]: at most the ``D - S``
-pairs untied on both sides are ordered right, and tau-b's denominator is at least ``sqrt(D (D - S))`` (scores that
-tie more pairs order fewer of them). Five prompts sampled 20 times each: 0.89, however good the predictor. The bound of
-:mod:`ltrsched.workloads.ties` is for scores that never tie; this one holds for every score that ties copies.
+copies of one prompt, tau-b of any such scores is at most ``sqrt(1 - S / D)`` [dimensionless]: of the pairs, at most
+``U <= D - S`` are untied on both sides, and tau-b, at most ``U / sqrt(D x the pairs untied in the scores)``, is then
+at most ``U / sqrt(D U) = sqrt(U / D)``. Five prompts sampled 20 times each: 0.899, however good the predictor. The
+bound of :mod:`ltrsched.workloads.ties` is for scores that never tie; this one holds for every score that ties copies.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ def copies_warning(prompts: list[str], lengths, what: str = "held-out prompts") 
     if found is None or found[0] >= WARN_BELOW:
         return None
     ceiling, spread, texts = found
-    return (f"warning: {spread:,} of the {len(prompts):,} {what} are copies of {texts:,} prompt{'s' if texts > 1 else ''} given "
-            f"with different lengths (a model sampled more than once): a predictor reads the text alone and scores "
-            f"copies alike, so its Kendall tau-b reaches at most {ceiling:.3f} here, however it ranks")
+    named = f"{texts:,} prompt{'s' if texts > 1 else ''}"
+    return (f"warning: {spread:,} of the {len(prompts):,} {what} are copies of {named} given with different lengths "
+            "(a model sampled more than once): a predictor reads the text alone and scores copies alike, so its "
+            f"Kendall tau-b reaches at most {ceiling:.3f} here, however it ranks")
