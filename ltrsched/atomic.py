@@ -2,8 +2,10 @@
 
 Every write goes to a temp file beside the target (``.<name>.tmp<pid>``), is flushed and fsynced, renamed
 over the target, and the directory is fsynced so that the rename itself is on disk. A write that fails
-(disk full, file size limit, no permission) removes its temp file and raises :class:`UserError` naming
-the file, which the CLI prints as one line.
+(disk full, file size limit, no permission, a directory or device at the path) removes its temp file and raises
+:class:`~ltrsched.errors.WriteFailedError` naming the file: an :class:`OSError` to a Python caller (``except
+OSError``; its ``errno`` the failed call's, None for a device refused), one line with exit code 2 on the command line
+(a :class:`~ltrsched.errors.UserError`, as it was; ``except UserError`` still catches it).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ltrsched.errors import UserError
+from ltrsched.errors import WriteFailedError
 from ltrsched.inputs import special_kind
 
 
@@ -52,12 +54,13 @@ def _discard(tmp: Path) -> None:
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically and durably (parents created); :class:`UserError` on failure."""
+    """Write ``data`` to ``path`` atomically and durably (parents created); :class:`~ltrsched.errors.WriteFailedError`
+    (an OSError and a UserError) on failure."""
     path = Path(path)
     kind = special_kind(path)
     if kind:  # (`evaluate --plot /dev/null`, run as root, renamed a PNG over the device: /dev/null was a file)
-        raise UserError(f"cannot write {path}: it is {kind}, which the write would replace (a new file is renamed "
-                        "over the path); give a regular file's path")
+        raise WriteFailedError(f"cannot write {path}: it is {kind}, which the write would replace (a new file is "
+                               "renamed over the path); give a regular file's path")
     tmp = temp_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,7 +75,7 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         os.replace(tmp, path)
     except OSError as exc:
         _discard(tmp)
-        raise UserError(f"cannot write {path}: {_reason(exc)}") from None
+        raise WriteFailedError(f"cannot write {path}: {_reason(exc)}", exc.errno) from None
     except BaseException:
         _discard(tmp)
         raise

@@ -99,6 +99,23 @@ def test_a_classifier_predicting_one_bucket_for_every_prompt_is_warned_in_evalua
     assert "tie-break" not in r.stderr  # (no tau in predict)
 
 
+def test_train_warns_of_a_classifier_predicting_one_bucket_as_evaluate_does(tmp_path, capsys):
+    """train evaluates on held-out prompts too: on a heavy tail it printed the classifier's tau (-0.33, that of its
+    tie-break within the one bucket it predicts) without the warning evaluate and predict give. Its line is evaluate's
+    of the checkpoint it wrote, on the same prompts."""
+    for name, n, seed in (("tr", 60, 0), ("ev", 30, 1)):  # (most lengths in the first of 7 classes, some in the last)
+        write_label_jsonl(tmp_path / f"{name}.jsonl", [(p, 5000 if i % 10 == 0 else k)
+                                                       for i, (p, k) in enumerate(english_rows(n, seed))])
+    r = run_cli_fast(capsys, "train", "--kind", "class", "--data", tmp_path / "tr.jsonl",
+                     "--eval-data", tmp_path / "ev.jsonl", "-o", tmp_path / "c")
+    assert r.returncode == 0, r.stderr
+    line = [x for x in r.stderr.splitlines() if "predicts one bucket" in x]
+    assert len(line) == 1 and line[0].startswith("warning: the classifier predicts one bucket (0-819 tokens) for all "
+                                                 "30 prompts") and "tie-break within the bucket" in line[0], r.stderr
+    r = run_cli_fast(capsys, "evaluate", "-m", tmp_path / "c", "--data", tmp_path / "ev.jsonl")
+    assert r.returncode == 0 and line[0] in r.stderr.splitlines(), r.stderr
+
+
 def _two_kinds(rows):
     """``rows`` as two kinds of prompt: a yes/no question (20 tokens) and a long story (500 tokens)."""
     return [(("write a long story " if i % 2 else "answer yes or no ") + p, 500 if i % 2 else 20)
@@ -159,3 +176,31 @@ def test_the_few_prompts_warning_never_prints_its_two_standard_errors_alike(n):
 
     here, there = re.findall(r"\d\.\d+", few_prompts_warning(n))
     assert here != there and float(here) > float(there)
+
+
+def test_a_bucket_of_one_token_is_named_in_the_singular(tmp_path, capsys):
+    """A short-answer model's lengths of 1 and 2 tokens, classes of 1 token: the warnings named the most common
+    bucket, and the one predicted for every prompt, "(1 tokens)"."""
+    for name, n, seed in (("tr", 40, 0), ("ev", 20, 1)):
+        rows = [(p, 1 + i % 2) for i, (p, _) in enumerate(english_rows(n, seed))]
+        write_label_jsonl(tmp_path / f"{name}.jsonl", rows)
+    r = run_cli_fast(capsys, "train", "--kind", "class", "--bucket", 1, "--epochs", 1, "--data", tmp_path / "tr.jsonl",
+                     "--eval-data", tmp_path / "ev.jsonl", "-o", tmp_path / "c")
+    assert r.returncode == 0 and "the most common bucket (1 token)," in r.stderr, r.stderr
+    assert "1 tokens" not in r.stderr, r.stderr
+
+
+def test_training_lengths_past_the_class_cap_are_noted_with_a_bucket_that_reaches_them(tmp_path, capsys):
+    """Classes of 1 token on a tail to 10^6 tokens: the classes stop at 65,536, so the longest training lengths trained
+    as the last class without a word, and the held-out note blamed "a classifier trained on shorter lengths"."""
+    write_label_jsonl(tmp_path / "tr.jsonl", _pareto(english_rows(40, 0), 0))  # (2 of 40 at 10^6)
+    write_label_jsonl(tmp_path / "ev.jsonl", _pareto(english_rows(20, 1), 1))
+    r = run_cli_fast(capsys, "train", "--kind", "class", "--bucket", 1, "--epochs", 1, "--data", tmp_path / "tr.jsonl",
+                     "--eval-data", tmp_path / "ev.jsonl", "-o", tmp_path / "c")
+    cap = ("past the classifier's 65,536 classes of 1 token: they count as its last class (65535+ tokens), whose "
+           "midpoint, 65535.5 tokens, is the longest length it predicts (its classes stop at 65,536, the most a "
+           "classifier has: --bucket 16 or wider has classes up to 1,000,000 tokens)")
+    assert r.returncode == 0 and f"training lengths are 65,536 tokens or more (up to 1,000,000), {cap}" in r.stderr, \
+        r.stderr
+    assert "held-out lengths are 65,536 tokens or more (up to 1,000,000), " + cap in r.stderr, r.stderr
+    assert "trained on shorter lengths" not in r.stderr, r.stderr

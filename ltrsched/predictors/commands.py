@@ -130,6 +130,7 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
                                                                             else 0)))
     check_buckets(config, lengths)
     check_list_size(config, len(prompts))  # (before a model loads)
+    _note_past_classes(config, lengths, "training")  # (classes capped at MAX_CLASSES: the rest train as the last)
     from ltrsched.progress import is_terminal, progress_bar
 
     predictor = Predictor(config)
@@ -159,8 +160,11 @@ def train(kind, data, eval_data, out, backbone, hf_model, probe_layer, probe_pre
     if line:
         click.echo(line, err=True)
     _warn_ties(ev_lengths, "held-out lengths")  # (after the training: an error in it stays one line)
+    _warn_copies(ev_prompts, ev_lengths, "held-out prompts")
     _warn_majority(config, ev_lengths, last.get("accuracy"))
     _note_past_classes(config, ev_lengths, "held-out")
+    # (the held-out prompts as the last epoch scored them, the scores its tau is of; evaluate and predict warn alike)
+    _warn_one_class(config, getattr(predictor.measured_last, "predicted_lengths", None), ev_lengths, last.get("tau"))
     _warn_few(len(ev_prompts))
     click.echo(f"trained on {len(prompts)} prompts; held-out ({len(ev_prompts)}) Kendall tau-b {fmt(last['tau'], '.4f')}"
                + (f", accuracy {last['accuracy']:.3f}" if "accuracy" in last else "") + f"; wrote {shown_path(out)}")
@@ -186,7 +190,8 @@ def _check_held_out(prompts: list[str], ev_prompts: list[str], data: str, eval_d
     seen = set(prompts)
     shared = sum(p in seen for p in ev_prompts)
     if shared == len(ev_prompts):
-        where = (f"--data {data} has no train/eval split, so its held-out prompts are its training prompts"
+        where = (f"--data {data} has no train/eval split (the built-in sharegpt and labels files have; a 'split' "
+                 "column of another file is not read), so its held-out prompts are its training prompts"
                  if eval_data is None else f"--eval-data {eval_data} holds only training prompts")
         raise UserError(f"{where}: give other prompts with --eval-data FILE")
     if shared:
@@ -276,6 +281,16 @@ def _warn_ties(lengths, what: str) -> None:
         click.echo(line, err=True)
 
 
+def _warn_copies(prompts: list[str], lengths, what: str) -> None:
+    """Warn on stderr where copies of one prompt with different ``lengths`` [tokens] cap Kendall tau-b well below 1
+    (:mod:`ltrsched.predictors.copies`): five prompts sampled 20 times each reach at most 0.899."""
+    from ltrsched.predictors.copies import copies_warning
+
+    line = copies_warning(prompts, lengths, what)
+    if line:
+        click.echo(line, err=True)
+
+
 def _warn_majority(config, lengths, accuracy: float | None) -> None:
     """Warn on stderr where a class model's bucket ``accuracy`` on ``lengths`` [tokens] is no better than always
     predicting their most common bucket (e.g. a model that nearly always stops at its cap: one bucket holds most)."""
@@ -285,32 +300,47 @@ def _warn_majority(config, lengths, accuracy: float | None) -> None:
 
     bucket, share = majority_accuracy(config, lengths)
     if accuracy <= share:
-        low = bucket * config.bucket
-        span = (f"{low}+" if bucket == config.num_classes - 1 else f"{low}" if config.bucket == 1  # (last: open)
-                else f"{low}-{low + config.bucket - 1}")  # (a bucket of 1 token said "2-2 tokens")
         click.echo(f"warning: bucket accuracy {accuracy:.3f} is no better than always predicting the most common "
-                   f"bucket ({span} tokens), which {share:.3f} of these prompts fall in", err=True)
+                   f"bucket ({_bucket_span(config, bucket)}), which {share:.3f} of these prompts fall in", err=True)
+
+
+def _bucket_span(config, bucket: int) -> str:
+    """The lengths class ``bucket`` (from 0) of a class model holds, in words: "0-819 tokens", "8100+ tokens" (the
+    last class, open), "1 token" (a bucket of 1 token: it said "2-2 tokens", and "1 tokens")."""
+    low = bucket * config.bucket
+    if bucket == config.num_classes - 1:
+        return f"{low}+ tokens"
+    if config.bucket == 1:
+        return f"{low} token{'' if low == 1 else 's'}"
+    return f"{low}-{low + config.bucket - 1} tokens"
 
 
 def _note_past_classes(config, lengths, what: str) -> None:
-    """Note on stderr where some of a class model's true ``lengths`` [tokens] (``what``: "held-out") lie past the end
-    of its classes: they count as its open last class, in its accuracy too, and no prediction reaches them. Its classes
-    reach past the longest training length (:func:`~ltrsched.predictors.config.class_count`), so these are longer
-    than any it was trained on: a classifier trained on ChatGPT-like lengths (82 classes of 100 tokens) evaluated on a
-    reasoning model's 2,000-32,000 tokens counted 73 of 100 lengths as "8100+" without a word."""
+    """Note on stderr where some of a class model's true ``lengths`` [tokens] (``what``: "held-out", "training") lie
+    past the end of its classes: they count as its open last class, in its accuracy too, and no prediction reaches
+    them. Its classes reach past the longest training length (:func:`~ltrsched.predictors.config.class_count`) up to
+    :data:`~ltrsched.predictors.config.MAX_CLASSES` of them, so these are longer than any it was trained on, or its
+    classes stop at that cap: a classifier trained on ChatGPT-like lengths (82 classes of 100 tokens) evaluated on a
+    reasoning model's 2,000-32,000 tokens counted 73 of 100 lengths as "8100+" without a word; one of 1-token classes
+    trained on a tail to 10^6 tokens, 65,536 classes, was said to be "trained on shorter lengths"."""
     if config is None or config.kind != "class" or not len(lengths):
         return
     import numpy as np
 
+    from ltrsched.predictors.config import MAX_CLASSES
+
     end = config.num_classes * config.bucket  # [tokens] the first length past every class
     past = np.asarray(lengths) >= end
     if past.any():
-        last = (config.num_classes - 1) * config.bucket
+        last, longest = config.num_classes - 1, int(np.max(lengths))
+        why = ("a classifier trained on shorter lengths" if config.num_classes < MAX_CLASSES else
+               f"its classes stop at {MAX_CLASSES:,}, the most a classifier has: --bucket "
+               f"{-(-(longest + 1) // MAX_CLASSES):,} or wider has classes up to {longest:,} tokens")
         click.echo(f"note: {int(past.sum()):,} of the {len(lengths):,} {what} lengths are {end:,} tokens or more "
-                   f"(up to {int(np.max(lengths)):,}), past the classifier's {config.num_classes:,} classes of "
-                   f"{config.bucket:,} tokens: they count as its last class ({last}+ tokens), whose midpoint, "
-                   f"{last + config.bucket / 2:g} tokens, is the longest length it predicts (a classifier trained on "
-                   "shorter lengths)", err=True)
+                   f"(up to {longest:,}), past the classifier's {config.num_classes:,} classes of "
+                   f"{config.bucket:,} token{'' if config.bucket == 1 else 's'}: they count as its last class "
+                   f"({_bucket_span(config, last)}), whose midpoint, {(last + 0.5) * config.bucket:g} tokens, is the "
+                   f"longest length it predicts ({why})", err=True)
 
 
 def _warn_one_class(config, predicted_lengths, lengths=None, tau: float | None = None) -> None:
@@ -326,15 +356,13 @@ def _warn_one_class(config, predicted_lengths, lengths=None, tau: float | None =
     predicted = np.asarray(predicted_lengths)
     if not (predicted == predicted[0]).all():
         return
-    low = int(predicted[0] // config.bucket) * config.bucket
-    span = (f"{low}+" if low // config.bucket == config.num_classes - 1 else f"{low}" if config.bucket == 1
-            else f"{low}-{low + config.bucket - 1}")  # (as _warn_majority names a bucket)
     told = ""
     if tau is not None and lengths is not None and not (np.asarray(lengths) == lengths[0]).all():
         told = (f"; its Kendall tau {tau:.3f} is that of the tie-break within the bucket (its expected bucket) alone, "
                 "an order a classification policy does not see")
-    click.echo(f"warning: the classifier predicts one bucket ({span} tokens) for all {len(predicted):,} prompts: a "
-               f"class policy on its predicted_length ranks them by arrival, first come first served{told}", err=True)
+    span = _bucket_span(config, int(predicted[0] // config.bucket))
+    click.echo(f"warning: the classifier predicts one bucket ({span}) for all {len(predicted):,} prompts: a class "
+               f"policy on its predicted_length ranks them by arrival, first come first served{told}", err=True)
 
 
 def _note_emulated_bf16(predictor, model_dir) -> None:
@@ -459,6 +487,7 @@ def evaluate(model_dir, data, split, plot):
     _warn_few(len(prompts), "evaluated prompts")
     _note_cut(predictor, (_cut_last(predictor), len(prompts), "evaluated prompts"))
     _warn_ties(lengths, f"{data} lengths")
+    _warn_copies(prompts, lengths, "evaluated prompts")
     _warn_majority(getattr(predictor, "config", None), lengths, result.get("accuracy"))  # (an ensemble has no config)
     _warn_one_class(getattr(predictor, "config", None), scored.predicted_lengths, lengths, result["tau"])
     _note_past_classes(getattr(predictor, "config", None), lengths, "evaluated")

@@ -9,7 +9,7 @@ import shutil
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from ltrsched import strict_json
+from ltrsched import atomic, strict_json
 from ltrsched.errors import ArgumentTypeError, ArgumentValueError, PathNotFoundError, UserError, WriteFailedError
 from ltrsched.inputs import check_not_special
 from ltrsched.numbers import is_finite_number
@@ -249,7 +249,7 @@ class PredictorConfig:
             data[TOKEN_FOLD_KEY] = token_fold
         if training_prompts is not None:
             data[TRAINING_PROMPTS_KEY] = encode_prompt_hashes(training_prompts)
-        write_checkpoint_file(Path(directory) / CONFIG_FILE, strict_json.dumps(data, indent=2).encode("utf-8"))
+        atomic.write_bytes(Path(directory) / CONFIG_FILE, strict_json.dumps(data, indent=2).encode("utf-8"))
 
     @classmethod
     def load(cls, directory: Path) -> "PredictorConfig":
@@ -371,7 +371,6 @@ def retire_checkpoint(directory: Path) -> None:
     that fails to load (a member gone) or loads whole as it was, and the next save with ``overwrite=True`` still finds
     the rest (removed after ``ensemble.json``, they would be left behind, known to nothing as the ensemble's).
     :class:`~ltrsched.errors.WriteFailedError` (an OSError) naming what cannot be removed."""
-    from ltrsched import atomic
     from ltrsched.predictors.ensemble import ENSEMBLE_FILE, saved_member_dirs
 
     directory = Path(directory)
@@ -392,21 +391,6 @@ def retire_checkpoint(directory: Path) -> None:
             raise WriteFailedError(f"cannot replace the checkpoint in {directory}: cannot remove {path} "
                                    f"({exc.strerror or exc})", exc.errno) from None
     atomic.fsync_dir(directory)
-
-
-def write_checkpoint_file(path: Path, data: bytes) -> None:
-    """Write one file of a checkpoint atomically and durably (:func:`ltrsched.atomic.write_bytes`), raising
-    :class:`~ltrsched.errors.WriteFailedError` (an OSError, with the failed call's ``errno``) where it cannot be
-    written: :mod:`ltrsched.atomic` raises a :class:`UserError` only, which a Python caller's ``except OSError``
-    missed. Same message."""
-    from ltrsched import atomic
-
-    try:
-        atomic.write_bytes(path, data)
-    except WriteFailedError:
-        raise
-    except UserError as exc:  # (atomic's raise ... from None keeps the OSError as the context)
-        raise WriteFailedError(str(exc), getattr(exc.__context__, "errno", None)) from None
 
 
 def _check_trained_with(record) -> None:

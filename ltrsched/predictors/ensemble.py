@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ltrsched import strict_json
+from ltrsched import atomic, strict_json
 from ltrsched.errors import ArgumentValueError, PathNotFoundError, WriteFailedError
 from ltrsched.arguments import shown
 from ltrsched.numbers import is_finite_number
 from ltrsched.predictors.arguments import (check_batch_size, check_directory, check_lengths, check_out_directory,
                                           check_overwrite, check_prompts, check_scored)
-from ltrsched.predictors.config import PredictorConfig, retire_checkpoint, write_checkpoint_file
+from ltrsched.predictors.config import PredictorConfig, retire_checkpoint
 
 ENSEMBLE_FILE = "ensemble.json"
 #: ensemble.json's record of each member's weights digest (``weights_sha256`` of its predictor.json) when calibrated.
@@ -201,7 +201,7 @@ class Ensemble:
         # (the means and stds are those of these members' scores: a member directory replaced later by another
         # checkpoint, e.g. one trained again, was z-scored by the old member's statistics without a word)
         digests = [saved_weights_digest(directory / name) for name in names]
-        write_checkpoint_file(directory / ENSEMBLE_FILE, strict_json.dumps(
+        atomic.write_bytes(directory / ENSEMBLE_FILE, strict_json.dumps(
             {"members": names, "weights": self.weights, "means": self.means, "stds": self.stds,
              MEMBER_DIGESTS_KEY: digests}, indent=2).encode("utf-8"))
         return directory

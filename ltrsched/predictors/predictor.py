@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 from scipy.stats import kendalltau
 
+from ltrsched import atomic
 from ltrsched.arguments import check_argument
 from ltrsched.strict_json import defined
 from ltrsched.errors import (ArgumentTypeError, ArgumentValueError, MissingDependencyError, PathNotFoundError,
@@ -24,7 +25,7 @@ from ltrsched.predictors.backbones import make_backbone
 from ltrsched.predictors.config import (CONFIG_FILE, KINDS, MAX_CLASS_LENGTH, MAX_CLASSES, WEIGHTS_FILE,
                                        PredictorConfig, check_trained_with, hash_prompts, prompt_hashes,
                                        retire_checkpoint, saved_token_fold, saved_training_prompts,
-                                       saved_weights_digest, write_checkpoint_file)
+                                       saved_weights_digest)
 from ltrsched.predictors.losses import LOSSES
 
 
@@ -380,7 +381,10 @@ class Predictor:
         #: After :meth:`fit` with held-out prompts: Kendall tau-b between their scores before and after training
         #: (None: not measured, or undefined); near 1, training barely changed the untrained model's order
         self.untrained_agreement: float | None = None
-        self._eval_scores: np.ndarray | None = None  # (the scores :meth:`evaluate` computed last)
+        #: The prompts :meth:`measure` (and :meth:`evaluate`, :meth:`fit`'s held-out scoring) measured last, as scored:
+        #: a class model's predicted lengths [tokens] too (None: none measured yet). After :meth:`fit`, the held-out
+        #: prompts' of the last epoch, which ``train`` warns of as ``evaluate`` does of its own (one bucket for all)
+        self.measured_last: Scored | None = None
         #: Where scoring, and a training's featurising of its prompts, show their progress: a function of (total,
         #: noun, verb) that returns a bar (:func:`ltrsched.progress.progress_bar`'s), e.g. ``lambda total, noun,
         #: verb: progress_bar(total, "predict", noun, verb)``; None: nowhere (a sweep's runs, a library caller)
@@ -627,7 +631,7 @@ class Predictor:
         if not moved_checked:
             _no_pairs(self.labels(lengths), cfg)
         if measured:
-            self.untrained_agreement = _tau_b(untrained, self._eval_scores)
+            self.untrained_agreement = _tau_b(untrained, self.measured_last.scores)
         return cfg.metrics
 
     def evaluate(self, prompts: list[str], lengths: np.ndarray) -> dict:
@@ -641,7 +645,7 @@ class Predictor:
         their output ``lengths`` [tokens]."""
         check_scored(scored)
         lengths = check_lengths(lengths, len(scored.scores))
-        self._eval_scores = scored.scores
+        self.measured_last = scored
         out = {"tau": kendall_tau(scored.scores, lengths)}
         if self.config.kind == "class":
             out["accuracy"] = bucket_accuracy(scored.predicted_lengths, lengths, self.config.bucket,
@@ -664,7 +668,7 @@ class Predictor:
         torch.save(self.backbone.model.state_dict(), buf)
         inputs = self.inputs_digest()  # (before any file is touched: tokenising can fail too)
         retire_checkpoint(directory)
-        write_checkpoint_file(directory / WEIGHTS_FILE, buf.getvalue())
+        atomic.write_bytes(directory / WEIGHTS_FILE, buf.getvalue())
         # the config names the weights it goes with: a save interrupted between the two files (or one file
         # replaced by hand) is refused on load instead of scoring with weights of another model of the same shape
         self.config.save(directory, hashlib.sha256(buf.getvalue()).hexdigest(), self.training_prompts, inputs,
