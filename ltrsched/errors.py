@@ -64,6 +64,9 @@ class WriteFailedError(UserError, OSError):
         super().__init__(message)
         self.errno = errno  # (set after: OSError(errno, message) would print "[Errno 28] ..." before the line)
 
+    def __reduce__(self):  # picklable with its errno, so that a sweep worker's failed write reaches the main process whole
+        return type(self), (str(self), self.errno)
+
 
 class MissingDependencyError(UserError):
     """An optional dependency is not installed; the message names the extra to install."""

@@ -71,3 +71,14 @@ def test_a_write_onto_a_directory_or_a_device_is_an_os_error(tmp_path):
     if os.path.exists("/dev/null"):
         exc = _raised(atomic.write_text, "/dev/null", "x")
         assert exc.errno is None and str(exc).startswith("cannot write /dev/null: it is a character device")
+
+
+def test_a_failed_write_pickles_whole_from_a_worker():
+    """A sweep worker's failed write reaches the main process by pickle: the message and the errno both survive."""
+    import errno
+    import pickle
+
+    from ltrsched.errors import WriteFailedError
+
+    exc = pickle.loads(pickle.dumps(WriteFailedError("cannot write /x: disk full", errno.ENOSPC)))
+    assert type(exc) is WriteFailedError and str(exc) == "cannot write /x: disk full" and exc.errno == errno.ENOSPC
