@@ -566,11 +566,11 @@ def request_bounds(ttft: np.ndarray, prompt: np.ndarray, outputs: np.ndarray, st
     """Per request (arrays aligned: ``ttft`` served alone [s], ``prompt`` tokens, ``outputs`` the workload's output
     tokens), the least each :data:`ALONE_BOUNDED_METRICS` metric can be at any rate [s or s/token], the proof's terms:
     its later tokens' steps ``(s - 1) L + A`` (``s = outputs + extra_tokens``, ``L = step_s`` less
-    :data:`ALONE_STEP_SLACK_S`, ``A`` :func:`later_tokens_attention_s` with ``attention``, the profile's decode attention
-    per KV token [s/token] and prefill attention per pair [s/pair]; 0, 0 where unknown: the lightest step alone); E2E
-    latency ``a + (s - 1) L + A``; latency per token that over ``outputs``; TPOT ``((s - 1) L + A) / (s - 1)`` (only the
-    requests of ``s > 1`` tokens: the others have none); max waiting time the TTFT or the last token's step, ``L`` plus
-    the attention over the last context, if longer."""
+    :data:`ALONE_STEP_SLACK_S`, ``A`` :func:`later_tokens_attention_s` with ``attention``, the profile's decode
+    attention per KV token [s/token] and prefill attention per pair [s/pair]; 0, 0 where unknown: the lightest step
+    alone); E2E latency ``ttft + (s - 1) L + A``; latency per token that over ``outputs``; TPOT ``((s - 1) L + A) /
+    (s - 1)`` (only the requests of ``s > 1`` tokens: the others have none); max waiting time the TTFT, or the last
+    token's step, ``L`` plus the attention over the last context, if longer."""
     step = max(0.0, step_s - ALONE_STEP_SLACK_S)
     outputs = outputs.astype(np.float64)
     served = outputs + extra_tokens
