@@ -144,7 +144,7 @@ from ltrsched.workloads.schema import (
 from ltrsched.workloads.record_values import count_keys, optional_number, request_id_value
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, left_out, paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import (
-    CONVERSATION_KEYS, COUNT_COLUMNS, SYSTEM_COLUMN, TABLE_COLUMNS, format_hint, is_conversation_table,
+    CONVERSATION_KEYS, COUNT_COLUMNS, RECORD_NUMBER, SYSTEM_COLUMN, TABLE_COLUMNS, format_hint, is_conversation_table,
     load_sharegpt_records, may_give_counts, may_give_other_counts,
     may_give_arrivals, may_give_columns, may_give_system_text, record_hint, records_key,
 )
@@ -690,7 +690,7 @@ def _chosen_first_turns(path: Path, num_requests: int | None, seed: int, notes: 
     # (a conversation file's arrival times are read by the rule a flat table's are: any of arrival_suffix's names,
     # date-times as seconds since the earliest, a unit suffix; LMSYS's 'timestamp' and a .jsonl's keys were dropped)
     records, named = _other_arrival_name(load_sharegpt_records(path, notes), path)
-    records = _table_arrivals(records, path, arrival_info, named)
+    records = _table_arrivals(records, path, arrival_info, named).drop(RECORD_NUMBER, strict=False)
     if named:  # (a unit warning names the column to rename: the file's)
         arrival_info["column"] = named
     dropped = left_out(records)  # (they were left out without a word)
@@ -908,28 +908,30 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     return drop_failed_requests(df, names_found.get("output_tokens"), path, arrival_info)
 
 
-def _arrival_numbers(col: pl.Series, path: Path, name: str, place) -> pl.Series:
+def _arrival_numbers(col: pl.Series, path: Path, name: str, place, what: str = "column") -> pl.Series:
     """A table's arrival column ``col`` (a ``.csv``'s or a parquet's, the file's ``name`` for it) as numbers where it
     holds numbers (text read by the rule every container reads numbers as text by: :mod:`~ltrsched.workloads.
     number_text`), else ``col`` itself (text: date-times the caller reads, or text that is neither). One-line
     :class:`UserError` (:mod:`~ltrsched.workloads.arrival_values`) naming ``place(i)`` (row ``i``'s words, 0-based)
-    for a number that is no arrival time (null, negative, NaN, infinite, a boolean) or a date-time among numbers."""
+    for a number that is no arrival time (null, negative, NaN, infinite, a boolean) or a date-time among numbers;
+    ``what`` names the field (``"key"``: a conversation record's)."""
     if col.dtype == pl.String:
         number = col.str.contains(NUMBER_TEXT).fill_null(False)
         given = col.is_not_null()
         if (given & ~number).any():  # (date-times, or text that is neither: the caller reads them)
             others = col.filter(given & ~number).str.strip_chars()
-            if number.any() and _datetime_seconds(others, f"{path}: column {name!r}").dtype != pl.String:
+            if number.any() and _datetime_seconds(others, f"{path}: {what} {name!r}").dtype != pl.String:
                 first = int(given.arg_true()[0])  # (numbers and date-times: which clock is it?)
                 number_first = bool(number[first])
                 at = int((given & (~number if number_first else number)).arg_true()[0])
                 text = col[at] if number_first else col[first]
-                raise UserError(mixed_kinds_error(path, name, place(at), place(first), text.strip(), number_first))
+                raise UserError(mixed_kinds_error(path, name, place(at), place(first), text.strip(), number_first,
+                                                  what))
             return col
         col = text_numbers(col)[0]
     at = first_bad_arrival(col)
     if at is not None:
-        raise UserError(arrival_error(path, name, col[at], place(at)))
+        raise UserError(arrival_error(path, name, col[at], place(at), what))
     return col
 
 
@@ -1138,29 +1140,26 @@ def _table_arrivals(df: pl.DataFrame, path: Path, arrival_info: dict | None = No
         arrival_info.update(column=given[0], unit=given[0][len("arrival_time"):] or None)
     col = df[given[0]]
     name = named or given[0]
-    place = lambda at: (f"row {df[FILE_ROW][at]}" if FILE_ROW in df.columns else  # noqa: E731  (a table's)
-                        f"record id {df['source_id'][at]!r}" if "source_id" in df.columns  # (a first turn's:
-                        else f"row {at + 1}")  # records skipped are no rows)
+    place, what = _arrival_place(df, path)
     if isinstance(col.dtype, (pl.Datetime, pl.Date, pl.Duration)):  # (refused as "non-numeric values")
         if arrival_info is not None:
             arrival_info["unit"] = "date-time"  # (seconds apart, whatever the column's name says)
-        seconds = _arrival_numbers(_temporal_seconds(col), path, name, place)  # (a null: every container's line)
+        seconds = _arrival_numbers(_temporal_seconds(col), path, name, place, what)  # (a null: every container's)
         return df.drop(given[0]).with_columns(seconds.alias("arrival_time"))
     if col.dtype == pl.String or col.dtype.is_numeric() or col.dtype == pl.Boolean:  # (numbers as text as a .csv's:
         # they were read as date-times, and refused; null, -1, NaN, true: one line, arrival_values)
-        col = _arrival_numbers(col, path, name, place)
+        col = _arrival_numbers(col, path, name, place, what)
         df = df.with_columns(col.alias(given[0]))
     if col.dtype == pl.String:  # date-time text, as a .csv's (Azure's TIMESTAMP), whatever the name's suffix
-        seconds = _datetime_seconds(col.str.strip_chars(), f"{path}: column {name!r}")
+        seconds = _datetime_seconds(col.str.strip_chars(), f"{path}: {what} {name!r}")
         if seconds.dtype != pl.String:
             if arrival_info is not None:
                 arrival_info["unit"] = "date-time"  # (seconds apart, whatever the column's name says)
-            seconds = _arrival_numbers(seconds, path, name, place)  # (a null: every container's line)
+            seconds = _arrival_numbers(seconds, path, name, place, what)  # (a null: every container's line)
             return df.drop(given[0]).with_columns(seconds.alias("arrival_time"))
         at = _format_break(seconds)
         if at is not None:
-            row = df[FILE_ROW][at] if FILE_ROW in df.columns else at + 1
-            raise _format_break_error(seconds, at, f"{path}: column {name!r}", f"row {row}")
+            raise _format_break_error(seconds, at, f"{path}: {what} {name!r}", place(at))
     if given[0] == "arrival_time" and col.dtype != pl.String:
         return df
     if not col.dtype.is_numeric():  # (the error named no row)
@@ -1168,12 +1167,31 @@ def _table_arrivals(df: pl.DataFrame, path: Path, arrival_info: dict | None = No
         where = "" if at is None else place(at)
         if col.dtype == pl.String and first:  # (the words of every container's: a .csv's)
             at = text_numbers(col)[1]  # (the first text that spells no number: 'inf' is none, though polars reads it)
-            raise UserError(arrival_text_error(path, name, col[at], place(at)))
+            raise UserError(arrival_text_error(path, name, col[at], place(at), what))
         raise UserError(f"{path}: column {name} has non-numeric values ({col.dtype}"
                         + (f", first: {first[0]!r}) in {where}" if first else ")") + "; it must hold numbers"
                         + (" or date-times" if col.dtype == pl.String else ""))
     return df.with_columns((col.cast(pl.Float64) * UNIT_SUFFIXES[given[0][len("arrival_time"):]]).alias(
         "arrival_time")).drop(given[0])
+
+
+def _arrival_place(df: pl.DataFrame, path: Path) -> tuple:
+    """How an arrival error names row ``at`` (0-based) of ``df``, a table as read: ``place(at)`` and the field's kind
+    (``"column"``, or ``"key"`` for a conversation record's). A flat table's row in the file (``row 2``); a conversation
+    file's first turn's record (:data:`~ltrsched.workloads.sharegpt.RECORD_NUMBER`: ``record 2 (id 'b')`` of a
+    ``.json``'s or ``.jsonl``'s, ``row 2 (id 'b')`` of a parquet's; it named "record id ''"); else by its id, as a
+    parse cached before named it."""
+    if FILE_ROW in df.columns:
+        return (lambda at: f"row {df[FILE_ROW][at]}"), "column"
+    ids = df["source_id"].cast(pl.String) if "source_id" in df.columns else None
+    named = lambda at: f" (id {ids[at]!r})" if ids is not None and ids[at] else ""  # noqa: E731
+    if RECORD_NUMBER in df.columns:
+        records = path.suffix.lower() != ".parquet"
+        return ((lambda at: f"{'record' if records else 'row'} {df[RECORD_NUMBER][at]:,}{named(at)}"),
+                "key" if records else "column")
+    if ids is not None:  # (a first turn's: records skipped are no rows)
+        return (lambda at: f"record id {ids[at]!r}"), "column"
+    return (lambda at: f"row {at + 1}"), "column"
 
 
 def _temporal_seconds(col: pl.Series) -> pl.Series:
@@ -1315,7 +1333,8 @@ def workload_fingerprint(source: str) -> dict[str, str]:
             **({"turns": "developer"} if _may_give_developer_turns(path) else {}),
             **({"speakers": "any case"} if _may_give_cased_speakers(path) else {}),
             **({"arrival names": "read"} if _reads_other_arrival_names(path) else {}),
-            **({"conversation arrivals": "read"} if _conversations_give_arrivals(path) else {}),
+            # (a record's null arrival time, read as none given before: refused since "null refused")
+            **({"conversation arrivals": "read, null refused"} if _conversations_give_arrivals(path) else {}),
             **({"conversation columns": "kept"} if _conversations_file(path) and may_give_columns(path) else {}),
             **({"system text": "counted"} if _conversations_file(path) and may_give_system_text(path) else {}),
             **({"conversation counts": "given, a reply optional"} if _conversations_file(path) and may_give_counts(path)

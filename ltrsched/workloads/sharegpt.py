@@ -43,6 +43,7 @@ from ltrsched.strict_json import DuplicateKeyError, unique_keys
 from ltrsched.workloads.arrival_names import (
     arrival_suffix, escapes_a_letter, file_may_name_added, json_may_name_arrivals,
 )
+from ltrsched.workloads.arrival_values import arrival_error, is_arrival
 from ltrsched.workloads.blank_text import is_blank
 from ltrsched.workloads.number_text import text_error, text_number, text_numbers
 from ltrsched.workloads.count_values import MAX_TOKENS, count_error, is_count
@@ -487,6 +488,10 @@ def is_conversation_table(df: pl.DataFrame) -> bool:
 #: Columns of a conversations parquet kept beside its first turns, as the flat formats keep them (they were
 #: dropped: a predictor's score then said the file had none, and `po` drew its estimates instead of the file's).
 TABLE_COLUMNS = ("request_id", "arrival_time", "arrival_time_s", "arrival_time_ms", *NUMERIC_OPTIONAL_COLUMNS)
+#: A column of a conversations file's parse beside its arrival times: each first turn's record's number in the file
+#: (1-based: a ``.json``'s or ``.jsonl``'s record, a parquet's row), which the loader's error for an arrival time that
+#: is none names (it named "record id ''"), and then drops.
+RECORD_NUMBER = "__ltrsched_record__"
 #: A ``.json``'s or ``.jsonl``'s conversation record's keys kept beside its first turn, read as a ``.jsonl`` request
 #: line's are (:mod:`~ltrsched.workloads.record_values`): a conversations parquet keeps these columns
 #: (:data:`TABLE_COLUMNS`); a record's were dropped (``ltr`` said the file had no score, ``po`` drew its estimates).
@@ -672,34 +677,40 @@ def _parquet_has_system_speaker(path: Path) -> bool:
 def _record_arrival(record: dict, number: int, path: Path) -> dict:
     """The arrival time a conversation record of a ``.json`` or ``.jsonl`` gives (record ``number``, 1-based), as
     ``{key: value}`` under its own key (:func:`~ltrsched.workloads.arrival_names.arrival_suffix`'s names, as a
-    parquet's columns are read: ``timestamp``, ``arrival_time_ms``, ...); ``{}`` if it gives none (or null). The value
-    as given: a number, or text (a date-time, read by the loader). One-line :class:`UserError` naming the record for
-    two such keys, or a value that is neither (a boolean, a list)."""
-    keys = [k for k in record if arrival_suffix(k) is not None and record[k] is not None]
+    parquet's columns are read: ``timestamp``, ``arrival_time_ms``, ...); ``{}`` if it gives no such key. The value as
+    given, by a ``.jsonl`` request line's rule: a number (text that spells one read as it), or other text (a date-time,
+    or text that is none: the loader reads it, naming the record: :data:`RECORD_NUMBER`). One-line :class:`UserError`
+    naming the record for two such keys, or a value that is no arrival time (null, negative, NaN, infinite, a boolean,
+    a list), in every container's words (:func:`~ltrsched.workloads.arrival_values.arrival_error`: it was
+    "'arrival_time' must be a number of seconds ... got a boolean", of a negative time "column 'arrival_time' in record
+    id '' is -1", and a null was no time given)."""
+    keys = [k for k in record if arrival_suffix(k) is not None]
     if not keys:
         return {}
-    where = f"{path}: record {number:,}" + (f" (id {_record_id(record)!r})" if _record_id(record) else "")
+    place = f"record {number:,}" + (f" (id {_record_id(record)!r})" if _record_id(record) else "")
     if len(keys) > 1:
-        raise UserError(f"{where}: {' and '.join(repr(k) for k in keys)} both give the arrival time; give one")
+        raise UserError(f"{path}: {place}: {' and '.join(repr(k) for k in keys)} both give the arrival time; give one")
     value = record[keys[0]]
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise UserError(f"{where}: {keys[0]!r} must be a number of seconds (or, by its name, milliseconds) or a "
-                        f"date-time, got {_kind(value)}")
     if isinstance(value, str):
-        return {keys[0]: value}
+        if text_number(value) is None:
+            return {keys[0]: value}  # (a date-time, or text that is none: read by the loader, as a table's)
+        value = text_number(value)  # (a number as text, as a request line's and a .csv's)
+    if not is_arrival(value):
+        raise UserError(arrival_error(path, keys[0], value, place, "key"))
     try:
         return {keys[0]: float(value)}
     except OverflowError:  # an integer beyond float64 (JSON's integers have no bound), as a request line's
-        raise UserError(f"{where}: {keys[0]!r} is too large to be an arrival time ({len(str(abs(value)))} digits)"
-                        ) from None
+        raise UserError(f"{path}: {place}: {keys[0]!r} is too large to be an arrival time ({len(str(abs(value)))} "
+                        "digits)") from None
 
 
 def _arrival_columns(given: list[dict], numbers: list[int], ids: list[str], path: Path) -> pl.DataFrame:
     """The arrival times of a ``.json``'s or ``.jsonl``'s conversations whose first turns are used (``given``: each
     one's :func:`_record_arrival`; ``numbers``: their record numbers, 1-based; ``ids``: their ids) as a column under
-    the records' key, numbers as Float64 and date-time text as String, for the loader to read as a parquet's column;
-    an empty frame if none gives one. One-line :class:`UserError` naming the record for one that gives none (or
-    another key) where others do (it would arrive at t = 0), or a number where others give text."""
+    the records' key, numbers as Float64 and text as String (numbers among text written as text: the loader refuses
+    a date-time among numbers, or text that is no time, as a table's, naming the record), with the records' numbers
+    (:data:`RECORD_NUMBER`); an empty frame if none gives one. One-line :class:`UserError` naming the record for one
+    that gives none (or another key) where others do (it would arrive at t = 0)."""
     keys = list(dict.fromkeys(k for g in given for k in g))  # (in the file's order: the first record's first)
     if not keys:
         return pl.DataFrame()
@@ -713,13 +724,10 @@ def _arrival_columns(given: list[dict], numbers: list[int], ids: list[str], path
                                             f"its arrival time is {has!r}, where others give {other!r}")
                         + "; give it on every record, under one name, or on none")
     values = [g[keys[0]] for g in given]
-    texts = [isinstance(v, str) for v in values]
-    if any(texts) and not all(texts):
-        at, other = texts.index(not texts[0]), 0  # (the first record of the other kind, and the first record)
-        raise UserError(f"{where(at)}: its arrival time is {'text' if texts[at] else 'a number'} where record "
-                        f"{numbers[other]:,} gives {'text' if texts[other] else 'a number'} ({values[other]!r}); "
-                        "give one kind on every record")
-    return pl.DataFrame({keys[0]: pl.Series(keys[0], values, dtype=pl.String if texts[0] else pl.Float64)})
+    text = any(isinstance(v, str) for v in values)
+    return pl.DataFrame({keys[0]: pl.Series(keys[0], [repr(v) if text and not isinstance(v, str) else v
+                                                      for v in values], dtype=pl.String if text else pl.Float64),
+                         RECORD_NUMBER: pl.Series(RECORD_NUMBER, numbers, dtype=pl.Int64)})
 
 
 def _record_columns(record: dict, number: int, path: Path) -> dict:
@@ -946,6 +954,8 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
             extra = extra.hstack(columns) if extra.width else columns
     elif extra.width:
         extra = extra[rows_at]
+        if any(arrival_suffix(c) is not None for c in extra.columns):  # (the rows an arrival error names)
+            extra = extra.with_columns(pl.Series(RECORD_NUMBER, [i + 1 for i in rows_at], dtype=pl.Int64))
         if "request_id" in extra.columns:  # (checked here, naming the file's row: once the first turns are chosen and
             # shuffled, a repeated id of a table without conversation ids was "a record without an id: request_id 1
             # is a record without an id's too")
@@ -1028,7 +1038,9 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # ("Human", "GPT") read, whose conversations a parse cached before skipped (the packaged file has none: its
     # entry stays)
     # "-arrivals": a file's arrival times read (a .json's or .jsonl's records', a parquet's under another name than
-    # ours: may_give_arrivals), which a parse cached before dropped (others keep their entries)
+    # ours: may_give_arrivals), which a parse cached before dropped (others keep their entries); "-arrivals-null" since
+    # a record's null time is refused (a parse cached before read it as none given) and each first turn's record
+    # number is kept beside the times (RECORD_NUMBER: an error names the record)
     package = _is_package_file(src)
     # "-columns": a .json's or .jsonl's records' request_id and predictor numbers kept (RECORD_COLUMNS:
     # may_give_columns), which a parse cached before dropped; "-system": the system and developer text before a first
@@ -1044,7 +1056,7 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # parse cached before skipped it)
     cached = cache_dir() / (f"sharegpt-{key}-utf8{'-counts' if src.suffix.lower() == '.parquet' else ''}"
                             f"{'' if package else '-skips-case'}"
-                            f"{'-arrivals' if not package and may_give_arrivals(src) else ''}"
+                            f"{'-arrivals-null' if not package and may_give_arrivals(src) else ''}"
                             f"{'-columns' if not package and may_give_columns(src) else ''}"
                             f"{'-systemturn' if not package and may_give_system_text(src) else ''}"
                             f"{'-added' if not package and file_may_name_added(src) else ''}"
