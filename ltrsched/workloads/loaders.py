@@ -136,7 +136,7 @@ from ltrsched.workloads.csv_separator import separator_hint
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.schema import (
     LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, OTHER_LENGTH_KEYS, REQUIRED_COLUMNS, RUN_RESULT_COUNTS,
-    Workload,
+    SYSTEM_SEPARATOR, Workload,
     first_non_numeric,
     first_non_numeric_row,
     length_columns, request_ids, validate,
@@ -146,8 +146,9 @@ from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, left_out, paper_sele
 from ltrsched.workloads.sharegpt import (
     CONVERSATION_KEYS, COUNT_COLUMNS, RECORD_NUMBER, SYSTEM_COLUMN, TABLE_COLUMNS, format_hint, is_conversation_table,
     load_sharegpt_records, may_give_counts, may_give_other_counts,
-    may_give_arrivals, may_give_columns, may_give_system_text, record_hint, records_key,
+    may_give_arrivals, may_give_columns, may_give_system_key, may_give_system_text, record_hint, records_key,
 )
+from ltrsched.workloads.system_key import SYSTEM_KEY, system_text
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, file_not_text_hint, lf_line_ends, lone_surrogate
 
@@ -279,6 +280,13 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         if "output_tokens" in rec:  # a count given is kept, beside the text too (as a parquet's): it was ignored
             rec["generated"] = 0 if failed_keys[-1] else _token_count(rec["output_tokens"], "output_tokens",
                                                                       f"{path}:{lineno}")
+        if isinstance(rec.get("prompt"), str) and SYSTEM_KEY in rec:  # (Anthropic's system prompt beside it: sent
+            # ahead of the prompt, as a conversation's system text, and counted so; it was dropped, silently)
+            system = system_text(rec[SYSTEM_KEY])
+            if system is None:
+                raise UserError(f"{path}:{lineno}: {SYSTEM_KEY!r} must be text (a JSON string), got "
+                                f"{shown(rec[SYSTEM_KEY])}")
+            rec["prompt"] = f"{system}{SYSTEM_SEPARATOR}{rec['prompt']}" if system else rec["prompt"]
         # (a prompt count given beside the text is kept too: it was re-counted with Llama-3's tokenizer)
         prompt_counts.append(_token_count(rec["prompt_tokens"], "prompt_tokens", f"{path}:{lineno}")
                              if "prompt_tokens" in rec else -1)
@@ -452,7 +460,7 @@ def _jsonl_dates(dates: dict[int, tuple[str, str]], arrivals: list[float], lines
 #: The keys a ``.jsonl`` request line is read by (as written: in lower case; the arrival time's in any case too,
 #: :func:`arrival_suffix`).
 JSONL_KEYS = ("prompt", *REPLY_NAMES, "prompt_tokens", "output_tokens", *MOONCAKE_KEYS, *OTHER_LENGTH_KEYS,
-              "request_id", *ARRIVAL_KEYS, *NUMERIC_OPTIONAL_COLUMNS)
+              "request_id", *ARRIVAL_KEYS, *NUMERIC_OPTIONAL_COLUMNS, SYSTEM_KEY)
 
 
 #: What a ``.jsonl`` line whose ``prompt`` (or reply) is a list of chat messages is (TRL's conversational
@@ -1337,6 +1345,9 @@ def workload_fingerprint(source: str) -> dict[str, str]:
             **({"conversation arrivals": "read, null refused"} if _conversations_give_arrivals(path) else {}),
             **({"conversation columns": "kept"} if _conversations_file(path) and may_give_columns(path) else {}),
             **({"system text": "counted"} if _conversations_file(path) and may_give_system_text(path) else {}),
+            # (a record's or request line's 'system' key, Anthropic's system prompt, counted in the prompt since this
+            # marker: runs cached before counted the prompt without it)
+            **({"system key": "counted"} if may_give_system_key(path) else {}),
             **({"conversation counts": "given, a reply optional"} if _conversations_file(path) and may_give_counts(path)
                else {}),
             **({"conversation count names": "other tools', a reply optional"} if _conversations_file(path)

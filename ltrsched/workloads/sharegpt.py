@@ -50,6 +50,7 @@ from ltrsched.workloads.count_values import MAX_TOKENS, count_error, is_count
 from ltrsched.workloads.record_values import count_keys, optional_number, request_id_value
 from ltrsched.workloads.schema import (LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OTHER_LENGTH_KEYS, SYSTEM_COLUMN,
                                        SYSTEM_SEPARATOR, length_columns, request_ids)
+from ltrsched.workloads.system_key import SYSTEM_KEY, SYSTEM_KEY_BYTES, system_text
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
 
@@ -403,7 +404,12 @@ def read_first_turn(record, system: bool = False) -> FirstTurn | Skip:
         # count served as the reply's when it had some)
         return Skip(False, "first replies that are tool or function calls, not text",
                     f"message {i + 1} has {call!r}, whose tokens are the model's own format of the call")
-    texts = []
+    given = system_text(record.get(SYSTEM_KEY)) if system else ""  # (Anthropic's system prompt, beside the messages:
+    # it was dropped, its tokens not counted)
+    if given is None:
+        return Skip(True, "with a 'system' that is not text",
+                    f"'system' is {_kind(record[SYSTEM_KEY])}, not text (a string or a list of text blocks)")
+    texts = [given] if given else []
     for i, m in [*((i, m) for i, m in enumerate(conv[:turns[0][0]]) if system), *turns[:2]]:
         text = _text(m)
         if text is None and _speaker(m) in _SYSTEM:  # (instructions with no text: nothing to count)
@@ -616,15 +622,23 @@ def may_give_other_counts(path: Path) -> bool:
     return _json_bytes_may_name(path, _OTHER_COUNT_KEY)
 
 
+def may_give_system_key(path: Path) -> bool:
+    """Whether the ``.json`` or ``.jsonl`` ``path`` may give a record's ``system`` key (Anthropic's system prompt,
+    :mod:`~ltrsched.workloads.system_key`), whose text a parse or load before did not count: its bytes name it (or
+    escape a letter that could spell it). False for other files and one that cannot be read (loading it says why)."""
+    return _json_bytes_may_name(path, SYSTEM_KEY_BYTES)
+
+
 def may_give_system_text(path: Path) -> bool:
     """Whether the conversations file ``path`` may hold system or developer messages, whose text a parse before left
     out of the prompt (:func:`read_first_turn`'s ``system``): a ``.json``'s or ``.jsonl``'s bytes name such a speaker
-    (:data:`_SYSTEM_SPEAKER`), a parquet's messages have one (read from its speaker fields alone). False for other
+    (:data:`_SYSTEM_SPEAKER`) or a record's ``system`` key (:func:`may_give_system_key`), a parquet's messages have one
+    (read from its speaker fields alone). False for other
     files and one that cannot be read (loading it says why)."""
     suffix = path.suffix.lower()
     try:
         if suffix in (".json", ".jsonl"):
-            return _json_bytes_may_name(path, _SYSTEM_SPEAKER)
+            return _json_bytes_may_name(path, _SYSTEM_SPEAKER) or may_give_system_key(path)
         if suffix != ".parquet":
             return False
         return _remembered(path, "system", _parquet_has_system_speaker)
@@ -1048,6 +1062,7 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # "-systemturn" since that text is kept apart too (SYSTEM_COLUMN), which a parse cached as "-system" had not
     # "-blankcount": a blank prompt's own prompt_tokens (a conversations parquet's) set to 0, an empty prompt left out,
     # which a parse cached before kept (and served): _gives_prompt_counts (other files keep their entries)
+    # "-systemkey": a record's system key (Anthropic's system prompt) counted, which a parse cached before dropped
     # "-added": arrival times under a name read since (arrival_names.ADDED_NAMES: Chatbot Arena's tstamp), which a
     # parse cached before dropped (file_may_name_added: other files keep their entries); "-recordcounts": a .json's
     # or .jsonl's records' own token counts (may_give_counts), which a parse cached before ignored; "-othercounts":
@@ -1059,6 +1074,7 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
                             f"{'-arrivals-null' if not package and may_give_arrivals(src) else ''}"
                             f"{'-columns' if not package and may_give_columns(src) else ''}"
                             f"{'-systemturn' if not package and may_give_system_text(src) else ''}"
+                            f"{'-systemkey' if not package and may_give_system_key(src) else ''}"
                             f"{'-added' if not package and file_may_name_added(src) else ''}"
                             f"{'-blankcount' if _gives_prompt_counts(src) else ''}"
                             f"{'-recordcounts-replyless' if not package and may_give_counts(src) else ''}"

@@ -1,0 +1,75 @@
+"""Prompts and lengths from sources other than ShareGPT (``ltrsched simulate -w FILE``): Anthropic's Messages API
+records, OpenAI chat-completions request logs, OpenAssistant's exports, request lines with a system prompt. Each is
+read as the README says (the request count and the lengths checked), or refused in one line naming the file, the
+record and what to write instead. Each case was read wrongly (silently) or refused without saying why before its
+fix."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cli_helpers import assert_one_line_error, run_cli_fast
+from ltrsched.workloads import load_workload
+from ltrsched.workloads.loaders import workload_fingerprint
+from ltrsched.workloads.tokenizer import count_tokens
+
+PROMPTS = [f"Please write a short poem about the number {i} and the sea at night" for i in range(3)]
+REPLIES = [f"The sea at night holds number {i} in its waves, silver and slow" for i in range(3)]
+SYSTEM = "You are a poet who answers in rhyme, in four lines at most."
+
+
+def lines(records) -> str:
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
+def messages(i: int) -> list[dict]:
+    return [{"role": "user", "content": PROMPTS[i]}, {"role": "assistant", "content": REPLIES[i]}]
+
+
+def counts(path) -> list[tuple[int, int]]:
+    """Each request's (prompt, output) tokens as loaded, in the order of :data:`PROMPTS`."""
+    df = load_workload(str(path)).df.sort("prompt_tokens")
+    return list(zip(df["prompt_tokens"].to_list(), df["output_tokens"].to_list()))
+
+
+# A system prompt given as a record's 'system' key (Anthropic's Messages API: a string or a list of text blocks; a
+# request log's beside its 'prompt'), read as a system message is: its text ahead of the user's, a blank line between,
+# its tokens counted. It was dropped, silently: the prompt counted 15 tokens where the same request written with a
+# system message counted 27.
+SYSTEM_SHAPES = {
+    "a system message": ("c.jsonl", lambda i: {"messages": [{"role": "system", "content": SYSTEM}, *messages(i)]}),
+    "Anthropic's system string": ("c.jsonl", lambda i: {"system": SYSTEM, "messages": messages(i)}),
+    "Anthropic's system blocks": ("c.json", lambda i: {"system": [{"type": "text", "text": SYSTEM}],
+                                                       "messages": messages(i)}),
+    "ShareGPT's with a system key": ("c.jsonl", lambda i: {"system": SYSTEM, "conversations": [
+        {"from": "human", "value": PROMPTS[i]}, {"from": "gpt", "value": REPLIES[i]}]}),
+    "a request line's system": ("r.jsonl", lambda i: {"system": SYSTEM, "prompt": PROMPTS[i],
+                                                      "generated": REPLIES[i]}),
+}
+
+
+@pytest.mark.parametrize("shape", list(SYSTEM_SHAPES))
+def test_a_system_key_is_counted_in_the_prompt_as_a_system_message_is(tmp_path, shape):
+    name, record = SYSTEM_SHAPES[shape]
+    path = tmp_path / name
+    records = [record(i) for i in range(3)]
+    path.write_text(json.dumps(records) if name.endswith(".json") else lines(records))
+    expected = sorted(zip(count_tokens([f"{SYSTEM}\n\n{p}" for p in PROMPTS]).tolist(),
+                          count_tokens(REPLIES).tolist()))
+    assert counts(path) == expected
+    assert expected[0][0] > count_tokens([PROMPTS[0]])[0] + 10  # (the system text counted)
+    assert workload_fingerprint(str(path)).get("system key") == (None if shape == "a system message" else "counted")
+
+
+def test_a_system_key_that_is_no_text_is_refused_in_one_line(capsys, tmp_path):
+    line = tmp_path / "r.jsonl"
+    line.write_text(lines({"system": 7, "prompt": PROMPTS[i], "generated": REPLIES[i]} for i in range(3)))
+    r = run_cli_fast(capsys, "simulate", "-w", str(line), "--no-progress", "-o", str(tmp_path / "run"))
+    assert_one_line_error(r, "r.jsonl:1: 'system' must be text (a JSON string), got 7")
+    conv = tmp_path / "c.jsonl"
+    conv.write_text(lines({"system": [{"type": "image"}], "messages": messages(i)} for i in range(3)))
+    r = run_cli_fast(capsys, "simulate", "-w", str(conv), "--no-progress", "-o", str(tmp_path / "run2"))
+    assert_one_line_error(r, "c.jsonl: no complete conversation", "3 with a 'system' that is not text (first: record 1: "
+                                                                   "'system' is a list, not text")
