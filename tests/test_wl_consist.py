@@ -443,7 +443,7 @@ def test_a_conversation_records_own_counts_are_used_as_a_conversation_parquets(c
     assert read == {"parquet": [98, 99], "json": [98, 99], "jsonl": [98, 99]}
     # (a run cached when such a file was read otherwise is not reused)
     assert (workload_fingerprint(_conversations(tmp_path, "json", counts))["conversation counts"]
-            == "given, a reply optional")
+            == "given, a reply optional, first turn alone")
 
 
 def test_a_conversation_records_bad_count_is_one_line(capsys, tmp_path):
@@ -492,7 +492,7 @@ def test_a_conversation_records_counts_under_another_tools_names_are_read_as_a_p
     assert read == {"parquet": [(41, 99), (42, 98)], "json": [(41, 99), (42, 98)], "jsonl": [(41, 99), (42, 98)]}
     # (a run or parse cached when such a file was read otherwise is not reused)
     assert workload_fingerprint(_conversations(tmp_path / "fp", "json", None, **{output: [99, 98]}))[
-        "conversation count names"] == "other tools', a reply optional"
+        "conversation count names"] == "other tools', a reply optional, first turn alone"
 
 
 @pytest.mark.parametrize("kind", ["json", "jsonl"])

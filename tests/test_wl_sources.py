@@ -73,3 +73,37 @@ def test_a_system_key_that_is_no_text_is_refused_in_one_line(capsys, tmp_path):
     r = run_cli_fast(capsys, "simulate", "-w", str(conv), "--no-progress", "-o", str(tmp_path / "run2"))
     assert_one_line_error(r, "c.jsonl: no complete conversation", "3 with a 'system' that is not text (first: record 1: "
                                                                    "'system' is a list, not text")
+
+
+# A record's own token counts beside a conversation that goes on after its first reply: the first turn is the one read
+# (the paper's rule), and the counts are another turn's (an OpenAI request log: usage's completion_tokens is the reply
+# to the last user message) or the whole conversation's. They were used as the first turn's: the first reply served
+# as 300 tokens, the last turn's reply's length (a warning said the counts differed from the text's, and used them).
+@pytest.mark.parametrize("kind", ["json", "jsonl"])
+@pytest.mark.parametrize("key, later", [("completion_tokens", [{"role": "user", "content": "And now one more?"}]),
+                                        ("output_tokens", [{"role": "user", "content": "And now one more?"},
+                                                           {"role": "assistant", "content": "One more it is."}]),
+                                        ("prompt_tokens", [{"role": "user", "content": "And now one more?"}])])
+def test_counts_beside_a_conversation_going_on_after_its_first_reply_are_refused(capsys, tmp_path, kind, key, later):
+    records = [{"messages": [*messages(i), *later], key: 300} for i in range(3)]
+    path = tmp_path / f"c.{kind}"
+    path.write_text(json.dumps(records) if kind == "json" else lines(records))
+    r = run_cli_fast(capsys, "simulate", "-w", str(path), "--no-progress", "-o", str(tmp_path / "run"))
+    if kind == "jsonl" and key == "prompt_tokens":  # (a line with a prompt count is a request line, read by its counts:
+        # a request logged with its usage, which needs its output's; it said "this line is a conversation and the
+        # first line is not", of the first line)
+        assert_one_line_error(r, "c.jsonl:1: expected an object", "its messages beside a prompt count are read as a "
+                                 "request of lengths", "give its output length too")
+        return
+    assert_one_line_error(r, f"c.{kind}: record 1: {key!r} gives a length, but its conversation goes on after the "
+                             f"first turn's reply ({len(later)} message(s) more)", "whose length is it?")
+
+
+def test_counts_beside_a_first_turn_alone_are_still_read(tmp_path):
+    """The counts of a record of one turn (or of a user turn alone, a request logged with its reply's length) are its
+    first turn's: used, as before."""
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps([{"messages": messages(0), "output_tokens": 300},
+                                {"messages": [{"role": "system", "content": SYSTEM}, *messages(1)], "output_tokens": 301},
+                                {"messages": messages(2)[:1], "completion_tokens": 302}]))
+    assert sorted(load_workload(str(path)).df["output_tokens"].to_list()) == [300, 301, 302]

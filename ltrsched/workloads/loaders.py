@@ -264,8 +264,12 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             raise UserError(f"{path}:{lineno}: expected an object with string fields 'prompt' and 'generated' "
                             "(or, instead of a text, its length: 'prompt_tokens', 'output_tokens'; Mooncake's "
                             "'input_length', 'output_length')"
-                            + ("; this line is a conversation and the first line is not: a .jsonl holds requests "
-                               "or conversations (OpenAI's chat format), one kind on every line" if conversation else "")
+                            + (("; this line is a conversation and the first line is not: a .jsonl holds requests "
+                                "or conversations (OpenAI's chat format), one kind on every line" if prompts else
+                                "; its messages beside a prompt count are read as a request of lengths (a request "
+                                "logged with its usage): give its output length too ('output_tokens' or "
+                                "'completion_tokens'), or drop the prompt count to read the messages as a "
+                                "conversation") if conversation else "")
                             + ("; a prompt without its output length (the reply's text or 'output_tokens') is no "
                                "request: label such prompts first (`ltrsched label --prompts FILE`)"
                                if prompt_only else "")
@@ -1348,10 +1352,12 @@ def workload_fingerprint(source: str) -> dict[str, str]:
             # (a record's or request line's 'system' key, Anthropic's system prompt, counted in the prompt since this
             # marker: runs cached before counted the prompt without it)
             **({"system key": "counted"} if may_give_system_key(path) else {}),
-            **({"conversation counts": "given, a reply optional"} if _conversations_file(path) and may_give_counts(path)
-               else {}),
-            **({"conversation count names": "other tools', a reply optional"} if _conversations_file(path)
-               and may_give_other_counts(path) else {}),
+            # (", first turn alone": a record's counts beside a conversation going on after its first reply refused,
+            # which runs cached before read as the first turn's)
+            **({"conversation counts": "given, a reply optional, first turn alone"} if _conversations_file(path)
+               and may_give_counts(path) else {}),
+            **({"conversation count names": "other tools', a reply optional, first turn alone"}
+               if _conversations_file(path) and may_give_other_counts(path) else {}),
             **({"added arrival names": "read"} if file_may_name_added(path) else {}),
             **({"added length names": "read"} if _names_added_lengths(path) else {}),
             **({"count names": "two refused"} if _parquet_counts_twice(path) else {}),

@@ -744,10 +744,22 @@ def _arrival_columns(given: list[dict], numbers: list[int], ids: list[str], path
                          RECORD_NUMBER: pl.Series(RECORD_NUMBER, numbers, dtype=pl.Int64)})
 
 
-def _record_columns(record: dict, number: int, path: Path) -> dict:
+def _after_first_reply(record: dict) -> int:
+    """How many user and assistant messages a conversation record (one :func:`read_first_turn` reads) has after its
+    first turn's reply: 0 for a first turn alone (or a user turn alone, its reply's length given)."""
+    key = next((k for k in CONVERSATION_KEYS if record.get(k)), None)
+    conv = record[key] if key is not None else []
+    return max(sum(isinstance(m, dict) and _speaker(m) not in _SYSTEM for m in conv) - 2, 0)
+
+
+def _record_columns(record: dict, number: int, path: Path, later: int = 0) -> dict:
     """A conversation record's :data:`RECORD_COLUMNS` (record ``number``, 1-based) by a ``.jsonl`` request line's rules:
     ``request_id`` (where the key is given) as a number, each predictor number as a float or None (not given, or
-    null). One-line :class:`UserError` naming the record for a value that is neither."""
+    null). One-line :class:`UserError` naming the record for a value that is neither, or for a token count given by
+    a record whose conversation goes on after its first turn's reply (``later``: its messages after it, as
+    :func:`_after_first_reply` counts them): the first turn is the one read, and whose lengths are those? (A chat
+    request logged with its usage, ``{"messages": [user, assistant, user], "completion_tokens": 300}``, served the
+    first reply as 300 tokens, the last turn's reply's length.)"""
     where = f"{path}: record {number:,}" + (f" (id {_record_id(record)!r})" if _record_id(record) else "")
     given = {name: optional_number(record.get(name), name, where) for name in NUMERIC_OPTIONAL_COLUMNS}
     if "request_id" in record:
@@ -763,6 +775,12 @@ def _record_columns(record: dict, number: int, path: Path) -> dict:
         if value is not None and not is_count(number):  # (null: the text's count; else one line, every container's)
             raise UserError(count_error(path, key, number, where[len(f"{path}: "):], "key",
                                         output=name == "output_tokens"))
+        if value is not None and later:
+            raise UserError(f"{where}: {key!r} gives a length, but its conversation goes on after the first turn's "
+                            f"reply ({later} message(s) more), and the first turn is the one read (the paper's rule): "
+                            "whose length is it? give the counts of a first turn alone (the messages after its reply "
+                            "cut), or drop them to count the text; a request logged with its usage is a .jsonl line "
+                            "{\"prompt_tokens\": P, \"completion_tokens\": C}")
         given[name] = number
     return given
 
@@ -921,7 +939,7 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
             rows_at.append(total - 1)
             if extra is None:
                 arrivals[total - 1] = _record_arrival(record, total, path)
-                kept[total - 1] = _record_columns(record, total, path)
+                kept[total - 1] = _record_columns(record, total, path, _after_first_reply(record))
     found = []
     rows, rows_at = _drop_lone_surrogates(rows, rows_at, found)
     if not rows:
@@ -1068,7 +1086,8 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # or .jsonl's records' own token counts (may_give_counts), which a parse cached before ignored; "-othercounts":
     # those under another tool's name (may_give_other_counts: input_len, completion_tokens), ignored before too
     # ("-replyless" since a request without the assistant's reply that gives its reply's length is read, where a
-    # parse cached before skipped it)
+    # parse cached before skipped it; "-first" since a record's counts beside a conversation going on after its first
+    # reply are refused, which a parse cached before read as the first turn's)
     cached = cache_dir() / (f"sharegpt-{key}-utf8{'-counts' if src.suffix.lower() == '.parquet' else ''}"
                             f"{'' if package else '-skips-case'}"
                             f"{'-arrivals-null' if not package and may_give_arrivals(src) else ''}"
@@ -1077,8 +1096,9 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
                             f"{'-systemkey' if not package and may_give_system_key(src) else ''}"
                             f"{'-added' if not package and file_may_name_added(src) else ''}"
                             f"{'-blankcount' if _gives_prompt_counts(src) else ''}"
-                            f"{'-recordcounts-replyless' if not package and may_give_counts(src) else ''}"
-                            f"{'-othercounts-replyless' if not package and may_give_other_counts(src) else ''}.parquet")
+                            f"{'-recordcounts-replyless-first' if not package and may_give_counts(src) else ''}"
+                            f"{'-othercounts-replyless-first' if not package and may_give_other_counts(src) else ''}"
+                            ".parquet")
     cached_notes = cached.with_name(cached.name + NOTES_SUFFIX)
     df = None
     if cached.is_file() and cached_notes.is_file():
