@@ -107,3 +107,47 @@ def test_counts_beside_a_first_turn_alone_are_still_read(tmp_path):
                                 {"messages": [{"role": "system", "content": SYSTEM}, *messages(1)], "output_tokens": 301},
                                 {"messages": messages(2)[:1], "completion_tokens": 302}]))
     assert sorted(load_workload(str(path)).df["output_tokens"].to_list()) == [300, 301, 302]
+
+
+def _oasst_messages(i: int) -> list[dict]:
+    return [{"message_id": f"p{i}", "parent_id": None, "role": "prompter", "text": PROMPTS[i], "lang": "en"},
+            {"message_id": f"a{i}", "parent_id": f"p{i}", "role": "assistant", "text": REPLIES[i], "lang": "en"}]
+
+
+def _oasst_tree(i: int) -> dict:
+    return {"message_tree_id": f"p{i}", "prompt": {"message_id": f"p{i}", "role": "prompter", "text": PROMPTS[i],
+                                                   "replies": [{"role": "assistant", "text": REPLIES[i]}]}}
+
+
+# Records of other sources' shapes that are no requests as they are: refused in one line naming the format and what to
+# write. OpenAssistant's messages got "'text', not read as it is: a whole dialogue in one text (a chat template's ...)",
+# its trees "'prompt' must be text (a JSON string), got {...}" (a .json's "('prompt' text: a .jsonl format)"), a
+# request log's {"request", "response"} "'response' must be text" alone, a Batch API input line "it has 'custom_id',
+# 'method', 'url', 'body'" alone.
+REFUSED_SHAPES = {
+    "OpenAssistant's messages (.jsonl)": ("o.jsonl", [m for i in range(3) for m in _oasst_messages(i)],
+                                          "OpenAssistant's messages, one per record in trees by 'parent_id'"),
+    "OpenAssistant's messages (.json)": ("o.json", [m for i in range(3) for m in _oasst_messages(i)],
+                                         "OpenAssistant's messages, one per record in trees by 'parent_id'"),
+    "OpenAssistant's trees (.jsonl)": ("t.jsonl", [_oasst_tree(i) for i in range(3)],
+                                       "'prompt' with 'replies': OpenAssistant's message trees"),
+    "OpenAssistant's trees (.json)": ("t.json", [_oasst_tree(i) for i in range(3)],
+                                      "'prompt' with 'replies': OpenAssistant's message trees"),
+    "a request log's request and response": ("l.jsonl", [
+        {"request": {"model": "gpt-4o", "messages": messages(i)[:1]},
+         "response": {"choices": [{"message": messages(i)[1]}], "usage": {"prompt_tokens": 20, "completion_tokens": 9}}}
+        for i in range(3)], "'response.usage': a logged OpenAI API response's"),
+    "a Batch API input line": ("b.jsonl", [
+        {"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions",
+         "body": {"model": "gpt-4o", "messages": messages(i)[:1], "max_tokens": 100}} for i in range(3)],
+        "an OpenAI Batch API input line, a request without its reply"),
+}
+
+
+@pytest.mark.parametrize("shape", list(REFUSED_SHAPES))
+def test_another_sources_shape_is_refused_naming_it(capsys, tmp_path, shape):
+    name, records, says = REFUSED_SHAPES[shape]
+    path = tmp_path / name
+    path.write_text(json.dumps(records) if name.endswith(".json") else lines(records))
+    r = run_cli_fast(capsys, "simulate", "-w", str(path), "--no-progress", "-o", str(tmp_path / "run"))
+    assert_one_line_error(r, name, says)

@@ -186,12 +186,34 @@ TEXT_HINT = ("'text', not read as it is: a whole dialogue in one text (a chat te
              "of a .jsonl); if 'text' is the prompt itself, name it 'prompt'")
 
 
+#: What OpenAssistant's messages are (``oasst1``/``oasst2``'s message table: one message per record, ``message_id``,
+#: ``parent_id``, ``role`` "prompter" or "assistant", ``text``), which are no requests apart from their trees: they got
+#: :data:`TEXT_HINT`, "a whole dialogue in one text".
+OASST_MESSAGES_HINT = ("'message_id' and 'parent_id': OpenAssistant's messages, one per record in trees by "
+                       "'parent_id', not read as they are; write each tree's first prompter message and an assistant "
+                       "reply to it as one conversation, {\"messages\": [{\"role\": \"user\", \"content\": ...}, "
+                       "{\"role\": \"assistant\", \"content\": ...}]}, one per line of a .jsonl")
+#: What OpenAssistant's message trees are (``oasst2``'s ``*.trees.jsonl``: ``prompt``, an object with ``text`` and
+#: ``replies``, each reply with its own): several replies to one prompt, none read as the one served (a ``.jsonl``
+#: line said "'prompt' must be text (a JSON string), got {...}", a ``.json``'s record "'prompt' text: a .jsonl format").
+OASST_TREE_HINT = ("'prompt' with 'replies': OpenAssistant's message trees, not read as they are (which reply is "
+                   "served?); write each tree's prompt text and one of its replies as a conversation, {\"messages\": "
+                   "[{\"role\": \"user\", \"content\": prompt.text}, {\"role\": \"assistant\", \"content\": "
+                   "prompt.replies[0].text}]}, one per line of a .jsonl")
+#: What an OpenAI Batch API input line is (``custom_id``, ``method``, ``url``, ``body``: the request), which gives no
+#: reply: the batch's output file gives each request's usage (:data:`USAGE_HINT`). It got "it has 'custom_id', ...".
+BATCH_INPUT_HINT = ("'custom_id' and 'body': an OpenAI Batch API input line, a request without its reply, not read as "
+                    "it is; the batch's output file gives each request's token counts, in 'response.body.usage' (write "
+                    "them out: jq -c '.response.body.usage | {prompt_tokens, completion_tokens}' OUTPUT.jsonl)")
+
+
 def format_hint(names, text_lists=()) -> str | None:
     """What a record or table that is neither requests nor conversations is, by its keys or columns ``names`` (in
     any case), for its error: an instruction data set's (:data:`INSTRUCTION_HINT`), a preference data set's
     (:data:`PREFERENCE_HINT`), UltraChat's where ``data`` is among ``text_lists``, the names that hold lists of
-    text (:data:`TURN_LIST_HINT`), Chatbot Arena's (:data:`ARENA_HINT`), a dialogue in one ``text``
-    (:data:`TEXT_HINT`); None for anything else, or where a ``prompt`` is given."""
+    text (:data:`TURN_LIST_HINT`), Chatbot Arena's (:data:`ARENA_HINT`), OpenAssistant's messages
+    (:data:`OASST_MESSAGES_HINT`), an OpenAI Batch API input line (:data:`BATCH_INPUT_HINT`), a dialogue in one
+    ``text`` (:data:`TEXT_HINT`); None for anything else, or where a ``prompt`` is given."""
     names = {n.strip().lower() for n in names if isinstance(n, str)}
     if {"conversation_a", "conversation_b"} <= names and not names & {"prompt", *CONVERSATION_KEYS}:
         return ARENA_HINT
@@ -205,6 +227,10 @@ def format_hint(names, text_lists=()) -> str | None:
         return PREFERENCE_HINT
     if "data" in {n.strip().lower() for n in text_lists if isinstance(n, str)}:
         return TURN_LIST_HINT
+    if {"message_id", "parent_id"} <= names and not names & set(CONVERSATION_KEYS):
+        return OASST_MESSAGES_HINT
+    if {"custom_id", "body"} <= names and not names & set(CONVERSATION_KEYS):
+        return BATCH_INPUT_HINT
     if "text" in names and not names & set(CONVERSATION_KEYS):
         return TEXT_HINT
     return None
@@ -219,15 +245,19 @@ USAGE_HINT = ("{where}, whose token counts are not read inside it: write each re
 
 
 def usage_hint(record) -> str | None:
-    """:data:`USAGE_HINT` for a JSON record holding an OpenAI API response's ``usage`` (at its top, or under a Batch
-    API output line's ``response.body``) with ``prompt_tokens`` or ``completion_tokens``; None for anything else."""
+    """:data:`USAGE_HINT` for a JSON record holding an OpenAI API response's ``usage`` (at its top, under a Batch API
+    output line's ``response.body``, or a request log's ``response``) with ``prompt_tokens`` or
+    ``completion_tokens``; None for anything else."""
     if not isinstance(record, dict):
         return None
     response = record.get("response")
     body = response.get("body") if isinstance(response, dict) else None
     for usage, where, path in ((record.get("usage"), "'usage': an OpenAI API response's", ".usage"),
                                (body.get("usage") if isinstance(body, dict) else None,
-                                "'response.body.usage': an OpenAI Batch API output line's", ".response.body.usage")):
+                                "'response.body.usage': an OpenAI Batch API output line's", ".response.body.usage"),
+                               (response.get("usage") if isinstance(response, dict) else None,  # (a request log's
+                                # {"request", "response"}: it said "'response' must be text", no more)
+                                "'response.usage': a logged OpenAI API response's", ".response.usage")):
         if isinstance(usage, dict) and ("prompt_tokens" in usage or "completion_tokens" in usage):
             return USAGE_HINT.format(where=where, path=path)
     return None
@@ -241,6 +271,8 @@ def record_hint(record) -> str | None:
     usage = usage_hint(record)
     if usage is not None:
         return usage
+    if isinstance(record.get("prompt"), dict) and "replies" in record["prompt"]:
+        return OASST_TREE_HINT
     return format_hint(record, [k for k, v in record.items()
                                 if isinstance(v, list) and v and all(isinstance(t, str) for t in v)])
 
@@ -363,7 +395,8 @@ def read_first_turn(record, system: bool = False) -> FirstTurn | Skip:
         (k for k in CONVERSATION_KEYS if k in record), None)
     if key is None:
         data = record.get("data")
-        flat = (" ('prompt' text: a .jsonl format)" if "prompt" in record else
+        flat = (" ('prompt' text: a .jsonl format)" if isinstance(record.get("prompt"), str) else
+                " (OpenAssistant's trees)" if isinstance(record.get("prompt"), dict) else
                 " ('instruction': Alpaca's format)" if "instruction" in record else
                 " ('chosen': Anthropic HH's format)" if "chosen" in record else
                 " ('conversation_a': Arena's format)" if "conversation_a" in record else
