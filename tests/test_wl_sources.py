@@ -151,3 +151,14 @@ def test_another_sources_shape_is_refused_naming_it(capsys, tmp_path, shape):
     path.write_text(json.dumps(records) if name.endswith(".json") else lines(records))
     r = run_cli_fast(capsys, "simulate", "-w", str(path), "--no-progress", "-o", str(tmp_path / "run"))
     assert_one_line_error(r, name, says)
+
+
+@pytest.mark.parametrize("record, says", [({"prompt": None, "generated": REPLIES[0]}, "its 'prompt' is null"),
+                                          ({"prompt": PROMPTS[0], "response": None}, "its 'response' is null")])
+def test_a_request_lines_null_text_is_named_in_its_error(capsys, tmp_path, record, says):
+    """A line whose prompt (or reply) text is null said "expected an object with string fields 'prompt' and
+    'generated' ...; it has 'prompt', 'generated'", of a line that has both."""
+    path = tmp_path / "r.jsonl"
+    path.write_text(lines([{"prompt": PROMPTS[1], "generated": REPLIES[1]}, record]))
+    r = run_cli_fast(capsys, "simulate", "-w", str(path), "--no-progress", "-o", str(tmp_path / "run"))
+    assert_one_line_error(r, "r.jsonl:2: expected an object with string fields 'prompt' and 'generated'", says)

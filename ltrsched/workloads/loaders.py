@@ -275,7 +275,8 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                                if prompt_only else "")
                             + (f"; its {unread[0]!r} is not read as the reply's text (Alpaca's name): name it "
                                "'generated' (or 'response')" if unread else "")
-                            + _record_hint(original) + _line_keys(original if isinstance(rec, dict) else rec))
+                            + _record_hint(original) + _null_texts(original)
+                            + _line_keys(original if isinstance(rec, dict) else rec))
             # (the line's own keys: a Dolly line's 'response' was named 'generated', the name it is read by)
         # (BurstGPT's failed request, 'response tokens' 0: left out as a .csv's row is; it was refused)
         failed_keys.append(next((k for k in original if k.lower() in FAILED_OUTPUT_NAMES and k in OTHER_LENGTH_KEYS
@@ -492,6 +493,13 @@ def _table_hint(df: pl.DataFrame) -> str:
     lists = [c for c, kind in df.schema.items() if isinstance(kind, pl.List) and kind.inner == pl.String]
     hint = format_hint(df.columns, lists)
     return f"; it has {hint}" if hint else ""
+
+
+def _null_texts(rec) -> str:
+    """``"; its 'prompt' is null"``: the text keys a ``.jsonl`` line that is no request gives as null, for its error
+    (it said "it has 'prompt', 'generated'" alone, of a line that has both, one null), or ``""``."""
+    nulls = [k for k in ("prompt", *REPLY_NAMES) if isinstance(rec, dict) and k in rec and rec[k] is None]
+    return f"; its {' and '.join(repr(k) for k in nulls)} {'is' if len(nulls) == 1 else 'are'} null" if nulls else ""
 
 
 def _line_keys(rec) -> str:
