@@ -162,3 +162,22 @@ def test_a_request_lines_null_text_is_named_in_its_error(capsys, tmp_path, recor
     path.write_text(lines([{"prompt": PROMPTS[1], "generated": REPLIES[1]}, record]))
     r = run_cli_fast(capsys, "simulate", "-w", str(path), "--no-progress", "-o", str(tmp_path / "run"))
     assert_one_line_error(r, "r.jsonl:2: expected an object with string fields 'prompt' and 'generated'", says)
+
+
+# An empty user turn after a system prompt is an empty prompt, as it is without one (the paper's rule leaves it out; a
+# request line's is refused): the system text alone was served as the prompt (a conversation's), or read as the prompt
+# (a request line's 'system' beside an empty 'prompt').
+def test_an_empty_user_turn_after_system_text_is_an_empty_prompt(capsys, tmp_path):
+    conv = tmp_path / "c.jsonl"
+    conv.write_text(lines({"messages": [{"role": "system", "content": SYSTEM},
+                                        {"role": "user", "content": "" if i == 1 else PROMPTS[i]},
+                                        {"role": "assistant", "content": REPLIES[i]}]} for i in range(3)))
+    r = run_cli_fast(capsys, "simulate", "-w", str(conv), "--no-progress", "-o", str(tmp_path / "run"))
+    assert r.returncode == 0, r.stderr
+    assert "1 of the 3 first turns are left out by the paper's selection rules: 1 with an empty prompt" in r.stderr
+    assert len(load_workload(str(conv)).df) == 2
+    line = tmp_path / "r.jsonl"
+    line.write_text(lines({"system": SYSTEM, "prompt": "" if i == 1 else PROMPTS[i], "generated": REPLIES[i]}
+                          for i in range(3)))
+    r = run_cli_fast(capsys, "simulate", "-w", str(line), "--no-progress", "-o", str(tmp_path / "run2"))
+    assert_one_line_error(r, "r.jsonl:2: 'prompt' has no tokens")

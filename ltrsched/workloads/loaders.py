@@ -291,7 +291,8 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             if system is None:
                 raise UserError(f"{path}:{lineno}: {SYSTEM_KEY!r} must be text (a JSON string), got "
                                 f"{shown(rec[SYSTEM_KEY])}")
-            rec["prompt"] = f"{system}{SYSTEM_SEPARATOR}{rec['prompt']}" if system else rec["prompt"]
+            if system and not is_blank(rec["prompt"]):  # (a blank prompt stays one: refused below, as without it)
+                rec["prompt"] = f"{system}{SYSTEM_SEPARATOR}{rec['prompt']}"
         # (a prompt count given beside the text is kept too: it was re-counted with Llama-3's tokenizer)
         prompt_counts.append(_token_count(rec["prompt_tokens"], "prompt_tokens", f"{path}:{lineno}")
                              if "prompt_tokens" in rec else -1)
@@ -1356,7 +1357,10 @@ def workload_fingerprint(source: str) -> dict[str, str]:
             # (a record's null arrival time, read as none given before: refused since "null refused")
             **({"conversation arrivals": "read, null refused"} if _conversations_give_arrivals(path) else {}),
             **({"conversation columns": "kept"} if _conversations_file(path) and may_give_columns(path) else {}),
-            **({"system text": "counted"} if _conversations_file(path) and may_give_system_text(path) else {}),
+            # (", a blank user turn empty": a blank user turn after system text left out as an empty prompt since this
+            # marker: runs cached before served the system text alone)
+            **({"system text": "counted, a blank user turn empty"} if _conversations_file(path)
+               and may_give_system_text(path) else {}),
             # (a record's or request line's 'system' key, Anthropic's system prompt, counted in the prompt since this
             # marker: runs cached before counted the prompt without it)
             **({"system key": "counted"} if may_give_system_key(path) else {}),

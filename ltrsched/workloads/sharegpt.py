@@ -997,7 +997,10 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
         notes.append(f"the file ends inside record {cut['record']:,} (cut off): read the {total:,} complete record(s) "
                      "before it")
     ids, prompts, responses, systems = map(list, zip(*rows))
-    blank = np.array([is_blank(p) for p in prompts], dtype=bool)
+    # (a user turn of nothing after system text is an empty prompt, as it is without: the prompt of the system text
+    # alone was served)
+    blank = np.array([is_blank(p[len(t) + len(SYSTEM_SEPARATOR):] if t else p) for p, t in zip(prompts, systems)],
+                     dtype=bool)
     df = pl.DataFrame(
         {
             "source_id": ids,
@@ -1113,6 +1116,8 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # "-systemturn" since that text is kept apart too (SYSTEM_COLUMN), which a parse cached as "-system" had not
     # "-blankcount": a blank prompt's own prompt_tokens (a conversations parquet's) set to 0, an empty prompt left out,
     # which a parse cached before kept (and served): _gives_prompt_counts (other files keep their entries)
+    # "-systemturn-blank" since a blank user turn after system text is an empty prompt (a parse cached before served
+    # the system text alone as one)
     # "-systemkey": a record's system key (Anthropic's system prompt) counted, which a parse cached before dropped
     # "-added": arrival times under a name read since (arrival_names.ADDED_NAMES: Chatbot Arena's tstamp), which a
     # parse cached before dropped (file_may_name_added: other files keep their entries); "-recordcounts": a .json's
@@ -1125,7 +1130,7 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
                             f"{'' if package else '-skips-case'}"
                             f"{'-arrivals-null' if not package and may_give_arrivals(src) else ''}"
                             f"{'-columns' if not package and may_give_columns(src) else ''}"
-                            f"{'-systemturn' if not package and may_give_system_text(src) else ''}"
+                            f"{'-systemturn-blank' if not package and may_give_system_text(src) else ''}"
                             f"{'-systemkey' if not package and may_give_system_key(src) else ''}"
                             f"{'-added' if not package and file_may_name_added(src) else ''}"
                             f"{'-blankcount' if _gives_prompt_counts(src) else ''}"
