@@ -181,3 +181,28 @@ def test_an_empty_user_turn_after_system_text_is_an_empty_prompt(capsys, tmp_pat
                           for i in range(3)))
     r = run_cli_fast(capsys, "simulate", "-w", str(line), "--no-progress", "-o", str(tmp_path / "run2"))
     assert_one_line_error(r, "r.jsonl:2: 'prompt' has no tokens")
+
+
+# A user turn alone with its reply's text under a request line's name ('response', 'completion', 'generated'), as a
+# request log writes it: the reply is that text (its Llama-3 count the output length). It was refused, "the last
+# message is the user's: give the assistant's reply", of records that give it; an OpenAI response's 'choices' beside
+# the messages are named as not read.
+@pytest.mark.parametrize("kind", ["json", "jsonl"])
+@pytest.mark.parametrize("key", ["response", "completion", "generated"])
+def test_a_user_turns_reply_text_under_a_request_lines_name_is_its_reply(tmp_path, kind, key):
+    records = [{"model": "gpt-4o", "messages": messages(i)[:1], key: REPLIES[i]} for i in range(3)]
+    path = tmp_path / f"c.{kind}"
+    path.write_text(json.dumps(records) if kind == "json" else lines(records))
+    assert counts(path) == sorted(zip(count_tokens(PROMPTS).tolist(), count_tokens(REPLIES).tolist()))
+    assert workload_fingerprint(str(path))["conversation reply text"] == "read"
+
+
+@pytest.mark.parametrize("extra, says", [
+    ({"choices": [{"message": {"role": "assistant", "content": "A reply."}}]},
+     "its 'choices' (an OpenAI response's) are not read: give the assistant's reply"),
+    ({"response": "A reply.", "completion": "Another."}, "'response' and 'completion' both give the reply's text")])
+def test_a_user_turn_whose_reply_is_not_read_says_why(capsys, tmp_path, extra, says):
+    path = tmp_path / "c.jsonl"
+    path.write_text(lines({"messages": messages(i)[:1], **extra} for i in range(3)))
+    r = run_cli_fast(capsys, "simulate", "-w", str(path), "--no-progress", "-o", str(tmp_path / "run"))
+    assert_one_line_error(r, "c.jsonl: no complete conversation", "3 requests without the assistant's reply", says)

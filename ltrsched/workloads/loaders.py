@@ -135,7 +135,8 @@ from ltrsched.workloads.csv_joined import joined_files_error, repeated_header_ro
 from ltrsched.workloads.csv_separator import separator_hint
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.schema import (
-    LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, OTHER_LENGTH_KEYS, REQUIRED_COLUMNS, RUN_RESULT_COUNTS,
+    LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, OTHER_LENGTH_KEYS, REPLY_NAMES, REQUIRED_COLUMNS,
+    RUN_RESULT_COUNTS,
     SYSTEM_SEPARATOR, Workload,
     first_non_numeric,
     first_non_numeric_row,
@@ -146,7 +147,8 @@ from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, left_out, paper_sele
 from ltrsched.workloads.sharegpt import (
     CONVERSATION_KEYS, COUNT_COLUMNS, RECORD_NUMBER, SYSTEM_COLUMN, TABLE_COLUMNS, format_hint, is_conversation_table,
     load_sharegpt_records, may_give_counts, may_give_other_counts,
-    may_give_arrivals, may_give_columns, may_give_system_key, may_give_system_text, record_hint, records_key,
+    may_give_arrivals, may_give_columns, may_give_reply_text, may_give_system_key, may_give_system_text, record_hint,
+    records_key,
 )
 from ltrsched.workloads.system_key import SYSTEM_KEY, system_text
 from ltrsched.workloads.tokenizer import count_tokens
@@ -170,11 +172,6 @@ PARQUET_ANY_CASE = ("prompt", "generated", "response", "completion", "request_id
 #: files none). :func:`drop_failed_requests` leaves them out, with a warning; under any other name an output of 0
 #: tokens is an error.
 FAILED_OUTPUT_NAMES = ("response tokens",)
-#: A ``.csv``'s columns of the reply's text (in any case), whose Llama-3 count is the output length where the file
-#: gives no output count (:data:`~ltrsched.workloads.schema.LENGTH_NAMES`), as a parquet's and a ``.jsonl``'s are
-#: (a ``.jsonl``'s keys, as written); ``completion`` is OpenAI's legacy fine-tuning files' (``{"prompt",
-#: "completion"}`` lines).
-REPLY_NAMES = ("generated", "response", "completion")
 #: Other names of a reply's text (in lower case), not read as it (Alpaca's ``output``; a file of ``prompt`` and
 #: ``output`` is refused, naming the columns read): beside one of :data:`REPLY_NAMES` either could be the reply
 #: (the one read was used, silently), and where the reply's text is read the two are an error naming both
@@ -1366,6 +1363,9 @@ def workload_fingerprint(source: str) -> dict[str, str]:
             **({"system key": "counted"} if may_give_system_key(path) else {}),
             # (", first turn alone": a record's counts beside a conversation going on after its first reply refused,
             # which runs cached before read as the first turn's)
+            # (a user turn alone with its reply's text under a request line's name, 'response', read since this
+            # marker: a parse before skipped it, "the last message is the user's")
+            **({"conversation reply text": "read"} if _conversations_file(path) and may_give_reply_text(path) else {}),
             **({"conversation counts": "given, a reply optional, first turn alone"} if _conversations_file(path)
                and may_give_counts(path) else {}),
             **({"conversation count names": "other tools', a reply optional, first turn alone"}

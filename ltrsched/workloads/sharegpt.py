@@ -48,8 +48,8 @@ from ltrsched.workloads.blank_text import is_blank
 from ltrsched.workloads.number_text import text_error, text_number, text_numbers
 from ltrsched.workloads.count_values import MAX_TOKENS, count_error, is_count
 from ltrsched.workloads.record_values import count_keys, optional_number, request_id_value
-from ltrsched.workloads.schema import (LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OTHER_LENGTH_KEYS, SYSTEM_COLUMN,
-                                       SYSTEM_SEPARATOR, length_columns, request_ids)
+from ltrsched.workloads.schema import (LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OTHER_LENGTH_KEYS, REPLY_NAMES,
+                                       SYSTEM_COLUMN, SYSTEM_SEPARATOR, length_columns, request_ids)
 from ltrsched.workloads.system_key import SYSTEM_KEY, SYSTEM_KEY_BYTES, system_text
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
@@ -420,15 +420,20 @@ def read_first_turn(record, system: bool = False) -> FirstTurn | Skip:
             return Skip(True, "with unknown speakers", f"message {i + 1} has {what}")
     if not turns:  # (a conversation of system messages alone was counted as an empty one)
         return Skip(False, "conversations of system messages alone" if conv else "empty conversations")
-    if len(turns) == 1 and _speaker(turns[0][1]) in _USER and _gives_output_count(record):  # (a request logged
-        # with its reply's length, e.g. OpenAI usage's completion_tokens: the reply's text is not needed, its count is
-        # used as a conversation's own is; it was refused, "write the reply as an assistant message")
-        turns = [*turns, (len(conv), {"role": "assistant", "content": ""})]
+    replies = [k for k in REPLY_NAMES if isinstance(record.get(k), str)] if len(turns) == 1 else []
+    if len(turns) == 1 and _speaker(turns[0][1]) in _USER and (len(replies) == 1 or _gives_output_count(record)):
+        # (a request logged with its reply's length, e.g. OpenAI usage's completion_tokens: the reply's text is not
+        # needed, its count is used as a conversation's own is; it was refused, "write the reply as an assistant
+        # message"; or with its reply's text under a request line's name, 'response': refused, "the last message is
+        # the user's", of a record giving the reply)
+        turns = [*turns, (len(conv), {"role": "assistant", "content": record[replies[0]] if len(replies) == 1 else ""})]
     if len(turns) == 1 and _speaker(turns[0][1]) in _USER:  # (an OpenAI chat-completions request as logged)
         return Skip(False, "requests without the assistant's reply",
                     ("'max_tokens' is a cap, not the reply's length" if any(
-                        k in record for k in ("max_tokens", "max_completion_tokens")) else "the last message is the "
-                     "user's") + ": give the assistant's reply or its output_tokens")
+                        k in record for k in ("max_tokens", "max_completion_tokens")) else
+                     f"{' and '.join(repr(k) for k in replies)} both give the reply's text" if replies else
+                     "its 'choices' (an OpenAI response's) are not read" if "choices" in record else
+                     "the last message is the user's") + ": give the assistant's reply or its output_tokens")
     if len(turns) < 2 or _speaker(turns[0][1]) not in _USER or _speaker(turns[1][1]) not in _ASSISTANT:
         return Skip(False, "conversations that do not open with a user turn answered by the assistant")
     i, reply = turns[1]
@@ -653,6 +658,18 @@ def may_give_other_counts(path: Path) -> bool:
     beside one was read, silently, where it is now an error): its bytes name one as a key (or escape a letter that
     could spell one). False for other files and one that cannot be read (loading it says why)."""
     return _json_bytes_may_name(path, _OTHER_COUNT_KEY)
+
+
+#: A JSON key of :data:`~ltrsched.workloads.schema.REPLY_NAMES` in a file's bytes.
+_REPLY_KEY = re.compile(rb'"(?:' + b"|".join(n.encode() for n in REPLY_NAMES) + rb')"\s*:')
+
+
+def may_give_reply_text(path: Path) -> bool:
+    """Whether the ``.json`` or ``.jsonl`` of conversations ``path`` may give a user turn's reply as a record's text
+    under a request line's name (:data:`~ltrsched.workloads.schema.REPLY_NAMES`: ``response``), which a parse before
+    skipped ("the last message is the user's"): its bytes name one as a key (or escape a letter that could spell
+    one). False for other files and one that cannot be read (loading it says why)."""
+    return _json_bytes_may_name(path, _REPLY_KEY)
 
 
 def may_give_system_key(path: Path) -> bool:
@@ -1125,7 +1142,8 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # those under another tool's name (may_give_other_counts: input_len, completion_tokens), ignored before too
     # ("-replyless" since a request without the assistant's reply that gives its reply's length is read, where a
     # parse cached before skipped it; "-first" since a record's counts beside a conversation going on after its first
-    # reply are refused, which a parse cached before read as the first turn's)
+    # reply are refused, which a parse cached before read as the first turn's); "-replytext": a user turn alone with its
+    # reply's text under a request line's name ('response'), which a parse cached before skipped
     cached = cache_dir() / (f"sharegpt-{key}-utf8{'-counts' if src.suffix.lower() == '.parquet' else ''}"
                             f"{'' if package else '-skips-case'}"
                             f"{'-arrivals-null' if not package and may_give_arrivals(src) else ''}"
@@ -1136,6 +1154,7 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
                             f"{'-blankcount' if _gives_prompt_counts(src) else ''}"
                             f"{'-recordcounts-replyless-first' if not package and may_give_counts(src) else ''}"
                             f"{'-othercounts-replyless-first' if not package and may_give_other_counts(src) else ''}"
+                            f"{'-replytext' if not package and may_give_reply_text(src) else ''}"
                             ".parquet")
     cached_notes = cached.with_name(cached.name + NOTES_SUFFIX)
     df = None
