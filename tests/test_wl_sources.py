@@ -137,6 +137,9 @@ REFUSED_SHAPES = {
         {"request": {"model": "gpt-4o", "messages": messages(i)[:1]},
          "response": {"choices": [{"message": messages(i)[1]}], "usage": {"prompt_tokens": 20, "completion_tokens": 9}}}
         for i in range(3)], "'response.usage': a logged OpenAI API response's"),
+    "Dolly's (.json)": ("d.json", [{"instruction": PROMPTS[i], "context": "", "response": REPLIES[i],
+                                    "category": "creative_writing"} for i in range(3)],
+                        "('instruction': Alpaca's or Dolly's)"),  # (it said "Alpaca's format", of Dolly's)
     "a Batch API input line": ("b.jsonl", [
         {"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions",
          "body": {"model": "gpt-4o", "messages": messages(i)[:1], "max_tokens": 100}} for i in range(3)],
@@ -206,3 +209,17 @@ def test_a_user_turn_whose_reply_is_not_read_says_why(capsys, tmp_path, extra, s
     path.write_text(lines({"messages": messages(i)[:1], **extra} for i in range(3)))
     r = run_cli_fast(capsys, "simulate", "-w", str(path), "--no-progress", "-o", str(tmp_path / "run"))
     assert_one_line_error(r, "c.jsonl: no complete conversation", "3 requests without the assistant's reply", says)
+
+
+def test_anthropic_content_blocks_are_read_as_text_and_thinking_left_out(capsys, tmp_path):
+    """Anthropic's messages of content blocks: text blocks are the text (as OpenAI's parts); a reply with a
+    ``thinking`` block (generated tokens not in its text) leaves the conversation out, counted in the warning."""
+    blocks = lambda text: [{"type": "text", "text": text}]  # noqa: E731
+    records = [{"messages": [{"role": "user", "content": blocks(PROMPTS[i])},
+                             {"role": "assistant", "content": ([{"type": "thinking", "thinking": "Hmm."}] if i == 2
+                                                               else []) + blocks(REPLIES[i])}]} for i in range(3)]
+    path = tmp_path / "a.jsonl"
+    path.write_text(lines(records))
+    assert counts(path) == sorted(zip(count_tokens(PROMPTS[:2]).tolist(), count_tokens(REPLIES[:2]).tolist()))
+    assert "1 first turns with a part that is not text (an image) (first: record 3: message 2 has a part of type " \
+           "'thinking')" in capsys.readouterr().err

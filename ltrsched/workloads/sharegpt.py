@@ -397,7 +397,7 @@ def read_first_turn(record, system: bool = False) -> FirstTurn | Skip:
         data = record.get("data")
         flat = (" ('prompt' text: a .jsonl format)" if isinstance(record.get("prompt"), str) else
                 " (OpenAssistant's trees)" if isinstance(record.get("prompt"), dict) else
-                " ('instruction': Alpaca's format)" if "instruction" in record else
+                " ('instruction': Alpaca's or Dolly's)" if "instruction" in record else
                 " ('chosen': Anthropic HH's format)" if "chosen" in record else
                 " ('conversation_a': Arena's format)" if "conversation_a" in record else
                 " ('data': UltraChat's format)" if isinstance(data, list) and data and all(
