@@ -63,6 +63,29 @@ def test_a_system_key_is_counted_in_the_prompt_as_a_system_message_is(tmp_path, 
     assert workload_fingerprint(str(path)).get("system key") == (None if shape == "a system message" else "counted")
 
 
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_a_tables_system_column_is_counted_in_the_prompt_as_a_request_lines_system_is(capsys, tmp_path, kind):
+    """A ``.csv``'s or flat parquet's ``System`` column (in any case, as a table's names) was dropped (a parquet's
+    travelled along, not counted), where a prompts file's ``system`` column is read; a blank prompt beside system text
+    stays an empty prompt, refused."""
+    import polars as pl
+
+    path = tmp_path / f"t.{kind}"
+    table = pl.DataFrame({"Prompt": PROMPTS, "System": [SYSTEM, "", SYSTEM], "generated": REPLIES})
+    table.write_csv(path) if kind == "csv" else table.write_parquet(path)
+    texts = [f"{SYSTEM}\n\n{PROMPTS[0]}", PROMPTS[1], f"{SYSTEM}\n\n{PROMPTS[2]}"]
+    assert counts(path) == sorted(zip(count_tokens(texts).tolist(), count_tokens(REPLIES).tolist()))
+    assert workload_fingerprint(str(path))["system column"] == "counted"
+    refused = []
+    for empty in (table.with_columns(Prompt=pl.Series(["", PROMPTS[1], PROMPTS[2]])), table.drop("System")
+                  .with_columns(Prompt=pl.Series(["", PROMPTS[1], PROMPTS[2]]))):  # (with system text, and without)
+        empty.write_csv(path) if kind == "csv" else empty.write_parquet(path)
+        r = run_cli_fast(capsys, "simulate", "-w", str(path), "--no-progress", "-o", str(tmp_path / "run"))
+        assert_one_line_error(r, f"t.{kind}", "row 1")
+        refused.append(r.stderr)
+    assert refused[0] == refused[1]
+
+
 def test_a_system_key_that_is_no_text_is_refused_in_one_line(capsys, tmp_path):
     line = tmp_path / "r.jsonl"
     line.write_text(lines({"system": 7, "prompt": PROMPTS[i], "generated": REPLIES[i]} for i in range(3)))

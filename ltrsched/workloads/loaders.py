@@ -150,7 +150,7 @@ from ltrsched.workloads.sharegpt import (
     may_give_arrivals, may_give_columns, may_give_reply_text, may_give_system_key, may_give_system_text, record_hint,
     records_key,
 )
-from ltrsched.workloads.system_key import SYSTEM_KEY, system_text
+from ltrsched.workloads.system_key import SYSTEM_KEY, join_system_column, system_column, system_text
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, file_not_text_hint, lf_line_ends, lone_surrogate
 
@@ -827,7 +827,7 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         raw, REPLY_NAMES, "output_tokens", path)
     if reply is not None:  # (an 'output' column beside it: which is the reply?)
         _one_reply(raw.columns, str(path))
-    texts = tuple(c for c in (prompt, reply) if c is not None)
+    texts = tuple(c for c in (prompt, reply, system_column(raw.columns) if prompt else None) if c is not None)
     counts = tuple(c for c in _count_columns(raw.columns) if _count_text_to_read(raw[c]))
     counts += tuple(c for c in raw.columns if arrival_suffix(c) is not None and raw.schema[c].is_float()
                     and _count_text_to_read(raw[c]))  # (arrival times: polars read 'NaN', 'inf' as numbers)
@@ -842,6 +842,8 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     joined = repeated_header_row(raw)
     if joined is not None:  # (named as the first column's "non-numeric 'arrival_time'" in that row)
         raise UserError(joined_files_error(path, rows[joined]))
+    if prompt is not None:  # (a system column ahead of the prompt, as a .jsonl line's 'system': it was dropped)
+        raw = join_system_column(raw, prompt, str(path))
     cols, names_found = {}, {}
     plain = None  # the arrival column, if its times are numbers under a name without a unit (seconds)
     for ours, names in CSV_COLUMNS.items():
@@ -1361,6 +1363,7 @@ def workload_fingerprint(source: str) -> dict[str, str]:
             # (a record's or request line's 'system' key, Anthropic's system prompt, counted in the prompt since this
             # marker: runs cached before counted the prompt without it)
             **({"system key": "counted"} if may_give_system_key(path) else {}),
+            **({"system column": "counted"} if _table_gives_system(path) else {}),  # (a table's: it was dropped)
             # (", first turn alone": a record's counts beside a conversation going on after its first reply refused,
             # which runs cached before read as the first turn's)
             # (a user turn alone with its reply's text under a request line's name, 'response', read since this
@@ -1629,6 +1632,26 @@ def _gives_ids(path: Path) -> bool:
         return False
 
 
+def _table_gives_system(path: Path) -> bool:
+    """Whether a ``.csv`` (its header) or a flat parquet (its schema) has a ``system`` column beside a ``prompt``
+    (names in any case: :func:`~ltrsched.workloads.system_key.system_column`), counted in the prompt since a cache
+    key marked it; False for other files and one not readable as its format (loading it says why)."""
+    import csv
+
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
+                names = next(csv.reader(fh), [])
+        elif suffix == ".parquet":
+            names = list(pl.read_parquet_schema(path))
+        else:
+            return False
+    except Exception:  # (OSError, csv.Error, a parquet polars cannot read)
+        return False
+    return system_column(names) is not None and any(n.strip().lower() == "prompt" for n in names)
+
+
 def load_workload(source: str, num_requests: int | None = None, seed: int = 0, split: str = "eval") -> Workload:
     """A workload from a built-in name or a file path; ``num_requests`` samples (seeded) from it.
 
@@ -1698,6 +1721,8 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
             arrival["column"] = next(c for c, ours in renames.items() if ours == arrival["column"])
         if "request_id" not in df.columns:  # numbered as the file's rows, before sampling
             df = _numbered(df)
+        # (a system column ahead of the prompt, as a .jsonl line's 'system': it travelled along, not counted)
+        df = join_system_column(df, "prompt", str(path))
         # (counts completed before sampling: every row is checked, and -n refused a table without them)
         df = _complete_table(df, path)
         missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
