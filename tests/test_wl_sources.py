@@ -122,6 +122,21 @@ def test_counts_beside_a_conversation_going_on_after_its_first_reply_are_refused
                              f"first turn's reply ({len(later)} message(s) more)", "whose length is it?")
 
 
+@pytest.mark.parametrize("column", ["output_tokens", "num_decode_tokens"])
+def test_a_conversation_parquets_counts_beside_a_conversation_going_on_are_refused(capsys, tmp_path, column):
+    """As a record's: an LMSYS-like parquet's own counts of a multi-turn conversation were used as its first turn's."""
+    import polars as pl
+
+    path = tmp_path / "c.parquet"
+    conversations = [messages(0), [*messages(1), {"role": "user", "content": "And now one more?"}], messages(2)]
+    pl.DataFrame({"conversation_id": ["a", "b", "c"], "conversation": conversations,
+                  column: [300, 301, 302]}).write_parquet(path)
+    r = run_cli_fast(capsys, "simulate", "-w", str(path), "--no-progress", "-o", str(tmp_path / "run"))
+    assert_one_line_error(r, "c.parquet: row 2 (id 'b'): column 'output_tokens' gives a length, but its conversation "
+                             "goes on after the first turn's reply (1 message(s) more)")
+    assert workload_fingerprint(str(path))["conversation table counts"] == "first turn alone"
+
+
 def test_counts_beside_a_first_turn_alone_are_still_read(tmp_path):
     """The counts of a record of one turn (or of a user turn alone, a request logged with its reply's length) are its
     first turn's: used, as before."""

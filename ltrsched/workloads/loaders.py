@@ -145,7 +145,8 @@ from ltrsched.workloads.schema import (
 from ltrsched.workloads.record_values import count_keys, optional_number, request_id_value
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, left_out, paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import (
-    CONVERSATION_KEYS, COUNT_COLUMNS, RECORD_NUMBER, SYSTEM_COLUMN, TABLE_COLUMNS, format_hint, is_conversation_table,
+    CONVERSATION_KEYS, COUNT_COLUMNS, RECORD_NUMBER, SYSTEM_COLUMN, TABLE_COLUMNS, format_hint, gives_table_counts,
+    is_conversation_table,
     load_sharegpt_records, may_give_counts, may_give_other_counts,
     may_give_arrivals, may_give_columns, may_give_reply_text, may_give_system_key, may_give_system_text, record_hint,
     records_key,
@@ -1368,6 +1369,7 @@ def workload_fingerprint(source: str) -> dict[str, str]:
             # which runs cached before read as the first turn's)
             # (a user turn alone with its reply's text under a request line's name, 'response', read since this
             # marker: a parse before skipped it, "the last message is the user's")
+            **({"conversation table counts": "first turn alone"} if gives_table_counts(path) else {}),
             **({"conversation reply text": "read"} if _conversations_file(path) and may_give_reply_text(path) else {}),
             **({"conversation counts": "given, a reply optional, first turn alone"} if _conversations_file(path)
                and may_give_counts(path) else {}),

@@ -802,6 +802,16 @@ def _after_first_reply(record: dict) -> int:
     return max(sum(isinstance(m, dict) and _speaker(m) not in _SYSTEM for m in conv) - 2, 0)
 
 
+def later_counts_error(where: str, field: str, later: int) -> str:
+    """The one-line error for a token count (``field``: ``"'completion_tokens'"``, ``"column 'output_tokens'"``) given
+    beside a conversation that goes on after its first turn's reply (``later`` messages more), at ``where`` (the file
+    and its record or row): the first turn is the one read, and whose length is the count?"""
+    return (f"{where}: {field} gives a length, but its conversation goes on after the first turn's reply ({later} "
+            "message(s) more), and the first turn is the one read (the paper's rule): whose length is it? give the "
+            "counts of a first turn alone (the messages after its reply cut), or drop them to count the text; a request "
+            "logged with its usage is a .jsonl line {\"prompt_tokens\": P, \"completion_tokens\": C}")
+
+
 def _record_columns(record: dict, number: int, path: Path, later: int = 0) -> dict:
     """A conversation record's :data:`RECORD_COLUMNS` (record ``number``, 1-based) by a ``.jsonl`` request line's rules:
     ``request_id`` (where the key is given) as a number, each predictor number as a float or None (not given, or
@@ -826,11 +836,7 @@ def _record_columns(record: dict, number: int, path: Path, later: int = 0) -> di
             raise UserError(count_error(path, key, number, where[len(f"{path}: "):], "key",
                                         output=name == "output_tokens"))
         if value is not None and later:
-            raise UserError(f"{where}: {key!r} gives a length, but its conversation goes on after the first turn's "
-                            f"reply ({later} message(s) more), and the first turn is the one read (the paper's rule): "
-                            "whose length is it? give the counts of a first turn alone (the messages after its reply "
-                            "cut), or drop them to count the text; a request logged with its usage is a .jsonl line "
-                            "{\"prompt_tokens\": P, \"completion_tokens\": C}")
+            raise UserError(later_counts_error(where, repr(key), later))
         given[name] = number
     return given
 
@@ -857,6 +863,20 @@ def _kept_columns(given: list[dict], numbers: list[int], ids: list[str], path: P
             columns[name] = pl.Series(name, values, dtype=None if name in COUNT_COLUMNS and all(
                 v is None or isinstance(v, int) for v in values) else pl.Float64)
     return pl.DataFrame(columns)
+
+
+def gives_table_counts(src: Path) -> bool:
+    """Whether ``src`` is a conversations parquet with a column of token counts (ours or another tool's name: its
+    schema alone is read; False if it cannot be), whose counts beside a conversation going on after its first reply
+    are refused since a cache key marked it (they were used as the first turn's)."""
+    if src.suffix.lower() != ".parquet":
+        return False
+    try:
+        schema = pl.read_parquet_schema(src)
+    except Exception:  # (the load's own read names what is wrong with it)
+        return False
+    return (is_conversation_table(pl.DataFrame(schema=schema))
+            and any(c.strip().lower() in names for c in schema for names in LENGTH_NAMES.values()))
 
 
 def _gives_prompt_counts(src: Path) -> bool:
@@ -978,6 +998,8 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
     arrivals: dict[int, dict] = {}  # a .json's or .jsonl's record index -> the arrival time it gives
     kept: dict[int, dict] = {}  # a .json's or .jsonl's record index -> its RECORD_COLUMNS (_record_columns)
     hint = None  # what the first record is, if it is another data set's format (format_hint)
+    counted = extra is not None and any(c in extra.columns for c in COUNT_COLUMNS)  # (a parquet's own counts)
+    later: dict[int, int] = {}  # such a parquet's record index -> its messages after its first reply
     for total, record in enumerate(records, 1):
         if total == 1:
             hint = record_hint(record) or (counts_hint(record, path) if extra is None else None)
@@ -990,6 +1012,8 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
             if extra is None:
                 arrivals[total - 1] = _record_arrival(record, total, path)
                 kept[total - 1] = _record_columns(record, total, path, _after_first_reply(record))
+            elif counted:
+                later[total - 1] = _after_first_reply(record)
     found = []
     rows, rows_at = _drop_lone_surrogates(rows, rows_at, found)
     if not rows:
@@ -1039,6 +1063,15 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
             extra = extra.hstack(columns) if extra.width else columns
     elif extra.width:
         extra = extra[rows_at]
+        if counted:  # (a row's counts beside a conversation going on after its first reply: used as the first turn's)
+            after = pl.Series([later[i] for i in rows_at], dtype=pl.Int64)
+            for name in (c for c in COUNT_COLUMNS if c in extra.columns):
+                bad = (extra[name].is_not_null() & (after > 0)).arg_true()
+                if bad.len():
+                    at = int(bad[0])
+                    raise UserError(later_counts_error(f"{path}: row {rows_at[at] + 1:,}"
+                                                       + (f" (id {ids[at]!r})" if ids[at] else ""),
+                                                       f"column {name!r}", int(after[at])))
         if any(arrival_suffix(c) is not None for c in extra.columns):  # (the rows an arrival error names)
             extra = extra.with_columns(pl.Series(RECORD_NUMBER, [i + 1 for i in rows_at], dtype=pl.Int64))
         if "request_id" in extra.columns:  # (checked here, naming the file's row: once the first turns are chosen and
@@ -1136,6 +1169,8 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # "-systemturn-blank" since a blank user turn after system text is an empty prompt (a parse cached before served
     # the system text alone as one)
     # "-systemkey": a record's system key (Anthropic's system prompt) counted, which a parse cached before dropped
+    # "-firstcounts": a conversations parquet's counts beside a conversation going on after its first reply refused,
+    # which a parse cached before used as the first turn's
     # "-added": arrival times under a name read since (arrival_names.ADDED_NAMES: Chatbot Arena's tstamp), which a
     # parse cached before dropped (file_may_name_added: other files keep their entries); "-recordcounts": a .json's
     # or .jsonl's records' own token counts (may_give_counts), which a parse cached before ignored; "-othercounts":
@@ -1152,6 +1187,7 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
                             f"{'-systemkey' if not package and may_give_system_key(src) else ''}"
                             f"{'-added' if not package and file_may_name_added(src) else ''}"
                             f"{'-blankcount' if _gives_prompt_counts(src) else ''}"
+                            f"{'-firstcounts' if gives_table_counts(src) else ''}"
                             f"{'-recordcounts-replyless-first' if not package and may_give_counts(src) else ''}"
                             f"{'-othercounts-replyless-first' if not package and may_give_other_counts(src) else ''}"
                             f"{'-replytext' if not package and may_give_reply_text(src) else ''}"
