@@ -94,8 +94,8 @@ def test_a_system_key_that_is_no_text_is_refused_in_one_line(capsys, tmp_path):
     conv = tmp_path / "c.jsonl"
     conv.write_text(lines({"system": [{"type": "image"}], "messages": messages(i)} for i in range(3)))
     r = run_cli_fast(capsys, "simulate", "-w", str(conv), "--no-progress", "-o", str(tmp_path / "run2"))
-    assert_one_line_error(r, "c.jsonl: no complete conversation", "3 with a 'system' that is not text (first: record 1: "
-                                                                   "'system' is a list, not text")
+    assert_one_line_error(r, "c.jsonl: no complete conversation",
+                          "3 with a 'system' that is not text (first: record 1: 'system' is a list, not text")
 
 
 # A record's own token counts beside a conversation that goes on after its first reply: the first turn is the one read
@@ -142,7 +142,8 @@ def test_counts_beside_a_first_turn_alone_are_still_read(tmp_path):
     first turn's: used, as before."""
     path = tmp_path / "c.json"
     path.write_text(json.dumps([{"messages": messages(0), "output_tokens": 300},
-                                {"messages": [{"role": "system", "content": SYSTEM}, *messages(1)], "output_tokens": 301},
+                                {"messages": [{"role": "system", "content": SYSTEM}, *messages(1)],
+                                 "output_tokens": 301},
                                 {"messages": messages(2)[:1], "completion_tokens": 302}]))
     assert sorted(load_workload(str(path)).df["output_tokens"].to_list()) == [300, 301, 302]
 

@@ -808,8 +808,8 @@ def later_counts_error(where: str, field: str, later: int) -> str:
     and its record or row): the first turn is the one read, and whose length is the count?"""
     return (f"{where}: {field} gives a length, but its conversation goes on after the first turn's reply ({later} "
             "message(s) more), and the first turn is the one read (the paper's rule): whose length is it? give the "
-            "counts of a first turn alone (the messages after its reply cut), or drop them to count the text; a request "
-            "logged with its usage is a .jsonl line {\"prompt_tokens\": P, \"completion_tokens\": C}")
+            "counts of a first turn alone (the messages after its reply cut), or drop them to count the text; a "
+            "request logged with its usage is a .jsonl line {\"prompt_tokens\": P, \"completion_tokens\": C}")
 
 
 def _record_columns(record: dict, number: int, path: Path, later: int = 0) -> dict:
