@@ -262,3 +262,16 @@ def test_anthropic_content_blocks_are_read_as_text_and_thinking_left_out(capsys,
     assert counts(path) == sorted(zip(count_tokens(PROMPTS[:2]).tolist(), count_tokens(REPLIES[:2]).tolist()))
     assert "1 first turns with a part that is not text (an image) (first: record 3: message 2 has a part of type " \
            "'thinking')" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["json", "jsonl"])
+def test_a_conversations_openai_usage_not_read_is_said(capsys, tmp_path, kind):
+    """A conversation record with an OpenAI response's ``usage`` is read by its text's counts, as before; its counts,
+    not read, were not mentioned (the README says counts inside 'usage' are not read: an error says so where nothing
+    else reads)."""
+    records = [{"messages": messages(i), "usage": {"prompt_tokens": 40, "completion_tokens": 50}} for i in range(3)]
+    path = tmp_path / f"c.{kind}"
+    path.write_text(json.dumps(records) if kind == "json" else lines(records))
+    assert counts(path) == sorted(zip(count_tokens(PROMPTS).tolist(), count_tokens(REPLIES).tolist()))
+    assert (f"c.{kind}: 3 of the 3 first turns' records give an OpenAI 'usage' (first: record 1), whose token counts "
+            "are not read: the text's Llama-3 counts are used") in capsys.readouterr().err

@@ -660,6 +660,8 @@ def may_give_other_counts(path: Path) -> bool:
     return _json_bytes_may_name(path, _OTHER_COUNT_KEY)
 
 
+#: An OpenAI response's ``usage`` key in a file's bytes (:func:`usage_hint`).
+_USAGE_KEY = re.compile(rb'"usage"\s*:')
 #: A JSON key of :data:`~ltrsched.workloads.schema.REPLY_NAMES` in a file's bytes.
 _REPLY_KEY = re.compile(rb'"(?:' + b"|".join(n.encode() for n in REPLY_NAMES) + rb')"\s*:')
 
@@ -1000,6 +1002,7 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
     hint = None  # what the first record is, if it is another data set's format (format_hint)
     counted = extra is not None and any(c in extra.columns for c in COUNT_COLUMNS)  # (a parquet's own counts)
     later: dict[int, int] = {}  # such a parquet's record index -> its messages after its first reply
+    usage: list[int] = []  # the numbers of the records used whose OpenAI 'usage' is not read (no counts of their own)
     for total, record in enumerate(records, 1):
         if total == 1:
             hint = record_hint(record) or (counts_hint(record, path) if extra is None else None)
@@ -1012,6 +1015,8 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
             if extra is None:
                 arrivals[total - 1] = _record_arrival(record, total, path)
                 kept[total - 1] = _record_columns(record, total, path, _after_first_reply(record))
+                if usage_hint(record) is not None and not any(kept[total - 1][c] is not None for c in COUNT_COLUMNS):
+                    usage.append(total)
             elif counted:
                 later[total - 1] = _after_first_reply(record)
     found = []
@@ -1024,6 +1029,11 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
                                          if cut else ": it holds no records")
                         + (f"; it ends inside record {cut['record']:,} (cut off)" if cut and total else "")
                         + (f"; record 1 has {hint}" if hint else ""))
+    if usage:  # (their counts were not read, without a word: the text's Llama-3 counts were used)
+        notes.append(f"{len(usage):,} of the {len(rows):,} first turns' records give an OpenAI 'usage' (first: record "
+                     f"{usage[0]:,}), whose token counts are not read: the text's Llama-3 counts are used; to use the "
+                     "served model's, write them as the record's own keys (jq -c '. + (.usage | {prompt_tokens, "
+                     "completion_tokens}) | del(.usage)')")
     malformed = sum(count for (bad, _), (count, *_) in skips.items() if bad)
     if malformed:  # (they were skipped without a word: a file half garbage gave half its requests, silently)
         notes.append(f"skipped {malformed:,} of the {total:,} records, which are not conversations: "
@@ -1178,7 +1188,8 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # ("-replyless" since a request without the assistant's reply that gives its reply's length is read, where a
     # parse cached before skipped it; "-first" since a record's counts beside a conversation going on after its first
     # reply are refused, which a parse cached before read as the first turn's); "-replytext": a user turn alone with its
-    # reply's text under a request line's name ('response'), which a parse cached before skipped
+    # reply's text under a request line's name ('response'), which a parse cached before skipped; "-usage": the notes
+    # count the records whose OpenAI 'usage' is not read, which a parse cached before did not (the records are the same)
     cached = cache_dir() / (f"sharegpt-{key}-utf8{'-counts' if src.suffix.lower() == '.parquet' else ''}"
                             f"{'' if package else '-skips-case'}"
                             f"{'-arrivals-null' if not package and may_give_arrivals(src) else ''}"
@@ -1191,6 +1202,7 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
                             f"{'-recordcounts-replyless-first' if not package and may_give_counts(src) else ''}"
                             f"{'-othercounts-replyless-first' if not package and may_give_other_counts(src) else ''}"
                             f"{'-replytext' if not package and may_give_reply_text(src) else ''}"
+                            f"{'-usage' if not package and _json_bytes_may_name(src, _USAGE_KEY) else ''}"
                             ".parquet")
     cached_notes = cached.with_name(cached.name + NOTES_SUFFIX)
     df = None
