@@ -443,7 +443,7 @@ def test_a_conversation_records_own_counts_are_used_as_a_conversation_parquets(c
     assert read == {"parquet": [98, 99], "json": [98, 99], "jsonl": [98, 99]}
     # (a run cached when such a file was read otherwise is not reused)
     assert (workload_fingerprint(_conversations(tmp_path, "json", counts))["conversation counts"]
-            == "given, a reply optional")
+            == "given, a reply optional, first turn alone")
 
 
 def test_a_conversation_records_bad_count_is_one_line(capsys, tmp_path):
@@ -492,7 +492,7 @@ def test_a_conversation_records_counts_under_another_tools_names_are_read_as_a_p
     assert read == {"parquet": [(41, 99), (42, 98)], "json": [(41, 99), (42, 98)], "jsonl": [(41, 99), (42, 98)]}
     # (a run or parse cached when such a file was read otherwise is not reused)
     assert workload_fingerprint(_conversations(tmp_path / "fp", "json", None, **{output: [99, 98]}))[
-        "conversation count names"] == "other tools', a reply optional"
+        "conversation count names"] == "other tools', a reply optional, first turn alone"
 
 
 @pytest.mark.parametrize("kind", ["json", "jsonl"])
@@ -519,3 +519,47 @@ def test_a_conversation_records_count_that_is_no_count_is_a_request_lines_line(c
     r = run_cli_fast(capsys, "simulate", "-w", path, "--no-progress", "-o", str(tmp_path / "run"))
     assert_one_line_error(r, f"c.json: key 'output_tokens' in record 2 (id 'b') is {shown}, not a token count (a whole "
                              "number in 1..2**53)")
+
+
+# A conversation record's arrival time that is no time: a .jsonl request line's one line (arrival_values), naming the
+# record (and its id) where the line names its line. Conversation records said "record 2: 'arrival_time' must be a
+# number of seconds (or, by its name, milliseconds) or a date-time, got a boolean", of -1, NaN or inf "column
+# 'arrival_time' in record id '' is -1", of a date-time among numbers or 'soon' after one "record 2: its arrival time
+# is text where record 1 gives a number (1.0); give one kind on every record", of 'soon' alone "column 'timestamp' has
+# non-numeric values ... in record id ''"; a null was no time given (every record's null: all at t = 0, silently).
+RECORD_ARRIVALS = {  # case -> (the key, each record's time)
+    "null": ("arrival_time", [0.0, None]),
+    "null on every record": ("timestamp", [None, None]),
+    "-1": ("arrival_time", [0.0, -1]),
+    "-1500 ms": ("arrival_time_ms", [0, -1500]),
+    "'-1' as text": ("arrival_time", ["0", "-1"]),
+    "NaN": ("arrival_time", [0.0, math.nan]),
+    "inf": ("timestamp_s", [0.0, math.inf]),
+    "true": ("arrival_time", [True, True]),
+    "a list": ("arrival_time", [0, [1]]),
+    "a date-time after a number": ("TIMESTAMP", [0.0, 5.0, "2024-01-01 00:00:00"]),
+    "a number after a date-time": ("timestamp", ["2024-01-01 00:00:00", 5, 7]),
+    "'soon' after a number": ("arrival_time", [0.0, "soon"]),
+    "'soon' first": ("timestamp", ["soon", "later"]),
+}
+
+
+@pytest.mark.parametrize("kind", ["json", "jsonl"])
+@pytest.mark.parametrize("case", list(RECORD_ARRIVALS))
+def test_a_conversation_records_arrival_that_is_no_time_is_a_request_lines_line(capsys, tmp_path, case, kind):
+    key, times = RECORD_ARRIVALS[case]
+    prompts = [f"Write a short poem about the number {i} and the sea" for i in range(len(times))]
+    lines = tmp_path / "requests.jsonl"
+    lines.write_text("".join(json.dumps({"prompt": p, "output_tokens": 5, key: t}) + "\n"
+                             for p, t in zip(prompts, times)))
+    records = [{"id": f"c{i}", "messages": [{"role": "user", "content": p}, {"role": "assistant", "content": p}],
+                key: t} for i, (p, t) in enumerate(zip(prompts, times))]
+    path = tmp_path / f"c.{kind}"
+    path.write_text(json.dumps(records) if kind == "json" else "".join(json.dumps(r) + "\n" for r in records))
+    refused = {}
+    for name, file in (("line", lines), ("record", path)):
+        r = run_cli_fast(capsys, "simulate", "-w", str(file), "--no-progress", "-o", str(tmp_path / name))
+        assert_one_line_error(r, str(file))
+        refused[name] = r.stderr.strip().replace(str(file), "FILE")
+    assert re.search(r"\brecord \d+ \(id 'c\d'\)", refused["record"]), refused
+    assert re.sub(r"\brecord (\d+) \(id 'c\d'\)", r"line \1", refused["record"]) == refused["line"], refused

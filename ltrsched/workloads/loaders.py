@@ -135,8 +135,9 @@ from ltrsched.workloads.csv_joined import joined_files_error, repeated_header_ro
 from ltrsched.workloads.csv_separator import separator_hint
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.schema import (
-    LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, OTHER_LENGTH_KEYS, REQUIRED_COLUMNS, RUN_RESULT_COUNTS,
-    Workload,
+    LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, OTHER_LENGTH_KEYS, REPLY_NAMES, REQUIRED_COLUMNS,
+    RUN_RESULT_COUNTS,
+    SYSTEM_SEPARATOR, Workload,
     first_non_numeric,
     first_non_numeric_row,
     length_columns, request_ids, validate,
@@ -144,10 +145,13 @@ from ltrsched.workloads.schema import (
 from ltrsched.workloads.record_values import count_keys, optional_number, request_id_value
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, left_out, paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import (
-    CONVERSATION_KEYS, COUNT_COLUMNS, SYSTEM_COLUMN, TABLE_COLUMNS, format_hint, is_conversation_table,
+    CONVERSATION_KEYS, COUNT_COLUMNS, RECORD_NUMBER, SYSTEM_COLUMN, TABLE_COLUMNS, format_hint, gives_table_counts,
+    is_conversation_table,
     load_sharegpt_records, may_give_counts, may_give_other_counts,
-    may_give_arrivals, may_give_columns, may_give_system_text, record_hint, records_key,
+    may_give_arrivals, may_give_columns, may_give_reply_text, may_give_system_key, may_give_system_text, record_hint,
+    records_key,
 )
+from ltrsched.workloads.system_key import SYSTEM_KEY, join_system_column, system_column, system_text
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, file_not_text_hint, lf_line_ends, lone_surrogate
 
@@ -169,11 +173,6 @@ PARQUET_ANY_CASE = ("prompt", "generated", "response", "completion", "request_id
 #: files none). :func:`drop_failed_requests` leaves them out, with a warning; under any other name an output of 0
 #: tokens is an error.
 FAILED_OUTPUT_NAMES = ("response tokens",)
-#: A ``.csv``'s columns of the reply's text (in any case), whose Llama-3 count is the output length where the file
-#: gives no output count (:data:`~ltrsched.workloads.schema.LENGTH_NAMES`), as a parquet's and a ``.jsonl``'s are
-#: (a ``.jsonl``'s keys, as written); ``completion`` is OpenAI's legacy fine-tuning files' (``{"prompt",
-#: "completion"}`` lines).
-REPLY_NAMES = ("generated", "response", "completion")
 #: Other names of a reply's text (in lower case), not read as it (Alpaca's ``output``; a file of ``prompt`` and
 #: ``output`` is refused, naming the columns read): beside one of :data:`REPLY_NAMES` either could be the reply
 #: (the one read was used, silently), and where the reply's text is read the two are an error naming both
@@ -263,14 +262,19 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             raise UserError(f"{path}:{lineno}: expected an object with string fields 'prompt' and 'generated' "
                             "(or, instead of a text, its length: 'prompt_tokens', 'output_tokens'; Mooncake's "
                             "'input_length', 'output_length')"
-                            + ("; this line is a conversation and the first line is not: a .jsonl holds requests "
-                               "or conversations (OpenAI's chat format), one kind on every line" if conversation else "")
+                            + (("; this line is a conversation and the first line is not: a .jsonl holds requests "
+                                "or conversations (OpenAI's chat format), one kind on every line" if prompts else
+                                "; its messages beside a prompt count are read as a request of lengths (a request "
+                                "logged with its usage): give its output length too ('output_tokens' or "
+                                "'completion_tokens'), or drop the prompt count to read the messages as a "
+                                "conversation") if conversation else "")
                             + ("; a prompt without its output length (the reply's text or 'output_tokens') is no "
                                "request: label such prompts first (`ltrsched label --prompts FILE`)"
                                if prompt_only else "")
                             + (f"; its {unread[0]!r} is not read as the reply's text (Alpaca's name): name it "
                                "'generated' (or 'response')" if unread else "")
-                            + _record_hint(original) + _line_keys(original if isinstance(rec, dict) else rec))
+                            + _record_hint(original) + _null_texts(original)
+                            + _line_keys(original if isinstance(rec, dict) else rec))
             # (the line's own keys: a Dolly line's 'response' was named 'generated', the name it is read by)
         # (BurstGPT's failed request, 'response tokens' 0: left out as a .csv's row is; it was refused)
         failed_keys.append(next((k for k in original if k.lower() in FAILED_OUTPUT_NAMES and k in OTHER_LENGTH_KEYS
@@ -279,6 +283,14 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         if "output_tokens" in rec:  # a count given is kept, beside the text too (as a parquet's): it was ignored
             rec["generated"] = 0 if failed_keys[-1] else _token_count(rec["output_tokens"], "output_tokens",
                                                                       f"{path}:{lineno}")
+        if isinstance(rec.get("prompt"), str) and SYSTEM_KEY in rec:  # (Anthropic's system prompt beside it: sent
+            # ahead of the prompt, as a conversation's system text, and counted so; it was dropped, silently)
+            system = system_text(rec[SYSTEM_KEY])
+            if system is None:
+                raise UserError(f"{path}:{lineno}: {SYSTEM_KEY!r} must be text (a JSON string), got "
+                                f"{shown(rec[SYSTEM_KEY])}")
+            if system and not is_blank(rec["prompt"]):  # (a blank prompt stays one: refused below, as without it)
+                rec["prompt"] = f"{system}{SYSTEM_SEPARATOR}{rec['prompt']}"
         # (a prompt count given beside the text is kept too: it was re-counted with Llama-3's tokenizer)
         prompt_counts.append(_token_count(rec["prompt_tokens"], "prompt_tokens", f"{path}:{lineno}")
                              if "prompt_tokens" in rec else -1)
@@ -452,7 +464,7 @@ def _jsonl_dates(dates: dict[int, tuple[str, str]], arrivals: list[float], lines
 #: The keys a ``.jsonl`` request line is read by (as written: in lower case; the arrival time's in any case too,
 #: :func:`arrival_suffix`).
 JSONL_KEYS = ("prompt", *REPLY_NAMES, "prompt_tokens", "output_tokens", *MOONCAKE_KEYS, *OTHER_LENGTH_KEYS,
-              "request_id", *ARRIVAL_KEYS, *NUMERIC_OPTIONAL_COLUMNS)
+              "request_id", *ARRIVAL_KEYS, *NUMERIC_OPTIONAL_COLUMNS, SYSTEM_KEY)
 
 
 #: What a ``.jsonl`` line whose ``prompt`` (or reply) is a list of chat messages is (TRL's conversational
@@ -480,6 +492,13 @@ def _table_hint(df: pl.DataFrame) -> str:
     lists = [c for c, kind in df.schema.items() if isinstance(kind, pl.List) and kind.inner == pl.String]
     hint = format_hint(df.columns, lists)
     return f"; it has {hint}" if hint else ""
+
+
+def _null_texts(rec) -> str:
+    """``"; its 'prompt' is null"``: the text keys a ``.jsonl`` line that is no request gives as null, for its error
+    (it said "it has 'prompt', 'generated'" alone, of a line that has both, one null), or ``""``."""
+    nulls = [k for k in ("prompt", *REPLY_NAMES) if isinstance(rec, dict) and k in rec and rec[k] is None]
+    return f"; its {' and '.join(repr(k) for k in nulls)} {'is' if len(nulls) == 1 else 'are'} null" if nulls else ""
 
 
 def _line_keys(rec) -> str:
@@ -690,7 +709,7 @@ def _chosen_first_turns(path: Path, num_requests: int | None, seed: int, notes: 
     # (a conversation file's arrival times are read by the rule a flat table's are: any of arrival_suffix's names,
     # date-times as seconds since the earliest, a unit suffix; LMSYS's 'timestamp' and a .jsonl's keys were dropped)
     records, named = _other_arrival_name(load_sharegpt_records(path, notes), path)
-    records = _table_arrivals(records, path, arrival_info, named)
+    records = _table_arrivals(records, path, arrival_info, named).drop(RECORD_NUMBER, strict=False)
     if named:  # (a unit warning names the column to rename: the file's)
         arrival_info["column"] = named
     dropped = left_out(records)  # (they were left out without a word)
@@ -809,7 +828,7 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         raw, REPLY_NAMES, "output_tokens", path)
     if reply is not None:  # (an 'output' column beside it: which is the reply?)
         _one_reply(raw.columns, str(path))
-    texts = tuple(c for c in (prompt, reply) if c is not None)
+    texts = tuple(c for c in (prompt, reply, system_column(raw.columns) if prompt else None) if c is not None)
     counts = tuple(c for c in _count_columns(raw.columns) if _count_text_to_read(raw[c]))
     counts += tuple(c for c in raw.columns if arrival_suffix(c) is not None and raw.schema[c].is_float()
                     and _count_text_to_read(raw[c]))  # (arrival times: polars read 'NaN', 'inf' as numbers)
@@ -824,6 +843,8 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     joined = repeated_header_row(raw)
     if joined is not None:  # (named as the first column's "non-numeric 'arrival_time'" in that row)
         raise UserError(joined_files_error(path, rows[joined]))
+    if prompt is not None:  # (a system column ahead of the prompt, as a .jsonl line's 'system': it was dropped)
+        raw = join_system_column(raw, prompt, str(path))
     cols, names_found = {}, {}
     plain = None  # the arrival column, if its times are numbers under a name without a unit (seconds)
     for ours, names in CSV_COLUMNS.items():
@@ -908,28 +929,30 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     return drop_failed_requests(df, names_found.get("output_tokens"), path, arrival_info)
 
 
-def _arrival_numbers(col: pl.Series, path: Path, name: str, place) -> pl.Series:
+def _arrival_numbers(col: pl.Series, path: Path, name: str, place, what: str = "column") -> pl.Series:
     """A table's arrival column ``col`` (a ``.csv``'s or a parquet's, the file's ``name`` for it) as numbers where it
     holds numbers (text read by the rule every container reads numbers as text by: :mod:`~ltrsched.workloads.
     number_text`), else ``col`` itself (text: date-times the caller reads, or text that is neither). One-line
     :class:`UserError` (:mod:`~ltrsched.workloads.arrival_values`) naming ``place(i)`` (row ``i``'s words, 0-based)
-    for a number that is no arrival time (null, negative, NaN, infinite, a boolean) or a date-time among numbers."""
+    for a number that is no arrival time (null, negative, NaN, infinite, a boolean) or a date-time among numbers;
+    ``what`` names the field (``"key"``: a conversation record's)."""
     if col.dtype == pl.String:
         number = col.str.contains(NUMBER_TEXT).fill_null(False)
         given = col.is_not_null()
         if (given & ~number).any():  # (date-times, or text that is neither: the caller reads them)
             others = col.filter(given & ~number).str.strip_chars()
-            if number.any() and _datetime_seconds(others, f"{path}: column {name!r}").dtype != pl.String:
+            if number.any() and _datetime_seconds(others, f"{path}: {what} {name!r}").dtype != pl.String:
                 first = int(given.arg_true()[0])  # (numbers and date-times: which clock is it?)
                 number_first = bool(number[first])
                 at = int((given & (~number if number_first else number)).arg_true()[0])
                 text = col[at] if number_first else col[first]
-                raise UserError(mixed_kinds_error(path, name, place(at), place(first), text.strip(), number_first))
+                raise UserError(mixed_kinds_error(path, name, place(at), place(first), text.strip(), number_first,
+                                                  what))
             return col
         col = text_numbers(col)[0]
     at = first_bad_arrival(col)
     if at is not None:
-        raise UserError(arrival_error(path, name, col[at], place(at)))
+        raise UserError(arrival_error(path, name, col[at], place(at), what))
     return col
 
 
@@ -1138,29 +1161,26 @@ def _table_arrivals(df: pl.DataFrame, path: Path, arrival_info: dict | None = No
         arrival_info.update(column=given[0], unit=given[0][len("arrival_time"):] or None)
     col = df[given[0]]
     name = named or given[0]
-    place = lambda at: (f"row {df[FILE_ROW][at]}" if FILE_ROW in df.columns else  # noqa: E731  (a table's)
-                        f"record id {df['source_id'][at]!r}" if "source_id" in df.columns  # (a first turn's:
-                        else f"row {at + 1}")  # records skipped are no rows)
+    place, what = _arrival_place(df, path)
     if isinstance(col.dtype, (pl.Datetime, pl.Date, pl.Duration)):  # (refused as "non-numeric values")
         if arrival_info is not None:
             arrival_info["unit"] = "date-time"  # (seconds apart, whatever the column's name says)
-        seconds = _arrival_numbers(_temporal_seconds(col), path, name, place)  # (a null: every container's line)
+        seconds = _arrival_numbers(_temporal_seconds(col), path, name, place, what)  # (a null: every container's)
         return df.drop(given[0]).with_columns(seconds.alias("arrival_time"))
     if col.dtype == pl.String or col.dtype.is_numeric() or col.dtype == pl.Boolean:  # (numbers as text as a .csv's:
         # they were read as date-times, and refused; null, -1, NaN, true: one line, arrival_values)
-        col = _arrival_numbers(col, path, name, place)
+        col = _arrival_numbers(col, path, name, place, what)
         df = df.with_columns(col.alias(given[0]))
     if col.dtype == pl.String:  # date-time text, as a .csv's (Azure's TIMESTAMP), whatever the name's suffix
-        seconds = _datetime_seconds(col.str.strip_chars(), f"{path}: column {name!r}")
+        seconds = _datetime_seconds(col.str.strip_chars(), f"{path}: {what} {name!r}")
         if seconds.dtype != pl.String:
             if arrival_info is not None:
                 arrival_info["unit"] = "date-time"  # (seconds apart, whatever the column's name says)
-            seconds = _arrival_numbers(seconds, path, name, place)  # (a null: every container's line)
+            seconds = _arrival_numbers(seconds, path, name, place, what)  # (a null: every container's line)
             return df.drop(given[0]).with_columns(seconds.alias("arrival_time"))
         at = _format_break(seconds)
         if at is not None:
-            row = df[FILE_ROW][at] if FILE_ROW in df.columns else at + 1
-            raise _format_break_error(seconds, at, f"{path}: column {name!r}", f"row {row}")
+            raise _format_break_error(seconds, at, f"{path}: {what} {name!r}", place(at))
     if given[0] == "arrival_time" and col.dtype != pl.String:
         return df
     if not col.dtype.is_numeric():  # (the error named no row)
@@ -1168,12 +1188,31 @@ def _table_arrivals(df: pl.DataFrame, path: Path, arrival_info: dict | None = No
         where = "" if at is None else place(at)
         if col.dtype == pl.String and first:  # (the words of every container's: a .csv's)
             at = text_numbers(col)[1]  # (the first text that spells no number: 'inf' is none, though polars reads it)
-            raise UserError(arrival_text_error(path, name, col[at], place(at)))
+            raise UserError(arrival_text_error(path, name, col[at], place(at), what))
         raise UserError(f"{path}: column {name} has non-numeric values ({col.dtype}"
                         + (f", first: {first[0]!r}) in {where}" if first else ")") + "; it must hold numbers"
                         + (" or date-times" if col.dtype == pl.String else ""))
     return df.with_columns((col.cast(pl.Float64) * UNIT_SUFFIXES[given[0][len("arrival_time"):]]).alias(
         "arrival_time")).drop(given[0])
+
+
+def _arrival_place(df: pl.DataFrame, path: Path) -> tuple:
+    """How an arrival error names row ``at`` (0-based) of ``df``, a table as read: ``place(at)`` and the field's kind
+    (``"column"``, or ``"key"`` for a conversation record's). A flat table's row in the file (``row 2``); a conversation
+    file's first turn's record (:data:`~ltrsched.workloads.sharegpt.RECORD_NUMBER`: ``record 2 (id 'b')`` of a
+    ``.json``'s or ``.jsonl``'s, ``row 2 (id 'b')`` of a parquet's; it named "record id ''"); else by its id, as a
+    parse cached before named it."""
+    if FILE_ROW in df.columns:
+        return (lambda at: f"row {df[FILE_ROW][at]}"), "column"
+    ids = df["source_id"].cast(pl.String) if "source_id" in df.columns else None
+    named = lambda at: f" (id {ids[at]!r})" if ids is not None and ids[at] else ""  # noqa: E731
+    if RECORD_NUMBER in df.columns:
+        records = path.suffix.lower() != ".parquet"
+        return ((lambda at: f"{'record' if records else 'row'} {df[RECORD_NUMBER][at]:,}{named(at)}"),
+                "key" if records else "column")
+    if ids is not None:  # (a first turn's: records skipped are no rows)
+        return (lambda at: f"record id {ids[at]!r}"), "column"
+    return (lambda at: f"row {at + 1}"), "column"
 
 
 def _temporal_seconds(col: pl.Series) -> pl.Series:
@@ -1315,13 +1354,27 @@ def workload_fingerprint(source: str) -> dict[str, str]:
             **({"turns": "developer"} if _may_give_developer_turns(path) else {}),
             **({"speakers": "any case"} if _may_give_cased_speakers(path) else {}),
             **({"arrival names": "read"} if _reads_other_arrival_names(path) else {}),
-            **({"conversation arrivals": "read"} if _conversations_give_arrivals(path) else {}),
+            # (a record's null arrival time, read as none given before: refused since "null refused")
+            **({"conversation arrivals": "read, null refused"} if _conversations_give_arrivals(path) else {}),
             **({"conversation columns": "kept"} if _conversations_file(path) and may_give_columns(path) else {}),
-            **({"system text": "counted"} if _conversations_file(path) and may_give_system_text(path) else {}),
-            **({"conversation counts": "given, a reply optional"} if _conversations_file(path) and may_give_counts(path)
-               else {}),
-            **({"conversation count names": "other tools', a reply optional"} if _conversations_file(path)
-               and may_give_other_counts(path) else {}),
+            # (", a blank user turn empty": a blank user turn after system text left out as an empty prompt since this
+            # marker: runs cached before served the system text alone)
+            **({"system text": "counted, a blank user turn empty"} if _conversations_file(path)
+               and may_give_system_text(path) else {}),
+            # (a record's or request line's 'system' key, Anthropic's system prompt, counted in the prompt since this
+            # marker: runs cached before counted the prompt without it)
+            **({"system key": "counted"} if may_give_system_key(path) else {}),
+            **({"system column": "counted"} if _table_gives_system(path) else {}),  # (a table's: it was dropped)
+            # (", first turn alone": a record's counts beside a conversation going on after its first reply refused,
+            # which runs cached before read as the first turn's)
+            # (a user turn alone with its reply's text under a request line's name, 'response', read since this
+            # marker: a parse before skipped it, "the last message is the user's")
+            **({"conversation table counts": "first turn alone"} if gives_table_counts(path) else {}),
+            **({"conversation reply text": "read"} if _conversations_file(path) and may_give_reply_text(path) else {}),
+            **({"conversation counts": "given, a reply optional, first turn alone"} if _conversations_file(path)
+               and may_give_counts(path) else {}),
+            **({"conversation count names": "other tools', a reply optional, first turn alone"}
+               if _conversations_file(path) and may_give_other_counts(path) else {}),
             **({"added arrival names": "read"} if file_may_name_added(path) else {}),
             **({"added length names": "read"} if _names_added_lengths(path) else {}),
             **({"count names": "two refused"} if _parquet_counts_twice(path) else {}),
@@ -1581,6 +1634,26 @@ def _gives_ids(path: Path) -> bool:
         return False
 
 
+def _table_gives_system(path: Path) -> bool:
+    """Whether a ``.csv`` (its header) or a flat parquet (its schema) has a ``system`` column beside a ``prompt``
+    (names in any case: :func:`~ltrsched.workloads.system_key.system_column`), counted in the prompt since a cache
+    key marked it; False for other files and one not readable as its format (loading it says why)."""
+    import csv
+
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
+                names = next(csv.reader(fh), [])
+        elif suffix == ".parquet":
+            names = list(pl.read_parquet_schema(path))
+        else:
+            return False
+    except Exception:  # (OSError, csv.Error, a parquet polars cannot read)
+        return False
+    return system_column(names) is not None and any(n.strip().lower() == "prompt" for n in names)
+
+
 def load_workload(source: str, num_requests: int | None = None, seed: int = 0, split: str = "eval") -> Workload:
     """A workload from a built-in name or a file path; ``num_requests`` samples (seeded) from it.
 
@@ -1650,6 +1723,8 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
             arrival["column"] = next(c for c, ours in renames.items() if ours == arrival["column"])
         if "request_id" not in df.columns:  # numbered as the file's rows, before sampling
             df = _numbered(df)
+        # (a system column ahead of the prompt, as a .jsonl line's 'system': it travelled along, not counted)
+        df = join_system_column(df, "prompt", str(path))
         # (counts completed before sampling: every row is checked, and -n refused a table without them)
         df = _complete_table(df, path)
         missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
