@@ -71,6 +71,20 @@ def test_odd_names_and_a_metric_no_run_has(capsys, monkeypatch, tmp_path, one_ru
 
 
 @pytest.mark.filterwarnings("error")
+def test_names_with_lone_surrogates_or_control_characters(capsys, monkeypatch, tmp_path, one_run):
+    """A name holding a lone surrogate (a workload file named in another encoding than UTF-8: its bytes read as
+    '\\udcff') was a TypeError traceback from matplotlib's font; a control character (ESC) an empty box, noted as a
+    glyph a font would add; a right-to-left override turned the entry around. They are drawn as their escapes, as
+    error lines print them."""
+    copy_run(one_run, tmp_path / "sweep" / "runs" / "a", "fcfs\udcff", workload="w\udcfe")
+    copy_run(one_run, tmp_path / "sweep" / "runs" / "b", "srtf\x1b[31m\u202ex", workload="w\nx")
+    fig = plotted(capsys, monkeypatch, tmp_path / "sweep", "-o", tmp_path / "cdf.png")
+    # (U+202E, right-to-left override, drew the rest of the entry backwards: "x(3=n)")
+    assert legend_texts(fig) == [["fcfs\\udcff (n=3)"], ["srtf\\x1b[31m\\u202ex (n=3)"]]
+    assert [fig.axes[k].get_title() for k in (0, 3)] == ["workload w\\udcfe", "workload w\\nx"]
+
+
+@pytest.mark.filterwarnings("error")
 def test_many_policies_get_a_legend_beside_the_row(capsys, monkeypatch, tmp_path, one_run):
     """45 policies: the legend inside the first panel overflowed the row ("Tight layout not applied")."""
     from PIL import Image
@@ -157,6 +171,20 @@ def test_plot_trace_of_a_damaged_step_trace_is_one_line(capsys, tmp_path, traced
     steps.with_columns(value.alias(column)).write_parquet(run / "steps.parquet")
     assert_one_line_error(run_cli_fast(capsys, "plot", "trace", run, "-o", tmp_path / "t.json"), message)
     assert not (tmp_path / "t.json").exists()
+
+
+def test_plot_trace_of_a_run_named_with_a_lone_surrogate(capsys, tmp_path, traced_run):
+    """A workload named by bytes that are no UTF-8 (read as a lone surrogate, '\\udcff') was written into the trace's
+    otherData as the JSON escape of no character (RFC 8259, 8.2: how readers take one is unpredictable); now as the
+    escape's text."""
+    run = tmp_path / "run"
+    shutil.copytree(traced_run, run)
+    summary = json.loads((run / "summary.json").read_text())
+    summary["meta"]["workload"] = "w\udcff.csv"
+    (run / "summary.json").write_text(json.dumps(summary))
+    assert run_cli_fast(capsys, "plot", "trace", run, "-o", tmp_path / "t.json").returncode == 0
+    doc = assert_chrome_trace(tmp_path / "t.json")
+    assert doc["otherData"]["workload"] == "w\\udcff.csv"
 
 
 @pytest.mark.parametrize("damage, message", [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -98,11 +99,22 @@ ZERO_SPAN_MARGIN = 0.05
 
 def shown_text(text: str, limit: int = MAX_LABEL_CHARS) -> str:
     """``text`` as matplotlib draws it literally: cut to ``limit`` characters and every ``$`` escaped (a policy or
-    workload named with two ``$`` was typeset as math, and a name like ``$\\foo$`` ended in a traceback)."""
-    text = str(text)
+    workload named with two ``$`` was typeset as math, and a name like ``$\\foo$`` ended in a traceback). A control
+    character or line break is written as its escape, as error lines print it (:func:`ltrsched.names.one_line`; ESC
+    was an empty box), and so is a lone surrogate (``\\udcff``: a file name's byte that is no UTF-8, which
+    matplotlib's font refused with a TypeError traceback) and a bidirectional-text control (:data:`_ESCAPED`)."""
+    from ltrsched.names import one_line
+
+    text = _ESCAPED.sub(lambda m: f"\\u{ord(m.group()):04x}", one_line(text))
     if len(text) > limit:
         text = text[: limit - 3] + "..."
     return text.replace("$", "\\$")
+
+
+#: What :func:`shown_text` writes as escapes beyond control characters: a code point of UTF-16's surrogates, alone
+#: in a str (Python reads a name's bytes that are no UTF-8 so), and bidirectional-text controls (U+202E, right-to-left
+#: override, drew the rest of a legend entry backwards: "x (n=3)" as "(3=n) x").
+_ESCAPED = re.compile("[\ud800-\udfff\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _plain_log_labels(ax, ratio: float) -> None:

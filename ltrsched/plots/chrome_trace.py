@@ -118,7 +118,9 @@ def _trace_parts(steps: pl.DataFrame, meta: dict[str, Any] | None, start: float 
     total = steps.height
     steps = steps_in_window(steps, start, end)
     check_trace_size(steps)
-    other = {k: str(v) for k, v in meta.items() if k in ("workload", "policy", "profile", "router", "replicas")}
+    # (a lone surrogate, a name's byte that is no UTF-8, as its escape's text: "\\udcff" in the JSON was no character)
+    other = {k: str(v).encode("utf-8", "backslashreplace").decode() for k, v in meta.items()
+             if k in ("workload", "policy", "profile", "router", "replicas")}
     if start is not None or end is not None:
         other["window_s"] = (f"[{start if start is not None else 0:g}, {end if end is not None else 'end'}) "
                              f"of {total:,} steps")
