@@ -14,6 +14,7 @@ memory (1.8 GB). A longer run is traced a window at a time (:func:`steps_in_wind
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -48,7 +49,7 @@ MAX_TRACE_STEPS = 250_000
 def check_trace_size(steps: pl.DataFrame) -> None:
     """Raise :class:`UserError` if ``steps`` (every replica's) are more than :data:`MAX_TRACE_STEPS`, naming the span
     of simulated time [s] they cover and a window of it that fits. (The whole trace was written: 264k steps of a
-    1,000-request run were 175 MB, and a 10,000-request one about 1.7 GB, built in memory first.)"""
+    1,000-request run were 175 MB, built in memory first: 1.8 GB.)"""
     if steps.height <= MAX_TRACE_STEPS:
         return
     starts = steps["start"].sort()
@@ -209,10 +210,35 @@ def _replica_events(pid: int, steps: pl.DataFrame) -> Iterator[dict[str, Any]]:
                 yield {"name": name, "ph": "C", "pid": pid, "ts": end, "args": {s: 0 for s in series}}
 
 
-def write_chrome_trace(result, path: str | Path, start: float | None = None, end: float | None = None) -> Path:
+#: How a trace-event file this module writes begins (:func:`trace_text`; whitespace allowed, as other writers' JSON
+#: objects of trace events have): a file that does not is no trace to write over.
+TRACE_START = re.compile(rb'\s*\{\s*"traceEvents"\s*:')
+
+
+def check_trace_out(path: str | Path, option: str = "--out") -> None:
+    """One-line :class:`UserError` if ``path`` is a file that is neither empty nor a trace-event JSON object (what a
+    rerun writes over), as ``profile -o`` refuses a file that is no profile: another run's summary.json, a workload or
+    sweep .json was replaced by the trace, exit 0. Reads the file's first 64 bytes."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):  # (a new file; a directory is the caller's)
+        return
+    except OSError:  # (unreadable: the write says why, or replaces it)
+        return
+    if head and not TRACE_START.match(head):
+        raise UserError(f"{option} {path} exists and is not a Chrome trace (trace-event JSON, as `plot trace` writes): "
+                        f"the trace would replace it; give another {option}, or move that file away first")
+
+
+def write_chrome_trace(result, path: str | Path, start: float | None = None, end: float | None = None,
+                       option: str = "--trace") -> Path:
     """Write ``result``'s step trace (a :class:`ltrsched.results.RunResult` with steps) as trace-event JSON,
     atomically and durably (:mod:`ltrsched.atomic`): the steps starting in [``start``, ``end``) [s], at most
-    :data:`MAX_TRACE_STEPS` (:func:`chrome_trace`)."""
+    :data:`MAX_TRACE_STEPS` (:func:`chrome_trace`). ``path`` may be new, empty or an earlier trace
+    (:func:`check_trace_out`; ``option`` names it in the error)."""
     if result.steps is None:
         raise UserError("the run has no step trace; simulate with --record-steps (or --trace)")
+    check_trace_out(path, option)
     return atomic.write_text(path, trace_text(result.steps, result.meta, start, end))

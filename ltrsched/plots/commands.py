@@ -63,13 +63,14 @@ def trace(run, out, start, end):
     simulate the same workload and policy with --record-steps to trace it.
     """
     from ltrsched.outputs import check_inputs_kept, check_out_file
-    from ltrsched.plots.chrome_trace import write_chrome_trace
+    from ltrsched.plots.chrome_trace import check_trace_out, write_chrome_trace
     from ltrsched.results import RunResult
 
     check_out_file(out, "--out", ".json")
     _check_window(start, end)
     # (`-o RUN/summary.json` wrote the trace over the run's summary it read: the run's one .json file)
     check_inputs_kept({"the run's summary": run / "summary.json"}, files=(out,))
+    check_trace_out(out, "--out")  # (another file that is no trace: another run's summary, a workload)
     if not (run / "summary.json").is_file():
         inner, traceable = _a_run_under(run) if run.is_dir() else (None, False)  # (a sweep's or validate's --out)
         raise UserError(f"{run}: not a run directory (no summary.json)" + (
@@ -85,7 +86,7 @@ def trace(run, out, start, end):
         raise UserError(f"{run}: its steps.parquet is a real engine's step log (a replay or validate engine run), "
                         "not a simulated step trace, which plot trace draws; simulate the same workload and policy "
                         "with --record-steps --out DIR and give DIR (plot cdf compares the two runs)")
-    write_chrome_trace(result, out, start, end)
+    write_chrome_trace(result, out, start, end, "--out")
     click.echo(f"wrote {shown_path(out)} (open in https://ui.perfetto.dev)")
 
 
