@@ -256,7 +256,8 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     names = [_case_label(arr, r) for arr, r in cases]
     twice = first_repeat(names)
     if twice is not None:  # its runs would overwrite each other's files and count twice in the report
-        raise UserError(f"the case {twice} is given twice (--arrival/--rate and --rates): give each rate once")
+        where = "--arrival/--rate and --rates" if names[0] == twice else "--rates"  # ('1,1' named --rate too)
+        raise UserError(f"the case {twice} is given twice ({where}): give each rate once")
     # every case's workload before the engine starts: a rate the workload refuses fails now, not after the
     # earlier cases' engine runs
     workloads = [first] + [build_workload(workload, num_requests, arr, r, 1.0, duration, seed, cuts=cuts)
