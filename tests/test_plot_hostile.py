@@ -85,6 +85,25 @@ def test_names_with_lone_surrogates_or_control_characters(capsys, monkeypatch, t
 
 
 @pytest.mark.filterwarnings("error")
+def test_requests_that_did_not_finish_end_the_line_below_1(capsys, monkeypatch, tmp_path, one_run):
+    """An engine run's aborted requests (no finish time, no latency) were left out of its CDF, which rose to 1 over
+    the finished ones: a run that finished 2 of 3 requests drew as one that finished all. Its line ends at 2/3, and
+    its legend says how many did not finish."""
+    def abort_last(t):
+        last = pl.int_range(pl.len()) == pl.len() - 1
+        return t.with_columns([pl.when(last).then(None).otherwise(pl.col(c)).alias(c) for c in
+                               ("finish_time", "latency_per_token", "ttft", "tpot", "e2e_latency")])
+
+    copy_run(one_run, tmp_path / "sweep" / "runs" / "a", "FCFS", requests=abort_last)
+    copy_run(one_run, tmp_path / "sweep" / "runs" / "b", "SRTF")
+    fig = plotted(capsys, monkeypatch, tmp_path / "sweep", "-o", tmp_path / "cdf.png")
+    assert legend_texts(fig) == [["FCFS (n=2, 1 unfinished)", "SRTF (n=3)"]]
+    for ax in fig.axes:
+        tops = {line.get_label().split(" (")[0]: max(line.get_ydata()) for line in ax.get_lines()}
+        assert tops == {"FCFS": pytest.approx(2 / 3), "SRTF": 1.0}
+
+
+@pytest.mark.filterwarnings("error")
 def test_many_policies_get_a_legend_beside_the_row(capsys, monkeypatch, tmp_path, one_run):
     """45 policies: the legend inside the first panel overflowed the row ("Tight layout not applied")."""
     from PIL import Image

@@ -64,6 +64,19 @@ def ecdf(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return v, np.arange(1, len(v) + 1) / max(len(v), 1)
 
 
+def unfinished_count(requests: pl.DataFrame) -> int:
+    """Requests of the table that did not finish (``finish_time`` missing or not finite: an engine run's aborted
+    requests, a run stopped at a time). A CDF counts them as latencies past every one it draws: its line ends at
+    the share that finished. (It ended at 1 over the finished ones alone: a run that finished half of its requests
+    looked as good as one that finished all of them.)"""
+    if "finish_time" not in requests.columns:
+        return 0
+    finish = requests["finish_time"]
+    if not finish.dtype.is_numeric():
+        return 0
+    return int(finish.is_null().sum() + (~finish.drop_nulls().cast(pl.Float64).is_finite()).sum())
+
+
 def metric_values(requests: pl.DataFrame, metric: str) -> np.ndarray:
     """A metric's finite values over the finished requests (empty if the table lacks it)."""
     if metric not in requests.columns:
@@ -136,9 +149,9 @@ def cdf_figure(groups: Sequence[tuple[str, Lines]], title: str = "", series: Map
     """The figure of :func:`plot_cdf_grid` (a matplotlib ``Figure``; the caller closes it). A line's colour and
     dash pattern follow its series, ``series[label]`` (default: the label; :func:`ltrsched.plots.runs.line_series`),
     in order of first appearance (:func:`ltrsched.plots.styles.series_styles`), so a policy is drawn alike in
-    every panel and row. Each row has one legend of its runs (the first panel's count n where it has the run), in
-    that order of the series in every row; a panel that no run has a finite value for says so (e.g. TPOT of
-    1-token outputs)."""
+    every panel and row. Each row has one legend of its runs (the first panel's count n where it has the run, and the
+    requests that did not finish: :func:`unfinished_count`), in that order of the series in every row; a panel that
+    no run has a finite value for says so (e.g. TPOT of 1-token outputs)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -160,8 +173,10 @@ def cdf_figure(groups: Sequence[tuple[str, Lines]], title: str = "", series: Map
                 x, y = ecdf(metric_values(requests, metric))
                 if not len(x):
                     continue
+                unfinished = unfinished_count(requests)
+                y = y * len(x) / (len(x) + unfinished)  # (an unfinished request's latency is past every one drawn)
                 style = styles[series.get(label, label)]
-                text = f"{shown_text(label)} (n={len(x)})"
+                text = f"{shown_text(label)} (n={len(x)}" + (f", {unfinished} unfinished)" if unfinished else ")")
                 # (from 0 at the smallest value: a lone request's CDF, one point, was drawn as nothing)
                 (line,) = ax.step(np.r_[x[0], x], np.r_[0.0, y], where="post", label=text, linewidth=1.4,
                                   color=style.color, linestyle=style.linestyle)
