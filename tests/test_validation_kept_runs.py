@@ -15,10 +15,12 @@ SUMMARY = {**{f"{m}_{s}": 0.5 for m in ("e2e_latency", "ttft", "tpot", "latency_
            "tpot_mean": None, "throughput_rps": 2.0, "throughput_tok_s": 9.0, "makespan": 1.0, "num_requests": 2}
 
 
-def _saved(directory, facts=None, summary=None, requests=None, steps=None):
-    """An engine run of validation "abc", case burst, repeat 0, saved in ``directory``; its directories by key."""
+def _saved(directory, facts=None, summary=None, requests=None, steps=None, policy="fcfs"):
+    """An engine run of validation "abc", case burst, policy fcfs, repeat 0, saved in ``directory``; its directories
+    by key."""
     requests = requests if requests is not None else pl.DataFrame({"request_id": [0, 1], "prompt_tokens": [3, 4]})
-    meta = {"validation": "abc", "case": "burst", "repeat": 0, "engine_facts": FACTS if facts is None else facts}
+    meta = {"validation": "abc", "case": "burst", "repeat": 0, "engine_facts": FACTS if facts is None else facts,
+            "policy": policy}
     RunResult(requests, SUMMARY if summary is None else summary, steps, meta).save(directory)
     return {("burst", "fcfs", 0): directory}
 
@@ -59,6 +61,9 @@ def test_a_run_as_this_validation_wrote_it_is_kept(tmp_path):
     ({"requests": pl.DataFrame({"prompt_tokens": [3, 4]})}, "its requests.parquet holds 0 requests"),
     ({"steps": pl.DataFrame({"cycle": ["0.1"], "num_prefill_tokens": [7]})},
      "its steps.parquet's column cycle holds String, not numbers"),
+    # another policy's run (srtf's, copied or swapped into fcfs's directory) was reported as fcfs's
+    ({"policy": "srtf"}, "it ran the policy \"srtf\", not 'fcfs'"),
+    ({"policy": None}, "it ran the policy null, not 'fcfs'"),
 ])
 def test_a_run_edited_by_hand_is_not_kept_and_says_why(tmp_path, edit, why):
     from ltrsched.validation.resume import kept_runs
@@ -68,6 +73,15 @@ def test_a_run_edited_by_hand_is_not_kept_and_says_why(tmp_path, edit, why):
     assert kept_runs(dirs, "abc", {"burst": [0, 1]}, not_kept) == {}
     (line,) = not_kept
     assert line.startswith(f"{tmp_path / 'run'}: {why}"), line
+
+
+def test_a_policy_spec_is_compared_as_the_engine_records_it(tmp_path):
+    """The engine records its policy's own spec (ltr:tau=0.6 as ltr:tau=0.6,seed=0): kept under the spec given."""
+    from ltrsched.validation.resume import kept_runs
+
+    d = tmp_path / "run"
+    _saved(d, policy="ltr:tau=0.6,seed=0")
+    assert list(kept_runs({("burst", "ltr:tau=0.6", 0): d}, "abc", {"burst": [0, 1]})) == [("burst", "ltr:tau=0.6", 0)]
 
 
 def test_another_validations_run_is_left_out_without_a_note(tmp_path):

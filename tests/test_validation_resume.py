@@ -277,7 +277,7 @@ def test_an_engine_run_cut_off_is_not_taken_for_the_complete_run_before_it(tmp_p
     from ltrsched.validation.resume import compared_keys
 
     summary = {**dict.fromkeys(compared_keys()), "steps": 1}  # (null: undefined)
-    RunResult(requests, summary, None, {"validation": "abc", "case": "burst", "repeat": 0,
+    RunResult(requests, summary, None, {"validation": "abc", "case": "burst", "repeat": 0, "policy": "fcfs",
                                         "engine_facts": facts}).save(d)
     dirs = {("burst", "fcfs", 0): d}
     assert list(kept_runs(dirs, "abc")) == [("burst", "fcfs", 0)]

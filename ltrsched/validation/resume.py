@@ -176,12 +176,28 @@ def kept_runs(dirs: dict[tuple, Path], digest: str, request_ids: dict[str, list]
         m = run.meta
         if not (m.get("validation") == digest and m.get("case") == case and m.get("repeat") == k):
             continue
-        problem = kept_run_problem(run, None if request_ids is None else request_ids.get(case))
+        problem = _other_policy(run, spec) or kept_run_problem(run, None if request_ids is None else
+                                                                request_ids.get(case))
         if problem is None:
             kept[case, spec, k] = run
         elif not_kept is not None:
             not_kept.append(f"{d}: {problem}")
     return kept
+
+
+def _other_policy(run, spec: str) -> str | None:
+    """Why ``run`` is no run of policy ``spec`` (its recorded policy, as the engine's results write it: the policy's
+    own spec), or None. (Another policy's run copied into this one's directory was reported as this policy's.)"""
+    from ltrsched.policies import make_policy
+
+    served = run.meta.get("policy")
+    try:
+        expected = make_policy(spec).spec()
+    except (UserError, ValueError):  # (the spec is checked before: a policy of a plugin gone since, say)
+        return None
+    if served != expected:
+        return f"it ran the policy {strict_json.shown(served)}, not {expected!r}"
+    return None
 
 
 def kept_run_problem(run, request_ids: list | None = None) -> str | None:
