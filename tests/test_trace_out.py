@@ -1,6 +1,6 @@
-"""plot trace -o / simulate --trace write over an earlier trace (a rerun) or an empty file, and refuse any other file,
-as `profile -o` refuses a file that is no profile: another run's summary.json, a workload or sweep .json was replaced
-by the trace, exit 0."""
+"""The picture commands' output files. plot trace -o / simulate --trace write over an earlier trace (a rerun) or an
+empty file, and refuse any other file, as `profile -o` refuses a file that is no profile: another run's summary.json,
+a workload or sweep .json was replaced by the trace, exit 0. A file named by its suffix alone (-o .png) is told so."""
 
 from __future__ import annotations
 
@@ -55,3 +55,18 @@ def test_a_trace_or_an_empty_file_is_written_over(capsys, tmp_path, traced_run):
     r = run_cli_fast(capsys, "plot", "trace", run, "-o", out)
     assert r.returncode == 0, r.stderr
     assert out.read_bytes() != first and json.loads(out.read_text())["otherData"]["policy"] == "srtf"
+
+
+@pytest.mark.parametrize("command, option, name, example", [
+    (["plot", "cdf", "RUN"], "-o", ".png", "cdf.png"),
+    (["plot", "cdf", "RUN"], "-o", ".PDF", "cdf.PDF"),
+    (["plot", "trace", "RUN"], "-o", ".json", "trace.json"),
+    (["simulate", "-n", "1"], "--cdf", ".svg", "cdf.svg"),
+])
+def test_a_file_named_by_its_suffix_alone_is_told_so(capsys, tmp_path, traced_run, command, option, name, example):
+    """`-o .png` was told "--out must end in .png, .pdf, .svg, got .png" (pathlib reads a hidden file, no suffix)."""
+    args = [traced_run if a == "RUN" else a for a in command]
+    r = run_cli_fast(capsys, *args, option, tmp_path / name)
+    shown = "--out" if option == "-o" else option
+    assert_one_line_error(r, f"{shown} {tmp_path / name}: the name is its suffix alone, which names a hidden file "
+                             f"without one; give a name before the suffix, e.g. {example}")

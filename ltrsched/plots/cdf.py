@@ -27,9 +27,19 @@ Lines = Sequence[tuple[str, pl.DataFrame]]  # (label, requests table)
 def check_image_path(path: str | Path, option: str = "--out") -> Path:
     """Raise :class:`UserError` unless ``path`` is a writable image file path (.png, .pdf, .svg)."""
     path = Path(path)
+    check_named(path, option, IMAGE_SUFFIXES, "cdf")
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise UserError(f"{option} must end in {', '.join(IMAGE_SUFFIXES)}, got {path}")
     return check_out_file(path, option)
+
+
+def check_named(path: Path, option: str, suffixes: tuple[str, ...], stem: str) -> None:
+    """One-line :class:`UserError` for a file named by one of ``suffixes`` alone (``-o .png``): pathlib reads it as
+    a hidden file without a suffix, and the error said "--out must end in .png, .pdf, .svg, got .png". ``stem``
+    begins the name suggested."""
+    if path.name.lower() in suffixes:
+        raise UserError(f"{option} {path}: the name is its suffix alone, which names a hidden file without one; give "
+                        f"a name before the suffix, e.g. {stem}{path.name}")
 
 
 def check_title(title: str, option: str = "--title") -> str:

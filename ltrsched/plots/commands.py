@@ -63,9 +63,11 @@ def trace(run, out, start, end):
     simulate the same workload and policy with --record-steps to trace it.
     """
     from ltrsched.outputs import check_inputs_kept, check_out_file
+    from ltrsched.plots.cdf import check_named
     from ltrsched.plots.chrome_trace import check_trace_out, write_chrome_trace
     from ltrsched.results import RunResult
 
+    check_named(out, "--out", (".json",), "trace")
     check_out_file(out, "--out", ".json")
     _check_window(start, end)
     # (`-o RUN/summary.json` wrote the trace over the run's summary it read: the run's one .json file)
