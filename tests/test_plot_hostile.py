@@ -103,6 +103,33 @@ def test_requests_that_did_not_finish_end_the_line_below_1(capsys, monkeypatch, 
         assert tops == {"FCFS": pytest.approx(2 / 3), "SRTF": 1.0}
 
 
+@pytest.mark.parametrize("title, message", [
+    # drawn down over the panels ("Tight layout not applied"), cut off at the image's edges
+    ("line\n" * 199 + "line", "--title has 200 lines, more than the 3 that fit above the panels"),
+    ("a\n" + "x" * 3000, "--title: its line 2 has 3,000 characters, more than the 70 that fit the figure's width"),
+])
+def test_a_title_larger_than_the_figure_is_one_line(capsys, tmp_path, one_run, title, message):
+    r = run_cli_fast(capsys, "plot", "cdf", one_run, "--title", title, "-o", tmp_path / "c.png")
+    assert_one_line_error(r, message)
+    assert not (tmp_path / "c.png").exists()
+
+
+@pytest.mark.filterwarnings("error")
+def test_the_largest_title_that_fits(capsys, monkeypatch, tmp_path, one_run):
+    """As many lines as a title may have, each of as many of the widest letter as a line may have (3 of 70): drawn
+    whole, above the panels."""
+    from ltrsched.plots.cdf import MAX_TITLE_CHARS, MAX_TITLE_LINES
+
+    title = "\n".join(["W" * MAX_TITLE_CHARS] * MAX_TITLE_LINES)
+    fig = plotted(capsys, monkeypatch, one_run, "--title", title, "-o", tmp_path / "c.png")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()  # (the figure was closed once saved)
+    title = fig._suptitle.get_window_extent(renderer)
+    assert 0 <= title.x0 and title.x1 <= fig.bbox.width and title.y1 <= fig.bbox.height
+    assert all(title.y0 >= ax.get_window_extent(renderer).y1 for ax in fig.axes)
+
+
 @pytest.mark.filterwarnings("error")
 def test_many_policies_get_a_legend_beside_the_row(capsys, monkeypatch, tmp_path, one_run):
     """45 policies: the legend inside the first panel overflowed the row ("Tight layout not applied")."""

@@ -42,11 +42,19 @@ def check_named(path: Path, option: str, suffixes: tuple[str, ...], stem: str) -
                         f"a name before the suffix, e.g. {stem}{path.name}")
 
 
+#: Most lines of a --title: more were drawn down over the panels (matplotlib's "Tight layout not applied").
+MAX_TITLE_LINES = 3
+#: Most characters of a --title's line: 70 of the widest letter (W) fit the figure's width (12.6 in; 80 did not); a
+#: longer line was cut off at both edges of the image.
+MAX_TITLE_CHARS = 70
+
+
 def check_title(title: str, option: str = "--title") -> str:
     """Raise :class:`UserError` if matplotlib would fail to typeset ``title`` (text between two ``$`` is
     math, e.g. ``$\\lambda$``; an unknown command there ended in a traceback after the runs were read), or if it holds
     a control character other than a line break (a tab, ESC, a carriage return: drawn as an empty box, which the
-    missing-glyph note said a font would fix)."""
+    missing-glyph note said a font would fix), or more lines or longer ones than fit the figure
+    (:data:`MAX_TITLE_LINES`, :data:`MAX_TITLE_CHARS`)."""
     import unicodedata
 
     from matplotlib import cbook
@@ -56,6 +64,16 @@ def check_title(title: str, option: str = "--title") -> str:
     if control is not None:
         raise UserError(f"{option} {title!r}: {control!r} is a control character, which no font draws (an empty box "
                         "in the figure); give printable text (a line break, \\n, starts a second line)")
+
+    lines = title.split("\n")
+    if len(lines) > MAX_TITLE_LINES:  # (drawn down over the panels, "Tight layout not applied")
+        raise UserError(f"{option} has {len(lines):,} lines, more than the {MAX_TITLE_LINES} that fit above the panels "
+                        "(the rest was drawn over them); shorten it")
+    longest = max(range(len(lines)), key=lambda i: len(lines[i]))
+    if len(lines[longest]) > MAX_TITLE_CHARS:  # (cut off at both edges of the image)
+        raise UserError(f"{option}: its line {longest + 1} has {len(lines[longest]):,} characters, more than the "
+                        f"{MAX_TITLE_CHARS} that fit the figure's width (the rest was cut off at its edges); shorten "
+                        "it, or break it with a line break (\\n)")
 
     if cbook.is_math_text(title):
         try:
