@@ -79,6 +79,10 @@ def _no_digest(text: str) -> str:  # (what an earlier version wrote)
     return json.dumps(doc, indent=2)
 
 
+def _truncate(text: str) -> str:  # (a crash that a non-atomic copy or a full disk left)
+    return text[:100]
+
+
 def _edit_replica(text: str) -> str:
     doc = json.loads(text)
     doc["replicas"][0]["makespan"] = 1e9
@@ -90,6 +94,7 @@ def _edit_replica(text: str) -> str:
     (0, _remove_key, "edited or damaged"),
     (1, _nan_literal, "edited or damaged"),
     (1, _no_digest, "no digest"),
+    (1, _truncate, "is damaged"),
     (2, _edit_replica, "edited or damaged"),
 ])
 def test_an_edited_summary_is_computed_again(cached, tmp_path, capsys, spec_i, damage, why):

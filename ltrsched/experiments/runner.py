@@ -95,7 +95,9 @@ def why_not_done(out: str | Path, spec: RunSpec, run_hash: str | None = None) ->
         data = read_summary_file(d / "summary.json")
     except FileNotFoundError:
         return NOT_RUN
-    except (OSError, ValueError):
+    except OSError as exc:
+        return f"its summary.json cannot be read ({exc.strerror or type(exc).__name__})"
+    except ValueError:
         return "its summary.json is damaged"
     meta = data.get("meta")
     if not isinstance(meta, dict) or meta.get("run_hash") != run_hash:
