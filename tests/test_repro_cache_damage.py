@@ -140,3 +140,12 @@ def test_a_sweep_table_is_not_built_from_an_edited_run(tmp_path, capsys):
     assert "99.5" not in (tmp_path / "out" / "sweep.csv").read_text()
     assert [line for line in second.stderr.splitlines() if line.startswith("note: 1 cached run(s)")]
     assert pl.read_csv(tmp_path / "out" / "sweep.csv").drop(WALL_CLOCK).equals(fresh)
+
+
+def test_a_summary_that_cannot_be_read_is_named_so_not_damaged(cached, tmp_path):
+    """A directory in summary.json's place is not a damaged file: the note says it cannot be read, and why."""
+    out = _copy(cached, tmp_path)
+    path = _summary_path(out, SPECS[0])
+    path.unlink()
+    path.mkdir()
+    assert runner.why_not_done(out, SPECS[0]).startswith("its summary.json cannot be read (")
