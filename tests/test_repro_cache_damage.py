@@ -149,3 +149,24 @@ def test_a_summary_that_cannot_be_read_is_named_so_not_damaged(cached, tmp_path)
     path.unlink()
     path.mkdir()
     assert runner.why_not_done(out, SPECS[0]).startswith("its summary.json cannot be read (")
+
+
+def test_a_section_kept_from_another_version_says_so_in_the_report(tmp_path):
+    """REPRODUCTION.md keeps the sections earlier commands wrote to its --out; one another ltrsched version wrote (its
+    numbers from that version's runs) read as this version's, with only a date."""
+    from ltrsched import __version__
+    from ltrsched.experiments.report import SECTIONS_DIR, write_report
+    from ltrsched.experiments.tables import Section
+
+    (tmp_path / SECTIONS_DIR).mkdir()
+    head = '<!-- ltrsched-section {"command": "c0", "date": "d", "passed": 0, "checks": 0%s} -->\n## Table %d\n'
+    (tmp_path / SECTIONS_DIR / "table1.md").write_text(head % ("", 1))  # (kept before versions were recorded)
+    (tmp_path / SECTIONS_DIR / "table2.md").write_text(head % (', "version": "0.0.1"', 2))
+    (tmp_path / SECTIONS_DIR / "table3.md").write_text(head % (f', "version": "{__version__}"', 3))
+    write_report([("fig3", Section("fig3", "Figure 3"))], tmp_path, "c1", 1.0, ["table1", "table2", "table3", "fig3"])
+    report = (tmp_path / "REPRODUCTION.md").read_text()
+    assert f"_From `c0`, d, by an ltrsched version it did not record (this is {__version__}): run that" in report
+    assert f"_From `c0`, d, by ltrsched 0.0.1, not this one ({__version__}): run that command again" in report
+    assert "_From `c0`, d._" in report  # (this version's)
+    kept = (tmp_path / SECTIONS_DIR / "fig3.md").read_text().splitlines()[0]
+    assert f'"version": "{__version__}"' in kept
