@@ -148,7 +148,8 @@ from ltrsched.workloads.sharegpt import (
     CONVERSATION_KEYS, COUNT_COLUMNS, RECORD_NUMBER, SYSTEM_COLUMN, TABLE_COLUMNS, format_hint, gives_table_counts,
     is_conversation_table,
     load_sharegpt_records, may_give_counts, may_give_other_counts,
-    may_give_arrivals, may_give_columns, may_give_reply_text, may_give_system_key, may_give_system_text, record_hint,
+    may_give_arrivals, may_give_columns, may_give_prompter, may_give_reply_text, may_give_system_key,
+    may_give_system_text, record_hint,
     records_key,
 )
 from ltrsched.workloads.system_key import SYSTEM_KEY, join_system_column, system_column, system_text
@@ -1353,6 +1354,9 @@ def workload_fingerprint(source: str) -> dict[str, str]:
             **({"names": "any case"} if _parquet_reads_any_case(path) else {}),
             **({"turns": "developer"} if _may_give_developer_turns(path) else {}),
             **({"speakers": "any case"} if _may_give_cased_speakers(path) else {}),
+            # (OpenAssistant's prompter messages read as the user's since this marker: runs cached before skipped
+            # their conversations, "with unknown speakers")
+            **({"speakers prompter": "the user"} if _conversations_file(path) and may_give_prompter(path) else {}),
             **({"arrival names": "read"} if _reads_other_arrival_names(path) else {}),
             # (a record's null arrival time, read as none given before: refused since "null refused")
             **({"conversation arrivals": "read, null refused"} if _conversations_give_arrivals(path) else {}),
