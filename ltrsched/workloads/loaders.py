@@ -122,7 +122,9 @@ from ltrsched.workloads.arrival_names import (
     ARRIVAL_KEYS, ARRIVAL_NAMES, UNIT_SUFFIXES, arrival_suffix, arrival_text_error, escapes_a_letter, file_may_name_added,
     unread_arrival_unit,
 )
-from ltrsched.workloads.arrival_values import arrival_error, first_bad_arrival, is_arrival, mixed_kinds_error
+from ltrsched.workloads.arrival_values import (
+    arrival_error, first_bad_arrival, in_units, is_arrival, missing_time_error, mixed_kinds_error, two_keys_error,
+)
 from ltrsched.workloads.arrivals import seconds_unit_warning
 from ltrsched.workloads.blank_text import blank_why, is_blank
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
@@ -198,12 +200,6 @@ def _one_reply(names, where: str, what: str = "columns") -> None:
 #: :func:`_sample_checked`'s errors name and then drops (rows left out, blank lines and BurstGPT's failed requests,
 #: made the table's row numbers differ from the file's).
 FILE_ROW = "__ltrsched_file_row__"
-
-
-def _in_units(suffixes) -> str:
-    """``", in other units"`` if the name suffixes (keys of :data:`UNIT_SUFFIXES`, or "" for none) state other
-    units, else ``", both in seconds"`` (``arrival_time`` beside ``arrival_time_s``: it said "in other units")."""
-    return ", in other units" if len({UNIT_SUFFIXES.get(s, 1.0) for s in suffixes}) > 1 else ", both in seconds"
 
 
 def _numbered(df: pl.DataFrame) -> pl.DataFrame:
@@ -305,8 +301,7 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                                 "tokenized; write the whole pair or the character itself")
         keys = [k for k in rec if arrival_suffix(k) is not None]  # (the .csv's names: 'timestamp' was not read)
         if len(keys) > 1:
-            raise UserError(f"{path}:{lineno}: {' and '.join(repr(k) for k in keys)} both give the arrival time"
-                            f"{_in_units(arrival_suffix(k) for k in keys)}; give one")
+            raise UserError(two_keys_error(f"{path}:{lineno}", keys))
         if not checked_keys.issuperset(rec):  # (each key looked at once: most lines repeat the first's)
             cased = [k for k in rec if k not in JSONL_KEYS and k.strip().lower() in JSONL_KEYS
                      and arrival_suffix(k) is None]
@@ -358,7 +353,7 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     if any(t > 0 for t in timed) and any(t < 0 for t in timed):  # the untimed ones would arrive at t = 0
         first = -next(t for t in timed if t < 0)
         key = "timestamp" if first in mooncake else sorted(units)[0]  # (a Mooncake line's is its 'timestamp')
-        raise UserError(f"{path}:{first}: no {key!r}, which other lines have; give it on every line or none")
+        raise UserError(missing_time_error(f"{path}:{first}", key))
     if dates:
         arrivals = _jsonl_dates(dates, arrivals, [abs(t) for t in timed], path)
     if arrival_info is not None and any(t > 0 for t in timed):
@@ -446,6 +441,11 @@ def _jsonl_dates(dates: dict[int, tuple[str, str]], arrivals: list[float], lines
     texts = pl.Series(key, [text for _, text in dates.values()], dtype=pl.String).str.strip_chars()
     seconds = _datetime_seconds(texts, f"{path}: key {key!r}")
     if seconds.dtype == pl.String:
+        at = _format_break(texts)
+        if at is not None:  # (a date-time in another format than the first's, as a table's and a conversation
+            # record's: it was "key 'timestamp' has non-numeric values (String, first: '01/02/2024 00:00:09')")
+            line, (name, _) = list(dates.items())[at]
+            raise _format_break_error(texts, at, f"{path}: key {name!r}", f"line {line}")
         try:
             bad = texts.str.to_datetime(strict=False).is_null()
         except pl.exceptions.ComputeError:  # (no text is a date-time polars can infer a format from: the first)
@@ -1092,7 +1092,7 @@ def _csv_arrival_column(raw: pl.DataFrame, names: tuple[str, ...], path: Path) -
         unread_arrival_unit(raw.columns, str(path))
     if len(found) > 1:
         raise UserError(f"{path}: columns {' and '.join(repr(n) for n in found.values())} both give arrival times"
-                        f"{_in_units(found)}; keep one")
+                        f"{in_units(found)}; keep one")
     return next(((name, suffix) for suffix, name in found.items()), (None, ""))
 
 
@@ -1155,7 +1155,7 @@ def _table_arrivals(df: pl.DataFrame, path: Path, arrival_info: dict | None = No
     given = [name for name in ("arrival_time", *(f"arrival_time{s}" for s in UNIT_SUFFIXES)) if name in df.columns]
     if len(given) > 1:
         raise UserError(f"{path}: columns {' and '.join(given)} both give arrival times"
-                        f"{_in_units(n[len('arrival_time'):] for n in given)}; keep one")
+                        f"{in_units(n[len('arrival_time'):] for n in given)}; keep one")
     if not given:
         return df
     if arrival_info is not None:

@@ -43,7 +43,7 @@ from ltrsched.strict_json import DuplicateKeyError, unique_keys
 from ltrsched.workloads.arrival_names import (
     arrival_suffix, escapes_a_letter, file_may_name_added, json_may_name_arrivals,
 )
-from ltrsched.workloads.arrival_values import arrival_error, is_arrival
+from ltrsched.workloads.arrival_values import arrival_error, is_arrival, missing_time_error, two_keys_error
 from ltrsched.workloads.blank_text import is_blank
 from ltrsched.workloads.number_text import text_error, text_number, text_numbers
 from ltrsched.workloads.count_values import MAX_TOKENS, count_error, is_count
@@ -777,7 +777,7 @@ def _record_arrival(record: dict, number: int, path: Path) -> dict:
         return {}
     place = f"record {number:,}" + (f" (id {_record_id(record)!r})" if _record_id(record) else "")
     if len(keys) > 1:
-        raise UserError(f"{path}: {place}: {' and '.join(repr(k) for k in keys)} both give the arrival time; give one")
+        raise UserError(two_keys_error(f"{path}: {place}", keys))  # (a .jsonl request line's words)
     value = record[keys[0]]
     if isinstance(value, str):
         if text_number(value) is None:
@@ -808,9 +808,10 @@ def _arrival_columns(given: list[dict], numbers: list[int], ids: list[str], path
         at = next(i for i, g in enumerate(given) if set(g) != {keys[0]})
         has = next(iter(given[at]), None)
         other = keys[0] if has != keys[0] else keys[1]
-        raise UserError(f"{where(at)}: " + (f"no arrival time, where others give {other!r}" if has is None else
-                                            f"its arrival time is {has!r}, where others give {other!r}")
-                        + "; give it on every record, under one name, or on none")
+        if has is None:  # (a .jsonl request line's words)
+            raise UserError(missing_time_error(where(at), other, "records"))
+        raise UserError(f"{where(at)}: its arrival time is {has!r}, where others give {other!r}; give it on every "
+                        "record, under one name, or on none")
     values = [g[keys[0]] for g in given]
     text = any(isinstance(v, str) for v in values)
     return pl.DataFrame({keys[0]: pl.Series(keys[0], [repr(v) if text and not isinstance(v, str) else v
