@@ -130,6 +130,7 @@ from ltrsched.workloads.blank_text import blank_why, is_blank
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
 from ltrsched.workloads.count_values import count_error, csv_boolean, is_count
 from ltrsched.workloads.empty_file import check_not_empty
+from ltrsched.workloads.file_splits import FILE_SPLITS, SPLIT_NAME, split_column, split_mask
 from ltrsched.workloads.count_values import ZERO_OUTPUT_HINT
 from ltrsched.workloads.number_text import NUMBER_TEXT, number_texts, text_error, text_number, text_numbers
 from ltrsched.workloads.csv_fields import field_error
@@ -1227,11 +1228,12 @@ def _temporal_seconds(col: pl.Series) -> pl.Series:
 
 
 def _sample_checked(df: pl.DataFrame, num_requests: int | None, seed: int, path: Path,
-                    count_names: dict[str, str] | None = None) -> pl.DataFrame:
+                    count_names: dict[str, str] | None = None, keep: pl.Series | None = None) -> pl.DataFrame:
     """A seeded sample of a file's rows, after checking every row (a bad row passed when no seed drew it); errors
     name the file (``path``), and a count's column by the file's own name (``count_names``: ours -> the file's, e.g.
-    ``input_len``, as a ``.jsonl``'s error names the line's key). Rows without a ``request_id`` column are numbered
-    0, 1, ... after sampling."""
+    ``input_len``, as a ``.jsonl``'s error names the line's key). ``keep`` (a flag per row: a split's,
+    :func:`_split_rows`) selects the rows sampled from, once every row is checked. Rows without a ``request_id``
+    column are numbered 0, 1, ... after sampling."""
     numbered = "request_id" not in df.columns
     rows = df[FILE_ROW] if FILE_ROW in df.columns else None
     df = df.drop(FILE_ROW, strict=False)
@@ -1240,6 +1242,8 @@ def _sample_checked(df: pl.DataFrame, num_requests: int | None, seed: int, path:
                   None if rows is None else lambda row: f"{what} {rows[row]}", count_names)
     _no_blank_texts(df, lambda row: (f"{path}:{rows[row]}" if what == "line" else f"{path}: row {rows[row]}")
                     if rows is not None else f"{path}: row {row + 1}")
+    if keep is not None:
+        df = df.filter(keep)
     df = sample_rows(df, num_requests, seed, str(path))
     return _numbered(df) if numbered else df
 
@@ -1658,14 +1662,16 @@ def _table_gives_system(path: Path) -> bool:
     return system_column(names) is not None and any(n.strip().lower() == "prompt" for n in names)
 
 
-def load_workload(source: str, num_requests: int | None = None, seed: int = 0, split: str = "eval") -> Workload:
+def load_workload(source: str, num_requests: int | None = None, seed: int = 0, split: str | None = None) -> Workload:
     """A workload from a built-in name or a file path; ``num_requests`` samples (seeded) from it.
 
-    ``split`` applies to ShareGPT data and labels files ("eval", "train" or "all"; see
-    :mod:`ltrsched.workloads.selection`).
+    ``split`` ("eval", "train" or "all") applies to ShareGPT data and labels files (see
+    :mod:`ltrsched.workloads.selection`; None: "eval") and to a request file's own ``split`` column or key
+    (:mod:`ltrsched.workloads.file_splits`: "train" and "eval" its rows of that split; None and "all" every row, the
+    column unread).
     """
     if source in BUILTIN:
-        return builtin_workload(source, num_requests, seed, split)
+        return builtin_workload(source, num_requests, seed, split or "eval")
     arrival: dict = {}  # the arrival-time column and its unit (load_csv, load_jsonl, _table_arrivals), and notes
     try:
         return _file_workload(source, num_requests, seed, split, arrival)
@@ -1699,7 +1705,7 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
             return Workload(df, path.stem, _meta(path, arrival, arrival.get("warning")))
         df = _read_parquet(path)
         if is_labels(df):
-            return labels_workload(df, path.stem, split, num_requests=num_requests, seed=seed,
+            return labels_workload(df, path.stem, split or "eval", num_requests=num_requests, seed=seed,
                                    meta={"source": str(path)})
         columns = df.columns  # the file's own: a missing column's error named the ids and arrival times added here
         df = df.with_columns(pl.int_range(1, df.height + 1, dtype=pl.Int64).alias(FILE_ROW))
@@ -1751,8 +1757,9 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
         raise UserError(file_not_text_hint(path)
                         or f"{path}: unknown workload format {suffix!r}; use .parquet, .jsonl, .json or .csv")
     warning = _unit_warning(df["arrival_time"], arrival, path) if "arrival_time" in df.columns else None
-    workload = Workload(_sample_checked(df, num_requests, seed, path, arrival.pop("count names", None)), path.stem,
-                        _meta(path, arrival, warning))
+    keep = _split_rows(df, path, split) if split in FILE_SPLITS else None  # (a file's own split, where one is asked)
+    workload = Workload(_sample_checked(df, num_requests, seed, path, arrival.pop("count names", None), keep),
+                        path.stem, {**_meta(path, arrival, warning), **({"split": split} if keep is not None else {})})
     for line in arrival.get("notes", ()):  # (after the checks; ahead of an error, load_workload prints them)
         print(line, file=sys.stderr)
     return workload
@@ -1765,6 +1772,38 @@ def _read_parquet(path: Path, n_rows: int | None = None) -> pl.DataFrame:
     except Exception as exc:
         hint = file_not_text_hint(path)  # (a .parquet.gz renamed: "The file must end with PAR1 or PARE")
         raise UserError(hint or f"cannot read workload {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+
+
+def _split_rows(df: pl.DataFrame, path: Path, split: str) -> pl.Series | None:
+    """Which rows of a request file's table ``df`` (as read: :data:`FILE_ROW` numbers its rows, or lines, in the file)
+    are in ``split`` by the file's own split (:mod:`~ltrsched.workloads.file_splits`): a ``.csv``'s or a flat
+    parquet's ``split`` column, in any case, or a ``.jsonl`` line's ``split`` key; None for a file without one. One-line
+    :class:`UserError` for a value that is no split, naming its row (line)."""
+    suffix = path.suffix.lower()
+    rows = df[FILE_ROW]
+    if suffix == ".jsonl":
+        records = [(line, rec) for line, rec in jsonl_records(path) if isinstance(rec, dict)]
+        if not any(SPLIT_NAME in rec for _, rec in records):
+            return None
+        given = {line: rec.get(SPLIT_NAME) for line, rec in records}
+        return split_mask([given.get(line) for line in rows], SPLIT_NAME, split, str(path),
+                          lambda at: f"line {rows[at]}", "key")
+    if suffix == ".csv":
+        data = lf_line_ends(path.read_bytes())
+        text = decode_utf8(data, path)
+        header = _csv_header(data, text, path)
+        name = split_column(header, str(path))
+        if name is None:
+            return None
+        values = _read_csv_checked(data, text, path, (name, *_count_columns(header)))[name]  # (as text, as written)
+    elif suffix == ".parquet":
+        name = split_column(pl.read_parquet_schema(path), str(path))
+        if name is None:
+            return None
+        values = pl.read_parquet(path, columns=[name])[name]
+    else:
+        return None
+    return split_mask(values.gather(rows - 1).to_list(), name, split, str(path), lambda at: f"row {rows[at]}")
 
 
 def _meta(path: Path, arrival_info: dict, warning: str | None) -> dict:
