@@ -563,3 +563,54 @@ def test_a_conversation_records_arrival_that_is_no_time_is_a_request_lines_line(
         refused[name] = r.stderr.strip().replace(str(file), "FILE")
     assert re.search(r"\brecord \d+ \(id 'c\d'\)", refused["record"]), refused
     assert re.sub(r"\brecord (\d+) \(id 'c\d'\)", r"line \1", refused["record"]) == refused["line"], refused
+
+
+def _as_lines(line: str) -> str:
+    """A conversation record's error with a ``.jsonl`` request line's words for its place: ``FILE: record 2 (id
+    'c1'): `` as ``FILE:2: ``, ``in record 2 (id 'c1')`` as ``in line 2``, other records as other lines."""
+    line = re.sub(r"^error: FILE: record (\d+) \(id 'c\d+'\): ", r"error: FILE:\1: ", line)
+    line = re.sub(r"\brecord (\d+) \(id 'c\d+'\)", r"line \1", line)
+    return line.replace("other records", "other lines").replace("every record", "every line")
+
+
+# Arrival times given in a way a .jsonl request line refuses: the same words for a conversation record's (its place
+# set aside). A record said "'arrival_time' and 'timestamp' both give the arrival time; give one" (no word of the
+# units), "no arrival time, where others give 'arrival_time'; give it on every record, under one name, or on none"; a
+# request line whose date-time changed format "key 'timestamp' has non-numeric values (String, first: '01/02/2024
+# 00:00:09') in line 2; it must hold numbers (seconds) or date-times" (a record's and a table's name the format).
+RECORD_LINE_TIMES = {  # case -> (each record's or line's time keys, the line's error)
+    "two keys in one": ([{"arrival_time": 0.0, "timestamp": 1.0}, {"arrival_time": 1.0}],
+                        "FILE:1: 'arrival_time' and 'timestamp' both give the arrival time, both in seconds; give one"),
+    "two keys in other units": ([{"arrival_time": 0.0}, {"arrival_time": 1.0, "timestamp_ms": 1000}],
+                                "FILE:2: 'arrival_time' and 'timestamp_ms' both give the arrival time, in other units"),
+    "one without a time": ([{"arrival_time": 0.0}, {}, {"arrival_time": 2.0}],
+                           "FILE:2: no 'arrival_time', which other lines have; give it on every line or none"),
+    "the first without a time": ([{}, {"timestamp": 1.0}],
+                                 "FILE:1: no 'timestamp', which other lines have; give it on every line or none"),
+    "a date-time format change": ([{"timestamp": "2024-01-01 00:00:00"}, {"timestamp": "2024-01-01 00:00:05"},
+                                   {"timestamp": "01/02/2024 00:00:09"}],
+                                  "FILE: key 'timestamp': '01/02/2024 00:00:09' in line 3 is not a date-time in the "
+                                  "format of the first, '2024-01-01 00:00:00'; write every arrival time as a date-time "
+                                  "in one format"),
+}
+
+
+@pytest.mark.parametrize("kind", ["json", "jsonl"])
+@pytest.mark.parametrize("case", list(RECORD_LINE_TIMES))
+def test_a_conversation_records_arrival_keys_are_refused_in_a_request_lines_words(capsys, tmp_path, case, kind):
+    times, says = RECORD_LINE_TIMES[case]
+    prompts = [f"Write a short poem about the number {i} and the sea" for i in range(len(times))]
+    lines = tmp_path / "requests.jsonl"
+    lines.write_text("".join(json.dumps({"prompt": p, "output_tokens": 5, **t}) + "\n" for p, t in zip(prompts, times)))
+    records = [{"id": f"c{i}", "messages": [{"role": "user", "content": p}, {"role": "assistant", "content": p}], **t}
+               for i, (p, t) in enumerate(zip(prompts, times))]
+    path = tmp_path / f"c.{kind}"
+    path.write_text(json.dumps(records) if kind == "json" else "".join(json.dumps(r) + "\n" for r in records))
+    refused = {}
+    for name, file in (("line", lines), ("record", path)):
+        r = run_cli_fast(capsys, "simulate", "-w", str(file), "--no-progress", "-o", str(tmp_path / name))
+        assert_one_line_error(r, str(file))
+        refused[name] = r.stderr.strip().replace(str(file), "FILE")
+    assert refused["line"].startswith(f"error: {says}"), refused
+    assert re.search(r"\brecord \d+ \(id 'c\d'\)", refused["record"]), refused
+    assert _as_lines(refused["record"]) == refused["line"], refused

@@ -275,3 +275,37 @@ def test_a_conversations_openai_usage_not_read_is_said(capsys, tmp_path, kind):
     assert counts(path) == sorted(zip(count_tokens(PROMPTS).tolist(), count_tokens(REPLIES).tolist()))
     assert (f"c.{kind}: 3 of the 3 first turns' records give an OpenAI 'usage' (first: record 1), whose token counts "
             "are not read: the text's Llama-3 counts are used") in capsys.readouterr().err
+
+
+# OpenAssistant's role of the person's messages, "prompter" (oasst1/oasst2, beside "assistant"), is a user speaker name,
+# as ShareGPT's "human" is: a conversation of them is read as the same one with "user" messages. They were skipped,
+# "with unknown speakers" (a file of them refused: "message 1 has the speaker 'prompter' (in any case), none of ...").
+@pytest.mark.parametrize("kind", ["json", "jsonl", "parquet"])
+def test_openassistants_prompter_is_the_user(tmp_path, kind):
+    import polars as pl
+
+    records = [{"id": f"o{i}", "messages": [{"role": "Prompter" if i == 2 else "prompter", "content": PROMPTS[i]},
+                                            messages(i)[1]]} for i in range(3)]
+    path = tmp_path / f"o.{kind}"
+    if kind == "parquet":
+        pl.DataFrame(records).write_parquet(path)
+    else:
+        path.write_text(json.dumps(records) if kind == "json" else lines(records))
+    assert counts(path) == sorted(zip(count_tokens(PROMPTS).tolist(), count_tokens(REPLIES).tolist()))
+    assert workload_fingerprint(str(path))["speakers prompter"] == "the user"
+
+
+def test_a_parse_cached_before_prompter_was_read_is_not_reused(tmp_path, monkeypatch):
+    """A file of one conversation of OpenAssistant's and one of OpenAI's: a parse cached before had the second alone."""
+    from ltrsched.workloads.sharegpt import load_sharegpt_records
+
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "o.jsonl"
+    path.write_text(lines([{"messages": [{"role": "prompter", "content": PROMPTS[0]}, messages(0)[1]]},
+                           {"messages": messages(1)}]))
+    monkeypatch.setattr("ltrsched.workloads.sharegpt._USER", ("human", "user"))  # (the rule before, and the cache
+    monkeypatch.setattr("ltrsched.workloads.sharegpt.may_give_prompter", lambda path: False)  # name it had)
+    assert len(load_sharegpt_records(path, notes=[])) == 1
+    monkeypatch.undo()
+    monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
+    assert len(load_sharegpt_records(path, notes=[])) == 2

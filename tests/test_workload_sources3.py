@@ -112,7 +112,7 @@ def test_a_parse_cached_before_the_arrival_times_is_not_reused(tmp_path, monkeyp
 
 @pytest.mark.parametrize("records, message", [
     ([chat(0, timestamp=0), chat(1), chat(2, timestamp=2)],
-     "c.jsonl: record 2: no arrival time, where others give 'timestamp'; give it on every record"),
+     "c.jsonl: record 2: no 'timestamp', which other records have; give it on every record or none"),
     ([chat(0, timestamp=0), chat(1, arrival_time=1), chat(2, timestamp=2)],
      "c.jsonl: record 2: its arrival time is 'arrival_time', where others give 'timestamp'"),
     ([chat(0, timestamp=0), chat(1, timestamp="2023-04-01 10:00:00")],

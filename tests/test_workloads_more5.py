@@ -170,7 +170,7 @@ def test_a_damaged_remembered_probe_is_probed_again(tmp_path, monkeypatch):
     path = tmp_path / "lmsys.parquet"
     lmsys(True).write_parquet(path)
     assert workload_fingerprint(str(path))["system text"] == "counted, a blank user turn empty"
-    kept = list((tmp_path / "cache").glob("*.probe.json"))
+    kept = list((tmp_path / "cache").glob("*-system-p*.probe.json"))  # (its system probe; a prompter one beside it)
     assert len(kept) == 1 and kept[0].read_text() == "true"
     kept[0].write_text("tru")
     assert workload_fingerprint(str(path))["system text"] == "counted, a blank user turn empty"

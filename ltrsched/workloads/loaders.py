@@ -122,12 +122,15 @@ from ltrsched.workloads.arrival_names import (
     ARRIVAL_KEYS, ARRIVAL_NAMES, UNIT_SUFFIXES, arrival_suffix, arrival_text_error, escapes_a_letter, file_may_name_added,
     unread_arrival_unit,
 )
-from ltrsched.workloads.arrival_values import arrival_error, first_bad_arrival, is_arrival, mixed_kinds_error
+from ltrsched.workloads.arrival_values import (
+    arrival_error, first_bad_arrival, in_units, is_arrival, missing_time_error, mixed_kinds_error, two_keys_error,
+)
 from ltrsched.workloads.arrivals import seconds_unit_warning
 from ltrsched.workloads.blank_text import blank_why, is_blank
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
 from ltrsched.workloads.count_values import count_error, csv_boolean, is_count
 from ltrsched.workloads.empty_file import check_not_empty
+from ltrsched.workloads.file_splits import FILE_SPLITS, SPLIT_NAME, split_column, split_mask
 from ltrsched.workloads.count_values import ZERO_OUTPUT_HINT
 from ltrsched.workloads.number_text import NUMBER_TEXT, number_texts, text_error, text_number, text_numbers
 from ltrsched.workloads.csv_fields import field_error
@@ -148,7 +151,8 @@ from ltrsched.workloads.sharegpt import (
     CONVERSATION_KEYS, COUNT_COLUMNS, RECORD_NUMBER, SYSTEM_COLUMN, TABLE_COLUMNS, format_hint, gives_table_counts,
     is_conversation_table,
     load_sharegpt_records, may_give_counts, may_give_other_counts,
-    may_give_arrivals, may_give_columns, may_give_reply_text, may_give_system_key, may_give_system_text, record_hint,
+    may_give_arrivals, may_give_columns, may_give_prompter, may_give_reply_text, may_give_system_key,
+    may_give_system_text, record_hint,
     records_key,
 )
 from ltrsched.workloads.system_key import SYSTEM_KEY, join_system_column, system_column, system_text
@@ -197,12 +201,6 @@ def _one_reply(names, where: str, what: str = "columns") -> None:
 #: :func:`_sample_checked`'s errors name and then drops (rows left out, blank lines and BurstGPT's failed requests,
 #: made the table's row numbers differ from the file's).
 FILE_ROW = "__ltrsched_file_row__"
-
-
-def _in_units(suffixes) -> str:
-    """``", in other units"`` if the name suffixes (keys of :data:`UNIT_SUFFIXES`, or "" for none) state other
-    units, else ``", both in seconds"`` (``arrival_time`` beside ``arrival_time_s``: it said "in other units")."""
-    return ", in other units" if len({UNIT_SUFFIXES.get(s, 1.0) for s in suffixes}) > 1 else ", both in seconds"
 
 
 def _numbered(df: pl.DataFrame) -> pl.DataFrame:
@@ -304,8 +302,7 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                                 "tokenized; write the whole pair or the character itself")
         keys = [k for k in rec if arrival_suffix(k) is not None]  # (the .csv's names: 'timestamp' was not read)
         if len(keys) > 1:
-            raise UserError(f"{path}:{lineno}: {' and '.join(repr(k) for k in keys)} both give the arrival time"
-                            f"{_in_units(arrival_suffix(k) for k in keys)}; give one")
+            raise UserError(two_keys_error(f"{path}:{lineno}", keys))
         if not checked_keys.issuperset(rec):  # (each key looked at once: most lines repeat the first's)
             cased = [k for k in rec if k not in JSONL_KEYS and k.strip().lower() in JSONL_KEYS
                      and arrival_suffix(k) is None]
@@ -357,7 +354,7 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     if any(t > 0 for t in timed) and any(t < 0 for t in timed):  # the untimed ones would arrive at t = 0
         first = -next(t for t in timed if t < 0)
         key = "timestamp" if first in mooncake else sorted(units)[0]  # (a Mooncake line's is its 'timestamp')
-        raise UserError(f"{path}:{first}: no {key!r}, which other lines have; give it on every line or none")
+        raise UserError(missing_time_error(f"{path}:{first}", key))
     if dates:
         arrivals = _jsonl_dates(dates, arrivals, [abs(t) for t in timed], path)
     if arrival_info is not None and any(t > 0 for t in timed):
@@ -445,6 +442,11 @@ def _jsonl_dates(dates: dict[int, tuple[str, str]], arrivals: list[float], lines
     texts = pl.Series(key, [text for _, text in dates.values()], dtype=pl.String).str.strip_chars()
     seconds = _datetime_seconds(texts, f"{path}: key {key!r}")
     if seconds.dtype == pl.String:
+        at = _format_break(texts)
+        if at is not None:  # (a date-time in another format than the first's, as a table's and a conversation
+            # record's: it was "key 'timestamp' has non-numeric values (String, first: '01/02/2024 00:00:09')")
+            line, (name, _) = list(dates.items())[at]
+            raise _format_break_error(texts, at, f"{path}: key {name!r}", f"line {line}")
         try:
             bad = texts.str.to_datetime(strict=False).is_null()
         except pl.exceptions.ComputeError:  # (no text is a date-time polars can infer a format from: the first)
@@ -1091,7 +1093,7 @@ def _csv_arrival_column(raw: pl.DataFrame, names: tuple[str, ...], path: Path) -
         unread_arrival_unit(raw.columns, str(path))
     if len(found) > 1:
         raise UserError(f"{path}: columns {' and '.join(repr(n) for n in found.values())} both give arrival times"
-                        f"{_in_units(found)}; keep one")
+                        f"{in_units(found)}; keep one")
     return next(((name, suffix) for suffix, name in found.items()), (None, ""))
 
 
@@ -1154,7 +1156,7 @@ def _table_arrivals(df: pl.DataFrame, path: Path, arrival_info: dict | None = No
     given = [name for name in ("arrival_time", *(f"arrival_time{s}" for s in UNIT_SUFFIXES)) if name in df.columns]
     if len(given) > 1:
         raise UserError(f"{path}: columns {' and '.join(given)} both give arrival times"
-                        f"{_in_units(n[len('arrival_time'):] for n in given)}; keep one")
+                        f"{in_units(n[len('arrival_time'):] for n in given)}; keep one")
     if not given:
         return df
     if arrival_info is not None:
@@ -1226,11 +1228,12 @@ def _temporal_seconds(col: pl.Series) -> pl.Series:
 
 
 def _sample_checked(df: pl.DataFrame, num_requests: int | None, seed: int, path: Path,
-                    count_names: dict[str, str] | None = None) -> pl.DataFrame:
+                    count_names: dict[str, str] | None = None, keep: pl.Series | None = None) -> pl.DataFrame:
     """A seeded sample of a file's rows, after checking every row (a bad row passed when no seed drew it); errors
     name the file (``path``), and a count's column by the file's own name (``count_names``: ours -> the file's, e.g.
-    ``input_len``, as a ``.jsonl``'s error names the line's key). Rows without a ``request_id`` column are numbered
-    0, 1, ... after sampling."""
+    ``input_len``, as a ``.jsonl``'s error names the line's key). ``keep`` (a flag per row: a split's,
+    :func:`_split_rows`) selects the rows sampled from, once every row is checked. Rows without a ``request_id``
+    column are numbered 0, 1, ... after sampling."""
     numbered = "request_id" not in df.columns
     rows = df[FILE_ROW] if FILE_ROW in df.columns else None
     df = df.drop(FILE_ROW, strict=False)
@@ -1239,6 +1242,8 @@ def _sample_checked(df: pl.DataFrame, num_requests: int | None, seed: int, path:
                   None if rows is None else lambda row: f"{what} {rows[row]}", count_names)
     _no_blank_texts(df, lambda row: (f"{path}:{rows[row]}" if what == "line" else f"{path}: row {rows[row]}")
                     if rows is not None else f"{path}: row {row + 1}")
+    if keep is not None:
+        df = df.filter(keep)
     df = sample_rows(df, num_requests, seed, str(path))
     return _numbered(df) if numbered else df
 
@@ -1353,6 +1358,9 @@ def workload_fingerprint(source: str) -> dict[str, str]:
             **({"names": "any case"} if _parquet_reads_any_case(path) else {}),
             **({"turns": "developer"} if _may_give_developer_turns(path) else {}),
             **({"speakers": "any case"} if _may_give_cased_speakers(path) else {}),
+            # (OpenAssistant's prompter messages read as the user's since this marker: runs cached before skipped
+            # their conversations, "with unknown speakers")
+            **({"speakers prompter": "the user"} if _conversations_file(path) and may_give_prompter(path) else {}),
             **({"arrival names": "read"} if _reads_other_arrival_names(path) else {}),
             # (a record's null arrival time, read as none given before: refused since "null refused")
             **({"conversation arrivals": "read, null refused"} if _conversations_give_arrivals(path) else {}),
@@ -1654,14 +1662,16 @@ def _table_gives_system(path: Path) -> bool:
     return system_column(names) is not None and any(n.strip().lower() == "prompt" for n in names)
 
 
-def load_workload(source: str, num_requests: int | None = None, seed: int = 0, split: str = "eval") -> Workload:
+def load_workload(source: str, num_requests: int | None = None, seed: int = 0, split: str | None = None) -> Workload:
     """A workload from a built-in name or a file path; ``num_requests`` samples (seeded) from it.
 
-    ``split`` applies to ShareGPT data and labels files ("eval", "train" or "all"; see
-    :mod:`ltrsched.workloads.selection`).
+    ``split`` ("eval", "train" or "all") applies to ShareGPT data and labels files (see
+    :mod:`ltrsched.workloads.selection`; None: "eval") and to a request file's own ``split`` column or key
+    (:mod:`ltrsched.workloads.file_splits`: "train" and "eval" its rows of that split; None and "all" every row, the
+    column unread).
     """
     if source in BUILTIN:
-        return builtin_workload(source, num_requests, seed, split)
+        return builtin_workload(source, num_requests, seed, split or "eval")
     arrival: dict = {}  # the arrival-time column and its unit (load_csv, load_jsonl, _table_arrivals), and notes
     try:
         return _file_workload(source, num_requests, seed, split, arrival)
@@ -1695,7 +1705,7 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
             return Workload(df, path.stem, _meta(path, arrival, arrival.get("warning")))
         df = _read_parquet(path)
         if is_labels(df):
-            return labels_workload(df, path.stem, split, num_requests=num_requests, seed=seed,
+            return labels_workload(df, path.stem, split or "eval", num_requests=num_requests, seed=seed,
                                    meta={"source": str(path)})
         columns = df.columns  # the file's own: a missing column's error named the ids and arrival times added here
         df = df.with_columns(pl.int_range(1, df.height + 1, dtype=pl.Int64).alias(FILE_ROW))
@@ -1747,8 +1757,9 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
         raise UserError(file_not_text_hint(path)
                         or f"{path}: unknown workload format {suffix!r}; use .parquet, .jsonl, .json or .csv")
     warning = _unit_warning(df["arrival_time"], arrival, path) if "arrival_time" in df.columns else None
-    workload = Workload(_sample_checked(df, num_requests, seed, path, arrival.pop("count names", None)), path.stem,
-                        _meta(path, arrival, warning))
+    keep = _split_rows(df, path, split) if split in FILE_SPLITS else None  # (a file's own split, where one is asked)
+    workload = Workload(_sample_checked(df, num_requests, seed, path, arrival.pop("count names", None), keep),
+                        path.stem, {**_meta(path, arrival, warning), **({"split": split} if keep is not None else {})})
     for line in arrival.get("notes", ()):  # (after the checks; ahead of an error, load_workload prints them)
         print(line, file=sys.stderr)
     return workload
@@ -1761,6 +1772,38 @@ def _read_parquet(path: Path, n_rows: int | None = None) -> pl.DataFrame:
     except Exception as exc:
         hint = file_not_text_hint(path)  # (a .parquet.gz renamed: "The file must end with PAR1 or PARE")
         raise UserError(hint or f"cannot read workload {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+
+
+def _split_rows(df: pl.DataFrame, path: Path, split: str) -> pl.Series | None:
+    """Which rows of a request file's table ``df`` (as read: :data:`FILE_ROW` numbers its rows, or lines, in the file)
+    are in ``split`` by the file's own split (:mod:`~ltrsched.workloads.file_splits`): a ``.csv``'s or a flat
+    parquet's ``split`` column, in any case, or a ``.jsonl`` line's ``split`` key; None for a file without one. One-line
+    :class:`UserError` for a value that is no split, naming its row (line)."""
+    suffix = path.suffix.lower()
+    rows = df[FILE_ROW]
+    if suffix == ".jsonl":
+        records = [(line, rec) for line, rec in jsonl_records(path) if isinstance(rec, dict)]
+        if not any(SPLIT_NAME in rec for _, rec in records):
+            return None
+        given = {line: rec.get(SPLIT_NAME) for line, rec in records}
+        return split_mask([given.get(line) for line in rows], SPLIT_NAME, split, str(path),
+                          lambda at: f"line {rows[at]}", "key")
+    if suffix == ".csv":
+        data = lf_line_ends(path.read_bytes())
+        text = decode_utf8(data, path)
+        header = _csv_header(data, text, path)
+        name = split_column(header, str(path))
+        if name is None:
+            return None
+        values = _read_csv_checked(data, text, path, (name, *_count_columns(header)))[name]  # (as text, as written)
+    elif suffix == ".parquet":
+        name = split_column(pl.read_parquet_schema(path), str(path))
+        if name is None:
+            return None
+        values = pl.read_parquet(path, columns=[name])[name]
+    else:
+        return None
+    return split_mask(values.gather(rows - 1).to_list(), name, split, str(path), lambda at: f"row {rows[at]}")
 
 
 def _meta(path: Path, arrival_info: dict, warning: str | None) -> dict:

@@ -43,7 +43,7 @@ from ltrsched.strict_json import DuplicateKeyError, unique_keys
 from ltrsched.workloads.arrival_names import (
     arrival_suffix, escapes_a_letter, file_may_name_added, json_may_name_arrivals,
 )
-from ltrsched.workloads.arrival_values import arrival_error, is_arrival
+from ltrsched.workloads.arrival_values import arrival_error, is_arrival, missing_time_error, two_keys_error
 from ltrsched.workloads.blank_text import is_blank
 from ltrsched.workloads.number_text import text_error, text_number, text_numbers
 from ltrsched.workloads.count_values import MAX_TOKENS, count_error, is_count
@@ -60,7 +60,10 @@ CACHE_VERSION = 5  # 2: continuation chunks and replies-first conversations skip
 # (speakers in another case, read since the parse cache's "-case" marker: load_sharegpt_records)
 #: The distribution that counts tokens (part of the parse cache's key).
 TOKENIZER_DIST = "quicktok-v1"
-_USER = ("human", "user")
+#: A user's speaker names: ShareGPT's ``human``, OpenAI's ``user``, and OpenAssistant's ``prompter`` (``oasst1``/
+#: ``oasst2``'s role of the person's messages, beside ``assistant``: a conversation of them was skipped "with unknown
+#: speakers", a file of them refused).
+_USER = ("human", "user", "prompter")
 _ASSISTANT = ("gpt", "chatgpt", "assistant", "bard", "bing")
 #: Instructions ahead of the conversation, not a turn: OpenAI's ``developer`` messages are its ``system`` messages
 #: for its newer models (a chat file of them had every conversation skipped, "with unknown speakers").
@@ -613,6 +616,8 @@ _RECORD_KEY = re.compile(rb'"(?:' + b"|".join(n.encode() for n in RECORD_COLUMNS
 #: A message's speaker that is a system or developer message (any case, spaces around it) in a file's bytes (or an
 #: escaped letter that could spell one).
 _SYSTEM_SPEAKER = re.compile(rb'"(?:from|role)"\s*:\s*"\s*(?i:system|developer)\s*"')
+#: A message's speaker that is OpenAssistant's ``prompter`` (any case, spaces around it) in a file's bytes.
+_PROMPTER_SPEAKER = re.compile(rb'"(?:from|role)"\s*:\s*"\s*(?i:prompter)\s*"')
 
 
 def _json_bytes_may_name(path: Path, key: re.Pattern) -> bool:
@@ -693,7 +698,23 @@ def may_give_system_text(path: Path) -> bool:
             return _json_bytes_may_name(path, _SYSTEM_SPEAKER) or may_give_system_key(path)
         if suffix != ".parquet":
             return False
-        return _remembered(path, "system", _parquet_has_system_speaker)
+        return _remembered(path, "system", lambda p: _parquet_has_speaker(p, _SYSTEM))
+    except Exception:  # (OSError, a parquet polars cannot read, a speaker field that is not text)
+        return False
+
+
+def may_give_prompter(path: Path) -> bool:
+    """Whether the conversations file ``path`` may hold OpenAssistant's ``prompter`` messages, whose conversations a
+    parse before skipped ("with unknown speakers"; read as the user's since, :data:`_USER`): a ``.json``'s or
+    ``.jsonl``'s bytes name such a speaker (or escape a letter that could spell one), a parquet's messages have one
+    (read from its speaker fields alone). False for other files and one that cannot be read (loading it says why)."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".json", ".jsonl"):
+            return _json_bytes_may_name(path, _PROMPTER_SPEAKER)
+        if suffix != ".parquet":
+            return False
+        return _remembered(path, "prompter", lambda p: _parquet_has_speaker(p, ("prompter",)))
     except Exception:  # (OSError, a parquet polars cannot read, a speaker field that is not text)
         return False
 
@@ -722,9 +743,10 @@ def _remembered(path: Path, name: str, probe) -> bool:
     return value
 
 
-def _parquet_has_system_speaker(path: Path) -> bool:
-    """Whether a conversations parquet's messages have a system or developer speaker (read from its speaker fields
-    alone: :func:`may_give_system_text`)."""
+def _parquet_has_speaker(path: Path, names: tuple[str, ...]) -> bool:
+    """Whether a conversations parquet's messages have a speaker of ``names`` (lower case; in any case, spaces around
+    it), read from its speaker fields alone: a system or developer one (:func:`may_give_system_text`), OpenAssistant's
+    prompter (:func:`may_give_prompter`)."""
     schema = pl.read_parquet_schema(path)
     for key in CONVERSATION_KEYS:
         kind = schema.get(key)
@@ -734,7 +756,7 @@ def _parquet_has_system_speaker(path: Path) -> bool:
             # (the speakers alone, then exploded: 4x faster than a list.eval of the test, or exploding the
             # messages with their text)
             speakers = pl.col(key).list.eval(pl.element().struct.field(field)).explode()
-            if pl.scan_parquet(path).select(speakers.str.strip_chars().str.to_lowercase().is_in(list(_SYSTEM))
+            if pl.scan_parquet(path).select(speakers.str.strip_chars().str.to_lowercase().is_in(list(names))
                                             .any()).collect().item():
                 return True
     return False
@@ -755,7 +777,7 @@ def _record_arrival(record: dict, number: int, path: Path) -> dict:
         return {}
     place = f"record {number:,}" + (f" (id {_record_id(record)!r})" if _record_id(record) else "")
     if len(keys) > 1:
-        raise UserError(f"{path}: {place}: {' and '.join(repr(k) for k in keys)} both give the arrival time; give one")
+        raise UserError(two_keys_error(f"{path}: {place}", keys))  # (a .jsonl request line's words)
     value = record[keys[0]]
     if isinstance(value, str):
         if text_number(value) is None:
@@ -786,9 +808,10 @@ def _arrival_columns(given: list[dict], numbers: list[int], ids: list[str], path
         at = next(i for i, g in enumerate(given) if set(g) != {keys[0]})
         has = next(iter(given[at]), None)
         other = keys[0] if has != keys[0] else keys[1]
-        raise UserError(f"{where(at)}: " + (f"no arrival time, where others give {other!r}" if has is None else
-                                            f"its arrival time is {has!r}, where others give {other!r}")
-                        + "; give it on every record, under one name, or on none")
+        if has is None:  # (a .jsonl request line's words)
+            raise UserError(missing_time_error(where(at), other, "records"))
+        raise UserError(f"{where(at)}: its arrival time is {has!r}, where others give {other!r}; give it on every "
+                        "record, under one name, or on none")
     values = [g[keys[0]] for g in given]
     text = any(isinstance(v, str) for v in values)
     return pl.DataFrame({keys[0]: pl.Series(keys[0], [repr(v) if text and not isinstance(v, str) else v
@@ -1190,6 +1213,8 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # reply are refused, which a parse cached before read as the first turn's); "-replytext": a user turn alone with its
     # reply's text under a request line's name ('response'), which a parse cached before skipped; "-usage": the notes
     # count the records whose OpenAI 'usage' is not read, which a parse cached before did not (the records are the same)
+    # "-prompter": OpenAssistant's prompter messages read as the user's, whose conversations a parse cached before
+    # skipped ("with unknown speakers")
     cached = cache_dir() / (f"sharegpt-{key}-utf8{'-counts' if src.suffix.lower() == '.parquet' else ''}"
                             f"{'' if package else '-skips-case'}"
                             f"{'-arrivals-null' if not package and may_give_arrivals(src) else ''}"
@@ -1203,6 +1228,7 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
                             f"{'-othercounts-replyless-first' if not package and may_give_other_counts(src) else ''}"
                             f"{'-replytext' if not package and may_give_reply_text(src) else ''}"
                             f"{'-usage' if not package and _json_bytes_may_name(src, _USAGE_KEY) else ''}"
+                            f"{'-prompter' if not package and may_give_prompter(src) else ''}"
                             ".parquet")
     cached_notes = cached.with_name(cached.name + NOTES_SUFFIX)
     df = None
