@@ -93,8 +93,8 @@ def why_not_done(out: str | Path, spec: RunSpec, run_hash: str | None = None) ->
     d = run_dir(out, spec, run_hash)
     try:
         data = read_summary_file(d / "summary.json")
-    except FileNotFoundError:
-        return NOT_RUN
+    except (FileNotFoundError, NotADirectoryError):  # (a file where the run's directory goes: never run here, and
+        return NOT_RUN  # the run itself says so in one line, :func:`run_one`, not a note that it is computed again)
     except OSError as exc:
         return f"its summary.json cannot be read ({exc.strerror or type(exc).__name__})"
     except ValueError:
