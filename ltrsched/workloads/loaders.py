@@ -123,7 +123,8 @@ from ltrsched.workloads.arrival_names import (
     unread_arrival_unit,
 )
 from ltrsched.workloads.arrival_values import (
-    arrival_error, first_bad_arrival, in_units, is_arrival, missing_time_error, mixed_kinds_error, two_keys_error,
+    arrival_error, first_bad_arrival, in_units, is_arrival, missing_time_error, mixed_kinds_error, other_name_error,
+    two_keys_error,
 )
 from ltrsched.workloads.arrivals import seconds_unit_warning
 from ltrsched.workloads.blank_text import blank_why, is_blank
@@ -214,6 +215,7 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     prompts, prompt_counts, generated, arrivals, timed, ids = [], [], [], [], [], []
     reply_keys = []  # [per line] the key of its reply's text as written ('response', 'completion'), for the errors
     units = set()  # the arrival-time keys the lines use
+    named = []  # [per line] its arrival time's key as the file names it (a Mooncake line's 'timestamp'), or None
     dates = {}  # line -> (key, its date-time text): read as a .csv's are, once every line is read
     optional = {name: [] for name in NUMERIC_OPTIONAL_COLUMNS}  # [per line] (None where a line has none)
     mooncake = set()  # the numbers of the lines in Mooncake's keys
@@ -318,6 +320,7 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         unit = "milliseconds" if arrival_suffix(key) == "_ms" else "seconds"
         if keys:
             units.add(key)
+        named.append(("timestamp" if key not in original and "timestamp" in original else key) if keys else None)
         arrival = rec.get(key, 0.0)
         if isinstance(arrival, str) and text_number(arrival) is not None:  # a number as text, as a .csv's (it
             arrival = text_number(arrival)  # was read as a date-time, and refused)
@@ -351,10 +354,15 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         raise UserError(f"{path}: no requests (empty file)")
     if len(stamps) == 2:  # (each line read in its unit: a file of both was read in two units, silently)
         raise UserError(_timestamp_units_error(path, stamps[True], stamps[False]))
-    if any(t > 0 for t in timed) and any(t < 0 for t in timed):  # the untimed ones would arrive at t = 0
-        first = -next(t for t in timed if t < 0)
-        key = "timestamp" if first in mooncake else sorted(units)[0]  # (a Mooncake line's is its 'timestamp')
-        raise UserError(missing_time_error(f"{path}:{first}", key))
+    given = [n for n in named if n is not None]
+    if given and any(n != given[0] for n in named):  # (untimed lines would arrive at t = 0; two names, each read as
+        # it says, may be two units or epochs: a conversation record's are refused alike; they were both read)
+        at = next(i for i, n in enumerate(named) if n != given[0])
+        first = abs(timed[at])
+        if named[at] is None:
+            key = "timestamp" if first in mooncake else given[0]  # (a Mooncake line's is its 'timestamp')
+            raise UserError(missing_time_error(f"{path}:{first}", key))
+        raise UserError(other_name_error(f"{path}:{first}", named[at], given[0]))
     if dates:
         arrivals = _jsonl_dates(dates, arrivals, [abs(t) for t in timed], path)
     if arrival_info is not None and any(t > 0 for t in timed):

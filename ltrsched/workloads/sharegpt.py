@@ -43,7 +43,8 @@ from ltrsched.strict_json import DuplicateKeyError, unique_keys
 from ltrsched.workloads.arrival_names import (
     arrival_suffix, escapes_a_letter, file_may_name_added, json_may_name_arrivals,
 )
-from ltrsched.workloads.arrival_values import arrival_error, is_arrival, missing_time_error, two_keys_error
+from ltrsched.workloads.arrival_values import (arrival_error, is_arrival, missing_time_error, other_name_error,
+                                                  two_keys_error)
 from ltrsched.workloads.blank_text import is_blank
 from ltrsched.workloads.number_text import text_error, text_number, text_numbers
 from ltrsched.workloads.count_values import MAX_TOKENS, count_error, is_count
@@ -810,8 +811,7 @@ def _arrival_columns(given: list[dict], numbers: list[int], ids: list[str], path
         other = keys[0] if has != keys[0] else keys[1]
         if has is None:  # (a .jsonl request line's words)
             raise UserError(missing_time_error(where(at), other, "records"))
-        raise UserError(f"{where(at)}: its arrival time is {has!r}, where others give {other!r}; give it on every "
-                        "record, under one name, or on none")
+        raise UserError(other_name_error(where(at), has, other, "records"))
     values = [g[keys[0]] for g in given]
     text = any(isinstance(v, str) for v in values)
     return pl.DataFrame({keys[0]: pl.Series(keys[0], [repr(v) if text and not isinstance(v, str) else v
