@@ -1,5 +1,7 @@
-"""A request file's own train/eval split: a ``.csv``'s or flat parquet's ``split`` column (in any case, spaces around
-it) or a ``.jsonl`` request line's ``split`` key, each row's or line's ``train`` or ``eval`` (in any case).
+"""A file's own train/eval split: a ``.csv``'s or flat parquet's ``split`` column (in any case, spaces around it) or
+a ``.jsonl`` request line's ``split`` key, each row's or line's ``train`` or ``eval`` (in any case); and by the same
+rule a conversation record's: a ``.json``'s or ``.jsonl``'s record's ``split`` key, a conversations parquet's column
+(:data:`~ltrsched.workloads.sharegpt.FILE_SPLIT`; the parse dropped it, where a request file's was read).
 
 It is read only where a split is asked for (``load_workload(split="train"|"eval")``: ``ltrsched train``'s training and
 held-out prompts, ``evaluate --split``, ``predict --split``), as a labels file's and the built-in ShareGPT's splits are;

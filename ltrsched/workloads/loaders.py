@@ -149,7 +149,7 @@ from ltrsched.workloads.schema import (
 from ltrsched.workloads.record_values import count_keys, optional_number, request_id_value
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, left_out, paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import (
-    CONVERSATION_KEYS, COUNT_COLUMNS, RECORD_NUMBER, SYSTEM_COLUMN, TABLE_COLUMNS, format_hint, gives_table_counts,
+    CONVERSATION_KEYS, COUNT_COLUMNS, FILE_SPLIT, RECORD_NUMBER, SYSTEM_COLUMN, TABLE_COLUMNS, format_hint, gives_table_counts,
     is_conversation_table,
     load_sharegpt_records, may_give_counts, may_give_other_counts,
     may_give_arrivals, may_give_columns, may_give_prompter, may_give_reply_text, may_give_system_key,
@@ -690,7 +690,8 @@ def _complete_table(df: pl.DataFrame, path: Path) -> pl.DataFrame:
     return df
 
 
-def _first_turns(path: Path, num_requests: int | None, seed: int, arrival_info: dict | None = None) -> pl.DataFrame:
+def _first_turns(path: Path, num_requests: int | None, seed: int, arrival_info: dict | None = None,
+                 split: str | None = None) -> pl.DataFrame:
     """The requests of a file of conversations (ShareGPT .json, or a parquet of them): the paper's selection of
     first turns (every eligible one, ``num_requests`` sampled), all at t = 0 unless a parquet gives
     ``arrival_time``, numbered unless it gives ``request_id``. Outputs longer than the context leaves are cut to it
@@ -700,10 +701,12 @@ def _first_turns(path: Path, num_requests: int | None, seed: int, arrival_info: 
     parse's notes (records skipped as malformed, a file cut off) are printed on stderr once the requests are
     chosen, or ahead of an error's one line (:func:`ltrsched.notices.explain_error`: they may say why it came).
     ``arrival_info`` receives what :func:`_table_arrivals` tells of a parquet's arrival times, and ``warning``,
-    :func:`_unit_warning` of every record's."""
+    :func:`_unit_warning` of every record's. ``split`` (``train`` or ``eval``) takes the first turns of the records of
+    that split by the file's own (:func:`_record_split`), as a request file's rows are taken (``arrival_info["file
+    split"]`` then says so); other values read every record, as before."""
     notes: list[str] = []
     try:
-        df = _chosen_first_turns(path, num_requests, seed, notes, arrival_info)
+        df = _chosen_first_turns(path, num_requests, seed, notes, arrival_info, split)
     except UserError:  # ("has only 1", "no eligible requests": the warning counting what was left out says why)
         explain_error(notes)
         raise
@@ -713,13 +716,18 @@ def _first_turns(path: Path, num_requests: int | None, seed: int, arrival_info: 
 
 
 def _chosen_first_turns(path: Path, num_requests: int | None, seed: int, notes: list[str],
-                        arrival_info: dict | None = None) -> pl.DataFrame:
+                        arrival_info: dict | None = None, split: str | None = None) -> pl.DataFrame:
     """:func:`_first_turns`' requests; the warnings to print once they are chosen appended to ``notes``."""
     arrival_info = {} if arrival_info is None else arrival_info
     # (a conversation file's arrival times are read by the rule a flat table's are: any of arrival_suffix's names,
     # date-times as seconds since the earliest, a unit suffix; LMSYS's 'timestamp' and a .jsonl's keys were dropped)
     records, named = _other_arrival_name(load_sharegpt_records(path, notes), path)
+    keep = _record_split(records, path, split) if split in FILE_SPLITS else None  # (after the parse's checks)
+    records = records.drop(FILE_SPLIT, strict=False)
     records = _table_arrivals(records, path, arrival_info, named).drop(RECORD_NUMBER, strict=False)
+    if keep is not None:  # (every record's times checked first, as a request file's rows are)
+        records = records.filter(keep)
+        arrival_info["file split"] = split
     if named:  # (a unit warning names the column to rename: the file's)
         arrival_info["column"] = named
     dropped = left_out(records)  # (they were left out without a word)
@@ -746,6 +754,24 @@ def _chosen_first_turns(path: Path, num_requests: int | None, seed: int, notes: 
     validate(df, str(path), lambda row: f"record id {ids[row]!r}" if row < len(ids) and ids[row] else
              "a record without an id")
     return df
+
+
+def _record_split(records: pl.DataFrame, path: Path, split: str) -> pl.Series | None:
+    """Which of a conversations file's first turns (``records``, its parse) are in ``split`` by their records' own
+    split (:data:`~ltrsched.workloads.sharegpt.FILE_SPLIT`: a ``.json``'s or ``.jsonl``'s record's ``split`` key, a
+    conversations parquet's ``split`` column in any case), by a request file's rule
+    (:func:`~ltrsched.workloads.file_splits.split_mask`); None for a file whose records give none. One-line
+    :class:`UserError` for a value that is no split, naming its record (a parquet's row) and id. (A record's own
+    split was dropped: ``train`` refused such a file as one without a split.)"""
+    if FILE_SPLIT not in records.columns:
+        return None
+    table = path.suffix.lower() == ".parquet"
+    name = split_column(pl.read_parquet_schema(path), str(path)) if table else SPLIT_NAME
+    numbers, ids = records[RECORD_NUMBER], records["source_id"].cast(pl.String).to_list()
+    place = lambda at: (f"{'row' if table else 'record'} {numbers[at]:,}"  # noqa: E731
+                        + (f" (id {ids[at]!r})" if ids[at] else ""))
+    values = [None if v is None else json.loads(v) for v in records[FILE_SPLIT]]
+    return split_mask(values, name, split, str(path), place, "column" if table else "key")
 
 
 def _read_csv(data: bytes, text_columns: tuple[str, ...] = ()) -> pl.DataFrame:
@@ -1709,8 +1735,7 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
         # (its columns first: a conversations table's first turns are parsed once and cached, and its messages were
         # read in full on every load to tell what it is)
         if is_conversation_table(_read_parquet(path, n_rows=0)):  # e.g. LMSYS-Chat-1M's: first turns, as a .json's
-            df = _first_turns(path, num_requests, seed, arrival)
-            return Workload(df, path.stem, _meta(path, arrival, arrival.get("warning")))
+            return _conversations_workload(path, num_requests, seed, split, arrival)
         df = _read_parquet(path)
         if is_labels(df):
             return labels_workload(df, path.stem, split or "eval", num_requests=num_requests, seed=seed,
@@ -1751,8 +1776,7 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
                             + _table_hint(df))
     elif suffix in (".json", ".jsonl") and (suffix == ".json" or jsonl_conversations(path)):  # conversations
         # (a .jsonl in OpenAI's chat format, or a .json array): first turns, numbered, as they carry no integer ids
-        df = _first_turns(path, num_requests, seed, arrival)
-        return Workload(df, path.stem, _meta(path, arrival, arrival.get("warning")))
+        return _conversations_workload(path, num_requests, seed, split, arrival)
     elif suffix == ".jsonl":
         df = load_jsonl(path, arrival)
     elif suffix == ".csv":
@@ -1771,6 +1795,15 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
     for line in arrival.get("notes", ()):  # (after the checks; ahead of an error, load_workload prints them)
         print(line, file=sys.stderr)
     return workload
+
+
+def _conversations_workload(path: Path, num_requests: int | None, seed: int, split: str | None,
+                            arrival: dict) -> Workload:
+    """A conversations file's workload (:func:`_first_turns`), meta ``split`` where its records' own split was read."""
+    df = _first_turns(path, num_requests, seed, arrival, split)
+    applied = arrival.pop("file split", None)
+    return Workload(df, path.stem, {**_meta(path, arrival, arrival.get("warning")),
+                                    **({"split": applied} if applied else {})})
 
 
 def _read_parquet(path: Path, n_rows: int | None = None) -> pl.DataFrame:
