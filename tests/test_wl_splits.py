@@ -141,3 +141,11 @@ def test_train_holds_out_a_conversation_files_eval_records(tmp_path):
     path = _conversations(tmp_path, "json", SPLITS)
     assert sorted(prompts_and_lengths(path, "train")[0]) == sorted(PROMPTS[i] for i in (0, 2, 3, 5))
     assert sorted(prompts_and_lengths(path, "eval")[0]) == sorted(PROMPTS[i] for i in (1, 4))
+
+
+def test_two_split_columns_of_a_conversations_parquet_are_refused_only_where_a_split_is_asked(capsys, tmp_path):
+    path = tmp_path / "c.parquet"
+    pl.read_parquet(_conversations(tmp_path, "parquet", SPLITS)).with_columns(Split=pl.lit("eval")).write_parquet(path)
+    assert load_workload(str(path)).df.height == 6  # (simulate's load: as a flat table's)
+    with pytest.raises(UserError, match="columns 'split' and 'Split' both give the split; keep one"):
+        load_workload(str(path), split="eval")

@@ -23,10 +23,15 @@ SPLIT_NAME = "split"
 FILE_SPLITS = ("train", "eval")
 
 
+def split_columns(columns) -> list[str]:
+    """A table's split columns among ``columns`` (``split`` in any case, spaces around it), in its order."""
+    return [c for c in columns if isinstance(c, str) and c.strip().lower() == SPLIT_NAME]
+
+
 def split_column(columns, where: str) -> str | None:
     """The name of a table's split column among ``columns`` (``split`` in any case, spaces around it), or None.
     One-line :class:`UserError` naming ``where`` (the file) for two (``split`` and ``Split``: which is it?)."""
-    found = [c for c in columns if isinstance(c, str) and c.strip().lower() == SPLIT_NAME]
+    found = split_columns(columns)
     if len(found) > 1:
         raise UserError(f"{where}: columns {' and '.join(repr(c) for c in found)} both give the split; keep one")
     return found[0] if found else None

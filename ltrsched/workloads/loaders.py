@@ -149,8 +149,8 @@ from ltrsched.workloads.schema import (
 from ltrsched.workloads.record_values import count_keys, optional_number, request_id_value
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, left_out, paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import (
-    CONVERSATION_KEYS, COUNT_COLUMNS, FILE_SPLIT, RECORD_NUMBER, SYSTEM_COLUMN, TABLE_COLUMNS, format_hint, gives_table_counts,
-    is_conversation_table,
+    CONVERSATION_KEYS, COUNT_COLUMNS, FILE_SPLIT, RECORD_NUMBER, SYSTEM_COLUMN, TABLE_COLUMNS, format_hint,
+    gives_table_counts, is_conversation_table,
     load_sharegpt_records, may_give_counts, may_give_other_counts,
     may_give_arrivals, may_give_columns, may_give_prompter, may_give_reply_text, may_give_system_key,
     may_give_system_text, record_hint,

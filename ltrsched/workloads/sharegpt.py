@@ -46,7 +46,7 @@ from ltrsched.workloads.arrival_names import (
 from ltrsched.workloads.arrival_values import (arrival_error, is_arrival, missing_time_error, other_name_error,
                                                   two_keys_error)
 from ltrsched.workloads.blank_text import is_blank
-from ltrsched.workloads.file_splits import SPLIT_NAME, split_column
+from ltrsched.workloads.file_splits import SPLIT_NAME, split_columns
 from ltrsched.workloads.number_text import text_error, text_number, text_numbers
 from ltrsched.workloads.count_values import MAX_TOKENS, count_error, is_count
 from ltrsched.workloads.record_values import count_keys, optional_number, request_id_value
@@ -542,8 +542,8 @@ TABLE_COLUMNS = ("request_id", "arrival_time", "arrival_time_s", "arrival_time_m
 #: is none names (it named "record id ''"), and then drops.
 RECORD_NUMBER = "__ltrsched_record__"
 #: A column of a conversations file's parse where its records give their own split (a ``.json``'s or ``.jsonl``'s
-#: record's ``split`` key, a conversations parquet's ``split`` column in any case: :mod:`~ltrsched.workloads.file_splits`):
-#: each first turn's record's value as JSON text (null where a record gives none), beside :data:`RECORD_NUMBER`. The
+#: record's ``split`` key, a conversations parquet's ``split`` column in any case:
+#: :mod:`~ltrsched.workloads.file_splits`): each first turn's record's value as JSON text (null where a record gives none), beside :data:`RECORD_NUMBER`. The
 #: loader reads it where a split is asked for, as a request file's ``split``, and drops it (the parse dropped it: a
 #: record's own split was never read, where a request file's was).
 FILE_SPLIT = "__ltrsched_split__"
@@ -596,7 +596,8 @@ def table_records(path: Path) -> tuple[list[dict], pl.DataFrame]:
     # arrival times under any of the names every format reads them by (LMSYS's 'timestamp' was dropped: every request
     # at t = 0); the loader reads them as a flat table's
     arrivals = [c for c in df.columns if arrival_suffix(c) is not None and c not in TABLE_COLUMNS]
-    split = split_column(df.columns, str(path))  # (its own split: FILE_SPLIT)
+    split = next(iter(split_columns(df.columns)), None)  # (its own split: FILE_SPLIT; two are refused where a split
+    # is asked for, as a flat table's: simulate reads such a file)
     return df.select(keep).to_dicts(), df.select([c for c in (*TABLE_COLUMNS, *arrivals, *COUNT_COLUMNS)
                                                   if c in df.columns]
                                                  + ([pl.col(split).alias(FILE_SPLIT)] if split else []))
@@ -700,9 +701,9 @@ def may_give_split(path: Path) -> bool:
     says why)."""
     try:
         if path.suffix.lower() == ".parquet":
-            return split_column(pl.read_parquet_schema(path), str(path)) is not None
+            return bool(split_columns(pl.read_parquet_schema(path)))
         return _json_bytes_may_name(path, _SPLIT_KEY)
-    except Exception:  # (OSError, a parquet polars cannot read, two split columns: loading it says why)
+    except Exception:  # (OSError, a parquet polars cannot read: loading it says why)
         return False
 
 
