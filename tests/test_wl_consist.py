@@ -587,6 +587,13 @@ RECORD_LINE_TIMES = {  # case -> (each record's or line's time keys, the line's 
                            "FILE:2: no 'arrival_time', which other lines have; give it on every line or none"),
     "the first without a time": ([{}, {"timestamp": 1.0}],
                                  "FILE:1: no 'timestamp', which other lines have; give it on every line or none"),
+    # (two names on two lines: both read, each as its name says, where a record's were refused; they may be two
+    # units or epochs)
+    "two names on two": ([{"arrival_time": 0.0}, {"arrival_time": 1.0}, {"timestamp": 2.0}],
+                         "FILE:3: its arrival time is 'timestamp', where others give 'arrival_time'; give it on every "
+                         "line, under one name, or on none"),
+    "two names in other units": ([{"timestamp": 0.0}, {"arrival_time_ms": 1000}],
+                                 "FILE:2: its arrival time is 'arrival_time_ms', where others give 'timestamp'"),
     "a date-time format change": ([{"timestamp": "2024-01-01 00:00:00"}, {"timestamp": "2024-01-01 00:00:05"},
                                    {"timestamp": "01/02/2024 00:00:09"}],
                                   "FILE: key 'timestamp': '01/02/2024 00:00:09' in line 3 is not a date-time in the "
@@ -614,3 +621,22 @@ def test_a_conversation_records_arrival_keys_are_refused_in_a_request_lines_word
     assert refused["line"].startswith(f"error: {says}"), refused
     assert re.search(r"\brecord \d+ \(id 'c\d'\)", refused["record"]), refused
     assert _as_lines(refused["record"]) == refused["line"], refused
+
+
+def test_a_mooncake_lines_timestamp_beside_another_lines_arrival_time_is_refused(capsys, tmp_path):
+    """A Mooncake line's 'timestamp' (milliseconds) and another line's 'arrival_time' (seconds) were both read."""
+    path = tmp_path / "m.jsonl"
+    path.write_text(json.dumps({"input_length": 3, "output_length": 4, "timestamp": 1000}) + "\n"
+                    + json.dumps({"prompt_tokens": 3, "output_tokens": 4, "arrival_time": 2.0}) + "\n")
+    r = run_cli_fast(capsys, "simulate", "-w", str(path), "--no-progress", "-o", str(tmp_path / "run"))
+    assert_one_line_error(r, f"{path}:2: its arrival time is 'arrival_time', where others give 'timestamp'; give it "
+                             "on every line, under one name, or on none")
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_a_tables_two_arrival_columns_cannot_mix_names_by_row(capsys, tmp_path, kind):
+    """A table gives a name per column, not per row: two columns, each filled on some rows, are refused as two."""
+    rows = [{"prompt_tokens": 3, "output_tokens": 4, "arrival_time": 0.0, "timestamp": None},
+            {"prompt_tokens": 3, "output_tokens": 4, "arrival_time": None, "timestamp": 1.0}]
+    outcome = _outcome(capsys, tmp_path, kind, rows)
+    assert outcome[0] == "refused" and "'arrival_time' and 'timestamp'" in outcome[1], outcome

@@ -81,3 +81,71 @@ def test_train_trains_on_a_files_train_rows_and_holds_out_its_eval_rows(tmp_path
     path = _write(tmp_path, "jsonl", SPLITS)
     assert sorted(prompts_and_lengths(path, "train")[0]) == sorted(PROMPTS[i] for i in (0, 2, 3, 5))
     assert sorted(prompts_and_lengths(path, "eval")[0]) == sorted(PROMPTS[i] for i in (1, 4))
+
+
+# A conversation record's own split (a .json's or .jsonl's record's 'split' key, a conversations parquet's 'split'
+# column in any case) by the same rule: it was dropped by the parse (`train` refused such a file as one without a
+# split, whose refusal says a file's own 'split' column or key qualifies; `evaluate --split eval` scored every record).
+def _conversations(tmp_path, kind: str, splits: list, name: str = "split") -> str:
+    records = [{"id": f"c{i}", "messages": [{"role": "user", "content": p},
+                                            {"role": "assistant", "content": f"{p} " + "la " * i}],
+                **({name: s} if s != "absent" else {})} for i, (p, s) in enumerate(zip(PROMPTS, splits))]
+    path = tmp_path / f"c.{kind}"
+    if kind == "json":
+        path.write_text(json.dumps(records))
+    elif kind == "jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    else:
+        pl.DataFrame([{"id": r["id"], "conversation": r["messages"], name: r.get(name)} for r in records],
+                     strict=False).write_parquet(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("kind", ["json", "jsonl", "parquet"])
+def test_a_conversation_records_own_split_is_read_where_one_is_asked(tmp_path, kind):
+    path = _conversations(tmp_path, kind, SPLITS, "Split" if kind == "parquet" else "split")
+    replies = lambda split: sorted(load_workload(path, split=split).df["prompt"].to_list())  # noqa: E731
+    assert replies(None) == replies("all") == sorted(PROMPTS)  # (first: a parse cached by a load asking for none)
+    assert replies("train") == sorted(PROMPTS[i] for i in (0, 2, 3, 5))
+    assert replies("eval") == sorted(PROMPTS[i] for i in (1, 4))
+    assert load_workload(path, split="eval").meta["split"] == "eval"
+    assert "split" not in load_workload(path).meta
+
+
+@pytest.mark.parametrize("kind", ["json", "jsonl", "parquet"])
+def test_simulate_reads_every_conversation_whatever_its_split(capsys, tmp_path, kind):
+    path = _conversations(tmp_path, kind, ["train", "test", "eval", "train", "eval", "train"])
+    r = run_cli_fast(capsys, "simulate", "-w", path, "--no-progress", "-o", str(tmp_path / "run"))
+    assert r.returncode == 0, r.stderr
+    assert pl.read_parquet(tmp_path / "run" / "requests.parquet").height == 6
+
+
+@pytest.mark.parametrize("kind, value, says", [
+    ("json", "test", "c.json: key 'split' in record 2 (id 'c1') is 'test', not a split: give 'train' or 'eval' on "
+                     "every record"),
+    ("jsonl", None, "c.jsonl: key 'split' in record 2 (id 'c1') is missing (null), not a split"),
+    ("jsonl", "absent", "c.jsonl: key 'split' in record 2 (id 'c1') is missing (null), not a split"),
+    ("parquet", "validation", "c.parquet: column 'split' in row 2 (id 'c1') is 'validation', not a split: give "
+                              "'train' or 'eval' on every row"),
+])
+def test_a_conversation_split_that_is_none_is_one_line(capsys, tmp_path, kind, value, says):
+    path = _conversations(tmp_path, kind, ["train", value, "eval", "train", "eval", "train"])
+    r = run_cli_fast(capsys, "train", "--data", path, "--epochs", "1", "--out", str(tmp_path / "ck"))
+    assert_one_line_error(r, says)
+    assert not (tmp_path / "ck").exists()
+
+
+def test_train_holds_out_a_conversation_files_eval_records(tmp_path):
+    from ltrsched.predictors.data import prompts_and_lengths
+
+    path = _conversations(tmp_path, "json", SPLITS)
+    assert sorted(prompts_and_lengths(path, "train")[0]) == sorted(PROMPTS[i] for i in (0, 2, 3, 5))
+    assert sorted(prompts_and_lengths(path, "eval")[0]) == sorted(PROMPTS[i] for i in (1, 4))
+
+
+def test_two_split_columns_of_a_conversations_parquet_are_refused_only_where_a_split_is_asked(capsys, tmp_path):
+    path = tmp_path / "c.parquet"
+    pl.read_parquet(_conversations(tmp_path, "parquet", SPLITS)).with_columns(Split=pl.lit("eval")).write_parquet(path)
+    assert load_workload(str(path)).df.height == 6  # (simulate's load: as a flat table's)
+    with pytest.raises(UserError, match="columns 'split' and 'Split' both give the split; keep one"):
+        load_workload(str(path), split="eval")

@@ -305,8 +305,8 @@ def test_date_time_arrivals_read_alike_in_every_format(tmp_path, capsys):
                                       + "\n" + json.dumps({"timestamp": "soon", "prompt_tokens": 5,
                                                            "output_tokens": 6}))
     one_line_error(run_cli_fast(capsys, "simulate", "-w", tmp_path / "b.jsonl"),
-                   "b.jsonl: key 'timestamp' has non-numeric values (String, first: 'soon') in line 2; it must hold "
-                   "numbers (seconds) or date-times")
+                   "b.jsonl: key 'timestamp': 'soon' in line 2 is not a date-time in the format of the first, "
+                   "'2023-11-16 18:15:46.6805900'; write every arrival time as a date-time in one format")
     pl.DataFrame({"arrival_time": ["soon", "later"], "prompt_tokens": [5, 6], "output_tokens": [6, 7]}).write_parquet(
         tmp_path / "b.parquet")
     one_line_error(run_cli_fast(capsys, "simulate", "-w", tmp_path / "b.parquet"),

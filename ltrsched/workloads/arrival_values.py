@@ -97,3 +97,12 @@ def missing_time_error(where: str, key: str, others: str = "lines") -> str:
     ``key`` (it would arrive at t = 0). (A record's said "no arrival time, where others give 'timestamp'; give it on
     every record, under one name, or on none".)"""
     return f"{where}: no {key!r}, which other {others} have; give it on every {others[:-1]} or none"
+
+
+def other_name_error(where: str, has: str, other: str, others: str = "lines") -> str:
+    """The one-line error for a ``.jsonl`` request line or a conversation record (``where``, as
+    :func:`two_keys_error`'s) whose arrival time is under the key ``has`` where ``others`` (``"lines"``,
+    ``"records"``) give theirs under ``other``: two names may mean two units or epochs (``timestamp`` in Unix seconds,
+    ``arrival_time`` since the trace's start), which request lines read alike, each as its own name says."""
+    return (f"{where}: its arrival time is {has!r}, where others give {other!r}; give it on every {others[:-1]}, "
+            "under one name, or on none")

@@ -1,5 +1,7 @@
-"""A request file's own train/eval split: a ``.csv``'s or flat parquet's ``split`` column (in any case, spaces around
-it) or a ``.jsonl`` request line's ``split`` key, each row's or line's ``train`` or ``eval`` (in any case).
+"""A file's own train/eval split: a ``.csv``'s or flat parquet's ``split`` column (in any case, spaces around it) or
+a ``.jsonl`` request line's ``split`` key, each row's or line's ``train`` or ``eval`` (in any case); and by the same
+rule a conversation record's: a ``.json``'s or ``.jsonl``'s record's ``split`` key, a conversations parquet's column
+(:data:`~ltrsched.workloads.sharegpt.FILE_SPLIT`; the parse dropped it, where a request file's was read).
 
 It is read only where a split is asked for (``load_workload(split="train"|"eval")``: ``ltrsched train``'s training and
 held-out prompts, ``evaluate --split``, ``predict --split``), as a labels file's and the built-in ShareGPT's splits are;
@@ -21,10 +23,15 @@ SPLIT_NAME = "split"
 FILE_SPLITS = ("train", "eval")
 
 
+def split_columns(columns) -> list[str]:
+    """A table's split columns among ``columns`` (``split`` in any case, spaces around it), in its order."""
+    return [c for c in columns if isinstance(c, str) and c.strip().lower() == SPLIT_NAME]
+
+
 def split_column(columns, where: str) -> str | None:
     """The name of a table's split column among ``columns`` (``split`` in any case, spaces around it), or None.
     One-line :class:`UserError` naming ``where`` (the file) for two (``split`` and ``Split``: which is it?)."""
-    found = [c for c in columns if isinstance(c, str) and c.strip().lower() == SPLIT_NAME]
+    found = split_columns(columns)
     if len(found) > 1:
         raise UserError(f"{where}: columns {' and '.join(repr(c) for c in found)} both give the split; keep one")
     return found[0] if found else None

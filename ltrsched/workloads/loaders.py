@@ -123,7 +123,8 @@ from ltrsched.workloads.arrival_names import (
     unread_arrival_unit,
 )
 from ltrsched.workloads.arrival_values import (
-    arrival_error, first_bad_arrival, in_units, is_arrival, missing_time_error, mixed_kinds_error, two_keys_error,
+    arrival_error, first_bad_arrival, in_units, is_arrival, missing_time_error, mixed_kinds_error, other_name_error,
+    two_keys_error,
 )
 from ltrsched.workloads.arrivals import seconds_unit_warning
 from ltrsched.workloads.blank_text import blank_why, is_blank
@@ -148,8 +149,8 @@ from ltrsched.workloads.schema import (
 from ltrsched.workloads.record_values import count_keys, optional_number, request_id_value
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, left_out, paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import (
-    CONVERSATION_KEYS, COUNT_COLUMNS, RECORD_NUMBER, SYSTEM_COLUMN, TABLE_COLUMNS, format_hint, gives_table_counts,
-    is_conversation_table,
+    CONVERSATION_KEYS, COUNT_COLUMNS, FILE_SPLIT, RECORD_NUMBER, SYSTEM_COLUMN, TABLE_COLUMNS, format_hint,
+    gives_table_counts, is_conversation_table,
     load_sharegpt_records, may_give_counts, may_give_other_counts,
     may_give_arrivals, may_give_columns, may_give_prompter, may_give_reply_text, may_give_system_key,
     may_give_system_text, record_hint,
@@ -214,6 +215,7 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     prompts, prompt_counts, generated, arrivals, timed, ids = [], [], [], [], [], []
     reply_keys = []  # [per line] the key of its reply's text as written ('response', 'completion'), for the errors
     units = set()  # the arrival-time keys the lines use
+    named = []  # [per line] its arrival time's key as the file names it (a Mooncake line's 'timestamp'), or None
     dates = {}  # line -> (key, its date-time text): read as a .csv's are, once every line is read
     optional = {name: [] for name in NUMERIC_OPTIONAL_COLUMNS}  # [per line] (None where a line has none)
     mooncake = set()  # the numbers of the lines in Mooncake's keys
@@ -318,6 +320,7 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         unit = "milliseconds" if arrival_suffix(key) == "_ms" else "seconds"
         if keys:
             units.add(key)
+        named.append(("timestamp" if key not in original and "timestamp" in original else key) if keys else None)
         arrival = rec.get(key, 0.0)
         if isinstance(arrival, str) and text_number(arrival) is not None:  # a number as text, as a .csv's (it
             arrival = text_number(arrival)  # was read as a date-time, and refused)
@@ -351,10 +354,15 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         raise UserError(f"{path}: no requests (empty file)")
     if len(stamps) == 2:  # (each line read in its unit: a file of both was read in two units, silently)
         raise UserError(_timestamp_units_error(path, stamps[True], stamps[False]))
-    if any(t > 0 for t in timed) and any(t < 0 for t in timed):  # the untimed ones would arrive at t = 0
-        first = -next(t for t in timed if t < 0)
-        key = "timestamp" if first in mooncake else sorted(units)[0]  # (a Mooncake line's is its 'timestamp')
-        raise UserError(missing_time_error(f"{path}:{first}", key))
+    given = [n for n in named if n is not None]
+    if given and any(n != given[0] for n in named):  # (untimed lines would arrive at t = 0; two names, each read as
+        # it says, may be two units or epochs: a conversation record's are refused alike; they were both read)
+        at = next(i for i, n in enumerate(named) if n != given[0])
+        first = abs(timed[at])
+        if named[at] is None:
+            key = "timestamp" if first in mooncake else given[0]  # (a Mooncake line's is its 'timestamp')
+            raise UserError(missing_time_error(f"{path}:{first}", key))
+        raise UserError(other_name_error(f"{path}:{first}", named[at], given[0]))
     if dates:
         arrivals = _jsonl_dates(dates, arrivals, [abs(t) for t in timed], path)
     if arrival_info is not None and any(t > 0 for t in timed):
@@ -682,7 +690,8 @@ def _complete_table(df: pl.DataFrame, path: Path) -> pl.DataFrame:
     return df
 
 
-def _first_turns(path: Path, num_requests: int | None, seed: int, arrival_info: dict | None = None) -> pl.DataFrame:
+def _first_turns(path: Path, num_requests: int | None, seed: int, arrival_info: dict | None = None,
+                 split: str | None = None) -> pl.DataFrame:
     """The requests of a file of conversations (ShareGPT .json, or a parquet of them): the paper's selection of
     first turns (every eligible one, ``num_requests`` sampled), all at t = 0 unless a parquet gives
     ``arrival_time``, numbered unless it gives ``request_id``. Outputs longer than the context leaves are cut to it
@@ -692,10 +701,12 @@ def _first_turns(path: Path, num_requests: int | None, seed: int, arrival_info: 
     parse's notes (records skipped as malformed, a file cut off) are printed on stderr once the requests are
     chosen, or ahead of an error's one line (:func:`ltrsched.notices.explain_error`: they may say why it came).
     ``arrival_info`` receives what :func:`_table_arrivals` tells of a parquet's arrival times, and ``warning``,
-    :func:`_unit_warning` of every record's."""
+    :func:`_unit_warning` of every record's. ``split`` (``train`` or ``eval``) takes the first turns of the records of
+    that split by the file's own (:func:`_record_split`), as a request file's rows are taken (``arrival_info["file
+    split"]`` then says so); other values read every record, as before."""
     notes: list[str] = []
     try:
-        df = _chosen_first_turns(path, num_requests, seed, notes, arrival_info)
+        df = _chosen_first_turns(path, num_requests, seed, notes, arrival_info, split)
     except UserError:  # ("has only 1", "no eligible requests": the warning counting what was left out says why)
         explain_error(notes)
         raise
@@ -705,13 +716,18 @@ def _first_turns(path: Path, num_requests: int | None, seed: int, arrival_info: 
 
 
 def _chosen_first_turns(path: Path, num_requests: int | None, seed: int, notes: list[str],
-                        arrival_info: dict | None = None) -> pl.DataFrame:
+                        arrival_info: dict | None = None, split: str | None = None) -> pl.DataFrame:
     """:func:`_first_turns`' requests; the warnings to print once they are chosen appended to ``notes``."""
     arrival_info = {} if arrival_info is None else arrival_info
     # (a conversation file's arrival times are read by the rule a flat table's are: any of arrival_suffix's names,
     # date-times as seconds since the earliest, a unit suffix; LMSYS's 'timestamp' and a .jsonl's keys were dropped)
     records, named = _other_arrival_name(load_sharegpt_records(path, notes), path)
+    keep = _record_split(records, path, split) if split in FILE_SPLITS else None  # (after the parse's checks)
+    records = records.drop(FILE_SPLIT, strict=False)
     records = _table_arrivals(records, path, arrival_info, named).drop(RECORD_NUMBER, strict=False)
+    if keep is not None:  # (every record's times checked first, as a request file's rows are)
+        records = records.filter(keep)
+        arrival_info["file split"] = split
     if named:  # (a unit warning names the column to rename: the file's)
         arrival_info["column"] = named
     dropped = left_out(records)  # (they were left out without a word)
@@ -738,6 +754,24 @@ def _chosen_first_turns(path: Path, num_requests: int | None, seed: int, notes: 
     validate(df, str(path), lambda row: f"record id {ids[row]!r}" if row < len(ids) and ids[row] else
              "a record without an id")
     return df
+
+
+def _record_split(records: pl.DataFrame, path: Path, split: str) -> pl.Series | None:
+    """Which of a conversations file's first turns (``records``, its parse) are in ``split`` by their records' own
+    split (:data:`~ltrsched.workloads.sharegpt.FILE_SPLIT`: a ``.json``'s or ``.jsonl``'s record's ``split`` key, a
+    conversations parquet's ``split`` column in any case), by a request file's rule
+    (:func:`~ltrsched.workloads.file_splits.split_mask`); None for a file whose records give none. One-line
+    :class:`UserError` for a value that is no split, naming its record (a parquet's row) and id. (A record's own
+    split was dropped: ``train`` refused such a file as one without a split.)"""
+    if FILE_SPLIT not in records.columns:
+        return None
+    table = path.suffix.lower() == ".parquet"
+    name = split_column(pl.read_parquet_schema(path), str(path)) if table else SPLIT_NAME
+    numbers, ids = records[RECORD_NUMBER], records["source_id"].cast(pl.String).to_list()
+    place = lambda at: (f"{'row' if table else 'record'} {numbers[at]:,}"  # noqa: E731
+                        + (f" (id {ids[at]!r})" if ids[at] else ""))
+    values = [None if v is None else json.loads(v) for v in records[FILE_SPLIT]]
+    return split_mask(values, name, split, str(path), place, "column" if table else "key")
 
 
 def _read_csv(data: bytes, text_columns: tuple[str, ...] = ()) -> pl.DataFrame:
@@ -1701,8 +1735,7 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
         # (its columns first: a conversations table's first turns are parsed once and cached, and its messages were
         # read in full on every load to tell what it is)
         if is_conversation_table(_read_parquet(path, n_rows=0)):  # e.g. LMSYS-Chat-1M's: first turns, as a .json's
-            df = _first_turns(path, num_requests, seed, arrival)
-            return Workload(df, path.stem, _meta(path, arrival, arrival.get("warning")))
+            return _conversations_workload(path, num_requests, seed, split, arrival)
         df = _read_parquet(path)
         if is_labels(df):
             return labels_workload(df, path.stem, split or "eval", num_requests=num_requests, seed=seed,
@@ -1743,8 +1776,7 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
                             + _table_hint(df))
     elif suffix in (".json", ".jsonl") and (suffix == ".json" or jsonl_conversations(path)):  # conversations
         # (a .jsonl in OpenAI's chat format, or a .json array): first turns, numbered, as they carry no integer ids
-        df = _first_turns(path, num_requests, seed, arrival)
-        return Workload(df, path.stem, _meta(path, arrival, arrival.get("warning")))
+        return _conversations_workload(path, num_requests, seed, split, arrival)
     elif suffix == ".jsonl":
         df = load_jsonl(path, arrival)
     elif suffix == ".csv":
@@ -1763,6 +1795,15 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
     for line in arrival.get("notes", ()):  # (after the checks; ahead of an error, load_workload prints them)
         print(line, file=sys.stderr)
     return workload
+
+
+def _conversations_workload(path: Path, num_requests: int | None, seed: int, split: str | None,
+                            arrival: dict) -> Workload:
+    """A conversations file's workload (:func:`_first_turns`), meta ``split`` where its records' own split was read."""
+    df = _first_turns(path, num_requests, seed, arrival, split)
+    applied = arrival.pop("file split", None)
+    return Workload(df, path.stem, {**_meta(path, arrival, arrival.get("warning")),
+                                    **({"split": applied} if applied else {})})
 
 
 def _read_parquet(path: Path, n_rows: int | None = None) -> pl.DataFrame:

@@ -43,8 +43,10 @@ from ltrsched.strict_json import DuplicateKeyError, unique_keys
 from ltrsched.workloads.arrival_names import (
     arrival_suffix, escapes_a_letter, file_may_name_added, json_may_name_arrivals,
 )
-from ltrsched.workloads.arrival_values import arrival_error, is_arrival, missing_time_error, two_keys_error
+from ltrsched.workloads.arrival_values import (arrival_error, is_arrival, missing_time_error, other_name_error,
+                                                  two_keys_error)
 from ltrsched.workloads.blank_text import is_blank
+from ltrsched.workloads.file_splits import SPLIT_NAME, split_columns
 from ltrsched.workloads.number_text import text_error, text_number, text_numbers
 from ltrsched.workloads.count_values import MAX_TOKENS, count_error, is_count
 from ltrsched.workloads.record_values import count_keys, optional_number, request_id_value
@@ -539,6 +541,12 @@ TABLE_COLUMNS = ("request_id", "arrival_time", "arrival_time_s", "arrival_time_m
 #: (1-based: a ``.json``'s or ``.jsonl``'s record, a parquet's row), which the loader's error for an arrival time that
 #: is none names (it named "record id ''"), and then drops.
 RECORD_NUMBER = "__ltrsched_record__"
+#: A column of a conversations file's parse where its records give their own split (a ``.json``'s or ``.jsonl``'s
+#: record's ``split`` key, a conversations parquet's ``split`` column in any case:
+#: :mod:`~ltrsched.workloads.file_splits`): each first turn's record's value as JSON text (null where a record gives none), beside :data:`RECORD_NUMBER`. The
+#: loader reads it where a split is asked for, as a request file's ``split``, and drops it (the parse dropped it: a
+#: record's own split was never read, where a request file's was).
+FILE_SPLIT = "__ltrsched_split__"
 #: A ``.json``'s or ``.jsonl``'s conversation record's keys kept beside its first turn, read as a ``.jsonl`` request
 #: line's are (:mod:`~ltrsched.workloads.record_values`): a conversations parquet keeps these columns
 #: (:data:`TABLE_COLUMNS`); a record's were dropped (``ltr`` said the file had no score, ``po`` drew its estimates).
@@ -588,8 +596,11 @@ def table_records(path: Path) -> tuple[list[dict], pl.DataFrame]:
     # arrival times under any of the names every format reads them by (LMSYS's 'timestamp' was dropped: every request
     # at t = 0); the loader reads them as a flat table's
     arrivals = [c for c in df.columns if arrival_suffix(c) is not None and c not in TABLE_COLUMNS]
+    split = next(iter(split_columns(df.columns)), None)  # (its own split: FILE_SPLIT; two are refused where a split
+    # is asked for, as a flat table's: simulate reads such a file)
     return df.select(keep).to_dicts(), df.select([c for c in (*TABLE_COLUMNS, *arrivals, *COUNT_COLUMNS)
-                                                  if c in df.columns])
+                                                  if c in df.columns]
+                                                 + ([pl.col(split).alias(FILE_SPLIT)] if split else []))
 
 
 def may_give_arrivals(path: Path) -> bool:
@@ -677,6 +688,28 @@ def may_give_reply_text(path: Path) -> bool:
     skipped ("the last message is the user's"): its bytes name one as a key (or escape a letter that could spell
     one). False for other files and one that cannot be read (loading it says why)."""
     return _json_bytes_may_name(path, _REPLY_KEY)
+
+
+#: A JSON key ``split`` (:data:`~ltrsched.workloads.file_splits.SPLIT_NAME`, as written) in a file's bytes.
+_SPLIT_KEY = re.compile(rb'"' + SPLIT_NAME.encode() + rb'"\s*:')
+
+
+def may_give_split(path: Path) -> bool:
+    """Whether the conversations file ``path`` may give its records' own split (:data:`FILE_SPLIT`), which a parse
+    before dropped: a ``.json``'s or ``.jsonl``'s bytes name the key (or escape a letter that could spell it), a
+    parquet has the column (its schema alone read). False for other files and one that cannot be read (loading it
+    says why)."""
+    try:
+        if path.suffix.lower() == ".parquet":
+            return bool(split_columns(pl.read_parquet_schema(path)))
+        return _json_bytes_may_name(path, _SPLIT_KEY)
+    except Exception:  # (OSError, a parquet polars cannot read: loading it says why)
+        return False
+
+
+def _split_texts(values: list) -> pl.Series:
+    """:data:`FILE_SPLIT` of records' own split ``values`` (as the file gives them; None where one gives none)."""
+    return pl.Series(FILE_SPLIT, [None if v is None else json.dumps(v, default=str) for v in values], dtype=pl.String)
 
 
 def may_give_system_key(path: Path) -> bool:
@@ -810,8 +843,7 @@ def _arrival_columns(given: list[dict], numbers: list[int], ids: list[str], path
         other = keys[0] if has != keys[0] else keys[1]
         if has is None:  # (a .jsonl request line's words)
             raise UserError(missing_time_error(where(at), other, "records"))
-        raise UserError(f"{where(at)}: its arrival time is {has!r}, where others give {other!r}; give it on every "
-                        "record, under one name, or on none")
+        raise UserError(other_name_error(where(at), has, other, "records"))
     values = [g[keys[0]] for g in given]
     text = any(isinstance(v, str) for v in values)
     return pl.DataFrame({keys[0]: pl.Series(keys[0], [repr(v) if text and not isinstance(v, str) else v
@@ -1022,6 +1054,7 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
     skips: dict[tuple[bool, str], list] = {}  # (malformed, reason) -> [count, first record number, its id, detail]
     arrivals: dict[int, dict] = {}  # a .json's or .jsonl's record index -> the arrival time it gives
     kept: dict[int, dict] = {}  # a .json's or .jsonl's record index -> its RECORD_COLUMNS (_record_columns)
+    splits: dict[int, object] = {}  # a .json's or .jsonl's record index -> its own split, where it gives one
     hint = None  # what the first record is, if it is another data set's format (format_hint)
     counted = extra is not None and any(c in extra.columns for c in COUNT_COLUMNS)  # (a parquet's own counts)
     later: dict[int, int] = {}  # such a parquet's record index -> its messages after its first reply
@@ -1038,6 +1071,8 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
             if extra is None:
                 arrivals[total - 1] = _record_arrival(record, total, path)
                 kept[total - 1] = _record_columns(record, total, path, _after_first_reply(record))
+                if SPLIT_NAME in record and not packaged:  # (the packaged file's parse, cached, keeps its key)
+                    splits[total - 1] = record[SPLIT_NAME]
                 if usage_hint(record) is not None and not any(kept[total - 1][c] is not None for c in COUNT_COLUMNS):
                     usage.append(total)
             elif counted:
@@ -1094,6 +1129,11 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
         columns = _kept_columns([kept[i] for i in rows_at], [i + 1 for i in rows_at], ids, path)
         if columns.width:
             extra = extra.hstack(columns) if extra.width else columns
+        if splits:  # (each record's own split, by its number: FILE_SPLIT)
+            columns = pl.DataFrame([_split_texts([splits.get(i) for i in rows_at])])
+            if RECORD_NUMBER not in extra.columns:
+                columns = columns.with_columns(pl.Series(RECORD_NUMBER, [i + 1 for i in rows_at], dtype=pl.Int64))
+            extra = extra.hstack(columns) if extra.width else columns
     elif extra.width:
         extra = extra[rows_at]
         if counted:  # (a row's counts beside a conversation going on after its first reply: used as the first turn's)
@@ -1105,7 +1145,10 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
                     raise UserError(later_counts_error(f"{path}: row {rows_at[at] + 1:,}"
                                                        + (f" (id {ids[at]!r})" if ids[at] else ""),
                                                        f"column {name!r}", int(after[at])))
-        if any(arrival_suffix(c) is not None for c in extra.columns):  # (the rows an arrival error names)
+        if FILE_SPLIT in extra.columns:  # (as a record's: JSON text)
+            extra = extra.with_columns(_split_texts(extra[FILE_SPLIT].to_list()))
+        if any(arrival_suffix(c) is not None for c in extra.columns) or FILE_SPLIT in extra.columns:  # (the rows an
+            # arrival error, or a split's, names)
             extra = extra.with_columns(pl.Series(RECORD_NUMBER, [i + 1 for i in rows_at], dtype=pl.Int64))
         if "request_id" in extra.columns:  # (checked here, naming the file's row: once the first turns are chosen and
             # shuffled, a repeated id of a table without conversation ids was "a record without an id: request_id 1
@@ -1215,6 +1258,7 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # count the records whose OpenAI 'usage' is not read, which a parse cached before did not (the records are the same)
     # "-prompter": OpenAssistant's prompter messages read as the user's, whose conversations a parse cached before
     # skipped ("with unknown speakers")
+    # "-split": the records' own split kept (FILE_SPLIT: may_give_split), which a parse cached before dropped
     cached = cache_dir() / (f"sharegpt-{key}-utf8{'-counts' if src.suffix.lower() == '.parquet' else ''}"
                             f"{'' if package else '-skips-case'}"
                             f"{'-arrivals-null' if not package and may_give_arrivals(src) else ''}"
@@ -1229,6 +1273,7 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
                             f"{'-replytext' if not package and may_give_reply_text(src) else ''}"
                             f"{'-usage' if not package and _json_bytes_may_name(src, _USAGE_KEY) else ''}"
                             f"{'-prompter' if not package and may_give_prompter(src) else ''}"
+                            f"{'-split' if not package and may_give_split(src) else ''}"
                             ".parquet")
     cached_notes = cached.with_name(cached.name + NOTES_SUFFIX)
     df = None
