@@ -214,3 +214,58 @@ def test_a_plugin_class_whose_name_no_spec_can_name_is_refused(tmp_path, kind, n
                       f"    name = {name}\n\n    def {method}\n")
     assert_one_line_error(run_cli(module, "--plugin", str(plugin)),
                           f"cannot load plugin {plugin}: ValueError: {kind} class Named has the name")
+
+
+@pytest.mark.parametrize("kind, methods, message", [
+    ("policy", "", "policy class Broken ('broken') defines no rank(); a policy must define rank(self, view)"),
+    ("policy", "rank = None", "policy class Broken ('broken') has rank = None, no method; define rank(self, view)"),
+    ("policy", "def rank(self):\n        return None",
+     "policy class Broken ('broken') defines rank(self), which cannot be called as hosts call it: rank(self, view)"),
+    ("policy", "def rank(self, view):\n        return view.order_by()\n\n    def prepare(self):\n        pass",
+     "defines prepare(self), which cannot be called as hosts call it: prepare(self, requests)"),
+    ("policy", "def rank(self, view):\n        return view.order_by()\n\n    def on_step(self, view):\n        pass",
+     "defines on_step(self, view), which cannot be called as hosts call it: on_step(self, view, scheduled, step_time)"),
+    ("policy", "def rank(self, view):\n        return view.order_by()\n\n    def on_finish(self, ids):\n        pass",
+     "defines on_finish(self, ids), which cannot be called as hosts call it: on_finish(self, request_ids, now)"),
+    ("policy", "def rank(self, view):\n        return view.order_by()\n\n    def on_arrival(self, ids):\n        pass",
+     "defines on_arrival(self, ids), which cannot be called as hosts call it: on_arrival(self, request_ids, now)"),
+    ("router", "", "router class Broken ('broken') defines no route(); a router must define route(self, request, now, "
+                   "replicas)"),
+    ("router", "def route(self, request, replicas):\n        return 0",
+     "defines route(self, request, replicas), which cannot be called as hosts call it: route(self, request, now, "
+     "replicas)"),
+    ("router", "def route(self, request, now, replicas):\n        return 0\n\n    def prepare(self, requests):\n"
+               "        pass",
+     "defines prepare(self, requests), which cannot be called as hosts call it: prepare(self, requests, "
+     "num_replicas)"),
+])
+def test_a_plugin_class_that_hosts_cannot_call_is_refused_when_it_loads(capsys, tmp_path, kind, methods, message):
+    """A policy without ``rank`` (or a router without ``route``), or a method taking other arguments than hosts pass
+    (``def rank(self)``), ran until the first call: a NotImplementedError or TypeError traceback through the
+    simulator or the engine, naming neither the plugin nor what hosts call."""
+    from cli_helpers import assert_one_line_error, run_cli_fast
+
+    base, module = ("Policy", "policies") if kind == "policy" else ("Router", "routers")
+    plugin = tmp_path / "broken.py"
+    plugin.write_text(f"from ltrsched.{module} import {base}, register\n\n\n@register\nclass Broken({base}):\n"
+                      f"    name = 'broken'\n    {methods or 'pass'}\n")
+    choice = ["--policy", "broken"] if kind == "policy" else ["--replicas", "2", "--router", "broken"]
+    r = run_cli_fast(capsys, "simulate", "-n", "10", "--no-progress", "--plugin", str(plugin), *choice)
+    assert_one_line_error(r, f"cannot load plugin {plugin}: ValueError: ", message)
+
+
+@pytest.mark.parametrize("methods", [
+    "def rank(self, view, *extra, key=None):\n        return view.order_by()",
+    "@staticmethod\n    def rank(view):\n        return view.order_by()",
+    "@classmethod\n    def rank(cls, view):\n        return view.order_by()",
+    "rank = functools.partialmethod(lambda self, how, view: view.order_by(), 'any')",
+])
+def test_a_plugin_class_whose_methods_hosts_can_call_runs(capsys, tmp_path, methods):
+    """Other ways to define a method that takes what hosts pass are taken."""
+    from cli_helpers import run_cli_fast
+
+    plugin = tmp_path / "fine.py"
+    plugin.write_text("import functools\n\nfrom ltrsched.policies import Policy, register\n\n\n@register\n"
+                      f"class Fine(Policy):\n    name = 'fine'\n    {methods}\n")
+    r = run_cli_fast(capsys, "simulate", "-n", "10", "--no-progress", "--plugin", str(plugin), "--policy", "fine")
+    assert r.returncode == 0, r.stderr

@@ -88,9 +88,46 @@ def register(cls: type[Policy]) -> type[Policy]:
     if not is_builtin(cls):  # the built-ins first, whenever a plugin loads, so that it cannot replace one
         importlib.import_module("ltrsched.policies.builtin")
     check_name(cls, "policy")
+    check_methods(cls, Policy, "policy", POLICY_METHODS)
     check_not_shadowing(_REGISTRY.get(cls.name), cls, "policy")
     _SOURCES.record(cls, _REGISTRY)
     return cls
+
+
+#: What hosts call on a policy, with the positional arguments they pass (after ``self``); ``rank`` is required.
+POLICY_METHODS = {"rank": ("view",), "prepare": ("requests",), "on_arrival": ("request_ids", "now"),
+                  "on_step": ("view", "scheduled", "step_time"),
+                  "on_step_ranks": ("view", "order", "ranks", "step_time"), "on_finish": ("request_ids", "now")}
+
+
+def check_methods(cls: type, base: type, kind: str, methods: dict[str, tuple[str, ...]]) -> None:
+    """Refuse a class that hosts could not call: it lacks the first of ``methods`` (the base class's raises
+    NotImplementedError), or one of them takes other arguments than hosts pass (``def rank(self)``, ``def
+    prepare(self, requests)`` on a router). Each was a traceback through the simulator or the engine at the run's
+    first call, naming neither the plugin nor the method hosts call; now loading the plugin fails in one line. A
+    method whose signature cannot be read (a C callable, a descriptor of another kind) is left to the call."""
+    for i, (method, args) in enumerate(methods.items()):
+        call = f"{method}({', '.join(('self',) + args)})"
+        raw, inherited = inspect.getattr_static(cls, method, None), inspect.getattr_static(base, method, None)
+        if i == 0 and raw is inherited:
+            raise ValueError(f"{kind} class {cls.__qualname__} ({cls.name!r}) defines no {method}(); a {kind} must "
+                             f"define {call}")
+        if raw is inherited:
+            continue
+        if not isinstance(raw, (staticmethod, classmethod)) and not inspect.isfunction(raw):
+            if not callable(raw) and not hasattr(type(raw), "__get__"):  # (None, a number; not a partialmethod)
+                raise ValueError(f"{kind} class {cls.__qualname__} ({cls.name!r}) has {method} = {raw!r}, no "
+                                 f"method; define {call}")
+            continue
+        try:
+            signature = inspect.signature(getattr(cls, method))
+        except (TypeError, ValueError):
+            continue
+        try:
+            signature.bind(*([None] if inspect.isfunction(raw) else []), *args)
+        except TypeError:
+            raise ValueError(f"{kind} class {cls.__qualname__} ({cls.name!r}) defines {method}{signature}, which "
+                             f"cannot be called as hosts call it: {call}") from None
 
 
 def is_builtin(cls: type) -> bool:

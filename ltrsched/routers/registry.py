@@ -13,14 +13,16 @@ import inspect
 from ltrsched.arguments import check_argument
 from ltrsched.errors import UserError
 from ltrsched.plugin_scope import load_installed
-from ltrsched.policies.registry import (PluginSources, _converter, _parameters, check_name, check_not_shadowing,
-                                       is_builtin, load_env_plugins, parse_spec)
+from ltrsched.policies.registry import (PluginSources, _converter, _parameters, check_methods, check_name,
+                                       check_not_shadowing, is_builtin, load_env_plugins, parse_spec)
 from ltrsched.routers.base import Router
 
 _REGISTRY: dict[str, type[Router]] = {}
 #: Where the code of routers outside this package came from (see :func:`router_source`).
 _SOURCES = PluginSources()
 _BUILTINS_LOADED = False
+#: What the cluster calls on a router, with the positional arguments it passes (after ``self``); ``route`` is required.
+ROUTER_METHODS = {"route": ("request", "now", "replicas"), "prepare": ("requests", "num_replicas")}
 
 
 def register(cls: type[Router]) -> type[Router]:
@@ -30,6 +32,7 @@ def register(cls: type[Router]) -> type[Router]:
     if not is_builtin(cls):  # the built-ins first, so that a plugin cannot replace one
         importlib.import_module("ltrsched.routers.builtin")
     check_name(cls, "router")
+    check_methods(cls, Router, "router", ROUTER_METHODS)
     check_not_shadowing(_REGISTRY.get(cls.name), cls, "router")
     _SOURCES.record(cls, _REGISTRY)
     return cls
