@@ -269,3 +269,21 @@ def test_a_plugin_class_whose_methods_hosts_can_call_runs(capsys, tmp_path, meth
                       f"class Fine(Policy):\n    name = 'fine'\n    {methods}\n")
     r = run_cli_fast(capsys, "simulate", "-n", "10", "--no-progress", "--plugin", str(plugin), "--policy", "fine")
     assert r.returncode == 0, r.stderr
+
+
+def test_a_policy_that_keeps_a_given_parameter_under_another_name_is_refused(capsys, tmp_path):
+    """Its spec, read from its attributes, left the parameter out: ``simulate`` printed and saved ``hidden`` for
+    ``hidden:k=-1``, and a sweep of ``hidden:k=1`` and ``hidden:k=-1`` was refused as "the same policy (hidden)".
+    Routers were refused so already."""
+    from cli_helpers import assert_one_line_error, run_cli_fast
+
+    plugin = tmp_path / "hidden.py"
+    plugin.write_text("from ltrsched.policies import Policy, register\n\n\n@register\nclass Hidden(Policy):\n"
+                      "    name = 'hidden'\n\n    def __init__(self, k: int = 1):\n        self._k = k\n\n"
+                      "    def rank(self, view):\n        return view.order_by(view.prompt_tokens * self._k)\n")
+    r = run_cli_fast(capsys, "simulate", "-n", "10", "--no-progress", "--plugin", str(plugin), "--policy",
+                     "hidden:k=-1")
+    assert_one_line_error(r, "policy 'hidden' keeps no attribute 'k' for its parameter k, so its spec 'hidden' leaves "
+                             "it out; store each constructor parameter as an attribute of the same name (self.k = k)")
+    r = run_cli_fast(capsys, "simulate", "-n", "10", "--no-progress", "--plugin", str(plugin), "--policy", "hidden")
+    assert r.returncode == 0, r.stderr  # (the default, given by no spec: nothing left out)

@@ -399,6 +399,7 @@ def make_policy(spec: str) -> Policy:
             raise UserError(f"policy {name!r}: bad value for {key}: {exc}") from None
     try:
         policy = cls(**kwargs)
+        check_kept(policy, kwargs, "policy")
         if starve is not None:
             from ltrsched.policies.starvation import StarvationPrevention
 
@@ -406,6 +407,19 @@ def make_policy(spec: str) -> Policy:
         return policy
     except (TypeError, ValueError) as exc:
         raise UserError(f"policy {name!r}: {exc}") from None
+
+
+def check_kept(obj, given: dict[str, object], kind: str) -> None:
+    """One-line :class:`UserError` if ``obj`` (a policy or router just built) keeps a parameter it was given under no
+    attribute of its name: its ``spec()`` (a run's meta, the printed header, the tables' labels, the same-policy check)
+    reads the parameters there, so ``p:k=1`` and ``p:k=2`` of a class storing ``self._k`` were both ``p``, refused in a
+    sweep as the same one (and ``simulate`` printed and saved ``p`` for ``p:k=2``)."""
+    kept = obj.parameters()
+    lost = [key for key in given if key not in kept]
+    if lost:
+        raise UserError(f"{kind} {obj.name!r} keeps no attribute {lost[0]!r} for its parameter {lost[0]}, so its "
+                        f"spec {obj.spec()!r} leaves it out; store each constructor parameter as an attribute of "
+                        f"the same name (self.{lost[0]} = {lost[0]})")
 
 
 def _pop_starvation(raw: dict[str, str], params: dict, name: str) -> tuple[int, int] | None:

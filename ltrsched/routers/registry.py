@@ -13,8 +13,8 @@ import inspect
 from ltrsched.arguments import check_argument
 from ltrsched.errors import UserError
 from ltrsched.plugin_scope import load_installed
-from ltrsched.policies.registry import (PluginSources, _converter, _parameters, check_methods, check_name,
-                                       check_not_shadowing, is_builtin, load_env_plugins, parse_spec)
+from ltrsched.policies.registry import (PluginSources, _converter, _parameters, check_kept, check_methods,
+                                       check_name, check_not_shadowing, is_builtin, load_env_plugins, parse_spec)
 from ltrsched.routers.base import Router
 
 _REGISTRY: dict[str, type[Router]] = {}
@@ -96,20 +96,8 @@ def make_router(spec: str) -> Router:
         router = cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise UserError(f"router {name!r}: {exc}") from None
-    _check_kept(router, kwargs)
+    check_kept(router, kwargs, "router")
     return router
-
-
-def _check_kept(router: Router, given: dict[str, object]) -> None:
-    """One-line :class:`UserError` if ``router`` keeps a parameter it was given under no attribute of its name: its
-    :meth:`Router.spec` (a run's meta, the tables' labels, the same-router check) read the parameters there, so
-    ``r:k=1`` and ``r:k=2`` of a router storing ``self._k`` were both ``r``, refused in a sweep as the same router."""
-    kept = router.parameters()
-    lost = [key for key in given if key not in kept]
-    if lost:
-        raise UserError(f"router {router.name!r} keeps no attribute {lost[0]!r} for its parameter {lost[0]}, so its "
-                        f"spec {router.spec()!r} leaves it out; store each constructor parameter as an attribute of "
-                        f"the same name (self.{lost[0]} = {lost[0]})")
 
 
 def check_distinct_routers(specs, option: str) -> None:
