@@ -228,7 +228,7 @@ class Watchdog:
         return outer, inner
 
     def _watch(self) -> None:
-        seen, since, fired = None, 0.0, 0.0
+        seen, since, fired, first = None, 0.0, 0.0, 0.0
         while not self._done.wait(self.period if self.message is None else AFTER_PERIOD_S):
             outer, inner = self._plugin_frames()
             now = time.monotonic()
@@ -239,13 +239,16 @@ class Watchdog:
                     # interrupt reached the bracket: it is interrupted too, at once (a cluster's other replicas
                     # step at the same instant, each calling its own copy of the policy, before the failed
                     # replica's exception leaves SimPy's loop; each had the process ended, GRACE_S later, as a
-                    # call that "did not stop")
+                    # call that "did not stop"), unless plugin calls have gone on for GRACE_S since the first
+                    # interrupt (plugin code that swallows each one and returns)
+                    if now - first >= GRACE_S:
+                        end_process(f"{self.message}; it did not stop when interrupted, so ltrsched exits")
                     self._interrupt()
                     fired = now
             elif outer is not None and self.message is None and now - since >= self.limit:
                 self.message = describe(outer, inner, self.limit)
                 self._interrupt()
-                fired = now
+                fired = first = now
             elif outer is not None and self.message is not None and now - fired >= GRACE_S:
                 end_process(f"{self.message}; it did not stop when interrupted, so ltrsched exits")
             del outer, inner
