@@ -287,3 +287,42 @@ def test_a_policy_that_keeps_a_given_parameter_under_another_name_is_refused(cap
                              "it out; store each constructor parameter as an attribute of the same name (self.k = k)")
     r = run_cli_fast(capsys, "simulate", "-n", "10", "--no-progress", "--plugin", str(plugin), "--policy", "hidden")
     assert r.returncode == 0, r.stderr  # (the default, given by no spec: nothing left out)
+
+
+LITERAL_PLUGIN = '''
+from typing import Literal, Optional
+
+from ltrsched.policies import Policy, register
+
+
+@register
+class Picky(Policy):
+    name = "picky"
+
+    def __init__(self, mode: Literal["short", "long"] = "short", level: Optional[Literal[1, 2]] = None,
+                 flag: Literal[True] = True):
+        self.mode, self.level, self.flag = mode, level, flag
+
+    def rank(self, view):
+        return view.order_by(view.prompt_tokens if self.mode == "short" else -view.prompt_tokens)
+'''
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("picky:mode=other", "policy 'picky': bad value for mode: 'other' is not one of short, long"),
+    ("picky:level=3", "policy 'picky': bad value for level: '3' is not one of 1, 2"),
+    ("picky:flag=false", "policy 'picky': bad value for flag: 'false' is not one of True"),
+    ("picky:mode=long,level=2,flag=true", None),
+])
+def test_a_literal_parameter_takes_only_its_choices(capsys, tmp_path, spec, message):
+    """``mode: Literal["short", "long"]`` took ``mode=other`` as the text "other": the class's ``else`` branch ran it
+    as "long", without a word (a Literal was read as its first choice's type)."""
+    from cli_helpers import assert_one_line_error, run_cli_fast
+
+    plugin = tmp_path / "picky.py"
+    plugin.write_text(LITERAL_PLUGIN)
+    r = run_cli_fast(capsys, "simulate", "-n", "10", "--no-progress", "--plugin", str(plugin), "--policy", spec)
+    if message is None:
+        assert r.returncode == 0 and "picky:mode=long,level=2,flag=True" in r.stdout, (r.stdout, r.stderr)
+    else:
+        assert_one_line_error(r, message)

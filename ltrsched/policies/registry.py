@@ -302,9 +302,11 @@ def _converter(cls: type, param: inspect.Parameter) -> Callable[[str], object]:
     except Exception:
         hints = {}
     hint = hints.get(param.name, type(param.default) if param.default is not inspect.Parameter.empty else str)
-    args = typing.get_args(hint)
+    args = () if typing.get_origin(hint) is typing.Literal else typing.get_args(hint)
     if args:  # Optional[X] / X | None
         hint = next((a for a in args if a is not type(None)), str)
+    if typing.get_origin(hint) is typing.Literal:
+        return _one_of(typing.get_args(hint))
     if hint is bool:
         def to_bool(text: str) -> bool:
             low = text.lower()
@@ -319,6 +321,27 @@ def _converter(cls: type, param: inspect.Parameter) -> Callable[[str], object]:
     if hint is float:
         return to_float
     return str
+
+
+def _one_of(choices: tuple) -> Callable[[str], object]:
+    """The converter of a ``Literal[...]`` parameter: the choice the text spells (``mode=other`` for ``mode:
+    Literal["short", "long"]`` was passed on as the text "other", which no branch of the class expected, and its run
+    went on as whatever its ``else`` did)."""
+    def choose(text: str) -> object:
+        for choice in choices:
+            if isinstance(choice, bool):
+                if text.lower() == str(choice).lower():
+                    return choice
+            elif isinstance(choice, int):
+                try:
+                    if to_int(text) == choice:
+                        return choice
+                except ValueError:
+                    pass
+            elif str(choice) == text:
+                return choice
+        raise ValueError(f"{text!r} is not one of {', '.join(str(c) for c in choices)}")
+    return choose
 
 
 def to_float(text: str) -> float:
