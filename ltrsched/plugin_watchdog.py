@@ -9,6 +9,8 @@ under way; once it has been under way for the limit, the watchdog interrupts the
 handler raises :class:`PluginInterrupt` (it also wakes a ``time.sleep``) on the main thread, else an
 asynchronous exception (which lands at the thread's next Python instruction). The bracket turns it into
 :class:`PluginTimeoutError`, a one-line :class:`UserError` naming the plugin, the method, the step and the limit.
+A plugin call the run makes after that one, before the interrupt has reached the bracket (a cluster's other replicas
+stepping at the same instant, each calling its own copy of the policy), is interrupted as soon as it is seen.
 A call stuck where neither reaches (C code that holds the GIL, or plugin code that swallows every exception)
 for :data:`GRACE_S` more seconds ends the process: the line on stderr, exit code 2. A process-pool sweep worker
 (:func:`leave_exit_line_in`) leaves the line in a file instead, for the main process to print as its one line with
@@ -44,6 +46,9 @@ ENV = "LTRSCHED_PLUGIN_TIMEOUT"
 DEFAULT_LIMIT_S = 60.0
 #: How long an interrupted call may stay stuck before the process ends [s].
 GRACE_S = 5.0
+#: Seconds between two looks at the stack once the limit was passed: a plugin call the run makes after the one
+#: interrupted (before the interrupt has ended the run) is interrupted this soon.
+AFTER_PERIOD_S = 0.01
 #: The signal that interrupts the main thread (left alone when something else handles it).
 SIGNAL = signal.SIGUSR2
 
@@ -199,7 +204,7 @@ class Watchdog:
     # ------------------------------------------------------------------ the watchdog thread
 
     def _on_signal(self, signum, frame) -> None:
-        if self.message is not None and not self._raised:
+        if self.message is not None and not self._raised and not self._done.is_set():  # (stopped: the run is over)
             self._raised = True
             raise PluginInterrupt(self.message)
 
@@ -223,21 +228,33 @@ class Watchdog:
         return outer, inner
 
     def _watch(self) -> None:
-        seen, since, fired = None, 0.0, 0.0
-        while not self._done.wait(self.period):
+        seen, since, fired, first = None, 0.0, 0.0, 0.0
+        while not self._done.wait(self.period if self.message is None else AFTER_PERIOD_S):
             outer, inner = self._plugin_frames()
             now = time.monotonic()
             if outer is not seen:  # another call (or none): a frame object is one call while it runs
                 seen, since = outer, now
+                if outer is not None and self.message is not None:
+                    # the interrupted call stopped, yet the run went on into another plugin call before the
+                    # interrupt reached the bracket: it is interrupted too, at once (a cluster's other replicas
+                    # step at the same instant, each calling its own copy of the policy, before the failed
+                    # replica's exception leaves SimPy's loop; each had the process ended, GRACE_S later, as a
+                    # call that "did not stop"), unless plugin calls have gone on for GRACE_S since the first
+                    # interrupt (plugin code that swallows each one and returns)
+                    if now - first >= GRACE_S:
+                        end_process(f"{self.message}; it did not stop when interrupted, so ltrsched exits")
+                    self._interrupt()
+                    fired = now
             elif outer is not None and self.message is None and now - since >= self.limit:
                 self.message = describe(outer, inner, self.limit)
                 self._interrupt()
-                fired = now
+                fired = first = now
             elif outer is not None and self.message is not None and now - fired >= GRACE_S:
                 end_process(f"{self.message}; it did not stop when interrupted, so ltrsched exits")
             del outer, inner
 
     def _interrupt(self) -> None:
+        self._raised = False  # (each interrupt raises once)
         if self._old_handler is not None:  # the main thread: a signal also ends a sleep or a wait
             signal.pthread_kill(self._target, SIGNAL)
         else:

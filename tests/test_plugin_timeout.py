@@ -162,6 +162,29 @@ def test_a_router_that_never_returns_stops_a_cluster(tmp_path, plugin):
     assert_stopped(r, took, plugin, "HangingRouter.route", "for the arrival at t=0.000 s", who="router 'hanging-router'")
 
 
+def test_a_cluster_whose_every_replica_calls_the_slow_policy_stops_in_one_line(capsys, tmp_path, plugin, monkeypatch):
+    """The interrupted replica's exception leaves SimPy's loop only after the other replicas' steps at the same
+    instant, each calling its own copy of the policy: the watchdog took the next replica's call for the interrupted
+    one, still running, and ended the process GRACE_S later ("it did not stop when interrupted"), a notebook's or
+    ``CliRunner``'s included. Each later call is interrupted too: the one line, and the process goes on."""
+    import ltrsched.plugin_watchdog as watchdog
+    from cli_helpers import assert_one_line_error as one_line, run_cli_fast
+
+    ended = []
+
+    def end_process(line):  # (the real one ends this process: the test's)
+        ended.append(line)
+        raise SystemExit  # (ends the watchdog's thread only)
+
+    monkeypatch.setattr(watchdog, "end_process", end_process)
+    monkeypatch.setattr(watchdog, "GRACE_S", 1.0)  # (each replica's call naps 1.5 s)
+    r = run_cli_fast(capsys, "simulate", "-n", "30", "--no-progress", "--plugin", str(plugin), "--policy",
+                     "hanging:how=nap", "--replicas", "3", env={**os.environ, "LTRSCHED_PLUGIN_TIMEOUT": "0.3"})
+    assert ended == []
+    one_line(r, f"policy 'hanging' (plugin {plugin}): its Hanging.rank() call at step 3 ran longer than the plugin "
+                "time limit of 0.3 s")
+
+
 def test_plugin_code_that_swallows_the_interrupt_ends_the_process(tmp_path, plugin):
     """A call that catches even BaseException cannot be stopped: the process ends with the line, GRACE_S later."""
     r, took = run("simulate", "-n", "30", "--plugin", str(plugin), "--policy", "hanging:how=bare",

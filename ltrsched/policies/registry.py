@@ -88,9 +88,46 @@ def register(cls: type[Policy]) -> type[Policy]:
     if not is_builtin(cls):  # the built-ins first, whenever a plugin loads, so that it cannot replace one
         importlib.import_module("ltrsched.policies.builtin")
     check_name(cls, "policy")
+    check_methods(cls, Policy, "policy", POLICY_METHODS)
     check_not_shadowing(_REGISTRY.get(cls.name), cls, "policy")
     _SOURCES.record(cls, _REGISTRY)
     return cls
+
+
+#: What hosts call on a policy, with the positional arguments they pass (after ``self``); ``rank`` is required.
+POLICY_METHODS = {"rank": ("view",), "prepare": ("requests",), "on_arrival": ("request_ids", "now"),
+                  "on_step": ("view", "scheduled", "step_time"),
+                  "on_step_ranks": ("view", "order", "ranks", "step_time"), "on_finish": ("request_ids", "now")}
+
+
+def check_methods(cls: type, base: type, kind: str, methods: dict[str, tuple[str, ...]]) -> None:
+    """Refuse a class that hosts could not call: it lacks the first of ``methods`` (the base class's raises
+    NotImplementedError), or one of them takes other arguments than hosts pass (``def rank(self)``, ``def
+    prepare(self, requests)`` on a router). Each was a traceback through the simulator or the engine at the run's
+    first call, naming neither the plugin nor the method hosts call; now loading the plugin fails in one line. A
+    method whose signature cannot be read (a C callable, a descriptor of another kind) is left to the call."""
+    for i, (method, args) in enumerate(methods.items()):
+        call = f"{method}({', '.join(('self',) + args)})"
+        raw, inherited = inspect.getattr_static(cls, method, None), inspect.getattr_static(base, method, None)
+        if i == 0 and raw is inherited:
+            raise ValueError(f"{kind} class {cls.__qualname__} ({cls.name!r}) defines no {method}(); a {kind} must "
+                             f"define {call}")
+        if raw is inherited:
+            continue
+        if not isinstance(raw, (staticmethod, classmethod)) and not inspect.isfunction(raw):
+            if not callable(raw) and not hasattr(type(raw), "__get__"):  # (None, a number; not a partialmethod)
+                raise ValueError(f"{kind} class {cls.__qualname__} ({cls.name!r}) has {method} = {raw!r}, no "
+                                 f"method; define {call}")
+            continue
+        try:
+            signature = inspect.signature(getattr(cls, method))
+        except (TypeError, ValueError):
+            continue
+        try:
+            signature.bind(*([None] if inspect.isfunction(raw) else []), *args)
+        except TypeError:
+            raise ValueError(f"{kind} class {cls.__qualname__} ({cls.name!r}) defines {method}{signature}, which "
+                             f"cannot be called as hosts call it: {call}") from None
 
 
 def is_builtin(cls: type) -> bool:
@@ -265,9 +302,11 @@ def _converter(cls: type, param: inspect.Parameter) -> Callable[[str], object]:
     except Exception:
         hints = {}
     hint = hints.get(param.name, type(param.default) if param.default is not inspect.Parameter.empty else str)
-    args = typing.get_args(hint)
+    args = () if typing.get_origin(hint) is typing.Literal else typing.get_args(hint)
     if args:  # Optional[X] / X | None
         hint = next((a for a in args if a is not type(None)), str)
+    if typing.get_origin(hint) is typing.Literal:
+        return _one_of(typing.get_args(hint))
     if hint is bool:
         def to_bool(text: str) -> bool:
             low = text.lower()
@@ -282,6 +321,27 @@ def _converter(cls: type, param: inspect.Parameter) -> Callable[[str], object]:
     if hint is float:
         return to_float
     return str
+
+
+def _one_of(choices: tuple) -> Callable[[str], object]:
+    """The converter of a ``Literal[...]`` parameter: the choice the text spells (``mode=other`` for ``mode:
+    Literal["short", "long"]`` was passed on as the text "other", which no branch of the class expected, and its run
+    went on as whatever its ``else`` did)."""
+    def choose(text: str) -> object:
+        for choice in choices:
+            if isinstance(choice, bool):
+                if text.lower() == str(choice).lower():
+                    return choice
+            elif isinstance(choice, int):
+                try:
+                    if to_int(text) == choice:
+                        return choice
+                except ValueError:
+                    pass
+            elif str(choice) == text:
+                return choice
+        raise ValueError(f"{text!r} is not one of {', '.join(str(c) for c in choices)}")
+    return choose
 
 
 def to_float(text: str) -> float:
@@ -362,6 +422,7 @@ def make_policy(spec: str) -> Policy:
             raise UserError(f"policy {name!r}: bad value for {key}: {exc}") from None
     try:
         policy = cls(**kwargs)
+        check_kept(policy, kwargs, "policy")
         if starve is not None:
             from ltrsched.policies.starvation import StarvationPrevention
 
@@ -369,6 +430,19 @@ def make_policy(spec: str) -> Policy:
         return policy
     except (TypeError, ValueError) as exc:
         raise UserError(f"policy {name!r}: {exc}") from None
+
+
+def check_kept(obj, given: dict[str, object], kind: str) -> None:
+    """One-line :class:`UserError` if ``obj`` (a policy or router just built) keeps a parameter it was given under no
+    attribute of its name: its ``spec()`` (a run's meta, the printed header, the tables' labels, the same-policy check)
+    reads the parameters there, so ``p:k=1`` and ``p:k=2`` of a class storing ``self._k`` were both ``p``, refused in a
+    sweep as the same one (and ``simulate`` printed and saved ``p`` for ``p:k=2``)."""
+    kept = obj.parameters()
+    lost = [key for key in given if key not in kept]
+    if lost:
+        raise UserError(f"{kind} {obj.name!r} keeps no attribute {lost[0]!r} for its parameter {lost[0]}, so its "
+                        f"spec {obj.spec()!r} leaves it out; store each constructor parameter as an attribute of "
+                        f"the same name (self.{lost[0]} = {lost[0]})")
 
 
 def _pop_starvation(raw: dict[str, str], params: dict, name: str) -> tuple[int, int] | None:

@@ -13,14 +13,16 @@ import inspect
 from ltrsched.arguments import check_argument
 from ltrsched.errors import UserError
 from ltrsched.plugin_scope import load_installed
-from ltrsched.policies.registry import (PluginSources, _converter, _parameters, check_name, check_not_shadowing,
-                                       is_builtin, load_env_plugins, parse_spec)
+from ltrsched.policies.registry import (PluginSources, _converter, _parameters, check_kept, check_methods,
+                                       check_name, check_not_shadowing, is_builtin, load_env_plugins, parse_spec)
 from ltrsched.routers.base import Router
 
 _REGISTRY: dict[str, type[Router]] = {}
 #: Where the code of routers outside this package came from (see :func:`router_source`).
 _SOURCES = PluginSources()
 _BUILTINS_LOADED = False
+#: What the cluster calls on a router, with the positional arguments it passes (after ``self``); ``route`` is required.
+ROUTER_METHODS = {"route": ("request", "now", "replicas"), "prepare": ("requests", "num_replicas")}
 
 
 def register(cls: type[Router]) -> type[Router]:
@@ -30,6 +32,7 @@ def register(cls: type[Router]) -> type[Router]:
     if not is_builtin(cls):  # the built-ins first, so that a plugin cannot replace one
         importlib.import_module("ltrsched.routers.builtin")
     check_name(cls, "router")
+    check_methods(cls, Router, "router", ROUTER_METHODS)
     check_not_shadowing(_REGISTRY.get(cls.name), cls, "router")
     _SOURCES.record(cls, _REGISTRY)
     return cls
@@ -93,20 +96,8 @@ def make_router(spec: str) -> Router:
         router = cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise UserError(f"router {name!r}: {exc}") from None
-    _check_kept(router, kwargs)
+    check_kept(router, kwargs, "router")
     return router
-
-
-def _check_kept(router: Router, given: dict[str, object]) -> None:
-    """One-line :class:`UserError` if ``router`` keeps a parameter it was given under no attribute of its name: its
-    :meth:`Router.spec` (a run's meta, the tables' labels, the same-router check) read the parameters there, so
-    ``r:k=1`` and ``r:k=2`` of a router storing ``self._k`` were both ``r``, refused in a sweep as the same router."""
-    kept = router.parameters()
-    lost = [key for key in given if key not in kept]
-    if lost:
-        raise UserError(f"router {router.name!r} keeps no attribute {lost[0]!r} for its parameter {lost[0]}, so its "
-                        f"spec {router.spec()!r} leaves it out; store each constructor parameter as an attribute of "
-                        f"the same name (self.{lost[0]} = {lost[0]})")
 
 
 def check_distinct_routers(specs, option: str) -> None:
