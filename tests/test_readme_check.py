@@ -462,3 +462,17 @@ def test_simulate_commands_of_readme_and_validation_md_run(capsys, tmp_path, mon
         assert res.returncode == 0, f"ltrsched {' '.join(words)}: {res.stderr}"
         ran += 1
     assert ran >= 10, ran
+
+
+def test_readme_sim_config_calls_construct_as_written():
+    """README named the vLLM-V1 semantics `SimConfig(semantics="vllm-v1")`, which refuses to construct (its
+    preemption defaults to swap in Python, which vLLM V1 has not; the CLI picks recompute itself): every
+    `SimConfig(...)` the README writes must build."""
+    import re
+
+    from ltrsched.sim import SimConfig
+
+    calls = re.findall(r"`(SimConfig\([^`]*\))`", _readme_text())
+    assert calls
+    for call in calls:
+        assert isinstance(eval(call, {"SimConfig": SimConfig}), SimConfig), call
