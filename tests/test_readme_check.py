@@ -137,7 +137,10 @@ def _readme_commands() -> list[list[str]]:
 
 def _parse(words: list[str]):
     """The command a README line runs and its parameters, parsed as click parses them: an unknown command or option
-    raises."""
+    raises. (Parsing is resilient, so that no callback checks a file an earlier command writes; resilient parsing
+    drops an unknown option silently, so each option word is checked against the command's options here.)"""
+    import re
+
     import click
 
     from ltrsched.cli import cli
@@ -150,6 +153,10 @@ def _parse(words: list[str]):
         if isinstance(sub, click.Group):
             parent = click.Context(sub, info_name=name, parent=parent)
         command = sub
+    options = {o for p in command.params for o in (*p.opts, *p.secondary_opts)} | {"--help"}
+    unknown = [w for w in words if w.startswith("-") and not re.fullmatch(r"-[\d.e+-]+", w)
+               and w.split("=")[0] not in options]
+    assert not unknown, f"ltrsched {name}: no option {', '.join(unknown)}"
     return command, command.make_context(name, list(words), parent=parent, resilient_parsing=True).params
 
 
@@ -365,3 +372,107 @@ def test_readme_quotes_the_rank_routers_warning_on_one_score_for_all(capsys, tmp
     quoted = ("warning: router 'rank': all 40 scored request(s) have the same score (0.5); routed by it, the router "
               "is least-outstanding: ")
     assert line.startswith(quoted) and f"`{quoted}...`" in _readme_text(), line
+
+
+# ---------------------------------------------------------------- commands in the prose and in VALIDATION.md
+def _fenced_commands(name: str) -> list[list[str]]:
+    """Every `ltrsched ...` line of ``name``'s fenced code blocks (any language; continued lines joined, comments cut,
+    a bracketed option such as `[--preemption recompute]` kept as two commands: without it and with it)."""
+    import re
+    import shlex
+
+    text = (Path(__file__).resolve().parents[1] / name).read_text(encoding="utf-8")
+    commands = []
+    for block in re.findall(r"```[a-z]*\n(.*?)```", text, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            for part in line.split(" #")[0].split("&&"):
+                part = part.strip()
+                if part.startswith("ltrsched "):
+                    without = re.sub(r"\s*\[[^]]*\]", "", part)
+                    commands.append(shlex.split(without)[1:])
+                    if without != part:
+                        commands.append(shlex.split(part.replace("[", "").replace("]", ""))[1:])
+    return commands
+
+
+def _inline_commands(name: str) -> list[list[str]]:
+    """The `ltrsched CMD ...` or `CMD --option ...` spans of ``name``'s prose whose first word is a command (`...`
+    and brackets dropped)."""
+    import re
+    import shlex
+
+    import click
+
+    from ltrsched.cli import cli
+
+    names = set(cli.list_commands(click.Context(cli)))
+    text = (Path(__file__).resolve().parents[1] / name).read_text(encoding="utf-8")
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    commands = []
+    for span in re.findall(r"`([^`]+)`", text):
+        words = " ".join(span.split()).removeprefix("ltrsched ").replace("...", "")
+        if words.split(" ")[0] in names and " -" in words:
+            commands.append(shlex.split(words.replace("[", "").replace("]", "")))
+    return commands
+
+
+def test_readme_command_check_refuses_an_option_the_cli_does_not_have():
+    """The check of the README's commands parsed them resiliently, and click's resilient parsing drops an unknown
+    option without a word: a README line with an option the CLI no longer has passed it."""
+    import pytest
+
+    with pytest.raises(AssertionError, match="no option --no-such-option"):
+        _parse(["simulate", "-n", "5", "--no-such-option", "3"])
+    with pytest.raises(AssertionError, match="no option --max-resident-seq"):
+        _parse(["validate", "--max-resident-seq=4"])
+    assert _parse(["simulate", "-n", "5", "--policy=fcfs", "--no-chunked-prefill"])[1]["num_requests"] == 5
+
+
+def test_commands_in_the_prose_and_in_validation_md_name_options_their_command_has():
+    """Besides README's bash blocks, commands are quoted in its prose (`capacity --quick -p fcfs --slo ...`) and in
+    VALIDATION.md's blocks and prose: each one's options must be its command's."""
+    commands = [*_inline_commands("README.md"), *_fenced_commands("VALIDATION.md"), *_inline_commands("VALIDATION.md")]
+    assert len(commands) > 50  # (the spans were found)
+    for words in commands:
+        _parse(words)
+
+
+def test_simulate_commands_of_readme_and_validation_md_run(capsys, tmp_path, monkeypatch):
+    """VALIDATION.md's `simulate -n 1000 --policy mlfq --semantics vllm-v1 [--max-resident-seqs 1024]` is refused since
+    vllm-v1 semantics require a token budget of at least the resident cap (768 < 1024): every `simulate` command the
+    two files show (a bracketed option with and without it) must run, here on 20 of its requests. Input files that
+    an earlier command writes or that lie beside the checkout are left to the other checks."""
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(tmp_path)
+    ran = 0
+    for words in [*_fenced_commands("README.md"), *_fenced_commands("VALIDATION.md")]:
+        if words[0] != "simulate":
+            continue
+        command, params = _parse(words)
+        workload = str(params.get("workload") or "")
+        if Path(workload).suffix and not (root / workload).exists():
+            continue
+        words = [str(root / w) if (root / w).is_file() else w for w in words]
+        for option in ("-n", "--num-requests"):
+            if option in words:
+                words[words.index(option) + 1] = "20"
+        if "-n" not in words and "--num-requests" not in words:
+            words += ["-n", "20"]
+        res = run_cli_fast(capsys, *words, "--no-progress")
+        assert res.returncode == 0, f"ltrsched {' '.join(words)}: {res.stderr}"
+        ran += 1
+    assert ran >= 10, ran
+
+
+def test_readme_sim_config_calls_construct_as_written():
+    """README named the vLLM-V1 semantics `SimConfig(semantics="vllm-v1")`, which refuses to construct (its
+    preemption defaults to swap in Python, which vLLM V1 has not; the CLI picks recompute itself): every
+    `SimConfig(...)` the README writes must build."""
+    import re
+
+    from ltrsched.sim import SimConfig
+
+    calls = re.findall(r"`(SimConfig\([^`]*\))`", _readme_text())
+    assert calls
+    for call in calls:
+        assert isinstance(eval(call, {"SimConfig": SimConfig}), SimConfig), call
