@@ -200,7 +200,7 @@ def test_a_spec_value_that_is_no_number_is_named_in_plain_words(capsys, args, me
     (["sweep", "adir"], "Invalid value for 'SWEEP_FILE': File 'adir' is a directory."),
     (["sweep", "empty.toml"], "'policies' must list at least one policy spec"),
     (["sweep", "s.toml", "--max-runs", "nan"], "Invalid value for '--max-runs'"),
-    (["capacity", "--slo", "ttft_p90=inf"], "--slo 'ttft_p90=inf': the limit must be a positive number of seconds"),
+    (["capacity", "--slo", "ttft_p90=inf"], "--slo 'ttft_p90=inf': the limit must be at most 1e+08 s"),
     (["capacity", "--slo", "ttft_p90=2", "--max-rate", "1e308"], "--max-rate 1e+308 req/s is above 1e+09"),
     (["reproduce", "table1", "-j", BIG], "--jobs must be in 1..4,096"),
     (["plot", "cdf", "empty.csv"], "neither a run directory"),
