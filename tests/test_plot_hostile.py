@@ -71,6 +71,66 @@ def test_odd_names_and_a_metric_no_run_has(capsys, monkeypatch, tmp_path, one_ru
 
 
 @pytest.mark.filterwarnings("error")
+def test_names_with_lone_surrogates_or_control_characters(capsys, monkeypatch, tmp_path, one_run):
+    """A name holding a lone surrogate (a workload file named in another encoding than UTF-8: its bytes read as
+    '\\udcff') was a TypeError traceback from matplotlib's font; a control character (ESC) an empty box, noted as a
+    glyph a font would add; a right-to-left override turned the entry around. They are drawn as their escapes, as
+    error lines print them."""
+    copy_run(one_run, tmp_path / "sweep" / "runs" / "a", "fcfs\udcff", workload="w\udcfe")
+    copy_run(one_run, tmp_path / "sweep" / "runs" / "b", "srtf\x1b[31m\u202ex", workload="w\nx")
+    fig = plotted(capsys, monkeypatch, tmp_path / "sweep", "-o", tmp_path / "cdf.png")
+    # (U+202E, right-to-left override, drew the rest of the entry backwards: "x(3=n)")
+    assert legend_texts(fig) == [["fcfs\\udcff (n=3)"], ["srtf\\x1b[31m\\u202ex (n=3)"]]
+    assert [fig.axes[k].get_title() for k in (0, 3)] == ["workload w\\udcfe", "workload w\\nx"]
+
+
+@pytest.mark.filterwarnings("error")
+def test_requests_that_did_not_finish_end_the_line_below_1(capsys, monkeypatch, tmp_path, one_run):
+    """An engine run's aborted requests (no finish time, no latency) were left out of its CDF, which rose to 1 over
+    the finished ones: a run that finished 2 of 3 requests drew as one that finished all. Its line ends at 2/3, and
+    its legend says how many did not finish."""
+    def abort_last(t):
+        last = pl.int_range(pl.len()) == pl.len() - 1
+        return t.with_columns([pl.when(last).then(None).otherwise(pl.col(c)).alias(c) for c in
+                               ("finish_time", "latency_per_token", "ttft", "tpot", "e2e_latency")])
+
+    copy_run(one_run, tmp_path / "sweep" / "runs" / "a", "FCFS", requests=abort_last)
+    copy_run(one_run, tmp_path / "sweep" / "runs" / "b", "SRTF")
+    fig = plotted(capsys, monkeypatch, tmp_path / "sweep", "-o", tmp_path / "cdf.png")
+    assert legend_texts(fig) == [["FCFS (n=2, 1 unfinished)", "SRTF (n=3)"]]
+    for ax in fig.axes:
+        tops = {line.get_label().split(" (")[0]: max(line.get_ydata()) for line in ax.get_lines()}
+        assert tops == {"FCFS": pytest.approx(2 / 3), "SRTF": 1.0}
+
+
+@pytest.mark.parametrize("title, message", [
+    # drawn down over the panels ("Tight layout not applied"), cut off at the image's edges
+    ("line\n" * 199 + "line", "--title has 200 lines, more than the 3 that fit above the panels"),
+    ("a\n" + "x" * 3000, "--title: its line 2 has 3,000 characters, more than the 70 that fit the figure's width"),
+])
+def test_a_title_larger_than_the_figure_is_one_line(capsys, tmp_path, one_run, title, message):
+    r = run_cli_fast(capsys, "plot", "cdf", one_run, "--title", title, "-o", tmp_path / "c.png")
+    assert_one_line_error(r, message)
+    assert not (tmp_path / "c.png").exists()
+
+
+@pytest.mark.filterwarnings("error")
+def test_the_largest_title_that_fits(capsys, monkeypatch, tmp_path, one_run):
+    """As many lines as a title may have, each of as many of the widest letter as a line may have (3 of 70): drawn
+    whole, above the panels."""
+    from ltrsched.plots.cdf import MAX_TITLE_CHARS, MAX_TITLE_LINES
+
+    title = "\n".join(["W" * MAX_TITLE_CHARS] * MAX_TITLE_LINES)
+    fig = plotted(capsys, monkeypatch, one_run, "--title", title, "-o", tmp_path / "c.png")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()  # (the figure was closed once saved)
+    title = fig._suptitle.get_window_extent(renderer)
+    assert 0 <= title.x0 and title.x1 <= fig.bbox.width and title.y1 <= fig.bbox.height
+    assert all(title.y0 >= ax.get_window_extent(renderer).y1 for ax in fig.axes)
+
+
+@pytest.mark.filterwarnings("error")
 def test_many_policies_get_a_legend_beside_the_row(capsys, monkeypatch, tmp_path, one_run):
     """45 policies: the legend inside the first panel overflowed the row ("Tight layout not applied")."""
     from PIL import Image
@@ -157,6 +217,20 @@ def test_plot_trace_of_a_damaged_step_trace_is_one_line(capsys, tmp_path, traced
     steps.with_columns(value.alias(column)).write_parquet(run / "steps.parquet")
     assert_one_line_error(run_cli_fast(capsys, "plot", "trace", run, "-o", tmp_path / "t.json"), message)
     assert not (tmp_path / "t.json").exists()
+
+
+def test_plot_trace_of_a_run_named_with_a_lone_surrogate(capsys, tmp_path, traced_run):
+    """A workload named by bytes that are no UTF-8 (read as a lone surrogate, '\\udcff') was written into the trace's
+    otherData as the JSON escape of no character (RFC 8259, 8.2: how readers take one is unpredictable); now as the
+    escape's text."""
+    run = tmp_path / "run"
+    shutil.copytree(traced_run, run)
+    summary = json.loads((run / "summary.json").read_text())
+    summary["meta"]["workload"] = "w\udcff.csv"
+    (run / "summary.json").write_text(json.dumps(summary))
+    assert run_cli_fast(capsys, "plot", "trace", run, "-o", tmp_path / "t.json").returncode == 0
+    doc = assert_chrome_trace(tmp_path / "t.json")
+    assert doc["otherData"]["workload"] == "w\\udcff.csv"
 
 
 @pytest.mark.parametrize("damage, message", [

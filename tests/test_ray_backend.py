@@ -19,6 +19,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from ltrsched.experiments.runner import DIGEST_KEY, results_digest
+
 #: Summary fields that hold wall-clock time, the only things allowed to differ between two computations
 #: of the same run: ``wall_time_s`` and ``speedup_vs_real_time`` (makespan / wall time).
 WALL_CLOCK_FIELDS = ("wall_time_s", "speedup_vs_real_time")
@@ -77,7 +79,8 @@ def assert_one_line_error(r, message, code=2):
 
 def output_files(root: Path) -> dict[str, bytes]:
     """Every file under ``root`` by relative path (lock files aside: they hold nothing), with the
-    wall-clock fields taken out of ``summary.json`` and ``sweep.csv``."""
+    wall-clock fields (and the digest of the results, which covers them) taken out of ``summary.json`` and
+    ``sweep.csv``."""
     files = {}
     for path in sorted(root.rglob("*")):
         if not path.is_file() or path.name == ".lock":
@@ -86,6 +89,8 @@ def output_files(root: Path) -> dict[str, bytes]:
         if path.name == "summary.json":
             doc = json.loads(data)
             assert all(k in doc["summary"] for k in WALL_CLOCK_FIELDS)  # the fields left out exist
+            # (the digest of the results covers the wall-clock fields too: checked here, then left out)
+            assert doc["meta"].pop(DIGEST_KEY) == results_digest(doc)
             for k in WALL_CLOCK_FIELDS:
                 del doc["summary"][k]
             data = json.dumps(doc, sort_keys=True).encode()

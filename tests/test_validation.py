@@ -335,9 +335,10 @@ def test_replay_on_the_emulated_engine_writes_the_simulators_files(tmp_path, cap
     (["validate", "-n", "5", "--policies", "fcfs,fcfs", "--emulate", "a100-llama3-8b"], "names 'fcfs' twice"),
     (["validate", "-n", "5", "--policies", "fcfs;fcfs:", "--emulate", "a100-llama3-8b"],
      "--policies: 'fcfs' and 'fcfs:' are the same policy (fcfs)"),
-    (["validate", "-n", "5", "--rates", "1,1.0", "--emulate", "a100-llama3-8b"], "the case poisson@1/s is given twice"),
+    (["validate", "-n", "5", "--rates", "1,1.0", "--emulate", "a100-llama3-8b"],
+     "the case poisson@1/s is given twice (--rates): give each rate once"),  # (it named --arrival/--rate too)
     (["validate", "-n", "5", "--arrival", "poisson", "--rate", "2", "--rates", "2", "--emulate", "a100-llama3-8b"],
-     "the case poisson@2/s is given twice"),
+     "the case poisson@2/s is given twice (--arrival/--rate and --rates): give each rate once"),
     # vLLM's SchedulerConfig refuses a budget below its sequence cap (on the emulated engine: a traceback)
     (["replay", "-n", "5", "--max-num-batched-tokens", "100", "--emulate", "a100-llama3-8b"],
      "--max-num-batched-tokens (100) must be >= --max-num-seqs (256)"),

@@ -274,8 +274,11 @@ def test_an_engine_run_cut_off_is_not_taken_for_the_complete_run_before_it(tmp_p
     d = tmp_path / "runs" / "burst" / "fcfs" / "engine"
     facts = {"host": "h", "num_gpu_blocks": 9, "block_size": 16, "max_resident_seqs": 8, "max_model_len": 99}
     requests = pl.DataFrame({"request_id": [0, 1], "prompt_tokens": [3, 4]})
-    RunResult(requests, {"steps": 1}, None, {"validation": "abc", "case": "burst", "repeat": 0,
-                                             "engine_facts": facts}).save(d)
+    from ltrsched.validation.resume import compared_keys
+
+    summary = {**dict.fromkeys(compared_keys()), "steps": 1}  # (null: undefined)
+    RunResult(requests, summary, None, {"validation": "abc", "case": "burst", "repeat": 0, "policy": "fcfs",
+                                        "engine_facts": facts}).save(d)
     dirs = {("burst", "fcfs", 0): d}
     assert list(kept_runs(dirs, "abc")) == [("burst", "fcfs", 0)]
     assert kept_runs(dirs, "another") == {}  # another validation's run is not kept

@@ -443,7 +443,7 @@ def test_a_conversation_records_own_counts_are_used_as_a_conversation_parquets(c
     assert read == {"parquet": [98, 99], "json": [98, 99], "jsonl": [98, 99]}
     # (a run cached when such a file was read otherwise is not reused)
     assert (workload_fingerprint(_conversations(tmp_path, "json", counts))["conversation counts"]
-            == "given, a reply optional")
+            == "given, a reply optional, first turn alone")
 
 
 def test_a_conversation_records_bad_count_is_one_line(capsys, tmp_path):
@@ -492,7 +492,7 @@ def test_a_conversation_records_counts_under_another_tools_names_are_read_as_a_p
     assert read == {"parquet": [(41, 99), (42, 98)], "json": [(41, 99), (42, 98)], "jsonl": [(41, 99), (42, 98)]}
     # (a run or parse cached when such a file was read otherwise is not reused)
     assert workload_fingerprint(_conversations(tmp_path / "fp", "json", None, **{output: [99, 98]}))[
-        "conversation count names"] == "other tools', a reply optional"
+        "conversation count names"] == "other tools', a reply optional, first turn alone"
 
 
 @pytest.mark.parametrize("kind", ["json", "jsonl"])
@@ -519,3 +519,98 @@ def test_a_conversation_records_count_that_is_no_count_is_a_request_lines_line(c
     r = run_cli_fast(capsys, "simulate", "-w", path, "--no-progress", "-o", str(tmp_path / "run"))
     assert_one_line_error(r, f"c.json: key 'output_tokens' in record 2 (id 'b') is {shown}, not a token count (a whole "
                              "number in 1..2**53)")
+
+
+# A conversation record's arrival time that is no time: a .jsonl request line's one line (arrival_values), naming the
+# record (and its id) where the line names its line. Conversation records said "record 2: 'arrival_time' must be a
+# number of seconds (or, by its name, milliseconds) or a date-time, got a boolean", of -1, NaN or inf "column
+# 'arrival_time' in record id '' is -1", of a date-time among numbers or 'soon' after one "record 2: its arrival time
+# is text where record 1 gives a number (1.0); give one kind on every record", of 'soon' alone "column 'timestamp' has
+# non-numeric values ... in record id ''"; a null was no time given (every record's null: all at t = 0, silently).
+RECORD_ARRIVALS = {  # case -> (the key, each record's time)
+    "null": ("arrival_time", [0.0, None]),
+    "null on every record": ("timestamp", [None, None]),
+    "-1": ("arrival_time", [0.0, -1]),
+    "-1500 ms": ("arrival_time_ms", [0, -1500]),
+    "'-1' as text": ("arrival_time", ["0", "-1"]),
+    "NaN": ("arrival_time", [0.0, math.nan]),
+    "inf": ("timestamp_s", [0.0, math.inf]),
+    "true": ("arrival_time", [True, True]),
+    "a list": ("arrival_time", [0, [1]]),
+    "a date-time after a number": ("TIMESTAMP", [0.0, 5.0, "2024-01-01 00:00:00"]),
+    "a number after a date-time": ("timestamp", ["2024-01-01 00:00:00", 5, 7]),
+    "'soon' after a number": ("arrival_time", [0.0, "soon"]),
+    "'soon' first": ("timestamp", ["soon", "later"]),
+}
+
+
+@pytest.mark.parametrize("kind", ["json", "jsonl"])
+@pytest.mark.parametrize("case", list(RECORD_ARRIVALS))
+def test_a_conversation_records_arrival_that_is_no_time_is_a_request_lines_line(capsys, tmp_path, case, kind):
+    key, times = RECORD_ARRIVALS[case]
+    prompts = [f"Write a short poem about the number {i} and the sea" for i in range(len(times))]
+    lines = tmp_path / "requests.jsonl"
+    lines.write_text("".join(json.dumps({"prompt": p, "output_tokens": 5, key: t}) + "\n"
+                             for p, t in zip(prompts, times)))
+    records = [{"id": f"c{i}", "messages": [{"role": "user", "content": p}, {"role": "assistant", "content": p}],
+                key: t} for i, (p, t) in enumerate(zip(prompts, times))]
+    path = tmp_path / f"c.{kind}"
+    path.write_text(json.dumps(records) if kind == "json" else "".join(json.dumps(r) + "\n" for r in records))
+    refused = {}
+    for name, file in (("line", lines), ("record", path)):
+        r = run_cli_fast(capsys, "simulate", "-w", str(file), "--no-progress", "-o", str(tmp_path / name))
+        assert_one_line_error(r, str(file))
+        refused[name] = r.stderr.strip().replace(str(file), "FILE")
+    assert re.search(r"\brecord \d+ \(id 'c\d'\)", refused["record"]), refused
+    assert re.sub(r"\brecord (\d+) \(id 'c\d'\)", r"line \1", refused["record"]) == refused["line"], refused
+
+
+def _as_lines(line: str) -> str:
+    """A conversation record's error with a ``.jsonl`` request line's words for its place: ``FILE: record 2 (id
+    'c1'): `` as ``FILE:2: ``, ``in record 2 (id 'c1')`` as ``in line 2``, other records as other lines."""
+    line = re.sub(r"^error: FILE: record (\d+) \(id 'c\d+'\): ", r"error: FILE:\1: ", line)
+    line = re.sub(r"\brecord (\d+) \(id 'c\d+'\)", r"line \1", line)
+    return line.replace("other records", "other lines").replace("every record", "every line")
+
+
+# Arrival times given in a way a .jsonl request line refuses: the same words for a conversation record's (its place
+# set aside). A record said "'arrival_time' and 'timestamp' both give the arrival time; give one" (no word of the
+# units), "no arrival time, where others give 'arrival_time'; give it on every record, under one name, or on none"; a
+# request line whose date-time changed format "key 'timestamp' has non-numeric values (String, first: '01/02/2024
+# 00:00:09') in line 2; it must hold numbers (seconds) or date-times" (a record's and a table's name the format).
+RECORD_LINE_TIMES = {  # case -> (each record's or line's time keys, the line's error)
+    "two keys in one": ([{"arrival_time": 0.0, "timestamp": 1.0}, {"arrival_time": 1.0}],
+                        "FILE:1: 'arrival_time' and 'timestamp' both give the arrival time, both in seconds; give one"),
+    "two keys in other units": ([{"arrival_time": 0.0}, {"arrival_time": 1.0, "timestamp_ms": 1000}],
+                                "FILE:2: 'arrival_time' and 'timestamp_ms' both give the arrival time, in other units"),
+    "one without a time": ([{"arrival_time": 0.0}, {}, {"arrival_time": 2.0}],
+                           "FILE:2: no 'arrival_time', which other lines have; give it on every line or none"),
+    "the first without a time": ([{}, {"timestamp": 1.0}],
+                                 "FILE:1: no 'timestamp', which other lines have; give it on every line or none"),
+    "a date-time format change": ([{"timestamp": "2024-01-01 00:00:00"}, {"timestamp": "2024-01-01 00:00:05"},
+                                   {"timestamp": "01/02/2024 00:00:09"}],
+                                  "FILE: key 'timestamp': '01/02/2024 00:00:09' in line 3 is not a date-time in the "
+                                  "format of the first, '2024-01-01 00:00:00'; write every arrival time as a date-time "
+                                  "in one format"),
+}
+
+
+@pytest.mark.parametrize("kind", ["json", "jsonl"])
+@pytest.mark.parametrize("case", list(RECORD_LINE_TIMES))
+def test_a_conversation_records_arrival_keys_are_refused_in_a_request_lines_words(capsys, tmp_path, case, kind):
+    times, says = RECORD_LINE_TIMES[case]
+    prompts = [f"Write a short poem about the number {i} and the sea" for i in range(len(times))]
+    lines = tmp_path / "requests.jsonl"
+    lines.write_text("".join(json.dumps({"prompt": p, "output_tokens": 5, **t}) + "\n" for p, t in zip(prompts, times)))
+    records = [{"id": f"c{i}", "messages": [{"role": "user", "content": p}, {"role": "assistant", "content": p}], **t}
+               for i, (p, t) in enumerate(zip(prompts, times))]
+    path = tmp_path / f"c.{kind}"
+    path.write_text(json.dumps(records) if kind == "json" else "".join(json.dumps(r) + "\n" for r in records))
+    refused = {}
+    for name, file in (("line", lines), ("record", path)):
+        r = run_cli_fast(capsys, "simulate", "-w", str(file), "--no-progress", "-o", str(tmp_path / name))
+        assert_one_line_error(r, str(file))
+        refused[name] = r.stderr.strip().replace(str(file), "FILE")
+    assert refused["line"].startswith(f"error: {says}"), refused
+    assert re.search(r"\brecord \d+ \(id 'c\d'\)", refused["record"]), refused
+    assert _as_lines(refused["record"]) == refused["line"], refused

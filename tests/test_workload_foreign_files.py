@@ -161,14 +161,14 @@ def test_csv_of_prompts_and_replies_counts_the_replies(tmp_path, capsys):
 
 
 def test_a_conversations_parquets_bad_value_names_its_record(tmp_path):
-    """Its first turns are chosen and shuffled before the check: a row number would be none of the file's."""
+    """Its first turns are chosen and shuffled before the check: the file's row is named, with the record's id."""
     rows = [{"conversation_id": f"c{i}", "conversation": [
         {"role": "user", "content": f"Please explain topic number {i} in a few words"},
         {"role": "assistant", "content": f"Topic {i} is about many things indeed"}]} for i in range(3)]
     path = tmp_path / "conv.parquet"
     pl.DataFrame(rows).with_columns(arrival_time=pl.Series([0.0, -1.0, 2.0])).write_parquet(path)
-    with pytest.raises(UserError, match=r"conv\.parquet: column 'arrival_time' in record id 'c1' is -1, not an arrival "
-                                        r"time \(a finite number of seconds >= 0, or a date-time\)$"):
+    with pytest.raises(UserError, match=r"conv\.parquet: column 'arrival_time' in row 2 \(id 'c1'\) is -1, not an "
+                                        r"arrival time \(a finite number of seconds >= 0, or a date-time\)$"):
         load_workload(str(path))
 
 

@@ -77,7 +77,8 @@ def test_conversation_files_read_arrival_times(tmp_path, capsys, name, write):
     write(path)
     times = replayed(capsys, tmp_path, path)
     assert times == {PROMPTS[0]: 0.0, PROMPTS[1]: 5.0, PROMPTS[2]: 10.0}
-    assert workload_fingerprint(str(path))["conversation arrivals"] == "read"  # (runs cached before had t = 0)
+    assert workload_fingerprint(str(path))["conversation arrivals"] == "read, null refused"  # (runs cached before had
+    # t = 0, or a null time read as none given)
 
 
 def test_conversation_files_without_new_arrival_times_keep_their_cache_keys(tmp_path):
@@ -111,19 +112,20 @@ def test_a_parse_cached_before_the_arrival_times_is_not_reused(tmp_path, monkeyp
 
 @pytest.mark.parametrize("records, message", [
     ([chat(0, timestamp=0), chat(1), chat(2, timestamp=2)],
-     "c.jsonl: record 2: no arrival time, where others give 'timestamp'; give it on every record"),
+     "c.jsonl: record 2: no 'timestamp', which other records have; give it on every record or none"),
     ([chat(0, timestamp=0), chat(1, arrival_time=1), chat(2, timestamp=2)],
      "c.jsonl: record 2: its arrival time is 'arrival_time', where others give 'timestamp'"),
     ([chat(0, timestamp=0), chat(1, timestamp="2023-04-01 10:00:00")],
-     "c.jsonl: record 2: its arrival time is text where record 1 gives a number (0.0); give one kind on every record"),
-    ([chat(0, timestamp=True)], "c.jsonl: record 1: 'timestamp' must be a number of seconds"),
+     "c.jsonl: key 'timestamp' in record 2 is a date-time ('2023-04-01 10:00:00') where record 1 gives a number; give "
+     "every arrival time as a number (seconds) or every one as a date-time"),
+    ([chat(0, timestamp=True)], "c.jsonl: key 'timestamp' in record 1 is True, not an arrival time"),
     ([chat(0, timestamp=10**400)], "c.jsonl: record 1: 'timestamp' is too large to be an arrival time (401 digits)"),
     ([chat(0, timestamp=0, arrived_at=1)], "c.jsonl: record 1: 'timestamp' and 'arrived_at' both give the arrival"),
     ([sharegpt(0, timestamp="soon"), sharegpt(1, timestamp="later")],
-     "c.jsonl: column 'timestamp' has non-numeric values (String, first: 'soon') in record id 's0'; it must hold "
+     "c.jsonl: key 'timestamp' has non-numeric values (String, first: 'soon') in record 1 (id 's0'); it must hold "
      "numbers (seconds) or date-times"),
     ([sharegpt(0, timestamp=-3), sharegpt(1, timestamp=2)],
-     "c.jsonl: column 'timestamp' in record id 's0' is -3, not an arrival time"),
+     "c.jsonl: key 'timestamp' in record 1 (id 's0') is -3, not an arrival time"),
 ])
 def test_bad_conversation_arrival_times_are_one_line(tmp_path, capsys, records, message):
     path = tmp_path / "c.jsonl"

@@ -130,7 +130,8 @@ def test_system_text_before_the_first_user_turn_is_in_the_prompt(tmp_path, capsy
     assert r.returncode == 0, r.stderr[-2000:]
     served = pl.read_parquet(tmp_path / "out" / "requests.parquet")["prompt_tokens"].sort().to_list()
     assert served == sorted(count_tokens(expected).tolist())
-    assert workload_fingerprint(str(path))["system text"] == "counted"  # (runs cached before left it out)
+    # (runs cached before left it out)
+    assert workload_fingerprint(str(path))["system text"] == "counted, a blank user turn empty"
 
 
 def test_files_without_new_columns_or_system_text_keep_their_cache_keys(tmp_path):

@@ -53,8 +53,8 @@ EXPECTED = {PROMPTS[i]: 5.0 * i for i in range(3)}
 @pytest.mark.parametrize("name, write", [
     ("arena.parquet", lambda p: pl.DataFrame([arena(i) for i in range(3)]).write_parquet(p)),
     ("arena.json", lambda p: p.write_text(json.dumps([arena(i) for i in range(3)]))),
-    ("arena.jsonl", lambda p: p.write_text(lines(arena(i, tstamp=None, TSTAMP_ms=TSTAMPS[i] * 1000)
-                                                 for i in range(3)))),
+    ("arena.jsonl", lambda p: p.write_text(lines({**{k: v for k, v in arena(i).items() if k != "tstamp"},
+                                                  "TSTAMP_ms": TSTAMPS[i] * 1000} for i in range(3)))),
     ("flat.csv", lambda p: p.write_text("prompt,generated,tstamp\n" + "".join(
         f"{PROMPTS[i]},{REPLIES[i]},{TSTAMPS[i]}\n" for i in range(3)))),
     ("flat.jsonl", lambda p: p.write_text(lines({"prompt": PROMPTS[i], "generated": REPLIES[i],
@@ -169,11 +169,11 @@ def test_a_damaged_remembered_probe_is_probed_again(tmp_path, monkeypatch):
     monkeypatch.setenv("LTRSCHED_CACHE", str(tmp_path / "cache"))
     path = tmp_path / "lmsys.parquet"
     lmsys(True).write_parquet(path)
-    assert workload_fingerprint(str(path))["system text"] == "counted"
-    kept = list((tmp_path / "cache").glob("*.probe.json"))
+    assert workload_fingerprint(str(path))["system text"] == "counted, a blank user turn empty"
+    kept = list((tmp_path / "cache").glob("*-system-p*.probe.json"))  # (its system probe; a prompter one beside it)
     assert len(kept) == 1 and kept[0].read_text() == "true"
     kept[0].write_text("tru")
-    assert workload_fingerprint(str(path))["system text"] == "counted"
+    assert workload_fingerprint(str(path))["system text"] == "counted, a blank user turn empty"
     assert kept[0].read_text() == "true"
 
 

@@ -198,7 +198,7 @@ def test_alpaca_and_dolly_records_are_named_as_such(tmp_path):
     path = tmp_path / "alpaca.json"
     path.write_text(json.dumps([alpaca] * 2))
     with pytest.raises(UserError, match=r"2 with no messages \(first: record 1: no 'conversations', .* list "
-                                        r"\('instruction': Alpaca's format\)\)"):
+                                        r"\('instruction': Alpaca's or Dolly's\)\)"):
         load_workload(str(path))
 
 

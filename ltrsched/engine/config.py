@@ -7,7 +7,7 @@ import numbers
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ltrsched.errors import UserError
+from ltrsched.errors import ArgumentValueError, UserError
 from ltrsched.policies import kv_bound, limit_rules
 # (the bound a one-group KV cache puts on the context, written once: the simulator's rule too; and its refusal's words)
 from ltrsched.policies.kv_bound import KVBound, full_attention_bound
@@ -109,21 +109,23 @@ class EngineConfig:
 
     def __post_init__(self) -> None:
         """Refuse a setting vLLM would refuse deep inside (a pydantic report of several lines, an ``AssertionError``
-        from its block pool) or take silently wrong (``max_num_seqs=True`` ran with 1), with one ValueError naming
-        it; a numpy integer or float becomes Python's (vLLM's config refused ``np.int64(2048)`` as max_model_len)."""
+        from its block pool) or take silently wrong (``max_num_seqs=True`` ran with 1), with one
+        :class:`~ltrsched.errors.ArgumentValueError` naming it (a ValueError, and a UserError: one line with exit code
+        2 should a command line reach it; it was a plain ValueError, a traceback there); a numpy integer or float
+        becomes Python's (vLLM's config refused ``np.int64(2048)`` as max_model_len)."""
         for name in INTEGER_FIELDS:
             value = getattr(self, name)
             if value is None and EngineConfig.__dataclass_fields__[name].default is None:
                 continue
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-                raise ValueError(f"{name} must be an integer, got {value!r}")
+                raise ArgumentValueError(f"{name} must be an integer, got {value!r}")
             object.__setattr__(self, name, int(value))
         for name in ("watermark", "gpu_memory_utilization", "kv_cache_gib"):
             value = getattr(self, name)
             if value is None and name == "kv_cache_gib":
                 continue
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                raise ValueError(f"{name} must be a number, got {value!r}")
+                raise ArgumentValueError(f"{name} must be a number, got {value!r}")
             if not isinstance(value, (int, float)):  # (a numpy float: asdict() gave what json.dumps refuses)
                 object.__setattr__(self, name, float(value))
         # (num_gpu_blocks and max_resident_seqs have stronger lower bounds below: the null block, the batch's cap)
@@ -138,15 +140,15 @@ class EngineConfig:
             limit_rules.resident_cap(self.max_resident_seqs, self.max_num_seqs),
             limit_rules.engine_token_budget(self.max_num_batched_tokens, self.max_num_seqs, self.max_resident_seqs))
         if reason:
-            raise ValueError(reason)
+            raise ArgumentValueError(reason)
         if self.enforce_eager is not None and not isinstance(self.enforce_eager, bool):
-            raise ValueError(f"enforce_eager must be true or false, got {self.enforce_eager!r}")
+            raise ArgumentValueError(f"enforce_eager must be true or false, got {self.enforce_eager!r}")
         for name, values in CHOICES.items():
             value = getattr(self, name)
             if value not in values and not (value is None and name in RESOLVED_CHOICES):  # (None: resolved)
-                raise ValueError(f"{name} must be one of {', '.join(values)}, got {value!r}")
+                raise ArgumentValueError(f"{name} must be one of {', '.join(values)}, got {value!r}")
         if self.model is not None and (not isinstance(self.model, str) or not self.model):
-            raise ValueError(f"model must be a built-in model name or a model directory, got {self.model!r}")
+            raise ArgumentValueError(f"model must be a built-in model name or a model directory, got {self.model!r}")
         self._fill_defaults()
 
     def _fill_defaults(self) -> None:
@@ -192,7 +194,9 @@ def with_platform(config: EngineConfig, platform: str | None = None) -> EngineCo
 def model_dir(model: str) -> str:
     """A directory vLLM can load ``model`` from: a local path as is, a built-in name's config.json
     (written to the user cache, ``ltrsched.workloads.sharegpt.cache_dir()``), or a packaged model with real
-    weights (``smollm2``: converted once from its GGUF file, :mod:`ltrsched.engine.served_models`)."""
+    weights (``smollm2``: converted once from its GGUF file, :mod:`ltrsched.engine.served_models`). Any other name is
+    a one-line :class:`~ltrsched.errors.ArgumentValueError` (a ValueError to a Python caller of ``emulate()``,
+    ``VllmDriver``, ``engine_kwargs``; the command line's one line: it was a plain UserError)."""
     from ltrsched.engine.served_models import SERVED, converted_dir
     from ltrsched.models import MODELS, write_model_dir
     from ltrsched.workloads.sharegpt import cache_dir
@@ -202,8 +206,8 @@ def model_dir(model: str) -> str:
     if model in SERVED:
         return str(converted_dir(model))
     if not (Path(model) / "config.json").is_file():
-        raise UserError(f"model {model!r} is neither a built-in name ({', '.join((*MODELS, *SERVED))}) nor a "
-                        "directory with config.json")
+        raise ArgumentValueError(f"model {model!r} is neither a built-in name ({', '.join((*MODELS, *SERVED))}) "
+                                 "nor a directory with config.json")
     return model
 
 

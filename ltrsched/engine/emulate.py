@@ -206,7 +206,9 @@ def build_scheduler(config: EngineConfig, setup: EngineSetup | None, additional_
     (:func:`ltrsched.engine.config.default_context_bound`). Settings left None take the defaults of the GPU it models
     (:func:`ltrsched.engine.config.with_platform`: blocks of 16 tokens) unless ``config.platform`` is given. A
     one-line ValueError for settings the emulated engine does not serve (:func:`check_emulated_settings`; both KV
-    sizes only where ``check_context``: the caller's own configuration, not the command line's planned one)."""
+    sizes only where ``check_context``: the caller's own configuration, not the command line's planned one), and for
+    a model that is neither a built-in name nor a model directory (:func:`ltrsched.engine.config.model_dir`), before
+    vLLM is imported."""
     check_emulated_settings(config, stated=check_context)
     config = with_platform(config, CUDA)
     if config.num_gpu_blocks is None:  # (the command line sizes it from its profile; sim/ is not engine's to import)
@@ -225,16 +227,17 @@ def build_scheduler(config: EngineConfig, setup: EngineSetup | None, additional_
     short = emulated_kv_short(config, name=limit_rules.field_name) if check_context else None
     if short is not None:
         raise ArgumentValueError(short)
+    path = model_dir(config.model)  # (an unknown model: its one line, an ArgumentValueError, before vLLM's import)
     require_vllm(cpu_only=True)
     # vLLM's CPU platform writes the variables of the CPU worker it plans while it checks a configuration
     # (LD_PRELOAD of torch's libgomp, VLLM_WORKER_MULTIPROC_METHOD=spawn, NUMEXPR_MAX_THREADS=1, ...): the emulated
     # engine runs no worker, and every command the process started later inherited them: every variable is put back
     with vllm_warnings_held(), EngineEnvironment(names=None):
-        return _build_scheduler(config, setup, additional_config or {})
+        return _build_scheduler(config, path, setup, additional_config or {})
 
 
-def _build_scheduler(config: EngineConfig, setup: EngineSetup | None, additional_config: dict):
-    """:func:`build_scheduler`'s work."""
+def _build_scheduler(config: EngineConfig, path: str, setup: EngineSetup | None, additional_config: dict):
+    """:func:`build_scheduler`'s work; ``path``: the model's directory (:func:`ltrsched.engine.config.model_dir`)."""
     import torch
     from vllm.config import CacheConfig, DeviceConfig, ModelConfig, SchedulerConfig, VllmConfig
     from vllm.v1.kv_cache_interface import FullAttentionSpec, KVCacheConfig, KVCacheGroupSpec
@@ -242,7 +245,7 @@ def _build_scheduler(config: EngineConfig, setup: EngineSetup | None, additional
 
     from ltrsched.engine.scheduler import PolicyScheduler
 
-    model = ModelConfig(model=model_dir(config.model), dtype="bfloat16", seed=0, skip_tokenizer_init=True)
+    model = ModelConfig(model=path, dtype="bfloat16", seed=0, skip_tokenizer_init=True)
     bound = None
     if config.max_model_len is not None:
         # the context is the profile's or --max-model-len, as the simulator takes it: the config.json vLLM's config
@@ -315,9 +318,9 @@ def emulate(workload: Workload, policy: Policy, step_time: Callable[[StepShape],
     # (before the scheduler is built; both KV sizes where ``driver`` is not given: a driver's builder checked its own
     # configuration, and the command line's runs pass its planned one, the GiB beside the blocks they hold)
     check_emulated_settings(config, stated=driver is None)
-    if not callable(step_time):  # (a profile object: its step_time method is what is wanted)
-        raise TypeError(f"step_time must be a function of a StepShape giving seconds (a profile's .step_time), "
-                        f"got {shown(step_time)}")
+    if not callable(step_time):  # (a profile object: its step_time method is what is wanted; a UserError too)
+        raise ArgumentTypeError(f"step_time must be a function of a StepShape giving seconds (a profile's "
+                                f".step_time), got {shown(step_time)}")
     config = with_platform(config, CUDA)  # (the GPU it models; the result records the settings it ran with)
     driver = driver or emulated_driver(config, step_time)
     return replay(workload, policy, driver, config, host="emulated vLLM scheduler (CPU, modelled step times)",

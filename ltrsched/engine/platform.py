@@ -13,7 +13,7 @@ import platform as _platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ltrsched.errors import UserError
+from ltrsched.errors import ArgumentValueError, UserError
 
 CPU = "cpu"
 CUDA = "cuda"
@@ -161,18 +161,19 @@ def host_info(platform: str, threads: int | None = None, vllm: str | None = None
 
 
 def check_threads(threads: int) -> list[int]:
-    """The CPUs this process may use; a one-line :class:`UserError` if they are fewer than ``threads``."""
+    """The CPUs this process may use; a one-line :class:`~ltrsched.errors.ArgumentValueError` if they are fewer than
+    ``threads`` (a ValueError to a Python caller of ``VllmDriver``, the command line's one line: a plain UserError)."""
     cpus = usable_cpus()
     if threads > len(cpus):
-        raise UserError(f"--threads {threads} exceeds the {len(cpus)} CPU{'s' if len(cpus) != 1 else ''} this process "
-                        "may use")
+        raise ArgumentValueError(f"--threads {threads} exceeds the {len(cpus)} CPU{'s' if len(cpus) != 1 else ''} this "
+                                 "process may use")
     return cpus
 
 
 def pin_threads(threads: int) -> list[int]:
     """Give this process's compute ``threads`` threads pinned to as many CPUs (the last usable ones, away
     from CPU 0 where the OS does its own work); must run before torch starts its thread pool. Returns the
-    CPUs. Raises :class:`UserError` if fewer CPUs are usable."""
+    CPUs. Raises :class:`~ltrsched.errors.ArgumentValueError` if fewer CPUs are usable (:func:`check_threads`)."""
     cpus = check_threads(threads)
     chosen = cpus[-threads:]
     os.environ["OMP_NUM_THREADS"] = str(threads)

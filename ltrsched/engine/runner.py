@@ -58,16 +58,19 @@ _SPECIAL_TOKENS = 256
 def engine_kwargs(config: EngineConfig, load_format: str, seed: int = 0) -> dict[str, Any]:
     """``vllm.LLM`` keyword arguments for ``config`` with the adapter loaded, its settings left None given their
     platform's defaults (:func:`~ltrsched.engine.config.with_platform`: the platform detected where not given); a
-    one-line ValueError for both KV sizes stated (:func:`~ltrsched.engine.start_checks.kv_sizes_reason`); ``seed``
+    one-line :class:`~ltrsched.errors.ArgumentValueError` (a ValueError) for both KV sizes stated
+    (:func:`~ltrsched.engine.start_checks.kv_sizes_reason`) and for a model that is neither a built-in name nor a
+    model directory (:func:`~ltrsched.engine.config.model_dir`), both before vLLM's scheduler is imported; ``seed``
     seeds vLLM's own generators (random weights, sampling without a per-request seed)."""
     config = with_platform(config)
     reason = kv_sizes_reason(config.num_gpu_blocks, config.kv_cache_gib)  # (vLLM was given both sizes)
     if reason is not None:
         raise ArgumentValueError(reason)
+    path = model_dir(config.model)  # (an unknown model: its one line, before vLLM's import)
     from ltrsched.engine.scheduler import PolicyScheduler
 
     kwargs: dict[str, Any] = dict(
-        model=model_dir(config.model),
+        model=path,
         load_format=load_format,
         skip_tokenizer_init=not config.needs_tokenizer,
         scheduler_cls=PolicyScheduler,
@@ -207,6 +210,9 @@ class VllmDriver:
         require_vllm()
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # the scheduler lives in this process
         os.environ.setdefault("VLLM_USE_FLASHINFER_SAMPLER", "0")  # (read when the sampler is built)
+        # (before the try: our own refusals, an unknown model's ArgumentValueError among them, pass as they are; inside
+        # it, that ValueError was rewrapped as "vLLM refused the engine settings: model 'x' is neither ...")
+        kwargs = engine_kwargs(config, load_format, seed)
         from vllm import LLM
 
         from ltrsched.policies import make_policy
@@ -215,7 +221,7 @@ class VllmDriver:
         try:
             with handed_to_next_scheduler(EngineSetup(policy=make_policy("fcfs"), clock=self.clock,
                                                       max_batch_seqs=config.max_num_seqs)), engine_start_noise_held():
-                return LLM(**engine_kwargs(config, load_format, seed))
+                return LLM(**kwargs)
         except ValueError as exc:  # vLLM's checks of the settings (memory, lengths): one line
             raise UserError(f"vLLM refused the engine settings: {config_error_line(exc)}") from None
 
@@ -245,15 +251,16 @@ class VllmDriver:
     def prepare(self, workload: Workload) -> Workload:
         """The workload as this engine serves it. With ``prompts="text"`` each prompt's text is rendered
         through the model's chat template; the token ids are kept for :meth:`add` and ``prompt_tokens``
-        becomes the model's count (the workload's own count is kept as ``text_prompt_tokens``)."""
+        becomes the model's count (the workload's own count is kept as ``text_prompt_tokens``). A one-line
+        :class:`~ltrsched.errors.ArgumentValueError` (a ValueError) where a prompt's text is missing."""
         if self.config.prompts != "text":
             return workload
         from ltrsched.engine.served_models import ChatPrompts, with_text_prompts
 
-        if not workload.has_text or workload.df["prompt"].null_count():
-            raise UserError(f"--prompts text needs the prompt text of every request; workload {workload.name!r} "
-                            "has none (use the built-in sharegpt, a .jsonl/.json trace, or a labels file from "
-                            "`ltrsched label`)")
+        if not workload.has_text or workload.df["prompt"].null_count():  # (a ValueError to a Python caller)
+            raise ArgumentValueError(f"--prompts text needs the prompt text of every request; workload "
+                                     f"{workload.name!r} has none (use the built-in sharegpt, a .jsonl/.json trace, or "
+                                     "a labels file from `ltrsched label`)")
         if self.chat is None:
             self.chat = ChatPrompts(model_dir(self.config.model))
         served, ids = with_text_prompts(workload, self.chat)
@@ -325,10 +332,13 @@ def run_on_vllm(workload: Workload, policy: Policy, driver: VllmDriver, progress
                 progress_label: str | None = None) -> RunResult:
     """Serve ``workload`` under ``policy`` on real vLLM (``driver``); the result has the simulator's schema,
     plus ``engine_num_gpu_blocks`` (vLLM's KV blocks, its null block included) in the summary. ``progress``,
-    ``progress_label``: as :func:`~ltrsched.engine.replay.replay`'s."""
+    ``progress_label``: as :func:`~ltrsched.engine.replay.replay`'s. A one-line
+    :class:`~ltrsched.errors.ArgumentValueError` (a ValueError) for a policy that adds output tokens on a driver whose
+    requests stop at the model's EOS, and for ``prompts="text"`` on a workload without every prompt's text
+    (:meth:`VllmDriver.prepare`)."""
     if driver.config.eos == "model" and policy.extra_output_tokens:
-        raise UserError(f"policy {policy.spec()!r} adds {policy.extra_output_tokens} output tokens to every request, "
-                        "which a model that stops at its own EOS cannot serve: use --eos ignore")
+        raise ArgumentValueError(f"policy {policy.spec()!r} adds {policy.extra_output_tokens} output tokens to every "
+                                 "request, which a model that stops at its own EOS cannot serve: use --eos ignore")
     driver.repetition_penalty = workload_penalty(workload)
     workload = driver.prepare(workload)
     result = replay(workload, policy, driver, driver.config, host=driver.host.describe(), progress=progress,

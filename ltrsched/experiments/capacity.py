@@ -17,8 +17,8 @@ halved the rate 10 times, for minutes, before reporting none. For a TTFT SLO the
 serves each request alone up to its first token (:func:`alone_specs`, :func:`first_tokens_alone`: in this process, not
 cached), and a limit below that run's statistic is ``none`` at once (:meth:`Search.unloaded_reached`), one above it
 keeps halving. The same runs give a safe lower bound (not exact) on the E2E latency, latency per token, max waiting
-time and TPOT (:data:`ALONE_BOUNDED_METRICS`; TPOT's from each request's prompt and output lengths: its later tokens'
-steps at least the lightest step plus the request's own attention over its growing context), measured where such an
+time and TPOT (:data:`ALONE_BOUNDED_METRICS`: each request's TTFT served alone, then its later tokens' steps, each at
+least the lightest step plus the request's own attention over its growing context), measured where such an
 SLO is missed likewise: a limit below it is ``none`` at once too. For TPOT, E2E latency, latency per token and max waiting time the floor is otherwise extrapolated
 (:meth:`Search.floor_reached`); the queueing delay, 0 unloaded, has none (:data:`FLOOR_METRICS`). The capacity is
 the bracket's low end: the highest rate seen to meet the SLOs, with ``high``, a rate seen to miss them, at most
@@ -479,45 +479,51 @@ def unloaded_floor(slos: Sequence[Slo], alone: Sequence[dict]) -> dict[str, floa
     return out
 
 
-#: Metrics with a safe lower bound (not exact) from the runs serving each request alone (:func:`alone_bounds`). Per
-#: request, with ``a`` its TTFT served alone (:data:`UNLOADED_METRICS`: its TTFT at any rate is at least ``a``), ``o``
-#: its output tokens (the workload's), ``s = o + x`` those it is served (``x``: the policy's extra tokens, PO's length
-#: estimate) and ``L`` the profile's lightest step (:func:`lightest_step_s`), at any rate:
+#: Metrics with a safe lower bound (not exact) from the runs serving each request alone (:func:`alone_bounds`, each
+#: request's from :func:`request_bounds`). Per request, with ``a`` its TTFT served alone (:data:`UNLOADED_METRICS`: its
+#: TTFT at any rate is at least ``a``), ``p`` its prompt tokens, ``o`` its output tokens (the workload's), ``s = o + x``
+#: those it is served (``x``: the policy's extra tokens, PO's length estimate, sampled like the others) and ``L`` the
+#: profile's lightest step (:func:`lightest_step_s`), at any rate:
 #:
-#: * E2E latency >= ``a + (s - 1) L``: after its first token the request samples its ``s - 1`` other tokens
-#:   each in a step of its own (a step samples at most one token of a request: a decode, or the prefill of a chunk or
-#:   a recompute ending at its prompt's or context's last token), on its one replica, whose steps run one after the
-#:   other, each at least ``L`` long (every step computes a token of a sequence; swaps only add time);
-#: * latency per token >= ``(a + (s - 1) L) / o`` (the E2E latency over the workload's output tokens);
-#: * max waiting time >= ``a`` (it is at least the TTFT).
+#: * each later token ``j`` (2..s) is sampled at the end of a context of ``c = p + j - 1`` tokens, and the steps from
+#:   the token before to it take at least ``L + m(c)``, ``m(c) = min(d c, q c (c + 1) / 2)``: they run one after the
+#:   other on the request's one replica; the last of them samples the token (a step samples at most one token of a
+#:   request: a decode, or the prefill of a chunk or a recompute ending at its context's last token) and is at least
+#:   ``L`` in its terms other than attention (each at least the lightest step's); and they hold at least this
+#:   request's attention over that context: a decode reads ``c`` KV tokens (``d c``, ``d``: the profile's decode
+#:   attention per KV token), while after a recompute (every computed token thrown away: ``policies.recompute``) the
+#:   prefill chunks that recompute the ``c`` tokens hold ``c (c + 1) / 2`` causal pairs however they are cut (``q``:
+#:   per pair; a 1-token last chunk counts as a decode of ``c``); swaps and waiting only add time. These gaps follow
+#:   the first token and one another, so the later tokens take at least ``(s - 1) L + A``, ``A`` the sum of ``m(c)``
+#:   over ``c = p + 1 .. p + s - 1`` (:func:`later_tokens_attention_s`);
+#: * E2E latency >= ``a + (s - 1) L + A`` (its TTFT, then its later tokens, the extra ones included);
+#: * latency per token >= ``(a + (s - 1) L + A) / o`` (the E2E latency over the workload's output tokens);
+#: * TPOT >= ``L + A / (s - 1)`` for a request of ``s > 1`` tokens (its later tokens' time over ``s - 1``; TPOT is
+#:   undefined for the others, at every rate);
+#: * max waiting time >= ``max(a, L + m(p + s - 1))`` for ``s > 1`` (else ``a``): at least the TTFT, and at least the
+#:   largest gap between two tokens, at least the last one's (``m`` grows with the context).
 #:
 #: Each statistic of values each at least their bound is at least the bound's statistic, and so is the mean over the
-#: seeds. Not exact: served alone, a later token's step is a decode of the request's context, longer than ``L`` by its
-#: attention (a100-llama3-8b, 2,000 requests, seed 0, each statistic served alone above its bound by: sharegpt
-#: 0.11-0.48% for E2E latency, 0.16-0.45% per token, 0-0.07% for max waiting time; lmsys-like 0.19-1.03%, 0.17-0.43%,
-#: 0-0.05%), and the later tokens after a recompute can be quicker than those decodes, which is why no exact floor of
-#: these metrics exists.
+#: seeds. The decode is the lesser from ``c >= 2 d / q - 1`` (66 tokens on a100-llama3-8b, 21 on cpu-smollm2), where a
+#: token's bound is its own decode served alone; only the tokens of shorter contexts count less (a token after a
+#: recompute there may beat the decode served alone, which is why no exact floor of these metrics exists). So each
+#: statistic served alone is within 0.01% of its bound, mostly the slack for rounding (:data:`BOUND_SLACK_S` is 0.006%
+#: of a 0.016 s step): 0.000-0.003% for E2E latency, 0.007-0.009% per token and for TPOT, 0.002-0.007% for max
+#: waiting time (a100-llama3-8b, fcfs: sharegpt and lmsys-like, 2,000 requests, seed 0; sharegpt, 200 requests, seeds
+#: 0-2; lmsys-like, 30 requests, seed 0); with ``L`` alone per later token (and ``a`` alone for the max waiting time)
+#: 0.11-1.03%, 0.16-0.45% and 0-0.07%.
 #:
-#: * TPOT >= ``L + A / (s - 1)`` for a request of ``s > 1`` tokens (TPOT is undefined for the others, at every rate),
-#:   where ``A`` sums :func:`later_tokens_attention_s`: each later token ``j`` (2..s) is sampled at the end of a
-#:   context of ``c = p + j - 1`` tokens (``p``: its prompt), and the steps from the token before to it hold at least
-#:   this request's attention over that context: a decode reads ``c`` KV tokens (``d c``, ``d``: the profile's decode
-#:   attention per KV token), while after a recompute (every computed token thrown away: ``policies.recompute``) the
-#:   prefill chunks that recompute the ``c`` tokens hold ``c (c + 1) / 2`` causal pairs however they are cut (``q c
-#:   (c + 1) / 2``, ``q``: per pair; a 1-token last chunk counts as a decode of ``c``); so at least the lesser of the
-#:   two, on top of ``L`` (each step's other terms are at least the lightest step's: :func:`lightest_step_s`). The
-#:   decode is the lesser from ``c >= 2 d / q - 1`` (66 tokens on a100-llama3-8b, 21 on cpu-smollm2), where the bound
-#:   is the token's own decode served alone: the bound is that request's TPOT served alone for most requests (an
-#:   exact floor below which no rate goes); only the tokens of shorter contexts count less (a recompute there may
-#:   beat the decode, as above). Before it the search only knew ``L`` (:func:`slo_bound`).
-#:
-#: What it saves, at limits 1% below the bound (0.05% for latency per token; fcfs on a100-llama3-8b): sharegpt, 200
-#: requests, seeds 0-1: E2E latency mean, P50 and P90, max waiting time mean and P90, latency per token P99 halved 10
-#: times (11 rates, 22 runs) to ``none``, E2E P99 7 rates, max waiting time P99 4, latency per token mean 8 and P90 9;
-#: each now ``none`` at the first rate (2 runs and the 2 runs serving each request alone). lmsys-like, 30 requests,
-#: seed 0: the E2E latency's four statistics and the mean max waiting time 11 rates, now 1. TPOT: sharegpt, 200
-#: requests, seeds 0-2, P90 TPOT <= 0.0159 s (the lightest step 0.01586, the bound 0.01592): 11 rates and 33 runs, the
-#: extrapolating rule's, now 1 rate (3 runs and the 3 alone; README.md, "capacity" section, gives the command).
+#: What it saves, at limits 1% below the bound with ``L`` alone (0.05% for latency per token; fcfs on a100-llama3-8b):
+#: sharegpt, 200 requests, seeds 0-1: E2E latency mean, P50 and P90, max waiting time mean and P90, latency per token
+#: P99 halved 10 times (11 rates, 22 runs) to ``none``, E2E P99 7 rates, max waiting time P99 4, latency per token mean
+#: 8 and P90 9; each now ``none`` at the first rate (2 runs and the 2 runs serving each request alone). lmsys-like, 30
+#: requests, seed 0: the E2E latency's four statistics and the mean max waiting time 11 rates, now 1. Between that
+#: bound and this one (sharegpt, 200 requests, seeds 0-2): P90 E2E latency <= 8.46 s (bound 8.444 -> 8.468), P90
+#: latency per token <= 0.01592 s (0.01588 -> 0.01593) and P50 max waiting time <= 0.01594 s (0.01593 -> 0.01594) each
+#: halved 10 times (11 rates, 36 runs with the 3 alone) and are now ``none`` at the first rate (6 runs). TPOT (the
+#: attention term was first its own): sharegpt, 200 requests, seeds 0-2, P90 TPOT <= 0.0159 s (the lightest step
+#: 0.01586, the bound 0.01592): 11 rates and 33 runs, the extrapolating rule's, now 1 rate (3 runs and the 3 alone;
+#: README.md, "capacity" section, gives the commands).
 ALONE_BOUNDED_METRICS = ("e2e_latency", "latency_per_token", "max_waiting_time", "tpot")
 #: What the rounding of a run's clock may take off each step's measured length [s]: each step's end is the float
 #: nearest its start plus its time, and clock readings stay below 2**28 s (arrivals end by 1e8 s,
@@ -555,30 +561,44 @@ def later_tokens_attention_s(prompt: np.ndarray, served: np.ndarray, decode_s_pe
     return q * quad + d * lin
 
 
+def request_bounds(ttft: np.ndarray, prompt: np.ndarray, outputs: np.ndarray, step_s: float, extra_tokens: int = 0,
+                   attention: tuple[float, float] = (0.0, 0.0)) -> dict[str, np.ndarray]:
+    """Per request (arrays aligned: ``ttft`` served alone [s], ``prompt`` tokens, ``outputs`` the workload's output
+    tokens), the least each :data:`ALONE_BOUNDED_METRICS` metric can be at any rate [s or s/token], the proof's terms:
+    its later tokens' steps ``(s - 1) L + A`` (``s = outputs + extra_tokens``, ``L = step_s`` less
+    :data:`ALONE_STEP_SLACK_S`, ``A`` :func:`later_tokens_attention_s` with ``attention``, the profile's decode
+    attention per KV token [s/token] and prefill attention per pair [s/pair]; 0, 0 where unknown: the lightest step
+    alone); E2E latency ``ttft + (s - 1) L + A``; latency per token that over ``outputs``; TPOT ``((s - 1) L + A) /
+    (s - 1)`` (only the requests of ``s > 1`` tokens: the others have none); max waiting time the TTFT, or the last
+    token's step, ``L`` plus the attention over the last context, if longer."""
+    step = max(0.0, step_s - ALONE_STEP_SLACK_S)
+    outputs = outputs.astype(np.float64)
+    served = outputs + extra_tokens
+    later = (served - 1) * step + later_tokens_attention_s(prompt, served, *attention)  # the later tokens' steps [s]
+    e2e = ttft + later
+    # the last token's own step (its context prompt + served - 1: one later token of a request served - 1 long; none
+    # for a request of one token)
+    last = np.where(served > 1, step, 0.0) + later_tokens_attention_s(prompt + served - 2, np.minimum(served, 2),
+                                                                       *attention)
+    many = served > 1  # (TPOT is undefined for a request of one token)
+    return {"e2e_latency": e2e, "latency_per_token": e2e / outputs, "max_waiting_time": np.maximum(ttft, last),
+            "tpot": later[many] / (served[many] - 1)}
+
+
 def alone_bounds(slos: Sequence[Slo], alone: Sequence[pl.DataFrame], step_s: float,
                  extra_tokens: int = 0, attention: tuple[float, float] = (0.0, 0.0)) -> dict[str, float]:
     """Per SLO on an :data:`ALONE_BOUNDED_METRICS` metric, a safe lower bound on its mean over the seeds at any rate
     [s or s/token]: the mean over the seeds of the statistic (as :func:`ltrsched.metrics.summarize` takes it) of each
-    request's bound, from ``alone`` (:func:`first_tokens_alone`'s requests, one frame per seed, each served alone:
-    their ``ttft``, ``prompt_tokens`` and :data:`WHOLE_OUTPUT`), ``step_s``, the profile's lightest step [s] (0 where
-    unknown), less :data:`ALONE_STEP_SLACK_S` per later token, ``extra_tokens``, the policy's extra output tokens per
-    request, and ``attention``, the profile's decode attention per KV token [s/token] and prefill attention per pair
-    [s/pair] (TPOT's bound, :func:`later_tokens_attention_s`; 0, 0 where unknown: then the lightest step alone); then
-    less :data:`BOUND_SLACK_S` and :data:`BOUND_SLACK_REL` as :func:`unloaded_floor`. Below a limit it rules nothing
-    out: the metric may still have no rate that meets it."""
-    step = max(0.0, step_s - ALONE_STEP_SLACK_S)
-    per_seed = []
-    for requests in alone:
-        ttft = requests["ttft"].to_numpy().astype(np.float64)
-        outputs = requests[WHOLE_OUTPUT].to_numpy().astype(np.float64)
-        e2e = ttft + (outputs + extra_tokens - 1) * step
-        bounds = {"e2e_latency": e2e, "latency_per_token": e2e / outputs, "max_waiting_time": ttft}
-        served = outputs + extra_tokens
-        if any(slo.metric.startswith("tpot_") for slo in slos):
-            later = served > 1  # (TPOT is undefined for a request of one token)
-            prompt = requests["prompt_tokens"].to_numpy()[later]
-            bounds["tpot"] = step + later_tokens_attention_s(prompt, served[later], *attention) / (served[later] - 1)
-        per_seed.append(bounds)
+    request's bound (:func:`request_bounds`), from ``alone`` (:func:`first_tokens_alone`'s requests, one frame per
+    seed, each served alone: their ``ttft``, ``prompt_tokens`` and :data:`WHOLE_OUTPUT`), ``step_s``, the profile's
+    lightest step [s] (0 where unknown), ``extra_tokens``, the policy's extra output tokens per request, and
+    ``attention``, the profile's decode attention per KV token [s/token] and prefill attention per pair [s/pair] (0, 0
+    where unknown); then less :data:`BOUND_SLACK_S` and :data:`BOUND_SLACK_REL` as :func:`unloaded_floor`. Below a
+    limit it rules nothing out: the metric may still have no rate that meets it."""
+    per_seed = [request_bounds(requests["ttft"].to_numpy().astype(np.float64),
+                               requests["prompt_tokens"].to_numpy().astype(np.float64),
+                               requests[WHOLE_OUTPUT].to_numpy(), step_s, extra_tokens, attention)
+                for requests in alone]
     out = {}
     for slo in slos:
         metric, stat = slo.metric.rsplit("_", 1)
@@ -617,12 +637,14 @@ class AloneBound(Floor):
         metric = self.metric.rsplit("_", 1)[0]
         unit = " s/token" if metric in ("latency_per_token", "tpot") else " s"
         extra = f", its policy's {self.extra_tokens} extra tokens included" if self.extra_tokens else ""
-        later = f" plus {self.step:.4g} s (the profile's lightest step) per later output token{extra}"
-        per = {"e2e_latency": later, "latency_per_token": f"{later}, over its output tokens"}.get(metric, "")
-        what = f"each request's ttft served alone{per}"
-        if metric == "tpot":
-            what = (f"each later output token of a request at least {self.step:.4g} s (the profile's lightest step) "
-                    f"plus its own attention over its context (a decode's, or a recompute's if less){extra}")
+        step = (f"{self.step:.4g} s (the profile's lightest step) plus its own attention over its context (a decode's, "
+                f"or a recompute's if less)")
+        later = f" plus, per later output token, {step}{extra}"
+        what = {"e2e_latency": f"each request's ttft served alone{later}",
+                "latency_per_token": f"each request's ttft served alone{later}, over its output tokens",
+                "max_waiting_time": f"each request's ttft served alone, or its last output token's step if longer: "
+                                    f"{step}{extra}",
+                "tpot": f"each later output token of a request at least {step}{extra}"}[metric]
         return (f"{self.metric} {self.value:.4g} > {self.limit:g} at {self.rate:g} req/s, and at every rate: ruled out "
                 f"by the bound from unloaded service, {self.bound:.4g}{unit}: {what} "
                 f"(no request's {metric} is below it under load)")

@@ -111,8 +111,10 @@ def _in_report(body: str) -> str:
 
 
 def _save_section(name: str, sec: Section, out: Path, command: str) -> None:
+    from ltrsched import __version__
+
     meta = {"command": command, "date": time.strftime("%Y-%m-%d"), "passed": sum(bool(c.passed) for c in sec.checks),
-            "checks": len(sec.checks)}
+            "checks": len(sec.checks), "version": __version__}
     atomic.write_text(out / SECTIONS_DIR / f"{name}.md", _META + strict_json.dumps(meta) + " -->\n"
                       + "\n".join(render_section(sec, out)))
 
@@ -128,6 +130,19 @@ def _load_section(path: Path) -> tuple[dict, str] | None:
     if not isinstance(meta, dict) or any(not isinstance(meta.get(k), t) for k, t in keys.items()):
         return None
     return meta, body
+
+
+def _other_version(meta: dict) -> str:
+    """What a kept section's line adds where another ltrsched version wrote it (its runs, cached under their version,
+    are not this version's; a section kept before versions were recorded has none): which, and how to refresh it."""
+    from ltrsched import __version__
+
+    version = meta.get("version")
+    if version == __version__:
+        return ""
+    if not isinstance(version, str):
+        return f", by an ltrsched version it did not record (this is {__version__}): run that command again to refresh it"
+    return f", by ltrsched {version}, not this one ({__version__}): run that command again to refresh it"
 
 
 def write_report(sections: Sequence[tuple[str, Section]], out: Path, command: str, seconds: float,
@@ -154,7 +169,7 @@ def write_report(sections: Sequence[tuple[str, Section]], out: Path, command: st
     for name, (meta, body) in kept.items():
         if name in earlier:
             title, _, rest = body.partition("\n")
-            body = f"{title}\n\n_From `{meta['command']}`, {meta['date']}._\n{rest}"
+            body = f"{title}\n\n_From `{meta['command']}`, {meta['date']}{_other_version(meta)}._\n{rest}"
         lines += [_in_report(body)]
     lines.append(KNOWN_REASONS)
     path = out / "REPRODUCTION.md"

@@ -4,8 +4,9 @@ Every :class:`RunSpec` has a result directory ``<out>/runs/<hash>/`` holding ``r
 (+ ``steps.parquet``) and ``summary.json``, each written atomically and durably, ``summary.json`` last.
 The hash covers the run's fields and the content of what it reads (:meth:`RunSpec.inputs`), so an
 edited workload, profile or plugin file gives a new directory. A run is finished when its
-``summary.json`` parses and its parquet files are readable (:func:`is_done`); a missing, empty or
-damaged file (a crash, a power loss) means it is computed again.
+``summary.json`` parses, is this run's (its ``run_hash``) and holds the results as written (their digest,
+:func:`results_digest`), and its parquet files are readable (:func:`is_done`); a missing, empty or damaged file
+(a crash, a power loss) or a summary edited since (a number changed, a metric removed) means it is computed again.
 
 :func:`run_one` is the unit of work: it computes one run under the run's lock (:mod:`runlock`), unless
 it is finished, so that two invocations on the same ``--out`` never compute a run twice or interleave
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import hashlib
 import json
 import multiprocessing
 import os
@@ -34,6 +36,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import polars as pl
 
+from ltrsched import strict_json
 from ltrsched.arguments import shown
 from ltrsched.errors import RunFailedError, UserError
 from ltrsched.experiments.runspec import RunSpec
@@ -57,17 +60,71 @@ LOCK_FILE = ".lock"
 EXIT_LINE_FILE = ".plugin-exit"
 
 
+#: The key of a run's ``meta`` (in its ``summary.json``) holding :func:`results_digest` of its results as written.
+DIGEST_KEY = "results_sha256"
+
+
+def results_digest(record: dict[str, Any]) -> str:
+    """SHA-256 (hex) of a ``summary.json`` record's results: its ``summary`` and a cluster's ``replicas``, as the file
+    holds them (strict JSON, keys sorted; an undefined value null). A cached run whose summary was edited or damaged
+    since it was written (a number changed, a metric removed, a ``NaN`` put in) no longer matches it."""
+    body = {key: record.get(key) for key in ("summary", "replicas")}
+    # (through the file's own round trip: a numpy integer is written as text, a tuple as a list, an int key as text)
+    body = strict_json.loads(strict_json.dumps(body, default=str))
+    text = strict_json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def is_done(out: str | Path, spec: RunSpec, run_hash: str | None = None) -> bool:
-    """True if the run's results are complete: ``summary.json`` parses, the parquet files are readable."""
+    """True if the run's results are complete and as written: ``summary.json`` parses, names this run's hash and
+    matches its digest (:func:`results_digest`: one edited by hand, or written by a version that recorded none, is
+    not taken), and the parquet files are readable (:func:`why_not_done`)."""
+    return why_not_done(out, spec, run_hash) is None
+
+
+#: :func:`why_not_done` of a run with no ``summary.json``: never run, or stopped before its results were written.
+NOT_RUN = "not run"
+
+
+def why_not_done(out: str | Path, spec: RunSpec, run_hash: str | None = None) -> str | None:
+    """None if the run's results under ``out`` are complete and as written (:func:`is_done`), else why not, in a few
+    words: :data:`NOT_RUN` (no ``summary.json``), or what is wrong with the files there."""
+    run_hash = run_hash or spec.run_hash()
     d = run_dir(out, spec, run_hash)
     try:
-        read_summary_file(d / "summary.json")
-        pl.read_parquet_schema(d / "requests.parquet")
-        if spec.record_steps:
-            pl.read_parquet_schema(d / "steps.parquet")
-    except (OSError, ValueError, pl.exceptions.PolarsError):
-        return False
-    return True
+        data = read_summary_file(d / "summary.json")
+    except (FileNotFoundError, NotADirectoryError):  # (a file where the run's directory goes: never run here, and
+        return NOT_RUN  # the run itself says so in one line, :func:`run_one`, not a note that it is computed again)
+    except OSError as exc:
+        return f"its summary.json cannot be read ({exc.strerror or type(exc).__name__})"
+    except ValueError:
+        return "its summary.json is damaged"
+    meta = data.get("meta")
+    if not isinstance(meta, dict) or meta.get("run_hash") != run_hash:
+        return "its summary.json is not this run's"
+    if DIGEST_KEY not in meta:
+        return "its summary.json has no digest of its results (an earlier version's)"
+    if meta[DIGEST_KEY] != results_digest(data):
+        return "its summary.json was edited or damaged since it was written"
+    for name in ("requests.parquet", *(("steps.parquet",) if spec.record_steps else ())):
+        try:
+            pl.read_parquet_schema(d / name)
+        except (OSError, ValueError, pl.exceptions.PolarsError):
+            return f"its {name} is missing or damaged"
+    return None
+
+
+def _note_damaged(damaged: dict[str, str], out: Path) -> None:
+    """A ``note:`` line on stderr naming the cached runs (hash -> :func:`why_not_done`) computed again because their
+    files are damaged or were edited: the counts said "simulated" of runs the user expected reused, without why."""
+    if not damaged:
+        return
+    from ltrsched.names import shown_path
+
+    shown_runs = "; ".join(f"runs/{h}: {why}" for h, why in list(damaged.items())[:3])
+    more = f"; and {len(damaged) - 3:,} more" if len(damaged) > 3 else ""
+    sys.stderr.write(f"note: {len(damaged):,} cached run(s) under {shown_path(out / 'runs')} are computed again, their files "
+                     f"not taken as they are ({shown_runs}{more})\n")
 
 
 def load_summary(out: str | Path, spec: RunSpec) -> dict[str, Any]:
@@ -276,6 +333,7 @@ def execute_run(spec: RunSpec, out: str | Path, run_hash: str | None = None) -> 
     result.summary["mean_output_tokens"] = float(result.requests["output_tokens"].mean())
     result.summary["mean_prompt_tokens"] = float(result.requests["prompt_tokens"].mean())
     result.meta.update(run_spec=spec.to_dict(), run_hash=run_hash, scoring_info=scoring_info)
+    result.meta[DIGEST_KEY] = results_digest({"summary": result.summary, "replicas": result.replicas})
     result.save(run_dir(out, spec, run_hash))
     return result.summary
 
@@ -528,12 +586,17 @@ def run_all(specs: Iterable[RunSpec], out: str | Path, jobs: int | None = None, 
     out = Path(out)
     stats = RunStats()
     pending: list[Pending] = []
+    damaged: dict[str, str] = {}
     for s in unique_specs(specs):
         h = s.run_hash()
-        if is_done(out, s, h):
+        why = why_not_done(out, s, h)
+        if why is None:
             stats.skipped.append(h)
         else:
             pending.append((s, h))
+            if why != NOT_RUN:
+                damaged[h] = why
+    _note_damaged(damaged, out)
     # group runs sharing a workload so that each worker's workload cache hits
     pending.sort(key=lambda p: (p[0].workload, p[0].num_requests or 0, p[0].arrival, p[0].rate or 0.0, p[0].policy))
     own_bar = bar is None

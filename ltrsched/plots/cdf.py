@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -26,16 +27,34 @@ Lines = Sequence[tuple[str, pl.DataFrame]]  # (label, requests table)
 def check_image_path(path: str | Path, option: str = "--out") -> Path:
     """Raise :class:`UserError` unless ``path`` is a writable image file path (.png, .pdf, .svg)."""
     path = Path(path)
+    check_named(path, option, IMAGE_SUFFIXES, "cdf")
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise UserError(f"{option} must end in {', '.join(IMAGE_SUFFIXES)}, got {path}")
     return check_out_file(path, option)
+
+
+def check_named(path: Path, option: str, suffixes: tuple[str, ...], stem: str) -> None:
+    """One-line :class:`UserError` for a file named by one of ``suffixes`` alone (``-o .png``): pathlib reads it as
+    a hidden file without a suffix, and the error said "--out must end in .png, .pdf, .svg, got .png". ``stem``
+    begins the name suggested."""
+    if path.name.lower() in suffixes:
+        raise UserError(f"{option} {path}: the name is its suffix alone, which names a hidden file without one; give "
+                        f"a name before the suffix, e.g. {stem}{path.name}")
+
+
+#: Most lines of a --title: more were drawn down over the panels (matplotlib's "Tight layout not applied").
+MAX_TITLE_LINES = 3
+#: Most characters of a --title's line: 70 of the widest letter (W) fit the figure's width (12.6 in; 80 did not); a
+#: longer line was cut off at both edges of the image.
+MAX_TITLE_CHARS = 70
 
 
 def check_title(title: str, option: str = "--title") -> str:
     """Raise :class:`UserError` if matplotlib would fail to typeset ``title`` (text between two ``$`` is
     math, e.g. ``$\\lambda$``; an unknown command there ended in a traceback after the runs were read), or if it holds
     a control character other than a line break (a tab, ESC, a carriage return: drawn as an empty box, which the
-    missing-glyph note said a font would fix)."""
+    missing-glyph note said a font would fix), or more lines or longer ones than fit the figure
+    (:data:`MAX_TITLE_LINES`, :data:`MAX_TITLE_CHARS`)."""
     import unicodedata
 
     from matplotlib import cbook
@@ -45,6 +64,16 @@ def check_title(title: str, option: str = "--title") -> str:
     if control is not None:
         raise UserError(f"{option} {title!r}: {control!r} is a control character, which no font draws (an empty box "
                         "in the figure); give printable text (a line break, \\n, starts a second line)")
+
+    lines = title.split("\n")
+    if len(lines) > MAX_TITLE_LINES:  # (drawn down over the panels, "Tight layout not applied")
+        raise UserError(f"{option} has {len(lines):,} lines, more than the {MAX_TITLE_LINES} that fit above the panels "
+                        "(the rest was drawn over them); shorten it")
+    longest = max(range(len(lines)), key=lambda i: len(lines[i]))
+    if len(lines[longest]) > MAX_TITLE_CHARS:  # (cut off at both edges of the image)
+        raise UserError(f"{option}: its line {longest + 1} has {len(lines[longest]):,} characters, more than the "
+                        f"{MAX_TITLE_CHARS} that fit the figure's width (the rest was cut off at its edges); shorten "
+                        "it, or break it with a line break (\\n)")
 
     if cbook.is_math_text(title):
         try:
@@ -61,6 +90,19 @@ def ecdf(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     v = np.asarray(values, dtype=np.float64)
     v = np.sort(v[np.isfinite(v)])
     return v, np.arange(1, len(v) + 1) / max(len(v), 1)
+
+
+def unfinished_count(requests: pl.DataFrame) -> int:
+    """Requests of the table that did not finish (``finish_time`` missing or not finite: an engine run's aborted
+    requests, a run stopped at a time). A CDF counts them as latencies past every one it draws: its line ends at
+    the share that finished. (It ended at 1 over the finished ones alone: a run that finished half of its requests
+    looked as good as one that finished all of them.)"""
+    if "finish_time" not in requests.columns:
+        return 0
+    finish = requests["finish_time"]
+    if not finish.dtype.is_numeric():
+        return 0
+    return int(finish.is_null().sum() + (~finish.drop_nulls().cast(pl.Float64).is_finite()).sum())
 
 
 def metric_values(requests: pl.DataFrame, metric: str) -> np.ndarray:
@@ -98,11 +140,22 @@ ZERO_SPAN_MARGIN = 0.05
 
 def shown_text(text: str, limit: int = MAX_LABEL_CHARS) -> str:
     """``text`` as matplotlib draws it literally: cut to ``limit`` characters and every ``$`` escaped (a policy or
-    workload named with two ``$`` was typeset as math, and a name like ``$\\foo$`` ended in a traceback)."""
-    text = str(text)
+    workload named with two ``$`` was typeset as math, and a name like ``$\\foo$`` ended in a traceback). A control
+    character or line break is written as its escape, as error lines print it (:func:`ltrsched.names.one_line`; ESC
+    was an empty box), and so is a lone surrogate (``\\udcff``: a file name's byte that is no UTF-8, which
+    matplotlib's font refused with a TypeError traceback) and a bidirectional-text control (:data:`_ESCAPED`)."""
+    from ltrsched.names import one_line
+
+    text = _ESCAPED.sub(lambda m: f"\\u{ord(m.group()):04x}", one_line(text))
     if len(text) > limit:
         text = text[: limit - 3] + "..."
     return text.replace("$", "\\$")
+
+
+#: What :func:`shown_text` writes as escapes beyond control characters: a code point of UTF-16's surrogates, alone
+#: in a str (Python reads a name's bytes that are no UTF-8 so), and bidirectional-text controls (U+202E, right-to-left
+#: override, drew the rest of a legend entry backwards: "x (n=3)" as "(3=n) x").
+_ESCAPED = re.compile("[\ud800-\udfff\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _plain_log_labels(ax, ratio: float) -> None:
@@ -124,9 +177,9 @@ def cdf_figure(groups: Sequence[tuple[str, Lines]], title: str = "", series: Map
     """The figure of :func:`plot_cdf_grid` (a matplotlib ``Figure``; the caller closes it). A line's colour and
     dash pattern follow its series, ``series[label]`` (default: the label; :func:`ltrsched.plots.runs.line_series`),
     in order of first appearance (:func:`ltrsched.plots.styles.series_styles`), so a policy is drawn alike in
-    every panel and row. Each row has one legend of its runs (the first panel's count n where it has the run), in
-    that order of the series in every row; a panel that no run has a finite value for says so (e.g. TPOT of
-    1-token outputs)."""
+    every panel and row. Each row has one legend of its runs (the first panel's count n where it has the run, and the
+    requests that did not finish: :func:`unfinished_count`), in that order of the series in every row; a panel that
+    no run has a finite value for says so (e.g. TPOT of 1-token outputs)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -148,8 +201,10 @@ def cdf_figure(groups: Sequence[tuple[str, Lines]], title: str = "", series: Map
                 x, y = ecdf(metric_values(requests, metric))
                 if not len(x):
                     continue
+                unfinished = unfinished_count(requests)
+                y = y * len(x) / (len(x) + unfinished)  # (an unfinished request's latency is past every one drawn)
                 style = styles[series.get(label, label)]
-                text = f"{shown_text(label)} (n={len(x)})"
+                text = f"{shown_text(label)} (n={len(x)}" + (f", {unfinished} unfinished)" if unfinished else ")")
                 # (from 0 at the smallest value: a lone request's CDF, one point, was drawn as nothing)
                 (line,) = ax.step(np.r_[x[0], x], np.r_[0.0, y], where="post", label=text, linewidth=1.4,
                                   color=style.color, linestyle=style.linestyle)

@@ -5,12 +5,18 @@ by what the step computed (:func:`step_name`: ``prefill``, ``decode`` or ``prefi
 (``"ph": "C"``) follow the batch (sequences, batched and prefill tokens), the KV cache (GPU and host blocks in use),
 preemptions per step and live requests. Timestamps are simulated time in
 microseconds (the trace-event format's unit). Counters drop to zero while a replica is idle.
+
+A trace holds at most :data:`MAX_TRACE_STEPS` steps (about 680 bytes of JSON each): a long run's whole trace (1,000
+requests, one at a time: 264k steps, 175 MB) is more than the viewers load, and its writing held every event in
+memory (1.8 GB). A longer run is traced a window at a time (:func:`steps_in_window`, ``plot trace --start --end``).
 """
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import polars as pl
 
@@ -34,8 +40,71 @@ REQUIRED = ("start", "duration", "num_seqs", "num_decode_seqs", "num_batched_tok
             "num_evicted", "num_live", "blocks_in_use", "host_blocks_in_use", "num_finished")
 
 
-def chrome_trace(steps: pl.DataFrame, meta: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The trace-event document of a step trace (a ``replica`` column gives one process per replica)."""
+#: Most steps a trace holds. A trace-event JSON file takes about 680 bytes per step (counters included; 660-680
+#: measured on simulate runs of 16k-264k steps); chrome://tracing loads at most 256 MB (google/trace-viewer#627) and
+#: Perfetto's in-browser UI failed on a JSON trace of 900 MB (google/perfetto#99). 250,000 steps: about 170 MB.
+MAX_TRACE_STEPS = 250_000
+
+
+def check_trace_size(steps: pl.DataFrame) -> None:
+    """Raise :class:`UserError` if ``steps`` (every replica's) are more than :data:`MAX_TRACE_STEPS`, naming the span
+    of simulated time [s] they cover and a window of it that fits. (The whole trace was written: 264k steps of a
+    1,000-request run were 175 MB, built in memory first: 1.8 GB.)"""
+    if steps.height <= MAX_TRACE_STEPS:
+        return
+    starts = steps["start"].sort()
+    first, last = float(starts[0]), float(starts[-1])
+    # (the window [first, fits) holds fewer than MAX_TRACE_STEPS steps; both ends shown rounded down, to the ms)
+    fits = float(starts[MAX_TRACE_STEPS - 1])
+    raise UserError(f"the step trace holds {steps.height:,} steps ({_ms(first)}-{_ms(last)} s of simulated time), more "
+                    f"than the {MAX_TRACE_STEPS:,} a trace holds (about 680 bytes each; trace viewers load a few "
+                    f"hundred MB at most): trace a window of it, e.g. `ltrsched plot trace RUN --start {_ms(first)} "
+                    f"--end {_ms(fits)}` (RUN: the run's directory, simulate --record-steps --out RUN)")
+
+
+def _ms(seconds: float) -> str:
+    """``seconds`` rounded down to the millisecond, without trailing zeros (``12.5``, ``0``)."""
+    return f"{math.floor(seconds * 1000) / 1000:.3f}".rstrip("0").rstrip(".")
+
+
+def steps_in_window(steps: pl.DataFrame, start: float | None = None, end: float | None = None) -> pl.DataFrame:
+    """The steps that start at or after ``start`` and before ``end`` [s of simulated time] (None: no bound), every
+    replica's; a :class:`UserError` if none does."""
+    if start is None and end is None:
+        return steps
+    lo = -math.inf if start is None else start
+    hi = math.inf if end is None else end
+    kept = steps.filter((pl.col("start") >= lo) & (pl.col("start") < hi))
+    if not kept.height:
+        first, last = steps["start"].min(), steps["start"].max()
+        raise UserError(f"no step of the run starts in the window [{lo:g}, {hi:g}) s: its steps start at "
+                        f"{first:g}-{last:g} s of simulated time")
+    return kept
+
+
+def chrome_trace(steps: pl.DataFrame, meta: dict[str, Any] | None = None, start: float | None = None,
+                 end: float | None = None) -> dict[str, Any]:
+    """The trace-event document of a step trace (a ``replica`` column gives one process per replica): the steps
+    starting in [``start``, ``end``) [s] (None: from the first, to the last), at most :data:`MAX_TRACE_STEPS`."""
+    events, rest = _trace_parts(steps, meta, start, end)
+    return {"traceEvents": list(events), **rest}
+
+
+def trace_text(steps: pl.DataFrame, meta: dict[str, Any] | None = None, start: float | None = None,
+               end: float | None = None) -> str:
+    """:func:`chrome_trace`'s document as compact strict JSON, each event written as it is made: the events of
+    250,000 steps held as Python objects took 1.7 GB of memory, their text about 170 MB."""
+    events, rest = _trace_parts(steps, meta, start, end)
+    compact = {"separators": (",", ":")}
+    body = ",".join(strict_json.dumps(e, **compact) for e in events)
+    rest_text = strict_json.dumps(rest, **compact)  # ('{"displayTimeUnit":...}': the document's other keys)
+    return '{"traceEvents":[' + body + "]," + rest_text[1:]
+
+
+def _trace_parts(steps: pl.DataFrame, meta: dict[str, Any] | None, start: float | None,
+                 end: float | None) -> tuple[Iterator[dict[str, Any]], dict[str, Any]]:
+    """The trace's events (made as they are read) and its document's other keys, once the steps and ``meta`` are
+    checked (every error raised here, before any event is made)."""
     missing = [c for c in REQUIRED if c not in steps.columns]
     if missing:
         raise UserError(f"the step trace lacks {', '.join(missing)}; record it with simulate --record-steps")
@@ -43,20 +112,30 @@ def chrome_trace(steps: pl.DataFrame, meta: dict[str, Any] | None = None) -> dic
     if meta is not None and not isinstance(meta, dict):  # (an AttributeError traceback)
         raise UserError(f"the run's 'meta' is {type(meta).__name__}, not a table: a damaged summary.json")
     meta = meta or {}
-    if "replica" not in steps.columns:
+    if "replica" not in steps.columns:  # (numbered before the window: a step's number is its place in the run)
         steps = steps.with_columns(replica=pl.lit(0, dtype=pl.Int64))
-    events: list[dict[str, Any]] = []
-    for (k,), part in steps.sort("replica", "start", maintain_order=True).group_by("replica", maintain_order=True):
+    steps = steps.sort("replica", "start", maintain_order=True).with_columns(
+        step=pl.int_range(pl.len()).over("replica"), next_start=pl.col("start").shift(-1).over("replica"))
+    total = steps.height
+    steps = steps_in_window(steps, start, end)
+    check_trace_size(steps)
+    # (a lone surrogate, a name's byte that is no UTF-8, as its escape's text: "\\udcff" in the JSON was no character)
+    other = {k: str(v).encode("utf-8", "backslashreplace").decode() for k, v in meta.items()
+             if k in ("workload", "policy", "profile", "router", "replicas")}
+    if start is not None or end is not None:
+        other["window_s"] = (f"[{start if start is not None else 0:g}, {end if end is not None else 'end'}) "
+                             f"of {total:,} steps")
+    return _events(steps), {"displayTimeUnit": "ms", "otherData": other}
+
+
+def _events(steps: pl.DataFrame) -> Iterator[dict[str, Any]]:
+    """Each replica's process and thread names, then its steps' events (:func:`_replica_events`)."""
+    for (k,), part in steps.group_by("replica", maintain_order=True):
         pid = int(k)
-        events.append({"name": "process_name", "ph": "M", "pid": pid, "tid": 0, "args": {"name": f"replica {pid}"}})
-        events.append({"name": "process_sort_index", "ph": "M", "pid": pid, "tid": 0, "args": {"sort_index": pid}})
-        events.append({"name": "thread_name", "ph": "M", "pid": pid, "tid": 0, "args": {"name": "steps"}})
-        events.extend(_replica_events(pid, part))
-    return {
-        "traceEvents": events,
-        "displayTimeUnit": "ms",
-        "otherData": {k: str(v) for k, v in meta.items() if k in ("workload", "policy", "profile", "router", "replicas")},
-    }
+        yield {"name": "process_name", "ph": "M", "pid": pid, "tid": 0, "args": {"name": f"replica {pid}"}}
+        yield {"name": "process_sort_index", "ph": "M", "pid": pid, "tid": 0, "args": {"sort_index": pid}}
+        yield {"name": "thread_name", "ph": "M", "pid": pid, "tid": 0, "args": {"name": "steps"}}
+        yield from _replica_events(pid, part)
 
 
 #: One more than the largest replica number a trace takes (its process id, a 32-bit integer in trace viewers).
@@ -106,37 +185,60 @@ def step_name(prefill_tokens: int, decode_seqs: int) -> str:
     return "prefill" if prefill_tokens else "decode"
 
 
-def _replica_events(pid: int, steps: pl.DataFrame) -> list[dict[str, Any]]:
-    cols = {c: steps[c].to_list() for c in REQUIRED}
-    events: list[dict[str, Any]] = []
-    n = steps.height
-    for j in range(n):
+def _replica_events(pid: int, steps: pl.DataFrame) -> Iterator[dict[str, Any]]:
+    """One replica's events, step by step: its slice, counters at its start and end, and zeroed counters where the
+    replica then idles (its next step, in the window or after it, starts later)."""
+    cols = {c: steps[c].to_list() for c in (*REQUIRED, "step", "next_start")}
+    for j in range(steps.height):
         start, dur = cols["start"][j], cols["duration"][j]
         ts, end = start * US, (start + dur) * US
         prefill = cols["num_prefill_tokens"][j]
-        events.append({
+        yield {
             "name": step_name(prefill, cols["num_decode_seqs"][j]), "cat": "step", "ph": "X", "pid": pid, "tid": 0,
             "ts": ts, "dur": dur * US,
-            "args": {"step": j, "seqs": cols["num_seqs"][j], "batched_tokens": cols["num_batched_tokens"][j],
-                     "prefill_tokens": prefill, "evicted": cols["num_evicted"][j], "finished": cols["num_finished"][j]},
-        })
+            "args": {"step": cols["step"][j], "seqs": cols["num_seqs"][j],
+                     "batched_tokens": cols["num_batched_tokens"][j], "prefill_tokens": prefill,
+                     "evicted": cols["num_evicted"][j], "finished": cols["num_finished"][j]},
+        }
         for name, series in START_COUNTERS.items():
-            events.append({"name": name, "ph": "C", "pid": pid, "ts": ts,
-                           "args": {s: cols[c][j] for s, c in series.items()}})
+            yield {"name": name, "ph": "C", "pid": pid, "ts": ts, "args": {s: cols[c][j] for s, c in series.items()}}
         for name, series in END_COUNTERS.items():
-            events.append({"name": name, "ph": "C", "pid": pid, "ts": end,
-                           "args": {s: cols[c][j] for s, c in series.items()}})
-        idle = j + 1 == n or cols["start"][j + 1] > start + dur  # no step starts where this one ends
-        if idle:
+            yield {"name": name, "ph": "C", "pid": pid, "ts": end, "args": {s: cols[c][j] for s, c in series.items()}}
+        following = cols["next_start"][j]
+        if following is None or following > start + dur:  # no step starts where this one ends: idle
             for name, series in START_COUNTERS.items():
-                events.append({"name": name, "ph": "C", "pid": pid, "ts": end, "args": {s: 0 for s in series}})
-    return events
+                yield {"name": name, "ph": "C", "pid": pid, "ts": end, "args": {s: 0 for s in series}}
 
 
-def write_chrome_trace(result, path: str | Path) -> Path:
+#: How a trace-event file this module writes begins (:func:`trace_text`; whitespace allowed, as other writers' JSON
+#: objects of trace events have): a file that does not is no trace to write over.
+TRACE_START = re.compile(rb'\s*\{\s*"traceEvents"\s*:')
+
+
+def check_trace_out(path: str | Path, option: str = "--out") -> None:
+    """One-line :class:`UserError` if ``path`` is a file that is neither empty nor a trace-event JSON object (what a
+    rerun writes over), as ``profile -o`` refuses a file that is no profile: another run's summary.json, a workload or
+    sweep .json was replaced by the trace, exit 0. Reads the file's first 64 bytes."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):  # (a new file; a directory is the caller's)
+        return
+    except OSError:  # (unreadable: the write says why, or replaces it)
+        return
+    if head and not TRACE_START.match(head):
+        raise UserError(f"{option} {path} exists and is not a Chrome trace (trace-event JSON, as `plot trace` writes): "
+                        f"the trace would replace it; give another {option}, or move that file away first")
+
+
+def write_chrome_trace(result, path: str | Path, start: float | None = None, end: float | None = None,
+                       option: str = "--trace") -> Path:
     """Write ``result``'s step trace (a :class:`ltrsched.results.RunResult` with steps) as trace-event JSON,
-    atomically and durably (:mod:`ltrsched.atomic`)."""
+    atomically and durably (:mod:`ltrsched.atomic`): the steps starting in [``start``, ``end``) [s], at most
+    :data:`MAX_TRACE_STEPS` (:func:`chrome_trace`). ``path`` may be new, empty or an earlier trace
+    (:func:`check_trace_out`; ``option`` names it in the error)."""
     if result.steps is None:
         raise UserError("the run has no step trace; simulate with --record-steps (or --trace)")
-    doc = chrome_trace(result.steps, result.meta)
-    return atomic.write_text(path, strict_json.dumps(doc, separators=(",", ":")))
+    check_trace_out(path, option)
+    return atomic.write_text(path, trace_text(result.steps, result.meta, start, end))

@@ -49,19 +49,30 @@ def cdf(runs, out, title):
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--out", "-o", type=OutFile(), default=Path("trace.json"),
               show_default=True, help="Trace-event JSON file.")
-def trace(run, out):
+@click.option("--start", type=float, default=None,
+              help="Trace the steps that start at or after START [s of simulated time] (default: the first).")
+@click.option("--end", type=float, default=None,
+              help="Trace the steps that start before END [s of simulated time] (default: to the last).")
+def trace(run, out, start, end):
     """Export a saved run's steps (simulate --record-steps --out RUN) as a Chrome trace for Perfetto.
+
+    A trace holds at most 250,000 steps (about 170 MB, what trace viewers load); trace a longer run a window
+    at a time with --start and --end.
 
     A replay's steps.parquet (and a validate engine run's) is the engine's step log, not a simulated step trace:
     simulate the same workload and policy with --record-steps to trace it.
     """
     from ltrsched.outputs import check_inputs_kept, check_out_file
-    from ltrsched.plots.chrome_trace import write_chrome_trace
+    from ltrsched.plots.cdf import check_named
+    from ltrsched.plots.chrome_trace import check_trace_out, write_chrome_trace
     from ltrsched.results import RunResult
 
+    check_named(out, "--out", (".json",), "trace")
     check_out_file(out, "--out", ".json")
+    _check_window(start, end)
     # (`-o RUN/summary.json` wrote the trace over the run's summary it read: the run's one .json file)
     check_inputs_kept({"the run's summary": run / "summary.json"}, files=(out,))
+    check_trace_out(out, "--out")  # (another file that is no trace: another run's summary, a workload)
     if not (run / "summary.json").is_file():
         inner, traceable = _a_run_under(run) if run.is_dir() else (None, False)  # (a sweep's or validate's --out)
         raise UserError(f"{run}: not a run directory (no summary.json)" + (
@@ -77,8 +88,20 @@ def trace(run, out):
         raise UserError(f"{run}: its steps.parquet is a real engine's step log (a replay or validate engine run), "
                         "not a simulated step trace, which plot trace draws; simulate the same workload and policy "
                         "with --record-steps --out DIR and give DIR (plot cdf compares the two runs)")
-    write_chrome_trace(result, out)
+    write_chrome_trace(result, out, start, end, "--out")
     click.echo(f"wrote {shown_path(out)} (open in https://ui.perfetto.dev)")
+
+
+def _check_window(start: float | None, end: float | None) -> None:
+    """One-line :class:`UserError` unless ``--start`` and ``--end`` [s] are finite, at least 0, and ``start < end``
+    (a NaN window held no step; ``inf`` ends is no time)."""
+    import math
+
+    for option, value in (("--start", start), ("--end", end)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise UserError(f"{option} {value:g}: give a time [s of simulated time], a finite number >= 0")
+    if start is not None and end is not None and not start < end:
+        raise UserError(f"--start {start:g} is not before --end {end:g}: the window holds no time")
 
 
 #: Columns of the engine adapter's step log (:data:`ltrsched.engine.step_log.OTHER_FIELDS`) that no simulated

@@ -190,8 +190,8 @@ def _check_held_out(prompts: list[str], ev_prompts: list[str], data: str, eval_d
     seen = set(prompts)
     shared = sum(p in seen for p in ev_prompts)
     if shared == len(ev_prompts):
-        where = (f"--data {data} has no train/eval split (the built-in sharegpt and labels files have; a 'split' "
-                 "column of another file is not read), so its held-out prompts are its training prompts"
+        where = (f"--data {data} has no train/eval split (the built-in sharegpt, labels files and a file's own "
+                 "'split' column or key of train and eval rows have), so its held-out prompts are its training prompts"
                  if eval_data is None else f"--eval-data {eval_data} holds only training prompts")
         raise UserError(f"{where}: give other prompts with --eval-data FILE")
     if shared:
@@ -431,8 +431,8 @@ def predict(model_dir, workload, out, column, split):
     others = " or ".join(repr(s) for s in ("eval", "train", "all") if s != split)
     wl = load_split(workload, split, f"score those with --split {others}")
     if split == "train" and "split" not in wl.meta:  # (a file without splits: its "train" split would be all of it)
-        raise UserError(f"--split {split}: {workload} has no train/eval split (the built-in sharegpt and labels files "
-                        "have); leave --split out to score the whole file")
+        raise UserError(f"--split {split}: {workload} has no train/eval split (the built-in sharegpt, labels files and "
+                        "a file's own 'split' column or key have); leave --split out to score the whole file")
     _check_labels_column(column, wl, workload)
     prompts = texts_of(wl)
     scored = predictor.score(prompts)  # (once: a class model's lengths come from the same pass as its scores)
@@ -469,8 +469,8 @@ def evaluate(model_dir, data, split, plot):
     others = " or ".join(repr(s) for s in ("eval", "train", "all") if s != split)
     wl = load_split(data, split, f"evaluate on those with --split {others}")
     if split == "train" and "split" not in wl.meta:
-        raise UserError(f"--split {split}: {data} has no train/eval split (the built-in sharegpt and labels files "
-                        "have); leave --split out to evaluate on the whole file")
+        raise UserError(f"--split {split}: {data} has no train/eval split (the built-in sharegpt, labels files and "
+                        "a file's own 'split' column or key have); leave --split out to evaluate on the whole file")
     prompts, lengths = texts_of(wl), wl.df["output_tokens"].to_numpy()
     check_labelled(prompts, lengths, "held-out")
     trained_on = predictor.training_overlap(prompts)

@@ -256,7 +256,8 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
     names = [_case_label(arr, r) for arr, r in cases]
     twice = first_repeat(names)
     if twice is not None:  # its runs would overwrite each other's files and count twice in the report
-        raise UserError(f"the case {twice} is given twice (--arrival/--rate and --rates): give each rate once")
+        where = "--arrival/--rate and --rates" if names[0] == twice else "--rates"  # ('1,1' named --rate too)
+        raise UserError(f"the case {twice} is given twice ({where}): give each rate once")
     # every case's workload before the engine starts: a rate the workload refuses fails now, not after the
     # earlier cases' engine runs
     workloads = [first] + [build_workload(workload, num_requests, arr, r, 1.0, duration, seed, cuts=cuts)
@@ -290,7 +291,8 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
         raise UserError(f"--out {out} is in use by another `ltrsched validate`, still running: wait for it to end, "
                         "or give another --out")
     previous = check_validation_dir(out)  # (again, now that no other validate can change it)
-    kept = _take_over(out, previous, resume, arguments, digest, dirs, run_dirs)
+    kept = _take_over(out, previous, resume, arguments, digest, dirs, run_dirs,
+                      {case: wl.df["request_id"].to_list() for case, wl in zip(names, workloads)})
     work_starts()  # (the engine runs take minutes: the notes above are news now)
     cases_run = list(zip(names, workloads))
     meta = {"validation": digest}
@@ -337,11 +339,11 @@ def validate(workload, num_requests, arrival, rate, cv, duration, seed, policies
 
 
 def _take_over(out: Path, previous, resume: bool | None, arguments: dict, digest: str, dirs: dict,
-               run_dirs: list[Path]):
+               run_dirs: list[Path], request_ids: dict[str, list]):
     """Make ``out`` this validation's: resume ``previous`` (``--resume``, or by default when it is this same
     validation, unfinished) or replace it. Returns the kept engine runs ((case, spec, repeat) -> run) when
-    resuming, else None. ``--resume`` with another validation in ``out`` is a one-line error naming what differs.
-    Before the engine starts."""
+    resuming, else None; ``request_ids``: each case's workload's, which a kept run must have served. ``--resume``
+    with another validation in ``out`` is a one-line error naming what differs. Before the engine starts."""
     from ltrsched.validation.outdir import replace_validation, resume_validation
     from ltrsched.validation.resume import first_difference, kept_runs
 
@@ -370,7 +372,12 @@ def _take_over(out: Path, previous, resume: bool | None, arguments: dict, digest
             click.echo(f"note: {shown_path(out)} held an earlier validation (`{previous.command}`: {why}); its runs and report "
                        "were removed for this one's", err=True)
         return None
-    kept = kept_runs(dirs, digest)
+    not_kept: list[str] = []
+    kept = kept_runs(dirs, digest, request_ids, not_kept)
+    if not_kept:  # (edited by hand: a traceback, or a report of numbers no engine measured)
+        more = f" (and {len(not_kept) - 1} more)" if len(not_kept) > 1 else ""
+        click.echo(f"note: {len(not_kept)} engine run(s) of this validation in {shown_path(out)} are not kept, and run "
+                   f"again: {not_kept[0]}{more}", err=True)
     resume_validation(out, previous, [dirs[key] for key in kept], command)
     click.echo(f"note: resuming the {'finished' if previous.finished else 'unfinished'} validation in {shown_path(out)}: "
                f"{len(kept)} of {len(dirs)} engine runs kept{'' if resume else ' (--no-resume runs them all again)'}",

@@ -52,7 +52,10 @@ def compare_runs(sim: RunResult, engines: list[RunResult]) -> pl.DataFrame:
         if all(r.summary.get(key) is not None for r in (sim, *engines)):  # (None: undefined, e.g. nothing finished)
             values = [float(e.summary[key]) for e in engines]
             rows.append((metric, stat, float(sim.summary[key]), float(np.mean(values)), repeat_noise(values)))
-    df = pl.DataFrame(rows, schema=["metric", "stat", "sim", "engine", "noise"], orient="row")
+    # (typed: with no row, e.g. an engine summary without these keys, the columns were Null and the report's concat
+    # of every policy's rows a ComputeError traceback)
+    df = pl.DataFrame(rows, schema={"metric": pl.String, "stat": pl.String, "sim": pl.Float64, "engine": pl.Float64,
+                                    "noise": pl.Float64}, orient="row")
     # (equal values are no error, 0 against 0 too: that was 0/0, NaN, a failed gate and '+nan%' in the report)
     return df.with_columns(rel_error=pl.when(pl.col("sim") == pl.col("engine")).then(0.0)
                            .otherwise(pl.col("sim") / pl.col("engine") - 1))

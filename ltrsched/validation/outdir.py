@@ -78,7 +78,7 @@ def _read_manifest(out: Path) -> PreviousValidation | None:
     if not path.exists():
         return None
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = strict_json.loads(path.read_bytes())  # (json.loads: a RecursionError traceback for '[' * 100000)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read {path} ({exc}); give validate a new --out") from None
     runs = doc.get("runs") if isinstance(doc, dict) and doc.get("format") == FORMAT else None

@@ -156,9 +156,13 @@ def first_difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     return what + more
 
 
-def kept_runs(dirs: dict[tuple, Path], digest: str) -> dict[tuple, Any]:
+def kept_runs(dirs: dict[tuple, Path], digest: str, request_ids: dict[str, list] | None = None,
+              not_kept: list[str] | None = None) -> dict[tuple, Any]:
     """The complete engine runs of this validation among ``dirs`` ((case, spec, repeat) -> run directory):
-    each loads, and records ``digest``, its case and repeat, and its engine's facts. Others are left out."""
+    each loads, records ``digest``, its case and repeat, and its engine's facts, and holds what a run of this
+    validation holds (:func:`kept_run_problem`; ``request_ids``: each case's workload's request ids). Others are left
+    out, to run again; ``not_kept`` gets "DIR: why" for each that was complete in name only (edited by hand, or
+    damaged)."""
     from ltrsched.results import RunResult
 
     kept = {}
@@ -170,10 +174,80 @@ def kept_runs(dirs: dict[tuple, Path], digest: str) -> dict[tuple, Any]:
         except UserError:  # (damaged: an incomplete run)
             continue
         m = run.meta
-        if (m.get("validation") == digest and m.get("case") == case and m.get("repeat") == k
-                and isinstance(m.get("engine_facts"), dict)):
+        if not (m.get("validation") == digest and m.get("case") == case and m.get("repeat") == k):
+            continue
+        problem = _other_policy(run, spec) or kept_run_problem(run, None if request_ids is None else
+                                                                request_ids.get(case))
+        if problem is None:
             kept[case, spec, k] = run
+        elif not_kept is not None:
+            not_kept.append(f"{d}: {problem}")
     return kept
+
+
+def _other_policy(run, spec: str) -> str | None:
+    """Why ``run`` is no run of policy ``spec`` (its recorded policy, as the engine's results write it: the policy's
+    own spec), or None. (Another policy's run copied into this one's directory was reported as this policy's.)"""
+    from ltrsched.policies import make_policy
+
+    served = run.meta.get("policy")
+    try:
+        expected = make_policy(spec).spec()
+    except (UserError, ValueError):  # (the spec is checked before: a policy of a plugin gone since, say)
+        return None
+    if served != expected:
+        return f"it ran the policy {strict_json.shown(served)}, not {expected!r}"
+    return None
+
+
+def kept_run_problem(run, request_ids: list | None = None) -> str | None:
+    """Why an engine run that records this validation cannot be kept, or None: its engine facts are not the fields
+    :class:`~ltrsched.validation.engine_passes.EngineFacts` has (a TypeError traceback), a summary value is no
+    measurement (text: a TypeError traceback in the report; a negative time), its requests are not the case's
+    workload's (``request_ids``; None: not checked), it lacks a value the report compares (:func:`compared_keys`,
+    null where undefined), or its step log's step shapes or cycles are not numbers. A run
+    edited by hand, or by other code, is measured again rather than reported."""
+    import dataclasses
+    import math
+
+    from ltrsched.engine.step_log import SHAPE_FIELDS
+    from ltrsched.validation.engine_passes import EngineFacts
+
+    facts = run.meta.get("engine_facts")
+    names = [f.name for f in dataclasses.fields(EngineFacts)]
+    if not isinstance(facts, dict) or sorted(facts) != sorted(names):
+        return f"its engine facts are not {', '.join(names)}"
+    for name in names:
+        value = facts[name]
+        if not (isinstance(value, str) if name == "host" else type(value) is int and value >= 1):
+            return f"its engine fact {name} is {strict_json.shown(value)}, not " + (
+                "text" if name == "host" else "a whole number >= 1")
+    missing = [key for key in compared_keys() if key not in run.summary]
+    if missing:  # (a summary emptied by hand: a report of n/a for the run)
+        more = f" and {len(missing) - 1} more value(s)" if len(missing) > 1 else ""
+        return f"its summary lacks {missing[0]}{more}"
+    for key, value in run.summary.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value) or value < 0):
+            return f"its summary's {key} is {strict_json.shown(value)}, not a measurement (a finite number >= 0)"
+    if request_ids is not None:
+        served = run.requests["request_id"].to_list() if "request_id" in run.requests.columns else []
+        if sorted(map(repr, served)) != sorted(map(repr, request_ids)):
+            return (f"its requests.parquet holds {len(served):,} requests, not the case's {len(request_ids):,} (its "
+                    "request ids differ)")
+    steps = run.steps
+    for column in ("cycle", *SHAPE_FIELDS):
+        if steps is not None and column in steps.columns and not steps[column].dtype.is_numeric():
+            return f"its steps.parquet's column {column} holds {steps[column].dtype}, not numbers"
+    return None
+
+
+def compared_keys() -> list[str]:
+    """The summary values a validation's report compares (:func:`ltrsched.validation.compare.compare_runs`), which
+    every engine run's summary holds (null where undefined, e.g. no request finished)."""
+    from ltrsched.validation.compare import METRICS, RUN_METRICS, STATS
+
+    return [f"{m}_{s}" for m in METRICS for s in STATS] + list(RUN_METRICS)
 
 
 def engine_facts(run):

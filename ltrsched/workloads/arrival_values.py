@@ -19,7 +19,7 @@ import math
 
 import polars as pl
 
-from ltrsched.workloads.arrival_names import arrival_suffix
+from ltrsched.workloads.arrival_names import UNIT_SUFFIXES, arrival_suffix
 
 
 def _unit(field: str) -> str:
@@ -75,3 +75,25 @@ def mixed_kinds_error(path, field: str, where: str, first_where: str, datetime: 
                    else ("a number", f"a date-time ({datetime!r})"))
     return (f"{path}: {what} {field!r} in {where} is {this} where {first_where} gives {first}; give every arrival "
             f"time as a number ({_unit(field)}) or every one as a date-time")
+
+
+def in_units(suffixes) -> str:
+    """``", in other units"`` if the name suffixes (keys of :data:`UNIT_SUFFIXES`, or "" for none) state other
+    units, else ``", both in seconds"`` (``arrival_time`` beside ``arrival_time_s``: it said "in other units")."""
+    return ", in other units" if len({UNIT_SUFFIXES.get(s, 1.0) for s in suffixes}) > 1 else ", both in seconds"
+
+
+def two_keys_error(where: str, keys) -> str:
+    """The one-line error for a ``.jsonl`` request line or a conversation record (``where``: ``FILE:2``, ``FILE:
+    record 2 (id 'b')``) that gives its arrival time under two or more ``keys`` (a record's said no word of their
+    units)."""
+    return (f"{where}: {' and '.join(repr(k) for k in keys)} both give the arrival time"
+            f"{in_units(arrival_suffix(k) for k in keys)}; give one")
+
+
+def missing_time_error(where: str, key: str, others: str = "lines") -> str:
+    """The one-line error for a ``.jsonl`` request line or a conversation record (``where``, as
+    :func:`two_keys_error`'s) without an arrival time where ``others`` (``"lines"``, ``"records"``) give one under
+    ``key`` (it would arrive at t = 0). (A record's said "no arrival time, where others give 'timestamp'; give it on
+    every record, under one name, or on none".)"""
+    return f"{where}: no {key!r}, which other {others} have; give it on every {others[:-1]} or none"

@@ -122,12 +122,15 @@ from ltrsched.workloads.arrival_names import (
     ARRIVAL_KEYS, ARRIVAL_NAMES, UNIT_SUFFIXES, arrival_suffix, arrival_text_error, escapes_a_letter, file_may_name_added,
     unread_arrival_unit,
 )
-from ltrsched.workloads.arrival_values import arrival_error, first_bad_arrival, is_arrival, mixed_kinds_error
+from ltrsched.workloads.arrival_values import (
+    arrival_error, first_bad_arrival, in_units, is_arrival, missing_time_error, mixed_kinds_error, two_keys_error,
+)
 from ltrsched.workloads.arrivals import seconds_unit_warning
 from ltrsched.workloads.blank_text import blank_why, is_blank
 from ltrsched.workloads.builtin import BUILTIN, builtin_workload
 from ltrsched.workloads.count_values import count_error, csv_boolean, is_count
 from ltrsched.workloads.empty_file import check_not_empty
+from ltrsched.workloads.file_splits import FILE_SPLITS, SPLIT_NAME, split_column, split_mask
 from ltrsched.workloads.count_values import ZERO_OUTPUT_HINT
 from ltrsched.workloads.number_text import NUMBER_TEXT, number_texts, text_error, text_number, text_numbers
 from ltrsched.workloads.csv_fields import field_error
@@ -135,8 +138,9 @@ from ltrsched.workloads.csv_joined import joined_files_error, repeated_header_ro
 from ltrsched.workloads.csv_separator import separator_hint
 from ltrsched.workloads.jsonl import jsonl_records
 from ltrsched.workloads.schema import (
-    LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, OTHER_LENGTH_KEYS, REQUIRED_COLUMNS, RUN_RESULT_COUNTS,
-    Workload,
+    LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OPTIONAL_COLUMNS, OTHER_LENGTH_KEYS, REPLY_NAMES, REQUIRED_COLUMNS,
+    RUN_RESULT_COUNTS,
+    SYSTEM_SEPARATOR, Workload,
     first_non_numeric,
     first_non_numeric_row,
     length_columns, request_ids, validate,
@@ -144,10 +148,14 @@ from ltrsched.workloads.schema import (
 from ltrsched.workloads.record_values import count_keys, optional_number, request_id_value
 from ltrsched.workloads.selection import MAX_OUTPUT_TOKENS, left_out, paper_selection, sample_rows
 from ltrsched.workloads.sharegpt import (
-    CONVERSATION_KEYS, COUNT_COLUMNS, SYSTEM_COLUMN, TABLE_COLUMNS, format_hint, is_conversation_table,
+    CONVERSATION_KEYS, COUNT_COLUMNS, RECORD_NUMBER, SYSTEM_COLUMN, TABLE_COLUMNS, format_hint, gives_table_counts,
+    is_conversation_table,
     load_sharegpt_records, may_give_counts, may_give_other_counts,
-    may_give_arrivals, may_give_columns, may_give_system_text, record_hint, records_key,
+    may_give_arrivals, may_give_columns, may_give_prompter, may_give_reply_text, may_give_system_key,
+    may_give_system_text, record_hint,
+    records_key,
 )
+from ltrsched.workloads.system_key import SYSTEM_KEY, join_system_column, system_column, system_text
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, file_not_text_hint, lf_line_ends, lone_surrogate
 
@@ -169,11 +177,6 @@ PARQUET_ANY_CASE = ("prompt", "generated", "response", "completion", "request_id
 #: files none). :func:`drop_failed_requests` leaves them out, with a warning; under any other name an output of 0
 #: tokens is an error.
 FAILED_OUTPUT_NAMES = ("response tokens",)
-#: A ``.csv``'s columns of the reply's text (in any case), whose Llama-3 count is the output length where the file
-#: gives no output count (:data:`~ltrsched.workloads.schema.LENGTH_NAMES`), as a parquet's and a ``.jsonl``'s are
-#: (a ``.jsonl``'s keys, as written); ``completion`` is OpenAI's legacy fine-tuning files' (``{"prompt",
-#: "completion"}`` lines).
-REPLY_NAMES = ("generated", "response", "completion")
 #: Other names of a reply's text (in lower case), not read as it (Alpaca's ``output``; a file of ``prompt`` and
 #: ``output`` is refused, naming the columns read): beside one of :data:`REPLY_NAMES` either could be the reply
 #: (the one read was used, silently), and where the reply's text is read the two are an error naming both
@@ -198,12 +201,6 @@ def _one_reply(names, where: str, what: str = "columns") -> None:
 #: :func:`_sample_checked`'s errors name and then drops (rows left out, blank lines and BurstGPT's failed requests,
 #: made the table's row numbers differ from the file's).
 FILE_ROW = "__ltrsched_file_row__"
-
-
-def _in_units(suffixes) -> str:
-    """``", in other units"`` if the name suffixes (keys of :data:`UNIT_SUFFIXES`, or "" for none) state other
-    units, else ``", both in seconds"`` (``arrival_time`` beside ``arrival_time_s``: it said "in other units")."""
-    return ", in other units" if len({UNIT_SUFFIXES.get(s, 1.0) for s in suffixes}) > 1 else ", both in seconds"
 
 
 def _numbered(df: pl.DataFrame) -> pl.DataFrame:
@@ -263,14 +260,19 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
             raise UserError(f"{path}:{lineno}: expected an object with string fields 'prompt' and 'generated' "
                             "(or, instead of a text, its length: 'prompt_tokens', 'output_tokens'; Mooncake's "
                             "'input_length', 'output_length')"
-                            + ("; this line is a conversation and the first line is not: a .jsonl holds requests "
-                               "or conversations (OpenAI's chat format), one kind on every line" if conversation else "")
+                            + (("; this line is a conversation and the first line is not: a .jsonl holds requests "
+                                "or conversations (OpenAI's chat format), one kind on every line" if prompts else
+                                "; its messages beside a prompt count are read as a request of lengths (a request "
+                                "logged with its usage): give its output length too ('output_tokens' or "
+                                "'completion_tokens'), or drop the prompt count to read the messages as a "
+                                "conversation") if conversation else "")
                             + ("; a prompt without its output length (the reply's text or 'output_tokens') is no "
                                "request: label such prompts first (`ltrsched label --prompts FILE`)"
                                if prompt_only else "")
                             + (f"; its {unread[0]!r} is not read as the reply's text (Alpaca's name): name it "
                                "'generated' (or 'response')" if unread else "")
-                            + _record_hint(original) + _line_keys(original if isinstance(rec, dict) else rec))
+                            + _record_hint(original) + _null_texts(original)
+                            + _line_keys(original if isinstance(rec, dict) else rec))
             # (the line's own keys: a Dolly line's 'response' was named 'generated', the name it is read by)
         # (BurstGPT's failed request, 'response tokens' 0: left out as a .csv's row is; it was refused)
         failed_keys.append(next((k for k in original if k.lower() in FAILED_OUTPUT_NAMES and k in OTHER_LENGTH_KEYS
@@ -279,6 +281,14 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         if "output_tokens" in rec:  # a count given is kept, beside the text too (as a parquet's): it was ignored
             rec["generated"] = 0 if failed_keys[-1] else _token_count(rec["output_tokens"], "output_tokens",
                                                                       f"{path}:{lineno}")
+        if isinstance(rec.get("prompt"), str) and SYSTEM_KEY in rec:  # (Anthropic's system prompt beside it: sent
+            # ahead of the prompt, as a conversation's system text, and counted so; it was dropped, silently)
+            system = system_text(rec[SYSTEM_KEY])
+            if system is None:
+                raise UserError(f"{path}:{lineno}: {SYSTEM_KEY!r} must be text (a JSON string), got "
+                                f"{shown(rec[SYSTEM_KEY])}")
+            if system and not is_blank(rec["prompt"]):  # (a blank prompt stays one: refused below, as without it)
+                rec["prompt"] = f"{system}{SYSTEM_SEPARATOR}{rec['prompt']}"
         # (a prompt count given beside the text is kept too: it was re-counted with Llama-3's tokenizer)
         prompt_counts.append(_token_count(rec["prompt_tokens"], "prompt_tokens", f"{path}:{lineno}")
                              if "prompt_tokens" in rec else -1)
@@ -292,8 +302,7 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
                                 "tokenized; write the whole pair or the character itself")
         keys = [k for k in rec if arrival_suffix(k) is not None]  # (the .csv's names: 'timestamp' was not read)
         if len(keys) > 1:
-            raise UserError(f"{path}:{lineno}: {' and '.join(repr(k) for k in keys)} both give the arrival time"
-                            f"{_in_units(arrival_suffix(k) for k in keys)}; give one")
+            raise UserError(two_keys_error(f"{path}:{lineno}", keys))
         if not checked_keys.issuperset(rec):  # (each key looked at once: most lines repeat the first's)
             cased = [k for k in rec if k not in JSONL_KEYS and k.strip().lower() in JSONL_KEYS
                      and arrival_suffix(k) is None]
@@ -345,7 +354,7 @@ def load_jsonl(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     if any(t > 0 for t in timed) and any(t < 0 for t in timed):  # the untimed ones would arrive at t = 0
         first = -next(t for t in timed if t < 0)
         key = "timestamp" if first in mooncake else sorted(units)[0]  # (a Mooncake line's is its 'timestamp')
-        raise UserError(f"{path}:{first}: no {key!r}, which other lines have; give it on every line or none")
+        raise UserError(missing_time_error(f"{path}:{first}", key))
     if dates:
         arrivals = _jsonl_dates(dates, arrivals, [abs(t) for t in timed], path)
     if arrival_info is not None and any(t > 0 for t in timed):
@@ -433,6 +442,11 @@ def _jsonl_dates(dates: dict[int, tuple[str, str]], arrivals: list[float], lines
     texts = pl.Series(key, [text for _, text in dates.values()], dtype=pl.String).str.strip_chars()
     seconds = _datetime_seconds(texts, f"{path}: key {key!r}")
     if seconds.dtype == pl.String:
+        at = _format_break(texts)
+        if at is not None:  # (a date-time in another format than the first's, as a table's and a conversation
+            # record's: it was "key 'timestamp' has non-numeric values (String, first: '01/02/2024 00:00:09')")
+            line, (name, _) = list(dates.items())[at]
+            raise _format_break_error(texts, at, f"{path}: key {name!r}", f"line {line}")
         try:
             bad = texts.str.to_datetime(strict=False).is_null()
         except pl.exceptions.ComputeError:  # (no text is a date-time polars can infer a format from: the first)
@@ -452,7 +466,7 @@ def _jsonl_dates(dates: dict[int, tuple[str, str]], arrivals: list[float], lines
 #: The keys a ``.jsonl`` request line is read by (as written: in lower case; the arrival time's in any case too,
 #: :func:`arrival_suffix`).
 JSONL_KEYS = ("prompt", *REPLY_NAMES, "prompt_tokens", "output_tokens", *MOONCAKE_KEYS, *OTHER_LENGTH_KEYS,
-              "request_id", *ARRIVAL_KEYS, *NUMERIC_OPTIONAL_COLUMNS)
+              "request_id", *ARRIVAL_KEYS, *NUMERIC_OPTIONAL_COLUMNS, SYSTEM_KEY)
 
 
 #: What a ``.jsonl`` line whose ``prompt`` (or reply) is a list of chat messages is (TRL's conversational
@@ -480,6 +494,13 @@ def _table_hint(df: pl.DataFrame) -> str:
     lists = [c for c, kind in df.schema.items() if isinstance(kind, pl.List) and kind.inner == pl.String]
     hint = format_hint(df.columns, lists)
     return f"; it has {hint}" if hint else ""
+
+
+def _null_texts(rec) -> str:
+    """``"; its 'prompt' is null"``: the text keys a ``.jsonl`` line that is no request gives as null, for its error
+    (it said "it has 'prompt', 'generated'" alone, of a line that has both, one null), or ``""``."""
+    nulls = [k for k in ("prompt", *REPLY_NAMES) if isinstance(rec, dict) and k in rec and rec[k] is None]
+    return f"; its {' and '.join(repr(k) for k in nulls)} {'is' if len(nulls) == 1 else 'are'} null" if nulls else ""
 
 
 def _line_keys(rec) -> str:
@@ -690,7 +711,7 @@ def _chosen_first_turns(path: Path, num_requests: int | None, seed: int, notes: 
     # (a conversation file's arrival times are read by the rule a flat table's are: any of arrival_suffix's names,
     # date-times as seconds since the earliest, a unit suffix; LMSYS's 'timestamp' and a .jsonl's keys were dropped)
     records, named = _other_arrival_name(load_sharegpt_records(path, notes), path)
-    records = _table_arrivals(records, path, arrival_info, named)
+    records = _table_arrivals(records, path, arrival_info, named).drop(RECORD_NUMBER, strict=False)
     if named:  # (a unit warning names the column to rename: the file's)
         arrival_info["column"] = named
     dropped = left_out(records)  # (they were left out without a word)
@@ -809,7 +830,7 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
         raw, REPLY_NAMES, "output_tokens", path)
     if reply is not None:  # (an 'output' column beside it: which is the reply?)
         _one_reply(raw.columns, str(path))
-    texts = tuple(c for c in (prompt, reply) if c is not None)
+    texts = tuple(c for c in (prompt, reply, system_column(raw.columns) if prompt else None) if c is not None)
     counts = tuple(c for c in _count_columns(raw.columns) if _count_text_to_read(raw[c]))
     counts += tuple(c for c in raw.columns if arrival_suffix(c) is not None and raw.schema[c].is_float()
                     and _count_text_to_read(raw[c]))  # (arrival times: polars read 'NaN', 'inf' as numbers)
@@ -824,6 +845,8 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     joined = repeated_header_row(raw)
     if joined is not None:  # (named as the first column's "non-numeric 'arrival_time'" in that row)
         raise UserError(joined_files_error(path, rows[joined]))
+    if prompt is not None:  # (a system column ahead of the prompt, as a .jsonl line's 'system': it was dropped)
+        raw = join_system_column(raw, prompt, str(path))
     cols, names_found = {}, {}
     plain = None  # the arrival column, if its times are numbers under a name without a unit (seconds)
     for ours, names in CSV_COLUMNS.items():
@@ -908,28 +931,30 @@ def load_csv(path: Path, arrival_info: dict | None = None) -> pl.DataFrame:
     return drop_failed_requests(df, names_found.get("output_tokens"), path, arrival_info)
 
 
-def _arrival_numbers(col: pl.Series, path: Path, name: str, place) -> pl.Series:
+def _arrival_numbers(col: pl.Series, path: Path, name: str, place, what: str = "column") -> pl.Series:
     """A table's arrival column ``col`` (a ``.csv``'s or a parquet's, the file's ``name`` for it) as numbers where it
     holds numbers (text read by the rule every container reads numbers as text by: :mod:`~ltrsched.workloads.
     number_text`), else ``col`` itself (text: date-times the caller reads, or text that is neither). One-line
     :class:`UserError` (:mod:`~ltrsched.workloads.arrival_values`) naming ``place(i)`` (row ``i``'s words, 0-based)
-    for a number that is no arrival time (null, negative, NaN, infinite, a boolean) or a date-time among numbers."""
+    for a number that is no arrival time (null, negative, NaN, infinite, a boolean) or a date-time among numbers;
+    ``what`` names the field (``"key"``: a conversation record's)."""
     if col.dtype == pl.String:
         number = col.str.contains(NUMBER_TEXT).fill_null(False)
         given = col.is_not_null()
         if (given & ~number).any():  # (date-times, or text that is neither: the caller reads them)
             others = col.filter(given & ~number).str.strip_chars()
-            if number.any() and _datetime_seconds(others, f"{path}: column {name!r}").dtype != pl.String:
+            if number.any() and _datetime_seconds(others, f"{path}: {what} {name!r}").dtype != pl.String:
                 first = int(given.arg_true()[0])  # (numbers and date-times: which clock is it?)
                 number_first = bool(number[first])
                 at = int((given & (~number if number_first else number)).arg_true()[0])
                 text = col[at] if number_first else col[first]
-                raise UserError(mixed_kinds_error(path, name, place(at), place(first), text.strip(), number_first))
+                raise UserError(mixed_kinds_error(path, name, place(at), place(first), text.strip(), number_first,
+                                                  what))
             return col
         col = text_numbers(col)[0]
     at = first_bad_arrival(col)
     if at is not None:
-        raise UserError(arrival_error(path, name, col[at], place(at)))
+        raise UserError(arrival_error(path, name, col[at], place(at), what))
     return col
 
 
@@ -1068,7 +1093,7 @@ def _csv_arrival_column(raw: pl.DataFrame, names: tuple[str, ...], path: Path) -
         unread_arrival_unit(raw.columns, str(path))
     if len(found) > 1:
         raise UserError(f"{path}: columns {' and '.join(repr(n) for n in found.values())} both give arrival times"
-                        f"{_in_units(found)}; keep one")
+                        f"{in_units(found)}; keep one")
     return next(((name, suffix) for suffix, name in found.items()), (None, ""))
 
 
@@ -1131,36 +1156,33 @@ def _table_arrivals(df: pl.DataFrame, path: Path, arrival_info: dict | None = No
     given = [name for name in ("arrival_time", *(f"arrival_time{s}" for s in UNIT_SUFFIXES)) if name in df.columns]
     if len(given) > 1:
         raise UserError(f"{path}: columns {' and '.join(given)} both give arrival times"
-                        f"{_in_units(n[len('arrival_time'):] for n in given)}; keep one")
+                        f"{in_units(n[len('arrival_time'):] for n in given)}; keep one")
     if not given:
         return df
     if arrival_info is not None:
         arrival_info.update(column=given[0], unit=given[0][len("arrival_time"):] or None)
     col = df[given[0]]
     name = named or given[0]
-    place = lambda at: (f"row {df[FILE_ROW][at]}" if FILE_ROW in df.columns else  # noqa: E731  (a table's)
-                        f"record id {df['source_id'][at]!r}" if "source_id" in df.columns  # (a first turn's:
-                        else f"row {at + 1}")  # records skipped are no rows)
+    place, what = _arrival_place(df, path)
     if isinstance(col.dtype, (pl.Datetime, pl.Date, pl.Duration)):  # (refused as "non-numeric values")
         if arrival_info is not None:
             arrival_info["unit"] = "date-time"  # (seconds apart, whatever the column's name says)
-        seconds = _arrival_numbers(_temporal_seconds(col), path, name, place)  # (a null: every container's line)
+        seconds = _arrival_numbers(_temporal_seconds(col), path, name, place, what)  # (a null: every container's)
         return df.drop(given[0]).with_columns(seconds.alias("arrival_time"))
     if col.dtype == pl.String or col.dtype.is_numeric() or col.dtype == pl.Boolean:  # (numbers as text as a .csv's:
         # they were read as date-times, and refused; null, -1, NaN, true: one line, arrival_values)
-        col = _arrival_numbers(col, path, name, place)
+        col = _arrival_numbers(col, path, name, place, what)
         df = df.with_columns(col.alias(given[0]))
     if col.dtype == pl.String:  # date-time text, as a .csv's (Azure's TIMESTAMP), whatever the name's suffix
-        seconds = _datetime_seconds(col.str.strip_chars(), f"{path}: column {name!r}")
+        seconds = _datetime_seconds(col.str.strip_chars(), f"{path}: {what} {name!r}")
         if seconds.dtype != pl.String:
             if arrival_info is not None:
                 arrival_info["unit"] = "date-time"  # (seconds apart, whatever the column's name says)
-            seconds = _arrival_numbers(seconds, path, name, place)  # (a null: every container's line)
+            seconds = _arrival_numbers(seconds, path, name, place, what)  # (a null: every container's line)
             return df.drop(given[0]).with_columns(seconds.alias("arrival_time"))
         at = _format_break(seconds)
         if at is not None:
-            row = df[FILE_ROW][at] if FILE_ROW in df.columns else at + 1
-            raise _format_break_error(seconds, at, f"{path}: column {name!r}", f"row {row}")
+            raise _format_break_error(seconds, at, f"{path}: {what} {name!r}", place(at))
     if given[0] == "arrival_time" and col.dtype != pl.String:
         return df
     if not col.dtype.is_numeric():  # (the error named no row)
@@ -1168,12 +1190,31 @@ def _table_arrivals(df: pl.DataFrame, path: Path, arrival_info: dict | None = No
         where = "" if at is None else place(at)
         if col.dtype == pl.String and first:  # (the words of every container's: a .csv's)
             at = text_numbers(col)[1]  # (the first text that spells no number: 'inf' is none, though polars reads it)
-            raise UserError(arrival_text_error(path, name, col[at], place(at)))
+            raise UserError(arrival_text_error(path, name, col[at], place(at), what))
         raise UserError(f"{path}: column {name} has non-numeric values ({col.dtype}"
                         + (f", first: {first[0]!r}) in {where}" if first else ")") + "; it must hold numbers"
                         + (" or date-times" if col.dtype == pl.String else ""))
     return df.with_columns((col.cast(pl.Float64) * UNIT_SUFFIXES[given[0][len("arrival_time"):]]).alias(
         "arrival_time")).drop(given[0])
+
+
+def _arrival_place(df: pl.DataFrame, path: Path) -> tuple:
+    """How an arrival error names row ``at`` (0-based) of ``df``, a table as read: ``place(at)`` and the field's kind
+    (``"column"``, or ``"key"`` for a conversation record's). A flat table's row in the file (``row 2``); a conversation
+    file's first turn's record (:data:`~ltrsched.workloads.sharegpt.RECORD_NUMBER`: ``record 2 (id 'b')`` of a
+    ``.json``'s or ``.jsonl``'s, ``row 2 (id 'b')`` of a parquet's; it named "record id ''"); else by its id, as a
+    parse cached before named it."""
+    if FILE_ROW in df.columns:
+        return (lambda at: f"row {df[FILE_ROW][at]}"), "column"
+    ids = df["source_id"].cast(pl.String) if "source_id" in df.columns else None
+    named = lambda at: f" (id {ids[at]!r})" if ids is not None and ids[at] else ""  # noqa: E731
+    if RECORD_NUMBER in df.columns:
+        records = path.suffix.lower() != ".parquet"
+        return ((lambda at: f"{'record' if records else 'row'} {df[RECORD_NUMBER][at]:,}{named(at)}"),
+                "key" if records else "column")
+    if ids is not None:  # (a first turn's: records skipped are no rows)
+        return (lambda at: f"record id {ids[at]!r}"), "column"
+    return (lambda at: f"row {at + 1}"), "column"
 
 
 def _temporal_seconds(col: pl.Series) -> pl.Series:
@@ -1187,11 +1228,12 @@ def _temporal_seconds(col: pl.Series) -> pl.Series:
 
 
 def _sample_checked(df: pl.DataFrame, num_requests: int | None, seed: int, path: Path,
-                    count_names: dict[str, str] | None = None) -> pl.DataFrame:
+                    count_names: dict[str, str] | None = None, keep: pl.Series | None = None) -> pl.DataFrame:
     """A seeded sample of a file's rows, after checking every row (a bad row passed when no seed drew it); errors
     name the file (``path``), and a count's column by the file's own name (``count_names``: ours -> the file's, e.g.
-    ``input_len``, as a ``.jsonl``'s error names the line's key). Rows without a ``request_id`` column are numbered
-    0, 1, ... after sampling."""
+    ``input_len``, as a ``.jsonl``'s error names the line's key). ``keep`` (a flag per row: a split's,
+    :func:`_split_rows`) selects the rows sampled from, once every row is checked. Rows without a ``request_id``
+    column are numbered 0, 1, ... after sampling."""
     numbered = "request_id" not in df.columns
     rows = df[FILE_ROW] if FILE_ROW in df.columns else None
     df = df.drop(FILE_ROW, strict=False)
@@ -1200,6 +1242,8 @@ def _sample_checked(df: pl.DataFrame, num_requests: int | None, seed: int, path:
                   None if rows is None else lambda row: f"{what} {rows[row]}", count_names)
     _no_blank_texts(df, lambda row: (f"{path}:{rows[row]}" if what == "line" else f"{path}: row {rows[row]}")
                     if rows is not None else f"{path}: row {row + 1}")
+    if keep is not None:
+        df = df.filter(keep)
     df = sample_rows(df, num_requests, seed, str(path))
     return _numbered(df) if numbered else df
 
@@ -1314,14 +1358,31 @@ def workload_fingerprint(source: str) -> dict[str, str]:
             **({"names": "any case"} if _parquet_reads_any_case(path) else {}),
             **({"turns": "developer"} if _may_give_developer_turns(path) else {}),
             **({"speakers": "any case"} if _may_give_cased_speakers(path) else {}),
+            # (OpenAssistant's prompter messages read as the user's since this marker: runs cached before skipped
+            # their conversations, "with unknown speakers")
+            **({"speakers prompter": "the user"} if _conversations_file(path) and may_give_prompter(path) else {}),
             **({"arrival names": "read"} if _reads_other_arrival_names(path) else {}),
-            **({"conversation arrivals": "read"} if _conversations_give_arrivals(path) else {}),
+            # (a record's null arrival time, read as none given before: refused since "null refused")
+            **({"conversation arrivals": "read, null refused"} if _conversations_give_arrivals(path) else {}),
             **({"conversation columns": "kept"} if _conversations_file(path) and may_give_columns(path) else {}),
-            **({"system text": "counted"} if _conversations_file(path) and may_give_system_text(path) else {}),
-            **({"conversation counts": "given, a reply optional"} if _conversations_file(path) and may_give_counts(path)
-               else {}),
-            **({"conversation count names": "other tools', a reply optional"} if _conversations_file(path)
-               and may_give_other_counts(path) else {}),
+            # (", a blank user turn empty": a blank user turn after system text left out as an empty prompt since this
+            # marker: runs cached before served the system text alone)
+            **({"system text": "counted, a blank user turn empty"} if _conversations_file(path)
+               and may_give_system_text(path) else {}),
+            # (a record's or request line's 'system' key, Anthropic's system prompt, counted in the prompt since this
+            # marker: runs cached before counted the prompt without it)
+            **({"system key": "counted"} if may_give_system_key(path) else {}),
+            **({"system column": "counted"} if _table_gives_system(path) else {}),  # (a table's: it was dropped)
+            # (", first turn alone": a record's counts beside a conversation going on after its first reply refused,
+            # which runs cached before read as the first turn's)
+            # (a user turn alone with its reply's text under a request line's name, 'response', read since this
+            # marker: a parse before skipped it, "the last message is the user's")
+            **({"conversation table counts": "first turn alone"} if gives_table_counts(path) else {}),
+            **({"conversation reply text": "read"} if _conversations_file(path) and may_give_reply_text(path) else {}),
+            **({"conversation counts": "given, a reply optional, first turn alone"} if _conversations_file(path)
+               and may_give_counts(path) else {}),
+            **({"conversation count names": "other tools', a reply optional, first turn alone"}
+               if _conversations_file(path) and may_give_other_counts(path) else {}),
             **({"added arrival names": "read"} if file_may_name_added(path) else {}),
             **({"added length names": "read"} if _names_added_lengths(path) else {}),
             **({"count names": "two refused"} if _parquet_counts_twice(path) else {}),
@@ -1581,14 +1642,36 @@ def _gives_ids(path: Path) -> bool:
         return False
 
 
-def load_workload(source: str, num_requests: int | None = None, seed: int = 0, split: str = "eval") -> Workload:
+def _table_gives_system(path: Path) -> bool:
+    """Whether a ``.csv`` (its header) or a flat parquet (its schema) has a ``system`` column beside a ``prompt``
+    (names in any case: :func:`~ltrsched.workloads.system_key.system_column`), counted in the prompt since a cache
+    key marked it; False for other files and one not readable as its format (loading it says why)."""
+    import csv
+
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
+                names = next(csv.reader(fh), [])
+        elif suffix == ".parquet":
+            names = list(pl.read_parquet_schema(path))
+        else:
+            return False
+    except Exception:  # (OSError, csv.Error, a parquet polars cannot read)
+        return False
+    return system_column(names) is not None and any(n.strip().lower() == "prompt" for n in names)
+
+
+def load_workload(source: str, num_requests: int | None = None, seed: int = 0, split: str | None = None) -> Workload:
     """A workload from a built-in name or a file path; ``num_requests`` samples (seeded) from it.
 
-    ``split`` applies to ShareGPT data and labels files ("eval", "train" or "all"; see
-    :mod:`ltrsched.workloads.selection`).
+    ``split`` ("eval", "train" or "all") applies to ShareGPT data and labels files (see
+    :mod:`ltrsched.workloads.selection`; None: "eval") and to a request file's own ``split`` column or key
+    (:mod:`ltrsched.workloads.file_splits`: "train" and "eval" its rows of that split; None and "all" every row, the
+    column unread).
     """
     if source in BUILTIN:
-        return builtin_workload(source, num_requests, seed, split)
+        return builtin_workload(source, num_requests, seed, split or "eval")
     arrival: dict = {}  # the arrival-time column and its unit (load_csv, load_jsonl, _table_arrivals), and notes
     try:
         return _file_workload(source, num_requests, seed, split, arrival)
@@ -1622,7 +1705,7 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
             return Workload(df, path.stem, _meta(path, arrival, arrival.get("warning")))
         df = _read_parquet(path)
         if is_labels(df):
-            return labels_workload(df, path.stem, split, num_requests=num_requests, seed=seed,
+            return labels_workload(df, path.stem, split or "eval", num_requests=num_requests, seed=seed,
                                    meta={"source": str(path)})
         columns = df.columns  # the file's own: a missing column's error named the ids and arrival times added here
         df = df.with_columns(pl.int_range(1, df.height + 1, dtype=pl.Int64).alias(FILE_ROW))
@@ -1650,6 +1733,8 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
             arrival["column"] = next(c for c, ours in renames.items() if ours == arrival["column"])
         if "request_id" not in df.columns:  # numbered as the file's rows, before sampling
             df = _numbered(df)
+        # (a system column ahead of the prompt, as a .jsonl line's 'system': it travelled along, not counted)
+        df = join_system_column(df, "prompt", str(path))
         # (counts completed before sampling: every row is checked, and -n refused a table without them)
         df = _complete_table(df, path)
         missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
@@ -1672,8 +1757,9 @@ def _file_workload(source: str, num_requests: int | None, seed: int, split: str,
         raise UserError(file_not_text_hint(path)
                         or f"{path}: unknown workload format {suffix!r}; use .parquet, .jsonl, .json or .csv")
     warning = _unit_warning(df["arrival_time"], arrival, path) if "arrival_time" in df.columns else None
-    workload = Workload(_sample_checked(df, num_requests, seed, path, arrival.pop("count names", None)), path.stem,
-                        _meta(path, arrival, warning))
+    keep = _split_rows(df, path, split) if split in FILE_SPLITS else None  # (a file's own split, where one is asked)
+    workload = Workload(_sample_checked(df, num_requests, seed, path, arrival.pop("count names", None), keep),
+                        path.stem, {**_meta(path, arrival, warning), **({"split": split} if keep is not None else {})})
     for line in arrival.get("notes", ()):  # (after the checks; ahead of an error, load_workload prints them)
         print(line, file=sys.stderr)
     return workload
@@ -1686,6 +1772,38 @@ def _read_parquet(path: Path, n_rows: int | None = None) -> pl.DataFrame:
     except Exception as exc:
         hint = file_not_text_hint(path)  # (a .parquet.gz renamed: "The file must end with PAR1 or PARE")
         raise UserError(hint or f"cannot read workload {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+
+
+def _split_rows(df: pl.DataFrame, path: Path, split: str) -> pl.Series | None:
+    """Which rows of a request file's table ``df`` (as read: :data:`FILE_ROW` numbers its rows, or lines, in the file)
+    are in ``split`` by the file's own split (:mod:`~ltrsched.workloads.file_splits`): a ``.csv``'s or a flat
+    parquet's ``split`` column, in any case, or a ``.jsonl`` line's ``split`` key; None for a file without one. One-line
+    :class:`UserError` for a value that is no split, naming its row (line)."""
+    suffix = path.suffix.lower()
+    rows = df[FILE_ROW]
+    if suffix == ".jsonl":
+        records = [(line, rec) for line, rec in jsonl_records(path) if isinstance(rec, dict)]
+        if not any(SPLIT_NAME in rec for _, rec in records):
+            return None
+        given = {line: rec.get(SPLIT_NAME) for line, rec in records}
+        return split_mask([given.get(line) for line in rows], SPLIT_NAME, split, str(path),
+                          lambda at: f"line {rows[at]}", "key")
+    if suffix == ".csv":
+        data = lf_line_ends(path.read_bytes())
+        text = decode_utf8(data, path)
+        header = _csv_header(data, text, path)
+        name = split_column(header, str(path))
+        if name is None:
+            return None
+        values = _read_csv_checked(data, text, path, (name, *_count_columns(header)))[name]  # (as text, as written)
+    elif suffix == ".parquet":
+        name = split_column(pl.read_parquet_schema(path), str(path))
+        if name is None:
+            return None
+        values = pl.read_parquet(path, columns=[name])[name]
+    else:
+        return None
+    return split_mask(values.gather(rows - 1).to_list(), name, split, str(path), lambda at: f"row {rows[at]}")
 
 
 def _meta(path: Path, arrival_info: dict, warning: str | None) -> dict:

@@ -44,6 +44,7 @@ from ltrsched.workloads.blank_text import blank_why, is_blank
 from ltrsched.workloads.csv_separator import separator_hint
 from ltrsched.workloads.empty_file import check_not_empty
 from ltrsched.workloads.jsonl import jsonl_records
+from ltrsched.workloads.system_key import SYSTEM_KEY, system_text
 from ltrsched.workloads.utf8 import describe_surrogate, lone_surrogate
 
 SUFFIXES = (".json", ".jsonl", ".parquet", ".csv", ".txt")
@@ -126,9 +127,10 @@ def _jsonl(path: Path) -> pl.DataFrame:
         if isinstance(key, bool) or not isinstance(key, (str, int)):
             raise UserError(f"{path}:{lineno}: 'id' must be a string or an integer, got {key!r}")
         _check_text(prompt, f"{path}:{lineno}")
-        system = rec.get("system")
-        if system is not None and not isinstance(system, str):
-            raise UserError(f"{path}:{lineno}: 'system' must be text (a JSON string), got {shown(system)}")
+        system = system_text(rec.get(SYSTEM_KEY))  # (a list of text blocks too, as a workload's line: system_key)
+        if system is None:
+            raise UserError(f"{path}:{lineno}: {SYSTEM_KEY!r} must be text (a JSON string), got "
+                            f"{shown(rec[SYSTEM_KEY])}")
         at = lone_surrogate(system) if system else None
         if at is not None:
             raise UserError(f"{path}:{lineno}: the system text holds a lone UTF-16 surrogate "

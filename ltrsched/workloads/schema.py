@@ -58,6 +58,10 @@ NUMERIC_OPTIONAL_COLUMNS = ("score", "po_estimate", "predicted_length")
 SYSTEM_COLUMN = "system_prompt"
 #: What joins a system text and the user's prompt in a prompt's text: a blank line.
 SYSTEM_SEPARATOR = "\n\n"
+#: The names of a reply's text (a ``.csv``'s columns in any case, a ``.jsonl``'s keys as written; a conversation
+#: record's key beside a user turn alone), whose Llama-3 count is the output length where the file gives no output
+#: count (:data:`LENGTH_NAMES`); ``completion`` is OpenAI's legacy fine-tuning files' (``{"prompt", "completion"}``).
+REPLY_NAMES = ("generated", "response", "completion")
 #: Names token counts go by in other tools' files, ours first, matched in any case: a ``.csv`` reads them all (e.g.
 #: vidur's ``num_prefill_tokens``, Azure's ``ContextTokens``); a parquet reads the others where it lacks ours
 #: (:func:`length_columns`); a ``.jsonl`` line's keys as written (:data:`OTHER_LENGTH_KEYS`). BurstGPT's ``Request

@@ -43,12 +43,14 @@ from ltrsched.strict_json import DuplicateKeyError, unique_keys
 from ltrsched.workloads.arrival_names import (
     arrival_suffix, escapes_a_letter, file_may_name_added, json_may_name_arrivals,
 )
+from ltrsched.workloads.arrival_values import arrival_error, is_arrival, missing_time_error, two_keys_error
 from ltrsched.workloads.blank_text import is_blank
 from ltrsched.workloads.number_text import text_error, text_number, text_numbers
 from ltrsched.workloads.count_values import MAX_TOKENS, count_error, is_count
 from ltrsched.workloads.record_values import count_keys, optional_number, request_id_value
-from ltrsched.workloads.schema import (LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OTHER_LENGTH_KEYS, SYSTEM_COLUMN,
-                                       SYSTEM_SEPARATOR, length_columns, request_ids)
+from ltrsched.workloads.schema import (LENGTH_NAMES, NUMERIC_OPTIONAL_COLUMNS, OTHER_LENGTH_KEYS, REPLY_NAMES,
+                                       SYSTEM_COLUMN, SYSTEM_SEPARATOR, length_columns, request_ids)
+from ltrsched.workloads.system_key import SYSTEM_KEY, SYSTEM_KEY_BYTES, system_text
 from ltrsched.workloads.tokenizer import count_tokens
 from ltrsched.workloads.utf8 import decode_utf8, describe_surrogate, lone_surrogate
 
@@ -58,7 +60,10 @@ CACHE_VERSION = 5  # 2: continuation chunks and replies-first conversations skip
 # (speakers in another case, read since the parse cache's "-case" marker: load_sharegpt_records)
 #: The distribution that counts tokens (part of the parse cache's key).
 TOKENIZER_DIST = "quicktok-v1"
-_USER = ("human", "user")
+#: A user's speaker names: ShareGPT's ``human``, OpenAI's ``user``, and OpenAssistant's ``prompter`` (``oasst1``/
+#: ``oasst2``'s role of the person's messages, beside ``assistant``: a conversation of them was skipped "with unknown
+#: speakers", a file of them refused).
+_USER = ("human", "user", "prompter")
 _ASSISTANT = ("gpt", "chatgpt", "assistant", "bard", "bing")
 #: Instructions ahead of the conversation, not a turn: OpenAI's ``developer`` messages are its ``system`` messages
 #: for its newer models (a chat file of them had every conversation skipped, "with unknown speakers").
@@ -184,12 +189,34 @@ TEXT_HINT = ("'text', not read as it is: a whole dialogue in one text (a chat te
              "of a .jsonl); if 'text' is the prompt itself, name it 'prompt'")
 
 
+#: What OpenAssistant's messages are (``oasst1``/``oasst2``'s message table: one message per record, ``message_id``,
+#: ``parent_id``, ``role`` "prompter" or "assistant", ``text``), which are no requests apart from their trees: they got
+#: :data:`TEXT_HINT`, "a whole dialogue in one text".
+OASST_MESSAGES_HINT = ("'message_id' and 'parent_id': OpenAssistant's messages, one per record in trees by "
+                       "'parent_id', not read as they are; write each tree's first prompter message and an assistant "
+                       "reply to it as one conversation, {\"messages\": [{\"role\": \"user\", \"content\": ...}, "
+                       "{\"role\": \"assistant\", \"content\": ...}]}, one per line of a .jsonl")
+#: What OpenAssistant's message trees are (``oasst2``'s ``*.trees.jsonl``: ``prompt``, an object with ``text`` and
+#: ``replies``, each reply with its own): several replies to one prompt, none read as the one served (a ``.jsonl``
+#: line said "'prompt' must be text (a JSON string), got {...}", a ``.json``'s record "'prompt' text: a .jsonl format").
+OASST_TREE_HINT = ("'prompt' with 'replies': OpenAssistant's message trees, not read as they are (which reply is "
+                   "served?); write each tree's prompt text and one of its replies as a conversation, {\"messages\": "
+                   "[{\"role\": \"user\", \"content\": prompt.text}, {\"role\": \"assistant\", \"content\": "
+                   "prompt.replies[0].text}]}, one per line of a .jsonl")
+#: What an OpenAI Batch API input line is (``custom_id``, ``method``, ``url``, ``body``: the request), which gives no
+#: reply: the batch's output file gives each request's usage (:data:`USAGE_HINT`). It got "it has 'custom_id', ...".
+BATCH_INPUT_HINT = ("'custom_id' and 'body': an OpenAI Batch API input line, a request without its reply, not read as "
+                    "it is; the batch's output file gives each request's token counts, in 'response.body.usage' (write "
+                    "them out: jq -c '.response.body.usage | {prompt_tokens, completion_tokens}' OUTPUT.jsonl)")
+
+
 def format_hint(names, text_lists=()) -> str | None:
     """What a record or table that is neither requests nor conversations is, by its keys or columns ``names`` (in
     any case), for its error: an instruction data set's (:data:`INSTRUCTION_HINT`), a preference data set's
     (:data:`PREFERENCE_HINT`), UltraChat's where ``data`` is among ``text_lists``, the names that hold lists of
-    text (:data:`TURN_LIST_HINT`), Chatbot Arena's (:data:`ARENA_HINT`), a dialogue in one ``text``
-    (:data:`TEXT_HINT`); None for anything else, or where a ``prompt`` is given."""
+    text (:data:`TURN_LIST_HINT`), Chatbot Arena's (:data:`ARENA_HINT`), OpenAssistant's messages
+    (:data:`OASST_MESSAGES_HINT`), an OpenAI Batch API input line (:data:`BATCH_INPUT_HINT`), a dialogue in one
+    ``text`` (:data:`TEXT_HINT`); None for anything else, or where a ``prompt`` is given."""
     names = {n.strip().lower() for n in names if isinstance(n, str)}
     if {"conversation_a", "conversation_b"} <= names and not names & {"prompt", *CONVERSATION_KEYS}:
         return ARENA_HINT
@@ -203,6 +230,10 @@ def format_hint(names, text_lists=()) -> str | None:
         return PREFERENCE_HINT
     if "data" in {n.strip().lower() for n in text_lists if isinstance(n, str)}:
         return TURN_LIST_HINT
+    if {"message_id", "parent_id"} <= names and not names & set(CONVERSATION_KEYS):
+        return OASST_MESSAGES_HINT
+    if {"custom_id", "body"} <= names and not names & set(CONVERSATION_KEYS):
+        return BATCH_INPUT_HINT
     if "text" in names and not names & set(CONVERSATION_KEYS):
         return TEXT_HINT
     return None
@@ -217,15 +248,19 @@ USAGE_HINT = ("{where}, whose token counts are not read inside it: write each re
 
 
 def usage_hint(record) -> str | None:
-    """:data:`USAGE_HINT` for a JSON record holding an OpenAI API response's ``usage`` (at its top, or under a Batch
-    API output line's ``response.body``) with ``prompt_tokens`` or ``completion_tokens``; None for anything else."""
+    """:data:`USAGE_HINT` for a JSON record holding an OpenAI API response's ``usage`` (at its top, under a Batch API
+    output line's ``response.body``, or a request log's ``response``) with ``prompt_tokens`` or
+    ``completion_tokens``; None for anything else."""
     if not isinstance(record, dict):
         return None
     response = record.get("response")
     body = response.get("body") if isinstance(response, dict) else None
     for usage, where, path in ((record.get("usage"), "'usage': an OpenAI API response's", ".usage"),
                                (body.get("usage") if isinstance(body, dict) else None,
-                                "'response.body.usage': an OpenAI Batch API output line's", ".response.body.usage")):
+                                "'response.body.usage': an OpenAI Batch API output line's", ".response.body.usage"),
+                               (response.get("usage") if isinstance(response, dict) else None,  # (a request log's
+                                # {"request", "response"}: it said "'response' must be text", no more)
+                                "'response.usage': a logged OpenAI API response's", ".response.usage")):
         if isinstance(usage, dict) and ("prompt_tokens" in usage or "completion_tokens" in usage):
             return USAGE_HINT.format(where=where, path=path)
     return None
@@ -239,6 +274,8 @@ def record_hint(record) -> str | None:
     usage = usage_hint(record)
     if usage is not None:
         return usage
+    if isinstance(record.get("prompt"), dict) and "replies" in record["prompt"]:
+        return OASST_TREE_HINT
     return format_hint(record, [k for k, v in record.items()
                                 if isinstance(v, list) and v and all(isinstance(t, str) for t in v)])
 
@@ -361,8 +398,9 @@ def read_first_turn(record, system: bool = False) -> FirstTurn | Skip:
         (k for k in CONVERSATION_KEYS if k in record), None)
     if key is None:
         data = record.get("data")
-        flat = (" ('prompt' text: a .jsonl format)" if "prompt" in record else
-                " ('instruction': Alpaca's format)" if "instruction" in record else
+        flat = (" ('prompt' text: a .jsonl format)" if isinstance(record.get("prompt"), str) else
+                " (OpenAssistant's trees)" if isinstance(record.get("prompt"), dict) else
+                " ('instruction': Alpaca's or Dolly's)" if "instruction" in record else
                 " ('chosen': Anthropic HH's format)" if "chosen" in record else
                 " ('conversation_a': Arena's format)" if "conversation_a" in record else
                 " ('data': UltraChat's format)" if isinstance(data, list) and data and all(
@@ -385,15 +423,20 @@ def read_first_turn(record, system: bool = False) -> FirstTurn | Skip:
             return Skip(True, "with unknown speakers", f"message {i + 1} has {what}")
     if not turns:  # (a conversation of system messages alone was counted as an empty one)
         return Skip(False, "conversations of system messages alone" if conv else "empty conversations")
-    if len(turns) == 1 and _speaker(turns[0][1]) in _USER and _gives_output_count(record):  # (a request logged
-        # with its reply's length, e.g. OpenAI usage's completion_tokens: the reply's text is not needed, its count is
-        # used as a conversation's own is; it was refused, "write the reply as an assistant message")
-        turns = [*turns, (len(conv), {"role": "assistant", "content": ""})]
+    replies = [k for k in REPLY_NAMES if isinstance(record.get(k), str)] if len(turns) == 1 else []
+    if len(turns) == 1 and _speaker(turns[0][1]) in _USER and (len(replies) == 1 or _gives_output_count(record)):
+        # (a request logged with its reply's length, e.g. OpenAI usage's completion_tokens: the reply's text is not
+        # needed, its count is used as a conversation's own is; it was refused, "write the reply as an assistant
+        # message"; or with its reply's text under a request line's name, 'response': refused, "the last message is
+        # the user's", of a record giving the reply)
+        turns = [*turns, (len(conv), {"role": "assistant", "content": record[replies[0]] if len(replies) == 1 else ""})]
     if len(turns) == 1 and _speaker(turns[0][1]) in _USER:  # (an OpenAI chat-completions request as logged)
         return Skip(False, "requests without the assistant's reply",
                     ("'max_tokens' is a cap, not the reply's length" if any(
-                        k in record for k in ("max_tokens", "max_completion_tokens")) else "the last message is the "
-                     "user's") + ": give the assistant's reply or its output_tokens")
+                        k in record for k in ("max_tokens", "max_completion_tokens")) else
+                     f"{' and '.join(repr(k) for k in replies)} both give the reply's text" if replies else
+                     "its 'choices' (an OpenAI response's) are not read" if "choices" in record else
+                     "the last message is the user's") + ": give the assistant's reply or its output_tokens")
     if len(turns) < 2 or _speaker(turns[0][1]) not in _USER or _speaker(turns[1][1]) not in _ASSISTANT:
         return Skip(False, "conversations that do not open with a user turn answered by the assistant")
     i, reply = turns[1]
@@ -402,7 +445,12 @@ def read_first_turn(record, system: bool = False) -> FirstTurn | Skip:
         # count served as the reply's when it had some)
         return Skip(False, "first replies that are tool or function calls, not text",
                     f"message {i + 1} has {call!r}, whose tokens are the model's own format of the call")
-    texts = []
+    given = system_text(record.get(SYSTEM_KEY)) if system else ""  # (Anthropic's system prompt, beside the messages:
+    # it was dropped, its tokens not counted)
+    if given is None:
+        return Skip(True, "with a 'system' that is not text",
+                    f"'system' is {_kind(record[SYSTEM_KEY])}, not text (a string or a list of text blocks)")
+    texts = [given] if given else []
     for i, m in [*((i, m) for i, m in enumerate(conv[:turns[0][0]]) if system), *turns[:2]]:
         text = _text(m)
         if text is None and _speaker(m) in _SYSTEM:  # (instructions with no text: nothing to count)
@@ -487,6 +535,10 @@ def is_conversation_table(df: pl.DataFrame) -> bool:
 #: Columns of a conversations parquet kept beside its first turns, as the flat formats keep them (they were
 #: dropped: a predictor's score then said the file had none, and `po` drew its estimates instead of the file's).
 TABLE_COLUMNS = ("request_id", "arrival_time", "arrival_time_s", "arrival_time_ms", *NUMERIC_OPTIONAL_COLUMNS)
+#: A column of a conversations file's parse beside its arrival times: each first turn's record's number in the file
+#: (1-based: a ``.json``'s or ``.jsonl``'s record, a parquet's row), which the loader's error for an arrival time that
+#: is none names (it named "record id ''"), and then drops.
+RECORD_NUMBER = "__ltrsched_record__"
 #: A ``.json``'s or ``.jsonl``'s conversation record's keys kept beside its first turn, read as a ``.jsonl`` request
 #: line's are (:mod:`~ltrsched.workloads.record_values`): a conversations parquet keeps these columns
 #: (:data:`TABLE_COLUMNS`); a record's were dropped (``ltr`` said the file had no score, ``po`` drew its estimates).
@@ -564,6 +616,8 @@ _RECORD_KEY = re.compile(rb'"(?:' + b"|".join(n.encode() for n in RECORD_COLUMNS
 #: A message's speaker that is a system or developer message (any case, spaces around it) in a file's bytes (or an
 #: escaped letter that could spell one).
 _SYSTEM_SPEAKER = re.compile(rb'"(?:from|role)"\s*:\s*"\s*(?i:system|developer)\s*"')
+#: A message's speaker that is OpenAssistant's ``prompter`` (any case, spaces around it) in a file's bytes.
+_PROMPTER_SPEAKER = re.compile(rb'"(?:from|role)"\s*:\s*"\s*(?i:prompter)\s*"')
 
 
 def _json_bytes_may_name(path: Path, key: re.Pattern) -> bool:
@@ -611,18 +665,56 @@ def may_give_other_counts(path: Path) -> bool:
     return _json_bytes_may_name(path, _OTHER_COUNT_KEY)
 
 
+#: An OpenAI response's ``usage`` key in a file's bytes (:func:`usage_hint`).
+_USAGE_KEY = re.compile(rb'"usage"\s*:')
+#: A JSON key of :data:`~ltrsched.workloads.schema.REPLY_NAMES` in a file's bytes.
+_REPLY_KEY = re.compile(rb'"(?:' + b"|".join(n.encode() for n in REPLY_NAMES) + rb')"\s*:')
+
+
+def may_give_reply_text(path: Path) -> bool:
+    """Whether the ``.json`` or ``.jsonl`` of conversations ``path`` may give a user turn's reply as a record's text
+    under a request line's name (:data:`~ltrsched.workloads.schema.REPLY_NAMES`: ``response``), which a parse before
+    skipped ("the last message is the user's"): its bytes name one as a key (or escape a letter that could spell
+    one). False for other files and one that cannot be read (loading it says why)."""
+    return _json_bytes_may_name(path, _REPLY_KEY)
+
+
+def may_give_system_key(path: Path) -> bool:
+    """Whether the ``.json`` or ``.jsonl`` ``path`` may give a record's ``system`` key (Anthropic's system prompt,
+    :mod:`~ltrsched.workloads.system_key`), whose text a parse or load before did not count: its bytes name it (or
+    escape a letter that could spell it). False for other files and one that cannot be read (loading it says why)."""
+    return _json_bytes_may_name(path, SYSTEM_KEY_BYTES)
+
+
 def may_give_system_text(path: Path) -> bool:
     """Whether the conversations file ``path`` may hold system or developer messages, whose text a parse before left
     out of the prompt (:func:`read_first_turn`'s ``system``): a ``.json``'s or ``.jsonl``'s bytes name such a speaker
-    (:data:`_SYSTEM_SPEAKER`), a parquet's messages have one (read from its speaker fields alone). False for other
+    (:data:`_SYSTEM_SPEAKER`) or a record's ``system`` key (:func:`may_give_system_key`), a parquet's messages have one
+    (read from its speaker fields alone). False for other
     files and one that cannot be read (loading it says why)."""
     suffix = path.suffix.lower()
     try:
         if suffix in (".json", ".jsonl"):
-            return _json_bytes_may_name(path, _SYSTEM_SPEAKER)
+            return _json_bytes_may_name(path, _SYSTEM_SPEAKER) or may_give_system_key(path)
         if suffix != ".parquet":
             return False
-        return _remembered(path, "system", _parquet_has_system_speaker)
+        return _remembered(path, "system", lambda p: _parquet_has_speaker(p, _SYSTEM))
+    except Exception:  # (OSError, a parquet polars cannot read, a speaker field that is not text)
+        return False
+
+
+def may_give_prompter(path: Path) -> bool:
+    """Whether the conversations file ``path`` may hold OpenAssistant's ``prompter`` messages, whose conversations a
+    parse before skipped ("with unknown speakers"; read as the user's since, :data:`_USER`): a ``.json``'s or
+    ``.jsonl``'s bytes name such a speaker (or escape a letter that could spell one), a parquet's messages have one
+    (read from its speaker fields alone). False for other files and one that cannot be read (loading it says why)."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".json", ".jsonl"):
+            return _json_bytes_may_name(path, _PROMPTER_SPEAKER)
+        if suffix != ".parquet":
+            return False
+        return _remembered(path, "prompter", lambda p: _parquet_has_speaker(p, ("prompter",)))
     except Exception:  # (OSError, a parquet polars cannot read, a speaker field that is not text)
         return False
 
@@ -651,9 +743,10 @@ def _remembered(path: Path, name: str, probe) -> bool:
     return value
 
 
-def _parquet_has_system_speaker(path: Path) -> bool:
-    """Whether a conversations parquet's messages have a system or developer speaker (read from its speaker fields
-    alone: :func:`may_give_system_text`)."""
+def _parquet_has_speaker(path: Path, names: tuple[str, ...]) -> bool:
+    """Whether a conversations parquet's messages have a speaker of ``names`` (lower case; in any case, spaces around
+    it), read from its speaker fields alone: a system or developer one (:func:`may_give_system_text`), OpenAssistant's
+    prompter (:func:`may_give_prompter`)."""
     schema = pl.read_parquet_schema(path)
     for key in CONVERSATION_KEYS:
         kind = schema.get(key)
@@ -663,7 +756,7 @@ def _parquet_has_system_speaker(path: Path) -> bool:
             # (the speakers alone, then exploded: 4x faster than a list.eval of the test, or exploding the
             # messages with their text)
             speakers = pl.col(key).list.eval(pl.element().struct.field(field)).explode()
-            if pl.scan_parquet(path).select(speakers.str.strip_chars().str.to_lowercase().is_in(list(_SYSTEM))
+            if pl.scan_parquet(path).select(speakers.str.strip_chars().str.to_lowercase().is_in(list(names))
                                             .any()).collect().item():
                 return True
     return False
@@ -672,34 +765,40 @@ def _parquet_has_system_speaker(path: Path) -> bool:
 def _record_arrival(record: dict, number: int, path: Path) -> dict:
     """The arrival time a conversation record of a ``.json`` or ``.jsonl`` gives (record ``number``, 1-based), as
     ``{key: value}`` under its own key (:func:`~ltrsched.workloads.arrival_names.arrival_suffix`'s names, as a
-    parquet's columns are read: ``timestamp``, ``arrival_time_ms``, ...); ``{}`` if it gives none (or null). The value
-    as given: a number, or text (a date-time, read by the loader). One-line :class:`UserError` naming the record for
-    two such keys, or a value that is neither (a boolean, a list)."""
-    keys = [k for k in record if arrival_suffix(k) is not None and record[k] is not None]
+    parquet's columns are read: ``timestamp``, ``arrival_time_ms``, ...); ``{}`` if it gives no such key. The value as
+    given, by a ``.jsonl`` request line's rule: a number (text that spells one read as it), or other text (a date-time,
+    or text that is none: the loader reads it, naming the record: :data:`RECORD_NUMBER`). One-line :class:`UserError`
+    naming the record for two such keys, or a value that is no arrival time (null, negative, NaN, infinite, a boolean,
+    a list), in every container's words (:func:`~ltrsched.workloads.arrival_values.arrival_error`: it was
+    "'arrival_time' must be a number of seconds ... got a boolean", of a negative time "column 'arrival_time' in record
+    id '' is -1", and a null was no time given)."""
+    keys = [k for k in record if arrival_suffix(k) is not None]
     if not keys:
         return {}
-    where = f"{path}: record {number:,}" + (f" (id {_record_id(record)!r})" if _record_id(record) else "")
+    place = f"record {number:,}" + (f" (id {_record_id(record)!r})" if _record_id(record) else "")
     if len(keys) > 1:
-        raise UserError(f"{where}: {' and '.join(repr(k) for k in keys)} both give the arrival time; give one")
+        raise UserError(two_keys_error(f"{path}: {place}", keys))  # (a .jsonl request line's words)
     value = record[keys[0]]
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise UserError(f"{where}: {keys[0]!r} must be a number of seconds (or, by its name, milliseconds) or a "
-                        f"date-time, got {_kind(value)}")
     if isinstance(value, str):
-        return {keys[0]: value}
+        if text_number(value) is None:
+            return {keys[0]: value}  # (a date-time, or text that is none: read by the loader, as a table's)
+        value = text_number(value)  # (a number as text, as a request line's and a .csv's)
+    if not is_arrival(value):
+        raise UserError(arrival_error(path, keys[0], value, place, "key"))
     try:
         return {keys[0]: float(value)}
     except OverflowError:  # an integer beyond float64 (JSON's integers have no bound), as a request line's
-        raise UserError(f"{where}: {keys[0]!r} is too large to be an arrival time ({len(str(abs(value)))} digits)"
-                        ) from None
+        raise UserError(f"{path}: {place}: {keys[0]!r} is too large to be an arrival time ({len(str(abs(value)))} "
+                        "digits)") from None
 
 
 def _arrival_columns(given: list[dict], numbers: list[int], ids: list[str], path: Path) -> pl.DataFrame:
     """The arrival times of a ``.json``'s or ``.jsonl``'s conversations whose first turns are used (``given``: each
     one's :func:`_record_arrival`; ``numbers``: their record numbers, 1-based; ``ids``: their ids) as a column under
-    the records' key, numbers as Float64 and date-time text as String, for the loader to read as a parquet's column;
-    an empty frame if none gives one. One-line :class:`UserError` naming the record for one that gives none (or
-    another key) where others do (it would arrive at t = 0), or a number where others give text."""
+    the records' key, numbers as Float64 and text as String (numbers among text written as text: the loader refuses
+    a date-time among numbers, or text that is no time, as a table's, naming the record), with the records' numbers
+    (:data:`RECORD_NUMBER`); an empty frame if none gives one. One-line :class:`UserError` naming the record for one
+    that gives none (or another key) where others do (it would arrive at t = 0)."""
     keys = list(dict.fromkeys(k for g in given for k in g))  # (in the file's order: the first record's first)
     if not keys:
         return pl.DataFrame()
@@ -709,23 +808,43 @@ def _arrival_columns(given: list[dict], numbers: list[int], ids: list[str], path
         at = next(i for i, g in enumerate(given) if set(g) != {keys[0]})
         has = next(iter(given[at]), None)
         other = keys[0] if has != keys[0] else keys[1]
-        raise UserError(f"{where(at)}: " + (f"no arrival time, where others give {other!r}" if has is None else
-                                            f"its arrival time is {has!r}, where others give {other!r}")
-                        + "; give it on every record, under one name, or on none")
+        if has is None:  # (a .jsonl request line's words)
+            raise UserError(missing_time_error(where(at), other, "records"))
+        raise UserError(f"{where(at)}: its arrival time is {has!r}, where others give {other!r}; give it on every "
+                        "record, under one name, or on none")
     values = [g[keys[0]] for g in given]
-    texts = [isinstance(v, str) for v in values]
-    if any(texts) and not all(texts):
-        at, other = texts.index(not texts[0]), 0  # (the first record of the other kind, and the first record)
-        raise UserError(f"{where(at)}: its arrival time is {'text' if texts[at] else 'a number'} where record "
-                        f"{numbers[other]:,} gives {'text' if texts[other] else 'a number'} ({values[other]!r}); "
-                        "give one kind on every record")
-    return pl.DataFrame({keys[0]: pl.Series(keys[0], values, dtype=pl.String if texts[0] else pl.Float64)})
+    text = any(isinstance(v, str) for v in values)
+    return pl.DataFrame({keys[0]: pl.Series(keys[0], [repr(v) if text and not isinstance(v, str) else v
+                                                      for v in values], dtype=pl.String if text else pl.Float64),
+                         RECORD_NUMBER: pl.Series(RECORD_NUMBER, numbers, dtype=pl.Int64)})
 
 
-def _record_columns(record: dict, number: int, path: Path) -> dict:
+def _after_first_reply(record: dict) -> int:
+    """How many user and assistant messages a conversation record (one :func:`read_first_turn` reads) has after its
+    first turn's reply: 0 for a first turn alone (or a user turn alone, its reply's length given)."""
+    key = next((k for k in CONVERSATION_KEYS if record.get(k)), None)
+    conv = record[key] if key is not None else []
+    return max(sum(isinstance(m, dict) and _speaker(m) not in _SYSTEM for m in conv) - 2, 0)
+
+
+def later_counts_error(where: str, field: str, later: int) -> str:
+    """The one-line error for a token count (``field``: ``"'completion_tokens'"``, ``"column 'output_tokens'"``) given
+    beside a conversation that goes on after its first turn's reply (``later`` messages more), at ``where`` (the file
+    and its record or row): the first turn is the one read, and whose length is the count?"""
+    return (f"{where}: {field} gives a length, but its conversation goes on after the first turn's reply ({later} "
+            "message(s) more), and the first turn is the one read (the paper's rule): whose length is it? give the "
+            "counts of a first turn alone (the messages after its reply cut), or drop them to count the text; a "
+            "request logged with its usage is a .jsonl line {\"prompt_tokens\": P, \"completion_tokens\": C}")
+
+
+def _record_columns(record: dict, number: int, path: Path, later: int = 0) -> dict:
     """A conversation record's :data:`RECORD_COLUMNS` (record ``number``, 1-based) by a ``.jsonl`` request line's rules:
     ``request_id`` (where the key is given) as a number, each predictor number as a float or None (not given, or
-    null). One-line :class:`UserError` naming the record for a value that is neither."""
+    null). One-line :class:`UserError` naming the record for a value that is neither, or for a token count given by
+    a record whose conversation goes on after its first turn's reply (``later``: its messages after it, as
+    :func:`_after_first_reply` counts them): the first turn is the one read, and whose lengths are those? (A chat
+    request logged with its usage, ``{"messages": [user, assistant, user], "completion_tokens": 300}``, served the
+    first reply as 300 tokens, the last turn's reply's length.)"""
     where = f"{path}: record {number:,}" + (f" (id {_record_id(record)!r})" if _record_id(record) else "")
     given = {name: optional_number(record.get(name), name, where) for name in NUMERIC_OPTIONAL_COLUMNS}
     if "request_id" in record:
@@ -741,6 +860,8 @@ def _record_columns(record: dict, number: int, path: Path) -> dict:
         if value is not None and not is_count(number):  # (null: the text's count; else one line, every container's)
             raise UserError(count_error(path, key, number, where[len(f"{path}: "):], "key",
                                         output=name == "output_tokens"))
+        if value is not None and later:
+            raise UserError(later_counts_error(where, repr(key), later))
         given[name] = number
     return given
 
@@ -767,6 +888,20 @@ def _kept_columns(given: list[dict], numbers: list[int], ids: list[str], path: P
             columns[name] = pl.Series(name, values, dtype=None if name in COUNT_COLUMNS and all(
                 v is None or isinstance(v, int) for v in values) else pl.Float64)
     return pl.DataFrame(columns)
+
+
+def gives_table_counts(src: Path) -> bool:
+    """Whether ``src`` is a conversations parquet with a column of token counts (ours or another tool's name: its
+    schema alone is read; False if it cannot be), whose counts beside a conversation going on after its first reply
+    are refused since a cache key marked it (they were used as the first turn's)."""
+    if src.suffix.lower() != ".parquet":
+        return False
+    try:
+        schema = pl.read_parquet_schema(src)
+    except Exception:  # (the load's own read names what is wrong with it)
+        return False
+    return (is_conversation_table(pl.DataFrame(schema=schema))
+            and any(c.strip().lower() in names for c in schema for names in LENGTH_NAMES.values()))
 
 
 def _gives_prompt_counts(src: Path) -> bool:
@@ -888,6 +1023,9 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
     arrivals: dict[int, dict] = {}  # a .json's or .jsonl's record index -> the arrival time it gives
     kept: dict[int, dict] = {}  # a .json's or .jsonl's record index -> its RECORD_COLUMNS (_record_columns)
     hint = None  # what the first record is, if it is another data set's format (format_hint)
+    counted = extra is not None and any(c in extra.columns for c in COUNT_COLUMNS)  # (a parquet's own counts)
+    later: dict[int, int] = {}  # such a parquet's record index -> its messages after its first reply
+    usage: list[int] = []  # the numbers of the records used whose OpenAI 'usage' is not read (no counts of their own)
     for total, record in enumerate(records, 1):
         if total == 1:
             hint = record_hint(record) or (counts_hint(record, path) if extra is None else None)
@@ -899,7 +1037,11 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
             rows_at.append(total - 1)
             if extra is None:
                 arrivals[total - 1] = _record_arrival(record, total, path)
-                kept[total - 1] = _record_columns(record, total, path)
+                kept[total - 1] = _record_columns(record, total, path, _after_first_reply(record))
+                if usage_hint(record) is not None and not any(kept[total - 1][c] is not None for c in COUNT_COLUMNS):
+                    usage.append(total)
+            elif counted:
+                later[total - 1] = _after_first_reply(record)
     found = []
     rows, rows_at = _drop_lone_surrogates(rows, rows_at, found)
     if not rows:
@@ -910,6 +1052,11 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
                                          if cut else ": it holds no records")
                         + (f"; it ends inside record {cut['record']:,} (cut off)" if cut and total else "")
                         + (f"; record 1 has {hint}" if hint else ""))
+    if usage:  # (their counts were not read, without a word: the text's Llama-3 counts were used)
+        notes.append(f"{len(usage):,} of the {len(rows):,} first turns' records give an OpenAI 'usage' (first: record "
+                     f"{usage[0]:,}), whose token counts are not read: the text's Llama-3 counts are used; to use the "
+                     "served model's, write them as the record's own keys (jq -c '. + (.usage | {prompt_tokens, "
+                     "completion_tokens}) | del(.usage)')")
     malformed = sum(count for (bad, _), (count, *_) in skips.items() if bad)
     if malformed:  # (they were skipped without a word: a file half garbage gave half its requests, silently)
         notes.append(f"skipped {malformed:,} of the {total:,} records, which are not conversations: "
@@ -924,7 +1071,10 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
         notes.append(f"the file ends inside record {cut['record']:,} (cut off): read the {total:,} complete record(s) "
                      "before it")
     ids, prompts, responses, systems = map(list, zip(*rows))
-    blank = np.array([is_blank(p) for p in prompts], dtype=bool)
+    # (a user turn of nothing after system text is an empty prompt, as it is without: the prompt of the system text
+    # alone was served)
+    blank = np.array([is_blank(p[len(t) + len(SYSTEM_SEPARATOR):] if t else p) for p, t in zip(prompts, systems)],
+                     dtype=bool)
     df = pl.DataFrame(
         {
             "source_id": ids,
@@ -946,6 +1096,17 @@ def parse_sharegpt(path: str | Path, notes: list[str] | None = None, packaged: b
             extra = extra.hstack(columns) if extra.width else columns
     elif extra.width:
         extra = extra[rows_at]
+        if counted:  # (a row's counts beside a conversation going on after its first reply: used as the first turn's)
+            after = pl.Series([later[i] for i in rows_at], dtype=pl.Int64)
+            for name in (c for c in COUNT_COLUMNS if c in extra.columns):
+                bad = (extra[name].is_not_null() & (after > 0)).arg_true()
+                if bad.len():
+                    at = int(bad[0])
+                    raise UserError(later_counts_error(f"{path}: row {rows_at[at] + 1:,}"
+                                                       + (f" (id {ids[at]!r})" if ids[at] else ""),
+                                                       f"column {name!r}", int(after[at])))
+        if any(arrival_suffix(c) is not None for c in extra.columns):  # (the rows an arrival error names)
+            extra = extra.with_columns(pl.Series(RECORD_NUMBER, [i + 1 for i in rows_at], dtype=pl.Int64))
         if "request_id" in extra.columns:  # (checked here, naming the file's row: once the first turns are chosen and
             # shuffled, a repeated id of a table without conversation ids was "a record without an id: request_id 1
             # is a record without an id's too")
@@ -1028,7 +1189,9 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # ("Human", "GPT") read, whose conversations a parse cached before skipped (the packaged file has none: its
     # entry stays)
     # "-arrivals": a file's arrival times read (a .json's or .jsonl's records', a parquet's under another name than
-    # ours: may_give_arrivals), which a parse cached before dropped (others keep their entries)
+    # ours: may_give_arrivals), which a parse cached before dropped (others keep their entries); "-arrivals-null" since
+    # a record's null time is refused (a parse cached before read it as none given) and each first turn's record
+    # number is kept beside the times (RECORD_NUMBER: an error names the record)
     package = _is_package_file(src)
     # "-columns": a .json's or .jsonl's records' request_id and predictor numbers kept (RECORD_COLUMNS:
     # may_give_columns), which a parse cached before dropped; "-system": the system and developer text before a first
@@ -1036,21 +1199,37 @@ def load_sharegpt_records(path: str | Path | None = None, notes: list[str] | Non
     # "-systemturn" since that text is kept apart too (SYSTEM_COLUMN), which a parse cached as "-system" had not
     # "-blankcount": a blank prompt's own prompt_tokens (a conversations parquet's) set to 0, an empty prompt left out,
     # which a parse cached before kept (and served): _gives_prompt_counts (other files keep their entries)
+    # "-systemturn-blank" since a blank user turn after system text is an empty prompt (a parse cached before served
+    # the system text alone as one)
+    # "-systemkey": a record's system key (Anthropic's system prompt) counted, which a parse cached before dropped
+    # "-firstcounts": a conversations parquet's counts beside a conversation going on after its first reply refused,
+    # which a parse cached before used as the first turn's
     # "-added": arrival times under a name read since (arrival_names.ADDED_NAMES: Chatbot Arena's tstamp), which a
     # parse cached before dropped (file_may_name_added: other files keep their entries); "-recordcounts": a .json's
     # or .jsonl's records' own token counts (may_give_counts), which a parse cached before ignored; "-othercounts":
     # those under another tool's name (may_give_other_counts: input_len, completion_tokens), ignored before too
     # ("-replyless" since a request without the assistant's reply that gives its reply's length is read, where a
-    # parse cached before skipped it)
+    # parse cached before skipped it; "-first" since a record's counts beside a conversation going on after its first
+    # reply are refused, which a parse cached before read as the first turn's); "-replytext": a user turn alone with its
+    # reply's text under a request line's name ('response'), which a parse cached before skipped; "-usage": the notes
+    # count the records whose OpenAI 'usage' is not read, which a parse cached before did not (the records are the same)
+    # "-prompter": OpenAssistant's prompter messages read as the user's, whose conversations a parse cached before
+    # skipped ("with unknown speakers")
     cached = cache_dir() / (f"sharegpt-{key}-utf8{'-counts' if src.suffix.lower() == '.parquet' else ''}"
                             f"{'' if package else '-skips-case'}"
-                            f"{'-arrivals' if not package and may_give_arrivals(src) else ''}"
+                            f"{'-arrivals-null' if not package and may_give_arrivals(src) else ''}"
                             f"{'-columns' if not package and may_give_columns(src) else ''}"
-                            f"{'-systemturn' if not package and may_give_system_text(src) else ''}"
+                            f"{'-systemturn-blank' if not package and may_give_system_text(src) else ''}"
+                            f"{'-systemkey' if not package and may_give_system_key(src) else ''}"
                             f"{'-added' if not package and file_may_name_added(src) else ''}"
                             f"{'-blankcount' if _gives_prompt_counts(src) else ''}"
-                            f"{'-recordcounts-replyless' if not package and may_give_counts(src) else ''}"
-                            f"{'-othercounts-replyless' if not package and may_give_other_counts(src) else ''}.parquet")
+                            f"{'-firstcounts' if gives_table_counts(src) else ''}"
+                            f"{'-recordcounts-replyless-first' if not package and may_give_counts(src) else ''}"
+                            f"{'-othercounts-replyless-first' if not package and may_give_other_counts(src) else ''}"
+                            f"{'-replytext' if not package and may_give_reply_text(src) else ''}"
+                            f"{'-usage' if not package and _json_bytes_may_name(src, _USAGE_KEY) else ''}"
+                            f"{'-prompter' if not package and may_give_prompter(src) else ''}"
+                            ".parquet")
     cached_notes = cached.with_name(cached.name + NOTES_SUFFIX)
     df = None
     if cached.is_file() and cached_notes.is_file():

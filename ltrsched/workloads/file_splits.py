@@ -1,0 +1,50 @@
+"""A request file's own train/eval split: a ``.csv``'s or flat parquet's ``split`` column (in any case, spaces around
+it) or a ``.jsonl`` request line's ``split`` key, each row's or line's ``train`` or ``eval`` (in any case).
+
+It is read only where a split is asked for (``load_workload(split="train"|"eval")``: ``ltrsched train``'s training and
+held-out prompts, ``evaluate --split``, ``predict --split``), as a labels file's and the built-in ShareGPT's splits are;
+a load that asks for none (``simulate``, ``sweep``: ``split`` None) and ``split="all"`` read every row, the column
+unread, as before. A value that is neither (``test``, ``validation``, ``0``, null) is refused then in one line naming
+the file, the column (key) and its row (line): which split is it? (``ltrsched train`` refused such a file: "has no
+train/eval split ... a 'split' column of another file is not read".)
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from ltrsched.errors import UserError
+
+#: The column (key) a file gives its own split under (a column in any case).
+SPLIT_NAME = "split"
+#: The splits a file's rows may name (in any case, spaces around them).
+FILE_SPLITS = ("train", "eval")
+
+
+def split_column(columns, where: str) -> str | None:
+    """The name of a table's split column among ``columns`` (``split`` in any case, spaces around it), or None.
+    One-line :class:`UserError` naming ``where`` (the file) for two (``split`` and ``Split``: which is it?)."""
+    found = [c for c in columns if isinstance(c, str) and c.strip().lower() == SPLIT_NAME]
+    if len(found) > 1:
+        raise UserError(f"{where}: columns {' and '.join(repr(c) for c in found)} both give the split; keep one")
+    return found[0] if found else None
+
+
+def split_mask(values: list, name: str, split: str, where: str, place, what: str = "column") -> pl.Series:
+    """Which rows of a file are in ``split`` (``train`` or ``eval``), by its split ``values`` (a value per row, as the
+    file gives it, under the column or key ``name``). ``where`` is the file, ``place(i)`` the words for row ``i``
+    (0-based): ``"row 3"``, ``"line 3"``. One-line :class:`UserError` for a value that is neither split (naming it
+    and its row), or for a ``split`` no row is in."""
+    names = [v.strip().lower() if isinstance(v, str) else None for v in values]
+    at = next((i for i, v in enumerate(names) if v not in FILE_SPLITS), None)
+    if at is not None:
+        shown = "missing (null)" if values[at] is None else repr(values[at])
+        rows = place(at).split()[0]
+        raise UserError(f"{where}: {what} {name!r} in {place(at)} is {shown}, not a split: give "
+                        f"{' or '.join(repr(s) for s in FILE_SPLITS)} on every {rows} (held-out ones are 'eval'), or "
+                        f"drop the {what} to read every {rows} in both splits")
+    mask = pl.Series(name, [v == split for v in names], dtype=pl.Boolean)
+    if not mask.any():
+        raise UserError(f"{where}: no {place(0).split()[0]}'s {what} {name!r} is {split!r} (every one is "
+                        f"{names[0]!r}): give the {split} ones too")
+    return mask
