@@ -44,6 +44,7 @@ from ltrsched.plugin_watchdog import plugin_time_limit
 from ltrsched.routers.base import ReplicaView, Router
 from ltrsched.sim.config import SimConfig
 from ltrsched.sim.inbox import Horizon, Inbox
+from ltrsched.sim.process_failure import guarded, run_to_end
 from ltrsched.sim.replica import Replica, StepTrace
 from ltrsched.sim.request_table import RequestTable
 from ltrsched.sim.simulate import (
@@ -290,13 +291,13 @@ def simulate_cluster(workload: Workload, policy: Policy, config: SimConfig | Non
         assigned = np.full(n, -1, dtype=np.int64)
         wall = time.perf_counter()
         if router.reads_state:
-            env.process(_route_arrivals(env, table, router, views, inboxes, horizon, assigned, config.stop_time,  # first
-                                        guards))
+            env.process(guarded(_route_arrivals(env, table, router, views, inboxes, horizon, assigned,  # first
+                                                config.stop_time, guards)))
         else:
             _route_up_front(table, router, inboxes, setup.limits.num_gpu_blocks, assigned, config.stop_time, guards)
         for replica in fleet:
             env.process(replica.run())
-        env.run()
+        run_to_end(env)  # (env.run(), a plugin's exception raised as raised)
         wall = time.perf_counter() - wall
     if bar is not None:
         bar.close()
