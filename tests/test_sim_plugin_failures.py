@@ -3,11 +3,14 @@ with one line naming the plugin (found by the plugin audit: tests/test_hostile_p
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import simpy
 
 from cli_helpers import assert_one_line_error, run_cli_fast
 from conftest import LinearProfile, make_workload
+from ltrsched.errors import UserError
 from ltrsched.policies import Policy, make_policy
 from ltrsched.routers import Router
 from ltrsched.sim import SimConfig, simulate
@@ -138,3 +141,68 @@ def test_run_to_end_raises_an_exception_simpy_can_copy_as_simpy_did():
     with pytest.raises(KeyError) as caught:
         run_to_end(env)
     assert caught.value is not raised and caught.value.args == ("x",) and caught.value.__cause__ is raised
+
+
+class Locky(Policy):
+    """Prepares state no deep copy takes (a lock or a generator)."""
+
+    name = "locky"
+
+    def __init__(self, how: str = "lock"):
+        self.how = how
+
+    def prepare(self, requests):
+        self.state = threading.Lock() if self.how == "lock" else (i for i in range(3))
+
+    def rank(self, view):
+        return view.order_by()
+
+
+@pytest.mark.parametrize("how, named", [("lock", "(its attribute 'state', a _thread.lock): TypeError: cannot pickle "
+                                                 "'_thread.lock' object"),
+                                        ("gen", "(its attribute 'state', a generator): TypeError: cannot pickle "
+                                                "'generator' object")])
+def test_a_policy_no_deep_copy_takes_is_one_line_naming_it(how, named):
+    """copy.deepcopy's TypeError was a traceback through sim/cluster.py (simulate --replicas N, sweeps)."""
+    wl = make_workload([20] * 4, [10] * 4)
+    with pytest.raises(UserError) as caught:
+        simulate_cluster(wl, Locky(how), _cfg(), replicas=2)
+    line = str(caught.value)
+    assert "\n" not in line
+    assert line.startswith(f"policy 'locky:how={how}' (class Locky of module {__name__}) cannot be copied for each of the 2 replicas "
+                           + named)
+    assert line.endswith("make such state on first use in rank() (or give the class a __deepcopy__), or run one "
+                         "replica")
+    simulate_cluster(wl, Locky(how), _cfg(), replicas=1)  # (one replica copies nothing)
+
+
+LOCKY_PLUGIN = '''
+import threading
+
+from ltrsched.policies import Policy, register
+
+
+@register
+class Locky(Policy):
+    name = "locky"
+
+    def prepare(self, requests):
+        self.lock = threading.Lock()
+
+    def rank(self, view):
+        return view.order_by()
+'''
+
+
+def test_a_plugin_policy_no_deep_copy_takes_is_one_line_in_simulate_and_sweep(capsys, tmp_path):
+    plugin = tmp_path / "locky.py"
+    plugin.write_text(LOCKY_PLUGIN)
+    line = (f"policy 'locky' (plugin {plugin}) cannot be copied for each of the 2 replicas (its attribute 'lock', a "
+            "_thread.lock): TypeError: cannot pickle '_thread.lock' object; each replica runs a deep copy")
+    r = run_cli_fast(capsys, "simulate", "-n", "20", "--no-progress", "--replicas", "2", "--plugin", str(plugin),
+                     "--policy", "locky")
+    assert_one_line_error(r, line)
+    (tmp_path / "sweep.toml").write_text('policies = ["locky"]\nnum_requests = 20\nreplicas = [2]\n')
+    r = run_cli_fast(capsys, "sweep", str(tmp_path / "sweep.toml"), "-o", str(tmp_path / "sweep"), "-j", "1",
+                     env={**__import__("os").environ, "LTRSCHED_PLUGINS": str(plugin)})
+    assert_one_line_error(r, line)
