@@ -206,3 +206,31 @@ def test_a_plugin_policy_no_deep_copy_takes_is_one_line_in_simulate_and_sweep(ca
     r = run_cli_fast(capsys, "sweep", str(tmp_path / "sweep.toml"), "-o", str(tmp_path / "sweep"), "-j", "1",
                      env={**__import__("os").environ, "LTRSCHED_PLUGINS": str(plugin)})
     assert_one_line_error(r, line)
+
+
+class ViewRouter(Router):
+    """Returns the replica view itself, not its index."""
+
+    name = "view-router"
+
+    def __init__(self, reads: bool = True):
+        self.reads = reads
+
+    @property
+    def reads_state(self) -> bool:
+        return self.reads
+
+    def route(self, request, now, replicas):
+        return replicas[1]
+
+
+@pytest.mark.parametrize("reads", [True, False])
+def test_a_router_returning_a_replica_view_is_told_to_return_its_index(reads):
+    """The line showed the view's repr: "returned <ltrsched.sim.cluster.ReplicaState object at 0x...>"."""
+    wl = make_workload([20] * 4, [10] * 4)
+    with pytest.raises(UserError) as caught:
+        simulate_cluster(wl, make_policy("fcfs"), _cfg(), replicas=2, router=ViewRouter(reads))
+    assert str(caught.value).startswith("router 'view-router:reads=") and str(caught.value).endswith(
+        "returned a replica view (replica 1) for request 0, not its index; return the view's .index, a replica index "
+        "in 0..1")
+    assert "object at 0x" not in str(caught.value)

@@ -179,6 +179,11 @@ def _route_one(router: Router, row: int, at: float, views, table: RequestTable) 
     except TypeError:
         k = -1
     if not 0 <= k < len(views):
+        if isinstance(choice, ReplicaView):  # (its repr, "<ltrsched.sim.cluster.ReplicaState object at 0x...>", said
+            # neither what it was nor what to return)
+            raise UserError(f"router {router.spec()!r} returned a replica view (replica {choice.index}) for request "
+                            f"{table.request_id[row]}, not its index; return the view's .index, a replica index in "
+                            f"0..{len(views) - 1}")
         raise UserError(f"router {router.spec()!r} returned {choice!r} for request {table.request_id[row]}; "
                         f"expected a replica index in 0..{len(views) - 1}")
     return k
