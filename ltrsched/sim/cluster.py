@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import operator
+import sys
 import time
 from typing import Any, Sequence
 
@@ -40,10 +41,12 @@ from ltrsched.metrics import speedup_vs_real_time, summarize
 from ltrsched.policies.base import Policy
 from ltrsched.policies.batching import ThrashGuard
 from ltrsched.policies.needs import check_needs
+from ltrsched.policies.registry import plugin_modules
 from ltrsched.plugin_watchdog import plugin_time_limit
 from ltrsched.routers.base import ReplicaView, Router
 from ltrsched.sim.config import SimConfig
 from ltrsched.sim.inbox import Horizon, Inbox
+from ltrsched.sim.process_failure import guarded, run_to_end
 from ltrsched.sim.replica import Replica, StepTrace
 from ltrsched.sim.request_table import RequestTable
 from ltrsched.sim.simulate import (
@@ -176,9 +179,55 @@ def _route_one(router: Router, row: int, at: float, views, table: RequestTable) 
     except TypeError:
         k = -1
     if not 0 <= k < len(views):
+        if isinstance(choice, ReplicaView):  # (its repr, "<ltrsched.sim.cluster.ReplicaState object at 0x...>", said
+            # neither what it was nor what to return)
+            raise UserError(f"router {router.spec()!r} returned a replica view (replica {choice.index}) for request "
+                            f"{table.request_id[row]}, not its index; return the view's .index, a replica index in "
+                            f"0..{len(views) - 1}")
         raise UserError(f"router {router.spec()!r} returned {choice!r} for request {table.request_id[row]}; "
                         f"expected a replica index in 0..{len(views) - 1}")
     return k
+
+
+def _defined_in(policy: Policy) -> str:
+    """Where ``policy``'s class is defined, for an error line: ``plugin <file>`` for a plugin's (as the plugin time
+    limit's line names it), else ``class <name> of module <module>`` (the Python API's own classes)."""
+    module = type(policy).__module__
+    file = getattr(sys.modules.get(module), "__file__", None)
+    if file and module in plugin_modules():
+        return f"plugin {file}"
+    return f"class {type(policy).__qualname__} of module {module}"
+
+
+def _uncopyable_part(policy: Policy) -> str:
+    """`` (its attribute 'x', a T)`` for the first attribute of ``policy`` that no deep copy takes, else ``""``."""
+    for name, value in list(getattr(policy, "__dict__", {}).items()):
+        try:
+            copy.deepcopy(value)
+        except Exception:  # (whatever the whole copy raised: this part is what raised it)
+            kind = type(value)
+            named = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+            return f" (its attribute {name!r}, a {named})"
+    return ""
+
+
+def _replica_policies(policy: Policy, replicas: int) -> list[Policy]:
+    """``policy`` (prepared) for replica 0 and a deep copy of it for each other replica, so that no two replicas share
+    a policy's state. A policy holding something no deep copy takes (a ``threading.Lock``, a generator, an open file)
+    is a one-line :class:`UserError` naming it, its file and the attribute; ``copy.deepcopy``'s TypeError was a
+    traceback through the cluster, in ``simulate --replicas N`` and sweeps."""
+    policies = [policy]
+    for _ in range(replicas - 1):
+        try:
+            policies.append(copy.deepcopy(policy))
+        except (TypeError, copy.Error) as exc:
+            what = (str(exc).strip().splitlines() or [""])[0]
+            raise UserError(
+                f"policy {policy.spec()!r} ({_defined_in(policy)}) cannot be copied for each of the {replicas} "
+                f"replicas{_uncopyable_part(policy)}: {type(exc).__name__}: {what}; each replica runs a deep copy of "
+                "the prepared policy: make such state on first use in rank() (or give the class a __deepcopy__), or "
+                "run one replica") from None
+    return policies
 
 
 def _request_tokens(table: RequestTable) -> np.ndarray:
@@ -271,7 +320,7 @@ def simulate_cluster(workload: Workload, policy: Policy, config: SimConfig | Non
     columns = table.workload_columns()
     with plugin_time_limit():  # a plugin call that never returns stops the run with one line
         policy.prepare(columns)
-        policies = [policy] + [copy.deepcopy(policy) for _ in range(replicas - 1)]  # prepared state included
+        policies = _replica_policies(policy, replicas)  # prepared state included
         router.prepare(_read_only(columns), replicas)
 
         env = simpy.Environment()
@@ -290,13 +339,13 @@ def simulate_cluster(workload: Workload, policy: Policy, config: SimConfig | Non
         assigned = np.full(n, -1, dtype=np.int64)
         wall = time.perf_counter()
         if router.reads_state:
-            env.process(_route_arrivals(env, table, router, views, inboxes, horizon, assigned, config.stop_time,  # first
-                                        guards))
+            env.process(guarded(_route_arrivals(env, table, router, views, inboxes, horizon, assigned,  # first
+                                                config.stop_time, guards)))
         else:
             _route_up_front(table, router, inboxes, setup.limits.num_gpu_blocks, assigned, config.stop_time, guards)
         for replica in fleet:
             env.process(replica.run())
-        env.run()
+        run_to_end(env)  # (env.run(), a plugin's exception raised as raised)
         wall = time.perf_counter() - wall
     if bar is not None:
         bar.close()

@@ -33,6 +33,7 @@ from ltrsched.policies.step_shape import StepShape, decode_shape, few_chunks_sha
 from ltrsched.errors import UserError
 from ltrsched.sim.profiles.model import MIN_STEP_S
 from ltrsched.sim.live_set import MIN_LIVE_TO_SORT, drop_positions
+from ltrsched.sim.process_failure import guarded
 from ltrsched.sim.request_table import FINISHED, RequestTable
 
 if TYPE_CHECKING:
@@ -216,7 +217,14 @@ class Replica:
 
     # ------------------------------------------------------------------ the process
     def run(self):
-        """SimPy process: serve until every request has finished.
+        """SimPy process: serve until every request has finished (:meth:`_serve`). An exception it raises (a
+        plugin policy's) ends it as :class:`~ltrsched.sim.process_failure.ProcessFailed`, which
+        :func:`~ltrsched.sim.process_failure.run_to_end` raises as raised: SimPy's copy of it failed for an
+        exception whose ``__init__`` takes other arguments."""
+        return guarded(self._serve())
+
+    def _serve(self):
+        """The process's body: serve until every request has finished.
 
         The replica keeps its own clock, ``now``. A step that ends before any other scheduled event
         runs without handing control to SimPy: nothing else could run in between, so this is the same as

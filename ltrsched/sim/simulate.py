@@ -24,6 +24,7 @@ from ltrsched.policies.needs import check_needs
 from ltrsched.plugin_watchdog import plugin_time_limit
 from ltrsched.results import RunResult
 from ltrsched.sim.config import PYTHON_NAMING, Naming, SimConfig, cache_short
+from ltrsched.sim.process_failure import run_to_end
 from ltrsched.sim.profiles.model import MIN_STEP_S
 from ltrsched.sim.replica import Replica, StepTrace
 from ltrsched.sim.request_table import FINISHED, RequestTable
@@ -372,7 +373,7 @@ def simulate(workload: Workload, policy: Policy, config: SimConfig | None = None
         replica = make_replica(env, setup, policy, config, trace=trace, on_progress=bar.update if bar else None)
         wall = time.perf_counter()
         env.process(replica.run())
-        env.run()
+        run_to_end(env)  # (env.run(), a plugin's exception raised as raised)
         wall = time.perf_counter() - wall
     if bar is not None:
         bar.close()
