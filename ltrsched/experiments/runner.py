@@ -525,7 +525,24 @@ class ProcessBackend(Backend):
         if self.jobs == 1 or len(pending) <= 1:
             _run_here(pending, out, stats, bar, thrash_ok)
         else:
+            self._note_oversubscribed(min(self.jobs, len(pending)), bar)
             _run_pool(self._executor(), pending, out, stats, bar, self._exit_lines, thrash_ok)
+
+    _noted = False
+
+    def _note_oversubscribed(self, workers: int, bar) -> None:
+        """One ``note:`` line, once per backend, where ``--jobs`` is far above the CPUs this process may use (more
+        than :data:`OVERSUBSCRIBE` times them) and the runs to compute start that many workers: the pool starts a
+        worker per pending run up to ``--jobs`` (never more), each importing and building its workloads, so on 2
+        CPUs ``-j 1000`` ran the 11 runs of ``reproduce table1 --quick`` on 11 workers sharing them, no faster than
+        ``-j 2`` and slower than ``-j 1``, without a word. The runs still use the workers asked for."""
+        cpus = usable_cpus()
+        if self._noted or self.jobs <= OVERSUBSCRIBE * cpus or workers <= cpus:
+            return
+        self._noted = True
+        bar.write(f"note: --jobs {self.jobs:,} is far above the {cpus} CPU(s) this process may use: {workers:,} "
+                  f"worker processes (one per run to compute) share them; --jobs {cpus} runs as many at once",
+                  file=sys.stderr)
 
     def _executor(self) -> cf.ProcessPoolExecutor:
         if self._pool is None:
@@ -549,6 +566,20 @@ class ProcessBackend(Backend):
 
             shutil.rmtree(self._exit_lines, ignore_errors=True)
             self._exit_lines = None
+
+
+#: ``--jobs`` up to this many times the usable CPUs is taken without a note (:meth:`ProcessBackend._note_oversubscribed`):
+#: a worker waiting on its imports or file writes leaves its CPU to another (``reproduce table1 --quick`` on 2 CPUs:
+#: -j 4 15.0 s, -j 2 18.6 s), and a test's ``-j 2`` pool on one CPU (``taskset -c 0``) says nothing.
+OVERSUBSCRIBE = 2
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity: ``taskset``, a container's cpuset), else the machine's."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 #: Most parallel runs ``--jobs`` may ask for: far above any machine's cores (a process pool of 2**63 workers was an
