@@ -518,6 +518,7 @@ class ProcessBackend(Backend):
 
     def __init__(self, jobs: int | None = None):
         self.jobs = max(1, jobs or os.cpu_count() or 1)
+        self._asked = jobs is not None  # (the default, all cores, is not noted: a container's cpuset is often fewer)
         self._pool: cf.ProcessPoolExecutor | None = None
         self._exit_lines: str | None = None  # a temporary folder: the lines of workers a stuck plugin call ended
 
@@ -537,7 +538,7 @@ class ProcessBackend(Backend):
         CPUs ``-j 1000`` ran the 11 runs of ``reproduce table1 --quick`` on 11 workers sharing them, no faster than
         ``-j 2`` and slower than ``-j 1``, without a word. The runs still use the workers asked for."""
         cpus = usable_cpus()
-        if self._noted or self.jobs <= OVERSUBSCRIBE * cpus or workers <= cpus:
+        if self._noted or not self._asked or self.jobs <= OVERSUBSCRIBE * cpus or workers <= cpus:
             return
         self._noted = True
         bar.write(f"note: --jobs {self.jobs:,} is far above the {cpus} CPU(s) this process may use: {workers:,} "
