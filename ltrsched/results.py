@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +19,32 @@ from ltrsched.metrics import format_replicas, format_summary, metric_counts
 
 #: The files :meth:`RunResult.save` writes in a run directory.
 RUN_FILES = ("requests.parquet", "steps.parquet", "summary.json")
+#: The parquet files among :data:`RUN_FILES`: what ``plot cdf``, ``plot trace`` and :meth:`RunResult.load` read.
+PARQUET_FILES = RUN_FILES[:2]
+#: The key of a run's ``meta`` holding :func:`parquet_digests` of the parquet files :meth:`RunResult.save` wrote
+#: (where it was asked to: ``save(..., digest_files=True)``, the run cache's runs).
+FILES_DIGEST_KEY = "files_sha256"
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 (hex) of a regular file's bytes, read now (no cache: a file swapped since is seen). Raises OSError if
+    it cannot be read, or is not a regular file (a pipe in its place would block the read for good)."""
+    with open(path, "rb", opener=_regular_only) as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _regular_only(path: str, flags: int) -> int:
+    fd = os.open(path, flags | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", path)
+    return fd
+
+
+def parquet_digests(out_dir: str | Path) -> dict[str, str]:
+    """File name -> :func:`file_sha256` of each of :data:`PARQUET_FILES` present in a run directory."""
+    out = Path(out_dir)
+    return {name: file_sha256(out / name) for name in PARQUET_FILES if (out / name).exists()}
 
 
 @dataclass
@@ -49,16 +79,20 @@ class RunResult:
         title += f" | {len(self.replicas)} replicas, router {self.meta.get('router', '')}"
         return format_summary(self.summary, title, counts) + "\n\n" + format_replicas(self.replicas)
 
-    def save(self, out_dir: str | Path) -> Path:
+    def save(self, out_dir: str | Path, digest_files: bool = False) -> Path:
         """Write ``requests.parquet`` (+ ``steps.parquet``, else remove an earlier run's), then ``summary.json``;
         each file appears whole and durable (:mod:`ltrsched.atomic`), ``summary.json`` last, so its presence
-        marks a finished run. A failed write raises :class:`UserError` and leaves no temp file."""
+        marks a finished run. A failed write raises :class:`UserError` and leaves no temp file. ``digest_files``:
+        record the parquet files' digests as written in ``meta`` (:data:`FILES_DIGEST_KEY`), for the run cache to
+        tell a file edited or swapped since."""
         out = Path(out_dir)
         atomic.write_parquet(out / "requests.parquet", self.requests)
         if self.steps is not None:
             atomic.write_parquet(out / "steps.parquet", self.steps)
         elif (out / "steps.parquet").is_file():  # an earlier run's steps there would be read as this run's
             (out / "steps.parquet").unlink()
+        if digest_files:
+            self.meta[FILES_DIGEST_KEY] = parquet_digests(out)
         record = {"summary": self.summary, "meta": self.meta}
         if self.replicas is not None:
             record["replicas"] = self.replicas

@@ -170,3 +170,35 @@ def test_a_section_kept_from_another_version_says_so_in_the_report(tmp_path):
     assert "_From `c0`, d._" in report  # (this version's)
     kept = (tmp_path / SECTIONS_DIR / "fig3.md").read_text().splitlines()[0]
     assert f'"version": "{__version__}"' in kept
+
+
+@pytest.mark.parametrize("edit", [
+    lambda text: text.replace('"passed": 0, "checks": 0', '"passed": 5, "checks": 5', 1),  # its pass count
+    lambda text: text.replace("## Figure 3", "## Figure 3 (all checks hold)", 1),         # its markdown
+])
+def test_a_kept_section_edited_by_hand_is_not_counted_and_says_so(tmp_path, edit):
+    """A section kept from an earlier command and edited since (its pass count raised by hand) was counted in the
+    report's total as it stood ('5 of 5 hold') and shown as that command's."""
+    from ltrsched.experiments.report import SECTIONS_DIR, write_report
+    from ltrsched.experiments.tables import Section
+
+    write_report([("fig3", Section("fig3", "Figure 3"))], tmp_path, "c0", 1.0, ["fig3"])
+    path = tmp_path / SECTIONS_DIR / "fig3.md"
+    edited = edit(path.read_text())
+    assert edited != path.read_text()
+    path.write_text(edited)
+    write_report([("fig4", Section("fig4", "Figure 4"))], tmp_path, "c1", 1.0, ["fig3", "fig4"])
+    report = (tmp_path / "REPRODUCTION.md").read_text()
+    assert "**Checks of the paper's claims: 0 of 0 hold.**" in report
+    assert "Left out of that count: fig3, edited by hand since written (each says so)." in report
+    assert "_Edited by hand since `c0` wrote it, " in report and "run that command again to refresh it._" in report
+
+
+def test_kept_sections_as_written_are_counted_as_before(tmp_path):
+    from ltrsched.experiments.report import write_report
+    from ltrsched.experiments.tables import Section
+
+    write_report([("fig3", Section("fig3", "Figure 3"))], tmp_path, "c0", 1.0, ["fig3"])
+    write_report([("fig4", Section("fig4", "Figure 4"))], tmp_path, "c1", 1.0, ["fig3", "fig4"])
+    report = (tmp_path / "REPRODUCTION.md").read_text()
+    assert "Edited by hand" not in report and "Left out" not in report and "_From `c0`, " in report

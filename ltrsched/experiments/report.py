@@ -110,13 +110,35 @@ def _in_report(body: str) -> str:
     return re.sub(r"^(!\[[^\]\n]*\]\()\.\./", r"\1", body, flags=re.M)
 
 
+#: The key of a kept section's metadata holding :func:`_section_digest` of it as written.
+SECTION_DIGEST_KEY = "sha256"
+
+
+def _section_digest(meta: dict, body: str) -> str:
+    """SHA-256 (hex) of a kept section as written: its metadata (the digest aside: its pass count, command, date,
+    version) and its markdown. A section edited by hand since (a pass count raised, a table's number changed) no
+    longer matches it."""
+    import hashlib
+
+    fields = {k: v for k, v in meta.items() if k != SECTION_DIGEST_KEY}
+    text = strict_json.dumps(fields, sort_keys=True, separators=(",", ":")) + "\n" + body
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def _save_section(name: str, sec: Section, out: Path, command: str) -> None:
     from ltrsched import __version__
 
     meta = {"command": command, "date": time.strftime("%Y-%m-%d"), "passed": sum(bool(c.passed) for c in sec.checks),
             "checks": len(sec.checks), "version": __version__}
-    atomic.write_text(out / SECTIONS_DIR / f"{name}.md", _META + strict_json.dumps(meta) + " -->\n"
-                      + "\n".join(render_section(sec, out)))
+    body = "\n".join(render_section(sec, out))
+    meta[SECTION_DIGEST_KEY] = _section_digest(meta, body)
+    atomic.write_text(out / SECTIONS_DIR / f"{name}.md", _META + strict_json.dumps(meta) + " -->\n" + body)
+
+
+def _edited(meta: dict, body: str) -> bool:
+    """Whether a kept section was edited since it was written: its digest no longer matches. (One kept before
+    sections recorded a digest cannot tell: it is taken, as before, under :func:`_other_version`'s line.)"""
+    return SECTION_DIGEST_KEY in meta and meta[SECTION_DIGEST_KEY] != _section_digest(meta, body)
 
 
 def _load_section(path: Path) -> tuple[dict, str] | None:
@@ -163,11 +185,19 @@ def write_report(sections: Sequence[tuple[str, Section]], out: Path, command: st
     earlier = [name for name, (meta, _) in kept.items() if meta["command"] != command]
     if earlier:
         lines += [f"Also here from earlier commands in this directory: {', '.join(earlier)} (each says which).", ""]
-    passed = sum(meta["passed"] for meta, _ in kept.values())
-    total = sum(meta["checks"] for meta, _ in kept.values())
+    edited = [name for name, (meta, body) in kept.items() if _edited(meta, body)]
+    counted = [meta for name, (meta, _) in kept.items() if name not in edited]
+    passed = sum(meta["passed"] for meta in counted)
+    total = sum(meta["checks"] for meta in counted)
     lines += [f"**Checks of the paper's claims: {passed} of {total} hold.**", ""]
+    if edited:
+        lines += [f"Left out of that count: {', '.join(edited)}, edited by hand since written (each says so).", ""]
     for name, (meta, body) in kept.items():
-        if name in earlier:
+        if name in edited:
+            title, _, rest = body.partition("\n")
+            body = (f"{title}\n\n_Edited by hand since `{meta['command']}` wrote it, {meta['date']}: not this report's, "
+                    f"its checks left out of the count; run that command again to refresh it._\n{rest}")
+        elif name in earlier:
             title, _, rest = body.partition("\n")
             body = f"{title}\n\n_From `{meta['command']}`, {meta['date']}{_other_version(meta)}._\n{rest}"
         lines += [_in_report(body)]

@@ -1,12 +1,14 @@
 """The run cache and the parallel runner.
 
 Every :class:`RunSpec` has a result directory ``<out>/runs/<hash>/`` holding ``requests.parquet``
-(+ ``steps.parquet``) and ``summary.json``, each written atomically and durably, ``summary.json`` last.
+(+ ``steps.parquet``) and ``summary.json``, each written atomically and durably, ``summary.json`` last (its ``meta``
+holding the parquet files' digests).
 The hash covers the run's fields and the content of what it reads (:meth:`RunSpec.inputs`), so an
 edited workload, profile or plugin file gives a new directory. A run is finished when its
 ``summary.json`` parses, is this run's (its ``run_hash``) and holds the results as written (their digest,
-:func:`results_digest`), and its parquet files are readable (:func:`is_done`); a missing, empty or damaged file
-(a crash, a power loss) or a summary edited since (a number changed, a metric removed) means it is computed again.
+:func:`results_digest`), and its parquet files are those it wrote (their digests; :func:`is_done`); a missing, empty
+or damaged file (a crash, a power loss) or a file edited or swapped since (a number changed, a metric removed, another
+run's ``requests.parquet``) means it is computed again.
 
 :func:`run_one` is the unit of work: it computes one run under the run's lock (:mod:`runlock`), unless
 it is finished, so that two invocations on the same ``--out`` never compute a run twice or interleave
@@ -41,7 +43,7 @@ from ltrsched.arguments import shown
 from ltrsched.errors import RunFailedError, UserError
 from ltrsched.experiments.runspec import RunSpec
 from ltrsched.notices import Notices, work_starts
-from ltrsched.results import read_summary_file
+from ltrsched.results import FILES_DIGEST_KEY, PARQUET_FILES, file_sha256, read_summary_file
 from ltrsched.workloads.schema import Workload
 
 #: SDG (Table 2) thresholds: finished samples counted, and the time window [s].
@@ -78,7 +80,7 @@ def results_digest(record: dict[str, Any]) -> str:
 def is_done(out: str | Path, spec: RunSpec, run_hash: str | None = None) -> bool:
     """True if the run's results are complete and as written: ``summary.json`` parses, names this run's hash and
     matches its digest (:func:`results_digest`: one edited by hand, or written by a version that recorded none, is
-    not taken), and the parquet files are readable (:func:`why_not_done`)."""
+    not taken), and the parquet files are those it wrote, byte for byte (:func:`why_not_done`)."""
     return why_not_done(out, spec, run_hash) is None
 
 
@@ -106,11 +108,34 @@ def why_not_done(out: str | Path, spec: RunSpec, run_hash: str | None = None) ->
         return "its summary.json has no digest of its results (an earlier version's)"
     if meta[DIGEST_KEY] != results_digest(data):
         return "its summary.json was edited or damaged since it was written"
-    for name in ("requests.parquet", *(("steps.parquet",) if spec.record_steps else ())):
+    return _why_files_differ(d, meta.get(FILES_DIGEST_KEY), spec.record_steps)
+
+
+def _why_files_differ(d: Path, written: Any, record_steps: bool) -> str | None:
+    """None if the parquet files in the run directory ``d`` are those its ``summary.json`` recorded as written
+    (``written``: its :data:`~ltrsched.results.FILES_DIGEST_KEY`, name -> SHA-256), else why not: one edited, swapped
+    for another run's, removed, damaged, or one there that the run did not write (a ``steps.parquet`` that ``plot
+    trace`` would read as its own); what its readers (``plot cdf``, ``plot trace``, the tables) read is what was
+    written. A summary without the digests (an earlier version's) is not taken either."""
+    if not isinstance(written, dict):
+        return "its summary.json has no digest of its parquet files (an earlier version's)"
+    for name in PARQUET_FILES:
+        expected = written.get(name)
+        required = name == "requests.parquet" or record_steps
+        if expected is None and required:
+            return f"its summary.json has no digest of its {name}"
         try:
-            pl.read_parquet_schema(d / name)
-        except (OSError, ValueError, pl.exceptions.PolarsError):
-            return f"its {name} is missing or damaged"
+            digest = file_sha256(d / name)
+        except FileNotFoundError:
+            if expected is None:
+                continue
+            return f"its {name} is missing"
+        except OSError as exc:
+            return f"its {name} cannot be read ({exc.strerror or type(exc).__name__})"
+        if expected is None:
+            return f"its {name} was not written by this run"
+        if digest != expected:
+            return f"its {name} was edited or replaced since it was written"
     return None
 
 
@@ -334,7 +359,7 @@ def execute_run(spec: RunSpec, out: str | Path, run_hash: str | None = None) -> 
     result.summary["mean_prompt_tokens"] = float(result.requests["prompt_tokens"].mean())
     result.meta.update(run_spec=spec.to_dict(), run_hash=run_hash, scoring_info=scoring_info)
     result.meta[DIGEST_KEY] = results_digest({"summary": result.summary, "replicas": result.replicas})
-    result.save(run_dir(out, spec, run_hash))
+    result.save(run_dir(out, spec, run_hash), digest_files=True)
     return result.summary
 
 
@@ -493,6 +518,7 @@ class ProcessBackend(Backend):
 
     def __init__(self, jobs: int | None = None):
         self.jobs = max(1, jobs or os.cpu_count() or 1)
+        self._asked = jobs is not None  # (the default, all cores, is not noted: a container's cpuset is often fewer)
         self._pool: cf.ProcessPoolExecutor | None = None
         self._exit_lines: str | None = None  # a temporary folder: the lines of workers a stuck plugin call ended
 
@@ -500,7 +526,24 @@ class ProcessBackend(Backend):
         if self.jobs == 1 or len(pending) <= 1:
             _run_here(pending, out, stats, bar, thrash_ok)
         else:
+            self._note_oversubscribed(min(self.jobs, len(pending)), bar)
             _run_pool(self._executor(), pending, out, stats, bar, self._exit_lines, thrash_ok)
+
+    _noted = False
+
+    def _note_oversubscribed(self, workers: int, bar) -> None:
+        """One ``note:`` line, once per backend, where ``--jobs`` is far above the CPUs this process may use (more
+        than :data:`OVERSUBSCRIBE` times them) and the runs to compute start that many workers: the pool starts a
+        worker per pending run up to ``--jobs`` (never more), each importing and building its workloads, so on 2
+        CPUs ``-j 1000`` ran the 11 runs of ``reproduce table1 --quick`` on 11 workers sharing them, no faster than
+        ``-j 2`` and slower than ``-j 1``, without a word. The runs still use the workers asked for."""
+        cpus = usable_cpus()
+        if self._noted or not self._asked or self.jobs <= OVERSUBSCRIBE * cpus or workers <= cpus:
+            return
+        self._noted = True
+        bar.write(f"note: --jobs {self.jobs:,} is far above the {cpus} CPU(s) this process may use: {workers:,} "
+                  f"worker processes (one per run to compute) share them; --jobs {cpus} runs as many at once",
+                  file=sys.stderr)
 
     def _executor(self) -> cf.ProcessPoolExecutor:
         if self._pool is None:
@@ -524,6 +567,20 @@ class ProcessBackend(Backend):
 
             shutil.rmtree(self._exit_lines, ignore_errors=True)
             self._exit_lines = None
+
+
+#: ``--jobs`` up to this many times the usable CPUs is taken without a note (:meth:`ProcessBackend._note_oversubscribed`):
+#: a worker waiting on its imports or file writes leaves its CPU to another (``reproduce table1 --quick`` on 2 CPUs:
+#: -j 4 15.0 s, -j 2 18.6 s), and a test's ``-j 2`` pool on one CPU (``taskset -c 0``) says nothing.
+OVERSUBSCRIBE = 2
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity: ``taskset``, a container's cpuset), else the machine's."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 #: Most parallel runs ``--jobs`` may ask for: far above any machine's cores (a process pool of 2**63 workers was an
