@@ -470,9 +470,12 @@ def _first_step_difference(engine, sim) -> str:
     return ""
 
 
+#: Where the simulator's refusal names its first request's row and workload (``request 1 in row 2 of workload
+#: 'fuzz'``); the engine's names the request alone.
+_ROW = r"(?: in row \d+(?: of .+?)?)?"
 #: The KV-fit refusal of each side (each words its own fix): the requests, usable blocks, first request, its blocks.
 _FIT = re.compile(r"^(\d+) request\(s\) can never fit (?:the engine's KV cache|the KV cache) of (\d+) usable blocks "
-                  r"\(first: request (\d+) needs (\d+) blocks")
+                  r"\(first: request (\d+)" + _ROW + r" needs (\d+) blocks")
 
 
 def _same_fit_refusal(engine: str, sim: str) -> bool:
@@ -486,7 +489,7 @@ def _same_fit_refusal(engine: str, sim: str) -> bool:
 _CONTEXT_ENGINE = re.compile(r"^(\d+) request\(s\) exceed the engine's max_model_len (\d+) tokens \(first: request "
                              r"(\d+), (\d+) tokens\)")
 _CONTEXT_SIM = re.compile(r"^(\d+) request\(s\) exceed the context limit of (\d+) tokens (?:set by max_model_len )?"
-                          r"\(first: request (\d+), prompt (\d+) \+ output (\d+)\)")
+                          r"\(first: request (\d+)" + _ROW + r", prompt (\d+) \+ output (\d+)\)")
 
 
 def _same_context_refusal(engine: str, sim: str) -> bool:

@@ -273,8 +273,9 @@ def test_max_model_len_option(capsys, tmp_path):
     path = tmp_path / "long.csv"
     path.write_text("arrival_time,prompt_tokens,output_tokens\n0,10000,5\n0.5,20,5\n")
     assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", str(path)),
-                          "1 request(s) exceed the profile's context limit of 8192 tokens (first: request 0, prompt 10000 + "
-                          "output 5); raise --max-model-len if the model takes longer contexts")
+                          "1 request(s) exceed the profile's context limit of 8192 tokens (first: request 0 in row 1 "
+                          f"of {path}, prompt 10000 + output 5); raise --max-model-len if the model takes longer "
+                          "contexts")
     r = run_cli_fast(capsys, "simulate", "-w", str(path), "--max-model-len", "16384", "--arrival", "replay")
     assert r.returncode == 0, r.stderr[-2000:]
     assert_one_line_error(run_cli_fast(capsys, "simulate", "-w", str(path), "--max-model-len", "0"),

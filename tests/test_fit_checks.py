@@ -52,7 +52,8 @@ def test_a_request_holding_one_block_of_kv_fits_one_block(semantics):
     result = _sim([15], [1], blocks=1, semantics=semantics, watermark=0.0, policy=PO1)
     assert result.requests["generated_tokens"].to_list() == [2]
     with pytest.raises(UserError, match=r"^1 request\(s\) can never fit the KV cache of 1 usable blocks \(first: "
-                                        r"request 0 needs 2 blocks of 16 tokens for 18 tokens, 2 of them policy po's "
+                                        r"request 0 in row 1 of workload 'test' needs 2 blocks of 16 tokens for 18 "
+                                        r"tokens, 2 of them policy po's "
                                         r"extra output tokens\)"):
         _sim([15], [1], blocks=1, semantics=semantics, watermark=0.0, policy=PO2)
 
@@ -81,10 +82,11 @@ def test_vllm_v1_serves_a_request_alone_in_the_blocks_its_watermark_keeps_free()
     assert result.requests["generated_tokens"].to_list() == [24, 24]
     assert result.requests["num_preemptions"].to_list() == [0, 0]
     with pytest.raises(UserError, match=r"^1 request\(s\) can never fit the KV cache of 14 usable blocks \(first: "
-                                        r"request 0 needs 15 blocks of 16 tokens for 226 tokens"):
+                                        r"request 0 in row 1 of workload 'test' needs 15 blocks of 16 tokens for 226 "
+                                        r"tokens"):
         _sim([200], [24], blocks=14, watermark=0.2, policy=PO2)
     with pytest.raises(UserError, match=r"^1 request\(s\) can never fit the KV cache of 12 usable blocks \(first: "
-                                        r"request 0 needs 14 blocks of 16 tokens\)"):
+                                        r"request 0 in row 1 of workload 'test' needs 14 blocks of 16 tokens\)"):
         _sim([200], [24], blocks=14, semantics="paper", watermark=0.2)
     assert _sim([176], [17], blocks=14, semantics="paper", watermark=0.2).requests["generated_tokens"].to_list() == [17]
 

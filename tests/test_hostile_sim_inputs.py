@@ -584,7 +584,7 @@ def test_sweep_and_capacity_name_their_own_fix_for_a_request_too_long(capsys, tm
     sweep.write_text(f'policies = ["fcfs"]\nworkloads = ["{long}"]\n')
     r = run_cli_fast(capsys, "sweep", str(sweep), "--out", str(tmp_path / "out"), "--jobs", "1")
     assert_one_line_error(r, f"workload '{long}' on profile 'a100-llama3-8b': 1 request(s) exceed the profile's context "
-                             "limit of 8192 tokens (first: request 1, prompt 9000 + output 5); if the model takes longer contexts, "
+                             "limit of 8192 tokens (first: request 1 in row 2, prompt 9000 + output 5); if the model takes longer contexts, "
                              "set max_model_len (tokens) in the sweep file")
     assert "--max-model-len" not in r.stderr
     # a profile with GPU memory for 20 KV blocks of 16 tokens: 8,000 tokens never fit

@@ -203,8 +203,9 @@ def test_the_simulators_kv_refusal_names_the_tokens_po_adds(capsys, tmp_path):
     r = run_cli_fast(capsys, *args, "-P", "po")
     assert r.returncode == 2
     assert r.stderr.strip() == (
-        "error: 1 request(s) can never fit the KV cache of 10 usable blocks (first: request 0 needs 11 blocks of 16 "
-        "tokens for 175 tokens, 15 of them policy po's extra output tokens); raise --num-gpu-blocks (or leave it to "
+        f"error: 1 request(s) can never fit the KV cache of 10 usable blocks (first: request 0 in row 1 of "
+        f"{tmp_path / 'w.csv'} needs 11 blocks of 16 tokens for 175 tokens, 15 of them policy po's extra output "
+        "tokens); raise --num-gpu-blocks (or leave it to "
         "the profile), or leave such requests out"), r.stderr
 
 

@@ -23,10 +23,10 @@ def _long(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     # before: "1 request(s) exceed max_model_len 8192 tokens (...); raise max_model_len (--max-model-len) ..."
-    ([], "1 request(s) exceed the profile's context limit of 8192 tokens (first: request 1, prompt 9000 + output 5); "
-         "raise --max-model-len if the model takes longer contexts, or leave them out"),
+    ([], "1 request(s) exceed the profile's context limit of 8192 tokens (first: request 1 in row 2 of {path}, prompt "
+         "9000 + output 5); raise --max-model-len if the model takes longer contexts, or leave them out"),
     (["--max-model-len", "100"], "1 request(s) exceed the context limit of 100 tokens set by --max-model-len (first: "
-                                 "request 1, prompt 9000 + output 5); raise --max-model-len"),
+                                 "request 1 in row 2 of {path}, prompt 9000 + output 5); raise --max-model-len"),
     # before: "... one KV block of 16 tokens at gpu_memory_utilization 0.9; ..." never reached simulate, but its
     # fix and wording came from the Python API's defaults
     (["--gpu-memory-utilization", "1e-9"], "one KV block of 16 tokens at --gpu-memory-utilization 1e-09; use a "
@@ -38,8 +38,9 @@ def _long(tmp_path):
      "less"),
 ])
 def test_simulate_names_its_options_when_a_request_cannot_fit(capsys, tmp_path, args, message):
-    r = run_cli_fast(capsys, "simulate", "-w", _long(tmp_path), *args)
-    assert_one_line_error(r, message)
+    path = _long(tmp_path)
+    r = run_cli_fast(capsys, "simulate", "-w", path, *args)
+    assert_one_line_error(r, message.format(path=path))
     assert not FIELD_NAME.search(r.stderr), r.stderr
 
 
@@ -49,7 +50,7 @@ def test_sweep_quotes_its_key_for_a_request_too_long(capsys, tmp_path):
     sweep.write_text(f'policies = ["fcfs"]\nworkloads = ["{_long(tmp_path)}"]\nmax_model_len = 100\n')
     r = run_cli_fast(capsys, "sweep", sweep, "--out", tmp_path / "o", "--jobs", "1")
     assert_one_line_error(r, "1 request(s) exceed the context limit of 100 tokens set by 'max_model_len' (first: "
-                             "request 1, prompt 9000 + output 5); if the model takes longer contexts, set "
+                             "request 1 in row 2, prompt 9000 + output 5); if the model takes longer contexts, set "
                              "max_model_len")
 
 

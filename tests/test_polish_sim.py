@@ -75,7 +75,8 @@ def test_without_chunked_prefill_one_token_less_is_refused_in_one_line():
         _recompute_at_the_budget(6)
     assert str(info.value) == (
         "without chunked prefill, a step's token budget (6 tokens) must cover a recompute of prompt + output - 1 "
-        "tokens, the most one step of a request computes (2 request(s) need more; first: request 0, 7 tokens); "
+        "tokens, the most one step of a request computes (2 request(s) need more; first: request 0 in row 1 of "
+        "workload 'test', 7 tokens); "
         "raise max_num_batched_tokens, or set chunked_prefill=True")
 
 

@@ -345,7 +345,7 @@ def test_readme_quotes_pos_warning_at_an_unreachable_tau(capsys, tmp_path):
     res = run_cli_fast(capsys, "simulate", "-w", tmp_path / "w.csv", "--arrival", "replay", "-P", "po")
     assert res.returncode == 0, res.stderr
     line = _printed_line(res.stderr, "warning: po:tau=0.51")
-    quoted = "warning: po:tau=0.51: tau 0.51 cannot be reached: all 30 output lengths are equal (215 tokens), "
+    quoted = "warning: po:tau=0.51: tau 0.51 cannot be reached: all 30 output lengths are equal (200 tokens), "
     assert line.startswith(quoted) and f"`{quoted}...`" in _readme_text(), line
 
 

@@ -54,9 +54,11 @@ SOURCES = {
 @pytest.mark.parametrize("tokens", [CONTEXT + 1, CONTEXT + 40])
 def test_simulate_refuses_a_request_beyond_the_context_its_cache_bounds(capsys, tmp_path, size, tokens):
     source, fix = SOURCES[size]
-    r = run_cli_fast(capsys, "simulate", "-w", _csv(tmp_path, tokens), *size, "--no-progress")
+    path = _csv(tmp_path, tokens)
+    r = run_cli_fast(capsys, "simulate", "-w", path, *size, "--no-progress")
     assert r.returncode == 2, r.stderr
-    assert r.stderr == (f"error: 1 request(s) exceed the context limit of {CONTEXT} tokens (first: request 0, prompt "
+    assert r.stderr == (f"error: 1 request(s) exceed the context limit of {CONTEXT} tokens (first: request 0 in row 1 "
+                        f"of {path}, prompt "
                         f"300 + output {tokens - 300}), the profile's 8192 tokens bounded by {source} (vLLM's null "
                         f"block not among them) x 16 tokens, as vLLM bounds its context; {fix}\n")
 
@@ -72,8 +74,9 @@ def test_the_python_api_names_its_fields():
     from ltrsched.sim import SimConfig, simulate
 
     wl = make_workload([15], [2])  # (17 tokens: the last sampled one never computed, they fit one block of 16)
-    with pytest.raises(UserError, match=r"^1 request\(s\) exceed the context limit of 16 tokens \(first: request 0, "
-                                        r"prompt 15 \+ output 2\), the profile's 100000 tokens bounded by the KV cache "
+    with pytest.raises(UserError, match=r"^1 request\(s\) exceed the context limit of 16 tokens \(first: request 0 "
+                                        r"in row 1 of workload 'test', prompt 15 \+ output 2\), the profile's 100000 "
+                                        r"tokens bounded by the KV cache "
                                         r"of num_gpu_blocks=1 \(vLLM's null block not among them\) x 16 tokens, as "
                                         r"vLLM bounds its context; raise num_gpu_blocks \(None: the profile's\), or "
                                         r"leave such requests out$"):

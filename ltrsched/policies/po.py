@@ -28,7 +28,7 @@ import numpy as np
 
 from ltrsched.arguments import shown
 
-from ltrsched.policies.approx_oracle import check_seed, check_tau, fill_missing_lengths
+from ltrsched.policies.approx_oracle import check_seed, check_tau, noisy_lengths, warn_unreachable_tau
 from ltrsched.policies.base import LiveView, Policy
 from ltrsched.policies.fastops import count_nonzero
 from ltrsched.policies.fixed_order import FixedKeyOrder
@@ -72,8 +72,15 @@ class PO(Policy):
         self._by_estimate.reset()
         self._by_arrival.reset()
         self._split.reset()
-        est = fill_missing_lengths(requests["po_estimate"], requests["output_tokens"], self.tau, self.seed,
-                                   what=f"{self.name}:tau={self.tau:g}")
+        # (approx_oracle.fill_missing_lengths, its warning on the workload's own lengths: the served ones, which the
+        # noise is drawn from as before, less the estimate's tokens; it said "all 300 output lengths are equal (16
+        # tokens)" of one-token outputs)
+        est = np.asarray(requests["po_estimate"], dtype=np.float64).copy()
+        missing = np.isnan(est)
+        if missing.any():
+            served = np.asarray(requests["output_tokens"])[missing]
+            warn_unreachable_tau(served - self.tokens, self.tau, f"{self.name}:tau={self.tau:g}")
+            est[missing] = noisy_lengths(served, self.tau, self.seed)
         self._estimate[requests["request_id"]] = est
 
     def on_arrival(self, request_ids, now) -> None:

@@ -36,7 +36,7 @@ import simpy
 from simpy.events import URGENT, Timeout
 
 from ltrsched.arguments import check_argument, check_flag, shown
-from ltrsched.errors import UserError
+from ltrsched.errors import ArgumentValueError, UserError
 from ltrsched.metrics import speedup_vs_real_time, summarize
 from ltrsched.policies.base import Policy
 from ltrsched.policies.batching import ThrashGuard
@@ -51,12 +51,13 @@ from ltrsched.sim.replica import Replica, StepTrace
 from ltrsched.sim.request_table import RequestTable
 from ltrsched.sim.simulate import (
     SimResult,
+    as_value_error,
     check_finished,
     check_run_arguments,
     make_replica,
+    python_setup_run,
     replica_counters,
     request_frame,
-    setup_run,
 )
 from ltrsched.workloads.schema import Workload
 
@@ -310,11 +311,11 @@ def simulate_cluster(workload: Workload, policy: Policy, config: SimConfig | Non
     if isinstance(replicas, bool) or not isinstance(replicas, (int, np.integer)):
         raise TypeError(f"replicas must be an integer in 1..{MAX_REPLICAS}, got {shown(replicas)}")
     if not 1 <= replicas <= MAX_REPLICAS:
-        raise UserError(f"replicas must be an integer in 1..{MAX_REPLICAS}, got {replicas!r}")
+        raise ArgumentValueError(f"replicas must be an integer in 1..{MAX_REPLICAS}, got {replicas!r}")
     replicas = int(replicas)  # (a numpy integer went into the summary and meta as is: summary.json had "2", a string)
     router = router or make_router("round-robin")
-    setup = setup_run(workload, policy, config)
-    check_needs(router, workload.has_column, f"workload {workload.name!r}", kind="router")
+    setup = python_setup_run(workload, policy, config)
+    as_value_error(check_needs, router, workload.has_column, f"workload {workload.name!r}", kind="router")
     table = setup.table
     n = len(workload)
     columns = table.workload_columns()

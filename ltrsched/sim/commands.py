@@ -234,6 +234,10 @@ def simulate(workload, num_requests, arrival, rate, cv, duration, seed, policy, 
                              *(f for f in (trace_file, cdf_file) if f is not None)))
     check_outputs_distinct([*((f"--out {out}", Path(out) / name) for name in RUN_FILES if out is not None),
                             ("--trace", trace_file), ("--cdf", cdf_file)])
+    if trace_file is not None:  # (a file that is no trace: found after the run, once --out was saved; now nothing runs)
+        from ltrsched.plots.chrome_trace import check_trace_out
+
+        check_trace_out(trace_file, "--trace")
     given = click.get_current_context().get_parameter_source("gpu_memory_utilization")
     if num_gpu_blocks is not None and given == click.core.ParameterSource.COMMANDLINE:
         raise UserError("--gpu-memory-utilization has no effect with --num-gpu-blocks (which sets the KV cache's "

@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Callable
 
 from ltrsched import arguments
+from ltrsched.errors import ArgumentValueError
 from ltrsched.policies import kv_bound, limit_rules
 from ltrsched.strict_json import shown
 
@@ -82,6 +83,16 @@ class ConfigError(ValueError):
 
     def __reduce__(self):  # (a worker process's error crosses to the parent as its Python-named text)
         return ValueError, (str(self),)
+
+
+class ConfigArgumentError(ConfigError, ArgumentValueError):
+    """A :class:`ConfigError` that a Python entry point (``simulate()``, ``simulate_cluster()``) raises for its
+    arguments: an :class:`~ltrsched.errors.ArgumentValueError` too (a UserError and a ValueError), as ``emulate()``
+    raises its own, with the same message; ``except ConfigError`` catches it as before."""
+
+    @classmethod
+    def of(cls, exc: ConfigError) -> "ConfigArgumentError":
+        return cls(exc.fields, exc.message)
 
 
 @dataclass(frozen=True)

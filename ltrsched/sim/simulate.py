@@ -14,7 +14,7 @@ import polars as pl
 import simpy
 
 from ltrsched.arguments import check_argument, check_flag, check_workload_and_policy
-from ltrsched.errors import UserError
+from ltrsched.errors import ArgumentTypeError, ArgumentValueError, UserError
 from ltrsched.metrics import request_metrics, speedup_vs_real_time, summarize
 from ltrsched.policies import limit_rules
 from ltrsched.policies.base import Policy
@@ -23,7 +23,7 @@ from ltrsched.policies.kv_bound import usable_blocks_bound
 from ltrsched.policies.needs import check_needs
 from ltrsched.plugin_watchdog import plugin_time_limit
 from ltrsched.results import RunResult
-from ltrsched.sim.config import PYTHON_NAMING, Naming, SimConfig, cache_short
+from ltrsched.sim.config import PYTHON_NAMING, ConfigArgumentError, ConfigError, Naming, SimConfig, cache_short
 from ltrsched.sim.process_failure import run_to_end
 from ltrsched.sim.profiles.model import MIN_STEP_S
 from ltrsched.sim.replica import Replica, StepTrace
@@ -115,12 +115,28 @@ def cache_bound(config: SimConfig, profile: Any, num_blocks: int,
     return bound.context, CacheBound(full, f"the KV cache of profile {name!r} {at}, {num_blocks} blocks {blocks}", fix)
 
 
+def workload_named(workload: Workload) -> str:
+    """``workload`` as a refusal names it: the file it was read from where its ``meta`` says (``source``, as given:
+    ``data/long.csv``), else by its name (``workload 'test'``)."""
+    source = workload.meta.get("source") if isinstance(workload.meta, dict) else None
+    return source if isinstance(source, str) and source else f"workload {workload.name!r}"
+
+
+def _request_named(table: RequestTable, i: int, workload: str | None) -> str:
+    """Request ``i`` (0-based row of the table) as a refusal names it: by its id and its row in the workload (1-based,
+    as the workloads' own errors count rows), and the workload (``workload``: :func:`workload_named`; None where the
+    line names it already, as a sweep's does). "request 0" alone named a number the loader gives a file without ids."""
+    return f"request {table.request_id[i]} in row {i + 1}" + (f" of {workload}" if workload is not None else "")
+
+
 def _check_fits(table: RequestTable, limits: BatchLimits, max_model_len: int, chunked: bool,
                 fixes: FitFixes = FitFixes(), given: bool = True, extra_from: str = "the policy",
-                bounded: CacheBound | None = None) -> None:
-    """Refuse a request the replica can never run. ``given``: whether the user set ``max_model_len`` [tokens]
+                bounded: CacheBound | None = None, workload: str | None = None) -> None:
+    """Refuse a request the replica can never run, in one :class:`~ltrsched.errors.ArgumentValueError` (a ValueError
+    to a Python caller, a UserError to the command line). ``given``: whether the user set ``max_model_len`` [tokens]
     (else it is the profile's, or the profile's bounded by the KV cache: ``bounded``, :func:`cache_bound`).
-    ``extra_from``: who adds the table's extra output tokens (``policy po``), as the KV line names them."""
+    ``extra_from``: who adds the table's extra output tokens (``policy po``), as the KV line names them. ``workload``:
+    the workload as the line names it (:func:`workload_named`; None: ``fixes.where`` names it)."""
     # the context limit applies to the workload's own lengths, not to a policy's extra tokens (PO's 15-token length
     # estimate). The table serves them in the same request (output_tokens, its KV and its steps), and vLLM stops a
     # request at max_model_len, so the engine counts them (ltrsched.engine.replay.check_context) and refuses a request
@@ -132,17 +148,17 @@ def _check_fits(table: RequestTable, limits: BatchLimits, max_model_len: int, ch
     too_long = limit_rules.beyond_context(table.prompt_tokens, table.requested_output_tokens, max_model_len)
     if len(too_long):
         i = too_long[0]
-        first = (f"(first: request {table.request_id[i]}, prompt {table.prompt_tokens[i]} + output "
+        first = (f"(first: {_request_named(table, i, workload)}, prompt {table.prompt_tokens[i]} + output "
                  f"{table.requested_output_tokens[i]})")
         if bounded is not None:  # (the engines' line names where their bound comes from too)
-            raise UserError(
+            raise ArgumentValueError(
                 f"{fixes.where}{len(too_long)} request(s) exceed the context limit of {max_model_len} tokens {first}, "
                 f"the profile's {bounded.full} tokens bounded by {bounded.source}, as vLLM bounds its context; "
                 + bounded.fix
             )
         limit = (f"the context limit of {max_model_len} tokens set by {fixes.naming.name('max_model_len')}" if given
                  else f"the profile's context limit of {max_model_len} tokens")
-        raise UserError(f"{fixes.where}{len(too_long)} request(s) exceed {limit} {first}; " + fixes.context)
+        raise ArgumentValueError(f"{fixes.where}{len(too_long)} request(s) exceed {limit} {first}; " + fixes.context)
     total = table.prompt_tokens + table.output_tokens
     usable, blocks = limits.blocks_alone, limits.most_blocks_held(total)
     too_big = np.flatnonzero(blocks > usable)
@@ -152,9 +168,10 @@ def _check_fits(table: RequestTable, limits: BatchLimits, max_model_len: int, ch
         # estimate tokens unnamed, as the engine's line names them)
         extra = int(table.output_tokens[i] - table.requested_output_tokens[i])
         held = (f" for {int(total[i])} tokens, {limit_rules.extra_tokens_named(extra, extra_from)}" if extra else "")
-        raise UserError(
+        raise ArgumentValueError(
             f"{fixes.where}{len(too_big)} request(s) can never fit the KV cache of {usable} usable blocks "
-            f"(first: request {table.request_id[i]} needs {blocks[i]} blocks of {limits.block_size} tokens{held}); "
+            f"(first: {_request_named(table, i, workload)} needs {blocks[i]} blocks of {limits.block_size} "
+            f"tokens{held}); "
             + fixes.kv
         )
     # without chunked prefill a request's tokens to compute run in one step: its prompt at first, after a recompute
@@ -166,10 +183,10 @@ def _check_fits(table: RequestTable, limits: BatchLimits, max_model_len: int, ch
         too_wide = np.flatnonzero(largest_step > limits.max_num_batched_tokens)
         if len(too_wide):
             i = too_wide[0]
-            raise UserError(
+            raise ArgumentValueError(
                 f"{fixes.where}without chunked prefill, a step's token budget ({limits.max_num_batched_tokens} "
                 f"tokens) must cover a recompute of prompt + output - 1 tokens, the most one step of a request "
-                f"computes ({len(too_wide)} request(s) need more; first: request {table.request_id[i]}, "
+                f"computes ({len(too_wide)} request(s) need more; first: {_request_named(table, i, workload)}, "
                 f"{int(largest_step[i])} tokens); " + fixes.budget
             )
 
@@ -185,7 +202,7 @@ def _check_token_range(field: str, value: int, naming: Naming, given: bool = Tru
     the profile), in one line naming the setting as its user does."""
     if value > MAX_TOKENS:
         what = naming.name(field) if given else f"the profile's {field}"
-        raise UserError(f"{what} must be at most 2**60 tokens, got {value:,}")
+        raise ArgumentValueError(f"{what} must be at most 2**60 tokens, got {value:,}")
 
 
 def _check_step_time(profile) -> None:
@@ -193,11 +210,13 @@ def _check_step_time(profile) -> None:
     :data:`MIN_STEP_S`: zero-time steps make every latency 0 (profile files are checked in full on load)."""
     dt = profile.step_time(StepShape(num_decode_seqs=1, decode_context_tokens=1))
     if isinstance(dt, bool) or not isinstance(dt, numbers.Real):  # (None: a TypeError from math.isfinite)
-        raise UserError(f"profile {getattr(profile, 'name', type(profile).__name__)!r}: step_time gave {dt!r} for a "
-                        f"one-token decode step; it must give a time in seconds (a number)")
+        name = getattr(profile, "name", type(profile).__name__)
+        raise ArgumentTypeError(f"profile {name!r}: step_time gave {dt!r} for a one-token decode step; it must give a "
+                                f"time in seconds (a number)")
     if not (math.isfinite(dt) and dt >= MIN_STEP_S):
-        raise UserError(f"profile {getattr(profile, 'name', type(profile).__name__)!r}: a one-token decode step "
-                        f"takes {dt:.3g} s; a step must take a finite time of at least {MIN_STEP_S:g} s")
+        name = getattr(profile, "name", type(profile).__name__)
+        raise ArgumentValueError(f"profile {name!r}: a one-token decode step takes {dt:.3g} s; a step must take a "
+                                 f"finite time of at least {MIN_STEP_S:g} s")
 
 
 @dataclass
@@ -239,8 +258,9 @@ def kv_capacity_blocks(config: SimConfig, profile: Any = None, fix: str = KV_ROO
         util = config.gpu_memory_utilization
         at = (f"at {naming.name('gpu_memory_utilization')} {util:g}" if naming.has("gpu_memory_utilization")
               else f"in the {util:.0%} of its GPU memory the engine may use")
-        raise UserError(f"profile {getattr(profile, 'name', config.profile)!r} leaves no GPU memory for one KV block "
-                        f"of {config.block_size} tokens {at}; {fix}")
+        name = getattr(profile, "name", config.profile)
+        raise ArgumentValueError(f"profile {name!r} leaves no GPU memory for one KV block of {config.block_size} "
+                                 f"tokens {at}; {fix}")
     return num_blocks
 
 
@@ -263,11 +283,34 @@ def check_run_arguments(workload: Any, policy: Any, config: Any) -> None:
     check_argument(config, (SimConfig, type(None)), "config", "a SimConfig, or None for the defaults")
 
 
+def as_value_error(check, *args, **kwargs) -> None:
+    """``check(*args, **kwargs)``, a check shared with other hosts (a policy's columns, the arrival span) whose
+    :class:`UserError` is raised as an :class:`~ltrsched.errors.ArgumentValueError` with the same message: a ValueError
+    to a Python caller, as the engine's ``replay`` raises it, and the same one line on the command line."""
+    try:
+        check(*args, **kwargs)
+    except ArgumentValueError:
+        raise
+    except UserError as exc:
+        raise ArgumentValueError(str(exc)) from None
+
+
+def python_setup_run(workload: Workload, policy: Policy, config: SimConfig) -> RunSetup:
+    """:func:`setup_run` for a Python caller (:func:`simulate`, the cluster's): a :class:`ConfigError` it raises (a
+    ``max_model_len`` the KV cache does not hold) is a :class:`ConfigArgumentError`, an
+    :class:`~ltrsched.errors.ArgumentValueError` too (a UserError, as ``emulate()`` raises it), with the same message
+    (a command catches the ConfigError from :func:`setup_run` and renders it in its options' names)."""
+    try:
+        return setup_run(workload, policy, config)
+    except ConfigError as exc:
+        raise ConfigArgumentError.of(exc) from None
+
+
 def setup_run(workload: Workload, policy: Policy, config: SimConfig, fixes: FitFixes = FitFixes()) -> RunSetup:
     """Check that the workload suits the policy and fits the replica, and build the request table. ``fixes``: what
     the errors about a request that cannot run tell the user to change."""
     profile = resolve_profile(config.profile)
-    check_needs(policy, workload.has_column, f"workload {workload.name!r}")
+    as_value_error(check_needs, policy, workload.has_column, f"workload {workload.name!r}")
     _check_token_range("block_size", config.block_size, fixes.naming)
     num_blocks = kv_capacity_blocks(config, profile, naming=fixes.naming)
     vllm_v1 = config.semantics == "vllm-v1"
@@ -292,12 +335,14 @@ def setup_run(workload: Workload, policy: Policy, config: SimConfig, fixes: FitF
             raise short
     max_model_len, bounded = cache_bound(config, profile, num_blocks, fixes)
     if policy.extra_output_tokens > max_model_len:  # (also keeps the token counts far from int64 overflow)
-        raise UserError(f"policy {policy.spec()!r} adds {policy.extra_output_tokens} output tokens to every request "
-                        f"(its length-estimate phase), more than the context of {max_model_len} tokens; use fewer")
+        raise ArgumentValueError(f"policy {policy.spec()!r} adds {policy.extra_output_tokens} output tokens to every "
+                                 f"request (its length-estimate phase), more than the context of {max_model_len} "
+                                 "tokens; use fewer")
     table = RequestTable.from_frame(workload.df, extra_output_tokens=policy.extra_output_tokens)
     _check_fits(table, limits, max_model_len, config.chunked_prefill, fixes, given=bool(config.max_model_len),
-                extra_from=f"policy {policy.name}", bounded=bounded)
-    check_arrival_span(table.arrival_time, f"workload {workload.name!r}")
+                extra_from=f"policy {policy.name}", bounded=bounded,
+                workload=None if fixes.where else workload_named(workload))
+    as_value_error(check_arrival_span, table.arrival_time, f"workload {workload.name!r}")
     _check_step_time(profile)
 
     block_bytes = profile.kv_bytes_per_token * config.block_size
@@ -359,7 +404,7 @@ def simulate(workload: Workload, policy: Policy, config: SimConfig | None = None
     check_run_arguments(workload, policy, config)
     check_flag(progress, "progress")  # ("no" showed a bar)
     config = config or SimConfig()
-    setup = setup_run(workload, policy, config)
+    setup = python_setup_run(workload, policy, config)
     table = setup.table
     env = simpy.Environment()
     trace = StepTrace() if config.record_steps else None
