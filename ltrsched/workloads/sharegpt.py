@@ -709,7 +709,7 @@ def may_give_split(path: Path) -> bool:
 
 def _split_texts(values: list) -> pl.Series:
     """:data:`FILE_SPLIT` of records' own split ``values`` (as the file gives them; None where one gives none)."""
-    return pl.Series(FILE_SPLIT, [None if v is None else json.dumps(v, default=str) for v in values], dtype=pl.String)
+    return pl.Series(FILE_SPLIT, [None if v is None else strict_json.dumps(v, default=str) for v in values], dtype=pl.String)
 
 
 def may_give_system_key(path: Path) -> bool:
