@@ -327,6 +327,23 @@ def test_editing_a_profiles_dict_leaves_the_profile_as_it_was():
     assert engine_block_size(p) == 16
 
 
+def test_a_profile_whose_memory_holds_no_kv_cache_names_file_and_keys(tmp_path, capsys):
+    """activation_reserve_bytes edited to fill the GPU: simulate's line named the profile's name ('cpu-smollm2',
+    which the edited copy keeps), not the file or a key."""
+    from tests.cli_helpers import run_cli_fast
+
+    d = profile_to_dict(load_profile("cpu-smollm2"))
+    d["activation_reserve_bytes"] = d["gpu_memory_bytes"] - 1
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(d))
+    result = run_cli_fast(capsys, "simulate", "-n", "20", "--profile", str(path), "--out", str(tmp_path / "out"),
+                          "--no-progress")
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {path}: keys 'gpu_memory_bytes' (25276203008) and 'activation_reserve_bytes' "
+                           "(25276203007) leave no memory for a KV cache beside the weights of 'model_config' (")
+
+
 def test_unreadable_files(tmp_path):
     bad = tmp_path / "broken.json"
     bad.write_text("{not json")

@@ -19,7 +19,7 @@ from ltrsched import strict_json
 from ltrsched.errors import UserError
 from ltrsched.inputs import PIPE, check_not_special, special_kind
 from ltrsched.numbers import is_finite_number
-from ltrsched.sim.kv_capacity import ModelShape
+from ltrsched.sim.kv_capacity import ModelShape, weight_bytes_per_gpu
 from ltrsched.sim.profiles.model import MIN_STEP_S, StepTimeProfile
 
 FORMAT = "ltrsched-step-time-profile"
@@ -204,6 +204,12 @@ def profile_from_dict(data: Any, source: str = "profile") -> StepTimeProfile:
         shape.check_tp(data["tensor_parallel"])
     except UserError as exc:
         raise UserError(f"{source}: key 'tensor_parallel': {exc}") from None
+    weights = weight_bytes_per_gpu(shape, data["tensor_parallel"])
+    if weights + data["activation_reserve_bytes"] >= data["gpu_memory_bytes"]:  # (simulate said "profile NAME leaves
+        # no GPU memory for one KV block", naming the name inside the file, which an edited copy keeps)
+        raise UserError(f"{source}: keys 'gpu_memory_bytes' ({data['gpu_memory_bytes']}) and 'activation_reserve_bytes' "
+                        f"({data['activation_reserve_bytes']}) leave no memory for a KV cache beside the weights of "
+                        f"'model_config' ({weights} bytes per GPU at tensor_parallel {data['tensor_parallel']})")
     provenance = data.get("provenance", {})
     if not isinstance(provenance, Mapping):
         raise UserError(f"{source}: key 'provenance' must be an object")
