@@ -239,7 +239,11 @@ def test_no_room_for_a_kv_block_names_each_commands_own_settings(capsys, tmp_pat
                              f"block_size in {path}")
     assert "--" not in r.stderr and not (tmp_path / "o" / "runs").exists()
     profile = json.loads((Path(__file__).parents[1] / "ltrsched/sim/profiles/a100-llama3-8b.json").read_text())
-    profile.update(name="tiny-gpu", activation_reserve_bytes=profile["gpu_memory_bytes"] - 1)
+    from ltrsched.sim.kv_capacity import ModelShape, weight_bytes_per_gpu
+
+    weights = weight_bytes_per_gpu(ModelShape.from_config(profile["model_config"]), 1)
+    # (room for a KV cache in all of the GPU's memory, none in 90% of it: a file leaving none at all is refused on load)
+    profile.update(name="tiny-gpu", activation_reserve_bytes=profile["gpu_memory_bytes"] * 95 // 100 - weights)
     (tmp_path / "tiny.json").write_text(json.dumps(profile))
     r = run_cli_fast(capsys, "capacity", "--slo", "ttft_p90=2", "-p", "fcfs", "--profile", str(tmp_path / "tiny.json"),
                      "-n", "20", "--out", str(tmp_path / "c"), "--jobs", "1")

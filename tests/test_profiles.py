@@ -245,6 +245,9 @@ def _mutations():
         ("unknown key", set_("overhead_per_step", 0.1), "'overhead_per_step'"),
         ("wrong format", set_("format", "vidur"), "'format'"),
         ("wrong version", set_("format_version", 2), "'format_version'"),
+        # (true == 1 and 1.0 == 1 in Python: both were read as version 1)
+        ("version true", set_("format_version", True), "key 'format_version' must be 1, got True"),
+        ("version float", set_("format_version", 1.0), "key 'format_version' must be 1, got 1.0"),
         ("decreasing table", table("non_attention", "non_attention_s", None), "non_attention"),
         ("length mismatch", table("sampling", "sampling_s", [0.001, 0.002]), "sampling"),
         ("missing column", lambda d: d["sampling"].pop("num_seqs"), "'sampling.num_seqs'"),
@@ -277,6 +280,68 @@ def test_bad_files_name_file_and_key(tmp_path, label, mutate, needle):
         load_profile(str(path))
     assert str(path) in str(err.value)
     assert needle in str(err.value)
+
+
+@pytest.mark.parametrize("size", ["128", 0, -16, True, 10**9, 128.0])
+def test_a_measured_profile_whose_engine_block_size_is_no_block_size_is_refused(tmp_path, capsys, size):
+    """provenance.engine.block_size sets runs' default --block-size: a string, 0 or true there was ignored (16-token
+    blocks, where the engine measured had 128), 10**9 gave a message naming neither file nor key."""
+    from tests.cli_helpers import run_cli_fast
+
+    d = profile_to_dict(load_profile("cpu-smollm2"))
+    d["provenance"]["engine"]["block_size"] = size
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(d))
+    result = run_cli_fast(capsys, "simulate", "-n", "20", "--profile", str(path), "--out", str(tmp_path / "out"),
+                          "--no-progress")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: {path}: key 'provenance.engine.block_size' must be a positive integer of at most 16777216 (the "
+        f"engine's tokens per KV block) or null, got {size!r}"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_measured_profile_with_an_unknown_engine_block_size_takes_the_default(tmp_path):
+    from ltrsched.sim.profiles import engine_block_size
+
+    d = profile_to_dict(load_profile("cpu-smollm2"))
+    d["provenance"]["engine"]["block_size"] = None
+    path = tmp_path / "unknown-block.json"
+    path.write_text(json.dumps(d))
+    assert engine_block_size(str(path)) is None
+    assert engine_block_size("cpu-smollm2") == 128
+
+
+def test_editing_a_profiles_dict_leaves_the_profile_as_it_was():
+    """profile_to_dict copied provenance and model_config one level deep: editing the dict's provenance.engine
+    edited the cached built-in profile (its engine block size, the default --block-size, became the edit)."""
+    from ltrsched.sim.profiles import engine_block_size, profile_from_dict
+
+    d = profile_to_dict(load_profile("cpu-smollm2"))
+    d["provenance"]["engine"]["block_size"] = 16
+    d["model_config"]["rope_parameters"]["rope_theta"] = 1.0
+    assert engine_block_size("cpu-smollm2") == 128
+    assert load_profile("cpu-smollm2").model_config["rope_parameters"]["rope_theta"] == 100000.0
+    p = profile_from_dict(d)
+    d["provenance"]["engine"]["block_size"] = 32
+    assert engine_block_size(p) == 16
+
+
+def test_a_profile_whose_memory_holds_no_kv_cache_names_file_and_keys(tmp_path, capsys):
+    """activation_reserve_bytes edited to fill the GPU: simulate's line named the profile's name ('cpu-smollm2',
+    which the edited copy keeps), not the file or a key."""
+    from tests.cli_helpers import run_cli_fast
+
+    d = profile_to_dict(load_profile("cpu-smollm2"))
+    d["activation_reserve_bytes"] = d["gpu_memory_bytes"] - 1
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(d))
+    result = run_cli_fast(capsys, "simulate", "-n", "20", "--profile", str(path), "--out", str(tmp_path / "out"),
+                          "--no-progress")
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {path}: keys 'gpu_memory_bytes' (25276203008) and 'activation_reserve_bytes' "
+                           "(25276203007) leave no memory for a KV cache beside the weights of 'model_config' (")
 
 
 def test_unreadable_files(tmp_path):

@@ -6,6 +6,7 @@ naming the file and the key.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -18,7 +19,7 @@ from ltrsched import strict_json
 from ltrsched.errors import UserError
 from ltrsched.inputs import PIPE, check_not_special, special_kind
 from ltrsched.numbers import is_finite_number
-from ltrsched.sim.kv_capacity import ModelShape
+from ltrsched.sim.kv_capacity import ModelShape, weight_bytes_per_gpu
 from ltrsched.sim.profiles.model import MIN_STEP_S, StepTimeProfile
 
 FORMAT = "ltrsched-step-time-profile"
@@ -79,8 +80,10 @@ def profile_to_dict(profile: StepTimeProfile) -> dict[str, Any]:
         "non_attention": {"num_tokens": _counts(profile.non_attention_num_tokens),
                           "non_attention_s": list(profile.non_attention_s)},
         "sampling": {"num_seqs": _counts(profile.sampling_num_seqs), "sampling_s": list(profile.sampling_s)},
-        "model_config": dict(profile.model_config),
-        "provenance": dict(profile.provenance),
+        # (copies all the way down: a caller editing the dict's provenance.engine edited the built-in profile's,
+        # cached for the process: its runs' block size, its cache keys)
+        "model_config": copy.deepcopy(dict(profile.model_config)),
+        "provenance": copy.deepcopy(dict(profile.provenance)),
     }
 
 
@@ -150,13 +153,26 @@ def _read_table(source: str, data: Mapping[str, Any], key: str) -> tuple[tuple[f
     return xs, ys
 
 
+def _check_engine_block_size(source: str, provenance: Mapping[str, Any]) -> None:
+    """``provenance.engine.block_size`` [tokens], where given, is the default ``--block-size`` of runs on the profile
+    (:func:`engine_block_size`): a positive integer of at most :data:`MAX_TABLE_X`, or null (not known). (A string or 0
+    there was ignored: runs took 16-token blocks where the engine measured had 128.)"""
+    engine = provenance.get("engine")
+    if not isinstance(engine, Mapping) or engine.get("block_size") is None:
+        return
+    size = engine["block_size"]
+    if type(size) is not int or not 0 < size <= MAX_TABLE_X:
+        raise UserError(f"{source}: key 'provenance.engine.block_size' must be a positive integer of at most "
+                        f"{MAX_TABLE_X} (the engine's tokens per KV block) or null, got {size!r}")
+
+
 def profile_from_dict(data: Any, source: str = "profile") -> StepTimeProfile:
     """Validate a profile dict (the file format) and build the profile; problems raise UserError."""
     if not isinstance(data, Mapping):
         raise UserError(f"{source}: a profile must be a JSON object, got {type(data).__name__}")
     if data.get("format") != FORMAT:
         raise UserError(f"{source}: key 'format' must be {FORMAT!r}, got {data.get('format')!r}")
-    if data.get("format_version") != FORMAT_VERSION:
+    if type(data.get("format_version")) is not int or data["format_version"] != FORMAT_VERSION:  # (not true, 1.0)
         raise UserError(f"{source}: key 'format_version' must be {FORMAT_VERSION}, "
                         f"got {data.get('format_version')!r}")
     unknown = sorted(set(data) - _KNOWN)
@@ -188,9 +204,16 @@ def profile_from_dict(data: Any, source: str = "profile") -> StepTimeProfile:
         shape.check_tp(data["tensor_parallel"])
     except UserError as exc:
         raise UserError(f"{source}: key 'tensor_parallel': {exc}") from None
+    weights = weight_bytes_per_gpu(shape, data["tensor_parallel"])
+    if weights + data["activation_reserve_bytes"] >= data["gpu_memory_bytes"]:  # (simulate said "profile NAME leaves
+        # no GPU memory for one KV block", naming the name inside the file, which an edited copy keeps)
+        raise UserError(f"{source}: keys 'gpu_memory_bytes' ({data['gpu_memory_bytes']}) and 'activation_reserve_bytes' "
+                        f"({data['activation_reserve_bytes']}) leave no memory for a KV cache beside the weights of "
+                        f"'model_config' ({weights} bytes per GPU at tensor_parallel {data['tensor_parallel']})")
     provenance = data.get("provenance", {})
     if not isinstance(provenance, Mapping):
         raise UserError(f"{source}: key 'provenance' must be an object")
+    _check_engine_block_size(source, provenance)
     return StepTimeProfile(
         name=data["name"],
         description=data["description"],
@@ -209,8 +232,8 @@ def profile_from_dict(data: Any, source: str = "profile") -> StepTimeProfile:
         prefill_attention_s_per_pair=float(data["prefill_attention_s_per_pair"]),
         overhead_s_per_step=float(data["overhead_s_per_step"]),
         overhead_s_per_seq=float(data["overhead_s_per_seq"]),
-        model_config=dict(data["model_config"]),
-        provenance=dict(provenance),
+        model_config=copy.deepcopy(dict(data["model_config"])),  # (not the caller's nested objects)
+        provenance=copy.deepcopy(dict(provenance)),
     )
 
 
